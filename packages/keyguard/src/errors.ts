@@ -74,14 +74,6 @@ export class KeyExistsError extends DigicapError {
   }
 }
 
-/** No key record for this capsule id. */
-export class KeyNotFoundError extends DigicapError {
-  override name = 'KeyNotFoundError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('KEY_NOT_FOUND', shortMessage, options)
-  }
-}
-
 /** The grant was already served and acknowledged; it is never served again. */
 export class AlreadyReleasedError extends DigicapError {
   override name = 'AlreadyReleasedError'

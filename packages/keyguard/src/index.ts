@@ -38,7 +38,6 @@ export {
   GrantKeyMismatchError,
   InvalidMnemonicError,
   KeyExistsError,
-  KeyNotFoundError,
   KeyStoreCorruptError,
   RecoveryKeyMismatchError,
   ReleaseNotBegunError,

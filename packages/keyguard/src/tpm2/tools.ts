@@ -4,6 +4,7 @@
  * never touches a file.
  */
 import { join } from 'node:path'
+import type { DigicapError } from '@digicap/capsule-core'
 import { execa } from 'execa'
 import {
   TpmBusyError,
@@ -96,7 +97,7 @@ export function mapToolFailure(
     timedOut: boolean
     spawnCode?: string | undefined
   },
-): Error {
+): DigicapError {
   const { exitCode, stderr, timedOut, spawnCode } = failure
   const rc = parseResponseCode(stderr)
   const details: Record<string, unknown> = { tool, exitCode }
