@@ -103,10 +103,24 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
 
   const flushTransient = () => runTpm2Tool(tools, 'tpm2_flushcontext', ['-t'], { op: 'flush' })
 
+  /**
+   * Without a resource manager (swtpm, /dev/tpm0) transient objects left by a crashed tool
+   * fill the TPM's few object slots: on "out of memory", flush them and try once more.
+   */
+  async function withFlushRetry<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command()
+    } catch (err) {
+      if (!(err instanceof TpmBusyError) || err.details.reason !== 'busy') throw err
+      await flushTransient()
+      return command()
+    }
+  }
+
   async function readPublic(): Promise<SealerPublicKey> {
-    const { stdout } = await runTpm2Tool(tools, 'tpm2_readpublic', ['-c', handleText], {
-      op: 'read',
-    })
+    const { stdout } = await withFlushRetry(() =>
+      runTpm2Tool(tools, 'tpm2_readpublic', ['-c', handleText], { op: 'read' }),
+    )
     const fields = parseReadPublic(Buffer.from(stdout).toString('utf8'))
     const attributes = (fields.get('attributes') ?? '').split('|')
     const problems: string[] = []
@@ -150,32 +164,19 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     const dir = await mkdtemp(join(tmpdir(), 'digicap-tpm2-'))
     const ctx = join(dir, 'key.ctx')
     try {
-      await runTpm2Tool(
-        tools,
-        'tpm2_createprimary',
-        // Random unique data: a primary key is otherwise a function of the owner seed and the
-        // template, and a re-provisioned handle would get the very same key back.
-        [
-          '-C',
-          'o',
-          '-g',
-          'sha256',
-          '-G',
-          'rsa2048:oaep-sha256:null',
-          '-a',
-          KEY_ATTRIBUTES,
-          '-u',
-          '-',
-          '-c',
-          ctx,
-          '-Q',
-        ],
-        { op: 'provision', input: randomBytes(32) },
+      // Random unique data: a primary key is otherwise a function of the owner seed and the
+      // template, and a re-provisioned handle would get the very same key back.
+      const args = ['-C', 'o', '-g', 'sha256', '-G', 'rsa2048:oaep-sha256:null']
+      args.push('-a', KEY_ATTRIBUTES, '-u', '-', '-c', ctx, '-Q')
+      await withFlushRetry(() =>
+        runTpm2Tool(tools, 'tpm2_createprimary', args, { op: 'provision', input: randomBytes(32) }),
       )
       try {
-        await runTpm2Tool(tools, 'tpm2_evictcontrol', ['-C', 'o', '-c', ctx, handleText, '-Q'], {
-          op: 'provision',
-        })
+        await withFlushRetry(() =>
+          runTpm2Tool(tools, 'tpm2_evictcontrol', ['-C', 'o', '-c', ctx, handleText, '-Q'], {
+            op: 'provision',
+          }),
+        )
       } finally {
         await flushTransient()
       }
@@ -212,18 +213,10 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
 
   async function decrypt(ciphertext: Uint8Array): Promise<Uint8Array> {
     const args = ['-c', handleText, '-s', 'oaep']
-    try {
-      return (
-        await runTpm2Tool(tools, 'tpm2_rsadecrypt', args, { op: 'unwrap', input: ciphertext })
-      ).stdout
-    } catch (err) {
-      // Without a resource manager, someone else's transient objects can fill the TPM.
-      if (!(err instanceof TpmBusyError) || err.details.reason !== 'busy') throw err
-      await flushTransient()
-      return (
-        await runTpm2Tool(tools, 'tpm2_rsadecrypt', args, { op: 'unwrap', input: ciphertext })
-      ).stdout
-    }
+    const result = await withFlushRetry(() =>
+      runTpm2Tool(tools, 'tpm2_rsadecrypt', args, { op: 'unwrap', input: ciphertext }),
+    )
+    return result.stdout
   }
 
   return {

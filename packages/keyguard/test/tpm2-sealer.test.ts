@@ -172,3 +172,56 @@ describe('tpm2-tools failure mapping', () => {
     expect(err).toMatchObject({ code: 'TPM_COMMAND', details: { rc: '0x7000b' } })
   })
 })
+
+describe('tpm2 sealer without a resource manager', () => {
+  const fillObjectSlots = async (dir: string) => {
+    for (let i = 0; i < 8; i++) {
+      const r = await execa(
+        'tpm2_createprimary',
+        ['-C', 'o', '-G', 'ecc256', '-c', join(dir, `p${i}.ctx`), '-Q'],
+        {
+          env: { TPM2TOOLS_TCTI: tpm.tcti },
+          reject: false,
+        },
+      )
+      if (r.failed) return
+    }
+    throw new Error('swtpm never ran out of object slots')
+  }
+
+  it('reports a full TPM as TPM_BUSY (real swtpm answer)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kg-full-'))
+    try {
+      await fillObjectSlots(dir)
+      const { runTpm2Tool } = await import('../src/tpm2/tools.ts')
+      const err = await expectCode(
+        runTpm2Tool(
+          { tcti: tpm.tcti, timeoutMs: 5000 },
+          'tpm2_createprimary',
+          ['-C', 'o', '-c', join(dir, 'x.ctx')],
+          {
+            op: 'provision',
+          },
+        ),
+        'TPM_BUSY',
+      )
+      expect(err.details).toMatchObject({ reason: 'busy', rc: '0x902' })
+    } finally {
+      await tools('tpm2_flushcontext', ['-t'])
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('flushes leftover transient objects and provisions anyway', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kg-full-'))
+    try {
+      await fillObjectSlots(dir)
+      const sealer = tpm2Sealer({ tcti: tpm.tcti, handle: 0x81000050, createIfMissing: true })
+      const key = randomBytes(32)
+      expect(Buffer.from(await sealer.unwrap(await sealer.wrap(key))).equals(key)).toBe(true)
+      expect((await tools('tpm2_getcap', ['handles-transient'])).stdout.trim()).toBe('')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
