@@ -51,6 +51,10 @@ export {
 export { canonicalId } from './ids.ts'
 export type { KeyRecord, KeyStore, PutKeyRecord } from './key-store.ts'
 export { createKeyStore, MAX_METADATA_ENTRIES, MAX_WRAPPED_KEYS } from './key-store.ts'
+export type { InitOwnerOptions, OwnerInfo, OwnerSecrets } from './owner.ts'
+export { initOwner, readOwner, restoreOwner, unwrapOwnerSecrets } from './owner.ts'
+export type { RecoverKeysOptions, RecoverKeysResult } from './recover-keys.ts'
+export { recoverKeys } from './recover-keys.ts'
 export type { OwnerIdentity } from './recovery.ts'
 export {
   deriveOwnerIdentity,
@@ -73,10 +77,9 @@ export type { Tpm2SealerInit } from './tpm2-sealer.ts'
 export { DEFAULT_TPM2_HANDLE, tpm2Sealer } from './tpm2-sealer.ts'
 export type { Logger, WrappedKey, WrapScheme } from './types.ts'
 export { stderrLogger, WRAP_SCHEMES } from './types.ts'
-export type { RecoverKeysOptions, RecoverKeysResult, WrapDataKeyOptions } from './wrap.ts'
+export type { WrapDataKeyOptions } from './wrap.ts'
 export {
   RECOVERY_WRAP_AAD,
-  recoverKeys,
   unwrapDataKey,
   unwrapWithRecoveryKey,
   wrapDataKey,

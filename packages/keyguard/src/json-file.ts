@@ -1,6 +1,7 @@
 /** Strict reading of the small JSON files of the key store and the journal. */
 import { readFile } from 'node:fs/promises'
 import { KeyStoreCorruptError } from './errors.ts'
+import { WRAP_SCHEMES, type WrappedKey, type WrapScheme } from './types.ts'
 
 /** Largest store or journal file we read; anything bigger is corrupt. */
 export const MAX_FILE_BYTES = 1 << 20
@@ -72,4 +73,33 @@ export function checkDate(file: string, field: string, value: unknown): string {
     corrupt(file, 'bad-date', { field })
   }
   return value
+}
+
+/** Longest wrapped-key ciphertext a file may hold. */
+export const MAX_CIPHERTEXT = 4096
+
+/** Parses one `{ scheme, keyId, ciphertext(base64) }` object, or reports the file corrupt. */
+export function parseWrappedKey(file: string, field: string, item: unknown): WrappedKey {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+    corrupt(file, 'bad-field', { field })
+  }
+  const w = item as JsonObject
+  checkKeys(file, w, ['scheme', 'keyId', 'ciphertext'])
+  if (!WRAP_SCHEMES.includes(w.scheme as WrapScheme)) corrupt(file, 'unknown-scheme', { field })
+  if (typeof w.keyId !== 'string' || !/^[0-9a-f]{64}$/.test(w.keyId)) {
+    corrupt(file, 'bad-field', { field })
+  }
+  const ciphertext = decodeBase64(file, field, w.ciphertext)
+  if (ciphertext.length === 0 || ciphertext.length > MAX_CIPHERTEXT) {
+    corrupt(file, 'bad-field', { field })
+  }
+  return { scheme: w.scheme as WrapScheme, keyId: w.keyId, ciphertext }
+}
+
+export function encodeWrappedKey(w: WrappedKey): JsonObject {
+  return {
+    scheme: w.scheme,
+    keyId: w.keyId,
+    ciphertext: Buffer.from(w.ciphertext).toString('base64'),
+  }
 }

@@ -20,17 +20,18 @@ import {
   checkDate,
   checkKeys,
   corrupt,
-  decodeBase64,
+  encodeWrappedKey,
   type JsonObject,
+  MAX_CIPHERTEXT,
+  parseWrappedKey,
   readJsonFile,
 } from './json-file.ts'
-import { WRAP_SCHEMES, type WrappedKey, type WrapScheme } from './types.ts'
+import { WRAP_SCHEMES, type WrappedKey } from './types.ts'
 
 /** Most wrapped copies one record may hold. */
 export const MAX_WRAPPED_KEYS = 16
 /** Most metadata entries; keys and values are strings. */
 export const MAX_METADATA_ENTRIES = 64
-const MAX_CIPHERTEXT = 4096
 const MAX_METADATA_VALUE = 1024
 
 export interface KeyRecord {
@@ -127,20 +128,9 @@ function parseRecord(file: string, expectedId: string, obj: JsonObject): KeyReco
   if (!Array.isArray(list) || list.length === 0 || list.length > MAX_WRAPPED_KEYS) {
     corrupt(file, 'bad-field', { field: 'wrappedKeys' })
   }
-  const wrappedKeys = list.map((item: unknown, i): WrappedKey => {
-    const field = `wrappedKeys[${i}]`
-    if (typeof item !== 'object' || item === null || Array.isArray(item))
-      corrupt(file, 'bad-field', { field })
-    const w = item as JsonObject
-    checkKeys(file, w, ['scheme', 'keyId', 'ciphertext'])
-    if (!WRAP_SCHEMES.includes(w.scheme as WrapScheme)) corrupt(file, 'unknown-scheme', { field })
-    if (typeof w.keyId !== 'string' || !/^[0-9a-f]{64}$/.test(w.keyId))
-      corrupt(file, 'bad-field', { field })
-    const ciphertext = decodeBase64(file, field, w.ciphertext)
-    if (ciphertext.length === 0 || ciphertext.length > MAX_CIPHERTEXT)
-      corrupt(file, 'bad-field', { field })
-    return { scheme: w.scheme as WrapScheme, keyId: w.keyId, ciphertext }
-  })
+  const wrappedKeys = list.map((item: unknown, i) =>
+    parseWrappedKey(file, `wrappedKeys[${i}]`, item),
+  )
   return { capsuleId: expectedId, wrappedKeys, metadata, createdAt, updatedAt }
 }
 
@@ -153,11 +143,7 @@ function serialize(record: KeyRecord): Uint8Array {
         createdAt: record.createdAt,
         updatedAt: record.updatedAt,
         metadata: record.metadata,
-        wrappedKeys: record.wrappedKeys.map((w) => ({
-          scheme: w.scheme,
-          keyId: w.keyId,
-          ciphertext: Buffer.from(w.ciphertext).toString('base64'),
-        })),
+        wrappedKeys: record.wrappedKeys.map(encodeWrappedKey),
       },
       null,
       2,

@@ -7,11 +7,14 @@ import {
   createKeyStore,
   deriveOwnerIdentity,
   generateMnemonic,
+  initOwner,
   type Logger,
+  readOwner,
   recoverKeys,
   softwareSealer,
   tpm2Sealer,
   unwrapDataKey,
+  unwrapOwnerSecrets,
   unwrapWithRecoveryKey,
   wrapDataKey,
   wrapToRecoveryKey,
@@ -43,13 +46,14 @@ function open(dataKey: Uint8Array, box: ReturnType<typeof seal>): string {
 
 describe('recovery: kill the TPM, recover from the paper words, open an old capsule', () => {
   it('re-wraps every key from a dead swtpm to a new one', async () => {
-    const words = generateMnemonic()
-    const owner = await deriveOwnerIdentity(words)
     const store = await createKeyStore(join(root, 'keys'))
+    const ownerPath = join(root, 'owner.json')
 
-    // TPM A: init, seal three capsules.
+    // TPM A: init (mnemonic shown once, owner file), seal three capsules.
     const tpmA = await startSwtpm()
     const sealerA = tpm2Sealer({ tcti: tpmA.tcti, createIfMissing: true })
+    const { mnemonic: words } = await initOwner({ path: ownerPath, sealer: sealerA })
+    const owner = await deriveOwnerIdentity(words)
     const capsules = new Map<string, ReturnType<typeof seal>>()
     for (let i = 0; i < 3; i++) {
       const dataKey = new Uint8Array(randomBytes(32))
@@ -86,10 +90,12 @@ describe('recovery: kill the TPM, recover from the paper words, open an old caps
         'RECOVERY_KEY_MISMATCH',
       )
       const progress: number[] = []
+      await expectCode(unwrapOwnerSecrets(ownerPath, sealerB), 'UNWRAP')
       const result = await recoverKeys({
         mnemonic: words.toUpperCase(),
         store,
         newSealer: sealerB,
+        ownerPath,
         onProgress: (done) => progress.push(done),
       })
       expect(result.failed).toEqual([])
@@ -106,6 +112,11 @@ describe('recovery: kill the TPM, recover from the paper words, open an old caps
         const dataKey = await unwrapDataKey(record.wrappedKeys, sealerB)
         expect(open(dataKey, box)).toMatch(/^capsule \d$/)
       }
+      const secrets = await unwrapOwnerSecrets(ownerPath, sealerB)
+      expect(
+        Buffer.from(secrets.ethereumPrivateKey).equals(Buffer.from(owner.ethereumPrivateKey)),
+      ).toBe(true)
+      expect((await readOwner(ownerPath))?.address).toBe(owner.address)
       // Running recovery again is harmless (an interrupted recovery can be re-run).
       const again = await recoverKeys({ mnemonic: words, store, newSealer: sealerB })
       expect(again.recovered).toHaveLength(3)
