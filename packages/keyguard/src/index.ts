@@ -15,6 +15,8 @@
  * - Key-store and journal files are written atomically (temp, fsync, rename/link, fsync dir):
  *   after a crash a reader sees the old or the new file, never a torn one; corrupt files
  *   fail with {@link KeyStoreCorruptError}.
+ * - The owner file keeps the owner's Ethereum key and libp2p seed only wrapped to the sealer,
+ *   and checks them against its public parts when unwrapping.
  * - The release journal serves a grant to one executor key only, and never again once
  *   acknowledged, across restarts.
  * - Every error crossing this boundary is a `DigicapError` with a stable `code`.
