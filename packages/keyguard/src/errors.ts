@@ -1,0 +1,115 @@
+/**
+ * Typed errors of the keyguard. Every class has a stable `code`; messages and details carry
+ * handles, ids, lengths and exit codes, never key material.
+ */
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+
+/**
+ * tpm2-tools are not installed, or the TPM does not answer (TCTI cannot connect, device
+ * missing, command timed out). `details.reason` says which.
+ */
+export class TpmUnavailableError extends DigicapError {
+  override name = 'TpmUnavailableError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('TPM_UNAVAILABLE', shortMessage, options)
+  }
+}
+
+/** The TPM is busy, out of object/session memory, retrying, or in dictionary-attack lockout. */
+export class TpmBusyError extends DigicapError {
+  override name = 'TpmBusyError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('TPM_BUSY', shortMessage, options)
+  }
+}
+
+/** The persistent handle is empty, out of range, or holds a key of the wrong kind. */
+export class TpmHandleError extends DigicapError {
+  override name = 'TpmHandleError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('TPM_HANDLE', shortMessage, options)
+  }
+}
+
+/** A TPM command failed for a reason none of the other TPM errors describes. */
+export class TpmCommandError extends DigicapError {
+  override name = 'TpmCommandError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('TPM_COMMAND', shortMessage, options)
+  }
+}
+
+/** A sealer refused to start: the software sealer without `allowInsecure`, or an unsafe key file. */
+export class SealerRefusedError extends DigicapError {
+  override name = 'SealerRefusedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('SEALER_REFUSED', shortMessage, options)
+  }
+}
+
+/**
+ * A wrapped key could not be unwrapped: wrong scheme or key id for this sealer, tampered or
+ * truncated ciphertext, or a plaintext of the wrong length.
+ */
+export class UnwrapError extends DigicapError {
+  override name = 'UnwrapError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('UNWRAP', shortMessage, options)
+  }
+}
+
+/** A key-store or journal file exists but does not parse or does not match its schema. */
+export class KeyStoreCorruptError extends DigicapError {
+  override name = 'KeyStoreCorruptError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('KEY_STORE_CORRUPT', shortMessage, options)
+  }
+}
+
+/** A key record for this capsule id already exists and the caller did not ask to replace it. */
+export class KeyExistsError extends DigicapError {
+  override name = 'KeyExistsError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('KEY_EXISTS', shortMessage, options)
+  }
+}
+
+/** The grant was already served and acknowledged; it is never served again. */
+export class AlreadyReleasedError extends DigicapError {
+  override name = 'AlreadyReleasedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('ALREADY_RELEASED', shortMessage, options)
+  }
+}
+
+/** The grant was begun for a different executor key; a grant is bound to one key forever. */
+export class GrantKeyMismatchError extends DigicapError {
+  override name = 'GrantKeyMismatchError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('GRANT_KEY_MISMATCH', shortMessage, options)
+  }
+}
+
+/** The words are not a valid BIP-39 English mnemonic (unknown word, bad checksum, wrong count). */
+export class InvalidMnemonicError extends DigicapError {
+  override name = 'InvalidMnemonicError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('INVALID_MNEMONIC', shortMessage, options)
+  }
+}
+
+/** The mnemonic does not derive the recovery key the stored keys were wrapped to. */
+export class RecoveryKeyMismatchError extends DigicapError {
+  override name = 'RecoveryKeyMismatchError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RECOVERY_KEY_MISMATCH', shortMessage, options)
+  }
+}
+
+/** `complete()` was called for a grant the journal never began. */
+export class ReleaseNotBegunError extends DigicapError {
+  override name = 'ReleaseNotBegunError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RELEASE_NOT_BEGUN', shortMessage, options)
+  }
+}

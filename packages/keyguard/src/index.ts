@@ -1,0 +1,89 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/keyguard` — the owner's hot wallet for capsule data keys.
+ *
+ * Guarantees:
+ * - A plain data key never touches disk or logs: wrapped keys are stored, the TPM unwraps
+ *   through stdin/stdout pipes, and errors carry ids and lengths, never key bytes.
+ * - The `tpm2` sealer's private key is generated inside the TPM (`sensitivedataorigin`,
+ *   `fixedtpm`) and never leaves it; wrapping needs only the public key.
+ * - The `software` sealer is refused unless `allowInsecure: true`, refuses a key file readable
+ *   by others, and warns in the log and in `describe()`.
+ * - Every data key is also wrapped to a recovery key derived from a 24-word BIP-39 mnemonic,
+ *   so `recoverKeys` restores every key onto a new TPM after the old one dies.
+ * - Key-store and journal files are written atomically (temp, fsync, rename/link, fsync dir):
+ *   after a crash a reader sees the old or the new file, never a torn one; corrupt files
+ *   fail with {@link KeyStoreCorruptError}.
+ * - The owner file keeps the owner's Ethereum key and libp2p seed only wrapped to the sealer,
+ *   and checks them against its public parts when unwrapping.
+ * - The release journal serves a grant to one executor key only, and never again once
+ *   acknowledged, across restarts.
+ * - Every error crossing this boundary is a `DigicapError` with a stable `code`.
+ *
+ * @example
+ * ```ts
+ * import { createKeyStore, deriveOwnerIdentity, generateMnemonic, tpm2Sealer, unwrapDataKey, wrapDataKey } from '@digicap/keyguard'
+ *
+ * const words = generateMnemonic()                      // show once, for paper
+ * const owner = await deriveOwnerIdentity(words)
+ * const sealer = tpm2Sealer({ tcti: 'device:/dev/tpmrm0', createIfMissing: true })
+ * const store = await createKeyStore('/var/lib/digicap/keys')
+ * const wrappedKeys = await wrapDataKey(dataKey, { sealer, recoveryPublicKey: owner.recoveryKeyPair.publicKey })
+ * await store.put({ capsuleId, wrappedKeys })
+ * const again = await unwrapDataKey((await store.get(capsuleId))!.wrappedKeys, sealer)
+ * ```
+ */
+
+export {
+  AlreadyReleasedError,
+  GrantKeyMismatchError,
+  InvalidMnemonicError,
+  KeyExistsError,
+  KeyStoreCorruptError,
+  RecoveryKeyMismatchError,
+  ReleaseNotBegunError,
+  SealerRefusedError,
+  TpmBusyError,
+  TpmCommandError,
+  TpmHandleError,
+  TpmUnavailableError,
+  UnwrapError,
+} from './errors.ts'
+export { canonicalId } from './ids.ts'
+export type { KeyRecord, KeyStore, PutKeyRecord } from './key-store.ts'
+export { createKeyStore, MAX_METADATA_ENTRIES, MAX_WRAPPED_KEYS } from './key-store.ts'
+export type { InitOwnerOptions, OwnerInfo, OwnerSecrets } from './owner.ts'
+export { initOwner, readOwner, restoreOwner, unwrapOwnerSecrets } from './owner.ts'
+export type { RecoverKeysOptions, RecoverKeysResult } from './recover-keys.ts'
+export { recoverKeys } from './recover-keys.ts'
+export type { OwnerIdentity } from './recovery.ts'
+export {
+  deriveOwnerIdentity,
+  ETHEREUM_PATH,
+  ethereumAddress,
+  generateMnemonic,
+  LIBP2P_SEED_INFO,
+  normalizeMnemonic,
+  RECOVERY_KEY_INFO,
+  recoveryKeyId,
+  wipeOwnerIdentity,
+} from './recovery.ts'
+export type { BeginResult, ReleaseEntry, ReleaseJournal } from './release-journal.ts'
+export { createReleaseJournal, MAX_EXECUTOR_KEY_BYTES } from './release-journal.ts'
+export { RSA_OAEP_MAX_PLAINTEXT, rsaPublicKey, wrapWithPublicKey } from './rsa-oaep.ts'
+export type { Sealer, SealerDescription, SealerPublicKey } from './sealer.ts'
+export type { SoftwareSealerInit } from './software-sealer.ts'
+export { softwareSealer } from './software-sealer.ts'
+export type { Tpm2SealerInit } from './tpm2-sealer.ts'
+export { DEFAULT_TPM2_HANDLE, tpm2Sealer } from './tpm2-sealer.ts'
+export type { Logger, WrappedKey, WrapScheme } from './types.ts'
+export { stderrLogger, WRAP_SCHEMES } from './types.ts'
+export type { WrapDataKeyOptions } from './wrap.ts'
+export {
+  RECOVERY_WRAP_AAD,
+  unwrapDataKey,
+  unwrapWithRecoveryKey,
+  wrapDataKey,
+  wrapToRecoveryKey,
+} from './wrap.ts'

@@ -1,0 +1,224 @@
+/**
+ * The owner file: what a running keyguard needs of the owner's identity without the paper
+ * words. Public parts in clear (address, recovery public key, libp2p public key); the
+ * secrets a 24/7 node must use (the Ethereum key that signs capsule headers, the libp2p
+ * seed) only wrapped to the sealer. Everything in it can be rebuilt from the mnemonic.
+ *
+ * File format, version 1 (JSON, mode 0600, written atomically):
+ * `{ "version": 1, "address": "0x…", "recoveryPublicKey": "<hex>", "libp2pPublicKey": "<hex>",
+ *    "createdAt": "…Z", "ethereumPrivateKey": <wrapped>, "libp2pSeed": <wrapped> }`
+ * where `<wrapped>` is `{ "scheme", "keyId", "ciphertext": "<base64>" }`.
+ */
+import { dirname } from 'node:path'
+import { ed25519 } from '@noble/curves/ed25519.js'
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
+import { KeyExistsError, RecoveryKeyMismatchError } from './errors.ts'
+import { ensureDir, writeFileAtomic } from './fs-atomic.ts'
+import {
+  checkDate,
+  checkKeys,
+  corrupt,
+  encodeWrappedKey,
+  parseWrappedKey,
+  readJsonFile,
+} from './json-file.ts'
+import {
+  deriveOwnerIdentity,
+  ethereumAddress,
+  generateMnemonic,
+  type OwnerIdentity,
+  recoveryKeyId,
+  wipeOwnerIdentity,
+} from './recovery.ts'
+import type { Sealer } from './sealer.ts'
+import type { WrappedKey } from './types.ts'
+import { unwrapDataKey } from './wrap.ts'
+
+/** The public face of the owner, as stored in the owner file. */
+export interface OwnerInfo {
+  address: `0x${string}`
+  recoveryPublicKey: Uint8Array
+  recoveryKeyId: string
+  /** Raw 32-byte Ed25519 public key of the node's libp2p identity. */
+  libp2pPublicKey: Uint8Array
+  createdAt: string
+}
+
+/** The owner's runtime secrets, unwrapped by the sealer. Zero them when done. */
+export interface OwnerSecrets {
+  ethereumPrivateKey: Uint8Array
+  libp2pSeed: Uint8Array
+}
+
+interface OwnerFile extends OwnerInfo {
+  ethereumPrivateKey: WrappedKey
+  libp2pSeed: WrappedKey
+}
+
+async function readOwnerFile(path: string): Promise<OwnerFile | undefined> {
+  const obj = await readJsonFile(path)
+  if (obj === undefined) return undefined
+  checkKeys(path, obj, [
+    'version',
+    'address',
+    'recoveryPublicKey',
+    'libp2pPublicKey',
+    'createdAt',
+    'ethereumPrivateKey',
+    'libp2pSeed',
+  ])
+  if (obj.version !== 1) corrupt(path, 'unknown-version', { version: obj.version })
+  const hex32 = (field: string) => {
+    const v = obj[field]
+    if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) corrupt(path, 'bad-field', { field })
+    return hexToBytes(v)
+  }
+  if (typeof obj.address !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(obj.address)) {
+    corrupt(path, 'bad-field', { field: 'address' })
+  }
+  const recoveryPublicKey = hex32('recoveryPublicKey')
+  return {
+    address: obj.address as `0x${string}`,
+    recoveryPublicKey,
+    recoveryKeyId: recoveryKeyId(recoveryPublicKey),
+    libp2pPublicKey: hex32('libp2pPublicKey'),
+    createdAt: checkDate(path, 'createdAt', obj.createdAt),
+    ethereumPrivateKey: parseWrappedKey(path, 'ethereumPrivateKey', obj.ethereumPrivateKey),
+    libp2pSeed: parseWrappedKey(path, 'libp2pSeed', obj.libp2pSeed),
+  }
+}
+
+async function writeOwnerFile(
+  path: string,
+  identity: OwnerIdentity,
+  sealer: Sealer,
+  options: { replace: boolean; createdAt?: string },
+): Promise<OwnerInfo> {
+  const info: OwnerInfo = {
+    address: identity.address,
+    recoveryPublicKey: identity.recoveryKeyPair.publicKey,
+    recoveryKeyId: identity.recoveryKeyId,
+    libp2pPublicKey: ed25519.getPublicKey(identity.libp2pSeed),
+    createdAt: options.createdAt ?? new Date().toISOString(),
+  }
+  const body = {
+    version: 1,
+    address: info.address,
+    recoveryPublicKey: bytesToHex(info.recoveryPublicKey),
+    libp2pPublicKey: bytesToHex(info.libp2pPublicKey),
+    createdAt: info.createdAt,
+    ethereumPrivateKey: encodeWrappedKey(await sealer.wrap(identity.ethereumPrivateKey)),
+    libp2pSeed: encodeWrappedKey(await sealer.wrap(identity.libp2pSeed)),
+  }
+  await ensureDir(dirname(path))
+  try {
+    await writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify(body, null, 2)}\n`), {
+      exclusive: !options.replace,
+    })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new KeyExistsError('This keyguard already has an owner', {
+        details: { path },
+        hint: 'Initialise once; to move to a new TPM use recovery.',
+      })
+    }
+    throw err
+  }
+  return info
+}
+
+export interface InitOwnerOptions {
+  /** Path of the owner file, e.g. `/var/lib/digicap/owner.json`. */
+  path: string
+  sealer: Sealer
+  /** Words to use; default: a fresh 24-word mnemonic. */
+  mnemonic?: string
+  passphrase?: string
+}
+
+/**
+ * `init`: creates (or takes) the mnemonic, derives the owner identity, and writes the owner
+ * file with the runtime secrets wrapped to the sealer. Returns the words to show ONCE.
+ *
+ * @throws {KeyExistsError} if the owner file exists.
+ * @throws {InvalidMnemonicError} for given words that are not a valid mnemonic.
+ * @example
+ * ```ts
+ * const { mnemonic, owner } = await initOwner({ path: '/var/lib/digicap/owner.json', sealer })
+ * console.log('Write these words on paper:', mnemonic)
+ * ```
+ */
+export async function initOwner(
+  options: InitOwnerOptions,
+): Promise<{ mnemonic: string; owner: OwnerInfo }> {
+  const mnemonic = options.mnemonic ?? generateMnemonic()
+  const identity = await deriveOwnerIdentity(mnemonic, options.passphrase ?? '')
+  try {
+    const owner = await writeOwnerFile(options.path, identity, options.sealer, { replace: false })
+    return { mnemonic, owner }
+  } finally {
+    wipeOwnerIdentity(identity)
+  }
+}
+
+/**
+ * Reads the public parts of the owner file; `undefined` if the keyguard was never initialised.
+ * @throws {KeyStoreCorruptError} for a corrupt owner file.
+ */
+export async function readOwner(path: string): Promise<OwnerInfo | undefined> {
+  const file = await readOwnerFile(path)
+  if (!file) return undefined
+  const { ethereumPrivateKey: _e, libp2pSeed: _l, ...info } = file
+  return info
+}
+
+/**
+ * Unwraps the owner's runtime secrets with the sealer and checks them against the public
+ * parts (a swapped file fails rather than signing with someone else's key).
+ *
+ * @throws {UnwrapError} if the sealer cannot unwrap them (another TPM: run recovery).
+ * @throws {KeyStoreCorruptError} if the file is missing, corrupt, or its parts do not match.
+ */
+export async function unwrapOwnerSecrets(path: string, sealer: Sealer): Promise<OwnerSecrets> {
+  const file = await readOwnerFile(path)
+  if (!file) corrupt(path, 'missing')
+  const ethereumPrivateKey = await unwrapDataKey([file.ethereumPrivateKey], sealer)
+  const libp2pSeed = await unwrapDataKey([file.libp2pSeed], sealer)
+  const ok =
+    ethereumPrivateKey.length === 32 &&
+    libp2pSeed.length === 32 &&
+    ethereumAddress(ethereumPrivateKey).toLowerCase() === file.address.toLowerCase() &&
+    bytesToHex(ed25519.getPublicKey(libp2pSeed)) === bytesToHex(file.libp2pPublicKey)
+  if (!ok) {
+    ethereumPrivateKey.fill(0)
+    libp2pSeed.fill(0)
+    corrupt(path, 'secret-mismatch')
+  }
+  return { ethereumPrivateKey, libp2pSeed }
+}
+
+/**
+ * Rewrites the owner file from the mnemonic for a new sealer (part of recovery).
+ * Keeps `createdAt` of an existing readable file; rebuilds a corrupt or missing one.
+ *
+ * @throws {RecoveryKeyMismatchError} if the existing file belongs to another owner.
+ */
+export async function restoreOwner(
+  options: InitOwnerOptions & { mnemonic: string },
+): Promise<OwnerInfo> {
+  const identity = await deriveOwnerIdentity(options.mnemonic, options.passphrase ?? '')
+  try {
+    const previous = await readOwnerFile(options.path).catch(() => undefined)
+    if (previous && previous.address !== identity.address) {
+      throw new RecoveryKeyMismatchError('The owner file belongs to another mnemonic', {
+        details: { ownerAddress: previous.address, derivedAddress: identity.address },
+      })
+    }
+    return await writeOwnerFile(options.path, identity, options.sealer, {
+      replace: true,
+      ...(previous ? { createdAt: previous.createdAt } : {}),
+    })
+  } finally {
+    wipeOwnerIdentity(identity)
+  }
+}

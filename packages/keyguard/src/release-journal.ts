@@ -1,0 +1,226 @@
+/**
+ * The release journal: one file per grant (`<dir>/<grantId>.json`), so that a grant is
+ * served exactly once per executor key, across crashes and restarts.
+ *
+ * Protocol: call `begin(grantId, executorKey)` BEFORE unwrapping; send the key; call
+ * `complete(grantId)` when the executor acknowledged. `begin` creates the entry with an
+ * atomic exclusive link (durable before it returns), so:
+ * - a second `begin` with a different executor key is refused ({@link GrantKeyMismatchError});
+ * - a `begin` after `complete` is refused ({@link AlreadyReleasedError});
+ * - a `begin` with the same key after a crash between send and ack returns `resumed: true`
+ *   and the key is sent again (at-least-once send + idempotent ack = exactly-once delivery
+ *   to one key).
+ *
+ * File format, version 1:
+ * `{ "version": 1, "grantId": "…", "executorKey": "<hex>", "state": "begun" | "completed",
+ *    "begunAt": "…Z", "completedAt"?: "…Z", "capsuleId"?: "…" }`
+ */
+
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { InvalidArgumentError } from '@digicap/capsule-core'
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
+import { AlreadyReleasedError, GrantKeyMismatchError, ReleaseNotBegunError } from './errors.ts'
+import { ensureDir, removeStaleTemps, writeFileAtomic } from './fs-atomic.ts'
+import { canonicalId } from './ids.ts'
+import { checkDate, checkKeys, corrupt, type JsonObject, readJsonFile } from './json-file.ts'
+
+/** Longest executor key the journal accepts (an X25519 key is 32 bytes). */
+export const MAX_EXECUTOR_KEY_BYTES = 256
+
+export interface ReleaseEntry {
+  grantId: string
+  executorKey: Uint8Array
+  state: 'begun' | 'completed'
+  begunAt: string
+  completedAt?: string
+  capsuleId?: string
+}
+
+export interface BeginResult {
+  entry: ReleaseEntry
+  /** `true` if the grant was begun before (a crash or a lost ack) with the same key. */
+  resumed: boolean
+}
+
+export interface ReleaseJournal {
+  readonly dir: string
+  /**
+   * Records the intent to release a grant's key to `executorKey`, durably, before any unwrap.
+   * @throws {GrantKeyMismatchError} if the grant was begun for another key.
+   * @throws {AlreadyReleasedError} if the grant was completed.
+   * @throws {KeyStoreCorruptError} if the grant's entry is corrupt (nothing is served).
+   */
+  begin(
+    grantId: string,
+    executorKey: Uint8Array,
+    info?: { capsuleId?: string },
+  ): Promise<BeginResult>
+  /**
+   * Marks a grant served. Idempotent.
+   * @throws {ReleaseNotBegunError} if the grant was never begun.
+   */
+  complete(grantId: string): Promise<ReleaseEntry>
+  get(grantId: string): Promise<ReleaseEntry | undefined>
+  /** Entries begun but not completed (to re-serve after a restart), sorted by grant id. */
+  pending(): Promise<ReleaseEntry[]>
+}
+
+function parseEntry(file: string, expectedId: string, obj: JsonObject): ReleaseEntry {
+  checkKeys(
+    file,
+    obj,
+    ['version', 'grantId', 'executorKey', 'state', 'begunAt'],
+    ['completedAt', 'capsuleId'],
+  )
+  if (obj.version !== 1) corrupt(file, 'unknown-version', { version: obj.version })
+  if (obj.grantId !== expectedId) corrupt(file, 'id-mismatch')
+  const hex = obj.executorKey
+  if (typeof hex !== 'string' || !/^([0-9a-f]{2}){1,256}$/.test(hex)) {
+    corrupt(file, 'bad-field', { field: 'executorKey' })
+  }
+  if (obj.state !== 'begun' && obj.state !== 'completed')
+    corrupt(file, 'bad-field', { field: 'state' })
+  const entry: ReleaseEntry = {
+    grantId: expectedId,
+    executorKey: hexToBytes(hex),
+    state: obj.state,
+    begunAt: checkDate(file, 'begunAt', obj.begunAt),
+  }
+  if (obj.state === 'completed') {
+    entry.completedAt = checkDate(file, 'completedAt', obj.completedAt)
+  } else if ('completedAt' in obj) {
+    corrupt(file, 'bad-field', { field: 'completedAt' })
+  }
+  if ('capsuleId' in obj) {
+    try {
+      entry.capsuleId = canonicalId('capsuleId', obj.capsuleId)
+    } catch {
+      corrupt(file, 'bad-field', { field: 'capsuleId' })
+    }
+  }
+  return entry
+}
+
+function serialize(entry: ReleaseEntry): Uint8Array {
+  return new TextEncoder().encode(
+    `${JSON.stringify({
+      version: 1,
+      grantId: entry.grantId,
+      executorKey: bytesToHex(entry.executorKey),
+      state: entry.state,
+      begunAt: entry.begunAt,
+      ...(entry.completedAt === undefined ? {} : { completedAt: entry.completedAt }),
+      ...(entry.capsuleId === undefined ? {} : { capsuleId: entry.capsuleId }),
+    })}\n`,
+  )
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i])
+}
+
+/**
+ * Opens (creating if needed) a release journal in `dir`. Open one journal per directory per
+ * process; `begin` is safe against concurrent callers (the exclusive link decides).
+ *
+ * @example
+ * ```ts
+ * const journal = await createReleaseJournal('/var/lib/digicap/journal')
+ * const { resumed } = await journal.begin(grantId, executorKey)
+ * await send(await hpkeSeal(executorKey, await sealer.unwrap(wrapped), grantIdBytes))
+ * await journal.complete(grantId)
+ * ```
+ */
+export async function createReleaseJournal(dir: string): Promise<ReleaseJournal> {
+  await ensureDir(dir)
+  await removeStaleTemps(dir)
+  const pathOf = (id: string) => join(dir, `${id}.json`)
+
+  async function get(grantId: string): Promise<ReleaseEntry | undefined> {
+    const id = canonicalId('grantId', grantId)
+    const file = pathOf(id)
+    const obj = await readJsonFile(file)
+    return obj === undefined ? undefined : parseEntry(file, id, obj)
+  }
+
+  return {
+    dir,
+    get,
+
+    async begin(grantId, executorKey, info = {}) {
+      const id = canonicalId('grantId', grantId)
+      if (
+        !(executorKey instanceof Uint8Array) ||
+        executorKey.length === 0 ||
+        executorKey.length > MAX_EXECUTOR_KEY_BYTES
+      ) {
+        throw new InvalidArgumentError('executorKey must be 1–256 bytes', {
+          details: { length: executorKey?.length },
+        })
+      }
+      const entry: ReleaseEntry = {
+        grantId: id,
+        executorKey: Uint8Array.from(executorKey),
+        state: 'begun',
+        begunAt: new Date().toISOString(),
+        ...(info.capsuleId === undefined
+          ? {}
+          : { capsuleId: canonicalId('capsuleId', info.capsuleId) }),
+      }
+      try {
+        await writeFileAtomic(pathOf(id), serialize(entry), { exclusive: true })
+        return { entry, resumed: false }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      }
+      const existing = await get(id)
+      if (existing === undefined) {
+        // Only `delete` by hand could cause this; refuse rather than guess.
+        throw new AlreadyReleasedError('The grant entry vanished while beginning', {
+          details: { grantId: id },
+        })
+      }
+      if (!sameBytes(existing.executorKey, executorKey)) {
+        throw new GrantKeyMismatchError('The grant is bound to another executor key', {
+          details: { grantId: id },
+          hint: 'A grant is served to the ephemeral key it was first requested with, only.',
+        })
+      }
+      if (existing.state === 'completed') {
+        throw new AlreadyReleasedError('The grant was already served', {
+          details: { grantId: id, completedAt: existing.completedAt },
+        })
+      }
+      return { entry: existing, resumed: true }
+    },
+
+    async complete(grantId) {
+      const id = canonicalId('grantId', grantId)
+      const existing = await get(id)
+      if (existing === undefined) {
+        throw new ReleaseNotBegunError('complete() for a grant that was never begun', {
+          details: { grantId: id },
+        })
+      }
+      if (existing.state === 'completed') return existing
+      const done: ReleaseEntry = {
+        ...existing,
+        state: 'completed',
+        completedAt: new Date().toISOString(),
+      }
+      await writeFileAtomic(pathOf(id), serialize(done))
+      return done
+    },
+
+    async pending() {
+      const out: ReleaseEntry[] = []
+      for (const name of (await readdir(dir)).sort()) {
+        if (!name.endsWith('.json') || name.startsWith('.')) continue
+        const entry = await get(name.slice(0, -'.json'.length))
+        if (entry?.state === 'begun') out.push(entry)
+      }
+      return out
+    },
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * The `tpm2` sealer: a persistent RSA-2048 decryption key under the owner hierarchy,
+ * used through tpm2-tools. Wrapping runs in software from the public key; unwrapping runs
+ * only in the TPM (`tpm2_rsadecrypt`, ciphertext on stdin, plaintext on stdout).
+ */
+import { createPublicKey, randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { InvalidArgumentError } from '@digicap/capsule-core'
+import { TpmBusyError, TpmHandleError, UnwrapError } from './errors.ts'
+import { createMutex } from './mutex.ts'
+import { RSA_BITS, RSA_CIPHERTEXT_LENGTH, rsaPublicKey, wrapWithPublicKey } from './rsa-oaep.ts'
+import type { Sealer, SealerDescription, SealerPublicKey } from './sealer.ts'
+import { runTpm2Tool, type Tpm2ToolsOptions } from './tpm2/tools.ts'
+import type { Logger, WrappedKey } from './types.ts'
+
+/** Default persistent handle of the keyguard's wrapping key (owner range 0x81000000–0x817FFFFF). */
+export const DEFAULT_TPM2_HANDLE = 0x81000010
+
+const SCHEME = 'tpm2-rsa-oaep-sha256' as const
+/** Unrestricted RSA decryption key, sensitive part generated inside the TPM and never exported. */
+const KEY_ATTRIBUTES = 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|decrypt'
+
+export interface Tpm2SealerInit {
+  /**
+   * TCTI: `device:/dev/tpmrm0` on a Pi (the kernel resource manager),
+   * `swtpm:host=127.0.0.1,port=2321` for a software TPM.
+   */
+  tcti: string
+  /** Persistent handle of the wrapping key. Default {@link DEFAULT_TPM2_HANDLE}. */
+  handle?: number
+  /** Create the key at `handle` if the handle is empty (done once, at `init`). Default `false`. */
+  createIfMissing?: boolean
+  /** Directory of the tpm2-tools binaries; default: search `PATH`. */
+  toolsPath?: string
+  /** Timeout of one TPM command. Default 10 000 ms. */
+  timeoutMs?: number
+  logger?: Logger
+}
+
+function formatHandle(handle: number): string {
+  return `0x${handle.toString(16).padStart(8, '0')}`
+}
+
+/** Parses the YAML-ish `key: value` output of `tpm2_readpublic` (top-level scalars and `value:`). */
+function parseReadPublic(text: string): Map<string, string> {
+  const out = new Map<string, string>()
+  let section: string | undefined
+  for (const line of text.split('\n')) {
+    const top = /^([a-z][a-z0-9 -]*):\s*(.*)$/.exec(line)
+    if (top?.[1] !== undefined) {
+      section = top[1]
+      if (top[2]) out.set(section, top[2].trim())
+      continue
+    }
+    const nested = /^\s+value:\s*(.*)$/.exec(line)
+    if (nested?.[1] !== undefined && section !== undefined) out.set(section, nested[1].trim())
+  }
+  return out
+}
+
+/**
+ * Creates a sealer backed by a TPM 2.0 through tpm2-tools.
+ *
+ * TPM commands of one sealer run one at a time. With a TCTI that has no resource manager
+ * (swtpm, `device:/dev/tpm0`) transient objects are flushed after provisioning and after
+ * an out-of-memory answer; with `device:/dev/tpmrm0` the kernel flushes as well.
+ *
+ * @throws {TpmHandleError} (from the first call) if the handle is outside the owner
+ *   persistent range, empty (and `createIfMissing` is off), or holds another kind of key.
+ * @throws {TpmUnavailableError} if tpm2-tools are missing or the TPM does not answer.
+ * @throws {TpmBusyError} if the TPM is busy, out of memory or locked out.
+ * @example
+ * ```ts
+ * const sealer = tpm2Sealer({ tcti: 'device:/dev/tpmrm0', createIfMissing: true })
+ * const wrapped = await sealer.wrap(dataKey)
+ * const again = await sealer.unwrap(wrapped)
+ * ```
+ */
+export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
+  const handle = init.handle ?? DEFAULT_TPM2_HANDLE
+  if (typeof init.tcti !== 'string' || !/^[a-z0-9-]+(:[^\0\n]*)?$/i.test(init.tcti)) {
+    throw new InvalidArgumentError(
+      'tcti must look like "device:/dev/tpmrm0" or "swtpm:host=…,port=…"',
+    )
+  }
+  if (!Number.isInteger(handle) || handle < 0x81000000 || handle > 0x817fffff) {
+    throw new TpmHandleError('Handle is not an owner-hierarchy persistent handle', {
+      details: { handle },
+      hint: 'Use a handle between 0x81000000 and 0x817FFFFF.',
+    })
+  }
+  const handleText = formatHandle(handle)
+  const tools: Tpm2ToolsOptions = {
+    tcti: init.tcti,
+    toolsPath: init.toolsPath,
+    timeoutMs: init.timeoutMs ?? 10_000,
+  }
+  const mutex = createMutex()
+  const emulated = /^(swtpm|mssim)\b/.test(init.tcti)
+  let cached: Promise<SealerPublicKey> | undefined
+
+  const flushTransient = () => runTpm2Tool(tools, 'tpm2_flushcontext', ['-t'], { op: 'flush' })
+
+  /**
+   * Without a resource manager (swtpm, /dev/tpm0) transient objects left by a crashed tool
+   * fill the TPM's few object slots: on "out of memory", flush them and try once more.
+   */
+  async function withFlushRetry<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command()
+    } catch (err) {
+      if (!(err instanceof TpmBusyError) || err.details.reason !== 'busy') throw err
+      await flushTransient()
+      return command()
+    }
+  }
+
+  async function readPublic(): Promise<SealerPublicKey> {
+    const { stdout } = await withFlushRetry(() =>
+      runTpm2Tool(tools, 'tpm2_readpublic', ['-c', handleText], { op: 'read' }),
+    )
+    const fields = parseReadPublic(Buffer.from(stdout).toString('utf8'))
+    const attributes = (fields.get('attributes') ?? '').split('|')
+    const problems: string[] = []
+    if (fields.get('type') !== 'rsa') problems.push('type')
+    if (fields.get('bits') !== String(RSA_BITS)) problems.push('bits')
+    if (!attributes.includes('decrypt') || attributes.includes('restricted'))
+      problems.push('attributes')
+    if (!attributes.includes('fixedtpm') || !attributes.includes('sensitivedataorigin'))
+      problems.push('origin')
+    if (fields.get('scheme') !== 'oaep' || fields.get('scheme-halg') !== 'sha256')
+      problems.push('scheme')
+    const modulus = fields.get('rsa')
+    const exponent = Number(fields.get('exponent') ?? '0')
+    if (
+      !modulus ||
+      !/^[0-9a-f]{512}$/.test(modulus) ||
+      !Number.isSafeInteger(exponent) ||
+      exponent < 3
+    )
+      problems.push('public')
+    if (problems.length > 0) {
+      throw new TpmHandleError('The key at the handle is not a keyguard RSA-OAEP-SHA256 key', {
+        details: { handle: handleText, mismatched: problems },
+        hint: 'Point the sealer at the keyguard key, or pick an empty handle and provision it.',
+      })
+    }
+    const e = Buffer.alloc(4)
+    e.writeUInt32BE(exponent)
+    const spki = createPublicKey({
+      key: {
+        kty: 'RSA',
+        n: Buffer.from(modulus!, 'hex').toString('base64url'),
+        e: e.subarray(e.findIndex((b) => b !== 0)).toString('base64url'),
+      },
+      format: 'jwk',
+    }).export({ type: 'spki', format: 'der' })
+    return rsaPublicKey(SCHEME, new Uint8Array(spki))
+  }
+
+  async function provision(): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), 'digicap-tpm2-'))
+    const ctx = join(dir, 'key.ctx')
+    try {
+      // Random unique data: a primary key is otherwise a function of the owner seed and the
+      // template, and a re-provisioned handle would get the very same key back.
+      const args = ['-C', 'o', '-g', 'sha256', '-G', 'rsa2048:oaep-sha256:null']
+      args.push('-a', KEY_ATTRIBUTES, '-u', '-', '-c', ctx, '-Q')
+      await withFlushRetry(() =>
+        runTpm2Tool(tools, 'tpm2_createprimary', args, { op: 'provision', input: randomBytes(32) }),
+      )
+      try {
+        await withFlushRetry(() =>
+          runTpm2Tool(tools, 'tpm2_evictcontrol', ['-C', 'o', '-c', ctx, handleText, '-Q'], {
+            op: 'provision',
+          }),
+        )
+      } finally {
+        await flushTransient()
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+    init.logger?.info('keyguard: created TPM wrapping key', { handle: handleText })
+  }
+
+  async function loadPublicKey(): Promise<SealerPublicKey> {
+    return mutex.run(async () => {
+      try {
+        return await readPublic()
+      } catch (err) {
+        const empty =
+          err instanceof TpmHandleError && (err.details.mismatched as unknown) === undefined
+        if (!empty || !init.createIfMissing) throw err
+      }
+      await provision()
+      return readPublic()
+    })
+  }
+
+  function publicKey(): Promise<SealerPublicKey> {
+    if (!cached) {
+      cached = loadPublicKey()
+      // A failed lookup is not cached: the TPM may come back.
+      cached.catch(() => {
+        cached = undefined
+      })
+    }
+    return cached
+  }
+
+  async function decrypt(ciphertext: Uint8Array): Promise<Uint8Array> {
+    const args = ['-c', handleText, '-s', 'oaep']
+    const result = await withFlushRetry(() =>
+      runTpm2Tool(tools, 'tpm2_rsadecrypt', args, { op: 'unwrap', input: ciphertext }),
+    )
+    return result.stdout
+  }
+
+  return {
+    publicKey,
+
+    async wrap(dataKey: Uint8Array): Promise<WrappedKey> {
+      return wrapWithPublicKey(await publicKey(), dataKey)
+    },
+
+    async unwrap(wrapped: WrappedKey): Promise<Uint8Array> {
+      const pub = await publicKey()
+      if (wrapped?.scheme !== SCHEME || wrapped.keyId !== pub.keyId) {
+        throw new UnwrapError('The wrapped key is not for this TPM key', {
+          details: { scheme: wrapped?.scheme, keyId: wrapped?.keyId, expectedKeyId: pub.keyId },
+        })
+      }
+      if (
+        !(wrapped.ciphertext instanceof Uint8Array) ||
+        wrapped.ciphertext.length !== RSA_CIPHERTEXT_LENGTH
+      ) {
+        throw new UnwrapError('Wrapped key ciphertext has the wrong length', {
+          details: { length: wrapped.ciphertext?.length, expected: RSA_CIPHERTEXT_LENGTH },
+        })
+      }
+      return mutex.run(() => decrypt(wrapped.ciphertext))
+    },
+
+    async describe(): Promise<SealerDescription> {
+      const pub = await publicKey()
+      return {
+        kind: 'tpm2',
+        scheme: SCHEME,
+        keyId: pub.keyId,
+        hardwareBacked: !emulated,
+        ...(emulated
+          ? { warning: 'INSECURE: the TPM is a software emulator (swtpm); use it only for tests.' }
+          : {}),
+        details: { tcti: init.tcti, handle: handleText },
+      }
+    },
+  }
+}

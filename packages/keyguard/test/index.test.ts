@@ -1,0 +1,89 @@
+import { DigicapError } from '@digicap/capsule-core'
+import { describe, expect, it } from 'vitest'
+import * as keyguard from '../src/index.ts'
+import * as testing from '../src/testing.ts'
+
+describe('public surface', () => {
+  it('exports exactly these names (a change here is a deliberate API change)', () => {
+    expect(Object.keys(keyguard).sort()).toMatchInlineSnapshot(`
+      [
+        "AlreadyReleasedError",
+        "DEFAULT_TPM2_HANDLE",
+        "ETHEREUM_PATH",
+        "GrantKeyMismatchError",
+        "InvalidMnemonicError",
+        "KeyExistsError",
+        "KeyStoreCorruptError",
+        "LIBP2P_SEED_INFO",
+        "MAX_EXECUTOR_KEY_BYTES",
+        "MAX_METADATA_ENTRIES",
+        "MAX_WRAPPED_KEYS",
+        "RECOVERY_KEY_INFO",
+        "RECOVERY_WRAP_AAD",
+        "RSA_OAEP_MAX_PLAINTEXT",
+        "RecoveryKeyMismatchError",
+        "ReleaseNotBegunError",
+        "SealerRefusedError",
+        "TpmBusyError",
+        "TpmCommandError",
+        "TpmHandleError",
+        "TpmUnavailableError",
+        "UnwrapError",
+        "WRAP_SCHEMES",
+        "canonicalId",
+        "createKeyStore",
+        "createReleaseJournal",
+        "deriveOwnerIdentity",
+        "ethereumAddress",
+        "generateMnemonic",
+        "initOwner",
+        "normalizeMnemonic",
+        "readOwner",
+        "recoverKeys",
+        "recoveryKeyId",
+        "restoreOwner",
+        "rsaPublicKey",
+        "softwareSealer",
+        "stderrLogger",
+        "tpm2Sealer",
+        "unwrapDataKey",
+        "unwrapOwnerSecrets",
+        "unwrapWithRecoveryKey",
+        "wipeOwnerIdentity",
+        "wrapDataKey",
+        "wrapToRecoveryKey",
+        "wrapWithPublicKey",
+      ]
+    `)
+    expect(Object.keys(testing).sort()).toEqual(['startSwtpm'])
+  })
+
+  it('gives every error a stable name and code, and subclasses DigicapError', () => {
+    const errors = Object.entries(keyguard).filter(([name]) => name.endsWith('Error'))
+    const codes = Object.fromEntries(
+      errors.map(([name, E]) => {
+        const err = new (E as new (m: string) => DigicapError)('m')
+        expect(err).toBeInstanceOf(DigicapError)
+        expect(err.name).toBe(name)
+        return [name, err.code]
+      }),
+    )
+    expect(codes).toMatchInlineSnapshot(`
+      {
+        "AlreadyReleasedError": "ALREADY_RELEASED",
+        "GrantKeyMismatchError": "GRANT_KEY_MISMATCH",
+        "InvalidMnemonicError": "INVALID_MNEMONIC",
+        "KeyExistsError": "KEY_EXISTS",
+        "KeyStoreCorruptError": "KEY_STORE_CORRUPT",
+        "RecoveryKeyMismatchError": "RECOVERY_KEY_MISMATCH",
+        "ReleaseNotBegunError": "RELEASE_NOT_BEGUN",
+        "SealerRefusedError": "SEALER_REFUSED",
+        "TpmBusyError": "TPM_BUSY",
+        "TpmCommandError": "TPM_COMMAND",
+        "TpmHandleError": "TPM_HANDLE",
+        "TpmUnavailableError": "TPM_UNAVAILABLE",
+        "UnwrapError": "UNWRAP",
+      }
+    `)
+  })
+})
