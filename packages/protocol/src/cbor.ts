@@ -29,7 +29,9 @@ export type WireMap = Record<string, unknown>
 
 /** Encodes a message map canonically. */
 export function encodeCanonical(map: WireMap): Uint8Array {
-  return encode(map)
+  const out = encode(map)
+  // cborg hands back a Buffer under Node; callers get a plain Uint8Array.
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -79,7 +81,7 @@ export function decodeEnvelope(body: Uint8Array): { type: string; map: WireMap }
   }
   if (v !== WIRE_VERSION) {
     throw new WireVersionError('Unsupported message version', {
-      details: { version: v, supported: WIRE_VERSION },
+      details: { field: 'v', version: v, supported: WIRE_VERSION },
       hint: 'The peer speaks another version of this protocol; upgrade one side.',
     })
   }
@@ -168,7 +170,8 @@ export function readBytes(
       },
     })
   }
-  return value
+  // A copy: the caller may zero or keep it without aliasing the frame buffer.
+  return new Uint8Array(value)
 }
 
 /**
