@@ -87,7 +87,7 @@ function replyText(err: DigicapError, code: RemoteErrorCode): string | undefined
 export async function handle<Req, Res>(
   node: ProtocolRegistrar,
   protocol: WireProtocol<Req, Res>,
-  handler: RequestHandler<Req, Res>,
+  handler: RequestHandler<NoInfer<Req>, NoInfer<Res>>,
   options: HandleOptions = {},
 ): Promise<() => Promise<void>> {
   const maxSize = checkMaxSize(options.maxSize ?? protocol.maxSize)

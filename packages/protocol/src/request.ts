@@ -5,7 +5,7 @@
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import type { AbortOptions, Connection, Libp2p, Stream } from '@libp2p/interface'
 import { decodeEnvelope } from './cbor.ts'
-import { WireRemoteError } from './errors.ts'
+import { WireRemoteError, WireTooLargeError } from './errors.ts'
 import { checkMaxSize } from './frame.ts'
 import { decodeErrorReply } from './messages.ts'
 import type { WireProtocol } from './protocols.ts'
@@ -64,6 +64,12 @@ async function exchange<Req, Res>(
 ): Promise<Res> {
   const maxSize = checkMaxSize(options.maxSize ?? protocol.maxSize)
   const body = protocol.encodeRequest(message)
+  if (body.length > maxSize) {
+    throw new WireTooLargeError('Request is larger than the maximum frame size', {
+      details: { length: body.length, maxSize, protocol: protocol.id },
+      hint: 'Raise maxSize on both ends, or send large payloads by CID.',
+    })
+  }
   const timeout = AbortSignal.timeout(checkTimeout(options.timeout ?? DEFAULT_TIMEOUT_MS))
   const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout])
   let stream: Stream
