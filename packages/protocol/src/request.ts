@@ -83,7 +83,12 @@ async function exchange<Req, Res>(
     await sendMessage(stream, body, { signal, maxSize })
     const reply = await readMessage(stream, { signal, maxSize })
     const response = decodeReply(protocol, reply)
-    await stream.close({ signal })
+    try {
+      await stream.close({ signal })
+    } catch (err) {
+      // The answer is in; a failing close must not lose it.
+      if (stream.status === 'open' || stream.status === 'closing') stream.abort(toWireError(err))
+    }
     return response
   } catch (err) {
     const wireError = toWireError(err, signal)

@@ -126,6 +126,11 @@ export async function readMessage(
   } catch (err) {
     throw toWireError(err, signal)
   } finally {
-    bytes.unwrap()
+    try {
+      // Hands any bytes read past the frame back to the stream.
+      bytes.unwrap()
+    } catch {
+      // The stream is already gone; nothing to hand back.
+    }
   }
 }

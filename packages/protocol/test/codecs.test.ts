@@ -168,6 +168,14 @@ describe('codecs', () => {
     )
   })
 
+  it('deeply nested CBOR is a WIRE_FORMAT error, not a crash', () => {
+    const deep = new Uint8Array(MAX_CONTROL_FRAME).fill(0x81) // [[[[…
+    for (const dec of decoders) expect(codeOf(() => dec(deep))).toBe('WIRE_FORMAT')
+    const deepMaps = new Uint8Array(MAX_CONTROL_FRAME)
+    for (let i = 0; i + 3 < deepMaps.length; i += 3) deepMaps.set([0xa1, 0x61, 0x76], i)
+    expect(codeOf(() => decodeMessage(deepMaps))).toBe('WIRE_FORMAT')
+  })
+
   it('rejects an unknown version with WIRE_VERSION before looking at fields', () => {
     expect(() => decodeKeyRelease(encode({ v: 2, t: 'key-release', anything: 1 }))).toThrow(
       WireVersionError,

@@ -509,6 +509,22 @@ describe('requester limits', () => {
     ).rejects.toMatchObject({ code: 'WIRE_ABORTED' })
   })
 
+  it('after unhandle the protocol is gone (WIRE_STREAM); the others still serve', async () => {
+    const temporary: WireProtocol<KeyRelease, ReleaseAck> = {
+      ...keyReleaseProtocol,
+      id: '/digicap-test/temporary/1.0.0',
+    }
+    const unhandle = await handle(b, temporary, executorHandler)
+    const { grantId, publicKey } = newRun()
+    const release = await sealedRelease(grantId, publicKey, rand(32))
+    expect((await request(a, b.peerId, temporary, release)).status).toBe('ok')
+    await unhandle()
+    await expect(request(a, b.peerId, temporary, release)).rejects.toMatchObject({
+      code: 'WIRE_STREAM',
+    })
+    await stillServes()
+  })
+
   it('a protocol the peer does not speak is WIRE_STREAM', async () => {
     const { grantId, publicKey } = newRun()
     await expect(
