@@ -455,7 +455,9 @@ describe('bad input over real streams', () => {
   it('a peer that pushes far more than the limit is cut off; the node keeps serving', async () => {
     const huge = new Uint8Array(512 * 1024)
     huge.set([0x80, 0x80, 0x80, 0x01]) // declares 2 MiB
+    const before = errors.length
     const reply = await raw(KEY_RELEASE_PROTOCOL, huge)
+    expect(errors[before]?.code).toBe('WIRE_TOO_LARGE')
     // Either the error reply got out before the reset, or the reset came first.
     const code = (reply as DigicapError).code
     expect(['WIRE_REMOTE', 'WIRE_STREAM', 'WIRE_TRUNCATED']).toContain(code)
