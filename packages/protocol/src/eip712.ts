@@ -347,3 +347,20 @@ export function addressOfPrivateKey(privateKey: Uint8Array): Uint8Array {
   }
   return keccak_256(secp256k1.getPublicKey(privateKey, false).subarray(1)).subarray(12)
 }
+
+/**
+ * The replay-cache key of an access request: `executor (20) || nonce (32)`. Insert it only
+ * after the signature checks out, so nobody can burn another executor's nonce.
+ *
+ * @throws {InvalidArgumentError} if `executor` or `nonce` has the wrong length.
+ * @example
+ * ```ts
+ * replays.check(accessRequestReplayKey(req), Number(req.expiresAt) * 1000)
+ * ```
+ */
+export function accessRequestReplayKey(req: Pick<AccessRequest, 'executor' | 'nonce'>): Uint8Array {
+  return concat(
+    checkBytes('executor', req.executor, ADDRESS_LENGTH),
+    checkBytes('nonce', req.nonce, ID_LENGTH),
+  )
+}

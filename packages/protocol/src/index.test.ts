@@ -41,6 +41,7 @@ it('the public surface changes only on purpose', () => {
       "WireVersionError",
       "accessDomainSeparator",
       "accessRequestDigest",
+      "accessRequestReplayKey",
       "accessRequestSigningBytes",
       "accessRequestTypedData",
       "addressOfPrivateKey",

@@ -41,6 +41,7 @@ export {
   ACCESS_REQUEST_TYPES,
   accessDomainSeparator,
   accessRequestDigest,
+  accessRequestReplayKey,
   accessRequestSigningBytes,
   accessRequestTypedData,
   addressOfPrivateKey,

@@ -6,6 +6,7 @@ import {
   type AccessDomain,
   type AccessRequest,
   accessRequestDigest,
+  accessRequestReplayKey,
   accessRequestSigningBytes,
   accessRequestTypedData,
   addressToBytes,
@@ -122,6 +123,17 @@ describe('EIP-712 access requests', () => {
       expect.objectContaining({ code: 'WIRE_SIGNATURE' }),
     )
     expect(verifyAccessRequestSignature({ ...req, signature: zero }, domain)).toBe(false)
+  })
+
+  it('accessRequestReplayKey is executor || nonce', () => {
+    const req = unsigned()
+    const key = accessRequestReplayKey(req)
+    expect(key.length).toBe(52)
+    expect(key.subarray(0, 20)).toEqual(req.executor)
+    expect(key.subarray(20)).toEqual(req.nonce)
+    expect(() => accessRequestReplayKey({ ...req, nonce: new Uint8Array(8) })).toThrow(
+      InvalidArgumentError,
+    )
   })
 
   it('rejects bad arguments with INVALID_ARGUMENT', () => {

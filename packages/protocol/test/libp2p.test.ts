@@ -22,6 +22,7 @@ import {
   type AccessDomain,
   type AccessRequest,
   type AccessResponse,
+  accessRequestReplayKey,
   addressOfPrivateKey,
   createRateLimiter,
   createReplayCache,
@@ -98,10 +99,7 @@ function fastPathKeyguard() {
     if (req.expiresAt <= nowSeconds()) return { status: 'refused', reasonCode: 'expired' }
     if (!verifyAccessRequestSignature(req, domain))
       return { status: 'refused', reasonCode: 'bad-signature' }
-    const verdict = replays.check(
-      Uint8Array.from([...req.executor, ...req.nonce]),
-      Number(req.expiresAt) * 1000,
-    )
+    const verdict = replays.check(accessRequestReplayKey(req), Number(req.expiresAt) * 1000)
     if (verdict === 'replayed') return { status: 'refused', reasonCode: 'replayed' }
     if (verdict === 'full') return { status: 'refused', reasonCode: 'busy', retryAfterMs: 1000 }
     if (verdict !== 'fresh') return { status: 'refused', reasonCode: 'expired' }
