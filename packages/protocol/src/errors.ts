@@ -1,0 +1,129 @@
+/**
+ * Typed errors of the Digicap wire protocols. Every error this package throws across its
+ * boundary is one of these (or an `InvalidArgumentError` from `@digicap/capsule-core` for a
+ * caller's own bad argument). Messages carry ids, lengths and field names, never key bytes.
+ */
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+
+/** Stable codes of the wire errors. A code never changes meaning once published. */
+export type WireErrorCode =
+  | 'WIRE_FORMAT'
+  | 'WIRE_VERSION'
+  | 'WIRE_TOO_LARGE'
+  | 'WIRE_TRUNCATED'
+  | 'WIRE_TIMEOUT'
+  | 'WIRE_ABORTED'
+  | 'WIRE_STREAM'
+  | 'WIRE_REMOTE'
+  | 'WIRE_SIGNATURE'
+  | 'RETRY_EXHAUSTED'
+  | 'HANDLER_FAILED'
+
+/**
+ * The bytes are not a well-formed message: bad varint, bad or non-canonical CBOR, wrong
+ * type tag, a missing, unknown or mistyped field, or a field of the wrong length.
+ * `details.field` names the field when one is at fault.
+ */
+export class WireFormatError extends DigicapError {
+  override name = 'WireFormatError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('WIRE_FORMAT', shortMessage, options)
+  }
+}
+
+/** The message declares a version (`v`) this library does not speak. */
+export class WireVersionError extends DigicapError {
+  override name = 'WireVersionError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('WIRE_VERSION', shortMessage, options)
+  }
+}
+
+/** A frame (or the bytes buffered for it) is over the protocol's maximum frame size. */
+export class WireTooLargeError extends DigicapError {
+  override name = 'WireTooLargeError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('WIRE_TOO_LARGE', shortMessage, options)
+  }
+}
+
+/** The stream ended before a whole frame arrived (or before any frame). */
+export class WireTruncatedError extends DigicapError {
+  override name = 'WireTruncatedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('WIRE_TRUNCATED', shortMessage, options)
+  }
+}
+
+/** The exchange did not finish within its time limit. */
+export class WireTimeoutError extends DigicapError {
+  override name = 'WireTimeoutError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('WIRE_TIMEOUT', shortMessage, options)
+  }
+}
+
+/** The caller's `AbortSignal` fired. */
+export class WireAbortedError extends DigicapError {
+  override name = 'WireAbortedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('WIRE_ABORTED', shortMessage, options)
+  }
+}
+
+/** Opening, writing to or reading from the libp2p stream failed (dial error, reset, closed). */
+export class WireStreamError extends DigicapError {
+  override name = 'WireStreamError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('WIRE_STREAM', shortMessage, options)
+  }
+}
+
+/** Codes a responder may put in an `error` reply (see SPEC.md §3.4). */
+export type RemoteErrorCode =
+  | 'format'
+  | 'version'
+  | 'too-large'
+  | 'truncated'
+  | 'timeout'
+  | 'internal'
+
+/**
+ * The remote peer answered with an `error` reply instead of a response.
+ * `remoteCode` is the peer's code; its free-text message, if any, is in `details.remoteMessage`.
+ */
+export class WireRemoteError extends DigicapError {
+  override name = 'WireRemoteError'
+  readonly remoteCode: RemoteErrorCode
+  constructor(remoteCode: RemoteErrorCode, remoteMessage: string | undefined) {
+    super('WIRE_REMOTE', 'The remote peer rejected the request', {
+      details: remoteMessage === undefined ? { remoteCode } : { remoteCode, remoteMessage },
+      hint: 'The peer could not process the message; check versions and sizes on both sides.',
+    })
+    this.remoteCode = remoteCode
+  }
+}
+
+/** An AccessRequest signature is malformed, not canonical (high s, bad v) or unrecoverable. */
+export class WireSignatureError extends DigicapError {
+  override name = 'WireSignatureError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('WIRE_SIGNATURE', shortMessage, options)
+  }
+}
+
+/** `retryWithBackoff` gave up: the deadline passed. The last failure is the `cause`. */
+export class RetryExhaustedError extends DigicapError {
+  override name = 'RetryExhaustedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RETRY_EXHAUSTED', shortMessage, options)
+  }
+}
+
+/** A protocol handler threw; the peer got an `internal` error reply. The handler's error is the `cause`. */
+export class HandlerFailedError extends DigicapError {
+  override name = 'HandlerFailedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('HANDLER_FAILED', shortMessage, options)
+  }
+}

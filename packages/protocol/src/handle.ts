@@ -1,0 +1,182 @@
+/**
+ * The responding side of a Digicap protocol: a libp2p stream handler that reads one request
+ * frame, decodes it strictly, calls a typed handler, and writes one response frame. Bad input
+ * gets an `error` reply (or an abort), never an exception in the node.
+ */
+import { type DigicapError, InvalidArgumentError } from '@digicap/capsule-core'
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import { HandlerFailedError, type RemoteErrorCode, WireTimeoutError } from './errors.ts'
+import { checkMaxSize } from './frame.ts'
+import { encodeErrorReply, MAX_TEXT_BYTES } from './messages.ts'
+import type { WireProtocol } from './protocols.ts'
+import { DEFAULT_TIMEOUT_MS } from './request.ts'
+import { readMessage, sendMessage, toWireError } from './stream.ts'
+
+/** What a handler learns about the exchange besides the request. */
+export interface HandlerContext {
+  /** The remote peer (authenticated by the connection's noise handshake). */
+  peer: PeerId
+  connection: Connection
+  /** Fires when the exchange's time limit passes; pass it to slow work (RPC calls). */
+  signal: AbortSignal
+}
+
+/** A typed request handler. Throwing makes the responder send an `internal` error reply. */
+export type RequestHandler<Req, Res> = (request: Req, context: HandlerContext) => Res | Promise<Res>
+
+/** Options of {@link handle}. */
+export interface HandleOptions {
+  /** Concurrent inbound streams per connection (libp2p option). Default 32. */
+  maxInboundStreams?: number
+  /** Concurrent outbound streams per connection (libp2p option). */
+  maxOutboundStreams?: number
+  /** Largest request or response body, bytes. Default: the protocol's `maxSize`. */
+  maxSize?: number
+  /** Time limit of one exchange, ms; the stream is aborted when it passes. Default 10 000. */
+  timeout?: number
+  /** Told about every failed exchange (bad input, handler error, stream error). */
+  onError?: (error: DigicapError, context: { peer: PeerId; protocol: string }) => void
+}
+
+/** What {@link handle} needs of a libp2p node. */
+export type ProtocolRegistrar = Pick<Libp2p, 'handle' | 'unhandle'>
+
+function remoteCode(err: DigicapError): RemoteErrorCode | undefined {
+  switch (err.code) {
+    case 'WIRE_FORMAT':
+      return 'format'
+    case 'WIRE_VERSION':
+      return 'version'
+    case 'WIRE_TOO_LARGE':
+      return 'too-large'
+    case 'WIRE_TRUNCATED':
+      return 'truncated'
+    case 'WIRE_STREAM':
+    case 'WIRE_ABORTED':
+    case 'WIRE_TIMEOUT':
+      return undefined
+    default:
+      return 'internal'
+  }
+}
+
+function replyText(err: DigicapError, code: RemoteErrorCode): string | undefined {
+  if (code === 'internal') return undefined
+  const field = err.details.field
+  const text = typeof field === 'string' ? `${err.shortMessage} (field ${field})` : err.shortMessage
+  return text.slice(0, MAX_TEXT_BYTES / 4)
+}
+
+/**
+ * Registers `handler` for `protocol` on `node` and returns a function that unregisters it.
+ *
+ * Per stream: read one frame (≤ `maxSize`, within `timeout`), decode it, call `handler`,
+ * send its response, close. Malformed, truncated, oversized or wrong-version input gets an
+ * `error` reply with the matching code; a handler that throws gets `internal` (its message
+ * is not sent); a reset or timed-out stream is aborted. The node keeps serving.
+ *
+ * @throws {InvalidArgumentError} for a bad `maxSize`; libp2p's error if the protocol is taken.
+ * @example
+ * ```ts
+ * const stop = await handle(libp2p, keyReleaseProtocol, async (release, { peer }) => {
+ *   const key = await hpkeOpen(ephemeral.privateKey, decodeHpkeSealed(release.hpke), release.grantId)
+ *   return { grantId: release.grantId, status: 'ok' }
+ * }, { timeout: 5000 })
+ * ```
+ */
+export async function handle<Req, Res>(
+  node: ProtocolRegistrar,
+  protocol: WireProtocol<Req, Res>,
+  handler: RequestHandler<NoInfer<Req>, NoInfer<Res>>,
+  options: HandleOptions = {},
+): Promise<() => Promise<void>> {
+  const maxSize = checkMaxSize(options.maxSize ?? protocol.maxSize)
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS
+  if (!Number.isFinite(timeout) || timeout <= 0) {
+    throw new InvalidArgumentError('timeout must be a positive number of ms', {
+      details: { timeout },
+    })
+  }
+
+  const serve = async (stream: Stream, connection: Connection): Promise<void> => {
+    const peer = connection.remotePeer
+    const report = (err: DigicapError): void => {
+      try {
+        options.onError?.(err, { peer, protocol: protocol.id })
+      } catch {
+        // A failing observer must not take the handler down.
+      }
+    }
+    const signal = AbortSignal.timeout(timeout)
+    const onTimeout = (): void => {
+      stream.abort(new WireTimeoutError('The exchange timed out', { details: { timeout } }))
+    }
+    signal.addEventListener('abort', onTimeout, { once: true })
+    stream.addEventListener('close', () => signal.removeEventListener('abort', onTimeout), {
+      once: true,
+    })
+
+    const fail = async (err: DigicapError): Promise<void> => {
+      report(err)
+      const code = remoteCode(err)
+      if (code === undefined || stream.writeStatus !== 'writable') {
+        if (stream.status === 'open') stream.abort(err)
+        return
+      }
+      try {
+        const message = replyText(err, code)
+        await sendMessage(
+          stream,
+          encodeErrorReply(message === undefined ? { code } : { code, message }),
+          {
+            signal,
+            maxSize,
+          },
+        )
+        await stream.close({ signal })
+      } catch (replyErr) {
+        if (stream.status === 'open' || stream.status === 'closing') {
+          stream.abort(toWireError(replyErr, signal))
+        }
+      }
+    }
+
+    let req: Req
+    try {
+      req = protocol.decodeRequest(await readMessage(stream, { signal, maxSize }))
+    } catch (err) {
+      await fail(toWireError(err, signal))
+      return
+    }
+    let body: Uint8Array
+    try {
+      body = protocol.encodeResponse(await handler(req, { peer, connection, signal }))
+    } catch (err) {
+      await fail(
+        new HandlerFailedError('The request handler failed', {
+          details: { protocol: protocol.id },
+          cause: err,
+        }),
+      )
+      return
+    }
+    try {
+      await sendMessage(stream, body, { signal, maxSize })
+      await stream.close({ signal })
+    } catch (err) {
+      const wireError = toWireError(err, signal)
+      report(wireError)
+      if (stream.status === 'open' || stream.status === 'closing') stream.abort(wireError)
+    }
+  }
+
+  await node.handle(protocol.id, serve, {
+    ...(options.maxInboundStreams === undefined
+      ? {}
+      : { maxInboundStreams: options.maxInboundStreams }),
+    ...(options.maxOutboundStreams === undefined
+      ? {}
+      : { maxOutboundStreams: options.maxOutboundStreams }),
+  })
+  return () => node.unhandle(protocol.id)
+}

@@ -1,0 +1,159 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/protocol` — the libp2p wire protocols shared by the keyguard, the executor and
+ * receivers: `/digicap/key-release/1.0.0`, `/digicap/fast-path/1.0.0` and
+ * `/digicap/result/1.0.0` (see SPEC.md), their strict codecs, and js-libp2p 3 stream
+ * plumbing.
+ *
+ * Guarantees:
+ * - Every frame is `uvarint(length) || canonical CBOR map {v: 1, t: type, …}`; decoders accept
+ *   only canonical CBOR with exactly the spec's fields and lengths, and reject everything
+ *   else with a typed {@link DigicapError} (`WIRE_FORMAT`, `WIRE_VERSION`, `WIRE_TOO_LARGE`, …).
+ * - A frame's declared length is checked against the protocol's maximum before any body byte
+ *   is buffered.
+ * - {@link handle} never lets bad input throw inside the node: it answers with an `error`
+ *   reply or aborts the stream, and keeps serving.
+ * - Access requests are signed as EIP-712 typed data (domain `Digicap`/`1`); recovery rejects
+ *   malleable (high-s) signatures.
+ * - No key material appears in error messages. Nothing runs at import time.
+ *
+ * @example
+ * ```ts
+ * import { handle, request, keyReleaseProtocol } from '@digicap/protocol'
+ *
+ * // executor
+ * await handle(executorNode, keyReleaseProtocol, async (release) => {
+ *   const key = await hpkeOpen(ephemeral.privateKey, decodeHpkeSealed(release.hpke), release.grantId)
+ *   return { grantId: release.grantId, status: 'ok' }
+ * })
+ * // keyguard
+ * const ack = await request(keyguardNode, executorPeerId, keyReleaseProtocol, release, { timeout: 5000 })
+ * ```
+ */
+
+export type { WireMap } from './cbor.ts'
+export { MAX_U64, WIRE_VERSION } from './cbor.ts'
+export type { AccessDomain, AccessRequestTypedData, Address } from './eip712.ts'
+export {
+  ACCESS_DOMAIN_NAME,
+  ACCESS_DOMAIN_VERSION,
+  ACCESS_REQUEST_TYPES,
+  accessDomainSeparator,
+  accessRequestDigest,
+  accessRequestReplayKey,
+  accessRequestSigningBytes,
+  accessRequestTypedData,
+  addressOfPrivateKey,
+  addressToBytes,
+  recoverAccessRequestSigner,
+  signAccessRequest,
+  toChecksumAddress,
+  verifyAccessRequestSignature,
+} from './eip712.ts'
+export type { RemoteErrorCode, WireErrorCode } from './errors.ts'
+export {
+  HandlerFailedError,
+  RetryExhaustedError,
+  WireAbortedError,
+  WireFormatError,
+  WireRemoteError,
+  WireSignatureError,
+  WireStreamError,
+  WireTimeoutError,
+  WireTooLargeError,
+  WireTruncatedError,
+  WireVersionError,
+} from './errors.ts'
+export {
+  decodeFrame,
+  encodeFrame,
+  MAX_CONTROL_FRAME,
+  MAX_FRAME_LIMIT,
+  MAX_RESULT_FRAME,
+} from './frame.ts'
+export type {
+  HandleOptions,
+  HandlerContext,
+  ProtocolRegistrar,
+  RequestHandler,
+} from './handle.ts'
+export { handle } from './handle.ts'
+export type {
+  AccessRequest,
+  AccessResponse,
+  AnyMessage,
+  ErrorReply,
+  KeyRelease,
+  MessageType,
+  RefusalCode,
+  ReleaseAck,
+  ReleaseAckStatus,
+  ResultAck,
+  ResultAckStatus,
+  ResultDelivery,
+} from './messages.ts'
+export {
+  ADDRESS_LENGTH,
+  DATA_KEY_LENGTH,
+  decodeAccessRequest,
+  decodeAccessResponse,
+  decodeErrorReply,
+  decodeKeyRelease,
+  decodeMessage,
+  decodeReleaseAck,
+  decodeResultAck,
+  decodeResultDelivery,
+  encodeAccessRequest,
+  encodeAccessResponse,
+  encodeErrorReply,
+  encodeKeyRelease,
+  encodeReleaseAck,
+  encodeResultAck,
+  encodeResultDelivery,
+  ID_LENGTH,
+  KEY_RELEASE_HPKE_LENGTH,
+  MAX_RETRY_AFTER_MS,
+  MAX_TEXT_BYTES,
+  MESSAGE_TYPES,
+  REFUSAL_CODES,
+  RELEASE_ACK_STATUSES,
+  REMOTE_ERROR_CODES,
+  RESULT_ACK_STATUSES,
+  resultAad,
+  SIGNATURE_LENGTH,
+} from './messages.ts'
+export type { WireProtocol } from './protocols.ts'
+export {
+  FAST_PATH_PROTOCOL,
+  fastPathProtocol,
+  KEY_RELEASE_PROTOCOL,
+  keyReleaseProtocol,
+  RESULT_PROTOCOL,
+  resultProtocol,
+} from './protocols.ts'
+export type {
+  RateDecision,
+  RateLimiter,
+  RateLimiterComponents,
+  RateLimiterInit,
+} from './rate-limit.ts'
+export { createRateLimiter } from './rate-limit.ts'
+export type {
+  ReplayCache,
+  ReplayCacheComponents,
+  ReplayCacheInit,
+  ReplayVerdict,
+} from './replay-cache.ts'
+export { createReplayCache } from './replay-cache.ts'
+export type {
+  ProtocolDialer,
+  RequestOptions,
+  RequestTarget,
+  StreamOpener,
+} from './request.ts'
+export { DEFAULT_TIMEOUT_MS, decodeReply, request, requestOn } from './request.ts'
+export type { RetryAttempt, RetryOptions } from './retry.ts'
+export { retryWithBackoff } from './retry.ts'
+export type { ReadMessageOptions, SendMessageOptions } from './stream.ts'
+export { readMessage, sendMessage } from './stream.ts'

@@ -1,0 +1,136 @@
+/**
+ * Length-prefixed messages over a js-libp2p 3 stream (no sink/source: `send`, `onDrain`, and
+ * `byteStream` from `@libp2p/utils` for reading).
+ */
+import { DigicapError } from '@digicap/capsule-core'
+import type { AbortOptions, MessageStream } from '@libp2p/interface'
+import { byteStream } from '@libp2p/utils'
+import {
+  WireAbortedError,
+  WireStreamError,
+  WireTimeoutError,
+  WireTooLargeError,
+  WireTruncatedError,
+} from './errors.ts'
+import {
+  checkMaxSize,
+  encodeFrame,
+  LengthPrefixParser,
+  MAX_CONTROL_FRAME,
+  varintLength,
+} from './frame.ts'
+
+/** Options of {@link readMessage}. */
+export interface ReadMessageOptions extends AbortOptions {
+  /** Largest body accepted, in bytes. Default 64 KiB. */
+  maxSize?: number
+}
+
+/** Options of {@link sendMessage}. */
+export interface SendMessageOptions extends AbortOptions {
+  /** Largest body allowed, in bytes (checked before sending). Default 64 KiB. */
+  maxSize?: number
+}
+
+/**
+ * Converts whatever a libp2p stream operation threw into a typed wire error.
+ * A `DigicapError` passes through unchanged.
+ */
+export function toWireError(err: unknown, signal?: AbortSignal): DigicapError {
+  if (err instanceof DigicapError) return err
+  if (signal?.aborted === true) {
+    const reason: unknown = signal.reason
+    if (reason instanceof Error && reason.name === 'TimeoutError') {
+      return new WireTimeoutError('The exchange timed out', { cause: err })
+    }
+    return new WireAbortedError('The exchange was aborted', { cause: err })
+  }
+  const name = err instanceof Error ? err.name : ''
+  if (name === 'UnexpectedEOFError') {
+    return new WireTruncatedError('The stream ended before a whole message arrived', {
+      cause: err,
+    })
+  }
+  if (name === 'StreamBufferError') {
+    return new WireTooLargeError('The peer sent more than the maximum frame size', {
+      cause: err,
+    })
+  }
+  return new WireStreamError('The stream failed', {
+    details: { reason: name || typeof err },
+    cause: err,
+  })
+}
+
+/**
+ * Writes one length-prefixed message, waiting for the stream to drain if its buffer is full.
+ *
+ * @throws {WireTooLargeError} if `body` is longer than `maxSize` (nothing is sent).
+ * @throws {WireStreamError} if the stream is closed or reset.
+ * @throws {WireAbortedError | WireTimeoutError} if `signal` fires while waiting to drain.
+ * @example
+ * ```ts
+ * await sendMessage(stream, encodeReleaseAck({ grantId, status: 'ok' }))
+ * ```
+ */
+export async function sendMessage(
+  stream: MessageStream,
+  body: Uint8Array,
+  options: SendMessageOptions = {},
+): Promise<void> {
+  const frame = encodeFrame(body, checkMaxSize(options.maxSize ?? MAX_CONTROL_FRAME))
+  try {
+    options.signal?.throwIfAborted()
+    if (!stream.send(frame)) {
+      await stream.onDrain(options.signal === undefined ? {} : { signal: options.signal })
+    }
+  } catch (err) {
+    throw toWireError(err, options.signal)
+  }
+}
+
+/**
+ * Reads one length-prefixed message and returns its body. The length is checked against
+ * `maxSize` before any body byte is awaited; bytes after the frame stay in the stream.
+ *
+ * @throws {WireTooLargeError} if the frame (or the data the peer pushed) exceeds `maxSize`.
+ * @throws {WireFormatError} for a non-minimal length varint.
+ * @throws {WireTruncatedError} if the stream ends before the whole frame.
+ * @throws {WireStreamError} if the stream is reset.
+ * @throws {WireAbortedError | WireTimeoutError} if `signal` fires.
+ * @example
+ * ```ts
+ * const req = decodeAccessRequest(await readMessage(stream, { maxSize: 65536, signal }))
+ * ```
+ */
+export async function readMessage(
+  stream: MessageStream,
+  options: ReadMessageOptions = {},
+): Promise<Uint8Array> {
+  const maxSize = checkMaxSize(options.maxSize ?? MAX_CONTROL_FRAME)
+  const signal = options.signal
+  // Buffer at most one whole frame (plus a little): a peer that pushes more is cut off.
+  const bytes = byteStream(stream, { maxBufferSize: maxSize + varintLength(maxSize) + 64 })
+  const readOptions = signal === undefined ? {} : { signal }
+  try {
+    signal?.throwIfAborted()
+    const parser = new LengthPrefixParser(maxSize)
+    let length: number | undefined
+    while (length === undefined) {
+      const chunk = await bytes.read({ ...readOptions, bytes: 1 })
+      length = parser.push(chunk.get(0))
+    }
+    if (length === 0) return new Uint8Array(0)
+    const body = await bytes.read({ ...readOptions, bytes: length })
+    return body.subarray()
+  } catch (err) {
+    throw toWireError(err, signal)
+  } finally {
+    try {
+      // Hands any bytes read past the frame back to the stream.
+      bytes.unwrap()
+    } catch {
+      // The stream is already gone; nothing to hand back.
+    }
+  }
+}

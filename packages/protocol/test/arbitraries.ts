@@ -1,0 +1,79 @@
+import fc from 'fast-check'
+import type {
+  AccessRequest,
+  AccessResponse,
+  ErrorReply,
+  KeyRelease,
+  ReleaseAck,
+  ResultAck,
+  ResultDelivery,
+} from '../src/index.ts'
+import {
+  MAX_RETRY_AFTER_MS,
+  REFUSAL_CODES,
+  RELEASE_ACK_STATUSES,
+  REMOTE_ERROR_CODES,
+  RESULT_ACK_STATUSES,
+} from '../src/index.ts'
+
+export const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n })
+/** Text of at most 256 UTF-8 bytes. */
+const shortText = fc.string({ maxLength: 64, unit: 'grapheme' })
+
+export const keyRelease: fc.Arbitrary<KeyRelease> = fc.record({
+  grantId: bytes(32),
+  capsuleId: bytes(32),
+  hpke: bytes(80),
+  fastPath: fc.boolean(),
+})
+export const releaseAck: fc.Arbitrary<ReleaseAck> = fc.record({
+  grantId: bytes(32),
+  status: fc.constantFrom(...RELEASE_ACK_STATUSES),
+})
+export const accessRequest: fc.Arbitrary<AccessRequest> = fc.record({
+  capsuleId: bytes(32),
+  executor: bytes(20),
+  ephemeralKey: bytes(32),
+  measurement: bytes(32),
+  nonce: bytes(32),
+  expiresAt: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+  signature: bytes(65),
+})
+export const accessResponse: fc.Arbitrary<AccessResponse> = fc.oneof(
+  fc.record({ status: fc.constant('granted' as const), grantId: bytes(32) }),
+  fc.record({ grantId: bytes(32), rest: keyRelease }).map(({ grantId, rest }) => ({
+    status: 'granted' as const,
+    grantId,
+    keyRelease: { ...rest, grantId, fastPath: true },
+  })),
+  fc.record(
+    {
+      status: fc.constant('refused' as const),
+      reasonCode: fc.constantFrom(...REFUSAL_CODES),
+      reason: shortText,
+      retryAfterMs: fc.integer({ min: 0, max: MAX_RETRY_AFTER_MS }),
+    },
+    { requiredKeys: ['status', 'reasonCode'] },
+  ),
+)
+const cid = fc.constantFrom(
+  'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+  'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG',
+)
+export const resultDelivery: fc.Arbitrary<ResultDelivery> = fc.oneof(
+  fc.record({
+    runId: bytes(32),
+    capsuleId: bytes(32),
+    grantId: bytes(32),
+    hpke: fc.uint8Array({ minLength: 48, maxLength: 300 }),
+  }),
+  fc.record({ runId: bytes(32), capsuleId: bytes(32), grantId: bytes(32), resultCid: cid }),
+)
+export const resultAck: fc.Arbitrary<ResultAck> = fc.record({
+  runId: bytes(32),
+  status: fc.constantFrom(...RESULT_ACK_STATUSES),
+})
+export const errorReply: fc.Arbitrary<ErrorReply> = fc.record(
+  { code: fc.constantFrom(...REMOTE_ERROR_CODES), message: shortText },
+  { requiredKeys: ['code'] },
+)
