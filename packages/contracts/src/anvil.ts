@@ -139,12 +139,21 @@ async function launch(
   ]
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
+  let spawnError: Error | undefined
+  child.on('error', (err) => {
+    spawnError = err
+  })
   child.stderr?.on('data', (d: Buffer) => {
     if (stderr.length < 4096) stderr += d.toString()
   })
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + (options.startTimeoutMs ?? 15_000)
   for (;;) {
+    if (spawnError)
+      throw new AnvilError('anvil could not be started', {
+        details: { binary, error: spawnError.message },
+        cause: spawnError,
+      })
     if (child.exitCode !== null || child.signalCode !== null)
       throw new AnvilError('anvil exited during start-up', {
         details: { port, exitCode: child.exitCode, stderr: stderr.trim().slice(0, 500) },

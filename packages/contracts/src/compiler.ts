@@ -20,6 +20,8 @@ export interface CompiledContract {
   readonly deployedBytecode: `0x${string}`
   /** solc's metadata JSON (compiler version, settings, source hashes): enough to reproduce the build. */
   readonly metadata: string
+  /** Byte ranges of immutables in the runtime bytecode (zero here, set by the constructor on chain). */
+  readonly immutableReferences: readonly { readonly start: number; readonly length: number }[]
 }
 
 /** Compiler output: `contracts[sourceName][contractName]`. */
@@ -74,7 +76,15 @@ export function compileSolidity(sources: Readonly<Record<string, string>>): Comp
     settings: {
       ...COMPILER_SETTINGS,
       outputSelection: {
-        '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object', 'metadata'] },
+        '*': {
+          '*': [
+            'abi',
+            'evm.bytecode.object',
+            'evm.deployedBytecode.object',
+            'evm.deployedBytecode.immutableReferences',
+            'metadata',
+          ],
+        },
       },
     },
   }
@@ -87,7 +97,13 @@ export function compileSolidity(sources: Readonly<Record<string, string>>): Comp
         {
           abi: Record<string, unknown>[]
           metadata: string
-          evm: { bytecode: { object: string }; deployedBytecode: { object: string } }
+          evm: {
+            bytecode: { object: string }
+            deployedBytecode: {
+              object: string
+              immutableReferences?: Record<string, { start: number; length: number }[]>
+            }
+          }
         }
       >
     >
@@ -114,6 +130,9 @@ export function compileSolidity(sources: Readonly<Record<string, string>>): Comp
         bytecode: `0x${c.evm.bytecode.object}`,
         deployedBytecode: `0x${c.evm.deployedBytecode.object}`,
         metadata: c.metadata,
+        immutableReferences: Object.values(c.evm.deployedBytecode.immutableReferences ?? {})
+          .flat()
+          .sort((a, b) => a.start - b.start),
       }
     }
     result[sourceName] = out

@@ -81,7 +81,12 @@ export type {
   DeployedPolicy,
   DeployPolicyOptions,
 } from './policy/compile.ts'
-export { compilePolicy, deployPolicy, POLICY_SOURCE_NAME } from './policy/compile.ts'
+export {
+  compilePolicy,
+  deployPolicy,
+  POLICY_SOURCE_NAME,
+  verifyPolicyBytecode,
+} from './policy/compile.ts'
 export type { PolicyExpression } from './policy/expression.ts'
 export {
   after,

@@ -1,5 +1,17 @@
-import { ContractFactory, type ContractRunner, type Signer } from 'ethers'
-import { COMPILER_SETTINGS, compileSolidity, SOLC_VERSION } from '../compiler.ts'
+import {
+  ContractFactory,
+  type ContractRunner,
+  getBytes,
+  hexlify,
+  type Provider,
+  type Signer,
+} from 'ethers'
+import {
+  COMPILER_SETTINGS,
+  type CompiledContract,
+  compileSolidity,
+  SOLC_VERSION,
+} from '../compiler.ts'
 import { PolicyCompileError } from '../errors.ts'
 import { policyLibrarySources } from '../generated/artifacts.ts'
 import type { PolicyExpression } from './expression.ts'
@@ -17,6 +29,8 @@ export interface CompiledPolicy {
   readonly deployedBytecode: `0x${string}`
   /** solc's metadata JSON: compiler version, settings and the keccak256 of every source. */
   readonly metadata: string
+  /** Byte ranges of immutables in `deployedBytecode`. */
+  readonly immutableReferences: CompiledContract['immutableReferences']
   readonly solcVersion: string
   readonly settings: typeof COMPILER_SETTINGS
   /** Every source the policy was compiled from, by source unit name (the policy and the Digicap interfaces). */
@@ -60,6 +74,7 @@ export function compilePolicy(source: string, options: CompilePolicyOptions = {}
     bytecode: c.bytecode,
     deployedBytecode: c.deployedBytecode,
     metadata: c.metadata,
+    immutableReferences: c.immutableReferences,
     solcVersion: SOLC_VERSION,
     settings: COMPILER_SETTINGS,
     sources,
@@ -114,4 +129,26 @@ export async function deployPolicy(
     source,
     compiled,
   }
+}
+
+/**
+ * True when the code at `address` is `compiled`'s runtime bytecode (immutables masked): the check
+ * anyone can run on a capsule's policy after re-compiling the source kept with its metadata.
+ *
+ * @example
+ * ```ts
+ * const ok = await verifyPolicyBytecode(provider, policyAddress, compilePolicy(source))
+ * ```
+ */
+export async function verifyPolicyBytecode(
+  provider: Provider,
+  address: string,
+  compiled: Pick<CompiledPolicy, 'deployedBytecode' | 'immutableReferences'>,
+): Promise<boolean> {
+  const onChain = getBytes(await provider.getCode(address))
+  const expected = getBytes(compiled.deployedBytecode)
+  if (onChain.length !== expected.length) return false
+  for (const { start, length } of compiled.immutableReferences)
+    onChain.fill(0, start, start + length)
+  return hexlify(onChain) === hexlify(expected)
 }

@@ -64,6 +64,9 @@ function checkAddresses(list: unknown, name: string): string[] {
   return out
 }
 
+/** 9999-12-31T23:59:59Z: the last instant an ISO 8601 date without an expanded year can name. */
+const MAX_TIMESTAMP = 253_402_300_799
+
 function toTimestamp(value: unknown, name: string): number {
   let seconds: number
   if (value instanceof Date) seconds = value.getTime() / 1000
@@ -75,7 +78,7 @@ function toTimestamp(value: unknown, name: string): number {
   else return fail(`${name} takes a date`, { condition: name })
   if (!Number.isInteger(seconds))
     fail(`${name} must fall on a whole second`, { condition: name, value: String(value) })
-  return checkInteger(seconds, name, 0, 2 ** 40 - 1)
+  return checkInteger(seconds, name, 0, MAX_TIMESTAMP)
 }
 
 /** Executor reputation (NodeRegistry) at least `min`. */
