@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {CapsuleRegistry} from "./CapsuleRegistry.sol";
 import {ICapsuleRegistry} from "./interfaces/ICapsuleRegistry.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {AccessRequest, IAccessPolicy} from "./policy/IAccessPolicy.sol";
@@ -78,8 +79,6 @@ contract AccessController is Guarded {
     /// @notice Seconds after a grant before its owner may claim the fee.
     uint256 public immutable disputeWindow;
 
-    /// @notice Grants made per capsule (chain and fast path).
-    mapping(bytes32 => uint256) public runCount;
     /// @notice Fast-path deposits per executor (wei).
     mapping(address => uint256) public deposits;
     /// @notice Wei credited by settlement, waiting for `withdrawCredit`.
@@ -131,15 +130,12 @@ contract AccessController is Guarded {
     error ZeroAmount();
     error NothingToWithdraw();
 
-    constructor(
-        ICapsuleRegistry capsuleRegistry_,
-        INodeRegistry nodeRegistry_,
-        address admin_,
-        uint256 grantWindow_,
-        uint256 disputeWindow_
-    ) Guarded(admin_) {
-        if (address(capsuleRegistry_) == address(0) || address(nodeRegistry_) == address(0)) revert ZeroAddress();
-        capsuleRegistry = capsuleRegistry_;
+    /// @dev Deploys its own CapsuleRegistry, so that only this controller can count runs.
+    constructor(INodeRegistry nodeRegistry_, address admin_, uint256 grantWindow_, uint256 disputeWindow_)
+        Guarded(admin_)
+    {
+        if (address(nodeRegistry_) == address(0)) revert ZeroAddress();
+        capsuleRegistry = new CapsuleRegistry();
         nodeRegistry = nodeRegistry_;
         grantWindow = grantWindow_;
         disputeWindow = disputeWindow_;
@@ -258,8 +254,12 @@ contract AccessController is Guarded {
         bytes calldata jobParams
     ) external view returns (bool allowed, uint8 reason) {
         if (fastPath && deposits[executor] < feePaid) return (false, Reason.INSUFFICIENT_DEPOSIT);
-        (allowed, reason,) =
-            _decide(capsuleId, executor, AccessRequest(ephemeralKey, measurement, feePaid, 0, fastPath, jobParams));
+        return _check(capsuleId, executor, AccessRequest(ephemeralKey, measurement, feePaid, 0, fastPath, jobParams));
+    }
+
+    /// @notice Grants made so far for `capsuleId` (chain and fast path).
+    function runCount(bytes32 capsuleId) external view returns (uint256 runs) {
+        (,, runs) = capsuleRegistry.accessInfo(capsuleId);
     }
 
     /// @notice The stored grant; reverts with `GrantNotFound` when unknown.
@@ -352,9 +352,14 @@ contract AccessController is Guarded {
     function _grant(bytes32 capsuleId, address executor, AccessRequest memory req) private returns (bytes32 grantId) {
         if (req.ephemeralKey == bytes32(0)) revert InvalidEphemeralKey();
         if (req.feePaid > type(uint128).max) revert FeeTooLarge(req.feePaid);
-        (bool allowed, uint8 reason, uint256 runs) = _decide(capsuleId, executor, req);
+        if (!nodeRegistry.isActive(executor, ROLE_EXECUTOR)) {
+            revert AccessDenied(capsuleId, executor, Reason.EXECUTOR_NOT_REGISTERED);
+        }
+        // Counts the run up front; a denial below reverts the count with everything else.
+        (address policy, bool revoked, uint256 runs) = capsuleRegistry.recordRun(capsuleId);
+        req.runCount = runs;
+        (bool allowed, uint8 reason) = _evaluate(policy, revoked, capsuleId, executor, req);
         if (!allowed) revert AccessDenied(capsuleId, executor, reason);
-        runCount[capsuleId] = runs + 1;
         grantId = _grantId(capsuleId, executor, req.ephemeralKey, req.measurement, runs);
         uint40 expiresAt = uint40(block.timestamp + grantWindow);
         _grants[grantId] = Grant({
@@ -383,22 +388,25 @@ contract AccessController is Guarded {
         return keccak256(abi.encode(block.chainid, address(this), capsuleId, executor, ephemeralKey, measurement, runIndex));
     }
 
-    function _decide(bytes32 capsuleId, address executor, AccessRequest memory req)
+    function _check(bytes32 capsuleId, address executor, AccessRequest memory req) private view returns (bool, uint8) {
+        if (!nodeRegistry.isActive(executor, ROLE_EXECUTOR)) return (false, Reason.EXECUTOR_NOT_REGISTERED);
+        (address policy, bool revoked, uint256 runs) = capsuleRegistry.accessInfo(capsuleId);
+        req.runCount = runs;
+        return _evaluate(policy, revoked, capsuleId, executor, req);
+    }
+
+    function _evaluate(address policy, bool revoked, bytes32 capsuleId, address executor, AccessRequest memory req)
         private
         view
-        returns (bool, uint8, uint256 runs)
+        returns (bool, uint8)
     {
-        if (!nodeRegistry.isActive(executor, ROLE_EXECUTOR)) return (false, Reason.EXECUTOR_NOT_REGISTERED, 0);
-        (address policy, bool revoked) = capsuleRegistry.policyOf(capsuleId);
-        if (policy == address(0)) return (false, Reason.CAPSULE_NOT_FOUND, 0);
-        if (revoked) return (false, Reason.CAPSULE_REVOKED, 0);
-        runs = runCount[capsuleId];
-        req.runCount = runs;
+        if (policy == address(0)) return (false, Reason.CAPSULE_NOT_FOUND);
+        if (revoked) return (false, Reason.CAPSULE_REVOKED);
         try IAccessPolicy(policy).evaluate(capsuleId, executor, req) returns (bool allowed, uint8 reason) {
-            if (allowed) return (true, Reason.OK, runs);
-            return (false, reason == Reason.OK ? Reason.DENIED : reason, runs);
+            if (allowed) return (true, Reason.OK);
+            return (false, reason == Reason.OK ? Reason.DENIED : reason);
         } catch {
-            return (false, Reason.POLICY_ERROR, runs);
+            return (false, Reason.POLICY_ERROR);
         }
     }
 

@@ -7,11 +7,18 @@ import {ICapsuleRegistry} from "./interfaces/ICapsuleRegistry.sol";
 /// @notice Where an owner registers a capsule: its id, policy contract, content CID,
 ///         plaintext hash and keyguard (peer id + key id). Only the owner updates or revokes it.
 ///         An owner may name operators: accounts that act as its keyguard (record fast-path grants).
+///         The run count of each capsule lives in the same storage slot as its policy, so a grant
+///         reads and counts it with one warm write; only the access controller that created this
+///         registry may count runs.
 /// @dev Capsule ids are first come, first served; a capsule's id commits to its owner-signed
 ///      header off-chain, so a squatter cannot produce a capsule that opens under that id.
+///      Deployed by the AccessController's constructor.
 contract CapsuleRegistry is ICapsuleRegistry {
     uint256 public constant MAX_CID_LENGTH = 128;
     uint256 public constant MAX_PEER_ID_LENGTH = 128;
+
+    /// @notice The only account that may count runs (the AccessController that deployed this registry).
+    address public immutable accessController;
 
     mapping(bytes32 => Capsule) private _capsules;
     mapping(address => mapping(address => bool)) private _operators;
@@ -40,6 +47,11 @@ contract CapsuleRegistry is ICapsuleRegistry {
     error InvalidCid(uint256 length);
     error InvalidKeyguardPeerId(uint256 length);
     error InvalidOperator(address operator);
+    error NotAccessController(address caller);
+
+    constructor() {
+        accessController = msg.sender;
+    }
 
     /// @notice Registers `capsuleId` with the caller as owner.
     function register(
@@ -106,9 +118,16 @@ contract CapsuleRegistry is ICapsuleRegistry {
         emit OperatorSet(msg.sender, operator, approved);
     }
 
-    function policyOf(bytes32 capsuleId) external view returns (address policy, bool revoked) {
+    function accessInfo(bytes32 capsuleId) external view returns (address policy, bool revoked, uint256 runs) {
         Capsule storage c = _capsules[capsuleId];
-        return (c.policy, c.revoked);
+        return (c.policy, c.revoked, c.runs);
+    }
+
+    function recordRun(bytes32 capsuleId) external returns (address policy, bool revoked, uint256 runIndex) {
+        if (msg.sender != accessController) revert NotAccessController(msg.sender);
+        Capsule storage c = _capsules[capsuleId];
+        (policy, revoked, runIndex) = (c.policy, c.revoked, c.runs);
+        if (policy != address(0) && !revoked) c.runs = uint48(runIndex + 1);
     }
 
     function ownerOf(bytes32 capsuleId) external view returns (address) {

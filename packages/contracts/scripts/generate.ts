@@ -10,7 +10,7 @@ export const SOURCE_PREFIX = '@digicap/contracts/'
 
 /** Contracts whose ABI (and bytecode, when deployable) go into the artifacts. */
 const CONTRACTS = [
-  { source: 'CapsuleRegistry.sol', name: 'CapsuleRegistry', deployable: true },
+  { source: 'CapsuleRegistry.sol', name: 'CapsuleRegistry', deployable: false },
   { source: 'NodeRegistry.sol', name: 'NodeRegistry', deployable: true },
   { source: 'AccessController.sol', name: 'AccessController', deployable: true },
   { source: 'policy/IAccessPolicy.sol', name: 'IAccessPolicy', deployable: false },

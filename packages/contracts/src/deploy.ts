@@ -15,7 +15,6 @@ import {
   accessControllerAbi,
   accessControllerBytecode,
   capsuleRegistryAbi,
-  capsuleRegistryBytecode,
   iAccessPolicyAbi,
   nodeRegistryAbi,
   nodeRegistryBytecode,
@@ -119,8 +118,8 @@ async function hasCode(provider: Provider, a: DigicapAddresses): Promise<boolean
 }
 
 /**
- * Deploys NodeRegistry, CapsuleRegistry and AccessController, or returns the deployment the
- * addresses file already records for this chain.
+ * Deploys NodeRegistry and AccessController (which deploys CapsuleRegistry), or returns the
+ * deployment the addresses file already records for this chain.
  *
  * @throws {DeploymentError} when the addresses file is malformed, or points at empty addresses
  *   and `replaceStale` is not set.
@@ -169,14 +168,15 @@ export async function deployDigicap(
     options.unbondingDelay ?? DEFAULT_PARAMETERS.unbondingDelay,
     options.initialReputation ?? DEFAULT_PARAMETERS.initialReputation,
   ])
-  const capsuleRegistry = await deploy(capsuleRegistryAbi, capsuleRegistryBytecode, [])
+  // The controller deploys its own CapsuleRegistry (the only account allowed to count runs).
   const accessController = await deploy(accessControllerAbi, accessControllerBytecode, [
-    capsuleRegistry,
     nodeRegistry,
     admin,
     options.grantWindow ?? DEFAULT_PARAMETERS.grantWindow,
     options.disputeWindow ?? DEFAULT_PARAMETERS.disputeWindow,
   ])
+  const controller = new Contract(accessController, accessControllerAbi, provider)
+  const capsuleRegistry = getAddress(String(await controller.getFunction('capsuleRegistry')()))
   const addresses: DigicapAddresses = {
     chainId: String(chainId),
     capsuleRegistry,

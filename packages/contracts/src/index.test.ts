@@ -27,7 +27,6 @@ describe('public surface', () => {
         "any",
         "before",
         "capsuleRegistryAbi",
-        "capsuleRegistryBytecode",
         "compilePolicy",
         "compileSolidity",
         "computeGrantId",

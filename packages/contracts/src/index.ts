@@ -66,7 +66,6 @@ export {
   accessControllerAbi,
   accessControllerBytecode,
   capsuleRegistryAbi,
-  capsuleRegistryBytecode,
   iAccessPolicyAbi,
   iCapsuleRegistryAbi,
   iNodeRegistryAbi,

@@ -65,7 +65,9 @@ describe('CapsuleRegistry', () => {
     expect(c.registeredAt).toBe(
       BigInt((await w.anvil.provider.getBlock(receipt.blockNumber))!.timestamp),
     )
-    expect([...(await reg.policyOf(args.capsuleId))]).toEqual([policyA, false])
+    expect([...(await reg.accessInfo(args.capsuleId))]).toEqual([policyA, false, 0n])
+    expect(c.runs).toBe(0n)
+    expect(await reg.accessController()).toBe(w.addresses.accessController)
     expect(await reg.ownerOf(args.capsuleId)).toBe(w.owner.address)
   })
 
@@ -142,11 +144,20 @@ describe('CapsuleRegistry', () => {
     const id = args.capsuleId
     const r = await send(reg.revoke(id))
     expect(parseEvents(reg, r, 'CapsuleRevoked')).toEqual([{ capsuleId: id }])
-    expect([...(await reg.policyOf(id))]).toEqual([policyA, true])
+    expect([...(await reg.accessInfo(id))]).toEqual([policyA, true, 0n])
     await expectRevert(reg.revoke(id), 'CapsuleIsRevoked', [id])
     await expectRevert(reg.updatePolicy(id, policyB), 'CapsuleIsRevoked', [id])
     await expectRevert(reg.updateContent(id, CID, ZeroHash), 'CapsuleIsRevoked', [id])
     await expectRevert(reg.updateKeyguard(id, peerId(), ZeroHash), 'CapsuleIsRevoked', [id])
+  })
+
+  it('counts runs only for its access controller', async () => {
+    const { reg, args } = await registered()
+    await expectRevert(reg.recordRun(args.capsuleId), 'NotAccessController', [w.owner.address])
+    const ac = w.c.accessController.connect(w.executor)
+    await send(ac.requestAccess(args.capsuleId, bytes32(), ZeroHash, '0x'))
+    expect((await reg.getCapsule(args.capsuleId)).runs).toBe(1n)
+    expect(await w.c.accessController.runCount(args.capsuleId)).toBe(1n)
   })
 
   it('sets and clears operators', async () => {

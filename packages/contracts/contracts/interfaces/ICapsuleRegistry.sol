@@ -9,6 +9,7 @@ interface ICapsuleRegistry {
         address policy;
         uint40 registeredAt;
         bool revoked;
+        uint48 runs;
         address owner;
         bytes32 plaintextHash;
         bytes32 keyguardKeyId;
@@ -16,8 +17,13 @@ interface ICapsuleRegistry {
         bytes keyguardPeerId;
     }
 
-    /// @notice The policy of `capsuleId` and whether it is revoked (policy is zero when unknown).
-    function policyOf(bytes32 capsuleId) external view returns (address policy, bool revoked);
+    /// @notice The policy of `capsuleId`, whether it is revoked, and the grants made so far
+    ///         (policy is zero when unknown).
+    function accessInfo(bytes32 capsuleId) external view returns (address policy, bool revoked, uint256 runs);
+
+    /// @notice Called by the access controller when it grants: returns `accessInfo` as it was and,
+    ///         for a live capsule, counts one more run.
+    function recordRun(bytes32 capsuleId) external returns (address policy, bool revoked, uint256 runIndex);
 
     /// @notice The owner of `capsuleId` (zero when unknown).
     function ownerOf(bytes32 capsuleId) external view returns (address);

@@ -32,7 +32,7 @@ export interface TypedContract<Events> extends BaseContract {
 
 export interface AccessRequestInput { ephemeralKey: BytesLike; measurement: BytesLike; feePaid: BigNumberish; runCount: BigNumberish; fastPath: boolean; jobParams: BytesLike }
 
-export type CapsuleOutput = [policy: string, registeredAt: bigint, revoked: boolean, owner: string, plaintextHash: string, keyguardKeyId: string, cid: string, keyguardPeerId: string] & { readonly policy: string; readonly registeredAt: bigint; readonly revoked: boolean; readonly owner: string; readonly plaintextHash: string; readonly keyguardKeyId: string; readonly cid: string; readonly keyguardPeerId: string }
+export type CapsuleOutput = [policy: string, registeredAt: bigint, revoked: boolean, runs: bigint, owner: string, plaintextHash: string, keyguardKeyId: string, cid: string, keyguardPeerId: string] & { readonly policy: string; readonly registeredAt: bigint; readonly revoked: boolean; readonly runs: bigint; readonly owner: string; readonly plaintextHash: string; readonly keyguardKeyId: string; readonly cid: string; readonly keyguardPeerId: string }
 
 export type EscrowOutput = [amount: bigint, claimableAt: bigint, state: bigint] & { readonly amount: bigint; readonly claimableAt: bigint; readonly state: bigint }
 
@@ -54,12 +54,14 @@ export interface CapsuleRegistryEvents {
 
 /** CapsuleRegistry as a typed ethers v6 contract. */
 export interface CapsuleRegistryContract extends TypedContract<CapsuleRegistryEvents> {
+  accessController: TypedMethod<[], string, 'view'>
+  accessInfo: TypedMethod<[capsuleId: BytesLike], [policy: string, revoked: boolean, runs: bigint] & { readonly policy: string; readonly revoked: boolean; readonly runs: bigint }, 'view'>
   getCapsule: TypedMethod<[capsuleId: BytesLike], CapsuleOutput, 'view'>
   isOperator: TypedMethod<[owner: AddressLike, operator: AddressLike], boolean, 'view'>
   MAX_CID_LENGTH: TypedMethod<[], bigint, 'view'>
   MAX_PEER_ID_LENGTH: TypedMethod<[], bigint, 'view'>
   ownerOf: TypedMethod<[capsuleId: BytesLike], string, 'view'>
-  policyOf: TypedMethod<[capsuleId: BytesLike], [policy: string, revoked: boolean] & { readonly policy: string; readonly revoked: boolean }, 'view'>
+  recordRun: TypedMethod<[capsuleId: BytesLike], [policy: string, revoked: boolean, runIndex: bigint] & { readonly policy: string; readonly revoked: boolean; readonly runIndex: bigint }, 'nonpayable'>
   register: TypedMethod<[capsuleId: BytesLike, policy: AddressLike, cid: string, plaintextHash: BytesLike, keyguardPeerId: BytesLike, keyguardKeyId: BytesLike], void, 'nonpayable'>
   revoke: TypedMethod<[capsuleId: BytesLike], void, 'nonpayable'>
   setOperator: TypedMethod<[operator: AddressLike, approved: boolean], void, 'nonpayable'>
@@ -151,7 +153,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   recordFastPathGrant: TypedMethod<[req: SignedAccessRequestInput, jobParams: BytesLike, signature: BytesLike], string, 'nonpayable'>
   requestAccess: TypedMethod<[capsuleId: BytesLike, ephemeralKey: BytesLike, measurement: BytesLike, jobParams: BytesLike], string, 'payable'>
   resolveEscrow: TypedMethod<[grantId: BytesLike, payees: AddressLike[], amounts: BigNumberish[]], void, 'nonpayable'>
-  runCount: TypedMethod<[arg0: BytesLike], bigint, 'view'>
+  runCount: TypedMethod<[capsuleId: BytesLike], bigint, 'view'>
   setAdmin: TypedMethod<[newAdmin: AddressLike], void, 'nonpayable'>
   setSettler: TypedMethod<[account: AddressLike, allowed: boolean], void, 'nonpayable'>
   SIGNED_REQUEST_TYPEHASH: TypedMethod<[], string, 'view'>
@@ -189,8 +191,9 @@ export interface ICapsuleRegistryEvents {
 
 /** ICapsuleRegistry as a typed ethers v6 contract. */
 export interface ICapsuleRegistryContract extends TypedContract<ICapsuleRegistryEvents> {
+  accessInfo: TypedMethod<[capsuleId: BytesLike], [policy: string, revoked: boolean, runs: bigint] & { readonly policy: string; readonly revoked: boolean; readonly runs: bigint }, 'view'>
   isOperator: TypedMethod<[owner: AddressLike, operator: AddressLike], boolean, 'view'>
   ownerOf: TypedMethod<[capsuleId: BytesLike], string, 'view'>
-  policyOf: TypedMethod<[capsuleId: BytesLike], [policy: string, revoked: boolean] & { readonly policy: string; readonly revoked: boolean }, 'view'>
+  recordRun: TypedMethod<[capsuleId: BytesLike], [policy: string, revoked: boolean, runIndex: bigint] & { readonly policy: string; readonly revoked: boolean; readonly runIndex: bigint }, 'nonpayable'>
   connect(runner: ContractRunner | null): ICapsuleRegistryContract
 }
