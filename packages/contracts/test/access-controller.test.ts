@@ -1,4 +1,4 @@
-import { concat, parseEther, Signature, toBeHex, type Wallet, ZeroHash } from 'ethers'
+import { concat, parseEther, Signature, toBeHex, toQuantity, type Wallet, ZeroHash } from 'ethers'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parseEvents } from '../src/events.ts'
 import {
@@ -93,6 +93,16 @@ describe('requestAccess (chain path)', () => {
     expect(await w.c.accessController.runCount(capsuleId)).toBe(1n)
     expect(parseEvents(w.c.accessController, receipt, 'FeeEscrowed')).toEqual([])
     expect((await w.c.accessController.getEscrow(grantId)).state).toBe(0n)
+  })
+
+  it('reports unknown grants with GrantNotFound', async () => {
+    const id = bytes32()
+    await expectRevert(w.c.accessController.getGrant(id), 'GrantNotFound', [id])
+    await expectRevert(
+      w.c.accessController.grantMeasurementMatches(id, ZeroHash),
+      'GrantNotFound',
+      [id],
+    )
   })
 
   it('gives distinct grant ids for the same key on later runs', async () => {
@@ -238,7 +248,7 @@ describe('requestAccess (chain path)', () => {
 
   it('rejects a fee above 2^128 wei', async () => {
     const { capsuleId } = await capsuleWith(w, maxRuns(5))
-    await w.anvil.provider.send('anvil_setBalance', [w.executor.address, toBeHex(2n ** 129n)])
+    await w.anvil.provider.send('anvil_setBalance', [w.executor.address, toQuantity(2n ** 129n)])
     await expectRevert(
       w.c.accessController
         .connect(w.executor)
@@ -443,7 +453,7 @@ describe('fees in escrow', () => {
     const refuser = (
       await deployPolicy(w.owner, maxRuns(1), { nodeRegistry: w.addresses.nodeRegistry })
     ).address
-    await w.anvil.provider.send('anvil_setBalance', [refuser, toBeHex(FEE)])
+    await w.anvil.provider.send('anvil_setBalance', [refuser, toQuantity(FEE)])
     await w.anvil.provider.send('anvil_impersonateAccount', [refuser])
     const impersonated = await w.anvil.provider.getSigner(refuser)
     await send(w.c.accessController.connect(impersonated).deposit({ value: FEE / 2n }))

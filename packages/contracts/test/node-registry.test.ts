@@ -1,6 +1,7 @@
-import { parseEther, ZeroAddress, ZeroHash } from 'ethers'
+import { ContractFactory, parseEther, toQuantity, ZeroAddress, ZeroHash } from 'ethers'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parseEvents } from '../src/events.ts'
+import { nodeRegistryAbi, nodeRegistryBytecode } from '../src/generated/artifacts.ts'
 import {
   balanceOf,
   bytes32,
@@ -99,6 +100,21 @@ describe('NodeRegistry registration', () => {
     await expectRevert(stranger.requestUnbond(1), 'NotRegistered', [w.other.address])
     await expectRevert(stranger.withdraw(), 'NotRegistered', [w.other.address])
     await expectConserved(w)
+  })
+})
+
+describe('NodeRegistry limits', () => {
+  it('rejects stakes above 2^128 wei and an initial reputation above 1000', async () => {
+    await w.anvil.provider.send('anvil_setBalance', [w.other.address, toQuantity(2n ** 130n)])
+    const nr = w.c.nodeRegistry.connect(w.other)
+    await expectRevert(
+      nr.register(peerId(), bytes32(), 1, { value: 2n ** 128n }),
+      'AmountTooLarge',
+      [2n ** 128n],
+    )
+    const factory = new ContractFactory(nodeRegistryAbi, nodeRegistryBytecode, w.deployer)
+    await expectRevert(factory.deploy(w.deployer.address, 1, 1, 1001), 'AmountTooLarge', [1001n])
+    await expectRevert(factory.deploy(ZeroAddress, 1, 1, 0), 'ZeroAddress')
   })
 })
 
