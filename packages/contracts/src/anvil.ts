@@ -198,6 +198,11 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
     { length: options.accounts ?? 10 },
     (_, i) => new Wallet(root.deriveChild(i).privateKey, provider),
   )
+  // If the test process exits without calling stop(), do not leave anvil running.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL')
+  }
+  process.once('exit', killOnExit)
   let stopped: Promise<void> | undefined
   return {
     rpcUrl: url,
@@ -218,6 +223,7 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
     },
     stop: () => {
       stopped ??= (async () => {
+        process.removeListener('exit', killOnExit)
         provider.destroy()
         child.kill('SIGTERM')
         const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
