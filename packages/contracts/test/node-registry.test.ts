@@ -2,6 +2,7 @@ import { ContractFactory, parseEther, toQuantity, ZeroAddress, ZeroHash } from '
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parseEvents } from '../src/events.ts'
 import { nodeRegistryAbi, nodeRegistryBytecode } from '../src/generated/artifacts.ts'
+import { POLICY_LIMITS } from '../src/policy/expression.ts'
 import {
   balanceOf,
   bytes32,
@@ -181,6 +182,7 @@ describe('NodeRegistry managers: reputation and slashing', () => {
     expect(await nr.reputationOf(w.executor.address)).toBe(0n)
     await send(m.adjustReputation(w.executor.address, 2n ** 255n - 1n))
     expect(await nr.reputationOf(w.executor.address)).toBe(1000n)
+    expect(await nr.MAX_REPUTATION()).toBe(BigInt(POLICY_LIMITS.maxReputation))
     await send(m.adjustReputation(w.executor.address, 5))
     expect(await nr.reputationOf(w.executor.address)).toBe(1000n)
     await expectRevert(m.adjustReputation(w.other.address, 1), 'NotRegistered', [w.other.address])
