@@ -1,5 +1,5 @@
 import { concat, parseEther, Signature, toBeHex, toQuantity, type Wallet, ZeroHash } from 'ethers'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseEvents } from '../src/events.ts'
 import {
   accessRequestDomain,
@@ -28,21 +28,13 @@ import {
   peerId,
   ROLE_VERIFIER,
   send,
-  setupWorld,
+  useWorld,
   type World,
 } from './helpers.ts'
 
 let w: World
-let snap: string
-beforeAll(async () => {
-  w = await setupWorld()
-})
-afterAll(() => w?.anvil.stop())
-beforeEach(async () => {
-  snap = await w.anvil.snapshot()
-})
-afterEach(async () => {
-  await w.anvil.revert(snap)
+useWorld((world) => {
+  w = world
 })
 
 const FEE = parseEther('0.01')

@@ -1,27 +1,19 @@
 import { ZeroAddress, ZeroHash } from 'ethers'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseEvents } from '../src/events.ts'
 import { deployPolicy } from '../src/policy/compile.ts'
 import { maxRuns } from '../src/policy/expression.ts'
-import { bytes32, CID, expectRevert, peerId, send, setupWorld, type World } from './helpers.ts'
+import { bytes32, CID, expectRevert, peerId, send, useWorld, type World } from './helpers.ts'
 
 let w: World
-let snap: string
 let policyA: string
 let policyB: string
-beforeAll(async () => {
-  w = await setupWorld()
+useWorld(async (world) => {
+  w = world
   policyA = (await deployPolicy(w.owner, maxRuns(1), { nodeRegistry: w.addresses.nodeRegistry }))
     .address
   policyB = (await deployPolicy(w.owner, maxRuns(2), { nodeRegistry: w.addresses.nodeRegistry }))
     .address
-})
-afterAll(() => w?.anvil.stop())
-beforeEach(async () => {
-  snap = await w.anvil.snapshot()
-})
-afterEach(async () => {
-  await w.anvil.revert(snap)
 })
 
 async function registered() {

@@ -9,7 +9,7 @@ import {
   type TransactionResponse,
   type Wallet,
 } from 'ethers'
-import { expect } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest'
 import { type Anvil, startAnvil } from '../src/anvil.ts'
 import { compileSolidity } from '../src/compiler.ts'
 import {
@@ -73,6 +73,26 @@ export async function setupWorld(): Promise<World> {
     other: other!,
     settler: settler!,
   }
+}
+
+/**
+ * Registers the per-file hooks: one world (anvil + Digicap) for the file, `onReady` once it is up
+ * (before the first snapshot), and an `evm_snapshot`/`evm_revert` around every test.
+ */
+export function useWorld(onReady: (w: World) => void | Promise<void>): void {
+  let w: World | undefined
+  let snap: string
+  beforeAll(async () => {
+    w = await setupWorld()
+    await onReady(w)
+  })
+  afterAll(() => w?.anvil.stop())
+  beforeEach(async () => {
+    snap = await w!.anvil.snapshot()
+  })
+  afterEach(async () => {
+    await w!.anvil.revert(snap)
+  })
 }
 
 export async function send(tx: Promise<TransactionResponse>) {

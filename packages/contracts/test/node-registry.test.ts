@@ -1,5 +1,5 @@
 import { ContractFactory, parseEther, toQuantity, ZeroAddress, ZeroHash } from 'ethers'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseEvents } from '../src/events.ts'
 import { nodeRegistryAbi, nodeRegistryBytecode } from '../src/generated/artifacts.ts'
 import { POLICY_LIMITS } from '../src/policy/expression.ts'
@@ -14,22 +14,14 @@ import {
   ROLE_EXECUTOR,
   ROLE_VERIFIER,
   send,
-  setupWorld,
   UNBONDING_DELAY,
+  useWorld,
   type World,
 } from './helpers.ts'
 
 let w: World
-let snap: string
-beforeAll(async () => {
-  w = await setupWorld()
-})
-afterAll(() => w?.anvil.stop())
-beforeEach(async () => {
-  snap = await w.anvil.snapshot()
-})
-afterEach(async () => {
-  await w.anvil.revert(snap)
+useWorld((world) => {
+  w = world
 })
 
 const ONE = parseEther('1')

@@ -1,5 +1,5 @@
 import { Contract, ContractFactory, parseEther, ZeroHash } from 'ethers'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { connectPolicy } from '../src/deploy.ts'
 import { compilePolicy, deployPolicy, verifyPolicyBytecode } from '../src/policy/compile.ts'
 import {
@@ -20,23 +20,14 @@ import { parsePolicyExpression } from '../src/policy/parse.ts'
 import { generatePolicySource } from '../src/policy/solidity.ts'
 import { Reason } from '../src/reasons.ts'
 import { JOB_PARAMS_POLICY } from './fixtures/policies.ts'
-import { bytes32, capsuleWith, send, setupWorld, type World } from './helpers.ts'
+import { bytes32, capsuleWith, send, useWorld, type World } from './helpers.ts'
 
 let w: World
-let snap: string
 let t0: number
 const M = bytes32()
-
-beforeAll(async () => {
-  w = await setupWorld()
+useWorld(async (world) => {
+  w = world
   t0 = (await w.anvil.provider.getBlock('latest'))!.timestamp
-})
-afterAll(() => w?.anvil.stop())
-beforeEach(async () => {
-  snap = await w.anvil.snapshot()
-})
-afterEach(async () => {
-  await w.anvil.revert(snap)
 })
 
 interface Req {
