@@ -19,8 +19,9 @@ import {
   deployDigicap,
 } from '../src/deploy.ts'
 import { ContractRevertError } from '../src/errors.ts'
-import { deployPolicy } from '../src/policy/compile.ts'
-import type { PolicyExpression } from '../src/policy/expression.ts'
+import { type CompiledPolicy, compilePolicy } from '../src/policy/compile.ts'
+import { formatPolicyExpression, type PolicyExpression } from '../src/policy/expression.ts'
+import { generatePolicySource } from '../src/policy/solidity.ts'
 import { decodeRevert } from '../src/revert.ts'
 
 export const MIN_STAKE = parseEther('0.01')
@@ -101,9 +102,27 @@ export async function send(tx: Promise<TransactionResponse>) {
   return receipt
 }
 
-/** Deploys `rule` and registers a fresh capsule under it for `owner`; returns the capsule id. */
+const compiledRules = new Map<string, CompiledPolicy>()
+
+/**
+ * Deploys `rule` (compiled once per rule per test file: deployPolicy itself is tested in
+ * policy-onchain) and registers a fresh capsule under it for `owner`.
+ */
 export async function capsuleWith(w: World, rule: PolicyExpression, owner: Wallet = w.owner) {
-  const policy = await deployPolicy(owner, rule, { nodeRegistry: w.addresses.nodeRegistry })
+  const key = formatPolicyExpression(rule)
+  let compiled = compiledRules.get(key)
+  if (!compiled) {
+    compiled = compilePolicy(generatePolicySource(rule))
+    compiledRules.set(key, compiled)
+  }
+  const factory = new ContractFactory(
+    compiled.abi as Record<string, unknown>[],
+    compiled.bytecode,
+    owner,
+  )
+  const deployed = await factory.deploy(w.addresses.nodeRegistry)
+  await deployed.waitForDeployment()
+  const policy = { address: await deployed.getAddress() }
   const capsuleId = bytes32()
   await send(
     w.c.capsuleRegistry
