@@ -1,0 +1,125 @@
+/**
+ * Gas of the Digicap hot paths on a real anvil, as a markdown table. Run: `pnpm bench`.
+ * Baseline: a plain ETH transfer (21,000 gas) measured in the same run.
+ */
+import { hexlify, parseEther, randomBytes, type TransactionResponse } from 'ethers'
+import { startAnvil } from '../src/anvil.ts'
+import { connectDigicap, deployDigicap } from '../src/deploy.ts'
+import { accessRequestDomain, jobParamsHash, signAccessRequest } from '../src/fastpath.ts'
+import { deployPolicy } from '../src/policy/compile.ts'
+import {
+  all,
+  before,
+  environment,
+  fee,
+  maxRuns,
+  minReputation,
+  type PolicyExpression,
+} from '../src/policy/expression.ts'
+
+const TARGET_REQUEST_3 = 120_000n
+const anvil = await startAnvil()
+try {
+  const [deployer, owner, executor] = anvil.signers as [
+    (typeof anvil.signers)[0],
+    (typeof anvil.signers)[0],
+    (typeof anvil.signers)[0],
+  ]
+  const addresses = await deployDigicap(deployer)
+  const c = connectDigicap(addresses, deployer)
+  const rows: [string, bigint][] = []
+  const gas = async (label: string, tx: Promise<TransactionResponse>): Promise<void> => {
+    const receipt = await (await tx).wait()
+    rows.push([label, receipt!.gasUsed])
+  }
+  const bytes32 = (): string => hexlify(randomBytes(32))
+
+  await gas('ETH transfer (baseline)', owner.sendTransaction({ to: executor.address, value: 1n }))
+  await gas(
+    'registerNode (executor, 46-byte peer id)',
+    c.nodeRegistry
+      .connect(executor)
+      .register(hexlify(randomBytes(46)), bytes32(), 1, { value: parseEther('1') }),
+  )
+  const measurement = bytes32()
+  const rules: [string, PolicyExpression][] = [
+    ['1 condition: maxRuns', maxRuns(1000)],
+    [
+      '3 conditions: minReputation, environment, maxRuns',
+      all(minReputation(50), environment(measurement), maxRuns(1000)),
+    ],
+    [
+      '5 conditions: + before, fee (0.001 ETH into escrow)',
+      all(
+        minReputation(50),
+        environment(measurement),
+        before('2100-01-01T00:00:00Z'),
+        maxRuns(1000),
+        fee('0.001'),
+      ),
+    ],
+  ]
+  let request3 = 0n
+  for (const [i, [label, rule]] of rules.entries()) {
+    const policy = await deployPolicy(owner, rule, { nodeRegistry: addresses.nodeRegistry })
+    const capsuleId = bytes32()
+    const cid = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
+    if (i === 0)
+      await gas(
+        'register capsule (59-char CID, 38-byte keyguard peer id)',
+        c.capsuleRegistry
+          .connect(owner)
+          .register(capsuleId, policy.address, cid, bytes32(), hexlify(randomBytes(38)), bytes32()),
+      )
+    else
+      await (
+        await c.capsuleRegistry
+          .connect(owner)
+          .register(capsuleId, policy.address, cid, bytes32(), hexlify(randomBytes(38)), bytes32())
+      ).wait()
+    const value =
+      rule.kind === 'all' && rule.conditions.some((x) => x.kind === 'fee')
+        ? parseEther('0.001')
+        : 0n
+    const ac = c.accessController.connect(executor)
+    await gas(
+      `requestAccess, ${label}, first run`,
+      ac.requestAccess(capsuleId, bytes32(), measurement, '0x', { value }),
+    )
+    await gas(
+      `requestAccess, ${label}, later run`,
+      ac.requestAccess(capsuleId, bytes32(), measurement, '0x', { value }),
+    )
+    if (i === 1) request3 = rows.at(-1)![1]
+    if (i === 1) {
+      const domain = accessRequestDomain(anvil.chainId, addresses.accessController)
+      const req = {
+        capsuleId,
+        executor: executor.address,
+        ephemeralKey: bytes32(),
+        measurement,
+        jobParamsHash: jobParamsHash('0x'),
+        fee: 0n,
+        nonce: 1n,
+        expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+      }
+      const signature = await signAccessRequest(executor, domain, req)
+      await gas(
+        'recordFastPathGrant, 3 conditions (owner as keyguard)',
+        c.accessController.connect(owner).recordFastPathGrant(req, '0x', signature),
+      )
+    }
+  }
+  const base = rows[0]![1]
+  console.log('| operation | gas | × transfer |')
+  console.log('| --- | ---: | ---: |')
+  for (const [label, used] of rows)
+    console.log(
+      `| ${label} | ${used.toLocaleString('en-US')} | ${(Number(used) / Number(base)).toFixed(2)} |`,
+    )
+  console.log(
+    `\nrequestAccess with a 3-condition policy: ${request3.toLocaleString('en-US')} gas (target ≤ ${TARGET_REQUEST_3.toLocaleString('en-US')}: ${request3 <= TARGET_REQUEST_3 ? 'met' : 'MISSED'})`,
+  )
+} finally {
+  await anvil.stop()
+}

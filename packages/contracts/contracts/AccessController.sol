@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {CapsuleRegistry} from "./CapsuleRegistry.sol";
+import {ICapsuleRegistry} from "./interfaces/ICapsuleRegistry.sol";
+import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {AccessRequest, IAccessPolicy} from "./policy/IAccessPolicy.sol";
+import {Reason} from "./policy/Reason.sol";
+import {Guarded} from "./utils/Guarded.sol";
+
+/// @title AccessController
+/// @notice Turns an executor's request into a grant the keyguard can trust.
+///
+/// Chain path: a registered executor calls `requestAccess`; the capsule's policy decides; the
+/// grant is stored and `AccessGranted` emitted, or the call reverts with `AccessDenied(reason)`.
+///
+/// Fast path: the executor signs an EIP-712 `AccessRequest` and sends it to the keyguard, which
+/// evaluates `checkAccess` with `eth_call`, serves the key, then logs the grant here with
+/// `recordFastPathGrant` (caller: the capsule owner or an operator it named). The policy is
+/// evaluated again and the grant counts toward the capsule's runs. The fee comes from the
+/// executor's deposit.
+///
+/// Fees sit in escrow per grant. After `disputeWindow` the capsule owner claims undisputed
+/// fees; a settler (the settlement contract, later) may dispute an escrow first and then split
+/// it. Funds are conserved: `address(this).balance == totalHeld`.
+contract AccessController is Guarded {
+    /// @notice A grant as stored (three slots, to keep `requestAccess` under 120k gas).
+    ///         The measurement is not stored: it is in `AccessGranted` and bound into the grant id
+    ///         (check it with `grantMeasurementMatches`). Granted at `expiresAt - grantWindow`.
+    struct Grant {
+        address executor;
+        uint40 runIndex;
+        uint40 expiresAt;
+        bool fastPath;
+        bytes32 capsuleId;
+        bytes32 ephemeralKey;
+    }
+
+    /// @notice What an executor signs for the fast path (EIP-712 struct `AccessRequest`).
+    struct SignedAccessRequest {
+        bytes32 capsuleId;
+        address executor;
+        bytes32 ephemeralKey;
+        bytes32 measurement;
+        bytes32 jobParamsHash;
+        uint256 fee;
+        uint256 nonce;
+        uint64 expiry;
+    }
+
+    enum EscrowState {
+        None,
+        Held,
+        Disputed,
+        Claimed,
+        Resolved
+    }
+
+    struct Escrow {
+        uint128 amount;
+        uint40 claimableAt;
+        EscrowState state;
+    }
+
+    bytes32 public constant SIGNED_REQUEST_TYPEHASH = keccak256(
+        "AccessRequest(bytes32 capsuleId,address executor,bytes32 ephemeralKey,bytes32 measurement,bytes32 jobParamsHash,uint256 fee,uint256 nonce,uint64 expiry)"
+    );
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 private constant NAME_HASH = keccak256("DigicapAccessController");
+    bytes32 private constant VERSION_HASH = keccak256("1");
+    uint8 private constant ROLE_EXECUTOR = 1;
+    uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    ICapsuleRegistry public immutable capsuleRegistry;
+    INodeRegistry public immutable nodeRegistry;
+    /// @notice Seconds a grant stays valid for the keyguard to serve it.
+    uint256 public immutable grantWindow;
+    /// @notice Seconds after a grant before its owner may claim the fee.
+    uint256 public immutable disputeWindow;
+
+    /// @notice Fast-path deposits per executor (wei).
+    mapping(address => uint256) public deposits;
+    /// @notice Wei credited by settlement, waiting for `withdrawCredit`.
+    mapping(address => uint256) public credits;
+    /// @notice Accounts allowed to dispute and split escrows.
+    mapping(address => bool) public isSettler;
+    /// @notice Sum of escrows not yet paid out, deposits and credits (wei).
+    uint256 public totalHeld;
+
+    mapping(bytes32 => Grant) private _grants;
+    mapping(bytes32 => Escrow) private _escrows;
+    mapping(address => mapping(uint256 => bool)) private _usedNonces;
+
+    event AccessGranted(
+        bytes32 indexed grantId,
+        bytes32 indexed capsuleId,
+        address indexed executor,
+        bytes32 ephemeralKey,
+        bytes32 measurement,
+        uint64 expiresAt,
+        bool fastPath
+    );
+    event FeeEscrowed(bytes32 indexed grantId, uint256 amount, uint64 claimableAt);
+    event FeeClaimed(bytes32 indexed grantId, address indexed owner, uint256 amount);
+    event EscrowDisputed(bytes32 indexed grantId, address indexed settler);
+    event EscrowResolved(bytes32 indexed grantId, address indexed settler);
+    event Credited(address indexed payee, bytes32 indexed grantId, uint256 amount);
+    event CreditWithdrawn(address indexed payee, uint256 amount);
+    event Deposited(address indexed account, uint256 amount, uint256 balance);
+    event DepositWithdrawn(address indexed account, uint256 amount, uint256 balance);
+    event SettlerSet(address indexed account, bool allowed);
+
+    error AccessDenied(bytes32 capsuleId, address executor, uint8 reason);
+    error InvalidEphemeralKey();
+    error NotKeyguard(bytes32 capsuleId, address caller);
+    error SignedRequestExpired(uint64 expiry);
+    error NonceUsed(address executor, uint256 nonce);
+    error InvalidSignature();
+    error JobParamsMismatch();
+    error InsufficientDeposit(uint256 requested, uint256 available);
+    error FeeTooLarge(uint256 amount);
+    error GrantNotFound(bytes32 grantId);
+    error WrongEscrowState(bytes32 grantId, EscrowState state);
+    error EscrowLocked(bytes32 grantId, uint64 claimableAt);
+    error NotFeeRecipient(bytes32 grantId, address caller);
+    error NotSettler(address caller);
+    error PayoutMismatch(uint256 total, uint256 escrowed);
+    error LengthMismatch();
+    error ZeroAmount();
+    error NothingToWithdraw();
+
+    /// @dev Deploys its own CapsuleRegistry, so that only this controller can count runs.
+    constructor(INodeRegistry nodeRegistry_, address admin_, uint256 grantWindow_, uint256 disputeWindow_)
+        Guarded(admin_)
+    {
+        if (address(nodeRegistry_) == address(0)) revert ZeroAddress();
+        capsuleRegistry = new CapsuleRegistry();
+        nodeRegistry = nodeRegistry_;
+        grantWindow = grantWindow_;
+        disputeWindow = disputeWindow_;
+    }
+
+    modifier onlySettler() {
+        if (!isSettler[msg.sender]) revert NotSettler(msg.sender);
+        _;
+    }
+
+    // ---------------------------------------------------------------- chain path
+
+    /// @notice Asks for a grant on `capsuleId`; `msg.value` is the fee, held in escrow.
+    /// @return grantId The new grant's id.
+    function requestAccess(bytes32 capsuleId, bytes32 ephemeralKey, bytes32 measurement, bytes calldata jobParams)
+        external
+        payable
+        returns (bytes32 grantId)
+    {
+        return _grant(
+            capsuleId, msg.sender, AccessRequest(ephemeralKey, measurement, msg.value, 0, false, jobParams)
+        );
+    }
+
+    // ---------------------------------------------------------------- fast path
+
+    /// @notice Logs a grant the keyguard served off-chain. Callable by the capsule owner or an
+    ///         operator it named; the executor's EIP-712 signature authorises it and its fee
+    ///         (taken from the executor's deposit).
+    function recordFastPathGrant(
+        SignedAccessRequest calldata req,
+        bytes calldata jobParams,
+        bytes calldata signature
+    ) external returns (bytes32 grantId) {
+        address owner = capsuleRegistry.ownerOf(req.capsuleId);
+        if (owner == address(0) || (msg.sender != owner && !capsuleRegistry.isOperator(owner, msg.sender))) {
+            revert NotKeyguard(req.capsuleId, msg.sender);
+        }
+        if (block.timestamp > req.expiry) revert SignedRequestExpired(req.expiry);
+        if (keccak256(jobParams) != req.jobParamsHash) revert JobParamsMismatch();
+        if (_usedNonces[req.executor][req.nonce]) revert NonceUsed(req.executor, req.nonce);
+        if (_recover(hashSignedRequest(req), signature) != req.executor) revert InvalidSignature();
+        _usedNonces[req.executor][req.nonce] = true;
+        uint256 available = deposits[req.executor];
+        if (req.fee > available) revert InsufficientDeposit(req.fee, available);
+        if (req.fee > 0) {
+            deposits[req.executor] = available - req.fee;
+            totalHeld -= req.fee; // moved back in by _grant's escrow
+        }
+        return _grant(
+            req.capsuleId,
+            req.executor,
+            AccessRequest(req.ephemeralKey, req.measurement, req.fee, 0, true, jobParams)
+        );
+    }
+
+    /// @notice EIP-712 digest of a signed request, as the executor signs it.
+    function hashSignedRequest(SignedAccessRequest calldata req) public view returns (bytes32) {
+        bytes32 structHash = keccak256(
+            abi.encode(
+                SIGNED_REQUEST_TYPEHASH,
+                req.capsuleId,
+                req.executor,
+                req.ephemeralKey,
+                req.measurement,
+                req.jobParamsHash,
+                req.fee,
+                req.nonce,
+                req.expiry
+            )
+        );
+        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+    }
+
+    /// @notice EIP-712 domain separator (name "DigicapAccessController", version "1").
+    function domainSeparator() public view returns (bytes32) {
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this)));
+    }
+
+    /// @notice True when `nonce` of `executor` has been used by a recorded fast-path grant.
+    function nonceUsed(address executor, uint256 nonce) external view returns (bool) {
+        return _usedNonces[executor][nonce];
+    }
+
+    /// @notice Tops up the caller's fast-path deposit.
+    function deposit() external payable {
+        if (msg.value == 0) revert ZeroAmount();
+        uint256 balance = deposits[msg.sender] + msg.value;
+        deposits[msg.sender] = balance;
+        totalHeld += msg.value;
+        emit Deposited(msg.sender, msg.value, balance);
+    }
+
+    /// @notice Takes `amount` back from the caller's fast-path deposit.
+    function withdrawDeposit(uint256 amount) external nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        uint256 available = deposits[msg.sender];
+        if (amount > available) revert InsufficientDeposit(amount, available);
+        deposits[msg.sender] = available - amount;
+        totalHeld -= amount;
+        emit DepositWithdrawn(msg.sender, amount, available - amount);
+        _send(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice What `requestAccess` (or, with `fastPath`, `recordFastPathGrant`) would decide
+    ///         right now. The keyguard's fast path calls this with `eth_call`.
+    function checkAccess(
+        bytes32 capsuleId,
+        address executor,
+        bytes32 ephemeralKey,
+        bytes32 measurement,
+        uint256 feePaid,
+        bool fastPath,
+        bytes calldata jobParams
+    ) external view returns (bool allowed, uint8 reason) {
+        if (fastPath && deposits[executor] < feePaid) return (false, Reason.INSUFFICIENT_DEPOSIT);
+        return _check(capsuleId, executor, AccessRequest(ephemeralKey, measurement, feePaid, 0, fastPath, jobParams));
+    }
+
+    /// @notice Grants made so far for `capsuleId` (chain and fast path).
+    function runCount(bytes32 capsuleId) external view returns (uint256 runs) {
+        (,, runs) = capsuleRegistry.accessInfo(capsuleId);
+    }
+
+    /// @notice The stored grant; reverts with `GrantNotFound` when unknown.
+    function getGrant(bytes32 grantId) external view returns (Grant memory grant) {
+        grant = _grants[grantId];
+        if (grant.executor == address(0)) revert GrantNotFound(grantId);
+    }
+
+    /// @notice True when `grantId` was granted for `measurement`.
+    function grantMeasurementMatches(bytes32 grantId, bytes32 measurement) external view returns (bool) {
+        Grant storage g = _grants[grantId];
+        if (g.executor == address(0)) revert GrantNotFound(grantId);
+        return _grantId(g.capsuleId, g.executor, g.ephemeralKey, measurement, g.runIndex) == grantId;
+    }
+
+    /// @notice The escrow of a grant (state `None` when it paid no fee).
+    function getEscrow(bytes32 grantId) external view returns (Escrow memory) {
+        return _escrows[grantId];
+    }
+
+    // ---------------------------------------------------------------- fees
+
+    /// @notice Pays the caller the undisputed fees of `grantIds` (capsules it owns) whose
+    ///         dispute window has passed. All or nothing.
+    function claimFees(bytes32[] calldata grantIds) external nonReentrant returns (uint256 total) {
+        for (uint256 i = 0; i < grantIds.length; ++i) {
+            bytes32 grantId = grantIds[i];
+            Escrow storage e = _escrows[grantId];
+            if (e.state != EscrowState.Held) revert WrongEscrowState(grantId, e.state);
+            if (block.timestamp < e.claimableAt) revert EscrowLocked(grantId, e.claimableAt);
+            if (capsuleRegistry.ownerOf(_grants[grantId].capsuleId) != msg.sender) {
+                revert NotFeeRecipient(grantId, msg.sender);
+            }
+            e.state = EscrowState.Claimed;
+            total += e.amount;
+            emit FeeClaimed(grantId, msg.sender, e.amount);
+        }
+        if (total == 0) revert NothingToWithdraw();
+        totalHeld -= total;
+        _send(msg.sender, total);
+    }
+
+    /// @notice Grants or revokes the settler role.
+    function setSettler(address account, bool allowed) external onlyAdmin {
+        if (account == address(0)) revert ZeroAddress();
+        isSettler[account] = allowed;
+        emit SettlerSet(account, allowed);
+    }
+
+    /// @notice Freezes an escrow so the owner cannot claim it until it is resolved.
+    function disputeEscrow(bytes32 grantId) external onlySettler {
+        Escrow storage e = _escrows[grantId];
+        if (e.state != EscrowState.Held) revert WrongEscrowState(grantId, e.state);
+        e.state = EscrowState.Disputed;
+        emit EscrowDisputed(grantId, msg.sender);
+    }
+
+    /// @notice Splits a disputed escrow between `payees`; the amounts must add up to the escrow.
+    function resolveEscrow(bytes32 grantId, address[] calldata payees, uint256[] calldata amounts)
+        external
+        onlySettler
+    {
+        if (payees.length != amounts.length || payees.length == 0) revert LengthMismatch();
+        Escrow storage e = _escrows[grantId];
+        if (e.state != EscrowState.Disputed) revert WrongEscrowState(grantId, e.state);
+        uint256 sum = 0;
+        for (uint256 i = 0; i < payees.length; ++i) {
+            if (payees[i] == address(0)) revert ZeroAddress();
+            sum += amounts[i];
+            credits[payees[i]] += amounts[i];
+            emit Credited(payees[i], grantId, amounts[i]);
+        }
+        if (sum != e.amount) revert PayoutMismatch(sum, e.amount);
+        e.state = EscrowState.Resolved;
+        emit EscrowResolved(grantId, msg.sender);
+    }
+
+    /// @notice Sends the caller what settlement credited to it.
+    function withdrawCredit() external nonReentrant {
+        uint256 amount = credits[msg.sender];
+        if (amount == 0) revert NothingToWithdraw();
+        credits[msg.sender] = 0;
+        totalHeld -= amount;
+        emit CreditWithdrawn(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _grant(bytes32 capsuleId, address executor, AccessRequest memory req) private returns (bytes32 grantId) {
+        if (req.ephemeralKey == bytes32(0)) revert InvalidEphemeralKey();
+        if (req.feePaid > type(uint128).max) revert FeeTooLarge(req.feePaid);
+        if (!nodeRegistry.isActive(executor, ROLE_EXECUTOR)) {
+            revert AccessDenied(capsuleId, executor, Reason.EXECUTOR_NOT_REGISTERED);
+        }
+        // Counts the run up front; a denial below reverts the count with everything else.
+        (address policy, bool revoked, uint256 runs) = capsuleRegistry.recordRun(capsuleId);
+        req.runCount = runs;
+        (bool allowed, uint8 reason) = _evaluate(policy, revoked, capsuleId, executor, req);
+        if (!allowed) revert AccessDenied(capsuleId, executor, reason);
+        grantId = _grantId(capsuleId, executor, req.ephemeralKey, req.measurement, runs);
+        uint40 expiresAt = uint40(block.timestamp + grantWindow);
+        _grants[grantId] = Grant({
+            executor: executor,
+            runIndex: uint40(runs),
+            expiresAt: expiresAt,
+            fastPath: req.fastPath,
+            capsuleId: capsuleId,
+            ephemeralKey: req.ephemeralKey
+        });
+        if (req.feePaid > 0) {
+            uint40 claimableAt = uint40(block.timestamp + disputeWindow);
+            _escrows[grantId] = Escrow(uint128(req.feePaid), claimableAt, EscrowState.Held);
+            totalHeld += req.feePaid;
+            emit FeeEscrowed(grantId, req.feePaid, claimableAt);
+        }
+        emit AccessGranted(grantId, capsuleId, executor, req.ephemeralKey, req.measurement, expiresAt, req.fastPath);
+    }
+
+    /// @dev keccak256(abi.encode(chainid, this, capsuleId, executor, ephemeralKey, measurement, runIndex)).
+    function _grantId(bytes32 capsuleId, address executor, bytes32 ephemeralKey, bytes32 measurement, uint256 runIndex)
+        private
+        view
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(block.chainid, address(this), capsuleId, executor, ephemeralKey, measurement, runIndex));
+    }
+
+    function _check(bytes32 capsuleId, address executor, AccessRequest memory req) private view returns (bool, uint8) {
+        if (!nodeRegistry.isActive(executor, ROLE_EXECUTOR)) return (false, Reason.EXECUTOR_NOT_REGISTERED);
+        (address policy, bool revoked, uint256 runs) = capsuleRegistry.accessInfo(capsuleId);
+        req.runCount = runs;
+        return _evaluate(policy, revoked, capsuleId, executor, req);
+    }
+
+    function _evaluate(address policy, bool revoked, bytes32 capsuleId, address executor, AccessRequest memory req)
+        private
+        view
+        returns (bool, uint8)
+    {
+        if (policy == address(0)) return (false, Reason.CAPSULE_NOT_FOUND);
+        if (revoked) return (false, Reason.CAPSULE_REVOKED);
+        try IAccessPolicy(policy).evaluate(capsuleId, executor, req) returns (bool allowed, uint8 reason) {
+            if (allowed) return (true, Reason.OK);
+            return (false, reason == Reason.OK ? Reason.DENIED : reason);
+        } catch {
+            return (false, Reason.POLICY_ERROR);
+        }
+    }
+
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address signer) {
+        if (signature.length != 65) revert InvalidSignature();
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        if (uint256(s) > HALF_N || (v != 27 && v != 28)) revert InvalidSignature();
+        signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert InvalidSignature();
+    }
+}

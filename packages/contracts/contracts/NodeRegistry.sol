@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {Guarded} from "./utils/Guarded.sol";
+
+/// @title NodeRegistry
+/// @notice Executors and verifiers register here with an ETH stake, their libp2p peer id and
+///         the hash of their attestation key. Reputation lives here too. Stake leaves through
+///         an unbonding delay and stays slashable while unbonding. Accounts the admin names
+///         as managers (the settlement contract, later) adjust reputation and slash.
+/// @dev Funds are conserved: `address(this).balance == totalHeld` (stake + unbonding + payouts).
+contract NodeRegistry is INodeRegistry, Guarded {
+    uint8 public constant ROLE_EXECUTOR = 1;
+    uint8 public constant ROLE_VERIFIER = 2;
+    uint8 public constant ALL_ROLES = ROLE_EXECUTOR | ROLE_VERIFIER;
+    uint64 public constant MAX_REPUTATION = 1000;
+    uint256 public constant MAX_PEER_ID_LENGTH = 128;
+
+    /// @notice Smallest stake (wei) for a node to count as active.
+    uint256 public immutable minStake;
+    /// @notice Seconds between `requestUnbond` and `withdraw`.
+    uint256 public immutable unbondingDelay;
+    /// @notice Reputation a node starts with.
+    uint64 public immutable initialReputation;
+
+    /// @notice Sum of all stake, unbonding and unclaimed payouts (wei).
+    uint256 public totalHeld;
+
+    mapping(address => Node) private _nodes;
+    /// @notice Accounts allowed to adjust reputation and slash.
+    mapping(address => bool) public isManager;
+    /// @notice Slashed wei waiting for its recipient to claim it.
+    mapping(address => uint256) public payouts;
+
+    event NodeRegistered(address indexed node, uint8 roles, bytes peerId, bytes32 attestationKeyHash, uint256 stake);
+    event NodeUpdated(address indexed node, uint8 roles, bytes peerId, bytes32 attestationKeyHash);
+    event StakeAdded(address indexed node, uint256 amount, uint256 stake);
+    event UnbondRequested(address indexed node, uint256 amount, uint64 releaseAt);
+    event Withdrawn(address indexed node, uint256 amount);
+    event ReputationChanged(address indexed node, uint64 previous, uint64 current, address indexed manager);
+    event Slashed(address indexed node, uint256 amount, address indexed recipient, bytes32 reason, address manager);
+    event PayoutClaimed(address indexed recipient, uint256 amount);
+    event ManagerSet(address indexed account, bool allowed);
+
+    error AlreadyRegistered(address node);
+    error NotRegistered(address node);
+    error InvalidRoles(uint8 roles);
+    error InvalidPeerId(uint256 length);
+    error StakeTooLow(uint256 amount, uint256 minimum);
+    error ZeroAmount();
+    error InsufficientStake(uint256 requested, uint256 available);
+    error NothingToWithdraw();
+    error StillUnbonding(uint64 releaseAt);
+    error NotManager(address caller);
+    error AmountTooLarge(uint256 amount);
+
+    constructor(address admin_, uint256 minStake_, uint256 unbondingDelay_, uint64 initialReputation_) Guarded(admin_) {
+        if (initialReputation_ > MAX_REPUTATION) revert AmountTooLarge(initialReputation_);
+        minStake = minStake_;
+        unbondingDelay = unbondingDelay_;
+        initialReputation = initialReputation_;
+    }
+
+    modifier onlyManager() {
+        if (!isManager[msg.sender]) revert NotManager(msg.sender);
+        _;
+    }
+
+    // ---------------------------------------------------------------- node operators
+
+    /// @notice Registers the caller with `msg.value` as stake (at least `minStake`).
+    function register(bytes calldata peerId, bytes32 attestationKeyHash, uint8 roles) external payable {
+        Node storage n = _nodes[msg.sender];
+        if (n.registered) revert AlreadyRegistered(msg.sender);
+        _checkProfile(peerId, roles);
+        if (msg.value < minStake || msg.value == 0) revert StakeTooLow(msg.value, minStake);
+        if (msg.value > type(uint128).max) revert AmountTooLarge(msg.value);
+        n.stake = uint128(msg.value);
+        n.reputation = initialReputation;
+        n.roles = roles;
+        n.registered = true;
+        n.attestationKeyHash = attestationKeyHash;
+        n.peerId = peerId;
+        totalHeld += msg.value;
+        emit NodeRegistered(msg.sender, roles, peerId, attestationKeyHash, msg.value);
+    }
+
+    /// @notice Changes the caller's peer id, attestation key hash and roles.
+    function update(bytes calldata peerId, bytes32 attestationKeyHash, uint8 roles) external {
+        Node storage n = _registered(msg.sender);
+        _checkProfile(peerId, roles);
+        n.roles = roles;
+        n.attestationKeyHash = attestationKeyHash;
+        n.peerId = peerId;
+        emit NodeUpdated(msg.sender, roles, peerId, attestationKeyHash);
+    }
+
+    /// @notice Adds `msg.value` to the caller's stake.
+    function addStake() external payable {
+        Node storage n = _registered(msg.sender);
+        if (msg.value == 0) revert ZeroAmount();
+        uint256 stake = n.stake + msg.value;
+        if (stake > type(uint128).max) revert AmountTooLarge(msg.value);
+        n.stake = uint128(stake);
+        totalHeld += msg.value;
+        emit StakeAdded(msg.sender, msg.value, stake);
+    }
+
+    /// @notice Moves `amount` of stake into unbonding; the timer restarts for everything unbonding.
+    function requestUnbond(uint256 amount) external {
+        Node storage n = _registered(msg.sender);
+        if (amount == 0) revert ZeroAmount();
+        if (amount > n.stake) revert InsufficientStake(amount, n.stake);
+        n.stake -= uint128(amount);
+        n.unbonding += uint128(amount);
+        uint64 releaseAt = uint64(block.timestamp + unbondingDelay);
+        n.unbondingReleaseAt = releaseAt;
+        emit UnbondRequested(msg.sender, amount, releaseAt);
+    }
+
+    /// @notice Sends the caller everything that finished unbonding.
+    function withdraw() external nonReentrant {
+        Node storage n = _registered(msg.sender);
+        uint256 amount = n.unbonding;
+        if (amount == 0) revert NothingToWithdraw();
+        if (block.timestamp < n.unbondingReleaseAt) revert StillUnbonding(n.unbondingReleaseAt);
+        n.unbonding = 0;
+        totalHeld -= amount;
+        emit Withdrawn(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    /// @notice Sends the caller the slashed funds credited to it.
+    function claimPayout() external nonReentrant {
+        uint256 amount = payouts[msg.sender];
+        if (amount == 0) revert NothingToWithdraw();
+        payouts[msg.sender] = 0;
+        totalHeld -= amount;
+        emit PayoutClaimed(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- managers
+
+    /// @notice Grants or revokes the manager role (reputation and slashing).
+    function setManager(address account, bool allowed) external onlyAdmin {
+        if (account == address(0)) revert ZeroAddress();
+        isManager[account] = allowed;
+        emit ManagerSet(account, allowed);
+    }
+
+    /// @notice Adds `delta` to `node`'s reputation, clamped to [0, MAX_REPUTATION].
+    function adjustReputation(address node, int256 delta) external onlyManager returns (uint64 current) {
+        Node storage n = _registered(node);
+        uint64 previous = n.reputation;
+        int256 max = int256(uint256(MAX_REPUTATION));
+        // Clamp the delta first so that the sum cannot overflow, then the result.
+        int256 d = delta > max ? max : (delta < -max ? -max : delta);
+        int256 next = int256(uint256(previous)) + d;
+        if (next < 0) next = 0;
+        if (next > max) next = max;
+        current = uint64(uint256(next));
+        n.reputation = current;
+        emit ReputationChanged(node, previous, current, msg.sender);
+    }
+
+    /// @notice Takes up to `amount` from `node`'s stake, then from its unbonding funds, and
+    ///         credits it to `recipient` (claimed with `claimPayout`).
+    /// @return slashed What was actually taken.
+    function slash(address node, uint256 amount, address recipient, bytes32 reason)
+        external
+        onlyManager
+        returns (uint256 slashed)
+    {
+        if (recipient == address(0)) revert ZeroAddress();
+        if (amount == 0) revert ZeroAmount();
+        Node storage n = _registered(node);
+        uint256 fromStake = amount < n.stake ? amount : n.stake;
+        n.stake -= uint128(fromStake);
+        uint256 rest = amount - fromStake;
+        uint256 fromUnbonding = rest < n.unbonding ? rest : n.unbonding;
+        n.unbonding -= uint128(fromUnbonding);
+        slashed = fromStake + fromUnbonding;
+        payouts[recipient] += slashed;
+        emit Slashed(node, slashed, recipient, reason, msg.sender);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function reputationOf(address node) external view returns (uint256) {
+        return _nodes[node].reputation;
+    }
+
+    function isActive(address node, uint8 role) external view returns (bool) {
+        Node storage n = _nodes[node];
+        return n.registered && role != 0 && (n.roles & role) == role && n.stake >= minStake;
+    }
+
+    function getNode(address node) external view returns (Node memory) {
+        return _nodes[node];
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _registered(address node) private view returns (Node storage n) {
+        n = _nodes[node];
+        if (!n.registered) revert NotRegistered(node);
+    }
+
+    function _checkProfile(bytes calldata peerId, uint8 roles) private pure {
+        if (roles == 0 || roles & ~ALL_ROLES != 0) revert InvalidRoles(roles);
+        if (peerId.length == 0 || peerId.length > MAX_PEER_ID_LENGTH) revert InvalidPeerId(peerId.length);
+    }
+}

@@ -1,0 +1,236 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
+import { dirname, join } from 'node:path'
+import { HDNodeWallet, type JsonRpcProvider, Wallet } from 'ethers'
+import { AnvilError } from './errors.ts'
+import { createProvider } from './provider.ts'
+
+/** anvil's default mnemonic; its accounts are public test keys, funded only on local chains. */
+export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk'
+
+export interface StartAnvilOptions {
+  /** Chain id (default 31337). */
+  chainId?: number
+  /** Funded accounts to derive (default 10). */
+  accounts?: number
+  /** Balance of each account in ETH (default 10000). */
+  balance?: number
+  /** Path of the anvil binary (default: `ANVIL_PATH`, else the `@foundry-rs/anvil-<platform>` package). */
+  binary?: string
+  /** Block time in seconds; default: a block per transaction (automine). */
+  blockTime?: number
+  /** Milliseconds to wait for anvil to answer (default 15000). */
+  startTimeoutMs?: number
+  /** Extra command-line arguments for anvil. */
+  args?: readonly string[]
+}
+
+export interface Anvil {
+  readonly rpcUrl: string
+  readonly chainId: bigint
+  readonly port: number
+  readonly pid: number
+  readonly provider: JsonRpcProvider
+  /** Addresses of the funded accounts, in anvil's order. */
+  readonly accounts: readonly string[]
+  /** Wallets of the funded accounts, connected to `provider`. */
+  readonly signers: readonly Wallet[]
+  /** `evm_snapshot`: returns an id for `revert`. */
+  snapshot(): Promise<string>
+  /** `evm_revert` to a snapshot (a snapshot is used up by reverting to it). */
+  revert(id: string): Promise<void>
+  /** Moves the chain's clock forward and mines a block. */
+  increaseTime(seconds: number): Promise<void>
+  /** Kills anvil and waits for it to exit. */
+  stop(): Promise<void>
+}
+
+const PLATFORMS: Record<string, string> = {
+  'linux-x64': 'linux-amd64',
+  'linux-arm64': 'linux-arm64',
+  'darwin-x64': 'darwin-amd64',
+  'darwin-arm64': 'darwin-arm64',
+}
+
+/**
+ * Finds the anvil binary: `ANVIL_PATH`, else the platform package that `@foundry-rs/anvil` ships.
+ *
+ * @throws {AnvilError} when no binary exists for this platform.
+ */
+export function resolveAnvilBinary(): string {
+  const fromEnv = process.env.ANVIL_PATH
+  if (fromEnv) {
+    if (!existsSync(fromEnv))
+      throw new AnvilError('ANVIL_PATH does not exist', { details: { path: fromEnv } })
+    return fromEnv
+  }
+  const platform = PLATFORMS[`${process.platform}-${process.arch}`]
+  if (!platform)
+    throw new AnvilError('No anvil build for this platform', {
+      details: { platform: process.platform, arch: process.arch },
+      hint: 'Install foundry and set ANVIL_PATH.',
+    })
+  const pkg = `@foundry-rs/anvil-${platform}`
+  try {
+    const require = createRequire(import.meta.url)
+    const binary = join(dirname(require.resolve(`${pkg}/package.json`)), 'bin', 'anvil')
+    if (existsSync(binary)) return binary
+  } catch {
+    // fall through to the error below
+  }
+  throw new AnvilError('The anvil binary is not installed', {
+    details: { package: pkg },
+    hint: `Install ${pkg} (an optional dependency of @digicap/contracts) or set ANVIL_PATH.`,
+  })
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function rpc(url: string, method: string, params: unknown[] = []): Promise<unknown> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  })
+  const body = (await res.json()) as { result?: unknown; error?: { message: string } }
+  if (body.error)
+    throw new AnvilError(`anvil rejected ${method}`, { details: { error: body.error.message } })
+  return body.result
+}
+
+function waitExit(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => child.once('exit', () => resolve()))
+}
+
+async function launch(
+  binary: string,
+  options: StartAnvilOptions,
+): Promise<{ child: ChildProcess; port: number; url: string }> {
+  const port = await freePort()
+  const args = [
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--chain-id',
+    String(options.chainId ?? 31337),
+    '--accounts',
+    String(options.accounts ?? 10),
+    '--balance',
+    String(options.balance ?? 10000),
+    '--mnemonic',
+    ANVIL_MNEMONIC,
+    ...(options.blockTime === undefined ? [] : ['--block-time', String(options.blockTime)]),
+    ...(options.args ?? []),
+  ]
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  let spawnError: Error | undefined
+  child.on('error', (err) => {
+    spawnError = err
+  })
+  child.stderr?.on('data', (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString()
+  })
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + (options.startTimeoutMs ?? 15_000)
+  for (;;) {
+    if (spawnError)
+      throw new AnvilError('anvil could not be started', {
+        details: { binary, error: spawnError.message },
+        cause: spawnError,
+      })
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new AnvilError('anvil exited during start-up', {
+        details: { port, exitCode: child.exitCode, stderr: stderr.trim().slice(0, 500) },
+      })
+    try {
+      await rpc(url, 'eth_chainId')
+      return { child, port, url }
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL')
+        await waitExit(child)
+        throw new AnvilError('anvil did not answer in time', { details: { port } })
+      }
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+}
+
+/**
+ * Starts a fresh anvil on 127.0.0.1 with a free port and waits until it answers.
+ *
+ * @throws {AnvilError} when the binary is missing or anvil does not come up (three attempts,
+ *   in case another process takes the port between probing and binding).
+ */
+export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil> {
+  const binary = options.binary ?? resolveAnvilBinary()
+  let launched: Awaited<ReturnType<typeof launch>> | undefined
+  let lastError: unknown
+  for (let attempt = 0; attempt < 3 && !launched; attempt++) {
+    try {
+      launched = await launch(binary, options)
+    } catch (err) {
+      lastError = err
+    }
+  }
+  if (!launched) throw lastError
+  const { child, port, url } = launched
+  const chainId = BigInt(options.chainId ?? 31337)
+  const provider = createProvider(url, chainId)
+  const root = HDNodeWallet.fromPhrase(ANVIL_MNEMONIC, undefined, "m/44'/60'/0'/0")
+  const signers = Array.from(
+    { length: options.accounts ?? 10 },
+    (_, i) => new Wallet(root.deriveChild(i).privateKey, provider),
+  )
+  // If the test process exits without calling stop(), do not leave anvil running.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL')
+  }
+  process.once('exit', killOnExit)
+  let stopped: Promise<void> | undefined
+  return {
+    rpcUrl: url,
+    chainId,
+    port,
+    pid: child.pid ?? -1,
+    provider,
+    accounts: signers.map((s) => s.address),
+    signers,
+    snapshot: async () => String(await provider.send('evm_snapshot', [])),
+    revert: async (id) => {
+      const ok = await provider.send('evm_revert', [id])
+      if (ok !== true) throw new AnvilError('evm_revert failed', { details: { snapshot: id } })
+    },
+    increaseTime: async (seconds) => {
+      await provider.send('evm_increaseTime', [seconds])
+      await provider.send('evm_mine', [])
+    },
+    stop: () => {
+      stopped ??= (async () => {
+        process.removeListener('exit', killOnExit)
+        provider.destroy()
+        child.kill('SIGTERM')
+        const timer = setTimeout(() => child.kill('SIGKILL'), 2000)
+        await waitExit(child)
+        clearTimeout(timer)
+      })()
+      return stopped
+    },
+  }
+}

@@ -1,0 +1,239 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import {
+  Contract,
+  ContractFactory,
+  type ContractRunner,
+  getAddress,
+  type InterfaceAbi,
+  type Provider,
+  parseEther,
+  type Signer,
+} from 'ethers'
+import { DeploymentError } from './errors.ts'
+import {
+  accessControllerAbi,
+  accessControllerBytecode,
+  capsuleRegistryAbi,
+  iAccessPolicyAbi,
+  nodeRegistryAbi,
+  nodeRegistryBytecode,
+} from './generated/artifacts.ts'
+import type {
+  AccessControllerContract,
+  CapsuleRegistryContract,
+  IAccessPolicyContract,
+  NodeRegistryContract,
+} from './generated/bindings.ts'
+
+/** Where the Digicap contracts live on one chain. */
+export interface DigicapAddresses {
+  readonly chainId: string
+  readonly capsuleRegistry: string
+  readonly nodeRegistry: string
+  readonly accessController: string
+  /** Block of the first deployment transaction (start point for event scans). */
+  readonly deployBlock: number
+}
+
+/** Parameters fixed at deployment. */
+export interface DigicapParameters {
+  /** Receives the admin role of NodeRegistry and AccessController (default: the deployer). */
+  admin?: string
+  /** Minimum node stake in wei (default 0.01 ETH). */
+  minStake?: bigint
+  /** Unbonding delay in seconds (default 7 days). */
+  unbondingDelay?: number
+  /** Reputation of a new node, 0-1000 (default 100). */
+  initialReputation?: number
+  /** Seconds a grant stays valid (default 600). */
+  grantWindow?: number
+  /** Seconds before a fee can be claimed (default 1 day). */
+  disputeWindow?: number
+}
+
+export interface DeployDigicapOptions extends DigicapParameters {
+  /**
+   * Folder of addresses files, one `<chainId>.json` per chain. When the file exists and every
+   * address holds code, nothing is deployed and its addresses are returned (idempotent).
+   */
+  deploymentsDir?: string
+  /** Redeploy when the addresses file points at addresses without code (a restarted dev chain). */
+  replaceStale?: boolean
+}
+
+export const DEFAULT_PARAMETERS = {
+  minStake: parseEther('0.01'),
+  unbondingDelay: 7 * 24 * 3600,
+  initialReputation: 100,
+  grantWindow: 600,
+  disputeWindow: 24 * 3600,
+} as const
+
+function providerOf(signer: Signer): Provider {
+  if (!signer.provider) throw new DeploymentError('The signer has no provider')
+  return signer.provider
+}
+
+/** Path of the addresses file of `chainId` in `dir`. */
+export function deploymentFile(dir: string, chainId: bigint | number | string): string {
+  return join(dir, `${BigInt(chainId)}.json`)
+}
+
+/**
+ * Reads an addresses file written by `deployDigicap`.
+ *
+ * @throws {DeploymentError} when it is missing or malformed.
+ */
+export function readDeployment(dir: string, chainId: bigint | number | string): DigicapAddresses {
+  const file = deploymentFile(dir, chainId)
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (cause) {
+    throw new DeploymentError('Cannot read the addresses file', { details: { file }, cause })
+  }
+  const r = raw as Record<string, unknown>
+  try {
+    if (r.chainId !== String(BigInt(chainId))) throw new Error('chain id')
+    if (typeof r.deployBlock !== 'number' || !Number.isSafeInteger(r.deployBlock))
+      throw new Error('deployBlock')
+    return {
+      chainId: r.chainId,
+      capsuleRegistry: getAddress(r.capsuleRegistry as string),
+      nodeRegistry: getAddress(r.nodeRegistry as string),
+      accessController: getAddress(r.accessController as string),
+      deployBlock: r.deployBlock,
+    }
+  } catch (cause) {
+    throw new DeploymentError('The addresses file is malformed', { details: { file }, cause })
+  }
+}
+
+async function hasCode(provider: Provider, a: DigicapAddresses): Promise<boolean> {
+  const codes = await Promise.all(
+    [a.capsuleRegistry, a.nodeRegistry, a.accessController].map((x) => provider.getCode(x)),
+  )
+  return codes.every((c) => c !== '0x')
+}
+
+/**
+ * Deploys NodeRegistry and AccessController (which deploys CapsuleRegistry), or returns the
+ * deployment the addresses file already records for this chain.
+ *
+ * @throws {DeploymentError} when the addresses file is malformed, or points at empty addresses
+ *   and `replaceStale` is not set.
+ *
+ * @example
+ * ```ts
+ * const addresses = await deployDigicap(signer, { deploymentsDir: './deployments' })
+ * const { accessController } = connectDigicap(addresses, signer)
+ * ```
+ */
+export async function deployDigicap(
+  signer: Signer,
+  options: DeployDigicapOptions = {},
+): Promise<DigicapAddresses> {
+  const provider = providerOf(signer)
+  const chainId = (await provider.getNetwork()).chainId
+  const dir = options.deploymentsDir
+  if (dir !== undefined) {
+    let existing: DigicapAddresses | undefined
+    try {
+      existing = readDeployment(dir, chainId)
+    } catch (err) {
+      const missing = (err as { cause?: { code?: string } }).cause?.code === 'ENOENT'
+      if (!missing) throw err
+    }
+    if (existing) {
+      if (await hasCode(provider, existing)) return existing
+      if (!options.replaceStale)
+        throw new DeploymentError('The addresses file points at addresses without code', {
+          details: { file: deploymentFile(dir, chainId) },
+          hint: 'Wrong chain, or a restarted dev chain: pass replaceStale to redeploy.',
+        })
+    }
+  }
+  const admin = options.admin ?? (await signer.getAddress())
+  const deploy = async (abi: InterfaceAbi, bytecode: string, args: unknown[]): Promise<string> => {
+    const factory = new ContractFactory(abi, bytecode, signer as ContractRunner)
+    const c = await factory.deploy(...args)
+    await c.waitForDeployment()
+    return c.getAddress()
+  }
+  const startBlock = await provider.getBlockNumber()
+  const nodeRegistry = await deploy(nodeRegistryAbi, nodeRegistryBytecode, [
+    admin,
+    options.minStake ?? DEFAULT_PARAMETERS.minStake,
+    options.unbondingDelay ?? DEFAULT_PARAMETERS.unbondingDelay,
+    options.initialReputation ?? DEFAULT_PARAMETERS.initialReputation,
+  ])
+  // The controller deploys its own CapsuleRegistry (the only account allowed to count runs).
+  const accessController = await deploy(accessControllerAbi, accessControllerBytecode, [
+    nodeRegistry,
+    admin,
+    options.grantWindow ?? DEFAULT_PARAMETERS.grantWindow,
+    options.disputeWindow ?? DEFAULT_PARAMETERS.disputeWindow,
+  ])
+  const controller = new Contract(accessController, accessControllerAbi, provider)
+  const capsuleRegistry = getAddress(String(await controller.getFunction('capsuleRegistry')()))
+  const addresses: DigicapAddresses = {
+    chainId: String(chainId),
+    capsuleRegistry,
+    nodeRegistry,
+    accessController,
+    deployBlock: startBlock + 1,
+  }
+  if (dir !== undefined) {
+    mkdirSync(dir, { recursive: true })
+    const file = deploymentFile(dir, chainId)
+    const tmp = `${file}.${process.pid}.tmp`
+    writeFileSync(tmp, `${JSON.stringify(addresses, null, 2)}\n`)
+    renameSync(tmp, file)
+  }
+  return addresses
+}
+
+/** Typed contracts for a deployment. */
+export interface DigicapContracts {
+  readonly capsuleRegistry: CapsuleRegistryContract
+  readonly nodeRegistry: NodeRegistryContract
+  readonly accessController: AccessControllerContract
+}
+
+/**
+ * Typed ethers contracts for `addresses`, connected to `runner` (a signer to send, a provider to read).
+ *
+ * @example
+ * ```ts
+ * const { accessController } = connectDigicap(addresses, provider)
+ * const grant = await accessController.getGrant(grantId)
+ * ```
+ */
+export function connectDigicap(
+  addresses: Pick<DigicapAddresses, 'capsuleRegistry' | 'nodeRegistry' | 'accessController'>,
+  runner: ContractRunner,
+): DigicapContracts {
+  return {
+    capsuleRegistry: new Contract(
+      addresses.capsuleRegistry,
+      capsuleRegistryAbi,
+      runner,
+    ) as unknown as CapsuleRegistryContract,
+    nodeRegistry: new Contract(
+      addresses.nodeRegistry,
+      nodeRegistryAbi,
+      runner,
+    ) as unknown as NodeRegistryContract,
+    accessController: new Contract(
+      addresses.accessController,
+      accessControllerAbi,
+      runner,
+    ) as unknown as AccessControllerContract,
+  }
+}
+
+/** A typed handle on any IAccessPolicy (to evaluate it with `eth_call`). */
+export function connectPolicy(address: string, runner: ContractRunner): IAccessPolicyContract {
+  return new Contract(address, iAccessPolicyAbi, runner) as unknown as IAccessPolicyContract
+}

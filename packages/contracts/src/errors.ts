@@ -1,0 +1,70 @@
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+
+/** Stable codes of the errors this package throws. */
+export type ContractsErrorCode =
+  | 'CONTRACT_REVERT'
+  | 'POLICY_EXPRESSION'
+  | 'POLICY_COMPILE'
+  | 'DEPLOYMENT'
+  | 'ANVIL'
+
+/**
+ * A contract call reverted. `errorName`/`args` decode the custom error when its ABI is known
+ * (every Digicap contract's errors are); `reason` is set for `AccessDenied`.
+ */
+export class ContractRevertError extends DigicapError {
+  override name = 'ContractRevertError'
+  /** Custom error name (e.g. `AccessDenied`), `Error` for a string revert, `Panic`, or undefined when unknown. */
+  readonly errorName: string | undefined
+  /** Decoded arguments of the custom error, in ABI order. */
+  readonly args: readonly unknown[]
+  /** The revert data as returned by the node (hex). */
+  readonly data: string | undefined
+  constructor(
+    init: { errorName: string | undefined; args: readonly unknown[]; data: string | undefined },
+    options: DigicapErrorOptions = {},
+  ) {
+    super(
+      'CONTRACT_REVERT',
+      init.errorName === undefined
+        ? 'Contract call reverted'
+        : `Contract reverted with ${init.errorName}`,
+      options,
+    )
+    this.errorName = init.errorName
+    this.args = init.args
+    this.data = init.data
+  }
+}
+
+/** A policy expression (text or object) is malformed; `details.position` points at the fault in text input. */
+export class PolicyExpressionError extends DigicapError {
+  override name = 'PolicyExpressionError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('POLICY_EXPRESSION', shortMessage, options)
+  }
+}
+
+/** solc rejected a policy source (details.errors lists the compiler's messages). */
+export class PolicyCompileError extends DigicapError {
+  override name = 'PolicyCompileError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('POLICY_COMPILE', shortMessage, options)
+  }
+}
+
+/** Deploying or loading the Digicap contracts failed (bad addresses file, missing code, chain mismatch). */
+export class DeploymentError extends DigicapError {
+  override name = 'DeploymentError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('DEPLOYMENT', shortMessage, options)
+  }
+}
+
+/** The local anvil test chain could not be found, started or reached. */
+export class AnvilError extends DigicapError {
+  override name = 'AnvilError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('ANVIL', shortMessage, options)
+  }
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest'
+
+describe('public surface', () => {
+  it('exports exactly these names from the main entry', async () => {
+    expect(Object.keys(await import('./index.ts')).sort()).toMatchInlineSnapshot(`
+      [
+        "ACCESS_REQUEST_TYPES",
+        "AnvilError",
+        "COMPILER_SETTINGS",
+        "ContractRevertError",
+        "DEFAULT_PARAMETERS",
+        "DeploymentError",
+        "GENERATED_POLICY_CONTRACT",
+        "POLICY_GENERATOR_VERSION",
+        "POLICY_LIMITS",
+        "POLICY_SOURCE_NAME",
+        "PolicyCompileError",
+        "PolicyExpressionError",
+        "Reason",
+        "SOLC_VERSION",
+        "accessControllerAbi",
+        "accessControllerBytecode",
+        "accessRequestDomain",
+        "after",
+        "all",
+        "allowlist",
+        "any",
+        "before",
+        "capsuleRegistryAbi",
+        "compilePolicy",
+        "compileSolidity",
+        "computeGrantId",
+        "connectDigicap",
+        "connectPolicy",
+        "createProvider",
+        "decodeRevert",
+        "denylist",
+        "deployDigicap",
+        "deployPolicy",
+        "deploymentFile",
+        "environment",
+        "fee",
+        "formatPolicyExpression",
+        "generatePolicySource",
+        "hashAccessRequest",
+        "iAccessPolicyAbi",
+        "iCapsuleRegistryAbi",
+        "iNodeRegistryAbi",
+        "jobParamsHash",
+        "maxRuns",
+        "minReputation",
+        "nodeRegistryAbi",
+        "nodeRegistryBytecode",
+        "normalizePolicyExpression",
+        "not",
+        "parseEvents",
+        "parsePolicyExpression",
+        "policyLibrarySources",
+        "readDeployment",
+        "reasonName",
+        "recoverAccessRequestSigner",
+        "signAccessRequest",
+        "verifyPolicyBytecode",
+        "withRevertDecoding",
+      ]
+    `)
+  })
+
+  it('exports exactly these names from the testing entry', async () => {
+    expect(Object.keys(await import('./testing.ts')).sort()).toMatchInlineSnapshot(`
+      [
+        "ANVIL_MNEMONIC",
+        "resolveAnvilBinary",
+        "startAnvil",
+      ]
+    `)
+  })
+})

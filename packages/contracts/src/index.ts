@@ -1,0 +1,115 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/contracts` — the chain side of Digicap: capsule registry, unlock policies compiled
+ * to Solidity, access grants with fee escrow, and the node registry (stake + reputation).
+ *
+ * Guarantees:
+ * - Policies are views: `checkAccess` over `eth_call` gives the answer `requestAccess` would.
+ * - A grant exists on chain only if the capsule's policy allowed it at that block; fast-path
+ *   grants need the executor's EIP-712 signature and the capsule owner (or its operator).
+ * - ETH is conserved: each contract's balance equals its `totalHeld` (stake, unbonding,
+ *   escrow, deposits, credits); every payout path is reentrancy-guarded.
+ * - Generated policy sources are deterministic and compiled with a pinned solc in process,
+ *   so anyone can rebuild the bytecode of a deployed policy.
+ * - Every error crossing this package's boundary is a `DigicapError` with a stable `code`.
+ *
+ * @example
+ * ```ts
+ * import { all, connectDigicap, deployDigicap, deployPolicy, maxRuns, minReputation } from '@digicap/contracts'
+ *
+ * const addresses = await deployDigicap(owner, { deploymentsDir: './deployments' })
+ * const { capsuleRegistry } = connectDigicap(addresses, owner)
+ * const policy = await deployPolicy(owner, all(minReputation(50), maxRuns(3)), {
+ *   nodeRegistry: addresses.nodeRegistry,
+ * })
+ * await capsuleRegistry.register(capsuleId, policy.address, cid, plaintextHash, peerId, keyId)
+ * ```
+ */
+
+export type { CompiledContract, CompileOutput } from './compiler.ts'
+export { COMPILER_SETTINGS, compileSolidity, SOLC_VERSION } from './compiler.ts'
+export type {
+  DeployDigicapOptions,
+  DigicapAddresses,
+  DigicapContracts,
+  DigicapParameters,
+} from './deploy.ts'
+export {
+  connectDigicap,
+  connectPolicy,
+  DEFAULT_PARAMETERS,
+  deployDigicap,
+  deploymentFile,
+  readDeployment,
+} from './deploy.ts'
+export type { ContractsErrorCode } from './errors.ts'
+export {
+  AnvilError,
+  ContractRevertError,
+  DeploymentError,
+  PolicyCompileError,
+  PolicyExpressionError,
+} from './errors.ts'
+export { parseEvents } from './events.ts'
+export type { SignedAccessRequest } from './fastpath.ts'
+export {
+  ACCESS_REQUEST_TYPES,
+  accessRequestDomain,
+  computeGrantId,
+  hashAccessRequest,
+  jobParamsHash,
+  recoverAccessRequestSigner,
+  signAccessRequest,
+} from './fastpath.ts'
+export {
+  accessControllerAbi,
+  accessControllerBytecode,
+  capsuleRegistryAbi,
+  iAccessPolicyAbi,
+  iCapsuleRegistryAbi,
+  iNodeRegistryAbi,
+  nodeRegistryAbi,
+  nodeRegistryBytecode,
+  policyLibrarySources,
+} from './generated/artifacts.ts'
+export type * from './generated/bindings.ts'
+export type {
+  CompiledPolicy,
+  CompilePolicyOptions,
+  DeployedPolicy,
+  DeployPolicyOptions,
+} from './policy/compile.ts'
+export {
+  compilePolicy,
+  deployPolicy,
+  POLICY_SOURCE_NAME,
+  verifyPolicyBytecode,
+} from './policy/compile.ts'
+export type { PolicyExpression } from './policy/expression.ts'
+export {
+  after,
+  all,
+  allowlist,
+  any,
+  before,
+  denylist,
+  environment,
+  fee,
+  formatPolicyExpression,
+  maxRuns,
+  minReputation,
+  normalizePolicyExpression,
+  not,
+  POLICY_LIMITS,
+} from './policy/expression.ts'
+export { parsePolicyExpression } from './policy/parse.ts'
+export {
+  GENERATED_POLICY_CONTRACT,
+  generatePolicySource,
+  POLICY_GENERATOR_VERSION,
+} from './policy/solidity.ts'
+export { createProvider } from './provider.ts'
+export type { ReasonCode, ReasonName } from './reasons.ts'
+export { Reason, reasonName } from './reasons.ts'
+export { decodeRevert, withRevertDecoding } from './revert.ts'

@@ -1,0 +1,154 @@
+import {
+  ContractFactory,
+  type ContractRunner,
+  getBytes,
+  hexlify,
+  type Provider,
+  type Signer,
+} from 'ethers'
+import {
+  COMPILER_SETTINGS,
+  type CompiledContract,
+  compileSolidity,
+  SOLC_VERSION,
+} from '../compiler.ts'
+import { PolicyCompileError } from '../errors.ts'
+import { policyLibrarySources } from '../generated/artifacts.ts'
+import type { PolicyExpression } from './expression.ts'
+import { GENERATED_POLICY_CONTRACT, generatePolicySource } from './solidity.ts'
+
+/** Source unit name a policy is compiled under. */
+export const POLICY_SOURCE_NAME = 'DigicapPolicy.sol'
+
+export interface CompiledPolicy {
+  readonly contractName: string
+  readonly abi: readonly Record<string, unknown>[]
+  /** Creation bytecode (constructor arguments not included). */
+  readonly bytecode: `0x${string}`
+  /** Runtime bytecode (immutables are zero here; the chain fills them in at deployment). */
+  readonly deployedBytecode: `0x${string}`
+  /** solc's metadata JSON: compiler version, settings and the keccak256 of every source. */
+  readonly metadata: string
+  /** Byte ranges of immutables in `deployedBytecode`. */
+  readonly immutableReferences: CompiledContract['immutableReferences']
+  readonly solcVersion: string
+  readonly settings: typeof COMPILER_SETTINGS
+  /** Every source the policy was compiled from, by source unit name (the policy and the Digicap interfaces). */
+  readonly sources: Readonly<Record<string, string>>
+}
+
+export interface CompilePolicyOptions {
+  /** Contract to pick from the source (default `DigicapPolicy`). */
+  contractName?: string
+  /** Extra sources the policy imports, by source unit name. */
+  extraSources?: Readonly<Record<string, string>>
+}
+
+/**
+ * Compiles a policy (generated or your own) with the pinned solc, in process. The source may
+ * import `@digicap/contracts/policy/IAccessPolicy.sol`, `.../policy/Reason.sol` and
+ * `@digicap/contracts/interfaces/INodeRegistry.sol`.
+ *
+ * @throws {PolicyCompileError} on compiler errors or warnings, or when the contract is absent.
+ */
+export function compilePolicy(source: string, options: CompilePolicyOptions = {}): CompiledPolicy {
+  const contractName = options.contractName ?? GENERATED_POLICY_CONTRACT
+  const sources = { ...policyLibrarySources, ...options.extraSources, [POLICY_SOURCE_NAME]: source }
+  const output = compileSolidity(sources)
+  const c = output[POLICY_SOURCE_NAME]?.[contractName]
+  if (!c)
+    throw new PolicyCompileError('The source has no such contract', {
+      details: { contractName, found: Object.keys(output[POLICY_SOURCE_NAME] ?? {}) },
+    })
+  if (
+    !(c.abi as { type?: string; name?: string }[]).some(
+      (i) => i.type === 'function' && i.name === 'evaluate',
+    )
+  )
+    throw new PolicyCompileError('The contract does not implement IAccessPolicy.evaluate', {
+      details: { contractName },
+    })
+  return {
+    contractName,
+    abi: c.abi,
+    bytecode: c.bytecode,
+    deployedBytecode: c.deployedBytecode,
+    metadata: c.metadata,
+    immutableReferences: c.immutableReferences,
+    solcVersion: SOLC_VERSION,
+    settings: COMPILER_SETTINGS,
+    sources,
+  }
+}
+
+export interface DeployPolicyOptions {
+  /** NodeRegistry address the policy reads reputation from. */
+  nodeRegistry: string
+}
+
+export interface DeployedPolicy {
+  readonly address: string
+  readonly transactionHash: string
+  /** The generated Solidity: keep it with the capsule's metadata so anyone can re-compile it. */
+  readonly source: string
+  readonly compiled: CompiledPolicy
+}
+
+/**
+ * Generates, compiles and deploys the policy for `rule` (or deploys your own Solidity source,
+ * whose constructor must take the NodeRegistry address).
+ *
+ * @throws {PolicyExpressionError} for a malformed rule; {PolicyCompileError} for a bad source.
+ *
+ * @example
+ * ```ts
+ * const policy = await deployPolicy(owner, all(minReputation(50), maxRuns(3)), { nodeRegistry })
+ * ```
+ */
+export async function deployPolicy(
+  signer: Signer,
+  rule: PolicyExpression | { readonly source: string; readonly contractName?: string },
+  options: DeployPolicyOptions,
+): Promise<DeployedPolicy> {
+  const source = 'source' in rule ? rule.source : generatePolicySource(rule)
+  const compiled = compilePolicy(
+    source,
+    'source' in rule && rule.contractName !== undefined ? { contractName: rule.contractName } : {},
+  )
+  const factory = new ContractFactory(
+    compiled.abi as Record<string, unknown>[],
+    compiled.bytecode,
+    signer as ContractRunner,
+  )
+  const contract = await factory.deploy(options.nodeRegistry)
+  await contract.waitForDeployment()
+  const tx = contract.deploymentTransaction()
+  return {
+    address: await contract.getAddress(),
+    transactionHash: tx?.hash ?? '',
+    source,
+    compiled,
+  }
+}
+
+/**
+ * True when the code at `address` is `compiled`'s runtime bytecode (immutables masked): the check
+ * anyone can run on a capsule's policy after re-compiling the source kept with its metadata.
+ *
+ * @example
+ * ```ts
+ * const ok = await verifyPolicyBytecode(provider, policyAddress, compilePolicy(source))
+ * ```
+ */
+export async function verifyPolicyBytecode(
+  provider: Provider,
+  address: string,
+  compiled: Pick<CompiledPolicy, 'deployedBytecode' | 'immutableReferences'>,
+): Promise<boolean> {
+  const onChain = getBytes(await provider.getCode(address))
+  const expected = getBytes(compiled.deployedBytecode)
+  if (onChain.length !== expected.length) return false
+  for (const { start, length } of compiled.immutableReferences)
+    onChain.fill(0, start, start + length)
+  return hexlify(onChain) === hexlify(expected)
+}

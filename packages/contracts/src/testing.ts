@@ -1,0 +1,24 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/contracts/testing` — a real local chain for tests: spawns the anvil binary from the
+ * `@foundry-rs/anvil-<platform>` npm package on 127.0.0.1 with a free port, waits until it
+ * answers, and hands back a tuned ethers provider and anvil's default funded accounts.
+ * Kept apart from the main entry so production code never pulls it in.
+ *
+ * @example
+ * ```ts
+ * import { startAnvil } from '@digicap/contracts/testing'
+ * import { deployDigicap } from '@digicap/contracts'
+ *
+ * const anvil = await startAnvil()
+ * const addresses = await deployDigicap(anvil.signers[0])
+ * const snap = await anvil.snapshot()
+ * // ... a test ...
+ * await anvil.revert(snap)
+ * await anvil.stop()
+ * ```
+ */
+
+export type { Anvil, StartAnvilOptions } from './anvil.ts'
+export { ANVIL_MNEMONIC, resolveAnvilBinary, startAnvil } from './anvil.ts'

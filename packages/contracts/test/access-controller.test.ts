@@ -1,0 +1,646 @@
+import { concat, parseEther, Signature, toBeHex, toQuantity, type Wallet, ZeroHash } from 'ethers'
+import { describe, expect, it } from 'vitest'
+import { parseEvents } from '../src/events.ts'
+import {
+  accessRequestDomain,
+  computeGrantId,
+  hashAccessRequest,
+  jobParamsHash,
+  recoverAccessRequestSigner,
+  type SignedAccessRequest,
+  signAccessRequest,
+} from '../src/fastpath.ts'
+import { deployPolicy } from '../src/policy/compile.ts'
+import { all, environment, fee, maxRuns, minReputation } from '../src/policy/expression.ts'
+import { Reason } from '../src/reasons.ts'
+import { JOB_PARAMS_POLICY, REVERTING_POLICY, SILENT_DENY_POLICY } from './fixtures/policies.ts'
+import {
+  balanceOf,
+  bytes32,
+  CID,
+  capsuleWith,
+  DISPUTE_WINDOW,
+  deployAttacker,
+  expectConserved,
+  expectRevert,
+  GRANT_WINDOW,
+  MIN_STAKE,
+  peerId,
+  ROLE_VERIFIER,
+  send,
+  useWorld,
+  type World,
+} from './helpers.ts'
+
+let w: World
+useWorld((world) => {
+  w = world
+})
+
+const FEE = parseEther('0.01')
+
+async function now(): Promise<number> {
+  return (await w.anvil.provider.getBlock('latest'))!.timestamp
+}
+
+describe('requestAccess (chain path)', () => {
+  it('stores the grant, counts the run and emits AccessGranted', async () => {
+    const m = bytes32()
+    const { capsuleId } = await capsuleWith(w, all(minReputation(50), environment(m), maxRuns(3)))
+    const key = bytes32()
+    const ac = w.c.accessController.connect(w.executor)
+    const grantId = await ac.requestAccess.staticCall(capsuleId, key, m, '0x1234')
+    const receipt = await send(ac.requestAccess(capsuleId, key, m, '0x1234'))
+    const block = await w.anvil.provider.getBlock(receipt.blockNumber)
+    const [ev] = parseEvents(w.c.accessController, receipt, 'AccessGranted')
+    expect(ev).toEqual({
+      grantId,
+      capsuleId,
+      executor: w.executor.address,
+      ephemeralKey: key,
+      measurement: m,
+      expiresAt: BigInt(block!.timestamp + GRANT_WINDOW),
+      fastPath: false,
+    })
+    expect(grantId).toBe(
+      computeGrantId({
+        chainId: w.anvil.chainId,
+        accessController: w.addresses.accessController,
+        capsuleId,
+        executor: w.executor.address,
+        ephemeralKey: key,
+        measurement: m,
+        runIndex: 0,
+      }),
+    )
+    const g = await w.c.accessController.getGrant(grantId)
+    expect(g.executor).toBe(w.executor.address)
+    expect(g.capsuleId).toBe(capsuleId)
+    expect(g.ephemeralKey).toBe(key)
+    expect(g.runIndex).toBe(0n)
+    expect(g.expiresAt).toBe(BigInt(block!.timestamp + GRANT_WINDOW))
+    expect(g.fastPath).toBe(false)
+    expect(await w.c.accessController.grantMeasurementMatches(grantId, m)).toBe(true)
+    expect(await w.c.accessController.grantMeasurementMatches(grantId, bytes32())).toBe(false)
+    expect(await w.c.accessController.runCount(capsuleId)).toBe(1n)
+    expect(parseEvents(w.c.accessController, receipt, 'FeeEscrowed')).toEqual([])
+    expect((await w.c.accessController.getEscrow(grantId)).state).toBe(0n)
+  })
+
+  it('reports unknown grants with GrantNotFound', async () => {
+    const id = bytes32()
+    await expectRevert(w.c.accessController.getGrant(id), 'GrantNotFound', [id])
+    await expectRevert(
+      w.c.accessController.grantMeasurementMatches(id, ZeroHash),
+      'GrantNotFound',
+      [id],
+    )
+  })
+
+  it('gives distinct grant ids for the same key on later runs', async () => {
+    const { capsuleId } = await capsuleWith(w, maxRuns(5))
+    const key = bytes32()
+    const ac = w.c.accessController.connect(w.executor)
+    const a = parseEvents(
+      ac,
+      await send(ac.requestAccess(capsuleId, key, ZeroHash, '0x')),
+      'AccessGranted',
+    )[0]!
+    const b = parseEvents(
+      ac,
+      await send(ac.requestAccess(capsuleId, key, ZeroHash, '0x')),
+      'AccessGranted',
+    )[0]!
+    expect(a.grantId).not.toBe(b.grantId)
+    expect((await w.c.accessController.getGrant(b.grantId)).runIndex).toBe(1n)
+  })
+
+  it('reverts with AccessDenied and the policy reason; checkAccess gives the same answer', async () => {
+    const m = bytes32()
+    const { capsuleId } = await capsuleWith(w, all(environment(m), maxRuns(1)))
+    const ac = w.c.accessController.connect(w.executor)
+    const key = bytes32()
+    const check = (measurement: string) =>
+      w.c.accessController.checkAccess(
+        capsuleId,
+        w.executor.address,
+        key,
+        measurement,
+        0,
+        false,
+        '0x',
+      )
+    expect((await check(bytes32())).reason).toBe(BigInt(Reason.WRONG_ENVIRONMENT))
+    await expectRevert(ac.requestAccess(capsuleId, key, bytes32(), '0x'), 'AccessDenied', [
+      capsuleId,
+      w.executor.address,
+      BigInt(Reason.WRONG_ENVIRONMENT),
+    ])
+    expect([...(await check(m))]).toEqual([true, 0n])
+    await send(ac.requestAccess(capsuleId, key, m, '0x'))
+    expect([...(await check(m))]).toEqual([false, BigInt(Reason.MAX_RUNS_REACHED)])
+    await expectRevert(ac.requestAccess(capsuleId, key, m, '0x'), 'AccessDenied', [
+      capsuleId,
+      w.executor.address,
+      BigInt(Reason.MAX_RUNS_REACHED),
+    ])
+  })
+
+  it('rejects a zero ephemeral key', async () => {
+    const { capsuleId } = await capsuleWith(w, maxRuns(5))
+    await expectRevert(
+      w.c.accessController.connect(w.executor).requestAccess(capsuleId, ZeroHash, ZeroHash, '0x'),
+      'InvalidEphemeralKey',
+    )
+  })
+
+  it('rejects unregistered, verifier-only and under-staked executors', async () => {
+    const { capsuleId } = await capsuleWith(w, maxRuns(5))
+    const denied = (who: Wallet) =>
+      expectRevert(
+        w.c.accessController.connect(who).requestAccess(capsuleId, bytes32(), ZeroHash, '0x'),
+        'AccessDenied',
+        [capsuleId, who.address, BigInt(Reason.EXECUTOR_NOT_REGISTERED)],
+      )
+    await denied(w.other)
+    await send(
+      w.c.nodeRegistry
+        .connect(w.other)
+        .register(peerId(), bytes32(), ROLE_VERIFIER, { value: MIN_STAKE }),
+    )
+    await denied(w.other)
+    await send(w.c.nodeRegistry.connect(w.executor).requestUnbond(1n))
+    await denied(w.executor)
+  })
+
+  it('rejects unknown and revoked capsules', async () => {
+    const ac = w.c.accessController.connect(w.executor)
+    const unknown = bytes32()
+    await expectRevert(ac.requestAccess(unknown, bytes32(), ZeroHash, '0x'), 'AccessDenied', [
+      unknown,
+      w.executor.address,
+      BigInt(Reason.CAPSULE_NOT_FOUND),
+    ])
+    const { capsuleId } = await capsuleWith(w, maxRuns(5))
+    await send(w.c.capsuleRegistry.connect(w.owner).revoke(capsuleId))
+    await expectRevert(ac.requestAccess(capsuleId, bytes32(), ZeroHash, '0x'), 'AccessDenied', [
+      capsuleId,
+      w.executor.address,
+      BigInt(Reason.CAPSULE_REVOKED),
+    ])
+  })
+
+  it('maps a reverting policy to POLICY_ERROR and (false, OK) to DENIED', async () => {
+    for (const [source, reason] of [
+      [REVERTING_POLICY, Reason.POLICY_ERROR],
+      [SILENT_DENY_POLICY, Reason.DENIED],
+    ] as const) {
+      const p = await deployPolicy(
+        w.owner,
+        { source, contractName: source === REVERTING_POLICY ? 'Reverting' : 'SilentDeny' },
+        { nodeRegistry: w.addresses.nodeRegistry },
+      )
+      const capsuleId = bytes32()
+      await send(
+        w.c.capsuleRegistry
+          .connect(w.owner)
+          .register(capsuleId, p.address, CID, bytes32(), peerId(), bytes32()),
+      )
+      await expectRevert(
+        w.c.accessController
+          .connect(w.executor)
+          .requestAccess(capsuleId, bytes32(), ZeroHash, '0x'),
+        'AccessDenied',
+        [capsuleId, w.executor.address, BigInt(reason)],
+      )
+    }
+  })
+
+  it('passes job parameters to a bring-your-own policy (custom reason codes)', async () => {
+    const p = await deployPolicy(
+      w.owner,
+      { source: JOB_PARAMS_POLICY, contractName: 'HelloOnly' },
+      { nodeRegistry: w.addresses.nodeRegistry },
+    )
+    const capsuleId = bytes32()
+    await send(
+      w.c.capsuleRegistry
+        .connect(w.owner)
+        .register(capsuleId, p.address, CID, bytes32(), peerId(), bytes32()),
+    )
+    const ac = w.c.accessController.connect(w.executor)
+    await expectRevert(ac.requestAccess(capsuleId, bytes32(), ZeroHash, '0x01'), 'AccessDenied', [
+      capsuleId,
+      w.executor.address,
+      200n,
+    ])
+    const hello = `0x${Buffer.from('hello').toString('hex')}`
+    await send(ac.requestAccess(capsuleId, bytes32(), ZeroHash, hello))
+  })
+
+  it('rejects a fee above 2^128 wei', async () => {
+    const { capsuleId } = await capsuleWith(w, maxRuns(5))
+    await w.anvil.provider.send('anvil_setBalance', [w.executor.address, toQuantity(2n ** 129n)])
+    await expectRevert(
+      w.c.accessController
+        .connect(w.executor)
+        .requestAccess(capsuleId, bytes32(), ZeroHash, '0x', { value: 2n ** 128n }),
+      'FeeTooLarge',
+      [2n ** 128n],
+    )
+  })
+})
+
+describe('fees in escrow', () => {
+  async function paidGrant() {
+    const { capsuleId } = await capsuleWith(w, fee('0.01'))
+    const ac = w.c.accessController.connect(w.executor)
+    await expectRevert(
+      ac.requestAccess(capsuleId, bytes32(), ZeroHash, '0x', { value: FEE - 1n }),
+      'AccessDenied',
+      [capsuleId, w.executor.address, BigInt(Reason.FEE_TOO_LOW)],
+    )
+    const receipt = await send(
+      ac.requestAccess(capsuleId, bytes32(), ZeroHash, '0x', { value: FEE }),
+    )
+    const [granted] = parseEvents(ac, receipt, 'AccessGranted')
+    const [escrowed] = parseEvents(ac, receipt, 'FeeEscrowed')
+    expect(escrowed!.amount).toBe(FEE)
+    expect(escrowed!.grantId).toBe(granted!.grantId)
+    return { capsuleId, grantId: granted!.grantId }
+  }
+
+  it('lets the owner claim an undisputed fee after the dispute window, once', async () => {
+    const { grantId } = await paidGrant()
+    await expectConserved(w)
+    const owned = w.c.accessController.connect(w.owner)
+    const escrow = await w.c.accessController.getEscrow(grantId)
+    expect(escrow.state).toBe(1n)
+    await expectRevert(owned.claimFees([grantId]), 'EscrowLocked', [grantId, escrow.claimableAt])
+    await w.anvil.increaseTime(DISPUTE_WINDOW)
+    await expectRevert(
+      w.c.accessController.connect(w.other).claimFees([grantId]),
+      'NotFeeRecipient',
+      [grantId, w.other.address],
+    )
+    const before = await balanceOf(w, w.owner.address)
+    const receipt = await send(owned.claimFees([grantId]))
+    const gasCost = receipt.gasUsed * receipt.gasPrice
+    expect(await balanceOf(w, w.owner.address)).toBe(before + FEE - gasCost)
+    expect(parseEvents(owned, receipt, 'FeeClaimed')).toEqual([
+      { grantId, owner: w.owner.address, amount: FEE },
+    ])
+    expect(await w.c.accessController.totalHeld()).toBe(0n)
+    await expectConserved(w)
+    await expectRevert(owned.claimFees([grantId]), 'WrongEscrowState', [grantId, 3n])
+    await expectRevert(owned.claimFees([]), 'NothingToWithdraw')
+  })
+
+  it('refuses to claim a grant that paid no fee', async () => {
+    const { capsuleId } = await capsuleWith(w, maxRuns(5))
+    const ac = w.c.accessController.connect(w.executor)
+    const [g] = parseEvents(
+      ac,
+      await send(ac.requestAccess(capsuleId, bytes32(), ZeroHash, '0x')),
+      'AccessGranted',
+    )
+    await expectRevert(
+      w.c.accessController.connect(w.owner).claimFees([g!.grantId]),
+      'WrongEscrowState',
+      [g!.grantId, 0n],
+    )
+  })
+
+  it('lets a settler dispute and split an escrow; the owner cannot claim it', async () => {
+    const { grantId } = await paidGrant()
+    const settler = w.c.accessController.connect(w.settler)
+    await expectRevert(settler.disputeEscrow(grantId), 'NotSettler', [w.settler.address])
+    await expectRevert(
+      w.c.accessController.connect(w.other).setSettler(w.settler.address, true),
+      'NotAdmin',
+      [w.other.address],
+    )
+    await expectRevert(w.c.accessController.setSettler(ZeroHash.slice(0, 42), true), 'ZeroAddress')
+    await send(w.c.accessController.setSettler(w.settler.address, true))
+    await expectRevert(
+      settler.resolveEscrow(grantId, [w.owner.address], [FEE]),
+      'WrongEscrowState',
+      [grantId, 1n],
+    )
+    const disputed = await send(settler.disputeEscrow(grantId))
+    expect(parseEvents(settler, disputed, 'EscrowDisputed')).toEqual([
+      { grantId, settler: w.settler.address },
+    ])
+    await expectRevert(settler.disputeEscrow(grantId), 'WrongEscrowState', [grantId, 2n])
+    await w.anvil.increaseTime(DISPUTE_WINDOW)
+    await expectRevert(
+      w.c.accessController.connect(w.owner).claimFees([grantId]),
+      'WrongEscrowState',
+      [grantId, 2n],
+    )
+    await expectRevert(settler.resolveEscrow(grantId, [w.owner.address], []), 'LengthMismatch')
+    await expectRevert(settler.resolveEscrow(grantId, [], []), 'LengthMismatch')
+    await expectRevert(
+      settler.resolveEscrow(grantId, [w.owner.address], [FEE - 1n]),
+      'PayoutMismatch',
+      [FEE - 1n, FEE],
+    )
+    await expectRevert(
+      settler.resolveEscrow(grantId, [ZeroHash.slice(0, 42)], [FEE]),
+      'ZeroAddress',
+    )
+    const third = FEE / 3n
+    const receipt = await send(
+      settler.resolveEscrow(
+        grantId,
+        [w.owner.address, w.executor.address, w.settler.address],
+        [third, third, FEE - 2n * third],
+      ),
+    )
+    expect(parseEvents(settler, receipt, 'Credited')).toHaveLength(3)
+    expect(parseEvents(settler, receipt, 'EscrowResolved')).toEqual([
+      { grantId, settler: w.settler.address },
+    ])
+    expect(await w.c.accessController.credits(w.settler.address)).toBe(FEE - 2n * third)
+    await expectConserved(w)
+    await send(w.c.accessController.connect(w.owner).withdrawCredit())
+    await send(w.c.accessController.connect(w.executor).withdrawCredit())
+    await send(settler.withdrawCredit())
+    await expectRevert(settler.withdrawCredit(), 'NothingToWithdraw')
+    expect(await w.c.accessController.totalHeld()).toBe(0n)
+    await expectConserved(w)
+    await send(w.c.accessController.setSettler(w.settler.address, false))
+    await expectRevert(settler.disputeEscrow(grantId), 'NotSettler', [w.settler.address])
+  })
+
+  it('blocks reentrancy into claimFees from the owner contract', async () => {
+    const attacker = await deployAttacker(w.owner)
+    const attackerAddress = await attacker.getAddress()
+    const policy = await deployPolicy(w.owner, fee('0.01'), {
+      nodeRegistry: w.addresses.nodeRegistry,
+    })
+    const capsuleId = bytes32()
+    const registry = w.c.capsuleRegistry
+    await send(
+      attacker.execute!(
+        w.addresses.capsuleRegistry,
+        registry.interface.encodeFunctionData('register', [
+          capsuleId,
+          policy.address,
+          CID,
+          bytes32(),
+          peerId(),
+          bytes32(),
+        ]),
+      ),
+    )
+    const ac = w.c.accessController.connect(w.executor)
+    const [g] = parseEvents(
+      ac,
+      await send(ac.requestAccess(capsuleId, bytes32(), ZeroHash, '0x', { value: FEE })),
+      'AccessGranted',
+    )
+    await w.anvil.increaseTime(DISPUTE_WINDOW)
+    const claim = ac.interface.encodeFunctionData('claimFees', [[g!.grantId]])
+    await send(attacker.arm!(w.addresses.accessController, claim))
+    await send(attacker.execute!(w.addresses.accessController, claim))
+    expect(await attacker.reentryOk!()).toBe(false)
+    expect(await attacker.reentryError!()).toBe(ac.interface.getError('Reentrancy')!.selector)
+    expect(await attacker.received!()).toBe(FEE)
+    expect(await balanceOf(w, attackerAddress)).toBe(FEE)
+    await expectConserved(w)
+  })
+
+  it('blocks reentrancy into withdrawDeposit and withdrawCredit', async () => {
+    const attacker = await deployAttacker(w.other)
+    const ac = w.c.accessController
+    await send(
+      attacker.execute!(w.addresses.accessController, ac.interface.encodeFunctionData('deposit'), {
+        value: FEE,
+      }),
+    )
+    const withdraw = ac.interface.encodeFunctionData('withdrawDeposit', [FEE / 2n])
+    await send(attacker.arm!(w.addresses.accessController, withdraw))
+    await send(attacker.execute!(w.addresses.accessController, withdraw))
+    expect(await attacker.reentryOk!()).toBe(false)
+    expect(await attacker.reentryError!()).toBe(ac.interface.getError('Reentrancy')!.selector)
+    expect(await ac.deposits(await attacker.getAddress())).toBe(FEE / 2n)
+    await expectConserved(w)
+
+    const { grantId } = await paidGrant()
+    await send(ac.setSettler(w.settler.address, true))
+    await send(ac.connect(w.settler).disputeEscrow(grantId))
+    await send(ac.connect(w.settler).resolveEscrow(grantId, [await attacker.getAddress()], [FEE]))
+    const credit = ac.interface.encodeFunctionData('withdrawCredit')
+    await send(attacker.arm!(w.addresses.accessController, credit))
+    await send(attacker.execute!(w.addresses.accessController, credit))
+    expect(await attacker.reentryOk!()).toBe(false)
+    expect(await attacker.reentryError!()).toBe(ac.interface.getError('Reentrancy')!.selector)
+    expect(await ac.credits(await attacker.getAddress())).toBe(0n)
+    await expectConserved(w)
+  })
+
+  it('reverts with TransferFailed when the recipient refuses ETH', async () => {
+    // A policy contract has no receive(): impersonate it as a depositor whose withdrawal bounces.
+    const refuser = (
+      await deployPolicy(w.owner, maxRuns(1), { nodeRegistry: w.addresses.nodeRegistry })
+    ).address
+    await w.anvil.provider.send('anvil_setBalance', [refuser, toQuantity(FEE)])
+    await w.anvil.provider.send('anvil_impersonateAccount', [refuser])
+    const impersonated = await w.anvil.provider.getSigner(refuser)
+    await send(w.c.accessController.connect(impersonated).deposit({ value: FEE / 2n }))
+    await expectRevert(
+      w.c.accessController.connect(impersonated).withdrawDeposit(FEE / 2n),
+      'TransferFailed',
+      [refuser, FEE / 2n],
+    )
+    await w.anvil.provider.send('anvil_stopImpersonatingAccount', [refuser])
+    await expectConserved(w)
+  })
+})
+
+describe('deposits', () => {
+  it('takes and returns deposits, with typed errors for zero and overdraw', async () => {
+    const ac = w.c.accessController.connect(w.executor)
+    await expectRevert(ac.deposit({ value: 0 }), 'ZeroAmount')
+    const r = await send(ac.deposit({ value: FEE }))
+    expect(parseEvents(ac, r, 'Deposited')).toEqual([
+      { account: w.executor.address, amount: FEE, balance: FEE },
+    ])
+    await expectRevert(ac.withdrawDeposit(0), 'ZeroAmount')
+    await expectRevert(ac.withdrawDeposit(FEE + 1n), 'InsufficientDeposit', [FEE + 1n, FEE])
+    const out = await send(ac.withdrawDeposit(FEE))
+    expect(parseEvents(ac, out, 'DepositWithdrawn')).toEqual([
+      { account: w.executor.address, amount: FEE, balance: 0n },
+    ])
+    await expectConserved(w)
+  })
+})
+
+describe('recordFastPathGrant (fast path)', () => {
+  async function signed(
+    capsuleId: string,
+    overrides: Partial<SignedAccessRequest> = {},
+    signer: Wallet = w.executor,
+  ) {
+    const req: SignedAccessRequest = {
+      capsuleId,
+      executor: w.executor.address,
+      ephemeralKey: bytes32(),
+      measurement: ZeroHash,
+      jobParamsHash: jobParamsHash('0x'),
+      fee: 0n,
+      nonce: BigInt(bytes32()),
+      expiry: BigInt((await now()) + 300),
+      ...overrides,
+    }
+    const domain = accessRequestDomain(w.anvil.chainId, w.addresses.accessController)
+    return { req, signature: await signAccessRequest(signer, domain, req), domain }
+  }
+
+  it('records a grant served off-chain: AccessGranted(fastPath=true), counted toward maxRuns', async () => {
+    const { capsuleId } = await capsuleWith(w, maxRuns(2))
+    const { req, signature, domain } = await signed(capsuleId)
+    expect(await w.c.accessController.hashSignedRequest(req)).toBe(hashAccessRequest(domain, req))
+    expect(recoverAccessRequestSigner(domain, req, signature)).toBe(w.executor.address)
+    const check = await w.c.accessController.checkAccess(
+      capsuleId,
+      req.executor,
+      req.ephemeralKey,
+      req.measurement,
+      0,
+      true,
+      '0x',
+    )
+    expect([...check]).toEqual([true, 0n])
+    const ac = w.c.accessController.connect(w.owner)
+    const receipt = await send(ac.recordFastPathGrant(req, '0x', signature))
+    const [ev] = parseEvents(ac, receipt, 'AccessGranted')
+    expect(ev!.fastPath).toBe(true)
+    expect(ev!.executor).toBe(w.executor.address)
+    expect((await ac.getGrant(ev!.grantId)).fastPath).toBe(true)
+    expect(await ac.nonceUsed(req.executor, req.nonce)).toBe(true)
+    await expectRevert(ac.recordFastPathGrant(req, '0x', signature), 'NonceUsed', [
+      req.executor,
+      req.nonce,
+    ])
+    await send(
+      w.c.accessController.connect(w.executor).requestAccess(capsuleId, bytes32(), ZeroHash, '0x'),
+    )
+    const third = await signed(capsuleId)
+    await expectRevert(ac.recordFastPathGrant(third.req, '0x', third.signature), 'AccessDenied', [
+      capsuleId,
+      w.executor.address,
+      BigInt(Reason.MAX_RUNS_REACHED),
+    ])
+  })
+
+  it('takes the fee from the executor deposit into escrow', async () => {
+    const { capsuleId } = await capsuleWith(w, fee('0.01'))
+    const { req, signature } = await signed(capsuleId, { fee: FEE })
+    const ac = w.c.accessController.connect(w.owner)
+    expect(
+      (
+        await w.c.accessController.checkAccess(
+          capsuleId,
+          req.executor,
+          req.ephemeralKey,
+          ZeroHash,
+          FEE,
+          true,
+          '0x',
+        )
+      ).reason,
+    ).toBe(BigInt(Reason.INSUFFICIENT_DEPOSIT))
+    await expectRevert(ac.recordFastPathGrant(req, '0x', signature), 'InsufficientDeposit', [
+      FEE,
+      0n,
+    ])
+    await send(w.c.accessController.connect(w.executor).deposit({ value: FEE * 2n }))
+    const low = await signed(capsuleId, { fee: FEE - 1n })
+    await expectRevert(ac.recordFastPathGrant(low.req, '0x', low.signature), 'AccessDenied', [
+      capsuleId,
+      w.executor.address,
+      BigInt(Reason.FEE_TOO_LOW),
+    ])
+    expect(await ac.deposits(w.executor.address)).toBe(FEE * 2n)
+    const receipt = await send(ac.recordFastPathGrant(req, '0x', signature))
+    const [escrowed] = parseEvents(ac, receipt, 'FeeEscrowed')
+    expect(escrowed!.amount).toBe(FEE)
+    expect(await ac.deposits(w.executor.address)).toBe(FEE)
+    expect(await ac.totalHeld()).toBe(FEE * 2n)
+    await expectConserved(w)
+  })
+
+  it('accepts an operator the owner named, and no one else', async () => {
+    const { capsuleId } = await capsuleWith(w, maxRuns(5))
+    const { req, signature } = await signed(capsuleId)
+    await expectRevert(
+      w.c.accessController.connect(w.other).recordFastPathGrant(req, '0x', signature),
+      'NotKeyguard',
+      [capsuleId, w.other.address],
+    )
+    await send(w.c.capsuleRegistry.connect(w.owner).setOperator(w.other.address, true))
+    await send(w.c.accessController.connect(w.other).recordFastPathGrant(req, '0x', signature))
+    await send(w.c.capsuleRegistry.connect(w.owner).setOperator(w.other.address, false))
+    const next = await signed(capsuleId)
+    await expectRevert(
+      w.c.accessController.connect(w.other).recordFastPathGrant(next.req, '0x', next.signature),
+      'NotKeyguard',
+    )
+    const unknown = await signed(bytes32())
+    await expectRevert(
+      w.c.accessController
+        .connect(w.owner)
+        .recordFastPathGrant(unknown.req, '0x', unknown.signature),
+      'NotKeyguard',
+      [unknown.req.capsuleId, w.owner.address],
+    )
+  })
+
+  it('rejects expired, mismatched and badly signed requests', async () => {
+    const { capsuleId } = await capsuleWith(w, maxRuns(50))
+    const ac = w.c.accessController.connect(w.owner)
+    const expired = await signed(capsuleId, { expiry: BigInt((await now()) - 1) })
+    await expectRevert(
+      ac.recordFastPathGrant(expired.req, '0x', expired.signature),
+      'SignedRequestExpired',
+      [expired.req.expiry],
+    )
+    const ok = await signed(capsuleId)
+    await expectRevert(ac.recordFastPathGrant(ok.req, '0x01', ok.signature), 'JobParamsMismatch')
+    const byOther = await signed(capsuleId, {}, w.other)
+    await expectRevert(
+      ac.recordFastPathGrant(byOther.req, '0x', byOther.signature),
+      'InvalidSignature',
+    )
+    await expectRevert(
+      ac.recordFastPathGrant(ok.req, '0x', ok.signature.slice(0, -2)),
+      'InvalidSignature',
+    )
+    const sig = Signature.from(ok.signature)
+    const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+    const highS = concat([sig.r, toBeHex(n - BigInt(sig.s), 32), sig.v === 27 ? '0x1c' : '0x1b'])
+    await expectRevert(ac.recordFastPathGrant(ok.req, '0x', highS), 'InvalidSignature')
+    const badV = concat([sig.r, sig.s, '0x05'])
+    await expectRevert(ac.recordFastPathGrant(ok.req, '0x', badV), 'InvalidSignature')
+    const garbage = concat([ZeroHash, ZeroHash, '0x1b'])
+    await expectRevert(ac.recordFastPathGrant(ok.req, '0x', garbage), 'InvalidSignature')
+    const tampered = { ...ok.req, ephemeralKey: bytes32() }
+    await expectRevert(ac.recordFastPathGrant(tampered, '0x', ok.signature), 'InvalidSignature')
+    await send(ac.recordFastPathGrant(ok.req, '0x', ok.signature))
+  })
+})
+
+describe('admin', () => {
+  it('hands over the admin role only from the admin, never to zero', async () => {
+    const ac = w.c.accessController
+    await expectRevert(ac.connect(w.other).setAdmin(w.other.address), 'NotAdmin', [w.other.address])
+    await expectRevert(ac.setAdmin(ZeroHash.slice(0, 42)), 'ZeroAddress')
+    const r = await send(ac.setAdmin(w.other.address))
+    expect(parseEvents(ac, r, 'AdminChanged')).toEqual([
+      { previousAdmin: w.deployer.address, newAdmin: w.other.address },
+    ])
+    expect(await ac.admin()).toBe(w.other.address)
+  })
+})
