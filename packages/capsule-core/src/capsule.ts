@@ -126,7 +126,12 @@ export interface OpenOptions {
 }
 
 /** A prepared seal: the bytes before the payload, and the payload state machine. */
-export function prepareSeal(params: SealParameters): { prefix: Uint8Array; sealer: PayloadSealer; parsed: ParsedCapsuleHeader } {
+export function prepareSeal(params: SealParameters): {
+  prefix: Uint8Array
+  sealer: PayloadSealer
+  parsed: ParsedCapsuleHeader
+  payloadKey: Uint8Array
+} {
   checkBytes('dataKey', params.dataKey, DATA_KEY_LENGTH)
   const headerBytes = encodeCapsuleHeader(params.header)
   const signature = typeof params.signature === 'string' ? bytesArg('signature', params.signature, 65) : params.signature
@@ -141,7 +146,12 @@ export function prepareSeal(params: SealParameters): { prefix: Uint8Array; seale
   }
   const payloadKey = derivePayloadKey(params.dataKey, parsed.header.capsuleId)
   const { chunkSize, plaintextSize } = parsed.header.payload
-  return { prefix, parsed, sealer: new PayloadSealer(payloadKey, parsed.headerHash, chunkSize, plaintextSize) }
+  return {
+    prefix,
+    parsed,
+    payloadKey,
+    sealer: new PayloadSealer(payloadKey, parsed.headerHash, chunkSize, plaintextSize),
+  }
 }
 
 /**

@@ -19,6 +19,20 @@ import { type ParsedCapsuleHeader, chunkCountFor } from './parse.ts'
 
 const ALGORITHM = 'aes-256-gcm'
 
+/**
+ * Cipher input is fed in slices of at most this many bytes. Each `update` returns a fresh
+ * buffer; at 64 KiB these come from the malloc free lists rather than fresh mmaps, and the
+ * file helpers release them right after writing (SPEC.md §6.4).
+ */
+export const CIPHER_SLICE = 64 * 1024
+
+function updateSliced(c: { update(b: Uint8Array): Uint8Array }, p: Uint8Array, out: Uint8Array[]): void {
+  for (let o = 0; o < p.length; o += CIPHER_SLICE) {
+    const d = c.update(o === 0 && p.length <= CIPHER_SLICE ? p : p.subarray(o, o + CIPHER_SLICE))
+    if (d.length > 0) out.push(d)
+  }
+}
+
 /** The 12-byte nonce of chunk `index`. */
 export function chunkNonce(index: number, last: boolean): Uint8Array {
   const nonce = new Uint8Array(12)
@@ -85,10 +99,7 @@ export function encryptChunk(
   const cipher = createCipheriv(ALGORITHM, key, chunkNonce(index, last))
   cipher.setAAD(aad)
   const out: Uint8Array[] = []
-  for (const p of pieces) {
-    const c = cipher.update(p)
-    if (c.length > 0) out.push(c)
-  }
+  for (const p of pieces) updateSliced(cipher, p, out)
   const f = cipher.final()
   if (f.length > 0) out.push(f)
   out.push(cipher.getAuthTag())
@@ -117,10 +128,7 @@ export function decryptChunk(
   let off = 0
   for (const p of pieces) {
     const bodyPart = off < bodyLength ? p.subarray(0, Math.max(0, bodyLength - off)) : p.subarray(0, 0)
-    if (bodyPart.length > 0) {
-      const d = decipher.update(bodyPart)
-      if (d.length > 0) out.push(d)
-    }
+    if (bodyPart.length > 0) updateSliced(decipher, bodyPart, out)
     const tagPart = p.subarray(bodyPart.length)
     if (tagPart.length > 0) tag.set(tagPart, off + bodyPart.length - bodyLength)
     off += p.length
