@@ -16,8 +16,8 @@ import {
   commitPlaintextFile,
   createCapsuleHeader,
   openFile,
-  sealFile,
   openNodeStream,
+  sealFile,
   sealNodeStream,
   sealStream,
   signCapsuleHeader,
@@ -40,7 +40,11 @@ function header(commitment, chunkSize) {
       registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
       policy: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
     },
-    keyguard: { peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf', keyId: 'k', wrapScheme: 'tpm2-rsa-oaep-sha256' },
+    keyguard: {
+      peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
+      keyId: 'k',
+      wrapScheme: 'tpm2-rsa-oaep-sha256',
+    },
     runtime: { kind: 'data' },
     dataKey: DATA_KEY,
     commitment,
@@ -52,7 +56,10 @@ async function commit() {
   return commitPlaintextFile(args.input, DATA_KEY, CAPSULE_ID)
 }
 
-const given = () => ({ plaintextSize: args.size, plaintextCommitment: Buffer.from(args.commitment, 'hex') })
+const given = () => ({
+  plaintextSize: args.size,
+  plaintextCommitment: Buffer.from(args.commitment, 'hex'),
+})
 function sealParams(commitment) {
   const h = header(commitment, args.chunkSize)
   return { header: h, signature: signCapsuleHeader(h, OWNER_KEY), dataKey: DATA_KEY }
@@ -75,17 +82,32 @@ if (op === 'baseline') {
 } else if (op === 'seal-node') {
   const params = sealParams(given())
   t0 = performance.now()
-  await pipeline(createReadStream(args.input, { highWaterMark: args.chunkSize }), sealNodeStream(params), createWriteStream(args.output))
+  await pipeline(
+    createReadStream(args.input, { highWaterMark: args.chunkSize }),
+    sealNodeStream(params),
+    createWriteStream(args.output),
+  )
 } else if (op === 'open-node') {
   const open = openNodeStream({ dataKey: DATA_KEY })
-  await pipeline(createReadStream(args.input, { highWaterMark: args.chunkSize }), open, createWriteStream(args.output))
+  await pipeline(
+    createReadStream(args.input, { highWaterMark: args.chunkSize }),
+    open,
+    createWriteStream(args.output),
+  )
 } else if (op === 'seal-web') {
   const params = sealParams(given())
   t0 = performance.now()
   const source = Readable.toWeb(createReadStream(args.input, { highWaterMark: args.chunkSize }))
-  await source.pipeThrough(sealStream(params)).pipeTo(Writable.toWeb(createWriteStream(args.output)))
+  await source
+    .pipeThrough(sealStream(params))
+    .pipeTo(Writable.toWeb(createWriteStream(args.output)))
 } else if (op === 'open' || op === 'open-nocommit') {
-  await openFile({ input: args.input, output: args.output, dataKey: DATA_KEY, checkCommitment: op === 'open' })
+  await openFile({
+    input: args.input,
+    output: args.output,
+    dataKey: DATA_KEY,
+    checkCommitment: op === 'open',
+  })
 } else {
   throw new Error(`unknown op ${op}`)
 }

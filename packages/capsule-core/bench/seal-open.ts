@@ -10,9 +10,8 @@
  * deleted afterwards.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { randomFillSync } from 'node:crypto'
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DEFAULT_CHUNK_SIZE } from '../src/index.ts'
@@ -42,8 +41,13 @@ interface Row {
 }
 const rows: Row[] = []
 
-function child(op: string, args: Record<string, unknown>): Record<string, unknown> & { ms: number; maxRssKiB: number } {
-  const r = spawnSync(process.execPath, [join(here, 'child.mjs'), op, JSON.stringify(args)], { encoding: 'utf8' })
+function child(
+  op: string,
+  args: Record<string, unknown>,
+): Record<string, unknown> & { ms: number; maxRssKiB: number } {
+  const r = spawnSync(process.execPath, [join(here, 'child.mjs'), op, JSON.stringify(args)], {
+    encoding: 'utf8',
+  })
   if (r.status !== 0) throw new Error(`child ${op} failed: ${r.stderr}`)
   return JSON.parse(r.stdout.trim().split('\n').pop() as string)
 }
@@ -77,7 +81,9 @@ try {
   }
   closeSync(fd)
   const cs = DEFAULT_CHUNK_SIZE
-  console.log(`digicap capsule-core bench: ${(size / 1024 ** 2).toFixed(0)} MiB, chunk ${cs / 1024} KiB, node ${process.version}`)
+  console.log(
+    `digicap capsule-core bench: ${(size / 1024 ** 2).toFixed(0)} MiB, chunk ${cs / 1024} KiB, node ${process.version}`,
+  )
 
   // 2. Baselines: cat copy, openssl, age.
   // sealFile/openFile fsync before renaming into place, so the copy baseline does too.
@@ -86,47 +92,102 @@ try {
   rmSync(copy)
   rows.push({ name: 'cat file > file + fsync (baseline)', ms: cat.ms, rssKiB: cat.rssKiB })
 
-  const speed = execFileSync('openssl', ['speed', '-evp', 'aes-256-gcm', '-bytes', '16384', '-seconds', '3'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-  })
+  const speed = execFileSync(
+    'openssl',
+    ['speed', '-evp', 'aes-256-gcm', '-bytes', '16384', '-seconds', '3'],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  )
   const kbs = Number(/([0-9.]+)k\s*$/m.exec(speed.trim())?.[1])
   const opensslMBs = (kbs * 1000) / MB
-  console.log(`openssl speed -evp aes-256-gcm (16 KiB blocks, 1 core): ${opensslMBs.toFixed(0)} MB/s`)
+  console.log(
+    `openssl speed -evp aes-256-gcm (16 KiB blocks, 1 core): ${opensslMBs.toFixed(0)} MB/s`,
+  )
 
   execFileSync('age-keygen', ['-o', join(dir, 'age.key')], { stdio: 'ignore' })
-  const recipient = execFileSync('age-keygen', ['-y', join(dir, 'age.key')], { encoding: 'utf8' }).trim()
+  const recipient = execFileSync('age-keygen', ['-y', join(dir, 'age.key')], {
+    encoding: 'utf8',
+  }).trim()
   const ageEnc = timed('age', ['-e', '-r', recipient, '-o', '/dev/null', plain])
   rows.push({ name: 'age -e > /dev/null', ms: ageEnc.ms, rssKiB: ageEnc.rssKiB })
   execFileSync('age', ['-e', '-r', recipient, '-o', join(dir, 'plain.age'), plain])
-  const ageDec = timed('age', ['-d', '-i', join(dir, 'age.key'), '-o', '/dev/null', join(dir, 'plain.age')])
+  const ageDec = timed('age', [
+    '-d',
+    '-i',
+    join(dir, 'age.key'),
+    '-o',
+    '/dev/null',
+    join(dir, 'plain.age'),
+  ])
   rows.push({ name: 'age -d > /dev/null', ms: ageDec.ms, rssKiB: ageDec.rssKiB })
   rmSync(join(dir, 'plain.age'))
 
   // 3. Digicap, each in a fresh child.
   const floor = child('baseline', {})
-  rows.push({ name: 'node + library loaded, no work (RSS floor)', ms: Number.NaN, rssKiB: floor.maxRssKiB })
+  rows.push({
+    name: 'node + library loaded, no work (RSS floor)',
+    ms: Number.NaN,
+    rssKiB: floor.maxRssKiB,
+  })
   const commit = child('commit', { input: plain, chunkSize: cs })
-  rows.push({ name: 'digicap commitPlaintextFile (HMAC-SHA256)', ms: commit.ms, rssKiB: commit.maxRssKiB })
+  rows.push({
+    name: 'digicap commitPlaintextFile (HMAC-SHA256)',
+    ms: commit.ms,
+    rssKiB: commit.maxRssKiB,
+  })
   const base = { input: plain, chunkSize: cs, commitment: commit.commitment, size }
   const seal = child('seal', { ...base, output: '/dev/null' })
-  rows.push({ name: 'digicap sealFile, encrypt pass > /dev/null', ms: seal.ms, rssKiB: seal.maxRssKiB })
+  rows.push({
+    name: 'digicap sealFile, encrypt pass > /dev/null',
+    ms: seal.ms,
+    rssKiB: seal.maxRssKiB,
+  })
   const sealFull = child('seal-full', { ...base, output: '/dev/null' })
-  rows.push({ name: 'digicap sealFile incl. commit > /dev/null', ms: sealFull.ms, rssKiB: sealFull.maxRssKiB })
+  rows.push({
+    name: 'digicap sealFile incl. commit > /dev/null',
+    ms: sealFull.ms,
+    rssKiB: sealFull.maxRssKiB,
+  })
   const sealNode = child('seal-node', { ...base, output: '/dev/null' })
-  rows.push({ name: 'digicap seal, Node streams > /dev/null', ms: sealNode.ms, rssKiB: sealNode.maxRssKiB })
+  rows.push({
+    name: 'digicap seal, Node streams > /dev/null',
+    ms: sealNode.ms,
+    rssKiB: sealNode.maxRssKiB,
+  })
   const sealWeb = child('seal-web', { ...base, output: '/dev/null' })
-  rows.push({ name: 'digicap seal, Web streams > /dev/null', ms: sealWeb.ms, rssKiB: sealWeb.maxRssKiB })
+  rows.push({
+    name: 'digicap seal, Web streams > /dev/null',
+    ms: sealWeb.ms,
+    rssKiB: sealWeb.maxRssKiB,
+  })
   const capsulePath = join(dir, 'plain.capsule')
   const sealFile = child('seal', { ...base, output: capsulePath })
-  rows.push({ name: 'digicap sealFile, encrypt pass > file', ms: sealFile.ms, rssKiB: sealFile.maxRssKiB })
+  rows.push({
+    name: 'digicap sealFile, encrypt pass > file',
+    ms: sealFile.ms,
+    rssKiB: sealFile.maxRssKiB,
+  })
   const open = child('open', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
   rows.push({ name: 'digicap openFile > /dev/null', ms: open.ms, rssKiB: open.maxRssKiB })
   const openNc = child('open-nocommit', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
-  rows.push({ name: 'digicap openFile, no commitment > /dev/null', ms: openNc.ms, rssKiB: openNc.maxRssKiB })
+  rows.push({
+    name: 'digicap openFile, no commitment > /dev/null',
+    ms: openNc.ms,
+    rssKiB: openNc.maxRssKiB,
+  })
   const openNode = child('open-node', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
-  rows.push({ name: 'digicap open, Node streams > /dev/null', ms: openNode.ms, rssKiB: openNode.maxRssKiB })
-  const openFile = child('open', { input: capsulePath, chunkSize: cs, output: join(dir, 'opened.bin') })
+  rows.push({
+    name: 'digicap open, Node streams > /dev/null',
+    ms: openNode.ms,
+    rssKiB: openNode.maxRssKiB,
+  })
+  const openFile = child('open', {
+    input: capsulePath,
+    chunkSize: cs,
+    output: join(dir, 'opened.bin'),
+  })
   rows.push({ name: 'digicap openFile > file', ms: openFile.ms, rssKiB: openFile.maxRssKiB })
   rmSync(capsulePath)
   rmSync(join(dir, 'opened.bin'))
@@ -134,19 +195,30 @@ try {
   console.log('')
   console.log(`${'operation'.padEnd(46)} ${'MB/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)}`)
   for (const r of rows) {
-    console.log(`${r.name.padEnd(46)} ${(Number.isNaN(r.ms) ? '-' : rate(r.ms).toFixed(0)).padStart(8)} ${(r.rssKiB ? mib(r.rssKiB) : '-').padStart(13)}`)
+    console.log(
+      `${r.name.padEnd(46)} ${(Number.isNaN(r.ms) ? '-' : rate(r.ms).toFixed(0)).padStart(8)} ${(r.rssKiB ? mib(r.rssKiB) : '-').padStart(13)}`,
+    )
   }
 
   if (!noSweep) {
     console.log('\nchunk size sweep (seal encrypt pass > /dev/null, fresh child each):')
     for (const c of [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024]) {
       const r = child('seal', { ...base, chunkSize: c, output: '/dev/null' })
-      console.log(`  ${`${c / 1024} KiB`.padEnd(10)} ${rate(r.ms).toFixed(0).padStart(6)} MB/s  peak RSS ${mib(r.maxRssKiB)} MiB`)
+      console.log(
+        `  ${`${c / 1024} KiB`.padEnd(10)} ${rate(r.ms).toFixed(0).padStart(6)} MB/s  peak RSS ${mib(r.maxRssKiB)} MiB`,
+      )
     }
   }
 
   const ratio = (a: number, b: number) => (a / b).toFixed(2)
-  const rssMax = Math.max(seal.maxRssKiB, sealFull.maxRssKiB, open.maxRssKiB, openNc.maxRssKiB, sealFile.maxRssKiB, openFile.maxRssKiB)
+  const rssMax = Math.max(
+    seal.maxRssKiB,
+    sealFull.maxRssKiB,
+    open.maxRssKiB,
+    openNc.maxRssKiB,
+    sealFile.maxRssKiB,
+    openFile.maxRssKiB,
+  )
   const rssStreams = Math.max(sealNode.maxRssKiB, sealWeb.maxRssKiB, openNode.maxRssKiB)
   const check = (ok: boolean) => (ok ? 'PASS' : 'MISS')
   console.log('\nratios (same run):')
@@ -156,14 +228,30 @@ try {
   const openNcVsAge = ageDec.ms / openNc.ms
   const sealVsOpenssl = rate(seal.ms) / opensslMBs
   const openVsOpenssl = rate(openNc.ms) / opensslMBs
-  console.log(`  seal encrypt pass / age encrypt      ${sealVsAge.toFixed(2)}x  (target >= 1.2)  ${check(sealVsAge >= 1.2)}`)
-  console.log(`  seal incl. commit / age encrypt      ${sealFullVsAge.toFixed(2)}x  (target >= 1.2)  ${check(sealFullVsAge >= 1.2)}`)
-  console.log(`  open with commitment / age decrypt   ${openVsAge.toFixed(2)}x  (target >= 1.5)  ${check(openVsAge >= 1.5)}`)
-  console.log(`  open chunks only / age decrypt       ${openNcVsAge.toFixed(2)}x  (target >= 1.5)  ${check(openNcVsAge >= 1.5)}`)
-  console.log(`  seal encrypt pass / openssl 1 core   ${sealVsOpenssl.toFixed(2)}x  (target >= 0.6)  ${check(sealVsOpenssl >= 0.6)}`)
-  console.log(`  open chunks only / openssl 1 core    ${openVsOpenssl.toFixed(2)}x  (target >= 0.6)  ${check(openVsOpenssl >= 0.6)}`)
-  console.log(`  peak RSS, worst file-helper op       ${mib(rssMax)} MiB (target <= 96)  ${check(rssMax <= 96 * 1024)}`)
-  console.log(`  peak RSS, worst stream op            ${mib(rssStreams)} MiB (target <= 96)  ${check(rssStreams <= 96 * 1024)}`)
+  console.log(
+    `  seal encrypt pass / age encrypt      ${sealVsAge.toFixed(2)}x  (target >= 1.2)  ${check(sealVsAge >= 1.2)}`,
+  )
+  console.log(
+    `  seal incl. commit / age encrypt      ${sealFullVsAge.toFixed(2)}x  (target >= 1.2)  ${check(sealFullVsAge >= 1.2)}`,
+  )
+  console.log(
+    `  open with commitment / age decrypt   ${openVsAge.toFixed(2)}x  (target >= 1.5)  ${check(openVsAge >= 1.5)}`,
+  )
+  console.log(
+    `  open chunks only / age decrypt       ${openNcVsAge.toFixed(2)}x  (target >= 1.5)  ${check(openNcVsAge >= 1.5)}`,
+  )
+  console.log(
+    `  seal encrypt pass / openssl 1 core   ${sealVsOpenssl.toFixed(2)}x  (target >= 0.6)  ${check(sealVsOpenssl >= 0.6)}`,
+  )
+  console.log(
+    `  open chunks only / openssl 1 core    ${openVsOpenssl.toFixed(2)}x  (target >= 0.6)  ${check(openVsOpenssl >= 0.6)}`,
+  )
+  console.log(
+    `  peak RSS, worst file-helper op       ${mib(rssMax)} MiB (target <= 96)  ${check(rssMax <= 96 * 1024)}`,
+  )
+  console.log(
+    `  peak RSS, worst stream op            ${mib(rssStreams)} MiB (target <= 96)  ${check(rssStreams <= 96 * 1024)}`,
+  )
   console.log(`  seal > file / cat copy (time ratio)  ${ratio(sealFile.ms, cat.ms)}x`)
   console.log(`  open > file / cat copy (time ratio)  ${ratio(openFile.ms, cat.ms)}x`)
 } finally {

@@ -39,7 +39,11 @@ export function bytesArg(name: string, value: Uint8Array | string, length?: numb
   return value
 }
 
-export function checkBytes(name: string, value: unknown, length?: number): asserts value is Uint8Array {
+export function checkBytes(
+  name: string,
+  value: unknown,
+  length?: number,
+): asserts value is Uint8Array {
   if (!(value instanceof Uint8Array)) {
     throw new InvalidArgumentError(`${name} must be a Uint8Array`, {
       details: { got: typeof value },

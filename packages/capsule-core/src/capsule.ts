@@ -2,7 +2,16 @@
  * Whole-buffer sealing and opening, header creation and verification, random access.
  */
 import { hkdfSync } from 'node:crypto'
-import { type Address, addressBytes, bytesArg, checkBytes, checksumAddress, equalBytes, type Hex, toHex } from './bytes.ts'
+import {
+  type Address,
+  addressBytes,
+  bytesArg,
+  checkBytes,
+  checksumAddress,
+  equalBytes,
+  type Hex,
+  toHex,
+} from './bytes.ts'
 import { capsuleSigningDigest, recoverDigestSigner } from './eip712.ts'
 import {
   CapsuleFormatError,
@@ -32,7 +41,12 @@ import {
   generateCapsuleId,
   keyCommitment,
 } from './keys.ts'
-import { chunkPlaintextLength, encodeCapsulePrefix, type ParsedCapsuleHeader, parseCapsuleHeader } from './parse.ts'
+import {
+  chunkPlaintextLength,
+  encodeCapsulePrefix,
+  type ParsedCapsuleHeader,
+  parseCapsuleHeader,
+} from './parse.ts'
 import { decryptChunk, PayloadOpener, PayloadSealer } from './payload.ts'
 import type { WrappedKey } from './wrapped-key.ts'
 
@@ -99,7 +113,8 @@ export function createCapsuleHeader(params: CreateCapsuleHeaderParameters): Caps
     wrappedKeys: params.wrappedKeys ?? [],
   }
   // Validate now, and return the normalised form (checksummed addresses, no stray keys).
-  return parseCapsuleHeader(encodeCapsulePrefix(encodeCapsuleHeader(header), new Uint8Array(65))).header
+  return parseCapsuleHeader(encodeCapsulePrefix(encodeCapsuleHeader(header), new Uint8Array(65)))
+    .header
 }
 
 /** Inputs shared by {@link sealCapsule} and the sealing streams. */
@@ -134,12 +149,20 @@ export function prepareSeal(params: SealParameters): {
 } {
   checkBytes('dataKey', params.dataKey, DATA_KEY_LENGTH)
   const headerBytes = encodeCapsuleHeader(params.header)
-  const signature = typeof params.signature === 'string' ? bytesArg('signature', params.signature, 65) : params.signature
+  const signature =
+    typeof params.signature === 'string'
+      ? bytesArg('signature', params.signature, 65)
+      : params.signature
   checkBytes('signature', signature, 65)
   const prefix = encodeCapsulePrefix(headerBytes, signature)
   const parsed = parseCapsuleHeader(prefix)
   verifyCapsuleHeader(parsed)
-  if (!equalBytes(keyCommitment(params.dataKey, parsed.header.capsuleId), parsed.header.payload.keyCommitment)) {
+  if (
+    !equalBytes(
+      keyCommitment(params.dataKey, parsed.header.capsuleId),
+      parsed.header.payload.keyCommitment,
+    )
+  ) {
     throw new InvalidArgumentError('dataKey does not match header.payload.keyCommitment', {
       hint: 'Build the header with createCapsuleHeader using the same data key.',
     })
@@ -188,7 +211,10 @@ export function sealCapsule(params: SealParameters & { plaintext: Uint8Array }):
  * const owner = verifyCapsuleHeader(parseCapsuleHeader(bytes), { owner: expectedOwner })
  * ```
  */
-export function verifyCapsuleHeader(parsed: ParsedCapsuleHeader | Uint8Array, options: { owner?: Address } = {}): Address {
+export function verifyCapsuleHeader(
+  parsed: ParsedCapsuleHeader | Uint8Array,
+  options: { owner?: Address } = {},
+): Address {
   const p = parsed instanceof Uint8Array ? parseCapsuleHeader(parsed) : parsed
   const signer = recoverDigestSigner(capsuleSigningDigest(p.header), p.signature)
   if (signer !== p.header.owner) {
@@ -196,7 +222,10 @@ export function verifyCapsuleHeader(parsed: ParsedCapsuleHeader | Uint8Array, op
       details: { owner: p.header.owner, signer },
     })
   }
-  if (options.owner !== undefined && checksumAddress(addressBytes('owner', options.owner)) !== p.header.owner) {
+  if (
+    options.owner !== undefined &&
+    checksumAddress(addressBytes('owner', options.owner)) !== p.header.owner
+  ) {
     throw new CapsuleSignatureError('capsule owner is not the expected owner', {
       details: { owner: p.header.owner, expected: options.owner },
     })
@@ -207,7 +236,12 @@ export function verifyCapsuleHeader(parsed: ParsedCapsuleHeader | Uint8Array, op
 /** Checks the data key against the header's key commitment. */
 export function checkDataKey(parsed: ParsedCapsuleHeader, dataKey: Uint8Array): void {
   checkBytes('dataKey', dataKey, DATA_KEY_LENGTH)
-  if (!equalBytes(keyCommitment(dataKey, parsed.header.capsuleId), parsed.header.payload.keyCommitment)) {
+  if (
+    !equalBytes(
+      keyCommitment(dataKey, parsed.header.capsuleId),
+      parsed.header.payload.keyCommitment,
+    )
+  ) {
     throw new CapsuleKeyError('the data key does not open this capsule', {
       details: { capsuleId: toHex(parsed.header.capsuleId) },
       hint: 'Ask the keyguard named in the header for this capsule’s key.',
@@ -221,7 +255,9 @@ export function prepareOpen(parsed: ParsedCapsuleHeader, options: OpenOptions): 
   checkDataKey(parsed, options.dataKey)
   const id = parsed.header.capsuleId
   const commitmentKey =
-    options.checkCommitment === false ? undefined : new Uint8Array(hkdfSync('sha256', options.dataKey, id, COMMITMENT_KEY_LABEL, 32))
+    options.checkCommitment === false
+      ? undefined
+      : new Uint8Array(hkdfSync('sha256', options.dataKey, id, COMMITMENT_KEY_LABEL, 32))
   return new PayloadOpener(parsed, derivePayloadKey(options.dataKey, id), commitmentKey)
 }
 
@@ -266,7 +302,10 @@ export function openCapsule(bytes: Uint8Array, options: OpenOptions): OpenedCaps
  *
  * @throws {InvalidArgumentError} if `index` is out of range.
  */
-export function capsuleChunkRange(parsed: ParsedCapsuleHeader, index: number): { start: number; end: number } {
+export function capsuleChunkRange(
+  parsed: ParsedCapsuleHeader,
+  index: number,
+): { start: number; end: number } {
   if (!Number.isSafeInteger(index) || index < 0 || index >= parsed.chunkCount) {
     throw new InvalidArgumentError('chunk index out of range', {
       details: { index, chunkCount: parsed.chunkCount },
@@ -292,7 +331,12 @@ export function capsuleChunkRange(parsed: ParsedCapsuleHeader, index: number): {
  * const plain = openChunk(parsed, dataKey, 7, capsule.subarray(start, end))
  * ```
  */
-export function openChunk(parsed: ParsedCapsuleHeader, dataKey: Uint8Array, index: number, chunkBytes: Uint8Array): Uint8Array {
+export function openChunk(
+  parsed: ParsedCapsuleHeader,
+  dataKey: Uint8Array,
+  index: number,
+  chunkBytes: Uint8Array,
+): Uint8Array {
   const { start, end } = capsuleChunkRange(parsed, index)
   checkBytes('chunkBytes', chunkBytes)
   const expected = end - start

@@ -19,7 +19,7 @@ import {
   utf8,
 } from './bytes.ts'
 import { CapsuleSignatureError, InvalidArgumentError } from './errors.ts'
-import { type CapsuleHeader, CAPSULE_SIGNATURE_LENGTH, encodeCapsuleHeader } from './header.ts'
+import { CAPSULE_SIGNATURE_LENGTH, type CapsuleHeader, encodeCapsuleHeader } from './header.ts'
 
 /** One field of an EIP-712 struct type. */
 export interface TypedDataField {
@@ -58,7 +58,11 @@ function baseType(type: string): string {
   return i === -1 ? type : type.slice(0, i)
 }
 
-function dependencies(primary: string, types: Record<string, TypedDataField[]>, found = new Set<string>()) {
+function dependencies(
+  primary: string,
+  types: Record<string, TypedDataField[]>,
+  found = new Set<string>(),
+) {
   if (found.has(primary) || !types[primary]) return found
   found.add(primary)
   for (const f of types[primary]) dependencies(baseType(f.type), types, found)
@@ -66,7 +70,10 @@ function dependencies(primary: string, types: Record<string, TypedDataField[]>, 
 }
 
 /** `encodeType` of EIP-712: the primary type, then its dependencies sorted by name. */
-export function encodeTypedDataType(primary: string, types: Record<string, TypedDataField[]>): string {
+export function encodeTypedDataType(
+  primary: string,
+  types: Record<string, TypedDataField[]>,
+): string {
   const deps = [...dependencies(primary, types)].filter((t) => t !== primary).sort()
   return [primary, ...deps]
     .map((t) => `${t}(${(types[t] ?? []).map((f) => `${f.type} ${f.name}`).join(',')})`)
@@ -90,15 +97,24 @@ function toBigInt(name: string, v: unknown): bigint {
   throw new InvalidArgumentError(`typed data: ${name} is not an integer`)
 }
 
-function encodeValue(name: string, type: string, value: unknown, types: Record<string, TypedDataField[]>): Uint8Array {
+function encodeValue(
+  name: string,
+  type: string,
+  value: unknown,
+  types: Record<string, TypedDataField[]>,
+): Uint8Array {
   if (types[type]) return hashStruct(type, value as Record<string, unknown>, types)
   if (type.endsWith(']')) {
-    if (!Array.isArray(value)) throw new InvalidArgumentError(`typed data: ${name} must be an array`)
+    if (!Array.isArray(value))
+      throw new InvalidArgumentError(`typed data: ${name} must be an array`)
     const inner = type.slice(0, type.lastIndexOf('['))
-    return keccak_256(concatBytes(...value.map((v, i) => encodeValue(`${name}[${i}]`, inner, v, types))))
+    return keccak_256(
+      concatBytes(...value.map((v, i) => encodeValue(`${name}[${i}]`, inner, v, types))),
+    )
   }
   if (type === 'string') {
-    if (typeof value !== 'string') throw new InvalidArgumentError(`typed data: ${name} must be a string`)
+    if (typeof value !== 'string')
+      throw new InvalidArgumentError(`typed data: ${name} must be a string`)
     return keccak_256(utf8.encode(value))
   }
   if (type === 'bytes') return keccak_256(bytesArg(name, value as Uint8Array | string))
@@ -118,7 +134,9 @@ function encodeValue(name: string, type: string, value: unknown, types: Record<s
   if (intN) {
     const bits = BigInt(intN[2] || '256')
     const v = toBigInt(name, value)
-    const ok = intN[1] ? v >= 0n && v < 1n << bits : v >= -(1n << (bits - 1n)) && v < 1n << (bits - 1n)
+    const ok = intN[1]
+      ? v >= 0n && v < 1n << bits
+      : v >= -(1n << (bits - 1n)) && v < 1n << (bits - 1n)
     if (!ok) throw new InvalidArgumentError(`typed data: ${name} is out of range for ${type}`)
     return word(v)
   }
@@ -126,14 +144,20 @@ function encodeValue(name: string, type: string, value: unknown, types: Record<s
 }
 
 /** `hashStruct` of EIP-712: keccak256(typeHash || encodeData(value)). */
-export function hashStruct(primary: string, value: Record<string, unknown>, types: Record<string, TypedDataField[]>): Uint8Array {
+export function hashStruct(
+  primary: string,
+  value: Record<string, unknown>,
+  types: Record<string, TypedDataField[]>,
+): Uint8Array {
   const fields = types[primary]
   if (!fields) throw new InvalidArgumentError(`typed data: unknown type ${primary}`)
   if (typeof value !== 'object' || value === null) {
     throw new InvalidArgumentError(`typed data: ${primary} value must be an object`)
   }
   const typeHash = keccak_256(utf8.encode(encodeTypedDataType(primary, types)))
-  return keccak_256(concatBytes(typeHash, ...fields.map((f) => encodeValue(f.name, f.type, value[f.name], types))))
+  return keccak_256(
+    concatBytes(typeHash, ...fields.map((f) => encodeValue(f.name, f.type, value[f.name], types))),
+  )
 }
 
 /** The EIP-712 domain separator of `domain`. */

@@ -7,27 +7,39 @@
  * temporary file next to the target and renamed into place only on success, so a failure
  * never leaves a half-written capsule or unverified plaintext behind.
  */
+
+import { randomBytes } from 'node:crypto'
 import { constants, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { concatBytes } from './bytes.ts'
 import { type OpenOptions, prepareOpen, prepareSeal, type SealParameters } from './capsule.ts'
 import { CapsuleTruncatedError, InvalidArgumentError } from './errors.ts'
 import { CAPSULE_PREAMBLE_LENGTH, CAPSULE_SIGNATURE_LENGTH, CHUNK_TAG_LENGTH } from './header.ts'
-import { chunkPlaintextLength, checkPreamble, type ParsedCapsuleHeader, parseCapsuleHeader } from './parse.ts'
-import { encryptChunk } from './payload.ts'
 import { createPlaintextCommitment } from './keys.ts'
+import {
+  checkPreamble,
+  chunkPlaintextLength,
+  type ParsedCapsuleHeader,
+  parseCapsuleHeader,
+} from './parse.ts'
+import { encryptChunk } from './payload.ts'
 
 /** Frees a buffer's memory now instead of at the next garbage collection. */
 function release(buffers: Uint8Array[]): void {
   for (const b of buffers) {
     // Only buffers that own their whole ArrayBuffer (cipher outputs) are released.
     const ab = b.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }
-    if (b.byteOffset === 0 && b.byteLength === ab.byteLength && typeof ab.transfer === 'function') ab.transfer(0)
+    if (b.byteOffset === 0 && b.byteLength === ab.byteLength && typeof ab.transfer === 'function')
+      ab.transfer(0)
   }
 }
 
-async function readFully(fh: FileHandle, buf: Uint8Array, length: number, position: number): Promise<number> {
+async function readFully(
+  fh: FileHandle,
+  buf: Uint8Array,
+  length: number,
+  position: number,
+): Promise<number> {
   let got = 0
   while (got < length) {
     const { bytesRead } = await fh.read(buf, got, length - got, position + got)
@@ -79,7 +91,9 @@ async function openTarget(path: string): Promise<Target> {
  * await sealFile({ header, signature, dataKey, input: 'data.bin', output: 'data.capsule' })
  * ```
  */
-export async function sealFile(params: SealParameters & { input: string; output: string }): Promise<ParsedCapsuleHeader> {
+export async function sealFile(
+  params: SealParameters & { input: string; output: string },
+): Promise<ParsedCapsuleHeader> {
   const { prefix, parsed, payloadKey } = prepareSeal(params)
   const { chunkSize, plaintextSize } = parsed.header.payload
   const src = await open(params.input, 'r')
@@ -101,12 +115,22 @@ export async function sealFile(params: SealParameters & { input: string; output:
     for (let i = 0; i < n; i++) {
       const len = chunkPlaintextLength(parsed.header, i)
       const got = await next
-      if (got !== len) throw new InvalidArgumentError('input file changed while sealing', { details: { chunk: i } })
+      if (got !== len)
+        throw new InvalidArgumentError('input file changed while sealing', {
+          details: { chunk: i },
+        })
       const buf = bufs[i % 2] as Uint8Array
       if (i + 1 < n) {
-        next = readFully(src, bufs[(i + 1) % 2] as Uint8Array, chunkPlaintextLength(parsed.header, i + 1), (i + 1) * chunkSize)
+        next = readFully(
+          src,
+          bufs[(i + 1) % 2] as Uint8Array,
+          chunkPlaintextLength(parsed.header, i + 1),
+          (i + 1) * chunkSize,
+        )
       }
-      const out = encryptChunk(payloadKey, parsed.headerHash, i, i === n - 1, [buf.subarray(0, len)])
+      const out = encryptChunk(payloadKey, parsed.headerHash, i, i === n - 1, [
+        buf.subarray(0, len),
+      ])
       await pendingWrite
       release(pendingOut)
       pendingOut = out
@@ -135,7 +159,9 @@ export async function sealFile(params: SealParameters & { input: string; output:
  * const parsed = await openFile({ input: 'data.capsule', output: 'data.bin', dataKey })
  * ```
  */
-export async function openFile(options: OpenOptions & { input: string; output: string }): Promise<ParsedCapsuleHeader> {
+export async function openFile(
+  options: OpenOptions & { input: string; output: string },
+): Promise<ParsedCapsuleHeader> {
   const src = await open(options.input, 'r')
   let target: Target | undefined
   try {
@@ -143,7 +169,9 @@ export async function openFile(options: OpenOptions & { input: string; output: s
     const preLen = await readFully(src, pre, pre.length, 0)
     const headerLength = checkPreamble(pre.subarray(0, preLen))
     if (headerLength === undefined) {
-      throw new CapsuleTruncatedError('capsule ends inside its preamble', { details: { length: preLen } })
+      throw new CapsuleTruncatedError('capsule ends inside its preamble', {
+        details: { length: preLen },
+      })
     }
     const rest = new Uint8Array(headerLength + CAPSULE_SIGNATURE_LENGTH)
     const restLen = await readFully(src, rest, rest.length, CAPSULE_PREAMBLE_LENGTH)
@@ -153,7 +181,10 @@ export async function openFile(options: OpenOptions & { input: string; output: s
     const { chunkSize } = parsed.header.payload
     const size = (i: number) => chunkPlaintextLength(parsed.header, i) + CHUNK_TAG_LENGTH
     const at = (i: number) => parsed.payloadOffset + i * (chunkSize + CHUNK_TAG_LENGTH)
-    const bufs = [new Uint8Array(chunkSize + CHUNK_TAG_LENGTH), new Uint8Array(chunkSize + CHUNK_TAG_LENGTH)]
+    const bufs = [
+      new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
+      new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
+    ]
     const n = parsed.chunkCount
     let next = readFully(src, bufs[0] as Uint8Array, size(0), at(0))
     let pendingWrite: Promise<unknown> = Promise.resolve()
@@ -161,7 +192,8 @@ export async function openFile(options: OpenOptions & { input: string; output: s
     for (let i = 0; i < n; i++) {
       const got = await next
       const buf = bufs[i % 2] as Uint8Array
-      if (i + 1 < n && got === size(i)) next = readFully(src, bufs[(i + 1) % 2] as Uint8Array, size(i + 1), at(i + 1))
+      if (i + 1 < n && got === size(i))
+        next = readFully(src, bufs[(i + 1) % 2] as Uint8Array, size(i + 1), at(i + 1))
       // The opener consumes exactly one chunk per call, so it keeps no reference to `buf`.
       const out = opener.write(buf.subarray(0, got))
       if (got < size(i)) opener.end()

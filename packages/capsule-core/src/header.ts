@@ -149,7 +149,8 @@ function isMap(v: unknown): v is CborMap {
 }
 
 function checkKeys(path: string, m: CborMap, required: string[], optional: string[], fail: Fail) {
-  for (const k of required) if (!(k in m)) fail(`missing field ${path}.${k}`, { field: `${path}.${k}` })
+  for (const k of required)
+    if (!(k in m)) fail(`missing field ${path}.${k}`, { field: `${path}.${k}` })
   for (const k of Object.keys(m)) {
     if (!required.includes(k) && !optional.includes(k)) {
       fail(`unknown field ${path}.${k}`, { field: `${path}.${k}` })
@@ -174,8 +175,10 @@ function bytes(path: string, v: unknown, fail: Fail, length?: number): Uint8Arra
 }
 
 function str(path: string, v: unknown, fail: Fail, maxBytes = MAX_STRING_LENGTH): string {
-  if (typeof v !== 'string' || v.length === 0) fail(`${path} must be a non-empty string`, { field: path })
-  if (Buffer.byteLength(v) > maxBytes) fail(`${path} is longer than ${maxBytes} bytes`, { field: path }, true)
+  if (typeof v !== 'string' || v.length === 0)
+    fail(`${path} must be a non-empty string`, { field: path })
+  if (Buffer.byteLength(v) > maxBytes)
+    fail(`${path} is longer than ${maxBytes} bytes`, { field: path }, true)
   return v
 }
 
@@ -200,17 +203,30 @@ function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
   checkKeys(
     'header',
     m,
-    ['version', 'capsuleId', 'owner', 'createdAt', 'policy', 'keyguard', 'payload', 'runtime', 'receivers', 'wrappedKeys'],
+    [
+      'version',
+      'capsuleId',
+      'owner',
+      'createdAt',
+      'policy',
+      'keyguard',
+      'payload',
+      'runtime',
+      'receivers',
+      'wrappedKeys',
+    ],
     [],
     fail,
   )
   const version = uint('header.version', m.version, fail)
-  if (version !== CAPSULE_FORMAT_VERSION) fail('header.version does not match the preamble', { version })
+  if (version !== CAPSULE_FORMAT_VERSION)
+    fail('header.version does not match the preamble', { version })
 
   const p = map('header.policy', m.policy, fail)
   checkKeys('header.policy', p, ['chainId', 'registry', 'policy'], [], fail)
   const chainId = uint('header.policy.chainId', p.chainId, fail)
-  if (chainId === 0) fail('header.policy.chainId must be positive', { field: 'header.policy.chainId' })
+  if (chainId === 0)
+    fail('header.policy.chainId must be positive', { field: 'header.policy.chainId' })
 
   const k = map('header.keyguard', m.keyguard, fail)
   checkKeys('header.keyguard', k, ['peerId', 'keyId', 'wrapScheme'], [], fail)
@@ -244,8 +260,10 @@ function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
   const runtime: RuntimeRequirements = { kind: kind as RuntimeKind }
   if (r.entry !== undefined) runtime.entry = str('header.runtime.entry', r.entry, fail)
   else if (kind !== 'data') fail(`header.runtime.entry is required for kind ${kind}`)
-  if (r.memoryLimit !== undefined) runtime.memoryLimit = uint('header.runtime.memoryLimit', r.memoryLimit, fail)
-  if (r.timeLimit !== undefined) runtime.timeLimit = uint('header.runtime.timeLimit', r.timeLimit, fail)
+  if (r.memoryLimit !== undefined)
+    runtime.memoryLimit = uint('header.runtime.memoryLimit', r.memoryLimit, fail)
+  if (r.timeLimit !== undefined)
+    runtime.timeLimit = uint('header.runtime.timeLimit', r.timeLimit, fail)
 
   const receivers = array('header.receivers', m.receivers, fail, MAX_RECEIVERS).map((v, i) => {
     const path = `header.receivers[${i}]`
@@ -256,19 +274,21 @@ function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
     return out
   })
 
-  const wrappedKeys = array('header.wrappedKeys', m.wrappedKeys, fail, MAX_WRAPPED_KEYS).map((v, i) => {
-    const path = `header.wrappedKeys[${i}]`
-    const wm = map(path, v, fail)
-    checkKeys(path, wm, ['scheme', 'keyId', 'ciphertext'], [], fail)
-    const scheme = str(`${path}.scheme`, wm.scheme, fail, 64)
-    if (!isWrapScheme(scheme)) fail(`${path}.scheme is not a valid scheme name`)
-    const ciphertext = bytes(`${path}.ciphertext`, wm.ciphertext, fail)
-    if (ciphertext.length === 0) fail(`${path}.ciphertext is empty`)
-    if (ciphertext.length > MAX_WRAPPED_KEY_LENGTH) {
-      fail(`${path}.ciphertext is over the limit`, { length: ciphertext.length }, true)
-    }
-    return { scheme, keyId: str(`${path}.keyId`, wm.keyId, fail, MAX_KEY_ID_LENGTH), ciphertext }
-  })
+  const wrappedKeys = array('header.wrappedKeys', m.wrappedKeys, fail, MAX_WRAPPED_KEYS).map(
+    (v, i) => {
+      const path = `header.wrappedKeys[${i}]`
+      const wm = map(path, v, fail)
+      checkKeys(path, wm, ['scheme', 'keyId', 'ciphertext'], [], fail)
+      const scheme = str(`${path}.scheme`, wm.scheme, fail, 64)
+      if (!isWrapScheme(scheme)) fail(`${path}.scheme is not a valid scheme name`)
+      const ciphertext = bytes(`${path}.ciphertext`, wm.ciphertext, fail)
+      if (ciphertext.length === 0) fail(`${path}.ciphertext is empty`)
+      if (ciphertext.length > MAX_WRAPPED_KEY_LENGTH) {
+        fail(`${path}.ciphertext is over the limit`, { length: ciphertext.length }, true)
+      }
+      return { scheme, keyId: str(`${path}.keyId`, wm.keyId, fail, MAX_KEY_ID_LENGTH), ciphertext }
+    },
+  )
 
   return {
     version,
@@ -289,7 +309,12 @@ function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
       cipherSuite,
       chunkSize,
       plaintextSize: uint('header.payload.plaintextSize', pl.plaintextSize, fail),
-      plaintextCommitment: bytes('header.payload.plaintextCommitment', pl.plaintextCommitment, fail, 32),
+      plaintextCommitment: bytes(
+        'header.payload.plaintextCommitment',
+        pl.plaintextCommitment,
+        fail,
+        32,
+      ),
       keyCommitment: bytes('header.payload.keyCommitment', pl.keyCommitment, fail, 32),
     },
     runtime,
@@ -356,7 +381,10 @@ export function encodeCapsuleHeader(header: CapsuleHeader): Uint8Array {
   fromCbor(cbor, argFail)
   const out = encode(cbor, rfc8949EncodeOptions)
   if (out.length > MAX_HEADER_LENGTH) {
-    argFail('encodes to more than the header length limit', { length: out.length, max: MAX_HEADER_LENGTH })
+    argFail('encodes to more than the header length limit', {
+      length: out.length,
+      max: MAX_HEADER_LENGTH,
+    })
   }
   return out
 }

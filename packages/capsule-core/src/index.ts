@@ -77,6 +77,7 @@ export {
   HpkeError,
   InvalidArgumentError,
 } from './errors.ts'
+export { commitPlaintextFile, openFile, sealFile } from './file.ts'
 export type {
   CapsuleHeader,
   KeyguardReference,
@@ -127,4 +128,3 @@ export type { OpenStream } from './streams.ts'
 export { openNodeStream, openStream, sealNodeStream, sealStream } from './streams.ts'
 export type { WrappedKey, WrapScheme } from './wrapped-key.ts'
 export { checkWrappedKey, MAX_WRAPPED_KEY_LENGTH } from './wrapped-key.ts'
-export { commitPlaintextFile, openFile, sealFile } from './file.ts'

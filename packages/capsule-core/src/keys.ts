@@ -55,7 +55,10 @@ export interface PlaintextCommitter {
  * const { plaintextSize, plaintextCommitment } = c.digest()
  * ```
  */
-export function createPlaintextCommitment(dataKey: Uint8Array, capsuleId: Uint8Array): PlaintextCommitter {
+export function createPlaintextCommitment(
+  dataKey: Uint8Array,
+  capsuleId: Uint8Array,
+): PlaintextCommitter {
   const key = derive(dataKey, capsuleId, COMMITMENT_KEY_LABEL)
   const hmac: Hmac = createHmac('sha256', key)
   key.fill(0)

@@ -134,7 +134,9 @@ export function parseCapsuleHeader(bytes: Uint8Array): ParsedCapsuleHeader {
 
 /** Builds the preamble + header + signature bytes. */
 export function encodeCapsulePrefix(headerBytes: Uint8Array, signature: Uint8Array): Uint8Array {
-  const out = new Uint8Array(CAPSULE_PREAMBLE_LENGTH + headerBytes.length + CAPSULE_SIGNATURE_LENGTH)
+  const out = new Uint8Array(
+    CAPSULE_PREAMBLE_LENGTH + headerBytes.length + CAPSULE_SIGNATURE_LENGTH,
+  )
   out.set(CAPSULE_MAGIC, 0)
   out[CAPSULE_MAGIC.length] = CAPSULE_FORMAT_VERSION
   new DataView(out.buffer).setUint32(8, headerBytes.length, false)

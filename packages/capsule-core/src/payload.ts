@@ -15,7 +15,7 @@ import {
   InvalidArgumentError,
 } from './errors.ts'
 import { CHUNK_TAG_LENGTH } from './header.ts'
-import { type ParsedCapsuleHeader, chunkCountFor } from './parse.ts'
+import { chunkCountFor, type ParsedCapsuleHeader } from './parse.ts'
 
 const ALGORITHM = 'aes-256-gcm'
 
@@ -26,7 +26,11 @@ const ALGORITHM = 'aes-256-gcm'
  */
 export const CIPHER_SLICE = 64 * 1024
 
-function updateSliced(c: { update(b: Uint8Array): Uint8Array }, p: Uint8Array, out: Uint8Array[]): void {
+function updateSliced(
+  c: { update(b: Uint8Array): Uint8Array },
+  p: Uint8Array,
+  out: Uint8Array[],
+): void {
   for (let o = 0; o < p.length; o += CIPHER_SLICE) {
     const d = c.update(o === 0 && p.length <= CIPHER_SLICE ? p : p.subarray(o, o + CIPHER_SLICE))
     if (d.length > 0) out.push(d)
@@ -127,7 +131,8 @@ export function decryptChunk(
   const out: Uint8Array[] = []
   let off = 0
   for (const p of pieces) {
-    const bodyPart = off < bodyLength ? p.subarray(0, Math.max(0, bodyLength - off)) : p.subarray(0, 0)
+    const bodyPart =
+      off < bodyLength ? p.subarray(0, Math.max(0, bodyLength - off)) : p.subarray(0, 0)
     if (bodyPart.length > 0) updateSliced(decipher, bodyPart, out)
     const tagPart = p.subarray(bodyPart.length)
     if (tagPart.length > 0) tag.set(tagPart, off + bodyPart.length - bodyLength)
@@ -174,7 +179,9 @@ export class PayloadSealer {
     const out: Uint8Array[] = []
     // A full chunk is only known not to be the last once a byte after it has arrived.
     while (this.queue.length > this.chunkSize) {
-      out.push(...encryptChunk(this.key, this.aad, this.index++, false, this.queue.take(this.chunkSize)))
+      out.push(
+        ...encryptChunk(this.key, this.aad, this.index++, false, this.queue.take(this.chunkSize)),
+      )
     }
     return out
   }
@@ -187,7 +194,13 @@ export class PayloadSealer {
         details: { plaintextSize: this.plaintextSize, received: this.received },
       })
     }
-    const out = encryptChunk(this.key, this.aad, this.index++, true, this.queue.take(this.queue.length))
+    const out = encryptChunk(
+      this.key,
+      this.aad,
+      this.index++,
+      true,
+      this.queue.take(this.queue.length),
+    )
     this.key.fill(0)
     return out
   }
@@ -246,7 +259,13 @@ export class PayloadOpener {
       this.index++
       if (i === last) {
         this.done = true
-        if (this.hmac && !equalBytes(new Uint8Array(this.hmac.digest()), this.parsed.header.payload.plaintextCommitment)) {
+        if (
+          this.hmac &&
+          !equalBytes(
+            new Uint8Array(this.hmac.digest()),
+            this.parsed.header.payload.plaintextCommitment,
+          )
+        ) {
           for (const p of plain) p.fill(0)
           throw new CapsuleIntegrityError('plaintext does not match the header commitment', {
             details: { reason: 'plaintext-commitment' },

@@ -4,8 +4,8 @@
  */
 import { Transform } from 'node:stream'
 import { concatBytes } from './bytes.ts'
-import { CapsuleTruncatedError, InvalidArgumentError } from './errors.ts'
 import { type OpenOptions, prepareOpen, prepareSeal, type SealParameters } from './capsule.ts'
+import { CapsuleTruncatedError, InvalidArgumentError } from './errors.ts'
 import { CAPSULE_PREAMBLE_LENGTH, CAPSULE_SIGNATURE_LENGTH } from './header.ts'
 import { checkPreamble, type ParsedCapsuleHeader, parseCapsuleHeader } from './parse.ts'
 import { ByteQueue, type PayloadOpener } from './payload.ts'
@@ -97,7 +97,8 @@ function webTransform(machine: () => Machine): TransformStream<Uint8Array, Uint8
       m = machine()
     },
     transform(chunk, controller) {
-      if (!(chunk instanceof Uint8Array)) throw new InvalidArgumentError('stream chunks must be Uint8Array')
+      if (!(chunk instanceof Uint8Array))
+        throw new InvalidArgumentError('stream chunks must be Uint8Array')
       for (const o of m.write(chunk)) controller.enqueue(o)
     },
     flush(controller) {
@@ -208,10 +209,16 @@ export function sealNodeStream(params: SealParameters): Transform {
  * await pipeline(fs.createReadStream(capsulePath), open, fs.createWriteStream(out))
  * ```
  */
-export function openNodeStream(options: OpenOptions): Transform & { header: Promise<ParsedCapsuleHeader> } {
+export function openNodeStream(
+  options: OpenOptions,
+): Transform & { header: Promise<ParsedCapsuleHeader> } {
   const h = headerPromise()
-  const t = nodeTransform(guard(openMachine(options, h.resolve), h.reject)) as Transform & { header: Promise<ParsedCapsuleHeader> }
-  t.on('close', () => h.reject(new CapsuleTruncatedError('stream closed before the capsule header arrived')))
+  const t = nodeTransform(guard(openMachine(options, h.resolve), h.reject)) as Transform & {
+    header: Promise<ParsedCapsuleHeader>
+  }
+  t.on('close', () =>
+    h.reject(new CapsuleTruncatedError('stream closed before the capsule header arrived')),
+  )
   t.header = h.promise
   return t
 }

@@ -66,8 +66,11 @@ export function checkWrappedKey(key: WrappedKey, name = 'wrappedKey'): void {
   }
   checkBytes(`${name}.ciphertext`, key.ciphertext)
   if (key.ciphertext.length === 0 || key.ciphertext.length > MAX_WRAPPED_KEY_LENGTH) {
-    throw new InvalidArgumentError(`${name}.ciphertext must be 1..${MAX_WRAPPED_KEY_LENGTH} bytes`, {
-      details: { length: key.ciphertext.length },
-    })
+    throw new InvalidArgumentError(
+      `${name}.ciphertext must be 1..${MAX_WRAPPED_KEY_LENGTH} bytes`,
+      {
+        details: { length: key.ciphertext.length },
+      },
+    )
   }
 }

@@ -49,7 +49,9 @@ const mail: TypedData = {
 
 describe('EIP-712 (the EIP "Mail" example)', () => {
   it('encodes the type as published', () => {
-    expect(encodeTypedDataType('Mail', mail.types)).toBe('Mail(Person from,Person to,string contents)Person(string name,address wallet)')
+    expect(encodeTypedDataType('Mail', mail.types)).toBe(
+      'Mail(Person from,Person to,string contents)Person(string name,address wallet)',
+    )
   })
 
   it('gives the published digest and signature', () => {
@@ -58,8 +60,12 @@ describe('EIP-712 (the EIP "Mail" example)', () => {
     const cow = keccak_256(new TextEncoder().encode('cow'))
     expect(addressFromPrivateKey(cow)).toBe('0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826')
     const sig = signDigest(digest, cow)
-    expect(hex(sig.subarray(0, 32))).toBe('0x4355c47d63924e8a72e509b65029052eb6c299d53a04e167c5775fd466751c9d')
-    expect(hex(sig.subarray(32, 64))).toBe('0x07299936d304c153f6443dfa05f40ff007d72911b6f72307f996231605b91562')
+    expect(hex(sig.subarray(0, 32))).toBe(
+      '0x4355c47d63924e8a72e509b65029052eb6c299d53a04e167c5775fd466751c9d',
+    )
+    expect(hex(sig.subarray(32, 64))).toBe(
+      '0x07299936d304c153f6443dfa05f40ff007d72911b6f72307f996231605b91562',
+    )
     expect(sig[64]).toBe(28)
     expect(recoverDigestSigner(digest, sig)).toBe('0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826')
   })
@@ -90,33 +96,48 @@ describe('capsule typed data', () => {
 
   it('matches ethers: same digest, and an ethers signature verifies', async () => {
     const td = capsuleTypedData(b.header)
-    expect(TypedDataEncoder.hash(td.domain, td.types, td.message)).toBe(hex(capsuleSigningDigest(b.header)))
+    expect(TypedDataEncoder.hash(td.domain, td.types, td.message)).toBe(
+      hex(capsuleSigningDigest(b.header)),
+    )
     const wallet = new Wallet(hex(OWNER_KEY))
     expect(wallet.address).toBe(OWNER)
     const signature = await wallet.signTypedData(td.domain, td.types, td.message)
     expect(signature).toBe(hex(signCapsuleHeader(b.header, OWNER_KEY)))
-    const capsule = sealCapsule({ header: b.header, signature: signature as `0x${string}`, dataKey: DATA_KEY, plaintext: b.plaintext })
+    const capsule = sealCapsule({
+      header: b.header,
+      signature: signature as `0x${string}`,
+      dataKey: DATA_KEY,
+      plaintext: b.plaintext,
+    })
     expect(verifyCapsuleHeader(capsule)).toBe(OWNER)
   })
 
   it('refuses to sign with a key that is not the owner', () => {
-    expect(() => signCapsuleHeader(b.header, OTHER_KEY)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+    expect(() => signCapsuleHeader(b.header, OTHER_KEY)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
   })
 
   it('verifyCapsuleHeader checks an expected owner', () => {
-    expect(verifyCapsuleHeader(b.capsule, { owner: OWNER.toLowerCase() as `0x${string}` })).toBe(OWNER)
-    expect(() => verifyCapsuleHeader(b.capsule, { owner: addressFromPrivateKey(OTHER_KEY) })).toThrow(
-      expect.objectContaining({ code: 'CAPSULE_SIGNATURE' }),
+    expect(verifyCapsuleHeader(b.capsule, { owner: OWNER.toLowerCase() as `0x${string}` })).toBe(
+      OWNER,
     )
+    expect(() =>
+      verifyCapsuleHeader(b.capsule, { owner: addressFromPrivateKey(OTHER_KEY) }),
+    ).toThrow(expect.objectContaining({ code: 'CAPSULE_SIGNATURE' }))
   })
 
   it('rejects malformed signatures with CAPSULE_SIGNATURE', () => {
     const digest = capsuleSigningDigest(b.header)
     for (const sig of [new Uint8Array(64), new Uint8Array(65), new Uint8Array(66)]) {
       if (sig.length === 65) sig[64] = 27
-      expect(() => recoverDigestSigner(digest, sig)).toThrow(expect.objectContaining({ code: 'CAPSULE_SIGNATURE' }))
+      expect(() => recoverDigestSigner(digest, sig)).toThrow(
+        expect.objectContaining({ code: 'CAPSULE_SIGNATURE' }),
+      )
     }
-    expect(() => recoverDigestSigner(digest, '0xzz')).toThrow(expect.objectContaining({ code: 'CAPSULE_SIGNATURE' }))
+    expect(() => recoverDigestSigner(digest, '0xzz')).toThrow(
+      expect.objectContaining({ code: 'CAPSULE_SIGNATURE' }),
+    )
   })
 
   it('rejects typed data values that do not fit their types', () => {
@@ -126,17 +147,34 @@ describe('capsule typed data', () => {
       primaryType: 'T',
       message,
     })
-    expect(() => hashTypedData(bad({ x: 256 }, 'uint8'))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
-    expect(() => hashTypedData(bad({ x: -129 }, 'int8'))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
-    expect(() => hashTypedData(bad({ x: '0x1234' }, 'bytes32'))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
-    expect(() => hashTypedData(bad({ x: 1 }, 'string'))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
-    expect(() => hashTypedData(bad({ x: 1 }, 'fixed128x18'))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+    expect(() => hashTypedData(bad({ x: 256 }, 'uint8'))).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
+    expect(() => hashTypedData(bad({ x: -129 }, 'int8'))).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
+    expect(() => hashTypedData(bad({ x: '0x1234' }, 'bytes32'))).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
+    expect(() => hashTypedData(bad({ x: 1 }, 'string'))).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
+    expect(() => hashTypedData(bad({ x: 1 }, 'fixed128x18'))).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
   })
 
   it('hashes arrays, bools, bytes and signed ints like ethers', () => {
     const td: TypedData = {
       domain: { name: 'x', salt: hex(new Uint8Array(32).fill(1)) as `0x${string}` },
-      types: { T: [{ name: 'a', type: 'uint16[]' }, { name: 'b', type: 'bool' }, { name: 'c', type: 'bytes' }, { name: 'd', type: 'int32' }] },
+      types: {
+        T: [
+          { name: 'a', type: 'uint16[]' },
+          { name: 'b', type: 'bool' },
+          { name: 'c', type: 'bytes' },
+          { name: 'd', type: 'int32' },
+        ],
+      },
       primaryType: 'T',
       message: { a: [1, 2, 3], b: true, c: '0xdeadbeef', d: -5 },
     }

@@ -16,7 +16,9 @@ export function detBytes(label: string, length: number): Uint8Array {
   const out = new Uint8Array(length)
   const seed = keccak_256(enc.encode(label))
   for (let off = 0, i = 0; off < length; off += 32, i++) {
-    const block = keccak_256(new Uint8Array([...seed, i & 0xff, (i >> 8) & 0xff, (i >> 16) & 0xff, (i >> 24) & 0xff]))
+    const block = keccak_256(
+      new Uint8Array([...seed, i & 0xff, (i >> 8) & 0xff, (i >> 16) & 0xff, (i >> 24) & 0xff]),
+    )
     out.set(block.subarray(0, Math.min(32, length - off)), off)
   }
   return out
@@ -45,7 +47,12 @@ export const BASE: Omit<CreateCapsuleHeaderParameters, 'dataKey'> = {
     wrapScheme: 'tpm2-rsa-oaep-sha256',
   },
   runtime: { kind: 'quickjs', entry: 'main', memoryLimit: 64 * 1024 * 1024, timeLimit: 30_000 },
-  receivers: [{ publicKey: detBytes('receiver 0', 32), peerId: '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK' }],
+  receivers: [
+    {
+      publicKey: detBytes('receiver 0', 32),
+      peerId: '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK',
+    },
+  ],
   wrappedKeys: [],
 }
 
@@ -63,7 +70,13 @@ export function build(
   overrides: Partial<CreateCapsuleHeaderParameters> = {},
   ownerKey: Uint8Array = OWNER_KEY,
 ): Built {
-  const header = createCapsuleHeader({ ...BASE, ...overrides, chunkSize, dataKey: DATA_KEY, plaintext })
+  const header = createCapsuleHeader({
+    ...BASE,
+    ...overrides,
+    chunkSize,
+    dataKey: DATA_KEY,
+    plaintext,
+  })
   const signature = signCapsuleHeader(header, ownerKey)
   const capsule = sealCapsule({ header, signature, dataKey: DATA_KEY, plaintext })
   return { header, signature, capsule, plaintext }

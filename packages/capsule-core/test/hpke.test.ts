@@ -58,9 +58,17 @@ function reference(aeadId: 1 | 2) {
   function schedule(dh: Uint8Array, enc: Uint8Array, pkR: Uint8Array, info: Uint8Array) {
     const eae = lExtract(kemSuite, empty, 'eae_prk', dh)
     const sharedSecret = lExpand(kemSuite, eae, 'shared_secret', cat(enc, pkR), 32)
-    const ctx = cat(new Uint8Array([0]), lExtract(suite, empty, 'psk_id_hash', empty), lExtract(suite, empty, 'info_hash', info))
+    const ctx = cat(
+      new Uint8Array([0]),
+      lExtract(suite, empty, 'psk_id_hash', empty),
+      lExtract(suite, empty, 'info_hash', info),
+    )
     const secret = lExtract(suite, sharedSecret, 'secret', empty)
-    return { sharedSecret, key: lExpand(suite, secret, 'key', ctx, nk), nonce: lExpand(suite, secret, 'base_nonce', ctx, 12) }
+    return {
+      sharedSecret,
+      key: lExpand(suite, secret, 'key', ctx, nk),
+      nonce: lExpand(suite, secret, 'base_nonce', ctx, 12),
+    }
   }
   const alg = aeadId === 1 ? 'aes-128-gcm' : 'aes-256-gcm'
   return {
@@ -101,7 +109,9 @@ describe('hpkeSeal / hpkeOpen (X25519, HKDF-SHA256, AES-256-GCM)', () => {
     const sealed = await hpkeSeal(A1.pkRm, pt, aad)
     expect(sealed.enc.length).toBe(32)
     expect(sealed.ciphertext.length).toBe(pt.length + 16)
-    expect(hex(reference(2).open(A1.skRm, sealed.enc, new Uint8Array(0), aad, sealed.ciphertext))).toBe(hex(pt))
+    expect(
+      hex(reference(2).open(A1.skRm, sealed.enc, new Uint8Array(0), aad, sealed.ciphertext)),
+    ).toBe(hex(pt))
   })
 
   it('what the reference makes (A.1 ephemeral key), hpkeOpen opens: a fixed known answer', async () => {
@@ -109,7 +119,9 @@ describe('hpkeSeal / hpkeOpen (X25519, HKDF-SHA256, AES-256-GCM)', () => {
     expect(hex(r.enc)).toBe(hex(A1.pkEm))
     // The shared secret depends only on the KEM, so it equals the published A.1 value.
     expect(hex(r.sharedSecret)).toBe(A1.sharedSecret)
-    expect(hex(await hpkeOpen(A1.skRm, { enc: r.enc, ciphertext: r.ciphertext }, aad))).toBe(hex(pt))
+    expect(hex(await hpkeOpen(A1.skRm, { enc: r.enc, ciphertext: r.ciphertext }, aad))).toBe(
+      hex(pt),
+    )
   })
 
   it('round-trips with fresh keys and an empty AAD', async () => {
@@ -126,27 +138,43 @@ describe('hpkeSeal / hpkeOpen (X25519, HKDF-SHA256, AES-256-GCM)', () => {
     const sealed = await hpkeSeal(kp.publicKey, pt, aad)
     const other = generateX25519KeyPair()
     await expect(hpkeOpen(other.privateKey, sealed, aad)).rejects.toMatchObject({ code: 'HPKE' })
-    await expect(hpkeOpen(kp.privateKey, sealed, te.encode('grant-43'))).rejects.toMatchObject({ code: 'HPKE' })
+    await expect(hpkeOpen(kp.privateKey, sealed, te.encode('grant-43'))).rejects.toMatchObject({
+      code: 'HPKE',
+    })
     const bad = { enc: sealed.enc, ciphertext: sealed.ciphertext.slice() }
     bad.ciphertext[0] = (bad.ciphertext[0] as number) ^ 1
     await expect(hpkeOpen(kp.privateKey, bad, aad)).rejects.toMatchObject({ code: 'HPKE' })
-    await expect(hpkeOpen(kp.privateKey, { enc: sealed.enc, ciphertext: new Uint8Array(15) }, aad)).rejects.toMatchObject({ code: 'HPKE' })
+    await expect(
+      hpkeOpen(kp.privateKey, { enc: sealed.enc, ciphertext: new Uint8Array(15) }, aad),
+    ).rejects.toMatchObject({ code: 'HPKE' })
   })
 
   it('rejects inputs of the wrong type or length with INVALID_ARGUMENT', async () => {
-    await expect(hpkeSeal(new Uint8Array(31), pt)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
-    await expect(hpkeSeal('x' as unknown as Uint8Array, pt)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
-    await expect(hpkeOpen(new Uint8Array(32), { enc: new Uint8Array(31), ciphertext: new Uint8Array(20) })).rejects.toMatchObject({
+    await expect(hpkeSeal(new Uint8Array(31), pt)).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
     })
-    expect(() => x25519PublicKey(new Uint8Array(33))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
-    expect(() => decodeHpkeSealed(new Uint8Array(HPKE_OVERHEAD - 1))).toThrow(expect.objectContaining({ code: 'HPKE' }))
+    await expect(hpkeSeal('x' as unknown as Uint8Array, pt)).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+    await expect(
+      hpkeOpen(new Uint8Array(32), { enc: new Uint8Array(31), ciphertext: new Uint8Array(20) }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+    expect(() => x25519PublicKey(new Uint8Array(33))).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
+    expect(() => decodeHpkeSealed(new Uint8Array(HPKE_OVERHEAD - 1))).toThrow(
+      expect.objectContaining({ code: 'HPKE' }),
+    )
   })
 
   it('never puts key bytes in an error message', async () => {
     const kp = generateX25519KeyPair()
     const sealed = await hpkeSeal(kp.publicKey, pt, aad)
-    const err = await hpkeOpen(generateX25519KeyPair().privateKey, sealed, aad).catch((e: Error) => e)
+    const err = await hpkeOpen(generateX25519KeyPair().privateKey, sealed, aad).catch(
+      (e: Error) => e,
+    )
     expect(String((err as Error).message)).not.toContain(hex(kp.privateKey))
     expect(String((err as Error).message)).not.toContain(hex(pt))
   })

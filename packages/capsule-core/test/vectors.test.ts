@@ -87,7 +87,9 @@ describe('test vectors', () => {
     const generated = generateVectors()
     expect(generated.map((v) => v.name).sort()).toEqual(files)
     for (const v of generated) {
-      expect(Buffer.from(renderVector(v)).equals(readFileSync(join(dir, v.name))), v.name).toBe(true)
+      expect(Buffer.from(renderVector(v)).equals(readFileSync(join(dir, v.name))), v.name).toBe(
+        true,
+      )
     }
   })
 
@@ -106,7 +108,9 @@ describe('test vectors', () => {
           expect(o.ok).toBe(true)
           if (!o.ok) continue
           expect(o.plaintext.length).toBe(Number(fields['plaintext size']))
-          expect(createHash('sha256').update(o.plaintext).digest('hex')).toBe(fields['plaintext sha256'])
+          expect(createHash('sha256').update(o.plaintext).digest('hex')).toBe(
+            fields['plaintext sha256'],
+          )
         } else {
           expect(o).toEqual({ ok: false, code: fields.error })
         }
