@@ -67,6 +67,7 @@ function sealParams(commitment) {
 
 const result = {}
 let t0 = performance.now()
+let c0 = process.cpuUsage()
 if (op === 'baseline') {
   // Node itself plus the library loaded: the floor under every other row.
 } else if (op === 'commit') {
@@ -75,6 +76,7 @@ if (op === 'baseline') {
 } else if (op === 'seal') {
   const params = sealParams(given())
   t0 = performance.now()
+  c0 = process.cpuUsage()
   await sealFile({ ...params, input: args.input, output: args.output })
 } else if (op === 'seal-full') {
   const params = sealParams(await commit())
@@ -82,6 +84,7 @@ if (op === 'baseline') {
 } else if (op === 'seal-node') {
   const params = sealParams(given())
   t0 = performance.now()
+  c0 = process.cpuUsage()
   await pipeline(
     createReadStream(args.input, { highWaterMark: args.chunkSize }),
     sealNodeStream(params),
@@ -97,6 +100,7 @@ if (op === 'baseline') {
 } else if (op === 'seal-web') {
   const params = sealParams(given())
   t0 = performance.now()
+  c0 = process.cpuUsage()
   const source = Readable.toWeb(createReadStream(args.input, { highWaterMark: args.chunkSize }))
   await source
     .pipeThrough(sealStream(params))
@@ -112,5 +116,7 @@ if (op === 'baseline') {
   throw new Error(`unknown op ${op}`)
 }
 result.ms = performance.now() - t0
+const cpu = process.cpuUsage(c0)
+result.cpuMs = (cpu.user + cpu.system) / 1000
 result.maxRssKiB = process.resourceUsage().maxRSS
 process.stdout.write(`${JSON.stringify(result)}\n`)

@@ -36,6 +36,7 @@ const mib = (kib: number) => (kib / 1024).toFixed(1)
 interface Row {
   name: string
   ms: number
+  cpuMs?: number
   rssKiB?: number
   note?: string
 }
@@ -44,7 +45,7 @@ const rows: Row[] = []
 function child(
   op: string,
   args: Record<string, unknown>,
-): Record<string, unknown> & { ms: number; maxRssKiB: number } {
+): Record<string, unknown> & { ms: number; cpuMs: number; maxRssKiB: number } {
   const r = spawnSync(process.execPath, [join(here, 'child.mjs'), op, JSON.stringify(args)], {
     encoding: 'utf8',
   })
@@ -52,15 +53,21 @@ function child(
   return JSON.parse(r.stdout.trim().split('\n').pop() as string)
 }
 
-/** Runs a command under /usr/bin/time; returns wall ms and peak RSS. */
-function timed(cmd: string, args: string[], stdoutFile?: string): { ms: number; rssKiB: number } {
+/** Runs a command under /usr/bin/time; returns wall ms, CPU ms (user + sys) and peak RSS. */
+function timed(
+  cmd: string,
+  args: string[],
+  stdoutFile?: string,
+): { ms: number; cpuMs: number; rssKiB: number } {
   const shellCmd = `${[cmd, ...args].map((a) => `'${a}'`).join(' ')}${stdoutFile ? ` > '${stdoutFile}'` : ''}`
   const t0 = performance.now()
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', 'sh', '-c', shellCmd], { encoding: 'utf8' })
+  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', 'sh', '-c', shellCmd], {
+    encoding: 'utf8',
+  })
   const ms = performance.now() - t0
   if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`)
-  const rssKiB = Number(r.stderr.trim().split('\n').pop())
-  return { ms, rssKiB }
+  const [rss, user, sys] = (r.stderr.trim().split('\n').pop() as string).split(' ').map(Number)
+  return { ms, cpuMs: ((user as number) + (sys as number)) * 1000, rssKiB: rss as number }
 }
 
 function rate(ms: number, bytes = size): number {
@@ -90,7 +97,12 @@ try {
   const copy = join(dir, 'copy.bin')
   const cat = timed('sh', ['-c', `cat '${plain}' > '${copy}' && sync '${copy}'`])
   rmSync(copy)
-  rows.push({ name: 'cat file > file + fsync (baseline)', ms: cat.ms, rssKiB: cat.rssKiB })
+  rows.push({
+    name: 'cat file > file + fsync (baseline)',
+    ms: cat.ms,
+    cpuMs: cat.cpuMs,
+    rssKiB: cat.rssKiB,
+  })
 
   const speed = execFileSync(
     'openssl',
@@ -111,7 +123,12 @@ try {
     encoding: 'utf8',
   }).trim()
   const ageEnc = timed('age', ['-e', '-r', recipient, '-o', '/dev/null', plain])
-  rows.push({ name: 'age -e > /dev/null', ms: ageEnc.ms, rssKiB: ageEnc.rssKiB })
+  rows.push({
+    name: 'age -e > /dev/null',
+    ms: ageEnc.ms,
+    cpuMs: ageEnc.cpuMs,
+    rssKiB: ageEnc.rssKiB,
+  })
   execFileSync('age', ['-e', '-r', recipient, '-o', join(dir, 'plain.age'), plain])
   const ageDec = timed('age', [
     '-d',
@@ -121,7 +138,12 @@ try {
     '/dev/null',
     join(dir, 'plain.age'),
   ])
-  rows.push({ name: 'age -d > /dev/null', ms: ageDec.ms, rssKiB: ageDec.rssKiB })
+  rows.push({
+    name: 'age -d > /dev/null',
+    ms: ageDec.ms,
+    cpuMs: ageDec.cpuMs,
+    rssKiB: ageDec.rssKiB,
+  })
   rmSync(join(dir, 'plain.age'))
 
   // 3. Digicap, each in a fresh child.
@@ -135,6 +157,7 @@ try {
   rows.push({
     name: 'digicap commitPlaintextFile (HMAC-SHA256)',
     ms: commit.ms,
+    cpuMs: commit.cpuMs,
     rssKiB: commit.maxRssKiB,
   })
   const base = { input: plain, chunkSize: cs, commitment: commit.commitment, size }
@@ -142,24 +165,28 @@ try {
   rows.push({
     name: 'digicap sealFile, encrypt pass > /dev/null',
     ms: seal.ms,
+    cpuMs: seal.cpuMs,
     rssKiB: seal.maxRssKiB,
   })
   const sealFull = child('seal-full', { ...base, output: '/dev/null' })
   rows.push({
     name: 'digicap sealFile incl. commit > /dev/null',
     ms: sealFull.ms,
+    cpuMs: sealFull.cpuMs,
     rssKiB: sealFull.maxRssKiB,
   })
   const sealNode = child('seal-node', { ...base, output: '/dev/null' })
   rows.push({
     name: 'digicap seal, Node streams > /dev/null',
     ms: sealNode.ms,
+    cpuMs: sealNode.cpuMs,
     rssKiB: sealNode.maxRssKiB,
   })
   const sealWeb = child('seal-web', { ...base, output: '/dev/null' })
   rows.push({
     name: 'digicap seal, Web streams > /dev/null',
     ms: sealWeb.ms,
+    cpuMs: sealWeb.cpuMs,
     rssKiB: sealWeb.maxRssKiB,
   })
   const capsulePath = join(dir, 'plain.capsule')
@@ -167,20 +194,28 @@ try {
   rows.push({
     name: 'digicap sealFile, encrypt pass > file',
     ms: sealFile.ms,
+    cpuMs: sealFile.cpuMs,
     rssKiB: sealFile.maxRssKiB,
   })
   const open = child('open', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
-  rows.push({ name: 'digicap openFile > /dev/null', ms: open.ms, rssKiB: open.maxRssKiB })
+  rows.push({
+    name: 'digicap openFile > /dev/null',
+    ms: open.ms,
+    cpuMs: open.cpuMs,
+    rssKiB: open.maxRssKiB,
+  })
   const openNc = child('open-nocommit', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
   rows.push({
     name: 'digicap openFile, no commitment > /dev/null',
     ms: openNc.ms,
+    cpuMs: openNc.cpuMs,
     rssKiB: openNc.maxRssKiB,
   })
   const openNode = child('open-node', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
   rows.push({
     name: 'digicap open, Node streams > /dev/null',
     ms: openNode.ms,
+    cpuMs: openNode.cpuMs,
     rssKiB: openNode.maxRssKiB,
   })
   const openFile = child('open', {
@@ -188,15 +223,24 @@ try {
     chunkSize: cs,
     output: join(dir, 'opened.bin'),
   })
-  rows.push({ name: 'digicap openFile > file', ms: openFile.ms, rssKiB: openFile.maxRssKiB })
+  rows.push({
+    name: 'digicap openFile > file',
+    ms: openFile.ms,
+    cpuMs: openFile.cpuMs,
+    rssKiB: openFile.maxRssKiB,
+  })
   rmSync(capsulePath)
   rmSync(join(dir, 'opened.bin'))
 
   console.log('')
-  console.log(`${'operation'.padEnd(46)} ${'MB/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)}`)
+  console.log(
+    `${'operation'.padEnd(46)} ${'MB/s'.padStart(8)} ${'MB/CPU-s'.padStart(9)} ${'peak RSS MiB'.padStart(13)}`,
+  )
   for (const r of rows) {
+    const wall = Number.isNaN(r.ms) ? '-' : rate(r.ms).toFixed(0)
+    const cpu = r.cpuMs && !Number.isNaN(r.ms) ? rate(r.cpuMs).toFixed(0) : '-'
     console.log(
-      `${r.name.padEnd(46)} ${(Number.isNaN(r.ms) ? '-' : rate(r.ms).toFixed(0)).padStart(8)} ${(r.rssKiB ? mib(r.rssKiB) : '-').padStart(13)}`,
+      `${r.name.padEnd(46)} ${wall.padStart(8)} ${cpu.padStart(9)} ${(r.rssKiB ? mib(r.rssKiB) : '-').padStart(13)}`,
     )
   }
 
@@ -221,31 +265,30 @@ try {
   )
   const rssStreams = Math.max(sealNode.maxRssKiB, sealWeb.maxRssKiB, openNode.maxRssKiB)
   const check = (ok: boolean) => (ok ? 'PASS' : 'MISS')
-  console.log('\nratios (same run):')
-  const sealVsAge = ageEnc.ms / seal.ms
-  const sealFullVsAge = ageEnc.ms / sealFull.ms
-  const openVsAge = ageDec.ms / open.ms
-  const openNcVsAge = ageDec.ms / openNc.ms
-  const sealVsOpenssl = rate(seal.ms) / opensslMBs
-  const openVsOpenssl = rate(openNc.ms) / opensslMBs
-  console.log(
-    `  seal encrypt pass / age encrypt      ${sealVsAge.toFixed(2)}x  (target >= 1.2)  ${check(sealVsAge >= 1.2)}`,
-  )
-  console.log(
-    `  seal incl. commit / age encrypt      ${sealFullVsAge.toFixed(2)}x  (target >= 1.2)  ${check(sealFullVsAge >= 1.2)}`,
-  )
-  console.log(
-    `  open with commitment / age decrypt   ${openVsAge.toFixed(2)}x  (target >= 1.5)  ${check(openVsAge >= 1.5)}`,
-  )
-  console.log(
-    `  open chunks only / age decrypt       ${openNcVsAge.toFixed(2)}x  (target >= 1.5)  ${check(openNcVsAge >= 1.5)}`,
-  )
-  console.log(
-    `  seal encrypt pass / openssl 1 core   ${sealVsOpenssl.toFixed(2)}x  (target >= 0.6)  ${check(sealVsOpenssl >= 0.6)}`,
-  )
-  console.log(
-    `  open chunks only / openssl 1 core    ${openVsOpenssl.toFixed(2)}x  (target >= 0.6)  ${check(openVsOpenssl >= 0.6)}`,
-  )
+  type M = { ms: number; cpuMs: number }
+  /** Speed ratio a/b (b took longer => > 1), on wall time and on CPU time. */
+  const line = (label: string, a: M, b: M, target: number) => {
+    const wall = b.ms / a.ms
+    const cpu = b.cpuMs / a.cpuMs
+    console.log(
+      `  ${label.padEnd(38)} ${wall.toFixed(2).padStart(5)}x wall ${cpu.toFixed(2).padStart(5)}x CPU  (target >= ${target})  ${check(wall >= target)}/${check(cpu >= target)}`,
+    )
+  }
+  // openssl speed reports bytes per CPU second; compare CPU-basis rates to it.
+  const vsOpenssl = (label: string, a: M) => {
+    const wall = rate(a.ms) / opensslMBs
+    const cpu = rate(a.cpuMs) / opensslMBs
+    console.log(
+      `  ${label.padEnd(38)} ${wall.toFixed(2).padStart(5)}x wall ${cpu.toFixed(2).padStart(5)}x CPU  (target >= 0.6)  ${check(wall >= 0.6)}/${check(cpu >= 0.6)}`,
+    )
+  }
+  console.log('\nratios (same run; wall = elapsed time, CPU = user + sys time of the process):')
+  line('sealFile encrypt pass vs age -e', seal, ageEnc, 1.2)
+  line('sealFile incl. commitment vs age -e', sealFull, ageEnc, 1.2)
+  line('openFile with commitment vs age -d', open, ageDec, 1.5)
+  line('openFile chunks only vs age -d', openNc, ageDec, 1.5)
+  vsOpenssl('sealFile encrypt pass vs openssl', seal)
+  vsOpenssl('openFile chunks only vs openssl', openNc)
   console.log(
     `  peak RSS, worst file-helper op       ${mib(rssMax)} MiB (target <= 96)  ${check(rssMax <= 96 * 1024)}`,
   )
