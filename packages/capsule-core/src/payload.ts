@@ -204,6 +204,12 @@ export class PayloadSealer {
     this.key.fill(0)
     return out
   }
+
+  /** Zeroes the payload key (after an error or an abort). */
+  destroy(): void {
+    this.done = true
+    this.key.fill(0)
+  }
 }
 
 /** Decrypts the chunk stream that follows a parsed header. */
@@ -300,9 +306,10 @@ export class PayloadOpener {
     this.key.fill(0)
   }
 
-  /** First bytes buffered (for diagnostics). */
-  peek(n: number): Uint8Array {
-    return this.queue.peek(n)
+  /** Zeroes the payload key (after an error or an abort). */
+  destroy(): void {
+    this.done = true
+    this.key.fill(0)
   }
 }
 

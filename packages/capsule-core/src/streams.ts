@@ -13,6 +13,8 @@ import { ByteQueue, type PayloadOpener } from './payload.ts'
 interface Machine {
   write(bytes: Uint8Array): Uint8Array[]
   end(): Uint8Array[]
+  /** Called once on error or abort: wipe keys. */
+  abort(reason?: unknown): void
 }
 
 function sealMachine(params: SealParameters): Machine {
@@ -28,6 +30,7 @@ function sealMachine(params: SealParameters): Machine {
   return {
     write: (bytes) => start(sealer.write(bytes)),
     end: () => start(sealer.end()),
+    abort: () => sealer.destroy(),
   }
 }
 
@@ -65,27 +68,40 @@ function openMachine(options: OpenOptions, onHeader: (p: ParsedCapsuleHeader) =>
       opener.end()
       return []
     },
+    abort() {
+      opener?.destroy()
+    },
   }
 }
 
-/** Rejects the header promise with the first error (a no-op once it has resolved). */
-function guard(m: Machine, reject: (e: unknown) => void): Machine {
+/**
+ * Wipes keys on the first error and, for openers, rejects the header promise with it
+ * (a no-op once the header has resolved).
+ */
+function guard(m: Machine, reject: (e: unknown) => void = () => {}): Machine {
+  const fail = (err: unknown): never => {
+    m.abort(err)
+    reject(err)
+    throw err
+  }
   return {
     write(bytes) {
       try {
         return m.write(bytes)
       } catch (err) {
-        reject(err)
-        throw err
+        return fail(err)
       }
     },
     end() {
       try {
         return m.end()
       } catch (err) {
-        reject(err)
-        throw err
+        return fail(err)
       }
+    },
+    abort(reason) {
+      m.abort(reason)
+      reject(reason)
     },
   }
 }
@@ -104,11 +120,18 @@ function webTransform(machine: () => Machine): TransformStream<Uint8Array, Uint8
     flush(controller) {
       for (const o of m.end()) controller.enqueue(o)
     },
+    cancel(reason) {
+      m.abort(reason)
+    },
   })
 }
 
 function nodeTransform(machine: Machine): Transform {
   return new Transform({
+    destroy(err, cb) {
+      if (err) machine.abort(err)
+      cb(err)
+    },
     transform(chunk: Uint8Array, _enc, cb) {
       try {
         for (const o of machine.write(chunk)) this.push(o)
@@ -156,7 +179,7 @@ function headerPromise(): {
  * ```
  */
 export function sealStream(params: SealParameters): TransformStream<Uint8Array, Uint8Array> {
-  const m = sealMachine(params)
+  const m = guard(sealMachine(params))
   return webTransform(() => m)
 }
 
@@ -196,7 +219,7 @@ export function openStream(options: OpenOptions): OpenStream {
  * ```
  */
 export function sealNodeStream(params: SealParameters): Transform {
-  return nodeTransform(sealMachine(params))
+  return nodeTransform(guard(sealMachine(params)))
 }
 
 /**

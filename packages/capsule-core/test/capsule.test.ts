@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { decode, encode, rfc8949EncodeOptions } from 'cborg'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   capsuleChunkRange,
@@ -72,6 +73,56 @@ describe('seal and open (buffers)', () => {
     const { header } = build(detBytes('hdr', 10), 64)
     const bytes = encodeCapsuleHeader(header)
     expect(hex(encodeCapsuleHeader(decodeCapsuleHeader(bytes)))).toBe(hex(bytes))
+  })
+
+  it('decodeCapsuleHeader rejects wrong types and limits with typed errors', () => {
+    const { header } = build(detBytes('types', 10), 64)
+    const raw = () => decode(encodeCapsuleHeader(header)) as Record<string, Record<string, unknown>>
+    const cases: Array<[path: string, value: unknown, expected: string]> = [
+      ['capsuleId', 'x', 'CAPSULE_FORMAT'],
+      ['owner', new Uint8Array(19), 'CAPSULE_FORMAT'],
+      ['policy', [], 'CAPSULE_FORMAT'],
+      ['keyguard.keyId', undefined, 'CAPSULE_FORMAT'],
+      ['runtime.kind', 'docker', 'CAPSULE_FORMAT'],
+      ['runtime.entry', '', 'CAPSULE_FORMAT'],
+      ['keyguard.peerId', 'p'.repeat(257), 'CAPSULE_LIMIT'],
+      [
+        'wrappedKeys',
+        [{ scheme: 'a', keyId: 'k', ciphertext: new Uint8Array(1025) }],
+        'CAPSULE_LIMIT',
+      ],
+      [
+        'wrappedKeys',
+        [{ scheme: 'a', keyId: 'k', ciphertext: new Uint8Array(0) }],
+        'CAPSULE_FORMAT',
+      ],
+      ['receivers', {}, 'CAPSULE_FORMAT'],
+      ['receivers', [{ publicKey: new Uint8Array(32), x: 1 }], 'CAPSULE_FORMAT'],
+      ['policy.chainId', 0, 'CAPSULE_FORMAT'],
+      ['payload.plaintextSize', '1', 'CAPSULE_FORMAT'],
+    ]
+    for (const [path, value, expected] of cases) {
+      const h = raw()
+      const keys = path.split('.')
+      const last = keys.pop() as string
+      const parent = keys.reduce<Record<string, unknown>>(
+        (o, k) => o[k] as Record<string, unknown>,
+        h,
+      )
+      if (value === undefined) delete parent[last]
+      else parent[last] = value
+      expect(
+        code(() => decodeCapsuleHeader(encode(h, rfc8949EncodeOptions))),
+        path,
+      ).toBe(expected)
+    }
+    expect(code(() => decodeCapsuleHeader(new Uint8Array([0xff])))).toBe('CAPSULE_FORMAT')
+    expect(code(() => decodeCapsuleHeader(encode([1, 2], rfc8949EncodeOptions)))).toBe(
+      'CAPSULE_FORMAT',
+    )
+    expect(
+      code(() => decodeCapsuleHeader(encode({ ...raw(), createdAt: 1.5 }, rfc8949EncodeOptions))),
+    ).toBe('CAPSULE_FORMAT')
   })
 
   it('sealCapsule refuses a mismatched plaintext, key or signature', () => {
