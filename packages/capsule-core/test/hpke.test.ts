@@ -124,6 +124,11 @@ describe('hpkeSeal / hpkeOpen (X25519, HKDF-SHA256, AES-256-GCM)', () => {
     )
   })
 
+  it('derives the published A.1 public keys from their private keys', () => {
+    expect(hex(x25519PublicKey(A1.skRm))).toBe(hex(A1.pkRm))
+    expect(hex(x25519PublicKey(A1.skEm))).toBe(hex(A1.pkEm))
+  })
+
   it('round-trips with fresh keys and an empty AAD', async () => {
     const kp = generateX25519KeyPair()
     expect(hex(x25519PublicKey(kp.privateKey))).toBe(hex(kp.publicKey))
