@@ -11,7 +11,16 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DEFAULT_CHUNK_SIZE } from '../src/index.ts'
@@ -74,7 +83,11 @@ function rate(ms: number, bytes = size): number {
   return bytes / MB / (ms / 1000)
 }
 
-if (!existsSync(join(here, '../dist/index.js'))) {
+// The children run the built package; rebuild when dist/ is missing or older than src/.
+const built = join(here, '../dist/index.js')
+const srcDir = join(here, '../src')
+const newest = Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs))
+if (!existsSync(built) || statSync(built).mtimeMs < newest) {
   execFileSync('pnpm', ['run', 'build'], { cwd: join(here, '..'), stdio: 'inherit' })
 }
 

@@ -1,7 +1,6 @@
 /**
  * Whole-buffer sealing and opening, header creation and verification, random access.
  */
-import { hkdfSync } from 'node:crypto'
 import {
   type Address,
   addressBytes,
@@ -34,9 +33,9 @@ import {
   type RuntimeRequirements,
 } from './header.ts'
 import {
-  COMMITMENT_KEY_LABEL,
   createPlaintextCommitment,
   DATA_KEY_LENGTH,
+  deriveCommitmentKey,
   derivePayloadKey,
   generateCapsuleId,
   keyCommitment,
@@ -255,9 +254,7 @@ export function prepareOpen(parsed: ParsedCapsuleHeader, options: OpenOptions): 
   checkDataKey(parsed, options.dataKey)
   const id = parsed.header.capsuleId
   const commitmentKey =
-    options.checkCommitment === false
-      ? undefined
-      : new Uint8Array(hkdfSync('sha256', options.dataKey, id, COMMITMENT_KEY_LABEL, 32))
+    options.checkCommitment === false ? undefined : deriveCommitmentKey(options.dataKey, id)
   return new PayloadOpener(parsed, derivePayloadKey(options.dataKey, id), commitmentKey)
 }
 

@@ -21,6 +21,11 @@ function derive(dataKey: Uint8Array, capsuleId: Uint8Array, label: string): Uint
   return new Uint8Array(hkdfSync('sha256', dataKey, capsuleId, label, 32))
 }
 
+/** The HMAC key of the plaintext commitment (SPEC.md §4.3). */
+export function deriveCommitmentKey(dataKey: Uint8Array, capsuleId: Uint8Array): Uint8Array {
+  return derive(dataKey, capsuleId, COMMITMENT_KEY_LABEL)
+}
+
 export function derivePayloadKey(dataKey: Uint8Array, capsuleId: Uint8Array): Uint8Array {
   return derive(dataKey, capsuleId, PAYLOAD_KEY_LABEL)
 }

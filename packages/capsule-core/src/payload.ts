@@ -229,6 +229,7 @@ export class PayloadOpener {
     this.parsed = parsed
     this.key = key
     this.hmac = commitmentKey ? createHmac('sha256', commitmentKey) : undefined
+    commitmentKey?.fill(0)
   }
 
   private expectedLength(index: number): number {
