@@ -4,7 +4,8 @@
  * stripping costs ~50 MiB of RSS that a library user never pays.
  *
  * Usage: node bench/child.mjs <op> <json-args>; prints one JSON line { ms, maxRssKiB, ... }.
- * Ops: baseline | commit | seal | seal-full | open | open-nocommit (file helpers),
+ * Ops: baseline | cipher-seal | cipher-open (in memory) |
+ *      commit | seal | seal-full | open | open-nocommit (file helpers),
  *      seal-node | open-node (Node streams), seal-web (Web streams)
  */
 import { createHash } from 'node:crypto'
@@ -70,6 +71,25 @@ let t0 = performance.now()
 let c0 = process.cpuUsage()
 if (op === 'baseline') {
   // Node itself plus the library loaded: the floor under every other row.
+} else if (op === 'cipher-seal' || op === 'cipher-open') {
+  // The STREAM cipher path alone, in memory (no file I/O), over args.size bytes: the
+  // like-for-like comparison with `openssl speed`. Uses the package's internal chunk functions.
+  const { encryptChunk, decryptChunk } = await import('../src/payload.ts')
+  const key = new Uint8Array(32).fill(7)
+  const aad = new Uint8Array(32).fill(9)
+  const plain = new Uint8Array(args.chunkSize).fill(1)
+  const sealed = Buffer.concat(encryptChunk(key, aad, 0, false, [plain]))
+  const release = (bufs) => {
+    for (const b of bufs)
+      if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) b.buffer.transfer(0)
+  }
+  t0 = performance.now()
+  c0 = process.cpuUsage()
+  const n = Math.ceil(args.size / args.chunkSize)
+  for (let i = 0; i < n; i++) {
+    if (op === 'cipher-seal') release(encryptChunk(key, aad, i, false, [plain]))
+    else release(decryptChunk(key, aad, 0, false, [sealed]) ?? [])
+  }
 } else if (op === 'commit') {
   const c = await commit()
   result.commitment = Buffer.from(c.plaintextCommitment).toString('hex')

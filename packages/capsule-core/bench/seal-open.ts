@@ -166,6 +166,18 @@ try {
     ms: Number.NaN,
     rssKiB: floor.maxRssKiB,
   })
+  const cipherSeal = child('cipher-seal', { chunkSize: cs, size })
+  rows.push({
+    name: 'digicap STREAM encrypt, in memory (no I/O)',
+    ms: cipherSeal.ms,
+    cpuMs: cipherSeal.cpuMs,
+  })
+  const cipherOpen = child('cipher-open', { chunkSize: cs, size })
+  rows.push({
+    name: 'digicap STREAM decrypt, in memory (no I/O)',
+    ms: cipherOpen.ms,
+    cpuMs: cipherOpen.cpuMs,
+  })
   const commit = child('commit', { input: plain, chunkSize: cs })
   rows.push({
     name: 'digicap commitPlaintextFile (HMAC-SHA256)',
@@ -300,6 +312,8 @@ try {
   line('sealFile incl. commitment vs age -e', sealFull, ageEnc, 1.2)
   line('openFile with commitment vs age -d', open, ageDec, 1.5)
   line('openFile chunks only vs age -d', openNc, ageDec, 1.5)
+  vsOpenssl('STREAM encrypt in memory vs openssl', cipherSeal)
+  vsOpenssl('STREAM decrypt in memory vs openssl', cipherOpen)
   vsOpenssl('sealFile encrypt pass vs openssl', seal)
   vsOpenssl('openFile chunks only vs openssl', openNc)
   console.log(
