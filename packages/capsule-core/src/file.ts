@@ -84,6 +84,7 @@ async function openTarget(path: string): Promise<Target> {
  *
  * @throws {InvalidArgumentError} if the file size differs from the header, or the key or signature do not match.
  * @throws {CapsuleSignatureError} if the signature is not the owner's.
+ * @throws Node's file system errors (ENOENT, EACCES, ENOSPC, …) unchanged.
  * @example
  * ```ts
  * const commitment = await commitPlaintextFile('data.bin', dataKey, capsuleId)
@@ -153,7 +154,7 @@ export async function sealFile(
  * appears at `output` only if the whole capsule verified (signature, key, every chunk, the
  * plaintext commitment); when `output` is a device such as /dev/null it is written as it goes.
  *
- * @throws the same typed errors as `openCapsule`.
+ * @throws the same typed errors as `openCapsule`, and Node's file system errors unchanged.
  * @example
  * ```ts
  * const parsed = await openFile({ input: 'data.capsule', output: 'data.bin', dataKey })
