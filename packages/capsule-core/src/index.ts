@@ -2,23 +2,68 @@
  * @packageDocumentation
  *
  * `@digicap/capsule-core` — the Digicap capsule format and the crypto every other package
- * shares. No network, no chain, no TPM.
+ * shares. No network, no chain, no TPM. The format is specified in `SPEC.md`.
  *
  * Guarantees:
+ * - A capsule is `"DIGICAP" || version || u32 header length || canonical CBOR header ||
+ *   owner signature || AES-256-GCM STREAM chunks`. Parsing is strict: bad magic, unknown
+ *   versions, non-canonical CBOR, unknown fields and out-of-range sizes are rejected.
+ * - The owner signs the header with EIP-712 (`capsuleTypedData`); `openCapsule` and the
+ *   opening streams always verify it before decrypting anything.
+ * - Every chunk binds keccak256(header bytes) as AAD and its index and last-chunk flag in its
+ *   nonce: tampering, reordering, duplication, truncation, trailing data, a foreign header or
+ *   a wrong key each fail with a typed error, and no unauthenticated plaintext is released.
+ * - The header's plaintext commitment is keyed (HMAC under a key derived from the data key),
+ *   so it does not let anyone without the key confirm a guessed plaintext.
+ * - Streams keep memory bounded by about two chunks (default chunk 1 MiB) for any size.
+ * - Every error crossing this package's boundary is a {@link DigicapError} with a stable
+ *   `code`; no message carries key material.
  * - HPKE helpers implement RFC 9180 base mode with X25519 / HKDF-SHA256 / AES-256-GCM.
- * - Every error crossing this package's boundary is a {@link DigicapError} with a stable `code`,
- *   and no message carries key material.
  *
  * @example
  * ```ts
- * import { generateX25519KeyPair, hpkeSeal, hpkeOpen } from '@digicap/capsule-core'
+ * import { addressFromPrivateKey, createCapsuleHeader, generateDataKey, openCapsule,
+ *   sealCapsule, signCapsuleHeader } from '@digicap/capsule-core'
  *
- * const receiver = generateX25519KeyPair()
- * const sealed = await hpkeSeal(receiver.publicKey, new TextEncoder().encode('hi'))
- * const plain = await hpkeOpen(receiver.privateKey, sealed)
+ * const dataKey = generateDataKey()
+ * const plaintext = new TextEncoder().encode('hello capsule')
+ * const header = createCapsuleHeader({
+ *   owner: addressFromPrivateKey(ownerKey), policy, keyguard, runtime: { kind: 'data' },
+ *   dataKey, plaintext,
+ * })
+ * const capsule = sealCapsule({ header, signature: signCapsuleHeader(header, ownerKey), dataKey, plaintext })
+ * const opened = openCapsule(capsule, { dataKey }) // opened.plaintext equals plaintext
  * ```
  */
 
+export type { Address, Hex } from './bytes.ts'
+export type {
+  CreateCapsuleHeaderParameters,
+  OpenedCapsule,
+  OpenOptions,
+  SealParameters,
+} from './capsule.ts'
+export {
+  capsuleChunkRange,
+  capsuleId,
+  createCapsuleHeader,
+  openCapsule,
+  openChunk,
+  sealCapsule,
+  verifyCapsuleHeader,
+} from './capsule.ts'
+export type { TypedData, TypedDataDomain, TypedDataField } from './eip712.ts'
+export {
+  addressFromPrivateKey,
+  CAPSULE_TYPED_DATA_TYPES,
+  capsuleHeaderHash,
+  capsuleSigningDigest,
+  capsuleTypedData,
+  hashTypedData,
+  recoverDigestSigner,
+  signCapsuleHeader,
+  signDigest,
+} from './eip712.ts'
 export type { DigicapErrorCode, DigicapErrorOptions } from './errors.ts'
 export {
   CapsuleFormatError,
@@ -32,6 +77,33 @@ export {
   HpkeError,
   InvalidArgumentError,
 } from './errors.ts'
+export { commitPlaintextFile, openFile, sealFile } from './file.ts'
+export type {
+  CapsuleHeader,
+  KeyguardReference,
+  PayloadDescriptor,
+  PolicyReference,
+  Receiver,
+  RuntimeKind,
+  RuntimeRequirements,
+} from './header.ts'
+export {
+  CAPSULE_FORMAT_VERSION,
+  CAPSULE_MAGIC,
+  CAPSULE_PREAMBLE_LENGTH,
+  CAPSULE_SIGNATURE_LENGTH,
+  CHUNK_TAG_LENGTH,
+  CIPHER_SUITE_AES_256_GCM_STREAM,
+  DEFAULT_CHUNK_SIZE,
+  decodeCapsuleHeader,
+  encodeCapsuleHeader,
+  MAX_CHUNK_SIZE,
+  MAX_HEADER_LENGTH,
+  MAX_RECEIVERS,
+  MAX_STRING_LENGTH,
+  MAX_WRAPPED_KEYS,
+  MIN_CHUNK_SIZE,
+} from './header.ts'
 export type { HpkeSealed, X25519KeyPair } from './hpke.ts'
 export {
   decodeHpkeSealed,
@@ -43,3 +115,16 @@ export {
   X25519_KEY_LENGTH,
   x25519PublicKey,
 } from './hpke.ts'
+export type { PlaintextCommitter } from './keys.ts'
+export {
+  createPlaintextCommitment,
+  DATA_KEY_LENGTH,
+  generateCapsuleId,
+  generateDataKey,
+} from './keys.ts'
+export type { ParsedCapsuleHeader } from './parse.ts'
+export { parseCapsuleHeader } from './parse.ts'
+export type { OpenStream } from './streams.ts'
+export { openNodeStream, openStream, sealNodeStream, sealStream } from './streams.ts'
+export type { WrappedKey, WrapScheme } from './wrapped-key.ts'
+export { checkWrappedKey, MAX_WRAPPED_KEY_LENGTH } from './wrapped-key.ts'

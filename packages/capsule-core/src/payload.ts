@@ -1,0 +1,317 @@
+/**
+ * The payload STREAM (SPEC.md §6): AES-256-GCM chunks under a key derived from the data key,
+ * nonce = 11-byte big-endian chunk counter || last-chunk flag, AAD = header hash.
+ *
+ * Both directions are synchronous state machines fed with arbitrary pieces of input; the
+ * Web and Node stream wrappers and the whole-buffer functions all use them, so every entry
+ * point enforces the same rules and throws the same typed errors.
+ */
+import { createCipheriv, createDecipheriv, createHmac, type Hmac } from 'node:crypto'
+import { equalBytes } from './bytes.ts'
+import {
+  CapsuleFormatError,
+  CapsuleIntegrityError,
+  CapsuleTruncatedError,
+  InvalidArgumentError,
+} from './errors.ts'
+import { CHUNK_TAG_LENGTH } from './header.ts'
+import { chunkCountFor, type ParsedCapsuleHeader } from './parse.ts'
+
+const ALGORITHM = 'aes-256-gcm'
+
+/**
+ * Cipher input is fed in slices of at most this many bytes. Each `update` returns a fresh
+ * buffer; at 64 KiB these come from the malloc free lists rather than fresh mmaps, and the
+ * file helpers release them right after writing (SPEC.md §6.4).
+ */
+export const CIPHER_SLICE = 64 * 1024
+
+function updateSliced(
+  c: { update(b: Uint8Array): Uint8Array },
+  p: Uint8Array,
+  out: Uint8Array[],
+): void {
+  for (let o = 0; o < p.length; o += CIPHER_SLICE) {
+    const d = c.update(o === 0 && p.length <= CIPHER_SLICE ? p : p.subarray(o, o + CIPHER_SLICE))
+    if (d.length > 0) out.push(d)
+  }
+}
+
+/** The 12-byte nonce of chunk `index`. */
+export function chunkNonce(index: number, last: boolean): Uint8Array {
+  const nonce = new Uint8Array(12)
+  const view = new DataView(nonce.buffer)
+  view.setUint32(3, Math.floor(index / 2 ** 32), false)
+  view.setUint32(7, index >>> 0, false)
+  nonce[11] = last ? 1 : 0
+  return nonce
+}
+
+/** A FIFO of byte pieces that hands out exact lengths without copying. */
+class ByteQueue {
+  private pieces: Uint8Array[] = []
+  length = 0
+
+  push(bytes: Uint8Array): void {
+    if (bytes.length === 0) return
+    this.pieces.push(bytes)
+    this.length += bytes.length
+  }
+
+  /** Removes and returns pieces totalling exactly `n` bytes (n <= length). */
+  take(n: number): Uint8Array[] {
+    const out: Uint8Array[] = []
+    let need = n
+    while (need > 0) {
+      const head = this.pieces[0] as Uint8Array
+      if (head.length <= need) {
+        out.push(head)
+        this.pieces.shift()
+        need -= head.length
+      } else {
+        out.push(head.subarray(0, need))
+        this.pieces[0] = head.subarray(need)
+        need = 0
+      }
+    }
+    this.length -= n
+    return out
+  }
+
+  /** Copies the first `n` bytes into one buffer, leaving the queue unchanged. */
+  peek(n: number): Uint8Array {
+    const out = new Uint8Array(Math.min(n, this.length))
+    let off = 0
+    for (const p of this.pieces) {
+      if (off >= out.length) break
+      const part = p.subarray(0, out.length - off)
+      out.set(part, off)
+      off += part.length
+    }
+    return out
+  }
+}
+
+/** Encrypts one chunk given as pieces; returns ciphertext pieces followed by the tag. */
+export function encryptChunk(
+  key: Uint8Array,
+  aad: Uint8Array,
+  index: number,
+  last: boolean,
+  pieces: readonly Uint8Array[],
+): Uint8Array[] {
+  const cipher = createCipheriv(ALGORITHM, key, chunkNonce(index, last))
+  cipher.setAAD(aad)
+  const out: Uint8Array[] = []
+  for (const p of pieces) updateSliced(cipher, p, out)
+  const f = cipher.final()
+  if (f.length > 0) out.push(f)
+  out.push(cipher.getAuthTag())
+  return out
+}
+
+/**
+ * Decrypts one chunk (ciphertext pieces, tag at the end). Returns the plaintext pieces, or
+ * `undefined` if authentication fails. Plaintext is never released before the tag checks.
+ */
+export function decryptChunk(
+  key: Uint8Array,
+  aad: Uint8Array,
+  index: number,
+  last: boolean,
+  pieces: readonly Uint8Array[],
+): Uint8Array[] | undefined {
+  let total = 0
+  for (const p of pieces) total += p.length
+  if (total < CHUNK_TAG_LENGTH) return undefined
+  const bodyLength = total - CHUNK_TAG_LENGTH
+  const decipher = createDecipheriv(ALGORITHM, key, chunkNonce(index, last))
+  decipher.setAAD(aad)
+  const tag = new Uint8Array(CHUNK_TAG_LENGTH)
+  const out: Uint8Array[] = []
+  let off = 0
+  for (const p of pieces) {
+    const bodyPart =
+      off < bodyLength ? p.subarray(0, Math.max(0, bodyLength - off)) : p.subarray(0, 0)
+    if (bodyPart.length > 0) updateSliced(decipher, bodyPart, out)
+    const tagPart = p.subarray(bodyPart.length)
+    if (tagPart.length > 0) tag.set(tagPart, off + bodyPart.length - bodyLength)
+    off += p.length
+  }
+  decipher.setAuthTag(tag)
+  try {
+    const f = decipher.final()
+    if (f.length > 0) out.push(f)
+  } catch {
+    for (const o of out) o.fill(0)
+    return undefined
+  }
+  return out
+}
+
+/** Encrypts a plaintext stream into chunks. Holds at most one chunk of plaintext. */
+export class PayloadSealer {
+  private readonly queue = new ByteQueue()
+  private index = 0
+  private received = 0
+  private done = false
+  private readonly key: Uint8Array
+  private readonly aad: Uint8Array
+  private readonly chunkSize: number
+  private readonly plaintextSize: number
+
+  constructor(key: Uint8Array, aad: Uint8Array, chunkSize: number, plaintextSize: number) {
+    this.key = key
+    this.aad = aad
+    this.chunkSize = chunkSize
+    this.plaintextSize = plaintextSize
+  }
+
+  write(bytes: Uint8Array): Uint8Array[] {
+    if (this.done) throw new InvalidArgumentError('write after end')
+    this.received += bytes.length
+    if (this.received > this.plaintextSize) {
+      throw new InvalidArgumentError('plaintext is longer than header.payload.plaintextSize', {
+        details: { plaintextSize: this.plaintextSize, received: this.received },
+      })
+    }
+    this.queue.push(bytes)
+    const out: Uint8Array[] = []
+    // A full chunk is only known not to be the last once a byte after it has arrived.
+    while (this.queue.length > this.chunkSize) {
+      out.push(
+        ...encryptChunk(this.key, this.aad, this.index++, false, this.queue.take(this.chunkSize)),
+      )
+    }
+    return out
+  }
+
+  end(): Uint8Array[] {
+    if (this.done) return []
+    this.done = true
+    if (this.received !== this.plaintextSize) {
+      throw new InvalidArgumentError('plaintext is shorter than header.payload.plaintextSize', {
+        details: { plaintextSize: this.plaintextSize, received: this.received },
+      })
+    }
+    const out = encryptChunk(
+      this.key,
+      this.aad,
+      this.index++,
+      true,
+      this.queue.take(this.queue.length),
+    )
+    this.key.fill(0)
+    return out
+  }
+
+  /** Zeroes the payload key (after an error or an abort). */
+  destroy(): void {
+    this.done = true
+    this.key.fill(0)
+  }
+}
+
+/** Decrypts the chunk stream that follows a parsed header. */
+export class PayloadOpener {
+  private readonly queue = new ByteQueue()
+  private index = 0
+  private done = false
+  private readonly hmac: Hmac | undefined
+  private readonly parsed: ParsedCapsuleHeader
+  private readonly key: Uint8Array
+
+  /**
+   * @param commitmentKey - when given, the plaintext commitment is checked before the last
+   *   chunk's plaintext is released.
+   */
+  constructor(parsed: ParsedCapsuleHeader, key: Uint8Array, commitmentKey?: Uint8Array) {
+    this.parsed = parsed
+    this.key = key
+    this.hmac = commitmentKey ? createHmac('sha256', commitmentKey) : undefined
+    commitmentKey?.fill(0)
+  }
+
+  private expectedLength(index: number): number {
+    const { plaintextSize, chunkSize } = this.parsed.header.payload
+    const n = chunkCountFor(plaintextSize, chunkSize)
+    return (index < n - 1 ? chunkSize : plaintextSize - (n - 1) * chunkSize) + CHUNK_TAG_LENGTH
+  }
+
+  write(bytes: Uint8Array): Uint8Array[] {
+    if (this.done) {
+      if (bytes.length > 0) this.trailing(bytes.length)
+      return []
+    }
+    this.queue.push(bytes)
+    const out: Uint8Array[] = []
+    const last = this.parsed.chunkCount - 1
+    while (!this.done && this.queue.length >= this.expectedLength(this.index)) {
+      const i = this.index
+      const pieces = this.queue.take(this.expectedLength(i))
+      const plain = decryptChunk(this.key, this.parsed.headerHash, i, i === last, pieces)
+      if (!plain) {
+        if (i === last && decryptChunk(this.key, this.parsed.headerHash, i, false, pieces)) {
+          throw new CapsuleFormatError('the last chunk is not marked as last', {
+            details: { chunk: i, reason: 'last-chunk-not-final' },
+            hint: 'The sealer wrote a non-final last chunk (e.g. followed by an empty final chunk).',
+          })
+        }
+        throw new CapsuleIntegrityError('payload chunk failed authentication', {
+          details: { chunk: i, reason: 'chunk-authentication' },
+          hint: 'The chunk was altered, moved, duplicated, or belongs to another header.',
+        })
+      }
+      if (this.hmac) for (const p of plain) this.hmac.update(p)
+      this.index++
+      if (i === last) {
+        this.done = true
+        if (
+          this.hmac &&
+          !equalBytes(
+            new Uint8Array(this.hmac.digest()),
+            this.parsed.header.payload.plaintextCommitment,
+          )
+        ) {
+          for (const p of plain) p.fill(0)
+          throw new CapsuleIntegrityError('plaintext does not match the header commitment', {
+            details: { reason: 'plaintext-commitment' },
+            hint: 'The payload was re-encrypted by someone holding the data key; the owner did not sign this content.',
+          })
+        }
+        if (this.queue.length > 0) this.trailing(this.queue.length)
+      }
+      out.push(...plain)
+    }
+    return out
+  }
+
+  private trailing(length: number): never {
+    throw new CapsuleIntegrityError('data after the last chunk', {
+      details: { reason: 'trailing-data', extraBytes: length },
+      hint: 'Bytes were appended to the capsule (e.g. a duplicated last chunk).',
+    })
+  }
+
+  end(): void {
+    if (!this.done) {
+      throw new CapsuleTruncatedError('capsule ends before its last chunk', {
+        details: {
+          chunk: this.index,
+          chunkCount: this.parsed.chunkCount,
+          bufferedBytes: this.queue.length,
+          neededBytes: this.expectedLength(this.index),
+        },
+      })
+    }
+    this.key.fill(0)
+  }
+
+  /** Zeroes the payload key (after an error or an abort). */
+  destroy(): void {
+    this.done = true
+    this.key.fill(0)
+  }
+}
+
+export { ByteQueue }
