@@ -1,0 +1,132 @@
+import { readFile } from 'node:fs/promises'
+import { SandboxRuntimeUnsupportedError } from './errors.ts'
+import { failureToError } from './failures.ts'
+import { checkJob, resolveOutputLimits } from './limits.ts'
+import type { QuickJsWorkerData, QuickJsWorkerResult, WorkerFailure } from './quickjs-protocol.ts'
+import type { OutputLimits, Sandbox, SandboxJob, SandboxResult, SandboxRunOptions } from './types.ts'
+import { runWorker, siblingWorkerUrl } from './worker-host.ts'
+import { createRunWorkspace } from './workspace.ts'
+
+/** The QuickJS build this package runs; part of every QuickJS run measurement. */
+export const QUICKJS_RUNTIME_ID = 'quickjs-emscripten@0.32.0/wasmfile-release-sync'
+
+export interface QuickJsSandboxInit extends OutputLimits {
+  /** QuickJS stack limit (default 512 KiB). Deep recursion past it fails with SANDBOX_MEMORY. */
+  readonly stackLimitBytes?: number | undefined
+  /** Time the host allows on top of `timeLimitMs` before terminating the worker (default 250 ms). */
+  readonly graceMs?: number | undefined
+  /** Time allowed for the worker to start and load QuickJS (default 10 s). */
+  readonly startupTimeoutMs?: number | undefined
+  /** V8 heap cap of the worker thread, in MiB (default 64); the QuickJS heap lives outside it. */
+  readonly workerHeapMb?: number | undefined
+}
+
+/**
+ * A sandbox that runs JavaScript in QuickJS compiled to WebAssembly, inside a worker
+ * thread that the host terminates if the in-VM limits fail to stop the program.
+ *
+ * The entry is a classic script, run in strict mode. It sees the standard ECMAScript
+ * built-ins and one host object, `digicap`:
+ * - `digicap.input()` → a fresh `ArrayBuffer` copy of the payload data;
+ * - `digicap.inputText()` → the payload decoded as UTF-8;
+ * - `digicap.output(x)` → appends a string (UTF-8), `ArrayBuffer` or typed array to the output;
+ * - `digicap.log(...args)` → one log line (bounded);
+ * - `digicap.args` → the job's `args` (frozen array of strings).
+ * Nothing else: no `require`, `import`, `process`, `fetch`, timers, file system or network.
+ *
+ * @example
+ * ```ts
+ * const sandbox = quickjsSandbox()
+ * const code = new TextEncoder().encode('digicap.output(String(digicap.input().byteLength))')
+ * const { output } = await sandbox.run({
+ *   runtime: { kind: 'quickjs', entry: 'main.js', memoryLimitBytes: 32 << 20, timeLimitMs: 1000 },
+ *   code,
+ *   input: new Uint8Array([1, 2, 3]),
+ * })
+ * ```
+ */
+export function quickjsSandbox(init: QuickJsSandboxInit = {}): Sandbox {
+  const limits = resolveOutputLimits(init)
+  const stackLimitBytes = init.stackLimitBytes ?? 512 * 1024
+  const graceMs = init.graceMs ?? 250
+  const startupTimeoutMs = init.startupTimeoutMs ?? 10_000
+  const workerHeapMb = init.workerHeapMb ?? 64
+  let compiled: Promise<WebAssembly.Module> | undefined
+  const wasmModule = () => {
+    compiled ??= readFile(
+      new URL(import.meta.resolve('@jitl/quickjs-wasmfile-release-sync/wasm')),
+    ).then((bytes) => WebAssembly.compile(bytes))
+    return compiled
+  }
+  const workerUrl = siblingWorkerUrl('quickjs-worker', import.meta.url)
+
+  return {
+    kind: 'quickjs',
+    runtimeId: QUICKJS_RUNTIME_ID,
+    async run(job: SandboxJob, options: SandboxRunOptions = {}): Promise<SandboxResult> {
+      checkJob(job, 'quickjs')
+      let source: string
+      try {
+        source = new TextDecoder('utf-8', { fatal: true }).decode(job.code)
+      } catch {
+        throw new SandboxRuntimeUnsupportedError('QuickJS entry is not valid UTF-8', {
+          details: { entry: job.runtime.entry },
+        })
+      }
+      const t0 = performance.now()
+      const own = options.workspace === undefined
+      const ws = options.workspace ?? createRunWorkspace()
+      try {
+        const data: QuickJsWorkerData = {
+          wasmModule: await wasmModule(),
+          source,
+          entry: job.runtime.entry,
+          input: job.input,
+          args: job.args ?? [],
+          memoryLimitBytes: job.runtime.memoryLimitBytes,
+          stackLimitBytes,
+          timeLimitMs: job.runtime.timeLimitMs,
+          ...limits,
+        }
+        const res = (await runWorker({
+          url: workerUrl,
+          workerData: data,
+          resourceLimits: {
+            maxOldGenerationSizeMb: workerHeapMb,
+            maxYoungGenerationSizeMb: 16,
+            stackSizeMb: 4,
+          },
+          startupTimeoutMs,
+          timeLimitMs: job.runtime.timeLimitMs,
+          graceMs,
+          signal: options.signal,
+          stopError: (f) =>
+            failureToError(f as WorkerFailure, {
+              runtime: 'quickjs',
+              timeLimitMs: job.runtime.timeLimitMs,
+              memoryLimitBytes: job.runtime.memoryLimitBytes,
+            }),
+        })) as QuickJsWorkerResult
+        ws.recordZeroed(res.zeroed.buffers, res.zeroed.bytes)
+        if (!res.ok) {
+          throw failureToError(res.failure, {
+            runtime: 'quickjs',
+            timeLimitMs: job.runtime.timeLimitMs,
+            memoryLimitBytes: job.runtime.memoryLimitBytes,
+          })
+        }
+        return {
+          output: res.output,
+          logs: res.logs,
+          stats: {
+            wallMs: performance.now() - t0,
+            programMs: res.programMs,
+            droppedLogLines: res.droppedLogLines,
+          },
+        }
+      } finally {
+        if (own) await ws.dispose()
+      }
+    },
+  }
+}
