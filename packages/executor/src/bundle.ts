@@ -41,7 +41,8 @@ function checkBundle(b: Bundle): void {
     fail('files must be a map')
   }
   const names = Object.keys(b.files)
-  if (names.length === 0 || names.length > MAX_FILES) fail('file count out of range', { count: names.length })
+  if (names.length === 0 || names.length > MAX_FILES)
+    fail('file count out of range', { count: names.length })
   for (const n of names) {
     checkName(n)
     if (!(b.files[n] instanceof Uint8Array)) fail('file content must be bytes', { name: n })
@@ -96,7 +97,12 @@ export function decodeBundle(bytes: Uint8Array, options: DecodeBundleOptions = {
   } catch (err) {
     return fail('not valid canonical CBOR', { error: (err as Error).message.slice(0, 120) })
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
+  if (
+    value === null ||
+    typeof value !== 'object' ||
+    Array.isArray(value) ||
+    value instanceof Uint8Array
+  ) {
     fail('top level must be a map')
   }
   const m = value as Record<string, unknown>
@@ -104,7 +110,12 @@ export function decodeBundle(bytes: Uint8Array, options: DecodeBundleOptions = {
   if (keys.join(',') !== 'data,entry,files,v') fail('unexpected keys', { keys: keys.slice(0, 8) })
   if (m.v !== BUNDLE_VERSION) fail('unsupported version', { version: String(m.v).slice(0, 16) })
   const files = m.files
-  if (files === null || typeof files !== 'object' || Array.isArray(files) || files instanceof Uint8Array) {
+  if (
+    files === null ||
+    typeof files !== 'object' ||
+    Array.isArray(files) ||
+    files instanceof Uint8Array
+  ) {
     fail('files must be a map')
   }
   const bundle: Bundle = {
@@ -113,7 +124,12 @@ export function decodeBundle(bytes: Uint8Array, options: DecodeBundleOptions = {
     data: m.data as Uint8Array,
   }
   checkBundle(bundle)
-  const again = encode({ v: BUNDLE_VERSION, entry: bundle.entry, files: bundle.files, data: bundle.data })
+  const again = encode({
+    v: BUNDLE_VERSION,
+    entry: bundle.entry,
+    files: bundle.files,
+    data: bundle.data,
+  })
   if (again.byteLength !== bytes.byteLength || !again.every((b, i) => b === bytes[i])) {
     fail('not the canonical encoding')
   }

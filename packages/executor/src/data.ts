@@ -83,7 +83,10 @@ export function dataSandbox(handler: DataHandler): Sandbox {
       } catch (err) {
         if (err instanceof SandboxTimeoutError || err instanceof SandboxAbortedError) throw err
         if (err instanceof SandboxCrashError) throw err
-        throw new SandboxCrashError('Data handler threw', { details: { runtime: 'data' }, cause: err })
+        throw new SandboxCrashError('Data handler threw', {
+          details: { runtime: 'data' },
+          cause: err,
+        })
       } finally {
         clearTimeout(timer)
         if (onAbort) outer?.removeEventListener('abort', onAbort)

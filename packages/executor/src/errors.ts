@@ -89,10 +89,12 @@ export class BundleFormatError extends DigicapError {
 }
 
 const MAX_PROGRAM_MESSAGE = 300
+/** C0/C1 controls, line/paragraph separators and bidi overrides: none may reach a log or terminal. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 
 /** Make untrusted program text safe to put in an error: printable, one line, bounded. */
 export function sanitizeProgramText(text: string, max = MAX_PROGRAM_MESSAGE): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, ' ')
+  const clean = text.replace(UNSAFE_CHARS, ' ')
   return clean.length > max ? `${clean.slice(0, max)}…` : clean
 }

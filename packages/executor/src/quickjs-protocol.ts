@@ -14,11 +14,7 @@ export interface QuickJsWorkerData {
 }
 
 export interface WorkerFailure {
-  readonly code:
-    | 'SANDBOX_TIMEOUT'
-    | 'SANDBOX_MEMORY'
-    | 'SANDBOX_CRASH'
-    | 'SANDBOX_OUTPUT_LIMIT'
+  readonly code: 'SANDBOX_TIMEOUT' | 'SANDBOX_MEMORY' | 'SANDBOX_CRASH' | 'SANDBOX_OUTPUT_LIMIT'
   readonly message: string
   readonly details?: Record<string, unknown>
   /** Untrusted text from the program; sanitized by the host. */

@@ -3,6 +3,8 @@
  * (WebAssembly), posts the result, zeroes what it held, and waits to be terminated.
  * Internal: loaded by `quickjs.ts` only.
  */
+
+import { parentPort, workerData } from 'node:worker_threads'
 import RELEASE_SYNC from '@jitl/quickjs-wasmfile-release-sync'
 import {
   newQuickJSWASMModuleFromVariant,
@@ -10,7 +12,6 @@ import {
   type QuickJSContext,
   type QuickJSHandle,
 } from 'quickjs-emscripten-core'
-import { parentPort, workerData } from 'node:worker_threads'
 import type { QuickJsWorkerData, QuickJsWorkerResult, WorkerFailure } from './quickjs-protocol.ts'
 
 const PRELUDE = `(function (raw) {
@@ -76,7 +77,9 @@ async function main(): Promise<void> {
       dropped++
       return
     }
-    logs.push(line.length > data.maxLogLineLength ? `${line.slice(0, data.maxLogLineLength)}…` : line)
+    logs.push(
+      line.length > data.maxLogLineLength ? `${line.slice(0, data.maxLogLineLength)}…` : line,
+    )
   }
   const addOutput = (bytes: Uint8Array) => {
     if (outputExceeded) throw new RangeError('digicap.output: output limit exceeded')
@@ -243,16 +246,32 @@ function classify(
     message = 'unreadable error'
   }
   if (state.timedOut || (name === 'InternalError' && message === 'interrupted')) {
-    return { code: 'SANDBOX_TIMEOUT', message: 'Program exceeded its time limit', details: { enforcedBy: 'interrupt' } }
+    return {
+      code: 'SANDBOX_TIMEOUT',
+      message: 'Program exceeded its time limit',
+      details: { enforcedBy: 'interrupt' },
+    }
   }
   if (/out of memory/i.test(message) || (name === '' && message === 'null')) {
-    return { code: 'SANDBOX_MEMORY', message: 'Program ran out of memory', details: { limit: 'heap' } }
+    return {
+      code: 'SANDBOX_MEMORY',
+      message: 'Program ran out of memory',
+      details: { limit: 'heap' },
+    }
   }
   if (name === 'RangeError' && /stack overflow/i.test(message)) {
-    return { code: 'SANDBOX_MEMORY', message: 'Program overflowed its stack', details: { limit: 'stack' } }
+    return {
+      code: 'SANDBOX_MEMORY',
+      message: 'Program overflowed its stack',
+      details: { limit: 'stack' },
+    }
   }
   if (name === 'InternalError' && /stack overflow/i.test(message)) {
-    return { code: 'SANDBOX_MEMORY', message: 'Program overflowed its stack', details: { limit: 'stack' } }
+    return {
+      code: 'SANDBOX_MEMORY',
+      message: 'Program overflowed its stack',
+      details: { limit: 'stack' },
+    }
   }
   return {
     code: 'SANDBOX_CRASH',

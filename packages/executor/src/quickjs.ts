@@ -3,7 +3,13 @@ import { SandboxRuntimeUnsupportedError } from './errors.ts'
 import { failureToError } from './failures.ts'
 import { checkJob, resolveOutputLimits } from './limits.ts'
 import type { QuickJsWorkerData, QuickJsWorkerResult, WorkerFailure } from './quickjs-protocol.ts'
-import type { OutputLimits, Sandbox, SandboxJob, SandboxResult, SandboxRunOptions } from './types.ts'
+import type {
+  OutputLimits,
+  Sandbox,
+  SandboxJob,
+  SandboxResult,
+  SandboxRunOptions,
+} from './types.ts'
 import { runWorker, siblingWorkerUrl } from './worker-host.ts'
 import { createRunWorkspace } from './workspace.ts'
 

@@ -12,10 +12,12 @@ export type SandboxSet = Partial<Record<RuntimeKind, Sandbox>>
  * const sandbox = sandboxFor(job.runtime, { quickjs: quickjsSandbox(), wasi: wasiSandbox() })
  * ```
  */
-export function sandboxFor(runtime: Pick<RuntimeDescriptor, 'kind'>, sandboxes: SandboxSet): Sandbox {
+export function sandboxFor(
+  runtime: Pick<RuntimeDescriptor, 'kind'>,
+  sandboxes: SandboxSet,
+): Sandbox {
   const kind = runtime?.kind
-  const s =
-    kind === 'quickjs' || kind === 'wasi' || kind === 'data' ? sandboxes[kind] : undefined
+  const s = kind === 'quickjs' || kind === 'wasi' || kind === 'data' ? sandboxes[kind] : undefined
   if (!s) {
     throw new SandboxRuntimeUnsupportedError('No sandbox for this runtime kind', {
       details: { kind: String(kind), available: Object.keys(sandboxes) },

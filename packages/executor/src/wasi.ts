@@ -7,7 +7,13 @@ import {
   sanitizeProgramText,
 } from './errors.ts'
 import { checkJob, LogCollector, resolveOutputLimits } from './limits.ts'
-import type { OutputLimits, Sandbox, SandboxJob, SandboxResult, SandboxRunOptions } from './types.ts'
+import type {
+  OutputLimits,
+  Sandbox,
+  SandboxJob,
+  SandboxResult,
+  SandboxRunOptions,
+} from './types.ts'
 import type { WasiWorkerData, WasiWorkerResult } from './wasi-protocol.ts'
 import { clampWasmMemory, compileWasiModule } from './wasm-limits.ts'
 import { runWorker, siblingWorkerUrl } from './worker-host.ts'

@@ -1,5 +1,10 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads'
-import { SandboxAbortedError, SandboxCrashError, SandboxMemoryError, SandboxTimeoutError } from './errors.ts'
+import {
+  SandboxAbortedError,
+  SandboxCrashError,
+  SandboxMemoryError,
+  SandboxTimeoutError,
+} from './errors.ts'
 
 /** Messages a sandbox worker posts to its host. */
 export type WorkerMessage =
@@ -54,7 +59,7 @@ export function runWorker(p: WorkerRunParams): Promise<unknown> {
     let settled = false
     let timer: NodeJS.Timeout | undefined
     let watchTimer: NodeJS.Timeout | undefined
-    let watching = false
+    let watching: Promise<unknown> | undefined
 
     const finish = (err: Error | undefined, value?: unknown) => {
       if (settled) return
@@ -67,6 +72,7 @@ export function runWorker(p: WorkerRunParams): Promise<unknown> {
       // Settle only once the thread is gone and its stdio pipes are closed: no handle outlives the run.
       void Promise.allSettled([
         worker.terminate(),
+        watching,
         streamClosed(worker.stdout),
         streamClosed(worker.stderr),
       ]).then(done)
@@ -99,14 +105,13 @@ export function runWorker(p: WorkerRunParams): Promise<unknown> {
           const w = p.watch
           watchTimer = setInterval(() => {
             if (watching || settled) return
-            watching = true
-            w.check().then(
+            watching = w.check().then(
               (e) => {
-                watching = false
+                watching = undefined
                 if (e) finish(e)
               },
               () => {
-                watching = false
+                watching = undefined
               },
             )
           }, w.everyMs)

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest'
 import { quickjsSandbox, type SandboxJob } from '../src/index.ts'
 import { dec, enc, runtime } from './helpers.ts'
 
-const sandbox = quickjsSandbox({ outputLimitBytes: 1024 * 1024, maxLogLines: 5, maxLogLineLength: 50 })
+const sandbox = quickjsSandbox({
+  outputLimitBytes: 1024 * 1024,
+  maxLogLines: 5,
+  maxLogLineLength: 50,
+})
 const job = (src: string, over: Partial<SandboxJob> = {}): SandboxJob => ({
   runtime: runtime('quickjs'),
   code: enc(src),
@@ -112,7 +116,9 @@ describe('quickjs sandbox: isolation (each stop is typed; the host keeps working
 
   it('the program cannot reach the file system or env through std/os modules', async () => {
     const r = await sandbox.run(
-      job(`digicap.output([typeof std, typeof os, typeof scriptArgs, typeof globalThis.Deno].join())`),
+      job(
+        `digicap.output([typeof std, typeof os, typeof scriptArgs, typeof globalThis.Deno].join())`,
+      ),
     )
     expect(dec(r.output)).toBe('undefined,undefined,undefined,undefined')
   })
@@ -169,9 +175,12 @@ describe('quickjs sandbox: isolation (each stop is typed; the host keeps working
 
   it('an aborted run is SANDBOX_ABORTED and the worker is gone', async () => {
     const ac = new AbortController()
-    const p = sandbox.run(job('while (true) {}', { runtime: runtime('quickjs', { timeLimitMs: 5000 }) }), {
-      signal: ac.signal,
-    })
+    const p = sandbox.run(
+      job('while (true) {}', { runtime: runtime('quickjs', { timeLimitMs: 5000 }) }),
+      {
+        signal: ac.signal,
+      },
+    )
     setTimeout(() => ac.abort(), 300)
     await expect(p).rejects.toMatchObject({ code: 'SANDBOX_ABORTED' })
     await stillWorks()

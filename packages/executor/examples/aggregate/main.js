@@ -1,8 +1,7 @@
 // Aggregate a CSV dataset inside the QuickJS sandbox: for every numeric column, count,
 // mean, median, min and max. Reads the payload with digicap.inputText() and writes one
 // JSON document with digicap.output(). Runs unchanged under plain Node if `digicap` is
-// provided (the benchmark does that for its baseline).
-'use strict'
+// provided (the benchmark does that for its baseline). The sandbox runs it in strict mode.
 
 const text = digicap.inputText()
 const lines = text.split(/\r?\n/).filter((l) => l.length > 0)
@@ -11,7 +10,8 @@ const header = lines[0].split(',')
 const columns = header.map(() => [])
 for (let i = 1; i < lines.length; i++) {
   const cells = lines[i].split(',')
-  if (cells.length !== header.length) throw new Error(`row ${i + 1}: expected ${header.length} cells`)
+  if (cells.length !== header.length)
+    throw new Error(`row ${i + 1}: expected ${header.length} cells`)
   for (let c = 0; c < cells.length; c++) {
     const v = Number(cells[c])
     if (cells[c] !== '' && Number.isFinite(v)) columns[c].push(v)
