@@ -127,7 +127,7 @@ const wasiRt = {
   timeLimitMs: 10_000,
 }
 const wSandbox = await median(() => wasi.run({ runtime: wasiRt, code: wasm, input }))
-const mod = await WebAssembly.compile(wasm)
+const mod = await WebAssembly.compile(wasm as Uint8Array<ArrayBuffer>)
 const wDirect = await median(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'bench-wasi-'))
   try {
