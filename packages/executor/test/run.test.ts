@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encode } from 'cborg'
@@ -277,6 +277,28 @@ describe('runInSandbox: lifecycle and clean-up', () => {
     ).rejects.toMatchObject({ code: 'SANDBOX_TIMEOUT' })
     expect(await readdir(tmpRoot)).toEqual(before)
     expect(leakable()).toEqual(handlesBefore)
+  })
+
+  it('a symlink the module plants to a host file is neither followed by the module nor by clean-up', async () => {
+    const canary = join(tmpRoot, 'canary')
+    await writeFile(canary, 'canary')
+    const before = (await readdir(tmpRoot)).sort()
+    const { result } = await runInSandbox({
+      sandbox: wasiSandbox(),
+      workspace: createRunWorkspace({ tmpRoot }),
+      job: { runtime: runtime('wasi'), code: wat('escape-symlink.wat'), input: enc('x') },
+    })
+    const dv = new DataView(result.output.buffer, result.output.byteOffset)
+    const [symlinkErrno, openErrno, writeErrno] = [0, 4, 8].map((o) => dv.getUint32(o, true))
+    // node:wasi lets the module create a relative symlink (errno 0)…
+    expect(symlinkErrno).toBe(0)
+    // …but resolves it inside the preopen, so the open fails and nothing is written.
+    expect(openErrno).not.toBe(0)
+    expect(writeErrno).toBe(0xffff)
+    // Clean-up removed the link without following it: the canary is intact.
+    expect(await readFile(canary, 'utf8')).toBe('canary')
+    expect((await readdir(tmpRoot)).sort()).toEqual(before)
+    await rm(canary)
   })
 
   it('a sandbox without a workspace cleans its own temp files', async () => {
