@@ -25,10 +25,11 @@ import { quickjsSandbox, wasiSandbox } from '../src/index.ts'
 const RUNS = Number(process.argv[2] ?? 15)
 const enc = (s: string) => new TextEncoder().encode(s)
 
-async function median(f: () => Promise<unknown>): Promise<number> {
+async function median(f: () => Promise<unknown>, pauseMs = 0): Promise<number> {
   await f() // warm-up
   const xs: number[] = []
   for (let i = 0; i < RUNS; i++) {
+    if (pauseMs) await new Promise((r) => setTimeout(r, pauseMs)) // untimed idle gap
     const t0 = performance.now()
     await f()
     xs.push(performance.now() - t0)
@@ -63,7 +64,7 @@ const rows: Array<[string, number, string, number]> = []
 const row = (name: string, ms: number, baseline: string, baseMs: number) => {
   rows.push([name, ms, baseline, baseMs])
   console.log(
-    `${name.padEnd(34)} ${ms.toFixed(2).padStart(9)} ms   ${baseline.padEnd(28)} ${baseMs
+    `${name.padEnd(40)} ${ms.toFixed(2).padStart(9)} ms   ${baseline.padEnd(32)} ${baseMs
       .toFixed(2)
       .padStart(9)} ms   ratio ${(ms / baseMs).toFixed(2)}×`,
   )
@@ -88,6 +89,17 @@ const vmStart = await median(async () => inVm(trivial, new Uint8Array(0)))
 const nodeStart = await median(() => nodeChild('process.stdout.write("ok")'))
 row('quickjs start-up (trivial)', qStart, 'node:vm new context', vmStart)
 row('quickjs start-up (trivial)', qStart, 'spawn node -e', nodeStart)
+const warm = quickjsSandbox({ prewarm: true })
+// A spare needs time to boot: measure with an idle gap between runs, as jobs arrive.
+const qWarm = await median(
+  () => warm.run({ runtime: qjsRt(5000), code: enc(trivial), input: new Uint8Array(0) }),
+  300,
+)
+const qCold = await median(
+  () => quickjs.run({ runtime: qjsRt(5000), code: enc(trivial), input: new Uint8Array(0) }),
+  300,
+)
+row('quickjs start-up, prewarmed, 300ms gap', qWarm, 'same, fresh worker, 300ms gap', qCold)
 
 // 2. aggregate over 1 MiB CSV
 let csv = syntheticCsv(10)
@@ -156,6 +168,7 @@ if (existsSync('/dev/shm')) {
   const wShm = await median(() => shm.run({ runtime: wasiRt, code: wasm, input }))
   row('wasi sandbox sum 1 MiB, tmpfs', wShm, 'node:wasi in-process', wDirect)
 }
+await warm.close()
 const wTrivial = await median(() =>
   wasi.run({ runtime: wasiRt, code: wasm, input: new Uint8Array(0) }),
 )

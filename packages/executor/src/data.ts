@@ -40,6 +40,7 @@ export function dataSandbox(handler: DataHandler): Sandbox {
   return {
     kind: 'data',
     runtimeId: DATA_RUNTIME_ID,
+    async close() {},
     async run(job: SandboxJob, options: SandboxRunOptions = {}): Promise<SandboxResult> {
       checkJob(job, 'data')
       const t0 = performance.now()

@@ -1,6 +1,11 @@
 /** Messages between the QuickJS sandbox host and its worker (internal). */
-export interface QuickJsWorkerData {
+/** Sent at spawn: what the worker needs to boot before any job exists. */
+export interface QuickJsBootData {
   readonly wasmModule: WebAssembly.Module
+}
+
+/** Sent with the job message. */
+export interface QuickJsWorkerData {
   readonly source: string
   readonly entry: string
   readonly input: Uint8Array

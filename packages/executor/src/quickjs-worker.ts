@@ -12,7 +12,17 @@ import {
   type QuickJSContext,
   type QuickJSHandle,
 } from 'quickjs-emscripten-core'
-import type { QuickJsWorkerData, QuickJsWorkerResult, WorkerFailure } from './quickjs-protocol.ts'
+import type {
+  QuickJsBootData,
+  QuickJsWorkerData,
+  QuickJsWorkerResult,
+  WorkerFailure,
+} from './quickjs-protocol.ts'
+
+// Nothing this thread prints may reach the host's stdio (the emscripten glue logs aborts).
+for (const m of ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const) console[m] = () => {}
+process.stdout.write = () => true
+process.stderr.write = () => true
 
 const PRELUDE = `(function (raw) {
   'use strict'
@@ -37,8 +47,21 @@ const PRELUDE = `(function (raw) {
   Object.defineProperty(globalThis, 'digicap', { value: digicap, writable: false, configurable: false, enumerable: false })
 })`
 
-async function main(): Promise<void> {
-  const data = workerData as QuickJsWorkerData
+// Boot before any job arrives: load QuickJS into this thread's own WebAssembly instance.
+const boot = workerData as QuickJsBootData
+// The variant package is CommonJS-typed; its default export is the sync variant object.
+const baseVariant = ((RELEASE_SYNC as { default?: unknown }).default ?? RELEASE_SYNC) as Parameters<
+  typeof newVariant
+>[0]
+const modulePromise = newQuickJSWASMModuleFromVariant(
+  newVariant(baseVariant, { wasmModule: boot.wasmModule }) as Parameters<
+    typeof newQuickJSWASMModuleFromVariant
+  >[0],
+)
+// A boot failure surfaces when the job awaits it; keep an idle spare from crashing on it.
+modulePromise.catch(() => {})
+
+async function main(data: QuickJsWorkerData): Promise<void> {
   const port = parentPort!
   const input = data.input
   const logs: string[] = []
@@ -51,14 +74,7 @@ async function main(): Promise<void> {
   let zeroedBuffers = 0
   let zeroedBytes = 0
 
-  // The variant package is CommonJS-typed; its default export is the sync variant object.
-  const base = ((RELEASE_SYNC as { default?: unknown }).default ?? RELEASE_SYNC) as Parameters<
-    typeof newVariant
-  >[0]
-  const variant = newVariant(base, { wasmModule: data.wasmModule }) as Parameters<
-    typeof newQuickJSWASMModuleFromVariant
-  >[0]
-  const mod = await newQuickJSWASMModuleFromVariant(variant)
+  const mod = await modulePromise
   const rt = mod.newRuntime()
   rt.setMemoryLimit(data.memoryLimitBytes)
   rt.setMaxStackSize(data.stackLimitBytes)
@@ -280,4 +296,6 @@ function classify(
   }
 }
 
-void main()
+parentPort!.once('message', (msg: { type: 'job'; job: QuickJsWorkerData }) => {
+  void main(msg.job)
+})

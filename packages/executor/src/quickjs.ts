@@ -2,7 +2,12 @@ import { readFile } from 'node:fs/promises'
 import { SandboxRuntimeUnsupportedError } from './errors.ts'
 import { failureToError } from './failures.ts'
 import { checkJob, resolveOutputLimits } from './limits.ts'
-import type { QuickJsWorkerData, QuickJsWorkerResult, WorkerFailure } from './quickjs-protocol.ts'
+import type {
+  QuickJsBootData,
+  QuickJsWorkerData,
+  QuickJsWorkerResult,
+  WorkerFailure,
+} from './quickjs-protocol.ts'
 import type {
   OutputLimits,
   Sandbox,
@@ -10,7 +15,13 @@ import type {
   SandboxResult,
   SandboxRunOptions,
 } from './types.ts'
-import { runWorker, siblingWorkerUrl } from './worker-host.ts'
+import {
+  runWorker,
+  siblingWorkerUrl,
+  spawnWorker,
+  type WorkerSource,
+  workerSource,
+} from './worker-host.ts'
 import { createRunWorkspace } from './workspace.ts'
 
 /** The QuickJS build this package runs; part of every QuickJS run measurement. */
@@ -25,6 +36,11 @@ export interface QuickJsSandboxInit extends OutputLimits {
   readonly startupTimeoutMs?: number | undefined
   /** V8 heap cap of the worker thread, in MiB (default 64); the QuickJS heap lives outside it. */
   readonly workerHeapMb?: number | undefined
+  /**
+   * Keep one spare worker booted (QuickJS loaded, no job seen) so a run skips the worker
+   * start-up (default false). The spare is unref'd; call `close()` to end it.
+   */
+  readonly prewarm?: boolean | undefined
 }
 
 /**
@@ -65,15 +81,38 @@ export function quickjsSandbox(init: QuickJsSandboxInit = {}): Sandbox {
     return compiled
   }
   const workerUrl = siblingWorkerUrl('quickjs-worker', import.meta.url)
+  let source: WorkerSource | undefined
+  const workers = async () => {
+    if (!source) {
+      const boot: QuickJsBootData = { wasmModule: await wasmModule() }
+      source ??= workerSource(
+        () =>
+          spawnWorker({
+            url: workerUrl,
+            bootData: boot,
+            resourceLimits: {
+              maxOldGenerationSizeMb: workerHeapMb,
+              maxYoungGenerationSizeMb: 16,
+              stackSizeMb: 4,
+            },
+          }),
+        init.prewarm === true,
+      )
+    }
+    return source
+  }
 
   return {
     kind: 'quickjs',
     runtimeId: QUICKJS_RUNTIME_ID,
+    async close() {
+      await source?.close()
+    },
     async run(job: SandboxJob, options: SandboxRunOptions = {}): Promise<SandboxResult> {
       checkJob(job, 'quickjs')
-      let source: string
+      let text: string
       try {
-        source = new TextDecoder('utf-8', { fatal: true }).decode(job.code)
+        text = new TextDecoder('utf-8', { fatal: true }).decode(job.code)
       } catch {
         throw new SandboxRuntimeUnsupportedError('QuickJS entry is not valid UTF-8', {
           details: { entry: job.runtime.entry },
@@ -84,8 +123,7 @@ export function quickjsSandbox(init: QuickJsSandboxInit = {}): Sandbox {
       const ws = options.workspace ?? createRunWorkspace()
       try {
         const data: QuickJsWorkerData = {
-          wasmModule: await wasmModule(),
-          source,
+          source: text,
           entry: job.runtime.entry,
           input: job.input,
           args: job.args ?? [],
@@ -95,13 +133,8 @@ export function quickjsSandbox(init: QuickJsSandboxInit = {}): Sandbox {
           ...limits,
         }
         const res = (await runWorker({
-          url: workerUrl,
-          workerData: data,
-          resourceLimits: {
-            maxOldGenerationSizeMb: workerHeapMb,
-            maxYoungGenerationSizeMb: 16,
-            stackSizeMb: 4,
-          },
+          worker: (await workers()).take(),
+          job: data,
           startupTimeoutMs,
           timeLimitMs: job.runtime.timeLimitMs,
           graceMs,

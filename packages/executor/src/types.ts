@@ -68,6 +68,8 @@ export interface Sandbox {
    *   InvalidArgumentError
    */
   run(job: SandboxJob, options?: SandboxRunOptions): Promise<SandboxResult>
+  /** Release what the sandbox keeps between runs (a prewarmed spare worker). Idempotent. */
+  close(): Promise<void>
 }
 
 /** Output and log bounds shared by the code sandboxes. */

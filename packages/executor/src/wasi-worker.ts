@@ -5,8 +5,13 @@
  */
 import { closeSync, openSync } from 'node:fs'
 import { WASI } from 'node:wasi'
-import { parentPort, workerData } from 'node:worker_threads'
+import { parentPort } from 'node:worker_threads'
 import type { WasiWorkerData, WasiWorkerResult } from './wasi-protocol.ts'
+
+// Nothing this thread prints may reach the host's stdio (the emscripten glue logs aborts).
+for (const m of ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const) console[m] = () => {}
+process.stdout.write = () => true
+process.stderr.write = () => true
 
 class LimitHit extends Error {
   readonly which: 'output' | 'disk'
@@ -63,8 +68,7 @@ function meterWrites(
   }
 }
 
-async function main(): Promise<void> {
-  const data = workerData as WasiWorkerData
+async function main(data: WasiWorkerData): Promise<void> {
   const port = parentPort!
   const stdin = openSync('/dev/null', 'r')
   const stdout = openSync(data.stdoutPath, 'w', 0o600)
@@ -115,4 +119,6 @@ async function main(): Promise<void> {
   port.postMessage({ type: 'done', payload: result })
 }
 
-void main()
+parentPort!.once('message', (msg: { type: 'job'; job: WasiWorkerData }) => {
+  void main(msg.job)
+})

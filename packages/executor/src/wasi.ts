@@ -16,7 +16,7 @@ import type {
 } from './types.ts'
 import type { WasiWorkerData, WasiWorkerResult } from './wasi-protocol.ts'
 import { clampWasmMemory, compileWasiModule } from './wasm-limits.ts'
-import { runWorker, siblingWorkerUrl } from './worker-host.ts'
+import { runWorker, siblingWorkerUrl, spawnWorker, workerSource } from './worker-host.ts'
 import { createRunWorkspace } from './workspace.ts'
 
 /** The WASI runtime this package runs; part of every WASI run measurement. */
@@ -39,6 +39,8 @@ export interface WasiSandboxInit extends OutputLimits {
   readonly workerHeapMb?: number | undefined
   /** Where temp directories go when the caller passes no workspace (default `os.tmpdir()`). */
   readonly tmpRoot?: string | undefined
+  /** Keep one spare worker booted (no job seen) to skip worker start-up (default false). */
+  readonly prewarm?: boolean | undefined
 }
 
 /**
@@ -70,10 +72,25 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
   const startupTimeoutMs = init.startupTimeoutMs ?? 10_000
   const workerHeapMb = init.workerHeapMb ?? 64
   const workerUrl = siblingWorkerUrl('wasi-worker', import.meta.url)
+  const workers = workerSource(
+    () =>
+      spawnWorker({
+        url: workerUrl,
+        bootData: null,
+        resourceLimits: {
+          maxOldGenerationSizeMb: workerHeapMb,
+          maxYoungGenerationSizeMb: 16,
+          stackSizeMb: 4,
+        },
+        execArgv: ['--disable-warning=ExperimentalWarning'],
+      }),
+    init.prewarm === true,
+  )
 
   return {
     kind: 'wasi',
     runtimeId: WASI_RUNTIME_ID,
+    close: () => workers.close(),
     async run(job: SandboxJob, options: SandboxRunOptions = {}): Promise<SandboxResult> {
       checkJob(job, 'wasi')
       const t0 = performance.now()
@@ -101,18 +118,12 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
         }
         const inputBytes = job.input.byteLength
         const res = (await runWorker({
-          url: workerUrl,
-          workerData: data,
-          resourceLimits: {
-            maxOldGenerationSizeMb: workerHeapMb,
-            maxYoungGenerationSizeMb: 16,
-            stackSizeMb: 4,
-          },
+          worker: workers.take(),
+          job: data,
           startupTimeoutMs,
           timeLimitMs: job.runtime.timeLimitMs,
           graceMs,
           signal: options.signal,
-          execArgv: ['--disable-warning=ExperimentalWarning'],
           watch: {
             everyMs: diskPollMs,
             async check() {

@@ -1,4 +1,4 @@
-import { Worker, type WorkerOptions } from 'node:worker_threads'
+import { type Transferable, Worker, type WorkerOptions } from 'node:worker_threads'
 import {
   SandboxAbortedError,
   SandboxCrashError,
@@ -13,11 +13,83 @@ export type WorkerMessage =
   /** The worker saw a limit break and asks to be killed now (the program may keep running). */
   | { readonly type: 'stop'; readonly payload: unknown }
 
-export interface WorkerRunParams {
+export interface WorkerSpawnParams {
   readonly url: URL
-  readonly workerData: unknown
-  readonly transferList?: WorkerOptions['transferList']
+  /** Data the worker needs to boot (e.g. the compiled QuickJS module); never capsule data. */
+  readonly bootData: unknown
   readonly resourceLimits: NonNullable<WorkerOptions['resourceLimits']>
+  readonly execArgv?: string[] | undefined
+}
+
+/**
+ * Start a sandbox worker with an empty env and argv. Its stdio is not captured (captured
+ * stdio holds a ref'd port that would keep an idle spare alive); the worker modules mute
+ * their own console and stdio instead, so nothing they print reaches the host's.
+ */
+export function spawnWorker(s: WorkerSpawnParams): Worker {
+  const worker = new Worker(s.url, {
+    workerData: s.bootData,
+    resourceLimits: s.resourceLimits,
+    env: {},
+    argv: [],
+    execArgv: s.execArgv ?? [],
+    stdin: false,
+    trackUnmanagedFds: true,
+  })
+  return worker
+}
+
+/**
+ * Where a sandbox gets its workers: a fresh one per run, and with `prewarm` one spare kept
+ * booted (and unref'd, so it never keeps the process alive) to take the next run. A spare
+ * has never seen a job; every worker still runs exactly one job and is then terminated.
+ */
+export interface WorkerSource {
+  take(): Worker
+  close(): Promise<void>
+}
+
+export function workerSource(spawn: () => Worker, prewarm: boolean): WorkerSource {
+  let spare: Worker | undefined
+  let closed = false
+  const refill = () => {
+    if (!prewarm || closed || spare) return
+    const w = spawn()
+    w.unref()
+    const drop = () => {
+      if (spare === w) spare = undefined
+    }
+    w.on('error', drop)
+    w.on('exit', drop)
+    spare = w
+  }
+  return {
+    take() {
+      const w = spare ?? spawn()
+      spare = undefined
+      w.removeAllListeners('error')
+      w.removeAllListeners('exit')
+      w.ref()
+      refill()
+      return w
+    },
+    async close() {
+      closed = true
+      const w = spare
+      spare = undefined
+      if (w) {
+        await w.terminate().catch(() => {})
+      }
+    },
+  }
+}
+
+export interface WorkerRunParams {
+  /** A worker from {@link spawnWorker} that has not run a job yet. */
+  readonly worker: Worker
+  /** The job message; the worker starts on receiving it. */
+  readonly job: unknown
+  readonly transferList?: readonly Transferable[] | undefined
   /** Budget for the worker to load its runtime and post `started`. */
   readonly startupTimeoutMs: number
   /** Program time limit; the host kills the worker at `timeLimitMs + graceMs` after `started`. */
@@ -26,36 +98,17 @@ export interface WorkerRunParams {
   readonly signal?: AbortSignal | undefined
   /** Periodic check while the program runs; return an error to kill the worker with it. */
   readonly watch?: { readonly everyMs: number; readonly check: () => Promise<Error | undefined> }
-  readonly execArgv?: string[] | undefined
   /** Turn a `stop` message into the error the run fails with. */
   readonly stopError?: ((payload: unknown) => Error) | undefined
 }
 
 /**
- * Run one sandbox worker to completion. The worker is always terminated before this
- * settles, whatever happened, so no thread or handle outlives the run.
+ * Run one job in a sandbox worker to completion. The worker is always terminated before
+ * this settles, whatever happened, so no thread or handle outlives the run.
  */
 export function runWorker(p: WorkerRunParams): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    if (p.signal?.aborted) {
-      reject(new SandboxAbortedError('Run aborted before the sandbox started'))
-      return
-    }
-    const worker = new Worker(p.url, {
-      workerData: p.workerData,
-      transferList: p.transferList,
-      resourceLimits: p.resourceLimits,
-      env: {},
-      argv: [],
-      execArgv: p.execArgv ?? [],
-      stdout: true,
-      stderr: true,
-      stdin: false,
-      trackUnmanagedFds: true,
-    })
-    // Nothing the worker prints reaches the host's stdio.
-    worker.stdout.resume()
-    worker.stderr.resume()
+    const worker = p.worker
     let settled = false
     let timer: NodeJS.Timeout | undefined
     let watchTimer: NodeJS.Timeout | undefined
@@ -69,15 +122,14 @@ export function runWorker(p: WorkerRunParams): Promise<unknown> {
       p.signal?.removeEventListener('abort', onAbort)
       worker.removeAllListeners('message')
       const done = () => (err ? reject(err) : resolve(value))
-      // Settle only once the thread is gone and its stdio pipes are closed: no handle outlives the run.
-      void Promise.allSettled([
-        worker.terminate(),
-        watching,
-        streamClosed(worker.stdout),
-        streamClosed(worker.stderr),
-      ]).then(done)
+      // Settle only once the thread is gone and no poll is in flight: no handle outlives the run.
+      void Promise.allSettled([worker.terminate(), watching]).then(done)
     }
     const onAbort = () => finish(new SandboxAbortedError('Run aborted; sandbox terminated'))
+    if (p.signal?.aborted) {
+      finish(new SandboxAbortedError('Run aborted before the sandbox started'))
+      return
+    }
     p.signal?.addEventListener('abort', onAbort, { once: true })
 
     timer = setTimeout(
@@ -145,12 +197,8 @@ export function runWorker(p: WorkerRunParams): Promise<unknown> {
         }),
       )
     })
+    worker.postMessage({ type: 'job', job: p.job }, (p.transferList ?? []) as Transferable[])
   })
-}
-
-function streamClosed(s: NodeJS.ReadableStream & { closed?: boolean }): Promise<void> {
-  if (s.closed) return Promise.resolve()
-  return new Promise((r) => s.once('close', () => r()))
 }
 
 /** Resolve a sibling worker module, as `.ts` from sources and `.js` from the build. */

@@ -121,6 +121,19 @@ describe('bundle format', () => {
     )
   })
 
+  it('the reserved name __proto__ is refused both ways', () => {
+    // JSON.parse makes "__proto__" an own property, as a decoder would.
+    const files = JSON.parse('{"a": 0, "__proto__": 0}') as Record<string, unknown>
+    files.a = new Uint8Array(1)
+    Object.defineProperty(files, '__proto__', { value: new Uint8Array(1), enumerable: true })
+    const encErr = catchCode(() =>
+      encodeBundle({ entry: 'a', files: files as never, data: new Uint8Array(0) }),
+    )
+    expect(encErr.details.reason).toBe('reserved file name')
+    const bytes = encode({ v: 1, data: new Uint8Array(0), entry: 'a', files })
+    expect(catchCode(() => decodeBundle(bytes)).code).toBe('BUNDLE_FORMAT')
+  })
+
   it('encodeBundle refuses bad bundles with BUNDLE_FORMAT', () => {
     expect(catchCode(() => encodeBundle({ ...bundle, entry: 'other.js' })).code).toBe(
       'BUNDLE_FORMAT',
@@ -166,7 +179,10 @@ describe('bundle format', () => {
   })
 
   it('fuzz: any valid bundle round-trips', () => {
-    const name = fc.stringMatching(/^[a-z0-9_-]{1,12}(\.[a-z]{1,3})?$/)
+    // `__proto__` is a reserved name (docs/bundle.md §3): decodeBundle rejects it.
+    const name = fc
+      .stringMatching(/^[a-z0-9_-]{1,12}(\.[a-z]{1,3})?$/)
+      .filter((n) => n !== '__proto__')
     fc.assert(
       fc.property(
         fc.dictionary(name, fc.uint8Array({ maxLength: 32 }), { minKeys: 1, maxKeys: 5 }),

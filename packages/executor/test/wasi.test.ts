@@ -1,8 +1,7 @@
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { type SandboxJob, wasiSandbox } from '../src/index.ts'
 import { dec, runtime, wat } from './helpers.ts'
 
-const sandbox = wasiSandbox({ outputLimitBytes: 256 * 1024, diskLimitBytes: 1024 * 1024 })
 const sum = wat('sum-input.wat')
 const job = (code: Uint8Array, over: Partial<SandboxJob> = {}): SandboxJob => ({
   runtime: runtime('wasi', { memoryLimitBytes: 1024 * 1024 }),
@@ -15,22 +14,33 @@ const u32s = (b: Uint8Array) =>
     new DataView(b.buffer, b.byteOffset).getUint32(i * 4, true),
   )
 
-async function stillWorks(): Promise<void> {
-  const r = await sandbox.run(job(sum))
-  expect(u32s(r.output)).toEqual([4, 256])
-}
+// Fresh worker per run, and a prewarmed spare: both must behave the same.
+describe.each([
+  ['fresh workers', false],
+  ['prewarmed spare', true],
+])('wasi sandbox (%s)', (_label, prewarm) => {
+  const sandbox = wasiSandbox({
+    outputLimitBytes: 256 * 1024,
+    diskLimitBytes: 1024 * 1024,
+    prewarm,
+  })
+  afterAll(() => sandbox.close())
 
-async function expectCode(code: Uint8Array, expected: string, over: Partial<SandboxJob> = {}) {
-  const err = await sandbox.run(job(code, over)).then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(err).toMatchObject({ code: expected })
-  await stillWorks()
-  return err as { details: Record<string, unknown> }
-}
+  async function stillWorks(): Promise<void> {
+    const r = await sandbox.run(job(sum))
+    expect(u32s(r.output)).toEqual([4, 256])
+  }
 
-describe('wasi sandbox', () => {
+  async function expectCode(code: Uint8Array, expected: string, over: Partial<SandboxJob> = {}) {
+    const err = await sandbox.run(job(code, over)).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toMatchObject({ code: expected })
+    await stillWorks()
+    return err as { details: Record<string, unknown> }
+  }
+
   it('reads /input and writes stdout as the output', async () => {
     const input = new Uint8Array(200_000).map((_, i) => i & 0xff)
     const r = await sandbox.run(job(sum, { input }))
