@@ -66,7 +66,9 @@ async function main(data: QuickJsWorkerData): Promise<void> {
   const input = data.input
   const logs: string[] = []
   let dropped = 0
-  const chunks: Uint8Array[] = []
+  // One growing buffer (doubling, up to the limit), not a chunk list: a program writing
+  // millions of 1-byte outputs must not turn into millions of host objects.
+  let outBuf = new Uint8Array(0)
   let outputBytes = 0
   let outputExceeded = false
   let deadline = Number.POSITIVE_INFINITY
@@ -105,8 +107,19 @@ async function main(data: QuickJsWorkerData): Promise<void> {
       // Also stop the program now; the interrupt handler keeps it stopped if it catches this.
       throw new RangeError('digicap.output: output limit exceeded')
     }
+    if (outputBytes + bytes.byteLength > outBuf.byteLength) {
+      const size = Math.min(
+        data.outputLimitBytes,
+        Math.max(4096, outBuf.byteLength * 2, outputBytes + bytes.byteLength),
+      )
+      const next = new Uint8Array(size)
+      next.set(outBuf.subarray(0, outputBytes))
+      outBuf.fill(0)
+      outBuf = next
+    }
+    outBuf.set(bytes, outputBytes)
     outputBytes += bytes.byteLength
-    chunks.push(bytes)
+    bytes.fill(0)
   }
 
   let failure: WorkerFailure | undefined
@@ -195,19 +208,10 @@ async function main(data: QuickJsWorkerData): Promise<void> {
   if (outputExceeded) failure = outputFailure(data.outputLimitBytes)
 
   let output = new Uint8Array(0)
-  if (!failure) {
-    output = new Uint8Array(outputBytes)
-    let off = 0
-    for (const c of chunks) {
-      output.set(c, off)
-      off += c.byteLength
-    }
-  }
-  for (const c of chunks) {
-    c.fill(0)
-    zeroedBuffers++
-    zeroedBytes += c.byteLength
-  }
+  if (!failure) output = outBuf.slice(0, outputBytes)
+  outBuf.fill(0)
+  zeroedBuffers++
+  zeroedBytes += outBuf.byteLength
   try {
     vm.dispose()
     rt.dispose()

@@ -24,9 +24,11 @@ class LimitHit extends Error {
 type WasiFn = (...args: Array<number | bigint>) => number
 
 /**
- * Count every byte the module asks to write (fd_write, fd_pwrite, fd_allocate) and stop it
- * with a trap before a write would pass the output or disk limit, so limits hold exactly
- * instead of at the speed of a poll.
+ * Count every byte the module asks to write (fd_write, fd_pwrite, fd_allocate, and the
+ * size it sets with fd_filestat_set_size) plus 4 KiB per file, directory or link it
+ * creates, and stop it with a trap before passing the output or disk limit — limits hold
+ * exactly instead of at the speed of a poll, and the clean-up never meets a huge (sparse)
+ * file or a million entries.
  */
 function meterWrites(
   imports: Record<string, WasiFn>,
@@ -63,8 +65,27 @@ function meterWrites(
   }
   const allocate = imports.fd_allocate!
   imports.fd_allocate = (fd, off, len) => {
-    account(-1, Number(len))
+    account(-1, Number(off) + Number(len))
     return allocate(fd, off, len)
+  }
+  const setSize = imports.fd_filestat_set_size!
+  imports.fd_filestat_set_size = (fd, size) => {
+    account(-1, Number(size))
+    return setSize(fd, size)
+  }
+  const ENTRY = 4096
+  const O_CREAT = 1
+  const open = imports.path_open!
+  imports.path_open = (...a) => {
+    if ((Number(a[4]) & O_CREAT) !== 0) account(-1, ENTRY)
+    return open(...a)
+  }
+  for (const name of ['path_create_directory', 'path_symlink', 'path_link', 'path_rename']) {
+    const f = imports[name]!
+    imports[name] = (...a) => {
+      account(-1, ENTRY)
+      return f(...a)
+    }
   }
 }
 

@@ -1,3 +1,4 @@
+import { constants } from 'node:fs'
 import { lstat, mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,6 +26,12 @@ export interface CleanupReport {
 export interface RunWorkspaceInit {
   /** Where temp directories are made (default `os.tmpdir()`; a tmpfs keeps payloads off disk). */
   readonly tmpRoot?: string | undefined
+  /**
+   * Largest file overwritten with zeros before removal (default 256 MiB). A larger file
+   * (which the sandboxes' write metering prevents) is removed without overwriting, and
+   * `failures` says so: clean-up never spends unbounded time on a huge or sparse file.
+   */
+  readonly maxOverwriteBytes?: number | undefined
 }
 
 /**
@@ -57,6 +64,7 @@ export interface RunWorkspace {
 
 export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
   const root = init.tmpRoot ?? tmpdir()
+  const maxOverwrite = init.maxOverwriteBytes ?? 256 * 1024 * 1024
   const dirs: string[] = []
   const buffers: Uint8Array[] = []
   const handles: Array<() => unknown> = []
@@ -109,7 +117,7 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
       const tempRoots = dirs.splice(0)
       for (const dir of tempRoots) {
         try {
-          await wipeTree(dir, counts)
+          await wipeTree(dir, counts, maxOverwrite, failures)
         } catch (err) {
           failures.push(`temp dir: ${(err as Error).message}`)
           await rm(dir, { recursive: true, force: true }).catch(() => {})
@@ -135,17 +143,21 @@ const ZEROS = new Uint8Array(64 * 1024)
 async function wipeTree(
   dir: string,
   counts: { files: number; dirs: number; bytes: number },
+  maxOverwrite: number,
+  failures: string[],
 ): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true })
   for (const e of entries) {
     const p = join(dir, e.name)
     if (e.isDirectory()) {
-      await wipeTree(p, counts)
+      await wipeTree(p, counts, maxOverwrite, failures)
       continue
     }
-    if (e.isFile()) {
-      const st = await lstat(p)
-      const fh = await open(p, 'r+')
+    const st = e.isFile() ? await lstat(p) : undefined
+    if (st && st.size > maxOverwrite) {
+      failures.push(`file of ${st.size} bytes removed without overwriting`)
+    } else if (st) {
+      const fh = await open(p, constants.O_RDWR | constants.O_NOFOLLOW)
       try {
         for (let off = 0; off < st.size; off += ZEROS.length) {
           await fh.write(ZEROS, 0, Math.min(ZEROS.length, st.size - off), off)

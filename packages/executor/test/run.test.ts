@@ -311,6 +311,16 @@ describe('runInSandbox: lifecycle and clean-up', () => {
     expect(await readdir(tmpRoot)).toEqual(before)
   })
 
+  it('clean-up removes a file above maxOverwriteBytes without overwriting it, and says so', async () => {
+    const ws = createRunWorkspace({ tmpRoot, maxOverwriteBytes: 10 })
+    const dir = await ws.tempDir('big-')
+    await writeFile(join(dir, 'small'), 'abc')
+    await writeFile(join(dir, 'large'), 'x'.repeat(100))
+    const report = await ws.dispose()
+    expect(report).toMatchObject({ filesRemoved: 2, dirsRemoved: 1, fileBytesOverwritten: 3 })
+    expect(report.failures).toEqual(['file of 100 bytes removed without overwriting'])
+  })
+
   it('dispose is idempotent and reports nothing the second time', async () => {
     const ws = createRunWorkspace({ tmpRoot })
     await ws.tempDir('x-')

@@ -109,6 +109,18 @@ describe.each([
     expect(err.details.diskLimitBytes).toBe(1024 * 1024)
   })
 
+  it('growing a file to 1 TiB (sparse) is stopped before it happens: SANDBOX_OUTPUT_LIMIT', async () => {
+    const t0 = Date.now()
+    const err = await expectCode(wat('truncate-huge.wat'), 'SANDBOX_OUTPUT_LIMIT')
+    expect(err.details.diskLimitBytes).toBe(1024 * 1024)
+    expect(Date.now() - t0).toBeLessThan(10_000)
+  })
+
+  it('creating entries without bound is stopped: SANDBOX_OUTPUT_LIMIT', async () => {
+    const err = await expectCode(wat('mkdir-loop.wat'), 'SANDBOX_OUTPUT_LIMIT')
+    expect(err.details.diskLimitBytes).toBe(1024 * 1024)
+  })
+
   it('a module importing non-WASI functions is refused: SANDBOX_RUNTIME_UNSUPPORTED', async () => {
     const err = await expectCode(wat('imports-env.wat'), 'SANDBOX_RUNTIME_UNSUPPORTED')
     expect(err.details.import).toBe('env.get_secret')
