@@ -47,6 +47,8 @@ const PRELUDE = `(function (raw) {
   Object.defineProperty(globalThis, 'digicap', { value: digicap, writable: false, configurable: false, enumerable: false })
 })`
 
+const utf8 = new TextEncoder()
+
 // Boot before any job arrives: load QuickJS into this thread's own WebAssembly instance.
 const boot = workerData as QuickJsBootData
 // The variant package is CommonJS-typed; its default export is the sync variant object.
@@ -136,7 +138,7 @@ async function main(data: QuickJsWorkerData): Promise<void> {
     fn('output', (h) => {
       if (h === undefined) return undefined
       if (vm.typeof(h) === 'string') {
-        addOutput(new TextEncoder().encode(vm.getString(h)))
+        addOutput(utf8.encode(vm.getString(h)))
       } else {
         const lt = vm.getArrayBuffer(h)
         addOutput(lt.value.slice())

@@ -59,6 +59,15 @@ describe.each([
       expect(dec(r.output)).toBe('later')
     })
 
+    it('many tiny outputs are fine (one growing buffer, not a chunk per call)', async () => {
+      const r = await sandbox.run(
+        job('for (let i = 0; i < 20000; i++) digicap.output("x")', {
+          runtime: runtime('quickjs', { timeLimitMs: 10_000 }),
+        }),
+      )
+      expect(r.output.byteLength).toBe(20_000)
+    })
+
     it('bounds logs: line count and line length', async () => {
       const r = await sandbox.run(job('for (let i = 0; i < 9; i++) digicap.log("x".repeat(80))'))
       expect(r.logs).toHaveLength(5)
