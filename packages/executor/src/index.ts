@@ -73,6 +73,8 @@ export type { QuickJsSandboxInit } from './quickjs.ts'
 export { QUICKJS_RUNTIME_ID, quickjsSandbox } from './quickjs.ts'
 export type { RunInSandboxParameters, RunInSandboxReturnType } from './run.ts'
 export { runInSandbox } from './run.ts'
+export type { RuntimePolicy, RuntimeRequirementsLike } from './runtime.ts'
+export { DEFAULT_RUNTIME_POLICY, resolveRuntime } from './runtime.ts'
 export type { SandboxSet } from './select.ts'
 export { sandboxFor } from './select.ts'
 export type {
