@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { SandboxRuntimeUnsupportedError } from './errors.ts'
+import { SandboxRuntimeUnsupportedError, sanitizeProgramText } from './errors.ts'
 import { failureToError } from './failures.ts'
 import { checkJob, resolveOutputLimits } from './limits.ts'
 import type {
@@ -156,7 +156,8 @@ export function quickjsSandbox(init: QuickJsSandboxInit = {}): Sandbox {
         }
         return {
           output: res.output,
-          logs: res.logs,
+          // Untrusted text: no control or bidi characters reach the caller's logs.
+          logs: res.logs.map((l) => sanitizeProgramText(l, limits.maxLogLineLength + 1)),
           stats: {
             wallMs: performance.now() - t0,
             programMs: res.programMs,

@@ -68,6 +68,11 @@ describe.each([
       expect(r.output.byteLength).toBe(20_000)
     })
 
+    it('strips control and bidi characters from log lines', async () => {
+      const r = await sandbox.run(job('digicap.log("a\\u001b[2Jb\\nc\\u202ed")'))
+      expect(r.logs).toEqual(['a [2Jb c d'])
+    })
+
     it('bounds logs: line count and line length', async () => {
       const r = await sandbox.run(job('for (let i = 0; i < 9; i++) digicap.log("x".repeat(80))'))
       expect(r.logs).toHaveLength(5)
