@@ -44,7 +44,10 @@ describe('clampWasmMemory', () => {
     expect(bytes.length).toBe(sum.length + 3)
     const at = Buffer.from(bytes).indexOf(Buffer.from([0x01, 0x02, 0x80, 0x80, 0x01]))
     expect(at).toBeGreaterThan(8)
-    expect(bytes.subarray(0, at)).toEqual(sum.subarray(0, at))
+    // before: … 05 <size> 01 (count) | after the limits: identical; the size grew by 3
+    expect(bytes.subarray(0, at - 2)).toEqual(sum.subarray(0, at - 2))
+    expect(bytes[at - 2]).toBe(sum[at - 2]! + 3)
+    expect(bytes[at - 1]).toBe(sum[at - 1])
     expect(bytes.subarray(at + 5)).toEqual(sum.subarray(at + 2))
   })
 
