@@ -1,0 +1,93 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/executor` — runs capsule code with no ambient authority, cleans up after it,
+ * and announces each step so the attestation agent can measure the run.
+ *
+ * Guarantees (and their limits; see README "Guarantees"):
+ * - `quickjs`: the program sees the ECMAScript built-ins and a `digicap` object (input,
+ *   output, log, args) — no `require`, `import`, `process`, `fetch`, timers, file system,
+ *   network or host objects. It runs in QuickJS compiled to WebAssembly, in a fresh runtime
+ *   in a fresh worker thread per run, with a heap limit, a stack limit and an interrupt-based
+ *   deadline; the host terminates the worker if the program overruns the deadline anyway.
+ * - `wasi`: a WASI preview-1 module sees one preopened temp directory with `/input` and an
+ *   empty `/out/`, an empty environment, no sockets; its memory maximum is rewritten to the
+ *   limit, every write is metered, and the host terminates the worker at the deadline.
+ * - Every stop is a typed error (`SANDBOX_TIMEOUT`, `SANDBOX_MEMORY`, `SANDBOX_CRASH`,
+ *   `SANDBOX_OUTPUT_LIMIT`, …); the host process keeps running.
+ * - `runInSandbox` always cleans up — temp files overwritten and removed, key and plaintext
+ *   buffers zeroed, workers terminated — and reports what it cleaned in `after-cleanup`.
+ * - Program text in errors and logs is untrusted: it is stripped of control characters and
+ *   bounded.
+ *
+ * @example
+ * ```ts
+ * import { quickjsSandbox, runInSandbox, runLifecycle } from '@digicap/executor'
+ *
+ * const lifecycle = runLifecycle()
+ * lifecycle.on('after-load', ({ measurements }) => console.log('measured', measurements.run))
+ * const { result, cleanup } = await runInSandbox({
+ *   sandbox: quickjsSandbox(),
+ *   lifecycle,
+ *   job: {
+ *     runtime: { kind: 'quickjs', entry: 'main.js', memoryLimitBytes: 32 << 20, timeLimitMs: 2000 },
+ *     code: new TextEncoder().encode('digicap.output(digicap.inputText().toUpperCase())'),
+ *     input: new TextEncoder().encode('hello'),
+ *   },
+ * })
+ * // result.output → "HELLO"; cleanup.bytesZeroed > 0
+ * ```
+ */
+
+export type { Bundle, DecodeBundleOptions } from './bundle.ts'
+export {
+  BUNDLE_VERSION,
+  DEFAULT_MAX_BUNDLE_BYTES,
+  decodeBundle,
+  encodeBundle,
+  jobFromBundle,
+} from './bundle.ts'
+export type { DataHandler, DataHandlerContext } from './data.ts'
+export { DATA_RUNTIME_ID, dataSandbox } from './data.ts'
+export type { ExecutorErrorCode } from './errors.ts'
+export {
+  BundleFormatError,
+  SandboxAbortedError,
+  SandboxCrashError,
+  SandboxLifecycleError,
+  SandboxMemoryError,
+  SandboxOutputLimitError,
+  SandboxRuntimeUnsupportedError,
+  SandboxTimeoutError,
+} from './errors.ts'
+export type {
+  RunLifecycle,
+  RunLifecycleEvent,
+  RunLifecycleEvents,
+  RunLifecycleListener,
+} from './lifecycle.ts'
+export { runLifecycle } from './lifecycle.ts'
+export type { RunMeasurements, RuntimeMeasurementParameters } from './measurement.ts'
+export { runtimeMeasurement } from './measurement.ts'
+export type { QuickJsSandboxInit } from './quickjs.ts'
+export { QUICKJS_RUNTIME_ID, quickjsSandbox } from './quickjs.ts'
+export type { RunInSandboxParameters, RunInSandboxReturnType } from './run.ts'
+export { runInSandbox } from './run.ts'
+export type { RuntimePolicy, RuntimeRequirementsLike } from './runtime.ts'
+export { DEFAULT_RUNTIME_POLICY, resolveRuntime } from './runtime.ts'
+export type { SandboxSet } from './select.ts'
+export { sandboxFor } from './select.ts'
+export type {
+  OutputLimits,
+  RuntimeDescriptor,
+  RuntimeKind,
+  Sandbox,
+  SandboxJob,
+  SandboxResult,
+  SandboxRunOptions,
+  SandboxStats,
+} from './types.ts'
+export type { WasiSandboxInit } from './wasi.ts'
+export { WASI_RUNTIME_ID, wasiSandbox } from './wasi.ts'
+export type { CleanupReport, RunWorkspace, RunWorkspaceInit } from './workspace.ts'
+export { createRunWorkspace } from './workspace.ts'

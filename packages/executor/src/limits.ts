@@ -1,0 +1,101 @@
+import { InvalidArgumentError } from '@digicap/capsule-core'
+import { sanitizeProgramText } from './errors.ts'
+import type { OutputLimits, RuntimeKind, SandboxJob } from './types.ts'
+
+export const DEFAULT_OUTPUT_LIMIT_BYTES = 16 * 1024 * 1024
+export const DEFAULT_MAX_LOG_LINES = 200
+export const DEFAULT_MAX_LOG_LINE_LENGTH = 2000
+/** Largest memory limit a job may ask for (4 GiB, the wasm32 ceiling). */
+export const MAX_MEMORY_LIMIT_BYTES = 4 * 1024 * 1024 * 1024
+/** Largest time limit a job may ask for (1 hour). */
+export const MAX_TIME_LIMIT_MS = 60 * 60 * 1000
+
+export interface ResolvedOutputLimits {
+  readonly outputLimitBytes: number
+  readonly maxLogLines: number
+  readonly maxLogLineLength: number
+}
+
+export function resolveOutputLimits(init: OutputLimits | undefined): ResolvedOutputLimits {
+  const r = {
+    outputLimitBytes: init?.outputLimitBytes ?? DEFAULT_OUTPUT_LIMIT_BYTES,
+    maxLogLines: init?.maxLogLines ?? DEFAULT_MAX_LOG_LINES,
+    maxLogLineLength: init?.maxLogLineLength ?? DEFAULT_MAX_LOG_LINE_LENGTH,
+  }
+  for (const [k, v] of Object.entries(r)) {
+    if (!Number.isSafeInteger(v) || v < 0) {
+      throw new InvalidArgumentError(`${k} must be a non-negative integer`, { details: { [k]: v } })
+    }
+  }
+  return r
+}
+
+/** Check a job's shape and limits before anything is started. */
+export function checkJob(job: SandboxJob, kind: RuntimeKind): void {
+  if (job === null || typeof job !== 'object') {
+    throw new InvalidArgumentError('job must be an object')
+  }
+  const rt = job.runtime
+  if (rt === null || typeof rt !== 'object') {
+    throw new InvalidArgumentError('job.runtime must be an object')
+  }
+  if (rt.kind !== kind) {
+    throw new InvalidArgumentError('job.runtime.kind does not match this sandbox', {
+      details: { expected: kind, got: String(rt.kind) },
+    })
+  }
+  if (typeof rt.entry !== 'string') {
+    throw new InvalidArgumentError('job.runtime.entry must be a string')
+  }
+  if (
+    !Number.isSafeInteger(rt.memoryLimitBytes) ||
+    rt.memoryLimitBytes <= 0 ||
+    rt.memoryLimitBytes > MAX_MEMORY_LIMIT_BYTES
+  ) {
+    throw new InvalidArgumentError('job.runtime.memoryLimitBytes out of range', {
+      details: { memoryLimitBytes: rt.memoryLimitBytes, max: MAX_MEMORY_LIMIT_BYTES },
+    })
+  }
+  if (
+    !Number.isSafeInteger(rt.timeLimitMs) ||
+    rt.timeLimitMs <= 0 ||
+    rt.timeLimitMs > MAX_TIME_LIMIT_MS
+  ) {
+    throw new InvalidArgumentError('job.runtime.timeLimitMs out of range', {
+      details: { timeLimitMs: rt.timeLimitMs, max: MAX_TIME_LIMIT_MS },
+    })
+  }
+  if (!(job.code instanceof Uint8Array)) {
+    throw new InvalidArgumentError('job.code must be a Uint8Array')
+  }
+  if (!(job.input instanceof Uint8Array)) {
+    throw new InvalidArgumentError('job.input must be a Uint8Array')
+  }
+  if (job.args !== undefined) {
+    if (!Array.isArray(job.args) || job.args.length > 64) {
+      throw new InvalidArgumentError('job.args must be an array of at most 64 strings')
+    }
+    for (const a of job.args) {
+      if (typeof a !== 'string' || a.length > 4096 || a.includes('\0')) {
+        throw new InvalidArgumentError('job.args entries must be strings without NUL, ≤ 4096 chars')
+      }
+    }
+  }
+}
+
+/** Collects program log lines within bounds. */
+export class LogCollector {
+  readonly lines: string[] = []
+  dropped = 0
+  readonly #limits: ResolvedOutputLimits
+  constructor(limits: ResolvedOutputLimits) {
+    this.#limits = limits
+  }
+  push(line: string): void {
+    if (this.lines.length >= this.#limits.maxLogLines) {
+      this.dropped++
+      return
+    }
+    this.lines.push(sanitizeProgramText(line, this.#limits.maxLogLineLength))
+  }
+}

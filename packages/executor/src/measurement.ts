@@ -1,0 +1,52 @@
+import { createHash } from 'node:crypto'
+import { encode } from 'cborg'
+import type { RuntimeDescriptor } from './types.ts'
+
+/** SHA-256 digests that identify one run; the attestation agent extends PCR 23 with them. */
+export interface RunMeasurements {
+  /** SHA-256 of the canonical CBOR map {id, kind, entry, memoryLimitBytes, timeLimitMs}. */
+  readonly runtime: Uint8Array
+  /** SHA-256 of the entry file's bytes. */
+  readonly code: Uint8Array
+  /** SHA-256 of the payload data handed to the program. */
+  readonly payload: Uint8Array
+  /** SHA-256(runtime ‖ code ‖ payload): the one value to extend a PCR with. */
+  readonly run: Uint8Array
+}
+
+export interface RuntimeMeasurementParameters {
+  /** The sandbox's `runtimeId` (engine and version). */
+  readonly runtimeId: string
+  readonly runtime: RuntimeDescriptor
+  readonly code: Uint8Array
+  readonly input: Uint8Array
+}
+
+const sha256 = (...parts: Uint8Array[]): Uint8Array => {
+  const h = createHash('sha256')
+  for (const p of parts) h.update(p)
+  return new Uint8Array(h.digest())
+}
+
+/**
+ * Measure a run before it starts: which runtime, which code, which data.
+ * The encoding is fixed (docs/bundle.md, "Run measurement") so a verifier can recompute it.
+ * @example
+ * ```ts
+ * const m = runtimeMeasurement({ runtimeId: sandbox.runtimeId, runtime: job.runtime, code: job.code, input: job.input })
+ * ```
+ */
+export function runtimeMeasurement(p: RuntimeMeasurementParameters): RunMeasurements {
+  const runtime = sha256(
+    encode({
+      id: p.runtimeId,
+      kind: p.runtime.kind,
+      entry: p.runtime.entry,
+      memoryLimitBytes: p.runtime.memoryLimitBytes,
+      timeLimitMs: p.runtime.timeLimitMs,
+    }),
+  )
+  const code = sha256(p.code)
+  const payload = sha256(p.input)
+  return { runtime, code, payload, run: sha256(runtime, code, payload) }
+}

@@ -1,0 +1,83 @@
+import type { RunWorkspace } from './workspace.ts'
+
+/** Which sandbox runs the capsule's code. */
+export type RuntimeKind = 'quickjs' | 'wasi' | 'data'
+
+/**
+ * The runtime a capsule asks for (mirrors the capsule header's runtime field): the kind,
+ * the entry file inside the bundle, and the limits the run must stay within.
+ */
+export interface RuntimeDescriptor {
+  readonly kind: RuntimeKind
+  /** Name of the entry file in the bundle (`main.js`, `main.wasm`); informative for `data`. */
+  readonly entry: string
+  /** Heap limit (QuickJS) or linear-memory cap (WASI). */
+  readonly memoryLimitBytes: number
+  /** Wall-clock limit for the program itself (start-up of the sandbox is not counted). */
+  readonly timeLimitMs: number
+}
+
+/** One run: the runtime, the entry file's bytes and the payload's (plaintext) data. */
+export interface SandboxJob {
+  readonly runtime: RuntimeDescriptor
+  /** The entry file's bytes (JavaScript source as UTF-8, or a WASI module). Empty for `data`. */
+  readonly code: Uint8Array
+  /** The plaintext payload (or the data part of a code+data bundle). */
+  readonly input: Uint8Array
+  /** Extra arguments: `argv[1..]` for WASI, `digicap.args` for QuickJS. Plain strings only. */
+  readonly args?: readonly string[] | undefined
+}
+
+export interface SandboxStats {
+  /** Wall time of the whole run as the host saw it, sandbox start-up included. */
+  readonly wallMs: number
+  /** Wall time of the program alone (from entry start to its end), as the sandbox saw it. */
+  readonly programMs?: number | undefined
+  /** Peak memory the program used, when the runtime can tell (WASI: linear memory size). */
+  readonly memoryPeakBytes?: number | undefined
+  /** Log lines the program wrote past the log limit and that were dropped. */
+  readonly droppedLogLines?: number | undefined
+}
+
+export interface SandboxResult {
+  readonly output: Uint8Array
+  /** What the program logged (QuickJS `digicap.log`, WASI stderr lines); bounded. */
+  readonly logs: readonly string[]
+  readonly stats: SandboxStats
+}
+
+export interface SandboxRunOptions {
+  /** Aborting tears the sandbox down and rejects with `SandboxAbortedError`. */
+  readonly signal?: AbortSignal | undefined
+  /**
+   * Where the run's temp files, buffers and handles are tracked for clean-up. When omitted,
+   * the sandbox uses a private workspace and disposes of it before returning.
+   */
+  readonly workspace?: RunWorkspace | undefined
+}
+
+/** A sandbox runs one kind of runtime. Implementations hold no state between runs. */
+export interface Sandbox {
+  readonly kind: RuntimeKind
+  /** Identifies the runtime build (engine and version); part of the run measurement. */
+  readonly runtimeId: string
+  /**
+   * Run a job.
+   * @throws SandboxTimeoutError | SandboxMemoryError | SandboxCrashError |
+   *   SandboxOutputLimitError | SandboxRuntimeUnsupportedError | SandboxAbortedError |
+   *   InvalidArgumentError
+   */
+  run(job: SandboxJob, options?: SandboxRunOptions): Promise<SandboxResult>
+  /** Release what the sandbox keeps between runs (a prewarmed spare worker). Idempotent. */
+  close(): Promise<void>
+}
+
+/** Output and log bounds shared by the code sandboxes. */
+export interface OutputLimits {
+  /** Largest output accepted (default 16 MiB). */
+  readonly outputLimitBytes?: number | undefined
+  /** Most log lines kept (default 200); further lines are counted in `droppedLogLines`. */
+  readonly maxLogLines?: number | undefined
+  /** Longest log line kept, in characters (default 2000); longer lines are cut. */
+  readonly maxLogLineLength?: number | undefined
+}
