@@ -50,6 +50,12 @@ export interface CreateDigicapNodeInit {
    * Default: both in memory.
    */
   dataDir?: string
+  /**
+   * With `dataDir`: keep the datastore (pins, peer store) on disk (`'fs'`, the default) or in
+   * memory (`'memory'`, for a short-lived second process that only adds blocks to the shared
+   * on-disk blockstore while a long-running node owns the datastore).
+   */
+  datastore?: 'fs' | 'memory'
   /** Run kad-dht (peer and content routing on the public network). Default `false`. */
   dht?: boolean
 }
@@ -109,13 +115,17 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     if (init.dataDir !== undefined) {
       await mkdir(init.dataDir, { recursive: true, mode: 0o700 })
       const fsBlocks = new FsBlockstore(join(init.dataDir, 'blocks'))
-      const fsData = new FsDatastore(join(init.dataDir, 'datastore'))
       await fsBlocks.open()
       closers.push(() => fsBlocks.close())
-      await fsData.open()
-      closers.push(() => fsData.close())
       blockstore = fsBlocks
-      datastore = fsData
+      if (init.datastore === 'memory') {
+        datastore = new MemoryDatastore()
+      } else {
+        const fsData = new FsDatastore(join(init.dataDir, 'datastore'))
+        await fsData.open()
+        closers.push(() => fsData.close())
+        datastore = fsData
+      }
     } else {
       blockstore = new MemoryBlockstore()
       datastore = new MemoryDatastore()

@@ -70,3 +70,20 @@ describe('heliaCapsuleStore between two nodes', () => {
     }
   })
 })
+
+describe('datastore option', () => {
+  it("'memory' keeps blocks on disk but no datastore folder", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'digicap-p2p-memds-'))
+    try {
+      const node = await createDigicapNode({ dataDir: dir, datastore: 'memory' })
+      const cid = await heliaCapsuleStore(node.helia).put(randomBytes(100))
+      await node.stop()
+      expect(await readdir(dir)).toEqual(['blocks'])
+      const again = await createDigicapNode({ dataDir: dir })
+      expect(await heliaCapsuleStore(again.helia).has(cid)).toBe(true)
+      await again.stop()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
