@@ -56,3 +56,11 @@ export class DaemonRunningError extends DigicapError {
     super('DAEMON_RUNNING', shortMessage, options)
   }
 }
+
+/** The file to seal is missing, unreadable or not a regular file. */
+export class InputFileError extends DigicapError {
+  override name = 'InputFileError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('INPUT_FILE', shortMessage, options)
+  }
+}

@@ -41,6 +41,7 @@ export {
   ChainUnreachableError,
   ConfigError,
   DaemonRunningError,
+  InputFileError,
   NotInitialisedError,
   RuntimeUnsupportedError,
   UsageError,

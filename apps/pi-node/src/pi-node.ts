@@ -69,6 +69,7 @@ import {
   ChainUnreachableError,
   ConfigError,
   DaemonRunningError,
+  InputFileError,
   NotInitialisedError,
   RuntimeUnsupportedError,
 } from './errors.ts'
@@ -485,11 +486,17 @@ export async function createPiNode(
           details: { expected: config.chainId, actual: id },
         })
     })
-    const capsuleIdBytes = generateCapsuleId()
-    const capsuleId = hex(capsuleIdBytes)
-    const dir = join(paths.capsules, capsuleId)
-    await mkdir(dir, { recursive: true, mode: 0o700 })
-    let plaintextPath = options.file
+    const input = await stat(options.file).catch((cause) => {
+      throw new InputFileError('Cannot read the file to seal', {
+        cause,
+        details: { file: options.file, reason: (cause as NodeJS.ErrnoException).code },
+      })
+    })
+    if (!input.isFile()) {
+      throw new InputFileError('The file to seal is not a regular file', {
+        details: { file: options.file },
+      })
+    }
     if (runtime !== 'data') {
       if (!components.encodeBundle) {
         throw new RuntimeUnsupportedError('This pi-node cannot build code capsules yet', {
@@ -500,6 +507,13 @@ export async function createPiNode(
       if (!options.entry || !options.code) {
         throw new ConfigError('A code capsule needs --entry and --code', { details: { runtime } })
       }
+    }
+    const capsuleIdBytes = generateCapsuleId()
+    const capsuleId = hex(capsuleIdBytes)
+    const dir = join(paths.capsules, capsuleId)
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    let plaintextPath = options.file
+    if (runtime !== 'data' && components.encodeBundle && options.entry && options.code) {
       plaintextPath = join(dir, 'bundle.partial')
       await components.encodeBundle({
         entry: options.entry,

@@ -149,6 +149,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     plaintext = randomBytes(3 * 1024 * 1024 + 5)
     const file = join(dir, 'data.bin')
     await writeFile(file, plaintext)
+    const receiverKey = randomBytes(32).toString('hex')
     const r = await run(
       [
         'seal',
@@ -157,6 +158,8 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
         'all(minReputation(50), maxRuns(3))',
         '--memory-mb',
         '64',
+        '--receiver',
+        `${receiverKey}@12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA`,
         '--json',
       ],
       env,
@@ -189,6 +192,10 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     expect(verifyCapsuleHeader(parsed, { owner: owner as `0x${string}` })).toBe(owner)
     expect(parsed.header.runtime).toEqual({ kind: 'data', memoryLimit: 64 * 1024 * 1024 })
     expect(parsed.header.policy.policy).toBe(sealed.policy)
+    expect(parsed.header.receivers).toHaveLength(1)
+    expect(Buffer.from(parsed.header.receivers[0]?.publicKey ?? []).toString('hex')).toBe(
+      receiverKey,
+    )
     expect(parsed.header.wrappedKeys.map((w) => w.scheme)).toEqual([
       'tpm2-rsa-oaep-sha256',
       'hpke-x25519-recovery',
@@ -211,8 +218,37 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     }
   })
 
-  it('status --json reports the node', async () => {
-    const r = await run(['status', '--json'], env)
+  it('status --json reports the node; seal refuses bad input with typed errors', async () => {
+    const file = join(dir, 'data.bin')
+    const [r, code, policy, missing, receiver] = await Promise.all([
+      run(['status', '--json'], env),
+      run(
+        [
+          'seal',
+          file,
+          '--policy',
+          'maxRuns(1)',
+          '--runtime',
+          'quickjs',
+          '--entry',
+          'main',
+          '--code',
+          file,
+        ],
+        env,
+      ),
+      run(['seal', file, '--policy', 'maxRuns('], env),
+      run(['seal', join(dir, 'nope.bin'), '--policy', 'maxRuns(1)'], env),
+      run(['seal', file, '--policy', 'maxRuns(1)', '--receiver', 'zz'], env),
+    ])
+    expect(code.code).toBe(1)
+    expect(code.stderr).toContain('error[RUNTIME_UNSUPPORTED]')
+    expect(policy.code).toBe(1)
+    expect(policy.stderr).toContain('error[POLICY_EXPRESSION]')
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('error[INPUT_FILE]')
+    expect(receiver.code).toBe(2)
+    expect(receiver.stderr).toContain('error[USAGE]')
     expect(r.code).toBe(0)
     const { status } = jsonOf(r)
     expect(status).toMatchObject({
