@@ -5,6 +5,7 @@
  * value must re-encode to the very same bytes (so exactly one encoding stands for each
  * announcement), and exactly these keys with these types.
  */
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decode, encode } from 'cborg'
 import {
@@ -246,7 +247,9 @@ export interface SubscribeOptions {
 
 /**
  * Subscribes to {@link CAPSULE_TOPIC} and calls `handler` with each valid announcement and
- * the peer it came from. Malformed messages are dropped (and reported to `onError`).
+ * the peer that published it. A topic validator rejects malformed messages, so they are
+ * neither delivered nor forwarded, and lower the sender's gossipsub score; each is reported
+ * to `onError` with the peer it came from.
  *
  * @returns a function that unsubscribes.
  * @example
@@ -260,20 +263,29 @@ export function subscribeCapsuleAnnouncements(
   options: SubscribeOptions = {},
 ): () => void {
   const pubsub = node.libp2p.services.pubsub
+  // The validator runs before delivery and before forwarding: a malformed announcement is
+  // rejected (not forwarded, and counted against the sender's peer score).
+  pubsub.topicValidators.set(CAPSULE_TOPIC, (peer, msg) => {
+    try {
+      decodeCapsuleAnnouncement(msg.data)
+      return TopicValidatorResult.Accept
+    } catch (err) {
+      options.onError?.(err as AnnouncementFormatError, peer.toString())
+      return TopicValidatorResult.Reject
+    }
+  })
   const listener = (
     event: CustomEvent<{ topic: string; data: Uint8Array; from?: { toString(): string } }>,
   ) => {
     const msg = event.detail
     if (msg.topic !== CAPSULE_TOPIC) return
-    const from = msg.from?.toString() ?? ''
     let ann: CapsuleAnnouncement
     try {
       ann = decodeCapsuleAnnouncement(msg.data)
-    } catch (err) {
-      options.onError?.(err as AnnouncementFormatError, from)
+    } catch {
       return
     }
-    handler(ann, from)
+    handler(ann, msg.from?.toString() ?? '')
   }
   pubsub.addEventListener('message', listener as never)
   pubsub.subscribe(CAPSULE_TOPIC)
@@ -282,6 +294,7 @@ export function subscribeCapsuleAnnouncements(
     if (done) return
     done = true
     pubsub.removeEventListener('message', listener as never)
+    pubsub.topicValidators.delete(CAPSULE_TOPIC)
     pubsub.unsubscribe(CAPSULE_TOPIC)
   }
 }
