@@ -1,3 +1,4 @@
+import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import { createDigicapNode, privateKeyFromSeed } from '../src/index.ts'
 
@@ -31,6 +32,30 @@ describe('createDigicapNode', () => {
       expect(b.libp2p.getPeers().map(String)).toContain(a.peerId)
       const rtt = await b.libp2p.services.ping.ping(a.libp2p.peerId)
       expect(rtt).toBeGreaterThanOrEqual(0)
+    } finally {
+      await Promise.all([a.stop(), b.stop()])
+    }
+  })
+
+  it('shares its libp2p with our own protocols (libp2p.handle) next to bitswap', async () => {
+    const a = await createDigicapNode()
+    const b = await createDigicapNode()
+    try {
+      await a.libp2p.handle('/digicap/echo/1', async (stream) => {
+        for await (const chunk of stream) stream.send(chunk.subarray())
+        await stream.close()
+      })
+      const stream = await b.libp2p.dialProtocol(
+        multiaddr(a.multiaddrs()[0] as string),
+        '/digicap/echo/1',
+      )
+      stream.send(new TextEncoder().encode('ping'))
+      await stream.close()
+      const got: Uint8Array[] = []
+      for await (const chunk of stream) got.push(chunk.subarray())
+      expect(new TextDecoder().decode(Buffer.concat(got))).toBe('ping')
+      expect(a.libp2p.getProtocols()).toContain('/digicap/echo/1')
+      expect(a.libp2p.getProtocols().some((p) => p.startsWith('/ipfs/bitswap/'))).toBe(true)
     } finally {
       await Promise.all([a.stop(), b.stop()])
     }
