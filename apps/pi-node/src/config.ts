@@ -1,0 +1,167 @@
+/**
+ * The pi-node config: `<dataDir>/config.json` (JSON, mode 0600, written atomically), plus
+ * environment overrides. Only non-secret facts live here; secrets are in the owner file,
+ * wrapped to the sealer.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, readFile, rename } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { ConfigError, NotInitialisedError } from './errors.ts'
+
+export type SealerConfig =
+  | { kind: 'tpm2'; tcti: string; handle?: number }
+  | { kind: 'software'; keyFile: string; allowInsecure: boolean }
+
+export interface PiNodeConfig {
+  version: 1
+  /** Absolute path of the data folder. */
+  dataDir: string
+  rpcUrl: string
+  chainId: number
+  contracts: { capsuleRegistry: string; nodeRegistry: string; accessController: string }
+  sealer: SealerConfig
+  /** libp2p listen addresses of `serve`. */
+  listen: string[]
+  /** Peers to dial at start. */
+  bootstrap: string[]
+}
+
+/** Files and folders inside the data folder. */
+export function piNodePaths(dataDir: string) {
+  return {
+    config: join(dataDir, 'config.json'),
+    owner: join(dataDir, 'owner.json'),
+    keys: join(dataDir, 'keys'),
+    ipfs: join(dataDir, 'ipfs'),
+    capsules: join(dataDir, 'capsules'),
+    deployments: join(dataDir, 'deployments'),
+    softwareKey: join(dataDir, 'sealer.pem'),
+    serve: join(dataDir, 'serve.json'),
+  }
+}
+
+export const DEFAULT_TCTI = 'device:/dev/tpmrm0'
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4001']
+
+/** The data folder: flag, then `DIGICAP_DATA_DIR`, then `~/.digicap/pi-node`. */
+export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'pi-node'))
+}
+
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/
+
+function bad(field: string, file: string): never {
+  throw new ConfigError(`Config field ${field} is missing or malformed`, {
+    details: { field, file },
+    hint: 'Fix the file by hand or run `pi-node init --force`.',
+  })
+}
+
+/** Validates a parsed config object. */
+export function checkConfig(raw: unknown, file: string): PiNodeConfig {
+  const c = raw as Record<string, unknown>
+  if (typeof c !== 'object' || c === null || c.version !== 1) bad('version', file)
+  if (typeof c.dataDir !== 'string') bad('dataDir', file)
+  if (typeof c.rpcUrl !== 'string' || !/^(https?|wss?):\/\//.test(c.rpcUrl)) bad('rpcUrl', file)
+  if (typeof c.chainId !== 'number' || !Number.isSafeInteger(c.chainId) || c.chainId <= 0)
+    bad('chainId', file)
+  const k = c.contracts as Record<string, unknown> | undefined
+  for (const name of ['capsuleRegistry', 'nodeRegistry', 'accessController']) {
+    if (typeof k?.[name] !== 'string' || !ADDRESS.test(k[name] as string))
+      bad(`contracts.${name}`, file)
+  }
+  const s = c.sealer as Record<string, unknown> | undefined
+  if (s?.kind === 'tpm2') {
+    if (typeof s.tcti !== 'string' || s.tcti.length === 0) bad('sealer.tcti', file)
+  } else if (s?.kind === 'software') {
+    if (typeof s.keyFile !== 'string' || typeof s.allowInsecure !== 'boolean') bad('sealer', file)
+  } else bad('sealer.kind', file)
+  for (const list of ['listen', 'bootstrap']) {
+    const v = c[list]
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) bad(list, file)
+  }
+  return c as unknown as PiNodeConfig
+}
+
+/**
+ * Reads `<dataDir>/config.json` and applies environment overrides: `DIGICAP_RPC_URL`,
+ * `DIGICAP_TCTI` (tpm2 sealer), `DIGICAP_SEALER=tpm2|software`,
+ * `DIGICAP_ALLOW_INSECURE_SEALER=1`, `DIGICAP_LISTEN` and `DIGICAP_BOOTSTRAP` (comma lists).
+ *
+ * @throws {NotInitialisedError} if there is no config file.
+ * @throws {ConfigError} if it is malformed.
+ */
+export async function loadConfig(
+  dataDir: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<PiNodeConfig> {
+  const file = piNodePaths(dataDir).config
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new NotInitialisedError('No pi-node in this data folder', {
+        details: { dataDir },
+        hint: 'Run `pi-node init` first, or pass --data-dir / DIGICAP_DATA_DIR.',
+      })
+    }
+    throw new ConfigError('Cannot read the config file', { cause, details: { file } })
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (cause) {
+    throw new ConfigError('The config file is not JSON', { cause, details: { file } })
+  }
+  const config = checkConfig(raw, file)
+  return applyEnv({ ...config, dataDir }, env)
+}
+
+/** Applies the environment overrides to a config. */
+export function applyEnv(config: PiNodeConfig, env: NodeJS.ProcessEnv): PiNodeConfig {
+  const out: PiNodeConfig = { ...config }
+  if (env.DIGICAP_RPC_URL) out.rpcUrl = env.DIGICAP_RPC_URL
+  const kind = env.DIGICAP_SEALER
+  if (kind !== undefined && kind !== '' && kind !== 'tpm2' && kind !== 'software') {
+    throw new ConfigError('DIGICAP_SEALER must be tpm2 or software', { details: { value: kind } })
+  }
+  if (kind === 'software' && out.sealer.kind !== 'software') {
+    out.sealer = {
+      kind: 'software',
+      keyFile: piNodePaths(config.dataDir).softwareKey,
+      allowInsecure: false,
+    }
+  } else if (kind === 'tpm2' && out.sealer.kind !== 'tpm2') {
+    out.sealer = { kind: 'tpm2', tcti: DEFAULT_TCTI }
+  }
+  if (env.DIGICAP_TCTI && out.sealer.kind === 'tpm2')
+    out.sealer = { ...out.sealer, tcti: env.DIGICAP_TCTI }
+  if (env.DIGICAP_ALLOW_INSECURE_SEALER === '1' && out.sealer.kind === 'software') {
+    out.sealer = { ...out.sealer, allowInsecure: true }
+  }
+  if (env.DIGICAP_LISTEN) out.listen = env.DIGICAP_LISTEN.split(',').filter(Boolean)
+  if (env.DIGICAP_BOOTSTRAP) out.bootstrap = env.DIGICAP_BOOTSTRAP.split(',').filter(Boolean)
+  return out
+}
+
+/** Writes a JSON file atomically (temp file, fsync, rename), mode 0600. */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const dir = join(path, '..')
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  const fh = await open(tmp, 'wx', 0o600)
+  try {
+    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, path)
+}
+
+/** Saves the config (without env overrides applied: pass the one read from disk). */
+export async function saveConfig(config: PiNodeConfig): Promise<void> {
+  await writeJsonAtomic(piNodePaths(config.dataDir).config, config)
+}

@@ -1,0 +1,468 @@
+/** The `pi-node` command line: parses flags, builds a pi-node, runs one command, prints. */
+import { parseArgs } from 'node:util'
+import type { Receiver, RuntimeKind } from '@digicap/capsule-core'
+import type { Logger } from '@digicap/keyguard'
+import {
+  DEFAULT_LISTEN,
+  DEFAULT_TCTI,
+  loadConfig,
+  piNodePaths,
+  resolveDataDir,
+  type SealerConfig,
+} from './config.ts'
+import { UsageError } from './errors.ts'
+import { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
+
+type OptionSpec = { type: 'string' | 'boolean'; multiple?: boolean; short?: string }
+
+const GLOBAL: Record<string, OptionSpec> = {
+  'data-dir': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+}
+
+const SEALER_OPTIONS: Record<string, OptionSpec> = {
+  sealer: { type: 'string' },
+  tcti: { type: 'string' },
+  'allow-insecure-sealer': { type: 'boolean' },
+}
+
+const COMMANDS: Record<string, { options: Record<string, OptionSpec>; usage: string }> = {
+  init: {
+    options: {
+      ...SEALER_OPTIONS,
+      'rpc-url': { type: 'string' },
+      'chain-id': { type: 'string' },
+      deploy: { type: 'boolean' },
+      'capsule-registry': { type: 'string' },
+      'node-registry': { type: 'string' },
+      'access-controller': { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      bootstrap: { type: 'string', multiple: true },
+      force: { type: 'boolean' },
+      'show-mnemonic-in-json': { type: 'boolean' },
+    },
+    usage: `pi-node init [options]
+
+Creates the TPM wrapping key, the owner (24-word mnemonic, Ethereum account, recovery key,
+libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stderr.
+
+Options:
+  --rpc-url <url>              chain RPC (env DIGICAP_RPC_URL; default http://127.0.0.1:8545)
+  --chain-id <n>               expected chain id (default: asked from the RPC)
+  --deploy                     deploy the Digicap contracts (dev chain: funds the owner with anvil_setBalance)
+  --capsule-registry <addr>    existing contracts (instead of --deploy), with
+  --node-registry <addr>       --node-registry and
+  --access-controller <addr>   --access-controller
+  --sealer tpm2|software       (env DIGICAP_SEALER; default tpm2)
+  --tcti <tcti>                TPM (env DIGICAP_TCTI; default ${DEFAULT_TCTI})
+  --allow-insecure-sealer      required for --sealer software (env DIGICAP_ALLOW_INSECURE_SEALER=1)
+  --listen <multiaddr>         serve's listen address, repeatable (default ${DEFAULT_LISTEN.join(',')})
+  --bootstrap <multiaddr>      peer to dial at start, repeatable
+  --force                      move an existing node's config and owner file aside
+  --show-mnemonic-in-json      with --json: put the mnemonic in the JSON document instead of stderr
+`,
+  },
+  seal: {
+    options: {
+      policy: { type: 'string' },
+      runtime: { type: 'string' },
+      entry: { type: 'string' },
+      code: { type: 'string' },
+      receiver: { type: 'string', multiple: true },
+      'memory-mb': { type: 'string' },
+      'time-ms': { type: 'string' },
+      'announce-timeout-ms': { type: 'string' },
+    },
+    usage: `pi-node seal <file> --policy '<expr>' [options]
+
+Seals <file> into a capsule: data key -> header signed by the owner -> encrypted stream
+-> data key wrapped to the TPM and the recovery key -> policy contract deployed -> added
+to the on-disk IPFS blockstore -> registered on chain -> announced (if serve is running).
+
+Options:
+  --policy '<expr>'            unlock rule, e.g. "all(minReputation(50), maxRuns(3))"
+  --runtime data|quickjs|wasi  (default data; code runtimes need the executor bundle codec)
+  --entry <name> --code <path> code capsules: entry point and code file or folder
+  --receiver <x25519hex>[@peerId]  result receiver, repeatable
+  --memory-mb <n>              sandbox memory limit
+  --time-ms <n>                sandbox time limit
+  --announce-timeout-ms <n>    wait for a gossipsub subscriber (default 5000)
+`,
+  },
+  status: {
+    options: {},
+    usage: `pi-node status [--json]
+
+Shows the config, the sealer (with any insecurity warning), owner address, peer id,
+chain reachability and head block, contract addresses, stored capsules and the daemon.
+`,
+  },
+  recover: {
+    options: { ...SEALER_OPTIONS },
+    usage: `pi-node recover [options] < words.txt
+
+Reads the 24-word mnemonic from stdin (never from the command line), creates the key on
+the new TPM, re-wraps every stored data key and the owner file to it.
+
+Options:
+  --tcti <tcti>                the new TPM (saved to the config)
+  --sealer tpm2|software       switch sealer kind (saved to the config)
+  --allow-insecure-sealer      required for --sealer software
+`,
+  },
+  serve: {
+    options: {},
+    usage: `pi-node serve [--json]
+
+Runs the daemon: the libp2p node with the owner's identity (listen/bootstrap from the
+config, env DIGICAP_LISTEN / DIGICAP_BOOTSTRAP), provides the capsules of the on-disk
+blockstore over bitswap, pins stored capsules, listens to capsule announcements, writes
+<data-dir>/serve.json (pid, peer id, addresses). SIGINT/SIGTERM stop it cleanly.
+`,
+  },
+}
+
+const TOP_USAGE = `pi-node — the Digicap capsule owner's node
+
+Usage: pi-node <command> [options]
+
+Commands:
+  init      create the owner, TPM key and config
+  seal      seal a file into a capsule, register and announce it
+  status    show the node's state
+  recover   restore keys onto a new TPM from the paper mnemonic (stdin)
+  serve     run the daemon
+
+Global options:
+  --data-dir <dir>   data folder (env DIGICAP_DATA_DIR; default ~/.digicap/pi-node)
+  --json             one JSON document on stdout; progress and logs on stderr
+  -h, --help         help for a command
+`
+
+function stderrLogger(io: Io): Logger {
+  const write = (level: string, message: string, fields?: Record<string, unknown>) =>
+    io.stderr.write(`${JSON.stringify({ level, message, ...fields }, jsonReplacer)}\n`)
+  return { info: (m, f) => write('info', m, f), warn: (m, f) => write('warn', m, f) }
+}
+
+function positiveInt(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) <= 0) {
+    throw new UsageError(`--${flag} must be a positive integer`, { details: { value: v } })
+  }
+  return Number(v)
+}
+
+function sealerFromFlags(
+  values: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  dataDir: string,
+  fallback?: SealerConfig,
+): SealerConfig | undefined {
+  const kind = (values.sealer as string | undefined) ?? (fallback ? undefined : env.DIGICAP_SEALER)
+  const tcti = (values.tcti as string | undefined) ?? (fallback ? undefined : env.DIGICAP_TCTI)
+  const allow =
+    values['allow-insecure-sealer'] === true || env.DIGICAP_ALLOW_INSECURE_SEALER === '1'
+  if (kind === undefined && tcti === undefined && fallback) return undefined
+  const k = kind ?? fallback?.kind ?? 'tpm2'
+  if (k === 'tpm2') {
+    return {
+      kind: 'tpm2',
+      tcti: tcti ?? (fallback?.kind === 'tpm2' ? fallback.tcti : DEFAULT_TCTI),
+    }
+  }
+  if (k === 'software') {
+    if (!allow) {
+      throw new UsageError(
+        'The software sealer keeps its key in a file and is refused by default',
+        {
+          hint: 'Use a TPM, or pass --allow-insecure-sealer if you accept the risk (tests, demos).',
+        },
+      )
+    }
+    return { kind: 'software', keyFile: piNodePaths(dataDir).softwareKey, allowInsecure: true }
+  }
+  throw new UsageError('--sealer must be tpm2 or software', { details: { value: k } })
+}
+
+function parseReceiver(text: string): Receiver {
+  const [key, peerId, ...rest] = text.split('@')
+  if (rest.length > 0 || !key || !/^(0x)?[0-9a-fA-F]{64}$/.test(key)) {
+    throw new UsageError('--receiver must be <x25519 public key hex>[@peerId]', {
+      details: { value: text.slice(0, 100) },
+    })
+  }
+  return {
+    publicKey: Uint8Array.from(Buffer.from(key.replace(/^0x/, ''), 'hex')),
+    ...(peerId ? { peerId } : {}),
+  }
+}
+
+async function readStdin(stdin: AsyncIterable<Buffer | string>): Promise<string> {
+  const parts: Buffer[] = []
+  for await (const c of stdin) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c))
+  return Buffer.concat(parts).toString('utf8').trim()
+}
+
+export interface CliIo extends Io {
+  stdin: AsyncIterable<Buffer | string>
+  env: NodeJS.ProcessEnv
+  /** Resolves when the daemon should stop (SIGINT/SIGTERM in the real CLI); called by `serve` only. */
+  waitForStop?: () => Promise<string>
+}
+
+/**
+ * Runs one `pi-node` command. Returns the exit code.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runCli(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env })
+ * ```
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const json = argv.includes('--json')
+  try {
+    const command = argv[0]
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      io.stdout.write(TOP_USAGE)
+      return command === undefined ? EXIT.usage : EXIT.ok
+    }
+    const spec = COMMANDS[command]
+    if (!spec) {
+      throw new UsageError('Unknown command', {
+        details: { command },
+        hint: 'Commands: init, seal, status, recover, serve (pi-node --help).',
+      })
+    }
+    let parsed: ReturnType<typeof parseArgs>
+    try {
+      parsed = parseArgs({
+        args: argv.slice(1),
+        options: { ...GLOBAL, ...spec.options },
+        allowPositionals: true,
+        strict: true,
+      })
+    } catch (cause) {
+      throw new UsageError((cause as Error).message, {
+        hint: `See pi-node ${command} --help.`,
+      })
+    }
+    const values = parsed.values as Record<string, unknown>
+    if (values.help) {
+      io.stdout.write(spec.usage)
+      return EXIT.ok
+    }
+    const dataDir = resolveDataDir(values['data-dir'] as string | undefined, io.env)
+    const logger = stderrLogger(io)
+    const out = (doc: Record<string, unknown>, human: string) => {
+      if (json) io.stdout.write(`${JSON.stringify({ ok: true, command, ...doc }, jsonReplacer)}\n`)
+      else io.stdout.write(human)
+    }
+    const positionals = parsed.positionals
+    if (command !== 'seal' && positionals.length > 0) {
+      throw new UsageError('Unexpected argument', { details: { argument: positionals[0] } })
+    }
+
+    if (command === 'init') {
+      const contractFlags = ['capsule-registry', 'node-registry', 'access-controller'].map(
+        (f) => values[f] as string | undefined,
+      )
+      const given = contractFlags.filter((v) => v !== undefined).length
+      if (values.deploy && given > 0)
+        throw new UsageError('Give --deploy or the contract addresses, not both')
+      if (!values.deploy && given !== 3) {
+        throw new UsageError('init needs --deploy or all three contract addresses', {
+          hint: 'Pass --capsule-registry, --node-registry and --access-controller, or --deploy on a dev chain.',
+        })
+      }
+      for (const [i, v] of contractFlags.entries()) {
+        if (v !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(v)) {
+          throw new UsageError('A contract address is malformed', {
+            details: { index: i, value: v },
+          })
+        }
+      }
+      const sealer = sealerFromFlags(values, io.env, dataDir) as SealerConfig
+      if (sealer.kind === 'software') {
+        io.stderr.write(
+          '\nWARNING: INSECURE SEALER. The software sealer keeps its private key in a file;\n' +
+            'anyone who can read that file can unwrap every capsule key. Use a TPM in production.\n\n',
+        )
+      }
+      const chainId = positiveInt('chain-id', values['chain-id'] as string | undefined)
+      const { initPiNode } = await import('./pi-node.ts')
+      const result = await initPiNode(
+        {
+          dataDir,
+          rpcUrl:
+            (values['rpc-url'] as string | undefined) ??
+            io.env.DIGICAP_RPC_URL ??
+            'http://127.0.0.1:8545',
+          ...(chainId !== undefined ? { chainId } : {}),
+          sealer,
+          deploy: values.deploy === true,
+          ...(given === 3
+            ? {
+                contracts: {
+                  capsuleRegistry: contractFlags[0] as string,
+                  nodeRegistry: contractFlags[1] as string,
+                  accessController: contractFlags[2] as string,
+                },
+              }
+            : {}),
+          ...(values.listen ? { listen: values.listen as string[] } : {}),
+          ...(values.bootstrap ? { bootstrap: values.bootstrap as string[] } : {}),
+          force: values.force === true,
+        },
+        { logger },
+      )
+      const mnemonicInJson = json && values['show-mnemonic-in-json'] === true
+      if (!mnemonicInJson) {
+        const words = result.mnemonic.split(' ')
+        const lines = words.map((w, i) => `${String(i + 1).padStart(2)}. ${w}`)
+        io.stderr.write(
+          '\n=== RECOVERY MNEMONIC: write these 24 words on paper NOW. They are shown only once. ===\n' +
+            `${lines.join('\n')}\n` +
+            '=== Anyone with these words controls your capsules. Never store them on this device. ===\n\n',
+        )
+      }
+      out(
+        {
+          dataDir,
+          owner: result.owner,
+          sealer: result.sealer,
+          chainId: result.config.chainId,
+          contracts: result.config.contracts,
+          deployed: result.deployed,
+          ...(mnemonicInJson ? { mnemonic: result.mnemonic } : {}),
+        },
+        `Initialised pi-node in ${dataDir}\n` +
+          `  owner address    ${result.owner.address}\n` +
+          `  libp2p peer id   ${result.owner.peerId}\n` +
+          `  recovery key id  ${result.owner.recoveryKeyId}\n` +
+          `  sealer           ${result.sealer.kind} (key ${result.sealer.keyId.slice(0, 16)}…)${result.sealer.warning ? `  ${result.sealer.warning}` : ''}\n` +
+          `  chain            ${result.config.chainId} capsuleRegistry ${result.config.contracts.capsuleRegistry}\n`,
+      )
+      return EXIT.ok
+    }
+
+    const config = await loadConfig(dataDir, io.env)
+    const override =
+      command === 'recover' ? sealerFromFlags(values, io.env, dataDir, config.sealer) : undefined
+    const { createPiNode } = await import('./pi-node.ts')
+    const pi = await createPiNode(config, { logger })
+
+    if (command === 'seal') {
+      if (positionals.length !== 1) throw new UsageError('seal takes exactly one <file>')
+      const policy = values.policy as string | undefined
+      if (!policy)
+        throw new UsageError('seal needs --policy', { hint: `e.g. --policy "maxRuns(3)"` })
+      const runtime = (values.runtime as string | undefined) ?? 'data'
+      if (!['data', 'quickjs', 'wasi'].includes(runtime)) {
+        throw new UsageError('--runtime must be data, quickjs or wasi', {
+          details: { value: runtime },
+        })
+      }
+      const file = positionals[0] as string
+      const memoryMb = positiveInt('memory-mb', values['memory-mb'] as string | undefined)
+      const timeMs = positiveInt('time-ms', values['time-ms'] as string | undefined)
+      const announceTimeoutMs = positiveInt(
+        'announce-timeout-ms',
+        values['announce-timeout-ms'] as string | undefined,
+      )
+      const receivers = ((values.receiver as string[] | undefined) ?? []).map(parseReceiver)
+      const bar = progressReporter(io)
+      const result = await pi
+        .seal({
+          file,
+          policy,
+          runtime: runtime as RuntimeKind,
+          ...(values.entry ? { entry: values.entry as string } : {}),
+          ...(values.code ? { code: values.code as string } : {}),
+          receivers,
+          ...(memoryMb !== undefined ? { memoryLimit: memoryMb * 1024 * 1024 } : {}),
+          ...(timeMs !== undefined ? { timeLimit: timeMs } : {}),
+          ...(announceTimeoutMs !== undefined ? { announceTimeoutMs } : {}),
+          onProgress: bar.update,
+        })
+        .finally(bar.finish)
+      out(
+        { ...result },
+        `Sealed ${file}\n` +
+          `  capsule id   ${result.capsuleId}\n` +
+          `  CID          ${result.cid}\n` +
+          `  policy       ${result.policy}\n` +
+          `  register tx  ${result.registerTransaction}\n` +
+          `  announced    ${result.announced.ok ? `yes (${result.announced.recipients} peer(s))` : `no (${result.announced.reason}); serve provides it from the blockstore`}\n`,
+      )
+      return EXIT.ok
+    }
+
+    if (command === 'status') {
+      const s = await pi.status()
+      const sealerLine =
+        'error' in s.sealer
+          ? `unavailable: error[${s.sealer.error.code}] ${s.sealer.error.message}`
+          : `${s.sealer.kind} ${s.sealer.hardwareBacked ? 'hardware-backed' : 'NOT hardware-backed'} key ${s.sealer.keyId.slice(0, 16)}…`
+      if (!('error' in s.sealer) && s.sealer.warning)
+        io.stderr.write(`WARNING: ${s.sealer.warning}\n`)
+      out(
+        { status: s },
+        `pi-node ${s.dataDir}\n` +
+          `  owner       ${s.owner.address}\n` +
+          `  peer id     ${s.owner.peerId}\n` +
+          `  sealer      ${sealerLine}\n` +
+          `  chain       ${s.chainId} ${s.rpcUrl} ${s.chain.reachable ? `head ${s.chain.head}, owner balance ${s.chain.ownerBalanceWei} wei` : `UNREACHABLE error[${s.chain.error.code}]`}\n` +
+          `  registry    ${s.contracts.capsuleRegistry}\n` +
+          `  capsules    ${s.capsules}\n` +
+          `  daemon      ${s.daemon.running ? `running (pid ${s.daemon.pid})` : 'not running'}\n`,
+      )
+      return EXIT.ok
+    }
+
+    if (command === 'recover') {
+      const mnemonic = await readStdin(io.stdin)
+      if (!mnemonic) {
+        throw new UsageError('recover reads the mnemonic from stdin; got nothing', {
+          hint: 'pi-node recover < words.txt (or type the words and press Ctrl-D).',
+        })
+      }
+      const result = await pi.recover({
+        mnemonic,
+        ...(override ? { sealer: override } : {}),
+        onProgress: (_p, done, total) => io.stderr.write(`recovered ${done}/${total}\n`),
+      })
+      out(
+        { ...result },
+        `Recovered ${result.recovered.length} capsule key(s) for ${result.owner} onto ${result.sealer.kind} key ${result.sealer.keyId.slice(0, 16)}…\n` +
+          (result.failed.length > 0
+            ? `  FAILED: ${result.failed.map((f) => `${f.capsuleId} (${f.code})`).join(', ')}\n`
+            : ''),
+      )
+      return result.failed.length > 0 ? EXIT.failure : EXIT.ok
+    }
+
+    // serve
+    const running = await pi.serve({})
+    out(
+      {
+        peerId: running.peerId,
+        multiaddrs: running.multiaddrs(),
+        pid: process.pid,
+        pinned: running.pinned,
+        keyguard: 'not-composed',
+      },
+      `pi-node serving as ${running.peerId}\n${running
+        .multiaddrs()
+        .map((m) => `  ${m}\n`)
+        .join('')}`,
+    )
+    const signal = await (io.waitForStop?.() ?? new Promise<string>(() => {}))
+    logger.info('stopping', { signal })
+    await running.stop()
+    return EXIT.ok
+  } catch (err) {
+    return printError(io, err, json)
+  }
+}

@@ -1,0 +1,828 @@
+/**
+ * The composition root: builds the sealer, key store, chain client and p2p node from a
+ * config and runs the owner's operations. No protocol logic here: every step is a call into
+ * a package (`capsule-core`, `contracts`, `keyguard`, `p2p`).
+ */
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import {
+  type CapsuleHeader,
+  createCapsuleHeader,
+  createPlaintextCommitment,
+  DigicapError,
+  generateCapsuleId,
+  generateDataKey,
+  type Receiver,
+  type RuntimeKind,
+  sealNodeStream,
+  signCapsuleHeader,
+} from '@digicap/capsule-core'
+import {
+  connectDigicap,
+  createProvider,
+  type DigicapAddresses,
+  deployDigicap,
+  deployPolicy,
+  parsePolicyExpression,
+} from '@digicap/contracts'
+import {
+  createKeyStore,
+  initOwner,
+  type KeyStore,
+  type Logger,
+  readOwner,
+  recoverKeys,
+  type Sealer,
+  type SealerDescription,
+  softwareSealer,
+  tpm2Sealer,
+  unwrapOwnerSecrets,
+  wrapDataKey,
+} from '@digicap/keyguard'
+import {
+  announceCapsule,
+  type CapsuleAnnouncement,
+  createDigicapNode,
+  type DigicapNode,
+  heliaCapsuleStore,
+  privateKeyFromSeed,
+  subscribeCapsuleAnnouncements,
+} from '@digicap/p2p'
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { Wallet } from 'ethers'
+import {
+  DEFAULT_LISTEN,
+  loadConfig,
+  type PiNodeConfig,
+  piNodePaths,
+  type SealerConfig,
+  saveConfig,
+  writeJsonAtomic,
+} from './config.ts'
+import {
+  AlreadyInitialisedError,
+  ChainUnreachableError,
+  ConfigError,
+  DaemonRunningError,
+  InputFileError,
+  NotInitialisedError,
+  RuntimeUnsupportedError,
+} from './errors.ts'
+
+/** Progress of a long step: `phase` names it, `done`/`total` are bytes (or items). */
+export type ProgressFn = (phase: string, done: number, total: number) => void
+
+/**
+ * Turns code + data into the plaintext of a code capsule and returns the path of that
+ * plaintext file. The bundle format belongs to the executor package; a pi-node built
+ * without it refuses `--runtime quickjs|wasi`.
+ */
+export type BundleEncoder = (input: {
+  entry: string
+  code: string
+  data: string
+  outputPath: string
+}) => Promise<void>
+
+export interface PiNodeComponents {
+  /** Where warnings and events go. Default: silent. */
+  logger?: Logger
+  /** The code-capsule bundle encoder (see {@link BundleEncoder}). */
+  encodeBundle?: BundleEncoder
+}
+
+const silent: Logger = { info() {}, warn() {} }
+
+/** The sealer a config describes. `createIfMissing` is for `init` and `recover`. */
+export function createSealer(
+  config: SealerConfig,
+  options: { createIfMissing?: boolean; logger?: Logger } = {},
+): Sealer {
+  if (config.kind === 'tpm2') {
+    return tpm2Sealer({
+      tcti: config.tcti,
+      ...(config.handle !== undefined ? { handle: config.handle } : {}),
+      createIfMissing: options.createIfMissing ?? false,
+      ...(options.logger ? { logger: options.logger } : {}),
+    })
+  }
+  return softwareSealer({
+    keyFile: config.keyFile,
+    allowInsecure: config.allowInsecure,
+    createIfMissing: options.createIfMissing ?? false,
+    ...(options.logger ? { logger: options.logger } : {}),
+  })
+}
+
+/** libp2p peer id string of a raw 32-byte Ed25519 public key. */
+export function peerIdOfPublicKey(raw: Uint8Array): string {
+  return peerIdFromPublicKey(publicKeyFromRaw(raw)).toString()
+}
+
+function hex(bytes: Uint8Array): `0x${string}` {
+  return `0x${Buffer.from(bytes).toString('hex')}`
+}
+
+async function rpc(url: string, method: string, params: unknown[], timeoutMs = 5000) {
+  let res: Response
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      signal: AbortSignal.timeout(timeoutMs),
+    })
+  } catch (cause) {
+    throw new ChainUnreachableError('The chain RPC does not answer', {
+      cause,
+      details: { rpcUrl: url, method },
+      hint: 'Check --rpc-url / DIGICAP_RPC_URL and that the node is running.',
+    })
+  }
+  const body = (await res.json().catch(() => ({}))) as {
+    result?: unknown
+    error?: { message?: string }
+  }
+  if (!res.ok || body.error || body.result === undefined) {
+    throw new ChainUnreachableError('The chain RPC answered with an error', {
+      details: { rpcUrl: url, method, status: res.status, error: body.error?.message },
+    })
+  }
+  return body.result
+}
+
+/** Asks the chain for its id. @throws {ChainUnreachableError} */
+export async function fetchChainId(rpcUrl: string): Promise<number> {
+  return Number(BigInt((await rpc(rpcUrl, 'eth_chainId', [])) as string))
+}
+
+export interface InitPiNodeOptions {
+  dataDir: string
+  rpcUrl: string
+  /** Default: asked from the chain. */
+  chainId?: number
+  sealer: SealerConfig
+  /**
+   * Deploy the Digicap contracts (idempotent, addresses in `<dataDir>/deployments`). On a dev
+   * chain (anvil) the owner account is funded with `anvil_setBalance` first.
+   */
+  deploy?: boolean
+  /** Existing contract addresses (when not deploying). */
+  contracts?: PiNodeConfig['contracts']
+  listen?: string[]
+  bootstrap?: string[]
+  /** Move an existing node's config and owner file aside (`*.replaced-<time>`) instead of refusing. */
+  force?: boolean
+  /** Words to restore instead of a new mnemonic. */
+  mnemonic?: string
+}
+
+export interface InitPiNodeResult {
+  config: PiNodeConfig
+  /** The 24 words: show once, for paper. */
+  mnemonic: string
+  owner: { address: string; peerId: string; recoveryKeyId: string }
+  sealer: SealerDescription
+  deployed: boolean
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  )
+}
+
+/**
+ * `init`: creates the sealer key, the owner (mnemonic, Ethereum key, recovery key, libp2p
+ * seed) and the config; deploys the contracts with `deploy`.
+ *
+ * @throws {AlreadyInitialisedError} if the folder holds a node and `force` is not set.
+ * @throws {ChainUnreachableError} | {@link ConfigError} | keyguard's sealer errors.
+ */
+export async function initPiNode(
+  options: InitPiNodeOptions,
+  components: PiNodeComponents = {},
+): Promise<InitPiNodeResult> {
+  const paths = piNodePaths(options.dataDir)
+  const logger = components.logger ?? silent
+  const present = (await exists(paths.config)) || (await exists(paths.owner))
+  if (present && !options.force) {
+    throw new AlreadyInitialisedError('This data folder already holds a pi-node', {
+      details: { dataDir: options.dataDir },
+      hint: 'Use another --data-dir, or --force to move the old config and owner file aside.',
+    })
+  }
+  if (!options.deploy && !options.contracts) {
+    throw new ConfigError('No contract addresses', {
+      hint: 'Pass --deploy (dev chain) or the addresses (--capsule-registry, --node-registry, --access-controller).',
+    })
+  }
+  const chainId = await fetchChainId(options.rpcUrl)
+  if (options.chainId !== undefined && options.chainId !== chainId) {
+    throw new ChainUnreachableError('The RPC serves another chain', {
+      details: { expected: options.chainId, actual: chainId },
+    })
+  }
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
+  if (present) {
+    const suffix = `replaced-${Date.now()}`
+    for (const p of [paths.config, paths.owner]) {
+      if (await exists(p)) await rename(p, `${p}.${suffix}`)
+    }
+  }
+  const sealer = createSealer(options.sealer, { createIfMissing: true, logger })
+  await sealer.publicKey()
+  const { mnemonic, owner } = await initOwner({
+    path: paths.owner,
+    sealer,
+    ...(options.mnemonic !== undefined ? { mnemonic: options.mnemonic } : {}),
+  })
+  let contracts = options.contracts
+  if (options.deploy) {
+    const provider = createProvider(options.rpcUrl, chainId)
+    try {
+      const balance = await provider.getBalance(owner.address)
+      if (balance === 0n) {
+        await provider
+          .send('anvil_setBalance', [owner.address, '0x3635c9adc5dea00000'])
+          .catch((cause) => {
+            throw new ChainUnreachableError('The owner account has no ETH to deploy with', {
+              cause,
+              details: { owner: owner.address },
+              hint: 'Fund the owner address, or use a dev chain (anvil) with --deploy.',
+            })
+          })
+      }
+      const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
+      try {
+        const wallet = new Wallet(hex(secrets.ethereumPrivateKey), provider)
+        const a: DigicapAddresses = await deployDigicap(wallet, {
+          deploymentsDir: paths.deployments,
+          replaceStale: true,
+        })
+        contracts = {
+          capsuleRegistry: a.capsuleRegistry,
+          nodeRegistry: a.nodeRegistry,
+          accessController: a.accessController,
+        }
+      } finally {
+        secrets.ethereumPrivateKey.fill(0)
+        secrets.libp2pSeed.fill(0)
+      }
+    } finally {
+      provider.destroy()
+    }
+  }
+  const config: PiNodeConfig = {
+    version: 1,
+    dataDir: options.dataDir,
+    rpcUrl: options.rpcUrl,
+    chainId,
+    contracts: contracts as PiNodeConfig['contracts'],
+    sealer: options.sealer,
+    listen: options.listen ?? DEFAULT_LISTEN,
+    bootstrap: options.bootstrap ?? [],
+  }
+  await saveConfig(config)
+  return {
+    config,
+    mnemonic,
+    owner: {
+      address: owner.address,
+      peerId: peerIdOfPublicKey(owner.libp2pPublicKey),
+      recoveryKeyId: owner.recoveryKeyId,
+    },
+    sealer: await sealer.describe(),
+    deployed: options.deploy === true,
+  }
+}
+
+export interface SealOptions {
+  /** The data file. */
+  file: string
+  /** Policy expression, e.g. `all(minReputation(50), maxRuns(3))`. */
+  policy: string
+  runtime?: RuntimeKind
+  /** Entry of a code capsule. */
+  entry?: string
+  /** Code file or folder of a code capsule. */
+  code?: string
+  receivers?: Receiver[]
+  memoryLimit?: number
+  timeLimit?: number
+  onProgress?: ProgressFn
+  /** How long to wait for a subscriber when announcing through a running `serve`. Default 5000. */
+  announceTimeoutMs?: number
+}
+
+export interface SealResult {
+  capsuleId: string
+  cid: string
+  policy: string
+  policyTransaction: string
+  registerTransaction: string
+  capsulePath: string
+  capsuleSize: number
+  plaintextSize: number
+  /** Whether the capsule was announced on gossipsub (through a running `serve`). */
+  announced: { ok: boolean; recipients?: number; reason?: string }
+}
+
+export interface PiNodeStatus {
+  dataDir: string
+  rpcUrl: string
+  chainId: number
+  contracts: PiNodeConfig['contracts']
+  sealer: SealerDescription | { error: { code: string; message: string } }
+  owner: { address: string; peerId: string; recoveryKeyId: string; createdAt: string }
+  chain:
+    | { reachable: true; head: number; ownerBalanceWei: string }
+    | { reachable: false; error: { code: string; message: string } }
+  capsules: number
+  daemon: { running: boolean; pid?: number; peerId?: string; multiaddrs?: string[] }
+  listen: string[]
+  bootstrap: string[]
+}
+
+export interface RecoverOptions {
+  mnemonic: string
+  passphrase?: string
+  /** Replace the sealer (e.g. the new TPM's TCTI); saved to the config. */
+  sealer?: SealerConfig
+  onProgress?: ProgressFn
+}
+
+export interface RecoverResult {
+  recovered: string[]
+  failed: { capsuleId: string; code: string }[]
+  owner: string
+  sealer: SealerDescription
+}
+
+export interface ServeOptions {
+  /** Called for each valid capsule announcement heard on gossipsub. */
+  onAnnouncement?: (ann: CapsuleAnnouncement, from: string) => void
+}
+
+export interface RunningPiNode {
+  readonly node: DigicapNode
+  readonly peerId: string
+  multiaddrs(): string[]
+  /** Pinned capsules (from the key store) at start. */
+  readonly pinned: number
+  /** Stops the node and removes the pid file. Idempotent. */
+  stop(): Promise<void>
+}
+
+export interface PiNode {
+  readonly config: PiNodeConfig
+  readonly sealer: Sealer
+  readonly keyStore: KeyStore
+  seal(options: SealOptions): Promise<SealResult>
+  status(): Promise<PiNodeStatus>
+  recover(options: RecoverOptions): Promise<RecoverResult>
+  serve(options?: ServeOptions): Promise<RunningPiNode>
+}
+
+interface ServeFile {
+  pid: number
+  peerId: string
+  multiaddrs: string[]
+  startedAt: string
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+async function readServeFile(path: string): Promise<ServeFile | undefined> {
+  try {
+    const s = JSON.parse(await readFile(path, 'utf8')) as ServeFile
+    if (typeof s.pid !== 'number' || !Array.isArray(s.multiaddrs)) return undefined
+    return alive(s.pid) ? s : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function errorInfo(err: unknown): { code: string; message: string } {
+  if (err instanceof DigicapError) return { code: err.code, message: err.shortMessage }
+  return { code: 'UNKNOWN', message: (err as Error)?.message ?? String(err) }
+}
+
+function counter(onBytes: (n: number) => void): Transform {
+  let n = 0
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      n += chunk.length
+      onBytes(n)
+      done(null, chunk)
+    },
+  })
+}
+
+/**
+ * Builds a pi-node from its config. Reads nothing secret until an operation needs it.
+ *
+ * @throws {NotInitialisedError} if the owner file is missing.
+ * @example
+ * ```ts
+ * const pi = await createPiNode(await loadConfig('/var/lib/digicap'))
+ * const { capsuleId, cid } = await pi.seal({ file: 'photo.jpg', policy: 'maxRuns(3)' })
+ * ```
+ */
+export async function createPiNode(
+  config: PiNodeConfig,
+  components: PiNodeComponents = {},
+): Promise<PiNode> {
+  const paths = piNodePaths(config.dataDir)
+  const logger = components.logger ?? silent
+  const owner = await readOwner(paths.owner)
+  if (!owner) {
+    throw new NotInitialisedError('No owner file in this data folder', {
+      details: { dataDir: config.dataDir },
+      hint: 'Run `pi-node init` (or `pi-node recover` with the paper words).',
+    })
+  }
+  const sealer = createSealer(config.sealer, { logger })
+  const keyStore = await createKeyStore(paths.keys)
+  const ownerPeerId = peerIdOfPublicKey(owner.libp2pPublicKey)
+
+  async function withOwnerWallet<T>(
+    fn: (wallet: Wallet, ethKey: Uint8Array) => Promise<T>,
+  ): Promise<T> {
+    const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
+    secrets.libp2pSeed.fill(0)
+    const provider = createProvider(config.rpcUrl, config.chainId)
+    try {
+      return await fn(
+        new Wallet(hex(secrets.ethereumPrivateKey), provider),
+        secrets.ethereumPrivateKey,
+      )
+    } finally {
+      secrets.ethereumPrivateKey.fill(0)
+      provider.destroy()
+    }
+  }
+
+  async function seal(options: SealOptions): Promise<SealResult> {
+    const progress = options.onProgress ?? (() => {})
+    const runtime = options.runtime ?? 'data'
+    const rule = parsePolicyExpression(options.policy)
+    await fetchChainId(config.rpcUrl).then((id) => {
+      if (id !== config.chainId)
+        throw new ChainUnreachableError('The RPC serves another chain', {
+          details: { expected: config.chainId, actual: id },
+        })
+    })
+    const input = await stat(options.file).catch((cause) => {
+      throw new InputFileError('Cannot read the file to seal', {
+        cause,
+        details: { file: options.file, reason: (cause as NodeJS.ErrnoException).code },
+      })
+    })
+    if (!input.isFile()) {
+      throw new InputFileError('The file to seal is not a regular file', {
+        details: { file: options.file },
+      })
+    }
+    if (runtime !== 'data') {
+      if (!components.encodeBundle) {
+        throw new RuntimeUnsupportedError('This pi-node cannot build code capsules yet', {
+          details: { runtime },
+          hint: 'Code capsules need the executor bundle codec; seal data capsules with --runtime data.',
+        })
+      }
+      if (!options.entry || !options.code) {
+        throw new ConfigError('A code capsule needs --entry and --code', { details: { runtime } })
+      }
+    }
+    const capsuleIdBytes = generateCapsuleId()
+    const capsuleId = hex(capsuleIdBytes)
+    const dir = join(paths.capsules, capsuleId)
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    let plaintextPath = options.file
+    if (runtime !== 'data' && components.encodeBundle && options.entry && options.code) {
+      plaintextPath = join(dir, 'bundle.partial')
+      await components.encodeBundle({
+        entry: options.entry,
+        code: options.code,
+        data: options.file,
+        outputPath: plaintextPath,
+      })
+    }
+    const plaintextSize = (await stat(plaintextPath)).size
+    return withOwnerWallet(async (wallet, ethKey) => {
+      const policy = await deployPolicy(wallet, rule, {
+        nodeRegistry: config.contracts.nodeRegistry,
+      })
+      await writeFile(join(dir, 'policy.sol'), policy.source, { mode: 0o600 })
+      await writeJsonAtomic(join(dir, 'policy.json'), {
+        address: policy.address,
+        transactionHash: policy.transactionHash,
+        expression: options.policy,
+        contractName: policy.compiled.contractName,
+        solcVersion: policy.compiled.solcVersion,
+        settings: policy.compiled.settings,
+        metadata: JSON.parse(policy.compiled.metadata),
+      })
+      const dataKey = generateDataKey()
+      try {
+        const committer = createPlaintextCommitment(dataKey, capsuleIdBytes)
+        await pipeline(
+          createReadStream(plaintextPath, { highWaterMark: 1024 * 1024 }),
+          counter((n) => progress('hash', n, plaintextSize)),
+          async (source: AsyncIterable<Buffer>) => {
+            for await (const chunk of source) committer.update(chunk)
+          },
+        )
+        const commitment = committer.digest()
+        const wrappedKeys = await wrapDataKey(dataKey, {
+          sealer,
+          recoveryPublicKey: owner!.recoveryPublicKey,
+        })
+        const sealerKey = await sealer.publicKey()
+        const header: CapsuleHeader = createCapsuleHeader({
+          owner: owner!.address,
+          policy: {
+            chainId: config.chainId,
+            registry: config.contracts.capsuleRegistry as `0x${string}`,
+            policy: policy.address as `0x${string}`,
+          },
+          keyguard: { peerId: ownerPeerId, keyId: sealerKey.keyId, wrapScheme: sealerKey.scheme },
+          runtime: {
+            kind: runtime,
+            ...(options.entry !== undefined && runtime !== 'data' ? { entry: options.entry } : {}),
+            ...(options.memoryLimit !== undefined ? { memoryLimit: options.memoryLimit } : {}),
+            ...(options.timeLimit !== undefined ? { timeLimit: options.timeLimit } : {}),
+          },
+          receivers: options.receivers ?? [],
+          wrappedKeys,
+          dataKey,
+          commitment,
+          capsuleId: capsuleIdBytes,
+        })
+        const signature = signCapsuleHeader(header, ethKey)
+        const capsulePath = join(dir, 'capsule.bin')
+        const partial = `${capsulePath}.partial`
+        try {
+          await pipeline(
+            createReadStream(plaintextPath, { highWaterMark: 1024 * 1024 }),
+            counter((n) => progress('seal', n, plaintextSize)),
+            sealNodeStream({ header, signature, dataKey }),
+            createWriteStream(partial, { mode: 0o600 }),
+          )
+          await rename(partial, capsulePath)
+        } catch (err) {
+          await unlink(partial).catch(() => {})
+          throw err
+        }
+        if (plaintextPath !== options.file) await rm(plaintextPath, { force: true })
+        const capsuleSize = (await stat(capsulePath)).size
+
+        // Blocks go to the on-disk blockstore that `serve` provides; announce through
+        // a running `serve` if there is one.
+        const node = await createDigicapNode({
+          dataDir: paths.ipfs,
+          datastore: 'memory',
+          listen: [],
+        })
+        let cid: string
+        let announced: SealResult['announced']
+        try {
+          cid = await heliaCapsuleStore(node.helia).put(
+            { path: capsulePath },
+            { onProgress: (n) => progress('add', n, capsuleSize) },
+          )
+          await keyStore.put({
+            capsuleId,
+            wrappedKeys,
+            metadata: {
+              cid,
+              policy: policy.address,
+              chainId: String(config.chainId),
+              registry: config.contracts.capsuleRegistry,
+              runtime,
+            },
+          })
+          const { capsuleRegistry } = connectDigicap(config.contracts, wallet)
+          const tx = await capsuleRegistry.register(
+            capsuleId,
+            policy.address,
+            cid,
+            hex(commitment.plaintextCommitment),
+            new TextEncoder().encode(ownerPeerId),
+            `0x${sealerKey.keyId}`,
+          )
+          await tx.wait()
+          const registerTransaction = tx.hash
+          await writeJsonAtomic(join(dir, 'capsule.json'), {
+            capsuleId,
+            cid,
+            policy: policy.address,
+            registerTransaction,
+            plaintextSize,
+            capsuleSize,
+            runtime,
+            createdAt: new Date().toISOString(),
+          })
+          announced = await announceVia(
+            node,
+            {
+              capsuleId,
+              cid,
+              owner: owner!.address,
+              registry: config.contracts.capsuleRegistry,
+              chainId: config.chainId,
+              keyguardPeer: ownerPeerId,
+            },
+            options.announceTimeoutMs ?? 5000,
+          )
+          return {
+            capsuleId,
+            cid,
+            policy: policy.address,
+            policyTransaction: policy.transactionHash,
+            registerTransaction,
+            capsulePath,
+            capsuleSize,
+            plaintextSize,
+            announced,
+          }
+        } finally {
+          await node.stop()
+        }
+      } finally {
+        dataKey.fill(0)
+      }
+    })
+  }
+
+  async function announceVia(
+    node: DigicapNode,
+    ann: CapsuleAnnouncement,
+    timeoutMs: number,
+  ): Promise<SealResult['announced']> {
+    const serve = await readServeFile(paths.serve)
+    if (!serve) return { ok: false, reason: 'serve-not-running' }
+    const addr =
+      serve.multiaddrs.find((m) => m.startsWith('/ip4/127.0.0.1/')) ?? serve.multiaddrs[0]
+    if (!addr) return { ok: false, reason: 'serve-has-no-address' }
+    try {
+      await node.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(timeoutMs) })
+      const { recipients } = await announceCapsule(node, ann, { timeoutMs })
+      return { ok: true, recipients }
+    } catch (err) {
+      logger.warn('announcement failed', { code: errorInfo(err).code })
+      return { ok: false, reason: errorInfo(err).code }
+    }
+  }
+
+  async function status(): Promise<PiNodeStatus> {
+    const sealerInfo = await sealer.describe().catch((err) => ({ error: errorInfo(err) }))
+    let chain: PiNodeStatus['chain']
+    try {
+      const id = await fetchChainId(config.rpcUrl)
+      if (id !== config.chainId)
+        throw new ChainUnreachableError('The RPC serves another chain', {
+          details: { expected: config.chainId, actual: id },
+        })
+      const head = Number(BigInt((await rpc(config.rpcUrl, 'eth_blockNumber', [])) as string))
+      const balance = BigInt(
+        (await rpc(config.rpcUrl, 'eth_getBalance', [owner!.address, 'latest'])) as string,
+      )
+      chain = { reachable: true, head, ownerBalanceWei: balance.toString() }
+    } catch (err) {
+      chain = { reachable: false, error: errorInfo(err) }
+    }
+    const serve = await readServeFile(paths.serve)
+    return {
+      dataDir: config.dataDir,
+      rpcUrl: config.rpcUrl,
+      chainId: config.chainId,
+      contracts: config.contracts,
+      sealer: sealerInfo,
+      owner: {
+        address: owner!.address,
+        peerId: ownerPeerId,
+        recoveryKeyId: owner!.recoveryKeyId,
+        createdAt: owner!.createdAt,
+      },
+      chain,
+      capsules: (await keyStore.list()).length,
+      daemon: serve
+        ? { running: true, pid: serve.pid, peerId: serve.peerId, multiaddrs: serve.multiaddrs }
+        : { running: false },
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+    }
+  }
+
+  async function recover(options: RecoverOptions): Promise<RecoverResult> {
+    const sealerConfig = options.sealer ?? config.sealer
+    const newSealer = createSealer(sealerConfig, { createIfMissing: true, logger })
+    const result = await recoverKeys({
+      mnemonic: options.mnemonic,
+      ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
+      store: keyStore,
+      newSealer,
+      ownerPath: paths.owner,
+      ...(options.onProgress
+        ? {
+            onProgress: (done: number, total: number) =>
+              options.onProgress?.('recover', done, total),
+          }
+        : {}),
+    })
+    if (options.sealer) {
+      const onDisk = await loadConfig(config.dataDir)
+      await saveConfig({ ...onDisk, sealer: options.sealer })
+    }
+    return {
+      recovered: result.recovered,
+      failed: result.failed,
+      owner: owner!.address,
+      sealer: await newSealer.describe(),
+    }
+  }
+
+  async function serve(options: ServeOptions = {}): Promise<RunningPiNode> {
+    const running = await readServeFile(paths.serve)
+    if (running && running.pid !== process.pid) {
+      throw new DaemonRunningError('pi-node serve is already running', {
+        details: { pid: running.pid },
+        hint: 'Stop it first (systemctl stop pi-node, or kill the pid).',
+      })
+    }
+    const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
+    secrets.ethereumPrivateKey.fill(0)
+    let privateKey: Awaited<ReturnType<typeof privateKeyFromSeed>>
+    try {
+      privateKey = await privateKeyFromSeed(secrets.libp2pSeed)
+    } finally {
+      secrets.libp2pSeed.fill(0)
+    }
+    const node = await createDigicapNode({
+      privateKey,
+      dataDir: paths.ipfs,
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+    })
+    const unsubscribe = subscribeCapsuleAnnouncements(
+      node,
+      (ann, from) => {
+        logger.info('capsule announced', { capsuleId: ann.capsuleId, cid: ann.cid, from })
+        options.onAnnouncement?.(ann, from)
+      },
+      {
+        onError: (err, from) =>
+          logger.warn('malformed announcement dropped', { code: err.code, from }),
+      },
+    )
+    const store = heliaCapsuleStore(node.helia)
+    let pinned = 0
+    for (const id of await keyStore.list()) {
+      const cid = (await keyStore.get(id).catch(() => undefined))?.metadata.cid
+      if (cid && (await store.has(cid).catch(() => false))) {
+        await store.pin(cid).then(
+          () => pinned++,
+          (err) => logger.warn('cannot pin capsule', { capsuleId: id, code: errorInfo(err).code }),
+        )
+      }
+    }
+    await writeJsonAtomic(paths.serve, {
+      pid: process.pid,
+      peerId: node.peerId,
+      multiaddrs: node.multiaddrs(),
+      startedAt: new Date().toISOString(),
+    } satisfies ServeFile)
+    let stopping: Promise<void> | undefined
+    return {
+      node,
+      peerId: node.peerId,
+      multiaddrs: () => node.multiaddrs(),
+      pinned,
+      stop() {
+        stopping ??= (async () => {
+          unsubscribe()
+          await node.stop()
+          await rm(paths.serve, { force: true })
+        })()
+        return stopping
+      },
+    }
+  }
+
+  return { config, sealer, keyStore, seal, status, recover, serve }
+}

@@ -1,0 +1,354 @@
+/**
+ * End-to-end tests of the `pi-node` CLI: each command runs as its own process
+ * (`node src/cli.ts`, Node 24 type stripping) against a real anvil and a real swtpm.
+ */
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { openFile, parseCapsuleHeader, verifyCapsuleHeader } from '@digicap/capsule-core'
+import { connectDigicap } from '@digicap/contracts'
+import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { createKeyStore, tpm2Sealer, unwrapDataKey } from '@digicap/keyguard'
+import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function run(args: string[], env: Record<string, string> = {}, stdin = ''): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(stdin)
+  })
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: documents parsed from the CLI's JSON output
+type Doc = Record<string, any>
+
+function jsonOf(r: Run): Doc {
+  try {
+    return JSON.parse(r.stdout)
+  } catch {
+    throw new Error(
+      `stdout is not one JSON document (exit ${r.code}):\n${r.stdout}\n--- stderr:\n${r.stderr}`,
+    )
+  }
+}
+
+describe('pi-node CLI (real anvil, real swtpm)', () => {
+  let anvil: Anvil
+  let tpm: Swtpm
+  let dir: string
+  let dataDir: string
+  let env: Record<string, string>
+  let mnemonic: string
+  let owner: string
+  let sealed: Doc
+  let plaintext: Buffer
+
+  beforeAll(async () => {
+    ;[anvil, tpm] = await Promise.all([startAnvil(), startSwtpm()])
+    dir = await mkdtemp(join(tmpdir(), 'pi-node-cli-'))
+    dataDir = join(dir, 'node')
+    env = { DIGICAP_DATA_DIR: dataDir, DIGICAP_RPC_URL: anvil.rpcUrl }
+  })
+  afterAll(async () => {
+    await Promise.all([anvil?.stop(), tpm?.stop()])
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('prints --help for every command', async () => {
+    const cmds = ['init', 'seal', 'status', 'recover', 'serve']
+    const runs = await Promise.all([run(['--help']), ...cmds.map((c) => run([c, '--help']))])
+    expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0])
+    expect(runs[0]?.stdout).toContain('Usage: pi-node <command>')
+    cmds.forEach((c, i) => {
+      expect(runs[i + 1]?.stdout).toContain(`pi-node ${c}`)
+    })
+  })
+
+  it('rejects bad command lines with exit 2 and error[USAGE], and bad states with their codes', async () => {
+    const [unknownFlag, unknownCmd, insecure, json, notInit, noChain] = await Promise.all([
+      run(['status', '--bogus'], env),
+      run(['frobnicate'], env),
+      run(['init', '--deploy', '--sealer', 'software'], env),
+      run(['seal', 'x.bin', '--json'], { ...env, DIGICAP_DATA_DIR: join(dir, 'empty') }),
+      run(['status'], { ...env, DIGICAP_DATA_DIR: join(dir, 'empty') }),
+      run(['init', '--deploy', '--tcti', tpm.tcti, '--rpc-url', 'http://127.0.0.1:9'], {
+        DIGICAP_DATA_DIR: join(dir, 'nochain'),
+      }),
+    ])
+    expect(unknownFlag.code).toBe(2)
+    expect(unknownFlag.stderr).toMatch(/^error\[USAGE\]: .*bogus/m)
+    expect(unknownFlag.stderr).toContain('hint: See pi-node status --help.')
+    expect(unknownCmd.code).toBe(2)
+    expect(unknownCmd.stderr).toContain('error[USAGE]: Unknown command')
+    expect(insecure.code).toBe(2)
+    expect(insecure.stderr).toContain('error[USAGE]: The software sealer')
+    expect(json.code).toBe(1)
+    expect(jsonOf(json)).toMatchObject({ ok: false, error: { code: 'NOT_INITIALISED' } })
+    expect(notInit.code).toBe(1)
+    expect(notInit.stderr).toContain('error[NOT_INITIALISED]')
+    expect(noChain.code).toBe(1)
+    expect(noChain.stderr).toContain('error[CHAIN_UNREACHABLE]')
+  })
+
+  it('init --deploy creates the owner, TPM key and config; the mnemonic only on stderr', async () => {
+    const r = await run(
+      ['init', '--deploy', '--tcti', tpm.tcti, '--listen', '/ip4/127.0.0.1/tcp/0', '--json'],
+      env,
+    )
+    const doc = jsonOf(r)
+    expect(r.code).toBe(0)
+    expect(doc).toMatchObject({ ok: true, command: 'init', deployed: true, chainId: 31337 })
+    expect(doc.owner.address).toMatch(/^0x[0-9a-fA-F]{40}$/)
+    expect(doc.owner.peerId).toMatch(/^12D3KooW/)
+    expect(doc.sealer).toMatchObject({ kind: 'tpm2' })
+    expect(doc.mnemonic).toBeUndefined()
+    const words = [...r.stderr.matchAll(/^\s*\d+\. ([a-z]+)$/gm)].map((m) => m[1])
+    expect(words).toHaveLength(24)
+    mnemonic = words.join(' ')
+    owner = doc.owner.address
+    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8'))
+    expect(config).toMatchObject({
+      version: 1,
+      chainId: 31337,
+      sealer: { kind: 'tpm2', tcti: tpm.tcti },
+    })
+    expect((await stat(join(dataDir, 'config.json'))).mode & 0o077).toBe(0)
+    expect(await anvil.provider.getCode(config.contracts.capsuleRegistry)).not.toBe('0x')
+
+    const again = await run(['init', '--deploy', '--tcti', tpm.tcti], env)
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain('error[ALREADY_INITIALISED]')
+  })
+
+  it('seal: registered on chain with its CID, blocks on disk, wrapped keys stored, header signed by the owner', async () => {
+    plaintext = randomBytes(3 * 1024 * 1024 + 5)
+    const file = join(dir, 'data.bin')
+    await writeFile(file, plaintext)
+    const receiverKey = randomBytes(32).toString('hex')
+    const r = await run(
+      [
+        'seal',
+        file,
+        '--policy',
+        'all(minReputation(50), maxRuns(3))',
+        '--memory-mb',
+        '64',
+        '--receiver',
+        `${receiverKey}@12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA`,
+        '--json',
+      ],
+      env,
+    )
+    sealed = jsonOf(r)
+    expect(r.code).toBe(0)
+    expect(sealed).toMatchObject({ ok: true, command: 'seal', plaintextSize: plaintext.length })
+    expect(sealed.announced).toEqual({ ok: false, reason: 'serve-not-running' })
+    expect(r.stderr).not.toContain(mnemonic.split(' ').slice(0, 3).join(' '))
+
+    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8'))
+    const { capsuleRegistry } = connectDigicap(config.contracts, anvil.provider)
+    const onChain = await capsuleRegistry.getCapsule(sealed.capsuleId)
+    expect(onChain.cid).toBe(sealed.cid)
+    expect(onChain.owner).toBe(owner)
+    expect(onChain.policy).toBe(sealed.policy)
+
+    const capsuleDir = join(dataDir, 'capsules', sealed.capsuleId)
+    expect(await readFile(join(capsuleDir, 'policy.sol'), 'utf8')).toContain(
+      'contract DigicapPolicy',
+    )
+    const policyMeta = JSON.parse(await readFile(join(capsuleDir, 'policy.json'), 'utf8'))
+    expect(policyMeta).toMatchObject({
+      address: sealed.policy,
+      expression: 'all(minReputation(50), maxRuns(3))',
+    })
+
+    const capsule = await readFile(sealed.capsulePath)
+    const parsed = parseCapsuleHeader(capsule)
+    expect(verifyCapsuleHeader(parsed, { owner: owner as `0x${string}` })).toBe(owner)
+    expect(parsed.header.runtime).toEqual({ kind: 'data', memoryLimit: 64 * 1024 * 1024 })
+    expect(parsed.header.policy.policy).toBe(sealed.policy)
+    expect(parsed.header.receivers).toHaveLength(1)
+    expect(Buffer.from(parsed.header.receivers[0]?.publicKey ?? []).toString('hex')).toBe(
+      receiverKey,
+    )
+    expect(parsed.header.wrappedKeys.map((w) => w.scheme)).toEqual([
+      'tpm2-rsa-oaep-sha256',
+      'hpke-x25519-recovery',
+    ])
+
+    const keys = await createKeyStore(join(dataDir, 'keys'))
+    const record = await keys.get(sealed.capsuleId)
+    expect(record?.wrappedKeys).toHaveLength(2)
+    expect(record?.metadata.cid).toBe(sealed.cid)
+
+    const node = await createDigicapNode({ dataDir: join(dataDir, 'ipfs'), datastore: 'memory' })
+    try {
+      const store = heliaCapsuleStore(node.helia)
+      expect(await store.has(sealed.cid)).toBe(true)
+      const parts: Uint8Array[] = []
+      for await (const c of store.get(sealed.cid)) parts.push(c)
+      expect(Buffer.concat(parts).equals(capsule)).toBe(true)
+    } finally {
+      await node.stop()
+    }
+  })
+
+  it('status --json reports the node; seal refuses bad input with typed errors', async () => {
+    const file = join(dir, 'data.bin')
+    const [r, code, policy, missing, receiver] = await Promise.all([
+      run(['status', '--json'], env),
+      run(
+        [
+          'seal',
+          file,
+          '--policy',
+          'maxRuns(1)',
+          '--runtime',
+          'quickjs',
+          '--entry',
+          'main',
+          '--code',
+          file,
+        ],
+        env,
+      ),
+      run(['seal', file, '--policy', 'maxRuns('], env),
+      run(['seal', join(dir, 'nope.bin'), '--policy', 'maxRuns(1)'], env),
+      run(['seal', file, '--policy', 'maxRuns(1)', '--receiver', 'zz'], env),
+    ])
+    expect(code.code).toBe(1)
+    expect(code.stderr).toContain('error[RUNTIME_UNSUPPORTED]')
+    expect(policy.code).toBe(1)
+    expect(policy.stderr).toContain('error[POLICY_EXPRESSION]')
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('error[INPUT_FILE]')
+    expect(receiver.code).toBe(2)
+    expect(receiver.stderr).toContain('error[USAGE]')
+    expect(r.code).toBe(0)
+    const { status } = jsonOf(r)
+    expect(status).toMatchObject({
+      chainId: 31337,
+      owner: { address: owner },
+      capsules: 1,
+      daemon: { running: false },
+      chain: { reachable: true },
+      sealer: { kind: 'tpm2' },
+    })
+    expect(status.chain.head).toBeGreaterThan(0)
+  })
+
+  it('serve provides the node and hears the announcement of a new seal; SIGTERM stops it cleanly', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--disable-warning=ExperimentalWarning', CLI, 'serve', '--json'],
+      {
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+      },
+    )
+    let stdout = ''
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d) => {
+          stdout += d
+          if (stdout.includes('\n')) resolve()
+        })
+        child.on('close', () => reject(new Error(`serve exited:\n${stderr}`)))
+      })
+      const ready = JSON.parse(stdout)
+      expect(ready).toMatchObject({
+        ok: true,
+        command: 'serve',
+        pinned: 1,
+        keyguard: 'not-composed',
+      })
+      expect(existsSync(join(dataDir, 'serve.json'))).toBe(true)
+
+      const file = join(dir, 'small.txt')
+      await writeFile(file, 'hello capsule')
+      const r = await run(['seal', file, '--policy', 'maxRuns(1)', '--json'], env)
+      const doc = jsonOf(r)
+      expect(doc.announced).toEqual({ ok: true, recipients: 1 })
+      const deadline = Date.now() + 10_000
+      while (!stderr.includes(doc.capsuleId) && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 50))
+      }
+      expect(stderr).toContain('"message":"capsule announced"')
+      expect(stderr).toContain(doc.capsuleId)
+
+      const status = jsonOf(await run(['status', '--json'], env)).status
+      expect(status.daemon).toMatchObject({ running: true, pid: child.pid })
+      const twice = await run(['serve'], env)
+      expect(twice.code).toBe(1)
+      expect(twice.stderr).toContain('error[DAEMON_RUNNING]')
+    } finally {
+      child.kill('SIGTERM')
+    }
+    expect(await exited).toBe(0)
+    expect(existsSync(join(dataDir, 'serve.json'))).toBe(false)
+  })
+
+  it('recover onto a new TPM from the mnemonic on stdin, then open the sealed capsule', async () => {
+    await tpm.stop()
+    tpm = await startSwtpm()
+    const before = await run(['status', '--json'], env)
+    expect(jsonOf(before).status.sealer.error.code).toMatch(/^TPM_/)
+
+    const bad = await run(['recover', '--tcti', tpm.tcti], env, '')
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('error[USAGE]')
+
+    const r = await run(['recover', '--tcti', tpm.tcti, '--json'], env, `${mnemonic}\n`)
+    const doc = jsonOf(r)
+    expect(r.code).toBe(0)
+    expect(doc.recovered).toHaveLength(2)
+    expect(doc.recovered).toContain(sealed.capsuleId)
+    expect(doc.failed).toEqual([])
+    expect(doc.owner).toBe(owner)
+
+    const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8'))
+    expect(config.sealer.tcti).toBe(tpm.tcti)
+    const keys = await createKeyStore(join(dataDir, 'keys'))
+    const record = await keys.get(sealed.capsuleId)
+    const dataKey = await unwrapDataKey(record?.wrappedKeys ?? [], tpm2Sealer({ tcti: tpm.tcti }))
+    const out = join(dir, 'opened.bin')
+    await openFile({
+      input: sealed.capsulePath,
+      output: out,
+      dataKey,
+      owner: owner as `0x${string}`,
+    })
+    expect((await readFile(out)).equals(plaintext)).toBe(true)
+    const status = jsonOf(await run(['status', '--json'], env)).status
+    expect(status.sealer).toMatchObject({ kind: 'tpm2', keyId: doc.sealer.keyId })
+  })
+})

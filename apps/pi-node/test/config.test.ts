@@ -1,0 +1,85 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  applyEnv,
+  loadConfig,
+  type PiNodeConfig,
+  resolveDataDir,
+  saveConfig,
+} from '../src/index.ts'
+
+const base: PiNodeConfig = {
+  version: 1,
+  dataDir: '/x',
+  rpcUrl: 'http://127.0.0.1:8545',
+  chainId: 31337,
+  contracts: {
+    capsuleRegistry: `0x${'11'.repeat(20)}`,
+    nodeRegistry: `0x${'22'.repeat(20)}`,
+    accessController: `0x${'33'.repeat(20)}`,
+  },
+  sealer: { kind: 'tpm2', tcti: 'device:/dev/tpmrm0' },
+  listen: ['/ip4/0.0.0.0/tcp/4001'],
+  bootstrap: [],
+}
+
+describe('config', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pi-node-config-'))
+  })
+  afterAll(() => rm(dir, { recursive: true, force: true }))
+
+  it('round-trips through config.json and applies env overrides', async () => {
+    await saveConfig({ ...base, dataDir: dir })
+    const c = await loadConfig(dir, {
+      DIGICAP_RPC_URL: 'http://10.0.0.1:8545',
+      DIGICAP_TCTI: 'swtpm:host=127.0.0.1,port=2321',
+      DIGICAP_LISTEN: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/1',
+    })
+    expect(c.rpcUrl).toBe('http://10.0.0.1:8545')
+    expect(c.sealer).toEqual({ kind: 'tpm2', tcti: 'swtpm:host=127.0.0.1,port=2321' })
+    expect(c.listen).toHaveLength(2)
+    expect(c.dataDir).toBe(dir)
+  })
+
+  it('switches sealers only as allowed', () => {
+    const soft = applyEnv(base, { DIGICAP_SEALER: 'software' })
+    expect(soft.sealer).toMatchObject({ kind: 'software', allowInsecure: false })
+    const allowed = applyEnv(base, {
+      DIGICAP_SEALER: 'software',
+      DIGICAP_ALLOW_INSECURE_SEALER: '1',
+    })
+    expect(allowed.sealer).toMatchObject({ kind: 'software', allowInsecure: true })
+    expect(() => applyEnv(base, { DIGICAP_SEALER: 'hsm' })).toThrow(
+      expect.objectContaining({ code: 'CONFIG' }),
+    )
+  })
+
+  it('fails with NOT_INITIALISED for a missing file and CONFIG for a malformed one', async () => {
+    await expect(loadConfig(join(dir, 'none'))).rejects.toMatchObject({ code: 'NOT_INITIALISED' })
+    const bad = join(dir, 'bad')
+    await saveConfig({ ...base, dataDir: bad })
+    await writeFile(join(bad, 'config.json'), '{not json')
+    await expect(loadConfig(bad)).rejects.toMatchObject({ code: 'CONFIG' })
+    for (const broken of [
+      { ...base, version: 2 },
+      { ...base, rpcUrl: 'ftp://x' },
+      { ...base, chainId: -1 },
+      { ...base, contracts: { ...base.contracts, nodeRegistry: '0x12' } },
+      { ...base, sealer: { kind: 'hsm' } },
+      { ...base, listen: [1] },
+    ]) {
+      await writeFile(join(bad, 'config.json'), JSON.stringify(broken))
+      await expect(loadConfig(bad)).rejects.toMatchObject({ code: 'CONFIG' })
+    }
+  })
+
+  it('resolves the data folder from the flag, then the env, then the home folder', () => {
+    expect(resolveDataDir('/a', { DIGICAP_DATA_DIR: '/b' })).toBe('/a')
+    expect(resolveDataDir(undefined, { DIGICAP_DATA_DIR: '/b' })).toBe('/b')
+    expect(resolveDataDir(undefined, {})).toMatch(/\.digicap\/pi-node$/)
+  })
+})

@@ -1,0 +1,188 @@
+/**
+ * The Digicap node: one libp2p node (TCP, noise, yamux, identify, ping, gossipsub, optional
+ * kad-dht, bootstrap list) shared by helia (bitswap) and our own protocols.
+ */
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { InvalidArgumentError } from '@digicap/capsule-core'
+import { withBitswap } from '@helia/bitswap'
+import { type HeliaWithLibp2p, withLibp2pLight } from '@helia/libp2p'
+import { bootstrap } from '@libp2p/bootstrap'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
+import { type Identify, identify } from '@libp2p/identify'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { type KadDHT, kadDHT } from '@libp2p/kad-dht'
+import { type Ping, ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { MemoryBlockstore } from 'blockstore-core'
+import { FsBlockstore } from 'blockstore-fs'
+import { MemoryDatastore } from 'datastore-core'
+import { FsDatastore } from 'datastore-fs'
+import { createHeliaLight } from 'helia'
+import { NodeStartError } from './errors.ts'
+
+/** The services of a Digicap node's libp2p. `dht` is present only when enabled. */
+export interface DigicapServices {
+  identify: Identify
+  ping: Ping
+  pubsub: GossipSub
+  dht?: KadDHT
+  [key: string]: unknown
+}
+
+export type DigicapLibp2p = Libp2p<DigicapServices>
+
+export interface CreateDigicapNodeInit {
+  /**
+   * The node's persistent identity. Use {@link privateKeyFromSeed} with the owner's libp2p
+   * seed. Default: a fresh random key (tests only: the peer id changes on every start).
+   */
+  privateKey?: PrivateKey
+  /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/tcp/0']`. */
+  listen?: readonly string[]
+  /** Multiaddrs (with `/p2p/<peerId>`) to dial at start. Default none. */
+  bootstrap?: readonly string[]
+  /**
+   * Folder for blocks (`<dataDir>/blocks`) and the datastore (`<dataDir>/datastore`).
+   * Default: both in memory.
+   */
+  dataDir?: string
+  /**
+   * With `dataDir`: keep the datastore (pins, peer store) on disk (`'fs'`, the default) or in
+   * memory (`'memory'`, for a short-lived second process that only adds blocks to the shared
+   * on-disk blockstore while a long-running node owns the datastore).
+   */
+  datastore?: 'fs' | 'memory'
+  /** Run kad-dht (peer and content routing on the public network). Default `false`. */
+  dht?: boolean
+}
+
+export interface DigicapNode {
+  readonly helia: HeliaWithLibp2p<DigicapServices>
+  readonly libp2p: DigicapLibp2p
+  /** The peer id, as a base58btc string. */
+  readonly peerId: string
+  /** Current listen addresses including `/p2p/<peerId>`. */
+  multiaddrs(): string[]
+  /** Stops helia and libp2p and closes the stores. Idempotent. */
+  stop(): Promise<void>
+}
+
+/**
+ * The Ed25519 libp2p key for a 32-byte seed (the owner's `libp2pSeed` from keyguard).
+ *
+ * @throws {InvalidArgumentError} for a seed that is not 32 bytes.
+ * @example
+ * ```ts
+ * const privateKey = await privateKeyFromSeed(secrets.libp2pSeed)
+ * ```
+ */
+export async function privateKeyFromSeed(seed: Uint8Array): Promise<PrivateKey> {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) {
+    throw new InvalidArgumentError('libp2p seed must be 32 bytes', {
+      details: { length: seed instanceof Uint8Array ? seed.length : typeof seed },
+    })
+  }
+  return generateKeyPairFromSeed('Ed25519', seed)
+}
+
+/**
+ * Creates and starts a Digicap node.
+ *
+ * @throws {NodeStartError} if the stores cannot be opened or libp2p cannot start (for
+ *   example a listen address that is taken or malformed).
+ * @example
+ * ```ts
+ * const node = await createDigicapNode({ privateKey, dataDir: '/var/lib/digicap/ipfs' })
+ * node.libp2p.handle('/digicap/key-release/1', handler)
+ * console.log(node.peerId, node.multiaddrs())
+ * await node.stop()
+ * ```
+ */
+export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promise<DigicapNode> {
+  const listen = [...(init.listen ?? ['/ip4/127.0.0.1/tcp/0'])]
+  const bootstrapList = [...(init.bootstrap ?? [])]
+  let blockstore: MemoryBlockstore | FsBlockstore
+  let datastore: MemoryDatastore | FsDatastore
+  const closers: (() => Promise<void>)[] = []
+  const closeStores = async () => {
+    for (const close of closers) await close().catch(() => {})
+  }
+  try {
+    if (init.dataDir !== undefined) {
+      await mkdir(init.dataDir, { recursive: true, mode: 0o700 })
+      const fsBlocks = new FsBlockstore(join(init.dataDir, 'blocks'))
+      await fsBlocks.open()
+      closers.push(() => fsBlocks.close())
+      blockstore = fsBlocks
+      if (init.datastore === 'memory') {
+        datastore = new MemoryDatastore()
+      } else {
+        const fsData = new FsDatastore(join(init.dataDir, 'datastore'))
+        await fsData.open()
+        closers.push(() => fsData.close())
+        datastore = fsData
+      }
+    } else {
+      blockstore = new MemoryBlockstore()
+      datastore = new MemoryDatastore()
+    }
+  } catch (cause) {
+    await closeStores()
+    throw new NodeStartError('Cannot open the block or data store', {
+      cause,
+      details: { dataDir: init.dataDir },
+      hint: 'Check that the data folder exists and is writable by this user.',
+    })
+  }
+
+  const peerDiscovery = bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : []
+  const services: Record<string, unknown> = {
+    identify: identify(),
+    ping: ping(),
+    pubsub: gossipsub({ emitSelf: false }),
+  }
+  if (init.dht === true) services.dht = kadDHT({ clientMode: false })
+
+  let helia: HeliaWithLibp2p<DigicapServices>
+  try {
+    const base = createHeliaLight({ blockstore, datastore })
+    const withNet = withLibp2pLight(base, {
+      ...(init.privateKey ? { privateKey: init.privateKey } : {}),
+      addresses: { listen },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      peerDiscovery,
+      services: services as never,
+    }) as unknown as HeliaWithLibp2p<DigicapServices>
+    helia = withBitswap(withNet)
+    await helia.start()
+  } catch (cause) {
+    await closeStores()
+    throw new NodeStartError('Cannot start the libp2p node', {
+      cause,
+      details: { listen, reason: (cause as Error)?.message },
+      hint: 'Check the listen addresses (port taken?) and the private key.',
+    })
+  }
+
+  const libp2p = helia.libp2p
+  let stopped: Promise<void> | undefined
+  return {
+    helia,
+    libp2p,
+    peerId: libp2p.peerId.toString(),
+    multiaddrs: () => libp2p.getMultiaddrs().map((m) => m.toString()),
+    stop() {
+      stopped ??= (async () => {
+        await helia.stop()
+        await closeStores()
+      })()
+      return stopped
+    },
+  }
+}

@@ -1,0 +1,44 @@
+import { expect, it } from 'vitest'
+import * as p2p from '../src/index.ts'
+
+it('exports exactly this public surface', () => {
+  expect(Object.keys(p2p).sort()).toMatchInlineSnapshot(`
+    [
+      "ANNOUNCEMENT_VERSION",
+      "AnnouncementFormatError",
+      "AnnouncementTooLargeError",
+      "AnnouncementVersionError",
+      "CAPSULE_TOPIC",
+      "CapsuleStoreError",
+      "InvalidCidError",
+      "MAX_ANNOUNCEMENT_BYTES",
+      "NoSubscribersError",
+      "NodeStartError",
+      "announceCapsule",
+      "createDigicapNode",
+      "decodeCapsuleAnnouncement",
+      "encodeCapsuleAnnouncement",
+      "heliaCapsuleStore",
+      "parseCid",
+      "privateKeyFromSeed",
+      "subscribeCapsuleAnnouncements",
+    ]
+  `)
+})
+
+it('names each error class once, with its code', () => {
+  const codes = Object.entries(p2p)
+    .filter(([k]) => k.endsWith('Error'))
+    .map(([k, C]) => [k, new (C as new (m: string) => { code: string; name: string })('x').code])
+  expect(Object.fromEntries(codes)).toMatchInlineSnapshot(`
+    {
+      "AnnouncementFormatError": "ANNOUNCEMENT_FORMAT",
+      "AnnouncementTooLargeError": "ANNOUNCEMENT_TOO_LARGE",
+      "AnnouncementVersionError": "ANNOUNCEMENT_VERSION",
+      "CapsuleStoreError": "CAPSULE_STORE",
+      "InvalidCidError": "INVALID_CID",
+      "NoSubscribersError": "ANNOUNCE_NO_SUBSCRIBERS",
+      "NodeStartError": "P2P_NODE_START",
+    }
+  `)
+})

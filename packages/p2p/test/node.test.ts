@@ -1,0 +1,72 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import { describe, expect, it } from 'vitest'
+import { createDigicapNode, privateKeyFromSeed } from '../src/index.ts'
+
+describe('createDigicapNode', () => {
+  it('derives a stable peer id from a seed and listens on loopback', async () => {
+    const seed = new Uint8Array(32).fill(7)
+    const key = await privateKeyFromSeed(seed)
+    const node = await createDigicapNode({ privateKey: key })
+    try {
+      const again = await createDigicapNode({ privateKey: await privateKeyFromSeed(seed) })
+      expect(again.peerId).toBe(node.peerId)
+      await again.stop()
+      expect(node.peerId.startsWith('12D3KooW')).toBe(true)
+      expect(node.multiaddrs()[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW/)
+      expect(Object.keys(node.libp2p.services).sort()).toEqual(['identify', 'ping', 'pubsub'])
+    } finally {
+      await node.stop()
+      await node.stop()
+    }
+  })
+
+  it('dials its bootstrap list and can run the DHT', async () => {
+    const a = await createDigicapNode({ dht: true })
+    const b = await createDigicapNode({ dht: true, bootstrap: [a.multiaddrs()[0] as string] })
+    try {
+      expect(b.libp2p.services.dht).toBeDefined()
+      const deadline = Date.now() + 10_000
+      while (b.libp2p.getPeers().length === 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      expect(b.libp2p.getPeers().map(String)).toContain(a.peerId)
+      const rtt = await b.libp2p.services.ping.ping(a.libp2p.peerId)
+      expect(rtt).toBeGreaterThanOrEqual(0)
+    } finally {
+      await Promise.all([a.stop(), b.stop()])
+    }
+  })
+
+  it('shares its libp2p with our own protocols (libp2p.handle) next to bitswap', async () => {
+    const a = await createDigicapNode()
+    const b = await createDigicapNode()
+    try {
+      await a.libp2p.handle('/digicap/echo/1', async (stream) => {
+        for await (const chunk of stream) stream.send(chunk.subarray())
+        await stream.close()
+      })
+      const stream = await b.libp2p.dialProtocol(
+        multiaddr(a.multiaddrs()[0] as string),
+        '/digicap/echo/1',
+      )
+      stream.send(new TextEncoder().encode('ping'))
+      await stream.close()
+      const got: Uint8Array[] = []
+      for await (const chunk of stream) got.push(chunk.subarray())
+      expect(new TextDecoder().decode(Buffer.concat(got))).toBe('ping')
+      expect(a.libp2p.getProtocols()).toContain('/digicap/echo/1')
+      expect(a.libp2p.getProtocols().some((p) => p.startsWith('/ipfs/bitswap/'))).toBe(true)
+    } finally {
+      await Promise.all([a.stop(), b.stop()])
+    }
+  })
+
+  it('rejects a bad seed with INVALID_ARGUMENT and a bad listen address with P2P_NODE_START', async () => {
+    await expect(privateKeyFromSeed(new Uint8Array(31))).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+    await expect(createDigicapNode({ listen: ['/not/an/addr'] })).rejects.toMatchObject({
+      code: 'P2P_NODE_START',
+    })
+  })
+})
