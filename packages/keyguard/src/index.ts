@@ -35,13 +35,27 @@
  * ```
  */
 
+export type {
+  BlockRef,
+  ChainClient,
+  ChainGrant,
+  CheckAccessArgs,
+  FastPathRecord,
+  GrantLog,
+} from './chain-client.ts'
+export { ROLE_EXECUTOR } from './chain-client.ts'
 export {
   AlreadyReleasedError,
+  ChainMismatchError,
   GrantKeyMismatchError,
+  GrantRefusedError,
   InvalidMnemonicError,
   KeyExistsError,
+  KeyguardStateError,
   KeyStoreCorruptError,
+  QuorumError,
   RecoveryKeyMismatchError,
+  ReleaseFailedError,
   ReleaseNotBegunError,
   SealerRefusedError,
   TpmBusyError,
@@ -50,9 +64,40 @@ export {
   TpmUnavailableError,
   UnwrapError,
 } from './errors.ts'
+export type { EthersChainClientInit } from './ethers-chain-client.ts'
+export { ethersChainClient } from './ethers-chain-client.ts'
+export type {
+  FastPathComponents,
+  FastPathEvent,
+  FastPathInit,
+  FastPathServer,
+} from './fast-path-server.ts'
+export { fastPathServer } from './fast-path-server.ts'
+export type {
+  GrantWatcher,
+  GrantWatcherComponents,
+  GrantWatcherEvent,
+  GrantWatcherInit,
+} from './grant-watcher.ts'
+export { grantWatcher } from './grant-watcher.ts'
 export { canonicalId } from './ids.ts'
+export type {
+  KeyReleaser,
+  KeyReleaserComponents,
+  KeyReleaserInit,
+  ReleaseEvent,
+} from './key-releaser.ts'
+export { keyReleaser, peerIdFromRegistered } from './key-releaser.ts'
 export type { KeyRecord, KeyStore, PutKeyRecord } from './key-store.ts'
 export { createKeyStore, MAX_METADATA_ENTRIES, MAX_WRAPPED_KEYS } from './key-store.ts'
+export type {
+  Keyguard,
+  KeyguardComponents,
+  KeyguardEvent,
+  KeyguardInit,
+  KeyguardStatus,
+} from './keyguard.ts'
+export { createKeyguard } from './keyguard.ts'
 export type { InitOwnerOptions, OwnerInfo, OwnerSecrets } from './owner.ts'
 export { initOwner, readOwner, restoreOwner, unwrapOwnerSecrets } from './owner.ts'
 export type { RecoverKeysOptions, RecoverKeysResult } from './recover-keys.ts'
