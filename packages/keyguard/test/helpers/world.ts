@@ -178,7 +178,7 @@ export interface ExecutorSide {
   received: Map<string, Uint8Array>
   releases: KeyRelease[]
   /** Called when a release arrives, before the ack is sent; may delay it. */
-  beforeAck?: (release: KeyRelease) => Promise<void>
+  beforeAck?: ((release: KeyRelease) => Promise<void>) | undefined
   newEphemeral(): string
   stop(): Promise<void>
 }
