@@ -6,19 +6,19 @@
  * per-peer rate limit (`rate-limited`) → bounded queue (`busy`) → EIP-712 signature against the
  * AccessController's domain (`bad-signature`) → expiry window (`expired`) → replay cache of
  * `(executor, nonce)` (`replayed`, `busy` when full) → key record (`unknown-capsule`) → on chain,
- * in parallel: `nonceUsed` (`replayed`), executor registered and active (`policy-denied`,
- * reason `EXECUTOR_NOT_REGISTERED`), the requesting libp2p peer is the executor's registered
+ * in parallel: `nonceUsed` (`replayed`), executor registered and active (`checkAccess` reason
+ * `EXECUTOR_NOT_REGISTERED` → `policy-denied`), the requesting libp2p peer is the executor's registered
  * peer (`bad-signature`, reason `peer-id-mismatch`), `checkAccess` by `eth_call`
  * (`policy-denied`, reason = the policy's reason name) → unwrap, seal, answer.
  *
- * The audit record is journaled (`<dataDir>/fast-path-audit/<grantId>.json`) BEFORE the key
+ * The audit record is journaled (`<dataDir>/fast-path-audit/<keccak(executor||nonce)>.json`) BEFORE the key
  * leaves, so a crash cannot lose it; `recordPending()` retries records left by a crash. A record
  * that reverts is reported as an `audit-alert` event and kept on disk.
  */
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeHpkeSealed, hpkeSeal } from '@digicap/capsule-core'
-import { computeGrantId, reasonName } from '@digicap/contracts'
+import { computeGrantId, Reason, reasonName } from '@digicap/contracts'
 import {
   type AccessRequest,
   type AccessResponse,
@@ -31,8 +31,9 @@ import {
   toChecksumAddress,
   verifyAccessRequestSignature,
 } from '@digicap/protocol'
+import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, toBigInt } from 'ethers'
-import { type ChainClient, type FastPathRecord, ROLE_EXECUTOR } from './chain-client.ts'
+import type { ChainClient, FastPathRecord } from './chain-client.ts'
 import { ensureDir, removeStaleTemps, writeFileAtomic } from './fs-atomic.ts'
 import { readJsonFile } from './json-file.ts'
 import type { KeyStore } from './key-store.ts'
@@ -84,7 +85,10 @@ export interface FastPathServer {
 
 interface AuditEntry {
   version: 1
-  grantId: string
+  /** keccak256(executor || nonce), hex: the file name. */
+  id: string
+  /** The grant id the keyguard answered with (in memory only; the chain assigns the final one). */
+  grantId?: string
   request: Record<string, string>
   jobParams: string
   signature: string
@@ -135,6 +139,7 @@ export function fastPathServer(init: FastPathInit) {
     let active = 0
     let unhandle: (() => Promise<void>) | undefined
     const recording = new Set<Promise<unknown>>()
+    let sending: Promise<unknown> = Promise.resolve()
 
     const refuse = (
       peer: string,
@@ -168,12 +173,26 @@ export function fastPathServer(init: FastPathInit) {
         nonce: BigInt(r.nonce as string),
         expiry: BigInt(r.expiry as string),
       }
+      // One transaction at a time (one signer, one nonce sequence); transient failures (RPC,
+      // nonce races) are retried, a revert (`errorName`) is final.
+      const send = async (): Promise<Awaited<ReturnType<ChainClient['recordFastPathGrant']>>> => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            return await chain.recordFastPathGrant(req, entry.jobParams, entry.signature)
+          } catch (err) {
+            if ((err as { errorName?: string }).errorName !== undefined || attempt >= 4) throw err
+            await new Promise((r) => setTimeout(r, 200 * 2 ** attempt))
+          }
+        }
+      }
+      const turn = sending.then(send)
+      sending = turn.catch(() => undefined)
       try {
-        const res = await chain.recordFastPathGrant(req, entry.jobParams, entry.signature)
-        await rm(join(auditDir, `${entry.grantId}.json`), { force: true })
+        const res = await turn
+        await rm(join(auditDir, `${entry.id}.json`), { force: true })
         emit({
           type: 'audit-recorded',
-          grantId: entry.grantId,
+          grantId: entry.grantId ?? res.grantId,
           recordedGrantId: res.grantId,
           transactionHash: res.transactionHash,
         })
@@ -181,8 +200,9 @@ export function fastPathServer(init: FastPathInit) {
       } catch (err) {
         const e = err as { errorName?: string; code?: string }
         const error = e.errorName ?? e.code ?? 'error'
-        emit({ type: 'audit-alert', grantId: entry.grantId, error })
-        components.logger?.warn('fast path: audit record failed', { grantId: entry.grantId, error })
+        const grantId = entry.grantId ?? entry.id
+        emit({ type: 'audit-alert', grantId, error })
+        components.logger?.warn('fast path: audit record failed', { grantId, error })
         return false
       }
     }
@@ -209,73 +229,99 @@ export function fastPathServer(init: FastPathInit) {
       const rec = toRecord(req)
       const record = await keyStore.get(rec.capsuleId)
       if (record === undefined) return refuse(peer, 'unknown-capsule')
-      const [used, activeNode, registeredPeer, access, runs] = await Promise.all([
-        chain.nonceUsed(rec.executor, rec.nonce),
-        chain.isActive(rec.executor, ROLE_EXECUTOR),
-        chain.nodePeerId(rec.executor),
-        chain.checkAccess({
-          capsuleId: rec.capsuleId,
-          executor: rec.executor,
-          ephemeralKey: rec.ephemeralKey,
-          measurement: rec.measurement,
-          feePaid: rec.fee,
-          fastPath: true,
-          jobParams: hexlify(req.jobParams),
-        }),
-        chain.runCount(rec.capsuleId),
-      ])
-      if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
-      if (!activeNode) return refuse(peer, 'policy-denied', 'EXECUTOR_NOT_REGISTERED')
-      if (
-        registeredPeer === undefined ||
-        registeredPeer.length !== peerBytes.length ||
-        !registeredPeer.every((b, i) => b === peerBytes[i])
-      ) {
-        return refuse(peer, 'bad-signature', 'peer-id-mismatch')
-      }
-      if (!access.allowed) return refuse(peer, 'policy-denied', reasonName(access.reason))
-      const grantId = computeGrantId({
-        chainId: chain.chainId,
-        accessController: chain.accessController,
-        capsuleId: rec.capsuleId,
-        executor: rec.executor,
-        ephemeralKey: rec.ephemeralKey,
-        measurement: rec.measurement,
-        runIndex: runs,
-      }).toLowerCase()
-      const grantIdBytes = getBytes(grantId)
-      const dataKey = await unwrapDataKey(record.wrappedKeys, sealer)
-      let hpke: Uint8Array
-      try {
-        hpke = encodeHpkeSealed(await hpkeSeal(req.ephemeralKey, dataKey, grantIdBytes))
-      } finally {
-        dataKey.fill(0)
-      }
+      // Authenticated from here on: the chain checks, the TPM unwrap and the durable audit entry
+      // run side by side, so the answer costs max(RPC, TPM, fsync) rather than their sum.
       const entry: AuditEntry = {
         version: 1,
-        grantId,
+        id: hexlify(keccak_256(accessRequestReplayKey(req))).slice(2),
         request: Object.fromEntries(
           Object.entries(rec).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
         ),
         jobParams: hexlify(req.jobParams),
         signature: hexlify(req.signature),
       }
-      await writeFileAtomic(
-        join(auditDir, `${grantId}.json`),
+      const auditFile = join(auditDir, `${entry.id}.json`)
+      const unwrapping = unwrapDataKey(record.wrappedKeys, sealer)
+      const journaling = writeFileAtomic(
+        auditFile,
         new TextEncoder().encode(`${JSON.stringify(entry)}\n`),
       )
-      recordInBackground(entry)
-      emit({
-        type: 'fast-path-granted',
-        grantId,
-        capsuleId: rec.capsuleId,
-        executor: rec.executor,
-        ms: performance.now() - started,
-      })
-      return {
-        status: 'granted',
-        grantId: grantIdBytes,
-        keyRelease: { grantId: grantIdBytes, capsuleId: req.capsuleId, hpke, fastPath: true },
+      // Handled here so a failure while the RPCs are pending is not an unhandled rejection;
+      // both are awaited (and rethrow) below.
+      unwrapping.catch(() => undefined)
+      journaling.catch(() => undefined)
+      let dataKey: Uint8Array | undefined
+      try {
+        // checkAccess also answers "registered and active" (reason EXECUTOR_NOT_REGISTERED), so
+        // NodeRegistry.isActive needs no call of its own.
+        const [used, registeredPeer, access, runs] = await Promise.all([
+          chain.nonceUsed(rec.executor, rec.nonce),
+          chain.nodePeerId(rec.executor),
+          chain.checkAccess({
+            capsuleId: rec.capsuleId,
+            executor: rec.executor,
+            ephemeralKey: rec.ephemeralKey,
+            measurement: rec.measurement,
+            feePaid: rec.fee,
+            fastPath: true,
+            jobParams: hexlify(req.jobParams),
+          }),
+          chain.runCount(rec.capsuleId),
+        ])
+        dataKey = await unwrapping
+        await journaling
+        const refusal = ((): AccessResponse | undefined => {
+          if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
+          if (!access.allowed && access.reason === Reason.EXECUTOR_NOT_REGISTERED) {
+            return refuse(peer, 'policy-denied', 'EXECUTOR_NOT_REGISTERED')
+          }
+          if (
+            registeredPeer === undefined ||
+            registeredPeer.length !== peerBytes.length ||
+            !registeredPeer.every((b, i) => b === peerBytes[i])
+          ) {
+            return refuse(peer, 'bad-signature', 'peer-id-mismatch')
+          }
+          if (!access.allowed) return refuse(peer, 'policy-denied', reasonName(access.reason))
+          return undefined
+        })()
+        if (refusal !== undefined) {
+          await rm(auditFile, { force: true })
+          return refusal
+        }
+        const grantId = computeGrantId({
+          chainId: chain.chainId,
+          accessController: chain.accessController,
+          capsuleId: rec.capsuleId,
+          executor: rec.executor,
+          ephemeralKey: rec.ephemeralKey,
+          measurement: rec.measurement,
+          runIndex: runs,
+        }).toLowerCase()
+        const grantIdBytes = getBytes(grantId)
+        const hpke = encodeHpkeSealed(await hpkeSeal(req.ephemeralKey, dataKey, grantIdBytes))
+        recordInBackground({ ...entry, grantId })
+        emit({
+          type: 'fast-path-granted',
+          grantId,
+          capsuleId: rec.capsuleId,
+          executor: rec.executor,
+          ms: performance.now() - started,
+        })
+        return {
+          status: 'granted',
+          grantId: grantIdBytes,
+          keyRelease: { grantId: grantIdBytes, capsuleId: req.capsuleId, hpke, fastPath: true },
+        }
+      } catch (err) {
+        // Nothing left the keyguard: drop the audit entry once its write settled.
+        await journaling.catch(() => undefined)
+        await rm(auditFile, { force: true })
+        throw err
+      } finally {
+        dataKey?.fill(0)
+        // An unwrap still running after a failed check is zeroed when it lands.
+        if (dataKey === undefined) unwrapping.then((k) => k.fill(0)).catch(() => undefined)
       }
     }
 
