@@ -5,9 +5,11 @@ import {
   type AccessResponse,
   accessRequestDigest,
   addressToBytes,
+  encodeAccessRequest,
   fastPathProtocol,
   request,
   signAccessRequest,
+  type WireRemoteError,
 } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
@@ -218,6 +220,37 @@ describe('fast path', () => {
 
   it('refuses an unknown capsule', async () => {
     expect(refusal(await ask(signed({ capsuleId: randomBytes(32) })))?.code).toBe('unknown-capsule')
+  })
+
+  it('answers malformed, truncated and oversized requests with typed wire errors', async () => {
+    const raw = (bytes: Uint8Array) =>
+      request(
+        exec.node,
+        kgNode.peerId,
+        { ...fastPathProtocol, encodeRequest: () => bytes },
+        signed(),
+      ).then(
+        () => expect.fail('accepted'),
+        (e: unknown) => e as WireRemoteError,
+      )
+    const valid = encodeAccessRequest(signed())
+    const garbage = await raw(new Uint8Array([0xff, 0x00, 0x01]))
+    expect(garbage.code).toBe('WIRE_REMOTE')
+    expect(garbage.remoteCode).toBe('format')
+    expect((await raw(valid.subarray(0, valid.length - 7))).remoteCode).toBe('format')
+    const big = await request(
+      exec.node,
+      kgNode.peerId,
+      { ...fastPathProtocol, encodeRequest: () => new Uint8Array(fastPathProtocol.maxSize + 1) },
+      signed(),
+      { maxSize: fastPathProtocol.maxSize + 1 },
+    ).then(
+      () => expect.fail('accepted'),
+      (e: unknown) => e as WireRemoteError,
+    )
+    expect(['WIRE_REMOTE', 'WIRE_STREAM', 'WIRE_TRUNCATED']).toContain(big.code)
+    // The server is still healthy afterwards.
+    expect((await ask(signed())).status).toBe('granted')
   })
 
   it('rate-limits a flooding peer with retryAfterMs', async () => {
