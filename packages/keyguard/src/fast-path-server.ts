@@ -54,6 +54,8 @@ export interface FastPathInit {
   maxNonces?: number
   /** Time limit of one exchange, ms. Default 10 000. */
   timeoutMs?: number
+  /** First wait before re-sending a failed audit transaction, ms (doubles, 5 tries). Default 200. */
+  auditRetryBaseMs?: number
 }
 
 /** What the fast path reports. Never carries key bytes. */
@@ -181,7 +183,7 @@ export function fastPathServer(init: FastPathInit) {
             return await chain.recordFastPathGrant(req, entry.jobParams, entry.signature)
           } catch (err) {
             if ((err as { errorName?: string }).errorName !== undefined || attempt >= 4) throw err
-            await new Promise((r) => setTimeout(r, 200 * 2 ** attempt))
+            await new Promise((r) => setTimeout(r, (init.auditRetryBaseMs ?? 200) * 2 ** attempt))
           }
         }
       }

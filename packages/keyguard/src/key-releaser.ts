@@ -133,9 +133,16 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         running++
         const p = deliver(grant)
           .catch((err: unknown) => {
-            const reason = (err as { code?: string }).code ?? 'error'
+            // The executor's answer or the error's reason (`open-failed`, `no-peer`, …), else its code.
+            const e = err as { code?: string; details?: { reason?: unknown } }
+            const reason =
+              typeof e.details?.reason === 'string' ? e.details.reason : (e.code ?? 'error')
             emit({ type: 'release-failed', grantId: grant.grantId, reason })
-            components.logger?.warn('release failed', { grantId: grant.grantId, code: reason })
+            components.logger?.warn('release failed', {
+              grantId: grant.grantId,
+              code: e.code,
+              reason,
+            })
           })
           .finally(() => {
             running--

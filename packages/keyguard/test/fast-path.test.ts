@@ -15,7 +15,12 @@ import type { Libp2p } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, randomBytes, toBeHex, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createKeyguard, type KeyguardEvent } from '../src/index.ts'
+import {
+  createKeyguard,
+  type FastPathEvent,
+  fastPathServer,
+  type KeyguardEvent,
+} from '../src/index.ts'
 import {
   type Chain,
   chainClientFor,
@@ -123,6 +128,52 @@ function refusal(res: AccessResponse) {
 }
 
 describe('fast path', () => {
+  it('keeps the audit record on disk when recording fails, and records it after a restart', async () => {
+    const node = await createNode()
+    const aux = await keyguardParts()
+    await exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
+    const real = chainClientFor(chain)
+    const down = {
+      ...real,
+      recordFastPathGrant: async () => {
+        throw Object.assign(new Error('rpc down'), { code: 'NETWORK_ERROR' })
+      },
+    }
+    const seen: FastPathEvent[] = []
+    const init = { dataDir: aux.dir, auditRetryBaseMs: 5 }
+    const first = fastPathServer(init)({
+      ...parts,
+      chain: down,
+      libp2p: node,
+      onEvent: (e) => seen.push(e),
+    })
+    await first.start()
+    const res = await request(exec.node, node.peerId, fastPathProtocol, signed())
+    expect(res.status).toBe('granted')
+    const grantId = res.status === 'granted' ? hexlify(res.grantId) : ''
+    await until(() => seen.some((e) => e.type === 'audit-alert'))
+    expect(seen.find((e) => e.type === 'audit-alert')).toEqual({
+      type: 'audit-alert',
+      grantId,
+      error: 'NETWORK_ERROR',
+    })
+    expect(await first.auditPending()).toBe(1)
+    await first.stop()
+    const second = fastPathServer(init)({
+      ...parts,
+      chain: real,
+      libp2p: node,
+      onEvent: (e) => seen.push(e),
+    })
+    await second.start()
+    await until(() => seen.some((e) => e.type === 'audit-recorded'))
+    expect(await second.auditPending()).toBe(0)
+    expect((await chain.c.accessController.getGrant(grantId)).fastPath).toBe(true)
+    await second.stop()
+    await node.stop()
+    await aux.cleanup()
+  })
+
   it("protocol's EIP-712 digest equals the contract's hashSignedRequest and hashAccessRequest", async () => {
     const req = signed({
       fee: 12345n,

@@ -124,6 +124,20 @@ describe('chain path', () => {
     expect(exec.releases.length).toBe(served)
   })
 
+  it('keeps the journal entry begun when the executor cannot open the release', async () => {
+    const { parts, capsuleId, keyguard, events } = await freshKeyguard()
+    await keyguard.start()
+    const grantId = await requestAccess(chain, capsuleId, hexlify(randomBytes(32))) // no private key
+    await until(() => events.some((e) => e.type === 'release-failed' && e.grantId === grantId))
+    expect(events.find((e) => e.type === 'release-failed')).toEqual({
+      type: 'release-failed',
+      grantId,
+      reason: 'open-failed',
+    })
+    expect((await parts.journal.get(grantId))?.state).toBe('begun')
+    expect((await keyguard.status()).releases.pending).toBe(1)
+  })
+
   it('ignores a grant from a foreign AccessController for the same capsule id', async () => {
     const { capsuleId, keyguard, events } = await freshKeyguard()
     await keyguard.start()
