@@ -19,6 +19,14 @@
  *   and checks them against its public parts when unwrapping.
  * - The release journal serves a grant to one executor key only, and never again once
  *   acknowledged, across restarts.
+ * - Grants are served only from the configured AccessController on the configured chain
+ *   (`eth_chainId` checked at start), `confirmations` deep, re-read with `getGrant` before
+ *   release; with several RPCs a log counts only when a quorum returns it.
+ * - A release journals the grant before unwrapping, seals the data key with HPKE to the grant's
+ *   ephemeral key (AAD = grant id), zeroes it, and completes only on the executor's ack: a crash
+ *   re-serves the grant to the same key after restart, a completed grant is never served again.
+ * - The fast path answers only signed, fresh, unreplayed requests from the executor's registered
+ *   libp2p peer that `checkAccess` allows, and journals the on-chain audit record first.
  * - Every error crossing this boundary is a `DigicapError` with a stable `code`.
  *
  * @example
@@ -32,6 +40,14 @@
  * const wrappedKeys = await wrapDataKey(dataKey, { sealer, recoveryPublicKey: owner.recoveryKeyPair.publicKey })
  * await store.put({ capsuleId, wrappedKeys })
  * const again = await unwrapDataKey((await store.get(capsuleId))!.wrappedKeys, sealer)
+ *
+ * // the runtime: grants from the chain and the fast path, pushed over libp2p
+ * const chain = ethersChainClient({ providers: [createProvider(rpcUrl, chainId)], signer, addresses, chainId })
+ * const journal = await createReleaseJournal('/var/lib/digicap/journal')
+ * const keyguard = createKeyguard({ dataDir: '/var/lib/digicap', confirmations: 3, fastPath: { enabled: true } })(
+ *   { sealer, keyStore: store, journal, chain, libp2p },
+ * )
+ * await keyguard.start()
  * ```
  */
 
