@@ -17,7 +17,6 @@
  */
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { encodeHpkeSealed, hpkeSeal } from '@digicap/capsule-core'
 import { computeGrantId, Reason, reasonName } from '@digicap/contracts'
 import {
   type AccessRequest,
@@ -35,6 +34,7 @@ import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from './chain-client.ts'
 import { ensureDir, removeStaleTemps, writeFileAtomic } from './fs-atomic.ts'
+import { hpkeSender } from './hpke-sender.ts'
 import { readJsonFile } from './json-file.ts'
 import type { KeyStore } from './key-store.ts'
 import type { Sealer } from './sealer.ts'
@@ -232,7 +232,8 @@ export function fastPathServer(init: FastPathInit) {
       const record = await keyStore.get(rec.capsuleId)
       if (record === undefined) return refuse(peer, 'unknown-capsule')
       // Authenticated from here on: the chain checks, the TPM unwrap and the durable audit entry
-      // run side by side, so the answer costs max(RPC, TPM, fsync) rather than their sum.
+      // run side by side with the HPKE key encapsulation, so the answer costs max(RPC, TPM, fsync)
+      // rather than their sum.
       const entry: AuditEntry = {
         version: 1,
         id: hexlify(keccak_256(accessRequestReplayKey(req))).slice(2),
@@ -244,6 +245,7 @@ export function fastPathServer(init: FastPathInit) {
       }
       const auditFile = join(auditDir, `${entry.id}.json`)
       const unwrapping = unwrapDataKey(record.wrappedKeys, sealer)
+      const sending = hpkeSender(req.ephemeralKey)
       const journaling = writeFileAtomic(
         auditFile,
         new TextEncoder().encode(`${JSON.stringify(entry)}\n`),
@@ -252,6 +254,7 @@ export function fastPathServer(init: FastPathInit) {
       // both are awaited (and rethrow) below.
       unwrapping.catch(() => undefined)
       journaling.catch(() => undefined)
+      sending.catch(() => undefined)
       let dataKey: Uint8Array | undefined
       try {
         // checkAccess also answers "registered and active" (reason EXECUTOR_NOT_REGISTERED), so
@@ -301,7 +304,7 @@ export function fastPathServer(init: FastPathInit) {
           runIndex: runs,
         }).toLowerCase()
         const grantIdBytes = getBytes(grantId)
-        const hpke = encodeHpkeSealed(await hpkeSeal(req.ephemeralKey, dataKey, grantIdBytes))
+        const hpke = await (await sending).seal(dataKey, grantIdBytes)
         recordInBackground({ ...entry, grantId })
         emit({
           type: 'fast-path-granted',
