@@ -113,3 +113,50 @@ export class ReleaseNotBegunError extends DigicapError {
     super('RELEASE_NOT_BEGUN', shortMessage, options)
   }
 }
+
+/** The RPC's `eth_chainId` is not the configured chain id: the keyguard refuses to start. */
+export class ChainMismatchError extends DigicapError {
+  override name = 'ChainMismatchError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('CHAIN_MISMATCH', shortMessage, options)
+  }
+}
+
+/**
+ * Several RPCs disagree and fewer than `quorum` returned the same answer: nothing is trusted.
+ * `details.operation` names the read.
+ */
+export class QuorumError extends DigicapError {
+  override name = 'QuorumError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RPC_QUORUM', shortMessage, options)
+  }
+}
+
+/**
+ * A grant the keyguard will not serve. `details.reason`: `foreign-contract`, `not-found`,
+ * `expired`, `mismatch` (the log does not match the stored grant), `unknown-capsule`,
+ * `replayed` (already served), `key-mismatch`.
+ */
+export class GrantRefusedError extends DigicapError {
+  override name = 'GrantRefusedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('GRANT_REFUSED', shortMessage, options)
+  }
+}
+
+/** The executor's peer cannot be reached or did not acknowledge before the grant expired. */
+export class ReleaseFailedError extends DigicapError {
+  override name = 'ReleaseFailedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RELEASE_FAILED', shortMessage, options)
+  }
+}
+
+/** `start()` on a running keyguard, or a component missing. */
+export class KeyguardStateError extends DigicapError {
+  override name = 'KeyguardStateError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('KEYGUARD_STATE', shortMessage, options)
+  }
+}

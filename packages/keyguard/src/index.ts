@@ -19,6 +19,14 @@
  *   and checks them against its public parts when unwrapping.
  * - The release journal serves a grant to one executor key only, and never again once
  *   acknowledged, across restarts.
+ * - Grants are served only from the configured AccessController on the configured chain
+ *   (`eth_chainId` checked at start), `confirmations` deep, re-read with `getGrant` before
+ *   release; with several RPCs a log counts only when a quorum returns it.
+ * - A release journals the grant before unwrapping, seals the data key with HPKE to the grant's
+ *   ephemeral key (AAD = grant id), zeroes it, and completes only on the executor's ack: a crash
+ *   re-serves the grant to the same key after restart, a completed grant is never served again.
+ * - The fast path answers only signed, fresh, unreplayed requests from the executor's registered
+ *   libp2p peer that `checkAccess` allows, and journals the on-chain audit record first.
  * - Every error crossing this boundary is a `DigicapError` with a stable `code`.
  *
  * @example
@@ -32,16 +40,38 @@
  * const wrappedKeys = await wrapDataKey(dataKey, { sealer, recoveryPublicKey: owner.recoveryKeyPair.publicKey })
  * await store.put({ capsuleId, wrappedKeys })
  * const again = await unwrapDataKey((await store.get(capsuleId))!.wrappedKeys, sealer)
+ *
+ * // the runtime: grants from the chain and the fast path, pushed over libp2p
+ * const chain = ethersChainClient({ providers: [createProvider(rpcUrl, chainId)], signer, addresses, chainId })
+ * const journal = await createReleaseJournal('/var/lib/digicap/journal')
+ * const keyguard = createKeyguard({ dataDir: '/var/lib/digicap', confirmations: 3, fastPath: { enabled: true } })(
+ *   { sealer, keyStore: store, journal, chain, libp2p },
+ * )
+ * await keyguard.start()
  * ```
  */
 
+export type {
+  BlockRef,
+  ChainClient,
+  ChainGrant,
+  CheckAccessArgs,
+  FastPathRecord,
+  GrantLog,
+} from './chain-client.ts'
+export { ROLE_EXECUTOR } from './chain-client.ts'
 export {
   AlreadyReleasedError,
+  ChainMismatchError,
   GrantKeyMismatchError,
+  GrantRefusedError,
   InvalidMnemonicError,
   KeyExistsError,
+  KeyguardStateError,
   KeyStoreCorruptError,
+  QuorumError,
   RecoveryKeyMismatchError,
+  ReleaseFailedError,
   ReleaseNotBegunError,
   SealerRefusedError,
   TpmBusyError,
@@ -50,9 +80,40 @@ export {
   TpmUnavailableError,
   UnwrapError,
 } from './errors.ts'
+export type { EthersChainClientInit } from './ethers-chain-client.ts'
+export { ethersChainClient } from './ethers-chain-client.ts'
+export type {
+  FastPathComponents,
+  FastPathEvent,
+  FastPathInit,
+  FastPathServer,
+} from './fast-path-server.ts'
+export { fastPathServer } from './fast-path-server.ts'
+export type {
+  GrantWatcher,
+  GrantWatcherComponents,
+  GrantWatcherEvent,
+  GrantWatcherInit,
+} from './grant-watcher.ts'
+export { grantWatcher } from './grant-watcher.ts'
 export { canonicalId } from './ids.ts'
+export type {
+  KeyReleaser,
+  KeyReleaserComponents,
+  KeyReleaserInit,
+  ReleaseEvent,
+} from './key-releaser.ts'
+export { keyReleaser, peerIdFromRegistered } from './key-releaser.ts'
 export type { KeyRecord, KeyStore, PutKeyRecord } from './key-store.ts'
 export { createKeyStore, MAX_METADATA_ENTRIES, MAX_WRAPPED_KEYS } from './key-store.ts'
+export type {
+  Keyguard,
+  KeyguardComponents,
+  KeyguardEvent,
+  KeyguardInit,
+  KeyguardStatus,
+} from './keyguard.ts'
+export { createKeyguard } from './keyguard.ts'
 export type { InitOwnerOptions, OwnerInfo, OwnerSecrets } from './owner.ts'
 export { initOwner, readOwner, restoreOwner, unwrapOwnerSecrets } from './owner.ts'
 export type { RecoverKeysOptions, RecoverKeysResult } from './recover-keys.ts'

@@ -1,33 +1,22 @@
 /** Shapes shared by sealers, the key store and recovery. */
 
+import type { WrappedKey, WrapScheme } from '@digicap/capsule-core'
+
 /**
- * How a data key was wrapped.
+ * The wrapped-key shape is capsule-core's (`WrappedKey`, `WrapScheme`), re-exported so a key
+ * store record drops into a capsule header unchanged. The keyguard produces and accepts:
  * - `tpm2-rsa-oaep-sha256`: RSA-OAEP (SHA-256, empty label) to a TPM-resident RSA-2048 key.
  * - `software-rsa-oaep-sha256`: the same to an RSA-2048 key in a 0600 file (no TPM).
  * - `hpke-x25519-recovery`: RFC 9180 HPKE to the X25519 recovery key derived from the mnemonic.
  */
-export type WrapScheme =
-  | 'tpm2-rsa-oaep-sha256'
-  | 'software-rsa-oaep-sha256'
-  | 'hpke-x25519-recovery'
+export type { WrappedKey, WrapScheme }
 
-/** All schemes, in a fixed order (used by parsers). */
+/** The schemes the keyguard knows, in a fixed order (used by parsers). */
 export const WRAP_SCHEMES: readonly WrapScheme[] = [
   'tpm2-rsa-oaep-sha256',
   'software-rsa-oaep-sha256',
   'hpke-x25519-recovery',
 ]
-
-/**
- * A data key wrapped to one key. Structurally compatible with capsule-core's `WrappedKey`.
- * `keyId` names the wrapping key: lowercase hex SHA-256 of its public key (SubjectPublicKeyInfo
- * DER for RSA, the raw 32 bytes for X25519).
- */
-export interface WrappedKey {
-  scheme: WrapScheme
-  keyId: string
-  ciphertext: Uint8Array
-}
 
 /** Where a component reports what it does. Warnings about insecure setups go to `warn`. */
 export interface Logger {

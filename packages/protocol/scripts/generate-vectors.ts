@@ -11,6 +11,7 @@
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { keccak_256 } from '@noble/hashes/sha3.js'
 import { encodeVarint } from '../src/frame.ts'
 import {
   type AccessDomain,
@@ -97,7 +98,10 @@ function signedRequest(): AccessRequest {
       ephemeralKey: seq(32, 0x20),
       measurement: seq(32, 0x30),
       nonce: seq(32, 0x50),
-      expiresAt: 1_900_000_000n,
+      expiry: 1_900_000_000n,
+      fee: 1_000_000_000_000_000n,
+      jobParams: seq(4, 0x60),
+      jobParamsHash: keccak_256(seq(4, 0x60)),
     },
     VECTOR_DOMAIN,
     VECTOR_PRIVATE_KEY,
@@ -465,10 +469,10 @@ export function generateVectors(): Map<string, string> {
     bad(
       'expires-negative',
       'access-request',
-      rawAccessRequest(req, { expiresAt: new Uint8Array([0x20]) }),
+      rawAccessRequest(req, { expiry: new Uint8Array([0x20]) }),
       'WIRE_FORMAT',
-      'expiresAt = -1',
-      'expiresAt',
+      'expiry = -1',
+      'expiry',
       FAST_PATH_PROTOCOL,
     ),
     bad(
@@ -652,6 +656,16 @@ export function generateVectors(): Map<string, string> {
   return out
 }
 
+function feeBytes(fee: bigint): Uint8Array {
+  const out = new Uint8Array(32)
+  let v = fee
+  for (let i = 31; i >= 0; i--) {
+    out[i] = Number(v & 0xffn)
+    v >>= 8n
+  }
+  return out
+}
+
 function rawAccessRequest(req: AccessRequest, over: Record<string, Uint8Array>): Uint8Array {
   const fields: Record<string, Uint8Array> = {
     t: text('access-request'),
@@ -659,7 +673,10 @@ function rawAccessRequest(req: AccessRequest, over: Record<string, Uint8Array>):
     nonce: bytes(req.nonce),
     executor: bytes(req.executor),
     capsuleId: bytes(req.capsuleId),
-    expiresAt: head(0, Number(req.expiresAt)),
+    expiry: head(0, Number(req.expiry)),
+    fee: bytes(feeBytes(req.fee)),
+    jobParams: bytes(req.jobParams),
+    jobParamsHash: bytes(req.jobParamsHash),
     signature: bytes(req.signature),
     measurement: bytes(req.measurement),
     ephemeralKey: bytes(req.ephemeralKey),

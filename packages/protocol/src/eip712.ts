@@ -20,7 +20,7 @@ export interface AccessDomain {
 }
 
 /** `EIP712Domain.name` of every Digicap access request. */
-export const ACCESS_DOMAIN_NAME = 'Digicap'
+export const ACCESS_DOMAIN_NAME = 'DigicapAccessController'
 /** `EIP712Domain.version` of every Digicap access request. */
 export const ACCESS_DOMAIN_VERSION = '1'
 
@@ -31,15 +31,17 @@ export const ACCESS_REQUEST_TYPES = {
     { name: 'executor', type: 'address' },
     { name: 'ephemeralKey', type: 'bytes32' },
     { name: 'measurement', type: 'bytes32' },
-    { name: 'nonce', type: 'bytes32' },
-    { name: 'expiresAt', type: 'uint64' },
+    { name: 'jobParamsHash', type: 'bytes32' },
+    { name: 'fee', type: 'uint256' },
+    { name: 'nonce', type: 'uint256' },
+    { name: 'expiry', type: 'uint64' },
   ],
 } as const
 
 const DOMAIN_TYPE =
   'EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'
 const REQUEST_TYPE =
-  'AccessRequest(bytes32 capsuleId,address executor,bytes32 ephemeralKey,bytes32 measurement,bytes32 nonce,uint64 expiresAt)'
+  'AccessRequest(bytes32 capsuleId,address executor,bytes32 ephemeralKey,bytes32 measurement,bytes32 jobParamsHash,uint256 fee,uint256 nonce,uint64 expiry)'
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 
@@ -95,15 +97,19 @@ function checkBytes(name: string, value: unknown, length: number): Uint8Array {
   return value
 }
 
-function checkRequestFields(req: AccessRequest): void {
+function checkRequestFields(req: Omit<AccessRequest, 'signature' | 'jobParams'>): void {
   checkBytes('capsuleId', req.capsuleId, ID_LENGTH)
   checkBytes('executor', req.executor, ADDRESS_LENGTH)
   checkBytes('ephemeralKey', req.ephemeralKey, ID_LENGTH)
   checkBytes('measurement', req.measurement, ID_LENGTH)
+  checkBytes('jobParamsHash', req.jobParamsHash, ID_LENGTH)
   checkBytes('nonce', req.nonce, ID_LENGTH)
-  if (typeof req.expiresAt !== 'bigint' || req.expiresAt < 0n || req.expiresAt >= 1n << 64n) {
-    throw new InvalidArgumentError('expiresAt must be a u64 bigint', {
-      details: { field: 'expiresAt' },
+  if (typeof req.fee !== 'bigint' || req.fee < 0n || req.fee >= 1n << 256n) {
+    throw new InvalidArgumentError('fee must be a uint256 bigint', { details: { field: 'fee' } })
+  }
+  if (typeof req.expiry !== 'bigint' || req.expiry < 0n || req.expiry >= 1n << 64n) {
+    throw new InvalidArgumentError('expiry must be a u64 bigint', {
+      details: { field: 'expiry' },
     })
   }
 }
@@ -168,10 +174,10 @@ export function accessDomainSeparator(domain: AccessDomain): Uint8Array {
  * @throws {InvalidArgumentError} for a field of the wrong length or a bad domain.
  */
 export function accessRequestSigningBytes(
-  req: Omit<AccessRequest, 'signature'>,
+  req: Omit<AccessRequest, 'signature' | 'jobParams'>,
   domain: AccessDomain,
 ): Uint8Array {
-  checkRequestFields(req as AccessRequest)
+  checkRequestFields(req)
   const structHash = keccak_256(
     concat(
       keccak_256(utf8(REQUEST_TYPE)),
@@ -179,8 +185,10 @@ export function accessRequestSigningBytes(
       leftPad32(req.executor),
       req.ephemeralKey,
       req.measurement,
+      req.jobParamsHash,
+      word(req.fee),
       req.nonce,
-      word(req.expiresAt),
+      word(req.expiry),
     ),
   )
   return concat(new Uint8Array([0x19, 0x01]), accessDomainSeparator(domain), structHash)
@@ -192,7 +200,7 @@ export function accessRequestSigningBytes(
  * @throws {InvalidArgumentError} for a field of the wrong length or a bad domain.
  */
 export function accessRequestDigest(
-  req: Omit<AccessRequest, 'signature'>,
+  req: Omit<AccessRequest, 'signature' | 'jobParams'>,
   domain: AccessDomain,
 ): Uint8Array {
   return keccak_256(accessRequestSigningBytes(req, domain))
@@ -208,8 +216,10 @@ export interface AccessRequestTypedData {
     executor: Address
     ephemeralKey: `0x${string}`
     measurement: `0x${string}`
-    nonce: `0x${string}`
-    expiresAt: bigint
+    jobParamsHash: `0x${string}`
+    fee: bigint
+    nonce: bigint
+    expiry: bigint
   }
 }
 
@@ -224,10 +234,10 @@ export interface AccessRequestTypedData {
  * ```
  */
 export function accessRequestTypedData(
-  req: Omit<AccessRequest, 'signature'>,
+  req: Omit<AccessRequest, 'signature' | 'jobParams'>,
   domain: AccessDomain,
 ): AccessRequestTypedData {
-  checkRequestFields(req as AccessRequest)
+  checkRequestFields(req)
   const hex = (b: Uint8Array): `0x${string}` => `0x${toHex(b)}`
   return {
     domain: {
@@ -243,8 +253,10 @@ export function accessRequestTypedData(
       executor: toChecksumAddress(req.executor),
       ephemeralKey: hex(req.ephemeralKey),
       measurement: hex(req.measurement),
-      nonce: hex(req.nonce),
-      expiresAt: req.expiresAt,
+      jobParamsHash: hex(req.jobParamsHash),
+      fee: req.fee,
+      nonce: BigInt(hex(req.nonce)),
+      expiry: req.expiry,
     },
   }
 }
@@ -355,7 +367,7 @@ export function addressOfPrivateKey(privateKey: Uint8Array): Uint8Array {
  * @throws {InvalidArgumentError} if `executor` or `nonce` has the wrong length.
  * @example
  * ```ts
- * replays.check(accessRequestReplayKey(req), Number(req.expiresAt) * 1000)
+ * replays.check(accessRequestReplayKey(req), Number(req.expiry) * 1000)
  * ```
  */
 export function accessRequestReplayKey(req: Pick<AccessRequest, 'executor' | 'nonce'>): Uint8Array {

@@ -6,6 +6,7 @@
  * exact lengths) and throws only {@link WireFormatError} or {@link WireVersionError}.
  */
 import { DigicapError, HPKE_OVERHEAD, InvalidArgumentError } from '@digicap/capsule-core'
+import { keccak_256 } from '@noble/hashes/sha3.js'
 import {
   checkFields,
   decodeEnvelope,
@@ -33,6 +34,10 @@ export const DATA_KEY_LENGTH = 32
 export const KEY_RELEASE_HPKE_LENGTH = HPKE_OVERHEAD + DATA_KEY_LENGTH
 /** Largest UTF-8 length of free text on the wire (refusal reasons, error messages). */
 export const MAX_TEXT_BYTES = 256
+/** Largest `AccessRequest.jobParams`, in bytes. */
+export const MAX_JOB_PARAMS_BYTES = 4096
+/** Largest uint256. */
+export const MAX_U256 = (1n << 256n) - 1n
 /** Largest `retryAfterMs` a refusal may carry (one hour). */
 export const MAX_RETRY_AFTER_MS = 3_600_000
 
@@ -81,7 +86,11 @@ export const RELEASE_ACK_STATUSES: readonly ReleaseAckStatus[] = [
 // ---------------------------------------------------------------------------------------------
 // fast-path
 
-/** Executor → keyguard: a signed request for a capsule's data key (fast path). */
+/**
+ * Executor → keyguard: a signed request for a capsule's data key (fast path). The signed
+ * fields are exactly the AccessController's EIP-712 `AccessRequest` struct (SPEC.md §4), so the
+ * keyguard can log the grant on chain with `recordFastPathGrant(req, jobParams, signature)`.
+ */
 export interface AccessRequest {
   capsuleId: Uint8Array
   /** The executor's Ethereum address, 20 bytes; must be the signer. */
@@ -90,10 +99,16 @@ export interface AccessRequest {
   ephemeralKey: Uint8Array
   /** The run environment measurement (as bound into the TPM quote), 32 bytes. */
   measurement: Uint8Array
-  /** Fresh random nonce, 32 bytes; the keyguard refuses a nonce it has seen. */
+  /** keccak256 of `jobParams`, 32 bytes. */
+  jobParamsHash: Uint8Array
+  /** Wei taken from the executor's deposit into escrow (uint256). */
+  fee: bigint
+  /** The EIP-712 `uint256 nonce` as 32 big-endian bytes; accepted once per executor. */
   nonce: Uint8Array
   /** Unix time in seconds after which the request is void (u64). */
-  expiresAt: bigint
+  expiry: bigint
+  /** The job parameters the policy sees (at most {@link MAX_JOB_PARAMS_BYTES}); not signed directly, bound by `jobParamsHash`. */
+  jobParams: Uint8Array
   /** EIP-712 signature `r || s || v` (v = 27 or 28, low s), 65 bytes. */
   signature: Uint8Array
 }
@@ -313,17 +328,32 @@ export function encodeAccessRequest(message: AccessRequest): Uint8Array {
       executor: message.executor,
       ephemeralKey: message.ephemeralKey,
       measurement: message.measurement,
+      jobParamsHash: message.jobParamsHash,
+      fee: typeof message.fee === 'bigint' ? uint256Bytes(message.fee) : undefined,
       nonce: message.nonce,
-      expiresAt: typeof message.expiresAt === 'bigint' ? u64(message.expiresAt) : undefined,
+      expiry: typeof message.expiry === 'bigint' ? u64(message.expiry) : undefined,
+      jobParams: message.jobParams,
       signature: message.signature,
     }),
     decodeAccessRequest,
   )
 }
 
+/** 32 big-endian bytes of a uint256 (`undefined` when out of range, so the encoder refuses it). */
+function uint256Bytes(n: bigint): Uint8Array | undefined {
+  if (n < 0n || n > MAX_U256) return undefined
+  const out = new Uint8Array(32)
+  let v = n
+  for (let i = 31; i >= 0; i--) {
+    out[i] = Number(v & 0xffn)
+    v >>= 8n
+  }
+  return out
+}
+
 /**
- * Decodes an {@link AccessRequest} body. Does not check the signature: call
- * {@link recoverAccessRequestSigner} for that.
+ * Decodes an {@link AccessRequest} body. Checks that `keccak256(jobParams) == jobParamsHash`;
+ * does not check the signature: call {@link recoverAccessRequestSigner} for that.
  *
  * @throws {WireFormatError} for malformed, non-canonical or mistyped input.
  * @throws {WireVersionError} for a version other than 1.
@@ -336,19 +366,34 @@ export function decodeAccessRequest(body: Uint8Array): AccessRequest {
     'executor',
     'ephemeralKey',
     'measurement',
+    'jobParamsHash',
+    'fee',
     'nonce',
-    'expiresAt',
+    'expiry',
+    'jobParams',
     'signature',
   ])
-  return {
+  let fee = 0n
+  for (const b of readBytes(map, type, 'fee', ID_LENGTH)) fee = (fee << 8n) | BigInt(b)
+  const out: AccessRequest = {
     capsuleId: readBytes(map, type, 'capsuleId', ID_LENGTH),
     executor: readBytes(map, type, 'executor', ADDRESS_LENGTH),
     ephemeralKey: readBytes(map, type, 'ephemeralKey', ID_LENGTH),
     measurement: readBytes(map, type, 'measurement', ID_LENGTH),
+    jobParamsHash: readBytes(map, type, 'jobParamsHash', ID_LENGTH),
+    fee,
     nonce: readBytes(map, type, 'nonce', ID_LENGTH),
-    expiresAt: readUint(map, type, 'expiresAt', MAX_U64),
+    expiry: readUint(map, type, 'expiry', MAX_U64),
+    jobParams: readBytes(map, type, 'jobParams', { min: 0, max: MAX_JOB_PARAMS_BYTES }),
     signature: readBytes(map, type, 'signature', SIGNATURE_LENGTH),
   }
+  const hash = keccak_256(out.jobParams)
+  if (!hash.every((b, i) => b === out.jobParamsHash[i])) {
+    throw new WireFormatError('AccessRequest jobParamsHash is not keccak256(jobParams)', {
+      details: { type, field: 'jobParamsHash', reason: 'mismatch' },
+    })
+  }
+  return out
 }
 
 /**

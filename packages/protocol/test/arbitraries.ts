@@ -1,3 +1,4 @@
+import { keccak_256 as keccakJob } from '@noble/hashes/sha3.js'
 import fc from 'fast-check'
 import type {
   AccessRequest,
@@ -15,6 +16,8 @@ import {
   REMOTE_ERROR_CODES,
   RESULT_ACK_STATUSES,
 } from '../src/index.ts'
+
+const EMPTY_JOB_HASH = keccakJob(new Uint8Array(0))
 
 export const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n })
 /** Text of at most 256 UTF-8 bytes. */
@@ -35,8 +38,11 @@ export const accessRequest: fc.Arbitrary<AccessRequest> = fc.record({
   executor: bytes(20),
   ephemeralKey: bytes(32),
   measurement: bytes(32),
+  jobParamsHash: fc.constant(EMPTY_JOB_HASH),
+  fee: fc.bigInt({ min: 0n, max: (1n << 256n) - 1n }),
   nonce: bytes(32),
-  expiresAt: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+  expiry: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+  jobParams: fc.constant(new Uint8Array(0)),
   signature: bytes(65),
 })
 export const accessResponse: fc.Arbitrary<AccessResponse> = fc.oneof(

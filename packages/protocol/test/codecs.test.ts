@@ -240,14 +240,26 @@ describe('codecs', () => {
       InvalidArgumentError,
     )
     expect(() =>
-      encodeAccessRequest({ ...fc.sample(arb.accessRequest, 1)[0]!, expiresAt: 1n << 64n }),
+      encodeAccessRequest({ ...fc.sample(arb.accessRequest, 1)[0]!, expiry: 1n << 64n }),
     ).toThrow(InvalidArgumentError)
     expect(() =>
       encodeAccessRequest({
         ...fc.sample(arb.accessRequest, 1)[0]!,
-        expiresAt: 5 as unknown as bigint,
+        expiry: 5 as unknown as bigint,
       }),
     ).toThrow(InvalidArgumentError)
+    const mismatch = (() => {
+      try {
+        encodeAccessRequest({
+          ...fc.sample(arb.accessRequest, 1)[0]!,
+          jobParams: new Uint8Array([1]),
+        })
+      } catch (err) {
+        return err as InvalidArgumentError
+      }
+    })()
+    expect(mismatch).toBeInstanceOf(InvalidArgumentError)
+    expect(mismatch?.details).toMatchObject({ field: 'jobParamsHash', reason: 'mismatch' })
     expect(() =>
       encodeAccessResponse({ status: 'refused', reasonCode: 'busy', reason: 'é'.repeat(129) }),
     ).toThrow(InvalidArgumentError)

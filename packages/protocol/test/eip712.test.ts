@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '@digicap/capsule-core'
-import { keccak_256 } from '@noble/hashes/sha3.js'
+import { keccak_256, keccak_256 as keccakJob } from '@noble/hashes/sha3.js'
 import { Signature, TypedDataEncoder, Wallet } from 'ethers'
 import { describe, expect, it } from 'vitest'
 import {
@@ -18,6 +18,8 @@ import {
   WireSignatureError,
 } from '../src/index.ts'
 
+const EMPTY_JOB_HASH = keccakJob(new Uint8Array(0))
+
 const wallet = new Wallet('0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d')
 const domain: AccessDomain = {
   chainId: 31337n,
@@ -32,7 +34,10 @@ function unsigned(): Omit<AccessRequest, 'signature'> {
     ephemeralKey: new Uint8Array(32).fill(2),
     measurement: new Uint8Array(32).fill(3),
     nonce: new Uint8Array(32).fill(4),
-    expiresAt: 1_900_000_000n,
+    expiry: 1_900_000_000n,
+    jobParamsHash: EMPTY_JOB_HASH,
+    fee: 0n,
+    jobParams: new Uint8Array(0),
   }
 }
 
@@ -87,9 +92,7 @@ describe('EIP-712 access requests', () => {
         verifyingContract: '0x0000000000000000000000000000000000000001',
       }),
     ).toBe(false)
-    expect(verifyAccessRequestSignature({ ...req, expiresAt: req.expiresAt + 1n }, domain)).toBe(
-      false,
-    )
+    expect(verifyAccessRequestSignature({ ...req, expiry: req.expiry + 1n }, domain)).toBe(false)
     expect(verifyAccessRequestSignature({ ...req, nonce: new Uint8Array(32) }, domain)).toBe(false)
     const other = Wallet.createRandom()
     expect(

@@ -16,6 +16,7 @@ import {
   hpkeSeal,
 } from '@digicap/capsule-core'
 import type { Libp2p, Stream } from '@libp2p/interface'
+import { keccak_256 as keccakJob } from '@noble/hashes/sha3.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseVector, VECTOR_DIR } from '../scripts/generate-vectors.ts'
 import {
@@ -51,6 +52,8 @@ import {
 } from '../src/index.ts'
 import { toWireError } from '../src/stream.ts'
 import { createPair } from './helpers/nodes.ts'
+
+const EMPTY_JOB_HASH = keccakJob(new Uint8Array(0))
 
 const domain: AccessDomain = {
   chainId: 31337n,
@@ -96,10 +99,10 @@ function fastPathKeyguard() {
         reasonCode: 'rate-limited',
         retryAfterMs: Math.min(rate.retryAfterMs, 3_600_000),
       }
-    if (req.expiresAt <= nowSeconds()) return { status: 'refused', reasonCode: 'expired' }
+    if (req.expiry <= nowSeconds()) return { status: 'refused', reasonCode: 'expired' }
     if (!verifyAccessRequestSignature(req, domain))
       return { status: 'refused', reasonCode: 'bad-signature' }
-    const verdict = replays.check(accessRequestReplayKey(req), Number(req.expiresAt) * 1000)
+    const verdict = replays.check(accessRequestReplayKey(req), Number(req.expiry) * 1000)
     if (verdict === 'replayed') return { status: 'refused', reasonCode: 'replayed' }
     if (verdict === 'full') return { status: 'refused', reasonCode: 'busy', retryAfterMs: 1000 }
     if (verdict !== 'fresh') return { status: 'refused', reasonCode: 'expired' }
@@ -305,7 +308,10 @@ describe('fast path over libp2p', () => {
         ephemeralKey,
         measurement: rand(32),
         nonce: rand(32),
-        expiresAt: nowSeconds() + 60n,
+        expiry: nowSeconds() + 60n,
+        jobParamsHash: EMPTY_JOB_HASH,
+        fee: 0n,
+        jobParams: new Uint8Array(0),
         ...over,
       },
       domain,
@@ -350,7 +356,7 @@ describe('fast path over libp2p', () => {
       a,
       b.peerId,
       fastPathProtocol,
-      signed({ expiresAt: nowSeconds() - 1n }),
+      signed({ expiry: nowSeconds() - 1n }),
     )
     expect(expired).toEqual({ status: 'refused', reasonCode: 'expired' })
 
@@ -371,7 +377,10 @@ describe('fast path over libp2p', () => {
         ephemeralKey: rand(32),
         measurement: rand(32),
         nonce: rand(32),
-        expiresAt: nowSeconds() + 60n,
+        expiry: nowSeconds() + 60n,
+        jobParamsHash: EMPTY_JOB_HASH,
+        fee: 0n,
+        jobParams: new Uint8Array(0),
       },
       domain,
       otherKey,
@@ -550,7 +559,10 @@ describe('requester limits', () => {
         ephemeralKey: rand(32),
         measurement: rand(32),
         nonce: rand(32),
-        expiresAt: nowSeconds() + 60n,
+        expiry: nowSeconds() + 60n,
+        jobParamsHash: EMPTY_JOB_HASH,
+        fee: 0n,
+        jobParams: new Uint8Array(0),
       },
       domain,
       executorKey,
@@ -569,7 +581,10 @@ describe('requester limits', () => {
         ephemeralKey: rand(32),
         measurement: rand(32),
         nonce: rand(32),
-        expiresAt: nowSeconds() - 5n,
+        expiry: nowSeconds() - 5n,
+        jobParamsHash: EMPTY_JOB_HASH,
+        fee: 0n,
+        jobParams: new Uint8Array(0),
         signature: new Uint8Array(65),
       })
       if (last.status === 'refused' && last.reasonCode === 'expired') last = undefined

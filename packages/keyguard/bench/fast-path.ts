@@ -1,0 +1,153 @@
+/**
+ * Fast-path release latency (executor sends a signed AccessRequest over libp2p, the keyguard
+ * checks it on anvil with eth_call, unwraps with the tpm2 sealer on swtpm, seals with HPKE and
+ * answers) against the bare `tpm2_rsadecrypt` time measured in the same run on the same TPM.
+ * Target: p50 ≤ TPM op p50 + 10 ms.
+ *
+ * Run: `pnpm --filter @digicap/keyguard bench` (or `node bench/fast-path.ts [requests]`).
+ */
+import { execFile } from 'node:child_process'
+import { fastPathProtocol, request, signAccessRequest } from '@digicap/protocol'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { getBytes, randomBytes } from 'ethers'
+import { createKeyguard, tpm2Sealer } from '../src/index.ts'
+import { startSwtpm } from '../src/testing.ts'
+import {
+  chainClientFor,
+  createNode,
+  executorSide,
+  keyguardParts,
+  quietLogger,
+  registerCapsule,
+  registerExecutor,
+  setupChain,
+  storeKey,
+} from '../test/helpers/world.ts'
+
+const requests = Number(process.argv[2] ?? 100)
+const warmup = 10
+
+const percentile = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
+
+async function measure(n: number, run: () => Promise<unknown>, between?: () => Promise<void>) {
+  for (let i = 0; i < warmup; i++) {
+    await run()
+    await between?.()
+  }
+  const times: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t = performance.now()
+    await run()
+    times.push(performance.now() - t)
+    await between?.()
+  }
+  times.sort((a, b) => a - b)
+  return { p50: percentile(times, 50), p99: percentile(times, 99) }
+}
+
+function bareRsaDecrypt(tcti: string, ciphertext: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      'tpm2_rsadecrypt',
+      ['-c', '0x81000010', '-s', 'oaep'],
+      { env: { ...process.env, TPM2TOOLS_TCTI: tcti }, encoding: 'buffer' },
+      (err) => (err ? reject(err) : resolve()),
+    )
+    child.stdin?.end(ciphertext)
+  })
+}
+
+const [chain, tpm, kgNode, exec] = await Promise.all([
+  setupChain(),
+  startSwtpm(),
+  createNode(),
+  executorSide(),
+])
+const sealer = tpm2Sealer({ tcti: tpm.tcti, createIfMissing: true, logger: quietLogger })
+const parts = await keyguardParts(undefined, sealer)
+try {
+  await registerExecutor(chain, chain.executor, exec.node)
+  const capsuleId = await registerCapsule(chain, kgNode)
+  await storeKey(parts, capsuleId, randomBytes(32))
+  const keyguard = createKeyguard({
+    dataDir: parts.dir,
+    confirmations: 0,
+    startBlock: chain.addresses.deployBlock,
+    fastPath: { enabled: true, rate: { capacity: 100_000, refillPerSecond: 100_000 } },
+  })({ ...parts, chain: chainClientFor(chain), libp2p: kgNode, logger: quietLogger })
+  let audited = 0
+  let granted = 0
+  keyguard.events.addEventListener('audit-recorded', () => audited++)
+  let serverMs: number[] = []
+  keyguard.events.addEventListener('fast-path-granted', (e) => {
+    granted++
+    serverMs.push((e as CustomEvent<{ ms: number }>).detail.ms)
+  })
+  const serverSide = () => {
+    const sorted = serverMs.slice(warmup).sort((a, b) => a - b)
+    serverMs = []
+    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) }
+  }
+  const auditLanded = async () => {
+    while (audited < granted) await new Promise((r) => setTimeout(r, 5))
+  }
+  await keyguard.start()
+  await exec.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
+  const domain = {
+    chainId: BigInt(chain.addresses.chainId),
+    verifyingContract: chain.addresses.accessController as `0x${string}`,
+  }
+  const executorKey = getBytes(chain.executor.privateKey)
+  const executor = getBytes(chain.executor.address)
+  const fastPath = async () => {
+    const req = signAccessRequest(
+      {
+        capsuleId: getBytes(capsuleId),
+        executor,
+        ephemeralKey: getBytes(exec.newEphemeral()),
+        measurement: getBytes(chain.measurement),
+        jobParamsHash: keccak_256(new Uint8Array(0)),
+        fee: 0n,
+        nonce: randomBytes(32),
+        expiry: BigInt(Math.floor(Date.now() / 1000) + 120),
+        jobParams: new Uint8Array(0),
+      },
+      domain,
+      executorKey,
+    )
+    const res = await request(exec.node, kgNode.peerId, fastPathProtocol, req)
+    if (res.status !== 'granted') throw new Error(`refused: ${res.reasonCode}`)
+  }
+  const record = await parts.keyStore.get(capsuleId)
+  const wrapped = record?.wrappedKeys.find((w) => w.scheme === 'tpm2-rsa-oaep-sha256')
+  if (wrapped === undefined) throw new Error('no tpm2 copy')
+
+  const bare = await measure(requests, () => bareRsaDecrypt(tpm.tcti, wrapped.ciphertext))
+  // Isolated: the previous request's audit transaction has landed (on a real chain the audit
+  // write costs the keyguard nothing; here anvil shares the CPU with the keyguard).
+  serverMs = []
+  const isolated = await measure(requests, fastPath, auditLanded)
+  const isolatedServer = serverSide()
+  // Back to back: the previous audit transaction is still being sent and mined meanwhile.
+  const busy = await measure(requests, fastPath)
+  await auditLanded()
+  await keyguard.stop()
+
+  const row = (name: string, r: { p50: number; p99: number }) =>
+    `${name.padEnd(52)} p50 ${r.p50.toFixed(2).padStart(7)} ms   p99 ${r.p99.toFixed(2).padStart(7)} ms   ×${(r.p50 / bare.p50).toFixed(2)} of baseline p50`
+  console.log(
+    `fast-path release latency, ${requests} requests after ${warmup} warm-up; anvil + swtpm + libp2p on loopback`,
+  )
+  console.log(row('baseline: bare tpm2_rsadecrypt (execFile)', bare))
+  console.log(row('fast path, isolated (previous audit tx landed)', isolated))
+  console.log(row('  of which inside the keyguard (verify → answer)', isolatedServer))
+  console.log(row('fast path, back to back (audit tx on local anvil)', busy))
+  const over = isolated.p50 - bare.p50
+  console.log(
+    `overhead over the TPM op (isolated): ${over.toFixed(2)} ms at p50 → target "p50 ≤ TPM op + 10 ms": ${over <= 10 ? 'MET' : 'NOT MET'}`,
+  )
+} finally {
+  await Promise.all([kgNode.stop(), exec.stop(), chain.anvil.stop(), tpm.stop()])
+  await parts.cleanup()
+}

@@ -1,0 +1,107 @@
+/**
+ * The `ChainClient` interface: everything the keyguard reads from or sends to the chain.
+ * The ethers implementation is `ethersChainClient` (ethers-chain-client.ts); tests may wrap it
+ * for fault injection. Hex strings are lowercase `0x…` (addresses EIP-55 checksummed).
+ */
+
+/** `AccessController.getGrant(grantId)`: the authoritative stored grant. */
+export interface ChainGrant {
+  grantId: string
+  capsuleId: string
+  executor: string
+  ephemeralKey: string
+  /** Unix seconds. */
+  expiresAt: bigint
+  runIndex: bigint
+  fastPath: boolean
+}
+
+/** One `AccessGranted` log, with where it was found. */
+export interface GrantLog {
+  /** The contract that emitted it. */
+  address: string
+  grantId: string
+  capsuleId: string
+  executor: string
+  ephemeralKey: string
+  measurement: string
+  expiresAt: bigint
+  fastPath: boolean
+  blockNumber: number
+  blockHash: string
+  transactionHash: string
+  logIndex: number
+}
+
+/** A block's number and hash (the grant watcher's cursor). */
+export interface BlockRef {
+  number: number
+  hash: string
+}
+
+/** The fast-path request as `recordFastPathGrant` and `checkAccess` take it (hex and bigints). */
+export interface FastPathRecord {
+  capsuleId: string
+  executor: string
+  ephemeralKey: string
+  measurement: string
+  jobParamsHash: string
+  fee: bigint
+  nonce: bigint
+  expiry: bigint
+}
+
+export interface CheckAccessArgs {
+  capsuleId: string
+  executor: string
+  ephemeralKey: string
+  measurement: string
+  feePaid: bigint
+  fastPath: boolean
+  jobParams: string
+}
+
+/** Everything the keyguard needs of the chain. */
+export interface ChainClient {
+  /** The configured chain id (what `eth_chainId` must return). */
+  readonly chainId: bigint
+  /** The AccessController the keyguard trusts (checksummed). */
+  readonly accessController: string
+  /** What the RPC(s) say the chain id is (`eth_chainId`). */
+  remoteChainId(): Promise<bigint>
+  /** The newest block number. */
+  blockNumber(): Promise<number>
+  /** The newest block's timestamp, Unix seconds (the chain's clock). */
+  now(): Promise<bigint>
+  /** A block's hash, or `undefined` if the chain is shorter. */
+  block(number: number): Promise<BlockRef | undefined>
+  /**
+   * `AccessGranted` logs of the AccessController in `[fromBlock, toBlock]` for `capsuleIds`.
+   * With a quorum, only logs that enough RPCs returned identically.
+   */
+  grantLogs(fromBlock: number, toBlock: number, capsuleIds: readonly string[]): Promise<GrantLog[]>
+  /** The stored grant, or `undefined` if the contract does not know it. */
+  getGrant(grantId: string): Promise<ChainGrant | undefined>
+  /** `AccessController.checkAccess` by `eth_call`. */
+  checkAccess(args: CheckAccessArgs): Promise<{ allowed: boolean; reason: number }>
+  /** `NodeRegistry.isActive(node, role)`. */
+  isActive(node: string, role: number): Promise<boolean>
+  /** The node's registered libp2p peer id bytes (multihash), or `undefined` if not registered. */
+  nodePeerId(node: string): Promise<Uint8Array | undefined>
+  /** `AccessController.nonceUsed(executor, nonce)`. */
+  nonceUsed(executor: string, nonce: bigint): Promise<boolean>
+  /** The capsule's run count (the next grant's `runIndex`). */
+  runCount(capsuleId: string): Promise<bigint>
+  /**
+   * Sends `recordFastPathGrant` and waits for the receipt.
+   * @throws {ContractRevertError} (from `@digicap/contracts`) if it reverts.
+   */
+  recordFastPathGrant(
+    req: FastPathRecord,
+    jobParams: string,
+    signature: string,
+  ): Promise<{ grantId: string; transactionHash: string; blockNumber: number }>
+}
+
+/** `NodeRegistry` role bit of executors. */
+export const ROLE_EXECUTOR = 1

@@ -1,0 +1,303 @@
+/**
+ * `ethersChainClient`: the {@link ChainClient} over ethers v6 JSON-RPC providers.
+ *
+ * With several providers every read goes to all of them and counts only an answer that at
+ * least `quorum` of them returned identically (logs are counted one by one), so a single
+ * lying or broken RPC can neither forge a grant nor hide the chain id.
+ */
+import { accessControllerAbi, decodeRevert, nodeRegistryAbi } from '@digicap/contracts'
+import {
+  Contract,
+  getAddress,
+  Interface,
+  type JsonRpcApiProvider,
+  type Log,
+  type Signer,
+  toBeHex,
+  zeroPadValue,
+} from 'ethers'
+import type {
+  BlockRef,
+  ChainClient,
+  ChainGrant,
+  CheckAccessArgs,
+  FastPathRecord,
+  GrantLog,
+} from './chain-client.ts'
+import { QuorumError } from './errors.ts'
+
+export interface EthersChainClientInit {
+  /** One provider, or several for a quorum. Use `createProvider` from `@digicap/contracts`. */
+  providers: readonly JsonRpcApiProvider[]
+  /** How many providers must agree. Default: 1 for one provider, else a majority. */
+  quorum?: number
+  /** Sends `recordFastPathGrant` (the capsule owner's account or an operator it named). */
+  signer?: Signer
+  addresses: { accessController: string; nodeRegistry: string }
+  chainId: bigint | number
+}
+
+const controllerInterface = new Interface(accessControllerAbi as never)
+const ACCESS_GRANTED = controllerInterface.getEvent('AccessGranted')
+if (ACCESS_GRANTED === null) throw new TypeError('AccessGranted missing from the ABI')
+const ACCESS_GRANTED_TOPIC = ACCESS_GRANTED.topicHash
+
+const lower = (hex: string): string => hex.toLowerCase()
+
+function parseGrantLog(log: Log): GrantLog | undefined {
+  let parsed: ReturnType<Interface['parseLog']>
+  try {
+    parsed = controllerInterface.parseLog({ topics: [...log.topics], data: log.data })
+  } catch {
+    return undefined
+  }
+  if (parsed === null || parsed.name !== 'AccessGranted') return undefined
+  const a = parsed.args
+  return {
+    address: getAddress(log.address),
+    grantId: lower(String(a[0])),
+    capsuleId: lower(String(a[1])),
+    executor: getAddress(String(a[2])),
+    ephemeralKey: lower(String(a[3])),
+    measurement: lower(String(a[4])),
+    expiresAt: BigInt(a[5]),
+    fastPath: Boolean(a[6]),
+    blockNumber: log.blockNumber,
+    blockHash: lower(log.blockHash),
+    transactionHash: lower(log.transactionHash),
+    logIndex: log.index,
+  }
+}
+
+const logKey = (l: GrantLog): string => JSON.stringify({ ...l, expiresAt: l.expiresAt.toString() })
+
+/**
+ * Builds a {@link ChainClient} over ethers providers.
+ *
+ * @throws {InvalidArgumentError} for no providers or a quorum above their number.
+ * @example
+ * ```ts
+ * const chain = ethersChainClient({
+ *   providers: urls.map((u) => createProvider(u, 1n)), quorum: 2,
+ *   signer: ownerWallet, addresses, chainId: 1n,
+ * })
+ * ```
+ */
+export function ethersChainClient(init: EthersChainClientInit): ChainClient {
+  const providers = [...init.providers]
+  if (providers.length === 0) throw new QuorumError('At least one provider is needed')
+  const quorum = init.quorum ?? (providers.length === 1 ? 1 : Math.floor(providers.length / 2) + 1)
+  if (!Number.isInteger(quorum) || quorum < 1 || quorum > providers.length) {
+    throw new QuorumError('quorum must be 1..providers.length', {
+      details: { quorum, providers: providers.length },
+    })
+  }
+  const accessController = getAddress(init.addresses.accessController)
+  const nodeRegistry = getAddress(init.addresses.nodeRegistry)
+  const chainId = BigInt(init.chainId)
+  const controllers = providers.map(
+    (p) => new Contract(accessController, accessControllerAbi as never, p),
+  )
+  const registries = providers.map((p) => new Contract(nodeRegistry, nodeRegistryAbi as never, p))
+
+  /** Runs `read` on every provider and returns an answer ≥ quorum of them agree on. */
+  async function agree<T>(
+    operation: string,
+    read: (i: number) => Promise<T>,
+    key: (value: T) => string = (v) =>
+      JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : x)),
+  ): Promise<T> {
+    if (providers.length === 1) return read(0)
+    const results = await Promise.allSettled(providers.map((_p, i) => read(i)))
+    const counts = new Map<string, { value: T; n: number }>()
+    for (const r of results) {
+      if (r.status !== 'fulfilled') continue
+      const k = key(r.value)
+      const c = counts.get(k) ?? { value: r.value, n: 0 }
+      c.n++
+      counts.set(k, c)
+    }
+    for (const c of counts.values()) if (c.n >= quorum) return c.value
+    const firstError = results.find((r) => r.status === 'rejected')
+    throw new QuorumError(`Fewer than ${quorum} RPCs agree on ${operation}`, {
+      details: { operation, quorum, answers: counts.size },
+      cause: firstError?.status === 'rejected' ? firstError.reason : undefined,
+    })
+  }
+
+  async function kthHighest(
+    operation: string,
+    read: (p: JsonRpcApiProvider) => Promise<bigint>,
+  ): Promise<bigint> {
+    const values = (await Promise.allSettled(providers.map(read)))
+      .flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+      .sort((x, y) => (x > y ? -1 : x < y ? 1 : 0))
+    const v = values[quorum - 1]
+    if (v === undefined) {
+      throw new QuorumError(`Fewer than ${quorum} RPCs answered ${operation}`, {
+        details: { operation, quorum, answered: values.length },
+      })
+    }
+    return v
+  }
+
+  const controller = (i: number) => controllers[i] as Contract
+  const registry = (i: number) => registries[i] as Contract
+
+  return {
+    chainId,
+    accessController,
+
+    remoteChainId: () =>
+      agree('eth_chainId', async (i) =>
+        BigInt(await (providers[i] as JsonRpcApiProvider).send('eth_chainId', [])),
+      ),
+
+    // Providers may be a block apart: the k-th highest answer is one a quorum reached.
+    blockNumber: () =>
+      kthHighest('eth_blockNumber', async (p) => BigInt(await p.getBlockNumber())).then(Number),
+
+    now: () =>
+      kthHighest('latest block time', async (p) =>
+        BigInt((await p.getBlock('latest'))?.timestamp ?? 0),
+      ),
+
+    block: (number) =>
+      agree('block hash', async (i): Promise<BlockRef | undefined> => {
+        const b = await (providers[i] as JsonRpcApiProvider).getBlock(number)
+        return b?.hash ? { number: b.number, hash: lower(b.hash) } : undefined
+      }),
+
+    async grantLogs(fromBlock, toBlock, capsuleIds) {
+      if (capsuleIds.length === 0 || toBlock < fromBlock) return []
+      const filter = {
+        address: accessController,
+        fromBlock,
+        toBlock,
+        topics: [ACCESS_GRANTED_TOPIC, null, capsuleIds.map((c) => zeroPadValue(c, 32))],
+      }
+      const results = await Promise.allSettled(providers.map((p) => p.getLogs(filter)))
+      const counts = new Map<string, { log: GrantLog; n: number }>()
+      let answered = 0
+      for (const r of results) {
+        if (r.status !== 'fulfilled') continue
+        answered++
+        const seen = new Set<string>()
+        for (const raw of r.value) {
+          const log = parseGrantLog(raw)
+          if (log === undefined) continue
+          const k = logKey(log)
+          if (seen.has(k)) continue
+          seen.add(k)
+          const c = counts.get(k) ?? { log, n: 0 }
+          c.n++
+          counts.set(k, c)
+        }
+      }
+      if (answered < quorum) {
+        const err = results.find((r) => r.status === 'rejected')
+        throw new QuorumError(`Fewer than ${quorum} RPCs answered eth_getLogs`, {
+          details: { operation: 'eth_getLogs', quorum, answered },
+          cause: err?.status === 'rejected' ? err.reason : undefined,
+        })
+      }
+      return [...counts.values()]
+        .filter((c) => c.n >= quorum)
+        .map((c) => c.log)
+        .sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex)
+    },
+
+    getGrant: (grantId) =>
+      agree('getGrant', async (i): Promise<ChainGrant | undefined> => {
+        try {
+          const g = await controller(i).getFunction('getGrant')(grantId)
+          return {
+            grantId: lower(grantId),
+            executor: getAddress(String(g.executor)),
+            runIndex: BigInt(g.runIndex),
+            expiresAt: BigInt(g.expiresAt),
+            fastPath: Boolean(g.fastPath),
+            capsuleId: lower(String(g.capsuleId)),
+            ephemeralKey: lower(String(g.ephemeralKey)),
+          }
+        } catch (err) {
+          const decoded = decodeRevert(err) as { errorName?: string }
+          if (decoded?.errorName === 'GrantNotFound') return undefined
+          throw decoded
+        }
+      }),
+
+    checkAccess: (a: CheckAccessArgs) =>
+      agree('checkAccess', async (i) => {
+        const [allowed, reason] = await controller(i).getFunction('checkAccess')(
+          a.capsuleId,
+          a.executor,
+          a.ephemeralKey,
+          a.measurement,
+          a.feePaid,
+          a.fastPath,
+          a.jobParams,
+        )
+        return { allowed: Boolean(allowed), reason: Number(reason) }
+      }),
+
+    isActive: (node, role) =>
+      agree('isActive', async (i) =>
+        Boolean(await registry(i).getFunction('isActive')(node, role)),
+      ),
+
+    nodePeerId: (node) =>
+      agree(
+        'getNode',
+        async (i): Promise<Uint8Array | undefined> => {
+          try {
+            const n = await registry(i).getFunction('getNode')(node)
+            const hex = String(n.peerId)
+            return hex === '0x' ? undefined : Uint8Array.from(Buffer.from(hex.slice(2), 'hex'))
+          } catch (err) {
+            const decoded = decodeRevert(err) as { errorName?: string }
+            if (decoded?.errorName === 'NotRegistered') return undefined
+            throw decoded
+          }
+        },
+        (v) => (v === undefined ? '-' : Buffer.from(v).toString('hex')),
+      ),
+
+    nonceUsed: (executor, nonce) =>
+      agree('nonceUsed', async (i) =>
+        Boolean(await controller(i).getFunction('nonceUsed')(executor, nonce)),
+      ),
+
+    runCount: (capsuleId) =>
+      agree('runCount', async (i) =>
+        BigInt(await controller(i).getFunction('runCount')(capsuleId)),
+      ),
+
+    async recordFastPathGrant(req: FastPathRecord, jobParams, signature) {
+      if (init.signer === undefined) {
+        throw new QuorumError('No signer configured to record fast-path grants', {
+          details: { operation: 'recordFastPathGrant' },
+        })
+      }
+      const c = new Contract(accessController, accessControllerAbi as never, init.signer)
+      try {
+        const tx = await c.getFunction('recordFastPathGrant')(
+          { ...req, nonce: toBeHex(req.nonce, 32) },
+          jobParams,
+          signature,
+        )
+        const receipt = await tx.wait()
+        const log = (receipt.logs as Log[])
+          .map((l) => parseGrantLog(l))
+          .find((l) => l !== undefined && l.address === accessController)
+        return {
+          grantId: log?.grantId ?? '0x',
+          transactionHash: lower(receipt.hash),
+          blockNumber: Number(receipt.blockNumber),
+        }
+      } catch (err) {
+        throw decodeRevert(err)
+      }
+    },
+  }
+}

@@ -1,0 +1,382 @@
+/**
+ * The fast-path server: answers a signed `AccessRequest` straight from an executor with the
+ * HPKE-wrapped data key, then logs the grant on chain (`recordFastPathGrant`).
+ *
+ * Order of checks (cheap and local first, so unauthenticated traffic costs no RPC):
+ * per-peer rate limit (`rate-limited`) → bounded queue (`busy`) → EIP-712 signature against the
+ * AccessController's domain (`bad-signature`) → expiry window (`expired`) → replay cache of
+ * `(executor, nonce)` (`replayed`, `busy` when full) → key record (`unknown-capsule`) → on chain,
+ * in parallel: `nonceUsed` (`replayed`), executor registered and active (`checkAccess` reason
+ * `EXECUTOR_NOT_REGISTERED` → `policy-denied`), the requesting libp2p peer is the executor's registered
+ * peer (`bad-signature`, reason `peer-id-mismatch`), `checkAccess` by `eth_call`
+ * (`policy-denied`, reason = the policy's reason name) → unwrap, seal, answer.
+ *
+ * The audit record is journaled (`<dataDir>/fast-path-audit/<keccak(executor||nonce)>.json`) BEFORE the key
+ * leaves, so a crash cannot lose it; `recordPending()` retries records left by a crash. A record
+ * that reverts is reported as an `audit-alert` event and kept on disk.
+ */
+import { readdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { computeGrantId, Reason, reasonName } from '@digicap/contracts'
+import {
+  type AccessRequest,
+  type AccessResponse,
+  accessRequestReplayKey,
+  createRateLimiter,
+  createReplayCache,
+  fastPathProtocol,
+  handle,
+  type ProtocolRegistrar,
+  toChecksumAddress,
+  verifyAccessRequestSignature,
+} from '@digicap/protocol'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { getBytes, hexlify, toBigInt } from 'ethers'
+import type { ChainClient, FastPathRecord } from './chain-client.ts'
+import { ensureDir, removeStaleTemps, writeFileAtomic } from './fs-atomic.ts'
+import { hpkeSender } from './hpke-sender.ts'
+import { readJsonFile } from './json-file.ts'
+import type { KeyStore } from './key-store.ts'
+import type { Sealer } from './sealer.ts'
+import type { Logger } from './types.ts'
+import { unwrapDataKey } from './wrap.ts'
+
+export interface FastPathInit {
+  /** The keyguard's data directory (the audit journal lives in `fast-path-audit/`). */
+  dataDir: string
+  /** Latest accepted `expiry - now`, seconds. Default 600. */
+  maxExpirySeconds?: number
+  /** Per-peer token bucket. Default 10 burst, 5 a second. */
+  rate?: { capacity: number; refillPerSecond: number }
+  /** Requests being evaluated at once; more get `busy`. Default 32. */
+  maxQueue?: number
+  /** Replay cache size. Default 100 000. */
+  maxNonces?: number
+  /** Time limit of one exchange, ms. Default 10 000. */
+  timeoutMs?: number
+  /** First wait before re-sending a failed audit transaction, ms (doubles, 5 tries). Default 200. */
+  auditRetryBaseMs?: number
+}
+
+/** What the fast path reports. Never carries key bytes. */
+export type FastPathEvent =
+  | { type: 'fast-path-granted'; grantId: string; capsuleId: string; executor: string; ms: number }
+  | { type: 'fast-path-refused'; reasonCode: string; reason?: string; peer: string }
+  | { type: 'audit-recorded'; grantId: string; recordedGrantId: string; transactionHash: string }
+  | { type: 'audit-alert'; grantId: string; error: string }
+
+export interface FastPathComponents {
+  sealer: Sealer
+  keyStore: Pick<KeyStore, 'get'>
+  chain: ChainClient
+  libp2p: ProtocolRegistrar
+  onEvent?: (event: FastPathEvent) => void
+  logger?: Logger
+}
+
+export interface FastPathServer {
+  /** Registers `/digicap/fast-path/1.0.0` and re-sends audit records left by a crash. */
+  start(): Promise<void>
+  /** Unregisters the protocol and waits for audit records in flight. */
+  stop(): Promise<void>
+  /** Sends every journaled audit record not yet on chain. Returns how many were recorded. */
+  recordPending(): Promise<number>
+  /** Audit records journaled but not yet on chain. */
+  auditPending(): Promise<number>
+}
+
+interface AuditEntry {
+  version: 1
+  /** keccak256(executor || nonce), hex: the file name. */
+  id: string
+  /** The grant id the keyguard answered with (in memory only; the chain assigns the final one). */
+  grantId?: string
+  request: Record<string, string>
+  jobParams: string
+  signature: string
+}
+
+const toRecord = (req: AccessRequest): FastPathRecord => ({
+  capsuleId: hexlify(req.capsuleId),
+  executor: toChecksumAddress(req.executor),
+  ephemeralKey: hexlify(req.ephemeralKey),
+  measurement: hexlify(req.measurement),
+  jobParamsHash: hexlify(req.jobParamsHash),
+  fee: req.fee,
+  nonce: toBigInt(req.nonce),
+  expiry: req.expiry,
+})
+
+/**
+ * Builds the fast-path server.
+ *
+ * @example
+ * ```ts
+ * const fast = fastPathServer({ dataDir })({ sealer, keyStore, chain, libp2p })
+ * await fast.start()
+ * ```
+ */
+export function fastPathServer(init: FastPathInit) {
+  return (components: FastPathComponents): FastPathServer => {
+    const { sealer, keyStore, chain, libp2p } = components
+    const maxExpiry = init.maxExpirySeconds ?? 600
+    const maxQueue = init.maxQueue ?? 32
+    const auditDir = join(init.dataDir, 'fast-path-audit')
+    const limiter = createRateLimiter(init.rate ?? { capacity: 10, refillPerSecond: 5 })()
+    const replays = createReplayCache({
+      maxEntries: init.maxNonces ?? 100_000,
+      maxTtlMs: maxExpiry * 1000,
+    })()
+    const domain = {
+      chainId: chain.chainId,
+      verifyingContract: chain.accessController as `0x${string}`,
+    }
+    const emit = (e: FastPathEvent): void => {
+      try {
+        components.onEvent?.(e)
+      } catch {
+        // Observers must not break the server.
+      }
+    }
+    let active = 0
+    let unhandle: (() => Promise<void>) | undefined
+    const recording = new Set<Promise<unknown>>()
+    let sending: Promise<unknown> = Promise.resolve()
+
+    const refuse = (
+      peer: string,
+      reasonCode: Extract<AccessResponse, { status: 'refused' }>['reasonCode'],
+      reason?: string,
+      retryAfterMs?: number,
+    ): AccessResponse => {
+      emit({
+        type: 'fast-path-refused',
+        reasonCode,
+        ...(reason === undefined ? {} : { reason }),
+        peer,
+      })
+      return {
+        status: 'refused',
+        reasonCode,
+        ...(reason === undefined ? {} : { reason }),
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs: Math.ceil(retryAfterMs) }),
+      }
+    }
+
+    async function record(entry: AuditEntry): Promise<boolean> {
+      const r = entry.request
+      const req: FastPathRecord = {
+        capsuleId: r.capsuleId as string,
+        executor: r.executor as string,
+        ephemeralKey: r.ephemeralKey as string,
+        measurement: r.measurement as string,
+        jobParamsHash: r.jobParamsHash as string,
+        fee: BigInt(r.fee as string),
+        nonce: BigInt(r.nonce as string),
+        expiry: BigInt(r.expiry as string),
+      }
+      // One transaction at a time (one signer, one nonce sequence); transient failures (RPC,
+      // nonce races) are retried, a revert (`errorName`) is final.
+      const send = async (): Promise<Awaited<ReturnType<ChainClient['recordFastPathGrant']>>> => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            return await chain.recordFastPathGrant(req, entry.jobParams, entry.signature)
+          } catch (err) {
+            if ((err as { errorName?: string }).errorName !== undefined || attempt >= 4) throw err
+            await new Promise((r) => setTimeout(r, (init.auditRetryBaseMs ?? 200) * 2 ** attempt))
+          }
+        }
+      }
+      const turn = sending.then(send)
+      sending = turn.catch(() => undefined)
+      try {
+        const res = await turn
+        await rm(join(auditDir, `${entry.id}.json`), { force: true })
+        emit({
+          type: 'audit-recorded',
+          grantId: entry.grantId ?? res.grantId,
+          recordedGrantId: res.grantId,
+          transactionHash: res.transactionHash,
+        })
+        return true
+      } catch (err) {
+        const e = err as { errorName?: string; code?: string }
+        const error = e.errorName ?? e.code ?? 'error'
+        const grantId = entry.grantId ?? entry.id
+        emit({ type: 'audit-alert', grantId, error })
+        components.logger?.warn('fast path: audit record failed', { grantId, error })
+        return false
+      }
+    }
+
+    function recordInBackground(entry: AuditEntry): void {
+      const p = record(entry).finally(() => recording.delete(p))
+      recording.add(p)
+    }
+
+    async function serve(
+      req: AccessRequest,
+      peer: string,
+      peerBytes: Uint8Array,
+    ): Promise<AccessResponse> {
+      const started = performance.now()
+      if (!verifyAccessRequestSignature(req, domain)) return refuse(peer, 'bad-signature')
+      const now = BigInt(Math.floor(Date.now() / 1000))
+      if (req.expiry <= now) return refuse(peer, 'expired')
+      if (req.expiry > now + BigInt(maxExpiry)) return refuse(peer, 'expired', 'too-far')
+      const verdict = replays.check(accessRequestReplayKey(req), Number(req.expiry) * 1000)
+      if (verdict === 'replayed') return refuse(peer, 'replayed')
+      if (verdict === 'full') return refuse(peer, 'busy', 'replay-cache-full', 1000)
+      if (verdict !== 'fresh') return refuse(peer, 'expired')
+      const rec = toRecord(req)
+      const record = await keyStore.get(rec.capsuleId)
+      if (record === undefined) return refuse(peer, 'unknown-capsule')
+      // Authenticated from here on: the chain checks, the TPM unwrap and the durable audit entry
+      // run side by side with the HPKE key encapsulation, so the answer costs max(RPC, TPM, fsync)
+      // rather than their sum.
+      const entry: AuditEntry = {
+        version: 1,
+        id: hexlify(keccak_256(accessRequestReplayKey(req))).slice(2),
+        request: Object.fromEntries(
+          Object.entries(rec).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
+        ),
+        jobParams: hexlify(req.jobParams),
+        signature: hexlify(req.signature),
+      }
+      const auditFile = join(auditDir, `${entry.id}.json`)
+      const unwrapping = unwrapDataKey(record.wrappedKeys, sealer)
+      const sending = hpkeSender(req.ephemeralKey)
+      const journaling = writeFileAtomic(
+        auditFile,
+        new TextEncoder().encode(`${JSON.stringify(entry)}\n`),
+      )
+      // Handled here so a failure while the RPCs are pending is not an unhandled rejection;
+      // both are awaited (and rethrow) below.
+      unwrapping.catch(() => undefined)
+      journaling.catch(() => undefined)
+      sending.catch(() => undefined)
+      let dataKey: Uint8Array | undefined
+      try {
+        // checkAccess also answers "registered and active" (reason EXECUTOR_NOT_REGISTERED), so
+        // NodeRegistry.isActive needs no call of its own.
+        const [used, registeredPeer, access, runs] = await Promise.all([
+          chain.nonceUsed(rec.executor, rec.nonce),
+          chain.nodePeerId(rec.executor),
+          chain.checkAccess({
+            capsuleId: rec.capsuleId,
+            executor: rec.executor,
+            ephemeralKey: rec.ephemeralKey,
+            measurement: rec.measurement,
+            feePaid: rec.fee,
+            fastPath: true,
+            jobParams: hexlify(req.jobParams),
+          }),
+          chain.runCount(rec.capsuleId),
+        ])
+        dataKey = await unwrapping
+        await journaling
+        const refusal = ((): AccessResponse | undefined => {
+          if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
+          if (!access.allowed && access.reason === Reason.EXECUTOR_NOT_REGISTERED) {
+            return refuse(peer, 'policy-denied', 'EXECUTOR_NOT_REGISTERED')
+          }
+          if (
+            registeredPeer === undefined ||
+            registeredPeer.length !== peerBytes.length ||
+            !registeredPeer.every((b, i) => b === peerBytes[i])
+          ) {
+            return refuse(peer, 'bad-signature', 'peer-id-mismatch')
+          }
+          if (!access.allowed) return refuse(peer, 'policy-denied', reasonName(access.reason))
+          return undefined
+        })()
+        if (refusal !== undefined) {
+          await rm(auditFile, { force: true })
+          return refusal
+        }
+        const grantId = computeGrantId({
+          chainId: chain.chainId,
+          accessController: chain.accessController,
+          capsuleId: rec.capsuleId,
+          executor: rec.executor,
+          ephemeralKey: rec.ephemeralKey,
+          measurement: rec.measurement,
+          runIndex: runs,
+        }).toLowerCase()
+        const grantIdBytes = getBytes(grantId)
+        const hpke = await (await sending).seal(dataKey, grantIdBytes)
+        recordInBackground({ ...entry, grantId })
+        emit({
+          type: 'fast-path-granted',
+          grantId,
+          capsuleId: rec.capsuleId,
+          executor: rec.executor,
+          ms: performance.now() - started,
+        })
+        return {
+          status: 'granted',
+          grantId: grantIdBytes,
+          keyRelease: { grantId: grantIdBytes, capsuleId: req.capsuleId, hpke, fastPath: true },
+        }
+      } catch (err) {
+        // Nothing left the keyguard: drop the audit entry once its write settled.
+        await journaling.catch(() => undefined)
+        await rm(auditFile, { force: true })
+        throw err
+      } finally {
+        dataKey?.fill(0)
+        // An unwrap still running after a failed check is zeroed when it lands.
+        if (dataKey === undefined) unwrapping.then((k) => k.fill(0)).catch(() => undefined)
+      }
+    }
+
+    async function pendingEntries(): Promise<AuditEntry[]> {
+      const out: AuditEntry[] = []
+      for (const name of (await readdir(auditDir)).sort()) {
+        if (!name.endsWith('.json') || name.startsWith('.')) continue
+        const obj = await readJsonFile(join(auditDir, name))
+        if (obj !== undefined && obj.version === 1) out.push(obj as unknown as AuditEntry)
+      }
+      return out
+    }
+
+    const server: FastPathServer = {
+      async start() {
+        await ensureDir(auditDir)
+        await removeStaleTemps(auditDir)
+        unhandle = await handle(
+          libp2p,
+          fastPathProtocol,
+          async (req, ctx) => {
+            const peer = ctx.peer.toString()
+            const rate = limiter.take(peer)
+            if (!rate.allowed) return refuse(peer, 'rate-limited', undefined, rate.retryAfterMs)
+            if (active >= maxQueue) return refuse(peer, 'busy', 'queue-full', 100)
+            active++
+            try {
+              return await serve(req, peer, ctx.peer.toMultihash().bytes)
+            } finally {
+              active--
+            }
+          },
+          { timeout: init.timeoutMs ?? 10_000 },
+        )
+        for (const entry of await pendingEntries()) recordInBackground(entry)
+      },
+      async stop() {
+        await unhandle?.()
+        unhandle = undefined
+        await Promise.allSettled([...recording])
+      },
+      async recordPending() {
+        let n = 0
+        for (const entry of await pendingEntries()) if (await record(entry)) n++
+        return n
+      },
+      async auditPending() {
+        return (await pendingEntries()).length
+      },
+    }
+    return server
+  }
+}

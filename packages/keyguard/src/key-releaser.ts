@@ -1,0 +1,292 @@
+/**
+ * The key releaser: serves confirmed grants. For each grant it re-reads the stored grant
+ * (`getGrant`: not expired, same capsule, executor and ephemeral key), records the intent in
+ * the release journal (durable) BEFORE unwrapping, unwraps with the sealer, seals the data key
+ * with HPKE to the grant's ephemeral key (AAD = the 32 grant id bytes), zeroes the data key,
+ * and pushes a `KeyRelease` to the executor's registered libp2p peer, retrying with backoff
+ * until acknowledged or the grant expires. On `ok` the journal entry is completed.
+ *
+ * After a restart `resumePending()` re-serves grants begun but never acknowledged, to the same
+ * key (the journal refuses any other), so a grant is delivered exactly once per ephemeral key.
+ */
+import { encodeHpkeSealed, hpkeSeal } from '@digicap/capsule-core'
+import type { ProtocolDialer } from '@digicap/protocol'
+import { keyReleaseProtocol, request, retryWithBackoff } from '@digicap/protocol'
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { encodeBase58, getBytes } from 'ethers'
+import type { ChainClient, ChainGrant, GrantLog } from './chain-client.ts'
+import {
+  AlreadyReleasedError,
+  GrantKeyMismatchError,
+  GrantRefusedError,
+  ReleaseFailedError,
+} from './errors.ts'
+import type { KeyStore } from './key-store.ts'
+import type { ReleaseJournal } from './release-journal.ts'
+import type { Sealer } from './sealer.ts'
+import type { Logger } from './types.ts'
+import { unwrapDataKey } from './wrap.ts'
+
+export interface KeyReleaserInit {
+  /** Releases pushed at the same time. Default 4. */
+  maxConcurrent?: number
+  /** Time limit of one push attempt, ms. Default 5000. */
+  attemptTimeoutMs?: number
+  /** First backoff ceiling, ms. Default 250. */
+  retryBaseMs?: number
+  /** Largest backoff ceiling, ms. Default 5000. */
+  retryMaxMs?: number
+}
+
+/** What the releaser reports. Never carries key bytes. */
+export type ReleaseEvent =
+  | { type: 'grant-accepted'; grantId: string; resumed: boolean }
+  | { type: 'grant-refused'; grantId: string; reason: string }
+  | { type: 'unwrapped'; grantId: string }
+  | { type: 'released'; grantId: string; attempts: number }
+  | { type: 'release-failed'; grantId: string; reason: string }
+
+export interface KeyReleaserComponents {
+  sealer: Sealer
+  keyStore: Pick<KeyStore, 'get'>
+  journal: ReleaseJournal
+  chain: ChainClient
+  libp2p: ProtocolDialer
+  onEvent?: (event: ReleaseEvent) => void
+  logger?: Logger
+}
+
+export interface KeyReleaser {
+  /**
+   * Checks a grant log against the stored grant, journals it and queues the release.
+   * Refusals are reported (event `grant-refused`), not thrown.
+   * @throws for transient failures (RPC, disk): the caller should retry the grant.
+   */
+  accept(log: GrantLog): Promise<'queued' | 'refused'>
+  /** Re-queues every journal entry begun but not completed. Returns how many. */
+  resumePending(): Promise<number>
+  /** Resolves when no release is queued or running. */
+  idle(): Promise<void>
+  /** Stops retrying (in-flight pushes are aborted) and waits for them. */
+  stop(): Promise<void>
+  /** Releases queued or running. */
+  readonly pending: number
+}
+
+/** libp2p peer id from the multihash bytes a NodeRegistry record holds. */
+export function peerIdFromRegistered(bytes: Uint8Array): PeerId {
+  return peerIdFromString(encodeBase58(bytes))
+}
+
+/**
+ * Builds a key releaser.
+ *
+ * @example
+ * ```ts
+ * const releaser = keyReleaser({ maxConcurrent: 4 })({ sealer, keyStore, journal, chain, libp2p })
+ * await releaser.resumePending()
+ * ```
+ */
+export function keyReleaser(init: KeyReleaserInit = {}) {
+  return (components: KeyReleaserComponents): KeyReleaser => {
+    const { sealer, keyStore, journal, chain, libp2p } = components
+    const maxConcurrent = init.maxConcurrent ?? 4
+    const attemptTimeout = init.attemptTimeoutMs ?? 5000
+    const emit = (e: ReleaseEvent): void => {
+      try {
+        components.onEvent?.(e)
+      } catch {
+        // Observers must not break releases.
+      }
+    }
+    const abort = new AbortController()
+    const inFlight = new Map<string, Promise<void>>()
+    const queue: ChainGrant[] = []
+    let running = 0
+    let idleWaiters: (() => void)[] = []
+
+    const refuse = (grantId: string, reason: string): 'refused' => {
+      emit({ type: 'grant-refused', grantId, reason })
+      components.logger?.warn('grant refused', { grantId, reason })
+      return 'refused'
+    }
+
+    async function authoritative(grantId: string): Promise<ChainGrant> {
+      const grant = await chain.getGrant(grantId)
+      if (grant === undefined) {
+        throw new GrantRefusedError('The AccessController does not know this grant', {
+          details: { grantId, reason: 'not-found' },
+        })
+      }
+      if (grant.expiresAt <= (await chain.now())) {
+        throw new GrantRefusedError('The grant has expired', {
+          details: { grantId, reason: 'expired' },
+        })
+      }
+      return grant
+    }
+
+    function pump(): void {
+      while (running < maxConcurrent && queue.length > 0 && !abort.signal.aborted) {
+        const grant = queue.shift() as ChainGrant
+        running++
+        const p = deliver(grant)
+          .catch((err: unknown) => {
+            // The executor's answer or the error's reason (`open-failed`, `no-peer`, …), else its code.
+            const e = err as { code?: string; details?: { reason?: unknown } }
+            const reason =
+              typeof e.details?.reason === 'string' ? e.details.reason : (e.code ?? 'error')
+            emit({ type: 'release-failed', grantId: grant.grantId, reason })
+            components.logger?.warn('release failed', {
+              grantId: grant.grantId,
+              code: e.code,
+              reason,
+            })
+          })
+          .finally(() => {
+            running--
+            inFlight.delete(grant.grantId)
+            pump()
+            if (running === 0 && queue.length === 0) {
+              for (const w of idleWaiters) w()
+              idleWaiters = []
+            }
+          })
+        inFlight.set(grant.grantId, p)
+      }
+    }
+
+    function schedule(grant: ChainGrant): void {
+      if (inFlight.has(grant.grantId) || queue.some((g) => g.grantId === grant.grantId)) return
+      queue.push(grant)
+      inFlight.set(grant.grantId, Promise.resolve())
+      pump()
+    }
+
+    async function deliver(grant: ChainGrant): Promise<void> {
+      const peerBytes = await chain.nodePeerId(grant.executor)
+      if (peerBytes === undefined) {
+        throw new ReleaseFailedError('The executor has no registered peer id', {
+          details: { grantId: grant.grantId, reason: 'no-peer' },
+        })
+      }
+      const peer = peerIdFromRegistered(peerBytes)
+      const record = await keyStore.get(grant.capsuleId)
+      if (record === undefined) {
+        throw new ReleaseFailedError('The capsule has no key record', {
+          details: { grantId: grant.grantId, reason: 'unknown-capsule' },
+        })
+      }
+      const grantIdBytes = getBytes(grant.grantId)
+      const dataKey = await unwrapDataKey(record.wrappedKeys, sealer)
+      let hpke: Uint8Array
+      try {
+        hpke = encodeHpkeSealed(await hpkeSeal(getBytes(grant.ephemeralKey), dataKey, grantIdBytes))
+      } finally {
+        dataKey.fill(0)
+      }
+      emit({ type: 'unwrapped', grantId: grant.grantId })
+      const release = {
+        grantId: grantIdBytes,
+        capsuleId: getBytes(grant.capsuleId),
+        hpke,
+        fastPath: grant.fastPath,
+      }
+      let attempts = 0
+      const ack = await retryWithBackoff(
+        ({ remainingMs, signal }) => {
+          attempts++
+          return request(libp2p, peer, keyReleaseProtocol, release, {
+            timeout: Math.max(1, Math.min(remainingMs, attemptTimeout)),
+            ...(signal === undefined ? {} : { signal }),
+          })
+        },
+        {
+          until: Number(grant.expiresAt) * 1000,
+          base: init.retryBaseMs ?? 250,
+          max: init.retryMaxMs ?? 5000,
+          signal: abort.signal,
+        },
+      )
+      if (ack.status !== 'ok') {
+        throw new ReleaseFailedError('The executor refused the key release', {
+          details: { grantId: grant.grantId, reason: ack.status },
+        })
+      }
+      await journal.complete(grant.grantId)
+      emit({ type: 'released', grantId: grant.grantId, attempts })
+    }
+
+    return {
+      async accept(log) {
+        let grant: ChainGrant
+        try {
+          grant = await authoritative(log.grantId)
+        } catch (err) {
+          if (err instanceof GrantRefusedError)
+            return refuse(log.grantId, String(err.details.reason))
+          throw err
+        }
+        if (
+          grant.capsuleId !== log.capsuleId ||
+          grant.executor !== log.executor ||
+          grant.ephemeralKey !== log.ephemeralKey
+        ) {
+          return refuse(log.grantId, 'mismatch')
+        }
+        if ((await keyStore.get(grant.capsuleId)) === undefined) {
+          return refuse(log.grantId, 'unknown-capsule')
+        }
+        let resumed: boolean
+        try {
+          ;({ resumed } = await journal.begin(grant.grantId, getBytes(grant.ephemeralKey), {
+            capsuleId: grant.capsuleId,
+          }))
+        } catch (err) {
+          if (err instanceof AlreadyReleasedError) return refuse(log.grantId, 'replayed')
+          if (err instanceof GrantKeyMismatchError) return refuse(log.grantId, 'key-mismatch')
+          throw err
+        }
+        emit({ type: 'grant-accepted', grantId: grant.grantId, resumed })
+        schedule(grant)
+        return 'queued'
+      },
+
+      async resumePending() {
+        let n = 0
+        for (const entry of await journal.pending()) {
+          let grant: ChainGrant
+          try {
+            grant = await authoritative(entry.grantId)
+          } catch (err) {
+            if (err instanceof GrantRefusedError) {
+              refuse(entry.grantId, String(err.details.reason))
+              continue
+            }
+            throw err
+          }
+          emit({ type: 'grant-accepted', grantId: grant.grantId, resumed: true })
+          schedule(grant)
+          n++
+        }
+        return n
+      },
+
+      idle() {
+        if (running === 0 && queue.length === 0) return Promise.resolve()
+        return new Promise((resolve) => idleWaiters.push(resolve))
+      },
+
+      async stop() {
+        abort.abort()
+        queue.length = 0
+        await Promise.allSettled([...inFlight.values()])
+      },
+
+      get pending() {
+        return running + queue.length
+      },
+    }
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * `createKeyguard(init)(components)`: the keyguard runtime — grant watcher → key releaser,
+ * and the fast-path server — over components the caller builds (sealer, key store, release
+ * journal, chain client, libp2p node).
+ */
+import type { ProtocolDialer, ProtocolRegistrar } from '@digicap/protocol'
+import type { ChainClient, GrantLog } from './chain-client.ts'
+import { KeyguardStateError } from './errors.ts'
+import { type FastPathEvent, type FastPathServer, fastPathServer } from './fast-path-server.ts'
+import { type GrantWatcher, type GrantWatcherEvent, grantWatcher } from './grant-watcher.ts'
+import { type KeyReleaser, keyReleaser, type ReleaseEvent } from './key-releaser.ts'
+import type { KeyStore } from './key-store.ts'
+import type { ReleaseJournal } from './release-journal.ts'
+import type { Sealer, SealerDescription } from './sealer.ts'
+import type { Logger } from './types.ts'
+
+export interface KeyguardInit {
+  /** The keyguard's data directory (grant cursor, fast-path audit journal). */
+  dataDir: string
+  /** Blocks a grant must be buried under. 0 on anvil; a few on a real chain. */
+  confirmations: number
+  /** First block to scan when there is no cursor (the AccessController's deployment block). */
+  startBlock?: number
+  /** Grant watcher poll period, ms. Default 1000. */
+  pollIntervalMs?: number
+  /** Releases pushed at the same time. Default 4. */
+  maxConcurrentReleases?: number
+  /** Time limit of one key-release push, ms. Default 5000. */
+  releaseAttemptTimeoutMs?: number
+  fastPath?: {
+    enabled: boolean
+    /** Latest accepted request expiry, seconds ahead. Default 600. */
+    maxExpirySeconds?: number
+    /** Per-peer token bucket. Default 10 burst, 5 a second. */
+    rate?: { capacity: number; refillPerSecond: number }
+    /** Requests evaluated at once; more get `busy`. Default 32. */
+    maxQueue?: number
+  }
+}
+
+export interface KeyguardComponents {
+  sealer: Sealer
+  keyStore: KeyStore
+  journal: ReleaseJournal
+  chain: ChainClient
+  libp2p: ProtocolDialer & ProtocolRegistrar
+  logger?: Logger
+}
+
+/** Every event the keyguard dispatches on `events` (`type` is the DOM event type). */
+export type KeyguardEvent = ReleaseEvent | FastPathEvent | GrantWatcherEvent
+
+/** `keyguard.status()`: what `pi-node status --json` shows. Never secret. */
+export interface KeyguardStatus {
+  running: boolean
+  sealer: SealerDescription
+  chain: {
+    chainId: string
+    accessController: string
+    head: number | null
+    cursor: { number: number; hash: string } | null
+    confirmations: number
+  }
+  releases: { pending: number; inFlight: number }
+  fastPath: { enabled: boolean; auditPending: number }
+  counters: Record<string, number>
+}
+
+export interface Keyguard {
+  /**
+   * Checks the chain id, re-serves journaled releases, starts the grant watcher and (if
+   * enabled) the fast path.
+   * @throws {ChainMismatchError} if the RPC serves another chain (nothing is started).
+   * @throws {KeyguardStateError} if already running.
+   */
+  start(): Promise<void>
+  /** Stops the watcher, the fast path and in-flight releases. Idempotent. */
+  stop(): Promise<void>
+  status(): Promise<KeyguardStatus>
+  /** Scans for grants now (tests, CLI). Returns how many grant logs were handed over. */
+  poll(): Promise<number>
+  /** Resolves when no release is queued or running. */
+  idle(): Promise<void>
+  /** `CustomEvent`s typed by {@link KeyguardEvent}: `detail` is the event object. */
+  readonly events: EventTarget
+}
+
+/**
+ * Builds a keyguard.
+ *
+ * @example
+ * ```ts
+ * const keyguard = createKeyguard({ dataDir, confirmations: 2, fastPath: { enabled: true } })({
+ *   sealer, keyStore, journal, chain, libp2p,
+ * })
+ * keyguard.events.addEventListener('released', (e) => log((e as CustomEvent).detail))
+ * await keyguard.start()
+ * ```
+ */
+export function createKeyguard(init: KeyguardInit) {
+  return (components: KeyguardComponents): Keyguard => {
+    const { sealer, keyStore, journal, chain, libp2p, logger } = components
+    const events = new EventTarget()
+    const counters: Record<string, number> = {}
+    const emit = (e: KeyguardEvent): void => {
+      counters[e.type] = (counters[e.type] ?? 0) + 1
+      events.dispatchEvent(new CustomEvent(e.type, { detail: e }))
+    }
+    const releaser: KeyReleaser = keyReleaser({
+      ...(init.maxConcurrentReleases === undefined
+        ? {}
+        : { maxConcurrent: init.maxConcurrentReleases }),
+      ...(init.releaseAttemptTimeoutMs === undefined
+        ? {}
+        : { attemptTimeoutMs: init.releaseAttemptTimeoutMs }),
+    })({ sealer, keyStore, journal, chain, libp2p, onEvent: emit, ...(logger ? { logger } : {}) })
+    const watcher: GrantWatcher = grantWatcher({
+      dataDir: init.dataDir,
+      confirmations: init.confirmations,
+      ...(init.startBlock === undefined ? {} : { startBlock: init.startBlock }),
+      ...(init.pollIntervalMs === undefined ? {} : { pollIntervalMs: init.pollIntervalMs }),
+    })({
+      chain,
+      keyStore,
+      onGrant: async (log: GrantLog) => {
+        await releaser.accept(log)
+      },
+      onEvent: emit,
+      ...(logger ? { logger } : {}),
+    })
+    const fastEnabled = init.fastPath?.enabled === true
+    const fast: FastPathServer | undefined = fastEnabled
+      ? fastPathServer({
+          dataDir: init.dataDir,
+          ...(init.fastPath?.maxExpirySeconds === undefined
+            ? {}
+            : { maxExpirySeconds: init.fastPath.maxExpirySeconds }),
+          ...(init.fastPath?.rate === undefined ? {} : { rate: init.fastPath.rate }),
+          ...(init.fastPath?.maxQueue === undefined ? {} : { maxQueue: init.fastPath.maxQueue }),
+        })({ sealer, keyStore, chain, libp2p, onEvent: emit, ...(logger ? { logger } : {}) })
+      : undefined
+    let running = false
+
+    return {
+      events,
+      async start() {
+        if (running) throw new KeyguardStateError('The keyguard is running')
+        const description = await sealer.describe()
+        if (description.warning !== undefined) logger?.warn(description.warning)
+        await watcher.start()
+        running = true
+        try {
+          await releaser.resumePending()
+          await fast?.start()
+        } catch (err) {
+          running = false
+          await watcher.stop()
+          await releaser.stop()
+          throw err
+        }
+      },
+      async stop() {
+        running = false
+        await watcher.stop()
+        await fast?.stop()
+        await releaser.stop()
+      },
+      async status() {
+        const cursor = watcher.cursor()
+        return {
+          running,
+          sealer: await sealer.describe(),
+          chain: {
+            chainId: chain.chainId.toString(),
+            accessController: chain.accessController,
+            head: watcher.head() ?? null,
+            cursor: cursor ?? null,
+            confirmations: init.confirmations,
+          },
+          releases: { pending: (await journal.pending()).length, inFlight: releaser.pending },
+          fastPath: { enabled: fastEnabled, auditPending: fast ? await fast.auditPending() : 0 },
+          counters: { ...counters },
+        }
+      },
+      poll: () => watcher.poll(),
+      idle: () => releaser.idle(),
+    }
+  }
+}

@@ -1,0 +1,316 @@
+import { decodeHpkeSealed, hpkeOpen } from '@digicap/capsule-core'
+import { accessRequestDomain, hashAccessRequest } from '@digicap/contracts'
+import {
+  type AccessRequest,
+  type AccessResponse,
+  accessRequestDigest,
+  addressToBytes,
+  encodeAccessRequest,
+  fastPathProtocol,
+  request,
+  signAccessRequest,
+  type WireRemoteError,
+} from '@digicap/protocol'
+import type { Libp2p } from '@libp2p/interface'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { getBytes, hexlify, randomBytes, toBeHex, type Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  createKeyguard,
+  type FastPathEvent,
+  fastPathServer,
+  type KeyguardEvent,
+} from '../src/index.ts'
+import {
+  type Chain,
+  chainClientFor,
+  createNode,
+  type ExecutorSide,
+  executorSide,
+  type KeyguardParts,
+  keyguardParts,
+  quietLogger,
+  registerCapsule,
+  registerExecutor,
+  setupChain,
+  storeKey,
+  until,
+} from './helpers/world.ts'
+
+let chain: Chain
+let kgNode: Libp2p
+let exec: ExecutorSide
+let stranger: Libp2p
+let parts: KeyguardParts
+let capsuleId: string
+const dataKey = randomBytes(32)
+const events: KeyguardEvent[] = []
+let stopKeyguard: () => Promise<void>
+
+beforeAll(async () => {
+  ;[chain, kgNode, exec, stranger] = await Promise.all([
+    setupChain(),
+    createNode(),
+    executorSide(),
+    createNode(),
+  ])
+  await registerExecutor(chain, chain.executor, exec.node)
+  parts = await keyguardParts()
+  capsuleId = await registerCapsule(chain, kgNode)
+  await storeKey(parts, capsuleId, dataKey)
+  const keyguard = createKeyguard({
+    dataDir: parts.dir,
+    confirmations: 0,
+    startBlock: chain.addresses.deployBlock,
+    pollIntervalMs: 200,
+    fastPath: {
+      enabled: true,
+      maxExpirySeconds: 300,
+      rate: { capacity: 20, refillPerSecond: 0.5 },
+    },
+  })({
+    sealer: parts.sealer,
+    keyStore: parts.keyStore,
+    journal: parts.journal,
+    chain: chainClientFor(chain),
+    libp2p: kgNode,
+    logger: quietLogger,
+  })
+  for (const type of ['fast-path-granted', 'fast-path-refused', 'audit-recorded', 'audit-alert']) {
+    keyguard.events.addEventListener(type, (e) => events.push((e as CustomEvent).detail))
+  }
+  await keyguard.start()
+  stopKeyguard = () => keyguard.stop()
+  for (const n of [exec.node, stranger]) {
+    await n.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
+  }
+}, 60_000)
+
+afterAll(async () => {
+  await stopKeyguard?.()
+  await Promise.all([kgNode?.stop(), exec?.stop(), stranger?.stop(), chain?.anvil.stop()])
+  await parts?.cleanup()
+})
+
+const now = () => BigInt(Math.floor(Date.now() / 1000))
+const domain = () => ({
+  chainId: BigInt(chain.addresses.chainId),
+  verifyingContract: chain.addresses.accessController as `0x${string}`,
+})
+const keyOf = (w: Wallet) => getBytes(w.privateKey)
+
+function signed(over: Partial<AccessRequest> = {}, signer: Wallet = chain.executor): AccessRequest {
+  const jobParams = over.jobParams ?? new Uint8Array(0)
+  return signAccessRequest(
+    {
+      capsuleId: getBytes(capsuleId),
+      executor: addressToBytes(chain.executor.address as `0x${string}`),
+      ephemeralKey: getBytes(exec.newEphemeral()),
+      measurement: getBytes(chain.measurement),
+      jobParamsHash: keccak_256(jobParams),
+      fee: 0n,
+      nonce: randomBytes(32),
+      expiry: now() + 120n,
+      jobParams,
+      ...over,
+    },
+    domain(),
+    keyOf(signer),
+  )
+}
+
+const ask = (req: AccessRequest, from: Libp2p = exec.node): Promise<AccessResponse> =>
+  request(from, kgNode.peerId, fastPathProtocol, req)
+
+function refusal(res: AccessResponse) {
+  expect(res.status).toBe('refused')
+  return res.status === 'refused' ? { code: res.reasonCode, reason: res.reason } : undefined
+}
+
+describe('fast path', () => {
+  it('keeps the audit record on disk when recording fails, and records it after a restart', async () => {
+    const node = await createNode()
+    const aux = await keyguardParts()
+    await exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
+    const real = chainClientFor(chain)
+    const down = {
+      ...real,
+      recordFastPathGrant: async () => {
+        throw Object.assign(new Error('rpc down'), { code: 'NETWORK_ERROR' })
+      },
+    }
+    const seen: FastPathEvent[] = []
+    const init = { dataDir: aux.dir, auditRetryBaseMs: 5 }
+    const first = fastPathServer(init)({
+      ...parts,
+      chain: down,
+      libp2p: node,
+      onEvent: (e) => seen.push(e),
+    })
+    await first.start()
+    const res = await request(exec.node, node.peerId, fastPathProtocol, signed())
+    expect(res.status).toBe('granted')
+    const grantId = res.status === 'granted' ? hexlify(res.grantId) : ''
+    await until(() => seen.some((e) => e.type === 'audit-alert'))
+    expect(seen.find((e) => e.type === 'audit-alert')).toEqual({
+      type: 'audit-alert',
+      grantId,
+      error: 'NETWORK_ERROR',
+    })
+    expect(await first.auditPending()).toBe(1)
+    await first.stop()
+    const second = fastPathServer(init)({
+      ...parts,
+      chain: real,
+      libp2p: node,
+      onEvent: (e) => seen.push(e),
+    })
+    await second.start()
+    await until(() => seen.some((e) => e.type === 'audit-recorded'))
+    expect(await second.auditPending()).toBe(0)
+    expect((await chain.c.accessController.getGrant(grantId)).fastPath).toBe(true)
+    await second.stop()
+    await node.stop()
+    await aux.cleanup()
+  })
+
+  it("protocol's EIP-712 digest equals the contract's hashSignedRequest and hashAccessRequest", async () => {
+    const req = signed({
+      fee: 12345n,
+      jobParams: new Uint8Array([1, 2, 3]),
+      jobParamsHash: keccak_256(new Uint8Array([1, 2, 3])),
+    })
+    const asStruct = {
+      capsuleId: hexlify(req.capsuleId),
+      executor: chain.executor.address,
+      ephemeralKey: hexlify(req.ephemeralKey),
+      measurement: hexlify(req.measurement),
+      jobParamsHash: hexlify(req.jobParamsHash),
+      fee: req.fee,
+      nonce: BigInt(hexlify(req.nonce)),
+      expiry: req.expiry,
+    }
+    const ours = hexlify(accessRequestDigest(req, domain()))
+    const onChain = await chain.c.accessController.hashSignedRequest({
+      ...asStruct,
+      nonce: toBeHex(asStruct.nonce, 32),
+    })
+    expect(ours).toBe(onChain)
+    expect(ours).toBe(
+      hashAccessRequest(accessRequestDomain(31337n, chain.addresses.accessController), asStruct),
+    )
+  })
+
+  it('grants with the inline HPKE key within one block time, then records the grant on chain (fastPath = true)', async () => {
+    const req = signed()
+    const t0 = performance.now()
+    const res = await ask(req)
+    const ms = performance.now() - t0
+    expect(res.status).toBe('granted')
+    if (res.status !== 'granted' || res.keyRelease === undefined) throw new Error('no key')
+    expect(ms).toBeLessThan(1000)
+    const priv = exec.keys.get(hexlify(req.ephemeralKey)) as Uint8Array
+    const opened = await hpkeOpen(priv, decodeHpkeSealed(res.keyRelease.hpke), res.grantId)
+    expect(opened).toEqual(dataKey)
+    expect(res.keyRelease.fastPath).toBe(true)
+    const grantId = hexlify(res.grantId)
+    await until(() => events.some((e) => e.type === 'audit-recorded' && e.grantId === grantId))
+    const recorded = events.find((e) => e.type === 'audit-recorded' && e.grantId === grantId)
+    expect(recorded).toMatchObject({ recordedGrantId: grantId })
+    const grant = await chain.c.accessController.getGrant(grantId)
+    expect(grant.fastPath).toBe(true)
+    expect(grant.ephemeralKey).toBe(hexlify(req.ephemeralKey))
+    expect(
+      await chain.c.accessController.nonceUsed(chain.executor.address, BigInt(hexlify(req.nonce))),
+    ).toBe(true)
+  })
+
+  it('refuses a replayed nonce', async () => {
+    const req = signed()
+    expect((await ask(req)).status).toBe('granted')
+    expect(refusal(await ask(req))).toEqual({ code: 'replayed', reason: undefined })
+  })
+
+  it('refuses expired and too-far requests', async () => {
+    expect(refusal(await ask(signed({ expiry: now() - 1n })))?.code).toBe('expired')
+    expect(refusal(await ask(signed({ expiry: now() + 3600n })))).toEqual({
+      code: 'expired',
+      reason: 'too-far',
+    })
+  })
+
+  it('refuses a request signed by another account', async () => {
+    expect(refusal(await ask(signed({}, chain.other))))?.toEqual({
+      code: 'bad-signature',
+      reason: undefined,
+    })
+  })
+
+  it('refuses an unregistered executor (policy-denied, EXECUTOR_NOT_REGISTERED)', async () => {
+    const req = signed(
+      { executor: addressToBytes(chain.other.address as `0x${string}`) },
+      chain.other,
+    )
+    expect(refusal(await ask(req))).toEqual({
+      code: 'policy-denied',
+      reason: 'EXECUTOR_NOT_REGISTERED',
+    })
+  })
+
+  it("refuses a valid request sent from a peer that is not the executor's registered peer", async () => {
+    expect(refusal(await ask(signed(), stranger))).toEqual({
+      code: 'bad-signature',
+      reason: 'peer-id-mismatch',
+    })
+  })
+
+  it("refuses with the policy's reason when checkAccess denies", async () => {
+    const req = signed({ measurement: randomBytes(32) })
+    expect(refusal(await ask(req))).toEqual({ code: 'policy-denied', reason: 'WRONG_ENVIRONMENT' })
+  })
+
+  it('refuses an unknown capsule', async () => {
+    expect(refusal(await ask(signed({ capsuleId: randomBytes(32) })))?.code).toBe('unknown-capsule')
+  })
+
+  it('answers malformed, truncated and oversized requests with typed wire errors', async () => {
+    const raw = (bytes: Uint8Array) =>
+      request(
+        exec.node,
+        kgNode.peerId,
+        { ...fastPathProtocol, encodeRequest: () => bytes },
+        signed(),
+      ).then(
+        () => expect.fail('accepted'),
+        (e: unknown) => e as WireRemoteError,
+      )
+    const valid = encodeAccessRequest(signed())
+    const garbage = await raw(new Uint8Array([0xff, 0x00, 0x01]))
+    expect(garbage.code).toBe('WIRE_REMOTE')
+    expect(garbage.remoteCode).toBe('format')
+    expect((await raw(valid.subarray(0, valid.length - 7))).remoteCode).toBe('format')
+    const big = await request(
+      exec.node,
+      kgNode.peerId,
+      { ...fastPathProtocol, encodeRequest: () => new Uint8Array(fastPathProtocol.maxSize + 1) },
+      signed(),
+      { maxSize: fastPathProtocol.maxSize + 1 },
+    ).then(
+      () => expect.fail('accepted'),
+      (e: unknown) => e as WireRemoteError,
+    )
+    expect(['WIRE_REMOTE', 'WIRE_STREAM', 'WIRE_TRUNCATED']).toContain(big.code)
+    // The server is still healthy afterwards.
+    expect((await ask(signed())).status).toBe('granted')
+  })
+
+  it('rate-limits a flooding peer with retryAfterMs', async () => {
+    let last: AccessResponse | undefined
+    for (let i = 0; i < 30; i++) {
+      last = await ask(signed({ expiry: now() - 1n }), stranger)
+      if (last.status === 'refused' && last.reasonCode === 'rate-limited') break
+    }
+    expect(last?.status === 'refused' && last.reasonCode).toBe('rate-limited')
+    expect(last?.status === 'refused' && last.retryAfterMs).toBeGreaterThan(0)
+  })
+})

@@ -1,0 +1,251 @@
+/**
+ * Real parts for the runtime tests: anvil with Digicap deployed, an executor registered with a
+ * real libp2p node's peer id, a capsule under an `environment(measurement)` policy, a key store
+ * holding its data key, and an executor-side key-release handler that opens the HPKE.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { decodeHpkeSealed, generateX25519KeyPair, hpkeOpen } from '@digicap/capsule-core'
+import {
+  connectDigicap,
+  createProvider,
+  type DigicapAddresses,
+  type DigicapContracts,
+  deployDigicap,
+  deployPolicy,
+  environment,
+} from '@digicap/contracts'
+import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { handle, type KeyRelease, keyReleaseProtocol, type ReleaseAck } from '@digicap/protocol'
+import { identify } from '@libp2p/identify'
+import type { Libp2p } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
+import { createLibp2p } from 'libp2p'
+import {
+  createKeyStore,
+  createReleaseJournal,
+  ethersChainClient,
+  type KeyStore,
+  type ReleaseJournal,
+  type Sealer,
+  softwareSealer,
+  wrapDataKey,
+} from '../../src/index.ts'
+
+export const GRANT_WINDOW = 600
+export const MIN_STAKE = parseEther('0.01')
+export const quietLogger = { info: () => {}, warn: () => {} }
+
+export async function createNode(): Promise<Libp2p> {
+  return createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() },
+  })
+}
+
+export interface Chain {
+  anvil: Anvil
+  addresses: DigicapAddresses
+  c: DigicapContracts
+  deployer: Wallet
+  owner: Wallet
+  executor: Wallet
+  other: Wallet
+  measurement: string
+  policy: string
+}
+
+/** Anvil + Digicap + an environment policy. */
+export async function setupChain(options: { chainId?: number } = {}): Promise<Chain> {
+  const anvil = await startAnvil(options.chainId === undefined ? {} : { chainId: options.chainId })
+  const [deployer, owner, executor, other] = anvil.signers as Wallet[]
+  const addresses = await deployDigicap(deployer as Wallet, {
+    minStake: MIN_STAKE,
+    grantWindow: GRANT_WINDOW,
+    disputeWindow: 3600,
+    unbondingDelay: 3600,
+    initialReputation: 100,
+  })
+  const c = connectDigicap(addresses, deployer as Wallet)
+  const measurement = hexlify(randomBytes(32))
+  const policy = await deployPolicy(owner as Wallet, environment(measurement), {
+    nodeRegistry: addresses.nodeRegistry,
+  })
+  return {
+    anvil,
+    addresses,
+    c,
+    deployer: deployer as Wallet,
+    owner: owner as Wallet,
+    executor: executor as Wallet,
+    other: other as Wallet,
+    measurement,
+    policy: policy.address,
+  }
+}
+
+export async function send(tx: Promise<{ wait: () => Promise<unknown> }>): Promise<void> {
+  await (await tx).wait()
+}
+
+/** Registers `wallet` as an executor with `node`'s peer id. */
+export async function registerExecutor(chain: Chain, wallet: Wallet, node: Libp2p): Promise<void> {
+  await send(
+    chain.c.nodeRegistry
+      .connect(wallet)
+      .register(node.peerId.toMultihash().bytes, hexlify(randomBytes(32)), 1, { value: MIN_STAKE }),
+  )
+}
+
+/** Registers a fresh capsule owned by `chain.owner` under the environment policy. */
+export async function registerCapsule(chain: Chain, keyguard: Libp2p): Promise<string> {
+  const capsuleId = hexlify(randomBytes(32))
+  await send(
+    chain.c.capsuleRegistry
+      .connect(chain.owner)
+      .register(
+        capsuleId,
+        chain.policy,
+        'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi',
+        hexlify(randomBytes(32)),
+        keyguard.peerId.toMultihash().bytes,
+        hexlify(randomBytes(32)),
+      ),
+  )
+  return capsuleId
+}
+
+export interface KeyguardParts {
+  dir: string
+  sealer: Sealer
+  keyStore: KeyStore
+  journal: ReleaseJournal
+  cleanup(): Promise<void>
+}
+
+/** A data dir with a software sealer, key store and journal. */
+export async function keyguardParts(dir?: string, sealer?: Sealer): Promise<KeyguardParts> {
+  const root = dir ?? (await mkdtemp(join(tmpdir(), 'kg-runtime-')))
+  const s =
+    sealer ??
+    softwareSealer({
+      keyFile: join(root, 'sealer.pem'),
+      allowInsecure: true,
+      createIfMissing: true,
+      logger: quietLogger,
+    })
+  return {
+    dir: root,
+    sealer: s,
+    keyStore: await createKeyStore(join(root, 'keys')),
+    journal: await createReleaseJournal(join(root, 'journal')),
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  }
+}
+
+/** Stores `dataKey` for `capsuleId` wrapped to the sealer and a throwaway recovery key. */
+export async function storeKey(parts: KeyguardParts, capsuleId: string, dataKey: Uint8Array) {
+  const wrappedKeys = await wrapDataKey(dataKey, {
+    sealer: parts.sealer,
+    recoveryPublicKey: generateX25519KeyPair().publicKey,
+  })
+  await parts.keyStore.put({ capsuleId, wrappedKeys })
+}
+
+export function chainClientFor(chain: Chain, signer: Wallet = chain.owner, urls?: string[]) {
+  const chainId = BigInt(chain.addresses.chainId)
+  return ethersChainClient({
+    providers: (urls ?? [chain.anvil.rpcUrl]).map((u) => createProvider(u, chainId)),
+    signer,
+    addresses: chain.addresses,
+    chainId,
+  })
+}
+
+/** The executor side: a real node that opens key releases with its ephemeral private keys. */
+export interface ExecutorSide {
+  node: Libp2p
+  /** Ephemeral private keys by hex public key. */
+  keys: Map<string, Uint8Array>
+  /** Opened data keys by grant id (hex). */
+  received: Map<string, Uint8Array>
+  releases: KeyRelease[]
+  /** Called when a release arrives, before the ack is sent; may delay it. */
+  beforeAck?: ((release: KeyRelease) => Promise<void>) | undefined
+  newEphemeral(): string
+  stop(): Promise<void>
+}
+
+export async function executorSide(): Promise<ExecutorSide> {
+  const node = await createNode()
+  const side: ExecutorSide = {
+    node,
+    keys: new Map(),
+    received: new Map(),
+    releases: [],
+    newEphemeral() {
+      const kp = generateX25519KeyPair()
+      const pub = hexlify(kp.publicKey)
+      side.keys.set(pub, kp.privateKey)
+      return pub
+    },
+    stop: async () => {
+      await node.stop()
+    },
+  }
+  await handle(node, keyReleaseProtocol, async (release): Promise<ReleaseAck> => {
+    side.releases.push(release)
+    await side.beforeAck?.(release)
+    for (const priv of side.keys.values()) {
+      try {
+        const key = await hpkeOpen(priv, decodeHpkeSealed(release.hpke), release.grantId)
+        side.received.set(hexlify(release.grantId), key)
+        return { grantId: release.grantId, status: 'ok' }
+      } catch {
+        // not this key
+      }
+    }
+    return { grantId: release.grantId, status: 'open-failed' }
+  })
+  return side
+}
+
+/** The chain-path request an executor makes. Returns the grant id from the receipt. */
+export async function requestAccess(
+  chain: Chain,
+  capsuleId: string,
+  ephemeralKey: string,
+  executor: Wallet = chain.executor,
+): Promise<string> {
+  const tx = await chain.c.accessController
+    .connect(executor)
+    .requestAccess(capsuleId, ephemeralKey, chain.measurement, '0x')
+  const receipt = await tx.wait()
+  const log = receipt?.logs
+    .map((l) => {
+      try {
+        return chain.c.accessController.interface.parseLog(l)
+      } catch {
+        return null
+      }
+    })
+    .find((p) => p?.name === 'AccessGranted')
+  if (!log) throw new Error('no AccessGranted')
+  return String(log.args[0]).toLowerCase()
+}
+
+/** Waits until `cond()` is true (polling), or fails after `ms`. */
+export async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
