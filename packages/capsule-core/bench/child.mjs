@@ -125,6 +125,13 @@ if (op === 'baseline') {
   await source
     .pipeThrough(sealStream(params))
     .pipeTo(Writable.toWeb(createWriteStream(args.output)))
+} else if (op === 'open-inline' || op === 'open-worker') {
+  // openFile with the commitment check forced onto the calling thread or into the worker.
+  const { openFileWith } = await import('../src/file.ts')
+  await openFileWith(
+    { input: args.input, output: args.output, dataKey: DATA_KEY },
+    op === 'open-inline' ? 'inline' : 'worker',
+  )
 } else if (op === 'open' || op === 'open-nocommit') {
   await openFile({
     input: args.input,
