@@ -372,7 +372,8 @@ export async function openFileWith(
 
 /**
  * Computes the plaintext commitment of a file (the first of the two passes a sealed file
- * needs; see SPEC.md §4.3), reading it in 1 MiB pieces into one reused buffer.
+ * needs; see SPEC.md §4.3), reading it in 1 MiB pieces into two reused buffers: the next
+ * read runs in the thread pool while the current piece is hashed.
  *
  * @example
  * ```ts
@@ -387,12 +388,18 @@ export async function commitPlaintextFile(
   const c = createPlaintextCommitment(dataKey, capsuleId)
   const fh = await open(path, 'r')
   try {
-    const buf = new Uint8Array(1024 * 1024)
-    for (let pos = 0; ; ) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos)
-      if (bytesRead === 0) break
-      c.update(buf.subarray(0, bytesRead))
-      pos += bytesRead
+    const piece = 1024 * 1024
+    const bufs = [new Uint8Array(piece), new Uint8Array(piece)]
+    let pos = 0
+    let next = readFully(fh, bufs[0] as Uint8Array, piece, pos)
+    for (let i = 0; ; i++) {
+      const got = await next
+      if (got === 0) break
+      pos += got
+      const buf = bufs[i % 2] as Uint8Array
+      // A short read is the end of the file; one more read confirms it (and catches growth).
+      next = readFully(fh, bufs[(i + 1) % 2] as Uint8Array, piece, pos)
+      c.update(got === piece ? buf : buf.subarray(0, got))
     }
     return c.digest()
   } finally {

@@ -117,3 +117,26 @@ describe('openFile commitment check in a worker thread', () => {
     ).rejects.toMatchObject({ code: 'CAPSULE_KEY' })
   })
 })
+
+describe('commitPlaintextFile (double-buffered reads)', () => {
+  it.each([
+    0,
+    1,
+    1024 * 1024 - 1,
+    1024 * 1024,
+    2 * 1024 * 1024 + 3,
+  ])('%i bytes: equals the in-memory commitment', async (n) => {
+    const data = detBytes(`commit ${n}`, n)
+    const path = join(tmp, `commit-${n}.bin`)
+    writeFileSync(path, data)
+    const c = createPlaintextCommitment(DATA_KEY, CAPSULE_ID)
+    c.update(data)
+    const want = c.digest()
+    const got = await commitPlaintextFile(path, DATA_KEY, CAPSULE_ID)
+    expect(got.plaintextSize).toBe(n)
+    expect(Buffer.from(got.plaintextCommitment).toString('hex')).toBe(
+      Buffer.from(want.plaintextCommitment).toString('hex'),
+    )
+    rmSync(path)
+  })
+})
