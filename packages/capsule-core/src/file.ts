@@ -275,7 +275,12 @@ export async function sealFile(
 /**
  * Opens the capsule file at `input` and writes its plaintext to `output`. The plaintext
  * appears at `output` only if the whole capsule verified (signature, key, every chunk, the
- * plaintext commitment); when `output` is a device such as /dev/null it is written as it goes.
+ * plaintext commitment); when `output` is a device such as /dev/null it is written as it goes,
+ * and a rejected call means the output must be discarded.
+ *
+ * For capsules of {@link PARALLEL_COMMITMENT_MIN_BYTES} or more on a machine with two or more
+ * cores, the plaintext commitment (HMAC-SHA256, slower than the decryption) is computed in a
+ * worker thread while this thread decrypts; the result and the errors are the same.
  *
  * @throws the same typed errors as `openCapsule`, and Node's file system errors unchanged.
  * @example
