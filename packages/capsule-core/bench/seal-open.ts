@@ -23,6 +23,7 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PARALLEL_COMMITMENT_MIN_BYTES } from '../src/file.ts'
 import { DEFAULT_CHUNK_SIZE } from '../src/index.ts'
 
 function parseSize(s: string): number {
@@ -242,7 +243,8 @@ try {
   })
   const open = child('open', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
   rows.push({
-    name: 'digicap openFile, commit in worker > /dev/null',
+    // openFile picks the worker check from PARALLEL_COMMITMENT_MIN_BYTES (on >= 2 cores).
+    name: `digicap openFile, commit ${size >= PARALLEL_COMMITMENT_MIN_BYTES ? 'in worker' : 'inline (auto)'} > /dev/null`,
     ms: open.ms,
     cpuMs: open.cpuMs,
     rssKiB: open.maxRssKiB,
