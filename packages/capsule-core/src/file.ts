@@ -279,7 +279,7 @@ export async function sealFile(
  * plaintext commitment); when `output` is a device such as /dev/null it is written as it goes,
  * and a rejected call means the output must be discarded.
  *
- * For capsules of {@link PARALLEL_COMMITMENT_MIN_BYTES} or more on a machine with two or more
+ * For capsules of 128 MiB or more on a machine with two or more
  * cores, the plaintext commitment (HMAC-SHA256, slower than the decryption) is computed in a
  * worker thread while this thread decrypts; the result and the errors are the same.
  *
