@@ -108,8 +108,9 @@ function startHasher(commitmentKey: Uint8Array): CommitmentHasher {
   const worker = new Worker(HASHER_SOURCE, {
     eval: true,
     workerData: { key: commitmentKey },
-    // The worker only hashes: a small heap keeps its memory (and the process RSS) low.
-    resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
+    // The worker only hashes (the pieces are external memory): a small young generation keeps
+    // its RSS low; the old-generation cap has ample margin (it uses a few MiB).
+    resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
   })
   commitmentKey.fill(0)
   let inFlight = 0
