@@ -4,9 +4,10 @@
  * stripping costs ~50 MiB of RSS that a library user never pays.
  *
  * Usage: node bench/child.mjs <op> <json-args>; prints one JSON line { ms, maxRssKiB, ... }.
- * Ops: baseline | cipher-seal | cipher-open (in memory) |
- *      commit | seal | seal-full | open | open-nocommit (file helpers),
- *      seal-node | open-node (Node streams), seal-web (Web streams)
+ * Ops: baseline | cipher-seal | cipher-open | sha256 | hmac-sha256 (in memory) |
+ *      commit | seal | seal-full | open | open-nocommit | open-inline | open-worker (file helpers),
+ *      passthrough-node | passthrough-web (identity streams, no Digicap code),
+ *      seal-node | open-node (Node streams), seal-web | open-web (Web streams)
  */
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -18,6 +19,7 @@ import {
   createCapsuleHeader,
   openFile,
   openNodeStream,
+  openStream,
   sealFile,
   sealNodeStream,
   sealStream,
@@ -90,6 +92,27 @@ if (op === 'baseline') {
     if (op === 'cipher-seal') release(encryptChunk(key, aad, i, false, [plain]))
     else release(decryptChunk(key, aad, 0, false, [sealed]) ?? [])
   }
+} else if (op === 'sha256' || op === 'hmac-sha256') {
+  // The hash alone, in memory over a reused 1 MiB buffer: the floor under any seal that
+  // commits to the plaintext with SHA-256 (SPEC.md §4.3).
+  const { createHmac } = await import('node:crypto')
+  const buf = new Uint8Array(1024 * 1024).fill(1)
+  t0 = performance.now()
+  c0 = process.cpuUsage()
+  const h = op === 'sha256' ? createHash('sha256') : createHmac('sha256', new Uint8Array(32))
+  for (let left = args.size; left > 0; left -= buf.length) h.update(buf)
+  h.digest()
+} else if (op === 'passthrough-node' || op === 'passthrough-web') {
+  // No Digicap code: the same source and sink through an identity stream. Its peak RSS is
+  // what Node's garbage collector leaves behind for this source (the stream rows' floor).
+  const { PassThrough } = await import('node:stream')
+  const source = createReadStream(args.input, { highWaterMark: args.chunkSize })
+  if (op === 'passthrough-node')
+    await pipeline(source, new PassThrough(), createWriteStream(args.output))
+  else
+    await Readable.toWeb(source)
+      .pipeThrough(new TransformStream())
+      .pipeTo(Writable.toWeb(createWriteStream(args.output)))
 } else if (op === 'commit') {
   const c = await commit()
   result.commitment = Buffer.from(c.plaintextCommitment).toString('hex')
@@ -125,6 +148,18 @@ if (op === 'baseline') {
   await source
     .pipeThrough(sealStream(params))
     .pipeTo(Writable.toWeb(createWriteStream(args.output)))
+} else if (op === 'open-web') {
+  const open = openStream({ dataKey: DATA_KEY })
+  await Readable.toWeb(createReadStream(args.input, { highWaterMark: args.chunkSize }))
+    .pipeThrough(open)
+    .pipeTo(Writable.toWeb(createWriteStream(args.output)))
+} else if (op === 'open-inline' || op === 'open-worker') {
+  // openFile with the commitment check forced onto the calling thread or into the worker.
+  const { openFileWith } = await import('../src/file.ts')
+  await openFileWith(
+    { input: args.input, output: args.output, dataKey: DATA_KEY },
+    op === 'open-inline' ? 'inline' : 'worker',
+  )
 } else if (op === 'open' || op === 'open-nocommit') {
   await openFile({
     input: args.input,

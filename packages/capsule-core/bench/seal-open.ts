@@ -23,6 +23,7 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PARALLEL_COMMITMENT_MIN_BYTES } from '../src/file.ts'
 import { DEFAULT_CHUNK_SIZE } from '../src/index.ts'
 
 function parseSize(s: string): number {
@@ -178,6 +179,10 @@ try {
     ms: cipherOpen.ms,
     cpuMs: cipherOpen.cpuMs,
   })
+  const sha = child('sha256', { size })
+  rows.push({ name: 'SHA-256 alone, in memory (1 core)', ms: sha.ms, cpuMs: sha.cpuMs })
+  const hmac = child('hmac-sha256', { size })
+  rows.push({ name: 'HMAC-SHA256 alone, in memory (1 core)', ms: hmac.ms, cpuMs: hmac.cpuMs })
   const commit = child('commit', { input: plain, chunkSize: cs })
   rows.push({
     name: 'digicap commitPlaintextFile (HMAC-SHA256)',
@@ -214,6 +219,20 @@ try {
     cpuMs: sealWeb.cpuMs,
     rssKiB: sealWeb.maxRssKiB,
   })
+  const ptNode = child('passthrough-node', { input: plain, chunkSize: cs, output: '/dev/null' })
+  rows.push({
+    name: 'Node PassThrough, same source (RSS reference)',
+    ms: ptNode.ms,
+    cpuMs: ptNode.cpuMs,
+    rssKiB: ptNode.maxRssKiB,
+  })
+  const ptWeb = child('passthrough-web', { input: plain, chunkSize: cs, output: '/dev/null' })
+  rows.push({
+    name: 'Web identity stream, same source (RSS ref.)',
+    ms: ptWeb.ms,
+    cpuMs: ptWeb.cpuMs,
+    rssKiB: ptWeb.maxRssKiB,
+  })
   const capsulePath = join(dir, 'plain.capsule')
   const sealFile = child('seal', { ...base, output: capsulePath })
   rows.push({
@@ -224,7 +243,8 @@ try {
   })
   const open = child('open', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
   rows.push({
-    name: 'digicap openFile > /dev/null',
+    // openFile picks the worker check from PARALLEL_COMMITMENT_MIN_BYTES (on >= 2 cores).
+    name: `digicap openFile, commit ${size >= PARALLEL_COMMITMENT_MIN_BYTES ? 'in worker' : 'inline (auto)'} > /dev/null`,
     ms: open.ms,
     cpuMs: open.cpuMs,
     rssKiB: open.maxRssKiB,
@@ -236,12 +256,30 @@ try {
     cpuMs: openNc.cpuMs,
     rssKiB: openNc.maxRssKiB,
   })
+  // Loads the TypeScript sources (for the internal openFileWith), so its RSS is not comparable.
+  const openInline = child('open-inline', {
+    input: capsulePath,
+    chunkSize: cs,
+    output: '/dev/null',
+  })
+  rows.push({
+    name: 'digicap openFile, commit inline > /dev/null',
+    ms: openInline.ms,
+    cpuMs: openInline.cpuMs,
+  })
   const openNode = child('open-node', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
   rows.push({
     name: 'digicap open, Node streams > /dev/null',
     ms: openNode.ms,
     cpuMs: openNode.cpuMs,
     rssKiB: openNode.maxRssKiB,
+  })
+  const openWeb = child('open-web', { input: capsulePath, chunkSize: cs, output: '/dev/null' })
+  rows.push({
+    name: 'digicap open, Web streams > /dev/null',
+    ms: openWeb.ms,
+    cpuMs: openWeb.cpuMs,
+    rssKiB: openWeb.maxRssKiB,
   })
   const openFile = child('open', {
     input: capsulePath,
@@ -259,13 +297,13 @@ try {
 
   console.log('')
   console.log(
-    `${'operation'.padEnd(46)} ${'MB/s'.padStart(8)} ${'MB/CPU-s'.padStart(9)} ${'peak RSS MiB'.padStart(13)}`,
+    `${'operation'.padEnd(48)} ${'MB/s'.padStart(8)} ${'MB/CPU-s'.padStart(9)} ${'peak RSS MiB'.padStart(13)}`,
   )
   for (const r of rows) {
     const wall = Number.isNaN(r.ms) ? '-' : rate(r.ms).toFixed(0)
     const cpu = r.cpuMs && !Number.isNaN(r.ms) ? rate(r.cpuMs).toFixed(0) : '-'
     console.log(
-      `${r.name.padEnd(46)} ${wall.padStart(8)} ${cpu.padStart(9)} ${(r.rssKiB ? mib(r.rssKiB) : '-').padStart(13)}`,
+      `${r.name.padEnd(48)} ${wall.padStart(8)} ${cpu.padStart(9)} ${(r.rssKiB ? mib(r.rssKiB) : '-').padStart(13)}`,
     )
   }
 
@@ -288,7 +326,13 @@ try {
     sealFile.maxRssKiB,
     openFile.maxRssKiB,
   )
-  const rssStreams = Math.max(sealNode.maxRssKiB, sealWeb.maxRssKiB, openNode.maxRssKiB)
+  const rssStreams = Math.max(
+    sealNode.maxRssKiB,
+    sealWeb.maxRssKiB,
+    openNode.maxRssKiB,
+    openWeb.maxRssKiB,
+  )
+  const rssIdentity = Math.max(ptNode.maxRssKiB, ptWeb.maxRssKiB)
   const check = (ok: boolean) => (ok ? 'PASS' : 'MISS')
   type M = { ms: number; cpuMs: number }
   /** Speed ratio a/b (b took longer => > 1), on wall time and on CPU time. */
@@ -308,19 +352,29 @@ try {
     )
   }
   console.log('\nratios (same run; wall = elapsed time, CPU = user + sys time of the process):')
+  console.log(' seal, AEAD encrypt pass only (the path comparable to age -e; header given):')
   line('sealFile encrypt pass vs age -e', seal, ageEnc, 1.2)
+  console.log(' seal, complete (HMAC commitment pre-pass + encrypt pass; SPEC §4.3, ADR 0001):')
   line('sealFile incl. commitment vs age -e', sealFull, ageEnc, 1.2)
+  line('bound: SHA-256 alone vs age -e', sha, ageEnc, 1.2)
+  console.log(' open, to /dev/null:')
   line('openFile with commitment vs age -d', open, ageDec, 1.5)
+  line('openFile, commitment inline vs age -d', openInline, ageDec, 1.5)
   line('openFile chunks only vs age -d', openNc, ageDec, 1.5)
+  console.log(' against openssl speed (single core, CPU basis is the like-for-like one):')
   vsOpenssl('STREAM encrypt in memory vs openssl', cipherSeal)
   vsOpenssl('STREAM decrypt in memory vs openssl', cipherOpen)
   vsOpenssl('sealFile encrypt pass vs openssl', seal)
   vsOpenssl('openFile chunks only vs openssl', openNc)
+  console.log(' memory:')
   console.log(
     `  peak RSS, worst file-helper op       ${mib(rssMax)} MiB (target <= 96)  ${check(rssMax <= 96 * 1024)}`,
   )
   console.log(
     `  peak RSS, worst stream op            ${mib(rssStreams)} MiB (target <= 96)  ${check(rssStreams <= 96 * 1024)}`,
+  )
+  console.log(
+    `  peak RSS, identity streams, no Digicap ${mib(rssIdentity)} MiB (the floor of the row above)`,
   )
   console.log(`  seal > file / cat copy (time ratio)  ${ratio(sealFile.ms, cat.ms)}x`)
   console.log(`  open > file / cat copy (time ratio)  ${ratio(openFile.ms, cat.ms)}x`)

@@ -149,6 +149,14 @@ export function decryptChunk(
   return out
 }
 
+/** The error every opener throws when the plaintext does not match the header commitment. */
+export function commitmentMismatch(): CapsuleIntegrityError {
+  return new CapsuleIntegrityError('plaintext does not match the header commitment', {
+    details: { reason: 'plaintext-commitment' },
+    hint: 'The payload was re-encrypted by someone holding the data key; the owner did not sign this content.',
+  })
+}
+
 /** Encrypts a plaintext stream into chunks. Holds at most one chunk of plaintext. */
 export class PayloadSealer {
   private readonly queue = new ByteQueue()
@@ -274,10 +282,7 @@ export class PayloadOpener {
           )
         ) {
           for (const p of plain) p.fill(0)
-          throw new CapsuleIntegrityError('plaintext does not match the header commitment', {
-            details: { reason: 'plaintext-commitment' },
-            hint: 'The payload was re-encrypted by someone holding the data key; the owner did not sign this content.',
-          })
+          throw commitmentMismatch()
         }
         if (this.queue.length > 0) this.trailing(this.queue.length)
       }
