@@ -25,7 +25,7 @@ export interface PiNodeConfig {
   listen: string[]
   /** Peers to dial at start. */
   bootstrap: string[]
-  /** Public multiaddrs `serve` advertises instead of `listen` (a node behind NAT). */
+  /** Public multiaddrs `serve` advertises besides its listen addresses (a node behind NAT). */
   announce?: string[]
   /** More RPC URLs of the same chain: the keyguard reads grants from `rpcUrl` + these. */
   rpcUrls?: string[]

@@ -77,7 +77,7 @@ interface Daemon {
   exited: Promise<number | null>
 }
 
-async function startServe(env: Record<string, string>): Promise<Daemon> {
+async function startServe(env: Record<string, string>, args: string[] = []): Promise<Daemon> {
   const child = spawn(
     process.execPath,
     [
@@ -87,6 +87,7 @@ async function startServe(env: Record<string, string>): Promise<Daemon> {
       '--json',
       '--status-interval-ms',
       '200',
+      ...args,
     ],
     { env: cliEnv(env) },
   )
@@ -290,7 +291,10 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
     sealed = await run(['seal', file, '--policy', 'maxRuns(5)', '--json'], env)
     expect(sealed.code).toBe(0)
 
-    daemon = await startServe(env)
+    daemon = await startServe(env, ['--announce', '/dns4/pi.example.org/tcp/4001'])
+    expect(daemon.ready.multiaddrs).toContain(
+      `/dns4/pi.example.org/tcp/4001/p2p/${daemon.ready.peerId}`,
+    )
     expect(daemon.ready).toMatchObject({
       ok: true,
       command: 'serve',

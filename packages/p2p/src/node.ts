@@ -44,8 +44,8 @@ export interface CreateDigicapNodeInit {
   /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/tcp/0']`. */
   listen?: readonly string[]
   /**
-   * Public multiaddrs to advertise (identify) instead of the listen addresses, e.g. the
-   * router's address of a node behind NAT. Default: the listen addresses.
+   * Public multiaddrs to advertise (identify, `multiaddrs()`) in addition to the listen
+   * addresses, e.g. the forwarded router address of a node behind NAT. Default none.
    */
   announce?: readonly string[]
   /** Multiaddrs (with `/p2p/<peerId>`) to dial at start. Default none. */
@@ -157,7 +157,10 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     const base = createHeliaLight({ blockstore, datastore })
     const withNet = withLibp2pLight(base, {
       ...(init.privateKey ? { privateKey: init.privateKey } : {}),
-      addresses: { listen, ...(init.announce?.length ? { announce: [...init.announce] } : {}) },
+      addresses: {
+        listen,
+        ...(init.announce?.length ? { appendAnnounce: [...init.announce] } : {}),
+      },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
