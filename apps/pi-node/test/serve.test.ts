@@ -70,6 +70,21 @@ function run(args: string[], env: Record<string, string>): Promise<Doc> {
   })
 }
 
+function runText(args: string[], env: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
+      env: cliEnv(env),
+    })
+    let stdout = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    child.on('error', reject)
+    child.on('close', () => resolve(stdout))
+    child.stdin.end()
+  })
+}
+
 interface Daemon {
   child: ChildProcessWithoutNullStreams
   ready: Doc
@@ -328,6 +343,12 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
       const s = (await run(['status', '--json'], env)).status
       return s.daemon.keyguard?.counters.released === 1
     })
+    const human = await runText(['status'], env)
+    expect(human).toMatch(
+      /keyguard {4}running, chain 31337 head \d+ cursor \d+ \(0 confirmations\)/,
+    )
+    expect(human).toContain('released 1, failed 0')
+    expect(human).toContain('fast path on')
   })
 
   it('fast path: a signed AccessRequest to the daemon gets the key inline', async () => {
@@ -377,7 +398,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
       fastPathProtocol,
       req,
     )
-    expect(again.status).toBe('refused')
+    expect(again).toMatchObject({ status: 'refused', reasonCode: 'replayed' })
   })
 
   it('SIGTERM stops cleanly; a restart re-serves a release that was journaled but never acknowledged', async () => {
