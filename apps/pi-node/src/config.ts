@@ -25,7 +25,33 @@ export interface PiNodeConfig {
   listen: string[]
   /** Peers to dial at start. */
   bootstrap: string[]
+  /** Public multiaddrs `serve` advertises besides its listen addresses (a node behind NAT). */
+  announce?: string[]
+  /** More RPC URLs of the same chain: the keyguard reads grants from `rpcUrl` + these. */
+  rpcUrls?: string[]
+  /** How many RPCs must agree on a grant log. Default: 1 for one RPC, else a majority. */
+  quorum?: number
+  /** First block the grant watcher scans (the contracts' deployment block). Default 0. */
+  startBlock?: number
+  /** The keyguard that `serve` runs. */
+  keyguard?: KeyguardConfig
 }
+
+export interface KeyguardConfig {
+  /** Blocks a grant must be buried under. Default 0 on a dev chain (31337, 1337), else 3. */
+  confirmations?: number
+  /** Answer signed AccessRequests directly over libp2p (fast path). Default true. */
+  fastPath?: boolean
+  /** Grant watcher poll period, ms. Default 1000. */
+  pollIntervalMs?: number
+}
+
+/** Confirmations `serve` uses: the config's, else 0 on a dev chain and 3 elsewhere. */
+export function confirmationsFor(config: PiNodeConfig): number {
+  return config.keyguard?.confirmations ?? (DEV_CHAINS.has(config.chainId) ? 0 : 3)
+}
+
+const DEV_CHAINS = new Set([31337, 1337])
 
 /** Files and folders inside the data folder. */
 export function piNodePaths(dataDir: string) {
@@ -38,6 +64,8 @@ export function piNodePaths(dataDir: string) {
     deployments: join(dataDir, 'deployments'),
     softwareKey: join(dataDir, 'sealer.pem'),
     serve: join(dataDir, 'serve.json'),
+    keyguard: join(dataDir, 'keyguard'),
+    journal: join(dataDir, 'keyguard', 'journal'),
   }
 }
 
@@ -81,13 +109,31 @@ export function checkConfig(raw: unknown, file: string): PiNodeConfig {
     const v = c[list]
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) bad(list, file)
   }
+  for (const list of ['announce', 'rpcUrls']) {
+    const v = c[list]
+    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string')))
+      bad(list, file)
+  }
+  const count = (v: unknown, min: number) =>
+    v === undefined || (typeof v === 'number' && Number.isSafeInteger(v) && v >= min)
+  if (!count(c.quorum, 1)) bad('quorum', file)
+  if (!count(c.startBlock, 0)) bad('startBlock', file)
+  const kg = c.keyguard as Record<string, unknown> | undefined
+  if (kg !== undefined) {
+    if (typeof kg !== 'object' || kg === null) bad('keyguard', file)
+    if (!count(kg.confirmations, 0)) bad('keyguard.confirmations', file)
+    if (!count(kg.pollIntervalMs, 10)) bad('keyguard.pollIntervalMs', file)
+    if (kg.fastPath !== undefined && typeof kg.fastPath !== 'boolean')
+      bad('keyguard.fastPath', file)
+  }
   return c as unknown as PiNodeConfig
 }
 
 /**
  * Reads `<dataDir>/config.json` and applies environment overrides: `DIGICAP_RPC_URL`,
  * `DIGICAP_TCTI` (tpm2 sealer), `DIGICAP_SEALER=tpm2|software`,
- * `DIGICAP_ALLOW_INSECURE_SEALER=1`, `DIGICAP_LISTEN` and `DIGICAP_BOOTSTRAP` (comma lists).
+ * `DIGICAP_ALLOW_INSECURE_SEALER=1`, `DIGICAP_LISTEN`, `DIGICAP_BOOTSTRAP`, `DIGICAP_ANNOUNCE`
+ * and `DIGICAP_RPC_URLS` (comma lists), `DIGICAP_CONFIRMATIONS`.
  *
  * @throws {NotInitialisedError} if there is no config file.
  * @throws {ConfigError} if it is malformed.
@@ -143,6 +189,17 @@ export function applyEnv(config: PiNodeConfig, env: NodeJS.ProcessEnv): PiNodeCo
   }
   if (env.DIGICAP_LISTEN) out.listen = env.DIGICAP_LISTEN.split(',').filter(Boolean)
   if (env.DIGICAP_BOOTSTRAP) out.bootstrap = env.DIGICAP_BOOTSTRAP.split(',').filter(Boolean)
+  if (env.DIGICAP_ANNOUNCE) out.announce = env.DIGICAP_ANNOUNCE.split(',').filter(Boolean)
+  if (env.DIGICAP_RPC_URLS) out.rpcUrls = env.DIGICAP_RPC_URLS.split(',').filter(Boolean)
+  if (env.DIGICAP_CONFIRMATIONS !== undefined && env.DIGICAP_CONFIRMATIONS !== '') {
+    const n = Number(env.DIGICAP_CONFIRMATIONS)
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new ConfigError('DIGICAP_CONFIRMATIONS must be a whole number', {
+        details: { value: env.DIGICAP_CONFIRMATIONS },
+      })
+    }
+    out.keyguard = { ...out.keyguard, confirmations: n }
+  }
   return out
 }
 

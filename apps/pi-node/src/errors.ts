@@ -41,7 +41,7 @@ export class ChainUnreachableError extends DigicapError {
   }
 }
 
-/** This build cannot seal for the requested runtime (code capsules need a bundle codec). */
+/** A capsule runtime pi-node cannot seal for (known: data, quickjs, wasi). */
 export class RuntimeUnsupportedError extends DigicapError {
   override name = 'RuntimeUnsupportedError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {

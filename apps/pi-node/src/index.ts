@@ -3,8 +3,9 @@
  *
  * `@digicap/pi-node` — the capsule owner's node for a Raspberry Pi with a TPM, as a library
  * (the `pi-node` CLI is a thin shell over it). A composition root: it builds the sealer
- * (`@digicap/keyguard`), the chain client (`@digicap/contracts`), the capsule format
- * (`@digicap/capsule-core`) and the p2p node (`@digicap/p2p`) from one config.
+ * and keyguard runtime (`@digicap/keyguard`), the chain client (`@digicap/contracts`), the
+ * capsule format (`@digicap/capsule-core`), the code bundle (`@digicap/executor`) and the p2p
+ * node (`@digicap/p2p`) from one config.
  *
  * Guarantees:
  * - The owner's Ethereum key and libp2p seed are unwrapped by the sealer only for the
@@ -21,14 +22,17 @@
  *
  * const pi = await createPiNode(await loadConfig('/var/lib/digicap'))
  * const { capsuleId, cid } = await pi.seal({ file: 'photo.jpg', policy: 'all(minReputation(50), maxRuns(3))' })
- * const daemon = await pi.serve({ onAnnouncement: (ann) => console.log(ann.cid) })
+ * // helia + the keyguard (grant watcher, key releaser, fast path) on one libp2p node
+ * const daemon = await pi.serve({ onKeyguardEvent: (e) => console.log(e.type) })
+ * console.log(await daemon.keyguard.status())
  * await daemon.stop()
  * ```
  */
 
-export type { PiNodeConfig, SealerConfig } from './config.ts'
+export type { KeyguardConfig, PiNodeConfig, SealerConfig } from './config.ts'
 export {
   applyEnv,
+  confirmationsFor,
   DEFAULT_LISTEN,
   DEFAULT_TCTI,
   loadConfig,
@@ -66,6 +70,7 @@ export type {
 export {
   createPiNode,
   createSealer,
+  executorBundleEncoder,
   fetchChainId,
   initPiNode,
   peerIdOfPublicKey,

@@ -1,7 +1,7 @@
 /** The `pi-node` command line: parses flags, builds a pi-node, runs one command, prints. */
 import { parseArgs } from 'node:util'
 import type { Receiver, RuntimeKind } from '@digicap/capsule-core'
-import type { Logger } from '@digicap/keyguard'
+import type { KeyguardStatus, Logger } from '@digicap/keyguard'
 import {
   DEFAULT_LISTEN,
   DEFAULT_TCTI,
@@ -38,7 +38,12 @@ const COMMANDS: Record<string, { options: Record<string, OptionSpec>; usage: str
       'node-registry': { type: 'string' },
       'access-controller': { type: 'string' },
       listen: { type: 'string', multiple: true },
+      announce: { type: 'string', multiple: true },
       bootstrap: { type: 'string', multiple: true },
+      'extra-rpc-url': { type: 'string', multiple: true },
+      quorum: { type: 'string' },
+      confirmations: { type: 'string' },
+      'disable-fast-path': { type: 'boolean' },
       force: { type: 'boolean' },
       'show-mnemonic-in-json': { type: 'boolean' },
     },
@@ -58,7 +63,12 @@ Options:
   --tcti <tcti>                TPM (env DIGICAP_TCTI; default ${DEFAULT_TCTI})
   --allow-insecure-sealer      required for --sealer software (env DIGICAP_ALLOW_INSECURE_SEALER=1)
   --listen <multiaddr>         serve's listen address, repeatable (default ${DEFAULT_LISTEN.join(',')})
+  --announce <multiaddr>       public address serve advertises (NAT/port forward), repeatable
   --bootstrap <multiaddr>      peer to dial at start, repeatable
+  --extra-rpc-url <url>        another RPC of the same chain for the keyguard's quorum, repeatable
+  --quorum <n>                 RPCs that must agree on a grant (default: majority)
+  --confirmations <n>          blocks a grant must be buried under (default 0 on 31337/1337, else 3)
+  --disable-fast-path          do not answer signed AccessRequests over libp2p (chain path only)
   --force                      move an existing node's config and owner file aside
   --show-mnemonic-in-json      with --json: put the mnemonic in the JSON document instead of stderr
 `,
@@ -81,13 +91,29 @@ Seals <file> into a capsule: data key -> header signed by the owner -> encrypted
 to the on-disk IPFS blockstore -> registered on chain -> announced (if serve is running).
 
 Options:
-  --policy '<expr>'            unlock rule, e.g. "all(minReputation(50), maxRuns(3))"
-  --runtime data|quickjs|wasi  (default data; code runtimes need the executor bundle codec)
-  --entry <name> --code <path> code capsules: entry point and code file or folder
+  --policy '<expr>'            unlock rule (policy builder expression), see below
+  --runtime data|quickjs|wasi  (default data)
+  --entry <name> --code <path> code capsules: the plaintext is the executor bundle
+                               {entry, files, data = <file>}; --code is one file (stored as
+                               <name>) or a folder (every file by relative path)
   --receiver <x25519hex>[@peerId]  result receiver, repeatable
   --memory-mb <n>              sandbox memory limit
   --time-ms <n>                sandbox time limit
   --announce-timeout-ms <n>    wait for a gossipsub subscriber (default 5000)
+
+Policy expressions (conditions minReputation(n), allowlist(['0x..', ...]), denylist([...]),
+environment('0x<64 hex>'), after(date), before(date), maxRuns(n), fee('0.01'), combined with
+all(...), any(...), not(x); hex and dates are quoted; dates ISO 8601 with Z or unix seconds):
+  --policy 'maxRuns(3)'                                   at most 3 grants
+  --policy 'all(minReputation(50), maxRuns(3))'           reputable executors, 3 runs
+  --policy "all(environment('0x<64 hex>'), before('2027-01-01T00:00:00Z'), fee('0.01'))"
+  --policy "any(allowlist(['0x<40 hex>', '0x<40 hex>']), minReputation(500))"
+  --policy "all(not(denylist(['0x<40 hex>'])), maxRuns(10))"
+  (the @digicap/contracts README has the full grammar)
+
+Examples:
+  pi-node seal photo.jpg --policy 'maxRuns(1)'
+  pi-node seal data.csv --policy 'minReputation(50)' --runtime quickjs --entry main.js --code ./app
 `,
   },
   status: {
@@ -112,13 +138,32 @@ Options:
 `,
   },
   serve: {
-    options: {},
-    usage: `pi-node serve [--json]
+    options: {
+      listen: { type: 'string', multiple: true },
+      announce: { type: 'string', multiple: true },
+      confirmations: { type: 'string' },
+      'disable-fast-path': { type: 'boolean' },
+      'status-interval-ms': { type: 'string' },
+    },
+    usage: `pi-node serve [options] [--json]
 
-Runs the daemon: the libp2p node with the owner's identity (listen/bootstrap from the
-config, env DIGICAP_LISTEN / DIGICAP_BOOTSTRAP), provides the capsules of the on-disk
-blockstore over bitswap, pins stored capsules, listens to capsule announcements, writes
-<data-dir>/serve.json (pid, peer id, addresses). SIGINT/SIGTERM stop it cleanly.
+Runs the daemon on one libp2p node with the owner's identity:
+  - helia: provides the on-disk blockstore over bitswap, pins stored capsules, hears
+    capsule announcements;
+  - the keyguard: watches AccessGranted on the AccessController (confirmations deep),
+    pushes each grant's data key HPKE-sealed to the executor's registered peer id,
+    journals releases (<data-dir>/keyguard/journal) and re-serves unfinished ones on
+    start; answers signed AccessRequests on the fast path (unless disabled).
+Writes <data-dir>/serve.json (pid, peer id, addresses, keyguard status), refreshed
+every few seconds and after each keyguard event; \`pi-node status\` reads it.
+SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.
+
+Options:
+  --listen <multiaddr>         listen address, repeatable (env DIGICAP_LISTEN; default from config)
+  --announce <multiaddr>       public address to advertise, repeatable (env DIGICAP_ANNOUNCE)
+  --confirmations <n>          override keyguard.confirmations (env DIGICAP_CONFIRMATIONS)
+  --disable-fast-path          serve the chain path only
+  --status-interval-ms <n>     serve.json refresh period (default 5000)
 `,
   },
 }
@@ -144,6 +189,14 @@ function stderrLogger(io: Io): Logger {
   const write = (level: string, message: string, fields?: Record<string, unknown>) =>
     io.stderr.write(`${JSON.stringify({ level, message, ...fields }, jsonReplacer)}\n`)
   return { info: (m, f) => write('info', m, f), warn: (m, f) => write('warn', m, f) }
+}
+
+function wholeNumber(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) {
+    throw new UsageError(`--${flag} must be a whole number`, { details: { value: v } })
+  }
+  return Number(v)
 }
 
 function positiveInt(flag: string, v: string | undefined): number | undefined {
@@ -203,6 +256,15 @@ async function readStdin(stdin: AsyncIterable<Buffer | string>): Promise<string>
   const parts: Buffer[] = []
   for await (const c of stdin) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c))
   return Buffer.concat(parts).toString('utf8').trim()
+}
+
+function keyguardLines(kg: KeyguardStatus, updatedAt?: string): string {
+  return (
+    `  keyguard    ${kg.running ? 'running' : 'stopped'}, chain ${kg.chain.chainId} head ${kg.chain.head ?? '?'} cursor ${kg.chain.cursor?.number ?? '-'} (${kg.chain.confirmations} confirmations)` +
+    `${updatedAt ? `, as of ${updatedAt}` : ''}\n` +
+    `              releases pending ${kg.releases.pending}, in flight ${kg.releases.inFlight}; released ${kg.counters.released ?? 0}, failed ${kg.counters['release-failed'] ?? 0}\n` +
+    `              fast path ${kg.fastPath.enabled ? `on (audit pending ${kg.fastPath.auditPending})` : 'off'}\n`
+  )
 }
 
 export interface CliIo extends Io {
@@ -291,6 +353,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         )
       }
       const chainId = positiveInt('chain-id', values['chain-id'] as string | undefined)
+      const quorum = positiveInt('quorum', values.quorum as string | undefined)
+      const confirmations = wholeNumber('confirmations', values.confirmations as string | undefined)
+      const keyguard = {
+        ...(confirmations !== undefined ? { confirmations } : {}),
+        ...(values['disable-fast-path'] === true ? { fastPath: false } : {}),
+      }
       const { initPiNode } = await import('./pi-node.ts')
       const result = await initPiNode(
         {
@@ -313,6 +381,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             : {}),
           ...(values.listen ? { listen: values.listen as string[] } : {}),
           ...(values.bootstrap ? { bootstrap: values.bootstrap as string[] } : {}),
+          ...(values.announce ? { announce: values.announce as string[] } : {}),
+          ...(values['extra-rpc-url'] ? { rpcUrls: values['extra-rpc-url'] as string[] } : {}),
+          ...(quorum !== undefined ? { quorum } : {}),
+          ...(Object.keys(keyguard).length > 0 ? { keyguard } : {}),
           force: values.force === true,
         },
         { logger },
@@ -347,7 +419,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return EXIT.ok
     }
 
-    const config = await loadConfig(dataDir, io.env)
+    const loaded = await loadConfig(dataDir, io.env)
+    const config =
+      command === 'serve'
+        ? {
+            ...loaded,
+            ...(values.listen ? { listen: values.listen as string[] } : {}),
+            ...(values.announce ? { announce: values.announce as string[] } : {}),
+          }
+        : loaded
     const override =
       command === 'recover' ? sealerFromFlags(values, io.env, dataDir, config.sealer) : undefined
     const { createPiNode } = await import('./pi-node.ts')
@@ -416,7 +496,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           `  chain       ${s.chainId} ${s.rpcUrl} ${s.chain.reachable ? `head ${s.chain.head}, owner balance ${s.chain.ownerBalanceWei} wei` : `UNREACHABLE error[${s.chain.error.code}]`}\n` +
           `  registry    ${s.contracts.capsuleRegistry}\n` +
           `  capsules    ${s.capsules}\n` +
-          `  daemon      ${s.daemon.running ? `running (pid ${s.daemon.pid})` : 'not running'}\n`,
+          `  daemon      ${s.daemon.running ? `running (pid ${s.daemon.pid})` : 'not running'}\n` +
+          (s.daemon.keyguard ? keyguardLines(s.daemon.keyguard, s.daemon.updatedAt) : ''),
       )
       return EXIT.ok
     }
@@ -444,19 +525,35 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
 
     // serve
-    const running = await pi.serve({})
+    const confirmations = wholeNumber('confirmations', values.confirmations as string | undefined)
+    const statusIntervalMs = positiveInt(
+      'status-interval-ms',
+      values['status-interval-ms'] as string | undefined,
+    )
+    if (pi.config.sealer.kind === 'software') {
+      io.stderr.write(
+        '\nWARNING: INSECURE SEALER. The daemon releases keys unwrapped by a software key file;\n' +
+          'anyone who can read that file can unwrap every capsule key. Use a TPM in production.\n\n',
+      )
+    }
+    const running = await pi.serve({
+      ...(confirmations !== undefined ? { confirmations } : {}),
+      ...(values['disable-fast-path'] === true ? { fastPath: false } : {}),
+      ...(statusIntervalMs !== undefined ? { statusIntervalMs } : {}),
+    })
+    const kg = await running.keyguard.status()
     out(
       {
         peerId: running.peerId,
         multiaddrs: running.multiaddrs(),
         pid: process.pid,
         pinned: running.pinned,
-        keyguard: 'not-composed',
+        keyguard: kg,
       },
       `pi-node serving as ${running.peerId}\n${running
         .multiaddrs()
         .map((m) => `  ${m}\n`)
-        .join('')}`,
+        .join('')}${keyguardLines(kg)}`,
     )
     const signal = await (io.waitForStop?.() ?? new Promise<string>(() => {}))
     logger.info('stopping', { signal })

@@ -4,8 +4,8 @@
  * a package (`capsule-core`, `contracts`, `keyguard`, `p2p`).
  */
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { join, relative, sep } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
@@ -29,8 +29,14 @@ import {
   parsePolicyExpression,
 } from '@digicap/contracts'
 import {
+  createKeyguard,
   createKeyStore,
+  createReleaseJournal,
+  ethersChainClient,
   initOwner,
+  type Keyguard,
+  type KeyguardEvent,
+  type KeyguardStatus,
   type KeyStore,
   type Logger,
   readOwner,
@@ -56,6 +62,7 @@ import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Wallet } from 'ethers'
 import {
+  confirmationsFor,
   DEFAULT_LISTEN,
   loadConfig,
   type PiNodeConfig,
@@ -78,9 +85,8 @@ import {
 export type ProgressFn = (phase: string, done: number, total: number) => void
 
 /**
- * Turns code + data into the plaintext of a code capsule and returns the path of that
- * plaintext file. The bundle format belongs to the executor package; a pi-node built
- * without it refuses `--runtime quickjs|wasi`.
+ * Turns code + data into the plaintext of a code capsule at `outputPath`. Default:
+ * {@link executorBundleEncoder} (`encodeBundle` of `@digicap/executor`).
  */
 export type BundleEncoder = (input: {
   entry: string
@@ -92,8 +98,48 @@ export type BundleEncoder = (input: {
 export interface PiNodeComponents {
   /** Where warnings and events go. Default: silent. */
   logger?: Logger
-  /** The code-capsule bundle encoder (see {@link BundleEncoder}). */
+  /** The code-capsule bundle encoder. Default {@link executorBundleEncoder}. */
   encodeBundle?: BundleEncoder
+}
+
+async function codeFiles(code: string, entry: string): Promise<Record<string, Uint8Array>> {
+  const info = await stat(code).catch((cause) => {
+    throw new InputFileError('Cannot read the code to seal', {
+      cause,
+      details: { code, reason: (cause as NodeJS.ErrnoException).code },
+    })
+  })
+  if (info.isFile()) return { [entry]: await readFile(code) }
+  if (!info.isDirectory()) {
+    throw new InputFileError('--code is neither a file nor a folder', { details: { code } })
+  }
+  const files: Record<string, Uint8Array> = {}
+  const entries = await readdir(code, { recursive: true, withFileTypes: true })
+  for (const e of entries) {
+    if (!e.isFile()) continue
+    const full = join(e.parentPath, e.name)
+    files[relative(code, full).split(sep).join('/')] = await readFile(full)
+  }
+  return files
+}
+
+/**
+ * The executor's bundle format (`encodeBundle({ entry, files, data })` of
+ * `@digicap/executor`): `code` is one file (stored under the name `entry`) or a folder (every
+ * file under its relative path, `entry` must be one of them); `data` is the file being sealed.
+ * The bundle is built in memory (its size is capped by the executor's bundle limit).
+ *
+ * @throws {InputFileError} if the code cannot be read; the executor's `BundleFormatError`
+ *   (`BUNDLE_FORMAT`) for a bad entry or file name.
+ */
+export const executorBundleEncoder: BundleEncoder = async ({ entry, code, data, outputPath }) => {
+  const { encodeBundle } = await import('@digicap/executor')
+  const bytes = encodeBundle({
+    entry,
+    files: await codeFiles(code, entry),
+    data: await readFile(data),
+  })
+  await writeFile(outputPath, bytes, { mode: 0o600 })
 }
 
 const silent: Logger = { info() {}, warn() {} }
@@ -175,7 +221,16 @@ export interface InitPiNodeOptions {
   /** Existing contract addresses (when not deploying). */
   contracts?: PiNodeConfig['contracts']
   listen?: string[]
+  /** Public multiaddrs `serve` advertises (see {@link PiNodeConfig.announce}). */
+  announce?: string[]
   bootstrap?: string[]
+  /** More RPC URLs of the same chain for the keyguard's quorum. */
+  rpcUrls?: string[]
+  quorum?: number
+  /** First block the grant watcher scans. Default: the deployment block with `deploy`. */
+  startBlock?: number
+  /** Saved as `keyguard` in the config. */
+  keyguard?: PiNodeConfig['keyguard']
   /** Move an existing node's config and owner file aside (`*.replaced-<time>`) instead of refusing. */
   force?: boolean
   /** Words to restore instead of a new mnemonic. */
@@ -244,6 +299,7 @@ export async function initPiNode(
     ...(options.mnemonic !== undefined ? { mnemonic: options.mnemonic } : {}),
   })
   let contracts = options.contracts
+  let startBlock = options.startBlock
   if (options.deploy) {
     const provider = createProvider(options.rpcUrl, chainId)
     try {
@@ -266,6 +322,7 @@ export async function initPiNode(
           deploymentsDir: paths.deployments,
           replaceStale: true,
         })
+        startBlock ??= a.deployBlock
         contracts = {
           capsuleRegistry: a.capsuleRegistry,
           nodeRegistry: a.nodeRegistry,
@@ -288,6 +345,11 @@ export async function initPiNode(
     sealer: options.sealer,
     listen: options.listen ?? DEFAULT_LISTEN,
     bootstrap: options.bootstrap ?? [],
+    ...(options.announce?.length ? { announce: options.announce } : {}),
+    ...(options.rpcUrls?.length ? { rpcUrls: options.rpcUrls } : {}),
+    ...(options.quorum !== undefined ? { quorum: options.quorum } : {}),
+    ...(startBlock !== undefined ? { startBlock } : {}),
+    ...(options.keyguard ? { keyguard: options.keyguard } : {}),
   }
   await saveConfig(config)
   return {
@@ -345,8 +407,18 @@ export interface PiNodeStatus {
     | { reachable: true; head: number; ownerBalanceWei: string }
     | { reachable: false; error: { code: string; message: string } }
   capsules: number
-  daemon: { running: boolean; pid?: number; peerId?: string; multiaddrs?: string[] }
+  daemon: {
+    running: boolean
+    pid?: number
+    peerId?: string
+    multiaddrs?: string[]
+    /** The daemon keyguard's `status()`, as last written to `serve.json`. */
+    keyguard?: KeyguardStatus
+    /** When the daemon last refreshed `serve.json`. */
+    updatedAt?: string
+  }
   listen: string[]
+  announce: string[]
   bootstrap: string[]
 }
 
@@ -368,15 +440,24 @@ export interface RecoverResult {
 export interface ServeOptions {
   /** Called for each valid capsule announcement heard on gossipsub. */
   onAnnouncement?: (ann: CapsuleAnnouncement, from: string) => void
+  /** Called for each keyguard event (releases, refusals, fast path, audit). */
+  onKeyguardEvent?: (event: KeyguardEvent) => void
+  /** Override the config's `keyguard.fastPath`. */
+  fastPath?: boolean
+  /** Override the config's `keyguard.confirmations`. */
+  confirmations?: number
+  /** How often `serve.json` (with the keyguard status) is rewritten, ms. Default 5000. */
+  statusIntervalMs?: number
 }
 
 export interface RunningPiNode {
   readonly node: DigicapNode
+  readonly keyguard: Keyguard
   readonly peerId: string
   multiaddrs(): string[]
   /** Pinned capsules (from the key store) at start. */
   readonly pinned: number
-  /** Stops the node and removes the pid file. Idempotent. */
+  /** Stops the keyguard, then the node, and removes `serve.json`. Idempotent. */
   stop(): Promise<void>
 }
 
@@ -395,7 +476,22 @@ interface ServeFile {
   peerId: string
   multiaddrs: string[]
   startedAt: string
+  updatedAt?: string
+  keyguard?: KeyguardStatus
 }
+
+/** Keyguard events written to the log. */
+const KEYGUARD_EVENTS = [
+  'grant-accepted',
+  'grant-refused',
+  'reorg',
+  'released',
+  'release-failed',
+  'fast-path-granted',
+  'fast-path-refused',
+  'audit-recorded',
+  'audit-alert',
+] as const
 
 function alive(pid: number): boolean {
   try {
@@ -497,30 +593,35 @@ export async function createPiNode(
         details: { file: options.file },
       })
     }
-    if (runtime !== 'data') {
-      if (!components.encodeBundle) {
-        throw new RuntimeUnsupportedError('This pi-node cannot build code capsules yet', {
-          details: { runtime },
-          hint: 'Code capsules need the executor bundle codec; seal data capsules with --runtime data.',
-        })
-      }
-      if (!options.entry || !options.code) {
-        throw new ConfigError('A code capsule needs --entry and --code', { details: { runtime } })
-      }
+    if (runtime !== 'data' && runtime !== 'quickjs' && runtime !== 'wasi') {
+      throw new RuntimeUnsupportedError('Unknown capsule runtime', { details: { runtime } })
+    }
+    if (runtime !== 'data' && (!options.entry || !options.code)) {
+      throw new ConfigError('A code capsule needs --entry and --code', { details: { runtime } })
+    }
+    if (runtime === 'data' && (options.entry !== undefined || options.code !== undefined)) {
+      throw new ConfigError('--entry and --code are for code capsules (--runtime quickjs|wasi)', {
+        details: { runtime },
+      })
     }
     const capsuleIdBytes = generateCapsuleId()
     const capsuleId = hex(capsuleIdBytes)
     const dir = join(paths.capsules, capsuleId)
     await mkdir(dir, { recursive: true, mode: 0o700 })
     let plaintextPath = options.file
-    if (runtime !== 'data' && components.encodeBundle && options.entry && options.code) {
+    if (runtime !== 'data' && options.entry && options.code) {
       plaintextPath = join(dir, 'bundle.partial')
-      await components.encodeBundle({
-        entry: options.entry,
-        code: options.code,
-        data: options.file,
-        outputPath: plaintextPath,
-      })
+      try {
+        await (components.encodeBundle ?? executorBundleEncoder)({
+          entry: options.entry,
+          code: options.code,
+          data: options.file,
+          outputPath: plaintextPath,
+        })
+      } catch (err) {
+        await rm(dir, { recursive: true, force: true })
+        throw err
+      }
     }
     const plaintextSize = (await stat(plaintextPath)).size
     return withOwnerWallet(async (wallet, ethKey) => {
@@ -722,9 +823,17 @@ export async function createPiNode(
       chain,
       capsules: (await keyStore.list()).length,
       daemon: serve
-        ? { running: true, pid: serve.pid, peerId: serve.peerId, multiaddrs: serve.multiaddrs }
+        ? {
+            running: true,
+            pid: serve.pid,
+            peerId: serve.peerId,
+            multiaddrs: serve.multiaddrs,
+            ...(serve.keyguard ? { keyguard: serve.keyguard } : {}),
+            ...(serve.updatedAt ? { updatedAt: serve.updatedAt } : {}),
+          }
         : { running: false },
       listen: config.listen,
+      announce: config.announce ?? [],
       bootstrap: config.bootstrap,
     }
   }
@@ -766,19 +875,57 @@ export async function createPiNode(
       })
     }
     const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
-    secrets.ethereumPrivateKey.fill(0)
     let privateKey: Awaited<ReturnType<typeof privateKeyFromSeed>>
+    // The owner's Ethereum key signs the fast path's on-chain audit records, so the daemon
+    // keeps it (inside an ethers Wallet) for its lifetime; the byte copy is zeroed.
+    const ethKeyHex = hex(secrets.ethereumPrivateKey)
     try {
       privateKey = await privateKeyFromSeed(secrets.libp2pSeed)
     } finally {
       secrets.libp2pSeed.fill(0)
+      secrets.ethereumPrivateKey.fill(0)
     }
     const node = await createDigicapNode({
       privateKey,
       dataDir: paths.ipfs,
       listen: config.listen,
+      ...(config.announce?.length ? { announce: config.announce } : {}),
       bootstrap: config.bootstrap,
     })
+    const providers = [config.rpcUrl, ...(config.rpcUrls ?? [])].map((url) =>
+      createProvider(url, config.chainId),
+    )
+    const destroyProviders = () => {
+      for (const p of providers) p.destroy()
+    }
+    let keyguard: Keyguard
+    const fastPath = options.fastPath ?? config.keyguard?.fastPath ?? true
+    const confirmations = options.confirmations ?? confirmationsFor(config)
+    try {
+      const chain = ethersChainClient({
+        providers,
+        ...(config.quorum !== undefined ? { quorum: config.quorum } : {}),
+        signer: new Wallet(ethKeyHex, providers[0]),
+        addresses: config.contracts,
+        chainId: BigInt(config.chainId),
+      })
+      const journal = await createReleaseJournal(paths.journal)
+      keyguard = createKeyguard({
+        dataDir: paths.keyguard,
+        confirmations,
+        ...(config.startBlock !== undefined ? { startBlock: config.startBlock } : {}),
+        ...(config.keyguard?.pollIntervalMs !== undefined
+          ? { pollIntervalMs: config.keyguard.pollIntervalMs }
+          : {}),
+        fastPath: { enabled: fastPath },
+      })({ sealer, keyStore, journal, chain, libp2p: node.libp2p, logger })
+      // start(): checks eth_chainId, re-serves journaled (begun) releases, then watches.
+      await keyguard.start()
+    } catch (err) {
+      await node.stop()
+      destroyProviders()
+      throw err
+    }
     const unsubscribe = subscribeCapsuleAnnouncements(
       node,
       (ann, from) => {
@@ -801,22 +948,61 @@ export async function createPiNode(
         )
       }
     }
-    await writeJsonAtomic(paths.serve, {
-      pid: process.pid,
-      peerId: node.peerId,
-      multiaddrs: node.multiaddrs(),
-      startedAt: new Date().toISOString(),
-    } satisfies ServeFile)
+    const startedAt = new Date().toISOString()
+    let stopped = false
+    let writing: Promise<void> = Promise.resolve()
+    const writeServeFile = (): Promise<void> => {
+      writing = writing.then(async () => {
+        if (stopped) return
+        const kg = await keyguard.status().catch(() => undefined)
+        if (stopped) return
+        await writeJsonAtomic(paths.serve, {
+          pid: process.pid,
+          peerId: node.peerId,
+          multiaddrs: node.multiaddrs(),
+          startedAt,
+          updatedAt: new Date().toISOString(),
+          ...(kg ? { keyguard: kg } : {}),
+        } satisfies ServeFile).catch((err) =>
+          logger.warn('cannot write serve.json', { code: errorInfo(err).code }),
+        )
+      })
+      return writing
+    }
+    let refresh: NodeJS.Timeout | undefined
+    const onEvent = (e: Event) => {
+      const detail = (e as CustomEvent<KeyguardEvent>).detail
+      const { type, ...fields } = detail as KeyguardEvent & Record<string, unknown>
+      const warn = type === 'release-failed' || type === 'audit-alert' || type === 'reorg'
+      logger[warn ? 'warn' : 'info'](`keyguard ${type}`, fields)
+      options.onKeyguardEvent?.(detail)
+      refresh ??= setTimeout(() => {
+        refresh = undefined
+        void writeServeFile()
+      }, 100)
+    }
+    for (const type of KEYGUARD_EVENTS) keyguard.events.addEventListener(type, onEvent)
+    await writeServeFile()
+    const timer = setInterval(() => void writeServeFile(), options.statusIntervalMs ?? 5000)
+    timer.unref()
     let stopping: Promise<void> | undefined
     return {
       node,
+      keyguard,
       peerId: node.peerId,
       multiaddrs: () => node.multiaddrs(),
       pinned,
       stop() {
         stopping ??= (async () => {
+          stopped = true
+          clearInterval(timer)
+          if (refresh) clearTimeout(refresh)
+          for (const type of KEYGUARD_EVENTS) keyguard.events.removeEventListener(type, onEvent)
           unsubscribe()
+          await keyguard.stop()
+          await writing
           await node.stop()
+          destroyProviders()
           await rm(paths.serve, { force: true })
         })()
         return stopping

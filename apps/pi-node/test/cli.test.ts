@@ -220,29 +220,18 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
 
   it('status --json reports the node; seal refuses bad input with typed errors', async () => {
     const file = join(dir, 'data.bin')
-    const [r, code, policy, missing, receiver] = await Promise.all([
+    const [r, code, policy, missing, receiver, confirmations] = await Promise.all([
       run(['status', '--json'], env),
-      run(
-        [
-          'seal',
-          file,
-          '--policy',
-          'maxRuns(1)',
-          '--runtime',
-          'quickjs',
-          '--entry',
-          'main',
-          '--code',
-          file,
-        ],
-        env,
-      ),
+      run(['seal', file, '--policy', 'maxRuns(1)', '--entry', 'main.js', '--code', file], env),
       run(['seal', file, '--policy', 'maxRuns('], env),
       run(['seal', join(dir, 'nope.bin'), '--policy', 'maxRuns(1)'], env),
       run(['seal', file, '--policy', 'maxRuns(1)', '--receiver', 'zz'], env),
+      run(['serve', '--confirmations', 'x'], env),
     ])
+    expect(confirmations.code).toBe(2)
+    expect(confirmations.stderr).toContain('error[USAGE]: --confirmations must be a whole number')
     expect(code.code).toBe(1)
-    expect(code.stderr).toContain('error[RUNTIME_UNSUPPORTED]')
+    expect(code.stderr).toContain('error[CONFIG]: --entry and --code are for code capsules')
     expect(policy.code).toBe(1)
     expect(policy.stderr).toContain('error[POLICY_EXPRESSION]')
     expect(missing.code).toBe(1)
@@ -289,7 +278,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
         ok: true,
         command: 'serve',
         pinned: 1,
-        keyguard: 'not-composed',
+        keyguard: { running: true, chain: { chainId: '31337', confirmations: 0 } },
       })
       expect(existsSync(join(dataDir, 'serve.json'))).toBe(true)
 

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   applyEnv,
+  confirmationsFor,
   loadConfig,
   type PiNodeConfig,
   resolveDataDir,
@@ -45,6 +46,34 @@ describe('config', () => {
     expect(c.dataDir).toBe(dir)
   })
 
+  it('reads the keyguard fields and their env overrides; confirmations default by chain', async () => {
+    const full: PiNodeConfig = {
+      ...base,
+      dataDir: join(dir, 'kg'),
+      announce: ['/ip4/203.0.113.7/tcp/4001'],
+      rpcUrls: ['http://10.0.0.2:8545'],
+      quorum: 2,
+      startBlock: 12,
+      keyguard: { confirmations: 1, fastPath: false, pollIntervalMs: 500 },
+    }
+    await saveConfig(full)
+    expect(await loadConfig(full.dataDir)).toEqual(full)
+    const env = applyEnv(full, {
+      DIGICAP_ANNOUNCE: '/dns4/pi.example/tcp/4001,/ip4/203.0.113.8/tcp/4001',
+      DIGICAP_RPC_URLS: 'http://a:1,http://b:2',
+      DIGICAP_CONFIRMATIONS: '4',
+    })
+    expect(env.announce).toEqual(['/dns4/pi.example/tcp/4001', '/ip4/203.0.113.8/tcp/4001'])
+    expect(env.rpcUrls).toEqual(['http://a:1', 'http://b:2'])
+    expect(env.keyguard).toEqual({ confirmations: 4, fastPath: false, pollIntervalMs: 500 })
+    expect(() => applyEnv(base, { DIGICAP_CONFIRMATIONS: '-1' })).toThrow(
+      expect.objectContaining({ code: 'CONFIG' }),
+    )
+    expect(confirmationsFor(base)).toBe(0)
+    expect(confirmationsFor({ ...base, chainId: 8453 })).toBe(3)
+    expect(confirmationsFor({ ...base, chainId: 8453, keyguard: { confirmations: 6 } })).toBe(6)
+  })
+
   it('switches sealers only as allowed', () => {
     const soft = applyEnv(base, { DIGICAP_SEALER: 'software' })
     expect(soft.sealer).toMatchObject({ kind: 'software', allowInsecure: false })
@@ -71,6 +100,14 @@ describe('config', () => {
       { ...base, contracts: { ...base.contracts, nodeRegistry: '0x12' } },
       { ...base, sealer: { kind: 'hsm' } },
       { ...base, listen: [1] },
+      { ...base, announce: '/ip4/1.2.3.4/tcp/4001' },
+      { ...base, rpcUrls: [7] },
+      { ...base, quorum: 0 },
+      { ...base, startBlock: -1 },
+      { ...base, keyguard: null },
+      { ...base, keyguard: { confirmations: 1.5 } },
+      { ...base, keyguard: { fastPath: 'yes' } },
+      { ...base, keyguard: { pollIntervalMs: 1 } },
     ]) {
       await writeFile(join(bad, 'config.json'), JSON.stringify(broken))
       await expect(loadConfig(bad)).rejects.toMatchObject({ code: 'CONFIG' })

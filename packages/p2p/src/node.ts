@@ -43,6 +43,11 @@ export interface CreateDigicapNodeInit {
   privateKey?: PrivateKey
   /** Multiaddrs to listen on. Default `['/ip4/127.0.0.1/tcp/0']`. */
   listen?: readonly string[]
+  /**
+   * Public multiaddrs to advertise (identify, `multiaddrs()`) in addition to the listen
+   * addresses, e.g. the forwarded router address of a node behind NAT. Default none.
+   */
+  announce?: readonly string[]
   /** Multiaddrs (with `/p2p/<peerId>`) to dial at start. Default none. */
   bootstrap?: readonly string[]
   /**
@@ -152,7 +157,10 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     const base = createHeliaLight({ blockstore, datastore })
     const withNet = withLibp2pLight(base, {
       ...(init.privateKey ? { privateKey: init.privateKey } : {}),
-      addresses: { listen },
+      addresses: {
+        listen,
+        ...(init.announce?.length ? { appendAnnounce: [...init.announce] } : {}),
+      },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
