@@ -1,0 +1,273 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type DigicapError, generateX25519KeyPair } from '@digicap/capsule-core'
+import { environment } from '@digicap/contracts'
+import { createDigicapNode, heliaCapsuleStore, privateKeyFromSeed } from '@digicap/p2p'
+import {
+  decodeReleaseAck,
+  encodeFrame,
+  encodeKeyRelease,
+  keyReleaseProtocol,
+  request,
+} from '@digicap/protocol'
+import { hexlify, randomBytes } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AccessDeniedError, createResultReceiver, type StageEvent } from '../src/index.ts'
+import {
+  deployPolicyFor,
+  jsBundle,
+  makeCapsule,
+  setupWorld,
+  until,
+  type World,
+} from './helpers/world.ts'
+
+let w: World
+let tmpRoot: string
+
+beforeAll(async () => {
+  tmpRoot = await mkdtemp(join(tmpdir(), 'exec-runs-'))
+  w = await setupWorld({ tmpRoot, executor: { delivery: { directDeadlineMs: 800 } } })
+}, 60_000)
+
+afterAll(async () => {
+  await w?.stop()
+  await rm(tmpRoot, { recursive: true, force: true })
+})
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+async function failure(p: Promise<unknown>): Promise<DigicapError> {
+  try {
+    await p
+  } catch (err) {
+    return err as DigicapError
+  }
+  throw new Error('expected a failure')
+}
+
+describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
+  it('chain path: fetches, verifies, gets the key pushed, runs QuickJS, delivers to the receiver, cleans up', async () => {
+    const recvNode = await createDigicapNode()
+    const keys = generateX25519KeyPair()
+    const receiver = createResultReceiver({ privateKey: keys.privateKey })({
+      libp2p: recvNode.libp2p,
+      store: heliaCapsuleStore(recvNode.helia),
+    })
+    await receiver.start()
+    await recvNode.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    const capsule = await makeCapsule(w, {
+      plaintext: jsBundle('digicap.output(digicap.inputText().toUpperCase())', 'hello capsule'),
+      runtime: { kind: 'quickjs', entry: 'main.js' },
+      receivers: [{ publicKey: keys.publicKey, peerId: recvNode.peerId }],
+    })
+    const stages: StageEvent[] = []
+    const res = await w.executor.runCapsule(capsule.cid, { onStage: (e) => stages.push(e) })
+    expect(res.path).toBe('chain')
+    expect(dec.decode(res.result)).toBe('HELLO CAPSULE')
+    expect(res.capsuleId).toBe(capsule.capsuleId)
+    expect(res.deliveries).toEqual([
+      { receiver: 0, peerId: recvNode.peerId, status: 'delivered', attempts: 1 },
+    ])
+    const got = await receiver.next(5000)
+    expect(dec.decode(got.output)).toBe('HELLO CAPSULE')
+    expect(got.runId).toBe(res.runId)
+    expect(got.grantId).toBe(res.grantId)
+    expect(got.via).toBe('inline')
+    const done = stages.filter((s) => s.status === 'done').map((s) => s.stage)
+    for (const s of ['fetch', 'verify', 'grant', 'release', 'open', 'run', 'cleanup', 'deliver']) {
+      expect(done).toContain(s)
+    }
+    // nothing left behind: the capsule file, the plaintext temp, the key buffers
+    expect(await readdir(tmpRoot)).toEqual([])
+    expect(res.cleanup.failures).toEqual([])
+    expect(res.cleanup.filesRemoved).toBeGreaterThanOrEqual(2)
+    expect(res.cleanup.buffersZeroed).toBeGreaterThanOrEqual(3)
+    const grant = await w.c.accessController.getGrant(res.grantId)
+    expect(grant.fastPath).toBe(false)
+    await receiver.stop()
+    await recvNode.stop()
+  })
+
+  it('fast path: signed request, key inline, data runtime', async () => {
+    const capsule = await makeCapsule(w, {
+      plaintext: enc.encode('x'.repeat(5000)),
+      runtime: { kind: 'data' },
+    })
+    const res = await w.executor.runCapsule(capsule.cid, { fast: true })
+    expect(res.path).toBe('fast')
+    expect(dec.decode(res.result)).toBe('data:5000')
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+
+  it('a policy refusal on the fast path is final and names the reason (no chain fallback)', async () => {
+    const policy = await deployPolicyFor(w, environment(hexlify(randomBytes(32))))
+    const capsule = await makeCapsule(w, {
+      plaintext: enc.encode('secret'),
+      runtime: { kind: 'data' },
+      policy,
+    })
+    const before = await w.anvil.provider.getBlockNumber()
+    const err = await failure(
+      w.executor.runCapsule(capsule.cid, { fast: true, fallbackToChain: true }),
+    )
+    expect(err).toBeInstanceOf(AccessDeniedError)
+    expect(err.code).toBe('ACCESS_DENIED')
+    expect((err as AccessDeniedError).reason).toBe('WRONG_ENVIRONMENT')
+    expect((err as AccessDeniedError).path).toBe('fast')
+    expect(err.message).toContain('WRONG_ENVIRONMENT')
+    expect(await w.anvil.provider.getBlockNumber()).toBe(before)
+    // the chain path says the same, decoded from the revert
+    const viaChain = await failure(w.executor.runCapsule(capsule.cid))
+    expect(viaChain.code).toBe('ACCESS_DENIED')
+    expect((viaChain as AccessDeniedError).reason).toBe('WRONG_ENVIRONMENT')
+    expect((viaChain as AccessDeniedError).path).toBe('chain')
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+
+  it('refuses a header signed by someone else before any access request', async () => {
+    const capsule = await makeCapsule(w, {
+      plaintext: enc.encode('x'),
+      runtime: { kind: 'data' },
+      signer: w.other,
+    })
+    const before = await w.anvil.provider.getBlockNumber()
+    const err = await failure(w.executor.runCapsule(capsule.cid, { fast: true }))
+    expect(err.code).toBe('CAPSULE_UNVERIFIED')
+    expect(err.details.owner).toBe(w.owner.address)
+    expect(await w.anvil.provider.getBlockNumber()).toBe(before)
+  })
+
+  it('refuses a capsule whose registered CID is another one, or that is not registered', async () => {
+    const other = await makeCapsule(w, { plaintext: enc.encode('a'), runtime: { kind: 'data' } })
+    const capsule = await makeCapsule(w, {
+      plaintext: enc.encode('b'),
+      runtime: { kind: 'data' },
+      registerCid: other.cid,
+    })
+    const err = await failure(w.executor.runCapsule(capsule.cid))
+    expect(err.code).toBe('REGISTRY_MISMATCH')
+    expect(err.details.field).toBe('cid')
+    const unregistered = await makeCapsule(w, {
+      plaintext: enc.encode('c'),
+      runtime: { kind: 'data' },
+      register: false,
+    })
+    const err2 = await failure(w.executor.runCapsule(unregistered.cid))
+    expect(err2.code).toBe('REGISTRY_MISMATCH')
+    expect(err2.details.field).toBe('capsuleId')
+    const bad = await failure(w.executor.runCapsule('not-a-cid'))
+    expect(bad.code).toBe('CAPSULE_FETCH')
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+
+  it('a keyguard that releases a different key → KEY_RELEASE_INVALID; a tampered payload → PAYLOAD_INTEGRITY', async () => {
+    const lying = await makeCapsule(w, {
+      plaintext: enc.encode('truth'),
+      runtime: { kind: 'data' },
+      keyguardKey: randomBytes(32),
+    })
+    const err = await failure(w.executor.runCapsule(lying.cid, { fast: true }))
+    expect(err.code).toBe('KEY_RELEASE_INVALID')
+    const tampered = await makeCapsule(w, {
+      plaintext: enc.encode('y'.repeat(100)),
+      runtime: { kind: 'data' },
+      tamper: (b) => {
+        const c = b.slice()
+        c[c.length - 20] = (c[c.length - 20] ?? 0) ^ 1
+        return c
+      },
+    })
+    const err2 = await failure(w.executor.runCapsule(tampered.cid, { fast: true }))
+    expect(err2.code).toBe('PAYLOAD_INTEGRITY')
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+
+  it('an offline receiver gets the sealed result by CID when it connects', async () => {
+    const seed = randomBytes(32)
+    const keys = generateX25519KeyPair()
+    const probe = await createDigicapNode({ privateKey: await privateKeyFromSeed(seed) })
+    const peerId = probe.peerId
+    await probe.stop()
+    const capsule = await makeCapsule(w, {
+      plaintext: jsBundle('digicap.output("for later")', ''),
+      runtime: { kind: 'quickjs', entry: 'main.js' },
+      receivers: [{ publicKey: keys.publicKey, peerId }],
+    })
+    const res = await w.executor.runCapsule(capsule.cid, { fast: true })
+    expect(res.deliveries).toHaveLength(1)
+    expect(res.deliveries[0]?.status).toBe('stored')
+    expect(res.deliveries[0]?.resultCid).toMatch(/^b/)
+    expect(w.executor.pendingDeliveries()).toBe(1)
+    const node = await createDigicapNode({ privateKey: await privateKeyFromSeed(seed) })
+    const receiver = createResultReceiver({ privateKey: keys.privateKey })({
+      libp2p: node.libp2p,
+      store: heliaCapsuleStore(node.helia),
+    })
+    await receiver.start()
+    await node.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    const got = await receiver.next(15_000)
+    expect(dec.decode(got.output)).toBe('for later')
+    expect(got.via).toBe(res.deliveries[0]?.resultCid)
+    await until(() => w.executor.pendingDeliveries() === 0)
+    await receiver.stop()
+    await node.stop()
+  })
+
+  it('the key-release handler answers unknown, malformed and oversized frames and keeps serving', async () => {
+    const stranger = await createDigicapNode()
+    const unknown = await request(
+      stranger.libp2p,
+      w.exec.libp2p.peerId,
+      keyReleaseProtocol,
+      {
+        grantId: randomBytes(32),
+        capsuleId: randomBytes(32),
+        hpke: randomBytes(80),
+        fastPath: false,
+      },
+      { timeout: 5000 },
+    ).catch((e) => e)
+    // the stranger may not dial without addresses; give them
+    if (unknown instanceof Error) {
+      await stranger.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    }
+    const ack = await request(stranger.libp2p, w.exec.libp2p.peerId, keyReleaseProtocol, {
+      grantId: randomBytes(32),
+      capsuleId: randomBytes(32),
+      hpke: randomBytes(80),
+      fastPath: false,
+    })
+    expect(ack.status).toBe('unknown-grant')
+    const raw = async (body: Uint8Array): Promise<string> => {
+      const stream = await stranger.libp2p.dialProtocol(w.exec.libp2p.peerId, keyReleaseProtocol.id)
+      stream.send(encodeFrame(body))
+      await stream.close()
+      const chunks: Uint8Array[] = []
+      for await (const c of stream) chunks.push(c instanceof Uint8Array ? c : c.subarray())
+      return hexlify(Buffer.concat(chunks))
+    }
+    const valid = encodeKeyRelease({
+      grantId: randomBytes(32),
+      capsuleId: randomBytes(32),
+      hpke: randomBytes(80),
+      fastPath: false,
+    })
+    for (const body of [valid.slice(0, 10), randomBytes(50), new Uint8Array(0)]) {
+      const reply = await raw(body).catch((e: Error) => e.message)
+      expect(typeof reply).toBe('string')
+    }
+    // still serving
+    const again = await request(stranger.libp2p, w.exec.libp2p.peerId, keyReleaseProtocol, {
+      grantId: randomBytes(32),
+      capsuleId: randomBytes(32),
+      hpke: randomBytes(80),
+      fastPath: false,
+    })
+    expect(again.status).toBe('unknown-grant')
+    expect(decodeReleaseAck).toBeTypeOf('function')
+    await stranger.stop()
+  })
+})
