@@ -98,7 +98,13 @@ export async function send(tx: Promise<{ wait: () => Promise<unknown> }>): Promi
 }
 
 export async function setupWorld(
-  options: { fastPath?: boolean; executor?: ExecutorInit; tmpRoot?: string } = {},
+  options: {
+    fastPath?: boolean
+    executor?: ExecutorInit
+    tmpRoot?: string
+    /** The keyguard's sealer (default: a software sealer in the world's dir). */
+    sealer?: Sealer
+  } = {},
 ): Promise<World> {
   const anvil = await startAnvil()
   const [deployer, owner, executorWallet, other] = anvil.signers as Wallet[]
@@ -128,12 +134,14 @@ export async function setupWorld(
     stake: MIN_STAKE,
   })
   const dir = await mkdtemp(join(tmpdir(), 'exec-world-'))
-  const sealer = softwareSealer({
-    keyFile: join(dir, 'sealer.pem'),
-    allowInsecure: true,
-    createIfMissing: true,
-    logger: quiet,
-  })
+  const sealer =
+    options.sealer ??
+    softwareSealer({
+      keyFile: join(dir, 'sealer.pem'),
+      allowInsecure: true,
+      createIfMissing: true,
+      logger: quiet,
+    })
   const keyStore = await createKeyStore(join(dir, 'keys'))
   const journal = await createReleaseJournal(join(dir, 'journal'))
   const keyguard = createKeyguard({
