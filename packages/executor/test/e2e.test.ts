@@ -1,15 +1,23 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type DigicapError, generateX25519KeyPair } from '@digicap/capsule-core'
+import {
+  type DigicapError,
+  encodeHpkeSealed,
+  generateX25519KeyPair,
+  hpkeSeal,
+} from '@digicap/capsule-core'
 import { environment } from '@digicap/contracts'
 import { createDigicapNode, heliaCapsuleStore, privateKeyFromSeed } from '@digicap/p2p'
 import {
-  decodeReleaseAck,
+  decodeErrorReply,
+  decodeFrame,
   encodeFrame,
   encodeKeyRelease,
   keyReleaseProtocol,
   request,
+  resultAad,
+  resultProtocol,
 } from '@digicap/protocol'
 import { hexlify, randomBytes } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -216,58 +224,84 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
     await node.stop()
   })
 
-  it('the key-release handler answers unknown, malformed and oversized frames and keeps serving', async () => {
+  it('the key-release handler answers unknown, replayed, malformed and oversized frames with typed errors and keeps serving', async () => {
     const stranger = await createDigicapNode()
-    const unknown = await request(
-      stranger.libp2p,
-      w.exec.libp2p.peerId,
-      keyReleaseProtocol,
-      {
-        grantId: randomBytes(32),
-        capsuleId: randomBytes(32),
-        hpke: randomBytes(80),
-        fastPath: false,
-      },
-      { timeout: 5000 },
-    ).catch((e) => e)
-    // the stranger may not dial without addresses; give them
-    if (unknown instanceof Error) {
-      await stranger.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
-    }
-    const ack = await request(stranger.libp2p, w.exec.libp2p.peerId, keyReleaseProtocol, {
+    await stranger.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    const release = {
       grantId: randomBytes(32),
       capsuleId: randomBytes(32),
       hpke: randomBytes(80),
       fastPath: false,
-    })
-    expect(ack.status).toBe('unknown-grant')
-    const raw = async (body: Uint8Array): Promise<string> => {
+    }
+    const ask = () => request(stranger.libp2p, w.exec.libp2p.peerId, keyReleaseProtocol, release)
+    expect((await ask()).status).toBe('unknown-grant')
+    // replayed: still nothing pending for it
+    expect((await ask()).status).toBe('unknown-grant')
+    const raw = async (bytes: Uint8Array): Promise<string> => {
       const stream = await stranger.libp2p.dialProtocol(w.exec.libp2p.peerId, keyReleaseProtocol.id)
-      stream.send(encodeFrame(body))
+      stream.send(bytes)
       await stream.close()
       const chunks: Uint8Array[] = []
-      for await (const c of stream) chunks.push(c instanceof Uint8Array ? c : c.subarray())
-      return hexlify(Buffer.concat(chunks))
+      try {
+        for await (const c of stream) chunks.push(c instanceof Uint8Array ? c : c.subarray())
+      } catch (err) {
+        return (err as Error).name
+      }
+      const reply = decodeFrame(new Uint8Array(Buffer.concat(chunks)))
+      return decodeErrorReply(reply).code
     }
-    const valid = encodeKeyRelease({
-      grantId: randomBytes(32),
-      capsuleId: randomBytes(32),
-      hpke: randomBytes(80),
-      fastPath: false,
-    })
-    for (const body of [valid.slice(0, 10), randomBytes(50), new Uint8Array(0)]) {
-      const reply = await raw(body).catch((e: Error) => e.message)
-      expect(typeof reply).toBe('string')
-    }
+    const valid = encodeKeyRelease(release)
+    expect(await raw(encodeFrame(valid.slice(0, 10)))).toBe('format')
+    expect(await raw(encodeFrame(randomBytes(50)))).toBe('format')
+    // oversized: answered `too-large`, or the stream is reset once the prefix says too much
+    expect(['too-large', 'StreamResetError']).toContain(
+      await raw(encodeFrame(new Uint8Array(70_000), 100_000)),
+    )
     // still serving
-    const again = await request(stranger.libp2p, w.exec.libp2p.peerId, keyReleaseProtocol, {
-      grantId: randomBytes(32),
-      capsuleId: randomBytes(32),
-      hpke: randomBytes(80),
-      fastPath: false,
-    })
-    expect(again.status).toBe('unknown-grant')
-    expect(decodeReleaseAck).toBeTypeOf('function')
+    expect((await ask()).status).toBe('unknown-grant')
     await stranger.stop()
+  })
+
+  it('the result receiver acks open-failed for a result sealed to another key, open-failed for stored junk, and keeps serving', async () => {
+    const node = await createDigicapNode()
+    const keys = generateX25519KeyPair()
+    const receiver = createResultReceiver({ privateKey: keys.privateKey })({
+      libp2p: node.libp2p,
+      store: heliaCapsuleStore(node.helia),
+    })
+    const errors: string[] = []
+    receiver.events.addEventListener('error', (e) =>
+      errors.push((e as CustomEvent<DigicapError>).detail.code),
+    )
+    await receiver.start()
+    await w.exec.libp2p.dial(node.libp2p.getMultiaddrs()[0]!)
+    const ids = { runId: randomBytes(32), capsuleId: randomBytes(32), grantId: randomBytes(32) }
+    const other = generateX25519KeyPair()
+    const sealed = encodeHpkeSealed(
+      await hpkeSeal(other.publicKey, enc.encode('not for you'), resultAad(ids)),
+    )
+    const ack = await request(w.exec.libp2p, node.libp2p.peerId, resultProtocol, {
+      ...ids,
+      hpke: sealed,
+    })
+    expect(ack.status).toBe('open-failed')
+    const junkCid = await w.execStore.put(randomBytes(200))
+    const bad = await request(w.exec.libp2p, node.libp2p.peerId, resultProtocol, {
+      ...ids,
+      resultCid: junkCid,
+    })
+    expect(bad.status).toBe('open-failed')
+    expect(errors).toEqual(['RESULT_INVALID', 'RESULT_INVALID'])
+    const mine = encodeHpkeSealed(
+      await hpkeSeal(keys.publicKey, enc.encode('yours'), resultAad(ids)),
+    )
+    const ok = await request(w.exec.libp2p, node.libp2p.peerId, resultProtocol, {
+      ...ids,
+      hpke: mine,
+    })
+    expect(ok.status).toBe('ok')
+    expect(dec.decode((await receiver.next(1000)).output)).toBe('yours')
+    await receiver.stop()
+    await node.stop()
   })
 })
