@@ -37,7 +37,13 @@ import {
   softwareSealer,
   wrapDataKey,
 } from '@digicap/keyguard'
-import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import {
+  announceCapsule,
+  createDigicapNode,
+  type DigicapNode,
+  heliaCapsuleStore,
+} from '@digicap/p2p'
+import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defaultSandboxes } from '../src/executor-node.ts'
@@ -145,6 +151,14 @@ afterAll(async () => {
 })
 
 async function makeCapsule(text: string, p: string, receivers: Receiver[] = []): Promise<string> {
+  return (await makeCapsuleFull(text, p, receivers)).cid
+}
+
+async function makeCapsuleFull(
+  text: string,
+  p: string,
+  receivers: Receiver[] = [],
+): Promise<{ cid: string; capsuleId: string }> {
   const plaintext = new TextEncoder().encode(text)
   const dataKey = generateDataKey()
   const sk = await sealer.publicKey()
@@ -187,7 +201,7 @@ async function makeCapsule(text: string, p: string, receivers: Receiver[] = []):
       `0x${sk.keyId}`,
     )
   ).wait()
-  return cid
+  return { cid, capsuleId }
 }
 
 async function initNode(
@@ -334,5 +348,64 @@ describe('executor-node CLI', () => {
     expect(result.event).toBe('result')
     expect(JSON.parse(result.result).bytes).toBe(16)
     expect(executorPeerId).toBeTypeOf('string')
+  })
+
+  it('serve --auto-run runs an announced capsule and stops on SIGTERM', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--disable-warning=ExperimentalWarning',
+        CLI,
+        'serve',
+        '--auto-run',
+        '--fast',
+        '--json',
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--data-dir',
+        execDir,
+      ],
+      { env: process.env },
+    )
+    let stdout = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    const lines = () =>
+      stdout
+        .split('\n')
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    const waitFor = async (event: string) => {
+      const deadline = Date.now() + 30_000
+      for (;;) {
+        const hit = lines().find((l) => l.event === event)
+        if (hit) return hit
+        if (Date.now() > deadline) throw new Error(`no ${event} event: ${stdout}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    const started = await waitFor('started')
+    await kg.libp2p.dial(multiaddr((started.addresses as string[])[0] as string))
+    const { cid, capsuleId } = await makeCapsuleFull('announced', policy)
+    await announceCapsule(
+      kg,
+      {
+        capsuleId,
+        cid,
+        owner: owner.address,
+        registry: addresses.capsuleRegistry,
+        chainId: Number(addresses.chainId),
+        keyguardPeer: kg.peerId,
+      },
+      { timeoutMs: 15_000 },
+    )
+    const ran = await waitFor('ran')
+    expect(ran.cid).toBe(cid)
+    expect(ran.path).toBe('fast')
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect(lines().at(-1)?.event).toBe('stopped')
   })
 })
