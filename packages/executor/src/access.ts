@@ -45,6 +45,7 @@ interface Pending {
   readonly capsuleId: string
   readonly privateKey: Uint8Array
   readonly resolve: (r: { grantId: Uint8Array; dataKey: Uint8Array }) => void
+  readonly fail: (err: Error) => void
 }
 
 /** What the inbox saw; for the node's logs and tests. */
@@ -105,6 +106,12 @@ export async function createReleaseInbox(
     expect(capsuleId, keys, options) {
       return new Promise((resolve, reject) => {
         let timer: NodeJS.Timeout | undefined
+        const fail = (err: Error): void => {
+          clearTimeout(timer)
+          pending.delete(entry)
+          options.signal?.removeEventListener('abort', onAbort)
+          reject(err)
+        }
         const entry: Pending = {
           capsuleId: hexlify(capsuleId),
           privateKey: keys.privateKey,
@@ -113,12 +120,7 @@ export async function createReleaseInbox(
             options.signal?.removeEventListener('abort', onAbort)
             resolve(r)
           },
-        }
-        const fail = (err: Error): void => {
-          clearTimeout(timer)
-          pending.delete(entry)
-          options.signal?.removeEventListener('abort', onAbort)
-          reject(err)
+          fail,
         }
         const onAbort = (): void =>
           fail(new KeyReleaseTimeoutError('Stopped waiting for the key release (aborted)'))
@@ -138,6 +140,9 @@ export async function createReleaseInbox(
     },
     async stop() {
       await unhandle()
+      for (const p of [...pending]) {
+        p.fail(new KeyReleaseTimeoutError('Stopped waiting for the key release (executor stopped)'))
+      }
       pending.clear()
     },
   }
