@@ -304,4 +304,42 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
     await receiver.stop()
     await node.stop()
   })
+
+  it('refuses content that is not a capsule, a truncated capsule, and a runtime this host lacks — before any access request', async () => {
+    const before = await w.anvil.provider.getBlockNumber()
+    const junk = await failure(w.executor.runCapsule(await w.kgStore.put(randomBytes(5000))))
+    expect(junk.code).toBe('CAPSULE_FETCH')
+    const truncated = await makeCapsule(w, {
+      plaintext: enc.encode('z'.repeat(3000)),
+      runtime: { kind: 'data' },
+      tamper: (b) => b.slice(0, b.length - 100),
+    })
+    const t = await failure(w.executor.runCapsule(truncated.cid, { fast: true }))
+    expect(t.code).toBe('CAPSULE_FETCH')
+    expect(t.shortMessage).toContain('shorter')
+    const headerOnly = await makeCapsule(w, {
+      plaintext: enc.encode('z'),
+      runtime: { kind: 'data' },
+      tamper: (b) => b.slice(0, 40),
+    })
+    expect((await failure(w.executor.runCapsule(headerOnly.cid))).code).toBe('CAPSULE_FETCH')
+    const wasi = await makeCapsule(w, {
+      plaintext: enc.encode('w'),
+      runtime: { kind: 'wasi', entry: 'main.wasm' },
+    })
+    expect((await failure(w.executor.runCapsule(wasi.cid, { fast: true }))).code).toBe(
+      'SANDBOX_RUNTIME_UNSUPPORTED',
+    )
+    const greedy = await makeCapsule(w, {
+      plaintext: enc.encode('g'),
+      runtime: { kind: 'data', memoryLimit: 8 * 1024 * 1024 * 1024 },
+    })
+    expect((await failure(w.executor.runCapsule(greedy.cid))).code).toBe(
+      'SANDBOX_RUNTIME_UNSUPPORTED',
+    )
+    // only the capsule registrations were mined: no access request was made
+    const after = await w.anvil.provider.getBlockNumber()
+    expect(after - before).toBe(4)
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
 })
