@@ -264,6 +264,10 @@ describe('executor-node CLI', () => {
     const reg = await run(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
     expect(reg.code).toBe(0)
     expect(JSON.parse(reg.stdout).peerId).toBe(id.peerId)
+    const twice = await run(['register', '--stake', '0.01', '--data-dir', execDir])
+    expect(twice.code).toBe(1)
+    expect(twice.stderr).toContain('error[CONTRACT_REVERT]')
+    expect(twice.stderr).toContain('AlreadyRegistered')
 
     const cid = await makeCapsule('hello from the cli', policy)
     const r = await run(['run', cid, '--json', '--data-dir', execDir])

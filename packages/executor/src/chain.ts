@@ -54,7 +54,10 @@ export interface ExecutorChain {
    * @throws {AccessUnavailableError} for any other revert or RPC failure.
    */
   requestAccess(request: ChainAccessRequest): Promise<ChainGrant>
-  /** NodeRegistry `register(peerId, attestationKeyHash, roles)` with `stake` wei; returns the tx hash. */
+  /**
+   * NodeRegistry `register(peerId, attestationKeyHash, roles)` with `stake` wei; returns the tx hash.
+   * @throws {ContractRevertError} (from `@digicap/contracts`) naming the revert, e.g. `AlreadyRegistered`.
+   */
   registerNode(p: {
     peerId: Uint8Array
     attestationKeyHash: Uint8Array
@@ -147,11 +150,17 @@ export function ethersExecutorChain(init: EthersExecutorChainInit): ExecutorChai
       }
     },
     async registerNode(p) {
-      const tx = await c.nodeRegistry.register(p.peerId, hexlify(p.attestationKeyHash), p.roles, {
-        value: p.stake,
-      })
-      await tx.wait()
-      return tx.hash
+      try {
+        const tx = await c.nodeRegistry.register(p.peerId, hexlify(p.attestationKeyHash), p.roles, {
+          value: p.stake,
+        })
+        await tx.wait()
+        return tx.hash
+      } catch (err) {
+        const e = decodeRevert(err)
+        if (e instanceof ContractRevertError) throw e
+        throw new AccessUnavailableError('NodeRegistry register failed', { cause: err })
+      }
     },
     async isRegistered(address) {
       try {
