@@ -191,16 +191,27 @@ async function makeCapsuleFull(
     }),
   })
   const c = connectDigicap(addresses, owner)
-  await (
-    await c.capsuleRegistry.register(
-      capsuleId,
-      p,
-      cid,
-      hexlify(header.payload.plaintextCommitment),
-      kg.libp2p.peerId.toMultihash().bytes,
-      `0x${sk.keyId}`,
-    )
-  ).wait()
+  // The keyguard's fast-path audit transactions use the owner's account too: retry a nonce race.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await (
+        await c.capsuleRegistry.register(
+          capsuleId,
+          p,
+          cid,
+          hexlify(header.payload.plaintextCommitment),
+          kg.libp2p.peerId.toMultihash().bytes,
+          `0x${sk.keyId}`,
+        )
+      ).wait()
+      break
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if ((code !== 'NONCE_EXPIRED' && code !== 'REPLACEMENT_UNDERPRICED') || attempt >= 8)
+        throw err
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
   return { cid, capsuleId }
 }
 

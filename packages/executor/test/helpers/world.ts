@@ -97,6 +97,23 @@ export async function send(tx: Promise<{ wait: () => Promise<unknown> }>): Promi
   await (await tx).wait()
 }
 
+/**
+ * The keyguard signs its fast-path audit transactions with the owner's account, as the tests
+ * do theirs: two wallets on one account can race for a nonce. Retry those (only those).
+ */
+export async function ownerTx<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn()
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      const nonceRace = code === 'NONCE_EXPIRED' || code === 'REPLACEMENT_UNDERPRICED'
+      if (!nonceRace || attempt >= 8) throw err
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+}
+
 export async function setupWorld(
   options: {
     fastPath?: boolean
@@ -268,17 +285,19 @@ export async function makeCapsule(w: World, o: MakeCapsuleOptions): Promise<Made
   })
   await w.keyStore.put({ capsuleId, wrappedKeys })
   if (o.register !== false) {
-    await send(
-      w.c.capsuleRegistry
-        .connect(w.owner)
-        .register(
-          capsuleId,
-          policy,
-          o.registerCid ?? cid,
-          hexlify(header.payload.plaintextCommitment),
-          w.kg.libp2p.peerId.toMultihash().bytes,
-          `0x${sealerKey.keyId}`,
-        ),
+    await ownerTx(() =>
+      send(
+        w.c.capsuleRegistry
+          .connect(w.owner)
+          .register(
+            capsuleId,
+            policy,
+            o.registerCid ?? cid,
+            hexlify(header.payload.plaintextCommitment),
+            w.kg.libp2p.peerId.toMultihash().bytes,
+            `0x${sealerKey.keyId}`,
+          ),
+      ),
     )
   }
   return { cid, capsuleId, header, bytes, dataKey }
@@ -295,7 +314,9 @@ export function jsBundle(source: string, data: Uint8Array | string): Uint8Array 
 }
 
 export async function deployPolicyFor(w: World, expr: PolicyExpression): Promise<string> {
-  const p = await deployPolicy(w.owner, expr, { nodeRegistry: w.addresses.nodeRegistry })
+  const p = await ownerTx(() =>
+    deployPolicy(w.owner, expr, { nodeRegistry: w.addresses.nodeRegistry }),
+  )
   return p.address
 }
 
