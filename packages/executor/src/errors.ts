@@ -13,6 +13,18 @@ export type ExecutorErrorCode =
   | 'SANDBOX_ABORTED'
   | 'SANDBOX_LIFECYCLE'
   | 'BUNDLE_FORMAT'
+  | 'CAPSULE_FETCH'
+  | 'CAPSULE_UNVERIFIED'
+  | 'REGISTRY_MISMATCH'
+  | 'ACCESS_DENIED'
+  | 'ACCESS_REFUSED'
+  | 'ACCESS_UNAVAILABLE'
+  | 'KEY_RELEASE_TIMEOUT'
+  | 'KEY_RELEASE_INVALID'
+  | 'PAYLOAD_INTEGRITY'
+  | 'RESULT_DELIVERY'
+  | 'RESULT_INVALID'
+  | 'EXECUTOR_STATE'
 
 /** The program ran past its time limit and was stopped (by the VM's interrupt or by the host). */
 export class SandboxTimeoutError extends DigicapError {
@@ -97,4 +109,121 @@ const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066
 export function sanitizeProgramText(text: string, max = MAX_PROGRAM_MESSAGE): string {
   const clean = text.replace(UNSAFE_CHARS, ' ')
   return clean.length > max ? `${clean.slice(0, max)}…` : clean
+}
+
+/** The capsule could not be fetched (bad CID, not found, aborted) or is not a capsule at all. */
+export class CapsuleFetchError extends DigicapError {
+  override name = 'CapsuleFetchError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('CAPSULE_FETCH', shortMessage, options)
+  }
+}
+
+/** The header's EIP-712 signature is malformed or not the owner's: refused before any access request. */
+export class CapsuleUnverifiedError extends DigicapError {
+  override name = 'CapsuleUnverifiedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('CAPSULE_UNVERIFIED', shortMessage, options)
+  }
+}
+
+/**
+ * The chain does not list this capsule with this CID, owner, policy and commitment (or it is
+ * revoked, or the header names another chain or registry). `details.field` says which.
+ */
+export class RegistryMismatchError extends DigicapError {
+  override name = 'RegistryMismatchError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('REGISTRY_MISMATCH', shortMessage, options)
+  }
+}
+
+/**
+ * The policy said no — on chain (`AccessDenied` revert) or at the keyguard's fast path
+ * (`policy-denied`). `reason` is the contract's reason name, e.g. `MAX_RUNS_REACHED`.
+ */
+export class AccessDeniedError extends DigicapError {
+  override name = 'AccessDeniedError'
+  readonly reason: string
+  readonly path: 'fast' | 'chain'
+  constructor(reason: string, path: 'fast' | 'chain', options: DigicapErrorOptions = {}) {
+    super('ACCESS_DENIED', `Access denied by the capsule's policy: ${reason}`, {
+      ...options,
+      details: { reason, path, ...(options.details ?? {}) },
+    })
+    this.reason = reason
+    this.path = path
+  }
+}
+
+/**
+ * The keyguard refused a fast-path request for a reason other than the policy
+ * (`replayed`, `expired`, `bad-signature`, `rate-limited`, `busy`, `unknown-capsule`).
+ */
+export class AccessRefusedError extends DigicapError {
+  override name = 'AccessRefusedError'
+  readonly reasonCode: string
+  constructor(reasonCode: string, options: DigicapErrorOptions = {}) {
+    super('ACCESS_REFUSED', `The keyguard refused the request: ${reasonCode}`, {
+      ...options,
+      details: { reasonCode, ...(options.details ?? {}) },
+    })
+    this.reasonCode = reasonCode
+  }
+}
+
+/** The keyguard could not be reached (and no fallback was allowed or it failed too). */
+export class AccessUnavailableError extends DigicapError {
+  override name = 'AccessUnavailableError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('ACCESS_UNAVAILABLE', shortMessage, options)
+  }
+}
+
+/** A grant was made but no key release arrived before the grant expired. */
+export class KeyReleaseTimeoutError extends DigicapError {
+  override name = 'KeyReleaseTimeoutError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('KEY_RELEASE_TIMEOUT', shortMessage, options)
+  }
+}
+
+/** A key release could not be opened, or its key is not this capsule's key (key commitment). */
+export class KeyReleaseInvalidError extends DigicapError {
+  override name = 'KeyReleaseInvalidError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('KEY_RELEASE_INVALID', shortMessage, options)
+  }
+}
+
+/** The payload failed authentication or its plaintext commitment after decryption. */
+export class PayloadIntegrityError extends DigicapError {
+  override name = 'PayloadIntegrityError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('PAYLOAD_INTEGRITY', shortMessage, options)
+  }
+}
+
+/** A result could not be delivered at all (neither directly nor stored for later). */
+export class ResultDeliveryError extends DigicapError {
+  override name = 'ResultDeliveryError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RESULT_DELIVERY', shortMessage, options)
+  }
+}
+
+/** A received result could not be opened or fetched (receiver side). */
+export class ResultInvalidError extends DigicapError {
+  override name = 'ResultInvalidError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RESULT_INVALID', shortMessage, options)
+  }
+}
+
+/** `runCapsule` before `start()` or after `stop()`. */
+export class ExecutorStateError extends DigicapError {
+  override name = 'ExecutorStateError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('EXECUTOR_STATE', shortMessage, options)
+  }
 }

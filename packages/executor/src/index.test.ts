@@ -5,12 +5,24 @@ import * as api from './index.ts'
 it('public surface is deliberate', () => {
   expect(Object.keys(api).sort()).toMatchInlineSnapshot(`
     [
+      "AccessDeniedError",
+      "AccessRefusedError",
+      "AccessUnavailableError",
       "BUNDLE_VERSION",
       "BundleFormatError",
+      "CapsuleFetchError",
+      "CapsuleUnverifiedError",
       "DATA_RUNTIME_ID",
       "DEFAULT_MAX_BUNDLE_BYTES",
       "DEFAULT_RUNTIME_POLICY",
+      "ExecutorStateError",
+      "KeyReleaseInvalidError",
+      "KeyReleaseTimeoutError",
+      "PayloadIntegrityError",
       "QUICKJS_RUNTIME_ID",
+      "RegistryMismatchError",
+      "ResultDeliveryError",
+      "ResultInvalidError",
       "SandboxAbortedError",
       "SandboxCrashError",
       "SandboxLifecycleError",
@@ -19,17 +31,26 @@ it('public surface is deliberate', () => {
       "SandboxRuntimeUnsupportedError",
       "SandboxTimeoutError",
       "WASI_RUNTIME_ID",
+      "acquireKey",
+      "createExecutor",
+      "createReleaseInbox",
+      "createResultDeliverer",
+      "createResultReceiver",
       "createRunWorkspace",
       "dataSandbox",
       "decodeBundle",
       "encodeBundle",
+      "environmentMeasurement",
+      "ethersExecutorChain",
       "jobFromBundle",
+      "loadCapsule",
       "quickjsSandbox",
       "resolveRuntime",
       "runInSandbox",
       "runLifecycle",
       "runtimeMeasurement",
       "sandboxFor",
+      "verifyCapsule",
       "wasiSandbox",
     ]
   `)
@@ -54,4 +75,35 @@ it.each([
   expect(e.code).toBe(code)
   expect(e.name).toBe(name)
   expect(e.shortMessage).toBe('msg')
+})
+
+it.each([
+  [api.CapsuleFetchError, 'CapsuleFetchError', 'CAPSULE_FETCH'],
+  [api.CapsuleUnverifiedError, 'CapsuleUnverifiedError', 'CAPSULE_UNVERIFIED'],
+  [api.RegistryMismatchError, 'RegistryMismatchError', 'REGISTRY_MISMATCH'],
+  [api.AccessUnavailableError, 'AccessUnavailableError', 'ACCESS_UNAVAILABLE'],
+  [api.KeyReleaseTimeoutError, 'KeyReleaseTimeoutError', 'KEY_RELEASE_TIMEOUT'],
+  [api.KeyReleaseInvalidError, 'KeyReleaseInvalidError', 'KEY_RELEASE_INVALID'],
+  [api.PayloadIntegrityError, 'PayloadIntegrityError', 'PAYLOAD_INTEGRITY'],
+  [api.ResultDeliveryError, 'ResultDeliveryError', 'RESULT_DELIVERY'],
+  [api.ResultInvalidError, 'ResultInvalidError', 'RESULT_INVALID'],
+  [api.ExecutorStateError, 'ExecutorStateError', 'EXECUTOR_STATE'],
+] as const)('%o has its name and code', (E, name, code) => {
+  const e = new E('msg', { details: { a: 1 } })
+  expect(e).toBeInstanceOf(DigicapError)
+  expect(e.code).toBe(code)
+  expect(e.name).toBe(name)
+  expect(e.shortMessage).toBe('msg')
+})
+
+it('AccessDeniedError and AccessRefusedError carry the reason', () => {
+  const d = new api.AccessDeniedError('MAX_RUNS_REACHED', 'fast')
+  expect(d.code).toBe('ACCESS_DENIED')
+  expect(d.reason).toBe('MAX_RUNS_REACHED')
+  expect(d.details).toEqual({ reason: 'MAX_RUNS_REACHED', path: 'fast' })
+  expect(d.shortMessage).toContain('MAX_RUNS_REACHED')
+  const r = new api.AccessRefusedError('rate-limited', { details: { retryAfterMs: 5 } })
+  expect(r.code).toBe('ACCESS_REFUSED')
+  expect(r.reasonCode).toBe('rate-limited')
+  expect(r.details).toEqual({ reasonCode: 'rate-limited', retryAfterMs: 5 })
 })

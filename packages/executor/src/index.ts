@@ -39,6 +39,13 @@
  * ```
  */
 
+export type {
+  AccessParameters,
+  ReleasedKey,
+  ReleaseInbox,
+  ReleaseInboxEvent,
+} from './access.ts'
+export { acquireKey, createReleaseInbox } from './access.ts'
 export type { Bundle, DecodeBundleOptions } from './bundle.ts'
 export {
   BUNDLE_VERSION,
@@ -47,11 +54,31 @@ export {
   encodeBundle,
   jobFromBundle,
 } from './bundle.ts'
+export type {
+  ChainAccessRequest,
+  ChainGrant,
+  EthersExecutorChainInit,
+  ExecutorChain,
+  RegisteredCapsule,
+} from './chain.ts'
+export { ethersExecutorChain } from './chain.ts'
 export type { DataHandler, DataHandlerContext } from './data.ts'
 export { DATA_RUNTIME_ID, dataSandbox } from './data.ts'
 export type { ExecutorErrorCode } from './errors.ts'
 export {
+  AccessDeniedError,
+  AccessRefusedError,
+  AccessUnavailableError,
   BundleFormatError,
+  CapsuleFetchError,
+  CapsuleUnverifiedError,
+  ExecutorStateError,
+  KeyReleaseInvalidError,
+  KeyReleaseTimeoutError,
+  PayloadIntegrityError,
+  RegistryMismatchError,
+  ResultDeliveryError,
+  ResultInvalidError,
   SandboxAbortedError,
   SandboxCrashError,
   SandboxLifecycleError,
@@ -61,16 +88,38 @@ export {
   SandboxTimeoutError,
 } from './errors.ts'
 export type {
+  Executor,
+  ExecutorComponents,
+  ExecutorInit,
+  RunCapsuleOptions,
+  RunCapsuleResult,
+  RunStage,
+  RunTimings,
+  StageEvent,
+} from './executor.ts'
+export { createExecutor, environmentMeasurement } from './executor.ts'
+export type {
   RunLifecycle,
   RunLifecycleEvent,
   RunLifecycleEvents,
   RunLifecycleListener,
 } from './lifecycle.ts'
 export { runLifecycle } from './lifecycle.ts'
+export type { LoadCapsuleParameters, LoadedCapsule } from './loader.ts'
+export { loadCapsule, verifyCapsule } from './loader.ts'
 export type { RunMeasurements, RuntimeMeasurementParameters } from './measurement.ts'
 export { runtimeMeasurement } from './measurement.ts'
 export type { QuickJsSandboxInit } from './quickjs.ts'
 export { QUICKJS_RUNTIME_ID, quickjsSandbox } from './quickjs.ts'
+export type {
+  Delivery,
+  ReceivedResult,
+  ResultDeliverer,
+  ResultDelivererInit,
+  ResultIds,
+  ResultReceiver,
+} from './results.ts'
+export { createResultDeliverer, createResultReceiver } from './results.ts'
 export type { RunInSandboxParameters, RunInSandboxReturnType } from './run.ts'
 export { runInSandbox } from './run.ts'
 export type { RuntimePolicy, RuntimeRequirementsLike } from './runtime.ts'

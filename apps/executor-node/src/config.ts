@@ -1,0 +1,142 @@
+/**
+ * The executor-node config: `<dataDir>/config.json` (JSON, mode 0600, written atomically),
+ * plus environment overrides. Secrets live apart: `identity.json` (the BIP-39 mnemonic the
+ * Ethereum account and libp2p identity derive from) and `receiver.key` (X25519), both 0600.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, readFile, rename } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { ConfigError, NotInitialisedError } from './errors.ts'
+
+export interface ExecutorNodeConfig {
+  version: 1
+  /** Absolute path of the data folder. */
+  dataDir: string
+  rpcUrl: string
+  chainId: number
+  contracts: { capsuleRegistry: string; nodeRegistry: string; accessController: string }
+  /** libp2p listen addresses. */
+  listen: string[]
+  /** Peers to dial at start. */
+  bootstrap: string[]
+  /** Keyguard multiaddrs dialled before each run. */
+  keyguardAddrs: string[]
+  /** Try the fast path first by default. */
+  fast: boolean
+}
+
+export function executorNodePaths(dataDir: string) {
+  return {
+    config: join(dataDir, 'config.json'),
+    identity: join(dataDir, 'identity.json'),
+    receiverKey: join(dataDir, 'receiver.key'),
+    ipfs: join(dataDir, 'ipfs'),
+    runs: join(dataDir, 'runs'),
+  }
+}
+
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4011']
+
+/** The data folder: flag, then `DIGICAP_DATA_DIR`, then `~/.digicap/executor-node`. */
+export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'executor-node'))
+}
+
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/
+
+function bad(field: string, file: string): never {
+  throw new ConfigError(`Config field ${field} is missing or malformed`, {
+    details: { field, file },
+    hint: 'Fix the file by hand or run `executor-node init --force`.',
+  })
+}
+
+/** Validates a parsed config object. */
+export function checkConfig(raw: unknown, file: string): ExecutorNodeConfig {
+  const c = raw as Record<string, unknown>
+  if (typeof c !== 'object' || c === null || c.version !== 1) bad('version', file)
+  if (typeof c.dataDir !== 'string') bad('dataDir', file)
+  if (typeof c.rpcUrl !== 'string' || !/^(https?|wss?):\/\//.test(c.rpcUrl)) bad('rpcUrl', file)
+  if (typeof c.chainId !== 'number' || !Number.isSafeInteger(c.chainId) || c.chainId <= 0)
+    bad('chainId', file)
+  const k = c.contracts as Record<string, unknown> | undefined
+  for (const name of ['capsuleRegistry', 'nodeRegistry', 'accessController']) {
+    if (typeof k?.[name] !== 'string' || !ADDRESS.test(k[name] as string))
+      bad(`contracts.${name}`, file)
+  }
+  for (const list of ['listen', 'bootstrap', 'keyguardAddrs']) {
+    const v = c[list]
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) bad(list, file)
+  }
+  if (typeof c.fast !== 'boolean') bad('fast', file)
+  return c as unknown as ExecutorNodeConfig
+}
+
+const list = (v: string | undefined): string[] | undefined =>
+  v === undefined
+    ? undefined
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0)
+
+/**
+ * Environment overrides: `DIGICAP_RPC_URL`, `DIGICAP_LISTEN`, `DIGICAP_BOOTSTRAP`,
+ * `DIGICAP_KEYGUARD_ADDRS` (comma lists), `DIGICAP_FAST=1|0`.
+ */
+export function applyEnv(c: ExecutorNodeConfig, env: NodeJS.ProcessEnv): ExecutorNodeConfig {
+  const out = { ...c }
+  if (env.DIGICAP_RPC_URL) out.rpcUrl = env.DIGICAP_RPC_URL
+  out.listen = list(env.DIGICAP_LISTEN) ?? out.listen
+  out.bootstrap = list(env.DIGICAP_BOOTSTRAP) ?? out.bootstrap
+  out.keyguardAddrs = list(env.DIGICAP_KEYGUARD_ADDRS) ?? out.keyguardAddrs
+  if (env.DIGICAP_FAST === '1') out.fast = true
+  if (env.DIGICAP_FAST === '0') out.fast = false
+  return out
+}
+
+/**
+ * Reads `<dataDir>/config.json` and applies the environment.
+ * @throws {NotInitialisedError} if there is no config file.
+ * @throws {ConfigError} if it is malformed.
+ */
+export async function loadConfig(
+  dataDir: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ExecutorNodeConfig> {
+  const file = executorNodePaths(dataDir).config
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new NotInitialisedError('No executor-node in this data folder', {
+        details: { dataDir },
+        hint: 'Run `executor-node init` first, or pass --data-dir / DIGICAP_DATA_DIR.',
+      })
+    }
+    throw new ConfigError('Cannot read the config file', { cause, details: { file } })
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (cause) {
+    throw new ConfigError('The config file is not JSON', { cause, details: { file } })
+  }
+  return applyEnv({ ...checkConfig(raw, file), dataDir }, env)
+}
+
+/** Writes `value` as JSON to `path` atomically with mode 0600. */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await mkdir(resolve(path, '..'), { recursive: true, mode: 0o700 })
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  const fh = await open(tmp, 'wx', 0o600)
+  try {
+    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, path)
+}

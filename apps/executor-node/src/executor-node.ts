@@ -1,0 +1,306 @@
+/** The composition root: identity + config → libp2p/helia node, chain, executor, receiver. */
+import { existsSync } from 'node:fs'
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import { generateX25519KeyPair, x25519PublicKey } from '@digicap/capsule-core'
+import { createProvider } from '@digicap/contracts'
+import {
+  createExecutor,
+  createResultReceiver,
+  dataSandbox,
+  type Executor,
+  type ExecutorChain,
+  ethersExecutorChain,
+  quickjsSandbox,
+  type ResultReceiver,
+  type SandboxSet,
+  wasiSandbox,
+} from '@digicap/executor'
+import { deriveOwnerIdentity, generateMnemonic, normalizeMnemonic } from '@digicap/keyguard'
+import {
+  type CapsuleStore,
+  createDigicapNode,
+  type DigicapNode,
+  heliaCapsuleStore,
+  privateKeyFromSeed,
+} from '@digicap/p2p'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { getBytes, hexlify, parseEther, Wallet } from 'ethers'
+import {
+  DEFAULT_LISTEN,
+  type ExecutorNodeConfig,
+  executorNodePaths,
+  loadConfig,
+  writeJsonAtomic,
+} from './config.ts'
+import {
+  AlreadyInitialisedError,
+  ChainUnreachableError,
+  ConfigError,
+  UsageError,
+} from './errors.ts'
+
+export interface ExecutorIdentity {
+  address: string
+  /** secp256k1 key, 32 bytes. Secret. */
+  ethereumPrivateKey: Uint8Array
+  /** Ed25519 seed of the libp2p identity. Secret. */
+  libp2pSeed: Uint8Array
+}
+
+/** Reads `identity.json` (the mnemonic) and derives the keys. */
+export async function readIdentity(dataDir: string): Promise<ExecutorIdentity> {
+  const file = executorNodePaths(dataDir).identity
+  let raw: { mnemonic?: unknown }
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'))
+  } catch (cause) {
+    throw new ConfigError('Cannot read the identity file', { cause, details: { file } })
+  }
+  if (typeof raw.mnemonic !== 'string') {
+    throw new ConfigError('The identity file has no mnemonic', { details: { file } })
+  }
+  const id = await deriveOwnerIdentity(raw.mnemonic)
+  id.recoveryKeyPair.privateKey.fill(0)
+  return {
+    address: id.address,
+    ethereumPrivateKey: id.ethereumPrivateKey,
+    libp2pSeed: id.libp2pSeed,
+  }
+}
+
+/** Reads a receiver key file (64 hex characters, the X25519 private key). */
+export async function readReceiverKey(path: string): Promise<Uint8Array> {
+  let text: string
+  try {
+    text = (await readFile(path, 'utf8')).trim()
+  } catch (cause) {
+    throw new ConfigError('Cannot read the receiver key file', { cause, details: { path } })
+  }
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) {
+    throw new ConfigError('The receiver key file is not 32 bytes of hex', { details: { path } })
+  }
+  return getBytes(text.startsWith('0x') ? text : `0x${text}`)
+}
+
+export interface InitExecutorNodeOptions {
+  dataDir: string
+  rpcUrl: string
+  chainId?: number | undefined
+  contracts: ExecutorNodeConfig['contracts']
+  listen?: string[] | undefined
+  bootstrap?: string[] | undefined
+  keyguardAddrs?: string[] | undefined
+  fast?: boolean | undefined
+  /** Import these words instead of generating new ones. */
+  mnemonic?: string | undefined
+  force?: boolean | undefined
+}
+
+export interface InitResult {
+  config: ExecutorNodeConfig
+  address: string
+  peerId: string
+  receiverPublicKey: string
+  /** True when the words were generated here (show them once). */
+  generated: boolean
+  mnemonic: string
+}
+
+/** Creates identity.json, receiver.key and config.json. */
+export async function initExecutorNode(o: InitExecutorNodeOptions): Promise<InitResult> {
+  const paths = executorNodePaths(o.dataDir)
+  if (existsSync(paths.config) || existsSync(paths.identity)) {
+    if (!o.force) {
+      throw new AlreadyInitialisedError('This data folder already holds an executor-node', {
+        details: { dataDir: o.dataDir },
+        hint: 'Use another --data-dir, or --force to move the old files aside.',
+      })
+    }
+    const stamp = Date.now()
+    for (const p of [paths.config, paths.identity, paths.receiverKey]) {
+      if (existsSync(p)) await rename(p, `${p}.${stamp}.old`)
+    }
+  }
+  let chainId: number
+  try {
+    chainId = await rpcChainId(o.rpcUrl)
+  } catch (cause) {
+    throw new ChainUnreachableError('The chain RPC does not answer', {
+      cause,
+      details: { rpcUrl: o.rpcUrl },
+    })
+  }
+  if (o.chainId !== undefined && o.chainId !== chainId) {
+    throw new ChainUnreachableError('The RPC serves another chain', {
+      details: { expected: o.chainId, got: chainId },
+    })
+  }
+  const generated = o.mnemonic === undefined
+  const mnemonic = generated ? generateMnemonic() : normalizeMnemonic(o.mnemonic as string)
+  const id = await deriveOwnerIdentity(mnemonic)
+  const peerId = peerIdFromPrivateKey(await privateKeyFromSeed(id.libp2pSeed)).toString()
+  const receiver = generateX25519KeyPair()
+  await writeJsonAtomic(paths.identity, { version: 1, mnemonic })
+  await writeFile(paths.receiverKey, `${hexlify(receiver.privateKey).slice(2)}\n`, {
+    mode: 0o600,
+    flag: 'wx',
+  })
+  const config: ExecutorNodeConfig = {
+    version: 1,
+    dataDir: o.dataDir,
+    rpcUrl: o.rpcUrl,
+    chainId,
+    contracts: o.contracts,
+    listen: o.listen ?? DEFAULT_LISTEN,
+    bootstrap: o.bootstrap ?? [],
+    keyguardAddrs: o.keyguardAddrs ?? [],
+    fast: o.fast ?? false,
+  }
+  await writeJsonAtomic(paths.config, config)
+  const result: InitResult = {
+    config,
+    address: id.address,
+    peerId,
+    receiverPublicKey: hexlify(x25519PublicKey(receiver.privateKey)),
+    generated,
+    mnemonic,
+  }
+  id.ethereumPrivateKey.fill(0)
+  id.libp2pSeed.fill(0)
+  id.recoveryKeyPair.privateKey.fill(0)
+  receiver.privateKey.fill(0)
+  return result
+}
+
+async function rpcChainId(rpcUrl: string): Promise<number> {
+  const res = await fetch(rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+    signal: AbortSignal.timeout(5000),
+  })
+  const body = (await res.json()) as { result?: string }
+  if (typeof body.result !== 'string') throw new Error('no chain id')
+  return Number(BigInt(body.result))
+}
+
+export interface ExecutorNode {
+  readonly config: ExecutorNodeConfig
+  readonly node: DigicapNode
+  readonly store: CapsuleStore
+  readonly chain: ExecutorChain
+  readonly wallet: Wallet
+  readonly executor: Executor
+  readonly peerId: string
+  /** A receiver on this node's libp2p for `key` (the `receive` command). */
+  receiver(privateKey: Uint8Array): ResultReceiver
+  stop(): Promise<void>
+}
+
+export interface CreateExecutorNodeOptions {
+  /** Override the listen addresses (tests: loopback port 0). */
+  listen?: string[] | undefined
+  /** Start the executor (key-release handler). Default true. */
+  executor?: boolean | undefined
+  sandboxes?: SandboxSet | undefined
+}
+
+/** The default sandboxes: QuickJS, WASI, and `data` capsules summarised (size + SHA-256). */
+export function defaultSandboxes(): SandboxSet {
+  return {
+    quickjs: quickjsSandbox(),
+    wasi: wasiSandbox(),
+    data: dataSandbox(async (bytes) => {
+      const { createHash } = await import('node:crypto')
+      return JSON.stringify({
+        bytes: bytes.byteLength,
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+      })
+    }),
+  }
+}
+
+/**
+ * Loads the config and identity from `dataDir` and starts the node.
+ * @example
+ * ```ts
+ * const en = await createExecutorNode(dataDir, process.env)
+ * const run = await en.executor.runCapsule(cid)
+ * await en.stop()
+ * ```
+ */
+export async function createExecutorNode(
+  dataDir: string,
+  env: NodeJS.ProcessEnv = {},
+  options: CreateExecutorNodeOptions = {},
+): Promise<ExecutorNode> {
+  const config = await loadConfig(dataDir, env)
+  const id = await readIdentity(dataDir)
+  const provider = createProvider(config.rpcUrl, config.chainId)
+  const wallet = new Wallet(hexlify(id.ethereumPrivateKey), provider)
+  id.ethereumPrivateKey.fill(0)
+  const node = await createDigicapNode({
+    privateKey: await privateKeyFromSeed(id.libp2pSeed),
+    listen: options.listen ?? config.listen,
+    bootstrap: config.bootstrap,
+    dataDir: executorNodePaths(dataDir).ipfs,
+  })
+  id.libp2pSeed.fill(0)
+  const store = heliaCapsuleStore(node.helia)
+  const chain = ethersExecutorChain({
+    addresses: { chainId: String(config.chainId), ...config.contracts },
+    signer: wallet,
+  })
+  const executor = createExecutor({
+    fast: config.fast,
+    keyguardAddrs: config.keyguardAddrs,
+  })({
+    libp2p: node.libp2p,
+    store,
+    chain,
+    wallet,
+    sandboxes: options.sandboxes ?? defaultSandboxes(),
+  })
+  if (options.executor !== false) await executor.start()
+  return {
+    config,
+    node,
+    store,
+    chain,
+    wallet,
+    executor,
+    peerId: node.peerId,
+    receiver: (privateKey) => createResultReceiver({ privateKey })({ libp2p: node.libp2p, store }),
+    async stop() {
+      await executor.stop()
+      await node.stop()
+      provider.destroy()
+    },
+  }
+}
+
+/** Roles by name (NodeRegistry bits). */
+export const ROLES: Record<string, number> = { executor: 1, verifier: 2 }
+
+export function parseRoles(text: string): number {
+  let roles = 0
+  for (const r of text.split(',').map((s) => s.trim())) {
+    const bit = ROLES[r]
+    if (bit === undefined) throw new UsageError('Unknown role', { details: { role: r } })
+    roles |= bit
+  }
+  return roles
+}
+
+export function parseStake(text: string): bigint {
+  try {
+    const v = parseEther(text)
+    if (v <= 0n) throw new Error('not positive')
+    return v
+  } catch (cause) {
+    throw new UsageError('--stake must be a positive amount of ether', {
+      cause,
+      details: { stake: text },
+    })
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/executor-node` — the executor's CLI and daemon. The library face is the
+ * composition root used by the CLI: `createExecutorNode(dataDir, env)` loads
+ * `<dataDir>/config.json` and the identity, starts a helia/libp2p node with the executor's
+ * registered peer id, and wires `@digicap/executor` to it.
+ *
+ * @example
+ * ```ts
+ * import { createExecutorNode } from '@digicap/executor-node'
+ *
+ * const en = await createExecutorNode('/var/lib/digicap/executor', process.env)
+ * const run = await en.executor.runCapsule(cid, { fast: true })
+ * await en.stop()
+ * ```
+ */
+export type { ExecutorNodeConfig } from './config.ts'
+export { applyEnv, checkConfig, executorNodePaths, loadConfig, resolveDataDir } from './config.ts'
+export {
+  AlreadyInitialisedError,
+  ChainUnreachableError,
+  ConfigError,
+  NotInitialisedError,
+  UsageError,
+} from './errors.ts'
+export type {
+  CreateExecutorNodeOptions,
+  ExecutorIdentity,
+  ExecutorNode,
+  InitExecutorNodeOptions,
+  InitResult,
+} from './executor-node.ts'
+export {
+  createExecutorNode,
+  defaultSandboxes,
+  initExecutorNode,
+  parseRoles,
+  parseStake,
+  ROLES,
+  readIdentity,
+  readReceiverKey,
+} from './executor-node.ts'
+export type { CliIo } from './main.ts'
+export { runCli } from './main.ts'

@@ -1,0 +1,426 @@
+/**
+ * End-to-end tests of the `executor-node` CLI: each command runs as its own process
+ * (`node src/cli.ts`, Node 24 type stripping) against a real anvil, a real keyguard
+ * (software sealer) on a real helia/libp2p node on loopback.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  createCapsuleHeader,
+  generateDataKey,
+  generateX25519KeyPair,
+  type Receiver,
+  sealCapsule,
+  signCapsuleHeader,
+} from '@digicap/capsule-core'
+import {
+  connectDigicap,
+  createProvider,
+  type DigicapAddresses,
+  deployDigicap,
+  deployPolicy,
+  environment,
+} from '@digicap/contracts'
+import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { environmentMeasurement } from '@digicap/executor'
+import {
+  createKeyguard,
+  createKeyStore,
+  createReleaseJournal,
+  ethersChainClient,
+  generateMnemonic,
+  type KeyStore,
+  type Sealer,
+  softwareSealer,
+  wrapDataKey,
+} from '@digicap/keyguard'
+import {
+  announceCapsule,
+  createDigicapNode,
+  type DigicapNode,
+  heliaCapsuleStore,
+} from '@digicap/p2p'
+import { multiaddr } from '@multiformats/multiaddr'
+import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { defaultSandboxes } from '../src/executor-node.ts'
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
+const quiet = { info: () => {}, warn: () => {} }
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
+      env: { ...process.env, ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+let anvil: Anvil
+let addresses: DigicapAddresses
+let owner: Wallet
+let funder: Wallet
+let kg: DigicapNode
+let sealer: Sealer
+let keyStore: KeyStore
+let stopKeyguard: () => Promise<void>
+let policy: string
+let denyPolicy: string
+let dir: string
+let execDir: string
+let executorPeerId: string
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'exnode-cli-'))
+  execDir = join(dir, 'exec')
+  anvil = await startAnvil()
+  const [deployer, o, f] = anvil.signers as Wallet[]
+  owner = o as Wallet
+  funder = f as Wallet
+  addresses = await deployDigicap(deployer as Wallet, {
+    minStake: parseEther('0.01'),
+    grantWindow: 600,
+    disputeWindow: 3600,
+    unbondingDelay: 3600,
+    initialReputation: 100,
+  })
+  const m = hexlify(environmentMeasurement(defaultSandboxes()))
+  policy = (await deployPolicy(owner, environment(m), { nodeRegistry: addresses.nodeRegistry }))
+    .address
+  denyPolicy = (
+    await deployPolicy(owner, environment(hexlify(randomBytes(32))), {
+      nodeRegistry: addresses.nodeRegistry,
+    })
+  ).address
+  kg = await createDigicapNode()
+  sealer = softwareSealer({
+    keyFile: join(dir, 'sealer.pem'),
+    allowInsecure: true,
+    createIfMissing: true,
+    logger: quiet,
+  })
+  keyStore = await createKeyStore(join(dir, 'keys'))
+  const chainId = BigInt(addresses.chainId)
+  const keyguard = createKeyguard({
+    dataDir: join(dir, 'kg'),
+    confirmations: 0,
+    startBlock: addresses.deployBlock,
+    pollIntervalMs: 100,
+    fastPath: { enabled: true },
+  })({
+    sealer,
+    keyStore,
+    journal: await createReleaseJournal(join(dir, 'journal')),
+    chain: ethersChainClient({
+      providers: [createProvider(anvil.rpcUrl, chainId)],
+      signer: owner,
+      addresses,
+      chainId,
+    }),
+    libp2p: kg.libp2p,
+    logger: quiet,
+  })
+  await keyguard.start()
+  stopKeyguard = () => keyguard.stop()
+}, 60_000)
+
+afterAll(async () => {
+  await stopKeyguard?.()
+  await kg?.stop()
+  await anvil?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function makeCapsule(text: string, p: string, receivers: Receiver[] = []): Promise<string> {
+  return (await makeCapsuleFull(text, p, receivers)).cid
+}
+
+async function makeCapsuleFull(
+  text: string,
+  p: string,
+  receivers: Receiver[] = [],
+): Promise<{ cid: string; capsuleId: string }> {
+  const plaintext = new TextEncoder().encode(text)
+  const dataKey = generateDataKey()
+  const sk = await sealer.publicKey()
+  const header = createCapsuleHeader({
+    owner: owner.address as `0x${string}`,
+    policy: {
+      chainId: Number(addresses.chainId),
+      registry: addresses.capsuleRegistry as `0x${string}`,
+      policy: p as `0x${string}`,
+    },
+    keyguard: { peerId: kg.peerId, keyId: sk.keyId, wrapScheme: sk.scheme },
+    runtime: { kind: 'data' },
+    receivers,
+    dataKey,
+    plaintext,
+  })
+  const bytes = sealCapsule({
+    header,
+    signature: signCapsuleHeader(header, getBytes(owner.privateKey)),
+    dataKey,
+    plaintext,
+  })
+  const cid = await heliaCapsuleStore(kg.helia).put(bytes)
+  const capsuleId = hexlify(header.capsuleId)
+  await keyStore.put({
+    capsuleId,
+    wrappedKeys: await wrapDataKey(dataKey, {
+      sealer,
+      recoveryPublicKey: generateX25519KeyPair().publicKey,
+    }),
+  })
+  const c = connectDigicap(addresses, owner)
+  // The keyguard's fast-path audit transactions use the owner's account too: retry a nonce race.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await (
+        await c.capsuleRegistry.register(
+          capsuleId,
+          p,
+          cid,
+          hexlify(header.payload.plaintextCommitment),
+          kg.libp2p.peerId.toMultihash().bytes,
+          `0x${sk.keyId}`,
+        )
+      ).wait()
+      break
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if ((code !== 'NONCE_EXPIRED' && code !== 'REPLACEMENT_UNDERPRICED') || attempt >= 8)
+        throw err
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  return { cid, capsuleId }
+}
+
+async function initNode(
+  d: string,
+): Promise<{ address: string; peerId: string; receiverPublicKey: string }> {
+  const words = join(dir, `${randomBytes(4).join('')}.words`)
+  await writeFile(words, generateMnemonic())
+  const r = await run([
+    'init',
+    '--json',
+    '--data-dir',
+    d,
+    '--rpc-url',
+    anvil.rpcUrl,
+    '--capsule-registry',
+    addresses.capsuleRegistry,
+    '--node-registry',
+    addresses.nodeRegistry,
+    '--access-controller',
+    addresses.accessController,
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    '--keyguard-addr',
+    kg.multiaddrs()[0] as string,
+    '--mnemonic-file',
+    words,
+  ])
+  expect(r.stderr).toBe('')
+  expect(r.code).toBe(0)
+  return JSON.parse(r.stdout)
+}
+
+describe('executor-node CLI', () => {
+  it('--help per command, usage errors exit 2 with error[USAGE]', async () => {
+    const [main, bad, ...helps] = await Promise.all([
+      run(['--help']),
+      run(['frobnicate']),
+      ...['init', 'register', 'run', 'serve', 'receive'].map((c) => run([c, '--help'])),
+    ])
+    expect(main?.code).toBe(0)
+    expect(main?.stdout).toContain('executor-node <command>')
+    for (const [i, c] of ['init', 'register', 'run', 'serve', 'receive'].entries()) {
+      expect(helps[i]?.code).toBe(0)
+      expect(helps[i]?.stdout).toContain(`executor-node ${c}`)
+    }
+    expect(bad?.code).toBe(2)
+    expect(bad?.stderr).toContain('error[USAGE]')
+    const noInit = await run(['run', 'bafy', '--data-dir', join(dir, 'none')])
+    expect(noInit.code).toBe(1)
+    expect(noInit.stderr).toContain('error[NOT_INITIALISED]')
+  })
+
+  it('init → register → run (chain and fast path) → refused with a clear reason', async () => {
+    const id = await initNode(execDir)
+    expect(id.address).toMatch(/^0x[0-9a-fA-F]{40}$/)
+    executorPeerId = id.peerId
+    await (await funder.sendTransaction({ to: id.address, value: parseEther('1') })).wait()
+    const again = await initNode(execDir).catch(() => undefined)
+    expect(again).toBeUndefined()
+    const reg = await run(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
+    expect(reg.code).toBe(0)
+    expect(JSON.parse(reg.stdout).peerId).toBe(id.peerId)
+    const twice = await run(['register', '--stake', '0.01', '--data-dir', execDir])
+    expect(twice.code).toBe(1)
+    expect(twice.stderr).toContain('error[CONTRACT_REVERT]')
+    expect(twice.stderr).toContain('AlreadyRegistered')
+
+    const cid = await makeCapsule('hello from the cli', policy)
+    const r = await run(['run', cid, '--json', '--data-dir', execDir])
+    expect(r.code).toBe(0)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.path).toBe('chain')
+    expect(JSON.parse(doc.result).bytes).toBe(18)
+    for (const stage of [
+      'fetch',
+      'verify',
+      'grant',
+      'release',
+      'open',
+      'run',
+      'clean-up',
+      'deliver',
+    ]) {
+      expect(r.stderr).toContain(`✓ ${stage}`)
+    }
+    const fast = await run([
+      'run',
+      await makeCapsule('fast one', policy),
+      '--fast',
+      '--data-dir',
+      execDir,
+    ])
+    expect(fast.code).toBe(0)
+    expect(fast.stderr).toContain('fast path')
+    expect(JSON.parse(fast.stdout).bytes).toBe(8)
+
+    const refused = await run([
+      'run',
+      await makeCapsule('no', denyPolicy),
+      '--fast',
+      '--data-dir',
+      execDir,
+    ])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain(
+      "error[ACCESS_DENIED]: Access denied by the capsule's policy: WRONG_ENVIRONMENT",
+    )
+    expect(refused.stderr).toContain('path=fast')
+  })
+
+  it('receive --once prints a result delivered by run', async () => {
+    const recvDir = join(dir, 'recv')
+    const rid = await initNode(recvDir)
+    const child = spawn(
+      process.execPath,
+      [
+        '--disable-warning=ExperimentalWarning',
+        CLI,
+        'receive',
+        '--once',
+        '--json',
+        '--data-dir',
+        recvDir,
+      ],
+      { env: process.env },
+    )
+    let stdout = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    const deadline = Date.now() + 20_000
+    while (!stdout.includes('\n') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50))
+    const listening = JSON.parse(stdout.split('\n')[0] as string)
+    expect(listening.event).toBe('listening')
+    expect(listening.publicKey).toBe(rid.receiverPublicKey)
+    const cid = await makeCapsule('for the receiver', policy, [
+      { publicKey: getBytes(rid.receiverPublicKey), peerId: rid.peerId },
+    ])
+    const r = await run(['run', cid, '--fast', '--json', '--data-dir', execDir], {
+      DIGICAP_BOOTSTRAP: listening.addresses[0],
+    })
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout).deliveries[0].status).toBe('delivered')
+    expect(await exited).toBe(0)
+    const result = JSON.parse(stdout.trim().split('\n').at(-1) as string)
+    expect(result.event).toBe('result')
+    expect(JSON.parse(result.result).bytes).toBe(16)
+    expect(executorPeerId).toBeTypeOf('string')
+  })
+
+  it('serve --auto-run runs an announced capsule and stops on SIGTERM', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--disable-warning=ExperimentalWarning',
+        CLI,
+        'serve',
+        '--auto-run',
+        '--fast',
+        '--json',
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--data-dir',
+        execDir,
+      ],
+      { env: process.env },
+    )
+    let stdout = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    const lines = () =>
+      stdout
+        .split('\n')
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    const waitFor = async (event: string) => {
+      const deadline = Date.now() + 30_000
+      for (;;) {
+        const hit = lines().find((l) => l.event === event)
+        if (hit) return hit
+        if (Date.now() > deadline) throw new Error(`no ${event} event: ${stdout}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    const started = await waitFor('started')
+    await kg.libp2p.dial(multiaddr((started.addresses as string[])[0] as string))
+    const { cid, capsuleId } = await makeCapsuleFull('announced', policy)
+    await announceCapsule(
+      kg,
+      {
+        capsuleId,
+        cid,
+        owner: owner.address,
+        registry: addresses.capsuleRegistry,
+        chainId: Number(addresses.chainId),
+        keyguardPeer: kg.peerId,
+      },
+      { timeoutMs: 15_000 },
+    )
+    const ran = await waitFor('ran')
+    expect(ran.cid).toBe(cid)
+    expect(ran.path).toBe('fast')
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect(lines().at(-1)?.event).toBe('stopped')
+  })
+})

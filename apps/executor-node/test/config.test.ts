@@ -1,0 +1,96 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  applyEnv,
+  checkConfig,
+  type ExecutorNodeConfig,
+  loadConfig,
+  parseRoles,
+  parseStake,
+  readReceiverKey,
+  resolveDataDir,
+} from '../src/index.ts'
+
+const good: ExecutorNodeConfig = {
+  version: 1,
+  dataDir: '/x',
+  rpcUrl: 'http://127.0.0.1:8545',
+  chainId: 31337,
+  contracts: {
+    capsuleRegistry: `0x${'1'.repeat(40)}`,
+    nodeRegistry: `0x${'2'.repeat(40)}`,
+    accessController: `0x${'3'.repeat(40)}`,
+  },
+  listen: ['/ip4/127.0.0.1/tcp/0'],
+  bootstrap: [],
+  keyguardAddrs: [],
+  fast: false,
+}
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'exnode-config-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('config', () => {
+  it('accepts a good config and names the malformed field otherwise', () => {
+    expect(checkConfig(good, 'f')).toEqual(good)
+    const cases: [Record<string, unknown>, string][] = [
+      [{ version: 2 }, 'version'],
+      [{ rpcUrl: 'ftp://x' }, 'rpcUrl'],
+      [{ chainId: -1 }, 'chainId'],
+      [{ contracts: { ...good.contracts, nodeRegistry: '0x12' } }, 'contracts.nodeRegistry'],
+      [{ keyguardAddrs: [1] }, 'keyguardAddrs'],
+      [{ fast: 'yes' }, 'fast'],
+    ]
+    for (const [patch, field] of cases) {
+      let err: { code?: string; details?: Record<string, unknown> } | undefined
+      try {
+        checkConfig({ ...good, ...patch }, 'f')
+      } catch (e) {
+        err = e as typeof err
+      }
+      expect(err?.code).toBe('CONFIG')
+      expect(err?.details?.field).toBe(field)
+    }
+  })
+
+  it('applies DIGICAP_* overrides and resolves the data dir', () => {
+    const c = applyEnv(good, {
+      DIGICAP_RPC_URL: 'http://10.0.0.1:8545',
+      DIGICAP_KEYGUARD_ADDRS: '/ip4/1.2.3.4/tcp/1, /ip4/1.2.3.5/tcp/2',
+      DIGICAP_FAST: '1',
+    })
+    expect(c.rpcUrl).toBe('http://10.0.0.1:8545')
+    expect(c.keyguardAddrs).toEqual(['/ip4/1.2.3.4/tcp/1', '/ip4/1.2.3.5/tcp/2'])
+    expect(c.fast).toBe(true)
+    expect(resolveDataDir(undefined, { DIGICAP_DATA_DIR: '/tmp/a' })).toBe('/tmp/a')
+    expect(resolveDataDir(undefined, {})).toMatch(/\.digicap\/executor-node$/)
+  })
+
+  it('loadConfig: NOT_INITIALISED without a file, CONFIG for non-JSON', async () => {
+    await expect(loadConfig(join(dir, 'none'))).rejects.toMatchObject({ code: 'NOT_INITIALISED' })
+    await writeFile(join(dir, 'config.json'), '{nope')
+    await expect(loadConfig(dir)).rejects.toMatchObject({ code: 'CONFIG' })
+    await writeFile(join(dir, 'config.json'), JSON.stringify(good))
+    expect((await loadConfig(dir, { DIGICAP_FAST: '1' })).fast).toBe(true)
+  })
+
+  it('parses roles, stake and receiver key files with typed errors', async () => {
+    expect(parseRoles('executor,verifier')).toBe(3)
+    expect(() => parseRoles('king')).toThrow(expect.objectContaining({ code: 'USAGE' }))
+    expect(parseStake('0.5')).toBe(500000000000000000n)
+    expect(() => parseStake('-1')).toThrow(expect.objectContaining({ code: 'USAGE' }))
+    expect(() => parseStake('lots')).toThrow(expect.objectContaining({ code: 'USAGE' }))
+    const key = join(dir, 'r.key')
+    await writeFile(key, `${'ab'.repeat(32)}\n`)
+    expect((await readReceiverKey(key)).length).toBe(32)
+    await writeFile(key, 'short')
+    await expect(readReceiverKey(key)).rejects.toMatchObject({ code: 'CONFIG' })
+  })
+})

@@ -1,0 +1,453 @@
+/**
+ * The executor's composition: loader → access requester → open → sandbox → result delivery →
+ * clean-up, one workspace per run, stages announced for progress displays.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import {
+  CapsuleIntegrityError,
+  CapsuleKeyError,
+  DigicapError,
+  openFile,
+  type ParsedCapsuleHeader,
+} from '@digicap/capsule-core'
+import type { CapsuleStore } from '@digicap/p2p'
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { encode } from 'cborg'
+import { getBytes, hexlify } from 'ethers'
+import {
+  acquireKey,
+  createReleaseInbox,
+  type ReleaseInbox,
+  type ReleaseInboxEvent,
+} from './access.ts'
+import { decodeBundle, jobFromBundle } from './bundle.ts'
+import type { ExecutorChain } from './chain.ts'
+import {
+  CapsuleUnverifiedError,
+  ExecutorStateError,
+  KeyReleaseInvalidError,
+  PayloadIntegrityError,
+} from './errors.ts'
+import type { RunLifecycle } from './lifecycle.ts'
+import { type LoadedCapsule, loadCapsule } from './loader.ts'
+import { createResultDeliverer, type Delivery, type ResultDelivererInit } from './results.ts'
+import { runInSandbox } from './run.ts'
+import type { RuntimePolicy } from './runtime.ts'
+import { type SandboxSet, sandboxFor } from './select.ts'
+import type { SandboxJob } from './types.ts'
+import { type CleanupReport, createRunWorkspace, type RunWorkspace } from './workspace.ts'
+
+/** The stages of one run, in order. */
+export type RunStage =
+  | 'fetch'
+  | 'verify'
+  | 'grant'
+  | 'release'
+  | 'open'
+  | 'run'
+  | 'deliver'
+  | 'cleanup'
+
+/** One progress report: a stage started, or finished after `ms`. */
+export interface StageEvent {
+  readonly stage: RunStage
+  readonly status: 'start' | 'done'
+  readonly ms?: number | undefined
+  /** Non-secret facts: bytes fetched, path, grant id, deliveries. */
+  readonly detail?: Record<string, unknown> | undefined
+}
+
+export interface RunCapsuleOptions {
+  /** Try the keyguard's fast path first (default: the executor's `fast`). */
+  readonly fast?: boolean | undefined
+  /** After a fast-path failure other than `policy-denied`, use the chain (default true). */
+  readonly fallbackToChain?: boolean | undefined
+  /** Wei sent with the access request. Default 0. */
+  readonly fee?: bigint | undefined
+  /** Job parameters the policy sees. Default empty. */
+  readonly jobParams?: Uint8Array | undefined
+  /** Program arguments (`digicap.args`, WASI argv). */
+  readonly args?: readonly string[] | undefined
+  /** Extra multiaddrs of the keyguard to dial first. */
+  readonly keyguardAddrs?: readonly string[] | undefined
+  readonly onStage?: ((e: StageEvent) => void) | undefined
+  readonly signal?: AbortSignal | undefined
+}
+
+export interface RunTimings {
+  fetch: number
+  verify: number
+  grant: number
+  release: number
+  open: number
+  run: number
+  deliver: number
+  cleanup: number
+}
+
+export interface RunCapsuleResult {
+  /** 32-byte run id, hex (also the result delivery's run id). */
+  readonly runId: string
+  readonly capsuleId: string
+  readonly grantId: string
+  readonly path: 'fast' | 'chain'
+  readonly result: Uint8Array
+  readonly logs: readonly string[]
+  readonly deliveries: readonly Delivery[]
+  readonly timings: RunTimings
+  readonly cleanup: CleanupReport
+  readonly capsuleBytes: number
+}
+
+export interface ExecutorInit {
+  /** Default for `runCapsule`'s `fast`. Default false (chain path). */
+  readonly fast?: boolean | undefined
+  readonly fallbackToChain?: boolean | undefined
+  /** Keyguard multiaddrs to dial before requesting access (config `--keyguard-addr`). */
+  readonly keyguardAddrs?: readonly string[] | undefined
+  /** The measurement declared in access requests; default `environmentMeasurement(sandboxes)`. */
+  readonly measurement?: Uint8Array | undefined
+  readonly runtimePolicy?: RuntimePolicy | undefined
+  /** Where run temp dirs go (a tmpfs keeps plaintext off disk). */
+  readonly tmpRoot?: string | undefined
+  readonly fastTimeoutMs?: number | undefined
+  /** Longest wait for a key release, ms. Default 120 000. */
+  readonly maxReleaseWaitMs?: number | undefined
+  readonly delivery?: ResultDelivererInit | undefined
+  /** Longest capsule fetch, ms. Default 120 000. */
+  readonly fetchTimeoutMs?: number | undefined
+}
+
+export interface ExecutorComponents {
+  /** The executor's libp2p node (a DigicapNode's `libp2p`); its peer id is the registered one. */
+  readonly libp2p: Libp2p
+  readonly store: CapsuleStore
+  readonly chain: ExecutorChain
+  /** The executor's Ethereum account (an ethers Wallet or anything with these two fields). */
+  readonly wallet: { readonly address: string; readonly privateKey: string }
+  readonly sandboxes: SandboxSet
+  readonly lifecycle?: RunLifecycle | undefined
+  readonly logger?: { info(msg: string): void; warn(msg: string): void } | undefined
+}
+
+export interface Executor {
+  start(): Promise<void>
+  stop(): Promise<void>
+  readonly started: boolean
+  /** The measurement this executor declares in access requests (hex). */
+  readonly measurement: string
+  /**
+   * Fetch, verify, get the key, open, run, deliver, clean up.
+   * @throws the loader's, access requester's and sandbox's typed errors; clean-up has run.
+   */
+  runCapsule(cid: string, options?: RunCapsuleOptions): Promise<RunCapsuleResult>
+  /** Result deliveries waiting for their receiver to connect. */
+  pendingDeliveries(): number
+  /** Events of the key-release handler (`release-accepted`, `release-unknown`, `release-error`). */
+  readonly events: EventTarget
+}
+
+/**
+ * The measurement of this host's run environment: SHA-256 of the canonical CBOR map
+ * `{v: 1, runtimes: {kind: runtimeId}}` of the sandboxes it offers. The code is inside the
+ * encrypted payload, so the request can only declare the environment; the run measurement
+ * (runtime ‖ code ‖ payload) is extended after load (`after-load`). An owner who wants
+ * `environment('0x…')` computes this value for the executors it trusts.
+ *
+ * @example
+ * ```ts
+ * const m = environmentMeasurement({ quickjs: quickjsSandbox(), wasi: wasiSandbox() })
+ * ```
+ */
+export function environmentMeasurement(sandboxes: SandboxSet): Uint8Array {
+  const runtimes: Record<string, string> = {}
+  for (const kind of ['data', 'quickjs', 'wasi'] as const) {
+    const s = sandboxes[kind]
+    if (s) runtimes[kind] = s.runtimeId
+  }
+  return new Uint8Array(
+    createHash('sha256')
+      .update(encode({ v: 1, runtimes }))
+      .digest(),
+  )
+}
+
+function timedWorkspace(ws: RunWorkspace, onDispose: (ms: number) => void): RunWorkspace {
+  return {
+    tempDir: (p) => ws.tempDir(p),
+    trackBuffer: (b) => ws.trackBuffer(b),
+    trackHandle: (c) => ws.trackHandle(c),
+    recordZeroed: (n, b) => ws.recordZeroed(n, b),
+    get disposed() {
+      return ws.disposed
+    },
+    async dispose() {
+      const t0 = performance.now()
+      const r = await ws.dispose()
+      onDispose(performance.now() - t0)
+      return r
+    },
+  }
+}
+
+/**
+ * @example
+ * ```ts
+ * const executor = createExecutor({ fast: true })({ libp2p: node.libp2p, store, chain, wallet, sandboxes })
+ * await executor.start()
+ * const { result, timings } = await executor.runCapsule(cid)
+ * ```
+ */
+export function createExecutor(init: ExecutorInit = {}) {
+  return (components: ExecutorComponents): Executor => {
+    const { libp2p, store, chain, wallet, sandboxes, lifecycle } = components
+    const measurement = init.measurement ?? environmentMeasurement(sandboxes)
+    const events = new EventTarget()
+    let inbox: ReleaseInbox | undefined
+    const deliverer = createResultDeliverer(init.delivery)({ libp2p, store })
+
+    const runCapsule = async (
+      cid: string,
+      options: RunCapsuleOptions = {},
+    ): Promise<RunCapsuleResult> => {
+      if (!inbox) throw new ExecutorStateError('Call start() before runCapsule()')
+      const stage = (e: StageEvent): void => {
+        try {
+          options.onStage?.(e)
+        } catch {
+          // a failing progress display must not fail the run
+        }
+      }
+      const timings: RunTimings = {
+        fetch: 0,
+        verify: 0,
+        grant: 0,
+        release: 0,
+        open: 0,
+        run: 0,
+        deliver: 0,
+        cleanup: 0,
+      }
+      const runIdBytes = new Uint8Array(randomBytes(32))
+      const runId = hexlify(runIdBytes)
+      const ws = timedWorkspace(createRunWorkspace({ tmpRoot: init.tmpRoot }), (ms) => {
+        timings.cleanup = ms
+      })
+      let cleanup: CleanupReport | undefined
+      try {
+        // Dial the configured keyguard/capsule hosts first: bitswap asks connected peers, and
+        // identify tells the keyguard our listen addresses so it can push the release.
+        for (const a of [...(init.keyguardAddrs ?? []), ...(options.keyguardAddrs ?? [])]) {
+          await libp2p.dial(multiaddr(a), { signal: AbortSignal.timeout(5000) }).catch(() => {})
+        }
+        // fetch + verify
+        stage({ stage: 'fetch', status: 'start', detail: { cid } })
+        let t = performance.now()
+        const dir = await ws.tempDir('capsule-')
+        const loaded: LoadedCapsule = await loadCapsule({
+          cid,
+          store,
+          chain,
+          dir,
+          sandboxes,
+          runtimePolicy: init.runtimePolicy,
+          signal: anySignal(AbortSignal.timeout(init.fetchTimeoutMs ?? 120_000), options.signal),
+        })
+        timings.fetch = performance.now() - t
+        timings.verify = loaded.verifyMs
+        stage({
+          stage: 'fetch',
+          status: 'done',
+          ms: timings.fetch,
+          detail: { bytes: loaded.bytes },
+        })
+        stage({
+          stage: 'verify',
+          status: 'done',
+          ms: timings.verify,
+          detail: { owner: loaded.parsed.header.owner },
+        })
+        const { header } = loaded.parsed
+        let keyguardPeer: ReturnType<typeof peerIdFromString>
+        try {
+          keyguardPeer = peerIdFromString(header.keyguard.peerId)
+        } catch (cause) {
+          throw new CapsuleUnverifiedError('The header names no valid keyguard peer id', { cause })
+        }
+        await libp2p.dial(keyguardPeer, { signal: AbortSignal.timeout(5000) }).catch(() => {})
+
+        // grant + release
+        stage({ stage: 'grant', status: 'start' })
+        t = performance.now()
+        let grantAt = t
+        const fast = options.fast ?? init.fast ?? false
+        const key = await acquireKey({
+          libp2p,
+          inbox,
+          chain,
+          signingKey: getBytes(wallet.privateKey),
+          executorAddress: wallet.address,
+          keyguardPeer,
+          capsuleId: header.capsuleId,
+          measurement,
+          jobParams: options.jobParams ?? new Uint8Array(0),
+          fee: options.fee ?? 0n,
+          fast,
+          fallbackToChain: options.fallbackToChain ?? init.fallbackToChain ?? true,
+          fastTimeoutMs: init.fastTimeoutMs ?? 10_000,
+          maxReleaseWaitMs: init.maxReleaseWaitMs ?? 120_000,
+          signal: options.signal,
+          onGrant: (path, grantId) => {
+            grantAt = performance.now()
+            timings.grant = grantAt - t
+            stage({
+              stage: 'grant',
+              status: 'done',
+              ms: timings.grant,
+              detail: { path, grantId: hexlify(grantId) },
+            })
+            stage({ stage: 'release', status: 'start' })
+          },
+          onFallback: (err) => {
+            components.logger?.warn(`fast path failed (${err.code}); using the chain path`)
+            stage({ stage: 'grant', status: 'start', detail: { fallback: err.code } })
+          },
+        })
+        ws.trackBuffer(key.dataKey)
+        ws.trackBuffer(key.ephemeral.privateKey)
+        timings.release = performance.now() - grantAt
+        stage({ stage: 'release', status: 'done', ms: timings.release, detail: { path: key.path } })
+
+        // open
+        stage({ stage: 'open', status: 'start' })
+        t = performance.now()
+        const plainPath = join(dir, 'plaintext.bin')
+        await openPayload(loaded, plainPath, key.dataKey)
+        const plaintext = new Uint8Array(await readFile(plainPath))
+        ws.trackBuffer(plaintext)
+        timings.open = performance.now() - t
+        stage({
+          stage: 'open',
+          status: 'done',
+          ms: timings.open,
+          detail: { bytes: plaintext.byteLength },
+        })
+
+        // run (runInSandbox disposes of the workspace and emits after-cleanup)
+        stage({ stage: 'run', status: 'start', detail: { kind: loaded.runtime.kind } })
+        t = performance.now()
+        const sandbox = sandboxFor(loaded.runtime, sandboxes)
+        const job: SandboxJob =
+          loaded.runtime.kind === 'data'
+            ? {
+                runtime: loaded.runtime,
+                code: new Uint8Array(0),
+                input: plaintext,
+                args: options.args,
+              }
+            : jobFromBundle(loaded.runtime, decodeBundle(plaintext), options.args)
+        const ran = await runInSandbox({
+          sandbox,
+          job,
+          lifecycle,
+          workspace: ws,
+          runId,
+          signal: options.signal,
+        })
+        cleanup = ran.cleanup
+        timings.run = performance.now() - t - timings.cleanup
+        stage({
+          stage: 'run',
+          status: 'done',
+          ms: timings.run,
+          detail: { outputBytes: ran.result.output.byteLength },
+        })
+        stage({ stage: 'cleanup', status: 'done', ms: timings.cleanup, detail: { ...cleanup } })
+
+        // deliver
+        stage({ stage: 'deliver', status: 'start', detail: { receivers: header.receivers.length } })
+        t = performance.now()
+        const deliveries = await deliverer.deliver(
+          { runId: runIdBytes, capsuleId: header.capsuleId, grantId: key.grantId },
+          header.receivers,
+          ran.result.output,
+        )
+        timings.deliver = performance.now() - t
+        stage({ stage: 'deliver', status: 'done', ms: timings.deliver, detail: { deliveries } })
+        return {
+          runId,
+          capsuleId: hexlify(header.capsuleId),
+          grantId: hexlify(key.grantId),
+          path: key.path,
+          result: ran.result.output,
+          logs: ran.result.logs,
+          deliveries,
+          timings,
+          cleanup: ran.cleanup,
+          capsuleBytes: loaded.bytes,
+        }
+      } finally {
+        if (!ws.disposed) {
+          cleanup = await ws.dispose()
+          stage({ stage: 'cleanup', status: 'done', ms: timings.cleanup, detail: { ...cleanup } })
+          await lifecycle?.emit('after-cleanup', { runId, report: cleanup }).catch(() => {})
+        }
+      }
+    }
+
+    return {
+      events,
+      get started() {
+        return inbox !== undefined
+      },
+      measurement: hexlify(measurement),
+      async start() {
+        if (inbox) return
+        inbox = await createReleaseInbox(libp2p, (e: ReleaseInboxEvent) => {
+          events.dispatchEvent(new CustomEvent(e.type, { detail: e }))
+        })
+      },
+      async stop() {
+        deliverer.stop()
+        await inbox?.stop()
+        inbox = undefined
+      },
+      runCapsule,
+      pendingDeliveries: () => deliverer.pending(),
+    }
+  }
+}
+
+async function openPayload(
+  loaded: LoadedCapsule,
+  output: string,
+  dataKey: Uint8Array,
+): Promise<ParsedCapsuleHeader> {
+  try {
+    return await openFile({
+      input: loaded.path,
+      output,
+      dataKey,
+      owner: loaded.parsed.header.owner,
+    })
+  } catch (err) {
+    if (err instanceof CapsuleKeyError) {
+      throw new KeyReleaseInvalidError('The released key is not this capsule’s key', { cause: err })
+    }
+    if (err instanceof CapsuleIntegrityError) {
+      throw new PayloadIntegrityError('The payload does not match what the owner signed', {
+        cause: err,
+      })
+    }
+    if (err instanceof DigicapError) throw err
+    throw new PayloadIntegrityError('Could not open the payload', { cause: err })
+  }
+}
+
+function anySignal(a: AbortSignal, b: AbortSignal | undefined): AbortSignal {
+  return b === undefined ? a : AbortSignal.any([a, b])
+}

@@ -1,0 +1,345 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  type DigicapError,
+  encodeHpkeSealed,
+  generateX25519KeyPair,
+  hpkeSeal,
+} from '@digicap/capsule-core'
+import { environment } from '@digicap/contracts'
+import { createDigicapNode, heliaCapsuleStore, privateKeyFromSeed } from '@digicap/p2p'
+import {
+  decodeErrorReply,
+  decodeFrame,
+  encodeFrame,
+  encodeKeyRelease,
+  keyReleaseProtocol,
+  request,
+  resultAad,
+  resultProtocol,
+} from '@digicap/protocol'
+import { hexlify, randomBytes } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AccessDeniedError, createResultReceiver, type StageEvent } from '../src/index.ts'
+import {
+  deployPolicyFor,
+  jsBundle,
+  makeCapsule,
+  setupWorld,
+  until,
+  type World,
+} from './helpers/world.ts'
+
+let w: World
+let tmpRoot: string
+
+beforeAll(async () => {
+  tmpRoot = await mkdtemp(join(tmpdir(), 'exec-runs-'))
+  w = await setupWorld({ tmpRoot, executor: { delivery: { directDeadlineMs: 800 } } })
+}, 60_000)
+
+afterAll(async () => {
+  await w?.stop()
+  await rm(tmpRoot, { recursive: true, force: true })
+})
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+async function failure(p: Promise<unknown>): Promise<DigicapError> {
+  try {
+    await p
+  } catch (err) {
+    return err as DigicapError
+  }
+  throw new Error('expected a failure')
+}
+
+describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
+  it('chain path: fetches, verifies, gets the key pushed, runs QuickJS, delivers to the receiver, cleans up', async () => {
+    const recvNode = await createDigicapNode()
+    const keys = generateX25519KeyPair()
+    const receiver = createResultReceiver({ privateKey: keys.privateKey })({
+      libp2p: recvNode.libp2p,
+      store: heliaCapsuleStore(recvNode.helia),
+    })
+    await receiver.start()
+    await recvNode.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    const capsule = await makeCapsule(w, {
+      plaintext: jsBundle('digicap.output(digicap.inputText().toUpperCase())', 'hello capsule'),
+      runtime: { kind: 'quickjs', entry: 'main.js' },
+      receivers: [{ publicKey: keys.publicKey, peerId: recvNode.peerId }],
+    })
+    const stages: StageEvent[] = []
+    const res = await w.executor.runCapsule(capsule.cid, { onStage: (e) => stages.push(e) })
+    expect(res.path).toBe('chain')
+    expect(dec.decode(res.result)).toBe('HELLO CAPSULE')
+    expect(res.capsuleId).toBe(capsule.capsuleId)
+    expect(res.deliveries).toEqual([
+      { receiver: 0, peerId: recvNode.peerId, status: 'delivered', attempts: 1 },
+    ])
+    const got = await receiver.next(5000)
+    expect(dec.decode(got.output)).toBe('HELLO CAPSULE')
+    expect(got.runId).toBe(res.runId)
+    expect(got.grantId).toBe(res.grantId)
+    expect(got.via).toBe('inline')
+    const done = stages.filter((s) => s.status === 'done').map((s) => s.stage)
+    for (const s of ['fetch', 'verify', 'grant', 'release', 'open', 'run', 'cleanup', 'deliver']) {
+      expect(done).toContain(s)
+    }
+    // nothing left behind: the capsule file, the plaintext temp, the key buffers
+    expect(await readdir(tmpRoot)).toEqual([])
+    expect(res.cleanup.failures).toEqual([])
+    expect(res.cleanup.filesRemoved).toBeGreaterThanOrEqual(2)
+    expect(res.cleanup.buffersZeroed).toBeGreaterThanOrEqual(3)
+    const grant = await w.c.accessController.getGrant(res.grantId)
+    expect(grant.fastPath).toBe(false)
+    await receiver.stop()
+    await recvNode.stop()
+  })
+
+  it('fast path: signed request, key inline, data runtime', async () => {
+    const capsule = await makeCapsule(w, {
+      plaintext: enc.encode('x'.repeat(5000)),
+      runtime: { kind: 'data' },
+    })
+    const res = await w.executor.runCapsule(capsule.cid, { fast: true })
+    expect(res.path).toBe('fast')
+    expect(dec.decode(res.result)).toBe('data:5000')
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+
+  it('a policy refusal on the fast path is final and names the reason (no chain fallback)', async () => {
+    const policy = await deployPolicyFor(w, environment(hexlify(randomBytes(32))))
+    const capsule = await makeCapsule(w, {
+      plaintext: enc.encode('secret'),
+      runtime: { kind: 'data' },
+      policy,
+    })
+    const before = await w.anvil.provider.getBlockNumber()
+    const err = await failure(
+      w.executor.runCapsule(capsule.cid, { fast: true, fallbackToChain: true }),
+    )
+    expect(err).toBeInstanceOf(AccessDeniedError)
+    expect(err.code).toBe('ACCESS_DENIED')
+    expect((err as AccessDeniedError).reason).toBe('WRONG_ENVIRONMENT')
+    expect((err as AccessDeniedError).path).toBe('fast')
+    expect(err.message).toContain('WRONG_ENVIRONMENT')
+    expect(await w.anvil.provider.getBlockNumber()).toBe(before)
+    // the chain path says the same, decoded from the revert
+    const viaChain = await failure(w.executor.runCapsule(capsule.cid))
+    expect(viaChain.code).toBe('ACCESS_DENIED')
+    expect((viaChain as AccessDeniedError).reason).toBe('WRONG_ENVIRONMENT')
+    expect((viaChain as AccessDeniedError).path).toBe('chain')
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+
+  it('refuses a header signed by someone else before any access request', async () => {
+    const capsule = await makeCapsule(w, {
+      plaintext: enc.encode('x'),
+      runtime: { kind: 'data' },
+      signer: w.other,
+    })
+    const before = await w.anvil.provider.getBlockNumber()
+    const err = await failure(w.executor.runCapsule(capsule.cid, { fast: true }))
+    expect(err.code).toBe('CAPSULE_UNVERIFIED')
+    expect(err.details.owner).toBe(w.owner.address)
+    expect(await w.anvil.provider.getBlockNumber()).toBe(before)
+  })
+
+  it('refuses a capsule whose registered CID is another one, or that is not registered', async () => {
+    const other = await makeCapsule(w, { plaintext: enc.encode('a'), runtime: { kind: 'data' } })
+    const capsule = await makeCapsule(w, {
+      plaintext: enc.encode('b'),
+      runtime: { kind: 'data' },
+      registerCid: other.cid,
+    })
+    const err = await failure(w.executor.runCapsule(capsule.cid))
+    expect(err.code).toBe('REGISTRY_MISMATCH')
+    expect(err.details.field).toBe('cid')
+    const unregistered = await makeCapsule(w, {
+      plaintext: enc.encode('c'),
+      runtime: { kind: 'data' },
+      register: false,
+    })
+    const err2 = await failure(w.executor.runCapsule(unregistered.cid))
+    expect(err2.code).toBe('REGISTRY_MISMATCH')
+    expect(err2.details.field).toBe('capsuleId')
+    const bad = await failure(w.executor.runCapsule('not-a-cid'))
+    expect(bad.code).toBe('CAPSULE_FETCH')
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+
+  it('a keyguard that releases a different key → KEY_RELEASE_INVALID; a tampered payload → PAYLOAD_INTEGRITY', async () => {
+    const lying = await makeCapsule(w, {
+      plaintext: enc.encode('truth'),
+      runtime: { kind: 'data' },
+      keyguardKey: randomBytes(32),
+    })
+    const err = await failure(w.executor.runCapsule(lying.cid, { fast: true }))
+    expect(err.code).toBe('KEY_RELEASE_INVALID')
+    const tampered = await makeCapsule(w, {
+      plaintext: enc.encode('y'.repeat(100)),
+      runtime: { kind: 'data' },
+      tamper: (b) => {
+        const c = b.slice()
+        c[c.length - 20] = (c[c.length - 20] ?? 0) ^ 1
+        return c
+      },
+    })
+    const err2 = await failure(w.executor.runCapsule(tampered.cid, { fast: true }))
+    expect(err2.code).toBe('PAYLOAD_INTEGRITY')
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+
+  it('an offline receiver gets the sealed result by CID when it connects', async () => {
+    const seed = randomBytes(32)
+    const keys = generateX25519KeyPair()
+    const probe = await createDigicapNode({ privateKey: await privateKeyFromSeed(seed) })
+    const peerId = probe.peerId
+    await probe.stop()
+    const capsule = await makeCapsule(w, {
+      plaintext: jsBundle('digicap.output("for later")', ''),
+      runtime: { kind: 'quickjs', entry: 'main.js' },
+      receivers: [{ publicKey: keys.publicKey, peerId }],
+    })
+    const res = await w.executor.runCapsule(capsule.cid, { fast: true })
+    expect(res.deliveries).toHaveLength(1)
+    expect(res.deliveries[0]?.status).toBe('stored')
+    expect(res.deliveries[0]?.resultCid).toMatch(/^b/)
+    expect(w.executor.pendingDeliveries()).toBe(1)
+    const node = await createDigicapNode({ privateKey: await privateKeyFromSeed(seed) })
+    const receiver = createResultReceiver({ privateKey: keys.privateKey })({
+      libp2p: node.libp2p,
+      store: heliaCapsuleStore(node.helia),
+    })
+    await receiver.start()
+    await node.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    const got = await receiver.next(15_000)
+    expect(dec.decode(got.output)).toBe('for later')
+    expect(got.via).toBe(res.deliveries[0]?.resultCid)
+    await until(() => w.executor.pendingDeliveries() === 0)
+    await receiver.stop()
+    await node.stop()
+  })
+
+  it('the key-release handler answers unknown, replayed, malformed and oversized frames with typed errors and keeps serving', async () => {
+    const stranger = await createDigicapNode()
+    await stranger.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    const release = {
+      grantId: randomBytes(32),
+      capsuleId: randomBytes(32),
+      hpke: randomBytes(80),
+      fastPath: false,
+    }
+    const ask = () => request(stranger.libp2p, w.exec.libp2p.peerId, keyReleaseProtocol, release)
+    expect((await ask()).status).toBe('unknown-grant')
+    // replayed: still nothing pending for it
+    expect((await ask()).status).toBe('unknown-grant')
+    const raw = async (bytes: Uint8Array): Promise<string> => {
+      const stream = await stranger.libp2p.dialProtocol(w.exec.libp2p.peerId, keyReleaseProtocol.id)
+      stream.send(bytes)
+      await stream.close()
+      const chunks: Uint8Array[] = []
+      try {
+        for await (const c of stream) chunks.push(c instanceof Uint8Array ? c : c.subarray())
+      } catch (err) {
+        return (err as Error).name
+      }
+      const reply = decodeFrame(new Uint8Array(Buffer.concat(chunks)))
+      return decodeErrorReply(reply).code
+    }
+    const valid = encodeKeyRelease(release)
+    expect(await raw(encodeFrame(valid.slice(0, 10)))).toBe('format')
+    expect(await raw(encodeFrame(randomBytes(50)))).toBe('format')
+    // oversized: answered `too-large`, or the stream is reset once the prefix says too much
+    expect(['too-large', 'StreamResetError']).toContain(
+      await raw(encodeFrame(new Uint8Array(70_000), 100_000)),
+    )
+    // still serving
+    expect((await ask()).status).toBe('unknown-grant')
+    await stranger.stop()
+  })
+
+  it('the result receiver acks open-failed for a result sealed to another key, open-failed for stored junk, and keeps serving', async () => {
+    const node = await createDigicapNode()
+    const keys = generateX25519KeyPair()
+    const receiver = createResultReceiver({ privateKey: keys.privateKey })({
+      libp2p: node.libp2p,
+      store: heliaCapsuleStore(node.helia),
+    })
+    const errors: string[] = []
+    receiver.events.addEventListener('error', (e) =>
+      errors.push((e as CustomEvent<DigicapError>).detail.code),
+    )
+    await receiver.start()
+    await w.exec.libp2p.dial(node.libp2p.getMultiaddrs()[0]!)
+    const ids = { runId: randomBytes(32), capsuleId: randomBytes(32), grantId: randomBytes(32) }
+    const other = generateX25519KeyPair()
+    const sealed = encodeHpkeSealed(
+      await hpkeSeal(other.publicKey, enc.encode('not for you'), resultAad(ids)),
+    )
+    const ack = await request(w.exec.libp2p, node.libp2p.peerId, resultProtocol, {
+      ...ids,
+      hpke: sealed,
+    })
+    expect(ack.status).toBe('open-failed')
+    const junkCid = await w.execStore.put(randomBytes(200))
+    const bad = await request(w.exec.libp2p, node.libp2p.peerId, resultProtocol, {
+      ...ids,
+      resultCid: junkCid,
+    })
+    expect(bad.status).toBe('open-failed')
+    expect(errors).toEqual(['RESULT_INVALID', 'RESULT_INVALID'])
+    const mine = encodeHpkeSealed(
+      await hpkeSeal(keys.publicKey, enc.encode('yours'), resultAad(ids)),
+    )
+    const ok = await request(w.exec.libp2p, node.libp2p.peerId, resultProtocol, {
+      ...ids,
+      hpke: mine,
+    })
+    expect(ok.status).toBe('ok')
+    expect(dec.decode((await receiver.next(1000)).output)).toBe('yours')
+    await receiver.stop()
+    await node.stop()
+  })
+
+  it('refuses content that is not a capsule, a truncated capsule, and a runtime this host lacks — before any access request', async () => {
+    const before = await w.anvil.provider.getBlockNumber()
+    const junk = await failure(w.executor.runCapsule(await w.kgStore.put(randomBytes(5000))))
+    expect(junk.code).toBe('CAPSULE_FETCH')
+    const truncated = await makeCapsule(w, {
+      plaintext: enc.encode('z'.repeat(3000)),
+      runtime: { kind: 'data' },
+      tamper: (b) => b.slice(0, b.length - 100),
+    })
+    const t = await failure(w.executor.runCapsule(truncated.cid, { fast: true }))
+    expect(t.code).toBe('CAPSULE_FETCH')
+    expect(t.shortMessage).toContain('shorter')
+    const headerOnly = await makeCapsule(w, {
+      plaintext: enc.encode('z'),
+      runtime: { kind: 'data' },
+      tamper: (b) => b.slice(0, 40),
+    })
+    expect((await failure(w.executor.runCapsule(headerOnly.cid))).code).toBe('CAPSULE_FETCH')
+    const wasi = await makeCapsule(w, {
+      plaintext: enc.encode('w'),
+      runtime: { kind: 'wasi', entry: 'main.wasm' },
+    })
+    expect((await failure(w.executor.runCapsule(wasi.cid, { fast: true }))).code).toBe(
+      'SANDBOX_RUNTIME_UNSUPPORTED',
+    )
+    const greedy = await makeCapsule(w, {
+      plaintext: enc.encode('g'),
+      runtime: { kind: 'data', memoryLimit: 8 * 1024 * 1024 * 1024 },
+    })
+    expect((await failure(w.executor.runCapsule(greedy.cid))).code).toBe(
+      'SANDBOX_RUNTIME_UNSUPPORTED',
+    )
+    // only the capsule registrations were mined: no access request was made
+    const after = await w.anvil.provider.getBlockNumber()
+    expect(after - before).toBe(4)
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+})
