@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DigicapError } from '@digicap/capsule-core'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { TpmHandleError, tpm2Sealer } from '../src/index.ts'
@@ -79,7 +80,14 @@ describe('tpm2 sealer', () => {
   })
 
   it('fails with INVALID_ARGUMENT for a malformed TCTI string', () => {
-    expect(() => tpm2Sealer({ tcti: 'swtpm:host=x\nport=1' })).toThrowError(/tcti/)
+    let caught: unknown
+    try {
+      tpm2Sealer({ tcti: 'swtpm:host=x\nport=1' })
+    } catch (err) {
+      caught = err
+    }
+    expect(caught).toBeInstanceOf(DigicapError)
+    expect((caught as DigicapError).code).toBe('INVALID_ARGUMENT')
   })
 
   it('fails with TPM_UNAVAILABLE when tpm2-tools are not installed', async () => {
