@@ -25,6 +25,12 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { connectDigicap } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import {
+  createExecutorNode,
+  type ExecutorNode,
+  executorNodePaths,
+  readReceiverKey,
+} from '@digicap/executor-node'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { parseEther, type Wallet } from 'ethers'
 
@@ -270,6 +276,7 @@ let anvil: Anvil | undefined
 let tpm: Swtpm | undefined
 let tmp: string | undefined
 let shutdown: Promise<void> | undefined
+let receiverNode: ExecutorNode | undefined
 
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
@@ -293,7 +300,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 function stopAll(): Promise<void> {
   shutdown ??= (async () => {
-    await Promise.all([...children].map(stopChild))
+    await Promise.all([...[...children].map(stopChild), receiverNode?.stop()])
     await Promise.all([anvil?.stop(), tpm?.stop()])
     if (tmp && !flags.keep) await rm(tmp, { recursive: true, force: true })
   })()
@@ -397,7 +404,7 @@ async function main() {
     contracts.accessController,
     ...loopback,
   ]
-  const [executor, receiver] = await Promise.all([
+  const [executor, receiverInit] = await Promise.all([
     stage(
       'executor',
       'init: wallet, libp2p id',
@@ -426,30 +433,27 @@ async function main() {
 
   const funder = anvil.signers[1] as Wallet
   const c = connectDigicap(contracts, funder)
-  await stage('chain', 'fund the executor (1 ETH)', async () =>
-    (await funder.sendTransaction({ to: executor.address, value: parseEther('1') })).wait(),
-  )
-  const reputation = await stage(
-    'executor',
-    `register --stake ${STAKE_ETH} ETH`,
-    async () => {
-      await cliOk(
-        EXECUTOR_NODE,
-        ['register', '--stake', STAKE_ETH, '--data-dir', dirs.executor],
-        {},
-        'executor-node register',
+  // The executor stakes while the pi-node and the receiver start their daemons.
+  const [reputation, serve, recv] = await Promise.all([
+    (async () => {
+      await stage('chain', 'fund the executor (1 ETH)', async () =>
+        (await funder.sendTransaction({ to: executor.address, value: parseEther('1') })).wait(),
       )
-      return c.nodeRegistry.reputationOf(executor.address)
-    },
-    (r) => `reputation ${r} (policy needs ≥ ${MIN_REPUTATION})`,
-  )
-  if (reputation < MIN_REPUTATION) {
-    throw new DemoError(
-      `the registered executor has reputation ${reputation}, below the policy's ${MIN_REPUTATION}`,
-    )
-  }
-
-  const [serve, recv] = await Promise.all([
+      return stage(
+        'executor',
+        `register --stake ${STAKE_ETH} ETH`,
+        async () => {
+          await cliOk(
+            EXECUTOR_NODE,
+            ['register', '--stake', STAKE_ETH, '--data-dir', dirs.executor],
+            {},
+            'executor-node register',
+          )
+          return c.nodeRegistry.reputationOf(executor.address)
+        },
+        (r) => `reputation ${r} (policy needs ≥ ${MIN_REPUTATION})`,
+      )
+    })(),
     stage(
       'pi-node',
       'serve: helia + keyguard',
@@ -459,20 +463,34 @@ async function main() {
         return `peer ${String(ready.peerId).slice(0, 16)}…, sealer ${ready.keyguard?.sealer?.kind}`
       },
     ),
-    stage('receiver', 'receive: listening', () =>
-      daemon(
-        EXECUTOR_NODE,
-        ['receive', '--data-dir', dirs.receiver, ...loopback],
-        {},
-        'executor-node receive',
-      ),
+    stage(
+      'receiver',
+      'listen for results (libp2p, X25519 key)',
+      async () => {
+        const node = await createExecutorNode(
+          dirs.receiver,
+          {},
+          { listen: ['/ip4/127.0.0.1/tcp/0'], executor: false },
+        )
+        receiverNode = node
+        const inbox = node.receiver(
+          await readReceiverKey(executorNodePaths(dirs.receiver).receiverKey),
+        )
+        await inbox.start()
+        return { node, inbox }
+      },
+      (r) => `peer ${r.node.peerId.slice(0, 16)}…`,
     ),
   ])
+  if (reputation < MIN_REPUTATION) {
+    throw new DemoError(
+      `the registered executor has reputation ${reputation}, below the policy's ${MIN_REPUTATION}`,
+    )
+  }
   const serveDoc = serve.lines()[0] as Doc
   if (serveDoc.ok === false) throw new DemoError('pi-node serve failed', serve.stderr())
   const keyguardAddr = (serveDoc.multiaddrs as string[])[0] as string
-  const listening = recv.lines()[0] as Doc
-  const receiverAddr = (listening.addresses as string[])[0] as string
+  const receiverAddr = recv.node.node.multiaddrs()[0] as string
   if (/INSECURE/.test(serve.stderr())) {
     warnings.push('pi-node serve: INSECURE SEALER (software key file)')
   }
@@ -495,7 +513,7 @@ async function main() {
           '--code',
           PROGRAM,
           '--receiver',
-          `${listening.publicKey}@${listening.peerId}`,
+          `${receiverInit.receiverPublicKey}@${recv.node.peerId}`,
         ],
         piEnv,
         'pi-node seal',
@@ -512,9 +530,10 @@ async function main() {
     keyguardAddr,
   ]
   const runEnv = { DIGICAP_BOOTSTRAP: receiverAddr }
-  const results = () => recv.lines().filter((l) => l.event === 'result')
 
   async function runAndReceive(path: 'chain' | 'fast'): Promise<RunOutcome> {
+    const arrival = recv.inbox.next(120_000).then((got) => ({ got, at: now() }))
+    arrival.catch(() => {})
     const r = await stage(
       'executor',
       `run (${path} path): fetch → grant → release → sandbox → deliver`,
@@ -532,25 +551,25 @@ async function main() {
       steps[k] = Math.round(v * 10) / 10
     }
     ;(stages.at(-1) as Stage).steps = steps
-    const got = await stage(
-      'receiver',
-      `result of the ${path} run (HPKE-decrypted)`,
-      async () => {
-        await until(
-          () => results().some((l) => l.runId === r.runId),
-          20_000,
-          `the receiver to get the ${path}-path result`,
-          recv.exited,
-          recv.stderr,
-        )
-        return results().find((l) => l.runId === r.runId) as Doc
-      },
-      (d) => `via ${d.via}`,
+    const { got, at } = await arrival
+    if (got.runId !== r.runId) {
+      throw new DemoError(`the receiver got run ${got.runId}, expected ${r.runId}`)
+    }
+    const text = new TextDecoder().decode(got.output)
+    stages.push({
+      actor: 'receiver',
+      name: `result of the ${path} run, HPKE-opened`,
+      startMs: at,
+      durationMs: 0,
+      detail: `${got.output.byteLength} bytes from ${got.from.slice(0, 16)}…, via ${got.via}`,
+    })
+    progress(
+      `✓ receiver result of the ${path} run (${got.output.byteLength} bytes, via ${got.via})`,
     )
     return {
       path: r.path,
       runId: r.runId,
-      result: JSON.parse(got.result),
+      result: JSON.parse(text),
       receivedVia: got.via,
       steps,
     }
@@ -584,17 +603,38 @@ async function main() {
       if (r.code === 0)
         throw new DemoError('the third run was granted; maxRuns(2) should refuse it')
       const errorLine = r.stderr.split('\n').find((l) => l.startsWith('error[')) ?? ''
-      return { ...(r.doc.error as Doc), line: errorLine }
+      const e = r.doc.error as Doc
+      return {
+        code: String(e.code),
+        message: String(e.message),
+        reason: String(e.details?.reason),
+        path: String(e.details?.path),
+        line: errorLine,
+      }
     },
     (e) => e.line,
   )
 
-  await stage('pi-node', 'shutdown: stop daemons, anvil, swtpm', async () => {
-    await Promise.all([stopChild(serve.child), stopChild(recv.child)])
-    await Promise.all([anvil?.stop(), tpm?.stop()])
-  })
-  const serveExit = await serve.exited
-  const recvExit = await recv.exited
+  const [serveExit] = await Promise.all([
+    stage(
+      'pi-node',
+      'stop serve (SIGTERM)',
+      async () => {
+        await stopChild(serve.child)
+        return serve.exited
+      },
+      (code) => `exit ${code}`,
+    ),
+    stage('receiver', 'stop', async () => {
+      await recv.inbox.stop()
+      await recv.node.stop()
+      receiverNode = undefined
+    }),
+  ])
+  await Promise.all([
+    stage('chain', 'stop anvil', async () => anvil?.stop()),
+    tpm ? stage('pi-node', 'stop swtpm', async () => tpm?.stop()) : undefined,
+  ])
   await stopAll()
 
   return {
@@ -609,12 +649,12 @@ async function main() {
     executor: { address: executor.address as string, reputation: Number(reputation) },
     runs: { chain: chainRun, fast: fastRun },
     refusal: {
-      code: refused.code as string,
-      reason: refused.details?.reason as string,
-      path: refused.details?.path as string,
-      message: refused.message as string,
+      code: refused.code,
+      reason: refused.reason,
+      path: refused.path,
+      message: refused.message,
     },
-    exits: { serve: serveExit, receiver: recvExit },
+    exits: { serve: serveExit },
   }
 }
 
