@@ -65,14 +65,26 @@ const EXECUTOR_NODE = join(
   'cli.js',
 )
 
-const { values: flags } = parseArgs({
-  options: {
-    json: { type: 'boolean', default: false },
-    keep: { type: 'boolean', default: false },
-    sealer: { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-})
+function usageError(message: string): never {
+  process.stderr.write(`error[USAGE]: ${message}\n  hint: pnpm demo --help\n`)
+  process.exit(2)
+}
+
+function parseFlags() {
+  try {
+    return parseArgs({
+      options: {
+        json: { type: 'boolean', default: false },
+        keep: { type: 'boolean', default: false },
+        sealer: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values
+  } catch (err) {
+    return usageError((err as Error).message)
+  }
+}
+const flags = parseFlags()
 if (flags.help) {
   process.stdout.write(
     'usage: pnpm demo [--json] [--keep] [--sealer tpm2|software]\n\n' +
@@ -83,8 +95,7 @@ if (flags.help) {
   process.exit(0)
 }
 if (flags.sealer !== undefined && flags.sealer !== 'tpm2' && flags.sealer !== 'software') {
-  process.stderr.write('error[USAGE]: --sealer must be tpm2 or software\n')
-  process.exit(2)
+  usageError('--sealer must be tpm2 or software')
 }
 
 const json = flags.json === true
