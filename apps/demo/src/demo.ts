@@ -288,6 +288,7 @@ let tpm: Swtpm | undefined
 let tmp: string | undefined
 let shutdown: Promise<void> | undefined
 let receiverNode: ExecutorNode | undefined
+let interrupted = false
 
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
@@ -320,6 +321,7 @@ function stopAll(): Promise<void> {
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
+    interrupted = true
     progress(`\n${signal}: stopping every process the demo started…`)
     void stopAll().finally(() => process.exit(130))
   })
@@ -764,6 +766,7 @@ try {
   }
 } catch (err) {
   exitCode = 1
+  if (interrupted) await new Promise(() => {}) // the signal handler exits once all is stopped
   const e = err as Error
   process.stderr.write(`\n${red('demo failed:')} ${e.message}\n`)
   if (err instanceof DemoError && err.log) {
