@@ -89,7 +89,7 @@ if (flags.help) {
   process.stdout.write(
     'usage: pnpm demo [--json] [--keep] [--sealer tpm2|software]\n\n' +
       '  --json     one JSON document on stdout (progress still on stderr)\n' +
-      '  --keep     keep the temp folders (data dirs, logs) for inspection\n' +
+      '  --keep     keep the temp folder (the data folders of every node) for inspection\n' +
       '  --sealer   force the sealer (default: tpm2 with swtpm when installed, else software)\n',
   )
   process.exit(0)
