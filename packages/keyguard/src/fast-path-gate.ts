@@ -67,7 +67,11 @@ export interface PendingAudits {
   has(id: string): boolean
   /** The audit is on chain (or definitively reverted). */
   settle(id: string): void
-  /** Resolves `true` once no audit holds any of `keys`, `false` at `deadline` (performance.now()). */
+  /**
+   * Resolves `true` once no audit holds any of `keys`, `false` at `deadline` (performance.now()),
+   * also when the deadline has already passed (a request that queued that long is answered `busy`
+   * rather than granted after its exchange may have timed out).
+   */
   waitIdle(keys: readonly string[], deadline: number): Promise<boolean>
 }
 
@@ -95,6 +99,7 @@ export function createPendingAudits(): PendingAudits {
       for (const wake of [...waiters]) wake()
     },
     async waitIdle(keys, deadline) {
+      if (performance.now() >= deadline) return false
       while (busy(keys)) {
         const left = deadline - performance.now()
         if (left <= 0) return false

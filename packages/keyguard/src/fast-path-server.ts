@@ -300,67 +300,74 @@ export function fastPathServer(init: FastPathInit) {
       return locks.run(keys, async () => {
         const idle = await audits.waitIdle(keys, started + pendingWaitMs)
         if (!idle) return refuse(peer, 'busy', 'audit-pending', 1000)
-        const [used, access, runs] = await Promise.all([
-          chain.nonceUsed(rec.executor, rec.nonce),
-          chain.checkAccess({
-            capsuleId: rec.capsuleId,
-            executor: rec.executor,
-            ephemeralKey: rec.ephemeralKey,
-            measurement: rec.measurement,
-            feePaid: rec.fee,
-            fastPath: true,
-            jobParams: hexlify(req.jobParams),
-          }),
-          chain.runCount(rec.capsuleId),
-        ])
-        if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
-        if (!access.allowed) return refuse(peer, 'policy-denied', reasonName(access.reason))
-        // An RPC behind our own last receipt would hand out a stale run index.
-        if (runs < (minRuns.get(rec.capsuleId) ?? 0n)) {
-          return refuse(peer, 'busy', 'chain-lagging', 1000)
-        }
-        const grantId = computeGrantId({
-          chainId: chain.chainId,
-          accessController: chain.accessController,
-          capsuleId: rec.capsuleId,
-          executor: rec.executor,
-          ephemeralKey: rec.ephemeralKey,
-          measurement: rec.measurement,
-          runIndex: runs,
-        }).toLowerCase()
-        const entry: AuditEntry = {
+        // The audit entry (no key material) and the HPKE encapsulation are prepared while the
+        // chain answers; the unwrap waits for the chain's yes.
+        const base: AuditEntry = {
           version: 1,
           id: hexlify(keccak_256(accessRequestReplayKey(req))).slice(2),
-          grantId,
-          runIndex: runs.toString(),
           request: Object.fromEntries(
             Object.entries(rec).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
           ),
           jobParams: hexlify(req.jobParams),
           signature: hexlify(req.signature),
         }
-        const auditFile = join(auditDir, `${entry.id}.json`)
-        // Authorized: the unwrap, the durable audit entry and the HPKE encapsulation run side by
-        // side, so this part costs max(TPM, fsync).
-        const unwrapping = unwraps.run(() => unwrapDataKey(record.wrappedKeys, sealer))
-        const sending = hpkeSender(req.ephemeralKey)
+        const auditFile = join(auditDir, `${base.id}.json`)
         const journaling = writeFileAtomic(
           auditFile,
-          new TextEncoder().encode(`${JSON.stringify(entry)}\n`),
+          new TextEncoder().encode(`${JSON.stringify(base)}\n`),
         )
+        const sending = hpkeSender(req.ephemeralKey)
         // Handled here so one failure is not an unhandled rejection of the others; all are
         // awaited (and rethrow) below.
-        unwrapping.catch(() => undefined)
         journaling.catch(() => undefined)
         sending.catch(() => undefined)
+        let unwrapping: Promise<Uint8Array> | undefined
         let dataKey: Uint8Array | undefined
         try {
+          const [used, access, runs] = await Promise.all([
+            chain.nonceUsed(rec.executor, rec.nonce),
+            chain.checkAccess({
+              capsuleId: rec.capsuleId,
+              executor: rec.executor,
+              ephemeralKey: rec.ephemeralKey,
+              measurement: rec.measurement,
+              feePaid: rec.fee,
+              fastPath: true,
+              jobParams: hexlify(req.jobParams),
+            }),
+            chain.runCount(rec.capsuleId),
+          ])
+          const refusal = ((): AccessResponse | undefined => {
+            if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
+            if (!access.allowed) return refuse(peer, 'policy-denied', reasonName(access.reason))
+            // An RPC behind our own last receipt would hand out a stale run index.
+            if (runs < (minRuns.get(rec.capsuleId) ?? 0n)) {
+              return refuse(peer, 'busy', 'chain-lagging', 1000)
+            }
+            return undefined
+          })()
+          if (refusal !== undefined) {
+            await journaling.catch(() => undefined)
+            await rm(auditFile, { force: true })
+            return refusal
+          }
+          const grantId = computeGrantId({
+            chainId: chain.chainId,
+            accessController: chain.accessController,
+            capsuleId: rec.capsuleId,
+            executor: rec.executor,
+            ephemeralKey: rec.ephemeralKey,
+            measurement: rec.measurement,
+            runIndex: runs,
+          }).toLowerCase()
+          // Authorized: only now the sealer (TPM) unwrap.
+          unwrapping = unwraps.run(() => unwrapDataKey(record.wrappedKeys, sealer))
           dataKey = await unwrapping
           await journaling
           const grantIdBytes = getBytes(grantId)
           const hpke = await (await sending).seal(dataKey, grantIdBytes)
           // Counted as pending (the lock's next holder waits for it) before the lock is released.
-          recordInBackground(entry)
+          recordInBackground({ ...base, grantId, runIndex: runs.toString() })
           emit({
             type: 'fast-path-granted',
             grantId,
@@ -381,7 +388,7 @@ export function fastPathServer(init: FastPathInit) {
         } finally {
           dataKey?.fill(0)
           // An unwrap still running after a failure is zeroed when it lands.
-          if (dataKey === undefined) unwrapping.then((k) => k.fill(0)).catch(() => undefined)
+          if (dataKey === undefined) unwrapping?.then((k) => k.fill(0)).catch(() => undefined)
         }
       })
     }
