@@ -3,13 +3,24 @@
  * HPKE-wrapped data key, then logs the grant on chain (`recordFastPathGrant`).
  *
  * Order of checks (cheap and local first, so unauthenticated traffic costs no RPC):
- * per-peer rate limit (`rate-limited`) → bounded queue (`busy`) → EIP-712 signature against the
- * AccessController's domain (`bad-signature`) → expiry window (`expired`) → replay cache of
- * `(executor, nonce)` (`replayed`, `busy` when full) → key record (`unknown-capsule`) → on chain,
- * in parallel: `nonceUsed` (`replayed`), executor registered and active (`checkAccess` reason
- * `EXECUTOR_NOT_REGISTERED` → `policy-denied`), the requesting libp2p peer is the executor's registered
- * peer (`bad-signature`, reason `peer-id-mismatch`), `checkAccess` by `eth_call`
- * (`policy-denied`, reason = the policy's reason name) → unwrap, seal, answer.
+ * per-peer rate limit (`rate-limited`) → bounded queue of in-flight evaluations (`busy`,
+ * `queue-full`) → EIP-712 signature against the AccessController's domain (`bad-signature`) →
+ * expiry window (`expired`) → replay cache of `(executor, nonce)` (`replayed`, `busy` when full) →
+ * key record (`unknown-capsule`) → the executor's registered peer (NodeRegistry, cached
+ * `peerCacheMs`): none → `policy-denied` `EXECUTOR_NOT_REGISTERED`, another peer →
+ * `bad-signature` `peer-id-mismatch` → per-capsule lock (and per-executor lock when `fee > 0`)
+ * → wait until no audit of this capsule (executor) is unrecorded, at most `pendingWaitMs`
+ * (`busy`, `audit-pending`) → on chain, in parallel: `nonceUsed` (`replayed`), `checkAccess` by
+ * `eth_call` (`policy-denied`, reason = the policy's reason name), `runCount` → only now the
+ * sealer unwrap (at most `maxUnwraps` at once) → seal, answer.
+ *
+ * Why the lock and the wait: `checkAccess` and `runCount` are `eth_call`s that cannot see an
+ * audit transaction that is not mined yet, and the contract's `checkAccess` takes no run-count
+ * override. So a grant is only evaluated when every earlier fast-path grant of the same capsule
+ * (and, for paid requests, of the same executor, whose deposit it spends) is on chain. The common
+ * single request waits for nothing; a second request within one block time waits for the first
+ * receipt. The grant id answered is computed from `runCount` read under the lock, which is the
+ * `runIndex` the audit gets on chain.
  *
  * The audit record is journaled (`<dataDir>/fast-path-audit/<keccak(executor||nonce)>.json`) BEFORE the key
  * leaves, so a crash cannot lose it; `recordPending()` retries records left by a crash. A record
@@ -17,7 +28,7 @@
  */
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { computeGrantId, Reason, reasonName } from '@digicap/contracts'
+import { computeGrantId, reasonName } from '@digicap/contracts'
 import {
   type AccessRequest,
   type AccessResponse,
@@ -31,8 +42,9 @@ import {
   verifyAccessRequestSignature,
 } from '@digicap/protocol'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { getBytes, hexlify, toBigInt } from 'ethers'
+import { getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from './chain-client.ts'
+import { createKeyedLock, createPendingAudits, createSemaphore } from './fast-path-gate.ts'
 import { ensureDir, removeStaleTemps, writeFileAtomic } from './fs-atomic.ts'
 import { hpkeSender } from './hpke-sender.ts'
 import { readJsonFile } from './json-file.ts'
@@ -56,6 +68,15 @@ export interface FastPathInit {
   timeoutMs?: number
   /** First wait before re-sending a failed audit transaction, ms (doubles, 5 tries). Default 200. */
   auditRetryBaseMs?: number
+  /**
+   * Longest wait for an earlier audit of the same capsule (or paying executor) to be mined
+   * before answering `busy` (`audit-pending`), ms. Default 5000.
+   */
+  pendingWaitMs?: number
+  /** Sealer (TPM) unwraps at once; more wait (bounded by `maxQueue`). Default 4. */
+  maxUnwraps?: number
+  /** How long a NodeRegistry peer lookup is reused, ms. Default 5000. */
+  peerCacheMs?: number
 }
 
 /** What the fast path reports. Never carries key bytes. */
@@ -89,8 +110,10 @@ interface AuditEntry {
   version: 1
   /** keccak256(executor || nonce), hex: the file name. */
   id: string
-  /** The grant id the keyguard answered with (in memory only; the chain assigns the final one). */
+  /** The grant id the keyguard answered with (computed from `runIndex`). */
   grantId?: string
+  /** The run index the grant id was computed from (decimal). */
+  runIndex?: string
   request: Record<string, string>
   jobParams: string
   signature: string
@@ -139,6 +162,23 @@ export function fastPathServer(init: FastPathInit) {
       }
     }
     let active = 0
+    const pendingWaitMs = init.pendingWaitMs ?? 5000
+    const peerCacheMs = init.peerCacheMs ?? 5000
+    const unwraps = createSemaphore(init.maxUnwraps ?? 4)
+    const locks = createKeyedLock()
+    const audits = createPendingAudits()
+    /** Lowest run count the chain must report per capsule (after our own recorded audits). */
+    const minRuns = new Map<string, bigint>()
+    const peers = new Map<string, { peer: Uint8Array | undefined; at: number }>()
+    async function registeredPeer(executor: string): Promise<Uint8Array | undefined> {
+      const hit = peers.get(executor)
+      if (hit !== undefined && performance.now() - hit.at < peerCacheMs) return hit.peer
+      const peer = await chain.nodePeerId(executor)
+      peers.delete(executor)
+      peers.set(executor, { peer, at: performance.now() })
+      if (peers.size > 10_000) peers.delete(peers.keys().next().value as string)
+      return peer
+    }
     let unhandle: (() => Promise<void>) | undefined
     const recording = new Set<Promise<unknown>>()
     let sending: Promise<unknown> = Promise.resolve()
@@ -163,7 +203,7 @@ export function fastPathServer(init: FastPathInit) {
       }
     }
 
-    async function record(entry: AuditEntry): Promise<boolean> {
+    async function record(entry: AuditEntry): Promise<'recorded' | 'reverted' | 'failed'> {
       const r = entry.request
       const req: FastPathRecord = {
         capsuleId: r.capsuleId as string,
@@ -192,24 +232,42 @@ export function fastPathServer(init: FastPathInit) {
       try {
         const res = await turn
         await rm(join(auditDir, `${entry.id}.json`), { force: true })
+        if (entry.runIndex !== undefined) {
+          const next = BigInt(entry.runIndex) + 1n
+          const capsule = entry.request.capsuleId as string
+          if ((minRuns.get(capsule) ?? 0n) < next) minRuns.set(capsule, next)
+        }
+        audits.settle(entry.id)
         emit({
           type: 'audit-recorded',
           grantId: entry.grantId ?? res.grantId,
           recordedGrantId: res.grantId,
           transactionHash: res.transactionHash,
         })
-        return true
+        return 'recorded'
       } catch (err) {
         const e = err as { errorName?: string; code?: string }
         const error = e.errorName ?? e.code ?? 'error'
         const grantId = entry.grantId ?? entry.id
+        // A revert is final: the chain state the next evaluation reads is authoritative again.
+        // Any other failure leaves the audit unrecorded, so its capsule stays `busy` until
+        // `recordPending()` lands it.
+        if (e.errorName !== undefined) audits.settle(entry.id)
         emit({ type: 'audit-alert', grantId, error })
         components.logger?.warn('fast path: audit record failed', { grantId, error })
-        return false
+        return e.errorName !== undefined ? 'reverted' : 'failed'
       }
     }
 
+    const gateKeys = (capsuleId: string, executor: string, fee: bigint): string[] =>
+      fee > 0n ? [`c:${capsuleId}`, `e:${executor}`] : [`c:${capsuleId}`]
+
     function recordInBackground(entry: AuditEntry): void {
+      const r = entry.request
+      audits.add(
+        entry.id,
+        gateKeys(r.capsuleId as string, r.executor as string, BigInt(r.fee as string)),
+      )
       const p = record(entry).finally(() => recording.delete(p))
       recording.add(p)
     }
@@ -231,103 +289,108 @@ export function fastPathServer(init: FastPathInit) {
       const rec = toRecord(req)
       const record = await keyStore.get(rec.capsuleId)
       if (record === undefined) return refuse(peer, 'unknown-capsule')
-      // Authenticated from here on: the chain checks, the TPM unwrap and the durable audit entry
-      // run side by side with the HPKE key encapsulation, so the answer costs max(RPC, TPM, fsync)
-      // rather than their sum.
-      const entry: AuditEntry = {
-        version: 1,
-        id: hexlify(keccak_256(accessRequestReplayKey(req))).slice(2),
-        request: Object.fromEntries(
-          Object.entries(rec).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
-        ),
-        jobParams: hexlify(req.jobParams),
-        signature: hexlify(req.signature),
+      // Authorization before any key material is touched: the executor's registered peer
+      // (cached), then under the capsule lock the chain's own decision.
+      const boundPeer = await registeredPeer(rec.executor)
+      if (boundPeer === undefined) return refuse(peer, 'policy-denied', 'EXECUTOR_NOT_REGISTERED')
+      if (boundPeer.length !== peerBytes.length || !boundPeer.every((b, i) => b === peerBytes[i])) {
+        return refuse(peer, 'bad-signature', 'peer-id-mismatch')
       }
-      const auditFile = join(auditDir, `${entry.id}.json`)
-      const unwrapping = unwrapDataKey(record.wrappedKeys, sealer)
-      const sending = hpkeSender(req.ephemeralKey)
-      const journaling = writeFileAtomic(
-        auditFile,
-        new TextEncoder().encode(`${JSON.stringify(entry)}\n`),
-      )
-      // Handled here so a failure while the RPCs are pending is not an unhandled rejection;
-      // both are awaited (and rethrow) below.
-      unwrapping.catch(() => undefined)
-      journaling.catch(() => undefined)
-      sending.catch(() => undefined)
-      let dataKey: Uint8Array | undefined
-      try {
-        // checkAccess also answers "registered and active" (reason EXECUTOR_NOT_REGISTERED), so
-        // NodeRegistry.isActive needs no call of its own.
-        const [used, registeredPeer, access, runs] = await Promise.all([
-          chain.nonceUsed(rec.executor, rec.nonce),
-          chain.nodePeerId(rec.executor),
-          chain.checkAccess({
+      const keys = gateKeys(rec.capsuleId, rec.executor, rec.fee)
+      return locks.run(keys, async () => {
+        const idle = await audits.waitIdle(keys, started + pendingWaitMs)
+        if (!idle) return refuse(peer, 'busy', 'audit-pending', 1000)
+        // The audit entry (no key material) and the HPKE encapsulation are prepared while the
+        // chain answers; the unwrap waits for the chain's yes.
+        const base: AuditEntry = {
+          version: 1,
+          id: hexlify(keccak_256(accessRequestReplayKey(req))).slice(2),
+          request: Object.fromEntries(
+            Object.entries(rec).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
+          ),
+          jobParams: hexlify(req.jobParams),
+          signature: hexlify(req.signature),
+        }
+        const auditFile = join(auditDir, `${base.id}.json`)
+        const journaling = writeFileAtomic(
+          auditFile,
+          new TextEncoder().encode(`${JSON.stringify(base)}\n`),
+        )
+        const sending = hpkeSender(req.ephemeralKey)
+        // Handled here so one failure is not an unhandled rejection of the others; all are
+        // awaited (and rethrow) below.
+        journaling.catch(() => undefined)
+        sending.catch(() => undefined)
+        let unwrapping: Promise<Uint8Array> | undefined
+        let dataKey: Uint8Array | undefined
+        try {
+          const [used, access, runs] = await Promise.all([
+            chain.nonceUsed(rec.executor, rec.nonce),
+            chain.checkAccess({
+              capsuleId: rec.capsuleId,
+              executor: rec.executor,
+              ephemeralKey: rec.ephemeralKey,
+              measurement: rec.measurement,
+              feePaid: rec.fee,
+              fastPath: true,
+              jobParams: hexlify(req.jobParams),
+            }),
+            chain.runCount(rec.capsuleId),
+          ])
+          const refusal = ((): AccessResponse | undefined => {
+            if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
+            if (!access.allowed) return refuse(peer, 'policy-denied', reasonName(access.reason))
+            // An RPC behind our own last receipt would hand out a stale run index.
+            if (runs < (minRuns.get(rec.capsuleId) ?? 0n)) {
+              return refuse(peer, 'busy', 'chain-lagging', 1000)
+            }
+            return undefined
+          })()
+          if (refusal !== undefined) {
+            await journaling.catch(() => undefined)
+            await rm(auditFile, { force: true })
+            return refusal
+          }
+          const grantId = computeGrantId({
+            chainId: chain.chainId,
+            accessController: chain.accessController,
             capsuleId: rec.capsuleId,
             executor: rec.executor,
             ephemeralKey: rec.ephemeralKey,
             measurement: rec.measurement,
-            feePaid: rec.fee,
-            fastPath: true,
-            jobParams: hexlify(req.jobParams),
-          }),
-          chain.runCount(rec.capsuleId),
-        ])
-        dataKey = await unwrapping
-        await journaling
-        const refusal = ((): AccessResponse | undefined => {
-          if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
-          if (!access.allowed && access.reason === Reason.EXECUTOR_NOT_REGISTERED) {
-            return refuse(peer, 'policy-denied', 'EXECUTOR_NOT_REGISTERED')
+            runIndex: runs,
+          }).toLowerCase()
+          // Authorized: only now the sealer (TPM) unwrap.
+          unwrapping = unwraps.run(() => unwrapDataKey(record.wrappedKeys, sealer))
+          dataKey = await unwrapping
+          await journaling
+          const grantIdBytes = getBytes(grantId)
+          const hpke = await (await sending).seal(dataKey, grantIdBytes)
+          // Counted as pending (the lock's next holder waits for it) before the lock is released.
+          recordInBackground({ ...base, grantId, runIndex: runs.toString() })
+          emit({
+            type: 'fast-path-granted',
+            grantId,
+            capsuleId: rec.capsuleId,
+            executor: rec.executor,
+            ms: performance.now() - started,
+          })
+          return {
+            status: 'granted',
+            grantId: grantIdBytes,
+            keyRelease: { grantId: grantIdBytes, capsuleId: req.capsuleId, hpke, fastPath: true },
           }
-          if (
-            registeredPeer === undefined ||
-            registeredPeer.length !== peerBytes.length ||
-            !registeredPeer.every((b, i) => b === peerBytes[i])
-          ) {
-            return refuse(peer, 'bad-signature', 'peer-id-mismatch')
-          }
-          if (!access.allowed) return refuse(peer, 'policy-denied', reasonName(access.reason))
-          return undefined
-        })()
-        if (refusal !== undefined) {
+        } catch (err) {
+          // Nothing left the keyguard: drop the audit entry once its write settled.
+          await journaling.catch(() => undefined)
           await rm(auditFile, { force: true })
-          return refusal
+          throw err
+        } finally {
+          dataKey?.fill(0)
+          // An unwrap still running after a failure is zeroed when it lands.
+          if (dataKey === undefined) unwrapping?.then((k) => k.fill(0)).catch(() => undefined)
         }
-        const grantId = computeGrantId({
-          chainId: chain.chainId,
-          accessController: chain.accessController,
-          capsuleId: rec.capsuleId,
-          executor: rec.executor,
-          ephemeralKey: rec.ephemeralKey,
-          measurement: rec.measurement,
-          runIndex: runs,
-        }).toLowerCase()
-        const grantIdBytes = getBytes(grantId)
-        const hpke = await (await sending).seal(dataKey, grantIdBytes)
-        recordInBackground({ ...entry, grantId })
-        emit({
-          type: 'fast-path-granted',
-          grantId,
-          capsuleId: rec.capsuleId,
-          executor: rec.executor,
-          ms: performance.now() - started,
-        })
-        return {
-          status: 'granted',
-          grantId: grantIdBytes,
-          keyRelease: { grantId: grantIdBytes, capsuleId: req.capsuleId, hpke, fastPath: true },
-        }
-      } catch (err) {
-        // Nothing left the keyguard: drop the audit entry once its write settled.
-        await journaling.catch(() => undefined)
-        await rm(auditFile, { force: true })
-        throw err
-      } finally {
-        dataKey?.fill(0)
-        // An unwrap still running after a failed check is zeroed when it lands.
-        if (dataKey === undefined) unwrapping.then((k) => k.fill(0)).catch(() => undefined)
-      }
+      })
     }
 
     async function pendingEntries(): Promise<AuditEntry[]> {
@@ -361,7 +424,19 @@ export function fastPathServer(init: FastPathInit) {
           },
           { timeout: init.timeoutMs ?? 10_000 },
         )
-        for (const entry of await pendingEntries()) recordInBackground(entry)
+        const pending = await pendingEntries()
+        // A restart must not reopen a replay window: requests whose audit is not on chain yet
+        // (so `nonceUsed` is still false) stay in the replay cache until they expire.
+        for (const entry of pending) {
+          replays.check(
+            accessRequestReplayKey({
+              executor: getBytes(entry.request.executor as string),
+              nonce: getBytes(toBeHex(BigInt(entry.request.nonce as string), 32)),
+            }),
+            Number(entry.request.expiry) * 1000,
+          )
+        }
+        for (const entry of pending) recordInBackground(entry)
       },
       async stop() {
         await unhandle?.()
@@ -370,7 +445,16 @@ export function fastPathServer(init: FastPathInit) {
       },
       async recordPending() {
         let n = 0
-        for (const entry of await pendingEntries()) if (await record(entry)) n++
+        for (const entry of await pendingEntries()) {
+          if (!audits.has(entry.id)) {
+            const r = entry.request
+            audits.add(
+              entry.id,
+              gateKeys(r.capsuleId as string, r.executor as string, BigInt(r.fee as string)),
+            )
+          }
+          if ((await record(entry)) === 'recorded') n++
+        }
         return n
       },
       async auditPending() {

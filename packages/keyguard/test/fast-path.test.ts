@@ -201,14 +201,11 @@ describe('fast path', () => {
     )
   })
 
-  it('grants with the inline HPKE key within one block time, then records the grant on chain (fastPath = true)', async () => {
+  it('grants with the inline HPKE key, then records the grant on chain (fastPath = true)', async () => {
     const req = signed()
-    const t0 = performance.now()
     const res = await ask(req)
-    const ms = performance.now() - t0
     expect(res.status).toBe('granted')
     if (res.status !== 'granted' || res.keyRelease === undefined) throw new Error('no key')
-    expect(ms).toBeLessThan(1000)
     const priv = exec.keys.get(hexlify(req.ephemeralKey)) as Uint8Array
     const opened = await hpkeOpen(priv, decodeHpkeSealed(res.keyRelease.hpke), res.grantId)
     expect(opened).toEqual(dataKey)
