@@ -83,12 +83,13 @@ export {
 export type { EthersChainClientInit } from './ethers-chain-client.ts'
 export { ethersChainClient } from './ethers-chain-client.ts'
 export type {
+  AuditAlertReason,
   FastPathComponents,
   FastPathEvent,
   FastPathInit,
   FastPathServer,
 } from './fast-path-server.ts'
-export { fastPathServer } from './fast-path-server.ts'
+export { auditAlertReason, fastPathServer } from './fast-path-server.ts'
 export type {
   GrantWatcher,
   GrantWatcherComponents,
@@ -126,6 +127,7 @@ export {
   generateMnemonic,
   LIBP2P_SEED_INFO,
   normalizeMnemonic,
+  OPERATOR_PATH,
   RECOVERY_KEY_INFO,
   recoveryKeyId,
   wipeOwnerIdentity,
