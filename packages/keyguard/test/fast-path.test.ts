@@ -180,7 +180,7 @@ describe('fast path', () => {
     const aux = await keyguardParts()
     await exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
     const operator = chain.anvil.signers[6] as Wallet
-    const broke = Wallet.createRandom(chain.anvil.provider)
+    const broke = new Wallet(hexlify(randomBytes(32)), chain.anvil.provider)
     const seen: FastPathEvent[] = []
     const serverAs = (signer: Wallet) =>
       fastPathServer({ dataDir: aux.dir, auditRetryBaseMs: 5 })({
