@@ -239,5 +239,5 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
 
     child.kill('SIGTERM')
     expect(await exited).toBe(0)
-  })
+  }, 150_000)
 })
