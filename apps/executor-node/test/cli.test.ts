@@ -103,6 +103,12 @@ beforeAll(async () => {
     unbondingDelay: 3600,
     initialReputation: 100,
   })
+  // The keyguard's operator: its own account for audit records, approved by the owner, so the
+  // owner's transactions here never race the keyguard's for a nonce.
+  const operator = anvil.signers[5] as Wallet
+  await (
+    await connectDigicap(addresses, owner).capsuleRegistry.setOperator(operator.address, true)
+  ).wait()
   const m = hexlify(environmentMeasurement(defaultSandboxes()))
   policy = (await deployPolicy(owner, environment(m), { nodeRegistry: addresses.nodeRegistry }))
     .address
@@ -132,7 +138,7 @@ beforeAll(async () => {
     journal: await createReleaseJournal(join(dir, 'journal')),
     chain: ethersChainClient({
       providers: [createProvider(anvil.rpcUrl, chainId)],
-      signer: owner,
+      signer: operator,
       addresses,
       chainId,
     }),
@@ -191,27 +197,16 @@ async function makeCapsuleFull(
     }),
   })
   const c = connectDigicap(addresses, owner)
-  // The keyguard's fast-path audit transactions use the owner's account too: retry a nonce race.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await (
-        await c.capsuleRegistry.register(
-          capsuleId,
-          p,
-          cid,
-          hexlify(header.payload.plaintextCommitment),
-          kg.libp2p.peerId.toMultihash().bytes,
-          `0x${sk.keyId}`,
-        )
-      ).wait()
-      break
-    } catch (err) {
-      const code = (err as { code?: string }).code
-      if ((code !== 'NONCE_EXPIRED' && code !== 'REPLACEMENT_UNDERPRICED') || attempt >= 8)
-        throw err
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
+  await (
+    await c.capsuleRegistry.register(
+      capsuleId,
+      p,
+      cid,
+      hexlify(header.payload.plaintextCommitment),
+      kg.libp2p.peerId.toMultihash().bytes,
+      `0x${sk.keyId}`,
+    )
+  ).wait()
   return { cid, capsuleId }
 }
 

@@ -56,6 +56,7 @@ export type {
   BundleEncoder,
   InitPiNodeOptions,
   InitPiNodeResult,
+  OperatorStatus,
   PiNode,
   PiNodeComponents,
   PiNodeStatus,

@@ -12,6 +12,7 @@ import {
 } from './config.ts'
 import { UsageError } from './errors.ts'
 import { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
+import type { OperatorStatus } from './pi-node.ts'
 
 type OptionSpec = { type: 'string' | 'boolean'; multiple?: boolean; short?: string }
 
@@ -55,7 +56,8 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
 Options:
   --rpc-url <url>              chain RPC (env DIGICAP_RPC_URL; default http://127.0.0.1:8545)
   --chain-id <n>               expected chain id (default: asked from the RPC)
-  --deploy                     deploy the Digicap contracts (dev chain: funds the owner with anvil_setBalance)
+  --deploy                     deploy the Digicap contracts (dev chain: funds the owner and the
+                               keyguard operator with anvil_setBalance)
   --capsule-registry <addr>    existing contracts (instead of --deploy), with
   --node-registry <addr>       --node-registry and
   --access-controller <addr>   --access-controller
@@ -184,6 +186,14 @@ Global options:
   --json             one JSON document on stdout; progress and logs on stderr
   -h, --help         help for a command
 `
+
+function operatorLine(o: OperatorStatus): string {
+  if (o.address === undefined) return 'none (version-1 owner file: audits use the owner account)'
+  const approval =
+    o.approved === undefined ? 'approval unknown' : o.approved ? 'approved' : 'NOT approved'
+  const balance = o.balanceWei === undefined ? '' : `, balance ${o.balanceWei} wei`
+  return `${o.address} (${approval}${balance})`
+}
 
 function stderrLogger(io: Io): Logger {
   const write = (level: string, message: string, fields?: Record<string, unknown>) =>
@@ -399,10 +409,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             '=== Anyone with these words controls your capsules. Never store them on this device. ===\n\n',
         )
       }
+      if (result.operator.warning) io.stderr.write(`WARNING: ${result.operator.warning}\n`)
       out(
         {
           dataDir,
           owner: result.owner,
+          operator: result.operator,
           sealer: result.sealer,
           chainId: result.config.chainId,
           contracts: result.config.contracts,
@@ -412,6 +424,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         `Initialised pi-node in ${dataDir}\n` +
           `  owner address    ${result.owner.address}\n` +
           `  libp2p peer id   ${result.owner.peerId}\n` +
+          `  operator         ${result.operator.address ?? 'none'}${result.operator.approved ? ' (approved)' : ' (NOT approved)'}\n` +
           `  recovery key id  ${result.owner.recoveryKeyId}\n` +
           `  sealer           ${result.sealer.kind} (key ${result.sealer.keyId.slice(0, 16)}…)${result.sealer.warning ? `  ${result.sealer.warning}` : ''}\n` +
           `  chain            ${result.config.chainId} capsuleRegistry ${result.config.contracts.capsuleRegistry}\n`,
@@ -487,11 +500,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           : `${s.sealer.kind} ${s.sealer.hardwareBacked ? 'hardware-backed' : 'NOT hardware-backed'} key ${s.sealer.keyId.slice(0, 16)}…`
       if (!('error' in s.sealer) && s.sealer.warning)
         io.stderr.write(`WARNING: ${s.sealer.warning}\n`)
+      if (s.operator.warning) io.stderr.write(`WARNING: ${s.operator.warning}\n`)
       out(
         { status: s },
         `pi-node ${s.dataDir}\n` +
           `  owner       ${s.owner.address}\n` +
           `  peer id     ${s.owner.peerId}\n` +
+          `  operator    ${operatorLine(s.operator)}\n` +
           `  sealer      ${sealerLine}\n` +
           `  chain       ${s.chainId} ${s.rpcUrl} ${s.chain.reachable ? `head ${s.chain.head}, owner balance ${s.chain.ownerBalanceWei} wei` : `UNREACHABLE error[${s.chain.error.code}]`}\n` +
           `  registry    ${s.contracts.capsuleRegistry}\n` +

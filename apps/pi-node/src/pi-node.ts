@@ -24,6 +24,7 @@ import {
   connectDigicap,
   createProvider,
   type DigicapAddresses,
+  decodeRevert,
   deployDigicap,
   deployPolicy,
   parsePolicyExpression,
@@ -60,7 +61,7 @@ import {
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { Wallet } from 'ethers'
+import { type JsonRpcProvider, Wallet } from 'ethers'
 import {
   confirmationsFor,
   DEFAULT_LISTEN,
@@ -144,6 +145,99 @@ export const executorBundleEncoder: BundleEncoder = async ({ entry, code, data, 
 
 const silent: Logger = { info() {}, warn() {} }
 
+/** 1000 ETH, what `init --deploy` gives the owner and the operator on a dev chain. */
+const DEV_FUNDS = '0x3635c9adc5dea00000'
+
+/**
+ * The keyguard operator account (derived from the mnemonic, m/44'/60'/0'/0/1): it signs the
+ * fast-path audit records, so they never race the owner's own transactions for a nonce.
+ */
+export interface OperatorStatus {
+  /** The operator's address; absent for a version-1 owner file (run `recover` to add it). */
+  address?: string
+  /** `CapsuleRegistry.isOperator(owner, operator)`; absent if the chain did not answer. */
+  approved?: boolean
+  /** The operator's ETH balance (pays the audit transactions' gas). */
+  balanceWei?: string
+  /** What is missing and how to fix it. */
+  warning?: string
+}
+
+function operatorWarning(s: OperatorStatus): string | undefined {
+  if (s.address === undefined) {
+    return 'This owner file predates the keyguard operator account: fast-path audit records use the owner account and may race its transactions. Run `pi-node recover` with the words to add the operator.'
+  }
+  const missing: string[] = []
+  if (s.approved === false) {
+    missing.push(
+      `not approved by the owner (\`pi-node serve\` approves it once the owner has ETH, or send CapsuleRegistry.setOperator(${s.address}, true) from the owner)`,
+    )
+  }
+  if (s.balanceWei === '0') {
+    missing.push(`no ETH for gas (send some to ${s.address}, e.g. 0.05 ETH)`)
+  }
+  return missing.length
+    ? `Keyguard operator ${s.address}: ${missing.join('; ')}. Fast-path audit records fail until then.`
+    : undefined
+}
+
+/** Reads the operator's approval and balance. @throws whatever the RPC throws */
+async function readOperator(
+  provider: JsonRpcProvider,
+  contracts: PiNodeConfig['contracts'],
+  owner: string,
+  operator: string,
+): Promise<OperatorStatus> {
+  const { capsuleRegistry } = connectDigicap(contracts, provider)
+  const [approved, balance] = await Promise.all([
+    capsuleRegistry.getFunction('isOperator')(owner, operator) as Promise<boolean>,
+    provider.getBalance(operator),
+  ])
+  const s: OperatorStatus = {
+    address: operator,
+    approved: Boolean(approved),
+    balanceWei: balance.toString(),
+  }
+  const warning = operatorWarning(s)
+  return warning ? { ...s, warning } : s
+}
+
+/**
+ * Makes sure the owner approved its keyguard operator (`setOperator(operator, true)`, sent by
+ * the owner if it has ETH for it); with `devFund`, gives an unfunded operator dev-chain ETH
+ * (`anvil_setBalance`). Never throws: what is still missing is in `warning`.
+ */
+async function ensureOperator(
+  provider: JsonRpcProvider,
+  contracts: PiNodeConfig['contracts'],
+  ownerWallet: Wallet,
+  operator: string,
+  options: { devFund: boolean; logger: Logger },
+): Promise<OperatorStatus> {
+  try {
+    let s = await readOperator(provider, contracts, ownerWallet.address, operator)
+    if (options.devFund && s.balanceWei === '0') {
+      await provider.send('anvil_setBalance', [operator, DEV_FUNDS]).catch((err) => {
+        options.logger.warn('cannot fund the keyguard operator', { code: errorInfo(err).code })
+      })
+    }
+    if (!s.approved && (await provider.getBalance(ownerWallet.address)) > 0n) {
+      const { capsuleRegistry } = connectDigicap(contracts, ownerWallet)
+      await (await capsuleRegistry.getFunction('setOperator')(operator, true)).wait()
+      options.logger.info('keyguard operator approved', { operator })
+    }
+    s = await readOperator(provider, contracts, ownerWallet.address, operator)
+    return s
+  } catch (err) {
+    const info = errorInfo(decodeRevert(err))
+    options.logger.warn('cannot check or approve the keyguard operator', info)
+    return {
+      address: operator,
+      warning: `Keyguard operator ${operator}: cannot check or approve it (error[${info.code}]). Fast-path audit records fail until the owner approves it.`,
+    }
+  }
+}
+
 /** The sealer a config describes. `createIfMissing` is for `init` and `recover`. */
 export function createSealer(
   config: SealerConfig,
@@ -215,7 +309,8 @@ export interface InitPiNodeOptions {
   sealer: SealerConfig
   /**
    * Deploy the Digicap contracts (idempotent, addresses in `<dataDir>/deployments`). On a dev
-   * chain (anvil) the owner account is funded with `anvil_setBalance` first.
+   * chain (anvil) the owner account and the keyguard operator account are funded with
+   * `anvil_setBalance` first.
    */
   deploy?: boolean
   /** Existing contract addresses (when not deploying). */
@@ -242,6 +337,8 @@ export interface InitPiNodeResult {
   /** The 24 words: show once, for paper. */
   mnemonic: string
   owner: { address: string; peerId: string; recoveryKeyId: string }
+  /** The keyguard operator: approved by the owner here when the owner has ETH for it. */
+  operator: OperatorStatus
   sealer: SealerDescription
   deployed: boolean
 }
@@ -300,24 +397,25 @@ export async function initPiNode(
   })
   let contracts = options.contracts
   let startBlock = options.startBlock
-  if (options.deploy) {
-    const provider = createProvider(options.rpcUrl, chainId)
-    try {
+  let operator: OperatorStatus = { address: owner.operatorAddress as string }
+  const provider = createProvider(options.rpcUrl, chainId)
+  try {
+    if (options.deploy) {
       const balance = await provider.getBalance(owner.address)
       if (balance === 0n) {
-        await provider
-          .send('anvil_setBalance', [owner.address, '0x3635c9adc5dea00000'])
-          .catch((cause) => {
-            throw new ChainUnreachableError('The owner account has no ETH to deploy with', {
-              cause,
-              details: { owner: owner.address },
-              hint: 'Fund the owner address, or use a dev chain (anvil) with --deploy.',
-            })
+        await provider.send('anvil_setBalance', [owner.address, DEV_FUNDS]).catch((cause) => {
+          throw new ChainUnreachableError('The owner account has no ETH to deploy with', {
+            cause,
+            details: { owner: owner.address },
+            hint: 'Fund the owner address, or use a dev chain (anvil) with --deploy.',
           })
+        })
       }
-      const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
-      try {
-        const wallet = new Wallet(hex(secrets.ethereumPrivateKey), provider)
+    }
+    const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
+    try {
+      const wallet = new Wallet(hex(secrets.ethereumPrivateKey), provider)
+      if (options.deploy) {
         const a: DigicapAddresses = await deployDigicap(wallet, {
           deploymentsDir: paths.deployments,
           replaceStale: true,
@@ -328,13 +426,21 @@ export async function initPiNode(
           nodeRegistry: a.nodeRegistry,
           accessController: a.accessController,
         }
-      } finally {
-        secrets.ethereumPrivateKey.fill(0)
-        secrets.libp2pSeed.fill(0)
       }
+      operator = await ensureOperator(
+        provider,
+        contracts as PiNodeConfig['contracts'],
+        wallet,
+        owner.operatorAddress as string,
+        { devFund: options.deploy === true, logger },
+      )
     } finally {
-      provider.destroy()
+      secrets.ethereumPrivateKey.fill(0)
+      secrets.operatorPrivateKey?.fill(0)
+      secrets.libp2pSeed.fill(0)
     }
+  } finally {
+    provider.destroy()
   }
   const config: PiNodeConfig = {
     version: 1,
@@ -360,6 +466,7 @@ export async function initPiNode(
       peerId: peerIdOfPublicKey(owner.libp2pPublicKey),
       recoveryKeyId: owner.recoveryKeyId,
     },
+    operator,
     sealer: await sealer.describe(),
     deployed: options.deploy === true,
   }
@@ -406,6 +513,8 @@ export interface PiNodeStatus {
   chain:
     | { reachable: true; head: number; ownerBalanceWei: string }
     | { reachable: false; error: { code: string; message: string } }
+  /** The keyguard operator account: address, approval by the owner, balance, warning. */
+  operator: OperatorStatus
   capsules: number
   daemon: {
     running: boolean
@@ -793,6 +902,10 @@ export async function createPiNode(
   async function status(): Promise<PiNodeStatus> {
     const sealerInfo = await sealer.describe().catch((err) => ({ error: errorInfo(err) }))
     let chain: PiNodeStatus['chain']
+    let operator: OperatorStatus =
+      owner!.operatorAddress === undefined
+        ? { warning: operatorWarning({}) as string }
+        : { address: owner!.operatorAddress }
     try {
       const id = await fetchChainId(config.rpcUrl)
       if (id !== config.chainId)
@@ -804,6 +917,24 @@ export async function createPiNode(
         (await rpc(config.rpcUrl, 'eth_getBalance', [owner!.address, 'latest'])) as string,
       )
       chain = { reachable: true, head, ownerBalanceWei: balance.toString() }
+      if (owner!.operatorAddress !== undefined) {
+        const provider = createProvider(config.rpcUrl, config.chainId)
+        try {
+          operator = await readOperator(
+            provider,
+            config.contracts,
+            owner!.address,
+            owner!.operatorAddress,
+          )
+        } catch (err) {
+          operator = {
+            address: owner!.operatorAddress,
+            warning: `Cannot read the keyguard operator (error[${errorInfo(decodeRevert(err)).code}])`,
+          }
+        } finally {
+          provider.destroy()
+        }
+      }
     } catch (err) {
       chain = { reachable: false, error: errorInfo(err) }
     }
@@ -821,6 +952,7 @@ export async function createPiNode(
         createdAt: owner!.createdAt,
       },
       chain,
+      operator,
       capsules: (await keyStore.list()).length,
       daemon: serve
         ? {
@@ -876,14 +1008,18 @@ export async function createPiNode(
     }
     const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
     let privateKey: Awaited<ReturnType<typeof privateKeyFromSeed>>
-    // The owner's Ethereum key signs the fast path's on-chain audit records, so the daemon
-    // keeps it (inside an ethers Wallet) for its lifetime; the byte copy is zeroed.
-    const ethKeyHex = hex(secrets.ethereumPrivateKey)
+    // The keyguard operator's key signs the fast path's on-chain audit records, so the daemon
+    // keeps it (inside an ethers Wallet) for its lifetime. The owner's key is used only at start,
+    // to approve the operator if it is not yet. Byte copies are zeroed.
+    const ownerKeyHex = hex(secrets.ethereumPrivateKey)
+    const operatorKeyHex =
+      secrets.operatorPrivateKey === undefined ? undefined : hex(secrets.operatorPrivateKey)
     try {
       privateKey = await privateKeyFromSeed(secrets.libp2pSeed)
     } finally {
       secrets.libp2pSeed.fill(0)
       secrets.ethereumPrivateKey.fill(0)
+      secrets.operatorPrivateKey?.fill(0)
     }
     const node = await createDigicapNode({
       privateKey,
@@ -902,10 +1038,27 @@ export async function createPiNode(
     const fastPath = options.fastPath ?? config.keyguard?.fastPath ?? true
     const confirmations = options.confirmations ?? confirmationsFor(config)
     try {
+      let auditSigner: Wallet
+      if (operatorKeyHex === undefined) {
+        logger.warn('no keyguard operator account: audit records use the owner account', {
+          hint: operatorWarning({}),
+        })
+        auditSigner = new Wallet(ownerKeyHex, providers[0])
+      } else {
+        auditSigner = new Wallet(operatorKeyHex, providers[0])
+        const op = await ensureOperator(
+          providers[0] as JsonRpcProvider,
+          config.contracts,
+          new Wallet(ownerKeyHex, providers[0]),
+          auditSigner.address,
+          { devFund: false, logger },
+        )
+        if (op.warning) logger.warn('keyguard operator not ready', { ...op })
+      }
       const chain = ethersChainClient({
         providers,
         ...(config.quorum !== undefined ? { quorum: config.quorum } : {}),
-        signer: new Wallet(ethKeyHex, providers[0]),
+        signer: auditSigner,
         addresses: config.contracts,
         chainId: BigInt(config.chainId),
       })

@@ -383,7 +383,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
       res.grantId,
     )
     expect((await open(sealed.capsulePath, dataKey, 'fast.bin')).equals(plaintext)).toBe(true)
-    // The daemon records the audit grant on chain with the owner's key (GrantNotFound until then).
+    // The daemon records the audit grant on chain with the keyguard operator's key (GrantNotFound until then).
     await until(() =>
       c.accessController.getGrant(hexlify(res.grantId)).then(
         (g) => g.fastPath === true,

@@ -12,6 +12,7 @@ import {
   Interface,
   type JsonRpcApiProvider,
   type Log,
+  NonceManager,
   type Signer,
   toBeHex,
   zeroPadValue,
@@ -31,7 +32,12 @@ export interface EthersChainClientInit {
   providers: readonly JsonRpcApiProvider[]
   /** How many providers must agree. Default: 1 for one provider, else a majority. */
   quorum?: number
-  /** Sends `recordFastPathGrant` (the capsule owner's account or an operator it named). */
+  /**
+   * Sends `recordFastPathGrant`: the keyguard operator account the owner approved with
+   * `CapsuleRegistry.setOperator` (see `deriveOwnerIdentity`), never the owner's own account,
+   * whose other transactions would race these for a nonce. Wrapped in an ethers
+   * `NonceManager` (unless it is one) so one process never reuses a nonce.
+   */
   signer?: Signer
   addresses: { accessController: string; nodeRegistry: string }
   chainId: bigint | number
@@ -79,7 +85,7 @@ const logKey = (l: GrantLog): string => JSON.stringify({ ...l, expiresAt: l.expi
  * ```ts
  * const chain = ethersChainClient({
  *   providers: urls.map((u) => createProvider(u, 1n)), quorum: 2,
- *   signer: ownerWallet, addresses, chainId: 1n,
+ *   signer: operatorWallet, addresses, chainId: 1n,
  * })
  * ```
  */
@@ -99,6 +105,10 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
     (p) => new Contract(accessController, accessControllerAbi as never, p),
   )
   const registries = providers.map((p) => new Contract(nodeRegistry, nodeRegistryAbi as never, p))
+  const signer =
+    init.signer === undefined || init.signer instanceof NonceManager
+      ? init.signer
+      : new NonceManager(init.signer)
 
   /** Runs `read` on every provider and returns an answer ≥ quorum of them agree on. */
   async function agree<T>(
@@ -274,18 +284,20 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
       ),
 
     async recordFastPathGrant(req: FastPathRecord, jobParams, signature) {
-      if (init.signer === undefined) {
+      if (signer === undefined) {
         throw new QuorumError('No signer configured to record fast-path grants', {
           details: { operation: 'recordFastPathGrant' },
         })
       }
-      const c = new Contract(accessController, accessControllerAbi as never, init.signer)
+      const c = new Contract(accessController, accessControllerAbi as never, signer)
+      let sent = false
       try {
         const tx = await c.getFunction('recordFastPathGrant')(
           { ...req, nonce: toBeHex(req.nonce, 32) },
           jobParams,
           signature,
         )
+        sent = true
         const receipt = await tx.wait()
         const log = (receipt.logs as Log[])
           .map((l) => parseGrantLog(l))
@@ -296,6 +308,10 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
           blockNumber: Number(receipt.blockNumber),
         }
       } catch (err) {
+        // NonceManager counts a nonce before sending: one never sent (a revert in gas
+        // estimation, no funds, RPC down) must not leave a gap. Audit records are sent one at
+        // a time, so re-reading the pending count is safe here.
+        if (!sent && signer instanceof NonceManager) signer.reset()
         throw decodeRevert(err)
       }
     },

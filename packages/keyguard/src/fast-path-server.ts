@@ -80,11 +80,37 @@ export interface FastPathInit {
 }
 
 /** What the fast path reports. Never carries key bytes. */
+/**
+ * Why an audit record failed: `operator-not-approved` (the contract answered `NotKeyguard`:
+ * the owner has not approved this keyguard's operator account), `operator-unfunded` (no ETH
+ * for gas), `reverted` (another revert), `failed` (RPC or anything else, after retries).
+ */
+export type AuditAlertReason = 'operator-not-approved' | 'operator-unfunded' | 'reverted' | 'failed'
+
+/** Classifies an error from `ChainClient.recordFastPathGrant`. */
+export function auditAlertReason(err: unknown): AuditAlertReason {
+  const e = err as { errorName?: string; code?: string; message?: string } | undefined
+  if (e?.errorName === 'NotKeyguard') return 'operator-not-approved'
+  if (e?.code === 'INSUFFICIENT_FUNDS' || /insufficient funds/i.test(String(e?.message ?? ''))) {
+    return 'operator-unfunded'
+  }
+  return e?.errorName !== undefined ? 'reverted' : 'failed'
+}
+
 export type FastPathEvent =
   | { type: 'fast-path-granted'; grantId: string; capsuleId: string; executor: string; ms: number }
   | { type: 'fast-path-refused'; reasonCode: string; reason?: string; peer: string }
   | { type: 'audit-recorded'; grantId: string; recordedGrantId: string; transactionHash: string }
-  | { type: 'audit-alert'; grantId: string; error: string }
+  | {
+      type: 'audit-alert'
+      grantId: string
+      error: string
+      /**
+       * Why, when the keyguard can tell: its operator account is not approved by the capsule
+       * owner (`CapsuleRegistry.setOperator`), or has no ETH for gas.
+       */
+      reason: AuditAlertReason
+    }
 
 export interface FastPathComponents {
   sealer: Sealer
@@ -222,7 +248,10 @@ export function fastPathServer(init: FastPathInit) {
           try {
             return await chain.recordFastPathGrant(req, entry.jobParams, entry.signature)
           } catch (err) {
-            if ((err as { errorName?: string }).errorName !== undefined || attempt >= 4) throw err
+            const final =
+              (err as { errorName?: string }).errorName !== undefined ||
+              auditAlertReason(err) === 'operator-unfunded'
+            if (final || attempt >= 4) throw err
             await new Promise((r) => setTimeout(r, (init.auditRetryBaseMs ?? 200) * 2 ** attempt))
           }
         }
@@ -253,8 +282,9 @@ export function fastPathServer(init: FastPathInit) {
         // Any other failure leaves the audit unrecorded, so its capsule stays `busy` until
         // `recordPending()` lands it.
         if (e.errorName !== undefined) audits.settle(entry.id)
-        emit({ type: 'audit-alert', grantId, error })
-        components.logger?.warn('fast path: audit record failed', { grantId, error })
+        const reason = auditAlertReason(err)
+        emit({ type: 'audit-alert', grantId, error, reason })
+        components.logger?.warn('fast path: audit record failed', { grantId, error, reason })
         return e.errorName !== undefined ? 'reverted' : 'failed'
       }
     }

@@ -27,6 +27,9 @@
  *   re-serves the grant to the same key after restart, a completed grant is never served again.
  * - The fast path answers only signed, fresh, unreplayed requests from the executor's registered
  *   libp2p peer that `checkAccess` allows, and journals the on-chain audit record first.
+ * - Audit records are signed by the keyguard operator account (`operatorPrivateKey`,
+ *   m/44'/60'/0'/0/1, approved by the owner with `CapsuleRegistry.setOperator`), one at a time
+ *   through a `NonceManager`: they never race the owner's own transactions for a nonce.
  * - Every error crossing this boundary is a `DigicapError` with a stable `code`.
  *
  * @example
@@ -42,7 +45,8 @@
  * const again = await unwrapDataKey((await store.get(capsuleId))!.wrappedKeys, sealer)
  *
  * // the runtime: grants from the chain and the fast path, pushed over libp2p
- * const chain = ethersChainClient({ providers: [createProvider(rpcUrl, chainId)], signer, addresses, chainId })
+ * const operator = new Wallet(hexlify(owner.operatorPrivateKey), provider) // owner-approved operator
+ * const chain = ethersChainClient({ providers: [provider], signer: operator, addresses, chainId })
  * const journal = await createReleaseJournal('/var/lib/digicap/journal')
  * const keyguard = createKeyguard({ dataDir: '/var/lib/digicap', confirmations: 3, fastPath: { enabled: true } })(
  *   { sealer, keyStore: store, journal, chain, libp2p },
@@ -83,12 +87,13 @@ export {
 export type { EthersChainClientInit } from './ethers-chain-client.ts'
 export { ethersChainClient } from './ethers-chain-client.ts'
 export type {
+  AuditAlertReason,
   FastPathComponents,
   FastPathEvent,
   FastPathInit,
   FastPathServer,
 } from './fast-path-server.ts'
-export { fastPathServer } from './fast-path-server.ts'
+export { auditAlertReason, fastPathServer } from './fast-path-server.ts'
 export type {
   GrantWatcher,
   GrantWatcherComponents,
@@ -126,6 +131,7 @@ export {
   generateMnemonic,
   LIBP2P_SEED_INFO,
   normalizeMnemonic,
+  OPERATOR_PATH,
   RECOVERY_KEY_INFO,
   recoveryKeyId,
   wipeOwnerIdentity,

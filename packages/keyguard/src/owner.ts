@@ -4,10 +4,13 @@
  * secrets a 24/7 node must use (the Ethereum key that signs capsule headers, the libp2p
  * seed) only wrapped to the sealer. Everything in it can be rebuilt from the mnemonic.
  *
- * File format, version 1 (JSON, mode 0600, written atomically):
- * `{ "version": 1, "address": "0x…", "recoveryPublicKey": "<hex>", "libp2pPublicKey": "<hex>",
- *    "createdAt": "…Z", "ethereumPrivateKey": <wrapped>, "libp2pSeed": <wrapped> }`
- * where `<wrapped>` is `{ "scheme", "keyId", "ciphertext": "<base64>" }`.
+ * File format, version 2 (JSON, mode 0600, written atomically):
+ * `{ "version": 2, "address": "0x…", "operatorAddress": "0x…", "recoveryPublicKey": "<hex>",
+ *    "libp2pPublicKey": "<hex>", "createdAt": "…Z", "ethereumPrivateKey": <wrapped>,
+ *    "operatorPrivateKey": <wrapped>, "libp2pSeed": <wrapped> }`
+ * where `<wrapped>` is `{ "scheme", "keyId", "ciphertext": "<base64>" }`. Version 1 (written
+ * before the keyguard operator account) lacks `operatorAddress` and `operatorPrivateKey`; it
+ * is still read (no operator: {@link restoreOwner} from the words rewrites it as version 2).
  */
 import { dirname } from 'node:path'
 import { ed25519 } from '@noble/curves/ed25519.js'
@@ -37,6 +40,8 @@ import { unwrapDataKey } from './wrap.ts'
 /** The public face of the owner, as stored in the owner file. */
 export interface OwnerInfo {
   address: `0x${string}`
+  /** The keyguard operator account; absent in a version-1 owner file. */
+  operatorAddress?: `0x${string}`
   recoveryPublicKey: Uint8Array
   recoveryKeyId: string
   /** Raw 32-byte Ed25519 public key of the node's libp2p identity. */
@@ -47,43 +52,64 @@ export interface OwnerInfo {
 /** The owner's runtime secrets, unwrapped by the sealer. Zero them when done. */
 export interface OwnerSecrets {
   ethereumPrivateKey: Uint8Array
+  /** The keyguard operator account's key; absent in a version-1 owner file. */
+  operatorPrivateKey?: Uint8Array
   libp2pSeed: Uint8Array
 }
 
 interface OwnerFile extends OwnerInfo {
   ethereumPrivateKey: WrappedKey
+  operatorPrivateKey?: WrappedKey
   libp2pSeed: WrappedKey
 }
+
+const V1_KEYS = [
+  'version',
+  'address',
+  'recoveryPublicKey',
+  'libp2pPublicKey',
+  'createdAt',
+  'ethereumPrivateKey',
+  'libp2pSeed',
+]
+const V2_KEYS = [...V1_KEYS, 'operatorAddress', 'operatorPrivateKey']
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/
 
 async function readOwnerFile(path: string): Promise<OwnerFile | undefined> {
   const obj = await readJsonFile(path)
   if (obj === undefined) return undefined
-  checkKeys(path, obj, [
-    'version',
-    'address',
-    'recoveryPublicKey',
-    'libp2pPublicKey',
-    'createdAt',
-    'ethereumPrivateKey',
-    'libp2pSeed',
-  ])
-  if (obj.version !== 1) corrupt(path, 'unknown-version', { version: obj.version })
+  if (obj.version !== 1 && obj.version !== 2) {
+    corrupt(path, 'unknown-version', { version: obj.version })
+  }
+  checkKeys(path, obj, obj.version === 1 ? V1_KEYS : V2_KEYS)
   const hex32 = (field: string) => {
     const v = obj[field]
     if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) corrupt(path, 'bad-field', { field })
     return hexToBytes(v)
   }
-  if (typeof obj.address !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(obj.address)) {
+  if (typeof obj.address !== 'string' || !ADDRESS.test(obj.address)) {
     corrupt(path, 'bad-field', { field: 'address' })
+  }
+  if (
+    obj.version === 2 &&
+    (typeof obj.operatorAddress !== 'string' || !ADDRESS.test(obj.operatorAddress))
+  ) {
+    corrupt(path, 'bad-field', { field: 'operatorAddress' })
   }
   const recoveryPublicKey = hex32('recoveryPublicKey')
   return {
     address: obj.address as `0x${string}`,
+    ...(obj.version === 2 ? { operatorAddress: obj.operatorAddress as `0x${string}` } : {}),
     recoveryPublicKey,
     recoveryKeyId: recoveryKeyId(recoveryPublicKey),
     libp2pPublicKey: hex32('libp2pPublicKey'),
     createdAt: checkDate(path, 'createdAt', obj.createdAt),
     ethereumPrivateKey: parseWrappedKey(path, 'ethereumPrivateKey', obj.ethereumPrivateKey),
+    ...(obj.version === 2
+      ? {
+          operatorPrivateKey: parseWrappedKey(path, 'operatorPrivateKey', obj.operatorPrivateKey),
+        }
+      : {}),
     libp2pSeed: parseWrappedKey(path, 'libp2pSeed', obj.libp2pSeed),
   }
 }
@@ -96,18 +122,21 @@ async function writeOwnerFile(
 ): Promise<OwnerInfo> {
   const info: OwnerInfo = {
     address: identity.address,
+    operatorAddress: identity.operatorAddress,
     recoveryPublicKey: identity.recoveryKeyPair.publicKey,
     recoveryKeyId: identity.recoveryKeyId,
     libp2pPublicKey: ed25519.getPublicKey(identity.libp2pSeed),
     createdAt: options.createdAt ?? new Date().toISOString(),
   }
   const body = {
-    version: 1,
+    version: 2,
     address: info.address,
+    operatorAddress: identity.operatorAddress,
     recoveryPublicKey: bytesToHex(info.recoveryPublicKey),
     libp2pPublicKey: bytesToHex(info.libp2pPublicKey),
     createdAt: info.createdAt,
     ethereumPrivateKey: encodeWrappedKey(await sealer.wrap(identity.ethereumPrivateKey)),
+    operatorPrivateKey: encodeWrappedKey(await sealer.wrap(identity.operatorPrivateKey)),
     libp2pSeed: encodeWrappedKey(await sealer.wrap(identity.libp2pSeed)),
   }
   await ensureDir(dirname(path))
@@ -168,7 +197,7 @@ export async function initOwner(
 export async function readOwner(path: string): Promise<OwnerInfo | undefined> {
   const file = await readOwnerFile(path)
   if (!file) return undefined
-  const { ethereumPrivateKey: _e, libp2pSeed: _l, ...info } = file
+  const { ethereumPrivateKey: _e, operatorPrivateKey: _o, libp2pSeed: _l, ...info } = file
   return info
 }
 
@@ -184,17 +213,24 @@ export async function unwrapOwnerSecrets(path: string, sealer: Sealer): Promise<
   if (!file) corrupt(path, 'missing')
   const ethereumPrivateKey = await unwrapDataKey([file.ethereumPrivateKey], sealer)
   const libp2pSeed = await unwrapDataKey([file.libp2pSeed], sealer)
+  const operatorPrivateKey = file.operatorPrivateKey
+    ? await unwrapDataKey([file.operatorPrivateKey], sealer)
+    : undefined
   const ok =
     ethereumPrivateKey.length === 32 &&
     libp2pSeed.length === 32 &&
     ethereumAddress(ethereumPrivateKey).toLowerCase() === file.address.toLowerCase() &&
-    bytesToHex(ed25519.getPublicKey(libp2pSeed)) === bytesToHex(file.libp2pPublicKey)
+    bytesToHex(ed25519.getPublicKey(libp2pSeed)) === bytesToHex(file.libp2pPublicKey) &&
+    (operatorPrivateKey === undefined ||
+      (operatorPrivateKey.length === 32 &&
+        ethereumAddress(operatorPrivateKey).toLowerCase() === file.operatorAddress?.toLowerCase()))
   if (!ok) {
     ethereumPrivateKey.fill(0)
     libp2pSeed.fill(0)
+    operatorPrivateKey?.fill(0)
     corrupt(path, 'secret-mismatch')
   }
-  return { ethereumPrivateKey, libp2pSeed }
+  return { ethereumPrivateKey, libp2pSeed, ...(operatorPrivateKey ? { operatorPrivateKey } : {}) }
 }
 
 /**

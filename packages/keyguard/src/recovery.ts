@@ -6,6 +6,7 @@
  * ```
  * seed          = BIP-39 seed(mnemonic, passphrase)                   64 bytes (PBKDF2-HMAC-SHA512, 2048 rounds)
  * ethereum key  = BIP-32(seed) at m/44'/60'/0'/0/0                     secp256k1, address = keccak256(pub)[12:]
+ * operator key  = BIP-32(seed) at m/44'/60'/0'/0/1                     secp256k1: the keyguard operator account
  * recovery key  = HKDF-SHA256(ikm = seed, salt = none, info = "digicap/recovery-x25519/v1", 32)   X25519 private key
  * libp2p seed   = HKDF-SHA256(ikm = seed, salt = none, info = "digicap/libp2p-ed25519/v1", 32)    Ed25519 seed
  * ```
@@ -27,6 +28,11 @@ import { InvalidMnemonicError } from './errors.ts'
 
 /** BIP-44 path of the owner's Ethereum account. */
 export const ETHEREUM_PATH = "m/44'/60'/0'/0/0"
+/**
+ * BIP-44 path of the keyguard operator account: the account that signs the keyguard's own
+ * transactions (fast-path audit records), so they never race the owner's for a nonce.
+ */
+export const OPERATOR_PATH = "m/44'/60'/0'/0/1"
 /** HKDF `info` of the X25519 recovery key. */
 export const RECOVERY_KEY_INFO = 'digicap/recovery-x25519/v1'
 /** HKDF `info` of the libp2p Ed25519 identity seed. */
@@ -38,6 +44,13 @@ export interface OwnerIdentity {
   ethereumPrivateKey: Uint8Array
   /** EIP-55 checksummed address of that account. */
   address: `0x${string}`
+  /**
+   * secp256k1 private key of the keyguard operator account (m/44'/60'/0'/0/1), 32 bytes.
+   * Secret. The owner approves it with `CapsuleRegistry.setOperator`.
+   */
+  operatorPrivateKey: Uint8Array
+  /** EIP-55 checksummed address of the operator account. */
+  operatorAddress: `0x${string}`
   /** X25519 key pair every data key is also wrapped to. The private half is secret. */
   recoveryKeyPair: X25519KeyPair
   /** Lowercase hex SHA-256 of the recovery public key (the `keyId` of recovery wraps). */
@@ -129,12 +142,17 @@ export async function deriveOwnerIdentity(
     const account = root.derive(ETHEREUM_PATH)
     const ethereumPrivateKey = Uint8Array.from(account.privateKey!)
     account.wipePrivateData()
+    const operatorAccount = root.derive(OPERATOR_PATH)
+    const operatorPrivateKey = Uint8Array.from(operatorAccount.privateKey!)
+    operatorAccount.wipePrivateData()
     root.wipePrivateData()
     const recoveryPrivate = hkdf(sha256, seed, undefined, utf8(RECOVERY_KEY_INFO), 32)
     const recoveryPublic = x25519PublicKey(recoveryPrivate)
     return {
       ethereumPrivateKey,
       address: ethereumAddress(ethereumPrivateKey),
+      operatorPrivateKey,
+      operatorAddress: ethereumAddress(operatorPrivateKey),
       recoveryKeyPair: { privateKey: recoveryPrivate, publicKey: recoveryPublic },
       recoveryKeyId: recoveryKeyId(recoveryPublic),
       libp2pSeed: hkdf(sha256, seed, undefined, utf8(LIBP2P_SEED_INFO), 32),
@@ -147,6 +165,7 @@ export async function deriveOwnerIdentity(
 /** Zeroes the secret parts of an {@link OwnerIdentity}. */
 export function wipeOwnerIdentity(identity: OwnerIdentity): void {
   identity.ethereumPrivateKey.fill(0)
+  identity.operatorPrivateKey.fill(0)
   identity.recoveryKeyPair.privateKey.fill(0)
   identity.libp2pSeed.fill(0)
 }

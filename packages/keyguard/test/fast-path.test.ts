@@ -13,7 +13,7 @@ import {
 } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { getBytes, hexlify, randomBytes, toBeHex, type Wallet } from 'ethers'
+import { getBytes, hexlify, randomBytes, toBeHex, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createKeyguard,
@@ -156,6 +156,7 @@ describe('fast path', () => {
       type: 'audit-alert',
       grantId,
       error: 'NETWORK_ERROR',
+      reason: 'failed',
     })
     expect(await first.auditPending()).toBe(1)
     await first.stop()
@@ -170,6 +171,56 @@ describe('fast path', () => {
     expect(await second.auditPending()).toBe(0)
     expect((await chain.c.accessController.getGrant(grantId)).fastPath).toBe(true)
     await second.stop()
+    await node.stop()
+    await aux.cleanup()
+  })
+
+  it('records audits as an operator account the owner approved; an unapproved or unfunded one raises a typed audit-alert', async () => {
+    const node = await createNode()
+    const aux = await keyguardParts()
+    await exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
+    const operator = chain.anvil.signers[6] as Wallet
+    const broke = new Wallet(hexlify(randomBytes(32)), chain.anvil.provider)
+    const seen: FastPathEvent[] = []
+    const serverAs = (signer: Wallet) =>
+      fastPathServer({ dataDir: aux.dir, auditRetryBaseMs: 5 })({
+        ...parts,
+        chain: chainClientFor(chain, signer),
+        libp2p: node,
+        onEvent: (e) => seen.push(e),
+      })
+    const alertFor = async (signer: Wallet) => {
+      seen.length = 0
+      const server = serverAs(signer)
+      await server.start()
+      const res = await request(exec.node, node.peerId, fastPathProtocol, signed())
+      expect(res.status).toBe('granted')
+      await until(() => seen.some((e) => e.type === 'audit-alert'))
+      await server.stop()
+      return seen.find((e) => e.type === 'audit-alert')
+    }
+    // Not approved: the contract says NotKeyguard; the record stays journaled.
+    expect(await alertFor(operator)).toMatchObject({
+      error: 'NotKeyguard',
+      reason: 'operator-not-approved',
+    })
+    const registry = chain.c.capsuleRegistry.connect(chain.owner)
+    await (await registry.getFunction('setOperator')(broke.address, true)).wait()
+    // Approved but without ETH for gas.
+    expect(await alertFor(broke)).toMatchObject({ reason: 'operator-unfunded' })
+    // Approved and funded: the journaled records land, sent by the operator.
+    await (await registry.getFunction('setOperator')(operator.address, true)).wait()
+    seen.length = 0
+    const server = serverAs(operator)
+    await server.start()
+    await until(() => seen.filter((e) => e.type === 'audit-recorded').length === 2)
+    expect(await server.auditPending()).toBe(0)
+    const recorded = seen.find((e) => e.type === 'audit-recorded')
+    const tx = await chain.anvil.provider.getTransaction(
+      recorded?.type === 'audit-recorded' ? recorded.transactionHash : '0x',
+    )
+    expect(tx?.from).toBe(operator.address)
+    await server.stop()
     await node.stop()
     await aux.cleanup()
   })

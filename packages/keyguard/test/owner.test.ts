@@ -44,12 +44,19 @@ describe('owner file', () => {
     expect(mnemonic.split(' ')).toHaveLength(24)
     const id = await deriveOwnerIdentity(mnemonic)
     expect(owner.address).toBe(id.address)
+    expect(owner.operatorAddress).toBe(id.operatorAddress)
     expect(owner.recoveryPublicKey).toEqual(id.recoveryKeyPair.publicKey)
     expect(owner.libp2pPublicKey).toEqual(ed25519.getPublicKey(id.libp2pSeed))
     expect(await readOwner(p)).toEqual(owner)
     expect((await stat(p)).mode & 0o777).toBe(0o600)
     const text = await readFile(p, 'utf8')
-    for (const secret of [id.ethereumPrivateKey, id.libp2pSeed, id.recoveryKeyPair.privateKey]) {
+    const secretsOf = [
+      id.ethereumPrivateKey,
+      id.operatorPrivateKey,
+      id.libp2pSeed,
+      id.recoveryKeyPair.privateKey,
+    ]
+    for (const secret of secretsOf) {
       expect(text).not.toContain(Buffer.from(secret).toString('hex'))
       expect(text).not.toContain(Buffer.from(secret).toString('base64'))
     }
@@ -57,6 +64,36 @@ describe('owner file', () => {
     const secrets = await unwrapOwnerSecrets(p, s)
     expect(secrets.ethereumPrivateKey).toEqual(id.ethereumPrivateKey)
     expect(secrets.libp2pSeed).toEqual(id.libp2pSeed)
+    expect(secrets.operatorPrivateKey).toEqual(id.operatorPrivateKey)
+    expect(JSON.parse(text).version).toBe(2)
+  })
+
+  it('still reads a version-1 file (no operator); restoreOwner from the words upgrades it', async () => {
+    const p = path()
+    const s = sealer()
+    const { mnemonic } = await initOwner({ path: p, sealer: s })
+    const {
+      operatorAddress: _a,
+      operatorPrivateKey: _k,
+      ...v1
+    } = JSON.parse(await readFile(p, 'utf8'))
+    await writeFile(p, JSON.stringify({ ...v1, version: 1 }))
+    const old = await readOwner(p)
+    expect(old?.operatorAddress).toBeUndefined()
+    const secrets = await unwrapOwnerSecrets(p, s)
+    expect(secrets.operatorPrivateKey).toBeUndefined()
+    expect(secrets.ethereumPrivateKey).toHaveLength(32)
+    // A version-1 file with the operator fields is malformed.
+    await writeFile(p, JSON.stringify({ ...v1, version: 1, operatorAddress: old?.address }))
+    expect((await expectCode(readOwner(p), 'KEY_STORE_CORRUPT')).details.reason).toBe(
+      'unknown-field',
+    )
+    await writeFile(p, JSON.stringify({ ...v1, version: 1 }))
+    await restoreOwner({ mnemonic, path: p, sealer: s })
+    const id = await deriveOwnerIdentity(mnemonic)
+    expect((await readOwner(p))?.operatorAddress).toBe(id.operatorAddress)
+    expect((await readOwner(p))?.createdAt).toBe(old?.createdAt)
+    expect((await unwrapOwnerSecrets(p, s)).operatorPrivateKey).toEqual(id.operatorPrivateKey)
   })
 
   it('init takes given words, and refuses a second init with KEY_EXISTS', async () => {
@@ -89,6 +126,10 @@ describe('owner file', () => {
     expect((await expectCode(unwrapOwnerSecrets(a, s), 'KEY_STORE_CORRUPT')).details.reason).toBe(
       'secret-mismatch',
     )
+    await writeFile(a, JSON.stringify({ ...fileA, operatorPrivateKey: fileB.operatorPrivateKey }))
+    expect((await expectCode(unwrapOwnerSecrets(a, s), 'KEY_STORE_CORRUPT')).details.reason).toBe(
+      'secret-mismatch',
+    )
   })
 
   it('rejects malformed owner files with KEY_STORE_CORRUPT', async () => {
@@ -96,8 +137,10 @@ describe('owner file', () => {
     await initOwner({ path: p, sealer: sealer() })
     const good = JSON.parse(await readFile(p, 'utf8'))
     const cases: [unknown, string][] = [
-      [{ ...good, version: 2 }, 'unknown-version'],
+      [{ ...good, version: 3 }, 'unknown-version'],
       [{ ...good, address: '0x1234' }, 'bad-field'],
+      [{ ...good, operatorAddress: 7 }, 'bad-field'],
+      [{ ...good, operatorPrivateKey: undefined }, 'missing-field'],
       [{ ...good, recoveryPublicKey: 'ab' }, 'bad-field'],
       [{ ...good, libp2pSeed: { ...good.libp2pSeed, scheme: 'x' } }, 'unknown-scheme'],
       [{ ...good, extra: 1 }, 'unknown-field'],

@@ -47,6 +47,15 @@ describe('owner identity derivation', () => {
     expect(ethereumAddress(id.ethereumPrivateKey)).toBe(ANVIL_ADDRESS)
   })
 
+  it("derives the keyguard operator as anvil's second account (m/44'/60'/0'/0/1)", async () => {
+    const id = await deriveOwnerIdentity(ANVIL_MNEMONIC)
+    expect(id.operatorAddress).toBe('0x70997970C51812dc3A010C7d01b50e0d17dc79C8')
+    expect(Buffer.from(id.operatorPrivateKey).toString('hex')).toBe(
+      '59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d',
+    )
+    expect(id.operatorAddress).not.toBe(id.address)
+  })
+
   it('derives the recovery key and libp2p seed exactly as documented (HKDF-SHA256 over the seed)', async () => {
     for (const [words, passphrase] of [
       [ANVIL_MNEMONIC, ''],
@@ -118,7 +127,12 @@ describe('owner identity derivation', () => {
   it('wipes secrets on request', async () => {
     const id = await deriveOwnerIdentity(generateMnemonic())
     wipeOwnerIdentity(id)
-    for (const secret of [id.ethereumPrivateKey, id.recoveryKeyPair.privateKey, id.libp2pSeed]) {
+    for (const secret of [
+      id.ethereumPrivateKey,
+      id.operatorPrivateKey,
+      id.recoveryKeyPair.privateKey,
+      id.libp2pSeed,
+    ]) {
       expect(secret.every((b) => b === 0)).toBe(true)
     }
   })

@@ -97,23 +97,6 @@ export async function send(tx: Promise<{ wait: () => Promise<unknown> }>): Promi
   await (await tx).wait()
 }
 
-/**
- * The keyguard signs its fast-path audit transactions with the owner's account, as the tests
- * do theirs: two wallets on one account can race for a nonce. Retry those (only those).
- */
-export async function ownerTx<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn()
-    } catch (err) {
-      const code = (err as { code?: string }).code
-      const nonceRace = code === 'NONCE_EXPIRED' || code === 'REPLACEMENT_UNDERPRICED'
-      if (!nonceRace || attempt >= 8) throw err
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
-}
-
 export async function setupWorld(
   options: {
     fastPath?: boolean
@@ -125,6 +108,9 @@ export async function setupWorld(
 ): Promise<World> {
   const anvil = await startAnvil()
   const [deployer, owner, executorWallet, other] = anvil.signers as Wallet[]
+  // The keyguard's operator: its own account for audit records, approved by the owner, so the
+  // owner's transactions here never race the keyguard's for a nonce.
+  const operator = anvil.signers[5] as Wallet
   const addresses = await deployDigicap(deployer as Wallet, {
     minStake: MIN_STAKE,
     grantWindow: 600,
@@ -136,6 +122,9 @@ export async function setupWorld(
   const [kg, exec] = await Promise.all([createDigicapNode(), createDigicapNode()])
   const sb = sandboxes()
   const measurement = environmentMeasurement(sb)
+  await send(
+    connectDigicap(addresses, owner as Wallet).capsuleRegistry.setOperator(operator.address, true),
+  )
   const policy = await deployPolicy(owner as Wallet, environment(hexlify(measurement)), {
     nodeRegistry: addresses.nodeRegistry,
   })
@@ -173,7 +162,7 @@ export async function setupWorld(
     journal,
     chain: ethersChainClient({
       providers: [createProvider(anvil.rpcUrl, chainId)],
-      signer: owner as Wallet,
+      signer: operator,
       addresses,
       chainId,
     }),
@@ -285,19 +274,17 @@ export async function makeCapsule(w: World, o: MakeCapsuleOptions): Promise<Made
   })
   await w.keyStore.put({ capsuleId, wrappedKeys })
   if (o.register !== false) {
-    await ownerTx(() =>
-      send(
-        w.c.capsuleRegistry
-          .connect(w.owner)
-          .register(
-            capsuleId,
-            policy,
-            o.registerCid ?? cid,
-            hexlify(header.payload.plaintextCommitment),
-            w.kg.libp2p.peerId.toMultihash().bytes,
-            `0x${sealerKey.keyId}`,
-          ),
-      ),
+    await send(
+      w.c.capsuleRegistry
+        .connect(w.owner)
+        .register(
+          capsuleId,
+          policy,
+          o.registerCid ?? cid,
+          hexlify(header.payload.plaintextCommitment),
+          w.kg.libp2p.peerId.toMultihash().bytes,
+          `0x${sealerKey.keyId}`,
+        ),
     )
   }
   return { cid, capsuleId, header, bytes, dataKey }
@@ -314,9 +301,7 @@ export function jsBundle(source: string, data: Uint8Array | string): Uint8Array 
 }
 
 export async function deployPolicyFor(w: World, expr: PolicyExpression): Promise<string> {
-  const p = await ownerTx(() =>
-    deployPolicy(w.owner, expr, { nodeRegistry: w.addresses.nodeRegistry }),
-  )
+  const p = await deployPolicy(w.owner, expr, { nodeRegistry: w.addresses.nodeRegistry })
   return p.address
 }
 
