@@ -6,7 +6,12 @@
 import type { ProtocolDialer, ProtocolRegistrar } from '@digicap/protocol'
 import type { ChainClient, GrantLog } from './chain-client.ts'
 import { KeyguardStateError } from './errors.ts'
-import { type FastPathEvent, type FastPathServer, fastPathServer } from './fast-path-server.ts'
+import {
+  type FastPathEvent,
+  type FastPathInit,
+  type FastPathServer,
+  fastPathServer,
+} from './fast-path-server.ts'
 import { type GrantWatcher, type GrantWatcherEvent, grantWatcher } from './grant-watcher.ts'
 import { type KeyReleaser, keyReleaser, type ReleaseEvent } from './key-releaser.ts'
 import type { KeyStore } from './key-store.ts'
@@ -27,15 +32,11 @@ export interface KeyguardInit {
   maxConcurrentReleases?: number
   /** Time limit of one key-release push, ms. Default 5000. */
   releaseAttemptTimeoutMs?: number
-  fastPath?: {
-    enabled: boolean
-    /** Latest accepted request expiry, seconds ahead. Default 600. */
-    maxExpirySeconds?: number
-    /** Per-peer token bucket. Default 10 burst, 5 a second. */
-    rate?: { capacity: number; refillPerSecond: number }
-    /** Requests evaluated at once; more get `busy`. Default 32. */
-    maxQueue?: number
-  }
+  /**
+   * The fast path: `enabled`, plus any {@link FastPathInit} option (`maxExpirySeconds`, `rate`,
+   * `maxQueue`, `pendingWaitMs`, `maxUnwraps`, `peerCacheMs`, ...); the data dir is the keyguard's.
+   */
+  fastPath?: { enabled: boolean } & Omit<FastPathInit, 'dataDir'>
 }
 
 export interface KeyguardComponents {
@@ -130,14 +131,14 @@ export function createKeyguard(init: KeyguardInit) {
     })
     const fastEnabled = init.fastPath?.enabled === true
     const fast: FastPathServer | undefined = fastEnabled
-      ? fastPathServer({
-          dataDir: init.dataDir,
-          ...(init.fastPath?.maxExpirySeconds === undefined
-            ? {}
-            : { maxExpirySeconds: init.fastPath.maxExpirySeconds }),
-          ...(init.fastPath?.rate === undefined ? {} : { rate: init.fastPath.rate }),
-          ...(init.fastPath?.maxQueue === undefined ? {} : { maxQueue: init.fastPath.maxQueue }),
-        })({ sealer, keyStore, chain, libp2p, onEvent: emit, ...(logger ? { logger } : {}) })
+      ? fastPathServer({ ...fastPathOptions(init.fastPath), dataDir: init.dataDir })({
+          sealer,
+          keyStore,
+          chain,
+          libp2p,
+          onEvent: emit,
+          ...(logger ? { logger } : {}),
+        })
       : undefined
     let running = false
 
@@ -186,4 +187,10 @@ export function createKeyguard(init: KeyguardInit) {
       idle: () => releaser.idle(),
     }
   }
+}
+
+function fastPathOptions(fastPath: KeyguardInit['fastPath']): Omit<FastPathInit, 'dataDir'> {
+  if (fastPath === undefined) return {}
+  const { enabled: _enabled, ...options } = fastPath
+  return options
 }
