@@ -45,6 +45,7 @@ export type {
 } from './capsule.ts'
 export {
   capsuleChunkRange,
+  checkKeyCommitment,
   capsuleId,
   createCapsuleHeader,
   openCapsule,
