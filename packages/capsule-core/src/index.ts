@@ -45,8 +45,8 @@ export type {
 } from './capsule.ts'
 export {
   capsuleChunkRange,
-  checkKeyCommitment,
   capsuleId,
+  checkKeyCommitment,
   createCapsuleHeader,
   openCapsule,
   openChunk,

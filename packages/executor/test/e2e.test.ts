@@ -19,7 +19,7 @@ import {
   resultAad,
   resultProtocol,
 } from '@digicap/protocol'
-import { hexlify, randomBytes } from 'ethers'
+import { getBytes, hexlify, randomBytes } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AccessDeniedError, createResultReceiver, type StageEvent } from '../src/index.ts'
 import {
@@ -88,15 +88,65 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
     for (const s of ['fetch', 'verify', 'grant', 'release', 'open', 'run', 'cleanup', 'deliver']) {
       expect(done).toContain(s)
     }
-    // nothing left behind: the capsule file, the plaintext temp, the key buffers
+    // nothing left behind: the capsule file, the key buffers
     expect(await readdir(tmpRoot)).toEqual([])
     expect(res.cleanup.failures).toEqual([])
-    expect(res.cleanup.filesRemoved).toBeGreaterThanOrEqual(2)
+    // the plaintext was opened in memory: the ciphertext is the only file the run wrote
+    expect(res.cleanup.filesRemoved).toBe(1)
     expect(res.cleanup.buffersZeroed).toBeGreaterThanOrEqual(3)
     const grant = await w.c.accessController.getGrant(res.grantId)
     expect(grant.fastPath).toBe(false)
     await receiver.stop()
     await recvNode.stop()
+  })
+
+  it('a spoofed key release from a chain watcher is refused; the run waits for the real keyguard and succeeds', async () => {
+    const attacker = await createDigicapNode()
+    await attacker.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    const capsule = await makeCapsule(w, {
+      plaintext: jsBundle('digicap.output(digicap.inputText() + "!")', 'real'),
+      runtime: { kind: 'quickjs', entry: 'main.js' },
+    })
+    const inboxEvents: string[] = []
+    const onInbox = (e: Event): void => {
+      const d = (e as CustomEvent<{ type: string; reason?: string }>).detail
+      inboxEvents.push(d.reason === undefined ? d.type : `${d.type}:${d.reason}`)
+    }
+    for (const t of ['release-accepted', 'release-unknown', 'release-rejected']) {
+      w.executor.events.addEventListener(t, onInbox)
+    }
+    let spoof: Promise<string> | undefined
+    const res = await w.executor.runCapsule(capsule.cid, {
+      onStage: (e) => {
+        if (e.stage !== 'grant' || e.status !== 'done') return
+        const grantId = String(e.detail?.grantId)
+        // Everything needed is public: the grant id and ephemeral key are in AccessGranted.
+        spoof = (async () => {
+          const [log] = await w.c.accessController.queryFilter(
+            w.c.accessController.filters.AccessGranted(grantId),
+          )
+          const args = (log as unknown as { args: { ephemeralKey: string } }).args
+          const ack = await request(attacker.libp2p, w.exec.libp2p.peerId, keyReleaseProtocol, {
+            grantId: getBytes(grantId),
+            capsuleId: getBytes(capsule.capsuleId),
+            hpke: encodeHpkeSealed(
+              await hpkeSeal(getBytes(args.ephemeralKey), randomBytes(32), getBytes(grantId)),
+            ),
+            fastPath: false,
+          })
+          return ack.status
+        })()
+      },
+    })
+    for (const t of ['release-accepted', 'release-unknown', 'release-rejected']) {
+      w.executor.events.removeEventListener(t, onInbox)
+    }
+    expect(res.path).toBe('chain')
+    expect(dec.decode(res.result)).toBe('real!')
+    expect(await spoof).toBe('unknown-grant')
+    // the junk arrived while the run was still waiting, and was refused for its sender
+    expect(inboxEvents).toEqual(['release-rejected:wrong-peer', 'release-accepted'])
+    await attacker.stop()
   })
 
   it('fast path: signed request, key inline, data runtime', async () => {
