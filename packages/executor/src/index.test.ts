@@ -50,6 +50,7 @@ it('public surface is deliberate', () => {
       "runLifecycle",
       "runtimeMeasurement",
       "sandboxFor",
+      "secretTmpRoot",
       "verifyCapsule",
       "wasiSandbox",
     ]

@@ -1,6 +1,7 @@
+import { watch } from 'node:fs'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import {
   type DigicapError,
   encodeHpkeSealed,
@@ -72,7 +73,18 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
       receivers: [{ publicKey: keys.publicKey, peerId: recvNode.peerId }],
     })
     const stages: StageEvent[] = []
+    // Every name created under the workspace root during the run.
+    const created = new Set<string>()
+    const watcher = watch(tmpRoot, { recursive: true }, (_event, name) => {
+      if (name) created.add(name)
+    })
     const res = await w.executor.runCapsule(capsule.cid, { onStage: (e) => stages.push(e) })
+    watcher.close()
+    // the plaintext never touched the disk: the capsule (ciphertext) file is the only file
+    expect([...created].map((n) => basename(n)).filter((n) => !n.startsWith('digicap-'))).toEqual(
+      expect.arrayContaining(['capsule.bin']),
+    )
+    for (const n of created) expect(basename(n)).toMatch(/^(digicap-capsule-\w+|capsule\.bin)$/)
     expect(res.path).toBe('chain')
     expect(dec.decode(res.result)).toBe('HELLO CAPSULE')
     expect(res.capsuleId).toBe(capsule.capsuleId)
@@ -123,7 +135,7 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
         // Everything needed is public: the grant id and ephemeral key are in AccessGranted.
         spoof = (async () => {
           const [log] = await w.c.accessController.queryFilter(
-            w.c.accessController.filters.AccessGranted(grantId),
+            w.c.accessController.filters.AccessGranted!(grantId),
           )
           const args = (log as unknown as { args: { ephemeralKey: string } }).args
           const ack = await request(attacker.libp2p, w.exec.libp2p.peerId, keyReleaseProtocol, {
