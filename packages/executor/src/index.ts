@@ -46,6 +46,15 @@ export type {
   ReleaseInboxEvent,
 } from './access.ts'
 export { acquireKey, createReleaseInbox } from './access.ts'
+export type {
+  AutoRunEvent,
+  AutoRunIgnoreReason,
+  AutoRunner,
+  AutoRunnerComponents,
+  AutoRunnerInit,
+  AutoRunnerStats,
+} from './auto-run.ts'
+export { autoRunner } from './auto-run.ts'
 export type { Bundle, DecodeBundleOptions } from './bundle.ts'
 export {
   BUNDLE_VERSION,

@@ -22,7 +22,13 @@ import {
 } from '@digicap/protocol'
 import { getBytes, hexlify, randomBytes } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AccessDeniedError, createResultReceiver, type StageEvent } from '../src/index.ts'
+import {
+  AccessDeniedError,
+  type AutoRunEvent,
+  autoRunner,
+  createResultReceiver,
+  type StageEvent,
+} from '../src/index.ts'
 import {
   deployPolicyFor,
   jsBundle,
@@ -160,6 +166,43 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
     expect(inboxEvents).toEqual(['release-rejected:wrong-peer', 'release-accepted'])
     await attacker.stop()
   })
+
+  it('auto-runner: 1000 spam announcements stay bounded and a valid announcement still runs for real', async () => {
+    const capsule = await makeCapsule(w, {
+      plaintext: jsBundle('digicap.output("auto " + digicap.inputText())', 'ran'),
+      runtime: { kind: 'quickjs', entry: 'main.js' },
+    })
+    const events: AutoRunEvent[] = []
+    const auto = autoRunner({
+      chainId: Number(w.addresses.chainId),
+      registry: w.addresses.capsuleRegistry,
+      maxQueued: 4,
+      perAnnouncerLimit: 3,
+      onEvent: (e) => events.push(e),
+    })({ node: w.exec, executor: w.executor })
+    const base = {
+      capsuleId: capsule.capsuleId,
+      owner: w.owner.address,
+      registry: w.addresses.capsuleRegistry,
+      chainId: Number(w.addresses.chainId),
+      keyguardPeer: w.kg.peerId,
+    }
+    let maxQueued = 0
+    for (let i = 0; i < 1000; i++) {
+      auto.offer({ ...base, cid: `not-a-cid-${i}` }, 'spammer')
+      maxQueued = Math.max(maxQueued, auto.stats().queued)
+    }
+    expect(auto.offer({ ...base, cid: capsule.cid }, 'owner')).toBe(true)
+    expect(maxQueued).toBeLessThanOrEqual(4)
+    await until(() => events.some((e) => e.type === 'ran'), 30_000)
+    const ran = events.find((e) => e.type === 'ran')
+    expect(ran?.type === 'ran' && dec.decode(ran.result.result)).toBe('auto ran')
+    expect(events.filter((e) => e.type === 'failed').length).toBe(3)
+    expect(events.filter((e) => e.type === 'ignored' && e.reason === 'rate-limited').length).toBe(
+      997,
+    )
+    await auto.stop()
+  }, 60_000)
 
   it('fast path: signed request, key inline, data runtime', async () => {
     const capsule = await makeCapsule(w, {
