@@ -32,6 +32,7 @@ it('public surface is deliberate', () => {
       "SandboxTimeoutError",
       "WASI_RUNTIME_ID",
       "acquireKey",
+      "autoRunner",
       "createExecutor",
       "createReleaseInbox",
       "createResultDeliverer",
