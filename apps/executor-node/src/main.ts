@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { x25519PublicKey } from '@digicap/capsule-core'
-import type { RunStage, StageEvent } from '@digicap/executor'
+import { type AutoRunEvent, autoRunner, type RunStage, type StageEvent } from '@digicap/executor'
 import { type CapsuleAnnouncement, subscribeCapsuleAnnouncements } from '@digicap/p2p'
 import { hexlify } from 'ethers'
 import { executorNodePaths, resolveDataDir } from './config.ts'
@@ -356,7 +356,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }
       case 'serve': {
         const en = await createExecutorNode(dataDir, io.env, listen ? { listen } : {})
-        const seen = new Set<string>()
         const line = (value: Record<string, unknown>, text: string) => out(io, json, value, text)
         line(
           {
@@ -370,58 +369,66 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             .map((a) => `  ${a}\n`)
             .join('')}`,
         )
-        let queue = Promise.resolve()
-        const unsubscribe = subscribeCapsuleAnnouncements(en.node, (ann: CapsuleAnnouncement) => {
-          line(
-            { event: 'announcement', cid: ann.cid, capsuleId: ann.capsuleId },
-            `announced ${ann.cid} (capsule ${String(ann.capsuleId)})\n`,
-          )
-          if (values['auto-run'] !== true || seen.has(ann.cid)) return
-          if (
-            ann.chainId !== en.config.chainId ||
-            ann.registry.toLowerCase() !== en.config.contracts.capsuleRegistry.toLowerCase()
-          ) {
+        // Bounded: a capped queue, an LRU of seen CIDs, a per-announcer rate limit, one run
+        // at a time (see autoRunner in @digicap/executor).
+        const auto =
+          values['auto-run'] === true
+            ? autoRunner({
+                chainId: en.config.chainId,
+                registry: en.config.contracts.capsuleRegistry,
+                runOptions: values.fast === true ? { fast: true } : {},
+                onEvent: (e: AutoRunEvent) => {
+                  if (e.type === 'ignored') {
+                    if (e.reason === 'duplicate' || e.reason === 'stopped') return
+                    line(
+                      { event: 'ignored', cid: e.cid, reason: e.reason },
+                      `ignored ${e.cid}: ${e.reason}\n`,
+                    )
+                  } else if (e.type === 'ran') {
+                    const r = e.result
+                    line(
+                      {
+                        event: 'ran',
+                        cid: e.cid,
+                        runId: r.runId,
+                        path: r.path,
+                        deliveries: r.deliveries,
+                        timings: r.timings,
+                      },
+                      `ran ${e.cid} via ${r.path}: ${r.deliveries.length} delivery(ies)\n`,
+                    )
+                  } else if (e.type === 'failed') {
+                    const err = e.error as {
+                      code?: string
+                      shortMessage?: string
+                      message?: string
+                    }
+                    line(
+                      {
+                        event: 'refused',
+                        cid: e.cid,
+                        code: err.code ?? 'INTERNAL',
+                        message: err.shortMessage ?? err.message,
+                      },
+                      `error[${err.code ?? 'INTERNAL'}]: ${err.shortMessage ?? err.message} (${e.cid})\n`,
+                    )
+                  }
+                },
+              })({ node: en.node, executor: en.executor })
+            : undefined
+        const unsubscribe = subscribeCapsuleAnnouncements(
+          en.node,
+          (ann: CapsuleAnnouncement, from: string) => {
             line(
-              { event: 'ignored', cid: ann.cid, reason: 'other chain or registry' },
-              `ignored ${ann.cid}: other chain or registry\n`,
+              { event: 'announcement', cid: ann.cid, capsuleId: ann.capsuleId },
+              `announced ${ann.cid} (capsule ${String(ann.capsuleId)})\n`,
             )
-            return
-          }
-          seen.add(ann.cid)
-          queue = queue.then(async () => {
-            try {
-              const r = await en.executor.runCapsule(
-                ann.cid,
-                values.fast === true ? { fast: true } : {},
-              )
-              line(
-                {
-                  event: 'ran',
-                  cid: ann.cid,
-                  runId: r.runId,
-                  path: r.path,
-                  deliveries: r.deliveries,
-                  timings: r.timings,
-                },
-                `ran ${ann.cid} via ${r.path}: ${r.deliveries.length} delivery(ies)\n`,
-              )
-            } catch (err) {
-              const e = err as { code?: string; shortMessage?: string; message?: string }
-              line(
-                {
-                  event: 'refused',
-                  cid: ann.cid,
-                  code: e.code ?? 'INTERNAL',
-                  message: e.shortMessage ?? e.message,
-                },
-                `error[${e.code ?? 'INTERNAL'}]: ${e.shortMessage ?? e.message} (${ann.cid})\n`,
-              )
-            }
-          })
-        })
+            auto?.offer(ann, from)
+          },
+        )
         const reason = await io.waitForStop()
         if (typeof unsubscribe === 'function') unsubscribe()
-        await queue
+        await auto?.stop()
         await en.stop()
         line({ event: 'stopped', reason }, `stopped (${reason})\n`)
         return EXIT.ok

@@ -260,62 +260,81 @@ describe('executor-node CLI', () => {
     expect(noInit.stderr).toContain('error[NOT_INITIALISED]')
   })
 
-  it('init → register → run (chain and fast path) → refused with a clear reason', async () => {
-    const id = await initNode(execDir)
-    expect(id.address).toMatch(/^0x[0-9a-fA-F]{40}$/)
-    executorPeerId = id.peerId
-    await (await funder.sendTransaction({ to: id.address, value: parseEther('1') })).wait()
-    const again = await initNode(execDir).catch(() => undefined)
-    expect(again).toBeUndefined()
-    const reg = await run(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
-    expect(reg.code).toBe(0)
-    expect(JSON.parse(reg.stdout).peerId).toBe(id.peerId)
-    const twice = await run(['register', '--stake', '0.01', '--data-dir', execDir])
-    expect(twice.code).toBe(1)
-    expect(twice.stderr).toContain('error[CONTRACT_REVERT]')
-    expect(twice.stderr).toContain('AlreadyRegistered')
+  // One initialised, funded, registered node shared by the tests below (and by the receive and
+  // serve tests after them); each step is its own test with its own time limit.
+  describe('init → register → run', () => {
+    let id: Awaited<ReturnType<typeof initNode>>
+    let reg: Run
+    beforeAll(async () => {
+      id = await initNode(execDir)
+      executorPeerId = id.peerId
+      await (await funder.sendTransaction({ to: id.address, value: parseEther('1') })).wait()
+      reg = await run(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
+    }, 90_000)
 
-    const cid = await makeCapsule('hello from the cli', policy)
-    const r = await run(['run', cid, '--json', '--data-dir', execDir])
-    expect(r.code).toBe(0)
-    const doc = JSON.parse(r.stdout)
-    expect(doc.path).toBe('chain')
-    expect(JSON.parse(doc.result).bytes).toBe(18)
-    for (const stage of [
-      'fetch',
-      'verify',
-      'grant',
-      'release',
-      'open',
-      'run',
-      'clean-up',
-      'deliver',
-    ]) {
-      expect(r.stderr).toContain(`✓ ${stage}`)
-    }
-    const fast = await run([
-      'run',
-      await makeCapsule('fast one', policy),
-      '--fast',
-      '--data-dir',
-      execDir,
-    ])
-    expect(fast.code).toBe(0)
-    expect(fast.stderr).toContain('fast path')
-    expect(JSON.parse(fast.stdout).bytes).toBe(8)
+    it('init creates an identity and refuses to overwrite it', async () => {
+      expect(id.address).toMatch(/^0x[0-9a-fA-F]{40}$/)
+      const again = await initNode(execDir).catch(() => undefined)
+      expect(again).toBeUndefined()
+    }, 30_000)
 
-    const refused = await run([
-      'run',
-      await makeCapsule('no', denyPolicy),
-      '--fast',
-      '--data-dir',
-      execDir,
-    ])
-    expect(refused.code).toBe(1)
-    expect(refused.stderr).toContain(
-      "error[ACCESS_DENIED]: Access denied by the capsule's policy: WRONG_ENVIRONMENT",
-    )
-    expect(refused.stderr).toContain('path=fast')
+    it('register stakes the node; registering twice names AlreadyRegistered', async () => {
+      expect(reg.code).toBe(0)
+      expect(JSON.parse(reg.stdout).peerId).toBe(id.peerId)
+      const twice = await run(['register', '--stake', '0.01', '--data-dir', execDir])
+      expect(twice.code).toBe(1)
+      expect(twice.stderr).toContain('error[CONTRACT_REVERT]')
+      expect(twice.stderr).toContain('AlreadyRegistered')
+    }, 30_000)
+
+    it('run (chain path) prints every stage and the result', async () => {
+      const cid = await makeCapsule('hello from the cli', policy)
+      const r = await run(['run', cid, '--json', '--data-dir', execDir])
+      expect(r.code).toBe(0)
+      const doc = JSON.parse(r.stdout)
+      expect(doc.path).toBe('chain')
+      expect(JSON.parse(doc.result).bytes).toBe(18)
+      for (const stage of [
+        'fetch',
+        'verify',
+        'grant',
+        'release',
+        'open',
+        'run',
+        'clean-up',
+        'deliver',
+      ]) {
+        expect(r.stderr).toContain(`✓ ${stage}`)
+      }
+    }, 45_000)
+
+    it('run --fast takes the fast path', async () => {
+      const fast = await run([
+        'run',
+        await makeCapsule('fast one', policy),
+        '--fast',
+        '--data-dir',
+        execDir,
+      ])
+      expect(fast.code).toBe(0)
+      expect(fast.stderr).toContain('fast path')
+      expect(JSON.parse(fast.stdout).bytes).toBe(8)
+    }, 45_000)
+
+    it('run --fast on a denying policy is refused with the reason', async () => {
+      const refused = await run([
+        'run',
+        await makeCapsule('no', denyPolicy),
+        '--fast',
+        '--data-dir',
+        execDir,
+      ])
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toContain(
+        "error[ACCESS_DENIED]: Access denied by the capsule's policy: WRONG_ENVIRONMENT",
+      )
+      expect(refused.stderr).toContain('path=fast')
+    }, 45_000)
   })
 
   it('receive --once prints a result delivered by run', async () => {

@@ -1,6 +1,7 @@
 /**
  * Whole-buffer sealing and opening, header creation and verification, random access.
  */
+import { timingSafeEqual } from 'node:crypto'
 import {
   type Address,
   addressBytes,
@@ -137,6 +138,26 @@ export interface OpenOptions {
    * that the content is what the owner signed (SPEC.md §4.3).
    */
   checkCommitment?: boolean
+}
+
+/**
+ * Whether `dataKey` is the key a capsule header commits to (`payload.keyCommitment`).
+ * Constant-time comparison; false (never a throw) for a key of the wrong length. Use it to
+ * reject a wrong or forged key release before acknowledging it.
+ *
+ * @example
+ * ```ts
+ * if (!checkKeyCommitment(parseCapsuleHeader(capsule), dataKey)) throw new Error('wrong key')
+ * ```
+ */
+export function checkKeyCommitment(
+  parsed: Pick<ParsedCapsuleHeader, 'header'>,
+  dataKey: Uint8Array,
+): boolean {
+  if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) return false
+  const expected = parsed.header.payload.keyCommitment
+  const got = keyCommitment(dataKey, parsed.header.capsuleId)
+  return got.length === expected.length && timingSafeEqual(got, expected)
 }
 
 /** A prepared seal: the bytes before the payload, and the payload state machine. */

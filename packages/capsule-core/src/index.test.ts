@@ -39,6 +39,7 @@ describe('public surface', () => {
         "capsuleId",
         "capsuleSigningDigest",
         "capsuleTypedData",
+        "checkKeyCommitment",
         "checkWrappedKey",
         "commitPlaintextFile",
         "createCapsuleHeader",

@@ -46,6 +46,7 @@ export type {
 export {
   capsuleChunkRange,
   capsuleId,
+  checkKeyCommitment,
   createCapsuleHeader,
   openCapsule,
   openChunk,

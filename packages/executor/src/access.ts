@@ -44,6 +44,8 @@ export interface ReleasedKey {
 interface Pending {
   readonly capsuleId: string
   readonly privateKey: Uint8Array
+  readonly from: PeerId
+  readonly verifyKey: ((dataKey: Uint8Array) => boolean) | undefined
   readonly resolve: (r: { grantId: Uint8Array; dataKey: Uint8Array }) => void
   readonly fail: (err: Error) => void
 }
@@ -52,6 +54,7 @@ interface Pending {
 export type ReleaseInboxEvent =
   | { type: 'release-accepted'; grantId: string }
   | { type: 'release-unknown'; grantId: string }
+  | { type: 'release-rejected'; grantId: string; reason: 'wrong-peer' | 'key-mismatch' }
   | { type: 'release-error'; code: string }
 
 /**
@@ -60,13 +63,27 @@ export type ReleaseInboxEvent =
  * grant open it); this also covers a release that arrives before the executor has read the
  * grant id from its own receipt. Unknown → `unknown-grant`; nothing opens → `unknown-grant`
  * too (a release for someone else is not our business).
+ *
+ * The ephemeral key and grant id are public on chain, so anyone can seal *a* key that opens.
+ * A release is therefore only considered when it comes from the peer the run names (`from`:
+ * the capsule header's keyguard; libp2p authenticates the peer id), and the opened key must
+ * pass `verifyKey` (the header's key commitment). A release from another peer gets
+ * `unknown-grant` and the run keeps waiting for the real one; a wrong key from the keyguard
+ * itself gets `open-failed` and fails the run with `KEY_RELEASE_INVALID`.
  */
 export interface ReleaseInbox {
   /** Wait for the release of a grant on `capsuleId` sealed to `keys.publicKey`. */
   expect(
     capsuleId: Uint8Array,
     keys: X25519KeyPair,
-    options: { deadline: number; signal?: AbortSignal | undefined },
+    options: {
+      deadline: number
+      /** The only peer whose release is accepted (the capsule header's keyguard). */
+      from: PeerId
+      /** Checks the opened key (e.g. against the header's key commitment) before `ok`. */
+      verifyKey?: ((dataKey: Uint8Array) => boolean) | undefined
+      signal?: AbortSignal | undefined
+    },
   ): Promise<{ grantId: Uint8Array; dataKey: Uint8Array }>
   stop(): Promise<void>
 }
@@ -79,20 +96,45 @@ export async function createReleaseInbox(
   const unhandle = await handle(
     libp2p,
     keyReleaseProtocol,
-    async (release: KeyRelease): Promise<ReleaseAck> => {
+    async (release: KeyRelease, context): Promise<ReleaseAck> => {
       const capsuleId = hexlify(release.capsuleId)
+      let rejected: 'wrong-peer' | undefined
       for (const p of pending) {
         if (p.capsuleId !== capsuleId) continue
+        if (!p.from.equals(context.peer)) {
+          rejected ??= 'wrong-peer'
+          continue
+        }
         let dataKey: Uint8Array
         try {
           dataKey = await hpkeOpen(p.privateKey, decodeHpkeSealed(release.hpke), release.grantId)
         } catch {
           continue
         }
+        if (p.verifyKey !== undefined && !p.verifyKey(dataKey)) {
+          // The authenticated keyguard itself released a wrong key: no better one will come.
+          dataKey.fill(0)
+          onEvent({
+            type: 'release-rejected',
+            grantId: hexlify(release.grantId),
+            reason: 'key-mismatch',
+          })
+          p.fail(new KeyReleaseInvalidError('The released key is not this capsule’s key'))
+          return { grantId: release.grantId, status: 'open-failed' }
+        }
+        // The run may have ended while we were opening.
+        if (!pending.has(p)) {
+          dataKey.fill(0)
+          continue
+        }
         pending.delete(p)
         p.resolve({ grantId: release.grantId, dataKey })
         onEvent({ type: 'release-accepted', grantId: hexlify(release.grantId) })
         return { grantId: release.grantId, status: 'ok' }
+      }
+      if (rejected !== undefined) {
+        onEvent({ type: 'release-rejected', grantId: hexlify(release.grantId), reason: rejected })
+        return { grantId: release.grantId, status: 'unknown-grant' }
       }
       onEvent({ type: 'release-unknown', grantId: hexlify(release.grantId) })
       return { grantId: release.grantId, status: 'unknown-grant' }
@@ -115,6 +157,8 @@ export async function createReleaseInbox(
         const entry: Pending = {
           capsuleId: hexlify(capsuleId),
           privateKey: keys.privateKey,
+          from: options.from,
+          verifyKey: options.verifyKey,
           resolve: (r) => {
             clearTimeout(timer)
             options.signal?.removeEventListener('abort', onAbort)
@@ -157,6 +201,11 @@ export interface AccessParameters {
   readonly executorAddress: string
   readonly keyguardPeer: PeerId
   readonly capsuleId: Uint8Array
+  /**
+   * Checks a released data key before it is accepted (the capsule header's key commitment,
+   * `checkKeyCommitment`). A release whose key fails is refused and the run keeps waiting.
+   */
+  readonly verifyKey?: ((dataKey: Uint8Array) => boolean) | undefined
   readonly measurement: Uint8Array
   readonly jobParams: Uint8Array
   readonly fee: bigint
@@ -227,18 +276,25 @@ async function fastPath(p: AccessParameters, keys: X25519KeyPair): Promise<Relea
   p.onGrant?.('fast', res.grantId)
   if (res.keyRelease) {
     const release = res.keyRelease
+    let dataKey: Uint8Array
     if (!sameBytes(release.grantId, res.grantId) || !sameBytes(release.capsuleId, p.capsuleId)) {
       throw new KeyReleaseInvalidError('The inline key release is for another grant or capsule')
     }
     try {
-      const dataKey = await hpkeOpen(keys.privateKey, decodeHpkeSealed(release.hpke), res.grantId)
-      return { grantId: res.grantId, dataKey, path: 'fast' }
+      dataKey = await hpkeOpen(keys.privateKey, decodeHpkeSealed(release.hpke), res.grantId)
     } catch (cause) {
       throw new KeyReleaseInvalidError('The inline key release does not open', { cause })
     }
+    if (p.verifyKey !== undefined && !p.verifyKey(dataKey)) {
+      dataKey.fill(0)
+      throw new KeyReleaseInvalidError('The released key is not this capsule’s key')
+    }
+    return { grantId: res.grantId, dataKey, path: 'fast' }
   }
   const got = await p.inbox.expect(p.capsuleId, keys, {
     deadline: Date.now() + p.maxReleaseWaitMs,
+    from: p.keyguardPeer,
+    verifyKey: p.verifyKey,
     signal: p.signal,
   })
   return { ...got, path: 'fast' }
@@ -251,6 +307,8 @@ async function chainPath(p: AccessParameters, keys: X25519KeyPair): Promise<Rele
   p.signal?.addEventListener('abort', onOuter, { once: true })
   const waiting = p.inbox.expect(p.capsuleId, keys, {
     deadline: Date.now() + p.maxReleaseWaitMs,
+    from: p.keyguardPeer,
+    verifyKey: p.verifyKey,
     signal: ac.signal,
   })
   waiting.catch(() => {})

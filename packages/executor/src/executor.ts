@@ -3,14 +3,15 @@
  * clean-up, one workspace per run, stages announced for progress displays.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { createReadStream } from 'node:fs'
+import { Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import {
   CapsuleIntegrityError,
   CapsuleKeyError,
+  checkKeyCommitment,
   DigicapError,
-  openFile,
-  type ParsedCapsuleHeader,
+  openNodeStream,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
 import type { Libp2p } from '@libp2p/interface'
@@ -285,14 +286,18 @@ export function createExecutor(init: ExecutorInit = {}) {
         t = performance.now()
         let grantAt = t
         const fast = options.fast ?? init.fast ?? false
+        // getBytes copies the hex key: the copy is zeroed with the workspace.
+        const signingKey = getBytes(wallet.privateKey)
+        ws.trackBuffer(signingKey)
         const key = await acquireKey({
           libp2p,
           inbox,
           chain,
-          signingKey: getBytes(wallet.privateKey),
+          signingKey,
           executorAddress: wallet.address,
           keyguardPeer,
           capsuleId: header.capsuleId,
+          verifyKey: (dataKey) => checkKeyCommitment(loaded.parsed, dataKey),
           measurement,
           jobParams: options.jobParams ?? new Uint8Array(0),
           fee: options.fee ?? 0n,
@@ -325,10 +330,11 @@ export function createExecutor(init: ExecutorInit = {}) {
         // open
         stage({ stage: 'open', status: 'start' })
         t = performance.now()
-        const plainPath = join(dir, 'plaintext.bin')
-        await openPayload(loaded, plainPath, key.dataKey)
-        const plaintext = new Uint8Array(await readFile(plainPath))
+        // Opened into memory only: the plaintext never touches the disk (the workspace holds
+        // the ciphertext alone). Its size is the header's, already within the loader's limits.
+        const plaintext = new Uint8Array(loaded.parsed.header.payload.plaintextSize)
         ws.trackBuffer(plaintext)
+        await openPayload(loaded, plaintext, key.dataKey)
         timings.open = performance.now() - t
         stage({
           stage: 'open',
@@ -422,18 +428,41 @@ export function createExecutor(init: ExecutorInit = {}) {
   }
 }
 
+/** Streams the capsule file through the opener into `out` (exactly plaintextSize bytes). */
 async function openPayload(
   loaded: LoadedCapsule,
-  output: string,
+  out: Uint8Array,
   dataKey: Uint8Array,
-): Promise<ParsedCapsuleHeader> {
+): Promise<void> {
   try {
-    return await openFile({
-      input: loaded.path,
-      output,
-      dataKey,
-      owner: loaded.parsed.header.owner,
-    })
+    let off = 0
+    const opener = openNodeStream({ dataKey, owner: loaded.parsed.header.owner })
+    await pipeline(
+      createReadStream(loaded.path),
+      opener,
+      new Writable({
+        write(chunk: Uint8Array, _enc, done) {
+          if (off + chunk.byteLength > out.byteLength) {
+            chunk.fill(0)
+            done(
+              new PayloadIntegrityError('The payload is longer than its header says', {
+                details: { plaintextSize: out.byteLength },
+              }),
+            )
+            return
+          }
+          out.set(chunk, off)
+          off += chunk.byteLength
+          chunk.fill(0)
+          done()
+        },
+      }),
+    )
+    if (off !== out.byteLength) {
+      throw new PayloadIntegrityError('The payload is shorter than its header says', {
+        details: { plaintextSize: out.byteLength, got: off },
+      })
+    }
   } catch (err) {
     if (err instanceof CapsuleKeyError) {
       throw new KeyReleaseInvalidError('The released key is not this capsule’s key', { cause: err })

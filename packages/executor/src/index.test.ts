@@ -32,6 +32,7 @@ it('public surface is deliberate', () => {
       "SandboxTimeoutError",
       "WASI_RUNTIME_ID",
       "acquireKey",
+      "autoRunner",
       "createExecutor",
       "createReleaseInbox",
       "createResultDeliverer",
@@ -50,6 +51,7 @@ it('public surface is deliberate', () => {
       "runLifecycle",
       "runtimeMeasurement",
       "sandboxFor",
+      "secretTmpRoot",
       "verifyCapsule",
       "wasiSandbox",
     ]

@@ -46,6 +46,15 @@ export type {
   ReleaseInboxEvent,
 } from './access.ts'
 export { acquireKey, createReleaseInbox } from './access.ts'
+export type {
+  AutoRunEvent,
+  AutoRunIgnoreReason,
+  AutoRunner,
+  AutoRunnerComponents,
+  AutoRunnerInit,
+  AutoRunnerStats,
+} from './auto-run.ts'
+export { autoRunner } from './auto-run.ts'
 export type { Bundle, DecodeBundleOptions } from './bundle.ts'
 export {
   BUNDLE_VERSION,
@@ -139,4 +148,4 @@ export type {
 export type { WasiSandboxInit } from './wasi.ts'
 export { WASI_RUNTIME_ID, wasiSandbox } from './wasi.ts'
 export type { CleanupReport, RunWorkspace, RunWorkspaceInit } from './workspace.ts'
-export { createRunWorkspace } from './workspace.ts'
+export { createRunWorkspace, secretTmpRoot } from './workspace.ts'

@@ -17,7 +17,7 @@ import type {
 import type { WasiWorkerData, WasiWorkerResult } from './wasi-protocol.ts'
 import { clampWasmMemory, compileWasiModule } from './wasm-limits.ts'
 import { runWorker, siblingWorkerUrl, spawnWorker, workerSource } from './worker-host.ts'
-import { createRunWorkspace } from './workspace.ts'
+import { createRunWorkspace, secretTmpRoot } from './workspace.ts'
 
 /** The WASI runtime this package runs; part of every WASI run measurement. */
 export const WASI_RUNTIME_ID = `node:wasi/preview1@${process.versions.node}`
@@ -37,8 +37,14 @@ export interface WasiSandboxInit extends OutputLimits {
   readonly startupTimeoutMs?: number | undefined
   /** V8 heap cap of the worker thread, in MiB (default 64); linear memory is capped separately. */
   readonly workerHeapMb?: number | undefined
-  /** Where temp directories go when the caller passes no workspace (default `os.tmpdir()`). */
+  /**
+   * Where the preopened directory (which holds the decrypted `/input`) is made. Default
+   * {@link secretTmpRoot}: `/dev/shm` (tmpfs, never on disk) when writable, else
+   * `os.tmpdir()` with a warning through `warn`.
+   */
   readonly tmpRoot?: string | undefined
+  /** Told when no tmpfs is available for the preopened directory. */
+  readonly warn?: ((message: string) => void) | undefined
   /** Keep one spare worker booted (no job seen) to skip worker start-up (default false). */
   readonly prewarm?: boolean | undefined
 }
@@ -72,6 +78,7 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
   const startupTimeoutMs = init.startupTimeoutMs ?? 10_000
   const workerHeapMb = init.workerHeapMb ?? 64
   const workerUrl = siblingWorkerUrl('wasi-worker', import.meta.url)
+  let wasiRoot: string | undefined = init.tmpRoot
   const workers = workerSource(
     () =>
       spawnWorker({
@@ -99,7 +106,8 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
       const own = options.workspace === undefined
       const ws = options.workspace ?? createRunWorkspace({ tmpRoot: init.tmpRoot })
       try {
-        const base = await ws.tempDir('wasi-')
+        wasiRoot ??= secretTmpRoot(init.warn)
+        const base = await ws.tempDir('wasi-', wasiRoot)
         const rootDir = join(base, 'root')
         await mkdir(rootDir, { mode: 0o700 })
         await writeFile(join(rootDir, 'input'), job.input, { mode: 0o600 })

@@ -1,4 +1,4 @@
-import { constants } from 'node:fs'
+import { accessSync, constants, statSync } from 'node:fs'
 import { lstat, mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,6 +21,26 @@ export interface CleanupReport {
   readonly tempRoots: readonly string[]
   /** Clean-up steps that failed (message only); empty when everything was cleaned. */
   readonly failures: readonly string[]
+}
+
+/**
+ * The default root for directories that hold decrypted data (the WASI sandbox's preopened
+ * dir): `/dev/shm` (a tmpfs: RAM only, never written to disk) when it exists and is
+ * writable; otherwise `os.tmpdir()`, and `warn` is told that plaintext may reach the disk.
+ */
+export function secretTmpRoot(warn: (message: string) => void = () => {}): string {
+  const shm = '/dev/shm'
+  try {
+    if (statSync(shm).isDirectory()) {
+      accessSync(shm, constants.W_OK)
+      return shm
+    }
+  } catch {
+    // not there or not writable: fall through
+  }
+  const fallback = tmpdir()
+  warn(`no writable tmpfs at ${shm}; decrypted inputs go under ${fallback}, which may be on disk`)
+  return fallback
 }
 
 export interface RunWorkspaceInit {
@@ -48,8 +68,11 @@ export interface RunWorkspaceInit {
  * ```
  */
 export interface RunWorkspace {
-  /** Make a fresh 0700 temp directory that `dispose()` removes. */
-  tempDir(prefix: string): Promise<string>
+  /**
+   * Make a fresh 0700 temp directory that `dispose()` removes, under the workspace root or
+   * under `root` when given (e.g. a tmpfs for decrypted data).
+   */
+  tempDir(prefix: string, root?: string): Promise<string>
   /** Zero this buffer on `dispose()` (key material, plaintext). */
   trackBuffer(buffer: Uint8Array): void
   /** Close this handle on `dispose()` (idempotent closers; errors are reported, not thrown). */
@@ -76,8 +99,8 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
     get disposed() {
       return disposed
     },
-    async tempDir(prefix) {
-      const dir = await mkdtemp(join(root, `digicap-${prefix}`))
+    async tempDir(prefix, under) {
+      const dir = await mkdtemp(join(under ?? root, `digicap-${prefix}`))
       dirs.push(dir)
       return dir
     },

@@ -1,6 +1,7 @@
+import { watch } from 'node:fs'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import {
   type DigicapError,
   encodeHpkeSealed,
@@ -19,9 +20,15 @@ import {
   resultAad,
   resultProtocol,
 } from '@digicap/protocol'
-import { hexlify, randomBytes } from 'ethers'
+import { getBytes, hexlify, randomBytes } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AccessDeniedError, createResultReceiver, type StageEvent } from '../src/index.ts'
+import {
+  AccessDeniedError,
+  type AutoRunEvent,
+  autoRunner,
+  createResultReceiver,
+  type StageEvent,
+} from '../src/index.ts'
 import {
   deployPolicyFor,
   jsBundle,
@@ -72,7 +79,18 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
       receivers: [{ publicKey: keys.publicKey, peerId: recvNode.peerId }],
     })
     const stages: StageEvent[] = []
+    // Every name created under the workspace root during the run.
+    const created = new Set<string>()
+    const watcher = watch(tmpRoot, { recursive: true }, (_event, name) => {
+      if (name) created.add(name)
+    })
     const res = await w.executor.runCapsule(capsule.cid, { onStage: (e) => stages.push(e) })
+    watcher.close()
+    // the plaintext never touched the disk: the capsule (ciphertext) file is the only file
+    expect([...created].map((n) => basename(n)).filter((n) => !n.startsWith('digicap-'))).toEqual(
+      expect.arrayContaining(['capsule.bin']),
+    )
+    for (const n of created) expect(basename(n)).toMatch(/^(digicap-capsule-\w+|capsule\.bin)$/)
     expect(res.path).toBe('chain')
     expect(dec.decode(res.result)).toBe('HELLO CAPSULE')
     expect(res.capsuleId).toBe(capsule.capsuleId)
@@ -88,16 +106,103 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
     for (const s of ['fetch', 'verify', 'grant', 'release', 'open', 'run', 'cleanup', 'deliver']) {
       expect(done).toContain(s)
     }
-    // nothing left behind: the capsule file, the plaintext temp, the key buffers
+    // nothing left behind: the capsule file, the key buffers
     expect(await readdir(tmpRoot)).toEqual([])
     expect(res.cleanup.failures).toEqual([])
-    expect(res.cleanup.filesRemoved).toBeGreaterThanOrEqual(2)
+    // the plaintext was opened in memory: the ciphertext is the only file the run wrote
+    expect(res.cleanup.filesRemoved).toBe(1)
     expect(res.cleanup.buffersZeroed).toBeGreaterThanOrEqual(3)
     const grant = await w.c.accessController.getGrant(res.grantId)
     expect(grant.fastPath).toBe(false)
     await receiver.stop()
     await recvNode.stop()
   })
+
+  it('a spoofed key release from a chain watcher is refused; the run waits for the real keyguard and succeeds', async () => {
+    const attacker = await createDigicapNode()
+    await attacker.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    const capsule = await makeCapsule(w, {
+      plaintext: jsBundle('digicap.output(digicap.inputText() + "!")', 'real'),
+      runtime: { kind: 'quickjs', entry: 'main.js' },
+    })
+    const inboxEvents: string[] = []
+    const onInbox = (e: Event): void => {
+      const d = (e as CustomEvent<{ type: string; reason?: string }>).detail
+      inboxEvents.push(d.reason === undefined ? d.type : `${d.type}:${d.reason}`)
+    }
+    for (const t of ['release-accepted', 'release-unknown', 'release-rejected']) {
+      w.executor.events.addEventListener(t, onInbox)
+    }
+    let spoof: Promise<string> | undefined
+    const res = await w.executor.runCapsule(capsule.cid, {
+      onStage: (e) => {
+        if (e.stage !== 'grant' || e.status !== 'done') return
+        const grantId = String(e.detail?.grantId)
+        // Everything needed is public: the grant id and ephemeral key are in AccessGranted.
+        spoof = (async () => {
+          const [log] = await w.c.accessController.queryFilter(
+            w.c.accessController.filters.AccessGranted!(grantId),
+          )
+          const args = (log as unknown as { args: { ephemeralKey: string } }).args
+          const ack = await request(attacker.libp2p, w.exec.libp2p.peerId, keyReleaseProtocol, {
+            grantId: getBytes(grantId),
+            capsuleId: getBytes(capsule.capsuleId),
+            hpke: encodeHpkeSealed(
+              await hpkeSeal(getBytes(args.ephemeralKey), randomBytes(32), getBytes(grantId)),
+            ),
+            fastPath: false,
+          })
+          return ack.status
+        })()
+      },
+    })
+    for (const t of ['release-accepted', 'release-unknown', 'release-rejected']) {
+      w.executor.events.removeEventListener(t, onInbox)
+    }
+    expect(res.path).toBe('chain')
+    expect(dec.decode(res.result)).toBe('real!')
+    expect(await spoof).toBe('unknown-grant')
+    // the junk arrived while the run was still waiting, and was refused for its sender
+    expect(inboxEvents).toEqual(['release-rejected:wrong-peer', 'release-accepted'])
+    await attacker.stop()
+  })
+
+  it('auto-runner: 1000 spam announcements stay bounded and a valid announcement still runs for real', async () => {
+    const capsule = await makeCapsule(w, {
+      plaintext: jsBundle('digicap.output("auto " + digicap.inputText())', 'ran'),
+      runtime: { kind: 'quickjs', entry: 'main.js' },
+    })
+    const events: AutoRunEvent[] = []
+    const auto = autoRunner({
+      chainId: Number(w.addresses.chainId),
+      registry: w.addresses.capsuleRegistry,
+      maxQueued: 4,
+      perAnnouncerLimit: 3,
+      onEvent: (e) => events.push(e),
+    })({ node: w.exec, executor: w.executor })
+    const base = {
+      capsuleId: capsule.capsuleId,
+      owner: w.owner.address,
+      registry: w.addresses.capsuleRegistry,
+      chainId: Number(w.addresses.chainId),
+      keyguardPeer: w.kg.peerId,
+    }
+    let maxQueued = 0
+    for (let i = 0; i < 1000; i++) {
+      auto.offer({ ...base, cid: `not-a-cid-${i}` }, 'spammer')
+      maxQueued = Math.max(maxQueued, auto.stats().queued)
+    }
+    expect(auto.offer({ ...base, cid: capsule.cid }, 'owner')).toBe(true)
+    expect(maxQueued).toBeLessThanOrEqual(4)
+    await until(() => events.some((e) => e.type === 'ran'), 30_000)
+    const ran = events.find((e) => e.type === 'ran')
+    expect(ran?.type === 'ran' && dec.decode(ran.result.result)).toBe('auto ran')
+    expect(events.filter((e) => e.type === 'failed').length).toBe(3)
+    expect(events.filter((e) => e.type === 'ignored' && e.reason === 'rate-limited').length).toBe(
+      997,
+    )
+    await auto.stop()
+  }, 60_000)
 
   it('fast path: signed request, key inline, data runtime', async () => {
     const capsule = await makeCapsule(w, {

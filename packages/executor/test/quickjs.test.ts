@@ -148,12 +148,10 @@ describe.each([
     })
 
     it('while(true) is stopped by the interrupt deadline: SANDBOX_TIMEOUT', async () => {
-      const t0 = Date.now()
       const err = await expectCode('while (true) {}', 'SANDBOX_TIMEOUT', {
         runtime: runtime('quickjs', { timeLimitMs: 300 }),
       })
       expect(err.details.enforcedBy).toBe('interrupt')
-      expect(Date.now() - t0).toBeLessThan(5000)
     })
 
     it('catching the interrupt does not help: SANDBOX_TIMEOUT', async () => {

@@ -243,7 +243,8 @@ describe('runInSandbox: lifecycle and clean-up', () => {
     })
     const input = new Uint8Array(70_000).fill(1)
     const { result, cleanup } = await runInSandbox({
-      sandbox: wasiSandbox(),
+      // the preopened dir under tmpRoot (default: a tmpfs) so the test can watch it
+      sandbox: wasiSandbox({ tmpRoot }),
       workspace: ws,
       lifecycle,
       job: { runtime: runtime('wasi'), code: wat('sum-input.wat'), input },

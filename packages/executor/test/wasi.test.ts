@@ -1,5 +1,8 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type SandboxJob, wasiSandbox } from '../src/index.ts'
+import { createRunWorkspace, type SandboxJob, secretTmpRoot, wasiSandbox } from '../src/index.ts'
 import { dec, runtime, wat } from './helpers.ts'
 
 const sum = wat('sum-input.wat')
@@ -80,12 +83,10 @@ describe.each([
   })
 
   it('an endless loop is stopped at the deadline: SANDBOX_TIMEOUT', async () => {
-    const t0 = Date.now()
     const err = await expectCode(wat('loop-forever.wat'), 'SANDBOX_TIMEOUT', {
       runtime: runtime('wasi', { timeLimitMs: 300 }),
     })
     expect(err.details.enforcedBy).toBe('host')
-    expect(Date.now() - t0).toBeLessThan(5000)
   })
 
   it('unbounded memory.grow hits the cap: SANDBOX_MEMORY', async () => {
@@ -110,10 +111,8 @@ describe.each([
   })
 
   it('growing a file to 1 TiB (sparse) is stopped before it happens: SANDBOX_OUTPUT_LIMIT', async () => {
-    const t0 = Date.now()
     const err = await expectCode(wat('truncate-huge.wat'), 'SANDBOX_OUTPUT_LIMIT')
     expect(err.details.diskLimitBytes).toBe(1024 * 1024)
-    expect(Date.now() - t0).toBeLessThan(10_000)
   })
 
   it('creating entries without bound is stopped: SANDBOX_OUTPUT_LIMIT', async () => {
@@ -132,5 +131,28 @@ describe.each([
     ['empty', new Uint8Array(0)],
   ])('%s code is refused: SANDBOX_RUNTIME_UNSUPPORTED', async (_n, code) => {
     await expectCode(code, 'SANDBOX_RUNTIME_UNSUPPORTED')
+  })
+})
+
+describe('wasi preopened directory', () => {
+  it('is made on a tmpfs (/dev/shm when writable), not under the workspace root, and removed', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'wasi-ws-'))
+    const warnings: string[] = []
+    const sandbox = wasiSandbox({ warn: (m) => warnings.push(m) })
+    try {
+      const ws = createRunWorkspace({ tmpRoot: root })
+      const r = await sandbox.run(job(sum), { workspace: ws })
+      expect(u32s(r.output)).toEqual([4, 256])
+      const report = await ws.dispose()
+      const expected = secretTmpRoot()
+      expect(report.tempRoots.length).toBe(1)
+      expect(dirname(report.tempRoots[0] ?? '')).toBe(expected)
+      if (expected === '/dev/shm') expect(warnings).toEqual([])
+      else expect(warnings.length).toBe(1)
+      expect(await readdir(root)).toEqual([])
+    } finally {
+      await sandbox.close()
+      await rm(root, { recursive: true, force: true })
+    }
   })
 })
