@@ -156,14 +156,21 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
         })()
       },
     })
+    const spoofStatus = await spoof
     for (const t of ['release-accepted', 'release-unknown', 'release-rejected']) {
       w.executor.events.removeEventListener(t, onInbox)
     }
     expect(res.path).toBe('chain')
     expect(dec.decode(res.result)).toBe('real!')
-    expect(await spoof).toBe('unknown-grant')
-    // the junk arrived while the run was still waiting, and was refused for its sender
-    expect(inboxEvents).toEqual(['release-rejected:wrong-peer', 'release-accepted'])
+    expect(spoofStatus).toBe('unknown-grant')
+    // Exactly one release was accepted (the keyguard's). The junk is refused whichever wins the
+    // race: for its sender while the run waits (the usual order here), or as unknown after it.
+    // inbox.test.ts pins the wrong-peer refusal deterministically.
+    expect(inboxEvents.filter((e) => e === 'release-accepted')).toHaveLength(1)
+    for (const e of inboxEvents.filter((x) => x !== 'release-accepted')) {
+      expect(['release-rejected:wrong-peer', 'release-unknown']).toContain(e)
+    }
+    expect(inboxEvents).toHaveLength(2)
     await attacker.stop()
   })
 
