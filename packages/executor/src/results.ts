@@ -26,7 +26,7 @@ import {
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { hexlify } from 'ethers'
-import { ResultDeliveryError, ResultInvalidError } from './errors.ts'
+import { ExecutorStateError, ResultDeliveryError, ResultInvalidError } from './errors.ts'
 
 /** What happened to one receiver's copy. */
 export interface Delivery {
@@ -223,12 +223,13 @@ export function createResultReceiver(init: { privateKey: Uint8Array }) {
   }): ResultReceiver => {
     const events = new EventTarget()
     const queue: ReceivedResult[] = []
-    const waiters: Array<(r: ReceivedResult) => void> = []
+    // A waiter is settled exactly once: by a result, its timeout, or stop().
+    const waiters: Array<{ done: (r: ReceivedResult) => void; fail: (e: Error) => void }> = []
     let unhandle: (() => Promise<void>) | undefined
     const emit = (r: ReceivedResult): void => {
       events.dispatchEvent(new CustomEvent('result', { detail: r }))
       const w = waiters.shift()
-      if (w) w(r)
+      if (w) w.done(r)
       else queue.push(r)
     }
     const fetchSealed = async (cid: string): Promise<Uint8Array> => {
@@ -292,20 +293,30 @@ export function createResultReceiver(init: { privateKey: Uint8Array }) {
       async stop() {
         await unhandle?.()
         unhandle = undefined
+        // Pending next() calls would otherwise keep their timers (and the process) alive.
+        for (const w of waiters.splice(0)) {
+          w.fail(new ExecutorStateError('The result receiver stopped before a result arrived'))
+        }
       },
       next(timeoutMs = 60_000) {
         const r = queue.shift()
         if (r) return Promise.resolve(r)
         return new Promise((resolve, reject) => {
+          const waiter = {
+            done: (x: ReceivedResult): void => {
+              clearTimeout(t)
+              resolve(x)
+            },
+            fail: (e: Error): void => {
+              clearTimeout(t)
+              reject(e)
+            },
+          }
           const t = setTimeout(() => {
-            waiters.splice(waiters.indexOf(done), 1)
+            waiters.splice(waiters.indexOf(waiter), 1)
             reject(new ResultInvalidError('No result arrived in time', { details: { timeoutMs } }))
           }, timeoutMs)
-          const done = (x: ReceivedResult): void => {
-            clearTimeout(t)
-            resolve(x)
-          }
-          waiters.push(done)
+          waiters.push(waiter)
         })
       },
     }

@@ -1,0 +1,47 @@
+import { DigicapError, generateX25519KeyPair } from '@digicap/capsule-core'
+import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createResultReceiver } from '../src/index.ts'
+
+let node: DigicapNode
+
+beforeAll(async () => {
+  node = await createDigicapNode()
+})
+
+afterAll(async () => {
+  await node?.stop()
+})
+
+describe('result receiver lifecycle', () => {
+  it('stop() settles pending next() calls with EXECUTOR_STATE (their timers would hold the process)', async () => {
+    const receiver = createResultReceiver({ privateKey: generateX25519KeyPair().privateKey })({
+      libp2p: node.libp2p,
+    })
+    await receiver.start()
+    // A long timeout: without stop() settling it, this would hold the process for an hour.
+    const pending = [receiver.next(3_600_000), receiver.next(3_600_000)]
+    await receiver.stop()
+    for (const p of pending) {
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(err).toBeInstanceOf(DigicapError)
+      expect((err as DigicapError).code).toBe('EXECUTOR_STATE')
+    }
+  })
+
+  it('next() still times out with RESULT_INVALID when nothing arrives', async () => {
+    const receiver = createResultReceiver({ privateKey: generateX25519KeyPair().privateKey })({
+      libp2p: node.libp2p,
+    })
+    await receiver.start()
+    const err = await receiver.next(50).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect((err as DigicapError).code).toBe('RESULT_INVALID')
+    await receiver.stop()
+  })
+})
