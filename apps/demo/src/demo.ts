@@ -56,8 +56,14 @@ const MIN_REPUTATION = 50n
 const STAKE_ETH = '0.01'
 const HERE = dirname(fileURLToPath(import.meta.url))
 const DATASET = join(HERE, '..', 'capsule', 'salaries.csv')
-const PROGRAM = join(HERE, '..', 'capsule', 'program')
 const require = createRequire(import.meta.url)
+// The capsule's code is @digicap/executor's own aggregate example (shipped in the package).
+const PROGRAM = join(
+  dirname(require.resolve('@digicap/executor/package.json')),
+  'examples',
+  'aggregate',
+  'main.js',
+)
 const PI_NODE = join(dirname(require.resolve('@digicap/pi-node/package.json')), 'dist', 'cli.js')
 const EXECUTOR_NODE = join(
   dirname(require.resolve('@digicap/executor-node/package.json')),
