@@ -1,41 +1,8 @@
-import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
-
-/** A bad command line (exit code 2). */
-export class UsageError extends DigicapError {
-  override name = 'UsageError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('USAGE', shortMessage, options)
-  }
-}
-
-/** No executor-node in this data folder. */
-export class NotInitialisedError extends DigicapError {
-  override name = 'NotInitialisedError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('NOT_INITIALISED', shortMessage, options)
-  }
-}
-
-/** `init` on a folder that already holds a node (without --force). */
-export class AlreadyInitialisedError extends DigicapError {
-  override name = 'AlreadyInitialisedError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('ALREADY_INITIALISED', shortMessage, options)
-  }
-}
-
-/** The config or identity file is malformed. */
-export class ConfigError extends DigicapError {
-  override name = 'ConfigError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('CONFIG', shortMessage, options)
-  }
-}
-
-/** The chain RPC does not answer, or answers for another chain. */
-export class ChainUnreachableError extends DigicapError {
-  override name = 'ChainUnreachableError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('CHAIN_UNREACHABLE', shortMessage, options)
-  }
-}
+/** Typed errors of executor-node: the ones every Digicap CLI shares (each prints `error[CODE]`). */
+export {
+  AlreadyInitialisedError,
+  ChainUnreachableError,
+  ConfigError,
+  NotInitialisedError,
+  UsageError,
+} from '@digicap/cli-kit'

@@ -2,12 +2,12 @@
 import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { x25519PublicKey } from '@digicap/capsule-core'
+import { EXIT, type Io, jsonReplacer, printError } from '@digicap/cli-kit'
 import { type AutoRunEvent, autoRunner, type RunStage, type StageEvent } from '@digicap/executor'
 import { type CapsuleAnnouncement, subscribeCapsuleAnnouncements } from '@digicap/p2p'
 import { hexlify } from 'ethers'
 import { executorNodePaths, resolveDataDir } from './config.ts'
 import { UsageError } from './errors.ts'
-import { EXIT, type Io, jsonReplacer, printError } from './output.ts'
 
 type OptionSpec = { type: 'string' | 'boolean'; multiple?: boolean; short?: string }
 

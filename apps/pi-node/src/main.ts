@@ -1,6 +1,7 @@
 /** The `pi-node` command line: parses flags, builds a pi-node, runs one command, prints. */
 import { parseArgs } from 'node:util'
 import type { Receiver, RuntimeKind } from '@digicap/capsule-core'
+import { EXIT, type Io, jsonReplacer, printError, progressReporter } from '@digicap/cli-kit'
 import type { KeyguardStatus, Logger } from '@digicap/keyguard'
 import {
   DEFAULT_LISTEN,
@@ -11,7 +12,6 @@ import {
   type SealerConfig,
 } from './config.ts'
 import { UsageError } from './errors.ts'
-import { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
 import type { OperatorStatus } from './pi-node.ts'
 
 type OptionSpec = { type: 'string' | 'boolean'; multiple?: boolean; short?: string }

@@ -1,0 +1,27 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/cli-kit` — what the Digicap apps' command lines share, so `pi-node` and
+ * `executor-node` print, fail and exit the same way. Private to this repository.
+ *
+ * - `--json`: one JSON document on stdout ({@link jsonReplacer} writes bigints as strings and
+ *   bytes as hex); human text and progress on stderr.
+ * - Errors print as `error[CODE]: message`, then details and a hint; exit codes are
+ *   {@link EXIT}: 0 ok, 1 failure, 2 bad command line.
+ *
+ * @example
+ * ```ts
+ * import { EXIT, printError, UsageError } from '@digicap/cli-kit'
+ *
+ * try { throw new UsageError('unknown flag --colour', { hint: 'see --help' }) }
+ * catch (err) { process.exitCode = printError({ stdout: process.stdout, stderr: process.stderr }, err, false) }
+ * ```
+ */
+export {
+  AlreadyInitialisedError,
+  ChainUnreachableError,
+  ConfigError,
+  NotInitialisedError,
+  UsageError,
+} from './errors.ts'
+export { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
