@@ -3,21 +3,18 @@
  * config and runs the owner's operations. No protocol logic here: every step is a call into
  * a package (`capsule-core`, `contracts`, `keyguard`, `p2p`).
  */
-import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
-import { Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import {
   type CapsuleHeader,
+  commitPlaintextFile,
   createCapsuleHeader,
-  createPlaintextCommitment,
   DigicapError,
   generateCapsuleId,
   generateDataKey,
   type Receiver,
   type RuntimeKind,
-  sealNodeStream,
+  sealFile,
   signCapsuleHeader,
 } from '@digicap/capsule-core'
 import {
@@ -626,17 +623,6 @@ function errorInfo(err: unknown): { code: string; message: string } {
   return { code: 'UNKNOWN', message: (err as Error)?.message ?? String(err) }
 }
 
-function counter(onBytes: (n: number) => void): Transform {
-  let n = 0
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      n += chunk.length
-      onBytes(n)
-      done(null, chunk)
-    },
-  })
-}
-
 /**
  * Builds a pi-node from its config. Reads nothing secret until an operation needs it.
  *
@@ -749,15 +735,10 @@ export async function createPiNode(
       })
       const dataKey = generateDataKey()
       try {
-        const committer = createPlaintextCommitment(dataKey, capsuleIdBytes)
-        await pipeline(
-          createReadStream(plaintextPath, { highWaterMark: 1024 * 1024 }),
-          counter((n) => progress('hash', n, plaintextSize)),
-          async (source: AsyncIterable<Buffer>) => {
-            for await (const chunk of source) committer.update(chunk)
-          },
-        )
-        const commitment = committer.digest()
+        // File helpers, not streams: two reused buffers keep the seal's memory flat for any size.
+        const commitment = await commitPlaintextFile(plaintextPath, dataKey, capsuleIdBytes, {
+          onProgress: (n) => progress('hash', n, plaintextSize),
+        })
         const wrappedKeys = await wrapDataKey(dataKey, {
           sealer,
           recoveryPublicKey: owner!.recoveryPublicKey,
@@ -785,19 +766,15 @@ export async function createPiNode(
         })
         const signature = signCapsuleHeader(header, ethKey)
         const capsulePath = join(dir, 'capsule.bin')
-        const partial = `${capsulePath}.partial`
-        try {
-          await pipeline(
-            createReadStream(plaintextPath, { highWaterMark: 1024 * 1024 }),
-            counter((n) => progress('seal', n, plaintextSize)),
-            sealNodeStream({ header, signature, dataKey }),
-            createWriteStream(partial, { mode: 0o600 }),
-          )
-          await rename(partial, capsulePath)
-        } catch (err) {
-          await unlink(partial).catch(() => {})
-          throw err
-        }
+        // Written to a temp file and renamed into place: nothing half-written on failure.
+        await sealFile({
+          header,
+          signature,
+          dataKey,
+          input: plaintextPath,
+          output: capsulePath,
+          onProgress: (n) => progress('seal', n, plaintextSize),
+        })
         if (plaintextPath !== options.file) await rm(plaintextPath, { force: true })
         const capsuleSize = (await stat(capsulePath)).size
 

@@ -218,7 +218,12 @@ async function openTarget(path: string): Promise<Target> {
  * ```
  */
 export async function sealFile(
-  params: SealParameters & { input: string; output: string },
+  params: SealParameters & {
+    input: string
+    output: string
+    /** Called after each chunk is written, with the plaintext bytes sealed so far. */
+    onProgress?: (plaintextBytes: number) => void
+  },
 ): Promise<ParsedCapsuleHeader> {
   const { prefix, parsed, payloadKey } = prepareSeal(params)
   const { chunkSize, plaintextSize } = parsed.header.payload
@@ -260,7 +265,8 @@ export async function sealFile(
       await pendingWrite
       release(pendingOut)
       pendingOut = out
-      pendingWrite = target.fh.writev(out)
+      const sealed = i * chunkSize + len
+      pendingWrite = target.fh.writev(out).then(() => params.onProgress?.(sealed))
     }
     await pendingWrite
     release(pendingOut)
@@ -391,6 +397,7 @@ export async function commitPlaintextFile(
   path: string,
   dataKey: Uint8Array,
   capsuleId: Uint8Array,
+  options: { onProgress?: (plaintextBytes: number) => void } = {},
 ): Promise<{ plaintextSize: number; plaintextCommitment: Uint8Array }> {
   const c = createPlaintextCommitment(dataKey, capsuleId)
   const fh = await open(path, 'r')
@@ -407,6 +414,7 @@ export async function commitPlaintextFile(
       // A short read is the end of the file; one more read confirms it (and catches growth).
       next = readFully(fh, bufs[(i + 1) % 2] as Uint8Array, piece, pos)
       c.update(got === piece ? buf : buf.subarray(0, got))
+      options.onProgress?.(pos)
     }
     return c.digest()
   } finally {

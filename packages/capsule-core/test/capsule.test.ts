@@ -401,6 +401,38 @@ describe('files', () => {
     await openFile({ input: output, output: '/dev/null', dataKey: DATA_KEY })
   })
 
+  it('reports progress: commit every 1 MiB piece, seal every chunk, ending at the plaintext size', async () => {
+    const big = detBytes('progress', 2 * 1024 * 1024 + 7)
+    const bigInput = join(tmp, 'progress.bin')
+    writeFileSync(bigInput, big)
+    const commitSeen: number[] = []
+    const commitment = await commitPlaintextFile(bigInput, DATA_KEY, CAPSULE_ID, {
+      onProgress: (n) => commitSeen.push(n),
+    })
+    expect(commitSeen).toEqual([1024 * 1024, 2 * 1024 * 1024, 2 * 1024 * 1024 + 7])
+    const header = createCapsuleHeader({
+      ...BASE,
+      chunkSize: 1024 * 1024,
+      dataKey: DATA_KEY,
+      commitment,
+    })
+    const signature = signCapsuleHeader(header, OWNER_KEY)
+    const sealSeen: number[] = []
+    const output = join(tmp, 'progress.capsule')
+    await sealFile({
+      header,
+      signature,
+      dataKey: DATA_KEY,
+      input: bigInput,
+      output,
+      onProgress: (n) => sealSeen.push(n),
+    })
+    expect(sealSeen).toEqual([1024 * 1024, 2 * 1024 * 1024, 2 * 1024 * 1024 + 7])
+    expect(hex(readFileSync(output))).toBe(
+      hex(sealCapsule({ header, signature, dataKey: DATA_KEY, plaintext: big })),
+    )
+  })
+
   it('leaves nothing behind on failure', async () => {
     const header = createCapsuleHeader({
       ...BASE,
