@@ -3,11 +3,12 @@
  * plus environment overrides. Secrets live apart: `identity.json` (the BIP-39 mnemonic the
  * Ethereum account and libp2p identity derive from) and `receiver.key` (X25519), both 0600.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ConfigError, NotInitialisedError } from './errors.ts'
+
+export { writeJsonAtomic } from '@digicap/cli-kit'
 
 export interface ExecutorNodeConfig {
   version: 1
@@ -125,18 +126,4 @@ export async function loadConfig(
     throw new ConfigError('The config file is not JSON', { cause, details: { file } })
   }
   return applyEnv({ ...checkConfig(raw, file), dataDir }, env)
-}
-
-/** Writes `value` as JSON to `path` atomically with mode 0600. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await mkdir(resolve(path, '..'), { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  const fh = await open(tmp, 'wx', 0o600)
-  try {
-    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, path)
 }

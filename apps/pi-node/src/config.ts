@@ -3,11 +3,13 @@
  * environment overrides. Only non-secret facts live here; secrets are in the owner file,
  * wrapped to the sealer.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { writeJsonAtomic } from '@digicap/cli-kit'
 import { ConfigError, NotInitialisedError } from './errors.ts'
+
+export { writeJsonAtomic }
 
 export type SealerConfig =
   | { kind: 'tpm2'; tcti: string; handle?: number }
@@ -201,21 +203,6 @@ export function applyEnv(config: PiNodeConfig, env: NodeJS.ProcessEnv): PiNodeCo
     out.keyguard = { ...out.keyguard, confirmations: n }
   }
   return out
-}
-
-/** Writes a JSON file atomically (temp file, fsync, rename), mode 0600. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const dir = join(path, '..')
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  const fh = await open(tmp, 'wx', 0o600)
-  try {
-    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, path)
 }
 
 /** Saves the config (without env overrides applied: pass the one read from disk). */

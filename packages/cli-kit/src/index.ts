@@ -24,4 +24,5 @@ export {
   NotInitialisedError,
   UsageError,
 } from './errors.ts'
+export { writeJsonAtomic } from './files.ts'
 export { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
