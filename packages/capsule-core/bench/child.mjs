@@ -5,7 +5,8 @@
  *
  * Usage: node bench/child.mjs <op> <json-args>; prints one JSON line { ms, maxRssKiB, ... }.
  * Ops: baseline | cipher-seal | cipher-open | sha256 | hmac-sha256 (in memory) |
- *      commit | seal | seal-full | open | open-nocommit | open-inline | open-worker (file helpers),
+ *      commit | seal | seal-full | open | open-nocommit (file helpers, default threads),
+ *      commit-1t | seal-1t | open-1t (file helpers on the calling thread alone),
  *      passthrough-node | passthrough-web (identity streams, no Digicap code),
  *      seal-node | open-node (Node streams), seal-web | open-web (Web streams)
  */
@@ -55,13 +56,22 @@ function header(commitment, chunkSize) {
   })
 }
 
+/** `threads: 1` for the `-1t` ops (the calling thread alone), else the library default. */
+const threads = op.endsWith('-1t') ? { threads: 1 } : {}
+
 async function commit() {
-  return commitPlaintextFile(args.input, DATA_KEY, CAPSULE_ID)
+  return commitPlaintextFile(args.input, DATA_KEY, CAPSULE_ID, {
+    chunkSize: args.chunkSize,
+    ...threads,
+  })
 }
 
+// The encrypt-pass rows take the commitment measured earlier (its value is not checked by
+// sealing, so the chunk-size sweep reuses it).
 const given = () => ({
   plaintextSize: args.size,
   plaintextCommitment: Buffer.from(args.commitment, 'hex'),
+  chunkSize: args.chunkSize,
 })
 function sealParams(commitment) {
   const h = header(commitment, args.chunkSize)
@@ -113,14 +123,14 @@ if (op === 'baseline') {
     await Readable.toWeb(source)
       .pipeThrough(new TransformStream())
       .pipeTo(Writable.toWeb(createWriteStream(args.output)))
-} else if (op === 'commit') {
+} else if (op === 'commit' || op === 'commit-1t') {
   const c = await commit()
   result.commitment = Buffer.from(c.plaintextCommitment).toString('hex')
-} else if (op === 'seal') {
+} else if (op === 'seal' || op === 'seal-1t') {
   const params = sealParams(given())
   t0 = performance.now()
   c0 = process.cpuUsage()
-  await sealFile({ ...params, input: args.input, output: args.output })
+  await sealFile({ ...params, input: args.input, output: args.output, ...threads })
 } else if (op === 'seal-full') {
   const params = sealParams(await commit())
   await sealFile({ ...params, input: args.input, output: args.output })
@@ -153,19 +163,13 @@ if (op === 'baseline') {
   await Readable.toWeb(createReadStream(args.input, { highWaterMark: args.chunkSize }))
     .pipeThrough(open)
     .pipeTo(Writable.toWeb(createWriteStream(args.output)))
-} else if (op === 'open-inline' || op === 'open-worker') {
-  // openFile with the commitment check forced onto the calling thread or into the worker.
-  const { openFileWith } = await import('../src/file.ts')
-  await openFileWith(
-    { input: args.input, output: args.output, dataKey: DATA_KEY },
-    op === 'open-inline' ? 'inline' : 'worker',
-  )
-} else if (op === 'open' || op === 'open-nocommit') {
+} else if (op === 'open' || op === 'open-1t' || op === 'open-nocommit') {
   await openFile({
     input: args.input,
     output: args.output,
     dataKey: DATA_KEY,
-    checkCommitment: op === 'open',
+    checkCommitment: op !== 'open-nocommit',
+    ...threads,
   })
 } else {
   throw new Error(`unknown op ${op}`)

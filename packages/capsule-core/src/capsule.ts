@@ -40,6 +40,7 @@ import {
   derivePayloadKey,
   generateCapsuleId,
   keyCommitment,
+  type PlaintextCommitment,
 } from './keys.ts'
 import {
   chunkPlaintextLength,
@@ -62,9 +63,12 @@ export interface CreateCapsuleHeaderParameters {
   dataKey: Uint8Array
   /** The whole plaintext (for buffers). */
   plaintext?: Uint8Array
-  /** For streams: the result of `createPlaintextCommitment(...).digest()` over the plaintext. */
-  commitment?: { plaintextSize: number; plaintextCommitment: Uint8Array }
-  /** Plaintext bytes per chunk; default {@link DEFAULT_CHUNK_SIZE}. */
+  /**
+   * For streams and files: the result of `createPlaintextCommitment(...).digest()` or
+   * `commitPlaintextFile(...)` over the plaintext. Its chunk size becomes the header's.
+   */
+  commitment?: PlaintextCommitment
+  /** Plaintext bytes per chunk; default: the commitment's, else {@link DEFAULT_CHUNK_SIZE}. */
   chunkSize?: number
   /** 32 bytes; default random. Inject for reproducible output. */
   capsuleId?: Uint8Array
@@ -86,14 +90,22 @@ export function createCapsuleHeader(params: CreateCapsuleHeaderParameters): Caps
   const capsuleId = params.capsuleId ?? generateCapsuleId()
   checkBytes('capsuleId', capsuleId, 32)
   let commitment = params.commitment
+  const chunkSize = params.chunkSize ?? commitment?.chunkSize ?? DEFAULT_CHUNK_SIZE
   if (params.plaintext !== undefined) {
     if (commitment) throw new InvalidArgumentError('give plaintext or commitment, not both')
     checkBytes('plaintext', params.plaintext)
-    const c = createPlaintextCommitment(params.dataKey, capsuleId)
+    const c = createPlaintextCommitment(params.dataKey, capsuleId, chunkSize)
     c.update(params.plaintext)
     commitment = c.digest()
   }
   if (!commitment) throw new InvalidArgumentError('plaintext or commitment is required')
+  // The commitment hashes chunk by chunk, so it only holds for the chunk size it was cut at.
+  if (commitment.chunkSize !== chunkSize) {
+    throw new InvalidArgumentError('the commitment was computed with another chunk size', {
+      details: { commitmentChunkSize: commitment.chunkSize, chunkSize },
+      hint: 'Pass the same chunkSize to commitPlaintextFile / createPlaintextCommitment and here.',
+    })
+  }
   const header: CapsuleHeader = {
     version: CAPSULE_FORMAT_VERSION,
     capsuleId,
@@ -103,7 +115,7 @@ export function createCapsuleHeader(params: CreateCapsuleHeaderParameters): Caps
     keyguard: params.keyguard,
     payload: {
       cipherSuite: CIPHER_SUITE_AES_256_GCM_STREAM,
-      chunkSize: params.chunkSize ?? DEFAULT_CHUNK_SIZE,
+      chunkSize,
       plaintextSize: commitment.plaintextSize,
       plaintextCommitment: commitment.plaintextCommitment,
       keyCommitment: keyCommitment(params.dataKey, capsuleId),

@@ -1,7 +1,8 @@
 /**
  * File-to-file sealing and opening: the fast, constant-memory path for local files.
  *
- * Reads go into two reused chunk buffers (the next read runs while the current chunk is
+ * Large payloads run on every core (`file-lanes.ts`: worker threads that each process whole
+ * chunks in place). On one thread, reads go into two reused chunk buffers (the next read runs while the current chunk is
  * encrypted), and every cipher output is released as soon as it is written, so memory does
  * not grow with the file and does not wait for the garbage collector. Output is written to a
  * temporary file next to the target and renamed into place only on success, so a failure
@@ -12,19 +13,39 @@ import { randomBytes } from 'node:crypto'
 import { constants, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, dirname, join } from 'node:path'
-import { Worker } from 'node:worker_threads'
 import { concatBytes, equalBytes } from './bytes.ts'
-import { type OpenOptions, prepareOpen, prepareSeal, type SealParameters } from './capsule.ts'
-import { CapsuleIntegrityError, CapsuleTruncatedError, InvalidArgumentError } from './errors.ts'
-import { CAPSULE_PREAMBLE_LENGTH, CAPSULE_SIGNATURE_LENGTH, CHUNK_TAG_LENGTH } from './header.ts'
-import { createPlaintextCommitment, deriveCommitmentKey } from './keys.ts'
+import {
+  checkDataKey,
+  type OpenOptions,
+  prepareOpen,
+  prepareSeal,
+  type SealParameters,
+  verifyCapsuleHeader,
+} from './capsule.ts'
+import { CapsuleTruncatedError, InvalidArgumentError } from './errors.ts'
+import { LaneChunkFailure, runLanes } from './file-lanes.ts'
+import {
+  CAPSULE_PREAMBLE_LENGTH,
+  CAPSULE_SIGNATURE_LENGTH,
+  CHUNK_TAG_LENGTH,
+  DEFAULT_CHUNK_SIZE,
+} from './header.ts'
+import {
+  createCommitmentCombiner,
+  createPlaintextCommitment,
+  deriveCommitmentKey,
+  derivePayloadKey,
+  type PlaintextCommitment,
+  type PlaintextCommitter,
+} from './keys.ts'
 import {
   checkPreamble,
+  chunkCountFor,
   chunkPlaintextLength,
   type ParsedCapsuleHeader,
   parseCapsuleHeader,
 } from './parse.ts'
-import { commitmentMismatch, encryptChunk } from './payload.ts'
+import { commitmentMismatch, encryptChunk, type PayloadOpener } from './payload.ts'
 
 /** Frees a buffer's memory now instead of at the next garbage collection. */
 function release(buffers: Uint8Array[]): void {
@@ -52,130 +73,46 @@ async function readFully(
 }
 
 /**
- * The commitment hasher's worker, plain CommonJS so it runs from the bundle and from the
- * sources alike. It owns a copy of the commitment key (zeroed once the HMAC is keyed), takes
- * plaintext pieces whose memory the main thread transferred, frees each piece once hashed,
- * acknowledges every message (the main thread's backpressure), and answers `null` with the
- * digest.
+ * The file helpers process chunks on several cores (worker-thread lanes, one per core, at most
+ * {@link MAX_FILE_THREADS}) when the payload is at least this large and the machine has two or
+ * more cores. Starting the workers costs ~30–40 ms of CPU; below this size one thread wins.
  */
-const HASHER_SOURCE = `
-const { createHmac } = require('node:crypto')
-const { parentPort, workerData } = require('node:worker_threads')
-const hmac = createHmac('sha256', workerData.key)
-workerData.key.fill(0)
-parentPort.on('message', (pieces) => {
-  if (pieces === null) {
-    parentPort.postMessage(new Uint8Array(hmac.digest()))
-    return
-  }
-  for (const p of pieces) {
-    hmac.update(p)
-    if (typeof p.buffer.transfer === 'function') p.buffer.transfer(0)
-  }
-  parentPort.postMessage(pieces.length)
-})
-`
+export const PARALLEL_FILE_MIN_BYTES = 32 * 1024 * 1024
 
-/** Messages (one per chunk) the hasher may have queued before `feed` waits. */
-const HASHER_IN_FLIGHT = 2
+/** Upper bound on worker lanes: past four, the page cache copy, not the crypto, is the limit. */
+export const MAX_FILE_THREADS = 4
 
-/**
- * `openFile` checks the plaintext commitment in a worker thread, concurrently with
- * decryption, when the capsule is at least this large and the machine has two or more
- * cores. Starting the worker costs ~40 ms of CPU (more wall time on a busy machine) and the
- * overlap saves ~0.45 ms per MiB (the decryption time), so below this size the inline check wins.
- */
-export const PARALLEL_COMMITMENT_MIN_BYTES = 128 * 1024 * 1024
-
-/** HMAC-SHA256 of the plaintext, computed in a worker thread while the caller decrypts. */
-interface CommitmentHasher {
-  /** Hands plaintext pieces to the worker (their memory moves there); waits while it lags. */
-  feed(pieces: Uint8Array[]): Promise<void>
-  /** The HMAC of everything fed. */
-  digest(): Promise<Uint8Array>
-  close(): Promise<void>
+/** Option shared by the file helpers. */
+export interface FileThreadsOption {
+  /**
+   * Worker threads for the payload. Default: one per core (at most {@link MAX_FILE_THREADS})
+   * for payloads of {@link PARALLEL_FILE_MIN_BYTES} or more on machines with two or more
+   * cores, else the calling thread alone. `1` keeps the work on the calling thread (e.g. a
+   * daemon that must leave cores free); `n ≥ 2` uses `n` lanes whatever the size.
+   */
+  threads?: number
 }
 
-function ownsBuffer(b: Uint8Array): boolean {
-  return (
-    b.byteOffset === 0 &&
-    b.byteLength === b.buffer.byteLength &&
-    !(b.buffer instanceof SharedArrayBuffer)
-  )
-}
-
-function startHasher(commitmentKey: Uint8Array): CommitmentHasher {
-  const worker = new Worker(HASHER_SOURCE, {
-    eval: true,
-    workerData: { key: commitmentKey },
-    // The worker only hashes (the pieces are external memory): a small young generation keeps
-    // its RSS low; the old-generation cap has ample margin (it uses a few MiB).
-    resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
-  })
-  commitmentKey.fill(0)
-  let inFlight = 0
-  let failure: unknown
-  let waiter: (() => void) | undefined
-  let result: Uint8Array | undefined
-  const wake = () => {
-    const w = waiter
-    waiter = undefined
-    w?.()
-  }
-  worker.on('message', (m: number | Uint8Array) => {
-    if (typeof m === 'number') inFlight--
-    else result = m
-    wake()
-  })
-  // Fail closed: if the worker dies, the commitment was not checked.
-  const fail = (cause: unknown, exitCode?: number) => {
-    failure ??= new CapsuleIntegrityError('the plaintext commitment could not be checked', {
-      details: { reason: 'commitment-worker', ...(exitCode === undefined ? {} : { exitCode }) },
-      cause,
-    })
-    wake()
-  }
-  worker.on('error', (err) => fail(err))
-  worker.on('exit', (code) => fail(undefined, code))
-  const until = async (done: () => boolean) => {
-    while (!done()) {
-      if (failure !== undefined) throw failure
-      await new Promise<void>((resolve) => {
-        waiter = resolve
+/** Lanes for a payload of `size` bytes, or 0 for the calling thread alone. */
+function lanesFor(threads: number | undefined, size: number): number {
+  if (threads !== undefined) {
+    if (!Number.isSafeInteger(threads) || threads < 1) {
+      throw new InvalidArgumentError('threads must be a positive integer', {
+        details: { threads },
       })
     }
+    return threads === 1 ? 0 : Math.min(MAX_FILE_THREADS, threads)
   }
-  return {
-    async feed(pieces) {
-      if (pieces.length === 0) return
-      if (failure !== undefined) throw failure
-      const owned = pieces.map((p) => (ownsBuffer(p) ? p : new Uint8Array(p)))
-      try {
-        worker.postMessage(
-          owned,
-          owned.map((p) => p.buffer as ArrayBuffer),
-        )
-      } catch {
-        // A buffer Node marks untransferable: send copies instead.
-        worker.postMessage(owned)
-      }
-      inFlight++
-      await until(() => inFlight < HASHER_IN_FLIGHT)
-    },
-    async digest() {
-      worker.postMessage(null)
-      await until(() => result !== undefined)
-      return result as Uint8Array
-    },
-    async close() {
-      worker.removeAllListeners('exit')
-      await worker.terminate()
-    },
-  }
+  const cores = availableParallelism()
+  return cores >= 2 && size >= PARALLEL_FILE_MIN_BYTES ? Math.min(MAX_FILE_THREADS, cores) : 0
 }
 
 interface Target {
   fh: FileHandle
+  /** Whether the output takes positional writes (regular files, /dev/null; not pipes). */
+  positional(): Promise<boolean>
+  /** Sets a regular file's final size up front, so out-of-order writes never extend it. */
+  presize(size: number): Promise<void>
   commit(): Promise<void>
   abort(): Promise<void>
 }
@@ -185,12 +122,24 @@ async function openTarget(path: string): Promise<Target> {
   const existing = await stat(path).catch(() => undefined)
   if (existing && !existing.isFile()) {
     const fh = await open(path, 'w')
-    return { fh, commit: () => fh.close(), abort: () => fh.close() }
+    return {
+      fh,
+      positional: () =>
+        fh.write(new Uint8Array(0), 0, 0, 0).then(
+          () => existing.isCharacterDevice() || existing.isBlockDevice(),
+          () => false,
+        ),
+      presize: async () => {},
+      commit: () => fh.close(),
+      abort: () => fh.close(),
+    }
   }
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`)
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
   return {
     fh,
+    positional: async () => true,
+    presize: (size) => fh.truncate(size),
     async commit() {
       await fh.sync()
       await fh.close()
@@ -203,9 +152,22 @@ async function openTarget(path: string): Promise<Target> {
   }
 }
 
+/** Parameters of {@link sealFile}. */
+export type SealFileParameters = SealParameters &
+  FileThreadsOption & {
+    input: string
+    output: string
+    /** Called as chunks are written, with the plaintext bytes sealed so far. */
+    onProgress?: (plaintextBytes: number) => void
+  }
+
 /**
  * Seals the file at `input` into a capsule at `output`. The header (see
  * `createPlaintextCommitment` / {@link commitPlaintextFile}) must describe this file.
+ *
+ * Payloads of 32 MiB or more are encrypted on every core (worker-thread lanes writing their
+ * chunks in place) when the output takes positional writes; pipes and one-core machines use
+ * one thread. The bytes are the same either way.
  *
  * @throws {InvalidArgumentError} if the file size differs from the header, or the key or signature do not match.
  * @throws {CapsuleSignatureError} if the signature is not the owner's.
@@ -217,14 +179,7 @@ async function openTarget(path: string): Promise<Target> {
  * await sealFile({ header, signature, dataKey, input: 'data.bin', output: 'data.capsule' })
  * ```
  */
-export async function sealFile(
-  params: SealParameters & {
-    input: string
-    output: string
-    /** Called after each chunk is written, with the plaintext bytes sealed so far. */
-    onProgress?: (plaintextBytes: number) => void
-  },
-): Promise<ParsedCapsuleHeader> {
+export async function sealFile(params: SealFileParameters): Promise<ParsedCapsuleHeader> {
   const { prefix, parsed, payloadKey } = prepareSeal(params)
   const { chunkSize, plaintextSize } = parsed.header.payload
   const src = await open(params.input, 'r')
@@ -237,39 +192,30 @@ export async function sealFile(
       })
     }
     target = await openTarget(params.output)
-    await target.fh.write(prefix)
-    const bufs = [new Uint8Array(chunkSize), new Uint8Array(chunkSize)]
-    const n = parsed.chunkCount
-    let next = readFully(src, bufs[0] as Uint8Array, chunkPlaintextLength(parsed.header, 0), 0)
-    let pendingWrite: Promise<unknown> = Promise.resolve()
-    let pendingOut: Uint8Array[] = []
-    for (let i = 0; i < n; i++) {
-      const len = chunkPlaintextLength(parsed.header, i)
-      const got = await next
-      if (got !== len)
-        throw new InvalidArgumentError('input file changed while sealing', {
-          details: { chunk: i },
-        })
-      const buf = bufs[i % 2] as Uint8Array
-      if (i + 1 < n) {
-        next = readFully(
-          src,
-          bufs[(i + 1) % 2] as Uint8Array,
-          chunkPlaintextLength(parsed.header, i + 1),
-          (i + 1) * chunkSize,
-        )
-      }
-      const out = encryptChunk(payloadKey, parsed.headerHash, i, i === n - 1, [
-        buf.subarray(0, len),
-      ])
-      await pendingWrite
-      release(pendingOut)
-      pendingOut = out
-      const sealed = i * chunkSize + len
-      pendingWrite = target.fh.writev(out).then(() => params.onProgress?.(sealed))
+    const lanes = lanesFor(params.threads, plaintextSize)
+    if (lanes > 0 && (await target.positional())) {
+      await target.presize(prefix.length + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH)
+      await target.fh.write(prefix, 0, prefix.length, 0)
+      await runLanes({
+        op: 'seal',
+        inFd: src.fd,
+        inBase: 0,
+        outFd: target.fh.fd,
+        outBase: prefix.length,
+        key: payloadKey,
+        aad: parsed.headerHash,
+        chunkSize,
+        plaintextSize,
+        chunkCount: parsed.chunkCount,
+        lanes,
+        onChunks: (done) => params.onProgress?.(Math.min(plaintextSize, done * chunkSize)),
+      }).catch((err: unknown) => {
+        if (!(err instanceof LaneChunkFailure)) throw err
+        throw inputChanged(err.chunk)
+      })
+    } else {
+      await sealSequential(src, target.fh, prefix, parsed, payloadKey, params.onProgress)
     }
-    await pendingWrite
-    release(pendingOut)
     await target.commit()
     target = undefined
     return parsed
@@ -280,15 +226,62 @@ export async function sealFile(
   }
 }
 
+function inputChanged(chunk: number): InvalidArgumentError {
+  return new InvalidArgumentError('input file changed while sealing', { details: { chunk } })
+}
+
+/** One thread: reads into two reused buffers (the next read runs while a chunk is encrypted). */
+async function sealSequential(
+  src: FileHandle,
+  out: FileHandle,
+  prefix: Uint8Array,
+  parsed: ParsedCapsuleHeader,
+  payloadKey: Uint8Array,
+  onProgress: ((plaintextBytes: number) => void) | undefined,
+): Promise<void> {
+  const { chunkSize } = parsed.header.payload
+  await out.write(prefix)
+  const bufs = [new Uint8Array(chunkSize), new Uint8Array(chunkSize)]
+  const n = parsed.chunkCount
+  let next = readFully(src, bufs[0] as Uint8Array, chunkPlaintextLength(parsed.header, 0), 0)
+  let pendingWrite: Promise<unknown> = Promise.resolve()
+  let pendingOut: Uint8Array[] = []
+  for (let i = 0; i < n; i++) {
+    const len = chunkPlaintextLength(parsed.header, i)
+    const got = await next
+    if (got !== len) throw inputChanged(i)
+    const buf = bufs[i % 2] as Uint8Array
+    if (i + 1 < n) {
+      next = readFully(
+        src,
+        bufs[(i + 1) % 2] as Uint8Array,
+        chunkPlaintextLength(parsed.header, i + 1),
+        (i + 1) * chunkSize,
+      )
+    }
+    const chunk = encryptChunk(payloadKey, parsed.headerHash, i, i === n - 1, [
+      buf.subarray(0, len),
+    ])
+    await pendingWrite
+    release(pendingOut)
+    pendingOut = chunk
+    const sealed = i * chunkSize + len
+    pendingWrite = out.writev(chunk).then(() => onProgress?.(sealed))
+  }
+  await pendingWrite
+  release(pendingOut)
+}
+
 /**
  * Opens the capsule file at `input` and writes its plaintext to `output`. The plaintext
  * appears at `output` only if the whole capsule verified (signature, key, every chunk, the
  * plaintext commitment); when `output` is a device such as /dev/null it is written as it goes,
  * and a rejected call means the output must be discarded.
  *
- * For capsules of 128 MiB or more on a machine with two or more
- * cores, the plaintext commitment (HMAC-SHA256, slower than the decryption) is computed in a
- * worker thread while this thread decrypts; the result and the errors are the same.
+ * Capsules of 32 MiB or more are decrypted and hashed on every core (worker-thread lanes) on
+ * machines with two or more cores, when the output takes positional writes; the result and
+ * the errors are those of the single-thread path (a chunk that fails is re-read by it, so the
+ * error names the first bad chunk exactly as a sequential reader would).
  *
  * @throws the same typed errors as `openCapsule`, and Node's file system errors unchanged.
  * @example
@@ -297,127 +290,212 @@ export async function sealFile(
  * ```
  */
 export async function openFile(
-  options: OpenOptions & { input: string; output: string },
-): Promise<ParsedCapsuleHeader> {
-  return openFileWith(options, 'auto')
-}
-
-/**
- * {@link openFile} with the commitment check's placement forced (for tests and the
- * benchmark): `worker` checks it in a worker thread, `inline` on the calling thread, `auto`
- * picks the worker for capsules of {@link PARALLEL_COMMITMENT_MIN_BYTES} or more on a
- * machine with two or more cores.
- */
-export async function openFileWith(
-  options: OpenOptions & { input: string; output: string },
-  commitment: 'auto' | 'worker' | 'inline',
+  options: OpenOptions & FileThreadsOption & { input: string; output: string },
 ): Promise<ParsedCapsuleHeader> {
   const src = await open(options.input, 'r')
   let target: Target | undefined
-  let hasher: CommitmentHasher | undefined
   try {
-    const pre = new Uint8Array(CAPSULE_PREAMBLE_LENGTH)
-    const preLen = await readFully(src, pre, pre.length, 0)
-    const headerLength = checkPreamble(pre.subarray(0, preLen))
-    if (headerLength === undefined) {
-      throw new CapsuleTruncatedError('capsule ends inside its preamble', {
-        details: { length: preLen },
-      })
+    const parsed = await readHeader(src)
+    const { chunkSize, plaintextSize } = parsed.header.payload
+    const expectedSize = parsed.payloadOffset + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH
+    const lanes = lanesFor(options.threads, plaintextSize)
+    // Anything but the exact size (truncated, extended) goes to the single-thread reader,
+    // which names the exact fault.
+    if (lanes > 0 && (await src.stat()).size === expectedSize) {
+      verifyCapsuleHeader(parsed, options.owner === undefined ? {} : { owner: options.owner })
+      checkDataKey(parsed, options.dataKey)
+      const id = parsed.header.capsuleId
+      target = await openTarget(options.output)
+      if (await target.positional()) {
+        await target.presize(plaintextSize)
+        const combiner =
+          options.checkCommitment === false
+            ? undefined
+            : createCommitmentCombiner(deriveCommitmentKey(options.dataKey, id))
+        const payloadKey = derivePayloadKey(options.dataKey, id)
+        try {
+          await runLanes({
+            op: 'open',
+            inFd: src.fd,
+            inBase: parsed.payloadOffset,
+            outFd: target.fh.fd,
+            outBase: 0,
+            key: payloadKey,
+            aad: parsed.headerHash,
+            chunkSize,
+            plaintextSize,
+            chunkCount: parsed.chunkCount,
+            lanes,
+            ...(combiner ? { onLeaf: (leaf: Uint8Array) => combiner.add(leaf) } : {}),
+          })
+        } catch (err) {
+          if (!(err instanceof LaneChunkFailure)) throw err
+          // A chunk failed: let the single-thread reader meet it and throw its exact error.
+          await target.abort()
+          target = await openTarget(options.output)
+          await openSequential(src, target.fh, parsed, prepareOpen(parsed, options))
+          await target.commit()
+          target = undefined
+          return parsed
+        } finally {
+          payloadKey.fill(0)
+        }
+        if (combiner && !equalBytes(combiner.digest(), parsed.header.payload.plaintextCommitment))
+          throw commitmentMismatch()
+        await target.commit()
+        target = undefined
+        return parsed
+      }
     }
-    const rest = new Uint8Array(headerLength + CAPSULE_SIGNATURE_LENGTH)
-    const restLen = await readFully(src, rest, rest.length, CAPSULE_PREAMBLE_LENGTH)
-    const parsed = parseCapsuleHeader(concatBytes(pre, rest.subarray(0, restLen)))
-    const parallel =
-      options.checkCommitment !== false &&
-      (commitment === 'worker' ||
-        (commitment === 'auto' &&
-          availableParallelism() >= 2 &&
-          parsed.header.payload.plaintextSize >= PARALLEL_COMMITMENT_MIN_BYTES))
-    // In parallel mode the opener only authenticates chunks; the worker hashes the plaintext.
-    const opener = prepareOpen(parsed, parallel ? { ...options, checkCommitment: false } : options)
-    if (parallel) {
-      hasher = startHasher(deriveCommitmentKey(options.dataKey, parsed.header.capsuleId))
-    }
-    target = await openTarget(options.output)
-    const { chunkSize } = parsed.header.payload
-    const size = (i: number) => chunkPlaintextLength(parsed.header, i) + CHUNK_TAG_LENGTH
-    const at = (i: number) => parsed.payloadOffset + i * (chunkSize + CHUNK_TAG_LENGTH)
-    const bufs = [
-      new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
-      new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
-    ]
-    const n = parsed.chunkCount
-    let next = readFully(src, bufs[0] as Uint8Array, size(0), at(0))
-    let pendingWrite: Promise<unknown> = Promise.resolve()
-    let pendingOut: Uint8Array[] = []
+    const opener = prepareOpen(parsed, options)
+    target ??= await openTarget(options.output)
+    await openSequential(src, target.fh, parsed, opener)
+    await target.commit()
+    target = undefined
+    return parsed
+  } finally {
+    await src.close()
+    if (target) await target.abort()
+  }
+}
+
+/** Reads and parses the preamble, header and signature at the start of a capsule file. */
+async function readHeader(src: FileHandle): Promise<ParsedCapsuleHeader> {
+  const pre = new Uint8Array(CAPSULE_PREAMBLE_LENGTH)
+  const preLen = await readFully(src, pre, pre.length, 0)
+  const headerLength = checkPreamble(pre.subarray(0, preLen))
+  if (headerLength === undefined) {
+    throw new CapsuleTruncatedError('capsule ends inside its preamble', {
+      details: { length: preLen },
+    })
+  }
+  const rest = new Uint8Array(headerLength + CAPSULE_SIGNATURE_LENGTH)
+  const restLen = await readFully(src, rest, rest.length, CAPSULE_PREAMBLE_LENGTH)
+  return parseCapsuleHeader(concatBytes(pre, rest.subarray(0, restLen)))
+}
+
+/** One thread: the payload state machine over double-buffered chunk reads. */
+async function openSequential(
+  src: FileHandle,
+  out: FileHandle,
+  parsed: ParsedCapsuleHeader,
+  opener: PayloadOpener,
+): Promise<void> {
+  const { chunkSize } = parsed.header.payload
+  const size = (i: number) => chunkPlaintextLength(parsed.header, i) + CHUNK_TAG_LENGTH
+  const at = (i: number) => parsed.payloadOffset + i * (chunkSize + CHUNK_TAG_LENGTH)
+  const bufs = [
+    new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
+    new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
+  ]
+  const n = parsed.chunkCount
+  let next = readFully(src, bufs[0] as Uint8Array, size(0), at(0))
+  let pendingWrite: Promise<unknown> = Promise.resolve()
+  let pendingOut: Uint8Array[] = []
+  try {
     for (let i = 0; i < n; i++) {
       const got = await next
       const buf = bufs[i % 2] as Uint8Array
       if (i + 1 < n && got === size(i))
         next = readFully(src, bufs[(i + 1) % 2] as Uint8Array, size(i + 1), at(i + 1))
       // The opener consumes exactly one chunk per call, so it keeps no reference to `buf`.
-      const out = opener.write(buf.subarray(0, got))
+      const chunk = opener.write(buf.subarray(0, got))
       if (got < size(i)) opener.end()
       await pendingWrite
-      if (hasher) await hasher.feed(pendingOut)
-      else release(pendingOut)
-      pendingOut = out
-      pendingWrite = target.fh.writev(out)
+      release(pendingOut)
+      pendingOut = chunk
+      pendingWrite = out.writev(chunk)
     }
     const extra = new Uint8Array(1)
     if ((await readFully(src, extra, 1, at(n - 1) + size(n - 1))) > 0) opener.write(extra)
     opener.end()
     await pendingWrite
-    if (hasher) {
-      await hasher.feed(pendingOut)
-      const digest = await hasher.digest()
-      if (!equalBytes(digest, parsed.header.payload.plaintextCommitment)) throw commitmentMismatch()
-    } else release(pendingOut)
-    await target.commit()
-    target = undefined
-    return parsed
-  } finally {
-    await hasher?.close()
-    await src.close()
-    if (target) await target.abort()
+    release(pendingOut)
+  } catch (err) {
+    opener.destroy()
+    await pendingWrite.catch(() => {})
+    throw err
   }
 }
 
 /**
  * Computes the plaintext commitment of a file (the first of the two passes a sealed file
- * needs; see SPEC.md §4.3), reading it in 1 MiB pieces into two reused buffers: the next
- * read runs in the thread pool while the current piece is hashed.
+ * needs; see SPEC.md §4.3). Files of 32 MiB or more are hashed on every core (each lane
+ * hashes whole chunks); smaller ones on one thread that overlaps the next read with hashing.
  *
+ * @param options.chunkSize - the chunk size the capsule will use; default {@link DEFAULT_CHUNK_SIZE}.
+ * @param options.threads - see {@link FileThreadsOption}.
+ * @throws {InvalidArgumentError} if the file changes size while it is hashed.
  * @example
  * ```ts
  * const commitment = await commitPlaintextFile('data.bin', dataKey, capsuleId)
+ * const header = createCapsuleHeader({ ...fields, capsuleId, dataKey, commitment })
  * ```
  */
 export async function commitPlaintextFile(
   path: string,
   dataKey: Uint8Array,
   capsuleId: Uint8Array,
-  options: { onProgress?: (plaintextBytes: number) => void } = {},
-): Promise<{ plaintextSize: number; plaintextCommitment: Uint8Array }> {
-  const c = createPlaintextCommitment(dataKey, capsuleId)
+  options: FileThreadsOption & {
+    chunkSize?: number
+    onProgress?: (plaintextBytes: number) => void
+  } = {},
+): Promise<PlaintextCommitment> {
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
+  // Validates the key, id and chunk size before any file is touched.
+  const c = createPlaintextCommitment(dataKey, capsuleId, chunkSize)
   const fh = await open(path, 'r')
   try {
-    const piece = 1024 * 1024
-    const bufs = [new Uint8Array(piece), new Uint8Array(piece)]
-    let pos = 0
-    let next = readFully(fh, bufs[0] as Uint8Array, piece, pos)
-    for (let i = 0; ; i++) {
-      const got = await next
-      if (got === 0) break
-      pos += got
-      const buf = bufs[i % 2] as Uint8Array
-      // A short read is the end of the file; one more read confirms it (and catches growth).
-      next = readFully(fh, bufs[(i + 1) % 2] as Uint8Array, piece, pos)
-      c.update(got === piece ? buf : buf.subarray(0, got))
-      options.onProgress?.(pos)
-    }
-    return c.digest()
+    const { size } = await fh.stat()
+    const lanes = lanesFor(options.threads, size)
+    if (lanes === 0) return await commitSequential(fh, c, options.onProgress)
+    const combiner = createCommitmentCombiner(deriveCommitmentKey(dataKey, capsuleId))
+    await runLanes({
+      op: 'hash',
+      inFd: fh.fd,
+      inBase: 0,
+      chunkSize,
+      plaintextSize: size,
+      chunkCount: chunkCountFor(size, chunkSize),
+      lanes,
+      onLeaf: (leaf) => combiner.add(leaf),
+      onChunks: (done) => options.onProgress?.(Math.min(size, done * chunkSize)),
+    }).catch((err: unknown) => {
+      if (!(err instanceof LaneChunkFailure)) throw err
+      throw hashedFileChanged(err.chunk)
+    })
+    if ((await fh.stat()).size !== size) throw hashedFileChanged()
+    return { plaintextSize: size, plaintextCommitment: combiner.digest(), chunkSize }
   } finally {
     await fh.close()
   }
+}
+
+function hashedFileChanged(chunk?: number): InvalidArgumentError {
+  return new InvalidArgumentError('input file changed while it was hashed', {
+    details: chunk === undefined ? {} : { chunk },
+  })
+}
+
+/** One thread: 1 MiB reads into two reused buffers, the next read running during hashing. */
+async function commitSequential(
+  fh: FileHandle,
+  c: PlaintextCommitter,
+  onProgress: ((plaintextBytes: number) => void) | undefined,
+): Promise<PlaintextCommitment> {
+  const piece = 1024 * 1024
+  const bufs = [new Uint8Array(piece), new Uint8Array(piece)]
+  let pos = 0
+  let next = readFully(fh, bufs[0] as Uint8Array, piece, pos)
+  for (let i = 0; ; i++) {
+    const got = await next
+    if (got === 0) break
+    pos += got
+    const buf = bufs[i % 2] as Uint8Array
+    // A short read is the end of the file; one more read confirms it (and catches growth).
+    next = readFully(fh, bufs[(i + 1) % 2] as Uint8Array, piece, pos)
+    c.update(got === piece ? buf : buf.subarray(0, got))
+    onProgress?.(pos)
+  }
+  return c.digest()
 }

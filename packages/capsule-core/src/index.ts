@@ -78,7 +78,14 @@ export {
   HpkeError,
   InvalidArgumentError,
 } from './errors.ts'
-export { commitPlaintextFile, openFile, sealFile } from './file.ts'
+export type { FileThreadsOption, SealFileParameters } from './file.ts'
+export {
+  commitPlaintextFile,
+  MAX_FILE_THREADS,
+  openFile,
+  PARALLEL_FILE_MIN_BYTES,
+  sealFile,
+} from './file.ts'
 export type {
   CapsuleHeader,
   KeyguardReference,
@@ -116,7 +123,7 @@ export {
   X25519_KEY_LENGTH,
   x25519PublicKey,
 } from './hpke.ts'
-export type { PlaintextCommitter } from './keys.ts'
+export type { PlaintextCommitment, PlaintextCommitter } from './keys.ts'
 export {
   createPlaintextCommitment,
   DATA_KEY_LENGTH,

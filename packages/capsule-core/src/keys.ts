@@ -2,8 +2,10 @@
  * Keys derived from the data key (SPEC.md §4.3, §6.1). All use HKDF-SHA256 with the
  * capsule id as salt and a distinct label as info, so no derived key equals another.
  */
-import { createHmac, type Hmac, hkdfSync, randomBytes } from 'node:crypto'
+import { createHash, createHmac, type Hash, type Hmac, hkdfSync, randomBytes } from 'node:crypto'
 import { checkBytes } from './bytes.ts'
+import { InvalidArgumentError } from './errors.ts'
+import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './header.ts'
 
 /** Length of a data key: 32 bytes (AES-256). */
 export const DATA_KEY_LENGTH = 32
@@ -11,7 +13,7 @@ export const DATA_KEY_LENGTH = 32
 /** HKDF info of the payload key for cipher suite 1. */
 export const PAYLOAD_KEY_LABEL = 'digicap/v1 payload aes-256-gcm-stream'
 /** HKDF info of the plaintext commitment key. */
-export const COMMITMENT_KEY_LABEL = 'digicap/v1 plaintext commitment hmac-sha256'
+export const COMMITMENT_KEY_LABEL = 'digicap/v1 plaintext commitment chunked hmac-sha256'
 /** HKDF info of the key commitment value stored in the header. */
 export const KEY_COMMITMENT_LABEL = 'digicap/v1 key commitment'
 
@@ -39,43 +41,115 @@ export function keyCommitment(dataKey: Uint8Array, capsuleId: Uint8Array): Uint8
   return derive(dataKey, capsuleId, KEY_COMMITMENT_LABEL)
 }
 
+function checkChunkSize(chunkSize: number): void {
+  if (
+    !Number.isSafeInteger(chunkSize) ||
+    chunkSize < MIN_CHUNK_SIZE ||
+    chunkSize > MAX_CHUNK_SIZE ||
+    (chunkSize & (chunkSize - 1)) !== 0
+  ) {
+    throw new InvalidArgumentError('chunkSize must be a power of two within the header limits', {
+      details: { chunkSize, min: MIN_CHUNK_SIZE, max: MAX_CHUNK_SIZE },
+    })
+  }
+}
+
+/** Result of a plaintext commitment: what the header's payload fields need. */
+export interface PlaintextCommitment {
+  plaintextSize: number
+  /** `HMAC(commitmentKey, SHA-256(chunk 0) ‖ … ‖ SHA-256(chunk n−1))`, SPEC.md §4.3. */
+  plaintextCommitment: Uint8Array
+  /** The chunk size the chunks were cut at; the header must use the same. */
+  chunkSize: number
+}
+
 /** Incremental plaintext commitment. */
 export interface PlaintextCommitter {
-  /** Feeds the next plaintext bytes. */
+  /** Feeds the next plaintext bytes (any piece sizes: chunk boundaries are tracked here). */
   update(bytes: Uint8Array): void
-  /** Finishes; returns the byte count and the 32-byte commitment. */
-  digest(): { plaintextSize: number; plaintextCommitment: Uint8Array }
+  /** Finishes; returns the byte count, the 32-byte commitment and the chunk size. */
+  digest(): PlaintextCommitment
 }
 
 /**
- * Starts an incremental plaintext commitment: HMAC-SHA256 under
- * HKDF-SHA256(dataKey, capsuleId, "digicap/v1 plaintext commitment hmac-sha256").
+ * Combines per-chunk SHA-256 digests, given in chunk order, into the commitment. This is the
+ * half of the commitment that parallel hashers share: each chunk's digest can be computed on
+ * any core (`leaf`), the combination runs on one.
+ */
+export interface CommitmentCombiner {
+  /** Adds the SHA-256 of the next chunk's plaintext (32 bytes). */
+  add(leaf: Uint8Array): void
+  /** The commitment over every leaf added. */
+  digest(): Uint8Array
+}
+
+/** Starts a {@link CommitmentCombiner} keyed with a commitment key (which it zeroes). */
+export function createCommitmentCombiner(commitmentKey: Uint8Array): CommitmentCombiner {
+  checkBytes('commitmentKey', commitmentKey, 32)
+  const hmac: Hmac = createHmac('sha256', commitmentKey)
+  commitmentKey.fill(0)
+  return {
+    add(leaf) {
+      hmac.update(leaf)
+    },
+    digest() {
+      return new Uint8Array(hmac.digest())
+    },
+  }
+}
+
+/**
+ * Starts an incremental plaintext commitment (SPEC.md §4.3): the plaintext is cut into
+ * chunks of `chunkSize` (the header's chunk size), each chunk is hashed with SHA-256, and the
+ * digests are combined with HMAC-SHA256 under HKDF-SHA256(dataKey, capsuleId,
+ * "digicap/v1 plaintext commitment chunked hmac-sha256"). Per-chunk hashing is what lets
+ * files be committed on every core at once; a single HMAC over the plaintext could not.
  * Use it to build a header for a stream without holding the stream in memory.
  *
- * @throws {InvalidArgumentError} for a data key or capsule id of the wrong length.
+ * @throws {InvalidArgumentError} for a data key or capsule id of the wrong length, or a bad chunk size.
  * @example
  * ```ts
- * const c = createPlaintextCommitment(dataKey, capsuleId)
+ * const c = createPlaintextCommitment(dataKey, capsuleId, DEFAULT_CHUNK_SIZE)
  * for await (const piece of fs.createReadStream(path)) c.update(piece)
- * const { plaintextSize, plaintextCommitment } = c.digest()
+ * const commitment = c.digest() // { plaintextSize, plaintextCommitment, chunkSize }
  * ```
  */
 export function createPlaintextCommitment(
   dataKey: Uint8Array,
   capsuleId: Uint8Array,
+  chunkSize: number,
 ): PlaintextCommitter {
-  const key = derive(dataKey, capsuleId, COMMITMENT_KEY_LABEL)
-  const hmac: Hmac = createHmac('sha256', key)
-  key.fill(0)
+  checkChunkSize(chunkSize)
+  const combiner = createCommitmentCombiner(derive(dataKey, capsuleId, COMMITMENT_KEY_LABEL))
   let size = 0
+  let inChunk = 0
+  let chunk: Hash = createHash('sha256')
+  let finished = false
   return {
     update(bytes) {
       checkBytes('bytes', bytes)
-      size += bytes.length
-      hmac.update(bytes)
+      if (finished) throw new InvalidArgumentError('the commitment was already digested')
+      let off = 0
+      while (off < bytes.length) {
+        const take = Math.min(chunkSize - inChunk, bytes.length - off)
+        chunk.update(take === bytes.length ? bytes : bytes.subarray(off, off + take))
+        off += take
+        inChunk += take
+        size += take
+        if (inChunk === chunkSize) {
+          combiner.add(chunk.digest())
+          chunk = createHash('sha256')
+          inChunk = 0
+        }
+      }
     },
     digest() {
-      return { plaintextSize: size, plaintextCommitment: new Uint8Array(hmac.digest()) }
+      if (finished) throw new InvalidArgumentError('the commitment was already digested')
+      finished = true
+      // The last chunk is partial, or the only (empty) chunk of an empty payload; a payload
+      // of whole chunks has no empty chunk after them (SPEC.md §6.2).
+      if (inChunk > 0 || size === 0) combiner.add(chunk.digest())
+      return { plaintextSize: size, plaintextCommitment: combiner.digest(), chunkSize }
     },
   }
 }

@@ -6,7 +6,7 @@
  * Web and Node stream wrappers and the whole-buffer functions all use them, so every entry
  * point enforces the same rules and throws the same typed errors.
  */
-import { createCipheriv, createDecipheriv, createHmac, type Hmac } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash } from 'node:crypto'
 import { equalBytes } from './bytes.ts'
 import {
   CapsuleFormatError,
@@ -15,6 +15,7 @@ import {
   InvalidArgumentError,
 } from './errors.ts'
 import { CHUNK_TAG_LENGTH } from './header.ts'
+import { type CommitmentCombiner, createCommitmentCombiner } from './keys.ts'
 import { chunkCountFor, type ParsedCapsuleHeader } from './parse.ts'
 
 const ALGORITHM = 'aes-256-gcm'
@@ -225,7 +226,7 @@ export class PayloadOpener {
   private readonly queue = new ByteQueue()
   private index = 0
   private done = false
-  private readonly hmac: Hmac | undefined
+  private readonly commitment: CommitmentCombiner | undefined
   private readonly parsed: ParsedCapsuleHeader
   private readonly key: Uint8Array
 
@@ -236,8 +237,7 @@ export class PayloadOpener {
   constructor(parsed: ParsedCapsuleHeader, key: Uint8Array, commitmentKey?: Uint8Array) {
     this.parsed = parsed
     this.key = key
-    this.hmac = commitmentKey ? createHmac('sha256', commitmentKey) : undefined
-    commitmentKey?.fill(0)
+    this.commitment = commitmentKey ? createCommitmentCombiner(commitmentKey) : undefined
   }
 
   private expectedLength(index: number): number {
@@ -270,16 +270,17 @@ export class PayloadOpener {
           hint: 'The chunk was altered, moved, duplicated, or belongs to another header.',
         })
       }
-      if (this.hmac) for (const p of plain) this.hmac.update(p)
+      if (this.commitment) {
+        const leaf = createHash('sha256')
+        for (const p of plain) leaf.update(p)
+        this.commitment.add(leaf.digest())
+      }
       this.index++
       if (i === last) {
         this.done = true
         if (
-          this.hmac &&
-          !equalBytes(
-            new Uint8Array(this.hmac.digest()),
-            this.parsed.header.payload.plaintextCommitment,
-          )
+          this.commitment &&
+          !equalBytes(this.commitment.digest(), this.parsed.header.payload.plaintextCommitment)
         ) {
           for (const p of plain) p.fill(0)
           throw commitmentMismatch()

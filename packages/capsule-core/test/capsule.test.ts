@@ -183,7 +183,7 @@ describe('seal and open (buffers)', () => {
       code(() =>
         createCapsuleHeader({
           ...ok,
-          commitment: { plaintextSize: 1, plaintextCommitment: new Uint8Array(32) },
+          commitment: { plaintextSize: 1, plaintextCommitment: new Uint8Array(32), chunkSize: 128 },
         }),
       ),
     ).toBe('INVALID_ARGUMENT')
@@ -364,7 +364,7 @@ describe('streams', () => {
   })
 
   it('a streamed header with a commitment seals a stream in one pass over the data', async () => {
-    const c = createPlaintextCommitment(DATA_KEY, CAPSULE_ID)
+    const c = createPlaintextCommitment(DATA_KEY, CAPSULE_ID, 64)
     for (const p of pieces(b.plaintext, 77)) c.update(p)
     const header = createCapsuleHeader({
       ...BASE,
@@ -382,10 +382,11 @@ describe('files', () => {
   writeFileSync(input, plaintext)
 
   it('commitPlaintextFile + sealFile + openFile round-trip and equal the buffer path', async () => {
-    const commitment = await commitPlaintextFile(input, DATA_KEY, CAPSULE_ID)
+    const commitment = await commitPlaintextFile(input, DATA_KEY, CAPSULE_ID, {
+      chunkSize: 64 * 1024,
+    })
     const header = createCapsuleHeader({
       ...BASE,
-      chunkSize: 64 * 1024,
       dataKey: DATA_KEY,
       commitment,
     })

@@ -1,0 +1,356 @@
+/**
+ * Parallel chunk lanes for the file helpers: worker threads that each read, hash, encrypt or
+ * decrypt whole chunks at their own offsets of the input and output files, so every core
+ * works on the payload at once.
+ *
+ * Chunks are independent (the nonce follows from the index, the AAD is the header hash) and
+ * the plaintext commitment is a keyed combination of per-chunk SHA-256 digests (SPEC.md §4.3),
+ * so a chunk needs nothing from its neighbours. The main thread only hands out chunk
+ * indices, in order and at most a small window ahead of the oldest unfinished one, and feeds
+ * the returned digests to the commitment in chunk order: memory stays constant whatever the
+ * file size.
+ *
+ * The workers share the process's file descriptors (positional `pread`/`pwrite`), so no
+ * chunk is ever copied between threads.
+ */
+import { createCipheriv, createDecipheriv, createHash } from 'node:crypto'
+import { readSync, writeSync } from 'node:fs'
+import { Worker } from 'node:worker_threads'
+import { CapsuleIntegrityError } from './errors.ts'
+import { chunkNonce } from './payload.ts'
+
+/** What {@link laneChunk} needs from Node, passed in so the function stays self-contained. */
+interface LaneIo {
+  createCipheriv: typeof import('node:crypto').createCipheriv
+  createDecipheriv: typeof import('node:crypto').createDecipheriv
+  createHash: typeof import('node:crypto').createHash
+  readSync: typeof import('node:fs').readSync
+  writeSync: typeof import('node:fs').writeSync
+}
+
+/** One lane's fixed parameters and its reused chunk buffer. */
+interface LaneState {
+  op: LaneOp
+  /** Hash each chunk's plaintext (the commitment leaves). */
+  hash: boolean
+  inFd: number
+  outFd: number
+  key: Uint8Array
+  aad: Uint8Array
+  chunkSize: number
+  plaintextSize: number
+  chunkCount: number
+  inBase: number
+  outBase: number
+  buf: Uint8Array
+}
+
+/**
+ * Processes chunk `i` of a lane job. Self-contained on purpose (no imports, no outer names):
+ * the main thread calls it directly and the workers run its source text, so both run the
+ * very same code, from the sources and from any bundle.
+ */
+function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): LaneAnswer {
+  const TAG = 16
+  const len =
+    i < s.chunkCount - 1 ? s.chunkSize : s.plaintextSize - (s.chunkCount - 1) * s.chunkSize
+  const inStride = s.op === 'open' ? s.chunkSize + TAG : s.chunkSize
+  const outStride = s.op === 'seal' ? s.chunkSize + TAG : s.chunkSize
+  const readAt = (length: number, position: number): number => {
+    let got = 0
+    while (got < length) {
+      const n = io.readSync(s.inFd, s.buf, got, length - got, position + got)
+      if (n === 0) break
+      got += n
+    }
+    return got
+  }
+  const writeAt = (bytes: Uint8Array, position: number): void => {
+    let off = 0
+    while (off < bytes.length)
+      off += io.writeSync(s.outFd, bytes, off, bytes.length - off, position + off)
+  }
+  // Cipher outputs own their memory: free it now rather than at the next garbage collection.
+  const free = (b: Uint8Array): void => {
+    const ab = b.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }
+    if (b.byteOffset === 0 && b.byteLength === ab.byteLength && typeof ab.transfer === 'function')
+      ab.transfer(0)
+  }
+  const sha256 = (bytes: Uint8Array): Uint8Array =>
+    new Uint8Array(io.createHash('sha256').update(bytes).digest())
+  const inLength = s.op === 'open' ? len + TAG : len
+  const got = readAt(inLength, s.inBase + i * inStride)
+  if (got !== inLength) return { i, short: got }
+  if (s.op === 'hash') return { i, leaf: sha256(s.buf.subarray(0, len)) }
+  if (s.op === 'seal') {
+    const cipher = io.createCipheriv('aes-256-gcm', s.key, nonce)
+    cipher.setAAD(s.aad)
+    const body = cipher.update(s.buf.subarray(0, len))
+    cipher.final()
+    writeAt(body, s.outBase + i * outStride)
+    writeAt(cipher.getAuthTag(), s.outBase + i * outStride + len)
+    free(body)
+    return { i }
+  }
+  const decipher = io.createDecipheriv('aes-256-gcm', s.key, nonce)
+  decipher.setAAD(s.aad)
+  decipher.setAuthTag(s.buf.subarray(len, len + TAG))
+  const plain = decipher.update(s.buf.subarray(0, len))
+  try {
+    decipher.final()
+  } catch {
+    plain.fill(0)
+    free(plain)
+    return { i, bad: true }
+  }
+  const leaf = s.hash ? sha256(plain) : undefined
+  writeAt(plain, s.outBase + i * outStride)
+  plain.fill(0)
+  free(plain)
+  return leaf ? { i, leaf } : { i }
+}
+
+/** Runs {@link laneChunk}, turning a thrown file system error into an answer. */
+function laneStep(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): LaneAnswer {
+  try {
+    return laneChunk(io, s, i, nonce)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    return {
+      i,
+      error: {
+        message: String(e?.message),
+        ...(e?.code === undefined ? {} : { code: e.code }),
+        ...(e?.errno === undefined ? {} : { errno: e.errno }),
+        ...(e?.syscall === undefined ? {} : { syscall: e.syscall }),
+      },
+    }
+  }
+}
+
+/**
+ * The lane worker, plain CommonJS around {@link laneChunk}'s own source. One message per
+ * chunk, `[index, nonce]`; one answer per chunk. `null` ends the worker (its key copy and
+ * buffer are zeroed first).
+ */
+const LANE_SOURCE = `
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const { parentPort, workerData } = require('node:worker_threads')
+const io = { createCipheriv: crypto.createCipheriv, createDecipheriv: crypto.createDecipheriv, createHash: crypto.createHash, readSync: fs.readSync, writeSync: fs.writeSync }
+const laneChunk = (${laneChunk.toString()})
+const laneStep = (${laneStep.toString()})
+const state = { ...workerData, buf: new Uint8Array(workerData.chunkSize + 16) }
+parentPort.on('message', (m) => {
+  if (m === null) {
+    state.key.fill(0)
+    state.buf.fill(0)
+    parentPort.close()
+    return
+  }
+  parentPort.postMessage(laneStep(io, state, m[0], m[1]))
+})
+`
+
+const NODE_IO: LaneIo = { createCipheriv, createDecipheriv, createHash, readSync, writeSync }
+
+/** What a lane does with each chunk. */
+export type LaneOp = 'hash' | 'seal' | 'open'
+
+export interface LaneJob {
+  op: LaneOp
+  /** Input file descriptor; chunk i starts at `inBase + i × stride`. */
+  inFd: number
+  inBase: number
+  /** Output file descriptor (seal, open); must accept positional writes. */
+  outFd?: number
+  outBase?: number
+  /** Payload key (seal, open); each worker gets a copy and zeroes it when done. */
+  key?: Uint8Array
+  /** The header hash (seal, open). */
+  aad?: Uint8Array
+  chunkSize: number
+  plaintextSize: number
+  chunkCount: number
+  /** Lanes in all: the calling thread plus `lanes − 1` worker threads (≥ 2). */
+  lanes: number
+  /** Called with each chunk's plaintext SHA-256 (hash; open when given), in chunk order. */
+  onLeaf?: (leaf: Uint8Array) => void
+  /** Called after each chunk is done, in chunk order, with the number of chunks done. */
+  onChunks?: (done: number) => void
+}
+
+/** A chunk the lanes could not process: the caller decides what error it means. */
+export class LaneChunkFailure extends Error {
+  readonly chunk: number
+  readonly kind: 'bad' | 'short'
+  constructor(chunk: number, kind: 'bad' | 'short') {
+    super(`chunk ${chunk}: ${kind}`)
+    this.chunk = chunk
+    this.kind = kind
+  }
+}
+
+interface LaneAnswer {
+  i: number
+  leaf?: Uint8Array
+  bad?: true
+  short?: number
+  error?: { message: string; code?: string; errno?: number; syscall?: string }
+}
+
+/** Chunks queued on one worker: enough that it never idles while the main thread computes. */
+const PER_WORKER = 3
+
+/**
+ * Runs a job over every chunk: the calling thread takes chunks itself between handing them
+ * out to `lanes − 1` worker threads. Resolves when every chunk is done; rejects with
+ * {@link LaneChunkFailure} for the lowest failing chunk, with the file system error a lane met
+ * (recreated with its `code`), or with a worker failure (`CAPSULE_INTEGRITY`, reason
+ * `lane-worker`: fail closed).
+ */
+export async function runLanes(job: LaneJob): Promise<void> {
+  const n = job.chunkCount
+  const workerCount = Math.max(1, Math.min(job.lanes, n) - 1)
+  const window = (workerCount * PER_WORKER + 1) * 2
+  const state = (buf: Uint8Array): LaneState => ({
+    op: job.op,
+    hash: job.onLeaf !== undefined,
+    inFd: job.inFd,
+    outFd: job.outFd ?? -1,
+    key: job.key ?? new Uint8Array(0),
+    aad: job.aad ?? new Uint8Array(0),
+    chunkSize: job.chunkSize,
+    plaintextSize: job.plaintextSize,
+    chunkCount: n,
+    inBase: job.inBase,
+    outBase: job.outBase ?? 0,
+    buf,
+  })
+  const mainState = state(new Uint8Array(job.chunkSize + 16))
+  const workers: Worker[] = []
+  const outstanding: number[] = []
+  const exited: boolean[] = []
+  const ready = new Map<number, LaneAnswer>()
+  let nextChunk = 0
+  let nextInOrder = 0
+  let failure: unknown
+  let failedChunk = Number.POSITIVE_INFINITY
+  let busy = 0
+  let wake: (() => void) | undefined
+
+  const fail = (err: unknown, chunk = Number.POSITIVE_INFINITY) => {
+    // Keep the error of the lowest chunk: the one a sequential pass would have met first.
+    if (failure === undefined || chunk < failedChunk) {
+      failure = err
+      failedChunk = chunk
+    }
+  }
+  const settle = (a: LaneAnswer) => {
+    if (a.error) {
+      fail(Object.assign(new Error(a.error.message), a.error), a.i)
+    } else if (a.bad || a.short !== undefined) {
+      fail(new LaneChunkFailure(a.i, a.bad ? 'bad' : 'short'), a.i)
+    } else {
+      ready.set(a.i, a)
+      if (failure !== undefined) return
+      const before = nextInOrder
+      while (ready.has(nextInOrder)) {
+        const done = ready.get(nextInOrder) as LaneAnswer
+        ready.delete(nextInOrder)
+        if (done.leaf) job.onLeaf?.(done.leaf)
+        nextInOrder++
+      }
+      if (nextInOrder > before) job.onChunks?.(nextInOrder)
+    }
+  }
+  const canTake = () => failure === undefined && nextChunk < n && nextChunk < nextInOrder + window
+  const take = () => {
+    const i = nextChunk++
+    return { i, nonce: chunkNonce(i, i === n - 1) }
+  }
+  const dispatch = () => {
+    for (let w = 0; w < workers.length; w++) {
+      while ((outstanding[w] as number) < PER_WORKER && canTake()) {
+        const { i, nonce } = take()
+        outstanding[w] = (outstanding[w] as number) + 1
+        busy++
+        ;(workers[w] as Worker).postMessage([i, nonce])
+      }
+    }
+  }
+  const nudge = () => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+
+  for (let w = 0; w < workerCount; w++) {
+    const worker = new Worker(LANE_SOURCE, {
+      eval: true,
+      workerData: { ...state(new Uint8Array(0)), buf: undefined },
+      // Chunks live in external memory: a tiny young generation keeps each worker's RSS low.
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
+    })
+    workers.push(worker)
+    outstanding.push(0)
+    exited.push(false)
+    worker.on('message', (a: LaneAnswer) => {
+      outstanding[w] = (outstanding[w] as number) - 1
+      busy--
+      settle(a)
+      dispatch()
+      nudge()
+    })
+    const died = (cause: unknown, exitCode?: number) => {
+      fail(
+        new CapsuleIntegrityError('a payload worker thread failed', {
+          details: { reason: 'lane-worker', ...(exitCode === undefined ? {} : { exitCode }) },
+          cause,
+        }),
+      )
+      // Its chunks will never be answered.
+      busy -= outstanding[w] as number
+      outstanding[w] = 0
+      nudge()
+    }
+    worker.on('error', (err) => died(err))
+    worker.on('exit', (code) => {
+      exited[w] = true
+      died(undefined, code)
+    })
+  }
+  try {
+    for (;;) {
+      dispatch()
+      if (canTake()) {
+        // The calling thread's own share; then let the workers' answers in.
+        const { i, nonce } = take()
+        settle(laneStep(NODE_IO, mainState, i, nonce))
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        continue
+      }
+      if (busy === 0 && (failure !== undefined || nextInOrder === n)) break
+      await new Promise<void>((resolve) => {
+        wake = resolve
+      })
+    }
+    if (failure !== undefined) throw failure
+  } finally {
+    mainState.buf.fill(0)
+    // Let each worker zero its key copy and exit on its own; terminate the ones that do not.
+    await Promise.all(
+      workers.map(async (worker, w) => {
+        if (exited[w]) return
+        worker.removeAllListeners('exit')
+        worker.removeAllListeners('error')
+        worker.on('error', () => {})
+        const exit = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+        worker.postMessage(null)
+        const timer = setTimeout(() => void worker.terminate(), 1000)
+        await exit
+        clearTimeout(timer)
+      }),
+    )
+  }
+}

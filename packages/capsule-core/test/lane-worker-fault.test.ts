@@ -1,0 +1,64 @@
+/**
+ * Fault injection: the lane workers die. Every file helper must fail closed with
+ * CAPSULE_INTEGRITY (reason `lane-worker`) and leave no output behind.
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it, vi } from 'vitest'
+import { commitPlaintextFile, openFile, sealFile } from '../src/index.ts'
+import { build, CAPSULE_ID, DATA_KEY, detBytes } from './fixtures.ts'
+
+vi.mock('node:worker_threads', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:worker_threads')>()
+  class DyingWorker extends real.Worker {
+    constructor(_source: string, options: import('node:worker_threads').WorkerOptions) {
+      super('process.exit(3)', { ...options, eval: true })
+    }
+  }
+  return { ...real, Worker: DyingWorker }
+})
+
+const tmp = mkdtempSync(join(tmpdir(), 'digicap-worker-fault-'))
+afterAll(() => rmSync(tmp, { recursive: true, force: true }))
+
+const failedClosed = { code: 'CAPSULE_INTEGRITY', details: { reason: 'lane-worker', exitCode: 3 } }
+
+describe('lane worker failure', () => {
+  it.each([1, 40])('%i chunk(s): every file helper fails closed', async (chunks) => {
+    const built = build(detBytes(`fault ${chunks}`, chunks * 256 - 7), 256)
+    const capsule = join(tmp, `c${chunks}.capsule`)
+    const plain = join(tmp, `c${chunks}.bin`)
+    writeFileSync(capsule, built.capsule)
+    writeFileSync(plain, built.plaintext)
+    const keep = readdirSync(tmp).sort()
+
+    const open = await openFile({
+      input: capsule,
+      output: join(tmp, `c${chunks}.out`),
+      dataKey: DATA_KEY,
+      threads: 2,
+    }).catch((e: unknown) => e)
+    expect(open).toMatchObject(failedClosed)
+
+    const seal = await sealFile({
+      header: built.header,
+      signature: built.signature,
+      dataKey: DATA_KEY,
+      input: plain,
+      output: join(tmp, `c${chunks}.resealed`),
+      threads: 2,
+    }).catch((e: unknown) => e)
+    expect(seal).toMatchObject(failedClosed)
+
+    const commit = await commitPlaintextFile(plain, DATA_KEY, CAPSULE_ID, {
+      chunkSize: 256,
+      threads: 2,
+    }).catch((e: unknown) => e)
+    expect(commit).toMatchObject(failedClosed)
+
+    expect(readdirSync(tmp).sort()).toEqual(keep)
+    rmSync(capsule)
+    rmSync(plain)
+  })
+})
