@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -518,6 +518,34 @@ describe('TCTI strings and the transports they pick', () => {
     expect(() =>
       tpm2Sealer({ tcti: 'swtpm:port=1', unwrapVia: 'fast' as unknown as 'direct' }),
     ).toThrow(DigicapError)
+  })
+
+  it('speaks write-then-read to a device node (a file stands in for the character device)', async () => {
+    // Fault injection only: a regular file opened read-write behaves like the device for one
+    // exchange when it holds `command length` filler bytes followed by the canned response.
+    const dir = await mkdtemp(join(tmpdir(), 'kg-fake-dev-'))
+    try {
+      const ciphertext = new Uint8Array(256).fill(3)
+      const commandLength = encodeRsaDecrypt(HANDLE, ciphertext).length
+      const device = async (response: Uint8Array) => {
+        const path = join(dir, `tpm${randomBytes(4).toString('hex')}`)
+        await writeFile(path, Buffer.concat([Buffer.alloc(commandLength), response]))
+        return rsaDecryptDirect(deviceTransport(path, 2000), HANDLE, ciphertext)
+      }
+      const message = randomBytes(32)
+      expect(Buffer.from(await device(okResponse(message))).equals(message)).toBe(true)
+      const truncated = await expectCode(
+        device(okResponse(message).subarray(0, 8)),
+        'TPM_UNAVAILABLE',
+      )
+      expect(truncated.details.reason).toBe('truncated')
+      const short = await expectCode(device(okResponse(message).subarray(0, 30)), 'TPM_COMMAND')
+      expect(short.details).toMatchObject({ reason: 'malformed-response', why: 'length' })
+      await expectCode(device(errorResponse(0x18b)), 'TPM_HANDLE')
+      await expectCode(device(Buffer.from('garbage garbage garbage')), 'TPM_COMMAND')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('maps a missing TPM device to TPM_UNAVAILABLE', async () => {
