@@ -165,6 +165,7 @@ try {
     'peer',
     'locked',
     'chain',
+    'authorized',
     'unwrapped',
     'journaled',
     'sealed',

@@ -80,7 +80,7 @@ export interface FastPathInit {
   /**
    * Debug latency trace, off by default: called once per evaluated request with the
    * milliseconds since the request arrived at each stage it reached (`verified`, `stored`,
-   * `peer`, `locked`, `chain`, `unwrapped`, `journaled`, `sealed`). Never carries key bytes.
+   * `peer`, `locked`, `chain`, `authorized`, `unwrapped`, `journaled`, `sealed`). Never carries key bytes.
    */
   trace?: (marks: Readonly<Record<string, number>>) => void
 }
@@ -419,6 +419,7 @@ export function fastPathServer(init: FastPathInit) {
             measurement: rec.measurement,
             runIndex: runs,
           }).toLowerCase()
+          mark('authorized')
           // Authorized: only now the sealer (TPM) unwrap.
           unwrapping = unwraps.run(() => unwrapDataKey(record.wrappedKeys, sealer))
           dataKey = await unwrapping
