@@ -77,6 +77,12 @@ export interface FastPathInit {
   maxUnwraps?: number
   /** How long a NodeRegistry peer lookup is reused, ms. Default 5000. */
   peerCacheMs?: number
+  /**
+   * Debug latency trace, off by default: called once per evaluated request with the
+   * milliseconds since the request arrived at each stage it reached (`verified`, `stored`,
+   * `peer`, `locked`, `chain`, `authorized`, `unwrapped`, `journaled`, `sealed`). Never carries key bytes.
+   */
+  trace?: (marks: Readonly<Record<string, number>>) => void
 }
 
 /** What the fast path reports. Never carries key bytes. */
@@ -308,7 +314,26 @@ export function fastPathServer(init: FastPathInit) {
       peerBytes: Uint8Array,
     ): Promise<AccessResponse> {
       const started = performance.now()
+      const marks: Record<string, number> | undefined = init.trace ? {} : undefined
+      const mark = (stage: string): void => {
+        if (marks !== undefined) marks[stage] = performance.now() - started
+      }
+      try {
+        return await evaluate(req, peer, peerBytes, started, mark)
+      } finally {
+        if (marks !== undefined) init.trace?.(marks)
+      }
+    }
+
+    async function evaluate(
+      req: AccessRequest,
+      peer: string,
+      peerBytes: Uint8Array,
+      started: number,
+      mark: (stage: string) => void,
+    ): Promise<AccessResponse> {
       if (!verifyAccessRequestSignature(req, domain)) return refuse(peer, 'bad-signature')
+      mark('verified')
       const now = BigInt(Math.floor(Date.now() / 1000))
       if (req.expiry <= now) return refuse(peer, 'expired')
       if (req.expiry > now + BigInt(maxExpiry)) return refuse(peer, 'expired', 'too-far')
@@ -319,6 +344,7 @@ export function fastPathServer(init: FastPathInit) {
       const rec = toRecord(req)
       const record = await keyStore.get(rec.capsuleId)
       if (record === undefined) return refuse(peer, 'unknown-capsule')
+      mark('stored')
       // Authorization before any key material is touched: the executor's registered peer
       // (cached), then under the capsule lock the chain's own decision.
       const boundPeer = await registeredPeer(rec.executor)
@@ -326,10 +352,12 @@ export function fastPathServer(init: FastPathInit) {
       if (boundPeer.length !== peerBytes.length || !boundPeer.every((b, i) => b === peerBytes[i])) {
         return refuse(peer, 'bad-signature', 'peer-id-mismatch')
       }
+      mark('peer')
       const keys = gateKeys(rec.capsuleId, rec.executor, rec.fee)
       return locks.run(keys, async () => {
         const idle = await audits.waitIdle(keys, started + pendingWaitMs)
         if (!idle) return refuse(peer, 'busy', 'audit-pending', 1000)
+        mark('locked')
         // The audit entry (no key material) and the HPKE encapsulation are prepared while the
         // chain answers; the unwrap waits for the chain's yes.
         const base: AuditEntry = {
@@ -367,6 +395,7 @@ export function fastPathServer(init: FastPathInit) {
             }),
             chain.runCount(rec.capsuleId),
           ])
+          mark('chain')
           const refusal = ((): AccessResponse | undefined => {
             if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
             if (!access.allowed) return refuse(peer, 'policy-denied', reasonName(access.reason))
@@ -390,12 +419,16 @@ export function fastPathServer(init: FastPathInit) {
             measurement: rec.measurement,
             runIndex: runs,
           }).toLowerCase()
+          mark('authorized')
           // Authorized: only now the sealer (TPM) unwrap.
           unwrapping = unwraps.run(() => unwrapDataKey(record.wrappedKeys, sealer))
           dataKey = await unwrapping
+          mark('unwrapped')
           await journaling
+          mark('journaled')
           const grantIdBytes = getBytes(grantId)
           const hpke = await (await sending).seal(dataKey, grantIdBytes)
+          mark('sealed')
           // Counted as pending (the lock's next holder waits for it) before the lock is released.
           recordInBackground({ ...base, grantId, runIndex: runs.toString() })
           emit({

@@ -9,8 +9,13 @@
  *   "metadata": { "k": "v" },
  *   "wrappedKeys": [{ "scheme": "tpm2-rsa-oaep-sha256", "keyId": "<64 hex>", "ciphertext": "<base64>" }] }
  * ```
+ *
+ * Reads are cached in memory, each hit checked against one `stat` of the file (device,
+ * inode, size, mtime and ctime in nanoseconds): every write replaces the file by rename or
+ * link, so a write by this store, another store or another process is seen at once. `put`
+ * and `delete` also drop the entry. Callers get copies, never the cached record.
  */
-import { readdir, unlink } from 'node:fs/promises'
+import { readdir, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import { KeyExistsError } from './errors.ts'
@@ -70,6 +75,33 @@ export interface KeyStore {
 }
 
 const SUFFIX = '.json'
+/** Records kept in memory; the oldest read is dropped beyond it. */
+const CACHE_ENTRIES = 4096
+
+function copyRecord(r: KeyRecord): KeyRecord {
+  return {
+    capsuleId: r.capsuleId,
+    wrappedKeys: r.wrappedKeys.map((w) => ({
+      scheme: w.scheme,
+      keyId: w.keyId,
+      ciphertext: Uint8Array.from(w.ciphertext),
+    })),
+    metadata: { ...r.metadata },
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  }
+}
+
+/** Identity of one version of a file: any atomic replace changes it. */
+async function fileVersion(file: string): Promise<string | undefined> {
+  try {
+    const st = await stat(file, { bigint: true })
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
 
 function checkRecord(record: PutKeyRecord): void {
   if (!Array.isArray(record.wrappedKeys) || record.wrappedKeys.length === 0) {
@@ -167,11 +199,27 @@ export async function createKeyStore(dir: string): Promise<KeyStore> {
   await removeStaleTemps(dir)
   const pathOf = (id: string) => join(dir, `${id}${SUFFIX}`)
 
+  const cache = new Map<string, { version: string; record: KeyRecord }>()
+
   async function get(capsuleId: string): Promise<KeyRecord | undefined> {
     const id = canonicalId('capsuleId', capsuleId)
     const file = pathOf(id)
+    // The version is taken before the read: if the file changes in between, the cached
+    // version is older than the content and the next `get` reads again.
+    const version = await fileVersion(file)
+    if (version === undefined) {
+      cache.delete(id)
+      return undefined
+    }
+    const hit = cache.get(id)
+    if (hit !== undefined && hit.version === version) return copyRecord(hit.record)
+    cache.delete(id)
     const obj = await readJsonFile(file)
-    return obj === undefined ? undefined : parseRecord(file, id, obj)
+    if (obj === undefined) return undefined
+    const record = parseRecord(file, id, obj)
+    cache.set(id, { version, record: copyRecord(record) })
+    if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value as string)
+    return record
   }
 
   return {
@@ -183,6 +231,7 @@ export async function createKeyStore(dir: string): Promise<KeyStore> {
       checkRecord(input)
       const now = new Date().toISOString()
       const previous = options.replace ? await get(capsuleId) : undefined
+      cache.delete(capsuleId)
       const record: KeyRecord = {
         capsuleId,
         wrappedKeys: input.wrappedKeys.map((w) => ({
@@ -206,6 +255,8 @@ export async function createKeyStore(dir: string): Promise<KeyStore> {
           })
         }
         throw err
+      } finally {
+        cache.delete(capsuleId)
       }
       return record
     },
@@ -220,6 +271,7 @@ export async function createKeyStore(dir: string): Promise<KeyStore> {
 
     async delete(capsuleId) {
       const id = canonicalId('capsuleId', capsuleId)
+      cache.delete(id)
       try {
         await unlink(pathOf(id))
       } catch (err) {

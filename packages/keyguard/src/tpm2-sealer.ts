@@ -1,7 +1,9 @@
 /**
- * The `tpm2` sealer: a persistent RSA-2048 decryption key under the owner hierarchy,
- * used through tpm2-tools. Wrapping runs in software from the public key; unwrapping runs
- * only in the TPM (`tpm2_rsadecrypt`, ciphertext on stdin, plaintext on stdout).
+ * The `tpm2` sealer: a persistent RSA-2048 decryption key under the owner hierarchy.
+ * Wrapping runs in software from the public key; unwrapping runs only in the TPM, either as
+ * one `TPM2_RSA_Decrypt` command sent straight to the TPM (the default for `swtpm:` and
+ * `device:` TCTIs, see `tpm2/direct.ts`) or through `tpm2_rsadecrypt` (ciphertext on stdin,
+ * plaintext on stdout). Provisioning and `readpublic` always use tpm2-tools.
  */
 import { createPublicKey, randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -12,7 +14,9 @@ import { TpmBusyError, TpmHandleError, UnwrapError } from './errors.ts'
 import { createMutex } from './mutex.ts'
 import { RSA_BITS, RSA_CIPHERTEXT_LENGTH, rsaPublicKey, wrapWithPublicKey } from './rsa-oaep.ts'
 import type { Sealer, SealerDescription, SealerPublicKey } from './sealer.ts'
+import { rsaDecryptDirect } from './tpm2/direct.ts'
 import { runTpm2Tool, type Tpm2ToolsOptions } from './tpm2/tools.ts'
+import { transportFor } from './tpm2/transport.ts'
 import type { Logger, WrappedKey } from './types.ts'
 
 /** Default persistent handle of the keyguard's wrapping key (owner range 0x81000000–0x817FFFFF). */
@@ -36,6 +40,13 @@ export interface Tpm2SealerInit {
   toolsPath?: string
   /** Timeout of one TPM command. Default 10 000 ms. */
   timeoutMs?: number
+  /**
+   * How `unwrap` reaches the TPM. `'direct'`: one `TPM2_RSA_Decrypt` command written to the
+   * TCTI's socket or device, no process spawned (only `swtpm:` and `device:` TCTIs).
+   * `'tools'`: `tpm2_rsadecrypt` through tpm2-tools (any TCTI). Default: `'direct'` where the
+   * TCTI supports it, else `'tools'`.
+   */
+  unwrapVia?: 'direct' | 'tools'
   logger?: Logger
 }
 
@@ -92,11 +103,22 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     })
   }
   const handleText = formatHandle(handle)
+  const timeoutMs = init.timeoutMs ?? 10_000
   const tools: Tpm2ToolsOptions = {
     tcti: init.tcti,
     toolsPath: init.toolsPath,
-    timeoutMs: init.timeoutMs ?? 10_000,
+    timeoutMs,
   }
+  const transport = init.unwrapVia === 'tools' ? undefined : transportFor(init.tcti, timeoutMs)
+  if (init.unwrapVia === 'direct' && transport === undefined) {
+    throw new InvalidArgumentError(
+      'unwrapVia "direct" needs a swtpm: or device: TCTI; use unwrapVia "tools" for this TCTI',
+    )
+  }
+  if (init.unwrapVia !== undefined && init.unwrapVia !== 'direct' && init.unwrapVia !== 'tools') {
+    throw new InvalidArgumentError('unwrapVia must be "direct" or "tools"')
+  }
+  const unwrapVia = transport === undefined ? 'tools' : 'direct'
   const mutex = createMutex()
   const emulated = /^(swtpm|mssim)\b/.test(init.tcti)
   let cached: Promise<SealerPublicKey> | undefined
@@ -212,6 +234,9 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
   }
 
   async function decrypt(ciphertext: Uint8Array): Promise<Uint8Array> {
+    if (transport !== undefined) {
+      return withFlushRetry(() => rsaDecryptDirect(transport, handle, ciphertext))
+    }
     const args = ['-c', handleText, '-s', 'oaep']
     const result = await withFlushRetry(() =>
       runTpm2Tool(tools, 'tpm2_rsadecrypt', args, { op: 'unwrap', input: ciphertext }),
@@ -254,7 +279,7 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
         ...(emulated
           ? { warning: 'INSECURE: the TPM is a software emulator (swtpm); use it only for tests.' }
           : {}),
-        details: { tcti: init.tcti, handle: handleText },
+        details: { tcti: init.tcti, handle: handleText, unwrapVia },
       }
     },
   }

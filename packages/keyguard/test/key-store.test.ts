@@ -46,6 +46,55 @@ describe('key store', () => {
     expect(await store.list()).toEqual([CAPSULE])
   })
 
+  it('never serves a cached record after a write by this store, another store or in place', async () => {
+    const dir = freshDir()
+    const a = await createKeyStore(dir)
+    const b = await createKeyStore(dir)
+    const first = [wrapped()]
+    await a.put({ capsuleId: CAPSULE, wrappedKeys: first })
+    expect((await a.get(CAPSULE))?.wrappedKeys).toEqual(first)
+    expect((await a.get(CAPSULE))?.wrappedKeys).toEqual(first)
+    // Replaced through the same store.
+    const second = [wrapped(), wrapped('hpke-x25519-recovery')]
+    await a.put({ capsuleId: CAPSULE, wrappedKeys: second }, { replace: true })
+    expect((await a.get(CAPSULE))?.wrappedKeys).toEqual(second)
+    // Replaced through another store (another process does the same rename).
+    const third = [wrapped()]
+    await b.put({ capsuleId: CAPSULE, wrappedKeys: third }, { replace: true })
+    expect((await a.get(CAPSULE))?.wrappedKeys).toEqual(third)
+    // Several replacements in a row, read after each.
+    for (let i = 0; i < 20; i++) {
+      const next = [wrapped()]
+      await (i % 2 ? a : b).put({ capsuleId: CAPSULE, wrappedKeys: next }, { replace: true })
+      expect((await a.get(CAPSULE))?.wrappedKeys).toEqual(next)
+    }
+    // Corrupted in place (same inode) after a cached read.
+    await a.get(CAPSULE)
+    await writeFile(join(dir, `${CAPSULE}.json`), '{"version":1}')
+    await expectCode(a.get(CAPSULE), 'KEY_STORE_CORRUPT')
+    // Deleted by the other store, then created again.
+    expect(await b.delete(CAPSULE)).toBe(true)
+    await b.put({ capsuleId: CAPSULE, wrappedKeys: first })
+    await a.get(CAPSULE)
+    expect(await b.delete(CAPSULE)).toBe(true)
+    expect(await a.get(CAPSULE)).toBeUndefined()
+    await b.put({ capsuleId: CAPSULE, wrappedKeys: second })
+    expect((await a.get(CAPSULE))?.wrappedKeys).toEqual(second)
+  })
+
+  it('hands out copies: changing a returned record does not change the next read', async () => {
+    const store = await createKeyStore(freshDir())
+    const keys = [wrapped()]
+    await store.put({ capsuleId: CAPSULE, wrappedKeys: keys, metadata: { cid: 'x' } })
+    const got = (await store.get(CAPSULE))!
+    got.wrappedKeys[0]!.ciphertext.fill(0)
+    got.metadata.cid = 'changed'
+    got.wrappedKeys.pop()
+    const again = (await store.get(CAPSULE))!
+    expect(again.wrappedKeys).toEqual(keys)
+    expect(again.metadata).toEqual({ cid: 'x' })
+  })
+
   it('treats 0x-hex ids case-insensitively', async () => {
     const store = await createKeyStore(freshDir())
     await store.put({

@@ -22,10 +22,29 @@ const tools = (tool: string, args: string[]) =>
   execa(tool, args, { env: { TPM2TOOLS_TCTI: tpm.tcti } })
 
 sealerComplianceSuite(
-  'tpm2 on swtpm',
+  'tpm2 on swtpm, direct TPM2_RSA_Decrypt',
   async () => ({
     sealer: tpm2Sealer({ tcti: tpm.tcti, handle: 0x81000010, createIfMissing: true }),
     other: tpm2Sealer({ tcti: tpm.tcti, handle: 0x81000011, createIfMissing: true }),
+  }),
+  { propertyRuns: 10 },
+)
+
+sealerComplianceSuite(
+  'tpm2 on swtpm, tpm2_rsadecrypt (tools)',
+  async () => ({
+    sealer: tpm2Sealer({
+      tcti: tpm.tcti,
+      handle: 0x81000010,
+      createIfMissing: true,
+      unwrapVia: 'tools',
+    }),
+    other: tpm2Sealer({
+      tcti: tpm.tcti,
+      handle: 0x81000011,
+      createIfMissing: true,
+      unwrapVia: 'tools',
+    }),
   }),
   { propertyRuns: 10 },
 )

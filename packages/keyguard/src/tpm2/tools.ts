@@ -13,6 +13,7 @@ import {
   TpmUnavailableError,
   UnwrapError,
 } from '../errors.ts'
+import { BUSY_CODES, baseResponseCode, TPM_RC } from './rc.ts'
 
 export interface Tpm2ToolsOptions {
   /** TCTI string handed to the tools as `TPM2TOOLS_TCTI`. */
@@ -34,57 +35,16 @@ export interface Tpm2Result {
   stdout: Uint8Array
 }
 
-/** TPM 2.0 response codes we act on (TPM 2.0 Part 2, §6.6). */
-const RC = {
-  FAILURE: 0x101,
-  NV_DEFINED: 0x14c,
-  VALUE: 0x84,
-  HANDLE: 0x8b,
-  SIZE: 0x95,
-  KEY: 0x9c,
-  SCHEME: 0x92,
-  OBJECT_MEMORY: 0x902,
-  SESSION_MEMORY: 0x903,
-  MEMORY: 0x904,
-  SESSION_HANDLES: 0x905,
-  OBJECT_HANDLES: 0x906,
-  YIELDED: 0x908,
-  CANCELED: 0x909,
-  TESTING: 0x90a,
-  REFERENCE_H0: 0x910,
-  LOCKOUT: 0x921,
-  RETRY: 0x922,
-  NV_UNAVAILABLE: 0x923,
-} as const
+const RC = TPM_RC
 
 /** TSS layer of a response code (bits 16–23): 0 = TPM, 7 = ESAPI, 10 = TCTI. */
 const TCTI_LAYER = 0x0a
-
-const BUSY_CODES: ReadonlySet<number> = new Set([
-  RC.OBJECT_MEMORY,
-  RC.SESSION_MEMORY,
-  RC.MEMORY,
-  RC.SESSION_HANDLES,
-  RC.OBJECT_HANDLES,
-  RC.YIELDED,
-  RC.CANCELED,
-  RC.TESTING,
-  RC.LOCKOUT,
-  RC.RETRY,
-  RC.NV_UNAVAILABLE,
-])
 
 /** The TPM response code a tool reported, taken from its last `ERROR: Fn(0x…)` line. */
 export function parseResponseCode(stderr: string): number | undefined {
   const matches = [...stderr.matchAll(/ERROR: \w+\((0x[0-9a-fA-F]+)\)/g)]
   const last = matches.at(-1)
   return last?.[1] === undefined ? undefined : Number.parseInt(last[1], 16)
-}
-
-/** Reduces a TPM response code to its base: strips the handle/parameter/session number. */
-export function baseResponseCode(rc: number): number {
-  const tpm = rc & 0xffff
-  return tpm & 0x80 ? 0x80 | (tpm & 0x3f) : tpm & 0x97f
 }
 
 /** Maps a failed tool run to a typed error. Exported for tests. */
