@@ -70,44 +70,62 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
     while (off < bytes.length)
       off += io.writeSync(s.outFd, bytes, off, bytes.length - off, position + off)
   }
-  // Cipher outputs own their memory: free it now rather than at the next garbage collection.
+  const sha256 = (bytes: Uint8Array): Uint8Array =>
+    new Uint8Array(io.createHash('sha256').update(bytes).digest())
+  // Cipher input goes in 64 KiB slices and each output is freed as soon as it is written
+  // (not at the next garbage collection): small blocks that malloc recycles, where a 1 MiB
+  // output per chunk would be a fresh mapping in every thread.
+  const SLICE = 64 * 1024
   const free = (b: Uint8Array): void => {
     const ab = b.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }
     if (b.byteOffset === 0 && b.byteLength === ab.byteLength && typeof ab.transfer === 'function')
       ab.transfer(0)
   }
-  const sha256 = (bytes: Uint8Array): Uint8Array =>
-    new Uint8Array(io.createHash('sha256').update(bytes).digest())
   const inLength = s.op === 'open' ? len + TAG : len
   const got = readAt(inLength, s.inBase + i * inStride)
   if (got !== inLength) return { i, short: got }
   if (s.op === 'hash') return { i, leaf: sha256(s.buf.subarray(0, len)) }
+  const at = s.outBase + i * outStride
   if (s.op === 'seal') {
     const cipher = io.createCipheriv('aes-256-gcm', s.key, nonce)
     cipher.setAAD(s.aad)
-    const body = cipher.update(s.buf.subarray(0, len))
+    let off = 0
+    for (let o = 0; o < len; o += SLICE) {
+      const body = cipher.update(s.buf.subarray(o, Math.min(len, o + SLICE)))
+      writeAt(body, at + off)
+      off += body.length
+      free(body)
+    }
     cipher.final()
-    writeAt(body, s.outBase + i * outStride)
-    writeAt(cipher.getAuthTag(), s.outBase + i * outStride + len)
-    free(body)
+    writeAt(cipher.getAuthTag(), at + len)
     return { i }
   }
   const decipher = io.createDecipheriv('aes-256-gcm', s.key, nonce)
   decipher.setAAD(s.aad)
   decipher.setAuthTag(s.buf.subarray(len, len + TAG))
-  const plain = decipher.update(s.buf.subarray(0, len))
+  const plain: Uint8Array[] = []
+  for (let o = 0; o < len; o += SLICE)
+    plain.push(decipher.update(s.buf.subarray(o, Math.min(len, o + SLICE))))
   try {
     decipher.final()
   } catch {
-    plain.fill(0)
-    free(plain)
+    for (const p of plain) {
+      p.fill(0)
+      free(p)
+    }
     return { i, bad: true }
   }
-  const leaf = s.hash ? sha256(plain) : undefined
-  writeAt(plain, s.outBase + i * outStride)
-  plain.fill(0)
-  free(plain)
-  return leaf ? { i, leaf } : { i }
+  // Only authenticated plaintext is hashed and written.
+  const hash = s.hash ? io.createHash('sha256') : undefined
+  let off = 0
+  for (const p of plain) {
+    hash?.update(p)
+    writeAt(p, at + off)
+    off += p.length
+    p.fill(0)
+    free(p)
+  }
+  return hash ? { i, leaf: new Uint8Array(hash.digest()) } : { i }
 }
 
 /** Runs {@link laneChunk}, turning a thrown file system error into an answer. */
