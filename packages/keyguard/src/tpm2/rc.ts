@@ -75,41 +75,11 @@ export function decodeResponseCode(rc: number): DecodedResponseCode {
     // Format 1: E in bits 0–5, P in bit 6, N in bits 8–11.
     const base = 0x80 | (tpm & 0x3f)
     const nField = (tpm >>> 8) & 0xf
-    if (tpm & 0x40) {
-      return {
-        rc: code,
-        layer,
-        format: 1,
-        base,
-        warning: false,
-        vendor: false,
-        subject: 'parameter',
-        n: nField,
-      }
-    }
-    if (nField & 0x8) {
-      return {
-        rc: code,
-        layer,
-        format: 1,
-        base,
-        warning: false,
-        vendor: false,
-        subject: 'session',
-        n: nField & 0x7,
-      }
-    }
-    if (nField === 0) return { rc: code, layer, format: 1, base, warning: false, vendor: false }
-    return {
-      rc: code,
-      layer,
-      format: 1,
-      base,
-      warning: false,
-      vendor: false,
-      subject: 'handle',
-      n: nField,
-    }
+    const format1 = { rc: code, layer, format: 1, base, warning: false, vendor: false } as const
+    if (tpm & 0x40) return { ...format1, subject: 'parameter', n: nField }
+    if (nField & 0x8) return { ...format1, subject: 'session', n: nField & 0x7 }
+    if (nField === 0) return format1
+    return { ...format1, subject: 'handle', n: nField }
   }
   // Format 0: E in bits 0–6, V in bit 8, T in bit 10, S in bit 11.
   return {
