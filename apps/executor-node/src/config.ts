@@ -3,10 +3,10 @@
  * plus environment overrides. Secrets live apart: `identity.json` (the BIP-39 mnemonic the
  * Ethereum account and libp2p identity derive from) and `receiver.key` (X25519), both 0600.
  */
-import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { ConfigError, NotInitialisedError } from './errors.ts'
+
+import { checkChainConfigFields, configFieldError, readConfigJson } from '@digicap/cli-kit'
 
 export { writeJsonAtomic } from '@digicap/cli-kit'
 
@@ -44,28 +44,12 @@ export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv)
   return resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'executor-node'))
 }
 
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/
-
-function bad(field: string, file: string): never {
-  throw new ConfigError(`Config field ${field} is missing or malformed`, {
-    details: { field, file },
-    hint: 'Fix the file by hand or run `executor-node init --force`.',
-  })
-}
+const bad = configFieldError('executor-node')
 
 /** Validates a parsed config object. */
 export function checkConfig(raw: unknown, file: string): ExecutorNodeConfig {
+  checkChainConfigFields(raw, file, bad)
   const c = raw as Record<string, unknown>
-  if (typeof c !== 'object' || c === null || c.version !== 1) bad('version', file)
-  if (typeof c.dataDir !== 'string') bad('dataDir', file)
-  if (typeof c.rpcUrl !== 'string' || !/^(https?|wss?):\/\//.test(c.rpcUrl)) bad('rpcUrl', file)
-  if (typeof c.chainId !== 'number' || !Number.isSafeInteger(c.chainId) || c.chainId <= 0)
-    bad('chainId', file)
-  const k = c.contracts as Record<string, unknown> | undefined
-  for (const name of ['capsuleRegistry', 'nodeRegistry', 'accessController']) {
-    if (typeof k?.[name] !== 'string' || !ADDRESS.test(k[name] as string))
-      bad(`contracts.${name}`, file)
-  }
   for (const list of ['listen', 'bootstrap', 'keyguardAddrs']) {
     const v = c[list]
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) bad(list, file)
@@ -107,23 +91,6 @@ export async function loadConfig(
   env: NodeJS.ProcessEnv = {},
 ): Promise<ExecutorNodeConfig> {
   const file = executorNodePaths(dataDir).config
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new NotInitialisedError('No executor-node in this data folder', {
-        details: { dataDir },
-        hint: 'Run `executor-node init` first, or pass --data-dir / DIGICAP_DATA_DIR.',
-      })
-    }
-    throw new ConfigError('Cannot read the config file', { cause, details: { file } })
-  }
-  let raw: unknown
-  try {
-    raw = JSON.parse(text)
-  } catch (cause) {
-    throw new ConfigError('The config file is not JSON', { cause, details: { file } })
-  }
+  const raw = await readConfigJson(file, dataDir, 'executor-node')
   return applyEnv({ ...checkConfig(raw, file), dataDir }, env)
 }

@@ -3,11 +3,15 @@
  * environment overrides. Only non-secret facts live here; secrets are in the owner file,
  * wrapped to the sealer.
  */
-import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { writeJsonAtomic } from '@digicap/cli-kit'
-import { ConfigError, NotInitialisedError } from './errors.ts'
+import {
+  checkChainConfigFields,
+  configFieldError,
+  readConfigJson,
+  writeJsonAtomic,
+} from '@digicap/cli-kit'
+import { ConfigError } from './errors.ts'
 
 export { writeJsonAtomic }
 
@@ -79,28 +83,12 @@ export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv)
   return resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'pi-node'))
 }
 
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/
-
-function bad(field: string, file: string): never {
-  throw new ConfigError(`Config field ${field} is missing or malformed`, {
-    details: { field, file },
-    hint: 'Fix the file by hand or run `pi-node init --force`.',
-  })
-}
+const bad = configFieldError('pi-node')
 
 /** Validates a parsed config object. */
 export function checkConfig(raw: unknown, file: string): PiNodeConfig {
+  checkChainConfigFields(raw, file, bad)
   const c = raw as Record<string, unknown>
-  if (typeof c !== 'object' || c === null || c.version !== 1) bad('version', file)
-  if (typeof c.dataDir !== 'string') bad('dataDir', file)
-  if (typeof c.rpcUrl !== 'string' || !/^(https?|wss?):\/\//.test(c.rpcUrl)) bad('rpcUrl', file)
-  if (typeof c.chainId !== 'number' || !Number.isSafeInteger(c.chainId) || c.chainId <= 0)
-    bad('chainId', file)
-  const k = c.contracts as Record<string, unknown> | undefined
-  for (const name of ['capsuleRegistry', 'nodeRegistry', 'accessController']) {
-    if (typeof k?.[name] !== 'string' || !ADDRESS.test(k[name] as string))
-      bad(`contracts.${name}`, file)
-  }
   const s = c.sealer as Record<string, unknown> | undefined
   if (s?.kind === 'tpm2') {
     if (typeof s.tcti !== 'string' || s.tcti.length === 0) bad('sealer.tcti', file)
@@ -145,24 +133,7 @@ export async function loadConfig(
   env: NodeJS.ProcessEnv = {},
 ): Promise<PiNodeConfig> {
   const file = piNodePaths(dataDir).config
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new NotInitialisedError('No pi-node in this data folder', {
-        details: { dataDir },
-        hint: 'Run `pi-node init` first, or pass --data-dir / DIGICAP_DATA_DIR.',
-      })
-    }
-    throw new ConfigError('Cannot read the config file', { cause, details: { file } })
-  }
-  let raw: unknown
-  try {
-    raw = JSON.parse(text)
-  } catch (cause) {
-    throw new ConfigError('The config file is not JSON', { cause, details: { file } })
-  }
+  const raw = await readConfigJson(file, dataDir, 'pi-node')
   const config = checkConfig(raw, file)
   return applyEnv({ ...config, dataDir }, env)
 }

@@ -17,6 +17,13 @@
  * catch (err) { process.exitCode = printError({ stdout: process.stdout, stderr: process.stderr }, err, false) }
  * ```
  */
+
+export {
+  type ConfigFieldError,
+  checkChainConfigFields,
+  configFieldError,
+  readConfigJson,
+} from './config.ts'
 export {
   AlreadyInitialisedError,
   ChainUnreachableError,
