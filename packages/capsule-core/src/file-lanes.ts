@@ -42,7 +42,10 @@ interface LaneState {
   chunkCount: number
   inBase: number
   outBase: number
+  /** Input chunk (and tag), reused. */
   buf: Uint8Array
+  /** Open: the chunk's plaintext, reused; written only once the tag verifies. */
+  plain: Uint8Array
 }
 
 /**
@@ -103,28 +106,29 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
   const decipher = io.createDecipheriv('aes-256-gcm', s.key, nonce)
   decipher.setAAD(s.aad)
   decipher.setAuthTag(s.buf.subarray(len, len + TAG))
-  const plain: Uint8Array[] = []
-  for (let o = 0; o < len; o += SLICE)
-    plain.push(decipher.update(s.buf.subarray(o, Math.min(len, o + SLICE))))
-  try {
-    decipher.final()
-  } catch {
-    for (const p of plain) {
-      p.fill(0)
-      free(p)
-    }
-    return { i, bad: true }
-  }
-  // Only authenticated plaintext is hashed and written.
+  // Each decrypted slice is copied into the lane's reused plaintext buffer and freed at once:
+  // holding a chunk's slices until the tag verifies and then freeing them together would
+  // hand a whole chunk back to the thread's malloc arena, which returns it to the kernel
+  // (a worker's arena trims), and every next chunk would page-fault it in again.
   const hash = s.hash ? io.createHash('sha256') : undefined
   let off = 0
-  for (const p of plain) {
+  for (let o = 0; o < len; o += SLICE) {
+    const p = decipher.update(s.buf.subarray(o, Math.min(len, o + SLICE)))
+    // Hashed while it is in cache; the leaf is used only if the tag verifies.
     hash?.update(p)
-    writeAt(p, at + off)
+    s.plain.set(p, off)
     off += p.length
     p.fill(0)
     free(p)
   }
+  try {
+    decipher.final()
+  } catch {
+    s.plain.fill(0, 0, off)
+    return { i, bad: true }
+  }
+  // Only authenticated plaintext is written.
+  writeAt(s.plain.subarray(0, off), at)
   return hash ? { i, leaf: new Uint8Array(hash.digest()) } : { i }
 }
 
@@ -158,11 +162,12 @@ const { parentPort, workerData } = require('node:worker_threads')
 const io = { createCipheriv: crypto.createCipheriv, createDecipheriv: crypto.createDecipheriv, createHash: crypto.createHash, readSync: fs.readSync, writeSync: fs.writeSync }
 const laneChunk = (${laneChunk.toString()})
 const laneStep = (${laneStep.toString()})
-const state = { ...workerData, buf: new Uint8Array(workerData.chunkSize + 16) }
+const state = { ...workerData, buf: new Uint8Array(workerData.chunkSize + 16), plain: new Uint8Array(workerData.op === 'open' ? workerData.chunkSize : 0) }
 parentPort.on('message', (m) => {
   if (m === null) {
     state.key.fill(0)
     state.buf.fill(0)
+    state.plain.fill(0)
     parentPort.close()
     return
   }
@@ -231,7 +236,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
   const n = job.chunkCount
   const workerCount = Math.max(1, Math.min(job.lanes, n) - 1)
   const window = (workerCount * PER_WORKER + 1) * 2
-  const state = (buf: Uint8Array): LaneState => ({
+  const state = (buf: Uint8Array, plain: Uint8Array): LaneState => ({
     op: job.op,
     hash: job.onLeaf !== undefined,
     inFd: job.inFd,
@@ -244,8 +249,12 @@ export async function runLanes(job: LaneJob): Promise<void> {
     inBase: job.inBase,
     outBase: job.outBase ?? 0,
     buf,
+    plain,
   })
-  const mainState = state(new Uint8Array(job.chunkSize + 16))
+  const mainState = state(
+    new Uint8Array(job.chunkSize + 16),
+    new Uint8Array(job.op === 'open' ? job.chunkSize : 0),
+  )
   const workers: Worker[] = []
   const outstanding: number[] = []
   const exited: boolean[] = []
@@ -306,7 +315,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
   for (let w = 0; w < workerCount; w++) {
     const worker = new Worker(LANE_SOURCE, {
       eval: true,
-      workerData: { ...state(new Uint8Array(0)), buf: undefined },
+      workerData: { ...state(new Uint8Array(0), new Uint8Array(0)), buf: undefined, plain: undefined },
       // Chunks live in external memory: a tiny young generation keeps each worker's RSS low.
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
     })
@@ -356,6 +365,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
     if (failure !== undefined) throw failure
   } finally {
     mainState.buf.fill(0)
+    mainState.plain.fill(0)
     // Let each worker zero its key copy and exit on its own; terminate the ones that do not.
     await Promise.all(
       workers.map(async (worker, w) => {
