@@ -33,6 +33,8 @@ interface LaneState {
   op: LaneOp
   /** Hash each chunk's plaintext (the commitment leaves). */
   hash: boolean
+  /** Seal: return each chunk's tag instead of writing it (the caller corrects and writes it). */
+  deferTag: boolean
   inFd: number
   outFd: number
   key: Uint8Array
@@ -92,16 +94,25 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
   if (s.op === 'seal') {
     const cipher = io.createCipheriv('aes-256-gcm', s.key, nonce)
     cipher.setAAD(s.aad)
+    const hash = s.hash ? io.createHash('sha256') : undefined
     let off = 0
     for (let o = 0; o < len; o += SLICE) {
-      const body = cipher.update(s.buf.subarray(o, Math.min(len, o + SLICE)))
+      const slice = s.buf.subarray(o, Math.min(len, o + SLICE))
+      // Hashed and encrypted while the slice is in cache: one read of the input for both.
+      hash?.update(slice)
+      const body = cipher.update(slice)
       writeAt(body, at + off)
       off += body.length
       free(body)
     }
     cipher.final()
-    writeAt(cipher.getAuthTag(), at + len)
-    return { i }
+    const tag = new Uint8Array(cipher.getAuthTag())
+    if (!s.deferTag) writeAt(tag, at + len)
+    return {
+      i,
+      ...(hash ? { leaf: new Uint8Array(hash.digest()) } : {}),
+      ...(s.deferTag ? { tag } : {}),
+    }
   }
   const decipher = io.createDecipheriv('aes-256-gcm', s.key, nonce)
   decipher.setAAD(s.aad)
@@ -195,10 +206,15 @@ export interface LaneJob {
   chunkSize: number
   plaintextSize: number
   chunkCount: number
-  /** Lanes in all: the calling thread plus `lanes − 1` worker threads (≥ 2). */
+  /** Lanes in all: the calling thread plus `lanes − 1` worker threads. */
   lanes: number
-  /** Called with each chunk's plaintext SHA-256 (hash; open when given), in chunk order. */
+  /** Called with each chunk's plaintext SHA-256 (hash; seal and open when given), in chunk order. */
   onLeaf?: (leaf: Uint8Array) => void
+  /**
+   * Seal: called with each chunk's tag (any order) instead of writing it to the output; the
+   * caller writes it at the chunk's end.
+   */
+  onTag?: (chunk: number, tag: Uint8Array) => void
   /** Called after each chunk is done, in chunk order, with the number of chunks done. */
   onChunks?: (done: number) => void
 }
@@ -217,6 +233,7 @@ export class LaneChunkFailure extends Error {
 interface LaneAnswer {
   i: number
   leaf?: Uint8Array
+  tag?: Uint8Array
   bad?: true
   short?: number
   error?: { message: string; code?: string; errno?: number; syscall?: string }
@@ -234,11 +251,13 @@ const PER_WORKER = 3
  */
 export async function runLanes(job: LaneJob): Promise<void> {
   const n = job.chunkCount
-  const workerCount = Math.max(1, Math.min(job.lanes, n) - 1)
+  // `lanes: 1` runs every chunk on the calling thread (no worker).
+  const workerCount = Math.max(0, Math.min(job.lanes, n) - 1)
   const window = (workerCount * PER_WORKER + 1) * 2
   const state = (buf: Uint8Array, plain: Uint8Array): LaneState => ({
     op: job.op,
     hash: job.onLeaf !== undefined,
+    deferTag: job.onTag !== undefined,
     inFd: job.inFd,
     outFd: job.outFd ?? -1,
     key: job.key ?? new Uint8Array(0),
@@ -279,6 +298,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
     } else if (a.bad || a.short !== undefined) {
       fail(new LaneChunkFailure(a.i, a.bad ? 'bad' : 'short'), a.i)
     } else {
+      if (a.tag) job.onTag?.(a.i, a.tag)
       ready.set(a.i, a)
       if (failure !== undefined) return
       const before = nextInOrder
@@ -315,7 +335,11 @@ export async function runLanes(job: LaneJob): Promise<void> {
   for (let w = 0; w < workerCount; w++) {
     const worker = new Worker(LANE_SOURCE, {
       eval: true,
-      workerData: { ...state(new Uint8Array(0), new Uint8Array(0)), buf: undefined, plain: undefined },
+      workerData: {
+        ...state(new Uint8Array(0), new Uint8Array(0)),
+        buf: undefined,
+        plain: undefined,
+      },
       // Chunks live in external memory: a tiny young generation keeps each worker's RSS low.
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
     })

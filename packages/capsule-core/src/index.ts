@@ -78,8 +78,13 @@ export {
   HpkeError,
   InvalidArgumentError,
 } from './errors.ts'
-export type { FileThreadsOption, SealFileParameters } from './file.ts'
+export type {
+  CommitAndSealFileParameters,
+  FileThreadsOption,
+  SealFileParameters,
+} from './file.ts'
 export {
+  commitAndSealFile,
   commitPlaintextFile,
   MAX_FILE_THREADS,
   openFile,
