@@ -6,15 +6,12 @@
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
 import {
-  type CapsuleHeader,
-  commitPlaintextFile,
-  createCapsuleHeader,
+  commitAndSealFile,
   DigicapError,
   generateCapsuleId,
   generateDataKey,
   type Receiver,
   type RuntimeKind,
-  sealFile,
   signCapsuleHeader,
 } from '@digicap/capsule-core'
 import {
@@ -735,16 +732,16 @@ export async function createPiNode(
       })
       const dataKey = generateDataKey()
       try {
-        // File helpers, not streams: two reused buffers keep the seal's memory flat for any size.
-        const commitment = await commitPlaintextFile(plaintextPath, dataKey, capsuleIdBytes, {
-          onProgress: (n) => progress('hash', n, plaintextSize),
-        })
         const wrappedKeys = await wrapDataKey(dataKey, {
           sealer,
           recoveryPublicKey: owner!.recoveryPublicKey,
         })
         const sealerKey = await sealer.publicKey()
-        const header: CapsuleHeader = createCapsuleHeader({
+        const capsulePath = join(dir, 'capsule.bin')
+        // File helper, not streams: one read of the plaintext for the commitment and the
+        // encryption, on every core, memory flat for any size; written to a temp file and
+        // renamed into place, so nothing is half-written on failure.
+        const sealed = await commitAndSealFile({
           owner: owner!.address,
           policy: {
             chainId: config.chainId,
@@ -761,16 +758,8 @@ export async function createPiNode(
           receivers: options.receivers ?? [],
           wrappedKeys,
           dataKey,
-          commitment,
           capsuleId: capsuleIdBytes,
-        })
-        const signature = signCapsuleHeader(header, ethKey)
-        const capsulePath = join(dir, 'capsule.bin')
-        // Written to a temp file and renamed into place: nothing half-written on failure.
-        await sealFile({
-          header,
-          signature,
-          dataKey,
+          sign: (h) => signCapsuleHeader(h, ethKey),
           input: plaintextPath,
           output: capsulePath,
           onProgress: (n) => progress('seal', n, plaintextSize),
@@ -808,7 +797,7 @@ export async function createPiNode(
             capsuleId,
             policy.address,
             cid,
-            hex(commitment.plaintextCommitment),
+            hex(sealed.header.payload.plaintextCommitment),
             new TextEncoder().encode(ownerPeerId),
             `0x${sealerKey.keyId}`,
           )

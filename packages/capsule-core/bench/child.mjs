@@ -5,7 +5,8 @@
  *
  * Usage: node bench/child.mjs <op> <json-args>; prints one JSON line { ms, maxRssKiB, ... }.
  * Ops: baseline | cipher-seal | cipher-open | sha256 | hmac-sha256 (in memory) |
- *      commit | seal | seal-full | open | open-nocommit (file helpers, default threads),
+ *      commit | seal | seal-full | seal-onepass | open | open-nocommit (file helpers,
+ *      default threads),
  *      commit-1t | seal-1t | open-1t (file helpers on the calling thread alone),
  *      passthrough-node | passthrough-web (identity streams, no Digicap code),
  *      seal-node | open-node (Node streams), seal-web | open-web (Web streams)
@@ -16,6 +17,7 @@ import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
   addressFromPrivateKey,
+  commitAndSealFile,
   commitPlaintextFile,
   createCapsuleHeader,
   openFile,
@@ -34,26 +36,25 @@ const OWNER_KEY = key('bench owner key')
 const DATA_KEY = key('bench data key')
 const CAPSULE_ID = key('bench capsule id')
 
+const FIELDS = {
+  owner: addressFromPrivateKey(OWNER_KEY),
+  capsuleId: CAPSULE_ID,
+  createdAt: 1_790_000_000,
+  policy: {
+    chainId: 31337,
+    registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+    policy: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
+  },
+  keyguard: {
+    peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
+    keyId: 'k',
+    wrapScheme: 'tpm2-rsa-oaep-sha256',
+  },
+  runtime: { kind: 'data' },
+  dataKey: DATA_KEY,
+}
 function header(commitment, chunkSize) {
-  return createCapsuleHeader({
-    owner: addressFromPrivateKey(OWNER_KEY),
-    capsuleId: CAPSULE_ID,
-    createdAt: 1_790_000_000,
-    policy: {
-      chainId: 31337,
-      registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-      policy: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
-    },
-    keyguard: {
-      peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
-      keyId: 'k',
-      wrapScheme: 'tpm2-rsa-oaep-sha256',
-    },
-    runtime: { kind: 'data' },
-    dataKey: DATA_KEY,
-    commitment,
-    chunkSize,
-  })
+  return createCapsuleHeader({ ...FIELDS, commitment, chunkSize })
 }
 
 /** `threads: 1` for the `-1t` ops (the calling thread alone), else the library default. */
@@ -134,6 +135,15 @@ if (op === 'baseline') {
 } else if (op === 'seal-full') {
   const params = sealParams(await commit())
   await sealFile({ ...params, input: args.input, output: args.output })
+} else if (op === 'seal-onepass') {
+  // The complete seal in one read: commitment, header and signature made along the way.
+  await commitAndSealFile({
+    ...FIELDS,
+    chunkSize: args.chunkSize,
+    sign: (h) => signCapsuleHeader(h, OWNER_KEY),
+    input: args.input,
+    output: args.output,
+  })
 } else if (op === 'seal-node') {
   const params = sealParams(given())
   t0 = performance.now()
