@@ -43,6 +43,7 @@ describe('public surface', () => {
         "capsuleTypedData",
         "checkKeyCommitment",
         "checkWrappedKey",
+        "commitAndSealFile",
         "commitPlaintextFile",
         "createCapsuleHeader",
         "createPlaintextCommitment",

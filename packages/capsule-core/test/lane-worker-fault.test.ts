@@ -6,8 +6,14 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it, vi } from 'vitest'
-import { commitPlaintextFile, openFile, sealFile } from '../src/index.ts'
-import { build, CAPSULE_ID, DATA_KEY, detBytes } from './fixtures.ts'
+import {
+  commitAndSealFile,
+  commitPlaintextFile,
+  openFile,
+  sealFile,
+  signCapsuleHeader,
+} from '../src/index.ts'
+import { BASE, build, CAPSULE_ID, DATA_KEY, detBytes, OWNER_KEY } from './fixtures.ts'
 
 vi.mock('node:worker_threads', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:worker_threads')>()
@@ -25,7 +31,8 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 const failedClosed = { code: 'CAPSULE_INTEGRITY', details: { reason: 'lane-worker', exitCode: 3 } }
 
 describe('lane worker failure', () => {
-  it.each([1, 40])('%i chunk(s): every file helper fails closed', async (chunks) => {
+  // Two chunks: one on the calling thread, one on the (dying) worker.
+  it.each([2, 40])('%i chunks: every file helper fails closed', async (chunks) => {
     const built = build(detBytes(`fault ${chunks}`, chunks * 256 - 7), 256)
     const capsule = join(tmp, `c${chunks}.capsule`)
     const plain = join(tmp, `c${chunks}.bin`)
@@ -57,8 +64,30 @@ describe('lane worker failure', () => {
     }).catch((e: unknown) => e)
     expect(commit).toMatchObject(failedClosed)
 
+    const onePass = await commitAndSealFile({
+      ...BASE,
+      dataKey: DATA_KEY,
+      chunkSize: 256,
+      sign: (header) => signCapsuleHeader(header, OWNER_KEY),
+      input: plain,
+      output: join(tmp, `c${chunks}.onepass`),
+      threads: 2,
+    }).catch((e: unknown) => e)
+    expect(onePass).toMatchObject(failedClosed)
+
     expect(readdirSync(tmp).sort()).toEqual(keep)
     rmSync(capsule)
     rmSync(plain)
+  })
+
+  it('a one-chunk job starts no worker: it runs on the calling thread alone', async () => {
+    const built = build(detBytes('fault one', 200), 256)
+    const capsule = join(tmp, 'one.capsule')
+    writeFileSync(capsule, built.capsule)
+    const output = join(tmp, 'one.out')
+    await openFile({ input: capsule, output, dataKey: DATA_KEY, threads: 2 })
+    expect(readdirSync(tmp)).toContain('one.out')
+    rmSync(capsule)
+    rmSync(output)
   })
 })
