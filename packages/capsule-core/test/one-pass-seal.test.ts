@@ -24,6 +24,7 @@ import { gcmTagDelta, gfMultiply, ghashKey } from '../src/ghash.ts'
 import {
   addressFromPrivateKey,
   type CapsuleHeader,
+  type CommitAndSealFileParameters,
   commitAndSealFile,
   commitPlaintextFile,
   createCapsuleHeader,
@@ -113,6 +114,18 @@ describe('commitAndSealFile', () => {
   const plaintext = detBytes('one pass', 37 * CHUNK + 11)
   const input = join(tmp, 'plain.bin')
   writeFileSync(input, plaintext)
+  /** `input` sealed into `output` on 2 lanes, with anything overridden. */
+  const sealInto = (output: string, overrides: Partial<CommitAndSealFileParameters> = {}) =>
+    commitAndSealFile({
+      ...BASE,
+      dataKey: DATA_KEY,
+      chunkSize: CHUNK,
+      sign,
+      input,
+      output,
+      threads: 2,
+      ...overrides,
+    })
 
   it.each([
     [0, 1],
@@ -200,27 +213,11 @@ describe('commitAndSealFile', () => {
   })
 
   it('writes to /dev/null, and falls back to two passes for a FIFO output', async () => {
-    await commitAndSealFile({
-      ...BASE,
-      dataKey: DATA_KEY,
-      chunkSize: CHUNK,
-      sign,
-      input,
-      output: '/dev/null',
-      threads: 2,
-    })
+    await sealInto('/dev/null')
     const fifo = join(tmp, 'out.fifo')
     execFileSync('mkfifo', [fifo])
     const reader = import('node:fs/promises').then((fs) => fs.readFile(fifo))
-    await commitAndSealFile({
-      ...BASE,
-      dataKey: DATA_KEY,
-      chunkSize: CHUNK,
-      sign,
-      input,
-      output: fifo,
-      threads: 2,
-    })
+    await sealInto(fifo)
     expect(hex(await reader)).toBe(hex(await twoPass(input, CHUNK, 2)))
     rmSync(fifo)
   })
@@ -229,18 +226,12 @@ describe('commitAndSealFile', () => {
     // Observable order: one pass signs after the last chunk; two passes sign before the first.
     const events = async (output: string) => {
       const seen: string[] = []
-      await commitAndSealFile({
-        ...BASE,
-        dataKey: DATA_KEY,
-        chunkSize: CHUNK,
+      await sealInto(output, {
         sign: (header) => {
           seen.push('sign')
           return sign(header)
         },
         onProgress: () => seen.push('chunk'),
-        input,
-        output,
-        threads: 2,
       })
       expect(hex(readFileSync(output))).toBe(hex(await twoPass(input, CHUNK, 2)))
       return seen
@@ -260,56 +251,42 @@ describe('commitAndSealFile', () => {
   it('checks every field before it reads the input, and leaves nothing behind', async () => {
     const output = join(tmp, 'bad.capsule')
     let signed = 0
-    const base = { ...BASE, dataKey: DATA_KEY, chunkSize: CHUNK, input, output, threads: 2 }
-    const countingSign = (header: CapsuleHeader) => {
-      signed++
-      return sign(header)
-    }
-    await expect(
-      commitAndSealFile({ ...base, sign: countingSign, chunkSize: 1000 }),
-    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
-    await expect(
-      commitAndSealFile({ ...base, sign: countingSign, dataKey: new Uint8Array(31) }),
-    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
-    await expect(
-      commitAndSealFile({
-        ...base,
-        sign: countingSign,
-        runtime: { kind: 'wasi' } as CapsuleHeader['runtime'],
-      }),
-    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
-    await expect(
-      commitAndSealFile({ ...base, sign: countingSign, input: tmp }),
-    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: { input: tmp } })
-    await expect(
-      commitAndSealFile({ ...base, sign: countingSign, input: join(tmp, 'missing.bin') }),
-    ).rejects.toMatchObject({ code: 'ENOENT' })
+    const bad = (overrides: Partial<CommitAndSealFileParameters>) =>
+      sealInto(output, {
+        sign: (header) => {
+          signed++
+          return sign(header)
+        },
+        ...overrides,
+      })
+    const invalid = { code: 'INVALID_ARGUMENT' }
+    await expect(bad({ chunkSize: 1000 })).rejects.toMatchObject(invalid)
+    await expect(bad({ dataKey: new Uint8Array(31) })).rejects.toMatchObject(invalid)
+    const wasiWithoutEntry = { kind: 'wasi' } as CapsuleHeader['runtime']
+    await expect(bad({ runtime: wasiWithoutEntry })).rejects.toMatchObject(invalid)
+    await expect(bad({ input: tmp })).rejects.toMatchObject({ ...invalid, details: { input: tmp } })
+    await expect(bad({ input: join(tmp, 'missing.bin') })).rejects.toMatchObject({
+      code: 'ENOENT',
+    })
     expect(signed).toBe(0)
     expect(leftovers()).toEqual([])
   })
 
   it("rejects a signature that is not the owner's, or of the wrong length", async () => {
     const output = join(tmp, 'sig.capsule')
-    const base = { ...BASE, dataKey: DATA_KEY, chunkSize: CHUNK, input, output, threads: 2 }
-    await expect(
-      commitAndSealFile({
-        ...base,
-        // A valid signature by someone else, over the same header naming them as owner.
-        sign: (header) =>
-          signCapsuleHeader({ ...header, owner: addressFromPrivateKey(OTHER_KEY) }, OTHER_KEY),
-      }),
-    ).rejects.toMatchObject({ code: 'CAPSULE_SIGNATURE' })
-    await expect(
-      commitAndSealFile({ ...base, sign: () => new Uint8Array(64) }),
-    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
-    await expect(
-      commitAndSealFile({
-        ...base,
-        sign: () => {
-          throw new Error('wallet refused')
-        },
-      }),
-    ).rejects.toThrow('wallet refused')
+    // A valid signature by someone else, over the same header naming them as owner.
+    const other = (header: CapsuleHeader) =>
+      signCapsuleHeader({ ...header, owner: addressFromPrivateKey(OTHER_KEY) }, OTHER_KEY)
+    await expect(sealInto(output, { sign: other })).rejects.toMatchObject({
+      code: 'CAPSULE_SIGNATURE',
+    })
+    await expect(sealInto(output, { sign: () => new Uint8Array(64) })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+    const refuse = () => {
+      throw new Error('wallet refused')
+    }
+    await expect(sealInto(output, { sign: refuse })).rejects.toThrow('wallet refused')
     expect(leftovers()).toEqual([])
     expect(readdirSync(tmp)).not.toContain('sig.capsule')
   })
@@ -318,21 +295,13 @@ describe('commitAndSealFile', () => {
     const path = join(tmp, 'growing.bin')
     writeFileSync(path, detBytes('growing', 64 * CHUNK))
     const output = join(tmp, 'growing.capsule')
-    await expect(
-      commitAndSealFile({
-        ...BASE,
-        dataKey: DATA_KEY,
-        chunkSize: CHUNK,
-        input: path,
-        output,
-        threads: 2,
-        // Signing happens after the last chunk: the file grows between the read and the check.
-        onProgress: (n) => {
-          if (n === 64 * CHUNK) appendFileSync(path, new Uint8Array(1))
-        },
-        sign,
-      }),
-    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    // The last progress call comes after the last read: the file grows before the size check.
+    const grow = (n: number) => {
+      if (n === 64 * CHUNK) appendFileSync(path, new Uint8Array(1))
+    }
+    await expect(sealInto(output, { input: path, onProgress: grow })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
     expect(leftovers()).toEqual([])
     expect(readdirSync(tmp)).not.toContain('growing.capsule')
     rmSync(path)
