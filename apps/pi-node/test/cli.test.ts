@@ -1,14 +1,8 @@
-/**
- * End-to-end tests of the `pi-node` CLI: each command runs as its own process
- * (`node src/cli.ts`, Node 24 type stripping) against a real anvil and a real swtpm.
- */
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { openFile, parseCapsuleHeader, verifyCapsuleHeader } from '@digicap/capsule-core'
 import { connectDigicap } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
@@ -16,38 +10,9 @@ import { createKeyStore, tpm2Sealer, unwrapDataKey } from '@digicap/keyguard'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type CliRun, type Doc, runCli, spawnCli } from './helpers/cli.ts'
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function run(args: string[], env: Record<string, string> = {}, stdin = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(stdin)
-  })
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: documents parsed from the CLI's JSON output
-type Doc = Record<string, any>
-
-function jsonOf(r: Run): Doc {
+function jsonOf(r: CliRun): Doc {
   try {
     return JSON.parse(r.stdout)
   } catch {
@@ -81,7 +46,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
 
   it('prints --help for every command', async () => {
     const cmds = ['init', 'seal', 'status', 'recover', 'serve']
-    const runs = await Promise.all([run(['--help']), ...cmds.map((c) => run([c, '--help']))])
+    const runs = await Promise.all([runCli(['--help']), ...cmds.map((c) => runCli([c, '--help']))])
     expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0])
     expect(runs[0]?.stdout).toContain('Usage: pi-node <command>')
     cmds.forEach((c, i) => {
@@ -91,12 +56,12 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
 
   it('rejects bad command lines with exit 2 and error[USAGE], and bad states with their codes', async () => {
     const [unknownFlag, unknownCmd, insecure, json, notInit, noChain] = await Promise.all([
-      run(['status', '--bogus'], env),
-      run(['frobnicate'], env),
-      run(['init', '--deploy', '--sealer', 'software'], env),
-      run(['seal', 'x.bin', '--json'], { ...env, DIGICAP_DATA_DIR: join(dir, 'empty') }),
-      run(['status'], { ...env, DIGICAP_DATA_DIR: join(dir, 'empty') }),
-      run(['init', '--deploy', '--tcti', tpm.tcti, '--rpc-url', 'http://127.0.0.1:9'], {
+      runCli(['status', '--bogus'], env),
+      runCli(['frobnicate'], env),
+      runCli(['init', '--deploy', '--sealer', 'software'], env),
+      runCli(['seal', 'x.bin', '--json'], { ...env, DIGICAP_DATA_DIR: join(dir, 'empty') }),
+      runCli(['status'], { ...env, DIGICAP_DATA_DIR: join(dir, 'empty') }),
+      runCli(['init', '--deploy', '--tcti', tpm.tcti, '--rpc-url', 'http://127.0.0.1:9'], {
         DIGICAP_DATA_DIR: join(dir, 'nochain'),
       }),
     ])
@@ -116,7 +81,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
   })
 
   it('init --deploy creates the owner, TPM key and config; the mnemonic only on stderr', async () => {
-    const r = await run(
+    const r = await runCli(
       ['init', '--deploy', '--tcti', tpm.tcti, '--listen', '/ip4/127.0.0.1/tcp/0', '--json'],
       env,
     )
@@ -140,7 +105,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     expect((await stat(join(dataDir, 'config.json'))).mode & 0o077).toBe(0)
     expect(await anvil.provider.getCode(config.contracts.capsuleRegistry)).not.toBe('0x')
 
-    const again = await run(['init', '--deploy', '--tcti', tpm.tcti], env)
+    const again = await runCli(['init', '--deploy', '--tcti', tpm.tcti], env)
     expect(again.code).toBe(1)
     expect(again.stderr).toContain('error[ALREADY_INITIALISED]')
   })
@@ -150,7 +115,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     const file = join(dir, 'data.bin')
     await writeFile(file, plaintext)
     const receiverKey = randomBytes(32).toString('hex')
-    const r = await run(
+    const r = await runCli(
       [
         'seal',
         file,
@@ -221,12 +186,12 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
   it('status --json reports the node; seal refuses bad input with typed errors', async () => {
     const file = join(dir, 'data.bin')
     const [r, code, policy, missing, receiver, confirmations] = await Promise.all([
-      run(['status', '--json'], env),
-      run(['seal', file, '--policy', 'maxRuns(1)', '--entry', 'main.js', '--code', file], env),
-      run(['seal', file, '--policy', 'maxRuns('], env),
-      run(['seal', join(dir, 'nope.bin'), '--policy', 'maxRuns(1)'], env),
-      run(['seal', file, '--policy', 'maxRuns(1)', '--receiver', 'zz'], env),
-      run(['serve', '--confirmations', 'x'], env),
+      runCli(['status', '--json'], env),
+      runCli(['seal', file, '--policy', 'maxRuns(1)', '--entry', 'main.js', '--code', file], env),
+      runCli(['seal', file, '--policy', 'maxRuns('], env),
+      runCli(['seal', join(dir, 'nope.bin'), '--policy', 'maxRuns(1)'], env),
+      runCli(['seal', file, '--policy', 'maxRuns(1)', '--receiver', 'zz'], env),
+      runCli(['serve', '--confirmations', 'x'], env),
     ])
     expect(confirmations.code).toBe(2)
     expect(confirmations.stderr).toContain('error[USAGE]: --confirmations must be a whole number')
@@ -252,13 +217,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
   })
 
   it('serve provides the node and hears the announcement of a new seal; SIGTERM stops it cleanly', async () => {
-    const child = spawn(
-      process.execPath,
-      ['--disable-warning=ExperimentalWarning', CLI, 'serve', '--json'],
-      {
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-      },
-    )
+    const child = spawnCli(['serve', '--json'], env)
     let stdout = ''
     let stderr = ''
     child.stderr.on('data', (d) => {
@@ -284,7 +243,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
 
       const file = join(dir, 'small.txt')
       await writeFile(file, 'hello capsule')
-      const r = await run(['seal', file, '--policy', 'maxRuns(1)', '--json'], env)
+      const r = await runCli(['seal', file, '--policy', 'maxRuns(1)', '--json'], env)
       const doc = jsonOf(r)
       expect(doc.announced).toEqual({ ok: true, recipients: 1 })
       const deadline = Date.now() + 10_000
@@ -294,9 +253,9 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
       expect(stderr).toContain('"message":"capsule announced"')
       expect(stderr).toContain(doc.capsuleId)
 
-      const status = jsonOf(await run(['status', '--json'], env)).status
+      const status = jsonOf(await runCli(['status', '--json'], env)).status
       expect(status.daemon).toMatchObject({ running: true, pid: child.pid })
-      const twice = await run(['serve'], env)
+      const twice = await runCli(['serve'], env)
       expect(twice.code).toBe(1)
       expect(twice.stderr).toContain('error[DAEMON_RUNNING]')
     } finally {
@@ -309,14 +268,14 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
   it('recover onto a new TPM from the mnemonic on stdin, then open the sealed capsule', async () => {
     await tpm.stop()
     tpm = await startSwtpm()
-    const before = await run(['status', '--json'], env)
+    const before = await runCli(['status', '--json'], env)
     expect(jsonOf(before).status.sealer.error.code).toMatch(/^TPM_/)
 
-    const bad = await run(['recover', '--tcti', tpm.tcti], env, '')
+    const bad = await runCli(['recover', '--tcti', tpm.tcti], env, '')
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('error[USAGE]')
 
-    const r = await run(['recover', '--tcti', tpm.tcti, '--json'], env, `${mnemonic}\n`)
+    const r = await runCli(['recover', '--tcti', tpm.tcti, '--json'], env, `${mnemonic}\n`)
     const doc = jsonOf(r)
     expect(r.code).toBe(0)
     expect(doc.recovered).toHaveLength(2)
@@ -337,7 +296,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
       owner: owner as `0x${string}`,
     })
     expect((await readFile(out)).equals(plaintext)).toBe(true)
-    const status = jsonOf(await run(['status', '--json'], env)).status
+    const status = jsonOf(await runCli(['status', '--json'], env)).status
     expect(status.sealer).toMatchObject({ kind: 'tpm2', keyId: doc.sealer.keyId })
   })
 })

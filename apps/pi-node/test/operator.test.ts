@@ -5,11 +5,10 @@
  * (before, both used the owner's account), and every audit record lands on chain.
  * Real anvil, a software sealer, real libp2p on loopback.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { generateX25519KeyPair } from '@digicap/capsule-core'
 import { connectDigicap, type DigicapContracts } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
@@ -20,40 +19,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, hexlify, keccak256, parseEther, randomBytes, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
-
-// biome-ignore lint/suspicious/noExplicitAny: documents parsed from the CLI's JSON output
-type Doc = Record<string, any>
-
-function spawnCli(args: string[], env: Record<string, string>): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-  })
-}
-
-function run(args: string[], env: Record<string, string>): Promise<Doc> {
-  return new Promise((resolve, reject) => {
-    const child = spawnCli(args, env)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => {
-      try {
-        resolve({ code, stderr, ...JSON.parse(stdout) })
-      } catch {
-        reject(new Error(`not JSON (exit ${code}):\n${stdout}\n--- stderr:\n${stderr}`))
-      }
-    })
-    child.stdin.end()
-  })
-}
+import { type Doc, runJson, spawnCli } from './helpers/cli.ts'
 
 async function until(cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms
@@ -86,7 +52,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
       DIGICAP_SEALER: 'software',
       DIGICAP_ALLOW_INSECURE_SEALER: '1',
     }
-    init = await run(
+    init = await runJson(
       ['init', '--deploy', '--listen', '/ip4/127.0.0.1/tcp/0', '--json', '--show-mnemonic-in-json'],
       env,
     )
@@ -124,7 +90,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
     expect(init.operator.warning).toBeUndefined()
     expect(operator).not.toBe(init.owner.address)
     expect(await c.capsuleRegistry.isOperator(init.owner.address, operator)).toBe(true)
-    const s = (await run(['status', '--json'], env)).status
+    const s = (await runJson(['status', '--json'], env)).status
     expect(s.operator).toEqual({
       address: operator,
       approved: true,
@@ -133,7 +99,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
     // The owner revokes it (from a wallet with the words): status warns; serve re-approves it.
     const registry = connectDigicap(init.contracts, ownerWallet).capsuleRegistry
     await (await registry.getFunction('setOperator')(operator, false)).wait()
-    const revoked = await run(['status', '--json'], env)
+    const revoked = await runJson(['status', '--json'], env)
     expect(revoked.status.operator).toMatchObject({ address: operator, approved: false })
     expect(revoked.status.operator.warning).toContain('not approved')
     expect(revoked.stderr).toContain(`WARNING: Keyguard operator ${operator}`)
@@ -142,7 +108,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
   it('serve re-approves the operator, then audits with it while the owner seals from other processes: no nonce race, every audit lands', async () => {
     const file = join(dir, 'data.bin')
     await writeFile(file, randomBytes(4096))
-    const first = await run(['seal', file, '--policy', 'maxRuns(100)', '--json'], env)
+    const first = await runJson(['seal', file, '--policy', 'maxRuns(100)', '--json'], env)
     expect(first.code).toBe(0)
 
     const child = spawnCli(['serve', '--json', '--status-interval-ms', '200'], env)
@@ -202,7 +168,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
     const seals = (async () => {
       const out: Doc[] = []
       for (let i = 0; i < 2; i++) {
-        out.push(await run(['seal', file, '--policy', 'maxRuns(1)', '--json'], env))
+        out.push(await runJson(['seal', file, '--policy', 'maxRuns(1)', '--json'], env))
       }
       return out
     })()
@@ -230,7 +196,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
       expect((await l.getTransaction()).from).toBe(operator)
     }
     await until(async () => {
-      const s = (await run(['status', '--json'], env)).status
+      const s = (await runJson(['status', '--json'], env)).status
       return s.daemon.keyguard?.fastPath.auditPending === 0
     })
     expect(stderr).not.toContain('audit-alert')

@@ -3,12 +3,11 @@
  * a real executor-side libp2p node built here (the protocol codecs, not the executor package):
  * chain-path release, fast-path release, code-capsule bundle, status, SIGTERM and resume.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import {
   decodeHpkeSealed,
   generateX25519KeyPair,
@@ -35,55 +34,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, hexlify, keccak256, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
-
-// biome-ignore lint/suspicious/noExplicitAny: documents parsed from the CLI's JSON output
-type Doc = Record<string, any>
-
-function cliEnv(env: Record<string, string>) {
-  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }
-}
-
-function run(args: string[], env: Record<string, string>): Promise<Doc> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-      env: cliEnv(env),
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => {
-      try {
-        resolve({ code, ...JSON.parse(stdout) })
-      } catch {
-        reject(new Error(`not JSON (exit ${code}):\n${stdout}\n--- stderr:\n${stderr}`))
-      }
-    })
-    child.stdin.end()
-  })
-}
-
-function runText(args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-      env: cliEnv(env),
-    })
-    let stdout = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.on('error', reject)
-    child.on('close', () => resolve(stdout))
-    child.stdin.end()
-  })
-}
+import { type Doc, runCli, runJson, spawnCli } from './helpers/cli.ts'
 
 interface Daemon {
   child: ChildProcessWithoutNullStreams
@@ -93,19 +44,7 @@ interface Daemon {
 }
 
 async function startServe(env: Record<string, string>, args: string[] = []): Promise<Daemon> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--disable-warning=ExperimentalWarning',
-      CLI,
-      'serve',
-      '--json',
-      '--status-interval-ms',
-      '200',
-      ...args,
-    ],
-    { env: cliEnv(env) },
-  )
+  const child = spawnCli(['serve', '--json', '--status-interval-ms', '200', ...args], env)
   let stdout = ''
   let stderr = ''
   child.stderr.on('data', (d) => {
@@ -170,7 +109,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
     dir = await mkdtemp(join(tmpdir(), 'pi-node-serve-'))
     dataDir = join(dir, 'node')
     env = { DIGICAP_DATA_DIR: dataDir, DIGICAP_RPC_URL: anvil.rpcUrl }
-    const init = await run(
+    const init = await runJson(
       ['init', '--deploy', '--tcti', tpm.tcti, '--listen', '/ip4/127.0.0.1/tcp/0', '--json'],
       env,
     )
@@ -242,7 +181,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
     await writeFile(join(code, 'lib', 'f.js'), 'export const f = (x) => x')
     const data = join(dir, 'input.csv')
     await writeFile(data, 'a,b\n1,2\n')
-    const r = await run(
+    const r = await runJson(
       [
         'seal',
         data,
@@ -279,7 +218,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
     expect(Buffer.from(bundle.data).toString()).toBe('a,b\n1,2\n')
     expect(existsSync(join(dataDir, 'capsules', r.capsuleId, 'bundle.partial'))).toBe(false)
 
-    const bad = await run(
+    const bad = await runJson(
       [
         'seal',
         data,
@@ -303,7 +242,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
     plaintext = Buffer.from(randomBytes(200_000))
     const file = join(dir, 'data.bin')
     await writeFile(file, plaintext)
-    sealed = await run(['seal', file, '--policy', 'maxRuns(5)', '--json'], env)
+    sealed = await runJson(['seal', file, '--policy', 'maxRuns(5)', '--json'], env)
     expect(sealed.code).toBe(0)
 
     daemon = await startServe(env, ['--announce', '/dns4/pi.example.org/tcp/4001'])
@@ -340,10 +279,10 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
     expect(daemon.stderr()).toContain('"message":"keyguard released"')
 
     await until(async () => {
-      const s = (await run(['status', '--json'], env)).status
+      const s = (await runJson(['status', '--json'], env)).status
       return s.daemon.keyguard?.counters.released === 1
     })
-    const human = await runText(['status'], env)
+    const human = await runCli(['status'], env).then((r) => r.stdout)
     expect(human).toMatch(
       /keyguard {4}running, chain 31337 head \d+ cursor \d+ \(0 confirmations\)/,
     )
@@ -410,7 +349,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
         d.stderr().includes('"message":"keyguard release-failed"') && d.stderr().includes(grantId),
     )
     await until(async () => {
-      const s = (await run(['status', '--json'], env)).status
+      const s = (await runJson(['status', '--json'], env)).status
       return s.daemon.keyguard?.releases.pending === 1
     })
     d.child.kill('SIGTERM')
@@ -429,7 +368,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
     )
     expect(opened.equals(plaintext)).toBe(true)
     await until(async () => {
-      const s = (await run(['status', '--json'], env)).status
+      const s = (await runJson(['status', '--json'], env)).status
       return s.daemon.running && s.daemon.keyguard?.releases.pending === 0
     })
     daemon.child.kill('SIGTERM')
