@@ -52,7 +52,7 @@ import {
   type ParsedCapsuleHeader,
   parseCapsuleHeader,
 } from './parse.ts'
-import { commitmentMismatch, encryptChunk, type PayloadOpener } from './payload.ts'
+import { commitmentMismatch, encryptChunk, type PayloadOpener, trailingData } from './payload.ts'
 
 /** Frees a buffer's memory now instead of at the next garbage collection. */
 function release(buffers: Uint8Array[]): void {
@@ -448,30 +448,44 @@ async function sealSequential(
   let next = readFully(src, bufs[0] as Uint8Array, chunkPlaintextLength(parsed.header, 0), 0)
   let pendingWrite: Promise<unknown> = Promise.resolve()
   let pendingOut: Uint8Array[] = []
-  for (let i = 0; i < n; i++) {
-    const len = chunkPlaintextLength(parsed.header, i)
-    const got = await next
-    if (got !== len) throw inputChanged(i)
-    const buf = bufs[i % 2] as Uint8Array
-    if (i + 1 < n) {
-      next = readFully(
-        src,
-        bufs[(i + 1) % 2] as Uint8Array,
-        chunkPlaintextLength(parsed.header, i + 1),
-        (i + 1) * chunkSize,
-      )
+  try {
+    for (let i = 0; i < n; i++) {
+      const len = chunkPlaintextLength(parsed.header, i)
+      const got = await next
+      if (got !== len) throw inputChanged(i)
+      const buf = bufs[i % 2] as Uint8Array
+      if (i + 1 < n) {
+        next = readFully(
+          src,
+          bufs[(i + 1) % 2] as Uint8Array,
+          chunkPlaintextLength(parsed.header, i + 1),
+          (i + 1) * chunkSize,
+        )
+      }
+      const chunk = encryptChunk(payloadKey, parsed.headerHash, i, i === n - 1, [
+        buf.subarray(0, len),
+      ])
+      await pendingWrite
+      release(pendingOut)
+      pendingOut = chunk
+      const sealed = i * chunkSize + len
+      pendingWrite = out.writev(chunk).then(() => onProgress?.(sealed))
     }
-    const chunk = encryptChunk(payloadKey, parsed.headerHash, i, i === n - 1, [
-      buf.subarray(0, len),
-    ])
     await pendingWrite
     release(pendingOut)
-    pendingOut = chunk
-    const sealed = i * chunkSize + len
-    pendingWrite = out.writev(chunk).then(() => onProgress?.(sealed))
+  } catch (err) {
+    await settled(next, pendingWrite)
+    throw err
   }
-  await pendingWrite
-  release(pendingOut)
+}
+
+/**
+ * Waits for reads and writes still in flight after a failure: once the caller closes the
+ * file, a pending read rejects (EBADF) with nothing awaiting it, and Node exits on the
+ * unhandled rejection.
+ */
+async function settled(...pending: Promise<unknown>[]): Promise<void> {
+  await Promise.all(pending.map((p) => p.catch(() => {})))
 }
 
 /**
@@ -608,14 +622,19 @@ async function openSequential(
       pendingOut = chunk
       pendingWrite = out.writev(chunk)
     }
+    const end = at(n - 1) + size(n - 1)
     const extra = new Uint8Array(1)
-    if ((await readFully(src, extra, 1, at(n - 1) + size(n - 1))) > 0) opener.write(extra)
+    if ((await readFully(src, extra, 1, end)) > 0) {
+      // The same count the in-memory open reports, without reading the extra bytes.
+      opener.destroy()
+      throw trailingData(Math.max(1, (await src.stat()).size - end))
+    }
     opener.end()
     await pendingWrite
     release(pendingOut)
   } catch (err) {
     opener.destroy()
-    await pendingWrite.catch(() => {})
+    await settled(next, pendingWrite)
     throw err
   }
 }
@@ -689,15 +708,20 @@ async function commitSequential(
   const bufs = [new Uint8Array(piece), new Uint8Array(piece)]
   let pos = 0
   let next = readFully(fh, bufs[0] as Uint8Array, piece, pos)
-  for (let i = 0; ; i++) {
-    const got = await next
-    if (got === 0) break
-    pos += got
-    const buf = bufs[i % 2] as Uint8Array
-    // A short read is the end of the file; one more read confirms it (and catches growth).
-    next = readFully(fh, bufs[(i + 1) % 2] as Uint8Array, piece, pos)
-    c.update(got === piece ? buf : buf.subarray(0, got))
-    onProgress?.(pos)
+  try {
+    for (let i = 0; ; i++) {
+      const got = await next
+      if (got === 0) break
+      pos += got
+      const buf = bufs[i % 2] as Uint8Array
+      // A short read is the end of the file; one more read confirms it (and catches growth).
+      next = readFully(fh, bufs[(i + 1) % 2] as Uint8Array, piece, pos)
+      c.update(got === piece ? buf : buf.subarray(0, got))
+      onProgress?.(pos)
+    }
+  } catch (err) {
+    await settled(next)
+    throw err
   }
   return c.digest()
 }

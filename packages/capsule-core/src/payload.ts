@@ -150,6 +150,14 @@ export function decryptChunk(
   return out
 }
 
+/** The error for `length` bytes after a capsule's last chunk. */
+export function trailingData(length: number): CapsuleIntegrityError {
+  return new CapsuleIntegrityError('data after the last chunk', {
+    details: { reason: 'trailing-data', extraBytes: length },
+    hint: 'Bytes were appended to the capsule (e.g. a duplicated last chunk).',
+  })
+}
+
 /** The error every opener throws when the plaintext does not match the header commitment. */
 export function commitmentMismatch(): CapsuleIntegrityError {
   return new CapsuleIntegrityError('plaintext does not match the header commitment', {
@@ -293,10 +301,7 @@ export class PayloadOpener {
   }
 
   private trailing(length: number): never {
-    throw new CapsuleIntegrityError('data after the last chunk', {
-      details: { reason: 'trailing-data', extraBytes: length },
-      hint: 'Bytes were appended to the capsule (e.g. a duplicated last chunk).',
-    })
+    throw trailingData(length)
   }
 
   end(): void {
