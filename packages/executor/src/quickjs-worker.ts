@@ -49,19 +49,28 @@ const PRELUDE = `(function (raw) {
 
 const utf8 = new TextEncoder()
 
-// Boot before any job arrives: load QuickJS into this thread's own WebAssembly instance.
+// Boot before any job arrives: the variant; the instance is made per job (see memoryFor).
 const boot = workerData as QuickJsBootData
 // The variant package is CommonJS-typed; its default export is the sync variant object.
 const baseVariant = ((RELEASE_SYNC as { default?: unknown }).default ?? RELEASE_SYNC) as Parameters<
   typeof newVariant
 >[0]
-const modulePromise = newQuickJSWASMModuleFromVariant(
-  newVariant(baseVariant, { wasmModule: boot.wasmModule }) as Parameters<
-    typeof newQuickJSWASMModuleFromVariant
-  >[0],
-)
-// A boot failure surfaces when the job awaits it; keep an idle spare from crashing on it.
-modulePromise.catch(() => {})
+
+const PAGE = 65536
+/** Pages the emscripten build starts with (its stack, static data and first heap). */
+const BASE_PAGES = 256
+
+/**
+ * The linear memory QuickJS runs in, capped at its base plus the job's memory limit.
+ * QuickJS's own `setMemoryLimit` does not count ArrayBuffer storage, so a program piling
+ * up typed arrays would otherwise grow this memory towards 4 GiB (slowly, and between
+ * interrupt checks); with a maximum, the allocation fails and QuickJS throws
+ * "out of memory", which the run reports as SANDBOX_MEMORY.
+ */
+function memoryFor(memoryLimitBytes: number): WebAssembly.Memory {
+  const maximum = Math.min(65536, BASE_PAGES + Math.ceil(memoryLimitBytes / PAGE))
+  return new WebAssembly.Memory({ initial: BASE_PAGES, maximum })
+}
 
 async function main(data: QuickJsWorkerData): Promise<void> {
   const port = parentPort!
@@ -78,7 +87,12 @@ async function main(data: QuickJsWorkerData): Promise<void> {
   let zeroedBuffers = 0
   let zeroedBytes = 0
 
-  const mod = await modulePromise
+  const mod = await newQuickJSWASMModuleFromVariant(
+    newVariant(baseVariant, {
+      wasmModule: boot.wasmModule,
+      wasmMemory: memoryFor(data.memoryLimitBytes),
+    }) as Parameters<typeof newQuickJSWASMModuleFromVariant>[0],
+  )
   const rt = mod.newRuntime()
   rt.setMemoryLimit(data.memoryLimitBytes)
   rt.setMaxStackSize(data.stackLimitBytes)
@@ -207,6 +221,9 @@ async function main(data: QuickJsWorkerData): Promise<void> {
       ? { code: 'SANDBOX_MEMORY', message: 'Program ran out of memory', details: { limit: 'heap' } }
       : { code: 'SANDBOX_CRASH', message: 'QuickJS engine failed', programMessage: msg }
   }
+  // The interrupt may have fired inside a promise job whose rejection nothing observes:
+  // whatever the program did after that, a run that hit its deadline is a timeout.
+  if (timedOut) failure = timeoutFailure()
   if (outputExceeded) failure = outputFailure(data.outputLimitBytes)
 
   let output = new Uint8Array(0)
@@ -248,6 +265,14 @@ function outputFailure(limit: number): WorkerFailure {
   }
 }
 
+function timeoutFailure(): WorkerFailure {
+  return {
+    code: 'SANDBOX_TIMEOUT',
+    message: 'Program exceeded its time limit',
+    details: { enforcedBy: 'interrupt' },
+  }
+}
+
 function classify(
   vm: QuickJSContext,
   errHandle: QuickJSHandle,
@@ -268,17 +293,22 @@ function classify(
     message = 'unreadable error'
   }
   if (state.timedOut || (name === 'InternalError' && message === 'interrupted')) {
-    return {
-      code: 'SANDBOX_TIMEOUT',
-      message: 'Program exceeded its time limit',
-      details: { enforcedBy: 'interrupt' },
-    }
+    return timeoutFailure()
   }
   if (/out of memory/i.test(message) || (name === '' && message === 'null')) {
     return {
       code: 'SANDBOX_MEMORY',
       message: 'Program ran out of memory',
       details: { limit: 'heap' },
+    }
+  }
+  // QuickJS caps a string at 2^30 - 1 characters; concatenation (a rope) reaches it
+  // before the heap limit. It is a memory bound like the heap's.
+  if (name === 'InternalError' && /string too long/i.test(message)) {
+    return {
+      code: 'SANDBOX_MEMORY',
+      message: 'Program built a string longer than allowed',
+      details: { limit: 'string-length' },
     }
   }
   if (name === 'RangeError' && /stack overflow/i.test(message)) {

@@ -160,6 +160,54 @@ describe.each([
       })
     })
 
+    // The interrupt fires inside a promise job nothing awaits: QuickJS turns it into a
+    // rejection nobody observes, and the script's own completion is fine. Still a timeout,
+    // and the output written before it ('a', 'b') is never handed out as a result.
+    it.each([
+      ['an unawaited .then job', `Promise.resolve().then(() => { while (true) {} })`],
+      ['an async function nobody awaits', `(async () => { await null; for (;;) {} })()`],
+      ['a microtask chain that never ends', `const f = () => Promise.resolve().then(f); f()`],
+      [
+        'a caught interrupt inside an unawaited job',
+        `Promise.resolve().then(() => { for (;;) { try { while (true) {} } catch (e) {} } })`,
+      ],
+    ])('%s past the deadline: SANDBOX_TIMEOUT, not ok', async (_n, src) => {
+      const err = await expectCode(
+        `digicap.output('a'); ${src}; digicap.output('b')`,
+        'SANDBOX_TIMEOUT',
+        { runtime: runtime('quickjs', { timeLimitMs: 300 }) },
+      )
+      expect(err.details.enforcedBy).toBeDefined()
+    })
+
+    // QuickJS's heap limit does not count ArrayBuffer storage: typed arrays must still stop
+    // at the memory limit (the linear memory is capped), quickly and as SANDBOX_MEMORY.
+    it.each([
+      ['1 MiB typed arrays kept', 'const a = []; for (;;) a.push(new Uint8Array(1 << 20))'],
+      ['64 MiB typed arrays kept', 'const a = []; for (;;) a.push(new Float64Array(8 << 20))'],
+      ['one huge ArrayBuffer', 'new ArrayBuffer(1024 * 1024 * 1024)'],
+    ])('%s: SANDBOX_MEMORY', async (_n, src) => {
+      const t0 = Date.now()
+      await expectCode(src, 'SANDBOX_MEMORY', {
+        runtime: runtime('quickjs', { timeLimitMs: 10_000 }),
+      })
+      expect(Date.now() - t0).toBeLessThan(8_000) // stopped by memory, not the deadline
+    })
+
+    it.each([
+      ['doubling by concatenation', `let s = 'x'; for (;;) s = s + s`],
+      ['doubling kept', `const k = []; let s = 'x'; for (;;) { s = s + s; k.push(s) }`],
+      ['doubling with repeat', `for (let i = 1; ; i *= 2) 'x'.repeat(i)`],
+      [
+        'repeat then flatten',
+        `let s = 'x'.repeat(1 << 20); for (;;) s = (s + s).split('').join('')`,
+      ],
+    ])('huge strings (%s): SANDBOX_MEMORY', async (_n, src) => {
+      await expectCode(src, 'SANDBOX_MEMORY', {
+        runtime: runtime('quickjs', { timeLimitMs: 10_000 }),
+      })
+    })
+
     it('a memory bomb is stopped: SANDBOX_MEMORY', async () => {
       const err = await expectCode(
         'let a = []; for (;;) a.push(new Array(1e6))',
