@@ -7,6 +7,7 @@ export type ContractsErrorCode =
   | 'POLICY_COMPILE'
   | 'DEPLOYMENT'
   | 'ANVIL'
+  | 'RPC_QUORUM'
 
 /**
  * A contract call reverted. `errorName`/`args` decode the custom error when its ABI is known
@@ -66,5 +67,18 @@ export class AnvilError extends DigicapError {
   override name = 'AnvilError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('ANVIL', shortMessage, options)
+  }
+}
+
+/**
+ * Fewer than `quorum` RPCs returned the same answer: nothing is trusted. `details.operation`
+ * names the read, `details.block` the pinned block (if any), `details.dissent` the RPCs that
+ * answered otherwise or failed (`#<index> <host>`). Retryable: a lagging RPC catches up; a lying
+ * or forked one must be replaced.
+ */
+export class QuorumError extends DigicapError {
+  override name = 'QuorumError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RPC_QUORUM', shortMessage, options)
   }
 }

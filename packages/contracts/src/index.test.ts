@@ -16,6 +16,7 @@ describe('public surface', () => {
         "POLICY_SOURCE_NAME",
         "PolicyCompileError",
         "PolicyExpressionError",
+        "QuorumError",
         "Reason",
         "SOLC_VERSION",
         "accessControllerAbi",
@@ -33,6 +34,7 @@ describe('public surface', () => {
         "connectDigicap",
         "connectPolicy",
         "createProvider",
+        "createRpcQuorum",
         "decodeRevert",
         "denylist",
         "deployDigicap",
@@ -72,6 +74,7 @@ describe('public surface', () => {
         "ANVIL_MNEMONIC",
         "resolveAnvilBinary",
         "startAnvil",
+        "startRpcProxy",
       ]
     `)
   })

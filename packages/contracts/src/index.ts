@@ -50,6 +50,7 @@ export {
   DeploymentError,
   PolicyCompileError,
   PolicyExpressionError,
+  QuorumError,
 } from './errors.ts'
 export { parseEvents } from './events.ts'
 export type { SignedAccessRequest } from './fastpath.ts'
@@ -110,6 +111,15 @@ export {
   POLICY_GENERATOR_VERSION,
 } from './policy/solidity.ts'
 export { createProvider } from './provider.ts'
+export { createRpcQuorum } from './quorum/ethers-rpc-quorum.ts'
+export type {
+  DisagreementEvent,
+  Dissent,
+  PinnedBlock,
+  PinnedReadContext,
+  RpcQuorum,
+  RpcQuorumInit,
+} from './quorum/rpc-quorum.ts'
 export type { ReasonCode, ReasonName } from './reasons.ts'
 export { Reason, reasonName } from './reasons.ts'
 export { decodeRevert, withRevertDecoding } from './revert.ts'

@@ -4,7 +4,8 @@
  * `@digicap/contracts/testing` — a real local chain for tests: spawns the anvil binary from the
  * `@foundry-rs/anvil-<platform>` npm package on 127.0.0.1 with a free port, waits until it
  * answers, and hands back a tuned ethers provider and anvil's default funded accounts.
- * Kept apart from the main entry so production code never pulls it in.
+ * `startRpcProxy` puts a JSON-RPC proxy in front of it for fault injection (a lying or counted
+ * RPC). Kept apart from the main entry so production code never pulls it in.
  *
  * @example
  * ```ts
@@ -22,3 +23,5 @@
 
 export type { Anvil, StartAnvilOptions } from './anvil.ts'
 export { ANVIL_MNEMONIC, resolveAnvilBinary, startAnvil } from './anvil.ts'
+export type { RpcCall, RpcProxy, RpcRewrite } from './rpc-proxy.ts'
+export { startRpcProxy } from './rpc-proxy.ts'
