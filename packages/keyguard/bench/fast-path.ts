@@ -7,7 +7,9 @@
  * Release latency runs from sending the signed request to holding the answer; the executor's
  * own signing, done before it sends, is printed on its own row.
  *
- * Run: `pnpm --filter @digicap/keyguard bench` (or `node bench/fast-path.ts [requests]`).
+ * Run: `pnpm --filter @digicap/keyguard bench` (or `node bench/fast-path.ts [requests] [rpcs]`).
+ * With `rpcs` > 1 the keyguard reads through a quorum of that many RPC URLs (all to the one
+ * anvil, so they agree): what the quorum's pinned reads cost on the fast path.
  */
 import { execFile } from 'node:child_process'
 import { fastPathProtocol, request, signAccessRequest } from '@digicap/protocol'
@@ -30,6 +32,7 @@ import {
 } from '../test/helpers/world.ts'
 
 const requests = Number(process.argv[2] ?? 100)
+const rpcs = Number(process.argv[3] ?? 1)
 const warmup = 10
 
 const percentile = (sorted: number[], p: number): number =>
@@ -95,7 +98,7 @@ try {
       rate: { capacity: 100_000, refillPerSecond: 100_000 },
       trace: (marks) => traces.push(marks),
     },
-  })({ ...parts, chain: chainClientFor(chain), libp2p: kgNode, logger: quietLogger })
+  })({ ...parts, chain: chainClientFor(chain, chain.owner, Array(rpcs).fill(chain.anvil.rpcUrl)), libp2p: kgNode, logger: quietLogger })
   let audited = 0
   let granted = 0
   keyguard.events.addEventListener('audit-recorded', () => audited++)
@@ -168,7 +171,7 @@ try {
   const row = (name: string, r: { p50: number; p99: number }) =>
     `${name.padEnd(52)} p50 ${r.p50.toFixed(2).padStart(7)} ms   p99 ${r.p99.toFixed(2).padStart(7)} ms   ×${(r.p50 / bare.p50).toFixed(2)} of baseline p50`
   console.log(
-    `fast-path release latency, ${requests} requests after ${warmup} warm-up; anvil + swtpm + libp2p on loopback`,
+    `fast-path release latency, ${requests} requests after ${warmup} warm-up, ${rpcs} RPC(s); anvil + swtpm + libp2p on loopback`,
   )
   console.log(row('baseline: bare tpm2_rsadecrypt (execFile)', bare))
   console.log(row('raw TPM2_RSA_Decrypt command (direct path)', raw))
