@@ -59,4 +59,10 @@ export type {
 } from './node.ts'
 export { createDigicapNode, privateKeyFromSeed } from './node.ts'
 export type { CapsuleSource, CapsuleStore, CapsuleStoreProgressOptions } from './store.ts'
-export { heliaCapsuleStore, parseCid } from './store.ts'
+export {
+  capsuleImportOptions,
+  heliaCapsuleStore,
+  parseCid,
+  UNIXFS_CHUNK_SIZE,
+  UNIXFS_MAX_LINKS,
+} from './store.ts'

@@ -6,6 +6,8 @@
 import { createReadStream } from 'node:fs'
 import type { Helia } from '@helia/interface'
 import { unixfs } from '@helia/unixfs'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
 import { CapsuleStoreError, InvalidCidError } from './errors.ts'
 
@@ -84,8 +86,33 @@ function toStream(source: CapsuleSource): AsyncIterable<Uint8Array> {
   })
 }
 
+/** Chunk size of the UnixFS import: 1 MiB. */
+export const UNIXFS_CHUNK_SIZE = 1_048_576
+/** Most links in one UnixFS file node of the balanced DAG. */
+export const UNIXFS_MAX_LINKS = 1024
+
 /**
- * A `CapsuleStore` on helia: UnixFS files, CIDv1 with raw leaves, fetched over bitswap.
+ * How capsule bytes become a CID (capsule-core SPEC §9): the IPIP-499 `unixfs-v1-2025`
+ * profile for a single file. CIDv1, sha2-256, 1 MiB fixed-size chunks as raw leaves, a
+ * balanced DAG of at most 1024 links per dag-pb node, a one-chunk file is its raw leaf.
+ * Written out here instead of taken from the library's defaults, which change between
+ * versions and would change every CID with them. `ipfs-car pack --no-wrap` and kubo's
+ * `ipfs add --cid-version=1 --raw-leaves --chunker=size-1048576 --max-file-links=1024`
+ * give the same CID (test/cid-interop.test.ts).
+ */
+export function capsuleImportOptions() {
+  return {
+    cidVersion: 1,
+    rawLeaves: true,
+    reduceSingleLeafToSelf: true,
+    chunker: fixedSize({ chunkSize: UNIXFS_CHUNK_SIZE }),
+    layout: balanced({ maxChildrenPerNode: UNIXFS_MAX_LINKS }),
+  } as const
+}
+
+/**
+ * A `CapsuleStore` on helia: UnixFS files with {@link capsuleImportOptions}, fetched over
+ * bitswap.
  *
  * @example
  * ```ts
@@ -101,8 +128,7 @@ export function heliaCapsuleStore(helia: Helia): CapsuleStore {
       const stream = toStream(source)
       try {
         const cid = await fs.addByteStream(counted(stream, options.onProgress), {
-          cidVersion: 1,
-          rawLeaves: true,
+          ...capsuleImportOptions(),
           ...(options.signal ? { signal: options.signal } : {}),
         })
         return cid.toString()
