@@ -2,7 +2,14 @@
 import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { x25519PublicKey } from '@digicap/capsule-core'
-import { EXIT, type Io, jsonReplacer, printError } from '@digicap/cli-kit'
+import {
+  EXIT,
+  type Io,
+  jsonReplacer,
+  printError,
+  printVersion,
+  VERSION_FLAGS,
+} from '@digicap/cli-kit'
 import { type AutoRunEvent, autoRunner, type RunStage, type StageEvent } from '@digicap/executor'
 import { type CapsuleAnnouncement, subscribeCapsuleAnnouncements } from '@digicap/p2p'
 import { hexlify } from 'ethers'
@@ -124,6 +131,7 @@ Global options:
   --json             one JSON document on stdout (JSON lines for daemons)
   --listen <maddr>   override the listen addresses (repeatable)
   -h, --help         help (also per command: executor-node run --help)
+  -V, --version      this program's version and the Node running it
 `
 
 function out(io: Io, json: boolean, value: unknown, text: string): void {
@@ -181,6 +189,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (first === undefined || first === '--help' || first === '-h') {
       io.stdout.write(MAIN_USAGE)
       return first === undefined ? EXIT.usage : EXIT.ok
+    }
+    if (VERSION_FLAGS.includes(first)) {
+      return printVersion(io, 'executor-node', new URL('../package.json', import.meta.url), json)
     }
     const spec = COMMANDS[first]
     if (!spec) {

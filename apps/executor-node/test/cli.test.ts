@@ -255,6 +255,14 @@ describe('executor-node CLI', () => {
     }
     expect(bad?.code).toBe(2)
     expect(bad?.stderr).toContain('error[USAGE]')
+    const [version, versionJson] = await Promise.all([run(['--version']), run(['-V', '--json'])])
+    expect(version.code).toBe(0)
+    expect(version.stdout).toBe(`executor-node 0.0.0 (node ${process.versions.node})\n`)
+    expect(JSON.parse(versionJson.stdout)).toEqual({
+      name: 'executor-node',
+      version: '0.0.0',
+      node: process.versions.node,
+    })
     const noInit = await run(['run', 'bafy', '--data-dir', join(dir, 'none')])
     expect(noInit.code).toBe(1)
     expect(noInit.stderr).toContain('error[NOT_INITIALISED]')

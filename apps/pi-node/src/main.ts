@@ -1,7 +1,15 @@
 /** The `pi-node` command line: parses flags, builds a pi-node, runs one command, prints. */
 import { parseArgs } from 'node:util'
 import type { Receiver, RuntimeKind } from '@digicap/capsule-core'
-import { EXIT, type Io, jsonReplacer, printError, progressReporter } from '@digicap/cli-kit'
+import {
+  EXIT,
+  type Io,
+  jsonReplacer,
+  printError,
+  printVersion,
+  progressReporter,
+  VERSION_FLAGS,
+} from '@digicap/cli-kit'
 import type { KeyguardStatus, Logger } from '@digicap/keyguard'
 import {
   DEFAULT_LISTEN,
@@ -185,6 +193,7 @@ Global options:
   --data-dir <dir>   data folder (env DIGICAP_DATA_DIR; default ~/.digicap/pi-node)
   --json             one JSON document on stdout; progress and logs on stderr
   -h, --help         help for a command
+  -V, --version      this program's version and the Node running it
 `
 
 function operatorLine(o: OperatorStatus): string {
@@ -299,6 +308,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
       io.stdout.write(TOP_USAGE)
       return command === undefined ? EXIT.usage : EXIT.ok
+    }
+    if (VERSION_FLAGS.includes(command)) {
+      return printVersion(io, 'pi-node', new URL('../package.json', import.meta.url), json)
     }
     const spec = COMMANDS[command]
     if (!spec) {

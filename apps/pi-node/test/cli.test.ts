@@ -52,6 +52,17 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     cmds.forEach((c, i) => {
       expect(runs[i + 1]?.stdout).toContain(`pi-node ${c}`)
     })
+    const [version, versionJson] = await Promise.all([
+      runCli(['--version']),
+      runCli(['-V', '--json']),
+    ])
+    expect(version.code).toBe(0)
+    expect(version.stdout).toBe(`pi-node 0.0.0 (node ${process.versions.node})\n`)
+    expect(JSON.parse(versionJson.stdout)).toEqual({
+      name: 'pi-node',
+      version: '0.0.0',
+      node: process.versions.node,
+    })
   })
 
   it('rejects bad command lines with exit 2 and error[USAGE], and bad states with their codes', async () => {

@@ -33,3 +33,4 @@ export {
 } from './errors.ts'
 export { writeJsonAtomic } from './files.ts'
 export { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
+export { printVersion, VERSION_FLAGS } from './version.ts'
