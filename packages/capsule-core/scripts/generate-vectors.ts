@@ -402,6 +402,105 @@ export function generateVectors(): Vector[] {
     ),
   )
 
+  // Format error or limit error (SPEC §3.1): LIMIT only for a value of the right type over a
+  // numeric bound of §4; everything else, including what the strict CBOR decoder refuses
+  // (integers past 2^53 - 1), is FORMAT; the first failing check decides.
+  const headerLimit = c.slice()
+  new DataView(headerLimit.buffer).setUint32(8, 65_537, false)
+  v.push(
+    failure(
+      'header-length-limit-plus-one',
+      'header length 65537, one over the 64 KiB limit',
+      'CAPSULE_LIMIT',
+      headerLimit,
+    ),
+  )
+  const bigInt = concatBytes(
+    hb.subarray(0, at),
+    new Uint8Array([0x1b, 0x00, 0x20, 0, 0, 0, 0, 0, 0]),
+    hb.subarray(at + created.length),
+  )
+  v.push(
+    failure(
+      'integer-over-safe-range',
+      'createdAt = 2^53, one past the largest integer of the data model (the decoder refuses it)',
+      'CAPSULE_FORMAT',
+      withHeaderBytes(c, bigInt),
+    ),
+  )
+  const versionAt = Buffer.from(hb).indexOf(Buffer.from('\x67version\x01', 'latin1'))
+  if (versionAt < 0) throw new Error('version encoding not found')
+  const floatVersion = concatBytes(
+    hb.subarray(0, versionAt + 8),
+    new Uint8Array([0xf9, 0x3c, 0x00]),
+    hb.subarray(versionAt + 9),
+  )
+  v.push(
+    failure(
+      'float-for-integer',
+      'version encoded as the half-precision float 1.0',
+      'CAPSULE_FORMAT',
+      withHeaderBytes(c, floatVersion),
+    ),
+  )
+  const longPeer = rawHeader(c)
+  ;(longPeer.keyguard as Record<string, unknown>).peerId = 'p'.repeat(MAX_STRING_LENGTH + 1)
+  v.push(
+    failure(
+      'string-over-limit',
+      `keyguard.peerId of ${MAX_STRING_LENGTH + 1} bytes`,
+      'CAPSULE_LIMIT',
+      withHeaderBytes(c, encode(longPeer, rfc8949EncodeOptions)),
+    ),
+  )
+  const emptyPeer = rawHeader(c)
+  ;(emptyPeer.keyguard as Record<string, unknown>).peerId = ''
+  v.push(
+    failure(
+      'string-empty',
+      'keyguard.peerId empty (under its lower bound: a format error, not a limit)',
+      'CAPSULE_FORMAT',
+      withHeaderBytes(c, encode(emptyPeer, rfc8949EncodeOptions)),
+    ),
+  )
+  const wrappedKey = (i: number, length: number) => ({
+    scheme: 'hpke-x25519-recovery',
+    keyId: `k${i}`,
+    ciphertext: detBytes(`wk${i}`, length),
+  })
+  const bigWrap = rawHeader(c)
+  bigWrap.wrappedKeys = [wrappedKey(0, MAX_WRAPPED_KEY_LENGTH + 1)] as never
+  v.push(
+    failure(
+      'wrapped-key-over-limit',
+      `a wrapped key of ${MAX_WRAPPED_KEY_LENGTH + 1} bytes`,
+      'CAPSULE_LIMIT',
+      withHeaderBytes(c, encode(bigWrap, rfc8949EncodeOptions)),
+    ),
+  )
+  const manyWraps = rawHeader(c)
+  manyWraps.wrappedKeys = Array.from({ length: MAX_WRAPPED_KEYS + 1 }, (_, i) =>
+    wrappedKey(i, 80),
+  ) as never
+  v.push(
+    failure(
+      'too-many-wrapped-keys',
+      `${MAX_WRAPPED_KEYS + 1} wrapped keys`,
+      'CAPSULE_LIMIT',
+      withHeaderBytes(c, encode(manyWraps, rfc8949EncodeOptions)),
+    ),
+  )
+  const bothChunk = rawHeader(c)
+  ;(bothChunk.payload as Record<string, unknown>).chunkSize = 16 * 1024 * 1024 + 64
+  v.push(
+    failure(
+      'chunk-size-over-limit-and-not-power-of-two',
+      'chunk size 16 MiB + 64: over the limit and not a power of two; the limit is checked first',
+      'CAPSULE_LIMIT',
+      withHeaderBytes(c, encode(bothChunk, rfc8949EncodeOptions)),
+    ),
+  )
+
   // Header signature.
   const idAt = Buffer.from(hb).indexOf(Buffer.from(multi.header.capsuleId))
   v.push(
@@ -424,6 +523,39 @@ export function generateVectors(): Vector[] {
   badV[L.sigStart + 64] = 29
   v.push(failure('signature-bad-v', 'v = 29', 'CAPSULE_SIGNATURE', badV))
   const sig = multi.signature
+  const rawV = c.slice()
+  rawV[L.sigStart + 64] = (sig[64] as number) - 27
+  v.push(
+    failure(
+      'signature-v-recovery-id',
+      'v = 0 or 1 (the raw recovery id some signers emit) instead of 27 or 28',
+      'CAPSULE_SIGNATURE',
+      rawV,
+    ),
+  )
+  const otherParity = c.slice()
+  otherParity[L.sigStart + 64] = sig[64] === 27 ? 28 : 27
+  v.push(
+    failure(
+      'signature-wrong-parity',
+      'v switched between 27 and 28 (recovers another key)',
+      'CAPSULE_SIGNATURE',
+      otherParity,
+    ),
+  )
+  const zeroS = sig.slice()
+  zeroS.fill(0, 32, 64)
+  v.push(failure('signature-s-zero', 's = 0', 'CAPSULE_SIGNATURE', withHeaderBytes(c, hb, zeroS)))
+  const bigR = sig.slice()
+  bigR.set(Buffer.from((secp256k1.Point.CURVE().n + 1n).toString(16).padStart(64, '0'), 'hex'), 0)
+  v.push(
+    failure(
+      'signature-r-over-order',
+      'r = n + 1, past the curve order',
+      'CAPSULE_SIGNATURE',
+      withHeaderBytes(c, hb, bigR),
+    ),
+  )
   const s = BigInt(`0x${hex(sig.subarray(32, 64))}`)
   const highS = sig.slice()
   highS.set(Buffer.from((secp256k1.Point.CURVE().n - s).toString(16).padStart(64, '0'), 'hex'), 32)

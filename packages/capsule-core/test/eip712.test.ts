@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { TypedDataEncoder, Wallet } from 'ethers'
+import { recoverAddress, TypedDataEncoder, Wallet } from 'ethers'
 import { describe, expect, it } from 'vitest'
+import { parseVector } from '../scripts/generate-vectors.ts'
 import { encodeTypedDataType, hashTypedDataDomain } from '../src/eip712.ts'
 import {
   addressFromPrivateKey,
@@ -179,5 +182,39 @@ describe('capsule typed data', () => {
       message: { a: [1, 2, 3], b: true, c: '0xdeadbeef', d: -5 },
     }
     expect(hex(hashTypedData(td))).toBe(TypedDataEncoder.hash(td.domain, td.types, td.message))
+  })
+})
+
+// SPEC §5.1: what an external verifier must check itself. Stock verifiers each let one of the
+// spare encodings through; Digicap readers refuse both, so a signature has one encoding.
+describe('external verifiers and the one-encoding rule (SPEC §5.1)', () => {
+  const vector = (name: string) => {
+    const file = readFileSync(new URL(`./vectors/${name}`, import.meta.url))
+    const p = parseCapsuleHeader(parseVector(file).capsule)
+    return { digest: capsuleSigningDigest(p.header), signature: p.signature, owner: p.header.owner }
+  }
+
+  it('ethers recovers the owner from v = 0/1; a Digicap reader refuses it', () => {
+    const { digest, signature, owner } = vector('signature-v-recovery-id')
+    expect(recoverAddress(hex(digest), hex(signature))).toBe(owner)
+    expect(() => recoverDigestSigner(digest, signature)).toThrow(
+      expect.objectContaining({ code: 'CAPSULE_SIGNATURE' }),
+    )
+  })
+
+  it('plain ECDSA recovery (what the EVM ecrecover does) accepts the high-s twin; a Digicap reader refuses it', () => {
+    const { digest, signature, owner } = vector('signature-high-s')
+    const rec = new Uint8Array(65)
+    rec[0] = (signature[64] as number) - 27
+    rec.set(signature.subarray(0, 64), 1)
+    const sig = secp256k1.Signature.fromBytes(rec, 'recovered')
+    expect(sig.hasHighS()).toBe(true)
+    const pub = sig.recoverPublicKey(digest).toBytes(false)
+    expect(`0x${Buffer.from(keccak_256(pub.subarray(1)).subarray(12)).toString('hex')}`).toBe(
+      owner.toLowerCase(),
+    )
+    expect(() => recoverDigestSigner(digest, signature)).toThrow(
+      expect.objectContaining({ code: 'CAPSULE_SIGNATURE' }),
+    )
   })
 })
