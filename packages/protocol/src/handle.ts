@@ -5,7 +5,12 @@
  */
 import { type DigicapError, InvalidArgumentError } from '@digicap/capsule-core'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
-import { HandlerFailedError, type RemoteErrorCode, WireTimeoutError } from './errors.ts'
+import {
+  HandlerFailedError,
+  type RemoteErrorCode,
+  WireAbortedError,
+  WireTimeoutError,
+} from './errors.ts'
 import { checkMaxSize } from './frame.ts'
 import { encodeErrorReply, MAX_TEXT_BYTES } from './messages.ts'
 import type { WireProtocol } from './protocols.ts'
@@ -34,6 +39,18 @@ export interface HandleOptions {
   maxSize?: number
   /** Time limit of one exchange, ms; the stream is aborted when it passes. Default 10 000. */
   timeout?: number
+  /**
+   * Time limit for the request frame to arrive, ms (a read deadline shorter than `timeout`, so a
+   * peer that sends half a frame and holds it pins its buffer only this long). Default `timeout`.
+   */
+  readTimeout?: number
+  /**
+   * Request frames being read at once from one peer (over all its connections); a stream beyond
+   * it is aborted before any byte is buffered. Default unlimited.
+   */
+  maxReadingPerPeer?: number
+  /** Request frames being read at once from all peers; beyond it streams are aborted. Default unlimited. */
+  maxReading?: number
   /** Told about every failed exchange (bad input, handler error, stream error). */
   onError?: (error: DigicapError, context: { peer: PeerId; protocol: string }) => void
 }
@@ -98,6 +115,18 @@ export async function handle<Req, Res>(
     })
   }
 
+  const readTimeout = options.readTimeout ?? timeout
+  const maxReadingPerPeer = options.maxReadingPerPeer ?? Number.POSITIVE_INFINITY
+  const maxReading = options.maxReading ?? Number.POSITIVE_INFINITY
+  for (const [name, value] of Object.entries({ readTimeout, maxReadingPerPeer, maxReading })) {
+    if (!(value > 0)) {
+      throw new InvalidArgumentError(`${name} must be positive`, { details: { [name]: value } })
+    }
+  }
+  /** Streams whose request frame is still being read, per peer (bounded by `maxReading`). */
+  const readingByPeer = new Map<string, number>()
+  let reading = 0
+
   const serve = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer
     const report = (err: DigicapError): void => {
@@ -141,12 +170,39 @@ export async function handle<Req, Res>(
       }
     }
 
+    const peerKey = peer.toString()
+    const peerReading = readingByPeer.get(peerKey) ?? 0
+    if (reading >= maxReading || peerReading >= maxReadingPerPeer) {
+      // Refused before any byte is buffered: a peer holding half-frames cannot pin more.
+      const err = new WireAbortedError('Too many requests being read', {
+        details: { reason: 'too-many-reading', peerReading, reading },
+      })
+      report(err)
+      if (stream.status === 'open') stream.abort(err)
+      return
+    }
+    reading++
+    readingByPeer.set(peerKey, peerReading + 1)
+    const readSignal =
+      readTimeout < timeout ? AbortSignal.any([signal, AbortSignal.timeout(readTimeout)]) : signal
     let req: Req
     try {
-      req = protocol.decodeRequest(await readMessage(stream, { signal, maxSize }))
+      req = protocol.decodeRequest(await readMessage(stream, { signal: readSignal, maxSize }))
     } catch (err) {
-      await fail(toWireError(err, signal))
+      const wireError = toWireError(err, readSignal)
+      if (readSignal.aborted && !signal.aborted) {
+        // The read deadline passed: drop the half-read stream, nothing to answer.
+        report(wireError)
+        if (stream.status === 'open') stream.abort(wireError)
+        return
+      }
+      await fail(wireError)
       return
+    } finally {
+      reading--
+      const left = (readingByPeer.get(peerKey) ?? 1) - 1
+      if (left > 0) readingByPeer.set(peerKey, left)
+      else readingByPeer.delete(peerKey)
     }
     let body: Uint8Array
     try {

@@ -7,6 +7,9 @@
  * is still full, refuses the new key (`'full'`, which the keyguard answers with `busy`).
  * `maxTtlMs` caps how far in the future an expiry may lie, so one request cannot pin a slot
  * for long.
+ *
+ * A full cache answers in O(1): it remembers its earliest expiry and scans for expired keys only
+ * once that time has passed, so a flood against a full cache costs no scan per request.
  */
 import { InvalidArgumentError } from '@digicap/capsule-core'
 
@@ -85,15 +88,19 @@ export function createReplayCache(
   return (components = {}) => {
     const now = components.now ?? Date.now
     const entries = new Map<string, number>()
+    /** No key expires before this (ms); a scan before it would find nothing. */
+    let earliest = Number.POSITIVE_INFINITY
 
     const purge = (): number => {
       const t = now()
+      if (t < earliest) return 0
       let dropped = 0
+      earliest = Number.POSITIVE_INFINITY
       for (const [k, expiry] of entries) {
         if (expiry <= t) {
           entries.delete(k)
           dropped++
-        }
+        } else if (expiry < earliest) earliest = expiry
       }
       return dropped
     }
@@ -116,6 +123,7 @@ export function createReplayCache(
           return 'full'
         }
         entries.set(k, expiresAtMs)
+        if (expiresAtMs < earliest) earliest = expiresAtMs
         return 'fresh'
       },
       has(key) {

@@ -87,6 +87,21 @@ describe('createReplayCache', () => {
     expect(cache.check('b', 1000)).toBe('replayed')
   })
 
+  it('answers a full cache without scanning it: a flood of new keys costs O(1) each', () => {
+    const c = clock(0)
+    const n = 100_000
+    const cache = createReplayCache({ maxEntries: n, maxTtlMs: 600_000 })({ now: c.now })
+    for (let i = 0; i < n; i++) cache.check(`k${i}`, 500_000 + i)
+    // 20 000 refusals: the old per-request scan walked all 100 000 keys each time (2e9 steps).
+    const started = performance.now()
+    for (let i = 0; i < 20_000; i++) expect(cache.check(`x${i}`, 600_000)).toBe('full')
+    expect(performance.now() - started).toBeLessThan(2000)
+    // Once the earliest key expires, a slot frees again.
+    c.advance(500_000)
+    expect(cache.check('late', 600_000)).toBe('fresh')
+    expect(cache.check('k1', 500_001)).toBe('replayed')
+  })
+
   it('rejects bad settings and keys', () => {
     expect(() => createReplayCache({ maxEntries: 0 })).toThrow(InvalidArgumentError)
     const cache = createReplayCache({ maxEntries: 1 })()
