@@ -2,17 +2,25 @@
  * The fast-path server: answers a signed `AccessRequest` straight from an executor with the
  * HPKE-wrapped data key, then logs the grant on chain (`recordFastPathGrant`).
  *
- * Order of checks (cheap and local first, so unauthenticated traffic costs no RPC):
- * per-peer rate limit (`rate-limited`) → bounded queue of in-flight evaluations (`busy`,
- * `queue-full`) → EIP-712 signature against the AccessController's domain (`bad-signature`) →
- * expiry window (`expired`) → replay cache of `(executor, nonce)` (`replayed`, `busy` when full) →
- * key record (`unknown-capsule`) → the executor's registered peer (NodeRegistry, cached
- * `peerCacheMs`): none → `policy-denied` `EXECUTOR_NOT_REGISTERED`, another peer →
- * `bad-signature` `peer-id-mismatch` → per-capsule lock (and per-executor lock when `fee > 0`)
+ * Order of checks, cheapest first, so that a stranger costs no stored state, no signature
+ * check and at most a globally budgeted RPC lookup: per-peer rate limit (`rate-limited`) →
+ * bounded queue of in-flight evaluations (`busy`, `queue-full`) → key record held locally
+ * (`unknown-capsule`) → the claimed executor in the executor directory (memory for registered
+ * executors; an unknown address costs one NodeRegistry lookup from a global budget, `busy`
+ * `lookup-budget` when it is spent): unregistered → `policy-denied` `EXECUTOR_NOT_REGISTERED`,
+ * another peer → `bad-signature` `peer-id-mismatch` → EIP-712 signature against the
+ * AccessController's domain (`bad-signature`) → expiry window (`expired`) → the executor's own
+ * replay memory of `(executor, nonce)` (`replayed`; `busy` `replay-quota` when its quota is full)
+ * → per-capsule lock (and per-executor lock when `fee > 0`)
  * → wait until no audit of this capsule (executor) is unrecorded, at most `pendingWaitMs`
  * (`busy`, `audit-pending`) → on chain, in parallel: `nonceUsed` (`replayed`), `checkAccess` by
  * `eth_call` (`policy-denied`, reason = the policy's reason name), `runCount` → only now the
- * sealer unwrap (at most `maxUnwraps` at once) → seal, answer.
+ * sealer unwrap (at most `maxUnwraps` at once), and the grant is recorded in the release journal
+ * as served inline (so its audit's `AccessGranted` log is not released again) → seal, answer.
+ *
+ * The stream itself is bounded too: the request frame must arrive within `readTimeoutMs`, and
+ * one peer may have at most `maxReadingPerPeer` frames being read (all peers `maxReading`), so
+ * held half-frames pin a bounded amount of memory for a bounded time.
  *
  * Why the lock and the wait: `checkAccess` and `runCount` are `eth_call`s that cannot see an
  * audit transaction that is not mined yet, and the contract's `checkAccess` takes no run-count
@@ -34,7 +42,6 @@ import {
   type AccessResponse,
   accessRequestReplayKey,
   createRateLimiter,
-  createReplayCache,
   fastPathProtocol,
   handle,
   type ProtocolRegistrar,
@@ -44,11 +51,15 @@ import {
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from './chain-client.ts'
+import { AlreadyReleasedError } from './errors.ts'
+import { executorDirectory } from './executor-directory.ts'
+import { createExecutorReplays } from './executor-replays.ts'
 import { createKeyedLock, createPendingAudits, createSemaphore } from './fast-path-gate.ts'
 import { ensureDir, removeStaleTemps, writeFileAtomic } from './fs-atomic.ts'
 import { hpkeSender } from './hpke-sender.ts'
 import { readJsonFile } from './json-file.ts'
 import type { KeyStore } from './key-store.ts'
+import type { ReleaseJournal } from './release-journal.ts'
 import type { Sealer } from './sealer.ts'
 import type { Logger } from './types.ts'
 import { unwrapDataKey } from './wrap.ts'
@@ -62,8 +73,21 @@ export interface FastPathInit {
   rate?: { capacity: number; refillPerSecond: number }
   /** Requests being evaluated at once; more get `busy`. Default 32. */
   maxQueue?: number
-  /** Replay cache size. Default 100 000. */
+  /** Live nonces remembered per registered executor (its replay quota). Default 10 000. */
   maxNonces?: number
+  /** Executors whose nonces are remembered at once. Default 10 000. */
+  maxExecutors?: number
+  /** Time limit for the request frame to arrive, ms. Default 2000. */
+  readTimeoutMs?: number
+  /** Request frames read at once from one peer. Default 4. */
+  maxReadingPerPeer?: number
+  /** Request frames read at once from all peers. Default 256. */
+  maxReading?: number
+  /**
+   * NodeRegistry lookups of executor addresses not in memory (first contact, strangers): a global
+   * token bucket. Default 20 burst, 10 a second.
+   */
+  lookups?: { capacity: number; refillPerSecond: number }
   /** Time limit of one exchange, ms. Default 10 000. */
   timeoutMs?: number
   /** First wait before re-sending a failed audit transaction, ms (doubles, 5 tries). Default 200. */
@@ -75,8 +99,10 @@ export interface FastPathInit {
   pendingWaitMs?: number
   /** Sealer (TPM) unwraps at once; more wait (bounded by `maxQueue`). Default 4. */
   maxUnwraps?: number
-  /** How long a NodeRegistry peer lookup is reused, ms. Default 5000. */
+  /** How long a registered executor's NodeRegistry peer is reused, ms. Default 5000. */
   peerCacheMs?: number
+  /** How long an unregistered executor address is remembered, ms. Default 60 000. */
+  strangerCacheMs?: number
   /**
    * Debug latency trace, off by default: called once per evaluated request with the
    * milliseconds since the request arrived at each stage it reached (`verified`, `stored`,
@@ -121,6 +147,8 @@ export type FastPathEvent =
 export interface FastPathComponents {
   sealer: Sealer
   keyStore: Pick<KeyStore, 'get'>
+  /** The release journal: each grant served inline is recorded there before its key leaves. */
+  journal: Pick<ReleaseJournal, 'served'>
   chain: ChainClient
   libp2p: ProtocolRegistrar
   onEvent?: (event: FastPathEvent) => void
@@ -178,10 +206,16 @@ export function fastPathServer(init: FastPathInit) {
     const maxQueue = init.maxQueue ?? 32
     const auditDir = join(init.dataDir, 'fast-path-audit')
     const limiter = createRateLimiter(init.rate ?? { capacity: 10, refillPerSecond: 5 })()
-    const replays = createReplayCache({
-      maxEntries: init.maxNonces ?? 100_000,
+    const replays = createExecutorReplays({
+      perExecutor: init.maxNonces ?? 10_000,
+      maxExecutors: init.maxExecutors ?? 10_000,
       maxTtlMs: maxExpiry * 1000,
-    })()
+    })
+    const directory = executorDirectory({
+      ttlMs: init.peerCacheMs ?? 5000,
+      negativeTtlMs: init.strangerCacheMs ?? 60_000,
+      ...(init.lookups === undefined ? {} : { lookups: init.lookups }),
+    })({ chain })
     const domain = {
       chainId: chain.chainId,
       verifyingContract: chain.accessController as `0x${string}`,
@@ -195,22 +229,11 @@ export function fastPathServer(init: FastPathInit) {
     }
     let active = 0
     const pendingWaitMs = init.pendingWaitMs ?? 5000
-    const peerCacheMs = init.peerCacheMs ?? 5000
     const unwraps = createSemaphore(init.maxUnwraps ?? 4)
     const locks = createKeyedLock()
     const audits = createPendingAudits()
     /** Lowest run count the chain must report per capsule (after our own recorded audits). */
     const minRuns = new Map<string, bigint>()
-    const peers = new Map<string, { peer: Uint8Array | undefined; at: number }>()
-    async function registeredPeer(executor: string): Promise<Uint8Array | undefined> {
-      const hit = peers.get(executor)
-      if (hit !== undefined && performance.now() - hit.at < peerCacheMs) return hit.peer
-      const peer = await chain.nodePeerId(executor)
-      peers.delete(executor)
-      peers.set(executor, { peer, at: performance.now() })
-      if (peers.size > 10_000) peers.delete(peers.keys().next().value as string)
-      return peer
-    }
     let unhandle: (() => Promise<void>) | undefined
     const recording = new Set<Promise<unknown>>()
     let sending: Promise<unknown> = Promise.resolve()
@@ -332,27 +355,34 @@ export function fastPathServer(init: FastPathInit) {
       started: number,
       mark: (stage: string) => void,
     ): Promise<AccessResponse> {
+      // Local and in-memory checks first: nothing below stores state for, or verifies a
+      // signature of, anyone but a registered executor's own peer.
+      const rec = toRecord(req)
+      const record = await keyStore.get(rec.capsuleId)
+      if (record === undefined) return refuse(peer, 'unknown-capsule')
+      mark('stored')
+      const known = await directory.check(rec.executor, peerBytes)
+      if (known.status === 'busy') {
+        return refuse(peer, 'busy', 'lookup-budget', known.retryAfterMs)
+      }
+      if (known.status === 'not-registered') {
+        return refuse(peer, 'policy-denied', 'EXECUTOR_NOT_REGISTERED')
+      }
+      if (known.status === 'peer-mismatch') return refuse(peer, 'bad-signature', 'peer-id-mismatch')
+      mark('peer')
       if (!verifyAccessRequestSignature(req, domain)) return refuse(peer, 'bad-signature')
       mark('verified')
       const now = BigInt(Math.floor(Date.now() / 1000))
       if (req.expiry <= now) return refuse(peer, 'expired')
       if (req.expiry > now + BigInt(maxExpiry)) return refuse(peer, 'expired', 'too-far')
-      const verdict = replays.check(accessRequestReplayKey(req), Number(req.expiry) * 1000)
+      const verdict = replays.check(
+        rec.executor,
+        accessRequestReplayKey(req),
+        Number(req.expiry) * 1000,
+      )
       if (verdict === 'replayed') return refuse(peer, 'replayed')
-      if (verdict === 'full') return refuse(peer, 'busy', 'replay-cache-full', 1000)
+      if (verdict === 'full') return refuse(peer, 'busy', 'replay-quota', 1000)
       if (verdict !== 'fresh') return refuse(peer, 'expired')
-      const rec = toRecord(req)
-      const record = await keyStore.get(rec.capsuleId)
-      if (record === undefined) return refuse(peer, 'unknown-capsule')
-      mark('stored')
-      // Authorization before any key material is touched: the executor's registered peer
-      // (cached), then under the capsule lock the chain's own decision.
-      const boundPeer = await registeredPeer(rec.executor)
-      if (boundPeer === undefined) return refuse(peer, 'policy-denied', 'EXECUTOR_NOT_REGISTERED')
-      if (boundPeer.length !== peerBytes.length || !boundPeer.every((b, i) => b === peerBytes[i])) {
-        return refuse(peer, 'bad-signature', 'peer-id-mismatch')
-      }
-      mark('peer')
       const keys = gateKeys(rec.capsuleId, rec.executor, rec.fee)
       return locks.run(keys, async () => {
         const idle = await audits.waitIdle(keys, started + pendingWaitMs)
@@ -420,10 +450,24 @@ export function fastPathServer(init: FastPathInit) {
             runIndex: runs,
           }).toLowerCase()
           mark('authorized')
-          // Authorized: only now the sealer (TPM) unwrap.
+          // Authorized: only now the sealer (TPM) unwrap. Meanwhile the grant is recorded in the
+          // release journal as served inline, so the `AccessGranted` log of its audit (and any
+          // restart) finds it served instead of releasing it again.
+          const served = components.journal.served(grantId, req.ephemeralKey, {
+            capsuleId: rec.capsuleId,
+          })
+          served.catch(() => undefined)
           unwrapping = unwraps.run(() => unwrapDataKey(record.wrappedKeys, sealer))
           dataKey = await unwrapping
           mark('unwrapped')
+          try {
+            await served
+          } catch (err) {
+            if (!(err instanceof AlreadyReleasedError)) throw err
+            await journaling.catch(() => undefined)
+            await rm(auditFile, { force: true })
+            return refuse(peer, 'busy', 'chain-lagging', 1000)
+          }
           await journaling
           mark('journaled')
           const grantIdBytes = getBytes(grantId)
@@ -485,13 +529,19 @@ export function fastPathServer(init: FastPathInit) {
               active--
             }
           },
-          { timeout: init.timeoutMs ?? 10_000 },
+          {
+            timeout: init.timeoutMs ?? 10_000,
+            readTimeout: init.readTimeoutMs ?? 2000,
+            maxReadingPerPeer: init.maxReadingPerPeer ?? 4,
+            maxReading: init.maxReading ?? 256,
+          },
         )
         const pending = await pendingEntries()
         // A restart must not reopen a replay window: requests whose audit is not on chain yet
         // (so `nonceUsed` is still false) stay in the replay cache until they expire.
         for (const entry of pending) {
           replays.check(
+            entry.request.executor as string,
             accessRequestReplayKey({
               executor: getBytes(entry.request.executor as string),
               nonce: getBytes(toBeHex(BigInt(entry.request.nonce as string), 32)),

@@ -8,6 +8,11 @@
  *
  * After a restart `resumePending()` re-serves grants begun but never acknowledged, to the same
  * key (the journal refuses any other), so a grant is delivered exactly once per ephemeral key.
+ *
+ * A grant the chain stores with `fastPath = true` was served off-chain: the fast path answered
+ * with the key inline and its audit transaction emitted the log. Such a grant is never unwrapped
+ * nor pushed here (event `served-inline`); a journal entry an older version began for it is
+ * closed, so no restart re-sends it.
  */
 import { encodeHpkeSealed, hpkeSeal } from '@digicap/capsule-core'
 import type { ProtocolDialer } from '@digicap/protocol'
@@ -43,6 +48,8 @@ export interface KeyReleaserInit {
 export type ReleaseEvent =
   | { type: 'grant-accepted'; grantId: string; resumed: boolean }
   | { type: 'grant-refused'; grantId: string; reason: string }
+  /** A fast-path grant's audit log: the key already went out inline; nothing is sent. */
+  | { type: 'served-inline'; grantId: string }
   | { type: 'unwrapped'; grantId: string }
   | { type: 'released'; grantId: string; attempts: number }
   | { type: 'release-failed'; grantId: string; reason: string }
@@ -63,7 +70,7 @@ export interface KeyReleaser {
    * Refusals are reported (event `grant-refused`), not thrown.
    * @throws for transient failures (RPC, disk): the caller should retry the grant.
    */
-  accept(log: GrantLog): Promise<'queued' | 'refused'>
+  accept(log: GrantLog): Promise<'queued' | 'refused' | 'served-inline'>
   /** Re-queues every journal entry begun but not completed. Returns how many. */
   resumePending(): Promise<number>
   /** Resolves when no release is queued or running. */
@@ -125,6 +132,13 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         })
       }
       return grant
+    }
+
+    /** A fast-path grant: served inline already. Closes an entry an older version began. */
+    async function servedInline(grantId: string): Promise<'served-inline'> {
+      if ((await journal.get(grantId))?.state === 'begun') await journal.complete(grantId)
+      emit({ type: 'served-inline', grantId })
+      return 'served-inline'
     }
 
     function pump(): void {
@@ -235,6 +249,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         ) {
           return refuse(log.grantId, 'mismatch')
         }
+        if (grant.fastPath) return servedInline(grant.grantId)
         if ((await keyStore.get(grant.capsuleId)) === undefined) {
           return refuse(log.grantId, 'unknown-capsule')
         }
@@ -265,6 +280,10 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
               continue
             }
             throw err
+          }
+          if (grant.fastPath) {
+            await servedInline(grant.grantId)
+            continue
           }
           emit({ type: 'grant-accepted', grantId: grant.grantId, resumed: true })
           schedule(grant)

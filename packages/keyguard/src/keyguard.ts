@@ -134,6 +134,7 @@ export function createKeyguard(init: KeyguardInit) {
       ? fastPathServer({ ...fastPathOptions(init.fastPath), dataDir: init.dataDir })({
           sealer,
           keyStore,
+          journal,
           chain,
           libp2p,
           onEvent: emit,

@@ -11,9 +11,13 @@
  *   and the key is sent again (at-least-once send + idempotent ack = exactly-once delivery
  *   to one key).
  *
+ * The fast path answers with the key inline, so it records its grant with `served()` (an entry
+ * created already completed, `via: "fast-path"`) before the key leaves; the `AccessGranted` log
+ * of its audit transaction then finds the grant served and nothing is sent again.
+ *
  * File format, version 1:
  * `{ "version": 1, "grantId": "…", "executorKey": "<hex>", "state": "begun" | "completed",
- *    "begunAt": "…Z", "completedAt"?: "…Z", "capsuleId"?: "…" }`
+ *    "begunAt": "…Z", "completedAt"?: "…Z", "capsuleId"?: "…", "via"?: "fast-path" }`
  */
 
 import { readdir } from 'node:fs/promises'
@@ -35,6 +39,8 @@ export interface ReleaseEntry {
   begunAt: string
   completedAt?: string
   capsuleId?: string
+  /** `fast-path`: the key went out inline in the fast-path answer (no key-release push). */
+  via?: 'fast-path'
 }
 
 export interface BeginResult {
@@ -61,6 +67,16 @@ export interface ReleaseJournal {
    * @throws {ReleaseNotBegunError} if the grant was never begun.
    */
   complete(grantId: string): Promise<ReleaseEntry>
+  /**
+   * Records a grant whose key is sent inline by the fast path: the entry is created already
+   * completed (`via: 'fast-path'`), durably, before the key leaves. Call it once per grant.
+   * @throws {AlreadyReleasedError} if the grant has an entry already (nothing may be sent).
+   */
+  served(
+    grantId: string,
+    executorKey: Uint8Array,
+    info?: { capsuleId?: string },
+  ): Promise<ReleaseEntry>
   get(grantId: string): Promise<ReleaseEntry | undefined>
   /** Entries begun but not completed (to re-serve after a restart), sorted by grant id. */
   pending(): Promise<ReleaseEntry[]>
@@ -71,7 +87,7 @@ function parseEntry(file: string, expectedId: string, obj: JsonObject): ReleaseE
     file,
     obj,
     ['version', 'grantId', 'executorKey', 'state', 'begunAt'],
-    ['completedAt', 'capsuleId'],
+    ['completedAt', 'capsuleId', 'via'],
   )
   if (obj.version !== 1) corrupt(file, 'unknown-version', { version: obj.version })
   if (obj.grantId !== expectedId) corrupt(file, 'id-mismatch')
@@ -91,6 +107,12 @@ function parseEntry(file: string, expectedId: string, obj: JsonObject): ReleaseE
     entry.completedAt = checkDate(file, 'completedAt', obj.completedAt)
   } else if ('completedAt' in obj) {
     corrupt(file, 'bad-field', { field: 'completedAt' })
+  }
+  if ('via' in obj) {
+    if (obj.via !== 'fast-path' || obj.state !== 'completed') {
+      corrupt(file, 'bad-field', { field: 'via' })
+    }
+    entry.via = 'fast-path'
   }
   if ('capsuleId' in obj) {
     try {
@@ -112,6 +134,7 @@ function serialize(entry: ReleaseEntry): Uint8Array {
       begunAt: entry.begunAt,
       ...(entry.completedAt === undefined ? {} : { completedAt: entry.completedAt }),
       ...(entry.capsuleId === undefined ? {} : { capsuleId: entry.capsuleId }),
+      ...(entry.via === undefined ? {} : { via: entry.via }),
     })}\n`,
   )
 }
@@ -144,30 +167,57 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
     return obj === undefined ? undefined : parseEntry(file, id, obj)
   }
 
+  function newEntry(
+    grantId: string,
+    executorKey: Uint8Array,
+    info: { capsuleId?: string },
+  ): ReleaseEntry {
+    if (
+      !(executorKey instanceof Uint8Array) ||
+      executorKey.length === 0 ||
+      executorKey.length > MAX_EXECUTOR_KEY_BYTES
+    ) {
+      throw new InvalidArgumentError('executorKey must be 1–256 bytes', {
+        details: { length: executorKey?.length },
+      })
+    }
+    return {
+      grantId: canonicalId('grantId', grantId),
+      executorKey: Uint8Array.from(executorKey),
+      state: 'begun',
+      begunAt: new Date().toISOString(),
+      ...(info.capsuleId === undefined
+        ? {}
+        : { capsuleId: canonicalId('capsuleId', info.capsuleId) }),
+    }
+  }
+
   return {
     dir,
     get,
 
-    async begin(grantId, executorKey, info = {}) {
-      const id = canonicalId('grantId', grantId)
-      if (
-        !(executorKey instanceof Uint8Array) ||
-        executorKey.length === 0 ||
-        executorKey.length > MAX_EXECUTOR_KEY_BYTES
-      ) {
-        throw new InvalidArgumentError('executorKey must be 1–256 bytes', {
-          details: { length: executorKey?.length },
+    async served(grantId, executorKey, info = {}) {
+      const begun = newEntry(grantId, executorKey, info)
+      const entry: ReleaseEntry = {
+        ...begun,
+        state: 'completed',
+        completedAt: begun.begunAt,
+        via: 'fast-path',
+      }
+      try {
+        await writeFileAtomic(pathOf(entry.grantId), serialize(entry), { exclusive: true })
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+        throw new AlreadyReleasedError('The grant already has a release entry', {
+          details: { grantId: entry.grantId },
         })
       }
-      const entry: ReleaseEntry = {
-        grantId: id,
-        executorKey: Uint8Array.from(executorKey),
-        state: 'begun',
-        begunAt: new Date().toISOString(),
-        ...(info.capsuleId === undefined
-          ? {}
-          : { capsuleId: canonicalId('capsuleId', info.capsuleId) }),
-      }
+      return entry
+    },
+
+    async begin(grantId, executorKey, info = {}) {
+      const entry = newEntry(grantId, executorKey, info)
+      const id = entry.grantId
       try {
         await writeFileAtomic(pathOf(id), serialize(entry), { exclusive: true })
         return { entry, resumed: false }

@@ -15,18 +15,14 @@ import type { Libp2p } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  type FastPathEvent,
-  type FastPathServer,
-  fastPathServer,
-  type Sealer,
-} from '../src/index.ts'
+import { type FastPathEvent, type FastPathServer, fastPathServer } from '../src/index.ts'
 import {
   type Chain,
   chainClientFor,
   createNode,
   type ExecutorSide,
   executorSide,
+  instrumented,
   type KeyguardParts,
   keyguardParts,
   quietLogger,
@@ -49,21 +45,6 @@ const events: FastPathEvent[] = []
 const dataKey = randomBytes(32)
 
 /** The real sealer, counting unwraps (and optionally holding them until `release`). */
-function instrumented(s: Sealer, hold?: Promise<void>): Sealer & { calls: () => number } {
-  let calls = 0
-  return {
-    publicKey: () => s.publicKey(),
-    wrap: (k) => s.wrap(k),
-    describe: () => s.describe(),
-    async unwrap(w) {
-      calls++
-      if (hold !== undefined) await hold
-      return s.unwrap(w)
-    },
-    calls: () => calls,
-  }
-}
-
 beforeAll(async () => {
   ;[chain, kgNode, exec, stranger] = await Promise.all([
     setupChain(),
@@ -78,6 +59,7 @@ beforeAll(async () => {
   fast = fastPathServer({ dataDir: parts.dir, rate: { capacity: 50, refillPerSecond: 5 } })({
     sealer: counting,
     keyStore: parts.keyStore,
+    journal: parts.journal,
     chain: chainClientFor(chain),
     libp2p: kgNode,
     onEvent: (e) => events.push(e),
@@ -268,6 +250,7 @@ describe('fast path under concurrency', () => {
     const capped = fastPathServer({ dataDir: aux.dir, maxQueue: 1 })({
       sealer: held,
       keyStore: aux.keyStore,
+      journal: aux.journal,
       chain: chainClientFor(chain),
       libp2p: node,
       onEvent: (e) => seen.push(e),
@@ -306,6 +289,7 @@ describe('fast path under concurrency', () => {
       fastPathServer(init)({
         sealer: parts.sealer,
         keyStore: aux.keyStore,
+        journal: aux.journal,
         chain: c,
         libp2p: node,
         onEvent: (e) => seen.push(e),

@@ -36,6 +36,30 @@ describe('release journal', () => {
     expect(err).toBeInstanceOf(AlreadyReleasedError)
   })
 
+  it('records a grant served inline (fast path) as completed: never begun, served or pending again', async () => {
+    const dir = freshDir()
+    const journal = await createReleaseJournal(dir)
+    const k = key()
+    const entry = await journal.served(GRANT, k, { capsuleId: '0xAA' })
+    expect(entry).toMatchObject({ state: 'completed', via: 'fast-path', capsuleId: '0xaa' })
+    const reopened = await createReleaseJournal(dir)
+    expect(await reopened.get(GRANT)).toEqual(entry)
+    expect(await reopened.pending()).toEqual([])
+    expect(await expectCode(reopened.begin(GRANT, k), 'ALREADY_RELEASED')).toBeInstanceOf(
+      AlreadyReleasedError,
+    )
+    await expectCode(reopened.served(GRANT, k), 'ALREADY_RELEASED')
+    // A grant begun on the chain path cannot be claimed as served inline either.
+    const other = `0x${'ef'.repeat(32)}`
+    await reopened.begin(other, k)
+    await expectCode(reopened.served(other, k), 'ALREADY_RELEASED')
+    // `via` only on a completed entry.
+    const file = join(dir, `${other}.json`)
+    const obj = JSON.parse(await readFile(file, 'utf8'))
+    await writeFile(file, JSON.stringify({ ...obj, via: 'fast-path' }))
+    await expectCode(reopened.get(other), 'KEY_STORE_CORRUPT')
+  })
+
   it('re-serves the same key after a crash between unwrap and ack, across a restart', async () => {
     const dir = freshDir()
     const k = key()

@@ -249,3 +249,19 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 10_000)
     await new Promise((r) => setTimeout(r, 20))
   }
 }
+
+/** Wraps a sealer to count its unwraps (TPM operations); `hold` delays each unwrap until it settles. */
+export function instrumented(s: Sealer, hold?: Promise<void>): Sealer & { calls: () => number } {
+  let calls = 0
+  return {
+    publicKey: () => s.publicKey(),
+    wrap: (k) => s.wrap(k),
+    describe: () => s.describe(),
+    async unwrap(w) {
+      calls++
+      if (hold !== undefined) await hold
+      return s.unwrap(w)
+    },
+    calls: () => calls,
+  }
+}
