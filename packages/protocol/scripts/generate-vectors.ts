@@ -175,6 +175,25 @@ const bad = (
   ...(field === undefined ? {} : { field }),
 })
 
+/** secp256k1 group order. */
+const CURVE_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+
+/** The other valid ECDSA encoding of a signature: s -> n - s, v flipped. */
+function highSTwin(signature: Uint8Array): Uint8Array {
+  const out = signature.slice()
+  const s = BigInt(`0x${Buffer.from(signature.subarray(32, 64)).toString('hex')}`)
+  out.set(Buffer.from((CURVE_N - s).toString(16).padStart(64, '0'), 'hex'), 32)
+  out[64] = signature[64] === 27 ? 28 : 27
+  return out
+}
+
+/** The same signature with v as the raw recovery id (0 or 1). */
+function rawRecoveryId(signature: Uint8Array): Uint8Array {
+  const out = signature.slice()
+  out[64] = (signature[64] as number) - 27
+  return out
+}
+
 /** Every vector, by file name. */
 export function generateVectors(): Map<string, string> {
   const req = signedRequest()
@@ -223,6 +242,23 @@ export function generateVectors(): Map<string, string> {
       encodeAccessRequest(req),
       'EIP-712 signed by anvil account 0, chainId 31337, verifyingContract 0x5FbDB2315678afecb367f032d93F642f64180aa3',
       { signer },
+    ),
+    // SPEC §5.1: encodings a stock verifier may accept; the frame decodes, the signature not.
+    ok(
+      'access-request-high-s',
+      FAST_PATH_PROTOCOL,
+      'access-request',
+      encodeAccessRequest({ ...req, signature: highSTwin(req.signature) }),
+      'the high-s twin (r, n - s, v xor 1) of access-request-signed: EVM ecrecover accepts it, the keyguard and the AccessController refuse it',
+      { signer: 'WIRE_SIGNATURE' },
+    ),
+    ok(
+      'access-request-v-recovery-id',
+      FAST_PATH_PROTOCOL,
+      'access-request',
+      encodeAccessRequest({ ...req, signature: rawRecoveryId(req.signature) }),
+      'v = 0/1 (the raw recovery id) instead of 27/28: ethers recovers the executor from it, the keyguard and the AccessController refuse it',
+      { signer: 'WIRE_SIGNATURE' },
     ),
     ok(
       'access-response-granted',
