@@ -20,6 +20,14 @@ import {Guarded} from "./utils/Guarded.sol";
 /// evaluated again and the grant counts toward the capsule's runs. The fee comes from the
 /// executor's deposit.
 ///
+/// Audit window: a keyguard lands `recordFastPathGrant` within `auditWindow` seconds of releasing
+/// a key. Nothing the executor does after the release can make that audit fail: deposits leave
+/// only through `requestWithdrawal` → `withdrawDeposit` after `withdrawalDelay` (> `auditWindow`),
+/// and the audit asks `NodeRegistry.isBound`, which unbonding or dropping the role cannot turn
+/// false within the registry's `unbondingDelay` (> `auditWindow`). `checkAccess` (what the keyguard
+/// evaluates before the release) refuses an executor whose unlocked deposit (deposit minus the
+/// pending withdrawal) is below the fee, or that is leaving (docs/adr/0006).
+///
 /// Fees sit in escrow per grant. After `disputeWindow` the capsule owner claims undisputed
 /// fees; a settler (the settlement contract, later) may dispute an escrow first and then split
 /// it. Funds are conserved: `address(this).balance == totalHeld`.
@@ -56,6 +64,12 @@ contract AccessController is Guarded {
         Resolved
     }
 
+    /// @notice A deposit withdrawal requested and not yet executed.
+    struct Withdrawal {
+        uint128 amount;
+        uint64 releaseAt;
+    }
+
     struct Escrow {
         uint128 amount;
         uint40 claimableAt;
@@ -78,11 +92,18 @@ contract AccessController is Guarded {
     uint256 public immutable grantWindow;
     /// @notice Seconds after a grant before its owner may claim the fee.
     uint256 public immutable disputeWindow;
+    /// @notice Seconds within which a keyguard lands the audit (`recordFastPathGrant`) of a key it
+    ///         released; a keyguard accepts no request that expires later than this after now.
+    uint256 public immutable auditWindow;
+    /// @notice Seconds between `requestWithdrawal` and `withdrawDeposit` (> `auditWindow`).
+    uint256 public immutable withdrawalDelay;
 
     /// @notice Fast-path deposits per executor (wei).
     mapping(address => uint256) public deposits;
     /// @notice Wei credited by settlement, waiting for `withdrawCredit`.
     mapping(address => uint256) public credits;
+    /// @notice Deposit withdrawals waiting for their delay, per executor.
+    mapping(address => Withdrawal) public pendingWithdrawals;
     /// @notice Accounts allowed to dispute and split escrows.
     mapping(address => bool) public isSettler;
     /// @notice Sum of escrows not yet paid out, deposits and credits (wei).
@@ -109,6 +130,8 @@ contract AccessController is Guarded {
     event CreditWithdrawn(address indexed payee, uint256 amount);
     event Deposited(address indexed account, uint256 amount, uint256 balance);
     event DepositWithdrawn(address indexed account, uint256 amount, uint256 balance);
+    event WithdrawalRequested(address indexed account, uint256 amount, uint64 releaseAt);
+    event WithdrawalCancelled(address indexed account, uint256 amount);
     event SettlerSet(address indexed account, bool allowed);
 
     error AccessDenied(bytes32 capsuleId, address executor, uint8 reason);
@@ -129,16 +152,31 @@ contract AccessController is Guarded {
     error LengthMismatch();
     error ZeroAmount();
     error NothingToWithdraw();
+    error WithdrawalLocked(uint64 releaseAt);
+    error DelayTooShort(uint256 delay, uint256 auditWindow);
 
     /// @dev Deploys its own CapsuleRegistry, so that only this controller can count runs.
-    constructor(INodeRegistry nodeRegistry_, address admin_, uint256 grantWindow_, uint256 disputeWindow_)
-        Guarded(admin_)
-    {
+    /// @dev Both delays an executor could use to pull what a fast-path audit relies on must
+    ///      outlast the audit window: this contract's `withdrawalDelay_` and the registry's
+    ///      `unbondingDelay`.
+    constructor(
+        INodeRegistry nodeRegistry_,
+        address admin_,
+        uint256 grantWindow_,
+        uint256 disputeWindow_,
+        uint256 auditWindow_,
+        uint256 withdrawalDelay_
+    ) Guarded(admin_) {
         if (address(nodeRegistry_) == address(0)) revert ZeroAddress();
+        if (withdrawalDelay_ <= auditWindow_) revert DelayTooShort(withdrawalDelay_, auditWindow_);
+        uint256 unbondingDelay = nodeRegistry_.unbondingDelay();
+        if (unbondingDelay <= auditWindow_) revert DelayTooShort(unbondingDelay, auditWindow_);
         capsuleRegistry = new CapsuleRegistry();
         nodeRegistry = nodeRegistry_;
         grantWindow = grantWindow_;
         disputeWindow = disputeWindow_;
+        auditWindow = auditWindow_;
+        withdrawalDelay = withdrawalDelay_;
     }
 
     modifier onlySettler() {
@@ -155,6 +193,9 @@ contract AccessController is Guarded {
         payable
         returns (bytes32 grantId)
     {
+        if (!nodeRegistry.isActive(msg.sender, ROLE_EXECUTOR)) {
+            revert AccessDenied(capsuleId, msg.sender, Reason.EXECUTOR_NOT_REGISTERED);
+        }
         return _grant(
             capsuleId, msg.sender, AccessRequest(ephemeralKey, measurement, msg.value, 0, false, jobParams)
         );
@@ -179,6 +220,12 @@ contract AccessController is Guarded {
         if (_usedNonces[req.executor][req.nonce]) revert NonceUsed(req.executor, req.nonce);
         if (_recover(hashSignedRequest(req), signature) != req.executor) revert InvalidSignature();
         _usedNonces[req.executor][req.nonce] = true;
+        // Bound, not active: unbonding or dropping the role after the release does not void the audit.
+        if (!nodeRegistry.isBound(req.executor, ROLE_EXECUTOR)) {
+            revert AccessDenied(req.capsuleId, req.executor, Reason.EXECUTOR_NOT_REGISTERED);
+        }
+        // The whole deposit pays, pending withdrawal included: that part cannot leave before the
+        // audit window closes.
         uint256 available = deposits[req.executor];
         if (req.fee > available) revert InsufficientDeposit(req.fee, available);
         if (req.fee > 0) {
@@ -229,21 +276,60 @@ contract AccessController is Guarded {
         emit Deposited(msg.sender, msg.value, balance);
     }
 
-    /// @notice Takes `amount` back from the caller's fast-path deposit.
-    function withdrawDeposit(uint256 amount) external nonReentrant {
+    /// @notice Asks to take `amount` more of the caller's deposit back, after `withdrawalDelay`
+    ///         (the clock restarts for the whole pending amount). The deposit stays whole (and
+    ///         pays audits of keys already released) until `withdrawDeposit`; meanwhile
+    ///         `checkAccess` counts only the unlocked part.
+    function requestWithdrawal(uint256 amount) external {
         if (amount == 0) revert ZeroAmount();
+        Withdrawal storage w = pendingWithdrawals[msg.sender];
+        uint256 total = w.amount + amount;
         uint256 available = deposits[msg.sender];
-        if (amount > available) revert InsufficientDeposit(amount, available);
+        if (total > available) revert InsufficientDeposit(total, available);
+        uint64 releaseAt = uint64(block.timestamp + withdrawalDelay);
+        w.amount = uint128(total);
+        w.releaseAt = releaseAt;
+        emit WithdrawalRequested(msg.sender, total, releaseAt);
+    }
+
+    /// @notice Drops the caller's pending withdrawal (the whole deposit is unlocked again).
+    function cancelWithdrawal() external {
+        uint256 amount = pendingWithdrawals[msg.sender].amount;
+        if (amount == 0) revert NothingToWithdraw();
+        delete pendingWithdrawals[msg.sender];
+        emit WithdrawalCancelled(msg.sender, amount);
+    }
+
+    /// @notice Sends the caller its pending withdrawal once `withdrawalDelay` has passed (less
+    ///         whatever fast-path fees took from the deposit meanwhile).
+    function withdrawDeposit() external nonReentrant {
+        Withdrawal memory w = pendingWithdrawals[msg.sender];
+        if (w.amount == 0) revert NothingToWithdraw();
+        if (block.timestamp < w.releaseAt) revert WithdrawalLocked(w.releaseAt);
+        uint256 available = deposits[msg.sender];
+        uint256 amount = w.amount < available ? w.amount : available;
+        delete pendingWithdrawals[msg.sender];
+        if (amount == 0) revert NothingToWithdraw();
         deposits[msg.sender] = available - amount;
         totalHeld -= amount;
         emit DepositWithdrawn(msg.sender, amount, available - amount);
         _send(msg.sender, amount);
     }
 
+    /// @notice The part of `account`'s deposit not asked back (what `checkAccess` counts).
+    function unlockedDeposit(address account) public view returns (uint256) {
+        uint256 d = deposits[account];
+        uint256 pending = pendingWithdrawals[account].amount;
+        return pending < d ? d - pending : 0;
+    }
+
     // ---------------------------------------------------------------- views
 
     /// @notice What `requestAccess` (or, with `fastPath`, `recordFastPathGrant`) would decide
-    ///         right now. The keyguard's fast path calls this with `eth_call`.
+    ///         right now. The keyguard's fast path calls this with `eth_call`. With `fastPath` it
+    ///         is stricter than the audit: the unlocked deposit must cover the fee
+    ///         (`INSUFFICIENT_DEPOSIT`) and the executor must not be unbonding
+    ///         (`EXECUTOR_LEAVING`), so that the audit still holds after either changes.
     function checkAccess(
         bytes32 capsuleId,
         address executor,
@@ -253,7 +339,9 @@ contract AccessController is Guarded {
         bool fastPath,
         bytes calldata jobParams
     ) external view returns (bool allowed, uint8 reason) {
-        if (fastPath && deposits[executor] < feePaid) return (false, Reason.INSUFFICIENT_DEPOSIT);
+        if (fastPath && unlockedDeposit(executor) < feePaid) return (false, Reason.INSUFFICIENT_DEPOSIT);
+        if (!nodeRegistry.isActive(executor, ROLE_EXECUTOR)) return (false, Reason.EXECUTOR_NOT_REGISTERED);
+        if (fastPath && nodeRegistry.isLeaving(executor)) return (false, Reason.EXECUTOR_LEAVING);
         return _check(capsuleId, executor, AccessRequest(ephemeralKey, measurement, feePaid, 0, fastPath, jobParams));
     }
 
@@ -352,9 +440,6 @@ contract AccessController is Guarded {
     function _grant(bytes32 capsuleId, address executor, AccessRequest memory req) private returns (bytes32 grantId) {
         if (req.ephemeralKey == bytes32(0)) revert InvalidEphemeralKey();
         if (req.feePaid > type(uint128).max) revert FeeTooLarge(req.feePaid);
-        if (!nodeRegistry.isActive(executor, ROLE_EXECUTOR)) {
-            revert AccessDenied(capsuleId, executor, Reason.EXECUTOR_NOT_REGISTERED);
-        }
         // Counts the run up front; a denial below reverts the count with everything else.
         (address policy, bool revoked, uint256 runs) = capsuleRegistry.recordRun(capsuleId);
         req.runCount = runs;
@@ -389,7 +474,6 @@ contract AccessController is Guarded {
     }
 
     function _check(bytes32 capsuleId, address executor, AccessRequest memory req) private view returns (bool, uint8) {
-        if (!nodeRegistry.isActive(executor, ROLE_EXECUTOR)) return (false, Reason.EXECUTOR_NOT_REGISTERED);
         (address policy, bool revoked, uint256 runs) = capsuleRegistry.accessInfo(capsuleId);
         req.runCount = runs;
         return _evaluate(policy, revoked, capsuleId, executor, req);

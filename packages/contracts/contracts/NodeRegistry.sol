@@ -9,6 +9,9 @@ import {Guarded} from "./utils/Guarded.sol";
 ///         the hash of their attestation key. Reputation lives here too. Stake leaves through
 ///         an unbonding delay and stays slashable while unbonding. Accounts the admin names
 ///         as managers (the settlement contract, later) adjust reputation and slash.
+///         A node that unbonds or drops a role is "leaving": a fast-path audit (`isBound`) still
+///         counts it as registered for `unbondingDelay`, so that nothing the node does after a
+///         keyguard released a key can make that release's audit fail (docs/adr/0006).
 /// @dev Funds are conserved: `address(this).balance == totalHeld` (stake + unbonding + payouts).
 contract NodeRegistry is INodeRegistry, Guarded {
     uint8 public constant ROLE_EXECUTOR = 1;
@@ -27,7 +30,14 @@ contract NodeRegistry is INodeRegistry, Guarded {
     /// @notice Sum of all stake, unbonding and unclaimed payouts (wei).
     uint256 public totalHeld;
 
+    /// @notice Roles a node dropped with `update`, and when (they still count for `isBound`).
+    struct DroppedRoles {
+        uint8 roles;
+        uint64 droppedAt;
+    }
+
     mapping(address => Node) private _nodes;
+    mapping(address => DroppedRoles) private _dropped;
     /// @notice Accounts allowed to adjust reputation and slash.
     mapping(address => bool) public isManager;
     /// @notice Slashed wei waiting for its recipient to claim it.
@@ -90,6 +100,13 @@ contract NodeRegistry is INodeRegistry, Guarded {
     function update(bytes calldata peerId, bytes32 attestationKeyHash, uint8 roles) external {
         Node storage n = _registered(msg.sender);
         _checkProfile(peerId, roles);
+        uint8 dropped = n.roles & ~roles;
+        if (dropped != 0) {
+            // Roles dropped earlier and still in their grace period keep it; the clock restarts.
+            DroppedRoles storage d = _dropped[msg.sender];
+            uint8 still = block.timestamp < d.droppedAt + unbondingDelay ? d.roles : 0;
+            _dropped[msg.sender] = DroppedRoles(still | dropped, uint64(block.timestamp));
+        }
         n.roles = roles;
         n.attestationKeyHash = attestationKeyHash;
         n.peerId = peerId;
@@ -195,6 +212,26 @@ contract NodeRegistry is INodeRegistry, Guarded {
     function isActive(address node, uint8 role) external view returns (bool) {
         Node storage n = _nodes[node];
         return n.registered && role != 0 && (n.roles & role) == role && n.stake >= minStake;
+    }
+
+    /// @notice True when `node` holds `role` now or dropped it less than `unbondingDelay` ago,
+    ///         and its stake plus unbonding funds (both slashable, neither withdrawable before
+    ///         the delay) reach `minStake`. What a fast-path audit relies on: the node cannot
+    ///         make it false within `unbondingDelay` of a moment `isActive` was true and the node
+    ///         was not leaving.
+    function isBound(address node, uint8 role) external view returns (bool) {
+        Node storage n = _nodes[node];
+        if (!n.registered || role == 0) return false;
+        uint8 roles = n.roles;
+        DroppedRoles storage d = _dropped[node];
+        if (block.timestamp < d.droppedAt + unbondingDelay) roles |= d.roles;
+        return (roles & role) == role && uint256(n.stake) + n.unbonding >= minStake;
+    }
+
+    /// @notice True when `node` has funds unbonding. A keyguard does not release a key to a
+    ///         leaving node (a dropped role already makes `isActive` false).
+    function isLeaving(address node) external view returns (bool) {
+        return _nodes[node].unbonding != 0;
     }
 
     function getNode(address node) external view returns (Node memory) {

@@ -50,6 +50,13 @@ export interface DigicapParameters {
   grantWindow?: number
   /** Seconds before a fee can be claimed (default 1 day). */
   disputeWindow?: number
+  /**
+   * Seconds within which a keyguard lands the audit of a fast-path release (default 600). Must be
+   * below `withdrawalDelay` and `unbondingDelay`; a keyguard's `maxExpirySeconds` must not exceed it.
+   */
+  auditWindow?: number
+  /** Seconds between a deposit's `requestWithdrawal` and `withdrawDeposit` (default 1 hour). */
+  withdrawalDelay?: number
 }
 
 export interface DeployDigicapOptions extends DigicapParameters {
@@ -68,6 +75,8 @@ export const DEFAULT_PARAMETERS = {
   initialReputation: 100,
   grantWindow: 600,
   disputeWindow: 24 * 3600,
+  auditWindow: 600,
+  withdrawalDelay: 3600,
 } as const
 
 function providerOf(signer: Signer): Provider {
@@ -174,6 +183,8 @@ export async function deployDigicap(
     admin,
     options.grantWindow ?? DEFAULT_PARAMETERS.grantWindow,
     options.disputeWindow ?? DEFAULT_PARAMETERS.disputeWindow,
+    options.auditWindow ?? DEFAULT_PARAMETERS.auditWindow,
+    options.withdrawalDelay ?? DEFAULT_PARAMETERS.withdrawalDelay,
   ])
   const controller = new Contract(accessController, accessControllerAbi, provider)
   const capsuleRegistry = getAddress(String(await controller.getFunction('capsuleRegistry')()))

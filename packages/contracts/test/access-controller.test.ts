@@ -1,5 +1,6 @@
 import { concat, parseEther, Signature, toBeHex, toQuantity, type Wallet, ZeroHash } from 'ethers'
 import { describe, expect, it } from 'vitest'
+import { deployDigicap } from '../src/deploy.ts'
 import { parseEvents } from '../src/events.ts'
 import {
   accessRequestDomain,
@@ -29,6 +30,7 @@ import {
   ROLE_VERIFIER,
   send,
   useWorld,
+  WITHDRAWAL_DELAY,
   type World,
 } from './helpers.ts'
 
@@ -419,7 +421,14 @@ describe('fees in escrow', () => {
         value: FEE,
       }),
     )
-    const withdraw = ac.interface.encodeFunctionData('withdrawDeposit', [FEE / 2n])
+    await send(
+      attacker.execute!(
+        w.addresses.accessController,
+        ac.interface.encodeFunctionData('requestWithdrawal', [FEE / 2n]),
+      ),
+    )
+    await w.anvil.increaseTime(WITHDRAWAL_DELAY)
+    const withdraw = ac.interface.encodeFunctionData('withdrawDeposit')
     await send(attacker.arm!(w.addresses.accessController, withdraw))
     await send(attacker.execute!(w.addresses.accessController, withdraw))
     expect(await attacker.reentryOk!()).toBe(false)
@@ -449,8 +458,10 @@ describe('fees in escrow', () => {
     await w.anvil.provider.send('anvil_impersonateAccount', [refuser])
     const impersonated = await w.anvil.provider.getSigner(refuser)
     await send(w.c.accessController.connect(impersonated).deposit({ value: FEE / 2n }))
+    await send(w.c.accessController.connect(impersonated).requestWithdrawal(FEE / 2n))
+    await w.anvil.increaseTime(WITHDRAWAL_DELAY)
     await expectRevert(
-      w.c.accessController.connect(impersonated).withdrawDeposit(FEE / 2n),
+      w.c.accessController.connect(impersonated).withdrawDeposit(),
       'TransferFailed',
       [refuser, FEE / 2n],
     )
@@ -467,13 +478,59 @@ describe('deposits', () => {
     expect(parseEvents(ac, r, 'Deposited')).toEqual([
       { account: w.executor.address, amount: FEE, balance: FEE },
     ])
-    await expectRevert(ac.withdrawDeposit(0), 'ZeroAmount')
-    await expectRevert(ac.withdrawDeposit(FEE + 1n), 'InsufficientDeposit', [FEE + 1n, FEE])
-    const out = await send(ac.withdrawDeposit(FEE))
+    await expectRevert(ac.requestWithdrawal(0), 'ZeroAmount')
+    await expectRevert(ac.requestWithdrawal(FEE + 1n), 'InsufficientDeposit', [FEE + 1n, FEE])
+    await expectRevert(ac.withdrawDeposit(), 'NothingToWithdraw')
+    const asked = await send(ac.requestWithdrawal(FEE / 4n))
+    const [first] = parseEvents(ac, asked, 'WithdrawalRequested')
+    expect(first!.amount).toBe(FEE / 4n)
+    await expectRevert(ac.withdrawDeposit(), 'WithdrawalLocked', [first!.releaseAt])
+    // A second request adds up and restarts the clock for the whole amount.
+    await w.anvil.increaseTime(WITHDRAWAL_DELAY / 2)
+    const again = await send(ac.requestWithdrawal(FEE / 4n))
+    const [second] = parseEvents(ac, again, 'WithdrawalRequested')
+    expect(second!.amount).toBe(FEE / 2n)
+    expect(second!.releaseAt).toBeGreaterThan(first!.releaseAt)
+    await expectRevert(ac.requestWithdrawal(FEE / 2n + 1n), 'InsufficientDeposit', [FEE + 1n, FEE])
+    expect(await ac.unlockedDeposit(w.executor.address)).toBe(FEE / 2n)
+    await w.anvil.increaseTime(WITHDRAWAL_DELAY / 2 + 1)
+    await expectRevert(ac.withdrawDeposit(), 'WithdrawalLocked', [second!.releaseAt])
+    await w.anvil.increaseTime(WITHDRAWAL_DELAY / 2)
+    const out = await send(ac.withdrawDeposit())
     expect(parseEvents(ac, out, 'DepositWithdrawn')).toEqual([
-      { account: w.executor.address, amount: FEE, balance: 0n },
+      { account: w.executor.address, amount: FEE / 2n, balance: FEE / 2n },
     ])
+    expect([...(await ac.pendingWithdrawals(w.executor.address))]).toEqual([0n, 0n])
+    await expectRevert(ac.withdrawDeposit(), 'NothingToWithdraw')
     await expectConserved(w)
+  })
+
+  it('cancels a pending withdrawal, unlocking the whole deposit again', async () => {
+    const ac = w.c.accessController.connect(w.executor)
+    await send(ac.deposit({ value: FEE }))
+    await expectRevert(ac.cancelWithdrawal(), 'NothingToWithdraw')
+    await send(ac.requestWithdrawal(FEE))
+    expect(await ac.unlockedDeposit(w.executor.address)).toBe(0n)
+    const r = await send(ac.cancelWithdrawal())
+    expect(parseEvents(ac, r, 'WithdrawalCancelled')).toEqual([
+      { account: w.executor.address, amount: FEE },
+    ])
+    expect(await ac.unlockedDeposit(w.executor.address)).toBe(FEE)
+    await w.anvil.increaseTime(WITHDRAWAL_DELAY)
+    await expectRevert(ac.withdrawDeposit(), 'NothingToWithdraw')
+  })
+
+  it('refuses to deploy with a withdrawal or unbonding delay that does not outlast the audit window', async () => {
+    await expectRevert(
+      deployDigicap(w.deployer, { auditWindow: 600, withdrawalDelay: 600 }),
+      'DelayTooShort',
+      [600n, 600n],
+    )
+    await expectRevert(
+      deployDigicap(w.deployer, { auditWindow: 600, withdrawalDelay: 3600, unbondingDelay: 600 }),
+      'DelayTooShort',
+      [600n, 600n],
+    )
   })
 })
 

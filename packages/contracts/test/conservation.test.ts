@@ -11,6 +11,7 @@ import {
   DISPUTE_WINDOW,
   send,
   setupWorld,
+  WITHDRAWAL_DELAY,
   type World,
 } from './helpers.ts'
 
@@ -74,8 +75,11 @@ describe('fee and deposit conservation', () => {
                 break
               case 'withdrawDeposit': {
                 const d = await ac.deposits(w.executor.address)
-                if (d / BigInt(o.part) > 0n)
-                  await send(ac.connect(w.executor).withdrawDeposit(d / BigInt(o.part)))
+                if (d / BigInt(o.part) > 0n) {
+                  await send(ac.connect(w.executor).requestWithdrawal(d / BigInt(o.part)))
+                  await w.anvil.increaseTime(WITHDRAWAL_DELAY)
+                  await send(ac.connect(w.executor).withdrawDeposit())
+                }
                 break
               }
               case 'request': {

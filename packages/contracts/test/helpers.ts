@@ -28,6 +28,8 @@ export const MIN_STAKE = parseEther('0.01')
 export const GRANT_WINDOW = 600
 export const DISPUTE_WINDOW = 3600
 export const UNBONDING_DELAY = 7 * 24 * 3600
+export const AUDIT_WINDOW = 600
+export const WITHDRAWAL_DELAY = 3600
 export const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 export const ROLE_EXECUTOR = 1
 export const ROLE_VERIFIER = 2
@@ -55,6 +57,8 @@ export async function setupWorld(): Promise<World> {
     minStake: MIN_STAKE,
     grantWindow: GRANT_WINDOW,
     disputeWindow: DISPUTE_WINDOW,
+    auditWindow: AUDIT_WINDOW,
+    withdrawalDelay: WITHDRAWAL_DELAY,
     unbondingDelay: UNBONDING_DELAY,
     initialReputation: 100,
   })

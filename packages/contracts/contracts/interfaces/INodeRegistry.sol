@@ -22,6 +22,16 @@ interface INodeRegistry {
     /// @notice True when `node` is registered with every bit of `role` and at least the minimum stake.
     function isActive(address node, uint8 role) external view returns (bool);
 
+    /// @notice True when `node` holds `role` now or dropped it less than `unbondingDelay` ago, and
+    ///         its stake plus unbonding funds reach the minimum (what a fast-path audit relies on).
+    function isBound(address node, uint8 role) external view returns (bool);
+
+    /// @notice True when `node` has funds unbonding.
+    function isLeaving(address node) external view returns (bool);
+
+    /// @notice Seconds between a node's `requestUnbond` and its `withdraw`.
+    function unbondingDelay() external view returns (uint256);
+
     /// @notice The full record of `node`.
     function getNode(address node) external view returns (Node memory);
 }

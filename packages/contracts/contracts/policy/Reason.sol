@@ -11,6 +11,7 @@ library Reason {
     uint8 internal constant EXECUTOR_NOT_REGISTERED = 3;
     uint8 internal constant POLICY_ERROR = 4;
     uint8 internal constant INSUFFICIENT_DEPOSIT = 5;
+    uint8 internal constant EXECUTOR_LEAVING = 6;
     uint8 internal constant REPUTATION_TOO_LOW = 10;
     uint8 internal constant NOT_ALLOWLISTED = 11;
     uint8 internal constant DENYLISTED = 12;

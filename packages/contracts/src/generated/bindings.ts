@@ -95,6 +95,8 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   getNode: TypedMethod<[node: AddressLike], NodeOutput, 'view'>
   initialReputation: TypedMethod<[], bigint, 'view'>
   isActive: TypedMethod<[node: AddressLike, role: BigNumberish], boolean, 'view'>
+  isBound: TypedMethod<[node: AddressLike, role: BigNumberish], boolean, 'view'>
+  isLeaving: TypedMethod<[node: AddressLike], boolean, 'view'>
   isManager: TypedMethod<[arg0: AddressLike], boolean, 'view'>
   MAX_PEER_ID_LENGTH: TypedMethod<[], bigint, 'view'>
   MAX_REPUTATION: TypedMethod<[], bigint, 'view'>
@@ -128,11 +130,15 @@ export interface AccessControllerEvents {
   FeeClaimed: { readonly grantId: string; readonly owner: string; readonly amount: bigint }
   FeeEscrowed: { readonly grantId: string; readonly amount: bigint; readonly claimableAt: bigint }
   SettlerSet: { readonly account: string; readonly allowed: boolean }
+  WithdrawalCancelled: { readonly account: string; readonly amount: bigint }
+  WithdrawalRequested: { readonly account: string; readonly amount: bigint; readonly releaseAt: bigint }
 }
 
 /** AccessController as a typed ethers v6 contract. */
 export interface AccessControllerContract extends TypedContract<AccessControllerEvents> {
   admin: TypedMethod<[], string, 'view'>
+  auditWindow: TypedMethod<[], bigint, 'view'>
+  cancelWithdrawal: TypedMethod<[], void, 'nonpayable'>
   capsuleRegistry: TypedMethod<[], string, 'view'>
   checkAccess: TypedMethod<[capsuleId: BytesLike, executor: AddressLike, ephemeralKey: BytesLike, measurement: BytesLike, feePaid: BigNumberish, fastPath: boolean, jobParams: BytesLike], [allowed: boolean, reason: bigint] & { readonly allowed: boolean; readonly reason: bigint }, 'view'>
   claimFees: TypedMethod<[grantIds: BytesLike[]], bigint, 'nonpayable'>
@@ -150,16 +156,20 @@ export interface AccessControllerContract extends TypedContract<AccessController
   isSettler: TypedMethod<[arg0: AddressLike], boolean, 'view'>
   nodeRegistry: TypedMethod<[], string, 'view'>
   nonceUsed: TypedMethod<[executor: AddressLike, nonce: BigNumberish], boolean, 'view'>
+  pendingWithdrawals: TypedMethod<[arg0: AddressLike], [amount: bigint, releaseAt: bigint] & { readonly amount: bigint; readonly releaseAt: bigint }, 'view'>
   recordFastPathGrant: TypedMethod<[req: SignedAccessRequestInput, jobParams: BytesLike, signature: BytesLike], string, 'nonpayable'>
   requestAccess: TypedMethod<[capsuleId: BytesLike, ephemeralKey: BytesLike, measurement: BytesLike, jobParams: BytesLike], string, 'payable'>
+  requestWithdrawal: TypedMethod<[amount: BigNumberish], void, 'nonpayable'>
   resolveEscrow: TypedMethod<[grantId: BytesLike, payees: AddressLike[], amounts: BigNumberish[]], void, 'nonpayable'>
   runCount: TypedMethod<[capsuleId: BytesLike], bigint, 'view'>
   setAdmin: TypedMethod<[newAdmin: AddressLike], void, 'nonpayable'>
   setSettler: TypedMethod<[account: AddressLike, allowed: boolean], void, 'nonpayable'>
   SIGNED_REQUEST_TYPEHASH: TypedMethod<[], string, 'view'>
   totalHeld: TypedMethod<[], bigint, 'view'>
+  unlockedDeposit: TypedMethod<[account: AddressLike], bigint, 'view'>
+  withdrawalDelay: TypedMethod<[], bigint, 'view'>
   withdrawCredit: TypedMethod<[], void, 'nonpayable'>
-  withdrawDeposit: TypedMethod<[amount: BigNumberish], void, 'nonpayable'>
+  withdrawDeposit: TypedMethod<[], void, 'nonpayable'>
   connect(runner: ContractRunner | null): AccessControllerContract
 }
 
@@ -181,7 +191,10 @@ export interface INodeRegistryEvents {
 export interface INodeRegistryContract extends TypedContract<INodeRegistryEvents> {
   getNode: TypedMethod<[node: AddressLike], NodeOutput, 'view'>
   isActive: TypedMethod<[node: AddressLike, role: BigNumberish], boolean, 'view'>
+  isBound: TypedMethod<[node: AddressLike, role: BigNumberish], boolean, 'view'>
+  isLeaving: TypedMethod<[node: AddressLike], boolean, 'view'>
   reputationOf: TypedMethod<[node: AddressLike], bigint, 'view'>
+  unbondingDelay: TypedMethod<[], bigint, 'view'>
   connect(runner: ContractRunner | null): INodeRegistryContract
 }
 

@@ -1,0 +1,262 @@
+/**
+ * The race of issue #12: a keyguard evaluates `checkAccess` with `eth_call`, releases the key, then
+ * sends `recordFastPathGrant`. Between the release and the audit being mined, the executor tries
+ * to pull what the audit relies on: its deposit, its stake, its executor role. Each attack is
+ * mined in the same block as the audit (ahead of it, by a higher tip) or in the block before it.
+ * The audit must still be mined: the run counted, the fee escrowed and claimable by the owner.
+ *
+ * The attacker also tries the one-step `withdrawDeposit(uint256)` of the contracts before ADR
+ * 0006, so that this file shows the bypass on them.
+ */
+import { Interface, parseEther, type TransactionResponse, type Wallet, ZeroHash } from 'ethers'
+import { describe, expect, it } from 'vitest'
+import { parseEvents } from '../src/events.ts'
+import { accessRequestDomain, jobParamsHash, signAccessRequest } from '../src/fastpath.ts'
+import { all, fee, maxRuns } from '../src/policy/expression.ts'
+import { Reason } from '../src/reasons.ts'
+import {
+  AUDIT_WINDOW,
+  bytes32,
+  capsuleWith,
+  DISPUTE_WINDOW,
+  expectConserved,
+  expectRevert,
+  MIN_STAKE,
+  peerId,
+  ROLE_EXECUTOR,
+  ROLE_VERIFIER,
+  send,
+  UNBONDING_DELAY,
+  useWorld,
+  WITHDRAWAL_DELAY,
+  type World,
+} from './helpers.ts'
+
+let w: World
+useWorld((world) => {
+  w = world
+})
+
+const FEE = parseEther('0.001')
+const GAS = 300_000n
+const TIP = { attacker: 10_000_000_000n, keyguard: 1_000_000_000n }
+
+/** Every way the executor could pull its deposit, before and after ADR 0006. */
+const pull = new Interface([
+  'function withdrawDeposit(uint256 amount)',
+  'function withdrawDeposit()',
+  'function requestWithdrawal(uint256 amount)',
+])
+
+type Attack = 'withdraw-deposit' | 'unbond-stake' | 'drop-executor-role' | 'all'
+
+function attackCalls(attack: Attack): { to: 'ac' | 'nr'; data: string }[] {
+  const nr = w.c.nodeRegistry.interface
+  const deposit = [
+    { to: 'ac' as const, data: pull.encodeFunctionData('withdrawDeposit(uint256)', [FEE]) },
+    { to: 'ac' as const, data: pull.encodeFunctionData('requestWithdrawal', [FEE]) },
+    { to: 'ac' as const, data: pull.encodeFunctionData('withdrawDeposit()') },
+  ]
+  const stake = [
+    { to: 'nr' as const, data: nr.encodeFunctionData('requestUnbond', [MIN_STAKE]) },
+    { to: 'nr' as const, data: nr.encodeFunctionData('withdraw') },
+  ]
+  const role = [
+    {
+      to: 'nr' as const,
+      data: nr.encodeFunctionData('update', [peerId(), bytes32(), ROLE_VERIFIER]),
+    },
+  ]
+  if (attack === 'withdraw-deposit') return deposit
+  if (attack === 'unbond-stake') return stake
+  if (attack === 'drop-executor-role') return role
+  return [...deposit, ...stake, ...role]
+}
+
+/** Sends without waiting (automine is off): fixed gas so that a reverting call is still sent. */
+function sendRaw(from: Wallet, to: string, data: string, tip: bigint) {
+  return from.sendTransaction({
+    to,
+    data,
+    gasLimit: GAS,
+    maxPriorityFeePerGas: tip,
+    maxFeePerGas: tip + 100_000_000_000n,
+  })
+}
+
+async function mine(): Promise<void> {
+  await w.anvil.provider.send('evm_mine', [])
+}
+
+async function statusOf(tx: TransactionResponse): Promise<number | null> {
+  const receipt = await w.anvil.provider.getTransactionReceipt(tx.hash)
+  return receipt?.status ?? null
+}
+
+/** The keyguard's side up to the release: a signed request that `checkAccess` allows. */
+async function releasedRequest(capsuleId: string) {
+  const now = (await w.anvil.provider.getBlock('latest'))!.timestamp
+  const req = {
+    capsuleId,
+    executor: w.executor.address,
+    ephemeralKey: bytes32(),
+    measurement: ZeroHash,
+    jobParamsHash: jobParamsHash('0x'),
+    fee: FEE,
+    nonce: BigInt(bytes32()),
+    // The keyguard accepts no request expiring later than the audit window.
+    expiry: BigInt(now + AUDIT_WINDOW),
+  }
+  const domain = accessRequestDomain(w.anvil.chainId, w.addresses.accessController)
+  const signature = await signAccessRequest(w.executor, domain, req)
+  const [allowed, reason] = await w.c.accessController.checkAccess(
+    capsuleId,
+    req.executor,
+    req.ephemeralKey,
+    req.measurement,
+    FEE,
+    true,
+    '0x',
+  )
+  expect([allowed, reason]).toEqual([true, BigInt(Reason.OK)])
+  return { req, signature }
+}
+
+async function race(attack: Attack, timing: 'same-block' | 'block-before') {
+  const { capsuleId } = await capsuleWith(w, all(fee('0.001'), maxRuns(1)))
+  await send(w.c.accessController.connect(w.executor).deposit({ value: FEE }))
+  const executorBefore = await w.anvil.provider.getBalance(w.executor.address)
+  const { req, signature } = await releasedRequest(capsuleId)
+  // The key has left. The executor now races the audit.
+  await w.anvil.provider.send('evm_setAutomine', [false])
+  const attacks: TransactionResponse[] = []
+  let audit: TransactionResponse | undefined
+  try {
+    for (const call of attackCalls(attack)) {
+      const to = call.to === 'ac' ? w.addresses.accessController : w.addresses.nodeRegistry
+      attacks.push(await sendRaw(w.executor, to, call.data, TIP.attacker))
+    }
+    if (timing === 'block-before') {
+      await mine()
+      // The keyguard is slow: its audit lands late in the window.
+      await w.anvil.provider.send('evm_increaseTime', [AUDIT_WINDOW - 60])
+    }
+    const data = w.c.accessController.interface.encodeFunctionData('recordFastPathGrant', [
+      req,
+      '0x',
+      signature,
+    ])
+    audit = await sendRaw(w.owner, w.addresses.accessController, data, TIP.keyguard)
+    await mine()
+  } finally {
+    await w.anvil.provider.send('evm_setAutomine', [true])
+  }
+  const auditReceipt = await w.anvil.provider.getTransactionReceipt(audit!.hash)
+  const attackReceipts = await Promise.all(
+    attacks.map((t) => w.anvil.provider.getTransactionReceipt(t.hash)),
+  )
+  // The attack was really mined ahead of the audit.
+  for (const r of attackReceipts) {
+    expect(r).not.toBeNull()
+    expect(
+      r!.blockNumber < auditReceipt!.blockNumber ||
+        (r!.blockNumber === auditReceipt!.blockNumber && r!.index < auditReceipt!.index),
+    ).toBe(true)
+  }
+  expect(await statusOf(audit!), 'the audit must be mined despite the attack').toBe(1)
+  const ac = w.c.accessController
+  expect(await ac.runCount(capsuleId)).toBe(1n)
+  const [granted] = parseEvents(ac, auditReceipt!, 'AccessGranted')
+  const escrow = await ac.getEscrow(granted!.grantId)
+  expect(escrow.amount).toBe(FEE)
+  // No deposit left the contract: the executor only paid gas.
+  expect(await ac.deposits(w.executor.address)).toBe(0n)
+  expect(await w.anvil.provider.getBalance(w.executor.address)).toBeLessThan(executorBefore)
+  await w.anvil.increaseTime(DISPUTE_WINDOW)
+  const claim = await send(ac.connect(w.owner).claimFees([granted!.grantId]))
+  expect(parseEvents(ac, claim, 'FeeClaimed')[0]!.amount).toBe(FEE)
+  await expectConserved(w)
+  return { capsuleId, attackReceipts }
+}
+
+describe('a fast-path audit the executor races after the key left', () => {
+  for (const attack of ['withdraw-deposit', 'unbond-stake', 'drop-executor-role', 'all'] as const) {
+    for (const timing of ['same-block', 'block-before'] as const) {
+      it(`is still mined, counted and paid: ${attack}, ${timing}`, async () => {
+        await race(attack, timing)
+      })
+    }
+  }
+
+  it('leaves the executor refused for the next release, and its deposit locked until the delay', async () => {
+    const { capsuleId } = await race('all', 'same-block')
+    const ac = w.c.accessController
+    const check = () =>
+      ac.checkAccess(capsuleId, w.executor.address, bytes32(), ZeroHash, 0n, true, '0x')
+    // Dropped the executor role: not active (the audit's isBound still holds for the delay).
+    expect((await check()).reason).toBe(BigInt(Reason.EXECUTOR_NOT_REGISTERED))
+    expect(await w.c.nodeRegistry.isBound(w.executor.address, ROLE_EXECUTOR)).toBe(true)
+    await send(w.c.nodeRegistry.connect(w.executor).update(peerId(), bytes32(), ROLE_EXECUTOR))
+    await send(w.c.nodeRegistry.connect(w.executor).addStake({ value: MIN_STAKE }))
+    // Active again, but still unbonding: leaving.
+    expect((await check()).reason).toBe(BigInt(Reason.EXECUTOR_LEAVING))
+    await w.anvil.increaseTime(UNBONDING_DELAY)
+    await send(w.c.nodeRegistry.connect(w.executor).withdraw())
+    expect(await w.c.nodeRegistry.isLeaving(w.executor.address)).toBe(false)
+    // The fee took the whole deposit: the pending withdrawal has nothing left to send.
+    await w.anvil.increaseTime(WITHDRAWAL_DELAY)
+    await expectRevert(ac.connect(w.executor).withdrawDeposit(), 'NothingToWithdraw')
+    await expectConserved(w)
+  })
+})
+
+describe('checkAccess before a release (what the keyguard evaluates)', () => {
+  const check = (capsuleId: string, feePaid: bigint) =>
+    w.c.accessController.checkAccess(
+      capsuleId,
+      w.executor.address,
+      bytes32(),
+      ZeroHash,
+      feePaid,
+      true,
+      '0x',
+    )
+
+  it('counts only the unlocked deposit: deposit minus the pending withdrawal', async () => {
+    const { capsuleId } = await capsuleWith(w, fee('0.001'))
+    const ac = w.c.accessController.connect(w.executor)
+    await send(ac.deposit({ value: FEE * 3n }))
+    await send(ac.requestWithdrawal(FEE * 2n))
+    expect((await check(capsuleId, FEE)).allowed).toBe(true)
+    await send(ac.requestWithdrawal(1n))
+    expect((await check(capsuleId, FEE)).reason).toBe(BigInt(Reason.INSUFFICIENT_DEPOSIT))
+    await send(ac.cancelWithdrawal())
+    expect((await check(capsuleId, FEE * 3n)).allowed).toBe(true)
+  })
+
+  it('refuses a leaving executor on the fast path only (the chain path is one transaction)', async () => {
+    const { capsuleId } = await capsuleWith(w, maxRuns(5))
+    await send(w.c.nodeRegistry.connect(w.executor).addStake({ value: MIN_STAKE }))
+    await send(w.c.nodeRegistry.connect(w.executor).requestUnbond(1n))
+    expect(await w.c.nodeRegistry.isActive(w.executor.address, ROLE_EXECUTOR)).toBe(true)
+    expect((await check(capsuleId, 0n)).reason).toBe(BigInt(Reason.EXECUTOR_LEAVING))
+    const chainPath = await w.c.accessController.checkAccess(
+      capsuleId,
+      w.executor.address,
+      bytes32(),
+      ZeroHash,
+      0n,
+      false,
+      '0x',
+    )
+    expect(chainPath.allowed).toBe(true)
+  })
+
+  it('the audit of a release older than the delays is not protected (isBound ends)', async () => {
+    await send(w.c.nodeRegistry.connect(w.executor).update(peerId(), bytes32(), ROLE_VERIFIER))
+    expect(await w.c.nodeRegistry.isBound(w.executor.address, ROLE_EXECUTOR)).toBe(true)
+    await w.anvil.increaseTime(UNBONDING_DELAY)
+    expect(await w.c.nodeRegistry.isBound(w.executor.address, ROLE_EXECUTOR)).toBe(false)
+    expect(WITHDRAWAL_DELAY).toBeGreaterThan(AUDIT_WINDOW)
+  })
+})
