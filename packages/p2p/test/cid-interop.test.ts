@@ -4,7 +4,7 @@
  * prints for the same file, and, for the all-zero files the SPEC lists, the known CID there.
  */
 import { spawn } from 'node:child_process'
-import { createWriteStream, existsSync } from 'node:fs'
+import { createWriteStream, existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -78,6 +78,17 @@ describe('capsule CID = the stock tool CID (unixfs-v1-2025)', () => {
   afterAll(async () => {
     await node?.stop()
     await rm(dir, { recursive: true, force: true })
+  })
+
+  it("the SPEC's table lists exactly these files and CIDs", () => {
+    const spec = readFileSync(new URL('../../capsule-core/SPEC.md', import.meta.url), 'utf8')
+    const section = spec.slice(spec.indexOf('## 9. Storage address (CID)'), spec.indexOf('## 10.'))
+    const rows = [
+      ...section.matchAll(/^\| ([0-9 ]+?) (?:\([^)]*\) )?\|[^|]*\| `(b[a-z2-7]+)` \|$/gm),
+    ]
+    expect(rows.map((m) => [Number((m[1] as string).replace(/ /g, '')), m[2]])).toEqual(
+      KNOWN_ZERO_CIDS,
+    )
   })
 
   it('the store cuts with the parameters of the SPEC', () => {
