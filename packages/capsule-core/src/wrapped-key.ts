@@ -10,13 +10,13 @@ import { checkBytes } from './bytes.ts'
 import { InvalidArgumentError } from './errors.ts'
 
 /**
- * How a data key is wrapped. Known schemes are listed; others must match
+ * How a data key is wrapped. The schemes SPEC §4.4 defines are listed; others must match
  * `^[a-z0-9][a-z0-9.-]{0,63}$` so new sealers can be added without a format change.
  */
 export type WrapScheme =
   | 'tpm2-rsa-oaep-sha256'
+  | 'software-rsa-oaep-sha256'
   | 'hpke-x25519-recovery'
-  | 'software-aes-256-gcm'
   | (string & {})
 
 /** A data key wrapped for one unwrapping key. */
