@@ -23,6 +23,7 @@ import {
   heliaCapsuleStore,
   privateKeyFromSeed,
 } from '@digicap/p2p'
+import { removeStaleTemps } from '@digicap/cli-kit'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { getBytes, hexlify, parseEther, Wallet } from 'ethers'
 import {
@@ -235,6 +236,8 @@ export async function createExecutorNode(
   options: CreateExecutorNodeOptions = {},
 ): Promise<ExecutorNode> {
   const config = await loadConfig(dataDir, env)
+  // Leftovers of a write cut by a crash (init's config or identity).
+  await removeStaleTemps(dataDir)
   const id = await readIdentity(dataDir)
   const provider = createProvider(config.rpcUrl, config.chainId)
   const wallet = new Wallet(hexlify(id.ethereumPrivateKey), provider)

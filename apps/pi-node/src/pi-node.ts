@@ -4,7 +4,8 @@
  * a package (`capsule-core`, `contracts`, `keyguard`, `p2p`).
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { join, relative, sep } from 'node:path'
+import { dirname, join, relative, sep } from 'node:path'
+import { removeStaleTemps } from '@digicap/cli-kit'
 import {
   commitAndSealFile,
   DigicapError,
@@ -376,6 +377,7 @@ export async function initPiNode(
     })
   }
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
+  await removeLeftoverTemps(paths)
   if (present) {
     const suffix = `replaced-${Date.now()}`
     for (const p of [paths.config, paths.owner]) {
@@ -615,6 +617,19 @@ async function readServeFile(path: string): Promise<ServeFile | undefined> {
   }
 }
 
+/**
+ * Removes the temp files of atomic writes a crash left behind in the folders pi-node writes
+ * into itself: the data folder (config, owner file, `serve.json`) and each capsule's folder.
+ * The key store and the keyguard clean their own folders when they open. Temps of a running
+ * writer (a concurrent `seal`, the daemon) are kept: their pid is alive.
+ */
+async function removeLeftoverTemps(paths: ReturnType<typeof piNodePaths>): Promise<void> {
+  const dirs = [dirname(paths.config)]
+  const capsules = await readdir(paths.capsules, { withFileTypes: true }).catch(() => [])
+  for (const d of capsules) if (d.isDirectory()) dirs.push(join(paths.capsules, d.name))
+  for (const dir of dirs) await removeStaleTemps(dir)
+}
+
 function errorInfo(err: unknown): { code: string; message: string } {
   if (err instanceof DigicapError) return { code: err.code, message: err.shortMessage }
   return { code: 'UNKNOWN', message: (err as Error)?.message ?? String(err) }
@@ -643,6 +658,7 @@ export async function createPiNode(
       hint: 'Run `pi-node init` (or `pi-node recover` with the paper words).',
     })
   }
+  await removeLeftoverTemps(paths)
   const sealer = createSealer(config.sealer, { logger })
   const keyStore = await createKeyStore(paths.keys)
   const ownerPeerId = peerIdOfPublicKey(owner.libp2pPublicKey)

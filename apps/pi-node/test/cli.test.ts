@@ -196,6 +196,17 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
 
   it('status --json reports the node; seal refuses bad input with typed errors', async () => {
     const file = join(dir, 'data.bin')
+    // Temps of atomic writes a crash left (pid above Linux's pid_max: gone) are cleaned at
+    // start; a running writer's (this test's parent pid: alive) is kept.
+    const capsuleDir = join(dataDir, 'capsules', sealed.capsuleId)
+    const crashed = [
+      join(dataDir, '.tmp-config.json.9999999.a1b2c3d4e5f6'),
+      join(dataDir, '.tmp-owner.json.9999999.a1b2c3d4e5f6'),
+      join(dataDir, 'serve.json.a1b2c3d4e5f6.tmp'),
+      join(capsuleDir, '.tmp-capsule.json.9999999.a1b2c3d4e5f6'),
+    ]
+    const live = join(dataDir, `.tmp-serve.json.${process.ppid}.a1b2c3d4e5f6`)
+    for (const f of [...crashed, live]) await writeFile(f, '{')
     const [r, code, policy, missing, receiver, confirmations] = await Promise.all([
       runCli(['status', '--json'], env),
       runCli(['seal', file, '--policy', 'maxRuns(1)', '--entry', 'main.js', '--code', file], env),
@@ -225,6 +236,9 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
       sealer: { kind: 'tpm2' },
     })
     expect(status.chain.head).toBeGreaterThan(0)
+    expect(crashed.filter((f) => existsSync(f))).toEqual([])
+    expect(existsSync(live)).toBe(true)
+    await rm(live)
   })
 
   it('serve provides the node and hears the announcement of a new seal; SIGTERM stops it cleanly', async () => {

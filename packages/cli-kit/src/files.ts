@@ -1,16 +1,37 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, rename, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+
+/**
+ * Temp files of {@link writeJsonAtomic} are `.tmp-<name>.<pid>.<random>` (the same scheme as
+ * the keyguard's atomic writes), so {@link removeStaleTemps} can tell a crashed writer's
+ * leftover from a running writer's file.
+ */
+export const TEMP_PREFIX = '.tmp-'
+const TEMP_OWNER = /\.(\d+)\.[0-9a-f]{12}$/
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
 
 /**
  * Writes `value` as pretty JSON to `path` atomically, mode 0600: a temp file beside it,
  * fsync, rename, then fsync of the folder so the rename itself survives a power cut. A crash
- * leaves the old file or the new one, never a torn one.
+ * leaves the old file or the new one, never a torn one (and maybe a temp file: see
+ * {@link removeStaleTemps}).
  */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const dir = dirname(path)
   await mkdir(dir, { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  const tmp = join(
+    dir,
+    `${TEMP_PREFIX}${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}`,
+  )
   const fh = await open(tmp, 'wx', 0o600)
   try {
     await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`)
@@ -28,4 +49,38 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   } finally {
     await d.close()
   }
+}
+
+/**
+ * Deletes the temp files of {@link writeJsonAtomic} that a crashed writer left in `dir`: the
+ * `.tmp-*` names whose writer (the pid in the name) is gone, and the `<name>.<random>.tmp`
+ * names of earlier versions. A running writer's temp file is left alone; a missing `dir` has
+ * none. Call it at start, for each folder the app writes into.
+ * @returns how many were removed.
+ */
+export async function removeStaleTemps(dir: string): Promise<number> {
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0
+    throw err
+  }
+  let removed = 0
+  for (const name of names) {
+    const legacy = /\.[0-9a-f]{12}\.tmp$/.test(name)
+    let stale = legacy
+    if (name.startsWith(TEMP_PREFIX)) {
+      const owner = TEMP_OWNER.exec(name)
+      const pid = owner ? Number(owner[1]) : undefined
+      stale = pid === undefined || (pid !== process.pid && !processAlive(pid))
+    }
+    if (stale) {
+      await unlink(join(dir, name)).then(
+        () => removed++,
+        () => undefined,
+      )
+    }
+  }
+  return removed
 }

@@ -31,6 +31,6 @@ export {
   NotInitialisedError,
   UsageError,
 } from './errors.ts'
-export { writeJsonAtomic } from './files.ts'
+export { removeStaleTemps, writeJsonAtomic } from './files.ts'
 export { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
 export { printVersion, VERSION_FLAGS } from './version.ts'

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { writeJsonAtomic } from '../src/index.ts'
+import { removeStaleTemps, writeJsonAtomic } from '../src/index.ts'
 
 const dirs: string[] = []
 afterAll(async () => {
@@ -30,5 +30,32 @@ describe('writeJsonAtomic', () => {
     await expect(writeJsonAtomic(path, { n: 1n })).rejects.toThrow(TypeError)
     expect(await readFile(path, 'utf8')).toBe('{"old":true}\n')
     expect(await readdir(root)).toEqual(['config.json'])
+  })
+})
+
+describe('removeStaleTemps', () => {
+  it("removes a crashed writer's temp files (and the old `.tmp` suffix form), keeps a running writer's", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cli-kit-'))
+    dirs.push(root)
+    const dead = '.tmp-config.json.9999999.a1b2c3d4e5f6' // pid above Linux's pid_max
+    const legacy = 'serve.json.a1b2c3d4e5f6.tmp'
+    const live = `.tmp-serve.json.${process.ppid}.a1b2c3d4e5f6`
+    for (const n of [dead, legacy, live, 'config.json', 'notes.tmp']) {
+      await writeFile(join(root, n), '{')
+    }
+    expect(await removeStaleTemps(root)).toBe(2)
+    expect((await readdir(root)).sort()).toEqual([live, 'config.json', 'notes.tmp'].sort())
+    expect(await removeStaleTemps(join(root, 'missing'))).toBe(0)
+  })
+
+  it('writeJsonAtomic names its temp file with its pid, so a concurrent start keeps it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cli-kit-'))
+    dirs.push(root)
+    const path = join(root, 'big.json')
+    const writing = writeJsonAtomic(path, { blob: 'x'.repeat(1 << 20) })
+    // Whatever temp exists while the write runs is ours (alive): never removed.
+    expect(await removeStaleTemps(root)).toBe(0)
+    await writing
+    expect(await readdir(root)).toEqual(['big.json'])
   })
 })

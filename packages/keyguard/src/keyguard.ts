@@ -12,6 +12,7 @@ import {
   type FastPathServer,
   fastPathServer,
 } from './fast-path-server.ts'
+import { removeStaleTemps } from './fs-atomic.ts'
 import { type GrantWatcher, type GrantWatcherEvent, grantWatcher } from './grant-watcher.ts'
 import { type KeyReleaser, keyReleaser, type ReleaseEvent } from './key-releaser.ts'
 import type { KeyStore } from './key-store.ts'
@@ -149,6 +150,8 @@ export function createKeyguard(init: KeyguardInit) {
         if (running) throw new KeyguardStateError('The keyguard is running')
         const description = await sealer.describe()
         if (description.warning !== undefined) logger?.warn(description.warning)
+        // A crash between a temp write and its rename (the grant cursor) leaves a `.tmp-*`.
+        await removeStaleTemps(init.dataDir)
         await watcher.start()
         running = true
         try {
