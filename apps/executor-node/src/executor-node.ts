@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { generateX25519KeyPair, x25519PublicKey } from '@digicap/capsule-core'
+import { removeStaleTemps } from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
 import {
   createExecutor,
@@ -23,7 +24,6 @@ import {
   heliaCapsuleStore,
   privateKeyFromSeed,
 } from '@digicap/p2p'
-import { removeStaleTemps } from '@digicap/cli-kit'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { getBytes, hexlify, parseEther, Wallet } from 'ethers'
 import {

@@ -5,7 +5,6 @@
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
-import { removeStaleTemps } from '@digicap/cli-kit'
 import {
   commitAndSealFile,
   DigicapError,
@@ -15,6 +14,7 @@ import {
   type RuntimeKind,
   signCapsuleHeader,
 } from '@digicap/capsule-core'
+import { removeStaleTemps } from '@digicap/cli-kit'
 import {
   connectDigicap,
   createProvider,
