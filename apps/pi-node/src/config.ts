@@ -64,6 +64,8 @@ export function piNodePaths(dataDir: string) {
   return {
     config: join(dataDir, 'config.json'),
     owner: join(dataDir, 'owner.json'),
+    /** Held while the owner account sends transactions (see `ownerTransactions`). */
+    ownerLock: join(dataDir, 'owner-tx.lock'),
     keys: join(dataDir, 'keys'),
     ipfs: join(dataDir, 'ipfs'),
     capsules: join(dataDir, 'capsules'),

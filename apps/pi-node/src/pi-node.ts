@@ -14,7 +14,7 @@ import {
   type RuntimeKind,
   signCapsuleHeader,
 } from '@digicap/capsule-core'
-import { removeStaleTemps } from '@digicap/cli-kit'
+import { removeStaleTemps, withFileLock } from '@digicap/cli-kit'
 import {
   connectDigicap,
   createProvider,
@@ -233,6 +233,20 @@ async function ensureOperator(
   }
 }
 
+/**
+ * Runs `fn`, which sends (and waits for) transactions from the owner account, while holding
+ * the data folder's owner-transaction lock: two `pi-node seal` (or `seal` and `serve`) at once
+ * would otherwise both read the same pending nonce and one transaction would be dropped. Held
+ * only around sending, never around sealing or adding blocks.
+ * @throws {LockTimeoutError} if another process holds it for more than two minutes.
+ */
+export function ownerTransactions<T>(
+  paths: ReturnType<typeof piNodePaths>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  return withFileLock(paths.ownerLock, fn, { what: "owner account's transaction lock" })
+}
+
 /** The sealer a config describes. `createIfMissing` is for `init` and `recover`. */
 export function createSealer(
   config: SealerConfig,
@@ -423,12 +437,14 @@ export async function initPiNode(
           accessController: a.accessController,
         }
       }
-      operator = await ensureOperator(
-        provider,
-        contracts as PiNodeConfig['contracts'],
-        wallet,
-        owner.operatorAddress as string,
-        { devFund: options.deploy === true, logger },
+      operator = await ownerTransactions(paths, () =>
+        ensureOperator(
+          provider,
+          contracts as PiNodeConfig['contracts'],
+          wallet,
+          owner.operatorAddress as string,
+          { devFund: options.deploy === true, logger },
+        ),
       )
     } finally {
       secrets.ethereumPrivateKey.fill(0)
@@ -733,9 +749,9 @@ export async function createPiNode(
     }
     const plaintextSize = (await stat(plaintextPath)).size
     return withOwnerWallet(async (wallet, ethKey) => {
-      const policy = await deployPolicy(wallet, rule, {
-        nodeRegistry: config.contracts.nodeRegistry,
-      })
+      const policy = await ownerTransactions(paths, () =>
+        deployPolicy(wallet, rule, { nodeRegistry: config.contracts.nodeRegistry }),
+      )
       await writeFile(join(dir, 'policy.sol'), policy.source, { mode: 0o600 })
       await writeJsonAtomic(join(dir, 'policy.json'), {
         address: policy.address,
@@ -809,15 +825,18 @@ export async function createPiNode(
             },
           })
           const { capsuleRegistry } = connectDigicap(config.contracts, wallet)
-          const tx = await capsuleRegistry.register(
-            capsuleId,
-            policy.address,
-            cid,
-            hex(sealed.header.payload.plaintextCommitment),
-            new TextEncoder().encode(ownerPeerId),
-            `0x${sealerKey.keyId}`,
-          )
-          await tx.wait()
+          const tx = await ownerTransactions(paths, async () => {
+            const sent = await capsuleRegistry.register(
+              capsuleId,
+              policy.address,
+              cid,
+              hex(sealed.header.payload.plaintextCommitment),
+              new TextEncoder().encode(ownerPeerId),
+              `0x${sealerKey.keyId}`,
+            )
+            await sent.wait()
+            return sent
+          })
           const registerTransaction = tx.hash
           await writeJsonAtomic(join(dir, 'capsule.json'), {
             capsuleId,
@@ -1028,12 +1047,15 @@ export async function createPiNode(
         auditSigner = new Wallet(ownerKeyHex, providers[0])
       } else {
         auditSigner = new Wallet(operatorKeyHex, providers[0])
-        const op = await ensureOperator(
-          providers[0] as JsonRpcProvider,
-          config.contracts,
-          new Wallet(ownerKeyHex, providers[0]),
-          auditSigner.address,
-          { devFund: false, logger },
+        const signer = auditSigner
+        const op = await ownerTransactions(paths, () =>
+          ensureOperator(
+            providers[0] as JsonRpcProvider,
+            config.contracts,
+            new Wallet(ownerKeyHex, providers[0]),
+            signer.address,
+            { devFund: false, logger },
+          ),
         )
         if (op.warning) logger.warn('keyguard operator not ready', { ...op })
       }

@@ -40,3 +40,11 @@ export class ChainUnreachableError extends DigicapError {
     super('CHAIN_UNREACHABLE', shortMessage, options)
   }
 }
+
+/** A lock another process holds (e.g. the owner account's transactions) was not freed in time. */
+export class LockTimeoutError extends DigicapError {
+  override name = 'LockTimeoutError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('LOCK_TIMEOUT', shortMessage, options)
+  }
+}

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { processAlive } from './lock.ts'
 
 /**
  * Temp files of {@link writeJsonAtomic} are `.tmp-<name>.<pid>.<random>` (the same scheme as
@@ -9,15 +10,6 @@ import { basename, dirname, join } from 'node:path'
  */
 export const TEMP_PREFIX = '.tmp-'
 const TEMP_OWNER = /\.(\d+)\.[0-9a-f]{12}$/
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 /**
  * Writes `value` as pretty JSON to `path` atomically, mode 0600: a temp file beside it,

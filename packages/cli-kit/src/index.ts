@@ -28,9 +28,11 @@ export {
   AlreadyInitialisedError,
   ChainUnreachableError,
   ConfigError,
+  LockTimeoutError,
   NotInitialisedError,
   UsageError,
 } from './errors.ts'
 export { removeStaleTemps, writeJsonAtomic } from './files.ts'
+export { type FileLockOptions, processAlive, withFileLock } from './lock.ts'
 export { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
 export { printVersion, VERSION_FLAGS } from './version.ts'
