@@ -187,6 +187,31 @@ describe('a lying RPC among three', () => {
 })
 
 describe('the pinned block', () => {
+  it('sits on the lagging RPC’s head, and moves to a noticed block once a quorum has it', async () => {
+    const h = await w.anvil.provider.getBlockNumber()
+    expect(h).toBe(n + 1)
+    const sameAsA = await liar((_c, r) => r)
+    const three = quorumOf([w.anvil, sameAsA, forked], { quorum: 2 })
+    expect((await three.q.pin()).number).toBe(n) // every RPC has n
+    expect(await three.q.read('isActive', isActive(w.other))).toBe(false)
+    three.q.notice(h) // e.g. the log the caller acts on is in block h
+    expect(await three.q.read('isActive', isActive(w.other))).toBe(true)
+    expect((await three.q.pin()).number).toBe(h)
+    expect(three.events.at(-1)?.dissent).toEqual([
+      {
+        rpc: `#2 ${new URL(forked.rpcUrl).host}`,
+        index: 2,
+        kind: 'failed',
+        error: expect.any(String),
+      },
+    ])
+    // Two RPCs, one of them a block behind: no quorum has h, so the pin stays on n.
+    const two = quorumOf([w.anvil, forked], { quorum: 2 })
+    two.q.notice(h)
+    expect((await two.q.pin()).number).toBe(n)
+    expect(await two.q.read('isActive', isActive(w.other))).toBe(false)
+  })
+
   it('serves later reads with no extra round trip until a newer block is noticed', async () => {
     const counted = [await liar((_c, r) => r), await liar((_c, r) => r)]
     const { q } = quorumOf(counted, { quorum: 2, pinMaxAgeMs: 60_000 })

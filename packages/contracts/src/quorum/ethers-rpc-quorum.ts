@@ -79,13 +79,8 @@ export function createRpcQuorum(init: RpcQuorumInit): RpcQuorum {
     return ok.sort((a, b) => b - a)
   }
 
-  async function takePin(): Promise<PinnedBlock> {
-    const wanted = floor
-    const sorted = await heads()
-    // The oldest head within `maxLag` of the quorum's head: every RPC that keeps up has it,
-    // and a liar claiming an old head can hold the pin back by `maxLag` blocks at most.
-    const top = sorted[quorum - 1] as number
-    const number = Math.min(...sorted.filter((h) => h <= top && h >= top - maxLag))
+  /** The hash at least `quorum` RPCs return for block `number`, with the dissent. */
+  async function agreedHash(number: number) {
     const results = await Promise.allSettled(
       providers.map(async (p) => {
         const b = (await p.send('eth_getBlockByNumber', [toQuantity(number), false])) as {
@@ -95,29 +90,45 @@ export function createRpcQuorum(init: RpcQuorumInit): RpcQuorum {
         return b.hash.toLowerCase()
       }),
     )
-    const t = tally(results, names, quorum, String)
-    if (t.winner === undefined) {
-      throw new QuorumError(
-        `Fewer than ${quorum} of ${size} RPCs agree on the hash of block ${number}`,
-        {
-          details: {
-            operation: 'block hash',
-            quorum,
-            block: number,
-            answers: t.answers,
-            dissent: t.dissent,
-          },
-          hint: RETRY_HINT,
-          cause: t.firstError,
+    return tally(results, names, quorum, String)
+  }
+
+  async function takePin(): Promise<PinnedBlock> {
+    const wanted = floor
+    const sorted = await heads()
+    // The oldest head within `maxLag` of the quorum's head: every RPC that keeps up has it,
+    // and a liar claiming an old head can hold the pin back by `maxLag` blocks at most.
+    const top = sorted[quorum - 1] as number
+    const lagging = Math.min(...sorted.filter((h) => h <= top && h >= top - maxLag))
+    // State the caller has seen (its own receipt, a log) must be in the pin when a quorum has it.
+    const candidates = [...new Set([Math.max(lagging, Math.min(wanted, top)), lagging])]
+    let t: ReturnType<typeof tally<string>> | undefined
+    let number = lagging
+    for (number of candidates) {
+      t = await agreedHash(number)
+      if (t.winner !== undefined) {
+        if (t.dissent.length > 0) {
+          init.onDisagreement?.({ operation: 'block hash', block: number, dissent: t.dissent })
+        }
+        const block = { number, hash: t.winner.value }
+        pinned = { block, at: performance.now(), floor: wanted }
+        return block
+      }
+    }
+    throw new QuorumError(
+      `Fewer than ${quorum} of ${size} RPCs agree on the hash of block ${number}`,
+      {
+        details: {
+          operation: 'block hash',
+          quorum,
+          block: number,
+          answers: t?.answers,
+          dissent: t?.dissent,
         },
-      )
-    }
-    if (t.dissent.length > 0) {
-      init.onDisagreement?.({ operation: 'block hash', block: number, dissent: t.dissent })
-    }
-    const block = { number, hash: t.winner.value }
-    pinned = { block, at: performance.now(), floor: wanted }
-    return block
+        hint: RETRY_HINT,
+        cause: t?.firstError,
+      },
+    )
   }
 
   function refresh(): Promise<PinnedBlock> {
@@ -205,9 +216,7 @@ export function createRpcQuorum(init: RpcQuorumInit): RpcQuorum {
 
     async head() {
       if (size === 1) return (providers[0] as JsonRpcApiProvider).getBlockNumber()
-      const h = (await heads())[quorum - 1] as number
-      notice(h)
-      return h
+      return (await heads())[quorum - 1] as number
     },
 
     async pin() {

@@ -92,10 +92,7 @@ export interface RpcQuorum {
     read: (provider: JsonRpcApiProvider, index: number) => Promise<T>,
     key?: (value: T) => string,
   ): Promise<T>
-  /**
-   * The newest block at least `quorum` RPCs report (the quorum-th highest head); also raises
-   * the floor of the pin to it.
-   */
+  /** The newest block at least `quorum` RPCs report (the quorum-th highest head), unpinned. */
   head(): Promise<number>
   /**
    * The block pinned reads run at, refreshed when older than `pinMaxAgeMs` or below the floor.
@@ -103,8 +100,9 @@ export interface RpcQuorum {
    */
   pin(): Promise<PinnedBlock>
   /**
-   * Tells the quorum that state up to `block` has been seen (an own transaction's receipt, logs
-   * scanned up to it): the next pinned read runs at `block` or later if a quorum has it.
+   * Tells the quorum that state up to `block` matters (an own transaction's receipt, a log
+   * the caller acts on): the pin moves to `block` or later as soon as a quorum has it, and
+   * pinned reads wait for that move.
    */
   notice(block: number): void
 }
