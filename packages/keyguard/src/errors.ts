@@ -124,14 +124,10 @@ export class ChainMismatchError extends DigicapError {
 
 /**
  * Several RPCs disagree and fewer than `quorum` returned the same answer: nothing is trusted.
- * `details.operation` names the read.
+ * `details.operation` names the read, `details.dissent` the RPCs. Defined in
+ * `@digicap/contracts` (the RPC quorum lives there) and re-exported here.
  */
-export class QuorumError extends DigicapError {
-  override name = 'QuorumError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('RPC_QUORUM', shortMessage, options)
-  }
-}
+export { QuorumError } from '@digicap/contracts'
 
 /**
  * A grant the keyguard will not serve. `details.reason`: `foreign-contract`, `not-found`,

@@ -1,11 +1,20 @@
 /**
  * `ethersChainClient`: the {@link ChainClient} over ethers v6 JSON-RPC providers.
  *
- * With several providers every read goes to all of them and counts only an answer that at
- * least `quorum` of them returned identically (logs are counted one by one), so a single
- * lying or broken RPC can neither forge a grant nor hide the chain id.
+ * With several providers every read goes to all of them through `createRpcQuorum` and counts
+ * only an answer that at least `quorum` of them returned identically (logs are counted one by
+ * one), so a single lying or broken RPC can neither forge a grant nor hide the chain id.
+ * Contract reads are pinned to one block a quorum agrees on (by hash), so honest RPCs a block
+ * apart still agree.
  */
-import { accessControllerAbi, decodeRevert, nodeRegistryAbi } from '@digicap/contracts'
+import {
+  accessControllerAbi,
+  createRpcQuorum,
+  type DisagreementEvent,
+  decodeRevert,
+  nodeRegistryAbi,
+  QuorumError,
+} from '@digicap/contracts'
 import {
   Contract,
   getAddress,
@@ -25,13 +34,16 @@ import type {
   FastPathRecord,
   GrantLog,
 } from './chain-client.ts'
-import { QuorumError } from './errors.ts'
 
 export interface EthersChainClientInit {
   /** One provider, or several for a quorum. Use `createProvider` from `@digicap/contracts`. */
   providers: readonly JsonRpcApiProvider[]
   /** How many providers must agree. Default: 1 for one provider, else a majority. */
   quorum?: number
+  /** How long one pinned block serves reads, ms (default 1000; see `createRpcQuorum`). */
+  pinMaxAgeMs?: number
+  /** Told when a quorum answered but some RPCs dissented: log it, one of them lies or lags. */
+  onDisagreement?: (event: DisagreementEvent) => void
   /**
    * Sends `recordFastPathGrant`: the keyguard operator account the owner approved with
    * `CapsuleRegistry.setOperator` (see `deriveOwnerIdentity`), never the owner's own account,
@@ -80,7 +92,7 @@ const logKey = (l: GrantLog): string => JSON.stringify({ ...l, expiresAt: l.expi
 /**
  * Builds a {@link ChainClient} over ethers providers.
  *
- * @throws {InvalidArgumentError} for no providers or a quorum above their number.
+ * @throws {InvalidArgumentError} for no providers or a quorum outside 1..providers.
  * @example
  * ```ts
  * const chain = ethersChainClient({
@@ -90,14 +102,13 @@ const logKey = (l: GrantLog): string => JSON.stringify({ ...l, expiresAt: l.expi
  * ```
  */
 export function ethersChainClient(init: EthersChainClientInit): ChainClient {
-  const providers = [...init.providers]
-  if (providers.length === 0) throw new QuorumError('At least one provider is needed')
-  const quorum = init.quorum ?? (providers.length === 1 ? 1 : Math.floor(providers.length / 2) + 1)
-  if (!Number.isInteger(quorum) || quorum < 1 || quorum > providers.length) {
-    throw new QuorumError('quorum must be 1..providers.length', {
-      details: { quorum, providers: providers.length },
-    })
-  }
+  const rpcs = createRpcQuorum({
+    providers: init.providers,
+    ...(init.quorum === undefined ? {} : { quorum: init.quorum }),
+    ...(init.pinMaxAgeMs === undefined ? {} : { pinMaxAgeMs: init.pinMaxAgeMs }),
+    ...(init.onDisagreement === undefined ? {} : { onDisagreement: init.onDisagreement }),
+  })
+  const { providers, quorum } = rpcs
   const accessController = getAddress(init.addresses.accessController)
   const nodeRegistry = getAddress(init.addresses.nodeRegistry)
   const chainId = BigInt(init.chainId)
@@ -109,31 +120,6 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
     init.signer === undefined || init.signer instanceof NonceManager
       ? init.signer
       : new NonceManager(init.signer)
-
-  /** Runs `read` on every provider and returns an answer ≥ quorum of them agree on. */
-  async function agree<T>(
-    operation: string,
-    read: (i: number) => Promise<T>,
-    key: (value: T) => string = (v) =>
-      JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : x)),
-  ): Promise<T> {
-    if (providers.length === 1) return read(0)
-    const results = await Promise.allSettled(providers.map((_p, i) => read(i)))
-    const counts = new Map<string, { value: T; n: number }>()
-    for (const r of results) {
-      if (r.status !== 'fulfilled') continue
-      const k = key(r.value)
-      const c = counts.get(k) ?? { value: r.value, n: 0 }
-      c.n++
-      counts.set(k, c)
-    }
-    for (const c of counts.values()) if (c.n >= quorum) return c.value
-    const firstError = results.find((r) => r.status === 'rejected')
-    throw new QuorumError(`Fewer than ${quorum} RPCs agree on ${operation}`, {
-      details: { operation, quorum, answers: counts.size },
-      cause: firstError?.status === 'rejected' ? firstError.reason : undefined,
-    })
-  }
 
   async function kthHighest(
     operation: string,
@@ -159,13 +145,10 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
     accessController,
 
     remoteChainId: () =>
-      agree('eth_chainId', async (i) =>
-        BigInt(await (providers[i] as JsonRpcApiProvider).send('eth_chainId', [])),
-      ),
+      rpcs.agree('eth_chainId', async (p) => BigInt(await p.send('eth_chainId', []))),
 
     // Providers may be a block apart: the k-th highest answer is one a quorum reached.
-    blockNumber: () =>
-      kthHighest('eth_blockNumber', async (p) => BigInt(await p.getBlockNumber())).then(Number),
+    blockNumber: () => rpcs.head(),
 
     now: () =>
       kthHighest('latest block time', async (p) =>
@@ -173,8 +156,8 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
       ),
 
     block: (number) =>
-      agree('block hash', async (i): Promise<BlockRef | undefined> => {
-        const b = await (providers[i] as JsonRpcApiProvider).getBlock(number)
+      rpcs.agree('block hash', async (p): Promise<BlockRef | undefined> => {
+        const b = await p.getBlock(number)
         return b?.hash ? { number: b.number, hash: lower(b.hash) } : undefined
       }),
 
@@ -211,16 +194,20 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
           cause: err?.status === 'rejected' ? err.reason : undefined,
         })
       }
-      return [...counts.values()]
+      const logs = [...counts.values()]
         .filter((c) => c.n >= quorum)
         .map((c) => c.log)
         .sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex)
+      // The releaser reads these grants next: pin reads at their block once a quorum has it.
+      const last = logs.at(-1)
+      if (last !== undefined) rpcs.notice(last.blockNumber)
+      return logs
     },
 
     getGrant: (grantId) =>
-      agree('getGrant', async (i): Promise<ChainGrant | undefined> => {
+      rpcs.read('getGrant', async ({ index, blockTag }): Promise<ChainGrant | undefined> => {
         try {
-          const g = await controller(i).getFunction('getGrant')(grantId)
+          const g = await controller(index).getFunction('getGrant')(grantId, { blockTag })
           return {
             grantId: lower(grantId),
             executor: getAddress(String(g.executor)),
@@ -238,8 +225,8 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
       }),
 
     checkAccess: (a: CheckAccessArgs) =>
-      agree('checkAccess', async (i) => {
-        const [allowed, reason] = await controller(i).getFunction('checkAccess')(
+      rpcs.read('checkAccess', async ({ index, blockTag }) => {
+        const [allowed, reason] = await controller(index).getFunction('checkAccess')(
           a.capsuleId,
           a.executor,
           a.ephemeralKey,
@@ -247,21 +234,22 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
           a.feePaid,
           a.fastPath,
           a.jobParams,
+          { blockTag },
         )
         return { allowed: Boolean(allowed), reason: Number(reason) }
       }),
 
     isActive: (node, role) =>
-      agree('isActive', async (i) =>
-        Boolean(await registry(i).getFunction('isActive')(node, role)),
+      rpcs.read('isActive', async ({ index, blockTag }) =>
+        Boolean(await registry(index).getFunction('isActive')(node, role, { blockTag })),
       ),
 
     nodePeerId: (node) =>
-      agree(
+      rpcs.read(
         'getNode',
-        async (i): Promise<Uint8Array | undefined> => {
+        async ({ index, blockTag }): Promise<Uint8Array | undefined> => {
           try {
-            const n = await registry(i).getFunction('getNode')(node)
+            const n = await registry(index).getFunction('getNode')(node, { blockTag })
             const hex = String(n.peerId)
             return hex === '0x' ? undefined : Uint8Array.from(Buffer.from(hex.slice(2), 'hex'))
           } catch (err) {
@@ -274,13 +262,13 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
       ),
 
     nonceUsed: (executor, nonce) =>
-      agree('nonceUsed', async (i) =>
-        Boolean(await controller(i).getFunction('nonceUsed')(executor, nonce)),
+      rpcs.read('nonceUsed', async ({ index, blockTag }) =>
+        Boolean(await controller(index).getFunction('nonceUsed')(executor, nonce, { blockTag })),
       ),
 
     runCount: (capsuleId) =>
-      agree('runCount', async (i) =>
-        BigInt(await controller(i).getFunction('runCount')(capsuleId)),
+      rpcs.read('runCount', async ({ index, blockTag }) =>
+        BigInt(await controller(index).getFunction('runCount')(capsuleId, { blockTag })),
       ),
 
     async recordFastPathGrant(req: FastPathRecord, jobParams, signature) {
@@ -299,6 +287,8 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         )
         sent = true
         const receipt = await tx.wait()
+        // The next reads (this capsule's run count, the nonce) must see this block.
+        rpcs.notice(Number(receipt.blockNumber))
         const log = (receipt.logs as Log[])
           .map((l) => parseGrantLog(l))
           .find((l) => l !== undefined && l.address === accessController)
