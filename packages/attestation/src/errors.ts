@@ -1,0 +1,64 @@
+/**
+ * Typed errors of the attestation verifier. Every error this package throws across its
+ * boundary is one of these (or an `InvalidArgumentError` from `@digicap/capsule-core` for a
+ * caller's own bad argument). Messages carry field names, offsets and lengths; quote and key
+ * bytes are never copied into them.
+ */
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+
+/**
+ * Bytes are not a well-formed TPM 2.0 structure: truncated, trailing bytes, a size field out
+ * of range, or an algorithm/type value this verifier does not know. `details.structure` and
+ * `details.field` name the structure and field at fault, `details.offset` where it starts.
+ */
+export class TpmFormatError extends DigicapError {
+  override name = 'TpmFormatError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('TPM_FORMAT', shortMessage, options)
+  }
+}
+
+/**
+ * Stable codes of a refused quote, one per check, in the order the verifier runs them
+ * (SPEC.md §2). A code never changes meaning once published.
+ */
+export type QuoteErrorCode =
+  /** TPMS_ATTEST.magic is not TPM_GENERATED_VALUE: the TPM did not make this structure. */
+  | 'QUOTE_MAGIC'
+  /** TPMS_ATTEST.type is not TPM_ST_ATTEST_QUOTE (a certify, time or other attestation). */
+  | 'QUOTE_TYPE'
+  /** The signature's scheme or hash is not allowed (sha256 only; scheme must fit the AK). */
+  | 'QUOTE_SIGNATURE_SCHEME'
+  /** The AK public is not a restricted signing key of a supported type. */
+  | 'QUOTE_AK'
+  /** TPMS_ATTEST.qualifiedSigner is not the qualified name of the registered AK under the registered EK. */
+  | 'QUOTE_SIGNER'
+  /** The signature does not verify under the registered AK. */
+  | 'QUOTE_SIGNATURE'
+  /** TPMS_ATTEST.extraData is not the expected binding H(nonce ‖ grant id ‖ ephemeral key). */
+  | 'QUOTE_NONCE'
+  /** The PCR selection is not exactly the sha256 bank over the expected PCRs. */
+  | 'QUOTE_PCR_SELECTION'
+  /** The quoted PCR digest is not the hash of the reported PCR values. */
+  | 'QUOTE_PCR_DIGEST'
+  /** clock, resetCount or restartCount went backwards against the node's previous quote. */
+  | 'QUOTE_CLOCK'
+  /** resetCount grew: the TPM was reset (power loss, reboot) since the previous quote. */
+  | 'QUOTE_REBOOT'
+  /** restartCount grew: the TPM was restarted or resumed since the previous quote. */
+  | 'QUOTE_RESTART'
+
+/**
+ * A quote failed one of the verifier's checks. `code` says which; `details.field` names the
+ * TPMS_ATTEST / TPMT_SIGNATURE field at fault when there is one.
+ */
+export class QuoteVerificationError extends DigicapError {
+  override name = 'QuoteVerificationError'
+  declare readonly code: QuoteErrorCode
+  constructor(code: QuoteErrorCode, shortMessage: string, options: DigicapErrorOptions = {}) {
+    super(code, shortMessage, {
+      hint: "Do not trust this node's evidence; ask for a fresh quote, and re-register the node if it keeps failing.",
+      ...options,
+    })
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/attestation` — the verifier side of an executor's TPM evidence: strict parsers
+ * for TPMS_ATTEST, TPMT_SIGNATURE and TPM2B_PUBLIC, and a quote verifier in pure TypeScript
+ * (node:crypto only; no TPM, no native code).
+ *
+ * Guarantees:
+ * - Every malformed structure (truncated, trailing bytes, a size out of range, an unknown
+ *   type, algorithm or curve) is a {@link TpmFormatError} whose `details.field` names the
+ *   field; nothing else is thrown for bad bytes.
+ * - {@link verifyQuote} runs its checks in a fixed order (SPEC.md §2) and refuses with the
+ *   first failing check's {@link QuoteVerificationError} code: magic, type, signature scheme
+ *   (sha256 only, no downgrade), signer name, signature, qualifying data, PCR selection
+ *   (exactly sha256 over the expected PCRs), PCR digest, clock and boot counters.
+ * - Stricter than `tpm2_checkquote`: the attestation type must be a quote, bytes after the
+ *   signature are refused, the signature hash never falls back, a sha1 bank is refused, and
+ *   the AK must be a restricted signing key. ECDSA signatures with a high s (genuine TPM
+ *   output) are accepted.
+ * - Nothing runs at import time; no key material appears in error messages.
+ *
+ * @example
+ * ```ts
+ * import { quoteBinding, verifyQuote } from '@digicap/attestation'
+ *
+ * const qualifyingData = quoteBinding({ nonce, grantId, ephemeralPublicKey })
+ * const { attest } = verifyQuote(
+ *   { attest: quoteMsg, signature: quoteSig, pcrValues },          // from the executor
+ *   { attestationKey: { ekPublic, akPublic }, qualifyingData, previous }, // the node's registration
+ * )
+ * previous = attest.clockInfo
+ * ```
+ */
+
+export type { QuoteErrorCode } from './errors.ts'
+export { QuoteVerificationError, TpmFormatError } from './errors.ts'
+export type { PcrSelection, QuoteAttest, QuoteClockInfo } from './tpm/attest.ts'
+export { parseQuoteAttest } from './tpm/attest.ts'
+export { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from './tpm/constants.ts'
+export type { EccPublic, RsaPublic, TpmPublic, TpmScheme } from './tpm/public.ts'
+export { parsePublic, parsePublicArea } from './tpm/public.ts'
+export type { TpmSignature } from './tpm/signature.ts'
+export { parseSignature } from './tpm/signature.ts'
+export type { AttestationKey, AttestationKeyRecord } from './verifier/attestation-key.ts'
+export { importAttestationKey } from './verifier/attestation-key.ts'
+export type { QuoteBindingParameters } from './verifier/binding.ts'
+export {
+  BINDING_GRANT_ID_LENGTH,
+  BINDING_MAX_KEY_LENGTH,
+  BINDING_NONCE_LENGTH,
+  quoteBinding,
+} from './verifier/binding.ts'
+export type { QuoteClock } from './verifier/clock.ts'
+export { checkQuoteSequence } from './verifier/clock.ts'
+export { DEFAULT_QUOTE_PCRS, pcrCompositeDigest } from './verifier/pcrs.ts'
+export type { QuoteEvidence, QuoteExpectation, VerifiedQuote } from './verifier/verify-quote.ts'
+export { verifyQuote } from './verifier/verify-quote.ts'

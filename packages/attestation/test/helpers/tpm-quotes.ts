@@ -1,0 +1,179 @@
+/**
+ * Genuine quotes from a real swtpm through tpm2-tools, for tests and the vector generator.
+ * The swtpm comes from `@digicap/keyguard/testing` (one copy of the swtpm starter). Keys are
+ * made persistent so they survive a TPM Reset or Restart (a restarted swtpm keeps its state).
+ */
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+
+const run = promisify(execFile)
+
+export const EK_HANDLE = '0x81010001'
+
+export type AkKind = 'rsa' | 'rsapss' | 'ecc'
+
+export interface Quote {
+  attest: Uint8Array
+  signature: Uint8Array
+  pcrValues: Map<number, Uint8Array>
+}
+
+export interface QuoteOptions {
+  qualifyingData: Uint8Array
+  /** A tpm2-tools PCR list. Default `sha256:0,1,2,3,4,5,6,7,23`. */
+  pcrList?: string
+  /** tpm2_quote `--scheme` (`rsassa`, `rsapss`, `ecdsa`); default: tpm2-tools' choice for the key. */
+  scheme?: string
+}
+
+export interface TpmQuoter {
+  readonly tpm: Swtpm
+  /** Creates an EK (TCG EK template) persisted at `handle`, returns its TPM2B_PUBLIC. */
+  createEk(kind: 'rsa' | 'ecc', handle?: string): Promise<Uint8Array>
+  /** Creates an AK under the EK at `ekHandle`, persists it at `handle`, returns its TPM2B_PUBLIC. */
+  createAk(kind: AkKind, handle: string, ekHandle?: string): Promise<Uint8Array>
+  quote(handle: string, options: QuoteOptions): Promise<Quote>
+  /** TPM2_GetTime signed by the AK: a TPMS_ATTEST of type TPM_ST_ATTEST_TIME. */
+  getTime(
+    handle: string,
+    qualifyingData: Uint8Array,
+  ): Promise<{ attest: Uint8Array; signature: Uint8Array }>
+  extend(pcr: number, digest: Uint8Array): Promise<void>
+  readPcrs(pcrs: readonly number[]): Promise<Map<number, Uint8Array>>
+  /** Kills swtpm without a shutdown and starts it on the same state: a TPM Reset (power loss). */
+  powerCycle(): Promise<void>
+  /** TPM2_Shutdown(STATE) then Startup(CLEAR): a TPM Restart. */
+  restart(): Promise<void>
+  stop(): Promise<void>
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+
+export async function startQuoter(): Promise<TpmQuoter> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'digicap-attest-'))
+  const files = await mkdtemp(join(tmpdir(), 'digicap-attest-files-'))
+  let tpm = await startSwtpm({ stateDir })
+  const tool = async (cmd: string, args: string[]) => {
+    await run(cmd, args, { env: { ...process.env, TPM2TOOLS_TCTI: tpm.tcti } })
+  }
+  const file = (name: string) => join(files, name)
+  let n = 0
+
+  async function readPcrFile(path: string, pcrs: number[]): Promise<Map<number, Uint8Array>> {
+    const values = new Uint8Array(await readFile(path))
+    return new Map(pcrs.map((p, i) => [p, values.slice(i * 32, i * 32 + 32)]))
+  }
+
+  const quoter: TpmQuoter = {
+    get tpm() {
+      return tpm
+    },
+    async createEk(kind, handle = EK_HANDLE) {
+      const id = n++
+      await tool('tpm2_createek', ['-c', handle, '-G', kind, '-u', file(`ek${id}.pub`)])
+      return new Uint8Array(await readFile(file(`ek${id}.pub`)))
+    },
+    async createAk(kind, handle, ekHandle = EK_HANDLE) {
+      const id = n++
+      const [alg, scheme] =
+        kind === 'ecc' ? ['ecc', 'ecdsa'] : ['rsa', kind === 'rsapss' ? 'rsapss' : 'rsassa']
+      await tool('tpm2_createak', [
+        '-C',
+        ekHandle,
+        '-c',
+        file(`ak${id}.ctx`),
+        '-G',
+        alg,
+        '-g',
+        'sha256',
+        '-s',
+        scheme,
+        '-u',
+        file(`ak${id}.pub`),
+        '-f',
+        'tss',
+      ])
+      await tool('tpm2_flushcontext', ['-t'])
+      await tool('tpm2_evictcontrol', ['-C', 'o', '-c', file(`ak${id}.ctx`), handle])
+      await tool('tpm2_flushcontext', ['-t'])
+      return new Uint8Array(await readFile(file(`ak${id}.pub`)))
+    },
+    async quote(handle, options) {
+      const id = n++
+      const pcrList = options.pcrList ?? 'sha256:0,1,2,3,4,5,6,7,23'
+      await tool('tpm2_quote', [
+        '-c',
+        handle,
+        '-l',
+        pcrList,
+        '-q',
+        hex(options.qualifyingData),
+        '-g',
+        'sha256',
+        '-m',
+        file(`q${id}.msg`),
+        '-s',
+        file(`q${id}.sig`),
+        '-o',
+        file(`q${id}.pcrs`),
+        '-F',
+        'values',
+        ...(options.scheme === undefined ? [] : ['--scheme', options.scheme]),
+      ])
+      const pcrs = pcrList
+        .split('+')
+        .flatMap((bank) => (bank.split(':')[1] ?? '').split(',').map(Number))
+      return {
+        attest: new Uint8Array(await readFile(file(`q${id}.msg`))),
+        signature: new Uint8Array(await readFile(file(`q${id}.sig`))),
+        pcrValues: await readPcrFile(file(`q${id}.pcrs`), pcrs),
+      }
+    },
+    async getTime(handle, qualifyingData) {
+      const id = n++
+      await tool('tpm2_gettime', [
+        '-c',
+        handle,
+        '-q',
+        hex(qualifyingData),
+        '-g',
+        'sha256',
+        '--attestation',
+        file(`t${id}.msg`),
+        '-o',
+        file(`t${id}.sig`),
+      ])
+      return {
+        attest: new Uint8Array(await readFile(file(`t${id}.msg`))),
+        signature: new Uint8Array(await readFile(file(`t${id}.sig`))),
+      }
+    },
+    async extend(pcr, digest) {
+      await tool('tpm2_pcrextend', [`${pcr}:sha256=${hex(digest)}`])
+    },
+    async readPcrs(pcrs) {
+      const id = n++
+      await tool('tpm2_pcrread', [`sha256:${pcrs.join(',')}`, '-o', file(`r${id}.pcrs`)])
+      return readPcrFile(file(`r${id}.pcrs`), [...pcrs])
+    },
+    async powerCycle() {
+      await tpm.stop()
+      tpm = await startSwtpm({ stateDir })
+    },
+    async restart() {
+      await tool('tpm2_shutdown', [])
+      await tpm.stop()
+      tpm = await startSwtpm({ stateDir })
+    },
+    async stop() {
+      await tpm.stop()
+      await rm(stateDir, { recursive: true, force: true })
+      await rm(files, { recursive: true, force: true })
+    },
+  }
+  return quoter
+}
