@@ -1,0 +1,173 @@
+/**
+ * Stateful invariant test of CapsuleRegistry, AccessController and NodeRegistry together: long
+ * seeded random call sequences on one anvil (each run starts from the same snapshot), the state
+ * checked against a model after every step (see test/invariants/runner.ts).
+ *
+ * Replay a failure with the seed it prints: `INVARIANT_SEED=<seed> npx vitest run test/invariants.test.ts`.
+ * More calls: INVARIANT_RUNS (default 6) × INVARIANT_STEPS (default 400).
+ */
+import { parseEther } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { all, fee, maxRuns } from '../src/policy/expression.ts'
+import {
+  AUDIT_WINDOW,
+  capsuleWith,
+  DISPUTE_WINDOW,
+  MIN_STAKE,
+  send,
+  setupWorld,
+  UNBONDING_DELAY,
+  WITHDRAWAL_DELAY,
+  type World,
+} from './helpers.ts'
+import { createRandom, Model } from './invariants/model.ts'
+import { createBatchRpc } from './invariants/rpc.ts'
+import {
+  type Actors,
+  checkInvariants,
+  type RunContext,
+  resetRunState,
+  step,
+} from './invariants/runner.ts'
+
+const RUNS = Number(process.env.INVARIANT_RUNS ?? 6)
+const STEPS = Number(process.env.INVARIANT_STEPS ?? 400)
+const SEED = Number(process.env.INVARIANT_SEED ?? Math.floor(Math.random() * 2 ** 31))
+
+let w: World
+let actors: Actors
+let policies: RunContext['policies']
+let initialCapsules: {
+  id: string
+  owner: string
+  policy: string
+  maxRuns: number | undefined
+  minFee: bigint
+}[]
+let snapshot: string
+
+beforeAll(async () => {
+  w = await setupWorld()
+  const s = w.anvil.signers
+  actors = {
+    admin: w.deployer.address,
+    owners: [w.owner.address, s[8]!.address],
+    executors: [w.executor, s[5]!, s[6]!],
+    operator: w.other.address,
+    settler: w.settler.address,
+    manager: s[7]!.address,
+    stranger: s[9]!.address,
+  }
+  await send(w.c.accessController.setSettler(actors.settler, true))
+  await send(w.c.nodeRegistry.setManager(actors.manager, true))
+  await send(w.c.capsuleRegistry.connect(w.owner).setOperator(actors.operator, true))
+  const rules = [
+    { rule: all(fee('0.001'), maxRuns(3)), maxRuns: 3, minFee: parseEther('0.001') },
+    { rule: maxRuns(2), maxRuns: 2, minFee: 0n },
+    { rule: fee('0.002'), maxRuns: undefined, minFee: parseEther('0.002') },
+  ]
+  policies = []
+  initialCapsules = []
+  for (const r of rules) {
+    const { capsuleId, policy } = await capsuleWith(w, r.rule)
+    policies.push({ address: policy, maxRuns: r.maxRuns, minFee: r.minFee })
+    initialCapsules.push({
+      id: capsuleId,
+      owner: w.owner.address,
+      policy,
+      maxRuns: r.maxRuns,
+      minFee: r.minFee,
+    })
+  }
+  await w.anvil.provider.send('anvil_setBlockTimestampInterval', [1])
+  snapshot = await w.anvil.snapshot()
+}, 120_000)
+afterAll(() => w?.anvil.stop())
+
+function freshModel(now: bigint): Model {
+  const m = new Model(
+    {
+      minStake: MIN_STAKE,
+      unbondingDelay: BigInt(UNBONDING_DELAY),
+      withdrawalDelay: BigInt(WITHDRAWAL_DELAY),
+      disputeWindow: BigInt(DISPUTE_WINDOW),
+      auditWindow: BigInt(AUDIT_WINDOW),
+    },
+    [
+      ...new Set([
+        actors.admin,
+        ...actors.owners,
+        ...actors.executors.map((e) => e.address),
+        actors.operator,
+        actors.settler,
+        actors.manager,
+        actors.stranger,
+      ]),
+    ],
+  )
+  m.now = now
+  for (const e of actors.executors) m.executor(e.address)
+  // setupWorld registered the first executor with the minimum stake.
+  Object.assign(m.executor(w.executor.address).node, {
+    registered: true,
+    stake: MIN_STAKE,
+    roles: 1,
+  })
+  m.flow(w.executor.address).paidIn = MIN_STAKE
+  m.operators.set(w.owner.address, new Set([actors.operator]))
+  for (const c of initialCapsules) m.capsules.push({ ...c, runs: 0, revoked: false })
+  return m
+}
+
+describe('contract invariants over long random call sequences', () => {
+  it(`hold for ${RUNS} runs × ${STEPS} steps (seed printed on failure)`, async () => {
+    const rpc = createBatchRpc(w.anvil.rpcUrl)
+    let txs = 0
+    let raced = 0
+    let reads = 0
+    const counts = new Map<string, number>()
+    const started = performance.now()
+    for (let run = 0; run < RUNS; run++) {
+      await w.anvil.revert(snapshot)
+      snapshot = await w.anvil.snapshot()
+      resetRunState()
+      const seed = (SEED + run) >>> 0
+      const latest = await w.anvil.provider.getBlock('latest')
+      const ctx: RunContext = {
+        rpc,
+        c: w.c,
+        addresses: w.addresses,
+        chainId: w.anvil.chainId,
+        actors,
+        policies,
+        model: freshModel(BigInt(latest!.timestamp)),
+        rnd: createRandom(seed),
+        txs: 0,
+        reads: 0,
+        racedAudits: 0,
+      }
+      let op = 'start'
+      try {
+        await checkInvariants(ctx)
+        for (let i = 0; i < STEPS; i++) {
+          op = `step ${i}: ${await step(ctx)}`
+          counts.set(op.split(': ')[1]!, (counts.get(op.split(': ')[1]!) ?? 0) + 1)
+          await checkInvariants(ctx)
+        }
+      } catch (err) {
+        const msg = `invariant run failed at ${op}; replay with INVARIANT_SEED=${seed} INVARIANT_RUNS=1 INVARIANT_STEPS=${STEPS}`
+        console.error(msg)
+        throw new Error(`${msg}: ${(err as Error).message}`, { cause: err })
+      }
+      txs += ctx.txs
+      reads += ctx.reads
+      raced += ctx.racedAudits
+    }
+    const seconds = (performance.now() - started) / 1000
+    console.log(
+      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
+    )
+    expect(txs).toBeGreaterThan(RUNS * STEPS * 0.8)
+    expect(raced).toBeGreaterThan(0)
+  }, 600_000)
+})

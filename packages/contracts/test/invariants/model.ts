@@ -1,0 +1,202 @@
+/**
+ * What the invariant runner expects the three contracts to hold: a plain TypeScript model of
+ * deposits, withdrawals, stakes, capsules, escrows, credits and payouts, with the rules that say
+ * whether a call must succeed. Every step the runner compares the chain with it.
+ */
+
+export const ROLE_EXECUTOR = 1
+
+export interface NodeModel {
+  registered: boolean
+  stake: bigint
+  unbonding: bigint
+  releaseAt: bigint
+  roles: number
+  dropped: number
+  droppedAt: bigint
+}
+
+export interface ExecutorModel {
+  deposit: bigint
+  withdrawal: bigint
+  withdrawalAt: bigint
+  node: NodeModel
+}
+
+export interface CapsuleModel {
+  id: string
+  owner: string
+  policy: string
+  maxRuns: number | undefined
+  minFee: bigint
+  runs: number
+  revoked: boolean
+}
+
+export type EscrowState = 'held' | 'disputed' | 'claimed' | 'resolved'
+
+export interface EscrowModel {
+  id: string
+  amount: bigint
+  claimableAt: bigint
+  state: EscrowState
+  owner: string
+}
+
+/** What went into and came out of the contracts per account, and what it was entitled to. */
+export interface Flow {
+  paidIn: bigint
+  paidOut: bigint
+  entitled: bigint
+}
+
+export interface Params {
+  minStake: bigint
+  unbondingDelay: bigint
+  withdrawalDelay: bigint
+  disputeWindow: bigint
+  auditWindow: bigint
+}
+
+export class Model {
+  now = 0n
+  readonly executors = new Map<string, ExecutorModel>()
+  readonly capsules: CapsuleModel[] = []
+  readonly escrows = new Map<string, EscrowModel>()
+  readonly credits = new Map<string, bigint>()
+  readonly payouts = new Map<string, bigint>()
+  readonly flows = new Map<string, Flow>()
+  /** owner → operators */
+  readonly operators = new Map<string, Set<string>>()
+
+  readonly p: Params
+  readonly accounts: readonly string[]
+
+  constructor(p: Params, accounts: readonly string[]) {
+    this.p = p
+    this.accounts = accounts
+    for (const a of accounts) {
+      this.credits.set(a, 0n)
+      this.payouts.set(a, 0n)
+      this.flows.set(a, { paidIn: 0n, paidOut: 0n, entitled: 0n })
+    }
+  }
+
+  executor(a: string): ExecutorModel {
+    let e = this.executors.get(a)
+    if (!e) {
+      e = {
+        deposit: 0n,
+        withdrawal: 0n,
+        withdrawalAt: 0n,
+        node: {
+          registered: false,
+          stake: 0n,
+          unbonding: 0n,
+          releaseAt: 0n,
+          roles: 0,
+          dropped: 0,
+          droppedAt: 0n,
+        },
+      }
+      this.executors.set(a, e)
+    }
+    return e
+  }
+
+  flow(a: string): Flow {
+    return this.flows.get(a)!
+  }
+
+  /** The block timestamp of the next transaction (the chain mines one block a second). */
+  next(): bigint {
+    return this.now + 1n
+  }
+
+  isActive(a: string): boolean {
+    const n = this.executor(a).node
+    return n.registered && (n.roles & ROLE_EXECUTOR) !== 0 && n.stake >= this.p.minStake
+  }
+
+  isBound(a: string, t: bigint): boolean {
+    const n = this.executor(a).node
+    if (!n.registered) return false
+    const roles = n.roles | (t < n.droppedAt + this.p.unbondingDelay ? n.dropped : 0)
+    return (roles & ROLE_EXECUTOR) !== 0 && n.stake + n.unbonding >= this.p.minStake
+  }
+
+  unlocked(a: string): bigint {
+    const e = this.executor(a)
+    return e.withdrawal < e.deposit ? e.deposit - e.withdrawal : 0n
+  }
+
+  /** The policy's verdict (revocation and existence included) for one more run. */
+  policyAllows(c: CapsuleModel, fee: bigint): boolean {
+    if (c.revoked) return false
+    if (c.maxRuns !== undefined && c.runs >= c.maxRuns) return false
+    return fee >= c.minFee
+  }
+
+  canRecord(owner: string, caller: string): boolean {
+    return caller === owner || (this.operators.get(owner)?.has(caller) ?? false)
+  }
+
+  /** Counts a grant; escrows its fee. */
+  grant(c: CapsuleModel, grantId: string, fee: bigint, t: bigint): void {
+    c.runs++
+    if (fee > 0n) {
+      this.escrows.set(grantId, {
+        id: grantId,
+        amount: fee,
+        claimableAt: t + this.p.disputeWindow,
+        state: 'held',
+        owner: c.owner,
+      })
+      this.flow(c.owner).entitled += fee
+    }
+  }
+
+  totals() {
+    let deposits = 0n
+    let nodes = 0n
+    for (const e of this.executors.values()) {
+      deposits += e.deposit
+      nodes += e.node.stake + e.node.unbonding
+    }
+    let escrows = 0n
+    for (const e of this.escrows.values())
+      if (e.state === 'held' || e.state === 'disputed') escrows += e.amount
+    let credits = 0n
+    for (const v of this.credits.values()) credits += v
+    let payouts = 0n
+    for (const v of this.payouts.values()) payouts += v
+    return { accessController: deposits + escrows + credits, nodeRegistry: nodes + payouts }
+  }
+}
+
+/** mulberry32: a small seeded PRNG, so that a failing sequence replays from its seed. */
+export function createRandom(seed: number) {
+  let a = seed >>> 0
+  const next = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  return {
+    next,
+    int: (n: number): number => Math.floor(next() * n),
+    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!,
+    chance: (p: number): boolean => next() < p,
+    bytes32: (): string => {
+      let s = '0x'
+      for (let i = 0; i < 8; i++)
+        s += Math.floor(next() * 2 ** 32)
+          .toString(16)
+          .padStart(8, '0')
+      return s
+    },
+  }
+}
+export type Random = ReturnType<typeof createRandom>

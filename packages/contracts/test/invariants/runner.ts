@@ -1,0 +1,735 @@
+/**
+ * Random call sequences against the real contracts on one anvil. Each step picks an operation
+ * and an actor (often the wrong one), predicts from the model whether the call must succeed,
+ * sends it, and fails on any disagreement; then it reads the whole state in one batch and checks
+ * the invariants (see `checkInvariants`).
+ *
+ * The fast-path step plays the race of ADR 0006: `checkAccess` by `eth_call`, then up to three
+ * hostile moves by the executor (pull the deposit, unbond, drop the role, let time pass inside
+ * the audit window), then the audit, which must be mined whenever `checkAccess` allowed it.
+ */
+import { AbiCoder, type Interface, parseEther, type Wallet } from 'ethers'
+import type { DigicapContracts } from '../../src/deploy.ts'
+import { accessRequestDomain, jobParamsHash, signAccessRequest } from '../../src/fastpath.ts'
+import { CID } from '../helpers.ts'
+import { type CapsuleModel, Model, type Random } from './model.ts'
+import type { BatchRpc, Mined } from './rpc.ts'
+
+export interface Actors {
+  admin: string
+  settler: string
+  manager: string
+  owners: string[]
+  executors: Wallet[]
+  stranger: string
+  /** An account named operator by owners[0]. */
+  operator: string
+}
+
+export interface RunContext {
+  rpc: BatchRpc
+  c: DigicapContracts
+  addresses: { accessController: string; nodeRegistry: string; capsuleRegistry: string }
+  chainId: bigint
+  actors: Actors
+  policies: { address: string; maxRuns: number | undefined; minFee: bigint }[]
+  model: Model
+  rnd: Random
+  /** Transactions sent, and state reads (eth_call, balances), for the report. */
+  txs: number
+  reads: number
+  /** Fast-path releases whose audit the executor raced with at least one move, and were mined. */
+  racedAudits: number
+}
+
+export class InvariantError extends Error {}
+
+const UNIT = parseEther('0.001')
+const coder = AbiCoder.defaultAbiCoder()
+
+function fail(msg: string): never {
+  throw new InvariantError(msg)
+}
+
+function expectOutcome(ctx: RunContext, what: string, predicted: boolean, r: Mined): void {
+  if (predicted !== r.ok)
+    fail(
+      `${what}: predicted ${predicted ? 'success' : 'revert'}, chain said ${r.ok ? 'success' : 'revert'}`,
+    )
+}
+
+function parse(iface: Interface, r: Mined, name: string) {
+  const out: Record<string, unknown>[] = []
+  for (const log of r.logs) {
+    const parsed = iface.parseLog(log)
+    if (parsed?.name === name) out.push(parsed.args.toObject())
+  }
+  return out
+}
+
+async function sendTx(
+  ctx: RunContext,
+  from: string,
+  target: 'ac' | 'nr' | 'cr',
+  iface: Interface,
+  fn: string,
+  args: unknown[],
+  value = 0n,
+): Promise<Mined> {
+  const to =
+    target === 'ac'
+      ? ctx.addresses.accessController
+      : target === 'nr'
+        ? ctx.addresses.nodeRegistry
+        : ctx.addresses.capsuleRegistry
+  ctx.txs++
+  const r = await ctx.rpc.send(from, to, iface.encodeFunctionData(fn, args), value)
+  ctx.model.now++
+  if (r.ok && value > 0n) ctx.model.flow(from).paidIn += value
+  return r
+}
+
+const ac = (ctx: RunContext) => ctx.c.accessController.interface
+const nr = (ctx: RunContext) => ctx.c.nodeRegistry.interface
+const cr = (ctx: RunContext) => ctx.c.capsuleRegistry.interface
+
+// ------------------------------------------------------------------ deposits
+
+async function deposit(ctx: RunContext, e: string): Promise<void> {
+  const amount = UNIT / 2n + BigInt(ctx.rnd.int(5)) * UNIT
+  const r = await sendTx(ctx, e, 'ac', ac(ctx), 'deposit', [], amount)
+  expectOutcome(ctx, 'deposit', true, r)
+  ctx.model.executor(e).deposit += amount
+}
+
+async function requestWithdrawal(ctx: RunContext, e: string, all = false): Promise<void> {
+  const m = ctx.model.executor(e)
+  const amount = all ? ctx.model.unlocked(e) : BigInt(ctx.rnd.int(4)) * (UNIT / 2n)
+  const t = ctx.model.next()
+  const ok = amount > 0n && m.withdrawal + amount <= m.deposit
+  const r = await sendTx(ctx, e, 'ac', ac(ctx), 'requestWithdrawal', [amount])
+  expectOutcome(ctx, `requestWithdrawal(${amount})`, ok, r)
+  if (ok) {
+    m.withdrawal += amount
+    m.withdrawalAt = t + ctx.model.p.withdrawalDelay
+  }
+}
+
+async function cancelWithdrawal(ctx: RunContext, e: string): Promise<void> {
+  const m = ctx.model.executor(e)
+  const ok = m.withdrawal > 0n
+  const r = await sendTx(ctx, e, 'ac', ac(ctx), 'cancelWithdrawal', [])
+  expectOutcome(ctx, 'cancelWithdrawal', ok, r)
+  if (ok) {
+    m.withdrawal = 0n
+    m.withdrawalAt = 0n
+  }
+}
+
+async function withdrawDeposit(ctx: RunContext, e: string): Promise<void> {
+  const m = ctx.model.executor(e)
+  const t = ctx.model.next()
+  const amount = m.withdrawal < m.deposit ? m.withdrawal : m.deposit
+  const ok = m.withdrawal > 0n && t >= m.withdrawalAt && amount > 0n
+  const r = await sendTx(ctx, e, 'ac', ac(ctx), 'withdrawDeposit', [])
+  expectOutcome(ctx, `withdrawDeposit at ${t} (release ${m.withdrawalAt})`, ok, r)
+  if (ok) {
+    const [ev] = parse(ac(ctx), r, 'DepositWithdrawn')
+    if (ev?.amount !== amount) fail(`withdrawDeposit sent ${ev?.amount}, expected ${amount}`)
+    m.deposit -= amount
+    m.withdrawal = 0n
+    m.withdrawalAt = 0n
+    ctx.model.flow(e).paidOut += amount
+  }
+}
+
+// ------------------------------------------------------------------ nodes
+
+async function registerNode(ctx: RunContext, e: string): Promise<void> {
+  const n = ctx.model.executor(e).node
+  const stake = ctx.rnd.chance(0.2)
+    ? ctx.model.p.minStake - 1n
+    : ctx.model.p.minStake * BigInt(1 + ctx.rnd.int(2))
+  const roles = ctx.rnd.pick([1, 1, 3, 2])
+  const ok = !n.registered && stake >= ctx.model.p.minStake
+  const r = await sendTx(
+    ctx,
+    e,
+    'nr',
+    nr(ctx),
+    'register',
+    [ctx.rnd.bytes32(), ctx.rnd.bytes32(), roles],
+    stake,
+  )
+  expectOutcome(ctx, 'register', ok, r)
+  if (ok) Object.assign(n, { registered: true, stake, roles })
+}
+
+async function addStake(ctx: RunContext, e: string): Promise<void> {
+  const n = ctx.model.executor(e).node
+  const amount = ctx.model.p.minStake / 2n
+  const r = await sendTx(ctx, e, 'nr', nr(ctx), 'addStake', [], amount)
+  expectOutcome(ctx, 'addStake', n.registered, r)
+  if (n.registered) n.stake += amount
+}
+
+async function requestUnbond(ctx: RunContext, e: string, all = false): Promise<void> {
+  const n = ctx.model.executor(e).node
+  const amount = all ? n.stake : ctx.model.p.minStake / BigInt(1 + ctx.rnd.int(3))
+  const t = ctx.model.next()
+  const ok = n.registered && amount > 0n && amount <= n.stake
+  const r = await sendTx(ctx, e, 'nr', nr(ctx), 'requestUnbond', [amount])
+  expectOutcome(ctx, `requestUnbond(${amount})`, ok, r)
+  if (ok) {
+    n.stake -= amount
+    n.unbonding += amount
+    n.releaseAt = t + ctx.model.p.unbondingDelay
+  }
+}
+
+async function withdrawStake(ctx: RunContext, e: string): Promise<void> {
+  const n = ctx.model.executor(e).node
+  const t = ctx.model.next()
+  const ok = n.registered && n.unbonding > 0n && t >= n.releaseAt
+  const r = await sendTx(ctx, e, 'nr', nr(ctx), 'withdraw', [])
+  expectOutcome(ctx, 'withdraw (stake)', ok, r)
+  if (ok) {
+    const [ev] = parse(nr(ctx), r, 'Withdrawn')
+    if (ev?.amount !== n.unbonding) fail(`withdraw sent ${ev?.amount}, expected ${n.unbonding}`)
+    ctx.model.flow(e).paidOut += n.unbonding
+    n.unbonding = 0n
+  }
+}
+
+/** An executor that left comes back: takes out what finished unbonding, restakes, takes the role. */
+async function rejoin(ctx: RunContext, e: string): Promise<void> {
+  const n = ctx.model.executor(e).node
+  if (!n.registered) return registerNode(ctx, e)
+  if (n.unbonding > 0n && ctx.model.next() >= n.releaseAt) await withdrawStake(ctx, e)
+  while (n.stake < ctx.model.p.minStake) await addStake(ctx, e)
+  if ((n.roles & 1) === 0) await updateRoles(ctx, e, n.roles | 1)
+}
+
+async function updateRoles(
+  ctx: RunContext,
+  e: string,
+  roles = ctx.rnd.pick([1, 2, 3]),
+): Promise<void> {
+  const n = ctx.model.executor(e).node
+  const t = ctx.model.next()
+  const r = await sendTx(ctx, e, 'nr', nr(ctx), 'update', [
+    ctx.rnd.bytes32(),
+    ctx.rnd.bytes32(),
+    roles,
+  ])
+  expectOutcome(ctx, 'update', n.registered, r)
+  if (!n.registered) return
+  const dropped = n.roles & ~roles
+  if (dropped !== 0) {
+    const still = t < n.droppedAt + ctx.model.p.unbondingDelay ? n.dropped : 0
+    n.dropped = still | dropped
+    n.droppedAt = t
+  }
+  n.roles = roles
+}
+
+async function slash(ctx: RunContext, e: string): Promise<void> {
+  const n = ctx.model.executor(e).node
+  const { manager, stranger, owners } = ctx.actors
+  const caller = ctx.rnd.chance(0.8) ? manager : stranger
+  const recipient = ctx.rnd.pick([...owners, ctx.actors.settler])
+  const amount = ctx.model.p.minStake / BigInt(1 + ctx.rnd.int(4))
+  const ok = caller === manager && n.registered
+  const r = await sendTx(ctx, caller, 'nr', nr(ctx), 'slash', [
+    e,
+    amount,
+    recipient,
+    ctx.rnd.bytes32(),
+  ])
+  expectOutcome(ctx, `slash by ${caller === manager ? 'manager' : 'stranger'}`, ok, r)
+  if (!ok) return
+  const fromStake = amount < n.stake ? amount : n.stake
+  n.stake -= fromStake
+  const rest = amount - fromStake
+  const fromUnbonding = rest < n.unbonding ? rest : n.unbonding
+  n.unbonding -= fromUnbonding
+  const slashed = fromStake + fromUnbonding
+  ctx.model.payouts.set(recipient, ctx.model.payouts.get(recipient)! + slashed)
+  ctx.model.flow(recipient).entitled += slashed
+}
+
+async function claimPayout(ctx: RunContext, who: string): Promise<void> {
+  const amount = ctx.model.payouts.get(who)!
+  const r = await sendTx(ctx, who, 'nr', nr(ctx), 'claimPayout', [])
+  expectOutcome(ctx, 'claimPayout', amount > 0n, r)
+  if (amount > 0n) {
+    ctx.model.payouts.set(who, 0n)
+    ctx.model.flow(who).paidOut += amount
+  }
+}
+
+// ------------------------------------------------------------------ capsules and grants
+
+async function registerCapsule(ctx: RunContext): Promise<void> {
+  if (ctx.model.capsules.length >= 12) return revokeCapsule(ctx)
+  const owner = ctx.rnd.pick(ctx.actors.owners)
+  const policy = ctx.rnd.pick(ctx.policies)
+  const id = ctx.rnd.bytes32()
+  const r = await sendTx(ctx, owner, 'cr', cr(ctx), 'register', [
+    id,
+    policy.address,
+    CID,
+    ctx.rnd.bytes32(),
+    ctx.rnd.bytes32(),
+    ctx.rnd.bytes32(),
+  ])
+  expectOutcome(ctx, 'register capsule', true, r)
+  ctx.model.capsules.push({
+    id,
+    owner,
+    policy: policy.address,
+    maxRuns: policy.maxRuns,
+    minFee: policy.minFee,
+    runs: 0,
+    revoked: false,
+  })
+}
+
+async function revokeCapsule(ctx: RunContext): Promise<void> {
+  const c = ctx.rnd.pick(ctx.model.capsules)
+  const caller = ctx.rnd.chance(0.7) ? c.owner : ctx.actors.stranger
+  const ok = caller === c.owner && !c.revoked
+  const r = await sendTx(ctx, caller, 'cr', cr(ctx), 'revoke', [c.id])
+  expectOutcome(ctx, 'revoke', ok, r)
+  if (ok) c.revoked = true
+}
+
+function pickFee(ctx: RunContext): bigint {
+  return ctx.rnd.pick([0n, UNIT / 2n, UNIT, UNIT, 2n * UNIT])
+}
+
+function grantOf(ctx: RunContext, r: Mined, c: CapsuleModel, executor: string): string {
+  const [g] = parse(ac(ctx), r, 'AccessGranted')
+  if (!g) fail('a grant without AccessGranted')
+  if (g.capsuleId !== c.id || g.executor !== executor)
+    fail('AccessGranted names another capsule or executor')
+  return g.grantId as string
+}
+
+async function requestAccess(ctx: RunContext, requester: string): Promise<void> {
+  const c = ctx.rnd.pick(ctx.model.capsules)
+  const fee = pickFee(ctx)
+  const t = ctx.model.next()
+  const ok = ctx.model.isActive(requester) && ctx.model.policyAllows(c, fee)
+  const r = await sendTx(
+    ctx,
+    requester,
+    'ac',
+    ac(ctx),
+    'requestAccess',
+    [c.id, ctx.rnd.bytes32(), ctx.rnd.bytes32(), '0x'],
+    fee,
+  )
+  expectOutcome(
+    ctx,
+    `requestAccess (runs ${c.runs}/${c.maxRuns}, revoked ${c.revoked}, fee ${fee})`,
+    ok,
+    r,
+  )
+  if (ok) ctx.model.grant(c, grantOf(ctx, r, c, requester), fee, t)
+}
+
+interface Signed {
+  req: {
+    capsuleId: string
+    executor: string
+    ephemeralKey: string
+    measurement: string
+    jobParamsHash: string
+    fee: bigint
+    nonce: bigint
+    expiry: bigint
+  }
+  signature: string
+}
+let lastRecorded: { signed: Signed; recorder: string } | undefined
+
+async function checkAccess(ctx: RunContext, c: CapsuleModel, executor: string, fee: bigint) {
+  ctx.reads++
+  const data = ac(ctx).encodeFunctionData('checkAccess', [
+    c.id,
+    executor,
+    ctx.rnd.bytes32(),
+    ctx.rnd.bytes32(),
+    fee,
+    true,
+    '0x',
+  ])
+  const raw = await ctx.rpc.call<string>('eth_call', [
+    { to: ctx.addresses.accessController, data },
+    'latest',
+  ])
+  const [allowed, reason] = coder.decode(['bool', 'uint8'], raw)
+  return { allowed: allowed as boolean, reason: Number(reason) }
+}
+
+/** The keyguard's order: checkAccess, release, (executor races), audit. */
+async function fastPath(ctx: RunContext, anyExecutor: Wallet): Promise<void> {
+  const m = ctx.model
+  // Mostly a request the keyguard should serve (so that the race is run often), else anything.
+  const ready = ctx.actors.executors.filter(
+    (x) => m.isActive(x.address) && m.executor(x.address).node.unbonding === 0n,
+  )
+  const live = m.capsules.filter((x) => m.policyAllows(x, x.minFee))
+  const likely = ready.length > 0 && live.length > 0 && ctx.rnd.chance(0.7)
+  const executor = likely ? ctx.rnd.pick(ready) : anyExecutor
+  const e = executor.address
+  const c = likely ? ctx.rnd.pick(live) : ctx.rnd.pick(m.capsules)
+  let fee = likely && ctx.rnd.chance(0.7) ? c.minFee : pickFee(ctx)
+  if (likely && m.unlocked(e) < fee) {
+    await deposit(ctx, e)
+    fee = m.unlocked(e) < fee ? 0n : fee
+  }
+  // What checkAccess must answer now (the block it reads is the latest: time `now`).
+  const predicted =
+    m.unlocked(e) >= fee &&
+    m.isActive(e) &&
+    m.executor(e).node.unbonding === 0n &&
+    m.policyAllows(c, fee)
+  const verdict = await checkAccess(ctx, c, e, fee)
+  if (verdict.allowed !== predicted)
+    fail(`checkAccess said ${verdict.allowed} (reason ${verdict.reason}), the model ${predicted}`)
+  const recorder = ctx.rnd.chance(0.85)
+    ? c.owner
+    : ctx.rnd.pick([ctx.actors.operator, ctx.actors.stranger])
+  if (!verdict.allowed && ctx.rnd.chance(0.7)) return // a keyguard that refuses
+  const signed: Signed = {
+    req: {
+      capsuleId: c.id,
+      executor: e,
+      ephemeralKey: ctx.rnd.bytes32(),
+      measurement: ctx.rnd.bytes32(),
+      jobParamsHash: jobParamsHash('0x'),
+      fee,
+      nonce: BigInt(ctx.rnd.bytes32()),
+      // A keyguard accepts no request expiring later than the audit window.
+      expiry: m.now + m.p.auditWindow,
+    },
+    signature: '',
+  }
+  signed.signature = await signAccessRequest(
+    executor,
+    accessRequestDomain(ctx.chainId, ctx.addresses.accessController),
+    signed.req,
+  )
+  // The key has left. The executor races the audit.
+  const moves = ctx.rnd.chance(0.2) ? 0 : 1 + ctx.rnd.int(3)
+  for (let i = moves; i > 0; i--) {
+    const move = ctx.rnd.int(6)
+    if (move === 0) await requestWithdrawal(ctx, e, true)
+    else if (move === 1) await withdrawDeposit(ctx, e)
+    else if (move === 2) await requestUnbond(ctx, e, true)
+    else if (move === 3) await withdrawStake(ctx, e)
+    else if (move === 4) await updateRoles(ctx, e, 2)
+    else {
+      // At most three thirds of the window minus the blocks: the audit lands inside it.
+      await wait(ctx, BigInt(1 + ctx.rnd.int(Number(m.p.auditWindow / 3n) - 10)))
+    }
+  }
+  const mustSucceed = verdict.allowed && recorder === c.owner
+  await record(ctx, signed, recorder, mustSucceed)
+  if (mustSucceed && moves > 0) ctx.racedAudits++
+}
+
+async function record(ctx: RunContext, signed: Signed, recorder: string, mustSucceed: boolean) {
+  const m = ctx.model
+  const { req } = signed
+  const c = m.capsules.find((x) => x.id === req.capsuleId)!
+  const t = m.next()
+  const ok =
+    m.canRecord(c.owner, recorder) &&
+    t <= req.expiry &&
+    lastRecorded?.signed.req.nonce !== req.nonce &&
+    m.isBound(req.executor, t) &&
+    m.executor(req.executor).deposit >= req.fee &&
+    m.policyAllows(c, req.fee)
+  const r = await sendTx(ctx, recorder, 'ac', ac(ctx), 'recordFastPathGrant', [
+    req,
+    '0x',
+    signed.signature,
+  ])
+  if (mustSucceed && !r.ok)
+    fail('the executor voided a fast-path audit that checkAccess allowed before the release')
+  expectOutcome(ctx, 'recordFastPathGrant', ok, r)
+  if (!ok) return
+  const e = m.executor(req.executor)
+  e.deposit -= req.fee
+  m.grant(c, grantOf(ctx, r, c, req.executor), req.fee, t)
+  lastRecorded = { signed, recorder }
+}
+
+async function replayAudit(ctx: RunContext): Promise<void> {
+  if (!lastRecorded) return
+  const { signed, recorder } = lastRecorded
+  const r = await sendTx(ctx, recorder, 'ac', ac(ctx), 'recordFastPathGrant', [
+    signed.req,
+    '0x',
+    signed.signature,
+  ])
+  expectOutcome(ctx, 'a replayed recordFastPathGrant', false, r)
+}
+
+// ------------------------------------------------------------------ escrows
+
+async function claimFees(ctx: RunContext): Promise<void> {
+  const m = ctx.model
+  const owner = ctx.rnd.pick(ctx.actors.owners)
+  const all = [...m.escrows.values()]
+  if (all.length === 0) return
+  const picked = new Set<string>()
+  for (let i = 1 + ctx.rnd.int(3); i > 0; i--) {
+    // Mostly the owner's own claimable escrows, sometimes anything.
+    const own = all.filter((x) => x.owner === owner && x.state === 'held')
+    const pool = own.length > 0 && ctx.rnd.chance(0.8) ? own : all
+    picked.add(ctx.rnd.pick(pool).id)
+  }
+  const ids = [...picked]
+  const t = m.next()
+  let total = 0n
+  let ok = true
+  for (const id of ids) {
+    const x = m.escrows.get(id)!
+    if (x.state !== 'held' || t < x.claimableAt || x.owner !== owner) ok = false
+    total += x.amount
+  }
+  const r = await sendTx(ctx, owner, 'ac', ac(ctx), 'claimFees', [ids])
+  expectOutcome(ctx, 'claimFees', ok && total > 0n, r)
+  if (!r.ok) return
+  for (const id of ids) m.escrows.get(id)!.state = 'claimed'
+  m.flow(owner).paidOut += total
+}
+
+async function dispute(ctx: RunContext): Promise<void> {
+  const held = [...ctx.model.escrows.values()].filter((x) => x.state === 'held')
+  const all = [...ctx.model.escrows.values()]
+  if (all.length === 0) return
+  const x = held.length > 0 && ctx.rnd.chance(0.8) ? ctx.rnd.pick(held) : ctx.rnd.pick(all)
+  const caller = ctx.rnd.chance(0.8)
+    ? ctx.actors.settler
+    : ctx.rnd.pick([x.owner, ctx.actors.stranger])
+  const ok = caller === ctx.actors.settler && x.state === 'held'
+  const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'disputeEscrow', [x.id])
+  expectOutcome(ctx, 'disputeEscrow', ok, r)
+  if (ok) x.state = 'disputed'
+}
+
+async function resolve(ctx: RunContext): Promise<void> {
+  const disputed = [...ctx.model.escrows.values()].filter((x) => x.state === 'disputed')
+  if (disputed.length === 0) return
+  const x = ctx.rnd.pick(disputed)
+  const caller = ctx.rnd.chance(0.85) ? ctx.actors.settler : ctx.actors.stranger
+  const payees = [x.owner, ctx.rnd.pick(ctx.actors.executors).address]
+  const a = (x.amount * BigInt(ctx.rnd.int(101))) / 100n
+  // Sometimes amounts that do not add up.
+  const skew = ctx.rnd.chance(0.1) ? 1n : 0n
+  const amounts = [a, x.amount - a + skew]
+  const ok = caller === ctx.actors.settler && skew === 0n
+  const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'resolveEscrow', [x.id, payees, amounts])
+  expectOutcome(ctx, 'resolveEscrow', ok, r)
+  if (!ok) return
+  x.state = 'resolved'
+  payees.forEach((p, i) => {
+    ctx.model.credits.set(p, ctx.model.credits.get(p)! + amounts[i]!)
+    ctx.model.flow(p).entitled += amounts[i]!
+  })
+}
+
+async function withdrawCredit(ctx: RunContext, who: string): Promise<void> {
+  const amount = ctx.model.credits.get(who)!
+  const r = await sendTx(ctx, who, 'ac', ac(ctx), 'withdrawCredit', [])
+  expectOutcome(ctx, 'withdrawCredit', amount > 0n, r)
+  if (amount > 0n) {
+    ctx.model.credits.set(who, 0n)
+    ctx.model.flow(who).paidOut += amount
+  }
+}
+
+// ------------------------------------------------------------------ time
+
+async function wait(ctx: RunContext, seconds: bigint): Promise<void> {
+  const t = ctx.model.now + seconds
+  await ctx.rpc.batch([
+    { method: 'evm_setNextBlockTimestamp', params: [Number(t)] },
+    { method: 'evm_mine', params: [] },
+  ])
+  ctx.model.now = t
+}
+
+async function randomWait(ctx: RunContext): Promise<void> {
+  const p = ctx.model.p
+  const d = ctx.rnd.pick([
+    BigInt(1 + ctx.rnd.int(60)),
+    p.auditWindow,
+    p.withdrawalDelay + 1n,
+    p.disputeWindow + 1n,
+    p.unbondingDelay + 1n,
+  ])
+  await wait(ctx, d)
+}
+
+// ------------------------------------------------------------------ the step
+
+/** One random operation; weights favour the moves that change funds. */
+export async function step(ctx: RunContext): Promise<string> {
+  const { rnd, actors } = ctx
+  const executor = rnd.pick(actors.executors)
+  const e = executor.address
+  const anyone = rnd.pick([
+    ...actors.owners,
+    ...actors.executors.map((x) => x.address),
+    actors.settler,
+    actors.stranger,
+  ])
+  const ops: [number, string, () => Promise<void>][] = [
+    [8, 'deposit', () => deposit(ctx, e)],
+    [5, 'requestWithdrawal', () => requestWithdrawal(ctx, e)],
+    [1, 'cancelWithdrawal', () => cancelWithdrawal(ctx, e)],
+    [4, 'withdrawDeposit', () => withdrawDeposit(ctx, e)],
+    [3, 'registerNode', () => registerNode(ctx, rnd.chance(0.9) ? e : actors.stranger)],
+    [2, 'addStake', () => addStake(ctx, e)],
+    [2, 'requestUnbond', () => requestUnbond(ctx, e)],
+    [4, 'rejoin', () => rejoin(ctx, e)],
+    [3, 'withdrawStake', () => withdrawStake(ctx, e)],
+    [2, 'updateRoles', () => updateRoles(ctx, e)],
+    [2, 'slash', () => slash(ctx, e)],
+    [2, 'claimPayout', () => claimPayout(ctx, anyone)],
+    [2, 'registerCapsule', () => registerCapsule(ctx)],
+    [1, 'revokeCapsule', () => revokeCapsule(ctx)],
+    [8, 'requestAccess', () => requestAccess(ctx, rnd.chance(0.9) ? e : actors.stranger)],
+    [12, 'fastPath', () => fastPath(ctx, executor)],
+    [1, 'replayAudit', () => replayAudit(ctx)],
+    [5, 'claimFees', () => claimFees(ctx)],
+    [3, 'dispute', () => dispute(ctx)],
+    [3, 'resolve', () => resolve(ctx)],
+    [2, 'withdrawCredit', () => withdrawCredit(ctx, anyone)],
+    [5, 'wait', () => randomWait(ctx)],
+  ]
+  const total = ops.reduce((s, [w]) => s + w, 0)
+  let x = rnd.int(total)
+  for (const [w, name, run] of ops) {
+    if (x < w) {
+      await run()
+      return name
+    }
+    x -= w
+  }
+  throw new Error('unreachable')
+}
+
+export function resetRunState(): void {
+  lastRecorded = undefined
+}
+
+// ------------------------------------------------------------------ invariants
+
+/**
+ * Reads the state of the three contracts in one batch and checks:
+ * - each contract's ETH balance == its `totalHeld` == the sum of what it owes (deposits, open
+ *   escrows and credits; stake, unbonding and payouts), all equal to the model's;
+ * - every deposit, pending withdrawal, node record, credit, payout and run count as modelled;
+ * - no capsule counts more runs than its policy's maxRuns;
+ * - no account took out more than it paid in plus what it was entitled to (fees escrowed for its
+ *   capsules, credits, slash payouts);
+ * - the chain clock is the model's (the predictions rely on it).
+ */
+export async function checkInvariants(ctx: RunContext): Promise<void> {
+  const m = ctx.model
+  const { accessController: acAddr, nodeRegistry: nrAddr } = ctx.addresses
+  const executors = [...m.executors.keys()]
+  const accounts = m.accounts
+  const call = (to: string, iface: Interface, fn: string, args: unknown[]) => ({
+    method: 'eth_call',
+    params: [{ to, data: iface.encodeFunctionData(fn, args) }, 'latest'],
+  })
+  const calls = [
+    { method: 'eth_getBalance', params: [acAddr, 'latest'] },
+    { method: 'eth_getBalance', params: [nrAddr, 'latest'] },
+    { method: 'eth_getBlockByNumber', params: ['latest', false] },
+    call(acAddr, ac(ctx), 'totalHeld', []),
+    call(nrAddr, nr(ctx), 'totalHeld', []),
+    ...executors.flatMap((e) => [
+      call(acAddr, ac(ctx), 'deposits', [e]),
+      call(acAddr, ac(ctx), 'pendingWithdrawals', [e]),
+      call(nrAddr, nr(ctx), 'getNode', [e]),
+    ]),
+    ...accounts.flatMap((a) => [
+      call(acAddr, ac(ctx), 'credits', [a]),
+      call(nrAddr, nr(ctx), 'payouts', [a]),
+    ]),
+    ...m.capsules.map((c) => call(acAddr, ac(ctx), 'runCount', [c.id])),
+  ]
+  ctx.reads += calls.length
+  const out = await ctx.rpc.batch(calls)
+  let i = 0
+  const big = () => BigInt(out[i++] as string)
+  const dec = (iface: Interface, fn: string) => iface.decodeFunctionResult(fn, out[i++] as string)
+  const balAc = big()
+  const balNr = big()
+  const block = out[i++] as { timestamp: string }
+  const heldAc = big()
+  const heldNr = big()
+  const totals = m.totals()
+  if (BigInt(block.timestamp) !== m.now)
+    fail(`chain clock ${BigInt(block.timestamp)}, model ${m.now}`)
+  if (balAc !== heldAc) fail(`AccessController balance ${balAc} != totalHeld ${heldAc}`)
+  if (balNr !== heldNr) fail(`NodeRegistry balance ${balNr} != totalHeld ${heldNr}`)
+  if (heldAc !== totals.accessController)
+    fail(
+      `AccessController totalHeld ${heldAc} != deposits + open escrows + credits ${totals.accessController}`,
+    )
+  if (heldNr !== totals.nodeRegistry)
+    fail(`NodeRegistry totalHeld ${heldNr} != stake + unbonding + payouts ${totals.nodeRegistry}`)
+  for (const e of executors) {
+    const x = m.executor(e)
+    const dep = big()
+    const [wAmount, wAt] = dec(ac(ctx), 'pendingWithdrawals')
+    const [node] = dec(nr(ctx), 'getNode')
+    if (dep !== x.deposit) fail(`deposit of ${e}: chain ${dep}, model ${x.deposit}`)
+    if (wAmount !== x.withdrawal || wAt !== x.withdrawalAt)
+      fail(
+        `pending withdrawal of ${e}: chain ${wAmount}@${wAt}, model ${x.withdrawal}@${x.withdrawalAt}`,
+      )
+    const n = x.node
+    if (
+      node.registered !== n.registered ||
+      node.stake !== n.stake ||
+      node.unbonding !== n.unbonding ||
+      Number(node.roles) !== n.roles ||
+      (n.unbonding > 0n && node.unbondingReleaseAt !== n.releaseAt)
+    )
+      fail(
+        `node ${e}: chain ${node.stake}/${node.unbonding}/${node.roles}, model ${n.stake}/${n.unbonding}/${n.roles}`,
+      )
+  }
+  for (const a of accounts) {
+    const credit = big()
+    const payout = big()
+    if (credit !== m.credits.get(a))
+      fail(`credit of ${a}: chain ${credit}, model ${m.credits.get(a)}`)
+    if (payout !== m.payouts.get(a))
+      fail(`payout of ${a}: chain ${payout}, model ${m.payouts.get(a)}`)
+    const f = m.flow(a)
+    if (f.paidOut > f.paidIn + f.entitled)
+      fail(
+        `${a} took out ${f.paidOut}, more than it paid in (${f.paidIn}) plus its due (${f.entitled})`,
+      )
+  }
+  for (const c of m.capsules) {
+    const runs = big()
+    if (runs !== BigInt(c.runs)) fail(`runCount of ${c.id}: chain ${runs}, model ${c.runs}`)
+    if (c.maxRuns !== undefined && runs > BigInt(c.maxRuns))
+      fail(`${c.id} ran ${runs} times, maxRuns ${c.maxRuns}`)
+  }
+}
+
+export { Model }
