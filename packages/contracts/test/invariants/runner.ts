@@ -51,7 +51,7 @@ function fail(msg: string): never {
   throw new InvariantError(msg)
 }
 
-function expectOutcome(ctx: RunContext, what: string, predicted: boolean, r: Mined): void {
+function expectOutcome(what: string, predicted: boolean, r: Mined): void {
   if (predicted !== r.ok)
     fail(
       `${what}: predicted ${predicted ? 'success' : 'revert'}, chain said ${r.ok ? 'success' : 'revert'}`,
@@ -98,7 +98,7 @@ const cr = (ctx: RunContext) => ctx.c.capsuleRegistry.interface
 async function deposit(ctx: RunContext, e: string): Promise<void> {
   const amount = UNIT / 2n + BigInt(ctx.rnd.int(5)) * UNIT
   const r = await sendTx(ctx, e, 'ac', ac(ctx), 'deposit', [], amount)
-  expectOutcome(ctx, 'deposit', true, r)
+  expectOutcome('deposit', true, r)
   ctx.model.executor(e).deposit += amount
 }
 
@@ -108,7 +108,7 @@ async function requestWithdrawal(ctx: RunContext, e: string, all = false): Promi
   const t = ctx.model.next()
   const ok = amount > 0n && m.withdrawal + amount <= m.deposit
   const r = await sendTx(ctx, e, 'ac', ac(ctx), 'requestWithdrawal', [amount])
-  expectOutcome(ctx, `requestWithdrawal(${amount})`, ok, r)
+  expectOutcome(`requestWithdrawal(${amount})`, ok, r)
   if (ok) {
     m.withdrawal += amount
     m.withdrawalAt = t + ctx.model.p.withdrawalDelay
@@ -119,7 +119,7 @@ async function cancelWithdrawal(ctx: RunContext, e: string): Promise<void> {
   const m = ctx.model.executor(e)
   const ok = m.withdrawal > 0n
   const r = await sendTx(ctx, e, 'ac', ac(ctx), 'cancelWithdrawal', [])
-  expectOutcome(ctx, 'cancelWithdrawal', ok, r)
+  expectOutcome('cancelWithdrawal', ok, r)
   if (ok) {
     m.withdrawal = 0n
     m.withdrawalAt = 0n
@@ -132,7 +132,7 @@ async function withdrawDeposit(ctx: RunContext, e: string): Promise<void> {
   const amount = m.withdrawal < m.deposit ? m.withdrawal : m.deposit
   const ok = m.withdrawal > 0n && t >= m.withdrawalAt && amount > 0n
   const r = await sendTx(ctx, e, 'ac', ac(ctx), 'withdrawDeposit', [])
-  expectOutcome(ctx, `withdrawDeposit at ${t} (release ${m.withdrawalAt})`, ok, r)
+  expectOutcome(`withdrawDeposit at ${t} (release ${m.withdrawalAt})`, ok, r)
   if (ok) {
     const [ev] = parse(ac(ctx), r, 'DepositWithdrawn')
     if (ev?.amount !== amount) fail(`withdrawDeposit sent ${ev?.amount}, expected ${amount}`)
@@ -161,7 +161,7 @@ async function registerNode(ctx: RunContext, e: string): Promise<void> {
     [ctx.rnd.bytes32(), ctx.rnd.bytes32(), roles],
     stake,
   )
-  expectOutcome(ctx, 'register', ok, r)
+  expectOutcome('register', ok, r)
   if (ok) Object.assign(n, { registered: true, stake, roles })
 }
 
@@ -169,7 +169,7 @@ async function addStake(ctx: RunContext, e: string): Promise<void> {
   const n = ctx.model.executor(e).node
   const amount = ctx.model.p.minStake / 2n
   const r = await sendTx(ctx, e, 'nr', nr(ctx), 'addStake', [], amount)
-  expectOutcome(ctx, 'addStake', n.registered, r)
+  expectOutcome('addStake', n.registered, r)
   if (n.registered) n.stake += amount
 }
 
@@ -179,7 +179,7 @@ async function requestUnbond(ctx: RunContext, e: string, all = false): Promise<v
   const t = ctx.model.next()
   const ok = n.registered && amount > 0n && amount <= n.stake
   const r = await sendTx(ctx, e, 'nr', nr(ctx), 'requestUnbond', [amount])
-  expectOutcome(ctx, `requestUnbond(${amount})`, ok, r)
+  expectOutcome(`requestUnbond(${amount})`, ok, r)
   if (ok) {
     n.stake -= amount
     n.unbonding += amount
@@ -192,7 +192,7 @@ async function withdrawStake(ctx: RunContext, e: string): Promise<void> {
   const t = ctx.model.next()
   const ok = n.registered && n.unbonding > 0n && t >= n.releaseAt
   const r = await sendTx(ctx, e, 'nr', nr(ctx), 'withdraw', [])
-  expectOutcome(ctx, 'withdraw (stake)', ok, r)
+  expectOutcome('withdraw (stake)', ok, r)
   if (ok) {
     const [ev] = parse(nr(ctx), r, 'Withdrawn')
     if (ev?.amount !== n.unbonding) fail(`withdraw sent ${ev?.amount}, expected ${n.unbonding}`)
@@ -222,7 +222,7 @@ async function updateRoles(
     ctx.rnd.bytes32(),
     roles,
   ])
-  expectOutcome(ctx, 'update', n.registered, r)
+  expectOutcome('update', n.registered, r)
   if (!n.registered) return
   const dropped = n.roles & ~roles
   if (dropped !== 0) {
@@ -246,7 +246,7 @@ async function slash(ctx: RunContext, e: string): Promise<void> {
     recipient,
     ctx.rnd.bytes32(),
   ])
-  expectOutcome(ctx, `slash by ${caller === manager ? 'manager' : 'stranger'}`, ok, r)
+  expectOutcome(`slash by ${caller === manager ? 'manager' : 'stranger'}`, ok, r)
   if (!ok) return
   const fromStake = amount < n.stake ? amount : n.stake
   n.stake -= fromStake
@@ -261,7 +261,7 @@ async function slash(ctx: RunContext, e: string): Promise<void> {
 async function claimPayout(ctx: RunContext, who: string): Promise<void> {
   const amount = ctx.model.payouts.get(who)!
   const r = await sendTx(ctx, who, 'nr', nr(ctx), 'claimPayout', [])
-  expectOutcome(ctx, 'claimPayout', amount > 0n, r)
+  expectOutcome('claimPayout', amount > 0n, r)
   if (amount > 0n) {
     ctx.model.payouts.set(who, 0n)
     ctx.model.flow(who).paidOut += amount
@@ -283,7 +283,7 @@ async function registerCapsule(ctx: RunContext): Promise<void> {
     ctx.rnd.bytes32(),
     ctx.rnd.bytes32(),
   ])
-  expectOutcome(ctx, 'register capsule', true, r)
+  expectOutcome('register capsule', true, r)
   ctx.model.capsules.push({
     id,
     owner,
@@ -300,7 +300,7 @@ async function revokeCapsule(ctx: RunContext): Promise<void> {
   const caller = ctx.rnd.chance(0.7) ? c.owner : ctx.actors.stranger
   const ok = caller === c.owner && !c.revoked
   const r = await sendTx(ctx, caller, 'cr', cr(ctx), 'revoke', [c.id])
-  expectOutcome(ctx, 'revoke', ok, r)
+  expectOutcome('revoke', ok, r)
   if (ok) c.revoked = true
 }
 
@@ -331,7 +331,6 @@ async function requestAccess(ctx: RunContext, requester: string): Promise<void> 
     fee,
   )
   expectOutcome(
-    ctx,
     `requestAccess (runs ${c.runs}/${c.maxRuns}, revoked ${c.revoked}, fee ${fee})`,
     ok,
     r,
@@ -460,7 +459,7 @@ async function record(ctx: RunContext, signed: Signed, recorder: string, mustSuc
   ])
   if (mustSucceed && !r.ok)
     fail('the executor voided a fast-path audit that checkAccess allowed before the release')
-  expectOutcome(ctx, 'recordFastPathGrant', ok, r)
+  expectOutcome('recordFastPathGrant', ok, r)
   if (!ok) return
   const e = m.executor(req.executor)
   e.deposit -= req.fee
@@ -476,7 +475,7 @@ async function replayAudit(ctx: RunContext): Promise<void> {
     '0x',
     signed.signature,
   ])
-  expectOutcome(ctx, 'a replayed recordFastPathGrant', false, r)
+  expectOutcome('a replayed recordFastPathGrant', false, r)
 }
 
 // ------------------------------------------------------------------ escrows
@@ -503,7 +502,7 @@ async function claimFees(ctx: RunContext): Promise<void> {
     total += x.amount
   }
   const r = await sendTx(ctx, owner, 'ac', ac(ctx), 'claimFees', [ids])
-  expectOutcome(ctx, 'claimFees', ok && total > 0n, r)
+  expectOutcome('claimFees', ok && total > 0n, r)
   if (!r.ok) return
   for (const id of ids) m.escrows.get(id)!.state = 'claimed'
   m.flow(owner).paidOut += total
@@ -519,7 +518,7 @@ async function dispute(ctx: RunContext): Promise<void> {
     : ctx.rnd.pick([x.owner, ctx.actors.stranger])
   const ok = caller === ctx.actors.settler && x.state === 'held'
   const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'disputeEscrow', [x.id])
-  expectOutcome(ctx, 'disputeEscrow', ok, r)
+  expectOutcome('disputeEscrow', ok, r)
   if (ok) x.state = 'disputed'
 }
 
@@ -535,7 +534,7 @@ async function resolve(ctx: RunContext): Promise<void> {
   const amounts = [a, x.amount - a + skew]
   const ok = caller === ctx.actors.settler && skew === 0n
   const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'resolveEscrow', [x.id, payees, amounts])
-  expectOutcome(ctx, 'resolveEscrow', ok, r)
+  expectOutcome('resolveEscrow', ok, r)
   if (!ok) return
   x.state = 'resolved'
   payees.forEach((p, i) => {
@@ -547,7 +546,7 @@ async function resolve(ctx: RunContext): Promise<void> {
 async function withdrawCredit(ctx: RunContext, who: string): Promise<void> {
   const amount = ctx.model.credits.get(who)!
   const r = await sendTx(ctx, who, 'ac', ac(ctx), 'withdrawCredit', [])
-  expectOutcome(ctx, 'withdrawCredit', amount > 0n, r)
+  expectOutcome('withdrawCredit', amount > 0n, r)
   if (amount > 0n) {
     ctx.model.credits.set(who, 0n)
     ctx.model.flow(who).paidOut += amount
