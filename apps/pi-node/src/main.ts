@@ -135,16 +135,44 @@ chain reachability and head block, contract addresses, stored capsules and the d
 `,
   },
   recover: {
-    options: { ...SEALER_OPTIONS },
+    options: {
+      ...SEALER_OPTIONS,
+      'rpc-url': { type: 'string' },
+      'chain-id': { type: 'string' },
+      'capsule-registry': { type: 'string' },
+      'node-registry': { type: 'string' },
+      'access-controller': { type: 'string' },
+      peer: { type: 'string', multiple: true },
+      'start-block': { type: 'string' },
+      'fetch-timeout-ms': { type: 'string' },
+      listen: { type: 'string', multiple: true },
+    },
     usage: `pi-node recover [options] < words.txt
 
-Reads the 24-word mnemonic from stdin (never from the command line), creates the key on
-the new TPM, re-wraps every stored data key and the owner file to it.
+Reads the 24-word mnemonic from stdin (never from the command line) and brings the owner
+back onto a new TPM, or onto a new Pi with an empty data folder: writes the config and the
+owner file again, re-wraps the keys still stored here, then rebuilds every key of the
+owner's capsules from the chain (CapsuleRegistered logs) and IPFS (the header's recovery
+copy), points the chain's keyguard record at the new TPM key (updateKeyguard) and pins the
+capsules. Safe to run again after a crash. Capsules that cannot be recovered are listed
+with a reason (exit code 1); the others are recovered.
 
 Options:
   --tcti <tcti>                the new TPM (saved to the config)
   --sealer tpm2|software       switch sealer kind (saved to the config)
   --allow-insecure-sealer      required for --sealer software
+  --peer <multiaddr>           a peer serving the capsules' blocks (an executor, a pinning
+                               node), with /p2p/<peerId>; repeatable, saved as bootstrap
+  --start-block <n>            first block to scan for the owner's capsules (default: the
+                               config's, else 0)
+  --fetch-timeout-ms <ms>      per-capsule fetch timeout (default 60000)
+New Pi (no config in the data folder):
+  --rpc-url <url>              chain RPC (or DIGICAP_RPC_URL)
+  --chain-id <id>              expected chain id
+  --capsule-registry <addr>    the contracts, as given to init
+  --node-registry <addr>
+  --access-controller <addr>
+  --listen <multiaddr>         saved in the new config (default /ip4/0.0.0.0/tcp/4001)
 `,
   },
   serve: {
@@ -444,6 +472,71 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return EXIT.ok
     }
 
+    if (command === 'recover') {
+      const mnemonic = await readStdin(io.stdin)
+      if (!mnemonic) {
+        throw new UsageError('recover reads the mnemonic from stdin; got nothing', {
+          hint: 'pi-node recover < words.txt (or type the words and press Ctrl-D).',
+        })
+      }
+      const contractFlags = ['capsule-registry', 'node-registry', 'access-controller'].map(
+        (f) => values[f] as string | undefined,
+      )
+      for (const [i, v] of contractFlags.entries()) {
+        if (v !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(v)) {
+          throw new UsageError('A contract address is malformed', {
+            details: { index: i, value: v },
+          })
+        }
+      }
+      const existing = await loadConfig(dataDir, io.env).catch(() => undefined)
+      const sealer = sealerFromFlags(values, io.env, dataDir, existing?.sealer)
+      const chainId = positiveInt('chain-id', values['chain-id'] as string | undefined)
+      const startBlock = wholeNumber('start-block', values['start-block'] as string | undefined)
+      const fetchTimeoutMs = positiveInt(
+        'fetch-timeout-ms',
+        values['fetch-timeout-ms'] as string | undefined,
+      )
+      const rpcUrl = (values['rpc-url'] as string | undefined) ?? io.env.DIGICAP_RPC_URL
+      const { recoverPiNode } = await import('./recover.ts')
+      const result = await recoverPiNode(
+        {
+          dataDir,
+          mnemonic,
+          ...(sealer ? { sealer } : {}),
+          ...(rpcUrl ? { rpcUrl } : {}),
+          ...(chainId !== undefined ? { chainId } : {}),
+          ...(contractFlags.every((v) => v !== undefined)
+            ? {
+                contracts: {
+                  capsuleRegistry: contractFlags[0] as string,
+                  nodeRegistry: contractFlags[1] as string,
+                  accessController: contractFlags[2] as string,
+                },
+              }
+            : {}),
+          ...(values.peer ? { peers: values.peer as string[] } : {}),
+          ...(values.listen ? { listen: values.listen as string[] } : {}),
+          ...(startBlock !== undefined ? { startBlock } : {}),
+          ...(fetchTimeoutMs !== undefined ? { fetchTimeoutMs } : {}),
+          onProgress: (phase, done, total) => io.stderr.write(`${phase} ${done}/${total}\n`),
+        },
+        { logger },
+      )
+      out(
+        { ...result },
+        `Recovered ${result.recovered.length} capsule key(s) for ${result.owner} (peer ${result.peerId}) onto ${result.sealer.kind} key ${result.sealer.keyId.slice(0, 16)}…\n` +
+          `  chain keyguard record updated for ${result.chain.keyguardUpdated.length} capsule(s); ${result.chain.revoked.length} revoked skipped\n` +
+          (result.failed.length > 0
+            ? `  FAILED: ${result.failed.map((f) => `${f.capsuleId} (${f.reason ?? f.code})`).join(', ')}\n`
+            : '') +
+          (result.notPinned.length > 0
+            ? `  not pinned here: ${result.notPinned.map((f) => f.capsuleId).join(', ')}\n`
+            : ''),
+      )
+      return result.failed.length > 0 ? EXIT.failure : EXIT.ok
+    }
+
     const loaded = await loadConfig(dataDir, io.env)
     const config =
       command === 'serve'
@@ -453,8 +546,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             ...(values.announce ? { announce: values.announce as string[] } : {}),
           }
         : loaded
-    const override =
-      command === 'recover' ? sealerFromFlags(values, io.env, dataDir, config.sealer) : undefined
     const { createPiNode } = await import('./pi-node.ts')
     const pi = await createPiNode(config, { logger })
 
@@ -527,28 +618,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           (s.daemon.keyguard ? keyguardLines(s.daemon.keyguard, s.daemon.updatedAt) : ''),
       )
       return EXIT.ok
-    }
-
-    if (command === 'recover') {
-      const mnemonic = await readStdin(io.stdin)
-      if (!mnemonic) {
-        throw new UsageError('recover reads the mnemonic from stdin; got nothing', {
-          hint: 'pi-node recover < words.txt (or type the words and press Ctrl-D).',
-        })
-      }
-      const result = await pi.recover({
-        mnemonic,
-        ...(override ? { sealer: override } : {}),
-        onProgress: (_p, done, total) => io.stderr.write(`recovered ${done}/${total}\n`),
-      })
-      out(
-        { ...result },
-        `Recovered ${result.recovered.length} capsule key(s) for ${result.owner} onto ${result.sealer.kind} key ${result.sealer.keyId.slice(0, 16)}…\n` +
-          (result.failed.length > 0
-            ? `  FAILED: ${result.failed.map((f) => `${f.capsuleId} (${f.code})`).join(', ')}\n`
-            : ''),
-      )
-      return result.failed.length > 0 ? EXIT.failure : EXIT.ok
     }
 
     // serve

@@ -121,6 +121,17 @@ export type {
 export { createKeyguard } from './keyguard.ts'
 export type { InitOwnerOptions, OwnerInfo, OwnerSecrets } from './owner.ts'
 export { initOwner, readOwner, restoreOwner, unwrapOwnerSecrets } from './owner.ts'
+export type {
+  CapsuleDirectory,
+  HeaderFetcher,
+  KeyguardRecorder,
+  OwnedCapsule,
+  RebuildFailure,
+  RebuildFailureReason,
+  RebuildKeyStoreOptions,
+  RebuildKeyStoreResult,
+} from './rebuild-keys.ts'
+export { rebuildKeyStore } from './rebuild-keys.ts'
 export type { RecoverKeysOptions, RecoverKeysResult } from './recover-keys.ts'
 export { recoverKeys } from './recover-keys.ts'
 export type { OwnerIdentity } from './recovery.ts'

@@ -1,0 +1,191 @@
+/**
+ * A dead Pi brought back from the paper words alone (real anvil, two real swtpms, real
+ * helia/libp2p on loopback, the `pi-node recover` CLI): init, seal two capsules, a peer keeps
+ * their blocks; the whole data folder and the TPM state are deleted; `pi-node recover` on an
+ * empty folder with a new TPM, given only the words, the chain and that peer, rebuilds the key
+ * store; `serve` then releases the key of an old capsule to an executor's real run path.
+ */
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connectDigicap } from '@digicap/contracts'
+import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { createExecutor, dataSandbox, type Executor, ethersExecutorChain } from '@digicap/executor'
+import { createKeyStore, generateMnemonic, tpm2Sealer } from '@digicap/keyguard'
+import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import { multiaddr } from '@multiformats/multiaddr'
+import { parseEther, type Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../src/config.ts'
+import { createPiNode, initPiNode, type RunningPiNode } from '../src/pi-node.ts'
+import { type Doc, runCli } from './helpers/cli.ts'
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
+
+describe('pi-node recover on a new Pi from the words, the chain and a peer', () => {
+  let anvil: Anvil
+  let tpm: Swtpm
+  let dir: string
+  let dataDir: string
+  let mnemonic: string
+  let contracts: { capsuleRegistry: string; nodeRegistry: string; accessController: string }
+  let archive: DigicapNode
+  let executorNode: DigicapNode | undefined
+  let executor: Executor | undefined
+  let serving: RunningPiNode | undefined
+  const sealed: { capsuleId: string; cid: string; plaintext: Buffer }[] = []
+
+  beforeAll(async () => {
+    ;[anvil, tpm] = await Promise.all([startAnvil(), startSwtpm()])
+    dir = await mkdtemp(join(tmpdir(), 'pi-node-recover-'))
+    dataDir = join(dir, 'node')
+    mnemonic = generateMnemonic()
+    const init = await initPiNode({
+      dataDir,
+      rpcUrl: anvil.rpcUrl,
+      sealer: { kind: 'tpm2', tcti: tpm.tcti },
+      deploy: true,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      mnemonic,
+    })
+    contracts = init.config.contracts
+    const pi = await createPiNode(init.config)
+    for (const i of [1, 2]) {
+      const file = join(dir, `data-${i}.bin`)
+      const plaintext = Buffer.from(`capsule ${i}: ${'x'.repeat(3000 * i)}`)
+      await writeFile(file, plaintext)
+      const r = await pi.seal({ file, policy: 'maxRuns(5)' })
+      sealed.push({ capsuleId: r.capsuleId, cid: r.cid, plaintext })
+    }
+    // A peer (a pinning node, or an executor that ran them) keeps the blocks.
+    archive = await createDigicapNode({})
+    const old = await pi.serve({ statusIntervalMs: 60_000 })
+    try {
+      await archive.libp2p.dial(multiaddr(old.multiaddrs()[0] as string))
+      const store = heliaCapsuleStore(archive.helia)
+      for (const s of sealed) await store.pin(s.cid, { signal: AbortSignal.timeout(30_000) })
+    } finally {
+      await old.stop()
+    }
+    // The Pi dies: its whole data folder and its TPM are gone.
+    await rm(dataDir, { recursive: true, force: true })
+    await tpm.stop()
+    tpm = await startSwtpm()
+  }, 240_000)
+
+  afterAll(async () => {
+    await executor?.stop()
+    await executorNode?.stop()
+    await serving?.stop()
+    await archive?.stop()
+    await Promise.all([anvil?.stop(), tpm?.stop()])
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  const recoverArgs = () => [
+    'recover',
+    '--json',
+    '--data-dir',
+    dataDir,
+    '--tcti',
+    tpm.tcti,
+    '--rpc-url',
+    anvil.rpcUrl,
+    '--capsule-registry',
+    contracts.capsuleRegistry,
+    '--node-registry',
+    contracts.nodeRegistry,
+    '--access-controller',
+    contracts.accessController,
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    '--peer',
+    `${archive.multiaddrs()[0]}`,
+  ]
+
+  it('on an empty folder without the chain flags: CONFIG error, nothing written', async () => {
+    const r = await runCli(['recover', '--data-dir', dataDir, '--tcti', tpm.tcti], {}, mnemonic)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('error[CONFIG]')
+    expect(existsSync(join(dataDir, 'config.json'))).toBe(false)
+    expect(existsSync(join(dataDir, 'owner.json'))).toBe(false)
+  }, 120_000)
+
+  it('rebuilds every key onto the new TPM and points the chain at the new key', async () => {
+    const r = await runCli(recoverArgs(), {}, `${mnemonic}\n`)
+    expect(r.stderr).not.toContain('error[')
+    expect(r.code).toBe(0)
+    const doc = JSON.parse(r.stdout) as Doc
+    expect(doc.newConfig).toBe(true)
+    expect([...doc.recovered].sort()).toEqual(sealed.map((s) => s.capsuleId).sort())
+    expect(doc.failed).toEqual([])
+    expect(doc.notPinned).toEqual([])
+    expect(doc.chain.keyguardUpdated.sort()).toEqual(sealed.map((s) => s.capsuleId).sort())
+    expect(r.stderr).toContain('rebuild 2/2')
+
+    const newKey = await tpm2Sealer({ tcti: tpm.tcti }).publicKey()
+    expect(doc.sealer.keyId).toBe(newKey.keyId)
+    const { capsuleRegistry } = connectDigicap(contracts, anvil.provider)
+    for (const s of sealed) {
+      const onChain = await capsuleRegistry.getCapsule(s.capsuleId)
+      expect(onChain.keyguardKeyId).toBe(`0x${newKey.keyId}`)
+      expect(new TextDecoder().decode(Buffer.from(onChain.keyguardPeerId.slice(2), 'hex'))).toBe(
+        doc.peerId,
+      )
+    }
+    const keys = await createKeyStore(join(dataDir, 'keys'))
+    expect((await keys.list()).sort()).toEqual(sealed.map((s) => s.capsuleId).sort())
+  }, 240_000)
+
+  it('is idempotent: a second run finds every key present and sends no transaction', async () => {
+    const nonce = await anvil.provider.getTransactionCount(
+      JSON.parse(await readFile(join(dataDir, 'owner.json'), 'utf8')).address,
+    )
+    const r = await runCli(recoverArgs(), {}, `${mnemonic}\n`)
+    expect(r.code).toBe(0)
+    const doc = JSON.parse(r.stdout) as Doc
+    expect(doc.newConfig).toBe(false)
+    expect(doc.chain.present.sort()).toEqual(sealed.map((s) => s.capsuleId).sort())
+    expect(doc.chain.recovered).toEqual([])
+    expect(doc.chain.keyguardUpdated).toEqual([])
+    const after = await anvil.provider.getTransactionCount(
+      JSON.parse(await readFile(join(dataDir, 'owner.json'), 'utf8')).address,
+    )
+    expect(after).toBe(nonce)
+  }, 240_000)
+
+  it('serves again: an executor runs an old capsule end to end through the chain path', async () => {
+    serving = await (await createPiNode(await loadConfig(dataDir))).serve({
+      statusIntervalMs: 60_000,
+    })
+    expect(serving.pinned).toBe(2)
+    const wallet = anvil.signers[3] as Wallet
+    const chain = ethersExecutorChain({
+      addresses: { chainId: String(anvil.chainId), ...contracts },
+      signer: wallet,
+    })
+    executorNode = await createDigicapNode({})
+    await chain.registerNode({
+      peerId: executorNode.libp2p.peerId.toMultihash().bytes,
+      attestationKeyHash: new Uint8Array(32),
+      roles: 1,
+      stake: parseEther('0.01'),
+    })
+    executor = createExecutor({ keyguardAddrs: [serving.multiaddrs()[0] as string] })({
+      libp2p: executorNode.libp2p,
+      store: heliaCapsuleStore(executorNode.helia),
+      chain,
+      wallet,
+      sandboxes: { data: dataSandbox(async (bytes) => sha256(bytes)) },
+    })
+    await executor.start()
+    const old = sealed[0] as (typeof sealed)[number]
+    const run = await executor.runCapsule(old.cid)
+    expect(run.path).toBe('chain')
+    expect(run.capsuleId.toLowerCase()).toBe(old.capsuleId)
+    expect(new TextDecoder().decode(run.result)).toBe(sha256(old.plaintext))
+  }, 240_000)
+})
