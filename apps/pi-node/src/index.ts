@@ -76,3 +76,10 @@ export {
   initPiNode,
   peerIdOfPublicKey,
 } from './pi-node.ts'
+export type { RecoverPiNodeOptions, RecoverPiNodeResult } from './recover.ts'
+export {
+  chainCapsuleDirectory,
+  ipfsHeaderFetcher,
+  ownerKeyguardRecorder,
+  recoverPiNode,
+} from './recover.ts'

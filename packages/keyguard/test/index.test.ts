@@ -53,6 +53,7 @@ describe('public surface', () => {
         "normalizeMnemonic",
         "peerIdFromRegistered",
         "readOwner",
+        "rebuildKeyStore",
         "recoverKeys",
         "recoveryKeyId",
         "restoreOwner",
