@@ -7,12 +7,13 @@
  * 2. aggregate: examples/aggregate/main.js over a 1 MiB CSV in QuickJS vs. `node:vm` vs.
  *    `node` as a child process reading the CSV from stdin.
  * 3. WASI start-up: test/fixtures/sum-input.wat over 1 MiB in the WASI sandbox (worker,
- *    temp dir, metering, clean-up) vs. the same module run with `node:wasi` in-process.
+ *    in-memory host, metering, zeroing) vs. the same module run with `node:wasi` in-process
+ *    (bench/wasi-hosts.ts compares the two hosts module by module).
  *
  * Run: `pnpm --filter @digicap/executor bench` (or `node bench/sandbox.ts [runs]`).
  */
 import { execFile } from 'node:child_process'
-import { closeSync, existsSync, openSync } from 'node:fs'
+import { closeSync, openSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -162,12 +163,6 @@ const wDirect = await median(async () => {
   }
 })
 row('wasi sandbox sum 1 MiB', wSandbox, 'node:wasi in-process', wDirect)
-if (existsSync('/dev/shm')) {
-  // Same, with the temp dir on tmpfs: shows what the disk (write, zero-overwrite, fsync) costs.
-  const shm = wasiSandbox({ tmpRoot: '/dev/shm' })
-  const wShm = await median(() => shm.run({ runtime: wasiRt, code: wasm, input }))
-  row('wasi sandbox sum 1 MiB, tmpfs', wShm, 'node:wasi in-process', wDirect)
-}
 await warm.close()
 const wTrivial = await median(() =>
   wasi.run({ runtime: wasiRt, code: wasm, input: new Uint8Array(0) }),

@@ -51,7 +51,6 @@ it('public surface is deliberate', () => {
       "runLifecycle",
       "runtimeMeasurement",
       "sandboxFor",
-      "secretTmpRoot",
       "verifyCapsule",
       "wasiSandbox",
     ]

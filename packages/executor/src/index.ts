@@ -148,4 +148,4 @@ export type {
 export type { WasiSandboxInit } from './wasi.ts'
 export { WASI_RUNTIME_ID, wasiSandbox } from './wasi.ts'
 export type { CleanupReport, RunWorkspace, RunWorkspaceInit } from './workspace.ts'
-export { createRunWorkspace, secretTmpRoot } from './workspace.ts'
+export { createRunWorkspace } from './workspace.ts'

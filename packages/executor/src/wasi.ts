@@ -1,9 +1,8 @@
-import { lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import {
   SandboxCrashError,
   SandboxMemoryError,
   SandboxOutputLimitError,
+  SandboxTimeoutError,
   sanitizeProgramText,
 } from './errors.ts'
 import { checkJob, LogCollector, resolveOutputLimits } from './limits.ts'
@@ -17,48 +16,44 @@ import type {
 import type { WasiWorkerData, WasiWorkerResult } from './wasi-protocol.ts'
 import { clampWasmMemory, compileWasiModule } from './wasm-limits.ts'
 import { runWorker, siblingWorkerUrl, spawnWorker, workerSource } from './worker-host.ts'
-import { createRunWorkspace, secretTmpRoot } from './workspace.ts'
+import { createRunWorkspace } from './workspace.ts'
 
 /** The WASI runtime this package runs; part of every WASI run measurement. */
-export const WASI_RUNTIME_ID = `node:wasi/preview1@${process.versions.node}`
+export const WASI_RUNTIME_ID = 'digicap-wasi-memfs/preview1@1+browser_wasi_shim@0.4.2'
 
 export interface WasiSandboxInit extends OutputLimits {
   /**
    * Most bytes the module may write in one run, through any descriptor: stdout, stderr and
-   * files it creates (default 64 MiB). Every write is metered; the file tree is also polled
-   * (each entry counts 4 KiB) so that creating many empty files is bounded too.
+   * files it creates (default 64 MiB). Every write, every byte a file grows by and every
+   * entry created (4 KiB each) is metered; the module is stopped before passing the limit.
+   * The files live in the worker's memory, so this also bounds that memory.
    */
   readonly diskLimitBytes?: number | undefined
-  /** How often the disk use is polled, in ms (default 25). */
-  readonly diskPollMs?: number | undefined
   /** Time the host allows on top of `timeLimitMs` before terminating the worker (default 0). */
   readonly graceMs?: number | undefined
   /** Time allowed for the worker to start and instantiate the module (default 10 s). */
   readonly startupTimeoutMs?: number | undefined
   /** V8 heap cap of the worker thread, in MiB (default 64); linear memory is capped separately. */
   readonly workerHeapMb?: number | undefined
-  /**
-   * Where the preopened directory (which holds the decrypted `/input`) is made. Default
-   * {@link secretTmpRoot}: `/dev/shm` (tmpfs, never on disk) when writable, else
-   * `os.tmpdir()` with a warning through `warn`.
-   */
-  readonly tmpRoot?: string | undefined
-  /** Told when no tmpfs is available for the preopened directory. */
-  readonly warn?: ((message: string) => void) | undefined
   /** Keep one spare worker booted (no job seen) to skip worker start-up (default false). */
   readonly prewarm?: boolean | undefined
 }
 
 /**
- * A sandbox that runs a WASI preview-1 command module (`_start`) in a worker thread.
+ * A sandbox that runs a WASI preview-1 command module (`_start`) in a worker thread,
+ * against Digicap's own WASI host: every system call is answered in JavaScript over an
+ * in-memory file system, so no host path is in reach and no call can block.
  *
- * The module sees one directory, preopened as `/`: a fresh 0700 temp directory holding
- * `/input` (the payload) and an empty `/out/` it may write to. `argv` is the entry name
- * followed by the job's `args`; the environment is empty; stdin is empty. Whatever the
- * module writes to stdout is the output; stderr lines become logs. There is no network
- * (preview 1 has no way to open a socket and none is preopened). Each memory the module
- * defines is capped at `memoryLimitBytes` by rewriting its declared maximum; the host
- * terminates the worker at the deadline.
+ * The module sees one directory, preopened as `/`, holding `/input` (the payload) and an
+ * empty `/out/` it may write to, both in the worker's memory (nothing is written to disk).
+ * `argv` is the entry name followed by the job's `args`; the environment is empty; stdin
+ * is empty. Whatever the module writes to stdout is the output; stderr lines become logs.
+ * There is no network (preview 1 has no way to open a socket; the socket calls answer
+ * ENOTSUP). Each memory the module defines is capped at `memoryLimitBytes` by rewriting its
+ * declared maximum. A `poll_oneoff` sleep that would end past the deadline fails the run
+ * with SANDBOX_TIMEOUT at once; any other program is terminated by the host at the
+ * deadline. The decrypted input is handed to the worker in a shared buffer that the run's
+ * workspace zeroes whatever happened to the worker.
  *
  * @example
  * ```ts
@@ -73,12 +68,10 @@ export interface WasiSandboxInit extends OutputLimits {
 export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
   const limits = resolveOutputLimits(init)
   const diskLimitBytes = init.diskLimitBytes ?? 64 * 1024 * 1024
-  const diskPollMs = init.diskPollMs ?? 25
   const graceMs = init.graceMs ?? 0
   const startupTimeoutMs = init.startupTimeoutMs ?? 10_000
   const workerHeapMb = init.workerHeapMb ?? 64
   const workerUrl = siblingWorkerUrl('wasi-worker', import.meta.url)
-  let wasiRoot: string | undefined = init.tmpRoot
   const workers = workerSource(
     () =>
       spawnWorker({
@@ -104,27 +97,24 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
       const { bytes, capPages } = clampWasmMemory(job.code, job.runtime.memoryLimitBytes)
       const module = await compileWasiModule(bytes)
       const own = options.workspace === undefined
-      const ws = options.workspace ?? createRunWorkspace({ tmpRoot: init.tmpRoot })
+      const ws = options.workspace ?? createRunWorkspace()
       try {
-        wasiRoot ??= secretTmpRoot(init.warn)
-        const base = await ws.tempDir('wasi-', wasiRoot)
-        const rootDir = join(base, 'root')
-        await mkdir(rootDir, { mode: 0o700 })
-        await writeFile(join(rootDir, 'input'), job.input, { mode: 0o600 })
-        await mkdir(join(rootDir, 'out'), { mode: 0o700 })
-        const stdoutPath = join(base, 'stdout')
-        const stderrPath = join(base, 'stderr')
+        // Shared, so the workspace can zero the worker's view of the plaintext even when
+        // the worker had to be terminated mid-run.
+        const input = new SharedArrayBuffer(job.input.byteLength)
+        const inputView = new Uint8Array(input)
+        ws.trackBuffer(inputView)
+        inputView.set(job.input)
         const data: WasiWorkerData = {
           module,
-          rootDir,
-          stdoutPath,
-          stderrPath,
+          input,
           args: [job.runtime.entry, ...(job.args ?? [])],
           capPages,
           outputLimitBytes: limits.outputLimitBytes,
           diskLimitBytes,
+          stderrLimitBytes: STDERR_LIMIT_BYTES,
+          timeLimitMs: job.runtime.timeLimitMs,
         }
-        const inputBytes = job.input.byteLength
         const res = (await runWorker({
           worker: workers.take(),
           job: data,
@@ -132,40 +122,22 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
           timeLimitMs: job.runtime.timeLimitMs,
           graceMs,
           signal: options.signal,
-          watch: {
-            everyMs: diskPollMs,
-            async check() {
-              const used =
-                (await treeBytes(rootDir)) -
-                inputBytes +
-                (await fileBytes(stdoutPath)) +
-                (await fileBytes(stderrPath))
-              if (used > diskLimitBytes) {
-                return new SandboxOutputLimitError('Program wrote more bytes than allowed', {
-                  details: { runtime: 'wasi', diskLimitBytes },
-                })
-              }
-              const out = await fileBytes(stdoutPath)
-              if (out > limits.outputLimitBytes) {
-                return new SandboxOutputLimitError('Program output exceeded the limit', {
-                  details: { runtime: 'wasi', outputLimitBytes: limits.outputLimitBytes },
-                })
-              }
-              return undefined
-            },
-          },
         })) as WasiWorkerResult
         ws.recordZeroed(1, res.zeroedBytes)
         const logs = new LogCollector(limits)
-        const err = await readBounded(stderrPath, 1024 * 1024)
-        for (const line of new TextDecoder().decode(err).split('\n')) {
+        for (const line of new TextDecoder().decode(res.stderr).split('\n')) {
           if (line !== '') logs.push(line)
         }
-        err.fill(0)
+        res.stderr.fill(0)
         const details = {
           runtime: 'wasi',
           timeLimitMs: job.runtime.timeLimitMs,
           memoryLimitBytes: job.runtime.memoryLimitBytes,
+        }
+        if (res.limitHit === 'time') {
+          throw new SandboxTimeoutError('Program would sleep past its time limit; stopped', {
+            details: { ...details, enforcedBy: 'sandbox' },
+          })
         }
         if (res.limitHit === 'output') {
           throw new SandboxOutputLimitError('Program output exceeded the limit', {
@@ -192,15 +164,8 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
             details: { ...details, exitCode: res.exitCode },
           })
         }
-        const outSize = await fileBytes(stdoutPath)
-        if (outSize > limits.outputLimitBytes) {
-          throw new SandboxOutputLimitError('Program output exceeded the limit', {
-            details: { ...details, outputLimitBytes: limits.outputLimitBytes },
-          })
-        }
-        const output = await readFile(stdoutPath)
         return {
-          output: new Uint8Array(output.buffer, output.byteOffset, output.byteLength),
+          output: res.output,
           logs: logs.lines,
           stats: {
             wallMs: performance.now() - t0,
@@ -216,42 +181,5 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
   }
 }
 
-async function fileBytes(p: string): Promise<number> {
-  try {
-    return (await stat(p)).size
-  } catch {
-    return 0
-  }
-}
-
-async function treeBytes(dir: string): Promise<number> {
-  let total = 0
-  let entries: import('node:fs').Dirent[]
-  try {
-    entries = await readdir(dir, { withFileTypes: true })
-  } catch {
-    return 0
-  }
-  for (const e of entries) {
-    const p = join(dir, e.name)
-    total += 4096
-    if (e.isDirectory()) total += await treeBytes(p)
-    else {
-      try {
-        total += (await lstat(p)).size
-      } catch {
-        // removed meanwhile
-      }
-    }
-  }
-  return total
-}
-
-async function readBounded(p: string, max: number): Promise<Uint8Array> {
-  try {
-    const b = await readFile(p)
-    return b.byteLength > max ? b.subarray(b.byteLength - max) : b
-  } catch {
-    return new Uint8Array(0)
-  }
-}
+/** Stderr bytes kept for the logs (the log collector bounds lines further). */
+const STDERR_LIMIT_BYTES = 1024 * 1024

@@ -1,4 +1,4 @@
-import { accessSync, constants, statSync } from 'node:fs'
+import { constants } from 'node:fs'
 import { lstat, mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,26 +21,6 @@ export interface CleanupReport {
   readonly tempRoots: readonly string[]
   /** Clean-up steps that failed (message only); empty when everything was cleaned. */
   readonly failures: readonly string[]
-}
-
-/**
- * The default root for directories that hold decrypted data (the WASI sandbox's preopened
- * dir): `/dev/shm` (a tmpfs: RAM only, never written to disk) when it exists and is
- * writable; otherwise `os.tmpdir()`, and `warn` is told that plaintext may reach the disk.
- */
-export function secretTmpRoot(warn: (message: string) => void = () => {}): string {
-  const shm = '/dev/shm'
-  try {
-    if (statSync(shm).isDirectory()) {
-      accessSync(shm, constants.W_OK)
-      return shm
-    }
-  } catch {
-    // not there or not writable: fall through
-  }
-  const fallback = tmpdir()
-  warn(`no writable tmpfs at ${shm}; decrypted inputs go under ${fallback}, which may be on disk`)
-  return fallback
 }
 
 export interface RunWorkspaceInit {

@@ -1,8 +1,9 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { basename, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createRunWorkspace, type SandboxJob, secretTmpRoot, wasiSandbox } from '../src/index.ts'
+import { createRunWorkspace, type SandboxJob, wasiSandbox } from '../src/index.ts'
 import { dec, runtime, wat } from './helpers.ts'
 
 const sum = wat('sum-input.wat')
@@ -134,25 +135,133 @@ describe.each([
   })
 })
 
-describe('wasi preopened directory', () => {
-  it('is made on a tmpfs (/dev/shm when writable), not under the workspace root, and removed', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'wasi-ws-'))
-    const warnings: string[] = []
-    const sandbox = wasiSandbox({ warn: (m) => warnings.push(m) })
+describe('wasi time limit: no system call outlives the deadline', () => {
+  const sandbox = wasiSandbox()
+  afterAll(() => sandbox.close())
+  const sleep = (ns: string) => wat('sleep.wat', { SLEEP_NS: ns })
+
+  it('a short poll_oneoff sleep works: the program resumes and writes its output', async () => {
+    const t0 = performance.now()
+    const r = await sandbox.run(job(sleep('50000000'))) // 50 ms under 1 s
+    expect(dec(r.output)).toBe('slept')
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(45)
+  })
+
+  it('a 20 s poll_oneoff sleep under a 1 s limit settles with SANDBOX_TIMEOUT by the deadline, workspace wiped', async () => {
+    const input = new Uint8Array(100_000).fill(7)
+    const ws = createRunWorkspace()
+    const t0 = performance.now()
+    const err = await sandbox
+      .run(job(sleep('20000000000'), { input, runtime: runtime('wasi', { timeLimitMs: 1000 }) }), {
+        workspace: ws,
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    const elapsed = performance.now() - t0
+    expect(err).toMatchObject({ code: 'SANDBOX_TIMEOUT' })
+    // The deadline plus worker start-up and a loaded machine's margin (the sleep asks for 20 s).
+    expect(elapsed).toBeLessThan(1000 + 5000)
+    const report = await ws.dispose()
+    // The worker's view of the decrypted input (a shared buffer) is zeroed by the workspace.
+    expect(report.bytesZeroed).toBeGreaterThanOrEqual(input.byteLength)
+    expect(report.tempRoots).toEqual([])
+    expect(report.failures).toEqual([])
+  }, 30_000)
+
+  it('a busy loop with no system call is still terminated by the host at the deadline', async () => {
+    const t0 = performance.now()
+    await expect(
+      sandbox.run(job(wat('loop-forever.wat'), { runtime: runtime('wasi', { timeLimitMs: 500 }) })),
+    ).rejects.toMatchObject({ code: 'SANDBOX_TIMEOUT', details: { enforcedBy: 'host' } })
+    expect(performance.now() - t0).toBeLessThan(500 + 5000)
+  })
+})
+
+describe('wasi file system: in memory only', () => {
+  it('files the module creates under /out work (create, write in 4 KiB pieces, seek, read back)', async () => {
+    const sandbox = wasiSandbox()
     try {
-      const ws = createRunWorkspace({ tmpRoot: root })
-      const r = await sandbox.run(job(sum), { workspace: ws })
-      expect(u32s(r.output)).toEqual([4, 256])
-      const report = await ws.dispose()
-      const expected = secretTmpRoot()
-      expect(report.tempRoots.length).toBe(1)
-      expect(dirname(report.tempRoots[0] ?? '')).toBe(expected)
-      if (expected === '/dev/shm') expect(warnings).toEqual([])
-      else expect(warnings.length).toBe(1)
-      expect(await readdir(root)).toEqual([])
+      const input = new Uint8Array(1024 * 1024 + 123).map((_, i) => (i * 31) & 0xff)
+      const r = await sandbox.run(job(wat('write-out.wat'), { input }))
+      expect(r.output).toEqual(input)
     } finally {
       await sandbox.close()
-      await rm(root, { recursive: true, force: true })
     }
   })
+
+  it('a write at a far offset counts its gap against the disk limit: SANDBOX_OUTPUT_LIMIT', async () => {
+    const sandbox = wasiSandbox({ diskLimitBytes: 1024 * 1024 })
+    try {
+      // write-out.wat with the first write preceded by a seek to 512 MiB
+      const far = wat('write-out.wat', {
+        '(call $copy (local.get $in) (local.get $out))':
+          '(drop (call $fd_seek (local.get $out) (i64.const 536870912) (i32.const 0) (i32.const 48))) (call $copy (local.get $in) (local.get $out))',
+      })
+      await expect(sandbox.run(job(far))).rejects.toMatchObject({
+        code: 'SANDBOX_OUTPUT_LIMIT',
+        details: { diskLimitBytes: 1024 * 1024 },
+      })
+    } finally {
+      await sandbox.close()
+    }
+  })
+})
+
+describe('wasi host process', () => {
+  it('after an endless poll_oneoff sleep the run times out, nothing touches the disk, and the process exits on its own', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'wasi-tmpdir-'))
+    const report = join(tmp, '..', `${basename(tmp)}.json`)
+    const script = new URL('./scripts/wasi-sleep-exit.ts', import.meta.url).pathname
+    // Two watches: TMPDIR (a private empty directory: nothing may appear in it), and every
+    // file the child process holds open (/proc/<pid>/fd): none may be on the tmpfs or in a
+    // temp directory. /dev/shm itself is shared with other processes, so its listing
+    // cannot be attributed to the child.
+    const seen = new Set<string>()
+    let pid: number | undefined
+    const onDisk = (p: string) => p.startsWith('/dev/shm/') || p.startsWith(`${tmpdir()}/`)
+    const watch = async () => {
+      for (const name of await readdir(tmp).catch(() => [] as string[])) seen.add(name)
+      if (pid === undefined) return
+      for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+        const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')
+        if (onDisk(target)) seen.add(target)
+      }
+    }
+    const poller = setInterval(() => void watch(), 5)
+    try {
+      const exit = await new Promise<{ code: number | null; signal: string | null }>(
+        (resolve, reject) => {
+          const child = spawn(
+            process.execPath,
+            [
+              '--disable-warning=ExperimentalWarning',
+              script,
+              Buffer.from(wat('sleep.wat', { SLEEP_NS: '-1' })).toString('base64'),
+              Buffer.from(wat('write-out.wat')).toString('base64'),
+              report,
+            ],
+            // TMPDIR points at a watched empty directory; the timeout fails the test (SIGTERM)
+            // if the process cannot exit.
+            { stdio: 'ignore', timeout: 45_000, env: { ...process.env, TMPDIR: tmp } },
+          )
+          pid = child.pid
+          child.on('error', reject)
+          child.on('exit', (code, signal) => resolve({ code, signal }))
+        },
+      )
+      expect(exit).toEqual({ code: 0, signal: null })
+      await watch()
+      const out = JSON.parse(await readFile(report, 'utf8'))
+      expect(out.codes).toEqual(['SANDBOX_TIMEOUT', 'ok'])
+      expect(out.elapsedMs[0]).toBeLessThan(500 + 5000)
+      expect(out.cleanup.map((c: { tempRoots: string[] }) => c.tempRoots)).toEqual([[], []])
+      expect([...seen]).toEqual([]) // no file, in TMPDIR, on the tmpfs or in /tmp
+    } finally {
+      clearInterval(poller)
+      await rm(tmp, { recursive: true, force: true })
+      await rm(report, { force: true })
+    }
+  }, 60_000)
 })
