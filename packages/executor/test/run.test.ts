@@ -206,6 +206,34 @@ describe('runInSandbox: lifecycle and clean-up', () => {
     expect(key.every((b) => b === 0)).toBe(true)
   })
 
+  it('a QuickJS run interrupted inside an unawaited promise job yields no result: after-run says SANDBOX_TIMEOUT', async () => {
+    const lifecycle = runLifecycle()
+    const runs: Array<RunLifecycleEvents['after-run']> = []
+    lifecycle.on('after-run', (e) => {
+      runs.push(e)
+    })
+    const outcome = await runInSandbox({
+      sandbox: quickjsSandbox(),
+      job: {
+        runtime: runtime('quickjs', { timeLimitMs: 300 }),
+        // Partial output first; the loop runs in a job whose rejection nobody observes.
+        code: enc(`digicap.output('partial'); Promise.resolve().then(() => { for (;;) {} })`),
+        input: enc('x'),
+      },
+      lifecycle,
+    }).then(
+      (r) => ({ result: r.result }),
+      (e: unknown) => ({ error: e }),
+    )
+    expect(outcome).toMatchObject({ error: { code: 'SANDBOX_TIMEOUT' } })
+    expect(runs).toHaveLength(1)
+    expect(runs[0]).toMatchObject({
+      ok: false,
+      errorCode: 'SANDBOX_TIMEOUT',
+      outputBytes: undefined,
+    })
+  })
+
   it('a failing after-load listener stops the run before any code runs (SANDBOX_LIFECYCLE)', async () => {
     const lifecycle = runLifecycle()
     let ran = false
