@@ -49,12 +49,16 @@ export type ExecutorVerdict =
 export interface ExecutorDirectory {
   /** Checks that `executor` (checksummed) is registered with the peer id `peer` (multihash bytes). */
   check(executor: string, peer: Uint8Array): Promise<ExecutorVerdict>
+  /** True if `peer` (multihash bytes) is the registered peer of an executor held in memory. */
+  knowsPeer(peer: Uint8Array): boolean
   /** Executors and strangers held (both bounded). */
   size(): { executors: number; strangers: number }
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
   a.length === b.length && a.every((v, i) => v === b[i])
+
+const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 /** Keeps a Map in least-recently-used order, at most `max` keys. */
 function touch<V>(map: Map<string, V>, key: string, value: V, max: number): void {
@@ -87,6 +91,26 @@ export function executorDirectory(init: ExecutorDirectoryInit = {}) {
     const executors = new Map<string, { peer: Uint8Array; at: number }>()
     /** Unregistered addresses → until when (performance.now) that answer stands. */
     const strangers = new Map<string, number>()
+    /** Peer ids (hex) of the executors held, counted. */
+    const knownPeers = new Map<string, number>()
+    const countPeer = (peer: Uint8Array, by: 1 | -1): void => {
+      const key = hexOf(peer)
+      const n = (knownPeers.get(key) ?? 0) + by
+      if (n > 0) knownPeers.set(key, n)
+      else knownPeers.delete(key)
+    }
+    const forgetExecutor = (executor: string): void => {
+      const old = executors.get(executor)
+      if (old === undefined) return
+      executors.delete(executor)
+      countPeer(old.peer, -1)
+    }
+    const holdExecutor = (executor: string, peer: Uint8Array): void => {
+      forgetExecutor(executor)
+      executors.set(executor, { peer, at: performance.now() })
+      countPeer(peer, 1)
+      if (executors.size > maxExecutors) forgetExecutor(executors.keys().next().value as string)
+    }
     /** Lookups running, by address (a second request for the same address shares the first). */
     const running = new Map<string, Promise<Uint8Array | undefined>>()
 
@@ -101,12 +125,12 @@ export function executorDirectory(init: ExecutorDirectoryInit = {}) {
     async function resolve(executor: string, peer: Uint8Array): Promise<ExecutorVerdict> {
       const bound = await lookup(executor)
       if (bound === undefined) {
-        executors.delete(executor)
+        forgetExecutor(executor)
         touch(strangers, executor, performance.now() + negativeTtlMs, maxStrangers)
         return { status: 'not-registered' }
       }
       strangers.delete(executor)
-      touch(executors, executor, { peer: bound, at: performance.now() }, maxExecutors)
+      holdExecutor(executor, bound)
       return sameBytes(bound, peer) ? { status: 'registered' } : { status: 'peer-mismatch' }
     }
 
@@ -136,6 +160,7 @@ export function executorDirectory(init: ExecutorDirectoryInit = {}) {
         }
         return resolve(executor, peer)
       },
+      knowsPeer: (peer) => knownPeers.has(hexOf(peer)),
       size: () => ({ executors: executors.size, strangers: strangers.size }),
     }
   }

@@ -81,7 +81,7 @@ export interface FastPathInit {
   readTimeoutMs?: number
   /** Request frames read at once from one peer. Default 4. */
   maxReadingPerPeer?: number
-  /** Request frames read at once from all peers. Default 256. */
+  /** Request frames read at once from all peers (registered executors' peers exempt). Default 256. */
   maxReading?: number
   /**
    * NodeRegistry lookups of executor addresses not in memory (first contact, strangers): a global
@@ -534,6 +534,8 @@ export function fastPathServer(init: FastPathInit) {
             readTimeout: init.readTimeoutMs ?? 2000,
             maxReadingPerPeer: init.maxReadingPerPeer ?? 4,
             maxReading: init.maxReading ?? 256,
+            // Registered executors' peers are never shut out by strangers filling the cap.
+            isTrustedPeer: (p) => directory.knowsPeer(p.toMultihash().bytes),
           },
         )
         const pending = await pendingEntries()

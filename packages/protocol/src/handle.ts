@@ -51,6 +51,11 @@ export interface HandleOptions {
   maxReadingPerPeer?: number
   /** Request frames being read at once from all peers; beyond it streams are aborted. Default unlimited. */
   maxReading?: number
+  /**
+   * Peers exempt from `maxReading` (still bound by `maxReadingPerPeer`), e.g. the registered
+   * executors, so that strangers filling the global cap cannot shut them out.
+   */
+  isTrustedPeer?: (peer: PeerId) => boolean
   /** Told about every failed exchange (bad input, handler error, stream error). */
   onError?: (error: DigicapError, context: { peer: PeerId; protocol: string }) => void
 }
@@ -172,7 +177,8 @@ export async function handle<Req, Res>(
 
     const peerKey = peer.toString()
     const peerReading = readingByPeer.get(peerKey) ?? 0
-    if (reading >= maxReading || peerReading >= maxReadingPerPeer) {
+    const overGlobal = reading >= maxReading && options.isTrustedPeer?.(peer) !== true
+    if (overGlobal || peerReading >= maxReadingPerPeer) {
       // Refused before any byte is buffered: a peer holding half-frames cannot pin more.
       const err = new WireAbortedError('Too many requests being read', {
         details: { reason: 'too-many-reading', peerReading, reading },

@@ -15,20 +15,34 @@ import {
   request,
   type WireProtocol,
 } from '../src/index.ts'
-import { createPair } from './helpers/nodes.ts'
+import { createNode, createPair } from './helpers/nodes.ts'
 
 const heldProtocol: WireProtocol<KeyRelease, ReleaseAck> = {
   ...keyReleaseProtocol,
   id: '/digicap-test/held/1.0.0',
 }
 
+const cappedProtocol: WireProtocol<KeyRelease, ReleaseAck> = {
+  ...keyReleaseProtocol,
+  id: '/digicap-test/capped/1.0.0',
+}
+
 let a: Libp2p
 let b: Libp2p
+let trusted: Libp2p
 let stop: () => Promise<void>
 const errors: DigicapError[] = []
 
 beforeAll(async () => {
   ;({ a, b, stop } = await createPair())
+  trusted = await createNode()
+  await trusted.dial(b.getMultiaddrs())
+  await handle(b, cappedProtocol, (r): ReleaseAck => ({ grantId: r.grantId, status: 'ok' }), {
+    readTimeout: 5000,
+    maxReading: 2,
+    isTrustedPeer: (peer) => peer.equals(trusted.peerId),
+    onError: (err) => errors.push(err),
+  })
   await handle(b, heldProtocol, (r): ReleaseAck => ({ grantId: r.grantId, status: 'ok' }), {
     timeout: 10_000,
     readTimeout: 600,
@@ -38,12 +52,13 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
+  await trusted?.stop()
   await stop()
 })
 
 /** Opens a stream and sends a length prefix for 60 000 bytes plus 30 000 of them. */
-async function holdHalfFrame(): Promise<Stream> {
-  const stream = await a.dialProtocol(b.peerId, heldProtocol.id)
+async function holdHalfFrame(protocol = heldProtocol.id): Promise<Stream> {
+  const stream = await a.dialProtocol(b.peerId, protocol)
   try {
     stream.send(encodeVarint(60_000))
     stream.send(new Uint8Array(30_000))
@@ -82,5 +97,21 @@ describe('held half-frames', () => {
       { timeout: 5000 },
     )
     expect(ack.status).toBe('ok')
+  })
+
+  it('a global read cap shuts out strangers beyond it, never a trusted peer', async () => {
+    const held = [await holdHalfFrame(cappedProtocol.id), await holdHalfFrame(cappedProtocol.id)]
+    await new Promise((r) => setTimeout(r, 100))
+    const extra = await holdHalfFrame(cappedProtocol.id)
+    await closed(extra)
+    const release = {
+      grantId: new Uint8Array(32).fill(9),
+      capsuleId: new Uint8Array(32),
+      hpke: new Uint8Array(80),
+      fastPath: false,
+    }
+    const ack = await request(trusted, b.peerId, cappedProtocol, release, { timeout: 5000 })
+    expect(ack.status).toBe('ok')
+    for (const s of held) s.abort(new Error('test done'))
   })
 })
