@@ -170,6 +170,16 @@ describe('wasi time limit: no system call outlives the deadline', () => {
     expect(report.failures).toEqual([])
   }, 30_000)
 
+  it('poll_oneoff on a descriptor and a long clock returns at once with the descriptor ready', async () => {
+    const t0 = performance.now()
+    const r = await sandbox.run(
+      job(wat('poll-mixed.wat'), { runtime: runtime('wasi', { timeLimitMs: 5000 }) }),
+    )
+    // errno 0, one event: userdata 2 (stdin), error 0, type 1 (fd_read); the 60 s clock never slept
+    expect(u32s(r.output)).toEqual([0, 1, 2, 0, 1])
+    expect(performance.now() - t0).toBeLessThan(5000)
+  })
+
   it('a busy loop with no system call is still terminated by the host at the deadline', async () => {
     const t0 = performance.now()
     await expect(
