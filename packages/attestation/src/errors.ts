@@ -62,3 +62,15 @@ export class QuoteVerificationError extends DigicapError {
     })
   }
 }
+
+/**
+ * MakeCredential cannot wrap a credential to this EK: not an RSA restricted decryption key
+ * with an AES-CFB symmetric definition (ECC EKs come later), or a secret of the wrong size.
+ * `details.field` names the EK field or argument at fault.
+ */
+export class CredentialError extends DigicapError {
+  override name = 'CredentialError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('CREDENTIAL', shortMessage, options)
+  }
+}

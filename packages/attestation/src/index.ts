@@ -17,6 +17,9 @@
  *   signature are refused, the signature hash never falls back, a sha1 bank is refused, and
  *   the AK must be a restricted signing key. ECDSA signatures with a high s (genuine TPM
  *   output) are accepted.
+ * - {@link makeCredential} wraps a secret to an RSA EK for one AK name exactly as
+ *   TPM2_MakeCredential does (`tpm2_activatecredential` recovers it on the TPM holding that
+ *   EK and that AK, and on no other).
  * - Nothing runs at import time; no key material appears in error messages.
  *
  * @example
@@ -32,8 +35,10 @@
  * ```
  */
 
+export type { Credential, MakeCredentialParameters } from './credential/make-credential.ts'
+export { encodeCredentialFile, makeCredential } from './credential/make-credential.ts'
 export type { QuoteErrorCode } from './errors.ts'
-export { QuoteVerificationError, TpmFormatError } from './errors.ts'
+export { CredentialError, QuoteVerificationError, TpmFormatError } from './errors.ts'
 export type { PcrSelection, QuoteAttest, QuoteClockInfo } from './tpm/attest.ts'
 export { parseQuoteAttest } from './tpm/attest.ts'
 export { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from './tpm/constants.ts'

@@ -4,10 +4,11 @@
  * holds, imported into node:crypto once, and its qualified name computed through the EK
  * (a quote's qualifiedSigner is that qualified name, so it also proves the AK's parent).
  */
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
-import { base64url, concatBytes } from '../bytes.ts'
+import { createHash, type KeyObject } from 'node:crypto'
+import { concatBytes } from '../bytes.ts'
 import { QuoteVerificationError } from '../errors.ts'
-import { ECC_CURVES, HASHES, TPM_ALG, TPMA_OBJECT } from '../tpm/constants.ts'
+import { HASHES, TPM_ALG, TPMA_OBJECT } from '../tpm/constants.ts'
+import { publicKeyObject } from '../tpm/key-object.ts'
 import { parsePublic, type TpmPublic } from '../tpm/public.ts'
 
 /** TPM_RH_ENDORSEMENT: the qualified name of the endorsement hierarchy is its handle. */
@@ -81,22 +82,7 @@ export function importAttestationKey(record: AttestationKeyRecord): AttestationK
   }
   let key: KeyObject
   try {
-    if (pub.type === TPM_ALG.RSA) {
-      const e = new Uint8Array(4)
-      new DataView(e.buffer).setUint32(0, pub.exponent)
-      let start = 0
-      while (start < 3 && e[start] === 0) start++
-      key = createPublicKey({
-        key: { kty: 'RSA', n: base64url(pub.modulus), e: base64url(e.subarray(start)) },
-        format: 'jwk',
-      })
-    } else {
-      const curve = ECC_CURVES.get(pub.curveId)?.name ?? 'P-256'
-      key = createPublicKey({
-        key: { kty: 'EC', crv: curve, x: base64url(pub.x), y: base64url(pub.y) },
-        format: 'jwk',
-      })
-    }
+    key = publicKeyObject(pub)
   } catch (cause) {
     refuse('The AK public key is not a valid key', { field: 'unique', cause: String(cause) })
   }

@@ -4,7 +4,7 @@
  * made persistent so they survive a TPM Reset or Restart (a restarted swtpm keeps its state).
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -42,6 +42,18 @@ export interface TpmQuoter {
     handle: string,
     qualifyingData: Uint8Array,
   ): Promise<{ attest: Uint8Array; signature: Uint8Array }>
+  /** TPM2_ActivateCredential with the AK at `akHandle` and the EK at `ekHandle`; returns the secret. */
+  activateCredential(
+    credentialFile: Uint8Array,
+    akHandle: string,
+    ekHandle?: string,
+  ): Promise<Uint8Array>
+  /** `tpm2_makecredential -T none`: the reference implementation, in software. */
+  makeCredentialWithTools(
+    ekPublic: Uint8Array,
+    objectName: Uint8Array,
+    secret: Uint8Array,
+  ): Promise<Uint8Array>
   extend(pcr: number, digest: Uint8Array): Promise<void>
   readPcrs(pcrs: readonly number[]): Promise<Map<number, Uint8Array>>
   /** Kills swtpm without a shutdown and starts it on the same state: a TPM Reset (power loss). */
@@ -151,6 +163,48 @@ export async function startQuoter(): Promise<TpmQuoter> {
         attest: new Uint8Array(await readFile(file(`t${id}.msg`))),
         signature: new Uint8Array(await readFile(file(`t${id}.sig`))),
       }
+    },
+    async activateCredential(credentialFile, akHandle, ekHandle = EK_HANDLE) {
+      const id = n++
+      await writeFile(file(`c${id}.in`), credentialFile)
+      const session = file(`c${id}.session`)
+      await tool('tpm2_startauthsession', ['--policy-session', '-S', session])
+      try {
+        await tool('tpm2_policysecret', ['-S', session, '-c', 'e'])
+        await tool('tpm2_activatecredential', [
+          '-c',
+          akHandle,
+          '-C',
+          ekHandle,
+          '-i',
+          file(`c${id}.in`),
+          '-o',
+          file(`c${id}.out`),
+          '-P',
+          `session:${session}`,
+        ])
+      } finally {
+        await tool('tpm2_flushcontext', [session])
+      }
+      return new Uint8Array(await readFile(file(`c${id}.out`)))
+    },
+    async makeCredentialWithTools(ekPublic, objectName, secret) {
+      const id = n++
+      await writeFile(file(`m${id}.ek`), ekPublic)
+      await writeFile(file(`m${id}.secret`), secret)
+      await run('tpm2_makecredential', [
+        '-T',
+        'none',
+        '-u',
+        file(`m${id}.ek`),
+        '-s',
+        file(`m${id}.secret`),
+        '-n',
+        hex(objectName),
+        '-o',
+        file(`m${id}.out`),
+      ])
+      return new Uint8Array(await readFile(file(`m${id}.out`)))
     },
     async extend(pcr, digest) {
       await tool('tpm2_pcrextend', [`${pcr}:sha256=${hex(digest)}`])

@@ -1,0 +1,147 @@
+/**
+ * TPM2_MakeCredential in TypeScript (TPM 2.0 Part 1 §24, Part 3 §12.6), for an RSA EK: the
+ * verifier wraps a secret so that only the TPM holding that EK, and only for the object with
+ * that name (the AK), can recover it with TPM2_ActivateCredential. The output is what
+ * `tpm2_makecredential` writes and `tpm2_activatecredential -i` reads.
+ *
+ *   seed          random, |H_ekNameAlg|
+ *   encSecret     RSA-OAEP(EK, seed), hash ekNameAlg, label "IDENTITY\0"
+ *   symKey        KDFa(ekNameAlg, seed, "STORAGE", name(AK), ∅, ekSymKeyBits)
+ *   hmacKey       KDFa(ekNameAlg, seed, "INTEGRITY", ∅, ∅, |H| bits)
+ *   encIdentity   AES-CFB(symKey, IV 0, TPM2B_DIGEST(secret))
+ *   outerHMAC     HMAC(hmacKey, encIdentity ‖ name(AK))
+ *   idObject      TPM2B_ID_OBJECT(TPM2B_DIGEST(outerHMAC) ‖ encIdentity)
+ */
+import { constants, createCipheriv, createHmac, publicEncrypt, randomBytes } from 'node:crypto'
+import { concatBytes } from '../bytes.ts'
+import { CredentialError } from '../errors.ts'
+import { HASHES, TPM_ALG, TPMA_OBJECT } from '../tpm/constants.ts'
+import { publicKeyObject } from '../tpm/key-object.ts'
+import { parsePublic, type RsaPublic } from '../tpm/public.ts'
+import { kdfa } from './kdfa.ts'
+
+export interface MakeCredentialParameters {
+  /** TPM2B_PUBLIC of the EK the credential is wrapped to (`tpm2_createek -u`). */
+  ekPublic: Uint8Array
+  /** Name of the object the TPM must hold for activation: the AK's nameAlg ‖ H(TPMT_PUBLIC). */
+  objectName: Uint8Array
+  /** The secret to wrap, 1 to |H_ekNameAlg| bytes. */
+  secret: Uint8Array
+}
+
+export interface Credential {
+  /** TPM2B_ID_OBJECT, with its size. */
+  idObject: Uint8Array
+  /** TPM2B_ENCRYPTED_SECRET, with its size. */
+  encryptedSecret: Uint8Array
+}
+
+const IDENTITY_LABEL = Buffer.from('IDENTITY\0', 'latin1')
+
+function u16(n: number): Uint8Array {
+  return Uint8Array.of(n >> 8, n & 0xff)
+}
+
+function fail(shortMessage: string, details: Record<string, unknown>): never {
+  throw new CredentialError(shortMessage, {
+    details,
+    hint: 'Wrap to the RSA EK of the node (TCG EK template) and a secret no longer than its name digest.',
+  })
+}
+
+function checkEk(ekPublic: Uint8Array): RsaPublic {
+  const ek = parsePublic(ekPublic)
+  if (ek.type !== TPM_ALG.RSA)
+    fail('Only RSA EKs are supported for now', { field: 'type', type: ek.type })
+  const need = TPMA_OBJECT.restricted | TPMA_OBJECT.decrypt
+  if ((ek.objectAttributes & need) !== need || ek.objectAttributes & TPMA_OBJECT.sign) {
+    fail('The EK is not a restricted decryption key', { field: 'objectAttributes' })
+  }
+  const sym = ek.symmetric
+  if (
+    sym.algorithm !== TPM_ALG.AES ||
+    sym.mode !== TPM_ALG.CFB ||
+    (sym.keyBits !== 128 && sym.keyBits !== 256)
+  ) {
+    fail('The EK symmetric definition is not AES-CFB', {
+      field: 'parameters.symmetric',
+      symmetric: sym,
+    })
+  }
+  return ek
+}
+
+/**
+ * The deterministic part of MakeCredential, from a given seed. Exported for tests that
+ * compare against fixed values; real callers use {@link makeCredential}, which draws the seed.
+ */
+export function credentialFromSeed(params: MakeCredentialParameters, seed: Uint8Array): Credential {
+  const ek = checkEk(params.ekPublic)
+  const hash = HASHES.get(ek.nameAlg)
+  if (hash === undefined) fail('Unsupported EK name algorithm', { field: 'nameAlg' })
+  if (
+    !(params.secret instanceof Uint8Array) ||
+    params.secret.length < 1 ||
+    params.secret.length > hash.size
+  ) {
+    fail('The secret must be 1 to digest-size bytes', { field: 'secret', max: hash.size })
+  }
+  const nameHash = HASHES.get(((params.objectName[0] ?? 0) << 8) | (params.objectName[1] ?? 0))
+  if (nameHash === undefined || params.objectName.length !== 2 + nameHash.size) {
+    fail('objectName is not nameAlg ‖ digest', {
+      field: 'objectName',
+      length: params.objectName.length,
+    })
+  }
+  if (seed.length !== hash.size) fail('The seed must be digest-size bytes', { field: 'seed' })
+  const keyBits = ek.symmetric.keyBits ?? 128
+  const symKey = kdfa(hash.name, seed, 'STORAGE', params.objectName, new Uint8Array(0), keyBits)
+  const hmacKey = kdfa(
+    hash.name,
+    seed,
+    'INTEGRITY',
+    new Uint8Array(0),
+    new Uint8Array(0),
+    hash.size * 8,
+  )
+  const cipher = createCipheriv(`aes-${keyBits}-cfb`, symKey, new Uint8Array(16))
+  const encIdentity = concatBytes(
+    cipher.update(concatBytes(u16(params.secret.length), params.secret)),
+    cipher.final(),
+  )
+  const outerHmac = createHmac(hash.name, hmacKey)
+    .update(encIdentity)
+    .update(params.objectName)
+    .digest()
+  const idBody = concatBytes(u16(outerHmac.length), outerHmac, encIdentity)
+  const wrapped = publicEncrypt(
+    {
+      key: publicKeyObject(ek),
+      padding: constants.RSA_PKCS1_OAEP_PADDING,
+      oaepHash: hash.name,
+      oaepLabel: IDENTITY_LABEL,
+    },
+    seed,
+  )
+  return {
+    idObject: concatBytes(u16(idBody.length), idBody),
+    encryptedSecret: concatBytes(u16(wrapped.length), wrapped),
+  }
+}
+
+/**
+ * Wraps `secret` to the EK for the object named `objectName` (TPM2_MakeCredential).
+ *
+ * @throws {TpmFormatError} the EK public is malformed.
+ * @throws {CredentialError} the EK is not a supported RSA EK, or an argument has the wrong size.
+ */
+export function makeCredential(params: MakeCredentialParameters): Credential {
+  const ek = checkEk(params.ekPublic)
+  return credentialFromSeed(params, new Uint8Array(randomBytes(HASHES.get(ek.nameAlg)?.size ?? 32)))
+}
+
+/** tpm2-tools' credential file (`tpm2_makecredential -o`, `tpm2_activatecredential -i`). */
+export function encodeCredentialFile(credential: Credential): Uint8Array {
+  const header = Uint8Array.of(0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1)
+  return concatBytes(header, credential.idObject, credential.encryptedSecret)
+}
