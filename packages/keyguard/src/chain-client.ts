@@ -93,6 +93,11 @@ export interface ChainClient {
   /** The capsule's run count (the next grant's `runIndex`). */
   runCount(capsuleId: string): Promise<bigint>
   /**
+   * `AccessController.auditWindow()`: seconds within which a fast-path audit must land, so that
+   * nothing the executor does after the release can make it revert (contracts ADR 0006).
+   */
+  auditWindow(): Promise<bigint>
+  /**
    * Sends `recordFastPathGrant` and waits for the receipt.
    * @throws {ContractRevertError} (from `@digicap/contracts`) if it reverts.
    */

@@ -271,6 +271,11 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         BigInt(await controller(index).getFunction('runCount')(capsuleId, { blockTag })),
       ),
 
+    auditWindow: () =>
+      rpcs.read('auditWindow', async ({ index, blockTag }) =>
+        BigInt(await controller(index).getFunction('auditWindow')({ blockTag })),
+      ),
+
     async recordFastPathGrant(req: FastPathRecord, jobParams, signature) {
       if (signer === undefined) {
         throw new QuorumError('No signer configured to record fast-path grants', {

@@ -67,7 +67,7 @@ import { unwrapDataKey } from './wrap.ts'
 export interface FastPathInit {
   /** The keyguard's data directory (the audit journal lives in `fast-path-audit/`). */
   dataDir: string
-  /** Latest accepted `expiry - now`, seconds. Default 600. */
+  /** Latest accepted `expiry - now`, seconds, capped by the AccessController's `auditWindow`. Default 600. */
   maxExpirySeconds?: number
   /** Per-peer token bucket. Default 10 burst, 5 a second. */
   rate?: { capacity: number; refillPerSecond: number }
@@ -204,6 +204,20 @@ export function fastPathServer(init: FastPathInit) {
     const { sealer, keyStore, chain, libp2p } = components
     const maxExpiry = init.maxExpirySeconds ?? 600
     const maxQueue = init.maxQueue ?? 32
+    // A request may expire at most `maxExpiry` and at most the contract's audit window ahead:
+    // `recordFastPathGrant` reverts after the expiry, so an audit that lands at all lands inside
+    // the window, where nothing the executor does can void it (contracts ADR 0006). Read once.
+    let auditWindow: Promise<bigint> | undefined
+    const expiryHorizon = async (): Promise<bigint | undefined> => {
+      auditWindow ??= chain.auditWindow()
+      try {
+        const window = await auditWindow
+        return window < BigInt(maxExpiry) ? window : BigInt(maxExpiry)
+      } catch {
+        auditWindow = undefined
+        return undefined
+      }
+    }
     const auditDir = join(init.dataDir, 'fast-path-audit')
     const limiter = createRateLimiter(init.rate ?? { capacity: 10, refillPerSecond: 5 })()
     const replays = createExecutorReplays({
@@ -374,7 +388,9 @@ export function fastPathServer(init: FastPathInit) {
       mark('verified')
       const now = BigInt(Math.floor(Date.now() / 1000))
       if (req.expiry <= now) return refuse(peer, 'expired')
-      if (req.expiry > now + BigInt(maxExpiry)) return refuse(peer, 'expired', 'too-far')
+      const horizon = await expiryHorizon()
+      if (horizon === undefined) return refuse(peer, 'busy', 'chain-unavailable', 1000)
+      if (req.expiry > now + horizon) return refuse(peer, 'expired', 'too-far')
       const verdict = replays.check(
         rec.executor,
         accessRequestReplayKey(req),

@@ -161,7 +161,13 @@ describe('two honest RPCs a block apart and a liar', () => {
         d.dissent.filter((x) => x.rpc === liarName).map(() => d.operation),
       ),
     )
-    expect([...named].sort()).toEqual(['checkAccess', 'getNode', 'nonceUsed', 'runCount'])
+    expect([...named].sort()).toEqual([
+      'auditWindow',
+      'checkAccess',
+      'getNode',
+      'nonceUsed',
+      'runCount',
+    ])
     // Every read the liar spoiled ran at block n, the newest block both honest RPCs have.
     const spoiled = disagreements.filter((d) => d.dissent.some((x) => x.rpc === liarName))
     expect(spoiled.every((d) => d.block === n)).toBe(true)
