@@ -13,10 +13,9 @@
  *   first failing check's {@link QuoteVerificationError} code: magic, type, signature scheme
  *   (sha256 only, no downgrade), signer name, signature, qualifying data, PCR selection
  *   (exactly sha256 over the expected PCRs), PCR digest, clock and boot counters.
- * - Stricter than `tpm2_checkquote`: the attestation type must be a quote, bytes after the
- *   signature are refused, the signature hash never falls back, a sha1 bank is refused, and
- *   the AK must be a restricted signing key. ECDSA signatures with a high s (genuine TPM
- *   output) are accepted.
+ * - Stricter than `tpm2_checkquote` (SPEC.md §3): bytes after the signature, a sha1 bank, a
+ *   scheme other than the AK's, a non-restricted AK and an AK under another EK are refused.
+ *   ECDSA signatures with a high s and RSAPSS signatures (genuine TPM output) are accepted.
  * - {@link makeCredential} wraps a secret to an RSA EK for one AK name exactly as
  *   TPM2_MakeCredential does (`tpm2_activatecredential` recovers it on the TPM holding that
  *   EK and that AK, and on no other).

@@ -88,6 +88,21 @@ describe('verifyQuote', () => {
     ).toBe('ok')
   })
 
+  it('accepts swtpm RSAPSS quotes and refuses them with one bit flipped', () => {
+    const pss = load('rsapss-valid')
+    const key = {
+      attestationKey: { ekPublic: pss.ekPublic, akPublic: pss.akPublic },
+      qualifyingData: pss.qualifyingData,
+    }
+    const ev = { attest: pss.attest, signature: pss.signature, pcrValues: pss.pcrValues }
+    expect(code(() => verifyQuote(ev, key))).toBe('ok')
+    for (const at of [6, 100, pss.signature.length - 1]) {
+      const signature = pss.signature.slice()
+      signature[at] = (signature[at] ?? 0) ^ 0x80
+      expect(code(() => verifyQuote({ ...ev, signature }, key))).toBe('QUOTE_SIGNATURE')
+    }
+  })
+
   it('reports the earliest failing check when several fail', () => {
     const wrongNonce = new Uint8Array(32)
     const badPcrs = new Map([...rsa.pcrValues].map(([k, v]) => [k, v.map((b) => b ^ 1)]))

@@ -75,9 +75,13 @@ export async function startQuoter(): Promise<TpmQuoter> {
   const file = (name: string) => join(files, name)
   let n = 0
 
-  async function readPcrFile(path: string, pcrs: number[]): Promise<Map<number, Uint8Array>> {
+  /** Values of the FIRST bank of a tpm2-tools PCR list (`-F values` concatenates all banks). */
+  async function readPcrFile(path: string, pcrList: string): Promise<Map<number, Uint8Array>> {
     const values = new Uint8Array(await readFile(path))
-    return new Map(pcrs.map((p, i) => [p, values.slice(i * 32, i * 32 + 32)]))
+    const [bank = '', list = ''] = (pcrList.split('+')[0] ?? '').split(':')
+    const size = bank === 'sha1' ? 20 : 32
+    const pcrs = list.split(',').map(Number)
+    return new Map(pcrs.map((p, i) => [p, values.slice(i * size, i * size + size)]))
   }
 
   const quoter: TpmQuoter = {
@@ -136,13 +140,10 @@ export async function startQuoter(): Promise<TpmQuoter> {
         'values',
         ...(options.scheme === undefined ? [] : ['--scheme', options.scheme]),
       ])
-      const pcrs = pcrList
-        .split('+')
-        .flatMap((bank) => (bank.split(':')[1] ?? '').split(',').map(Number))
       return {
         attest: new Uint8Array(await readFile(file(`q${id}.msg`))),
         signature: new Uint8Array(await readFile(file(`q${id}.sig`))),
-        pcrValues: await readPcrFile(file(`q${id}.pcrs`), pcrs),
+        pcrValues: await readPcrFile(file(`q${id}.pcrs`), pcrList),
       }
     },
     async getTime(handle, qualifyingData) {
@@ -212,7 +213,7 @@ export async function startQuoter(): Promise<TpmQuoter> {
     async readPcrs(pcrs) {
       const id = n++
       await tool('tpm2_pcrread', [`sha256:${pcrs.join(',')}`, '-o', file(`r${id}.pcrs`)])
-      return readPcrFile(file(`r${id}.pcrs`), [...pcrs])
+      return readPcrFile(file(`r${id}.pcrs`), `sha256:${pcrs.join(',')}`)
     },
     async powerCycle() {
       await tpm.stop()
