@@ -98,7 +98,12 @@ try {
       rate: { capacity: 100_000, refillPerSecond: 100_000 },
       trace: (marks) => traces.push(marks),
     },
-  })({ ...parts, chain: chainClientFor(chain, chain.owner, Array(rpcs).fill(chain.anvil.rpcUrl)), libp2p: kgNode, logger: quietLogger })
+  })({
+    ...parts,
+    chain: chainClientFor(chain, chain.owner, Array(rpcs).fill(chain.anvil.rpcUrl)),
+    libp2p: kgNode,
+    logger: quietLogger,
+  })
   let audited = 0
   let granted = 0
   keyguard.events.addEventListener('audit-recorded', () => audited++)
@@ -180,9 +185,9 @@ try {
   console.log(row('  of which inside the keyguard (verify → answer)', isolatedServer))
   console.log(row('fast path, back to back (audit tx on local anvil)', busy))
   const stageNames = [
-    'verified',
     'stored',
     'peer',
+    'verified',
     'locked',
     'chain',
     'authorized',

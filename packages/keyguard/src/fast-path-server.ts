@@ -105,8 +105,8 @@ export interface FastPathInit {
   strangerCacheMs?: number
   /**
    * Debug latency trace, off by default: called once per evaluated request with the
-   * milliseconds since the request arrived at each stage it reached (`verified`, `stored`,
-   * `peer`, `locked`, `chain`, `authorized`, `unwrapped`, `journaled`, `sealed`). Never carries key bytes.
+   * milliseconds since the request arrived at each stage it reached (`stored`, `peer`, `verified`,
+   * `locked`, `chain`, `authorized`, `unwrapped`, `journaled`, `sealed`). Never carries key bytes.
    */
   trace?: (marks: Readonly<Record<string, number>>) => void
 }
