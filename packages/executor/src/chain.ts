@@ -5,12 +5,15 @@
 import {
   ContractRevertError,
   connectDigicap,
+  createRpcQuorum,
   type DigicapAddresses,
+  type DisagreementEvent,
   decodeRevert,
   parseEvents,
+  QuorumError,
   reasonName,
 } from '@digicap/contracts'
-import { getBytes, hexlify, type Signer } from 'ethers'
+import { getBytes, hexlify, type JsonRpcApiProvider, type Signer } from 'ethers'
 import { AccessDeniedError, AccessUnavailableError } from './errors.ts'
 
 /** A capsule as the CapsuleRegistry lists it. */
@@ -46,7 +49,11 @@ export interface ExecutorChain {
   readonly capsuleRegistry: string
   /** AccessController address (the fast path's EIP-712 `verifyingContract`). */
   readonly accessController: string
-  /** The capsule as registered, or undefined when the registry does not know it. */
+  /**
+   * The capsule as registered, or undefined when the registry does not know it.
+   * @throws {AccessUnavailableError} when the registry cannot be read, or when fewer than the
+   * quorum of RPCs agree (`details.dissent` names the ones that did not).
+   */
   getCapsule(capsuleId: Uint8Array): Promise<RegisteredCapsule | undefined>
   /**
    * Sends `requestAccess` and returns the grant from its receipt.
@@ -64,7 +71,10 @@ export interface ExecutorChain {
     roles: number
     stake: bigint
   }): Promise<string>
-  /** Whether `address` is registered in NodeRegistry. */
+  /**
+   * Whether `address` is registered in NodeRegistry.
+   * @throws {QuorumError} (from `@digicap/contracts`) when fewer than the quorum of RPCs agree.
+   */
   isRegistered(address: string): Promise<boolean>
 }
 
@@ -75,6 +85,16 @@ export interface EthersExecutorChainInit {
   >
   /** The executor's Ethereum account, connected to a provider. */
   readonly signer: Signer
+  /**
+   * RPCs of the same chain for the registry reads (`getCapsule`, `isRegistered`), compared
+   * through `createRpcQuorum` at one pinned block: a single lying RPC cannot vouch for a
+   * capsule. Default: the signer's provider alone.
+   */
+  readonly readProviders?: readonly JsonRpcApiProvider[]
+  /** How many of `readProviders` must agree. Default: a majority. */
+  readonly quorum?: number
+  /** Told when a quorum answered but some RPCs dissented (one of them lies or lags). */
+  readonly onDisagreement?: (event: DisagreementEvent) => void
 }
 
 function denied(err: unknown): AccessDeniedError | AccessUnavailableError {
@@ -103,25 +123,55 @@ function denied(err: unknown): AccessDeniedError | AccessUnavailableError {
  */
 export function ethersExecutorChain(init: EthersExecutorChainInit): ExecutorChain {
   const c = connectDigicap(init.addresses, init.signer)
+  const own = init.signer.provider as JsonRpcApiProvider | null
+  const readProviders = init.readProviders ?? (own === null ? [] : [own])
+  // The registry is read once per run: a fresh pin each time (no cache to go stale).
+  const rpcs = createRpcQuorum({
+    providers: readProviders,
+    pinMaxAgeMs: 0,
+    ...(init.quorum === undefined ? {} : { quorum: init.quorum }),
+    ...(init.onDisagreement === undefined ? {} : { onDisagreement: init.onDisagreement }),
+  })
+  const readers = rpcs.providers.map((p) => connectDigicap(init.addresses, p))
+  const reader = (i: number) => readers[i] as (typeof readers)[number]
   return {
     chainId: BigInt(init.addresses.chainId),
     capsuleRegistry: init.addresses.capsuleRegistry,
     accessController: init.addresses.accessController,
     async getCapsule(capsuleId) {
+      let found: Omit<RegisteredCapsule, 'plaintextHash'> & { plaintextHash: string }
       try {
-        const r = await c.capsuleRegistry.getCapsule(hexlify(capsuleId))
-        return {
-          owner: String(r.owner),
-          policy: String(r.policy),
-          cid: String(r.cid),
-          revoked: Boolean(r.revoked),
-          plaintextHash: getBytes(r.plaintextHash),
-        }
+        const r = await rpcs.read('getCapsule', async ({ index, blockTag }) => {
+          try {
+            const r = await reader(index).capsuleRegistry.getCapsule(hexlify(capsuleId), {
+              blockTag,
+            })
+            return {
+              owner: String(r.owner),
+              policy: String(r.policy),
+              cid: String(r.cid),
+              revoked: Boolean(r.revoked),
+              plaintextHash: hexlify(r.plaintextHash),
+            }
+          } catch (err) {
+            const e = decodeRevert(err)
+            if (e instanceof ContractRevertError && e.errorName === 'CapsuleNotFound') {
+              return undefined
+            }
+            throw err
+          }
+        })
+        if (r === undefined) return undefined
+        found = r
       } catch (err) {
-        const e = decodeRevert(err)
-        if (e instanceof ContractRevertError && e.errorName === 'CapsuleNotFound') return undefined
-        throw new AccessUnavailableError('Registry lookup failed', { cause: err })
+        throw new AccessUnavailableError('Registry lookup failed', {
+          ...(err instanceof QuorumError
+            ? { details: { ...err.details }, ...(err.hint === undefined ? {} : { hint: err.hint }) }
+            : {}),
+          cause: err,
+        })
       }
+      return { ...found, plaintextHash: getBytes(found.plaintextHash) }
     },
     async requestAccess(r) {
       let receipt: Awaited<
@@ -164,9 +214,18 @@ export function ethersExecutorChain(init: EthersExecutorChainInit): ExecutorChai
     },
     async isRegistered(address) {
       try {
-        const n = await c.nodeRegistry.getNode(address)
-        return Boolean((n as unknown as { registered?: boolean }).registered ?? true)
-      } catch {
+        return await rpcs.read('getNode', async ({ index, blockTag }) => {
+          try {
+            const n = await reader(index).nodeRegistry.getNode(address, { blockTag })
+            return Boolean((n as unknown as { registered?: boolean }).registered ?? true)
+          } catch (err) {
+            // A revert (`NotRegistered`) is an answer; a transport failure is not.
+            if (decodeRevert(err) instanceof ContractRevertError) return false
+            throw err
+          }
+        })
+      } catch (err) {
+        if (err instanceof QuorumError) throw err
         return false
       }
     },
