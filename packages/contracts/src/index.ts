@@ -12,6 +12,8 @@
  *   escrow, deposits, credits); every payout path is reentrancy-guarded.
  * - Generated policy sources are deterministic and compiled with a pinned solc in process,
  *   so anyone can rebuild the bytecode of a deployed policy.
+ * - `createRpcQuorum` serves a read only when `quorum` RPCs return it identically at one block
+ *   whose hash they agree on; otherwise `QuorumError` names the RPCs that dissented.
  * - Every error crossing this package's boundary is a `DigicapError` with a stable `code`.
  *
  * @example

@@ -51,7 +51,7 @@ import {
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from './chain-client.ts'
-import { AlreadyReleasedError } from './errors.ts'
+import { AlreadyReleasedError, QuorumError } from './errors.ts'
 import { executorDirectory } from './executor-directory.ts'
 import { createExecutorReplays } from './executor-replays.ts'
 import { createKeyedLock, createPendingAudits, createSemaphore } from './fast-path-gate.ts'
@@ -541,6 +541,10 @@ export function fastPathServer(init: FastPathInit) {
             active++
             try {
               return await serve(req, peer, ctx.peer.toMultihash().bytes)
+            } catch (err) {
+              // RPCs that disagree (a laggard, a liar): nothing was served; worth a retry.
+              if (err instanceof QuorumError) return refuse(peer, 'busy', 'rpc-quorum', 1000)
+              throw err
             } finally {
               active--
             }

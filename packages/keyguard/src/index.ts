@@ -21,7 +21,8 @@
  *   acknowledged, across restarts.
  * - Grants are served only from the configured AccessController on the configured chain
  *   (`eth_chainId` checked at start), `confirmations` deep, re-read with `getGrant` before
- *   release; with several RPCs a log counts only when a quorum returns it.
+ *   release; with several RPCs a log counts only when a quorum returns it, and contract reads
+ *   run at one block whose hash a quorum agrees on (honest RPCs a block apart agree).
  * - A release journals the grant before unwrapping, seals the data key with HPKE to the grant's
  *   ephemeral key (AAD = grant id), zeroes it, and completes only on the executor's ack: a crash
  *   re-serves the grant to the same key after restart, a completed grant is never served again.

@@ -96,6 +96,41 @@ const fastPathReads = (client: ReturnType<typeof clientOver>['client'], capsuleI
     client.runCount(capsuleId),
   ])
 
+/** One signed fast-path request for `quietCapsule` to a keyguard reading through `client`. */
+async function fastPathThrough(client: ReturnType<typeof clientOver>['client']) {
+  const parts = await keyguardParts()
+  cleanups.push(parts.cleanup)
+  await storeKey(parts, quietCapsule, randomBytes(32))
+  const keyguard = createKeyguard({
+    dataDir: parts.dir,
+    confirmations: 0,
+    startBlock: chain.addresses.deployBlock,
+    fastPath: { enabled: true },
+  })({ ...parts, chain: client, libp2p: kgNode, logger: quietLogger })
+  await keyguard.start()
+  await exec.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
+  const req = signAccessRequest(
+    {
+      capsuleId: getBytes(quietCapsule),
+      executor: getBytes(chain.executor.address),
+      ephemeralKey: getBytes(exec.newEphemeral()),
+      measurement: getBytes(chain.measurement),
+      jobParamsHash: keccak_256(new Uint8Array(0)),
+      fee: 0n,
+      nonce: randomBytes(32),
+      expiry: BigInt(Math.floor(Date.now() / 1000) + 120),
+      jobParams: new Uint8Array(0),
+    },
+    { chainId, verifyingContract: chain.addresses.accessController as `0x${string}` },
+    getBytes(chain.executor.privateKey),
+  )
+  try {
+    return await request(exec.node, kgNode.peerId, fastPathProtocol, req)
+  } finally {
+    await keyguard.stop()
+  }
+}
+
 describe('two honest RPCs a block apart', () => {
   it('answer the fast path’s reads at the block both have (unpinned reads disagreed and stopped the keyguard)', async () => {
     expect(await chain.anvil.provider.getBlockNumber()).toBe(n + 1)
@@ -126,34 +161,7 @@ describe('two honest RPCs a block apart and a liar', () => {
   it('serve a fast-path request end to end; the liar is named, never believed', async () => {
     const liar = await proxy((call, result) => (call.method === 'eth_call' ? TRUE : result))
     const { client, disagreements } = clientOver([chain.anvil.rpcUrl, forked.rpcUrl, liar.url], 2)
-    const parts = await keyguardParts()
-    cleanups.push(parts.cleanup)
-    await storeKey(parts, quietCapsule, randomBytes(32))
-    const keyguard = createKeyguard({
-      dataDir: parts.dir,
-      confirmations: 0,
-      startBlock: chain.addresses.deployBlock,
-      fastPath: { enabled: true },
-    })({ ...parts, chain: client, libp2p: kgNode, logger: quietLogger })
-    await keyguard.start()
-    cleanups.push(() => keyguard.stop())
-    await exec.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
-    const req = signAccessRequest(
-      {
-        capsuleId: getBytes(quietCapsule),
-        executor: getBytes(chain.executor.address),
-        ephemeralKey: getBytes(exec.newEphemeral()),
-        measurement: getBytes(chain.measurement),
-        jobParamsHash: keccak_256(new Uint8Array(0)),
-        fee: 0n,
-        nonce: randomBytes(32),
-        expiry: BigInt(Math.floor(Date.now() / 1000) + 120),
-        jobParams: new Uint8Array(0),
-      },
-      { chainId, verifyingContract: chain.addresses.accessController as `0x${string}` },
-      getBytes(chain.executor.privateKey),
-    )
-    const res = await request(exec.node, kgNode.peerId, fastPathProtocol, req)
+    const res = await fastPathThrough(client)
     expect(res.status).toBe('granted')
     const liarName = `#2 ${new URL(liar.url).host}`
     const named = new Set(
@@ -171,6 +179,17 @@ describe('two honest RPCs a block apart and a liar', () => {
     // Every read the liar spoiled ran at block n, the newest block both honest RPCs have.
     const spoiled = disagreements.filter((d) => d.dissent.some((x) => x.rpc === liarName))
     expect(spoiled.every((d) => d.block === n)).toBe(true)
+  })
+
+  it('refuses a fast-path request busy (retry in 1 s) when no quorum agrees', async () => {
+    const liar = await proxy((call, result) => (call.method === 'eth_call' ? TRUE : result))
+    const { client } = clientOver([chain.anvil.rpcUrl, liar.url], 2)
+    expect(await fastPathThrough(client)).toMatchObject({
+      status: 'refused',
+      reasonCode: 'busy',
+      reason: 'rpc-quorum',
+      retryAfterMs: 1000,
+    })
   })
 
   it('refuses with a typed error when no two of three agree', async () => {

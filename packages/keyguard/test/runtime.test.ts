@@ -1,6 +1,5 @@
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createProvider, deployDigicap } from '@digicap/contracts'
+import { type RpcProxy, startRpcProxy } from '@digicap/contracts/testing'
 import type { Libp2p } from '@libp2p/interface'
 import { AbiCoder, hexlify, randomBytes, zeroPadValue } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -347,36 +346,18 @@ function forgedLog(params: unknown, capsuleId: string, grantId: string) {
   }
 }
 
+/** A JSON-RPC proxy in front of `upstream` that adds a forged `AccessGranted` log to `eth_getLogs`. */
 async function lyingProxy(
   upstream: string,
   forge: (params: unknown) => Record<string, unknown>,
-): Promise<{ url: string; close: () => Promise<void> }> {
+): Promise<RpcProxy> {
   const topic0 = chain.c.accessController.interface.getEvent('AccessGranted')?.topicHash as string
-  const server: Server = createServer(async (req, res) => {
-    let body = ''
-    for await (const chunk of req) body += chunk
-    const call = JSON.parse(body) as { id: number; method: string; params: unknown }
-    const answer = (await (
-      await fetch(upstream, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-      })
-    ).json()) as { result?: unknown }
-    if (call.method === 'eth_getLogs' && Array.isArray(answer.result)) {
-      const log = forge(call.params)
-      ;(log.topics as string[])[0] = topic0
-      answer.result.push(log)
-    }
-    res.setHeader('content-type', 'application/json')
-    res.end(JSON.stringify(answer))
+  return startRpcProxy(upstream, (call, result) => {
+    if (call.method !== 'eth_getLogs' || !Array.isArray(result)) return result
+    const log = forge(call.params)
+    ;(log.topics as string[])[0] = topic0
+    return [...result, log]
   })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise((r) => server.close(() => r())),
-  }
 }
 
 export type { Keyguard }
