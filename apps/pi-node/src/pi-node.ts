@@ -1062,6 +1062,13 @@ export async function createPiNode(
       const chain = ethersChainClient({
         providers,
         ...(config.quorum !== undefined ? { quorum: config.quorum } : {}),
+        // A quorum still answered, but an RPC lied, lagged or failed: the operator should know.
+        onDisagreement: (e) =>
+          logger.warn('an RPC disagreed with the quorum', {
+            operation: e.operation,
+            ...(e.block === undefined ? {} : { block: e.block }),
+            rpcs: e.dissent.map((d) => `${d.rpc} ${d.kind}`),
+          }),
         signer: auditSigner,
         addresses: config.contracts,
         chainId: BigInt(config.chainId),
