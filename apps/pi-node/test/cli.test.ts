@@ -323,5 +323,9 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     expect((await readFile(out)).equals(plaintext)).toBe(true)
     const status = jsonOf(await runCli(['status', '--json'], env)).status
     expect(status.sealer).toMatchObject({ kind: 'tpm2', keyId: doc.sealer.keyId })
-  })
+    // recover also rebuilt from the chain: both capsules were already here (present), and the
+    // chain's keyguard record now names the new TPM key.
+    expect(doc.chain.present).toContain(sealed.capsuleId)
+    expect(doc.chain.keyguardUpdated).toContain(sealed.capsuleId)
+  }, 120_000)
 })
