@@ -209,8 +209,8 @@ export function fastPathServer(init: FastPathInit) {
     // the window, where nothing the executor does can void it (contracts ADR 0006). Read once.
     let auditWindow: Promise<bigint> | undefined
     const expiryHorizon = async (): Promise<bigint | undefined> => {
-      auditWindow ??= chain.auditWindow()
       try {
+        auditWindow ??= chain.auditWindow()
         const window = await auditWindow
         return window < BigInt(maxExpiry) ? window : BigInt(maxExpiry)
       } catch {
