@@ -47,6 +47,8 @@ export type QuoteErrorCode =
   | 'QUOTE_REBOOT'
   /** restartCount grew: the TPM was restarted or resumed since the previous quote. */
   | 'QUOTE_RESTART'
+  /** Replaying the PCR 23 event log does not give the quoted PCR 23 value. */
+  | 'QUOTE_EVENT_LOG'
 
 /**
  * A quote failed one of the verifier's checks. `code` says which; `details.field` names the
@@ -72,5 +74,17 @@ export class CredentialError extends DigicapError {
   override name = 'CredentialError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('CREDENTIAL', shortMessage, options)
+  }
+}
+
+/**
+ * Bytes are not a well-formed PCR 23 event log (SPEC.md §6): wrong magic or version,
+ * truncated, trailing bytes, an unknown event kind, too many events. `details.field` names
+ * the field at fault.
+ */
+export class EventLogFormatError extends DigicapError {
+  override name = 'EventLogFormatError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('EVENT_LOG_FORMAT', shortMessage, options)
   }
 }

@@ -2,7 +2,7 @@
  * @packageDocumentation
  *
  * `@digicap/attestation` — the verifier side of an executor's TPM evidence: strict parsers
- * for TPMS_ATTEST, TPMT_SIGNATURE and TPM2B_PUBLIC, and a quote verifier in pure TypeScript
+ * for TPMS_ATTEST, TPMT_SIGNATURE and TPM2B_PUBLIC, a quote verifier in pure TypeScript
  * (node:crypto only; no TPM, no native code).
  *
  * Guarantees:
@@ -37,7 +37,21 @@
 export type { Credential, MakeCredentialParameters } from './credential/make-credential.ts'
 export { encodeCredentialFile, makeCredential } from './credential/make-credential.ts'
 export type { QuoteErrorCode } from './errors.ts'
-export { CredentialError, QuoteVerificationError, TpmFormatError } from './errors.ts'
+export {
+  CredentialError,
+  EventLogFormatError,
+  QuoteVerificationError,
+  TpmFormatError,
+} from './errors.ts'
+export type { EventKind, RunEvent } from './event-log/format.ts'
+export {
+  decodeEventLog,
+  EVENT_KINDS,
+  EVENT_LOG_VERSION,
+  encodeEventLog,
+  MAX_EVENTS,
+} from './event-log/format.ts'
+export { checkEventLog, PCR23_RESET_VALUE, replayEventLog } from './event-log/replay.ts'
 export type { PcrSelection, QuoteAttest, QuoteClockInfo } from './tpm/attest.ts'
 export { parseQuoteAttest } from './tpm/attest.ts'
 export { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from './tpm/constants.ts'

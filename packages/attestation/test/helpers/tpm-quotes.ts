@@ -55,6 +55,8 @@ export interface TpmQuoter {
     secret: Uint8Array,
   ): Promise<Uint8Array>
   extend(pcr: number, digest: Uint8Array): Promise<void>
+  /** TPM2_PCR_Reset (PCR 23 is resettable at locality 0). */
+  resetPcr(pcr: number): Promise<void>
   readPcrs(pcrs: readonly number[]): Promise<Map<number, Uint8Array>>
   /** Kills swtpm without a shutdown and starts it on the same state: a TPM Reset (power loss). */
   powerCycle(): Promise<void>
@@ -209,6 +211,9 @@ export async function startQuoter(): Promise<TpmQuoter> {
     },
     async extend(pcr, digest) {
       await tool('tpm2_pcrextend', [`${pcr}:sha256=${hex(digest)}`])
+    },
+    async resetPcr(pcr) {
+      await tool('tpm2_pcrreset', [String(pcr)])
     },
     async readPcrs(pcrs) {
       const id = n++
