@@ -42,7 +42,8 @@ export function runWasiModule(
   const wasi = new WASI([...data.args], [], [...fs.fds], { debug: false })
   let memory: WebAssembly.Memory | undefined
   const mem = () => memory!
-  const imports: Record<string, WasiFn> = { ...wasi.wasiImport }
+  // No prototype: an import named `constructor` or `toString` must not resolve to Object's.
+  const imports: Record<string, WasiFn> = Object.assign(Object.create(null), wasi.wasiImport)
   // The shim counts UTF-16 units for the argument buffer; args_get writes UTF-8.
   imports.args_sizes_get = (argc: number, size: number) => {
     const dv = new DataView(mem().buffer)

@@ -121,6 +121,11 @@ describe.each([
     expect(err.details.diskLimitBytes).toBe(1024 * 1024)
   })
 
+  it('an unknown WASI import answers ENOSYS, also one named like an Object.prototype member', async () => {
+    const r = await sandbox.run(job(wat('imports-prototype.wat')))
+    expect(u32s(r.output)).toEqual([52])
+  })
+
   it('a module importing non-WASI functions is refused: SANDBOX_RUNTIME_UNSUPPORTED', async () => {
     const err = await expectCode(wat('imports-env.wat'), 'SANDBOX_RUNTIME_UNSUPPORTED')
     expect(err.details.import).toBe('env.get_secret')
