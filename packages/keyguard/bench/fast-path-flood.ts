@@ -144,7 +144,6 @@ try {
     flood.kill()
   }
   const floodMs = performance.now() - floodStarted
-  await keyguard.stop()
 
   const answers = Object.entries(counts)
     .filter(([k]) => !k.startsWith('error'))
@@ -166,6 +165,7 @@ try {
   console.log(
     `keyguard RSS: idle ${(idleRss / MB).toFixed(0)} MB, peak under the flood ${(peakRss / MB).toFixed(0)} MB → ×${ratio.toFixed(2)} (goal ≤ 2×: ${ratio <= 2 ? 'PASS' : 'MISS'})`,
   )
+  await keyguard.stop()
 } finally {
   await Promise.all([kgNode.stop(), exec.stop(), chain.anvil.stop(), tpm.stop()])
   await parts.cleanup()
