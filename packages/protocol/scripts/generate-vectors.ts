@@ -23,13 +23,9 @@ import {
   encodeFrame,
   encodeKeyRelease,
   encodeReleaseAck,
-  encodeResultAck,
-  encodeResultDelivery,
   FAST_PATH_PROTOCOL,
   KEY_RELEASE_PROTOCOL,
   MAX_CONTROL_FRAME,
-  MAX_RESULT_FRAME,
-  RESULT_PROTOCOL,
   signAccessRequest,
   toChecksumAddress,
 } from '../src/index.ts'
@@ -86,7 +82,6 @@ const map = (pairs: [string, Uint8Array][]): Uint8Array =>
 // ---- fixtures -------------------------------------------------------------------------
 const grantId = seq(32, 0x10)
 const capsuleId = seq(32, 0x40)
-const runId = seq(32, 0x70)
 const hpke80 = seq(80, 0xa0)
 const keyRelease = { grantId, capsuleId, hpke: hpke80, fastPath: false }
 
@@ -150,7 +145,7 @@ const ok = (
   name,
   protocol,
   type,
-  maxSize: protocol === RESULT_PROTOCOL ? MAX_RESULT_FRAME : MAX_CONTROL_FRAME,
+  maxSize: MAX_CONTROL_FRAME,
   expect: 'ok',
   comment,
   frame: encodeFrame(body),
@@ -168,7 +163,7 @@ const bad = (
   name,
   protocol,
   type,
-  maxSize: protocol === RESULT_PROTOCOL ? MAX_RESULT_FRAME : MAX_CONTROL_FRAME,
+  maxSize: MAX_CONTROL_FRAME,
   expect,
   comment,
   frame: encodeFrame(body),
@@ -295,32 +290,6 @@ export function generateVectors(): Map<string, string> {
       'access-response',
       encodeAccessResponse({ status: 'refused', reasonCode: 'rate-limited', retryAfterMs: 1500 }),
       'refused: too many requests from this peer',
-    ),
-    ok(
-      'result-delivery-inline',
-      RESULT_PROTOCOL,
-      'result-delivery',
-      encodeResultDelivery({ runId, capsuleId, grantId, hpke: seq(100, 1) }),
-      'result sealed inline',
-    ),
-    ok(
-      'result-delivery-cid',
-      RESULT_PROTOCOL,
-      'result-delivery',
-      encodeResultDelivery({
-        runId,
-        capsuleId,
-        grantId,
-        resultCid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
-      }),
-      'sealed result stored on IPFS',
-    ),
-    ok(
-      'result-ack-ok',
-      RESULT_PROTOCOL,
-      'result-ack',
-      encodeResultAck({ runId, status: 'ok' }),
-      'receiver opened the result',
     ),
     ok(
       'error-reply',
@@ -563,72 +532,6 @@ export function generateVectors(): Map<string, string> {
       'reason over 256 bytes',
       'reason',
       FAST_PATH_PROTOCOL,
-    ),
-
-    // ---- result
-    bad(
-      'result-both',
-      'result-delivery',
-      map([
-        ['t', text('result-delivery')],
-        ['v', uint(1)],
-        ['hpke', bytes(seq(48, 0))],
-        ['runId', bytes(runId)],
-        ['grantId', bytes(grantId)],
-        ['capsuleId', bytes(capsuleId)],
-        ['resultCid', text('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')],
-      ]),
-      'WIRE_FORMAT',
-      'both hpke and resultCid',
-      'resultCid',
-      RESULT_PROTOCOL,
-    ),
-    bad(
-      'result-neither',
-      'result-delivery',
-      map([
-        ['t', text('result-delivery')],
-        ['v', uint(1)],
-        ['runId', bytes(runId)],
-        ['grantId', bytes(grantId)],
-        ['capsuleId', bytes(capsuleId)],
-      ]),
-      'WIRE_FORMAT',
-      'neither hpke nor resultCid',
-      'hpke',
-      RESULT_PROTOCOL,
-    ),
-    bad(
-      'result-bad-cid',
-      'result-delivery',
-      map([
-        ['t', text('result-delivery')],
-        ['v', uint(1)],
-        ['runId', bytes(runId)],
-        ['grantId', bytes(grantId)],
-        ['capsuleId', bytes(capsuleId)],
-        ['resultCid', text('not a cid')],
-      ]),
-      'WIRE_FORMAT',
-      'resultCid is not a CID string',
-      'resultCid',
-      RESULT_PROTOCOL,
-    ),
-    bad(
-      'result-short-hpke',
-      'result-delivery',
-      map([
-        ['t', text('result-delivery')],
-        ['v', uint(1)],
-        ['hpke', bytes(seq(47, 0))],
-        ['runId', bytes(runId)],
-        ['grantId', bytes(grantId)],
-        ['capsuleId', bytes(capsuleId)],
-      ]),
-      'WIRE_FORMAT',
-      'hpke shorter than enc + tag',
-      'hpke',
-      RESULT_PROTOCOL,
     ),
   ]
 

@@ -41,12 +41,17 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Decodes a message body: canonical CBOR, a map, `v` = 1, a text `t`.
+ * Decodes a message body: canonical CBOR, a map, `v` = `version` (default 1), a text `t`.
+ * `version: 'any'` skips the version check (to peek at the type of a reply whose version
+ * depends on the protocol, SPEC.md §7).
  *
  * @throws {WireFormatError} for bytes that are not one canonical CBOR map with `v` and `t`.
- * @throws {WireVersionError} for a `v` other than 1.
+ * @throws {WireVersionError} for a `v` other than `version`.
  */
-export function decodeEnvelope(body: Uint8Array): { type: string; map: WireMap } {
+export function decodeEnvelope(
+  body: Uint8Array,
+  version: number | 'any' = WIRE_VERSION,
+): { type: string; map: WireMap } {
   if (!(body instanceof Uint8Array)) {
     throw new WireFormatError('Message body must be a Uint8Array', {
       details: { got: typeof body },
@@ -79,9 +84,9 @@ export function decodeEnvelope(body: Uint8Array): { type: string; map: WireMap }
       details: { field: 'v', reason: 'type' },
     })
   }
-  if (v !== WIRE_VERSION) {
+  if (version !== 'any' && v !== version) {
     throw new WireVersionError('Unsupported message version', {
-      details: { field: 'v', version: v, supported: WIRE_VERSION },
+      details: { field: 'v', version: v, supported: version },
       hint: 'The peer speaks another version of this protocol; upgrade one side.',
     })
   }

@@ -9,6 +9,7 @@ import {
   HandlerFailedError,
   type RemoteErrorCode,
   WireAbortedError,
+  WireStreamError,
   WireTimeoutError,
 } from './errors.ts'
 import { checkMaxSize } from './frame.ts'
@@ -16,6 +17,7 @@ import { encodeErrorReply, MAX_TEXT_BYTES } from './messages.ts'
 import type { WireProtocol } from './protocols.ts'
 import { DEFAULT_TIMEOUT_MS } from './request.ts'
 import { readMessage, sendMessage, toWireError } from './stream.ts'
+import type { StreamGate, StreamTicket } from './stream-gate.ts'
 
 /** What a handler learns about the exchange besides the request. */
 export interface HandlerContext {
@@ -56,6 +58,12 @@ export interface HandleOptions {
    * executors, so that strangers filling the global cap cannot shut them out.
    */
   isTrustedPeer?: (peer: PeerId) => boolean
+  /**
+   * Admission of whole exchanges (per-peer and global limits on exchanges in progress; when
+   * full, the oldest one still reading its request is evicted, so held half-frames cannot
+   * starve an honest peer). A stream the gate turns away is reset before any byte is read.
+   */
+  gate?: StreamGate
   /** Told about every failed exchange (bad input, handler error, stream error). */
   onError?: (error: DigicapError, context: { peer: PeerId; protocol: string }) => void
 }
@@ -134,6 +142,41 @@ export async function handle<Req, Res>(
 
   const serve = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer
+    let ticket: StreamTicket | undefined
+    if (options.gate !== undefined) {
+      ticket = options.gate.admit(peer.toString(), () => {
+        if (stream.status === 'open') {
+          stream.abort(
+            new WireStreamError('Stream evicted to make room', { details: { reason: 'evicted' } }),
+          )
+        }
+      })
+      if (ticket === undefined) {
+        const err = new WireAbortedError('Too many exchanges in progress', {
+          details: { reason: 'gate-full' },
+        })
+        try {
+          options.onError?.(err, { peer, protocol: protocol.id })
+        } catch {
+          // A failing observer must not take the handler down.
+        }
+        if (stream.status === 'open') stream.abort(err)
+        return
+      }
+    }
+    try {
+      await exchange(stream, connection, ticket)
+    } finally {
+      ticket?.release()
+    }
+  }
+
+  const exchange = async (
+    stream: Stream,
+    connection: Connection,
+    ticket: StreamTicket | undefined,
+  ): Promise<void> => {
+    const peer = connection.remotePeer
     const report = (err: DigicapError): void => {
       try {
         options.onError?.(err, { peer, protocol: protocol.id })
@@ -210,6 +253,7 @@ export async function handle<Req, Res>(
       if (left > 0) readingByPeer.set(peerKey, left)
       else readingByPeer.delete(peerKey)
     }
+    ticket?.read()
     let body: Uint8Array
     try {
       body = protocol.encodeResponse(await handler(req, { peer, connection, signal }))

@@ -3,7 +3,7 @@
  *
  * `@digicap/protocol` — the libp2p wire protocols shared by the keyguard, the executor and
  * receivers: `/digicap/key-release/1.0.0`, `/digicap/fast-path/1.0.0` and
- * `/digicap/result/1.0.0` (see SPEC.md), their strict codecs, and js-libp2p 3 stream
+ * `/digicap/result/2.0.0` (see SPEC.md), their strict codecs, and js-libp2p 3 stream
  * plumbing.
  *
  * Guarantees:
@@ -82,16 +82,12 @@ export { handle } from './handle.ts'
 export type {
   AccessRequest,
   AccessResponse,
-  AnyMessage,
   ErrorReply,
   KeyRelease,
   MessageType,
   RefusalCode,
   ReleaseAck,
   ReleaseAckStatus,
-  ResultAck,
-  ResultAckStatus,
-  ResultDelivery,
 } from './messages.ts'
 export {
   ADDRESS_LENGTH,
@@ -100,17 +96,12 @@ export {
   decodeAccessResponse,
   decodeErrorReply,
   decodeKeyRelease,
-  decodeMessage,
   decodeReleaseAck,
-  decodeResultAck,
-  decodeResultDelivery,
   encodeAccessRequest,
   encodeAccessResponse,
   encodeErrorReply,
   encodeKeyRelease,
   encodeReleaseAck,
-  encodeResultAck,
-  encodeResultDelivery,
   ID_LENGTH,
   KEY_RELEASE_HPKE_LENGTH,
   MAX_RETRY_AFTER_MS,
@@ -119,10 +110,58 @@ export {
   REFUSAL_CODES,
   RELEASE_ACK_STATUSES,
   REMOTE_ERROR_CODES,
-  RESULT_ACK_STATUSES,
-  resultAad,
   SIGNATURE_LENGTH,
 } from './messages.ts'
+export type { AnyMessage } from './any-message.ts'
+export { decodeMessage } from './any-message.ts'
+export type {
+  ResultAck,
+  ResultDelivery,
+  ResultRefusalCode,
+  SignedResultFields,
+} from './result.ts'
+export {
+  decodeResultAck,
+  decodeResultDelivery,
+  encodeResultAck,
+  encodeResultDelivery,
+  MAX_RESULT_SIZE,
+  RESULT_ACK_STATUSES,
+  RESULT_REFUSAL_CODES,
+  RESULT_WIRE_VERSION,
+  RETRYABLE_RESULT_REFUSALS,
+  resultAad,
+  resultHashOf,
+} from './result.ts'
+export type { ResultDomain } from './result-signature.ts'
+export {
+  RESULT_DOMAIN_NAME,
+  RESULT_DOMAIN_VERSION,
+  RESULT_TYPES,
+  recoverResultSigner,
+  resultDigest,
+  resultTypedData,
+  signResult,
+} from './result-signature.ts'
+export type {
+  GrantRecord,
+  ResultCheckContext,
+  ResultEnvelopeContext,
+  ResultVerdict,
+} from './result-verify.ts'
+export {
+  checkResultDelivery,
+  checkResultEnvelope,
+  checkResultGrant,
+  grantIdOf,
+} from './result-verify.ts'
+export type {
+  StreamGate,
+  StreamGateInit,
+  StreamGateStats,
+  StreamTicket,
+} from './stream-gate.ts'
+export { createStreamGate } from './stream-gate.ts'
 export type { WireProtocol } from './protocols.ts'
 export {
   FAST_PATH_PROTOCOL,

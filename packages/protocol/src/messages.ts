@@ -152,32 +152,6 @@ export type AccessResponse =
     }
 
 // ---------------------------------------------------------------------------------------------
-// result
-
-interface ResultDeliveryBase {
-  runId: Uint8Array
-  capsuleId: Uint8Array
-  grantId: Uint8Array
-}
-/**
- * Executor → receiver: a run's result sealed to the receiver's X25519 key, either inline
- * (`hpke`) or stored on IPFS (`resultCid`, whose content is the same `enc || ciphertext`).
- * Exactly one of the two is present. HPKE AAD = {@link resultAad}.
- */
-export type ResultDelivery = ResultDeliveryBase &
-  ({ hpke: Uint8Array; resultCid?: never } | { resultCid: string; hpke?: never })
-
-/** Receiver's answer to a {@link ResultDelivery}. */
-export type ResultAckStatus = 'ok' | 'open-failed' | 'refused'
-/** Receiver → executor acknowledgement of a {@link ResultDelivery}. */
-export interface ResultAck {
-  runId: Uint8Array
-  status: ResultAckStatus
-}
-/** Every {@link ResultAckStatus}. */
-export const RESULT_ACK_STATUSES: readonly ResultAckStatus[] = ['ok', 'open-failed', 'refused']
-
-// ---------------------------------------------------------------------------------------------
 // error reply
 
 /** Responder → requester when the request could not be processed at all. */
@@ -196,13 +170,11 @@ export const REMOTE_ERROR_CODES: readonly RemoteErrorCode[] = [
   'internal',
 ]
 
-/** CIDv0 (base58btc `Qm…`) or CIDv1 in base32 (`b…`), as IPFS tools print them. */
-const CID_PATTERN = /^(?:Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{8,127})$/
-
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-function expectType(type: string, expected: MessageType): void {
+/** @internal Checks the `t` of a decoded envelope. */
+export function expectType(type: string, expected: MessageType): void {
   if (type !== expected) {
     throw new WireFormatError(`Expected a ${expected} message`, {
       details: { field: 't', reason: 'unexpected-type', expected, got: type.slice(0, 32) },
@@ -210,7 +182,8 @@ function expectType(type: string, expected: MessageType): void {
   }
 }
 
-function encodeChecked<T>(
+/** @internal Encodes a map and proves the decoder takes it back. */
+export function encodeChecked<T>(
   name: string,
   build: () => WireMap,
   decode: (bytes: Uint8Array) => T,
@@ -481,126 +454,6 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ResultDelivery / ResultAck
-
-/**
- * Encodes a {@link ResultDelivery} body.
- *
- * @throws {InvalidArgumentError} if a field is wrong, or both or neither of `hpke` and
- * `resultCid` are given.
- */
-export function encodeResultDelivery(message: ResultDelivery): Uint8Array {
-  return encodeChecked(
-    'ResultDelivery',
-    () => {
-      if (!isObject(message)) return {}
-      const map: WireMap = {
-        v: WIRE_VERSION,
-        t: 'result-delivery',
-        runId: message.runId,
-        capsuleId: message.capsuleId,
-        grantId: message.grantId,
-      }
-      if (message.hpke !== undefined) map.hpke = message.hpke
-      if (message.resultCid !== undefined) map.resultCid = message.resultCid
-      return map
-    },
-    decodeResultDelivery,
-  )
-}
-
-/**
- * Decodes a {@link ResultDelivery} body. The inline `hpke` may be as large as the frame
- * limit allows (≥ 48 bytes).
- *
- * @throws {WireFormatError} for malformed, non-canonical or mistyped input, or both or
- * neither of `hpke` and `resultCid`.
- * @throws {WireVersionError} for a version other than 1.
- */
-export function decodeResultDelivery(body: Uint8Array): ResultDelivery {
-  const { type, map } = decodeEnvelope(body)
-  expectType(type, 'result-delivery')
-  checkFields(map, type, ['runId', 'capsuleId', 'grantId'], ['hpke', 'resultCid'])
-  const base = {
-    runId: readBytes(map, type, 'runId', ID_LENGTH),
-    capsuleId: readBytes(map, type, 'capsuleId', ID_LENGTH),
-    grantId: readBytes(map, type, 'grantId', ID_LENGTH),
-  }
-  const hasHpke = Object.hasOwn(map, 'hpke')
-  if (hasHpke === Object.hasOwn(map, 'resultCid')) {
-    throw new WireFormatError('A result delivery carries exactly one of hpke and resultCid', {
-      details: {
-        type,
-        field: hasHpke ? 'resultCid' : 'hpke',
-        reason: hasHpke ? 'unknown' : 'missing',
-      },
-    })
-  }
-  if (hasHpke) {
-    return {
-      ...base,
-      hpke: readBytes(map, type, 'hpke', { min: HPKE_OVERHEAD, max: Number.MAX_SAFE_INTEGER }),
-    }
-  }
-  return {
-    ...base,
-    resultCid: readText(map, type, 'resultCid', { maxBytes: 128, pattern: CID_PATTERN }),
-  }
-}
-
-/**
- * The HPKE AAD of a result sealed to a receiver: `runId || capsuleId || grantId` (96 bytes).
- *
- * @throws {InvalidArgumentError} if an id is not 32 bytes.
- */
-export function resultAad(ids: {
-  runId: Uint8Array
-  capsuleId: Uint8Array
-  grantId: Uint8Array
-}): Uint8Array {
-  const out = new Uint8Array(3 * ID_LENGTH)
-  for (const [i, name] of (['runId', 'capsuleId', 'grantId'] as const).entries()) {
-    const id = ids[name]
-    if (!(id instanceof Uint8Array) || id.length !== ID_LENGTH) {
-      throw new InvalidArgumentError(`${name} must be ${ID_LENGTH} bytes`, {
-        details: { field: name },
-      })
-    }
-    out.set(id, i * ID_LENGTH)
-  }
-  return out
-}
-
-/**
- * Encodes a {@link ResultAck} body.
- *
- * @throws {InvalidArgumentError} if a field has the wrong type, length or value.
- */
-export function encodeResultAck(message: ResultAck): Uint8Array {
-  return encodeChecked(
-    'ResultAck',
-    () => ({ v: WIRE_VERSION, t: 'result-ack', runId: message.runId, status: message.status }),
-    decodeResultAck,
-  )
-}
-
-/**
- * Decodes a {@link ResultAck} body.
- *
- * @throws {WireFormatError} for malformed, non-canonical or mistyped input.
- * @throws {WireVersionError} for a version other than 1.
- */
-export function decodeResultAck(body: Uint8Array): ResultAck {
-  const { type, map } = decodeEnvelope(body)
-  expectType(type, 'result-ack')
-  checkFields(map, type, ['runId', 'status'])
-  return {
-    runId: readBytes(map, type, 'runId', ID_LENGTH),
-    status: readText(map, type, 'status', { oneOf: RESULT_ACK_STATUSES }),
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // ErrorReply
 
 /**
@@ -635,47 +488,4 @@ export function decodeErrorReply(body: Uint8Array): ErrorReply {
     out.message = readText(map, type, 'message', { maxBytes: MAX_TEXT_BYTES })
   }
   return out
-}
-
-// ---------------------------------------------------------------------------------------------
-// any message
-
-/** Any decoded message, tagged with its type. */
-export type AnyMessage =
-  | { type: 'key-release'; message: KeyRelease }
-  | { type: 'release-ack'; message: ReleaseAck }
-  | { type: 'access-request'; message: AccessRequest }
-  | { type: 'access-response'; message: AccessResponse }
-  | { type: 'result-delivery'; message: ResultDelivery }
-  | { type: 'result-ack'; message: ResultAck }
-  | { type: 'error'; message: ErrorReply }
-
-/**
- * Decodes a body of any type, dispatching on its `t` tag.
- *
- * @throws {WireFormatError} for malformed input or an unknown type tag.
- * @throws {WireVersionError} for a version other than 1.
- */
-export function decodeMessage(body: Uint8Array): AnyMessage {
-  const { type } = decodeEnvelope(body)
-  switch (type) {
-    case 'key-release':
-      return { type, message: decodeKeyRelease(body) }
-    case 'release-ack':
-      return { type, message: decodeReleaseAck(body) }
-    case 'access-request':
-      return { type, message: decodeAccessRequest(body) }
-    case 'access-response':
-      return { type, message: decodeAccessResponse(body) }
-    case 'result-delivery':
-      return { type, message: decodeResultDelivery(body) }
-    case 'result-ack':
-      return { type, message: decodeResultAck(body) }
-    case 'error':
-      return { type, message: decodeErrorReply(body) }
-    default:
-      throw new WireFormatError('Unknown message type', {
-        details: { field: 't', reason: 'unknown-type', got: type.slice(0, 32) },
-      })
-  }
 }

@@ -10,26 +10,28 @@ import {
   decodeAccessResponse,
   decodeKeyRelease,
   decodeReleaseAck,
-  decodeResultAck,
-  decodeResultDelivery,
   encodeAccessRequest,
   encodeAccessResponse,
   encodeKeyRelease,
   encodeReleaseAck,
-  encodeResultAck,
-  encodeResultDelivery,
   type KeyRelease,
   type ReleaseAck,
+} from './messages.ts'
+import {
+  decodeResultAck,
+  decodeResultDelivery,
+  encodeResultAck,
+  encodeResultDelivery,
   type ResultAck,
   type ResultDelivery,
-} from './messages.ts'
+} from './result.ts'
 
 /** Keyguard → executor push of a released data key. */
 export const KEY_RELEASE_PROTOCOL = '/digicap/key-release/1.0.0'
 /** Executor → keyguard signed access request (fast path). */
 export const FAST_PATH_PROTOCOL = '/digicap/fast-path/1.0.0'
-/** Executor → receiver delivery of a sealed result. */
-export const RESULT_PROTOCOL = '/digicap/result/1.0.0'
+/** Executor → receiver delivery of a signed, sealed result (v 2: signed by the executor). */
+export const RESULT_PROTOCOL = '/digicap/result/2.0.0'
 
 /** A request/response protocol: one request frame, one response (or `error`) frame. */
 export interface WireProtocol<Req, Res> {
@@ -63,7 +65,7 @@ export const fastPathProtocol: WireProtocol<AccessRequest, AccessResponse> = {
   decodeResponse: decodeAccessResponse,
 }
 
-/** `/digicap/result/1.0.0`: {@link ResultDelivery} → {@link ResultAck}. */
+/** `/digicap/result/2.0.0`: {@link ResultDelivery} → {@link ResultAck}. */
 export const resultProtocol: WireProtocol<ResultDelivery, ResultAck> = {
   id: RESULT_PROTOCOL,
   maxSize: MAX_RESULT_FRAME,

@@ -39,7 +39,8 @@ export function decodeReply<Res>(
   protocol: Pick<WireProtocol<unknown, Res>, 'decodeResponse'>,
   body: Uint8Array,
 ): Res {
-  const { type } = decodeEnvelope(body)
+  // An error reply is v 1 on every protocol; a response has its protocol's own version.
+  const { type } = decodeEnvelope(body, 'any')
   if (type === 'error') {
     const reply = decodeErrorReply(body)
     throw new WireRemoteError(reply.code, reply.message)

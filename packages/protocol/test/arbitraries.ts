@@ -14,7 +14,8 @@ import {
   REFUSAL_CODES,
   RELEASE_ACK_STATUSES,
   REMOTE_ERROR_CODES,
-  RESULT_ACK_STATUSES,
+  RESULT_REFUSAL_CODES,
+  RETRYABLE_RESULT_REFUSALS,
 } from '../src/index.ts'
 
 const EMPTY_JOB_HASH = keccakJob(new Uint8Array(0))
@@ -66,19 +67,43 @@ const cid = fc.constantFrom(
   'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
   'QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG',
 )
+const signedFields = fc.record({
+  runId: bytes(32),
+  grantId: bytes(32),
+  capsuleId: bytes(32),
+  executor: bytes(20),
+  receiverKey: bytes(32),
+  measurement: bytes(32),
+  runMeasurement: bytes(32),
+  signature: bytes(65),
+})
 export const resultDelivery: fc.Arbitrary<ResultDelivery> = fc.oneof(
+  fc
+    .tuple(signedFields, fc.uint8Array({ minLength: 48, maxLength: 300 }))
+    .map(([f, hpke]) => ({ ...f, resultHash: keccakJob(hpke), resultSize: hpke.length, hpke })),
+  fc
+    .tuple(signedFields, bytes(32), fc.integer({ min: 48, max: 2 ** 40 }), cid)
+    .map(([f, resultHash, resultSize, resultCid]) => ({
+      ...f,
+      resultHash,
+      resultSize,
+      resultCid,
+    })),
+)
+export const resultAck: fc.Arbitrary<ResultAck> = fc.oneof(
+  fc.record({ runId: bytes(32), status: fc.constant('ok' as const) }),
   fc.record({
     runId: bytes(32),
-    capsuleId: bytes(32),
-    grantId: bytes(32),
-    hpke: fc.uint8Array({ minLength: 48, maxLength: 300 }),
+    status: fc.constant('refused' as const),
+    reasonCode: fc.constantFrom(...RESULT_REFUSAL_CODES),
   }),
-  fc.record({ runId: bytes(32), capsuleId: bytes(32), grantId: bytes(32), resultCid: cid }),
+  fc.record({
+    runId: bytes(32),
+    status: fc.constant('refused' as const),
+    reasonCode: fc.constantFrom(...RETRYABLE_RESULT_REFUSALS),
+    retryAfterMs: fc.integer({ min: 0, max: MAX_RETRY_AFTER_MS }),
+  }),
 )
-export const resultAck: fc.Arbitrary<ResultAck> = fc.record({
-  runId: bytes(32),
-  status: fc.constantFrom(...RESULT_ACK_STATUSES),
-})
 export const errorReply: fc.Arbitrary<ErrorReply> = fc.record(
   { code: fc.constantFrom(...REMOTE_ERROR_CODES), message: shortText },
   { requiredKeys: ['code'] },

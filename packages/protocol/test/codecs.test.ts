@@ -70,8 +70,9 @@ describe('codecs', () => {
 
   it.each(
     codecs,
-  )('%s: each decoder refuses the other types with WIRE_FORMAT field t', (type, a, enc) => {
+  )('%s: each decoder refuses the other types (WIRE_FORMAT field t, or WIRE_VERSION across versions)', (type, a, enc) => {
     const body = enc(fc.sample(a, 1)[0])
+    const v2 = (t: string): boolean => t.startsWith('result-')
     for (const [other, , , dec] of codecs) {
       if (other === type) continue
       let err: unknown
@@ -79,6 +80,10 @@ describe('codecs', () => {
         dec(body)
       } catch (e) {
         err = e
+      }
+      if (v2(other) !== v2(type)) {
+        expect(err).toBeInstanceOf(WireVersionError)
+        continue
       }
       expect(err).toBeInstanceOf(WireFormatError)
       expect((err as WireFormatError).details.field).toBe('t')
@@ -184,6 +189,13 @@ describe('codecs', () => {
       'WIRE_VERSION',
     )
     expect(codeOf(() => decodeMessage(encode({ v: 1, t: 'hello' })))).toBe('WIRE_FORMAT')
+    // result messages are v 2 (/digicap/result/2.0.0); their v 1 is refused as a version
+    expect(codeOf(() => decodeMessage(encode({ v: 1, t: 'result-ack', x: 1 })))).toBe(
+      'WIRE_VERSION',
+    )
+    expect(codeOf(() => decodeMessage(encode({ v: 2, t: 'key-release', x: 1 })))).toBe(
+      'WIRE_VERSION',
+    )
   })
 
   it('checks the inline key release of a granted response', () => {
@@ -268,6 +280,13 @@ describe('codecs', () => {
         runId: good.grantId,
         capsuleId: good.grantId,
         grantId: good.grantId,
+        executor: new Uint8Array(20),
+        receiverKey: good.grantId,
+        measurement: good.grantId,
+        runMeasurement: good.grantId,
+        resultHash: good.grantId,
+        resultSize: 48,
+        signature: new Uint8Array(65),
         hpke: new Uint8Array(48),
         resultCid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
       } as never),

@@ -18,7 +18,8 @@ import {
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { keccak_256 as keccakJob } from '@noble/hashes/sha3.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { parseVector, VECTOR_DIR } from '../scripts/generate-vectors.ts'
+import { RESULT_VECTOR_DIR } from '../scripts/generate-result-vectors.ts'
+import { parseVector, VECTOR_DIR, VECTOR_PRIVATE_KEY } from '../scripts/generate-vectors.ts'
 import {
   type AccessDomain,
   type AccessRequest,
@@ -39,12 +40,15 @@ import {
   type ReleaseAck,
   type ResultAck,
   readMessage,
+  recoverResultSigner,
   request,
   requestOn,
   resultAad,
+  resultHashOf,
   resultProtocol,
   retryWithBackoff,
   signAccessRequest,
+  signResult,
   toChecksumAddress,
   verifyAccessRequestSignature,
   type WireProtocol,
@@ -149,10 +153,15 @@ beforeAll(async () => {
   await handle(
     b,
     resultProtocol,
-    async (delivery): Promise<ResultAck> => ({
-      runId: delivery.runId,
-      status: delivery.resultCid === undefined ? 'ok' : 'refused',
-    }),
+    async (delivery): Promise<ResultAck> =>
+      delivery.resultCid === undefined
+        ? { runId: delivery.runId, status: 'ok' }
+        : {
+            runId: delivery.runId,
+            status: 'refused',
+            reasonCode: 'fetch-failed',
+            retryAfterMs: 50,
+          },
     { onError },
   )
   await handle(b, slowProtocol, async (r, { signal }): Promise<ReleaseAck> => {
@@ -394,28 +403,54 @@ describe('fast path over libp2p', () => {
 })
 
 describe('result delivery over libp2p', () => {
-  it('delivers a 1 MiB sealed result inline and a CID reference', async () => {
+  const domain = {
+    chainId: 31337n,
+    verifyingContract: '0x5FbDB2315678afecb367f032d93F642f64180aa3' as const,
+  }
+  const signedDelivery = (sealed: Uint8Array, receiverKey: Uint8Array) => {
+    const fields = {
+      runId: rand(32),
+      capsuleId: rand(32),
+      grantId: rand(32),
+      executor: addressOfPrivateKey(VECTOR_PRIVATE_KEY),
+      receiverKey,
+      measurement: rand(32),
+      runMeasurement: rand(32),
+      resultHash: resultHashOf(sealed),
+      resultSize: sealed.length,
+    }
+    return { ...fields, signature: signResult(fields, domain, VECTOR_PRIVATE_KEY) }
+  }
+
+  it('delivers a 1 MiB signed, sealed result inline and a CID reference', async () => {
     const receiver = generateX25519KeyPair()
     const ids = { runId: rand(32), capsuleId: rand(32), grantId: rand(32) }
     const result = rand(1024 * 1024)
-    const sealed = await hpkeSeal(receiver.publicKey, result, resultAad(ids))
-    const ack = await request(a, b.peerId, resultProtocol, {
-      ...ids,
-      hpke: encodeHpkeSealed(sealed),
-    })
-    expect(ack).toEqual({ runId: ids.runId, status: 'ok' })
+    const sealed = encodeHpkeSealed(await hpkeSeal(receiver.publicKey, result, resultAad(ids)))
+    const d = signedDelivery(sealed, receiver.publicKey)
+    const ack = await request(a, b.peerId, resultProtocol, { ...d, hpke: sealed })
+    expect(ack).toEqual({ runId: d.runId, status: 'ok' })
     const byCid = await request(a, b.peerId, resultProtocol, {
-      ...ids,
+      ...d,
       resultCid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
     })
-    expect(byCid.status).toBe('refused')
+    expect(byCid).toEqual({
+      runId: d.runId,
+      status: 'refused',
+      reasonCode: 'fetch-failed',
+      retryAfterMs: 50,
+    })
+    expect(recoverResultSigner({ ...d, hpke: sealed }, domain)).toBe(
+      toChecksumAddress(addressOfPrivateKey(VECTOR_PRIVATE_KEY)),
+    )
   })
 
   it('refuses to send a result over the frame limit, before dialling', async () => {
-    const ids = { runId: rand(32), capsuleId: rand(32), grantId: rand(32) }
-    await expect(
-      request(a, b.peerId, resultProtocol, { ...ids, hpke: new Uint8Array(4 * 1024 * 1024) }),
-    ).rejects.toMatchObject({ code: 'WIRE_TOO_LARGE' })
+    const big = new Uint8Array(4 * 1024 * 1024)
+    const d = signedDelivery(big, rand(32))
+    await expect(request(a, b.peerId, resultProtocol, { ...d, hpke: big })).rejects.toMatchObject({
+      code: 'WIRE_TOO_LARGE',
+    })
   })
 })
 
@@ -431,8 +466,16 @@ describe('bad input over real streams', () => {
     WIRE_TOO_LARGE: 'too-large',
     WIRE_TRUNCATED: 'truncated',
   }
-  const badVectors = readdirSync(VECTOR_DIR)
-    .map((f) => ({ file: f, ...parseVector(readFileSync(join(VECTOR_DIR, f), 'utf8')) }))
+  const badVectors = [
+    ...readdirSync(VECTOR_DIR).map((f) => ({
+      file: f,
+      ...parseVector(readFileSync(join(VECTOR_DIR, f), 'utf8')),
+    })),
+    ...readdirSync(RESULT_VECTOR_DIR).map((f) => ({
+      file: `result-vectors/${f}`,
+      ...parseVector(readFileSync(join(RESULT_VECTOR_DIR, f), 'utf8')),
+    })),
+  ]
     .filter(
       (v) =>
         v.header.expect !== 'ok' && v.header.type !== undefined && v.header.type in requestTypes,

@@ -1,0 +1,622 @@
+/**
+ * Generates `test/result-vectors/*.txt`, the vectors of `/digicap/result/2.0.0` (SPEC.md
+ * §3.4): the codec (CCTV style, as `generate-vectors.ts`), the executor's EIP-712 signature,
+ * the receiver's acceptance rules (`verdict:` given the grant on chain and the receiver's
+ * state), the HPKE AAD and the two measurements. Deterministic (fixed ids, anvil accounts 0
+ * and 1), so a diff of the files is a diff of the rules.
+ *
+ * Run `node scripts/generate-result-vectors.ts` to rewrite them;
+ * `test/result-vectors.test.ts` fails when the files drift from this script.
+ */
+import { createHash } from 'node:crypto'
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { encode } from 'cborg'
+import {
+  addressOfPrivateKey,
+  encodeFrame,
+  encodeResultAck,
+  encodeResultDelivery,
+  type GrantRecord,
+  grantIdOf,
+  MAX_RESULT_FRAME,
+  RESULT_PROTOCOL,
+  type ResultDelivery,
+  type ResultDomain,
+  resultAad,
+  resultDigest,
+  type SignedResultFields,
+  signResult,
+  toChecksumAddress,
+} from '../src/index.ts'
+import { hex, toHex, VECTOR_DOMAIN, VECTOR_PRIVATE_KEY } from './generate-vectors.ts'
+
+/** Anvil / hardhat test account 1 (the "other executor"). Public knowledge. */
+export const OTHER_PRIVATE_KEY = hex(
+  '59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d',
+)
+export const RESULT_VECTOR_DOMAIN: ResultDomain = VECTOR_DOMAIN
+export const RESULT_VECTOR_DIR = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'test',
+  'result-vectors',
+)
+
+const seq = (n: number, start: number): Uint8Array =>
+  Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff)
+
+// ---- raw CBOR writer, for the malformed cases ---------------------------------------------
+function head(major: number, n: number): Uint8Array {
+  const m = major << 5
+  if (n < 24) return new Uint8Array([m | n])
+  if (n < 0x100) return new Uint8Array([m | 24, n])
+  if (n < 0x10000) return new Uint8Array([m | 25, n >> 8, n & 0xff])
+  return new Uint8Array([m | 26, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff])
+}
+function cat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let o = 0
+  for (const p of parts) {
+    out.set(p, o)
+    o += p.length
+  }
+  return out
+}
+const text = (s: string): Uint8Array => {
+  const b = new TextEncoder().encode(s)
+  return cat(head(3, b.length), b)
+}
+const bytes = (b: Uint8Array): Uint8Array => cat(head(2, b.length), b)
+const uint = (n: number): Uint8Array => head(0, n)
+/** A canonical map from encoded values (sorted: shorter key first, then bytewise). */
+function map(fields: Record<string, Uint8Array | undefined>): Uint8Array {
+  const pairs = Object.entries(fields)
+    .filter((e): e is [string, Uint8Array] => e[1] !== undefined)
+    .sort(([a], [b]) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0))
+  return cat(head(5, pairs.length), ...pairs.flatMap(([k, v]) => [text(k), v]))
+}
+
+// ---- fixtures --------------------------------------------------------------------------
+const executor = addressOfPrivateKey(VECTOR_PRIVATE_KEY)
+const otherExecutor = addressOfPrivateKey(OTHER_PRIVATE_KEY)
+const capsuleId = seq(32, 0x40)
+const measurement = seq(32, 0x30)
+const grant: GrantRecord = {
+  executor,
+  capsuleId,
+  ephemeralKey: seq(32, 0x20),
+  runIndex: 3n,
+}
+const grantId = grantIdOf(RESULT_VECTOR_DOMAIN, grant, measurement)
+const runId = seq(32, 0x70)
+const receiverKey = seq(32, 0x90)
+/** Opaque stand-in for `enc || ciphertext` (HPKE sealing is randomised; see SPEC §3.4.5). */
+const sealed = seq(100, 0x01)
+const CID = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+
+function fields(over: Partial<SignedResultFields> = {}): SignedResultFields {
+  return {
+    runId,
+    grantId,
+    capsuleId,
+    executor,
+    receiverKey,
+    measurement,
+    runMeasurement: seq(32, 0xb0),
+    resultHash: keccak_256(sealed),
+    resultSize: sealed.length,
+    ...over,
+  }
+}
+
+function signed(
+  f: SignedResultFields,
+  key = VECTOR_PRIVATE_KEY,
+  domain = RESULT_VECTOR_DOMAIN,
+): ResultDelivery {
+  return { ...f, signature: signResult(f, domain, key), hpke: sealed }
+}
+
+/** Every field as raw CBOR, for the malformed cases. */
+function rawDelivery(d: ResultDelivery, over: Record<string, Uint8Array | undefined>): Uint8Array {
+  return map({
+    t: text('result-delivery'),
+    v: uint(2),
+    runId: bytes(d.runId),
+    grantId: bytes(d.grantId),
+    capsuleId: bytes(d.capsuleId),
+    executor: bytes(d.executor),
+    receiverKey: bytes(d.receiverKey),
+    measurement: bytes(d.measurement),
+    runMeasurement: bytes(d.runMeasurement),
+    resultHash: bytes(d.resultHash),
+    resultSize: uint(d.resultSize),
+    signature: bytes(d.signature),
+    hpke: d.hpke === undefined ? undefined : bytes(d.hpke),
+    resultCid: d.resultCid === undefined ? undefined : text(d.resultCid),
+    ...over,
+  })
+}
+
+type Lines = [string, string][]
+
+interface Vector {
+  name: string
+  lines: Lines
+  frame?: Uint8Array
+}
+
+function frameVector(
+  name: string,
+  type: string,
+  body: Uint8Array,
+  expect: string,
+  comment: string,
+  extra: Lines = [],
+): Vector {
+  return {
+    name,
+    lines: [
+      ['protocol', RESULT_PROTOCOL],
+      ['type', type],
+      ['max-size', String(MAX_RESULT_FRAME)],
+      ['expect', expect],
+      ...extra,
+      ['comment', comment],
+    ],
+    frame: encodeFrame(body),
+  }
+}
+
+interface VerdictCase {
+  name: string
+  delivery: ResultDelivery
+  verdict: string
+  comment: string
+  grant?: GrantRecord | undefined
+  seen?: boolean
+  maxResultSize?: number
+  signer?: Uint8Array | undefined
+}
+
+function verdictVector(c: VerdictCase): Vector {
+  const g = 'grant' in c ? c.grant : grant
+  const lines: Lines = [
+    ['verdict', c.verdict],
+    ['chain-id', String(RESULT_VECTOR_DOMAIN.chainId)],
+    ['access-controller', RESULT_VECTOR_DOMAIN.verifyingContract],
+    ['receiver-key', toHex(receiverKey)],
+    ['max-result-size', String(c.maxResultSize ?? 1024 * 1024)],
+    ['seen', c.seen === true ? 'yes' : 'no'],
+  ]
+  if (g !== undefined) {
+    lines.push(
+      ['grant-executor', toChecksumAddress(g.executor)],
+      ['grant-capsule-id', toHex(g.capsuleId)],
+      ['grant-ephemeral-key', toHex(g.ephemeralKey)],
+      ['grant-run-index', String(g.runIndex)],
+    )
+  }
+  lines.push(['digest', toHex(resultDigest(c.delivery, RESULT_VECTOR_DOMAIN))])
+  if (c.signer !== undefined) lines.push(['signer', toChecksumAddress(c.signer)])
+  return frameVector(
+    c.name,
+    'result-delivery',
+    encodeResultDelivery(c.delivery),
+    'ok',
+    c.comment,
+    lines,
+  )
+}
+
+/** Flips `s` to `n - s` and `v` to the other parity: the same signature, high-s form. */
+function highS(signature: Uint8Array): Uint8Array {
+  const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+  let s = 0n
+  for (const b of signature.subarray(32, 64)) s = (s << 8n) | BigInt(b)
+  let hs = n - s
+  const out = signature.slice()
+  for (let i = 63; i >= 32; i--) {
+    out[i] = Number(hs & 0xffn)
+    hs >>= 8n
+  }
+  out[64] = (out[64] as number) === 27 ? 28 : 27
+  return out
+}
+
+/** Every vector, by file name. */
+export function generateResultVectors(): Map<string, string> {
+  const ok = signed(fields())
+  const byCid: ResultDelivery = {
+    ...fields(),
+    signature: ok.signature,
+    resultCid: CID,
+  }
+  // A valid signature by account 1 over a delivery that names account 0 as executor.
+  const foreign: ResultDelivery = {
+    ...fields(),
+    signature: signResult(
+      { ...fields(), executor: otherExecutor },
+      RESULT_VECTOR_DOMAIN,
+      OTHER_PRIVATE_KEY,
+    ),
+    hpke: sealed,
+  }
+  const vectors: Vector[] = [
+    // ---- codec
+    frameVector(
+      'delivery-inline',
+      'result-delivery',
+      encodeResultDelivery(ok),
+      'ok',
+      'signed result, sealed bytes inline',
+    ),
+    frameVector(
+      'delivery-cid',
+      'result-delivery',
+      encodeResultDelivery(byCid),
+      'ok',
+      'signed result, sealed bytes on IPFS (same signature: the CID is not signed, the bytes are)',
+    ),
+    frameVector(
+      'ack-ok',
+      'result-ack',
+      encodeResultAck({ runId, status: 'ok' }),
+      'ok',
+      'receiver accepted and opened the result',
+    ),
+    frameVector(
+      'ack-refused-retry',
+      'result-ack',
+      encodeResultAck({
+        runId,
+        status: 'refused',
+        reasonCode: 'unknown-grant',
+        retryAfterMs: 1000,
+      }),
+      'ok',
+      'grant not on chain yet (fast-path audit pending): try again in 1 s',
+    ),
+    frameVector(
+      'ack-refused-final',
+      'result-ack',
+      encodeResultAck({ runId, status: 'refused', reasonCode: 'wrong-executor' }),
+      'ok',
+      'the grant names another executor: final',
+    ),
+    frameVector(
+      'delivery-version-1',
+      'result-delivery',
+      rawDelivery(ok, { v: uint(1) }),
+      'WIRE_VERSION',
+      'v = 1 (the unsigned result of /digicap/result/1.0.0) is not spoken',
+      [['field', 'v']],
+    ),
+    frameVector(
+      'delivery-both',
+      'result-delivery',
+      rawDelivery(ok, { resultCid: text(CID) }),
+      'WIRE_FORMAT',
+      'both hpke and resultCid',
+      [['field', 'resultCid']],
+    ),
+    frameVector(
+      'delivery-neither',
+      'result-delivery',
+      rawDelivery(ok, { hpke: undefined }),
+      'WIRE_FORMAT',
+      'neither hpke nor resultCid',
+      [['field', 'hpke']],
+    ),
+    frameVector(
+      'delivery-bad-cid',
+      'result-delivery',
+      rawDelivery(byCid, { resultCid: text('not a cid') }),
+      'WIRE_FORMAT',
+      'resultCid is not a CID string',
+      [['field', 'resultCid']],
+    ),
+    frameVector(
+      'delivery-size-under-overhead',
+      'result-delivery',
+      rawDelivery(byCid, { resultSize: uint(47) }),
+      'WIRE_FORMAT',
+      'resultSize 47 is less than enc (32) + tag (16)',
+      [['field', 'resultSize']],
+    ),
+    frameVector(
+      'delivery-size-mismatch',
+      'result-delivery',
+      rawDelivery(ok, { resultSize: uint(101) }),
+      'WIRE_FORMAT',
+      'inline hpke is 100 bytes, resultSize says 101',
+      [['field', 'hpke']],
+    ),
+    frameVector(
+      'delivery-hash-mismatch',
+      'result-delivery',
+      rawDelivery(ok, { resultHash: bytes(seq(32, 0)) }),
+      'WIRE_FORMAT',
+      'inline hpke does not hash to resultHash',
+      [['field', 'resultHash']],
+    ),
+    frameVector(
+      'delivery-short-signature',
+      'result-delivery',
+      rawDelivery(ok, { signature: bytes(ok.signature.subarray(0, 64)) }),
+      'WIRE_FORMAT',
+      'signature is 64 bytes',
+      [['field', 'signature']],
+    ),
+    frameVector(
+      'delivery-missing-measurement',
+      'result-delivery',
+      rawDelivery(ok, { measurement: undefined }),
+      'WIRE_FORMAT',
+      'measurement missing',
+      [['field', 'measurement']],
+    ),
+    frameVector(
+      'delivery-short-executor',
+      'result-delivery',
+      rawDelivery(ok, { executor: bytes(executor.subarray(0, 19)) }),
+      'WIRE_FORMAT',
+      'executor is 19 bytes',
+      [['field', 'executor']],
+    ),
+    frameVector(
+      'ack-refused-no-reason',
+      'result-ack',
+      map({ t: text('result-ack'), v: uint(2), runId: bytes(runId), status: text('refused') }),
+      'WIRE_FORMAT',
+      'refused without reasonCode',
+      [['field', 'reasonCode']],
+    ),
+    frameVector(
+      'ack-ok-with-reason',
+      'result-ack',
+      map({
+        t: text('result-ack'),
+        v: uint(2),
+        runId: bytes(runId),
+        status: text('ok'),
+        reasonCode: text('busy'),
+      }),
+      'WIRE_FORMAT',
+      'ok with a reasonCode',
+      [['field', 'reasonCode']],
+    ),
+    frameVector(
+      'ack-retry-on-final',
+      'result-ack',
+      map({
+        t: text('result-ack'),
+        v: uint(2),
+        runId: bytes(runId),
+        status: text('refused'),
+        reasonCode: text('replayed'),
+        retryAfterMs: uint(100),
+      }),
+      'WIRE_FORMAT',
+      'retryAfterMs on a final refusal',
+      [['field', 'retryAfterMs']],
+    ),
+    frameVector(
+      'ack-unknown-reason',
+      'result-ack',
+      map({
+        t: text('result-ack'),
+        v: uint(2),
+        runId: bytes(runId),
+        status: text('refused'),
+        reasonCode: text('because'),
+      }),
+      'WIRE_FORMAT',
+      'reasonCode not in the spec',
+      [['field', 'reasonCode']],
+    ),
+
+    // ---- acceptance rules (the delivery decodes; the verdict depends on chain and receiver)
+    verdictVector({
+      name: 'verdict-ok',
+      delivery: ok,
+      verdict: 'ok',
+      signer: executor,
+      comment: 'signed by the grant’s executor, for this receiver, grant id recomputes',
+    }),
+    verdictVector({
+      name: 'verdict-ok-cid',
+      delivery: byCid,
+      verdict: 'ok',
+      signer: executor,
+      comment: 'by CID: fetch at most resultSize bytes, then check keccak256 = resultHash',
+    }),
+    verdictVector({
+      name: 'verdict-bad-signature-signer',
+      delivery: foreign,
+      verdict: 'bad-signature',
+      comment: 'signed by anvil account 1, executor field names account 0',
+    }),
+    verdictVector({
+      name: 'verdict-bad-signature-high-s',
+      delivery: { ...ok, signature: highS(ok.signature) },
+      verdict: 'bad-signature',
+      comment: 'the same signature in its high-s form (EIP-2): refused',
+    }),
+    verdictVector({
+      name: 'verdict-bad-signature-v',
+      delivery: { ...ok, signature: cat(ok.signature.subarray(0, 64), new Uint8Array([29])) },
+      verdict: 'bad-signature',
+      comment: 'v = 29',
+    }),
+    verdictVector({
+      name: 'verdict-bad-signature-domain',
+      delivery: signed(fields(), VECTOR_PRIVATE_KEY, { ...RESULT_VECTOR_DOMAIN, chainId: 1n }),
+      verdict: 'bad-signature',
+      comment: 'signed for chain 1: recovers to another address than executor',
+    }),
+    verdictVector({
+      name: 'verdict-wrong-receiver',
+      delivery: signed(fields({ receiverKey: seq(32, 0x91) })),
+      verdict: 'wrong-receiver',
+      signer: executor,
+      comment: 'sealed and signed for another receiver key',
+    }),
+    verdictVector({
+      name: 'verdict-too-large',
+      delivery: ok,
+      maxResultSize: 99,
+      verdict: 'too-large',
+      signer: executor,
+      comment: 'resultSize 100 over this receiver’s cap of 99 (checked before any fetch)',
+    }),
+    verdictVector({
+      name: 'verdict-replayed',
+      delivery: ok,
+      seen: true,
+      verdict: 'replayed',
+      signer: executor,
+      comment: 'this runId or grantId was accepted before',
+    }),
+    verdictVector({
+      name: 'verdict-unknown-grant',
+      delivery: ok,
+      grant: undefined,
+      verdict: 'unknown-grant',
+      signer: executor,
+      comment:
+        'getGrant reverts GrantNotFound (after the bounded wait for a fast-path audit record)',
+    }),
+    verdictVector({
+      name: 'verdict-wrong-executor',
+      delivery: ok,
+      grant: { ...grant, executor: otherExecutor },
+      verdict: 'wrong-executor',
+      signer: executor,
+      comment: 'the grant names another executor (anvil account 1)',
+    }),
+    verdictVector({
+      name: 'verdict-wrong-capsule',
+      delivery: signed(fields({ capsuleId: seq(32, 0x41) })),
+      verdict: 'wrong-capsule',
+      signer: executor,
+      comment: 'the grant is for another capsule',
+    }),
+    verdictVector({
+      name: 'verdict-wrong-measurement',
+      delivery: signed(fields({ measurement: seq(32, 0x31) })),
+      verdict: 'wrong-measurement',
+      signer: executor,
+      comment: 'grant id does not recompute from the grant and this measurement',
+    }),
+  ]
+  // ---- the rules with no frame: AAD, measurements
+  const aadVector: Vector = {
+    name: 'rule-aad',
+    lines: [
+      ['rule', 'result-aad'],
+      ['run-id', toHex(runId)],
+      ['capsule-id', toHex(capsuleId)],
+      ['grant-id', toHex(grantId)],
+      ['aad', toHex(resultAad({ runId, capsuleId, grantId }))],
+      ['comment', 'HPKE AAD = runId || capsuleId || grantId'],
+    ],
+  }
+  const grantVector: Vector = {
+    name: 'rule-grant-id',
+    lines: [
+      ['rule', 'grant-id'],
+      ['chain-id', String(RESULT_VECTOR_DOMAIN.chainId)],
+      ['access-controller', RESULT_VECTOR_DOMAIN.verifyingContract],
+      ['capsule-id', toHex(capsuleId)],
+      ['executor', toChecksumAddress(executor)],
+      ['ephemeral-key', toHex(grant.ephemeralKey)],
+      ['measurement', toHex(measurement)],
+      ['run-index', String(grant.runIndex)],
+      ['grant-id', toHex(grantId)],
+      [
+        'comment',
+        'keccak256(abi.encode(chainId, accessController, capsuleId, executor, ephemeralKey, measurement, runIndex))',
+      ],
+    ],
+  }
+  const runtimeId = 'quickjs-emscripten@0.32.0/wasmfile-release-sync'
+  const code = new TextEncoder().encode('digicap.output(digicap.input)')
+  const input = seq(16, 0x00)
+  const runtimeDigest = sha256(
+    encode({
+      id: runtimeId,
+      kind: 'quickjs',
+      entry: 'main.js',
+      memoryLimitBytes: 33554432,
+      timeLimitMs: 5000,
+    }),
+  )
+  const codeDigest = sha256(code)
+  const payloadDigest = sha256(input)
+  const runVector: Vector = {
+    name: 'rule-run-measurement',
+    lines: [
+      ['rule', 'run-measurement'],
+      ['runtime-id', runtimeId],
+      ['kind', 'quickjs'],
+      ['entry', 'main.js'],
+      ['memory-limit-bytes', '33554432'],
+      ['time-limit-ms', '5000'],
+      ['code', toHex(code)],
+      ['input', toHex(input)],
+      ['runtime-digest', toHex(runtimeDigest)],
+      ['code-digest', toHex(codeDigest)],
+      ['payload-digest', toHex(payloadDigest)],
+      ['run-measurement', toHex(sha256(cat(runtimeDigest, codeDigest, payloadDigest)))],
+      [
+        'comment',
+        'sha256(sha256(cbor{id,kind,entry,memoryLimitBytes,timeLimitMs}) || sha256(code) || sha256(input))',
+      ],
+    ],
+  }
+  const envVector: Vector = {
+    name: 'rule-environment-measurement',
+    lines: [
+      ['rule', 'environment-measurement'],
+      ['runtime-data', 'digicap-data/1'],
+      ['runtime-quickjs', runtimeId],
+      [
+        'measurement',
+        toHex(sha256(encode({ v: 1, runtimes: { data: 'digicap-data/1', quickjs: runtimeId } }))),
+      ],
+      ['comment', 'sha256(cbor{v: 1, runtimes: {kind: runtimeId}}) over the sandboxes offered'],
+    ],
+  }
+  vectors.push(aadVector, grantVector, runVector, envVector)
+
+  const out = new Map<string, string>()
+  for (const v of vectors) {
+    const lines = v.lines.map(([k, val]) => `${k}: ${val}`)
+    if (v.frame !== undefined) lines.push('', ...chunk(toHex(v.frame), 64))
+    lines.push('')
+    out.set(`${v.name}.txt`, lines.join('\n'))
+  }
+  return out
+}
+
+function sha256(b: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(b).digest())
+}
+
+function chunk(s: string, n: number): string[] {
+  const out: string[] = []
+  for (let i = 0; i < s.length; i += n) out.push(s.slice(i, i + n))
+  return out.length === 0 ? [''] : out
+}
+
+if (import.meta.main) {
+  mkdirSync(RESULT_VECTOR_DIR, { recursive: true })
+  for (const f of readdirSync(RESULT_VECTOR_DIR)) rmSync(join(RESULT_VECTOR_DIR, f))
+  const vectors = generateResultVectors()
+  for (const [name, content] of vectors) writeFileSync(join(RESULT_VECTOR_DIR, name), content)
+  console.log(`wrote ${vectors.size} vectors to ${RESULT_VECTOR_DIR}`)
+}
