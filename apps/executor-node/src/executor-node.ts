@@ -7,6 +7,7 @@ import { createProvider } from '@digicap/contracts'
 import {
   createExecutor,
   createResultReceiver,
+  ethersResultGrants,
   dataSandbox,
   type Executor,
   type ExecutorChain,
@@ -273,7 +274,17 @@ export async function createExecutorNode(
     wallet,
     executor,
     peerId: node.peerId,
-    receiver: (privateKey) => createResultReceiver({ privateKey })({ libp2p: node.libp2p, store }),
+    receiver: (privateKey) =>
+      createResultReceiver({ privateKey })({
+        libp2p: node.libp2p,
+        store,
+        // Who may deliver what: the grants on this node's chain.
+        grants: ethersResultGrants({
+          chainId: config.chainId,
+          accessController: config.contracts.accessController,
+          runner: provider,
+        }),
+      }),
     async stop() {
       await executor.stop()
       await node.stop()

@@ -1,7 +1,7 @@
 /** The `executor-node` command line: parses flags, builds the node, runs one command, prints. */
 import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { x25519PublicKey } from '@digicap/capsule-core'
+import { type DigicapError, x25519PublicKey } from '@digicap/capsule-core'
 import {
   EXIT,
   type Io,
@@ -110,9 +110,12 @@ capsules are only listed; run one with \`executor-node run <cid>\`. Stops on SIG
     options: { 'key-file': { type: 'string' }, once: { type: 'boolean' } },
     usage: `executor-node receive [--key-file <path>] [--once]
 
-Receiver daemon: waits for results on /digicap/result/1.0.0 (inline or by IPFS CID), opens
-them with the X25519 key (default <data-dir>/receiver.key), prints each (one JSON line each
-under --json). --once exits after the first result.
+Receiver daemon: waits for results on /digicap/result/2.0.0 (inline or by IPFS CID). A result
+is taken only when it is signed by the executor its grant names on chain (AccessController),
+for that grant, capsule and measurement, sealed to this key, and not seen before; each one is
+printed with the verified executor address, each refusal with its reason (one JSON line each
+under --json). Opens with the X25519 key (default <data-dir>/receiver.key). --once exits after
+the first result.
 `,
   },
 }
@@ -453,6 +456,25 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           executor: false,
         })
         const receiver = en.receiver(privateKey)
+        receiver.events.addEventListener('error', (e) => {
+          const err = (e as CustomEvent<DigicapError>).detail
+          const d = err.details
+          out(
+            io,
+            json,
+            {
+              event: 'refused',
+              code: err.code,
+              reason: d.reasonCode ?? err.shortMessage,
+              runId: d.runId,
+              grantId: d.grantId,
+              from: d.from,
+              executor: d.executor,
+            },
+            `refused result of run ${String(d.runId ?? '?')} from ${String(d.from ?? '?')}: ${String(d.reasonCode ?? err.shortMessage)}${d.executor === undefined ? '' : ` (signed by ${String(d.executor)})`}
+`,
+          )
+        })
         await receiver.start()
         const pub = hexlify(x25519PublicKey(privateKey))
         out(
@@ -482,11 +504,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
                 event: 'result',
                 runId: r.runId,
                 capsuleId: r.capsuleId,
+                grantId: r.grantId,
+                executor: r.executor,
                 from: r.from,
                 via: r.via,
                 result: printable(r.output),
               },
-              `result of run ${r.runId} from ${r.from} (${r.via}):\n${printable(r.output)}\n`,
+              `result of run ${r.runId} from executor ${r.executor} (verified on chain; peer ${r.from}, ${r.via}):\n${printable(r.output)}\n`,
             )
             if (values.once === true) break
           }

@@ -43,6 +43,13 @@ import {
   type DigicapNode,
   heliaCapsuleStore,
 } from '@digicap/p2p'
+import {
+  addressOfPrivateKey,
+  request,
+  resultHashOf,
+  resultProtocol,
+  signResult,
+} from '@digicap/protocol'
 import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -88,6 +95,7 @@ let denyPolicy: string
 let dir: string
 let execDir: string
 let executorPeerId: string
+let executorAddress: string
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'exnode-cli-'))
@@ -276,6 +284,7 @@ describe('executor-node CLI', () => {
     beforeAll(async () => {
       id = await initNode(execDir)
       executorPeerId = id.peerId
+      executorAddress = id.address
       await (await funder.sendTransaction({ to: id.address, value: parseEther('1') })).wait()
       reg = await run(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
     }, 90_000)
@@ -372,6 +381,35 @@ describe('executor-node CLI', () => {
     const listening = JSON.parse(stdout.split('\n')[0] as string)
     expect(listening.event).toBe('listening')
     expect(listening.publicKey).toBe(rid.receiverPublicKey)
+    // A forged result (another key claims to be the executor) is printed as refused, typed.
+    const forger = await createDigicapNode()
+    const fields = {
+      runId: new Uint8Array(randomBytes(32)),
+      grantId: new Uint8Array(randomBytes(32)),
+      capsuleId: new Uint8Array(randomBytes(32)),
+      executor: getBytes(executorAddress),
+      receiverKey: getBytes(rid.receiverPublicKey),
+      measurement: new Uint8Array(32),
+      runMeasurement: new Uint8Array(32),
+      resultHash: resultHashOf(new Uint8Array(48)),
+      resultSize: 48,
+    }
+    const forgerKey = new Uint8Array(randomBytes(32))
+    const forged = await request(forger.libp2p, multiaddr(listening.addresses[0]), resultProtocol, {
+      ...fields,
+      // signed as the forger, claiming the executor's address
+      signature: signResult(
+        { ...fields, executor: addressOfPrivateKey(forgerKey) },
+        {
+          chainId: BigInt(addresses.chainId),
+          verifyingContract: addresses.accessController as `0x${string}`,
+        },
+        forgerKey,
+      ),
+      hpke: new Uint8Array(48),
+    })
+    await forger.stop()
+    expect(forged).toMatchObject({ status: 'refused', reasonCode: 'bad-signature' })
     const cid = await makeCapsule('for the receiver', policy, [
       { publicKey: getBytes(rid.receiverPublicKey), peerId: rid.peerId },
     ])
@@ -381,8 +419,18 @@ describe('executor-node CLI', () => {
     expect(r.code).toBe(0)
     expect(JSON.parse(r.stdout).deliveries[0].status).toBe('delivered')
     expect(await exited).toBe(0)
-    const result = JSON.parse(stdout.trim().split('\n').at(-1) as string)
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(lines.find((l) => l.event === 'refused')).toMatchObject({
+      code: 'RESULT_REFUSED',
+      reason: 'bad-signature',
+    })
+    const result = lines.at(-1)
     expect(result.event).toBe('result')
+    // the verified signer: the grant's executor on chain
+    expect(result.executor).toBe(executorAddress)
     expect(JSON.parse(result.result).bytes).toBe(16)
     expect(executorPeerId).toBeTypeOf('string')
   })

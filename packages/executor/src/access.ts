@@ -14,12 +14,14 @@ import {
 import {
   type AccessRequest,
   addressToBytes,
+  createStreamGate,
   fastPathProtocol,
   handle,
   type KeyRelease,
   keyReleaseProtocol,
   type ReleaseAck,
   request,
+  type StreamGateStats,
   signAccessRequest,
 } from '@digicap/protocol'
 import type { Libp2p, PeerId } from '@libp2p/interface'
@@ -88,11 +90,26 @@ export interface ReleaseInbox {
   stop(): Promise<void>
 }
 
+/** Per-peer and global bounds of the inbox (memory stays bounded under any flood). */
+export interface ReleaseInboxLimits {
+  /** Releases of one peer in progress at once. Default 4. */
+  readonly maxPerPeer?: number
+  /** Releases in progress at once, all peers. Default 32 (at most 32 × 64 KiB buffered). */
+  readonly maxInFlight?: number
+  /** Time for a release frame to arrive, ms. Default 5000. */
+  readonly readTimeoutMs?: number
+}
+
 export async function createReleaseInbox(
   libp2p: Pick<Libp2p, 'handle' | 'unhandle'>,
   onEvent: (e: ReleaseInboxEvent) => void = () => {},
-): Promise<ReleaseInbox> {
+  limits: ReleaseInboxLimits = {},
+): Promise<ReleaseInbox & { stats(): StreamGateStats }> {
   const pending = new Set<Pending>()
+  const gate = createStreamGate({
+    maxPerPeer: limits.maxPerPeer ?? 4,
+    maxTotal: limits.maxInFlight ?? 32,
+  })
   const unhandle = await handle(
     libp2p,
     keyReleaseProtocol,
@@ -141,10 +158,13 @@ export async function createReleaseInbox(
     },
     {
       timeout: 5000,
+      readTimeout: limits.readTimeoutMs ?? 5000,
+      gate,
       onError: (err) => onEvent({ type: 'release-error', code: err.code }),
     },
   )
   return {
+    stats: () => gate.stats(),
     expect(capsuleId, keys, options) {
       return new Promise((resolve, reject) => {
         let timer: NodeJS.Timeout | undefined

@@ -24,6 +24,7 @@ export type ExecutorErrorCode =
   | 'PAYLOAD_INTEGRITY'
   | 'RESULT_DELIVERY'
   | 'RESULT_INVALID'
+  | 'RESULT_REFUSED'
   | 'EXECUTOR_STATE'
 
 /** The program ran past its time limit and was stopped (by the VM's interrupt or by the host). */
@@ -217,6 +218,23 @@ export class ResultInvalidError extends DigicapError {
   override name = 'ResultInvalidError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('RESULT_INVALID', shortMessage, options)
+  }
+}
+
+/**
+ * The receiver refused a result (receiver side: reported on its `error` event; executor side:
+ * a final refusal). `details.reasonCode` is the wire reason (`bad-signature`,
+ * `wrong-executor`, `replayed`, …); `details.executor` the address that signed, if any.
+ */
+export class ResultRefusedError extends DigicapError {
+  override name = 'ResultRefusedError'
+  readonly reasonCode: string
+  constructor(reasonCode: string, options: DigicapErrorOptions = {}) {
+    super('RESULT_REFUSED', `Result refused: ${reasonCode}`, {
+      ...options,
+      details: { reasonCode, ...options.details },
+    })
+    this.reasonCode = reasonCode
   }
 }
 

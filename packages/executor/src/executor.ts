@@ -14,6 +14,7 @@ import {
   openNodeStream,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
+import type { StreamGateStats } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -28,6 +29,11 @@ import {
 import { decodeBundle, jobFromBundle } from './bundle.ts'
 import type { ExecutorChain } from './chain.ts'
 import {
+  createResultDeliverer,
+  type Delivery,
+  type ResultDelivererInit,
+} from './delivery/deliverer.ts'
+import {
   CapsuleUnverifiedError,
   ExecutorStateError,
   KeyReleaseInvalidError,
@@ -35,7 +41,6 @@ import {
 } from './errors.ts'
 import type { RunLifecycle } from './lifecycle.ts'
 import { type LoadedCapsule, loadCapsule } from './loader.ts'
-import { createResultDeliverer, type Delivery, type ResultDelivererInit } from './results.ts'
 import { runInSandbox } from './run.ts'
 import type { RuntimePolicy } from './runtime.ts'
 import { type SandboxSet, sandboxFor } from './select.ts'
@@ -150,6 +155,8 @@ export interface Executor {
   pendingDeliveries(): number
   /** Events of the key-release handler (`release-accepted`, `release-unknown`, `release-error`). */
   readonly events: EventTarget
+  /** Load of the key-release inbox's stream gate (undefined before `start()`). */
+  releaseInboxStats(): StreamGateStats | undefined
 }
 
 /**
@@ -208,8 +215,18 @@ export function createExecutor(init: ExecutorInit = {}) {
     const { libp2p, store, chain, wallet, sandboxes, lifecycle } = components
     const measurement = init.measurement ?? environmentMeasurement(sandboxes)
     const events = new EventTarget()
-    let inbox: ReleaseInbox | undefined
-    const deliverer = createResultDeliverer(init.delivery)({ libp2p, store })
+    let inbox: (ReleaseInbox & { stats(): StreamGateStats }) | undefined
+    const deliverer = createResultDeliverer(init.delivery)({
+      libp2p,
+      store,
+      domain: {
+        chainId: chain.chainId,
+        verifyingContract: chain.accessController as `0x${string}`,
+      },
+      executor: wallet.address,
+      // A copy per signature, zeroed by the deliverer.
+      signingKey: () => getBytes(wallet.privateKey),
+    })
 
     const runCapsule = async (
       cid: string,
@@ -378,7 +395,13 @@ export function createExecutor(init: ExecutorInit = {}) {
         stage({ stage: 'deliver', status: 'start', detail: { receivers: header.receivers.length } })
         t = performance.now()
         const deliveries = await deliverer.deliver(
-          { runId: runIdBytes, capsuleId: header.capsuleId, grantId: key.grantId },
+          {
+            runId: runIdBytes,
+            capsuleId: header.capsuleId,
+            grantId: key.grantId,
+            measurement,
+            runMeasurement: ran.measurements.run,
+          },
           header.receivers,
           ran.result.output,
         )
@@ -424,6 +447,7 @@ export function createExecutor(init: ExecutorInit = {}) {
       },
       runCapsule,
       pendingDeliveries: () => deliverer.pending(),
+      releaseInboxStats: () => inbox?.stats(),
     }
   }
 }

@@ -44,6 +44,7 @@ export type {
   ReleasedKey,
   ReleaseInbox,
   ReleaseInboxEvent,
+  ReleaseInboxLimits,
 } from './access.ts'
 export { acquireKey, createReleaseInbox } from './access.ts'
 export type {
@@ -73,6 +74,24 @@ export type {
 export { ethersExecutorChain } from './chain.ts'
 export type { DataHandler, DataHandlerContext } from './data.ts'
 export { DATA_RUNTIME_ID, dataSandbox } from './data.ts'
+export type {
+  Delivery,
+  ResultDeliverer,
+  ResultDelivererComponents,
+  ResultDelivererInit,
+  ResultIds,
+} from './delivery/deliverer.ts'
+export { createResultDeliverer } from './delivery/deliverer.ts'
+export type { EthersResultGrantsInit, ResultGrantSource } from './delivery/grants.ts'
+export { ethersResultGrants } from './delivery/grants.ts'
+export type {
+  ReceivedResult,
+  ResultReceiver,
+  ResultReceiverComponents,
+  ResultReceiverInit,
+  ResultReceiverStats,
+} from './delivery/receiver.ts'
+export { createResultReceiver } from './delivery/receiver.ts'
 export type { ExecutorErrorCode } from './errors.ts'
 export {
   AccessDeniedError,
@@ -88,6 +107,7 @@ export {
   RegistryMismatchError,
   ResultDeliveryError,
   ResultInvalidError,
+  ResultRefusedError,
   SandboxAbortedError,
   SandboxCrashError,
   SandboxLifecycleError,
@@ -120,15 +140,6 @@ export type { RunMeasurements, RuntimeMeasurementParameters } from './measuremen
 export { runtimeMeasurement } from './measurement.ts'
 export type { QuickJsSandboxInit } from './quickjs.ts'
 export { QUICKJS_RUNTIME_ID, quickjsSandbox } from './quickjs.ts'
-export type {
-  Delivery,
-  ReceivedResult,
-  ResultDeliverer,
-  ResultDelivererInit,
-  ResultIds,
-  ResultReceiver,
-} from './results.ts'
-export { createResultDeliverer, createResultReceiver } from './results.ts'
 export type { RunInSandboxParameters, RunInSandboxReturnType } from './run.ts'
 export { runInSandbox } from './run.ts'
 export type { RuntimePolicy, RuntimeRequirementsLike } from './runtime.ts'

@@ -4,6 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createResultReceiver } from '../src/index.ts'
 
 let node: DigicapNode
+// These tests never get a delivery: the grant source is a component that is never asked.
+const grants = {
+  domain: { chainId: 31337n, verifyingContract: `0x${'11'.repeat(20)}` as const },
+  getGrant: async () => undefined,
+}
 
 beforeAll(async () => {
   node = await createDigicapNode()
@@ -17,6 +22,7 @@ describe('result receiver lifecycle', () => {
   it('stop() settles pending next() calls with EXECUTOR_STATE (their timers would hold the process)', async () => {
     const receiver = createResultReceiver({ privateKey: generateX25519KeyPair().privateKey })({
       libp2p: node.libp2p,
+      grants,
     })
     await receiver.start()
     // A long timeout: without stop() settling it, this would hold the process for an hour.
@@ -35,6 +41,7 @@ describe('result receiver lifecycle', () => {
   it('next() still times out with RESULT_INVALID when nothing arrives', async () => {
     const receiver = createResultReceiver({ privateKey: generateX25519KeyPair().privateKey })({
       libp2p: node.libp2p,
+      grants,
     })
     await receiver.start()
     const err = await receiver.next(50).then(

@@ -57,7 +57,9 @@ import {
   encodeBundle,
   environmentMeasurement,
   ethersExecutorChain,
+  ethersResultGrants,
   quickjsSandbox,
+  type ResultGrantSource,
   type SandboxSet,
 } from '../../src/index.ts'
 
@@ -303,6 +305,15 @@ export function jsBundle(source: string, data: Uint8Array | string): Uint8Array 
 export async function deployPolicyFor(w: World, expr: PolicyExpression): Promise<string> {
   const p = await deployPolicy(w.owner, expr, { nodeRegistry: w.addresses.nodeRegistry })
   return p.address
+}
+
+/** The receiver's view of the world's chain (its own provider). */
+export function resultGrants(w: World): ResultGrantSource {
+  return ethersResultGrants({
+    chainId: w.addresses.chainId,
+    accessController: w.addresses.accessController,
+    runner: createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+  })
 }
 
 export interface ReceiverSide {

@@ -1,0 +1,248 @@
+/**
+ * Result delivery (executor side): the output is HPKE-sealed to each receiver in the header
+ * (AAD = `resultAad(runId, capsuleId, grantId)`), signed by the executor's key (EIP-712
+ * `Result`, SPEC §3.4.2) and sent on `/digicap/result/2.0.0`, retried while the receiver
+ * answers a retryable refusal (e.g. `unknown-grant` while a fast-path audit record is not
+ * mined yet) or cannot be reached. A receiver that cannot be reached gets the sealed bytes put
+ * on IPFS instead, and the signed delivery with their CID is sent when it connects. A final
+ * refusal (`wrong-executor`, `replayed`, …) is reported, not retried.
+ */
+import { encodeHpkeSealed, hpkeSeal, type Receiver } from '@digicap/capsule-core'
+import type { CapsuleStore } from '@digicap/p2p'
+import {
+  addressToBytes,
+  MAX_RESULT_FRAME,
+  RETRYABLE_RESULT_REFUSALS,
+  type ResultAck,
+  type ResultDelivery,
+  type ResultDomain,
+  type ResultRefusalCode,
+  request,
+  resultAad,
+  resultHashOf,
+  resultProtocol,
+  retryWithBackoff,
+  type SignedResultFields,
+  signResult,
+} from '@digicap/protocol'
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ResultDeliveryError, ResultRefusedError } from '../errors.ts'
+
+/** What happened to one receiver's copy. */
+export interface Delivery {
+  /** Index in the header's `receivers`. */
+  readonly receiver: number
+  readonly peerId?: string | undefined
+  /** `delivered`: acknowledged; `stored`: on IPFS, CID sent when the peer connects;
+   * `stored-no-peer`: on IPFS, the header names no peer to tell; `refused`: the receiver
+   * refused for good (`reasonCode`). */
+  readonly status: 'delivered' | 'stored' | 'stored-no-peer' | 'refused'
+  readonly resultCid?: string | undefined
+  readonly reasonCode?: ResultRefusalCode | undefined
+  readonly attempts: number
+}
+
+/** The facts of a run that its result delivery is bound to (all 32 bytes). */
+export interface ResultIds {
+  readonly runId: Uint8Array
+  readonly capsuleId: Uint8Array
+  readonly grantId: Uint8Array
+  /** The environment measurement of the access request (bound into the grant id). */
+  readonly measurement: Uint8Array
+  /** SHA-256(runtime ‖ code ‖ payload) of the run. */
+  readonly runMeasurement: Uint8Array
+}
+
+export interface ResultDelivererInit {
+  /** Deadline of direct attempts per receiver, ms. Default 15 000. */
+  readonly directDeadlineMs?: number
+  /** First backoff, ms. Default 100. */
+  readonly retryBaseMs?: number
+  /** Time limit of one exchange, ms. Default 30 000 (the receiver may wait for the chain). */
+  readonly requestTimeoutMs?: number
+}
+
+export interface ResultDelivererComponents {
+  readonly libp2p: Pick<Libp2p, 'dialProtocol' | 'addEventListener' | 'removeEventListener'>
+  readonly store: CapsuleStore
+  /** The chain and AccessController of the grants (the EIP-712 domain of the signature). */
+  readonly domain: ResultDomain
+  /** The executor's Ethereum address (the grant's executor). */
+  readonly executor: string
+  /** A fresh copy of the executor's private key per call; the deliverer zeroes it. */
+  readonly signingKey: () => Uint8Array
+}
+
+export interface ResultDeliverer {
+  deliver(ids: ResultIds, receivers: readonly Receiver[], output: Uint8Array): Promise<Delivery[]>
+  /** Deliveries waiting for their receiver to connect. */
+  pending(): number
+  /** Resolves once no delivery is pending (or after `ms`). */
+  drained(ms: number): Promise<boolean>
+  stop(): void
+}
+
+interface PendingDelivery {
+  readonly peer: PeerId
+  readonly message: ResultDelivery
+}
+
+const INLINE_LIMIT = MAX_RESULT_FRAME - 1024
+
+function isRetryable(err: unknown): boolean {
+  return !(err instanceof ResultRefusedError) || err.details.retryable === true
+}
+
+/**
+ * @example
+ * ```ts
+ * const deliverer = createResultDeliverer()({ libp2p, store, domain, executor: wallet.address, signingKey })
+ * const deliveries = await deliverer.deliver(ids, header.receivers, output)
+ * ```
+ */
+export function createResultDeliverer(init: ResultDelivererInit = {}) {
+  return (components: ResultDelivererComponents): ResultDeliverer => {
+    const { libp2p, store, domain } = components
+    const executor = addressToBytes(components.executor as `0x${string}`)
+    const pending: PendingDelivery[] = []
+    const timeout = init.requestTimeoutMs ?? 30_000
+    const send = async (peer: PeerId, message: ResultDelivery): Promise<void> => {
+      const ack: ResultAck = await request(libp2p, peer, resultProtocol, message, { timeout })
+      if (ack.status === 'refused') {
+        throw new ResultRefusedError(ack.reasonCode, {
+          details: {
+            retryable: RETRYABLE_RESULT_REFUSALS.includes(ack.reasonCode),
+            ...(ack.retryAfterMs === undefined ? {} : { retryAfterMs: ack.retryAfterMs }),
+          },
+        })
+      }
+    }
+    const sign = (fields: SignedResultFields): Uint8Array => {
+      const key = components.signingKey()
+      try {
+        return signResult(fields, domain, key)
+      } finally {
+        key.fill(0)
+      }
+    }
+    let flushing = false
+    const flush = async (peer: PeerId): Promise<void> => {
+      if (flushing) return
+      flushing = true
+      try {
+        for (const item of [...pending]) {
+          if (!item.peer.equals(peer)) continue
+          try {
+            await send(item.peer, item.message)
+            pending.splice(pending.indexOf(item), 1)
+          } catch (err) {
+            // a final refusal ends it; anything else stays pending until the next connect
+            if (!isRetryable(err)) pending.splice(pending.indexOf(item), 1)
+          }
+        }
+      } finally {
+        flushing = false
+      }
+    }
+    const onConnect = (e: CustomEvent<PeerId>): void => {
+      if (pending.some((p) => p.peer.equals(e.detail))) void flush(e.detail)
+    }
+    libp2p.addEventListener('peer:connect', onConnect)
+
+    return {
+      async deliver(ids, receivers, output) {
+        const aad = resultAad(ids)
+        const out: Delivery[] = []
+        for (const [i, r] of receivers.entries()) {
+          const sealed = encodeHpkeSealed(await hpkeSeal(r.publicKey, output, aad))
+          const fields: SignedResultFields = {
+            runId: ids.runId,
+            grantId: ids.grantId,
+            capsuleId: ids.capsuleId,
+            executor,
+            receiverKey: r.publicKey,
+            measurement: ids.measurement,
+            runMeasurement: ids.runMeasurement,
+            resultHash: resultHashOf(sealed),
+            resultSize: sealed.length,
+          }
+          const signed = { ...fields, signature: sign(fields) }
+          let attempts = 0
+          let peer: PeerId | undefined
+          try {
+            peer = r.peerId === undefined ? undefined : peerIdFromString(r.peerId)
+          } catch {
+            peer = undefined
+          }
+          if (peer && sealed.length <= INLINE_LIMIT) {
+            try {
+              await retryWithBackoff(
+                async () => {
+                  attempts++
+                  await send(peer, { ...signed, hpke: sealed })
+                },
+                {
+                  until: Date.now() + (init.directDeadlineMs ?? 15_000),
+                  base: init.retryBaseMs ?? 100,
+                  max: 1000,
+                  retryIf: isRetryable,
+                },
+              )
+              out.push({ receiver: i, peerId: r.peerId, status: 'delivered', attempts })
+              continue
+            } catch (err) {
+              const final = findRefusal(err)
+              if (final !== undefined && !isRetryable(final)) {
+                out.push({
+                  receiver: i,
+                  peerId: r.peerId,
+                  status: 'refused',
+                  reasonCode: final.reasonCode as ResultRefusalCode,
+                  attempts,
+                })
+                continue
+              }
+              // unreachable or still refusing for now: fall through to IPFS
+            }
+          }
+          let resultCid: string
+          try {
+            resultCid = await store.put(sealed)
+          } catch (cause) {
+            throw new ResultDeliveryError('Could not store the sealed result', { cause })
+          }
+          if (peer) {
+            pending.push({ peer, message: { ...signed, resultCid } })
+            out.push({ receiver: i, peerId: r.peerId, status: 'stored', resultCid, attempts })
+          } else {
+            out.push({ receiver: i, status: 'stored-no-peer', resultCid, attempts })
+          }
+        }
+        return out
+      },
+      pending: () => pending.length,
+      async drained(ms) {
+        const deadline = Date.now() + ms
+        while (pending.length > 0 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        return pending.length === 0
+      },
+      stop() {
+        libp2p.removeEventListener('peer:connect', onConnect)
+        pending.length = 0
+      },
+    }
+  }
+}
+
+/** The refusal inside a retry wrapper's error chain, if any. */
+function findRefusal(err: unknown): ResultRefusedError | undefined {
+  let e: unknown = err
+  for (let i = 0; i < 5 && e !== undefined && e !== null; i++) {
+    if (e instanceof ResultRefusedError) return e
+    e = (e as { cause?: unknown }).cause
+  }
+  return undefined
+}

@@ -1,0 +1,68 @@
+/**
+ * Where a receiver learns a grant's executor: the AccessController on chain (`getGrant`).
+ * Chain-path grants are there when the executor asks; fast-path grants appear when the
+ * keyguard's audit record (`recordFastPathGrant`) is mined, under the same grant id.
+ */
+import {
+  type AccessControllerContract,
+  accessControllerAbi,
+  ContractRevertError,
+  decodeRevert,
+} from '@digicap/contracts'
+import type { GrantRecord, ResultDomain } from '@digicap/protocol'
+import { Contract, type ContractRunner, getBytes, hexlify } from 'ethers'
+import { AccessUnavailableError } from '../errors.ts'
+
+/** The receiver's view of the chain. */
+export interface ResultGrantSource {
+  /** The chain id and AccessController: the domain of result signatures. */
+  readonly domain: ResultDomain
+  /**
+   * The grant as stored, or undefined when the chain has none (yet).
+   * @throws {AccessUnavailableError} when the chain cannot be asked.
+   */
+  getGrant(grantId: Uint8Array): Promise<GrantRecord | undefined>
+}
+
+export interface EthersResultGrantsInit {
+  readonly chainId: bigint | number | string
+  readonly accessController: string
+  /** A provider (read-only calls). */
+  readonly runner: ContractRunner
+}
+
+/**
+ * @example
+ * ```ts
+ * const grants = ethersResultGrants({ chainId: 31337, accessController, runner: provider })
+ * const receiver = createResultReceiver({ privateKey, grants })({ libp2p, store })
+ * ```
+ */
+export function ethersResultGrants(init: EthersResultGrantsInit): ResultGrantSource {
+  const controller = new Contract(
+    init.accessController,
+    accessControllerAbi,
+    init.runner,
+  ) as unknown as AccessControllerContract
+  return {
+    domain: {
+      chainId: BigInt(init.chainId),
+      verifyingContract: init.accessController as `0x${string}`,
+    },
+    async getGrant(grantId) {
+      try {
+        const g = await controller.getGrant(hexlify(grantId))
+        return {
+          executor: getBytes(g.executor),
+          capsuleId: getBytes(g.capsuleId),
+          ephemeralKey: getBytes(g.ephemeralKey),
+          runIndex: BigInt(g.runIndex),
+        }
+      } catch (err) {
+        const e = decodeRevert(err)
+        if (e instanceof ContractRevertError && e.errorName === 'GrantNotFound') return undefined
+        throw new AccessUnavailableError('Grant lookup failed', { cause: err })
+      }
+    },
+  }
+}

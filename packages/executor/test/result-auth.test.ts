@@ -1,0 +1,351 @@
+/**
+ * Result authentication on real parts: anvil with Digicap deployed, a keyguard, the executor,
+ * a receiver and attackers on libp2p loopback. A receiver takes a result only from the
+ * executor the grant names, for that grant, capsule and measurement, once; every other
+ * delivery gets its typed reason. Floods of held half-frames from many peer ids leave the
+ * receiver's and the key-release inbox's memory bounded, and the honest result still lands.
+ */
+import {
+  type DigicapError,
+  encodeHpkeSealed,
+  generateX25519KeyPair,
+  hpkeSeal,
+  type X25519KeyPair,
+} from '@digicap/capsule-core'
+import { parseEvents } from '@digicap/contracts'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import {
+  addressToBytes,
+  KEY_RELEASE_PROTOCOL,
+  RESULT_PROTOCOL,
+  type ResultAck,
+  type ResultDelivery,
+  request,
+  resultAad,
+  resultHashOf,
+  resultProtocol,
+  signResult,
+} from '@digicap/protocol'
+import { getBytes, hexlify, randomBytes, type Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  createResultReceiver,
+  type ReceivedResult,
+  type ResultReceiver,
+  ResultRefusedError,
+} from '../src/index.ts'
+import { jsBundle, makeCapsule, resultGrants, setupWorld, type World } from './helpers/world.ts'
+
+let w: World
+let recv: DigicapNode
+let attacker: DigicapNode
+let keys: X25519KeyPair
+let receiver: ResultReceiver
+const refusals: string[] = []
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+beforeAll(async () => {
+  w = await setupWorld()
+  ;[recv, attacker] = await Promise.all([createDigicapNode(), createDigicapNode()])
+  keys = generateX25519KeyPair()
+  receiver = createResultReceiver({
+    privateKey: keys.privateKey,
+    grantWaitMs: 1000,
+    maxResultBytes: 1024 * 1024,
+    maxPerPeer: 2,
+    maxInFlight: 8,
+    readTimeoutMs: 20_000,
+    // the attacker sends many refused deliveries in a row; keep the bucket out of the way here
+    rate: { capacity: 100, refillPerSecond: 100 },
+  })({ libp2p: recv.libp2p, store: heliaCapsuleStore(recv.helia), grants: resultGrants(w) })
+  receiver.events.addEventListener('error', (e) => {
+    const err = (e as CustomEvent<DigicapError>).detail
+    if (err instanceof ResultRefusedError) refusals.push(err.reasonCode)
+  })
+  await receiver.start()
+  await attacker.libp2p.dial(recv.libp2p.getMultiaddrs()[0]!)
+  await w.exec.libp2p.dial(recv.libp2p.getMultiaddrs()[0]!)
+}, 60_000)
+
+afterAll(async () => {
+  await receiver?.stop()
+  await Promise.all([recv?.stop(), attacker?.stop()])
+  await w?.stop()
+})
+
+/** A capsule for this receiver, and a chain grant on it for the world's executor. */
+async function grantOnChain(): Promise<{ capsuleId: string; grantId: string }> {
+  const capsule = await makeCapsule(w, {
+    plaintext: jsBundle('digicap.output("x")', ''),
+    runtime: { kind: 'quickjs', entry: 'main.js' },
+    receivers: [{ publicKey: keys.publicKey, peerId: recv.peerId }],
+  })
+  const tx = await w.c.accessController
+    .connect(w.executorWallet)
+    .requestAccess(capsule.capsuleId, hexlify(randomBytes(32)), hexlify(w.measurement), '0x')
+  const receipt = await tx.wait()
+  const [granted] = parseEvents(w.c.accessController, receipt!, 'AccessGranted')
+  return {
+    capsuleId: capsule.capsuleId,
+    grantId: (granted as unknown as { grantId: string }).grantId,
+  }
+}
+
+interface Forge {
+  grantId: string
+  capsuleId: string
+  /** Who signs (default the executor). */
+  signer?: Wallet
+  /** The `executor` field (default the signer's address). */
+  executor?: string
+  measurement?: Uint8Array
+  receiverKey?: Uint8Array
+  /** Seal to this key instead of the receiver's. */
+  sealTo?: Uint8Array
+  output?: string
+  runId?: Uint8Array
+}
+
+async function forge(
+  f: Forge,
+): Promise<{ fields: Omit<ResultDelivery, 'hpke' | 'resultCid'>; sealed: Uint8Array }> {
+  const signer = f.signer ?? w.executorWallet
+  const ids = {
+    runId: f.runId ?? randomBytes(32),
+    capsuleId: getBytes(f.capsuleId),
+    grantId: getBytes(f.grantId),
+  }
+  const sealed = encodeHpkeSealed(
+    await hpkeSeal(f.sealTo ?? keys.publicKey, enc.encode(f.output ?? 'result'), resultAad(ids)),
+  )
+  const fields = {
+    ...ids,
+    executor: addressToBytes((f.executor ?? signer.address) as `0x${string}`),
+    receiverKey: f.receiverKey ?? keys.publicKey,
+    measurement: f.measurement ?? w.measurement,
+    runMeasurement: randomBytes(32),
+    resultHash: resultHashOf(sealed),
+    resultSize: sealed.length,
+  }
+  const domain = {
+    chainId: BigInt(w.addresses.chainId),
+    verifyingContract: w.addresses.accessController as `0x${string}`,
+  }
+  // signResult checks the key matches `executor`; a forger signs the digest itself.
+  const signature =
+    f.executor === undefined || f.executor === signer.address
+      ? signResult(fields, domain, getBytes(signer.privateKey))
+      : signResult(
+          { ...fields, executor: addressToBytes(signer.address as `0x${string}`) },
+          domain,
+          getBytes(signer.privateKey),
+        )
+  return { fields: { ...fields, signature }, sealed }
+}
+
+const send = (from: DigicapNode, d: ResultDelivery): Promise<ResultAck> =>
+  request(from.libp2p, recv.libp2p.peerId, resultProtocol, d, { timeout: 20_000 })
+
+const reason = (ack: ResultAck): string => (ack.status === 'ok' ? 'ok' : ack.reasonCode)
+
+describe('result authentication (anvil + libp2p)', () => {
+  it('takes the grant executor’s result, shows its address, and refuses the same run or grant again', async () => {
+    const g = await grantOnChain()
+    const { fields, sealed } = await forge({ ...g, output: 'honest' })
+    const ack = await send(w.exec, { ...fields, hpke: sealed })
+    expect(ack).toEqual({ runId: fields.runId, status: 'ok' })
+    const got: ReceivedResult = await receiver.next(5000)
+    expect(dec.decode(got.output)).toBe('honest')
+    expect(got.executor).toBe(w.executorWallet.address)
+    expect(got.grantId).toBe(g.grantId)
+    expect(got.from).toBe(w.exec.peerId)
+    // the very same signed delivery, replayed by someone who saw it
+    expect(reason(await send(attacker, { ...fields, hpke: sealed }))).toBe('replayed')
+    // the executor itself, a second run id on a spent grant
+    const again = await forge({ ...g, output: 'second' })
+    expect(reason(await send(w.exec, { ...again.fields, hpke: again.sealed }))).toBe('replayed')
+  })
+
+  it('refuses forgeries with their typed reason and still takes the honest result of that grant', async () => {
+    refusals.length = 0
+    const g = await grantOnChain()
+    const cases: Array<[string, Forge]> = [
+      // another key claims to be the executor
+      ['bad-signature', { ...g, signer: w.other, executor: w.executorWallet.address }],
+      // another key signs as itself: the grant names someone else
+      ['wrong-executor', { ...g, signer: w.other }],
+      ['wrong-capsule', { ...g, capsuleId: hexlify(randomBytes(32)) }],
+      ['wrong-measurement', { ...g, measurement: randomBytes(32) }],
+      ['wrong-receiver', { ...g, receiverKey: generateX25519KeyPair().publicKey }],
+      ['unknown-grant', { ...g, grantId: hexlify(randomBytes(32)) }],
+      ['open-failed', { ...g, sealTo: generateX25519KeyPair().publicKey }],
+    ]
+    for (const [expected, f] of cases) {
+      const { fields, sealed } = await forge(f)
+      expect(reason(await send(attacker, { ...fields, hpke: sealed })), expected).toBe(expected)
+    }
+    // by CID: too large is refused before any fetch; wrong bytes after the fetch
+    const big = await forge(g)
+    const bigCid = await w.execStore.put(randomBytes(64))
+    expect(
+      reason(
+        await send(attacker, {
+          ...big.fields,
+          resultSize: 2 * 1024 * 1024,
+          resultCid: bigCid,
+        } as ResultDelivery),
+      ),
+    ).toBe('bad-signature') // resultSize is signed: changing it breaks the signature
+    const huge = await forge(g)
+    const hugeFields = { ...huge.fields, resultSize: 2 * 1024 * 1024 }
+    const domain = {
+      chainId: BigInt(w.addresses.chainId),
+      verifyingContract: w.addresses.accessController as `0x${string}`,
+    }
+    hugeFields.signature = signResult(hugeFields, domain, getBytes(w.executorWallet.privateKey))
+    expect(reason(await send(attacker, { ...hugeFields, resultCid: bigCid }))).toBe('too-large')
+    const swapped = await forge(g)
+    const junkCid = await w.execStore.put(randomBytes(swapped.sealed.length))
+    await recv.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+    expect(reason(await send(attacker, { ...swapped.fields, resultCid: junkCid }))).toBe(
+      'hash-mismatch',
+    )
+    expect(refusals).toEqual([
+      ...cases.map(([c]) => c),
+      'bad-signature',
+      'too-large',
+      'hash-mismatch',
+    ])
+    // none of that spent the grant: the real executor's result still lands, by CID too
+    const honest = await forge({ ...g, output: 'after the storm' })
+    const cid = await w.execStore.put(honest.sealed)
+    expect(reason(await send(w.exec, { ...honest.fields, resultCid: cid }))).toBe('ok')
+    const got = await receiver.next(5000)
+    expect(dec.decode(got.output)).toBe('after the storm')
+    expect(got.via).toBe(cid)
+    expect(got.executor).toBe(w.executorWallet.address)
+  })
+
+  it('a fast-path result is taken once the audit record is on chain (bounded wait)', async () => {
+    const capsule = await makeCapsule(w, {
+      plaintext: jsBundle('digicap.output("fast")', ''),
+      runtime: { kind: 'quickjs', entry: 'main.js' },
+      receivers: [{ publicKey: keys.publicKey, peerId: recv.peerId }],
+    })
+    const res = await w.executor.runCapsule(capsule.cid, { fast: true })
+    expect(res.path).toBe('fast')
+    expect(res.deliveries[0]?.status).toBe('delivered')
+    const got = await receiver.next(5000)
+    expect(dec.decode(got.output)).toBe('fast')
+    expect(got.grantId).toBe(res.grantId)
+    expect(got.executor).toBe(w.executorWallet.address)
+    expect((await w.c.accessController.getGrant(res.grantId)).fastPath).toBe(true)
+  })
+})
+
+const halfFrames = new Map<string, Uint8Array>()
+/** A length prefix declaring `declared` bytes, then `sent` bytes of body (shared, cached). */
+function halfFrame(declared: number, sent: number): Uint8Array {
+  const key = `${declared}/${sent}`
+  const cached = halfFrames.get(key)
+  if (cached) return cached
+  const prefix: number[] = []
+  let n = declared
+  while (n >= 0x80) {
+    prefix.push((n & 0x7f) | 0x80)
+    n = Math.floor(n / 128)
+  }
+  prefix.push(n)
+  const frame = new Uint8Array(prefix.length + sent)
+  frame.set(prefix)
+  halfFrames.set(key, frame)
+  return frame
+}
+
+/** Opens `streams` streams of `protocol` to `target` and sends half a frame on each, then holds. */
+async function holdHalfFrames(
+  from: DigicapNode,
+  target: DigicapNode,
+  protocol: string,
+  streams: number,
+  declared: number,
+  sent: number,
+): Promise<{ opened: number; reset: () => number }> {
+  const held: Array<{ status: string }> = []
+  let opened = 0
+  // One buffer for every stream: what this process holds is then the responder's share.
+  const frame = halfFrame(declared, sent)
+  await Promise.all(
+    Array.from({ length: streams }, async () => {
+      try {
+        const s = await from.libp2p.dialProtocol(target.libp2p.peerId, protocol)
+        opened++
+        s.send(frame)
+        held.push(s)
+      } catch {
+        // refused before it opened
+      }
+    }),
+  )
+  return { opened, reset: () => held.filter((s) => s.status !== 'open').length }
+}
+
+describe('floods of held half-frames from many peer ids', () => {
+  it('leave the receiver and the key-release inbox bounded, and the honest result still arrives', async () => {
+    const attackers = await Promise.all(Array.from({ length: 10 }, () => createDigicapNode()))
+    try {
+      // one at a time: libp2p refuses too many connections still upgrading at once
+      for (const a of attackers) {
+        await a.libp2p.dial(recv.libp2p.getMultiaddrs()[0]!)
+        await a.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
+      }
+      const before = process.memoryUsage().arrayBuffers
+      // receiver: 10 peers × 3 streams, each declaring ~4 MiB and sending 3 MiB of it
+      // (unbounded, that is 90 MiB held); inbox: 10 × 6 streams of 30 of 60 KB
+      const floods = await Promise.all(
+        attackers.flatMap((a) => [
+          holdHalfFrames(a, recv, RESULT_PROTOCOL, 3, 4 * 1024 * 1024 - 64, 3 * 1024 * 1024),
+          holdHalfFrames(a, w.exec, KEY_RELEASE_PROTOCOL, 6, 60_000, 30_000),
+        ]),
+      )
+      await new Promise((r) => setTimeout(r, 1000))
+      const held = process.memoryUsage().arrayBuffers - before
+
+      // the honest run: chain path (key pushed through the flooded inbox), result to the
+      // flooded receiver
+      const capsule = await makeCapsule(w, {
+        plaintext: jsBundle('digicap.output("through the flood")', ''),
+        runtime: { kind: 'quickjs', entry: 'main.js' },
+        receivers: [{ publicKey: keys.publicKey, peerId: recv.peerId }],
+      })
+      const res = await w.executor.runCapsule(capsule.cid)
+      expect(res.deliveries[0]?.status).toBe('delivered')
+      const got = await receiver.next(10_000)
+      expect(dec.decode(got.output)).toBe('through the flood')
+      expect(got.executor).toBe(w.executorWallet.address)
+
+      const rs = receiver.stats().streams
+      const is = w.executor.releaseInboxStats()!
+      console.log(
+        `flood: receiver peak ${rs.peakActive} streams (evicted ${rs.evicted}, refused ${rs.refused}); ` +
+          `inbox peak ${is.peakActive} (evicted ${is.evicted}, refused ${is.refused}); ` +
+          `arrayBuffers +${(held / 2 ** 20).toFixed(1)} MiB while held`,
+      )
+      expect(rs.peakActive).toBeLessThanOrEqual(8)
+      expect(rs.evicted + rs.refused).toBeGreaterThan(0)
+      expect(is.peakActive).toBeLessThanOrEqual(32)
+      expect(is.evicted + is.refused).toBeGreaterThan(0)
+      // most attacker streams were cut (turned away or evicted), none of the survivors can
+      // hold more than the gate's slots
+      const opened = floods.reduce((n, f) => n + f.opened, 0)
+      expect(opened).toBeGreaterThan(8 + 32)
+      // bounded by the gates: 8 × 4 MiB + 32 × 64 KiB of frames at most, plus slack for the
+      // attackers' own transport buffers (in this process too)
+      expect(held).toBeLessThan(50 * 1024 * 1024)
+    } finally {
+      await Promise.all(attackers.map((a) => a.stop()))
+    }
+  }, 120_000)
+})
