@@ -339,6 +339,8 @@ interface RunOutcome {
   path: string
   result: Doc
   receivedVia: string
+  /** The executor that signed the result (verified against the grant on chain). */
+  executor: string
   steps: Record<string, number>
   runId: string
 }
@@ -577,10 +579,10 @@ async function main() {
     const text = new TextDecoder().decode(got.output)
     stages.push({
       actor: 'receiver',
-      name: `result of the ${path} run, HPKE-opened`,
+      name: `result of the ${path} run, signature checked, HPKE-opened`,
       startMs: at,
       durationMs: 0,
-      detail: `${got.output.byteLength} bytes from ${got.from.slice(0, 16)}…, via ${got.via}`,
+      detail: `${got.output.byteLength} bytes signed by executor ${got.executor.slice(0, 10)}… (grant's executor on chain), via ${got.via}`,
     })
     progress(
       `✓ receiver result of the ${path} run (${got.output.byteLength} bytes, via ${got.via})`,
@@ -590,6 +592,7 @@ async function main() {
       runId: r.runId,
       result: JSON.parse(text),
       receivedVia: got.via,
+      executor: got.executor,
       steps,
     }
   }
@@ -709,7 +712,7 @@ function printResult(label: string, run: RunOutcome): void {
     { count: number; mean: number; median: number; min: number; max: number }
   >
   const lines = [
-    `${bold(label)} ${dim(`(run ${run.runId.slice(0, 10)}…, via ${run.receivedVia})`)}`,
+    `${bold(label)} ${dim(`(run ${run.runId.slice(0, 10)}…, signed by ${run.executor.slice(0, 10)}…, via ${run.receivedVia})`)}`,
   ]
   lines.push(
     `  ${'column'.padEnd(12)} ${'count'.padStart(5)} ${'mean'.padStart(10)} ${'median'.padStart(9)} ${'min'.padStart(8)} ${'max'.padStart(8)}`,

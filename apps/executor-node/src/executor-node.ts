@@ -7,11 +7,11 @@ import { createProvider } from '@digicap/contracts'
 import {
   createExecutor,
   createResultReceiver,
-  ethersResultGrants,
   dataSandbox,
   type Executor,
   type ExecutorChain,
   ethersExecutorChain,
+  ethersResultGrants,
   quickjsSandbox,
   type ResultReceiver,
   type SandboxSet,

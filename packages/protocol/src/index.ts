@@ -32,6 +32,8 @@
  * ```
  */
 
+export type { AnyMessage } from './any-message.ts'
+export { decodeMessage } from './any-message.ts'
 export type { WireMap } from './cbor.ts'
 export { MAX_U64, WIRE_VERSION } from './cbor.ts'
 export type { AccessDomain, AccessRequestTypedData, Address } from './eip712.ts'
@@ -112,8 +114,36 @@ export {
   REMOTE_ERROR_CODES,
   SIGNATURE_LENGTH,
 } from './messages.ts'
-export type { AnyMessage } from './any-message.ts'
-export { decodeMessage } from './any-message.ts'
+export type { WireProtocol } from './protocols.ts'
+export {
+  FAST_PATH_PROTOCOL,
+  fastPathProtocol,
+  KEY_RELEASE_PROTOCOL,
+  keyReleaseProtocol,
+  RESULT_PROTOCOL,
+  resultProtocol,
+} from './protocols.ts'
+export type {
+  RateDecision,
+  RateLimiter,
+  RateLimiterComponents,
+  RateLimiterInit,
+} from './rate-limit.ts'
+export { createRateLimiter } from './rate-limit.ts'
+export type {
+  ReplayCache,
+  ReplayCacheComponents,
+  ReplayCacheInit,
+  ReplayVerdict,
+} from './replay-cache.ts'
+export { createReplayCache } from './replay-cache.ts'
+export type {
+  ProtocolDialer,
+  RequestOptions,
+  RequestTarget,
+  StreamOpener,
+} from './request.ts'
+export { DEFAULT_TIMEOUT_MS, decodeReply, request, requestOn } from './request.ts'
 export type {
   ResultAck,
   ResultDelivery,
@@ -155,6 +185,10 @@ export {
   checkResultGrant,
   grantIdOf,
 } from './result-verify.ts'
+export type { RetryAttempt, RetryOptions } from './retry.ts'
+export { retryWithBackoff } from './retry.ts'
+export type { ReadMessageOptions, SendMessageOptions } from './stream.ts'
+export { readMessage, sendMessage } from './stream.ts'
 export type {
   StreamGate,
   StreamGateInit,
@@ -162,37 +196,3 @@ export type {
   StreamTicket,
 } from './stream-gate.ts'
 export { createStreamGate } from './stream-gate.ts'
-export type { WireProtocol } from './protocols.ts'
-export {
-  FAST_PATH_PROTOCOL,
-  fastPathProtocol,
-  KEY_RELEASE_PROTOCOL,
-  keyReleaseProtocol,
-  RESULT_PROTOCOL,
-  resultProtocol,
-} from './protocols.ts'
-export type {
-  RateDecision,
-  RateLimiter,
-  RateLimiterComponents,
-  RateLimiterInit,
-} from './rate-limit.ts'
-export { createRateLimiter } from './rate-limit.ts'
-export type {
-  ReplayCache,
-  ReplayCacheComponents,
-  ReplayCacheInit,
-  ReplayVerdict,
-} from './replay-cache.ts'
-export { createReplayCache } from './replay-cache.ts'
-export type {
-  ProtocolDialer,
-  RequestOptions,
-  RequestTarget,
-  StreamOpener,
-} from './request.ts'
-export { DEFAULT_TIMEOUT_MS, decodeReply, request, requestOn } from './request.ts'
-export type { RetryAttempt, RetryOptions } from './retry.ts'
-export { retryWithBackoff } from './retry.ts'
-export type { ReadMessageOptions, SendMessageOptions } from './stream.ts'
-export { readMessage, sendMessage } from './stream.ts'
