@@ -49,6 +49,10 @@ export type QuoteErrorCode =
   | 'QUOTE_RESTART'
   /** Replaying the PCR 23 event log does not give the quoted PCR 23 value. */
   | 'QUOTE_EVENT_LOG'
+  /** A boot PCR (0–7) differs from the node's registered reference value. */
+  | 'QUOTE_BOOT_PCRS'
+  /** PCR 23 is not what the phase requires: reset before/after the run, the run measurement during it. */
+  | 'QUOTE_RUN_PCR'
 
 /**
  * A quote failed one of the verifier's checks. `code` says which; `details.field` names the

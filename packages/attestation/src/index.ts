@@ -19,6 +19,9 @@
  * - {@link makeCredential} wraps a secret to an RSA EK for one AK name exactly as
  *   TPM2_MakeCredential does (`tpm2_activatecredential` recovers it on the TPM holding that
  *   EK and that AK, and on no other).
+ * - {@link checkEventLog} accepts a PCR 23 event log only if it replays to the quoted PCR 23;
+ *   {@link verifyPhase} adds the before/during/after rules (boot PCRs as registered, PCR 23
+ *   reset or equal to this run's measurement, no reboot since the before-quote).
  * - Nothing runs at import time; no key material appears in error messages.
  *
  * @example
@@ -52,6 +55,8 @@ export {
   MAX_EVENTS,
 } from './event-log/format.ts'
 export { checkEventLog, PCR23_RESET_VALUE, replayEventLog } from './event-log/replay.ts'
+export type { Phase, PhaseExpectation, RunMeasurementParameters } from './phases/phase.ts'
+export { expectedRunMeasurement, runEvents, verifyPhase } from './phases/phase.ts'
 export type { PcrSelection, QuoteAttest, QuoteClockInfo } from './tpm/attest.ts'
 export { parseQuoteAttest } from './tpm/attest.ts'
 export { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from './tpm/constants.ts'

@@ -1,0 +1,127 @@
+/**
+ * Phase verdicts over a verified quote (SPEC.md §7): **before** a run (boot PCRs as registered,
+ * PCR 23 at its reset value), **during** it (PCR 23 is this run's measurement), **after** it
+ * (PCR 23 reset again, boot PCRs unchanged, no reset or restart since the before-quote).
+ * The agent's clean-up report (workspace gone, key buffers wiped) is not checked here yet.
+ */
+import { createHash } from 'node:crypto'
+import { InvalidArgumentError } from '@digicap/capsule-core'
+import { equalBytes } from '../bytes.ts'
+import { QuoteVerificationError } from '../errors.ts'
+import type { RunEvent } from '../event-log/format.ts'
+import { checkEventLog, PCR23_RESET_VALUE, replayEventLog } from '../event-log/replay.ts'
+import type { QuoteClock } from '../verifier/clock.ts'
+import {
+  type QuoteEvidence,
+  type QuoteExpectation,
+  type VerifiedQuote,
+  verifyQuote,
+} from '../verifier/verify-quote.ts'
+
+export type Phase = 'before' | 'during' | 'after'
+
+/** The values a run extends into PCR 23, in the SPEC order. */
+export interface RunMeasurementParameters {
+  runtimeDigest: Uint8Array
+  capsuleHeaderHash: Uint8Array
+  grantId: Uint8Array
+  ephemeralPublicKey: Uint8Array
+}
+
+/** The PCR 23 events of a run (SPEC.md §6), the ephemeral key hashed with SHA-256. */
+export function runEvents(run: RunMeasurementParameters): RunEvent[] {
+  for (const [name, v] of [
+    ['runtimeDigest', run.runtimeDigest],
+    ['capsuleHeaderHash', run.capsuleHeaderHash],
+    ['grantId', run.grantId],
+  ] as const) {
+    if (!(v instanceof Uint8Array) || v.length !== 32) {
+      throw new InvalidArgumentError(`${name} must be 32 bytes`, { details: { name } })
+    }
+  }
+  return [
+    { kind: 'runtime', digest: run.runtimeDigest },
+    { kind: 'capsule-header', digest: run.capsuleHeaderHash },
+    { kind: 'grant', digest: run.grantId },
+    {
+      kind: 'ephemeral-key',
+      digest: new Uint8Array(createHash('sha256').update(run.ephemeralPublicKey).digest()),
+    },
+  ]
+}
+
+/** PCR 23 after a run's four extends from the reset value. */
+export function expectedRunMeasurement(run: RunMeasurementParameters): Uint8Array {
+  return replayEventLog(runEvents(run))
+}
+
+export interface PhaseExpectation extends QuoteExpectation {
+  phase: Phase
+  /** The node's registered boot PCR values (0–7), by index. */
+  bootPcrs: ReadonlyMap<number, Uint8Array>
+  /** The PCR 23 event log the node sent with the quote. */
+  eventLog: readonly RunEvent[]
+  /** For `during`: the run the quote must measure. */
+  run?: RunMeasurementParameters
+  /** For `after`: the clock info of the run's accepted `before` quote (required: a reboot in between fails). */
+  previous?: QuoteClock
+}
+
+function fail(
+  code: 'QUOTE_BOOT_PCRS' | 'QUOTE_RUN_PCR',
+  shortMessage: string,
+  details: Record<string, unknown>,
+): never {
+  throw new QuoteVerificationError(code, shortMessage, { details })
+}
+
+/**
+ * Verifies a quote (SPEC.md §2), its event log (§6), then the phase's PCR rules (§7).
+ *
+ * @throws {QuoteVerificationError} the first failing check; `QUOTE_BOOT_PCRS`, `QUOTE_RUN_PCR` for the phase rules.
+ * @throws {InvalidArgumentError} a phase without what it needs (`run` for during, `previous` for after).
+ */
+export function verifyPhase(evidence: QuoteEvidence, expected: PhaseExpectation): VerifiedQuote {
+  if (expected.phase === 'during' && expected.run === undefined) {
+    throw new InvalidArgumentError('The during phase needs the run', { details: { name: 'run' } })
+  }
+  if (expected.phase === 'after' && expected.previous === undefined) {
+    throw new InvalidArgumentError('The after phase needs the before-quote clock', {
+      details: { name: 'previous' },
+    })
+  }
+  const pcrs = expected.pcrs ?? [0, 1, 2, 3, 4, 5, 6, 7, 23]
+  if (!pcrs.includes(23) || [0, 1, 2, 3, 4, 5, 6, 7].some((p) => !pcrs.includes(p))) {
+    throw new InvalidArgumentError('A phase quote covers PCRs 0–7 and 23', { details: { pcrs } })
+  }
+  const verified = verifyQuote(evidence, expected)
+  const pcr23 = evidence.pcrValues.get(23) ?? new Uint8Array()
+  checkEventLog(expected.eventLog, pcr23)
+  for (let i = 0; i <= 7; i++) {
+    const want = expected.bootPcrs.get(i)
+    const got = evidence.pcrValues.get(i)
+    if (want === undefined || got === undefined || !equalBytes(want, got)) {
+      fail('QUOTE_BOOT_PCRS', 'A boot PCR differs from the registered value', {
+        field: `pcrValues[${i}]`,
+        pcr: i,
+      })
+    }
+  }
+  const want =
+    expected.phase === 'during' && expected.run !== undefined
+      ? expectedRunMeasurement(expected.run)
+      : PCR23_RESET_VALUE
+  if (!equalBytes(pcr23, want)) {
+    fail(
+      'QUOTE_RUN_PCR',
+      expected.phase === 'during'
+        ? "PCR 23 is not this run's measurement"
+        : 'PCR 23 is not at its reset value',
+      {
+        field: 'pcrValues[23]',
+        phase: expected.phase,
+      },
+    )
+  }
+  return verified
+}
