@@ -25,6 +25,8 @@ export interface ExecutorNodeConfig {
   keyguardAddrs: string[]
   /** Try the fast path first by default. */
   fast: boolean
+  /** Capsule fetch idle timeout, ms (no byte for this long fails the run). Default 120 000. */
+  fetchTimeoutMs?: number
 }
 
 export function executorNodePaths(dataDir: string) {
@@ -55,6 +57,11 @@ export function checkConfig(raw: unknown, file: string): ExecutorNodeConfig {
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) bad(list, file)
   }
   if (typeof c.fast !== 'boolean') bad('fast', file)
+  if (
+    c.fetchTimeoutMs !== undefined &&
+    (!Number.isSafeInteger(c.fetchTimeoutMs) || (c.fetchTimeoutMs as number) <= 0)
+  )
+    bad('fetchTimeoutMs', file)
   return c as unknown as ExecutorNodeConfig
 }
 

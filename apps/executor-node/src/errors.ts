@@ -3,6 +3,7 @@ export {
   AlreadyInitialisedError,
   ChainUnreachableError,
   ConfigError,
+  InsufficientFundsError,
   NotInitialisedError,
   UsageError,
 } from '@digicap/cli-kit'

@@ -26,7 +26,7 @@ import {
   privateKeyFromSeed,
 } from '@digicap/p2p'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { getBytes, hexlify, parseEther, Wallet } from 'ethers'
+import { formatEther, getBytes, hexlify, parseEther, Wallet } from 'ethers'
 import {
   DEFAULT_LISTEN,
   type ExecutorNodeConfig,
@@ -38,6 +38,7 @@ import {
   AlreadyInitialisedError,
   ChainUnreachableError,
   ConfigError,
+  InsufficientFundsError,
   UsageError,
 } from './errors.ts'
 
@@ -258,6 +259,7 @@ export async function createExecutorNode(
   const executor = createExecutor({
     fast: config.fast,
     keyguardAddrs: config.keyguardAddrs,
+    ...(config.fetchTimeoutMs === undefined ? {} : { fetchTimeoutMs: config.fetchTimeoutMs }),
   })({
     libp2p: node.libp2p,
     store,
@@ -317,4 +319,38 @@ export function parseStake(text: string): bigint {
       details: { stake: text },
     })
   }
+}
+
+/** Gas `register` may use, for the funds check (anvil measures under 200 000). */
+const REGISTER_GAS = 300_000n
+
+/**
+ * Checks, before sending, that `wallet` can pay the registration's stake plus its gas: the
+ * chain's own answer to an unfunded account names neither the account nor the amount.
+ * @throws {InsufficientFundsError} naming the address, its balance and what to send it.
+ */
+export async function requireStakeFunds(wallet: Wallet, stake: bigint): Promise<void> {
+  const provider = wallet.provider
+  if (!provider) return
+  const [balance, fees] = await Promise.all([
+    provider.getBalance(wallet.address),
+    provider.getFeeData(),
+  ])
+  const gas = REGISTER_GAS * (fees.maxFeePerGas ?? fees.gasPrice ?? 0n)
+  const needed = stake + gas
+  if (balance >= needed) return
+  const eth = (wei: bigint) => `${formatEther(wei)} ETH`
+  throw new InsufficientFundsError(
+    `The account ${wallet.address} has ${eth(balance)}; register needs ${eth(needed)}`,
+    {
+      details: {
+        address: wallet.address,
+        balance: eth(balance),
+        stake: eth(stake),
+        gas: eth(gas),
+        missing: eth(needed - balance),
+      },
+      hint: `Send at least ${eth(needed - balance)} to ${wallet.address} (the stake, ${eth(stake)}, plus gas), then run \`executor-node register\` again.`,
+    },
+  )
 }

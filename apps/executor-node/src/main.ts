@@ -10,9 +10,10 @@ import {
   printVersion,
   VERSION_FLAGS,
 } from '@digicap/cli-kit'
-import { type AutoRunEvent, autoRunner, type RunStage, type StageEvent } from '@digicap/executor'
-import { type CapsuleAnnouncement, subscribeCapsuleAnnouncements } from '@digicap/p2p'
-import { hexlify } from 'ethers'
+// Types only: the modules behind them (helia, libp2p, ethers, the sandboxes) load when a
+// command needs them, so `--help` and `--version` start in a fraction of the time.
+import type { AutoRunEvent, FetchProgress, RunStage, StageEvent } from '@digicap/executor'
+import type { CapsuleAnnouncement } from '@digicap/p2p'
 import { executorNodePaths, resolveDataDir } from './config.ts'
 import { UsageError } from './errors.ts'
 
@@ -80,6 +81,7 @@ Registers this executor in the NodeRegistry with its libp2p peer id and <eth> of
       fee: { type: 'string' },
       out: { type: 'string' },
       arg: { type: 'string', multiple: true },
+      'fetch-timeout': { type: 'string' },
     },
     usage: `executor-node run <cid> [--fast] [--keyguard-addr <multiaddr>] [options]
 
@@ -94,6 +96,8 @@ Options:
   --fee <wei>                  value sent with the access request (default 0)
   --arg <text>                 program argument, repeatable
   --out <file>                 write the result here instead of stdout
+  --fetch-timeout <seconds>    give up when no byte of the capsule arrives for this long
+                               (config fetchTimeoutMs; default 120)
 `,
   },
   serve: {
@@ -178,14 +182,52 @@ function stagePrinter(io: Io): (e: StageEvent) => void {
   }
 }
 
+/**
+ * While the capsule is fetched, a line every `everyMs` with what the fetch has done (time
+ * waited, peers asked, bytes received), so a fetch nobody answers is visibly alive.
+ */
+function fetchProgressPrinter(io: Io, everyMs = 2000) {
+  let latest: FetchProgress = { bytes: 0, peersAsked: 0, blocksReceived: 0 }
+  let started = 0
+  let timer: ReturnType<typeof setInterval> | undefined
+  const stop = () => {
+    clearInterval(timer)
+    timer = undefined
+  }
+  return {
+    onProgress(p: FetchProgress) {
+      latest = p
+    },
+    onStage(e: StageEvent) {
+      if (e.stage !== 'fetch') return
+      if (e.status === 'start') {
+        started = Date.now()
+        timer = setInterval(() => {
+          const s = ((Date.now() - started) / 1000).toFixed(0)
+          io.stderr.write(
+            `    fetch: ${s} s, asked ${latest.peersAsked} peer(s), ${latest.bytes} bytes received\n`,
+          )
+        }, everyMs)
+        timer.unref()
+      } else stop()
+    },
+    stop,
+  }
+}
+
+const hex = (bytes: Uint8Array): string => `0x${Buffer.from(bytes).toString('hex')}`
+
 function printable(bytes: Uint8Array): string {
   const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes)
   // biome-ignore lint/suspicious/noControlCharactersInRegex: detecting binary output
-  return /[\u0000-\u0008\u000e-\u001f]/.test(text) ? hexlify(bytes) : text
+  return /[\u0000-\u0008\u000e-\u001f]/.test(text) ? hex(bytes) : text
 }
 
 /** Runs one command line; returns the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  // Start-up, measured from the process's start (performance's time origin): Node's boot and
+  // this module, then the node's modules (helia, libp2p, ethers, sandboxes), then the node.
+  const processMs = performance.now()
   const first = argv[0]
   const json = argv.includes('--json')
   try {
@@ -221,8 +263,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     const dataDir = resolveDataDir(values['data-dir'] as string | undefined, io.env)
     const listen = values.listen as string[] | undefined
-    const { createExecutorNode, initExecutorNode, parseRoles, parseStake, readReceiverKey } =
-      await import('./executor-node.ts')
+    const modulesStart = performance.now()
+    const {
+      createExecutorNode,
+      initExecutorNode,
+      parseRoles,
+      parseStake,
+      readReceiverKey,
+      requireStakeFunds,
+    } = await import('./executor-node.ts')
+    const modulesMs = performance.now() - modulesStart
 
     switch (first) {
       case 'init': {
@@ -296,6 +346,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const roles = parseRoles((values.roles as string | undefined) ?? 'executor')
         const en = await createExecutorNode(dataDir, io.env, { listen: [], executor: false })
         try {
+          await requireStakeFunds(en.wallet, stake)
           const tx = await en.chain.registerNode({
             peerId: en.node.libp2p.peerId.toMultihash().bytes,
             attestationKeyHash: new Uint8Array(32),
@@ -329,16 +380,45 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           if (!/^[0-9]+$/.test(feeText)) throw new UsageError('--fee must be an integer (wei)')
           fee = BigInt(feeText)
         }
+        const timeoutText = values['fetch-timeout'] as string | undefined
+        const fetchTimeoutS = timeoutText === undefined ? undefined : Number(timeoutText)
+        if (
+          fetchTimeoutS !== undefined &&
+          (!/^[0-9]+(\.[0-9]+)?$/.test(timeoutText as string) || fetchTimeoutS <= 0)
+        ) {
+          throw new UsageError('--fetch-timeout must be a positive number of seconds', {
+            details: { 'fetch-timeout': timeoutText },
+          })
+        }
+        const nodeStart = performance.now()
         const en = await createExecutorNode(dataDir, io.env, listen ? { listen } : {})
+        const startup = {
+          ms: performance.now(),
+          processMs,
+          modulesMs,
+          nodeMs: performance.now() - nodeStart,
+        }
+        const stages = stagePrinter(io)
+        const fetching = fetchProgressPrinter(io)
         try {
           io.stderr.write(`run ${cid}\n`)
+          io.stderr.write(
+            `  ✓ ${'start'.padEnd(8)} ${startup.ms.toFixed(0).padStart(6)} ms  process ${startup.processMs.toFixed(0)}, modules ${startup.modulesMs.toFixed(0)}, node ${startup.nodeMs.toFixed(0)}\n`,
+          )
           const r = await en.executor.runCapsule(cid, {
             ...(values.fast === true ? { fast: true } : {}),
+            ...(fetchTimeoutS === undefined
+              ? {}
+              : { fetchTimeoutMs: Math.round(fetchTimeoutS * 1000) }),
             fallbackToChain: values['no-fallback'] !== true,
             keyguardAddrs: (values['keyguard-addr'] as string[] | undefined) ?? [],
             fee,
             args: (values.arg as string[] | undefined) ?? [],
-            onStage: stagePrinter(io),
+            onStage: (e) => {
+              fetching.onStage(e)
+              stages(e)
+            },
+            onFetchProgress: fetching.onProgress,
           })
           if (values.out) await writeFile(values.out as string, r.result, { mode: 0o600 })
           out(
@@ -354,6 +434,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
               resultBytes: r.result.byteLength,
               deliveries: r.deliveries,
               timings: r.timings,
+              startup,
               cleanup: r.cleanup,
             },
             values.out ? `result written to ${values.out as string}\n` : `${printable(r.result)}\n`,
@@ -364,11 +445,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             )
           }
         } finally {
+          fetching.stop()
           await en.stop()
         }
         return EXIT.ok
       }
       case 'serve': {
+        const [{ autoRunner }, { subscribeCapsuleAnnouncements }] = await Promise.all([
+          import('@digicap/executor'),
+          import('@digicap/p2p'),
+        ])
         const en = await createExecutorNode(dataDir, io.env, listen ? { listen } : {})
         const line = (value: Record<string, unknown>, text: string) => out(io, json, value, text)
         line(
@@ -476,7 +562,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           )
         })
         await receiver.start()
-        const pub = hexlify(x25519PublicKey(privateKey))
+        const pub = hex(x25519PublicKey(privateKey))
         out(
           io,
           json,

@@ -276,6 +276,20 @@ describe('executor-node CLI', () => {
     expect(noInit.stderr).toContain('error[NOT_INITIALISED]')
   })
 
+  it('register from an unfunded account names the account, its balance and the amount to send', async () => {
+    const unfunded = await initNode(join(dir, 'unfunded'))
+    const r = await run(['register', '--stake', '0.01', '--data-dir', join(dir, 'unfunded')])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(
+      `error[INSUFFICIENT_FUNDS]: The account ${unfunded.address} has 0.0 ETH; register needs`,
+    )
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `Send at least [0-9.]+ ETH to ${unfunded.address} \\(the stake, 0\\.01 ETH, plus gas\\)`,
+      ),
+    )
+  }, 180_000)
+
   // One initialised, funded, registered node shared by the tests below (and by the receive and
   // serve tests after them); each step is its own test with its own time limit.
   describe('init → register → run', () => {
@@ -311,7 +325,11 @@ describe('executor-node CLI', () => {
       const doc = JSON.parse(r.stdout)
       expect(doc.path).toBe('chain')
       expect(JSON.parse(doc.result).bytes).toBe(18)
+      // The start-up (process, modules, node) is a stage of its own, in the JSON document too.
+      expect(doc.startup.ms).toBeGreaterThanOrEqual(doc.startup.nodeMs)
+      expect(doc.startup.modulesMs).toBeGreaterThan(0)
       for (const stage of [
+        'start',
         'fetch',
         'verify',
         'grant',
@@ -337,6 +355,26 @@ describe('executor-node CLI', () => {
       expect(fast.stderr).toContain('fast path')
       expect(JSON.parse(fast.stdout).bytes).toBe(8)
     }, 45_000)
+
+    it('run of a CID nobody provides: progress while it waits, then CAPSULE_FETCH_TIMEOUT', async () => {
+      // Content only a node that is gone ever held: the connected keyguard is asked, has nothing.
+      const gone = await createDigicapNode()
+      const cid = await heliaCapsuleStore(gone.helia).put(randomBytes(64))
+      await gone.stop()
+      const started = Date.now()
+      const r = await run(['run', cid, '--fetch-timeout', '5', '--data-dir', execDir])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toContain(
+        'error[CAPSULE_FETCH_TIMEOUT]: No peer provided the capsule within 5 s',
+      )
+      expect(r.stderr).toMatch(/fetch: [0-9]+ s, asked [1-9][0-9]* peer\(s\), 0 bytes received/)
+      expect(r.stderr).toContain('pi-node serve')
+      // Bounded by the timeout (plus start-up on a loaded machine), not by 120 s.
+      expect(Date.now() - started).toBeLessThan(60_000)
+      const bad = await run(['run', cid, '--fetch-timeout', 'soon', '--data-dir', execDir])
+      expect(bad.code).toBe(2)
+      expect(bad.stderr).toContain('error[USAGE]: --fetch-timeout must be a positive number')
+    }, 180_000)
 
     it('run --fast on a denying policy is refused with the reason', async () => {
       const refused = await run([

@@ -9,6 +9,7 @@ import {
   printVersion,
   progressReporter,
   VERSION_FLAGS,
+  warnOnce,
 } from '@digicap/cli-kit'
 import type { KeyguardStatus, Logger } from '@digicap/keyguard'
 import {
@@ -235,7 +236,11 @@ function operatorLine(o: OperatorStatus): string {
 function stderrLogger(io: Io): Logger {
   const write = (level: string, message: string, fields?: Record<string, unknown>) =>
     io.stderr.write(`${JSON.stringify({ level, message, ...fields }, jsonReplacer)}\n`)
-  return { info: (m, f) => write('info', m, f), warn: (m, f) => write('warn', m, f) }
+  return {
+    info: (m, f) => write('info', m, f),
+    // A sealer's insecurity warning (built, started, described) is one line per command.
+    warn: (m, f) => (m.startsWith('INSECURE') ? warnOnce(io, m) : write('warn', m, f)),
+  }
 }
 
 function wholeNumber(flag: string, v: string | undefined): number | undefined {
@@ -396,12 +401,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         }
       }
       const sealer = sealerFromFlags(values, io.env, dataDir) as SealerConfig
-      if (sealer.kind === 'software') {
-        io.stderr.write(
-          '\nWARNING: INSECURE SEALER. The software sealer keeps its private key in a file;\n' +
-            'anyone who can read that file can unwrap every capsule key. Use a TPM in production.\n\n',
-        )
-      }
       const chainId = positiveInt('chain-id', values['chain-id'] as string | undefined)
       const quorum = positiveInt('quorum', values.quorum as string | undefined)
       const confirmations = wholeNumber('confirmations', values.confirmations as string | undefined)
@@ -466,7 +465,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           `  libp2p peer id   ${result.owner.peerId}\n` +
           `  operator         ${result.operator.address ?? 'none'}${result.operator.approved ? ' (approved)' : ' (NOT approved)'}\n` +
           `  recovery key id  ${result.owner.recoveryKeyId}\n` +
-          `  sealer           ${result.sealer.kind} (key ${result.sealer.keyId.slice(0, 16)}…)${result.sealer.warning ? `  ${result.sealer.warning}` : ''}\n` +
+          `  sealer           ${result.sealer.kind} (key ${result.sealer.keyId.slice(0, 16)}…)${result.sealer.warning ? '  (see the WARNING above)' : ''}\n` +
           `  chain            ${result.config.chainId} capsuleRegistry ${result.config.contracts.capsuleRegistry}\n`,
       )
       return EXIT.ok
@@ -601,8 +600,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         'error' in s.sealer
           ? `unavailable: error[${s.sealer.error.code}] ${s.sealer.error.message}`
           : `${s.sealer.kind} ${s.sealer.hardwareBacked ? 'hardware-backed' : 'NOT hardware-backed'} key ${s.sealer.keyId.slice(0, 16)}…`
-      if (!('error' in s.sealer) && s.sealer.warning)
-        io.stderr.write(`WARNING: ${s.sealer.warning}\n`)
+      if (!('error' in s.sealer) && s.sealer.warning) warnOnce(io, s.sealer.warning)
       if (s.operator.warning) io.stderr.write(`WARNING: ${s.operator.warning}\n`)
       out(
         { status: s },
@@ -626,12 +624,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       'status-interval-ms',
       values['status-interval-ms'] as string | undefined,
     )
-    if (pi.config.sealer.kind === 'software') {
-      io.stderr.write(
-        '\nWARNING: INSECURE SEALER. The daemon releases keys unwrapped by a software key file;\n' +
-          'anyone who can read that file can unwrap every capsule key. Use a TPM in production.\n\n',
-      )
-    }
     const running = await pi.serve({
       ...(confirmations !== undefined ? { confirmations } : {}),
       ...(values['disable-fast-path'] === true ? { fastPath: false } : {}),

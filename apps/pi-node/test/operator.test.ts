@@ -29,6 +29,12 @@ async function until(cond: () => boolean | Promise<boolean>, ms = 30_000): Promi
   }
 }
 
+/** Lines that warn about the insecure sealer: the software sealer's warning is one per command. */
+const insecureLines = (stderr: string) => stderr.split('\n').filter((l) => /INSECURE/.test(l))
+const ONE_WARNING = [
+  'WARNING: INSECURE: the software sealer keeps its private key in a file; anyone who can read it can unwrap every capsule key. Use a TPM.',
+]
+
 describe('keyguard operator account (real anvil, software sealer, serve daemon)', () => {
   let anvil: Anvil
   let dir: string
@@ -57,6 +63,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
       env,
     )
     expect(init.code).toBe(0)
+    expect(insecureLines(init.stderr)).toEqual(ONE_WARNING)
     executor = anvil.signers[2] as Wallet
     c = connectDigicap(init.contracts, executor)
     execNode = await createDigicapNode({})
@@ -103,6 +110,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
     expect(revoked.status.operator).toMatchObject({ address: operator, approved: false })
     expect(revoked.status.operator.warning).toContain('not approved')
     expect(revoked.stderr).toContain(`WARNING: Keyguard operator ${operator}`)
+    expect(insecureLines(revoked.stderr)).toEqual(ONE_WARNING)
   })
 
   it('serve re-approves the operator, then audits with it while the owner seals from other processes: no nonce race, every audit lands', async () => {
@@ -110,6 +118,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
     await writeFile(file, randomBytes(4096))
     const first = await runJson(['seal', file, '--policy', 'maxRuns(100)', '--json'], env)
     expect(first.code).toBe(0)
+    expect(insecureLines(first.stderr)).toEqual(ONE_WARNING)
 
     const child = spawnCli(['serve', '--json', '--status-interval-ms', '200'], env)
     let stdout = ''
@@ -129,6 +138,8 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
     const ready = JSON.parse(stdout)
     // Started with the operator revoked (previous test): serve had the owner approve it again.
     expect(stderr).toContain('"message":"keyguard operator approved"')
+    // Built, started and described by the daemon: still one line.
+    expect(insecureLines(stderr)).toEqual(ONE_WARNING)
     expect(await c.capsuleRegistry.isOperator(init.owner.address, init.operator.address)).toBe(true)
     const addr = (ready.multiaddrs as string[]).find((m) => m.includes('/127.0.0.1/'))
     await execNode.libp2p.dial(multiaddr(addr as string))

@@ -48,3 +48,11 @@ export class LockTimeoutError extends DigicapError {
     super('LOCK_TIMEOUT', shortMessage, options)
   }
 }
+
+/** The node's account cannot pay for what the command sends (stake, fee) plus gas. */
+export class InsufficientFundsError extends DigicapError {
+  override name = 'InsufficientFundsError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('INSUFFICIENT_FUNDS', shortMessage, options)
+  }
+}

@@ -28,6 +28,7 @@ export {
   AlreadyInitialisedError,
   ChainUnreachableError,
   ConfigError,
+  InsufficientFundsError,
   LockTimeoutError,
   NotInitialisedError,
   UsageError,
@@ -36,3 +37,4 @@ export { removeStaleTemps, writeJsonAtomic } from './files.ts'
 export { type FileLockOptions, processAlive, withFileLock } from './lock.ts'
 export { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
 export { printVersion, VERSION_FLAGS } from './version.ts'
+export { warnOnce } from './warnings.ts'

@@ -120,6 +120,18 @@ export class CapsuleFetchError extends DigicapError {
   }
 }
 
+/**
+ * No byte of the capsule arrived for the fetch timeout: no connected peer provides the CID
+ * (e.g. the owner's pi-node is down or unreachable). Details: `cid`, `timeoutMs`, `bytes`,
+ * `peersAsked`.
+ */
+export class CapsuleFetchTimeoutError extends DigicapError {
+  override name = 'CapsuleFetchTimeoutError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('CAPSULE_FETCH_TIMEOUT', shortMessage, options)
+  }
+}
+
 /** The header's EIP-712 signature is malformed or not the owner's: refused before any access request. */
 export class CapsuleUnverifiedError extends DigicapError {
   override name = 'CapsuleUnverifiedError'

@@ -40,7 +40,7 @@ import {
   PayloadIntegrityError,
 } from './errors.ts'
 import type { RunLifecycle } from './lifecycle.ts'
-import { type LoadedCapsule, loadCapsule } from './loader.ts'
+import { type FetchProgress, type LoadedCapsule, loadCapsule } from './loader.ts'
 import { runInSandbox } from './run.ts'
 import type { RuntimePolicy } from './runtime.ts'
 import { type SandboxSet, sandboxFor } from './select.ts'
@@ -81,6 +81,10 @@ export interface RunCapsuleOptions {
   /** Extra multiaddrs of the keyguard to dial first. */
   readonly keyguardAddrs?: readonly string[] | undefined
   readonly onStage?: ((e: StageEvent) => void) | undefined
+  /** Called as the capsule fetch progresses (bytes, peers asked), e.g. to show it is alive. */
+  readonly onFetchProgress?: ((progress: FetchProgress) => void) | undefined
+  /** Fetch idle timeout for this run, ms (default: the executor's `fetchTimeoutMs`). */
+  readonly fetchTimeoutMs?: number | undefined
   readonly signal?: AbortSignal | undefined
 }
 
@@ -124,7 +128,10 @@ export interface ExecutorInit {
   /** Longest wait for a key release, ms. Default 120 000. */
   readonly maxReleaseWaitMs?: number | undefined
   readonly delivery?: ResultDelivererInit | undefined
-  /** Longest capsule fetch, ms. Default 120 000. */
+  /**
+   * Capsule fetch idle timeout, ms: the run fails with `CAPSULE_FETCH_TIMEOUT` when no byte
+   * of the capsule arrives for this long. Default 120 000.
+   */
   readonly fetchTimeoutMs?: number | undefined
 }
 
@@ -273,7 +280,9 @@ export function createExecutor(init: ExecutorInit = {}) {
           dir,
           sandboxes,
           runtimePolicy: init.runtimePolicy,
-          signal: anySignal(AbortSignal.timeout(init.fetchTimeoutMs ?? 120_000), options.signal),
+          timeoutMs: options.fetchTimeoutMs ?? init.fetchTimeoutMs,
+          onProgress: options.onFetchProgress,
+          signal: options.signal,
         })
         timings.fetch = performance.now() - t
         timings.verify = loaded.verifyMs
@@ -499,8 +508,4 @@ async function openPayload(
     if (err instanceof DigicapError) throw err
     throw new PayloadIntegrityError('Could not open the payload', { cause: err })
   }
-}
-
-function anySignal(a: AbortSignal, b: AbortSignal | undefined): AbortSignal {
-  return b === undefined ? a : AbortSignal.any([a, b])
 }

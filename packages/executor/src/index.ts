@@ -99,6 +99,7 @@ export {
   AccessUnavailableError,
   BundleFormatError,
   CapsuleFetchError,
+  CapsuleFetchTimeoutError,
   CapsuleUnverifiedError,
   ExecutorStateError,
   KeyReleaseInvalidError,
@@ -134,8 +135,8 @@ export type {
   RunLifecycleListener,
 } from './lifecycle.ts'
 export { runLifecycle } from './lifecycle.ts'
-export type { LoadCapsuleParameters, LoadedCapsule } from './loader.ts'
-export { loadCapsule, verifyCapsule } from './loader.ts'
+export type { FetchProgress, LoadCapsuleParameters, LoadedCapsule } from './loader.ts'
+export { DEFAULT_FETCH_TIMEOUT_MS, loadCapsule, verifyCapsule } from './loader.ts'
 export type { RunMeasurements, RuntimeMeasurementParameters } from './measurement.ts'
 export { runtimeMeasurement } from './measurement.ts'
 export type { QuickJsSandboxInit } from './quickjs.ts'

@@ -19,6 +19,7 @@ import { hexlify } from 'ethers'
 import type { ExecutorChain, RegisteredCapsule } from './chain.ts'
 import {
   CapsuleFetchError,
+  CapsuleFetchTimeoutError,
   CapsuleUnverifiedError,
   RegistryMismatchError,
   SandboxRuntimeUnsupportedError,
@@ -39,8 +40,28 @@ export interface LoadCapsuleParameters {
   readonly sandboxes: SandboxSet
   readonly runtimePolicy?: RuntimePolicy | undefined
   readonly signal?: AbortSignal | undefined
+  /**
+   * Give up when no byte has arrived for this long, ms (an idle timeout: a large capsule that
+   * keeps arriving is never cut). Default {@link DEFAULT_FETCH_TIMEOUT_MS}.
+   */
+  readonly timeoutMs?: number | undefined
+  /** Called as the fetch progresses: bytes received, peers asked, blocks received. */
+  readonly onProgress?: ((progress: FetchProgress) => void) | undefined
   /** Called once the header is verified (before the rest of the payload has arrived). */
   readonly onVerified?: ((parsed: ParsedCapsuleHeader) => void) | undefined
+}
+
+/** Default idle timeout of a capsule fetch: 120 s without a byte. */
+export const DEFAULT_FETCH_TIMEOUT_MS = 120_000
+
+/** How far a capsule fetch has come. */
+export interface FetchProgress {
+  /** Capsule bytes received. */
+  readonly bytes: number
+  /** Distinct peers asked for the content (bitswap want-lists sent). */
+  readonly peersAsked: number
+  /** Blocks received from peers. */
+  readonly blocksReceived: number
 }
 
 export interface LoadedCapsule {
@@ -126,14 +147,35 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
   let verified: { registered: RegisteredCapsule; runtime: RuntimeDescriptor } | undefined
   let bytes = 0
   let verifyMs = 0
+  const progress = { bytes: 0, peersAsked: 0, blocksReceived: 0 }
+  const report = (change: Partial<FetchProgress>) => {
+    Object.assign(progress, change)
+    try {
+      p.onProgress?.({ ...progress })
+    } catch {
+      // a failing progress display must not fail the fetch
+    }
+  }
+  // The idle timeout: restarted by every chunk; on expiry it aborts the fetch.
+  const timeoutMs = p.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS
+  const idle = new AbortController()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const restartTimer = () => {
+    clearTimeout(timer)
+    timer = setTimeout(() => idle.abort(), timeoutMs)
+  }
+  const signal = p.signal === undefined ? idle.signal : AbortSignal.any([idle.signal, p.signal])
+  restartTimer()
   try {
     try {
-      for await (const chunk of p.store.get(
-        p.cid,
-        p.signal === undefined ? {} : { signal: p.signal },
-      )) {
+      for await (const chunk of p.store.get(p.cid, {
+        signal,
+        onNetwork: (n) => report(n),
+      })) {
+        restartTimer()
         await file.write(chunk)
         bytes += chunk.byteLength
+        report({ bytes })
         if (parsed) {
           if (bytes > parsed.capsuleLength) {
             throw new CapsuleFetchError('The content is longer than its capsule header says', {
@@ -153,6 +195,8 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
         }
         prefix = []
         const v0 = performance.now()
+        // Chain reads are not the fetch: the idle timer waits while they run.
+        clearTimeout(timer)
         verified = await verifyCapsule({
           cid: p.cid,
           parsed,
@@ -160,6 +204,7 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
           sandboxes: p.sandboxes,
           runtimePolicy: p.runtimePolicy,
         })
+        restartTimer()
         verifyMs = performance.now() - v0
         p.onVerified?.(parsed)
         if (bytes > parsed.capsuleLength) {
@@ -169,6 +214,19 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
         }
       }
     } catch (err) {
+      if (idle.signal.aborted && !p.signal?.aborted) {
+        throw new CapsuleFetchTimeoutError(
+          `No peer provided the capsule within ${formatSeconds(timeoutMs)}`,
+          {
+            details: { cid: p.cid.slice(0, 100), timeoutMs, ...progress },
+            hint:
+              progress.peersAsked === 0
+                ? "No peer was connected to ask. Is the owner's pi-node running (`pi-node serve`) and reachable? Add it with --bootstrap or --keyguard-addr."
+                : `${progress.peersAsked} peer(s) were asked and none has it. Is the owner's pi-node running (\`pi-node serve\`)? On a slow link, raise the fetch timeout (--fetch-timeout <seconds>).`,
+            cause: err,
+          },
+        )
+      }
       if (
         err instanceof CapsuleUnverifiedError ||
         err instanceof RegistryMismatchError ||
@@ -186,6 +244,7 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
       })
     }
   } finally {
+    clearTimeout(timer)
     await file.close()
   }
   if (!parsed || !verified) {
@@ -207,4 +266,8 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
     bytes,
     verifyMs,
   }
+}
+
+function formatSeconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`
 }

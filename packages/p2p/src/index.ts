@@ -58,7 +58,12 @@ export type {
   DigicapServices,
 } from './node.ts'
 export { createDigicapNode, privateKeyFromSeed } from './node.ts'
-export type { CapsuleSource, CapsuleStore, CapsuleStoreProgressOptions } from './store.ts'
+export type {
+  CapsuleSource,
+  CapsuleStore,
+  CapsuleStoreProgressOptions,
+  FetchNetworkProgress,
+} from './store.ts'
 export {
   capsuleImportOptions,
   heliaCapsuleStore,

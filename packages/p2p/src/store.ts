@@ -17,7 +17,35 @@ export type CapsuleSource = Uint8Array | AsyncIterable<Uint8Array> | { path: str
 export interface CapsuleStoreProgressOptions {
   /** Called with the number of bytes handled so far. */
   onProgress?: (bytes: number) => void
+  /**
+   * `get`: called as the fetch meets the network, with the distinct peers asked for the
+   * content so far (bitswap want-lists sent) and the blocks received from peers. Lets a caller
+   * show that a fetch is alive while no byte has arrived yet.
+   */
+  onNetwork?: (progress: FetchNetworkProgress) => void
   signal?: AbortSignal
+}
+
+/** What a fetch has done on the network so far (see {@link CapsuleStoreProgressOptions}). */
+export interface FetchNetworkProgress {
+  /** Distinct peers sent a want-list for this content. */
+  peersAsked: number
+  /** Blocks received from peers. */
+  blocksReceived: number
+}
+
+/** Turns helia's progress events (bitswap want-lists, blocks) into {@link FetchNetworkProgress}. */
+function networkProgress(
+  onNetwork: (progress: FetchNetworkProgress) => void,
+): (event: { type: string; detail?: unknown }) => void {
+  const asked = new Set<string>()
+  let blocksReceived = 0
+  return (event) => {
+    if (event.type === 'bitswap:send-wantlist') asked.add(String(event.detail))
+    else if (event.type === 'bitswap:block') blocksReceived++
+    else return
+    onNetwork({ peersAsked: asked.size, blocksReceived })
+  }
 }
 
 export interface CapsuleStore {
@@ -145,7 +173,10 @@ export function heliaCapsuleStore(helia: Helia): CapsuleStore {
         const parsed = parseCid(cid)
         try {
           yield* counted(
-            fs.cat(parsed, options.signal ? { signal: options.signal } : {}),
+            fs.cat(parsed, {
+              ...(options.signal ? { signal: options.signal } : {}),
+              ...(options.onNetwork ? { onProgress: networkProgress(options.onNetwork) } : {}),
+            }),
             options.onProgress,
           )
         } catch (cause) {
