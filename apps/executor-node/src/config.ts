@@ -15,6 +15,13 @@ export interface ExecutorNodeConfig {
   /** Absolute path of the data folder. */
   dataDir: string
   rpcUrl: string
+  /**
+   * More RPC URLs of the same chain: the registry checks read `rpcUrl` + these through a
+   * quorum (a single lying RPC cannot vouch for a capsule). Transactions still use `rpcUrl`.
+   */
+  rpcUrls?: string[]
+  /** How many RPCs must agree on a registry read. Default: 1 for one RPC, else a majority. */
+  quorum?: number
   chainId: number
   contracts: { capsuleRegistry: string; nodeRegistry: string; accessController: string }
   /** libp2p listen addresses. */
@@ -47,6 +54,7 @@ export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv)
 }
 
 const bad = configFieldError('executor-node')
+const RPC_URL = /^(https?|wss?):\/\//
 
 /** Validates a parsed config object. */
 export function checkConfig(raw: unknown, file: string): ExecutorNodeConfig {
@@ -62,6 +70,18 @@ export function checkConfig(raw: unknown, file: string): ExecutorNodeConfig {
     (!Number.isSafeInteger(c.fetchTimeoutMs) || (c.fetchTimeoutMs as number) <= 0)
   )
     bad('fetchTimeoutMs', file)
+  const urls = c.rpcUrls
+  if (
+    urls !== undefined &&
+    (!Array.isArray(urls) || urls.some((u) => typeof u !== 'string' || !RPC_URL.test(u)))
+  ) {
+    bad('rpcUrls', file)
+  }
+  const rpcs = 1 + (Array.isArray(urls) ? urls.length : 0)
+  const q = c.quorum
+  if (q !== undefined && (typeof q !== 'number' || !Number.isSafeInteger(q) || q < 1 || q > rpcs)) {
+    bad('quorum', file)
+  }
   return c as unknown as ExecutorNodeConfig
 }
 
@@ -74,12 +94,14 @@ const list = (v: string | undefined): string[] | undefined =>
         .filter((s) => s.length > 0)
 
 /**
- * Environment overrides: `DIGICAP_RPC_URL`, `DIGICAP_LISTEN`, `DIGICAP_BOOTSTRAP`,
- * `DIGICAP_KEYGUARD_ADDRS` (comma lists), `DIGICAP_FAST=1|0`.
+ * Environment overrides: `DIGICAP_RPC_URL`, `DIGICAP_RPC_URLS`, `DIGICAP_LISTEN`,
+ * `DIGICAP_BOOTSTRAP`, `DIGICAP_KEYGUARD_ADDRS` (comma lists), `DIGICAP_FAST=1|0`.
  */
 export function applyEnv(c: ExecutorNodeConfig, env: NodeJS.ProcessEnv): ExecutorNodeConfig {
   const out = { ...c }
   if (env.DIGICAP_RPC_URL) out.rpcUrl = env.DIGICAP_RPC_URL
+  const rpcUrls = list(env.DIGICAP_RPC_URLS)
+  if (rpcUrls !== undefined) out.rpcUrls = rpcUrls
   out.listen = list(env.DIGICAP_LISTEN) ?? out.listen
   out.bootstrap = list(env.DIGICAP_BOOTSTRAP) ?? out.bootstrap
   out.keyguardAddrs = list(env.DIGICAP_KEYGUARD_ADDRS) ?? out.keyguardAddrs

@@ -88,6 +88,10 @@ export async function readReceiverKey(path: string): Promise<Uint8Array> {
 export interface InitExecutorNodeOptions {
   dataDir: string
   rpcUrl: string
+  /** More RPC URLs of the same chain for the registry checks' quorum. */
+  rpcUrls?: string[] | undefined
+  /** How many RPCs must agree (default: majority). */
+  quorum?: number | undefined
   chainId?: number | undefined
   contracts: ExecutorNodeConfig['contracts']
   listen?: string[] | undefined
@@ -152,6 +156,8 @@ export async function initExecutorNode(o: InitExecutorNodeOptions): Promise<Init
     version: 1,
     dataDir: o.dataDir,
     rpcUrl: o.rpcUrl,
+    ...(o.rpcUrls?.length ? { rpcUrls: o.rpcUrls } : {}),
+    ...(o.quorum !== undefined ? { quorum: o.quorum } : {}),
     chainId,
     contracts: o.contracts,
     listen: o.listen ?? DEFAULT_LISTEN,
@@ -252,9 +258,15 @@ export async function createExecutorNode(
   })
   id.libp2pSeed.fill(0)
   const store = heliaCapsuleStore(node.helia)
+  const readProviders = [
+    provider,
+    ...(config.rpcUrls ?? []).map((url) => createProvider(url, config.chainId)),
+  ]
   const chain = ethersExecutorChain({
     addresses: { chainId: String(config.chainId), ...config.contracts },
     signer: wallet,
+    readProviders,
+    ...(config.quorum !== undefined ? { quorum: config.quorum } : {}),
   })
   const executor = createExecutor({
     fast: config.fast,
@@ -290,7 +302,7 @@ export async function createExecutorNode(
     async stop() {
       await executor.stop()
       await node.stop()
-      provider.destroy()
+      for (const p of readProviders) p.destroy()
     },
   }
 }

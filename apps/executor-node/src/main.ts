@@ -36,6 +36,8 @@ const COMMANDS: Record<string, { options: Record<string, OptionSpec>; usage: str
   init: {
     options: {
       'rpc-url': { type: 'string' },
+      'extra-rpc-url': { type: 'string', multiple: true },
+      quorum: { type: 'string' },
       'chain-id': { type: 'string' },
       'capsule-registry': { type: 'string' },
       'node-registry': { type: 'string' },
@@ -54,6 +56,9 @@ in <data-dir>/identity.json (0600), a receiver key (X25519) in receiver.key (060
 
 Options:
   --rpc-url <url>              chain RPC (env DIGICAP_RPC_URL; default http://127.0.0.1:8545)
+  --extra-rpc-url <url>        another RPC of the same chain for the registry checks' quorum,
+                               repeatable (env DIGICAP_RPC_URLS, comma list)
+  --quorum <n>                 RPCs that must agree on a registry read (default: majority)
   --chain-id <n>               expected chain id (default: asked from the RPC)
   --capsule-registry <addr>    Digicap contracts
   --node-registry <addr>
@@ -289,6 +294,17 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             })
           }
         }
+        const extraRpcUrls = values['extra-rpc-url'] as string[] | undefined
+        const quorumText = values.quorum as string | undefined
+        const quorum = quorumText === undefined ? undefined : Number(quorumText)
+        if (
+          quorum !== undefined &&
+          (!Number.isSafeInteger(quorum) || quorum < 1 || quorum > 1 + (extraRpcUrls?.length ?? 0))
+        ) {
+          throw new UsageError('--quorum must be 1..the number of RPC URLs', {
+            details: { quorum: quorumText, rpcs: 1 + (extraRpcUrls?.length ?? 0) },
+          })
+        }
         const chainIdText = values['chain-id'] as string | undefined
         const chainId = chainIdText === undefined ? undefined : Number(chainIdText)
         if (chainId !== undefined && (!Number.isSafeInteger(chainId) || chainId <= 0)) {
@@ -305,6 +321,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             (values['rpc-url'] as string | undefined) ??
             io.env.DIGICAP_RPC_URL ??
             'http://127.0.0.1:8545',
+          rpcUrls: extraRpcUrls,
+          quorum,
           chainId,
           contracts: contracts as {
             capsuleRegistry: string

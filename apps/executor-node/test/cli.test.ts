@@ -230,6 +230,11 @@ async function initNode(
     d,
     '--rpc-url',
     anvil.rpcUrl,
+    // A quorum of two (the same anvil twice): every registry check below goes through it.
+    '--extra-rpc-url',
+    anvil.rpcUrl,
+    '--quorum',
+    '2',
     '--capsule-registry',
     addresses.capsuleRegistry,
     '--node-registry',
@@ -289,6 +294,26 @@ describe('executor-node CLI', () => {
       ),
     )
   }, 180_000)
+
+  it('init refuses a quorum larger than its RPC URLs (usage error, exit 2)', async () => {
+    const noQuorum = await run([
+      'init',
+      '--data-dir',
+      join(dir, 'noquorum'),
+      '--extra-rpc-url',
+      'http://127.0.0.1:1',
+      '--quorum',
+      '3',
+      '--capsule-registry',
+      addresses.capsuleRegistry,
+      '--node-registry',
+      addresses.nodeRegistry,
+      '--access-controller',
+      addresses.accessController,
+    ])
+    expect(noQuorum.code).toBe(2)
+    expect(noQuorum.stderr).toContain('--quorum must be 1..the number of RPC URLs')
+  })
 
   // One initialised, funded, registered node shared by the tests below (and by the receive and
   // serve tests after them); each step is its own test with its own time limit.

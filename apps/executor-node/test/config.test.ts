@@ -40,6 +40,8 @@ afterAll(async () => {
 describe('config', () => {
   it('accepts a good config and names the malformed field otherwise', () => {
     expect(checkConfig(good, 'f')).toEqual(good)
+    const quorate = { ...good, rpcUrls: ['http://10.0.0.2:8545', 'https://rpc.example'], quorum: 2 }
+    expect(checkConfig(quorate, 'f')).toEqual(quorate)
     const cases: [Record<string, unknown>, string][] = [
       [{ version: 2 }, 'version'],
       [{ rpcUrl: 'ftp://x' }, 'rpcUrl'],
@@ -47,6 +49,10 @@ describe('config', () => {
       [{ contracts: { ...good.contracts, nodeRegistry: '0x12' } }, 'contracts.nodeRegistry'],
       [{ keyguardAddrs: [1] }, 'keyguardAddrs'],
       [{ fast: 'yes' }, 'fast'],
+      [{ rpcUrls: ['ftp://x'] }, 'rpcUrls'],
+      [{ rpcUrls: 'http://x' }, 'rpcUrls'],
+      [{ quorum: 2 }, 'quorum'], // one RPC cannot make a quorum of two
+      [{ rpcUrls: ['http://10.0.0.2:8545'], quorum: 0 }, 'quorum'],
     ]
     for (const [patch, field] of cases) {
       let err: { code?: string; details?: Record<string, unknown> } | undefined
@@ -65,8 +71,10 @@ describe('config', () => {
       DIGICAP_RPC_URL: 'http://10.0.0.1:8545',
       DIGICAP_KEYGUARD_ADDRS: '/ip4/1.2.3.4/tcp/1, /ip4/1.2.3.5/tcp/2',
       DIGICAP_FAST: '1',
+      DIGICAP_RPC_URLS: 'http://10.0.0.2:8545, http://10.0.0.3:8545',
     })
     expect(c.rpcUrl).toBe('http://10.0.0.1:8545')
+    expect(c.rpcUrls).toEqual(['http://10.0.0.2:8545', 'http://10.0.0.3:8545'])
     expect(c.keyguardAddrs).toEqual(['/ip4/1.2.3.4/tcp/1', '/ip4/1.2.3.5/tcp/2'])
     expect(c.fast).toBe(true)
     expect(resolveDataDir(undefined, { DIGICAP_DATA_DIR: '/tmp/a' })).toBe('/tmp/a')
