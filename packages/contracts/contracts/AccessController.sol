@@ -18,7 +18,7 @@ import {Guarded} from "./utils/Guarded.sol";
 /// evaluates `checkAccess` with `eth_call`, serves the key, then logs the grant here with
 /// `recordFastPathGrant` (caller: the capsule owner or an operator it named). The policy is
 /// evaluated again and the grant counts toward the capsule's runs. The fee comes from the
-/// executor's deposit.
+/// executor's deposit, and what the deposit no longer covers from its bonded stake.
 ///
 /// Audit window: a keyguard lands `recordFastPathGrant` within `auditWindow` seconds of releasing
 /// a key. Nothing the executor does after the release can make that audit fail: deposits leave
@@ -111,7 +111,9 @@ contract AccessController is Guarded {
 
     mapping(bytes32 => Grant) private _grants;
     mapping(bytes32 => Escrow) private _escrows;
-    mapping(address => mapping(uint256 => bool)) private _usedNonces;
+    /// @dev executor => capsuleId => nonce => used. Per capsule: one keyguard serves a capsule and
+    ///      serialises its requests, so a nonce cannot be spent twice between two keyguards' audits.
+    mapping(address => mapping(bytes32 => mapping(uint256 => bool))) private _usedNonces;
 
     event AccessGranted(
         bytes32 indexed grantId,
@@ -133,6 +135,9 @@ contract AccessController is Guarded {
     event WithdrawalRequested(address indexed account, uint256 amount, uint64 releaseAt);
     event WithdrawalCancelled(address indexed account, uint256 amount);
     event SettlerSet(address indexed account, bool allowed);
+    /// @notice A fast-path audit whose fee the deposit did not cover: `fromStake` was drawn from
+    ///         the executor's bonded stake, `uncovered` is missing from the escrow.
+    event AuditShortfall(bytes32 indexed grantId, address indexed executor, uint256 fromStake, uint256 uncovered);
 
     error AccessDenied(bytes32 capsuleId, address executor, uint8 reason);
     error InvalidEphemeralKey();
@@ -154,6 +159,7 @@ contract AccessController is Guarded {
     error NothingToWithdraw();
     error WithdrawalLocked(uint64 releaseAt);
     error DelayTooShort(uint256 delay, uint256 auditWindow);
+    error NotNodeRegistry(address caller);
 
     /// @dev Deploys its own CapsuleRegistry, so that only this controller can count runs.
     /// @dev Both delays an executor could use to pull what a fast-path audit relies on must
@@ -197,7 +203,7 @@ contract AccessController is Guarded {
             revert AccessDenied(capsuleId, msg.sender, Reason.EXECUTOR_NOT_REGISTERED);
         }
         return _grant(
-            capsuleId, msg.sender, AccessRequest(ephemeralKey, measurement, msg.value, 0, false, jobParams)
+            capsuleId, msg.sender, AccessRequest(ephemeralKey, measurement, msg.value, 0, false, jobParams), msg.value
         );
     }
 
@@ -217,26 +223,38 @@ contract AccessController is Guarded {
         }
         if (block.timestamp > req.expiry) revert SignedRequestExpired(req.expiry);
         if (keccak256(jobParams) != req.jobParamsHash) revert JobParamsMismatch();
-        if (_usedNonces[req.executor][req.nonce]) revert NonceUsed(req.executor, req.nonce);
+        if (_usedNonces[req.executor][req.capsuleId][req.nonce]) revert NonceUsed(req.executor, req.nonce);
         if (_recover(hashSignedRequest(req), signature) != req.executor) revert InvalidSignature();
-        _usedNonces[req.executor][req.nonce] = true;
+        _usedNonces[req.executor][req.capsuleId][req.nonce] = true;
         // Bound, not active: unbonding or dropping the role after the release does not void the audit.
         if (!nodeRegistry.isBound(req.executor, ROLE_EXECUTOR)) {
             revert AccessDenied(req.capsuleId, req.executor, Reason.EXECUTOR_NOT_REGISTERED);
         }
         // The whole deposit pays, pending withdrawal included: that part cannot leave before the
-        // audit window closes.
+        // audit window closes. Keys released by several keyguards against one deposit can leave
+        // it short: the rest comes from the executor's bonded stake (locked for longer than the
+        // audit window), and whatever even that cannot cover is missing from the escrow, never a
+        // reason to revert: the run is counted either way (docs/adr/0006).
         uint256 available = deposits[req.executor];
-        if (req.fee > available) revert InsufficientDeposit(req.fee, available);
-        if (req.fee > 0) {
-            deposits[req.executor] = available - req.fee;
-            totalHeld -= req.fee; // moved back in by _grant's escrow
+        uint256 fromDeposit = req.fee < available ? req.fee : available;
+        if (fromDeposit > 0) {
+            deposits[req.executor] = available - fromDeposit;
+            totalHeld -= fromDeposit; // moved back in by _grant's escrow
         }
-        return _grant(
+        uint256 shortfall = req.fee - fromDeposit;
+        uint256 fromStake = shortfall > 0 ? nodeRegistry.drawForAudit(req.executor, shortfall) : 0;
+        grantId = _grant(
             req.capsuleId,
             req.executor,
-            AccessRequest(req.ephemeralKey, req.measurement, req.fee, 0, true, jobParams)
+            AccessRequest(req.ephemeralKey, req.measurement, req.fee, 0, true, jobParams),
+            fromDeposit + fromStake
         );
+        if (shortfall > 0) emit AuditShortfall(grantId, req.executor, fromStake, shortfall - fromStake);
+    }
+
+    /// @notice Takes the stake `NodeRegistry.drawForAudit` sends; nobody else may send ETH here.
+    receive() external payable {
+        if (msg.sender != address(nodeRegistry)) revert NotNodeRegistry(msg.sender);
     }
 
     /// @notice EIP-712 digest of a signed request, as the executor signs it.
@@ -262,9 +280,10 @@ contract AccessController is Guarded {
         return keccak256(abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this)));
     }
 
-    /// @notice True when `nonce` of `executor` has been used by a recorded fast-path grant.
-    function nonceUsed(address executor, uint256 nonce) external view returns (bool) {
-        return _usedNonces[executor][nonce];
+    /// @notice True when `nonce` of `executor` has been used by a recorded fast-path grant on
+    ///         `capsuleId` (nonces are scoped per capsule).
+    function nonceUsed(address executor, bytes32 capsuleId, uint256 nonce) external view returns (bool) {
+        return _usedNonces[executor][capsuleId][nonce];
     }
 
     /// @notice Tops up the caller's fast-path deposit.
@@ -437,7 +456,12 @@ contract AccessController is Guarded {
 
     // ---------------------------------------------------------------- internals
 
-    function _grant(bytes32 capsuleId, address executor, AccessRequest memory req) private returns (bytes32 grantId) {
+    /// @dev `escrowed` is what the escrow holds: the fee, or less for a fast-path audit whose
+    ///      executor could not cover it (the policy still sees the fee signed for).
+    function _grant(bytes32 capsuleId, address executor, AccessRequest memory req, uint256 escrowed)
+        private
+        returns (bytes32 grantId)
+    {
         if (req.ephemeralKey == bytes32(0)) revert InvalidEphemeralKey();
         if (req.feePaid > type(uint128).max) revert FeeTooLarge(req.feePaid);
         // Counts the run up front; a denial below reverts the count with everything else.
@@ -455,11 +479,11 @@ contract AccessController is Guarded {
             capsuleId: capsuleId,
             ephemeralKey: req.ephemeralKey
         });
-        if (req.feePaid > 0) {
+        if (escrowed > 0) {
             uint40 claimableAt = uint40(block.timestamp + disputeWindow);
-            _escrows[grantId] = Escrow(uint128(req.feePaid), claimableAt, EscrowState.Held);
-            totalHeld += req.feePaid;
-            emit FeeEscrowed(grantId, req.feePaid, claimableAt);
+            _escrows[grantId] = Escrow(uint128(escrowed), claimableAt, EscrowState.Held);
+            totalHeld += escrowed;
+            emit FeeEscrowed(grantId, escrowed, claimableAt);
         }
         emit AccessGranted(grantId, capsuleId, executor, req.ephemeralKey, req.measurement, expiresAt, req.fastPath);
     }

@@ -42,6 +42,11 @@ contract NodeRegistry is INodeRegistry, Guarded {
     mapping(address => bool) public isManager;
     /// @notice Slashed wei waiting for its recipient to claim it.
     mapping(address => uint256) public payouts;
+    /// @notice The AccessController allowed to draw a fast-path audit's fee shortfall from stake
+    ///         (`drawForAudit`); set once by the admin at deployment.
+    address public accessController;
+    /// @notice Wei drawn from each node's stake by fast-path audits (still counts for `isBound`).
+    mapping(address => uint256) public drawnForAudits;
 
     event NodeRegistered(address indexed node, uint8 roles, bytes peerId, bytes32 attestationKeyHash, uint256 stake);
     event NodeUpdated(address indexed node, uint8 roles, bytes peerId, bytes32 attestationKeyHash);
@@ -52,6 +57,8 @@ contract NodeRegistry is INodeRegistry, Guarded {
     event Slashed(address indexed node, uint256 amount, address indexed recipient, bytes32 reason, address manager);
     event PayoutClaimed(address indexed recipient, uint256 amount);
     event ManagerSet(address indexed account, bool allowed);
+    event AccessControllerSet(address indexed accessController);
+    event DrawnForAudit(address indexed node, uint256 amount);
 
     error AlreadyRegistered(address node);
     error NotRegistered(address node);
@@ -64,6 +71,8 @@ contract NodeRegistry is INodeRegistry, Guarded {
     error StillUnbonding(uint64 releaseAt);
     error NotManager(address caller);
     error AmountTooLarge(uint256 amount);
+    error AccessControllerAlreadySet(address accessController);
+    error NotAccessController(address caller);
 
     constructor(address admin_, uint256 minStake_, uint256 unbondingDelay_, uint64 initialReputation_) Guarded(admin_) {
         if (initialReputation_ > MAX_REPUTATION) revert AmountTooLarge(initialReputation_);
@@ -167,6 +176,38 @@ contract NodeRegistry is INodeRegistry, Guarded {
         emit ManagerSet(account, allowed);
     }
 
+    /// @notice Names the AccessController whose fast-path audits may draw a fee shortfall from
+    ///         stake. Once: an admin cannot later point it at a contract that would drain stakes.
+    function setAccessController(address controller) external onlyAdmin {
+        if (controller == address(0)) revert ZeroAddress();
+        if (accessController != address(0)) revert AccessControllerAlreadySet(accessController);
+        accessController = controller;
+        emit AccessControllerSet(controller);
+    }
+
+    /// @notice Sends the AccessController up to `amount` of `node`'s stake, then unbonding funds:
+    ///         the part of a fast-path audit's fee the node's deposit no longer covers (several
+    ///         keyguards released keys against one deposit). The controller names the executor of
+    ///         the audit and the shortfall only; the funds go into that grant's escrow
+    ///         (docs/adr/0006). What is drawn still counts for `isBound`, so that the audits of the
+    ///         other keys already released still land.
+    /// @return drawn What was actually sent (less than `amount` when the node has less).
+    function drawForAudit(address node, uint256 amount) external nonReentrant returns (uint256 drawn) {
+        if (msg.sender != accessController || msg.sender == address(0)) revert NotAccessController(msg.sender);
+        Node storage n = _registered(node);
+        uint256 fromStake = amount < n.stake ? amount : n.stake;
+        n.stake -= uint128(fromStake);
+        uint256 rest = amount - fromStake;
+        uint256 fromUnbonding = rest < n.unbonding ? rest : n.unbonding;
+        n.unbonding -= uint128(fromUnbonding);
+        drawn = fromStake + fromUnbonding;
+        if (drawn == 0) return 0;
+        drawnForAudits[node] += drawn;
+        totalHeld -= drawn;
+        emit DrawnForAudit(node, drawn);
+        _send(msg.sender, drawn);
+    }
+
     /// @notice Adds `delta` to `node`'s reputation, clamped to [0, MAX_REPUTATION].
     function adjustReputation(address node, int256 delta) external onlyManager returns (uint64 current) {
         Node storage n = _registered(node);
@@ -216,7 +257,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
 
     /// @notice True when `node` holds `role` now or dropped it less than `unbondingDelay` ago,
     ///         and its stake plus unbonding funds (both slashable, neither withdrawable before
-    ///         the delay) reach `minStake`. What a fast-path audit relies on: the node cannot
+    ///         the delay) plus what audits drew from them (`drawForAudit`) reach `minStake`. What a fast-path audit relies on: the node cannot
     ///         make it false within `unbondingDelay` of a moment `isActive` was true and the node
     ///         was not leaving.
     function isBound(address node, uint8 role) external view returns (bool) {
@@ -225,7 +266,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
         uint8 roles = n.roles;
         DroppedRoles storage d = _dropped[node];
         if (block.timestamp < d.droppedAt + unbondingDelay) roles |= d.roles;
-        return (roles & role) == role && uint256(n.stake) + n.unbonding >= minStake;
+        return (roles & role) == role && uint256(n.stake) + n.unbonding + drawnForAudits[node] >= minStake;
     }
 
     /// @notice True when `node` has funds unbonding. A keyguard does not release a key to a

@@ -163,7 +163,8 @@ export async function deployDigicap(
         })
     }
   }
-  const admin = options.admin ?? (await signer.getAddress())
+  const deployer = await signer.getAddress()
+  const admin = options.admin ?? deployer
   const deploy = async (abi: InterfaceAbi, bytecode: string, args: unknown[]): Promise<string> => {
     const factory = new ContractFactory(abi, bytecode, signer as ContractRunner)
     const c = await factory.deploy(...args)
@@ -171,8 +172,9 @@ export async function deployDigicap(
     return c.getAddress()
   }
   const startBlock = await provider.getBlockNumber()
+  // The deployer administers the registry until it has named the controller (set once).
   const nodeRegistry = await deploy(nodeRegistryAbi, nodeRegistryBytecode, [
-    admin,
+    deployer,
     options.minStake ?? DEFAULT_PARAMETERS.minStake,
     options.unbondingDelay ?? DEFAULT_PARAMETERS.unbondingDelay,
     options.initialReputation ?? DEFAULT_PARAMETERS.initialReputation,
@@ -186,6 +188,11 @@ export async function deployDigicap(
     options.auditWindow ?? DEFAULT_PARAMETERS.auditWindow,
     options.withdrawalDelay ?? DEFAULT_PARAMETERS.withdrawalDelay,
   ])
+  // Fast-path audits draw a fee shortfall from stake through the controller (docs/adr/0006).
+  const registry = new Contract(nodeRegistry, nodeRegistryAbi, signer as ContractRunner)
+  await (await registry.getFunction('setAccessController')(accessController)).wait()
+  if (getAddress(admin) !== getAddress(deployer))
+    await (await registry.getFunction('setAdmin')(admin)).wait()
   const controller = new Contract(accessController, accessControllerAbi, provider)
   const capsuleRegistry = getAddress(String(await controller.getFunction('capsuleRegistry')()))
   const addresses: DigicapAddresses = {

@@ -576,7 +576,7 @@ describe('recordFastPathGrant (fast path)', () => {
     expect(ev!.fastPath).toBe(true)
     expect(ev!.executor).toBe(w.executor.address)
     expect((await ac.getGrant(ev!.grantId)).fastPath).toBe(true)
-    expect(await ac.nonceUsed(req.executor, req.nonce)).toBe(true)
+    expect(await ac.nonceUsed(req.executor, req.capsuleId, req.nonce)).toBe(true)
     await expectRevert(ac.recordFastPathGrant(req, '0x', signature), 'NonceUsed', [
       req.executor,
       req.nonce,
@@ -609,10 +609,8 @@ describe('recordFastPathGrant (fast path)', () => {
         )
       ).reason,
     ).toBe(BigInt(Reason.INSUFFICIENT_DEPOSIT))
-    await expectRevert(ac.recordFastPathGrant(req, '0x', signature), 'InsufficientDeposit', [
-      FEE,
-      0n,
-    ])
+    // (An audit the deposit does not cover draws from stake instead of reverting:
+    // audit-race.test.ts, "one executor, several keyguards".)
     await send(w.c.accessController.connect(w.executor).deposit({ value: FEE * 2n }))
     const low = await signed(capsuleId, { fee: FEE - 1n })
     await expectRevert(ac.recordFastPathGrant(low.req, '0x', low.signature), 'AccessDenied', [

@@ -94,7 +94,7 @@ async function statusOf(tx: TransactionResponse): Promise<number | null> {
 }
 
 /** The keyguard's side up to the release: a signed request that `checkAccess` allows. */
-async function releasedRequest(capsuleId: string) {
+async function releasedRequest(capsuleId: string, feeSigned = FEE, nonce = BigInt(bytes32())) {
   const now = (await w.anvil.provider.getBlock('latest'))!.timestamp
   const req = {
     capsuleId,
@@ -102,8 +102,8 @@ async function releasedRequest(capsuleId: string) {
     ephemeralKey: bytes32(),
     measurement: ZeroHash,
     jobParamsHash: jobParamsHash('0x'),
-    fee: FEE,
-    nonce: BigInt(bytes32()),
+    fee: feeSigned,
+    nonce,
     // The keyguard accepts no request expiring later than the audit window.
     expiry: BigInt(now + AUDIT_WINDOW),
   }
@@ -114,7 +114,7 @@ async function releasedRequest(capsuleId: string) {
     req.executor,
     req.ephemeralKey,
     req.measurement,
-    FEE,
+    feeSigned,
     true,
     '0x',
   )
@@ -207,6 +207,130 @@ describe('a fast-path audit the executor races after the key left', () => {
     await w.anvil.increaseTime(WITHDRAWAL_DELAY)
     await expectRevert(ac.connect(w.executor).withdrawDeposit(), 'NothingToWithdraw')
     await expectConserved(w)
+  })
+})
+
+/**
+ * Several keyguards (capsules of different owners) release keys to one executor against one
+ * deposit and one nonce before any audit is mined. Before per-capsule nonces and the draw from
+ * stake, the second audit reverted (`NonceUsed` or `InsufficientDeposit`): run not counted, fee
+ * not paid.
+ */
+describe('one executor, several keyguards, one deposit (releases before any audit)', () => {
+  /** Releases on each capsule (checkAccess passes for each), then mines all the audits in one block. */
+  async function fanOut(feeSigned: bigint, keyguards: Wallet[], nonce: bigint) {
+    const capsules: string[] = []
+    for (const owner of keyguards)
+      capsules.push((await capsuleWith(w, all(fee('0.001'), maxRuns(1)), owner)).capsuleId)
+    const released = []
+    for (const capsuleId of capsules)
+      released.push(await releasedRequest(capsuleId, feeSigned, nonce))
+    await w.anvil.provider.send('evm_setAutomine', [false])
+    const audits: TransactionResponse[] = []
+    try {
+      for (const [i, { req, signature }] of released.entries()) {
+        const data = w.c.accessController.interface.encodeFunctionData('recordFastPathGrant', [
+          req,
+          '0x',
+          signature,
+        ])
+        audits.push(await sendRaw(keyguards[i]!, w.addresses.accessController, data, TIP.keyguard))
+      }
+      await mine()
+    } finally {
+      await w.anvil.provider.send('evm_setAutomine', [true])
+    }
+    const receipts = await Promise.all(
+      audits.map((a) => w.anvil.provider.getTransactionReceipt(a.hash)),
+    )
+    return { capsules, receipts }
+  }
+
+  it('counts and pays both audits on one nonce: the second fee comes from the bonded stake', async () => {
+    const ac = w.c.accessController
+    await send(ac.connect(w.executor).deposit({ value: FEE }))
+    const nonce = BigInt(bytes32())
+    const { capsules, receipts } = await fanOut(FEE, [w.owner, w.other], nonce)
+    for (const r of receipts) expect(r?.status, 'both audits must be mined').toBe(1)
+    expect(receipts[0]!.blockNumber).toBe(receipts[1]!.blockNumber)
+    for (const capsuleId of capsules) {
+      expect(await ac.runCount(capsuleId)).toBe(1n)
+      expect(await ac.nonceUsed(w.executor.address, capsuleId, nonce)).toBe(true)
+    }
+    const grants = receipts.map((r) => parseEvents(ac, r!, 'AccessGranted')[0]!.grantId)
+    for (const g of grants) expect((await ac.getEscrow(g)).amount).toBe(FEE)
+    const [shortfall] = parseEvents(ac, receipts[1]!, 'AuditShortfall')
+    expect([shortfall!.grantId, shortfall!.fromStake, shortfall!.uncovered]).toEqual([
+      grants[1],
+      FEE,
+      0n,
+    ])
+    expect(await ac.deposits(w.executor.address)).toBe(0n)
+    const node = await w.c.nodeRegistry.getNode(w.executor.address)
+    expect(node.stake).toBe(MIN_STAKE - FEE)
+    expect(await w.c.nodeRegistry.drawnForAudits(w.executor.address)).toBe(FEE)
+    // Below the minimum stake now: no further release, on either path.
+    expect(await w.c.nodeRegistry.isActive(w.executor.address, ROLE_EXECUTOR)).toBe(false)
+    // Each owner claims its whole fee.
+    await w.anvil.increaseTime(DISPUTE_WINDOW)
+    for (const [i, owner] of [w.owner, w.other].entries()) {
+      const claim = await send(ac.connect(owner).claimFees([grants[i]!]))
+      expect(parseEvents(ac, claim, 'FeeClaimed')[0]!.amount).toBe(FEE)
+    }
+    await expectConserved(w)
+  })
+
+  it('still counts every run when deposit and stake fall short: the escrow holds what was left', async () => {
+    const ac = w.c.accessController
+    // One fee is the whole stake plus half of it again: the deposit pays the first audit, the
+    // stake part of the second, nothing is left for the third.
+    const big = MIN_STAKE + MIN_STAKE / 2n
+    await send(ac.connect(w.executor).deposit({ value: big }))
+    const { capsules, receipts } = await fanOut(big, [w.owner, w.other, w.settler], 1n)
+    for (const r of receipts) expect(r?.status, 'every audit must be mined').toBe(1)
+    for (const capsuleId of capsules) expect(await ac.runCount(capsuleId)).toBe(1n)
+    const grants = receipts.map((r) => parseEvents(ac, r!, 'AccessGranted')[0]!.grantId)
+    expect((await ac.getEscrow(grants[0]!)).amount).toBe(big)
+    expect((await ac.getEscrow(grants[1]!)).amount).toBe(MIN_STAKE)
+    expect((await ac.getEscrow(grants[2]!)).amount).toBe(0n)
+    const shortfalls = receipts.slice(1).map((r) => parseEvents(ac, r!, 'AuditShortfall')[0]!)
+    expect(shortfalls.map((e) => [e.fromStake, e.uncovered])).toEqual([
+      [MIN_STAKE, big - MIN_STAKE],
+      [0n, big],
+    ])
+    const node = await w.c.nodeRegistry.getNode(w.executor.address)
+    expect([node.stake, node.unbonding]).toEqual([0n, 0n])
+    // maxRuns(1) still holds on every capsule.
+    for (const capsuleId of capsules) {
+      const [allowed] = await ac.checkAccess(
+        capsuleId,
+        w.executor.address,
+        bytes32(),
+        ZeroHash,
+        0n,
+        false,
+        '0x',
+      )
+      expect(allowed).toBe(false)
+    }
+    await expectConserved(w)
+  })
+
+  it('lets only the AccessController draw stake, once named', async () => {
+    const nr = w.c.nodeRegistry
+    await expectRevert(
+      nr.connect(w.other).drawForAudit(w.executor.address, 1n),
+      'NotAccessController',
+      [w.other.address],
+    )
+    await expectRevert(nr.setAccessController(w.other.address), 'AccessControllerAlreadySet', [
+      w.addresses.accessController,
+    ])
+    await expectRevert(
+      w.other.sendTransaction({ to: w.addresses.accessController, value: 1n }),
+      'NotNodeRegistry',
+      [w.other.address],
+    )
   })
 })
 

@@ -124,6 +124,7 @@ describe('contract invariants over long random call sequences', () => {
     const rpc = createBatchRpc(w.anvil.rpcUrl)
     let txs = 0
     let raced = 0
+    let shared = 0
     let reads = 0
     const counts = new Map<string, number>()
     const started = performance.now()
@@ -145,6 +146,7 @@ describe('contract invariants over long random call sequences', () => {
         txs: 0,
         reads: 0,
         racedAudits: 0,
+        sharedAudits: 0,
       }
       let op = 'start'
       try {
@@ -162,12 +164,14 @@ describe('contract invariants over long random call sequences', () => {
       txs += ctx.txs
       reads += ctx.reads
       raced += ctx.racedAudits
+      shared += ctx.sharedAudits
     }
     const seconds = (performance.now() - started) / 1000
     console.log(
-      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
+      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined, ${shared} audits paid past a deposit another keyguard spent) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
     )
     expect(txs).toBeGreaterThan(RUNS * STEPS * 0.8)
     expect(raced).toBeGreaterThan(0)
+    expect(shared).toBeGreaterThan(0)
   }, 600_000)
 })

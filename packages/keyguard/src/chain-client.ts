@@ -88,8 +88,8 @@ export interface ChainClient {
   isActive(node: string, role: number): Promise<boolean>
   /** The node's registered libp2p peer id bytes (multihash), or `undefined` if not registered. */
   nodePeerId(node: string): Promise<Uint8Array | undefined>
-  /** `AccessController.nonceUsed(executor, nonce)`. */
-  nonceUsed(executor: string, nonce: bigint): Promise<boolean>
+  /** `AccessController.nonceUsed(executor, capsuleId, nonce)` (nonces are scoped per capsule). */
+  nonceUsed(executor: string, capsuleId: string, nonce: bigint): Promise<boolean>
   /** The capsule's run count (the next grant's `runIndex`). */
   runCount(capsuleId: string): Promise<bigint>
   /**

@@ -261,9 +261,13 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         (v) => (v === undefined ? '-' : Buffer.from(v).toString('hex')),
       ),
 
-    nonceUsed: (executor, nonce) =>
+    nonceUsed: (executor, capsuleId, nonce) =>
       rpcs.read('nonceUsed', async ({ index, blockTag }) =>
-        Boolean(await controller(index).getFunction('nonceUsed')(executor, nonce, { blockTag })),
+        Boolean(
+          await controller(index).getFunction('nonceUsed')(executor, capsuleId, nonce, {
+            blockTag,
+          }),
+        ),
       ),
 
     runCount: (capsuleId) =>

@@ -429,7 +429,7 @@ export function fastPathServer(init: FastPathInit) {
         let dataKey: Uint8Array | undefined
         try {
           const [used, access, runs] = await Promise.all([
-            chain.nonceUsed(rec.executor, rec.nonce),
+            chain.nonceUsed(rec.executor, rec.capsuleId, rec.nonce),
             chain.checkAccess({
               capsuleId: rec.capsuleId,
               executor: rec.executor,

@@ -83,7 +83,7 @@ function clientOver(urls: string[], quorum: number) {
 /** The three reads the fast path makes for one request, in parallel, as it makes them. */
 const fastPathReads = (client: ReturnType<typeof clientOver>['client'], capsuleId: string) =>
   Promise.all([
-    client.nonceUsed(chain.executor.address, 7n),
+    client.nonceUsed(chain.executor.address, capsuleId, 7n),
     client.checkAccess({
       capsuleId,
       executor: chain.executor.address,

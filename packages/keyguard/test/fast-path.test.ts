@@ -276,7 +276,11 @@ describe('fast path', () => {
     expect(grant.fastPath).toBe(true)
     expect(grant.ephemeralKey).toBe(hexlify(req.ephemeralKey))
     expect(
-      await chain.c.accessController.nonceUsed(chain.executor.address, BigInt(hexlify(req.nonce))),
+      await chain.c.accessController.nonceUsed(
+        chain.executor.address,
+        hexlify(req.capsuleId),
+        BigInt(hexlify(req.nonce)),
+      ),
     ).toBe(true)
   })
 

@@ -29,6 +29,10 @@ interface INodeRegistry {
     /// @notice True when `node` has funds unbonding.
     function isLeaving(address node) external view returns (bool);
 
+    /// @notice Sends the AccessController (the only allowed caller) up to `amount` of `node`'s
+    ///         stake then unbonding funds, for a fast-path audit's fee shortfall.
+    function drawForAudit(address node, uint256 amount) external returns (uint256 drawn);
+
     /// @notice Seconds between a node's `requestUnbond` and its `withdraw`.
     function unbondingDelay() external view returns (uint256);
 

@@ -73,7 +73,9 @@ export interface CapsuleRegistryContract extends TypedContract<CapsuleRegistryEv
 
 /** Event arguments of NodeRegistry, by event name. */
 export interface NodeRegistryEvents {
+  AccessControllerSet: { readonly accessController: string }
   AdminChanged: { readonly previousAdmin: string; readonly newAdmin: string }
+  DrawnForAudit: { readonly node: string; readonly amount: bigint }
   ManagerSet: { readonly account: string; readonly allowed: boolean }
   NodeRegistered: { readonly node: string; readonly roles: bigint; readonly peerId: string; readonly attestationKeyHash: string; readonly stake: bigint }
   NodeUpdated: { readonly node: string; readonly roles: bigint; readonly peerId: string; readonly attestationKeyHash: string }
@@ -87,11 +89,14 @@ export interface NodeRegistryEvents {
 
 /** NodeRegistry as a typed ethers v6 contract. */
 export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> {
+  accessController: TypedMethod<[], string, 'view'>
   addStake: TypedMethod<[], void, 'payable'>
   adjustReputation: TypedMethod<[node: AddressLike, delta: BigNumberish], bigint, 'nonpayable'>
   admin: TypedMethod<[], string, 'view'>
   ALL_ROLES: TypedMethod<[], bigint, 'view'>
   claimPayout: TypedMethod<[], void, 'nonpayable'>
+  drawForAudit: TypedMethod<[node: AddressLike, amount: BigNumberish], bigint, 'nonpayable'>
+  drawnForAudits: TypedMethod<[arg0: AddressLike], bigint, 'view'>
   getNode: TypedMethod<[node: AddressLike], NodeOutput, 'view'>
   initialReputation: TypedMethod<[], bigint, 'view'>
   isActive: TypedMethod<[node: AddressLike, role: BigNumberish], boolean, 'view'>
@@ -107,6 +112,7 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   requestUnbond: TypedMethod<[amount: BigNumberish], void, 'nonpayable'>
   ROLE_EXECUTOR: TypedMethod<[], bigint, 'view'>
   ROLE_VERIFIER: TypedMethod<[], bigint, 'view'>
+  setAccessController: TypedMethod<[controller: AddressLike], void, 'nonpayable'>
   setAdmin: TypedMethod<[newAdmin: AddressLike], void, 'nonpayable'>
   setManager: TypedMethod<[account: AddressLike, allowed: boolean], void, 'nonpayable'>
   slash: TypedMethod<[node: AddressLike, amount: BigNumberish, recipient: AddressLike, reason: BytesLike], bigint, 'nonpayable'>
@@ -121,6 +127,7 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
 export interface AccessControllerEvents {
   AccessGranted: { readonly grantId: string; readonly capsuleId: string; readonly executor: string; readonly ephemeralKey: string; readonly measurement: string; readonly expiresAt: bigint; readonly fastPath: boolean }
   AdminChanged: { readonly previousAdmin: string; readonly newAdmin: string }
+  AuditShortfall: { readonly grantId: string; readonly executor: string; readonly fromStake: bigint; readonly uncovered: bigint }
   Credited: { readonly payee: string; readonly grantId: string; readonly amount: bigint }
   CreditWithdrawn: { readonly payee: string; readonly amount: bigint }
   Deposited: { readonly account: string; readonly amount: bigint; readonly balance: bigint }
@@ -155,7 +162,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   hashSignedRequest: TypedMethod<[req: SignedAccessRequestInput], string, 'view'>
   isSettler: TypedMethod<[arg0: AddressLike], boolean, 'view'>
   nodeRegistry: TypedMethod<[], string, 'view'>
-  nonceUsed: TypedMethod<[executor: AddressLike, nonce: BigNumberish], boolean, 'view'>
+  nonceUsed: TypedMethod<[executor: AddressLike, capsuleId: BytesLike, nonce: BigNumberish], boolean, 'view'>
   pendingWithdrawals: TypedMethod<[arg0: AddressLike], [amount: bigint, releaseAt: bigint] & { readonly amount: bigint; readonly releaseAt: bigint }, 'view'>
   recordFastPathGrant: TypedMethod<[req: SignedAccessRequestInput, jobParams: BytesLike, signature: BytesLike], string, 'nonpayable'>
   requestAccess: TypedMethod<[capsuleId: BytesLike, ephemeralKey: BytesLike, measurement: BytesLike, jobParams: BytesLike], string, 'payable'>
@@ -189,6 +196,7 @@ export interface INodeRegistryEvents {
 
 /** INodeRegistry as a typed ethers v6 contract. */
 export interface INodeRegistryContract extends TypedContract<INodeRegistryEvents> {
+  drawForAudit: TypedMethod<[node: AddressLike, amount: BigNumberish], bigint, 'nonpayable'>
   getNode: TypedMethod<[node: AddressLike], NodeOutput, 'view'>
   isActive: TypedMethod<[node: AddressLike, role: BigNumberish], boolean, 'view'>
   isBound: TypedMethod<[node: AddressLike, role: BigNumberish], boolean, 'view'>

@@ -14,6 +14,8 @@ export interface NodeModel {
   roles: number
   dropped: number
   droppedAt: bigint
+  /** Drawn from stake by fast-path audits the deposit did not cover (still counts for isBound). */
+  drawn: bigint
 }
 
 export interface ExecutorModel {
@@ -97,6 +99,7 @@ export class Model {
           roles: 0,
           dropped: 0,
           droppedAt: 0n,
+          drawn: 0n,
         },
       }
       this.executors.set(a, e)
@@ -122,7 +125,7 @@ export class Model {
     const n = this.executor(a).node
     if (!n.registered) return false
     const roles = n.roles | (t < n.droppedAt + this.p.unbondingDelay ? n.dropped : 0)
-    return (roles & ROLE_EXECUTOR) !== 0 && n.stake + n.unbonding >= this.p.minStake
+    return (roles & ROLE_EXECUTOR) !== 0 && n.stake + n.unbonding + n.drawn >= this.p.minStake
   }
 
   unlocked(a: string): bigint {
@@ -142,6 +145,25 @@ export class Model {
   }
 
   /** Counts a grant; escrows its fee. */
+  /**
+   * A fast-path audit's fee: the deposit first, then stake, then unbonding funds (the draw);
+   * returns what the escrow holds (less than `fee` when all of them fall short).
+   */
+  payAudit(a: string, fee: bigint): bigint {
+    const e = this.executor(a)
+    const n = e.node
+    const fromDeposit = fee < e.deposit ? fee : e.deposit
+    e.deposit -= fromDeposit
+    const shortfall = fee - fromDeposit
+    const fromStake = shortfall < n.stake ? shortfall : n.stake
+    n.stake -= fromStake
+    const rest = shortfall - fromStake
+    const fromUnbonding = rest < n.unbonding ? rest : n.unbonding
+    n.unbonding -= fromUnbonding
+    n.drawn += fromStake + fromUnbonding
+    return fromDeposit + fromStake + fromUnbonding
+  }
+
   grant(c: CapsuleModel, grantId: string, fee: bigint, t: bigint): void {
     c.runs++
     if (fee > 0n) {

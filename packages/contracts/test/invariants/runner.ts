@@ -40,6 +40,8 @@ export interface RunContext {
   reads: number
   /** Fast-path releases whose audit the executor raced with at least one move, and were mined. */
   racedAudits: number
+  /** Audits mined after another keyguard's audit had spent the deposit checkAccess saw. */
+  sharedAudits: number
 }
 
 export class InvariantError extends Error {}
@@ -440,6 +442,57 @@ async function fastPath(ctx: RunContext, anyExecutor: Wallet): Promise<void> {
   if (mustSucceed && moves > 0) ctx.racedAudits++
 }
 
+/**
+ * Two keyguards (two capsules) release to one executor on one nonce before either audit: both
+ * `checkAccess` calls see the same deposit. Both audits must be mined; the second draws from
+ * stake what the first left short.
+ */
+async function fanOut(ctx: RunContext): Promise<void> {
+  const m = ctx.model
+  const ready = ctx.actors.executors.filter(
+    (x) => m.isActive(x.address) && m.executor(x.address).node.unbonding === 0n,
+  )
+  const live = m.capsules.filter((x) => m.policyAllows(x, x.minFee))
+  if (ready.length === 0 || live.length < 2) return
+  const executor = ctx.rnd.pick(ready)
+  const e = executor.address
+  const first = ctx.rnd.pick(live)
+  const second = ctx.rnd.pick(live.filter((x) => x !== first))
+  let fee = first.minFee > second.minFee ? first.minFee : second.minFee
+  if (m.unlocked(e) < fee) await deposit(ctx, e)
+  if (m.unlocked(e) < fee) return
+  // Often the whole unlocked deposit: the second audit then finds it spent.
+  if (ctx.rnd.chance(0.6)) fee = m.unlocked(e)
+  const nonce = BigInt(ctx.rnd.bytes32())
+  const released: Signed[] = []
+  for (const c of [first, second]) {
+    const verdict = await checkAccess(ctx, c, e, fee)
+    if (!verdict.allowed) fail(`checkAccess refused a fan-out release (reason ${verdict.reason})`)
+    const signed: Signed = {
+      req: {
+        capsuleId: c.id,
+        executor: e,
+        ephemeralKey: ctx.rnd.bytes32(),
+        measurement: ctx.rnd.bytes32(),
+        jobParamsHash: jobParamsHash('0x'),
+        fee,
+        nonce,
+        expiry: m.now + m.p.auditWindow,
+      },
+      signature: '',
+    }
+    signed.signature = await signAccessRequest(
+      executor,
+      accessRequestDomain(ctx.chainId, ctx.addresses.accessController),
+      signed.req,
+    )
+    released.push(signed)
+  }
+  const short = m.executor(e).deposit < 2n * fee
+  for (const [i, c] of [first, second].entries()) await record(ctx, released[i]!, c.owner, true)
+  if (short) ctx.sharedAudits++
+}
+
 async function record(ctx: RunContext, signed: Signed, recorder: string, mustSucceed: boolean) {
   const m = ctx.model
   const { req } = signed
@@ -448,9 +501,12 @@ async function record(ctx: RunContext, signed: Signed, recorder: string, mustSuc
   const ok =
     m.canRecord(c.owner, recorder) &&
     t <= req.expiry &&
-    lastRecorded?.signed.req.nonce !== req.nonce &&
+    !(
+      lastRecorded?.signed.req.nonce === req.nonce &&
+      lastRecorded.signed.req.capsuleId === req.capsuleId &&
+      lastRecorded.signed.req.executor === req.executor
+    ) &&
     m.isBound(req.executor, t) &&
-    m.executor(req.executor).deposit >= req.fee &&
     m.policyAllows(c, req.fee)
   const r = await sendTx(ctx, recorder, 'ac', ac(ctx), 'recordFastPathGrant', [
     req,
@@ -461,9 +517,8 @@ async function record(ctx: RunContext, signed: Signed, recorder: string, mustSuc
     fail('the executor voided a fast-path audit that checkAccess allowed before the release')
   expectOutcome('recordFastPathGrant', ok, r)
   if (!ok) return
-  const e = m.executor(req.executor)
-  e.deposit -= req.fee
-  m.grant(c, grantOf(ctx, r, c, req.executor), req.fee, t)
+  // A deposit short of the fee never voids the audit: the stake pays the rest (ADR 0006).
+  m.grant(c, grantOf(ctx, r, c, req.executor), m.payAudit(req.executor, req.fee), t)
   lastRecorded = { signed, recorder }
 }
 
@@ -606,6 +661,7 @@ export async function step(ctx: RunContext): Promise<string> {
     [1, 'revokeCapsule', () => revokeCapsule(ctx)],
     [8, 'requestAccess', () => requestAccess(ctx, rnd.chance(0.9) ? e : actors.stranger)],
     [12, 'fastPath', () => fastPath(ctx, executor)],
+    [3, 'fanOut', () => fanOut(ctx)],
     [1, 'replayAudit', () => replayAudit(ctx)],
     [5, 'claimFees', () => claimFees(ctx)],
     [3, 'dispute', () => dispute(ctx)],
