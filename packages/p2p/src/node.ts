@@ -8,7 +8,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import { withBitswap } from '@helia/bitswap'
-import { type HeliaWithLibp2p, withLibp2pLight } from '@helia/libp2p'
+import type { HeliaWithLibp2p } from '@helia/libp2p'
 import { bootstrap } from '@libp2p/bootstrap'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
@@ -21,8 +21,11 @@ import { MemoryBlockstore } from 'blockstore-core'
 import { FsBlockstore } from 'blockstore-fs'
 import { MemoryDatastore } from 'datastore-core'
 import { FsDatastore } from 'datastore-fs'
-import { createHeliaLight } from 'helia'
+import { createLibp2p } from 'libp2p'
+import { userAgent } from 'libp2p/user-agent'
 import { NodeStartError } from './errors.ts'
+import { loadHelia } from './helia/load-helia.ts'
+import { withLibp2p } from './helia/with-libp2p.ts'
 
 /** The services of a Digicap node's libp2p. `dht` is present only when enabled. */
 export interface DigicapServices {
@@ -154,9 +157,15 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
 
   let helia: HeliaWithLibp2p<DigicapServices>
   try {
-    const base = createHeliaLight({ blockstore, datastore })
-    const withNet = withLibp2pLight(base, {
+    // libp2p is built here with only our transports and services; `createHelia` and
+    // `@helia/libp2p`'s index would load libp2p's whole default set-up (see load-helia.ts).
+    const { Helia, name, version } = await loadHelia()
+    const base = new Helia({ name, version, blockstore, datastore })
+    const libp2p = await createLibp2p({
       ...(init.privateKey ? { privateKey: init.privateKey } : {}),
+      start: false,
+      datastore,
+      nodeInfo: { name, version, userAgent: `${name}/${version} ${userAgent()}` },
       addresses: {
         listen,
         ...(init.announce?.length ? { appendAnnounce: [...init.announce] } : {}),
@@ -166,7 +175,8 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       streamMuxers: [yamux()],
       peerDiscovery,
       services: services as never,
-    }) as unknown as HeliaWithLibp2p<DigicapServices>
+    })
+    const withNet = withLibp2p(base, libp2p as unknown as DigicapLibp2p)
     helia = withBitswap(withNet)
     await helia.start()
   } catch (cause) {
