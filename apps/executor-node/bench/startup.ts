@@ -63,3 +63,14 @@ console.log('\nwhat `run` must still load (fresh process each):')
 for (const m of ['ethers', '@digicap/keyguard', '@digicap/p2p', '@digicap/executor']) {
   row(`  import ${m}`, importCode(m))
 }
+// The node itself loads part of its stack when it starts (helia's class), so time a start too.
+row(
+  '  import @digicap/p2p + start a node',
+  `
+const { createDigicapNode } = await import('@digicap/p2p')
+const node = await createDigicapNode()
+await node.stop()
+const c = process.cpuUsage()
+console.log((c.user + c.system) / 1000)
+`,
+)
