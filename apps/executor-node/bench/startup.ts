@@ -74,3 +74,15 @@ const c = process.cpuUsage()
 console.log((c.user + c.system) / 1000)
 `,
 )
+// What `run`'s start stage loads and does, together in one process.
+row(
+  "  run's start: all four + a node",
+  `
+await Promise.all(['ethers', '@digicap/keyguard', '@digicap/executor'].map((m) => import(m)))
+const { createDigicapNode } = await import('@digicap/p2p')
+const node = await createDigicapNode()
+await node.stop()
+const c = process.cpuUsage()
+console.log((c.user + c.system) / 1000)
+`,
+)
