@@ -5,6 +5,7 @@
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 } from '@noble/hashes/sha3.js'
+import { abiWord, concat, leftPad32 } from './bytes.ts'
 import { WireSignatureError } from './errors.ts'
 import { type AccessRequest, ADDRESS_LENGTH, ID_LENGTH, SIGNATURE_LENGTH } from './messages.ts'
 
@@ -59,32 +60,6 @@ function hexToBytes(hex: string, length: number, name: string): Uint8Array {
   }
   const out = new Uint8Array(length)
   for (let i = 0; i < length; i++) out[i] = Number.parseInt(hex.slice(2 + 2 * i, 4 + 2 * i), 16)
-  return out
-}
-
-function word(n: bigint): Uint8Array {
-  const out = new Uint8Array(32)
-  let v = n
-  for (let i = 31; i >= 0; i--) {
-    out[i] = Number(v & 0xffn)
-    v >>= 8n
-  }
-  return out
-}
-
-function leftPad32(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(32)
-  out.set(bytes, 32 - bytes.length)
-  return out
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let offset = 0
-  for (const p of parts) {
-    out.set(p, offset)
-    offset += p.length
-  }
   return out
 }
 
@@ -161,7 +136,7 @@ export function accessDomainSeparator(domain: AccessDomain): Uint8Array {
       keccak_256(utf8(DOMAIN_TYPE)),
       keccak_256(utf8(ACCESS_DOMAIN_NAME)),
       keccak_256(utf8(ACCESS_DOMAIN_VERSION)),
-      word(checkChainId(domain.chainId)),
+      abiWord(checkChainId(domain.chainId)),
       leftPad32(addressToBytes(domain.verifyingContract)),
     ),
   )
@@ -186,9 +161,9 @@ export function accessRequestSigningBytes(
       req.ephemeralKey,
       req.measurement,
       req.jobParamsHash,
-      word(req.fee),
+      abiWord(req.fee),
       req.nonce,
-      word(req.expiry),
+      abiWord(req.expiry),
     ),
   )
   return concat(new Uint8Array([0x19, 0x01]), accessDomainSeparator(domain), structHash)

@@ -7,6 +7,7 @@
  */
 import { DigicapError, HPKE_OVERHEAD, InvalidArgumentError } from '@digicap/capsule-core'
 import { keccak_256 } from '@noble/hashes/sha3.js'
+import { equalBytes } from './bytes.ts'
 import {
   checkFields,
   decodeEnvelope,
@@ -428,7 +429,7 @@ export function decodeAccessResponse(body: Uint8Array): AccessResponse {
     const innerMap = inner as WireMap
     expectType(decodeEnvelope(encodeCanonical(innerMap)).type, 'key-release')
     const keyRelease = keyReleaseFromMap(innerMap)
-    if (!equal(keyRelease.grantId, grantId) || !keyRelease.fastPath) {
+    if (!equalBytes(keyRelease.grantId, grantId) || !keyRelease.fastPath) {
       throw new WireFormatError('Inline key release does not belong to this fast-path grant', {
         details: { type, field: 'keyRelease', reason: 'mismatch' },
       })
@@ -447,10 +448,6 @@ export function decodeAccessResponse(body: Uint8Array): AccessResponse {
     out.retryAfterMs = Number(readUint(map, type, 'retryAfterMs', BigInt(MAX_RETRY_AFTER_MS)))
   }
   return out
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
  * the reason each failure gets are fixed here, so every receiver refuses alike.
  */
 import { keccak_256 } from '@noble/hashes/sha3.js'
+import { abiWord, equalBytes, leftPad32 } from './bytes.ts'
 import { type Address, toChecksumAddress } from './eip712.ts'
 import { WireSignatureError } from './errors.ts'
 import type { ResultDelivery, ResultRefusalCode } from './result.ts'
@@ -40,26 +41,6 @@ export type ResultVerdict =
   | { ok: true; executor: Address }
   | { ok: false; reasonCode: ResultRefusalCode; executor?: Address | undefined }
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
-}
-
-function word(n: bigint): Uint8Array {
-  const out = new Uint8Array(32)
-  let v = n
-  for (let i = 31; i >= 0; i--) {
-    out[i] = Number(v & 0xffn)
-    v >>= 8n
-  }
-  return out
-}
-
-function pad(b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(32)
-  out.set(b, 32 - b.length)
-  return out
-}
-
 /**
  * The AccessController's grant id: `keccak256(abi.encode(uint256 chainId, address
  * accessController, bytes32 capsuleId, address executor, bytes32 ephemeralKey, bytes32
@@ -75,13 +56,13 @@ export function grantIdOf(
     Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16),
   )
   const words = [
-    word(BigInt(domain.chainId)),
-    pad(controller),
+    abiWord(BigInt(domain.chainId)),
+    leftPad32(controller),
     grant.capsuleId,
-    pad(grant.executor),
+    leftPad32(grant.executor),
     grant.ephemeralKey,
     measurement,
-    word(grant.runIndex),
+    abiWord(grant.runIndex),
   ]
   const buf = new Uint8Array(32 * words.length)
   words.forEach((w, i) => {
@@ -116,7 +97,7 @@ export function checkResultEnvelope(
     reasonCode,
     executor: signer,
   })
-  if (!equal(delivery.receiverKey, context.receiverKey)) return refuse('wrong-receiver')
+  if (!equalBytes(delivery.receiverKey, context.receiverKey)) return refuse('wrong-receiver')
   if (delivery.resultSize > context.maxResultSize) return refuse('too-large')
   if (context.seen) return refuse('replayed')
   return { ok: true, executor: signer }
@@ -139,9 +120,9 @@ export function checkResultGrant(
     executor,
   })
   if (grant === undefined) return refuse('unknown-grant')
-  if (!equal(grant.executor, delivery.executor)) return refuse('wrong-executor')
-  if (!equal(grant.capsuleId, delivery.capsuleId)) return refuse('wrong-capsule')
-  if (!equal(grantIdOf(domain, grant, delivery.measurement), delivery.grantId)) {
+  if (!equalBytes(grant.executor, delivery.executor)) return refuse('wrong-executor')
+  if (!equalBytes(grant.capsuleId, delivery.capsuleId)) return refuse('wrong-capsule')
+  if (!equalBytes(grantIdOf(domain, grant, delivery.measurement), delivery.grantId)) {
     return refuse('wrong-measurement')
   }
   return { ok: true, executor }

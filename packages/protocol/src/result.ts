@@ -8,6 +8,7 @@
  */
 import { HPKE_OVERHEAD, InvalidArgumentError } from '@digicap/capsule-core'
 import { keccak_256 } from '@noble/hashes/sha3.js'
+import { equalBytes } from './bytes.ts'
 import { checkFields, decodeEnvelope, readBytes, readText, readUint, type WireMap } from './cbor.ts'
 import { WireFormatError } from './errors.ts'
 import {
@@ -112,10 +113,6 @@ export const RESULT_ACK_STATUSES = ['ok', 'refused'] as const
 
 /** CIDv0 (base58btc `Qm…`) or CIDv1 in base32 (`b…`), as IPFS tools print them. */
 const CID_PATTERN = /^(?:Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{8,127})$/
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
-}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null
@@ -267,7 +264,7 @@ export function decodeResultDelivery(body: Uint8Array): ResultDelivery {
       details: { type, field: 'hpke', reason: 'length', expected: base.resultSize },
     })
   }
-  if (!equal(keccak_256(hpke), base.resultHash)) {
+  if (!equalBytes(keccak_256(hpke), base.resultHash)) {
     throw new WireFormatError('Inline result does not hash to resultHash', {
       details: { type, field: 'resultHash', reason: 'mismatch' },
     })
