@@ -7,7 +7,7 @@
  */
 import { DigicapError, HPKE_OVERHEAD, InvalidArgumentError } from '@digicap/capsule-core'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { equalBytes } from './bytes.ts'
+import { abiWord, equalBytes } from './bytes.ts'
 import {
   checkFields,
   decodeEnvelope,
@@ -315,14 +315,7 @@ export function encodeAccessRequest(message: AccessRequest): Uint8Array {
 
 /** 32 big-endian bytes of a uint256 (`undefined` when out of range, so the encoder refuses it). */
 function uint256Bytes(n: bigint): Uint8Array | undefined {
-  if (n < 0n || n > MAX_U256) return undefined
-  const out = new Uint8Array(32)
-  let v = n
-  for (let i = 31; i >= 0; i--) {
-    out[i] = Number(v & 0xffn)
-    v >>= 8n
-  }
-  return out
+  return n < 0n || n > MAX_U256 ? undefined : abiWord(n)
 }
 
 /**
