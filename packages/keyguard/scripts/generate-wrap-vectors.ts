@@ -21,8 +21,8 @@ import {
 } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { deriveOwnerIdentity, RECOVERY_KEY_INFO } from '../src/recovery.ts'
-import { RECOVERY_WRAP_AAD } from '../src/wrap.ts'
+import { deriveOwnerIdentity, RECOVERY_KEY_INFO } from '../src/recovery/recovery.ts'
+import { RECOVERY_WRAP_AAD } from '../src/sealers/wrap.ts'
 
 export interface WrapVector {
   name: string

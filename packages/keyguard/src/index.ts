@@ -63,8 +63,10 @@ export type {
   CheckAccessArgs,
   FastPathRecord,
   GrantLog,
-} from './chain-client.ts'
-export { ROLE_EXECUTOR } from './chain-client.ts'
+} from './chain/chain-client.ts'
+export { ROLE_EXECUTOR } from './chain/chain-client.ts'
+export type { EthersChainClientInit } from './chain/ethers-chain-client.ts'
+export { ethersChainClient } from './chain/ethers-chain-client.ts'
 export {
   AlreadyReleasedError,
   ChainMismatchError,
@@ -85,33 +87,14 @@ export {
   TpmUnavailableError,
   UnwrapError,
 } from './errors.ts'
-export type { EthersChainClientInit } from './ethers-chain-client.ts'
-export { ethersChainClient } from './ethers-chain-client.ts'
 export type {
   AuditAlertReason,
   FastPathComponents,
   FastPathEvent,
   FastPathInit,
   FastPathServer,
-} from './fast-path-server.ts'
-export { auditAlertReason, fastPathServer } from './fast-path-server.ts'
-export type {
-  GrantWatcher,
-  GrantWatcherComponents,
-  GrantWatcherEvent,
-  GrantWatcherInit,
-} from './grant-watcher.ts'
-export { grantWatcher } from './grant-watcher.ts'
-export { canonicalId } from './ids.ts'
-export type {
-  KeyReleaser,
-  KeyReleaserComponents,
-  KeyReleaserInit,
-  ReleaseEvent,
-} from './key-releaser.ts'
-export { keyReleaser, peerIdFromRegistered } from './key-releaser.ts'
-export type { KeyRecord, KeyStore, PutKeyRecord } from './key-store.ts'
-export { createKeyStore, MAX_METADATA_ENTRIES, MAX_WRAPPED_KEYS } from './key-store.ts'
+} from './fast-path/fast-path-server.ts'
+export { auditAlertReason, fastPathServer } from './fast-path/fast-path-server.ts'
 export type {
   Keyguard,
   KeyguardComponents,
@@ -120,8 +103,8 @@ export type {
   KeyguardStatus,
 } from './keyguard.ts'
 export { createKeyguard } from './keyguard.ts'
-export type { InitOwnerOptions, OwnerInfo, OwnerSecrets } from './owner.ts'
-export { initOwner, readOwner, restoreOwner, unwrapOwnerSecrets } from './owner.ts'
+export type { InitOwnerOptions, OwnerInfo, OwnerSecrets } from './recovery/owner.ts'
+export { initOwner, readOwner, restoreOwner, unwrapOwnerSecrets } from './recovery/owner.ts'
 export type {
   CapsuleDirectory,
   HeaderFetcher,
@@ -131,11 +114,11 @@ export type {
   RebuildFailureReason,
   RebuildKeyStoreOptions,
   RebuildKeyStoreResult,
-} from './rebuild-keys.ts'
-export { rebuildKeyStore } from './rebuild-keys.ts'
-export type { RecoverKeysOptions, RecoverKeysResult } from './recover-keys.ts'
-export { recoverKeys } from './recover-keys.ts'
-export type { OwnerIdentity } from './recovery.ts'
+} from './recovery/rebuild-keys.ts'
+export { rebuildKeyStore } from './recovery/rebuild-keys.ts'
+export type { RecoverKeysOptions, RecoverKeysResult } from './recovery/recover-keys.ts'
+export { recoverKeys } from './recovery/recover-keys.ts'
+export type { OwnerIdentity } from './recovery/recovery.ts'
 export {
   deriveOwnerIdentity,
   ETHEREUM_PATH,
@@ -147,22 +130,39 @@ export {
   RECOVERY_KEY_INFO,
   recoveryKeyId,
   wipeOwnerIdentity,
-} from './recovery.ts'
-export type { BeginResult, ReleaseEntry, ReleaseJournal } from './release-journal.ts'
-export { createReleaseJournal, MAX_EXECUTOR_KEY_BYTES } from './release-journal.ts'
-export { RSA_OAEP_MAX_PLAINTEXT, rsaPublicKey, wrapWithPublicKey } from './rsa-oaep.ts'
-export type { Sealer, SealerDescription, SealerPublicKey } from './sealer.ts'
-export type { SoftwareSealerInit } from './software-sealer.ts'
-export { softwareSealer } from './software-sealer.ts'
-export type { Tpm2SealerInit } from './tpm2-sealer.ts'
-export { DEFAULT_TPM2_HANDLE, tpm2Sealer } from './tpm2-sealer.ts'
-export type { Logger, WrappedKey, WrapScheme } from './types.ts'
-export { stderrLogger, WRAP_SCHEMES } from './types.ts'
-export type { WrapDataKeyOptions } from './wrap.ts'
+} from './recovery/recovery.ts'
+export type {
+  GrantWatcher,
+  GrantWatcherComponents,
+  GrantWatcherEvent,
+  GrantWatcherInit,
+} from './release/grant-watcher.ts'
+export { grantWatcher } from './release/grant-watcher.ts'
+export type {
+  KeyReleaser,
+  KeyReleaserComponents,
+  KeyReleaserInit,
+  ReleaseEvent,
+} from './release/key-releaser.ts'
+export { keyReleaser, peerIdFromRegistered } from './release/key-releaser.ts'
+export type { BeginResult, ReleaseEntry, ReleaseJournal } from './release/release-journal.ts'
+export { createReleaseJournal, MAX_EXECUTOR_KEY_BYTES } from './release/release-journal.ts'
+export { RSA_OAEP_MAX_PLAINTEXT, rsaPublicKey, wrapWithPublicKey } from './sealers/rsa-oaep.ts'
+export type { Sealer, SealerDescription, SealerPublicKey } from './sealers/sealer.ts'
+export type { SoftwareSealerInit } from './sealers/software-sealer.ts'
+export { softwareSealer } from './sealers/software-sealer.ts'
+export type { Tpm2SealerInit } from './sealers/tpm2-sealer.ts'
+export { DEFAULT_TPM2_HANDLE, tpm2Sealer } from './sealers/tpm2-sealer.ts'
+export type { WrapDataKeyOptions } from './sealers/wrap.ts'
 export {
   RECOVERY_WRAP_AAD,
   unwrapDataKey,
   unwrapWithRecoveryKey,
   wrapDataKey,
   wrapToRecoveryKey,
-} from './wrap.ts'
+} from './sealers/wrap.ts'
+export { canonicalId } from './store/ids.ts'
+export type { KeyRecord, KeyStore, PutKeyRecord } from './store/key-store.ts'
+export { createKeyStore, MAX_METADATA_ENTRIES, MAX_WRAPPED_KEYS } from './store/key-store.ts'
+export type { Logger, WrappedKey, WrapScheme } from './types.ts'
+export { stderrLogger, WRAP_SCHEMES } from './types.ts'

@@ -4,20 +4,20 @@
  * journal, chain client, libp2p node).
  */
 import type { ProtocolDialer, ProtocolRegistrar } from '@digicap/protocol'
-import type { ChainClient, GrantLog } from './chain-client.ts'
+import type { ChainClient, GrantLog } from './chain/chain-client.ts'
 import { KeyguardStateError } from './errors.ts'
 import {
   type FastPathEvent,
   type FastPathInit,
   type FastPathServer,
   fastPathServer,
-} from './fast-path-server.ts'
-import { removeStaleTemps } from './fs-atomic.ts'
-import { type GrantWatcher, type GrantWatcherEvent, grantWatcher } from './grant-watcher.ts'
-import { type KeyReleaser, keyReleaser, type ReleaseEvent } from './key-releaser.ts'
-import type { KeyStore } from './key-store.ts'
-import type { ReleaseJournal } from './release-journal.ts'
-import type { Sealer, SealerDescription } from './sealer.ts'
+} from './fast-path/fast-path-server.ts'
+import { type GrantWatcher, type GrantWatcherEvent, grantWatcher } from './release/grant-watcher.ts'
+import { type KeyReleaser, keyReleaser, type ReleaseEvent } from './release/key-releaser.ts'
+import type { ReleaseJournal } from './release/release-journal.ts'
+import type { Sealer, SealerDescription } from './sealers/sealer.ts'
+import { removeStaleTemps } from './store/fs-atomic.ts'
+import type { KeyStore } from './store/key-store.ts'
 import type { Logger } from './types.ts'
 
 export interface KeyguardInit {

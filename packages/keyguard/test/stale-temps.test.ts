@@ -6,8 +6,8 @@ import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { removeStaleTemps } from '../src/fs-atomic.ts'
 import { createKeyguard } from '../src/index.ts'
+import { removeStaleTemps } from '../src/store/fs-atomic.ts'
 import {
   type Chain,
   chainClientFor,

@@ -3,7 +3,7 @@
  * Wrapping needs only the public key; unwrapping needs the private key (inside the TPM for
  * the `tpm2` sealer). Implementations live in `tpm2-sealer.ts` and `software-sealer.ts`.
  */
-import type { WrappedKey, WrapScheme } from './types.ts'
+import type { WrappedKey, WrapScheme } from '../types.ts'
 
 /** A sealer's public key, in forms other machines can use to wrap without the sealer. */
 export interface SealerPublicKey {

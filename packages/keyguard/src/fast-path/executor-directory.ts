@@ -13,7 +13,7 @@
  *   and a registered executor already known is answered from memory whatever they send.
  */
 import { createRateLimiter } from '@digicap/protocol'
-import type { ChainClient } from './chain-client.ts'
+import type { ChainClient } from '../chain/chain-client.ts'
 
 export interface ExecutorDirectoryInit {
   /** How long a registered executor's peer is reused before it is read again, ms. Default 5000. */

@@ -15,12 +15,12 @@ import {
   type ParsedCapsuleHeader,
   verifyCapsuleHeader,
 } from '@digicap/capsule-core'
-import { RecoveryKeyMismatchError, UnwrapError } from './errors.ts'
-import type { KeyStore } from './key-store.ts'
+import { RecoveryKeyMismatchError, UnwrapError } from '../errors.ts'
+import type { Sealer } from '../sealers/sealer.ts'
+import { unwrapWithRecoveryKey } from '../sealers/wrap.ts'
+import type { KeyStore } from '../store/key-store.ts'
+import type { WrappedKey } from '../types.ts'
 import { deriveOwnerIdentity, wipeOwnerIdentity } from './recovery.ts'
-import type { Sealer } from './sealer.ts'
-import type { WrappedKey } from './types.ts'
-import { unwrapWithRecoveryKey } from './wrap.ts'
 
 /** One capsule the chain says the owner registered, as it stands now. */
 export interface OwnedCapsule {

@@ -15,8 +15,10 @@
 import { dirname } from 'node:path'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
-import { KeyExistsError, RecoveryKeyMismatchError } from './errors.ts'
-import { ensureDir, writeFileAtomic } from './fs-atomic.ts'
+import { KeyExistsError, RecoveryKeyMismatchError } from '../errors.ts'
+import type { Sealer } from '../sealers/sealer.ts'
+import { unwrapDataKey } from '../sealers/wrap.ts'
+import { ensureDir, writeFileAtomic } from '../store/fs-atomic.ts'
 import {
   checkDate,
   checkKeys,
@@ -24,7 +26,8 @@ import {
   encodeWrappedKey,
   parseWrappedKey,
   readJsonFile,
-} from './json-file.ts'
+} from '../store/json-file.ts'
+import type { WrappedKey } from '../types.ts'
 import {
   deriveOwnerIdentity,
   ethereumAddress,
@@ -33,9 +36,6 @@ import {
   recoveryKeyId,
   wipeOwnerIdentity,
 } from './recovery.ts'
-import type { Sealer } from './sealer.ts'
-import type { WrappedKey } from './types.ts'
-import { unwrapDataKey } from './wrap.ts'
 
 /** The public face of the owner, as stored in the owner file. */
 export interface OwnerInfo {

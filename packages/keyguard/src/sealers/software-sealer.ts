@@ -14,11 +14,11 @@ import {
 import { readFile, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { promisify } from 'node:util'
-import { SealerRefusedError, UnwrapError } from './errors.ts'
-import { ensureDir, writeFileAtomic } from './fs-atomic.ts'
+import { SealerRefusedError, UnwrapError } from '../errors.ts'
+import { ensureDir, writeFileAtomic } from '../store/fs-atomic.ts'
+import { type Logger, stderrLogger, type WrappedKey } from '../types.ts'
 import { RSA_BITS, RSA_CIPHERTEXT_LENGTH, rsaPublicKey, wrapWithPublicKey } from './rsa-oaep.ts'
 import type { Sealer, SealerDescription, SealerPublicKey } from './sealer.ts'
-import { type Logger, stderrLogger, type WrappedKey } from './types.ts'
 
 const SCHEME = 'software-rsa-oaep-sha256' as const
 const WARNING =

@@ -18,7 +18,8 @@
 import { readdir, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '@digicap/capsule-core'
-import { KeyExistsError } from './errors.ts'
+import { KeyExistsError } from '../errors.ts'
+import { WRAP_SCHEMES, type WrappedKey } from '../types.ts'
 import { ensureDir, removeStaleTemps, syncDir, writeFileAtomic } from './fs-atomic.ts'
 import { canonicalId } from './ids.ts'
 import {
@@ -31,7 +32,6 @@ import {
   parseWrappedKey,
   readJsonFile,
 } from './json-file.ts'
-import { WRAP_SCHEMES, type WrappedKey } from './types.ts'
 
 /** Most wrapped copies one record may hold. */
 export const MAX_WRAPPED_KEYS = 16

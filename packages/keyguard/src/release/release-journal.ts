@@ -24,10 +24,10 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
-import { AlreadyReleasedError, GrantKeyMismatchError, ReleaseNotBegunError } from './errors.ts'
-import { ensureDir, removeStaleTemps, writeFileAtomic } from './fs-atomic.ts'
-import { canonicalId } from './ids.ts'
-import { checkDate, checkKeys, corrupt, type JsonObject, readJsonFile } from './json-file.ts'
+import { AlreadyReleasedError, GrantKeyMismatchError, ReleaseNotBegunError } from '../errors.ts'
+import { ensureDir, removeStaleTemps, writeFileAtomic } from '../store/fs-atomic.ts'
+import { canonicalId } from '../store/ids.ts'
+import { checkDate, checkKeys, corrupt, type JsonObject, readJsonFile } from '../store/json-file.ts'
 
 /** Longest executor key the journal accepts (an X25519 key is 32 bytes). */
 export const MAX_EXECUTOR_KEY_BYTES = 256

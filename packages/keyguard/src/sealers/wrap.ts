@@ -10,11 +10,11 @@ import {
   InvalidArgumentError,
   X25519_KEY_LENGTH,
 } from '@digicap/capsule-core'
-import { UnwrapError } from './errors.ts'
-import { recoveryKeyId } from './recovery.ts'
+import { UnwrapError } from '../errors.ts'
+import { recoveryKeyId } from '../recovery/recovery.ts'
+import type { WrappedKey } from '../types.ts'
 import { checkDataKey } from './rsa-oaep.ts'
 import type { Sealer } from './sealer.ts'
-import type { WrappedKey } from './types.ts'
 
 /** HPKE AAD of recovery wraps: binds them to their purpose and format version. */
 export const RECOVERY_WRAP_AAD = new TextEncoder().encode('digicap/recovery-wrap/v1')

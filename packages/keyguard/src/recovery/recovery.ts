@@ -24,7 +24,7 @@ import {
   validateMnemonic,
 } from '@scure/bip39'
 import { wordlist } from '@scure/bip39/wordlists/english.js'
-import { InvalidMnemonicError } from './errors.ts'
+import { InvalidMnemonicError } from '../errors.ts'
 
 /** BIP-44 path of the owner's Ethereum account. */
 export const ETHEREUM_PATH = "m/44'/60'/0'/0/0"

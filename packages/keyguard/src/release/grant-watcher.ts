@@ -12,12 +12,12 @@
  * - `start()` checks `eth_chainId` against the configured chain id first.
  */
 import { join } from 'node:path'
-import type { BlockRef, ChainClient, GrantLog } from './chain-client.ts'
-import { ChainMismatchError, KeyguardStateError } from './errors.ts'
-import { ensureDir, writeFileAtomic } from './fs-atomic.ts'
-import { checkKeys, corrupt, readJsonFile } from './json-file.ts'
-import type { KeyStore } from './key-store.ts'
-import type { Logger } from './types.ts'
+import type { BlockRef, ChainClient, GrantLog } from '../chain/chain-client.ts'
+import { ChainMismatchError, KeyguardStateError } from '../errors.ts'
+import { ensureDir, writeFileAtomic } from '../store/fs-atomic.ts'
+import { checkKeys, corrupt, readJsonFile } from '../store/json-file.ts'
+import type { KeyStore } from '../store/key-store.ts'
+import type { Logger } from '../types.ts'
 
 export interface GrantWatcherInit {
   /** The keyguard's data directory (the cursor file lives there). */

@@ -20,18 +20,18 @@ import { keyReleaseProtocol, request, retryWithBackoff } from '@digicap/protocol
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { encodeBase58, getBytes } from 'ethers'
-import type { ChainClient, ChainGrant, GrantLog } from './chain-client.ts'
+import type { ChainClient, ChainGrant, GrantLog } from '../chain/chain-client.ts'
 import {
   AlreadyReleasedError,
   GrantKeyMismatchError,
   GrantRefusedError,
   ReleaseFailedError,
-} from './errors.ts'
-import type { KeyStore } from './key-store.ts'
+} from '../errors.ts'
+import type { Sealer } from '../sealers/sealer.ts'
+import { unwrapDataKey } from '../sealers/wrap.ts'
+import type { KeyStore } from '../store/key-store.ts'
+import type { Logger } from '../types.ts'
 import type { ReleaseJournal } from './release-journal.ts'
-import type { Sealer } from './sealer.ts'
-import type { Logger } from './types.ts'
-import { unwrapDataKey } from './wrap.ts'
 
 export interface KeyReleaserInit {
   /** Releases pushed at the same time. Default 4. */

@@ -7,8 +7,8 @@ import { constants, createPublicKey, type KeyObject, publicEncrypt } from 'node:
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
+import type { WrappedKey, WrapScheme } from '../types.ts'
 import type { SealerPublicKey } from './sealer.ts'
-import type { WrappedKey, WrapScheme } from './types.ts'
 
 /** RSA modulus size of every keyguard RSA key. */
 export const RSA_BITS = 2048

@@ -1,7 +1,7 @@
 /** Strict reading of the small JSON files of the key store and the journal. */
 import { readFile } from 'node:fs/promises'
-import { KeyStoreCorruptError } from './errors.ts'
-import { WRAP_SCHEMES, type WrappedKey, type WrapScheme } from './types.ts'
+import { KeyStoreCorruptError } from '../errors.ts'
+import { WRAP_SCHEMES, type WrappedKey, type WrapScheme } from '../types.ts'
 
 /** Largest store or journal file we read; anything bigger is corrupt. */
 export const MAX_FILE_BYTES = 1 << 20

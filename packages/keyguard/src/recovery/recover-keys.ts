@@ -3,12 +3,12 @@
  * mnemonic, after the old TPM died.
  */
 import { DigicapError } from '@digicap/capsule-core'
-import { RecoveryKeyMismatchError } from './errors.ts'
-import type { KeyStore } from './key-store.ts'
+import { RecoveryKeyMismatchError } from '../errors.ts'
+import type { Sealer } from '../sealers/sealer.ts'
+import { unwrapWithRecoveryKey } from '../sealers/wrap.ts'
+import type { KeyStore } from '../store/key-store.ts'
 import { readOwner, restoreOwner } from './owner.ts'
 import { deriveOwnerIdentity, wipeOwnerIdentity } from './recovery.ts'
-import type { Sealer } from './sealer.ts'
-import { unwrapWithRecoveryKey } from './wrap.ts'
 
 export interface RecoverKeysOptions {
   mnemonic: string
