@@ -1,8 +1,13 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  // The sandbox workers are separate entries: the host starts them by URL next to the bundle.
-  entry: ['src/index.ts', 'src/quickjs-worker.ts', 'src/wasi-worker.ts'],
+  // The sandbox workers are separate entries: the host starts them by URL next to the bundle
+  // (see sandboxWorkerUrl in src/sandbox/worker-host.ts), so the names stay flat.
+  entry: {
+    index: 'src/index.ts',
+    'quickjs-worker': 'src/sandbox/quickjs/worker.ts',
+    'wasi-worker': 'src/sandbox/wasi/worker.ts',
+  },
   format: ['esm'],
   dts: { entry: 'src/index.ts' },
   sourcemap: true,

@@ -1,5 +1,5 @@
 /**
- * WASI host cost: Digicap's in-memory preview-1 host (src/wasi-host.ts, what the WASI
+ * WASI host cost: Digicap's in-memory preview-1 host (src/sandbox/wasi/host.ts, what the WASI
  * sandbox runs since ADR 0010) against `node:wasi` (what it ran before), same modules, same
  * thread, same run; medians of N. Both sides include what the sandbox does around the
  * module: node:wasi writes the input into a fresh directory on /dev/shm (tmpfs), sends
@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import { WASI } from 'node:wasi'
 import wabtInit from 'wabt'
 import { wasiSandbox } from '../src/index.ts'
-import { runWasiModule } from '../src/wasi-host.ts'
+import { runWasiModule } from '../src/sandbox/wasi/host.ts'
 
 const RUNS = Number(process.argv[2] ?? 9)
 const MIB = Number(process.argv[3] ?? 4)

@@ -25,8 +25,7 @@ import {
   createReleaseInbox,
   type ReleaseInbox,
   type ReleaseInboxEvent,
-} from './access.ts'
-import { decodeBundle, jobFromBundle } from './bundle.ts'
+} from './access/requester.ts'
 import type { ExecutorChain } from './chain.ts'
 import {
   createResultDeliverer,
@@ -39,13 +38,14 @@ import {
   KeyReleaseInvalidError,
   PayloadIntegrityError,
 } from './errors.ts'
-import type { RunLifecycle } from './lifecycle.ts'
-import { type FetchProgress, type LoadedCapsule, loadCapsule } from './loader.ts'
-import { runInSandbox } from './run.ts'
-import type { RuntimePolicy } from './runtime.ts'
-import { type SandboxSet, sandboxFor } from './select.ts'
-import type { SandboxJob } from './types.ts'
-import { type CleanupReport, createRunWorkspace, type RunWorkspace } from './workspace.ts'
+import { decodeBundle, jobFromBundle } from './load/bundle.ts'
+import { type FetchProgress, type LoadedCapsule, loadCapsule } from './load/loader.ts'
+import type { RunLifecycle } from './run/lifecycle.ts'
+import { runInSandbox } from './run/run.ts'
+import { type CleanupReport, createRunWorkspace, type RunWorkspace } from './run/workspace.ts'
+import type { RuntimePolicy } from './sandbox/runtime.ts'
+import { type SandboxSet, sandboxFor } from './sandbox/select.ts'
+import type { SandboxJob } from './sandbox/types.ts'
 
 /** The stages of one run, in order. */
 export type RunStage =

@@ -45,8 +45,8 @@ export type {
   ReleaseInbox,
   ReleaseInboxEvent,
   ReleaseInboxLimits,
-} from './access.ts'
-export { acquireKey, createReleaseInbox } from './access.ts'
+} from './access/requester.ts'
+export { acquireKey, createReleaseInbox } from './access/requester.ts'
 export type {
   AutoRunEvent,
   AutoRunIgnoreReason,
@@ -56,14 +56,6 @@ export type {
   AutoRunnerStats,
 } from './auto-run.ts'
 export { autoRunner } from './auto-run.ts'
-export type { Bundle, DecodeBundleOptions } from './bundle.ts'
-export {
-  BUNDLE_VERSION,
-  DEFAULT_MAX_BUNDLE_BYTES,
-  decodeBundle,
-  encodeBundle,
-  jobFromBundle,
-} from './bundle.ts'
 export type {
   ChainAccessRequest,
   ChainGrant,
@@ -72,8 +64,6 @@ export type {
   RegisteredCapsule,
 } from './chain.ts'
 export { ethersExecutorChain } from './chain.ts'
-export type { DataHandler, DataHandlerContext } from './data.ts'
-export { DATA_RUNTIME_ID, dataSandbox } from './data.ts'
 export type {
   Delivery,
   ResultDeliverer,
@@ -128,25 +118,37 @@ export type {
   StageEvent,
 } from './executor.ts'
 export { createExecutor, environmentMeasurement } from './executor.ts'
+export type { Bundle, DecodeBundleOptions } from './load/bundle.ts'
+export {
+  BUNDLE_VERSION,
+  DEFAULT_MAX_BUNDLE_BYTES,
+  decodeBundle,
+  encodeBundle,
+  jobFromBundle,
+} from './load/bundle.ts'
+export type { FetchProgress, LoadCapsuleParameters, LoadedCapsule } from './load/loader.ts'
+export { DEFAULT_FETCH_TIMEOUT_MS, loadCapsule, verifyCapsule } from './load/loader.ts'
 export type {
   RunLifecycle,
   RunLifecycleEvent,
   RunLifecycleEvents,
   RunLifecycleListener,
-} from './lifecycle.ts'
-export { runLifecycle } from './lifecycle.ts'
-export type { FetchProgress, LoadCapsuleParameters, LoadedCapsule } from './loader.ts'
-export { DEFAULT_FETCH_TIMEOUT_MS, loadCapsule, verifyCapsule } from './loader.ts'
-export type { RunMeasurements, RuntimeMeasurementParameters } from './measurement.ts'
-export { runtimeMeasurement } from './measurement.ts'
-export type { QuickJsSandboxInit } from './quickjs.ts'
-export { QUICKJS_RUNTIME_ID, quickjsSandbox } from './quickjs.ts'
-export type { RunInSandboxParameters, RunInSandboxReturnType } from './run.ts'
-export { runInSandbox } from './run.ts'
-export type { RuntimePolicy, RuntimeRequirementsLike } from './runtime.ts'
-export { DEFAULT_RUNTIME_POLICY, resolveRuntime } from './runtime.ts'
-export type { SandboxSet } from './select.ts'
-export { sandboxFor } from './select.ts'
+} from './run/lifecycle.ts'
+export { runLifecycle } from './run/lifecycle.ts'
+export type { RunMeasurements, RuntimeMeasurementParameters } from './run/measurement.ts'
+export { runtimeMeasurement } from './run/measurement.ts'
+export type { RunInSandboxParameters, RunInSandboxReturnType } from './run/run.ts'
+export { runInSandbox } from './run/run.ts'
+export type { CleanupReport, RunWorkspace, RunWorkspaceInit } from './run/workspace.ts'
+export { createRunWorkspace } from './run/workspace.ts'
+export type { DataHandler, DataHandlerContext } from './sandbox/data.ts'
+export { DATA_RUNTIME_ID, dataSandbox } from './sandbox/data.ts'
+export type { QuickJsSandboxInit } from './sandbox/quickjs/sandbox.ts'
+export { QUICKJS_RUNTIME_ID, quickjsSandbox } from './sandbox/quickjs/sandbox.ts'
+export type { RuntimePolicy, RuntimeRequirementsLike } from './sandbox/runtime.ts'
+export { DEFAULT_RUNTIME_POLICY, resolveRuntime } from './sandbox/runtime.ts'
+export type { SandboxSet } from './sandbox/select.ts'
+export { sandboxFor } from './sandbox/select.ts'
 export type {
   OutputLimits,
   RuntimeDescriptor,
@@ -156,8 +158,6 @@ export type {
   SandboxResult,
   SandboxRunOptions,
   SandboxStats,
-} from './types.ts'
-export type { WasiSandboxInit } from './wasi.ts'
-export { WASI_RUNTIME_ID, wasiSandbox } from './wasi.ts'
-export type { CleanupReport, RunWorkspace, RunWorkspaceInit } from './workspace.ts'
-export { createRunWorkspace } from './workspace.ts'
+} from './sandbox/types.ts'
+export type { WasiSandboxInit } from './sandbox/wasi/sandbox.ts'
+export { WASI_RUNTIME_ID, wasiSandbox } from './sandbox/wasi/sandbox.ts'

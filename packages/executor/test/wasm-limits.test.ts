@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { clampWasmMemory, compileWasiModule } from '../src/wasm-limits.ts'
+import { clampWasmMemory, compileWasiModule } from '../src/sandbox/wasi/wasm-limits.ts'
 import { wat } from './helpers.ts'
 
 const sum = wat('sum-input.wat') // declares (memory 2), no maximum

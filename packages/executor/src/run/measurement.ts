@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { encode } from 'cborg'
-import type { RuntimeDescriptor } from './types.ts'
+import type { RuntimeDescriptor } from '../sandbox/types.ts'
 
 /** SHA-256 digests that identify one run; the attestation agent extends PCR 23 with them. */
 export interface RunMeasurements {

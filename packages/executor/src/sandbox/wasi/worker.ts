@@ -1,10 +1,10 @@
 /**
  * Worker-thread side of the WASI sandbox: run the module with {@link runWasiModule} (our own
- * in-memory preview-1 host), report. Internal: loaded by `wasi.ts` only.
+ * in-memory preview-1 host), report. Internal: loaded by `sandbox.ts` only.
  */
 import { parentPort } from 'node:worker_threads'
-import { runWasiModule } from './wasi-host.ts'
-import type { WasiWorkerData } from './wasi-protocol.ts'
+import { runWasiModule } from './host.ts'
+import type { WasiWorkerData } from './protocol.ts'
 
 // Nothing this thread prints may reach the host's stdio.
 for (const m of ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const) console[m] = () => {}

@@ -1,4 +1,4 @@
-import { SandboxAbortedError, SandboxCrashError, SandboxTimeoutError } from './errors.ts'
+import { SandboxAbortedError, SandboxCrashError, SandboxTimeoutError } from '../errors.ts'
 import { checkJob } from './limits.ts'
 import type {
   RuntimeDescriptor,

@@ -18,7 +18,7 @@ import {
   OpenFile,
   PreopenDirectory,
 } from '@bjorn3/browser_wasi_shim'
-import type { WriteMeter } from './wasi-meter.ts'
+import type { WriteMeter } from './meter.ts'
 
 const ERRNO_BADF = 8
 

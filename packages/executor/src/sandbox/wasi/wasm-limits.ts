@@ -1,4 +1,4 @@
-import { SandboxMemoryError, SandboxRuntimeUnsupportedError } from './errors.ts'
+import { SandboxMemoryError, SandboxRuntimeUnsupportedError } from '../../errors.ts'
 
 const PAGE = 65536
 const MAGIC = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '@digicap/capsule-core'
-import { sanitizeProgramText } from './errors.ts'
+import { sanitizeProgramText } from '../errors.ts'
 import type { OutputLimits, RuntimeKind, SandboxJob } from './types.ts'
 
 export const DEFAULT_OUTPUT_LIMIT_BYTES = 16 * 1024 * 1024

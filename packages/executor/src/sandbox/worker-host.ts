@@ -4,7 +4,7 @@ import {
   SandboxCrashError,
   SandboxMemoryError,
   SandboxTimeoutError,
-} from './errors.ts'
+} from '../errors.ts'
 
 /** Messages a sandbox worker posts to its host. */
 export type WorkerMessage =
@@ -201,8 +201,10 @@ export function runWorker(p: WorkerRunParams): Promise<unknown> {
   })
 }
 
-/** Resolve a sibling worker module, as `.ts` from sources and `.js` from the build. */
-export function siblingWorkerUrl(name: string, base: string): URL {
-  const ext = base.endsWith('.ts') ? '.ts' : '.js'
-  return new URL(`./${name}${ext}`, base)
+/**
+ * Resolve a sandbox's worker module: `worker.ts` beside the sandbox's source file, or
+ * `<kind>-worker.js` beside the bundle (tsup emits each worker as its own flat entry).
+ */
+export function sandboxWorkerUrl(kind: 'quickjs' | 'wasi', base: string): URL {
+  return base.endsWith('.ts') ? new URL('./worker.ts', base) : new URL(`./${kind}-worker.js`, base)
 }

@@ -5,8 +5,8 @@ import {
   SandboxOutputLimitError,
   SandboxTimeoutError,
   sanitizeProgramText,
-} from './errors.ts'
-import type { WorkerFailure } from './quickjs-protocol.ts'
+} from '../../errors.ts'
+import type { WorkerFailure } from './protocol.ts'
 
 /** Turn a failure a worker reported into the typed error the host throws. */
 export function failureToError(f: WorkerFailure, extra: Record<string, unknown>): DigicapError {

@@ -46,7 +46,7 @@ const O_CREAT = 1
  * Wrap the WASI imports that write or create: fd_write, fd_pwrite (the iovec sizes),
  * fd_allocate and fd_filestat_set_size (the size asked for), path_open with O_CREAT and
  * the calls that make entries (4 KiB each). Growth past the written bytes (a write at a far
- * offset) is metered by the file system itself (see wasi-memfs.ts).
+ * offset) is metered by the file system itself (see memfs.ts).
  */
 export function meterWrites(
   imports: Record<string, WasiFn>,

@@ -1,6 +1,6 @@
-import { SandboxLifecycleError } from './errors.ts'
+import { SandboxLifecycleError } from '../errors.ts'
+import type { RuntimeKind, SandboxStats } from '../sandbox/types.ts'
 import type { RunMeasurements } from './measurement.ts'
-import type { RuntimeKind, SandboxStats } from './types.ts'
 import type { CleanupReport } from './workspace.ts'
 
 /** Events of one run, in order: before-load → after-load → after-run → after-cleanup. */

@@ -1,4 +1,4 @@
-import type { RunWorkspace } from './workspace.ts'
+import type { RunWorkspace } from '../run/workspace.ts'
 
 /** Which sandbox runs the capsule's code. */
 export type RuntimeKind = 'quickjs' | 'wasi' | 'data'

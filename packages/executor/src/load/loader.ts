@@ -16,17 +16,17 @@ import {
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
 import { hexlify } from 'ethers'
-import type { ExecutorChain, RegisteredCapsule } from './chain.ts'
+import type { ExecutorChain, RegisteredCapsule } from '../chain.ts'
 import {
   CapsuleFetchError,
   CapsuleFetchTimeoutError,
   CapsuleUnverifiedError,
   RegistryMismatchError,
   SandboxRuntimeUnsupportedError,
-} from './errors.ts'
-import { DEFAULT_RUNTIME_POLICY, type RuntimePolicy, resolveRuntime } from './runtime.ts'
-import { type SandboxSet, sandboxFor } from './select.ts'
-import type { RuntimeDescriptor } from './types.ts'
+} from '../errors.ts'
+import { DEFAULT_RUNTIME_POLICY, type RuntimePolicy, resolveRuntime } from '../sandbox/runtime.ts'
+import { type SandboxSet, sandboxFor } from '../sandbox/select.ts'
+import type { RuntimeDescriptor } from '../sandbox/types.ts'
 
 /** Most bytes before the header must have parsed (preamble + largest header + signature). */
 const MAX_PREFIX = MAX_HEADER_LENGTH + 1024

@@ -1,28 +1,28 @@
 import { readFile } from 'node:fs/promises'
-import { SandboxRuntimeUnsupportedError, sanitizeProgramText } from './errors.ts'
-import { failureToError } from './failures.ts'
-import { checkJob, resolveOutputLimits } from './limits.ts'
-import type {
-  QuickJsBootData,
-  QuickJsWorkerData,
-  QuickJsWorkerResult,
-  WorkerFailure,
-} from './quickjs-protocol.ts'
+import { SandboxRuntimeUnsupportedError, sanitizeProgramText } from '../../errors.ts'
+import { createRunWorkspace } from '../../run/workspace.ts'
+import { checkJob, resolveOutputLimits } from '../limits.ts'
 import type {
   OutputLimits,
   Sandbox,
   SandboxJob,
   SandboxResult,
   SandboxRunOptions,
-} from './types.ts'
+} from '../types.ts'
 import {
   runWorker,
-  siblingWorkerUrl,
+  sandboxWorkerUrl,
   spawnWorker,
   type WorkerSource,
   workerSource,
-} from './worker-host.ts'
-import { createRunWorkspace } from './workspace.ts'
+} from '../worker-host.ts'
+import { failureToError } from './failures.ts'
+import type {
+  QuickJsBootData,
+  QuickJsWorkerData,
+  QuickJsWorkerResult,
+  WorkerFailure,
+} from './protocol.ts'
 
 /** The QuickJS build this package runs; part of every QuickJS run measurement. */
 export const QUICKJS_RUNTIME_ID = 'quickjs-emscripten@0.32.0/wasmfile-release-sync'
@@ -80,7 +80,7 @@ export function quickjsSandbox(init: QuickJsSandboxInit = {}): Sandbox {
     ).then((bytes) => WebAssembly.compile(bytes))
     return compiled
   }
-  const workerUrl = siblingWorkerUrl('quickjs-worker', import.meta.url)
+  const workerUrl = sandboxWorkerUrl('quickjs', import.meta.url)
   let source: WorkerSource | undefined
   const workers = async () => {
     if (!source) {

@@ -4,19 +4,19 @@ import {
   SandboxOutputLimitError,
   SandboxTimeoutError,
   sanitizeProgramText,
-} from './errors.ts'
-import { checkJob, LogCollector, resolveOutputLimits } from './limits.ts'
+} from '../../errors.ts'
+import { createRunWorkspace } from '../../run/workspace.ts'
+import { checkJob, LogCollector, resolveOutputLimits } from '../limits.ts'
 import type {
   OutputLimits,
   Sandbox,
   SandboxJob,
   SandboxResult,
   SandboxRunOptions,
-} from './types.ts'
-import type { WasiWorkerData, WasiWorkerResult } from './wasi-protocol.ts'
+} from '../types.ts'
+import { runWorker, sandboxWorkerUrl, spawnWorker, workerSource } from '../worker-host.ts'
+import type { WasiWorkerData, WasiWorkerResult } from './protocol.ts'
 import { clampWasmMemory, compileWasiModule } from './wasm-limits.ts'
-import { runWorker, siblingWorkerUrl, spawnWorker, workerSource } from './worker-host.ts'
-import { createRunWorkspace } from './workspace.ts'
 
 /** The WASI runtime this package runs; part of every WASI run measurement. */
 export const WASI_RUNTIME_ID = 'digicap-wasi-memfs/preview1@1+browser_wasi_shim@0.4.2'
@@ -71,7 +71,7 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
   const graceMs = init.graceMs ?? 0
   const startupTimeoutMs = init.startupTimeoutMs ?? 10_000
   const workerHeapMb = init.workerHeapMb ?? 64
-  const workerUrl = siblingWorkerUrl('wasi-worker', import.meta.url)
+  const workerUrl = sandboxWorkerUrl('wasi', import.meta.url)
   const workers = workerSource(
     () =>
       spawnWorker({

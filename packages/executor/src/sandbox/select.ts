@@ -1,4 +1,4 @@
-import { SandboxRuntimeUnsupportedError } from './errors.ts'
+import { SandboxRuntimeUnsupportedError } from '../errors.ts'
 import type { RuntimeDescriptor, RuntimeKind, Sandbox } from './types.ts'
 
 /** The sandboxes an executor offers, by kind. */

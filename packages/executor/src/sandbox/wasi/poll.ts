@@ -1,4 +1,4 @@
-import { LimitHit } from './wasi-meter.ts'
+import { LimitHit } from './meter.ts'
 
 const ERRNO_SUCCESS = 0
 const ERRNO_BADF = 8

@@ -1,6 +1,6 @@
 import { decode, encode } from 'cborg'
-import { BundleFormatError } from './errors.ts'
-import type { RuntimeDescriptor, SandboxJob } from './types.ts'
+import { BundleFormatError } from '../errors.ts'
+import type { RuntimeDescriptor, SandboxJob } from '../sandbox/types.ts'
 
 /** Bundle format version this library writes and reads. */
 export const BUNDLE_VERSION = 1

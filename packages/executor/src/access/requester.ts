@@ -27,14 +27,14 @@ import {
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { hexlify } from 'ethers'
-import type { ExecutorChain } from './chain.ts'
+import type { ExecutorChain } from '../chain.ts'
 import {
   AccessDeniedError,
   AccessRefusedError,
   AccessUnavailableError,
   KeyReleaseInvalidError,
   KeyReleaseTimeoutError,
-} from './errors.ts'
+} from '../errors.ts'
 
 /** A data key as released to this run. */
 export interface ReleasedKey {

@@ -1,7 +1,7 @@
 /**
  * Worker-thread side of the QuickJS sandbox. Runs one program in a fresh QuickJS runtime
  * (WebAssembly), posts the result, zeroes what it held, and waits to be terminated.
- * Internal: loaded by `quickjs.ts` only.
+ * Internal: loaded by `sandbox.ts` only.
  */
 
 import { parentPort, workerData } from 'node:worker_threads'
@@ -17,7 +17,7 @@ import type {
   QuickJsWorkerData,
   QuickJsWorkerResult,
   WorkerFailure,
-} from './quickjs-protocol.ts'
+} from './protocol.ts'
 
 // Nothing this thread prints may reach the host's stdio (the emscripten glue logs aborts).
 for (const m of ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const) console[m] = () => {}

@@ -1,13 +1,13 @@
 /**
  * Digicap's WASI preview-1 host (internal): the module's system calls answered in
- * JavaScript over an in-memory file system (wasi-memfs.ts), no host path, no call that can
- * block past the deadline (wasi-poll.ts), every write metered (wasi-meter.ts).
+ * JavaScript over an in-memory file system (memfs.ts), no host path, no call that can
+ * block past the deadline (poll.ts), every write metered (meter.ts).
  */
 import { type Fd, WASI } from '@bjorn3/browser_wasi_shim'
-import { memFs } from './wasi-memfs.ts'
-import { LimitHit, meterWrites, type WasiFn, writeMeter } from './wasi-meter.ts'
-import { pollOneoff } from './wasi-poll.ts'
-import type { WasiWorkerData, WasiWorkerResult } from './wasi-protocol.ts'
+import { memFs } from './memfs.ts'
+import { LimitHit, meterWrites, type WasiFn, writeMeter } from './meter.ts'
+import { pollOneoff } from './poll.ts'
+import type { WasiWorkerData, WasiWorkerResult } from './protocol.ts'
 
 const ERRNO_NOTSUP = 58
 const ERRNO_NOSYS = 52
