@@ -13,12 +13,12 @@
  */
 import { execFile } from 'node:child_process'
 import { fastPathProtocol, request, signAccessRequest } from '@digicap/protocol'
+import { transportFor } from '@digicap/tpm'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, randomBytes } from 'ethers'
 import { createKeyguard, tpm2Sealer } from '../src/index.ts'
 import { startSwtpm } from '../src/testing.ts'
 import { rsaDecryptDirect } from '../src/tpm2/direct.ts'
-import { transportFor } from '../src/tpm2/transport.ts'
 import {
   chainClientFor,
   createNode,

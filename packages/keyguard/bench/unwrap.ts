@@ -13,12 +13,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { transportFor } from '@digicap/tpm'
 import { softwareSealer } from '../src/sealers/software-sealer.ts'
 import { tpm2Sealer } from '../src/sealers/tpm2-sealer.ts'
 import { startSwtpm } from '../src/testing.ts'
 import { rsaDecryptDirect } from '../src/tpm2/direct.ts'
 import { decodeRsaDecryptResponse, encodeRsaDecrypt } from '../src/tpm2/rsa-decrypt.ts'
-import { transportFor } from '../src/tpm2/transport.ts'
 
 const iterations = Number(process.argv[2] ?? 200)
 const warmup = 10

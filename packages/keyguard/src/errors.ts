@@ -5,39 +5,15 @@
 import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
 
 /**
- * tpm2-tools are not installed, or the TPM does not answer (TCTI cannot connect, device
- * missing, command timed out). `details.reason` says which.
+ * The TPM errors (`TPM_UNAVAILABLE`, `TPM_BUSY`, `TPM_HANDLE`, `TPM_COMMAND`) are defined in
+ * `@digicap/tpm`, where the TPM transport lives, and re-exported here.
  */
-export class TpmUnavailableError extends DigicapError {
-  override name = 'TpmUnavailableError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('TPM_UNAVAILABLE', shortMessage, options)
-  }
-}
-
-/** The TPM is busy, out of object/session memory, retrying, or in dictionary-attack lockout. */
-export class TpmBusyError extends DigicapError {
-  override name = 'TpmBusyError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('TPM_BUSY', shortMessage, options)
-  }
-}
-
-/** The persistent handle is empty, out of range, or holds a key of the wrong kind. */
-export class TpmHandleError extends DigicapError {
-  override name = 'TpmHandleError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('TPM_HANDLE', shortMessage, options)
-  }
-}
-
-/** A TPM command failed for a reason none of the other TPM errors describes. */
-export class TpmCommandError extends DigicapError {
-  override name = 'TpmCommandError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('TPM_COMMAND', shortMessage, options)
-  }
-}
+export {
+  TpmBusyError,
+  TpmCommandError,
+  TpmHandleError,
+  TpmUnavailableError,
+} from '@digicap/tpm'
 
 /** A sealer refused to start: the software sealer without `allowInsecure`, or an unsafe key file. */
 export class SealerRefusedError extends DigicapError {

@@ -4,20 +4,15 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DigicapError } from '@digicap/capsule-core'
+import { deviceTransport, socketTransport, transportFor } from '@digicap/tpm'
 import { execa } from 'execa'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tpm2Sealer } from '../src/index.ts'
 import { type Swtpm, startSwtpm } from '../src/testing.ts'
 import { MAX_RETRIES, rsaDecryptDirect } from '../src/tpm2/direct.ts'
-import { decodeResponseCode, rsaDecryptError } from '../src/tpm2/rc.ts'
+import { rsaDecryptError } from '../src/tpm2/rc.ts'
 import { decodeRsaDecryptResponse, encodeRsaDecrypt } from '../src/tpm2/rsa-decrypt.ts'
-import {
-  deviceTransport,
-  parseDirectTcti,
-  socketTransport,
-  transportFor,
-} from '../src/tpm2/transport.ts'
 import { expectCode } from './compliance.ts'
 
 const HANDLE = 0x81000010
@@ -446,27 +441,6 @@ describe('TPM response parser', () => {
 })
 
 describe('TPM response codes', () => {
-  it('decodes format-0 codes: version, vendor and severity bits', () => {
-    expect(decodeResponseCode(0x922)).toMatchObject({ format: 0, base: 0x922, warning: true })
-    expect(decodeResponseCode(0x101)).toMatchObject({ format: 0, base: 0x101, warning: false })
-    expect(decodeResponseCode(0x501)).toMatchObject({ format: 0, vendor: true })
-  })
-
-  it('decodes format-1 codes: parameter, handle and session numbers', () => {
-    expect(decodeResponseCode(0x1c4)).toMatchObject({
-      format: 1,
-      base: 0x84,
-      subject: 'parameter',
-      n: 1,
-    })
-    expect(decodeResponseCode(0x3c4)).toMatchObject({ base: 0x84, subject: 'parameter', n: 3 })
-    expect(decodeResponseCode(0x28b)).toMatchObject({ base: 0x8b, subject: 'handle', n: 2 })
-    expect(decodeResponseCode(0x98e)).toMatchObject({ base: 0x8e, subject: 'session', n: 1 })
-    expect(decodeResponseCode(0xa8e)).toMatchObject({ subject: 'session', n: 2 })
-    expect(decodeResponseCode(0x095).subject).toBeUndefined()
-    expect(decodeResponseCode(0x8000a).layer).toBe(8)
-  })
-
   it('puts codes and numbers in details, no bytes', () => {
     expect(rsaDecryptError(0x2c4).details).toEqual({
       command: 'TPM2_RSA_Decrypt',
@@ -478,31 +452,6 @@ describe('TPM response codes', () => {
 })
 
 describe('TCTI strings and the transports they pick', () => {
-  it('parses swtpm and device TCTIs the way tpm2-tss does', () => {
-    expect(parseDirectTcti('swtpm:host=127.0.0.1,port=2400')).toEqual({
-      kind: 'socket',
-      host: '127.0.0.1',
-      port: 2400,
-    })
-    expect(parseDirectTcti('swtpm')).toEqual({ kind: 'socket', host: 'localhost', port: 2321 })
-    expect(parseDirectTcti('swtpm:port=2500')).toMatchObject({ port: 2500 })
-    expect(parseDirectTcti('swtpm:path=/run/swtpm.sock')).toEqual({
-      kind: 'socket',
-      path: '/run/swtpm.sock',
-    })
-    expect(parseDirectTcti('device:/dev/tpmrm0')).toEqual({ kind: 'device', path: '/dev/tpmrm0' })
-    expect(parseDirectTcti('device:')).toEqual({ kind: 'device', path: '/dev/tpm0' })
-    for (const tcti of [
-      'mssim:host=localhost,port=2321',
-      'tabrmd:',
-      'swtpm:port=0',
-      'swtpm:port=99999',
-      'swtpm:foo=1',
-      'device:tpm0',
-    ])
-      expect(parseDirectTcti(tcti)).toBeUndefined()
-  })
-
   it('falls back to tpm2-tools for other TCTIs and refuses to force direct there', async () => {
     const d = await tpm2Sealer({ tcti: 'mssim:host=127.0.0.1,port=1' })
       .describe()

@@ -1,6 +1,6 @@
 /**
  * Genuine quotes from a real swtpm through tpm2-tools, for tests and the vector generator.
- * The swtpm comes from `@digicap/keyguard/testing` (one copy of the swtpm starter). Keys are
+ * The swtpm comes from `@digicap/tpm/testing` (one copy of the swtpm starter). Keys are
  * made persistent so they survive a TPM Reset or Restart (a restarted swtpm keeps its state).
  */
 import { execFile } from 'node:child_process'
@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { type Swtpm, startSwtpm } from '@digicap/tpm/testing'
 
 const run = promisify(execFile)
 

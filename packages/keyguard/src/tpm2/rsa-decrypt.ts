@@ -17,28 +17,29 @@
  * nonceTPM.size 0 | sessionAttributes u8 | hmac.size 0`. Response (failure): `tag 0x8001 |
  * 10 | responseCode`.
  */
-import { TpmCommandError } from '../errors.ts'
+import {
+  HEADER_LENGTH,
+  malformedResponse,
+  responseLength,
+  TPM_ST_NO_SESSIONS,
+  TPM_ST_SESSIONS,
+  TpmCommandError,
+} from '@digicap/tpm'
 import { rsaDecryptError } from './rc.ts'
 
-export const TPM_ST_NO_SESSIONS = 0x8001
-export const TPM_ST_SESSIONS = 0x8002
+export { HEADER_LENGTH, MAX_RESPONSE_LENGTH, responseLength } from '@digicap/tpm'
+
 export const TPM_CC_RSA_DECRYPT = 0x00000159
 export const TPM_RS_PW = 0x40000009
 export const TPM_ALG_OAEP = 0x0017
 export const TPM_ALG_SHA256 = 0x000b
 /** `continueSession`: what tpm2-tools sets on a password authorization too. */
 const SESSION_ATTRIBUTES = 0x01
-/** Response header: tag, size, code. */
-export const HEADER_LENGTH = 10
-/** Largest response the keyguard accepts (TPM2_PT_MAX_RESPONSE_SIZE is 4096 on real TPMs). */
-export const MAX_RESPONSE_LENGTH = 4096
 /** Largest RSA ciphertext a TPM handles (RSA-4096). */
 const MAX_CIPHERTEXT_LENGTH = 512
 
 function malformed(why: string, details: Record<string, unknown> = {}): TpmCommandError {
-  return new TpmCommandError('The TPM response is malformed', {
-    details: { command: 'TPM2_RSA_Decrypt', reason: 'malformed-response', why, ...details },
-  })
+  return malformedResponse('TPM2_RSA_Decrypt', why, details)
 }
 
 /** Builds the command bytes. Throws `TpmCommandError` for a ciphertext of impossible size. */
@@ -85,22 +86,6 @@ export function encodeRsaDecrypt(keyHandle: number, ciphertext: Uint8Array): Uin
 }
 
 /**
- * Reads the `responseSize` field of a response header, checking tag and bounds, so a
- * transport knows how many bytes to wait for. Needs at least 6 bytes.
- */
-export function responseLength(header: Uint8Array): number {
-  if (header.length < 6) throw malformed('short-header', { length: header.length })
-  const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
-  const tag = view.getUint16(0)
-  if (tag !== TPM_ST_SESSIONS && tag !== TPM_ST_NO_SESSIONS) {
-    throw malformed('tag', { tag: `0x${tag.toString(16)}` })
-  }
-  const size = view.getUint32(2)
-  if (size < HEADER_LENGTH || size > MAX_RESPONSE_LENGTH) throw malformed('size', { size })
-  return size
-}
-
-/**
  * Parses a complete `TPM2_RSA_Decrypt` response. Returns the plaintext in a fresh buffer
  * (the caller owns and should zero it); throws only typed errors: the mapped TPM error for a
  * non-zero response code, `TpmCommandError` (`reason: 'malformed-response'`) for anything
@@ -108,7 +93,7 @@ export function responseLength(header: Uint8Array): number {
  */
 export function decodeRsaDecryptResponse(response: Uint8Array): Uint8Array {
   if (response.length < HEADER_LENGTH) throw malformed('short', { length: response.length })
-  const size = responseLength(response)
+  const size = responseLength(response, 'TPM2_RSA_Decrypt')
   if (size !== response.length) throw malformed('length', { size, length: response.length })
   const view = new DataView(response.buffer, response.byteOffset, response.byteLength)
   const tag = view.getUint16(0)

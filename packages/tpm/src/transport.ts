@@ -9,12 +9,12 @@
  * - `device:/dev/tpmrm0` (or `/dev/tpm0`, the default of `device:`): the kernel character
  *   device, opened per command (`/dev/tpm0` is exclusive), one `write` then one `read`.
  *
- * Anything else (`mssim:`, `tabrmd:`, …) has no direct transport: the sealer uses tpm2-tools.
+ * Anything else (`mssim:`, `tabrmd:`, …) has no direct transport: callers use tpm2-tools.
  */
 import { open } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
-import { TpmBusyError, TpmCommandError, TpmUnavailableError } from '../errors.ts'
-import { HEADER_LENGTH, MAX_RESPONSE_LENGTH, responseLength } from './rsa-decrypt.ts'
+import { TpmBusyError, TpmCommandError, TpmUnavailableError } from './errors.ts'
+import { HEADER_LENGTH, MAX_RESPONSE_LENGTH, responseLength } from './frame.ts'
 
 /** Sends one command and resolves with the complete response (the caller zeroes it). */
 export interface TpmTransport {

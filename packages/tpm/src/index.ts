@@ -1,0 +1,65 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/tpm` — one way to reach a TPM 2.0 for every Digicap package (the keyguard's
+ * sealer, the attestation agent):
+ * - direct transports that carry raw command bytes over swtpm's socket or the kernel device
+ *   (`/dev/tpmrm0`), chosen from a TCTI string ({@link transportFor}), with the TPM's retry
+ *   warnings retried ({@link sendWithRetry});
+ * - response-code decoding and one mapping of failures to typed errors
+ *   (`TPM_UNAVAILABLE`, `TPM_BUSY` — {@link TpmLockoutError} for a dictionary-attack lockout —,
+ *   `TPM_HANDLE`, `TPM_COMMAND`);
+ * - a tpm2-tools runner (argument arrays, stdin/stdout, never a shell) with the same mapping.
+ *
+ * `@digicap/tpm/testing` starts a real swtpm for tests.
+ *
+ * @example
+ * ```ts
+ * import { responseCodeError, sendWithRetry, transportFor } from '@digicap/tpm'
+ *
+ * const transport = transportFor('device:/dev/tpmrm0', 10_000)!
+ * const response = await sendWithRetry(transport, commandBytes)
+ * ```
+ */
+export {
+  LOCKOUT_HINT,
+  TpmBusyError,
+  TpmCommandError,
+  TpmHandleError,
+  TpmLockoutError,
+  TpmUnavailableError,
+} from './errors.ts'
+export {
+  HEADER_LENGTH,
+  MAX_RESPONSE_LENGTH,
+  malformedResponse,
+  responseLength,
+  TPM_ST_NO_SESSIONS,
+  TPM_ST_SESSIONS,
+} from './frame.ts'
+export type { DecodedResponseCode } from './rc.ts'
+export {
+  BUSY_CODES,
+  baseResponseCode,
+  busyError,
+  decodeResponseCode,
+  hexCode,
+  RETRYABLE,
+  responseCodeError,
+  TPM_RC,
+} from './rc.ts'
+export { MAX_RETRIES, retryable, sendWithRetry } from './send.ts'
+export type {
+  ToolFailureRefiner,
+  Tpm2Result,
+  Tpm2RunOptions,
+  Tpm2ToolsOptions,
+} from './tools.ts'
+export { mapToolFailure, parseResponseCode, runTpm2Tool } from './tools.ts'
+export type { DirectTarget, TpmTransport } from './transport.ts'
+export {
+  deviceTransport,
+  parseDirectTcti,
+  socketTransport,
+  transportFor,
+} from './transport.ts'
