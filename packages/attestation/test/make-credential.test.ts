@@ -3,9 +3,9 @@
  * secret from OUR blob for the AK it was made for, and refuses it for any other AK; our file
  * has the same layout as tpm2_makecredential's, whose blob the same TPM also opens.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { credentialFromSeed } from '../src/credential/make-credential.ts'
+import { credentialFromSeed, kdfe } from '../src/credential/make-credential.ts'
 import {
   CredentialError,
   encodeCredentialFile,
@@ -21,6 +21,7 @@ let rsaAkName: Uint8Array
 let eccAkName: Uint8Array
 let eccEkPublic: Uint8Array
 let rsaAkPublic: Uint8Array
+let akUnderEccEkName: Uint8Array
 
 beforeAll(async () => {
   quoter = await startQuoter()
@@ -31,6 +32,8 @@ beforeAll(async () => {
   rsaAkName = importAttestationKey({ ekPublic, akPublic: rsaAk }).name
   eccAkName = importAttestationKey({ ekPublic, akPublic: eccAk }).name
   eccEkPublic = await quoter.createEk('ecc', '0x81010005')
+  const underEccEk = await quoter.createAk('ecc', '0x81010006', '0x81010005')
+  akUnderEccEkName = importAttestationKey({ ekPublic: eccEkPublic, akPublic: underEccEk }).name
 }, 120_000)
 
 afterAll(async () => {
@@ -89,6 +92,86 @@ describe('makeCredential on a real swtpm', () => {
   })
 })
 
+describe('makeCredential to an ECC P-256 EK on a real swtpm', () => {
+  it('is opened by TPM2_ActivateCredential with the ECC EK for the AK it names', async () => {
+    for (const size of [1, 32]) {
+      const secret = new Uint8Array(randomBytes(size))
+      const file = encodeCredentialFile(
+        makeCredential({ ekPublic: eccEkPublic, objectName: akUnderEccEkName, secret }),
+      )
+      expect(
+        Buffer.from(await quoter.activateCredential(file, '0x81010006', '0x81010005')),
+      ).toEqual(Buffer.from(secret))
+    }
+  })
+
+  it('is refused for another AK, under the RSA EK, and with a flipped bit in the point or id object', async () => {
+    const cred = makeCredential({
+      ekPublic: eccEkPublic,
+      objectName: akUnderEccEkName,
+      secret: new Uint8Array(32).fill(9),
+    })
+    // the name is of the AK at 0x81010006: the RSA-EK AKs do not open it
+    await expect(
+      quoter.activateCredential(
+        encodeCredentialFile(
+          makeCredential({
+            ekPublic: eccEkPublic,
+            objectName: eccAkName,
+            secret: new Uint8Array(4),
+          }),
+        ),
+        '0x81010006',
+        '0x81010005',
+      ),
+    ).rejects.toThrow(/activatecredential/)
+    await expect(
+      quoter.activateCredential(encodeCredentialFile(cred), '0x81010003', '0x81010001'),
+    ).rejects.toThrow(/activatecredential/)
+    for (const [field, at] of [
+      ['encryptedSecret', 10],
+      ['idObject', 40],
+    ] as const) {
+      const bytes = cred[field].slice()
+      bytes[at] = (bytes[at] ?? 0) ^ 1
+      await expect(
+        quoter.activateCredential(
+          encodeCredentialFile({ ...cred, [field]: bytes }),
+          '0x81010006',
+          '0x81010005',
+        ),
+      ).rejects.toThrow(/activatecredential/)
+    }
+  })
+
+  it('has the layout of tpm2_makecredential for an ECC EK, whose blob the TPM opens too', async () => {
+    const secret = new Uint8Array(randomBytes(32))
+    const theirs = await quoter.makeCredentialWithTools(eccEkPublic, akUnderEccEkName, secret)
+    const ours = encodeCredentialFile(
+      makeCredential({ ekPublic: eccEkPublic, objectName: akUnderEccEkName, secret }),
+    )
+    expect(ours.length).toBe(theirs.length)
+    expect(Buffer.from(ours.subarray(0, 12))).toEqual(Buffer.from(theirs.subarray(0, 12)))
+    expect(
+      Buffer.from(await quoter.activateCredential(theirs, '0x81010006', '0x81010005')),
+    ).toEqual(Buffer.from(secret))
+  })
+
+  it('agrees with kdfe on a fixed input (SP 800-56A one-block case)', () => {
+    const z = new Uint8Array(32).fill(1)
+    const u = new Uint8Array(32).fill(2)
+    const v = new Uint8Array(32).fill(3)
+    const want = createHash('sha256')
+      .update(Uint8Array.of(0, 0, 0, 1))
+      .update(z)
+      .update(Buffer.from('IDENTITY\0', 'latin1'))
+      .update(u)
+      .update(v)
+      .digest()
+    expect(Buffer.from(kdfe('sha256', z, 'IDENTITY', u, v, 256))).toEqual(want)
+  })
+})
+
 describe('makeCredential arguments', () => {
   it('is deterministic from the seed except for the OAEP wrap, and fresh otherwise', () => {
     const params = { ekPublic, objectName: rsaAkName, secret: new Uint8Array(32).fill(1) }
@@ -99,9 +182,11 @@ describe('makeCredential arguments', () => {
     expect(makeCredential(params).idObject).not.toEqual(makeCredential(params).idObject)
   })
 
-  it('refuses an ECC EK, a too-long or empty secret, a bad name, a malformed EK', () => {
+  it('refuses a too-long or empty secret, a bad name, a malformed EK, an ECC EK off its curve', () => {
     const secret = new Uint8Array(32)
-    expect(() => makeCredential({ ekPublic: eccEkPublic, objectName: rsaAkName, secret })).toThrow(
+    const offCurve = eccEkPublic.slice()
+    offCurve[offCurve.length - 1] = (offCurve[offCurve.length - 1] ?? 0) ^ 1
+    expect(() => makeCredential({ ekPublic: offCurve, objectName: rsaAkName, secret })).toThrow(
       CredentialError,
     )
     expect(() =>
