@@ -11,8 +11,9 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { decode, encode, rfc8949EncodeOptions } from 'cborg'
-import { concatBytes } from '../src/bytes.ts'
-import { hashTypedData, signDigest } from '../src/eip712.ts'
+import { signDigest } from '../src/eip712/signature.ts'
+import { hashTypedData } from '../src/eip712/typed-data.ts'
+import { concatBytes } from '../src/encoding/bytes.ts'
 import {
   addressFromPrivateKey,
   CAPSULE_PREAMBLE_LENGTH,

@@ -2,17 +2,11 @@
  * Whole-buffer sealing and opening, header creation and verification, random access.
  */
 import { timingSafeEqual } from 'node:crypto'
-import {
-  type Address,
-  addressBytes,
-  bytesArg,
-  checkBytes,
-  checksumAddress,
-  equalBytes,
-  type Hex,
-  toHex,
-} from './bytes.ts'
-import { capsuleSigningDigest, recoverDigestSigner } from './eip712.ts'
+import { capsuleSigningDigest } from './eip712/capsule-typed-data.ts'
+import { recoverDigestSigner } from './eip712/signature.ts'
+import { type Address, normalizeAddress } from './encoding/address.ts'
+import { bytesArg, checkBytes, equalBytes } from './encoding/bytes.ts'
+import { type Hex, toHex } from './encoding/hex.ts'
 import {
   CapsuleFormatError,
   CapsuleIntegrityError,
@@ -254,10 +248,7 @@ export function verifyCapsuleHeader(
       details: { owner: p.header.owner, signer },
     })
   }
-  if (
-    options.owner !== undefined &&
-    checksumAddress(addressBytes('owner', options.owner)) !== p.header.owner
-  ) {
+  if (options.owner !== undefined && normalizeAddress(options.owner, 'owner') !== p.header.owner) {
     throw new CapsuleSignatureError('capsule owner is not the expected owner', {
       details: { owner: p.header.owner, expected: options.owner },
     })

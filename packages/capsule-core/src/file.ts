@@ -13,7 +13,6 @@ import { randomBytes } from 'node:crypto'
 import { constants, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, dirname, join } from 'node:path'
-import { checkBytes, concatBytes, equalBytes, type Hex } from './bytes.ts'
 import {
   type CreateCapsuleHeaderParameters,
   checkDataKey,
@@ -24,6 +23,8 @@ import {
   type SealParameters,
   verifyCapsuleHeader,
 } from './capsule.ts'
+import { checkBytes, concatBytes, equalBytes } from './encoding/bytes.ts'
+import type { Hex } from './encoding/hex.ts'
 import { CapsuleTruncatedError, InvalidArgumentError } from './errors.ts'
 import { LaneChunkFailure, runLanes } from './file-lanes.ts'
 import { gcmTagDelta, ghashKey } from './ghash.ts'

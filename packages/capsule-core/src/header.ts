@@ -7,7 +7,9 @@
  * stands for each header. Unknown keys are rejected (a new field means a new format version).
  */
 import { decode, encode, rfc8949EncodeOptions } from 'cborg'
-import { type Address, addressBytes, checkBytes, checksumAddress, equalBytes } from './bytes.ts'
+import { type Address, addressToBytes, checksumAddress } from './encoding/address.ts'
+import { checkBytes, equalBytes } from './encoding/bytes.ts'
+import { strictCborDecodeOptions } from './encoding/cbor.ts'
 import { CapsuleFormatError, CapsuleLimitError, InvalidArgumentError } from './errors.ts'
 import {
   isWrapScheme,
@@ -119,18 +121,6 @@ export interface CapsuleHeader {
 }
 
 const RUNTIME_KINDS: readonly string[] = ['data', 'quickjs', 'wasi']
-
-const DECODE_OPTIONS = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true,
-  useMaps: false,
-  tags: [],
-} as const
 
 type Fail = (message: string, details?: Record<string, unknown>, limit?: boolean) => never
 
@@ -342,12 +332,12 @@ function toCbor(h: CapsuleHeader): CborMap {
   return {
     version: h.version,
     capsuleId: h.capsuleId,
-    owner: addressBytes('header.owner', h.owner),
+    owner: addressToBytes(h.owner, 'header.owner'),
     createdAt: h.createdAt,
     policy: {
       chainId: policy.chainId,
-      registry: addressBytes('header.policy.registry', policy.registry as string),
-      policy: addressBytes('header.policy.policy', policy.policy as string),
+      registry: addressToBytes(policy.registry as string, 'header.policy.registry'),
+      policy: addressToBytes(policy.policy as string, 'header.policy.policy'),
     },
     keyguard: { peerId: keyguard.peerId, keyId: keyguard.keyId, wrapScheme: keyguard.wrapScheme },
     payload: {
@@ -399,7 +389,7 @@ export function decodeCapsuleHeader(bytes: Uint8Array): CapsuleHeader {
   checkBytes('bytes', bytes)
   let raw: unknown
   try {
-    raw = decode(bytes, DECODE_OPTIONS)
+    raw = decode(bytes, strictCborDecodeOptions())
   } catch (cause) {
     throw new CapsuleFormatError('capsule header is not valid strict CBOR', {
       cause,

@@ -36,7 +36,6 @@
  * ```
  */
 
-export type { Address, Hex } from './bytes.ts'
 export type {
   CreateCapsuleHeaderParameters,
   OpenedCapsule,
@@ -53,18 +52,53 @@ export {
   sealCapsule,
   verifyCapsuleHeader,
 } from './capsule.ts'
-export type { TypedData, TypedDataDomain, TypedDataField } from './eip712.ts'
+export type { AccessRequestDomain } from './eip712/access-request.ts'
 export {
-  addressFromPrivateKey,
+  ACCESS_DOMAIN_NAME,
+  ACCESS_DOMAIN_VERSION,
+  ACCESS_REQUEST_TYPES,
+  accessRequestDomain,
+} from './eip712/access-request.ts'
+export {
   CAPSULE_TYPED_DATA_TYPES,
   capsuleHeaderHash,
   capsuleSigningDigest,
   capsuleTypedData,
-  hashTypedData,
-  recoverDigestSigner,
   signCapsuleHeader,
+} from './eip712/capsule-typed-data.ts'
+export { privateKeySigner } from './eip712/private-key-signer.ts'
+export {
+  addressFromPrivateKey,
+  recoverDigestSigner,
+  recoverTypedDataSigner,
+  SIGNATURE_LENGTH,
   signDigest,
-} from './eip712.ts'
+} from './eip712/signature.ts'
+export type { DigicapSigner } from './eip712/signer.ts'
+export { signTypedDataWith } from './eip712/signer.ts'
+export type {
+  TypedData,
+  TypedDataDomain,
+  TypedDataField,
+  TypedDataTypes,
+} from './eip712/typed-data.ts'
+export {
+  encodeTypedDataType,
+  hashStruct,
+  hashTypedData,
+  hashTypedDataDomain,
+} from './eip712/typed-data.ts'
+export type { Address } from './encoding/address.ts'
+export {
+  addressToBytes,
+  checksumAddress,
+  isAddress,
+  normalizeAddress,
+} from './encoding/address.ts'
+export type { StrictCborOptions } from './encoding/cbor.ts'
+export { strictCborDecodeOptions } from './encoding/cbor.ts'
+export type { Hex, HexToBytesOptions } from './encoding/hex.ts'
+export { hexToBytes, isHex, toHex } from './encoding/hex.ts'
 export type { DigicapErrorCode, DigicapErrorOptions } from './errors.ts'
 export {
   CapsuleFormatError,

@@ -3,7 +3,7 @@
  * capsule id as salt and a distinct label as info, so no derived key equals another.
  */
 import { createHash, createHmac, type Hash, type Hmac, hkdfSync, randomBytes } from 'node:crypto'
-import { checkBytes } from './bytes.ts'
+import { checkBytes } from './encoding/bytes.ts'
 import { InvalidArgumentError } from './errors.ts'
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './header.ts'
 

@@ -2,7 +2,7 @@
  * Container parsing: preamble, header, signature, and the chunk geometry they imply.
  */
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { checkBytes } from './bytes.ts'
+import { checkBytes } from './encoding/bytes.ts'
 import {
   CapsuleFormatError,
   CapsuleLimitError,

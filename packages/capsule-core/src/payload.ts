@@ -7,7 +7,7 @@
  * point enforces the same rules and throws the same typed errors.
  */
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto'
-import { equalBytes } from './bytes.ts'
+import { equalBytes } from './encoding/bytes.ts'
 import {
   CapsuleFormatError,
   CapsuleIntegrityError,

@@ -3,8 +3,8 @@
  * bounded by about two chunks whatever the capsule size.
  */
 import { Transform } from 'node:stream'
-import { concatBytes } from './bytes.ts'
 import { type OpenOptions, prepareOpen, prepareSeal, type SealParameters } from './capsule.ts'
+import { concatBytes } from './encoding/bytes.ts'
 import { CapsuleTruncatedError, InvalidArgumentError } from './errors.ts'
 import { CAPSULE_PREAMBLE_LENGTH, CAPSULE_SIGNATURE_LENGTH } from './header.ts'
 import { checkPreamble, type ParsedCapsuleHeader, parseCapsuleHeader } from './parse.ts'

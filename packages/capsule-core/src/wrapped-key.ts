@@ -6,7 +6,7 @@
  * (`hpke-x25519-recovery`, the output of `encodeHpkeSealed`). Both are useless without
  * their private keys, so a capsule header may carry them.
  */
-import { checkBytes } from './bytes.ts'
+import { checkBytes } from './encoding/bytes.ts'
 import { InvalidArgumentError } from './errors.ts'
 
 /**

@@ -4,7 +4,7 @@ import { keccak_256 } from '@noble/hashes/sha3.js'
 import { recoverAddress, TypedDataEncoder, Wallet } from 'ethers'
 import { describe, expect, it } from 'vitest'
 import { parseVector } from '../scripts/generate-vectors.ts'
-import { encodeTypedDataType, hashTypedDataDomain } from '../src/eip712.ts'
+import { encodeTypedDataType, hashTypedDataDomain } from '../src/eip712/typed-data.ts'
 import {
   addressFromPrivateKey,
   capsuleSigningDigest,

@@ -41,6 +41,7 @@ describe('public surface', () => {
         "deployPolicy",
         "deploymentFile",
         "environment",
+        "ethersSigner",
         "fee",
         "formatPolicyExpression",
         "generatePolicySource",

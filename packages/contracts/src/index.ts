@@ -54,6 +54,7 @@ export {
   PolicyExpressionError,
   QuorumError,
 } from './errors.ts'
+export { ethersSigner } from './ethers-signer.ts'
 export { parseEvents } from './events.ts'
 export type { SignedAccessRequest } from './fastpath.ts'
 export {
