@@ -1,0 +1,75 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/owner` — the capsule owner's pipeline as a library: seal a file under a policy
+ * and publish it in one call, take capsules sealed elsewhere into a keyguard, and rebuild a
+ * dead keyguard from the paper words. Every side effect is a component passed in (signer,
+ * key wrapper, policy deployer, chain registrar, IPFS store, announcer, key store), with
+ * adapters for the Digicap stack (ethers, solc, helia, gossipsub).
+ *
+ * Guarantees:
+ * - Sealing needs no keyguard secret: {@link publicKeyWrapper} wraps with the keyguard's
+ *   public key alone, so a laptop seals for a Pi whose private key stays in its TPM.
+ * - The plain data key exists only in memory during {@link sealAndPublish} and is zeroed
+ *   before it returns; it is stored only wrapped (to the keyguard and to the recovery key).
+ * - A capsule is registered on chain only after its blocks are added and its wrapped keys
+ *   are handed to the key record sink; the announcement comes last and never fails a seal.
+ * - No private key or ethers type crosses the pipeline's API: the owner signs through
+ *   {@link OwnerSigner}; ethers signers are adapters ({@link ethersOwnerSigner}, …).
+ * - {@link adoptCapsules} takes a key only from a header signed by the owner, naming this
+ *   keyguard and the chain's policy, whose copy opens to the key the header commits to.
+ *
+ * @example
+ * ```ts
+ * import { publicKeyWrapper, sealAndPublish } from '@digicap/owner'
+ *
+ * const r = await sealAndPublish(
+ *   { input: 'photo.jpg', output: 'photo.capsule', policy: 'maxRuns(3)', chainId, registry,
+ *     keyguardPeerId: card.peerId, recoveryPublicKey },
+ *   { signer, wrapper: publicKeyWrapper(card.wrappingKey), policies, registrar, store, announcer },
+ * )
+ * console.log(r.capsuleId, r.cid)
+ * ```
+ */
+
+export type {
+  AdoptCapsulesComponents,
+  AdoptCapsulesParameters,
+  AdoptCapsulesResult,
+} from './adopt/adopt-capsules.ts'
+export { adoptCapsules } from './adopt/adopt-capsules.ts'
+export type { GossipAnnouncerInit } from './announce/gossip-announcer.ts'
+export { gossipAnnouncer } from './announce/gossip-announcer.ts'
+export type { AnnounceOutcome, Announcer } from './announce/types.ts'
+export type { BundleBytesEncoder } from './bundle/code-bundle.ts'
+export { readCodeFiles, writeCodeBundle } from './bundle/code-bundle.ts'
+export { CapsuleAdoptionError, InputFileError, RuntimeUnsupportedError } from './errors.ts'
+export type { SolcPolicyDeployerInit } from './policy/solc-policy-deployer.ts'
+export { solcPolicyDeployer } from './policy/solc-policy-deployer.ts'
+export type { DeployedPolicyInfo, PolicyDeployer, TransactionSerializer } from './policy/types.ts'
+export { ethersCapsuleDirectory } from './recovery/ethers-capsule-directory.ts'
+export { ethersKeyguardRecorder } from './recovery/ethers-keyguard-recorder.ts'
+export { ipfsHeaderFetcher } from './recovery/ipfs-header-fetcher.ts'
+export type {
+  RestoreKeyguardComponents,
+  RestoreKeyguardParameters,
+  RestoreKeyguardResult,
+} from './recovery/restore-keyguard.ts'
+export { restoreKeyguard } from './recovery/restore-keyguard.ts'
+export { ethersCapsuleRegistrar } from './registry/ethers-registrar.ts'
+export type { CapsuleRegistrar, CapsuleRegistration, ChainContracts } from './registry/types.ts'
+export { sealAndPublish } from './seal/seal-and-publish.ts'
+export type {
+  KeyRecordSink,
+  SealAndPublishComponents,
+  SealAndPublishParameters,
+  SealAndPublishResult,
+  SealProgressFn,
+  SealStage,
+} from './seal/types.ts'
+export { ethersOwnerSigner } from './signer/ethers-signer.ts'
+export { privateKeySigner } from './signer/private-key-signer.ts'
+export type { OwnerSigner } from './signer/types.ts'
+export { keyguardCard, parseKeyguardCard } from './wrapping/card.ts'
+export { publicKeyWrapper } from './wrapping/public-key-wrapper.ts'
+export type { KeyguardCard, KeyWrapper } from './wrapping/types.ts'

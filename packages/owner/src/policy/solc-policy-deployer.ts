@@ -1,0 +1,42 @@
+import { deployPolicy, parsePolicyExpression } from '@digicap/contracts'
+import type { Signer } from 'ethers'
+import type { DeployedPolicyInfo, PolicyDeployer, TransactionSerializer } from './types.ts'
+
+export interface SolcPolicyDeployerInit {
+  /** The `NodeRegistry` every generated policy reads reputation and registration from. */
+  nodeRegistry: string
+  /** Serializes the owner's transactions. Default: none. */
+  serialize?: TransactionSerializer
+}
+
+/**
+ * A {@link PolicyDeployer} that generates the policy's Solidity, compiles it with solc (the
+ * npm package, no download) and deploys it from an ethers signer (the owner's account).
+ * The expression is parsed before anything is compiled or sent.
+ *
+ * @example
+ * ```ts
+ * const policies = solcPolicyDeployer(ownerWallet, { nodeRegistry: contracts.nodeRegistry })
+ * const { address } = await policies.deploy('maxRuns(3)')
+ * ```
+ */
+export function solcPolicyDeployer(signer: Signer, init: SolcPolicyDeployerInit): PolicyDeployer {
+  const serialize = init.serialize ?? ((fn) => fn())
+  return {
+    async deploy(expression): Promise<DeployedPolicyInfo> {
+      const rule = parsePolicyExpression(expression)
+      const policy = await serialize(() =>
+        deployPolicy(signer, rule, { nodeRegistry: init.nodeRegistry }),
+      )
+      return {
+        address: policy.address as `0x${string}`,
+        transactionHash: policy.transactionHash,
+        source: policy.source,
+        contractName: policy.compiled.contractName,
+        solcVersion: policy.compiled.solcVersion,
+        settings: policy.compiled.settings,
+        metadata: JSON.parse(policy.compiled.metadata),
+      }
+    },
+  }
+}

@@ -1,0 +1,186 @@
+import { stat } from 'node:fs/promises'
+import {
+  capsuleTypedData,
+  commitAndSealFile,
+  generateCapsuleId,
+  generateDataKey,
+  InvalidArgumentError,
+} from '@digicap/capsule-core'
+import { wrapToRecoveryKey } from '@digicap/keyguard'
+import { InputFileError, RuntimeUnsupportedError } from '../errors.ts'
+import type { DeployedPolicyInfo } from '../policy/types.ts'
+import type {
+  SealAndPublishComponents,
+  SealAndPublishParameters,
+  SealAndPublishResult,
+  SealProgressFn,
+} from './types.ts'
+
+const RUNTIMES = ['data', 'quickjs', 'wasi']
+
+function hex(bytes: Uint8Array): `0x${string}` {
+  return `0x${Buffer.from(bytes).toString('hex')}`
+}
+
+/** Checks everything that can be checked before a transaction is sent. */
+async function checkParameters(
+  params: SealAndPublishParameters,
+  components: SealAndPublishComponents,
+): Promise<number> {
+  const kind = params.runtime?.kind ?? 'data'
+  if (!RUNTIMES.includes(kind)) {
+    throw new RuntimeUnsupportedError('Unknown capsule runtime', { details: { runtime: kind } })
+  }
+  if (typeof params.policy === 'string' && !components.policies) {
+    throw new InvalidArgumentError('A policy expression needs a policy deployer', {
+      hint: 'Pass components.policies (solcPolicyDeployer), or a deployed policy { address }.',
+    })
+  }
+  const input = await stat(params.input).catch((cause) => {
+    throw new InputFileError('Cannot read the file to seal', {
+      cause,
+      details: { file: params.input, reason: (cause as NodeJS.ErrnoException).code },
+    })
+  })
+  if (!input.isFile()) {
+    throw new InputFileError('The file to seal is not a regular file', {
+      details: { file: params.input },
+    })
+  }
+  return input.size
+}
+
+async function step<T>(
+  progress: SealProgressFn,
+  stage: 'policy' | 'register',
+  fn: () => Promise<T>,
+): Promise<T> {
+  progress(stage, 0, 1)
+  const out = await fn()
+  progress(stage, 1, 1)
+  return out
+}
+
+/**
+ * The owner's whole pipeline in one call: deploys the policy contract (or takes a deployed
+ * one), wraps a fresh data key to the keyguard and to the recovery key, seals the file
+ * (header signed by the owner), adds the capsule to IPFS, hands the wrapped keys to the key
+ * record sink, registers the capsule on chain and announces it.
+ *
+ * Nothing here needs a private key of the keyguard: with {@link publicKeyWrapper} it runs on
+ * a laptop. The plain data key lives only in memory and is zeroed before this returns.
+ * The order is the crash order: a capsule is registered only once its blocks are added and
+ * its key record is stored; the announcement comes last and never fails the call.
+ *
+ * @throws {InputFileError} | {RuntimeUnsupportedError} | {InvalidArgumentError} before any
+ *   transaction; the policy parser's `PolicyExpressionError`; {CapsuleSignatureError} if the
+ *   signer is not the owner it claims; the chain's decoded revert; the store's errors.
+ * @example
+ * ```ts
+ * const r = await sealAndPublish(
+ *   { input: 'photo.jpg', output: 'photo.capsule', policy: 'maxRuns(3)', chainId, registry,
+ *     keyguardPeerId: card.peerId, recoveryPublicKey },
+ *   { signer, wrapper: publicKeyWrapper(card.wrappingKey), policies, registrar, store },
+ * )
+ * ```
+ */
+export async function sealAndPublish(
+  params: SealAndPublishParameters,
+  components: SealAndPublishComponents,
+): Promise<SealAndPublishResult> {
+  const progress = params.onProgress ?? (() => {})
+  const plaintextSize = await checkParameters(params, components)
+  const runtime = params.runtime ?? { kind: 'data' }
+  const capsuleIdBytes = params.capsuleId ?? generateCapsuleId()
+  const capsuleId = hex(capsuleIdBytes)
+  let deployedPolicy: DeployedPolicyInfo | undefined
+  if (typeof params.policy === 'string') {
+    const expression = params.policy
+    deployedPolicy = await step(progress, 'policy', () =>
+      (components.policies as NonNullable<typeof components.policies>).deploy(expression),
+    )
+  }
+  const policy = deployedPolicy?.address ?? (params.policy as { address: `0x${string}` }).address
+  const wrappingKey = await components.wrapper.publicKey()
+  const dataKey = generateDataKey()
+  let sealed: Awaited<ReturnType<typeof commitAndSealFile>>
+  let wrappedKeys: SealAndPublishResult['wrappedKeys']
+  try {
+    wrappedKeys = [
+      await components.wrapper.wrap(dataKey),
+      await wrapToRecoveryKey(dataKey, params.recoveryPublicKey),
+    ]
+    sealed = await commitAndSealFile({
+      owner: components.signer.address,
+      policy: { chainId: params.chainId, registry: params.registry as `0x${string}`, policy },
+      keyguard: {
+        peerId: params.keyguardPeerId,
+        keyId: wrappingKey.keyId,
+        wrapScheme: wrappingKey.scheme,
+      },
+      runtime: {
+        kind: runtime.kind,
+        ...(runtime.entry !== undefined && runtime.kind !== 'data' ? { entry: runtime.entry } : {}),
+        ...(runtime.memoryLimit !== undefined ? { memoryLimit: runtime.memoryLimit } : {}),
+        ...(runtime.timeLimit !== undefined ? { timeLimit: runtime.timeLimit } : {}),
+      },
+      receivers: params.receivers ?? [],
+      wrappedKeys,
+      dataKey,
+      capsuleId: capsuleIdBytes,
+      sign: (header) => components.signer.signTypedData(capsuleTypedData(header)),
+      input: params.input,
+      output: params.output,
+      onProgress: (n) => progress('seal', n, plaintextSize),
+    })
+  } finally {
+    dataKey.fill(0)
+  }
+  const capsuleSize = (await stat(params.output)).size
+  const cid = await components.store.put(
+    { path: params.output },
+    { onProgress: (n) => progress('add', n, capsuleSize) },
+  )
+  const metadata = {
+    cid,
+    policy,
+    chainId: String(params.chainId),
+    registry: params.registry,
+    runtime: runtime.kind,
+  }
+  await components.keyRecords?.put({ capsuleId, wrappedKeys, metadata })
+  const { transactionHash } = await step(progress, 'register', () =>
+    components.registrar.register({
+      capsuleId,
+      policy,
+      cid,
+      plaintextCommitment: sealed.header.payload.plaintextCommitment,
+      keyguardPeerId: params.keyguardPeerId,
+      keyguardKeyId: wrappingKey.keyId,
+    }),
+  )
+  progress('announce', 0, 1)
+  const announced = components.announcer
+    ? await components.announcer.announce({
+        capsuleId,
+        cid,
+        owner: components.signer.address,
+        registry: params.registry as `0x${string}`,
+        chainId: params.chainId,
+        keyguardPeer: params.keyguardPeerId,
+      })
+    : { ok: false, reason: 'no-announcer' }
+  progress('announce', 1, 1)
+  return {
+    capsuleId,
+    cid,
+    policy,
+    ...(deployedPolicy ? { deployedPolicy } : {}),
+    registerTransaction: transactionHash,
+    plaintextSize,
+    capsuleSize,
+    wrappedKeys,
+    metadata,
+    announced,
+  }
+}

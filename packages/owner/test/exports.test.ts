@@ -1,0 +1,44 @@
+import { expect, it } from 'vitest'
+import * as owner from '../src/index.ts'
+
+it('exports exactly this public surface', () => {
+  expect(Object.keys(owner).sort()).toMatchInlineSnapshot(`
+    [
+      "CapsuleAdoptionError",
+      "InputFileError",
+      "RuntimeUnsupportedError",
+      "adoptCapsules",
+      "ethersCapsuleDirectory",
+      "ethersCapsuleRegistrar",
+      "ethersKeyguardRecorder",
+      "ethersOwnerSigner",
+      "gossipAnnouncer",
+      "ipfsHeaderFetcher",
+      "keyguardCard",
+      "parseKeyguardCard",
+      "privateKeySigner",
+      "publicKeyWrapper",
+      "readCodeFiles",
+      "restoreKeyguard",
+      "sealAndPublish",
+      "solcPolicyDeployer",
+      "writeCodeBundle",
+    ]
+  `)
+})
+
+it('names each error class once, with its code', () => {
+  const codes = Object.entries(owner)
+    .filter(([k]) => k.endsWith('Error'))
+    .map(([k, C]) => {
+      const e = new (C as new (m: string) => { code: string; name: string })('x')
+      return [k, `${e.name} ${e.code}`]
+    })
+  expect(Object.fromEntries(codes)).toMatchInlineSnapshot(`
+    {
+      "CapsuleAdoptionError": "CapsuleAdoptionError CAPSULE_ADOPTION",
+      "InputFileError": "InputFileError INPUT_FILE",
+      "RuntimeUnsupportedError": "RuntimeUnsupportedError RUNTIME_UNSUPPORTED",
+    }
+  `)
+})
