@@ -15,7 +15,8 @@
  * - A capsule is registered on chain only after its blocks are added and its wrapped keys
  *   are handed to the key record sink; the announcement comes last and never fails a seal.
  * - No private key or ethers type crosses the pipeline's API: the owner signs through
- *   {@link OwnerSigner}; ethers signers are adapters ({@link ethersOwnerSigner}, …).
+ *   capsule-core's `DigicapSigner` (bring a hardware wallet, viem's account, a TPM-held key;
+ *   `ethersSigner` of `@digicap/contracts` adapts an ethers signer).
  * - {@link adoptCapsules} takes a key only from a header signed by the owner, naming this
  *   keyguard and the chain's policy, whose copy opens to the key the header commits to.
  *
@@ -67,9 +68,6 @@ export type {
   SealProgressFn,
   SealStage,
 } from './seal/types.ts'
-export { ethersOwnerSigner } from './signer/ethers-signer.ts'
-export { privateKeySigner } from './signer/private-key-signer.ts'
-export type { OwnerSigner } from './signer/types.ts'
 export { keyguardCard, parseKeyguardCard } from './wrapping/card.ts'
 export { publicKeyWrapper } from './wrapping/public-key-wrapper.ts'
 export type { KeyguardCard, KeyWrapper } from './wrapping/types.ts'

@@ -13,12 +13,14 @@ import {
   hpkeOpen,
   openFile,
   parseCapsuleHeader,
+  privateKeySigner,
 } from '@digicap/capsule-core'
 import {
   connectDigicap,
   createProvider,
   type DigicapAddresses,
   deployDigicap,
+  ethersSigner,
 } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import {
@@ -50,13 +52,11 @@ import {
   adoptCapsules,
   ethersCapsuleDirectory,
   ethersCapsuleRegistrar,
-  ethersOwnerSigner,
   gossipAnnouncer,
   ipfsHeaderFetcher,
   type KeyWrapper,
   keyguardCard,
   parseKeyguardCard,
-  privateKeySigner,
   publicKeyWrapper,
   type SealAndPublishComponents,
   type SealStage,
@@ -438,7 +438,7 @@ describe('the README example', () => {
         keyguardPeerId: card.peerId,
       },
       {
-        signer: await ethersOwnerSigner(wallet),
+        signer: await ethersSigner(wallet),
         wrapper: publicKeyWrapper(card.wrappingKey),
         policies: solcPolicyDeployer(wallet, { nodeRegistry: contracts.nodeRegistry }),
         registrar: ethersCapsuleRegistrar(wallet, { contracts }),

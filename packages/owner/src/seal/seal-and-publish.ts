@@ -5,6 +5,7 @@ import {
   generateCapsuleId,
   generateDataKey,
   InvalidArgumentError,
+  signTypedDataWith,
 } from '@digicap/capsule-core'
 import { wrapToRecoveryKey } from '@digicap/keyguard'
 import { InputFileError, RuntimeUnsupportedError } from '../errors.ts'
@@ -128,7 +129,7 @@ export async function sealAndPublish(
       wrappedKeys,
       dataKey,
       capsuleId: capsuleIdBytes,
-      sign: (header) => components.signer.signTypedData(capsuleTypedData(header)),
+      sign: (header) => signTypedDataWith(components.signer, capsuleTypedData(header)),
       input: params.input,
       output: params.output,
       onProgress: (n) => progress('seal', n, plaintextSize),

@@ -1,11 +1,10 @@
 /** Parameters, components and result of {@link sealAndPublish}. */
-import type { Receiver, RuntimeKind } from '@digicap/capsule-core'
+import type { DigicapSigner, Receiver, RuntimeKind } from '@digicap/capsule-core'
 import type { PutKeyRecord, WrappedKey } from '@digicap/keyguard'
 import type { CapsuleStore } from '@digicap/p2p'
 import type { AnnounceOutcome, Announcer } from '../announce/types.ts'
 import type { DeployedPolicyInfo, PolicyDeployer } from '../policy/types.ts'
 import type { CapsuleRegistrar } from '../registry/types.ts'
-import type { OwnerSigner } from '../signer/types.ts'
 import type { KeyWrapper } from '../wrapping/types.ts'
 
 /** The pipeline's steps, in order, as progress reports name them. */
@@ -52,7 +51,7 @@ export interface SealAndPublishParameters {
 
 export interface SealAndPublishComponents {
   /** Signs the header for the owner (its address is the header's `owner`). */
-  signer: OwnerSigner
+  signer: DigicapSigner
   /** Wraps the data key to the keyguard: a `Sealer`, or {@link publicKeyWrapper}. */
   wrapper: KeyWrapper
   /** Compiles and deploys policy expressions. */
