@@ -53,6 +53,8 @@ export type QuoteErrorCode =
   | 'QUOTE_BOOT_PCRS'
   /** PCR 23 is not what the phase requires: reset before/after the run, the run measurement during it. */
   | 'QUOTE_RUN_PCR'
+  /** After a run: no clean-up report, a report for another grant, or one that admits a leftover workspace or key buffer. */
+  | 'QUOTE_CLEANUP'
 
 /**
  * A quote failed one of the verifier's checks. `code` says which; `details.field` names the

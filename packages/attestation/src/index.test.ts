@@ -18,12 +18,14 @@ it('the public surface changes only on purpose', () => {
     'TPM_GENERATED_VALUE',
     'TPM_ST_ATTEST_QUOTE',
     'TpmFormatError',
+    'checkCleanup',
     'checkEventLog',
     'checkQuoteSequence',
     'decodeEventLog',
     'encodeCredentialFile',
     'encodeEventLog',
     'expectedRunMeasurement',
+    'fromWireEvidence',
     'importAttestationKey',
     'makeCredential',
     'parsePublic',
@@ -33,8 +35,22 @@ it('the public surface changes only on purpose', () => {
     'pcrCompositeDigest',
     'quoteBinding',
     'replayEventLog',
+    'requestAttestation',
     'runEvents',
+    'toWireEvidence',
+    'verifyAttestation',
     'verifyPhase',
     'verifyQuote',
+  ])
+})
+
+it('the agent entry exports exactly these names', async () => {
+  const agent = await import('./agent/index.ts')
+  expect(Object.keys(agent).sort()).toEqual([
+    'DEFAULT_AK_HANDLE',
+    'DEFAULT_EK_HANDLES',
+    'RUN_PCR',
+    'createAttestationAgent',
+    'serveAttestation',
   ])
 })

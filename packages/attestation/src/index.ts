@@ -55,8 +55,20 @@ export {
   MAX_EVENTS,
 } from './event-log/format.ts'
 export { checkEventLog, PCR23_RESET_VALUE, replayEventLog } from './event-log/replay.ts'
-export type { Phase, PhaseExpectation, RunMeasurementParameters } from './phases/phase.ts'
-export { expectedRunMeasurement, runEvents, verifyPhase } from './phases/phase.ts'
+export type {
+  CleanupReport,
+  Phase,
+  PhaseExpectation,
+  RunMeasurementParameters,
+} from './phases/phase.ts'
+export { checkCleanup, expectedRunMeasurement, runEvents, verifyPhase } from './phases/phase.ts'
+export type {
+  AttestationChallenge,
+  AttestationResponse,
+} from './protocol/challenge.ts'
+export { requestAttestation, verifyAttestation } from './protocol/challenge.ts'
+export type { ReceivedEvidence } from './protocol/evidence.ts'
+export { fromWireEvidence, toWireEvidence } from './protocol/evidence.ts'
 export type { PcrSelection, QuoteAttest, QuoteClockInfo } from './tpm/attest.ts'
 export { parseQuoteAttest } from './tpm/attest.ts'
 export { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from './tpm/constants.ts'

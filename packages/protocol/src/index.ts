@@ -34,6 +34,18 @@
 
 export type { AnyMessage } from './any-message.ts'
 export { decodeMessage } from './any-message.ts'
+export type { AttestChallenge, AttestCleanup, AttestEvidence } from './attest.ts'
+export {
+  ATTEST_PCRS,
+  ATTEST_PROTOCOL,
+  attestProtocol,
+  decodeAttestChallenge,
+  decodeAttestEvidence,
+  encodeAttestChallenge,
+  encodeAttestEvidence,
+  MAX_ATTEST_BYTES,
+  MAX_EVENT_LOG_BYTES,
+} from './attest.ts'
 export type { WireMap } from './cbor.ts'
 export { MAX_U64, WIRE_VERSION } from './cbor.ts'
 export type { AccessDomain, AccessRequestTypedData, Address } from './eip712.ts'

@@ -1,7 +1,9 @@
 /** The attestation agent's interface (executor side); `createAttestationAgent` implements it. */
+export type { CleanupReport } from '../phases/phase.ts'
+
 import type { Credential } from '../credential/make-credential.ts'
 import type { RunEvent } from '../event-log/format.ts'
-import type { RunMeasurementParameters } from '../phases/phase.ts'
+import type { CleanupReport, RunMeasurementParameters } from '../phases/phase.ts'
 import type { QuoteBindingParameters } from '../verifier/binding.ts'
 
 export interface AttestationAgentInit {
@@ -27,18 +29,6 @@ export interface AgentKeys {
   ekPublic: Uint8Array
   /** TPM2B_PUBLIC of the AK. */
   akPublic: Uint8Array
-}
-
-/**
- * What the executor states after a run (SPEC.md §8): the run's workspace is removed and every
- * buffer that held a data key or the ephemeral private key is zeroed. The agent adds that it
- * reset PCR 23 (the after-quote proves it).
- */
-export interface CleanupReport {
-  /** The run's grant id (32 bytes). */
-  grantId: Uint8Array
-  workspaceRemoved: boolean
-  keyBuffersWiped: boolean
 }
 
 /** A quote with what a verifier needs next to it. */

@@ -2,7 +2,8 @@
  * Phase verdicts over a verified quote (SPEC.md §7): **before** a run (boot PCRs as registered,
  * PCR 23 at its reset value), **during** it (PCR 23 is this run's measurement), **after** it
  * (PCR 23 reset again, boot PCRs unchanged, no reset or restart since the before-quote).
- * The agent's clean-up report (workspace gone, key buffers wiped) is not checked here yet.
+ * After a run, the agent's clean-up report must name the run's grant and say the workspace is
+ * gone and the key buffers are wiped (SPEC.md §8).
  */
 import { createHash } from 'node:crypto'
 import { InvalidArgumentError } from '@digicap/capsule-core'
@@ -19,6 +20,18 @@ import {
 } from '../verifier/verify-quote.ts'
 
 export type Phase = 'before' | 'during' | 'after'
+
+/**
+ * What the executor states after a run (SPEC.md §8): the run's workspace is removed and every
+ * buffer that held a data key or the ephemeral private key is zeroed. Its PCR 23 reset is what
+ * the after-quote proves.
+ */
+export interface CleanupReport {
+  /** The run's grant id (32 bytes). */
+  grantId: Uint8Array
+  workspaceRemoved: boolean
+  keyBuffersWiped: boolean
+}
 
 /** The values a run extends into PCR 23, in the SPEC order. */
 export interface RunMeasurementParameters {
@@ -65,10 +78,15 @@ export interface PhaseExpectation extends QuoteExpectation {
   run?: RunMeasurementParameters
   /** For `after`: the clock info of the run's accepted `before` quote (required: a reboot in between fails). */
   previous?: QuoteClock
+  /**
+   * For `after`: check the clean-up report the evidence carried (`report`, absent if it had
+   * none) against the run's `grantId`. Omitted: the report is not checked.
+   */
+  cleanup?: { report: CleanupReport | undefined; grantId: Uint8Array }
 }
 
 function fail(
-  code: 'QUOTE_BOOT_PCRS' | 'QUOTE_RUN_PCR',
+  code: 'QUOTE_BOOT_PCRS' | 'QUOTE_RUN_PCR' | 'QUOTE_CLEANUP',
   shortMessage: string,
   details: Record<string, unknown>,
 ): never {
@@ -78,7 +96,7 @@ function fail(
 /**
  * Verifies a quote (SPEC.md §2), its event log (§6), then the phase's PCR rules (§7).
  *
- * @throws {QuoteVerificationError} the first failing check; `QUOTE_BOOT_PCRS`, `QUOTE_RUN_PCR` for the phase rules.
+ * @throws {QuoteVerificationError} the first failing check; `QUOTE_BOOT_PCRS`, `QUOTE_RUN_PCR`, `QUOTE_CLEANUP` for the phase rules.
  * @throws {InvalidArgumentError} a phase without what it needs (`run` for during, `previous` for after).
  */
 export function verifyPhase(evidence: QuoteEvidence, expected: PhaseExpectation): VerifiedQuote {
@@ -123,5 +141,25 @@ export function verifyPhase(evidence: QuoteEvidence, expected: PhaseExpectation)
       },
     )
   }
+  if (expected.phase === 'after' && expected.cleanup !== undefined) {
+    checkCleanup(expected.cleanup.report, expected.cleanup.grantId)
+  }
   return verified
+}
+
+/** @throws {QuoteVerificationError} `QUOTE_CLEANUP`. */
+export function checkCleanup(report: CleanupReport | undefined, grantId: Uint8Array): void {
+  if (report === undefined)
+    fail('QUOTE_CLEANUP', 'No clean-up report after the run', { field: 'cleanup' })
+  if (!equalBytes(report.grantId, grantId)) {
+    fail('QUOTE_CLEANUP', 'The clean-up report is for another grant', { field: 'cleanup.grantId' })
+  }
+  if (report.workspaceRemoved !== true) {
+    fail('QUOTE_CLEANUP', 'The run workspace was not removed', {
+      field: 'cleanup.workspaceRemoved',
+    })
+  }
+  if (report.keyBuffersWiped !== true) {
+    fail('QUOTE_CLEANUP', 'Key buffers were not wiped', { field: 'cleanup.keyBuffersWiped' })
+  }
 }
