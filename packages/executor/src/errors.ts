@@ -225,30 +225,9 @@ export class ResultDeliveryError extends DigicapError {
   }
 }
 
-/** A received result could not be opened or fetched (receiver side). */
-export class ResultInvalidError extends DigicapError {
-  override name = 'ResultInvalidError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('RESULT_INVALID', shortMessage, options)
-  }
-}
-
-/**
- * The receiver refused a result (receiver side: reported on its `error` event; executor side:
- * a final refusal). `details.reasonCode` is the wire reason (`bad-signature`,
- * `wrong-executor`, `replayed`, …); `details.executor` the address that signed, if any.
- */
-export class ResultRefusedError extends DigicapError {
-  override name = 'ResultRefusedError'
-  readonly reasonCode: string
-  constructor(reasonCode: string, options: DigicapErrorOptions = {}) {
-    super('RESULT_REFUSED', `Result refused: ${reasonCode}`, {
-      ...options,
-      details: { reasonCode, ...options.details },
-    })
-    this.reasonCode = reasonCode
-  }
-}
+// The receiver's errors live with the receiver in @digicap/protocol; the executor's
+// deliverer throws the same ResultRefusedError for a final refusal.
+export { ResultInvalidError, ResultRefusedError } from '@digicap/protocol'
 
 /** `runCapsule` before `start()` or after `stop()`. */
 export class ExecutorStateError extends DigicapError {

@@ -39,6 +39,15 @@
  * ```
  */
 
+// The result receiver moved to @digicap/protocol (receivers need no executor); re-exported.
+export type {
+  ReceivedResult,
+  ResultReceiver,
+  ResultReceiverComponents,
+  ResultReceiverInit,
+  ResultReceiverStats,
+} from '@digicap/protocol'
+export { createResultReceiver } from '@digicap/protocol'
 export type {
   AccessParameters,
   ReleasedKey,
@@ -74,14 +83,6 @@ export type {
 export { createResultDeliverer } from './delivery/deliverer.ts'
 export type { EthersResultGrantsInit, ResultGrantSource } from './delivery/grants.ts'
 export { ethersResultGrants } from './delivery/grants.ts'
-export type {
-  ReceivedResult,
-  ResultReceiver,
-  ResultReceiverComponents,
-  ResultReceiverInit,
-  ResultReceiverStats,
-} from './delivery/receiver.ts'
-export { createResultReceiver } from './delivery/receiver.ts'
 export type { ExecutorErrorCode } from './errors.ts'
 export {
   AccessDeniedError,

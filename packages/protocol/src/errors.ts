@@ -18,6 +18,9 @@ export type WireErrorCode =
   | 'WIRE_SIGNATURE'
   | 'RETRY_EXHAUSTED'
   | 'HANDLER_FAILED'
+  | 'RESULT_INVALID'
+  | 'RESULT_REFUSED'
+  | 'RECEIVER_STOPPED'
 
 /**
  * The bytes are not a well-formed message: bad varint, bad or non-canonical CBOR, wrong
@@ -125,5 +128,38 @@ export class HandlerFailedError extends DigicapError {
   override name = 'HandlerFailedError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('HANDLER_FAILED', shortMessage, options)
+  }
+}
+
+/** A received result could not be opened or fetched, or none came in time (receiver side). */
+export class ResultInvalidError extends DigicapError {
+  override name = 'ResultInvalidError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RESULT_INVALID', shortMessage, options)
+  }
+}
+
+/**
+ * The receiver refused a result (receiver side: reported on its `error` event; executor side:
+ * a final refusal). `details.reasonCode` is the wire reason (`bad-signature`,
+ * `wrong-executor`, `replayed`, …); `details.executor` the address that signed, if any.
+ */
+export class ResultRefusedError extends DigicapError {
+  override name = 'ResultRefusedError'
+  readonly reasonCode: string
+  constructor(reasonCode: string, options: DigicapErrorOptions = {}) {
+    super('RESULT_REFUSED', `Result refused: ${reasonCode}`, {
+      ...options,
+      details: { reasonCode, ...options.details },
+    })
+    this.reasonCode = reasonCode
+  }
+}
+
+/** The result receiver stopped while a `next()` was waiting. */
+export class ResultReceiverStoppedError extends DigicapError {
+  override name = 'ResultReceiverStoppedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RECEIVER_STOPPED', shortMessage, options)
   }
 }

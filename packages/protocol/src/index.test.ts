@@ -38,6 +38,9 @@ it('the public surface changes only on purpose', () => {
       "RESULT_TYPES",
       "RESULT_WIRE_VERSION",
       "RETRYABLE_RESULT_REFUSALS",
+      "ResultInvalidError",
+      "ResultReceiverStoppedError",
+      "ResultRefusedError",
       "RetryExhaustedError",
       "SIGNATURE_LENGTH",
       "WIRE_VERSION",
@@ -63,6 +66,7 @@ it('the public surface changes only on purpose', () => {
       "checkResultGrant",
       "createRateLimiter",
       "createReplayCache",
+      "createResultReceiver",
       "createStreamGate",
       "decodeAccessRequest",
       "decodeAccessResponse",
@@ -122,6 +126,9 @@ it('every exported error class carries its stable code', () => {
     [api.WireSignatureError, 'WIRE_SIGNATURE'],
     [api.RetryExhaustedError, 'RETRY_EXHAUSTED'],
     [api.HandlerFailedError, 'HANDLER_FAILED'],
+    [api.ResultInvalidError, 'RESULT_INVALID'],
+    [api.ResultRefusedError, 'RESULT_REFUSED'],
+    [api.ResultReceiverStoppedError, 'RECEIVER_STOPPED'],
   ]
   for (const [Cls, code] of cases) {
     const err = new Cls('x')

@@ -68,6 +68,9 @@ export {
 export type { RemoteErrorCode, WireErrorCode } from './errors.ts'
 export {
   HandlerFailedError,
+  ResultInvalidError,
+  ResultReceiverStoppedError,
+  ResultRefusedError,
   RetryExhaustedError,
   WireAbortedError,
   WireFormatError,
@@ -175,6 +178,16 @@ export {
   resultAad,
   resultHashOf,
 } from './result.ts'
+export type {
+  ReceivedResult,
+  ResultGrantSource,
+  ResultReceiver,
+  ResultReceiverComponents,
+  ResultReceiverInit,
+  ResultReceiverStats,
+  ResultStore,
+} from './result-receiver.ts'
+export { createResultReceiver } from './result-receiver.ts'
 export type { ResultDomain } from './result-signature.ts'
 export {
   RESULT_DOMAIN_NAME,

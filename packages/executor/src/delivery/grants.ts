@@ -9,20 +9,12 @@ import {
   ContractRevertError,
   decodeRevert,
 } from '@digicap/contracts'
-import type { GrantRecord, ResultDomain } from '@digicap/protocol'
+import type { ResultGrantSource } from '@digicap/protocol'
 import { Contract, type ContractRunner, getBytes, hexlify } from 'ethers'
 import { AccessUnavailableError } from '../errors.ts'
 
-/** The receiver's view of the chain. */
-export interface ResultGrantSource {
-  /** The chain id and AccessController: the domain of result signatures. */
-  readonly domain: ResultDomain
-  /**
-   * The grant as stored, or undefined when the chain has none (yet).
-   * @throws {AccessUnavailableError} when the chain cannot be asked.
-   */
-  getGrant(grantId: Uint8Array): Promise<GrantRecord | undefined>
-}
+/** The receiver's view of the chain (the interface lives with the receiver in protocol). */
+export type { ResultGrantSource }
 
 export interface EthersResultGrantsInit {
   readonly chainId: bigint | number | string

@@ -11,29 +11,40 @@
  * signed `resultSize` (itself capped).
  */
 import { DigicapError, decodeHpkeSealed, hpkeOpen, x25519PublicKey } from '@digicap/capsule-core'
-import type { CapsuleStore } from '@digicap/p2p'
+import type { Libp2p } from '@libp2p/interface'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import type { Address } from './eip712.ts'
+import { toChecksumAddress } from './eip712.ts'
+import { ResultInvalidError, ResultReceiverStoppedError, ResultRefusedError } from './errors.ts'
+import { MAX_RESULT_FRAME } from './frame.ts'
+import { handle } from './handle.ts'
+import { resultProtocol } from './protocols.ts'
+import { createRateLimiter } from './rate-limit.ts'
 import {
-  type Address,
-  checkResultEnvelope,
-  checkResultGrant,
-  createRateLimiter,
-  createStreamGate,
-  type GrantRecord,
-  handle,
-  MAX_RESULT_FRAME,
   type ResultAck,
   type ResultDelivery,
   type ResultRefusalCode,
   resultAad,
   resultHashOf,
-  resultProtocol,
-  type StreamGateStats,
-  toChecksumAddress,
-} from '@digicap/protocol'
-import type { Libp2p } from '@libp2p/interface'
-import { hexlify } from 'ethers'
-import { ExecutorStateError, ResultInvalidError, ResultRefusedError } from '../errors.ts'
-import type { ResultGrantSource } from './grants.ts'
+} from './result.ts'
+import type { ResultDomain } from './result-signature.ts'
+import { checkResultEnvelope, checkResultGrant, type GrantRecord } from './result-verify.ts'
+import { createStreamGate, type StreamGateStats } from './stream-gate.ts'
+
+const hexlify = (b: Uint8Array): string => `0x${bytesToHex(b)}`
+
+/** Where a receiver learns a grant's executor (the AccessController on chain). */
+export interface ResultGrantSource {
+  /** The chain id and AccessController: the domain of result signatures. */
+  readonly domain: ResultDomain
+  /** The grant as stored, or undefined when the chain has none (yet). Throws when the chain cannot be asked. */
+  getGrant(grantId: Uint8Array): Promise<GrantRecord | undefined>
+}
+
+/** Where results stored on IPFS are fetched from (a `CapsuleStore` of `@digicap/p2p` fits). */
+export interface ResultStore {
+  get(cid: string, options?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>
+}
 
 /** A result as the receiver verified and opened it. */
 export interface ReceivedResult {
@@ -85,7 +96,7 @@ export interface ResultReceiverInit {
 export interface ResultReceiverComponents {
   readonly libp2p: Pick<Libp2p, 'handle' | 'unhandle'>
   /** Where results stored on IPFS are fetched from. */
-  readonly store?: CapsuleStore | undefined
+  readonly store?: ResultStore | undefined
   /** The chain's grants (who may deliver what). */
   readonly grants: ResultGrantSource
 }
@@ -370,7 +381,9 @@ export function createResultReceiver(init: ResultReceiverInit) {
         unhandle = undefined
         // Pending next() calls would otherwise keep their timers (and the process) alive.
         for (const w of waiters.splice(0)) {
-          w.fail(new ExecutorStateError('The result receiver stopped before a result arrived'))
+          w.fail(
+            new ResultReceiverStoppedError('The result receiver stopped before a result arrived'),
+          )
         }
       },
       next(timeoutMs = 60_000) {

@@ -1,9 +1,10 @@
 import { DigicapError, generateX25519KeyPair } from '@digicap/capsule-core'
-import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
+import type { Libp2p } from '@libp2p/interface'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createResultReceiver } from '../src/index.ts'
+import { createNode } from './helpers/nodes.ts'
 
-let node: DigicapNode
+let libp2p: Libp2p
 // These tests never get a delivery: the grant source is a component that is never asked.
 const grants = {
   domain: { chainId: 31337n, verifyingContract: `0x${'11'.repeat(20)}` as const },
@@ -11,17 +12,17 @@ const grants = {
 }
 
 beforeAll(async () => {
-  node = await createDigicapNode()
+  libp2p = await createNode()
 })
 
 afterAll(async () => {
-  await node?.stop()
+  await libp2p?.stop()
 })
 
 describe('result receiver lifecycle', () => {
-  it('stop() settles pending next() calls with EXECUTOR_STATE (their timers would hold the process)', async () => {
+  it('stop() settles pending next() calls with RECEIVER_STOPPED (their timers would hold the process)', async () => {
     const receiver = createResultReceiver({ privateKey: generateX25519KeyPair().privateKey })({
-      libp2p: node.libp2p,
+      libp2p,
       grants,
     })
     await receiver.start()
@@ -34,13 +35,13 @@ describe('result receiver lifecycle', () => {
         (e: unknown) => e,
       )
       expect(err).toBeInstanceOf(DigicapError)
-      expect((err as DigicapError).code).toBe('EXECUTOR_STATE')
+      expect((err as DigicapError).code).toBe('RECEIVER_STOPPED')
     }
   })
 
   it('next() still times out with RESULT_INVALID when nothing arrives', async () => {
     const receiver = createResultReceiver({ privateKey: generateX25519KeyPair().privateKey })({
-      libp2p: node.libp2p,
+      libp2p,
       grants,
     })
     await receiver.start()
