@@ -78,6 +78,8 @@ export {
   policyLibrarySources,
 } from './generated/artifacts.ts'
 export type * from './generated/bindings.ts'
+export type { DigicapNetwork } from './networks/index.ts'
+export { LOCAL_DEPLOYER, LOCAL_NETWORK, NETWORKS } from './networks/index.ts'
 export type {
   CompiledPolicy,
   CompilePolicyOptions,
