@@ -1,0 +1,112 @@
+/**
+ * The receiver's view of the chain over plain JSON-RPC (`fetch` + `eth_call`): who a grant
+ * names, so that only that executor's result is taken. No ethers and no contract bindings on
+ * the receive path; the two ABI shapes read here are fixed by AccessController.
+ */
+import type { DigicapNetwork } from '@digicap/contracts'
+import type { ResultGrantSource } from '@digicap/protocol'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
+import { ChainMismatchError, ChainReadError } from '../errors.ts'
+
+export type { ResultGrantSource }
+
+const selector = (signature: string): string =>
+  bytesToHex(keccak_256(utf8ToBytes(signature)).subarray(0, 4))
+const GET_GRANT = selector('getGrant(bytes32)')
+const GRANT_NOT_FOUND = selector('GrantNotFound(bytes32)')
+/** `Grant { address executor; uint40 runIndex; uint40 expiresAt; bool fastPath; bytes32 capsuleId; bytes32 ephemeralKey }`. */
+const GRANT_WORDS = 6
+
+interface RpcAnswer {
+  result?: unknown
+  error?: { code?: number; message?: string; data?: unknown }
+}
+
+/** One JSON-RPC call with a deadline. @throws {ChainReadError} when unreachable or malformed. */
+export async function rpcCall(
+  rpcUrl: string,
+  method: string,
+  params: unknown[],
+  timeoutMs = 10_000,
+): Promise<RpcAnswer> {
+  let res: Response
+  try {
+    res = await fetch(rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      signal: AbortSignal.timeout(timeoutMs),
+    })
+  } catch (cause) {
+    throw new ChainReadError('The RPC did not answer', { cause, details: { rpcUrl, method } })
+  }
+  const body = (await res.json().catch(() => undefined)) as RpcAnswer | undefined
+  if (typeof body !== 'object' || body === null || (!('result' in body) && !('error' in body))) {
+    throw new ChainReadError('The RPC answered with no JSON-RPC result', {
+      details: { rpcUrl, method, status: res.status },
+    })
+  }
+  return body
+}
+
+/**
+ * Checks that `network.rpcUrl` serves `network.chainId`.
+ * @throws {ChainMismatchError} | {@link ChainReadError}
+ */
+export async function checkChainId(network: DigicapNetwork): Promise<void> {
+  const r = await rpcCall(network.rpcUrl, 'eth_chainId', [])
+  if (typeof r.result !== 'string')
+    throw new ChainReadError('eth_chainId failed', { details: { rpcUrl: network.rpcUrl } })
+  const actual = Number(BigInt(r.result))
+  if (actual !== network.chainId) {
+    throw new ChainMismatchError('The RPC serves another chain than the network names', {
+      details: { network: network.name, expected: network.chainId, actual, rpcUrl: network.rpcUrl },
+      hint: 'Pass the rpcUrl of that network, or the network that this RPC serves.',
+    })
+  }
+}
+
+/**
+ * Reads grants from the network's AccessController (`getGrant`); `GrantNotFound` is "not yet".
+ * @example
+ * ```ts
+ * const grants = chainResultGrants(getNetwork('local'))
+ * const g = await grants.getGrant(grantId) // undefined until the grant is on chain
+ * ```
+ */
+export function chainResultGrants(network: DigicapNetwork): ResultGrantSource {
+  const to = network.addresses.accessController
+  return {
+    domain: { chainId: BigInt(network.chainId), verifyingContract: to },
+    async getGrant(grantId) {
+      if (grantId.length !== 32) return undefined
+      const r = await rpcCall(network.rpcUrl, 'eth_call', [
+        { to, data: `0x${GET_GRANT}${bytesToHex(grantId)}` },
+        'latest',
+      ])
+      if (r.error !== undefined) {
+        const data = typeof r.error.data === 'string' ? r.error.data.toLowerCase() : ''
+        if (data.startsWith(`0x${GRANT_NOT_FOUND}`)) return undefined
+        throw new ChainReadError('Grant lookup failed', {
+          details: { rpcUrl: network.rpcUrl, error: r.error.message?.slice(0, 200) },
+        })
+      }
+      const hex = typeof r.result === 'string' ? r.result : ''
+      if (!/^0x[0-9a-fA-F]*$/.test(hex) || hex.length !== 2 + GRANT_WORDS * 64) {
+        throw new ChainReadError('Grant lookup returned a malformed answer', {
+          details: { rpcUrl: network.rpcUrl, bytes: Math.max(0, (hex.length - 2) / 2) },
+          hint: 'Is the network’s accessController address right for this chain?',
+        })
+      }
+      const words = hexToBytes(hex.slice(2))
+      const word = (i: number) => words.subarray(i * 32, i * 32 + 32)
+      return {
+        executor: word(0).slice(12),
+        runIndex: BigInt(`0x${bytesToHex(word(1))}`),
+        capsuleId: word(4).slice(),
+        ephemeralKey: word(5).slice(),
+      }
+    },
+  }
+}

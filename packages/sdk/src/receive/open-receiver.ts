@@ -1,0 +1,127 @@
+/**
+ * `openReceiver`: a libp2p node that takes results sealed to one X25519 key, each checked
+ * against the grant on chain (signed by the executor the grant names, for that grant and
+ * capsule, once), and opened. Needs no executor, compiler or chain binary.
+ */
+import { InvalidArgumentError, x25519PublicKey } from '@digicap/capsule-core'
+import { createDigicapNode, heliaCapsuleStore, privateKeyFromSeed } from '@digicap/p2p'
+import { ResultTimeoutError } from '../errors.ts'
+import { getNetwork, type NetworkRef } from '../networks/registry.ts'
+import { chainResultGrants, checkChainId } from './chain-grants.ts'
+import { createResultReceiver, type ReceivedResult } from './result-receiver.ts'
+
+export type { ReceivedResult }
+
+export interface OpenReceiverParameters {
+  /** `'local'`, a registered name or chain id, or a network object. */
+  readonly network: NetworkRef
+  /** Use this RPC instead of the network's own. */
+  readonly rpcUrl?: string | undefined
+  /** The receiver's X25519 private key (32 bytes; `generateReceiverKey()` makes one). */
+  readonly key: Uint8Array
+  /** A 32-byte seed for a stable libp2p identity (so that capsules can name this peer). Default: fresh. */
+  readonly identity?: Uint8Array | undefined
+  /** Default `['/ip4/127.0.0.1/tcp/0']`. */
+  readonly listen?: readonly string[] | undefined
+  /** Peers to dial at start (`/…/p2p/<peerId>` multiaddrs). */
+  readonly bootstrap?: readonly string[] | undefined
+}
+
+export interface WaitForResultOptions {
+  /** Only this run's result (hex run id, as `runCapsule` returns it). Default: the next one. */
+  readonly runId?: string | undefined
+  /** Default 60 000. */
+  readonly timeoutMs?: number | undefined
+}
+
+export interface Receiver {
+  readonly peerId: string
+  /** Listen addresses with `/p2p/<peerId>`: give one to the executor to dial. */
+  multiaddrs(): string[]
+  /** What a capsule names as its receiver: `{ publicKey, peerId }`. */
+  readonly receiver: { readonly publicKey: Uint8Array; readonly peerId: string }
+  /**
+   * The next verified, opened result (of `runId` when given). Results of other runs that
+   * arrive meanwhile are kept for later calls.
+   * @throws {ResultTimeoutError} when none arrives in time.
+   */
+  waitForResult(options?: WaitForResultOptions): Promise<ReceivedResult>
+  /** `error` events: each refused delivery (`ResultRefusedError`, with its reason code). */
+  readonly events: EventTarget
+  stop(): Promise<void>
+}
+
+/**
+ * @throws {NetworkUnknownError} | {NetworkInvalidError} | {ChainMismatchError} | {ChainReadError}
+ * @throws {InvalidArgumentError} for a key or identity that is not 32 bytes.
+ */
+export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver> {
+  const network = getNetwork(p.network, { rpcUrl: p.rpcUrl })
+  if (!(p.key instanceof Uint8Array) || p.key.length !== 32) {
+    throw new InvalidArgumentError('The receiver key is a 32-byte X25519 private key', {
+      hint: 'Make one with generateReceiverKey() and keep it: results are sealed to it.',
+    })
+  }
+  const publicKey = x25519PublicKey(p.key)
+  await checkChainId(network)
+  const node = await createDigicapNode({
+    listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: p.bootstrap ?? [],
+    ...(p.identity === undefined ? {} : { privateKey: await privateKeyFromSeed(p.identity) }),
+  })
+  const inbox = createResultReceiver({ privateKey: Uint8Array.from(p.key) })({
+    libp2p: node.libp2p,
+    store: heliaCapsuleStore(node.helia),
+    grants: chainResultGrants(network),
+  })
+  try {
+    await inbox.start()
+  } catch (err) {
+    await node.stop()
+    throw err
+  }
+  const early: ReceivedResult[] = []
+  let stopped = false
+
+  async function waitForResult(options: WaitForResultOptions = {}): Promise<ReceivedResult> {
+    const timeoutMs = options.timeoutMs ?? 60_000
+    const wanted = options.runId?.toLowerCase()
+    const matches = (r: ReceivedResult) => wanted === undefined || r.runId.toLowerCase() === wanted
+    const kept = early.findIndex(matches)
+    if (kept >= 0) return early.splice(kept, 1)[0] as ReceivedResult
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const left = deadline - Date.now()
+      let r: ReceivedResult
+      try {
+        if (left <= 0 || stopped) throw new Error('timeout')
+        r = await inbox.next(left)
+      } catch (cause) {
+        throw new ResultTimeoutError(
+          stopped ? 'The receiver stopped before the result arrived' : 'No result arrived in time',
+          {
+            cause,
+            details: { timeoutMs, ...(wanted === undefined ? {} : { runId: wanted }) },
+            hint: 'Is the executor able to dial this receiver (give it receiver.multiaddrs())?',
+          },
+        )
+      }
+      if (matches(r)) return r
+      early.push(r)
+    }
+  }
+
+  return {
+    peerId: node.peerId,
+    multiaddrs: () => node.multiaddrs(),
+    receiver: Object.freeze({ publicKey, peerId: node.peerId }),
+    waitForResult,
+    events: inbox.events,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      await inbox.stop()
+      await node.stop()
+    },
+  }
+}

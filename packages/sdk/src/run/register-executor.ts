@@ -1,0 +1,41 @@
+/** `registerExecutor`: stake and register an executor (account + libp2p identity) in NodeRegistry. */
+import { getNetwork, type NetworkRef } from '../networks/registry.ts'
+import { checkChainId } from '../receive/chain-grants.ts'
+import { type ExecutorIdentity, openExecutorSession } from './executor-session.ts'
+
+export interface RegisterExecutorParameters extends ExecutorIdentity {
+  readonly network: NetworkRef
+  readonly rpcUrl?: string | undefined
+  /** Stake in wei (at least the registry's minimum, 0.01 ETH on `local`). */
+  readonly stake: bigint
+}
+
+export interface RegisterExecutorReturnType {
+  readonly address: `0x${string}`
+  readonly peerId: string
+  readonly transaction: string
+}
+
+/**
+ * @throws `@digicap/contracts`' `ContractRevertError` (`AlreadyRegistered`, `StakeTooLow`, …),
+ *   `@digicap/executor`'s `AccessUnavailableError` when the chain cannot be reached.
+ */
+export async function registerExecutor(
+  p: RegisterExecutorParameters,
+): Promise<RegisterExecutorReturnType> {
+  const network = getNetwork(p.network, { rpcUrl: p.rpcUrl })
+  await checkChainId(network)
+  const session = await openExecutorSession(network, p, { listen: [], start: false })
+  try {
+    const transaction = await session.chain.registerNode({
+      peerId: session.node.libp2p.peerId.toMultihash().bytes,
+      // No attestation key yet (the attestation agent registers one when it runs).
+      attestationKeyHash: new Uint8Array(32),
+      roles: 1,
+      stake: p.stake,
+    })
+    return { address: p.signer.address, peerId: session.node.peerId, transaction }
+  } finally {
+    await session.stop()
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The receiver's grant reads against a lying or broken RPC (fault injection: a tiny JSON-RPC
+ * server answering what each case needs). Every bad answer is a typed error, never a grant.
+ */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  ChainMismatchError,
+  ChainReadError,
+  chainResultGrants,
+  defineNetwork,
+  openReceiver,
+} from '../src/index.ts'
+
+let answer: (method: string) => unknown = () => ({ result: '0x' })
+let server: Server
+let url: string
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (d) => {
+      body += d
+    })
+    req.on('end', () => {
+      const { method, id } = JSON.parse(body) as { method: string; id: number }
+      const a = answer(method)
+      res.setHeader('content-type', 'application/json')
+      res.end(typeof a === 'string' ? a : JSON.stringify({ jsonrpc: '2.0', id, ...(a as object) }))
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+})
+afterAll(() => new Promise<void>((r) => server.close(() => r())))
+
+const net = () =>
+  defineNetwork({
+    chainId: 31337,
+    rpcUrl: url,
+    addresses: {
+      capsuleRegistry: '0x1111111111111111111111111111111111111111',
+      nodeRegistry: '0x2222222222222222222222222222222222222222',
+      accessController: '0x3333333333333333333333333333333333333333',
+    },
+  })
+const word = (hex: string) => hex.padStart(64, '0')
+const grantId = new Uint8Array(32).fill(9)
+
+describe('chainResultGrants', () => {
+  it('decodes a stored grant (executor, run index, capsule, ephemeral key)', async () => {
+    answer = () => ({
+      result: `0x${word('ab'.repeat(20))}${word('05')}${word('ffff')}${word('01')}${'cc'.repeat(32)}${'dd'.repeat(32)}`,
+    })
+    const g = await chainResultGrants(net()).getGrant(grantId)
+    expect(g).toEqual({
+      executor: new Uint8Array(20).fill(0xab),
+      runIndex: 5n,
+      capsuleId: new Uint8Array(32).fill(0xcc),
+      ephemeralKey: new Uint8Array(32).fill(0xdd),
+    })
+  })
+
+  it('GrantNotFound is "not yet" (undefined), not an error', async () => {
+    // keccak256("GrantNotFound(bytes32)")[0..4]
+    const { keccak_256 } = await import('@noble/hashes/sha3.js')
+    const sel = Buffer.from(
+      keccak_256(new TextEncoder().encode('GrantNotFound(bytes32)')).subarray(0, 4),
+    ).toString('hex')
+    answer = () => ({
+      error: { code: 3, message: 'execution reverted', data: `0x${sel}${'09'.repeat(32)}` },
+    })
+    expect(await chainResultGrants(net()).getGrant(grantId)).toBeUndefined()
+  })
+
+  it.each([
+    ['a short answer', { result: `0x${word('01')}` }],
+    ['a long answer', { result: `0x${word('01').repeat(7)}` }],
+    ['a non-hex answer', { result: `0x${'zz'.repeat(192)}` }],
+    ['a number', { result: 5 }],
+    ['another revert', { error: { code: 3, message: 'execution reverted', data: '0xdeadbeef' } }],
+    ['no result at all', {}],
+    ['not JSON', 'garbage'],
+  ])('%s is CHAIN_READ', async (_, a) => {
+    answer = () => a
+    await expect(chainResultGrants(net()).getGrant(grantId)).rejects.toBeInstanceOf(ChainReadError)
+  })
+
+  it('an unreachable RPC is CHAIN_READ naming the URL', async () => {
+    const n = defineNetwork({ ...net(), rpcUrl: 'http://127.0.0.1:1' })
+    await expect(chainResultGrants(n).getGrant(grantId)).rejects.toMatchObject({
+      code: 'CHAIN_READ',
+      details: { rpcUrl: 'http://127.0.0.1:1' },
+    })
+  })
+
+  it('a grant id that is not 32 bytes is never asked for', async () => {
+    let asked = false
+    answer = () => {
+      asked = true
+      return { result: '0x' }
+    }
+    expect(await chainResultGrants(net()).getGrant(new Uint8Array(31))).toBeUndefined()
+    expect(asked).toBe(false)
+  })
+})
+
+describe('openReceiver against the wrong chain', () => {
+  it('refuses with CHAIN_MISMATCH before starting anything', async () => {
+    answer = (m) => (m === 'eth_chainId' ? { result: '0x1' } : { result: '0x' })
+    await expect(
+      openReceiver({ network: net(), key: new Uint8Array(32).fill(1) }),
+    ).rejects.toBeInstanceOf(ChainMismatchError)
+  })
+
+  it('refuses a key that is not 32 bytes with INVALID_ARGUMENT', async () => {
+    await expect(openReceiver({ network: net(), key: new Uint8Array(16) })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+  })
+})
