@@ -46,5 +46,5 @@ export type {
   WaitForResultOptions,
 } from './receive/open-receiver.ts'
 export { openReceiver } from './receive/open-receiver.ts'
-export type { Signer } from './signer/signer.ts'
-export { privateKeySigner } from './signer/signer.ts'
+export type { DigicapSigner } from './signer/signer.ts'
+export { localSigner } from './signer/signer.ts'

@@ -13,8 +13,8 @@ import {
   generateIdentity,
   generateReceiverKey,
   getNetwork,
+  localSigner,
   openReceiver,
-  privateKeySigner,
   type Receiver,
   SignerUnsupportedError,
 } from '../src/index.ts'
@@ -30,7 +30,7 @@ let dir: string
 let cid: string
 const receiverKey = generateReceiverKey()
 // 32 random bytes: a valid secp256k1 key but with negligible probability.
-const executor = { signer: privateKeySigner(generateIdentity()), identity: generateIdentity() }
+const executor = { signer: localSigner(generateIdentity()), identity: generateIdentity() }
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'digicap-sdk-e2e-'))
@@ -108,7 +108,10 @@ describe('runCapsule + openReceiver on the demo chain', () => {
   })
 
   it('a signer without a local key cannot run (typed), and nothing starts', async () => {
-    const remote = { address: executor.signer.address, signDigest: executor.signer.signDigest }
+    const remote = {
+      address: executor.signer.address,
+      signTypedData: executor.signer.signTypedData,
+    }
     const err = await runCapsule({
       network: 'local',
       rpcUrl: chain.rpcUrl,

@@ -4,8 +4,8 @@
  * registry is a convenience, never required (a program that wants no shared state passes
  * objects made with `defineNetwork`).
  */
+import { normalizeAddress } from '@digicap/capsule-core'
 import { type DigicapNetwork, NETWORKS } from '@digicap/contracts'
-import { type Address, addressToBytes, toChecksumAddress } from '@digicap/protocol'
 import { NetworkInvalidError, NetworkUnknownError } from '../errors.ts'
 
 export type { DigicapNetwork }
@@ -38,18 +38,12 @@ function invalid(field: string, why: string, value: unknown): never {
 
 function checkAddress(field: string, value: unknown): `0x${string}` {
   if (typeof value !== 'string') return invalid(field, 'is not a string', value)
-  let checksummed: Address
   try {
-    checksummed = toChecksumAddress(addressToBytes(value as Address))
+    // EIP-55: a mixed-case address carries a checksum, and a wrong one is a typo.
+    return normalizeAddress(value, field)
   } catch {
-    return invalid(field, 'is not 0x and 40 hex digits', value)
+    return invalid(field, 'is not 0x and 40 hex digits with a right EIP-55 checksum', value)
   }
-  // EIP-55: a mixed-case address carries a checksum, and a wrong one is a typo.
-  const mixed =
-    value.slice(2) !== value.slice(2).toLowerCase() &&
-    value.slice(2) !== value.slice(2).toUpperCase()
-  if (mixed && value !== checksummed) return invalid(field, 'has a wrong EIP-55 checksum', value)
-  return checksummed
 }
 
 /**

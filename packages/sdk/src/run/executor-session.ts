@@ -22,11 +22,11 @@ import { bytesToHex } from '@noble/hashes/utils.js'
 import { Wallet } from 'ethers'
 import { SignerUnsupportedError } from '../errors.ts'
 import type { DigicapNetwork } from '../networks/registry.ts'
-import { localKeyOf, type Signer } from '../signer/signer.ts'
+import { type DigicapSigner, localKeyOf } from '../signer/signer.ts'
 
 export interface ExecutorIdentity {
-  /** The executor's account (made with `privateKeySigner`: the executor signs in process). */
-  readonly signer: Signer
+  /** The executor's account (made with `localSigner`: the executor signs in process). */
+  readonly signer: DigicapSigner
   /** The 32-byte seed of the libp2p identity registered in NodeRegistry. */
   readonly identity: Uint8Array
 }
@@ -55,7 +55,7 @@ export async function openExecutorSession(
   if (key === undefined) {
     throw new SignerUnsupportedError('Running a capsule needs the executor key in this process', {
       details: { address: who.signer.address },
-      hint: 'The executor signs access requests and results itself: pass privateKeySigner(key). Seal and receive take any Signer.',
+      hint: 'The executor signs access requests and results itself: pass localSigner(key).',
     })
   }
   const provider = createProvider(network.rpcUrl, network.chainId)

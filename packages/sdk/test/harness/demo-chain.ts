@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { deployDigicap, LOCAL_NETWORK } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
-import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { type Swtpm, startSwtpm } from '@digicap/tpm/testing'
 
 const require = createRequire(import.meta.url)
 export const PI_NODE = join(
