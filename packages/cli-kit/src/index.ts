@@ -36,5 +36,23 @@ export {
 export { removeStaleTemps, writeJsonAtomic } from './files.ts'
 export { type FileLockOptions, processAlive, withFileLock } from './lock.ts'
 export { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
+export { commandHelp, programHelp } from './shell/help.ts'
+export { type ParsedCommand, parseCommand } from './shell/parse.ts'
+export { commandsWith, runCommandLine } from './shell/run.ts'
+export type {
+  ArgSpec,
+  ArgValues,
+  CliSpec,
+  Command,
+  CommandContext,
+  CommandIo,
+  CommandOutcome,
+  CommandSpec,
+  FlagSpec,
+  Flags,
+  FlagValue,
+  FlagValues,
+} from './shell/types.ts'
+export { address, positiveInteger, wholeNumber } from './shell/values.ts'
 export { printVersion, VERSION_FLAGS } from './version.ts'
 export { warnOnce } from './warnings.ts'

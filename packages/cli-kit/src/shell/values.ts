@@ -1,0 +1,37 @@
+/** Flag value parsers: text in, a typed value out, or a `UsageError` naming the flag. */
+import { UsageError } from '../errors.ts'
+
+const WHOLE = /^\d+$/
+
+/** A whole number (0, 1, 2, …) that is a safe integer. */
+export function wholeNumber(text: string, flag: string): number {
+  if (!WHOLE.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`--${flag} must be a whole number`, { details: { value: text } })
+  }
+  return Number(text)
+}
+
+/** A whole number above 0 that is a safe integer. */
+export function positiveInteger(text: string, flag: string): number {
+  if (!WHOLE.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) <= 0) {
+    throw new UsageError(`--${flag} must be a positive integer`, { details: { value: text } })
+  }
+  return Number(text)
+}
+
+/** A 0x-prefixed 20-byte hex address (any letter case). */
+export function address(text: string, flag: string): string {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(text)) {
+    throw new UsageError(`--${flag} must be a 0x-prefixed 20-byte hex address`, {
+      details: { value: text.slice(0, 100) },
+    })
+  }
+  return text
+}
+
+/** The check of a flag's `choices`. */
+export function choice(text: string, flag: string, choices: readonly string[]): string {
+  if (choices.includes(text)) return text
+  const list = `${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`
+  throw new UsageError(`--${flag} must be ${list}`, { details: { value: text.slice(0, 100) } })
+}
