@@ -1,0 +1,169 @@
+/** `pi-node init`: the TPM wrapping key, the owner and the config. */
+import { address, positiveInteger, UsageError, wholeNumber } from '@digicap/cli-kit'
+import { DEFAULT_LISTEN, type SealerConfig } from '../config.ts'
+import {
+  command,
+  contractsOf,
+  dataDirOf,
+  SEALER_FLAGS,
+  sealerFromFlags,
+  stderrLogger,
+} from './shared.ts'
+
+const MNEMONIC_BANNER = [
+  '\n=== RECOVERY MNEMONIC: write these 24 words on paper NOW. They are shown only once. ===\n',
+  '=== Anyone with these words controls your capsules. Never store them on this device. ===\n\n',
+]
+
+export const init = command({
+  name: 'init',
+  summary: 'create the owner, TPM key and config',
+  description: `Creates the TPM wrapping key, the owner (24-word mnemonic, Ethereum account, recovery key,
+libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stderr.`,
+  flags: {
+    'rpc-url': {
+      type: 'string',
+      value: '<url>',
+      help: 'chain RPC',
+      env: 'DIGICAP_RPC_URL',
+      default: 'http://127.0.0.1:8545',
+    },
+    'chain-id': {
+      type: 'string',
+      value: '<n>',
+      help: 'expected chain id (default: asked from the RPC)',
+      parse: positiveInteger,
+    },
+    deploy: {
+      type: 'boolean',
+      help: 'deploy the Digicap contracts (dev chain: funds the owner and the\nkeyguard operator with anvil_setBalance)',
+    },
+    'capsule-registry': {
+      type: 'string',
+      value: '<addr>',
+      help: 'existing contracts (instead of --deploy), with',
+      parse: address,
+    },
+    'node-registry': {
+      type: 'string',
+      value: '<addr>',
+      help: '--node-registry and',
+      parse: address,
+    },
+    'access-controller': {
+      type: 'string',
+      value: '<addr>',
+      help: '--access-controller',
+      parse: address,
+    },
+    ...SEALER_FLAGS,
+    listen: {
+      type: 'string',
+      multiple: true,
+      value: '<multiaddr>',
+      help: `serve's listen address (default ${DEFAULT_LISTEN.join(',')})`,
+    },
+    announce: {
+      type: 'string',
+      multiple: true,
+      value: '<multiaddr>',
+      help: 'public address serve advertises (NAT/port forward)',
+    },
+    bootstrap: {
+      type: 'string',
+      multiple: true,
+      value: '<multiaddr>',
+      help: 'peer to dial at start',
+    },
+    'extra-rpc-url': {
+      type: 'string',
+      multiple: true,
+      value: '<url>',
+      help: "another RPC of the same chain for the keyguard's quorum",
+    },
+    quorum: {
+      type: 'string',
+      value: '<n>',
+      help: 'RPCs that must agree on a grant (default: majority)',
+      parse: positiveInteger,
+    },
+    confirmations: {
+      type: 'string',
+      value: '<n>',
+      help: 'blocks a grant must be buried under (default 0 on 31337/1337, else 3)',
+      parse: wholeNumber,
+    },
+    'disable-fast-path': {
+      type: 'boolean',
+      help: 'do not answer signed AccessRequests over libp2p (chain path only)',
+    },
+    force: { type: 'boolean', help: "move an existing node's config and owner file aside" },
+    'show-mnemonic-in-json': {
+      type: 'boolean',
+      help: 'with --json: put the mnemonic in the JSON document instead of stderr',
+    },
+  },
+  async run(ctx) {
+    const { flags, io, json } = ctx
+    const contracts = contractsOf(flags)
+    const given = [flags['capsule-registry'], flags['node-registry'], flags['access-controller']]
+    if (flags.deploy && given.some((v) => v !== undefined))
+      throw new UsageError('Give --deploy or the contract addresses, not both')
+    if (!flags.deploy && contracts === undefined) {
+      throw new UsageError('init needs --deploy or all three contract addresses', {
+        hint: 'Pass --capsule-registry, --node-registry and --access-controller, or --deploy on a dev chain.',
+      })
+    }
+    const dataDir = dataDirOf(ctx)
+    const sealer = sealerFromFlags(flags, ctx.env, dataDir) as SealerConfig
+    const keyguard = {
+      ...(flags.confirmations !== undefined ? { confirmations: flags.confirmations } : {}),
+      ...(flags['disable-fast-path'] ? { fastPath: false } : {}),
+    }
+    const { initPiNode } = await import('../pi-node.ts')
+    const result = await initPiNode(
+      {
+        dataDir,
+        rpcUrl: flags['rpc-url'],
+        ...(flags['chain-id'] !== undefined ? { chainId: flags['chain-id'] } : {}),
+        sealer,
+        deploy: flags.deploy,
+        ...(contracts ? { contracts } : {}),
+        ...(flags.listen ? { listen: flags.listen } : {}),
+        ...(flags.bootstrap ? { bootstrap: flags.bootstrap } : {}),
+        ...(flags.announce ? { announce: flags.announce } : {}),
+        ...(flags['extra-rpc-url'] ? { rpcUrls: flags['extra-rpc-url'] } : {}),
+        ...(flags.quorum !== undefined ? { quorum: flags.quorum } : {}),
+        ...(Object.keys(keyguard).length > 0 ? { keyguard } : {}),
+        force: flags.force,
+      },
+      { logger: stderrLogger(io) },
+    )
+    const mnemonicInJson = json && flags['show-mnemonic-in-json']
+    if (!mnemonicInJson) {
+      const lines = result.mnemonic.split(' ').map((w, i) => `${String(i + 1).padStart(2)}. ${w}`)
+      io.stderr.write(`${MNEMONIC_BANNER[0]}${lines.join('\n')}\n${MNEMONIC_BANNER[1]}`)
+    }
+    if (result.operator.warning) io.stderr.write(`WARNING: ${result.operator.warning}\n`)
+    const { owner, operator, sealer: s, config } = result
+    ctx.result(
+      {
+        dataDir,
+        owner,
+        operator,
+        sealer: s,
+        chainId: config.chainId,
+        contracts: config.contracts,
+        deployed: result.deployed,
+        ...(mnemonicInJson ? { mnemonic: result.mnemonic } : {}),
+      },
+      `Initialised pi-node in ${dataDir}\n` +
+        `  owner address    ${owner.address}\n` +
+        `  libp2p peer id   ${owner.peerId}\n` +
+        `  operator         ${operator.address ?? 'none'}${operator.approved ? ' (approved)' : ' (NOT approved)'}\n` +
+        `  recovery key id  ${owner.recoveryKeyId}\n` +
+        `  sealer           ${s.kind} (key ${s.keyId.slice(0, 16)}…)${s.warning ? '  (see the WARNING above)' : ''}\n` +
+        `  chain            ${config.chainId} capsuleRegistry ${config.contracts.capsuleRegistry}\n`,
+    )
+  },
+})

@@ -1,0 +1,140 @@
+/** `pi-node recover < words.txt`: the owner back onto a new TPM or a new Pi. */
+import { address, EXIT, positiveInteger, UsageError, wholeNumber } from '@digicap/cli-kit'
+import { loadConfig } from '../config.ts'
+import {
+  command,
+  contractsOf,
+  dataDirOf,
+  SEALER_FLAGS,
+  sealerFromFlags,
+  stderrLogger,
+} from './shared.ts'
+
+async function readStdin(stdin: AsyncIterable<Buffer | string> | undefined): Promise<string> {
+  const parts: Buffer[] = []
+  for await (const c of stdin ?? []) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c))
+  return Buffer.concat(parts).toString('utf8').trim()
+}
+
+const NEW_PI = 'New Pi (no config in the data folder)'
+
+export const recover = command({
+  name: 'recover',
+  summary: 'restore keys onto a new TPM from the paper mnemonic (stdin)',
+  usage: '[options] < words.txt',
+  description: `Reads the 24-word mnemonic from stdin (never from the command line) and brings the owner
+back onto a new TPM, or onto a new Pi with an empty data folder: writes the config and the
+owner file again, re-wraps the keys still stored here, then rebuilds every key of the
+owner's capsules from the chain (CapsuleRegistered logs) and IPFS (the header's recovery
+copy), points the chain's keyguard record at the new TPM key (updateKeyguard) and pins the
+capsules. Safe to run again after a crash. Capsules that cannot be recovered are listed
+with a reason (exit code 1); the others are recovered.`,
+  flags: {
+    ...SEALER_FLAGS,
+    tcti: { type: 'string', value: '<tcti>', help: 'the new TPM (saved to the config)' },
+    sealer: {
+      type: 'string',
+      choices: ['tpm2', 'software'],
+      help: 'switch sealer kind (saved to the config)',
+    },
+    peer: {
+      type: 'string',
+      multiple: true,
+      value: '<multiaddr>',
+      help: "a peer serving the capsules' blocks (an executor, a pinning\nnode), with /p2p/<peerId>; saved as bootstrap",
+    },
+    'start-block': {
+      type: 'string',
+      value: '<n>',
+      help: "first block to scan for the owner's capsules (default: the\nconfig's, else 0)",
+      parse: wholeNumber,
+    },
+    'fetch-timeout-ms': {
+      type: 'string',
+      value: '<ms>',
+      help: 'per-capsule fetch timeout (default 60000)',
+      parse: positiveInteger,
+    },
+    'rpc-url': {
+      type: 'string',
+      value: '<url>',
+      help: 'chain RPC',
+      env: 'DIGICAP_RPC_URL',
+      group: NEW_PI,
+    },
+    'chain-id': {
+      type: 'string',
+      value: '<id>',
+      help: 'expected chain id',
+      parse: positiveInteger,
+      group: NEW_PI,
+    },
+    'capsule-registry': {
+      type: 'string',
+      value: '<addr>',
+      help: 'the contracts, as given to init',
+      parse: address,
+      group: NEW_PI,
+    },
+    'node-registry': { type: 'string', value: '<addr>', help: '', parse: address, group: NEW_PI },
+    'access-controller': {
+      type: 'string',
+      value: '<addr>',
+      help: '',
+      parse: address,
+      group: NEW_PI,
+    },
+    listen: {
+      type: 'string',
+      multiple: true,
+      value: '<multiaddr>',
+      help: 'saved in the new config (default /ip4/0.0.0.0/tcp/4001)',
+      group: NEW_PI,
+    },
+  },
+  async run(ctx) {
+    const { flags, io } = ctx
+    const mnemonic = await readStdin(io.stdin)
+    if (!mnemonic) {
+      throw new UsageError('recover reads the mnemonic from stdin; got nothing', {
+        hint: 'pi-node recover < words.txt (or type the words and press Ctrl-D).',
+      })
+    }
+    const dataDir = dataDirOf(ctx)
+    const existing = await loadConfig(dataDir, ctx.env).catch(() => undefined)
+    const sealer = sealerFromFlags(flags, ctx.env, dataDir, existing?.sealer)
+    const contracts = contractsOf(flags)
+    const { recoverPiNode } = await import('../recover.ts')
+    const result = await recoverPiNode(
+      {
+        dataDir,
+        mnemonic,
+        ...(sealer ? { sealer } : {}),
+        ...(flags['rpc-url'] ? { rpcUrl: flags['rpc-url'] } : {}),
+        ...(flags['chain-id'] !== undefined ? { chainId: flags['chain-id'] } : {}),
+        ...(contracts ? { contracts } : {}),
+        ...(flags.peer ? { peers: flags.peer } : {}),
+        ...(flags.listen ? { listen: flags.listen } : {}),
+        ...(flags['start-block'] !== undefined ? { startBlock: flags['start-block'] } : {}),
+        ...(flags['fetch-timeout-ms'] !== undefined
+          ? { fetchTimeoutMs: flags['fetch-timeout-ms'] }
+          : {}),
+        onProgress: (phase, done, total) => io.stderr.write(`${phase} ${done}/${total}\n`),
+      },
+      { logger: stderrLogger(io) },
+    )
+    const { failed, notPinned, chain } = result
+    ctx.result(
+      { ...result },
+      `Recovered ${result.recovered.length} capsule key(s) for ${result.owner} (peer ${result.peerId}) onto ${result.sealer.kind} key ${result.sealer.keyId.slice(0, 16)}…\n` +
+        `  chain keyguard record updated for ${chain.keyguardUpdated.length} capsule(s); ${chain.revoked.length} revoked skipped\n` +
+        (failed.length > 0
+          ? `  FAILED: ${failed.map((f) => `${f.capsuleId} (${f.reason ?? f.code})`).join(', ')}\n`
+          : '') +
+        (notPinned.length > 0
+          ? `  not pinned here: ${notPinned.map((f) => f.capsuleId).join(', ')}\n`
+          : ''),
+    )
+    return failed.length > 0 ? EXIT.failure : EXIT.ok
+  },
+})

@@ -1,0 +1,102 @@
+/** `pi-node seal <file>`: seal, store, register and announce a capsule. */
+import { positiveInteger, progressReporter, UsageError } from '@digicap/cli-kit'
+import { loadConfig } from '../config.ts'
+import { command, dataDirOf, openPiNode, parseReceiver } from './shared.ts'
+
+export const seal = command({
+  name: 'seal',
+  summary: 'seal a file into a capsule, register and announce it',
+  usage: `<file> --policy '<expr>' [options]`,
+  description: `Seals <file> into a capsule: data key -> header signed by the owner -> encrypted stream
+-> data key wrapped to the TPM and the recovery key -> policy contract deployed -> added
+to the on-disk IPFS blockstore -> registered on chain -> announced (if serve is running).`,
+  args: [{ name: 'file', help: 'the file to seal' }],
+  flags: {
+    policy: {
+      type: 'string',
+      value: "'<expr>'",
+      help: 'unlock rule (policy builder expression), see below',
+    },
+    runtime: {
+      type: 'string',
+      choices: ['data', 'quickjs', 'wasi'],
+      default: 'data',
+      help: 'what the capsule holds',
+    },
+    entry: { type: 'string', value: '<name>', help: 'code capsules: the entry file of the bundle' },
+    code: {
+      type: 'string',
+      value: '<path>',
+      help: 'code capsules: the plaintext is the executor bundle\n{entry, files, data = <file>}; --code is one file (stored as\n<name>) or a folder (every file by relative path)',
+    },
+    receiver: {
+      type: 'string',
+      multiple: true,
+      value: '<x25519hex>[@peerId]',
+      help: 'result receiver',
+      parse: parseReceiver,
+    },
+    'memory-mb': {
+      type: 'string',
+      value: '<n>',
+      help: 'sandbox memory limit',
+      parse: positiveInteger,
+    },
+    'time-ms': { type: 'string', value: '<n>', help: 'sandbox time limit', parse: positiveInteger },
+    'announce-timeout-ms': {
+      type: 'string',
+      value: '<n>',
+      help: 'wait for a gossipsub subscriber (default 5000)',
+      parse: positiveInteger,
+    },
+  },
+  epilog: `Policy expressions (conditions minReputation(n), allowlist(['0x..', ...]), denylist([...]),
+environment('0x<64 hex>'), after(date), before(date), maxRuns(n), fee('0.01'), combined with
+all(...), any(...), not(x); hex and dates are quoted; dates ISO 8601 with Z or unix seconds):
+  --policy 'maxRuns(3)'                                   at most 3 grants
+  --policy 'all(minReputation(50), maxRuns(3))'           reputable executors, 3 runs
+  --policy "all(environment('0x<64 hex>'), before('2027-01-01T00:00:00Z'), fee('0.01'))"
+  --policy "any(allowlist(['0x<40 hex>', '0x<40 hex>']), minReputation(500))"
+  --policy "all(not(denylist(['0x<40 hex>'])), maxRuns(10))"
+  (the @digicap/contracts README has the full grammar)
+
+Examples:
+  pi-node seal photo.jpg --policy 'maxRuns(1)'
+  pi-node seal data.csv --policy 'minReputation(50)' --runtime quickjs --entry main.js --code ./app`,
+  async run(ctx) {
+    const { flags, args, io } = ctx
+    // An uninitialised folder is reported before a missing --policy, as it always was.
+    const config = await loadConfig(dataDirOf(ctx), ctx.env)
+    const policy = flags.policy
+    if (!policy) throw new UsageError('seal needs --policy', { hint: `e.g. --policy "maxRuns(3)"` })
+    const pi = await openPiNode(ctx, config)
+    const bar = progressReporter(io)
+    const memoryMb = flags['memory-mb']
+    const result = await pi
+      .seal({
+        file: args.file,
+        policy,
+        runtime: flags.runtime,
+        ...(flags.entry ? { entry: flags.entry } : {}),
+        ...(flags.code ? { code: flags.code } : {}),
+        receivers: flags.receiver ?? [],
+        ...(memoryMb !== undefined ? { memoryLimit: memoryMb * 1024 * 1024 } : {}),
+        ...(flags['time-ms'] !== undefined ? { timeLimit: flags['time-ms'] } : {}),
+        ...(flags['announce-timeout-ms'] !== undefined
+          ? { announceTimeoutMs: flags['announce-timeout-ms'] }
+          : {}),
+        onProgress: bar.update,
+      })
+      .finally(bar.finish)
+    const { announced } = result
+    ctx.result(
+      { ...result },
+      `Sealed ${args.file}\n` +
+        `  capsule id   ${result.capsuleId}\n` +
+        `  CID          ${result.cid}\n` +
+        `  policy       ${result.policy}\n` +
+        `  register tx  ${result.registerTransaction}\n` +
+        `  announced    ${announced.ok ? `yes (${announced.recipients} peer(s))` : `no (${announced.reason}); serve provides it from the blockstore`}\n`,
+    )
+  },
+})

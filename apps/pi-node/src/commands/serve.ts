@@ -1,0 +1,77 @@
+/** `pi-node serve`: the daemon (helia + the keyguard on one libp2p node). */
+import { positiveInteger, wholeNumber } from '@digicap/cli-kit'
+import { loadConfig } from '../config.ts'
+import { command, dataDirOf, keyguardLines, openPiNode, stderrLogger } from './shared.ts'
+
+export const serve = command({
+  name: 'serve',
+  summary: 'run the daemon',
+  description: `Runs the daemon on one libp2p node with the owner's identity:
+  - helia: provides the on-disk blockstore over bitswap, pins stored capsules, hears
+    capsule announcements;
+  - the keyguard: watches AccessGranted on the AccessController (confirmations deep),
+    pushes each grant's data key HPKE-sealed to the executor's registered peer id,
+    journals releases (<data-dir>/keyguard/journal) and re-serves unfinished ones on
+    start; answers signed AccessRequests on the fast path (unless disabled).
+Writes <data-dir>/serve.json (pid, peer id, addresses, keyguard status), refreshed
+every few seconds and after each keyguard event; \`pi-node status\` reads it.
+SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
+  flags: {
+    listen: {
+      type: 'string',
+      multiple: true,
+      value: '<multiaddr>',
+      help: 'listen address (env DIGICAP_LISTEN; default from config)',
+    },
+    announce: {
+      type: 'string',
+      multiple: true,
+      value: '<multiaddr>',
+      help: 'public address to advertise (env DIGICAP_ANNOUNCE)',
+    },
+    confirmations: {
+      type: 'string',
+      value: '<n>',
+      help: 'override keyguard.confirmations (env DIGICAP_CONFIRMATIONS)',
+      parse: wholeNumber,
+    },
+    'disable-fast-path': { type: 'boolean', help: 'serve the chain path only' },
+    'status-interval-ms': {
+      type: 'string',
+      value: '<n>',
+      help: 'serve.json refresh period (default 5000)',
+      parse: positiveInteger,
+    },
+  },
+  async run(ctx) {
+    const { flags } = ctx
+    const loaded = await loadConfig(dataDirOf(ctx), ctx.env)
+    const pi = await openPiNode(ctx, {
+      ...loaded,
+      ...(flags.listen ? { listen: flags.listen } : {}),
+      ...(flags.announce ? { announce: flags.announce } : {}),
+    })
+    const running = await pi.serve({
+      ...(flags.confirmations !== undefined ? { confirmations: flags.confirmations } : {}),
+      ...(flags['disable-fast-path'] ? { fastPath: false } : {}),
+      ...(flags['status-interval-ms'] !== undefined
+        ? { statusIntervalMs: flags['status-interval-ms'] }
+        : {}),
+    })
+    const kg = await running.keyguard.status()
+    const addrs = running.multiaddrs()
+    ctx.result(
+      {
+        peerId: running.peerId,
+        multiaddrs: addrs,
+        pid: process.pid,
+        pinned: running.pinned,
+        keyguard: kg,
+      },
+      `pi-node serving as ${running.peerId}\n${addrs.map((m) => `  ${m}\n`).join('')}${keyguardLines(kg)}`,
+    )
+    const signal = await ctx.waitForStop()
+    stderrLogger(ctx.io).info('stopping', { signal })
+    await running.stop()
+  },
+})

@@ -1,0 +1,44 @@
+/** `pi-node status`: the node's state, read without starting it. */
+import { warnOnce } from '@digicap/cli-kit'
+import type { OperatorStatus } from '../pi-node.ts'
+import { command, keyguardLines, openPiNode } from './shared.ts'
+
+function operatorLine(o: OperatorStatus): string {
+  if (o.address === undefined) return 'none (version-1 owner file: audits use the owner account)'
+  const approval =
+    o.approved === undefined ? 'approval unknown' : o.approved ? 'approved' : 'NOT approved'
+  const balance = o.balanceWei === undefined ? '' : `, balance ${o.balanceWei} wei`
+  return `${o.address} (${approval}${balance})`
+}
+
+export const status = command({
+  name: 'status',
+  summary: "show the node's state",
+  description: `Shows the config, the sealer (with any insecurity warning), owner address, peer id,
+chain reachability and head block, contract addresses, stored capsules and the daemon.`,
+  async run(ctx) {
+    const s = await (await openPiNode(ctx)).status()
+    const sealerLine =
+      'error' in s.sealer
+        ? `unavailable: error[${s.sealer.error.code}] ${s.sealer.error.message}`
+        : `${s.sealer.kind} ${s.sealer.hardwareBacked ? 'hardware-backed' : 'NOT hardware-backed'} key ${s.sealer.keyId.slice(0, 16)}…`
+    if (!('error' in s.sealer) && s.sealer.warning) warnOnce(ctx.io, s.sealer.warning)
+    if (s.operator.warning) ctx.io.stderr.write(`WARNING: ${s.operator.warning}\n`)
+    const chain = s.chain.reachable
+      ? `head ${s.chain.head}, owner balance ${s.chain.ownerBalanceWei} wei`
+      : `UNREACHABLE error[${s.chain.error.code}]`
+    ctx.result(
+      { status: s },
+      `pi-node ${s.dataDir}\n` +
+        `  owner       ${s.owner.address}\n` +
+        `  peer id     ${s.owner.peerId}\n` +
+        `  operator    ${operatorLine(s.operator)}\n` +
+        `  sealer      ${sealerLine}\n` +
+        `  chain       ${s.chainId} ${s.rpcUrl} ${chain}\n` +
+        `  registry    ${s.contracts.capsuleRegistry}\n` +
+        `  capsules    ${s.capsules}\n` +
+        `  daemon      ${s.daemon.running ? `running (pid ${s.daemon.pid})` : 'not running'}\n` +
+        (s.daemon.keyguard ? keyguardLines(s.daemon.keyguard, s.daemon.updatedAt) : ''),
+    )
+  },
+})
