@@ -18,6 +18,7 @@
  * ```
  */
 
+export { rpcChainId } from './chain.ts'
 export {
   type ConfigFieldError,
   checkChainConfigFields,
@@ -53,6 +54,6 @@ export type {
   FlagValue,
   FlagValues,
 } from './shell/types.ts'
-export { address, positiveInteger, wholeNumber } from './shell/values.ts'
+export { address, positiveEther, positiveInteger, wholeNumber } from './shell/values.ts'
 export { printVersion, VERSION_FLAGS } from './version.ts'
 export { warnOnce } from './warnings.ts'

@@ -27,26 +27,30 @@ function text(f: FlagSpec): string {
   return notes.length > 0 ? `${f.help} (${notes.join('; ')})` : f.help
 }
 
+type Row = readonly [string, string]
+
+/** The label column's width for `rows`: the longest label (up to 30) and two spaces. */
+const widthOf = (rows: Row[]): number =>
+  Math.min(30, Math.max(0, ...rows.map(([l]) => l.length))) + 2
+
 /** Two columns: the labels padded to one width, continuation lines under the text. */
-function table(rows: (readonly [string, string])[]): string {
-  const width = Math.min(30, Math.max(...rows.map(([l]) => l.length))) + 2
+function table(rows: Row[], width = widthOf(rows)): string {
+  const pad = ' '.repeat(width)
   return rows
     .map(([l, t]) => {
       const [first, ...rest] = t.split('\n')
       const head =
-        l.length >= width
-          ? `  ${l}\n  ${' '.repeat(width)}${first}`
-          : `  ${l.padEnd(width)}${first}`
-      return [head, ...rest.map((r) => `  ${' '.repeat(width)}${r}`)].join('\n')
+        l.length > width - 2 ? `  ${l}\n  ${pad}${first}` : `  ${l.padEnd(width)}${first}`
+      return [head, ...rest.map((r) => `  ${pad}${r}`)].map((line) => line.trimEnd()).join('\n')
     })
     .join('\n')
 }
 
-function flagRows(flags: Flags): (readonly [string, string])[] {
+function flagRows(flags: Flags): Row[] {
   return Object.entries(flags).map(([name, f]) => [label(name, f), text(f)] as const)
 }
 
-function globalRows(cli: CliSpec, app: string): (readonly [string, string])[] {
+function globalRows(cli: CliSpec, app: string): Row[] {
   return [
     ...flagRows(cli.globalFlags ?? {}),
     ...flagRows(SHELL_FLAGS).map(([l, t]) => [l, t.replace('<app>', app)] as const),
@@ -80,15 +84,16 @@ export function usageOf(c: Command): string {
 export function commandHelp(cli: CliSpec, c: Command): string {
   const parts = [`Usage: ${cli.name} ${c.name} ${usageOf(c)}`]
   if (c.description) parts.push(c.description.trimEnd())
-  if (c.args?.length) {
-    parts.push(`Arguments:\n${table(c.args.map((a) => [`<${a.name}>`, a.help] as const))}`)
-  }
-  const groups = new Map<string, Flags>()
+  const argRows = (c.args ?? []).map((a) => [`<${a.name}>`, a.help] as const)
+  const groups = new Map<string, Row[]>()
   for (const [name, f] of Object.entries(c.flags ?? {})) {
     const g = f.group ?? 'Options'
-    groups.set(g, { ...groups.get(g), [name]: f })
+    groups.set(g, [...(groups.get(g) ?? []), ...flagRows({ [name]: f })])
   }
-  for (const [g, flags] of groups) parts.push(`${g}:\n${table(flagRows(flags))}`)
+  // One width for the arguments and every group, so the columns line up.
+  const width = widthOf([...argRows, ...[...groups.values()].flat()])
+  if (argRows.length > 0) parts.push(`Arguments:\n${table(argRows, width)}`)
+  for (const [g, rows] of groups) parts.push(`${g}:\n${table(rows, width)}`)
   if (c.epilog) parts.push(c.epilog.trimEnd())
   parts.push(`Global options:\n${table(globalRows(cli, cli.name))}`)
   return `${parts.join('\n\n')}\n`

@@ -35,3 +35,20 @@ export function choice(text: string, flag: string, choices: readonly string[]): 
   const list = `${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`
   throw new UsageError(`--${flag} must be ${list}`, { details: { value: text.slice(0, 100) } })
 }
+
+const ETHER = /^(\d*)(?:\.(\d{1,18}))?$/
+
+/** An amount of ether above 0 (`0.01`, `1`, `.5`; at most 18 decimals), as wei. */
+export function positiveEther(text: string, flag: string): bigint {
+  const m = ETHER.exec(text)
+  const wei =
+    m && `${m[1]}${m[2] ?? ''}` !== ''
+      ? BigInt(m[1] || '0') * 10n ** 18n + BigInt((m[2] ?? '').padEnd(18, '0'))
+      : 0n
+  if (wei <= 0n) {
+    throw new UsageError(`--${flag} must be a positive amount of ether`, {
+      details: { value: text.slice(0, 100) },
+    })
+  }
+  return wei
+}

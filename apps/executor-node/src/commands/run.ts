@@ -1,0 +1,122 @@
+/** `executor-node run <cid>`: one capsule, stage by stage. */
+import { writeFile } from 'node:fs/promises'
+import { UsageError } from '@digicap/cli-kit'
+import {
+  command,
+  dataDirOf,
+  fetchProgressPrinter,
+  listenOf,
+  printable,
+  stagePrinter,
+} from './shared.ts'
+
+function wei(text: string): bigint {
+  if (!/^[0-9]+$/.test(text)) throw new UsageError('--fee must be an integer (wei)')
+  return BigInt(text)
+}
+
+function seconds(text: string): number {
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || Number(text) <= 0) {
+    throw new UsageError('--fetch-timeout must be a positive number of seconds', {
+      details: { 'fetch-timeout': text },
+    })
+  }
+  return Number(text)
+}
+
+export const run = command({
+  name: 'run',
+  summary: 'run one capsule, with a stage-by-stage progress display',
+  usage: '<cid> [--fast] [--keyguard-addr <multiaddr>] [options]',
+  description: `Runs one capsule: fetch -> verify -> grant -> release -> open -> run -> deliver -> clean-up,
+one progress line per stage on stderr. The result goes to the header's receivers and to
+stdout (text) or --out.`,
+  args: [{ name: 'cid', help: "the capsule's CID" }],
+  flags: {
+    fast: { type: 'boolean', help: 'keyguard fast path first (env DIGICAP_FAST=1)' },
+    'no-fallback': {
+      type: 'boolean',
+      help: 'do not fall back to the chain path when the fast path fails',
+    },
+    'keyguard-addr': {
+      type: 'string',
+      multiple: true,
+      value: '<multiaddr>',
+      help: 'dial this keyguard first',
+    },
+    fee: {
+      type: 'string',
+      value: '<wei>',
+      help: 'value sent with the access request',
+      default: '0',
+      parse: wei,
+    },
+    arg: { type: 'string', multiple: true, value: '<text>', help: 'program argument' },
+    out: { type: 'string', value: '<file>', help: 'write the result here instead of stdout' },
+    'fetch-timeout': {
+      type: 'string',
+      value: '<seconds>',
+      help: 'give up when no byte of the capsule arrives for this long\n(config fetchTimeoutMs; default 120)',
+      parse: seconds,
+    },
+  },
+  async run(ctx) {
+    // Start-up, measured from the process's start (performance's time origin): Node's boot and
+    // the CLI's modules, then the node's modules (helia, libp2p, ethers, sandboxes), then the node.
+    const processMs = performance.now()
+    const { flags, args, io } = ctx
+    const { createExecutorNode } = await import('../executor-node.ts')
+    const modulesMs = performance.now() - processMs
+    const nodeStart = performance.now()
+    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, listenOf(ctx))
+    const now = performance.now()
+    const startup = { ms: now, processMs, modulesMs, nodeMs: now - nodeStart }
+    const stages = stagePrinter(io)
+    const fetching = fetchProgressPrinter(io)
+    const timeout = flags['fetch-timeout']
+    try {
+      io.stderr.write(`run ${args.cid}\n`)
+      io.stderr.write(
+        `  ✓ ${'start'.padEnd(8)} ${startup.ms.toFixed(0).padStart(6)} ms  process ${processMs.toFixed(0)}, modules ${modulesMs.toFixed(0)}, node ${startup.nodeMs.toFixed(0)}\n`,
+      )
+      const r = await en.executor.runCapsule(args.cid, {
+        ...(flags.fast ? { fast: true } : {}),
+        ...(timeout === undefined ? {} : { fetchTimeoutMs: Math.round(timeout * 1000) }),
+        fallbackToChain: !flags['no-fallback'],
+        keyguardAddrs: flags['keyguard-addr'] ?? [],
+        fee: flags.fee,
+        args: flags.arg ?? [],
+        onStage: (e) => {
+          fetching.onStage(e)
+          stages(e)
+        },
+        onFetchProgress: fetching.onProgress,
+      })
+      if (flags.out) await writeFile(flags.out, r.result, { mode: 0o600 })
+      ctx.result(
+        {
+          runId: r.runId,
+          capsuleId: r.capsuleId,
+          grantId: r.grantId,
+          path: r.path,
+          result: flags.out ? undefined : printable(r.result),
+          resultBytes: r.result.byteLength,
+          deliveries: r.deliveries,
+          timings: r.timings,
+          startup,
+          cleanup: r.cleanup,
+        },
+        flags.out ? `result written to ${flags.out}\n` : `${printable(r.result)}\n`,
+      )
+      const pending = en.executor.pendingDeliveries()
+      if (pending > 0) {
+        io.stderr.write(
+          `  ${pending} result(s) stored on IPFS for offline receivers; \`executor-node serve\` delivers them when they connect\n`,
+        )
+      }
+    } finally {
+      fetching.stop()
+      await en.stop()
+    }
+  },
+})
