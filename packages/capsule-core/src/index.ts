@@ -88,6 +88,7 @@ export {
   hashTypedData,
   hashTypedDataDomain,
 } from './eip712/typed-data.ts'
+export { abiWord, leftPad32 } from './encoding/abi.ts'
 export type { Address } from './encoding/address.ts'
 export {
   addressToBytes,
@@ -95,6 +96,7 @@ export {
   isAddress,
   normalizeAddress,
 } from './encoding/address.ts'
+export { concatBytes, equalBytes } from './encoding/bytes.ts'
 export type { StrictCborOptions } from './encoding/cbor.ts'
 export { strictCborDecodeOptions } from './encoding/cbor.ts'
 export type { Hex, HexToBytesOptions } from './encoding/hex.ts'
@@ -125,6 +127,8 @@ export {
   PARALLEL_FILE_MIN_BYTES,
   sealFile,
 } from './file.ts'
+export type { GrantIdParameters } from './grant-id.ts'
+export { grantId } from './grant-id.ts'
 export type {
   CapsuleHeader,
   KeyguardReference,

@@ -3,18 +3,21 @@
  * as a second opinion, and every non-canonical CBOR form the options must refuse.
  */
 import { decode, encode } from 'cborg'
-import { getAddress, TypedDataEncoder } from 'ethers'
+import { AbiCoder, getAddress, keccak256, TypedDataEncoder } from 'ethers'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   ACCESS_REQUEST_TYPES,
+  abiWord,
   accessRequestDomain,
   addressToBytes,
   checksumAddress,
+  grantId,
   hashTypedData,
   hexToBytes,
   isAddress,
   isHex,
+  leftPad32,
   normalizeAddress,
   strictCborDecodeOptions,
   toHex,
@@ -177,5 +180,95 @@ describe('strict CBOR decode options', () => {
     const a = strictCborDecodeOptions()
     a.strict = false
     expect(strictCborDecodeOptions().strict).toBe(true)
+  })
+})
+
+describe('ABI words and the grant id', () => {
+  it('abiWord encodes like ethers (uint256 and two-complement int256) and refuses the rest', () => {
+    const coder = AbiCoder.defaultAbiCoder()
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }), (n) => {
+        expect(toHex(abiWord(n))).toBe(coder.encode(['uint256'], [n]))
+      }),
+    )
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(2n ** 255n), max: -1n }), (n) => {
+        expect(toHex(abiWord(n))).toBe(coder.encode(['int256'], [n]))
+      }),
+    )
+    for (const bad of [2n ** 256n, -(2n ** 255n) - 1n, 1 as unknown as bigint]) {
+      expect(() => abiWord(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+    }
+    expect(toHex(leftPad32(new Uint8Array([1, 2])))).toBe(`0x${'00'.repeat(30)}0102`)
+    expect(() => leftPad32(new Uint8Array(33))).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
+  })
+
+  it("grantId is keccak256(abi.encode(...)) of the AccessController's seven fields", () => {
+    const word = fc.uint8Array({ minLength: 32, maxLength: 32 })
+    const addr = fc.uint8Array({ minLength: 20, maxLength: 20 }).map(checksumAddress)
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 2n ** 64n }),
+        addr,
+        word,
+        addr,
+        word,
+        word,
+        fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }),
+        (chainId, accessController, capsuleId, executor, ephemeralKey, measurement, runIndex) => {
+          const expected = keccak256(
+            AbiCoder.defaultAbiCoder().encode(
+              ['uint256', 'address', 'bytes32', 'address', 'bytes32', 'bytes32', 'uint256'],
+              [chainId, accessController, capsuleId, executor, ephemeralKey, measurement, runIndex],
+            ),
+          )
+          const params = {
+            chainId,
+            accessController,
+            capsuleId,
+            executor,
+            ephemeralKey,
+            measurement,
+            runIndex,
+          }
+          expect(toHex(grantId(params))).toBe(expected)
+          const asBytes = {
+            ...params,
+            accessController: addressToBytes(accessController),
+            executor: toHex(addressToBytes(executor)),
+            capsuleId: toHex(capsuleId),
+          }
+          expect(toHex(grantId(asBytes))).toBe(expected)
+        },
+      ),
+      { numRuns: 50 },
+    )
+  })
+
+  it('grantId refuses fields of the wrong length or range', () => {
+    const ok = {
+      chainId: 1n,
+      accessController: `0x${'11'.repeat(20)}`,
+      capsuleId: new Uint8Array(32),
+      executor: new Uint8Array(20),
+      ephemeralKey: new Uint8Array(32),
+      measurement: new Uint8Array(32),
+      runIndex: 0,
+    }
+    expect(grantId(ok)).toHaveLength(32)
+    for (const bad of [
+      { capsuleId: new Uint8Array(31) },
+      { executor: new Uint8Array(32) },
+      { accessController: '0x1234' },
+      { runIndex: -1 },
+      { chainId: 2n ** 256n },
+      { measurement: '0xzz' },
+    ]) {
+      expect(() => grantId({ ...ok, ...bad })).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+      )
+    }
   })
 })

@@ -5,7 +5,7 @@
 import { hexlify, parseEther, randomBytes, type TransactionResponse } from 'ethers'
 import { startAnvil } from '../src/anvil.ts'
 import { connectDigicap, deployDigicap } from '../src/deploy.ts'
-import { accessRequestDomain, jobParamsHash, signAccessRequest } from '../src/fastpath.ts'
+import { ACCESS_REQUEST_TYPES, accessRequestDomain, jobParamsHash } from '../src/fastpath.ts'
 import { deployPolicy } from '../src/policy/compile.ts'
 import {
   all,
@@ -103,7 +103,7 @@ try {
         nonce: 1n,
         expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
       }
-      const signature = await signAccessRequest(executor, domain, req)
+      const signature = await executor.signTypedData(domain, ACCESS_REQUEST_TYPES, req)
       await gas(
         'recordFastPathGrant, 3 conditions (owner as keyguard)',
         c.accessController.connect(owner).recordFastPathGrant(req, '0x', signature),

@@ -1,12 +1,21 @@
+/**
+ * The fast path's chain-side helpers over capsule-core's one EIP-712 encoder and grant id
+ * (no second copy here): the request struct as the contract's `hashSignedRequest` takes it,
+ * its digest, and the grant id. Signing is a wallet's job (`signer.signTypedData(domain,
+ * ACCESS_REQUEST_TYPES, request)`, or any `DigicapSigner`); the keyguard's and the executor's
+ * byte-level `signAccessRequest` / `recoverAccessRequestSigner` live in `@digicap/protocol`.
+ */
 import {
-  AbiCoder,
-  type BytesLike,
-  keccak256,
-  type Signer,
+  ACCESS_REQUEST_TYPES,
+  accessRequestDomain,
+  grantId,
+  hashTypedData,
   type TypedDataDomain,
-  TypedDataEncoder,
-  verifyTypedData,
-} from 'ethers'
+  toHex,
+} from '@digicap/capsule-core'
+import { type BytesLike, keccak256 } from 'ethers'
+
+export { ACCESS_REQUEST_TYPES, accessRequestDomain }
 
 /**
  * The fast-path request an executor signs (EIP-712, primary type `AccessRequest`, domain name
@@ -31,65 +40,32 @@ export interface SignedAccessRequest {
   expiry: bigint
 }
 
-export const ACCESS_REQUEST_TYPES = {
-  AccessRequest: [
-    { name: 'capsuleId', type: 'bytes32' },
-    { name: 'executor', type: 'address' },
-    { name: 'ephemeralKey', type: 'bytes32' },
-    { name: 'measurement', type: 'bytes32' },
-    { name: 'jobParamsHash', type: 'bytes32' },
-    { name: 'fee', type: 'uint256' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'expiry', type: 'uint64' },
-  ],
-} as const
-
-/** The EIP-712 domain of an AccessController. */
-export function accessRequestDomain(
-  chainId: bigint | number,
-  accessController: string,
-): TypedDataDomain {
-  return {
-    name: 'DigicapAccessController',
-    version: '1',
-    chainId,
-    verifyingContract: accessController,
-  }
-}
-
-const types = ACCESS_REQUEST_TYPES as unknown as Record<string, { name: string; type: string }[]>
-
 /** keccak256 of job parameters, as bound into a signed request. */
 export function jobParamsHash(jobParams: BytesLike): string {
   return keccak256(jobParams)
 }
 
-/** The EIP-712 digest the executor signs (equals `AccessController.hashSignedRequest`). */
+/**
+ * The EIP-712 digest the executor signs (equals `AccessController.hashSignedRequest`).
+ *
+ * @throws {InvalidArgumentError} for a field that does not fit its type.
+ */
 export function hashAccessRequest(domain: TypedDataDomain, request: SignedAccessRequest): string {
-  return TypedDataEncoder.hash(domain, types, request)
-}
-
-/** Signs a fast-path request with the executor's account (65-byte r‖s‖v signature). */
-export function signAccessRequest(
-  signer: Signer,
-  domain: TypedDataDomain,
-  request: SignedAccessRequest,
-): Promise<string> {
-  return signer.signTypedData(domain, types, request)
-}
-
-/** Recovers the account that signed `request` (the keyguard compares it with `request.executor`). */
-export function recoverAccessRequestSigner(
-  domain: TypedDataDomain,
-  request: SignedAccessRequest,
-  signature: string,
-): string {
-  return verifyTypedData(domain, types, request, signature)
+  return toHex(
+    hashTypedData({
+      domain,
+      types: ACCESS_REQUEST_TYPES,
+      primaryType: 'AccessRequest',
+      message: { ...request },
+    }),
+  )
 }
 
 /**
  * The id of the grant made for `runIndex` (the capsule's run count before the grant):
  * `keccak256(abi.encode(chainId, accessController, capsuleId, executor, ephemeralKey, measurement, runIndex))`.
+ *
+ * @throws {InvalidArgumentError} for a field of the wrong length or range.
  */
 export function computeGrantId(params: {
   chainId: bigint | number
@@ -100,18 +76,5 @@ export function computeGrantId(params: {
   measurement: string
   runIndex: bigint | number
 }): string {
-  return keccak256(
-    AbiCoder.defaultAbiCoder().encode(
-      ['uint256', 'address', 'bytes32', 'address', 'bytes32', 'bytes32', 'uint256'],
-      [
-        params.chainId,
-        params.accessController,
-        params.capsuleId,
-        params.executor,
-        params.ephemeralKey,
-        params.measurement,
-        params.runIndex,
-      ],
-    ),
-  )
+  return toHex(grantId(params))
 }

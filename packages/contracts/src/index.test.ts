@@ -64,8 +64,6 @@ describe('public surface', () => {
         "policyLibrarySources",
         "readDeployment",
         "reasonName",
-        "recoverAccessRequestSigner",
-        "signAccessRequest",
         "verifyPolicyBytecode",
         "withRevertDecoding",
       ]

@@ -63,8 +63,6 @@ export {
   computeGrantId,
   hashAccessRequest,
   jobParamsHash,
-  recoverAccessRequestSigner,
-  signAccessRequest,
 } from './fastpath.ts'
 export {
   accessControllerAbi,

@@ -1,15 +1,15 @@
+import { recoverTypedDataSigner } from '@digicap/capsule-core'
 import { concat, parseEther, Signature, toBeHex, toQuantity, type Wallet, ZeroHash } from 'ethers'
 import { describe, expect, it } from 'vitest'
 import { deployDigicap } from '../src/deploy.ts'
 import { parseEvents } from '../src/events.ts'
 import {
+  ACCESS_REQUEST_TYPES,
   accessRequestDomain,
   computeGrantId,
   hashAccessRequest,
   jobParamsHash,
-  recoverAccessRequestSigner,
   type SignedAccessRequest,
-  signAccessRequest,
 } from '../src/fastpath.ts'
 import { deployPolicy } from '../src/policy/compile.ts'
 import { all, environment, fee, maxRuns, minReputation } from '../src/policy/expression.ts'
@@ -552,14 +552,19 @@ describe('recordFastPathGrant (fast path)', () => {
       ...overrides,
     }
     const domain = accessRequestDomain(w.anvil.chainId, w.addresses.accessController)
-    return { req, signature: await signAccessRequest(signer, domain, req), domain }
+    return { req, signature: await signer.signTypedData(domain, ACCESS_REQUEST_TYPES, req), domain }
   }
 
   it('records a grant served off-chain: AccessGranted(fastPath=true), counted toward maxRuns', async () => {
     const { capsuleId } = await capsuleWith(w, maxRuns(2))
     const { req, signature, domain } = await signed(capsuleId)
     expect(await w.c.accessController.hashSignedRequest(req)).toBe(hashAccessRequest(domain, req))
-    expect(recoverAccessRequestSigner(domain, req, signature)).toBe(w.executor.address)
+    expect(
+      recoverTypedDataSigner(
+        { domain, types: ACCESS_REQUEST_TYPES, primaryType: 'AccessRequest', message: { ...req } },
+        signature as `0x${string}`,
+      ),
+    ).toBe(w.executor.address)
     const check = await w.c.accessController.checkAccess(
       capsuleId,
       req.executor,

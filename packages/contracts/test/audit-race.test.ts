@@ -11,7 +11,7 @@
 import { Interface, parseEther, type TransactionResponse, type Wallet, ZeroHash } from 'ethers'
 import { describe, expect, it } from 'vitest'
 import { parseEvents } from '../src/events.ts'
-import { accessRequestDomain, jobParamsHash, signAccessRequest } from '../src/fastpath.ts'
+import { ACCESS_REQUEST_TYPES, accessRequestDomain, jobParamsHash } from '../src/fastpath.ts'
 import { all, fee, maxRuns } from '../src/policy/expression.ts'
 import { Reason } from '../src/reasons.ts'
 import {
@@ -108,7 +108,7 @@ async function releasedRequest(capsuleId: string, feeSigned = FEE, nonce = BigIn
     expiry: BigInt(now + AUDIT_WINDOW),
   }
   const domain = accessRequestDomain(w.anvil.chainId, w.addresses.accessController)
-  const signature = await signAccessRequest(w.executor, domain, req)
+  const signature = await w.executor.signTypedData(domain, ACCESS_REQUEST_TYPES, req)
   const [allowed, reason] = await w.c.accessController.checkAccess(
     capsuleId,
     req.executor,

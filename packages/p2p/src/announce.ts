@@ -5,6 +5,7 @@
  * value must re-encode to the very same bytes (so exactly one encoding stands for each
  * announcement), and exactly these keys with these types.
  */
+import { hexToBytes, isHex, strictCborDecodeOptions, toHex } from '@digicap/capsule-core'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decode, encode } from 'cborg'
@@ -43,31 +44,15 @@ export interface CapsuleAnnouncement {
 
 const KEYS = ['capsuleId', 'chainId', 'cid', 'keyguardPeer', 'owner', 'registry', 'v'] as const
 
-const DECODE_OPTIONS = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: false,
-  rejectDuplicateMapKeys: true,
-  useMaps: false,
-  tags: [],
-} as const
+const DECODE_OPTIONS = strictCborDecodeOptions()
 
 function fail(message: string, details: Record<string, unknown> = {}): never {
   throw new AnnouncementFormatError(`announcement: ${message}`, { details })
 }
 
-function hexToBytes(field: string, value: unknown, length: number): Uint8Array {
-  if (typeof value !== 'string' || !new RegExp(`^0x[0-9a-fA-F]{${length * 2}}$`).test(value)) {
-    fail(`${field} must be 0x + ${length * 2} hex digits`, { field })
-  }
-  return Uint8Array.from(Buffer.from(value.slice(2), 'hex'))
-}
-
-function bytesToHex(bytes: Uint8Array): string {
-  return `0x${Buffer.from(bytes).toString('hex')}`
+function hexField(field: string, value: unknown, length: number): Uint8Array {
+  if (!isHex(value, length)) fail(`${field} must be 0x + ${length * 2} hex digits`, { field })
+  return hexToBytes(value)
 }
 
 function checkText(field: string, value: unknown): string {
@@ -124,10 +109,10 @@ function checkChainId(value: unknown): number {
 export function encodeCapsuleAnnouncement(ann: CapsuleAnnouncement): Uint8Array {
   const map = {
     v: ANNOUNCEMENT_VERSION,
-    capsuleId: hexToBytes('capsuleId', ann.capsuleId, 32),
+    capsuleId: hexField('capsuleId', ann.capsuleId, 32),
     cid: checkCid(ann.cid),
-    owner: hexToBytes('owner', ann.owner, 20),
-    registry: hexToBytes('registry', ann.registry, 20),
+    owner: hexField('owner', ann.owner, 20),
+    registry: hexField('registry', ann.registry, 20),
     chainId: checkChainId(ann.chainId),
     keyguardPeer: checkPeer(ann.keyguardPeer),
   }
@@ -181,7 +166,7 @@ export function decodeCapsuleAnnouncement(bytes: Uint8Array): CapsuleAnnouncemen
     if (!(v instanceof Uint8Array) || v.length !== length) {
       fail(`${field} must be ${length} bytes`, { field })
     }
-    return bytesToHex(v)
+    return toHex(v)
   }
   const ann: CapsuleAnnouncement = {
     capsuleId: bstr('capsuleId', 32),

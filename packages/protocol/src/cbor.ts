@@ -4,6 +4,7 @@
  * bytes: non-minimal integers and lengths, indefinite lengths, unsorted or duplicate keys,
  * floats, tags, undefined, and trailing bytes.
  */
+import { equalBytes, strictCborDecodeOptions } from '@digicap/capsule-core'
 import { decode, encode } from 'cborg'
 import { WireFormatError, WireVersionError } from './errors.ts'
 
@@ -13,16 +14,8 @@ export const WIRE_VERSION = 1
 /** Largest value a `u64` field may hold. */
 export const MAX_U64 = (1n << 64n) - 1n
 
-const DECODE_OPTIONS = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  allowBigInt: true,
-  rejectDuplicateMapKeys: true,
-  useMaps: false,
-} as const
+// capsule-core's strict options; u64 fields need bigints above 2^53.
+const DECODE_OPTIONS = strictCborDecodeOptions({ allowBigInt: true })
 
 /** A decoded message body: a CBOR map with text keys. */
 export type WireMap = Record<string, unknown>
@@ -32,12 +25,6 @@ export function encodeCanonical(map: WireMap): Uint8Array {
   const out = encode(map)
   // cborg hands back a Buffer under Node; callers get a plain Uint8Array.
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
 }
 
 /**

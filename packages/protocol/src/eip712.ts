@@ -1,16 +1,38 @@
 /**
  * EIP-712 typed data of an {@link AccessRequest} (SPEC.md §4): the digest an executor signs,
- * the typed-data object any EIP-712 wallet accepts, and signer recovery with `@noble/curves`.
+ * the typed-data object any EIP-712 wallet accepts, and signer recovery. The struct, the
+ * encoder, the hex and EIP-55 helpers and secp256k1 all come from capsule-core (one copy each);
+ * this file maps the wire's byte fields onto them and the errors onto the wire's.
  */
-import { InvalidArgumentError } from '@digicap/capsule-core'
-import { secp256k1 } from '@noble/curves/secp256k1.js'
+import {
+  ACCESS_DOMAIN_NAME,
+  ACCESS_DOMAIN_VERSION,
+  ACCESS_REQUEST_TYPES,
+  type AccessRequestDomain,
+  type Address,
+  accessRequestDomain,
+  addressFromPrivateKey,
+  addressToBytes,
+  CapsuleSignatureError,
+  checksumAddress,
+  concatBytes,
+  hashStruct,
+  hashTypedDataDomain,
+  InvalidArgumentError,
+  recoverDigestSigner,
+  signDigest,
+  type TypedDataField,
+  toHex,
+} from '@digicap/capsule-core'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { abiWord, concat, leftPad32 } from './bytes.ts'
+import { checkBytes } from './bytes.ts'
 import { WireSignatureError } from './errors.ts'
 import { type AccessRequest, ADDRESS_LENGTH, ID_LENGTH, SIGNATURE_LENGTH } from './messages.ts'
 
-/** An Ethereum address as `0x` + 40 hex digits (checksummed on output). */
-export type Address = `0x${string}`
+export type { Address }
+export { ACCESS_DOMAIN_NAME, ACCESS_DOMAIN_VERSION, ACCESS_REQUEST_TYPES, addressToBytes }
+/** EIP-55 checksummed form of a 20-byte address (capsule-core's `checksumAddress`). */
+export const toChecksumAddress: (address: Uint8Array) => Address = checksumAddress
 
 /** The EIP-712 domain of fast-path access requests. `name` and `version` are fixed. */
 export interface AccessDomain {
@@ -18,58 +40,6 @@ export interface AccessDomain {
   chainId: bigint | number
   /** The AccessController contract the grant will be logged to. */
   verifyingContract: Address
-}
-
-/** `EIP712Domain.name` of every Digicap access request. */
-export const ACCESS_DOMAIN_NAME = 'DigicapAccessController'
-/** `EIP712Domain.version` of every Digicap access request. */
-export const ACCESS_DOMAIN_VERSION = '1'
-
-/** The EIP-712 type of {@link AccessRequest} (every field but the signature). */
-export const ACCESS_REQUEST_TYPES = {
-  AccessRequest: [
-    { name: 'capsuleId', type: 'bytes32' },
-    { name: 'executor', type: 'address' },
-    { name: 'ephemeralKey', type: 'bytes32' },
-    { name: 'measurement', type: 'bytes32' },
-    { name: 'jobParamsHash', type: 'bytes32' },
-    { name: 'fee', type: 'uint256' },
-    { name: 'nonce', type: 'uint256' },
-    { name: 'expiry', type: 'uint64' },
-  ],
-} as const
-
-const DOMAIN_TYPE =
-  'EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'
-const REQUEST_TYPE =
-  'AccessRequest(bytes32 capsuleId,address executor,bytes32 ephemeralKey,bytes32 measurement,bytes32 jobParamsHash,uint256 fee,uint256 nonce,uint64 expiry)'
-
-const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
-
-function toHex(bytes: Uint8Array): string {
-  let out = ''
-  for (const b of bytes) out += b.toString(16).padStart(2, '0')
-  return out
-}
-
-function hexToBytes(hex: string, length: number, name: string): Uint8Array {
-  if (typeof hex !== 'string' || !/^0x[0-9a-fA-F]*$/.test(hex) || hex.length !== 2 + 2 * length) {
-    throw new InvalidArgumentError(`${name} must be 0x + ${2 * length} hex digits`, {
-      details: { field: name },
-    })
-  }
-  const out = new Uint8Array(length)
-  for (let i = 0; i < length; i++) out[i] = Number.parseInt(hex.slice(2 + 2 * i, 4 + 2 * i), 16)
-  return out
-}
-
-function checkBytes(name: string, value: unknown, length: number): Uint8Array {
-  if (!(value instanceof Uint8Array) || value.length !== length) {
-    throw new InvalidArgumentError(`${name} must be a ${length}-byte Uint8Array`, {
-      details: { field: name },
-    })
-  }
-  return value
 }
 
 function checkRequestFields(req: Omit<AccessRequest, 'signature' | 'jobParams'>): void {
@@ -89,57 +59,13 @@ function checkRequestFields(req: Omit<AccessRequest, 'signature' | 'jobParams'>)
   }
 }
 
-function checkChainId(chainId: bigint | number): bigint {
-  const id =
-    typeof chainId === 'number' && Number.isSafeInteger(chainId) ? BigInt(chainId) : chainId
-  if (typeof id !== 'bigint' || id <= 0n || id >= 1n << 256n) {
-    throw new InvalidArgumentError('domain.chainId must be a positive integer', {
-      details: { field: 'chainId' },
-    })
-  }
-  return id
-}
-
-/**
- * EIP-55 checksummed form of a 20-byte address.
- *
- * @throws {InvalidArgumentError} if `address` is not 20 bytes.
- */
-export function toChecksumAddress(address: Uint8Array): Address {
-  const hex = toHex(checkBytes('address', address, ADDRESS_LENGTH))
-  const hash = toHex(keccak_256(utf8(hex)))
-  let out = '0x'
-  for (let i = 0; i < 40; i++) {
-    const c = hex[i] as string
-    out += Number.parseInt(hash[i] as string, 16) >= 8 ? c.toUpperCase() : c
-  }
-  return out as Address
-}
-
-/**
- * The 20 bytes of a `0x…` address (any case; the checksum is not enforced).
- *
- * @throws {InvalidArgumentError} for a string that is not `0x` + 40 hex digits.
- */
-export function addressToBytes(address: Address): Uint8Array {
-  return hexToBytes(address, ADDRESS_LENGTH, 'address')
-}
-
 /**
  * `hashStruct(EIP712Domain)` of the access domain.
  *
  * @throws {InvalidArgumentError} for a bad chain id or contract address.
  */
 export function accessDomainSeparator(domain: AccessDomain): Uint8Array {
-  return keccak_256(
-    concat(
-      keccak_256(utf8(DOMAIN_TYPE)),
-      keccak_256(utf8(ACCESS_DOMAIN_NAME)),
-      keccak_256(utf8(ACCESS_DOMAIN_VERSION)),
-      abiWord(checkChainId(domain.chainId)),
-      leftPad32(addressToBytes(domain.verifyingContract)),
-    ),
-  )
+  return hashTypedDataDomain(accessRequestDomain(domain.chainId, domain.verifyingContract))
 }
 
 /**
@@ -152,21 +78,12 @@ export function accessRequestSigningBytes(
   req: Omit<AccessRequest, 'signature' | 'jobParams'>,
   domain: AccessDomain,
 ): Uint8Array {
-  checkRequestFields(req)
-  const structHash = keccak_256(
-    concat(
-      keccak_256(utf8(REQUEST_TYPE)),
-      req.capsuleId,
-      leftPad32(req.executor),
-      req.ephemeralKey,
-      req.measurement,
-      req.jobParamsHash,
-      abiWord(req.fee),
-      req.nonce,
-      abiWord(req.expiry),
-    ),
+  const td = accessRequestTypedData(req, domain)
+  return concatBytes(
+    new Uint8Array([0x19, 0x01]),
+    hashTypedDataDomain(td.domain),
+    hashStruct(td.primaryType, td.message as unknown as Record<string, unknown>, td.types),
   )
-  return concat(new Uint8Array([0x19, 0x01]), accessDomainSeparator(domain), structHash)
 }
 
 /**
@@ -183,8 +100,8 @@ export function accessRequestDigest(
 
 /** EIP-712 typed data in the shape ethers (`signTypedData(domain, types, message)`) and viem take. */
 export interface AccessRequestTypedData {
-  domain: { name: string; version: string; chainId: bigint; verifyingContract: Address }
-  types: typeof ACCESS_REQUEST_TYPES
+  domain: AccessRequestDomain
+  types: { AccessRequest: TypedDataField[] }
   primaryType: 'AccessRequest'
   message: {
     capsuleId: `0x${string}`
@@ -213,30 +130,22 @@ export function accessRequestTypedData(
   domain: AccessDomain,
 ): AccessRequestTypedData {
   checkRequestFields(req)
-  const hex = (b: Uint8Array): `0x${string}` => `0x${toHex(b)}`
   return {
-    domain: {
-      name: ACCESS_DOMAIN_NAME,
-      version: ACCESS_DOMAIN_VERSION,
-      chainId: checkChainId(domain.chainId),
-      verifyingContract: toChecksumAddress(addressToBytes(domain.verifyingContract)),
-    },
+    domain: accessRequestDomain(domain.chainId, domain.verifyingContract),
     types: ACCESS_REQUEST_TYPES,
     primaryType: 'AccessRequest',
     message: {
-      capsuleId: hex(req.capsuleId),
-      executor: toChecksumAddress(req.executor),
-      ephemeralKey: hex(req.ephemeralKey),
-      measurement: hex(req.measurement),
-      jobParamsHash: hex(req.jobParamsHash),
+      capsuleId: toHex(req.capsuleId),
+      executor: checksumAddress(req.executor),
+      ephemeralKey: toHex(req.ephemeralKey),
+      measurement: toHex(req.measurement),
+      jobParamsHash: toHex(req.jobParamsHash),
       fee: req.fee,
-      nonce: BigInt(hex(req.nonce)),
+      nonce: BigInt(toHex(req.nonce)),
       expiry: req.expiry,
     },
   }
 }
-
-const HALF_N = secp256k1.Point.CURVE().n >> 1n
 
 /**
  * Recovers the address that signed an access request. Compare it with `req.executor`
@@ -249,33 +158,16 @@ const HALF_N = secp256k1.Point.CURVE().n >> 1n
  */
 export function recoverAccessRequestSigner(req: AccessRequest, domain: AccessDomain): Address {
   const digest = accessRequestDigest(req, domain)
-  const sig = req.signature
-  if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_LENGTH) {
+  if (!(req.signature instanceof Uint8Array) || req.signature.length !== SIGNATURE_LENGTH) {
     throw new WireSignatureError('Signature must be 65 bytes', { details: { field: 'signature' } })
   }
-  const v = sig[64] as number
-  if (v !== 27 && v !== 28) {
-    throw new WireSignatureError('Signature v must be 27 or 28', {
-      details: { field: 'signature', v },
-    })
-  }
-  let s = 0n
-  for (const b of sig.subarray(32, 64)) s = (s << 8n) | BigInt(b)
-  if (s > HALF_N) {
-    throw new WireSignatureError('Signature s is not in the lower half order (EIP-2)', {
-      details: { field: 'signature' },
-    })
-  }
   try {
-    const recovered = new Uint8Array(65)
-    recovered[0] = v - 27
-    recovered.set(sig.subarray(0, 64), 1)
-    const point = secp256k1.Signature.fromBytes(recovered, 'recovered').recoverPublicKey(digest)
-    const pub = point.toBytes(false)
-    return toChecksumAddress(keccak_256(pub.subarray(1)).subarray(12))
+    return recoverDigestSigner(digest, req.signature)
   } catch (cause) {
-    throw new WireSignatureError('Signature does not recover to a public key', {
-      details: { field: 'signature' },
+    if (!(cause instanceof CapsuleSignatureError)) throw cause
+    // v other than 27/28, high s (EIP-2), or no point: one wire error, the cause says which.
+    throw new WireSignatureError(`Signature refused: ${cause.shortMessage}`, {
+      details: { field: 'signature', ...cause.details },
       cause,
     })
   }
@@ -311,15 +203,7 @@ export function signAccessRequest(
   privateKey: Uint8Array,
 ): AccessRequest {
   checkBytes('privateKey', privateKey, 32)
-  if (!secp256k1.utils.isValidSecretKey(privateKey)) {
-    throw new InvalidArgumentError('privateKey is not a valid secp256k1 key')
-  }
-  const digest = accessRequestDigest(req, domain)
-  const rec = secp256k1.sign(digest, privateKey, { prehash: false, format: 'recovered' })
-  const signature = new Uint8Array(SIGNATURE_LENGTH)
-  signature.set(rec.subarray(1, 65), 0)
-  signature[64] = 27 + (rec[0] as number)
-  return { ...req, signature }
+  return { ...req, signature: signDigest(accessRequestDigest(req, domain), privateKey) }
 }
 
 /**
@@ -329,10 +213,7 @@ export function signAccessRequest(
  */
 export function addressOfPrivateKey(privateKey: Uint8Array): Uint8Array {
   checkBytes('privateKey', privateKey, 32)
-  if (!secp256k1.utils.isValidSecretKey(privateKey)) {
-    throw new InvalidArgumentError('privateKey is not a valid secp256k1 key')
-  }
-  return keccak_256(secp256k1.getPublicKey(privateKey, false).subarray(1)).subarray(12)
+  return addressToBytes(addressFromPrivateKey(privateKey))
 }
 
 /**
@@ -346,7 +227,7 @@ export function addressOfPrivateKey(privateKey: Uint8Array): Uint8Array {
  * ```
  */
 export function accessRequestReplayKey(req: Pick<AccessRequest, 'executor' | 'nonce'>): Uint8Array {
-  return concat(
+  return concatBytes(
     checkBytes('executor', req.executor, ADDRESS_LENGTH),
     checkBytes('nonce', req.nonce, ID_LENGTH),
   )

@@ -5,9 +5,14 @@
  * bytes its own decoder rejects; every `decodeX` is strict (canonical CBOR, exact field set,
  * exact lengths) and throws only {@link WireFormatError} or {@link WireVersionError}.
  */
-import { DigicapError, HPKE_OVERHEAD, InvalidArgumentError } from '@digicap/capsule-core'
+import {
+  abiWord,
+  DigicapError,
+  equalBytes,
+  HPKE_OVERHEAD,
+  InvalidArgumentError,
+} from '@digicap/capsule-core'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { abiWord, equalBytes } from './bytes.ts'
 import {
   checkFields,
   decodeEnvelope,

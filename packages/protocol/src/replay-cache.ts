@@ -11,7 +11,7 @@
  * A full cache answers in O(1): it remembers its earliest expiry and scans for expired keys only
  * once that time has passed, so a flood against a full cache costs no scan per request.
  */
-import { InvalidArgumentError } from '@digicap/capsule-core'
+import { InvalidArgumentError, toHex } from '@digicap/capsule-core'
 
 /** Options of {@link createReplayCache}. */
 export interface ReplayCacheInit {
@@ -51,9 +51,7 @@ export interface ReplayCache {
 function keyOf(key: Uint8Array | string): string {
   if (typeof key === 'string') return key
   if (key instanceof Uint8Array) {
-    let out = ''
-    for (const b of key) out += b.toString(16).padStart(2, '0')
-    return out
+    return toHex(key).slice(2)
   }
   throw new InvalidArgumentError('key must be a string or Uint8Array', {
     details: { got: typeof key },

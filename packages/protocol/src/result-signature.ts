@@ -5,14 +5,19 @@
  * helpers (low s, v ∈ {27, 28}).
  */
 import {
+  type Address,
   CapsuleSignatureError,
+  checksumAddress,
   hashTypedData,
   InvalidArgumentError,
+  normalizeAddress,
   recoverDigestSigner,
   signDigest,
   type TypedData,
+  toHex,
 } from '@digicap/capsule-core'
-import { type AccessDomain, type Address, addressToBytes, toChecksumAddress } from './eip712.ts'
+import { checkBytes } from './bytes.ts'
+import type { AccessDomain } from './eip712.ts'
 import { WireSignatureError } from './errors.ts'
 import { ADDRESS_LENGTH, ID_LENGTH } from './messages.ts'
 import { MAX_RESULT_SIZE, type ResultDelivery, type SignedResultFields } from './result.ts'
@@ -40,18 +45,6 @@ export const RESULT_TYPES = {
 /** The domain of result signatures: the chain and AccessController that hold the grant. */
 export type ResultDomain = AccessDomain
 
-const hex = (b: Uint8Array): `0x${string}` =>
-  `0x${Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')}`
-
-function check(name: string, value: unknown, length: number): Uint8Array {
-  if (!(value instanceof Uint8Array) || value.length !== length) {
-    throw new InvalidArgumentError(`${name} must be a ${length}-byte Uint8Array`, {
-      details: { field: name },
-    })
-  }
-  return value
-}
-
 /**
  * The EIP-712 typed data of a result, for a wallet (`signTypedData(domain, types, message)`).
  *
@@ -67,9 +60,9 @@ export function resultTypedData(fields: SignedResultFields, domain: ResultDomain
     'runMeasurement',
     'resultHash',
   ] as const) {
-    check(name, fields[name], ID_LENGTH)
+    checkBytes(name, fields[name], ID_LENGTH)
   }
-  check('executor', fields.executor, ADDRESS_LENGTH)
+  checkBytes('executor', fields.executor, ADDRESS_LENGTH)
   if (
     !Number.isSafeInteger(fields.resultSize) ||
     fields.resultSize < 0 ||
@@ -84,19 +77,19 @@ export function resultTypedData(fields: SignedResultFields, domain: ResultDomain
       name: RESULT_DOMAIN_NAME,
       version: RESULT_DOMAIN_VERSION,
       chainId: BigInt(domain.chainId),
-      verifyingContract: toChecksumAddress(addressToBytes(domain.verifyingContract)),
+      verifyingContract: normalizeAddress(domain.verifyingContract, 'verifyingContract'),
     },
     types: { Result: RESULT_TYPES.Result.map((f) => ({ ...f })) },
     primaryType: 'Result',
     message: {
-      runId: hex(fields.runId),
-      grantId: hex(fields.grantId),
-      capsuleId: hex(fields.capsuleId),
-      executor: toChecksumAddress(fields.executor),
-      receiverKey: hex(fields.receiverKey),
-      measurement: hex(fields.measurement),
-      runMeasurement: hex(fields.runMeasurement),
-      resultHash: hex(fields.resultHash),
+      runId: toHex(fields.runId),
+      grantId: toHex(fields.grantId),
+      capsuleId: toHex(fields.capsuleId),
+      executor: checksumAddress(fields.executor),
+      receiverKey: toHex(fields.receiverKey),
+      measurement: toHex(fields.measurement),
+      runMeasurement: toHex(fields.runMeasurement),
+      resultHash: toHex(fields.resultHash),
       resultSize: BigInt(fields.resultSize),
     },
   }
@@ -128,7 +121,7 @@ export function signResult(
 ): Uint8Array {
   const digest = resultDigest(fields, domain)
   const signature = signDigest(digest, privateKey)
-  if (recoverDigestSigner(digest, signature) !== toChecksumAddress(fields.executor)) {
+  if (recoverDigestSigner(digest, signature) !== checksumAddress(fields.executor)) {
     throw new InvalidArgumentError('privateKey does not belong to fields.executor', {
       details: { field: 'executor' },
     })

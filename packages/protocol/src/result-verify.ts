@@ -4,9 +4,7 @@
  * own state. The network, chain and HPKE parts are the caller's; the order of the checks and
  * the reason each failure gets are fixed here, so every receiver refuses alike.
  */
-import { keccak_256 } from '@noble/hashes/sha3.js'
-import { abiWord, equalBytes, leftPad32 } from './bytes.ts'
-import { type Address, toChecksumAddress } from './eip712.ts'
+import { type Address, checksumAddress, equalBytes, grantId } from '@digicap/capsule-core'
 import { WireSignatureError } from './errors.ts'
 import type { ResultDelivery, ResultRefusalCode } from './result.ts'
 import { type ResultDomain, recoverResultSigner } from './result-signature.ts'
@@ -51,24 +49,15 @@ export function grantIdOf(
   grant: GrantRecord,
   measurement: Uint8Array,
 ): Uint8Array {
-  const hex = domain.verifyingContract.slice(2)
-  const controller = Uint8Array.from({ length: 20 }, (_, i) =>
-    Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16),
-  )
-  const words = [
-    abiWord(BigInt(domain.chainId)),
-    leftPad32(controller),
-    grant.capsuleId,
-    leftPad32(grant.executor),
-    grant.ephemeralKey,
+  return grantId({
+    chainId: domain.chainId,
+    accessController: domain.verifyingContract,
+    capsuleId: grant.capsuleId,
+    executor: grant.executor,
+    ephemeralKey: grant.ephemeralKey,
     measurement,
-    abiWord(grant.runIndex),
-  ]
-  const buf = new Uint8Array(32 * words.length)
-  words.forEach((w, i) => {
-    buf.set(w, 32 * i)
+    runIndex: grant.runIndex,
   })
-  return keccak_256(buf)
 }
 
 /** What a receiver knows before it looks the grant up. */
@@ -89,7 +78,7 @@ export function checkResultEnvelope(
     if (err instanceof WireSignatureError) return { ok: false, reasonCode: 'bad-signature' }
     throw err
   }
-  if (signer !== toChecksumAddress(delivery.executor)) {
+  if (signer !== checksumAddress(delivery.executor)) {
     return { ok: false, reasonCode: 'bad-signature' }
   }
   const refuse = (reasonCode: ResultRefusalCode): ResultVerdict => ({
@@ -113,7 +102,7 @@ export function checkResultGrant(
   grant: GrantRecord | undefined,
   domain: ResultDomain,
 ): ResultVerdict {
-  const executor = toChecksumAddress(delivery.executor)
+  const executor = checksumAddress(delivery.executor)
   const refuse = (reasonCode: ResultRefusalCode): ResultVerdict => ({
     ok: false,
     reasonCode,

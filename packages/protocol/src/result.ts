@@ -6,9 +6,8 @@
  *
  * Messages of this protocol carry `v: 2`; an `error` reply keeps its own `v: 1`.
  */
-import { HPKE_OVERHEAD, InvalidArgumentError } from '@digicap/capsule-core'
+import { equalBytes, HPKE_OVERHEAD, InvalidArgumentError } from '@digicap/capsule-core'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { equalBytes } from './bytes.ts'
 import { checkFields, decodeEnvelope, readBytes, readText, readUint, type WireMap } from './cbor.ts'
 import { WireFormatError } from './errors.ts'
 import {

@@ -4,6 +4,7 @@
  * from `@noble/hashes`; no ethers.
  */
 import { keccak_256 } from '@noble/hashes/sha3.js'
+import { abiWord } from '../encoding/abi.ts'
 import { type Address, addressToBytes } from '../encoding/address.ts'
 import { bytesArg, concatBytes, utf8 } from '../encoding/bytes.ts'
 import type { Hex } from '../encoding/hex.ts'
@@ -67,16 +68,6 @@ export function encodeTypedDataType(primary: string, types: TypedDataTypes): str
     .join('')
 }
 
-function word(n: bigint): Uint8Array {
-  const out = new Uint8Array(32)
-  let v = BigInt.asUintN(256, n)
-  for (let i = 31; i >= 0; i--) {
-    out[i] = Number(v & 0xffn)
-    v >>= 8n
-  }
-  return out
-}
-
 function toBigInt(name: string, v: unknown): bigint {
   if (typeof v === 'bigint') return v
   if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v)
@@ -110,7 +101,7 @@ function encodeValue(
     out.set(addressToBytes(value as string, name), 12)
     return out
   }
-  if (type === 'bool') return word(value ? 1n : 0n)
+  if (type === 'bool') return abiWord(value ? 1n : 0n)
   const bytesN = /^bytes([0-9]+)$/.exec(type)
   if (bytesN) {
     const out = new Uint8Array(32)
@@ -125,7 +116,7 @@ function encodeValue(
       ? v >= 0n && v < 1n << bits
       : v >= -(1n << (bits - 1n)) && v < 1n << (bits - 1n)
     if (!ok) throw new InvalidArgumentError(`typed data: ${name} is out of range for ${type}`)
-    return word(v)
+    return abiWord(v)
   }
   throw new InvalidArgumentError(`typed data: unknown type ${type}`)
 }

@@ -10,7 +10,7 @@
  */
 import { AbiCoder, type Interface, parseEther, type Wallet } from 'ethers'
 import type { DigicapContracts } from '../../src/deploy.ts'
-import { accessRequestDomain, jobParamsHash, signAccessRequest } from '../../src/fastpath.ts'
+import { ACCESS_REQUEST_TYPES, accessRequestDomain, jobParamsHash } from '../../src/fastpath.ts'
 import { CID } from '../helpers.ts'
 import { type CapsuleModel, Model, type Random } from './model.ts'
 import type { BatchRpc, Mined } from './rpc.ts'
@@ -418,9 +418,9 @@ async function fastPath(ctx: RunContext, anyExecutor: Wallet): Promise<void> {
     },
     signature: '',
   }
-  signed.signature = await signAccessRequest(
-    executor,
+  signed.signature = await executor.signTypedData(
     accessRequestDomain(ctx.chainId, ctx.addresses.accessController),
+    ACCESS_REQUEST_TYPES,
     signed.req,
   )
   // The key has left. The executor races the audit.
@@ -481,9 +481,9 @@ async function fanOut(ctx: RunContext): Promise<void> {
       },
       signature: '',
     }
-    signed.signature = await signAccessRequest(
-      executor,
+    signed.signature = await executor.signTypedData(
       accessRequestDomain(ctx.chainId, ctx.addresses.accessController),
+      ACCESS_REQUEST_TYPES,
       signed.req,
     )
     released.push(signed)
