@@ -4,8 +4,9 @@
  * `@digicap/pi-node` — the capsule owner's node for a Raspberry Pi with a TPM, as a library
  * (the `pi-node` CLI is a thin shell over it). A composition root: it builds the sealer
  * and keyguard runtime (`@digicap/keyguard`), the chain client (`@digicap/contracts`), the
- * capsule format (`@digicap/capsule-core`), the code bundle (`@digicap/executor`) and the p2p
- * node (`@digicap/p2p`) from one config.
+ * owner's pipeline (`@digicap/owner`), the code bundle (`@digicap/executor`) and the p2p node
+ * (`@digicap/p2p`) from one config. A laptop that seals for this Pi uses `@digicap/owner` with
+ * the keyguard card `status()` reports; `serve` adopts those capsules when announced.
  *
  * Guarantees:
  * - The owner's Ethereum key and libp2p seed are unwrapped by the sealer only for the
@@ -77,9 +78,4 @@ export {
   peerIdOfPublicKey,
 } from './pi-node.ts'
 export type { RecoverPiNodeOptions, RecoverPiNodeResult } from './recover.ts'
-export {
-  chainCapsuleDirectory,
-  ipfsHeaderFetcher,
-  ownerKeyguardRecorder,
-  recoverPiNode,
-} from './recover.ts'
+export { recoverPiNode } from './recover.ts'

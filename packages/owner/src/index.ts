@@ -45,6 +45,12 @@ export type { AnnounceOutcome, Announcer } from './announce/types.ts'
 export type { BundleBytesEncoder } from './bundle/code-bundle.ts'
 export { readCodeFiles, writeCodeBundle } from './bundle/code-bundle.ts'
 export { CapsuleAdoptionError, InputFileError, RuntimeUnsupportedError } from './errors.ts'
+export type { OperatorStatus } from './operator/keyguard-operator.ts'
+export {
+  ensureKeyguardOperator,
+  operatorWarning,
+  readKeyguardOperator,
+} from './operator/keyguard-operator.ts'
 export type { SolcPolicyDeployerInit } from './policy/solc-policy-deployer.ts'
 export { solcPolicyDeployer } from './policy/solc-policy-deployer.ts'
 export type { DeployedPolicyInfo, PolicyDeployer, TransactionSerializer } from './policy/types.ts'
@@ -59,7 +65,7 @@ export type {
 export { restoreKeyguard } from './recovery/restore-keyguard.ts'
 export { ethersCapsuleRegistrar } from './registry/ethers-registrar.ts'
 export type { CapsuleRegistrar, CapsuleRegistration, ChainContracts } from './registry/types.ts'
-export { sealAndPublish } from './seal/seal-and-publish.ts'
+export { checkSealInput, sealAndPublish } from './seal/seal-and-publish.ts'
 export type {
   KeyRecordSink,
   SealAndPublishComponents,

@@ -23,6 +23,23 @@ function hex(bytes: Uint8Array): `0x${string}` {
   return `0x${Buffer.from(bytes).toString('hex')}`
 }
 
+/**
+ * The size of the regular file at `path`, the file to seal.
+ * @throws {InputFileError} if it is missing, unreadable or not a regular file.
+ */
+export async function checkSealInput(path: string): Promise<number> {
+  const input = await stat(path).catch((cause) => {
+    throw new InputFileError('Cannot read the file to seal', {
+      cause,
+      details: { file: path, reason: (cause as NodeJS.ErrnoException).code },
+    })
+  })
+  if (!input.isFile()) {
+    throw new InputFileError('The file to seal is not a regular file', { details: { file: path } })
+  }
+  return input.size
+}
+
 /** Checks everything that can be checked before a transaction is sent. */
 async function checkParameters(
   params: SealAndPublishParameters,
@@ -37,18 +54,7 @@ async function checkParameters(
       hint: 'Pass components.policies (solcPolicyDeployer), or a deployed policy { address }.',
     })
   }
-  const input = await stat(params.input).catch((cause) => {
-    throw new InputFileError('Cannot read the file to seal', {
-      cause,
-      details: { file: params.input, reason: (cause as NodeJS.ErrnoException).code },
-    })
-  })
-  if (!input.isFile()) {
-    throw new InputFileError('The file to seal is not a regular file', {
-      details: { file: params.input },
-    })
-  }
-  return input.size
+  return checkSealInput(params.input)
 }
 
 async function step<T>(

@@ -1,0 +1,184 @@
+/**
+ * The parts every pi-node operation builds from the config and the data folder: the sealer,
+ * the owner's wallet (unwrapped for one operation), the owner-transaction lock, the chain id
+ * check, and the files a running `serve` leaves.
+ */
+import { readdir, readFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { DigicapError, type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
+import { processAlive, removeStaleTemps, withFileLock, writeJsonAtomic } from '@digicap/cli-kit'
+import { createProvider } from '@digicap/contracts'
+import {
+  type KeyguardStatus,
+  type Logger,
+  type Sealer,
+  softwareSealer,
+  tpm2Sealer,
+  unwrapOwnerSecrets,
+} from '@digicap/keyguard'
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { type JsonRpcProvider, Wallet } from 'ethers'
+import type { PiNodeConfig, piNodePaths, SealerConfig } from './config.ts'
+import { ChainUnreachableError } from './errors.ts'
+
+export type PiNodePaths = ReturnType<typeof piNodePaths>
+
+export const silent: Logger = { info() {}, warn() {} }
+
+/** `{ code, message }` of any error, for logs and JSON (never a stack or a secret). */
+export function errorInfo(err: unknown): { code: string; message: string } {
+  if (err instanceof DigicapError) return { code: err.code, message: err.shortMessage }
+  return { code: 'UNKNOWN', message: (err as Error)?.message ?? String(err) }
+}
+
+/**
+ * Runs `fn`, which sends (and waits for) transactions from the owner account, while holding
+ * the data folder's owner-transaction lock: two `pi-node seal` (or `seal` and `serve`) at once
+ * would otherwise both read the same pending nonce and one transaction would be dropped. Held
+ * only around sending, never around sealing or adding blocks.
+ * @throws {LockTimeoutError} if another process holds it for more than two minutes.
+ */
+export function ownerTransactions<T>(paths: PiNodePaths, fn: () => Promise<T>): Promise<T> {
+  return withFileLock(paths.ownerLock, fn, { what: "owner account's transaction lock" })
+}
+
+/** The sealer a config describes. `createIfMissing` is for `init` and `recover`. */
+export function createSealer(
+  config: SealerConfig,
+  options: { createIfMissing?: boolean; logger?: Logger } = {},
+): Sealer {
+  const common = {
+    createIfMissing: options.createIfMissing ?? false,
+    ...(options.logger ? { logger: options.logger } : {}),
+  }
+  if (config.kind === 'tpm2') {
+    return tpm2Sealer({
+      tcti: config.tcti,
+      ...(config.handle !== undefined ? { handle: config.handle } : {}),
+      ...common,
+    })
+  }
+  return softwareSealer({ keyFile: config.keyFile, allowInsecure: config.allowInsecure, ...common })
+}
+
+/** libp2p peer id string of a raw 32-byte Ed25519 public key. */
+export function peerIdOfPublicKey(raw: Uint8Array): string {
+  return peerIdFromPublicKey(publicKeyFromRaw(raw)).toString()
+}
+
+/** One JSON-RPC call with a timeout. @throws {ChainUnreachableError} */
+export async function rpc(url: string, method: string, params: unknown[], timeoutMs = 5000) {
+  let res: Response
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      signal: AbortSignal.timeout(timeoutMs),
+    })
+  } catch (cause) {
+    throw new ChainUnreachableError('The chain RPC does not answer', {
+      cause,
+      details: { rpcUrl: url, method },
+      hint: 'Check --rpc-url / DIGICAP_RPC_URL and that the node is running.',
+    })
+  }
+  const body = (await res.json().catch(() => ({}))) as {
+    result?: unknown
+    error?: { message?: string }
+  }
+  if (!res.ok || body.error || body.result === undefined) {
+    throw new ChainUnreachableError('The chain RPC answered with an error', {
+      details: { rpcUrl: url, method, status: res.status, error: body.error?.message },
+    })
+  }
+  return body.result
+}
+
+/** Asks the chain for its id. @throws {ChainUnreachableError} */
+export async function fetchChainId(rpcUrl: string): Promise<number> {
+  return Number(BigInt((await rpc(rpcUrl, 'eth_chainId', [])) as string))
+}
+
+/** @throws {ChainUnreachableError} if the RPC does not answer or serves another chain. */
+export async function checkChainId(rpcUrl: string, expected: number): Promise<void> {
+  const actual = await fetchChainId(rpcUrl)
+  if (actual !== expected) {
+    throw new ChainUnreachableError('The RPC serves another chain', {
+      details: { expected, actual },
+    })
+  }
+}
+
+/** The owner's account for one operation: an ethers wallet (transactions) and a signer. */
+export interface OwnerAccount {
+  wallet: Wallet
+  signer: DigicapSigner
+  provider: JsonRpcProvider
+}
+
+/**
+ * Unwraps the owner's Ethereum key with the sealer for the length of `fn`; the byte copy is
+ * zeroed and the provider destroyed after.
+ */
+export async function withOwnerAccount<T>(
+  paths: PiNodePaths,
+  sealer: Sealer,
+  chain: Pick<PiNodeConfig, 'rpcUrl' | 'chainId'>,
+  fn: (account: OwnerAccount) => Promise<T>,
+): Promise<T> {
+  const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
+  secrets.libp2pSeed.fill(0)
+  secrets.operatorPrivateKey?.fill(0)
+  const provider = createProvider(chain.rpcUrl, chain.chainId)
+  try {
+    const key = secrets.ethereumPrivateKey
+    const wallet = new Wallet(`0x${Buffer.from(key).toString('hex')}`, provider)
+    return await fn({ wallet, signer: privateKeySigner(key), provider })
+  } finally {
+    secrets.ethereumPrivateKey.fill(0)
+    provider.destroy()
+  }
+}
+
+/** What a running `serve` writes to `serve.json`. */
+export interface ServeFile {
+  pid: number
+  peerId: string
+  multiaddrs: string[]
+  startedAt: string
+  updatedAt?: string
+  keyguard?: KeyguardStatus
+}
+
+/** The running daemon's `serve.json`, or undefined (none, malformed, or its pid is gone). */
+export async function readServeFile(path: string): Promise<ServeFile | undefined> {
+  try {
+    const s = JSON.parse(await readFile(path, 'utf8')) as ServeFile
+    if (typeof s.pid !== 'number' || !Array.isArray(s.multiaddrs)) return undefined
+    return processAlive(s.pid) ? s : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Removes the temp files of atomic writes a crash left behind in the folders pi-node writes
+ * into itself: the data folder (config, owner file, `serve.json`) and each capsule's folder.
+ * The key store and the keyguard clean their own folders when they open. Temps of a running
+ * writer (a concurrent `seal`, the daemon) are kept: their pid is alive.
+ */
+export async function removeLeftoverTemps(paths: PiNodePaths): Promise<void> {
+  const dirs = [dirname(paths.config)]
+  const capsules = await readdir(paths.capsules, { withFileTypes: true }).catch(() => [])
+  for (const d of capsules) if (d.isDirectory()) dirs.push(join(paths.capsules, d.name))
+  for (const dir of dirs) await removeStaleTemps(dir)
+}
+
+/** Writes a JSON file atomically; a failure is logged, not thrown (status files). */
+export async function writeJsonAtomicQuiet(path: string, value: unknown, logger: Logger) {
+  await writeJsonAtomic(path, value).catch((err) =>
+    logger.warn(`cannot write ${path}`, { code: errorInfo(err).code }),
+  )
+}

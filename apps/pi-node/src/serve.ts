@@ -1,0 +1,377 @@
+/**
+ * `pi-node serve`: helia + the keyguard (grant watcher, key releaser, fast path) on one
+ * libp2p node, announcements heard (and capsules sealed elsewhere for this keyguard adopted),
+ * the key store's capsules pinned, and `serve.json` kept current for `status`.
+ */
+import { rm } from 'node:fs/promises'
+import { createProvider } from '@digicap/contracts'
+import {
+  createKeyguard,
+  createReleaseJournal,
+  ethersChainClient,
+  type Keyguard,
+  type KeyguardEvent,
+  type KeyStore,
+  type Logger,
+  type OwnerInfo,
+  type Sealer,
+  unwrapOwnerSecrets,
+} from '@digicap/keyguard'
+import {
+  adoptCapsules,
+  ensureKeyguardOperator,
+  ethersCapsuleDirectory,
+  ipfsHeaderFetcher,
+  operatorWarning,
+} from '@digicap/owner'
+import {
+  type CapsuleAnnouncement,
+  createDigicapNode,
+  type DigicapNode,
+  heliaCapsuleStore,
+  privateKeyFromSeed,
+  subscribeCapsuleAnnouncements,
+} from '@digicap/p2p'
+import { type JsonRpcProvider, Wallet } from 'ethers'
+import {
+  errorInfo,
+  ownerTransactions,
+  type PiNodePaths,
+  readServeFile,
+  type ServeFile,
+  writeJsonAtomicQuiet,
+} from './components.ts'
+import { confirmationsFor, type PiNodeConfig } from './config.ts'
+import { DaemonRunningError } from './errors.ts'
+
+export interface ServeOptions {
+  /** Called for each valid capsule announcement heard on gossipsub. */
+  onAnnouncement?: (ann: CapsuleAnnouncement, from: string) => void
+  /** Called for each keyguard event (releases, refusals, fast path, audit). */
+  onKeyguardEvent?: (event: KeyguardEvent) => void
+  /** Override the config's `keyguard.fastPath`. */
+  fastPath?: boolean
+  /** Override the config's `keyguard.confirmations`. */
+  confirmations?: number
+  /** How often `serve.json` (with the keyguard status) is rewritten, ms. Default 5000. */
+  statusIntervalMs?: number
+}
+
+export interface RunningPiNode {
+  readonly node: DigicapNode
+  readonly keyguard: Keyguard
+  readonly peerId: string
+  multiaddrs(): string[]
+  /** Pinned capsules (from the key store) at start. */
+  readonly pinned: number
+  /** Stops the keyguard, then the node, and removes `serve.json`. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** What `serve` is built from (made once by `createPiNode`). */
+export interface ServeParts {
+  config: PiNodeConfig
+  paths: PiNodePaths
+  sealer: Sealer
+  keyStore: KeyStore
+  owner: OwnerInfo
+  logger: Logger
+}
+
+/** Keyguard events written to the log. */
+const KEYGUARD_EVENTS = [
+  'grant-accepted',
+  'grant-refused',
+  'reorg',
+  'released',
+  'release-failed',
+  'fast-path-granted',
+  'fast-path-refused',
+  'audit-recorded',
+  'audit-alert',
+] as const
+
+/**
+ * The keyguard operator's key signs the fast path's on-chain audit records, so the daemon
+ * keeps it (inside an ethers Wallet) for its lifetime. The owner's key is used only at start,
+ * to approve the operator if it is not yet. Byte copies are zeroed.
+ */
+async function daemonKeys(parts: ServeParts, provider: JsonRpcProvider) {
+  const secrets = await unwrapOwnerSecrets(parts.paths.owner, parts.sealer)
+  const hex = (b: Uint8Array) => `0x${Buffer.from(b).toString('hex')}`
+  try {
+    const owner = new Wallet(hex(secrets.ethereumPrivateKey), provider)
+    const privateKey = await privateKeyFromSeed(secrets.libp2pSeed)
+    if (secrets.operatorPrivateKey === undefined) {
+      parts.logger.warn('no keyguard operator account: audit records use the owner account', {
+        hint: operatorWarning({}),
+      })
+      return { privateKey, owner, auditSigner: owner }
+    }
+    return { privateKey, owner, auditSigner: new Wallet(hex(secrets.operatorPrivateKey), provider) }
+  } finally {
+    secrets.libp2pSeed.fill(0)
+    secrets.ethereumPrivateKey.fill(0)
+    secrets.operatorPrivateKey?.fill(0)
+  }
+}
+
+async function startKeyguard(
+  parts: ServeParts,
+  options: ServeOptions,
+  node: DigicapNode,
+  providers: JsonRpcProvider[],
+  keys: Awaited<ReturnType<typeof daemonKeys>>,
+): Promise<Keyguard> {
+  const { config, paths, logger } = parts
+  if (keys.auditSigner !== keys.owner) {
+    const op = await ensureKeyguardOperator(
+      providers[0] as JsonRpcProvider,
+      config.contracts,
+      keys.owner,
+      keys.auditSigner.address,
+      { logger, serialize: (fn) => ownerTransactions(paths, fn) },
+    )
+    if (op.warning) logger.warn('keyguard operator not ready', { ...op })
+  }
+  const chain = ethersChainClient({
+    providers,
+    ...(config.quorum !== undefined ? { quorum: config.quorum } : {}),
+    // A quorum still answered, but an RPC lied, lagged or failed: the operator should know.
+    onDisagreement: (e) =>
+      logger.warn('an RPC disagreed with the quorum', {
+        operation: e.operation,
+        ...(e.block === undefined ? {} : { block: e.block }),
+        rpcs: e.dissent.map((d) => `${d.rpc} ${d.kind}`),
+      }),
+    signer: keys.auditSigner,
+    addresses: config.contracts,
+    chainId: BigInt(config.chainId),
+  })
+  const keyguard = createKeyguard({
+    dataDir: paths.keyguard,
+    confirmations: options.confirmations ?? confirmationsFor(config),
+    ...(config.startBlock !== undefined ? { startBlock: config.startBlock } : {}),
+    ...(config.keyguard?.pollIntervalMs !== undefined
+      ? { pollIntervalMs: config.keyguard.pollIntervalMs }
+      : {}),
+    fastPath: { enabled: options.fastPath ?? config.keyguard?.fastPath ?? true },
+  })({
+    sealer: parts.sealer,
+    keyStore: parts.keyStore,
+    journal: await createReleaseJournal(paths.journal),
+    chain,
+    libp2p: node.libp2p,
+    logger,
+  })
+  // start(): checks eth_chainId, re-serves journaled (begun) releases, then watches.
+  await keyguard.start()
+  return keyguard
+}
+
+/**
+ * Adopts capsules the owner sealed elsewhere for this keyguard (with its public card): at
+ * start, and when an announcement names this keyguard and the owner. One pass at a time;
+ * announcements heard meanwhile cause one more pass, so a flood costs at most one chain scan
+ * after another, and a pass unwraps only capsules the chain lists for this owner and key.
+ */
+function capsuleAdopter(parts: ServeParts, node: DigicapNode, provider: JsonRpcProvider) {
+  const { config, logger } = parts
+  let running: Promise<void> | undefined
+  let again = false
+  const pass = async () => {
+    const r = await adoptCapsules(
+      {
+        owner: parts.owner.address,
+        peerId: node.peerId,
+        metadata: { chainId: String(config.chainId), registry: config.contracts.capsuleRegistry },
+      },
+      {
+        sealer: parts.sealer,
+        keyStore: parts.keyStore,
+        directory: ethersCapsuleDirectory(provider, config.contracts, {
+          fromBlock: config.startBlock ?? 0,
+        }),
+        fetcher: ipfsHeaderFetcher(heliaCapsuleStore(node.helia)),
+      },
+    )
+    for (const capsuleId of r.adopted) logger.info('capsule adopted', { capsuleId })
+    for (const f of r.failed) logger.warn('capsule not adopted', { ...f })
+  }
+  const run = (): Promise<void> => {
+    if (running) {
+      again = true
+      return running
+    }
+    running = pass()
+      .catch((err) => logger.warn('capsule adoption failed', errorInfo(err)))
+      .finally(() => {
+        running = undefined
+        if (again) {
+          again = false
+          void run()
+        }
+      })
+    return running
+  }
+  return {
+    run,
+    wants: (ann: CapsuleAnnouncement) =>
+      ann.keyguardPeer === node.peerId &&
+      ann.owner.toLowerCase() === parts.owner.address.toLowerCase() &&
+      ann.chainId === config.chainId,
+    settled: () => running ?? Promise.resolve(),
+  }
+}
+
+async function pinKeyStore(parts: ServeParts, node: DigicapNode): Promise<number> {
+  const store = heliaCapsuleStore(node.helia)
+  let pinned = 0
+  for (const id of await parts.keyStore.list()) {
+    const cid = (await parts.keyStore.get(id).catch(() => undefined))?.metadata.cid
+    if (cid && (await store.has(cid).catch(() => false))) {
+      await store.pin(cid).then(
+        () => pinned++,
+        (err) =>
+          parts.logger.warn('cannot pin capsule', { capsuleId: id, code: errorInfo(err).code }),
+      )
+    }
+  }
+  return pinned
+}
+
+/** Rewrites `serve.json` (serialized; coalesced after keyguard events). */
+function serveFileWriter(
+  paths: PiNodePaths,
+  node: DigicapNode,
+  keyguard: Keyguard,
+  logger: Logger,
+) {
+  const startedAt = new Date().toISOString()
+  let stopped = false
+  let writing: Promise<void> = Promise.resolve()
+  let refresh: NodeJS.Timeout | undefined
+  const write = (): Promise<void> => {
+    writing = writing.then(async () => {
+      if (stopped) return
+      const kg = await keyguard.status().catch(() => undefined)
+      if (stopped) return
+      const file: ServeFile = {
+        pid: process.pid,
+        peerId: node.peerId,
+        multiaddrs: node.multiaddrs(),
+        startedAt,
+        updatedAt: new Date().toISOString(),
+        ...(kg ? { keyguard: kg } : {}),
+      }
+      await writeJsonAtomicQuiet(paths.serve, file, logger)
+    })
+    return writing
+  }
+  return {
+    write,
+    soon() {
+      refresh ??= setTimeout(() => {
+        refresh = undefined
+        void write()
+      }, 100)
+    },
+    async stop() {
+      stopped = true
+      if (refresh) clearTimeout(refresh)
+      await writing
+    },
+  }
+}
+
+/**
+ * Starts the daemon. @throws {DaemonRunningError} if another `serve` runs on this folder;
+ * the keyguard's start errors (wrong chain, sealer).
+ */
+export async function servePiNode(
+  parts: ServeParts,
+  options: ServeOptions = {},
+): Promise<RunningPiNode> {
+  const { config, paths, logger } = parts
+  const running = await readServeFile(paths.serve)
+  if (running && running.pid !== process.pid) {
+    throw new DaemonRunningError('pi-node serve is already running', {
+      details: { pid: running.pid },
+      hint: 'Stop it first (systemctl stop pi-node, or kill the pid).',
+    })
+  }
+  const providers = [config.rpcUrl, ...(config.rpcUrls ?? [])].map((url) =>
+    createProvider(url, config.chainId),
+  )
+  const destroyProviders = () => {
+    for (const p of providers) p.destroy()
+  }
+  let node: DigicapNode | undefined
+  let keyguard: Keyguard
+  try {
+    const keys = await daemonKeys(parts, providers[0] as JsonRpcProvider)
+    node = await createDigicapNode({
+      privateKey: keys.privateKey,
+      dataDir: paths.ipfs,
+      listen: config.listen,
+      ...(config.announce?.length ? { announce: config.announce } : {}),
+      bootstrap: config.bootstrap,
+    })
+    keyguard = await startKeyguard(parts, options, node, providers, keys)
+  } catch (err) {
+    await node?.stop()
+    destroyProviders()
+    throw err
+  }
+  const started = node
+  const adopter = capsuleAdopter(parts, started, providers[0] as JsonRpcProvider)
+  const unsubscribe = subscribeCapsuleAnnouncements(
+    started,
+    (ann, from) => {
+      logger.info('capsule announced', { capsuleId: ann.capsuleId, cid: ann.cid, from })
+      if (adopter.wants(ann)) void adopter.run()
+      options.onAnnouncement?.(ann, from)
+    },
+    {
+      onError: (err, from) =>
+        logger.warn('malformed announcement dropped', { code: err.code, from }),
+    },
+  )
+  void adopter.run()
+  const pinned = await pinKeyStore(parts, started)
+  const serveFile = serveFileWriter(paths, started, keyguard, logger)
+  const onEvent = (e: Event) => {
+    const detail = (e as CustomEvent<KeyguardEvent>).detail
+    const { type, ...fields } = detail as KeyguardEvent & Record<string, unknown>
+    const warn = type === 'release-failed' || type === 'audit-alert' || type === 'reorg'
+    logger[warn ? 'warn' : 'info'](`keyguard ${type}`, fields)
+    options.onKeyguardEvent?.(detail)
+    serveFile.soon()
+  }
+  for (const type of KEYGUARD_EVENTS) keyguard.events.addEventListener(type, onEvent)
+  await serveFile.write()
+  const timer = setInterval(() => void serveFile.write(), options.statusIntervalMs ?? 5000)
+  timer.unref()
+  let stopping: Promise<void> | undefined
+  return {
+    node: started,
+    keyguard,
+    peerId: started.peerId,
+    multiaddrs: () => started.multiaddrs(),
+    pinned,
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(timer)
+        for (const type of KEYGUARD_EVENTS) keyguard.events.removeEventListener(type, onEvent)
+        unsubscribe()
+        await serveFile.stop()
+        await adopter.settled()
+        await keyguard.stop()
+        await started.stop()
+        destroyProviders()
+        await rm(paths.serve, { force: true })
+      })()
+      return stopping
+    },
+  }
+}
