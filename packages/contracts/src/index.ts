@@ -96,6 +96,7 @@ export {
   all,
   allowlist,
   any,
+  attested,
   before,
   denylist,
   environment,
@@ -112,6 +113,7 @@ export {
   GENERATED_POLICY_CONTRACT,
   generatePolicySource,
   POLICY_GENERATOR_VERSION,
+  requiresAttestation,
 } from './policy/solidity.ts'
 export { createProvider } from './provider.ts'
 export { createRpcQuorum } from './quorum/ethers-rpc-quorum.ts'

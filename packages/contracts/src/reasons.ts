@@ -20,6 +20,7 @@ export const Reason = {
   FEE_TOO_LOW: 17,
   NEGATED_CONDITION_MET: 18,
   DENIED: 19,
+  NOT_ATTESTED: 20,
 } as const
 
 export type ReasonName = keyof typeof Reason

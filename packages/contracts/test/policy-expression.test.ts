@@ -8,6 +8,7 @@ import {
   all,
   allowlist,
   any,
+  attested,
   before,
   denylist,
   environment,
@@ -134,6 +135,18 @@ describe('parsePolicyExpression', () => {
       ),
     )
     expect(parsePolicyExpression('  maxRuns( 3 )\n')).toEqual(maxRuns(3))
+  })
+
+  it('parses, formats and normalises attested(), which takes no argument', () => {
+    const rule = all(attested(), maxRuns(2))
+    expect(parsePolicyExpression('all(attested(), maxRuns(2))')).toEqual(rule)
+    expect(formatPolicyExpression(rule)).toBe('all(attested(), maxRuns(2))')
+    expect(normalizePolicyExpression({ kind: 'attested' })).toEqual(attested())
+    expectPolicyError(() => parsePolicyExpression('attested(1)'), 0)
+    expect(() => normalizePolicyExpression({ kind: 'attested', min: 1 })).toThrow(
+      PolicyExpressionError,
+    )
+    expect(generatePolicySource(rule)).toMatch(/attestationKeyHash == bytes32\(0\)/)
   })
 
   it('reports malformed input with its position', () => {

@@ -7,6 +7,7 @@ import {
   all,
   allowlist,
   any,
+  attested,
   before,
   denylist,
   environment,
@@ -17,7 +18,7 @@ import {
   type PolicyExpression,
 } from '../src/policy/expression.ts'
 import { parsePolicyExpression } from '../src/policy/parse.ts'
-import { generatePolicySource } from '../src/policy/solidity.ts'
+import { generatePolicySource, requiresAttestation } from '../src/policy/solidity.ts'
 import { Reason } from '../src/reasons.ts'
 import { JOB_PARAMS_POLICY } from './fixtures/policies.ts'
 import { bytes32, capsuleWith, send, useWorld, type World } from './helpers.ts'
@@ -69,6 +70,46 @@ describe('generated policies, one condition each', () => {
     const deny = await deploy(denylist([w.executor.address]))
     expect(await deny()).toEqual(NO(Reason.DENYLISTED))
     expect(await deny({ executor: w.other.address })).toEqual(OK)
+  })
+
+  it('attested() needs a registered attestation key; the policy says attestationRequired', async () => {
+    const rule = all(attested(), maxRuns(5))
+    const p = await deployPolicy(w.owner, rule, { nodeRegistry: w.addresses.nodeRegistry })
+    const check = await deploy(rule)
+    expect(await check()).toEqual(OK) // registered with a non-zero attestationKeyHash
+    // a registered executor without one, and an address that is not registered at all
+    const node = await w.c.nodeRegistry.getNode(w.executor.address)
+    await send(w.c.nodeRegistry.connect(w.executor).update(node.peerId, ZeroHash, node.roles))
+    try {
+      expect(await check()).toEqual(NO(Reason.NOT_ATTESTED))
+      expect(await check({ executor: w.other.address })).toEqual(NO(Reason.NOT_ATTESTED))
+    } finally {
+      await send(
+        w.c.nodeRegistry
+          .connect(w.executor)
+          .update(node.peerId, node.attestationKeyHash, node.roles),
+      )
+    }
+    const required = new Contract(
+      p.address,
+      ['function attestationRequired() view returns (bool)'],
+      w.anvil.provider,
+    )
+    expect(await required.getFunction('attestationRequired')()).toBe(true)
+    expect(requiresAttestation(rule)).toBe(true)
+    expect(requiresAttestation(not(attested()))).toBe(true)
+    expect(requiresAttestation(maxRuns(5))).toBe(false)
+    // a rule without attested() has no such function: a keyguard reads that as "not required"
+    const plain = await deployPolicy(w.owner, maxRuns(5), {
+      nodeRegistry: w.addresses.nodeRegistry,
+    })
+    const none = new Contract(
+      plain.address,
+      ['function attestationRequired() view returns (bool)'],
+      w.anvil.provider,
+    )
+    await expect(none.getFunction('attestationRequired')()).rejects.toThrow()
+    expect(generatePolicySource(maxRuns(5))).not.toMatch(/attestationRequired/)
   })
 
   it('environment', async () => {

@@ -22,4 +22,5 @@ library Reason {
     uint8 internal constant FEE_TOO_LOW = 17;
     uint8 internal constant NEGATED_CONDITION_MET = 18;
     uint8 internal constant DENIED = 19;
+    uint8 internal constant NOT_ATTESTED = 20;
 }

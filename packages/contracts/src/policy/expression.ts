@@ -11,6 +11,7 @@ export type PolicyExpression =
   | { readonly kind: 'before'; readonly timestamp: number }
   | { readonly kind: 'maxRuns'; readonly runs: number }
   | { readonly kind: 'fee'; readonly wei: bigint }
+  | { readonly kind: 'attested' }
   | { readonly kind: 'all'; readonly conditions: readonly PolicyExpression[] }
   | { readonly kind: 'any'; readonly conditions: readonly PolicyExpression[] }
   | { readonly kind: 'not'; readonly condition: PolicyExpression }
@@ -126,6 +127,16 @@ export function fee(eth: string): PolicyExpression {
     fail('fee must be above zero and below 2^128 wei', { condition: 'fee', value: eth })
   return { kind: 'fee', wei }
 }
+/**
+ * The executor has a registered attestation key (NodeRegistry `attestationKeyHash` ≠ 0) on
+ * chain, and — checked off chain by the keyguard before it releases a data key — the run's
+ * ephemeral key appears in a valid "before" quote of that key (`@digicap/attestation`).
+ * A rule that contains `attested()` anywhere makes the generated policy answer
+ * `attestationRequired() = true`, which is how a keyguard knows to ask for the quote.
+ */
+export function attested(): PolicyExpression {
+  return { kind: 'attested' }
+}
 /** Every condition holds (fails with the first failing condition's reason). */
 export function all(...conditions: PolicyExpression[]): PolicyExpression {
   if (conditions.length === 0) fail('all() needs at least one condition', { condition: 'all' })
@@ -170,6 +181,10 @@ export function normalizePolicyExpression(expr: unknown): PolicyExpression {
         return before(node.timestamp as number)
       case 'maxRuns':
         return maxRuns(node.runs as number)
+      case 'attested':
+        if (Object.keys(node).length !== 1)
+          fail('attested() takes no argument', { condition: 'attested' })
+        return attested()
       case 'fee': {
         if (typeof node.wei !== 'bigint' || node.wei <= 0n || node.wei >= 2n ** 128n)
           fail('fee must be a positive bigint of wei below 2^128', { condition: 'fee' })
@@ -217,6 +232,8 @@ export function formatPolicyExpression(expr: PolicyExpression): string {
       return `${expr.kind}('${isoDate(expr.timestamp)}')`
     case 'maxRuns':
       return `maxRuns(${expr.runs})`
+    case 'attested':
+      return 'attested()'
     case 'fee': {
       const eth = formatEther(expr.wei)
       return `fee('${eth.endsWith('.0') ? eth.slice(0, -2) : eth}')`

@@ -4,6 +4,7 @@ import {
   all,
   allowlist,
   any,
+  attested,
   before,
   denylist,
   environment,
@@ -70,7 +71,7 @@ function tokenize(text: string): Token[] {
   return tokens
 }
 
-const ARITY: Record<string, 'one' | 'many'> = {
+const ARITY: Record<string, 'none' | 'one' | 'many'> = {
   minReputation: 'one',
   allowlist: 'one',
   denylist: 'one',
@@ -79,6 +80,7 @@ const ARITY: Record<string, 'one' | 'many'> = {
   before: 'one',
   maxRuns: 'one',
   fee: 'one',
+  attested: 'none',
   not: 'one',
   all: 'many',
   any: 'many',
@@ -150,6 +152,7 @@ export function parsePolicyExpression(text: string): PolicyExpression {
       next()
     }
     if (arity === 'one' && args.length !== 1) syntax(`${t.value} takes exactly one argument`, t.pos)
+    if (arity === 'none' && args.length !== 0) syntax(`${t.value} takes no argument`, t.pos)
     try {
       return build(t.value, args, t.pos)
     } catch (err) {
@@ -238,6 +241,8 @@ function build(name: string, args: Arg[], pos: number): PolicyExpression {
     case 'fee':
       if (arg?.type !== 'string' && arg?.type !== 'number') return wrong('a decimal ETH amount')
       return fee(arg.value)
+    case 'attested':
+      return attested()
     case 'not':
       if (arg?.type !== 'call') return wrong('a condition')
       return not(arg.expr)

@@ -20,6 +20,7 @@ interface Usage {
 function usage(e: PolicyExpression): Usage {
   switch (e.kind) {
     case 'minReputation':
+    case 'attested':
       return { executor: true, request: false, view: true }
     case 'allowlist':
     case 'denylist':
@@ -80,6 +81,12 @@ export function generatePolicySource(expr: PolicyExpression): string {
       case 'minReputation':
         body.push(
           `if (nodeRegistry.reputationOf(executor) < ${e.min}) return (false, Reason.REPUTATION_TOO_LOW);`,
+          'return (true, Reason.OK);',
+        )
+        break
+      case 'attested':
+        body.push(
+          'if (nodeRegistry.getNode(executor).attestationKeyHash == bytes32(0)) return (false, Reason.NOT_ATTESTED);',
           'return (true, Reason.OK);',
         )
         break
@@ -193,7 +200,17 @@ contract ${GENERATED_POLICY_CONTRACT} is IAccessPolicy {
         nodeRegistry = nodeRegistry_;
     }
 
-    /// @inheritdoc IAccessPolicy
+${
+  requiresAttestation(root)
+    ? `    /// @notice True: a keyguard releases only to an ephemeral key in a valid "before" TPM quote of
+    ///         the executor's registered attestation key (checked off chain by the keyguard).
+    function attestationRequired() external pure returns (bool) {
+        return true;
+    }
+
+`
+    : ''
+}    /// @inheritdoc IAccessPolicy
     function evaluate(bytes32, address${rootUsage.executor ? ' executor' : ''}, AccessRequest calldata${rootUsage.request ? ' request' : ''}) external ${mutability(rootUsage)} returns (bool, uint8) {
         return ${rootName}(${args(rootUsage)});
     }
@@ -201,6 +218,21 @@ contract ${GENERATED_POLICY_CONTRACT} is IAccessPolicy {
 ${functions.join('\n\n')}
 }
 `
+}
+
+/** True when `attested()` appears anywhere in the rule. */
+export function requiresAttestation(e: PolicyExpression): boolean {
+  switch (e.kind) {
+    case 'attested':
+      return true
+    case 'not':
+      return requiresAttestation(e.condition)
+    case 'all':
+    case 'any':
+      return e.conditions.some(requiresAttestation)
+    default:
+      return false
+  }
 }
 
 function fnIndex(fn: string): number {
