@@ -29,6 +29,7 @@ describe('public surface', () => {
         "all",
         "allowlist",
         "any",
+        "attested",
         "before",
         "capsuleRegistryAbi",
         "compilePolicy",
@@ -64,6 +65,7 @@ describe('public surface', () => {
         "policyLibrarySources",
         "readDeployment",
         "reasonName",
+        "requiresAttestation",
         "verifyPolicyBytecode",
         "withRevertDecoding",
       ]
