@@ -18,6 +18,7 @@ export type DigicapErrorCode =
   | 'CAPSULE_LIMIT'
   | 'HPKE'
   | 'WIRE_FORMAT'
+  | 'BUNDLE_FORMAT'
   | (string & {})
 
 export interface DigicapErrorOptions {
@@ -143,5 +144,13 @@ export class HpkeError extends DigicapError {
   override name = 'HpkeError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('HPKE', shortMessage, options)
+  }
+}
+
+/** The bytes are not a well-formed, canonical code+data bundle (docs/bundle.md). */
+export class BundleFormatError extends DigicapError {
+  override name = 'BundleFormatError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('BUNDLE_FORMAT', shortMessage, options)
   }
 }

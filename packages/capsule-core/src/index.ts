@@ -36,6 +36,19 @@
  * ```
  */
 
+export type { Bundle, DecodeBundleOptions } from './bundle/code-bundle.ts'
+export {
+  BUNDLE_VERSION,
+  DEFAULT_MAX_BUNDLE_BYTES,
+  decodeBundle,
+  encodeBundle,
+} from './bundle/code-bundle.ts'
+export type {
+  MeasuredRuntime,
+  RunMeasurements,
+  RuntimeMeasurementParameters,
+} from './bundle/run-measurement.ts'
+export { runtimeMeasurement } from './bundle/run-measurement.ts'
 export type {
   CreateCapsuleHeaderParameters,
   OpenedCapsule,
@@ -103,6 +116,7 @@ export type { Hex, HexToBytesOptions } from './encoding/hex.ts'
 export { hexToBytes, isHex, toHex } from './encoding/hex.ts'
 export type { DigicapErrorCode, DigicapErrorOptions } from './errors.ts'
 export {
+  BundleFormatError,
   CapsuleFormatError,
   CapsuleIntegrityError,
   CapsuleKeyError,

@@ -93,13 +93,8 @@ export class SandboxLifecycleError extends DigicapError {
   }
 }
 
-/** The bytes are not a well-formed, canonical code+data bundle (see docs/bundle.md). */
-export class BundleFormatError extends DigicapError {
-  override name = 'BundleFormatError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('BUNDLE_FORMAT', shortMessage, options)
-  }
-}
+/** The bundle format is capsule-core's, and so is its error (re-exported under the same name). */
+export { BundleFormatError } from '@digicap/capsule-core'
 
 const MAX_PROGRAM_MESSAGE = 300
 /** C0/C1 controls, line/paragraph separators and bidi overrides: none may reach a log or terminal. */

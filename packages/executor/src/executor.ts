@@ -11,6 +11,7 @@ import {
   CapsuleKeyError,
   checkKeyCommitment,
   DigicapError,
+  decodeBundle,
   openNodeStream,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
@@ -38,7 +39,7 @@ import {
   KeyReleaseInvalidError,
   PayloadIntegrityError,
 } from './errors.ts'
-import { decodeBundle, jobFromBundle } from './load/bundle.ts'
+import { jobFromBundle } from './load/bundle.ts'
 import { type FetchProgress, type LoadedCapsule, loadCapsule } from './load/loader.ts'
 import type { RunLifecycle } from './run/lifecycle.ts'
 import { runInSandbox } from './run/run.ts'

@@ -39,6 +39,20 @@
  * ```
  */
 
+// The bundle format and the run measurement are capsule-core's (one copy); re-exported here.
+export type {
+  Bundle,
+  DecodeBundleOptions,
+  RunMeasurements,
+  RuntimeMeasurementParameters,
+} from '@digicap/capsule-core'
+export {
+  BUNDLE_VERSION,
+  DEFAULT_MAX_BUNDLE_BYTES,
+  decodeBundle,
+  encodeBundle,
+  runtimeMeasurement,
+} from '@digicap/capsule-core'
 // The result receiver moved to @digicap/protocol (receivers need no executor); re-exported.
 export type {
   ReceivedResult,
@@ -119,14 +133,7 @@ export type {
   StageEvent,
 } from './executor.ts'
 export { createExecutor, environmentMeasurement } from './executor.ts'
-export type { Bundle, DecodeBundleOptions } from './load/bundle.ts'
-export {
-  BUNDLE_VERSION,
-  DEFAULT_MAX_BUNDLE_BYTES,
-  decodeBundle,
-  encodeBundle,
-  jobFromBundle,
-} from './load/bundle.ts'
+export { jobFromBundle } from './load/bundle.ts'
 export type { FetchProgress, LoadCapsuleParameters, LoadedCapsule } from './load/loader.ts'
 export { DEFAULT_FETCH_TIMEOUT_MS, loadCapsule, verifyCapsule } from './load/loader.ts'
 export type {
@@ -136,8 +143,6 @@ export type {
   RunLifecycleListener,
 } from './run/lifecycle.ts'
 export { runLifecycle } from './run/lifecycle.ts'
-export type { RunMeasurements, RuntimeMeasurementParameters } from './run/measurement.ts'
-export { runtimeMeasurement } from './run/measurement.ts'
 export type { RunInSandboxParameters, RunInSandboxReturnType } from './run/run.ts'
 export { runInSandbox } from './run/run.ts'
 export type { CleanupReport, RunWorkspace, RunWorkspaceInit } from './run/workspace.ts'

@@ -1,6 +1,6 @@
+import type { RunMeasurements } from '@digicap/capsule-core'
 import { SandboxLifecycleError } from '../errors.ts'
 import type { RuntimeKind, SandboxStats } from '../sandbox/types.ts'
-import type { RunMeasurements } from './measurement.ts'
 import type { CleanupReport } from './workspace.ts'
 
 /** Events of one run, in order: before-load → after-load → after-run → after-cleanup. */

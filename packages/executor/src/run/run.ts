@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { DigicapError } from '@digicap/capsule-core'
+import { DigicapError, type RunMeasurements, runtimeMeasurement } from '@digicap/capsule-core'
 import { SandboxLifecycleError } from '../errors.ts'
 import type { Sandbox, SandboxJob, SandboxResult } from '../sandbox/types.ts'
 import type { RunLifecycle } from './lifecycle.ts'
-import { type RunMeasurements, runtimeMeasurement } from './measurement.ts'
 import { type CleanupReport, createRunWorkspace, type RunWorkspace } from './workspace.ts'
 
 export interface RunInSandboxParameters {

@@ -11,11 +11,14 @@
  * libp2p seed   = HKDF-SHA256(ikm = seed, salt = none, info = "digicap/libp2p-ed25519/v1", 32)    Ed25519 seed
  * ```
  */
-import { InvalidArgumentError, type X25519KeyPair, x25519PublicKey } from '@digicap/capsule-core'
-import { secp256k1 } from '@noble/curves/secp256k1.js'
+import {
+  addressFromPrivateKey,
+  InvalidArgumentError,
+  type X25519KeyPair,
+  x25519PublicKey,
+} from '@digicap/capsule-core'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { HDKey } from '@scure/bip32'
 import {
@@ -95,24 +98,16 @@ export function normalizeMnemonic(mnemonic: string): string {
 
 const utf8 = (s: string) => new TextEncoder().encode(s)
 
-/** EIP-55 checksum of a 20-byte address. */
-function toChecksumAddress(address: Uint8Array): `0x${string}` {
-  const hex = bytesToHex(address)
-  const hash = bytesToHex(keccak_256(utf8(hex)))
-  let out = '0x'
-  for (let i = 0; i < hex.length; i++) {
-    out += Number.parseInt(hash[i]!, 16) >= 8 ? hex[i]!.toUpperCase() : hex[i]
-  }
-  return out as `0x${string}`
-}
-
-/** The Ethereum address of a secp256k1 private key. */
+/**
+ * The Ethereum address of a secp256k1 private key (capsule-core's `addressFromPrivateKey`).
+ *
+ * @throws {InvalidArgumentError} for a key that is not 32 valid bytes.
+ */
 export function ethereumAddress(privateKey: Uint8Array): `0x${string}` {
   if (!(privateKey instanceof Uint8Array) || privateKey.length !== 32) {
     throw new InvalidArgumentError('privateKey must be 32 bytes')
   }
-  const pub = secp256k1.getPublicKey(privateKey, false)
-  return toChecksumAddress(keccak_256(pub.subarray(1)).subarray(12))
+  return addressFromPrivateKey(privateKey)
 }
 
 /** Lowercase hex SHA-256 of an X25519 public key. */

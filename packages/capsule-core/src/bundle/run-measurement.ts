@@ -1,6 +1,18 @@
+/**
+ * The run measurement (docs/bundle.md §7): the SHA-256 digests that identify one run — which
+ * runtime, which code, which data. The executor extends PCR 23 with them and a verifier
+ * recomputes them, so the derivation lives here, once.
+ */
 import { createHash } from 'node:crypto'
 import { encode } from 'cborg'
-import type { RuntimeDescriptor } from '../sandbox/types.ts'
+
+/** The runtime fields a run measurement binds (the executor's `RuntimeDescriptor` fits). */
+export interface MeasuredRuntime {
+  readonly kind: string
+  readonly entry: string
+  readonly memoryLimitBytes: number
+  readonly timeLimitMs: number
+}
 
 /** SHA-256 digests that identify one run; the attestation agent extends PCR 23 with them. */
 export interface RunMeasurements {
@@ -14,10 +26,11 @@ export interface RunMeasurements {
   readonly run: Uint8Array
 }
 
+/** What {@link runtimeMeasurement} measures. */
 export interface RuntimeMeasurementParameters {
   /** The sandbox's `runtimeId` (engine and version). */
   readonly runtimeId: string
-  readonly runtime: RuntimeDescriptor
+  readonly runtime: MeasuredRuntime
   readonly code: Uint8Array
   readonly input: Uint8Array
 }

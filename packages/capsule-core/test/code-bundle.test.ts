@@ -1,14 +1,9 @@
 import { encode } from 'cborg'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import {
-  DEFAULT_RUNTIME_POLICY,
-  decodeBundle,
-  encodeBundle,
-  jobFromBundle,
-  resolveRuntime,
-} from '../src/index.ts'
-import { enc, runtime } from './helpers.ts'
+import { decodeBundle, encodeBundle, runtimeMeasurement } from '../src/index.ts'
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
 
 const bundle = {
   entry: 'main.js',
@@ -203,47 +198,15 @@ describe('bundle format', () => {
     )
   })
 
-  it('jobFromBundle picks the entry and checks it against the header', () => {
-    const job = jobFromBundle(runtime('quickjs'), decodeBundle(encodeBundle(bundle)))
-    expect(job.code).toEqual(bundle.files['main.js'])
-    expect(job.input).toEqual(bundle.data)
-    expect(
-      catchCode(() => jobFromBundle(runtime('quickjs', { entry: 'x.js' }), bundle)).details.reason,
-    ).toBe('runtime entry does not match the bundle entry')
-    expect(jobFromBundle(runtime('data'), bundle).code.byteLength).toBe(0)
-  })
-})
-
-describe('resolveRuntime (capsule header runtime field → sandbox limits)', () => {
-  it('fills unset limits from the policy and keeps requested ones', () => {
-    expect(resolveRuntime({ kind: 'quickjs', entry: 'main.js' })).toEqual({
-      kind: 'quickjs',
-      entry: 'main.js',
-      memoryLimitBytes: DEFAULT_RUNTIME_POLICY.defaultMemoryLimitBytes,
-      timeLimitMs: DEFAULT_RUNTIME_POLICY.defaultTimeLimitMs,
+  it('run measurement: the docs/bundle.md §7 vector', () => {
+    const v = runtimeMeasurement({
+      runtimeId: 'vector',
+      runtime: { kind: 'quickjs', entry: 'main.js', memoryLimitBytes: 1024, timeLimitMs: 10 },
+      code: new Uint8Array(0),
+      input: new Uint8Array(0),
     })
-    expect(
-      resolveRuntime({ kind: 'wasi', entry: 'm.wasm', memoryLimit: 1 << 20, timeLimit: 500 }),
-    ).toEqual({ kind: 'wasi', entry: 'm.wasm', memoryLimitBytes: 1 << 20, timeLimitMs: 500 })
-    expect(resolveRuntime({ kind: 'data' }).entry).toBe('')
-  })
-
-  it.each([
-    [{ kind: 'docker', entry: 'x' }, 'kind'],
-    [{ kind: 'quickjs' }, 'entry'],
-    [{ kind: 'quickjs', entry: 'a', memoryLimit: 2 ** 40 }, 'memoryLimit'],
-    [{ kind: 'quickjs', entry: 'a', timeLimit: 0 }, 'timeLimit'],
-    [{ kind: 'quickjs', entry: 'a', timeLimit: 1.5 }, 'timeLimit'],
-  ])('refuses %o with SANDBOX_RUNTIME_UNSUPPORTED', (req, field) => {
-    const err = catchCode(() => resolveRuntime(req))
-    expect(err.code).toBe('SANDBOX_RUNTIME_UNSUPPORTED')
-    if (field !== 'entry') expect(Object.keys(err.details)).toContain(field)
-  })
-
-  it('honours a policy that disables a kind', () => {
-    const policy = { ...DEFAULT_RUNTIME_POLICY, kinds: ['data'] as const }
-    expect(catchCode(() => resolveRuntime({ kind: 'wasi', entry: 'm' }, policy)).code).toBe(
-      'SANDBOX_RUNTIME_UNSUPPORTED',
+    expect(Buffer.from(v.run).toString('hex')).toBe(
+      '21899ebcf7272d5f0bffc75849c4937f8dd06ca1fbabf4a7e9c497d215c4bbec',
     )
   })
 })
