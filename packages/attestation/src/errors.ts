@@ -72,8 +72,8 @@ export class QuoteVerificationError extends DigicapError {
 }
 
 /**
- * MakeCredential cannot wrap a credential to this EK: not an RSA restricted decryption key
- * with an AES-CFB symmetric definition (ECC EKs come later), or a secret of the wrong size.
+ * MakeCredential cannot wrap a credential to this EK: not an RSA or ECC restricted decryption
+ * key with an AES-CFB symmetric definition, or a secret of the wrong size.
  * `details.field` names the EK field or argument at fault.
  */
 export class CredentialError extends DigicapError {
@@ -92,5 +92,29 @@ export class EventLogFormatError extends DigicapError {
   override name = 'EventLogFormatError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('EVENT_LOG_FORMAT', shortMessage, options)
+  }
+}
+
+/**
+ * A key release that needs attestation is refused (SPEC.md §10). `details.reason`:
+ * `unregistered` (no attestation key hash on chain), `record-mismatch` (the record does not
+ * hash to the registered value), `evidence` (the before-quote failed; `details.check` is the
+ * `QUOTE_*` code, the error is the `cause`), `unreachable` (no evidence from the executor).
+ */
+export class AttestationRefusedError extends DigicapError {
+  override name = 'AttestationRefusedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('ATTESTATION_REFUSED', shortMessage, {
+      hint: 'Release nothing to this key; the executor must re-register its TPM record or answer with a valid before-quote.',
+      ...options,
+    })
+  }
+}
+
+/** Bytes are not a well-formed attestation record (SPEC.md §9); `details.field`. */
+export class AttestationRecordError extends DigicapError {
+  override name = 'AttestationRecordError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('ATTESTATION_RECORD', shortMessage, options)
   }
 }

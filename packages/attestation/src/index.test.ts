@@ -3,6 +3,9 @@ import * as api from './index.ts'
 
 it('the public surface changes only on purpose', () => {
   expect(Object.keys(api).sort()).toEqual([
+    'ATTESTATION_RECORD_VERSION',
+    'AttestationRecordError',
+    'AttestationRefusedError',
     'BINDING_GRANT_ID_LENGTH',
     'BINDING_MAX_KEY_LENGTH',
     'BINDING_NONCE_LENGTH',
@@ -18,10 +21,13 @@ it('the public surface changes only on purpose', () => {
     'TPM_GENERATED_VALUE',
     'TPM_ST_ATTEST_QUOTE',
     'TpmFormatError',
+    'attestationRecordHash',
     'checkCleanup',
     'checkEventLog',
     'checkQuoteSequence',
+    'decodeAttestationRecord',
     'decodeEventLog',
+    'encodeAttestationRecord',
     'encodeCredentialFile',
     'encodeEventLog',
     'expectedRunMeasurement',
@@ -36,6 +42,7 @@ it('the public surface changes only on purpose', () => {
     'quoteBinding',
     'replayEventLog',
     'requestAttestation',
+    'requireAttestedRelease',
     'runEvents',
     'toWireEvidence',
     'verifyAttestation',

@@ -41,6 +41,8 @@ export type { Credential, MakeCredentialParameters } from './credential/make-cre
 export { encodeCredentialFile, makeCredential } from './credential/make-credential.ts'
 export type { QuoteErrorCode } from './errors.ts'
 export {
+  AttestationRecordError,
+  AttestationRefusedError,
   CredentialError,
   EventLogFormatError,
   QuoteVerificationError,
@@ -69,6 +71,15 @@ export type {
 export { requestAttestation, verifyAttestation } from './protocol/challenge.ts'
 export type { ReceivedEvidence } from './protocol/evidence.ts'
 export { fromWireEvidence, toWireEvidence } from './protocol/evidence.ts'
+export type { AttestationRecord } from './registration/record.ts'
+export {
+  ATTESTATION_RECORD_VERSION,
+  attestationRecordHash,
+  decodeAttestationRecord,
+  encodeAttestationRecord,
+} from './registration/record.ts'
+export type { AttestedReleaseParameters } from './release/require-attested.ts'
+export { requireAttestedRelease } from './release/require-attested.ts'
 export type { PcrSelection, QuoteAttest, QuoteClockInfo } from './tpm/attest.ts'
 export { parseQuoteAttest } from './tpm/attest.ts'
 export { TPM_ALG, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE } from './tpm/constants.ts'
