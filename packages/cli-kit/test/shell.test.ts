@@ -7,9 +7,12 @@ import {
   ConfigError,
   commandsWith,
   EXIT,
+  listFlag,
   positiveInteger,
   runCommandLine,
+  switchFlag,
   UsageError,
+  valueFlag,
   wholeNumber,
 } from '../src/index.ts'
 
@@ -75,12 +78,33 @@ const fail = command({
   },
 })
 
+/** The same kinds of flags through the one-line declarers: the handler's types are the same. */
+const short = command({
+  name: 'short',
+  summary: 'flags declared on one line each',
+  flags: {
+    runtime: valueFlag('<kind>', 'sandbox', { default: 'data', choices: ['data', 'wasi'] }),
+    'memory-mb': valueFlag('<n>', 'memory limit', { parse: positiveInteger }),
+    receiver: listFlag('<hex>', 'receiver key'),
+    confirmations: valueFlag('<n>', 'blocks', { env: 'TOY_CONFIRMATIONS', parse: wholeNumber }),
+    force: switchFlag('overwrite', { short: 'f' }),
+  },
+  async run({ flags }) {
+    expectTypeOf(flags.runtime).toEqualTypeOf<'data' | 'wasi'>()
+    expectTypeOf(flags['memory-mb']).toEqualTypeOf<number | undefined>()
+    expectTypeOf(flags.receiver).toEqualTypeOf<string[] | undefined>()
+    expectTypeOf(flags.confirmations).toEqualTypeOf<number | undefined>()
+    expectTypeOf(flags.force).toEqualTypeOf<boolean>()
+    seen = { ...flags }
+  },
+})
+
 const cli: CliSpec = {
   name: 'toy',
   title: 'a program to test the shell',
   packageJson: new URL('../package.json', import.meta.url),
   globalFlags: globals,
-  commands: [seal, serve, fail],
+  commands: [seal, serve, fail, short],
 }
 
 async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
@@ -147,7 +171,7 @@ describe('help', () => {
 
 describe('strict parsing: every bad command line is error[USAGE], exit 2, with a hint', () => {
   it.each([
-    [['frobnicate'], 'Unknown command', 'Commands: seal, serve, fail (toy --help).'],
+    [['frobnicate'], 'Unknown command', 'Commands: seal, serve, fail, short (toy --help).'],
     [
       ['seal', 'a', '--polcy', 'x'],
       'Unknown flag --polcy',
@@ -220,6 +244,25 @@ describe('values reach the handler typed', () => {
     // The flag beats the environment.
     await run(['seal', 'f', '--data-dir', '/x', '--confirmations', '0'], { TOY_CONFIRMATIONS: '3' })
     expect(seen).toMatchObject({ 'data-dir': '/x', confirmations: 0 })
+  })
+
+  it('one-line declarers parse as the long form', async () => {
+    await run(['short', '-f', '--receiver', 'a', '--receiver', 'b', '--memory-mb', '8'], {
+      TOY_CONFIRMATIONS: '2',
+    })
+    expect(seen).toMatchObject({
+      force: true,
+      receiver: ['a', 'b'],
+      'memory-mb': 8,
+      runtime: 'data',
+      confirmations: 2,
+    })
+    const help = (await run(['short', '--help'])).stdout
+    expect(help).toMatch(/-f, --force +overwrite/)
+    expect(help).toMatch(/--runtime <kind> +sandbox \(default data\)/)
+    expect((await run(['short', '--runtime', 'oci'])).stderr).toContain(
+      '--runtime must be data or wasi',
+    )
   })
 })
 

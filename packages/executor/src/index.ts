@@ -143,12 +143,16 @@ export type {
   RunLifecycleListener,
 } from './run/lifecycle.ts'
 export { runLifecycle } from './run/lifecycle.ts'
+// What an executor node's front end (a CLI, a daemon) composes: the stock sandboxes, and a
+// run's progress as text.
+export { progressLines, stageLine } from './run/progress-lines.ts'
 export type { RunInSandboxParameters, RunInSandboxReturnType } from './run/run.ts'
 export { runInSandbox } from './run/run.ts'
 export type { CleanupReport, RunWorkspace, RunWorkspaceInit } from './run/workspace.ts'
 export { createRunWorkspace } from './run/workspace.ts'
 export type { DataHandler, DataHandlerContext } from './sandbox/data.ts'
 export { DATA_RUNTIME_ID, dataSandbox } from './sandbox/data.ts'
+export { defaultSandboxes } from './sandbox/defaults.ts'
 export type { QuickJsSandboxInit } from './sandbox/quickjs/sandbox.ts'
 export { QUICKJS_RUNTIME_ID, quickjsSandbox } from './sandbox/quickjs/sandbox.ts'
 export type { RuntimePolicy, RuntimeRequirementsLike } from './sandbox/runtime.ts'
