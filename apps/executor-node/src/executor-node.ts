@@ -2,20 +2,18 @@
 import { existsSync } from 'node:fs'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { generateX25519KeyPair, x25519PublicKey } from '@digicap/capsule-core'
-import { removeStaleTemps } from '@digicap/cli-kit'
+import { removeStaleTemps, rpcChainId } from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
 import {
   createExecutor,
   createResultReceiver,
-  dataSandbox,
+  defaultSandboxes,
   type Executor,
   type ExecutorChain,
   ethersExecutorChain,
   ethersResultGrants,
-  quickjsSandbox,
   type ResultReceiver,
   type SandboxSet,
-  wasiSandbox,
 } from '@digicap/executor'
 import { deriveOwnerIdentity, generateMnemonic, normalizeMnemonic } from '@digicap/keyguard'
 import {
@@ -26,7 +24,7 @@ import {
   privateKeyFromSeed,
 } from '@digicap/p2p'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { formatEther, getBytes, hexlify, parseEther, Wallet } from 'ethers'
+import { formatEther, getBytes, hexlify, Wallet } from 'ethers'
 import {
   DEFAULT_LISTEN,
   type ExecutorNodeConfig,
@@ -34,13 +32,10 @@ import {
   loadConfig,
   writeJsonAtomic,
 } from './config.ts'
-import {
-  AlreadyInitialisedError,
-  ChainUnreachableError,
-  ConfigError,
-  InsufficientFundsError,
-  UsageError,
-} from './errors.ts'
+import { AlreadyInitialisedError, ConfigError, InsufficientFundsError } from './errors.ts'
+
+/** The stock sandboxes (QuickJS, WASI, `data` summarised), from `@digicap/executor`. */
+export { defaultSandboxes }
 
 export interface ExecutorIdentity {
   address: string
@@ -128,20 +123,7 @@ export async function initExecutorNode(o: InitExecutorNodeOptions): Promise<Init
       if (existsSync(p)) await rename(p, `${p}.${stamp}.old`)
     }
   }
-  let chainId: number
-  try {
-    chainId = await rpcChainId(o.rpcUrl)
-  } catch (cause) {
-    throw new ChainUnreachableError('The chain RPC does not answer', {
-      cause,
-      details: { rpcUrl: o.rpcUrl },
-    })
-  }
-  if (o.chainId !== undefined && o.chainId !== chainId) {
-    throw new ChainUnreachableError('The RPC serves another chain', {
-      details: { expected: o.chainId, got: chainId },
-    })
-  }
+  const chainId = await rpcChainId(o.rpcUrl, o.chainId)
   const generated = o.mnemonic === undefined
   const mnemonic = generated ? generateMnemonic() : normalizeMnemonic(o.mnemonic as string)
   const id = await deriveOwnerIdentity(mnemonic)
@@ -181,18 +163,6 @@ export async function initExecutorNode(o: InitExecutorNodeOptions): Promise<Init
   return result
 }
 
-async function rpcChainId(rpcUrl: string): Promise<number> {
-  const res = await fetch(rpcUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
-    signal: AbortSignal.timeout(5000),
-  })
-  const body = (await res.json()) as { result?: string }
-  if (typeof body.result !== 'string') throw new Error('no chain id')
-  return Number(BigInt(body.result))
-}
-
 export interface ExecutorNode {
   readonly config: ExecutorNodeConfig
   readonly node: DigicapNode
@@ -212,21 +182,6 @@ export interface CreateExecutorNodeOptions {
   /** Start the executor (key-release handler). Default true. */
   executor?: boolean | undefined
   sandboxes?: SandboxSet | undefined
-}
-
-/** The default sandboxes: QuickJS, WASI, and `data` capsules summarised (size + SHA-256). */
-export function defaultSandboxes(): SandboxSet {
-  return {
-    quickjs: quickjsSandbox(),
-    wasi: wasiSandbox(),
-    data: dataSandbox(async (bytes) => {
-      const { createHash } = await import('node:crypto')
-      return JSON.stringify({
-        bytes: bytes.byteLength,
-        sha256: createHash('sha256').update(bytes).digest('hex'),
-      })
-    }),
-  }
 }
 
 /**
@@ -304,32 +259,6 @@ export async function createExecutorNode(
       await node.stop()
       for (const p of readProviders) p.destroy()
     },
-  }
-}
-
-/** Roles by name (NodeRegistry bits). */
-export const ROLES: Record<string, number> = { executor: 1, verifier: 2 }
-
-export function parseRoles(text: string): number {
-  let roles = 0
-  for (const r of text.split(',').map((s) => s.trim())) {
-    const bit = ROLES[r]
-    if (bit === undefined) throw new UsageError('Unknown role', { details: { role: r } })
-    roles |= bit
-  }
-  return roles
-}
-
-export function parseStake(text: string): bigint {
-  try {
-    const v = parseEther(text)
-    if (v <= 0n) throw new Error('not positive')
-    return v
-  } catch (cause) {
-    throw new UsageError('--stake must be a positive amount of ether', {
-      cause,
-      details: { stake: text },
-    })
   }
 }
 

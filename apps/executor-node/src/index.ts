@@ -15,6 +15,8 @@
  * await en.stop()
  * ```
  */
+
+export { parseRoles } from './commands/register.ts'
 export type { ExecutorNodeConfig } from './config.ts'
 export { applyEnv, checkConfig, executorNodePaths, loadConfig, resolveDataDir } from './config.ts'
 export {
@@ -35,11 +37,9 @@ export {
   createExecutorNode,
   defaultSandboxes,
   initExecutorNode,
-  parseRoles,
-  parseStake,
-  ROLES,
   readIdentity,
   readReceiverKey,
+  requireStakeFunds,
 } from './executor-node.ts'
 export type { CliIo } from './main.ts'
 export { runCli } from './main.ts'

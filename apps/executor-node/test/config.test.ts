@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { positiveEther } from '@digicap/cli-kit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   applyEnv,
@@ -8,7 +9,6 @@ import {
   type ExecutorNodeConfig,
   loadConfig,
   parseRoles,
-  parseStake,
   readReceiverKey,
   resolveDataDir,
 } from '../src/index.ts'
@@ -92,9 +92,9 @@ describe('config', () => {
   it('parses roles, stake and receiver key files with typed errors', async () => {
     expect(parseRoles('executor,verifier')).toBe(3)
     expect(() => parseRoles('king')).toThrow(expect.objectContaining({ code: 'USAGE' }))
-    expect(parseStake('0.5')).toBe(500000000000000000n)
-    expect(() => parseStake('-1')).toThrow(expect.objectContaining({ code: 'USAGE' }))
-    expect(() => parseStake('lots')).toThrow(expect.objectContaining({ code: 'USAGE' }))
+    expect(positiveEther('0.5', 'stake')).toBe(500000000000000000n)
+    expect(() => positiveEther('-1', 'stake')).toThrow(expect.objectContaining({ code: 'USAGE' }))
+    expect(() => positiveEther('lots', 'stake')).toThrow(expect.objectContaining({ code: 'USAGE' }))
     const key = join(dir, 'r.key')
     await writeFile(key, `${'ab'.repeat(32)}\n`)
     expect((await readReceiverKey(key)).length).toBe(32)

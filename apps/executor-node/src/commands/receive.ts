@@ -1,5 +1,6 @@
 /** `executor-node receive`: the receiver daemon, printing verified results. */
 import { type DigicapError, x25519PublicKey } from '@digicap/capsule-core'
+import { switchFlag, valueFlag } from '@digicap/cli-kit'
 import { executorNodePaths } from '../config.ts'
 import { command, dataDirOf, listenOf, printable } from './shared.ts'
 
@@ -14,12 +15,8 @@ printed with the verified executor address, each refusal with its reason (one JS
 under --json). Opens with the X25519 key (default <data-dir>/receiver.key). --once exits after
 the first result.`,
   flags: {
-    'key-file': {
-      type: 'string',
-      value: '<path>',
-      help: 'the X25519 private key (default <data-dir>/receiver.key)',
-    },
-    once: { type: 'boolean', help: 'exit after the first result' },
+    'key-file': valueFlag('<path>', 'the X25519 private key (default <data-dir>/receiver.key)'),
+    once: switchFlag('exit after the first result'),
   },
   async run(ctx) {
     const { flags, event: line } = ctx

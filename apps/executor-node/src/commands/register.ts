@@ -1,6 +1,20 @@
 /** `executor-node register --stake <eth>`: stake and register in the NodeRegistry. */
-import { UsageError } from '@digicap/cli-kit'
+import { positiveEther, UsageError, valueFlag } from '@digicap/cli-kit'
 import { command, dataDirOf } from './shared.ts'
+
+/** NodeRegistry role bits by name. */
+const ROLES: Record<string, number> = { executor: 1, verifier: 2 }
+
+/** `executor,verifier` → the NodeRegistry role bits. */
+export function parseRoles(text: string): number {
+  let bits = 0
+  for (const r of text.split(',').map((s) => s.trim())) {
+    const bit = ROLES[r]
+    if (bit === undefined) throw new UsageError('Unknown role', { details: { role: r } })
+    bits |= bit
+  }
+  return bits
+}
 
 export const register = command({
   name: 'register',
@@ -9,17 +23,15 @@ export const register = command({
   description:
     'Registers this executor in the NodeRegistry with its libp2p peer id and <eth> of stake.',
   flags: {
-    stake: { type: 'string', value: '<eth>', help: 'stake, in ether' },
-    roles: { type: 'string', value: '<list>', help: 'executor, verifier', default: 'executor' },
+    stake: valueFlag('<eth>', 'stake, in ether'),
+    roles: valueFlag('<list>', 'executor, verifier', { default: 'executor', parse: parseRoles }),
   },
   async run(ctx) {
-    const { flags } = ctx
-    if (flags.stake === undefined) throw new UsageError('register needs --stake <eth>')
-    const { createExecutorNode, parseRoles, parseStake, requireStakeFunds } = await import(
-      '../executor-node.ts'
-    )
-    const stake = parseStake(flags.stake)
-    const roles = parseRoles(flags.roles)
+    const { roles } = ctx.flags
+    const ether = ctx.flags.stake
+    if (ether === undefined) throw new UsageError('register needs --stake <eth>')
+    const stake = positiveEther(ether, 'stake')
+    const { createExecutorNode, requireStakeFunds } = await import('../executor-node.ts')
     const en = await createExecutorNode(dataDirOf(ctx), ctx.env, { listen: [], executor: false })
     try {
       await requireStakeFunds(en.wallet, stake)
@@ -32,7 +44,7 @@ export const register = command({
       const { address } = en.wallet
       ctx.result(
         { address, peerId: en.peerId, roles, stake, transaction: tx },
-        `registered ${address} (peer ${en.peerId}, roles ${roles}) with ${flags.stake} ETH\n  tx ${tx}\n`,
+        `registered ${address} (peer ${en.peerId}, roles ${roles}) with ${ether} ETH\n  tx ${tx}\n`,
       )
     } finally {
       await en.stop()

@@ -1,14 +1,7 @@
 /** `executor-node run <cid>`: one capsule, stage by stage. */
 import { writeFile } from 'node:fs/promises'
-import { UsageError } from '@digicap/cli-kit'
-import {
-  command,
-  dataDirOf,
-  fetchProgressPrinter,
-  listenOf,
-  printable,
-  stagePrinter,
-} from './shared.ts'
+import { listFlag, switchFlag, UsageError, valueFlag } from '@digicap/cli-kit'
+import { command, dataDirOf, listenOf, printable } from './shared.ts'
 
 function wei(text: string): bigint {
   if (!/^[0-9]+$/.test(text)) throw new UsageError('--fee must be an integer (wei)')
@@ -33,51 +26,37 @@ one progress line per stage on stderr. The result goes to the header's receivers
 stdout (text) or --out.`,
   args: [{ name: 'cid', help: "the capsule's CID" }],
   flags: {
-    fast: { type: 'boolean', help: 'keyguard fast path first (env DIGICAP_FAST=1)' },
-    'no-fallback': {
-      type: 'boolean',
-      help: 'do not fall back to the chain path when the fast path fails',
-    },
-    'keyguard-addr': {
-      type: 'string',
-      multiple: true,
-      value: '<multiaddr>',
-      help: 'dial this keyguard first',
-    },
-    fee: {
-      type: 'string',
-      value: '<wei>',
-      help: 'value sent with the access request',
-      default: '0',
-      parse: wei,
-    },
-    arg: { type: 'string', multiple: true, value: '<text>', help: 'program argument' },
-    out: { type: 'string', value: '<file>', help: 'write the result here instead of stdout' },
-    'fetch-timeout': {
-      type: 'string',
-      value: '<seconds>',
-      help: 'give up when no byte of the capsule arrives for this long\n(config fetchTimeoutMs; default 120)',
-      parse: seconds,
-    },
+    fast: switchFlag('keyguard fast path first (env DIGICAP_FAST=1)'),
+    'no-fallback': switchFlag('do not fall back to the chain path when the fast path fails'),
+    'keyguard-addr': listFlag('<multiaddr>', 'dial this keyguard first'),
+    fee: valueFlag('<wei>', 'value sent with the access request', { default: '0', parse: wei }),
+    arg: listFlag('<text>', 'program argument'),
+    out: valueFlag('<file>', 'write the result here instead of stdout'),
+    'fetch-timeout': valueFlag(
+      '<seconds>',
+      'give up when no byte of the capsule arrives for this long\n(config fetchTimeoutMs; default 120)',
+      { parse: seconds },
+    ),
   },
   async run(ctx) {
     // Start-up, measured from the process's start (performance's time origin): Node's boot and
     // the CLI's modules, then the node's modules (helia, libp2p, ethers, sandboxes), then the node.
     const processMs = performance.now()
     const { flags, args, io } = ctx
-    const { createExecutorNode } = await import('../executor-node.ts')
+    const [{ createExecutorNode }, { progressLines }] = await Promise.all([
+      import('../executor-node.ts'),
+      import('@digicap/executor'),
+    ])
     const modulesMs = performance.now() - processMs
     const nodeStart = performance.now()
     const en = await createExecutorNode(dataDirOf(ctx), ctx.env, listenOf(ctx))
     const now = performance.now()
     const startup = { ms: now, processMs, modulesMs, nodeMs: now - nodeStart }
-    const stages = stagePrinter(io)
-    const fetching = fetchProgressPrinter(io)
+    const progress = progressLines((line) => io.stderr.write(line))
     const timeout = flags['fetch-timeout']
     try {
-      io.stderr.write(`run ${args.cid}\n`)
       io.stderr.write(
-        `  ✓ ${'start'.padEnd(8)} ${startup.ms.toFixed(0).padStart(6)} ms  process ${processMs.toFixed(0)}, modules ${modulesMs.toFixed(0)}, node ${startup.nodeMs.toFixed(0)}\n`,
+        `run ${args.cid}\n  ✓ ${'start'.padEnd(8)} ${now.toFixed(0).padStart(6)} ms  process ${processMs.toFixed(0)}, modules ${modulesMs.toFixed(0)}, node ${startup.nodeMs.toFixed(0)}\n`,
       )
       const r = await en.executor.runCapsule(args.cid, {
         ...(flags.fast ? { fast: true } : {}),
@@ -86,27 +65,27 @@ stdout (text) or --out.`,
         keyguardAddrs: flags['keyguard-addr'] ?? [],
         fee: flags.fee,
         args: flags.arg ?? [],
-        onStage: (e) => {
-          fetching.onStage(e)
-          stages(e)
-        },
-        onFetchProgress: fetching.onProgress,
+        onStage: progress.onStage,
+        onFetchProgress: progress.onFetchProgress,
       })
       if (flags.out) await writeFile(flags.out, r.result, { mode: 0o600 })
+      const { runId, capsuleId, grantId, path, deliveries, timings, cleanup } = r
+      const result = flags.out ? undefined : printable(r.result)
+      const resultBytes = r.result.byteLength
       ctx.result(
         {
-          runId: r.runId,
-          capsuleId: r.capsuleId,
-          grantId: r.grantId,
-          path: r.path,
-          result: flags.out ? undefined : printable(r.result),
-          resultBytes: r.result.byteLength,
-          deliveries: r.deliveries,
-          timings: r.timings,
+          runId,
+          capsuleId,
+          grantId,
+          path,
+          result,
+          resultBytes,
+          deliveries,
+          timings,
           startup,
-          cleanup: r.cleanup,
+          cleanup,
         },
-        flags.out ? `result written to ${flags.out}\n` : `${printable(r.result)}\n`,
+        flags.out ? `result written to ${flags.out}\n` : `${result}\n`,
       )
       const pending = en.executor.pendingDeliveries()
       if (pending > 0) {
@@ -115,7 +94,7 @@ stdout (text) or --out.`,
         )
       }
     } finally {
-      fetching.stop()
+      progress.stop()
       await en.stop()
     }
   },

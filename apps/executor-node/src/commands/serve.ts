@@ -1,4 +1,6 @@
 /** `executor-node serve`: the daemon (key releases, announcements, pending deliveries). */
+
+import { switchFlag } from '@digicap/cli-kit'
 import type { AutoRunEvent } from '@digicap/executor'
 import type { CapsuleAnnouncement } from '@digicap/p2p'
 import { command, dataDirOf, listenOf } from './shared.ts'
@@ -38,8 +40,8 @@ to capsule announcements. With --auto-run it runs each announced capsule of this
 registry once (the policy decides; a refusal is printed, not fatal). Without it, announced
 capsules are only listed; run one with \`executor-node run <cid>\`. Stops on SIGINT/SIGTERM.`,
   flags: {
-    'auto-run': { type: 'boolean', help: 'run each announced capsule once' },
-    fast: { type: 'boolean', help: 'auto-runs take the keyguard fast path first' },
+    'auto-run': switchFlag('run each announced capsule once'),
+    fast: switchFlag('auto-runs take the keyguard fast path first'),
   },
   async run(ctx) {
     const { flags, event: line } = ctx
