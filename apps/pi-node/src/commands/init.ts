@@ -1,5 +1,13 @@
 /** `pi-node init`: the TPM wrapping key, the owner and the config. */
-import { address, positiveInteger, UsageError, wholeNumber } from '@digicap/cli-kit'
+import {
+  address,
+  listFlag,
+  positiveInteger,
+  switchFlag,
+  UsageError,
+  valueFlag,
+  wholeNumber,
+} from '@digicap/cli-kit'
 import { DEFAULT_LISTEN, type SealerConfig } from '../config.ts'
 import {
   command,
@@ -21,87 +29,41 @@ export const init = command({
   description: `Creates the TPM wrapping key, the owner (24-word mnemonic, Ethereum account, recovery key,
 libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stderr.`,
   flags: {
-    'rpc-url': {
-      type: 'string',
-      value: '<url>',
-      help: 'chain RPC',
+    'rpc-url': valueFlag('<url>', 'chain RPC', {
       env: 'DIGICAP_RPC_URL',
       default: 'http://127.0.0.1:8545',
-    },
-    'chain-id': {
-      type: 'string',
-      value: '<n>',
-      help: 'expected chain id (default: asked from the RPC)',
+    }),
+    'chain-id': valueFlag('<n>', 'expected chain id (default: asked from the RPC)', {
       parse: positiveInteger,
-    },
-    deploy: {
-      type: 'boolean',
-      help: 'deploy the Digicap contracts (dev chain: funds the owner and the\nkeyguard operator with anvil_setBalance)',
-    },
-    'capsule-registry': {
-      type: 'string',
-      value: '<addr>',
-      help: 'existing contracts (instead of --deploy), with',
+    }),
+    deploy: switchFlag(
+      'deploy the Digicap contracts (dev chain: funds the owner and the\nkeyguard operator with anvil_setBalance)',
+    ),
+    'capsule-registry': valueFlag('<addr>', 'existing contracts (instead of --deploy), with', {
       parse: address,
-    },
-    'node-registry': {
-      type: 'string',
-      value: '<addr>',
-      help: '--node-registry and',
-      parse: address,
-    },
-    'access-controller': {
-      type: 'string',
-      value: '<addr>',
-      help: '--access-controller',
-      parse: address,
-    },
+    }),
+    'node-registry': valueFlag('<addr>', '--node-registry and', { parse: address }),
+    'access-controller': valueFlag('<addr>', '--access-controller', { parse: address }),
     ...SEALER_FLAGS,
-    listen: {
-      type: 'string',
-      multiple: true,
-      value: '<multiaddr>',
-      help: `serve's listen address (default ${DEFAULT_LISTEN.join(',')})`,
-    },
-    announce: {
-      type: 'string',
-      multiple: true,
-      value: '<multiaddr>',
-      help: 'public address serve advertises (NAT/port forward)',
-    },
-    bootstrap: {
-      type: 'string',
-      multiple: true,
-      value: '<multiaddr>',
-      help: 'peer to dial at start',
-    },
-    'extra-rpc-url': {
-      type: 'string',
-      multiple: true,
-      value: '<url>',
-      help: "another RPC of the same chain for the keyguard's quorum",
-    },
-    quorum: {
-      type: 'string',
-      value: '<n>',
-      help: 'RPCs that must agree on a grant (default: majority)',
+    listen: listFlag('<multiaddr>', `serve's listen address (default ${DEFAULT_LISTEN.join(',')})`),
+    announce: listFlag('<multiaddr>', 'public address serve advertises (NAT/port forward)'),
+    bootstrap: listFlag('<multiaddr>', 'peer to dial at start'),
+    'extra-rpc-url': listFlag('<url>', "another RPC of the same chain for the keyguard's quorum"),
+    quorum: valueFlag('<n>', 'RPCs that must agree on a grant (default: majority)', {
       parse: positiveInteger,
-    },
-    confirmations: {
-      type: 'string',
-      value: '<n>',
-      help: 'blocks a grant must be buried under (default 0 on 31337/1337, else 3)',
-      parse: wholeNumber,
-    },
-    'disable-fast-path': {
-      type: 'boolean',
-      help: 'do not answer signed AccessRequests over libp2p (chain path only)',
-    },
-    force: { type: 'boolean', help: "move an existing node's config and owner file aside" },
-    'show-mnemonic-in-json': {
-      type: 'boolean',
-      help: 'with --json: put the mnemonic in the JSON document instead of stderr',
-    },
+    }),
+    confirmations: valueFlag(
+      '<n>',
+      'blocks a grant must be buried under (default 0 on 31337/1337, else 3)',
+      { parse: wholeNumber },
+    ),
+    'disable-fast-path': switchFlag(
+      'do not answer signed AccessRequests over libp2p (chain path only)',
+    ),
+    force: switchFlag("move an existing node's config and owner file aside"),
+    'show-mnemonic-in-json': switchFlag(
+      'with --json: put the mnemonic in the JSON document instead of stderr',
+    ),
   },
   async run(ctx) {
     const { flags, io, json } = ctx

@@ -1,5 +1,13 @@
 /** `pi-node recover < words.txt`: the owner back onto a new TPM or a new Pi. */
-import { address, EXIT, positiveInteger, UsageError, wholeNumber } from '@digicap/cli-kit'
+import {
+  address,
+  EXIT,
+  listFlag,
+  positiveInteger,
+  UsageError,
+  valueFlag,
+  wholeNumber,
+} from '@digicap/cli-kit'
 import { loadConfig } from '../config.ts'
 import {
   command,
@@ -31,66 +39,33 @@ capsules. Safe to run again after a crash. Capsules that cannot be recovered are
 with a reason (exit code 1); the others are recovered.`,
   flags: {
     ...SEALER_FLAGS,
-    tcti: { type: 'string', value: '<tcti>', help: 'the new TPM (saved to the config)' },
-    sealer: {
-      type: 'string',
+    tcti: valueFlag('<tcti>', 'the new TPM (saved to the config)'),
+    sealer: valueFlag('tpm2|software', 'switch sealer kind (saved to the config)', {
       choices: ['tpm2', 'software'],
-      help: 'switch sealer kind (saved to the config)',
-    },
-    peer: {
-      type: 'string',
-      multiple: true,
-      value: '<multiaddr>',
-      help: "a peer serving the capsules' blocks (an executor, a pinning\nnode), with /p2p/<peerId>; saved as bootstrap",
-    },
-    'start-block': {
-      type: 'string',
-      value: '<n>',
-      help: "first block to scan for the owner's capsules (default: the\nconfig's, else 0)",
-      parse: wholeNumber,
-    },
-    'fetch-timeout-ms': {
-      type: 'string',
-      value: '<ms>',
-      help: 'per-capsule fetch timeout (default 60000)',
+    }),
+    peer: listFlag(
+      '<multiaddr>',
+      "a peer serving the capsules' blocks (an executor, a pinning\nnode), with /p2p/<peerId>; saved as bootstrap",
+    ),
+    'start-block': valueFlag(
+      '<n>',
+      "first block to scan for the owner's capsules (default: the\nconfig's, else 0)",
+      { parse: wholeNumber },
+    ),
+    'fetch-timeout-ms': valueFlag('<ms>', 'per-capsule fetch timeout (default 60000)', {
       parse: positiveInteger,
-    },
-    'rpc-url': {
-      type: 'string',
-      value: '<url>',
-      help: 'chain RPC',
-      env: 'DIGICAP_RPC_URL',
-      group: NEW_PI,
-    },
-    'chain-id': {
-      type: 'string',
-      value: '<id>',
-      help: 'expected chain id',
-      parse: positiveInteger,
-      group: NEW_PI,
-    },
-    'capsule-registry': {
-      type: 'string',
-      value: '<addr>',
-      help: 'the contracts, as given to init',
+    }),
+    'rpc-url': valueFlag('<url>', 'chain RPC', { env: 'DIGICAP_RPC_URL', group: NEW_PI }),
+    'chain-id': valueFlag('<id>', 'expected chain id', { parse: positiveInteger, group: NEW_PI }),
+    'capsule-registry': valueFlag('<addr>', 'the contracts, as given to init', {
       parse: address,
       group: NEW_PI,
-    },
-    'node-registry': { type: 'string', value: '<addr>', help: '', parse: address, group: NEW_PI },
-    'access-controller': {
-      type: 'string',
-      value: '<addr>',
-      help: '',
-      parse: address,
+    }),
+    'node-registry': valueFlag('<addr>', '', { parse: address, group: NEW_PI }),
+    'access-controller': valueFlag('<addr>', '', { parse: address, group: NEW_PI }),
+    listen: listFlag('<multiaddr>', 'saved in the new config (default /ip4/0.0.0.0/tcp/4001)', {
       group: NEW_PI,
-    },
-    listen: {
-      type: 'string',
-      multiple: true,
-      value: '<multiaddr>',
-      help: 'saved in the new config (default /ip4/0.0.0.0/tcp/4001)',
-      group: NEW_PI,
-    },
+    }),
   },
   async run(ctx) {
     const { flags, io } = ctx

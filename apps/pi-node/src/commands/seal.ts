@@ -1,5 +1,11 @@
 /** `pi-node seal <file>`: seal, store, register and announce a capsule. */
-import { positiveInteger, progressReporter, UsageError } from '@digicap/cli-kit'
+import {
+  listFlag,
+  positiveInteger,
+  progressReporter,
+  UsageError,
+  valueFlag,
+} from '@digicap/cli-kit'
 import { loadConfig } from '../config.ts'
 import { command, dataDirOf, openPiNode, parseReceiver } from './shared.ts'
 
@@ -12,43 +18,22 @@ export const seal = command({
 to the on-disk IPFS blockstore -> registered on chain -> announced (if serve is running).`,
   args: [{ name: 'file', help: 'the file to seal' }],
   flags: {
-    policy: {
-      type: 'string',
-      value: "'<expr>'",
-      help: 'unlock rule (policy builder expression), see below',
-    },
-    runtime: {
-      type: 'string',
+    policy: valueFlag("'<expr>'", 'unlock rule (policy builder expression), see below'),
+    runtime: valueFlag('data|quickjs|wasi', 'what the capsule holds', {
       choices: ['data', 'quickjs', 'wasi'],
       default: 'data',
-      help: 'what the capsule holds',
-    },
-    entry: { type: 'string', value: '<name>', help: 'code capsules: the entry file of the bundle' },
-    code: {
-      type: 'string',
-      value: '<path>',
-      help: 'code capsules: the plaintext is the executor bundle\n{entry, files, data = <file>}; --code is one file (stored as\n<name>) or a folder (every file by relative path)',
-    },
-    receiver: {
-      type: 'string',
-      multiple: true,
-      value: '<x25519hex>[@peerId]',
-      help: 'result receiver',
-      parse: parseReceiver,
-    },
-    'memory-mb': {
-      type: 'string',
-      value: '<n>',
-      help: 'sandbox memory limit',
+    }),
+    entry: valueFlag('<name>', 'code capsules: the entry file of the bundle'),
+    code: valueFlag(
+      '<path>',
+      'code capsules: the plaintext is the executor bundle\n{entry, files, data = <file>}; --code is one file (stored as\n<name>) or a folder (every file by relative path)',
+    ),
+    receiver: listFlag('<x25519hex>[@peerId]', 'result receiver', { parse: parseReceiver }),
+    'memory-mb': valueFlag('<n>', 'sandbox memory limit', { parse: positiveInteger }),
+    'time-ms': valueFlag('<n>', 'sandbox time limit', { parse: positiveInteger }),
+    'announce-timeout-ms': valueFlag('<n>', 'wait for a gossipsub subscriber (default 5000)', {
       parse: positiveInteger,
-    },
-    'time-ms': { type: 'string', value: '<n>', help: 'sandbox time limit', parse: positiveInteger },
-    'announce-timeout-ms': {
-      type: 'string',
-      value: '<n>',
-      help: 'wait for a gossipsub subscriber (default 5000)',
-      parse: positiveInteger,
-    },
+    }),
   },
   epilog: `Policy expressions (conditions minReputation(n), allowlist(['0x..', ...]), denylist([...]),
 environment('0x<64 hex>'), after(date), before(date), maxRuns(n), fee('0.01'), combined with

@@ -1,5 +1,5 @@
 /** `pi-node serve`: the daemon (helia + the keyguard on one libp2p node). */
-import { positiveInteger, wholeNumber } from '@digicap/cli-kit'
+import { listFlag, positiveInteger, switchFlag, valueFlag, wholeNumber } from '@digicap/cli-kit'
 import { loadConfig } from '../config.ts'
 import { command, dataDirOf, keyguardLines, openPiNode, stderrLogger } from './shared.ts'
 
@@ -17,31 +17,15 @@ Writes <data-dir>/serve.json (pid, peer id, addresses, keyguard status), refresh
 every few seconds and after each keyguard event; \`pi-node status\` reads it.
 SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
   flags: {
-    listen: {
-      type: 'string',
-      multiple: true,
-      value: '<multiaddr>',
-      help: 'listen address (env DIGICAP_LISTEN; default from config)',
-    },
-    announce: {
-      type: 'string',
-      multiple: true,
-      value: '<multiaddr>',
-      help: 'public address to advertise (env DIGICAP_ANNOUNCE)',
-    },
-    confirmations: {
-      type: 'string',
-      value: '<n>',
-      help: 'override keyguard.confirmations (env DIGICAP_CONFIRMATIONS)',
+    listen: listFlag('<multiaddr>', 'listen address (env DIGICAP_LISTEN; default from config)'),
+    announce: listFlag('<multiaddr>', 'public address to advertise (env DIGICAP_ANNOUNCE)'),
+    confirmations: valueFlag('<n>', 'override keyguard.confirmations (env DIGICAP_CONFIRMATIONS)', {
       parse: wholeNumber,
-    },
-    'disable-fast-path': { type: 'boolean', help: 'serve the chain path only' },
-    'status-interval-ms': {
-      type: 'string',
-      value: '<n>',
-      help: 'serve.json refresh period (default 5000)',
+    }),
+    'disable-fast-path': switchFlag('serve the chain path only'),
+    'status-interval-ms': valueFlag('<n>', 'serve.json refresh period (default 5000)', {
       parse: positiveInteger,
-    },
+    }),
   },
   async run(ctx) {
     const { flags } = ctx

@@ -9,6 +9,8 @@ import {
   type CommandIo,
   commandsWith,
   jsonReplacer,
+  switchFlag,
+  valueFlag,
   warnOnce,
 } from '@digicap/cli-kit'
 import type { KeyguardStatus, Logger } from '@digicap/keyguard'
@@ -24,11 +26,7 @@ import { UsageError } from '../errors.ts'
 import type { PiNode } from '../pi-node.ts'
 
 export const GLOBAL_FLAGS = {
-  'data-dir': {
-    type: 'string',
-    value: '<dir>',
-    help: 'data folder (env DIGICAP_DATA_DIR; default ~/.digicap/pi-node)',
-  },
+  'data-dir': valueFlag('<dir>', 'data folder (env DIGICAP_DATA_DIR; default ~/.digicap/pi-node)'),
 } as const
 
 /** Declares a pi-node command (its handler also sees the global flags). */
@@ -58,21 +56,14 @@ export async function openPiNode(ctx: Ctx, config?: PiNodeConfig): Promise<PiNod
 
 /** The --sealer/--tcti/--allow-insecure-sealer flags of init and recover. */
 export const SEALER_FLAGS = {
-  sealer: {
-    type: 'string',
+  sealer: valueFlag('tpm2|software', 'sealer kind (env DIGICAP_SEALER; default tpm2)', {
     choices: ['tpm2', 'software'],
-    help: 'sealer kind (env DIGICAP_SEALER; default tpm2)',
-  },
-  tcti: {
-    type: 'string',
-    value: '<tcti>',
-    help: `TPM (env DIGICAP_TCTI; default ${DEFAULT_TCTI})`,
-  },
-  'allow-insecure-sealer': {
-    type: 'boolean',
-    help: 'required for --sealer software (env DIGICAP_ALLOW_INSECURE_SEALER=1)',
-  },
-} as const
+  }),
+  tcti: valueFlag('<tcti>', `TPM (env DIGICAP_TCTI; default ${DEFAULT_TCTI})`),
+  'allow-insecure-sealer': switchFlag(
+    'required for --sealer software (env DIGICAP_ALLOW_INSECURE_SEALER=1)',
+  ),
+}
 
 /**
  * The sealer the flags and environment ask for. With a `fallback` (the config in place), the
