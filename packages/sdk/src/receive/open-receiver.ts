@@ -3,7 +3,7 @@
  * against the grant on chain (signed by the executor the grant names, for that grant and
  * capsule, once), and opened. Needs no executor, compiler or chain binary.
  */
-import { InvalidArgumentError, x25519PublicKey } from '@digicap/capsule-core'
+import { InvalidArgumentError, toHex, x25519PublicKey } from '@digicap/capsule-core'
 import { createDigicapNode, heliaCapsuleStore, privateKeyFromSeed } from '@digicap/p2p'
 import { ResultTimeoutError } from '../errors.ts'
 import { getNetwork, type NetworkRef } from '../networks/registry.ts'
@@ -11,6 +11,9 @@ import { chainResultGrants, checkChainId } from './chain-grants.ts'
 import { createResultReceiver, type ReceivedResult } from './result-receiver.ts'
 
 export type { ReceivedResult }
+
+/** The longest a Node timer waits (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 export interface OpenReceiverParameters {
   /** `'local'`, a registered name or chain id, or a network object. */
@@ -40,12 +43,16 @@ export interface Receiver {
   multiaddrs(): string[]
   /** What a capsule names as its receiver: `{ publicKey, peerId }`. */
   readonly receiver: { readonly publicKey: Uint8Array; readonly peerId: string }
+  /** The same as text, `0x<public key>@<peer id>` (`sealAndPublish`'s receivers, `pi-node seal --receiver`). */
+  readonly id: string
   /**
    * The next verified, opened result (of `runId` when given). Results of other runs that
    * arrive meanwhile are kept for later calls.
    * @throws {ResultTimeoutError} when none arrives in time.
    */
   waitForResult(options?: WaitForResultOptions): Promise<ReceivedResult>
+  /** Every result as it arrives (verified, opened), until `stop()`. */
+  results(): AsyncIterable<ReceivedResult>
   /** `error` events: each refused delivery (`ResultRefusedError`, with its reason code). */
   readonly events: EventTarget
   stop(): Promise<void>
@@ -111,11 +118,24 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
     }
   }
 
+  async function* results(): AsyncGenerator<ReceivedResult> {
+    while (!stopped) {
+      try {
+        yield await waitForResult({ timeoutMs: MAX_TIMER_MS })
+      } catch (err) {
+        if (stopped) return
+        if (!(err instanceof ResultTimeoutError)) throw err
+      }
+    }
+  }
+
   return {
     peerId: node.peerId,
     multiaddrs: () => node.multiaddrs(),
     receiver: Object.freeze({ publicKey, peerId: node.peerId }),
+    id: `${toHex(publicKey)}@${node.peerId}`,
     waitForResult,
+    results,
     events: inbox.events,
     async stop() {
       if (stopped) return

@@ -1,0 +1,195 @@
+/**
+ * `sealAndPublish`: bytes (or a file) and a policy expression in, a published capsule out —
+ * the owner pipeline of `@digicap/owner` composed for a laptop that holds the keyguard's
+ * public card and the owner's account: policy compiled and deployed, data key wrapped to
+ * the keyguard and the recovery key, capsule signed, added to IPFS, registered, announced.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  type DigicapSigner,
+  hexToBytes,
+  InvalidArgumentError,
+  type Receiver,
+  toHex,
+} from '@digicap/capsule-core'
+import { createProvider } from '@digicap/contracts'
+import {
+  ethersCapsuleRegistrar,
+  gossipAnnouncer,
+  parseKeyguardCard,
+  publicKeyWrapper,
+  type SealStage,
+  sealAndPublish as ownerSealAndPublish,
+  solcPolicyDeployer,
+} from '@digicap/owner'
+import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import { Wallet } from 'ethers'
+import { SignerUnsupportedError } from '../errors.ts'
+import { getNetwork, type NetworkRef } from '../networks/registry.ts'
+import { checkChainId } from '../receive/chain-grants.ts'
+import { localKeyOf } from '../signer/signer.ts'
+
+/**
+ * A receiver from its text form `0x<64 hex digits>[@<peer id>]`.
+ * @throws {InvalidArgumentError} for anything else.
+ */
+export function parseReceiver(r: Receiver | string): Receiver {
+  if (typeof r !== 'string') return r
+  const m = /^(0x[0-9a-fA-F]{64})(?:@([1-9A-HJ-NP-Za-km-z]{10,128}))?$/.exec(r)
+  if (!m) {
+    throw new InvalidArgumentError(
+      'A receiver is 0x + 32 bytes of hex, then optionally @<peer id>',
+      {
+        details: { receiver: r.slice(0, 200) },
+      },
+    )
+  }
+  const publicKey = hexToBytes(m[1] as string)
+  return m[2] === undefined ? { publicKey } : { publicKey, peerId: m[2] }
+}
+
+export interface SealCode {
+  /** `quickjs` (JavaScript) or `wasi` (a WebAssembly module). */
+  readonly runtime: 'quickjs' | 'wasi'
+  /** The file the runtime starts (a key of `files`). */
+  readonly entry: string
+  /** The program's files by relative path. */
+  readonly files: Readonly<Record<string, Uint8Array>>
+  readonly memoryLimit?: number | undefined
+  readonly timeLimit?: number | undefined
+}
+
+export interface SealAndPublishParameters {
+  readonly network: NetworkRef
+  readonly rpcUrl?: string | undefined
+  /** The keyguard owner's account (`localSigner`: it also sends the two transactions). */
+  readonly owner: DigicapSigner
+  /** The keyguard's public card (`pi-node status`'s `card`), as an object or JSON text. */
+  readonly keyguard: unknown
+  /** What to seal. */
+  readonly data: Uint8Array
+  /** The unlock rule, e.g. `all(minReputation(50), maxRuns(3))`, or a deployed policy. */
+  readonly policy: string | { readonly address: `0x${string}` }
+  /** Code that runs on the data (default: a data capsule, delivered as it is). */
+  readonly code?: SealCode | undefined
+  /** Who gets results: `{ publicKey, peerId }`, or its text `0x<key>@<peer id>` (an SDK receiver's `receiver` / `id`). */
+  readonly receivers?: readonly (Receiver | string)[] | undefined
+  /** Multiaddrs to announce to (the keyguard's), so that it adopts the capsule at once. */
+  readonly peers?: readonly string[] | undefined
+  /** Default `['/ip4/127.0.0.1/tcp/0']`: where this process serves the capsule's blocks. */
+  readonly listen?: readonly string[] | undefined
+  readonly onProgress?: ((stage: SealStage, done: number, total: number) => void) | undefined
+}
+
+export interface PublishedCapsule {
+  readonly capsuleId: `0x${string}`
+  readonly cid: string
+  readonly policy: `0x${string}`
+  readonly registerTransaction: string
+  /** Whether a keyguard heard the announcement. */
+  readonly announced: {
+    readonly ok: boolean
+    readonly recipients?: number
+    readonly reason?: string
+  }
+  /** Where this process serves the capsule (an executor fetches it from here or a pinning peer). */
+  multiaddrs(): string[]
+  /** Stops serving the capsule (after a peer pinned it, or when the runs are done). */
+  stop(): Promise<void>
+}
+
+/**
+ * @throws {SignerUnsupportedError} for an owner signer without a local key (it sends transactions).
+ * @throws {InvalidArgumentError} for a malformed card, empty data or code whose entry is missing.
+ * @throws `@digicap/contracts`' `PolicyExpressionError` for a bad policy, its `ContractRevertError`
+ *   for a refused registration; `@digicap/capsule-core`'s `CapsuleSignatureError` for a signer
+ *   that signs as another account; network and chain errors of this package.
+ */
+export async function sealAndPublish(p: SealAndPublishParameters): Promise<PublishedCapsule> {
+  const network = getNetwork(p.network, { rpcUrl: p.rpcUrl })
+  const key = localKeyOf(p.owner)
+  if (key === undefined) {
+    throw new SignerUnsupportedError('Sealing sends the policy and registration transactions', {
+      details: { address: p.owner.address },
+      hint: 'Pass localSigner(ownerKey) for the owner.',
+    })
+  }
+  const { card, recoveryPublicKey } = parseKeyguardCard(
+    typeof p.keyguard === 'string' ? JSON.parse(p.keyguard) : p.keyguard,
+  )
+  if (!(p.data instanceof Uint8Array) || p.data.length === 0) {
+    throw new InvalidArgumentError('Nothing to seal: data is empty or not bytes')
+  }
+  let plaintext = p.data
+  if (p.code !== undefined) {
+    if (!Object.hasOwn(p.code.files, p.code.entry)) {
+      throw new InvalidArgumentError('The code entry is not one of its files', {
+        details: { entry: p.code.entry, files: Object.keys(p.code.files).slice(0, 20) },
+      })
+    }
+    // The code bundle format is the executor's; only code capsules need it loaded.
+    const { encodeBundle } = await import('@digicap/executor')
+    plaintext = encodeBundle({ entry: p.code.entry, files: { ...p.code.files }, data: p.data })
+  }
+  await checkChainId(network)
+  const provider = createProvider(network.rpcUrl, network.chainId)
+  const wallet = new Wallet(toHex(key), provider)
+  const dir = await mkdtemp(join(tmpdir(), 'digicap-seal-'))
+  const node = await createDigicapNode({ listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'] })
+  try {
+    const input = join(dir, 'plaintext')
+    await writeFile(input, plaintext, { mode: 0o600 })
+    const r = await ownerSealAndPublish(
+      {
+        input,
+        output: join(dir, 'capsule'),
+        policy: p.policy,
+        chainId: network.chainId,
+        registry: network.addresses.capsuleRegistry,
+        keyguardPeerId: card.peerId,
+        recoveryPublicKey,
+        ...(p.code === undefined
+          ? {}
+          : {
+              runtime: {
+                kind: p.code.runtime,
+                entry: p.code.entry,
+                ...(p.code.memoryLimit === undefined ? {} : { memoryLimit: p.code.memoryLimit }),
+                ...(p.code.timeLimit === undefined ? {} : { timeLimit: p.code.timeLimit }),
+              },
+            }),
+        receivers: (p.receivers ?? []).map(parseReceiver),
+        ...(p.onProgress === undefined ? {} : { onProgress: p.onProgress }),
+      },
+      {
+        signer: p.owner,
+        wrapper: publicKeyWrapper(card.wrappingKey),
+        policies: solcPolicyDeployer(wallet, { nodeRegistry: network.addresses.nodeRegistry }),
+        registrar: ethersCapsuleRegistrar(wallet, { contracts: network.addresses }),
+        store: heliaCapsuleStore(node.helia),
+        announcer: gossipAnnouncer(node, { peers: p.peers ?? [] }),
+      },
+    )
+    // The blocks are in the node (helia); the files were only the pipeline's working copies.
+    await rm(dir, { recursive: true, force: true })
+    provider.destroy()
+    return {
+      capsuleId: r.capsuleId,
+      cid: r.cid,
+      policy: r.policy,
+      registerTransaction: r.registerTransaction,
+      announced: r.announced,
+      multiaddrs: () => node.multiaddrs(),
+      stop: () => node.stop(),
+    }
+  } catch (err) {
+    await node.stop()
+    provider.destroy()
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  } finally {
+    plaintext !== p.data && plaintext.fill(0)
+  }
+}
