@@ -11,6 +11,9 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { deployDigicap, LOCAL_NETWORK } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { toHex } from '@digicap/capsule-core'
+import { deriveOwnerIdentity, tpm2Sealer } from '@digicap/keyguard'
+import { keyguardCard } from '@digicap/owner'
 import { type Swtpm, startSwtpm } from '@digicap/tpm/testing'
 
 const require = createRequire(import.meta.url)
@@ -28,6 +31,10 @@ export interface DemoChain {
   /** The pi-node's keyguard, to dial (`/ip4/127.0.0.1/tcp/…/p2p/…`). */
   readonly keyguard: string
   readonly owner: string
+  /** The owner's account key (from the paper words `init` printed): what a laptop that seals holds. */
+  readonly ownerKey: `0x${string}`
+  /** The keyguard's public card (peer id, TPM wrapping key, recovery key) as JSON. */
+  readonly card: string
   readonly piDataDir: string
   /** Env for more `pi-node` commands on this node. */
   readonly piEnv: Record<string, string>
@@ -127,7 +134,12 @@ export async function startDemoChain(): Promise<DemoChain> {
       a.accessController,
       '--listen',
       '/ip4/127.0.0.1/tcp/0',
+      '--show-mnemonic-in-json',
     ])
+    const identity = await deriveOwnerIdentity(init.mnemonic)
+    if (identity.address !== init.owner.address) throw new Error('the words do not give the owner')
+    // The TPM key's public half, read while no daemon uses the TPM (`pi-node status` shows it too).
+    const wrappingKey = await tpm2Sealer({ tcti: tpm.tcti }).publicKey()
     const fund = async (address: string) => {
       await rpc(rpcUrl, 'anvil_setBalance', [address, '0x56bc75e2d63100000'])
     }
@@ -154,7 +166,25 @@ export async function startDemoChain(): Promise<DemoChain> {
     })
     if (ready.ok === false) throw new Error('pi-node serve failed')
     const keyguard = (ready.multiaddrs as string[])[0] as string
-    return { rpcUrl, keyguard, owner: init.owner.address, piDataDir, piEnv, fund, piNode, stop }
+    const card = JSON.stringify(
+      await keyguardCard({
+        peerId: ready.peerId,
+        wrapper: { publicKey: async () => wrappingKey },
+        recoveryPublicKey: identity.recoveryKeyPair.publicKey,
+      }),
+    )
+    return {
+      rpcUrl,
+      keyguard,
+      owner: init.owner.address,
+      ownerKey: toHex(identity.ethereumPrivateKey),
+      card,
+      piDataDir,
+      piEnv,
+      fund,
+      piNode,
+      stop,
+    }
   } catch (err) {
     await stop()
     throw err

@@ -1,0 +1,187 @@
+/**
+ * The example project at the repository's root (`examples/sdk`), installed as a third party
+ * installs it: the workspace's packages packed (`pnpm pack`), installed offline from the pnpm
+ * store into a temp copy outside the workspace. Its three scripts — each the README example
+ * of one call — then seal, run (fast and chain path) and receive against the demo's chain:
+ * real anvil, real swtpm keyguard in a pi-node, real libp2p on loopback.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { toHex } from '@digicap/capsule-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { generateIdentity, localSigner } from '../src/index.ts'
+import { type DemoChain, startDemoChain } from './harness/demo-chain.ts'
+
+const exec = promisify(execFile)
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+const EXAMPLE = join(REPO, 'examples', 'sdk')
+/** `@digicap/sdk` and every workspace package it, `@digicap/executor` and `@digicap/owner` need at run time. */
+const PACKED = [
+  'sdk',
+  'executor',
+  'owner',
+  'capsule-core',
+  'contracts',
+  'p2p',
+  'protocol',
+  'keyguard',
+  'tpm',
+]
+
+// biome-ignore lint/suspicious/noExplicitAny: the scripts' JSON lines
+type Line = Record<string, any>
+
+let tmp: string
+let project: string
+let chain: DemoChain
+const timings: Record<string, number> = {}
+const started: ChildProcess[] = []
+
+async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const t = performance.now()
+  try {
+    return await fn()
+  } finally {
+    timings[name] = Math.round(performance.now() - t)
+  }
+}
+
+/** Packs the packages and installs the example project from the tarballs, offline. */
+async function installExample(): Promise<void> {
+  const tgz = join(tmp, 'tgz')
+  await mkdir(tgz)
+  for (const name of PACKED) {
+    await exec('pnpm', ['pack', '--pack-destination', tgz], { cwd: join(REPO, 'packages', name) })
+  }
+  await cp(EXAMPLE, project, { recursive: true, filter: (src) => !src.includes('node_modules') })
+  const tarball = (name: string) => `file:${join(tgz, `digicap-${name}-0.0.0.tgz`)}`
+  const pkg = JSON.parse(await readFile(join(project, 'package.json'), 'utf8'))
+  for (const dep of Object.keys(pkg.dependencies))
+    pkg.dependencies[dep] = tarball(dep.slice('@digicap/'.length))
+  await writeFile(join(project, 'package.json'), JSON.stringify(pkg, null, 2))
+  // Inner @digicap/* dependencies (`0.0.0` in the tarballs) resolve to the tarballs too.
+  const overrides = PACKED.map((n) => `  "@digicap/${n}": "${tarball(n)}"`).join('\n')
+  const ws = await readFile(join(project, 'pnpm-workspace.yaml'), 'utf8')
+  await writeFile(join(project, 'pnpm-workspace.yaml'), `${ws.trimEnd()}\n${overrides}\n`)
+  const { stdout: store } = await exec('pnpm', ['store', 'path'], { cwd: REPO })
+  await exec('pnpm', ['install', '--offline', '--store-dir', store.trim()], { cwd: project })
+}
+
+/** Starts `node <script>` in the project; resolves its JSON lines as they come. */
+function script(name: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', name], {
+    cwd: project,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  started.push(child)
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (d) => {
+    out += d
+  })
+  child.stderr?.on('data', (d) => {
+    err += d
+  })
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)))
+  const lines = (): Line[] =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Line)
+  /** Waits until the script printed `n` JSON lines. */
+  const until = async (n: number, ms = 60_000): Promise<Line[]> => {
+    const deadline = Date.now() + ms
+    let gone = false
+    void exited.then(() => {
+      gone = true
+    })
+    while (lines().length < n) {
+      if (gone && lines().length < n) throw new Error(`${name} exited:\n${err.slice(-3000)}`)
+      if (Date.now() > deadline)
+        throw new Error(`${name}: no line ${n} in ${ms} ms:\n${err.slice(-3000)}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    return lines()
+  }
+  return { child, exited, until, stderr: () => err }
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'digicap-example-'))
+  project = join(tmp, 'project')
+  ;[, chain] = await Promise.all([
+    timed('pack+install', installExample),
+    timed('chain', startDemoChain),
+  ])
+}, 150_000)
+
+afterAll(async () => {
+  for (const c of started) if (c.exitCode === null) c.kill('SIGKILL')
+  await chain?.stop()
+  if (tmp) await rm(tmp, { recursive: true, force: true })
+  console.log(`example project: ${JSON.stringify(timings)} ms`)
+})
+
+describe('examples/sdk, installed from packed tarballs', () => {
+  it('seals, runs by the fast and the chain path, and receives both results', async () => {
+    const rpc = { RPC_URL: chain.rpcUrl }
+    const receive = script('receive.ts', rpc)
+    const [ready] = await timed('receiver up', () => receive.until(1))
+    const seal = script('seal.ts', {
+      ...rpc,
+      OWNER_KEY: chain.ownerKey,
+      KEYGUARD_CARD: chain.card,
+      KEYGUARD_ADDR: chain.keyguard,
+      RECEIVER: ready?.receiver,
+    })
+    const [sealed] = await timed('seal', () => seal.until(1, 90_000))
+    expect(sealed?.cid).toMatch(/^b/)
+
+    const executorKey = generateIdentity()
+    await chain.fund(localSigner(executorKey).address)
+    const run = script('run.ts', {
+      ...rpc,
+      EXECUTOR_KEY: toHex(executorKey),
+      EXECUTOR_IDENTITY: Buffer.from(generateIdentity()).toString('hex'),
+      CID: sealed?.cid,
+      PEERS: [chain.keyguard, sealed?.addr, ready?.addr].join(','),
+    })
+    const code = await timed('run', () => run.exited)
+    expect(code, run.stderr()).toBe(0)
+    const runs = await run.until(2)
+    expect(runs.map((r) => [r.path, r.output])).toEqual([
+      ['fast', 'HELLO CAPSULE'],
+      ['chain', 'HELLO CAPSULE'],
+    ])
+
+    const got = (await timed('results', () => receive.until(3))).slice(1)
+    expect(got.map((r) => r.runId).sort()).toEqual(runs.map((r) => r.runId).sort())
+    for (const r of got) {
+      expect(r.output).toBe('HELLO CAPSULE')
+      expect(r.executor).toBe(localSigner(executorKey).address)
+    }
+    // Both long-running scripts stop cleanly on SIGTERM.
+    receive.child.kill('SIGTERM')
+    seal.child.kill('SIGTERM')
+    expect(await Promise.all([receive.exited, seal.exited])).toEqual([0, 0])
+  }, 180_000)
+
+  it('the SDK README shows each script as it is (so the README examples are what ran)', async () => {
+    const readme = await readFile(join(REPO, 'packages', 'sdk', 'README.md'), 'utf8')
+    for (const name of ['receive.ts', 'seal.ts', 'run.ts']) {
+      const source = (await readFile(join(EXAMPLE, name), 'utf8')).trim()
+      expect(readme, `${name} is not in packages/sdk/README.md as it is`).toContain(
+        `\`\`\`ts\n${source}\n\`\`\``,
+      )
+      expect(
+        source.split('\n').length,
+        `${name} is longer than a short example`,
+      ).toBeLessThanOrEqual(20)
+    }
+  })
+})
