@@ -18,10 +18,10 @@ import { createProvider } from '@digicap/contracts'
 import {
   ethersCapsuleRegistrar,
   gossipAnnouncer,
+  sealAndPublish as ownerSealAndPublish,
   parseKeyguardCard,
   publicKeyWrapper,
   type SealStage,
-  sealAndPublish as ownerSealAndPublish,
   solcPolicyDeployer,
 } from '@digicap/owner'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
@@ -48,6 +48,18 @@ export function parseReceiver(r: Receiver | string): Receiver {
   }
   const publicKey = hexToBytes(m[1] as string)
   return m[2] === undefined ? { publicKey } : { publicKey, peerId: m[2] }
+}
+
+/** A card given as JSON text is parsed; a parse error is a typed error, not a `SyntaxError`. */
+function cardObject(card: unknown): unknown {
+  if (typeof card !== 'string') return card
+  try {
+    return JSON.parse(card)
+  } catch {
+    throw new InvalidArgumentError('The keyguard card is not JSON', {
+      hint: 'Pass the `card` object that `pi-node status --json` prints, or its JSON text.',
+    })
+  }
 }
 
 export interface SealCode {
@@ -116,12 +128,11 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
       hint: 'Pass localSigner(ownerKey) for the owner.',
     })
   }
-  const { card, recoveryPublicKey } = parseKeyguardCard(
-    typeof p.keyguard === 'string' ? JSON.parse(p.keyguard) : p.keyguard,
-  )
+  const { card, recoveryPublicKey } = parseKeyguardCard(cardObject(p.keyguard))
   if (!(p.data instanceof Uint8Array) || p.data.length === 0) {
     throw new InvalidArgumentError('Nothing to seal: data is empty or not bytes')
   }
+  const receivers = (p.receivers ?? []).map(parseReceiver)
   let plaintext = p.data
   if (p.code !== undefined) {
     if (!Object.hasOwn(p.code.files, p.code.entry)) {
@@ -160,7 +171,7 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
                 ...(p.code.timeLimit === undefined ? {} : { timeLimit: p.code.timeLimit }),
               },
             }),
-        receivers: (p.receivers ?? []).map(parseReceiver),
+        receivers,
         ...(p.onProgress === undefined ? {} : { onProgress: p.onProgress }),
       },
       {
