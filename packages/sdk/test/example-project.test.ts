@@ -1,9 +1,10 @@
 /**
- * The example project at the repository's root (`examples/sdk`), installed as a third party
+ * The SDK end to end, as a third party gets it. The example project at the repository's root (`examples/sdk`), installed as a third party
  * installs it: the workspace's packages packed (`pnpm pack`), installed offline from the pnpm
  * store into a temp copy outside the workspace. Its three scripts — each the README example
  * of one call — then seal, run (fast and chain path) and receive against the demo's chain:
- * real anvil, real swtpm keyguard in a pi-node, real libp2p on loopback.
+ * real anvil, real swtpm keyguard in a pi-node, real libp2p on loopback. Then, in process,
+ * the refusals: a third run past `maxRuns(2)`, a signer whose key is not in process.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -13,7 +14,8 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { toHex } from '@digicap/capsule-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { generateIdentity, localSigner } from '../src/index.ts'
+import { generateIdentity, localSigner, SignerUnsupportedError } from '../src/index.ts'
+import { runCapsule } from '../src/run.ts'
 import { type DemoChain, startDemoChain } from './harness/demo-chain.ts'
 
 const exec = promisify(execFile)
@@ -38,6 +40,13 @@ type Line = Record<string, any>
 let tmp: string
 let project: string
 let chain: DemoChain
+// Shared by the cases below: what the scripts started and made.
+let receive: ReturnType<typeof script>
+let seal: ReturnType<typeof script>
+let sealed: Line
+let ready: Line
+const executorKey = generateIdentity()
+const executorIdentity = generateIdentity()
 const timings: Record<string, number> = {}
 const started: ChildProcess[] = []
 
@@ -130,26 +139,25 @@ afterAll(async () => {
 describe('examples/sdk, installed from packed tarballs', () => {
   it('seals, runs by the fast and the chain path, and receives both results', async () => {
     const rpc = { RPC_URL: chain.rpcUrl }
-    const receive = script('receive.ts', rpc)
-    const [ready] = await timed('receiver up', () => receive.until(1))
-    const seal = script('seal.ts', {
+    receive = script('receive.ts', rpc)
+    ready = (await timed('receiver up', () => receive.until(1)))[0] as Line
+    seal = script('seal.ts', {
       ...rpc,
       OWNER_KEY: chain.ownerKey,
       KEYGUARD_CARD: chain.card,
       KEYGUARD_ADDR: chain.keyguard,
-      RECEIVER: ready?.receiver,
+      RECEIVER: ready.receiver,
     })
-    const [sealed] = await timed('seal', () => seal.until(1, 90_000))
-    expect(sealed?.cid).toMatch(/^b/)
+    sealed = (await timed('seal', () => seal.until(1, 90_000)))[0] as Line
+    expect(sealed.cid).toMatch(/^b/)
 
-    const executorKey = generateIdentity()
     await chain.fund(localSigner(executorKey).address)
     const run = script('run.ts', {
       ...rpc,
       EXECUTOR_KEY: toHex(executorKey),
-      EXECUTOR_IDENTITY: Buffer.from(generateIdentity()).toString('hex'),
-      CID: sealed?.cid,
-      PEERS: [chain.keyguard, sealed?.addr, ready?.addr].join(','),
+      EXECUTOR_IDENTITY: Buffer.from(executorIdentity).toString('hex'),
+      CID: sealed.cid,
+      PEERS: [chain.keyguard, sealed.addr, ready.addr].join(','),
     })
     const code = await timed('run', () => run.exited)
     expect(code, run.stderr()).toBe(0)
@@ -165,11 +173,38 @@ describe('examples/sdk, installed from packed tarballs', () => {
       expect(r.output).toBe('HELLO CAPSULE')
       expect(r.executor).toBe(localSigner(executorKey).address)
     }
-    // Both long-running scripts stop cleanly on SIGTERM.
+  }, 180_000)
+
+  it('a third run is refused by the policy (maxRuns(2)) with the executor’s typed error', async () => {
+    const err = await runCapsule({
+      network: 'local',
+      rpcUrl: chain.rpcUrl,
+      signer: localSigner(executorKey),
+      identity: executorIdentity,
+      cid: sealed.cid,
+      path: 'fast',
+      peers: [chain.keyguard, sealed.addr],
+    }).catch((e: unknown) => e)
+    expect((err as { code?: string }).code).toMatch(/^ACCESS_/)
+  })
+
+  it('a signer without a local key cannot run: SIGNER_UNSUPPORTED before anything starts', async () => {
+    const { address, signTypedData } = localSigner(executorKey)
+    const err = await runCapsule({
+      network: 'local',
+      rpcUrl: chain.rpcUrl,
+      signer: { address, signTypedData },
+      identity: executorIdentity,
+      cid: sealed.cid,
+    }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SignerUnsupportedError)
+  })
+
+  it('the receiver and the sealer stop cleanly on SIGTERM', async () => {
     receive.child.kill('SIGTERM')
     seal.child.kill('SIGTERM')
     expect(await Promise.all([receive.exited, seal.exited])).toEqual([0, 0])
-  }, 180_000)
+  })
 
   it('the SDK README shows each script as it is (so the README examples are what ran)', async () => {
     const readme = await readFile(join(REPO, 'packages', 'sdk', 'README.md'), 'utf8')
