@@ -38,6 +38,12 @@ describe('the receive path', () => {
     expect(modulesLoadedBy('@digicap/sdk/run').some((u) => u.includes('/executor/'))).toBe(true)
   })
 
+  it('`@digicap/sdk/seal` loads no executor either (the code-bundle format is capsule-core’s)', () => {
+    const urls = modulesLoadedBy('@digicap/sdk/seal')
+    expect(urls.some((u) => u.includes('/owner/'))).toBe(true)
+    expect(urls.filter((u) => /\/executor\/|quickjs|wasi_shim/.test(u))).toEqual([])
+  })
+
   it('has the executor only as an optional peer dependency', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
     expect(Object.keys(pkg.dependencies)).not.toContain('@digicap/executor')

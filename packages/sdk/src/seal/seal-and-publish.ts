@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   type DigicapSigner,
+  encodeBundle,
   hexToBytes,
   InvalidArgumentError,
   type Receiver,
@@ -140,8 +141,6 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
         details: { entry: p.code.entry, files: Object.keys(p.code.files).slice(0, 20) },
       })
     }
-    // The code bundle format is the executor's; only code capsules need it loaded.
-    const { encodeBundle } = await import('@digicap/executor')
     plaintext = encodeBundle({ entry: p.code.entry, files: { ...p.code.files }, data: p.data })
   }
   await checkChainId(network)
