@@ -6,11 +6,19 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { DigicapError, type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
-import { processAlive, removeStaleTemps, withFileLock, writeJsonAtomic } from '@digicap/cli-kit'
+import {
+  processAlive,
+  removeStaleTemps,
+  rpcChainId,
+  withFileLock,
+  writeJsonAtomic,
+} from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
 import {
   type KeyguardStatus,
+  type KeyStore,
   type Logger,
+  type OwnerInfo,
   type Sealer,
   softwareSealer,
   tpm2Sealer,
@@ -20,9 +28,22 @@ import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { type JsonRpcProvider, Wallet } from 'ethers'
 import type { PiNodeConfig, piNodePaths, SealerConfig } from './config.ts'
-import { ChainUnreachableError } from './errors.ts'
+import type { PiNodeComponents } from './pi-node.ts'
 
 export type PiNodePaths = ReturnType<typeof piNodePaths>
+
+/** What every operation of a pi-node is built from (made once by `createPiNode`). */
+export interface PiNodeParts {
+  config: PiNodeConfig
+  paths: PiNodePaths
+  sealer: Sealer
+  keyStore: KeyStore
+  owner: OwnerInfo
+  /** The owner's libp2p peer id: this keyguard's. */
+  ownerPeerId: string
+  logger: Logger
+  components: PiNodeComponents
+}
 
 export const silent: Logger = { info() {}, warn() {} }
 
@@ -67,48 +88,9 @@ export function peerIdOfPublicKey(raw: Uint8Array): string {
   return peerIdFromPublicKey(publicKeyFromRaw(raw)).toString()
 }
 
-/** One JSON-RPC call with a timeout. @throws {ChainUnreachableError} */
-export async function rpc(url: string, method: string, params: unknown[], timeoutMs = 5000) {
-  let res: Response
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-      signal: AbortSignal.timeout(timeoutMs),
-    })
-  } catch (cause) {
-    throw new ChainUnreachableError('The chain RPC does not answer', {
-      cause,
-      details: { rpcUrl: url, method },
-      hint: 'Check --rpc-url / DIGICAP_RPC_URL and that the node is running.',
-    })
-  }
-  const body = (await res.json().catch(() => ({}))) as {
-    result?: unknown
-    error?: { message?: string }
-  }
-  if (!res.ok || body.error || body.result === undefined) {
-    throw new ChainUnreachableError('The chain RPC answered with an error', {
-      details: { rpcUrl: url, method, status: res.status, error: body.error?.message },
-    })
-  }
-  return body.result
-}
-
 /** Asks the chain for its id. @throws {ChainUnreachableError} */
-export async function fetchChainId(rpcUrl: string): Promise<number> {
-  return Number(BigInt((await rpc(rpcUrl, 'eth_chainId', [])) as string))
-}
-
-/** @throws {ChainUnreachableError} if the RPC does not answer or serves another chain. */
-export async function checkChainId(rpcUrl: string, expected: number): Promise<void> {
-  const actual = await fetchChainId(rpcUrl)
-  if (actual !== expected) {
-    throw new ChainUnreachableError('The RPC serves another chain', {
-      details: { expected, actual },
-    })
-  }
+export function fetchChainId(rpcUrl: string): Promise<number> {
+  return rpcChainId(rpcUrl)
 }
 
 /** The owner's account for one operation: an ethers wallet (transactions) and a signer. */

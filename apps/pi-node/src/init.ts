@@ -1,12 +1,12 @@
 /** `pi-node init`: the sealer key, the owner, the config, and (on a dev chain) the contracts. */
 import { mkdir, rename, stat } from 'node:fs/promises'
+import { rpcChainId } from '@digicap/cli-kit'
 import { createProvider, type DigicapAddresses, deployDigicap } from '@digicap/contracts'
 import { initOwner, type SealerDescription, unwrapOwnerSecrets } from '@digicap/keyguard'
 import { ensureKeyguardOperator, type OperatorStatus } from '@digicap/owner'
 import { Wallet } from 'ethers'
 import {
   createSealer,
-  fetchChainId,
   ownerTransactions,
   type PiNodePaths,
   peerIdOfPublicKey,
@@ -89,12 +89,7 @@ async function prepareFolder(options: InitPiNodeOptions, paths: PiNodePaths): Pr
       hint: 'Pass --deploy (dev chain) or the addresses (--capsule-registry, --node-registry, --access-controller).',
     })
   }
-  const chainId = await fetchChainId(options.rpcUrl)
-  if (options.chainId !== undefined && options.chainId !== chainId) {
-    throw new ChainUnreachableError('The RPC serves another chain', {
-      details: { expected: options.chainId, actual: chainId },
-    })
-  }
+  const chainId = await rpcChainId(options.rpcUrl, options.chainId)
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
   await removeLeftoverTemps(paths)
   if (present) {

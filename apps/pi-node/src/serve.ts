@@ -11,18 +11,16 @@ import {
   ethersChainClient,
   type Keyguard,
   type KeyguardEvent,
-  type KeyStore,
   type Logger,
-  type OwnerInfo,
-  type Sealer,
   unwrapOwnerSecrets,
 } from '@digicap/keyguard'
 import {
-  adoptCapsules,
+  adoptionQueue,
   ensureKeyguardOperator,
   ethersCapsuleDirectory,
   ipfsHeaderFetcher,
   operatorWarning,
+  pinCapsules,
 } from '@digicap/owner'
 import {
   type CapsuleAnnouncement,
@@ -34,14 +32,14 @@ import {
 } from '@digicap/p2p'
 import { type JsonRpcProvider, Wallet } from 'ethers'
 import {
-  errorInfo,
   ownerTransactions,
+  type PiNodeParts,
   type PiNodePaths,
   readServeFile,
   type ServeFile,
   writeJsonAtomicQuiet,
 } from './components.ts'
-import { confirmationsFor, type PiNodeConfig } from './config.ts'
+import { confirmationsFor } from './config.ts'
 import { DaemonRunningError } from './errors.ts'
 
 export interface ServeOptions {
@@ -68,16 +66,6 @@ export interface RunningPiNode {
   stop(): Promise<void>
 }
 
-/** What `serve` is built from (made once by `createPiNode`). */
-export interface ServeParts {
-  config: PiNodeConfig
-  paths: PiNodePaths
-  sealer: Sealer
-  keyStore: KeyStore
-  owner: OwnerInfo
-  logger: Logger
-}
-
 /** Keyguard events written to the log. */
 const KEYGUARD_EVENTS = [
   'grant-accepted',
@@ -96,7 +84,7 @@ const KEYGUARD_EVENTS = [
  * keeps it (inside an ethers Wallet) for its lifetime. The owner's key is used only at start,
  * to approve the operator if it is not yet. Byte copies are zeroed.
  */
-async function daemonKeys(parts: ServeParts, provider: JsonRpcProvider) {
+async function daemonKeys(parts: PiNodeParts, provider: JsonRpcProvider) {
   const secrets = await unwrapOwnerSecrets(parts.paths.owner, parts.sealer)
   const hex = (b: Uint8Array) => `0x${Buffer.from(b).toString('hex')}`
   try {
@@ -117,7 +105,7 @@ async function daemonKeys(parts: ServeParts, provider: JsonRpcProvider) {
 }
 
 async function startKeyguard(
-  parts: ServeParts,
+  parts: PiNodeParts,
   options: ServeOptions,
   node: DigicapNode,
   providers: JsonRpcProvider[],
@@ -169,77 +157,6 @@ async function startKeyguard(
   return keyguard
 }
 
-/**
- * Adopts capsules the owner sealed elsewhere for this keyguard (with its public card): at
- * start, and when an announcement names this keyguard and the owner. One pass at a time;
- * announcements heard meanwhile cause one more pass, so a flood costs at most one chain scan
- * after another, and a pass unwraps only capsules the chain lists for this owner and key.
- */
-function capsuleAdopter(parts: ServeParts, node: DigicapNode, provider: JsonRpcProvider) {
-  const { config, logger } = parts
-  let running: Promise<void> | undefined
-  let again = false
-  const pass = async () => {
-    const r = await adoptCapsules(
-      {
-        owner: parts.owner.address,
-        peerId: node.peerId,
-        metadata: { chainId: String(config.chainId), registry: config.contracts.capsuleRegistry },
-      },
-      {
-        sealer: parts.sealer,
-        keyStore: parts.keyStore,
-        directory: ethersCapsuleDirectory(provider, config.contracts, {
-          fromBlock: config.startBlock ?? 0,
-        }),
-        fetcher: ipfsHeaderFetcher(heliaCapsuleStore(node.helia)),
-      },
-    )
-    for (const capsuleId of r.adopted) logger.info('capsule adopted', { capsuleId })
-    for (const f of r.failed) logger.warn('capsule not adopted', { ...f })
-  }
-  const run = (): Promise<void> => {
-    if (running) {
-      again = true
-      return running
-    }
-    running = pass()
-      .catch((err) => logger.warn('capsule adoption failed', errorInfo(err)))
-      .finally(() => {
-        running = undefined
-        if (again) {
-          again = false
-          void run()
-        }
-      })
-    return running
-  }
-  return {
-    run,
-    wants: (ann: CapsuleAnnouncement) =>
-      ann.keyguardPeer === node.peerId &&
-      ann.owner.toLowerCase() === parts.owner.address.toLowerCase() &&
-      ann.chainId === config.chainId,
-    settled: () => running ?? Promise.resolve(),
-  }
-}
-
-async function pinKeyStore(parts: ServeParts, node: DigicapNode): Promise<number> {
-  const store = heliaCapsuleStore(node.helia)
-  let pinned = 0
-  for (const id of await parts.keyStore.list()) {
-    const cid = (await parts.keyStore.get(id).catch(() => undefined))?.metadata.cid
-    if (cid && (await store.has(cid).catch(() => false))) {
-      await store.pin(cid).then(
-        () => pinned++,
-        (err) =>
-          parts.logger.warn('cannot pin capsule', { capsuleId: id, code: errorInfo(err).code }),
-      )
-    }
-  }
-  return pinned
-}
-
 /** Rewrites `serve.json` (serialized; coalesced after keyguard events). */
 function serveFileWriter(
   paths: PiNodePaths,
@@ -289,7 +206,7 @@ function serveFileWriter(
  * the keyguard's start errors (wrong chain, sealer).
  */
 export async function servePiNode(
-  parts: ServeParts,
+  parts: PiNodeParts,
   options: ServeOptions = {},
 ): Promise<RunningPiNode> {
   const { config, paths, logger } = parts
@@ -324,7 +241,23 @@ export async function servePiNode(
     throw err
   }
   const started = node
-  const adopter = capsuleAdopter(parts, started, providers[0] as JsonRpcProvider)
+  const adopter = adoptionQueue(
+    {
+      owner: parts.owner.address,
+      peerId: started.peerId,
+      chainId: config.chainId,
+      metadata: { chainId: String(config.chainId), registry: config.contracts.capsuleRegistry },
+    },
+    {
+      sealer: parts.sealer,
+      keyStore: parts.keyStore,
+      directory: ethersCapsuleDirectory(providers[0] as JsonRpcProvider, config.contracts, {
+        fromBlock: config.startBlock ?? 0,
+      }),
+      fetcher: ipfsHeaderFetcher(heliaCapsuleStore(started.helia)),
+    },
+    logger,
+  )
   const unsubscribe = subscribeCapsuleAnnouncements(
     started,
     (ann, from) => {
@@ -338,7 +271,10 @@ export async function servePiNode(
     },
   )
   void adopter.run()
-  const pinned = await pinKeyStore(parts, started)
+  const pins = await pinCapsules(parts.keyStore, heliaCapsuleStore(started.helia), {
+    onlyLocal: true,
+  })
+  for (const f of pins.failed) logger.warn('cannot pin capsule', { ...f })
   const serveFile = serveFileWriter(paths, started, keyguard, logger)
   const onEvent = (e: Event) => {
     const detail = (e as CustomEvent<KeyguardEvent>).detail
@@ -358,7 +294,7 @@ export async function servePiNode(
     keyguard,
     peerId: started.peerId,
     multiaddrs: () => started.multiaddrs(),
-    pinned,
+    pinned: pins.pinned.length,
     stop() {
       stopping ??= (async () => {
         clearInterval(timer)

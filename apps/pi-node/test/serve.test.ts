@@ -14,13 +14,22 @@ import {
   hpkeOpen,
   openFile,
   parseCapsuleHeader,
+  privateKeySigner,
 } from '@digicap/capsule-core'
 import { connectDigicap, type DigicapContracts } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { decodeBundle } from '@digicap/executor'
-import { createKeyStore, tpm2Sealer, unwrapDataKey } from '@digicap/keyguard'
+import { createKeyStore, deriveOwnerIdentity, tpm2Sealer, unwrapDataKey } from '@digicap/keyguard'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
-import { createDigicapNode } from '@digicap/p2p'
+import {
+  ethersCapsuleRegistrar,
+  gossipAnnouncer,
+  parseKeyguardCard,
+  publicKeyWrapper,
+  sealAndPublish,
+  solcPolicyDeployer,
+} from '@digicap/owner'
+import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import {
   addressToBytes,
   fastPathProtocol,
@@ -32,7 +41,7 @@ import {
 } from '@digicap/protocol'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { getBytes, hexlify, keccak256, parseEther, randomBytes, type Wallet } from 'ethers'
+import { getBytes, hexlify, keccak256, parseEther, randomBytes, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Doc, runCli, runJson, spawnCli } from './helpers/cli.ts'
 
@@ -103,6 +112,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
   let sealed: Doc
   let plaintext: Buffer
   let daemon: Daemon | undefined
+  let mnemonic: string
 
   beforeAll(async () => {
     ;[anvil, tpm] = await Promise.all([startAnvil(), startSwtpm()])
@@ -110,10 +120,20 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
     dataDir = join(dir, 'node')
     env = { DIGICAP_DATA_DIR: dataDir, DIGICAP_RPC_URL: anvil.rpcUrl }
     const init = await runJson(
-      ['init', '--deploy', '--tcti', tpm.tcti, '--listen', '/ip4/127.0.0.1/tcp/0', '--json'],
+      [
+        'init',
+        '--deploy',
+        '--tcti',
+        tpm.tcti,
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--json',
+        '--show-mnemonic-in-json',
+      ],
       env,
     )
     expect(init.code).toBe(0)
+    mnemonic = init.mnemonic
     owner = init.owner.address
     config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8'))
     expect(config.startBlock).toBeGreaterThan(0)
@@ -338,6 +358,54 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
       req,
     )
     expect(again).toMatchObject({ status: 'refused', reasonCode: 'replayed' })
+  })
+
+  it('a capsule sealed on a laptop with only the card from `status` is adopted by serve and released', async () => {
+    // The laptop: the owner's words (for its account) and the keyguard's public card, nothing else.
+    const { card, recoveryPublicKey } = parseKeyguardCard(
+      (await runJson(['status', '--json'], env)).status.card,
+    )
+    const identity = await deriveOwnerIdentity(mnemonic)
+    const wallet = new Wallet(hexlify(identity.ethereumPrivateKey), anvil.provider)
+    const laptop = await createDigicapNode({})
+    try {
+      const file = join(dir, 'laptop.bin')
+      const laptopPlaintext = Buffer.from(randomBytes(50_000))
+      await writeFile(file, laptopPlaintext)
+      const addr = (daemon?.ready.multiaddrs as string[]).find((m) => m.includes('/127.0.0.1/'))
+      const r = await sealAndPublish(
+        {
+          input: file,
+          output: join(dir, 'laptop.capsule'),
+          policy: 'maxRuns(2)',
+          chainId: 31337,
+          registry: config.contracts.capsuleRegistry,
+          keyguardPeerId: card.peerId,
+          recoveryPublicKey,
+        },
+        {
+          signer: privateKeySigner(identity.ethereumPrivateKey),
+          wrapper: publicKeyWrapper(card.wrappingKey),
+          policies: solcPolicyDeployer(wallet, { nodeRegistry: config.contracts.nodeRegistry }),
+          registrar: ethersCapsuleRegistrar(wallet, { contracts: config.contracts }),
+          store: heliaCapsuleStore(laptop.helia),
+          announcer: gossipAnnouncer(laptop, { peers: [addr as string] }),
+        },
+      )
+      expect(r.announced.ok).toBe(true)
+      const keys = await createKeyStore(join(dataDir, 'keys'))
+      await until(async () => (await keys.get(r.capsuleId)) !== undefined, 30_000)
+      // Logged just after the record is stored.
+      await until(() => daemon?.stderr().includes('"message":"capsule adopted"') === true)
+      const grantId = await requestAccess(r.capsuleId, ephemeral())
+      await until(() => exec.received.has(grantId), 30_000)
+      const key = exec.received.get(grantId) as Uint8Array
+      expect(
+        (await open(join(dir, 'laptop.capsule'), key, 'laptop.out')).equals(laptopPlaintext),
+      ).toBe(true)
+    } finally {
+      await laptop.stop()
+    }
   })
 
   it('SIGTERM stops cleanly; a restart re-serves a release that was journaled but never acknowledged', async () => {

@@ -39,6 +39,8 @@ export type {
   AdoptCapsulesResult,
 } from './adopt/adopt-capsules.ts'
 export { adoptCapsules } from './adopt/adopt-capsules.ts'
+export type { AdoptionQueue } from './adopt/adoption-queue.ts'
+export { adoptionQueue } from './adopt/adoption-queue.ts'
 export type { GossipAnnouncerInit } from './announce/gossip-announcer.ts'
 export { gossipAnnouncer } from './announce/gossip-announcer.ts'
 export type { AnnounceOutcome, Announcer } from './announce/types.ts'
@@ -74,6 +76,7 @@ export type {
   SealProgressFn,
   SealStage,
 } from './seal/types.ts'
+export { pinCapsules } from './store/pin-capsules.ts'
 export { keyguardCard, parseKeyguardCard } from './wrapping/card.ts'
 export { publicKeyWrapper } from './wrapping/public-key-wrapper.ts'
 export type { KeyguardCard, KeyWrapper } from './wrapping/types.ts'

@@ -8,6 +8,7 @@ import {
   type Sealer,
 } from '@digicap/keyguard'
 import type { CapsuleStore } from '@digicap/p2p'
+import { pinCapsules } from '../store/pin-capsules.ts'
 
 export interface RestoreKeyguardParameters {
   /** The paper words. */
@@ -33,7 +34,7 @@ export interface RestoreKeyguardComponents {
   /** Points the chain's keyguard record at the new key; without it the record stays stale. */
   recorder?: KeyguardRecorder
   /** Pins the recovered capsules' blocks here, so this keyguard serves them again. */
-  store: Pick<CapsuleStore, 'pin'>
+  store: Pick<CapsuleStore, 'pin' | 'has'>
 }
 
 export interface RestoreKeyguardResult {
@@ -76,19 +77,10 @@ export async function restoreKeyguard(
     ...(params.metadata ? { metadata: params.metadata } : {}),
     onProgress: (done, total) => progress('rebuild', done, total),
   })
-  const notPinned: RestoreKeyguardResult['notPinned'] = []
-  const toPin = [...chain.recovered, ...chain.present]
-  let pinned = 0
-  for (const capsuleId of toPin) {
-    const cid = (await components.keyStore.get(capsuleId))?.metadata.cid
-    if (cid) {
-      await components.store
-        .pin(cid, { signal: AbortSignal.timeout(fetchTimeoutMs) })
-        .catch((err) => {
-          notPinned.push({ capsuleId, code: (err as { code?: string }).code ?? 'UNKNOWN' })
-        })
-    }
-    progress('pin', ++pinned, toPin.length)
-  }
+  const { failed: notPinned } = await pinCapsules(components.keyStore, components.store, {
+    capsuleIds: [...chain.recovered, ...chain.present],
+    timeoutMs: fetchTimeoutMs,
+    onProgress: (done, total) => progress('pin', done, total),
+  })
   return { chain, notPinned }
 }

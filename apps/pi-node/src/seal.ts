@@ -1,0 +1,205 @@
+/** `pi-node seal`: a composition of `sealAndPublish` of `@digicap/owner`. */
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { generateCapsuleId, type Receiver, type RuntimeKind } from '@digicap/capsule-core'
+import { rpcChainId } from '@digicap/cli-kit'
+import { parsePolicyExpression } from '@digicap/contracts'
+import type { Logger } from '@digicap/keyguard'
+import {
+  type Announcer,
+  checkSealInput,
+  ethersCapsuleRegistrar,
+  gossipAnnouncer,
+  type SealAndPublishResult,
+  sealAndPublish,
+  solcPolicyDeployer,
+} from '@digicap/owner'
+import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import {
+  ownerTransactions,
+  type PiNodeParts,
+  type PiNodePaths,
+  readServeFile,
+  withOwnerAccount,
+} from './components.ts'
+import { writeJsonAtomic } from './config.ts'
+import { ConfigError, RuntimeUnsupportedError } from './errors.ts'
+import { executorBundleEncoder, type ProgressFn } from './pi-node.ts'
+
+export interface SealOptions {
+  /** The data file. */
+  file: string
+  /** Policy expression, e.g. `all(minReputation(50), maxRuns(3))`. */
+  policy: string
+  runtime?: RuntimeKind
+  /** Entry of a code capsule. */
+  entry?: string
+  /** Code file or folder of a code capsule. */
+  code?: string
+  receivers?: Receiver[]
+  memoryLimit?: number
+  timeLimit?: number
+  onProgress?: ProgressFn
+  /** How long to wait for a subscriber when announcing through a running `serve`. Default 5000. */
+  announceTimeoutMs?: number
+}
+
+export interface SealResult {
+  capsuleId: string
+  cid: string
+  policy: string
+  policyTransaction: string
+  registerTransaction: string
+  capsulePath: string
+  capsuleSize: number
+  plaintextSize: number
+  /** Whether the capsule was announced on gossipsub (through a running `serve`). */
+  announced: { ok: boolean; recipients?: number; reason?: string }
+}
+
+/** The flags of a code capsule, checked before anything is sent. */
+function checkRuntime(options: SealOptions): RuntimeKind {
+  const runtime = options.runtime ?? 'data'
+  if (runtime !== 'data' && runtime !== 'quickjs' && runtime !== 'wasi') {
+    throw new RuntimeUnsupportedError('Unknown capsule runtime', { details: { runtime } })
+  }
+  if (runtime !== 'data' && (!options.entry || !options.code)) {
+    throw new ConfigError('A code capsule needs --entry and --code', { details: { runtime } })
+  }
+  if (runtime === 'data' && (options.entry !== undefined || options.code !== undefined)) {
+    throw new ConfigError('--entry and --code are for code capsules (--runtime quickjs|wasi)', {
+      details: { runtime },
+    })
+  }
+  return runtime
+}
+
+/** Announces through a running `serve` (this short-lived node dials it first). */
+function serveAnnouncer(
+  paths: PiNodePaths,
+  node: Parameters<typeof gossipAnnouncer>[0],
+  timeoutMs: number,
+  logger: Logger,
+): Announcer {
+  return {
+    async announce(ann) {
+      const serve = await readServeFile(paths.serve)
+      if (!serve) return { ok: false, reason: 'serve-not-running' }
+      const addr =
+        serve.multiaddrs.find((m) => m.startsWith('/ip4/127.0.0.1/')) ?? serve.multiaddrs[0]
+      if (!addr) return { ok: false, reason: 'serve-has-no-address' }
+      const out = await gossipAnnouncer(node, { peers: [addr], timeoutMs }).announce(ann)
+      if (!out.ok) logger.warn('announcement failed', { code: out.reason })
+      return out
+    },
+  }
+}
+
+/** The capsule folder's record of what was sealed (policy source and metadata, capsule). */
+async function writeCapsuleFiles(dir: string, expression: string, r: SealAndPublishResult) {
+  const p = r.deployedPolicy
+  if (p) {
+    await writeFile(join(dir, 'policy.sol'), p.source, { mode: 0o600 })
+    const { address, transactionHash, contractName, solcVersion, settings, metadata } = p
+    await writeJsonAtomic(join(dir, 'policy.json'), {
+      address,
+      transactionHash,
+      expression,
+      contractName,
+      solcVersion,
+      settings,
+      metadata,
+    })
+  }
+  await writeJsonAtomic(join(dir, 'capsule.json'), {
+    capsuleId: r.capsuleId,
+    cid: r.cid,
+    policy: r.policy,
+    registerTransaction: r.registerTransaction,
+    plaintextSize: r.plaintextSize,
+    capsuleSize: r.capsuleSize,
+    runtime: r.metadata.runtime,
+    createdAt: new Date().toISOString(),
+  })
+}
+
+/**
+ * `seal`: the checks a CLI user expects first (policy, chain, file, code flags), then the code
+ * bundle if any, then `sealAndPublish` with this node's components; the capsule's folder
+ * keeps the capsule, the policy source and what was sealed.
+ */
+export async function sealPiNode(parts: PiNodeParts, options: SealOptions): Promise<SealResult> {
+  const { config, paths, sealer, keyStore, owner, ownerPeerId, logger, components } = parts
+  parsePolicyExpression(options.policy)
+  await rpcChainId(config.rpcUrl, config.chainId)
+  await checkSealInput(options.file)
+  const runtime = checkRuntime(options)
+  const capsuleIdBytes = generateCapsuleId()
+  const dir = join(paths.capsules, `0x${Buffer.from(capsuleIdBytes).toString('hex')}`)
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  let input = options.file
+  if (runtime !== 'data') {
+    input = join(dir, 'bundle.partial')
+    const encode = components.encodeBundle ?? executorBundleEncoder
+    const { entry, code } = options as Required<SealOptions>
+    await encode({ entry, code, data: options.file, outputPath: input }).catch(async (err) => {
+      await rm(dir, { recursive: true, force: true })
+      throw err
+    })
+  }
+  const capsulePath = join(dir, 'capsule.bin')
+  const serialize = <T>(fn: () => Promise<T>) => ownerTransactions(paths, fn)
+  // Blocks go to the on-disk blockstore that `serve` provides; announce through it.
+  const node = await createDigicapNode({ dataDir: paths.ipfs, datastore: 'memory', listen: [] })
+  try {
+    const r = await withOwnerAccount(paths, sealer, config, ({ wallet, signer }) =>
+      sealAndPublish(
+        {
+          input,
+          output: capsulePath,
+          policy: options.policy,
+          chainId: config.chainId,
+          registry: config.contracts.capsuleRegistry,
+          keyguardPeerId: ownerPeerId,
+          recoveryPublicKey: owner.recoveryPublicKey,
+          runtime: {
+            kind: runtime,
+            ...(options.entry !== undefined ? { entry: options.entry } : {}),
+            ...(options.memoryLimit !== undefined ? { memoryLimit: options.memoryLimit } : {}),
+            ...(options.timeLimit !== undefined ? { timeLimit: options.timeLimit } : {}),
+          },
+          receivers: options.receivers ?? [],
+          capsuleId: capsuleIdBytes,
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        },
+        {
+          signer,
+          wrapper: sealer,
+          policies: solcPolicyDeployer(wallet, {
+            nodeRegistry: config.contracts.nodeRegistry,
+            serialize,
+          }),
+          registrar: ethersCapsuleRegistrar(wallet, { contracts: config.contracts, serialize }),
+          store: heliaCapsuleStore(node.helia),
+          announcer: serveAnnouncer(paths, node, options.announceTimeoutMs ?? 5000, logger),
+          keyRecords: keyStore,
+        },
+      ),
+    )
+    await writeCapsuleFiles(dir, options.policy, r)
+    return {
+      capsuleId: r.capsuleId,
+      cid: r.cid,
+      policy: r.policy,
+      policyTransaction: r.deployedPolicy?.transactionHash ?? '',
+      registerTransaction: r.registerTransaction,
+      capsulePath,
+      capsuleSize: r.capsuleSize,
+      plaintextSize: r.plaintextSize,
+      announced: r.announced,
+    }
+  } finally {
+    await node.stop()
+    if (input !== options.file) await rm(input, { force: true })
+  }
+}
