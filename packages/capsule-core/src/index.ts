@@ -132,7 +132,7 @@ export type {
   CommitAndSealFileParameters,
   FileThreadsOption,
   SealFileParameters,
-} from './file.ts'
+} from './file/index.ts'
 export {
   commitAndSealFile,
   commitPlaintextFile,
@@ -140,7 +140,7 @@ export {
   openFile,
   PARALLEL_FILE_MIN_BYTES,
   sealFile,
-} from './file.ts'
+} from './file/index.ts'
 export type { GrantIdParameters } from './grant-id.ts'
 export { grantId } from './grant-id.ts'
 export type {

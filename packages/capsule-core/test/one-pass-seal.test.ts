@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
-import { fileLimits } from '../src/file.ts'
+import { fileLimits } from '../src/file/index.ts'
 import { gcmTagDelta, gfMultiply, ghashKey } from '../src/ghash.ts'
 import {
   addressFromPrivateKey,

@@ -16,8 +16,8 @@
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto'
 import { readSync, writeSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
-import { CapsuleIntegrityError } from './errors.ts'
-import { chunkNonce } from './payload.ts'
+import { CapsuleIntegrityError } from '../errors.ts'
+import { chunkNonce } from '../payload.ts'
 
 /** What {@link laneChunk} needs from Node, passed in so the function stays self-contained. */
 interface LaneIo {

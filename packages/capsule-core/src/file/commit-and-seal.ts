@@ -1,0 +1,201 @@
+/** `commitAndSealFile`: commitment, header, signature and payload in one read of the input. */
+import { open } from 'node:fs/promises'
+import { type CreateCapsuleHeaderParameters, createCapsuleHeader, prepareSeal } from '../capsule.ts'
+import { checkBytes } from '../encoding/bytes.ts'
+import type { Hex } from '../encoding/hex.ts'
+import { InvalidArgumentError } from '../errors.ts'
+import { gcmTagDelta, ghashKey } from '../ghash.ts'
+import {
+  CAPSULE_PREAMBLE_LENGTH,
+  CAPSULE_SIGNATURE_LENGTH,
+  type CapsuleHeader,
+  CHUNK_TAG_LENGTH,
+  DEFAULT_CHUNK_SIZE,
+  encodeCapsuleHeader,
+} from '../header.ts'
+import {
+  createCommitmentCombiner,
+  DATA_KEY_LENGTH,
+  deriveCommitmentKey,
+  derivePayloadKey,
+  generateCapsuleId,
+} from '../keys.ts'
+import { chunkCountFor, chunkPlaintextLength, type ParsedCapsuleHeader } from '../parse.ts'
+import { commitPlaintextFile } from './commit-file.ts'
+import { openTarget, type Target, writeAt } from './io.ts'
+import { LaneChunkFailure, runLanes } from './lanes.ts'
+import { inputChanged, writeSealed } from './seal-file.ts'
+import { type FileThreadsOption, lanesFor } from './threads.ts'
+/** Parameters of {@link commitAndSealFile}: the header's fields, a signer and the files. */
+export type CommitAndSealFileParameters = Omit<
+  CreateCapsuleHeaderParameters,
+  'plaintext' | 'commitment'
+> &
+  FileThreadsOption & {
+    input: string
+    output: string
+    /**
+     * Signs the finished header for its owner (EIP-712, `capsuleTypedData`): e.g.
+     * `(header) => signCapsuleHeader(header, ownerKey)`, or a wallet's `signTypedData`.
+     * Called once, after the payload is encrypted and before anything is renamed into place.
+     */
+    sign: (header: CapsuleHeader) => Uint8Array | Hex | Promise<Uint8Array | Hex>
+    /** Called as chunks are written, with the plaintext bytes sealed so far. */
+    onProgress?: (plaintextBytes: number) => void
+  }
+
+/**
+ * Memory bounds of the file helpers. Internal (not exported by the package); tests lower
+ * them to reach the fallbacks with small files.
+ */
+export const fileLimits = {
+  /**
+   * Above this many bytes of chunk tags held in memory (16 per chunk: 4 MiB is 256 GiB of
+   * payload at the default 1 MiB chunk), {@link commitAndSealFile} reads the input twice.
+   */
+  maxHeldTagBytes: 4 * 1024 * 1024,
+}
+
+/**
+ * Seals the file at `input` into a capsule at `output` in one read of the input: the
+ * plaintext commitment, the header and the owner's signature are made along the way.
+ *
+ * Every chunk is hashed and encrypted in the same pass, on every core for inputs of 32 MiB
+ * or more. The chunks are sealed before the header exists, so each chunk's GCM tag is first
+ * computed for a zero AAD and then moved to the header hash (GHASH is linear in the AAD,
+ * `ghash.ts`); the bytes are exactly those of {@link commitPlaintextFile} followed by
+ * {@link sealFile}. Because the input is read once, the commitment always describes the
+ * bytes that were encrypted, even if the file changes meanwhile (which then fails).
+ * Outputs that take no positional writes (pipes) get the two passes instead.
+ *
+ * @returns the parsed, signed header.
+ * @throws {InvalidArgumentError} for an invalid field, key or chunk size (before any work),
+ *   an input that is not a regular file or that changes while it is read, or a signature
+ *   of the wrong length.
+ * @throws {CapsuleSignatureError} if `sign` returns a signature that is not the owner's.
+ * @throws Node's file system errors (ENOENT, EACCES, ENOSPC, …) unchanged.
+ * @example
+ * ```ts
+ * const parsed = await commitAndSealFile({
+ *   owner, policy, keyguard, runtime: { kind: 'data' }, dataKey,
+ *   sign: (header) => signCapsuleHeader(header, ownerKey),
+ *   input: 'data.bin', output: 'data.capsule',
+ * })
+ * ```
+ */
+export async function commitAndSealFile(
+  params: CommitAndSealFileParameters,
+): Promise<ParsedCapsuleHeader> {
+  const { input, output, sign, threads, onProgress, ...fields } = params
+  checkBytes('dataKey', fields.dataKey, DATA_KEY_LENGTH)
+  const dataKey = fields.dataKey
+  const capsuleId = fields.capsuleId ?? generateCapsuleId()
+  const createdAt = fields.createdAt ?? Math.floor(Date.now() / 1000)
+  const chunkSize = fields.chunkSize ?? DEFAULT_CHUNK_SIZE
+  const src = await open(input, 'r')
+  let target: Target | undefined
+  try {
+    const info = await src.stat()
+    if (!info.isFile()) {
+      throw new InvalidArgumentError('input must be a regular file', {
+        details: { input },
+        hint: 'Seal pipes and sockets with sealNodeStream or sealStream.',
+      })
+    }
+    const size = info.size
+    const headerFor = (plaintextCommitment: Uint8Array): CapsuleHeader =>
+      createCapsuleHeader({
+        ...fields,
+        capsuleId,
+        createdAt,
+        commitment: { plaintextSize: size, chunkSize, plaintextCommitment },
+      })
+    // Every field is checked, and the payload's offset fixed, before any chunk is sealed:
+    // the commitment is the only field still to come, and it has a fixed length.
+    const headerLength = encodeCapsuleHeader(headerFor(new Uint8Array(32))).length
+    const prefixLength = CAPSULE_PREAMBLE_LENGTH + headerLength + CAPSULE_SIGNATURE_LENGTH
+    const chunkCount = chunkCountFor(size, chunkSize)
+    target = await openTarget(output)
+    const onePass =
+      chunkCount * CHUNK_TAG_LENGTH <= fileLimits.maxHeldTagBytes && (await target.positional())
+    const finish = async (commitment: Uint8Array) => {
+      const header = headerFor(commitment)
+      const signature = await sign(header)
+      return prepareSeal({ header, signature, dataKey })
+    }
+    if (!onePass) {
+      const commitment = await commitPlaintextFile(input, dataKey, capsuleId, {
+        chunkSize,
+        ...(threads === undefined ? {} : { threads }),
+      })
+      const { prefix, parsed, payloadKey } = await finish(commitment.plaintextCommitment)
+      try {
+        await writeSealed(src, target, prefix, parsed, payloadKey, {
+          ...(threads === undefined ? {} : { threads }),
+          onProgress,
+        })
+      } finally {
+        payloadKey.fill(0)
+      }
+      await target.commit()
+      target = undefined
+      return parsed
+    }
+
+    const zeroAad = new Uint8Array(32)
+    const combiner = createCommitmentCombiner(deriveCommitmentKey(dataKey, capsuleId))
+    const tags = new Uint8Array(chunkCount * CHUNK_TAG_LENGTH)
+    const payloadKey = derivePayloadKey(dataKey, capsuleId)
+    const h = ghashKey(payloadKey)
+    try {
+      await target.presize(prefixLength + size + chunkCount * CHUNK_TAG_LENGTH)
+      await runLanes({
+        op: 'seal',
+        inFd: src.fd,
+        inBase: 0,
+        outFd: target.fh.fd,
+        outBase: prefixLength,
+        key: payloadKey,
+        aad: zeroAad,
+        chunkSize,
+        plaintextSize: size,
+        chunkCount,
+        lanes: Math.max(1, lanesFor(threads, size)),
+        onLeaf: (leaf) => combiner.add(leaf),
+        onTag: (i, tag) => tags.set(tag, i * CHUNK_TAG_LENGTH),
+        onChunks: (done) => onProgress?.(Math.min(size, done * chunkSize)),
+      }).catch((err: unknown) => {
+        if (!(err instanceof LaneChunkFailure)) throw err
+        throw inputChanged(err.chunk)
+      })
+      if ((await src.stat()).size !== size) throw inputChanged(chunkCount)
+      const { prefix, parsed, payloadKey: sealKey } = await finish(combiner.digest())
+      sealKey.fill(0)
+      if (prefix.length !== prefixLength) throw new Error('header length changed while sealing')
+      // Move every tag from the zero AAD to the header hash, then write header and tags.
+      const lastLength = chunkPlaintextLength(parsed.header, chunkCount - 1)
+      const fullDelta = gcmTagDelta(h, zeroAad, parsed.headerHash, chunkSize)
+      const lastDelta = gcmTagDelta(h, zeroAad, parsed.headerHash, lastLength)
+      const stride = chunkSize + CHUNK_TAG_LENGTH
+      for (let i = 0; i < chunkCount; i++) {
+        const delta = i === chunkCount - 1 ? lastDelta : fullDelta
+        const tag = tags.subarray(i * CHUNK_TAG_LENGTH, (i + 1) * CHUNK_TAG_LENGTH)
+        for (let b = 0; b < CHUNK_TAG_LENGTH; b++)
+          tag[b] = (tag[b] as number) ^ (delta[b] as number)
+        const length = i === chunkCount - 1 ? lastLength : chunkSize
+        await writeAt(target.fh, tag, prefixLength + i * stride + length)
+      }
+      await writeAt(target.fh, prefix, 0)
+      await target.commit()
+      target = undefined
+      return parsed
+    } finally {
+      payloadKey.fill(0)
+      h.fill(0)
+      tags.fill(0)
+    }
+  } finally {
+    await src.close()
+    if (target) await target.abort()
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * File-to-file sealing and opening: the fast, constant-memory path for local files.
+ *
+ * Large payloads run on every core (`lanes.ts`: worker threads that each process whole
+ * chunks in place). On one thread, reads go into two reused chunk buffers (the next read runs while the current chunk is
+ * encrypted), and every cipher output is released as soon as it is written, so memory does
+ * not grow with the file and does not wait for the garbage collector. Output is written to a
+ * temporary file next to the target and renamed into place only on success, so a failure
+ * never leaves a half-written capsule or unverified plaintext behind.
+ */
+export type { CommitAndSealFileParameters } from './commit-and-seal.ts'
+export { commitAndSealFile, fileLimits } from './commit-and-seal.ts'
+export { commitPlaintextFile } from './commit-file.ts'
+export { openFile } from './open-file.ts'
+export type { SealFileParameters } from './seal-file.ts'
+export { sealFile } from './seal-file.ts'
+export type { FileThreadsOption } from './threads.ts'
+export { MAX_FILE_THREADS, PARALLEL_FILE_MIN_BYTES } from './threads.ts'

@@ -1,0 +1,91 @@
+/** File I/O the file helpers share: full reads, full positional writes, atomic outputs. */
+import { randomBytes } from 'node:crypto'
+import { constants, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+
+/** Frees a buffer's memory now instead of at the next garbage collection. */
+export function release(buffers: Uint8Array[]): void {
+  for (const b of buffers) {
+    // Only buffers that own their whole ArrayBuffer (cipher outputs) are released.
+    const ab = b.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }
+    if (b.byteOffset === 0 && b.byteLength === ab.byteLength && typeof ab.transfer === 'function')
+      ab.transfer(0)
+  }
+}
+
+export async function readFully(
+  fh: FileHandle,
+  buf: Uint8Array,
+  length: number,
+  position: number,
+): Promise<number> {
+  let got = 0
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got)
+    if (bytesRead === 0) break
+    got += bytesRead
+  }
+  return got
+}
+
+export interface Target {
+  fh: FileHandle
+  /** Whether the output takes positional writes (regular files, /dev/null; not pipes). */
+  positional(): Promise<boolean>
+  /** Sets a regular file's final size up front, so out-of-order writes never extend it. */
+  presize(size: number): Promise<void>
+  commit(): Promise<void>
+  abort(): Promise<void>
+}
+
+/** Opens `path` for writing: via a temp file + rename for regular files, directly otherwise (e.g. /dev/null). */
+export async function openTarget(path: string): Promise<Target> {
+  const existing = await stat(path).catch(() => undefined)
+  if (existing && !existing.isFile()) {
+    const fh = await open(path, 'w')
+    return {
+      fh,
+      positional: () =>
+        fh.write(new Uint8Array(0), 0, 0, 0).then(
+          () => existing.isCharacterDevice() || existing.isBlockDevice(),
+          () => false,
+        ),
+      presize: async () => {},
+      commit: () => fh.close(),
+      abort: () => fh.close(),
+    }
+  }
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`)
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
+  return {
+    fh,
+    positional: async () => true,
+    presize: (size) => fh.truncate(size),
+    async commit() {
+      await fh.sync()
+      await fh.close()
+      await rename(tmp, path)
+    },
+    async abort() {
+      await fh.close().catch(() => {})
+      await unlink(tmp).catch(() => {})
+    },
+  }
+}
+
+export async function writeAt(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let off = 0
+  while (off < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, position + off)
+    off += bytesWritten
+  }
+}
+
+/**
+ * Waits for reads and writes still in flight after a failure: once the caller closes the
+ * file, a pending read rejects (EBADF) with nothing awaiting it, and Node exits on the
+ * unhandled rejection.
+ */
+export async function settled(...pending: Promise<unknown>[]): Promise<void> {
+  await Promise.all(pending.map((p) => p.catch(() => {})))
+}

@@ -1,0 +1,167 @@
+/** `openFile`: a capsule file to its plaintext, which appears only once all of it verified. */
+import { type FileHandle, open } from 'node:fs/promises'
+import { checkDataKey, type OpenOptions, prepareOpen, verifyCapsuleHeader } from '../capsule.ts'
+import { concatBytes, equalBytes } from '../encoding/bytes.ts'
+import { CapsuleTruncatedError } from '../errors.ts'
+import { CAPSULE_PREAMBLE_LENGTH, CAPSULE_SIGNATURE_LENGTH, CHUNK_TAG_LENGTH } from '../header.ts'
+import { createCommitmentCombiner, deriveCommitmentKey, derivePayloadKey } from '../keys.ts'
+import {
+  checkPreamble,
+  chunkPlaintextLength,
+  type ParsedCapsuleHeader,
+  parseCapsuleHeader,
+} from '../parse.ts'
+import { commitmentMismatch, type PayloadOpener, trailingData } from '../payload.ts'
+import { openTarget, readFully, release, settled, type Target } from './io.ts'
+import { LaneChunkFailure, runLanes } from './lanes.ts'
+import { type FileThreadsOption, lanesFor } from './threads.ts'
+/**
+ * Opens the capsule file at `input` and writes its plaintext to `output`. The plaintext
+ * appears at `output` only if the whole capsule verified (signature, key, every chunk, the
+ * plaintext commitment); when `output` is a device such as /dev/null it is written as it goes,
+ * and a rejected call means the output must be discarded.
+ *
+ * Capsules of 32 MiB or more are decrypted and hashed on every core (worker-thread lanes) on
+ * machines with two or more cores, when the output takes positional writes; the result and
+ * the errors are those of the single-thread path (a chunk that fails is re-read by it, so the
+ * error names the first bad chunk exactly as a sequential reader would).
+ *
+ * @throws the same typed errors as `openCapsule`, and Node's file system errors unchanged.
+ * @example
+ * ```ts
+ * const parsed = await openFile({ input: 'data.capsule', output: 'data.bin', dataKey })
+ * ```
+ */
+export async function openFile(
+  options: OpenOptions & FileThreadsOption & { input: string; output: string },
+): Promise<ParsedCapsuleHeader> {
+  const src = await open(options.input, 'r')
+  let target: Target | undefined
+  try {
+    const parsed = await readHeader(src)
+    const { chunkSize, plaintextSize } = parsed.header.payload
+    const expectedSize = parsed.payloadOffset + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH
+    const lanes = lanesFor(options.threads, plaintextSize)
+    // Anything but the exact size (truncated, extended) goes to the single-thread reader,
+    // which names the exact fault.
+    if (lanes > 0 && (await src.stat()).size === expectedSize) {
+      verifyCapsuleHeader(parsed, options.owner === undefined ? {} : { owner: options.owner })
+      checkDataKey(parsed, options.dataKey)
+      const id = parsed.header.capsuleId
+      target = await openTarget(options.output)
+      if (await target.positional()) {
+        await target.presize(plaintextSize)
+        const combiner =
+          options.checkCommitment === false
+            ? undefined
+            : createCommitmentCombiner(deriveCommitmentKey(options.dataKey, id))
+        const payloadKey = derivePayloadKey(options.dataKey, id)
+        try {
+          await runLanes({
+            op: 'open',
+            inFd: src.fd,
+            inBase: parsed.payloadOffset,
+            outFd: target.fh.fd,
+            outBase: 0,
+            key: payloadKey,
+            aad: parsed.headerHash,
+            chunkSize,
+            plaintextSize,
+            chunkCount: parsed.chunkCount,
+            lanes,
+            ...(combiner ? { onLeaf: (leaf: Uint8Array) => combiner.add(leaf) } : {}),
+          })
+        } catch (err) {
+          if (!(err instanceof LaneChunkFailure)) throw err
+          // A chunk failed: let the single-thread reader meet it and throw its exact error.
+          await target.abort()
+          target = await openTarget(options.output)
+          await openSequential(src, target.fh, parsed, prepareOpen(parsed, options))
+          await target.commit()
+          target = undefined
+          return parsed
+        } finally {
+          payloadKey.fill(0)
+        }
+        if (combiner && !equalBytes(combiner.digest(), parsed.header.payload.plaintextCommitment))
+          throw commitmentMismatch()
+        await target.commit()
+        target = undefined
+        return parsed
+      }
+    }
+    const opener = prepareOpen(parsed, options)
+    target ??= await openTarget(options.output)
+    await openSequential(src, target.fh, parsed, opener)
+    await target.commit()
+    target = undefined
+    return parsed
+  } finally {
+    await src.close()
+    if (target) await target.abort()
+  }
+}
+
+/** Reads and parses the preamble, header and signature at the start of a capsule file. */
+async function readHeader(src: FileHandle): Promise<ParsedCapsuleHeader> {
+  const pre = new Uint8Array(CAPSULE_PREAMBLE_LENGTH)
+  const preLen = await readFully(src, pre, pre.length, 0)
+  const headerLength = checkPreamble(pre.subarray(0, preLen))
+  if (headerLength === undefined) {
+    throw new CapsuleTruncatedError('capsule ends inside its preamble', {
+      details: { length: preLen },
+    })
+  }
+  const rest = new Uint8Array(headerLength + CAPSULE_SIGNATURE_LENGTH)
+  const restLen = await readFully(src, rest, rest.length, CAPSULE_PREAMBLE_LENGTH)
+  return parseCapsuleHeader(concatBytes(pre, rest.subarray(0, restLen)))
+}
+
+/** One thread: the payload state machine over double-buffered chunk reads. */
+async function openSequential(
+  src: FileHandle,
+  out: FileHandle,
+  parsed: ParsedCapsuleHeader,
+  opener: PayloadOpener,
+): Promise<void> {
+  const { chunkSize } = parsed.header.payload
+  const size = (i: number) => chunkPlaintextLength(parsed.header, i) + CHUNK_TAG_LENGTH
+  const at = (i: number) => parsed.payloadOffset + i * (chunkSize + CHUNK_TAG_LENGTH)
+  const bufs = [
+    new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
+    new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
+  ]
+  const n = parsed.chunkCount
+  let next = readFully(src, bufs[0] as Uint8Array, size(0), at(0))
+  let pendingWrite: Promise<unknown> = Promise.resolve()
+  let pendingOut: Uint8Array[] = []
+  try {
+    for (let i = 0; i < n; i++) {
+      const got = await next
+      const buf = bufs[i % 2] as Uint8Array
+      if (i + 1 < n && got === size(i))
+        next = readFully(src, bufs[(i + 1) % 2] as Uint8Array, size(i + 1), at(i + 1))
+      // The opener consumes exactly one chunk per call, so it keeps no reference to `buf`.
+      const chunk = opener.write(buf.subarray(0, got))
+      if (got < size(i)) opener.end()
+      await pendingWrite
+      release(pendingOut)
+      pendingOut = chunk
+      pendingWrite = out.writev(chunk)
+    }
+    const end = at(n - 1) + size(n - 1)
+    const extra = new Uint8Array(1)
+    if ((await readFully(src, extra, 1, end)) > 0) {
+      // The same count the in-memory open reports, without reading the extra bytes.
+      opener.destroy()
+      throw trailingData(Math.max(1, (await src.stat()).size - end))
+    }
+    opener.end()
+    await pendingWrite
+    release(pendingOut)
+  } catch (err) {
+    opener.destroy()
+    await settled(next, pendingWrite)
+    throw err
+  }
+}

@@ -1,0 +1,148 @@
+/** `sealFile`: a capsule from a file whose header is made in advance (lanes or one thread). */
+import { type FileHandle, open } from 'node:fs/promises'
+import { prepareSeal, type SealParameters } from '../capsule.ts'
+import { InvalidArgumentError } from '../errors.ts'
+import { CHUNK_TAG_LENGTH } from '../header.ts'
+import { chunkPlaintextLength, type ParsedCapsuleHeader } from '../parse.ts'
+import { encryptChunk } from '../payload.ts'
+import { openTarget, readFully, release, settled, type Target } from './io.ts'
+import { LaneChunkFailure, runLanes } from './lanes.ts'
+import { type FileThreadsOption, lanesFor } from './threads.ts'
+
+/** Parameters of {@link sealFile}. */
+export type SealFileParameters = SealParameters &
+  FileThreadsOption & {
+    input: string
+    output: string
+    /** Called as chunks are written, with the plaintext bytes sealed so far. */
+    onProgress?: (plaintextBytes: number) => void
+  }
+
+/**
+ * Seals the file at `input` into a capsule at `output`. The header (see
+ * `createPlaintextCommitment` / {@link commitPlaintextFile}) must describe this file.
+ *
+ * Payloads of 32 MiB or more are encrypted on every core (worker-thread lanes writing their
+ * chunks in place) when the output takes positional writes; pipes and one-core machines use
+ * one thread. The bytes are the same either way.
+ *
+ * @throws {InvalidArgumentError} if the file size differs from the header, or the key or signature do not match.
+ * @throws {CapsuleSignatureError} if the signature is not the owner's.
+ * @throws Node's file system errors (ENOENT, EACCES, ENOSPC, …) unchanged.
+ * @example
+ * ```ts
+ * const commitment = await commitPlaintextFile('data.bin', dataKey, capsuleId)
+ * const header = createCapsuleHeader({ ...fields, capsuleId, dataKey, commitment })
+ * await sealFile({ header, signature, dataKey, input: 'data.bin', output: 'data.capsule' })
+ * ```
+ */
+export async function sealFile(params: SealFileParameters): Promise<ParsedCapsuleHeader> {
+  const { prefix, parsed, payloadKey } = prepareSeal(params)
+  const { plaintextSize } = parsed.header.payload
+  const src = await open(params.input, 'r')
+  let target: Target | undefined
+  try {
+    const { size } = await src.stat()
+    if (size !== plaintextSize) {
+      throw new InvalidArgumentError('input file size differs from header.payload.plaintextSize', {
+        details: { size, plaintextSize },
+      })
+    }
+    target = await openTarget(params.output)
+    await writeSealed(src, target, prefix, parsed, payloadKey, params)
+    await target.commit()
+    target = undefined
+    return parsed
+  } finally {
+    payloadKey.fill(0)
+    await src.close()
+    if (target) await target.abort()
+  }
+}
+
+/** The encrypt pass of a header given in advance: lanes when they pay, else one thread. */
+export async function writeSealed(
+  src: FileHandle,
+  target: Target,
+  prefix: Uint8Array,
+  parsed: ParsedCapsuleHeader,
+  payloadKey: Uint8Array,
+  params: FileThreadsOption & { onProgress?: ((plaintextBytes: number) => void) | undefined },
+): Promise<void> {
+  const { chunkSize, plaintextSize } = parsed.header.payload
+  const lanes = lanesFor(params.threads, plaintextSize)
+  if (lanes > 0 && (await target.positional())) {
+    await target.presize(prefix.length + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH)
+    await target.fh.write(prefix, 0, prefix.length, 0)
+    await runLanes({
+      op: 'seal',
+      inFd: src.fd,
+      inBase: 0,
+      outFd: target.fh.fd,
+      outBase: prefix.length,
+      key: payloadKey,
+      aad: parsed.headerHash,
+      chunkSize,
+      plaintextSize,
+      chunkCount: parsed.chunkCount,
+      lanes,
+      onChunks: (done) => params.onProgress?.(Math.min(plaintextSize, done * chunkSize)),
+    }).catch((err: unknown) => {
+      if (!(err instanceof LaneChunkFailure)) throw err
+      throw inputChanged(err.chunk)
+    })
+  } else {
+    await sealSequential(src, target.fh, prefix, parsed, payloadKey, params.onProgress)
+  }
+}
+
+export function inputChanged(chunk: number): InvalidArgumentError {
+  return new InvalidArgumentError('input file changed while sealing', { details: { chunk } })
+}
+
+/** One thread: reads into two reused buffers (the next read runs while a chunk is encrypted). */
+export async function sealSequential(
+  src: FileHandle,
+  out: FileHandle,
+  prefix: Uint8Array,
+  parsed: ParsedCapsuleHeader,
+  payloadKey: Uint8Array,
+  onProgress: ((plaintextBytes: number) => void) | undefined,
+): Promise<void> {
+  const { chunkSize } = parsed.header.payload
+  await out.write(prefix)
+  const bufs = [new Uint8Array(chunkSize), new Uint8Array(chunkSize)]
+  const n = parsed.chunkCount
+  let next = readFully(src, bufs[0] as Uint8Array, chunkPlaintextLength(parsed.header, 0), 0)
+  let pendingWrite: Promise<unknown> = Promise.resolve()
+  let pendingOut: Uint8Array[] = []
+  try {
+    for (let i = 0; i < n; i++) {
+      const len = chunkPlaintextLength(parsed.header, i)
+      const got = await next
+      if (got !== len) throw inputChanged(i)
+      const buf = bufs[i % 2] as Uint8Array
+      if (i + 1 < n) {
+        next = readFully(
+          src,
+          bufs[(i + 1) % 2] as Uint8Array,
+          chunkPlaintextLength(parsed.header, i + 1),
+          (i + 1) * chunkSize,
+        )
+      }
+      const chunk = encryptChunk(payloadKey, parsed.headerHash, i, i === n - 1, [
+        buf.subarray(0, len),
+      ])
+      await pendingWrite
+      release(pendingOut)
+      pendingOut = chunk
+      const sealed = i * chunkSize + len
+      pendingWrite = out.writev(chunk).then(() => onProgress?.(sealed))
+    }
+    await pendingWrite
+    release(pendingOut)
+  } catch (err) {
+    await settled(next, pendingWrite)
+    throw err
+  }
+}
