@@ -21,9 +21,9 @@ import {
   createProvider,
   type DigicapAddresses,
   deployDigicap,
-  deployPolicy,
   environment,
 } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { environmentMeasurement } from '@digicap/executor'
 import {

@@ -4,9 +4,9 @@
  */
 import { hexlify, parseEther, randomBytes, type TransactionResponse } from 'ethers'
 import { startAnvil } from '../src/anvil.ts'
+import { deployPolicy } from '../src/compiler/policy.ts'
 import { connectDigicap, deployDigicap } from '../src/deploy.ts'
 import { ACCESS_REQUEST_TYPES, accessRequestDomain, jobParamsHash } from '../src/fastpath.ts'
-import { deployPolicy } from '../src/policy/compile.ts'
 import {
   all,
   before,

@@ -4,7 +4,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative, sep } from 'node:path'
-import { type CompiledContract, compileSolidity, SOLC_VERSION } from '../src/compiler.ts'
+import { type CompiledContract, compileSolidity, SOLC_VERSION } from '../src/compiler/solc.ts'
 
 export const SOURCE_PREFIX = '@digicap/contracts/'
 

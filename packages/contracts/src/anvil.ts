@@ -55,7 +55,9 @@ const PLATFORMS: Record<string, string> = {
 }
 
 /**
- * Finds the anvil binary: `ANVIL_PATH`, else the platform package that `@foundry-rs/anvil` ships.
+ * Finds the anvil binary: `ANVIL_PATH`, else the `@foundry-rs/anvil-<platform>` package,
+ * resolved from this package or from the current project (install it as a dev dependency
+ * where anvil is started; it is not a dependency of `@digicap/contracts`).
  *
  * @throws {AnvilError} when no binary exists for this platform.
  */
@@ -73,16 +75,20 @@ export function resolveAnvilBinary(): string {
       hint: 'Install foundry and set ANVIL_PATH.',
     })
   const pkg = `@foundry-rs/anvil-${platform}`
-  try {
-    const require = createRequire(import.meta.url)
-    const binary = join(dirname(require.resolve(`${pkg}/package.json`)), 'bin', 'anvil')
-    if (existsSync(binary)) return binary
-  } catch {
-    // fall through to the error below
+  // Not a dependency of this package (ADR 0019): the project that starts anvil (tests, the
+  // demo) installs it, so look from here (a workspace root) and from that project.
+  for (const from of [import.meta.url, join(process.cwd(), 'package.json')]) {
+    try {
+      const require = createRequire(from)
+      const binary = join(dirname(require.resolve(`${pkg}/package.json`)), 'bin', 'anvil')
+      if (existsSync(binary)) return binary
+    } catch {
+      // try the next place, then the error below
+    }
   }
   throw new AnvilError('The anvil binary is not installed', {
     details: { package: pkg },
-    hint: `Install ${pkg} (an optional dependency of @digicap/contracts) or set ANVIL_PATH.`,
+    hint: `Add ${pkg} to the dev dependencies of the project that starts anvil, or set ANVIL_PATH.`,
   })
 }
 

@@ -6,7 +6,6 @@ describe('public surface', () => {
       [
         "ACCESS_REQUEST_TYPES",
         "AnvilError",
-        "COMPILER_SETTINGS",
         "ContractRevertError",
         "DEFAULT_PARAMETERS",
         "DeploymentError",
@@ -16,12 +15,10 @@ describe('public surface', () => {
         "NETWORKS",
         "POLICY_GENERATOR_VERSION",
         "POLICY_LIMITS",
-        "POLICY_SOURCE_NAME",
         "PolicyCompileError",
         "PolicyExpressionError",
         "QuorumError",
         "Reason",
-        "SOLC_VERSION",
         "accessControllerAbi",
         "accessControllerBytecode",
         "accessRequestDomain",
@@ -32,8 +29,6 @@ describe('public surface', () => {
         "attested",
         "before",
         "capsuleRegistryAbi",
-        "compilePolicy",
-        "compileSolidity",
         "computeGrantId",
         "connectDigicap",
         "connectPolicy",
@@ -42,7 +37,6 @@ describe('public surface', () => {
         "decodeRevert",
         "denylist",
         "deployDigicap",
-        "deployPolicy",
         "deploymentFile",
         "environment",
         "ethersSigner",
@@ -66,8 +60,21 @@ describe('public surface', () => {
         "readDeployment",
         "reasonName",
         "requiresAttestation",
-        "verifyPolicyBytecode",
         "withRevertDecoding",
+      ]
+    `)
+  })
+
+  it('exports exactly these names from the compiler entry', async () => {
+    expect(Object.keys(await import('./compiler.ts')).sort()).toMatchInlineSnapshot(`
+      [
+        "COMPILER_SETTINGS",
+        "POLICY_SOURCE_NAME",
+        "SOLC_VERSION",
+        "compilePolicy",
+        "compileSolidity",
+        "deployPolicy",
+        "verifyPolicyBytecode",
       ]
     `)
   })

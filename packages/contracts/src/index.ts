@@ -10,15 +10,19 @@
  *   grants need the executor's EIP-712 signature and the capsule owner (or its operator).
  * - ETH is conserved: each contract's balance equals its `totalHeld` (stake, unbonding,
  *   escrow, deposits, credits); every payout path is reentrancy-guarded.
- * - Generated policy sources are deterministic and compiled with a pinned solc in process,
- *   so anyone can rebuild the bytecode of a deployed policy.
+ * - Generated policy sources are deterministic; `@digicap/contracts/compiler` compiles them with
+ *   a pinned solc in process, so anyone can rebuild the bytecode of a deployed policy.
+ * - This entry needs neither solc nor anvil: the compiler (`/compiler`, solc as an optional
+ *   peer) and the local chain for tests (`/testing`, anvil as an optional peer) are entry
+ *   points of their own, installed only where they are used (ADR 0019).
  * - `createRpcQuorum` serves a read only when `quorum` RPCs return it identically at one block
  *   whose hash they agree on; otherwise `QuorumError` names the RPCs that dissented.
  * - Every error crossing this package's boundary is a `DigicapError` with a stable `code`.
  *
  * @example
  * ```ts
- * import { all, connectDigicap, deployDigicap, deployPolicy, maxRuns, minReputation } from '@digicap/contracts'
+ * import { all, connectDigicap, deployDigicap, maxRuns, minReputation } from '@digicap/contracts'
+ * import { deployPolicy } from '@digicap/contracts/compiler'
  *
  * const addresses = await deployDigicap(owner, { deploymentsDir: './deployments' })
  * const { capsuleRegistry } = connectDigicap(addresses, owner)
@@ -29,8 +33,6 @@
  * ```
  */
 
-export type { CompiledContract, CompileOutput } from './compiler.ts'
-export { COMPILER_SETTINGS, compileSolidity, SOLC_VERSION } from './compiler.ts'
 export type {
   DeployDigicapOptions,
   DigicapAddresses,
@@ -78,18 +80,6 @@ export {
 export type * from './generated/bindings.ts'
 export type { DigicapNetwork } from './networks/index.ts'
 export { LOCAL_DEPLOYER, LOCAL_NETWORK, NETWORKS } from './networks/index.ts'
-export type {
-  CompiledPolicy,
-  CompilePolicyOptions,
-  DeployedPolicy,
-  DeployPolicyOptions,
-} from './policy/compile.ts'
-export {
-  compilePolicy,
-  deployPolicy,
-  POLICY_SOURCE_NAME,
-  verifyPolicyBytecode,
-} from './policy/compile.ts'
 export type { PolicyExpression } from './policy/expression.ts'
 export {
   after,

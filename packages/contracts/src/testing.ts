@@ -5,7 +5,10 @@
  * `@foundry-rs/anvil-<platform>` npm package on 127.0.0.1 with a free port, waits until it
  * answers, and hands back a tuned ethers provider and anvil's default funded accounts.
  * `startRpcProxy` puts a JSON-RPC proxy in front of it for fault injection (a lying or counted
- * RPC). Kept apart from the main entry so production code never pulls it in.
+ * RPC). Kept apart from the main entry so production code never pulls it in, and anvil is not
+ * a dependency of this package (ADR 0019): add `@foundry-rs/anvil-<platform>` (the platforms
+ * you test on: `linux-amd64`, `linux-arm64`, `darwin-arm64`, ...) as optional dev
+ * dependencies of the project that starts anvil, or set `ANVIL_PATH`.
  *
  * @example
  * ```ts

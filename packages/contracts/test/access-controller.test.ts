@@ -1,6 +1,7 @@
 import { recoverTypedDataSigner } from '@digicap/capsule-core'
 import { concat, parseEther, Signature, toBeHex, toQuantity, type Wallet, ZeroHash } from 'ethers'
 import { describe, expect, it } from 'vitest'
+import { deployPolicy } from '../src/compiler/policy.ts'
 import { deployDigicap } from '../src/deploy.ts'
 import { parseEvents } from '../src/events.ts'
 import {
@@ -11,7 +12,6 @@ import {
   jobParamsHash,
   type SignedAccessRequest,
 } from '../src/fastpath.ts'
-import { deployPolicy } from '../src/policy/compile.ts'
 import { all, environment, fee, maxRuns, minReputation } from '../src/policy/expression.ts'
 import { Reason } from '../src/reasons.ts'
 import { JOB_PARAMS_POLICY, REVERTING_POLICY, SILENT_DENY_POLICY } from './fixtures/policies.ts'

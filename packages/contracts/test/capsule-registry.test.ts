@@ -1,7 +1,7 @@
 import { ZeroAddress, ZeroHash } from 'ethers'
 import { describe, expect, it } from 'vitest'
+import { deployPolicy } from '../src/compiler/policy.ts'
 import { parseEvents } from '../src/events.ts'
-import { deployPolicy } from '../src/policy/compile.ts'
 import { maxRuns } from '../src/policy/expression.ts'
 import { bytes32, CID, expectRevert, peerId, send, useWorld, type World } from './helpers.ts'
 

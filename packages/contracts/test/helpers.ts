@@ -11,7 +11,8 @@ import {
 } from 'ethers'
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest'
 import { type Anvil, startAnvil } from '../src/anvil.ts'
-import { compileSolidity } from '../src/compiler.ts'
+import { type CompiledPolicy, compilePolicy } from '../src/compiler/policy.ts'
+import { compileSolidity } from '../src/compiler/solc.ts'
 import {
   connectDigicap,
   type DigicapAddresses,
@@ -19,7 +20,6 @@ import {
   deployDigicap,
 } from '../src/deploy.ts'
 import { ContractRevertError } from '../src/errors.ts'
-import { type CompiledPolicy, compilePolicy } from '../src/policy/compile.ts'
 import { formatPolicyExpression, type PolicyExpression } from '../src/policy/expression.ts'
 import { generatePolicySource } from '../src/policy/solidity.ts'
 import { decodeRevert } from '../src/revert.ts'

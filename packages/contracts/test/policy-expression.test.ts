@@ -1,8 +1,8 @@
 import { getAddress, hexlify, parseEther, ZeroHash } from 'ethers'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { compilePolicy } from '../src/compiler/policy.ts'
 import { PolicyCompileError, PolicyExpressionError } from '../src/errors.ts'
-import { compilePolicy } from '../src/policy/compile.ts'
 import {
   after,
   all,

@@ -1,7 +1,7 @@
 import { Contract, ContractFactory, parseEther, ZeroHash } from 'ethers'
 import { describe, expect, it } from 'vitest'
+import { compilePolicy, deployPolicy, verifyPolicyBytecode } from '../src/compiler/policy.ts'
 import { connectPolicy } from '../src/deploy.ts'
-import { compilePolicy, deployPolicy, verifyPolicyBytecode } from '../src/policy/compile.ts'
 import {
   after,
   all,

@@ -11,9 +11,9 @@ import {
   type DigicapAddresses,
   type DisagreementEvent,
   deployDigicap,
-  deployPolicy,
   environment,
 } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Anvil, type RpcProxy, startAnvil, startRpcProxy } from '@digicap/contracts/testing'
 import { hexlify, Interface, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'

@@ -2,7 +2,8 @@
 // previous audit is mined (reviewer's repro), authorization precedes the sealer unwrap, the
 // global cap answers `busy`, and a restart keeps refusing replays of unrecorded grants.
 import { decodeHpkeSealed, hpkeOpen } from '@digicap/capsule-core'
-import { all, deployPolicy, environment, fee, maxRuns } from '@digicap/contracts'
+import { all, environment, fee, maxRuns } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
 import {
   type AccessRequest,
   type AccessResponse,

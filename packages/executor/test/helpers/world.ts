@@ -26,10 +26,10 @@ import {
   type DigicapAddresses,
   type DigicapContracts,
   deployDigicap,
-  deployPolicy,
   environment,
   type PolicyExpression,
 } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import {
   createKeyguard,

@@ -15,9 +15,9 @@ import {
   type DigicapAddresses,
   type DigicapContracts,
   deployDigicap,
-  deployPolicy,
   environment,
 } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { handle, type KeyRelease, keyReleaseProtocol, type ReleaseAck } from '@digicap/protocol'
 import { identify } from '@libp2p/identify'

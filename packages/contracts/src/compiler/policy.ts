@@ -6,16 +6,11 @@ import {
   type Provider,
   type Signer,
 } from 'ethers'
-import {
-  COMPILER_SETTINGS,
-  type CompiledContract,
-  compileSolidity,
-  SOLC_VERSION,
-} from '../compiler.ts'
 import { PolicyCompileError } from '../errors.ts'
 import { policyLibrarySources } from '../generated/artifacts.ts'
-import type { PolicyExpression } from './expression.ts'
-import { GENERATED_POLICY_CONTRACT, generatePolicySource } from './solidity.ts'
+import type { PolicyExpression } from '../policy/expression.ts'
+import { GENERATED_POLICY_CONTRACT, generatePolicySource } from '../policy/solidity.ts'
+import { COMPILER_SETTINGS, type CompiledContract, compileSolidity, SOLC_VERSION } from './solc.ts'
 
 /** Source unit name a policy is compiled under. */
 export const POLICY_SOURCE_NAME = 'DigicapPolicy.sol'
