@@ -67,9 +67,9 @@ const NO_ANVIL = {
 try { console.log('found', resolveAnvilBinary()) } catch (e) { console.log(e.code) }`,
   expect: 'ANVIL',
 }
-/** The owner's node compiles policies from its installed tree. */
+/** The owner's side compiles policies from its installed tree. */
 const COMPILES = {
-  what: 'the owner node compiles a generated policy with its solc',
+  what: 'compiles a generated policy with its own solc',
   code: `const { generatePolicySource, maxRuns } = await import('@digicap/contracts')
 const { compilePolicy } = await import('@digicap/contracts/compiler')
 console.log(compilePolicy(generatePolicySource(maxRuns(1))).bytecode.length > 2 ? 'compiled' : 'empty')`,
@@ -97,6 +97,14 @@ const TARGETS: readonly Target[] = [
     forbidden: [SOLC, ANVIL],
     nativeAddons: false,
     probes: [NO_SOLC, NO_ANVIL],
+  },
+  // The owner's pipeline deploys policies: solc is its own dependency (an optional peer of contracts).
+  {
+    name: '@digicap/owner',
+    role: 'owner pipeline library',
+    forbidden: [ANVIL],
+    nativeAddons: false,
+    probes: [COMPILES],
   },
   {
     name: '@digicap/keyguard',

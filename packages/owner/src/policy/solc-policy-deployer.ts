@@ -1,4 +1,5 @@
-import { deployPolicy, parsePolicyExpression } from '@digicap/contracts'
+import { parsePolicyExpression } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
 import type { Signer } from 'ethers'
 import type { DeployedPolicyInfo, PolicyDeployer, TransactionSerializer } from './types.ts'
 
