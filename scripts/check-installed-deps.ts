@@ -98,6 +98,13 @@ const TARGETS: readonly Target[] = [
     nativeAddons: false,
     probes: [NO_SOLC, NO_ANVIL],
   },
+  // Third parties' face: asking for runs and receiving results needs no compiler, no chain binary.
+  {
+    name: '@digicap/sdk',
+    role: 'SDK (requester and receiver)',
+    forbidden: [SOLC, ANVIL],
+    nativeAddons: false,
+  },
   // The owner's pipeline deploys policies: solc is its own dependency (an optional peer of contracts).
   {
     name: '@digicap/owner',
