@@ -140,6 +140,54 @@ describe('requireAttestedRelease', () => {
   })
 })
 
+describe('requireAttestedRelease with only the registered hash', () => {
+  it('takes the record from the evidence, and refuses a missing or foreign one', async () => {
+    const other = await createPair()
+    try {
+      const registeredHash = attestationRecordHash(record)
+      const base = { grantId: bytes(), ephemeralKey: bytes(), registeredHash }
+      await agent.resetRunPcr()
+      // boot PCR 7 was extended above: this record is the one the node registers now
+      const current = await recordOf(agent)
+      const stop = await serveAttestation(other.b, agent, {
+        record: encodeAttestationRecord(current),
+      })
+      await requireAttestedRelease(other.a, {
+        ...base,
+        peer: other.b.peerId,
+        registeredHash: attestationRecordHash(current),
+      })
+      // the evidence's record is not the registered one
+      expect(
+        await refusal(requireAttestedRelease(other.a, { ...base, peer: other.b.peerId })),
+      ).toMatchObject({ reason: 'record-mismatch' })
+      await stop()
+      // an executor that sends no record
+      const stop2 = await serveAttestation(other.b, agent)
+      expect(
+        await refusal(requireAttestedRelease(other.a, { ...base, peer: other.b.peerId })),
+      ).toMatchObject({ reason: 'record-mismatch' })
+      await stop2()
+      // an executor that sends another AK's record (registered) but quotes with this AK
+      const stop3 = await serveAttestation(other.b, agent, {
+        record: encodeAttestationRecord(otherRecord),
+      })
+      expect(
+        await refusal(
+          requireAttestedRelease(other.a, {
+            ...base,
+            peer: other.b.peerId,
+            registeredHash: attestationRecordHash(otherRecord),
+          }),
+        ),
+      ).toMatchObject({ reason: 'evidence', check: 'QUOTE_SIGNER' })
+      await stop3()
+    } finally {
+      await other.stop()
+    }
+  })
+})
+
 describe('attestation record', () => {
   it('round-trips and refuses malformed bytes with the field', () => {
     const bytes_ = encodeAttestationRecord(record)

@@ -85,6 +85,13 @@ export function generateAttestVectors(): Map<string, string> {
       }),
     },
     {
+      name: 'evidence-with-record',
+      type: 'attest-evidence',
+      expect: 'ok',
+      comment: 'evidence that carries the attestation record (opaque bytes here)',
+      body: encodeAttestEvidence({ ...VECTOR_EVIDENCE, record: seq(300, 0x30) }),
+    },
+    {
       name: 'evidence-after-dirty',
       type: 'attest-evidence',
       expect: 'ok',
@@ -173,6 +180,14 @@ export function generateAttestVectors(): Map<string, string> {
       field: 'eventLog',
       comment: 'eventLog is 2120 bytes (64 events are 2119)',
       body: raw({ ...e, eventLog: seq(2120, 0) }),
+    },
+    {
+      name: 'evidence-long-record',
+      type: 'attest-evidence',
+      expect: 'WIRE_FORMAT',
+      field: 'record',
+      comment: 'record is 2314 bytes (at most 2313)',
+      body: raw({ ...e, record: seq(2314, 0) }),
     },
     {
       name: 'evidence-partial-cleanup',

@@ -25,6 +25,8 @@ export const ATTEST_PCRS: readonly number[] = Object.freeze([0, 1, 2, 3, 4, 5, 6
 export const MAX_ATTEST_BYTES = 1024
 /** Largest DGEL event log: header (7) + 64 events of 33 bytes. */
 export const MAX_EVENT_LOG_BYTES = 7 + 64 * 33
+/** Largest attestation record (DGAR: header, two TPM2B_PUBLIC ≤ 1024, 8 PCR values). */
+export const MAX_RECORD_BYTES = 5 + 2 * (2 + 1024) + 8 * 32
 
 export interface AttestChallenge {
   /** 32 fresh random bytes from the verifier. */
@@ -53,6 +55,11 @@ export interface AttestEvidence {
   eventLog: Uint8Array
   /** The last finished run's clean-up report; absent before the first run. */
   cleanup?: AttestCleanup
+  /**
+   * The executor's attestation record (DGAR, attestation SPEC §9), so a verifier that only
+   * knows the registered hash can check it; opaque here.
+   */
+  record?: Uint8Array
 }
 
 const CHALLENGE = 'attest-challenge'
@@ -96,7 +103,12 @@ export function encodeAttestChallenge(message: AttestChallenge): Uint8Array {
 export function decodeAttestEvidence(body: Uint8Array): AttestEvidence {
   const { type, map } = decodeEnvelope(body)
   expect(type, EVIDENCE)
-  checkFields(map, type, ['attest', 'signature', 'pcrValues', 'eventLog'], CLEANUP_FIELDS)
+  checkFields(
+    map,
+    type,
+    ['attest', 'signature', 'pcrValues', 'eventLog'],
+    [...CLEANUP_FIELDS, 'record'],
+  )
   const present = CLEANUP_FIELDS.filter((f) => Object.hasOwn(map, f))
   if (present.length !== 0 && present.length !== CLEANUP_FIELDS.length) {
     const missing = CLEANUP_FIELDS.find((f) => !Object.hasOwn(map, f))
@@ -109,6 +121,9 @@ export function decodeAttestEvidence(body: Uint8Array): AttestEvidence {
     signature: readBytes(map, type, 'signature', { min: 1, max: MAX_ATTEST_BYTES }),
     pcrValues: readBytes(map, type, 'pcrValues', 32 * ATTEST_PCRS.length),
     eventLog: readBytes(map, type, 'eventLog', { min: 7, max: MAX_EVENT_LOG_BYTES }),
+    ...(Object.hasOwn(map, 'record')
+      ? { record: readBytes(map, type, 'record', { min: 1, max: MAX_RECORD_BYTES }) }
+      : {}),
   }
   if (present.length === 0) return evidence
   return {
@@ -132,6 +147,7 @@ export function encodeAttestEvidence(message: AttestEvidence): Uint8Array {
       signature: message.signature,
       pcrValues: message.pcrValues,
       eventLog: message.eventLog,
+      ...(message.record === undefined ? {} : { record: message.record }),
       ...(message.cleanup === undefined
         ? {}
         : {

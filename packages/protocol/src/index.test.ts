@@ -21,6 +21,7 @@ it('the public surface changes only on purpose', () => {
       "MAX_CONTROL_FRAME",
       "MAX_EVENT_LOG_BYTES",
       "MAX_FRAME_LIMIT",
+      "MAX_RECORD_BYTES",
       "MAX_RESULT_FRAME",
       "MAX_RESULT_SIZE",
       "MAX_RETRY_AFTER_MS",

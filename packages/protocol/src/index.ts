@@ -45,6 +45,7 @@ export {
   encodeAttestEvidence,
   MAX_ATTEST_BYTES,
   MAX_EVENT_LOG_BYTES,
+  MAX_RECORD_BYTES,
 } from './attest.ts'
 export type { WireMap } from './cbor.ts'
 export { MAX_U64, WIRE_VERSION } from './cbor.ts'

@@ -24,6 +24,7 @@ export {
   DEFAULT_EK_HANDLES,
   RUN_PCR,
 } from './agent.ts'
+export type { ServeAttestationOptions } from './serve.ts'
 export { serveAttestation } from './serve.ts'
 export type {
   AgentKeys,

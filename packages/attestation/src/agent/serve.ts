@@ -12,6 +12,11 @@ import {
 import { toWireEvidence } from '../protocol/evidence.ts'
 import type { AttestationAgent } from './types.ts'
 
+export interface ServeAttestationOptions extends HandleOptions {
+  /** The node's encoded attestation record (SPEC.md §9), sent with every answer. */
+  record?: Uint8Array
+}
+
 /**
  * Registers the attest protocol on `node`; returns the function that unregisters it. Pass a
  * `gate` or `maxReadingPerPeer` in `options` to bound what strangers can make the TPM do.
@@ -19,19 +24,21 @@ import type { AttestationAgent } from './types.ts'
 export function serveAttestation(
   node: ProtocolRegistrar,
   agent: Pick<AttestationAgent, 'quote'>,
-  options: HandleOptions = {},
+  options: ServeAttestationOptions = {},
 ): Promise<() => Promise<void>> {
+  const { record, ...handleOptions } = options
   return handle(
     node,
     attestProtocol,
     async (challenge) =>
-      toWireEvidence(
-        await agent.quote({
+      toWireEvidence({
+        ...(await agent.quote({
           nonce: challenge.nonce,
           grantId: challenge.grantId,
           ephemeralPublicKey: challenge.ephemeralKey,
-        }),
-      ),
-    options,
+        })),
+        ...(record === undefined ? {} : { record }),
+      }),
+    handleOptions,
   )
 }

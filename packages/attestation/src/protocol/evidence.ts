@@ -14,6 +14,8 @@ export interface ReceivedEvidence {
   quote: QuoteEvidence
   eventLog: RunEvent[]
   cleanup?: CleanupReport
+  /** The attestation record bytes the executor sent (SPEC.md §9), unchecked. */
+  record?: Uint8Array
 }
 
 export function toWireEvidence(q: {
@@ -22,6 +24,7 @@ export function toWireEvidence(q: {
   pcrValues: ReadonlyMap<number, Uint8Array>
   eventLog: readonly RunEvent[]
   cleanup?: CleanupReport
+  record?: Uint8Array
 }): AttestEvidence {
   return {
     attest: q.attest,
@@ -29,6 +32,7 @@ export function toWireEvidence(q: {
     pcrValues: concatBytes(...ATTEST_PCRS.map((p) => q.pcrValues.get(p) ?? new Uint8Array(0))),
     eventLog: encodeEventLog(q.eventLog),
     ...(q.cleanup === undefined ? {} : { cleanup: q.cleanup }),
+    ...(q.record === undefined ? {} : { record: q.record }),
   }
 }
 
@@ -41,5 +45,6 @@ export function fromWireEvidence(e: AttestEvidence): ReceivedEvidence {
     quote: { attest: e.attest, signature: e.signature, pcrValues },
     eventLog: decodeEventLog(e.eventLog),
     ...(e.cleanup === undefined ? {} : { cleanup: e.cleanup }),
+    ...(e.record === undefined ? {} : { record: e.record }),
   }
 }

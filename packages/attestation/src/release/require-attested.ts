@@ -3,15 +3,19 @@
  * grant's ephemeral key, it challenges the executor over `/digicap/attest/1.0.0` and releases
  * only if the answer is a valid "before" quote of the executor's registered attestation key,
  * bound to this grant and this ephemeral key, with PCR 23 at its reset value and the boot PCRs
- * as registered. The record comes from wherever the caller keeps it; it must hash to the
- * NodeRegistry's `attestationKeyHash`.
+ * as registered. The record is the caller's or, if it has none, the one the executor sends
+ * with its evidence; either way it must hash to the NodeRegistry's `attestationKeyHash`.
  */
 import { DigicapError } from '@digicap/capsule-core'
 import type { ProtocolDialer, RequestOptions, RequestTarget } from '@digicap/protocol'
 import { equalBytes } from '../bytes.ts'
 import { AttestationRefusedError } from '../errors.ts'
 import { requestAttestation, verifyAttestation } from '../protocol/challenge.ts'
-import { type AttestationRecord, attestationRecordHash } from '../registration/record.ts'
+import {
+  type AttestationRecord,
+  attestationRecordHash,
+  decodeAttestationRecord,
+} from '../registration/record.ts'
 import type { QuoteClock } from '../verifier/clock.ts'
 
 export interface AttestedReleaseParameters {
@@ -22,8 +26,8 @@ export interface AttestedReleaseParameters {
   ephemeralKey: Uint8Array
   /** NodeRegistry `attestationKeyHash` of the executor (32 bytes; zero = none registered). */
   registeredHash: Uint8Array
-  /** The executor's attestation record (SPEC.md §9). */
-  record: AttestationRecord
+  /** The executor's attestation record (SPEC.md §9); default: the one sent with the evidence. */
+  record?: AttestationRecord
   /** The node's last accepted quote clock, if the caller keeps one (monotonic checks). */
   previous?: QuoteClock
 }
@@ -44,20 +48,7 @@ export async function requireAttestedRelease(
       details: { reason: 'unregistered' },
     })
   }
-  let recordHash: Uint8Array
-  try {
-    recordHash = attestationRecordHash(params.record)
-  } catch (cause) {
-    throw new AttestationRefusedError('The attestation record is malformed', {
-      details: { reason: 'record-mismatch' },
-      cause,
-    })
-  }
-  if (!equalBytes(recordHash, params.registeredHash)) {
-    throw new AttestationRefusedError('The attestation record is not the registered one', {
-      details: { reason: 'record-mismatch' },
-    })
-  }
+  if (params.record !== undefined) checkRecord(params.record, params.registeredHash)
   let response: Awaited<ReturnType<typeof requestAttestation>>
   try {
     response = await requestAttestation(
@@ -75,11 +66,28 @@ export async function requireAttestedRelease(
       cause,
     })
   }
+  let record = params.record
+  if (record === undefined) {
+    if (response.record === undefined) {
+      throw new AttestationRefusedError('The executor sent no attestation record', {
+        details: { reason: 'record-mismatch' },
+      })
+    }
+    try {
+      record = decodeAttestationRecord(response.record)
+    } catch (cause) {
+      throw new AttestationRefusedError('The executor’s attestation record is malformed', {
+        details: { reason: 'record-mismatch' },
+        cause,
+      })
+    }
+    checkRecord(record, params.registeredHash)
+  }
   try {
     const { attest } = verifyAttestation(response, {
       phase: 'before',
-      attestationKey: params.record,
-      bootPcrs: params.record.bootPcrs,
+      attestationKey: record,
+      bootPcrs: record.bootPcrs,
       ...(params.previous === undefined ? {} : { previous: params.previous }),
     })
     return attest.clockInfo
@@ -91,6 +99,23 @@ export async function requireAttestedRelease(
         check: cause.code,
       },
       cause,
+    })
+  }
+}
+
+function checkRecord(record: AttestationRecord, registeredHash: Uint8Array): void {
+  let hash: Uint8Array
+  try {
+    hash = attestationRecordHash(record)
+  } catch (cause) {
+    throw new AttestationRefusedError('The attestation record is malformed', {
+      details: { reason: 'record-mismatch' },
+      cause,
+    })
+  }
+  if (!equalBytes(hash, registeredHash)) {
+    throw new AttestationRefusedError('The attestation record is not the registered one', {
+      details: { reason: 'record-mismatch' },
     })
   }
 }
