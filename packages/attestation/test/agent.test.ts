@@ -8,6 +8,9 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { DigicapError } from '@digicap/capsule-core'
 import { TpmLockoutError } from '@digicap/tpm'
@@ -233,3 +236,43 @@ describe('dictionary-attack lockout', () => {
 function quoteBindingOf(nonce: Uint8Array, grantId: Uint8Array, ephemeralPublicKey: Uint8Array) {
   return quoteBinding({ nonce, grantId, ephemeralPublicKey })
 }
+
+describe('lockout after unclean shutdowns (as seen on swtpm)', () => {
+  it('counts each power loss after AK use; an orderly shutdown does not count; clearing recovers', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'digicap-lockout-'))
+    let own = await startSwtpm({ stateDir })
+    try {
+      const env = () => ({ ...process.env, TPM2TOOLS_TCTI: own.tcti })
+      const binding = { nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() }
+      let agent = createAttestationAgent({ tcti: own.tcti })
+      await agent.provision()
+      await run('tpm2_dictionarylockout', ['-s', '-n', '3', '-t', '600', '-l', '600'], {
+        env: env(),
+      })
+      const restart = async (orderly: boolean) => {
+        if (orderly) await run('tpm2_shutdown', [], { env: env() })
+        await own.stop() // swtpm killed: without TPM2_Shutdown this is a power loss
+        own = await startSwtpm({ stateDir })
+        agent = createAttestationAgent({ tcti: own.tcti })
+      }
+      // orderly shutdowns after AK use: never a lockout
+      for (let i = 0; i < 4; i++) {
+        await agent.quote(binding)
+        await restart(true)
+      }
+      await agent.quote(binding)
+      // three power losses after AK use: the fourth quote is refused
+      for (let i = 0; i < 3; i++) {
+        await agent.quote(binding).catch(() => undefined)
+        await restart(false)
+      }
+      const err = await agent.quote(binding).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(TpmLockoutError)
+      await run('tpm2_dictionarylockout', ['--clear-lockout'], { env: env() })
+      expect((await agent.quote(binding)).attest.length).toBeGreaterThan(0)
+    } finally {
+      await own.stop()
+      await rm(stateDir, { recursive: true, force: true })
+    }
+  })
+})
