@@ -4,7 +4,7 @@
  * `@digicap/pi-node` — the capsule owner's node for a Raspberry Pi with a TPM, as a library
  * (the `pi-node` CLI is a thin shell over it). A composition root: it builds the sealer
  * and keyguard runtime (`@digicap/keyguard`), the chain client (`@digicap/contracts`), the
- * owner's pipeline (`@digicap/owner`), the code bundle (`@digicap/executor`) and the p2p node
+ * owner's pipeline (`@digicap/owner`), the code bundle (`@digicap/capsule-core`) and the p2p node
  * (`@digicap/p2p`) from one config. A laptop that seals for this Pi uses `@digicap/owner` with
  * the keyguard card `status()` reports; `serve` adopts those capsules when announced.
  *

@@ -45,7 +45,7 @@ export type ProgressFn = (phase: string, done: number, total: number) => void
 
 /**
  * Turns code + data into the plaintext of a code capsule at `outputPath`. Default:
- * {@link executorBundleEncoder} (`encodeBundle` of `@digicap/executor`).
+ * {@link executorBundleEncoder} (capsule-core's code-bundle format, which the executor runs).
  */
 export type BundleEncoder = (input: {
   entry: string
@@ -62,13 +62,12 @@ export interface PiNodeComponents {
 }
 
 /**
- * The executor's bundle format: `code` is one file (stored under the name `entry`) or a
- * folder (every file under its relative path); `data` is the file being sealed.
- * @throws {InputFileError} if the code cannot be read; the executor's `BUNDLE_FORMAT`.
+ * The code-bundle format the executor runs (capsule-core's): `code` is one file (stored under
+ * the name `entry`) or a folder (every file under its relative path); `data` is the file
+ * being sealed. @throws {InputFileError} if the code cannot be read; `BUNDLE_FORMAT`.
  */
 export const executorBundleEncoder: BundleEncoder = async ({ entry, code, data, outputPath }) => {
-  const { encodeBundle } = await import('@digicap/executor')
-  await writeCodeBundle({ entry, code, data, output: outputPath }, encodeBundle)
+  await writeCodeBundle({ entry, code, data, output: outputPath })
 }
 
 export interface RecoverOptions {

@@ -1,13 +1,13 @@
 /**
- * The plaintext of a code capsule: code (one file or a folder) and the data, encoded by the
- * executor's bundle format. The encoder is passed in, so this package does not depend on
- * the executor.
+ * The plaintext of a code capsule: code (one file or a folder) and the data, in the code-bundle
+ * format of `@digicap/capsule-core` (the one the executor decodes).
  */
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
+import { encodeBundle } from '@digicap/capsule-core'
 import { InputFileError } from '../errors.ts'
 
-/** Encodes `{ entry, files, data }` into bundle bytes (e.g. `encodeBundle` of `@digicap/executor`). */
+/** Encodes `{ entry, files, data }` into bundle bytes. Default: `encodeBundle` of capsule-core. */
 export type BundleBytesEncoder = (bundle: {
   entry: string
   files: Record<string, Uint8Array>
@@ -47,16 +47,16 @@ export async function readCodeFiles(
  * Writes the bundle of `code` + `data` to `output` (mode 0600), built in memory (its size is
  * capped by the bundle format).
  *
- * @throws {InputFileError} if the code or data cannot be read; the encoder's errors (a bad
- *   entry or file name).
+ * @throws {InputFileError} if the code or data cannot be read; `BundleFormatError`
+ *   (`BUNDLE_FORMAT`) for a bad entry or file name.
  * @example
  * ```ts
- * await writeCodeBundle({ entry: 'main.js', code: 'app/', data: 'input.csv', output: 'bundle.bin' }, encodeBundle)
+ * await writeCodeBundle({ entry: 'main.js', code: 'app/', data: 'input.csv', output: 'bundle.bin' })
  * ```
  */
 export async function writeCodeBundle(
   input: { entry: string; code: string; data: string; output: string },
-  encode: BundleBytesEncoder,
+  encode: BundleBytesEncoder = encodeBundle,
 ): Promise<void> {
   const data = await readFile(input.data).catch((cause) => {
     throw new InputFileError('Cannot read the file to seal', {
