@@ -5,12 +5,11 @@
 import { createProvider } from '@digicap/contracts'
 import {
   createExecutor,
+  defaultSandboxes,
   type Executor,
   type ExecutorChain,
   ethersExecutorChain,
-  quickjsSandbox,
   type SandboxSet,
-  wasiSandbox,
 } from '@digicap/executor'
 import {
   createDigicapNode,
@@ -76,7 +75,7 @@ export async function openExecutorSession(
       store: heliaCapsuleStore(node.helia),
       chain,
       wallet,
-      sandboxes: options.sandboxes ?? { quickjs: quickjsSandbox(), wasi: wasiSandbox() },
+      sandboxes: options.sandboxes ?? defaultSandboxes(),
     })
     if (options.start) await executor.start()
     const opened = node
