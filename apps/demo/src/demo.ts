@@ -5,7 +5,8 @@
  * Every node is its own process, started from the apps' real CLIs (`pi-node`, `executor-node`),
  * so what runs here is what an operator runs:
  *
- * anvil (+ swtpm when installed) → `pi-node init --deploy` (owner keys in the TPM, contracts)
+ * anvil (+ swtpm when installed) → the `local` deployment (anvil account 0) → `pi-node init`
+ * (owner keys in the TPM; dev ETH for the owner and its keyguard operator)
  * → `executor-node init` ×2 (executor, receiver) → executor funded + `register --stake`
  * → `pi-node serve` (helia + keyguard) → `executor-node receive` → `pi-node seal` (salaries CSV +
  * QuickJS aggregate, policy `all(minReputation(50), maxRuns(2))`, receiver = the receiver's
@@ -23,7 +24,7 @@ import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { connectDigicap } from '@digicap/contracts'
+import { connectDigicap, deployDigicap, LOCAL_NETWORK } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import {
   createExecutorNode,
@@ -391,15 +392,31 @@ async function main() {
     ...(useTpm ? {} : { DIGICAP_SEALER: 'software', DIGICAP_ALLOW_INSECURE_SEALER: '1' }),
   }
 
+  // The contracts: the `local` network of @digicap/contracts (anvil account 0 deploys first on a
+  // fresh anvil, so the addresses are always LOCAL_NETWORK's, the ones an SDK program names).
+  const contracts = await stage(
+    'chain',
+    'deploy the `local` network (anvil account 0)',
+    () => deployDigicap(anvil?.signers[0] as Wallet),
+    (a) => `AccessController ${a.accessController}`,
+  )
+  if (contracts.accessController !== LOCAL_NETWORK.addresses.accessController) {
+    throw new DemoError('the deployment is not at the `local` addresses (a changed deploy order?)')
+  }
   const init = await stage(
     'pi-node',
-    'init: owner keys + deploy contracts',
+    'init: owner keys in the TPM',
     () =>
       cliOk(
         PI_NODE,
         [
           'init',
-          '--deploy',
+          '--capsule-registry',
+          contracts.capsuleRegistry,
+          '--node-registry',
+          contracts.nodeRegistry,
+          '--access-controller',
+          contracts.accessController,
           '--show-mnemonic-in-json',
           ...loopback,
           ...(tpm ? ['--tcti', tpm.tcti] : ['--sealer', 'software', '--allow-insecure-sealer']),
@@ -409,11 +426,15 @@ async function main() {
       ),
     (d) => `owner ${d.owner.address}, sealer ${d.sealer.kind}`,
   )
-  const contracts = init.contracts as {
-    capsuleRegistry: string
-    nodeRegistry: string
-    accessController: string
-  }
+  // Dev ETH for the owner (policy, registration) and its keyguard operator (fast-path audit
+  // records); `serve` approves the operator once the owner can pay for it.
+  await stage('chain', 'fund the owner and its keyguard operator', () =>
+    Promise.all(
+      [init.owner.address, init.operator?.address]
+        .filter((a): a is string => typeof a === 'string')
+        .map((a) => anvil?.provider.send('anvil_setBalance', [a, '0x56bc75e2d63100000'])),
+    ),
+  )
   const contractFlags = [
     '--rpc-url',
     rpc,
