@@ -57,12 +57,14 @@
  */
 
 export type {
+  AuditShortfall,
   BlockRef,
   ChainClient,
   ChainGrant,
   CheckAccessArgs,
   FastPathRecord,
   GrantLog,
+  NodeRegistrationLog,
 } from './chain/chain-client.ts'
 export { ROLE_EXECUTOR } from './chain/chain-client.ts'
 export type { EthersChainClientInit } from './chain/ethers-chain-client.ts'

@@ -132,7 +132,15 @@ export function createKeyguard(init: KeyguardInit) {
     })
     const fastEnabled = init.fastPath?.enabled === true
     const fast: FastPathServer | undefined = fastEnabled
-      ? fastPathServer({ ...fastPathOptions(init.fastPath), dataDir: init.dataDir })({
+      ? fastPathServer({
+          ...fastPathOptions(init.fastPath),
+          // Registered executors are read from the same block the grant watcher starts at.
+          registrations: {
+            ...(init.startBlock === undefined ? {} : { startBlock: init.startBlock }),
+            ...init.fastPath?.registrations,
+          },
+          dataDir: init.dataDir,
+        })({
           sealer,
           keyStore,
           journal,

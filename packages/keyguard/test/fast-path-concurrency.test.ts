@@ -248,7 +248,8 @@ describe('fast path under concurrency', () => {
       }),
     )
     const seen: FastPathEvent[] = []
-    const capped = fastPathServer({ dataDir: aux.dir, maxQueue: 1 })({
+    // The executor is registered: its own queue is the one that fills (strangers' apart).
+    const capped = fastPathServer({ dataDir: aux.dir, maxQueue: 1, maxQueuePerExecutor: 1 })({
       sealer: held,
       keyStore: aux.keyStore,
       journal: aux.journal,

@@ -5,7 +5,13 @@
  * not fill its replay memory, and their RPC lookups must stay within the global budget.
  * Real anvil and libp2p on loopback; the chain client is only wrapped to count lookups.
  */
-import { addressToBytes, fastPathProtocol, request, signAccessRequest } from '@digicap/protocol'
+import {
+  type AccessResponse,
+  addressToBytes,
+  fastPathProtocol,
+  request,
+  signAccessRequest,
+} from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, randomBytes } from 'ethers'
@@ -25,24 +31,40 @@ import {
   registerExecutor,
   setupChain,
   storeKey,
+  until,
 } from './helpers/world.ts'
 
 const STRANGERS = 20
+/**
+ * The executor's pace during the flood: 9 requests a second for 4 s, under its own quota
+ * (30 burst, 10 a second) and well over a stranger's bucket (10 burst, 5 a second).
+ */
+const PACE_PER_SECOND = 9
+const PACED = 36
+/** One capsule per paced request (a run of one capsule waits for the audit of its last run). */
+const CAPSULES = PACED
 
 let chain: Chain
 let kgNode: Libp2p
 let exec: ExecutorSide
 let parts: KeyguardParts
 let capsuleId: string
+let capsules: string[]
 let keyguard: Keyguard
 let lookups = 0
+let audited = 0
 
 beforeAll(async () => {
   ;[chain, kgNode, exec] = await Promise.all([setupChain(), createNode(), executorSide()])
   await registerExecutor(chain, chain.executor, exec.node)
   parts = await keyguardParts()
-  capsuleId = await registerCapsule(chain, kgNode)
-  await storeKey(parts, capsuleId, randomBytes(32))
+  capsules = []
+  for (let i = 0; i < CAPSULES; i++) {
+    const id = await registerCapsule(chain, kgNode)
+    await storeKey(parts, id, randomBytes(32))
+    capsules.push(id)
+  }
+  capsuleId = capsules[0] as string
   const real = chainClientFor(chain)
   const counted: ChainClient = Object.create(real)
   counted.nodePeerId = (node) => {
@@ -54,9 +76,12 @@ beforeAll(async () => {
     confirmations: 0,
     startBlock: chain.addresses.deployBlock,
     pollIntervalMs: 600_000,
-    // A small replay memory, so that strangers would fill it within the test if they could.
-    fastPath: { enabled: true, maxNonces: 5 },
+    // A small replay memory (the executor uses 1 + PACED + 4 nonces), so that the strangers'
+    // forged requests in its name (a quarter of 200+) would fill it if they could. Audits of
+    // one capsule follow each other: a generous wait, so that only the flood could refuse.
+    fastPath: { enabled: true, maxNonces: 48, pendingWaitMs: 60_000 },
   })({ ...parts, chain: counted, libp2p: kgNode, logger: quietLogger })
+  keyguard.events.addEventListener('audit-recorded', () => audited++)
   await keyguard.start()
   await exec.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
 }, 60_000)
@@ -68,10 +93,13 @@ afterAll(async () => {
   await parts?.cleanup()
 })
 
-function executorRequest() {
+const outcome = (res: AccessResponse): string =>
+  res.status === 'refused' ? `${res.reasonCode}:${res.reason}` : res.status
+
+function executorRequest(capsule = capsuleId) {
   return signAccessRequest(
     {
-      capsuleId: getBytes(capsuleId),
+      capsuleId: getBytes(capsule),
       executor: addressToBytes(chain.executor.address as `0x${string}`),
       ephemeralKey: getBytes(exec.newEphemeral()),
       measurement: getBytes(chain.measurement),
@@ -106,14 +134,37 @@ describe('fast path under a stranger flood', () => {
       executor: chain.executor.address,
       peers: STRANGERS,
       holders: 3,
-      fillAnswers: 30,
-      durationMs: 60_000,
+      fillAnswers: 200,
+      durationMs: 150_000,
     })
     try {
       await flood.ready
       const started = performance.now()
-      // Enough stranger requests to fill a 5-nonce replay memory several times over.
+      // Enough stranger requests to fill the executor's replay memory if they reached it.
       await flood.filled
+      // The executor at a steady pace (jobs on several capsules): its own quota, not the
+      // strangers' per-peer bucket and shared queue.
+      const paced: Promise<string>[] = []
+      const t0 = performance.now()
+      for (let i = 0; i < PACED; i++) {
+        const wait = t0 + (i * 1000) / PACE_PER_SECOND - performance.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        paced.push(
+          request(
+            exec.node,
+            kgNode.peerId,
+            fastPathProtocol,
+            executorRequest(capsules[i % CAPSULES] as string),
+            { timeout: 90_000 },
+          ).then(outcome, (err: { code?: string; details?: unknown }) =>
+            [err.code, JSON.stringify(err.details)].join(':'),
+          ),
+        )
+      }
+      expect(await Promise.all(paced)).toEqual(Array(PACED).fill('granted'))
+      // Audits are sent one at a time, each after the last receipt: let the paced ones land, so
+      // that the next requests wait for the flood only, not for an audit backlog.
+      await until(() => audited >= 1 + PACED, 90_000)
       // The executor keeps being served during the flood.
       for (let i = 0; i < 4; i++) {
         const res = await request(exec.node, kgNode.peerId, fastPathProtocol, executorRequest(), {
@@ -131,7 +182,7 @@ describe('fast path under a stranger flood', () => {
         .filter(([k]) => !k.startsWith('error'))
         .reduce((n, [, v]) => n + v, 0)
       // Nothing granted to strangers.
-      expect(answers).toBeGreaterThanOrEqual(30)
+      expect(answers).toBeGreaterThanOrEqual(200)
       expect(counts.granted).toBeUndefined()
       // Fresh addresses cost at most the lookup budget (20 burst + 10 a second), not one each.
       expect(lookups - lookupsBefore).toBeLessThanOrEqual(20 + Math.ceil(10 * seconds))
@@ -140,5 +191,5 @@ describe('fast path under a stranger flood', () => {
     } finally {
       flood.kill()
     }
-  }, 60_000)
+  }, 240_000)
 })

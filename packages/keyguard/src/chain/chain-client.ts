@@ -33,6 +33,29 @@ export interface GrantLog {
   logIndex: number
 }
 
+/**
+ * One NodeRegistry `NodeRegistered` or `NodeUpdated` log: the node's libp2p peer id and roles
+ * from that block on.
+ */
+export interface NodeRegistrationLog {
+  /** The node (checksummed). */
+  node: string
+  /** Its libp2p peer id (multihash bytes). */
+  peerId: Uint8Array
+  /** Role bits (`ROLE_EXECUTOR` = 1). */
+  roles: number
+  blockNumber: number
+  logIndex: number
+}
+
+/** What an audit left unpaid from the deposit (`AuditShortfall`, contracts ADR 0006). */
+export interface AuditShortfall {
+  /** Wei taken from the executor's stake (bonded, then unbonding) because its deposit was short. */
+  fromStake: bigint
+  /** Wei of the fee nobody paid (deposit and stake both short). */
+  uncovered: bigint
+}
+
 /** A block's number and hash (the grant watcher's cursor). */
 export interface BlockRef {
   number: number
@@ -88,6 +111,11 @@ export interface ChainClient {
   isActive(node: string, role: number): Promise<boolean>
   /** The node's registered libp2p peer id bytes (multihash), or `undefined` if not registered. */
   nodePeerId(node: string): Promise<Uint8Array | undefined>
+  /**
+   * `NodeRegistered` and `NodeUpdated` logs of the NodeRegistry in `[fromBlock, toBlock]`, in
+   * chain order. With a quorum, only logs that enough RPCs returned identically.
+   */
+  nodeRegistrations(fromBlock: number, toBlock: number): Promise<NodeRegistrationLog[]>
   /** `AccessController.nonceUsed(executor, capsuleId, nonce)` (nonces are scoped per capsule). */
   nonceUsed(executor: string, capsuleId: string, nonce: bigint): Promise<boolean>
   /** The capsule's run count (the next grant's `runIndex`). */
@@ -98,14 +126,20 @@ export interface ChainClient {
    */
   auditWindow(): Promise<bigint>
   /**
-   * Sends `recordFastPathGrant` and waits for the receipt.
+   * Sends `recordFastPathGrant` and waits for the receipt. `shortfall` is set when the
+   * receipt carries `AuditShortfall`: the executor's deposit did not cover the fee.
    * @throws {ContractRevertError} (from `@digicap/contracts`) if it reverts.
    */
   recordFastPathGrant(
     req: FastPathRecord,
     jobParams: string,
     signature: string,
-  ): Promise<{ grantId: string; transactionHash: string; blockNumber: number }>
+  ): Promise<{
+    grantId: string
+    transactionHash: string
+    blockNumber: number
+    shortfall?: AuditShortfall
+  }>
 }
 
 /** `NodeRegistry` role bit of executors. */

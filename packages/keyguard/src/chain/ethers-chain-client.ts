@@ -18,6 +18,8 @@ import {
 import {
   Contract,
   getAddress,
+  getBytes,
+  hexlify,
   Interface,
   type JsonRpcApiProvider,
   type Log,
@@ -27,12 +29,14 @@ import {
   zeroPadValue,
 } from 'ethers'
 import type {
+  AuditShortfall,
   BlockRef,
   ChainClient,
   ChainGrant,
   CheckAccessArgs,
   FastPathRecord,
   GrantLog,
+  NodeRegistrationLog,
 } from './chain-client.ts'
 
 export interface EthersChainClientInit {
@@ -89,6 +93,66 @@ function parseGrantLog(log: Log): GrantLog | undefined {
 
 const logKey = (l: GrantLog): string => JSON.stringify({ ...l, expiresAt: l.expiresAt.toString() })
 
+const registryInterface = new Interface(nodeRegistryAbi as never)
+const topicOf = (iface: Interface, name: string): string => {
+  const event = iface.getEvent(name)
+  if (event === null) throw new TypeError(`${name} missing from the ABI`)
+  return event.topicHash
+}
+const NODE_TOPICS = [
+  topicOf(registryInterface, 'NodeRegistered'),
+  topicOf(registryInterface, 'NodeUpdated'),
+]
+
+/** A `NodeRegistered` / `NodeUpdated` log, keyed with its block hash for the quorum count. */
+interface KeyedRegistration extends NodeRegistrationLog {
+  blockHash: string
+}
+
+function parseRegistrationLog(log: Log): KeyedRegistration | undefined {
+  let parsed: ReturnType<Interface['parseLog']>
+  try {
+    parsed = registryInterface.parseLog({ topics: [...log.topics], data: log.data })
+  } catch {
+    return undefined
+  }
+  if (parsed === null || (parsed.name !== 'NodeRegistered' && parsed.name !== 'NodeUpdated')) {
+    return undefined
+  }
+  const a = parsed.args
+  return {
+    node: getAddress(String(a[0])),
+    roles: Number(a[1]),
+    peerId: getBytes(String(a[2])),
+    blockNumber: log.blockNumber,
+    blockHash: lower(log.blockHash),
+    logIndex: log.index,
+  }
+}
+
+const registrationKey = (l: KeyedRegistration): string =>
+  JSON.stringify({ ...l, peerId: hexlify(l.peerId) })
+
+/** `AuditShortfall` of `accessController` in a receipt's logs, if any. */
+function parseShortfall(
+  logs: readonly Log[],
+  accessController: string,
+): AuditShortfall | undefined {
+  for (const log of logs) {
+    if (getAddress(log.address) !== accessController) continue
+    let parsed: ReturnType<Interface['parseLog']>
+    try {
+      parsed = controllerInterface.parseLog({ topics: [...log.topics], data: log.data })
+    } catch {
+      continue
+    }
+    if (parsed?.name === 'AuditShortfall') {
+      return { fromStake: BigInt(parsed.args[2]), uncovered: BigInt(parsed.args[3]) }
+    }
+  }
+  return undefined
+}
+
 /**
  * Builds a {@link ChainClient} over ethers providers.
  *
@@ -138,6 +202,46 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
   }
 
   const controller = (i: number) => controllers[i] as Contract
+
+  /**
+   * `eth_getLogs` on every provider; a log counts once `quorum` providers returned it
+   * identically (`key`). Sorted in chain order.
+   */
+  async function quorumLogs<T extends { blockNumber: number; logIndex: number }>(
+    filter: { address: string; fromBlock: number; toBlock: number; topics: unknown[] },
+    parse: (log: Log) => T | undefined,
+    key: (log: T) => string,
+  ): Promise<T[]> {
+    const results = await Promise.allSettled(providers.map((p) => p.getLogs(filter as never)))
+    const counts = new Map<string, { log: T; n: number }>()
+    let answered = 0
+    for (const r of results) {
+      if (r.status !== 'fulfilled') continue
+      answered++
+      const seen = new Set<string>()
+      for (const raw of r.value) {
+        const log = parse(raw)
+        if (log === undefined) continue
+        const k = key(log)
+        if (seen.has(k)) continue
+        seen.add(k)
+        const c = counts.get(k) ?? { log, n: 0 }
+        c.n++
+        counts.set(k, c)
+      }
+    }
+    if (answered < quorum) {
+      const err = results.find((r) => r.status === 'rejected')
+      throw new QuorumError(`Fewer than ${quorum} RPCs answered eth_getLogs`, {
+        details: { operation: 'eth_getLogs', quorum, answered },
+        cause: err?.status === 'rejected' ? err.reason : undefined,
+      })
+    }
+    return [...counts.values()]
+      .filter((c) => c.n >= quorum)
+      .map((c) => c.log)
+      .sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex)
+  }
   const registry = (i: number) => registries[i] as Contract
 
   return {
@@ -169,39 +273,21 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         toBlock,
         topics: [ACCESS_GRANTED_TOPIC, null, capsuleIds.map((c) => zeroPadValue(c, 32))],
       }
-      const results = await Promise.allSettled(providers.map((p) => p.getLogs(filter)))
-      const counts = new Map<string, { log: GrantLog; n: number }>()
-      let answered = 0
-      for (const r of results) {
-        if (r.status !== 'fulfilled') continue
-        answered++
-        const seen = new Set<string>()
-        for (const raw of r.value) {
-          const log = parseGrantLog(raw)
-          if (log === undefined) continue
-          const k = logKey(log)
-          if (seen.has(k)) continue
-          seen.add(k)
-          const c = counts.get(k) ?? { log, n: 0 }
-          c.n++
-          counts.set(k, c)
-        }
-      }
-      if (answered < quorum) {
-        const err = results.find((r) => r.status === 'rejected')
-        throw new QuorumError(`Fewer than ${quorum} RPCs answered eth_getLogs`, {
-          details: { operation: 'eth_getLogs', quorum, answered },
-          cause: err?.status === 'rejected' ? err.reason : undefined,
-        })
-      }
-      const logs = [...counts.values()]
-        .filter((c) => c.n >= quorum)
-        .map((c) => c.log)
-        .sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex)
+      const logs = await quorumLogs(filter, parseGrantLog, logKey)
       // The releaser reads these grants next: pin reads at their block once a quorum has it.
       const last = logs.at(-1)
       if (last !== undefined) rpcs.notice(last.blockNumber)
       return logs
+    },
+
+    async nodeRegistrations(fromBlock, toBlock) {
+      if (toBlock < fromBlock) return []
+      const logs = await quorumLogs(
+        { address: nodeRegistry, fromBlock, toBlock, topics: [NODE_TOPICS] },
+        parseRegistrationLog,
+        registrationKey,
+      )
+      return logs.map(({ blockHash: _hash, ...log }) => log)
     },
 
     getGrant: (grantId) =>
@@ -301,10 +387,12 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         const log = (receipt.logs as Log[])
           .map((l) => parseGrantLog(l))
           .find((l) => l !== undefined && l.address === accessController)
+        const shortfall = parseShortfall(receipt.logs as Log[], accessController)
         return {
           grantId: log?.grantId ?? '0x',
           transactionHash: lower(receipt.hash),
           blockNumber: Number(receipt.blockNumber),
+          ...(shortfall === undefined ? {} : { shortfall }),
         }
       } catch (err) {
         // NonceManager counts a nonce before sending: one never sent (a revert in gas

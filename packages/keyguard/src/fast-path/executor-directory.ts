@@ -5,6 +5,10 @@
  * What it costs whom:
  * - A registered executor is held in memory (`maxExecutors`, least recently used dropped) and
  *   re-read from the chain after `ttlMs`; its lookups never wait for the stranger budget.
+ * - Executors `learn`ed from the NodeRegistry's registration events (the executor feed) are
+ *   held without a time limit: later events keep them current, so a registered executor needs
+ *   no lookup at all, not even its first. A request from another peer re-reads the chain at
+ *   most once per `ttlMs` (a peer change whose event the feed has not seen yet).
  * - An address the chain does not know is remembered as such for `negativeTtlMs` in a bounded
  *   table (`maxStrangers` keys, oldest dropped: forgetting a stranger only costs a new lookup).
  * - An address seen for the first time costs one RPC lookup, drawn from a global token bucket
@@ -51,6 +55,8 @@ export interface ExecutorDirectory {
   check(executor: string, peer: Uint8Array): Promise<ExecutorVerdict>
   /** True if `peer` (multihash bytes) is the registered peer of an executor held in memory. */
   knowsPeer(peer: Uint8Array): boolean
+  /** Holds `executor` (checksummed) with `peer` as the chain's registration event says. */
+  learn(executor: string, peer: Uint8Array): void
   /** Executors and strangers held (both bounded). */
   size(): { executors: number; strangers: number }
 }
@@ -87,8 +93,11 @@ export function executorDirectory(init: ExecutorDirectoryInit = {}) {
     const budget = createRateLimiter({
       ...(init.lookups ?? { capacity: 20, refillPerSecond: 10 }),
     })()
-    /** Registered executors: address → peer id bytes and when it was read (performance.now). */
-    const executors = new Map<string, { peer: Uint8Array; at: number }>()
+    /**
+     * Registered executors: address → peer id bytes, when it was read (performance.now), and
+     * whether it came from a registration event (`fed`: no time limit).
+     */
+    const executors = new Map<string, { peer: Uint8Array; at: number; fed: boolean }>()
     /** Unregistered addresses → until when (performance.now) that answer stands. */
     const strangers = new Map<string, number>()
     /** Peer ids (hex) of the executors held, counted. */
@@ -105,9 +114,9 @@ export function executorDirectory(init: ExecutorDirectoryInit = {}) {
       executors.delete(executor)
       countPeer(old.peer, -1)
     }
-    const holdExecutor = (executor: string, peer: Uint8Array): void => {
+    const holdExecutor = (executor: string, peer: Uint8Array, fed: boolean): void => {
       forgetExecutor(executor)
-      executors.set(executor, { peer, at: performance.now() })
+      executors.set(executor, { peer, at: performance.now(), fed })
       countPeer(peer, 1)
       if (executors.size > maxExecutors) forgetExecutor(executors.keys().next().value as string)
     }
@@ -130,7 +139,7 @@ export function executorDirectory(init: ExecutorDirectoryInit = {}) {
         return { status: 'not-registered' }
       }
       strangers.delete(executor)
-      holdExecutor(executor, bound)
+      holdExecutor(executor, bound, executors.get(executor)?.fed === true)
       return sameBytes(bound, peer) ? { status: 'registered' } : { status: 'peer-mismatch' }
     }
 
@@ -139,6 +148,10 @@ export function executorDirectory(init: ExecutorDirectoryInit = {}) {
         const now = performance.now()
         const known = executors.get(executor)
         if (known !== undefined) {
+          if (known.fed && sameBytes(known.peer, peer)) {
+            touch(executors, executor, known, maxExecutors)
+            return { status: 'registered' }
+          }
           if (now - known.at < ttlMs) {
             touch(executors, executor, known, maxExecutors)
             return sameBytes(known.peer, peer)
@@ -161,6 +174,10 @@ export function executorDirectory(init: ExecutorDirectoryInit = {}) {
         return resolve(executor, peer)
       },
       knowsPeer: (peer) => knownPeers.has(hexOf(peer)),
+      learn(executor, peer) {
+        strangers.delete(executor)
+        holdExecutor(executor, peer, true)
+      },
       size: () => ({ executors: executors.size, strangers: strangers.size }),
     }
   }

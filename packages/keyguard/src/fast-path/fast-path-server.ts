@@ -3,8 +3,10 @@
  * HPKE-wrapped data key, then logs the grant on chain (`recordFastPathGrant`).
  *
  * Order of checks, cheapest first, so that a stranger costs no stored state, no signature
- * check and at most a globally budgeted RPC lookup: per-peer rate limit (`rate-limited`) →
- * bounded queue of in-flight evaluations (`busy`, `queue-full`) → key record held locally
+ * check and at most a globally budgeted RPC lookup: rate limit (`rate-limited`) and bounded
+ * queue of in-flight evaluations (`busy`, `queue-full`) — a registered executor's peer has its
+ * own bucket and queue (`executorRate`, `maxQueuePerExecutor`), strangers share `rate` per peer
+ * and `maxQueue` in all, so strangers never take an executor's turn → key record held locally
  * (`unknown-capsule`) → the claimed executor in the executor directory (memory for registered
  * executors; an unknown address costs one NodeRegistry lookup from a global budget, `busy`
  * `lookup-budget` when it is spent): unregistered → `policy-denied` `EXECUTOR_NOT_REGISTERED`,
@@ -19,8 +21,9 @@
  * as served inline (so its audit's `AccessGranted` log is not released again) → seal, answer.
  *
  * The stream itself is bounded too: the request frame must arrive within `readTimeoutMs`, and
- * one peer may have at most `maxReadingPerPeer` frames being read (all peers `maxReading`), so
- * held half-frames pin a bounded amount of memory for a bounded time.
+ * one stranger peer may have at most `maxReadingPerPeer` frames being read (all strangers
+ * `maxReading`; a registered executor's peer `maxQueuePerExecutor`, counted apart), so held
+ * half-frames pin a bounded amount of memory for a bounded time.
  *
  * Why the lock and the wait: `checkAccess` and `runCount` are `eth_call`s that cannot see an
  * audit transaction that is not mined yet, and the contract's `checkAccess` takes no run-count
@@ -48,6 +51,7 @@ import {
   toChecksumAddress,
   verifyAccessRequestSignature,
 } from '@digicap/protocol'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from '../chain/chain-client.ts'
@@ -61,27 +65,46 @@ import { readJsonFile } from '../store/json-file.ts'
 import type { KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
 import { executorDirectory } from './executor-directory.ts'
+import { executorFeed } from './executor-feed.ts'
 import { createExecutorReplays } from './executor-replays.ts'
 import { createKeyedLock, createPendingAudits, createSemaphore } from './fast-path-gate.ts'
+import { laneGate } from './lane-gate.ts'
 
 export interface FastPathInit {
   /** The keyguard's data directory (the audit journal lives in `fast-path-audit/`). */
   dataDir: string
   /** Latest accepted `expiry - now`, seconds, capped by the AccessController's `auditWindow`. Default 600. */
   maxExpirySeconds?: number
-  /** Per-peer token bucket. Default 10 burst, 5 a second. */
+  /**
+   * Per-peer token bucket of peers that are not a registered executor's (strangers).
+   * Default 10 burst, 5 a second.
+   */
   rate?: { capacity: number; refillPerSecond: number }
-  /** Requests being evaluated at once; more get `busy`. Default 32. */
+  /**
+   * Each registered executor's own token bucket, keyed by its authenticated peer id and apart
+   * from the strangers' `rate` and `maxQueue`: nothing a stranger sends takes from it.
+   * Default 30 burst, 10 a second (see the README: one request per job run).
+   */
+  executorRate?: { capacity: number; refillPerSecond: number }
+  /** Requests of strangers being evaluated at once; more get `busy` (`queue-full`). Default 32. */
   maxQueue?: number
+  /**
+   * Requests of one registered executor being evaluated (and frames being read) at once; more
+   * get `busy`. Default 64: its rate times a slow moment's latency (10/s × ~6 s).
+   */
+  maxQueuePerExecutor?: number
   /** Live nonces remembered per registered executor (its replay quota). Default 10 000. */
   maxNonces?: number
   /** Executors whose nonces are remembered at once. Default 10 000. */
   maxExecutors?: number
   /** Time limit for the request frame to arrive, ms. Default 2000. */
   readTimeoutMs?: number
-  /** Request frames read at once from one peer. Default 4. */
+  /** Request frames read at once from one stranger peer. Default 4. */
   maxReadingPerPeer?: number
-  /** Request frames read at once from all peers (registered executors' peers exempt). Default 256. */
+  /**
+   * Request frames read at once from all strangers. Default 256. A registered executor's peer
+   * is counted apart, up to `maxQueuePerExecutor` frames.
+   */
   maxReading?: number
   /**
    * NodeRegistry lookups of executor addresses not in memory (first contact, strangers): a global
@@ -103,6 +126,18 @@ export interface FastPathInit {
   peerCacheMs?: number
   /** How long an unregistered executor address is remembered, ms. Default 60 000. */
   strangerCacheMs?: number
+  /**
+   * The executor feed: registered executors are read from the NodeRegistry's registration
+   * events from `startBlock` on and then every `pollIntervalMs` (2000), in `batchBlocks` (2000)
+   * ranges, so that none needs a lookup from the strangers' budget; `start()` waits up to
+   * `startWaitMs` (5000) for the first read to reach the head.
+   */
+  registrations?: {
+    startBlock?: number
+    pollIntervalMs?: number
+    batchBlocks?: number
+    startWaitMs?: number
+  }
   /**
    * Debug latency trace, off by default: called once per evaluated request with the
    * milliseconds since the request arrived at each stage it reached (`stored`, `peer`, `verified`,
@@ -133,6 +168,26 @@ export type FastPathEvent =
   | { type: 'fast-path-granted'; grantId: string; capsuleId: string; executor: string; ms: number }
   | { type: 'fast-path-refused'; reasonCode: string; reason?: string; peer: string }
   | { type: 'audit-recorded'; grantId: string; recordedGrantId: string; transactionHash: string }
+  | {
+      /**
+       * The audit was mined but the executor's deposit did not cover the fee: `fromStake` wei
+       * (decimal) came from its stake, `uncovered` wei were not paid at all (contracts ADR 0006).
+       */
+      type: 'audit-shortfall'
+      grantId: string
+      capsuleId: string
+      executor: string
+      fee: string
+      fromStake: string
+      uncovered: string
+      transactionHash: string
+    }
+  | {
+      /** The executor feed first reached the head: `executors` registrations read. */
+      type: 'executors-synced'
+      block: number
+      executors: number
+    }
   | {
       type: 'audit-alert'
       grantId: string
@@ -213,13 +268,30 @@ export function fastPathServer(init: FastPathInit) {
         auditWindow ??= chain.auditWindow()
         const window = await auditWindow
         return window < BigInt(maxExpiry) ? window : BigInt(maxExpiry)
-      } catch {
+      } catch (err) {
         auditWindow = undefined
+        // RPCs that disagree are answered `rpc-quorum` like every other read.
+        if (err instanceof QuorumError) throw err
         return undefined
       }
     }
     const auditDir = join(init.dataDir, 'fast-path-audit')
+    // Two lanes: strangers share `limiter` and `maxQueue`; each registered executor has its own
+    // bucket and queue, so a flood of free peer ids cannot refuse an executor's request.
     const limiter = createRateLimiter(init.rate ?? { capacity: 10, refillPerSecond: 5 })()
+    const executorLimiter = createRateLimiter(
+      init.executorRate ?? { capacity: 30, refillPerSecond: 10 },
+    )()
+    const maxQueuePerExecutor = init.maxQueuePerExecutor ?? 64
+    /** In-flight requests per registered executor's peer. */
+    const executorActive = new Map<string, number>()
+    const isExecutorPeer = (peer: string): boolean => {
+      try {
+        return directory.knowsPeer(peerIdFromString(peer).toMultihash().bytes)
+      } catch {
+        return false
+      }
+    }
     const replays = createExecutorReplays({
       perExecutor: init.maxNonces ?? 10_000,
       maxExecutors: init.maxExecutors ?? 10_000,
@@ -230,6 +302,12 @@ export function fastPathServer(init: FastPathInit) {
       negativeTtlMs: init.strangerCacheMs ?? 60_000,
       ...(init.lookups === undefined ? {} : { lookups: init.lookups }),
     })({ chain })
+    const feed = executorFeed(init.registrations ?? {})({
+      chain,
+      directory,
+      onSynced: (at) => emit({ type: 'executors-synced', ...at }),
+      ...(components.logger ? { logger: components.logger } : {}),
+    })
     const domain = {
       chainId: chain.chainId,
       verifyingContract: chain.accessController as `0x${string}`,
@@ -316,6 +394,21 @@ export function fastPathServer(init: FastPathInit) {
           recordedGrantId: res.grantId,
           transactionHash: res.transactionHash,
         })
+        if (res.shortfall !== undefined) {
+          // The owner's fee came (partly) from the executor's stake, or was not paid: what the
+          // owner must see (contracts ADR 0006).
+          const shortfall = {
+            grantId: res.grantId,
+            capsuleId: req.capsuleId,
+            executor: req.executor,
+            fee: req.fee.toString(),
+            fromStake: res.shortfall.fromStake.toString(),
+            uncovered: res.shortfall.uncovered.toString(),
+            transactionHash: res.transactionHash,
+          }
+          emit({ type: 'audit-shortfall', ...shortfall })
+          components.logger?.warn('fast path: audit paid from the executor stake', shortfall)
+        }
         return 'recorded'
       } catch (err) {
         const e = err as { errorName?: string; code?: string }
@@ -535,16 +628,37 @@ export function fastPathServer(init: FastPathInit) {
           fastPathProtocol,
           async (req, ctx) => {
             const peer = ctx.peer.toString()
+            const peerBytes = ctx.peer.toMultihash().bytes
+            const run = async (): Promise<AccessResponse> => {
+              try {
+                return await serve(req, peer, peerBytes)
+              } catch (err) {
+                // RPCs that disagree (a laggard, a liar): nothing was served; worth a retry.
+                if (err instanceof QuorumError) return refuse(peer, 'busy', 'rpc-quorum', 1000)
+                throw err
+              }
+            }
+            if (directory.knowsPeer(peerBytes)) {
+              // A registered executor's peer (authenticated by the connection): its own lane.
+              const rate = executorLimiter.take(peer)
+              if (!rate.allowed) return refuse(peer, 'rate-limited', undefined, rate.retryAfterMs)
+              const mine = executorActive.get(peer) ?? 0
+              if (mine >= maxQueuePerExecutor) return refuse(peer, 'busy', 'queue-full', 100)
+              executorActive.set(peer, mine + 1)
+              try {
+                return await run()
+              } finally {
+                const left = (executorActive.get(peer) ?? 1) - 1
+                if (left > 0) executorActive.set(peer, left)
+                else executorActive.delete(peer)
+              }
+            }
             const rate = limiter.take(peer)
             if (!rate.allowed) return refuse(peer, 'rate-limited', undefined, rate.retryAfterMs)
             if (active >= maxQueue) return refuse(peer, 'busy', 'queue-full', 100)
             active++
             try {
-              return await serve(req, peer, ctx.peer.toMultihash().bytes)
-            } catch (err) {
-              // RPCs that disagree (a laggard, a liar): nothing was served; worth a retry.
-              if (err instanceof QuorumError) return refuse(peer, 'busy', 'rpc-quorum', 1000)
-              throw err
+              return await run()
             } finally {
               active--
             }
@@ -552,10 +666,16 @@ export function fastPathServer(init: FastPathInit) {
           {
             timeout: init.timeoutMs ?? 10_000,
             readTimeout: init.readTimeoutMs ?? 2000,
-            maxReadingPerPeer: init.maxReadingPerPeer ?? 4,
-            maxReading: init.maxReading ?? 256,
-            // Registered executors' peers are never shut out by strangers filling the cap.
-            isTrustedPeer: (p) => directory.knowsPeer(p.toMultihash().bytes),
+            // libp2p resets streams of one connection past this (default 32) before any check
+            // of ours: room for an executor's whole queue, which then answers `busy` in order.
+            maxInboundStreams: 2 * maxQueuePerExecutor,
+            // Frames being read: registered executors' peers in a lane of their own, so neither
+            // strangers filling the caps nor a stalled event loop shuts them out.
+            gate: laneGate({
+              maxReadingPerPeer: init.maxReadingPerPeer ?? 4,
+              maxReading: init.maxReading ?? 256,
+              maxReadingPerExecutor: maxQueuePerExecutor,
+            })({ isExecutorPeer }),
           },
         )
         const pending = await pendingEntries()
@@ -572,10 +692,13 @@ export function fastPathServer(init: FastPathInit) {
           )
         }
         for (const entry of pending) recordInBackground(entry)
+        // Registered executors known before the first request (up to `startWaitMs`).
+        await feed.start()
       },
       async stop() {
         await unhandle?.()
         unhandle = undefined
+        await feed.stop()
         await Promise.allSettled([...recording])
       },
       async recordPending() {
