@@ -6,12 +6,12 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import {
+  ConfigError,
   checkChainConfigFields,
   configFieldError,
   readConfigJson,
   writeJsonAtomic,
 } from '@digicap/cli-kit'
-import { ConfigError } from './errors.ts'
 
 export { writeJsonAtomic }
 

@@ -10,6 +10,7 @@ import {
   commandsWith,
   jsonReplacer,
   switchFlag,
+  UsageError,
   valueFlag,
   warnOnce,
 } from '@digicap/cli-kit'
@@ -22,7 +23,6 @@ import {
   resolveDataDir,
   type SealerConfig,
 } from '../config.ts'
-import { UsageError } from '../errors.ts'
 import type { PiNode } from '../pi-node.ts'
 
 export const GLOBAL_FLAGS = {
