@@ -393,6 +393,64 @@ describe('what the Pi refuses to adopt, and what the pipeline refuses to seal', 
     expect(registered).toEqual([])
   })
 
+  it('the order is the crash order, the data key is zeroed, and an announcer that throws does not fail the seal', async () => {
+    const { card, components } = await laptopComponents(await piCard())
+    const honest = publicKeyWrapper(card.wrappingKey)
+    const calls: string[] = []
+    const seen: Uint8Array[] = []
+    const spying: SealAndPublishComponents = {
+      ...components,
+      wrapper: {
+        publicKey: () => honest.publicKey(),
+        wrap: (dataKey) => {
+          seen.push(dataKey)
+          expect(dataKey.some((b) => b !== 0)).toBe(true)
+          return honest.wrap(dataKey)
+        },
+      },
+      store: {
+        put: (src, o) => {
+          calls.push('add')
+          return components.store.put(src, o)
+        },
+      },
+      keyRecords: { put: async () => calls.push('key-record') },
+      registrar: {
+        register: (e) => {
+          calls.push('register')
+          return components.registrar.register(e)
+        },
+      },
+      announcer: {
+        announce: async () => {
+          calls.push('announce')
+          throw new Error('the network is down')
+        },
+      },
+    }
+    const r = await sealSmall('ordered', spying, firstPolicy)
+    expect(calls).toEqual(['add', 'key-record', 'register', 'announce'])
+    expect(r.announced).toEqual({ ok: false, reason: 'UNKNOWN' })
+    expect(seen).toHaveLength(1)
+    expect(seen[0]?.every((b) => b === 0)).toBe(true)
+    // A failure after sealing (the chain refuses) still leaves the key zeroed.
+    seen.length = 0
+    const refused = sealSmall(
+      'refused',
+      {
+        ...spying,
+        registrar: {
+          register: async () => {
+            throw new Error('reverted')
+          },
+        },
+      },
+      firstPolicy,
+    )
+    await expect(refused).rejects.toThrow('reverted')
+    expect(seen[0]?.every((b) => b === 0)).toBe(true)
+  })
+
   it('a card is checked: the recovery scheme, a short recovery key or no peer id are refused', async () => {
     const card = JSON.parse(await piCard())
     expect(parseKeyguardCard(card).recoveryPublicKey).toHaveLength(32)

@@ -2,12 +2,15 @@ import { stat } from 'node:fs/promises'
 import {
   capsuleTypedData,
   commitAndSealFile,
+  DigicapError,
   generateCapsuleId,
   generateDataKey,
   InvalidArgumentError,
   signTypedDataWith,
 } from '@digicap/capsule-core'
 import { wrapToRecoveryKey } from '@digicap/keyguard'
+import type { CapsuleAnnouncement } from '@digicap/p2p'
+import type { AnnounceOutcome } from '../announce/types.ts'
 import { InputFileError, RuntimeUnsupportedError } from '../errors.ts'
 import type { DeployedPolicyInfo } from '../policy/types.ts'
 import type {
@@ -66,6 +69,19 @@ async function step<T>(
   const out = await fn()
   progress(stage, 1, 1)
   return out
+}
+
+/** Announces through the component; its failure (even a throw) is an outcome, never an error. */
+async function announce(
+  components: SealAndPublishComponents,
+  announcement: CapsuleAnnouncement,
+): Promise<AnnounceOutcome> {
+  if (!components.announcer) return { ok: false, reason: 'no-announcer' }
+  try {
+    return await components.announcer.announce(announcement)
+  } catch (err) {
+    return { ok: false, reason: err instanceof DigicapError ? String(err.code) : 'UNKNOWN' }
+  }
 }
 
 /**
@@ -167,16 +183,14 @@ export async function sealAndPublish(
     }),
   )
   progress('announce', 0, 1)
-  const announced = components.announcer
-    ? await components.announcer.announce({
-        capsuleId,
-        cid,
-        owner: components.signer.address,
-        registry: params.registry as `0x${string}`,
-        chainId: params.chainId,
-        keyguardPeer: params.keyguardPeerId,
-      })
-    : { ok: false, reason: 'no-announcer' }
+  const announced = await announce(components, {
+    capsuleId,
+    cid,
+    owner: components.signer.address,
+    registry: params.registry as `0x${string}`,
+    chainId: params.chainId,
+    keyguardPeer: params.keyguardPeerId,
+  })
   progress('announce', 1, 1)
   return {
     capsuleId,
