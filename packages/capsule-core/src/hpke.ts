@@ -9,7 +9,8 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto'
 import type { CipherSuite } from '@hpke/core'
-import { HpkeError, InvalidArgumentError } from './errors.ts'
+import { checkBytes } from './encoding/bytes.ts'
+import { HpkeError } from './errors.ts'
 
 /** Length of an X25519 public or private key, and of the HPKE `enc` value. */
 export const X25519_KEY_LENGTH = 32
@@ -49,19 +50,6 @@ const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex
 
 function jwkBytes(value: string | undefined): Uint8Array {
   return new Uint8Array(Buffer.from(value ?? '', 'base64url'))
-}
-
-function checkBytes(name: string, value: unknown, length?: number): asserts value is Uint8Array {
-  if (!(value instanceof Uint8Array)) {
-    throw new InvalidArgumentError(`${name} must be a Uint8Array`, {
-      details: { got: typeof value },
-    })
-  }
-  if (length !== undefined && value.length !== length) {
-    throw new InvalidArgumentError(`${name} must be ${length} bytes`, {
-      details: { length: value.length },
-    })
-  }
 }
 
 /**

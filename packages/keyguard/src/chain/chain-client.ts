@@ -3,6 +3,7 @@
  * The ethers implementation is `ethersChainClient` (ethers-chain-client.ts); tests may wrap it
  * for fault injection. Hex strings are lowercase `0x…` (addresses EIP-55 checksummed).
  */
+import type { SignedAccessRequest } from '@digicap/contracts'
 
 /** `AccessController.getGrant(grantId)`: the authoritative stored grant. */
 export interface ChainGrant {
@@ -63,16 +64,7 @@ export interface BlockRef {
 }
 
 /** The fast-path request as `recordFastPathGrant` and `checkAccess` take it (hex and bigints). */
-export interface FastPathRecord {
-  capsuleId: string
-  executor: string
-  ephemeralKey: string
-  measurement: string
-  jobParamsHash: string
-  fee: bigint
-  nonce: bigint
-  expiry: bigint
-}
+export type FastPathRecord = SignedAccessRequest
 
 export interface CheckAccessArgs {
   capsuleId: string
