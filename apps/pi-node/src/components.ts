@@ -5,7 +5,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { DigicapError, type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
+import { DigicapError, type DigicapSigner, privateKeySigner, toHex } from '@digicap/capsule-core'
 import {
   processAlive,
   removeStaleTemps,
@@ -116,7 +116,7 @@ export async function withOwnerAccount<T>(
   const provider = createProvider(chain.rpcUrl, chain.chainId)
   try {
     const key = secrets.ethereumPrivateKey
-    const wallet = new Wallet(`0x${Buffer.from(key).toString('hex')}`, provider)
+    const wallet = new Wallet(toHex(key), provider)
     return await fn({ wallet, signer: privateKeySigner(key), provider })
   } finally {
     secrets.ethereumPrivateKey.fill(0)

@@ -1,5 +1,7 @@
 /** `pi-node init`: the sealer key, the owner, the config, and (on a dev chain) the contracts. */
+
 import { mkdir, rename, stat } from 'node:fs/promises'
+import { toHex } from '@digicap/capsule-core'
 import { rpcChainId } from '@digicap/cli-kit'
 import { createProvider, type DigicapAddresses, deployDigicap } from '@digicap/contracts'
 import { initOwner, type SealerDescription, unwrapOwnerSecrets } from '@digicap/keyguard'
@@ -127,10 +129,7 @@ async function setUpChain(
         })
       })
     }
-    const wallet = new Wallet(
-      `0x${Buffer.from(secrets.ethereumPrivateKey).toString('hex')}`,
-      provider,
-    )
+    const wallet = new Wallet(toHex(secrets.ethereumPrivateKey), provider)
     if (options.deploy) {
       const a: DigicapAddresses = await deployDigicap(wallet, {
         deploymentsDir: paths.deployments,

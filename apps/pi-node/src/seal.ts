@@ -1,7 +1,7 @@
 /** `pi-node seal`: a composition of `sealAndPublish` of `@digicap/owner`. */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { generateCapsuleId, type Receiver, type RuntimeKind } from '@digicap/capsule-core'
+import { generateCapsuleId, type Receiver, type RuntimeKind, toHex } from '@digicap/capsule-core'
 import { rpcChainId } from '@digicap/cli-kit'
 import { parsePolicyExpression } from '@digicap/contracts'
 import type { Logger } from '@digicap/keyguard'
@@ -135,7 +135,7 @@ export async function sealPiNode(parts: PiNodeParts, options: SealOptions): Prom
   await checkSealInput(options.file)
   const runtime = checkRuntime(options)
   const capsuleIdBytes = generateCapsuleId()
-  const dir = join(paths.capsules, `0x${Buffer.from(capsuleIdBytes).toString('hex')}`)
+  const dir = join(paths.capsules, toHex(capsuleIdBytes))
   await mkdir(dir, { recursive: true, mode: 0o700 })
   let input = options.file
   if (runtime !== 'data') {

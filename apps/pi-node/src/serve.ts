@@ -3,7 +3,9 @@
  * libp2p node, announcements heard (and capsules sealed elsewhere for this keyguard adopted),
  * the key store's capsules pinned, and `serve.json` kept current for `status`.
  */
+
 import { rm } from 'node:fs/promises'
+import { toHex } from '@digicap/capsule-core'
 import { createProvider } from '@digicap/contracts'
 import {
   createKeyguard,
@@ -86,9 +88,8 @@ const KEYGUARD_EVENTS = [
  */
 async function daemonKeys(parts: PiNodeParts, provider: JsonRpcProvider) {
   const secrets = await unwrapOwnerSecrets(parts.paths.owner, parts.sealer)
-  const hex = (b: Uint8Array) => `0x${Buffer.from(b).toString('hex')}`
   try {
-    const owner = new Wallet(hex(secrets.ethereumPrivateKey), provider)
+    const owner = new Wallet(toHex(secrets.ethereumPrivateKey), provider)
     const privateKey = await privateKeyFromSeed(secrets.libp2pSeed)
     if (secrets.operatorPrivateKey === undefined) {
       parts.logger.warn('no keyguard operator account: audit records use the owner account', {
@@ -96,7 +97,11 @@ async function daemonKeys(parts: PiNodeParts, provider: JsonRpcProvider) {
       })
       return { privateKey, owner, auditSigner: owner }
     }
-    return { privateKey, owner, auditSigner: new Wallet(hex(secrets.operatorPrivateKey), provider) }
+    return {
+      privateKey,
+      owner,
+      auditSigner: new Wallet(toHex(secrets.operatorPrivateKey), provider),
+    }
   } finally {
     secrets.libp2pSeed.fill(0)
     secrets.ethereumPrivateKey.fill(0)

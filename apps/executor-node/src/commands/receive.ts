@@ -1,5 +1,5 @@
 /** `executor-node receive`: the receiver daemon, printing verified results. */
-import { type DigicapError, x25519PublicKey } from '@digicap/capsule-core'
+import { type DigicapError, toHex, x25519PublicKey } from '@digicap/capsule-core'
 import { switchFlag, valueFlag } from '@digicap/cli-kit'
 import { executorNodePaths } from '../config.ts'
 import { command, dataDirOf, listenOf, printable } from './shared.ts'
@@ -45,7 +45,7 @@ the first result.`,
       )
     })
     await receiver.start()
-    const publicKey = `0x${Buffer.from(x25519PublicKey(privateKey)).toString('hex')}`
+    const publicKey = toHex(x25519PublicKey(privateKey))
     const addresses = en.node.multiaddrs()
     line(
       { event: 'listening', peerId: en.peerId, publicKey, addresses },

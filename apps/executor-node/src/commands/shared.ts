@@ -3,6 +3,7 @@
  * the result printer. Only light modules load here (helia, libp2p, ethers and the sandboxes
  * load inside the handlers), so `--help` and `--version` start fast.
  */
+import { toHex } from '@digicap/capsule-core'
 import { type CommandContext, commandsWith, listFlag, valueFlag } from '@digicap/cli-kit'
 import { resolveDataDir } from '../config.ts'
 
@@ -31,5 +32,5 @@ export function printable(bytes: Uint8Array): string {
   const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes)
   // biome-ignore lint/suspicious/noControlCharactersInRegex: detecting binary output
   const binary = /[\u0000-\u0008\u000e-\u001f]/.test(text)
-  return binary ? `0x${Buffer.from(bytes).toString('hex')}` : text
+  return binary ? toHex(bytes) : text
 }

@@ -9,6 +9,7 @@ import {
   CapsuleSignatureError,
   checkKeyCommitment,
   DigicapError,
+  toHex,
   verifyCapsuleHeader,
 } from '@digicap/capsule-core'
 import type {
@@ -107,7 +108,7 @@ export async function adoptCapsules(
     })
     verifyCapsuleHeader(parsed, { owner: params.owner })
     const { header } = parsed
-    const headerId = `0x${Buffer.from(header.capsuleId).toString('hex')}`
+    const headerId = toHex(header.capsuleId)
     if (headerId !== id) {
       throw new CapsuleSignatureError('The CID holds another capsule', {
         details: { expected: id, got: headerId },

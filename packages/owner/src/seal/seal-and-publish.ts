@@ -7,6 +7,7 @@ import {
   generateDataKey,
   InvalidArgumentError,
   signTypedDataWith,
+  toHex,
 } from '@digicap/capsule-core'
 import { wrapToRecoveryKey } from '@digicap/keyguard'
 import type { CapsuleAnnouncement } from '@digicap/p2p'
@@ -21,10 +22,6 @@ import type {
 } from './types.ts'
 
 const RUNTIMES = ['data', 'quickjs', 'wasi']
-
-function hex(bytes: Uint8Array): `0x${string}` {
-  return `0x${Buffer.from(bytes).toString('hex')}`
-}
 
 /**
  * The size of the regular file at `path`, the file to seal.
@@ -115,7 +112,7 @@ export async function sealAndPublish(
   const plaintextSize = await checkParameters(params, components)
   const runtime = params.runtime ?? { kind: 'data' }
   const capsuleIdBytes = params.capsuleId ?? generateCapsuleId()
-  const capsuleId = hex(capsuleIdBytes)
+  const capsuleId = toHex(capsuleIdBytes)
   let deployedPolicy: DeployedPolicyInfo | undefined
   if (typeof params.policy === 'string') {
     const expression = params.policy

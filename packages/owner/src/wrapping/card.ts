@@ -1,4 +1,10 @@
-import { InvalidArgumentError, X25519_KEY_LENGTH } from '@digicap/capsule-core'
+import {
+  hexToBytes,
+  InvalidArgumentError,
+  isHex,
+  toHex,
+  X25519_KEY_LENGTH,
+} from '@digicap/capsule-core'
 import type { KeyguardCard, KeyWrapper } from './types.ts'
 
 /** Wrapping schemes a card may name: the keyguard's RSA keys (never the recovery scheme). */
@@ -20,7 +26,7 @@ export async function keyguardCard(input: {
   return {
     peerId: input.peerId,
     wrappingKey: { scheme: key.scheme, pem: key.pem },
-    recoveryPublicKey: `0x${Buffer.from(input.recoveryPublicKey).toString('hex')}`,
+    recoveryPublicKey: toHex(input.recoveryPublicKey),
   }
 }
 
@@ -46,13 +52,10 @@ export function parseKeyguardCard(card: unknown): {
     })
   }
   const hex = String(c.recoveryPublicKey ?? '')
-  if (!/^0x[0-9a-fA-F]*$/.test(hex) || (hex.length - 2) / 2 !== X25519_KEY_LENGTH) {
+  if (!isHex(hex, X25519_KEY_LENGTH)) {
     throw new InvalidArgumentError('recoveryPublicKey must be 32 bytes of 0x-hex', {
       details: { length: hex.length },
     })
   }
-  return {
-    card: c as KeyguardCard,
-    recoveryPublicKey: new Uint8Array(Buffer.from(hex.slice(2), 'hex')),
-  }
+  return { card: c as KeyguardCard, recoveryPublicKey: hexToBytes(hex) }
 }
