@@ -41,6 +41,8 @@ export function executorNodePaths(dataDir: string) {
     config: join(dataDir, 'config.json'),
     identity: join(dataDir, 'identity.json'),
     receiverKey: join(dataDir, 'receiver.key'),
+    /** The result receiver's spent run and grant ids (replays refused across restarts). */
+    receiverReplays: join(dataDir, 'receiver-replays.json'),
     ipfs: join(dataDir, 'ipfs'),
     runs: join(dataDir, 'runs'),
   }

@@ -12,6 +12,7 @@ import {
   type ExecutorChain,
   ethersExecutorChain,
   ethersResultGrants,
+  fileResultReplays,
   type ResultReceiver,
   type SandboxSet,
 } from '@digicap/executor'
@@ -252,6 +253,10 @@ export async function createExecutorNode(
           chainId: config.chainId,
           accessController: config.contracts.accessController,
           runner: provider,
+        }),
+        // Spent run and grant ids survive a restart: a replay is refused after one too.
+        replays: fileResultReplays({ path: executorNodePaths(dataDir).receiverReplays })({
+          writeJsonAtomic,
         }),
       }),
     async stop() {

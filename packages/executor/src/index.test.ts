@@ -48,6 +48,7 @@ it('public surface is deliberate', () => {
       "environmentMeasurement",
       "ethersExecutorChain",
       "ethersResultGrants",
+      "fileResultReplays",
       "jobFromBundle",
       "loadCapsule",
       "progressLines",

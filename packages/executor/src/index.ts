@@ -60,6 +60,7 @@ export type {
   ResultReceiverComponents,
   ResultReceiverInit,
   ResultReceiverStats,
+  ResultReplayStore,
 } from '@digicap/protocol'
 export { createResultReceiver } from '@digicap/protocol'
 export type {
@@ -97,6 +98,11 @@ export type {
 export { createResultDeliverer } from './delivery/deliverer.ts'
 export type { EthersResultGrantsInit, ResultGrantSource } from './delivery/grants.ts'
 export { ethersResultGrants } from './delivery/grants.ts'
+export type {
+  FileResultReplaysComponents,
+  FileResultReplaysInit,
+} from './delivery/replay-file.ts'
+export { fileResultReplays } from './delivery/replay-file.ts'
 export type { ExecutorErrorCode } from './errors.ts'
 export {
   AccessDeniedError,

@@ -5,6 +5,10 @@
  * delivery gets its typed reason. Floods of held half-frames from many peer ids leave the
  * receiver's and the key-release inbox's memory bounded, and the honest result still lands.
  */
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
   type DigicapError,
   encodeHpkeSealed,
@@ -12,6 +16,7 @@ import {
   hpkeSeal,
   type X25519KeyPair,
 } from '@digicap/capsule-core'
+import { writeJsonAtomic } from '@digicap/cli-kit'
 import { parseEvents } from '@digicap/contracts'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import {
@@ -30,6 +35,7 @@ import { getBytes, hexlify, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createResultReceiver,
+  fileResultReplays,
   type ReceivedResult,
   type ResultReceiver,
   ResultRefusedError,
@@ -166,6 +172,60 @@ describe('result authentication (anvil + libp2p)', () => {
     // the executor itself, a second run id on a spent grant
     const again = await forge({ ...g, output: 'second' })
     expect(reason(await send(w.exec, { ...again.fields, hpke: again.sealed }))).toBe('replayed')
+  })
+
+  it('remembers spent ids across a restart: the same delivery after it is refused `replayed`', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'digicap-replays-'))
+    const path = join(dir, 'receiver-replays.json')
+    const node = await createDigicapNode()
+    const start = async (): Promise<{ r: ResultReceiver; refused: ResultRefusedError[] }> => {
+      const r = createResultReceiver({ privateKey: keys.privateKey, grantWaitMs: 1000 })({
+        libp2p: node.libp2p,
+        grants: resultGrants(w),
+        replays: fileResultReplays({ path })({ writeJsonAtomic }),
+      })
+      const refused: ResultRefusedError[] = []
+      r.events.addEventListener('error', (e) => {
+        const err = (e as CustomEvent<DigicapError>).detail
+        if (err instanceof ResultRefusedError) refused.push(err)
+      })
+      await r.start()
+      return { r, refused }
+    }
+    const to = (d: ResultDelivery) =>
+      request(w.exec.libp2p, node.libp2p.getMultiaddrs()[0]!, resultProtocol, d, {
+        timeout: 20_000,
+      })
+    try {
+      const g = await grantOnChain()
+      const { fields, sealed } = await forge({ ...g, output: 'once' })
+      const first = await start()
+      expect(reason(await to({ ...fields, hpke: sealed }))).toBe('ok')
+      expect(dec.decode((await first.r.next(5000)).output)).toBe('once')
+      await first.r.stop()
+      // A new receiver on the same file, as after a restart of the process.
+      const second = await start()
+      expect(reason(await to({ ...fields, hpke: sealed }))).toBe('replayed')
+      // a fresh run id on the spent grant too
+      const again = await forge({ ...g, output: 'twice' })
+      expect(reason(await to({ ...again.fields, hpke: again.sealed }))).toBe('replayed')
+      expect(second.refused.map((e) => [e.code, e.reasonCode])).toEqual([
+        ['RESULT_REFUSED', 'replayed'],
+        ['RESULT_REFUSED', 'replayed'],
+      ])
+      expect(second.r.stats().accepted).toBe(0)
+      await second.r.stop()
+      // A memory file that is not one stops the receiver from starting, typed.
+      await writeFile(path, '{"version":1,"ids":["nope"]}')
+      const err = await start().then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(err).toMatchObject({ code: 'EXECUTOR_STATE', details: { why: 'malformed id' } })
+    } finally {
+      await node.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('refuses forgeries with their typed reason and still takes the honest result of that grant', async () => {

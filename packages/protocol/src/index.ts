@@ -186,6 +186,7 @@ export type {
   ResultReceiverComponents,
   ResultReceiverInit,
   ResultReceiverStats,
+  ResultReplayStore,
   ResultStore,
 } from './result-receiver.ts'
 export { createResultReceiver } from './result-receiver.ts'

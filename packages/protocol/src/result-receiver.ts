@@ -6,7 +6,8 @@
  *
  * Memory stays bounded whatever peers send: a stream gate (per-peer and global limits on
  * exchanges in progress, oldest half-read stream evicted first, a read deadline), a per-peer
- * rate limit, caps on queued results (count, bytes, per executor), a bounded replay memory,
+ * rate limit, caps on queued results (count, bytes, per executor), a bounded replay memory
+ * (durable across restarts when a {@link ResultReplayStore} is passed),
  * and a `resultCid` fetched only after the signature and grant checks, and never past the
  * signed `resultSize` (itself capped).
  */
@@ -39,6 +40,18 @@ export interface ResultGrantSource {
   readonly domain: ResultDomain
   /** The grant as stored, or undefined when the chain has none (yet). Throws when the chain cannot be asked. */
   getGrant(grantId: Uint8Array): Promise<GrantRecord | undefined>
+}
+
+/**
+ * Where the receiver keeps the run and grant ids it has spent, so that a restart does not
+ * forget them (`fileResultReplays` of `@digicap/executor` keeps them in a file). Without one,
+ * the replay memory lives and dies with the process.
+ */
+export interface ResultReplayStore {
+  /** Ids spent before this start, oldest first. */
+  load(): Promise<readonly string[]>
+  /** Keeps `ids` durably: resolves once they would survive a restart. */
+  add(ids: readonly string[]): Promise<void>
 }
 
 /** Where results stored on IPFS are fetched from (a `CapsuleStore` of `@digicap/p2p` fits). */
@@ -99,6 +112,11 @@ export interface ResultReceiverComponents {
   readonly store?: ResultStore | undefined
   /** The chain's grants (who may deliver what). */
   readonly grants: ResultGrantSource
+  /**
+   * Durable replay memory: loaded at `start()`, and each accepted result's ids are kept there
+   * before it is acknowledged (a result whose ids cannot be kept is refused `busy`).
+   */
+  readonly replays?: ResultReplayStore | undefined
 }
 
 /** Load counters, for tests and metrics. */
@@ -135,6 +153,7 @@ function boundedSet(capacity: number) {
   const set = new Set<string>()
   return {
     has: (k: string) => set.has(k),
+    delete: (k: string) => set.delete(k),
     add(k: string) {
       set.add(k)
       if (set.size > capacity) set.delete(set.values().next().value as string)
@@ -338,9 +357,19 @@ export function createResultReceiver(init: ResultReceiverInit) {
         reservedBytes -= msg.resultSize
         released = true
         if (queueFull(output.byteLength)) return refuse(msg, from, 'busy', { executor })
-        // A run is accepted once: its run id and its grant id are spent.
+        // A run is accepted once: its run id and its grant id are spent, across restarts too
+        // when there is a store (kept there before the ack, so an ack implies a durable spend).
         accepted.add(runKey)
         accepted.add(grantKey)
+        if (components.replays !== undefined) {
+          try {
+            await components.replays.add([runKey, grantKey])
+          } catch (cause) {
+            accepted.delete(runKey)
+            accepted.delete(grantKey)
+            return refuse(msg, from, 'busy', { executor, cause })
+          }
+        }
         acceptedCount++
         emit({
           runId: hexlify(msg.runId),
@@ -364,6 +393,9 @@ export function createResultReceiver(init: ResultReceiverInit) {
     return {
       events,
       async start() {
+        if (components.replays !== undefined) {
+          for (const id of await components.replays.load()) accepted.add(id)
+        }
         unhandle = await handle(
           components.libp2p,
           resultProtocol,
