@@ -200,6 +200,15 @@ describe('a run measured and quoted', () => {
         ephemeralPublicKey: bytes(),
       }),
     ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    // the device path (/dev/tpmrm0 on hardware) is the same transport: a missing device is typed
+    const device = createAttestationAgent({ tcti: 'device:/dev/nonexistent-tpmrm0' })
+    await expect(
+      device.quote({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() }),
+    ).rejects.toMatchObject({
+      code: 'TPM_UNAVAILABLE',
+      details: { reason: 'tcti', errno: 'ENOENT' },
+    })
+    await expect(device.resetRunPcr()).rejects.toMatchObject({ code: 'TPM_UNAVAILABLE' })
     const unprovisioned = createAttestationAgent({ tcti: tpm.tcti, akHandle: 0x81010099 })
     await expect(
       unprovisioned.quote({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() }),
