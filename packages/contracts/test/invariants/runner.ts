@@ -10,7 +10,12 @@
  */
 import { AbiCoder, type Interface, parseEther, type Wallet } from 'ethers'
 import type { DigicapContracts } from '../../src/deploy.ts'
-import { ACCESS_REQUEST_TYPES, accessRequestDomain, jobParamsHash } from '../../src/fastpath.ts'
+import {
+  ACCESS_REQUEST_TYPES,
+  accessRequestDomain,
+  jobParamsHash,
+  type SignedAccessRequest,
+} from '../../src/fastpath.ts'
 import { CID } from '../helpers.ts'
 import { type CapsuleModel, Model, type Random } from './model.ts'
 import type { BatchRpc, Mined } from './rpc.ts'
@@ -341,16 +346,7 @@ async function requestAccess(ctx: RunContext, requester: string): Promise<void> 
 }
 
 interface Signed {
-  req: {
-    capsuleId: string
-    executor: string
-    ephemeralKey: string
-    measurement: string
-    jobParamsHash: string
-    fee: bigint
-    nonce: bigint
-    expiry: bigint
-  }
+  req: SignedAccessRequest
   signature: string
 }
 let lastRecorded: { signed: Signed; recorder: string } | undefined
