@@ -11,9 +11,14 @@
  * and a `resultCid` fetched only after the signature and grant checks, and never past the
  * signed `resultSize` (itself capped).
  */
-import { DigicapError, decodeHpkeSealed, hpkeOpen, x25519PublicKey } from '@digicap/capsule-core'
+import {
+  DigicapError,
+  decodeHpkeSealed,
+  toHex,
+  hpkeOpen,
+  x25519PublicKey,
+} from '@digicap/capsule-core'
 import type { Libp2p } from '@libp2p/interface'
-import { bytesToHex } from '@noble/hashes/utils.js'
 import type { Address } from './eip712.ts'
 import { toChecksumAddress } from './eip712.ts'
 import { ResultInvalidError, ResultReceiverStoppedError, ResultRefusedError } from './errors.ts'
@@ -31,8 +36,6 @@ import {
 import type { ResultDomain } from './result-signature.ts'
 import { checkResultEnvelope, checkResultGrant, type GrantRecord } from './result-verify.ts'
 import { createStreamGate, type StreamGateStats } from './stream-gate.ts'
-
-const hexlify = (b: Uint8Array): string => `0x${bytesToHex(b)}`
 
 /** Where a receiver learns a grant's executor (the AccessController on chain). */
 export interface ResultGrantSource {
@@ -235,8 +238,8 @@ export function createResultReceiver(init: ResultReceiverInit) {
       refusedCount[reasonCode] = (refusedCount[reasonCode] ?? 0) + 1
       const err = new ResultRefusedError(reasonCode, {
         details: {
-          runId: hexlify(msg.runId),
-          grantId: hexlify(msg.grantId),
+          runId: toHex(msg.runId),
+          grantId: toHex(msg.grantId),
           from,
           ...(extra.executor === undefined ? {} : { executor: extra.executor }),
         },
@@ -302,8 +305,8 @@ export function createResultReceiver(init: ResultReceiverInit) {
         return refuse(msg, from, 'rate-limited', { retryAfterMs: rate.retryAfterMs })
       }
       if (queueFull(msg.hpke?.byteLength ?? msg.resultSize)) return refuse(msg, from, 'busy')
-      const runKey = `r${hexlify(msg.runId)}`
-      const grantKey = `g${hexlify(msg.grantId)}`
+      const runKey = `r${toHex(msg.runId)}`
+      const grantKey = `g${toHex(msg.grantId)}`
       const first = checkResultEnvelope(msg, {
         domain: grants.domain,
         receiverKey,
@@ -372,12 +375,12 @@ export function createResultReceiver(init: ResultReceiverInit) {
         }
         acceptedCount++
         emit({
-          runId: hexlify(msg.runId),
-          capsuleId: hexlify(msg.capsuleId),
-          grantId: hexlify(msg.grantId),
+          runId: toHex(msg.runId),
+          capsuleId: toHex(msg.capsuleId),
+          grantId: toHex(msg.grantId),
           executor: toChecksumAddress(msg.executor),
-          measurement: hexlify(msg.measurement),
-          runMeasurement: hexlify(msg.runMeasurement),
+          measurement: toHex(msg.measurement),
+          runMeasurement: toHex(msg.runMeasurement),
           from,
           via: msg.hpke !== undefined ? 'inline' : msg.resultCid,
           output,

@@ -3,16 +3,17 @@
  * names, so that only that executor's result is taken. No ethers and no contract bindings on
  * the receive path; the two ABI shapes read here are fixed by AccessController.
  */
+
+import { hexToBytes, toHex } from '@digicap/capsule-core'
 import type { DigicapNetwork } from '@digicap/contracts'
 import type { ResultGrantSource } from '@digicap/protocol'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
 import { ChainMismatchError, ChainReadError } from '../errors.ts'
 
 export type { ResultGrantSource }
 
 const selector = (signature: string): string =>
-  bytesToHex(keccak_256(utf8ToBytes(signature)).subarray(0, 4))
+  toHex(keccak_256(new TextEncoder().encode(signature)).subarray(0, 4)).slice(2)
 const GET_GRANT = selector('getGrant(bytes32)')
 const GRANT_NOT_FOUND = selector('GrantNotFound(bytes32)')
 /** `Grant { address executor; uint40 runIndex; uint40 expiresAt; bool fastPath; bytes32 capsuleId; bytes32 ephemeralKey }`. */
@@ -82,7 +83,7 @@ export function chainResultGrants(network: DigicapNetwork): ResultGrantSource {
     async getGrant(grantId) {
       if (grantId.length !== 32) return undefined
       const r = await rpcCall(network.rpcUrl, 'eth_call', [
-        { to, data: `0x${GET_GRANT}${bytesToHex(grantId)}` },
+        { to, data: `0x${GET_GRANT}${toHex(grantId).slice(2)}` },
         'latest',
       ])
       if (r.error !== undefined) {
@@ -99,11 +100,11 @@ export function chainResultGrants(network: DigicapNetwork): ResultGrantSource {
           hint: 'Is the network’s accessController address right for this chain?',
         })
       }
-      const words = hexToBytes(hex.slice(2))
+      const words = hexToBytes(hex)
       const word = (i: number) => words.subarray(i * 32, i * 32 + 32)
       return {
         executor: word(0).slice(12),
-        runIndex: BigInt(`0x${bytesToHex(word(1))}`),
+        runIndex: BigInt(toHex(word(1))),
         capsuleId: word(4).slice(),
         ephemeralKey: word(5).slice(),
       }
