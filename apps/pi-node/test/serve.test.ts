@@ -296,7 +296,8 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
       'chain.bin',
     )
     expect(opened.equals(plaintext)).toBe(true)
-    expect(daemon.stderr()).toContain('"message":"keyguard released"')
+    // Logged once the executor acknowledged, which can come just after the key is opened here.
+    await until(() => daemon?.stderr().includes('"message":"keyguard released"') === true)
 
     await until(async () => {
       const s = (await runJson(['status', '--json'], env)).status
