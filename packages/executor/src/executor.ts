@@ -13,6 +13,7 @@ import {
   DigicapError,
   decodeBundle,
   openNodeStream,
+  toHex,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
 import type { StreamGateStats } from '@digicap/protocol'
@@ -20,7 +21,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encode } from 'cborg'
-import { getBytes, hexlify } from 'ethers'
+import { getBytes } from 'ethers'
 import {
   acquireKey,
   createReleaseInbox,
@@ -259,7 +260,7 @@ export function createExecutor(init: ExecutorInit = {}) {
         cleanup: 0,
       }
       const runIdBytes = new Uint8Array(randomBytes(32))
-      const runId = hexlify(runIdBytes)
+      const runId = toHex(runIdBytes)
       const ws = timedWorkspace(createRunWorkspace({ tmpRoot: init.tmpRoot }), (ms) => {
         timings.cleanup = ms
       })
@@ -340,7 +341,7 @@ export function createExecutor(init: ExecutorInit = {}) {
               stage: 'grant',
               status: 'done',
               ms: timings.grant,
-              detail: { path, grantId: hexlify(grantId) },
+              detail: { path, grantId: toHex(grantId) },
             })
             stage({ stage: 'release', status: 'start' })
           },
@@ -419,8 +420,8 @@ export function createExecutor(init: ExecutorInit = {}) {
         stage({ stage: 'deliver', status: 'done', ms: timings.deliver, detail: { deliveries } })
         return {
           runId,
-          capsuleId: hexlify(header.capsuleId),
-          grantId: hexlify(key.grantId),
+          capsuleId: toHex(header.capsuleId),
+          grantId: toHex(key.grantId),
           path: key.path,
           result: ran.result.output,
           logs: ran.result.logs,
@@ -443,7 +444,7 @@ export function createExecutor(init: ExecutorInit = {}) {
       get started() {
         return inbox !== undefined
       },
-      measurement: hexlify(measurement),
+      measurement: toHex(measurement),
       async start() {
         if (inbox) return
         inbox = await createReleaseInbox(libp2p, (e: ReleaseInboxEvent) => {

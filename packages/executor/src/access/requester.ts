@@ -9,6 +9,7 @@ import {
   decodeHpkeSealed,
   generateX25519KeyPair,
   hpkeOpen,
+  toHex,
   type X25519KeyPair,
 } from '@digicap/capsule-core'
 import {
@@ -26,7 +27,6 @@ import {
 } from '@digicap/protocol'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { hexlify } from 'ethers'
 import type { ExecutorChain } from '../chain.ts'
 import {
   AccessDeniedError,
@@ -114,7 +114,7 @@ export async function createReleaseInbox(
     libp2p,
     keyReleaseProtocol,
     async (release: KeyRelease, context): Promise<ReleaseAck> => {
-      const capsuleId = hexlify(release.capsuleId)
+      const capsuleId = toHex(release.capsuleId)
       let rejected: 'wrong-peer' | undefined
       for (const p of pending) {
         if (p.capsuleId !== capsuleId) continue
@@ -133,7 +133,7 @@ export async function createReleaseInbox(
           dataKey.fill(0)
           onEvent({
             type: 'release-rejected',
-            grantId: hexlify(release.grantId),
+            grantId: toHex(release.grantId),
             reason: 'key-mismatch',
           })
           p.fail(new KeyReleaseInvalidError('The released key is not this capsule’s key'))
@@ -146,14 +146,14 @@ export async function createReleaseInbox(
         }
         pending.delete(p)
         p.resolve({ grantId: release.grantId, dataKey })
-        onEvent({ type: 'release-accepted', grantId: hexlify(release.grantId) })
+        onEvent({ type: 'release-accepted', grantId: toHex(release.grantId) })
         return { grantId: release.grantId, status: 'ok' }
       }
       if (rejected !== undefined) {
-        onEvent({ type: 'release-rejected', grantId: hexlify(release.grantId), reason: rejected })
+        onEvent({ type: 'release-rejected', grantId: toHex(release.grantId), reason: rejected })
         return { grantId: release.grantId, status: 'unknown-grant' }
       }
-      onEvent({ type: 'release-unknown', grantId: hexlify(release.grantId) })
+      onEvent({ type: 'release-unknown', grantId: toHex(release.grantId) })
       return { grantId: release.grantId, status: 'unknown-grant' }
     },
     {
@@ -175,7 +175,7 @@ export async function createReleaseInbox(
           reject(err)
         }
         const entry: Pending = {
-          capsuleId: hexlify(capsuleId),
+          capsuleId: toHex(capsuleId),
           privateKey: keys.privateKey,
           from: options.from,
           verifyKey: options.verifyKey,
@@ -349,7 +349,7 @@ async function chainPath(p: AccessParameters, keys: X25519KeyPair): Promise<Rele
           () =>
             reject(
               new KeyReleaseTimeoutError('No key release arrived before the grant expired', {
-                details: { grantId: hexlify(grant.grantId) },
+                details: { grantId: toHex(grant.grantId) },
               }),
             ),
           Math.max(0, Math.min(expiresIn, p.maxReleaseWaitMs)),
@@ -358,7 +358,7 @@ async function chainPath(p: AccessParameters, keys: X25519KeyPair): Promise<Rele
     ])
     if (!sameBytes(got.grantId, grant.grantId)) {
       throw new KeyReleaseInvalidError('The key release names another grant', {
-        details: { expected: hexlify(grant.grantId), got: hexlify(got.grantId) },
+        details: { expected: toHex(grant.grantId), got: toHex(got.grantId) },
       })
     }
     return { ...got, path: 'chain' }

@@ -12,10 +12,10 @@ import {
   MAX_HEADER_LENGTH,
   type ParsedCapsuleHeader,
   parseCapsuleHeader,
+  toHex,
   verifyCapsuleHeader,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
-import { hexlify } from 'ethers'
 import type { ExecutorChain, RegisteredCapsule } from '../chain.ts'
 import {
   CapsuleFetchError,
@@ -105,7 +105,7 @@ export async function verifyCapsule(p: {
   }
   const mismatch = (field: string, details: Record<string, unknown> = {}): never => {
     throw new RegistryMismatchError(`The registry does not list this capsule so (${field})`, {
-      details: { field, capsuleId: hexlify(header.capsuleId), ...details },
+      details: { field, capsuleId: toHex(header.capsuleId), ...details },
     })
   }
   if (BigInt(header.policy.chainId) !== p.chain.chainId) {
