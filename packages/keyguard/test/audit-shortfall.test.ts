@@ -5,7 +5,8 @@
  * from the stake, and the keyguard raises `audit-shortfall` and logs it. Real anvil (automine
  * paused to put both audits in one block, as in contracts' audit-race test) and libp2p.
  */
-import { all, deployPolicy, environment, fee } from '@digicap/contracts'
+import { all, environment, fee } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
 import { addressToBytes, fastPathProtocol, request, signAccessRequest } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'

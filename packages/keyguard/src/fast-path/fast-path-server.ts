@@ -21,9 +21,9 @@
  * as served inline (so its audit's `AccessGranted` log is not released again) → seal, answer.
  *
  * The stream itself is bounded too: the request frame must arrive within `readTimeoutMs`, and
- * one stranger peer may have at most `maxReadingPerPeer` frames being read (all strangers
- * `maxReading`; a registered executor's peer `maxQueuePerExecutor`, counted apart), so held
- * half-frames pin a bounded amount of memory for a bounded time.
+ * one peer may have at most `maxQueuePerExecutor` frames being read, strangers together
+ * `maxReading` (registered executors' peers exempt), so held half-frames pin a bounded amount
+ * of memory for a bounded time.
  *
  * Why the lock and the wait: `checkAccess` and `runCount` are `eth_call`s that cannot see an
  * audit transaction that is not mined yet, and the contract's `checkAccess` takes no run-count
@@ -51,7 +51,6 @@ import {
   toChecksumAddress,
   verifyAccessRequestSignature,
 } from '@digicap/protocol'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from '../chain/chain-client.ts'
@@ -68,7 +67,6 @@ import { executorDirectory } from './executor-directory.ts'
 import { executorFeed } from './executor-feed.ts'
 import { createExecutorReplays } from './executor-replays.ts'
 import { createKeyedLock, createPendingAudits, createSemaphore } from './fast-path-gate.ts'
-import { laneGate } from './lane-gate.ts'
 
 export interface FastPathInit {
   /** The keyguard's data directory (the audit journal lives in `fast-path-audit/`). */
@@ -99,11 +97,14 @@ export interface FastPathInit {
   maxExecutors?: number
   /** Time limit for the request frame to arrive, ms. Default 2000. */
   readTimeoutMs?: number
-  /** Request frames read at once from one stranger peer. Default 4. */
+  /**
+   * Request frames read at once from one peer: at least `maxQueuePerExecutor`, so that an
+   * executor's reads that pile up in a stalled moment are not aborted. Default 4 (so 64).
+   */
   maxReadingPerPeer?: number
   /**
-   * Request frames read at once from all strangers. Default 256. A registered executor's peer
-   * is counted apart, up to `maxQueuePerExecutor` frames.
+   * Request frames read at once from all peers but registered executors' (exempt: strangers
+   * filling it cannot shut them out). Default 256.
    */
   maxReading?: number
   /**
@@ -285,13 +286,6 @@ export function fastPathServer(init: FastPathInit) {
     const maxQueuePerExecutor = init.maxQueuePerExecutor ?? 64
     /** In-flight requests per registered executor's peer. */
     const executorActive = new Map<string, number>()
-    const isExecutorPeer = (peer: string): boolean => {
-      try {
-        return directory.knowsPeer(peerIdFromString(peer).toMultihash().bytes)
-      } catch {
-        return false
-      }
-    }
     const replays = createExecutorReplays({
       perExecutor: init.maxNonces ?? 10_000,
       maxExecutors: init.maxExecutors ?? 10_000,
@@ -669,13 +663,12 @@ export function fastPathServer(init: FastPathInit) {
             // libp2p resets streams of one connection past this (default 32) before any check
             // of ours: room for an executor's whole queue, which then answers `busy` in order.
             maxInboundStreams: 2 * maxQueuePerExecutor,
-            // Frames being read: registered executors' peers in a lane of their own, so neither
-            // strangers filling the caps nor a stalled event loop shuts them out.
-            gate: laneGate({
-              maxReadingPerPeer: init.maxReadingPerPeer ?? 4,
-              maxReading: init.maxReading ?? 256,
-              maxReadingPerExecutor: maxQueuePerExecutor,
-            })({ isExecutorPeer }),
+            // Frames being read at once per peer: room for an executor's whole queue (its reads
+            // pile up when a flood stalls the event loop); strangers together are held to
+            // `maxReading`, from which registered executors' peers are exempt.
+            maxReadingPerPeer: Math.max(init.maxReadingPerPeer ?? 4, maxQueuePerExecutor),
+            maxReading: init.maxReading ?? 256,
+            isTrustedPeer: (p) => directory.knowsPeer(p.toMultihash().bytes),
           },
         )
         const pending = await pendingEntries()
