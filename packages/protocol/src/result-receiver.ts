@@ -14,8 +14,8 @@
 import {
   DigicapError,
   decodeHpkeSealed,
-  toHex,
   hpkeOpen,
+  toHex,
   x25519PublicKey,
 } from '@digicap/capsule-core'
 import type { Libp2p } from '@libp2p/interface'
