@@ -79,6 +79,8 @@ const KEYGUARD_EVENTS = [
   'fast-path-refused',
   'audit-recorded',
   'audit-alert',
+  'audit-shortfall',
+  'executors-synced',
 ] as const
 
 /**
@@ -284,7 +286,11 @@ export async function servePiNode(
   const onEvent = (e: Event) => {
     const detail = (e as CustomEvent<KeyguardEvent>).detail
     const { type, ...fields } = detail as KeyguardEvent & Record<string, unknown>
-    const warn = type === 'release-failed' || type === 'audit-alert' || type === 'reorg'
+    const warn =
+      type === 'release-failed' ||
+      type === 'audit-alert' ||
+      type === 'audit-shortfall' ||
+      type === 'reorg'
     logger[warn ? 'warn' : 'info'](`keyguard ${type}`, fields)
     options.onKeyguardEvent?.(detail)
     serveFile.soon()
