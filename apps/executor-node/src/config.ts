@@ -6,7 +6,12 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 
-import { checkChainConfigFields, configFieldError, readConfigJson } from '@digicap/cli-kit'
+import {
+  ConfigError,
+  checkChainConfigFields,
+  configFieldError,
+  readConfigJson,
+} from '@digicap/cli-kit'
 
 export { writeJsonAtomic } from '@digicap/cli-kit'
 
@@ -34,6 +39,11 @@ export interface ExecutorNodeConfig {
   fast: boolean
   /** Capsule fetch idle timeout, ms (no byte for this long fails the run). Default 120 000. */
   fetchTimeoutMs?: number
+  /**
+   * The node's TPM for attestation (opt-in): `device:/dev/tpmrm0` or
+   * `swtpm:host=…,port=…` (the TCTIs `@digicap/tpm` speaks). Absent: no attestation key.
+   */
+  tcti?: string
 }
 
 export function executorNodePaths(dataDir: string) {
@@ -45,6 +55,8 @@ export function executorNodePaths(dataDir: string) {
     receiverReplays: join(dataDir, 'receiver-replays.json'),
     ipfs: join(dataDir, 'ipfs'),
     runs: join(dataDir, 'runs'),
+    /** The attestation record (EK, AK, boot PCRs) whose SHA-256 `register` registers. */
+    attestationRecord: join(dataDir, 'attestation-record.bin'),
   }
 }
 
@@ -57,6 +69,13 @@ export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv)
 
 const bad = configFieldError('executor-node')
 const RPC_URL = /^(https?|wss?):\/\//
+/** The TCTIs the attestation agent accepts. */
+export const TCTI = /^(device:\/|swtpm:)\S+$/
+
+/** A config's `tcti`: absent, or one the attestation agent speaks. */
+export function checkTcti(tcti: unknown, file: string): void {
+  if (tcti !== undefined && (typeof tcti !== 'string' || !TCTI.test(tcti))) bad('tcti', file)
+}
 
 /** Validates a parsed config object. */
 export function checkConfig(raw: unknown, file: string): ExecutorNodeConfig {
@@ -72,6 +91,7 @@ export function checkConfig(raw: unknown, file: string): ExecutorNodeConfig {
     (!Number.isSafeInteger(c.fetchTimeoutMs) || (c.fetchTimeoutMs as number) <= 0)
   )
     bad('fetchTimeoutMs', file)
+  checkTcti(c.tcti, file)
   const urls = c.rpcUrls
   if (
     urls !== undefined &&
@@ -97,7 +117,8 @@ const list = (v: string | undefined): string[] | undefined =>
 
 /**
  * Environment overrides: `DIGICAP_RPC_URL`, `DIGICAP_RPC_URLS`, `DIGICAP_LISTEN`,
- * `DIGICAP_BOOTSTRAP`, `DIGICAP_KEYGUARD_ADDRS` (comma lists), `DIGICAP_FAST=1|0`.
+ * `DIGICAP_BOOTSTRAP`, `DIGICAP_KEYGUARD_ADDRS` (comma lists), `DIGICAP_FAST=1|0`,
+ * `DIGICAP_TCTI` (the attestation TPM).
  */
 export function applyEnv(c: ExecutorNodeConfig, env: NodeJS.ProcessEnv): ExecutorNodeConfig {
   const out = { ...c }
@@ -109,6 +130,14 @@ export function applyEnv(c: ExecutorNodeConfig, env: NodeJS.ProcessEnv): Executo
   out.keyguardAddrs = list(env.DIGICAP_KEYGUARD_ADDRS) ?? out.keyguardAddrs
   if (env.DIGICAP_FAST === '1') out.fast = true
   if (env.DIGICAP_FAST === '0') out.fast = false
+  if (env.DIGICAP_TCTI) {
+    if (!TCTI.test(env.DIGICAP_TCTI)) {
+      throw new ConfigError('DIGICAP_TCTI must be device:<path> or swtpm:host=…,port=…', {
+        details: { value: env.DIGICAP_TCTI },
+      })
+    }
+    out.tcti = env.DIGICAP_TCTI
+  }
   return out
 }
 

@@ -27,6 +27,7 @@ import {
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { formatEther, getBytes, hexlify, Wallet } from 'ethers'
 import {
+  checkTcti,
   DEFAULT_LISTEN,
   type ExecutorNodeConfig,
   executorNodePaths,
@@ -94,6 +95,8 @@ export interface InitExecutorNodeOptions {
   bootstrap?: string[] | undefined
   keyguardAddrs?: string[] | undefined
   fast?: boolean | undefined
+  /** The attestation TPM (see `ExecutorNodeConfig.tcti`). */
+  tcti?: string | undefined
   /** Import these words instead of generating new ones. */
   mnemonic?: string | undefined
   force?: boolean | undefined
@@ -112,6 +115,7 @@ export interface InitResult {
 /** Creates identity.json, receiver.key and config.json. */
 export async function initExecutorNode(o: InitExecutorNodeOptions): Promise<InitResult> {
   const paths = executorNodePaths(o.dataDir)
+  checkTcti(o.tcti, paths.config) // before anything is written
   if (existsSync(paths.config) || existsSync(paths.identity)) {
     if (!o.force) {
       throw new AlreadyInitialisedError('This data folder already holds an executor-node', {
@@ -147,6 +151,7 @@ export async function initExecutorNode(o: InitExecutorNodeOptions): Promise<Init
     bootstrap: o.bootstrap ?? [],
     keyguardAddrs: o.keyguardAddrs ?? [],
     fast: o.fast ?? false,
+    ...(o.tcti === undefined ? {} : { tcti: o.tcti }),
   }
   await writeJsonAtomic(paths.config, config)
   const result: InitResult = {

@@ -44,6 +44,11 @@ in <data-dir>/identity.json (0600), a receiver key (X25519) in receiver.key (060
     bootstrap: listFlag('<multiaddr>', 'peer to dial at start'),
     'keyguard-addr': listFlag('<multiaddr>', 'keyguard to dial before each run'),
     fast: switchFlag('use the keyguard fast path by default'),
+    tcti: valueFlag(
+      '<tcti>',
+      'TPM for attestation: device:/dev/tpmrm0 or swtpm:host=…,port=…\n(env DIGICAP_TCTI; default: none, no attestation key)',
+      { env: 'DIGICAP_TCTI' },
+    ),
     'mnemonic-file': valueFlag('<path>', 'import these words instead of generating new ones'),
     force: switchFlag("move an existing node's files aside"),
   },
@@ -89,6 +94,7 @@ in <data-dir>/identity.json (0600), a receiver key (X25519) in receiver.key (060
       bootstrap: flags.bootstrap,
       keyguardAddrs: flags['keyguard-addr'],
       fast: flags.fast,
+      tcti: flags.tcti,
       mnemonic,
       force: flags.force,
     })

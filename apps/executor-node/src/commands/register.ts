@@ -1,4 +1,6 @@
 /** `executor-node register --stake <eth>`: stake and register in the NodeRegistry. */
+
+import { toHex } from '@digicap/capsule-core'
 import { positiveEther, UsageError, valueFlag } from '@digicap/cli-kit'
 import { command, dataDirOf } from './shared.ts'
 
@@ -20,8 +22,10 @@ export const register = command({
   name: 'register',
   summary: 'stake and register in the NodeRegistry',
   usage: '--stake <eth> [--roles executor,verifier]',
-  description:
-    'Registers this executor in the NodeRegistry with its libp2p peer id and <eth> of stake.',
+  description: `Registers this executor in the NodeRegistry with its libp2p peer id and <eth> of stake.
+With a TPM in the config (init --tcti, env DIGICAP_TCTI) it first creates or loads the EK and
+AK, writes <data-dir>/attestation-record.bin, and registers its SHA-256 as attestationKeyHash
+(else the zero hash: no attestation key).`,
   flags: {
     stake: valueFlag('<eth>', 'stake, in ether'),
     roles: valueFlag('<list>', 'executor, verifier', { default: 'executor', parse: parseRoles }),
@@ -32,19 +36,27 @@ export const register = command({
     if (ether === undefined) throw new UsageError('register needs --stake <eth>')
     const stake = positiveEther(ether, 'stake')
     const { createExecutorNode, requireStakeFunds } = await import('../executor-node.ts')
-    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, { listen: [], executor: false })
+    const dataDir = dataDirOf(ctx)
+    const en = await createExecutorNode(dataDir, ctx.env, { listen: [], executor: false })
     try {
       await requireStakeFunds(en.wallet, stake)
+      const tcti = en.config.tcti
+      const attestation =
+        tcti === undefined
+          ? undefined
+          : await import('../attestation.ts').then((m) => m.loadNodeAttestation(dataDir, tcti))
+      const attestationKeyHash = attestation?.hash ?? new Uint8Array(32)
       const tx = await en.chain.registerNode({
         peerId: en.node.libp2p.peerId.toMultihash().bytes,
-        attestationKeyHash: new Uint8Array(32),
+        attestationKeyHash,
         roles,
         stake,
       })
       const { address } = en.wallet
+      const hash = toHex(attestationKeyHash)
       ctx.result(
-        { address, peerId: en.peerId, roles, stake, transaction: tx },
-        `registered ${address} (peer ${en.peerId}, roles ${roles}) with ${ether} ETH\n  tx ${tx}\n`,
+        { address, peerId: en.peerId, roles, stake, attestationKeyHash: hash, transaction: tx },
+        `registered ${address} (peer ${en.peerId}, roles ${roles}) with ${ether} ETH\n${attestation ? `  attestation key ${hash}\n` : ''}  tx ${tx}\n`,
       )
     } finally {
       await en.stop()

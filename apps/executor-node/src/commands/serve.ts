@@ -1,8 +1,10 @@
 /** `executor-node serve`: the daemon (key releases, announcements, pending deliveries). */
 
+import { toHex } from '@digicap/capsule-core'
 import { switchFlag } from '@digicap/cli-kit'
 import type { AutoRunEvent } from '@digicap/executor'
 import type { CapsuleAnnouncement } from '@digicap/p2p'
+import type { ExecutorNode } from '../executor-node.ts'
 import { command, dataDirOf, listenOf } from './shared.ts'
 
 type Line = (doc: Record<string, unknown>, human: string) => void
@@ -31,6 +33,26 @@ function autoRunPrinter(line: Line): (e: AutoRunEvent) => void {
   }
 }
 
+/** With a TPM configured: PCR 23 reset ("before") and the attest protocol served. */
+async function serveNodeAttestation(
+  en: ExecutorNode,
+  dataDir: string,
+  line: Line,
+): Promise<(() => Promise<void>) | undefined> {
+  const tcti = en.config.tcti
+  if (tcti === undefined) return undefined
+  const [{ loadNodeAttestation }, { serveAttestation }] = await Promise.all([
+    import('../attestation.ts'),
+    import('@digicap/attestation/agent'),
+  ])
+  const { agent, recordBytes, hash } = await loadNodeAttestation(dataDir, tcti)
+  await agent.resetRunPcr()
+  const unserve = await serveAttestation(en.node.libp2p, agent, { record: recordBytes })
+  const attestationKeyHash = toHex(hash)
+  line({ event: 'attesting', attestationKeyHash }, `attesting with key ${attestationKeyHash}\n`)
+  return unserve
+}
+
 export const serve = command({
   name: 'serve',
   summary: 'daemon: key releases, announcements (--auto-run), pending deliveries',
@@ -38,7 +60,9 @@ export const serve = command({
   description: `Daemon: answers key releases, delivers pending results when receivers connect, and listens
 to capsule announcements. With --auto-run it runs each announced capsule of this chain and
 registry once (the policy decides; a refusal is printed, not fatal). Without it, announced
-capsules are only listed; run one with \`executor-node run <cid>\`. Stops on SIGINT/SIGTERM.`,
+capsules are only listed; run one with \`executor-node run <cid>\`. With a TPM in the config
+(init --tcti, env DIGICAP_TCTI) it resets PCR 23 and answers /digicap/attest/1.0.0 challenges
+with a quote and the attestation record. Stops on SIGINT/SIGTERM.`,
   flags: {
     'auto-run': switchFlag('run each announced capsule once'),
     fast: switchFlag('auto-runs take the keyguard fast path first'),
@@ -51,7 +75,14 @@ capsules are only listed; run one with \`executor-node run <cid>\`. Stops on SIG
         import('@digicap/p2p'),
         import('../executor-node.ts'),
       ])
-    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, listenOf(ctx))
+    const dataDir = dataDirOf(ctx)
+    const en = await createExecutorNode(dataDir, ctx.env, listenOf(ctx))
+    const unserveAttestation = await serveNodeAttestation(en, dataDir, line).catch(
+      async (err: unknown) => {
+        await en.stop()
+        throw err
+      },
+    )
     const addresses = en.node.multiaddrs()
     line(
       { event: 'started', peerId: en.peerId, addresses, address: en.wallet.address },
@@ -80,6 +111,7 @@ capsules are only listed; run one with \`executor-node run <cid>\`. Stops on SIG
     const reason = await ctx.waitForStop()
     if (typeof unsubscribe === 'function') unsubscribe()
     await auto?.stop()
+    await unserveAttestation?.()
     await en.stop()
     line({ event: 'stopped', reason }, `stopped (${reason})\n`)
   },

@@ -1,0 +1,271 @@
+/**
+ * The executor's attestation key, end to end: `init --tcti` on a real swtpm, `register` on a
+ * real anvil (the registered attestationKeyHash is the record's SHA-256, the AK survives a
+ * second register), and `serve` answering `/digicap/attest/1.0.0` over libp2p loopback.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  AttestationRefusedError,
+  decodeAttestationRecord,
+  QuoteVerificationError,
+  quoteBinding,
+  requestAttestation,
+  requireAttestedRelease,
+  verifyAttestation,
+} from '@digicap/attestation'
+import { createAttestationAgent } from '@digicap/attestation/agent'
+import { connectDigicap, type DigicapAddresses, deployDigicap } from '@digicap/contracts'
+import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { generateMnemonic } from '@digicap/keyguard'
+import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
+import { type Swtpm, startSwtpm } from '@digicap/tpm/testing'
+import { multiaddr } from '@multiformats/multiaddr'
+import { getBytes, parseEther, type Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
+const bytes = () => new Uint8Array(randomBytes(32))
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function start(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
+    env: { ...process.env, ...env },
+  })
+}
+
+function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = start(args, env)
+    let stdout = ''
+    let stderr = ''
+    child.stdout?.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr?.on('data', (d) => {
+      stderr += d
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+let anvil: Anvil
+let tpm: Swtpm
+let addresses: DigicapAddresses
+let dir: string
+let execDir: string
+let address: string
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'exnode-attest-'))
+  execDir = join(dir, 'exec')
+  ;[anvil, tpm] = await Promise.all([startAnvil(), startSwtpm()])
+  const [deployer, funder] = anvil.signers as Wallet[]
+  addresses = await deployDigicap(deployer as Wallet, {
+    minStake: parseEther('0.01'),
+    grantWindow: 600,
+    disputeWindow: 3600,
+    unbondingDelay: 3600,
+    initialReputation: 100,
+  })
+  const words = join(dir, 'words')
+  await writeFile(words, generateMnemonic())
+  const init = await run([
+    'init',
+    '--json',
+    '--data-dir',
+    execDir,
+    '--rpc-url',
+    anvil.rpcUrl,
+    '--mnemonic-file',
+    words,
+    '--tcti',
+    tpm.tcti,
+    '--capsule-registry',
+    addresses.capsuleRegistry,
+    '--node-registry',
+    addresses.nodeRegistry,
+    '--access-controller',
+    addresses.accessController,
+  ])
+  expect(init.stderr).toBe('')
+  address = JSON.parse(init.stdout).address
+  await (await (funder as Wallet).sendTransaction({ to: address, value: parseEther('1') })).wait()
+}, 120_000)
+
+afterAll(async () => {
+  await anvil?.stop()
+  await tpm?.stop()
+  await rm(dir, { recursive: true, force: true })
+})
+
+const registeredHash = async (): Promise<Uint8Array> =>
+  getBytes(
+    (await connectDigicap(addresses, anvil.provider).nodeRegistry.getNode(address))
+      .attestationKeyHash,
+  )
+
+describe('executor-node with a TPM', () => {
+  it('init refuses a TCTI the agent does not speak, and writes nothing', async () => {
+    const bad = join(dir, 'bad')
+    const r = await run([
+      'init',
+      '--data-dir',
+      bad,
+      '--rpc-url',
+      anvil.rpcUrl,
+      '--tcti',
+      'mssim:host=127.0.0.1,port=1',
+      '--capsule-registry',
+      addresses.capsuleRegistry,
+      '--node-registry',
+      addresses.nodeRegistry,
+      '--access-controller',
+      addresses.accessController,
+    ])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('error[CONFIG]: Config field tcti is missing or malformed')
+    for (const f of ['config.json', 'identity.json']) {
+      await expect(readFile(join(bad, f))).rejects.toThrow()
+    }
+  })
+
+  it('register registers the SHA-256 of the record it writes; a second register keeps the AK', async () => {
+    const reg = await run(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
+    expect(reg.stderr).toBe('')
+    expect(reg.code).toBe(0)
+    const file = join(execDir, 'attestation-record.bin')
+    const recordBytes = await readFile(file)
+    const hash = createHash('sha256').update(recordBytes).digest()
+    expect(Buffer.from(await registeredHash())).toEqual(hash)
+    expect(JSON.parse(reg.stdout).attestationKeyHash).toBe(`0x${hash.toString('hex')}`)
+    const record = decodeAttestationRecord(recordBytes)
+    // the record's AK is the one the TPM holds
+    const keys = await createAttestationAgent({ tcti: tpm.tcti }).provision()
+    expect(Buffer.from(keys.akPublic)).toEqual(Buffer.from(record.akPublic))
+
+    // Again: the chain refuses the second registration, the TPM and the record are untouched.
+    const twice = await run(['register', '--stake', '0.01', '--data-dir', execDir])
+    expect(twice.code).toBe(1)
+    expect(twice.stderr).toContain('AlreadyRegistered')
+    expect(await readFile(file)).toEqual(recordBytes)
+    const again = await createAttestationAgent({ tcti: tpm.tcti }).provision()
+    expect(Buffer.from(again.akPublic)).toEqual(Buffer.from(record.akPublic))
+  }, 120_000)
+
+  it('refuses a record that names keys another TPM holds (typed CONFIG error)', async () => {
+    const other = await startSwtpm()
+    try {
+      const r = await run(['register', '--stake', '0.01', '--data-dir', execDir], {
+        DIGICAP_TCTI: other.tcti,
+      })
+      expect(r.code).toBe(1)
+      expect(r.stderr).toContain(
+        'error[CONFIG]: The attestation record names keys this TPM does not hold',
+      )
+    } finally {
+      await other.stop()
+    }
+  }, 120_000)
+
+  it('serve answers attest challenges: the before-quote passes the release gate; another grant or key does not', async () => {
+    const child = start([
+      'serve',
+      '--json',
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+      '--data-dir',
+      execDir,
+    ])
+    let stdout = ''
+    let stderr = ''
+    child.stdout?.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr?.on('data', (d) => {
+      stderr += d
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    const lines = () =>
+      stdout
+        .split('\n')
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    const waitFor = async (event: string) => {
+      const deadline = Date.now() + 60_000
+      for (;;) {
+        const hit = lines().find((l) => l.event === event)
+        if (hit) return hit
+        if (Date.now() > deadline) throw new Error(`no ${event} event: ${stdout} ${stderr}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    let verifier: DigicapNode | undefined
+    try {
+      const attesting = await waitFor('attesting')
+      const started = await waitFor('started')
+      const onChain = await registeredHash()
+      expect(attesting.attestationKeyHash).toBe(`0x${Buffer.from(onChain).toString('hex')}`)
+      verifier = await createDigicapNode()
+      const peer = multiaddr((started.addresses as string[])[0] as string)
+      const grantId = bytes()
+      const ephemeralKey = bytes()
+      // The gate with the record the executor sends, checked against the on-chain hash.
+      const clock = await requireAttestedRelease(verifier.libp2p, {
+        peer,
+        grantId,
+        ephemeralKey,
+        registeredHash: onChain,
+      })
+      expect(clock.resetCount).toBeGreaterThanOrEqual(0)
+      // A hash that is not the registered one: refused.
+      await expect(
+        requireAttestedRelease(verifier.libp2p, {
+          peer,
+          grantId,
+          ephemeralKey,
+          registeredHash: bytes(),
+        }),
+      ).rejects.toBeInstanceOf(AttestationRefusedError)
+
+      // Evidence for one grant and key is no evidence for another grant or another key.
+      const response = await requestAttestation(verifier.libp2p, peer, { grantId, ephemeralKey })
+      const record = decodeAttestationRecord(response.record as Uint8Array)
+      const expected = {
+        phase: 'before' as const,
+        attestationKey: record,
+        bootPcrs: record.bootPcrs,
+      }
+      expect(() => verifyAttestation(response, expected)).not.toThrow()
+      for (const other of [
+        { grantId: bytes(), ephemeralPublicKey: ephemeralKey },
+        { grantId, ephemeralPublicKey: bytes() },
+      ]) {
+        const qualifyingData = quoteBinding({ nonce: response.nonce, ...other })
+        let err: unknown
+        try {
+          verifyAttestation({ ...response, qualifyingData }, expected)
+        } catch (e) {
+          err = e
+        }
+        expect(err).toBeInstanceOf(QuoteVerificationError)
+        expect((err as QuoteVerificationError).code).toBe('QUOTE_NONCE')
+      }
+    } finally {
+      await verifier?.stop()
+      child.kill('SIGTERM')
+    }
+    expect(await exited).toBe(0)
+    expect(lines().at(-1)?.event).toBe('stopped')
+  }, 180_000)
+})
