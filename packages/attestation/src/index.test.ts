@@ -55,6 +55,7 @@ it('the agent entry exports exactly these names', async () => {
   const agent = await import('./agent/index.ts')
   expect(Object.keys(agent).sort()).toEqual([
     'DEFAULT_AK_HANDLE',
+    'DEFAULT_ATTEST_CHALLENGES',
     'DEFAULT_EK_HANDLES',
     'RUN_PCR',
     'createAttestationAgent',

@@ -14,6 +14,7 @@ import {
   type AgentKeys,
   type AttestationAgent,
   createAttestationAgent,
+  DEFAULT_ATTEST_CHALLENGES,
   serveAttestation,
 } from '../src/agent/index.ts'
 import {
@@ -24,7 +25,7 @@ import {
   toWireEvidence,
   verifyAttestation,
 } from '../src/index.ts'
-import { createPair } from './helpers/nodes.ts'
+import { createNode, createPair } from './helpers/nodes.ts'
 
 const bytes = (n = 32) => new Uint8Array(randomBytes(n))
 
@@ -169,4 +170,52 @@ describe('attest over libp2p on a real swtpm', () => {
       await other.stop()
     }
   })
+
+  it('a flood of challenges from several peers keeps TPM work in flight bounded; an honest challenge still passes', async () => {
+    // The real agent, counted: how many quotes the handler has asked for and not yet got.
+    let inFlight = 0
+    let peak = 0
+    const counted = {
+      quote: async (args: Parameters<AttestationAgent['quote']>[0]) => {
+        inFlight++
+        peak = Math.max(peak, inFlight)
+        try {
+          return await agent.quote(args)
+        } finally {
+          inFlight--
+        }
+      },
+    }
+    const target = await createPair()
+    const floods = await Promise.all([0, 1, 2, 3].map(() => createNode()))
+    const unserveFlood = await serveAttestation(target.b, counted)
+    try {
+      await Promise.all(floods.map((n) => n.dial(target.b.getMultiaddrs())))
+      const outcomes = await Promise.all(
+        floods.flatMap((n) =>
+          Array.from({ length: 12 }, () =>
+            requestAttestation(n, target.b.peerId, {
+              grantId: bytes(),
+              ephemeralKey: bytes(),
+            }).then(
+              () => 'answered',
+              () => 'refused',
+            ),
+          ),
+        ),
+      )
+      expect(peak).toBeLessThanOrEqual(DEFAULT_ATTEST_CHALLENGES.maxTotal)
+      expect(outcomes).toContain('refused')
+      expect(outcomes).toContain('answered')
+      const honest = await requestAttestation(target.a, target.b.peerId, {
+        grantId: bytes(),
+        ephemeralKey: bytes(),
+      })
+      expect(honest.quote.attest.length).toBeGreaterThan(0)
+    } finally {
+      await unserveFlood()
+      await Promise.all(floods.map((n) => n.stop()))
+      await target.stop()
+    }
+  }, 60_000)
 })

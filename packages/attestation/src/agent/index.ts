@@ -25,7 +25,7 @@ export {
   RUN_PCR,
 } from './agent.ts'
 export type { ServeAttestationOptions } from './serve.ts'
-export { serveAttestation } from './serve.ts'
+export { DEFAULT_ATTEST_CHALLENGES, serveAttestation } from './serve.ts'
 export type {
   AgentKeys,
   AgentQuote,

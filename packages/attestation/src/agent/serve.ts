@@ -5,6 +5,7 @@
  */
 import {
   attestProtocol,
+  createStreamGate,
   type HandleOptions,
   handle,
   type ProtocolRegistrar,
@@ -18,15 +19,28 @@ export interface ServeAttestationOptions extends HandleOptions {
 }
 
 /**
- * Registers the attest protocol on `node`; returns the function that unregisters it. Pass a
- * `gate` or `maxReadingPerPeer` in `options` to bound what strangers can make the TPM do.
+ * Challenges in progress at once when no `gate` is given: per peer, and all peers together.
+ * The agent quotes one at a time (the TPM is one device), so more would only queue TPM work
+ * and buffers for whoever opens the most streams; beyond these a new stream is reset before
+ * any byte is read (or takes the place of the oldest one still sending its challenge).
+ */
+export const DEFAULT_ATTEST_CHALLENGES = { maxPerPeer: 2, maxTotal: 8 } as const
+
+/**
+ * Registers the attest protocol on `node`; returns the function that unregisters it. What
+ * strangers can make the TPM do is bounded by a stream gate ({@link DEFAULT_ATTEST_CHALLENGES}
+ * unless `options.gate` is given).
  */
 export function serveAttestation(
   node: ProtocolRegistrar,
   agent: Pick<AttestationAgent, 'quote'>,
   options: ServeAttestationOptions = {},
 ): Promise<() => Promise<void>> {
-  const { record, ...handleOptions } = options
+  const { record, ...rest } = options
+  const handleOptions: HandleOptions = {
+    ...rest,
+    gate: rest.gate ?? createStreamGate({ ...DEFAULT_ATTEST_CHALLENGES }),
+  }
   return handle(
     node,
     attestProtocol,
