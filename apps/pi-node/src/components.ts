@@ -24,13 +24,43 @@ import {
   tpm2Sealer,
   unwrapOwnerSecrets,
 } from '@digicap/keyguard'
+import { writeCodeBundle } from '@digicap/owner'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { type JsonRpcProvider, Wallet } from 'ethers'
 import type { PiNodeConfig, piNodePaths, SealerConfig } from './config.ts'
-import type { PiNodeComponents } from './pi-node.ts'
 
 export type PiNodePaths = ReturnType<typeof piNodePaths>
+
+/** Progress of a long step: `phase` names it, `done`/`total` are bytes (or items). */
+export type ProgressFn = (phase: string, done: number, total: number) => void
+
+/**
+ * Turns code + data into the plaintext of a code capsule at `outputPath`. Default:
+ * {@link executorBundleEncoder} (capsule-core's code-bundle format, which the executor runs).
+ */
+export type BundleEncoder = (input: {
+  entry: string
+  code: string
+  data: string
+  outputPath: string
+}) => Promise<void>
+
+export interface PiNodeComponents {
+  /** Where warnings and events go. Default: silent. */
+  logger?: Logger
+  /** The code-capsule bundle encoder. Default {@link executorBundleEncoder}. */
+  encodeBundle?: BundleEncoder
+}
+
+/**
+ * The code-bundle format the executor runs (capsule-core's): `code` is one file (stored under
+ * the name `entry`) or a folder (every file under its relative path); `data` is the file
+ * being sealed. @throws {InputFileError} if the code cannot be read; `BUNDLE_FORMAT`.
+ */
+export const executorBundleEncoder: BundleEncoder = async ({ entry, code, data, outputPath }) => {
+  await writeCodeBundle({ entry, code, data, output: outputPath })
+}
 
 /** What every operation of a pi-node is built from (made once by `createPiNode`). */
 export interface PiNodeParts {

@@ -10,6 +10,7 @@ import { Wallet } from 'ethers'
 import {
   createSealer,
   ownerTransactions,
+  type PiNodeComponents,
   type PiNodePaths,
   peerIdOfPublicKey,
   removeLeftoverTemps,
@@ -23,7 +24,6 @@ import {
   saveConfig,
 } from './config.ts'
 import { AlreadyInitialisedError, ChainUnreachableError, ConfigError } from './errors.ts'
-import type { PiNodeComponents } from './pi-node.ts'
 
 /** 1000 ETH, what `init --deploy` gives the owner and the operator on a dev chain. */
 const DEV_FUNDS = '0x3635c9adc5dea00000'

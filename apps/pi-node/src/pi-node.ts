@@ -6,16 +6,16 @@
 import {
   createKeyStore,
   type KeyStore,
-  type Logger,
   readOwner,
   recoverKeys,
   type Sealer,
   type SealerDescription,
 } from '@digicap/keyguard'
-import { writeCodeBundle } from '@digicap/owner'
 import {
   createSealer,
+  type PiNodeComponents,
   type PiNodeParts,
+  type ProgressFn,
   peerIdOfPublicKey,
   removeLeftoverTemps,
   silent,
@@ -33,42 +33,19 @@ import { type RunningPiNode, type ServeOptions, servePiNode } from './serve.ts'
 import { type PiNodeStatus, statusOfPiNode } from './status.ts'
 
 export type { OperatorStatus } from '@digicap/owner'
-export { createSealer, fetchChainId, ownerTransactions, peerIdOfPublicKey } from './components.ts'
+export type { BundleEncoder, PiNodeComponents, ProgressFn } from './components.ts'
+export {
+  createSealer,
+  executorBundleEncoder,
+  fetchChainId,
+  ownerTransactions,
+  peerIdOfPublicKey,
+} from './components.ts'
 export type { InitPiNodeOptions, InitPiNodeResult } from './init.ts'
 export { initPiNode } from './init.ts'
 export type { SealOptions, SealResult } from './seal.ts'
 export type { RunningPiNode, ServeOptions } from './serve.ts'
 export type { PiNodeStatus } from './status.ts'
-
-/** Progress of a long step: `phase` names it, `done`/`total` are bytes (or items). */
-export type ProgressFn = (phase: string, done: number, total: number) => void
-
-/**
- * Turns code + data into the plaintext of a code capsule at `outputPath`. Default:
- * {@link executorBundleEncoder} (capsule-core's code-bundle format, which the executor runs).
- */
-export type BundleEncoder = (input: {
-  entry: string
-  code: string
-  data: string
-  outputPath: string
-}) => Promise<void>
-
-export interface PiNodeComponents {
-  /** Where warnings and events go. Default: silent. */
-  logger?: Logger
-  /** The code-capsule bundle encoder. Default {@link executorBundleEncoder}. */
-  encodeBundle?: BundleEncoder
-}
-
-/**
- * The code-bundle format the executor runs (capsule-core's): `code` is one file (stored under
- * the name `entry`) or a folder (every file under its relative path); `data` is the file
- * being sealed. @throws {InputFileError} if the code cannot be read; `BUNDLE_FORMAT`.
- */
-export const executorBundleEncoder: BundleEncoder = async ({ entry, code, data, outputPath }) => {
-  await writeCodeBundle({ entry, code, data, output: outputPath })
-}
 
 export interface RecoverOptions {
   mnemonic: string

@@ -27,6 +27,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import {
   createSealer,
   ownerTransactions,
+  type PiNodeComponents,
+  type ProgressFn,
   peerIdOfPublicKey,
   withOwnerAccount,
 } from './components.ts'
@@ -39,7 +41,7 @@ import {
 } from './config.ts'
 import { ConfigError, DaemonRunningError } from './errors.ts'
 import { initPiNode } from './init.ts'
-import { createPiNode, type PiNodeComponents, type ProgressFn } from './pi-node.ts'
+import { createPiNode } from './pi-node.ts'
 
 export interface RecoverPiNodeOptions {
   dataDir: string

@@ -16,15 +16,16 @@ import {
 } from '@digicap/owner'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import {
+  executorBundleEncoder,
   ownerTransactions,
   type PiNodeParts,
   type PiNodePaths,
+  type ProgressFn,
   readServeFile,
   withOwnerAccount,
 } from './components.ts'
 import { writeJsonAtomic } from './config.ts'
 import { ConfigError, RuntimeUnsupportedError } from './errors.ts'
-import { executorBundleEncoder, type ProgressFn } from './pi-node.ts'
 
 export interface SealOptions {
   /** The data file. */
