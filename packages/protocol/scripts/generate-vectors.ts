@@ -285,6 +285,17 @@ export function generateVectors(): Map<string, string> {
       'refused by the policy contract',
     ),
     ok(
+      'access-response-not-attested',
+      FAST_PATH_PROTOCOL,
+      'access-response',
+      encodeAccessResponse({
+        status: 'refused',
+        reasonCode: 'not-attested',
+        reason: 'evidence:QUOTE_RUN_PCR',
+      }),
+      'refused: the policy requires attested() and the before-quote failed',
+    ),
+    ok(
       'access-response-rate-limited',
       FAST_PATH_PROTOCOL,
       'access-response',

@@ -128,6 +128,8 @@ export type RefusalCode =
   | 'rate-limited'
   | 'busy'
   | 'unknown-capsule'
+  /** The capsule's policy requires `attested()` and the executor's TPM evidence was refused. */
+  | 'not-attested'
 /** Every {@link RefusalCode}. */
 export const REFUSAL_CODES: readonly RefusalCode[] = [
   'replayed',
@@ -137,6 +139,7 @@ export const REFUSAL_CODES: readonly RefusalCode[] = [
   'rate-limited',
   'busy',
   'unknown-capsule',
+  'not-attested',
 ]
 
 /** Keyguard → executor: the answer to an {@link AccessRequest}. */
