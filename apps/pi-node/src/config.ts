@@ -6,10 +6,10 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import {
+  CHAIN_CONFIG_FIELDS,
   ConfigError,
-  checkChainConfigFields,
   configFieldError,
-  readConfigJson,
+  defineConfig,
   writeJsonAtomic,
 } from '@digicap/cli-kit'
 
@@ -85,65 +85,57 @@ export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv)
   return resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'pi-node'))
 }
 
-const bad = configFieldError('pi-node')
+const LIST = { type: 'list' } as const
+const COUNT = { type: 'number', optional: true } as const
 
-/** Validates a parsed config object. */
-export function checkConfig(raw: unknown, file: string): PiNodeConfig {
-  checkChainConfigFields(raw, file, bad)
-  const c = raw as Record<string, unknown>
-  const s = c.sealer as Record<string, unknown> | undefined
-  if (s?.kind === 'tpm2') {
-    if (typeof s.tcti !== 'string' || s.tcti.length === 0) bad('sealer.tcti', file)
-  } else if (s?.kind === 'software') {
-    if (typeof s.keyFile !== 'string' || typeof s.allowInsecure !== 'boolean') bad('sealer', file)
-  } else bad('sealer.kind', file)
-  for (const list of ['listen', 'bootstrap']) {
-    const v = c[list]
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) bad(list, file)
-  }
-  for (const list of ['announce', 'rpcUrls']) {
-    const v = c[list]
-    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string')))
-      bad(list, file)
-  }
-  const count = (v: unknown, min: number) =>
-    v === undefined || (typeof v === 'number' && Number.isSafeInteger(v) && v >= min)
-  if (!count(c.quorum, 1)) bad('quorum', file)
-  if (!count(c.startBlock, 0)) bad('startBlock', file)
-  const kg = c.keyguard as Record<string, unknown> | undefined
-  if (kg !== undefined) {
-    if (typeof kg !== 'object' || kg === null) bad('keyguard', file)
-    if (!count(kg.confirmations, 0)) bad('keyguard.confirmations', file)
-    if (!count(kg.pollIntervalMs, 10)) bad('keyguard.pollIntervalMs', file)
-    if (kg.fastPath !== undefined && typeof kg.fastPath !== 'boolean')
-      bad('keyguard.fastPath', file)
-  }
-  return c as unknown as PiNodeConfig
+/** The config's fields: file key, type, environment variable (the sealer is checked apart). */
+export const PI_NODE_CONFIG = defineConfig<PiNodeConfig>('pi-node', {
+  ...CHAIN_CONFIG_FIELDS,
+  listen: { ...LIST, env: 'DIGICAP_LISTEN' },
+  bootstrap: { ...LIST, env: 'DIGICAP_BOOTSTRAP' },
+  announce: { ...LIST, env: 'DIGICAP_ANNOUNCE', optional: true },
+  rpcUrls: { ...LIST, env: 'DIGICAP_RPC_URLS', optional: true },
+  quorum: { ...COUNT, min: 1 },
+  startBlock: COUNT,
+  'keyguard.confirmations': { ...COUNT, env: 'DIGICAP_CONFIRMATIONS' },
+  'keyguard.pollIntervalMs': { ...COUNT, min: 10 },
+  'keyguard.fastPath': { type: 'boolean', optional: true },
+})
+
+/** The sealer of a config: a tagged union the schema leaves to this check. */
+function checkSealer(c: PiNodeConfig, file: string): PiNodeConfig {
+  const s = c.sealer as unknown as Record<string, unknown> | undefined
+  const ok =
+    s?.kind === 'tpm2'
+      ? typeof s.tcti === 'string' && s.tcti.length > 0
+      : s?.kind === 'software' &&
+        typeof s.keyFile === 'string' &&
+        typeof s.allowInsecure === 'boolean'
+  if (!ok) configFieldError('pi-node')(s?.kind === 'tpm2' ? 'sealer.tcti' : 'sealer', file)
+  return c
 }
 
 /**
- * Reads `<dataDir>/config.json` and applies environment overrides: `DIGICAP_RPC_URL`,
- * `DIGICAP_TCTI` (tpm2 sealer), `DIGICAP_SEALER=tpm2|software`,
- * `DIGICAP_ALLOW_INSECURE_SEALER=1`, `DIGICAP_LISTEN`, `DIGICAP_BOOTSTRAP`, `DIGICAP_ANNOUNCE`
- * and `DIGICAP_RPC_URLS` (comma lists), `DIGICAP_CONFIRMATIONS`.
+ * Reads `<dataDir>/config.json` and applies the environment: the fields' variables of
+ * {@link PI_NODE_CONFIG} (`DIGICAP_RPC_URL`, `DIGICAP_LISTEN`, `DIGICAP_BOOTSTRAP`,
+ * `DIGICAP_ANNOUNCE`, `DIGICAP_RPC_URLS`, `DIGICAP_CONFIRMATIONS`) and the sealer's
+ * (`DIGICAP_SEALER=tpm2|software`, `DIGICAP_TCTI`, `DIGICAP_ALLOW_INSECURE_SEALER=1`).
  *
  * @throws {NotInitialisedError} if there is no config file.
- * @throws {ConfigError} if it is malformed.
+ * @throws {ConfigError} if it is malformed, or a variable is.
  */
 export async function loadConfig(
   dataDir: string,
   env: NodeJS.ProcessEnv = {},
 ): Promise<PiNodeConfig> {
   const file = piNodePaths(dataDir).config
-  const raw = await readConfigJson(file, dataDir, 'pi-node')
-  const config = checkConfig(raw, file)
-  return applyEnv({ ...config, dataDir }, env)
+  const onDisk = checkSealer(await PI_NODE_CONFIG.load(file, dataDir), file)
+  return applyEnv({ ...onDisk, dataDir }, env)
 }
 
 /** Applies the environment overrides to a config. */
 export function applyEnv(config: PiNodeConfig, env: NodeJS.ProcessEnv): PiNodeConfig {
-  const out: PiNodeConfig = { ...config }
-  if (env.DIGICAP_RPC_URL) out.rpcUrl = env.DIGICAP_RPC_URL
+  const out: PiNodeConfig = PI_NODE_CONFIG.resolve({ file: config, env })
   const kind = env.DIGICAP_SEALER
   if (kind !== undefined && kind !== '' && kind !== 'tpm2' && kind !== 'software') {
     throw new ConfigError('DIGICAP_SEALER must be tpm2 or software', { details: { value: kind } })
@@ -161,19 +153,6 @@ export function applyEnv(config: PiNodeConfig, env: NodeJS.ProcessEnv): PiNodeCo
     out.sealer = { ...out.sealer, tcti: env.DIGICAP_TCTI }
   if (env.DIGICAP_ALLOW_INSECURE_SEALER === '1' && out.sealer.kind === 'software') {
     out.sealer = { ...out.sealer, allowInsecure: true }
-  }
-  if (env.DIGICAP_LISTEN) out.listen = env.DIGICAP_LISTEN.split(',').filter(Boolean)
-  if (env.DIGICAP_BOOTSTRAP) out.bootstrap = env.DIGICAP_BOOTSTRAP.split(',').filter(Boolean)
-  if (env.DIGICAP_ANNOUNCE) out.announce = env.DIGICAP_ANNOUNCE.split(',').filter(Boolean)
-  if (env.DIGICAP_RPC_URLS) out.rpcUrls = env.DIGICAP_RPC_URLS.split(',').filter(Boolean)
-  if (env.DIGICAP_CONFIRMATIONS !== undefined && env.DIGICAP_CONFIRMATIONS !== '') {
-    const n = Number(env.DIGICAP_CONFIRMATIONS)
-    if (!Number.isSafeInteger(n) || n < 0) {
-      throw new ConfigError('DIGICAP_CONFIRMATIONS must be a whole number', {
-        details: { value: env.DIGICAP_CONFIRMATIONS },
-      })
-    }
-    out.keyguard = { ...out.keyguard, confirmations: n }
   }
   return out
 }

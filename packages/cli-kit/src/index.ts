@@ -19,12 +19,18 @@
  */
 
 export { rpcChainId } from './chain.ts'
+export { type ConfigFieldError, configFieldError, readConfigJson } from './config/file.ts'
 export {
-  type ConfigFieldError,
+  CHAIN_CONFIG_FIELDS,
+  type ConfigField,
+  type ConfigFields,
+  type ConfigFieldType,
+  type ConfigSchema,
+  type ConfigSources,
+  type ConfigValue,
   checkChainConfigFields,
-  configFieldError,
-  readConfigJson,
-} from './config.ts'
+  defineConfig,
+} from './config/schema.ts'
 export {
   AlreadyInitialisedError,
   ChainUnreachableError,

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { ConfigError, NotInitialisedError } from './errors.ts'
+import { ConfigError, NotInitialisedError } from '../errors.ts'
 
 /** A function that throws the app's "field missing or malformed" {@link ConfigError}. */
 export type ConfigFieldError = (field: string, file: string) => never
@@ -11,26 +11,6 @@ export function configFieldError(app: string): ConfigFieldError {
       details: { field, file },
       hint: `Fix the file by hand or run \`${app} init --force\`.`,
     })
-  }
-}
-
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/
-
-/**
- * Checks the fields every Digicap app config shares: `version` 1, `dataDir`, an http(s) or
- * ws(s) `rpcUrl`, a positive `chainId`, and the three contract addresses.
- */
-export function checkChainConfigFields(raw: unknown, file: string, bad: ConfigFieldError): void {
-  const c = raw as Record<string, unknown>
-  if (typeof c !== 'object' || c === null || c.version !== 1) bad('version', file)
-  if (typeof c.dataDir !== 'string') bad('dataDir', file)
-  if (typeof c.rpcUrl !== 'string' || !/^(https?|wss?):\/\//.test(c.rpcUrl)) bad('rpcUrl', file)
-  if (typeof c.chainId !== 'number' || !Number.isSafeInteger(c.chainId) || c.chainId <= 0)
-    bad('chainId', file)
-  const k = c.contracts as Record<string, unknown> | undefined
-  for (const name of ['capsuleRegistry', 'nodeRegistry', 'accessController']) {
-    if (typeof k?.[name] !== 'string' || !ADDRESS.test(k[name] as string))
-      bad(`contracts.${name}`, file)
   }
 }
 
