@@ -1,0 +1,37 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/committee` — who verifies a job. An ECVRF (RFC 9381 structure, try-and-increment)
+ * written once over any prime-order short-Weierstrass curve of noble, proven against the RFC's
+ * P-256 vectors and used on secp256k1, where the EVM checks a proof with ecrecover witnesses.
+ *
+ * Guarantees: a proof verifies only for the key and input it was made for (`verify` throws a
+ * typed `VrfProofError` otherwise, with the check that refused it); one key and input have one
+ * output (deterministic nonces, canonical s, compressed points only).
+ *
+ * @example
+ * ```ts
+ * import { SECP256K1_SHA256_TAI as suite, prove, publicKeyOf, verify } from '@digicap/committee'
+ * import { secp256k1 } from '@noble/curves/secp256k1.js'
+ *
+ * const sk = secp256k1.utils.randomSecretKey()
+ * const pi = prove(suite, sk, seed)
+ * const beta = verify(suite, publicKeyOf(suite, sk), seed, pi) // 32 bytes, or a VrfProofError
+ * ```
+ */
+
+export type { VrfKeyReason, VrfProofReason } from './errors.ts'
+export { VrfEncodeError, VrfKeyError, VrfProofError } from './errors.ts'
+export type { DecodedProof } from './vrf/ecvrf.ts'
+export {
+  challenge,
+  decodeProof,
+  decodePublicKey,
+  encodeToCurve,
+  proofToHash,
+  prove,
+  publicKeyOf,
+  verify,
+} from './vrf/ecvrf.ts'
+export type { EcvrfSuite, SuiteHash } from './vrf/suite.ts'
+export { P256_SHA256_TAI, SECP256K1_SHA256_TAI, suiteLengths } from './vrf/suite.ts'
