@@ -34,6 +34,7 @@ it('the public surface changes only on purpose', () => {
     'fromWireEvidence',
     'importAttestationKey',
     'makeCredential',
+    'openRunMeasurement',
     'parsePublic',
     'parsePublicArea',
     'parseQuoteAttest',

@@ -59,11 +59,18 @@ export {
 export { checkEventLog, PCR23_RESET_VALUE, replayEventLog } from './event-log/replay.ts'
 export type {
   CleanupReport,
+  GrantMeasurement,
   Phase,
   PhaseExpectation,
   RunMeasurementParameters,
 } from './phases/phase.ts'
-export { checkCleanup, expectedRunMeasurement, runEvents, verifyPhase } from './phases/phase.ts'
+export {
+  checkCleanup,
+  expectedRunMeasurement,
+  openRunMeasurement,
+  runEvents,
+  verifyPhase,
+} from './phases/phase.ts'
 export type {
   AttestationChallenge,
   AttestationResponse,

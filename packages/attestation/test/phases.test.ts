@@ -5,9 +5,11 @@
  * PCR 23 not reset, a boot PCR changed, a TPM Reset between before and after).
  */
 import { randomBytes } from 'node:crypto'
-import { DigicapError } from '@digicap/capsule-core'
+import { DigicapError, requestMeasurement } from '@digicap/capsule-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  type GrantMeasurement,
+  openRunMeasurement,
   type Phase,
   parseQuoteAttest,
   type QuoteClock,
@@ -44,7 +46,7 @@ afterAll(async () => {
 async function phase(
   name: Phase,
   eventLog: RunEvent[],
-  more: { run?: RunMeasurementParameters; previous?: QuoteClock } = {},
+  more: { run?: RunMeasurementParameters; grant?: GrantMeasurement; previous?: QuoteClock } = {},
 ): Promise<{ code: string; quote: Quote }> {
   const qualifyingData = quoteBinding({
     nonce: bytes(),
@@ -90,6 +92,23 @@ describe('phases of a run on a real swtpm', () => {
     expect((await phase('during', [reset, ...runEvents(run).slice(1)], { run })).code).toBe(
       'QUOTE_EVENT_LOG',
     )
+    // ADR 0021: a verifier that knows only the grant (its measurement, id and key)
+    const grant: GrantMeasurement = {
+      measurement: requestMeasurement(run.runtimeDigest, run.capsuleHeaderHash),
+      grantId: run.grantId,
+      ephemeralPublicKey: run.ephemeralPublicKey,
+    }
+    expect((await phase('during', log, { grant })).code).toBe('ok')
+    for (const wrong of [
+      { measurement: requestMeasurement(bytes(), run.capsuleHeaderHash) }, // another runtime
+      { measurement: requestMeasurement(run.runtimeDigest, bytes()) }, // another capsule
+      { grantId: bytes() },
+      { ephemeralPublicKey: bytes() },
+    ]) {
+      expect((await phase('during', log, { grant: { ...grant, ...wrong } })).code).toBe(
+        'QUOTE_RUN_PCR',
+      )
+    }
     // clean-up skipped: the honest log replays, but PCR 23 is not back at its reset value
     expect((await phase('after', log, { previous: clockInfo })).code).toBe('QUOTE_RUN_PCR')
 
@@ -109,10 +128,49 @@ describe('phases of a run on a real swtpm', () => {
     expect((await phase('after', [reset], { previous: clockInfo })).code).toBe('QUOTE_REBOOT')
   })
 
+  it('opens the measurement only from exactly one run since the last reset', () => {
+    const run: RunMeasurementParameters = {
+      runtimeDigest: bytes(),
+      capsuleHeaderHash: bytes(),
+      grantId: bytes(),
+      ephemeralPublicKey: bytes(),
+    }
+    const grant: GrantMeasurement = {
+      measurement: requestMeasurement(run.runtimeDigest, run.capsuleHeaderHash),
+      grantId: run.grantId,
+      ephemeralPublicKey: run.ephemeralPublicKey,
+    }
+    const events = runEvents(run)
+    const opened = openRunMeasurement([reset, ...events], grant)
+    expect(opened.runtimeDigest).toEqual(run.runtimeDigest)
+    expect(opened.capsuleHeaderHash).toEqual(run.capsuleHeaderHash)
+    // an earlier run before a reset does not count; a swapped, missing or extra event does
+    expect(() => openRunMeasurement([...events, reset, ...events], grant)).not.toThrow()
+    const field = (log: RunEvent[]) => {
+      try {
+        openRunMeasurement(log, grant)
+        return 'ok'
+      } catch (err) {
+        return (err as DigicapError).details?.field
+      }
+    }
+    const [r, h, g, k] = events as [RunEvent, RunEvent, RunEvent, RunEvent]
+    expect(field([reset, h, r, g, k])).toBe('eventLog')
+    expect(field([reset, r, h, g])).toBe('eventLog')
+    expect(field([reset, r, h, g, k, k])).toBe('eventLog')
+    expect(field([reset])).toBe('eventLog')
+    // the header event relabelled as the runtime: kinds are checked, not only the digests
+    expect(field([reset, { ...h, kind: 'runtime' }, { ...r, kind: 'capsule-header' }, g, k])).toBe(
+      'measurement',
+    )
+  })
+
   it('refuses to judge a phase without what it needs', () => {
     const ev = { attest: new Uint8Array(), signature: new Uint8Array(), pcrValues: new Map() }
     const base = { attestationKey: record, qualifyingData: bytes(), bootPcrs, eventLog: [] }
-    expect(() => verifyPhase(ev, { ...base, phase: 'during' })).toThrow(/needs the run/)
+    expect(() => verifyPhase(ev, { ...base, phase: 'during' })).toThrow(
+      /needs the run or the grant/,
+    )
     expect(() => verifyPhase(ev, { ...base, phase: 'after' })).toThrow(/before-quote clock/)
     expect(() => verifyPhase(ev, { ...base, phase: 'before', pcrs: [0, 23] })).toThrow(/0–7 and 23/)
   })

@@ -90,6 +90,8 @@ describe('public surface', () => {
         "privateKeySigner",
         "recoverDigestSigner",
         "recoverTypedDataSigner",
+        "requestMeasurement",
+        "runtimeDigest",
         "runtimeMeasurement",
         "sealCapsule",
         "sealFile",

@@ -48,7 +48,11 @@ export type {
   RunMeasurements,
   RuntimeMeasurementParameters,
 } from './bundle/run-measurement.ts'
-export { runtimeMeasurement } from './bundle/run-measurement.ts'
+export {
+  requestMeasurement,
+  runtimeDigest,
+  runtimeMeasurement,
+} from './bundle/run-measurement.ts'
 export type {
   CreateCapsuleHeaderParameters,
   OpenedCapsule,

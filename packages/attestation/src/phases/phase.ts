@@ -6,7 +6,7 @@
  * gone and the key buffers are wiped (SPEC.md §8).
  */
 import { createHash } from 'node:crypto'
-import { InvalidArgumentError } from '@digicap/capsule-core'
+import { InvalidArgumentError, requestMeasurement } from '@digicap/capsule-core'
 import { equalBytes } from '../bytes.ts'
 import { QuoteVerificationError } from '../errors.ts'
 import type { RunEvent } from '../event-log/format.ts'
@@ -68,14 +68,83 @@ export function expectedRunMeasurement(run: RunMeasurementParameters): Uint8Arra
   return replayEventLog(runEvents(run))
 }
 
+/**
+ * What a verifier knows of a run from its grant alone (ADR 0021): the request's
+ * `measurement` (SHA-256(runtime digest ‖ capsule header hash), bound into the grant id), the
+ * grant id and the grant's ephemeral key. The during-quote's event log must open the
+ * measurement and add exactly this grant and key.
+ */
+export interface GrantMeasurement {
+  /** The access request's measurement (32 bytes). */
+  measurement: Uint8Array
+  /** The grant id (32 bytes). */
+  grantId: Uint8Array
+  /** The grant's ephemeral public key. */
+  ephemeralPublicKey: Uint8Array
+}
+
+/**
+ * The run in PCR 23's log after its last reset, checked against a grant (ADR 0021): exactly
+ * the four run events in SPEC order, the first two hashing to the grant's measurement, then
+ * the grant id, then SHA-256 of the ephemeral key. Returns the runtime digest and header hash
+ * the log opened the measurement to.
+ *
+ * @throws {QuoteVerificationError} `QUOTE_RUN_PCR` with `details.field` naming the event at fault.
+ */
+export function openRunMeasurement(
+  eventLog: readonly RunEvent[],
+  grant: GrantMeasurement,
+): { runtimeDigest: Uint8Array; capsuleHeaderHash: Uint8Array } {
+  let start = -1
+  for (let i = eventLog.length - 1; i >= 0; i--) {
+    if (eventLog[i]?.kind === 'reset') {
+      start = i
+      break
+    }
+  }
+  const run = eventLog.slice(start + 1)
+  const kinds = ['runtime', 'capsule-header', 'grant', 'ephemeral-key'] as const
+  if (run.length !== kinds.length || run.some((e, i) => e.kind !== kinds[i])) {
+    fail('QUOTE_RUN_PCR', 'PCR 23 does not hold exactly one run since its last reset', {
+      field: 'eventLog',
+      phase: 'during',
+      kinds: run.map((e) => e.kind),
+    })
+  }
+  const [runtime, header, grantEvent, keyEvent] = run as [RunEvent, RunEvent, RunEvent, RunEvent]
+  if (!equalBytes(requestMeasurement(runtime.digest, header.digest), grant.measurement)) {
+    fail('QUOTE_RUN_PCR', "The measured runtime and capsule are not the grant's measurement", {
+      field: 'measurement',
+      phase: 'during',
+    })
+  }
+  if (!equalBytes(grantEvent.digest, grant.grantId)) {
+    fail('QUOTE_RUN_PCR', 'PCR 23 measures another grant', { field: 'grantId', phase: 'during' })
+  }
+  const keyHash = new Uint8Array(createHash('sha256').update(grant.ephemeralPublicKey).digest())
+  if (!equalBytes(keyEvent.digest, keyHash)) {
+    fail('QUOTE_RUN_PCR', "PCR 23 measures another run's ephemeral key", {
+      field: 'ephemeralKey',
+      phase: 'during',
+    })
+  }
+  return { runtimeDigest: runtime.digest.slice(), capsuleHeaderHash: header.digest.slice() }
+}
+
 export interface PhaseExpectation extends QuoteExpectation {
   phase: Phase
   /** The node's registered boot PCR values (0–7), by index. */
   bootPcrs: ReadonlyMap<number, Uint8Array>
   /** The PCR 23 event log the node sent with the quote. */
   eventLog: readonly RunEvent[]
-  /** For `during`: the run the quote must measure. */
+  /** For `during`: the run the quote must measure, all four values known. */
   run?: RunMeasurementParameters
+  /**
+   * For `during`, instead of `run`: the grant only (its measurement, id and key). The log
+   * must open the measurement ({@link openRunMeasurement}); what a keyguard or committee
+   * member knows from the chain.
+   */
+  grant?: GrantMeasurement
   /** For `after`: the clock info of the run's accepted `before` quote (required: a reboot in between fails). */
   previous?: QuoteClock
   /**
@@ -100,8 +169,10 @@ function fail(
  * @throws {InvalidArgumentError} a phase without what it needs (`run` for during, `previous` for after).
  */
 export function verifyPhase(evidence: QuoteEvidence, expected: PhaseExpectation): VerifiedQuote {
-  if (expected.phase === 'during' && expected.run === undefined) {
-    throw new InvalidArgumentError('The during phase needs the run', { details: { name: 'run' } })
+  if (expected.phase === 'during' && expected.run === undefined && expected.grant === undefined) {
+    throw new InvalidArgumentError('The during phase needs the run or the grant', {
+      details: { name: 'run' },
+    })
   }
   if (expected.phase === 'after' && expected.previous === undefined) {
     throw new InvalidArgumentError('The after phase needs the before-quote clock', {
@@ -124,6 +195,11 @@ export function verifyPhase(evidence: QuoteEvidence, expected: PhaseExpectation)
         pcr: i,
       })
     }
+  }
+  if (expected.phase === 'during' && expected.run === undefined && expected.grant !== undefined) {
+    // The log replays to the quoted PCR 23 (checked above), so what it opens is what PCR 23 holds.
+    openRunMeasurement(expected.eventLog, expected.grant)
+    return verified
   }
   const want =
     expected.phase === 'during' && expected.run !== undefined

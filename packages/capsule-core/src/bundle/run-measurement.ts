@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { encode } from 'cborg'
+import { InvalidArgumentError } from '../errors.ts'
 
 /** The runtime fields a run measurement binds (the executor's `RuntimeDescriptor` fits). */
 export interface MeasuredRuntime {
@@ -50,16 +51,45 @@ const sha256 = (...parts: Uint8Array[]): Uint8Array => {
  * ```
  */
 export function runtimeMeasurement(p: RuntimeMeasurementParameters): RunMeasurements {
-  const runtime = sha256(
-    encode({
-      id: p.runtimeId,
-      kind: p.runtime.kind,
-      entry: p.runtime.entry,
-      memoryLimitBytes: p.runtime.memoryLimitBytes,
-      timeLimitMs: p.runtime.timeLimitMs,
-    }),
-  )
+  const runtime = runtimeDigest(p.runtimeId, p.runtime)
   const code = sha256(p.code)
   const payload = sha256(p.input)
   return { runtime, code, payload, run: sha256(runtime, code, payload) }
+}
+
+/**
+ * The runtime digest alone: SHA-256 of the canonical CBOR map {id, kind, entry,
+ * memoryLimitBytes, timeLimitMs}. Known as soon as the header is verified and the sandbox
+ * chosen, so before any grant (ADR 0021).
+ */
+export function runtimeDigest(runtimeId: string, runtime: MeasuredRuntime): Uint8Array {
+  return sha256(
+    encode({
+      id: runtimeId,
+      kind: runtime.kind,
+      entry: runtime.entry,
+      memoryLimitBytes: runtime.memoryLimitBytes,
+      timeLimitMs: runtime.timeLimitMs,
+    }),
+  )
+}
+
+/**
+ * The measurement an attested executor's access request carries (ADR 0021):
+ * SHA-256(runtime digest ‖ capsule header hash), both 32 bytes. It is bound into the grant
+ * id, and PCR 23's event log opens it: its `runtime` and `capsule-header` events are the two
+ * halves, its `grant` and `ephemeral-key` events what the grant added.
+ *
+ * @throws {InvalidArgumentError} either value is not 32 bytes.
+ */
+export function requestMeasurement(runtime: Uint8Array, capsuleHeaderHash: Uint8Array): Uint8Array {
+  for (const [name, v] of [
+    ['runtimeDigest', runtime],
+    ['capsuleHeaderHash', capsuleHeaderHash],
+  ] as const) {
+    if (!(v instanceof Uint8Array) || v.length !== 32) {
+      throw new InvalidArgumentError(`${name} must be 32 bytes`, { details: { name } })
+    }
+  }
+  return sha256(runtime, capsuleHeaderHash)
 }
