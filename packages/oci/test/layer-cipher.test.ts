@@ -28,7 +28,7 @@ import {
   openLayer,
 } from '../src/index.ts'
 
-const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`
+const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}` as const
 
 async function encrypt(plain: Uint8Array): Promise<{ ciphertext: Buffer } & EncryptedLayer> {
   const enc = layerEncryptor({ digest: sha(plain) })
