@@ -177,7 +177,7 @@ export function decryptJwe(
     }
     const encryptedKey = decodeBase64url(recipient.encrypted_key, 'encrypted_key')
     for (const key of privateKeys) {
-      if (!keyFits(alg, key)) continue
+      if (!keyFits(alg, key, header)) continue
       attempts++
       let cek: Uint8Array
       try {

@@ -139,6 +139,10 @@ export function unwrapContentKey(
 }
 
 /** Whether a private key can be used with an algorithm at all (saves a doomed attempt). */
-export function keyFits(algorithm: KeyAlgorithm, key: KeyObject): boolean {
-  return algorithm.startsWith('RSA') ? key.asymmetricKeyType === 'rsa' : ecCurve(key) !== undefined
+export function keyFits(algorithm: KeyAlgorithm, key: KeyObject, header: RecipientHeader): boolean {
+  if (algorithm.startsWith('RSA')) return key.asymmetricKeyType === 'rsa'
+  const curve = ecCurve(key)?.crv
+  const epkCurve = (header.epk as { crv?: unknown } | undefined)?.crv
+  // A key on another curve than the sender's ephemeral key is simply not this recipient's.
+  return curve !== undefined && (typeof epkCurve !== 'string' || epkCurve === curve)
 }

@@ -34,15 +34,25 @@ function toKeyObject(input: KeyInput, kind: 'public' | 'private'): KeyObject {
             { key: Buffer.from(input), format: 'der', type: 'pkcs1' },
             { key: Buffer.from(input), format: 'der', type: 'sec1' },
           ]
+  if (kind === 'public' && isPrivateKey(input)) {
+    // createPublicKey would derive the public half; a recipient list holds public keys only.
+    throw new OciFormatError('A private key was given where a public key is expected')
+  }
   for (const attempt of attempts) {
     try {
-      const key = create(attempt as never)
-      // createPublicKey accepts a private PEM too; a recipient must be given a public key.
-      if (kind === 'public' && key.type !== 'public') continue
-      return key
+      return create(attempt as never)
     } catch {}
   }
   throw new OciFormatError(`Not a ${kind} key in PEM or DER`, { details: { kind } })
+}
+
+function isPrivateKey(input: string | Uint8Array): boolean {
+  try {
+    createPrivateKey(typeof input === 'string' ? input : Buffer.from(input))
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** The curve of an EC key, or undefined for another kind. */
