@@ -33,5 +33,7 @@ export {
   publicKeyOf,
   verify,
 } from './vrf/ecvrf.ts'
+export type { AffinePair, OnchainVrfProof } from './vrf/onchain.ts'
+export { onchainProof } from './vrf/onchain.ts'
 export type { EcvrfSuite, SuiteHash } from './vrf/suite.ts'
 export { P256_SHA256_TAI, SECP256K1_SHA256_TAI, suiteLengths } from './vrf/suite.ts'

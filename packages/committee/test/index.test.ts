@@ -14,6 +14,7 @@ describe('public surface', () => {
         "decodeProof",
         "decodePublicKey",
         "encodeToCurve",
+        "onchainProof",
         "proofToHash",
         "prove",
         "publicKeyOf",

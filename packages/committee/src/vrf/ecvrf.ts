@@ -84,6 +84,15 @@ export function decodePublicKey(suite: EcvrfSuite, publicKey: Uint8Array): Point
  * @throws {VrfEncodeError} when no counter in 0..255 works (never, for any real input).
  */
 export function encodeToCurve(suite: EcvrfSuite, salt: Uint8Array, alpha: Uint8Array): Point {
+  return encodeToCurveCounted(suite, salt, alpha).point
+}
+
+/** {@link encodeToCurve}, also saying how many hashes it took (on chain, each costs gas). */
+export function encodeToCurveCounted(
+  suite: EcvrfSuite,
+  salt: Uint8Array,
+  alpha: Uint8Array,
+): { point: Point; tries: number } {
   const { fLen } = suiteLengths(suite)
   for (let ctr = 0; ctr < 256; ctr++) {
     const hash = suite.hash(
@@ -95,7 +104,7 @@ export function encodeToCurve(suite: EcvrfSuite, salt: Uint8Array, alpha: Uint8A
       ),
     )
     const h = decodePoint(suite, concatBytes(Uint8Array.of(0x02), hash.subarray(0, fLen)))
-    if (h) return h // cofactor 1: no clearing
+    if (h) return { point: h, tries: ctr + 1 } // cofactor 1: no clearing
   }
   throw new VrfEncodeError('encode_to_curve found no point in 256 tries', {
     details: { suite: suite.name },

@@ -1,0 +1,176 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { compileSolidity } from '@digicap/contracts/compiler'
+import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { type BaseContract, ContractFactory, hexlify, type Interface } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  encodeToCurve,
+  onchainProof,
+  prove,
+  publicKeyOf,
+  SECP256K1_SHA256_TAI as suite,
+} from '../src/index.ts'
+
+/** The contracts ship in @digicap/contracts (`contracts/committee/`); compile them as published. */
+function committeeSources(): Record<string, string> {
+  const root = dirname(createRequire(import.meta.url).resolve('@digicap/contracts/package.json'))
+  const dir = join(root, 'contracts/committee')
+  return Object.fromEntries(
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.sol'))
+      .map((f) => [`@digicap/contracts/committee/${f}`, readFileSync(join(dir, f), 'utf8')]),
+  )
+}
+
+type Pair = readonly [bigint, bigint]
+interface ProofArg {
+  gamma: Pair
+  c: bigint
+  s: bigint
+  u: Pair
+  sH: Pair
+  cGamma: Pair
+}
+
+let anvil: Anvil
+let verifier: BaseContract & {
+  verify: { staticCall(pk: Pair, alpha: Uint8Array, p: ProofArg): Promise<string> }
+  submit: {
+    (
+      pk: Pair,
+      alpha: Uint8Array,
+      p: ProofArg,
+    ): Promise<{ wait(): Promise<{ gasUsed: bigint; logs: unknown[] }> }>
+    staticCall(pk: Pair, alpha: Uint8Array, p: ProofArg): Promise<string>
+  }
+}
+let iface: Interface
+
+beforeAll(async () => {
+  const out = compileSolidity(committeeSources())
+  const c = out['@digicap/contracts/committee/VrfVerifier.sol']!.VrfVerifier!
+  anvil = await startAnvil()
+  const factory = new ContractFactory(c.abi as never, c.bytecode, anvil.signers[0]!)
+  const deployed = await factory.deploy()
+  await deployed.waitForDeployment()
+  verifier = deployed as unknown as typeof verifier
+  iface = deployed.interface
+})
+afterAll(() => anvil?.stop())
+
+function proofFor(alpha: Uint8Array, sk = secp256k1.utils.randomSecretKey()) {
+  const pk = publicKeyOf(suite, sk)
+  return { sk, pk, alpha, onchain: onchainProof(pk, alpha, prove(suite, sk, alpha)) }
+}
+
+/** The custom error a reverted call carries, as `Name(args)`. */
+async function revertOf(call: Promise<unknown>): Promise<string> {
+  try {
+    await call
+  } catch (err) {
+    const data =
+      (err as { data?: string }).data ??
+      (err as { info?: { error?: { data?: string } } }).info?.error?.data
+    const parsed = data ? iface.parseError(data) : null
+    if (parsed) return `${parsed.name}(${parsed.args.join(',')})`
+    throw err
+  }
+  throw new Error('call did not revert')
+}
+
+const G = secp256k1.Point.BASE
+const pairOf = (p: typeof G): Pair => [p.x, p.y]
+
+describe('VrfVerifier on a real anvil', () => {
+  it('accepts proofs made in TypeScript and returns the same beta (20 random keys and inputs)', async () => {
+    for (let i = 0; i < 20; i++) {
+      const alpha = crypto.getRandomValues(new Uint8Array(i * 3))
+      const { onchain } = proofFor(alpha)
+      const beta = await verifier.verify.staticCall(onchain.publicKey, alpha, onchain.proof)
+      expect(beta).toBe(hexlify(onchain.beta))
+    }
+  })
+
+  it('refuses tampered proofs with the error of the check that fails', async () => {
+    const alpha = new TextEncoder().encode('job 7')
+    const { pk, onchain } = proofFor(alpha)
+    const p = onchain.proof
+    const call = (over: Partial<ProofArg>, a = alpha, key: Pair = onchain.publicKey) =>
+      revertOf(verifier.verify.staticCall(key, a, { ...p, ...over }))
+    const n = suite.Point.Fn.ORDER
+    // Out-of-range scalars.
+    expect(await call({ s: n })).toBe('VrfInvalidScalar()')
+    expect(await call({ s: 0n })).toBe('VrfInvalidScalar()')
+    expect(await call({ c: 0n })).toBe('VrfInvalidScalar()')
+    expect(await call({ c: 1n << 128n })).toBe('VrfInvalidScalar()')
+    // Points off the curve.
+    expect(await call({}, alpha, [onchain.publicKey[0], onchain.publicKey[1] + 1n])).toBe(
+      'VrfInvalidPoint(0)',
+    )
+    expect(await call({ gamma: [p.gamma[0], p.gamma[1] + 1n] })).toBe('VrfInvalidPoint(1)')
+    expect(await call({ u: [p.u[0] + 1n, p.u[1]] })).toBe('VrfInvalidPoint(2)')
+    expect(await call({ sH: [0n, 0n] })).toBe('VrfInvalidPoint(3)')
+    expect(await call({ cGamma: [p.cGamma[0], suite.Point.Fp.ORDER] })).toBe('VrfInvalidPoint(4)')
+    // Witnesses that are points, but not the claimed products.
+    expect(await call({ c: p.c + 1n })).toBe('VrfWitnessMismatch(2)')
+    expect(await call({ s: p.s + 1n })).toBe('VrfWitnessMismatch(2)')
+    expect(await call({ u: pairOf(G) })).toBe('VrfWitnessMismatch(2)')
+    expect(await call({ sH: pairOf(G) })).toBe('VrfWitnessMismatch(3)')
+    expect(await call({ cGamma: pairOf(G) })).toBe('VrfWitnessMismatch(4)')
+    expect(await call({}, Uint8Array.of(...alpha, 0))).toBe('VrfWitnessMismatch(3)')
+    // An attacker who recomputes every witness honestly for a changed proof: the challenge fails.
+    const Y = suite.Point.fromBytes(pk)
+    const gamma2 = suite.Point.fromAffine({ x: p.gamma[0], y: p.gamma[1] }).add(G)
+    expect(await call({ gamma: pairOf(gamma2), cGamma: pairOf(gamma2.multiply(p.c)) })).toBe(
+      'VrfChallengeMismatch()',
+    )
+    const other = new TextEncoder().encode('job 8')
+    const H2 = encodeToCurve(suite, pk, other)
+    expect(await call({ sH: pairOf(H2.multiply(p.s)) }, other)).toBe('VrfChallengeMismatch()')
+    // Another key: U and everything recomputed for it, same Gamma, c, s.
+    const Y2 = Y.add(G)
+    const pk2 = Y2.toBytes(true)
+    const H3 = encodeToCurve(suite, pk2, alpha)
+    expect(
+      await call(
+        {
+          u: pairOf(G.multiply(p.s).subtract(Y2.multiply(p.c))),
+          sH: pairOf(H3.multiply(p.s)),
+        },
+        alpha,
+        pairOf(Y2),
+      ),
+    ).toBe('VrfChallengeMismatch()')
+  })
+
+  it('costs at most 200k gas per proof in a real transaction (submit emits VrfOutput)', async () => {
+    // Gas depends on alpha's length and on how many try-and-increment hashes H takes; cover
+    // both, and keep drawing inputs until 1, 2 and 3+ tries have been seen.
+    const byTries = new Map<string, bigint[]>()
+    for (let i = 0; i < 60; i++) {
+      const len = [32, 64, 256][i % 3]!
+      const alpha = crypto.getRandomValues(new Uint8Array(len))
+      const { onchain } = proofFor(alpha)
+      const tries = Math.min(onchain.tries, 3)
+      const key = `${len} B, ${tries === 3 ? '3+' : tries} ${tries === 1 ? 'try' : 'tries'}`
+      const list = byTries.get(key) ?? []
+      if (list.length >= 3) continue
+      const receipt = await (await verifier.submit(onchain.publicKey, alpha, onchain.proof)).wait()
+      expect(receipt.logs.length).toBe(1)
+      list.push(receipt.gasUsed)
+      byTries.set(key, list)
+    }
+    console.log(
+      'VrfVerifier.submit gas, real transactions (alpha length, encode_to_curve tries): max of up to 3',
+    )
+    for (const [key, gas] of [...byTries].sort()) {
+      const max = gas.reduce((a, b) => (a > b ? a : b))
+      console.log(`  ${key}: ${max}`)
+      expect(max).toBeLessThanOrEqual(200_000n)
+    }
+    expect(byTries.size).toBeGreaterThanOrEqual(6)
+  })
+})
