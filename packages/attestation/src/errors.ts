@@ -118,3 +118,18 @@ export class AttestationRecordError extends DigicapError {
     super('ATTESTATION_RECORD', shortMessage, options)
   }
 }
+
+/**
+ * The agent refuses to measure a run: PCR 23 is not at its reset value (a previous run did not
+ * finish its clean-up, or something else extended it). Same code as the executor's refusal.
+ * Recover with `resetRunPcr()` once the cause is known.
+ */
+export class RunPcrNotResetError extends DigicapError {
+  override name = 'RunPcrNotResetError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RUN_PCR_NOT_RESET', shortMessage, {
+      hint: 'Find why the last run did not clean up, then call resetRunPcr() (or tpm2_pcrreset 23).',
+      ...options,
+    })
+  }
+}

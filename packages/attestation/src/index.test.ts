@@ -17,6 +17,7 @@ it('the public surface changes only on purpose', () => {
     'MAX_EVENTS',
     'PCR23_RESET_VALUE',
     'QuoteVerificationError',
+    'RunPcrNotResetError',
     'TPM_ALG',
     'TPM_GENERATED_VALUE',
     'TPM_ST_ATTEST_QUOTE',

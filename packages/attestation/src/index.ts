@@ -46,6 +46,7 @@ export {
   CredentialError,
   EventLogFormatError,
   QuoteVerificationError,
+  RunPcrNotResetError,
   TpmFormatError,
 } from './errors.ts'
 export type { EventKind, RunEvent } from './event-log/format.ts'

@@ -18,11 +18,14 @@ import { type Swtpm, startSwtpm } from '@digicap/tpm/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type AttestationAgent, createAttestationAgent } from '../src/agent/index.ts'
 import {
+  expectedRunMeasurement,
   importAttestationKey,
   makeCredential,
   parseQuoteAttest,
   type QuoteClock,
   quoteBinding,
+  RunPcrNotResetError,
+  replayEventLog,
   verifyPhase,
   verifyQuote,
 } from '../src/index.ts'
@@ -181,6 +184,30 @@ describe('a run measured and quoted', () => {
         ),
       ).not.toBe('ok')
     }
+  })
+
+  it('measureRun extends only from the reset value, never hiding an unfinished run', async () => {
+    const run = {
+      runtimeDigest: bytes(),
+      capsuleHeaderHash: bytes(),
+      grantId: bytes(),
+      ephemeralPublicKey: bytes(),
+    }
+    await rsa.resetRunPcr()
+    await rsa.measureRun(run)
+    const measured = await rsa.readRunPcr()
+    expect(measured).toEqual(replayEventLog(rsa.eventLog()))
+    expect(measured).toEqual(expectedRunMeasurement(run))
+    // a second run on top of the first (its clean-up never came) is refused, PCR 23 untouched
+    await expect(rsa.measureRun({ ...run, grantId: bytes() })).rejects.toBeInstanceOf(
+      RunPcrNotResetError,
+    )
+    await expect(rsa.measureRun(run)).rejects.toMatchObject({ code: 'RUN_PCR_NOT_RESET' })
+    expect(await rsa.readRunPcr()).toEqual(measured)
+    await rsa.endRun({ grantId: run.grantId, workspaceRemoved: true, keyBuffersWiped: true })
+    expect(await rsa.readRunPcr()).toEqual(new Uint8Array(32))
+    await rsa.measureRun(run)
+    await rsa.resetRunPcr()
   })
 
   it('refuses bad arguments with typed errors before touching the TPM', async () => {

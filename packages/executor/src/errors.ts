@@ -26,6 +26,8 @@ export type ExecutorErrorCode =
   | 'RESULT_INVALID'
   | 'RESULT_REFUSED'
   | 'EXECUTOR_STATE'
+  | 'RUN_PCR_NOT_RESET'
+  | 'RUN_QUEUE_FULL'
 
 /** The program ran past its time limit and was stopped (by the VM's interrupt or by the host). */
 export class SandboxTimeoutError extends DigicapError {
@@ -229,5 +231,32 @@ export class ExecutorStateError extends DigicapError {
   override name = 'ExecutorStateError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('EXECUTOR_STATE', shortMessage, options)
+  }
+}
+
+/**
+ * The TPM's run PCR (23) is not at its reset value when a measured run wants to start: a
+ * previous run did not finish its clean-up (killed mid-way, TPM failure) or something else
+ * extended it. No run starts on this TPM until an operator resets PCR 23, because a quote now
+ * would not show a clean "before" state.
+ */
+export class RunPcrNotResetError extends DigicapError {
+  override name = 'RunPcrNotResetError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RUN_PCR_NOT_RESET', shortMessage, {
+      hint: "Check why the last run did not clean up, then reset PCR 23 (the agent's resetRunPcr, or tpm2_pcrreset 23).",
+      ...options,
+    })
+  }
+}
+
+/**
+ * Measured runs share one PCR 23, so they take turns; this many runs are already waiting for
+ * theirs. `details.waiting` and `details.maxWaiting` say how many; retry later.
+ */
+export class RunQueueFullError extends DigicapError {
+  override name = 'RunQueueFullError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RUN_QUEUE_FULL', shortMessage, { hint: 'Retry when a run has finished.', ...options })
   }
 }

@@ -13,6 +13,8 @@ import {
   DigicapError,
   decodeBundle,
   openNodeStream,
+  requestMeasurement,
+  runtimeDigest,
   toHex,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
@@ -42,8 +44,10 @@ import {
 } from './errors.ts'
 import { jobFromBundle } from './load/bundle.ts'
 import { type FetchProgress, type LoadedCapsule, loadCapsule } from './load/loader.ts'
+import type { RunAttestationAgent } from './run/attestation.ts'
 import type { RunLifecycle } from './run/lifecycle.ts'
 import { runInSandbox } from './run/run.ts'
+import { createRunTurns, type RunTurn } from './run/turns.ts'
 import { type CleanupReport, createRunWorkspace, type RunWorkspace } from './run/workspace.ts'
 import type { RuntimePolicy } from './sandbox/runtime.ts'
 import { type SandboxSet, sandboxFor } from './sandbox/select.ts'
@@ -135,6 +139,11 @@ export interface ExecutorInit {
    * of the capsule arrives for this long. Default 120 000.
    */
   readonly fetchTimeoutMs?: number | undefined
+  /**
+   * With an attestation agent: how many runs may wait for the TPM's turn (one PCR 23) while
+   * one runs; one more is refused with `RUN_QUEUE_FULL`. Default 8.
+   */
+  readonly maxWaitingRuns?: number | undefined
 }
 
 export interface ExecutorComponents {
@@ -146,6 +155,12 @@ export interface ExecutorComponents {
   readonly wallet: { readonly address: string; readonly privateKey: string }
   readonly sandboxes: SandboxSet
   readonly lifecycle?: RunLifecycle | undefined
+  /**
+   * The TPM attestation agent (`@digicap/attestation/agent`'s fits). With it every run is
+   * measured into PCR 23 and runs take turns on the TPM (ADR 0021); the access request then
+   * declares SHA-256(runtime digest ‖ capsule header hash). Omitted: nothing changes.
+   */
+  readonly attestation?: RunAttestationAgent | undefined
   readonly logger?: { info(msg: string): void; warn(msg: string): void } | undefined
 }
 
@@ -221,8 +236,11 @@ function timedWorkspace(ws: RunWorkspace, onDispose: (ms: number) => void): RunW
  */
 export function createExecutor(init: ExecutorInit = {}) {
   return (components: ExecutorComponents): Executor => {
-    const { libp2p, store, chain, wallet, sandboxes, lifecycle } = components
+    const { libp2p, store, chain, wallet, sandboxes, lifecycle, attestation } = components
     const measurement = init.measurement ?? environmentMeasurement(sandboxes)
+    const turns = attestation
+      ? createRunTurns(attestation, { maxWaiting: init.maxWaitingRuns })
+      : undefined
     const events = new EventTarget()
     let inbox: (ReleaseInbox & { stats(): StreamGateStats }) | undefined
     const deliverer = createResultDeliverer(init.delivery)({
@@ -265,6 +283,7 @@ export function createExecutor(init: ExecutorInit = {}) {
         timings.cleanup = ms
       })
       let cleanup: CleanupReport | undefined
+      let turn: RunTurn | undefined
       try {
         // Dial the configured keyguard/capsule hosts first: bitswap asks connected peers, and
         // identify tells the keyguard our listen addresses so it can push the release.
@@ -308,6 +327,14 @@ export function createExecutor(init: ExecutorInit = {}) {
           throw new CapsuleUnverifiedError('The header names no valid keyguard peer id', { cause })
         }
         await libp2p.dial(keyguardPeer, { signal: AbortSignal.timeout(5000) }).catch(() => {})
+        const sandbox = sandboxFor(loaded.runtime, sandboxes)
+        // ADR 0021: an attested run declares what PCR 23 will open, and holds the TPM (PCR 23
+        // at reset, checked) from before its request, when a keyguard may ask for a before-quote.
+        const runtime = runtimeDigest(sandbox.runtimeId, loaded.runtime)
+        const runMeasurement = attestation
+          ? requestMeasurement(runtime, loaded.parsed.headerHash)
+          : measurement
+        if (turns) turn = await turns.take(options.signal)
 
         // grant + release
         stage({ stage: 'grant', status: 'start' })
@@ -326,7 +353,7 @@ export function createExecutor(init: ExecutorInit = {}) {
           keyguardPeer,
           capsuleId: header.capsuleId,
           verifyKey: (dataKey) => checkKeyCommitment(loaded.parsed, dataKey),
-          measurement,
+          measurement: runMeasurement,
           jobParams: options.jobParams ?? new Uint8Array(0),
           fee: options.fee ?? 0n,
           fast,
@@ -374,7 +401,6 @@ export function createExecutor(init: ExecutorInit = {}) {
         // run (runInSandbox disposes of the workspace and emits after-cleanup)
         stage({ stage: 'run', status: 'start', detail: { kind: loaded.runtime.kind } })
         t = performance.now()
-        const sandbox = sandboxFor(loaded.runtime, sandboxes)
         const job: SandboxJob =
           loaded.runtime.kind === 'data'
             ? {
@@ -391,6 +417,20 @@ export function createExecutor(init: ExecutorInit = {}) {
           workspace: ws,
           runId,
           signal: options.signal,
+          ...(attestation
+            ? {
+                measure: {
+                  agent: attestation,
+                  values: {
+                    runtimeDigest: runtime,
+                    capsuleHeaderHash: loaded.parsed.headerHash,
+                    grantId: key.grantId,
+                    ephemeralPublicKey: key.ephemeral.publicKey,
+                  },
+                  keyBuffers: [key.dataKey, key.ephemeral.privateKey, signingKey],
+                },
+              }
+            : {}),
         })
         cleanup = ran.cleanup
         timings.run = performance.now() - t - timings.cleanup
@@ -410,7 +450,7 @@ export function createExecutor(init: ExecutorInit = {}) {
             runId: runIdBytes,
             capsuleId: header.capsuleId,
             grantId: key.grantId,
-            measurement,
+            measurement: runMeasurement,
             runMeasurement: ran.measurements.run,
           },
           header.receivers,
@@ -436,6 +476,7 @@ export function createExecutor(init: ExecutorInit = {}) {
           stage({ stage: 'cleanup', status: 'done', ms: timings.cleanup, detail: { ...cleanup } })
           await lifecycle?.emit('after-cleanup', { runId, report: cleanup }).catch(() => {})
         }
+        turn?.release()
       }
     }
 

@@ -16,6 +16,7 @@ it('public surface is deliberate', () => {
       "DATA_RUNTIME_ID",
       "DEFAULT_FETCH_TIMEOUT_MS",
       "DEFAULT_MAX_BUNDLE_BYTES",
+      "DEFAULT_MAX_WAITING_RUNS",
       "DEFAULT_RUNTIME_POLICY",
       "ExecutorStateError",
       "KeyReleaseInvalidError",
@@ -26,6 +27,8 @@ it('public surface is deliberate', () => {
       "ResultDeliveryError",
       "ResultInvalidError",
       "ResultRefusedError",
+      "RunPcrNotResetError",
+      "RunQueueFullError",
       "SandboxAbortedError",
       "SandboxCrashError",
       "SandboxLifecycleError",
@@ -40,6 +43,7 @@ it('public surface is deliberate', () => {
       "createReleaseInbox",
       "createResultDeliverer",
       "createResultReceiver",
+      "createRunTurns",
       "createRunWorkspace",
       "dataSandbox",
       "decodeBundle",
@@ -97,6 +101,8 @@ it.each([
   [api.ResultDeliveryError, 'ResultDeliveryError', 'RESULT_DELIVERY'],
   [api.ResultInvalidError, 'ResultInvalidError', 'RESULT_INVALID'],
   [api.ExecutorStateError, 'ExecutorStateError', 'EXECUTOR_STATE'],
+  [api.RunPcrNotResetError, 'RunPcrNotResetError', 'RUN_PCR_NOT_RESET'],
+  [api.RunQueueFullError, 'RunQueueFullError', 'RUN_QUEUE_FULL'],
 ] as const)('%o has its name and code', (E, name, code) => {
   const e = new E('msg', { details: { a: 1 } })
   expect(e).toBeInstanceOf(DigicapError)

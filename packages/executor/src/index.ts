@@ -120,6 +120,8 @@ export {
   ResultDeliveryError,
   ResultInvalidError,
   ResultRefusedError,
+  RunPcrNotResetError,
+  RunQueueFullError,
   SandboxAbortedError,
   SandboxCrashError,
   SandboxLifecycleError,
@@ -143,6 +145,12 @@ export { jobFromBundle } from './load/bundle.ts'
 export type { FetchProgress, LoadCapsuleParameters, LoadedCapsule } from './load/loader.ts'
 export { DEFAULT_FETCH_TIMEOUT_MS, loadCapsule, verifyCapsule } from './load/loader.ts'
 export type {
+  RunAttestationAgent,
+  RunCleanupStatement,
+  RunMeasurementPlan,
+  RunMeasurementValues,
+} from './run/attestation.ts'
+export type {
   RunLifecycle,
   RunLifecycleEvent,
   RunLifecycleEvents,
@@ -154,6 +162,8 @@ export { runLifecycle } from './run/lifecycle.ts'
 export { progressLines, stageLine } from './run/progress-lines.ts'
 export type { RunInSandboxParameters, RunInSandboxReturnType } from './run/run.ts'
 export { runInSandbox } from './run/run.ts'
+export type { RunTurn, RunTurns } from './run/turns.ts'
+export { createRunTurns, DEFAULT_MAX_WAITING_RUNS } from './run/turns.ts'
 export type { CleanupReport, RunWorkspace, RunWorkspaceInit } from './run/workspace.ts'
 export { createRunWorkspace } from './run/workspace.ts'
 export type { DataHandler, DataHandlerContext } from './sandbox/data.ts'

@@ -6,7 +6,9 @@
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import { sendWithRetry, type Tpm2ToolsOptions, transportFor } from '@digicap/tpm'
 import { equalBytes } from '../bytes.ts'
+import { RunPcrNotResetError } from '../errors.ts'
 import { MAX_EVENTS, type RunEvent } from '../event-log/format.ts'
+import { PCR23_RESET_VALUE } from '../event-log/replay.ts'
 import { runEvents } from '../phases/phase.ts'
 import { parseQuoteAttest } from '../tpm/attest.ts'
 import { quoteBinding } from '../verifier/binding.ts'
@@ -128,6 +130,27 @@ export function createAttestationAgent(init: AttestationAgentInit): AttestationA
       serial(async () => {
         const events = runEvents(run)
         await reset()
+        log = [{ kind: 'reset', digest: new Uint8Array(32) }]
+        cleanup = undefined
+        for (const e of events) {
+          await extend(e.digest)
+          record([e])
+        }
+      }),
+
+    readRunPcr: () =>
+      serial(async () => (await readPcrs([RUN_PCR])).get(RUN_PCR) ?? new Uint8Array()),
+
+    measureRun: (run) =>
+      serial(async () => {
+        const events = runEvents(run)
+        const pcr = (await readPcrs([RUN_PCR])).get(RUN_PCR)
+        if (pcr === undefined || !equalBytes(pcr, PCR23_RESET_VALUE)) {
+          throw new RunPcrNotResetError('PCR 23 is not at its reset value', {
+            details: { pcr: RUN_PCR },
+          })
+        }
+        // PCR 23 is at its reset value: a log that starts with a reset replays exactly.
         log = [{ kind: 'reset', digest: new Uint8Array(32) }]
         cleanup = undefined
         for (const e of events) {

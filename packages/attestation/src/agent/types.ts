@@ -54,6 +54,14 @@ export interface AttestationAgent {
   resetRunPcr(): Promise<void>
   /** Resets PCR 23, extends the run's four values (SPEC.md §6) and logs each step. */
   beginRun(run: RunMeasurementParameters): Promise<void>
+  /** PCR 23 (sha256) now. */
+  readRunPcr(): Promise<Uint8Array>
+  /**
+   * Extends the run's four values (SPEC.md §6) without resetting first, logging each step:
+   * refuses with `RunPcrNotResetError` unless PCR 23 is at its reset value, so a run that did
+   * not clean up (or a foreign extend) is never hidden. What the executor's measured run calls.
+   */
+  measureRun(run: RunMeasurementParameters): Promise<void>
   /** After clean-up: resets PCR 23, logs it, and keeps the report for the next quotes. */
   endRun(report: CleanupReport): Promise<void>
   /** A quote over PCRs 0–7 and 23 with qualifying data H(nonce ‖ grant id ‖ ephemeral key). */

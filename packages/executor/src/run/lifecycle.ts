@@ -1,6 +1,7 @@
 import type { RunMeasurements } from '@digicap/capsule-core'
 import { SandboxLifecycleError } from '../errors.ts'
 import type { RuntimeKind, SandboxStats } from '../sandbox/types.ts'
+import type { RunCleanupStatement, RunMeasurementValues } from './attestation.ts'
 import type { CleanupReport } from './workspace.ts'
 
 /** Events of one run, in order: before-load → after-load → after-run → after-cleanup. */
@@ -13,6 +14,8 @@ export interface RunLifecycleEvents {
     readonly runtimeId: string
     readonly codeBytes: number
     readonly inputBytes: number
+    /** A measured run: the values PCR 23 is about to be extended with (it is still at reset). */
+    readonly attestation?: RunMeasurementValues | undefined
   }
   /** Measured; the sandbox starts next. Attestation extends PCR 23 with `measurements.run`. */
   'after-load': { readonly runId: string; readonly measurements: RunMeasurements }
@@ -25,7 +28,12 @@ export interface RunLifecycleEvents {
     readonly outputBytes?: number | undefined
   }
   /** Everything the run left was removed; attestation resets the run measurement. */
-  'after-cleanup': { readonly runId: string; readonly report: CleanupReport }
+  'after-cleanup': {
+    readonly runId: string
+    readonly report: CleanupReport
+    /** A measured run: the statement the agent keeps; PCR 23 is reset. */
+    readonly attestation?: RunCleanupStatement | undefined
+  }
 }
 
 export type RunLifecycleEvent = keyof RunLifecycleEvents

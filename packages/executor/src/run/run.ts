@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto'
-import { DigicapError, type RunMeasurements, runtimeMeasurement } from '@digicap/capsule-core'
+import { access } from 'node:fs/promises'
+import {
+  DigicapError,
+  equalBytes,
+  type RunMeasurements,
+  runtimeMeasurement,
+} from '@digicap/capsule-core'
 import { SandboxLifecycleError } from '../errors.ts'
 import type { Sandbox, SandboxJob, SandboxResult } from '../sandbox/types.ts'
+import type { RunCleanupStatement, RunMeasurementPlan } from './attestation.ts'
 import type { RunLifecycle } from './lifecycle.ts'
 import { type CleanupReport, createRunWorkspace, type RunWorkspace } from './workspace.ts'
 
@@ -18,6 +25,12 @@ export interface RunInSandboxParameters {
   readonly zeroJob?: boolean | undefined
   readonly runId?: string | undefined
   readonly signal?: AbortSignal | undefined
+  /**
+   * Measure the run into PCR 23 (ADR 0021): the agent extends the four values after load, and
+   * after clean-up resets PCR 23 with the clean-up statement. Omitted: nothing is measured.
+   * The caller holds the TPM's turn (`createRunTurns`) around the whole run.
+   */
+  readonly measure?: RunMeasurementPlan | undefined
 }
 
 export interface RunInSandboxReturnType {
@@ -25,6 +38,8 @@ export interface RunInSandboxReturnType {
   readonly result: SandboxResult
   readonly measurements: RunMeasurements
   readonly cleanup: CleanupReport
+  /** What the agent was told after clean-up, when the run was measured. */
+  readonly attestation?: RunCleanupStatement | undefined
 }
 
 /**
@@ -53,6 +68,8 @@ export async function runInSandbox(p: RunInSandboxParameters): Promise<RunInSand
   let result: SandboxResult | undefined
   let measurements: RunMeasurements | undefined
   let failure: unknown
+  // Set once the agent may have extended PCR 23: from then on clean-up ends with its reset.
+  let measured = false
   try {
     await lifecycle?.emit('before-load', {
       runId,
@@ -61,6 +78,7 @@ export async function runInSandbox(p: RunInSandboxParameters): Promise<RunInSand
       runtimeId: sandbox.runtimeId,
       codeBytes: job.code.byteLength,
       inputBytes: job.input.byteLength,
+      ...(p.measure ? { attestation: p.measure.values } : {}),
     })
     measurements = runtimeMeasurement({
       runtimeId: sandbox.runtimeId,
@@ -68,6 +86,22 @@ export async function runInSandbox(p: RunInSandboxParameters): Promise<RunInSand
       code: job.code,
       input: job.input,
     })
+    if (p.measure) {
+      // The request declared this runtime digest: never measure (or run) anything else.
+      if (!equalBytes(measurements.runtime, p.measure.values.runtimeDigest)) {
+        throw new SandboxLifecycleError('The runtime to run is not the one the request declared', {
+          details: { runId },
+        })
+      }
+      measured = true
+      try {
+        await p.measure.agent.measureRun(p.measure.values)
+      } catch (err) {
+        // Refused before extending anything: PCR 23 is someone else's state, leave it.
+        if (err instanceof DigicapError && err.code === 'RUN_PCR_NOT_RESET') measured = false
+        throw err
+      }
+    }
     await lifecycle?.emit('after-load', { runId, measurements })
     try {
       result = await sandbox.run(job, { signal: p.signal, workspace: ws })
@@ -85,8 +119,21 @@ export async function runInSandbox(p: RunInSandboxParameters): Promise<RunInSand
     failure ??= err
   }
   const cleanup = await ws.dispose()
+  let attestation: RunCleanupStatement | undefined
+  if (p.measure && measured) {
+    attestation = await cleanupStatement(cleanup, p.measure)
+    try {
+      await p.measure.agent.endRun(attestation)
+    } catch (err) {
+      failure ??= err
+    }
+  }
   try {
-    await lifecycle?.emit('after-cleanup', { runId, report: cleanup })
+    await lifecycle?.emit('after-cleanup', {
+      runId,
+      report: cleanup,
+      ...(attestation ? { attestation } : {}),
+    })
   } catch (err) {
     failure ??= err
   }
@@ -94,5 +141,26 @@ export async function runInSandbox(p: RunInSandboxParameters): Promise<RunInSand
   if (!result || !measurements) {
     throw new SandboxLifecycleError('Run produced no result')
   }
-  return { runId, result, measurements, cleanup }
+  return { runId, result, measurements, cleanup, ...(attestation ? { attestation } : {}) }
+}
+
+/** Checks, not assumes, what clean-up did: temp roots gone, key buffers all zeros. */
+async function cleanupStatement(
+  cleanup: CleanupReport,
+  plan: RunMeasurementPlan,
+): Promise<RunCleanupStatement> {
+  let rootsGone = true
+  for (const root of cleanup.tempRoots) {
+    try {
+      await access(root)
+      rootsGone = false
+    } catch {
+      // gone, as it should be
+    }
+  }
+  return {
+    grantId: plan.values.grantId.slice(),
+    workspaceRemoved: rootsGone && cleanup.failures.length === 0,
+    keyBuffersWiped: plan.keyBuffers.every((b) => b.every((x) => x === 0)),
+  }
 }

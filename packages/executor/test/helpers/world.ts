@@ -53,6 +53,7 @@ import {
   createExecutor,
   dataSandbox,
   type Executor,
+  type ExecutorComponents,
   type ExecutorInit,
   encodeBundle,
   environmentMeasurement,
@@ -106,6 +107,8 @@ export async function setupWorld(
     tmpRoot?: string
     /** The keyguard's sealer (default: a software sealer in the world's dir). */
     sealer?: Sealer
+    /** Extra executor components: a TPM attestation agent, a run lifecycle. */
+    components?: Pick<ExecutorComponents, 'attestation' | 'lifecycle'>
   } = {},
 ): Promise<World> {
   const anvil = await startAnvil()
@@ -184,6 +187,7 @@ export async function setupWorld(
     chain: execChain,
     wallet: executorWallet as Wallet,
     sandboxes: sb,
+    ...options.components,
   })
   await executor.start()
   const world: World = {
