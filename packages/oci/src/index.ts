@@ -54,6 +54,18 @@ export { encryptImage } from './image/encrypt-image.ts'
 export { decryptJwe, encryptJwe } from './jwe/jwe.ts'
 export type { KeyInput } from './jwe/keys.ts'
 export { jwePrivateKey, jwePublicKey } from './jwe/keys.ts'
+export type { CapsuleKey } from './keyprovider/capsule-key-file.ts'
+export { encodeCapsuleKey, readCapsuleKeyFile } from './keyprovider/capsule-key-file.ts'
+export { DIGICAP_KEYPROVIDER_NAME, fileKeyProvider, runKeyProviderCli } from './keyprovider/cli.ts'
+export type { KeyProviderHandlerInit } from './keyprovider/handler.ts'
+export { keyProviderHandler } from './keyprovider/handler.ts'
+export type { KeyProviderParameters, KeyProviderRequest } from './keyprovider/protocol.ts'
+export {
+  keyUnwrapResponse,
+  keyWrapResponse,
+  MAX_KEYPROVIDER_REQUEST_LENGTH,
+  parseKeyProviderRequest,
+} from './keyprovider/protocol.ts'
 export { checkDescriptor, checkIndex, checkManifest } from './layout/descriptor.ts'
 export type { ImageLayout } from './layout/layout.ts'
 export { createLayout, openLayout } from './layout/layout.ts'
