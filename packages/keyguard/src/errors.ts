@@ -5,13 +5,14 @@
 import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
 
 /**
- * The TPM errors (`TPM_UNAVAILABLE`, `TPM_BUSY`, `TPM_HANDLE`, `TPM_COMMAND`) are defined in
+ * The TPM errors (`TPM_UNAVAILABLE`, `TPM_BUSY`, `TPM_HANDLE`, `TPM_COMMAND`, `TPM_SESSION`) are defined in
  * `@digicap/tpm`, where the TPM transport lives, and re-exported here.
  */
 export {
   TpmBusyError,
   TpmCommandError,
   TpmHandleError,
+  TpmSessionError,
   TpmUnavailableError,
 } from '@digicap/tpm'
 

@@ -86,6 +86,7 @@ export {
   TpmBusyError,
   TpmCommandError,
   TpmHandleError,
+  TpmSessionError,
   TpmUnavailableError,
   UnwrapError,
 } from './errors.ts'

@@ -34,6 +34,7 @@ describe('public surface', () => {
         "TpmBusyError",
         "TpmCommandError",
         "TpmHandleError",
+        "TpmSessionError",
         "TpmUnavailableError",
         "UnwrapError",
         "WRAP_SCHEMES",
@@ -101,6 +102,7 @@ describe('public surface', () => {
         "TpmBusyError": "TPM_BUSY",
         "TpmCommandError": "TPM_COMMAND",
         "TpmHandleError": "TPM_HANDLE",
+        "TpmSessionError": "TPM_SESSION",
         "TpmUnavailableError": "TPM_UNAVAILABLE",
         "UnwrapError": "UNWRAP",
       }

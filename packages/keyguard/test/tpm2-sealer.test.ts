@@ -112,9 +112,18 @@ describe('tpm2 sealer', () => {
   it('fails with TPM_UNAVAILABLE when tpm2-tools are not installed', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'kg-notools-'))
     try {
-      const sealer = tpm2Sealer({ tcti: tpm.tcti, toolsPath: empty })
-      const err = await expectCode(sealer.publicKey(), 'TPM_UNAVAILABLE')
+      // The direct path reads and unwraps without tools; provisioning and the tools path need them.
+      const provisioning = tpm2Sealer({
+        tcti: tpm.tcti,
+        toolsPath: empty,
+        handle: 0x81000077,
+        createIfMissing: true,
+      })
+      const err = await expectCode(provisioning.publicKey(), 'TPM_UNAVAILABLE')
       expect(err.details.reason).toBe('tools-missing')
+      const viaTools = tpm2Sealer({ tcti: tpm.tcti, toolsPath: empty, unwrapVia: 'tools' })
+      const err2 = await expectCode(viaTools.publicKey(), 'TPM_UNAVAILABLE')
+      expect(err2.details.reason).toBe('tools-missing')
     } finally {
       await rm(empty, { recursive: true, force: true })
     }

@@ -55,3 +55,17 @@ export class TpmLockoutError extends TpmBusyError {
 /** The hint a lockout error carries (also the README's recovery text). */
 export const LOCKOUT_HINT =
   'The TPM is in dictionary-attack lockout: wait for its recovery time, or clear it with the lockout authorization (tpm2_dictionarylockout --clear-lockout).'
+
+/**
+ * An encrypted session could not be trusted: the key at the salt handle is not the key the
+ * node pinned (`reason: 'key-substituted'`), the TPM could not decrypt the session salt
+ * (`'salt-refused'`: another key sits at the handle, or something on the bus swapped it), or a
+ * response's HMAC does not verify (`'response-hmac'`: the response was altered or does not
+ * come from the TPM that holds the salt key). Nothing a session protects is returned then.
+ */
+export class TpmSessionError extends DigicapError {
+  override name = 'TpmSessionError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('TPM_SESSION', shortMessage, options)
+  }
+}

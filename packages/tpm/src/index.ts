@@ -21,12 +21,16 @@
  * const response = await sendWithRetry(transport, commandBytes)
  * ```
  */
+
+export type { TpmChannel } from './channel.ts'
+export { openDeviceChannel, openSocketChannel } from './channel.ts'
 export {
   LOCKOUT_HINT,
   TpmBusyError,
   TpmCommandError,
   TpmHandleError,
   TpmLockoutError,
+  TpmSessionError,
   TpmUnavailableError,
 } from './errors.ts'
 export {
@@ -37,6 +41,16 @@ export {
   TPM_ST_NO_SESSIONS,
   TPM_ST_SESSIONS,
 } from './frame.ts'
+export { TpmResponseReader, TpmWriter } from './marshal.ts'
+export type { RsaKeyPublic } from './object/public.ts'
+export { parseRsaPublic, rsaPublicKeyObject, TPMA_OBJECT } from './object/public.ts'
+export type { Send } from './object/read-public.ts'
+export {
+  plainCommand,
+  plainResponse,
+  readPinnedPublic,
+  readRsaPublic,
+} from './object/read-public.ts'
 export type { DecodedResponseCode } from './rc.ts'
 export {
   BUSY_CODES,
@@ -49,6 +63,20 @@ export {
   TPM_RC,
 } from './rc.ts'
 export { MAX_RETRIES, retryable, sendWithRetry } from './send.ts'
+export type { SessionCommand, SessionResponse } from './session/command.ts'
+export { runSessionCommand } from './session/command.ts'
+export {
+  SESSION_ATTR,
+  TPM_ALG,
+  TPM_CC,
+  TPM_RH_NULL,
+  TPM_RH_OWNER,
+  TPM_SE,
+} from './session/constants.ts'
+export type { TpmHashName } from './session/kdfa.ts'
+export { kdfa } from './session/kdfa.ts'
+export type { SaltKey, TpmSession } from './session/session.ts'
+export { flushContext, forgetSession, startSaltedSession } from './session/session.ts'
 export type {
   ToolFailureRefiner,
   Tpm2Result,
@@ -62,4 +90,5 @@ export {
   parseDirectTcti,
   socketTransport,
   transportFor,
+  withChannel,
 } from './transport.ts'

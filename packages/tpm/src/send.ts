@@ -23,7 +23,7 @@ export function retryable(response: Uint8Array): boolean {
  * the caller's decoder maps it. Responses of retried attempts are zeroed.
  */
 export async function sendWithRetry(
-  transport: TpmTransport,
+  transport: Pick<TpmTransport, 'send'>,
   command: Uint8Array,
 ): Promise<Uint8Array> {
   for (let attempt = 0; ; attempt++) {

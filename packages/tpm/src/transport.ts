@@ -13,8 +13,10 @@
  */
 import { open } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
+import { openDeviceChannel, openSocketChannel, type TpmChannel } from './channel.ts'
 import { TpmBusyError, TpmCommandError, TpmUnavailableError } from './errors.ts'
 import { HEADER_LENGTH, MAX_RESPONSE_LENGTH, responseLength } from './frame.ts'
+import { sendWithRetry } from './send.ts'
 
 /** Sends one command and resolves with the complete response (the caller zeroes it). */
 export interface TpmTransport {
@@ -22,6 +24,31 @@ export interface TpmTransport {
   /** Where it connects, for logs and `describe()`: never secret. */
   readonly target: string
   send(command: Uint8Array): Promise<Uint8Array>
+  /**
+   * Opens a channel for a sequence of commands that must share one connection or open file
+   * (a session on `/dev/tpmrm0`). Absent on a wrapper that only forwards `send`:
+   * {@link withChannel} then falls back to `send` per command.
+   */
+  open?(): Promise<TpmChannel>
+}
+
+/**
+ * Runs `body` with a sender over one channel of `transport` and closes it afterwards, whatever
+ * happens. The sender retries the warnings the TPM asks to be retried (a refused command did
+ * not touch the session, so the same bytes are valid again). A transport without `open` gets its own `send` (fine for swtpm, where sessions
+ * outlive connections).
+ */
+export async function withChannel<T>(
+  transport: TpmTransport,
+  body: (send: (command: Uint8Array) => Promise<Uint8Array>) => Promise<T>,
+): Promise<T> {
+  if (transport.open === undefined) return body((command) => sendWithRetry(transport, command))
+  const channel = await transport.open()
+  try {
+    return await body((command) => sendWithRetry(channel, command))
+  } finally {
+    await channel.close()
+  }
 }
 
 export type DirectTarget =
@@ -83,6 +110,7 @@ export function socketTransport(
   return {
     kind: 'socket',
     target: label,
+    open: () => openSocketChannel(target, timeoutMs),
     send(command) {
       return new Promise<Uint8Array>((resolve, reject) => {
         const chunks: Buffer[] = []
@@ -202,6 +230,7 @@ export function deviceTransport(path: string, timeoutMs: number): TpmTransport {
   return {
     kind: 'device',
     target: path,
+    open: () => openDeviceChannel(path, timeoutMs),
     send(command) {
       return new Promise<Uint8Array>((resolve, reject) => {
         let timedOut = false

@@ -1,23 +1,39 @@
 /**
  * The `tpm2` sealer: a persistent RSA-2048 decryption key under the owner hierarchy.
- * Wrapping runs in software from the public key; unwrapping runs only in the TPM, either as
- * one `TPM2_RSA_Decrypt` command sent straight to the TPM (the default for `swtpm:` and
- * `device:` TCTIs, see `tpm2/direct.ts`) or through `tpm2_rsadecrypt` (ciphertext on stdin,
- * plaintext on stdout). Provisioning and `readpublic` always use tpm2-tools.
+ * Wrapping runs in software from the public key; unwrapping runs only in the TPM. For
+ * `swtpm:` and `device:` TCTIs (the default path) the sealer reads the key's public area with
+ * `TPM2_ReadPublic`, pins its name (in the key record file when one is given), and runs every
+ * `TPM2_RSA_Decrypt` in a session salted to that pinned key with the answer encrypted
+ * (AES-128-CFB, `tpm2/session-decrypt.ts`): the data key never crosses the bus in clear.
+ * Other TCTIs fall back to `tpm2_rsadecrypt` (ciphertext on stdin, plaintext on stdout),
+ * WITHOUT session encryption, and `describe()` says so. Provisioning uses tpm2-tools: it
+ * carries no secret (empty authorization, the private key is generated inside the TPM).
  */
 import { createPublicKey, randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '@digicap/capsule-core'
-import { transportFor } from '@digicap/tpm'
+import {
+  type RsaKeyPublic,
+  readRsaPublic,
+  rsaPublicKeyObject,
+  TPM_ALG,
+  TPMA_OBJECT,
+  TpmCommandError,
+  TpmSessionError,
+  type TpmTransport,
+  transportFor,
+  withChannel,
+} from '@digicap/tpm'
 import { TpmBusyError, TpmHandleError, UnwrapError } from '../errors.ts'
-import { rsaDecryptDirect } from '../tpm2/direct.ts'
+import { rsaDecryptInSession } from '../tpm2/session-decrypt.ts'
 import { runTpm2Tool, type Tpm2ToolsOptions } from '../tpm2/tools.ts'
 import type { Logger, WrappedKey } from '../types.ts'
 import { createMutex } from './mutex.ts'
 import { RSA_BITS, RSA_CIPHERTEXT_LENGTH, rsaPublicKey, wrapWithPublicKey } from './rsa-oaep.ts'
 import type { Sealer, SealerDescription, SealerPublicKey } from './sealer.ts'
+import { readKeyRecord, TPM2_KEY_RECORD_KIND, writeKeyRecord } from './tpm2-key-record.ts'
 
 /** Default persistent handle of the keyguard's wrapping key (owner range 0x81000000–0x817FFFFF). */
 export const DEFAULT_TPM2_HANDLE = 0x81000010
@@ -47,8 +63,28 @@ export interface Tpm2SealerInit {
    * TCTI supports it, else `'tools'`.
    */
   unwrapVia?: 'direct' | 'tools'
+  /**
+   * Where the key's pinned public area lives (`tpm2-key.json` in the node's data folder). The
+   * first load writes it; every later load refuses a key whose name differs
+   * (`TpmSessionError`, `key-substituted`). Without it the key is pinned for the life of the
+   * sealer object only.
+   */
+  keyRecordFile?: string
+  /**
+   * The transport of the direct path, instead of the one the TCTI names (tests wrap it to
+   * record or alter the bytes on the wire). Only with a `swtpm:` or `device:` TCTI.
+   */
+  transport?: TpmTransport
   logger?: Logger
 }
+
+/** What a load of the key yields: the wrapping public key and, on the direct path, its TPM public area. */
+interface LoadedKey {
+  publicKey: SealerPublicKey
+  tpmPublic?: RsaKeyPublic
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 
 function formatHandle(handle: number): string {
   return `0x${handle.toString(16).padStart(8, '0')}`
@@ -109,7 +145,12 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     toolsPath: init.toolsPath,
     timeoutMs,
   }
-  const transport = init.unwrapVia === 'tools' ? undefined : transportFor(init.tcti, timeoutMs)
+  const transport =
+    init.unwrapVia === 'tools'
+      ? undefined
+      : init.transport !== undefined && transportFor(init.tcti, timeoutMs) !== undefined
+        ? init.transport
+        : transportFor(init.tcti, timeoutMs)
   if (init.unwrapVia === 'direct' && transport === undefined) {
     throw new InvalidArgumentError(
       'unwrapVia "direct" needs a swtpm: or device: TCTI; use unwrapVia "tools" for this TCTI',
@@ -121,7 +162,7 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
   const unwrapVia = transport === undefined ? 'tools' : 'direct'
   const mutex = createMutex()
   const emulated = /^(swtpm|mssim)\b/.test(init.tcti)
-  let cached: Promise<SealerPublicKey> | undefined
+  let cached: Promise<LoadedKey> | undefined
 
   const flushTransient = () => runTpm2Tool(tools, 'tpm2_flushcontext', ['-t'], { op: 'flush' })
 
@@ -139,7 +180,47 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     }
   }
 
-  async function readPublic(): Promise<SealerPublicKey> {
+  async function readPublic(): Promise<LoadedKey> {
+    if (transport !== undefined) return readPublicDirect()
+    return { publicKey: await readPublicViaTools() }
+  }
+
+  /** `TPM2_ReadPublic` over the transport, with the same checks as the tools path. */
+  async function readPublicDirect(): Promise<LoadedKey> {
+    let pub: RsaKeyPublic
+    try {
+      pub = await withFlushRetry(() =>
+        withChannel(transport!, (send) => readRsaPublic(send, handle)),
+      )
+    } catch (err) {
+      if (err instanceof TpmCommandError && err.details.reason === 'public-area') {
+        throw new TpmHandleError('The key at the handle is not a keyguard RSA-OAEP-SHA256 key', {
+          details: { handle: handleText, mismatched: ['type'] },
+          hint: 'Point the sealer at the keyguard key, or pick an empty handle and provision it.',
+        })
+      }
+      throw err
+    }
+    const a = pub.objectAttributes
+    const problems: string[] = []
+    if (pub.keyBits !== RSA_BITS) problems.push('bits')
+    if (!(a & TPMA_OBJECT.decrypt) || a & TPMA_OBJECT.restricted) problems.push('attributes')
+    if (!(a & TPMA_OBJECT.fixedTPM) || !(a & TPMA_OBJECT.sensitiveDataOrigin))
+      problems.push('origin')
+    if (pub.scheme.scheme !== TPM_ALG.OAEP || pub.scheme.hashAlg !== TPM_ALG.SHA256)
+      problems.push('scheme')
+    if (pub.exponent < 3) problems.push('public')
+    if (problems.length > 0) {
+      throw new TpmHandleError('The key at the handle is not a keyguard RSA-OAEP-SHA256 key', {
+        details: { handle: handleText, mismatched: problems },
+        hint: 'Point the sealer at the keyguard key, or pick an empty handle and provision it.',
+      })
+    }
+    const spki = rsaPublicKeyObject(pub).export({ type: 'spki', format: 'der' })
+    return { publicKey: rsaPublicKey(SCHEME, new Uint8Array(spki)), tpmPublic: pub }
+  }
+
+  async function readPublicViaTools(): Promise<SealerPublicKey> {
     const { stdout } = await withFlushRetry(() =>
       runTpm2Tool(tools, 'tpm2_readpublic', ['-c', handleText], { op: 'read' }),
     )
@@ -208,23 +289,73 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     init.logger?.info('keyguard: created TPM wrapping key', { handle: handleText })
   }
 
-  async function loadPublicKey(): Promise<SealerPublicKey> {
+  async function loadKey(): Promise<LoadedKey> {
     return mutex.run(async () => {
+      let loaded: LoadedKey
       try {
-        return await readPublic()
+        loaded = await readPublic()
       } catch (err) {
         const empty =
           err instanceof TpmHandleError && (err.details.mismatched as unknown) === undefined
         if (!empty || !init.createIfMissing) throw err
+        await provision()
+        loaded = await readPublic()
       }
-      await provision()
-      return readPublic()
+      await checkPin(loaded)
+      return loaded
     })
   }
 
-  function publicKey(): Promise<SealerPublicKey> {
+  /** Compares the loaded key with the key record, or writes the record on first use. */
+  async function checkPin(loaded: LoadedKey): Promise<void> {
+    const file = init.keyRecordFile
+    if (file === undefined) return
+    const record = await readKeyRecord(file)
+    const name = loaded.tpmPublic === undefined ? undefined : hex(loaded.tpmPublic.name)
+    if (record === undefined) {
+      await writeKeyRecord(file, {
+        version: 1,
+        kind: TPM2_KEY_RECORD_KIND,
+        handle: handleText,
+        keyId: loaded.publicKey.keyId,
+        ...(loaded.tpmPublic === undefined
+          ? {}
+          : {
+              name: hex(loaded.tpmPublic.name),
+              publicArea: hex(loaded.tpmPublic.publicArea),
+            }),
+      })
+      init.logger?.info('keyguard: pinned the TPM wrapping key', {
+        handle: handleText,
+        keyRecordFile: file,
+      })
+      return
+    }
+    if (
+      record.handle !== handleText ||
+      record.keyId !== loaded.publicKey.keyId ||
+      (record.name !== undefined && name !== undefined && record.name !== name)
+    ) {
+      throw new TpmSessionError('The key at the TPM handle is not the key this node pinned', {
+        details: {
+          reason: 'key-substituted',
+          handle: handleText,
+          keyRecordFile: file,
+          pinnedKeyId: record.keyId,
+          foundKeyId: loaded.publicKey.keyId,
+        },
+        hint: 'Someone replaced the wrapping key (or the TPM). Do not re-pin: recover from the paper words onto a key you provision yourself.',
+      })
+    }
+  }
+
+  async function publicKey(): Promise<SealerPublicKey> {
+    return (await loaded()).publicKey
+  }
+
+  function loaded(): Promise<LoadedKey> {
     if (!cached) {
-      cached = loadPublicKey()
+      cached = loadKey()
       // A failed lookup is not cached: the TPM may come back.
       cached.catch(() => {
         cached = undefined
@@ -233,9 +364,10 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     return cached
   }
 
-  async function decrypt(ciphertext: Uint8Array): Promise<Uint8Array> {
-    if (transport !== undefined) {
-      return withFlushRetry(() => rsaDecryptDirect(transport, handle, ciphertext))
+  async function decrypt(key: LoadedKey, ciphertext: Uint8Array): Promise<Uint8Array> {
+    if (transport !== undefined && key.tpmPublic !== undefined) {
+      const saltKey = { handle, public: key.tpmPublic }
+      return withFlushRetry(() => rsaDecryptInSession(transport, saltKey, ciphertext))
     }
     const args = ['-c', handleText, '-s', 'oaep']
     const result = await withFlushRetry(() =>
@@ -252,7 +384,8 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     },
 
     async unwrap(wrapped: WrappedKey): Promise<Uint8Array> {
-      const pub = await publicKey()
+      const key = await loaded()
+      const pub = key.publicKey
       if (wrapped?.scheme !== SCHEME || wrapped.keyId !== pub.keyId) {
         throw new UnwrapError('The wrapped key is not for this TPM key', {
           details: { scheme: wrapped?.scheme, keyId: wrapped?.keyId, expectedKeyId: pub.keyId },
@@ -266,7 +399,7 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
           details: { length: wrapped.ciphertext?.length, expected: RSA_CIPHERTEXT_LENGTH },
         })
       }
-      return mutex.run(() => decrypt(wrapped.ciphertext))
+      return mutex.run(() => decrypt(key, wrapped.ciphertext))
     },
 
     async describe(): Promise<SealerDescription> {
@@ -279,7 +412,17 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
         ...(emulated
           ? { warning: 'INSECURE: the TPM is a software emulator (swtpm); use it only for tests.' }
           : {}),
-        details: { tcti: init.tcti, handle: handleText, unwrapVia },
+        details: {
+          tcti: init.tcti,
+          handle: handleText,
+          unwrapVia,
+          // What protects the data key on the bus between this process and the TPM.
+          session:
+            unwrapVia === 'direct'
+              ? 'salted HMAC session, response encrypted (AES-128-CFB)'
+              : 'NONE: tpm2-tools path, the data key crosses the bus in clear',
+          pinned: init.keyRecordFile ?? 'in memory (no key record file)',
+        },
       }
     },
   }

@@ -125,3 +125,36 @@ export function decodeRsaDecryptResponse(response: Uint8Array): Uint8Array {
   const messageAt = HEADER_LENGTH + 6
   return response.slice(messageAt, messageAt + messageSize)
 }
+
+/**
+ * The parameters of `TPM2_RSA_Decrypt` alone (cipherText, OAEP-SHA-256 scheme, empty label),
+ * for a command sent in a session. @throws {TpmCommandError} for an impossible length.
+ */
+export function rsaDecryptParameters(ciphertext: Uint8Array): Uint8Array {
+  if (ciphertext.length < 1 || ciphertext.length > MAX_CIPHERTEXT_LENGTH) {
+    throw new TpmCommandError('Ciphertext length is outside what a TPM accepts', {
+      details: { command: 'TPM2_RSA_Decrypt', length: ciphertext.length },
+    })
+  }
+  const out = new Uint8Array(2 + ciphertext.length + 6)
+  const view = new DataView(out.buffer)
+  view.setUint16(0, ciphertext.length)
+  out.set(ciphertext, 2)
+  view.setUint16(2 + ciphertext.length, TPM_ALG_OAEP)
+  view.setUint16(4 + ciphertext.length, TPM_ALG_SHA256)
+  view.setUint16(6 + ciphertext.length, 0)
+  return out
+}
+
+/**
+ * The plaintext out of decrypted `TPM2_RSA_Decrypt` response parameters (`message` TPM2B and
+ * nothing else), in a fresh buffer. @throws {TpmCommandError} `malformed-response`.
+ */
+export function decodeRsaDecryptMessage(parameters: Uint8Array): Uint8Array {
+  if (parameters.length < 2) throw malformed('short', { length: parameters.length })
+  const size = new DataView(parameters.buffer, parameters.byteOffset).getUint16(0)
+  if (size < 1 || size > MAX_CIPHERTEXT_LENGTH || parameters.length !== 2 + size) {
+    throw malformed('message-size', { messageSize: size, parameterSize: parameters.length })
+  }
+  return parameters.slice(2)
+}

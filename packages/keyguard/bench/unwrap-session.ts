@@ -1,0 +1,72 @@
+/**
+ * Unwrap latency with the encrypted session (salted HMAC session, response encrypted with
+ * AES-128-CFB: StartAuthSession + RSA_Decrypt on one channel; what `tpm2Sealer.unwrap` does
+ * now) against the previous direct path (one session-less TPM2_RSA_Decrypt with a password
+ * authorization, the data key in clear on the wire): same swtpm, same key, same ciphertext,
+ * measured in this run, interleaved so load drifts hit both alike.
+ *
+ * Run: `node bench/unwrap-session.ts [iterations]`.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { transportFor } from '@digicap/tpm'
+import { tpm2Sealer } from '../src/sealers/tpm2-sealer.ts'
+import { startSwtpm } from '../src/testing.ts'
+import { rsaDecryptDirect } from '../src/tpm2/direct.ts'
+
+const iterations = Number(process.argv[2] ?? 200)
+const warmup = 10
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+const tpm = await startSwtpm()
+const dir = await mkdtemp(join(tmpdir(), 'kg-bench-session-'))
+try {
+  const quiet = { info: () => undefined, warn: () => undefined }
+  const sealer = tpm2Sealer({
+    tcti: tpm.tcti,
+    createIfMissing: true,
+    keyRecordFile: join(dir, 'tpm2-key.json'),
+    logger: quiet,
+  })
+  const dataKey = randomBytes(32)
+  const wrapped = await sealer.wrap(dataKey)
+  if (!Buffer.from(await sealer.unwrap(wrapped)).equals(dataKey))
+    throw new Error('round trip failed')
+  const transport = transportFor(tpm.tcti, 10_000)
+  if (transport === undefined) throw new Error('no direct transport')
+
+  const runs = {
+    session: () => sealer.unwrap(wrapped),
+    plain: () => rsaDecryptDirect(transport, 0x81000010, wrapped.ciphertext),
+  }
+  const times: Record<keyof typeof runs, number[]> = { session: [], plain: [] }
+  for (let i = 0; i < warmup; i++) for (const run of Object.values(runs)) await run()
+  for (let i = 0; i < iterations; i++) {
+    for (const name of Object.keys(runs) as (keyof typeof runs)[]) {
+      const t = performance.now()
+      await runs[name]()
+      times[name].push(performance.now() - t)
+    }
+  }
+  const stats = (t: number[]) => {
+    const s = [...t].sort((a, b) => a - b)
+    return { p50: percentile(s, 50), p99: percentile(s, 99) }
+  }
+  const plain = stats(times.plain)
+  const session = stats(times.session)
+  const row = (name: string, r: { p50: number; p99: number }) =>
+    `${name.padEnd(58)} p50 ${r.p50.toFixed(2).padStart(7)} ms   p99 ${r.p99.toFixed(2).padStart(7)} ms   ×${(r.p50 / plain.p50).toFixed(2)} of baseline p50`
+  console.log(
+    `unwrap latency, ${iterations} iterations each (interleaved) after ${warmup} warm-up, swtpm on loopback`,
+  )
+  console.log(row('baseline: session-less TPM2_RSA_Decrypt (previous path)', plain))
+  console.log(row('tpm2Sealer.unwrap: salted session, response encrypted', session))
+} finally {
+  await tpm.stop()
+  await rm(dir, { recursive: true, force: true })
+}
