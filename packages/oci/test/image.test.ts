@@ -5,7 +5,7 @@
  * between layers — each a typed error, with no plain layer written and no spool left.
  */
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
-import { cp, mkdtemp, readdir, readFile, truncate, writeFile } from 'node:fs/promises'
+import { cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { toHex } from '@digicap/capsule-core'
@@ -170,6 +170,13 @@ describe('encryptImage / decryptImage', () => {
     index.manifests[0] = { ...entry, digest, size: bytes.length }
     await writeFile(join(dir, 'index.json'), JSON.stringify(index))
     await expectRefused(dir, OciIntegrityError, 'hmac')
+  })
+
+  it('refuses a layout that lacks a layer blob', async () => {
+    const dir = await copy('missing')
+    const { manifest } = await manifestOf(dir, fixture.ref)
+    await rm(join(dir, 'blobs', 'sha256', manifest.layers[0].digest.slice(7)))
+    await expectRefused(dir, OciFormatError, undefined, 0)
   })
 
   it('refuses without a matching key, without a layout, and re-encryption', async () => {

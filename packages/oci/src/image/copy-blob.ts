@@ -1,6 +1,7 @@
 /** Copying a blob between layouts, checked against its descriptor on the way. */
 import { createHash } from 'node:crypto'
-import { rm } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, rm } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { digestOf, type Sha256Digest } from '../encoding.ts'
 import { OciFormatError, OciIntegrityError, OciTruncatedError } from '../errors.ts'
@@ -46,11 +47,20 @@ export function checkAgainst(
   }
 }
 
-/** Opens a source blob, turning a missing file into a typed error. */
-export function sourceBlob(layout: ImageLayout, descriptor: Descriptor): Readable {
-  const stream = layout.blobStream(descriptor.digest)
-  stream.on('error', () => {}) // reported by the consumer
-  return stream
+/**
+ * Opens a source blob.
+ * @throws {OciFormatError} when the layout does not hold it.
+ */
+export async function sourceBlob(layout: ImageLayout, descriptor: Descriptor): Promise<Readable> {
+  try {
+    await access(layout.blobPath(descriptor.digest), constants.R_OK)
+  } catch (cause) {
+    throw new OciFormatError('Blob is missing from the layout', {
+      cause,
+      details: { digest: descriptor.digest },
+    })
+  }
+  return layout.blobStream(descriptor.digest)
 }
 
 /**
@@ -63,9 +73,10 @@ export async function copyBlob(
   descriptor: Descriptor,
 ): Promise<void> {
   const tap = hashingTap()
+  const source = await sourceBlob(from, descriptor)
   let written: { digest: Sha256Digest } | undefined
   try {
-    written = await to.writeBlob(tap.tap(sourceBlob(from, descriptor)))
+    written = await to.writeBlob(tap.tap(source))
   } catch (cause) {
     throw new OciFormatError('Blob cannot be read from the layout', {
       cause,

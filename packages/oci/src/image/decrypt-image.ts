@@ -69,7 +69,7 @@ export async function decryptImage(options: DecryptImageOptions): Promise<ImageR
       const publicOptions = publicOptionsOf(layer.annotations)
       const privateOptions = await unwrapPrivateOptions(layer.annotations, options.unwrappers)
       try {
-        const verified = await openLayer(sourceBlob(from, layer), {
+        const verified = await openLayer(await sourceBlob(from, layer), {
           private: privateOptions,
           public: publicOptions,
           expected: layer,

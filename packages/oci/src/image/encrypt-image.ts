@@ -88,9 +88,14 @@ export async function encryptImage(options: EncryptImageOptions): Promise<ImageR
       const tap = hashingTap()
       const encryptor = layerEncryptor({ digest: layer.digest })
       let blob: { digest: Sha256Digest; size: number } | undefined
-      await pipeline(sourceBlob(from, layer), tap.tap, encryptor.stream, async (ciphertext) => {
-        blob = await to.writeBlob(ciphertext)
-      })
+      await pipeline(
+        await sourceBlob(from, layer),
+        tap.tap,
+        encryptor.stream,
+        async (ciphertext) => {
+          blob = await to.writeBlob(ciphertext)
+        },
+      )
       checkAgainst(tap.result(), layer)
       const encrypted = encryptor.result()
       const annotations = await encryptionAnnotations(encrypted, options.recipients)
