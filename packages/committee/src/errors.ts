@@ -66,3 +66,30 @@ export class VrfEncodeError extends DigicapError {
     super('VRF_ENCODE', shortMessage, options)
   }
 }
+
+/** Why a committee could not be drawn. */
+export type SortitionReason =
+  /** Two tickets carry the same node id. */
+  | 'duplicate-ticket'
+  /** A ticket's weight is not a positive integer (no stake or no reputation: not eligible). */
+  | 'weight'
+  /** A ticket's output is not 32 bytes. */
+  | 'ticket'
+  /** Fewer eligible tickets than seats. */
+  | 'too-few'
+  /** f is not a non-negative integer. */
+  | 'size'
+
+/** A committee could not be drawn from these tickets. `details.reason` is a {@link SortitionReason}. */
+export class SortitionError extends DigicapError {
+  override name = 'SortitionError'
+  readonly reason: SortitionReason
+  constructor(
+    reason: SortitionReason,
+    shortMessage: string,
+    options: Omit<DigicapErrorOptions, 'details'> & { details?: Record<string, unknown> } = {},
+  ) {
+    super('SORTITION', shortMessage, { ...options, details: { reason, ...options.details } })
+    this.reason = reason
+  }
+}

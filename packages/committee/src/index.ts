@@ -20,8 +20,19 @@
  * ```
  */
 
-export type { VrfKeyReason, VrfProofReason } from './errors.ts'
-export { VrfEncodeError, VrfKeyError, VrfProofError } from './errors.ts'
+export type { SortitionReason, VrfKeyReason, VrfProofReason } from './errors.ts'
+export { SortitionError, VrfEncodeError, VrfKeyError, VrfProofError } from './errors.ts'
+export type { DrawCommitteeOptions, RankedTicket, Ticket } from './sortition/committee.ts'
+export {
+  committeeSize,
+  drawCommittee,
+  rankTickets,
+  selectionWeight,
+} from './sortition/committee.ts'
+export { LOG2_FRACTION_BITS, negLog2Uniform, sortitionScore } from './sortition/score.ts'
+export { jobSeed } from './sortition/seed.ts'
+export type { VrfTicket } from './sortition/ticket.ts'
+export { drawTicket, verifyTicket } from './sortition/ticket.ts'
 export type { DecodedProof } from './vrf/ecvrf.ts'
 export {
   challenge,

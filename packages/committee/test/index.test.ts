@@ -5,21 +5,32 @@ describe('public surface', () => {
   it('exports exactly these names (a change here is a deliberate API change)', () => {
     expect(Object.keys(api).sort()).toMatchInlineSnapshot(`
       [
+        "LOG2_FRACTION_BITS",
         "P256_SHA256_TAI",
         "SECP256K1_SHA256_TAI",
+        "SortitionError",
         "VrfEncodeError",
         "VrfKeyError",
         "VrfProofError",
         "challenge",
+        "committeeSize",
         "decodeProof",
         "decodePublicKey",
+        "drawCommittee",
+        "drawTicket",
         "encodeToCurve",
+        "jobSeed",
+        "negLog2Uniform",
         "onchainProof",
         "proofToHash",
         "prove",
         "publicKeyOf",
+        "rankTickets",
+        "selectionWeight",
+        "sortitionScore",
         "suiteLengths",
         "verify",
+        "verifyTicket",
       ]
     `)
   })

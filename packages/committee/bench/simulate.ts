@@ -1,0 +1,168 @@
+/**
+ * Sortition simulation shared by `bench/sortition.ts` (prints the README tables) and
+ * `test/sortition-simulation.test.ts` (asserts them with stated tolerances).
+ *
+ * A node's VRF output for a job is modelled as sha256(job seed ‖ node index): a VRF output is
+ * pseudorandom to anyone without the key, and proving 1,000 × thousands of real proofs would
+ * only measure the VRF (test/sortition.test.ts runs the real pipeline, proofs included, on
+ * fewer nodes). Everything after the output — score, ranking, committee — is the package's code.
+ */
+import { sha256 } from '@noble/hashes/sha2.js'
+import { committeeSize, rankTickets, selectionWeight, type Ticket } from '../src/index.ts'
+
+export interface SimNode {
+  readonly id: string
+  readonly weight: bigint
+}
+
+/** A deterministic PRNG (xorshift32) so a simulation is reproducible from its seed. */
+export function prng(seed: number): () => number {
+  let s = seed >>> 0 || 1
+  return () => {
+    s ^= s << 13
+    s >>>= 0
+    s ^= s >>> 17
+    s ^= s << 5
+    s >>>= 0
+    return s / 2 ** 32
+  }
+}
+
+/** n nodes with stake 1–100 (× 10¹⁶ wei) and reputation 50–1000, drawn from `seed`. */
+export function makeNodes(count: number, seed: number): SimNode[] {
+  const rand = prng(seed)
+  return Array.from({ length: count }, (_, i) => ({
+    id: `node-${i}`,
+    weight: selectionWeight(
+      BigInt(1 + Math.floor(rand() * 100)) * 10n ** 16n,
+      BigInt(50 + Math.floor(rand() * 951)),
+    ),
+  }))
+}
+
+function outputFor(job: number, node: number, salt: number): Uint8Array {
+  const msg = new Uint8Array(12)
+  const view = new DataView(msg.buffer)
+  view.setUint32(0, salt)
+  view.setUint32(4, job)
+  view.setUint32(8, node)
+  return sha256(msg)
+}
+
+/** The top `depth` ids of each of `jobs` jobs, in rank order (committee of size n = first n). */
+export function simulateRankings(
+  nodes: readonly SimNode[],
+  jobs: number,
+  depth: number,
+  salt = 1,
+): string[][] {
+  const out: string[][] = []
+  for (let job = 0; job < jobs; job++) {
+    const tickets: Ticket[] = nodes.map((n, i) => ({
+      id: n.id,
+      weight: n.weight,
+      beta: outputFor(job, i, salt),
+    }))
+    out.push(
+      rankTickets(tickets)
+        .slice(0, depth)
+        .map((t) => t.id),
+    )
+  }
+  return out
+}
+
+export interface ProportionalityRow {
+  readonly bucket: number
+  readonly weightShare: number
+  readonly seatShare: number
+  readonly leaderShare: number
+}
+
+/**
+ * Groups nodes into `buckets` weight deciles and compares each bucket's share of seats (and
+ * of first seats) with its share of weight. `chiSquare` is Pearson's statistic over the buckets
+ * (buckets − 1 degrees of freedom) for seats, `chiSquareLeader` for first seats.
+ */
+export function proportionality(
+  nodes: readonly SimNode[],
+  rankings: readonly string[][],
+  seats: number,
+  buckets = 10,
+): { rows: ProportionalityRow[]; chiSquare: number; chiSquareLeader: number } {
+  const sorted = [...nodes].sort((a, b) => (a.weight < b.weight ? -1 : a.weight > b.weight ? 1 : 0))
+  const bucketOf = new Map<string, number>()
+  sorted.forEach((n, i) => {
+    bucketOf.set(n.id, Math.floor((i * buckets) / sorted.length))
+  })
+  const total = nodes.reduce((s, n) => s + n.weight, 0n)
+  const weight = new Array<bigint>(buckets).fill(0n)
+  for (const n of nodes) weight[bucketOf.get(n.id)!]! += n.weight
+  const seatCount = new Array<number>(buckets).fill(0)
+  const leaderCount = new Array<number>(buckets).fill(0)
+  for (const r of rankings) {
+    for (const id of r.slice(0, seats)) seatCount[bucketOf.get(id)!]!++
+    leaderCount[bucketOf.get(r[0]!)!]!++
+  }
+  const allSeats = rankings.length * seats
+  let chiSquare = 0
+  let chiSquareLeader = 0
+  const rows = weight.map((w, b) => {
+    const share = Number((w * 1_000_000n) / total) / 1_000_000
+    const expSeats = share * allSeats
+    const expLeaders = share * rankings.length
+    chiSquare += (seatCount[b]! - expSeats) ** 2 / expSeats
+    chiSquareLeader += (leaderCount[b]! - expLeaders) ** 2 / expLeaders
+    return {
+      bucket: b,
+      weightShare: share,
+      seatShare: seatCount[b]! / allSeats,
+      leaderShare: leaderCount[b]! / rankings.length,
+    }
+  })
+  return { rows, chiSquare, chiSquareLeader }
+}
+
+/** Marks nodes Byzantine, in a random order, until they hold at least `fraction` of the weight. */
+export function byzantineSet(
+  nodes: readonly SimNode[],
+  fraction: number,
+  seed: number,
+): { ids: Set<string>; share: number } {
+  const rand = prng(seed)
+  const order = nodes.map((n) => ({ n, r: rand() })).sort((a, b) => a.r - b.r)
+  const total = nodes.reduce((s, n) => s + n.weight, 0n)
+  const ids = new Set<string>()
+  let held = 0n
+  for (const { n } of order) {
+    if (Number((held * 1_000_000n) / total) / 1_000_000 >= fraction) break
+    ids.add(n.id)
+    held += n.weight
+  }
+  return { ids, share: Number((held * 1_000_000n) / total) / 1_000_000 }
+}
+
+/** Share of committees of size n = 3f + 1 with more than f Byzantine members. */
+export function overFaultRate(
+  rankings: readonly string[][],
+  byzantine: ReadonlySet<string>,
+  faults: number,
+): number {
+  const n = committeeSize(faults)
+  let bad = 0
+  for (const r of rankings)
+    if (r.slice(0, n).filter((id) => byzantine.has(id)).length > faults) bad++
+  return bad / rankings.length
+}
+
+/** P(more than f of n = 3f + 1 are Byzantine) when each seat is Byzantine with probability p. */
+export function binomialOverFault(p: number, faults: number): number {
+  const n = committeeSize(faults)
+  let atMostF = 0
+  let choose = 1
+  for (let j = 0; j <= faults; j++) {
+    if (j > 0) choose = (choose * (n - j + 1)) / j
+    atMostF += choose * p ** j * (1 - p) ** (n - j)
+  }
+  return 1 - atMostF
+}

@@ -1,0 +1,46 @@
+/**
+ * Prints the sortition tables of the README: selection share by weight decile over 1,000
+ * nodes, and the probability that more than f members of a committee are Byzantine.
+ * Run: `pnpm --filter @digicap/committee bench` (JOBS=3000 by default).
+ */
+import {
+  binomialOverFault,
+  byzantineSet,
+  makeNodes,
+  overFaultRate,
+  proportionality,
+  simulateRankings,
+} from './simulate.ts'
+
+const jobs = Number(process.env.JOBS ?? 3000)
+const nodes = makeNodes(1000, 42)
+const started = performance.now()
+const rankings = simulateRankings(nodes, jobs, 31)
+const ms = performance.now() - started
+console.log(
+  `1,000 nodes, ${jobs} jobs, ranked in ${(ms / 1000).toFixed(1)} s (${((ms * 1000) / (jobs * 1000)).toFixed(1)} µs per ticket)\n`,
+)
+
+const p = proportionality(nodes, rankings, 4)
+console.log('| weight decile | weight share | seat share (n = 4) | first-seat share |')
+console.log('| --- | --- | --- | --- |')
+for (const r of p.rows)
+  console.log(
+    `| ${r.bucket + 1} | ${(100 * r.weightShare).toFixed(2)} % | ${(100 * r.seatShare).toFixed(2)} % | ${(100 * r.leaderShare).toFixed(2)} % |`,
+  )
+console.log(
+  `\nχ² (9 dof) seats ${p.chiSquare.toFixed(1)}, first seats ${p.chiSquareLeader.toFixed(1)}; 0.1 % critical value 27.9\n`,
+)
+
+console.log(
+  '| Byzantine weight | n = 4 (f = 1) | n = 7 (f = 2) | n = 10 (f = 3) | n = 31 (f = 10) |',
+)
+console.log('| --- | --- | --- | --- | --- |')
+for (const fraction of [0.1, 0.2, 0.3]) {
+  const { ids, share } = byzantineSet(nodes, fraction, 7)
+  const cells = [1, 2, 3, 10].map(
+    (f) =>
+      `${(100 * overFaultRate(rankings, ids, f)).toFixed(1)} % (binomial ${(100 * binomialOverFault(share, f)).toFixed(1)} %)`,
+  )
+  console.log(`| ${(100 * share).toFixed(1)} % | ${cells.join(' | ')} |`)
+}
