@@ -133,3 +133,20 @@ export class KeyguardStateError extends DigicapError {
     super('KEYGUARD_STATE', shortMessage, options)
   }
 }
+
+/**
+ * The capsule's policy requires `attested()` and the executor's TPM evidence was refused, so
+ * nothing was unwrapped. `details.reason` is `@digicap/attestation`'s (`unregistered`,
+ * `record-mismatch`, `evidence` with `details.check` = the failing `QUOTE_*` code,
+ * `unreachable`); `details.executor`, `details.grantId`. The `cause` is the
+ * `AttestationRefusedError`.
+ */
+export class NotAttestedError extends DigicapError {
+  override name = 'NotAttestedError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('NOT_ATTESTED', shortMessage, {
+      hint: 'The executor must register its attestation record (executor-node register --tcti) and answer /digicap/attest/1.0.0 with PCR 23 at its reset value.',
+      ...options,
+    })
+  }
+}

@@ -28,6 +28,10 @@
  *   re-serves the grant to the same key after restart, a completed grant is never served again.
  * - The fast path answers only signed, fresh, unreplayed requests from the executor's registered
  *   libp2p peer that `checkAccess` allows, and journals the on-chain audit record first.
+ * - A capsule whose policy requires `attested()` (read from chain) is unwrapped, on either path,
+ *   only after the executor's registered TPM attestation key answered a challenge with a valid
+ *   before-quote bound to the grant and its ephemeral key; otherwise nothing is unwrapped
+ *   ({@link NotAttestedError}, fast-path refusal `not-attested`, chain grant journaled refused).
  * - Audit records are signed by the keyguard operator account (`operatorPrivateKey`,
  *   m/44'/60'/0'/0/1, approved by the owner with `CapsuleRegistry.setOperator`), one at a time
  *   through a `NonceManager`: they never race the owner's own transactions for a nonce.
@@ -78,6 +82,7 @@ export {
   KeyExistsError,
   KeyguardStateError,
   KeyStoreCorruptError,
+  NotAttestedError,
   QuorumError,
   RecoveryKeyMismatchError,
   ReleaseFailedError,
@@ -134,6 +139,14 @@ export {
   recoveryKeyId,
   wipeOwnerIdentity,
 } from './recovery/recovery.ts'
+export type {
+  AttestationChallenge,
+  AttestationGate,
+  AttestationGateComponents,
+  AttestationGateInit,
+  AttestationRequirement,
+} from './release/attestation-gate.ts'
+export { attestationGate, notAttestedReason } from './release/attestation-gate.ts'
 export type {
   GrantWatcher,
   GrantWatcherComponents,

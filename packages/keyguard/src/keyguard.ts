@@ -12,6 +12,7 @@ import {
   type FastPathServer,
   fastPathServer,
 } from './fast-path/fast-path-server.ts'
+import { type AttestationGateInit, attestationGate } from './release/attestation-gate.ts'
 import { type GrantWatcher, type GrantWatcherEvent, grantWatcher } from './release/grant-watcher.ts'
 import { type KeyReleaser, keyReleaser, type ReleaseEvent } from './release/key-releaser.ts'
 import type { ReleaseJournal } from './release/release-journal.ts'
@@ -33,6 +34,11 @@ export interface KeyguardInit {
   maxConcurrentReleases?: number
   /** Time limit of one key-release push, ms. Default 5000. */
   releaseAttemptTimeoutMs?: number
+  /**
+   * The `attested()` gate both paths share (one quote-clock memory per executor): the time
+   * limit of one challenge (`timeoutMs`, default 5000) and how many executors' clocks are held.
+   */
+  attestation?: AttestationGateInit
   /**
    * The fast path: `enabled`, plus any {@link FastPathInit} option (`maxExpirySeconds`, `rate`,
    * `maxQueue`, `pendingWaitMs`, `maxUnwraps`, `peerCacheMs`, ...); the data dir is the keyguard's.
@@ -108,6 +114,8 @@ export function createKeyguard(init: KeyguardInit) {
       counters[e.type] = (counters[e.type] ?? 0) + 1
       events.dispatchEvent(new CustomEvent(e.type, { detail: e }))
     }
+    // One gate for both paths: an executor's quotes are checked in order, whichever path asks.
+    const attestation = attestationGate(init.attestation)({ chain, libp2p })
     const releaser: KeyReleaser = keyReleaser({
       ...(init.maxConcurrentReleases === undefined
         ? {}
@@ -115,7 +123,16 @@ export function createKeyguard(init: KeyguardInit) {
       ...(init.releaseAttemptTimeoutMs === undefined
         ? {}
         : { attemptTimeoutMs: init.releaseAttemptTimeoutMs }),
-    })({ sealer, keyStore, journal, chain, libp2p, onEvent: emit, ...(logger ? { logger } : {}) })
+    })({
+      sealer,
+      keyStore,
+      journal,
+      chain,
+      libp2p,
+      attestation,
+      onEvent: emit,
+      ...(logger ? { logger } : {}),
+    })
     const watcher: GrantWatcher = grantWatcher({
       dataDir: init.dataDir,
       confirmations: init.confirmations,
@@ -146,6 +163,7 @@ export function createKeyguard(init: KeyguardInit) {
           journal,
           chain,
           libp2p,
+          attestation,
           onEvent: emit,
           ...(logger ? { logger } : {}),
         })

@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AlreadyReleasedError, createReleaseJournal, GrantKeyMismatchError } from '../src/index.ts'
+import {
+  AlreadyReleasedError,
+  createReleaseJournal,
+  GrantKeyMismatchError,
+  GrantRefusedError,
+} from '../src/index.ts'
 import { expectCode } from './compliance.ts'
 import { runAndKill } from './crash.ts'
 
@@ -58,6 +63,49 @@ describe('release journal', () => {
     const obj = JSON.parse(await readFile(file, 'utf8'))
     await writeFile(file, JSON.stringify({ ...obj, via: 'fast-path' }))
     await expectCode(reopened.get(other), 'KEY_STORE_CORRUPT')
+  })
+
+  it('closes a begun grant as refused: never pending, begun, completed or served again, across restarts', async () => {
+    const dir = freshDir()
+    const journal = await createReleaseJournal(dir)
+    const k = key()
+    await journal.begin(GRANT, k, { capsuleId: '0xAA' })
+    const refused = await journal.refuse(GRANT, 'not-attested evidence:QUOTE_RUN_PCR')
+    expect(refused).toMatchObject({
+      state: 'refused',
+      reason: 'not-attested evidence:QUOTE_RUN_PCR',
+      capsuleId: '0xaa',
+    })
+    const reopened = await createReleaseJournal(dir)
+    expect(await reopened.get(GRANT)).toEqual(refused)
+    expect(await reopened.pending()).toEqual([])
+    const err = await expectCode(reopened.begin(GRANT, k), 'GRANT_REFUSED')
+    expect(err).toBeInstanceOf(GrantRefusedError)
+    expect(err.details.reason).toBe('refused')
+    // an ack that arrives late does not turn it into a release; a second refusal changes nothing
+    expect(await reopened.complete(GRANT)).toEqual(refused)
+    expect(await reopened.refuse(GRANT, 'other')).toEqual(refused)
+    await expectCode(reopened.served(GRANT, k), 'ALREADY_RELEASED')
+    // a completed grant stays completed
+    const other = `0x${'ef'.repeat(32)}`
+    await reopened.begin(other, k)
+    const done = await reopened.complete(other)
+    expect(await reopened.refuse(other, 'late')).toEqual(done)
+    // never begun, or a reason that does not fit
+    await expectCode(reopened.refuse(`0x${'01'.repeat(32)}`, 'x'), 'RELEASE_NOT_BEGUN')
+    await expectCode(reopened.refuse(other, 'x'.repeat(257)), 'INVALID_ARGUMENT')
+    // `refusedAt` and `reason` only on a refused entry, and well-formed there
+    const file = join(dir, `${GRANT}.json`)
+    const obj = JSON.parse(await readFile(file, 'utf8'))
+    for (const bad of [
+      { ...obj, state: 'begun' },
+      { ...obj, reason: 7 },
+      { ...obj, reason: 'x'.repeat(257) },
+      { ...obj, refusedAt: 'yesterday' },
+    ]) {
+      await writeFile(file, JSON.stringify(bad))
+      await expectCode(reopened.get(GRANT), 'KEY_STORE_CORRUPT')
+    }
   })
 
   it('re-serves the same key after a crash between unwrap and ack, across a restart', async () => {

@@ -108,6 +108,18 @@ export interface ChainClient {
    * chain order. With a quorum, only logs that enough RPCs returned identically.
    */
   nodeRegistrations(fromBlock: number, toBlock: number): Promise<NodeRegistrationLog[]>
+  /**
+   * Whether the capsule's current policy requires TPM attestation: its `attestationRequired()`
+   * (generated for rules with `attested()`), read at one block with the policy address from the
+   * AccessController's CapsuleRegistry. A policy without that function (it reverts) or an
+   * unknown capsule: `false`. A return that is not an ABI `bool` counts as `true` (fail closed).
+   */
+  attestationRequired(capsuleId: string): Promise<boolean>
+  /**
+   * `NodeRegistry.getNode(node).attestationKeyHash` (lowercase hex): the SHA-256 of the node's
+   * attestation record; the zero hash when it has none or is not registered.
+   */
+  attestationKeyHash(node: string): Promise<string>
   /** `AccessController.nonceUsed(executor, capsuleId, nonce)` (nonces are scoped per capsule). */
   nonceUsed(executor: string, capsuleId: string, nonce: bigint): Promise<boolean>
   /** The capsule's run count (the next grant's `runIndex`). */

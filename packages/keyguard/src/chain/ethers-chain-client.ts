@@ -9,6 +9,7 @@
  */
 import {
   accessControllerAbi,
+  capsuleRegistryAbi,
   createRpcQuorum,
   type DisagreementEvent,
   decodeRevert,
@@ -21,11 +22,14 @@ import {
   getBytes,
   hexlify,
   Interface,
+  id,
   type JsonRpcApiProvider,
   type Log,
   NonceManager,
   type Signer,
   toBeHex,
+  ZeroAddress,
+  ZeroHash,
   zeroPadValue,
 } from 'ethers'
 import type {
@@ -90,6 +94,10 @@ function parseGrantLog(log: Log): GrantLog | undefined {
     logIndex: log.index,
   }
 }
+
+const capsuleRegistryInterface = new Interface(capsuleRegistryAbi as never)
+/** `attestationRequired()`: generated policies with `attested()` have it (contracts README). */
+const ATTESTATION_REQUIRED = id('attestationRequired()').slice(0, 10)
 
 const logKey = (l: GrantLog): string => JSON.stringify({ ...l, expiresAt: l.expiresAt.toString() })
 
@@ -243,6 +251,20 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
       .sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex)
   }
   const registry = (i: number) => registries[i] as Contract
+  // The AccessController's CapsuleRegistry is immutable: read once (through the quorum).
+  let capsuleRegistry: Promise<string> | undefined
+  const capsuleRegistryAddress = (): Promise<string> => {
+    if (capsuleRegistry === undefined) {
+      const read = rpcs.read('capsuleRegistry', async ({ index, blockTag }) =>
+        getAddress(String(await controller(index).getFunction('capsuleRegistry')({ blockTag }))),
+      )
+      read.catch(() => {
+        if (capsuleRegistry === read) capsuleRegistry = undefined
+      })
+      capsuleRegistry = read
+    }
+    return capsuleRegistry
+  }
 
   return {
     chainId,
@@ -346,6 +368,44 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         },
         (v) => (v === undefined ? '-' : Buffer.from(v).toString('hex')),
       ),
+
+    async attestationRequired(capsuleId) {
+      const capsules = await capsuleRegistryAddress()
+      return rpcs.read('attestationRequired', async ({ provider, blockTag }) => {
+        const info = capsuleRegistryInterface.decodeFunctionResult(
+          'accessInfo',
+          await provider.call({
+            to: capsules,
+            data: capsuleRegistryInterface.encodeFunctionData('accessInfo', [capsuleId]),
+            blockTag,
+          }),
+        )
+        const policy = getAddress(String(info[0]))
+        if (policy === ZeroAddress) return false
+        let answer: string
+        try {
+          answer = await provider.call({ to: policy, data: ATTESTATION_REQUIRED, blockTag })
+        } catch (err) {
+          // A policy without `attested()` has no such function: the call reverts.
+          if ((err as { code?: string }).code === 'CALL_EXCEPTION') return false
+          throw err
+        }
+        // Only an ABI `false` says "not required"; anything else but a revert fails closed.
+        return answer.toLowerCase() !== ZeroHash
+      })
+    },
+
+    attestationKeyHash: (node) =>
+      rpcs.read('attestationKeyHash', async ({ index, blockTag }): Promise<string> => {
+        try {
+          const n = await registry(index).getFunction('getNode')(node, { blockTag })
+          return lower(String(n.attestationKeyHash))
+        } catch (err) {
+          const decoded = decodeRevert(err) as { errorName?: string }
+          if (decoded?.errorName === 'NotRegistered') return ZeroHash
+          throw decoded
+        }
+      }),
 
     nonceUsed: (executor, capsuleId, nonce) =>
       rpcs.read('nonceUsed', async ({ index, blockTag }) =>

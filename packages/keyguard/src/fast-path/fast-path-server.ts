@@ -16,8 +16,12 @@
  * → per-capsule lock (and per-executor lock when `fee > 0`)
  * → wait until no audit of this capsule (executor) is unrecorded, at most `pendingWaitMs`
  * (`busy`, `audit-pending`) → on chain, in parallel: `nonceUsed` (`replayed`), `checkAccess` by
- * `eth_call` (`policy-denied`, reason = the policy's reason name), `runCount` → only now the
- * sealer unwrap (at most `maxUnwraps` at once), and the grant is recorded in the release journal
+ * `eth_call` (`policy-denied`, reason = the policy's reason name), `runCount`, and whether the
+ * capsule's policy requires `attested()` (`attestationRequired()`, read from chain) → if it
+ * does, a `/digicap/attest/1.0.0` challenge to the requesting executor's peer for this grant id
+ * and ephemeral key, whose before-quote must pass (`not-attested`, reason `unregistered`,
+ * `record-mismatch`, `unreachable` or `evidence:<QUOTE_* check>`; no dial otherwise) → only now
+ * the sealer unwrap (at most `maxUnwraps` at once), and the grant is recorded in the release journal
  * as served inline (so its audit's `AccessGranted` log is not released again) → seal, answer.
  *
  * The stream itself is bounded too: the request frame must arrive within `readTimeoutMs`, and
@@ -39,7 +43,7 @@
  */
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { computeGrantId, reasonName } from '@digicap/contracts'
+import { computeGrantId, Reason, reasonName } from '@digicap/contracts'
 import {
   type AccessRequest,
   type AccessResponse,
@@ -47,14 +51,21 @@ import {
   createRateLimiter,
   fastPathProtocol,
   handle,
+  type ProtocolDialer,
   type ProtocolRegistrar,
   toChecksumAddress,
   verifyAccessRequestSignature,
 } from '@digicap/protocol'
+import type { PeerId } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from '../chain/chain-client.ts'
-import { AlreadyReleasedError, QuorumError } from '../errors.ts'
+import { AlreadyReleasedError, NotAttestedError, QuorumError } from '../errors.ts'
+import {
+  type AttestationGate,
+  attestationGate,
+  notAttestedReason,
+} from '../release/attestation-gate.ts'
 import { hpkeSender } from '../release/hpke-sender.ts'
 import type { ReleaseJournal } from '../release/release-journal.ts'
 import type { Sealer } from '../sealers/sealer.ts'
@@ -142,7 +153,7 @@ export interface FastPathInit {
   /**
    * Debug latency trace, off by default: called once per evaluated request with the
    * milliseconds since the request arrived at each stage it reached (`stored`, `peer`, `verified`,
-   * `locked`, `chain`, `authorized`, `unwrapped`, `journaled`, `sealed`). Never carries key bytes.
+   * `locked`, `chain`, `authorized`, `attested` (attested() only), `unwrapped`, `journaled`, `sealed`). Never carries key bytes.
    */
   trace?: (marks: Readonly<Record<string, number>>) => void
 }
@@ -206,7 +217,13 @@ export interface FastPathComponents {
   /** The release journal: each grant served inline is recorded there before its key leaves. */
   journal: Pick<ReleaseJournal, 'served'>
   chain: ChainClient
-  libp2p: ProtocolRegistrar
+  /** Registers the fast path; dials `/digicap/attest/1.0.0` for capsules that require it. */
+  libp2p: ProtocolRegistrar & ProtocolDialer
+  /**
+   * The `attested()` gate; share one with the key releaser so both keep one quote-clock memory.
+   * Default: a gate of its own over `chain` and `libp2p`.
+   */
+  attestation?: AttestationGate
   onEvent?: (event: FastPathEvent) => void
   logger?: Logger
 }
@@ -258,6 +275,7 @@ const toRecord = (req: AccessRequest): FastPathRecord => ({
 export function fastPathServer(init: FastPathInit) {
   return (components: FastPathComponents): FastPathServer => {
     const { sealer, keyStore, chain, libp2p } = components
+    const gate = components.attestation ?? attestationGate()({ chain, libp2p })
     const maxExpiry = init.maxExpirySeconds ?? 600
     const maxQueue = init.maxQueue ?? 32
     // A request may expire at most `maxExpiry` and at most the contract's audit window ahead:
@@ -436,6 +454,7 @@ export function fastPathServer(init: FastPathInit) {
       req: AccessRequest,
       peer: string,
       peerBytes: Uint8Array,
+      remote: PeerId,
     ): Promise<AccessResponse> {
       const started = performance.now()
       const marks: Record<string, number> | undefined = init.trace ? {} : undefined
@@ -443,7 +462,7 @@ export function fastPathServer(init: FastPathInit) {
         if (marks !== undefined) marks[stage] = performance.now() - started
       }
       try {
-        return await evaluate(req, peer, peerBytes, started, mark)
+        return await evaluate(req, peer, peerBytes, remote, started, mark)
       } finally {
         if (marks !== undefined) init.trace?.(marks)
       }
@@ -453,6 +472,7 @@ export function fastPathServer(init: FastPathInit) {
       req: AccessRequest,
       peer: string,
       peerBytes: Uint8Array,
+      remote: PeerId,
       started: number,
       mark: (stage: string) => void,
     ): Promise<AccessResponse> {
@@ -515,7 +535,7 @@ export function fastPathServer(init: FastPathInit) {
         let unwrapping: Promise<Uint8Array> | undefined
         let dataKey: Uint8Array | undefined
         try {
-          const [used, access, runs] = await Promise.all([
+          const [used, access, runs, attestation] = await Promise.all([
             chain.nonceUsed(rec.executor, rec.capsuleId, rec.nonce),
             chain.checkAccess({
               capsuleId: rec.capsuleId,
@@ -527,10 +547,15 @@ export function fastPathServer(init: FastPathInit) {
               jobParams: hexlify(req.jobParams),
             }),
             chain.runCount(rec.capsuleId),
+            gate.requirement(rec.capsuleId, rec.executor),
           ])
           mark('chain')
           const refusal = ((): AccessResponse | undefined => {
             if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
+            // The on-chain half of `attested()`: no attestation record registered.
+            if (!access.allowed && access.reason === Reason.NOT_ATTESTED) {
+              return refuse(peer, 'not-attested', 'unregistered')
+            }
             if (!access.allowed) return refuse(peer, 'policy-denied', reasonName(access.reason))
             // An RPC behind our own last receipt would hand out a stale run index.
             if (runs < (minRuns.get(rec.capsuleId) ?? 0n)) {
@@ -553,6 +578,23 @@ export function fastPathServer(init: FastPathInit) {
             runIndex: runs,
           }).toLowerCase()
           mark('authorized')
+          if (attestation !== undefined) {
+            // The policy requires `attested()`: the requesting peer (the executor's registered
+            // one, checked above) must show a before-quote bound to this grant and this key.
+            try {
+              await gate.attest(attestation, {
+                peer: remote,
+                grantId,
+                ephemeralKey: req.ephemeralKey,
+              })
+            } catch (err) {
+              if (!(err instanceof NotAttestedError)) throw err
+              await journaling.catch(() => undefined)
+              await rm(auditFile, { force: true })
+              return refuse(peer, 'not-attested', notAttestedReason(err))
+            }
+            mark('attested')
+          }
           // Authorized: only now the sealer (TPM) unwrap. Meanwhile the grant is recorded in the
           // release journal as served inline, so the `AccessGranted` log of its audit (and any
           // restart) finds it served instead of releasing it again.
@@ -625,7 +667,7 @@ export function fastPathServer(init: FastPathInit) {
             const peerBytes = ctx.peer.toMultihash().bytes
             const run = async (): Promise<AccessResponse> => {
               try {
-                return await serve(req, peer, peerBytes)
+                return await serve(req, peer, peerBytes, ctx.peer)
               } catch (err) {
                 // RPCs that disagree (a laggard, a liar): nothing was served; worth a retry.
                 if (err instanceof QuorumError) return refuse(peer, 'busy', 'rpc-quorum', 1000)

@@ -9,6 +9,12 @@
  * After a restart `resumePending()` re-serves grants begun but never acknowledged, to the same
  * key (the journal refuses any other), so a grant is delivered exactly once per ephemeral key.
  *
+ * A grant of a capsule whose policy requires `attested()` is unwrapped only after the
+ * attestation gate accepted the executor's before-quote for this grant and ephemeral key
+ * (attestation-gate.ts). A refusal is final: the journal entry is closed as refused (so no
+ * restart or second log re-serves it) and `grant-refused` is emitted with reason
+ * `not-attested`; an executor that does not answer the challenge gets `attestAttempts` tries.
+ *
  * A grant the chain stores with `fastPath = true` was served off-chain: the fast path answered
  * with the key inline and its audit transaction emitted the log. Such a grant is never unwrapped
  * nor pushed here (event `served-inline`); a journal entry an older version began for it is
@@ -25,12 +31,14 @@ import {
   AlreadyReleasedError,
   GrantKeyMismatchError,
   GrantRefusedError,
+  NotAttestedError,
   ReleaseFailedError,
 } from '../errors.ts'
 import type { Sealer } from '../sealers/sealer.ts'
 import { unwrapDataKey } from '../sealers/wrap.ts'
 import type { KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
+import { type AttestationGate, attestationGate, notAttestedReason } from './attestation-gate.ts'
 import type { ReleaseJournal } from './release-journal.ts'
 
 export interface KeyReleaserInit {
@@ -42,12 +50,22 @@ export interface KeyReleaserInit {
   retryBaseMs?: number
   /** Largest backoff ceiling, ms. Default 5000. */
   retryMaxMs?: number
+  /**
+   * Attestation challenges of a grant whose executor does not answer (`unreachable`) before it
+   * is refused, `retryBaseMs` apart and doubling. Default 3. Other refusals are final at once.
+   */
+  attestAttempts?: number
 }
 
 /** What the releaser reports. Never carries key bytes. */
 export type ReleaseEvent =
   | { type: 'grant-accepted'; grantId: string; resumed: boolean }
-  | { type: 'grant-refused'; grantId: string; reason: string }
+  /**
+   * `reason` `not-attested`: the policy requires `attested()` and the executor's evidence was
+   * refused; `attestation` says why (`unregistered`, `record-mismatch`, `unreachable`,
+   * `evidence:<QUOTE_* check>`). The journal holds the grant as refused.
+   */
+  | { type: 'grant-refused'; grantId: string; reason: string; attestation?: string }
   /** A fast-path grant's audit log: the key already went out inline; nothing is sent. */
   | { type: 'served-inline'; grantId: string }
   | { type: 'unwrapped'; grantId: string }
@@ -60,6 +78,11 @@ export interface KeyReleaserComponents {
   journal: ReleaseJournal
   chain: ChainClient
   libp2p: ProtocolDialer
+  /**
+   * The `attested()` gate; share one with the fast path so both keep one quote-clock memory.
+   * Default: a gate of its own over `chain` and `libp2p`.
+   */
+  attestation?: AttestationGate
   onEvent?: (event: ReleaseEvent) => void
   logger?: Logger
 }
@@ -100,6 +123,8 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
     const { sealer, keyStore, journal, chain, libp2p } = components
     const maxConcurrent = init.maxConcurrent ?? 4
     const attemptTimeout = init.attemptTimeoutMs ?? 5000
+    const gate = components.attestation ?? attestationGate()({ chain, libp2p })
+    const attestAttempts = Math.max(1, init.attestAttempts ?? 3)
     const emit = (e: ReleaseEvent): void => {
       try {
         components.onEvent?.(e)
@@ -113,10 +138,43 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
     let running = 0
     let idleWaiters: (() => void)[] = []
 
-    const refuse = (grantId: string, reason: string): 'refused' => {
-      emit({ type: 'grant-refused', grantId, reason })
-      components.logger?.warn('grant refused', { grantId, reason })
+    const refuse = (grantId: string, reason: string, attestation?: string): 'refused' => {
+      const extra = attestation === undefined ? {} : { attestation }
+      emit({ type: 'grant-refused', grantId, reason, ...extra })
+      components.logger?.warn('grant refused', { grantId, reason, ...extra })
       return 'refused'
+    }
+
+    /**
+     * The `attested()` gate, before any unwrap: `true` if the grant may be served, `false` if
+     * it was refused (journaled and reported).
+     */
+    async function attested(grant: ChainGrant, peer: PeerId): Promise<boolean> {
+      const requirement = await gate.requirement(grant.capsuleId, grant.executor)
+      if (requirement === undefined) return true
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await gate.attest(requirement, {
+            peer,
+            grantId: grant.grantId,
+            ephemeralKey: grant.ephemeralKey,
+            signal: abort.signal,
+          })
+          return true
+        } catch (err) {
+          if (!(err instanceof NotAttestedError)) throw err
+          const retry = err.details.reason === 'unreachable' && attempt < attestAttempts
+          if (retry && !abort.signal.aborted) {
+            await new Promise((r) => setTimeout(r, (init.retryBaseMs ?? 250) * 2 ** (attempt - 1)))
+            continue
+          }
+          if (abort.signal.aborted) throw err
+          const why = notAttestedReason(err)
+          await journal.refuse(grant.grantId, `not-attested ${why}`)
+          refuse(grant.grantId, 'not-attested', why)
+          return false
+        }
+      }
     }
 
     async function authoritative(grantId: string): Promise<ChainGrant> {
@@ -192,6 +250,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
           details: { grantId: grant.grantId, reason: 'unknown-capsule' },
         })
       }
+      if (!(await attested(grant, peer))) return
       const grantIdBytes = getBytes(grant.grantId)
       const dataKey = await unwrapDataKey(record.wrappedKeys, sealer)
       let hpke: Uint8Array
@@ -261,6 +320,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         } catch (err) {
           if (err instanceof AlreadyReleasedError) return refuse(log.grantId, 'replayed')
           if (err instanceof GrantKeyMismatchError) return refuse(log.grantId, 'key-mismatch')
+          if (err instanceof GrantRefusedError) return refuse(log.grantId, 'refused')
           throw err
         }
         emit({ type: 'grant-accepted', grantId: grant.grantId, resumed })

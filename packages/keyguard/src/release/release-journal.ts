@@ -15,29 +15,45 @@
  * created already completed, `via: "fast-path"`) before the key leaves; the `AccessGranted` log
  * of its audit transaction then finds the grant served and nothing is sent again.
  *
+ * A begun grant the keyguard will not serve after all (the executor's attestation was refused)
+ * is closed with `refuse(grantId, reason)`: it is neither re-served after a restart nor begun
+ * again when its log is seen twice.
+ *
  * File format, version 1:
- * `{ "version": 1, "grantId": "…", "executorKey": "<hex>", "state": "begun" | "completed",
- *    "begunAt": "…Z", "completedAt"?: "…Z", "capsuleId"?: "…", "via"?: "fast-path" }`
+ * `{ "version": 1, "grantId": "…", "executorKey": "<hex>", "state": "begun" | "completed" |
+ *    "refused", "begunAt": "…Z", "completedAt"?: "…Z", "refusedAt"?: "…Z", "reason"?: "…",
+ *    "capsuleId"?: "…", "via"?: "fast-path" }` (`refusedAt` and `reason` exactly when refused)
  */
 
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
-import { AlreadyReleasedError, GrantKeyMismatchError, ReleaseNotBegunError } from '../errors.ts'
+import {
+  AlreadyReleasedError,
+  GrantKeyMismatchError,
+  GrantRefusedError,
+  ReleaseNotBegunError,
+} from '../errors.ts'
 import { ensureDir, removeStaleTemps, writeFileAtomic } from '../store/fs-atomic.ts'
 import { canonicalId } from '../store/ids.ts'
 import { checkDate, checkKeys, corrupt, type JsonObject, readJsonFile } from '../store/json-file.ts'
 
 /** Longest executor key the journal accepts (an X25519 key is 32 bytes). */
 export const MAX_EXECUTOR_KEY_BYTES = 256
+/** Longest refusal reason a journal entry holds. */
+const MAX_REASON_CHARS = 256
 
 export interface ReleaseEntry {
   grantId: string
   executorKey: Uint8Array
-  state: 'begun' | 'completed'
+  state: 'begun' | 'completed' | 'refused'
   begunAt: string
   completedAt?: string
+  /** When `refuse` closed it (state `refused`). */
+  refusedAt?: string
+  /** Why it was refused (state `refused`), e.g. `not-attested evidence:QUOTE_RUN_PCR`. */
+  reason?: string
   capsuleId?: string
   /** `fast-path`: the key went out inline in the fast-path answer (no key-release push). */
   via?: 'fast-path'
@@ -55,6 +71,7 @@ export interface ReleaseJournal {
    * Records the intent to release a grant's key to `executorKey`, durably, before any unwrap.
    * @throws {GrantKeyMismatchError} if the grant was begun for another key.
    * @throws {AlreadyReleasedError} if the grant was completed.
+   * @throws {GrantRefusedError} (`details.reason` `refused`) if the grant was refused.
    * @throws {KeyStoreCorruptError} if the grant's entry is corrupt (nothing is served).
    */
   begin(
@@ -67,6 +84,13 @@ export interface ReleaseJournal {
    * @throws {ReleaseNotBegunError} if the grant was never begun.
    */
   complete(grantId: string): Promise<ReleaseEntry>
+  /**
+   * Closes a begun grant without serving it, durably: never re-served, never begun again.
+   * Idempotent for a refused grant; a completed one stays completed (returned as is).
+   * `reason` is at most 256 characters.
+   * @throws {ReleaseNotBegunError} if the grant was never begun.
+   */
+  refuse(grantId: string, reason: string): Promise<ReleaseEntry>
   /**
    * Records a grant whose key is sent inline by the fast path: the entry is created already
    * completed (`via: 'fast-path'`), durably, before the key leaves. Call it once per grant.
@@ -87,7 +111,7 @@ function parseEntry(file: string, expectedId: string, obj: JsonObject): ReleaseE
     file,
     obj,
     ['version', 'grantId', 'executorKey', 'state', 'begunAt'],
-    ['completedAt', 'capsuleId', 'via'],
+    ['completedAt', 'refusedAt', 'reason', 'capsuleId', 'via'],
   )
   if (obj.version !== 1) corrupt(file, 'unknown-version', { version: obj.version })
   if (obj.grantId !== expectedId) corrupt(file, 'id-mismatch')
@@ -95,7 +119,7 @@ function parseEntry(file: string, expectedId: string, obj: JsonObject): ReleaseE
   if (typeof hex !== 'string' || !/^([0-9a-f]{2}){1,256}$/.test(hex)) {
     corrupt(file, 'bad-field', { field: 'executorKey' })
   }
-  if (obj.state !== 'begun' && obj.state !== 'completed')
+  if (obj.state !== 'begun' && obj.state !== 'completed' && obj.state !== 'refused')
     corrupt(file, 'bad-field', { field: 'state' })
   const entry: ReleaseEntry = {
     grantId: expectedId,
@@ -107,6 +131,15 @@ function parseEntry(file: string, expectedId: string, obj: JsonObject): ReleaseE
     entry.completedAt = checkDate(file, 'completedAt', obj.completedAt)
   } else if ('completedAt' in obj) {
     corrupt(file, 'bad-field', { field: 'completedAt' })
+  }
+  if (obj.state === 'refused') {
+    entry.refusedAt = checkDate(file, 'refusedAt', obj.refusedAt)
+    if (typeof obj.reason !== 'string' || obj.reason.length > MAX_REASON_CHARS) {
+      corrupt(file, 'bad-field', { field: 'reason' })
+    }
+    entry.reason = obj.reason
+  } else if ('refusedAt' in obj || 'reason' in obj) {
+    corrupt(file, 'bad-field', { field: 'refusedAt' in obj ? 'refusedAt' : 'reason' })
   }
   if ('via' in obj) {
     if (obj.via !== 'fast-path' || obj.state !== 'completed') {
@@ -133,6 +166,8 @@ function serialize(entry: ReleaseEntry): Uint8Array {
       state: entry.state,
       begunAt: entry.begunAt,
       ...(entry.completedAt === undefined ? {} : { completedAt: entry.completedAt }),
+      ...(entry.refusedAt === undefined ? {} : { refusedAt: entry.refusedAt }),
+      ...(entry.reason === undefined ? {} : { reason: entry.reason }),
       ...(entry.capsuleId === undefined ? {} : { capsuleId: entry.capsuleId }),
       ...(entry.via === undefined ? {} : { via: entry.via }),
     })}\n`,
@@ -242,6 +277,11 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
           details: { grantId: id, completedAt: existing.completedAt },
         })
       }
+      if (existing.state === 'refused') {
+        throw new GrantRefusedError('The grant was refused', {
+          details: { grantId: id, reason: 'refused', refusal: existing.reason },
+        })
+      }
       return { entry: existing, resumed: true }
     },
 
@@ -253,7 +293,7 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
           details: { grantId: id },
         })
       }
-      if (existing.state === 'completed') return existing
+      if (existing.state !== 'begun') return existing
       const done: ReleaseEntry = {
         ...existing,
         state: 'completed',
@@ -261,6 +301,30 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
       }
       await writeFileAtomic(pathOf(id), serialize(done))
       return done
+    },
+
+    async refuse(grantId, reason) {
+      const id = canonicalId('grantId', grantId)
+      if (typeof reason !== 'string' || reason.length > MAX_REASON_CHARS) {
+        throw new InvalidArgumentError('reason must be a string of at most 256 characters', {
+          details: { length: (reason as string | undefined)?.length },
+        })
+      }
+      const existing = await get(id)
+      if (existing === undefined) {
+        throw new ReleaseNotBegunError('refuse() for a grant that was never begun', {
+          details: { grantId: id },
+        })
+      }
+      if (existing.state !== 'begun') return existing
+      const refused: ReleaseEntry = {
+        ...existing,
+        state: 'refused',
+        refusedAt: new Date().toISOString(),
+        reason,
+      }
+      await writeFileAtomic(pathOf(id), serialize(refused))
+      return refused
     },
 
     async pending() {

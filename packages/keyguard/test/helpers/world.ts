@@ -104,15 +104,19 @@ export async function registerExecutor(chain: Chain, wallet: Wallet, node: Libp2
   )
 }
 
-/** Registers a fresh capsule owned by `chain.owner` under the environment policy. */
-export async function registerCapsule(chain: Chain, keyguard: Libp2p): Promise<string> {
+/** Registers a fresh capsule owned by `chain.owner` under `policy` (default: the environment policy). */
+export async function registerCapsule(
+  chain: Chain,
+  keyguard: Libp2p,
+  policy: string = chain.policy,
+): Promise<string> {
   const capsuleId = hexlify(randomBytes(32))
   await send(
     chain.c.capsuleRegistry
       .connect(chain.owner)
       .register(
         capsuleId,
-        chain.policy,
+        policy,
         'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi',
         hexlify(randomBytes(32)),
         keyguard.peerId.toMultihash().bytes,

@@ -1,0 +1,388 @@
+/**
+ * `attested()` enforced by the keyguard, on real parts: anvil with Digicap, a real swtpm behind
+ * the executors' attestation agents (`@digicap/attestation/agent`), libp2p on loopback. A
+ * capsule whose policy requires attestation is unwrapped — on the fast path and on the chain
+ * path — only for an executor whose registered AK answers the keyguard's challenge with a valid
+ * before-quote for this grant and key. Every refusal is `not-attested` with ZERO sealer unwraps:
+ * no registered AK, another AK than the registered one, PCR 23 not at its reset value (mid-run),
+ * an executor that does not answer, and a TPM reboot since the last accepted quote. A capsule
+ * without `attested()` is released with no challenge at all.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  type AttestationRecord,
+  attestationRecordHash,
+  encodeAttestationRecord,
+} from '@digicap/attestation'
+import {
+  type AttestationAgent,
+  createAttestationAgent,
+  serveAttestation,
+} from '@digicap/attestation/agent'
+import { decodeHpkeSealed, hpkeOpen } from '@digicap/capsule-core'
+import { any, attested, maxRuns } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
+import {
+  type AccessRequest,
+  type AccessResponse,
+  addressToBytes,
+  attestProtocol,
+  fastPathProtocol,
+  handle,
+  request,
+  signAccessRequest,
+} from '@digicap/protocol'
+import type { Libp2p } from '@libp2p/interface'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { getBytes, hexlify, randomBytes, type Wallet, ZeroHash } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createKeyguard, type Keyguard, type KeyguardEvent } from '../src/index.ts'
+import { type Swtpm, startSwtpm } from '../src/testing.ts'
+import {
+  type Chain,
+  chainClientFor,
+  createNode,
+  type ExecutorSide,
+  executorSide,
+  instrumented,
+  type KeyguardParts,
+  keyguardParts,
+  MIN_STAKE,
+  quietLogger,
+  registerCapsule,
+  requestAccess,
+  send,
+  setupChain,
+  storeKey,
+  until,
+} from './helpers/world.ts'
+
+/** An executor: its wallet, its node (key-release handler), and the quotes its agent made. */
+interface Executor {
+  wallet: Wallet
+  side: ExecutorSide
+  quotes: number
+  stopAttest?: () => Promise<void>
+}
+
+let chain: Chain
+let kgNode: Libp2p
+let parts: KeyguardParts
+let sealer: ReturnType<typeof instrumented>
+let keyguard: Keyguard
+let tpm: Swtpm
+/** The TPM's state, kept across a power cycle. */
+let tpmDir: string
+let agent: AttestationAgent
+let record: AttestationRecord
+const events: KeyguardEvent[] = []
+/** Capsules: `attested()`, `any(attested(), maxRuns(1000))` (passes on chain without an AK), none. */
+const capsules = { attested: '', loose: '', plain: '' }
+const dataKeys = new Map<string, Uint8Array>()
+const ex = {} as Record<'good' | 'bare' | 'foreign' | 'mute', Executor>
+
+const rand = (n = 32) => new Uint8Array(randomBytes(n))
+
+async function recordOf(a: AttestationAgent): Promise<AttestationRecord> {
+  const keys = await a.provision()
+  const q = await a.quote({ nonce: rand(), grantId: rand(), ephemeralPublicKey: rand() })
+  return { ...keys, bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)) }
+}
+
+/** Serves `/digicap/attest/1.0.0` on the executor's node with `a`, counting its quotes. */
+async function serveWith(e: Executor, a: AttestationAgent, rec: AttestationRecord) {
+  await e.stopAttest?.()
+  e.stopAttest = await serveAttestation(
+    e.side.node,
+    {
+      quote: (binding) => {
+        e.quotes++
+        return a.quote(binding)
+      },
+    },
+    { record: encodeAttestationRecord(rec) },
+  )
+}
+
+async function executor(wallet: Wallet, hash: string): Promise<Executor> {
+  const side = await executorSide()
+  await send(
+    chain.c.nodeRegistry
+      .connect(wallet)
+      .register(side.node.peerId.toMultihash().bytes, hash, 1, { value: MIN_STAKE }),
+  )
+  await side.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
+  await kgNode.peerStore.merge(side.node.peerId, { multiaddrs: side.node.getMultiaddrs() })
+  return { wallet, side, quotes: 0 }
+}
+
+beforeAll(async () => {
+  tpmDir = await mkdtemp(join(tmpdir(), 'kg-attest-tpm-'))
+  ;[chain, kgNode, tpm] = await Promise.all([
+    setupChain(),
+    createNode(),
+    startSwtpm({ stateDir: tpmDir }),
+  ])
+  agent = createAttestationAgent({ tcti: tpm.tcti })
+  await agent.resetRunPcr()
+  record = await recordOf(agent)
+  const other = createAttestationAgent({ tcti: tpm.tcti, akHandle: 0x81010011 })
+  await other.provision()
+  const registered = hexlify(attestationRecordHash(record))
+  const signers = chain.anvil.signers as Wallet[]
+  ex.good = await executor(chain.executor, registered)
+  ex.bare = await executor(chain.other, ZeroHash)
+  ex.foreign = await executor(signers[4] as Wallet, registered)
+  ex.mute = await executor(signers[5] as Wallet, registered)
+  await serveWith(ex.good, agent, record)
+  // The registered record, but quotes made with another AK of the same TPM.
+  await serveWith(ex.foreign, other, record)
+  // Takes the challenge and never answers.
+  await handle(ex.mute.side.node, attestProtocol, () => new Promise<never>(() => {}), {
+    timeout: 60_000,
+  })
+
+  parts = await keyguardParts()
+  sealer = instrumented(parts.sealer)
+  const policies: string[] = []
+  for (const rule of [attested(), any(attested(), maxRuns(1000))]) {
+    const p = await deployPolicy(chain.owner, rule, { nodeRegistry: chain.addresses.nodeRegistry })
+    policies.push(p.address)
+  }
+  capsules.attested = await registerCapsule(chain, kgNode, policies[0])
+  capsules.loose = await registerCapsule(chain, kgNode, policies[1])
+  capsules.plain = await registerCapsule(chain, kgNode)
+  for (const capsuleId of Object.values(capsules)) {
+    const key = rand()
+    dataKeys.set(capsuleId, key)
+    await storeKey(parts, capsuleId, key)
+  }
+  keyguard = createKeyguard({
+    dataDir: parts.dir,
+    confirmations: 0,
+    startBlock: chain.addresses.deployBlock,
+    pollIntervalMs: 100,
+    fastPath: { enabled: true, maxExpirySeconds: 300 },
+    attestation: { timeoutMs: 1500 },
+  })({
+    sealer,
+    keyStore: parts.keyStore,
+    journal: parts.journal,
+    chain: chainClientFor(chain),
+    libp2p: kgNode,
+    logger: quietLogger,
+  })
+  for (const type of ['released', 'grant-refused', 'release-failed', 'fast-path-refused']) {
+    keyguard.events.addEventListener(type, (e) => events.push((e as CustomEvent).detail))
+  }
+  await keyguard.start()
+}, 120_000)
+
+afterAll(async () => {
+  await keyguard?.stop()
+  await Promise.all([
+    kgNode?.stop(),
+    ...Object.values(ex).map((e) => e.side.stop()),
+    chain?.anvil.stop(),
+  ])
+  await tpm?.stop()
+  await parts?.cleanup()
+  if (tpmDir) await rm(tpmDir, { recursive: true, force: true })
+})
+
+const domain = () => ({
+  chainId: BigInt(chain.addresses.chainId),
+  verifyingContract: chain.addresses.accessController as `0x${string}`,
+})
+
+function signed(e: Executor, capsuleId: string): AccessRequest {
+  return signAccessRequest(
+    {
+      capsuleId: getBytes(capsuleId),
+      executor: addressToBytes(e.wallet.address as `0x${string}`),
+      ephemeralKey: getBytes(e.side.newEphemeral()),
+      measurement: getBytes(chain.measurement),
+      jobParamsHash: keccak_256(new Uint8Array(0)),
+      fee: 0n,
+      nonce: rand(),
+      expiry: BigInt(Math.floor(Date.now() / 1000) + 120),
+      jobParams: new Uint8Array(0),
+    },
+    domain(),
+    getBytes(e.wallet.privateKey),
+  )
+}
+
+const fastPath = (e: Executor, req: AccessRequest): Promise<AccessResponse> =>
+  request(e.side.node, kgNode.peerId, fastPathProtocol, req, { timeout: 20_000 })
+
+/** The executor gets the capsule's data key inline, sealed to its ephemeral key. */
+async function expectGranted(e: Executor, capsuleId: string): Promise<void> {
+  const req = signed(e, capsuleId)
+  const res = await fastPath(e, req)
+  if (res.status !== 'granted' || res.keyRelease === undefined) {
+    throw new Error(`not granted: ${JSON.stringify(res)}`)
+  }
+  const priv = e.side.keys.get(hexlify(req.ephemeralKey)) as Uint8Array
+  const key = await hpkeOpen(priv, decodeHpkeSealed(res.keyRelease.hpke), res.grantId)
+  expect(key).toEqual(dataKeys.get(capsuleId))
+}
+
+/** Refused `not-attested` with `reason`, and the sealer never ran. */
+async function expectNotAttested(e: Executor, capsuleId: string, reason: string): Promise<void> {
+  const before = sealer.calls()
+  const res = await fastPath(e, signed(e, capsuleId))
+  expect(res).toEqual({ status: 'refused', reasonCode: 'not-attested', reason })
+  expect(sealer.calls() - before).toBe(0)
+}
+
+/** A chain-path grant; resolves with the keyguard's verdict event for it. */
+async function chainGrant(e: Executor, capsuleId: string) {
+  const ephemeral = e.side.newEphemeral()
+  const grantId = await requestAccess(chain, capsuleId, ephemeral, e.wallet)
+  let verdict: KeyguardEvent | undefined
+  await until(() => {
+    verdict = events.find(
+      (v) =>
+        'grantId' in v &&
+        v.grantId === grantId &&
+        (v.type === 'released' || v.type === 'grant-refused' || v.type === 'release-failed'),
+    )
+    return verdict !== undefined
+  }, 30_000)
+  return { grantId, verdict: verdict as KeyguardEvent }
+}
+
+describe('attested() on the fast path', () => {
+  it('releases to the executor whose registered AK quotes a clean PCR 23, after one challenge', async () => {
+    const [quotes, unwraps] = [ex.good.quotes, sealer.calls()]
+    await expectGranted(ex.good, capsules.attested)
+    expect(ex.good.quotes - quotes).toBe(1)
+    expect(sealer.calls() - unwraps).toBe(1)
+  })
+
+  it('refuses, with zero unwraps, an executor with no registered AK', async () => {
+    // the policy's own attested() condition says so on chain ...
+    await expectNotAttested(ex.bare, capsules.attested, 'unregistered')
+    // ... and the keyguard says so itself where the policy lets it through on chain
+    await expectNotAttested(ex.bare, capsules.loose, 'unregistered')
+  })
+
+  it('refuses, with zero unwraps, an executor quoting with another AK than the registered one', async () => {
+    const quotes = ex.foreign.quotes
+    await expectNotAttested(ex.foreign, capsules.attested, 'evidence:QUOTE_SIGNER')
+    expect(ex.foreign.quotes - quotes).toBe(1)
+  })
+
+  it('refuses, with zero unwraps, an executor in the middle of a run (PCR 23 extended)', async () => {
+    await agent.beginRun({
+      runtimeDigest: rand(),
+      capsuleHeaderHash: rand(),
+      grantId: rand(),
+      ephemeralPublicKey: rand(),
+    })
+    try {
+      await expectNotAttested(ex.good, capsules.attested, 'evidence:QUOTE_RUN_PCR')
+    } finally {
+      await agent.endRun({ grantId: rand(), workspaceRemoved: true, keyBuffersWiped: true })
+    }
+    // back at its reset value: released again
+    await expectGranted(ex.good, capsules.attested)
+  })
+
+  it('refuses, with zero unwraps, an executor that does not answer the challenge', async () => {
+    const started = performance.now()
+    await expectNotAttested(ex.mute, capsules.attested, 'unreachable')
+    // the keyguard's challenge time limit (1.5 s), not the exchange's
+    expect(performance.now() - started).toBeLessThan(10_000)
+  })
+
+  it('releases a capsule without attested() with no challenge at all', async () => {
+    const quotes = Object.values(ex).map((e) => e.quotes)
+    await expectGranted(ex.good, capsules.plain)
+    // the mute executor has no agent: its request would hang on a challenge, and gets none
+    await expectGranted(ex.mute, capsules.plain)
+    expect(Object.values(ex).map((e) => e.quotes)).toEqual(quotes)
+  })
+})
+
+describe('attested() on the chain path', () => {
+  it('releases to the attested executor and journals the grant completed', async () => {
+    const [quotes, unwraps] = [ex.good.quotes, sealer.calls()]
+    const { grantId, verdict } = await chainGrant(ex.good, capsules.attested)
+    expect(verdict.type).toBe('released')
+    expect(ex.good.side.received.get(grantId)).toEqual(dataKeys.get(capsules.attested))
+    expect(ex.good.quotes - quotes).toBe(1)
+    expect(sealer.calls() - unwraps).toBe(1)
+    expect((await parts.journal.get(grantId))?.state).toBe('completed')
+  })
+
+  it('refuses each unattested executor with zero unwraps, journals the grant refused, and never retries it', async () => {
+    const unwraps = sealer.calls()
+    const cases: [Executor, string, string][] = [
+      [ex.bare, capsules.loose, 'unregistered'],
+      [ex.foreign, capsules.attested, 'evidence:QUOTE_SIGNER'],
+      [ex.mute, capsules.attested, 'unreachable'],
+    ]
+    const refused: string[] = []
+    for (const [e, capsuleId, why] of cases) {
+      const { grantId, verdict } = await chainGrant(e, capsuleId)
+      expect(verdict).toEqual({
+        type: 'grant-refused',
+        grantId,
+        reason: 'not-attested',
+        attestation: why,
+      })
+      expect(e.side.releases.map((r) => hexlify(r.grantId))).not.toContain(grantId)
+      expect(await parts.journal.get(grantId)).toMatchObject({
+        state: 'refused',
+        reason: `not-attested ${why}`,
+      })
+      refused.push(grantId)
+    }
+    // mid-run
+    await agent.beginRun({
+      runtimeDigest: rand(),
+      capsuleHeaderHash: rand(),
+      grantId: rand(),
+      ephemeralPublicKey: rand(),
+    })
+    try {
+      const { grantId, verdict } = await chainGrant(ex.good, capsules.attested)
+      expect(verdict).toMatchObject({
+        type: 'grant-refused',
+        attestation: 'evidence:QUOTE_RUN_PCR',
+      })
+      refused.push(grantId)
+    } finally {
+      await agent.endRun({ grantId: rand(), workspaceRemoved: true, keyBuffersWiped: true })
+    }
+    expect(sealer.calls() - unwraps).toBe(0)
+    // refused for good: nothing pending to resume after a restart
+    const pending = (await parts.journal.pending()).map((p) => p.grantId)
+    for (const grantId of refused) expect(pending).not.toContain(grantId)
+  })
+
+  it('releases a capsule without attested() with no challenge at all', async () => {
+    const quotes = Object.values(ex).map((e) => e.quotes)
+    const { grantId, verdict } = await chainGrant(ex.mute, capsules.plain)
+    expect(verdict.type).toBe('released')
+    expect(ex.mute.side.received.get(grantId)).toEqual(dataKeys.get(capsules.plain))
+    expect(Object.values(ex).map((e) => e.quotes)).toEqual(quotes)
+  })
+})
+
+describe('the last accepted quote clock per executor', () => {
+  it('refuses after a TPM reboot since the previous release (power cycle), with zero unwraps', async () => {
+    await expectGranted(ex.good, capsules.attested)
+    // power loss: the same TPM state comes back with resetCount + 1 and PCR 23 at reset
+    await tpm.stop()
+    tpm = await startSwtpm({ stateDir: tpmDir })
+    agent = createAttestationAgent({ tcti: tpm.tcti })
+    await agent.resetRunPcr()
+    await serveWith(ex.good, agent, record)
+    await expectNotAttested(ex.good, capsules.attested, 'evidence:QUOTE_REBOOT')
+  })
+})
