@@ -170,7 +170,14 @@ describe('two honest RPCs a block apart and a liar', () => {
       ),
     )
     // The executor's peer came from its registration log (quorum-counted), not a `getNode`.
-    expect([...named].sort()).toEqual(['auditWindow', 'checkAccess', 'nonceUsed', 'runCount'])
+    expect([...named].sort()).toEqual([
+      'attestationRequired',
+      'auditWindow',
+      'capsuleRegistry',
+      'checkAccess',
+      'nonceUsed',
+      'runCount',
+    ])
     // Every read the liar spoiled ran at block n, the newest block both honest RPCs have.
     const spoiled = disagreements.filter((d) => d.dissent.some((x) => x.rpc === liarName))
     expect(spoiled.every((d) => d.block === n)).toBe(true)
