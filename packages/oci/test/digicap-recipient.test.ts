@@ -6,7 +6,7 @@
  * once per capsule.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtemp } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateX25519KeyPair, toHex } from '@digicap/capsule-core'
@@ -17,7 +17,7 @@ import {
   unwrapWithRecoveryKey,
   wrapDataKey,
 } from '@digicap/keyguard'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type DataKeyRequest,
   DIGICAP_PROTOCOL,
@@ -64,6 +64,10 @@ describe('provider.digicap recipient', () => {
       to: sealed,
       recipients: [digicapRecipient({ capsuleId, dataKey, wrappedKeys })],
     })
+  })
+  afterAll(async () => {
+    await fixture.dispose()
+    await rm(work, { recursive: true, force: true })
   })
 
   it('names the capsule and carries the keyguard’s wrapped data key on every layer', async () => {

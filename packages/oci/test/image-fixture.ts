@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -17,6 +17,8 @@ export interface Fixture {
   /** The plain layer blobs, in manifest order. */
   layers: { digest: string; bytes: Uint8Array; mediaType: string }[]
   manifestDigest: string
+  /** Removes the layout. */
+  dispose(): Promise<void>
 }
 
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`
@@ -27,20 +29,25 @@ async function tarOf(files: Record<string, Uint8Array | string>): Promise<Uint8A
     await mkdir(join(root, name, '..'), { recursive: true })
     await writeFile(join(root, name), content)
   }
-  const out = join(root, '..', `${root.split('/').pop()}.tar`)
+  const out = join(root, 'layer.tar')
   execFileSync('tar', [
     '--sort=name',
     '--mtime=2026-01-01 00:00Z',
     '--owner=0',
     '--group=0',
     '--numeric-owner',
+    '--exclude=./layer.tar',
     '-C',
     root,
     '-cf',
     out,
     '.',
   ])
-  return new Uint8Array(await readFile(out))
+  try {
+    return new Uint8Array(await readFile(out))
+  } finally {
+    await rm(root, { recursive: true, force: true })
+  }
 }
 
 /**
@@ -110,6 +117,7 @@ export async function buildFixture(
       mediaType: l.mediaType,
     })),
     manifestDigest: m.digest,
+    dispose: () => rm(dir, { recursive: true, force: true }),
   }
 }
 

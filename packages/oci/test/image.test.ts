@@ -2,14 +2,17 @@
  * Whole images in OCI layouts: encrypt with both recipients, decrypt with either, manifests
  * rewritten with new digests; then an attacker's edits of the layout — a flipped bit in a
  * layer, a cut layer, a manifest that no longer matches index.json, layer options swapped
- * between layers — each a typed error, with no plain layer written and no spool left.
+ * between layers, a missing blob — each a typed error, with no plain layer written and no
+ * spool left. A decrypted image unpacks with the real umoci.
  */
+import { execFile } from 'node:child_process'
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { toHex } from '@digicap/capsule-core'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   decryptImage,
   digicapRecipient,
@@ -33,6 +36,7 @@ const dataKey = new Uint8Array(randomBytes(32))
 const wrappedKeys = [
   { scheme: 'software-rsa-oaep-sha256', keyId: 'test', ciphertext: new Uint8Array(256) },
 ]
+const run = promisify(execFile)
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
 describe('encryptImage / decryptImage', () => {
@@ -54,6 +58,11 @@ describe('encryptImage / decryptImage', () => {
       ],
     })
     expect(result?.layers.map((l) => l.from)).toEqual(fixture.layers.map((l) => l.digest))
+  })
+  afterAll(async () => {
+    await fixture.dispose()
+    await rm(work, { recursive: true, force: true })
+    await rm(spoolDir, { recursive: true, force: true })
   })
 
   /** A copy of the sealed layout to damage. */
@@ -115,6 +124,26 @@ describe('encryptImage / decryptImage', () => {
   }
 
   /** Decryption fails; the damaged layer's plaintext never reaches the target, no spool is left. */
+  it('a decrypted image unpacks with the real umoci to the original files', async () => {
+    const out = join(work, 'plain-umoci')
+    await decryptImage({
+      from: sealed,
+      to: out,
+      unwrappers: [digicapUnwrapper({ capsuleId, dataKey: async () => dataKey })],
+    })
+    const bundle = join(work, 'bundle')
+    await run('umoci', ['unpack', '--rootless', '--image', `${out}:${fixture.ref}`, bundle], {
+      timeout: 60_000,
+    })
+    expect(await readFile(join(bundle, 'rootfs', 'data', 'in.csv'), 'utf8')).toBe('a,1\nb,2\nc,3\n')
+    expect(await readFile(join(bundle, 'rootfs', 'app', 'run.sh'), 'utf8')).toContain(
+      '/data/in.csv',
+    )
+    expect(JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')).process.args).toEqual([
+      '/app/run.sh',
+    ])
+  })
+
   async function expectRefused(dir: string, type: unknown, reason?: string, damaged = 1) {
     const out = join(work, `out-${randomBytes(4).toString('hex')}`)
     const error = await decryptImage({ from: dir, to: out, unwrappers: jwe(), spoolDir }).catch(

@@ -7,11 +7,11 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises'
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { toHex } from '@digicap/capsule-core'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type CapsuleKey,
   encodeCapsuleKey,
@@ -63,6 +63,7 @@ describe('digicap-oci-keyprovider', () => {
     keyFile = join(work, 'capsule.json')
     await writeFile(keyFile, encodeCapsuleKey(key), { mode: 0o600 })
   })
+  afterAll(() => rm(work, { recursive: true, force: true }))
 
   it('answers the keywrap JSON ocicrypt sends with a Digicap payload, and the keyunwrap JSON with the options', async () => {
     const optsData = new TextEncoder().encode(

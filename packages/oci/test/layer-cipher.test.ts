@@ -5,14 +5,14 @@
  * decrypted byte out and nothing left in the spool directory.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readdir } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { pipeline } from 'node:stream/promises'
 import { gzipSync } from 'node:zlib'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   decodePrivateOptions,
   decodePublicOptions,
@@ -111,6 +111,7 @@ describe('strict layer decryption', () => {
     plain = new Uint8Array(randomBytes(1_000_003))
     layer = await encrypt(plain)
   })
+  afterAll(() => rm(spoolDir, { recursive: true, force: true }))
 
   const open = (ciphertext: Uint8Array, extra: Partial<Parameters<typeof openLayer>[1]> = {}) =>
     openLayer(pieces(ciphertext), {

@@ -6,12 +6,12 @@
  */
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { gunzipSync } from 'node:zlib'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   decryptImage,
   encryptImage,
@@ -47,6 +47,10 @@ describe('ocicrypt interop through skopeo', () => {
   beforeAll(async () => {
     fixture = await buildFixture()
     work = await mkdtemp(join(tmpdir(), 'oci-interop-'))
+  })
+  afterAll(async () => {
+    await fixture.dispose()
+    await rm(work, { recursive: true, force: true })
   })
 
   for (const pair of keyPairs()) {
