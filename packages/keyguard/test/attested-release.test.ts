@@ -3,7 +3,8 @@
  * the executors' attestation agents (`@digicap/attestation/agent`), libp2p on loopback. A
  * capsule whose policy requires attestation is unwrapped — on the fast path and on the chain
  * path — only for an executor whose registered AK answers the keyguard's challenge with a valid
- * before-quote for this grant and key. Every refusal is `not-attested` with ZERO sealer unwraps:
+ * before-quote for this grant and key. Every refusal is `not-attested` with ZERO unwraps by the
+ * keyguard's tpm2 sealer (its own swtpm; counted):
  * no registered AK, another AK than the registered one, PCR 23 not at its reset value (mid-run),
  * an executor that does not answer, and a TPM reboot since the last accepted quote. A capsule
  * without `attested()` is released with no challenge at all.
@@ -38,7 +39,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, randomBytes, type Wallet, ZeroHash } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createKeyguard, type Keyguard, type KeyguardEvent } from '../src/index.ts'
+import { createKeyguard, type Keyguard, type KeyguardEvent, tpm2Sealer } from '../src/index.ts'
 import { type Swtpm, startSwtpm } from '../src/testing.ts'
 import {
   type Chain,
@@ -73,6 +74,8 @@ let parts: KeyguardParts
 let sealer: ReturnType<typeof instrumented>
 let keyguard: Keyguard
 let tpm: Swtpm
+/** The keyguard's own TPM (its tpm2 sealer): every unwrap counted is a TPM2_RSA_Decrypt. */
+let sealerTpm: Swtpm
 /** The TPM's state, kept across a power cycle. */
 let tpmDir: string
 let agent: AttestationAgent
@@ -120,10 +123,11 @@ async function executor(wallet: Wallet, hash: string): Promise<Executor> {
 
 beforeAll(async () => {
   tpmDir = await mkdtemp(join(tmpdir(), 'kg-attest-tpm-'))
-  ;[chain, kgNode, tpm] = await Promise.all([
+  ;[chain, kgNode, tpm, sealerTpm] = await Promise.all([
     setupChain(),
     createNode(),
     startSwtpm({ stateDir: tpmDir }),
+    startSwtpm(),
   ])
   agent = createAttestationAgent({ tcti: tpm.tcti })
   await agent.resetRunPcr()
@@ -144,8 +148,10 @@ beforeAll(async () => {
     timeout: 60_000,
   })
 
-  parts = await keyguardParts()
-  sealer = instrumented(parts.sealer)
+  sealer = instrumented(
+    tpm2Sealer({ tcti: sealerTpm.tcti, createIfMissing: true, logger: quietLogger }),
+  )
+  parts = await keyguardParts(undefined, sealer)
   const policies: string[] = []
   for (const rule of [attested(), any(attested(), maxRuns(1000))]) {
     const p = await deployPolicy(chain.owner, rule, { nodeRegistry: chain.addresses.nodeRegistry })
@@ -187,7 +193,7 @@ afterAll(async () => {
     ...Object.values(ex).map((e) => e.side.stop()),
     chain?.anvil.stop(),
   ])
-  await tpm?.stop()
+  await Promise.all([tpm?.stop(), sealerTpm?.stop()])
   await parts?.cleanup()
   if (tpmDir) await rm(tpmDir, { recursive: true, force: true })
 })
