@@ -8,10 +8,18 @@
  * fewer nodes). Everything after the output — score, ranking, committee — is the package's code.
  */
 import { sha256 } from '@noble/hashes/sha2.js'
-import { committeeSize, rankTickets, selectionWeight, type Ticket } from '../src/index.ts'
+import {
+  committeeSize,
+  type RankedTicket,
+  rankTickets,
+  selectionWeight,
+  type Ticket,
+} from '../src/index.ts'
 
 export interface SimNode {
   readonly id: string
+  readonly stake: bigint
+  readonly reputation: bigint
   readonly weight: bigint
 }
 
@@ -31,13 +39,11 @@ export function prng(seed: number): () => number {
 /** n nodes with stake 1–100 (× 10¹⁶ wei) and reputation 50–1000, drawn from `seed`. */
 export function makeNodes(count: number, seed: number): SimNode[] {
   const rand = prng(seed)
-  return Array.from({ length: count }, (_, i) => ({
-    id: `node-${i}`,
-    weight: selectionWeight(
-      BigInt(1 + Math.floor(rand() * 100)) * 10n ** 16n,
-      BigInt(50 + Math.floor(rand() * 951)),
-    ),
-  }))
+  return Array.from({ length: count }, (_, i) => {
+    const stake = BigInt(1 + Math.floor(rand() * 100)) * 10n ** 16n
+    const reputation = BigInt(50 + Math.floor(rand() * 951))
+    return { id: `node-${i}`, stake, reputation, weight: selectionWeight(stake, reputation) }
+  })
 }
 
 function outputFor(job: number, node: number, salt: number): Uint8Array {
@@ -49,25 +55,21 @@ function outputFor(job: number, node: number, salt: number): Uint8Array {
   return sha256(msg)
 }
 
-/** The top `depth` ids of each of `jobs` jobs, in rank order (committee of size n = first n). */
+/** The top `depth` tickets of each of `jobs` jobs, in rank order (committee of size n = first n). */
 export function simulateRankings(
   nodes: readonly SimNode[],
   jobs: number,
   depth: number,
   salt = 1,
-): string[][] {
-  const out: string[][] = []
+): RankedTicket[][] {
+  const out: RankedTicket[][] = []
   for (let job = 0; job < jobs; job++) {
     const tickets: Ticket[] = nodes.map((n, i) => ({
       id: n.id,
       weight: n.weight,
       beta: outputFor(job, i, salt),
     }))
-    out.push(
-      rankTickets(tickets)
-        .slice(0, depth)
-        .map((t) => t.id),
-    )
+    out.push(rankTickets(tickets).slice(0, depth))
   }
   return out
 }
@@ -86,7 +88,7 @@ export interface ProportionalityRow {
  */
 export function proportionality(
   nodes: readonly SimNode[],
-  rankings: readonly string[][],
+  rankings: readonly RankedTicket[][],
   seats: number,
   buckets = 10,
 ): { rows: ProportionalityRow[]; chiSquare: number; chiSquareLeader: number } {
@@ -101,8 +103,8 @@ export function proportionality(
   const seatCount = new Array<number>(buckets).fill(0)
   const leaderCount = new Array<number>(buckets).fill(0)
   for (const r of rankings) {
-    for (const id of r.slice(0, seats)) seatCount[bucketOf.get(id)!]!++
-    leaderCount[bucketOf.get(r[0]!)!]!++
+    for (const t of r.slice(0, seats)) seatCount[bucketOf.get(t.id)!]!++
+    leaderCount[bucketOf.get(r[0]!.id)!]!++
   }
   const allSeats = rankings.length * seats
   let chiSquare = 0
@@ -144,14 +146,14 @@ export function byzantineSet(
 
 /** Share of committees of size n = 3f + 1 with more than f Byzantine members. */
 export function overFaultRate(
-  rankings: readonly string[][],
+  rankings: readonly RankedTicket[][],
   byzantine: ReadonlySet<string>,
   faults: number,
 ): number {
   const n = committeeSize(faults)
   let bad = 0
   for (const r of rankings)
-    if (r.slice(0, n).filter((id) => byzantine.has(id)).length > faults) bad++
+    if (r.slice(0, n).filter((t) => byzantine.has(t.id)).length > faults) bad++
   return bad / rankings.length
 }
 
@@ -165,4 +167,43 @@ export function binomialOverFault(p: number, faults: number): number {
     atMostF += choose * p ** j * (1 - p) ** (n - j)
   }
   return 1 - atMostF
+}
+
+/** A Sybil: `identities` addresses sharing `stake` equally, each at `reputation`. */
+export interface SybilSpec {
+  readonly identities: number
+  readonly stake: bigint
+  readonly reputation: bigint
+}
+
+/**
+ * Adds a Sybil's tickets to every job and draws committees of 4 (the honest nodes' top 4 per
+ * job is enough: nobody below it can be seated once more tickets join). Returns the Sybil's
+ * share of the weight, its share of seats, and how often it holds 2 or more of the 4 seats.
+ */
+export function sybilOdds(
+  honestTop: readonly RankedTicket[][],
+  honestWeight: bigint,
+  sybil: SybilSpec,
+  salt = 99,
+): { weightShare: number; seatShare: number; twoSeatRate: number } {
+  const weight = selectionWeight(sybil.stake / BigInt(sybil.identities), sybil.reputation)
+  const total = weight * BigInt(sybil.identities)
+  let seats = 0
+  let twoSeats = 0
+  honestTop.forEach((top, job) => {
+    const tickets: Ticket[] = [...top]
+    for (let i = 0; i < sybil.identities; i++)
+      tickets.push({ id: `sybil-${i}`, weight, beta: outputFor(job, i, salt) })
+    const held = rankTickets(tickets)
+      .slice(0, 4)
+      .filter((t) => t.id.startsWith('sybil-')).length
+    seats += held
+    if (held >= 2) twoSeats++
+  })
+  return {
+    weightShare: Number((total * 1_000_000n) / (honestWeight + total)) / 1_000_000,
+    seatShare: seats / (4 * honestTop.length),
+    twoSeatRate: twoSeats / honestTop.length,
+  }
 }

@@ -3,6 +3,8 @@
  * nodes, and the probability that more than f members of a committee are Byzantine.
  * Run: `pnpm --filter @digicap/committee bench` (JOBS=3000 by default).
  */
+
+import { passesToReach, REPUTATION_INITIAL, reputationAfter } from '../src/index.ts'
 import {
   binomialOverFault,
   byzantineSet,
@@ -10,6 +12,7 @@ import {
   overFaultRate,
   proportionality,
   simulateRankings,
+  sybilOdds,
 } from './simulate.ts'
 
 const jobs = Number(process.env.JOBS ?? 3000)
@@ -44,3 +47,30 @@ for (const fraction of [0.1, 0.2, 0.3]) {
   )
   console.log(`| ${(100 * share).toFixed(1)} % | ${cells.join(' | ')} |`)
 }
+
+const honestWeight = nodes.reduce((s, n) => s + n.weight, 0n)
+const honestStake = nodes.reduce((s, n) => s + n.stake, 0n)
+const honestTop = rankings.map((r) => r.slice(0, 4))
+console.log(
+  `\nSybil (n = 4; stake as a share of the honest nodes' stake; reputation ${REPUTATION_INITIAL} = fresh):\n`,
+)
+console.log('| Sybil | addresses | weight share | seat share | jobs with ≥ 2 Sybil seats |')
+console.log('| --- | --- | --- | --- | --- |')
+const cases: [string, number, bigint, bigint][] = [
+  ['10 % stake, fresh', 1, honestStake / 10n, BigInt(REPUTATION_INITIAL)],
+  ['10 % stake, fresh', 10, honestStake / 10n, BigInt(REPUTATION_INITIAL)],
+  ['10 % stake, fresh', 100, honestStake / 10n, BigInt(REPUTATION_INITIAL)],
+  ['10 % stake, reputation 500', 1, honestStake / 10n, 500n],
+  ['40 % stake, reputation 525', 1, (honestStake * 4n) / 10n, 525n],
+  ['40 % stake, reputation 525', 10, (honestStake * 4n) / 10n, 525n],
+  ['40 % stake, reputation 525', 100, (honestStake * 4n) / 10n, 525n],
+]
+for (const [label, identities, stake, reputation] of cases) {
+  const o = sybilOdds(honestTop, honestWeight, { identities, stake, reputation })
+  console.log(
+    `| ${label} | ${identities} | ${(100 * o.weightShare).toFixed(2)} % | ${(100 * o.seatShare).toFixed(2)} % | ${(100 * o.twoSeatRate).toFixed(2)} % |`,
+  )
+}
+console.log(
+  `\nReputation curve: ${passesToReach(50)} settled passes from ${REPUTATION_INITIAL} to 50, ${passesToReach(500)} to 500, ${passesToReach(900)} to 900; after 10 passes: ${reputationAfter(10)}.`,
+)

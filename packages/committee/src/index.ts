@@ -22,6 +22,15 @@
 
 export type { SortitionReason, VrfKeyReason, VrfProofReason } from './errors.ts'
 export { SortitionError, VrfEncodeError, VrfKeyError, VrfProofError } from './errors.ts'
+export type { ReputationEvent } from './reputation/curve.ts'
+export {
+  nextReputation,
+  passesToReach,
+  REPUTATION_GROWTH_DIVISOR,
+  REPUTATION_INITIAL,
+  REPUTATION_MAX,
+  reputationAfter,
+} from './reputation/curve.ts'
 export type { DrawCommitteeOptions, RankedTicket, Ticket } from './sortition/committee.ts'
 export {
   committeeSize,

@@ -6,7 +6,15 @@ import {
   overFaultRate,
   proportionality,
   simulateRankings,
+  sybilOdds,
 } from '../bench/simulate.ts'
+import {
+  nextReputation,
+  passesToReach,
+  REPUTATION_INITIAL,
+  REPUTATION_MAX,
+  reputationAfter,
+} from '../src/index.ts'
 
 /** χ² critical value for 9 degrees of freedom at α = 0.001: a fair sortition fails 1 run in 1,000. */
 const CHI2_9_DOF_999 = 27.88
@@ -33,6 +41,78 @@ describe('sortition over 1,000 nodes (stake × reputation weights spread 1 : 2,0
       // replacement (which only lowers the rate).
       const sigma = Math.sqrt((expected * (1 - expected)) / JOBS)
       expect(Math.abs(observed - expected)).toBeLessThan(4 * sigma + 0.02)
+    }
+  })
+})
+
+describe('a Sybil with many fresh addresses gains no selection odds (reputation curve)', () => {
+  const nodes = makeNodes(1000, 42)
+  const JOBS = 300
+  const honestTop = simulateRankings(nodes, JOBS, 4, 5)
+  const honestWeight = nodes.reduce((s, n) => s + n.weight, 0n)
+  const honestStake = nodes.reduce((s, n) => s + n.stake, 0n)
+  /** The Sybil brings 10 % of the honest nodes' stake. */
+  const stake = honestStake / 10n
+  const fresh = BigInt(REPUTATION_INITIAL)
+  const sigma = (p: number) => Math.sqrt((p * (1 - p)) / (4 * JOBS))
+
+  it('fresh addresses: weight and seats stay below 0.3 % (measured 0.02 %) however many addresses share the stake', () => {
+    for (const identities of [1, 10, 100]) {
+      const odds = sybilOdds(honestTop, honestWeight, { identities, stake, reputation: fresh })
+      expect(odds.weightShare).toBeLessThan(0.003)
+      expect(odds.seatShare).toBeLessThanOrEqual(
+        odds.weightShare + 4 * sigma(odds.weightShare) + 0.001,
+      )
+      expect(odds.twoSeatRate).toBeLessThanOrEqual(0.01)
+    }
+  })
+
+  it('the same stake in one established address (reputation 500) gets over 20× (measured ~300×) the seats of any fresh split', () => {
+    const established = sybilOdds(honestTop, honestWeight, {
+      identities: 1,
+      stake,
+      reputation: 500n,
+    })
+    const freshSplit = sybilOdds(honestTop, honestWeight, {
+      identities: 100,
+      stake,
+      reputation: fresh,
+    })
+    expect(established.seatShare).toBeGreaterThan(0.05)
+    expect(established.seatShare).toBeGreaterThan(20 * freshSplit.seatShare)
+  })
+
+  it('splitting never lifts the seat share above the weight share (40 % of the stake in 1, 10, 100 addresses)', () => {
+    // A heavy identity is capped at one seat, so splitting helps it up to, never past, its
+    // weight share: the bound a Sybil works against is its weight, i.e. stake × earned reputation.
+    const heavy = (honestStake * 4n) / 10n
+    for (const identities of [1, 10, 100]) {
+      const odds = sybilOdds(honestTop, honestWeight, {
+        identities,
+        stake: heavy,
+        reputation: 525n,
+      })
+      expect(odds.seatShare).toBeLessThanOrEqual(odds.weightShare + 4 * sigma(odds.weightShare))
+    }
+  })
+
+  it('passing minReputation(50) costs each address 41 settled passes; a fail halves, an equivocation zeroes', () => {
+    expect(reputationAfter(0)).toBe(1)
+    expect(passesToReach(50)).toBe(41)
+    expect(reputationAfter(40)).toBeLessThan(50)
+    expect(reputationAfter(41)).toBeGreaterThanOrEqual(50)
+    expect(passesToReach(500)).toBe(93)
+    expect(nextReputation(600, 'fail')).toBe(300)
+    expect(nextReputation(600, 'equivocation')).toBe(0)
+    expect(nextReputation(600, 'timeout')).toBe(600)
+    expect(nextReputation(REPUTATION_MAX, 'pass')).toBe(REPUTATION_MAX)
+    expect(() => nextReputation(1001, 'pass')).toThrow(RangeError)
+    expect(() => nextReputation(1.5, 'pass')).toThrow(RangeError)
+    expect(() => nextReputation(5, 'won' as never)).toThrow(RangeError)
+    // Never decreasing on a pass, never increasing on a fail, over the whole range.
+    for (let r = 0; r <= REPUTATION_MAX; r++) {
+      expect(nextReputation(r, 'pass')).toBeGreaterThanOrEqual(Math.min(r + 1, REPUTATION_MAX))
+      expect(nextReputation(r, 'fail')).toBeLessThanOrEqual(r)
     }
   })
 })
