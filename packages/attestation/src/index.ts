@@ -72,6 +72,8 @@ export {
   runEvents,
   verifyPhase,
 } from './phases/phase.ts'
+export type { ActivationCache } from './protocol/activate.ts'
+export { activateAttestationKey, createActivationCache } from './protocol/activate.ts'
 export type {
   AttestationChallenge,
   AttestationResponse,

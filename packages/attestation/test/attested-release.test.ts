@@ -3,7 +3,9 @@
  * releases only to an ephemeral key that appears in a valid before-quote of the executor's
  * registered AK. An executor without a registered record, with a record that is not the
  * registered one, quoting with another AK, in the middle of another run, with a changed boot
- * PCR, or not answering is refused with `ATTESTATION_REFUSED` and the reason.
+ * PCR, not answering, or whose AK its TPM cannot activate against the record's EK (an AK of
+ * another swtpm claimed under this EK) is refused with `ATTESTATION_REFUSED` and the reason;
+ * activation runs once per record hash.
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -21,6 +23,7 @@ import {
   AttestationRecordError,
   AttestationRefusedError,
   attestationRecordHash,
+  createActivationCache,
   decodeAttestationRecord,
   encodeAttestationRecord,
   requireAttestedRelease,
@@ -97,15 +100,20 @@ describe('requireAttestedRelease', () => {
           }),
         ),
       ).toMatchObject({ reason: 'record-mismatch' })
-      // registered: another AK of the same TPM (same EK); the executor quotes with this one
+      // registered: another AK of the same TPM (same EK); the executor's TPM cannot activate
+      // a credential for it with its own AK, and once activated, its quotes still fail
+      const forOther = {
+        ...base,
+        record: otherRecord,
+        registeredHash: attestationRecordHash(otherRecord),
+      }
+      expect(await refusal(requireAttestedRelease(pair.a, forOther))).toMatchObject({
+        reason: 'not-activated',
+      })
+      const activated = createActivationCache()
+      activated.add(forOther.registeredHash)
       expect(
-        await refusal(
-          requireAttestedRelease(pair.a, {
-            ...base,
-            record: otherRecord,
-            registeredHash: attestationRecordHash(otherRecord),
-          }),
-        ),
+        await refusal(requireAttestedRelease(pair.a, { ...forOther, activations: activated })),
       ).toMatchObject({ reason: 'evidence', check: 'QUOTE_SIGNER' })
 
       // mid-run of another grant: PCR 23 is not at its reset value
@@ -180,12 +188,82 @@ describe('requireAttestedRelease with only the registered hash', () => {
             registeredHash: attestationRecordHash(otherRecord),
           }),
         ),
-      ).toMatchObject({ reason: 'evidence', check: 'QUOTE_SIGNER' })
+      ).toMatchObject({ reason: 'not-activated' })
       await stop3()
     } finally {
       await other.stop()
     }
   })
+})
+
+describe('credential activation in requireAttestedRelease', () => {
+  it('runs once per record hash, and refuses an AK of another TPM claimed under this EK', async () => {
+    const second = await startSwtpm()
+    const other = await createPair()
+    try {
+      await agent.resetRunPcr()
+      const current = await recordOf(agent)
+      let activations = 0
+      const counted = {
+        quote: agent.quote,
+        activateCredential: (c: Parameters<AttestationAgent['activateCredential']>[0]) => {
+          activations++
+          return agent.activateCredential(c)
+        },
+      }
+      let stop = await serveAttestation(other.b, counted)
+      const base = {
+        peer: other.b.peerId,
+        grantId: bytes(),
+        ephemeralKey: bytes(),
+        record: current,
+        registeredHash: attestationRecordHash(current),
+      }
+      const cache = createActivationCache()
+      await requireAttestedRelease(other.a, { ...base, activations: cache })
+      await requireAttestedRelease(other.a, { ...base, activations: cache })
+      expect(activations).toBe(1)
+      await requireAttestedRelease(other.a, { ...base, activations: createActivationCache() })
+      expect(activations).toBe(2)
+      await stop()
+
+      // An AK made on another TPM, registered under this TPM's EK. The executor quotes with
+      // it (it holds that TPM) and tries both TPMs for the activation: neither recovers the
+      // secret, because the seed is wrapped to this EK and the HMAC binds the foreign AK's name.
+      const foreign = createAttestationAgent({ tcti: second.tcti })
+      const foreignRecord = await recordOf(foreign)
+      const claimed: AttestationRecord = { ...foreignRecord, ekPublic: current.ekPublic }
+      const claim = {
+        ...base,
+        record: claimed,
+        registeredHash: attestationRecordHash(claimed),
+        activations: createActivationCache(),
+      }
+      for (const activateCredential of [foreign.activateCredential, agent.activateCredential]) {
+        stop = await serveAttestation(other.b, { quote: foreign.quote, activateCredential })
+        expect(await refusal(requireAttestedRelease(other.a, claim))).toMatchObject({
+          reason: 'not-activated',
+        })
+        await stop()
+      }
+      // an executor that makes up an answer, or has no activation at all
+      for (const served of [
+        { quote: foreign.quote, activateCredential: async () => bytes() },
+        { quote: foreign.quote },
+      ]) {
+        stop = await serveAttestation(other.b, served)
+        expect(await refusal(requireAttestedRelease(other.a, claim))).toMatchObject({
+          reason: 'not-activated',
+        })
+        await stop()
+      }
+      // nothing was cached for the refused record
+      expect(claim.activations.has(claim.registeredHash)).toBe(false)
+    } finally {
+      await other.stop()
+      await second.stop()
+    }
+  }, 120_000)
 })
 
 describe('attestation record', () => {

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url'
 import { encode } from 'cborg'
 import {
   ATTEST_PROTOCOL,
+  encodeAttestActivate,
+  encodeAttestActivated,
   encodeAttestChallenge,
   encodeAttestEvidence,
   encodeFrame,
@@ -43,9 +45,15 @@ export const VECTOR_EVIDENCE = {
   eventLog: RESET_LOG,
 }
 
+/** Shaped like MakeCredential's output for an RSA-2048 EK (sizes included; bytes are patterns). */
+export const VECTOR_ACTIVATE = {
+  idObject: Uint8Array.from([0x00, 0x44, 0x00, 0x20, ...seq(66, 0x21)]),
+  encryptedSecret: Uint8Array.from([0x01, 0x00, ...seq(256, 0x61)]),
+}
+
 interface Vector {
   name: string
-  type: 'attest-challenge' | 'attest-evidence'
+  type: 'attest-challenge' | 'attest-evidence' | 'attest-activate' | 'attest-activated'
   expect: string
   field?: string
   comment: string
@@ -58,6 +66,8 @@ const raw = (map: Record<string, unknown>) => encode(map)
 export function generateAttestVectors(): Map<string, string> {
   const c = { v: 1, t: 'attest-challenge', ...VECTOR_CHALLENGE }
   const e = { v: 1, t: 'attest-evidence', ...VECTOR_EVIDENCE }
+  const act = { v: 1, t: 'attest-activate', ...VECTOR_ACTIVATE }
+  const done = { v: 1, t: 'attest-activated', secret: seq(32, 0xc0) }
   const cleanup = { cleanupGrantId: seq(32, 0x40), workspaceRemoved: true, keyBuffersWiped: true }
   const vectors: Vector[] = [
     {
@@ -212,6 +222,61 @@ export function generateAttestVectors(): Map<string, string> {
       field: 'cleanupGrantId',
       comment: 'cleanupGrantId is 31 bytes',
       body: raw({ ...e, ...cleanup, cleanupGrantId: seq(31, 0) }),
+    },
+    {
+      name: 'activate',
+      type: 'attest-activate',
+      expect: 'ok',
+      comment:
+        "MakeCredential's id object and encrypted secret for the registered EK and the AK's name",
+      body: encodeAttestActivate(VECTOR_ACTIVATE),
+    },
+    {
+      name: 'activated',
+      type: 'attest-activated',
+      expect: 'ok',
+      comment: 'the 32-byte secret TPM2_ActivateCredential recovered',
+      body: encodeAttestActivated({ secret: done.secret }),
+    },
+    {
+      name: 'activate-long-secret',
+      type: 'attest-activate',
+      expect: 'WIRE_FORMAT',
+      field: 'encryptedSecret',
+      comment: 'encryptedSecret is 1025 bytes (at most 1024)',
+      body: raw({ ...act, encryptedSecret: seq(1025, 0) }),
+    },
+    {
+      name: 'activate-empty-id-object',
+      type: 'attest-activate',
+      expect: 'WIRE_FORMAT',
+      field: 'idObject',
+      comment: 'idObject is empty',
+      body: raw({ ...act, idObject: new Uint8Array(0) }),
+    },
+    {
+      name: 'activate-with-nonce',
+      type: 'attest-activate',
+      expect: 'WIRE_FORMAT',
+      field: 'nonce',
+      comment: 'an activation with a challenge field mixed in',
+      body: raw({ ...act, nonce: seq(32, 0x10) }),
+    },
+    {
+      name: 'activated-long-secret',
+      type: 'attest-activated',
+      expect: 'WIRE_FORMAT',
+      field: 'secret',
+      comment: 'secret is 65 bytes (at most 64, a sha512 digest)',
+      body: raw({ ...done, secret: seq(65, 0) }),
+    },
+    {
+      name: 'activated-as-evidence',
+      type: 'attest-activated',
+      expect: 'WIRE_FORMAT',
+      field: 't',
+      comment: 'evidence where the activation answer is expected',
+      body: encodeAttestEvidence(VECTOR_EVIDENCE),
     },
   ]
   const out = new Map<string, string>()

@@ -160,7 +160,75 @@ export function encodeAttestEvidence(message: AttestEvidence): Uint8Array {
   )
 }
 
-/** `/digicap/attest/1.0.0`: {@link AttestChallenge} → {@link AttestEvidence}. */
+/** Largest TPM2B_ID_OBJECT / TPM2B_ENCRYPTED_SECRET of an activation (RSA-4096 EK: 514). */
+export const MAX_CREDENTIAL_BYTES = 1024
+/** Largest credential secret (TPM2B_DIGEST of sha512). */
+export const MAX_CREDENTIAL_SECRET = 64
+
+/**
+ * Verifier → executor credential activation (SPEC-ATTEST §3): MakeCredential's output for the
+ * registered EK and the AK's name. Only the TPM holding that EK, with that AK loaded, recovers
+ * the secret (TPM2_ActivateCredential).
+ */
+export interface AttestActivate {
+  /** TPM2B_ID_OBJECT, with its size. */
+  idObject: Uint8Array
+  /** TPM2B_ENCRYPTED_SECRET, with its size. */
+  encryptedSecret: Uint8Array
+}
+
+/** Executor → verifier: the secret TPM2_ActivateCredential recovered. */
+export interface AttestActivated {
+  secret: Uint8Array
+}
+
+const ACTIVATE = 'attest-activate'
+const ACTIVATED = 'attest-activated'
+
+export function decodeAttestActivate(body: Uint8Array): AttestActivate {
+  const { type, map } = decodeEnvelope(body)
+  expect(type, ACTIVATE)
+  checkFields(map, type, ['idObject', 'encryptedSecret'])
+  return {
+    idObject: readBytes(map, type, 'idObject', { min: 1, max: MAX_CREDENTIAL_BYTES }),
+    encryptedSecret: readBytes(map, type, 'encryptedSecret', {
+      min: 1,
+      max: MAX_CREDENTIAL_BYTES,
+    }),
+  }
+}
+
+/** @throws {InvalidArgumentError} if a field has the wrong type or length. */
+export function encodeAttestActivate(message: AttestActivate): Uint8Array {
+  return encodeChecked(
+    ACTIVATE,
+    () => ({
+      v: WIRE_VERSION,
+      t: ACTIVATE,
+      idObject: message.idObject,
+      encryptedSecret: message.encryptedSecret,
+    }),
+    decodeAttestActivate,
+  )
+}
+
+export function decodeAttestActivated(body: Uint8Array): AttestActivated {
+  const { type, map } = decodeEnvelope(body)
+  expect(type, ACTIVATED)
+  checkFields(map, type, ['secret'])
+  return { secret: readBytes(map, type, 'secret', { min: 1, max: MAX_CREDENTIAL_SECRET }) }
+}
+
+/** @throws {InvalidArgumentError} if a field has the wrong type or length. */
+export function encodeAttestActivated(message: AttestActivated): Uint8Array {
+  return encodeChecked(
+    ACTIVATED,
+    () => ({ v: WIRE_VERSION, t: ACTIVATED, secret: message.secret }),
+    decodeAttestActivated,
+  )
+}
+
+/** `/digicap/attest/1.0.0`, a quote challenge: {@link AttestChallenge} → {@link AttestEvidence}. */
 export const attestProtocol: WireProtocol<AttestChallenge, AttestEvidence> = {
   id: ATTEST_PROTOCOL,
   maxSize: MAX_CONTROL_FRAME,
@@ -168,4 +236,52 @@ export const attestProtocol: WireProtocol<AttestChallenge, AttestEvidence> = {
   decodeRequest: decodeAttestChallenge,
   encodeResponse: encodeAttestEvidence,
   decodeResponse: decodeAttestEvidence,
+}
+
+/**
+ * `/digicap/attest/1.0.0`, a credential activation: {@link AttestActivate} →
+ * {@link AttestActivated}. Same protocol id as {@link attestProtocol}: for `request` only; an
+ * executor serves both with {@link attestServeProtocol}.
+ */
+export const attestActivateProtocol: WireProtocol<AttestActivate, AttestActivated> = {
+  id: ATTEST_PROTOCOL,
+  maxSize: MAX_CONTROL_FRAME,
+  encodeRequest: encodeAttestActivate,
+  decodeRequest: decodeAttestActivate,
+  encodeResponse: encodeAttestActivated,
+  decodeResponse: decodeAttestActivated,
+}
+
+/** Any request of `/digicap/attest/1.0.0`, tagged by its message type. */
+export type AttestRequest =
+  | ({ t: 'attest-challenge' } & AttestChallenge)
+  | ({ t: 'attest-activate' } & AttestActivate)
+/** Any response of `/digicap/attest/1.0.0`, tagged by its message type. */
+export type AttestResponse =
+  | ({ t: 'attest-evidence' } & AttestEvidence)
+  | ({ t: 'attest-activated' } & AttestActivated)
+
+function typeOf(body: Uint8Array): string {
+  return decodeEnvelope(body).type
+}
+
+/**
+ * `/digicap/attest/1.0.0`, both exchanges, for the executor's `handle`: the request's `t`
+ * picks the codec; any other type is `WIRE_FORMAT`.
+ */
+export const attestServeProtocol: WireProtocol<AttestRequest, AttestResponse> = {
+  id: ATTEST_PROTOCOL,
+  maxSize: MAX_CONTROL_FRAME,
+  encodeRequest: (m) =>
+    m.t === ACTIVATE ? encodeAttestActivate(m) : encodeAttestChallenge(m as AttestChallenge),
+  decodeRequest: (body) =>
+    typeOf(body) === ACTIVATE
+      ? { t: ACTIVATE, ...decodeAttestActivate(body) }
+      : { t: CHALLENGE, ...decodeAttestChallenge(body) },
+  encodeResponse: (m) =>
+    m.t === ACTIVATED ? encodeAttestActivated(m) : encodeAttestEvidence(m as AttestEvidence),
+  decodeResponse: (body) =>
+    typeOf(body) === ACTIVATED
+      ? { t: ACTIVATED, ...decodeAttestActivated(body) }
+      : { t: EVIDENCE, ...decodeAttestEvidence(body) },
 }

@@ -34,16 +34,32 @@
 
 export type { AnyMessage } from './any-message.ts'
 export { decodeMessage } from './any-message.ts'
-export type { AttestChallenge, AttestCleanup, AttestEvidence } from './attest.ts'
+export type {
+  AttestActivate,
+  AttestActivated,
+  AttestChallenge,
+  AttestCleanup,
+  AttestEvidence,
+  AttestRequest,
+  AttestResponse,
+} from './attest.ts'
 export {
   ATTEST_PCRS,
   ATTEST_PROTOCOL,
+  attestActivateProtocol,
   attestProtocol,
+  attestServeProtocol,
+  decodeAttestActivate,
+  decodeAttestActivated,
   decodeAttestChallenge,
   decodeAttestEvidence,
+  encodeAttestActivate,
+  encodeAttestActivated,
   encodeAttestChallenge,
   encodeAttestEvidence,
   MAX_ATTEST_BYTES,
+  MAX_CREDENTIAL_BYTES,
+  MAX_CREDENTIAL_SECRET,
   MAX_EVENT_LOG_BYTES,
   MAX_RECORD_BYTES,
 } from './attest.ts'

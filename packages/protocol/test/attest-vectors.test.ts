@@ -11,16 +11,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ATTEST_VECTOR_DIR,
   generateAttestVectors,
+  VECTOR_ACTIVATE,
   VECTOR_EVIDENCE,
 } from '../scripts/generate-attest-vectors.ts'
 import { parseVector } from '../scripts/generate-vectors.ts'
 import {
   ATTEST_PROTOCOL,
+  attestActivateProtocol,
   attestProtocol,
+  attestServeProtocol,
+  decodeAttestActivate,
+  decodeAttestActivated,
   decodeAttestChallenge,
   decodeAttestEvidence,
   decodeFrame,
   decodeReply,
+  encodeAttestActivate,
+  encodeAttestActivated,
   encodeAttestChallenge,
   encodeAttestEvidence,
   handle,
@@ -37,6 +44,8 @@ const read = (f: string) => parseVector(readFileSync(join(ATTEST_VECTOR_DIR, f),
 const codecs: Record<string, [(b: Uint8Array) => any, (m: any) => Uint8Array]> = {
   'attest-challenge': [decodeAttestChallenge, encodeAttestChallenge],
   'attest-evidence': [decodeAttestEvidence, encodeAttestEvidence],
+  'attest-activate': [decodeAttestActivate, encodeAttestActivate],
+  'attest-activated': [decodeAttestActivated, encodeAttestActivated],
 }
 
 function outcome(decode: (b: Uint8Array) => unknown, body: Uint8Array): DigicapError | 'ok' {
@@ -56,7 +65,7 @@ describe('attest vectors', () => {
     for (const name of files) {
       expect(readFileSync(join(ATTEST_VECTOR_DIR, name), 'utf8'), name).toBe(generated.get(name))
     }
-    expect(files.length).toBeGreaterThanOrEqual(15)
+    expect(files.length).toBeGreaterThanOrEqual(26)
   })
 
   it.each(files)('%s decodes to its expected outcome', (file) => {
@@ -95,9 +104,15 @@ describe('attest over libp2p', () => {
   let served = 0
   beforeAll(async () => {
     ;({ a, b, stop } = await createPair())
-    await handle(b, attestProtocol, (challenge) => {
+    await handle(b, attestServeProtocol, (req) => {
       served++
-      return { ...VECTOR_EVIDENCE, attest: Uint8Array.from([...challenge.nonce, 1]) }
+      if (req.t === 'attest-activate')
+        return { t: 'attest-activated' as const, secret: req.idObject.slice(4, 36) }
+      return {
+        t: 'attest-evidence' as const,
+        ...VECTOR_EVIDENCE,
+        attest: Uint8Array.from([...req.nonce, 1]),
+      }
     })
   })
   afterAll(async () => {
@@ -130,12 +145,21 @@ describe('attest over libp2p', () => {
     expect(Buffer.from(evidence.attest.subarray(0, 32))).toEqual(Buffer.from(nonce))
   })
 
-  it('answers every malformed challenge vector with the matching error reply', async () => {
+  it('answers an activation on the same protocol id, and a challenge still with evidence', async () => {
+    const { secret } = await request(a, b.peerId, attestActivateProtocol, VECTOR_ACTIVATE)
+    expect(secret).toEqual(VECTOR_ACTIVATE.idObject.slice(4, 36))
+    // each client codec refuses the other exchange's answer: no evidence taken for a secret
+    const answer = encodeAttestActivated({ secret })
+    expect(() => attestProtocol.decodeResponse(answer)).toThrow(/attest-evidence/)
+  })
+
+  it('answers every malformed request vector with the matching error reply', async () => {
     const before = served
     const wanted = { WIRE_FORMAT: 'format', WIRE_VERSION: 'version' } as Record<string, string>
     for (const file of files) {
       const { header, frame } = read(file)
-      if (header.type !== 'attest-challenge' || header.expect === 'ok') continue
+      if (!['attest-challenge', 'attest-activate'].includes(String(header.type))) continue
+      if (header.expect === 'ok') continue
       const got = (await raw(frame)) as DigicapError
       expect(got, file).toBeInstanceOf(DigicapError)
       expect(got.code, file).toBe('WIRE_REMOTE')

@@ -1,10 +1,11 @@
 /**
  * The executor's side of `/digicap/attest/1.0.0`: each challenge gets a fresh quote from the
- * agent for exactly the challenge's nonce, grant and key. A TPM failure becomes an `internal`
- * error reply (the handler's error stays local, reported to `onError`).
+ * agent for exactly the challenge's nonce, grant and key; each activation request the secret
+ * TPM2_ActivateCredential recovers. A TPM failure (and a failed activation) becomes an
+ * `internal` error reply (the handler's error stays local, reported to `onError`).
  */
 import {
-  attestProtocol,
+  attestServeProtocol,
   createStreamGate,
   type HandleOptions,
   handle,
@@ -33,7 +34,7 @@ export const DEFAULT_ATTEST_CHALLENGES = { maxPerPeer: 2, maxTotal: 8 } as const
  */
 export function serveAttestation(
   node: ProtocolRegistrar,
-  agent: Pick<AttestationAgent, 'quote'>,
+  agent: Pick<AttestationAgent, 'quote'> & Partial<Pick<AttestationAgent, 'activateCredential'>>,
   options: ServeAttestationOptions = {},
 ): Promise<() => Promise<void>> {
   const { record, ...rest } = options
@@ -43,16 +44,30 @@ export function serveAttestation(
   }
   return handle(
     node,
-    attestProtocol,
-    async (challenge) =>
-      toWireEvidence({
-        ...(await agent.quote({
-          nonce: challenge.nonce,
-          grantId: challenge.grantId,
-          ephemeralPublicKey: challenge.ephemeralKey,
-        })),
-        ...(record === undefined ? {} : { record }),
-      }),
+    attestServeProtocol,
+    async (req) => {
+      if (req.t === 'attest-activate') {
+        if (agent.activateCredential === undefined) {
+          throw new Error('This agent does not activate credentials')
+        }
+        const secret = await agent.activateCredential({
+          idObject: req.idObject,
+          encryptedSecret: req.encryptedSecret,
+        })
+        return { t: 'attest-activated' as const, secret }
+      }
+      return {
+        t: 'attest-evidence' as const,
+        ...toWireEvidence({
+          ...(await agent.quote({
+            nonce: req.nonce,
+            grantId: req.grantId,
+            ephemeralPublicKey: req.ephemeralKey,
+          })),
+          ...(record === undefined ? {} : { record }),
+        }),
+      }
+    },
     handleOptions,
   )
 }

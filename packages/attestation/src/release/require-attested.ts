@@ -10,6 +10,11 @@ import { DigicapError } from '@digicap/capsule-core'
 import type { ProtocolDialer, RequestOptions, RequestTarget } from '@digicap/protocol'
 import { equalBytes } from '../bytes.ts'
 import { AttestationRefusedError } from '../errors.ts'
+import {
+  type ActivationCache,
+  activateAttestationKey,
+  createActivationCache,
+} from '../protocol/activate.ts'
 import { requestAttestation, verifyAttestation } from '../protocol/challenge.ts'
 import {
   type AttestationRecord,
@@ -30,13 +35,25 @@ export interface AttestedReleaseParameters {
   record?: AttestationRecord
   /** The node's last accepted quote clock, if the caller keeps one (monotonic checks). */
   previous?: QuoteClock
+  /**
+   * Record hashes already activated (credential activation runs once per record hash).
+   * Default: one cache shared by every call in this process.
+   */
+  activations?: ActivationCache
 }
+
+/** The process-wide default of {@link AttestedReleaseParameters.activations}. */
+const defaultActivations = createActivationCache()
 
 /**
  * Resolves with the accepted quote's clock (keep it as `previous` for this node), or throws.
  *
+ * The first time a record hash is seen, its AK is activated against its EK on the executor's
+ * TPM (TPM2_ActivateCredential, SPEC.md §5) before the quote is trusted.
+ *
  * @throws {AttestationRefusedError} `details.reason` `unregistered`, `record-mismatch`,
- *   `evidence` (with `details.check`), `unreachable`.
+ *   `not-activated` (the AK is not in the TPM of the record's EK), `evidence` (with
+ *   `details.check`), `unreachable`.
  */
 export async function requireAttestedRelease(
   node: ProtocolDialer,
@@ -82,6 +99,11 @@ export async function requireAttestedRelease(
       })
     }
     checkRecord(record, params.registeredHash)
+  }
+  const activations = params.activations ?? defaultActivations
+  if (!activations.has(params.registeredHash)) {
+    await activateAttestationKey(node, params.peer, record, options)
+    activations.add(params.registeredHash)
   }
   try {
     const { attest } = verifyAttestation(response, {
