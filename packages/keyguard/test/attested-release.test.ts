@@ -104,6 +104,9 @@ async function serveWith(e: Executor, a: AttestationAgent, rec: AttestationRecor
         e.quotes++
         return a.quote(binding)
       },
+      // Credential activation (once per record hash) is answered by the TPM holding the
+      // registered record's AK, so `ex.foreign` passes it and is refused at its quote.
+      activateCredential: (c) => agent.activateCredential(c),
     },
     { record: encodeAttestationRecord(rec) },
   )
