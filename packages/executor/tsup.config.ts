@@ -5,11 +5,12 @@ export default defineConfig({
   // (see sandboxWorkerUrl in src/sandbox/worker-host.ts), so the names stay flat.
   entry: {
     index: 'src/index.ts',
+    node: 'src/node/index.ts',
     'quickjs-worker': 'src/sandbox/quickjs/worker.ts',
     'wasi-worker': 'src/sandbox/wasi/worker.ts',
   },
   format: ['esm'],
-  dts: { entry: 'src/index.ts' },
+  dts: { entry: { index: 'src/index.ts', node: 'src/node/index.ts' } },
   sourcemap: true,
   clean: true,
   target: 'node22',

@@ -8,5 +8,5 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node22',
-  external: ['@digicap/executor', '@digicap/owner'],
+  external: ['@digicap/executor', '@digicap/executor/node', '@digicap/owner'],
 })

@@ -1,31 +1,19 @@
-/** The composition root: identity + config → libp2p/helia node, chain, executor, receiver. */
+/** The composition root: the data folder (config, identity, keys) → `@digicap/executor/node`. */
 import { existsSync } from 'node:fs'
-import { readFile, rename, writeFile } from 'node:fs/promises'
-import { generateX25519KeyPair, x25519PublicKey } from '@digicap/capsule-core'
+import { readFile, rename } from 'node:fs/promises'
+import { toHex } from '@digicap/capsule-core'
 import { removeStaleTemps, rpcChainId } from '@digicap/cli-kit'
-import { createProvider } from '@digicap/contracts'
+import { defaultSandboxes, type SandboxSet } from '@digicap/executor'
 import {
-  createExecutor,
-  createResultReceiver,
-  defaultSandboxes,
-  type Executor,
-  type ExecutorChain,
-  ethersExecutorChain,
-  ethersResultGrants,
-  fileResultReplays,
-  type ResultReceiver,
-  type SandboxSet,
-} from '@digicap/executor'
+  createReceiverKeyFile,
+  loadNodeAttestation,
+  type ExecutorNode as NodeParts,
+  openExecutorNode,
+  readReceiverKeyFile,
+} from '@digicap/executor/node'
 import { deriveOwnerIdentity, generateMnemonic, normalizeMnemonic } from '@digicap/keyguard'
-import {
-  type CapsuleStore,
-  createDigicapNode,
-  type DigicapNode,
-  heliaCapsuleStore,
-  privateKeyFromSeed,
-} from '@digicap/p2p'
+import { privateKeyFromSeed } from '@digicap/p2p'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { formatEther, getBytes, hexlify, Wallet } from 'ethers'
 import {
   checkTcti,
   DEFAULT_LISTEN,
@@ -34,52 +22,26 @@ import {
   loadConfig,
   writeJsonAtomic,
 } from './config.ts'
-import { AlreadyInitialisedError, ConfigError, InsufficientFundsError } from './errors.ts'
+import { AlreadyInitialisedError, ConfigError } from './errors.ts'
 
 /** The stock sandboxes (QuickJS, WASI, `data` summarised), from `@digicap/executor`. */
 export { defaultSandboxes }
+/** Reads a receiver key file (64 hex characters, the X25519 private key). */
+export const readReceiverKey = readReceiverKeyFile
 
-export interface ExecutorIdentity {
-  address: string
-  /** secp256k1 key, 32 bytes. Secret. */
-  ethereumPrivateKey: Uint8Array
-  /** Ed25519 seed of the libp2p identity. Secret. */
-  libp2pSeed: Uint8Array
-}
-
-/** Reads `identity.json` (the mnemonic) and derives the keys. */
-export async function readIdentity(dataDir: string): Promise<ExecutorIdentity> {
+/** The keys `identity.json`'s mnemonic derives (keyguard's scheme); the caller zeroes them. */
+export async function readIdentity(dataDir: string) {
   const file = executorNodePaths(dataDir).identity
-  let raw: { mnemonic?: unknown }
-  try {
-    raw = JSON.parse(await readFile(file, 'utf8'))
-  } catch (cause) {
+  const raw = await readFile(file, 'utf8').then(JSON.parse, (cause) => {
     throw new ConfigError('Cannot read the identity file', { cause, details: { file } })
-  }
-  if (typeof raw.mnemonic !== 'string') {
+  })
+  if (typeof raw?.mnemonic !== 'string') {
     throw new ConfigError('The identity file has no mnemonic', { details: { file } })
   }
   const id = await deriveOwnerIdentity(raw.mnemonic)
   id.recoveryKeyPair.privateKey.fill(0)
-  return {
-    address: id.address,
-    ethereumPrivateKey: id.ethereumPrivateKey,
-    libp2pSeed: id.libp2pSeed,
-  }
-}
-
-/** Reads a receiver key file (64 hex characters, the X25519 private key). */
-export async function readReceiverKey(path: string): Promise<Uint8Array> {
-  let text: string
-  try {
-    text = (await readFile(path, 'utf8')).trim()
-  } catch (cause) {
-    throw new ConfigError('Cannot read the receiver key file', { cause, details: { path } })
-  }
-  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) {
-    throw new ConfigError('The receiver key file is not 32 bytes of hex', { details: { path } })
-  }
-  return getBytes(text.startsWith('0x') ? text : `0x${text}`)
+  id.operatorPrivateKey.fill(0)
+  return id
 }
 
 export interface InitExecutorNodeOptions {
@@ -99,21 +61,13 @@ export interface InitExecutorNodeOptions {
   tcti?: string | undefined
   /** Import these words instead of generating new ones. */
   mnemonic?: string | undefined
+  /** Move an existing node's files aside. */
   force?: boolean | undefined
 }
 
-export interface InitResult {
-  config: ExecutorNodeConfig
-  address: string
-  peerId: string
-  receiverPublicKey: string
-  /** True when the words were generated here (show them once). */
-  generated: boolean
-  mnemonic: string
-}
-
-/** Creates identity.json, receiver.key and config.json. */
-export async function initExecutorNode(o: InitExecutorNodeOptions): Promise<InitResult> {
+/** Creates identity.json, receiver.key and config.json; says whether the words are new. */
+export async function initExecutorNode(o: InitExecutorNodeOptions) {
+  const words = o.mnemonic
   const paths = executorNodePaths(o.dataDir)
   checkTcti(o.tcti, paths.config) // before anything is written
   if (existsSync(paths.config) || existsSync(paths.identity)) {
@@ -129,22 +83,17 @@ export async function initExecutorNode(o: InitExecutorNodeOptions): Promise<Init
     }
   }
   const chainId = await rpcChainId(o.rpcUrl, o.chainId)
-  const generated = o.mnemonic === undefined
-  const mnemonic = generated ? generateMnemonic() : normalizeMnemonic(o.mnemonic as string)
+  const mnemonic = words === undefined ? generateMnemonic() : normalizeMnemonic(words)
   const id = await deriveOwnerIdentity(mnemonic)
   const peerId = peerIdFromPrivateKey(await privateKeyFromSeed(id.libp2pSeed)).toString()
-  const receiver = generateX25519KeyPair()
   await writeJsonAtomic(paths.identity, { version: 1, mnemonic })
-  await writeFile(paths.receiverKey, `${hexlify(receiver.privateKey).slice(2)}\n`, {
-    mode: 0o600,
-    flag: 'wx',
-  })
+  const receiverPublicKey = toHex(await createReceiverKeyFile(paths.receiverKey))
   const config: ExecutorNodeConfig = {
     version: 1,
     dataDir: o.dataDir,
     rpcUrl: o.rpcUrl,
     ...(o.rpcUrls?.length ? { rpcUrls: o.rpcUrls } : {}),
-    ...(o.quorum !== undefined ? { quorum: o.quorum } : {}),
+    ...(o.quorum === undefined ? {} : { quorum: o.quorum }),
     chainId,
     contracts: o.contracts,
     listen: o.listen ?? DEFAULT_LISTEN,
@@ -154,51 +103,26 @@ export async function initExecutorNode(o: InitExecutorNodeOptions): Promise<Init
     ...(o.tcti === undefined ? {} : { tcti: o.tcti }),
   }
   await writeJsonAtomic(paths.config, config)
-  const result: InitResult = {
-    config,
-    address: id.address,
-    peerId,
-    receiverPublicKey: hexlify(x25519PublicKey(receiver.privateKey)),
-    generated,
-    mnemonic,
-  }
-  id.ethereumPrivateKey.fill(0)
-  id.libp2pSeed.fill(0)
+  for (const k of [id.ethereumPrivateKey, id.libp2pSeed, id.operatorPrivateKey]) k.fill(0)
   id.recoveryKeyPair.privateKey.fill(0)
-  receiver.privateKey.fill(0)
-  return result
+  return { config, address: id.address, peerId, receiverPublicKey, generated: !words, mnemonic }
 }
 
-export interface ExecutorNode {
+export interface ExecutorNode extends NodeParts {
   readonly config: ExecutorNodeConfig
-  readonly node: DigicapNode
-  readonly store: CapsuleStore
-  readonly chain: ExecutorChain
-  readonly wallet: Wallet
-  readonly executor: Executor
-  readonly peerId: string
-  /** A receiver on this node's libp2p for `key` (the `receive` command). */
-  receiver(privateKey: Uint8Array): ResultReceiver
-  stop(): Promise<void>
 }
 
 export interface CreateExecutorNodeOptions {
   /** Override the listen addresses (tests: loopback port 0). */
   listen?: string[] | undefined
-  /** Start the executor (key-release handler). Default true. */
+  /** Start the executor (key releases; with a TPM, attestation). Default true. */
   executor?: boolean | undefined
+  /** Load the TPM attestation key when the config names a TPM. Default true. */
+  attestation?: boolean | undefined
   sandboxes?: SandboxSet | undefined
 }
 
-/**
- * Loads the config and identity from `dataDir` and starts the node.
- * @example
- * ```ts
- * const en = await createExecutorNode(dataDir, process.env)
- * const run = await en.executor.runCapsule(cid)
- * await en.stop()
- * ```
- */
+/** Loads the config and identity from `dataDir` and opens the node. */
 export async function createExecutorNode(
   dataDir: string,
   env: NodeJS.ProcessEnv = {},
@@ -207,101 +131,32 @@ export async function createExecutorNode(
   const config = await loadConfig(dataDir, env)
   // Leftovers of a write cut by a crash (init's config or identity).
   await removeStaleTemps(dataDir)
+  const paths = executorNodePaths(dataDir)
+  const tcti = options.attestation === false ? undefined : config.tcti
+  const attestation =
+    tcti === undefined
+      ? undefined
+      : await loadNodeAttestation({
+          agent: (await import('@digicap/attestation/agent')).createAttestationAgent({ tcti }),
+          recordFile: paths.attestationRecord,
+        })
   const id = await readIdentity(dataDir)
-  const provider = createProvider(config.rpcUrl, config.chainId)
-  const wallet = new Wallet(hexlify(id.ethereumPrivateKey), provider)
-  id.ethereumPrivateKey.fill(0)
-  const node = await createDigicapNode({
-    privateKey: await privateKeyFromSeed(id.libp2pSeed),
-    listen: options.listen ?? config.listen,
-    bootstrap: config.bootstrap,
-    dataDir: executorNodePaths(dataDir).ipfs,
-  })
-  id.libp2pSeed.fill(0)
-  const store = heliaCapsuleStore(node.helia)
-  const readProviders = [
-    provider,
-    ...(config.rpcUrls ?? []).map((url) => createProvider(url, config.chainId)),
-  ]
-  const chain = ethersExecutorChain({
-    addresses: { chainId: String(config.chainId), ...config.contracts },
-    signer: wallet,
-    readProviders,
-    ...(config.quorum !== undefined ? { quorum: config.quorum } : {}),
-  })
-  const executor = createExecutor({
-    fast: config.fast,
-    keyguardAddrs: config.keyguardAddrs,
-    ...(config.fetchTimeoutMs === undefined ? {} : { fetchTimeoutMs: config.fetchTimeoutMs }),
-  })({
-    libp2p: node.libp2p,
-    store,
-    chain,
-    wallet,
-    sandboxes: options.sandboxes ?? defaultSandboxes(),
-  })
-  if (options.executor !== false) await executor.start()
-  return {
-    config,
-    node,
-    store,
-    chain,
-    wallet,
-    executor,
-    peerId: node.peerId,
-    receiver: (privateKey) =>
-      createResultReceiver({ privateKey })({
-        libp2p: node.libp2p,
-        store,
-        // Who may deliver what: the grants on this node's chain.
-        grants: ethersResultGrants({
-          chainId: config.chainId,
-          accessController: config.contracts.accessController,
-          runner: provider,
-        }),
-        // Spent run and grant ids survive a restart: a replay is refused after one too.
-        replays: fileResultReplays({ path: executorNodePaths(dataDir).receiverReplays })({
-          writeJsonAtomic,
-        }),
-      }),
-    async stop() {
-      await executor.stop()
-      await node.stop()
-      for (const p of readProviders) p.destroy()
-    },
+  try {
+    const en = await openExecutorNode({
+      ...config,
+      readRpcUrls: config.rpcUrls,
+      accountKey: id.ethereumPrivateKey,
+      libp2pSeed: id.libp2pSeed,
+      listen: options.listen ?? config.listen,
+      ipfsDir: paths.ipfs,
+      receiverReplaysFile: paths.receiverReplays,
+      attestation,
+      sandboxes: options.sandboxes,
+      start: options.executor,
+    })
+    return { ...en, config }
+  } finally {
+    id.ethereumPrivateKey.fill(0)
+    id.libp2pSeed.fill(0)
   }
-}
-
-/** Gas `register` may use, for the funds check (anvil measures under 200 000). */
-const REGISTER_GAS = 300_000n
-
-/**
- * Checks, before sending, that `wallet` can pay the registration's stake plus its gas: the
- * chain's own answer to an unfunded account names neither the account nor the amount.
- * @throws {InsufficientFundsError} naming the address, its balance and what to send it.
- */
-export async function requireStakeFunds(wallet: Wallet, stake: bigint): Promise<void> {
-  const provider = wallet.provider
-  if (!provider) return
-  const [balance, fees] = await Promise.all([
-    provider.getBalance(wallet.address),
-    provider.getFeeData(),
-  ])
-  const gas = REGISTER_GAS * (fees.maxFeePerGas ?? fees.gasPrice ?? 0n)
-  const needed = stake + gas
-  if (balance >= needed) return
-  const eth = (wei: bigint) => `${formatEther(wei)} ETH`
-  throw new InsufficientFundsError(
-    `The account ${wallet.address} has ${eth(balance)}; register needs ${eth(needed)}`,
-    {
-      details: {
-        address: wallet.address,
-        balance: eth(balance),
-        stake: eth(stake),
-        gas: eth(gas),
-        missing: eth(needed - balance),
-      },
-      hint: `Send at least ${eth(needed - balance)} to ${wallet.address} (the stake, ${eth(stake)}, plus gas), then run \`executor-node register\` again.`,
-    },
-  )
 }

@@ -3,8 +3,7 @@
  *
  * `@digicap/executor-node` — the executor's CLI and daemon. The library face is the
  * composition root used by the CLI: `createExecutorNode(dataDir, env)` loads
- * `<dataDir>/config.json` and the identity, starts a helia/libp2p node with the executor's
- * registered peer id, and wires `@digicap/executor` to it.
+ * `<dataDir>/config.json` and the identity and opens `@digicap/executor/node`'s node on them.
  *
  * @example
  * ```ts
@@ -15,23 +14,14 @@
  * await en.stop()
  * ```
  */
-
 export { parseRoles } from './commands/register.ts'
 export type { ExecutorNodeConfig } from './config.ts'
 export { applyEnv, checkConfig, executorNodePaths, loadConfig, resolveDataDir } from './config.ts'
-export {
-  AlreadyInitialisedError,
-  ChainUnreachableError,
-  ConfigError,
-  NotInitialisedError,
-  UsageError,
-} from './errors.ts'
+export * from './errors.ts'
 export type {
   CreateExecutorNodeOptions,
-  ExecutorIdentity,
   ExecutorNode,
   InitExecutorNodeOptions,
-  InitResult,
 } from './executor-node.ts'
 export {
   createExecutorNode,
@@ -39,7 +29,6 @@ export {
   initExecutorNode,
   readIdentity,
   readReceiverKey,
-  requireStakeFunds,
 } from './executor-node.ts'
 export type { CliIo } from './main.ts'
 export { runCli } from './main.ts'

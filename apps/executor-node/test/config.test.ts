@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { positiveEther } from '@digicap/cli-kit'
+import { NODE_ROLES } from '@digicap/executor/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   applyEnv,
@@ -90,8 +91,11 @@ describe('config', () => {
   })
 
   it('parses roles, stake and receiver key files with typed errors', async () => {
-    expect(parseRoles('executor,verifier')).toBe(3)
-    expect(() => parseRoles('king')).toThrow(expect.objectContaining({ code: 'USAGE' }))
+    expect(parseRoles('executor,verifier', NODE_ROLES)).toBe(3)
+    expect(() => parseRoles('toString', NODE_ROLES)).toThrow(
+      expect.objectContaining({ code: 'USAGE' }),
+    )
+    expect(() => parseRoles('king', NODE_ROLES)).toThrow(expect.objectContaining({ code: 'USAGE' }))
     expect(positiveEther('0.5', 'stake')).toBe(500000000000000000n)
     expect(() => positiveEther('-1', 'stake')).toThrow(expect.objectContaining({ code: 'USAGE' }))
     expect(() => positiveEther('lots', 'stake')).toThrow(expect.objectContaining({ code: 'USAGE' }))

@@ -32,6 +32,8 @@ const PACKED = [
   'protocol',
   'keyguard',
   'tpm',
+  'attestation',
+  'cli-kit',
 ]
 
 // biome-ignore lint/suspicious/noExplicitAny: the scripts' JSON lines

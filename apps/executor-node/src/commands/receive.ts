@@ -25,7 +25,11 @@ the first result.`,
     const privateKey = await readReceiverKey(
       flags['key-file'] ?? executorNodePaths(dataDir).receiverKey,
     )
-    const en = await createExecutorNode(dataDir, ctx.env, { ...listenOf(ctx), executor: false })
+    const en = await createExecutorNode(dataDir, ctx.env, {
+      ...listenOf(ctx),
+      executor: false,
+      attestation: false,
+    })
     const receiver = en.receiver(privateKey)
     receiver.events.addEventListener('error', (e) => {
       const err = (e as CustomEvent<DigicapError>).detail

@@ -4,14 +4,11 @@ import { toHex } from '@digicap/capsule-core'
 import { positiveEther, UsageError, valueFlag } from '@digicap/cli-kit'
 import { command, dataDirOf } from './shared.ts'
 
-/** NodeRegistry role bits by name. */
-const ROLES: Record<string, number> = { executor: 1, verifier: 2 }
-
-/** `executor,verifier` → the NodeRegistry role bits. */
-export function parseRoles(text: string): number {
+/** `executor,verifier` → the NodeRegistry role bits (`NODE_ROLES` of `@digicap/executor/node`). */
+export function parseRoles(text: string, bitsOf: Readonly<Record<string, number>>): number {
   let bits = 0
   for (const r of text.split(',').map((s) => s.trim())) {
-    const bit = ROLES[r]
+    const bit = Object.hasOwn(bitsOf, r) ? bitsOf[r] : undefined
     if (bit === undefined) throw new UsageError('Unknown role', { details: { role: r } })
     bits |= bit
   }
@@ -28,35 +25,25 @@ AK, writes <data-dir>/attestation-record.bin, and registers its SHA-256 as attes
 (else the zero hash: no attestation key).`,
   flags: {
     stake: valueFlag('<eth>', 'stake, in ether'),
-    roles: valueFlag('<list>', 'executor, verifier', { default: 'executor', parse: parseRoles }),
+    roles: valueFlag('<list>', 'executor, verifier', { default: 'executor' }),
   },
   async run(ctx) {
-    const { roles } = ctx.flags
     const ether = ctx.flags.stake
     if (ether === undefined) throw new UsageError('register needs --stake <eth>')
     const stake = positiveEther(ether, 'stake')
-    const { createExecutorNode, requireStakeFunds } = await import('../executor-node.ts')
-    const dataDir = dataDirOf(ctx)
-    const en = await createExecutorNode(dataDir, ctx.env, { listen: [], executor: false })
+    const [{ createExecutorNode }, { NODE_ROLES }] = await Promise.all([
+      import('../executor-node.ts'),
+      import('@digicap/executor/node'),
+    ])
+    const roles = parseRoles(ctx.flags.roles, NODE_ROLES)
+    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, { listen: [], executor: false })
     try {
-      await requireStakeFunds(en.wallet, stake)
-      const tcti = en.config.tcti
-      const attestation =
-        tcti === undefined
-          ? undefined
-          : await import('../attestation.ts').then((m) => m.loadNodeAttestation(dataDir, tcti))
-      const attestationKeyHash = attestation?.hash ?? new Uint8Array(32)
-      const tx = await en.chain.registerNode({
-        peerId: en.node.libp2p.peerId.toMultihash().bytes,
-        attestationKeyHash,
-        roles,
-        stake,
-      })
-      const { address } = en.wallet
-      const hash = toHex(attestationKeyHash)
+      const r = await en.register({ roles, stake })
+      const hash = toHex(r.attestationKeyHash)
+      const { address, peerId, attestation } = en
       ctx.result(
-        { address, peerId: en.peerId, roles, stake, attestationKeyHash: hash, transaction: tx },
-        `registered ${address} (peer ${en.peerId}, roles ${roles}) with ${ether} ETH\n${attestation ? `  attestation key ${hash}\n` : ''}  tx ${tx}\n`,
+        { address, peerId, roles, stake, attestationKeyHash: hash, transaction: r.transaction },
+        `registered ${address} (peer ${peerId}, roles ${roles}) with ${ether} ETH\n${attestation ? `  attestation key ${hash}\n` : ''}  tx ${r.transaction}\n`,
       )
     } finally {
       await en.stop()

@@ -4,7 +4,6 @@ import { toHex } from '@digicap/capsule-core'
 import { switchFlag } from '@digicap/cli-kit'
 import type { AutoRunEvent } from '@digicap/executor'
 import type { CapsuleAnnouncement } from '@digicap/p2p'
-import type { ExecutorNode } from '../executor-node.ts'
 import { command, dataDirOf, listenOf } from './shared.ts'
 
 type Line = (doc: Record<string, unknown>, human: string) => void
@@ -33,26 +32,6 @@ function autoRunPrinter(line: Line): (e: AutoRunEvent) => void {
   }
 }
 
-/** With a TPM configured: PCR 23 reset ("before") and the attest protocol served. */
-async function serveNodeAttestation(
-  en: ExecutorNode,
-  dataDir: string,
-  line: Line,
-): Promise<(() => Promise<void>) | undefined> {
-  const tcti = en.config.tcti
-  if (tcti === undefined) return undefined
-  const [{ loadNodeAttestation }, { serveAttestation }] = await Promise.all([
-    import('../attestation.ts'),
-    import('@digicap/attestation/agent'),
-  ])
-  const { agent, recordBytes, hash } = await loadNodeAttestation(dataDir, tcti)
-  await agent.resetRunPcr()
-  const unserve = await serveAttestation(en.node.libp2p, agent, { record: recordBytes })
-  const attestationKeyHash = toHex(hash)
-  line({ event: 'attesting', attestationKeyHash }, `attesting with key ${attestationKeyHash}\n`)
-  return unserve
-}
-
 export const serve = command({
   name: 'serve',
   summary: 'daemon: key releases, announcements (--auto-run), pending deliveries',
@@ -75,18 +54,15 @@ with a quote and the attestation record. Stops on SIGINT/SIGTERM.`,
         import('@digicap/p2p'),
         import('../executor-node.ts'),
       ])
-    const dataDir = dataDirOf(ctx)
-    const en = await createExecutorNode(dataDir, ctx.env, listenOf(ctx))
-    const unserveAttestation = await serveNodeAttestation(en, dataDir, line).catch(
-      async (err: unknown) => {
-        await en.stop()
-        throw err
-      },
-    )
+    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, listenOf(ctx))
+    if (en.attestation) {
+      const attestationKeyHash = toHex(en.attestation.hash)
+      line({ event: 'attesting', attestationKeyHash }, `attesting with key ${attestationKeyHash}\n`)
+    }
     const addresses = en.node.multiaddrs()
     line(
-      { event: 'started', peerId: en.peerId, addresses, address: en.wallet.address },
-      `serving as ${en.peerId} (${en.wallet.address})\n${addresses.map((a) => `  ${a}\n`).join('')}`,
+      { event: 'started', peerId: en.peerId, addresses, address: en.address },
+      `serving as ${en.peerId} (${en.address})\n${addresses.map((a) => `  ${a}\n`).join('')}`,
     )
     // Bounded: a capped queue, an LRU of seen CIDs, a per-announcer rate limit, one run
     // at a time (see autoRunner in @digicap/executor).
@@ -111,7 +87,6 @@ with a quote and the attestation record. Stops on SIGINT/SIGTERM.`,
     const reason = await ctx.waitForStop()
     if (typeof unsubscribe === 'function') unsubscribe()
     await auto?.stop()
-    await unserveAttestation?.()
     await en.stop()
     line({ event: 'stopped', reason }, `stopped (${reason})\n`)
   },

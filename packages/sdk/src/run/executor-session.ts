@@ -1,24 +1,9 @@
 /**
- * An executor for the length of one call: its libp2p node (the registered identity), its
- * chain client, and the sandboxes. The ethers objects stay in here; nothing of them leaks out.
+ * An executor node for the length of one call: `@digicap/executor/node`'s composition (the one
+ * executor-node runs too) on the network's RPC, with the caller's account and identity.
  */
-import { createProvider } from '@digicap/contracts'
-import {
-  createExecutor,
-  defaultSandboxes,
-  type Executor,
-  type ExecutorChain,
-  ethersExecutorChain,
-  type SandboxSet,
-} from '@digicap/executor'
-import {
-  createDigicapNode,
-  type DigicapNode,
-  heliaCapsuleStore,
-  privateKeyFromSeed,
-} from '@digicap/p2p'
-import { bytesToHex } from '@noble/hashes/utils.js'
-import { Wallet } from 'ethers'
+import type { SandboxSet } from '@digicap/executor'
+import { type ExecutorNode, openExecutorNode } from '@digicap/executor/node'
 import { SignerUnsupportedError } from '../errors.ts'
 import type { DigicapNetwork } from '../networks/registry.ts'
 import { type DigicapSigner, localKeyOf } from '../signer/signer.ts'
@@ -28,13 +13,6 @@ export interface ExecutorIdentity {
   readonly signer: DigicapSigner
   /** The 32-byte seed of the libp2p identity registered in NodeRegistry. */
   readonly identity: Uint8Array
-}
-
-export interface ExecutorSession {
-  readonly node: DigicapNode
-  readonly chain: ExecutorChain
-  readonly executor: Executor
-  stop(): Promise<void>
 }
 
 export interface ExecutorSessionOptions {
@@ -49,49 +27,24 @@ export async function openExecutorSession(
   network: DigicapNetwork,
   who: ExecutorIdentity,
   options: ExecutorSessionOptions,
-): Promise<ExecutorSession> {
-  const key = localKeyOf(who.signer)
-  if (key === undefined) {
+): Promise<ExecutorNode> {
+  const accountKey = localKeyOf(who.signer)
+  if (accountKey === undefined) {
     throw new SignerUnsupportedError('Running a capsule needs the executor key in this process', {
       details: { address: who.signer.address },
       hint: 'The executor signs access requests and results itself: pass localSigner(key).',
     })
   }
-  const provider = createProvider(network.rpcUrl, network.chainId)
-  const wallet = new Wallet(`0x${bytesToHex(key)}`, provider)
-  let node: DigicapNode | undefined
-  try {
-    node = await createDigicapNode({
-      privateKey: await privateKeyFromSeed(who.identity),
-      listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap: options.peers ?? [],
-    })
-    const chain = ethersExecutorChain({
-      addresses: { chainId: String(network.chainId), ...network.addresses },
-      signer: wallet,
-    })
-    const executor = createExecutor({ keyguardAddrs: options.peers ?? [] })({
-      libp2p: node.libp2p,
-      store: heliaCapsuleStore(node.helia),
-      chain,
-      wallet,
-      sandboxes: options.sandboxes ?? defaultSandboxes(),
-    })
-    if (options.start) await executor.start()
-    const opened = node
-    return {
-      node: opened,
-      chain,
-      executor,
-      async stop() {
-        await executor.stop()
-        await opened.stop()
-        provider.destroy()
-      },
-    }
-  } catch (err) {
-    await node?.stop()
-    provider.destroy()
-    throw err
-  }
+  return openExecutorNode({
+    rpcUrl: network.rpcUrl,
+    chainId: network.chainId,
+    contracts: network.addresses,
+    accountKey,
+    libp2pSeed: who.identity,
+    listen: options.listen,
+    bootstrap: options.peers,
+    keyguardAddrs: options.peers,
+    sandboxes: options.sandboxes,
+    start: options.start,
+  })
 }

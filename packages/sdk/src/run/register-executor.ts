@@ -17,7 +17,9 @@ export interface RegisterExecutorReturnType {
 }
 
 /**
- * @throws `@digicap/contracts`' `ContractRevertError` (`AlreadyRegistered`, `StakeTooLow`, …),
+ * @throws `@digicap/cli-kit`'s `InsufficientFundsError` (naming the account and what to send)
+ *   when the account cannot pay the stake plus gas, before anything is sent;
+ *   `@digicap/contracts`' `ContractRevertError` (`AlreadyRegistered`, `StakeTooLow`, …),
  *   `@digicap/executor`'s `AccessUnavailableError` when the chain cannot be reached.
  */
 export async function registerExecutor(
@@ -27,14 +29,8 @@ export async function registerExecutor(
   await checkChainId(network)
   const session = await openExecutorSession(network, p, { listen: [], start: false })
   try {
-    const transaction = await session.chain.registerNode({
-      peerId: session.node.libp2p.peerId.toMultihash().bytes,
-      // No attestation key yet (the attestation agent registers one when it runs).
-      attestationKeyHash: new Uint8Array(32),
-      roles: 1,
-      stake: p.stake,
-    })
-    return { address: p.signer.address, peerId: session.node.peerId, transaction }
+    const { transaction } = await session.register({ stake: p.stake })
+    return { address: p.signer.address, peerId: session.peerId, transaction }
   } finally {
     await session.stop()
   }

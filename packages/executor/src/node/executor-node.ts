@@ -1,0 +1,95 @@
+/**
+ * The executor node: the executor (key releases, runs, deliveries) on a helia/libp2p node, the
+ * result receiver on the same node, registration, and the optional TPM attestation. One copy,
+ * composed by `executor-node` (from its data folder) and by the SDK's `runCapsule` (per call).
+ */
+import { heliaCapsuleStore } from '@digicap/p2p'
+import { createResultReceiver } from '@digicap/protocol'
+import { ExecutorStateError } from '../errors.ts'
+import { createExecutor } from '../executor.ts'
+import { defaultSandboxes } from '../sandbox/defaults.ts'
+import { NODE_ROLES, requireStakeFunds } from './register.ts'
+import type {
+  ExecutorNode,
+  ExecutorNodeComponents,
+  ExecutorNodeInit,
+  RegisterNodeParameters,
+} from './types.ts'
+
+/**
+ * @example
+ * ```ts
+ * const en = executorNode({ keyguardAddrs })({ node, chain, signer, attestation })
+ * await en.start()
+ * const run = await en.executor.runCapsule(cid, { fast: true })
+ * await en.stop()
+ * ```
+ */
+export function executorNode(
+  init: ExecutorNodeInit = {},
+): (components: ExecutorNodeComponents) => ExecutorNode {
+  return (c) => {
+    const store = heliaCapsuleStore(c.node.helia)
+    const { attestation } = c
+    const executor = createExecutor(init)({
+      libp2p: c.node.libp2p,
+      store,
+      chain: c.chain,
+      wallet: c.signer,
+      sandboxes: c.sandboxes ?? defaultSandboxes(),
+      // With a TPM every run is measured into PCR 23 (the run's hooks reach the agent here).
+      ...(attestation === undefined ? {} : { attestation: attestation.agent }),
+      ...(c.logger === undefined ? {} : { logger: c.logger }),
+    })
+    let unserve: (() => Promise<void>) | undefined
+    return {
+      node: c.node,
+      store,
+      chain: c.chain,
+      executor,
+      peerId: c.node.peerId,
+      address: c.signer.address,
+      attestation,
+      async start() {
+        if (attestation && !unserve) {
+          const { serveAttestation } = await import('@digicap/attestation/agent')
+          // The "before" state a verifier quotes until the first run.
+          await attestation.agent.resetRunPcr()
+          unserve = await serveAttestation(c.node.libp2p, attestation.agent, {
+            record: attestation.recordBytes,
+          })
+        }
+        if (!executor.started) await executor.start()
+      },
+      async stop() {
+        await executor.stop()
+        await unserve?.()
+        unserve = undefined
+      },
+      async register(p: RegisterNodeParameters) {
+        if (c.funds) await requireStakeFunds(c.funds, c.signer.address, p.stake)
+        const attestationKeyHash = attestation?.hash ?? new Uint8Array(32)
+        const transaction = await c.chain.registerNode({
+          peerId: c.node.libp2p.peerId.toMultihash().bytes,
+          attestationKeyHash,
+          roles: p.roles ?? NODE_ROLES.executor,
+          stake: p.stake,
+        })
+        return { transaction, attestationKeyHash }
+      },
+      receiver(privateKey) {
+        if (!c.resultGrants) {
+          throw new ExecutorStateError('This node has no grant source for a result receiver', {
+            hint: 'Pass resultGrants (e.g. ethersResultGrants) in the components.',
+          })
+        }
+        return createResultReceiver({ privateKey })({
+          libp2p: c.node.libp2p,
+          store,
+          grants: c.resultGrants,
+          ...(c.resultReplays === undefined ? {} : { replays: c.resultReplays }),
+        })
+      },
+    }
+  }
+}

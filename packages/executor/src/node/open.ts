@@ -1,0 +1,112 @@
+/**
+ * The stock parts of an executor node, built and composed: an ethers account and chain client
+ * on the RPC(s), a helia/libp2p node on the registered identity, the chain's result grants.
+ * Its `stop` also stops what it built.
+ */
+import { writeJsonAtomic } from '@digicap/cli-kit'
+import { createProvider } from '@digicap/contracts'
+import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p'
+import { Wallet } from 'ethers'
+import { ethersExecutorChain } from '../chain.ts'
+import { ethersResultGrants } from '../delivery/grants.ts'
+import { fileResultReplays } from '../delivery/replay-file.ts'
+import type { SandboxSet } from '../sandbox/select.ts'
+import { executorNode } from './executor-node.ts'
+import { ethersChainFunds } from './register.ts'
+import type { ExecutorNode, ExecutorNodeInit, NodeAttestation } from './types.ts'
+
+export interface OpenExecutorNodeParameters extends ExecutorNodeInit {
+  readonly rpcUrl: string
+  readonly chainId: number
+  readonly contracts: {
+    readonly capsuleRegistry: string
+    readonly nodeRegistry: string
+    readonly accessController: string
+  }
+  /** More RPCs of the same chain: registry reads go through a quorum of all of them. */
+  readonly readRpcUrls?: readonly string[] | undefined
+  /** RPCs that must agree on a registry read. Default: 1 for one RPC, else a majority. */
+  readonly quorum?: number | undefined
+  /** The executor account's secp256k1 key (32 bytes; the caller may zero it after). */
+  readonly accountKey: Uint8Array
+  /** The 32-byte seed of the libp2p identity registered in NodeRegistry. */
+  readonly libp2pSeed: Uint8Array
+  /** Default `['/ip4/127.0.0.1/tcp/0']`. */
+  readonly listen?: readonly string[] | undefined
+  readonly bootstrap?: readonly string[] | undefined
+  /** Blocks and datastore on disk here; default in memory. */
+  readonly ipfsDir?: string | undefined
+  /** The result receiver's replay memory file; default in memory. */
+  readonly receiverReplaysFile?: string | undefined
+  readonly attestation?: NodeAttestation | undefined
+  readonly sandboxes?: SandboxSet | undefined
+  /** Start it (key releases, attestation) before returning. Default true. */
+  readonly start?: boolean | undefined
+}
+
+/**
+ * @throws `@digicap/p2p`'s `NodeStartError` (listen address taken, …); nothing is left running.
+ * @example
+ * ```ts
+ * const en = await openExecutorNode({ rpcUrl, chainId, contracts, accountKey, libp2pSeed })
+ * const run = await en.executor.runCapsule(cid)
+ * await en.stop()
+ * ```
+ */
+export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<ExecutorNode> {
+  const provider = createProvider(p.rpcUrl, p.chainId)
+  const readProviders = [
+    provider,
+    ...(p.readRpcUrls ?? []).map((u) => createProvider(u, p.chainId)),
+  ]
+  const destroy = () => {
+    for (const r of readProviders) r.destroy()
+  }
+  const wallet = new Wallet(`0x${Buffer.from(p.accountKey).toString('hex')}`, provider)
+  let node: DigicapNode
+  try {
+    node = await createDigicapNode({
+      privateKey: await privateKeyFromSeed(p.libp2pSeed),
+      listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: p.bootstrap ?? [],
+      ...(p.ipfsDir === undefined ? {} : { dataDir: p.ipfsDir }),
+    })
+  } catch (err) {
+    destroy()
+    throw err
+  }
+  const en = executorNode(p)({
+    node,
+    chain: ethersExecutorChain({
+      addresses: { chainId: String(p.chainId), ...p.contracts },
+      signer: wallet,
+      readProviders,
+      ...(p.quorum === undefined ? {} : { quorum: p.quorum }),
+    }),
+    signer: wallet,
+    sandboxes: p.sandboxes,
+    attestation: p.attestation,
+    funds: ethersChainFunds(provider),
+    // Who may deliver what to this node's receiver: the grants on this chain.
+    resultGrants: ethersResultGrants({
+      chainId: p.chainId,
+      accessController: p.contracts.accessController,
+      runner: provider,
+    }),
+    resultReplays:
+      p.receiverReplaysFile === undefined
+        ? undefined
+        : fileResultReplays({ path: p.receiverReplaysFile })({ writeJsonAtomic }),
+  })
+  const stop = async () => {
+    await en.stop()
+    await node.stop()
+    destroy()
+  }
+  if (p.start !== false)
+    await en.start().catch(async (err) => {
+      await stop()
+      throw err
+    })
+  return { ...en, stop }
+}

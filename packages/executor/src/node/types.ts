@@ -1,0 +1,81 @@
+/** The executor node's interfaces: what it is made of, and what it offers its front ends. */
+import type { AttestationAgent } from '@digicap/attestation/agent'
+import type { CapsuleStore, DigicapNode } from '@digicap/p2p'
+import type { ResultGrantSource, ResultReceiver, ResultReplayStore } from '@digicap/protocol'
+import type { ExecutorChain } from '../chain.ts'
+import type { Executor, ExecutorComponents, ExecutorInit } from '../executor.ts'
+import type { SandboxSet } from '../sandbox/select.ts'
+
+/** The node's attestation identity (opt-in, needs a TPM): the agent and its registration record. */
+export interface NodeAttestation {
+  /** The TPM agent (EK, AK, PCR 23); the run's measurement hooks reach it here. */
+  readonly agent: AttestationAgent
+  /** The encoded registration record (EK, AK, boot PCRs), sent with every attestation answer. */
+  readonly recordBytes: Uint8Array
+  /** SHA-256 of `recordBytes`: NodeRegistry's `attestationKeyHash`. */
+  readonly hash: Uint8Array
+}
+
+/** What registration reads of the account before it sends (ethers: `ethersChainFunds`). */
+export interface ChainFunds {
+  /** The account's balance, wei. */
+  balanceOf(address: string): Promise<bigint>
+  /** The most a unit of gas may cost now, wei. */
+  maxFeePerGas(): Promise<bigint>
+}
+
+export interface ExecutorNodeComponents {
+  /** libp2p + helia; its peer id is the one registered in NodeRegistry. */
+  readonly node: DigicapNode
+  readonly chain: ExecutorChain
+  /** The executor's account: signs access requests and results. */
+  readonly signer: ExecutorComponents['wallet']
+  readonly sandboxes?: SandboxSet | undefined
+  /** With a TPM: started nodes reset PCR 23 and answer `/digicap/attest/1.0.0`. */
+  readonly attestation?: NodeAttestation | undefined
+  /** For `register`'s funds check; without it registration sends unchecked. */
+  readonly funds?: ChainFunds | undefined
+  /** For `receiver()`: who may deliver what (the chain's grants). */
+  readonly resultGrants?: ResultGrantSource | undefined
+  /** For `receiver()`: spent run and grant ids kept across restarts. */
+  readonly resultReplays?: ResultReplayStore | undefined
+  readonly logger?: ExecutorComponents['logger']
+}
+
+export interface RegisterNodeParameters {
+  /** NodeRegistry role bits (`NODE_ROLES`). Default `NODE_ROLES.executor`. */
+  readonly roles?: number | undefined
+  /** Stake, wei. */
+  readonly stake: bigint
+}
+
+export interface RegisterNodeReturnType {
+  readonly transaction: string
+  /** What was registered: the attestation record's hash, or 32 zero bytes without a TPM. */
+  readonly attestationKeyHash: Uint8Array
+}
+
+export interface ExecutorNode {
+  readonly node: DigicapNode
+  readonly store: CapsuleStore
+  readonly chain: ExecutorChain
+  readonly executor: Executor
+  readonly peerId: string
+  /** The executor's account address. */
+  readonly address: string
+  readonly attestation: NodeAttestation | undefined
+  /** Starts the key-release handler; with attestation also resets PCR 23 and serves attest. */
+  start(): Promise<void>
+  /** Stops what `start` started (the node itself is its builder's to stop). */
+  stop(): Promise<void>
+  /**
+   * Stakes and registers the node's peer id and attestation key hash in NodeRegistry.
+   * @throws {InsufficientFundsError} (cli-kit's) when the account cannot pay stake + gas.
+   * @throws `@digicap/contracts`' `ContractRevertError` (`AlreadyRegistered`, `StakeTooLow`, …).
+   */
+  register(p: RegisterNodeParameters): Promise<RegisterNodeReturnType>
+  /** A result receiver on this node's libp2p for `privateKey` (X25519). */
+  receiver(privateKey: Uint8Array): ResultReceiver
+}
+
+export type ExecutorNodeInit = ExecutorInit
