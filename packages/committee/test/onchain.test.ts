@@ -8,9 +8,11 @@ import { type BaseContract, ContractFactory, hexlify, type Interface } from 'eth
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   encodeToCurve,
+  jobSeed,
   onchainProof,
   prove,
   publicKeyOf,
+  sortitionScore,
   SECP256K1_SHA256_TAI as suite,
 } from '../src/index.ts'
 
@@ -38,6 +40,10 @@ interface ProofArg {
 let anvil: Anvil
 let verifier: BaseContract & {
   verify: { staticCall(pk: Pair, alpha: Uint8Array, p: ProofArg): Promise<string> }
+  ticketScore: {
+    staticCall(pk: Pair, alpha: Uint8Array, p: ProofArg, weight: bigint): Promise<[string, bigint]>
+  }
+  sortitionScore: { staticCall(beta: Uint8Array, weight: bigint): Promise<bigint> }
   submit: {
     (
       pk: Pair,
@@ -83,6 +89,52 @@ async function revertOf(call: Promise<unknown>): Promise<string> {
 
 const G = secp256k1.Point.BASE
 const pairOf = (p: typeof G): Pair => [p.x, p.y]
+
+describe('SortitionScore.sol ranks exactly as sortitionScore in TypeScript', () => {
+  it('gives the same score for edge outputs and 300 random outputs and weights', async () => {
+    const edges = [
+      '0',
+      '1',
+      'ff',
+      `7${'f'.repeat(63)}`,
+      `8${'0'.repeat(63)}`,
+      'f'.repeat(64),
+      `${'f'.repeat(63)}e`,
+    ]
+    const betas = [
+      ...edges.map((h) => Uint8Array.from(Buffer.from(h.padStart(64, '0'), 'hex'))),
+      ...Array.from({ length: 300 }, (_, i) => {
+        const b = crypto.getRandomValues(new Uint8Array(32))
+        b.fill(0, 0, i % 31) // outputs of every magnitude
+        return b
+      }),
+    ]
+    for (const [i, beta] of betas.entries()) {
+      const weight = i % 3 === 0 ? 1n : BigInt(1 + i) * 10n ** 16n * BigInt(1 + (i % 1000))
+      expect(await verifier.sortitionScore.staticCall(beta, weight)).toBe(
+        sortitionScore(beta, weight),
+      )
+    }
+    expect(await revertOf(verifier.sortitionScore.staticCall(betas[0]!, 0n))).toBe('ZeroWeight()')
+  })
+
+  it('verifies a ticket and scores it in one call (ticketScore)', async () => {
+    const alpha = jobSeed(
+      crypto.getRandomValues(new Uint8Array(32)),
+      crypto.getRandomValues(new Uint8Array(32)),
+    )
+    const { onchain } = proofFor(alpha)
+    const weight = 5n * 10n ** 16n * 700n
+    const [beta, score] = await verifier.ticketScore.staticCall(
+      onchain.publicKey,
+      alpha,
+      onchain.proof,
+      weight,
+    )
+    expect(beta).toBe(hexlify(onchain.beta))
+    expect(score).toBe(sortitionScore(onchain.beta, weight))
+  })
+})
 
 describe('VrfVerifier on a real anvil', () => {
   it('accepts proofs made in TypeScript and returns the same beta (20 random keys and inputs)', async () => {

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Secp256k1Vrf} from "./Secp256k1Vrf.sol";
+import {SortitionScore} from "./SortitionScore.sol";
 
 /// @title VrfVerifier
 /// @notice Checks ECVRF-SECP256K1-SHA256-TAI proofs made by the committee package (packages/committee) (`onchainProof`
@@ -18,6 +19,23 @@ contract VrfVerifier {
         returns (bytes32 beta)
     {
         return Secp256k1Vrf.verify(pk, alpha, proof);
+    }
+
+    /// @notice Verifies a ticket and returns its output and its sortition score for `weight`
+    ///         (stake × reputation); reverts `SortitionScore.ZeroWeight` for weight 0.
+    function ticketScore(
+        uint256[2] calldata pk,
+        bytes calldata alpha,
+        Secp256k1Vrf.Proof calldata proof,
+        uint256 weight
+    ) external view returns (bytes32 beta, uint256 score) {
+        beta = Secp256k1Vrf.verify(pk, alpha, proof);
+        score = SortitionScore.score(beta, weight);
+    }
+
+    /// @notice The sortition score of an output already verified (see `SortitionScore`).
+    function sortitionScore(bytes32 beta, uint256 weight) external pure returns (uint256) {
+        return SortitionScore.score(beta, weight);
     }
 
     /// @notice Verifies like `verify` and emits `VrfOutput`.
