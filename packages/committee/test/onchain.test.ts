@@ -49,7 +49,8 @@ let verifier: BaseContract & {
       pk: Pair,
       alpha: Uint8Array,
       p: ProofArg,
-    ): Promise<{ wait(): Promise<{ gasUsed: bigint; logs: unknown[] }> }>
+      overrides?: { gasLimit: bigint },
+    ): Promise<{ hash: string; wait(): Promise<{ gasUsed: bigint; logs: unknown[] }> }>
     staticCall(pk: Pair, alpha: Uint8Array, p: ProofArg): Promise<string>
   }
 }
@@ -224,5 +225,26 @@ describe('VrfVerifier on a real anvil', () => {
       expect(max).toBeLessThanOrEqual(200_000n)
     }
     expect(byTries.size).toBeGreaterThanOrEqual(6)
+  })
+
+  it('mines a tampered proof sent in a real transaction as reverted, with no VrfOutput', async () => {
+    const alpha = new TextEncoder().encode('job 9')
+    const { onchain } = proofFor(alpha)
+    const tx = await verifier.submit(
+      onchain.publicKey,
+      alpha,
+      { ...onchain.proof, c: onchain.proof.c ^ 1n },
+      { gasLimit: 300_000n },
+    )
+    let status: number | undefined
+    try {
+      await tx.wait()
+    } catch (err) {
+      status = (err as { receipt?: { status?: number } }).receipt?.status
+    }
+    expect(status).toBe(0)
+    const receipt = await anvil.provider.getTransactionReceipt(tx.hash)
+    expect(receipt?.status).toBe(0)
+    expect(receipt?.logs.length).toBe(0)
   })
 })

@@ -19,10 +19,12 @@ import {
 /** χ² critical value for 9 degrees of freedom at α = 0.001: a fair sortition fails 1 run in 1,000. */
 const CHI2_9_DOF_999 = 27.88
 
+// One simulation (300 jobs over 1,000 nodes, ~5 s) serves every test of this file.
+const rankings = simulateRankings(makeNodes(1000, 42), 300, 4, 3)
+
 describe('sortition over 1,000 nodes (stake × reputation weights spread 1 : 2,000)', () => {
   const nodes = makeNodes(1000, 42)
   const JOBS = 300
-  const rankings = simulateRankings(nodes, JOBS, 4, 3)
 
   it('gives each weight decile a share of seats and of first seats proportional to its weight (χ², α = 0.001)', () => {
     const p = proportionality(nodes, rankings, 4)
@@ -48,7 +50,7 @@ describe('sortition over 1,000 nodes (stake × reputation weights spread 1 : 2,0
 describe('a Sybil with many fresh addresses gains no selection odds (reputation curve)', () => {
   const nodes = makeNodes(1000, 42)
   const JOBS = 300
-  const honestTop = simulateRankings(nodes, JOBS, 4, 5)
+  const honestTop = rankings
   const honestWeight = nodes.reduce((s, n) => s + n.weight, 0n)
   const honestStake = nodes.reduce((s, n) => s + n.stake, 0n)
   /** The Sybil brings 10 % of the honest nodes' stake. */
