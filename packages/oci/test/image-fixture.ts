@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { gzipSync, zstdCompressSync } from 'node:zlib'
 import { createLayout } from '../src/index.ts'
 
 export interface Fixture {
@@ -51,11 +51,11 @@ async function tarOf(files: Record<string, Uint8Array | string>): Promise<Uint8A
 }
 
 /**
- * Writes an image layout with one manifest: a gzip layer of a script and a CSV, and a plain
- * tar layer of `extraBytes` random bytes (to cross many stream chunks).
+ * Writes an image layout with one manifest: a gzip layer of a script and a CSV, a plain tar
+ * layer of `extraBytes` random bytes (to cross many stream chunks), and with `zstd` a zstd layer.
  */
 export async function buildFixture(
-  options: { extraBytes?: number; ref?: string } = {},
+  options: { extraBytes?: number; ref?: string; zstd?: boolean } = {},
 ): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'oci-fixture-'))
   const ref = options.ref ?? 'v1'
@@ -70,6 +70,14 @@ export async function buildFixture(
     { bytes: gz1, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', diffId: sha(tar1) },
     { bytes: tar2, mediaType: 'application/vnd.oci.image.layer.v1.tar', diffId: sha(tar2) },
   ]
+  if (options.zstd) {
+    const tar3 = await tarOf({ 'etc/zstd.txt': 'a zstd layer\n' })
+    layers.push({
+      bytes: new Uint8Array(zstdCompressSync(tar3)),
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd',
+      diffId: sha(tar3),
+    })
+  }
   const config = new TextEncoder().encode(
     JSON.stringify({
       architecture: 'amd64',

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import { pipeline } from 'node:stream/promises'
-import { gzipSync } from 'node:zlib'
+import { gzipSync, zstdCompressSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   decodePrivateOptions,
@@ -216,23 +216,38 @@ describe('strict layer decryption', () => {
     expect(await readdir(spoolDir)).toEqual([])
   })
 
-  it('accepts the uncompressed digest for a layer skopeo compressed before encrypting', async () => {
-    const tar = new Uint8Array(randomBytes(5000))
-    const gz = gzipSync(tar)
-    const enc = layerEncryptor({ digest: sha(tar) })
-    const out = await buffer(Readable.from([gz]).pipe(enc.stream))
-    const r = enc.result()
-    const ok = await openLayer([out], {
-      private: r.private,
-      public: r.public,
-      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-      spoolDir,
+  for (const [name, compress] of [
+    ['gzip', gzipSync],
+    ['zstd', zstdCompressSync],
+  ] as const) {
+    it(`accepts the uncompressed digest for a layer skopeo compressed (${name}) before encrypting`, async () => {
+      const tar = new Uint8Array(randomBytes(5000))
+      const compressed = compress(tar)
+      const enc = layerEncryptor({ digest: sha(tar) })
+      const out = await buffer(Readable.from([compressed]).pipe(enc.stream))
+      const r = enc.result()
+      const ok = await openLayer([out], {
+        private: r.private,
+        public: r.public,
+        mediaType: `application/vnd.oci.image.layer.v1.tar+${name}`,
+        spoolDir,
+      })
+      expect(ok.digest).toBe(sha(compressed))
+      await ok.dispose()
+      // without the compressed media type, the digest does not match the decryption
+      await expect(
+        openLayer([out], { private: r.private, public: r.public, spoolDir }),
+      ).rejects.toBeInstanceOf(OciIntegrityError)
+      // and a compressed layer whose decompression is not the recorded digest is refused
+      const other = layerEncryptor({ digest: sha(new Uint8Array(1)) })
+      const out2 = await buffer(Readable.from([compressed]).pipe(other.stream))
+      await expect(
+        openLayer([out2], {
+          ...other.result(),
+          mediaType: `application/vnd.oci.image.layer.v1.tar+${name}`,
+          spoolDir,
+        }),
+      ).rejects.toBeInstanceOf(OciIntegrityError)
     })
-    expect(ok.digest).toBe(sha(gz))
-    await ok.dispose()
-    // without the compressed media type, the digest does not match the decryption
-    await expect(
-      openLayer([out], { private: r.private, public: r.public, spoolDir }),
-    ).rejects.toBeInstanceOf(OciIntegrityError)
-  })
+  }
 })
