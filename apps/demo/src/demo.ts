@@ -33,7 +33,8 @@ import {
   readReceiverKey,
 } from '@digicap/executor-node'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
-import { parseEther, type Wallet } from 'ethers'
+import { getBytes, parseEther, type Wallet } from 'ethers'
+import { type AttestationWatch, type WatchedRun, watchAttestation } from './attestation-watch.ts'
 
 type Actor = 'chain' | 'pi-node' | 'executor' | 'receiver'
 const ACTORS: readonly Actor[] = ['chain', 'pi-node', 'executor', 'receiver']
@@ -53,6 +54,8 @@ interface Stage {
 type Doc = Record<string, any>
 
 const POLICY = 'all(minReputation(50), maxRuns(2))'
+/** With a TPM for the executor: released only to a key in a valid before-quote of its AK. */
+const ATTESTED_POLICY = 'all(minReputation(50), maxRuns(2), attested())'
 const MIN_REPUTATION = 50n
 const STAKE_ETH = '0.01'
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -292,6 +295,7 @@ function onPath(cmd: string): boolean {
 
 let anvil: Anvil | undefined
 let tpm: Swtpm | undefined
+let executorTpm: Swtpm | undefined
 let tmp: string | undefined
 let shutdown: Promise<void> | undefined
 let receiverNode: ExecutorNode | undefined
@@ -320,7 +324,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 function stopAll(): Promise<void> {
   shutdown ??= (async () => {
     await Promise.all([...[...children].map(stopChild), receiverNode?.stop()])
-    await Promise.all([anvil?.stop(), tpm?.stop()])
+    await Promise.all([anvil?.stop(), tpm?.stop(), executorTpm?.stop()])
     if (tmp && !flags.keep) await rm(tmp, { recursive: true, force: true })
   })()
   return shutdown
@@ -353,8 +357,12 @@ async function main() {
     executor: join(tmp, 'executor-node'),
     receiver: join(tmp, 'receiver'),
     tpm: join(tmp, 'swtpm'),
+    executorTpm: join(tmp, 'swtpm-executor'),
   }
   const swtpmAvailable = onPath('swtpm') && onPath('tpm2_createprimary')
+  // The executor's own TPM (a second swtpm): its attestation key, PCR 23 around every run.
+  const attesting = swtpmAvailable
+  const policy = attesting ? ATTESTED_POLICY : POLICY
   const useTpm = flags.sealer === 'tpm2' || (flags.sealer === undefined && swtpmAvailable)
   if (!useTpm) {
     const why = flags.sealer === 'software' ? '--sealer software' : 'swtpm/tpm2-tools not on PATH'
@@ -363,7 +371,7 @@ async function main() {
     process.stderr.write(`\n${yellow(`WARNING: ${w}`)}\n\n`)
   }
   // chain and TPM
-  ;[anvil, tpm] = await Promise.all([
+  ;[anvil, tpm, executorTpm] = await Promise.all([
     stage(
       'chain',
       'start anvil',
@@ -381,9 +389,21 @@ async function main() {
           (t) => t.tcti,
         )
       : Promise.resolve(undefined),
+    attesting
+      ? stage(
+          'executor',
+          'start swtpm (the executor TPM: attestation key, PCR 23)',
+          async () => {
+            await mkdir(dirs.executorTpm, { recursive: true })
+            return startSwtpm({ stateDir: dirs.executorTpm })
+          },
+          (t) => t.tcti,
+        )
+      : Promise.resolve(undefined),
   ])
   started.push({ pid: anvil.pid, what: 'anvil' })
   if (tpm) started.push({ pid: tpm.pid, what: 'swtpm' })
+  if (executorTpm) started.push({ pid: executorTpm.pid, what: 'swtpm (executor)' })
   const rpc = anvil.rpcUrl
   const loopback = ['--listen', '/ip4/127.0.0.1/tcp/0']
   const piEnv = {
@@ -453,11 +473,17 @@ async function main() {
       () =>
         cliOk(
           EXECUTOR_NODE,
-          ['init', '--data-dir', dirs.executor, ...contractFlags],
+          [
+            'init',
+            '--data-dir',
+            dirs.executor,
+            ...contractFlags,
+            ...(executorTpm ? ['--tcti', executorTpm.tcti] : []),
+          ],
           {},
           'executor-node init',
         ),
-      (d) => `address ${d.address}`,
+      (d) => `address ${d.address}${executorTpm ? ', attestation key on its swtpm' : ''}`,
     ),
     stage(
       'receiver',
@@ -493,7 +519,8 @@ async function main() {
           )
           return c.nodeRegistry.reputationOf(executor.address)
         },
-        (r) => `reputation ${r} (policy needs ≥ ${MIN_REPUTATION})`,
+        (r) =>
+          `reputation ${r} (policy needs ≥ ${MIN_REPUTATION})${attesting ? ', attestation record hash registered' : ''}`,
       )
     })(),
     stage(
@@ -548,7 +575,7 @@ async function main() {
           'seal',
           DATASET,
           '--policy',
-          POLICY,
+          policy,
           '--runtime',
           'quickjs',
           '--entry',
@@ -561,7 +588,7 @@ async function main() {
         piEnv,
         'pi-node seal',
       ),
-    (d) => `${d.cid}, policy ${POLICY}, announced ${d.announced?.ok ? 'yes' : 'no'}`,
+    (d) => `${d.cid}, policy ${policy}, announced ${d.announced?.ok ? 'yes' : 'no'}`,
   )
 
   const runArgs = [
@@ -574,19 +601,67 @@ async function main() {
   ]
   const runEnv = { DIGICAP_BOOTSTRAP: receiverAddr }
 
+  const registeredHash = attesting
+    ? getBytes((await c.nodeRegistry.getNode(executor.address)).attestationKeyHash)
+    : undefined
+  const grantsSeen = new Set<string>()
+
+  /** The next grant of this capsule on chain (chain path: its AccessGranted event). */
+  async function nextGrant(stop: Promise<unknown>): Promise<WatchedRun> {
+    let stopped = false
+    stop.then(
+      () => {
+        stopped = true
+      },
+      () => {
+        stopped = true
+      },
+    )
+    const filter = c.accessController.filters.AccessGranted!(null, sealed.capsuleId)
+    while (!stopped) {
+      for (const log of await c.accessController.queryFilter(filter)) {
+        const a = (log as unknown as { args: Doc }).args
+        if (grantsSeen.has(a.grantId)) continue
+        grantsSeen.add(a.grantId)
+        return {
+          grantId: getBytes(a.grantId),
+          ephemeralKey: getBytes(a.ephemeralKey),
+          measurement: getBytes(a.measurement),
+        }
+      }
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    throw new DemoError('the run ended before its grant was seen on chain')
+  }
+
   async function runAndReceive(path: 'chain' | 'fast'): Promise<RunOutcome> {
     const arrival = recv.inbox.next(120_000).then((got) => ({ got, at: now() }))
     arrival.catch(() => {})
+    let watch: Promise<AttestationWatch> | undefined
     const r = await stage(
       'executor',
       `run (${path} path): fetch → grant → release → sandbox → deliver`,
-      () =>
-        cliOk(
+      () => {
+        const ran = cliOk(
           EXECUTOR_NODE,
           [...runArgs, ...(path === 'fast' ? ['--fast', '--no-fallback'] : [])],
           runEnv,
           `executor-node run (${path})`,
-        ),
+        )
+        if (registeredHash && path === 'chain') {
+          // The receiver's node is connected to the executor (its bootstrap peer): the demo
+          // challenges the executor's TPM through it while the run goes on.
+          watch = watchAttestation({
+            libp2p: recv.node.node.libp2p,
+            peer: executor.peerId as string,
+            registeredHash,
+            run: nextGrant(ran),
+            done: ran,
+          })
+          watch.catch(() => {})
+        }
+        return ran
+      },
       (d) => `${d.path} path, ${d.resultBytes} bytes out, ${d.deliveries.length} delivery(ies)`,
     )
     // The executor-node process's own start-up (Node, modules, libp2p node) is a stage too.
@@ -595,6 +670,23 @@ async function main() {
       steps[k] = Math.round(v * 10) / 10
     }
     ;(stages.at(-1) as Stage).steps = steps
+    if (watch) {
+      const w = await watch
+      const runStage = stages.at(-1) as Stage
+      attestation = { quotes: w.quotes, phases: w.phases }
+      stages.push({
+        actor: 'receiver',
+        name: `verifier: ${w.quotes} quotes of the executor's TPM during the ${path} run`,
+        startMs: runStage.startMs,
+        durationMs: runStage.durationMs,
+        detail: w.phases
+          .map((ph) => `${ph.phase} ${ph.verdict}${ph.atMs === undefined ? '' : ` @${ph.atMs} ms`}`)
+          .join(' · '),
+      })
+      progress(
+        `✓ receiver verifier: ${w.phases.map((ph) => `${ph.phase} ${ph.verdict}`).join(', ')}`,
+      )
+    }
     const { got, at } = await arrival
     if (got.runId !== r.runId) {
       throw new DemoError(`the receiver got run ${got.runId}, expected ${r.runId}`)
@@ -620,6 +712,7 @@ async function main() {
     }
   }
 
+  let attestation: { quotes: number; phases: AttestationWatch['phases'] } | undefined
   const chainRun = await runAndReceive('chain')
   const fastRun = await runAndReceive('fast')
 
@@ -679,6 +772,9 @@ async function main() {
   await Promise.all([
     stage('chain', 'stop anvil', async () => anvil?.stop()),
     tpm ? stage('pi-node', 'stop swtpm', async () => tpm?.stop()) : undefined,
+    executorTpm
+      ? stage('executor', 'stop swtpm (executor)', async () => executorTpm?.stop())
+      : undefined,
   ])
   await stopAll()
 
@@ -689,7 +785,15 @@ async function main() {
       swtpmAvailable,
       hardwareBacked: Boolean(init.sealer.hardwareBacked),
     },
-    policy: POLICY,
+    policy,
+    attestation: attesting
+      ? {
+          // hkg's keyguard gate: attested() releases only after the executor's before-quote
+          // (its AK activated against its EK once, PCR 23 reset, this grant and key) passed.
+          releasedAfterBeforeQuote: true,
+          verifier: attestation,
+        }
+      : { releasedAfterBeforeQuote: false, verifier: undefined },
     capsule: { capsuleId: sealed.capsuleId as string, cid: sealed.cid as string },
     executor: { address: executor.address as string, reputation: Number(reputation) },
     runs: { chain: chainRun, fast: fastRun },
@@ -788,6 +892,18 @@ try {
     process.stdout.write(
       `${bold('Refused at the executor:')} ${red(`error[${r.refusal.code}]`)} ${r.refusal.message} ${dim(`(path ${r.refusal.path})`)}\n\n`,
     )
+    const v = r.attestation.verifier
+    if (v) {
+      process.stdout.write(
+        `${bold('Attestation:')} attested() in the policy — the keyguard released each key only after the executor's before-quote passed its check (AK activated against the EK once, PCR 23 at reset, bound to the grant and key).\n` +
+          `  The demo as a verifier, ${v.quotes} quotes during the chain run: ${v.phases
+            .map(
+              (ph) =>
+                `${ph.phase} ${ph.verdict === 'verified' ? green('verified') : ph.verdict === 'missed' ? yellow('missed (window passed between quotes)') : red(ph.verdict)}`,
+            )
+            .join(', ')}\n\n`,
+      )
+    }
     process.stdout.write(
       `sealer ${r.sealer.kind}${r.sealer.swtpm ? ' on swtpm' : yellow(' (INSECURE: software key file)')}, policy ${r.policy}, ` +
         `executor reputation ${r.executor.reputation}\n` +

@@ -156,6 +156,17 @@ describe('pnpm demo', () => {
     expect(whats).toContain('anvil')
     expect(whats).toContain('pi-node serve')
     if (swtpm) expect(whats).toContain('swtpm')
+    if (swtpm) {
+      // the executor attests: attested() in the policy, and both runs were released through
+      // the keyguard's before-quote check; the demo's own verifier refused nothing it saw
+      expect(whats).toContain('swtpm (executor)')
+      expect(doc.policy).toContain('attested()')
+      expect(doc.attestation.releasedAfterBeforeQuote).toBe(true)
+      const phases = doc.attestation.verifier.phases as { phase: string; verdict: string }[]
+      expect(phases.map((p) => p.phase)).toEqual(['before', 'during', 'after'])
+      for (const p of phases) expect(['verified', 'missed']).toContain(p.verdict)
+      expect(phases.some((p) => p.verdict === 'verified')).toBe(true)
+    }
     for (const p of doc.pids as { pid: number; what: string }[]) {
       expect(alive(p.pid), `${p.what} (pid ${p.pid}) still running`).toBe(false)
     }

@@ -1,0 +1,119 @@
+/**
+ * The demo as a verifier (what a committee member does, issue #15): while the executor runs a
+ * capsule, challenge its TPM over `/digicap/attest/1.0.0` for that run's grant and key, and
+ * verify each answer against the record registered on chain — the first `before` (PCR 23 at
+ * reset), the first `during` (PCR 23 opens the grant's measurement, ADR 0021) and the first
+ * `after` (PCR 23 reset, no reboot, the clean-up report for this grant). Only what was
+ * actually seen is reported: a phase whose window passed between two quotes stays `missed`.
+ */
+import {
+  attestationRecordHash,
+  decodeAttestationRecord,
+  type Phase,
+  type QuoteClock,
+  requestAttestation,
+  verifyAttestation,
+} from '@digicap/attestation'
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+
+export interface PhaseSeen {
+  phase: Phase
+  /** `verified`, or the refusal's code, or `missed` when no quote fell in the phase's window. */
+  verdict: string
+  /** Milliseconds since the watch began. */
+  atMs?: number
+}
+
+export interface WatchedRun {
+  grantId: Uint8Array
+  ephemeralKey: Uint8Array
+  measurement: Uint8Array
+}
+
+export interface AttestationWatch {
+  phases: PhaseSeen[]
+  quotes: number
+}
+
+const equal = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b))
+
+/**
+ * Challenges `peer` in a loop until the after-phase is verified or `done` resolves.
+ * `run` resolves once the grant is on chain (its id, key and measurement).
+ */
+export async function watchAttestation(p: {
+  libp2p: Pick<Libp2p, 'dialProtocol'>
+  peer: string
+  registeredHash: Uint8Array
+  run: Promise<WatchedRun>
+  done: Promise<unknown>
+}): Promise<AttestationWatch> {
+  const t0 = performance.now()
+  let finished = false
+  p.done.then(
+    () => {
+      finished = true
+    },
+    () => {
+      finished = true
+    },
+  )
+  const run = await Promise.race([p.run, p.done.then(() => undefined)])
+  const seen = new Map<Phase, PhaseSeen>()
+  let quotes = 0
+  if (run !== undefined) {
+    const peer = peerIdFromString(p.peer)
+    let before: QuoteClock | undefined
+    let first: QuoteClock | undefined
+    const grant = {
+      measurement: run.measurement,
+      grantId: run.grantId,
+      ephemeralPublicKey: run.ephemeralKey,
+    }
+    while (!finished && !seen.has('after')) {
+      let response: Awaited<ReturnType<typeof requestAttestation>>
+      try {
+        response = await requestAttestation(
+          p.libp2p,
+          peer,
+          { grantId: run.grantId, ephemeralKey: run.ephemeralKey },
+          { timeout: 2000 },
+        )
+      } catch {
+        continue // the run process is stopping, or between two answers
+      }
+      quotes++
+      if (response.record === undefined) continue
+      const record = decodeAttestationRecord(response.record)
+      if (!equal(attestationRecordHash(record), p.registeredHash)) {
+        seen.set('before', { phase: 'before', verdict: 'record-mismatch' })
+        break
+      }
+      const base = { attestationKey: record, bootPcrs: record.bootPcrs }
+      const ran = response.cleanup !== undefined && equal(response.cleanup.grantId, run.grantId)
+      const phase: Phase = ran ? 'after' : response.eventLog.length > 1 ? 'during' : 'before'
+      if (seen.has(phase)) continue
+      let verdict = 'verified'
+      try {
+        const { attest } = verifyAttestation(response, {
+          ...base,
+          phase,
+          ...(phase === 'during' ? { grant } : {}),
+          ...(phase === 'after' && (before ?? first) ? { previous: (before ?? first)! } : {}),
+        })
+        first ??= attest.clockInfo
+        if (phase === 'before') before = attest.clockInfo
+      } catch (err) {
+        verdict = (err as { code?: string }).code ?? 'error'
+      }
+      seen.set(phase, { phase, verdict, atMs: Math.round(performance.now() - t0) })
+    }
+  }
+  return {
+    quotes,
+    phases: (['before', 'during', 'after'] as const).map(
+      (phase) => seen.get(phase) ?? { phase, verdict: 'missed' },
+    ),
+  }
+}
