@@ -220,6 +220,37 @@ describe('encryptImage / decryptImage', () => {
     await expectRefused(dir, OciFormatError, undefined, 0)
   })
 
+  it('refuses a layer an attacker encrypted to the same public key once the committed manifest digest is given', async () => {
+    // jwe authenticates nobody: the attacker seals their own layer to the owner's public key
+    // and rewrites manifest and index consistently
+    const dir = await copy('forged')
+    const evil = await buildFixture({ extraBytes: 1000 })
+    const evilSealed = join(work, 'evil-sealed')
+    await encryptImage({ from: evil.dir, to: evilSealed, recipients: [jweRecipient([publicPem])] })
+    await evil.dispose()
+    await cp(join(evilSealed, 'blobs'), join(dir, 'blobs'), { recursive: true })
+    await cp(join(evilSealed, 'index.json'), join(dir, 'index.json'))
+    const { entry: committed } = await manifestOf(sealed, fixture.ref)
+    // without the commitment the forgery decrypts: it is a valid ocicrypt image
+    await decryptImage({ from: dir, to: join(work, 'forged-out'), unwrappers: jwe() })
+    const error = await decryptImage({
+      from: dir,
+      to: join(work, 'forged-out-2'),
+      unwrappers: jwe(),
+      manifestDigest: committed.digest,
+    }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(OciIntegrityError)
+    expect((error as OciIntegrityError).details.reason).toBe('manifest-digest')
+    // the genuine image passes with its commitment
+    const [ok] = await decryptImage({
+      from: sealed,
+      to: join(work, 'committed-out'),
+      unwrappers: jwe(),
+      manifestDigest: committed.digest,
+    })
+    expect(ok?.digest).toBe(fixture.manifestDigest)
+  })
+
   it('refuses without a matching key, without a layout, and re-encryption', async () => {
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' })
     await expect(

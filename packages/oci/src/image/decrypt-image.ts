@@ -23,6 +23,13 @@ export interface DecryptImageOptions {
   /** Keys to try, in order: `jweUnwrapper([pem])`, `digicapUnwrapper({ dataKey })`. */
   unwrappers: readonly LayerUnwrapper[]
   ref?: string | undefined
+  /**
+   * The image capsule's commitment (the sealed manifest's digest, pinned on chain). When given,
+   * only that manifest is decrypted, and an index without it is refused. Always pass it for an
+   * image from the network: a `jwe` recipient authenticates nobody (anyone with the public key
+   * can encrypt a layer to it), so only the committed manifest ties the layers to the owner.
+   */
+  manifestDigest?: string | undefined
   /** Where ciphertext is spooled while it is authenticated (default: the OS temp dir). */
   spoolDir?: string | undefined
   onLayer?: ((event: { index: number; total: number; size: number }) => void) | undefined
@@ -53,7 +60,7 @@ export async function decryptImage(options: DecryptImageOptions): Promise<ImageR
   const index = await from.readIndex()
   const results: ImageResult[] = []
   const rewritten = new Map<Descriptor, Descriptor>()
-  for (const entry of selectManifests(index, options.ref)) {
+  for (const entry of selectManifests(index, options.ref, options.manifestDigest)) {
     const manifest = checkManifest(await from.readJson(entry))
     const total = manifest.layers.filter((l) => isEncryptedMediaType(l.mediaType)).length
     await copyBlob(from, to, manifest.config)
