@@ -12,6 +12,7 @@ export {
   TpmBusyError,
   TpmCommandError,
   TpmHandleError,
+  TpmPolicyError,
   TpmSessionError,
   TpmUnavailableError,
 } from '@digicap/tpm'

@@ -91,6 +91,7 @@ export {
   TpmBusyError,
   TpmCommandError,
   TpmHandleError,
+  TpmPolicyError,
   TpmSessionError,
   TpmUnavailableError,
   UnwrapError,
@@ -163,10 +164,21 @@ export type {
 export { keyReleaser, peerIdFromRegistered } from './release/key-releaser.ts'
 export type { BeginResult, ReleaseEntry, ReleaseJournal } from './release/release-journal.ts'
 export { createReleaseJournal, MAX_EXECUTOR_KEY_BYTES } from './release/release-journal.ts'
+export { authorizePcrPolicy, readPcrValues } from './sealers/pcr-authorize.ts'
+export type { PcrApproval, PolicyAuthKey } from './sealers/pcr-policy.ts'
+export {
+  approvalIsValid,
+  DEFAULT_POLICY_PCRS,
+  derivePolicyAuthKey,
+  POLICY_AUTH_KEY_INFO,
+  signPcrApproval,
+} from './sealers/pcr-policy.ts'
 export { RSA_OAEP_MAX_PLAINTEXT, rsaPublicKey, wrapWithPublicKey } from './sealers/rsa-oaep.ts'
 export type { Sealer, SealerDescription, SealerPublicKey } from './sealers/sealer.ts'
 export type { SoftwareSealerInit } from './sealers/software-sealer.ts'
 export { softwareSealer } from './sealers/software-sealer.ts'
+export type { Tpm2KeyPolicy, Tpm2KeyRecord } from './sealers/tpm2-key-record.ts'
+export { readKeyRecord, TPM2_KEY_RECORD_KIND } from './sealers/tpm2-key-record.ts'
 export type { Tpm2SealerInit } from './sealers/tpm2-sealer.ts'
 export { DEFAULT_TPM2_HANDLE, tpm2Sealer } from './sealers/tpm2-sealer.ts'
 export type { WrapDataKeyOptions } from './sealers/wrap.ts'

@@ -69,3 +69,15 @@ export class TpmSessionError extends DigicapError {
     super('TPM_SESSION', shortMessage, options)
   }
 }
+
+/**
+ * A policy-bound key refused: the PCRs are not the values the owner authorized
+ * (`reason: 'pcr-mismatch'`, `details.pcrs` lists the PCRs that differ), or the signed
+ * approval does not verify (`'approval-invalid'`). The TPM enforces it; this error says why.
+ */
+export class TpmPolicyError extends DigicapError {
+  override name = 'TpmPolicyError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('TPM_POLICY', shortMessage, options)
+  }
+}

@@ -30,6 +30,7 @@ export {
   TpmCommandError,
   TpmHandleError,
   TpmLockoutError,
+  TpmPolicyError,
   TpmSessionError,
   TpmUnavailableError,
 } from './errors.ts'
@@ -51,6 +52,14 @@ export {
   readPinnedPublic,
   readRsaPublic,
 } from './object/read-public.ts'
+export type { P256PublicKey, PolicyApproval } from './policy/authorize.ts'
+export {
+  p256VerifyKeyPublic,
+  satisfyAuthorizedPcrPolicy,
+  verifyApproval,
+} from './policy/authorize.ts'
+export { approvalHash, policyAuthorizeDigest, policyPcrDigest } from './policy/digests.ts'
+export { normalizePcrs, PCR_COUNT, pcrDigest, pcrRead, pcrSelection } from './policy/pcr.ts'
 export type { DecodedResponseCode } from './rc.ts'
 export {
   BUSY_CODES,

@@ -22,6 +22,7 @@ export const TPM_RC = {
   AUTHSIZE: 0x144,
   AUTH_CONTEXT: 0x145,
   NV_DEFINED: 0x14c,
+  PCR_CHANGED: 0x128,
   // Format 1 errors (RC_FMT1 = 0x080).
   ATTRIBUTES: 0x082,
   VALUE: 0x084,
@@ -29,7 +30,9 @@ export const TPM_RC = {
   AUTH_FAIL: 0x08e,
   SCHEME: 0x092,
   SIZE: 0x095,
+  SIGNATURE: 0x09b,
   KEY: 0x09c,
+  POLICY_FAIL: 0x09d,
   BAD_AUTH: 0x0a2,
   // Format 0 warnings (RC_WARN = 0x900).
   OBJECT_MEMORY: 0x902,

@@ -9,22 +9,110 @@
  *    "name": "<hex nameAlg‖SHA-256(TPMT_PUBLIC)>", "publicArea": "<hex TPMT_PUBLIC>" }`.
  * `publicArea` and `name` are absent for a key read through tpm2-tools (a TCTI without a
  * direct transport): then only `keyId` is compared.
+ *
+ * Version 2 = version 1 plus `policy`, for a PCR-bound key (its `authPolicy` is
+ * PolicyAuthorize of the owner's authorizing key):
+ * `"policy": { "pcrs": [0,…,7], "authKey": { "x": "<hex>", "y": "<hex>" }, "approval"?: {
+ *    "pcrValues": { "0": "<hex>", … }, "pcrDigest": "<hex>", "approvedPolicy": "<hex>",
+ *    "signature": { "r": "<hex>", "s": "<hex>" } } }`. An approval is checked in software
+ * (digests and signature) when read; the TPM checks it again at every unwrap.
  */
 import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { parseRsaPublic, type RsaKeyPublic } from '@digicap/tpm'
+import { type P256PublicKey, parseRsaPublic, type RsaKeyPublic } from '@digicap/tpm'
 import { KeyStoreCorruptError } from '../errors.ts'
 import { ensureDir, writeFileAtomic } from '../store/fs-atomic.ts'
+import { approvalIsValid, type PcrApproval } from './pcr-policy.ts'
 
 export const TPM2_KEY_RECORD_KIND = 'digicap/tpm2-key'
 
 export interface Tpm2KeyRecord {
-  version: 1
+  /** 2 when `policy` is present, else 1. */
+  version: 1 | 2
   kind: typeof TPM2_KEY_RECORD_KIND
   handle: string
   keyId: string
   name?: string
   publicArea?: string
+  policy?: Tpm2KeyPolicy
+}
+
+/** The PCR policy of a PCR-bound key, decoded. */
+export interface Tpm2KeyPolicy {
+  pcrs: number[]
+  authKey: P256PublicKey
+  /** The PCR set the owner approved last; absent until the first approval. */
+  approval?: PcrApproval
+}
+
+const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+const fromHex = (h: unknown, len?: number): Uint8Array | undefined => {
+  if (typeof h !== 'string' || !HEX.test(h) || h.length % 2 !== 0) return undefined
+  if (len !== undefined && h.length !== len * 2) return undefined
+  return new Uint8Array(Buffer.from(h, 'hex'))
+}
+
+function policyToJson(policy: Tpm2KeyPolicy): Record<string, unknown> {
+  const a = policy.approval
+  return {
+    pcrs: policy.pcrs,
+    authKey: { x: toHex(policy.authKey.x), y: toHex(policy.authKey.y) },
+    ...(a === undefined
+      ? {}
+      : {
+          approval: {
+            pcrValues: Object.fromEntries([...a.pcrValues].map(([p, v]) => [String(p), toHex(v)])),
+            pcrDigest: toHex(a.pcrDigest),
+            approvedPolicy: toHex(a.approvedPolicy),
+            signature: { r: toHex(a.signature.r), s: toHex(a.signature.s) },
+          },
+        }),
+  }
+}
+
+/** Parsed JSON, walked with optional chaining; every leaf is checked where it is used. */
+interface Loose {
+  readonly [key: string]: Loose | undefined
+}
+
+function policyFromJson(file: string, v: unknown): Tpm2KeyPolicy {
+  const p = v as Loose | undefined
+  const pcrs = p?.pcrs
+  if (
+    !Array.isArray(pcrs) ||
+    pcrs.length === 0 ||
+    pcrs.some((n: unknown) => !Number.isInteger(n) || (n as number) < 0 || (n as number) > 23)
+  )
+    throw corrupt(file, 'policy.pcrs')
+  const x = fromHex(p?.authKey?.x, 32)
+  const y = fromHex(p?.authKey?.y, 32)
+  if (x === undefined || y === undefined) throw corrupt(file, 'policy.authKey')
+  const policy: Tpm2KeyPolicy = { pcrs: [...pcrs] as number[], authKey: { x, y } }
+  if (p?.approval === undefined) return policy
+  const a = p.approval
+  const values = new Map<number, Uint8Array>()
+  for (const n of policy.pcrs) {
+    const value = fromHex(a?.pcrValues?.[String(n)], 32)
+    if (value === undefined) throw corrupt(file, 'policy.approval.pcrValues')
+    values.set(n, value)
+  }
+  const pcrDigest = fromHex(a?.pcrDigest, 32)
+  const approvedPolicy = fromHex(a?.approvedPolicy, 32)
+  const r = fromHex(a?.signature?.r)
+  const s = fromHex(a?.signature?.s)
+  if (!pcrDigest || !approvedPolicy || !r || !s || r.length > 32 || s.length > 32)
+    throw corrupt(file, 'policy.approval')
+  const approval: PcrApproval = {
+    pcrs: policy.pcrs,
+    pcrDigest,
+    approvedPolicy,
+    authKey: policy.authKey,
+    signature: { r, s },
+    pcrValues: values,
+  }
+  if (!approvalIsValid(approval, policy.authKey)) throw corrupt(file, 'policy.approval.signature')
+  policy.approval = approval
+  return policy
 }
 
 const HEX = /^[0-9a-f]+$/
@@ -52,12 +140,13 @@ export async function readKeyRecord(file: string): Promise<Tpm2KeyRecord | undef
     throw corrupt(file, 'json')
   }
   if (v?.kind !== TPM2_KEY_RECORD_KIND) throw corrupt(file, 'kind')
-  if (v.version !== 1) throw corrupt(file, 'version')
+  if (v.version !== 1 && v.version !== 2) throw corrupt(file, 'version')
+  if ((v.version === 2) !== (v.policy !== undefined)) throw corrupt(file, 'version')
   if (typeof v.handle !== 'string' || !/^0x81[0-7][0-9a-f]{5}$/.test(v.handle))
     throw corrupt(file, 'handle')
   if (typeof v.keyId !== 'string' || !/^[0-9a-f]{64}$/.test(v.keyId)) throw corrupt(file, 'keyId')
   const record: Tpm2KeyRecord = {
-    version: 1,
+    version: v.version,
     kind: TPM2_KEY_RECORD_KIND,
     handle: v.handle,
     keyId: v.keyId,
@@ -75,11 +164,17 @@ export async function readKeyRecord(file: string): Promise<Tpm2KeyRecord | undef
     record.publicArea = v.publicArea
     record.name = v.name
   }
+  if (v.policy !== undefined) record.policy = policyFromJson(file, v.policy)
   return record
 }
 
 /** Writes the record atomically, mode 0600. */
 export async function writeKeyRecord(file: string, record: Tpm2KeyRecord): Promise<void> {
   await ensureDir(dirname(file))
-  await writeFileAtomic(file, Buffer.from(`${JSON.stringify(record, null, 2)}\n`), { mode: 0o600 })
+  const { policy, ...rest } = record
+  const json =
+    policy === undefined
+      ? { ...rest, version: 1 }
+      : { ...rest, version: 2, policy: policyToJson(policy) }
+  await writeFileAtomic(file, Buffer.from(`${JSON.stringify(json, null, 2)}\n`), { mode: 0o600 })
 }

@@ -10,17 +10,21 @@
  * carries no secret (empty authorization, the private key is generated inside the TPM).
  */
 import { createPublicKey, randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import {
+  type P256PublicKey,
+  p256VerifyKeyPublic,
+  policyAuthorizeDigest,
   type RsaKeyPublic,
   readRsaPublic,
   rsaPublicKeyObject,
   TPM_ALG,
   TPMA_OBJECT,
   TpmCommandError,
+  TpmPolicyError,
   TpmSessionError,
   type TpmTransport,
   transportFor,
@@ -31,9 +35,15 @@ import { rsaDecryptInSession } from '../tpm2/session-decrypt.ts'
 import { runTpm2Tool, type Tpm2ToolsOptions } from '../tpm2/tools.ts'
 import type { Logger, WrappedKey } from '../types.ts'
 import { createMutex } from './mutex.ts'
+import { DEFAULT_POLICY_PCRS } from './pcr-policy.ts'
 import { RSA_BITS, RSA_CIPHERTEXT_LENGTH, rsaPublicKey, wrapWithPublicKey } from './rsa-oaep.ts'
 import type { Sealer, SealerDescription, SealerPublicKey } from './sealer.ts'
-import { readKeyRecord, TPM2_KEY_RECORD_KIND, writeKeyRecord } from './tpm2-key-record.ts'
+import {
+  readKeyRecord,
+  TPM2_KEY_RECORD_KIND,
+  type Tpm2KeyPolicy,
+  writeKeyRecord,
+} from './tpm2-key-record.ts'
 
 /** Default persistent handle of the keyguard's wrapping key (owner range 0x81000000–0x817FFFFF). */
 export const DEFAULT_TPM2_HANDLE = 0x81000010
@@ -41,6 +51,13 @@ export const DEFAULT_TPM2_HANDLE = 0x81000010
 const SCHEME = 'tpm2-rsa-oaep-sha256' as const
 /** Unrestricted RSA decryption key, sensitive part generated inside the TPM and never exported. */
 const KEY_ATTRIBUTES = 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|decrypt'
+/** The same without `userwithauth`: usable only through its authPolicy. */
+const POLICY_KEY_ATTRIBUTES = 'fixedtpm|fixedparent|sensitivedataorigin|decrypt'
+
+/** The `authPolicy` of a PCR-bound key: PolicyAuthorize of the owner's authorizing key. */
+function authPolicyOf(authKey: P256PublicKey): Uint8Array {
+  return policyAuthorizeDigest(p256VerifyKeyPublic(authKey).name)
+}
 
 export interface Tpm2SealerInit {
   /**
@@ -75,6 +92,12 @@ export interface Tpm2SealerInit {
    * record or alter the bytes on the wire). Only with a `swtpm:` or `device:` TCTI.
    */
   transport?: TpmTransport
+  /**
+   * Create the key PCR-bound (only when `createIfMissing` provisions it): its `authPolicy` is
+   * PolicyAuthorize of `authKey` (the owner's authorizing key, `derivePolicyAuthKey`), and an
+   * unwrap needs a PCR set the owner approved (`authorizePcrPolicy`). Needs `keyRecordFile`.
+   */
+  pcrPolicy?: { authKey: P256PublicKey; pcrs?: readonly number[] }
   logger?: Logger
 }
 
@@ -82,6 +105,8 @@ export interface Tpm2SealerInit {
 interface LoadedKey {
   publicKey: SealerPublicKey
   tpmPublic?: RsaKeyPublic
+  /** Set for a PCR-bound key (its `authPolicy` is PolicyAuthorize of `authKey`). */
+  policy?: Tpm2KeyPolicy
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
@@ -139,6 +164,9 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     })
   }
   const handleText = formatHandle(handle)
+  if (init.pcrPolicy !== undefined && init.keyRecordFile === undefined) {
+    throw new InvalidArgumentError('pcrPolicy needs keyRecordFile (the approval lives there)')
+  }
   const timeoutMs = init.timeoutMs ?? 10_000
   const tools: Tpm2ToolsOptions = {
     tcti: init.tcti,
@@ -270,7 +298,14 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
       // Random unique data: a primary key is otherwise a function of the owner seed and the
       // template, and a re-provisioned handle would get the very same key back.
       const args = ['-C', 'o', '-g', 'sha256', '-G', 'rsa2048:oaep-sha256:null']
-      args.push('-a', KEY_ATTRIBUTES, '-u', '-', '-c', ctx, '-Q')
+      if (init.pcrPolicy === undefined) {
+        args.push('-a', KEY_ATTRIBUTES, '-u', '-', '-c', ctx, '-Q')
+      } else {
+        // No userwithauth: only a policy session (PolicyPCR + PolicyAuthorize) can use it.
+        const policyFile = join(dir, 'policy.digest')
+        await writeFile(policyFile, authPolicyOf(init.pcrPolicy.authKey))
+        args.push('-a', POLICY_KEY_ATTRIBUTES, '-L', policyFile, '-u', '-', '-c', ctx, '-Q')
+      }
       await withFlushRetry(() =>
         runTpm2Tool(tools, 'tpm2_createprimary', args, { op: 'provision', input: randomBytes(32) }),
       )
@@ -309,12 +344,34 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
   /** Compares the loaded key with the key record, or writes the record on first use. */
   async function checkPin(loaded: LoadedKey): Promise<void> {
     const file = init.keyRecordFile
-    if (file === undefined) return
+    const authPolicy = loaded.tpmPublic?.authPolicy ?? new Uint8Array(0)
+    if (file === undefined) {
+      if (authPolicy.length > 0) throw unknownPolicy('no key record file')
+      return
+    }
     const record = await readKeyRecord(file)
     const name = loaded.tpmPublic === undefined ? undefined : hex(loaded.tpmPublic.name)
+    // A PCR-bound key: its authPolicy must be PolicyAuthorize of the recorded (or given) key.
+    let policy = record?.policy
+    if (policy === undefined && record === undefined && init.pcrPolicy !== undefined) {
+      policy = {
+        pcrs: [...(init.pcrPolicy.pcrs ?? DEFAULT_POLICY_PCRS)],
+        authKey: init.pcrPolicy.authKey,
+      }
+    }
+    if (authPolicy.length > 0) {
+      if (policy === undefined) throw unknownPolicy('no policy in the key record')
+      if (!Buffer.from(authPolicyOf(policy.authKey)).equals(Buffer.from(authPolicy))) {
+        throw unknownPolicy('the key record names another authorizing key')
+      }
+      loaded.policy = policy
+    } else {
+      policy = undefined
+    }
     if (record === undefined) {
       await writeKeyRecord(file, {
-        version: 1,
+        version: policy === undefined ? 1 : 2,
+        ...(policy === undefined ? {} : { policy }),
         kind: TPM2_KEY_RECORD_KIND,
         handle: handleText,
         keyId: loaded.publicKey.keyId,
@@ -349,6 +406,13 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     }
   }
 
+  function unknownPolicy(why: string): TpmPolicyError {
+    return new TpmPolicyError('The TPM key has a policy this node does not know', {
+      details: { reason: 'unknown-policy', why, handle: handleText },
+      hint: 'Point the sealer at its key record (tpm2-key.json), or recover from the paper words onto a new key.',
+    })
+  }
+
   async function publicKey(): Promise<SealerPublicKey> {
     return (await loaded()).publicKey
   }
@@ -367,6 +431,19 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
   async function decrypt(key: LoadedKey, ciphertext: Uint8Array): Promise<Uint8Array> {
     if (transport !== undefined && key.tpmPublic !== undefined) {
       const saltKey = { handle, public: key.tpmPublic }
+      if (key.policy !== undefined) {
+        // The approval may have changed since the key was loaded (key-policy authorize).
+        const approval = (await readKeyRecord(init.keyRecordFile as string))?.policy?.approval
+        if (approval === undefined) {
+          throw new TpmPolicyError('No PCR set is authorized for the TPM key yet', {
+            details: { reason: 'not-authorized', handle: handleText },
+            hint: 'Authorize the current PCR values with the paper words: pi-node key-policy authorize.',
+          })
+        }
+        return withFlushRetry(() =>
+          rsaDecryptInSession(transport, saltKey, ciphertext, { approval }),
+        )
+      }
       return withFlushRetry(() => rsaDecryptInSession(transport, saltKey, ciphertext))
     }
     const args = ['-c', handleText, '-s', 'oaep']

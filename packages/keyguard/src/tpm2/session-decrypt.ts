@@ -10,14 +10,21 @@
  * success), the same sequence on swtpm and `/dev/tpmrm0`.
  */
 import {
+  approvalHash,
   flushContext,
   forgetSession,
+  type PolicyApproval,
+  pcrRead,
   runSessionCommand,
   type SaltKey,
+  satisfyAuthorizedPcrPolicy,
   startSaltedSession,
   TPM_CC,
+  TPM_RC,
+  TpmPolicyError,
   type TpmSession,
   type TpmTransport,
+  verifyApproval,
   withChannel,
 } from '@digicap/tpm'
 import { rsaDecryptError } from './rc.ts'
@@ -35,19 +42,48 @@ export function rsaDecryptInSession(
   transport: TpmTransport,
   key: SaltKey,
   ciphertext: Uint8Array,
+  /**
+   * For a PCR-bound key: the owner's approval. The session is then a salted POLICY session
+   * that satisfies PolicyPCR + PolicyAuthorize before the decryption.
+   */
+  policy?: { approval: PolicyApproval & { pcrValues?: ReadonlyMap<number, Uint8Array> } },
 ): Promise<Uint8Array> {
   const parameters = rsaDecryptParameters(ciphertext)
   return withChannel(transport, async (send) => {
-    const session: TpmSession = await startSaltedSession(send, key, 'hmac')
+    const verified =
+      policy === undefined
+        ? undefined
+        : await verifyApproval(send, policy.approval, approvalHash(policy.approval.approvedPolicy))
+    const session: TpmSession = await startSaltedSession(
+      send,
+      key,
+      policy === undefined ? 'hmac' : 'policy',
+    )
     let done = false
     try {
+      if (policy !== undefined && verified !== undefined) {
+        try {
+          await satisfyAuthorizedPcrPolicy(send, session, policy.approval, verified)
+        } catch (err) {
+          throw await withDifferingPcrs(err, send, policy.approval)
+        }
+      }
       const response = await runSessionCommand(send, session, {
         name: 'TPM2_RSA_Decrypt',
         code: TPM_CC.RSA_Decrypt,
         handles: [{ handle: key.handle, name: key.public.name }],
         parameters,
         encryptResponse: true,
-        refine: (d) => rsaDecryptError(d.rc),
+        refine: (d, details) =>
+          d.base === TPM_RC.POLICY_FAIL
+            ? new TpmPolicyError(
+                'The TPM refuses the key’s policy: the approval is not the owner’s',
+                {
+                  details: { ...details, reason: 'policy-fail' },
+                  hint: 'Authorize the PCR set again with the paper words (pi-node key-policy authorize).',
+                },
+              )
+            : rsaDecryptError(d.rc),
       })
       done = true
       try {
@@ -61,4 +97,31 @@ export function rsaDecryptInSession(
       if (!done) await flushContext(send, session.handle)
     }
   })
+}
+
+/** Adds which PCRs differ from the approved values to a `pcr-mismatch` error. */
+async function withDifferingPcrs(
+  err: unknown,
+  send: (c: Uint8Array) => Promise<Uint8Array>,
+  approval: PolicyApproval & { pcrValues?: ReadonlyMap<number, Uint8Array> },
+): Promise<unknown> {
+  if (!(err instanceof TpmPolicyError) || err.details.reason !== 'pcr-mismatch') return err
+  const expected = approval.pcrValues
+  if (expected === undefined) return err
+  try {
+    const current = await pcrRead(send, approval.pcrs)
+    const differing = approval.pcrs.filter(
+      (p) => !Buffer.from(current.get(p) ?? []).equals(Buffer.from(expected.get(p) ?? [])),
+    )
+    return new TpmPolicyError(
+      `The TPM refuses: PCR ${differing.join(', ')} ${differing.length === 1 ? 'is' : 'are'} not the value the owner authorized`,
+      {
+        details: { ...err.details, differing },
+        hint: err.hint ?? '',
+        cause: err,
+      },
+    )
+  } catch {
+    return err
+  }
 }

@@ -1,0 +1,57 @@
+/**
+ * Approving a PCR set for a PCR-bound key (what `pi-node key-policy authorize` does) and reading
+ * the TPM's current PCR values to approve or to compare.
+ */
+import { InvalidArgumentError } from '@digicap/capsule-core'
+import { pcrRead, TpmPolicyError, transportFor, withChannel } from '@digicap/tpm'
+import { approvalIsValid, type PcrApproval } from './pcr-policy.ts'
+import { readKeyRecord, type Tpm2KeyRecord, writeKeyRecord } from './tpm2-key-record.ts'
+
+/**
+ * Stores `approval` in the key record, after checking it in software against the record's
+ * authorizing key. The running sealer uses it from its next unwrap.
+ *
+ * @throws {TpmPolicyError} `not-pcr-bound` (no policy in the record) or `approval-invalid`.
+ */
+export async function authorizePcrPolicy(
+  keyRecordFile: string,
+  approval: PcrApproval,
+): Promise<Tpm2KeyRecord> {
+  const record = await readKeyRecord(keyRecordFile)
+  if (record?.policy === undefined) {
+    throw new TpmPolicyError('The TPM key is not PCR-bound', {
+      details: { reason: 'not-pcr-bound', keyRecordFile },
+      hint: 'Only a key created with a PCR policy takes approvals.',
+    })
+  }
+  const samePcrs =
+    approval.pcrs.length === record.policy.pcrs.length &&
+    approval.pcrs.every((p, i) => p === [...record.policy!.pcrs].sort((a, b) => a - b)[i])
+  if (!samePcrs || !approvalIsValid(approval, record.policy.authKey)) {
+    throw new TpmPolicyError('The approval is not signed by this key’s authorizing key', {
+      details: { reason: 'approval-invalid', keyRecordFile },
+      hint: 'Sign it with the paper words of this node’s owner.',
+    })
+  }
+  const next: Tpm2KeyRecord = { ...record, policy: { ...record.policy, approval } }
+  await writeKeyRecord(keyRecordFile, next)
+  return next
+}
+
+/**
+ * Reads the current SHA-256 values of `pcrs` from the TPM at `tcti` (`swtpm:` or `device:`).
+ * @throws {InvalidArgumentError} for another TCTI; the TPM errors of the transport.
+ */
+export async function readPcrValues(
+  tcti: string,
+  pcrs: readonly number[],
+  timeoutMs = 10_000,
+): Promise<Map<number, Uint8Array>> {
+  const transport = transportFor(tcti, timeoutMs)
+  if (transport === undefined) {
+    throw new InvalidArgumentError('Reading PCRs needs a swtpm: or device: TCTI', {
+      details: { tcti },
+    })
+  }
+  return withChannel(transport, (send) => pcrRead(send, pcrs))
+}

@@ -1,0 +1,181 @@
+/**
+ * The PCR-bound wrapping key on a real swtpm: created with an authorized policy
+ * (PolicyAuthorize of the owner's key derived from the paper words), it unwraps only after the
+ * owner approved the TPM's PCR values; extending a PCR makes the TPM refuse with a typed error
+ * naming the PCR; approving the new values makes it work again without re-wrapping; the paper
+ * words still open every key while the TPM refuses; an approval by anyone else is refused.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  authorizePcrPolicy,
+  deriveOwnerIdentity,
+  derivePolicyAuthKey,
+  generateMnemonic,
+  type PolicyAuthKey,
+  readKeyRecord,
+  readPcrValues,
+  type Sealer,
+  signPcrApproval,
+  TpmPolicyError,
+  tpm2Sealer,
+  unwrapDataKey,
+  unwrapWithRecoveryKey,
+  wrapDataKey,
+} from '../src/index.ts'
+import { type Swtpm, startSwtpm } from '../src/testing.ts'
+
+const PCRS = [7, 16]
+const HANDLE = 0x81000031
+const quiet = { info: () => {}, warn: () => {} }
+
+let tpm: Swtpm
+let dir: string
+let recordFile: string
+let words: string
+let authKey: PolicyAuthKey
+let sealer: Sealer
+
+async function extend(pcr: number): Promise<void> {
+  await execa('tpm2_pcrextend', [`${pcr}:sha256=${randomBytes(32).toString('hex')}`], {
+    env: { TPM2TOOLS_TCTI: tpm.tcti },
+  })
+}
+
+async function approveCurrent(key: PolicyAuthKey = authKey) {
+  return signPcrApproval(key, PCRS, await readPcrValues(tpm.tcti, PCRS))
+}
+
+beforeAll(async () => {
+  tpm = await startSwtpm()
+  dir = await mkdtemp(join(tmpdir(), 'kg-pcr-'))
+  recordFile = join(dir, 'tpm2-key.json')
+  words = generateMnemonic()
+  authKey = await derivePolicyAuthKey(words)
+  sealer = tpm2Sealer({
+    tcti: tpm.tcti,
+    handle: HANDLE,
+    createIfMissing: true,
+    keyRecordFile: recordFile,
+    pcrPolicy: { authKey: authKey.publicKey, pcrs: PCRS },
+    logger: quiet,
+  })
+  await sealer.publicKey()
+}, 60_000)
+
+afterAll(async () => {
+  await tpm?.stop()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+describe('PCR-bound wrapping key with an authorized policy (swtpm)', () => {
+  it('records the policy (version 2) and refuses to unwrap before any PCR set is approved', async () => {
+    const record = await readKeyRecord(recordFile)
+    expect(record?.version).toBe(2)
+    expect(record?.policy?.pcrs).toEqual(PCRS)
+    expect(record?.policy?.approval).toBeUndefined()
+    const wrapped = await sealer.wrap(randomBytes(32))
+    const err = await sealer.unwrap(wrapped).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(TpmPolicyError)
+    expect((err as TpmPolicyError).details.reason).toBe('not-authorized')
+  })
+
+  it('unwraps after approval; a PCR extend makes the TPM refuse, naming the PCR; a new approval works without re-wrapping', async () => {
+    const dataKey = new Uint8Array(randomBytes(32))
+    const wrapped = await sealer.wrap(dataKey)
+    await authorizePcrPolicy(recordFile, await approveCurrent())
+    expect(Buffer.from(await sealer.unwrap(wrapped)).equals(Buffer.from(dataKey))).toBe(true)
+
+    await extend(16)
+    const err = await sealer.unwrap(wrapped).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(TpmPolicyError)
+    expect((err as TpmPolicyError).code).toBe('TPM_POLICY')
+    expect((err as TpmPolicyError).details).toMatchObject({
+      reason: 'pcr-mismatch',
+      differing: [16],
+    })
+    expect((err as TpmPolicyError).details.rc).toMatch(/^0x/)
+    expect((err as TpmPolicyError).message).toMatch(/PCR 16 is not the value the owner authorized/)
+    expect((err as TpmPolicyError).hint).toMatch(/key-policy authorize/)
+
+    // The owner approves the new value with the paper words: the same wrapped key unwraps.
+    const owner = await derivePolicyAuthKey(words)
+    await authorizePcrPolicy(recordFile, await approveCurrent(owner))
+    expect(Buffer.from(await sealer.unwrap(wrapped)).equals(Buffer.from(dataKey))).toBe(true)
+    // A sealer started afresh on the record works too.
+    const restarted = tpm2Sealer({
+      tcti: tpm.tcti,
+      handle: HANDLE,
+      keyRecordFile: recordFile,
+      logger: quiet,
+    })
+    expect(Buffer.from(await restarted.unwrap(wrapped)).equals(Buffer.from(dataKey))).toBe(true)
+  })
+
+  it('the paper words still open every key while the TPM refuses', async () => {
+    const identity = await deriveOwnerIdentity(words)
+    const dataKey = new Uint8Array(randomBytes(32))
+    const copies = await wrapDataKey(dataKey, {
+      sealer,
+      recoveryPublicKey: identity.recoveryKeyPair.publicKey,
+    })
+    await extend(7)
+    await expect(unwrapDataKey(copies, sealer)).rejects.toBeInstanceOf(TpmPolicyError)
+    const recovery = copies.find((c) => c.scheme === 'hpke-x25519-recovery')!
+    const opened = await unwrapWithRecoveryKey(recovery, identity.recoveryKeyPair.privateKey)
+    expect(Buffer.from(opened).equals(Buffer.from(dataKey))).toBe(true)
+    await authorizePcrPolicy(recordFile, await approveCurrent())
+  })
+
+  it('refuses an approval signed by other words, in software and in the TPM', async () => {
+    const wrapped = await sealer.wrap(randomBytes(32))
+    const stranger = await derivePolicyAuthKey(generateMnemonic())
+    await extend(16)
+    const forged = await approveCurrent(stranger)
+    const err = await authorizePcrPolicy(recordFile, forged).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(TpmPolicyError)
+    expect((err as TpmPolicyError).details.reason).toBe('approval-invalid')
+
+    // Someone rewrites the record by hand, authorizing key and all: a restarted sealer refuses
+    // the record (the key's authPolicy names the owner's key) …
+    const json = JSON.parse(await readFile(recordFile, 'utf8'))
+    json.policy.authKey = {
+      x: Buffer.from(stranger.publicKey.x).toString('hex'),
+      y: Buffer.from(stranger.publicKey.y).toString('hex'),
+    }
+    json.policy.approval = {
+      pcrValues: Object.fromEntries(
+        [...forged.pcrValues].map(([p, v]) => [String(p), Buffer.from(v).toString('hex')]),
+      ),
+      pcrDigest: Buffer.from(forged.pcrDigest).toString('hex'),
+      approvedPolicy: Buffer.from(forged.approvedPolicy).toString('hex'),
+      signature: {
+        r: Buffer.from(forged.signature.r).toString('hex'),
+        s: Buffer.from(forged.signature.s).toString('hex'),
+      },
+    }
+    await writeFile(recordFile, JSON.stringify(json))
+    const restarted = tpm2Sealer({
+      tcti: tpm.tcti,
+      handle: HANDLE,
+      keyRecordFile: recordFile,
+      logger: quiet,
+    })
+    const refused = await restarted.unwrap(wrapped).catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(TpmPolicyError)
+    expect((refused as TpmPolicyError).details.reason).toBe('unknown-policy')
+    // … and the running sealer, which reads the forged approval, is refused by the TPM itself.
+    const tpmRefused = await sealer.unwrap(wrapped).catch((e: unknown) => e)
+    expect(tpmRefused).toBeInstanceOf(TpmPolicyError)
+    expect((tpmRefused as TpmPolicyError).details).toMatchObject({
+      reason: 'policy-fail',
+      command: 'TPM2_RSA_Decrypt',
+      rc: '0x99d', // TPM_RC_POLICY_FAIL, session 1
+      session: 1,
+    })
+  })
+})

@@ -1,0 +1,79 @@
+/**
+ * PCR selections (TPML_PCR_SELECTION with one SHA-256 bank), `TPM2_PCR_Read` sent directly, and
+ * the PCR digest a PolicyPCR binds: SHA-256 of the selected values in ascending PCR order.
+ */
+import { createHash } from 'node:crypto'
+import { InvalidArgumentError } from '@digicap/capsule-core'
+import { malformedResponse } from '../frame.ts'
+import { TpmWriter } from '../marshal.ts'
+import { plainCommand, plainResponse, type Send } from '../object/read-public.ts'
+import { TPM_ALG, TPM_CC } from '../session/constants.ts'
+
+/** PCRs 0–23, the SHA-256 bank. */
+export const PCR_COUNT = 24
+
+/** Checks and sorts a PCR list. @throws {InvalidArgumentError} */
+export function normalizePcrs(pcrs: readonly number[]): number[] {
+  const sorted = [...new Set(pcrs)].sort((a, b) => a - b)
+  if (sorted.length === 0 || sorted.some((p) => !Number.isInteger(p) || p < 0 || p >= PCR_COUNT)) {
+    throw new InvalidArgumentError('PCRs must be a non-empty list of integers 0–23', {
+      details: { pcrs },
+    })
+  }
+  return sorted
+}
+
+/** TPML_PCR_SELECTION: count 1, SHA-256, sizeofSelect 3, the bitmap. */
+export function pcrSelection(pcrs: readonly number[]): Uint8Array {
+  const bitmap = new Uint8Array(3)
+  for (const p of normalizePcrs(pcrs)) bitmap[p >> 3]! |= 1 << (p & 7)
+  return new TpmWriter().u32(1).u16(TPM_ALG.SHA256).u8(3).raw(bitmap).bytes()
+}
+
+/** SHA-256 of the values in ascending PCR order. */
+export function pcrDigest(
+  values: ReadonlyMap<number, Uint8Array>,
+  pcrs: readonly number[],
+): Uint8Array {
+  const h = createHash('sha256')
+  for (const p of normalizePcrs(pcrs)) {
+    const v = values.get(p)
+    if (v === undefined)
+      throw new InvalidArgumentError('A selected PCR has no value', { details: { pcr: p } })
+    h.update(v)
+  }
+  return new Uint8Array(h.digest())
+}
+
+/** Reads the SHA-256 values of `pcrs` (several `TPM2_PCR_Read` if the TPM returns fewer). */
+export async function pcrRead(
+  send: Send,
+  pcrs: readonly number[],
+): Promise<Map<number, Uint8Array>> {
+  const out = new Map<number, Uint8Array>()
+  let left = normalizePcrs(pcrs)
+  for (let round = 0; left.length > 0 && round < PCR_COUNT; round++) {
+    const r = plainResponse(
+      'TPM2_PCR_Read',
+      await send(plainCommand(TPM_CC.PCR_Read, [], pcrSelection(left))),
+    )
+    r.u32('pcrUpdateCounter')
+    const count = r.u32('pcrSelectionOut.count')
+    const returned: number[] = []
+    for (let i = 0; i < count; i++) {
+      const hash = r.u16('pcrSelectionOut.hash')
+      const size = r.u8('pcrSelectionOut.sizeofSelect')
+      const bitmap = r.raw('pcrSelectionOut.pcrSelect', size)
+      if (hash !== TPM_ALG.SHA256) continue
+      for (let p = 0; p < size * 8; p++) if (bitmap[p >> 3]! & (1 << (p & 7))) returned.push(p)
+    }
+    const digests = r.u32('pcrValues.count')
+    if (digests !== returned.length || returned.length === 0) {
+      throw malformedResponse('TPM2_PCR_Read', 'pcr-values', { selected: returned.length, digests })
+    }
+    for (const p of returned) out.set(p, r.sized('pcrValues.digest', 64))
+    r.end()
+    left = left.filter((p) => !out.has(p))
+  }
+  return out
+}
