@@ -138,6 +138,11 @@ contract AccessController is Guarded {
     /// @notice A fast-path audit whose fee the deposit did not cover: `fromStake` was drawn from
     ///         the executor's bonded stake, `uncovered` is missing from the escrow.
     event AuditShortfall(bytes32 indexed grantId, address indexed executor, uint256 fromStake, uint256 uncovered);
+    /// @notice Item `index` of a `recordFastPathGrants` batch was not recorded; `reason` is its
+    ///         revert data (the error `recordFastPathGrant` would have reverted with).
+    event FastPathAuditFailed(
+        uint256 indexed index, bytes32 indexed capsuleId, address indexed executor, uint256 nonce, bytes reason
+    );
 
     error AccessDenied(bytes32 capsuleId, address executor, uint8 reason);
     error InvalidEphemeralKey();
@@ -160,6 +165,8 @@ contract AccessController is Guarded {
     error WithdrawalLocked(uint64 releaseAt);
     error DelayTooShort(uint256 delay, uint256 auditWindow);
     error NotNodeRegistry(address caller);
+    error NotSelf(address caller);
+    error BatchOutOfGas(uint256 index);
 
     /// @dev Deploys its own CapsuleRegistry, so that only this controller can count runs.
     /// @dev Both delays an executor could use to pull what a fast-path audit relies on must
@@ -217,9 +224,63 @@ contract AccessController is Guarded {
         bytes calldata jobParams,
         bytes calldata signature
     ) external returns (bytes32 grantId) {
+        return _recordFastPathGrant(msg.sender, req, jobParams, signature);
+    }
+
+    /// @notice Records several fast-path grants in one transaction, each exactly as
+    ///         `recordFastPathGrant` would (same checks, same events, same caller rights). An item
+    ///         that would revert is skipped alone: it emits `FastPathAuditFailed` with its revert
+    ///         data and changes nothing, and the other items are recorded.
+    /// @dev An item that ran out of gas reverts the whole batch (`BatchOutOfGas`) instead of being
+    ///      skipped, so that too little gas (an estimate, a low limit) cannot drop audits: the
+    ///      sender retries with more gas, or item by item.
+    /// @return grantIds Each item's grant id, zero for a skipped one.
+    function recordFastPathGrants(
+        SignedAccessRequest[] calldata reqs,
+        bytes[] calldata jobParams,
+        bytes[] calldata signatures
+    ) external returns (bytes32[] memory grantIds) {
+        if (reqs.length != jobParams.length || reqs.length != signatures.length) revert LengthMismatch();
+        grantIds = new bytes32[](reqs.length);
+        for (uint256 i = 0; i < reqs.length; i++) {
+            uint256 before = gasleft();
+            try this.recordFastPathGrantFor(msg.sender, reqs[i], jobParams[i], signatures[i]) returns (bytes32 id) {
+                grantIds[i] = id;
+            } catch (bytes memory reason) {
+                // The call got 63/64 of `before`: with no more than 1/64 left, it used it all.
+                if (gasleft() <= before / 63) revert BatchOutOfGas(i);
+                emit FastPathAuditFailed(i, reqs[i].capsuleId, reqs[i].executor, reqs[i].nonce, reason);
+            }
+        }
+    }
+
+    /// @notice One item of `recordFastPathGrants`, callable only by this contract (an external
+    ///         call, so that the batch can catch its revert); `caller` is the batch's sender.
+    function recordFastPathGrantFor(
+        address caller,
+        SignedAccessRequest calldata req,
+        bytes calldata jobParams,
+        bytes calldata signature
+    ) external returns (bytes32 grantId) {
+        if (msg.sender != address(this)) revert NotSelf(msg.sender);
+        return _recordFastPathGrant(caller, req, jobParams, signature);
+    }
+
+    /// @notice Takes the stake `NodeRegistry.drawForAudit` sends; nobody else may send ETH here.
+    receive() external payable {
+        if (msg.sender != address(nodeRegistry)) revert NotNodeRegistry(msg.sender);
+    }
+
+    /// @dev `recordFastPathGrant` on behalf of `caller` (the capsule owner or its operator).
+    function _recordFastPathGrant(
+        address caller,
+        SignedAccessRequest calldata req,
+        bytes calldata jobParams,
+        bytes calldata signature
+    ) private returns (bytes32 grantId) {
         address owner = capsuleRegistry.ownerOf(req.capsuleId);
-        if (owner == address(0) || (msg.sender != owner && !capsuleRegistry.isOperator(owner, msg.sender))) {
-            revert NotKeyguard(req.capsuleId, msg.sender);
+        if (owner == address(0) || (caller != owner && !capsuleRegistry.isOperator(owner, caller))) {
+            revert NotKeyguard(req.capsuleId, caller);
         }
         if (block.timestamp > req.expiry) revert SignedRequestExpired(req.expiry);
         if (keccak256(jobParams) != req.jobParamsHash) revert JobParamsMismatch();
@@ -250,11 +311,6 @@ contract AccessController is Guarded {
             fromDeposit + fromStake
         );
         if (shortfall > 0) emit AuditShortfall(grantId, req.executor, fromStake, shortfall - fromStake);
-    }
-
-    /// @notice Takes the stake `NodeRegistry.drawForAudit` sends; nobody else may send ETH here.
-    receive() external payable {
-        if (msg.sender != address(nodeRegistry)) revert NotNodeRegistry(msg.sender);
     }
 
     /// @notice EIP-712 digest of a signed request, as the executor signs it.

@@ -126,6 +126,8 @@ describe('contract invariants over long random call sequences', () => {
     let raced = 0
     let shared = 0
     let reads = 0
+    let batchRecorded = 0
+    let batchSkipped = 0
     const counts = new Map<string, number>()
     const started = performance.now()
     for (let run = 0; run < RUNS; run++) {
@@ -147,6 +149,8 @@ describe('contract invariants over long random call sequences', () => {
         reads: 0,
         racedAudits: 0,
         sharedAudits: 0,
+        batchRecorded: 0,
+        batchSkipped: 0,
       }
       let op = 'start'
       try {
@@ -165,13 +169,17 @@ describe('contract invariants over long random call sequences', () => {
       reads += ctx.reads
       raced += ctx.racedAudits
       shared += ctx.sharedAudits
+      batchRecorded += ctx.batchRecorded
+      batchSkipped += ctx.batchSkipped
     }
     const seconds = (performance.now() - started) / 1000
     console.log(
-      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined, ${shared} audits paid past a deposit another keyguard spent) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
+      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined, ${shared} audits paid past a deposit another keyguard spent, ${batchRecorded} batched audits recorded beside ${batchSkipped} skipped) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
     )
     expect(txs).toBeGreaterThan(RUNS * STEPS * 0.8)
     expect(raced).toBeGreaterThan(0)
     expect(shared).toBeGreaterThan(0)
+    expect(batchRecorded).toBeGreaterThan(0)
+    expect(batchSkipped).toBeGreaterThan(0)
   }, 600_000)
 })

@@ -134,6 +134,7 @@ export interface AccessControllerEvents {
   DepositWithdrawn: { readonly account: string; readonly amount: bigint; readonly balance: bigint }
   EscrowDisputed: { readonly grantId: string; readonly settler: string }
   EscrowResolved: { readonly grantId: string; readonly settler: string }
+  FastPathAuditFailed: { readonly index: bigint; readonly capsuleId: string; readonly executor: string; readonly nonce: bigint; readonly reason: string }
   FeeClaimed: { readonly grantId: string; readonly owner: string; readonly amount: bigint }
   FeeEscrowed: { readonly grantId: string; readonly amount: bigint; readonly claimableAt: bigint }
   SettlerSet: { readonly account: string; readonly allowed: boolean }
@@ -165,6 +166,8 @@ export interface AccessControllerContract extends TypedContract<AccessController
   nonceUsed: TypedMethod<[executor: AddressLike, capsuleId: BytesLike, nonce: BigNumberish], boolean, 'view'>
   pendingWithdrawals: TypedMethod<[arg0: AddressLike], [amount: bigint, releaseAt: bigint] & { readonly amount: bigint; readonly releaseAt: bigint }, 'view'>
   recordFastPathGrant: TypedMethod<[req: SignedAccessRequestInput, jobParams: BytesLike, signature: BytesLike], string, 'nonpayable'>
+  recordFastPathGrantFor: TypedMethod<[caller: AddressLike, req: SignedAccessRequestInput, jobParams: BytesLike, signature: BytesLike], string, 'nonpayable'>
+  recordFastPathGrants: TypedMethod<[reqs: SignedAccessRequestInput[], jobParams: BytesLike[], signatures: BytesLike[]], string[], 'nonpayable'>
   requestAccess: TypedMethod<[capsuleId: BytesLike, ephemeralKey: BytesLike, measurement: BytesLike, jobParams: BytesLike], string, 'payable'>
   requestWithdrawal: TypedMethod<[amount: BigNumberish], void, 'nonpayable'>
   resolveEscrow: TypedMethod<[grantId: BytesLike, payees: AddressLike[], amounts: BigNumberish[]], void, 'nonpayable'>

@@ -47,6 +47,9 @@ export interface RunContext {
   racedAudits: number
   /** Audits mined after another keyguard's audit had spent the deposit checkAccess saw. */
   sharedAudits: number
+  /** Items of `recordFastPathGrants` batches recorded, and skipped (with the others recorded). */
+  batchRecorded: number
+  batchSkipped: number
 }
 
 export class InvariantError extends Error {}
@@ -518,6 +521,104 @@ async function record(ctx: RunContext, signed: Signed, recorder: string, mustSuc
   lastRecorded = { signed, recorder }
 }
 
+/**
+ * Several audits in one `recordFastPathGrants` (how a keyguard batches them): releases of live
+ * capsules, a replay of an item of the same batch or of the last recorded audit, a request signed
+ * by another executor's key. Each item must be recorded exactly when a lone `recordFastPathGrant`
+ * would be (in order, each seeing the ones before it), a failing one must change nothing and be
+ * reported by `FastPathAuditFailed`, and the batch itself must be mined.
+ */
+async function batchAudit(ctx: RunContext): Promise<void> {
+  const m = ctx.model
+  const live = m.capsules.filter((x) => m.policyAllows(x, x.minFee))
+  if (live.length === 0) return
+  const recorder = ctx.rnd.chance(0.85)
+    ? ctx.rnd.pick(live).owner
+    : ctx.rnd.pick([ctx.actors.operator, ctx.actors.stranger])
+  const items: { signed: Signed; forged: boolean }[] = []
+  for (let n = 2 + ctx.rnd.int(4); n > 0; n--) {
+    const kind = ctx.rnd.int(10)
+    if (kind === 0 && items.length > 0) {
+      items.push(ctx.rnd.pick(items))
+      continue
+    }
+    if (kind === 1 && lastRecorded !== undefined) {
+      items.push({ signed: lastRecorded.signed, forged: false })
+      continue
+    }
+    const bound = ctx.actors.executors.filter((x) => m.isBound(x.address, m.next()))
+    const executor = ctx.rnd.pick(
+      bound.length > 0 && ctx.rnd.chance(0.8) ? bound : ctx.actors.executors,
+    )
+    const others = ctx.actors.executors.filter((x) => x !== executor)
+    const forged = kind === 2 && others.length > 0
+    // Mostly the recorder's own live capsules (one keyguard serves one owner), else any.
+    const own = live.filter((x) => m.canRecord(x.owner, recorder))
+    const c = ctx.rnd.pick(own.length > 0 && ctx.rnd.chance(0.8) ? own : m.capsules)
+    let fee = ctx.rnd.chance(0.6) ? c.minFee : pickFee(ctx)
+    if (m.unlocked(executor.address) < fee && ctx.rnd.chance(0.5)) {
+      await deposit(ctx, executor.address)
+      if (m.unlocked(executor.address) < fee) fee = 0n
+    }
+    const req: SignedAccessRequest = {
+      capsuleId: c.id,
+      executor: executor.address,
+      ephemeralKey: ctx.rnd.bytes32(),
+      measurement: ctx.rnd.bytes32(),
+      jobParamsHash: jobParamsHash('0x'),
+      fee,
+      nonce: BigInt(ctx.rnd.bytes32()),
+      expiry: m.now + m.p.auditWindow,
+    }
+    const signer = forged ? ctx.rnd.pick(others) : executor
+    const signature = await signer.signTypedData(
+      accessRequestDomain(ctx.chainId, ctx.addresses.accessController),
+      ACCESS_REQUEST_TYPES,
+      req,
+    )
+    items.push({ signed: { req, signature }, forged })
+  }
+  const t = m.next()
+  const used = new Set<string>()
+  const nonceKey = (r: SignedAccessRequest) => `${r.executor}|${r.capsuleId}|${r.nonce}`
+  if (lastRecorded !== undefined) used.add(nonceKey(lastRecorded.signed.req))
+  const r = await sendTx(ctx, recorder, 'ac', ac(ctx), 'recordFastPathGrants', [
+    items.map((x) => x.signed.req),
+    items.map(() => '0x'),
+    items.map((x) => x.signed.signature),
+  ])
+  expectOutcome('recordFastPathGrants (the batch itself)', true, r)
+  const granted = parse(ac(ctx), r, 'AccessGranted')
+  const failed = new Set(parse(ac(ctx), r, 'FastPathAuditFailed').map((f) => Number(f.index)))
+  let g = 0
+  for (const [i, { signed, forged }] of items.entries()) {
+    const { req } = signed
+    const c = m.capsules.find((x) => x.id === req.capsuleId)
+    const ok =
+      c !== undefined &&
+      m.canRecord(c.owner, recorder) &&
+      t <= req.expiry &&
+      !forged &&
+      !used.has(nonceKey(req)) &&
+      m.isBound(req.executor, t) &&
+      m.policyAllows(c, req.fee)
+    if (ok === failed.has(i))
+      fail(`batch item ${i}: predicted ${ok ? 'recorded' : 'skipped'}, chain said the opposite`)
+    if (!ok || c === undefined) {
+      ctx.batchSkipped++
+      continue
+    }
+    ctx.batchRecorded++
+    const ev = granted[g++]
+    if (ev === undefined || ev.capsuleId !== c.id || ev.executor !== req.executor)
+      fail(`batch item ${i}: no matching AccessGranted`)
+    used.add(nonceKey(req))
+    m.grant(c, ev.grantId as string, m.payAudit(req.executor, req.fee), t)
+    lastRecorded = { signed, recorder }
+  }
+  if (g !== granted.length) fail('recordFastPathGrants emitted more AccessGranted than it recorded')
+}
+
 async function replayAudit(ctx: RunContext): Promise<void> {
   if (!lastRecorded) return
   const { signed, recorder } = lastRecorded
@@ -659,6 +760,7 @@ export async function step(ctx: RunContext): Promise<string> {
     [12, 'fastPath', () => fastPath(ctx, executor)],
     [3, 'fanOut', () => fanOut(ctx)],
     [1, 'replayAudit', () => replayAudit(ctx)],
+    [4, 'batchAudit', () => batchAudit(ctx)],
     [5, 'claimFees', () => claimFees(ctx)],
     [3, 'dispute', () => dispute(ctx)],
     [3, 'resolve', () => resolve(ctx)],
