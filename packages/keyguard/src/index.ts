@@ -66,6 +66,8 @@ export type {
   ChainClient,
   ChainGrant,
   CheckAccessArgs,
+  FastPathAuditItem,
+  FastPathAuditOutcome,
   FastPathRecord,
   GrantLog,
   NodeRegistrationLog,

@@ -144,7 +144,35 @@ export interface ChainClient {
     blockNumber: number
     shortfall?: AuditShortfall
   }>
+  /**
+   * Sends `recordFastPathGrants` (several audits in one transaction) and waits for the receipt.
+   * Each item is recorded or skipped alone (`outcomes`, in the items' order); the transaction
+   * only reverts as a whole (e.g. out of gas), then nothing is recorded. Optional: without it
+   * the fast path sends its audits one by one.
+   * @throws {ContractRevertError} (from `@digicap/contracts`) if the batch reverts.
+   */
+  recordFastPathGrants?(items: readonly FastPathAuditItem[]): Promise<{
+    transactionHash: string
+    blockNumber: number
+    outcomes: FastPathAuditOutcome[]
+  }>
 }
+
+/** One audit of a `recordFastPathGrants` batch. */
+export interface FastPathAuditItem {
+  req: FastPathRecord
+  jobParams: string
+  signature: string
+}
+
+/**
+ * What became of one item of a batch: recorded (its grant id, and `shortfall` as for
+ * `recordFastPathGrant`), or skipped with the error a lone `recordFastPathGrant` would have
+ * reverted with (`errorName` when the contract's ABI knows it).
+ */
+export type FastPathAuditOutcome =
+  | { recorded: true; grantId: string; shortfall?: AuditShortfall }
+  | { recorded: false; errorName?: string; reason: string }
 
 /** `NodeRegistry` role bit of executors. */
 export const ROLE_EXECUTOR = 1

@@ -38,6 +38,7 @@ import type {
   ChainClient,
   ChainGrant,
   CheckAccessArgs,
+  FastPathAuditOutcome,
   FastPathRecord,
   GrantLog,
   NodeRegistrationLog,
@@ -141,10 +142,11 @@ function parseRegistrationLog(log: Log): KeyedRegistration | undefined {
 const registrationKey = (l: KeyedRegistration): string =>
   JSON.stringify({ ...l, peerId: hexlify(l.peerId) })
 
-/** `AuditShortfall` of `accessController` in a receipt's logs, if any. */
+/** `AuditShortfall` of `accessController` in a receipt's logs (of `grantId`, if given), if any. */
 function parseShortfall(
   logs: readonly Log[],
   accessController: string,
+  grantId?: string,
 ): AuditShortfall | undefined {
   for (const log of logs) {
     if (getAddress(log.address) !== accessController) continue
@@ -154,11 +156,38 @@ function parseShortfall(
     } catch {
       continue
     }
-    if (parsed?.name === 'AuditShortfall') {
-      return { fromStake: BigInt(parsed.args[2]), uncovered: BigInt(parsed.args[3]) }
-    }
+    if (parsed?.name !== 'AuditShortfall') continue
+    if (grantId !== undefined && lower(String(parsed.args[0])) !== grantId) continue
+    return { fromStake: BigInt(parsed.args[2]), uncovered: BigInt(parsed.args[3]) }
   }
   return undefined
+}
+
+/** `FastPathAuditFailed` logs of a batch: item index → the item's revert (decoded if known). */
+function parseAuditFailures(
+  logs: readonly Log[],
+  accessController: string,
+): Map<number, { errorName?: string; reason: string }> {
+  const out = new Map<number, { errorName?: string; reason: string }>()
+  for (const log of logs) {
+    if (getAddress(log.address) !== accessController) continue
+    let parsed: ReturnType<Interface['parseLog']>
+    try {
+      parsed = controllerInterface.parseLog({ topics: [...log.topics], data: log.data })
+    } catch {
+      continue
+    }
+    if (parsed?.name !== 'FastPathAuditFailed') continue
+    const reason = lower(String(parsed.args[4]))
+    let errorName: string | undefined
+    try {
+      errorName = controllerInterface.parseError(reason)?.name
+    } catch {
+      errorName = undefined
+    }
+    out.set(Number(parsed.args[0]), { ...(errorName === undefined ? {} : { errorName }), reason })
+  }
+  return out
 }
 
 /**
@@ -426,41 +455,88 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         BigInt(await controller(index).getFunction('auditWindow')({ blockTag })),
       ),
 
-    async recordFastPathGrant(req: FastPathRecord, jobParams, signature) {
-      if (signer === undefined) {
-        throw new QuorumError('No signer configured to record fast-path grants', {
-          details: { operation: 'recordFastPathGrant' },
-        })
-      }
-      const c = new Contract(accessController, accessControllerAbi as never, signer)
-      let sent = false
-      try {
-        const tx = await c.getFunction('recordFastPathGrant')(
-          { ...req, nonce: toBeHex(req.nonce, 32) },
-          jobParams,
-          signature,
-        )
-        sent = true
-        const receipt = await tx.wait()
-        // The next reads (this capsule's run count, the nonce) must see this block.
-        rpcs.notice(Number(receipt.blockNumber))
-        const log = (receipt.logs as Log[])
-          .map((l) => parseGrantLog(l))
-          .find((l) => l !== undefined && l.address === accessController)
-        const shortfall = parseShortfall(receipt.logs as Log[], accessController)
+    async recordFastPathGrants(items) {
+      const receipt = await sendAudit('recordFastPathGrants', [
+        items.map((i) => ({ ...i.req, nonce: toBeHex(i.req.nonce, 32) })),
+        items.map((i) => i.jobParams),
+        items.map((i) => i.signature),
+      ])
+      const logs = receipt.logs as Log[]
+      const granted = logs
+        .map((l) => parseGrantLog(l))
+        .filter((l): l is GrantLog => l !== undefined && l.address === accessController)
+      const skipped = parseAuditFailures(logs, accessController)
+      let next = 0
+      const outcomes = items.map((item, index): FastPathAuditOutcome => {
+        const failure = skipped.get(index)
+        if (failure !== undefined) return { recorded: false, ...failure }
+        const log = granted[next++]
+        if (
+          log === undefined ||
+          log.capsuleId !== lower(item.req.capsuleId) ||
+          log.executor !== getAddress(item.req.executor) ||
+          log.ephemeralKey !== lower(item.req.ephemeralKey)
+        ) {
+          return { recorded: false, reason: 'no-matching-log' }
+        }
+        const shortfall = parseShortfall(logs, accessController, log.grantId)
         return {
-          grantId: log?.grantId ?? '0x',
-          transactionHash: lower(receipt.hash),
-          blockNumber: Number(receipt.blockNumber),
+          recorded: true,
+          grantId: log.grantId,
           ...(shortfall === undefined ? {} : { shortfall }),
         }
-      } catch (err) {
-        // NonceManager counts a nonce before sending: one never sent (a revert in gas
-        // estimation, no funds, RPC down) must not leave a gap. Audit records are sent one at
-        // a time, so re-reading the pending count is safe here.
-        if (!sent && signer instanceof NonceManager) signer.reset()
-        throw decodeRevert(err)
+      })
+      return {
+        transactionHash: lower(receipt.hash),
+        blockNumber: Number(receipt.blockNumber),
+        outcomes,
       }
     },
+
+    async recordFastPathGrant(req: FastPathRecord, jobParams, signature) {
+      const receipt = await sendAudit('recordFastPathGrant', [
+        { ...req, nonce: toBeHex(req.nonce, 32) },
+        jobParams,
+        signature,
+      ])
+      const log = (receipt.logs as Log[])
+        .map((l) => parseGrantLog(l))
+        .find((l) => l !== undefined && l.address === accessController)
+      const shortfall = parseShortfall(receipt.logs as Log[], accessController)
+      return {
+        grantId: log?.grantId ?? '0x',
+        transactionHash: lower(receipt.hash),
+        blockNumber: Number(receipt.blockNumber),
+        ...(shortfall === undefined ? {} : { shortfall }),
+      }
+    },
+  }
+
+  /** Sends an audit transaction from the operator account and waits for its receipt. */
+  async function sendAudit(
+    fn: 'recordFastPathGrant' | 'recordFastPathGrants',
+    args: unknown[],
+  ): Promise<{ hash: string; blockNumber: number | bigint; logs: readonly Log[] }> {
+    if (signer === undefined) {
+      throw new QuorumError('No signer configured to record fast-path grants', {
+        details: { operation: fn },
+      })
+    }
+    const c = new Contract(accessController, accessControllerAbi as never, signer)
+    let sent = false
+    try {
+      const tx = await c.getFunction(fn)(...args)
+      sent = true
+      const receipt = await tx.wait()
+      // The next reads (this capsule's run count, the nonce) must see this block.
+      rpcs.notice(Number(receipt.blockNumber))
+      return receipt
+    } catch (err) {
+      // NonceManager counts a nonce before sending: one never sent (a revert in gas
+      // estimation, no funds, RPC down) must not leave a gap. Audit records are sent one at
+      // a time, so re-reading the pending count is safe here.
+      if (!sent && signer instanceof NonceManager) signer.reset()
+      throw decodeRevert(err)
+    }
   }
 }

@@ -74,8 +74,10 @@ import { ensureDir, removeStaleTemps, writeFileAtomic } from '../store/fs-atomic
 import { readJsonFile } from '../store/json-file.ts'
 import type { KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
+import { createAuditSender } from './audit-sender.ts'
 import { executorDirectory } from './executor-directory.ts'
 import { executorFeed } from './executor-feed.ts'
+import { FEED_STATE_FILE } from './executor-feed-state.ts'
 import { createExecutorReplays } from './executor-replays.ts'
 import { createKeyedLock, createPendingAudits, createSemaphore } from './fast-path-gate.ts'
 
@@ -127,6 +129,11 @@ export interface FastPathInit {
   timeoutMs?: number
   /** First wait before re-sending a failed audit transaction, ms (doubles, 5 tries). Default 200. */
   auditRetryBaseMs?: number
+  /**
+   * Audits sent in one transaction at most (`recordFastPathGrants`): those that queued while the
+   * previous audit transaction was being mined go together. Default 16.
+   */
+  auditBatch?: number
   /**
    * Longest wait for an earlier audit of the same capsule (or paying executor) to be mined
    * before answering `busy` (`audit-pending`), ms. Default 5000.
@@ -314,7 +321,10 @@ export function fastPathServer(init: FastPathInit) {
       negativeTtlMs: init.strangerCacheMs ?? 60_000,
       ...(init.lookups === undefined ? {} : { lookups: init.lookups }),
     })({ chain })
-    const feed = executorFeed(init.registrations ?? {})({
+    const feed = executorFeed({
+      file: join(init.dataDir, FEED_STATE_FILE),
+      ...init.registrations,
+    })({
       chain,
       directory,
       onSynced: (at) => emit({ type: 'executors-synced', ...at }),
@@ -340,7 +350,16 @@ export function fastPathServer(init: FastPathInit) {
     const minRuns = new Map<string, bigint>()
     let unhandle: (() => Promise<void>) | undefined
     const recording = new Set<Promise<unknown>>()
-    let sending: Promise<unknown> = Promise.resolve()
+    const auditSender = createAuditSender(
+      {
+        ...(init.auditBatch === undefined ? {} : { maxBatch: init.auditBatch }),
+        ...(init.auditRetryBaseMs === undefined ? {} : { retryBaseMs: init.auditRetryBaseMs }),
+        isFinal: (err) =>
+          (err as { errorName?: string }).errorName !== undefined ||
+          auditAlertReason(err) === 'operator-unfunded',
+      },
+      chain,
+    )
 
     const refuse = (
       peer: string,
@@ -374,23 +393,9 @@ export function fastPathServer(init: FastPathInit) {
         nonce: BigInt(r.nonce as string),
         expiry: BigInt(r.expiry as string),
       }
-      // One transaction at a time (one signer, one nonce sequence); transient failures (RPC,
-      // nonce races) are retried, a revert (`errorName`) is final.
-      const send = async (): Promise<Awaited<ReturnType<ChainClient['recordFastPathGrant']>>> => {
-        for (let attempt = 0; ; attempt++) {
-          try {
-            return await chain.recordFastPathGrant(req, entry.jobParams, entry.signature)
-          } catch (err) {
-            const final =
-              (err as { errorName?: string }).errorName !== undefined ||
-              auditAlertReason(err) === 'operator-unfunded'
-            if (final || attempt >= 4) throw err
-            await new Promise((r) => setTimeout(r, (init.auditRetryBaseMs ?? 200) * 2 ** attempt))
-          }
-        }
-      }
-      const turn = sending.then(send)
-      sending = turn.catch(() => undefined)
+      // Queued for the audit sender: one transaction at a time, batching what waits meanwhile
+      // (transient failures retried, a lone revert final).
+      const turn = auditSender.send({ req, jobParams: entry.jobParams, signature: entry.signature })
       try {
         const res = await turn
         await rm(join(auditDir, `${entry.id}.json`), { force: true })

@@ -8,8 +8,14 @@ export const MAX_FILE_BYTES = 1 << 20
 
 export type JsonObject = Record<string, unknown>
 
-/** Reads and parses a JSON object file; `undefined` if it does not exist. */
-export async function readJsonFile(path: string): Promise<JsonObject | undefined> {
+/**
+ * Reads and parses a JSON object file; `undefined` if it does not exist. Files larger than
+ * `maxBytes` (default {@link MAX_FILE_BYTES}) are corrupt.
+ */
+export async function readJsonFile(
+  path: string,
+  maxBytes = MAX_FILE_BYTES,
+): Promise<JsonObject | undefined> {
   let bytes: Buffer
   try {
     bytes = await readFile(path)
@@ -17,7 +23,7 @@ export async function readJsonFile(path: string): Promise<JsonObject | undefined
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw err
   }
-  if (bytes.length > MAX_FILE_BYTES) corrupt(path, 'too-large', { size: bytes.length })
+  if (bytes.length > maxBytes) corrupt(path, 'too-large', { size: bytes.length })
   let value: unknown
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
