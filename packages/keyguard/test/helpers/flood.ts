@@ -51,6 +51,11 @@ export interface FloodConfig {
   durationMs: number
 }
 
+export interface FloodProcessOptions {
+  /** CPUs the flood process may run on (`taskset -c`), e.g. `'1'`. Default: any. */
+  cpus?: string
+}
+
 export interface Flood {
   /** Resolves when every stranger is connected. */
   ready: Promise<void>
@@ -61,13 +66,18 @@ export interface Flood {
   /** Ends the flood now (`done` then resolves). */
   stop(): void
   kill(): void
+  /** Freezes the flood process (SIGSTOP): no traffic and no CPU until `resume()`. */
+  pause(): void
+  /** Lets a paused flood go on (SIGCONT). */
+  resume(): void
 }
 
 /** Runs a stranger flood in a child process. */
-export function startFlood(config: FloodConfig): Flood {
-  const proc = spawn(process.execPath, ['--no-warnings', FLOOD_CHILD, JSON.stringify(config)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+export function startFlood(config: FloodConfig, options: FloodProcessOptions = {}): Flood {
+  const argv = [process.execPath, '--no-warnings', FLOOD_CHILD, JSON.stringify(config)]
+  const [cmd, ...args] =
+    options.cpus === undefined ? argv : ['taskset', '-c', options.cpus, ...argv]
+  const proc = spawn(cmd as string, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   proc.stderr?.on('data', (d: Buffer) => {
     err += d.toString()
@@ -107,6 +117,8 @@ export function startFlood(config: FloodConfig): Flood {
     done,
     stop: () => proc.kill('SIGTERM'),
     kill: () => proc.kill('SIGKILL'),
+    pause: () => proc.kill('SIGSTOP'),
+    resume: () => proc.kill('SIGCONT'),
   }
 }
 
