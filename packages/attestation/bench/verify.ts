@@ -6,12 +6,16 @@
  * floor is node:crypto's `verify` alone on the same signature (what no verifier on this
  * machine can beat without another crypto library).
  *
- *   node bench/verify.ts [iterations] [baselineIterations]
+ * The three in-process measures run interleaved in `rounds` rounds and each keeps its best
+ * round, so a load spike on the shared machine does not land on one of them only; the load
+ * average is printed with the figures.
+ *
+ *   node bench/verify.ts [iterations] [baselineIterations] [rounds]
  */
 import { execFileSync } from 'node:child_process'
 import { constants, verify } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { importAttestationKey, parseSignature, TPM_ALG, verifyQuote } from '../src/index.ts'
 import { serializedPcrFile } from '../test/helpers/checkquote.ts'
@@ -19,6 +23,12 @@ import { parseVector, VECTOR_DIR } from '../test/helpers/vector-file.ts'
 
 const iterations = Number(process.argv[2] ?? 5000)
 const baselineIterations = Number(process.argv[3] ?? 40)
+const rounds = Number(process.argv[4] ?? 5)
+console.log(
+  `load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')} (1, 5, 15 min)`,
+)
 
 function perSecond(n: number, f: () => void): number {
   const start = process.hrtime.bigint()
@@ -36,7 +46,7 @@ for (const name of ['rsa-valid', 'ecc-valid-low-s']) {
 
   const sig = parseSignature(v.signature)
   const key = cached.attestationKey.key
-  const floor =
+  const floorOnce = () =>
     sig.sigAlg === TPM_ALG.ECDSA
       ? perSecond(iterations, () => {
           verify(
@@ -49,10 +59,18 @@ for (const name of ['rsa-valid', 'ecc-valid-low-s']) {
       : perSecond(iterations, () => {
           verify('sha256', v.attest, { key, padding: constants.RSA_PKCS1_PADDING }, sig.sig)
         })
-  const ours = perSecond(iterations, () => verifyQuote(evidence, cached))
-  const oursRaw = perSecond(Math.max(1, Math.floor(iterations / 2)), () =>
-    verifyQuote(evidence, raw),
-  )
+  let [floor, ours, oursRaw] = [0, 0, 0]
+  for (let r = 0; r < rounds; r++) {
+    floor = Math.max(floor, floorOnce())
+    ours = Math.max(
+      ours,
+      perSecond(iterations, () => verifyQuote(evidence, cached)),
+    )
+    oursRaw = Math.max(
+      oursRaw,
+      perSecond(Math.max(1, Math.floor(iterations / 2)), () => verifyQuote(evidence, raw)),
+    )
+  }
 
   const dir = mkdtempSync(join(tmpdir(), 'digicap-bench-'))
   writeFileSync(join(dir, 'ak.pub'), v.akPublic)
