@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { generateX25519KeyPair, toHex } from '@digicap/capsule-core'
+import { generateX25519KeyPair, InvalidArgumentError, toHex } from '@digicap/capsule-core'
 import {
   type Sealer,
   softwareSealer,
@@ -145,6 +145,24 @@ describe('provider.digicap recipient', () => {
     expect((error as OciKeyError).details.failures).toEqual([
       { protocol: DIGICAP_PROTOCOL, code: 'OCI_INTEGRITY' },
     ])
+  })
+
+  it('refuses a recipient without a 32-byte data key, a wrapped copy or a valid capsule id', () => {
+    const wrappedKeys = [
+      { scheme: 'software-rsa-oaep-sha256', keyId: 'k', ciphertext: new Uint8Array(256) },
+    ]
+    expect(() => digicapRecipient({ capsuleId, dataKey: new Uint8Array(31), wrappedKeys })).toThrow(
+      InvalidArgumentError,
+    )
+    expect(() => digicapRecipient({ capsuleId, dataKey, wrappedKeys: [] })).toThrow(
+      InvalidArgumentError,
+    )
+    expect(() => digicapRecipient({ capsuleId: '0x1234', dataKey, wrappedKeys })).toThrow(
+      InvalidArgumentError,
+    )
+    expect(() =>
+      digicapRecipient({ capsuleId, dataKey, wrappedKeys: [{ ...wrappedKeys[0]!, scheme: 'NO' }] }),
+    ).toThrow(InvalidArgumentError)
   })
 
   it('detects an altered payload and refuses malformed ones', () => {

@@ -7,12 +7,18 @@ import {
   checkWrappedKey,
   type Hex,
   hexToBytes,
+  InvalidArgumentError,
   toHex,
   type WrappedKey,
 } from '@digicap/capsule-core'
 import { OciKeyError } from '../errors.ts'
 import type { LayerRecipient, LayerUnwrapper } from '../recipients/recipient.ts'
-import { openDigicapPayload, parseDigicapPayload, sealDigicapPayload } from './payload.ts'
+import {
+  MAX_DIGICAP_WRAPPED_KEYS,
+  openDigicapPayload,
+  parseDigicapPayload,
+  sealDigicapPayload,
+} from './payload.ts'
 
 /** The protocol name: ocicrypt's keyprovider convention `provider.<name>`. */
 export const DIGICAP_PROTOCOL = 'provider.digicap'
@@ -47,9 +53,14 @@ export function digicapRecipient(init: DigicapRecipientInit): LayerRecipient {
   init.wrappedKeys.forEach((w, i) => {
     checkWrappedKey(w, `wrappedKeys[${i}]`)
   })
+  if (!(init.dataKey instanceof Uint8Array) || init.dataKey.length !== 32) {
+    throw new InvalidArgumentError('dataKey must be 32 bytes')
+  }
+  if (init.wrappedKeys.length === 0 || init.wrappedKeys.length > MAX_DIGICAP_WRAPPED_KEYS) {
+    throw new InvalidArgumentError('wrappedKeys must hold 1..8 wrapped copies of the data key')
+  }
   const dataKey = Uint8Array.from(init.dataKey)
   const wrappedKeys = [...init.wrappedKeys]
-  sealDigicapPayload(new Uint8Array(0), { capsuleId, dataKey, wrappedKeys }) // checks the key
   return {
     protocol: DIGICAP_PROTOCOL,
     wrap: async (privateOptions) =>

@@ -9,12 +9,17 @@ import { OciIntegrityError } from '../errors.ts'
 import { checkManifest } from '../layout/descriptor.ts'
 import { createLayout, type ImageLayout, openLayout } from '../layout/layout.ts'
 import type { Descriptor, ImageManifest } from '../layout/types.ts'
-import { ANNOTATION_ENC_PREFIX, decryptedMediaType, isEncryptedMediaType } from '../media-types.ts'
+import {
+  ANNOTATION_ENC_PREFIX,
+  ANNOTATION_REF_NAME,
+  decryptedMediaType,
+  isEncryptedMediaType,
+} from '../media-types.ts'
 import { publicOptionsOf, unwrapPrivateOptions } from '../recipients/annotations.ts'
 import type { LayerUnwrapper } from '../recipients/recipient.ts'
 import { copyBlob, sourceBlob } from './copy-blob.ts'
 import type { ImageResult } from './encrypt-image.ts'
-import { writeIndexEntries } from './encrypt-image.ts'
+import { writeIndexEntries } from './index-entries.ts'
 import { selectManifests } from './select.ts'
 
 export interface DecryptImageOptions {
@@ -111,7 +116,7 @@ export async function decryptImage(options: DecryptImageOptions): Promise<ImageR
     const written = await to.writeBytes(new TextEncoder().encode(JSON.stringify(next)))
     rewritten.set(entry, { ...entry, digest: written.digest, size: written.size })
     results.push({
-      ref: entry.annotations?.['org.opencontainers.image.ref.name'],
+      ref: entry.annotations?.[ANNOTATION_REF_NAME],
       digest: written.digest,
       size: written.size,
       layers: done,

@@ -11,6 +11,7 @@ import { checkManifest } from '../layout/descriptor.ts'
 import { createLayout, type ImageLayout, openLayout } from '../layout/layout.ts'
 import type { Descriptor, ImageManifest } from '../layout/types.ts'
 import {
+  ANNOTATION_REF_NAME,
   ENCRYPTABLE_LAYER_MEDIA_TYPES,
   encryptedMediaType,
   isEncryptedMediaType,
@@ -18,6 +19,7 @@ import {
 import { encryptionAnnotations } from '../recipients/annotations.ts'
 import type { LayerRecipient } from '../recipients/recipient.ts'
 import { checkAgainst, copyBlob, hashingTap, sourceBlob } from './copy-blob.ts'
+import { writeIndexEntries } from './index-entries.ts'
 import { selectManifests } from './select.ts'
 
 export interface EncryptImageOptions {
@@ -114,7 +116,7 @@ export async function encryptImage(options: EncryptImageOptions): Promise<ImageR
     const written = await to.writeBytes(new TextEncoder().encode(JSON.stringify(next)))
     rewritten.set(entry, { ...entry, digest: written.digest, size: written.size })
     results.push({
-      ref: entry.annotations?.['org.opencontainers.image.ref.name'],
+      ref: entry.annotations?.[ANNOTATION_REF_NAME],
       digest: written.digest,
       size: written.size,
       layers: done,
@@ -122,23 +124,4 @@ export async function encryptImage(options: EncryptImageOptions): Promise<ImageR
   }
   await writeIndexEntries(to, rewritten)
   return results
-}
-
-/** Adds the rewritten manifests to the target index, replacing entries with the same ref. */
-export async function writeIndexEntries(
-  to: ImageLayout,
-  rewritten: Map<Descriptor, Descriptor>,
-): Promise<void> {
-  const target = await to.readIndex()
-  const refOf = (d: Descriptor) => d.annotations?.['org.opencontainers.image.ref.name']
-  const added = [...rewritten.values()]
-  const refs = new Set(added.map(refOf).filter((r) => r !== undefined))
-  target.manifests = [
-    ...target.manifests.filter((m) => {
-      const ref = refOf(m)
-      return ref === undefined ? !added.some((a) => a.digest === m.digest) : !refs.has(ref)
-    }),
-    ...added,
-  ]
-  await to.writeIndex(target)
 }
