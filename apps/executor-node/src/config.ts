@@ -1,15 +1,15 @@
 /**
  * The executor-node config: `<dataDir>/config.json` (JSON, mode 0600, written atomically),
- * plus environment overrides. Secrets live apart: `identity.json` (the BIP-39 mnemonic the
- * Ethereum account and libp2p identity derive from) and `receiver.key` (X25519), both 0600.
+ * plus environment overrides, declared once with cli-kit's `defineConfig`. Secrets live apart:
+ * `identity.json` (the BIP-39 mnemonic of the account and libp2p identity) and `receiver.key`.
  */
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-
 import {
-  ConfigError,
-  checkChainConfigFields,
+  CHAIN_CONFIG_FIELDS,
+  type ConfigSources,
   configFieldError,
+  defineConfig,
   readConfigJson,
 } from '@digicap/cli-kit'
 
@@ -20,10 +20,7 @@ export interface ExecutorNodeConfig {
   /** Absolute path of the data folder. */
   dataDir: string
   rpcUrl: string
-  /**
-   * More RPC URLs of the same chain: the registry checks read `rpcUrl` + these through a
-   * quorum (a single lying RPC cannot vouch for a capsule). Transactions still use `rpcUrl`.
-   */
+  /** More RPCs of the same chain: registry checks go through a quorum of `rpcUrl` + these. */
   rpcUrls?: string[]
   /** How many RPCs must agree on a registry read. Default: 1 for one RPC, else a majority. */
   quorum?: number
@@ -37,12 +34,9 @@ export interface ExecutorNodeConfig {
   keyguardAddrs: string[]
   /** Try the fast path first by default. */
   fast: boolean
-  /** Capsule fetch idle timeout, ms (no byte for this long fails the run). Default 120 000. */
+  /** Capsule fetch idle timeout, ms. Default 120 000. */
   fetchTimeoutMs?: number
-  /**
-   * The node's TPM for attestation (opt-in): `device:/dev/tpmrm0` or
-   * `swtpm:host=…,port=…` (the TCTIs `@digicap/tpm` speaks). Absent: no attestation key.
-   */
+  /** The attestation TPM (opt-in): `device:/dev/tpmrm0` or `swtpm:host=…,port=…`. */
   tcti?: string
 }
 
@@ -54,7 +48,6 @@ export function executorNodePaths(dataDir: string) {
     /** The result receiver's spent run and grant ids (replays refused across restarts). */
     receiverReplays: join(dataDir, 'receiver-replays.json'),
     ipfs: join(dataDir, 'ipfs'),
-    runs: join(dataDir, 'runs'),
     /** The attestation record (EK, AK, boot PCRs) whose SHA-256 `register` registers. */
     attestationRecord: join(dataDir, 'attestation-record.bin'),
   }
@@ -67,90 +60,56 @@ export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv)
   return resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'executor-node'))
 }
 
-const bad = configFieldError('executor-node')
-const RPC_URL = /^(https?|wss?):\/\//
-/** The TCTIs the attestation agent accepts. */
-export const TCTI = /^(device:\/|swtpm:)\S+$/
+const LIST = { type: 'list', default: [] as string[] } as const
 
-/** A config's `tcti`: absent, or one the attestation agent speaks. */
-export function checkTcti(tcti: unknown, file: string): void {
-  if (tcti !== undefined && (typeof tcti !== 'string' || !TCTI.test(tcti))) bad('tcti', file)
+/** The fields: file key, type, environment variable, `init` flag. */
+export const EXECUTOR_NODE_CONFIG = defineConfig<ExecutorNodeConfig>('executor-node', {
+  ...CHAIN_CONFIG_FIELDS,
+  rpcUrl: { ...CHAIN_CONFIG_FIELDS.rpcUrl, flag: 'rpc-url' },
+  rpcUrls: {
+    type: 'list',
+    optional: true,
+    env: 'DIGICAP_RPC_URLS',
+    flag: 'extra-rpc-url',
+    pattern: CHAIN_CONFIG_FIELDS.rpcUrl.pattern,
+  },
+  quorum: { type: 'number', min: 1, optional: true, flag: 'quorum' },
+  listen: { ...LIST, default: DEFAULT_LISTEN, env: 'DIGICAP_LISTEN', flag: 'listen' },
+  bootstrap: { ...LIST, env: 'DIGICAP_BOOTSTRAP', flag: 'bootstrap' },
+  keyguardAddrs: { ...LIST, env: 'DIGICAP_KEYGUARD_ADDRS', flag: 'keyguard-addr' },
+  fast: { type: 'boolean', default: false, env: 'DIGICAP_FAST', flag: 'fast' },
+  fetchTimeoutMs: { type: 'number', min: 1, optional: true },
+  tcti: {
+    type: 'string',
+    optional: true,
+    env: 'DIGICAP_TCTI',
+    flag: 'tcti',
+    pattern: /^(device:\/|swtpm:)\S+$/,
+  },
+})
+
+/** The config from `sources`, with the one check across fields: a quorum the RPCs can make. */
+export function resolveConfig(sources: ConfigSources): ExecutorNodeConfig {
+  const c = EXECUTOR_NODE_CONFIG.resolve(sources)
+  if (c.quorum !== undefined && c.quorum > 1 + (c.rpcUrls?.length ?? 0))
+    configFieldError('executor-node')('quorum', sources.fileName ?? '(config)')
+  return c
 }
 
-/** Validates a parsed config object. */
-export function checkConfig(raw: unknown, file: string): ExecutorNodeConfig {
-  checkChainConfigFields(raw, file, bad)
-  const c = raw as Record<string, unknown>
-  for (const list of ['listen', 'bootstrap', 'keyguardAddrs']) {
-    const v = c[list]
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) bad(list, file)
-  }
-  if (typeof c.fast !== 'boolean') bad('fast', file)
-  if (
-    c.fetchTimeoutMs !== undefined &&
-    (!Number.isSafeInteger(c.fetchTimeoutMs) || (c.fetchTimeoutMs as number) <= 0)
-  )
-    bad('fetchTimeoutMs', file)
-  checkTcti(c.tcti, file)
-  const urls = c.rpcUrls
-  if (
-    urls !== undefined &&
-    (!Array.isArray(urls) || urls.some((u) => typeof u !== 'string' || !RPC_URL.test(u)))
-  ) {
-    bad('rpcUrls', file)
-  }
-  const rpcs = 1 + (Array.isArray(urls) ? urls.length : 0)
-  const q = c.quorum
-  if (q !== undefined && (typeof q !== 'number' || !Number.isSafeInteger(q) || q < 1 || q > rpcs)) {
-    bad('quorum', file)
-  }
-  return c as unknown as ExecutorNodeConfig
-}
+/** Validates a parsed config object. @throws {ConfigError} naming the field. */
+export const checkConfig = (raw: unknown, file: string) =>
+  resolveConfig({ file: raw, fileName: file })
 
-const list = (v: string | undefined): string[] | undefined =>
-  v === undefined
-    ? undefined
-    : v
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0)
-
-/**
- * Environment overrides: `DIGICAP_RPC_URL`, `DIGICAP_RPC_URLS`, `DIGICAP_LISTEN`,
- * `DIGICAP_BOOTSTRAP`, `DIGICAP_KEYGUARD_ADDRS` (comma lists), `DIGICAP_FAST=1|0`,
- * `DIGICAP_TCTI` (the attestation TPM).
- */
-export function applyEnv(c: ExecutorNodeConfig, env: NodeJS.ProcessEnv): ExecutorNodeConfig {
-  const out = { ...c }
-  if (env.DIGICAP_RPC_URL) out.rpcUrl = env.DIGICAP_RPC_URL
-  const rpcUrls = list(env.DIGICAP_RPC_URLS)
-  if (rpcUrls !== undefined) out.rpcUrls = rpcUrls
-  out.listen = list(env.DIGICAP_LISTEN) ?? out.listen
-  out.bootstrap = list(env.DIGICAP_BOOTSTRAP) ?? out.bootstrap
-  out.keyguardAddrs = list(env.DIGICAP_KEYGUARD_ADDRS) ?? out.keyguardAddrs
-  if (env.DIGICAP_FAST === '1') out.fast = true
-  if (env.DIGICAP_FAST === '0') out.fast = false
-  if (env.DIGICAP_TCTI) {
-    if (!TCTI.test(env.DIGICAP_TCTI)) {
-      throw new ConfigError('DIGICAP_TCTI must be device:<path> or swtpm:host=…,port=…', {
-        details: { value: env.DIGICAP_TCTI },
-      })
-    }
-    out.tcti = env.DIGICAP_TCTI
-  }
-  return out
-}
+/** The environment's overrides (each field's variable, e.g. `DIGICAP_FAST=1`, `DIGICAP_TCTI`). */
+export const applyEnv = (c: ExecutorNodeConfig, env: NodeJS.ProcessEnv) =>
+  resolveConfig({ file: c, env })
 
 /**
  * Reads `<dataDir>/config.json` and applies the environment.
- * @throws {NotInitialisedError} if there is no config file.
- * @throws {ConfigError} if it is malformed.
+ * @throws {NotInitialisedError} if there is no config file. @throws {ConfigError}
  */
-export async function loadConfig(
-  dataDir: string,
-  env: NodeJS.ProcessEnv = {},
-): Promise<ExecutorNodeConfig> {
+export async function loadConfig(dataDir: string, env: NodeJS.ProcessEnv = {}) {
   const file = executorNodePaths(dataDir).config
-  const raw = await readConfigJson(file, dataDir, 'executor-node')
+  const raw = await readConfigJson(file, dataDir, EXECUTOR_NODE_CONFIG.app)
   return applyEnv({ ...checkConfig(raw, file), dataDir }, env)
 }

@@ -15,11 +15,10 @@ import { deriveOwnerIdentity, generateMnemonic, normalizeMnemonic } from '@digic
 import { privateKeyFromSeed } from '@digicap/p2p'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
-  checkTcti,
-  DEFAULT_LISTEN,
   type ExecutorNodeConfig,
   executorNodePaths,
   loadConfig,
+  resolveConfig,
   writeJsonAtomic,
 } from './config.ts'
 import { AlreadyInitialisedError, ConfigError } from './errors.ts'
@@ -46,19 +45,11 @@ export async function readIdentity(dataDir: string) {
 
 export interface InitExecutorNodeOptions {
   dataDir: string
-  rpcUrl: string
-  /** More RPC URLs of the same chain for the registry checks' quorum. */
-  rpcUrls?: string[] | undefined
-  /** How many RPCs must agree (default: majority). */
-  quorum?: number | undefined
-  chainId?: number | undefined
   contracts: ExecutorNodeConfig['contracts']
-  listen?: string[] | undefined
-  bootstrap?: string[] | undefined
-  keyguardAddrs?: string[] | undefined
-  fast?: boolean | undefined
-  /** The attestation TPM (see `ExecutorNodeConfig.tcti`). */
-  tcti?: string | undefined
+  /** Expected chain id (default: asked from the RPC). */
+  chainId?: number | undefined
+  /** The other fields by `init` flag name (`rpc-url`, `fast`, `tcti`, …: EXECUTOR_NODE_CONFIG). */
+  flags?: Readonly<Record<string, unknown>> | undefined
   /** Import these words instead of generating new ones. */
   mnemonic?: string | undefined
   /** Move an existing node's files aside. */
@@ -67,13 +58,15 @@ export interface InitExecutorNodeOptions {
 
 /** Creates identity.json, receiver.key and config.json; says whether the words are new. */
 export async function initExecutorNode(o: InitExecutorNodeOptions) {
-  const words = o.mnemonic
   const paths = executorNodePaths(o.dataDir)
-  checkTcti(o.tcti, paths.config) // before anything is written
+  const { dataDir, contracts } = o
+  const draft = (chainId: number) =>
+    resolveConfig({ flags: o.flags ?? {}, file: { version: 1, dataDir, chainId, contracts } })
+  const rpcUrl = draft(o.chainId ?? 1).rpcUrl // every field checked before anything is written
   if (existsSync(paths.config) || existsSync(paths.identity)) {
     if (!o.force) {
       throw new AlreadyInitialisedError('This data folder already holds an executor-node', {
-        details: { dataDir: o.dataDir },
+        details: { dataDir },
         hint: 'Use another --data-dir, or --force to move the old files aside.',
       })
     }
@@ -82,26 +75,13 @@ export async function initExecutorNode(o: InitExecutorNodeOptions) {
       if (existsSync(p)) await rename(p, `${p}.${stamp}.old`)
     }
   }
-  const chainId = await rpcChainId(o.rpcUrl, o.chainId)
+  const config = draft(await rpcChainId(rpcUrl, o.chainId))
+  const words = o.mnemonic
   const mnemonic = words === undefined ? generateMnemonic() : normalizeMnemonic(words)
   const id = await deriveOwnerIdentity(mnemonic)
   const peerId = peerIdFromPrivateKey(await privateKeyFromSeed(id.libp2pSeed)).toString()
   await writeJsonAtomic(paths.identity, { version: 1, mnemonic })
   const receiverPublicKey = toHex(await createReceiverKeyFile(paths.receiverKey))
-  const config: ExecutorNodeConfig = {
-    version: 1,
-    dataDir: o.dataDir,
-    rpcUrl: o.rpcUrl,
-    ...(o.rpcUrls?.length ? { rpcUrls: o.rpcUrls } : {}),
-    ...(o.quorum === undefined ? {} : { quorum: o.quorum }),
-    chainId,
-    contracts: o.contracts,
-    listen: o.listen ?? DEFAULT_LISTEN,
-    bootstrap: o.bootstrap ?? [],
-    keyguardAddrs: o.keyguardAddrs ?? [],
-    fast: o.fast ?? false,
-    ...(o.tcti === undefined ? {} : { tcti: o.tcti }),
-  }
   await writeJsonAtomic(paths.config, config)
   for (const k of [id.ethereumPrivateKey, id.libp2pSeed, id.operatorPrivateKey]) k.fill(0)
   id.recoveryKeyPair.privateKey.fill(0)

@@ -135,7 +135,7 @@ describe('executor-node with a TPM', () => {
       addresses.accessController,
     ])
     expect(r.code).toBe(1)
-    expect(r.stderr).toContain('error[CONFIG]: Config field tcti is missing or malformed')
+    expect(r.stderr).toContain('error[CONFIG]: --tcti is not a valid tcti')
     for (const f of ['config.json', 'identity.json']) {
       await expect(readFile(join(bad, f))).rejects.toThrow()
     }

@@ -78,6 +78,27 @@ describe('config', () => {
     expect(c.rpcUrls).toEqual(['http://10.0.0.2:8545', 'http://10.0.0.3:8545'])
     expect(c.keyguardAddrs).toEqual(['/ip4/1.2.3.4/tcp/1', '/ip4/1.2.3.5/tcp/2'])
     expect(c.fast).toBe(true)
+    // A bad variable names itself; it never falls back to the file's value silently.
+    for (const [name, value] of [
+      ['DIGICAP_TCTI', 'mssim:host=127.0.0.1'],
+      ['DIGICAP_FAST', 'yes'],
+      ['DIGICAP_RPC_URLS', 'ftp://x'],
+    ] as const) {
+      expect(() => applyEnv(good, { [name]: value })).toThrow(
+        expect.objectContaining({
+          code: 'CONFIG',
+          details: expect.objectContaining({ env: name }),
+        }),
+      )
+    }
+    // Fewer RPCs from the environment than the file's quorum needs: refused, not outvoted.
+    const quorate = { ...good, rpcUrls: ['http://10.0.0.2:8545'], quorum: 2 }
+    expect(() => applyEnv(quorate, { DIGICAP_RPC_URLS: ',' })).toThrow(
+      expect.objectContaining({
+        code: 'CONFIG',
+        details: expect.objectContaining({ field: 'quorum' }),
+      }),
+    )
     expect(resolveDataDir(undefined, { DIGICAP_DATA_DIR: '/tmp/a' })).toBe('/tmp/a')
     expect(resolveDataDir(undefined, {})).toMatch(/\.digicap\/executor-node$/)
   })

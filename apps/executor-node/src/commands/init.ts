@@ -54,12 +54,13 @@ in <data-dir>/identity.json (0600), a receiver key (X25519) in receiver.key (060
   },
   async run(ctx) {
     const { flags } = ctx
-    const capsuleRegistry = flags['capsule-registry']
-    const nodeRegistry = flags['node-registry']
-    const accessController = flags['access-controller']
-    const contracts = { capsuleRegistry, nodeRegistry, accessController }
-    const missing = Object.entries(contracts).find(([, v]) => v === undefined)?.[0]
-    if (!capsuleRegistry || !nodeRegistry || !accessController) {
+    const contracts = {
+      capsuleRegistry: flags['capsule-registry'],
+      nodeRegistry: flags['node-registry'],
+      accessController: flags['access-controller'],
+    }
+    const missing = Object.keys(contracts).filter((k) => !contracts[k as keyof typeof contracts])
+    if (missing.length > 0) {
       throw new UsageError('init needs the three contract addresses', {
         details: { missing },
         hint: 'Pass --capsule-registry, --node-registry and --access-controller.',
@@ -85,16 +86,9 @@ in <data-dir>/identity.json (0600), a receiver key (X25519) in receiver.key (060
     const { initExecutorNode } = await import('../executor-node.ts')
     const r = await initExecutorNode({
       dataDir,
-      rpcUrl: flags['rpc-url'],
-      rpcUrls: flags['extra-rpc-url'],
-      quorum: flags.quorum,
+      contracts: contracts as Record<keyof typeof contracts, string>,
       chainId: flags['chain-id'],
-      contracts: { capsuleRegistry, nodeRegistry, accessController },
-      listen: flags.listen,
-      bootstrap: flags.bootstrap,
-      keyguardAddrs: flags['keyguard-addr'],
-      fast: flags.fast,
-      tcti: flags.tcti,
+      flags,
       mnemonic,
       force: flags.force,
     })

@@ -1,8 +1,8 @@
 /** `executor-node receive`: the receiver daemon, printing verified results. */
-import { type DigicapError, toHex, x25519PublicKey } from '@digicap/capsule-core'
+import { toHex, x25519PublicKey } from '@digicap/capsule-core'
 import { switchFlag, valueFlag } from '@digicap/cli-kit'
 import { executorNodePaths } from '../config.ts'
-import { command, dataDirOf, listenOf, printable } from './shared.ts'
+import { command, dataDirOf, listenOf } from './shared.ts'
 
 export const receive = command({
   name: 'receive',
@@ -21,60 +21,31 @@ the first result.`,
   async run(ctx) {
     const { flags, event: line } = ctx
     const dataDir = dataDirOf(ctx)
-    const { createExecutorNode, readReceiverKey } = await import('../executor-node.ts')
-    const privateKey = await readReceiverKey(
-      flags['key-file'] ?? executorNodePaths(dataDir).receiverKey,
-    )
+    const [{ createExecutorNode, readReceiverKey }, { receivedLine, refusedLine }] =
+      await Promise.all([import('../executor-node.ts'), import('@digicap/executor/node')])
+    const key = await readReceiverKey(flags['key-file'] ?? executorNodePaths(dataDir).receiverKey)
+    const listen = listenOf(ctx)
     const en = await createExecutorNode(dataDir, ctx.env, {
-      ...listenOf(ctx),
+      ...listen,
       executor: false,
       attestation: false,
     })
-    const receiver = en.receiver(privateKey)
-    receiver.events.addEventListener('error', (e) => {
-      const err = (e as CustomEvent<DigicapError>).detail
-      const d = err.details
-      const reason = d.reasonCode ?? err.shortMessage
-      line(
-        {
-          event: 'refused',
-          code: err.code,
-          reason,
-          runId: d.runId,
-          grantId: d.grantId,
-          from: d.from,
-          executor: d.executor,
-        },
-        `refused result of run ${String(d.runId ?? '?')} from ${String(d.from ?? '?')}: ${String(reason)}${d.executor === undefined ? '' : ` (signed by ${String(d.executor)})`}\n`,
-      )
-    })
+    const receiver = en.receiver(key)
+    const print = ({ doc, text }: { doc: Record<string, unknown>; text: string }) => line(doc, text)
+    receiver.events.addEventListener('error', (e) => print(refusedLine((e as CustomEvent).detail)))
     await receiver.start()
-    const publicKey = toHex(x25519PublicKey(privateKey))
+    const publicKey = toHex(x25519PublicKey(key))
     const addresses = en.node.multiaddrs()
     line(
       { event: 'listening', peerId: en.peerId, publicKey, addresses },
       `receiving as ${en.peerId} (key ${publicKey})\n${addresses.map((a) => `  ${a}\n`).join('')}`,
     )
-    const stop = ctx.waitForStop()
+    const stop = ctx.waitForStop().then(() => undefined)
     try {
       for (;;) {
-        const next = receiver.next(24 * 3600 * 1000)
-        const r = await Promise.race([next, stop.then(() => undefined)])
+        const r = await Promise.race([receiver.next(24 * 3600 * 1000), stop])
         if (!r) break
-        const { runId, capsuleId, grantId, executor, from, via } = r
-        line(
-          {
-            event: 'result',
-            runId,
-            capsuleId,
-            grantId,
-            executor,
-            from,
-            via,
-            result: printable(r.output),
-          },
-          `result of run ${runId} from executor ${executor} (verified on chain; peer ${from}, ${via}):\n${printable(r.output)}\n`,
-        )
+        print(receivedLine(r))
         if (flags.once) break
       }
     } finally {

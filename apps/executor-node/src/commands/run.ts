@@ -1,20 +1,20 @@
 /** `executor-node run <cid>`: one capsule, stage by stage. */
 import { writeFile } from 'node:fs/promises'
 import { listFlag, switchFlag, UsageError, valueFlag } from '@digicap/cli-kit'
-import { command, dataDirOf, listenOf, printable } from './shared.ts'
+import { command, dataDirOf, listenOf } from './shared.ts'
 
-function wei(text: string): bigint {
-  if (!/^[0-9]+$/.test(text)) throw new UsageError('--fee must be an integer (wei)')
-  return BigInt(text)
+/** Wei: any whole number (a bigint; wei amounts pass 2^53). */
+function wholeWei(text: string): bigint {
+  if (/^[0-9]+$/.test(text)) return BigInt(text)
+  throw new UsageError('--fee must be an integer (wei)')
 }
 
+/** Seconds, fractions allowed, above 0. */
 function seconds(text: string): number {
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || Number(text) <= 0) {
-    throw new UsageError('--fetch-timeout must be a positive number of seconds', {
-      details: { 'fetch-timeout': text },
-    })
-  }
-  return Number(text)
+  if (/^[0-9]+(\.[0-9]+)?$/.test(text) && Number(text) > 0) return Number(text)
+  throw new UsageError('--fetch-timeout must be a positive number of seconds', {
+    details: { 'fetch-timeout': text },
+  })
 }
 
 export const run = command({
@@ -29,7 +29,10 @@ stdout (text) or --out.`,
     fast: switchFlag('keyguard fast path first (env DIGICAP_FAST=1)'),
     'no-fallback': switchFlag('do not fall back to the chain path when the fast path fails'),
     'keyguard-addr': listFlag('<multiaddr>', 'dial this keyguard first'),
-    fee: valueFlag('<wei>', 'value sent with the access request', { default: '0', parse: wei }),
+    fee: valueFlag('<wei>', 'value sent with the access request', {
+      default: '0',
+      parse: wholeWei,
+    }),
     arg: listFlag('<text>', 'program argument'),
     out: valueFlag('<file>', 'write the result here instead of stdout'),
     'fetch-timeout': valueFlag(
@@ -43,20 +46,21 @@ stdout (text) or --out.`,
     // the CLI's modules, then the node's modules (helia, libp2p, ethers, sandboxes), then the node.
     const processMs = performance.now()
     const { flags, args, io } = ctx
-    const [{ createExecutorNode }, { progressLines }] = await Promise.all([
+    const [{ createExecutorNode }, { progressLines }, { printable }] = await Promise.all([
       import('../executor-node.ts'),
       import('@digicap/executor'),
+      import('@digicap/executor/node'),
     ])
     const modulesMs = performance.now() - processMs
-    const nodeStart = performance.now()
     const en = await createExecutorNode(dataDirOf(ctx), ctx.env, listenOf(ctx))
     const now = performance.now()
-    const startup = { ms: now, processMs, modulesMs, nodeMs: now - nodeStart }
+    const startup = { ms: now, processMs, modulesMs, nodeMs: now - processMs - modulesMs }
     const progress = progressLines((line) => io.stderr.write(line))
     const timeout = flags['fetch-timeout']
+    const ms = (n: number) => n.toFixed(0)
     try {
       io.stderr.write(
-        `run ${args.cid}\n  ✓ ${'start'.padEnd(8)} ${now.toFixed(0).padStart(6)} ms  process ${processMs.toFixed(0)}, modules ${modulesMs.toFixed(0)}, node ${startup.nodeMs.toFixed(0)}\n`,
+        `run ${args.cid}\n  ✓ ${'start'.padEnd(8)} ${ms(now).padStart(6)} ms  process ${ms(processMs)}, modules ${ms(modulesMs)}, node ${ms(startup.nodeMs)}\n`,
       )
       const r = await en.executor.runCapsule(args.cid, {
         ...(flags.fast ? { fast: true } : {}),
@@ -71,20 +75,9 @@ stdout (text) or --out.`,
       if (flags.out) await writeFile(flags.out, r.result, { mode: 0o600 })
       const { runId, capsuleId, grantId, path, deliveries, timings, cleanup } = r
       const result = flags.out ? undefined : printable(r.result)
-      const resultBytes = r.result.byteLength
+      const ids = { runId, capsuleId, grantId, path, result, resultBytes: r.result.byteLength }
       ctx.result(
-        {
-          runId,
-          capsuleId,
-          grantId,
-          path,
-          result,
-          resultBytes,
-          deliveries,
-          timings,
-          startup,
-          cleanup,
-        },
+        { ...ids, deliveries, timings, startup, cleanup },
         flags.out ? `result written to ${flags.out}\n` : `${result}\n`,
       )
       const pending = en.executor.pendingDeliveries()

@@ -3,7 +3,6 @@
  * the result printer. Only light modules load here (helia, libp2p, ethers and the sandboxes
  * load inside the handlers), so `--help` and `--version` start fast.
  */
-import { toHex } from '@digicap/capsule-core'
 import { type CommandContext, commandsWith, listFlag, valueFlag } from '@digicap/cli-kit'
 import { resolveDataDir } from '../config.ts'
 
@@ -26,11 +25,3 @@ export const dataDirOf = (ctx: Ctx): string => resolveDataDir(ctx.flags['data-di
 /** `{ listen }` when --listen was given, for `createExecutorNode`. */
 export const listenOf = (ctx: Ctx): { listen?: string[] } =>
   ctx.flags.listen ? { listen: ctx.flags.listen } : {}
-
-/** A result as text when it is text, else as 0x hex. */
-export function printable(bytes: Uint8Array): string {
-  const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes)
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: detecting binary output
-  const binary = /[\u0000-\u0008\u000e-\u001f]/.test(text)
-  return binary ? toHex(bytes) : text
-}

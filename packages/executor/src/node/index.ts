@@ -21,6 +21,8 @@
  */
 export type { LoadNodeAttestationParameters } from './attestation.ts'
 export { loadNodeAttestation } from './attestation.ts'
+export type { DaemonLine, FollowAnnouncementsInit } from './daemon.ts'
+export { autoRunLine, followAnnouncements, printable, receivedLine, refusedLine } from './daemon.ts'
 export { executorNode } from './executor-node.ts'
 export type { OpenExecutorNodeParameters } from './open.ts'
 export { openExecutorNode } from './open.ts'
