@@ -26,8 +26,10 @@ let iface: Interface
 
 beforeAll(async () => {
   const sources = Object.fromEntries(
-    Object.entries(readSources(join(import.meta.dirname, '../contracts'))).filter(([name]) =>
-      name.startsWith(`${SOURCE_PREFIX}committee/`),
+    Object.entries(readSources(join(import.meta.dirname, '../contracts'))).filter(
+      ([name]) =>
+        name.startsWith(`${SOURCE_PREFIX}committee/`) ||
+        name === `${SOURCE_PREFIX}interfaces/INodeRegistry.sol`,
     ),
   )
   const c = compileSolidity(sources)[`${SOURCE_PREFIX}committee/VrfVerifier.sol`]!.VrfVerifier!

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {INodeRegistry} from "../interfaces/INodeRegistry.sol";
+import {Secp256k1Vrf} from "./Secp256k1Vrf.sol";
+import {SortitionScore} from "./SortitionScore.sol";
+
+/// @title CommitteeSortition
+/// @notice Top-k sortition within a submission window (ADR 0024). The opener (the settlement
+///         contract) opens a job at its grant; during the next `window` blocks every active
+///         verifier may submit its VRF ticket for seed = keccak256(jobId ‖ blockhash(grant
+///         block)); the contract verifies it, scores it by stake × reputation from the
+///         NodeRegistry, and keeps the `seats` lowest scores, sorted: the committee, leader first.
+/// @dev The VRF key is the node's Ethereum key: a ticket counts only from the address of its
+///      public key, so no separate key registration exists to forge. An exact score tie (never
+///      seen: 32 fraction bits of log₂) keeps the earlier ticket; the TypeScript ranking breaks
+///      it by beta.
+contract CommitteeSortition {
+    uint8 internal constant ROLE_VERIFIER = 2;
+    uint8 internal constant MAX_SEATS = 31;
+
+    /// @dev One storage slot per seat: a score fits 96 bits for any weight ≥ 2⁹ (scores are
+    ///      below 2¹⁰⁵ / weight), and smaller weights are refused as not eligible.
+    struct Seat {
+        address node;
+        uint96 score;
+    }
+
+    INodeRegistry public immutable registry;
+    address public immutable opener;
+    /// @notice Blocks after the grant block during which tickets are accepted (1 … 256).
+    uint64 public immutable window;
+    /// @notice Committee size n = 3f + 1.
+    uint8 public immutable seats;
+
+    mapping(bytes32 jobId => uint64) public grantBlockOf;
+    mapping(bytes32 jobId => Seat[]) internal _committees;
+
+    event JobOpened(bytes32 indexed jobId, uint64 grantBlock);
+    event TicketAccepted(bytes32 indexed jobId, address indexed node, bytes32 beta, uint256 score, bool seated);
+
+    error NotOpener(address caller);
+    error InvalidParameters();
+    error JobExists(bytes32 jobId);
+    error JobNotOpen(bytes32 jobId);
+    error OutsideWindow(uint256 blockNumber, uint64 firstBlock, uint64 lastBlock);
+    error NotKeyOwner(address caller, address keyAddress);
+    error NotEligible(address node);
+    error AlreadySeated(address node);
+    error SeedExpired(bytes32 jobId);
+
+    constructor(INodeRegistry registry_, address opener_, uint64 window_, uint8 seats_) {
+        if (
+            address(registry_) == address(0) || window_ == 0 || window_ > 256 || seats_ == 0
+                || seats_ > MAX_SEATS || seats_ % 3 != 1
+        ) revert InvalidParameters();
+        registry = registry_;
+        opener = opener_;
+        window = window_;
+        seats = seats_;
+    }
+
+    /// @notice Opens `jobId`'s sortition at this block (its blockhash seeds the VRF).
+    function openJob(bytes32 jobId) external {
+        if (msg.sender != opener) revert NotOpener(msg.sender);
+        if (grantBlockOf[jobId] != 0) revert JobExists(jobId);
+        grantBlockOf[jobId] = uint64(block.number);
+        emit JobOpened(jobId, uint64(block.number));
+    }
+
+    /// @notice The VRF input of `jobId`: known from the block after the grant, readable for 256
+    ///         blocks (blockhash), which covers the window.
+    function seedOf(bytes32 jobId) public view returns (bytes32) {
+        uint64 grant = grantBlockOf[jobId];
+        if (grant == 0 || block.number <= grant) revert JobNotOpen(jobId);
+        bytes32 hash = blockhash(grant);
+        if (hash == 0) revert SeedExpired(jobId);
+        return keccak256(abi.encodePacked(jobId, hash));
+    }
+
+    /// @notice Submits the sender's ticket: `pk` must be the sender's own public key.
+    /// @return seated Whether the ticket is among the `seats` lowest scores so far.
+    function submitTicket(bytes32 jobId, uint256[2] calldata pk, Secp256k1Vrf.Proof calldata proof)
+        external
+        returns (bool seated)
+    {
+        uint64 grant = grantBlockOf[jobId];
+        if (grant == 0) revert JobNotOpen(jobId);
+        if (block.number <= grant || block.number > grant + window) {
+            revert OutsideWindow(block.number, grant + 1, grant + window);
+        }
+        address node = address(uint160(uint256(keccak256(abi.encodePacked(pk[0], pk[1])))));
+        if (node != msg.sender) revert NotKeyOwner(msg.sender, node);
+        if (!registry.isActive(node, ROLE_VERIFIER)) revert NotEligible(node);
+        INodeRegistry.Node memory record = registry.getNode(node);
+        uint256 weight = uint256(record.stake) * uint256(record.reputation);
+        if (weight < 1 << 9) revert NotEligible(node);
+
+        // The window is at most 256 blocks, so blockhash(grant) is still readable here.
+        bytes32 seed = keccak256(abi.encodePacked(jobId, blockhash(grant)));
+        bytes32 beta = Secp256k1Vrf.verify(pk, abi.encodePacked(seed), proof);
+        uint256 score = SortitionScore.score(beta, weight);
+        seated = _insert(_committees[jobId], node, uint96(score));
+        emit TicketAccepted(jobId, node, beta, score, seated);
+    }
+
+    /// @notice The committee so far, leader first, and whether the window has closed.
+    function committeeOf(bytes32 jobId) external view returns (address[] memory members, bool closed) {
+        Seat[] storage c = _committees[jobId];
+        members = new address[](c.length);
+        for (uint256 i = 0; i < c.length; i++) {
+            members[i] = c[i].node;
+        }
+        uint64 grant = grantBlockOf[jobId];
+        closed = grant != 0 && block.number > grant + window;
+    }
+
+    /// @dev Inserts into the sorted seats when it beats the last one (or a seat is free).
+    function _insert(Seat[] storage c, address node, uint96 score) private returns (bool) {
+        uint256 len = c.length;
+        for (uint256 i = 0; i < len; i++) {
+            if (c[i].node == node) revert AlreadySeated(node);
+        }
+        if (len == seats) {
+            if (score >= c[len - 1].score) return false;
+            c.pop();
+            len--;
+        }
+        c.push(Seat(node, score));
+        uint256 j = len;
+        while (j > 0 && c[j - 1].score > score) {
+            c[j] = c[j - 1];
+            j--;
+        }
+        c[j] = Seat(node, score);
+        return true;
+    }
+}
