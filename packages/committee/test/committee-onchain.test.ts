@@ -1,6 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
 import { connectDigicap, deployDigicap } from '@digicap/contracts'
 import { compileSolidity } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
@@ -16,25 +13,10 @@ import {
 } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { drawCommittee, drawTicket, jobSeed, onchainProof, selectionWeight } from '../src/index.ts'
+import { committeeSources } from './contracts.ts'
 
 const ROLE_VERIFIER = 2
 const WINDOW = 8
-
-/** The committee contracts as @digicap/contracts ships them, with the interface they import. */
-function sources(): Record<string, string> {
-  const root = dirname(createRequire(import.meta.url).resolve('@digicap/contracts/package.json'))
-  const out: Record<string, string> = {}
-  for (const f of readdirSync(join(root, 'contracts/committee')).filter((x) => x.endsWith('.sol')))
-    out[`@digicap/contracts/committee/${f}`] = readFileSync(
-      join(root, 'contracts/committee', f),
-      'utf8',
-    )
-  out['@digicap/contracts/interfaces/INodeRegistry.sol'] = readFileSync(
-    join(root, 'contracts/interfaces/INodeRegistry.sol'),
-    'utf8',
-  )
-  return out
-}
 
 type Pair = readonly [bigint, bigint]
 type Method<A extends unknown[], R> = ((...args: A) => Promise<R>) & {
@@ -72,8 +54,9 @@ beforeAll(async () => {
         { value: v.stake },
       )
     ).wait()
-  const c = compileSolidity(sources())['@digicap/contracts/committee/CommitteeSortition.sol']!
-    .CommitteeSortition!
+  const c = compileSolidity(committeeSources())[
+    '@digicap/contracts/committee/CommitteeSortition.sol'
+  ]!.CommitteeSortition!
   const factory = new ContractFactory(c.abi as never, c.bytecode, deployer!)
   const deployed = await factory.deploy(addresses.nodeRegistry, deployer!.address, WINDOW, 4)
   await deployed.waitForDeployment()

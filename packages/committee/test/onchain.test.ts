@@ -1,6 +1,3 @@
-import { readdirSync, readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
 import { compileSolidity } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
@@ -15,17 +12,7 @@ import {
   sortitionScore,
   SECP256K1_SHA256_TAI as suite,
 } from '../src/index.ts'
-
-/** The contracts ship in @digicap/contracts (`contracts/committee/`); compile them as published. */
-function committeeSources(): Record<string, string> {
-  const root = dirname(createRequire(import.meta.url).resolve('@digicap/contracts/package.json'))
-  const dir = join(root, 'contracts/committee')
-  return Object.fromEntries(
-    readdirSync(dir)
-      .filter((f) => f.endsWith('.sol'))
-      .map((f) => [`@digicap/contracts/committee/${f}`, readFileSync(join(dir, f), 'utf8')]),
-  )
-}
+import { committeeSources } from './contracts.ts'
 
 type Pair = readonly [bigint, bigint]
 interface ProofArg {
