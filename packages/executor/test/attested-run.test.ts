@@ -20,13 +20,19 @@ import {
   type AttestationAgent,
   createAttestationAgent,
 } from '@digicap/attestation/agent'
-import { DigicapError } from '@digicap/capsule-core'
+import { DigicapError, runtimeDigest } from '@digicap/capsule-core'
 import { maxRuns } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { getBytes, hexlify } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createRunTurns, type RunLifecycleEvents, runLifecycle } from '../src/index.ts'
+import {
+  createRunTurns,
+  quickjsSandbox,
+  type RunLifecycleEvents,
+  runInSandbox,
+  runLifecycle,
+} from '../src/index.ts'
 import { jsBundle, type MadeCapsule, makeCapsule, setupWorld, type World } from './helpers/world.ts'
 
 const bytes = () => new Uint8Array(randomBytes(32))
@@ -204,4 +210,49 @@ describe('a capsule run measured into PCR 23 (real swtpm, anvil, keyguard)', () 
     const res = await w.executor.runCapsule(capsule.cid)
     expect(new TextDecoder().decode(res.result)).toBe('ATTESTED')
   }, 120_000)
+
+  it('the clean-up statement is checked, not assumed; a runtime other than the declared one is never measured', async () => {
+    const sandbox = quickjsSandbox()
+    const runtime = {
+      kind: 'quickjs',
+      entry: 'main.js',
+      memoryLimitBytes: 1 << 24,
+      timeLimitMs: 5000,
+    } as const
+    const job = () => ({
+      runtime,
+      code: new TextEncoder().encode('digicap.output("x")'),
+      input: new Uint8Array(0),
+    })
+    const values = {
+      runtimeDigest: runtimeDigest(sandbox.runtimeId, runtime),
+      capsuleHeaderHash: bytes(),
+      grantId: bytes(),
+      ephemeralPublicKey: bytes(),
+    }
+    // a key buffer the workspace never tracked: clean-up cannot have wiped it, and says so
+    const leaked = bytes()
+    const ran = await runInSandbox({
+      sandbox,
+      job: job(),
+      measure: { agent, values, keyBuffers: [leaked] },
+    })
+    expect(ran.attestation).toMatchObject({ workspaceRemoved: true, keyBuffersWiped: false })
+    expect(await agent.readRunPcr()).toEqual(new Uint8Array(32))
+    const after = await quoteNow(values.grantId, values.ephemeralPublicKey)
+    // the after verdict needs an earlier clock of this boot: the quote's own will do here
+    const previous = parseQuoteAttest(after.quote.attest).clockInfo
+    expect(verdict('after', after, { previous, grantId: values.grantId })).toBe('QUOTE_CLEANUP')
+
+    // the request declared another runtime (digest): refused before PCR 23 is touched
+    await expect(
+      runInSandbox({
+        sandbox,
+        job: job(),
+        measure: { agent, values: { ...values, runtimeDigest: bytes() }, keyBuffers: [] },
+      }),
+    ).rejects.toMatchObject({ code: 'SANDBOX_LIFECYCLE' })
+    expect(await agent.readRunPcr()).toEqual(new Uint8Array(32))
+    await sandbox.close()
+  }, 60_000)
 })
