@@ -36,9 +36,11 @@ export interface KeyguardInit {
   releaseAttemptTimeoutMs?: number
   /**
    * The `attested()` gate both paths share (one quote-clock memory per executor): the time
-   * limit of one challenge (`timeoutMs`, default 5000) and how many executors' clocks are held.
+   * limit of one challenge (`timeoutMs`, default 5000), how many executors' clocks are held
+   * (`maxExecutors`), and the chain path's challenges to an executor that does not answer
+   * before its grant is refused (`attempts`, default 3).
    */
-  attestation?: AttestationGateInit
+  attestation?: AttestationGateInit & { attempts?: number }
   /**
    * The fast path: `enabled`, plus any {@link FastPathInit} option (`maxExpirySeconds`, `rate`,
    * `maxQueue`, `pendingWaitMs`, `maxUnwraps`, `peerCacheMs`, ...); the data dir is the keyguard's.
@@ -115,7 +117,8 @@ export function createKeyguard(init: KeyguardInit) {
       events.dispatchEvent(new CustomEvent(e.type, { detail: e }))
     }
     // One gate for both paths: an executor's quotes are checked in order, whichever path asks.
-    const attestation = attestationGate(init.attestation)({ chain, libp2p })
+    const { attempts: attestAttempts, ...gateInit } = init.attestation ?? {}
+    const attestation = attestationGate(gateInit)({ chain, libp2p })
     const releaser: KeyReleaser = keyReleaser({
       ...(init.maxConcurrentReleases === undefined
         ? {}
@@ -123,6 +126,7 @@ export function createKeyguard(init: KeyguardInit) {
       ...(init.releaseAttemptTimeoutMs === undefined
         ? {}
         : { attemptTimeoutMs: init.releaseAttemptTimeoutMs }),
+      ...(attestAttempts === undefined ? {} : { attestAttempts }),
     })({
       sealer,
       keyStore,
