@@ -39,7 +39,13 @@ import type { Libp2p } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, randomBytes, type Wallet, ZeroHash } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createKeyguard, type Keyguard, type KeyguardEvent, tpm2Sealer } from '../src/index.ts'
+import {
+  createKeyguard,
+  type Keyguard,
+  type KeyguardEvent,
+  keyReleaser,
+  tpm2Sealer,
+} from '../src/index.ts'
 import { type Swtpm, startSwtpm } from '../src/testing.ts'
 import {
   type Chain,
@@ -378,9 +384,33 @@ describe('attested() on the chain path', () => {
       await agent.endRun({ grantId: rand(), workspaceRemoved: true, keyBuffersWiped: true })
     }
     expect(sealer.calls() - unwraps).toBe(0)
-    // refused for good: nothing pending to resume after a restart
+    // refused for good: nothing pending to resume after a restart ...
     const pending = (await parts.journal.pending()).map((p) => p.grantId)
     for (const grantId of refused) expect(pending).not.toContain(grantId)
+    // ... and the same logs seen again (a rescan after a restart or a reorg) are refused at
+    // once from the journal: no challenge, no unwrap
+    const client = chainClientFor(chain)
+    const logs = (
+      await client.grantLogs(chain.addresses.deployBlock, await client.blockNumber(), [
+        capsules.loose,
+        capsules.attested,
+      ])
+    ).filter((l) => refused.includes(l.grantId))
+    expect(logs).toHaveLength(refused.length)
+    const again = keyReleaser()({
+      sealer,
+      keyStore: parts.keyStore,
+      journal: parts.journal,
+      chain: client,
+      libp2p: kgNode,
+    })
+    const quotes = Object.values(ex).map((e) => e.quotes)
+    for (const log of logs) expect(await again.accept(log)).toBe('refused')
+    await again.idle()
+    expect(await again.resumePending()).toBe(0)
+    await again.stop()
+    expect(Object.values(ex).map((e) => e.quotes)).toEqual(quotes)
+    expect(sealer.calls() - unwraps).toBe(0)
   })
 
   it('releases a capsule without attested() with no challenge at all', async () => {
