@@ -172,6 +172,9 @@ try {
     refusals: {} as Record<string, number>,
     stages: [] as Readonly<Record<string, number>>[],
     loop: [] as { p50: number; p99: number }[],
+    /** This process's CPU time (user + system) and wall time over the rounds, µs and ms. */
+    cpuMicros: 0,
+    wallMs: 0,
   })
   const quiet = pool()
   const flooded = pool()
@@ -180,7 +183,12 @@ try {
     traces = []
     loop.reset()
     loop.enable()
+    const cpu = process.cpuUsage()
+    const wall = performance.now()
     const r = await latencies(perRound)
+    const used = process.cpuUsage(cpu)
+    into.cpuMicros += used.user + used.system
+    into.wallMs += performance.now() - wall
     loop.disable()
     into.times.push(...r.times)
     into.perRound.push(median(r.times))
@@ -284,6 +292,20 @@ try {
       `  keyguard event-loop delay ${name}: p50 ${median(r.loop.map((l) => l.p50)).toFixed(1)} ms, p99 ${median(r.loop.map((l) => l.p99)).toFixed(1)} ms (medians over rounds)`,
     )
   }
+  // The keyguard's own cost of the strangers, apart from what the box's other loads do to its
+  // latency: its CPU per second with and without the flood, and the difference per stranger
+  // exchange (answered or failed) the flood process counted.
+  const cpuPerSecond = (r: ReturnType<typeof pool>) => r.cpuMicros / 1000 / (r.wallMs / 1000)
+  const exchanges = Object.values(counts).reduce((n, v) => n + v, 0)
+  const floodCpuMs = (flooded.cpuMicros - (quiet.cpuMicros * flooded.wallMs) / quiet.wallMs) / 1000
+  const measuredShare = flooded.wallMs / floodMs
+  const perExchange =
+    floodCpuMs > 0
+      ? `≈${(floodCpuMs / (exchanges * measuredShare)).toFixed(2)} ms CPU per stranger exchange`
+      : 'no extra CPU under the flood (the process got less CPU: the box, not the keyguard, set the pace)'
+  console.log(
+    `keyguard process CPU (keyguard + executor side): no flood ${cpuPerSecond(quiet).toFixed(0)} ms/s, under the flood ${cpuPerSecond(flooded).toFixed(0)} ms/s; ${perExchange} (${exchanges} exchanges)`,
+  )
   const ratio = peakRss / idleRss
   console.log(
     `keyguard RSS: idle ${(idleRss / MB).toFixed(0)} MB, peak under the flood ${(peakRss / MB).toFixed(0)} MB → ×${ratio.toFixed(2)} (goal ≤ 2×: ${ratio <= 2 ? 'PASS' : 'MISS'})`,
