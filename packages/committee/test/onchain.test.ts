@@ -125,9 +125,9 @@ describe('SortitionScore.sol ranks exactly as sortitionScore in TypeScript', () 
 })
 
 describe('VrfVerifier on a real anvil', () => {
-  it('accepts proofs made in TypeScript and returns the same beta (20 random keys and inputs)', async () => {
-    for (let i = 0; i < 20; i++) {
-      const alpha = crypto.getRandomValues(new Uint8Array(i * 3))
+  it('accepts proofs made in TypeScript and returns the same beta (10 random keys and inputs)', async () => {
+    for (let i = 0; i < 10; i++) {
+      const alpha = crypto.getRandomValues(new Uint8Array(i * 7))
       const { onchain } = proofFor(alpha)
       const beta = await verifier.verify.staticCall(onchain.publicKey, alpha, onchain.proof)
       expect(beta).toBe(hexlify(onchain.beta))
@@ -187,32 +187,29 @@ describe('VrfVerifier on a real anvil', () => {
   })
 
   it('costs at most 200k gas per proof in a real transaction (submit emits VrfOutput)', async () => {
-    // Gas depends on alpha's length and on how many try-and-increment hashes H takes; cover
-    // both, and keep drawing inputs until 1, 2 and 3+ tries have been seen.
+    // Gas depends on alpha's length and on how many try-and-increment hashes H takes. One
+    // transaction per (length, tries) bucket: proofs that fall in a filled bucket are skipped
+    // before sending, so the test sends 9 transactions.
     const byTries = new Map<string, bigint[]>()
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < 300 && byTries.size < 9; i++) {
       const len = [32, 64, 256][i % 3]!
       const alpha = crypto.getRandomValues(new Uint8Array(len))
       const { onchain } = proofFor(alpha)
       const tries = Math.min(onchain.tries, 3)
       const key = `${len} B, ${tries === 3 ? '3+' : tries} ${tries === 1 ? 'try' : 'tries'}`
-      const list = byTries.get(key) ?? []
-      if (list.length >= 3) continue
+      if (byTries.has(key)) continue
       const receipt = await (await verifier.submit(onchain.publicKey, alpha, onchain.proof)).wait()
       expect(receipt.logs.length).toBe(1)
-      list.push(receipt.gasUsed)
-      byTries.set(key, list)
+      byTries.set(key, [receipt.gasUsed])
     }
-    console.log(
-      'VrfVerifier.submit gas, real transactions (alpha length, encode_to_curve tries): max of up to 3',
-    )
+    console.log('VrfVerifier.submit gas, real transactions (alpha length, encode_to_curve tries)')
     for (const [key, gas] of [...byTries].sort()) {
       const max = gas.reduce((a, b) => (a > b ? a : b))
       console.log(`  ${key}: ${max}`)
       expect(max).toBeLessThanOrEqual(200_000n)
     }
-    expect(byTries.size).toBeGreaterThanOrEqual(6)
-  })
+    expect(byTries.size).toBe(9)
+  }, 180_000)
 
   it('mines a tampered proof sent in a real transaction as reverted, with no VrfOutput', async () => {
     const alpha = new TextEncoder().encode('job 9')
