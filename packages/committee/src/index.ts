@@ -3,11 +3,15 @@
  *
  * `@digicap/committee` — who verifies a job. An ECVRF (RFC 9381 structure, try-and-increment)
  * written once over any prime-order short-Weierstrass curve of noble, proven against the RFC's
- * P-256 vectors and used on secp256k1, where the EVM checks a proof with ecrecover witnesses.
+ * P-256 vectors and used on secp256k1, where the EVM checks a proof with ecrecover witnesses
+ * (`onchainProof`); top-k sortition weighted by stake × reputation (ADR 0024); the earned
+ * reputation curve.
  *
  * Guarantees: a proof verifies only for the key and input it was made for (`verify` throws a
  * typed `VrfProofError` otherwise, with the check that refused it); one key and input have one
- * output (deterministic nonces, canonical s, compressed points only).
+ * output (deterministic nonces, canonical s, compressed points only); every observer given the
+ * same tickets draws the same committee, and `SortitionScore.sol` scores bit for bit alike
+ * (integer-only ranking).
  *
  * @example
  * ```ts
