@@ -61,3 +61,15 @@ export class OciUnsupportedError extends DigicapError {
     super('OCI_UNSUPPORTED', shortMessage, options)
   }
 }
+
+/**
+ * A distribution-spec request the registry endpoint refuses, or a blob source that failed
+ * (`details.registryCode`: the spec's error code, e.g. `BLOB_UNKNOWN`; `details.status`: the
+ * HTTP status). The endpoint answers it as `{"errors":[{"code","message","detail"}]}`.
+ */
+export class OciRegistryError extends DigicapError {
+  override name = 'OciRegistryError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('OCI_REGISTRY', shortMessage, options)
+  }
+}

@@ -44,6 +44,7 @@ export {
   OciIntegrityError,
   OciKeyError,
   OciLimitError,
+  OciRegistryError,
   OciTruncatedError,
   OciUnsupportedError,
 } from './errors.ts'
@@ -78,3 +79,13 @@ export {
 } from './recipients/annotations.ts'
 export { jweRecipient, jweUnwrapper } from './recipients/jwe-recipient.ts'
 export type { LayerRecipient, LayerUnwrapper } from './recipients/recipient.ts'
+export type { BlobSource, Repositories } from './registry/blob-source.ts'
+export { layoutBlobSource } from './registry/layout-source.ts'
+export type { ByteRange } from './registry/range.ts'
+export { parseRange } from './registry/range.ts'
+export type {
+  RegistryHandlerOptions,
+  RegistryServer,
+  RegistryServerOptions,
+} from './registry/server.ts'
+export { registryHandler, startRegistry } from './registry/server.ts'
