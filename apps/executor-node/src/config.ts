@@ -1,7 +1,7 @@
 /**
- * The executor-node config: `<dataDir>/config.json` (JSON, mode 0600, written atomically),
- * plus environment overrides, declared once with cli-kit's `defineConfig`. Secrets live apart:
- * `identity.json` (the BIP-39 mnemonic of the account and libp2p identity) and `receiver.key`.
+ * The executor-node config: `<dataDir>/config.json` (0600, written atomically) and its
+ * environment overrides, declared once with cli-kit's `defineConfig`. Secrets live apart:
+ * `identity.json` (the mnemonic of the account and libp2p identity) and `receiver.key`.
  */
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -11,56 +11,53 @@ import {
   configFieldError,
   defineConfig,
   readConfigJson,
+  UsageError,
 } from '@digicap/cli-kit'
 
 export { writeJsonAtomic } from '@digicap/cli-kit'
 
+/** See EXECUTOR_NODE_CONFIG for each field's variable and flag, the README for its meaning. */
 export interface ExecutorNodeConfig {
   version: 1
-  /** Absolute path of the data folder. */
   dataDir: string
   rpcUrl: string
-  /** More RPCs of the same chain: registry checks go through a quorum of `rpcUrl` + these. */
+  /** More RPCs of the chain: registry reads need `quorum` of `rpcUrl` + these to agree. */
   rpcUrls?: string[]
-  /** How many RPCs must agree on a registry read. Default: 1 for one RPC, else a majority. */
   quorum?: number
   chainId: number
   contracts: { capsuleRegistry: string; nodeRegistry: string; accessController: string }
-  /** libp2p listen addresses. */
   listen: string[]
-  /** Peers to dial at start. */
   bootstrap: string[]
   /** Keyguard multiaddrs dialled before each run. */
   keyguardAddrs: string[]
-  /** Try the fast path first by default. */
+  /** Fast path first by default. */
   fast: boolean
-  /** Capsule fetch idle timeout, ms. Default 120 000. */
+  /** Capsule fetch idle timeout, ms (default 120 000). */
   fetchTimeoutMs?: number
   /** The attestation TPM (opt-in): `device:/dev/tpmrm0` or `swtpm:host=…,port=…`. */
   tcti?: string
 }
 
-export function executorNodePaths(dataDir: string) {
-  return {
-    config: join(dataDir, 'config.json'),
-    identity: join(dataDir, 'identity.json'),
-    receiverKey: join(dataDir, 'receiver.key'),
-    /** The result receiver's spent run and grant ids (replays refused across restarts). */
-    receiverReplays: join(dataDir, 'receiver-replays.json'),
-    ipfs: join(dataDir, 'ipfs'),
-    /** The attestation record (EK, AK, boot PCRs) whose SHA-256 `register` registers. */
-    attestationRecord: join(dataDir, 'attestation-record.bin'),
-  }
-}
-
-export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4011']
+export const executorNodePaths = (dataDir: string) => ({
+  config: join(dataDir, 'config.json'),
+  identity: join(dataDir, 'identity.json'),
+  receiverKey: join(dataDir, 'receiver.key'),
+  /** The result receiver's spent run and grant ids (replays refused across restarts). */
+  receiverReplays: join(dataDir, 'receiver-replays.json'),
+  ipfs: join(dataDir, 'ipfs'),
+  /** The attestation record (EK, AK, boot PCRs) whose SHA-256 `register` registers. */
+  attestationRecord: join(dataDir, 'attestation-record.bin'),
+})
 
 /** The data folder: flag, then `DIGICAP_DATA_DIR`, then `~/.digicap/executor-node`. */
-export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
-  return resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'executor-node'))
-}
+export const resolveDataDir = (flag: string | undefined, env: NodeJS.ProcessEnv): string =>
+  resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'executor-node'))
 
-const LIST = { type: 'list', default: [] as string[] } as const
+/** The TCTIs the attestation agent speaks. */
+const TCTI = /^(device:\/|swtpm:)\S+$/
+
+const list = (env: string, flag: string, fallback: string[] = []) =>
+  ({ type: 'list', default: fallback, env, flag }) as const
 
 /** The fields: file key, type, environment variable, `init` flag. */
 export const EXECUTOR_NODE_CONFIG = defineConfig<ExecutorNodeConfig>('executor-node', {
@@ -74,26 +71,24 @@ export const EXECUTOR_NODE_CONFIG = defineConfig<ExecutorNodeConfig>('executor-n
     pattern: CHAIN_CONFIG_FIELDS.rpcUrl.pattern,
   },
   quorum: { type: 'number', min: 1, optional: true, flag: 'quorum' },
-  listen: { ...LIST, default: DEFAULT_LISTEN, env: 'DIGICAP_LISTEN', flag: 'listen' },
-  bootstrap: { ...LIST, env: 'DIGICAP_BOOTSTRAP', flag: 'bootstrap' },
-  keyguardAddrs: { ...LIST, env: 'DIGICAP_KEYGUARD_ADDRS', flag: 'keyguard-addr' },
+  listen: list('DIGICAP_LISTEN', 'listen', ['/ip4/0.0.0.0/tcp/4011']),
+  bootstrap: list('DIGICAP_BOOTSTRAP', 'bootstrap'),
+  keyguardAddrs: list('DIGICAP_KEYGUARD_ADDRS', 'keyguard-addr'),
   fast: { type: 'boolean', default: false, env: 'DIGICAP_FAST', flag: 'fast' },
   fetchTimeoutMs: { type: 'number', min: 1, optional: true },
-  tcti: {
-    type: 'string',
-    optional: true,
-    env: 'DIGICAP_TCTI',
-    flag: 'tcti',
-    pattern: /^(device:\/|swtpm:)\S+$/,
-  },
+  tcti: { type: 'string', optional: true, env: 'DIGICAP_TCTI', flag: 'tcti', pattern: TCTI },
 })
 
-/** The config from `sources`, with the one check across fields: a quorum the RPCs can make. */
+/** The config from `sources`, and the check across fields: a quorum its RPCs can make. */
 export function resolveConfig(sources: ConfigSources): ExecutorNodeConfig {
   const c = EXECUTOR_NODE_CONFIG.resolve(sources)
-  if (c.quorum !== undefined && c.quorum > 1 + (c.rpcUrls?.length ?? 0))
-    configFieldError('executor-node')('quorum', sources.fileName ?? '(config)')
-  return c
+  const rpcs = 1 + (c.rpcUrls?.length ?? 0)
+  if ((c.quorum ?? 1) <= rpcs) return c
+  if (sources.flags?.quorum !== undefined)
+    throw new UsageError('--quorum must be 1..the number of RPC URLs', {
+      details: { quorum: c.quorum, rpcs },
+    })
+  return configFieldError(EXECUTOR_NODE_CONFIG.app)('quorum', sources.fileName ?? '(config)')
 }
 
 /** Validates a parsed config object. @throws {ConfigError} naming the field. */
@@ -104,10 +99,7 @@ export const checkConfig = (raw: unknown, file: string) =>
 export const applyEnv = (c: ExecutorNodeConfig, env: NodeJS.ProcessEnv) =>
   resolveConfig({ file: c, env })
 
-/**
- * Reads `<dataDir>/config.json` and applies the environment.
- * @throws {NotInitialisedError} if there is no config file. @throws {ConfigError}
- */
+/** `<dataDir>/config.json` with the environment. @throws {NotInitialisedError} @throws {ConfigError} */
 export async function loadConfig(dataDir: string, env: NodeJS.ProcessEnv = {}) {
   const file = executorNodePaths(dataDir).config
   const raw = await readConfigJson(file, dataDir, EXECUTOR_NODE_CONFIG.app)

@@ -2,12 +2,17 @@
 import { existsSync } from 'node:fs'
 import { readFile, rename } from 'node:fs/promises'
 import { toHex } from '@digicap/capsule-core'
-import { removeStaleTemps, rpcChainId } from '@digicap/cli-kit'
-import { defaultSandboxes, type SandboxSet } from '@digicap/executor'
+import {
+  AlreadyInitialisedError,
+  ConfigError,
+  removeStaleTemps,
+  rpcChainId,
+} from '@digicap/cli-kit'
+import type { SandboxSet } from '@digicap/executor'
 import {
   createReceiverKeyFile,
   loadNodeAttestation,
-  type ExecutorNode as NodeParts,
+  type ExecutorNode as Node,
   openExecutorNode,
   readReceiverKeyFile,
 } from '@digicap/executor/node'
@@ -21,10 +26,8 @@ import {
   resolveConfig,
   writeJsonAtomic,
 } from './config.ts'
-import { AlreadyInitialisedError, ConfigError } from './errors.ts'
 
-/** The stock sandboxes (QuickJS, WASI, `data` summarised), from `@digicap/executor`. */
-export { defaultSandboxes }
+export { defaultSandboxes } from '@digicap/executor'
 /** Reads a receiver key file (64 hex characters, the X25519 private key). */
 export const readReceiverKey = readReceiverKeyFile
 
@@ -34,12 +37,10 @@ export async function readIdentity(dataDir: string) {
   const raw = await readFile(file, 'utf8').then(JSON.parse, (cause) => {
     throw new ConfigError('Cannot read the identity file', { cause, details: { file } })
   })
-  if (typeof raw?.mnemonic !== 'string') {
+  if (typeof raw?.mnemonic !== 'string')
     throw new ConfigError('The identity file has no mnemonic', { details: { file } })
-  }
   const id = await deriveOwnerIdentity(raw.mnemonic)
-  id.recoveryKeyPair.privateKey.fill(0)
-  id.operatorPrivateKey.fill(0)
+  for (const k of [id.recoveryKeyPair.privateKey, id.operatorPrivateKey]) k.fill(0)
   return id
 }
 
@@ -58,26 +59,21 @@ export interface InitExecutorNodeOptions {
 
 /** Creates identity.json, receiver.key and config.json; says whether the words are new. */
 export async function initExecutorNode(o: InitExecutorNodeOptions) {
-  const paths = executorNodePaths(o.dataDir)
   const { dataDir, contracts } = o
+  const paths = executorNodePaths(dataDir)
   const draft = (chainId: number) =>
     resolveConfig({ flags: o.flags ?? {}, file: { version: 1, dataDir, chainId, contracts } })
-  const rpcUrl = draft(o.chainId ?? 1).rpcUrl // every field checked before anything is written
-  if (existsSync(paths.config) || existsSync(paths.identity)) {
-    if (!o.force) {
-      throw new AlreadyInitialisedError('This data folder already holds an executor-node', {
-        details: { dataDir },
-        hint: 'Use another --data-dir, or --force to move the old files aside.',
-      })
-    }
-    const stamp = Date.now()
-    for (const p of [paths.config, paths.identity, paths.receiverKey]) {
-      if (existsSync(p)) await rename(p, `${p}.${stamp}.old`)
-    }
+  const { rpcUrl } = draft(o.chainId ?? 1) // every field checked before anything is written
+  const old = [paths.config, paths.identity, paths.receiverKey].filter((p) => existsSync(p))
+  if (old.length > 0 && !o.force) {
+    throw new AlreadyInitialisedError('This data folder already holds an executor-node', {
+      details: { dataDir },
+      hint: 'Use another --data-dir, or --force to move the old files aside.',
+    })
   }
+  for (const p of old) await rename(p, `${p}.${Date.now()}.old`)
   const config = draft(await rpcChainId(rpcUrl, o.chainId))
-  const words = o.mnemonic
-  const mnemonic = words === undefined ? generateMnemonic() : normalizeMnemonic(words)
+  const mnemonic = o.mnemonic === undefined ? generateMnemonic() : normalizeMnemonic(o.mnemonic)
   const id = await deriveOwnerIdentity(mnemonic)
   const peerId = peerIdFromPrivateKey(await privateKeyFromSeed(id.libp2pSeed)).toString()
   await writeJsonAtomic(paths.identity, { version: 1, mnemonic })
@@ -85,17 +81,16 @@ export async function initExecutorNode(o: InitExecutorNodeOptions) {
   await writeJsonAtomic(paths.config, config)
   for (const k of [id.ethereumPrivateKey, id.libp2pSeed, id.operatorPrivateKey]) k.fill(0)
   id.recoveryKeyPair.privateKey.fill(0)
-  return { config, address: id.address, peerId, receiverPublicKey, generated: !words, mnemonic }
+  const generated = o.mnemonic === undefined
+  return { config, address: id.address, peerId, receiverPublicKey, generated, mnemonic }
 }
 
-export interface ExecutorNode extends NodeParts {
-  readonly config: ExecutorNodeConfig
-}
+export type ExecutorNode = Node & { readonly config: ExecutorNodeConfig }
 
 export interface CreateExecutorNodeOptions {
   /** Override the listen addresses (tests: loopback port 0). */
   listen?: string[] | undefined
-  /** Start the executor (key releases; with a TPM, attestation). Default true. */
+  /** Start it (key releases; with a TPM, attestation). Default true. */
   executor?: boolean | undefined
   /** Load the TPM attestation key when the config names a TPM. Default true. */
   attestation?: boolean | undefined
@@ -109,17 +104,13 @@ export async function createExecutorNode(
   options: CreateExecutorNodeOptions = {},
 ): Promise<ExecutorNode> {
   const config = await loadConfig(dataDir, env)
-  // Leftovers of a write cut by a crash (init's config or identity).
-  await removeStaleTemps(dataDir)
+  await removeStaleTemps(dataDir) // leftovers of a write cut by a crash (init's files)
   const paths = executorNodePaths(dataDir)
-  const tcti = options.attestation === false ? undefined : config.tcti
+  const { tcti } = config
   const attestation =
-    tcti === undefined
+    tcti === undefined || options.attestation === false
       ? undefined
-      : await loadNodeAttestation({
-          agent: (await import('@digicap/attestation/agent')).createAttestationAgent({ tcti }),
-          recordFile: paths.attestationRecord,
-        })
+      : await loadNodeAttestation({ tcti, recordFile: paths.attestationRecord })
   const id = await readIdentity(dataDir)
   try {
     const en = await openExecutorNode({
@@ -136,7 +127,6 @@ export async function createExecutorNode(
     })
     return { ...en, config }
   } finally {
-    id.ethereumPrivateKey.fill(0)
-    id.libp2pSeed.fill(0)
+    for (const k of [id.ethereumPrivateKey, id.libp2pSeed]) k.fill(0)
   }
 }

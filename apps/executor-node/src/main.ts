@@ -1,5 +1,5 @@
 /** The `executor-node` command line: its commands, one file each under `commands/`. */
-import { type CliSpec, type CommandIo, runCommandLine } from '@digicap/cli-kit'
+import { type CommandIo, runCommandLine } from '@digicap/cli-kit'
 import { init } from './commands/init.ts'
 import { receive } from './commands/receive.ts'
 import { register } from './commands/register.ts'
@@ -7,20 +7,21 @@ import { run } from './commands/run.ts'
 import { serve } from './commands/serve.ts'
 import { GLOBAL_FLAGS } from './commands/shared.ts'
 
-export const EXECUTOR_NODE_CLI: CliSpec = {
-  name: 'executor-node',
-  title: "the Digicap executor's node",
-  packageJson: new URL('../package.json', import.meta.url),
-  globalFlags: GLOBAL_FLAGS,
-  commands: [init, register, run, serve, receive],
-}
-
 export interface CliIo extends CommandIo {
   /** Resolves when the daemon should stop (SIGINT/SIGTERM in the binary). */
   waitForStop: () => Promise<string>
 }
 
 /** Runs one command line; returns the exit code. */
-export function runCli(argv: string[], io: CliIo): Promise<number> {
-  return runCommandLine(EXECUTOR_NODE_CLI, argv, io)
-}
+export const runCli = (argv: string[], io: CliIo): Promise<number> =>
+  runCommandLine(
+    {
+      name: 'executor-node',
+      title: "the Digicap executor's node",
+      packageJson: new URL('../package.json', import.meta.url),
+      globalFlags: GLOBAL_FLAGS,
+      commands: [init, register, run, serve, receive],
+    },
+    argv,
+    io,
+  )

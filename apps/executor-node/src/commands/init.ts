@@ -16,6 +16,8 @@ const MNEMONIC_BANNER = [
   '\n=== They are also in identity.json (0600); whoever reads it controls this executor. ===\n\n',
 ]
 
+const CONTRACT_FLAGS = ['capsule-registry', 'node-registry', 'access-controller'] as const
+
 export const init = command({
   name: 'init',
   summary: 'create identity, receiver key and config',
@@ -54,49 +56,34 @@ in <data-dir>/identity.json (0600), a receiver key (X25519) in receiver.key (060
   },
   async run(ctx) {
     const { flags } = ctx
-    const contracts = {
-      capsuleRegistry: flags['capsule-registry'],
-      nodeRegistry: flags['node-registry'],
-      accessController: flags['access-controller'],
-    }
-    const missing = Object.keys(contracts).filter((k) => !contracts[k as keyof typeof contracts])
-    if (missing.length > 0) {
+    const [capsuleRegistry, nodeRegistry, accessController] = CONTRACT_FLAGS.map((f) => flags[f])
+    if (!capsuleRegistry || !nodeRegistry || !accessController) {
       throw new UsageError('init needs the three contract addresses', {
-        details: { missing },
+        details: { missing: CONTRACT_FLAGS.filter((f) => !flags[f]) },
         hint: 'Pass --capsule-registry, --node-registry and --access-controller.',
-      })
-    }
-    const rpcs = 1 + (flags['extra-rpc-url']?.length ?? 0)
-    if (flags.quorum !== undefined && flags.quorum > rpcs) {
-      throw new UsageError('--quorum must be 1..the number of RPC URLs', {
-        details: { quorum: flags.quorum, rpcs },
       })
     }
     const file = flags['mnemonic-file']
     const mnemonic =
-      file === undefined
-        ? undefined
-        : await readFile(file, 'utf8').then(
-            (t) => t.trim(),
-            (cause) => {
-              throw new ConfigError('Cannot read the mnemonic file', { cause, details: { file } })
-            },
-          )
+      file &&
+      (await readFile(file, 'utf8').catch((cause) => {
+        throw new ConfigError('Cannot read the mnemonic file', { cause, details: { file } })
+      }))
     const dataDir = dataDirOf(ctx)
     const { initExecutorNode } = await import('../executor-node.ts')
     const r = await initExecutorNode({
       dataDir,
-      contracts: contracts as Record<keyof typeof contracts, string>,
+      contracts: { capsuleRegistry, nodeRegistry, accessController },
       chainId: flags['chain-id'],
       flags,
-      mnemonic,
+      mnemonic: mnemonic?.trim(),
       force: flags.force,
     })
     if (r.generated) ctx.io.stderr.write(`${MNEMONIC_BANNER[0]}${r.mnemonic}${MNEMONIC_BANNER[1]}`)
-    const { address: account, peerId, receiverPublicKey } = r
+    const { address: account, peerId, receiverPublicKey, config } = r
     ctx.result(
-      { dataDir, address: account, peerId, receiverPublicKey, chainId: r.config.chainId },
-      `executor-node initialised in ${dataDir}\n  address            ${account}\n  peer id            ${peerId}\n  receiver key       ${receiverPublicKey}\n  chain              ${r.config.chainId}\nNext: fund the address, then \`executor-node register --stake <eth>\`.\n`,
+      { dataDir, address: account, peerId, receiverPublicKey, chainId: config.chainId },
+      `executor-node initialised in ${dataDir}\n  address            ${account}\n  peer id            ${peerId}\n  receiver key       ${receiverPublicKey}\n  chain              ${config.chainId}\nNext: fund the address, then \`executor-node register --stake <eth>\`.\n`,
     )
   },
 })

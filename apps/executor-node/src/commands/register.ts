@@ -1,5 +1,4 @@
 /** `executor-node register --stake <eth>`: stake and register in the NodeRegistry. */
-
 import { toHex } from '@digicap/capsule-core'
 import { positiveEther, UsageError, valueFlag } from '@digicap/cli-kit'
 import { command, dataDirOf } from './shared.ts'

@@ -12,9 +12,16 @@ import { equalBytes } from '@digicap/capsule-core'
 import { ConfigError } from '@digicap/cli-kit'
 import type { NodeAttestation } from './types.ts'
 
-export interface LoadNodeAttestationParameters {
-  /** The agent on the node's TPM (`createAttestationAgent({ tcti })`). */
-  readonly agent: AttestationAgent
+export type LoadNodeAttestationParameters = (
+  | {
+      /** The agent on the node's TPM (`createAttestationAgent({ tcti })`). */
+      readonly agent: AttestationAgent
+    }
+  | {
+      /** Or the TPM, for `@digicap/attestation/agent`'s agent: `device:/dev/tpmrm0`, `swtpm:…`. */
+      readonly tcti: string
+    }
+) & {
   /** The registration record's file (written 0600 on first use). */
   readonly recordFile: string
 }
@@ -35,7 +42,11 @@ export interface LoadNodeAttestationParameters {
 export async function loadNodeAttestation(
   p: LoadNodeAttestationParameters,
 ): Promise<NodeAttestation> {
-  const { agent, recordFile: file } = p
+  const file = p.recordFile
+  const agent =
+    'agent' in p
+      ? p.agent
+      : (await import('@digicap/attestation/agent')).createAttestationAgent({ tcti: p.tcti })
   const { attestationRecordHash, decodeAttestationRecord, encodeAttestationRecord } = await import(
     '@digicap/attestation'
   )
