@@ -36,6 +36,8 @@ let anvil: Anvil
 let sortition: Sortition
 let iface: Interface
 let verifiers: { wallet: Wallet; stake: bigint }[]
+let factory: ContractFactory
+let registryAddress: string
 
 beforeAll(async () => {
   anvil = await startAnvil()
@@ -57,7 +59,8 @@ beforeAll(async () => {
   const c = compileSolidity(committeeSources())[
     '@digicap/contracts/committee/CommitteeSortition.sol'
   ]!.CommitteeSortition!
-  const factory = new ContractFactory(c.abi as never, c.bytecode, deployer!)
+  factory = new ContractFactory(c.abi as never, c.bytecode, deployer!)
+  registryAddress = addresses.nodeRegistry
   const deployed = await factory.deploy(addresses.nodeRegistry, deployer!.address, WINDOW, 4)
   await deployed.waitForDeployment()
   sortition = deployed as unknown as Sortition
@@ -112,6 +115,20 @@ describe('CommitteeSortition on a real anvil with the NodeRegistry', () => {
     console.log(`submitTicket gas (7 verifiers, real transactions): ${gas.join(', ')}`)
     // The VRF check is ~40k of it; the rest is the NodeRegistry reads and one storage slot per seat.
     for (const g of gas) expect(g).toBeLessThanOrEqual(250_000n)
+  })
+
+  it('refuses a window of 0 or over 256 blocks and a committee size that is not 3f + 1 (≤ 31)', async () => {
+    const opener = anvil.accounts[0]!
+    for (const [window, seats] of [
+      [0, 4],
+      [257, 4],
+      [8, 0],
+      [8, 5],
+      [8, 34],
+    ] as const) {
+      const tx = await factory.getDeployTransaction(registryAddress, opener, window, seats)
+      expect(await revertOf(anvil.provider.call({ ...tx, from: opener }))).toBe('InvalidParameters')
+    }
   })
 
   it('refuses another node’s key, a second ticket, a non-verifier, a tampered proof and late tickets', async () => {
