@@ -54,8 +54,10 @@ export interface HandleOptions {
   /** Request frames being read at once from all peers; beyond it streams are aborted. Default unlimited. */
   maxReading?: number
   /**
-   * Peers exempt from `maxReading` (still bound by `maxReadingPerPeer`), e.g. the registered
-   * executors, so that strangers filling the global cap cannot shut them out.
+   * Peers exempt from `maxReading` (still bound by `maxReadingPerPeer`) and from the
+   * `readTimeout` deadline (their frame may take the exchange's `timeout`), e.g. the registered
+   * executors: strangers filling the global cap cannot shut them out, and an event loop a flood
+   * stalls past the read deadline does not drop their requests.
    */
   isTrustedPeer?: (peer: PeerId) => boolean
   /**
@@ -220,7 +222,8 @@ export async function handle<Req, Res>(
 
     const peerKey = peer.toString()
     const peerReading = readingByPeer.get(peerKey) ?? 0
-    const overGlobal = reading >= maxReading && options.isTrustedPeer?.(peer) !== true
+    const trusted = options.isTrustedPeer?.(peer) === true
+    const overGlobal = reading >= maxReading && !trusted
     if (overGlobal || peerReading >= maxReadingPerPeer) {
       // Refused before any byte is buffered: a peer holding half-frames cannot pin more.
       const err = new WireAbortedError('Too many requests being read', {
@@ -233,7 +236,9 @@ export async function handle<Req, Res>(
     reading++
     readingByPeer.set(peerKey, peerReading + 1)
     const readSignal =
-      readTimeout < timeout ? AbortSignal.any([signal, AbortSignal.timeout(readTimeout)]) : signal
+      readTimeout < timeout && !trusted
+        ? AbortSignal.any([signal, AbortSignal.timeout(readTimeout)])
+        : signal
     let req: Req
     try {
       req = protocol.decodeRequest(await readMessage(stream, { signal: readSignal, maxSize }))

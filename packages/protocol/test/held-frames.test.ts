@@ -6,12 +6,13 @@
 import type { DigicapError } from '@digicap/capsule-core'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encodeVarint } from '../src/frame.ts'
+import { encodeFrame, encodeVarint } from '../src/frame.ts'
 import {
   handle,
   type KeyRelease,
   keyReleaseProtocol,
   type ReleaseAck,
+  readMessage,
   request,
   type WireProtocol,
 } from '../src/index.ts'
@@ -27,6 +28,11 @@ const cappedProtocol: WireProtocol<KeyRelease, ReleaseAck> = {
   id: '/digicap-test/capped/1.0.0',
 }
 
+const slowProtocol: WireProtocol<KeyRelease, ReleaseAck> = {
+  ...keyReleaseProtocol,
+  id: '/digicap-test/slow/1.0.0',
+}
+
 let a: Libp2p
 let b: Libp2p
 let trusted: Libp2p
@@ -40,6 +46,12 @@ beforeAll(async () => {
   await handle(b, cappedProtocol, (r): ReleaseAck => ({ grantId: r.grantId, status: 'ok' }), {
     readTimeout: 5000,
     maxReading: 2,
+    isTrustedPeer: (peer) => peer.equals(trusted.peerId),
+    onError: (err) => errors.push(err),
+  })
+  await handle(b, slowProtocol, (r): ReleaseAck => ({ grantId: r.grantId, status: 'ok' }), {
+    timeout: 10_000,
+    readTimeout: 300,
     isTrustedPeer: (peer) => peer.equals(trusted.peerId),
     onError: (err) => errors.push(err),
   })
@@ -113,5 +125,27 @@ describe('held half-frames', () => {
     const ack = await request(trusted, b.peerId, cappedProtocol, release, { timeout: 5000 })
     expect(ack.status).toBe('ok')
     for (const s of held) s.abort(new Error('test done'))
+  })
+
+  it('gives a trusted peer the whole exchange time for its frame, a stranger only the read deadline', async () => {
+    const release = {
+      grantId: new Uint8Array(32).fill(5),
+      capsuleId: new Uint8Array(32),
+      hpke: new Uint8Array(80),
+      fastPath: false,
+    }
+    const frame = encodeFrame(slowProtocol.encodeRequest(release))
+    // Half the frame, then the rest 900 ms later: three read deadlines of 300 ms.
+    const slowly = async (from: Libp2p): Promise<ReleaseAck> => {
+      const stream = await from.dialProtocol(b.peerId, slowProtocol.id)
+      stream.send(frame.subarray(0, 10))
+      await new Promise((r) => setTimeout(r, 900))
+      stream.send(frame.subarray(10))
+      return slowProtocol.decodeResponse(
+        await readMessage(stream, { signal: AbortSignal.timeout(5000) }),
+      )
+    }
+    expect((await slowly(trusted)).status).toBe('ok')
+    await expect(slowly(a)).rejects.toThrow()
   })
 })

@@ -24,10 +24,11 @@
  * the sealer unwrap (at most `maxUnwraps` at once), and the grant is recorded in the release journal
  * as served inline (so its audit's `AccessGranted` log is not released again) → seal, answer.
  *
- * The stream itself is bounded too: the request frame must arrive within `readTimeoutMs`, and
- * one peer may have at most `maxQueuePerExecutor` frames being read, strangers together
- * `maxReading` (registered executors' peers exempt), so held half-frames pin a bounded amount
- * of memory for a bounded time.
+ * The stream itself is bounded too: a stranger's request frame must arrive within
+ * `readTimeoutMs` (a registered executor's within the exchange's `timeoutMs`, so an event loop a
+ * flood stalls does not drop its requests), and one peer may have at most `maxQueuePerExecutor`
+ * frames being read, strangers together `maxReading` (registered executors' peers exempt), so
+ * held half-frames pin a bounded amount of memory for a bounded time.
  *
  * Why the lock and the wait: `checkAccess` and `runCount` are `eth_call`s that cannot see an
  * audit transaction that is not mined yet, and the contract's `checkAccess` takes no run-count
@@ -108,7 +109,10 @@ export interface FastPathInit {
   maxNonces?: number
   /** Executors whose nonces are remembered at once. Default 10 000. */
   maxExecutors?: number
-  /** Time limit for the request frame to arrive, ms. Default 2000. */
+  /**
+   * Time limit for a stranger's request frame to arrive, ms (a registered executor's peer has
+   * the whole `timeoutMs`). Default 2000.
+   */
   readTimeoutMs?: number
   /**
    * Request frames read at once from one peer: at least `maxQueuePerExecutor`, so that an
