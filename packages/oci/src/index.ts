@@ -48,6 +48,16 @@ export {
   OciTruncatedError,
   OciUnsupportedError,
 } from './errors.ts'
+export type { BlobStore } from './helia/blob-store.ts'
+export type { ImageDistribution } from './helia/distribution.ts'
+export {
+  DISTRIBUTION_VERSION,
+  MAX_DISTRIBUTION_LENGTH,
+  putImageBlobs,
+  readImageDistribution,
+  storeBlobSource,
+} from './helia/distribution.ts'
+export { rawCidOfDigest } from './helia/raw-cid.ts'
 export type { DecryptImageOptions } from './image/decrypt-image.ts'
 export { decryptImage } from './image/decrypt-image.ts'
 export type { EncryptImageOptions, ImageResult } from './image/encrypt-image.ts'

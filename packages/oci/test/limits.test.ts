@@ -1,5 +1,5 @@
 /**
- * The promises of SPEC §4–§7 under attack: nothing is handed out while the ciphertext is still
+ * The promises of SPEC §4–§8 under attack: nothing is handed out while the ciphertext is still
  * arriving, the spool is private (0700 directory, 0600 file), every documented limit holds,
  * and malformed layouts and annotations are typed errors.
  */
