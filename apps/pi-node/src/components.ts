@@ -21,6 +21,7 @@ import {
   type OwnerInfo,
   type Sealer,
   softwareSealer,
+  TPM2_KEY_RECORD_FILE,
   tpm2Sealer,
   unwrapOwnerSecrets,
 } from '@digicap/keyguard'
@@ -94,10 +95,13 @@ export function ownerTransactions<T>(paths: PiNodePaths, fn: () => Promise<T>): 
   return withFileLock(paths.ownerLock, fn, { what: "owner account's transaction lock" })
 }
 
-/** The sealer a config describes. `createIfMissing` is for `init` and `recover`. */
+/**
+ * The sealer a config describes. `createIfMissing` is for `init` and `recover`. `dataDir`: the
+ * tpm2 sealer pins its key in `<dataDir>/tpm2-key.json` (and keeps a PCR policy there).
+ */
 export function createSealer(
   config: SealerConfig,
-  options: { createIfMissing?: boolean; logger?: Logger } = {},
+  options: { createIfMissing?: boolean; logger?: Logger; dataDir?: string } = {},
 ): Sealer {
   const common = {
     createIfMissing: options.createIfMissing ?? false,
@@ -107,6 +111,7 @@ export function createSealer(
     return tpm2Sealer({
       tcti: config.tcti,
       ...(config.handle !== undefined ? { handle: config.handle } : {}),
+      ...(options.dataDir ? { keyRecordFile: join(options.dataDir, TPM2_KEY_RECORD_FILE) } : {}),
       ...common,
     })
   }

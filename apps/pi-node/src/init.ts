@@ -169,7 +169,11 @@ export async function initPiNode(
   const paths = piNodePaths(options.dataDir)
   const logger = components.logger ?? silent
   const chainId = await prepareFolder(options, paths)
-  const sealer = createSealer(options.sealer, { createIfMissing: true, logger })
+  const sealer = createSealer(options.sealer, {
+    createIfMissing: true,
+    logger,
+    dataDir: options.dataDir,
+  })
   await sealer.publicKey()
   const { mnemonic, owner } = await initOwner({
     path: paths.owner,

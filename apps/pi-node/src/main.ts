@@ -1,6 +1,7 @@
 /** The `pi-node` command line: its commands, one file each under `commands/`. */
 import { type CliSpec, type CommandIo, runCommandLine } from '@digicap/cli-kit'
 import { init } from './commands/init.ts'
+import { keyPolicy } from './commands/key-policy.ts'
 import { recover } from './commands/recover.ts'
 import { seal } from './commands/seal.ts'
 import { serve } from './commands/serve.ts'
@@ -12,7 +13,7 @@ export const PI_NODE_CLI: CliSpec = {
   title: "the Digicap capsule owner's node",
   packageJson: new URL('../package.json', import.meta.url),
   globalFlags: GLOBAL_FLAGS,
-  commands: [init, seal, status, recover, serve],
+  commands: [init, seal, status, recover, serve, keyPolicy],
 }
 
 export interface CliIo extends CommandIo {

@@ -77,6 +77,7 @@ async function rewrapLocal(parts: PiNodeParts, options: RecoverOptions): Promise
   const { config, paths, keyStore, owner, logger } = parts
   const newSealer = createSealer(options.sealer ?? config.sealer, {
     createIfMissing: true,
+    dataDir: config.dataDir,
     logger,
   })
   const result = await recoverKeys({
@@ -126,7 +127,7 @@ export async function createPiNode(
   const parts: PiNodeParts = {
     config,
     paths,
-    sealer: createSealer(config.sealer, { logger }),
+    sealer: createSealer(config.sealer, { logger, dataDir: config.dataDir }),
     keyStore: await createKeyStore(paths.keys),
     owner,
     ownerPeerId: peerIdOfPublicKey(owner.libp2pPublicKey),

@@ -162,6 +162,7 @@ export async function recoverPiNode(
   // The owner file must open with the new sealer before anything else can run.
   const sealer = createSealer(config.sealer, {
     createIfMissing: true,
+    dataDir: config.dataDir,
     ...(components.logger ? { logger: components.logger } : {}),
   })
   const words = {

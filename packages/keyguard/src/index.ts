@@ -180,7 +180,11 @@ export type { Sealer, SealerDescription, SealerPublicKey } from './sealers/seale
 export type { SoftwareSealerInit } from './sealers/software-sealer.ts'
 export { softwareSealer } from './sealers/software-sealer.ts'
 export type { Tpm2KeyPolicy, Tpm2KeyRecord } from './sealers/tpm2-key-record.ts'
-export { readKeyRecord, TPM2_KEY_RECORD_KIND } from './sealers/tpm2-key-record.ts'
+export {
+  readKeyRecord,
+  TPM2_KEY_RECORD_FILE,
+  TPM2_KEY_RECORD_KIND,
+} from './sealers/tpm2-key-record.ts'
 export type { Tpm2SealerInit } from './sealers/tpm2-sealer.ts'
 export { DEFAULT_TPM2_HANDLE, tpm2Sealer } from './sealers/tpm2-sealer.ts'
 export type { WrapDataKeyOptions } from './sealers/wrap.ts'

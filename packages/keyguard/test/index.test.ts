@@ -34,6 +34,7 @@ describe('public surface', () => {
         "ReleaseFailedError",
         "ReleaseNotBegunError",
         "SealerRefusedError",
+        "TPM2_KEY_RECORD_FILE",
         "TPM2_KEY_RECORD_KIND",
         "TpmBusyError",
         "TpmCommandError",

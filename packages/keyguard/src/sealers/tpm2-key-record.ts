@@ -25,6 +25,8 @@ import { ensureDir, writeFileAtomic } from '../store/fs-atomic.ts'
 import { approvalIsValid, type PcrApproval } from './pcr-policy.ts'
 
 export const TPM2_KEY_RECORD_KIND = 'digicap/tpm2-key'
+/** The record's file name in a node's data folder. */
+export const TPM2_KEY_RECORD_FILE = 'tpm2-key.json'
 
 export interface Tpm2KeyRecord {
   /** 2 when `policy` is present, else 1. */

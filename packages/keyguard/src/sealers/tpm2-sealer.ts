@@ -342,6 +342,11 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
   }
 
   /** Compares the loaded key with the key record, or writes the record on first use. */
+  /**
+   * Compares the loaded key with the key record, or writes the record on first use. With
+   * `createIfMissing` (init, recover: the owner is setting the key up) a record of another key
+   * is replaced, with a warning; otherwise another key is refused.
+   */
   async function checkPin(loaded: LoadedKey): Promise<void> {
     const file = init.keyRecordFile
     const authPolicy = loaded.tpmPublic?.authPolicy ?? new Uint8Array(0)
@@ -351,9 +356,26 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     }
     const record = await readKeyRecord(file)
     const name = loaded.tpmPublic === undefined ? undefined : hex(loaded.tpmPublic.name)
+    const same =
+      record !== undefined &&
+      record.handle === handleText &&
+      record.keyId === loaded.publicKey.keyId &&
+      (record.name === undefined || name === undefined || record.name === name)
+    if (record !== undefined && !same && !init.createIfMissing) {
+      throw new TpmSessionError('The key at the TPM handle is not the key this node pinned', {
+        details: {
+          reason: 'key-substituted',
+          handle: handleText,
+          keyRecordFile: file,
+          pinnedKeyId: record.keyId,
+          foundKeyId: loaded.publicKey.keyId,
+        },
+        hint: 'Someone replaced the wrapping key (or the TPM). Do not re-pin: recover from the paper words onto a key you provision yourself.',
+      })
+    }
     // A PCR-bound key: its authPolicy must be PolicyAuthorize of the recorded (or given) key.
-    let policy = record?.policy
-    if (policy === undefined && record === undefined && init.pcrPolicy !== undefined) {
+    let policy = same ? record.policy : undefined
+    if (policy === undefined && init.pcrPolicy !== undefined) {
       policy = {
         pcrs: [...(init.pcrPolicy.pcrs ?? DEFAULT_POLICY_PCRS)],
         authKey: init.pcrPolicy.authKey,
@@ -368,42 +390,31 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     } else {
       policy = undefined
     }
-    if (record === undefined) {
-      await writeKeyRecord(file, {
-        version: policy === undefined ? 1 : 2,
-        ...(policy === undefined ? {} : { policy }),
-        kind: TPM2_KEY_RECORD_KIND,
-        handle: handleText,
-        keyId: loaded.publicKey.keyId,
-        ...(loaded.tpmPublic === undefined
-          ? {}
-          : {
-              name: hex(loaded.tpmPublic.name),
-              publicArea: hex(loaded.tpmPublic.publicArea),
-            }),
-      })
-      init.logger?.info('keyguard: pinned the TPM wrapping key', {
+    if (same && policy === record.policy) return
+    await writeKeyRecord(file, {
+      version: policy === undefined ? 1 : 2,
+      ...(policy === undefined ? {} : { policy }),
+      kind: TPM2_KEY_RECORD_KIND,
+      handle: handleText,
+      keyId: loaded.publicKey.keyId,
+      ...(loaded.tpmPublic === undefined
+        ? {}
+        : {
+            name: hex(loaded.tpmPublic.name),
+            publicArea: hex(loaded.tpmPublic.publicArea),
+          }),
+    })
+    const log = record === undefined || same ? init.logger?.info : init.logger?.warn
+    log?.call(
+      init.logger,
+      record === undefined || same
+        ? 'keyguard: pinned the TPM wrapping key'
+        : 'keyguard: re-pinned the TPM wrapping key (init/recover onto a new key)',
+      {
         handle: handleText,
         keyRecordFile: file,
-      })
-      return
-    }
-    if (
-      record.handle !== handleText ||
-      record.keyId !== loaded.publicKey.keyId ||
-      (record.name !== undefined && name !== undefined && record.name !== name)
-    ) {
-      throw new TpmSessionError('The key at the TPM handle is not the key this node pinned', {
-        details: {
-          reason: 'key-substituted',
-          handle: handleText,
-          keyRecordFile: file,
-          pinnedKeyId: record.keyId,
-          foundKeyId: loaded.publicKey.keyId,
-        },
-        hint: 'Someone replaced the wrapping key (or the TPM). Do not re-pin: recover from the paper words onto a key you provision yourself.',
-      })
-    }
+      },
+    )
   }
 
   function unknownPolicy(why: string): TpmPolicyError {
