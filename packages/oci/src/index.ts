@@ -51,6 +51,7 @@ export {
 export type { BlobStore } from './helia/blob-store.ts'
 export type { ImageDistribution } from './helia/distribution.ts'
 export {
+  DEFAULT_FETCH_TIMEOUT_MS,
   DISTRIBUTION_VERSION,
   MAX_DISTRIBUTION_LENGTH,
   putImageBlobs,

@@ -6,7 +6,7 @@
  * CID of their OCI digest; larger ones do not (why the map exists).
  */
 import { execFile } from 'node:child_process'
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -170,13 +170,37 @@ describe('image blobs over helia', () => {
       await expect(
         skopeoCopy(`docker://${host}/${name}:${fixture.ref}`, `oci:${join(work, name)}:x`),
       ).rejects.toThrow()
-      // no complete body: the connection is cut (before or after the headers, as the bytes come)
-      const body = fetch(`${registry.url}/v2/${name}/blobs/${layerDigests[1]}`).then((r) =>
-        r.arrayBuffer(),
-      )
-      await expect(body).rejects.toThrow()
+      // the lie is in the blob's first (only) chunk: nothing was sent, the answer is an error
+      const response = await fetch(`${registry.url}/v2/${name}/blobs/${layerDigests[1]}`)
+      expect(response.status).toBe(502)
+      const body = (await response.json()) as { errors: { code: string }[] }
+      expect(body.errors[0]?.code).toBe('DIGEST_INVALID')
     })
   }
+
+  it('a blob no peer holds fails after the fetch timeout with BLOB_UNKNOWN', async () => {
+    const missing = `sha256:${randomBytes(32).toString('hex')}` as Sha256Digest
+    const source = storeBlobSource({
+      store: heliaCapsuleStore(b.helia),
+      distribution: {
+        ...distribution,
+        blobs: { [missing]: { cid: rawCidOfDigest(missing), size: 10 } },
+      },
+      tags: {},
+      timeoutMs: 1500,
+    })
+    const lonely = await startRegistry({ repositories: new Map([['capsules/missing', source]]) })
+    try {
+      const started = Date.now()
+      const response = await fetch(`${lonely.url}/v2/capsules/missing/blobs/${missing}`)
+      expect(response.status).toBe(404)
+      const body = (await response.json()) as { errors: { code: string }[] }
+      expect(body.errors[0]?.code).toBe('BLOB_UNKNOWN')
+      expect(Date.now() - started).toBeLessThan(30_000)
+    } finally {
+      await lonely.close()
+    }
+  })
 
   it('refuses a distribution map that is not one', async () => {
     const store = heliaCapsuleStore(a.helia)

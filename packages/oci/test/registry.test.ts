@@ -69,6 +69,7 @@ describe('registry endpoint', () => {
   let registry: RegistryServer
   let layerDigests: Sha256Digest[]
   let manifestDigest: Sha256Digest
+  let configDigest: Sha256Digest
   const errors: string[] = []
   const repos = new Map<string, BlobSource>()
 
@@ -97,6 +98,8 @@ describe('registry endpoint', () => {
       lyingSource(honest, layerDigests[1] as string, (b) => Buffer.concat([b, Buffer.from('x')])),
     )
     repos.set('lying/manifest', lyingSource(honest, manifestDigest, flipLastBit))
+    configDigest = manifest.config.digest
+    repos.set('lying/config', lyingSource(honest, configDigest, flipLastBit))
     registry = await startRegistry({
       repositories: repos,
       spoolDir: work,
@@ -150,6 +153,15 @@ describe('registry endpoint', () => {
       }
     })
   }
+
+  it('a lie within the first chunk of a blob is answered 502 DIGEST_INVALID, no byte sent', async () => {
+    const response = await fetch(`${registry.url}/v2/lying/config/blobs/${configDigest}`)
+    expect(response.status).toBe(502)
+    expect((await errorsOf(response))[0]?.code).toBe('DIGEST_INVALID')
+    const honest = await fetch(`${registry.url}/v2/capsules/demo/blobs/${configDigest}`)
+    expect(honest.status).toBe(200)
+    expect(honest.headers.get('docker-content-digest')).toBe(configDigest)
+  })
 
   it('serves manifests by tag and by digest, and HEAD, with Docker-Content-Digest', async () => {
     const byTag = await fetch(`${registry.url}/v2/capsules/demo/manifests/${fixture.ref}`)

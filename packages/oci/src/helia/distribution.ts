@@ -106,25 +106,37 @@ function checkDistribution(json: unknown): ImageDistribution {
   return { v: DISTRIBUTION_VERSION, tags, blobs }
 }
 
+/** Default time a blob fetch may take before the request fails (no peer answering). */
+export const DEFAULT_FETCH_TIMEOUT_MS = 120_000
+
 /**
  * A registry {@link BlobSource} over a store: blobs by the map's CIDs, fetched from peers as
- * needed. Tags come from `tags` (the committed manifest digest), never from the map.
+ * needed. Tags come from `tags` (the committed manifest digest), never from the map. A fetch
+ * that has not finished within `timeoutMs` is aborted (the store's error, answered
+ * `BLOB_UNKNOWN` when no byte was sent yet).
  */
 export function storeBlobSource(init: {
   store: BlobStore
   distribution: ImageDistribution
   tags: Record<string, Sha256Digest>
+  timeoutMs?: number
 }): BlobSource {
   const { store, distribution, tags } = init
+  const timeoutMs = init.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS
   return {
     resolveTag: async (tag) => (Object.hasOwn(tags, tag) ? tags[tag] : undefined),
     size: async (digest) =>
       Object.hasOwn(distribution.blobs, digest) ? distribution.blobs[digest]?.size : undefined,
     open(digest, options = {}) {
-      const entry = distribution.blobs[digest]
-      if (!entry)
+      const entry = Object.hasOwn(distribution.blobs, digest)
+        ? distribution.blobs[digest]
+        : undefined
+      if (!entry) {
         throw new OciFormatError('Blob is not in the distribution map', { details: { digest } })
-      return store.get(entry.cid, options)
+      }
+      const timeout = AbortSignal.timeout(timeoutMs)
+      const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout
+      return store.get(entry.cid, { signal })
     },
   }
 }

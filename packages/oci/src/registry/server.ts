@@ -162,11 +162,20 @@ async function serveBlob(
   }
   const rangeHeader = req.headers.range
   if (head || rangeHeader === undefined) {
-    res.writeHead(200, { ...headers, 'Content-Length': size })
-    if (head) return void res.end()
-    await relayVerified(source.open(digest, { signal }), { digest, size }, (c) =>
-      writeChunk(res, c),
-    )
+    if (head) {
+      res.writeHead(200, { ...headers, 'Content-Length': size })
+      return void res.end()
+    }
+    // The status goes out with the first byte: a source that fails (or lies within its first
+    // chunk) before that is answered with an error JSON instead of a cut connection.
+    const start = () => {
+      if (!res.headersSent) res.writeHead(200, { ...headers, 'Content-Length': size })
+    }
+    await relayVerified(source.open(digest, { signal }), { digest, size }, (c) => {
+      start()
+      return writeChunk(res, c)
+    })
+    start()
     res.end()
     return
   }
