@@ -7,13 +7,14 @@ import { seal } from './commands/seal.ts'
 import { serve } from './commands/serve.ts'
 import { GLOBAL_FLAGS } from './commands/shared.ts'
 import { status } from './commands/status.ts'
+import { verifyInstallCommand } from './commands/verify-install.ts'
 
 export const PI_NODE_CLI: CliSpec = {
   name: 'pi-node',
   title: "the Digicap capsule owner's node",
   packageJson: new URL('../package.json', import.meta.url),
   globalFlags: GLOBAL_FLAGS,
-  commands: [init, seal, status, recover, serve, keyPolicy],
+  commands: [init, seal, status, recover, serve, keyPolicy, verifyInstallCommand],
 }
 
 export interface CliIo extends CommandIo {
