@@ -216,6 +216,26 @@ describe('registry endpoint', () => {
     expect((await readdir(work)).filter((n) => n.startsWith('digicap-oci-registry-'))).toEqual([])
   })
 
+  it('a client that goes away mid-blob stops the relay; the endpoint keeps serving', async () => {
+    const digest = layerDigests[1] as string
+    const layer = await readFile(join(sealed, 'blobs', 'sha256', digest.slice(7)))
+    for (const headers of [{}, { Range: 'bytes=10-' }]) {
+      const controller = new AbortController()
+      const response = await fetch(`${registry.url}/v2/capsules/demo/blobs/${digest}`, {
+        headers,
+        signal: controller.signal,
+      })
+      const reader = response.body?.getReader()
+      await reader?.read()
+      controller.abort()
+      await reader?.read().catch(() => undefined)
+    }
+    const again = await fetch(`${registry.url}/v2/capsules/demo/blobs/${digest}`)
+    expect(Buffer.from(await again.arrayBuffer()).equals(layer)).toBe(true)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect((await readdir(work)).filter((n) => n.startsWith('digicap-oci-registry-'))).toEqual([])
+  })
+
   it('answers bad requests with the distribution-spec error JSON', async () => {
     const zero = `sha256:${'0'.repeat(64)}`
     for (const [path, status, code, method] of [
