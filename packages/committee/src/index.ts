@@ -26,6 +26,7 @@
 
 export type { SortitionReason, VrfKeyReason, VrfProofReason } from './errors.ts'
 export { SortitionError, VrfEncodeError, VrfKeyError, VrfProofError } from './errors.ts'
+export * from './pbft/index.ts'
 export type { ReputationEvent } from './reputation/curve.ts'
 export {
   nextReputation,

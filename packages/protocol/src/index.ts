@@ -146,6 +146,16 @@ export {
   REMOTE_ERROR_CODES,
   SIGNATURE_LENGTH,
 } from './messages.ts'
+export type { PbftMessage, PbftPhase, PbftVote } from './pbft.ts'
+export {
+  decodePbftMessage,
+  encodePbftMessage,
+  PBFT_MAX_FRAME,
+  PBFT_MAX_PROOF,
+  PBFT_MAX_VERDICT,
+  PBFT_PHASES,
+  PBFT_PROTOCOL,
+} from './pbft.ts'
 export type { WireProtocol } from './protocols.ts'
 export {
   FAST_PATH_PROTOCOL,

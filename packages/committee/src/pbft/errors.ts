@@ -1,0 +1,69 @@
+/**
+ * Typed errors of the PBFT agreement. `details.reason` names the check that refused the input;
+ * reasons are stable once published.
+ */
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+
+type Options = Omit<DigicapErrorOptions, 'details'> & { details?: Record<string, unknown> }
+
+/** Why a certificate was refused, in the order {@link verifyCertificate} checks. */
+export type CertificateReason =
+  /** Chain id, contract or job id differ from what the caller expects. */
+  | 'wrong-job'
+  /** Verdict outside 0..7, or an evidence hash that is not 32 bytes. */
+  | 'value'
+  /** Fewer than 2f+1 signatures, or signers and signatures of different lengths. */
+  | 'short'
+  /** Signers not strictly ascending (a duplicate or an unsorted list). */
+  | 'unsorted'
+  /** A signer that is not a committee member. */
+  | 'non-member'
+  /** A signature that does not recover its signer over the certificate's commit digest. */
+  | 'signature'
+
+/** A certificate does not prove a committee decision. */
+export class CertificateError extends DigicapError {
+  override name = 'CertificateError'
+  readonly reason: CertificateReason
+  constructor(reason: CertificateReason, shortMessage: string, options: Options = {}) {
+    super('PBFT_CERTIFICATE', shortMessage, { ...options, details: { reason, ...options.details } })
+    this.reason = reason
+  }
+}
+
+/** Why an equivocation proof was refused. */
+export type EquivocationReason =
+  /** The two votes differ in phase, job or view, or carry the same value. */
+  | 'not-conflicting'
+  /** A signature does not recover the accused member. */
+  | 'signature'
+  /** The accused is not a committee member. */
+  | 'non-member'
+  /** A phase that cannot equivocate (view-change votes may legitimately repeat). */
+  | 'phase'
+
+/** An equivocation proof does not prove that its member signed two conflicting votes. */
+export class EquivocationError extends DigicapError {
+  override name = 'EquivocationError'
+  readonly reason: EquivocationReason
+  constructor(reason: EquivocationReason, shortMessage: string, options: Options = {}) {
+    super('PBFT_EQUIVOCATION', shortMessage, {
+      ...options,
+      details: { reason, ...options.details },
+    })
+    this.reason = reason
+  }
+}
+
+/** Why a received vote was dropped. */
+export type VoteReason = 'wrong-job' | 'non-member' | 'signature' | 'not-leader' | 'proof' | 'value'
+
+/** A vote or its proof is invalid; the replica drops it and keeps going. */
+export class PbftVoteError extends DigicapError {
+  override name = 'PbftVoteError'
+  readonly reason: VoteReason
+  constructor(reason: VoteReason, shortMessage: string, options: Options = {}) {
+    super('PBFT_VOTE', shortMessage, { ...options, details: { reason, ...options.details } })
+    this.reason = reason
+  }
+}

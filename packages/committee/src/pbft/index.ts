@@ -1,0 +1,31 @@
+/** PBFT agreement of a verifier committee on one job's verdict (SPEC-PBFT.md). */
+export type { CertificateExpectation, PbftCertificate } from './certificate.ts'
+export { buildCertificate, verifyCertificate } from './certificate.ts'
+export type { PbftCommittee, PbftMember } from './committee.ts'
+export { leaderOf, memberByAddress, pbftCommittee } from './committee.ts'
+export type { EquivocationProof } from './equivocation.ts'
+export { conflicting, verifyEquivocation } from './equivocation.ts'
+export type { CertificateReason, EquivocationReason, VoteReason } from './errors.ts'
+export { CertificateError, EquivocationError, PbftVoteError } from './errors.ts'
+export type { PbftNode, PbftNodeOptions } from './node.ts'
+export { createPbftNode } from './node.ts'
+export type { PbftReplicaOptions, PbftSend, PbftValue } from './replica.ts'
+export { MAX_VIEWS_AHEAD, PbftReplica } from './replica.ts'
+export type {
+  PbftHost,
+  PbftTransport,
+  PbftTransportOptions,
+  PbftTransportStats,
+} from './transport.ts'
+export { createPbftTransport } from './transport.ts'
+export type { PbftDomain, UnsignedVote } from './typed-data.ts'
+export {
+  PBFT_DOMAIN_NAME,
+  PBFT_DOMAIN_VERSION,
+  PBFT_TYPES,
+  pbftDomain,
+  recoverVoteSigner,
+  signVote,
+  voteDigest,
+  voteTypedData,
+} from './typed-data.ts'

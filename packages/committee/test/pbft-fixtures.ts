@@ -1,0 +1,64 @@
+/** Shared set-up of the PBFT tests: keys, a committee, real libp2p nodes on loopback. */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
+import { identify } from '@libp2p/identify'
+import type { Libp2p } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { createLibp2p } from 'libp2p'
+import { type PbftCommittee, type PbftDomain, pbftCommittee, pbftDomain } from '../src/index.ts'
+
+export const domain: PbftDomain = pbftDomain(31337n, '0x5FbDB2315678afecb367f032d93F642f64180aa3')
+export const jobId = keccak_256(new TextEncoder().encode('job-1'))
+export const evidenceHash = keccak_256(new TextEncoder().encode('evidence-1'))
+/** All three run phases passed. */
+export const PASS = { verdict: 7, evidenceHash }
+/** The "before" phase failed. */
+export const FAIL = { verdict: 6, evidenceHash }
+
+/** Deterministic member keys: key i = keccak("member-i"). */
+export function signers(n: number): DigicapSigner[] {
+  return Array.from({ length: n }, (_, i) =>
+    privateKeySigner(keccak_256(new TextEncoder().encode(`member-${i}`))),
+  )
+}
+
+/** A committee of the signers, with made-up peer ids (for tests without a network). */
+export function paperCommittee(keys: DigicapSigner[]): PbftCommittee {
+  return pbftCommittee(keys.map((k, i) => ({ address: k.address, peerId: `peer-${i}` })))
+}
+
+/** A real libp2p 3 node on loopback: TCP, noise, yamux, identify. Started. */
+export async function createNode(): Promise<Libp2p> {
+  return createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() },
+  })
+}
+
+/** n started nodes, fully connected. */
+export async function createMesh(n: number): Promise<Libp2p[]> {
+  const nodes = await Promise.all(Array.from({ length: n }, () => createNode()))
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      await dialWithRetry(nodes[i] as Libp2p, nodes[j] as Libp2p)
+    }
+  }
+  return nodes
+}
+
+// A loaded box now and then resets a loopback connect; one retry is enough.
+async function dialWithRetry(a: Libp2p, b: Libp2p): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await a.dial(b.getMultiaddrs())
+      return
+    } catch (err) {
+      if (attempt >= 3) throw err
+    }
+  }
+}
