@@ -37,6 +37,9 @@ export async function createNode(): Promise<Libp2p> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     services: { identify: identify() },
+    // A whole committee dials one host from 127.0.0.1 at once; libp2p's default of 5 inbound
+    // connections per second per host would reset some of them.
+    connectionManager: { inboundConnectionThreshold: 1000 },
   })
 }
 
