@@ -1,51 +1,18 @@
 import { expect, it } from 'vitest'
 import * as piNode from '../src/index.ts'
 
-it('exports exactly this public surface', () => {
+it('exports exactly this public surface (the node itself is @digicap/owner/node)', () => {
   expect(Object.keys(piNode).sort()).toMatchInlineSnapshot(`
     [
-      "AlreadyInitialisedError",
-      "ChainUnreachableError",
-      "ConfigError",
-      "DEFAULT_LISTEN",
-      "DEFAULT_TCTI",
-      "DaemonRunningError",
-      "InputFileError",
-      "NotInitialisedError",
-      "RuntimeUnsupportedError",
-      "UsageError",
-      "applyEnv",
-      "confirmationsFor",
-      "createPiNode",
-      "createSealer",
-      "executorBundleEncoder",
-      "fetchChainId",
-      "initPiNode",
-      "loadConfig",
-      "peerIdOfPublicKey",
-      "piNodePaths",
-      "recoverPiNode",
+      "PI_NODE_CLI",
       "resolveDataDir",
       "runCli",
-      "saveConfig",
     ]
   `)
 })
 
-it('names each error class once, with its code', () => {
-  const codes = Object.entries(piNode)
-    .filter(([k]) => k.endsWith('Error'))
-    .map(([k, C]) => [k, new (C as new (m: string) => { code: string; name: string })('x').code])
-  expect(Object.fromEntries(codes)).toMatchInlineSnapshot(`
-    {
-      "AlreadyInitialisedError": "ALREADY_INITIALISED",
-      "ChainUnreachableError": "CHAIN_UNREACHABLE",
-      "ConfigError": "CONFIG",
-      "DaemonRunningError": "DAEMON_RUNNING",
-      "InputFileError": "INPUT_FILE",
-      "NotInitialisedError": "NOT_INITIALISED",
-      "RuntimeUnsupportedError": "RUNTIME_UNSUPPORTED",
-      "UsageError": "USAGE",
-    }
-  `)
+it('resolves the data folder from the flag, then the env, then the home folder', () => {
+  expect(piNode.resolveDataDir('/a', { DIGICAP_DATA_DIR: '/b' })).toBe('/a')
+  expect(piNode.resolveDataDir(undefined, { DIGICAP_DATA_DIR: '/b' })).toBe('/b')
+  expect(piNode.resolveDataDir(undefined, {})).toMatch(/\.digicap\/pi-node$/)
 })

@@ -15,12 +15,16 @@ import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { createExecutor, dataSandbox, type Executor, ethersExecutorChain } from '@digicap/executor'
 import { createKeyStore, generateMnemonic, tpm2Sealer } from '@digicap/keyguard'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import {
+  createOwnerNode,
+  initOwnerNode,
+  loadOwnerNodeConfig,
+  type RunningKeyguardNode,
+} from '@digicap/owner/node'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parseEther, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../src/config.ts'
-import { createPiNode, initPiNode, type RunningPiNode } from '../src/pi-node.ts'
 import { type Doc, runCli, spawnCli } from './helpers/cli.ts'
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
@@ -35,7 +39,7 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
   let archive: DigicapNode
   let executorNode: DigicapNode | undefined
   let executor: Executor | undefined
-  let serving: RunningPiNode | undefined
+  let serving: RunningKeyguardNode | undefined
   const sealed: { capsuleId: string; cid: string; plaintext: Buffer }[] = []
   let lost: { capsuleId: string; cid: string }
 
@@ -44,7 +48,7 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
     dir = await mkdtemp(join(tmpdir(), 'pi-node-recover-'))
     dataDir = join(dir, 'node')
     mnemonic = generateMnemonic()
-    const init = await initPiNode({
+    const init = await initOwnerNode({
       dataDir,
       rpcUrl: anvil.rpcUrl,
       sealer: { kind: 'tpm2', tcti: tpm.tcti },
@@ -53,7 +57,7 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
       mnemonic,
     })
     contracts = init.config.contracts
-    const pi = await createPiNode(init.config)
+    const pi = await createOwnerNode(init.config)
     for (const i of [1, 2]) {
       const file = join(dir, `data-${i}.bin`)
       const plaintext = Buffer.from(`capsule ${i}: ${'x'.repeat(3000 * i)}`)
@@ -180,7 +184,7 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
   }, 240_000)
 
   it('serves again: an executor runs an old capsule end to end through the chain path', async () => {
-    serving = await (await createPiNode(await loadConfig(dataDir))).serve({
+    serving = await (await createOwnerNode(await loadOwnerNodeConfig(dataDir))).serve({
       statusIntervalMs: 60_000,
     })
     expect(serving.pinned).toBe(2)

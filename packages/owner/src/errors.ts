@@ -24,3 +24,11 @@ export class CapsuleAdoptionError extends DigicapError {
     super('CAPSULE_ADOPTION', shortMessage, options)
   }
 }
+
+/** A node operation that needs the data folder to itself while the daemon (`serve`) runs on it. */
+export class DaemonRunningError extends DigicapError {
+  override name = 'DaemonRunningError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('DAEMON_RUNNING', shortMessage, options)
+  }
+}

@@ -46,7 +46,12 @@ export { gossipAnnouncer } from './announce/gossip-announcer.ts'
 export type { AnnounceOutcome, Announcer } from './announce/types.ts'
 export type { BundleBytesEncoder } from './bundle/code-bundle.ts'
 export { readCodeFiles, writeCodeBundle } from './bundle/code-bundle.ts'
-export { CapsuleAdoptionError, InputFileError, RuntimeUnsupportedError } from './errors.ts'
+export {
+  CapsuleAdoptionError,
+  DaemonRunningError,
+  InputFileError,
+  RuntimeUnsupportedError,
+} from './errors.ts'
 export type { OperatorStatus } from './operator/keyguard-operator.ts'
 export {
   ensureKeyguardOperator,

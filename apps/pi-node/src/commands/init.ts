@@ -8,13 +8,13 @@ import {
   valueFlag,
   wholeNumber,
 } from '@digicap/cli-kit'
-import { DEFAULT_LISTEN, type SealerConfig } from '../config.ts'
+import type { SealerConfig } from '@digicap/owner/node'
 import {
   command,
   contractsOf,
   dataDirOf,
   SEALER_FLAGS,
-  sealerFromFlags,
+  sealerChoice,
   stderrLogger,
 } from './shared.ts'
 
@@ -45,7 +45,7 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
     'node-registry': valueFlag('<addr>', '--node-registry and', { parse: address }),
     'access-controller': valueFlag('<addr>', '--access-controller', { parse: address }),
     ...SEALER_FLAGS,
-    listen: listFlag('<multiaddr>', `serve's listen address (default ${DEFAULT_LISTEN.join(',')})`),
+    listen: listFlag('<multiaddr>', "serve's listen address (default /ip4/0.0.0.0/tcp/4001)"),
     announce: listFlag('<multiaddr>', 'public address serve advertises (NAT/port forward)'),
     bootstrap: listFlag('<multiaddr>', 'peer to dial at start'),
     'extra-rpc-url': listFlag('<url>', "another RPC of the same chain for the keyguard's quorum"),
@@ -77,13 +77,13 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
       })
     }
     const dataDir = dataDirOf(ctx)
-    const sealer = sealerFromFlags(flags, ctx.env, dataDir) as SealerConfig
+    const { initOwnerNode, sealerConfigOf } = await import('@digicap/owner/node')
+    const sealer = sealerConfigOf(sealerChoice(flags, ctx.env), dataDir) as SealerConfig
     const keyguard = {
       ...(flags.confirmations !== undefined ? { confirmations: flags.confirmations } : {}),
       ...(flags['disable-fast-path'] ? { fastPath: false } : {}),
     }
-    const { initPiNode } = await import('../pi-node.ts')
-    const result = await initPiNode(
+    const result = await initOwnerNode(
       {
         dataDir,
         rpcUrl: flags['rpc-url'],

@@ -8,13 +8,13 @@ import {
   valueFlag,
   wholeNumber,
 } from '@digicap/cli-kit'
-import { loadConfig } from '../config.ts'
 import {
   command,
+  configOf,
   contractsOf,
   dataDirOf,
   SEALER_FLAGS,
-  sealerFromFlags,
+  sealerChoice,
   stderrLogger,
 } from './shared.ts'
 
@@ -76,11 +76,12 @@ with a reason (exit code 1); the others are recovered.`,
       })
     }
     const dataDir = dataDirOf(ctx)
-    const existing = await loadConfig(dataDir, ctx.env).catch(() => undefined)
-    const sealer = sealerFromFlags(flags, ctx.env, dataDir, existing?.sealer)
+    const existing = await configOf(ctx).catch(() => undefined)
+    const { recoverOwnerNode, sealerConfigOf } = await import('@digicap/owner/node')
+    const choice = sealerChoice(flags, ctx.env, existing !== undefined)
+    const sealer = sealerConfigOf(choice, dataDir, existing?.sealer)
     const contracts = contractsOf(flags)
-    const { recoverPiNode } = await import('../recover.ts')
-    const result = await recoverPiNode(
+    const result = await recoverOwnerNode(
       {
         dataDir,
         mnemonic,

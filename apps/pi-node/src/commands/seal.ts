@@ -6,8 +6,7 @@ import {
   UsageError,
   valueFlag,
 } from '@digicap/cli-kit'
-import { loadConfig } from '../config.ts'
-import { command, dataDirOf, openPiNode, parseReceiver } from './shared.ts'
+import { command, configOf, openPiNode, parseReceiver } from './shared.ts'
 
 export const seal = command({
   name: 'seal',
@@ -51,7 +50,7 @@ Examples:
   async run(ctx) {
     const { flags, args, io } = ctx
     // An uninitialised folder is reported before a missing --policy, as it always was.
-    const config = await loadConfig(dataDirOf(ctx), ctx.env)
+    const config = await configOf(ctx)
     const policy = flags.policy
     if (!policy) throw new UsageError('seal needs --policy', { hint: `e.g. --policy "maxRuns(3)"` })
     const pi = await openPiNode(ctx, config)

@@ -1,7 +1,6 @@
 /** `pi-node serve`: the daemon (helia + the keyguard on one libp2p node). */
 import { listFlag, positiveInteger, switchFlag, valueFlag, wholeNumber } from '@digicap/cli-kit'
-import { loadConfig } from '../config.ts'
-import { command, dataDirOf, keyguardLines, openPiNode, stderrLogger } from './shared.ts'
+import { command, configOf, keyguardLines, openPiNode, stderrLogger } from './shared.ts'
 
 export const serve = command({
   name: 'serve',
@@ -29,7 +28,7 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
   },
   async run(ctx) {
     const { flags } = ctx
-    const loaded = await loadConfig(dataDirOf(ctx), ctx.env)
+    const loaded = await configOf(ctx)
     const pi = await openPiNode(ctx, {
       ...loaded,
       ...(flags.listen ? { listen: flags.listen } : {}),

@@ -1,7 +1,7 @@
 /**
  * What several pi-node commands share: the global flags, the `command` declarer, and the
  * parsing of inputs that more than one command takes. Only light modules load here (the
- * pi-node library loads inside the handlers), so `--help` starts fast.
+ * owner node, `@digicap/owner/node`, loads inside the handlers), so `--help` starts fast.
  */
 import type { Receiver } from '@digicap/capsule-core'
 import {
@@ -15,15 +15,8 @@ import {
   warnOnce,
 } from '@digicap/cli-kit'
 import type { KeyguardStatus, Logger } from '@digicap/keyguard'
-import {
-  DEFAULT_TCTI,
-  loadConfig,
-  type PiNodeConfig,
-  piNodePaths,
-  resolveDataDir,
-  type SealerConfig,
-} from '../config.ts'
-import type { PiNode } from '../pi-node.ts'
+import type { OwnerNode, OwnerNodeConfig, SealerChoice } from '@digicap/owner/node'
+import { resolveDataDir } from '../config.ts'
 
 export const GLOBAL_FLAGS = {
   'data-dir': valueFlag('<dir>', 'data folder (env DIGICAP_DATA_DIR; default ~/.digicap/pi-node)'),
@@ -47,11 +40,16 @@ export function stderrLogger(io: CommandIo): Logger {
   }
 }
 
-/** Builds the pi-node from `config` (default: the data folder's, with the environment). */
-export async function openPiNode(ctx: Ctx, config?: PiNodeConfig): Promise<PiNode> {
-  config ??= await loadConfig(dataDirOf(ctx), ctx.env)
-  const { createPiNode } = await import('../pi-node.ts')
-  return createPiNode(config, { logger: stderrLogger(ctx.io) })
+/** The data folder's config, with the environment. */
+export async function configOf(ctx: Ctx): Promise<OwnerNodeConfig> {
+  const { loadOwnerNodeConfig } = await import('@digicap/owner/node')
+  return loadOwnerNodeConfig(dataDirOf(ctx), ctx.env)
+}
+
+/** Builds the owner node from `config` (default: the data folder's, with the environment). */
+export async function openPiNode(ctx: Ctx, config?: OwnerNodeConfig): Promise<OwnerNode> {
+  const { createOwnerNode } = await import('@digicap/owner/node')
+  return createOwnerNode(config ?? (await configOf(ctx)), { logger: stderrLogger(ctx.io) })
 }
 
 /** The --sealer/--tcti/--allow-insecure-sealer flags of init and recover. */
@@ -59,49 +57,27 @@ export const SEALER_FLAGS = {
   sealer: valueFlag('tpm2|software', 'sealer kind (env DIGICAP_SEALER; default tpm2)', {
     choices: ['tpm2', 'software'],
   }),
-  tcti: valueFlag('<tcti>', `TPM (env DIGICAP_TCTI; default ${DEFAULT_TCTI})`),
+  tcti: valueFlag('<tcti>', 'TPM (env DIGICAP_TCTI; default device:/dev/tpmrm0)'),
   'allow-insecure-sealer': switchFlag(
     'required for --sealer software (env DIGICAP_ALLOW_INSECURE_SEALER=1)',
   ),
 }
 
-/**
- * The sealer the flags and environment ask for. With a `fallback` (the config in place), the
- * environment is not read and no flag means "keep the fallback" (undefined).
- */
-export function sealerFromFlags(
+/** The sealer the flags ask for; the environment too, unless a config is in place (`keep`). */
+export function sealerChoice(
   flags: {
     sealer?: string | undefined
     tcti?: string | undefined
     'allow-insecure-sealer': boolean
   },
   env: NodeJS.ProcessEnv,
-  dataDir: string,
-  fallback?: SealerConfig,
-): SealerConfig | undefined {
-  const kind = flags.sealer ?? (fallback ? undefined : env.DIGICAP_SEALER)
-  const tcti = flags.tcti ?? (fallback ? undefined : env.DIGICAP_TCTI)
-  const allow = flags['allow-insecure-sealer'] || env.DIGICAP_ALLOW_INSECURE_SEALER === '1'
-  if (kind === undefined && tcti === undefined && fallback) return undefined
-  const k = kind ?? fallback?.kind ?? 'tpm2'
-  if (k === 'tpm2') {
-    return {
-      kind: 'tpm2',
-      tcti: tcti ?? (fallback?.kind === 'tpm2' ? fallback.tcti : DEFAULT_TCTI),
-    }
+  keep = false,
+): SealerChoice {
+  return {
+    kind: flags.sealer ?? (keep ? undefined : env.DIGICAP_SEALER),
+    tcti: flags.tcti ?? (keep ? undefined : env.DIGICAP_TCTI),
+    allowInsecure: flags['allow-insecure-sealer'] || env.DIGICAP_ALLOW_INSECURE_SEALER === '1',
   }
-  if (k === 'software') {
-    if (!allow) {
-      throw new UsageError(
-        'The software sealer keeps its key in a file and is refused by default',
-        {
-          hint: 'Use a TPM, or pass --allow-insecure-sealer if you accept the risk (tests, demos).',
-        },
-      )
-    }
-    return { kind: 'software', keyFile: piNodePaths(dataDir).softwareKey, allowInsecure: true }
-  }
-  throw new UsageError('--sealer must be tpm2 or software', { details: { value: k } })
 }
 
 /** The three contract addresses, when all are given. */
@@ -109,7 +85,7 @@ export function contractsOf(flags: {
   'capsule-registry'?: string | undefined
   'node-registry'?: string | undefined
   'access-controller'?: string | undefined
-}): PiNodeConfig['contracts'] | undefined {
+}): OwnerNodeConfig['contracts'] | undefined {
   const { 'capsule-registry': c, 'node-registry': n, 'access-controller': a } = flags
   return c && n && a ? { capsuleRegistry: c, nodeRegistry: n, accessController: a } : undefined
 }

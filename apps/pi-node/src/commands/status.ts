@@ -1,6 +1,6 @@
 /** `pi-node status`: the node's state, read without starting it. */
 import { warnOnce } from '@digicap/cli-kit'
-import type { OperatorStatus } from '../pi-node.ts'
+import type { OperatorStatus } from '@digicap/owner'
 import { command, keyguardLines, openPiNode } from './shared.ts'
 
 function operatorLine(o: OperatorStatus): string {

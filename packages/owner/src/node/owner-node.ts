@@ -1,8 +1,10 @@
 /**
- * The composition root: builds the sealer, key store, chain client and p2p node from a
- * config and runs the owner's operations. No protocol logic here: every step is a call into
- * a package (`@digicap/owner` for the pipeline, `keyguard`, `contracts`, `p2p`).
+ * The owner's node on its device (a Raspberry Pi with a TPM): builds the sealer, key store,
+ * chain client and p2p node from one config and runs the owner's operations — seal, status,
+ * local re-wrap, and the keyguard daemon (`serve`). Every step is a call into the owner
+ * pipeline or into `keyguard`, `contracts`, `p2p`.
  */
+import { NotInitialisedError } from '@digicap/cli-kit'
 import {
   createKeyStore,
   type KeyStore,
@@ -13,39 +15,23 @@ import {
 } from '@digicap/keyguard'
 import {
   createSealer,
-  type PiNodeComponents,
-  type PiNodeParts,
+  type OwnerNodeComponents,
+  type OwnerNodeParts,
   type ProgressFn,
   peerIdOfPublicKey,
   removeLeftoverTemps,
   silent,
 } from './components.ts'
 import {
-  loadConfig,
-  type PiNodeConfig,
-  piNodePaths,
+  loadOwnerNodeConfig,
+  type OwnerNodeConfig,
+  ownerNodePaths,
   type SealerConfig,
-  saveConfig,
+  saveOwnerNodeConfig,
 } from './config.ts'
-import { NotInitialisedError } from './errors.ts'
-import { type SealOptions, type SealResult, sealPiNode } from './seal.ts'
-import { type RunningPiNode, type ServeOptions, servePiNode } from './serve.ts'
-import { type PiNodeStatus, statusOfPiNode } from './status.ts'
-
-export type { OperatorStatus } from '@digicap/owner'
-export type { BundleEncoder, PiNodeComponents, ProgressFn } from './components.ts'
-export {
-  createSealer,
-  executorBundleEncoder,
-  fetchChainId,
-  ownerTransactions,
-  peerIdOfPublicKey,
-} from './components.ts'
-export type { InitPiNodeOptions, InitPiNodeResult } from './init.ts'
-export { initPiNode } from './init.ts'
-export type { SealOptions, SealResult } from './seal.ts'
-export type { RunningPiNode, ServeOptions } from './serve.ts'
-export type { PiNodeStatus } from './status.ts'
+import { type SealOptions, type SealResult, sealOwnerNode } from './seal.ts'
+import { type KeyguardNodeOptions, type RunningKeyguardNode, startKeyguardNode } from './serve.ts'
+import { type OwnerNodeStatus, statusOfOwnerNode } from './status.ts'
 
 export interface RecoverOptions {
   mnemonic: string
@@ -62,18 +48,18 @@ export interface RecoverResult {
   sealer: SealerDescription
 }
 
-export interface PiNode {
-  readonly config: PiNodeConfig
+export interface OwnerNode {
+  readonly config: OwnerNodeConfig
   readonly sealer: Sealer
   readonly keyStore: KeyStore
   seal(options: SealOptions): Promise<SealResult>
-  status(): Promise<PiNodeStatus>
+  status(): Promise<OwnerNodeStatus>
   recover(options: RecoverOptions): Promise<RecoverResult>
-  serve(options?: ServeOptions): Promise<RunningPiNode>
+  serve(options?: KeyguardNodeOptions): Promise<RunningKeyguardNode>
 }
 
 /** Re-wraps the local key store to a (new) sealer from the words; rewrites the owner file. */
-async function rewrapLocal(parts: PiNodeParts, options: RecoverOptions): Promise<RecoverResult> {
+async function rewrapLocal(parts: OwnerNodeParts, options: RecoverOptions): Promise<RecoverResult> {
   const { config, paths, keyStore, owner, logger } = parts
   const newSealer = createSealer(options.sealer ?? config.sealer, {
     createIfMissing: true,
@@ -89,8 +75,8 @@ async function rewrapLocal(parts: PiNodeParts, options: RecoverOptions): Promise
     onProgress: (done: number, total: number) => options.onProgress?.('recover', done, total),
   })
   if (options.sealer) {
-    const onDisk = await loadConfig(config.dataDir)
-    await saveConfig({ ...onDisk, sealer: options.sealer })
+    const onDisk = await loadOwnerNodeConfig(config.dataDir)
+    await saveOwnerNodeConfig({ ...onDisk, sealer: options.sealer })
   }
   return {
     recovered: result.recovered,
@@ -106,15 +92,15 @@ async function rewrapLocal(parts: PiNodeParts, options: RecoverOptions): Promise
  * @throws {NotInitialisedError} if the owner file is missing.
  * @example
  * ```ts
- * const pi = await createPiNode(await loadConfig('/var/lib/digicap'))
+ * const pi = await createOwnerNode(await loadOwnerNodeConfig('/var/lib/digicap'))
  * const { capsuleId, cid } = await pi.seal({ file: 'photo.jpg', policy: 'maxRuns(3)' })
  * ```
  */
-export async function createPiNode(
-  config: PiNodeConfig,
-  components: PiNodeComponents = {},
-): Promise<PiNode> {
-  const paths = piNodePaths(config.dataDir)
+export async function createOwnerNode(
+  config: OwnerNodeConfig,
+  components: OwnerNodeComponents = {},
+): Promise<OwnerNode> {
+  const paths = ownerNodePaths(config.dataDir)
   const logger = components.logger ?? silent
   const owner = await readOwner(paths.owner)
   if (!owner) {
@@ -124,7 +110,7 @@ export async function createPiNode(
     })
   }
   await removeLeftoverTemps(paths)
-  const parts: PiNodeParts = {
+  const parts: OwnerNodeParts = {
     config,
     paths,
     sealer: createSealer(config.sealer, { logger, dataDir: config.dataDir }),
@@ -138,9 +124,9 @@ export async function createPiNode(
     config,
     sealer: parts.sealer,
     keyStore: parts.keyStore,
-    seal: (options) => sealPiNode(parts, options),
-    status: () => statusOfPiNode(parts),
+    seal: (options) => sealOwnerNode(parts, options),
+    status: () => statusOfOwnerNode(parts),
     recover: (options) => rewrapLocal(parts, options),
-    serve: (options) => servePiNode(parts, options),
+    serve: (options) => startKeyguardNode(parts, options),
   }
 }

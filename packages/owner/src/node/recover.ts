@@ -13,37 +13,34 @@
  * Every step is idempotent: a run cut by a crash is finished by running it again.
  */
 import { readFile, stat } from 'node:fs/promises'
-import { processAlive } from '@digicap/cli-kit'
+import { ConfigError, processAlive } from '@digicap/cli-kit'
 import { readOwner, restoreOwner, type SealerDescription } from '@digicap/keyguard'
-import {
-  ethersCapsuleDirectory,
-  ethersKeyguardRecorder,
-  ipfsHeaderFetcher,
-  type RestoreKeyguardResult,
-  restoreKeyguard,
-} from '@digicap/owner'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { multiaddr } from '@multiformats/multiaddr'
+import { DaemonRunningError } from '../errors.ts'
+import { ethersCapsuleDirectory } from '../recovery/ethers-capsule-directory.ts'
+import { ethersKeyguardRecorder } from '../recovery/ethers-keyguard-recorder.ts'
+import { ipfsHeaderFetcher } from '../recovery/ipfs-header-fetcher.ts'
+import { type RestoreKeyguardResult, restoreKeyguard } from '../recovery/restore-keyguard.ts'
 import {
   createSealer,
+  type OwnerNodeComponents,
   ownerTransactions,
-  type PiNodeComponents,
   type ProgressFn,
   peerIdOfPublicKey,
   withOwnerAccount,
 } from './components.ts'
 import {
-  loadConfig,
-  type PiNodeConfig,
-  piNodePaths,
+  loadOwnerNodeConfig,
+  type OwnerNodeConfig,
+  ownerNodePaths,
   type SealerConfig,
-  saveConfig,
+  saveOwnerNodeConfig,
 } from './config.ts'
-import { ConfigError, DaemonRunningError } from './errors.ts'
-import { initPiNode } from './init.ts'
-import { createPiNode } from './pi-node.ts'
+import { initOwnerNode } from './init.ts'
+import { createOwnerNode } from './owner-node.ts'
 
-export interface RecoverPiNodeOptions {
+export interface RecoverOwnerNodeOptions {
   dataDir: string
   /** The paper words. */
   mnemonic: string
@@ -53,7 +50,7 @@ export interface RecoverPiNodeOptions {
   /** On a new Pi (no config): the chain and the contracts. */
   rpcUrl?: string
   chainId?: number
-  contracts?: PiNodeConfig['contracts']
+  contracts?: OwnerNodeConfig['contracts']
   /**
    * Multiaddrs (with `/p2p/<peerId>`) of peers that serve the capsules' blocks (an executor,
    * a pinning peer, another node of the owner). Saved as `bootstrap` in the config.
@@ -68,7 +65,7 @@ export interface RecoverPiNodeOptions {
   onProgress?: ProgressFn
 }
 
-export interface RecoverPiNodeResult {
+export interface RecoverOwnerNodeResult {
   owner: string
   peerId: string
   sealer: SealerDescription
@@ -86,18 +83,18 @@ export interface RecoverPiNodeResult {
 
 /** The config to recover into: the folder's (updated), or a new one written by `init`. */
 async function recoveryConfig(
-  options: RecoverPiNodeOptions,
-  components: PiNodeComponents,
-): Promise<{ config: PiNodeConfig; newConfig: boolean }> {
-  const paths = piNodePaths(options.dataDir)
+  options: RecoverOwnerNodeOptions,
+  components: OwnerNodeComponents,
+): Promise<{ config: OwnerNodeConfig; newConfig: boolean }> {
+  const paths = ownerNodePaths(options.dataDir)
   if (
     await stat(paths.config).then(
       () => true,
       () => false,
     )
   ) {
-    const onDisk = await loadConfig(options.dataDir)
-    const config: PiNodeConfig = {
+    const onDisk = await loadOwnerNodeConfig(options.dataDir)
+    const config: OwnerNodeConfig = {
       ...onDisk,
       ...(options.sealer ? { sealer: options.sealer } : {}),
       bootstrap: [...new Set([...onDisk.bootstrap, ...(options.peers ?? [])])],
@@ -105,7 +102,7 @@ async function recoveryConfig(
         ? { startBlock: options.startBlock }
         : {}),
     }
-    await saveConfig(config)
+    await saveOwnerNodeConfig(config)
     return { config, newConfig: false }
   }
   if (!options.rpcUrl || !options.contracts || !options.sealer) {
@@ -116,7 +113,7 @@ async function recoveryConfig(
   }
   // Same words → same owner, operator and libp2p identity; a new TPM key. `force`: an owner
   // file left by an earlier, interrupted recovery is moved aside and written again.
-  const init = await initPiNode(
+  const init = await initOwnerNode(
     {
       dataDir: options.dataDir,
       rpcUrl: options.rpcUrl,
@@ -142,11 +139,11 @@ async function recoveryConfig(
  *   {ChainUnreachableError} | the sealer's errors. A capsule that cannot be recovered does
  *   not throw: it is in `failed`.
  */
-export async function recoverPiNode(
-  options: RecoverPiNodeOptions,
-  components: PiNodeComponents = {},
-): Promise<RecoverPiNodeResult> {
-  const paths = piNodePaths(options.dataDir)
+export async function recoverOwnerNode(
+  options: RecoverOwnerNodeOptions,
+  components: OwnerNodeComponents = {},
+): Promise<RecoverOwnerNodeResult> {
+  const paths = ownerNodePaths(options.dataDir)
   const progress = options.onProgress ?? (() => {})
   const serve = await readFile(paths.serve, 'utf8').then(
     (t) => JSON.parse(t) as { pid?: number },
@@ -172,7 +169,7 @@ export async function recoverPiNode(
   if (!(await readOwner(paths.owner).catch(() => undefined))) {
     await restoreOwner({ path: paths.owner, sealer, ...words })
   }
-  const pi = await createPiNode(config, components)
+  const pi = await createOwnerNode(config, components)
   // Local records (the folder survived, the TPM did not): re-wrapped, owner file rewritten.
   const local = await pi.recover({
     ...words,

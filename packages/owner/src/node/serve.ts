@@ -17,14 +17,6 @@ import {
   unwrapOwnerSecrets,
 } from '@digicap/keyguard'
 import {
-  adoptionQueue,
-  ensureKeyguardOperator,
-  ethersCapsuleDirectory,
-  ipfsHeaderFetcher,
-  operatorWarning,
-  pinCapsules,
-} from '@digicap/owner'
-import {
   type CapsuleAnnouncement,
   createDigicapNode,
   type DigicapNode,
@@ -33,18 +25,23 @@ import {
   subscribeCapsuleAnnouncements,
 } from '@digicap/p2p'
 import { type JsonRpcProvider, Wallet } from 'ethers'
+import { adoptionQueue } from '../adopt/adoption-queue.ts'
+import { DaemonRunningError } from '../errors.ts'
+import { ensureKeyguardOperator, operatorWarning } from '../operator/keyguard-operator.ts'
+import { ethersCapsuleDirectory } from '../recovery/ethers-capsule-directory.ts'
+import { ipfsHeaderFetcher } from '../recovery/ipfs-header-fetcher.ts'
+import { pinCapsules } from '../store/pin-capsules.ts'
 import {
+  type OwnerNodeParts,
+  type OwnerNodePaths,
   ownerTransactions,
-  type PiNodeParts,
-  type PiNodePaths,
   readServeFile,
   type ServeFile,
   writeJsonAtomicQuiet,
 } from './components.ts'
 import { confirmationsFor } from './config.ts'
-import { DaemonRunningError } from './errors.ts'
 
-export interface ServeOptions {
+export interface KeyguardNodeOptions {
   /** Called for each valid capsule announcement heard on gossipsub. */
   onAnnouncement?: (ann: CapsuleAnnouncement, from: string) => void
   /** Called for each keyguard event (releases, refusals, fast path, audit). */
@@ -57,7 +54,7 @@ export interface ServeOptions {
   statusIntervalMs?: number
 }
 
-export interface RunningPiNode {
+export interface RunningKeyguardNode {
   readonly node: DigicapNode
   readonly keyguard: Keyguard
   readonly peerId: string
@@ -88,7 +85,7 @@ const KEYGUARD_EVENTS = [
  * keeps it (inside an ethers Wallet) for its lifetime. The owner's key is used only at start,
  * to approve the operator if it is not yet. Byte copies are zeroed.
  */
-async function daemonKeys(parts: PiNodeParts, provider: JsonRpcProvider) {
+async function daemonKeys(parts: OwnerNodeParts, provider: JsonRpcProvider) {
   const secrets = await unwrapOwnerSecrets(parts.paths.owner, parts.sealer)
   try {
     const owner = new Wallet(toHex(secrets.ethereumPrivateKey), provider)
@@ -112,8 +109,8 @@ async function daemonKeys(parts: PiNodeParts, provider: JsonRpcProvider) {
 }
 
 async function startKeyguard(
-  parts: PiNodeParts,
-  options: ServeOptions,
+  parts: OwnerNodeParts,
+  options: KeyguardNodeOptions,
   node: DigicapNode,
   providers: JsonRpcProvider[],
   keys: Awaited<ReturnType<typeof daemonKeys>>,
@@ -166,7 +163,7 @@ async function startKeyguard(
 
 /** Rewrites `serve.json` (serialized; coalesced after keyguard events). */
 function serveFileWriter(
-  paths: PiNodePaths,
+  paths: OwnerNodePaths,
   node: DigicapNode,
   keyguard: Keyguard,
   logger: Logger,
@@ -212,10 +209,10 @@ function serveFileWriter(
  * Starts the daemon. @throws {DaemonRunningError} if another `serve` runs on this folder;
  * the keyguard's start errors (wrong chain, sealer).
  */
-export async function servePiNode(
-  parts: PiNodeParts,
-  options: ServeOptions = {},
-): Promise<RunningPiNode> {
+export async function startKeyguardNode(
+  parts: OwnerNodeParts,
+  options: KeyguardNodeOptions = {},
+): Promise<RunningKeyguardNode> {
   const { config, paths, logger } = parts
   const running = await readServeFile(paths.serve)
   if (running && running.pid !== process.pid) {

@@ -4,20 +4,20 @@ import { rpcChainId } from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
 import type { KeyguardStatus, SealerDescription } from '@digicap/keyguard'
 import {
-  type KeyguardCard,
-  keyguardCard,
   type OperatorStatus,
   operatorWarning,
   readKeyguardOperator,
-} from '@digicap/owner'
-import { errorInfo, type PiNodeParts, readServeFile } from './components.ts'
-import type { PiNodeConfig } from './config.ts'
+} from '../operator/keyguard-operator.ts'
+import { keyguardCard } from '../wrapping/card.ts'
+import type { KeyguardCard } from '../wrapping/types.ts'
+import { errorInfo, type OwnerNodeParts, readServeFile } from './components.ts'
+import type { OwnerNodeConfig } from './config.ts'
 
-export interface PiNodeStatus {
+export interface OwnerNodeStatus {
   dataDir: string
   rpcUrl: string
   chainId: number
-  contracts: PiNodeConfig['contracts']
+  contracts: OwnerNodeConfig['contracts']
   sealer: SealerDescription | { error: { code: string; message: string } }
   owner: { address: string; peerId: string; recoveryKeyId: string; createdAt: string }
   /** What a laptop needs to seal for this keyguard (`@digicap/owner`): public facts only. */
@@ -43,7 +43,9 @@ export interface PiNodeStatus {
   bootstrap: string[]
 }
 
-async function chainStatus(parts: PiNodeParts): Promise<Pick<PiNodeStatus, 'chain' | 'operator'>> {
+async function chainStatus(
+  parts: OwnerNodeParts,
+): Promise<Pick<OwnerNodeStatus, 'chain' | 'operator'>> {
   const { config, owner } = parts
   const o = owner
   let operator: OperatorStatus =
@@ -75,7 +77,7 @@ async function chainStatus(parts: PiNodeParts): Promise<Pick<PiNodeStatus, 'chai
 }
 
 /** `status`: the node, its keyguard card, the chain, the operator and the daemon. Never throws for the chain. */
-export async function statusOfPiNode(parts: PiNodeParts): Promise<PiNodeStatus> {
+export async function statusOfOwnerNode(parts: OwnerNodeParts): Promise<OwnerNodeStatus> {
   const { config, paths, sealer, keyStore, owner, ownerPeerId } = parts
   const sealerInfo = await sealer.describe().catch((err) => ({ error: errorInfo(err) }))
   const card = await keyguardCard({

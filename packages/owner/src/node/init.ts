@@ -2,33 +2,37 @@
 
 import { mkdir, rename, stat } from 'node:fs/promises'
 import { toHex } from '@digicap/capsule-core'
-import { rpcChainId } from '@digicap/cli-kit'
+import {
+  AlreadyInitialisedError,
+  ChainUnreachableError,
+  ConfigError,
+  rpcChainId,
+} from '@digicap/cli-kit'
 import { createProvider, type DigicapAddresses, deployDigicap } from '@digicap/contracts'
 import { initOwner, type SealerDescription, unwrapOwnerSecrets } from '@digicap/keyguard'
-import { ensureKeyguardOperator, type OperatorStatus } from '@digicap/owner'
 import { Wallet } from 'ethers'
+import { ensureKeyguardOperator, type OperatorStatus } from '../operator/keyguard-operator.ts'
 import {
   createSealer,
+  type OwnerNodeComponents,
+  type OwnerNodePaths,
   ownerTransactions,
-  type PiNodeComponents,
-  type PiNodePaths,
   peerIdOfPublicKey,
   removeLeftoverTemps,
   silent,
 } from './components.ts'
 import {
   DEFAULT_LISTEN,
-  type PiNodeConfig,
-  piNodePaths,
+  type OwnerNodeConfig,
+  ownerNodePaths,
   type SealerConfig,
-  saveConfig,
+  saveOwnerNodeConfig,
 } from './config.ts'
-import { AlreadyInitialisedError, ChainUnreachableError, ConfigError } from './errors.ts'
 
 /** 1000 ETH, what `init --deploy` gives the owner and the operator on a dev chain. */
 const DEV_FUNDS = '0x3635c9adc5dea00000'
 
-export interface InitPiNodeOptions {
+export interface InitOwnerNodeOptions {
   dataDir: string
   rpcUrl: string
   /** Default: asked from the chain. */
@@ -41,9 +45,9 @@ export interface InitPiNodeOptions {
    */
   deploy?: boolean
   /** Existing contract addresses (when not deploying). */
-  contracts?: PiNodeConfig['contracts']
+  contracts?: OwnerNodeConfig['contracts']
   listen?: string[]
-  /** Public multiaddrs `serve` advertises (see {@link PiNodeConfig.announce}). */
+  /** Public multiaddrs `serve` advertises (see {@link OwnerNodeConfig.announce}). */
   announce?: string[]
   bootstrap?: string[]
   /** More RPC URLs of the same chain for the keyguard's quorum. */
@@ -52,15 +56,15 @@ export interface InitPiNodeOptions {
   /** First block the grant watcher scans. Default: the deployment block with `deploy`. */
   startBlock?: number
   /** Saved as `keyguard` in the config. */
-  keyguard?: PiNodeConfig['keyguard']
+  keyguard?: OwnerNodeConfig['keyguard']
   /** Move an existing node's config and owner file aside (`*.replaced-<time>`) instead of refusing. */
   force?: boolean
   /** Words to restore instead of a new mnemonic. */
   mnemonic?: string
 }
 
-export interface InitPiNodeResult {
-  config: PiNodeConfig
+export interface InitOwnerNodeResult {
+  config: OwnerNodeConfig
   /** The 24 words: show once, for paper. */
   mnemonic: string
   owner: { address: string; peerId: string; recoveryKeyId: string }
@@ -78,7 +82,10 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Refuses (or, with `force`, moves aside) an existing node; checks the chain. */
-async function prepareFolder(options: InitPiNodeOptions, paths: PiNodePaths): Promise<number> {
+async function prepareFolder(
+  options: InitOwnerNodeOptions,
+  paths: OwnerNodePaths,
+): Promise<number> {
   const present = (await exists(paths.config)) || (await exists(paths.owner))
   if (present && !options.force) {
     throw new AlreadyInitialisedError('This data folder already holds a pi-node', {
@@ -108,12 +115,12 @@ async function prepareFolder(options: InitPiNodeOptions, paths: PiNodePaths): Pr
  * account (funded on a dev chain first).
  */
 async function setUpChain(
-  options: InitPiNodeOptions,
-  paths: PiNodePaths,
+  options: InitOwnerNodeOptions,
+  paths: OwnerNodePaths,
   chainId: number,
   owner: { address: string; operatorAddress: string },
   sealer: ReturnType<typeof createSealer>,
-  logger: PiNodeComponents['logger'] & object,
+  logger: OwnerNodeComponents['logger'] & object,
 ) {
   let contracts = options.contracts
   let startBlock = options.startBlock
@@ -141,12 +148,12 @@ async function setUpChain(
     }
     const operator = await ensureKeyguardOperator(
       provider,
-      contracts as PiNodeConfig['contracts'],
+      contracts as OwnerNodeConfig['contracts'],
       wallet,
       owner.operatorAddress,
       { devFund: options.deploy === true, logger, serialize: (fn) => ownerTransactions(paths, fn) },
     )
-    return { contracts: contracts as PiNodeConfig['contracts'], startBlock, operator }
+    return { contracts: contracts as OwnerNodeConfig['contracts'], startBlock, operator }
   } finally {
     secrets.ethereumPrivateKey.fill(0)
     secrets.operatorPrivateKey?.fill(0)
@@ -162,11 +169,11 @@ async function setUpChain(
  * @throws {AlreadyInitialisedError} if the folder holds a node and `force` is not set.
  * @throws {ChainUnreachableError} | {@link ConfigError} | keyguard's sealer errors.
  */
-export async function initPiNode(
-  options: InitPiNodeOptions,
-  components: PiNodeComponents = {},
-): Promise<InitPiNodeResult> {
-  const paths = piNodePaths(options.dataDir)
+export async function initOwnerNode(
+  options: InitOwnerNodeOptions,
+  components: OwnerNodeComponents = {},
+): Promise<InitOwnerNodeResult> {
+  const paths = ownerNodePaths(options.dataDir)
   const logger = components.logger ?? silent
   const chainId = await prepareFolder(options, paths)
   const sealer = createSealer(options.sealer, {
@@ -189,7 +196,7 @@ export async function initPiNode(
     sealer,
     logger,
   )
-  const config: PiNodeConfig = {
+  const config: OwnerNodeConfig = {
     version: 1,
     dataDir: options.dataDir,
     rpcUrl: options.rpcUrl,
@@ -204,7 +211,7 @@ export async function initPiNode(
     ...(chain.startBlock !== undefined ? { startBlock: chain.startBlock } : {}),
     ...(options.keyguard ? { keyguard: options.keyguard } : {}),
   }
-  await saveConfig(config)
+  await saveOwnerNodeConfig(config)
   return {
     config,
     mnemonic,

@@ -2,30 +2,26 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateCapsuleId, type Receiver, type RuntimeKind, toHex } from '@digicap/capsule-core'
-import { rpcChainId } from '@digicap/cli-kit'
+import { ConfigError, rpcChainId, writeJsonAtomic } from '@digicap/cli-kit'
 import { parsePolicyExpression } from '@digicap/contracts'
 import type { Logger } from '@digicap/keyguard'
-import {
-  type Announcer,
-  checkSealInput,
-  ethersCapsuleRegistrar,
-  gossipAnnouncer,
-  type SealAndPublishResult,
-  sealAndPublish,
-  solcPolicyDeployer,
-} from '@digicap/owner'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import { gossipAnnouncer } from '../announce/gossip-announcer.ts'
+import type { Announcer } from '../announce/types.ts'
+import { RuntimeUnsupportedError } from '../errors.ts'
+import { solcPolicyDeployer } from '../policy/solc-policy-deployer.ts'
+import { ethersCapsuleRegistrar } from '../registry/ethers-registrar.ts'
+import { checkSealInput, sealAndPublish } from '../seal/seal-and-publish.ts'
+import type { SealAndPublishResult } from '../seal/types.ts'
 import {
   executorBundleEncoder,
+  type OwnerNodeParts,
+  type OwnerNodePaths,
   ownerTransactions,
-  type PiNodeParts,
-  type PiNodePaths,
   type ProgressFn,
   readServeFile,
   withOwnerAccount,
 } from './components.ts'
-import { writeJsonAtomic } from './config.ts'
-import { ConfigError, RuntimeUnsupportedError } from './errors.ts'
 
 export interface SealOptions {
   /** The data file. */
@@ -77,7 +73,7 @@ function checkRuntime(options: SealOptions): RuntimeKind {
 
 /** Announces through a running `serve` (this short-lived node dials it first). */
 function serveAnnouncer(
-  paths: PiNodePaths,
+  paths: OwnerNodePaths,
   node: Parameters<typeof gossipAnnouncer>[0],
   timeoutMs: number,
   logger: Logger,
@@ -129,7 +125,10 @@ async function writeCapsuleFiles(dir: string, expression: string, r: SealAndPubl
  * bundle if any, then `sealAndPublish` with this node's components; the capsule's folder
  * keeps the capsule, the policy source and what was sealed.
  */
-export async function sealPiNode(parts: PiNodeParts, options: SealOptions): Promise<SealResult> {
+export async function sealOwnerNode(
+  parts: OwnerNodeParts,
+  options: SealOptions,
+): Promise<SealResult> {
   const { config, paths, sealer, keyStore, owner, ownerPeerId, logger, components } = parts
   parsePolicyExpression(options.policy)
   await rpcChainId(config.rpcUrl, config.chainId)

@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  applyEnv,
+  applyOwnerNodeEnv,
   confirmationsFor,
-  loadConfig,
-  type PiNodeConfig,
-  resolveDataDir,
-  saveConfig,
-} from '../src/index.ts'
+  loadOwnerNodeConfig,
+  type OwnerNodeConfig,
+  saveOwnerNodeConfig,
+  sealerConfigOf,
+} from '../../src/node/index.ts'
 
-const base: PiNodeConfig = {
+const base: OwnerNodeConfig = {
   version: 1,
   dataDir: '/x',
   rpcUrl: 'http://127.0.0.1:8545',
@@ -29,13 +29,13 @@ const base: PiNodeConfig = {
 describe('config', () => {
   let dir: string
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pi-node-config-'))
+    dir = await mkdtemp(join(tmpdir(), 'owner-node-config-'))
   })
   afterAll(() => rm(dir, { recursive: true, force: true }))
 
   it('round-trips through config.json and applies env overrides', async () => {
-    await saveConfig({ ...base, dataDir: dir })
-    const c = await loadConfig(dir, {
+    await saveOwnerNodeConfig({ ...base, dataDir: dir })
+    const c = await loadOwnerNodeConfig(dir, {
       DIGICAP_RPC_URL: 'http://10.0.0.1:8545',
       DIGICAP_TCTI: 'swtpm:host=127.0.0.1,port=2321',
       DIGICAP_LISTEN: '/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/tcp/1',
@@ -47,7 +47,7 @@ describe('config', () => {
   })
 
   it('reads the keyguard fields and their env overrides; confirmations default by chain', async () => {
-    const full: PiNodeConfig = {
+    const full: OwnerNodeConfig = {
       ...base,
       dataDir: join(dir, 'kg'),
       announce: ['/ip4/203.0.113.7/tcp/4001'],
@@ -56,9 +56,9 @@ describe('config', () => {
       startBlock: 12,
       keyguard: { confirmations: 1, fastPath: false, pollIntervalMs: 500 },
     }
-    await saveConfig(full)
-    expect(await loadConfig(full.dataDir)).toEqual(full)
-    const env = applyEnv(full, {
+    await saveOwnerNodeConfig(full)
+    expect(await loadOwnerNodeConfig(full.dataDir)).toEqual(full)
+    const env = applyOwnerNodeEnv(full, {
       DIGICAP_ANNOUNCE: '/dns4/pi.example/tcp/4001,/ip4/203.0.113.8/tcp/4001',
       DIGICAP_RPC_URLS: 'http://a:1,http://b:2',
       DIGICAP_CONFIRMATIONS: '4',
@@ -66,7 +66,7 @@ describe('config', () => {
     expect(env.announce).toEqual(['/dns4/pi.example/tcp/4001', '/ip4/203.0.113.8/tcp/4001'])
     expect(env.rpcUrls).toEqual(['http://a:1', 'http://b:2'])
     expect(env.keyguard).toEqual({ confirmations: 4, fastPath: false, pollIntervalMs: 500 })
-    expect(() => applyEnv(base, { DIGICAP_CONFIRMATIONS: '-1' })).toThrow(
+    expect(() => applyOwnerNodeEnv(base, { DIGICAP_CONFIRMATIONS: '-1' })).toThrow(
       expect.objectContaining({ code: 'CONFIG' }),
     )
     expect(confirmationsFor(base)).toBe(0)
@@ -75,24 +75,26 @@ describe('config', () => {
   })
 
   it('switches sealers only as allowed', () => {
-    const soft = applyEnv(base, { DIGICAP_SEALER: 'software' })
+    const soft = applyOwnerNodeEnv(base, { DIGICAP_SEALER: 'software' })
     expect(soft.sealer).toMatchObject({ kind: 'software', allowInsecure: false })
-    const allowed = applyEnv(base, {
+    const allowed = applyOwnerNodeEnv(base, {
       DIGICAP_SEALER: 'software',
       DIGICAP_ALLOW_INSECURE_SEALER: '1',
     })
     expect(allowed.sealer).toMatchObject({ kind: 'software', allowInsecure: true })
-    expect(() => applyEnv(base, { DIGICAP_SEALER: 'hsm' })).toThrow(
+    expect(() => applyOwnerNodeEnv(base, { DIGICAP_SEALER: 'hsm' })).toThrow(
       expect.objectContaining({ code: 'CONFIG' }),
     )
   })
 
   it('fails with NOT_INITIALISED for a missing file and CONFIG for a malformed one', async () => {
-    await expect(loadConfig(join(dir, 'none'))).rejects.toMatchObject({ code: 'NOT_INITIALISED' })
+    await expect(loadOwnerNodeConfig(join(dir, 'none'))).rejects.toMatchObject({
+      code: 'NOT_INITIALISED',
+    })
     const bad = join(dir, 'bad')
-    await saveConfig({ ...base, dataDir: bad })
+    await saveOwnerNodeConfig({ ...base, dataDir: bad })
     await writeFile(join(bad, 'config.json'), '{not json')
-    await expect(loadConfig(bad)).rejects.toMatchObject({ code: 'CONFIG' })
+    await expect(loadOwnerNodeConfig(bad)).rejects.toMatchObject({ code: 'CONFIG' })
     for (const broken of [
       { ...base, version: 2 },
       { ...base, rpcUrl: 'ftp://x' },
@@ -110,13 +112,28 @@ describe('config', () => {
       { ...base, keyguard: { pollIntervalMs: 1 } },
     ]) {
       await writeFile(join(bad, 'config.json'), JSON.stringify(broken))
-      await expect(loadConfig(bad)).rejects.toMatchObject({ code: 'CONFIG' })
+      await expect(loadOwnerNodeConfig(bad)).rejects.toMatchObject({ code: 'CONFIG' })
     }
   })
 
-  it('resolves the data folder from the flag, then the env, then the home folder', () => {
-    expect(resolveDataDir('/a', { DIGICAP_DATA_DIR: '/b' })).toBe('/a')
-    expect(resolveDataDir(undefined, { DIGICAP_DATA_DIR: '/b' })).toBe('/b')
-    expect(resolveDataDir(undefined, {})).toMatch(/\.digicap\/pi-node$/)
+  it('picks the sealer a user asks for; the software one only when allowed', () => {
+    const dir = '/data'
+    expect(sealerConfigOf({ allowInsecure: false }, dir)).toEqual(base.sealer)
+    expect(sealerConfigOf({ tcti: 'swtpm:port=1', allowInsecure: false }, dir)).toEqual({
+      kind: 'tpm2',
+      tcti: 'swtpm:port=1',
+    })
+    expect(sealerConfigOf({ allowInsecure: false }, dir, base.sealer)).toBeUndefined()
+    expect(sealerConfigOf({ kind: 'software', allowInsecure: true }, dir)).toEqual({
+      kind: 'software',
+      keyFile: '/data/sealer.pem',
+      allowInsecure: true,
+    })
+    expect(() => sealerConfigOf({ kind: 'software', allowInsecure: false }, dir)).toThrow(
+      expect.objectContaining({ code: 'USAGE' }),
+    )
+    expect(() => sealerConfigOf({ kind: 'hsm', allowInsecure: true }, dir)).toThrow(
+      expect.objectContaining({ code: 'USAGE' }),
+    )
   })
 })

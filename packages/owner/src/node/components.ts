@@ -6,13 +6,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { DigicapError, type DigicapSigner, privateKeySigner, toHex } from '@digicap/capsule-core'
-import {
-  processAlive,
-  removeStaleTemps,
-  rpcChainId,
-  withFileLock,
-  writeJsonAtomic,
-} from '@digicap/cli-kit'
+import { processAlive, removeStaleTemps, withFileLock, writeJsonAtomic } from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
 import {
   type KeyguardStatus,
@@ -25,13 +19,13 @@ import {
   tpm2Sealer,
   unwrapOwnerSecrets,
 } from '@digicap/keyguard'
-import { writeCodeBundle } from '@digicap/owner'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { type JsonRpcProvider, Wallet } from 'ethers'
-import type { PiNodeConfig, piNodePaths, SealerConfig } from './config.ts'
+import { writeCodeBundle } from '../bundle/code-bundle.ts'
+import type { OwnerNodeConfig, ownerNodePaths, SealerConfig } from './config.ts'
 
-export type PiNodePaths = ReturnType<typeof piNodePaths>
+export type OwnerNodePaths = ReturnType<typeof ownerNodePaths>
 
 /** Progress of a long step: `phase` names it, `done`/`total` are bytes (or items). */
 export type ProgressFn = (phase: string, done: number, total: number) => void
@@ -47,7 +41,7 @@ export type BundleEncoder = (input: {
   outputPath: string
 }) => Promise<void>
 
-export interface PiNodeComponents {
+export interface OwnerNodeComponents {
   /** Where warnings and events go. Default: silent. */
   logger?: Logger
   /** The code-capsule bundle encoder. Default {@link executorBundleEncoder}. */
@@ -63,17 +57,17 @@ export const executorBundleEncoder: BundleEncoder = async ({ entry, code, data, 
   await writeCodeBundle({ entry, code, data, output: outputPath })
 }
 
-/** What every operation of a pi-node is built from (made once by `createPiNode`). */
-export interface PiNodeParts {
-  config: PiNodeConfig
-  paths: PiNodePaths
+/** What every operation of a pi-node is built from (made once by `createOwnerNode`). */
+export interface OwnerNodeParts {
+  config: OwnerNodeConfig
+  paths: OwnerNodePaths
   sealer: Sealer
   keyStore: KeyStore
   owner: OwnerInfo
   /** The owner's libp2p peer id: this keyguard's. */
   ownerPeerId: string
   logger: Logger
-  components: PiNodeComponents
+  components: OwnerNodeComponents
 }
 
 export const silent: Logger = { info() {}, warn() {} }
@@ -91,7 +85,7 @@ export function errorInfo(err: unknown): { code: string; message: string } {
  * only around sending, never around sealing or adding blocks.
  * @throws {LockTimeoutError} if another process holds it for more than two minutes.
  */
-export function ownerTransactions<T>(paths: PiNodePaths, fn: () => Promise<T>): Promise<T> {
+export function ownerTransactions<T>(paths: OwnerNodePaths, fn: () => Promise<T>): Promise<T> {
   return withFileLock(paths.ownerLock, fn, { what: "owner account's transaction lock" })
 }
 
@@ -123,11 +117,6 @@ export function peerIdOfPublicKey(raw: Uint8Array): string {
   return peerIdFromPublicKey(publicKeyFromRaw(raw)).toString()
 }
 
-/** Asks the chain for its id. @throws {ChainUnreachableError} */
-export function fetchChainId(rpcUrl: string): Promise<number> {
-  return rpcChainId(rpcUrl)
-}
-
 /** The owner's account for one operation: an ethers wallet (transactions) and a signer. */
 export interface OwnerAccount {
   wallet: Wallet
@@ -140,9 +129,9 @@ export interface OwnerAccount {
  * zeroed and the provider destroyed after.
  */
 export async function withOwnerAccount<T>(
-  paths: PiNodePaths,
+  paths: OwnerNodePaths,
   sealer: Sealer,
-  chain: Pick<PiNodeConfig, 'rpcUrl' | 'chainId'>,
+  chain: Pick<OwnerNodeConfig, 'rpcUrl' | 'chainId'>,
   fn: (account: OwnerAccount) => Promise<T>,
 ): Promise<T> {
   const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
@@ -186,7 +175,7 @@ export async function readServeFile(path: string): Promise<ServeFile | undefined
  * The key store and the keyguard clean their own folders when they open. Temps of a running
  * writer (a concurrent `seal`, the daemon) are kept: their pid is alive.
  */
-export async function removeLeftoverTemps(paths: PiNodePaths): Promise<void> {
+export async function removeLeftoverTemps(paths: OwnerNodePaths): Promise<void> {
   const dirs = [dirname(paths.config)]
   const capsules = await readdir(paths.capsules, { withFileTypes: true }).catch(() => [])
   for (const d of capsules) if (d.isDirectory()) dirs.push(join(paths.capsules, d.name))

@@ -1,0 +1,196 @@
+/**
+ * The owner node's config: `<dataDir>/config.json` (JSON, mode 0600, written atomically), plus
+ * environment overrides. Only non-secret facts live here; secrets are in the owner file,
+ * wrapped to the sealer.
+ */
+import { join } from 'node:path'
+import {
+  CHAIN_CONFIG_FIELDS,
+  ConfigError,
+  configFieldError,
+  defineConfig,
+  UsageError,
+  writeJsonAtomic,
+} from '@digicap/cli-kit'
+
+export type SealerConfig =
+  | { kind: 'tpm2'; tcti: string; handle?: number }
+  | { kind: 'software'; keyFile: string; allowInsecure: boolean }
+
+export interface OwnerNodeConfig {
+  version: 1
+  /** Absolute path of the data folder. */
+  dataDir: string
+  rpcUrl: string
+  chainId: number
+  contracts: { capsuleRegistry: string; nodeRegistry: string; accessController: string }
+  sealer: SealerConfig
+  /** libp2p listen addresses of `serve`. */
+  listen: string[]
+  /** Peers to dial at start. */
+  bootstrap: string[]
+  /** Public multiaddrs `serve` advertises besides its listen addresses (a node behind NAT). */
+  announce?: string[]
+  /** More RPC URLs of the same chain: the keyguard reads grants from `rpcUrl` + these. */
+  rpcUrls?: string[]
+  /** How many RPCs must agree on a grant log. Default: 1 for one RPC, else a majority. */
+  quorum?: number
+  /** First block the grant watcher scans (the contracts' deployment block). Default 0. */
+  startBlock?: number
+  /** The keyguard that `serve` runs. */
+  keyguard?: KeyguardConfig
+}
+
+export interface KeyguardConfig {
+  /** Blocks a grant must be buried under. Default 0 on a dev chain (31337, 1337), else 3. */
+  confirmations?: number
+  /** Answer signed AccessRequests directly over libp2p (fast path). Default true. */
+  fastPath?: boolean
+  /** Grant watcher poll period, ms. Default 1000. */
+  pollIntervalMs?: number
+}
+
+/** Confirmations `serve` uses: the config's, else 0 on a dev chain and 3 elsewhere. */
+export function confirmationsFor(config: OwnerNodeConfig): number {
+  return config.keyguard?.confirmations ?? (DEV_CHAINS.has(config.chainId) ? 0 : 3)
+}
+
+const DEV_CHAINS = new Set([31337, 1337])
+
+/** Files and folders inside the data folder. */
+export function ownerNodePaths(dataDir: string) {
+  return {
+    config: join(dataDir, 'config.json'),
+    owner: join(dataDir, 'owner.json'),
+    /** Held while the owner account sends transactions (see `ownerTransactions`). */
+    ownerLock: join(dataDir, 'owner-tx.lock'),
+    keys: join(dataDir, 'keys'),
+    ipfs: join(dataDir, 'ipfs'),
+    capsules: join(dataDir, 'capsules'),
+    deployments: join(dataDir, 'deployments'),
+    softwareKey: join(dataDir, 'sealer.pem'),
+    serve: join(dataDir, 'serve.json'),
+    keyguard: join(dataDir, 'keyguard'),
+    journal: join(dataDir, 'keyguard', 'journal'),
+  }
+}
+
+export const DEFAULT_TCTI = 'device:/dev/tpmrm0'
+export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/4001']
+
+const LIST = { type: 'list' } as const
+const COUNT = { type: 'number', optional: true } as const
+
+/** The config's fields: file key, type, environment variable (the sealer is checked apart). */
+export const OWNER_NODE_CONFIG = defineConfig<OwnerNodeConfig>('pi-node', {
+  ...CHAIN_CONFIG_FIELDS,
+  listen: { ...LIST, env: 'DIGICAP_LISTEN' },
+  bootstrap: { ...LIST, env: 'DIGICAP_BOOTSTRAP' },
+  announce: { ...LIST, env: 'DIGICAP_ANNOUNCE', optional: true },
+  rpcUrls: { ...LIST, env: 'DIGICAP_RPC_URLS', optional: true },
+  quorum: { ...COUNT, min: 1 },
+  startBlock: COUNT,
+  'keyguard.confirmations': { ...COUNT, env: 'DIGICAP_CONFIRMATIONS' },
+  'keyguard.pollIntervalMs': { ...COUNT, min: 10 },
+  'keyguard.fastPath': { type: 'boolean', optional: true },
+})
+
+/** The sealer of a config: a tagged union the schema leaves to this check. */
+function checkSealer(c: OwnerNodeConfig, file: string): OwnerNodeConfig {
+  const s = c.sealer as unknown as Record<string, unknown> | undefined
+  const ok =
+    s?.kind === 'tpm2'
+      ? typeof s.tcti === 'string' && s.tcti.length > 0
+      : s?.kind === 'software' &&
+        typeof s.keyFile === 'string' &&
+        typeof s.allowInsecure === 'boolean'
+  if (!ok) configFieldError('pi-node')(s?.kind === 'tpm2' ? 'sealer.tcti' : 'sealer', file)
+  return c
+}
+
+/**
+ * Reads `<dataDir>/config.json` and applies the environment: the fields' variables of
+ * {@link OWNER_NODE_CONFIG} (`DIGICAP_RPC_URL`, `DIGICAP_LISTEN`, `DIGICAP_BOOTSTRAP`,
+ * `DIGICAP_ANNOUNCE`, `DIGICAP_RPC_URLS`, `DIGICAP_CONFIRMATIONS`) and the sealer's
+ * (`DIGICAP_SEALER=tpm2|software`, `DIGICAP_TCTI`, `DIGICAP_ALLOW_INSECURE_SEALER=1`).
+ *
+ * @throws {NotInitialisedError} if there is no config file.
+ * @throws {ConfigError} if it is malformed, or a variable is.
+ */
+export async function loadOwnerNodeConfig(
+  dataDir: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<OwnerNodeConfig> {
+  const file = ownerNodePaths(dataDir).config
+  const onDisk = checkSealer(await OWNER_NODE_CONFIG.load(file, dataDir), file)
+  return applyOwnerNodeEnv({ ...onDisk, dataDir }, env)
+}
+
+/** Applies the environment overrides to a config. */
+export function applyOwnerNodeEnv(
+  config: OwnerNodeConfig,
+  env: NodeJS.ProcessEnv,
+): OwnerNodeConfig {
+  const out: OwnerNodeConfig = OWNER_NODE_CONFIG.resolve({ file: config, env })
+  const kind = env.DIGICAP_SEALER
+  if (kind !== undefined && kind !== '' && kind !== 'tpm2' && kind !== 'software') {
+    throw new ConfigError('DIGICAP_SEALER must be tpm2 or software', { details: { value: kind } })
+  }
+  if (kind === 'software' && out.sealer.kind !== 'software') {
+    out.sealer = {
+      kind: 'software',
+      keyFile: ownerNodePaths(config.dataDir).softwareKey,
+      allowInsecure: false,
+    }
+  } else if (kind === 'tpm2' && out.sealer.kind !== 'tpm2') {
+    out.sealer = { kind: 'tpm2', tcti: DEFAULT_TCTI }
+  }
+  if (env.DIGICAP_TCTI && out.sealer.kind === 'tpm2')
+    out.sealer = { ...out.sealer, tcti: env.DIGICAP_TCTI }
+  if (env.DIGICAP_ALLOW_INSECURE_SEALER === '1' && out.sealer.kind === 'software') {
+    out.sealer = { ...out.sealer, allowInsecure: true }
+  }
+  return out
+}
+
+/** Saves the config (without env overrides applied: pass the one read from disk). */
+export async function saveOwnerNodeConfig(config: OwnerNodeConfig): Promise<void> {
+  await writeJsonAtomic(ownerNodePaths(config.dataDir).config, config)
+}
+
+/** The sealer a user picks (flags, environment); see {@link sealerConfigOf}. */
+export interface SealerChoice {
+  kind?: string | undefined
+  tcti?: string | undefined
+  allowInsecure: boolean
+}
+
+/**
+ * The sealer config a choice asks for. With a `fallback` (the config in place), no kind and no
+ * TCTI mean "keep the fallback" (undefined).
+ * @throws {UsageError} for the software sealer without `allowInsecure`, or an unknown kind.
+ */
+export function sealerConfigOf(
+  choice: SealerChoice,
+  dataDir: string,
+  fallback?: SealerConfig,
+): SealerConfig | undefined {
+  const { kind, tcti } = choice
+  if (kind === undefined && tcti === undefined && fallback) return undefined
+  const k = kind ?? fallback?.kind ?? 'tpm2'
+  if (k === 'tpm2') {
+    return {
+      kind: 'tpm2',
+      tcti: tcti ?? (fallback?.kind === 'tpm2' ? fallback.tcti : DEFAULT_TCTI),
+    }
+  }
+  if (k !== 'software') {
+    throw new UsageError('--sealer must be tpm2 or software', { details: { value: k } })
+  }
+  if (!choice.allowInsecure) {
+    throw new UsageError('The software sealer keeps its key in a file and is refused by default', {
+      hint: 'Use a TPM, or pass --allow-insecure-sealer if you accept the risk (tests, demos).',
+    })
+  }
+  return { kind: 'software', keyFile: ownerNodePaths(dataDir).softwareKey, allowInsecure: true }
+}

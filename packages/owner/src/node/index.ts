@@ -1,0 +1,64 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/owner/node` — the owner's node on its device (a Raspberry Pi with a TPM), built
+ * from one config: `initOwnerNode` (TPM key, owner, config, contracts on a dev chain),
+ * `createOwnerNode(config, components)` with `seal`, `status`, `recover` (local re-wrap) and
+ * `serve` (the keyguard daemon: helia + keyguard + grant watcher + fast path + adoption on one
+ * libp2p node), and `recoverOwnerNode` (the owner back from the paper words on a new Pi).
+ * `pi-node` is a command line over it.
+ *
+ * Guarantees:
+ * - The owner's Ethereum key and libp2p seed are unwrapped by the sealer only for the
+ *   operation that needs them, and zeroed after; data keys are zeroed after sealing.
+ * - Data keys are stored only wrapped (to the sealer and to the mnemonic's recovery key)
+ *   before the capsule is registered on chain.
+ * - Capsule files are written to a `.partial` file and renamed into place; config and
+ *   metadata files are written atomically with mode 0600.
+ * - The software sealer is refused unless explicitly allowed, and reported as insecure.
+ *
+ * @example
+ * ```ts
+ * import { createOwnerNode, loadOwnerNodeConfig } from '@digicap/owner/node'
+ *
+ * const pi = await createOwnerNode(await loadOwnerNodeConfig('/var/lib/digicap'))
+ * const { capsuleId, cid } = await pi.seal({ file: 'photo.jpg', policy: 'all(minReputation(50), maxRuns(3))' })
+ * const daemon = await pi.serve({ onKeyguardEvent: (e) => console.log(e.type) })
+ * console.log(await daemon.keyguard.status())
+ * await daemon.stop()
+ * ```
+ */
+
+export type {
+  BundleEncoder,
+  OwnerNodeComponents,
+  OwnerNodePaths,
+  ProgressFn,
+} from './components.ts'
+export {
+  createSealer,
+  executorBundleEncoder,
+  ownerTransactions,
+  peerIdOfPublicKey,
+} from './components.ts'
+export type { KeyguardConfig, OwnerNodeConfig, SealerChoice, SealerConfig } from './config.ts'
+export {
+  applyOwnerNodeEnv,
+  confirmationsFor,
+  DEFAULT_LISTEN,
+  DEFAULT_TCTI,
+  loadOwnerNodeConfig,
+  OWNER_NODE_CONFIG,
+  ownerNodePaths,
+  saveOwnerNodeConfig,
+  sealerConfigOf,
+} from './config.ts'
+export type { InitOwnerNodeOptions, InitOwnerNodeResult } from './init.ts'
+export { initOwnerNode } from './init.ts'
+export type { OwnerNode, RecoverOptions, RecoverResult } from './owner-node.ts'
+export { createOwnerNode } from './owner-node.ts'
+export type { RecoverOwnerNodeOptions, RecoverOwnerNodeResult } from './recover.ts'
+export { recoverOwnerNode } from './recover.ts'
+export type { SealOptions, SealResult } from './seal.ts'
+export type { KeyguardNodeOptions, RunningKeyguardNode } from './serve.ts'
+export type { OwnerNodeStatus } from './status.ts'
