@@ -5,6 +5,7 @@ it('exports exactly this public surface', () => {
   expect(Object.keys(owner).sort()).toMatchInlineSnapshot(`
     [
       "CapsuleAdoptionError",
+      "DaemonRunningError",
       "InputFileError",
       "RuntimeUnsupportedError",
       "adoptCapsules",
@@ -41,8 +42,33 @@ it('names each error class once, with its code', () => {
   expect(Object.fromEntries(codes)).toMatchInlineSnapshot(`
     {
       "CapsuleAdoptionError": "CapsuleAdoptionError CAPSULE_ADOPTION",
+      "DaemonRunningError": "DaemonRunningError DAEMON_RUNNING",
       "InputFileError": "InputFileError INPUT_FILE",
       "RuntimeUnsupportedError": "RuntimeUnsupportedError RUNTIME_UNSUPPORTED",
     }
+  `)
+})
+
+it('@digicap/owner/node exports exactly this surface', async () => {
+  const node = await import('../src/node/index.ts')
+  expect(Object.keys(node).sort()).toMatchInlineSnapshot(`
+    [
+      "DEFAULT_LISTEN",
+      "DEFAULT_TCTI",
+      "OWNER_NODE_CONFIG",
+      "applyOwnerNodeEnv",
+      "confirmationsFor",
+      "createOwnerNode",
+      "createSealer",
+      "executorBundleEncoder",
+      "initOwnerNode",
+      "loadOwnerNodeConfig",
+      "ownerNodePaths",
+      "ownerTransactions",
+      "peerIdOfPublicKey",
+      "recoverOwnerNode",
+      "saveOwnerNodeConfig",
+      "sealerConfigOf",
+    ]
   `)
 })

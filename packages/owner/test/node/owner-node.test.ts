@@ -1,0 +1,144 @@
+/**
+ * The owner's node as a library, on real parts (a real anvil, a real swtpm behind the sealer,
+ * real helia/libp2p on loopback): init on a dev chain, seal, status, the keyguard daemon
+ * (serve), the local re-wrap from the words, and the typed refusals around them.
+ */
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connectDigicap } from '@digicap/contracts'
+import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  createOwnerNode,
+  type InitOwnerNodeResult,
+  initOwnerNode,
+  loadOwnerNodeConfig,
+  type OwnerNode,
+  ownerNodePaths,
+} from '../../src/node/index.ts'
+
+describe('@digicap/owner/node', () => {
+  let anvil: Anvil
+  let tpm: Swtpm
+  let dir: string
+  let dataDir: string
+  let init: InitOwnerNodeResult
+  let node: OwnerNode
+
+  beforeAll(async () => {
+    ;[anvil, tpm] = await Promise.all([startAnvil(), startSwtpm()])
+    dir = await mkdtemp(join(tmpdir(), 'owner-node-'))
+    dataDir = join(dir, 'node')
+    init = await initOwnerNode({
+      dataDir,
+      rpcUrl: anvil.rpcUrl,
+      sealer: { kind: 'tpm2', tcti: tpm.tcti },
+      deploy: true,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+    })
+    node = await createOwnerNode(await loadOwnerNodeConfig(dataDir))
+  })
+  afterAll(async () => {
+    await Promise.allSettled([anvil?.stop(), tpm?.stop()])
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('init writes the config, deploys on a dev chain and approves the operator; a second init is refused', async () => {
+    expect(init.mnemonic.split(' ')).toHaveLength(24)
+    expect(init.deployed).toBe(true)
+    expect(init.operator).toMatchObject({ approved: true })
+    expect(await anvil.provider.getCode(init.config.contracts.capsuleRegistry)).not.toBe('0x')
+    expect(await loadOwnerNodeConfig(dataDir)).toEqual(init.config)
+    await expect(
+      initOwnerNode({
+        dataDir,
+        rpcUrl: anvil.rpcUrl,
+        sealer: { kind: 'tpm2', tcti: tpm.tcti },
+        deploy: true,
+      }),
+    ).rejects.toMatchObject({ code: 'ALREADY_INITIALISED' })
+    await expect(
+      createOwnerNode({ ...init.config, dataDir: join(dir, 'empty') }),
+    ).rejects.toMatchObject({ code: 'NOT_INITIALISED' })
+  })
+
+  it('seals, registers and keeps the capsule; bad input fails typed before any transaction', async () => {
+    const file = join(dir, 'data.txt')
+    await writeFile(file, 'owner node data')
+    const nonce = await anvil.provider.getTransactionCount(init.owner.address)
+    for (const [options, code] of [
+      [{ file, policy: 'maxRuns(' }, 'POLICY_EXPRESSION'],
+      [{ file: join(dir, 'missing'), policy: 'maxRuns(1)' }, 'INPUT_FILE'],
+      [{ file, policy: 'maxRuns(1)', entry: 'main.js' }, 'CONFIG'],
+      [{ file, policy: 'maxRuns(1)', runtime: 'quickjs' }, 'CONFIG'],
+      [{ file, policy: 'maxRuns(1)', runtime: 'lua' }, 'RUNTIME_UNSUPPORTED'],
+    ] as const) {
+      await expect(
+        node.seal(options as Parameters<OwnerNode['seal']>[0]),
+        JSON.stringify(options),
+      ).rejects.toMatchObject({ code })
+    }
+    expect(await anvil.provider.getTransactionCount(init.owner.address)).toBe(nonce)
+
+    const r = await node.seal({ file, policy: 'maxRuns(2)' })
+    const onChain = await connectDigicap(
+      init.config.contracts,
+      anvil.provider,
+    ).capsuleRegistry.getCapsule(r.capsuleId)
+    expect([onChain.owner, onChain.cid]).toEqual([init.owner.address, r.cid])
+    expect(r.announced).toEqual({ ok: false, reason: 'serve-not-running' })
+    expect(await node.keyStore.list()).toContain(r.capsuleId)
+    expect(existsSync(r.capsulePath)).toBe(true)
+    const record = JSON.parse(
+      await readFile(join(dataDir, 'capsules', r.capsuleId, 'capsule.json'), 'utf8'),
+    )
+    expect(record).toMatchObject({ capsuleId: r.capsuleId, cid: r.cid, runtime: 'data' })
+  })
+
+  it('status reads the node, its card and the chain without starting it; serve runs the keyguard daemon', async () => {
+    const before = await node.status()
+    expect(before).toMatchObject({
+      capsules: 1,
+      chain: { reachable: true },
+      operator: { approved: true },
+      daemon: { running: false },
+      owner: { address: init.owner.address, peerId: init.owner.peerId },
+    })
+    expect(before.card?.peerId).toBe(init.owner.peerId)
+
+    const running = await node.serve({ statusIntervalMs: 60_000 })
+    try {
+      expect(running.peerId).toBe(init.owner.peerId)
+      expect(running.pinned).toBe(1)
+      expect(await running.keyguard.status()).toMatchObject({ running: true })
+      const during = await node.status()
+      expect(during.daemon).toMatchObject({ running: true, pid: process.pid })
+      expect(during.daemon.keyguard?.running).toBe(true)
+    } finally {
+      await running.stop()
+    }
+    await running.stop() // idempotent
+    expect(existsSync(ownerNodePaths(dataDir).serve)).toBe(false)
+    expect((await node.status()).daemon.running).toBe(false)
+  })
+
+  it('re-wraps the local key store from the words; words of another owner are refused', async () => {
+    const r = await node.recover({ mnemonic: init.mnemonic })
+    expect(r.recovered).toHaveLength(1)
+    expect(r.failed).toEqual([])
+    expect(r.owner).toBe(init.owner.address)
+    const other = (await import('@digicap/keyguard')).generateMnemonic()
+    await expect(node.recover({ mnemonic: other })).rejects.toMatchObject({
+      code: expect.stringMatching(/RECOVERY|MNEMONIC/),
+    })
+  })
+
+  it('status reports an unreachable chain instead of throwing', async () => {
+    const offline = await createOwnerNode({ ...node.config, rpcUrl: 'http://127.0.0.1:9' })
+    const s = await offline.status()
+    expect(s.chain).toMatchObject({ reachable: false, error: { code: 'CHAIN_UNREACHABLE' } })
+  })
+})
