@@ -154,3 +154,11 @@ export class BundleFormatError extends DigicapError {
     super('BUNDLE_FORMAT', shortMessage, options)
   }
 }
+
+/** A chain RPC did not answer, or answered with something that is not what was asked. */
+export class ChainReadError extends DigicapError {
+  override name = 'ChainReadError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('CHAIN_READ', shortMessage, options)
+  }
+}

@@ -69,6 +69,7 @@ export {
   sealCapsule,
   verifyCapsuleHeader,
 } from './capsule.ts'
+export { type RpcAnswer, rpcCall, rpcChainId } from './chain/json-rpc.ts'
 export type { AccessRequestDomain } from './eip712/access-request.ts'
 export {
   ACCESS_DOMAIN_NAME,
@@ -128,6 +129,7 @@ export {
   CapsuleSignatureError,
   CapsuleTruncatedError,
   CapsuleVersionError,
+  ChainReadError,
   DigicapError,
   HpkeError,
   InvalidArgumentError,
@@ -193,6 +195,7 @@ export {
 } from './keys.ts'
 export type { ParsedCapsuleHeader } from './parse.ts'
 export { parseCapsuleHeader } from './parse.ts'
+export { parseReceiver } from './receiver.ts'
 export type { OpenStream } from './streams.ts'
 export { openNodeStream, openStream, sealNodeStream, sealStream } from './streams.ts'
 export type { WrappedKey, WrapScheme } from './wrapped-key.ts'

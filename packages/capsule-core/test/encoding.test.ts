@@ -19,6 +19,7 @@ import {
   isHex,
   leftPad32,
   normalizeAddress,
+  parseReceiver,
   strictCborDecodeOptions,
   toHex,
 } from '../src/index.ts'
@@ -270,5 +271,29 @@ describe('ABI words and the grant id', () => {
         expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
       )
     }
+  })
+})
+
+describe('the receiver text form (one reader for the SDK and the CLIs)', () => {
+  const hex = 'cd'.repeat(32)
+  const peerId = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+  it('reads the key with or without 0x, and an optional @peer id', () => {
+    const publicKey = new Uint8Array(32).fill(0xcd)
+    expect(parseReceiver(hex)).toEqual({ publicKey })
+    expect(parseReceiver(`0x${hex}@${peerId}`)).toEqual({ publicKey, peerId })
+    const given = { publicKey }
+    expect(parseReceiver(given)).toBe(given)
+  })
+  it.each([
+    'zz',
+    `${hex}@`,
+    `${hex}@${peerId}@${peerId}`,
+    `0x${hex}0`,
+    `0X${hex}`,
+    `${hex.slice(2)}@${peerId}`,
+    `${hex}@0OIl${peerId.slice(4)}`,
+    '',
+  ])('refuses %j with INVALID_ARGUMENT', (text) => {
+    expect(() => parseReceiver(text)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
   })
 })

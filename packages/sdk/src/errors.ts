@@ -36,13 +36,8 @@ export class ChainMismatchError extends DigicapError {
   }
 }
 
-/** A read from the chain failed (RPC unreachable, malformed answer, unexpected revert). */
-export class ChainReadError extends DigicapError {
-  override name = 'ChainReadError'
-  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
-    super('CHAIN_READ', shortMessage, options)
-  }
-}
+/** A read from the chain failed (RPC unreachable, malformed answer, unexpected revert): capsule-core's. */
+export { ChainReadError } from '@digicap/capsule-core'
 
 /** The signer cannot do what this call needs (e.g. the executor still needs a local key). */
 export class SignerUnsupportedError extends DigicapError {

@@ -15,9 +15,11 @@
  * console.log(capsule.cid) // served from here until capsule.stop()
  * ```
  */
+
+export { parseReceiver } from '@digicap/capsule-core'
 export type {
   PublishedCapsule,
   SealAndPublishParameters,
   SealCode,
 } from './seal/seal-and-publish.ts'
-export { parseReceiver, sealAndPublish } from './seal/seal-and-publish.ts'
+export { sealAndPublish } from './seal/seal-and-publish.ts'

@@ -1,4 +1,5 @@
 /** `pi-node seal <file>`: seal, store, register and announce a capsule. */
+import { parseReceiver } from '@digicap/capsule-core'
 import {
   listFlag,
   positiveInteger,
@@ -6,7 +7,7 @@ import {
   UsageError,
   valueFlag,
 } from '@digicap/cli-kit'
-import { command, configOf, openPiNode, parseReceiver } from './shared.ts'
+import { command, configOf, openPiNode } from './shared.ts'
 
 export const seal = command({
   name: 'seal',

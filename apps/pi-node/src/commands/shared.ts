@@ -3,14 +3,12 @@
  * parsing of inputs that more than one command takes. Only light modules load here (the
  * owner node, `@digicap/owner/node`, loads inside the handlers), so `--help` starts fast.
  */
-import type { Receiver } from '@digicap/capsule-core'
 import {
   type CommandContext,
   type CommandIo,
   commandsWith,
   jsonReplacer,
   switchFlag,
-  UsageError,
   valueFlag,
   warnOnce,
 } from '@digicap/cli-kit'
@@ -88,20 +86,6 @@ export function contractsOf(flags: {
 }): OwnerNodeConfig['contracts'] | undefined {
   const { 'capsule-registry': c, 'node-registry': n, 'access-controller': a } = flags
   return c && n && a ? { capsuleRegistry: c, nodeRegistry: n, accessController: a } : undefined
-}
-
-/** A --receiver value: `<x25519 public key hex>[@peerId]`. */
-export function parseReceiver(text: string): Receiver {
-  const [key, peerId, ...rest] = text.split('@')
-  if (rest.length > 0 || !key || !/^(0x)?[0-9a-fA-F]{64}$/.test(key)) {
-    throw new UsageError('--receiver must be <x25519 public key hex>[@peerId]', {
-      details: { value: text.slice(0, 100) },
-    })
-  }
-  return {
-    publicKey: Uint8Array.from(Buffer.from(key.replace(/^0x/, ''), 'hex')),
-    ...(peerId ? { peerId } : {}),
-  }
 }
 
 /** The keyguard's lines of `status` and `serve`. */

@@ -64,7 +64,18 @@ function flagValue(name: string, f: FlagSpec, given: unknown, env: NodeJS.Proces
   if (f.type === 'boolean') return given === true
   const parse = (text: string) => {
     const t = f.choices ? choice(text, name, f.choices) : text
-    return f.parse ? f.parse(t, name) : t
+    if (!f.parse) return t
+    try {
+      return f.parse(t, name)
+    } catch (err) {
+      // A library's reader (e.g. capsule-core's parseReceiver) refuses with its own code; on a
+      // command line that is a usage error naming the flag.
+      if (!(err instanceof DigicapError) || err instanceof UsageError) throw err
+      throw new UsageError(`--${name}: ${err.shortMessage}`, {
+        details: err.details,
+        ...(err.hint ? { hint: err.hint } : {}),
+      })
+    }
   }
   if (f.multiple) {
     const texts =

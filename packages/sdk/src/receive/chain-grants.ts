@@ -4,7 +4,7 @@
  * the receive path; the two ABI shapes read here are fixed by AccessController.
  */
 
-import { hexToBytes, toHex } from '@digicap/capsule-core'
+import { hexToBytes, rpcCall, rpcChainId, toHex } from '@digicap/capsule-core'
 import type { DigicapNetwork } from '@digicap/contracts'
 import type { ResultGrantSource } from '@digicap/protocol'
 import { keccak_256 } from '@noble/hashes/sha3.js'
@@ -19,47 +19,12 @@ const GRANT_NOT_FOUND = selector('GrantNotFound(bytes32)')
 /** `Grant { address executor; uint40 runIndex; uint40 expiresAt; bool fastPath; bytes32 capsuleId; bytes32 ephemeralKey }`. */
 const GRANT_WORDS = 6
 
-interface RpcAnswer {
-  result?: unknown
-  error?: { code?: number; message?: string; data?: unknown }
-}
-
-/** One JSON-RPC call with a deadline. @throws {ChainReadError} when unreachable or malformed. */
-export async function rpcCall(
-  rpcUrl: string,
-  method: string,
-  params: unknown[],
-  timeoutMs = 10_000,
-): Promise<RpcAnswer> {
-  let res: Response
-  try {
-    res = await fetch(rpcUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-      signal: AbortSignal.timeout(timeoutMs),
-    })
-  } catch (cause) {
-    throw new ChainReadError('The RPC did not answer', { cause, details: { rpcUrl, method } })
-  }
-  const body = (await res.json().catch(() => undefined)) as RpcAnswer | undefined
-  if (typeof body !== 'object' || body === null || (!('result' in body) && !('error' in body))) {
-    throw new ChainReadError('The RPC answered with no JSON-RPC result', {
-      details: { rpcUrl, method, status: res.status },
-    })
-  }
-  return body
-}
-
 /**
  * Checks that `network.rpcUrl` serves `network.chainId`.
  * @throws {ChainMismatchError} | {@link ChainReadError}
  */
 export async function checkChainId(network: DigicapNetwork): Promise<void> {
-  const r = await rpcCall(network.rpcUrl, 'eth_chainId', [])
-  if (typeof r.result !== 'string')
-    throw new ChainReadError('eth_chainId failed', { details: { rpcUrl: network.rpcUrl } })
-  const actual = Number(BigInt(r.result))
+  const actual = await rpcChainId(network.rpcUrl)
   if (actual !== network.chainId) {
     throw new ChainMismatchError('The RPC serves another chain than the network names', {
       details: { network: network.name, expected: network.chainId, actual, rpcUrl: network.rpcUrl },

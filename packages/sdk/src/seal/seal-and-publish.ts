@@ -10,8 +10,8 @@ import { join } from 'node:path'
 import {
   type DigicapSigner,
   encodeBundle,
-  hexToBytes,
   InvalidArgumentError,
+  parseReceiver,
   type Receiver,
   toHex,
 } from '@digicap/capsule-core'
@@ -31,25 +31,6 @@ import { SignerUnsupportedError } from '../errors.ts'
 import { getNetwork, type NetworkRef } from '../networks/registry.ts'
 import { checkChainId } from '../receive/chain-grants.ts'
 import { localKeyOf } from '../signer/signer.ts'
-
-/**
- * A receiver from its text form `0x<64 hex digits>[@<peer id>]`.
- * @throws {InvalidArgumentError} for anything else.
- */
-export function parseReceiver(r: Receiver | string): Receiver {
-  if (typeof r !== 'string') return r
-  const m = /^(0x[0-9a-fA-F]{64})(?:@([1-9A-HJ-NP-Za-km-z]{10,128}))?$/.exec(r)
-  if (!m) {
-    throw new InvalidArgumentError(
-      'A receiver is 0x + 32 bytes of hex, then optionally @<peer id>',
-      {
-        details: { receiver: r.slice(0, 200) },
-      },
-    )
-  }
-  const publicKey = hexToBytes(m[1] as string)
-  return m[2] === undefined ? { publicKey } : { publicKey, peerId: m[2] }
-}
 
 /** A card given as JSON text is parsed; a parse error is a typed error, not a `SyntaxError`. */
 function cardObject(card: unknown): unknown {

@@ -1,0 +1,60 @@
+/**
+ * One Ethereum JSON-RPC call over `fetch`, with a deadline: the one copy every package that
+ * asks a chain something without ethers uses (the SDK's receive path, the CLIs' chain-id check
+ * before they write a config).
+ */
+import { ChainReadError } from '../errors.ts'
+
+/** A JSON-RPC answer: a `result`, or an `error`. */
+export interface RpcAnswer {
+  result?: unknown
+  error?: { code?: number; message?: string; data?: unknown }
+}
+
+/**
+ * Calls `method` on `rpcUrl`.
+ * @throws {ChainReadError} when it does not answer in `timeoutMs`, or not with JSON-RPC.
+ * @example
+ * ```ts
+ * const { result } = await rpcCall('http://127.0.0.1:8545', 'eth_blockNumber', [])
+ * ```
+ */
+export async function rpcCall(
+  rpcUrl: string,
+  method: string,
+  params: unknown[],
+  timeoutMs = 10_000,
+): Promise<RpcAnswer> {
+  let res: Response
+  try {
+    res = await fetch(rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      signal: AbortSignal.timeout(timeoutMs),
+    })
+  } catch (cause) {
+    throw new ChainReadError('The RPC did not answer', { cause, details: { rpcUrl, method } })
+  }
+  const body = (await res.json().catch(() => undefined)) as RpcAnswer | undefined
+  if (typeof body !== 'object' || body === null || (!('result' in body) && !('error' in body))) {
+    throw new ChainReadError('The RPC answered with no JSON-RPC result', {
+      details: { rpcUrl, method, status: res.status },
+    })
+  }
+  return body
+}
+
+/**
+ * The chain id `rpcUrl` serves (`eth_chainId`).
+ * @throws {ChainReadError} when it does not answer, or not with a chain id.
+ */
+export async function rpcChainId(rpcUrl: string, timeoutMs = 10_000): Promise<number> {
+  const { result } = await rpcCall(rpcUrl, 'eth_chainId', [], timeoutMs)
+  if (typeof result !== 'string' || !/^0x[0-9a-fA-F]{1,16}$/.test(result)) {
+    throw new ChainReadError('eth_chainId answered no chain id', {
+      details: { rpcUrl, result: typeof result === 'string' ? result.slice(0, 40) : typeof result },
+    })
+  }
+  return Number(BigInt(result))
+}
