@@ -9,3 +9,9 @@ import { join, resolve } from 'node:path'
 export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv): string {
   return resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'pi-node'))
 }
+
+/** The data folder's config with the environment: the owner node's reader, loaded on first use. */
+export async function loadConfig(dataDir: string, env: NodeJS.ProcessEnv) {
+  const { loadOwnerNodeConfig } = await import('@digicap/owner/node')
+  return loadOwnerNodeConfig(dataDir, env)
+}

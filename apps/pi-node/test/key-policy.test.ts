@@ -19,9 +19,12 @@ import {
   tpm2Sealer,
 } from '@digicap/keyguard'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import {
+  type OwnerNodeConfig as PiNodeConfig,
+  saveOwnerNodeConfig as saveConfig,
+} from '@digicap/owner/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { keyPolicyAuthorize, keyPolicyView } from '../src/commands/key-policy.ts'
-import { type PiNodeConfig, saveConfig } from '../src/config.ts'
 import { type Doc, runCli } from './helpers/cli.ts'
 
 const PCRS = [7, 16]

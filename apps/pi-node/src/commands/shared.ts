@@ -14,7 +14,7 @@ import {
 } from '@digicap/cli-kit'
 import type { KeyguardStatus, Logger } from '@digicap/keyguard'
 import type { OwnerNode, OwnerNodeConfig, SealerChoice } from '@digicap/owner/node'
-import { resolveDataDir } from '../config.ts'
+import { loadConfig, resolveDataDir } from '../config.ts'
 
 export const GLOBAL_FLAGS = {
   'data-dir': valueFlag('<dir>', 'data folder (env DIGICAP_DATA_DIR; default ~/.digicap/pi-node)'),
@@ -39,9 +39,8 @@ export function stderrLogger(io: CommandIo): Logger {
 }
 
 /** The data folder's config, with the environment. */
-export async function configOf(ctx: Ctx): Promise<OwnerNodeConfig> {
-  const { loadOwnerNodeConfig } = await import('@digicap/owner/node')
-  return loadOwnerNodeConfig(dataDirOf(ctx), ctx.env)
+export function configOf(ctx: Ctx): Promise<OwnerNodeConfig> {
+  return loadConfig(dataDirOf(ctx), ctx.env)
 }
 
 /** Builds the owner node from `config` (default: the data folder's, with the environment). */
