@@ -3,7 +3,9 @@
  * AES-128-CFB: StartAuthSession + RSA_Decrypt on one channel; what `tpm2Sealer.unwrap` does
  * now) against the previous direct path (one session-less TPM2_RSA_Decrypt with a password
  * authorization, the data key in clear on the wire): same swtpm, same key, same ciphertext,
- * measured in this run, interleaved so load drifts hit both alike.
+ * measured in this run, interleaved so load drifts hit both alike. A third row: a PCR-bound
+ * key (policy session: LoadExternal + VerifySignature + StartAuthSession + PolicyPCR +
+ * PolicyAuthorize + RSA_Decrypt per unwrap).
  *
  * Run: `node bench/unwrap-session.ts [iterations]`.
  */
@@ -12,6 +14,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { transportFor } from '@digicap/tpm'
+import { generateMnemonic } from '../src/recovery/recovery.ts'
+import { authorizePcrPolicy, readPcrValues } from '../src/sealers/pcr-authorize.ts'
+import { derivePolicyAuthKey, signPcrApproval } from '../src/sealers/pcr-policy.ts'
 import { tpm2Sealer } from '../src/sealers/tpm2-sealer.ts'
 import { startSwtpm } from '../src/testing.ts'
 import { rsaDecryptDirect } from '../src/tpm2/direct.ts'
@@ -40,11 +45,31 @@ try {
   const transport = transportFor(tpm.tcti, 10_000)
   if (transport === undefined) throw new Error('no direct transport')
 
+  const authKey = await derivePolicyAuthKey(generateMnemonic())
+  const policyRecord = join(dir, 'tpm2-key-pcr.json')
+  const bound = tpm2Sealer({
+    tcti: tpm.tcti,
+    handle: 0x81000011,
+    createIfMissing: true,
+    keyRecordFile: policyRecord,
+    pcrPolicy: { authKey: authKey.publicKey },
+    logger: quiet,
+  })
+  const boundWrapped = await bound.wrap(dataKey)
+  const pcrs = [0, 1, 2, 3, 4, 5, 6, 7]
+  await authorizePcrPolicy(
+    policyRecord,
+    signPcrApproval(authKey, pcrs, await readPcrValues(tpm.tcti, pcrs)),
+  )
+  if (!Buffer.from(await bound.unwrap(boundWrapped)).equals(dataKey))
+    throw new Error('policy round trip failed')
+
   const runs = {
     session: () => sealer.unwrap(wrapped),
     plain: () => rsaDecryptDirect(transport, 0x81000010, wrapped.ciphertext),
+    policy: () => bound.unwrap(boundWrapped),
   }
-  const times: Record<keyof typeof runs, number[]> = { session: [], plain: [] }
+  const times: Record<keyof typeof runs, number[]> = { session: [], plain: [], policy: [] }
   for (let i = 0; i < warmup; i++) for (const run of Object.values(runs)) await run()
   for (let i = 0; i < iterations; i++) {
     for (const name of Object.keys(runs) as (keyof typeof runs)[]) {
@@ -66,6 +91,7 @@ try {
   )
   console.log(row('baseline: session-less TPM2_RSA_Decrypt (previous path)', plain))
   console.log(row('tpm2Sealer.unwrap: salted session, response encrypted', session))
+  console.log(row('PCR-bound key: salted policy session, response encrypted', stats(times.policy)))
 } finally {
   await tpm.stop()
   await rm(dir, { recursive: true, force: true })
