@@ -62,7 +62,8 @@ beforeAll(async () => {
   // Connected before the burst: 20 first dials at once may race into two connections, and
   // libp2p then closes one with its streams (not what is tested here).
   await exec.node.dial(kgNode.peerId)
-}, 120_000)
+  // 40 transactions and 20 key wraps: generous for a loaded box running the whole suite.
+}, 300_000)
 
 afterAll(async () => {
   await keyguard?.stop()
