@@ -46,8 +46,11 @@ export const MAX_WRAPPED_KEYS = 8
 /** Longest string field (peer ids, entry), in UTF-8 bytes. */
 export const MAX_STRING_LENGTH = 256
 
-/** What the executor must provide to run the capsule. */
-export type RuntimeKind = 'data' | 'quickjs' | 'wasi'
+/**
+ * What the executor must provide to run the capsule. `oci`: an image capsule (@digicap/oci),
+ * whose `entry` is the image's manifest digest (`sha256:<64 hex>`), its commitment.
+ */
+export type RuntimeKind = 'data' | 'quickjs' | 'wasi' | 'oci'
 
 /** Where the unlock rule lives on chain. */
 export interface PolicyReference {
@@ -83,7 +86,7 @@ export interface PayloadDescriptor {
   keyCommitment: Uint8Array
 }
 
-/** Sandbox requirements. `quickjs` and `wasi` need an `entry`. */
+/** Sandbox requirements. `quickjs`, `wasi` and `oci` need an `entry`. */
 export interface RuntimeRequirements {
   kind: RuntimeKind
   /** Entry point (function or export name, or path inside the payload). */
@@ -120,7 +123,8 @@ export interface CapsuleHeader {
   wrappedKeys: WrappedKey[]
 }
 
-const RUNTIME_KINDS: readonly string[] = ['data', 'quickjs', 'wasi']
+const RUNTIME_KINDS: readonly string[] = ['data', 'quickjs', 'wasi', 'oci']
+const MANIFEST_DIGEST_RE = /^sha256:[0-9a-f]{64}$/
 
 type Fail = (message: string, details?: Record<string, unknown>, limit?: boolean) => never
 
@@ -250,6 +254,9 @@ function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
   const runtime: RuntimeRequirements = { kind: kind as RuntimeKind }
   if (r.entry !== undefined) runtime.entry = str('header.runtime.entry', r.entry, fail)
   else if (kind !== 'data') fail(`header.runtime.entry is required for kind ${kind}`)
+  if (kind === 'oci' && !MANIFEST_DIGEST_RE.test(runtime.entry ?? '')) {
+    fail('header.runtime.entry of kind oci must be the manifest digest sha256:<64 hex>')
+  }
   if (r.memoryLimit !== undefined)
     runtime.memoryLimit = uint('header.runtime.memoryLimit', r.memoryLimit, fail)
   if (r.timeLimit !== undefined)

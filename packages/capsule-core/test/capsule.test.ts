@@ -75,6 +75,18 @@ describe('seal and open (buffers)', () => {
     expect(hex(encodeCapsuleHeader(decodeCapsuleHeader(bytes)))).toBe(hex(bytes))
   })
 
+  it('an image capsule header (runtime oci, the manifest digest as entry) round-trips', () => {
+    const entry = `sha256:${'ab'.repeat(32)}`
+    const header = createCapsuleHeader({
+      ...BASE,
+      runtime: { kind: 'oci', entry },
+      dataKey: DATA_KEY,
+      plaintext: new Uint8Array(1),
+    })
+    const decoded = decodeCapsuleHeader(encodeCapsuleHeader(header))
+    expect(decoded.runtime).toEqual({ kind: 'oci', entry })
+  })
+
   it('decodeCapsuleHeader rejects wrong types and limits with typed errors', () => {
     const { header } = build(detBytes('types', 10), 64)
     const raw = () => decode(encodeCapsuleHeader(header)) as Record<string, Record<string, unknown>>
@@ -85,6 +97,8 @@ describe('seal and open (buffers)', () => {
       ['keyguard.keyId', undefined, 'CAPSULE_FORMAT'],
       ['runtime.kind', 'docker', 'CAPSULE_FORMAT'],
       ['runtime.entry', '', 'CAPSULE_FORMAT'],
+      ['runtime', { kind: 'oci', entry: 'main.wasm' }, 'CAPSULE_FORMAT'],
+      ['runtime', { kind: 'oci' }, 'CAPSULE_FORMAT'],
       ['keyguard.peerId', 'p'.repeat(257), 'CAPSULE_LIMIT'],
       [
         'wrappedKeys',
@@ -161,6 +175,9 @@ describe('seal and open (buffers)', () => {
       { chunkSize: 32 * 1024 * 1024 },
       { runtime: { kind: 'docker' } },
       { runtime: { kind: 'wasi' } },
+      { runtime: { kind: 'oci' } },
+      { runtime: { kind: 'oci', entry: 'latest' } },
+      { runtime: { kind: 'oci', entry: `sha256:${'A'.repeat(64)}` } },
       { receivers: [{ publicKey: new Uint8Array(31) }] },
       { wrappedKeys: [{ scheme: 'Bad Scheme', keyId: 'k', ciphertext: new Uint8Array(1) }] },
       {
