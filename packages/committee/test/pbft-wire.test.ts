@@ -1,0 +1,197 @@
+/**
+ * Hostile input to the PBFT handler and replica: non-member peers, garbage, oversized frames,
+ * votes signed by someone else, for another job, far out of view, and replays. Each is
+ * dropped (counted), nothing throws into the host, and the honest members still decide.
+ */
+import type { DigicapSigner } from '@digicap/capsule-core'
+import { encodeFrame, encodePbftMessage, PBFT_PROTOCOL, type PbftMessage } from '@digicap/protocol'
+import type { Libp2p } from '@libp2p/interface'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  createPbftNode,
+  type PbftNode,
+  PbftReplica,
+  PbftVoteError,
+  pbftCommittee,
+  signVote,
+  verifyCertificate,
+} from '../src/index.ts'
+import {
+  createMesh,
+  createNode,
+  domain,
+  evidenceHash,
+  jobId,
+  PASS,
+  paperCommittee,
+  signers,
+} from './pbft-fixtures.ts'
+
+let libp2ps: Libp2p[] = []
+let members: PbftNode[] = []
+afterEach(async () => {
+  await Promise.all(members.map((m) => m.stop()))
+  await Promise.all(libp2ps.map((n) => n.stop()))
+  members = []
+  libp2ps = []
+})
+
+async function rawSend(from: Libp2p, to: Libp2p, bytes: Uint8Array): Promise<void> {
+  try {
+    const stream = await from.dialProtocol(to.peerId, PBFT_PROTOCOL)
+    stream.send(bytes)
+    await stream.close()
+  } catch {
+    // The receiver may abort first (non-member, oversized): that is the point.
+  }
+}
+
+describe('PBFT handler under hostile input', () => {
+  it('drops non-members unread and bad member frames, then the honest members decide', async () => {
+    const mesh = await createMesh(4)
+    const outsider = await createNode()
+    libp2ps = [...mesh, outsider]
+    await outsider.dial((mesh[0] as Libp2p).getMultiaddrs())
+    const keys = signers(4)
+    const committee = pbftCommittee(
+      keys.map((k, i) => ({ address: k.address, peerId: (mesh[i] as Libp2p).peerId.toString() })),
+    )
+    // Members 0, 2, 3 run; member 1's peer sends raw bytes only (it is the one fault).
+    for (const i of [0, 2, 3]) {
+      members.push(
+        await createPbftNode({
+          node: mesh[i] as Libp2p,
+          committee,
+          domain,
+          jobId,
+          signer: keys[i] as DigicapSigner,
+          value: PASS,
+          viewTimeout: 30_000,
+        }),
+      )
+    }
+    const target = members[0] as PbftNode
+    const leader = mesh[0] as Libp2p
+    const key1 = keys[1] as DigicapSigner
+    const key2 = keys[2] as DigicapSigner
+    const vote = { jobId, view: 0n, preparedView: 0n, ...PASS }
+    const frame = async (signer: DigicapSigner, v: Parameters<typeof signVote>[2]) =>
+      encodeFrame(
+        encodePbftMessage({ vote: await signVote(signer, domain, v), proof: [] } as PbftMessage),
+      )
+
+    // A well-formed, correctly signed vote from a peer outside the committee.
+    await rawSend(outsider, leader, await frame(key1, { phase: 'prepare', ...vote }))
+    // Garbage, an oversized length prefix, a truncated frame.
+    await rawSend(mesh[1] as Libp2p, leader, Uint8Array.from([0x05, 1, 2, 3, 4, 5]))
+    await rawSend(mesh[1] as Libp2p, leader, Uint8Array.from([0xff, 0xff, 0x7f]))
+    await rawSend(mesh[1] as Libp2p, leader, Uint8Array.from([0x40, 1, 2]))
+    // Member 2's signature sent from member 1's peer; another job; far out of view.
+    await rawSend(mesh[1] as Libp2p, leader, await frame(key2, { phase: 'commit', ...vote }))
+    await rawSend(
+      mesh[1] as Libp2p,
+      leader,
+      await frame(key1, { phase: 'commit', ...vote, jobId: evidenceHash }),
+    )
+    await rawSend(
+      mesh[1] as Libp2p,
+      leader,
+      await frame(key1, { phase: 'commit', ...vote, view: 1000n }),
+    )
+
+    await expect.poll(() => target.transport.stats.nonMember, { timeout: 10_000 }).toBe(1)
+    await expect
+      .poll(() => target.transport.stats.rejected, { timeout: 10_000 })
+      .toBeGreaterThanOrEqual(5)
+    await Promise.all(members.map((m) => m.start()))
+    for (const cert of await Promise.all(members.map((m) => m.decided))) {
+      expect(cert.view).toBe(0n)
+      verifyCertificate(cert, committee, { domain, jobId })
+    }
+  })
+})
+
+describe('PbftReplica', () => {
+  const keys = signers(4)
+  const committee = paperCommittee(keys)
+  const member = (i: number) => committee.members[i] as (typeof committee.members)[number]
+
+  function leader() {
+    const sent: PbftMessage[] = []
+    const replica = new PbftReplica({
+      domain,
+      committee,
+      jobId,
+      signer: keys[0] as DigicapSigner,
+      value: PASS,
+      send: (_to, m) => sent.push(m),
+      viewTimeout: 60_000,
+    })
+    return { replica, sent }
+  }
+
+  it('a replayed prepare counts once: no commit until a second member prepares', async () => {
+    const { replica, sent } = leader()
+    await replica.start()
+    const prepare = await signVote(keys[1] as DigicapSigner, domain, {
+      phase: 'prepare',
+      jobId,
+      view: 0n,
+      preparedView: 0n,
+      ...PASS,
+    })
+    for (let i = 0; i < 3; i++) await replica.receive(member(1), { vote: prepare, proof: [] })
+    expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare'])
+    const other = await signVote(keys[2] as DigicapSigner, domain, {
+      phase: 'prepare',
+      jobId,
+      view: 0n,
+      preparedView: 0n,
+      ...PASS,
+    })
+    await replica.receive(member(2), { vote: other, proof: [] })
+    expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare', 'commit'])
+    replica.stop()
+  })
+
+  it('refuses a pre-prepare from a member that does not lead the view, and a new view without 2f+1 view changes', async () => {
+    const { replica } = leader()
+    const notLeader = await signVote(keys[2] as DigicapSigner, domain, {
+      phase: 'pre-prepare',
+      jobId,
+      view: 0n,
+      preparedView: 0n,
+      ...PASS,
+    })
+    await expect(replica.receive(member(2), { vote: notLeader, proof: [] })).rejects.toMatchObject({
+      reason: 'not-leader',
+    })
+    const bare = await signVote(keys[1] as DigicapSigner, domain, {
+      phase: 'pre-prepare',
+      jobId,
+      view: 1n,
+      preparedView: 0n,
+      ...PASS,
+    })
+    await expect(replica.receive(member(1), { vote: bare, proof: [] })).rejects.toBeInstanceOf(
+      PbftVoteError,
+    )
+    replica.stop()
+  })
+
+  it('refuses a view change that claims a prepared value without 2f+1 prepares', async () => {
+    const { replica } = leader()
+    const vc = await signVote(keys[3] as DigicapSigner, domain, {
+      phase: 'view-change',
+      jobId,
+      view: 1n,
+      preparedView: 1n,
+      verdict: 0,
+      evidenceHash,
+    })
+    await expect(replica.receive(member(3), { vote: vc, proof: [] })).rejects.toMatchObject({
+      reason: 'proof',
+    })
+    replica.stop()
+  })
+})
