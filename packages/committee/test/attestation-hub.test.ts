@@ -1,4 +1,4 @@
-import { hashTypedData, toHex } from '@digicap/capsule-core'
+import { hashTypedData, privateKeySigner, toHex } from '@digicap/capsule-core'
 import { connectDigicap, deployDigicap } from '@digicap/contracts'
 import { compileSolidity } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
@@ -16,7 +16,16 @@ import {
   type Wallet,
 } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { drawTicket, jobSeed, onchainProof } from '../src/index.ts'
+import {
+  buildCertificate,
+  drawTicket,
+  jobSeed,
+  onchainProof,
+  pbftCommittee,
+  pbftDomain,
+  signVote,
+  verifyCertificate,
+} from '../src/index.ts'
 import { committeeSources } from './contracts.ts'
 
 /**
@@ -207,6 +216,40 @@ describe('AttestationHub: the committee certificate checked on chain', () => {
     })
     expect(await hub.certificateDigest(value)).toBe(toHex(digest))
   })
+
+  it("accepts the PBFT code's own certificate (signVote, buildCertificate, verifyCertificate) as is", async () => {
+    const members = verifiers.slice(23, 27)
+    const { hub, hubAddress } = setups.get(4)!
+    const { jobId, committee } = await openJob(4, members)
+    const domain = pbftDomain(chainId, hubAddress)
+    const value = { jobId: getBytes(jobId), view: 1n, verdict: 7, evidenceHash: randomBytes(32) }
+    const commits = await Promise.all(
+      members.map(async (m) => {
+        const key = privateKeySigner(getBytes(m.privateKey))
+        const vote = await signVote(key, domain, { phase: 'commit', preparedView: 0n, ...value })
+        return { signer: key.address, vote }
+      }),
+    )
+    const paper = pbftCommittee(
+      members.map((m, i) => ({ address: m.address as `0x${string}`, peerId: `peer-${i}` })),
+    )
+    const cert = buildCertificate(domain, paper, commits)
+    verifyCertificate(cert, paper, { domain, jobId: value.jobId })
+    await (
+      await hub.submitCertificate(
+        {
+          jobId,
+          viewNumber: cert.view,
+          verdict: cert.verdict,
+          evidenceHash: hexlify(cert.evidenceHash),
+        },
+        committee,
+        cert.signers,
+        concat(cert.signatures),
+      )
+    ).wait()
+    expect((await hub.jobs(jobId)).slice(2)).toEqual([STATUS.Settled, 7n])
+  }, 120_000)
 
   it('accepts 2f + 1 member signatures once: records the verdict, emits it, refuses a second certificate', async () => {
     const members = verifiers.slice(0, 4)
