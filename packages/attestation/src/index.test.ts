@@ -26,6 +26,7 @@ it('the public surface changes only on purpose', () => {
     'attestationRecordHash',
     'checkCleanup',
     'checkEventLog',
+    'checkQuoteRollback',
     'checkQuoteSequence',
     'createActivationCache',
     'decodeAttestationRecord',

@@ -107,7 +107,7 @@ export {
   quoteBinding,
 } from './verifier/binding.ts'
 export type { QuoteClock } from './verifier/clock.ts'
-export { checkQuoteSequence } from './verifier/clock.ts'
+export { checkQuoteRollback, checkQuoteSequence } from './verifier/clock.ts'
 export { DEFAULT_QUOTE_PCRS, pcrCompositeDigest } from './verifier/pcrs.ts'
 export type { QuoteEvidence, QuoteExpectation, VerifiedQuote } from './verifier/verify-quote.ts'
 export { verifyQuote } from './verifier/verify-quote.ts'

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { DigicapError, InvalidArgumentError } from '@digicap/capsule-core'
 import { describe, expect, it } from 'vitest'
 import {
+  checkQuoteRollback,
   checkQuoteSequence,
   importAttestationKey,
   parseQuoteAttest,
@@ -211,6 +212,26 @@ describe('verifyQuote', () => {
         verifyQuote(evidence, { attestationKey: rsaKey, qualifyingData: new Uint8Array(65) }),
       ),
     ).toBe('INVALID_ARGUMENT')
+  })
+})
+
+describe('checkQuoteRollback (the release gate, across runs)', () => {
+  const prev = { clock: 1000n, resetCount: 3, restartCount: 2 }
+  it('accepts a reboot or a restart as a new epoch, even with a lower clock', () => {
+    expect(code(() => checkQuoteRollback(prev, prev))).toBe('ok')
+    expect(
+      code(() => checkQuoteRollback(prev, { clock: 10n, resetCount: 4, restartCount: 0 })),
+    ).toBe('ok')
+    expect(code(() => checkQuoteRollback(prev, { ...prev, restartCount: 3, clock: 1n }))).toBe('ok')
+  })
+  it('refuses anything older than the last accepted quote', () => {
+    expect(code(() => checkQuoteRollback(prev, { ...prev, clock: 999n }))).toBe('QUOTE_CLOCK')
+    expect(code(() => checkQuoteRollback(prev, { ...prev, resetCount: 2, clock: 9999n }))).toBe(
+      'QUOTE_CLOCK',
+    )
+    expect(
+      code(() => checkQuoteRollback(prev, { clock: 9999n, resetCount: 3, restartCount: 1 })),
+    ).toBe('QUOTE_CLOCK')
   })
 })
 

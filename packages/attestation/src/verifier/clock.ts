@@ -57,3 +57,38 @@ export function checkQuoteSequence(previous: QuoteClock, current: QuoteClock): v
     })
   }
 }
+
+/**
+ * The release gate's check across runs: unlike {@link checkQuoteSequence} (one run's phases,
+ * where any reboot is a finding), a reboot or restart between two releases is an honest event
+ * that opens a new epoch, so only going backwards is refused. Compared as the tuple
+ * (resetCount, restartCount, clock): a clock that fell back after a reset is fine.
+ *
+ * @throws {QuoteVerificationError} `QUOTE_CLOCK` when `current` is older than `previous`.
+ */
+export function checkQuoteRollback(previous: QuoteClock, current: QuoteClock): void {
+  const order =
+    compare(current.resetCount, previous.resetCount) ||
+    compare(current.restartCount, previous.restartCount) ||
+    compare(current.clock, previous.clock)
+  if (order >= 0) return
+  throw new QuoteVerificationError('QUOTE_CLOCK', 'The quote is older than one accepted before', {
+    details: {
+      field: 'clockInfo',
+      previous: {
+        clock: previous.clock,
+        resetCount: previous.resetCount,
+        restartCount: previous.restartCount,
+      },
+      current: {
+        clock: current.clock,
+        resetCount: current.resetCount,
+        restartCount: current.restartCount,
+      },
+    },
+  })
+}
+
+function compare(a: number | bigint, b: number | bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}

@@ -11,16 +11,20 @@
  *   valid "before" quote of the registered record.
  *
  * Per executor (and registered record) the gate keeps the clock of the last accepted quote and
- * passes it as `previous`, so a TPM clock rollback, a reboot or a restart since the last
- * release is refused (`QUOTE_CLOCK`, `QUOTE_REBOOT`, `QUOTE_RESTART`). Challenges to one
- * executor run one at a time, so that quotes are checked in the order the TPM made them. The
- * memory is bounded (`maxExecutors`, least recently used dropped) and not persisted: a keyguard
- * restart starts from the next accepted quote. Re-registering another record (another hash)
- * starts a new sequence, which is how an executor that rebooted gets attested again.
+ * refuses a quote older than it (`QUOTE_CLOCK`: a counter or the clock went backwards). A reboot
+ * or restart between two releases is an honest event (an executor host is patched and rebooted)
+ * and opens a new epoch: each release's before-quote already proves, with a fresh nonce, the
+ * registered boot PCRs and PCR 23 at reset, so nothing is lost by accepting it. (A reboot
+ * within one run is the committee's finding, on the run's before/during/after quotes.)
+ * Challenges to one executor run one at a time, so that quotes are checked in the order the TPM
+ * made them. The memory is bounded (`maxExecutors`, least recently used dropped) and not
+ * persisted: a keyguard restart starts from the next accepted quote.
  */
 import {
   AttestationRefusedError,
+  checkQuoteRollback,
   type QuoteClock,
+  QuoteVerificationError,
   requireAttestedRelease,
 } from '@digicap/attestation'
 import type { ProtocolDialer } from '@digicap/protocol'
@@ -117,10 +121,10 @@ export function attestationGate(init: AttestationGateInit = {}) {
                     ? getBytes(challenge.ephemeralKey)
                     : challenge.ephemeralKey,
                 registeredHash: getBytes(requirement.registeredHash),
-                ...(previous === undefined ? {} : { previous }),
               },
               { timeout, ...(challenge.signal === undefined ? {} : { signal: challenge.signal }) },
             )
+            if (previous !== undefined) checkRollback(previous, clock)
           } catch (err) {
             if (!(err instanceof AttestationRefusedError)) throw err
             const { reason, check } = err.details as { reason?: unknown; check?: unknown }
@@ -142,6 +146,18 @@ export function attestationGate(init: AttestationGateInit = {}) {
 
       size: () => clocks.size,
     }
+  }
+}
+
+function checkRollback(previous: QuoteClock, clock: QuoteClock): void {
+  try {
+    checkQuoteRollback(previous, clock)
+  } catch (cause) {
+    if (!(cause instanceof QuoteVerificationError)) throw cause
+    throw new AttestationRefusedError('The executor’s quote is older than one accepted before', {
+      details: { reason: 'evidence', check: cause.code },
+      cause,
+    })
   }
 }
 
