@@ -98,7 +98,10 @@ export async function createPbftTransport(options: PbftTransportOptions): Promis
     const connection = node
       .getConnections()
       .find((c) => c.remotePeer.toString() === member.peerId && c.status === 'open')
-    if (connection !== undefined) return connection.newStream(PBFT_PROTOCOL, { signal })
+    // Optimistic protocol select: the protocol id travels with the frame (one round trip less).
+    if (connection !== undefined) {
+      return connection.newStream(PBFT_PROTOCOL, { signal, negotiateFully: false })
+    }
     if (options.dial !== undefined) return options.dial(member, signal)
     return undefined
   }
