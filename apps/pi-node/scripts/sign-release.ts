@@ -9,7 +9,7 @@
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { createReleaseManifest } from '../src/commands/release-manifest.ts'
+import { createReleaseManifest } from '@digicap/cli-kit'
 
 const [root, release, keyFile] = process.argv.slice(2)
 if (!root || !release || !keyFile) {

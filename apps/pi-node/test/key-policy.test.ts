@@ -14,6 +14,8 @@ import { promisify } from 'node:util'
 import {
   derivePolicyAuthKey,
   generateMnemonic,
+  keyPolicyAuthorize,
+  keyPolicyView,
   type Sealer,
   TPM2_KEY_RECORD_FILE,
   tpm2Sealer,
@@ -24,7 +26,6 @@ import {
   saveOwnerNodeConfig as saveConfig,
 } from '@digicap/owner/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { keyPolicyAuthorize, keyPolicyView } from '../src/commands/key-policy.ts'
 import { type Doc, runCli } from './helpers/cli.ts'
 
 const PCRS = [7, 16]

@@ -8,12 +8,8 @@ import { generateKeyPairSync } from 'node:crypto'
 import { mkdir, mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createReleaseManifest, InstallTamperedError, verifyInstall } from '@digicap/cli-kit'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import {
-  createReleaseManifest,
-  InstallTamperedError,
-  verifyInstall,
-} from '../src/commands/release-manifest.ts'
 import { runCli } from './helpers/cli.ts'
 
 const release = generateKeyPairSync('ed25519')

@@ -43,6 +43,15 @@ export {
 export { removeStaleTemps, writeJsonAtomic } from './files.ts'
 export { type FileLockOptions, processAlive, withFileLock } from './lock.ts'
 export { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
+export {
+  createReleaseManifest,
+  digestTree,
+  InstallTamperedError,
+  RELEASE_MANIFEST_KIND,
+  type ReleaseManifest,
+  releasePublicKey,
+  verifyInstall,
+} from './release-manifest.ts'
 export { type FlagExtras, listFlag, switchFlag, valueFlag } from './shell/flags.ts'
 export { commandHelp, programHelp } from './shell/help.ts'
 export { type ParsedCommand, parseCommand } from './shell/parse.ts'

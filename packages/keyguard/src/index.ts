@@ -166,6 +166,12 @@ export type {
 export { keyReleaser, peerIdFromRegistered } from './release/key-releaser.ts'
 export type { BeginResult, ReleaseEntry, ReleaseJournal } from './release/release-journal.ts'
 export { createReleaseJournal, MAX_EXECUTOR_KEY_BYTES } from './release/release-journal.ts'
+export {
+  type KeyPolicyView,
+  keyPolicyAuthorize,
+  keyPolicyView,
+  type PcrLine,
+} from './sealers/key-policy-view.ts'
 export { authorizePcrPolicy, readPcrValues } from './sealers/pcr-authorize.ts'
 export type { PcrApproval, PolicyAuthKey } from './sealers/pcr-policy.ts'
 export {

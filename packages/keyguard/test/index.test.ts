@@ -60,6 +60,8 @@ describe('public surface', () => {
         "generateMnemonic",
         "grantWatcher",
         "initOwner",
+        "keyPolicyAuthorize",
+        "keyPolicyView",
         "keyReleaser",
         "normalizeMnemonic",
         "notAttestedReason",

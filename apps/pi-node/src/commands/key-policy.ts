@@ -6,126 +6,10 @@
  */
 import { join } from 'node:path'
 import { UsageError } from '@digicap/cli-kit'
-import {
-  authorizePcrPolicy,
-  derivePolicyAuthKey,
-  readKeyRecord,
-  readPcrValues,
-  signPcrApproval,
-  TPM2_KEY_RECORD_FILE,
-  type Tpm2KeyRecord,
-  TpmPolicyError,
-} from '@digicap/keyguard'
+// Types only at the top: `--help` must not load the keyguard (and ethers); run() imports it.
+import type { KeyPolicyView } from '@digicap/keyguard'
 import { loadConfig } from '../config.ts'
 import { command, dataDirOf } from './shared.ts'
-
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
-
-/** One PCR: the approved value, the current one, whether they match. */
-export interface PcrLine {
-  pcr: number
-  approved: string | null
-  current: string
-  match: boolean
-}
-
-export interface KeyPolicyView {
-  recordFile: string
-  version: 1 | 2
-  handle: string
-  keyId: string
-  pcrBound: boolean
-  pcrs?: number[]
-  /** The authorizing key's public point, hex x‖y. */
-  authKey?: string
-  approved?: boolean
-  lines?: PcrLine[]
-  /**
-   * Every selected PCR is at its reset value (all zeros): nothing measured the boot (stock
-   * Raspberry Pi firmware), so the policy binds nothing an attacker with the Pi cannot boot.
-   */
-  unmeasured?: boolean
-}
-
-async function readRecord(recordFile: string): Promise<Tpm2KeyRecord> {
-  const record = await readKeyRecord(recordFile)
-  if (record === undefined) {
-    throw new UsageError('This node has no TPM key record', {
-      details: { recordFile },
-      hint: 'The tpm2 sealer writes it at init or at its first start (pi-node status).',
-    })
-  }
-  return record
-}
-
-/** What `show` prints: the record, and per PCR the approved and the current value. */
-export async function keyPolicyView(tcti: string, recordFile: string): Promise<KeyPolicyView> {
-  const record = await readRecord(recordFile)
-  const base = {
-    recordFile,
-    version: record.version,
-    handle: record.handle,
-    keyId: record.keyId,
-  }
-  if (record.policy === undefined) return { ...base, pcrBound: false }
-  const { pcrs, authKey, approval } = record.policy
-  const current = await readPcrValues(tcti, pcrs)
-  const lines = [...pcrs]
-    .sort((a, b) => a - b)
-    .map((pcr) => {
-      const approved = approval?.pcrValues.get(pcr)
-      const now = current.get(pcr) as Uint8Array
-      return {
-        pcr,
-        approved: approved === undefined ? null : hex(approved),
-        current: hex(now),
-        match: approved !== undefined && hex(approved) === hex(now),
-      }
-    })
-  return {
-    ...base,
-    pcrBound: true,
-    pcrs: [...pcrs],
-    authKey: `${hex(authKey.x)}${hex(authKey.y)}`,
-    approved: approval !== undefined,
-    lines,
-    unmeasured: lines.every((l) => /^0+$/.test(l.current)),
-  }
-}
-
-/**
- * Approves the TPM's current PCR values with the key derived from `words`.
- * @throws {TpmPolicyError} `not-pcr-bound`, or `wrong-words` when the words are not this node's owner's.
- */
-export async function keyPolicyAuthorize(
-  tcti: string,
-  recordFile: string,
-  words: string,
-): Promise<KeyPolicyView> {
-  const record = await readRecord(recordFile)
-  if (record.policy === undefined) {
-    throw new TpmPolicyError('The TPM key is not PCR-bound: there is nothing to authorize', {
-      details: { reason: 'not-pcr-bound', recordFile },
-    })
-  }
-  const key = await derivePolicyAuthKey(words)
-  try {
-    if (
-      hex(key.publicKey.x) !== hex(record.policy.authKey.x) ||
-      hex(key.publicKey.y) !== hex(record.policy.authKey.y)
-    ) {
-      throw new TpmPolicyError('These words are not the words of this node’s owner', {
-        details: { reason: 'wrong-words', recordFile },
-        hint: 'Use the paper words written down at pi-node init.',
-      })
-    }
-    const values = await readPcrValues(tcti, record.policy.pcrs)
-    await authorizePcrPolicy(recordFile, signPcrApproval(key, record.policy.pcrs, values))
-  } finally {
-    key.privateKey.fill(0)
-  }
-  return keyPolicyView(tcti, recordFile)
-}
 
 async function readStdin(stdin: AsyncIterable<Buffer | string> | undefined): Promise<string> {
   const parts: Buffer[] = []
@@ -175,6 +59,9 @@ update, once the new system booted). No capsule key is re-wrapped.`,
         details: { sealer: config.sealer.kind },
       })
     }
+    const { keyPolicyAuthorize, keyPolicyView, TPM2_KEY_RECORD_FILE } = await import(
+      '@digicap/keyguard'
+    )
     const recordFile = join(dataDir, TPM2_KEY_RECORD_FILE)
     if (action === 'show') {
       const view = await keyPolicyView(config.sealer.tcti, recordFile)

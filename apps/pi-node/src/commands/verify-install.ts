@@ -8,8 +8,7 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { UsageError, valueFlag } from '@digicap/cli-kit'
-import { releasePublicKey, verifyInstall } from './release-manifest.ts'
+import { releasePublicKey, UsageError, valueFlag, verifyInstall } from '@digicap/cli-kit'
 import { command } from './shared.ts'
 
 /** The install root when none is given: the folder above this app's `dist/` or `src/`. */

@@ -1,0 +1,120 @@
+/**
+ * The PCR policy of a node's TPM wrapping key, as its owner sees it: the PCRs the key is bound
+ * to, the values the owner approved against the TPM's current ones (will the TPM unwrap?), and
+ * approving the current values with the authorizing key derived from the paper words (after an
+ * OS or firmware update), without re-wrapping any capsule key. `pi-node key-policy` prints it.
+ */
+import { toHex } from '@digicap/capsule-core'
+import { TpmPolicyError } from '@digicap/tpm'
+import { authorizePcrPolicy, readPcrValues } from './pcr-authorize.ts'
+import { derivePolicyAuthKey, signPcrApproval } from './pcr-policy.ts'
+import { readKeyRecord, type Tpm2KeyRecord } from './tpm2-key-record.ts'
+
+/** Hex without `0x`, as the view prints it. */
+const hex = (b: Uint8Array) => toHex(b).slice(2)
+
+/** One PCR: the approved value, the current one, whether they match. */
+export interface PcrLine {
+  pcr: number
+  approved: string | null
+  current: string
+  match: boolean
+}
+
+export interface KeyPolicyView {
+  recordFile: string
+  version: 1 | 2
+  handle: string
+  keyId: string
+  pcrBound: boolean
+  pcrs?: number[]
+  /** The authorizing key's public point, hex x‖y. */
+  authKey?: string
+  approved?: boolean
+  lines?: PcrLine[]
+  /**
+   * Every selected PCR is at its reset value (all zeros): nothing measured the boot (stock
+   * Raspberry Pi firmware), so the policy binds nothing an attacker with the Pi cannot boot.
+   */
+  unmeasured?: boolean
+}
+
+async function readRecord(recordFile: string): Promise<Tpm2KeyRecord> {
+  const record = await readKeyRecord(recordFile)
+  if (record === undefined) {
+    throw new TpmPolicyError('This node has no TPM key record', {
+      details: { reason: 'no-record', recordFile },
+      hint: 'The tpm2 sealer writes it when it creates or first loads its key (pi-node init or status).',
+    })
+  }
+  return record
+}
+
+/** What `show` prints: the record, and per PCR the approved and the current value. */
+export async function keyPolicyView(tcti: string, recordFile: string): Promise<KeyPolicyView> {
+  const record = await readRecord(recordFile)
+  const base = {
+    recordFile,
+    version: record.version,
+    handle: record.handle,
+    keyId: record.keyId,
+  }
+  if (record.policy === undefined) return { ...base, pcrBound: false }
+  const { pcrs, authKey, approval } = record.policy
+  const current = await readPcrValues(tcti, pcrs)
+  const lines = [...pcrs]
+    .sort((a, b) => a - b)
+    .map((pcr) => {
+      const approved = approval?.pcrValues.get(pcr)
+      const now = current.get(pcr) as Uint8Array
+      return {
+        pcr,
+        approved: approved === undefined ? null : hex(approved),
+        current: hex(now),
+        match: approved !== undefined && hex(approved) === hex(now),
+      }
+    })
+  return {
+    ...base,
+    pcrBound: true,
+    pcrs: [...pcrs],
+    authKey: `${hex(authKey.x)}${hex(authKey.y)}`,
+    approved: approval !== undefined,
+    lines,
+    unmeasured: lines.every((l) => /^0+$/.test(l.current)),
+  }
+}
+
+/**
+ * Approves the TPM's current PCR values with the key derived from `words`.
+ * @throws {TpmPolicyError} `not-pcr-bound`, or `wrong-words` when the words are not this node's owner's.
+ */
+export async function keyPolicyAuthorize(
+  tcti: string,
+  recordFile: string,
+  words: string,
+): Promise<KeyPolicyView> {
+  const record = await readRecord(recordFile)
+  if (record.policy === undefined) {
+    throw new TpmPolicyError('The TPM key is not PCR-bound: there is nothing to authorize', {
+      details: { reason: 'not-pcr-bound', recordFile },
+    })
+  }
+  const key = await derivePolicyAuthKey(words)
+  try {
+    if (
+      hex(key.publicKey.x) !== hex(record.policy.authKey.x) ||
+      hex(key.publicKey.y) !== hex(record.policy.authKey.y)
+    ) {
+      throw new TpmPolicyError('These words are not the words of this node’s owner', {
+        details: { reason: 'wrong-words', recordFile },
+        hint: 'Use the paper words written down when the node was set up.',
+      })
+    }
+    const values = await readPcrValues(tcti, record.policy.pcrs)
+    await authorizePcrPolicy(recordFile, signPcrApproval(key, record.policy.pcrs, values))
+  } finally {
+    key.privateKey.fill(0)
+  }
+  return keyPolicyView(tcti, recordFile)
+}
