@@ -8,7 +8,7 @@ import {
   generateX25519KeyPair,
   hpkeSeal,
 } from '@digicap/capsule-core'
-import { environment } from '@digicap/contracts'
+import { attested, environment } from '@digicap/contracts'
 import { createDigicapNode, heliaCapsuleStore, privateKeyFromSeed } from '@digicap/p2p'
 import {
   decodeErrorReply,
@@ -247,6 +247,25 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
     expect(viaChain.code).toBe('ACCESS_DENIED')
     expect((viaChain as AccessDeniedError).reason).toBe('WRONG_ENVIRONMENT')
     expect((viaChain as AccessDeniedError).path).toBe('chain')
+    expect(await readdir(tmpRoot)).toEqual([])
+  })
+
+  it('a not-attested refusal on the fast path is final too (no chain transaction to be refused again)', async () => {
+    // this executor registered no attestation key: attested() can pass on neither path
+    const policy = await deployPolicyFor(w, attested())
+    const capsule = await makeCapsule(w, {
+      plaintext: enc.encode('secret'),
+      runtime: { kind: 'data' },
+      policy,
+    })
+    const before = await w.anvil.provider.getBlockNumber()
+    const err = await failure(
+      w.executor.runCapsule(capsule.cid, { fast: true, fallbackToChain: true }),
+    )
+    expect(err).toBeInstanceOf(AccessDeniedError)
+    expect((err as AccessDeniedError).path).toBe('fast')
+    expect((err as AccessDeniedError).reason).toContain('not-attested')
+    expect(await w.anvil.provider.getBlockNumber()).toBe(before)
     expect(await readdir(tmpRoot)).toEqual([])
   })
 

@@ -286,6 +286,15 @@ async function fastPath(p: AccessParameters, keys: X25519KeyPair): Promise<Relea
     if (res.reasonCode === 'policy-denied') {
       throw new AccessDeniedError(sanitize(res.reason ?? 'DENIED'), 'fast')
     }
+    if (res.reasonCode === 'not-attested') {
+      // The keyguard runs the same attestation gate on chain grants: a transaction would only
+      // be refused again, and the chain path has no refusal message (the run would wait out
+      // the grant). `reason` keeps the keyguard's detail (e.g. `not-attested: evidence:QUOTE_RUN_PCR`).
+      throw new AccessDeniedError(
+        res.reason === undefined ? 'not-attested' : `not-attested: ${sanitize(res.reason)}`,
+        'fast',
+      )
+    }
     throw new AccessRefusedError(res.reasonCode, {
       details: {
         ...(res.reason === undefined ? {} : { reason: sanitize(res.reason) }),
@@ -371,8 +380,9 @@ async function chainPath(p: AccessParameters, keys: X25519KeyPair): Promise<Rele
 /**
  * Gets the data key for one run. The fast path is tried first when `fast` is set; its
  * failure falls back to the chain path when `fallbackToChain` is set — except a
- * `policy-denied` refusal ({@link AccessDeniedError}): the chain evaluates the same policy
- * and would only spend gas to refuse again, so that refusal is final.
+ * `policy-denied` or `not-attested` refusal ({@link AccessDeniedError}): the chain evaluates the
+ * same policy, the keyguard the same attestation gate, and a transaction would only spend gas
+ * to be refused again, so those refusals are final.
  *
  * @returns the released key and the ephemeral key pair (the caller zeroes both).
  */
