@@ -25,12 +25,12 @@ import {
   publicEncrypt,
   randomBytes,
 } from 'node:crypto'
+import { kdfa } from '@digicap/tpm'
 import { concatBytes } from '../bytes.ts'
 import { CredentialError } from '../errors.ts'
 import { ECC_CURVES, HASHES, TPM_ALG, TPMA_OBJECT } from '../tpm/constants.ts'
 import { publicKeyObject } from '../tpm/key-object.ts'
 import { type EccPublic, parsePublic, type RsaPublic, type TpmPublic } from '../tpm/public.ts'
-import { kdfa } from './kdfa.ts'
 
 export interface MakeCredentialParameters {
   /** TPM2B_PUBLIC of the EK the credential is wrapped to (`tpm2_createek -u`). */

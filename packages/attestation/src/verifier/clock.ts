@@ -15,18 +15,7 @@ export type QuoteClock = Pick<QuoteClockInfo, 'clock' | 'resetCount' | 'restartC
  * `QUOTE_RESTART` (restartCount grew).
  */
 export function checkQuoteSequence(previous: QuoteClock, current: QuoteClock): void {
-  const details = {
-    previous: {
-      clock: previous.clock,
-      resetCount: previous.resetCount,
-      restartCount: previous.restartCount,
-    },
-    current: {
-      clock: current.clock,
-      resetCount: current.resetCount,
-      restartCount: current.restartCount,
-    },
-  }
+  const details = clockDetails(previous, current)
   if (current.resetCount < previous.resetCount) {
     throw new QuoteVerificationError('QUOTE_CLOCK', 'resetCount went backwards', {
       details: { field: 'clockInfo.resetCount', ...details },
@@ -73,22 +62,20 @@ export function checkQuoteRollback(previous: QuoteClock, current: QuoteClock): v
     compare(current.clock, previous.clock)
   if (order >= 0) return
   throw new QuoteVerificationError('QUOTE_CLOCK', 'The quote is older than one accepted before', {
-    details: {
-      field: 'clockInfo',
-      previous: {
-        clock: previous.clock,
-        resetCount: previous.resetCount,
-        restartCount: previous.restartCount,
-      },
-      current: {
-        clock: current.clock,
-        resetCount: current.resetCount,
-        restartCount: current.restartCount,
-      },
-    },
+    details: { field: 'clockInfo', ...clockDetails(previous, current) },
   })
 }
 
 function compare(a: number | bigint, b: number | bigint): number {
   return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** Both clocks for an error's details (the counters only: no other quote bytes). */
+function clockDetails(previous: QuoteClock, current: QuoteClock) {
+  const pick = (c: QuoteClock) => ({
+    clock: c.clock,
+    resetCount: c.resetCount,
+    restartCount: c.restartCount,
+  })
+  return { previous: pick(previous), current: pick(current) }
 }

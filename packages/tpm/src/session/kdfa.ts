@@ -2,7 +2,7 @@
  * KDFa (TPM 2.0 Part 1 §11.4.10.2): SP 800-108 counter-mode KDF with HMAC.
  * K(i) = HMAC(key, [i]32 ‖ label ‖ 0x00 ‖ contextU ‖ contextV ‖ [bits]32), concatenated and cut
  * to `bits`. Sessions use it for the session key ("ATH") and the CFB key and IV ("CFB").
- * (The same function as `@digicap/attestation`'s credential KDFa, which may import this one.)
+ * `@digicap/attestation` uses it for MakeCredential (TPM 2.0 Part 1 §24).
  */
 import { createHmac } from 'node:crypto'
 
