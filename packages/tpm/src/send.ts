@@ -4,7 +4,6 @@
  */
 import { HEADER_LENGTH } from './frame.ts'
 import { decodeResponseCode, RETRYABLE } from './rc.ts'
-import type { TpmTransport } from './transport.ts'
 
 /** How often a retryable warning is tried again before the response is returned as is. */
 export const MAX_RETRIES = 5
@@ -23,7 +22,8 @@ export function retryable(response: Uint8Array): boolean {
  * the caller's decoder maps it. Responses of retried attempts are zeroed.
  */
 export async function sendWithRetry(
-  transport: Pick<TpmTransport, 'send'>,
+  // Structural (not `TpmTransport`): transport.ts builds on this file, not the other way round.
+  transport: { send(command: Uint8Array): Promise<Uint8Array> },
   command: Uint8Array,
 ): Promise<Uint8Array> {
   for (let attempt = 0; ; attempt++) {
