@@ -38,6 +38,7 @@ describe('public surface', () => {
         "denylist",
         "deployDigicap",
         "deploymentFile",
+        "digicapEthersSigner",
         "environment",
         "ethersSigner",
         "fee",

@@ -56,7 +56,7 @@ export {
   PolicyExpressionError,
   QuorumError,
 } from './errors.ts'
-export { ethersSigner } from './ethers-signer.ts'
+export { digicapEthersSigner, ethersSigner } from './ethers-signer.ts'
 export { parseEvents } from './events.ts'
 export type { SignedAccessRequest } from './fastpath.ts'
 export {

@@ -13,9 +13,11 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { toHex } from '@digicap/capsule-core'
+import { JsonRpcProvider, Transaction, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateIdentity, localSigner, SignerUnsupportedError } from '../src/index.ts'
 import { runCapsule } from '../src/run.ts'
+import { sealAndPublish } from '../src/seal.ts'
 import { type DemoChain, startDemoChain } from './harness/demo-chain.ts'
 
 const exec = promisify(execFile)
@@ -200,6 +202,56 @@ describe('examples/sdk, installed from packed tarballs', () => {
       cid: sealed.cid,
     }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(SignerUnsupportedError)
+  })
+
+  it('an owner signer without a local key seals through its own signTransaction (a hardware wallet)', async () => {
+    // The "wallet" holds the key; the SDK only sees address, signTypedData, signTransaction.
+    const device = new Wallet(chain.ownerKey)
+    const local = localSigner(chain.ownerKey as `0x${string}`)
+    let signedTransactions = 0
+    const owner = {
+      address: local.address,
+      signTypedData: local.signTypedData,
+      signTransaction: async (unsigned: `0x${string}`) => {
+        signedTransactions++
+        const tx = Transaction.from(unsigned)
+        return device.signTransaction(tx) as Promise<`0x${string}`>
+      },
+    }
+    const capsule = await sealAndPublish({
+      network: 'local',
+      rpcUrl: chain.rpcUrl,
+      owner,
+      keyguard: chain.card,
+      data: new TextEncoder().encode('sealed by a device'),
+      policy: 'maxRuns(1)',
+    })
+    try {
+      // policy deployment + registration, each signed by the device
+      expect(signedTransactions).toBe(2)
+      const receipt = await new JsonRpcProvider(chain.rpcUrl).getTransactionReceipt(
+        capsule.registerTransaction,
+      )
+      expect(receipt?.status).toBe(1)
+      expect(receipt?.from.toLowerCase()).toBe(local.address.toLowerCase())
+    } finally {
+      await capsule.stop()
+    }
+    // a device that signs as another account is caught before anything is sent
+    const liar = {
+      ...owner,
+      signTransaction: async (unsigned: `0x${string}`) =>
+        Wallet.createRandom().signTransaction(Transaction.from(unsigned)) as Promise<`0x${string}`>,
+    }
+    const err = await sealAndPublish({
+      network: 'local',
+      rpcUrl: chain.rpcUrl,
+      owner: liar,
+      keyguard: chain.card,
+      data: new TextEncoder().encode('x'),
+      policy: 'maxRuns(1)',
+    }).catch((e: unknown) => e)
+    expect((err as { code?: string }).code).toBe('INVALID_ARGUMENT')
   })
 
   it('the receiver and the sealer stop cleanly on SIGTERM', async () => {

@@ -26,6 +26,13 @@ export interface DigicapSigner {
    * `typedData.types` never carries `EIP712Domain`: derive it from `typedData.domain`.
    */
   signTypedData(typedData: TypedData): Promise<Hex>
+  /**
+   * Optional: signs a transaction, given its unsigned serialization (EIP-2718 typed envelope or
+   * legacy RLP, what a hardware wallet's Ethereum app signs); resolves to the signed
+   * serialization. A signer with it can send transactions (seal and publish a capsule);
+   * viem's `account.signTransaction(parseTransaction(unsigned))` fits as it is.
+   */
+  signTransaction?(unsignedSerialized: Hex): Promise<Hex>
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   type Receiver,
   toHex,
 } from '@digicap/capsule-core'
-import { createProvider } from '@digicap/contracts'
+import { createProvider, digicapEthersSigner } from '@digicap/contracts'
 import {
   ethersCapsuleRegistrar,
   gossipAnnouncer,
@@ -95,7 +95,8 @@ export interface PublishedCapsule {
 }
 
 /**
- * @throws {SignerUnsupportedError} for an owner signer without a local key (it sends transactions).
+ * @throws {SignerUnsupportedError} for an owner signer with neither a local key nor
+ *   `signTransaction` (sealing sends the policy and registration transactions).
  * @throws {InvalidArgumentError} for a malformed card, empty data or code whose entry is missing.
  * @throws `@digicap/contracts`' `PolicyExpressionError` for a bad policy, its `ContractRevertError`
  *   for a refused registration; `@digicap/capsule-core`'s `CapsuleSignatureError` for a signer
@@ -104,10 +105,10 @@ export interface PublishedCapsule {
 export async function sealAndPublish(p: SealAndPublishParameters): Promise<PublishedCapsule> {
   const network = getNetwork(p.network, { rpcUrl: p.rpcUrl })
   const key = localKeyOf(p.owner)
-  if (key === undefined) {
+  if (key === undefined && typeof p.owner.signTransaction !== 'function') {
     throw new SignerUnsupportedError('Sealing sends the policy and registration transactions', {
       details: { address: p.owner.address },
-      hint: 'Pass localSigner(ownerKey) for the owner.',
+      hint: 'Pass localSigner(ownerKey), or a signer with signTransaction (a hardware wallet, a viem account).',
     })
   }
   const { card, recoveryPublicKey } = parseKeyguardCard(cardObject(p.keyguard))
@@ -126,7 +127,9 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
   }
   await checkChainId(network)
   const provider = createProvider(network.rpcUrl, network.chainId)
-  const wallet = new Wallet(toHex(key), provider)
+  // A key in this process signs here; any other signer signs each transaction itself.
+  const wallet =
+    key === undefined ? digicapEthersSigner(p.owner, provider) : new Wallet(toHex(key), provider)
   const dir = await mkdtemp(join(tmpdir(), 'digicap-seal-'))
   const node = await createDigicapNode({ listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'] })
   try {
