@@ -1,7 +1,11 @@
+import type { RuntimeKind as HeaderRuntimeKind } from '@digicap/capsule-core'
 import type { RunWorkspace } from '../run/workspace.ts'
 
-/** Which sandbox runs the capsule's code. */
-export type RuntimeKind = 'quickjs' | 'wasi' | 'data'
+/**
+ * Which sandbox runs the capsule's code: the header's runtime kinds (capsule-core, the one
+ * list) less `oci`, which no sandbox here runs yet (image capsules, `@digicap/oci`).
+ */
+export type RuntimeKind = Exclude<HeaderRuntimeKind, 'oci'>
 
 /**
  * The runtime a capsule asks for (mirrors the capsule header's runtime field): the kind,
