@@ -47,6 +47,10 @@ contract NodeRegistry is INodeRegistry, Guarded {
     address public accessController;
     /// @notice Wei drawn from each node's stake by fast-path audits (still counts for `isBound`).
     mapping(address => uint256) public drawnForAudits;
+    /// @notice The one node that may use each non-zero attestation record hash, claimed for good by
+    ///         the first node to register or update with it: another node registering the same
+    ///         record could relay a verifier's challenges to the TPM that owns it (docs/adr/0031).
+    mapping(bytes32 => address) public attestationKeyOwner;
 
     event NodeRegistered(address indexed node, uint8 roles, bytes peerId, bytes32 attestationKeyHash, uint256 stake);
     event NodeUpdated(address indexed node, uint8 roles, bytes peerId, bytes32 attestationKeyHash);
@@ -73,6 +77,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
     error AmountTooLarge(uint256 amount);
     error AccessControllerAlreadySet(address accessController);
     error NotAccessController(address caller);
+    error AttestationKeyTaken(bytes32 attestationKeyHash, address owner);
 
     constructor(address admin_, uint256 minStake_, uint256 unbondingDelay_, uint64 initialReputation_) Guarded(admin_) {
         if (initialReputation_ > MAX_REPUTATION) revert AmountTooLarge(initialReputation_);
@@ -95,6 +100,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
         _checkProfile(peerId, roles);
         if (msg.value < minStake || msg.value == 0) revert StakeTooLow(msg.value, minStake);
         if (msg.value > type(uint128).max) revert AmountTooLarge(msg.value);
+        _claimAttestationKey(attestationKeyHash);
         n.stake = uint128(msg.value);
         n.reputation = initialReputation;
         n.roles = roles;
@@ -109,6 +115,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
     function update(bytes calldata peerId, bytes32 attestationKeyHash, uint8 roles) external {
         Node storage n = _registered(msg.sender);
         _checkProfile(peerId, roles);
+        _claimAttestationKey(attestationKeyHash);
         uint8 dropped = n.roles & ~roles;
         if (dropped != 0) {
             // Roles dropped earlier and still in their grace period keep it; the clock restarts.
@@ -284,6 +291,15 @@ contract NodeRegistry is INodeRegistry, Guarded {
     function _registered(address node) private view returns (Node storage n) {
         n = _nodes[node];
         if (!n.registered) revert NotRegistered(node);
+    }
+
+    /// @dev Zero means "no attestation key" and is never claimed. A claim is never released (not
+    ///      on update nor on withdrawal), so a record a node gave up cannot be taken over either.
+    function _claimAttestationKey(bytes32 attestationKeyHash) private {
+        if (attestationKeyHash == bytes32(0)) return;
+        address owner = attestationKeyOwner[attestationKeyHash];
+        if (owner == address(0)) attestationKeyOwner[attestationKeyHash] = msg.sender;
+        else if (owner != msg.sender) revert AttestationKeyTaken(attestationKeyHash, owner);
     }
 
     function _checkProfile(bytes calldata peerId, uint8 roles) private pure {

@@ -96,6 +96,47 @@ describe('NodeRegistry registration', () => {
   })
 })
 
+describe('NodeRegistry attestation records (one node per record hash)', () => {
+  // A node that registers another node's attestation record could relay a verifier's challenges
+  // to that node's TPM and pass as attested: a record hash belongs to the first node that uses it.
+  it('refuses a record hash another node registered, on register and on update', async () => {
+    const taken = (await w.c.nodeRegistry.getNode(w.executor.address)).attestationKeyHash
+    expect(await w.c.nodeRegistry.attestationKeyOwner(taken)).toBe(w.executor.address)
+    const relay = w.c.nodeRegistry.connect(w.other)
+    await expectRevert(
+      relay.register(peerId(), taken, ROLE_EXECUTOR, { value: ONE }),
+      'AttestationKeyTaken',
+      [taken, w.executor.address],
+    )
+    const own = bytes32()
+    await send(relay.register(peerId(), own, ROLE_EXECUTOR, { value: ONE }))
+    await expectRevert(relay.update(peerId(), taken, ROLE_EXECUTOR), 'AttestationKeyTaken', [
+      taken,
+      w.executor.address,
+    ])
+    expect((await relay.getNode(w.other.address)).attestationKeyHash).toBe(own)
+    await expectConserved(w)
+  })
+
+  it('keeps a claim when its node moves to another record, and never claims the zero hash', async () => {
+    const nr = w.c.nodeRegistry.connect(w.executor)
+    const first = (await nr.getNode(w.executor.address)).attestationKeyHash
+    const second = bytes32()
+    await send(nr.update(peerId(), second, ROLE_EXECUTOR))
+    await send(nr.update(peerId(), first, ROLE_EXECUTOR)) // its own record again
+    await send(nr.update(peerId(), ZeroHash, ROLE_EXECUTOR))
+    const relay = w.c.nodeRegistry.connect(w.other)
+    await expectRevert(
+      relay.register(peerId(), second, ROLE_EXECUTOR, { value: ONE }),
+      'AttestationKeyTaken',
+      [second, w.executor.address],
+    )
+    expect(await nr.attestationKeyOwner(ZeroHash)).toBe(ZeroAddress)
+    await send(relay.register(peerId(), ZeroHash, ROLE_EXECUTOR, { value: ONE }))
+    expect(await nr.attestationKeyOwner(ZeroHash)).toBe(ZeroAddress)
+  })
+})
+
 describe('NodeRegistry limits', () => {
   it('rejects stakes above 2^128 wei and an initial reputation above 1000', async () => {
     await w.anvil.provider.send('anvil_setBalance', [w.other.address, toQuantity(2n ** 130n)])

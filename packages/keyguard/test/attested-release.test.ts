@@ -7,7 +7,9 @@
  * keyguard's tpm2 sealer (its own swtpm; counted):
  * no registered AK, another AK than the registered one, PCR 23 not at its reset value (mid-run),
  * an executor that does not answer, and a TPM reboot since the last accepted quote. A capsule
- * without `attested()` is released with no challenge at all.
+ * without `attested()` is released with no challenge at all. A node cannot register another
+ * node's record (NodeRegistry `AttestationKeyTaken`), so it cannot relay the keyguard's
+ * challenges to that node's TPM.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -23,7 +25,7 @@ import {
   serveAttestation,
 } from '@digicap/attestation/agent'
 import { decodeHpkeSealed, hpkeOpen } from '@digicap/capsule-core'
-import { any, attested, maxRuns } from '@digicap/contracts'
+import { any, attested, decodeRevert, maxRuns } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
 import {
   type AccessRequest,
@@ -100,8 +102,17 @@ async function recordOf(a: AttestationAgent): Promise<AttestationRecord> {
   return { ...keys, bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)) }
 }
 
-/** Serves `/digicap/attest/1.0.0` on the executor's node with `a`, counting its quotes. */
-async function serveWith(e: Executor, a: AttestationAgent, rec: AttestationRecord) {
+/**
+ * Serves `/digicap/attest/1.0.0` on the executor's node with `a`, counting its quotes; the
+ * credential activation (once per record hash) is answered by `activator`, the TPM holding
+ * `rec`'s AK.
+ */
+async function serveWith(
+  e: Executor,
+  a: AttestationAgent,
+  rec: AttestationRecord,
+  activator: AttestationAgent = agent,
+) {
   await e.stopAttest?.()
   e.stopAttest = await serveAttestation(
     e.side.node,
@@ -110,9 +121,7 @@ async function serveWith(e: Executor, a: AttestationAgent, rec: AttestationRecor
         e.quotes++
         return a.quote(binding)
       },
-      // Credential activation (once per record hash) is answered by the TPM holding the
-      // registered record's AK, so `ex.foreign` passes it and is refused at its quote.
-      activateCredential: (c) => agent.activateCredential(c),
+      activateCredential: (c) => activator.activateCredential(c),
     },
     { record: encodeAttestationRecord(rec) },
   )
@@ -143,18 +152,20 @@ beforeAll(async () => {
   record = await recordOf(agent)
   const other = createAttestationAgent({ tcti: tpm.tcti, akHandle: 0x81010011 })
   const otherRecord = await recordOf(other)
+  const foreignAgent = createAttestationAgent({ tcti: tpm.tcti, akHandle: 0x81010012 })
+  const foreignRecord = await recordOf(foreignAgent)
   const registered = hexlify(attestationRecordHash(record))
   const signers = chain.anvil.signers as Wallet[]
   ex.good = await executor(chain.executor, registered)
   ex.bare = await executor(chain.other, ZeroHash)
-  ex.foreign = await executor(signers[4] as Wallet, registered)
-  ex.mute = await executor(signers[5] as Wallet, registered)
-  ex.liar = await executor(signers[6] as Wallet, registered)
+  ex.foreign = await executor(signers[4] as Wallet, hexlify(attestationRecordHash(foreignRecord)))
+  ex.mute = await executor(signers[5] as Wallet, hexlify(rand()))
+  ex.liar = await executor(signers[6] as Wallet, hexlify(rand()))
   await serveWith(ex.good, agent, record)
-  // The registered record, but quotes made with another AK of the same TPM.
-  await serveWith(ex.foreign, other, record)
-  // Quotes with its own AK and sends its own record, which is not the registered one.
-  await serveWith(ex.liar, other, otherRecord)
+  // Its registered record (activated by its AK), but quotes made with another AK of the TPM.
+  await serveWith(ex.foreign, other, foreignRecord, foreignAgent)
+  // Quotes with another AK and sends that AK's record, which is not the registered one.
+  await serveWith(ex.liar, other, otherRecord, other)
   // Takes the challenge and never answers.
   await handle(ex.mute.side.node, attestProtocol, () => new Promise<never>(() => {}), {
     timeout: 60_000,
@@ -329,6 +340,35 @@ describe('attested() on the fast path', () => {
     // the mute executor has no agent: its request would hang on a challenge, and gets none
     await expectGranted(ex.mute, capsules.plain)
     expect(Object.values(ex).map((e) => e.quotes)).toEqual(quotes)
+  })
+})
+
+describe("a relay of another node's challenges", () => {
+  it("cannot register the attested node's record: NodeRegistry names it AttestationKeyTaken", async () => {
+    // Were it registered, this node would pass every challenge by forwarding it to `ex.good`'s
+    // agent, whose quotes are genuine for that record.
+    const relay = chain.anvil.signers[7] as Wallet
+    const side = await executorSide()
+    try {
+      const registering = chain.c.nodeRegistry
+        .connect(relay)
+        .register(side.node.peerId.toMultihash().bytes, attestationRecordHash(record), 1, {
+          value: MIN_STAKE,
+        })
+      const err = decodeRevert(
+        await registering.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      )
+      expect(err).toMatchObject({
+        errorName: 'AttestationKeyTaken',
+        args: [hexlify(attestationRecordHash(record)), chain.executor.address],
+      })
+      expect(await chainClientFor(chain).attestationKeyHash(relay.address)).toBe(ZeroHash)
+    } finally {
+      await side.stop()
+    }
   })
 })
 

@@ -94,6 +94,7 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   adjustReputation: TypedMethod<[node: AddressLike, delta: BigNumberish], bigint, 'nonpayable'>
   admin: TypedMethod<[], string, 'view'>
   ALL_ROLES: TypedMethod<[], bigint, 'view'>
+  attestationKeyOwner: TypedMethod<[arg0: BytesLike], string, 'view'>
   claimPayout: TypedMethod<[], void, 'nonpayable'>
   drawForAudit: TypedMethod<[node: AddressLike, amount: BigNumberish], bigint, 'nonpayable'>
   drawnForAudits: TypedMethod<[arg0: AddressLike], bigint, 'view'>
