@@ -10,7 +10,7 @@ const capsule = await sealAndPublish({
   keyguard: process.env.KEYGUARD_CARD, // the Pi's public card (`pi-node status --json`)
   data: text('hello capsule'),
   code: { runtime: 'quickjs', entry: 'main.js', files: { 'main.js': program } },
-  policy: 'all(minReputation(50), maxRuns(2))',
+  policy: 'all(minReputation(1), maxRuns(2))',
   receivers: [process.env.RECEIVER as string],
   peers: [process.env.KEYGUARD_ADDR as string], // announce to the keyguard: it adopts the capsule
 })

@@ -77,7 +77,6 @@ beforeAll(async () => {
     grantWindow: 600,
     disputeWindow: 3600,
     unbondingDelay: 3600,
-    initialReputation: 100,
   })
   const words = join(dir, 'words')
   await writeFile(words, generateMnemonic())

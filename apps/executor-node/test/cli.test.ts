@@ -109,7 +109,6 @@ beforeAll(async () => {
     grantWindow: 600,
     disputeWindow: 3600,
     unbondingDelay: 3600,
-    initialReputation: 100,
   })
   // The keyguard's operator: its own account for audit records, approved by the owner, so the
   // owner's transactions here never race the keyguard's for a nonce.

@@ -19,13 +19,15 @@ contract NodeRegistry is INodeRegistry, Guarded {
     uint8 public constant ALL_ROLES = ROLE_EXECUTOR | ROLE_VERIFIER;
     uint64 public constant MAX_REPUTATION = 1000;
     uint256 public constant MAX_PEER_ID_LENGTH = 128;
+    /// @notice Reputation every new node starts with: below any useful `minReputation` and with
+    ///         almost no sortition weight. It grows only on settled evidence (the committee
+    ///         README's curve: 41 settled passes to reach 50), so a fresh address buys nothing.
+    uint64 public constant INITIAL_REPUTATION = 1;
 
     /// @notice Smallest stake (wei) for a node to count as active.
     uint256 public immutable minStake;
     /// @notice Seconds between `requestUnbond` and `withdraw`.
     uint256 public immutable unbondingDelay;
-    /// @notice Reputation a node starts with.
-    uint64 public immutable initialReputation;
 
     /// @notice Sum of all stake, unbonding and unclaimed payouts (wei).
     uint256 public totalHeld;
@@ -79,11 +81,9 @@ contract NodeRegistry is INodeRegistry, Guarded {
     error NotAccessController(address caller);
     error AttestationKeyTaken(bytes32 attestationKeyHash, address owner);
 
-    constructor(address admin_, uint256 minStake_, uint256 unbondingDelay_, uint64 initialReputation_) Guarded(admin_) {
-        if (initialReputation_ > MAX_REPUTATION) revert AmountTooLarge(initialReputation_);
+    constructor(address admin_, uint256 minStake_, uint256 unbondingDelay_) Guarded(admin_) {
         minStake = minStake_;
         unbondingDelay = unbondingDelay_;
-        initialReputation = initialReputation_;
     }
 
     modifier onlyManager() {
@@ -102,7 +102,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
         if (msg.value > type(uint128).max) revert AmountTooLarge(msg.value);
         _claimAttestationKey(attestationKeyHash);
         n.stake = uint128(msg.value);
-        n.reputation = initialReputation;
+        n.reputation = INITIAL_REPUTATION;
         n.roles = roles;
         n.registered = true;
         n.attestationKeyHash = attestationKeyHash;

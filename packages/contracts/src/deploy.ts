@@ -44,8 +44,6 @@ export interface DigicapParameters {
   minStake?: bigint
   /** Unbonding delay in seconds (default 7 days). */
   unbondingDelay?: number
-  /** Reputation of a new node, 0-1000 (default 100). */
-  initialReputation?: number
   /** Seconds a grant stays valid (default 600). */
   grantWindow?: number
   /** Seconds before a fee can be claimed (default 1 day). */
@@ -72,7 +70,6 @@ export interface DeployDigicapOptions extends DigicapParameters {
 export const DEFAULT_PARAMETERS = {
   minStake: parseEther('0.01'),
   unbondingDelay: 7 * 24 * 3600,
-  initialReputation: 100,
   grantWindow: 600,
   disputeWindow: 24 * 3600,
   auditWindow: 600,
@@ -177,7 +174,6 @@ export async function deployDigicap(
     deployer,
     options.minStake ?? DEFAULT_PARAMETERS.minStake,
     options.unbondingDelay ?? DEFAULT_PARAMETERS.unbondingDelay,
-    options.initialReputation ?? DEFAULT_PARAMETERS.initialReputation,
   ])
   // The controller deploys its own CapsuleRegistry (the only account allowed to count runs).
   const accessController = await deploy(accessControllerAbi, accessControllerBytecode, [

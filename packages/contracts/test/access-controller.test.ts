@@ -48,7 +48,7 @@ async function now(): Promise<number> {
 describe('requestAccess (chain path)', () => {
   it('stores the grant, counts the run and emits AccessGranted', async () => {
     const m = bytes32()
-    const { capsuleId } = await capsuleWith(w, all(minReputation(50), environment(m), maxRuns(3)))
+    const { capsuleId } = await capsuleWith(w, all(minReputation(1), environment(m), maxRuns(3)))
     const key = bytes32()
     const ac = w.c.accessController.connect(w.executor)
     const grantId = await ac.requestAccess.staticCall(capsuleId, key, m, '0x1234')

@@ -60,7 +60,6 @@ export async function setupWorld(): Promise<World> {
     auditWindow: AUDIT_WINDOW,
     withdrawalDelay: WITHDRAWAL_DELAY,
     unbondingDelay: UNBONDING_DELAY,
-    initialReputation: 100,
   })
   const c = connectDigicap(addresses, deployer!)
   await send(

@@ -37,7 +37,7 @@ describe('NodeRegistry registration', () => {
     ])
     const n = await nr.getNode(w.other.address)
     expect(n.stake).toBe(ONE)
-    expect(n.reputation).toBe(100n)
+    expect(n.reputation).toBe(1n)
     expect(n.roles).toBe(3n)
     expect(n.registered).toBe(true)
     expect(n.peerId).toBe(pid)
@@ -45,7 +45,8 @@ describe('NodeRegistry registration', () => {
     expect(await nr.isActive(w.other.address, ROLE_EXECUTOR)).toBe(true)
     expect(await nr.isActive(w.other.address, ROLE_VERIFIER)).toBe(true)
     expect(await nr.isActive(w.other.address, 0)).toBe(false)
-    expect(await nr.reputationOf(w.other.address)).toBe(100n)
+    expect(await nr.reputationOf(w.other.address)).toBe(1n)
+    expect(await nr.INITIAL_REPUTATION()).toBe(1n)
     expect(await nr.reputationOf(w.deployer.address)).toBe(0n)
     await expectConserved(w)
   })
@@ -138,7 +139,7 @@ describe('NodeRegistry attestation records (one node per record hash)', () => {
 })
 
 describe('NodeRegistry limits', () => {
-  it('rejects stakes above 2^128 wei and an initial reputation above 1000', async () => {
+  it('rejects stakes above 2^128 wei and a zero admin', async () => {
     await w.anvil.provider.send('anvil_setBalance', [w.other.address, toQuantity(2n ** 130n)])
     const nr = w.c.nodeRegistry.connect(w.other)
     await expectRevert(
@@ -147,8 +148,7 @@ describe('NodeRegistry limits', () => {
       [2n ** 128n],
     )
     const factory = new ContractFactory(nodeRegistryAbi, nodeRegistryBytecode, w.deployer)
-    await expectRevert(factory.deploy(w.deployer.address, 1, 1, 1001), 'AmountTooLarge', [1001n])
-    await expectRevert(factory.deploy(ZeroAddress, 1, 1, 0), 'ZeroAddress')
+    await expectRevert(factory.deploy(ZeroAddress, 1, 1), 'ZeroAddress')
   })
 })
 
@@ -209,7 +209,7 @@ describe('NodeRegistry managers: reputation and slashing', () => {
     const m = nr.connect(w.settler)
     const r = await send(m.adjustReputation(w.executor.address, -30))
     expect(parseEvents(nr, r, 'ReputationChanged')).toEqual([
-      { node: w.executor.address, previous: 100n, current: 70n, manager: w.settler.address },
+      { node: w.executor.address, previous: 1n, current: 0n, manager: w.settler.address },
     ])
     await send(m.adjustReputation(w.executor.address, -(2n ** 255n)))
     expect(await nr.reputationOf(w.executor.address)).toBe(0n)

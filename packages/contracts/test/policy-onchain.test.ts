@@ -58,9 +58,10 @@ const OK: [boolean, number] = [true, Reason.OK]
 const NO = (reason: number): [boolean, number] => [false, reason]
 
 describe('generated policies, one condition each', () => {
-  it('minReputation reads the NodeRegistry (executor starts at 100)', async () => {
-    expect(await (await deploy(minReputation(100)))()).toEqual(OK)
-    expect(await (await deploy(minReputation(101)))()).toEqual(NO(Reason.REPUTATION_TOO_LOW))
+  it('minReputation reads the NodeRegistry (a new executor starts at 1: minReputation(50) refuses it)', async () => {
+    expect(await (await deploy(minReputation(1)))()).toEqual(OK)
+    expect(await (await deploy(minReputation(2)))()).toEqual(NO(Reason.REPUTATION_TOO_LOW))
+    expect(await (await deploy(minReputation(50)))()).toEqual(NO(Reason.REPUTATION_TOO_LOW))
   })
 
   it('allowlist and denylist', async () => {
@@ -161,13 +162,13 @@ describe('generated policies, combinations', () => {
   })
 
   it('nested: any(all(minReputation, environment), not(maxRuns)) and the 5-condition rule', async () => {
-    const p = await deploy(any(all(minReputation(50), environment(M)), not(maxRuns(10))))
+    const p = await deploy(any(all(minReputation(1), environment(M)), not(maxRuns(10))))
     expect(await p()).toEqual(OK)
     expect(await p({ measurement: ZeroHash })).toEqual(NO(Reason.WRONG_ENVIRONMENT))
     expect(await p({ measurement: ZeroHash, runCount: 10n })).toEqual(OK)
     const five = await deploy(
       parsePolicyExpression(
-        `all(minReputation(50), environment('${M}'), before(${t0 + 3600}), maxRuns(3), fee('0.01'))`,
+        `all(minReputation(1), environment('${M}'), before(${t0 + 3600}), maxRuns(3), fee('0.01'))`,
       ),
     )
     expect(await five({ feePaid: parseEther('0.01') })).toEqual(OK)
@@ -177,7 +178,7 @@ describe('generated policies, combinations', () => {
   })
 
   it('gives the controller the same answer as eth_call on the policy, and grants through it', async () => {
-    const rule = all(minReputation(50), environment(M), maxRuns(1))
+    const rule = all(minReputation(1), environment(M), maxRuns(1))
     const { capsuleId, policy } = await capsuleWith(w, rule)
     const ac = w.c.accessController.connect(w.executor)
     const direct = connectPolicy(policy, w.anvil.provider)

@@ -45,7 +45,6 @@ beforeAll(async () => {
     grantWindow: 600,
     disputeWindow: 3600,
     unbondingDelay: 3600,
-    initialReputation: 100,
   })
 }, 120_000)
 

@@ -145,7 +145,6 @@ describe('chain path', () => {
       grantWindow: 600,
       disputeWindow: 3600,
       unbondingDelay: 3600,
-      initialReputation: 100,
     })
     const { connectDigicap } = await import('@digicap/contracts')
     const fc = connectDigicap(foreign, chain.deployer)

@@ -99,7 +99,7 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   drawForAudit: TypedMethod<[node: AddressLike, amount: BigNumberish], bigint, 'nonpayable'>
   drawnForAudits: TypedMethod<[arg0: AddressLike], bigint, 'view'>
   getNode: TypedMethod<[node: AddressLike], NodeOutput, 'view'>
-  initialReputation: TypedMethod<[], bigint, 'view'>
+  INITIAL_REPUTATION: TypedMethod<[], bigint, 'view'>
   isActive: TypedMethod<[node: AddressLike, role: BigNumberish], boolean, 'view'>
   isBound: TypedMethod<[node: AddressLike, role: BigNumberish], boolean, 'view'>
   isLeaving: TypedMethod<[node: AddressLike], boolean, 'view'>

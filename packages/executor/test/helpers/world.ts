@@ -121,7 +121,6 @@ export async function setupWorld(
     grantWindow: 600,
     disputeWindow: 3600,
     unbondingDelay: 3600,
-    initialReputation: 100,
   })
   const c = connectDigicap(addresses, deployer as Wallet)
   const [kg, exec] = await Promise.all([createDigicapNode(), createDigicapNode()])

@@ -71,7 +71,6 @@ export async function setupChain(options: { chainId?: number } = {}): Promise<Ch
     grantWindow: GRANT_WINDOW,
     disputeWindow: 3600,
     unbondingDelay: 3600,
-    initialReputation: 100,
   })
   const c = connectDigicap(addresses, deployer as Wallet)
   const measurement = hexlify(randomBytes(32))
