@@ -73,3 +73,14 @@ export class OciRegistryError extends DigicapError {
     super('OCI_REGISTRY', shortMessage, options)
   }
 }
+
+/**
+ * An image whose configuration asks for more than an unprivileged, offline process: the root
+ * user, exposed ports, volumes (`details.field` names the field). Refused before anything runs.
+ */
+export class OciPrivilegeError extends DigicapError {
+  override name = 'OciPrivilegeError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('OCI_PRIVILEGE', shortMessage, options)
+  }
+}

@@ -3,6 +3,14 @@
  * with `jwe` and `provider.digicap` recipients, and a strict decryptor.
  */
 
+export type { ImageSpec } from './capsule/image-payload.ts'
+export {
+  decodeImagePayload,
+  encodeImagePayload,
+  IMAGE_SPEC_FILE,
+  IMAGE_SPEC_VERSION,
+  parseImageSpec,
+} from './capsule/image-payload.ts'
 export type {
   EncryptedLayer,
   LayerEncryptor,
@@ -44,6 +52,7 @@ export {
   OciIntegrityError,
   OciKeyError,
   OciLimitError,
+  OciPrivilegeError,
   OciRegistryError,
   OciTruncatedError,
   OciUnsupportedError,
@@ -83,6 +92,16 @@ export type { ImageLayout } from './layout/layout.ts'
 export { createLayout, openLayout } from './layout/layout.ts'
 export type { Descriptor, ImageIndex, ImageManifest } from './layout/types.ts'
 export * from './media-types.ts'
+export type { PulledImage, PullImageOptions } from './pull/pull-image.ts'
+export { pullImage } from './pull/pull-image.ts'
+export type { ImageRunConfig } from './pull/run-config.ts'
+export {
+  DEFAULT_UID,
+  INPUT_PATH,
+  LABEL_RESULT,
+  OUTPUT_DIR,
+  readRunConfig,
+} from './pull/run-config.ts'
 export {
   encryptionAnnotations,
   publicOptionsOf,
