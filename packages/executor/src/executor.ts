@@ -42,7 +42,7 @@ import {
   KeyReleaseInvalidError,
   PayloadIntegrityError,
 } from './errors.ts'
-import { jobFromBundle } from './load/bundle.ts'
+import { imageJob, jobFromBundle } from './load/bundle.ts'
 import { type FetchProgress, type LoadedCapsule, loadCapsule } from './load/loader.ts'
 import type { RunAttestationAgent } from './run/attestation.ts'
 import type { RunLifecycle } from './run/lifecycle.ts'
@@ -197,7 +197,7 @@ export interface Executor {
  */
 export function environmentMeasurement(sandboxes: SandboxSet): Uint8Array {
   const runtimes: Record<string, string> = {}
-  for (const kind of ['data', 'quickjs', 'wasi'] as const) {
+  for (const kind of ['data', 'quickjs', 'wasi', 'oci'] as const) {
     const s = sandboxes[kind]
     if (s) runtimes[kind] = s.runtimeId
   }
@@ -402,14 +402,16 @@ export function createExecutor(init: ExecutorInit = {}) {
         stage({ stage: 'run', status: 'start', detail: { kind: loaded.runtime.kind } })
         t = performance.now()
         const job: SandboxJob =
-          loaded.runtime.kind === 'data'
-            ? {
-                runtime: loaded.runtime,
-                code: new Uint8Array(0),
-                input: plaintext,
-                args: options.args,
-              }
-            : jobFromBundle(loaded.runtime, decodeBundle(plaintext), options.args)
+          loaded.runtime.kind === 'oci'
+            ? imageJob(loaded.runtime, plaintext, header.capsuleId, key.dataKey, options.args)
+            : loaded.runtime.kind === 'data'
+              ? {
+                  runtime: loaded.runtime,
+                  code: new Uint8Array(0),
+                  input: plaintext,
+                  args: options.args,
+                }
+              : jobFromBundle(loaded.runtime, decodeBundle(plaintext), options.args)
         const ran = await runInSandbox({
           sandbox,
           job,

@@ -55,6 +55,7 @@ it('public surface is deliberate', () => {
       "fileResultReplays",
       "jobFromBundle",
       "loadCapsule",
+      "ociSandbox",
       "progressLines",
       "quickjsSandbox",
       "resolveRuntime",

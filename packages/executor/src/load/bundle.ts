@@ -3,6 +3,7 @@
  * `encodeBundle` / `decodeBundle`, docs/bundle.md there).
  */
 import { type Bundle, BundleFormatError } from '@digicap/capsule-core'
+import { decodeImagePayload } from '@digicap/oci'
 import type { RuntimeDescriptor, SandboxJob } from '../sandbox/types.ts'
 
 /**
@@ -25,4 +26,20 @@ export function jobFromBundle(
     })
   }
   return { runtime, code: bundle.files[bundle.entry]!, input: bundle.data, args }
+}
+
+/**
+ * The job of an image capsule: its payload's `image.json` as the code, its data as the input,
+ * and the capsule key the layer options are sealed to (`@digicap/oci`, SPEC §6).
+ * @throws BundleFormatError / OciFormatError for a payload that is not an image capsule's.
+ */
+export function imageJob(
+  runtime: RuntimeDescriptor,
+  plaintext: Uint8Array,
+  capsuleId: Uint8Array,
+  dataKey: Uint8Array,
+  args?: readonly string[],
+): SandboxJob {
+  const { specBytes, input } = decodeImagePayload(plaintext)
+  return { runtime, code: specBytes, input, args, capsuleKey: { capsuleId, dataKey } }
 }

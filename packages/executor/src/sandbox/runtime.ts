@@ -18,7 +18,7 @@ export interface RuntimePolicy {
   readonly maxMemoryLimitBytes: number
   readonly defaultTimeLimitMs: number
   readonly maxTimeLimitMs: number
-  /** Runtime kinds this executor runs (default: all three). */
+  /** Runtime kinds this executor runs (default: all four; a kind also needs its sandbox). */
   readonly kinds?: readonly RuntimeKind[] | undefined
 }
 
@@ -45,7 +45,7 @@ export function resolveRuntime(
   req: RuntimeRequirementsLike,
   policy: RuntimePolicy = DEFAULT_RUNTIME_POLICY,
 ): RuntimeDescriptor {
-  const kinds = policy.kinds ?? ['quickjs', 'wasi', 'data']
+  const kinds = policy.kinds ?? ['quickjs', 'wasi', 'data', 'oci']
   const kind = req?.kind as RuntimeKind
   if (!kinds.includes(kind)) {
     throw new SandboxRuntimeUnsupportedError('This executor does not run that runtime kind', {

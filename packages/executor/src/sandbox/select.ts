@@ -17,7 +17,10 @@ export function sandboxFor(
   sandboxes: SandboxSet,
 ): Sandbox {
   const kind = runtime?.kind
-  const s = kind === 'quickjs' || kind === 'wasi' || kind === 'data' ? sandboxes[kind] : undefined
+  const s =
+    kind === 'quickjs' || kind === 'wasi' || kind === 'data' || kind === 'oci'
+      ? sandboxes[kind]
+      : undefined
   if (!s) {
     throw new SandboxRuntimeUnsupportedError('No sandbox for this runtime kind', {
       details: { kind: String(kind), available: Object.keys(sandboxes) },

@@ -3,9 +3,9 @@ import type { RunWorkspace } from '../run/workspace.ts'
 
 /**
  * Which sandbox runs the capsule's code: the header's runtime kinds (capsule-core, the one
- * list) less `oci`, which no sandbox here runs yet (image capsules, `@digicap/oci`).
+ * list). `oci` is an image capsule run under runc (`ociSandbox`, `@digicap/oci`).
  */
-export type RuntimeKind = Exclude<HeaderRuntimeKind, 'oci'>
+export type RuntimeKind = HeaderRuntimeKind
 
 /**
  * The runtime a capsule asks for (mirrors the capsule header's runtime field): the kind,
@@ -30,6 +30,11 @@ export interface SandboxJob {
   readonly input: Uint8Array
   /** Extra arguments: `argv[1..]` for WASI, `digicap.args` for QuickJS. Plain strings only. */
   readonly args?: readonly string[] | undefined
+  /**
+   * The capsule's id and released data key, for runtimes that open more than the payload
+   * (`oci`: the image's layer options). Zeroed with the run's workspace by the executor.
+   */
+  readonly capsuleKey?: { readonly capsuleId: Uint8Array; readonly dataKey: Uint8Array } | undefined
 }
 
 export interface SandboxStats {

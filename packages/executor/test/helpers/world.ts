@@ -109,6 +109,8 @@ export async function setupWorld(
     sealer?: Sealer
     /** Extra executor components: a TPM attestation agent, a run lifecycle. */
     components?: Pick<ExecutorComponents, 'attestation' | 'lifecycle'>
+    /** Sandboxes beyond the default set, given the executor's node (the `oci` sandbox). */
+    extraSandboxes?: (exec: DigicapNode) => SandboxSet
   } = {},
 ): Promise<World> {
   const anvil = await startAnvil()
@@ -124,7 +126,7 @@ export async function setupWorld(
   })
   const c = connectDigicap(addresses, deployer as Wallet)
   const [kg, exec] = await Promise.all([createDigicapNode(), createDigicapNode()])
-  const sb = sandboxes()
+  const sb = { ...sandboxes(), ...options.extraSandboxes?.(exec) }
   const measurement = environmentMeasurement(sb)
   await send(
     connectDigicap(addresses, owner as Wallet).capsuleRegistry.setOperator(operator.address, true),

@@ -1,0 +1,220 @@
+/**
+ * The `oci` sandbox with the real tools (runc, umoci, Debian's static busybox) and a real helia
+ * node as the store: an image capsule's sealed image is pulled digest-checked, its layers
+ * opened with the capsule key, unpacked into a tmpfs and run by runc with no network, a
+ * read-only rootfs, no capabilities and no new privileges. Each refusal is a typed error and
+ * leaves no container, no mount and no scratch directory behind.
+ */
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateX25519KeyPair } from '@digicap/capsule-core'
+import { wrapToRecoveryKey } from '@digicap/keyguard'
+import {
+  digicapRecipient,
+  encodeImagePayload,
+  encryptImage,
+  openLayout,
+  putImageBlobs,
+} from '@digicap/oci'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildBusyboxImage, SUM_CSV_SCRIPT } from '../../oci/test/busybox-image.ts'
+import { createRunWorkspace } from '../src/run/workspace.ts'
+import { ociSandbox } from '../src/sandbox/oci/oci-sandbox.ts'
+import type { SandboxJob } from '../src/sandbox/types.ts'
+
+const CSV = 'name,amount\na,10\nb,20\nc,12\n'
+
+interface Sealed {
+  manifestDigest: string
+  specBytes: Uint8Array
+  distribution: string
+}
+
+describe('oci sandbox (runc)', () => {
+  let node: DigicapNode
+  let tmpRoot: string
+  const capsuleId = new Uint8Array(randomBytes(32))
+  const dataKey = new Uint8Array(randomBytes(32))
+
+  async function seal(init: Parameters<typeof buildBusyboxImage>[0]): Promise<Sealed> {
+    const image = await buildBusyboxImage(init)
+    const sealedDir = await mkdtemp(join(tmpdir(), 'oci-sealed-'))
+    try {
+      const { publicKey } = generateX25519KeyPair()
+      const wrappedKeys = [await wrapToRecoveryKey(dataKey, publicKey)]
+      const [result] = await encryptImage({
+        from: image.dir,
+        to: sealedDir,
+        recipients: [digicapRecipient({ capsuleId, dataKey, wrappedKeys })],
+      })
+      const put = await putImageBlobs(await openLayout(sealedDir), heliaCapsuleStore(node.helia))
+      const payload = encodeImagePayload({ distribution: put.cid })
+      const { decodeImagePayload } = await import('@digicap/oci')
+      return {
+        manifestDigest: result?.digest as string,
+        specBytes: decodeImagePayload(payload).specBytes,
+        distribution: put.cid,
+      }
+    } finally {
+      await image.dispose()
+      await rm(sealedDir, { recursive: true, force: true })
+    }
+  }
+
+  const job = (
+    s: Sealed,
+    over: Partial<SandboxJob['runtime']> = {},
+    key = dataKey,
+  ): SandboxJob => ({
+    runtime: {
+      kind: 'oci',
+      entry: s.manifestDigest,
+      memoryLimitBytes: 64 * 1024 * 1024,
+      timeLimitMs: 30_000,
+      ...over,
+    },
+    code: s.specBytes.slice(),
+    input: new TextEncoder().encode(CSV),
+    capsuleKey: { capsuleId, dataKey: key.slice() },
+  })
+
+  const sandbox = () => ociSandbox({ store: heliaCapsuleStore(node.helia) })
+
+  /** Nothing left: no runc container anywhere, no tmpfs mount, the workspace root empty. */
+  async function expectNothingLeft(): Promise<void> {
+    expect(await readdir(tmpRoot)).toEqual([])
+    const mounts = await readFile('/proc/self/mounts', 'utf8')
+    expect(mounts).not.toContain(tmpRoot)
+    const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+    expect(ps).not.toMatch(/runc .*digicap-[0-9a-f]{16}/)
+    const cgroups = await readdir('/sys/fs/cgroup/pids/digicap').catch(() => [])
+    expect(cgroups.filter((n) => n.startsWith('digicap-'))).toEqual([])
+  }
+
+  async function runIn(j: SandboxJob, s = sandbox()) {
+    const ws = createRunWorkspace({ tmpRoot })
+    try {
+      return await s.run(j, { workspace: ws })
+    } finally {
+      await ws.dispose()
+    }
+  }
+
+  beforeAll(async () => {
+    node = await createDigicapNode()
+    tmpRoot = await mkdtemp(join(tmpdir(), 'oci-sandbox-ws-'))
+  })
+  afterAll(async () => {
+    await node?.stop()
+    await rm(tmpRoot, { recursive: true, force: true })
+  })
+
+  it('runs the aggregation offline, unprivileged, on a read-only rootfs; stdout is the result', async () => {
+    const probe = [
+      '#!/bin/sh',
+      '/app/sum.sh',
+      'echo "uid=$(id -u)"',
+      "grep -E '^(NoNewPrivs|CapEff)' /proc/self/status | tr -s '\\t' ' '",
+      'touch /rootfs-write 2>/dev/null && echo rootfs=writable || echo rootfs=readonly',
+      "awk 'NR > 2 { print $1 }' /proc/net/dev | tr '\\n' ' '; echo",
+    ].join('\n')
+    const sealed = await seal({
+      files: {
+        'app/sum.sh': SUM_CSV_SCRIPT,
+        'app/probe.sh': probe.replace(' | tr -s', ' | tr -s'),
+      },
+      config: { Cmd: ['/bin/sh', '/app/probe.sh'] },
+    })
+    const steps: string[] = []
+    let tmpfs: unknown
+    const s = ociSandbox({
+      store: heliaCapsuleStore(node.helia),
+      onStep: (e) => {
+        steps.push(e.step)
+        if (e.step === 'scratch') tmpfs = e.detail?.tmpfs
+      },
+    })
+    const result = await runIn(job(sealed), s)
+    const text = new TextDecoder().decode(result.output)
+    expect(text).toContain('rows=3 sum=42')
+    expect(text).toContain('uid=65534')
+    expect(text).toMatch(/NoNewPrivs:?\s+1/)
+    expect(text).toMatch(/CapEff:?\s+0000000000000000/)
+    expect(text).toContain('rootfs=readonly')
+    // the only interface is loopback: no network
+    expect(text.trim().split('\n').at(-1)?.trim()).toBe('lo:')
+    expect(steps).toEqual(['scratch', 'pull', 'decrypt', 'unpack', 'container'])
+    // root here may mount: decrypted layers and the rootfs lived in a tmpfs
+    expect(tmpfs).toBe(true)
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('takes the result from /digicap/output when the committed config says file:', async () => {
+    const sealed = await seal({
+      files: { 'app/sum.sh': `${SUM_CSV_SCRIPT.trimEnd()} > /digicap/output/result.txt\n` },
+      config: {
+        Cmd: ['/bin/sh', '/app/sum.sh'],
+        Labels: { 'org.digicap.result': 'file:/digicap/output/result.txt' },
+      },
+    })
+    const result = await runIn(job(sealed))
+    expect(new TextDecoder().decode(result.output)).toBe('rows=3 sum=42\n')
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('kills a container that never exits at its time limit (SANDBOX_TIMEOUT), nothing left', async () => {
+    const sealed = await seal({ config: { Cmd: ['/bin/sleep', '3600'] } })
+    const t0 = Date.now()
+    await expect(runIn(job(sealed, { timeLimitMs: 1500 }))).rejects.toMatchObject({
+      code: 'SANDBOX_TIMEOUT',
+    })
+    expect(Date.now() - t0).toBeLessThan(60_000)
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('refuses an image asking to run as root before any container exists (OCI_PRIVILEGE)', async () => {
+    const sealed = await seal({ config: { Cmd: ['/bin/id'], User: '0' } })
+    await expect(runIn(job(sealed))).rejects.toMatchObject({
+      code: 'OCI_PRIVILEGE',
+      details: { field: 'User' },
+    })
+    const ports = await seal({ config: { Cmd: ['/bin/id'], ExposedPorts: { '80/tcp': {} } } })
+    await expect(runIn(job(ports))).rejects.toMatchObject({ code: 'OCI_PRIVILEGE' })
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('opens no layer with another key (OCI_KEY), nothing unpacked', async () => {
+    const sealed = await seal({ config: { Cmd: ['/bin/id'] } })
+    await expect(runIn(job(sealed, {}, new Uint8Array(randomBytes(32))))).rejects.toMatchObject({
+      code: 'OCI_KEY',
+    })
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('refuses a manifest other than the committed one (OCI_INTEGRITY manifest-digest)', async () => {
+    const a = await seal({ config: { Cmd: ['/bin/id'] } })
+    const b = await seal({ config: { Cmd: ['/bin/echo', 'other'] } })
+    // b's map lists b's blobs; a map that answers a's committed digest with b's manifest
+    const { readImageDistribution } = await import('@digicap/oci')
+    const store = heliaCapsuleStore(node.helia)
+    const mapB = await readImageDistribution(store, b.distribution)
+    const lying = {
+      ...mapB,
+      blobs: {
+        ...mapB.blobs,
+        [a.manifestDigest]: mapB.blobs[b.manifestDigest as `sha256:${string}`],
+      },
+    }
+    const lyingCid = await store.put(new TextEncoder().encode(JSON.stringify(lying)))
+    const spec = new TextEncoder().encode(JSON.stringify({ v: 1, distribution: lyingCid }))
+    await expect(runIn({ ...job(a), code: spec })).rejects.toMatchObject({
+      code: 'OCI_INTEGRITY',
+      details: { reason: 'manifest-digest' },
+    })
+    await expectNothingLeft()
+  }, 120_000)
+})
