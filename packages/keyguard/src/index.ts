@@ -60,6 +60,7 @@
  * ```
  */
 
+export type { P256PublicKey } from '@digicap/tpm'
 export type {
   AuditShortfall,
   BlockRef,
@@ -181,6 +182,13 @@ export {
   POLICY_AUTH_KEY_INFO,
   signPcrApproval,
 } from './sealers/pcr-policy.ts'
+export type { MeasureReleaseOptions, MeasureReleaseResult } from './sealers/release-pcr.ts'
+export {
+  DEFAULT_RELEASE_PCR,
+  expectedReleasePcr,
+  measureRelease,
+  releaseMeasurement,
+} from './sealers/release-pcr.ts'
 export { RSA_OAEP_MAX_PLAINTEXT, rsaPublicKey, wrapWithPublicKey } from './sealers/rsa-oaep.ts'
 export type { Sealer, SealerDescription, SealerPublicKey } from './sealers/sealer.ts'
 export type { SoftwareSealerInit } from './sealers/software-sealer.ts'

@@ -59,7 +59,14 @@ export {
   verifyApproval,
 } from './policy/authorize.ts'
 export { approvalHash, policyAuthorizeDigest, policyPcrDigest } from './policy/digests.ts'
-export { normalizePcrs, PCR_COUNT, pcrDigest, pcrRead, pcrSelection } from './policy/pcr.ts'
+export {
+  normalizePcrs,
+  PCR_COUNT,
+  pcrDigest,
+  pcrExtendedValue,
+  pcrRead,
+  pcrSelection,
+} from './policy/pcr.ts'
 export type { DecodedResponseCode } from './rc.ts'
 export {
   BUSY_CODES,

@@ -1,4 +1,6 @@
 /** `pi-node init`: the TPM wrapping key, the owner and the config. */
+import { readFile } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import {
   address,
   listFlag,
@@ -8,7 +10,8 @@ import {
   valueFlag,
   wholeNumber,
 } from '@digicap/cli-kit'
-import type { SealerConfig } from '@digicap/owner/node'
+import type { ReleaseConfig, SealerConfig } from '@digicap/owner/node'
+import { checkRelease, pcrList, releaseKeyHex } from './release.ts'
 import {
   command,
   contractsOf,
@@ -22,6 +25,46 @@ const MNEMONIC_BANNER = [
   '\n=== RECOVERY MNEMONIC: write these 24 words on paper NOW. They are shown only once. ===\n',
   '=== Anyone with these words controls your capsules. Never store them on this device. ===\n\n',
 ]
+
+/** The release to pin: checked now (a wrong key or a tampered install fails init, not the first start). */
+async function pinRelease(flags: {
+  'release-manifest'?: string | undefined
+  'release-key'?: string | undefined
+  'release-root'?: string | undefined
+}): Promise<ReleaseConfig | undefined> {
+  const { 'release-manifest': manifest, 'release-key': key, 'release-root': root } = flags
+  if (manifest === undefined && key === undefined) return undefined
+  if (manifest === undefined || key === undefined) {
+    throw new UsageError('Give --release-manifest and --release-key together')
+  }
+  const release: ReleaseConfig = {
+    manifest: resolve(manifest),
+    key: await releaseKeyHex(key),
+    ...(root !== undefined ? { root: resolve(root) } : {}),
+  }
+  await checkRelease(release)
+  return release
+}
+
+/**
+ * A key bound to the release PCR: init measures the pinned release now (as the unit's
+ * `verify-install --measure` does at every start), so the owner file can be unwrapped at once.
+ */
+async function measureAtInit(sealer: SealerConfig, release: ReleaseConfig | undefined) {
+  if (sealer.kind !== 'tpm2' || sealer.pcrs === undefined) return
+  const { DEFAULT_RELEASE_PCR, measureRelease, releaseMeasurement } = await import(
+    '@digicap/keyguard'
+  )
+  const pcr = release?.pcr ?? DEFAULT_RELEASE_PCR
+  if (!sealer.pcrs.includes(pcr)) return
+  if (release?.manifest === undefined) {
+    throw new UsageError(`--pcr-policy covers the release PCR ${pcr}: pin the release too`, {
+      hint: 'Pass --release-manifest and --release-key (verify-install measures that manifest into the PCR at each start).',
+    })
+  }
+  const digest = releaseMeasurement(await readFile(release.manifest))
+  await measureRelease({ tcti: sealer.tcti, pcr, digest })
+}
 
 export const init = command({
   name: 'init',
@@ -45,6 +88,24 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
     'node-registry': valueFlag('<addr>', '--node-registry and', { parse: address }),
     'access-controller': valueFlag('<addr>', '--access-controller', { parse: address }),
     ...SEALER_FLAGS,
+    'pcr-policy': valueFlag(
+      '<pcrs>',
+      'create the TPM wrapping key bound to these PCRs (e.g. 0-7,15;\nenv DIGICAP_PCR_POLICY); their values now are approved at once',
+      { env: 'DIGICAP_PCR_POLICY', parse: pcrList },
+    ),
+    'release-manifest': valueFlag('<file>', 'the signed release manifest verify-install checks', {
+      env: 'DIGICAP_RELEASE_MANIFEST',
+    }),
+    'release-key': valueFlag('<hex|file>', 'the release public key to pin (hex or PEM file)', {
+      env: 'DIGICAP_RELEASE_KEY',
+    }),
+    'release-root': valueFlag(
+      '<dir>',
+      'the install root the manifest lists (default: this install)',
+      {
+        env: 'DIGICAP_RELEASE_ROOT',
+      },
+    ),
     listen: listFlag('<multiaddr>', "serve's listen address (default /ip4/0.0.0.0/tcp/4001)"),
     announce: listFlag('<multiaddr>', 'public address serve advertises (NAT/port forward)'),
     bootstrap: listFlag('<multiaddr>', 'peer to dial at start'),
@@ -78,7 +139,12 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
     }
     const dataDir = dataDirOf(ctx)
     const { initOwnerNode, sealerConfigOf } = await import('@digicap/owner/node')
-    const sealer = sealerConfigOf(sealerChoice(flags, ctx.env), dataDir) as SealerConfig
+    const sealer = sealerConfigOf(
+      { ...sealerChoice(flags, ctx.env), pcrs: flags['pcr-policy'] },
+      dataDir,
+    ) as SealerConfig
+    const release = await pinRelease(flags)
+    await measureAtInit(sealer, release)
     const keyguard = {
       ...(flags.confirmations !== undefined ? { confirmations: flags.confirmations } : {}),
       ...(flags['disable-fast-path'] ? { fastPath: false } : {}),
@@ -98,6 +164,7 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
         ...(flags.quorum !== undefined ? { quorum: flags.quorum } : {}),
         ...(Object.keys(keyguard).length > 0 ? { keyguard } : {}),
         force: flags.force,
+        ...(release ? { release } : {}),
       },
       { logger: stderrLogger(io) },
     )

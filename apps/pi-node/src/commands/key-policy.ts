@@ -74,7 +74,10 @@ update, once the new system booted). No capsule key is re-wrapped.`,
         hint: 'pi-node key-policy authorize < words.txt',
       })
     }
-    const view = await keyPolicyAuthorize(config.sealer.tcti, recordFile, words)
+    // The release PCR is approved at the value the pinned manifest gives it once measured.
+    const { releasePcrExpectation } = await import('@digicap/owner/node')
+    const expected = await releasePcrExpectation(undefined, config.release)
+    const view = await keyPolicyAuthorize(config.sealer.tcti, recordFile, words, { expected })
     ctx.result({ keyPolicy: view }, `Approved the current PCR values.\n${render(view)}`)
   },
 })

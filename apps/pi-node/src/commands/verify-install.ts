@@ -2,28 +2,52 @@
  * `pi-node verify-install`: checks, before `serve` starts (the systemd unit's `ExecStartPre`),
  * that the node software on disk is the software that was released: every file's SHA-256
  * against a manifest signed by the release key. A modified, missing or added file makes it
- * fail (exit 1) naming the file, so the service does not start.
+ * fail (exit 1) naming the file, so the service does not start. With `--measure` the
+ * manifest's digest is then extended into the release PCR (once per boot), which a PCR-bound
+ * wrapping key's policy covers.
  */
-
 import { readFile } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { releasePublicKey, UsageError, valueFlag, verifyInstall } from '@digicap/cli-kit'
-import { command } from './shared.ts'
+import { NotInitialisedError, switchFlag, valueFlag } from '@digicap/cli-kit'
+import type { OwnerNodeConfig, ReleaseConfig } from '@digicap/owner/node'
+import { loadConfig } from '../config.ts'
+import { checkRelease } from './release.ts'
+import { command, dataDirOf } from './shared.ts'
 
-/** The install root when none is given: the folder above this app's `dist/` or `src/`. */
-function defaultRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+/** The data folder's config, or none yet (verify-install may run before init). */
+async function configIfAny(dataDir: string, env: NodeJS.ProcessEnv) {
+  return loadConfig(dataDir, env).catch((err: unknown) => {
+    if (err instanceof NotInitialisedError) return undefined
+    throw err
+  })
+}
+
+/**
+ * Extends the verified manifest's digest into the release PCR of the node's TPM, when the
+ * wrapping key's PCR policy covers that PCR (otherwise nothing reads it: no measurement).
+ */
+async function measure(config: OwnerNodeConfig | undefined, manifest: string) {
+  const { DEFAULT_RELEASE_PCR, measureRelease, releaseMeasurement } = await import(
+    '@digicap/keyguard'
+  )
+  const pcr = config?.release?.pcr ?? DEFAULT_RELEASE_PCR
+  if (config?.sealer.kind !== 'tpm2' || !config.sealer.pcrs?.includes(pcr)) {
+    return { pcr, state: 'not-covered' as const }
+  }
+  const digest = releaseMeasurement(await readFile(manifest))
+  return measureRelease({ tcti: config.sealer.tcti, pcr, digest })
 }
 
 export const verifyInstallCommand = command({
   name: 'verify-install',
   summary: 'check the installed node software against the signed release manifest',
-  usage: '--manifest <file> --release-key <hex|pem-file> [--root <dir>]',
+  usage: '[--manifest <file>] [--release-key <hex|pem-file>] [--root <dir>] [--measure]',
   description: `Checks the release manifest's Ed25519 signature with the release key, then the SHA-256
 of every file under the install root (the app and its dependencies). A modified, missing
 or added file fails with error[INSTALL_TAMPERED] naming the file. The systemd unit runs it
-before serve (ExecStartPre), so a tampered install does not start.`,
+before serve (ExecStartPre), so a tampered install does not start. Manifest, key and root
+default to what init pinned in the data folder's config.
+--measure: then extends the manifest's SHA-256 into the release PCR (default 15) of the
+node's TPM, once per boot, when the wrapping key's PCR policy covers that PCR.`,
   flags: {
     manifest: valueFlag('<file>', 'the signed release manifest', {
       env: 'DIGICAP_RELEASE_MANIFEST',
@@ -31,23 +55,31 @@ before serve (ExecStartPre), so a tampered install does not start.`,
     'release-key': valueFlag('<hex|file>', 'the release public key: 64 hex digits or a PEM file', {
       env: 'DIGICAP_RELEASE_KEY',
     }),
-    root: valueFlag('<dir>', 'the install root (default: this install)'),
+    root: valueFlag('<dir>', 'the install root (default: this install)', {
+      env: 'DIGICAP_RELEASE_ROOT',
+    }),
+    measure: switchFlag('extend the manifest digest into the release PCR (once per boot)'),
   },
   async run(ctx) {
     const { flags } = ctx
-    if (!flags.manifest || !flags['release-key']) {
-      throw new UsageError('verify-install needs --manifest and --release-key', {
-        hint: 'pi-node verify-install --manifest /usr/local/lib/pi-node/release.json --release-key <hex>',
-      })
+    const config = await configIfAny(dataDirOf(ctx), ctx.env)
+    const pinned: ReleaseConfig = config?.release ?? {}
+    const release: ReleaseConfig = {
+      ...pinned,
+      ...(flags.manifest ? { manifest: flags.manifest } : {}),
+      ...(flags['release-key'] ? { key: flags['release-key'] } : {}),
+      ...(flags.root ? { root: flags.root } : {}),
     }
-    const keyText = /^[0-9a-fA-F]{64}$/.test(flags['release-key'])
-      ? flags['release-key']
-      : await readFile(flags['release-key'], 'utf8')
-    const root = resolve(flags.root ?? defaultRoot())
-    const result = await verifyInstall(root, resolve(flags.manifest), releasePublicKey(keyText))
+    const result = await checkRelease(release)
+    const measured = flags.measure ? await measure(config, result.manifest) : undefined
     ctx.result(
-      { verified: { ...result, root } },
-      `verified ${result.release}: ${result.files} files under ${root} match the signed manifest\n`,
+      { verified: result, ...(measured ? { measured } : {}) },
+      `verified ${result.release}: ${result.files} files under ${result.root} match the signed manifest\n` +
+        (measured
+          ? measured.state === 'not-covered'
+            ? `not measured: the wrapping key's policy does not cover PCR ${measured.pcr}\n`
+            : `measured into PCR ${measured.pcr} (${measured.state === 'already' ? 'already, earlier this boot' : 'now'})\n`
+          : ''),
     )
   },
 })

@@ -86,13 +86,16 @@ export async function keyPolicyView(tcti: string, recordFile: string): Promise<K
 }
 
 /**
- * Approves the TPM's current PCR values with the key derived from `words`.
+ * Approves the TPM's current PCR values with the key derived from `words`; `expected` gives
+ * the value to approve for a PCR that is measured later (the release PCR before `serve`
+ * starts: `expectedReleasePcr`) instead of its current one.
  * @throws {TpmPolicyError} `not-pcr-bound`, or `wrong-words` when the words are not this node's owner's.
  */
 export async function keyPolicyAuthorize(
   tcti: string,
   recordFile: string,
   words: string,
+  options: { expected?: ReadonlyMap<number, Uint8Array> } = {},
 ): Promise<KeyPolicyView> {
   const record = await readRecord(recordFile)
   if (record.policy === undefined) {
@@ -112,6 +115,7 @@ export async function keyPolicyAuthorize(
       })
     }
     const values = await readPcrValues(tcti, record.policy.pcrs)
+    for (const [pcr, value] of options.expected ?? []) if (values.has(pcr)) values.set(pcr, value)
     await authorizePcrPolicy(recordFile, signPcrApproval(key, record.policy.pcrs, values))
   } finally {
     key.privateKey.fill(0)

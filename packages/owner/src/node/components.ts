@@ -13,6 +13,7 @@ import {
   type KeyStore,
   type Logger,
   type OwnerInfo,
+  type P256PublicKey,
   type Sealer,
   softwareSealer,
   TPM2_KEY_RECORD_FILE,
@@ -95,17 +96,26 @@ export function ownerTransactions<T>(paths: OwnerNodePaths, fn: () => Promise<T>
  */
 export function createSealer(
   config: SealerConfig,
-  options: { createIfMissing?: boolean; logger?: Logger; dataDir?: string } = {},
+  options: {
+    createIfMissing?: boolean
+    logger?: Logger
+    dataDir?: string
+    /** With `config.pcrs`: the owner's authorizing key a new key's policy names (init, recover). */
+    policyAuthKey?: P256PublicKey
+  } = {},
 ): Sealer {
   const common = {
     createIfMissing: options.createIfMissing ?? false,
     ...(options.logger ? { logger: options.logger } : {}),
   }
   if (config.kind === 'tpm2') {
+    const { pcrs } = config
+    const authKey = options.policyAuthKey
     return tpm2Sealer({
       tcti: config.tcti,
       ...(config.handle !== undefined ? { handle: config.handle } : {}),
       ...(options.dataDir ? { keyRecordFile: join(options.dataDir, TPM2_KEY_RECORD_FILE) } : {}),
+      ...(pcrs !== undefined && authKey !== undefined ? { pcrPolicy: { authKey, pcrs } } : {}),
       ...common,
     })
   }

@@ -14,7 +14,16 @@ import {
 } from '@digicap/cli-kit'
 
 export type SealerConfig =
-  | { kind: 'tpm2'; tcti: string; handle?: number }
+  | {
+      kind: 'tpm2'
+      tcti: string
+      handle?: number
+      /**
+       * PCRs the wrapping key is bound to (created with PolicyAuthorize of the owner's
+       * authorizing key; `init` approves their values). Absent: a key without a PCR policy.
+       */
+      pcrs?: number[]
+    }
   | { kind: 'software'; keyFile: string; allowInsecure: boolean }
 
 export interface OwnerNodeConfig {
@@ -39,6 +48,20 @@ export interface OwnerNodeConfig {
   startBlock?: number
   /** The keyguard that `serve` runs. */
   keyguard?: KeyguardConfig
+  /** The node software's signed release (what `verify-install` checks before `serve`). */
+  release?: ReleaseConfig
+}
+
+/** The release `verify-install` checks, pinned at `init` (env overrides: see the README). */
+export interface ReleaseConfig {
+  /** Absolute path of the signed release manifest. */
+  manifest?: string
+  /** The release public key (Ed25519, 64 hex digits), pinned at init. */
+  key?: string
+  /** The install root the manifest lists. Default: the installed app's folder. */
+  root?: string
+  /** The PCR `verify-install --measure` extends the manifest digest into. Default 15. */
+  pcr?: number
 }
 
 export interface KeyguardConfig {
@@ -93,11 +116,23 @@ export const OWNER_NODE_CONFIG = defineConfig<OwnerNodeConfig>('pi-node', {
   'keyguard.confirmations': { ...COUNT, env: 'DIGICAP_CONFIRMATIONS' },
   'keyguard.pollIntervalMs': { ...COUNT, min: 10 },
   'keyguard.fastPath': { type: 'boolean', optional: true },
+  'release.manifest': { type: 'string', optional: true, env: 'DIGICAP_RELEASE_MANIFEST' },
+  'release.key': { type: 'string', optional: true, env: 'DIGICAP_RELEASE_KEY' },
+  'release.root': { type: 'string', optional: true, env: 'DIGICAP_RELEASE_ROOT' },
+  // The OS PCRs: static (16 and 23 are resettable), extendable from locality 0 (17–22 are not).
+  'release.pcr': { ...COUNT, choices: [8, 9, 10, 11, 12, 13, 14, 15], env: 'DIGICAP_RELEASE_PCR' },
 })
 
 /** The sealer of a config: a tagged union the schema leaves to this check. */
 function checkSealer(c: OwnerNodeConfig, file: string): OwnerNodeConfig {
   const s = c.sealer as unknown as Record<string, unknown> | undefined
+  const pcrs = s?.pcrs
+  const pcrsOk =
+    pcrs === undefined ||
+    (Array.isArray(pcrs) &&
+      pcrs.length > 0 &&
+      pcrs.every((p) => Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 23))
+  if (!pcrsOk) configFieldError('pi-node')('sealer.pcrs', file)
   const ok =
     s?.kind === 'tpm2'
       ? typeof s.tcti === 'string' && s.tcti.length > 0
@@ -163,6 +198,8 @@ export interface SealerChoice {
   kind?: string | undefined
   tcti?: string | undefined
   allowInsecure: boolean
+  /** tpm2 only: create the wrapping key PCR-bound to these PCRs. */
+  pcrs?: number[] | undefined
 }
 
 /**
@@ -175,14 +212,20 @@ export function sealerConfigOf(
   dataDir: string,
   fallback?: SealerConfig,
 ): SealerConfig | undefined {
-  const { kind, tcti } = choice
-  if (kind === undefined && tcti === undefined && fallback) return undefined
+  const { kind, tcti, pcrs } = choice
+  if (kind === undefined && tcti === undefined && pcrs === undefined && fallback) return undefined
   const k = kind ?? fallback?.kind ?? 'tpm2'
   if (k === 'tpm2') {
+    const keep = fallback?.kind === 'tpm2' ? fallback : undefined
+    const bound = pcrs ?? keep?.pcrs
     return {
       kind: 'tpm2',
-      tcti: tcti ?? (fallback?.kind === 'tpm2' ? fallback.tcti : DEFAULT_TCTI),
+      tcti: tcti ?? keep?.tcti ?? DEFAULT_TCTI,
+      ...(bound === undefined ? {} : { pcrs: bound }),
     }
+  }
+  if (pcrs !== undefined) {
+    throw new UsageError('A PCR policy needs the tpm2 sealer', { details: { sealer: k } })
   }
   if (k !== 'software') {
     throw new UsageError('--sealer must be tpm2 or software', { details: { value: k } })

@@ -41,7 +41,13 @@ export {
   ownerTransactions,
   peerIdOfPublicKey,
 } from './components.ts'
-export type { KeyguardConfig, OwnerNodeConfig, SealerChoice, SealerConfig } from './config.ts'
+export type {
+  KeyguardConfig,
+  OwnerNodeConfig,
+  ReleaseConfig,
+  SealerChoice,
+  SealerConfig,
+} from './config.ts'
 export {
   applyOwnerNodeEnv,
   confirmationsFor,
@@ -57,6 +63,7 @@ export type { InitOwnerNodeOptions, InitOwnerNodeResult } from './init.ts'
 export { initOwnerNode } from './init.ts'
 export type { OwnerNode, RecoverOptions, RecoverResult } from './owner-node.ts'
 export { createOwnerNode } from './owner-node.ts'
+export { provisionSealer, releasePcrExpectation } from './provision-sealer.ts'
 export type { RecoverOwnerNodeOptions, RecoverOwnerNodeResult } from './recover.ts'
 export { recoverOwnerNode } from './recover.ts'
 export type { SealOptions, SealResult } from './seal.ts'

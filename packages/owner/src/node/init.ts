@@ -9,11 +9,16 @@ import {
   rpcChainId,
 } from '@digicap/cli-kit'
 import { createProvider, type DigicapAddresses, deployDigicap } from '@digicap/contracts'
-import { initOwner, type SealerDescription, unwrapOwnerSecrets } from '@digicap/keyguard'
+import {
+  generateMnemonic,
+  initOwner,
+  type SealerDescription,
+  unwrapOwnerSecrets,
+} from '@digicap/keyguard'
 import { Wallet } from 'ethers'
 import { ensureKeyguardOperator, type OperatorStatus } from '../operator/keyguard-operator.ts'
 import {
-  createSealer,
+  type createSealer,
   type OwnerNodeComponents,
   type OwnerNodePaths,
   ownerTransactions,
@@ -25,9 +30,11 @@ import {
   DEFAULT_LISTEN,
   type OwnerNodeConfig,
   ownerNodePaths,
+  type ReleaseConfig,
   type SealerConfig,
   saveOwnerNodeConfig,
 } from './config.ts'
+import { provisionSealer } from './provision-sealer.ts'
 
 /** 1000 ETH, what `init --deploy` gives the owner and the operator on a dev chain. */
 const DEV_FUNDS = '0x3635c9adc5dea00000'
@@ -61,6 +68,11 @@ export interface InitOwnerNodeOptions {
   force?: boolean
   /** Words to restore instead of a new mnemonic. */
   mnemonic?: string
+  /**
+   * The release `verify-install` checks (saved as `release`); with a PCR-bound sealer that
+   * covers the release PCR, its manifest's measurement is what init approves for that PCR.
+   */
+  release?: ReleaseConfig
 }
 
 export interface InitOwnerNodeResult {
@@ -176,17 +188,15 @@ export async function initOwnerNode(
   const paths = ownerNodePaths(options.dataDir)
   const logger = components.logger ?? silent
   const chainId = await prepareFolder(options, paths)
-  const sealer = createSealer(options.sealer, {
-    createIfMissing: true,
-    logger,
+  // The words come first: a PCR-bound key's policy names the key derived from them.
+  const words = options.mnemonic ?? generateMnemonic()
+  const sealer = await provisionSealer(options.sealer, {
     dataDir: options.dataDir,
+    mnemonic: words,
+    logger,
+    release: options.release,
   })
-  await sealer.publicKey()
-  const { mnemonic, owner } = await initOwner({
-    path: paths.owner,
-    sealer,
-    ...(options.mnemonic !== undefined ? { mnemonic: options.mnemonic } : {}),
-  })
+  const { mnemonic, owner } = await initOwner({ path: paths.owner, sealer, mnemonic: words })
   const operatorAddress = owner.operatorAddress as string
   const chain = await setUpChain(
     options,
@@ -210,6 +220,7 @@ export async function initOwnerNode(
     ...(options.quorum !== undefined ? { quorum: options.quorum } : {}),
     ...(chain.startBlock !== undefined ? { startBlock: chain.startBlock } : {}),
     ...(options.keyguard ? { keyguard: options.keyguard } : {}),
+    ...(options.release ? { release: options.release } : {}),
   }
   await saveOwnerNodeConfig(config)
   return {

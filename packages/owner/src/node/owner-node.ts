@@ -29,6 +29,7 @@ import {
   type SealerConfig,
   saveOwnerNodeConfig,
 } from './config.ts'
+import { provisionSealer } from './provision-sealer.ts'
 import { type SealOptions, type SealResult, sealOwnerNode } from './seal.ts'
 import { type KeyguardNodeOptions, type RunningKeyguardNode, startKeyguardNode } from './serve.ts'
 import { type OwnerNodeStatus, statusOfOwnerNode } from './status.ts'
@@ -61,10 +62,11 @@ export interface OwnerNode {
 /** Re-wraps the local key store to a (new) sealer from the words; rewrites the owner file. */
 async function rewrapLocal(parts: OwnerNodeParts, options: RecoverOptions): Promise<RecoverResult> {
   const { config, paths, keyStore, owner, logger } = parts
-  const newSealer = createSealer(options.sealer ?? config.sealer, {
-    createIfMissing: true,
+  const newSealer = await provisionSealer(options.sealer ?? config.sealer, {
     dataDir: config.dataDir,
+    mnemonic: options.mnemonic,
     logger,
+    release: config.release,
   })
   const result = await recoverKeys({
     mnemonic: options.mnemonic,

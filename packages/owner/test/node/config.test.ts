@@ -110,6 +110,11 @@ describe('config', () => {
       { ...base, keyguard: { confirmations: 1.5 } },
       { ...base, keyguard: { fastPath: 'yes' } },
       { ...base, keyguard: { pollIntervalMs: 1 } },
+      { ...base, sealer: { ...base.sealer, pcrs: [] } },
+      { ...base, sealer: { ...base.sealer, pcrs: [7, 24] } },
+      { ...base, sealer: { ...base.sealer, pcrs: '0-7' } },
+      { ...base, release: { pcr: 16 } },
+      { ...base, release: { manifest: 7 } },
     ]) {
       await writeFile(join(bad, 'config.json'), JSON.stringify(broken))
       await expect(loadOwnerNodeConfig(bad)).rejects.toMatchObject({ code: 'CONFIG' })
@@ -134,6 +139,40 @@ describe('config', () => {
     )
     expect(() => sealerConfigOf({ kind: 'hsm', allowInsecure: true }, dir)).toThrow(
       expect.objectContaining({ code: 'USAGE' }),
+    )
+  })
+
+  it('keeps a PCR policy (init --pcr-policy) and the pinned release, with env overrides', async () => {
+    const bound = sealerConfigOf({ allowInsecure: false, pcrs: [0, 7, 15] }, '/data')
+    expect(bound).toEqual({ kind: 'tpm2', tcti: 'device:/dev/tpmrm0', pcrs: [0, 7, 15] })
+    // recover onto a new TPM keeps the binding
+    expect(sealerConfigOf({ tcti: 'swtpm:port=2', allowInsecure: false }, '/data', bound)).toEqual({
+      kind: 'tpm2',
+      tcti: 'swtpm:port=2',
+      pcrs: [0, 7, 15],
+    })
+    expect(() =>
+      sealerConfigOf({ kind: 'software', allowInsecure: true, pcrs: [7] }, '/data'),
+    ).toThrow(expect.objectContaining({ code: 'USAGE' }))
+    const pinned = {
+      ...base,
+      dataDir: join(dir, 'pinned'),
+      sealer: { kind: 'tpm2' as const, tcti: 'device:/dev/tpmrm0', pcrs: [7, 15] },
+      release: { manifest: '/usr/lib/pi-node.release.json', key: 'ab'.repeat(32), pcr: 14 },
+    }
+    await saveOwnerNodeConfig(pinned)
+    expect(await loadOwnerNodeConfig(pinned.dataDir)).toEqual(pinned)
+    const env = applyOwnerNodeEnv(pinned, {
+      DIGICAP_RELEASE_MANIFEST: '/etc/digicap/release.json',
+      DIGICAP_RELEASE_PCR: '13',
+    })
+    expect(env.release).toEqual({
+      ...pinned.release,
+      manifest: '/etc/digicap/release.json',
+      pcr: 13,
+    })
+    expect(() => applyOwnerNodeEnv(pinned, { DIGICAP_RELEASE_PCR: '23' })).toThrow(
+      expect.objectContaining({ code: 'CONFIG' }),
     )
   })
 })

@@ -45,6 +45,19 @@ export function pcrDigest(
   return new Uint8Array(h.digest())
 }
 
+/**
+ * The value a SHA-256 PCR holds after `TPM2_PCR_Extend` of `digest` onto `previous`:
+ * SHA-256(previous ‖ digest) (Part 1 §17.2). What a policy must approve before the extend runs.
+ */
+export function pcrExtendedValue(previous: Uint8Array, digest: Uint8Array): Uint8Array {
+  if (previous.length !== 32 || digest.length !== 32) {
+    throw new InvalidArgumentError('A SHA-256 PCR value and digest are 32 bytes each', {
+      details: { previous: previous.length, digest: digest.length },
+    })
+  }
+  return new Uint8Array(createHash('sha256').update(previous).update(digest).digest())
+}
+
 /** Reads the SHA-256 values of `pcrs` (several `TPM2_PCR_Read` if the TPM returns fewer). */
 export async function pcrRead(
   send: Send,
