@@ -103,7 +103,11 @@ try {
   })
   const softWrapped = await software.wrap(dataKey)
 
-  const viaTools = tpm2Sealer({ tcti: tpm.tcti, unwrapVia: 'tools' })
+  const viaTools = tpm2Sealer({
+    tcti: tpm.tcti,
+    unwrapVia: 'tools',
+    allowUnencryptedTransport: true,
+  })
   const transport = transportFor(tpm.tcti, 10_000)
   if (transport === undefined) throw new Error('no direct transport')
 

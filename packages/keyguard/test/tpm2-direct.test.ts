@@ -71,7 +71,12 @@ describe('TPM2_RSA_Decrypt against a real swtpm', () => {
 
   it('gives the same plaintext through the direct and the tools sealer, interleaved', async () => {
     const direct = tpm2Sealer({ tcti: tpm.tcti, handle: HANDLE, unwrapVia: 'direct' })
-    const viaTools = tpm2Sealer({ tcti: tpm.tcti, handle: HANDLE, unwrapVia: 'tools' })
+    const viaTools = tpm2Sealer({
+      tcti: tpm.tcti,
+      handle: HANDLE,
+      unwrapVia: 'tools',
+      allowUnencryptedTransport: true,
+    })
     expect((await direct.describe()).details.unwrapVia).toBe('direct')
     expect((await viaTools.describe()).details.unwrapVia).toBe('tools')
     const keys = Array.from({ length: 6 }, () => randomBytes(32))
@@ -83,6 +88,21 @@ describe('TPM2_RSA_Decrypt against a real swtpm', () => {
     results.forEach((plain, i) => {
       expect(Buffer.from(plain).equals(keys[Math.floor(i / 2)]!)).toBe(true)
     })
+  })
+
+  it('refuses to unwrap over tpm2-tools (no encrypted session) unless allowed, before any TPM command', async () => {
+    const refusing = tpm2Sealer({ tcti: tpm.tcti, handle: HANDLE, unwrapVia: 'tools' })
+    const key = randomBytes(32)
+    const wrapped = await refusing.wrap(key)
+    expect((await refusing.describe()).details.session).toMatch(/unwrap refused/)
+    const err = await expectCode(refusing.unwrap(wrapped), 'SEALER_REFUSED')
+    expect(err.details).toMatchObject({ reason: 'unencrypted-transport', unwrapVia: 'tools' })
+    // mssim: and tabrmd: have no direct transport; nothing answers on these: a refusal other
+    // than SEALER_REFUSED would mean the sealer tried to reach a TPM first.
+    for (const tcti of ['mssim:host=127.0.0.1,port=1', 'tabrmd:bus_name=com.example.none']) {
+      const e = await expectCode(tpm2Sealer({ tcti }).unwrap(wrapped), 'SEALER_REFUSED')
+      expect(e.details).toMatchObject({ reason: 'unencrypted-transport', tcti })
+    }
   })
 
   it('serves 20 concurrent unwraps correctly', async () => {

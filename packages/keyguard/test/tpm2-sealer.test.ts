@@ -38,12 +38,14 @@ sealerComplianceSuite(
       handle: 0x81000010,
       createIfMissing: true,
       unwrapVia: 'tools',
+      allowUnencryptedTransport: true,
     }),
     other: tpm2Sealer({
       tcti: tpm.tcti,
       handle: 0x81000011,
       createIfMissing: true,
       unwrapVia: 'tools',
+      allowUnencryptedTransport: true,
     }),
   }),
   { propertyRuns: 10 },
@@ -121,7 +123,12 @@ describe('tpm2 sealer', () => {
       })
       const err = await expectCode(provisioning.publicKey(), 'TPM_UNAVAILABLE')
       expect(err.details.reason).toBe('tools-missing')
-      const viaTools = tpm2Sealer({ tcti: tpm.tcti, toolsPath: empty, unwrapVia: 'tools' })
+      const viaTools = tpm2Sealer({
+        tcti: tpm.tcti,
+        toolsPath: empty,
+        unwrapVia: 'tools',
+        allowUnencryptedTransport: true,
+      })
       const err2 = await expectCode(viaTools.publicKey(), 'TPM_UNAVAILABLE')
       expect(err2.details.reason).toBe('tools-missing')
     } finally {

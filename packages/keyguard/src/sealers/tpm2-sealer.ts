@@ -6,7 +6,8 @@
  * `TPM2_RSA_Decrypt` in a session salted to that pinned key with the answer encrypted
  * (AES-128-CFB, `tpm2/session-decrypt.ts`): the data key never crosses the bus in clear.
  * Other TCTIs fall back to `tpm2_rsadecrypt` (ciphertext on stdin, plaintext on stdout),
- * WITHOUT session encryption, and `describe()` says so. Provisioning uses tpm2-tools: it
+ * WITHOUT session encryption: refused unless `allowUnencryptedTransport`, and `describe()`
+ * says so. Provisioning uses tpm2-tools: it
  * carries no secret (empty authorization, the private key is generated inside the TPM).
  */
 import { createPublicKey, randomBytes } from 'node:crypto'
@@ -30,7 +31,7 @@ import {
   transportFor,
   withChannel,
 } from '@digicap/tpm'
-import { TpmBusyError, TpmHandleError, UnwrapError } from '../errors.ts'
+import { SealerRefusedError, TpmBusyError, TpmHandleError, UnwrapError } from '../errors.ts'
 import { rsaDecryptInSession } from '../tpm2/session-decrypt.ts'
 import { runTpm2Tool, type Tpm2ToolsOptions } from '../tpm2/tools.ts'
 import type { Logger, WrappedKey } from '../types.ts'
@@ -98,6 +99,13 @@ export interface Tpm2SealerInit {
    * unwrap needs a PCR set the owner approved (`authorizePcrPolicy`). Needs `keyRecordFile`.
    */
   pcrPolicy?: { authKey: P256PublicKey; pcrs?: readonly number[] }
+  /**
+   * Let `unwrap` run over tpm2-tools (`unwrapVia: 'tools'`, or a TCTI without a direct
+   * transport: `mssim:`, `tabrmd:`), where no session encrypts the answer: the plain data key
+   * crosses the bus, the TCTI's socket or D-Bus, and the tool's stdout. Default `false`: such
+   * an unwrap is refused (`SEALER_REFUSED`, `unencrypted-transport`) before anything is sent.
+   */
+  allowUnencryptedTransport?: boolean
   logger?: Logger
 }
 
@@ -472,6 +480,14 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     },
 
     async unwrap(wrapped: WrappedKey): Promise<Uint8Array> {
+      // Before the key is even read: nothing goes to the TPM over a transport that would
+      // carry the answer in clear.
+      if (transport === undefined && init.allowUnencryptedTransport !== true) {
+        throw new SealerRefusedError('This TPM transport would carry the data key in clear', {
+          details: { reason: 'unencrypted-transport', tcti: init.tcti, unwrapVia },
+          hint: 'Use a swtpm: or device: TCTI (encrypted session), or set allowUnencryptedTransport (DIGICAP_ALLOW_UNENCRYPTED_TPM=1) if the bus is trusted.',
+        })
+      }
       const key = await loaded()
       const pub = key.publicKey
       if (wrapped?.scheme !== SCHEME || wrapped.keyId !== pub.keyId) {
@@ -508,7 +524,9 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
           session:
             unwrapVia === 'direct'
               ? 'salted HMAC session, response encrypted (AES-128-CFB)'
-              : 'NONE: tpm2-tools path, the data key crosses the bus in clear',
+              : init.allowUnencryptedTransport === true
+                ? 'NONE: tpm2-tools path, the data key crosses the bus in clear (allowed)'
+                : 'NONE: tpm2-tools path; unwrap refused (allowUnencryptedTransport is off)',
           pinned: init.keyRecordFile ?? 'in memory (no key record file)',
         },
       }

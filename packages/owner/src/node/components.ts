@@ -116,6 +116,7 @@ export function createSealer(
       ...(config.handle !== undefined ? { handle: config.handle } : {}),
       ...(options.dataDir ? { keyRecordFile: join(options.dataDir, TPM2_KEY_RECORD_FILE) } : {}),
       ...(pcrs !== undefined && authKey !== undefined ? { pcrPolicy: { authKey, pcrs } } : {}),
+      ...(config.allowUnencryptedTransport === true ? { allowUnencryptedTransport: true } : {}),
       ...common,
     })
   }

@@ -23,6 +23,11 @@ export type SealerConfig =
        * authorizing key; `init` approves their values). Absent: a key without a PCR policy.
        */
       pcrs?: number[]
+      /**
+       * Unwrap over a TCTI without an encrypted session (`mssim:`, `tabrmd:`): the data key
+       * crosses the bus in clear. Refused unless set (env `DIGICAP_ALLOW_UNENCRYPTED_TPM=1`).
+       */
+      allowUnencryptedTransport?: boolean
     }
   | { kind: 'software'; keyFile: string; allowInsecure: boolean }
 
@@ -182,6 +187,9 @@ export function applyOwnerNodeEnv(
   }
   if (env.DIGICAP_TCTI && out.sealer.kind === 'tpm2')
     out.sealer = { ...out.sealer, tcti: env.DIGICAP_TCTI }
+  if (env.DIGICAP_ALLOW_UNENCRYPTED_TPM === '1' && out.sealer.kind === 'tpm2') {
+    out.sealer = { ...out.sealer, allowUnencryptedTransport: true }
+  }
   if (env.DIGICAP_ALLOW_INSECURE_SEALER === '1' && out.sealer.kind === 'software') {
     out.sealer = { ...out.sealer, allowInsecure: true }
   }

@@ -82,6 +82,11 @@ describe('config', () => {
       DIGICAP_ALLOW_INSECURE_SEALER: '1',
     })
     expect(allowed.sealer).toMatchObject({ kind: 'software', allowInsecure: true })
+    expect(applyOwnerNodeEnv(base, { DIGICAP_ALLOW_UNENCRYPTED_TPM: '1' }).sealer).toMatchObject({
+      kind: 'tpm2',
+      allowUnencryptedTransport: true,
+    })
+    expect(applyOwnerNodeEnv(base, {}).sealer).not.toHaveProperty('allowUnencryptedTransport')
     expect(() => applyOwnerNodeEnv(base, { DIGICAP_SEALER: 'hsm' })).toThrow(
       expect.objectContaining({ code: 'CONFIG' }),
     )
