@@ -51,6 +51,7 @@ export {
   NodeStartError,
   NoSubscribersError,
 } from './errors.ts'
+export { capsuleImportOptions, UNIXFS_CHUNK_SIZE, UNIXFS_MAX_LINKS } from './import/profile.ts'
 export type {
   CreateDigicapNodeInit,
   DigicapLibp2p,
@@ -64,10 +65,4 @@ export type {
   CapsuleStoreProgressOptions,
   FetchNetworkProgress,
 } from './store.ts'
-export {
-  capsuleImportOptions,
-  heliaCapsuleStore,
-  parseCid,
-  UNIXFS_CHUNK_SIZE,
-  UNIXFS_MAX_LINKS,
-} from './store.ts'
+export { heliaCapsuleStore, parseCid } from './store.ts'

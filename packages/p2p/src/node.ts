@@ -26,6 +26,7 @@ import { userAgent } from 'libp2p/user-agent'
 import { NodeStartError } from './errors.ts'
 import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
+import { blocksFolder } from './import/fs-capsule-importer.ts'
 
 /** The services of a Digicap node's libp2p. `dht` is present only when enabled. */
 export interface DigicapServices {
@@ -122,7 +123,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   try {
     if (init.dataDir !== undefined) {
       await mkdir(init.dataDir, { recursive: true, mode: 0o700 })
-      const fsBlocks = new FsBlockstore(join(init.dataDir, 'blocks'))
+      const fsBlocks = new FsBlockstore(blocksFolder(init.dataDir))
       await fsBlocks.open()
       closers.push(() => fsBlocks.close())
       blockstore = fsBlocks

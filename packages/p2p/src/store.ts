@@ -3,16 +3,14 @@
  * implementation here (`heliaCapsuleStore`, UnixFS over helia); any other implementation
  * (a kubo node, a plain folder) must pass the same compliance suite.
  */
-import { createReadStream } from 'node:fs'
 import type { Helia } from '@helia/interface'
 import { unixfs } from '@helia/unixfs'
-import { fixedSize } from 'ipfs-unixfs-importer/chunker'
-import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
 import { CapsuleStoreError, InvalidCidError } from './errors.ts'
+import type { CapsuleSource } from './import/chunks.ts'
+import { importCapsule } from './import/import-capsule.ts'
 
-/** What `put` accepts: bytes, a byte stream, or the path of a local file (streamed). */
-export type CapsuleSource = Uint8Array | AsyncIterable<Uint8Array> | { path: string }
+export type { CapsuleSource }
 
 export interface CapsuleStoreProgressOptions {
   /** Called with the number of bytes handled so far. */
@@ -92,52 +90,6 @@ async function* counted(
   }
 }
 
-function toStream(source: CapsuleSource): AsyncIterable<Uint8Array> {
-  if (source instanceof Uint8Array) {
-    return (async function* () {
-      yield source
-    })()
-  }
-  if (typeof source !== 'object' || source === null) {
-    throw new CapsuleStoreError('Unsupported source for put', {
-      details: { type: typeof source },
-      hint: 'Pass a Uint8Array, an AsyncIterable<Uint8Array> or { path }.',
-    })
-  }
-  if (typeof (source as { path?: unknown }).path === 'string') {
-    return createReadStream((source as { path: string }).path, { highWaterMark: 1024 * 1024 })
-  }
-  if (Symbol.asyncIterator in (source as object)) return source as AsyncIterable<Uint8Array>
-  throw new CapsuleStoreError('Unsupported source for put', {
-    details: { type: typeof source },
-    hint: 'Pass a Uint8Array, an AsyncIterable<Uint8Array> or { path }.',
-  })
-}
-
-/** Chunk size of the UnixFS import: 1 MiB. */
-export const UNIXFS_CHUNK_SIZE = 1_048_576
-/** Most links in one UnixFS file node of the balanced DAG. */
-export const UNIXFS_MAX_LINKS = 1024
-
-/**
- * How capsule bytes become a CID (capsule-core SPEC §9): the IPIP-499 `unixfs-v1-2025`
- * profile for a single file. CIDv1, sha2-256, 1 MiB fixed-size chunks as raw leaves, a
- * balanced DAG of at most 1024 links per dag-pb node, a one-chunk file is its raw leaf.
- * Written out here instead of taken from the library's defaults, which change between
- * versions and would change every CID with them. `ipfs-car pack --no-wrap` and kubo's
- * `ipfs add --cid-version=1 --raw-leaves --chunker=size-1048576 --max-file-links=1024`
- * give the same CID (test/cid-interop.test.ts).
- */
-export function capsuleImportOptions() {
-  return {
-    cidVersion: 1,
-    rawLeaves: true,
-    reduceSingleLeafToSelf: true,
-    chunker: fixedSize({ chunkSize: UNIXFS_CHUNK_SIZE }),
-    layout: balanced({ maxChildrenPerNode: UNIXFS_MAX_LINKS }),
-  } as const
-}
-
 /**
  * A `CapsuleStore` on helia: UnixFS files with {@link capsuleImportOptions}, fetched over
  * bitswap.
@@ -153,20 +105,7 @@ export function heliaCapsuleStore(helia: Helia): CapsuleStore {
   const fs = unixfs(helia)
   return {
     async put(source, options = {}) {
-      const stream = toStream(source)
-      try {
-        const cid = await fs.addByteStream(counted(stream, options.onProgress), {
-          ...capsuleImportOptions(),
-          ...(options.signal ? { signal: options.signal } : {}),
-        })
-        return cid.toString()
-      } catch (cause) {
-        if (cause instanceof CapsuleStoreError) throw cause
-        throw new CapsuleStoreError('Cannot store the capsule', {
-          cause,
-          details: { reason: (cause as Error)?.name },
-        })
-      }
+      return (await importCapsule(source, helia.blockstore, options)).toString()
     },
     get(cid, options = {}) {
       return (async function* () {

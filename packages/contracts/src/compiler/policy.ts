@@ -79,6 +79,11 @@ export function compilePolicy(source: string, options: CompilePolicyOptions = {}
 export interface DeployPolicyOptions {
   /** NodeRegistry address the policy reads reputation from. */
   nodeRegistry: string
+  /**
+   * The policy already compiled (e.g. in a child process, or from a cache): its
+   * `sources[POLICY_SOURCE_NAME]` must be the source deployed. Default: compiled here.
+   */
+  compiled?: CompiledPolicy
 }
 
 export interface DeployedPolicy {
@@ -106,10 +111,20 @@ export async function deployPolicy(
   options: DeployPolicyOptions,
 ): Promise<DeployedPolicy> {
   const source = 'source' in rule ? rule.source : generatePolicySource(rule)
-  const compiled = compilePolicy(
-    source,
-    'source' in rule && rule.contractName !== undefined ? { contractName: rule.contractName } : {},
-  )
+  if (options.compiled && options.compiled.sources[POLICY_SOURCE_NAME] !== source) {
+    throw new PolicyCompileError('The compiled policy is not of this source', {
+      details: { contractName: options.compiled.contractName },
+      hint: 'Compile the source being deployed (compilePolicy(source)).',
+    })
+  }
+  const compiled =
+    options.compiled ??
+    compilePolicy(
+      source,
+      'source' in rule && rule.contractName !== undefined
+        ? { contractName: rule.contractName }
+        : {},
+    )
   const factory = new ContractFactory(
     compiled.abi as Record<string, unknown>[],
     compiled.bytecode,

@@ -96,6 +96,8 @@ export function ownerNodePaths(dataDir: string) {
     ipfs: join(dataDir, 'ipfs'),
     capsules: join(dataDir, 'capsules'),
     deployments: join(dataDir, 'deployments'),
+    /** Compiled policies by source (see `cachedPolicyCompiler`). */
+    policyCache: join(dataDir, 'policy-cache'),
     softwareKey: join(dataDir, 'sealer.pem'),
     serve: join(dataDir, 'serve.json'),
     keyguard: join(dataDir, 'keyguard'),

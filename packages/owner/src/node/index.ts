@@ -60,12 +60,11 @@ export {
   sealerConfigOf,
 } from './config.ts'
 export type { InitOwnerNodeOptions, InitOwnerNodeResult } from './init.ts'
-export { initOwnerNode } from './init.ts'
+export { initOwnerNode, recoverOwnerNode } from './lazy.ts'
 export type { OwnerNode, RecoverOptions, RecoverResult } from './owner-node.ts'
 export { createOwnerNode } from './owner-node.ts'
 export { provisionSealer, releasePcrExpectation } from './provision-sealer.ts'
 export type { RecoverOwnerNodeOptions, RecoverOwnerNodeResult } from './recover.ts'
-export { recoverOwnerNode } from './recover.ts'
 export type { SealOptions, SealResult } from './seal.ts'
 export type { KeyguardNodeOptions, RunningKeyguardNode } from './serve.ts'
 export type { OwnerNodeStatus } from './status.ts'

@@ -30,9 +30,11 @@ import {
   saveOwnerNodeConfig,
 } from './config.ts'
 import { provisionSealer } from './provision-sealer.ts'
-import { type SealOptions, type SealResult, sealOwnerNode } from './seal.ts'
-import { type KeyguardNodeOptions, type RunningKeyguardNode, startKeyguardNode } from './serve.ts'
-import { type OwnerNodeStatus, statusOfOwnerNode } from './status.ts'
+// Each operation loads its own modules when called (seal: no libp2p; status: no helia; serve:
+// everything), so a one-shot command pays only for what it runs.
+import type { SealOptions, SealResult } from './seal.ts'
+import type { KeyguardNodeOptions, RunningKeyguardNode } from './serve.ts'
+import type { OwnerNodeStatus } from './status.ts'
 
 export interface RecoverOptions {
   mnemonic: string
@@ -126,9 +128,9 @@ export async function createOwnerNode(
     config,
     sealer: parts.sealer,
     keyStore: parts.keyStore,
-    seal: (options) => sealOwnerNode(parts, options),
-    status: () => statusOfOwnerNode(parts),
+    seal: async (options) => (await import('./seal.ts')).sealOwnerNode(parts, options),
+    status: async () => (await import('./status.ts')).statusOfOwnerNode(parts),
     recover: (options) => rewrapLocal(parts, options),
-    serve: (options) => startKeyguardNode(parts, options),
+    serve: async (options) => (await import('./serve.ts')).startKeyguardNode(parts, options),
   }
 }

@@ -5,10 +5,11 @@ import { generateCapsuleId, type Receiver, type RuntimeKind, toHex } from '@digi
 import { ConfigError, rpcChainId, writeJsonAtomic } from '@digicap/cli-kit'
 import { parsePolicyExpression } from '@digicap/contracts'
 import type { Logger } from '@digicap/keyguard'
-import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
-import { gossipAnnouncer } from '../announce/gossip-announcer.ts'
+import { openFsCapsuleImporter } from '@digicap/p2p/import'
 import type { Announcer } from '../announce/types.ts'
 import { RuntimeUnsupportedError } from '../errors.ts'
+import { childProcessPolicyCompiler } from '../policy/child-compiler.ts'
+import { cachedPolicyCompiler } from '../policy/policy-cache.ts'
 import { solcPolicyDeployer } from '../policy/solc-policy-deployer.ts'
 import { ethersCapsuleRegistrar } from '../registry/ethers-registrar.ts'
 import { checkSealInput, sealAndPublish } from '../seal/seal-and-publish.ts'
@@ -71,13 +72,13 @@ function checkRuntime(options: SealOptions): RuntimeKind {
   return runtime
 }
 
-/** Announces through a running `serve` (this short-lived node dials it first). */
-function serveAnnouncer(
-  paths: OwnerNodePaths,
-  node: Parameters<typeof gossipAnnouncer>[0],
-  timeoutMs: number,
-  logger: Logger,
-): Announcer {
+/**
+ * Announces through a running `serve`: a short-lived libp2p node (no listener, blocks in
+ * memory) dials it and publishes. Started only here, after the capsule is registered, and only
+ * when `serve` runs: the seal itself loads no libp2p (the blocks go straight to the on-disk
+ * blockstore that `serve` provides).
+ */
+function serveAnnouncer(paths: OwnerNodePaths, timeoutMs: number, logger: Logger): Announcer {
   return {
     async announce(ann) {
       const serve = await readServeFile(paths.serve)
@@ -85,9 +86,18 @@ function serveAnnouncer(
       const addr =
         serve.multiaddrs.find((m) => m.startsWith('/ip4/127.0.0.1/')) ?? serve.multiaddrs[0]
       if (!addr) return { ok: false, reason: 'serve-has-no-address' }
-      const out = await gossipAnnouncer(node, { peers: [addr], timeoutMs }).announce(ann)
-      if (!out.ok) logger.warn('announcement failed', { code: out.reason })
-      return out
+      const [{ createDigicapNode }, { gossipAnnouncer }] = await Promise.all([
+        import('@digicap/p2p'),
+        import('../announce/gossip-announcer.ts'),
+      ])
+      const node = await createDigicapNode({ listen: [] })
+      try {
+        const out = await gossipAnnouncer(node, { peers: [addr], timeoutMs }).announce(ann)
+        if (!out.ok) logger.warn('announcement failed', { code: out.reason })
+        return out
+      } finally {
+        await node.stop()
+      }
     },
   }
 }
@@ -150,7 +160,7 @@ export async function sealOwnerNode(
   const capsulePath = join(dir, 'capsule.bin')
   const serialize = <T>(fn: () => Promise<T>) => ownerTransactions(paths, fn)
   // Blocks go to the on-disk blockstore that `serve` provides; announce through it.
-  const node = await createDigicapNode({ dataDir: paths.ipfs, datastore: 'memory', listen: [] })
+  const blocks = await openFsCapsuleImporter(paths.ipfs)
   try {
     const r = await withOwnerAccount(paths, sealer, config, ({ wallet, signer }) =>
       sealAndPublish(
@@ -178,10 +188,12 @@ export async function sealOwnerNode(
           policies: solcPolicyDeployer(wallet, {
             nodeRegistry: config.contracts.nodeRegistry,
             serialize,
+            // solc in a child (its heap never joins the capsule's streaming), once per source
+            compile: cachedPolicyCompiler(paths.policyCache, childProcessPolicyCompiler()),
           }),
           registrar: ethersCapsuleRegistrar(wallet, { contracts: config.contracts, serialize }),
-          store: heliaCapsuleStore(node.helia),
-          announcer: serveAnnouncer(paths, node, options.announceTimeoutMs ?? 5000, logger),
+          store: blocks,
+          announcer: serveAnnouncer(paths, options.announceTimeoutMs ?? 5000, logger),
           keyRecords: keyStore,
         },
       ),
@@ -199,7 +211,7 @@ export async function sealOwnerNode(
       announced: r.announced,
     }
   } finally {
-    await node.stop()
+    await blocks.close()
     if (input !== options.file) await rm(input, { force: true })
   }
 }

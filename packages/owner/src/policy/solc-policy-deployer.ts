@@ -1,13 +1,23 @@
-import { parsePolicyExpression } from '@digicap/contracts'
+import { generatePolicySource, parsePolicyExpression } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
 import type { Signer } from 'ethers'
-import type { DeployedPolicyInfo, PolicyDeployer, TransactionSerializer } from './types.ts'
+import type {
+  DeployedPolicyInfo,
+  PolicyCompiler,
+  PolicyDeployer,
+  TransactionSerializer,
+} from './types.ts'
 
 export interface SolcPolicyDeployerInit {
   /** The `NodeRegistry` every generated policy reads reputation and registration from. */
   nodeRegistry: string
   /** Serializes the owner's transactions. Default: none. */
   serialize?: TransactionSerializer
+  /**
+   * Compiles the generated source, before the transaction lock is taken. Default: solc in this
+   * process; `childProcessPolicyCompiler()` keeps solc's memory out of it.
+   */
+  compile?: PolicyCompiler
 }
 
 /**
@@ -26,8 +36,14 @@ export function solcPolicyDeployer(signer: Signer, init: SolcPolicyDeployerInit)
   return {
     async deploy(expression): Promise<DeployedPolicyInfo> {
       const rule = parsePolicyExpression(expression)
+      const source = generatePolicySource(rule)
+      const compiled = init.compile ? await init.compile(source) : undefined
       const policy = await serialize(() =>
-        deployPolicy(signer, rule, { nodeRegistry: init.nodeRegistry }),
+        deployPolicy(
+          signer,
+          { source },
+          { nodeRegistry: init.nodeRegistry, ...(compiled ? { compiled } : {}) },
+        ),
       )
       return {
         address: policy.address as `0x${string}`,

@@ -1,3 +1,5 @@
+import type { CompiledPolicy } from '@digicap/contracts/compiler'
+
 /** What turns a policy expression into a deployed policy contract. */
 
 /** A deployed policy contract and what it takes to check its bytecode again. */
@@ -26,3 +28,6 @@ export interface PolicyDeployer {
  * processes (e.g. under a file lock): two pipelines at once would read the same nonce.
  */
 export type TransactionSerializer = <T>(fn: () => Promise<T>) => Promise<T>
+
+/** Compiles a generated policy source (in process, in a child process, from a cache...). */
+export type PolicyCompiler = (source: string) => Promise<CompiledPolicy>

@@ -1,0 +1,97 @@
+/**
+ * The capsule import: bytes → UnixFS blocks in a blockstore → root CID, with the profile of
+ * {@link capsuleImportOptions}, in bounded memory. `ipfs-unixfs-importer` lays out the DAG (so
+ * the CIDs are the stock tool's); the chunks and the leaf writes are ours: chunks are read into
+ * a fixed pool of buffers, each leaf is hashed and written, and its buffer goes back to the
+ * pool once the blockstore holds it. At most `pool.count` chunks exist at any time, whatever
+ * the capsule's size.
+ */
+import { importer } from 'ipfs-unixfs-importer'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { CapsuleStoreError } from '../errors.ts'
+import { type BufferPool, createBufferPool } from './buffer-pool.ts'
+import { type CapsuleSource, capsuleChunks } from './chunks.ts'
+import { capsuleImportOptions, UNIXFS_CHUNK_SIZE } from './profile.ts'
+
+/** Leaf blocks written at once. */
+export const IMPORT_WRITE_CONCURRENCY = 4
+
+export interface ImportCapsuleOptions {
+  /** Called with the number of bytes stored so far. */
+  onProgress?: (bytes: number) => void
+  signal?: AbortSignal
+  /**
+   * The chunk buffers (tests pass one to watch it). Default: a fresh pool of
+   * `2 × IMPORT_WRITE_CONCURRENCY + 2` buffers of 1 MiB. It must hold more buffers than
+   * {@link IMPORT_WRITE_CONCURRENCY} (the importer gathers that many chunks before writing).
+   */
+  pool?: BufferPool
+}
+
+/** The blockstore side the import needs (helia's blockstore, `FsBlockstore`, ...). */
+export interface CapsuleBlockSink {
+  put(cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }): unknown
+}
+
+const NO_BLOCK = new Uint8Array(0)
+
+/**
+ * Stores `source` as UnixFS blocks in `blockstore` and returns the root CID.
+ * @throws {CapsuleStoreError} for an unsupported source, an unreadable file or a failed write.
+ * @example
+ * ```ts
+ * const cid = await importCapsule({ path: 'photo.capsule' }, helia.blockstore)
+ * ```
+ */
+export async function importCapsule(
+  source: CapsuleSource,
+  blockstore: CapsuleBlockSink,
+  options: ImportCapsuleOptions = {},
+): Promise<CID> {
+  const pool = options.pool ?? createBufferPool(2 * IMPORT_WRITE_CONCURRENCY + 2, UNIXFS_CHUNK_SIZE)
+  const signal = options.signal
+  let stored = 0
+  // Hash and write one leaf, then give its buffer back: the importer keeps only CIDs and sizes.
+  const bufferImporter = (file: { content: AsyncIterable<Uint8Array> }) =>
+    (async function* () {
+      for await (const chunk of file.content) {
+        yield async () => {
+          try {
+            const cid = CID.createV1(raw.code, await sha256.digest(chunk))
+            await blockstore.put(cid, chunk, signal ? { signal } : {})
+            stored += chunk.byteLength
+            options.onProgress?.(stored)
+            return { cid, size: BigInt(chunk.byteLength), block: NO_BLOCK }
+          } finally {
+            pool.release(chunk)
+          }
+        }
+      }
+    })()
+  try {
+    const chunks = capsuleChunks(source, pool, signal)
+    let root: CID | undefined
+    for await (const entry of importer([{ content: chunks }], blockstore as never, {
+      ...capsuleImportOptions(),
+      // The chunks are already cut to size: pass them through.
+      chunker: (s) => s,
+      bufferImporter: bufferImporter as never,
+      blockWriteConcurrency: IMPORT_WRITE_CONCURRENCY,
+      wrapWithDirectory: false,
+      ...(signal ? { signal } : {}),
+    })) {
+      root = entry.cid
+    }
+    if (!root) throw new CapsuleStoreError('The import gave no root', {})
+    return root
+  } catch (cause) {
+    if (cause instanceof CapsuleStoreError) throw cause
+    throw new CapsuleStoreError('Cannot store the capsule', {
+      cause,
+      details: { reason: (cause as Error)?.name },
+      ...(signal?.aborted ? { hint: 'The import was aborted.' } : {}),
+    })
+  }
+}
