@@ -58,9 +58,16 @@ export {
   operatorWarning,
   readKeyguardOperator,
 } from './operator/keyguard-operator.ts'
+export { childProcessPolicyCompiler } from './policy/child-compiler.ts'
+export { cachedPolicyCompiler } from './policy/policy-cache.ts'
 export type { SolcPolicyDeployerInit } from './policy/solc-policy-deployer.ts'
 export { solcPolicyDeployer } from './policy/solc-policy-deployer.ts'
-export type { DeployedPolicyInfo, PolicyDeployer, TransactionSerializer } from './policy/types.ts'
+export type {
+  DeployedPolicyInfo,
+  PolicyCompiler,
+  PolicyDeployer,
+  TransactionSerializer,
+} from './policy/types.ts'
 export { ethersCapsuleDirectory } from './recovery/ethers-capsule-directory.ts'
 export { ethersKeyguardRecorder } from './recovery/ethers-keyguard-recorder.ts'
 export { ipfsHeaderFetcher } from './recovery/ipfs-header-fetcher.ts'
