@@ -16,11 +16,14 @@ import {
   CapsuleSignatureError,
   checksumAddress,
   concatBytes,
+  type DigicapSigner,
   hashStruct,
   hashTypedDataDomain,
   InvalidArgumentError,
+  normalizeAddress,
   recoverDigestSigner,
   signDigest,
+  signTypedDataWith,
   type TypedDataField,
   toHex,
 } from '@digicap/capsule-core'
@@ -204,6 +207,37 @@ export function signAccessRequest(
 ): AccessRequest {
   checkBytes('privateKey', privateKey, 32)
   return { ...req, signature: signDigest(accessRequestDigest(req, domain), privateKey) }
+}
+
+/**
+ * Signs an access request with any {@link DigicapSigner} (a key in memory, a hardware wallet,
+ * a remote signer): the signer gets the typed data of {@link accessRequestTypedData}; the
+ * answer is checked (65 bytes, low s, recovers to `req.executor`). The same bytes as
+ * {@link signAccessRequest} for a key in memory.
+ *
+ * @throws {InvalidArgumentError} for a bad field, domain or signer address.
+ * @throws {CapsuleSignatureError} (capsule-core's) if the signer is not `req.executor`, answers
+ * a malformed signature or signs as another account.
+ * @example
+ * ```ts
+ * const signed = await signAccessRequestWith(signer, req, { chainId, verifyingContract })
+ * ```
+ */
+export async function signAccessRequestWith(
+  signer: DigicapSigner,
+  req: Omit<AccessRequest, 'signature'>,
+  domain: AccessDomain,
+): Promise<AccessRequest> {
+  const executor = toChecksumAddress(checkBytes('executor', req.executor, ADDRESS_LENGTH))
+  // The request names its executor: a signer for another account could only make a refused request.
+  if (normalizeAddress(signer?.address, 'signer.address') !== executor) {
+    throw new CapsuleSignatureError('The signer is not the request’s executor', {
+      details: { executor, signer: signer.address },
+      hint: 'Sign with the account the request names as executor.',
+    })
+  }
+  const signature = await signTypedDataWith(signer, accessRequestTypedData(req, domain))
+  return { ...req, signature }
 }
 
 /**

@@ -123,7 +123,9 @@ it('the public surface changes only on purpose', () => {
       "retryWithBackoff",
       "sendMessage",
       "signAccessRequest",
+      "signAccessRequestWith",
       "signResult",
+      "signResultWith",
       "toChecksumAddress",
       "verifyAccessRequestSignature",
     ]

@@ -79,6 +79,7 @@ export {
   addressToBytes,
   recoverAccessRequestSigner,
   signAccessRequest,
+  signAccessRequestWith,
   toChecksumAddress,
   verifyAccessRequestSignature,
 } from './eip712.ts'
@@ -225,6 +226,7 @@ export {
   resultDigest,
   resultTypedData,
   signResult,
+  signResultWith,
 } from './result-signature.ts'
 export type {
   GrantRecord,

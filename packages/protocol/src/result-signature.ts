@@ -8,11 +8,13 @@ import {
   type Address,
   CapsuleSignatureError,
   checksumAddress,
+  type DigicapSigner,
   hashTypedData,
   InvalidArgumentError,
   normalizeAddress,
   recoverDigestSigner,
   signDigest,
+  signTypedDataWith,
   type TypedData,
   toHex,
 } from '@digicap/capsule-core'
@@ -127,6 +129,33 @@ export function signResult(
     })
   }
   return signature
+}
+
+/**
+ * Signs a result with any {@link DigicapSigner} (the executor's key in memory, a hardware or
+ * remote signer); the same bytes as {@link signResult} for a key in memory.
+ *
+ * @throws {InvalidArgumentError} for a bad field, domain or signer address.
+ * @throws {CapsuleSignatureError} (capsule-core's) if the signer is not `fields.executor`,
+ * answers a malformed signature or signs as another account.
+ * @example
+ * ```ts
+ * const signature = await signResultWith(signer, fields, { chainId, verifyingContract })
+ * ```
+ */
+export async function signResultWith(
+  signer: DigicapSigner,
+  fields: SignedResultFields,
+  domain: ResultDomain,
+): Promise<Uint8Array> {
+  const typedData = resultTypedData(fields, domain)
+  if (normalizeAddress(signer?.address, 'signer.address') !== typedData.message.executor) {
+    throw new CapsuleSignatureError('The signer is not the result’s executor', {
+      details: { executor: String(typedData.message.executor), signer: signer.address },
+      hint: 'Sign with the account the result names as executor.',
+    })
+  }
+  return signTypedDataWith(signer, typedData)
 }
 
 /**
