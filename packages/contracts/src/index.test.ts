@@ -58,6 +58,7 @@ describe('public surface', () => {
         "parseEvents",
         "parsePolicyExpression",
         "policyLibrarySources",
+        "privateKeyAccount",
         "readDeployment",
         "reasonName",
         "requiresAttestation",
@@ -84,6 +85,7 @@ describe('public surface', () => {
     expect(Object.keys(await import('./testing.ts')).sort()).toMatchInlineSnapshot(`
       [
         "ANVIL_MNEMONIC",
+        "nodeAccountSigner",
         "resolveAnvilBinary",
         "startAnvil",
         "startRpcProxy",

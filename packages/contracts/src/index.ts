@@ -105,6 +105,7 @@ export {
   POLICY_GENERATOR_VERSION,
   requiresAttestation,
 } from './policy/solidity.ts'
+export { privateKeyAccount } from './private-key-account.ts'
 export { createProvider } from './provider.ts'
 export { createRpcQuorum } from './quorum/ethers-rpc-quorum.ts'
 export type {

@@ -26,5 +26,6 @@
 
 export type { Anvil, StartAnvilOptions } from './anvil.ts'
 export { ANVIL_MNEMONIC, resolveAnvilBinary, startAnvil } from './anvil.ts'
+export { nodeAccountSigner } from './node-account-signer.ts'
 export type { RpcCall, RpcProxy, RpcRewrite } from './rpc-proxy.ts'
 export { startRpcProxy } from './rpc-proxy.ts'
