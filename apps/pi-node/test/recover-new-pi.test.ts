@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { privateKeySigner } from '@digicap/capsule-core'
 import { connectDigicap } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { createExecutor, dataSandbox, type Executor, ethersExecutorChain } from '@digicap/executor'
@@ -204,7 +205,7 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
       libp2p: executorNode.libp2p,
       store: heliaCapsuleStore(executorNode.helia),
       chain,
-      wallet,
+      signer: privateKeySigner(wallet.privateKey as `0x${string}`),
       sandboxes: { data: dataSandbox(async (bytes) => sha256(bytes)) },
     })
     await executor.start()

@@ -11,6 +11,7 @@ import {
   CapsuleKeyError,
   checkKeyCommitment,
   DigicapError,
+  type DigicapSigner,
   decodeBundle,
   openNodeStream,
   requestMeasurement,
@@ -23,7 +24,6 @@ import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { encode } from 'cborg'
-import { getBytes } from 'ethers'
 import {
   acquireKey,
   createReleaseInbox,
@@ -151,8 +151,12 @@ export interface ExecutorComponents {
   readonly libp2p: Libp2p
   readonly store: CapsuleStore
   readonly chain: ExecutorChain
-  /** The executor's Ethereum account (an ethers Wallet or anything with these two fields). */
-  readonly wallet: { readonly address: string; readonly privateKey: string }
+  /**
+   * The executor's Ethereum account: signs fast-path access requests and results (EIP-712).
+   * Any signer fits (`privateKeySigner(key)`, a hardware or remote signer); its key need not be
+   * in this process. Transactions (chain path) go through `chain`.
+   */
+  readonly signer: DigicapSigner
   readonly sandboxes: SandboxSet
   readonly lifecycle?: RunLifecycle | undefined
   /**
@@ -229,14 +233,19 @@ function timedWorkspace(ws: RunWorkspace, onDispose: (ms: number) => void): RunW
 /**
  * @example
  * ```ts
- * const executor = createExecutor({ fast: true })({ libp2p: node.libp2p, store, chain, wallet, sandboxes })
+ * const executor = createExecutor({ fast: true })({ libp2p: node.libp2p, store, chain, signer, sandboxes })
  * await executor.start()
  * const { result, timings } = await executor.runCapsule(cid)
  * ```
  */
 export function createExecutor(init: ExecutorInit = {}) {
   return (components: ExecutorComponents): Executor => {
-    const { libp2p, store, chain, wallet, sandboxes, lifecycle, attestation } = components
+    const { libp2p, store, chain, signer, sandboxes, lifecycle, attestation } = components
+    if (typeof signer?.signTypedData !== 'function') {
+      throw new ExecutorStateError('The executor has no signer', {
+        hint: 'Pass `signer` (a DigicapSigner, e.g. privateKeySigner(key)) in the components.',
+      })
+    }
     const measurement = init.measurement ?? environmentMeasurement(sandboxes)
     const turns = attestation
       ? createRunTurns(attestation, { maxWaiting: init.maxWaitingRuns })
@@ -250,9 +259,7 @@ export function createExecutor(init: ExecutorInit = {}) {
         chainId: chain.chainId,
         verifyingContract: chain.accessController as `0x${string}`,
       },
-      executor: wallet.address,
-      // A copy per signature, zeroed by the deliverer.
-      signingKey: () => getBytes(wallet.privateKey),
+      signer,
     })
 
     const runCapsule = async (
@@ -341,15 +348,11 @@ export function createExecutor(init: ExecutorInit = {}) {
         t = performance.now()
         let grantAt = t
         const fast = options.fast ?? init.fast ?? false
-        // getBytes copies the hex key: the copy is zeroed with the workspace.
-        const signingKey = getBytes(wallet.privateKey)
-        ws.trackBuffer(signingKey)
         const key = await acquireKey({
           libp2p,
           inbox,
           chain,
-          signingKey,
-          executorAddress: wallet.address,
+          signer,
           keyguardPeer,
           capsuleId: header.capsuleId,
           verifyKey: (dataKey) => checkKeyCommitment(loaded.parsed, dataKey),
@@ -429,7 +432,7 @@ export function createExecutor(init: ExecutorInit = {}) {
                     grantId: key.grantId,
                     ephemeralPublicKey: key.ephemeral.publicKey,
                   },
-                  keyBuffers: [key.dataKey, key.ephemeral.privateKey, signingKey],
+                  keyBuffers: [key.dataKey, key.ephemeral.privateKey],
                 },
               }
             : {}),

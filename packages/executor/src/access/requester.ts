@@ -5,7 +5,9 @@
  * chain.
  */
 import {
+  CapsuleSignatureError,
   DigicapError,
+  type DigicapSigner,
   decodeHpkeSealed,
   generateX25519KeyPair,
   hpkeOpen,
@@ -23,7 +25,7 @@ import {
   type ReleaseAck,
   request,
   type StreamGateStats,
-  signAccessRequest,
+  signAccessRequestWith,
 } from '@digicap/protocol'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
@@ -216,9 +218,8 @@ export interface AccessParameters {
   readonly libp2p: Pick<Libp2p, 'dialProtocol' | 'dial'>
   readonly inbox: ReleaseInbox
   readonly chain: ExecutorChain
-  /** The executor's Ethereum private key (32 bytes), to sign fast-path requests. */
-  readonly signingKey: Uint8Array
-  readonly executorAddress: string
+  /** The executor's account: signs fast-path requests (any signer; no key needs to be here). */
+  readonly signer: DigicapSigner
   readonly keyguardPeer: PeerId
   readonly capsuleId: Uint8Array
   /**
@@ -247,10 +248,11 @@ function randomNonce(): Uint8Array {
 }
 
 async function fastPath(p: AccessParameters, keys: X25519KeyPair): Promise<ReleasedKey> {
-  const req: AccessRequest = signAccessRequest(
+  const req: AccessRequest = await signAccessRequestWith(
+    p.signer,
     {
       capsuleId: p.capsuleId,
-      executor: addressToBytes(p.executorAddress as `0x${string}`),
+      executor: addressToBytes(p.signer.address),
       ephemeralKey: keys.publicKey,
       measurement: p.measurement,
       jobParamsHash: keccak_256(p.jobParams),
@@ -263,7 +265,6 @@ async function fastPath(p: AccessParameters, keys: X25519KeyPair): Promise<Relea
       chainId: p.chain.chainId,
       verifyingContract: p.chain.accessController as `0x${string}`,
     },
-    p.signingKey,
   )
   let res: Awaited<
     ReturnType<typeof request<AccessRequest, import('@digicap/protocol').AccessResponse>>
@@ -382,7 +383,8 @@ async function chainPath(p: AccessParameters, keys: X25519KeyPair): Promise<Rele
  * failure falls back to the chain path when `fallbackToChain` is set — except a
  * `policy-denied` or `not-attested` refusal ({@link AccessDeniedError}): the chain evaluates the
  * same policy, the keyguard the same attestation gate, and a transaction would only spend gas
- * to be refused again, so those refusals are final.
+ * to be refused again, so those refusals are final; so is a signer's failure
+ * (`CapsuleSignatureError`), since the chain path signs with the same account.
  *
  * @returns the released key and the ephemeral key pair (the caller zeroes both).
  */
@@ -396,6 +398,8 @@ export async function acquireKey(
     } catch (err) {
       keys.privateKey.fill(0)
       if (!p.fallbackToChain || err instanceof AccessDeniedError) throw err
+      // The signer failed (refused, or signed as another account): the chain path needs it too.
+      if (err instanceof CapsuleSignatureError) throw err
       if (!(err instanceof DigicapError)) throw err
       p.onFallback?.(err)
     }

@@ -7,7 +7,12 @@
  * on IPFS instead, and the signed delivery with their CID is sent when it connects. A final
  * refusal (`wrong-executor`, `replayed`, …) is reported, not retried.
  */
-import { encodeHpkeSealed, hpkeSeal, type Receiver } from '@digicap/capsule-core'
+import {
+  type DigicapSigner,
+  encodeHpkeSealed,
+  hpkeSeal,
+  type Receiver,
+} from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
 import {
   addressToBytes,
@@ -23,7 +28,7 @@ import {
   resultProtocol,
   retryWithBackoff,
   type SignedResultFields,
-  signResult,
+  signResultWith,
 } from '@digicap/protocol'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -68,10 +73,8 @@ export interface ResultDelivererComponents {
   readonly store: CapsuleStore
   /** The chain and AccessController of the grants (the EIP-712 domain of the signature). */
   readonly domain: ResultDomain
-  /** The executor's Ethereum address (the grant's executor). */
-  readonly executor: string
-  /** A fresh copy of the executor's private key per call; the deliverer zeroes it. */
-  readonly signingKey: () => Uint8Array
+  /** The executor's account (the grant's executor): signs each delivery, wherever its key is. */
+  readonly signer: DigicapSigner
 }
 
 export interface ResultDeliverer {
@@ -97,14 +100,15 @@ function isRetryable(err: unknown): boolean {
 /**
  * @example
  * ```ts
- * const deliverer = createResultDeliverer()({ libp2p, store, domain, executor: wallet.address, signingKey })
+ * const deliverer = createResultDeliverer()({ libp2p, store, domain, signer })
  * const deliveries = await deliverer.deliver(ids, header.receivers, output)
  * ```
  */
 export function createResultDeliverer(init: ResultDelivererInit = {}) {
   return (components: ResultDelivererComponents): ResultDeliverer => {
     const { libp2p, store, domain } = components
-    const executor = addressToBytes(components.executor as `0x${string}`)
+    const { signer } = components
+    const executor = addressToBytes(signer.address)
     const pending: PendingDelivery[] = []
     const timeout = init.requestTimeoutMs ?? 30_000
     const send = async (peer: PeerId, message: ResultDelivery): Promise<void> => {
@@ -118,14 +122,8 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
         })
       }
     }
-    const sign = (fields: SignedResultFields): Uint8Array => {
-      const key = components.signingKey()
-      try {
-        return signResult(fields, domain, key)
-      } finally {
-        key.fill(0)
-      }
-    }
+    const sign = (fields: SignedResultFields): Promise<Uint8Array> =>
+      signResultWith(signer, fields, domain)
     let flushing = false
     const flush = async (peer: PeerId): Promise<void> => {
       if (flushing) return
@@ -167,7 +165,7 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
             resultHash: resultHashOf(sealed),
             resultSize: sealed.length,
           }
-          const signed = { ...fields, signature: sign(fields) }
+          const signed = { ...fields, signature: await sign(fields) }
           let attempts = 0
           let peer: PeerId | undefined
           try {

@@ -35,7 +35,7 @@ export function executorNode(
       libp2p: c.node.libp2p,
       store,
       chain: c.chain,
-      wallet: c.signer,
+      signer: c.signer,
       sandboxes: c.sandboxes ?? defaultSandboxes(),
       // With a TPM every run is measured into PCR 23 (the run's hooks reach the agent here).
       ...(attestation === undefined ? {} : { attestation: attestation.agent }),

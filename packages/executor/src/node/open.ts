@@ -1,16 +1,17 @@
 /**
- * The stock parts of an executor node, built and composed: an ethers account and chain client
- * on the RPC(s), a helia/libp2p node on the registered identity, the chain's result grants.
- * Its `stop` also stops what it built.
+ * The stock parts of an executor node, built and composed: the account's signer and an ethers
+ * chain client on the RPC(s), a helia/libp2p node on the registered identity, the chain's
+ * result grants. Its `stop` also stops what it built.
  */
+import type { DigicapSigner } from '@digicap/capsule-core'
 import { writeJsonAtomic } from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
 import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p'
-import { Wallet } from 'ethers'
 import { ethersExecutorChain } from '../chain.ts'
 import { ethersResultGrants } from '../delivery/grants.ts'
 import { fileResultReplays } from '../delivery/replay-file.ts'
 import type { SandboxSet } from '../sandbox/select.ts'
+import { accountSigner, chainWithoutTransactions, transactionSender } from './account.ts'
 import { executorNode } from './executor-node.ts'
 import { ethersChainFunds } from './register.ts'
 import type { ExecutorNode, ExecutorNodeInit, NodeAttestation } from './types.ts'
@@ -27,8 +28,14 @@ export interface OpenExecutorNodeParameters extends ExecutorNodeInit {
   readonly readRpcUrls?: readonly string[] | undefined
   /** RPCs that must agree on a registry read. Default: 1 for one RPC, else a majority. */
   readonly quorum?: number | undefined
-  /** The executor account's secp256k1 key (32 bytes; the caller may zero it after). */
-  readonly accountKey: Uint8Array
+  /**
+   * The executor's account, any `DigicapSigner` (a hardware, TPM-held or remote signer): it
+   * signs access requests and results; with `signTransaction` it also registers and requests
+   * access on chain (without, only the fast path runs). Exactly one of `signer`, `accountKey`.
+   */
+  readonly signer?: DigicapSigner | undefined
+  /** Or the account's secp256k1 key (32 bytes; the caller may zero it after). */
+  readonly accountKey?: Uint8Array | undefined
   /** The 32-byte seed of the libp2p identity registered in NodeRegistry. */
   readonly libp2pSeed: Uint8Array
   /** Default `['/ip4/127.0.0.1/tcp/0']`. */
@@ -45,6 +52,7 @@ export interface OpenExecutorNodeParameters extends ExecutorNodeInit {
 }
 
 /**
+ * @throws {InvalidArgumentError} (capsule-core's) for neither or both of `signer`, `accountKey`.
  * @throws `@digicap/p2p`'s `NodeStartError` (listen address taken, …); nothing is left running.
  * @example
  * ```ts
@@ -54,6 +62,7 @@ export interface OpenExecutorNodeParameters extends ExecutorNodeInit {
  * ```
  */
 export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<ExecutorNode> {
+  const signer = accountSigner(p)
   const provider = createProvider(p.rpcUrl, p.chainId)
   const readProviders = [
     provider,
@@ -62,7 +71,6 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
   const destroy = () => {
     for (const r of readProviders) r.destroy()
   }
-  const wallet = new Wallet(`0x${Buffer.from(p.accountKey).toString('hex')}`, provider)
   let node: DigicapNode
   try {
     node = await createDigicapNode({
@@ -75,15 +83,19 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
     destroy()
     throw err
   }
+  const chain = ethersExecutorChain({
+    addresses: { chainId: String(p.chainId), ...p.contracts },
+    signer: transactionSender(signer, provider),
+    readProviders,
+    ...(p.quorum === undefined ? {} : { quorum: p.quorum }),
+  })
   const en = executorNode(p)({
     node,
-    chain: ethersExecutorChain({
-      addresses: { chainId: String(p.chainId), ...p.contracts },
-      signer: wallet,
-      readProviders,
-      ...(p.quorum === undefined ? {} : { quorum: p.quorum }),
-    }),
-    signer: wallet,
+    chain:
+      typeof signer.signTransaction === 'function'
+        ? chain
+        : chainWithoutTransactions(chain, signer.address),
+    signer,
     sandboxes: p.sandboxes,
     attestation: p.attestation,
     funds: ethersChainFunds(provider),

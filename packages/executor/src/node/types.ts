@@ -1,5 +1,6 @@
 /** The executor node's interfaces: what it is made of, and what it offers its front ends. */
 import type { AttestationAgent } from '@digicap/attestation/agent'
+import type { DigicapSigner } from '@digicap/capsule-core'
 import type { CapsuleStore, DigicapNode } from '@digicap/p2p'
 import type { ResultGrantSource, ResultReceiver, ResultReplayStore } from '@digicap/protocol'
 import type { ExecutorChain } from '../chain.ts'
@@ -28,8 +29,11 @@ export interface ExecutorNodeComponents {
   /** libp2p + helia; its peer id is the one registered in NodeRegistry. */
   readonly node: DigicapNode
   readonly chain: ExecutorChain
-  /** The executor's account: signs access requests and results. */
-  readonly signer: ExecutorComponents['wallet']
+  /**
+   * The executor's account: signs access requests and results (EIP-712); `chain` sends its
+   * transactions for the same account. Any signer; its key need not be in this process.
+   */
+  readonly signer: DigicapSigner
   readonly sandboxes?: SandboxSet | undefined
   /** With a TPM: started nodes reset PCR 23 and answer `/digicap/attest/1.0.0`. */
   readonly attestation?: NodeAttestation | undefined

@@ -12,7 +12,7 @@ import { wasiSandbox } from './wasi/sandbox.ts'
 /**
  * @example
  * ```ts
- * const executor = createExecutor({})({ libp2p, store, chain, wallet, sandboxes: defaultSandboxes() })
+ * const executor = createExecutor({})({ libp2p, store, chain, signer, sandboxes: defaultSandboxes() })
  * const measurement = environmentMeasurement(defaultSandboxes())
  * ```
  */

@@ -13,6 +13,7 @@ import {
   generateDataKey,
   generateX25519KeyPair,
   parseCapsuleHeader,
+  privateKeySigner,
   type Receiver,
   type RuntimeRequirements,
   sealCapsule,
@@ -186,7 +187,7 @@ export async function setupWorld(
     libp2p: exec.libp2p,
     store: execStore,
     chain: execChain,
-    wallet: executorWallet as Wallet,
+    signer: privateKeySigner((executorWallet as Wallet).privateKey as `0x${string}`),
     sandboxes: sb,
     ...options.components,
   })
