@@ -39,7 +39,7 @@ export class ChainMismatchError extends DigicapError {
 /** A read from the chain failed (RPC unreachable, malformed answer, unexpected revert): capsule-core's. */
 export { ChainReadError } from '@digicap/capsule-core'
 
-/** The signer cannot do what this call needs (e.g. the executor still needs a local key). */
+/** The signer cannot do what this call needs: it has no `signTransaction` and the call sends a transaction. */
 export class SignerUnsupportedError extends DigicapError {
   override name = 'SignerUnsupportedError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {

@@ -4,7 +4,8 @@
  * store into a temp copy outside the workspace. Its three scripts — each the README example
  * of one call — then seal, run (fast and chain path) and receive against the demo's chain:
  * real anvil, real swtpm keyguard in a pi-node, real libp2p on loopback. Then, in process,
- * the refusals: a third run past `maxRuns(2)`, a signer whose key is not in process.
+ * the refusals (a third run past `maxRuns(2)`), an executor and an owner whose keys are not in
+ * this process (anvil's RPC, a "device" signing transactions).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -12,11 +13,18 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { toHex } from '@digicap/capsule-core'
+import { type DigicapSigner, type Hex, rpcCall, toHex } from '@digicap/capsule-core'
+import { nodeAccountSigner } from '@digicap/contracts/testing'
 import { JsonRpcProvider, Transaction, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { generateIdentity, localSigner, SignerUnsupportedError } from '../src/index.ts'
-import { runCapsule } from '../src/run.ts'
+import {
+  generateIdentity,
+  generateReceiverKey,
+  localSigner,
+  openReceiver,
+  SignerUnsupportedError,
+} from '../src/index.ts'
+import { registerExecutor, runCapsule } from '../src/run.ts'
 import { sealAndPublish } from '../src/seal.ts'
 import { type DemoChain, startDemoChain } from './harness/demo-chain.ts'
 
@@ -192,17 +200,82 @@ describe('examples/sdk, installed from packed tarballs', () => {
     expect((err as { code?: string }).code).toMatch(/^ACCESS_/)
   })
 
-  it('a signer without a local key cannot run: SIGNER_UNSUPPORTED before anything starts', async () => {
-    const { address, signTypedData } = localSigner(executorKey)
-    const err = await runCapsule({
+  it('an executor whose key is not in this process (anvil signs for it) registers and runs by both paths', async () => {
+    // anvil's account 1 signs through the RPC (eth_signTypedData_v4, eth_signTransaction):
+    // this process only ever sees its address. Every signature it makes is counted.
+    const [, address] = (await rpcCall(chain.rpcUrl, 'eth_accounts', [])).result as string[]
+    const remote = nodeAccountSigner(chain.rpcUrl, address as string)
+    const signed = { typedData: 0, transactions: 0 }
+    const signer: DigicapSigner = {
+      address: remote.address,
+      signTypedData: (td) => {
+        signed.typedData++
+        return remote.signTypedData(td)
+      },
+      signTransaction: (u) => {
+        signed.transactions++
+        return remote.signTransaction?.(u) as Promise<Hex>
+      },
+    }
+    const receiver = await openReceiver({
       network: 'local',
       rpcUrl: chain.rpcUrl,
-      signer: { address, signTypedData },
-      identity: executorIdentity,
-      cid: sealed.cid,
-    }).catch((e: unknown) => e)
-    expect(err).toBeInstanceOf(SignerUnsupportedError)
-  })
+      key: generateReceiverKey().privateKey,
+    })
+    const program = new TextEncoder().encode('digicap.output(digicap.inputText().toUpperCase())')
+    const capsule = await sealAndPublish({
+      network: 'local',
+      rpcUrl: chain.rpcUrl,
+      owner: localSigner(chain.ownerKey),
+      keyguard: chain.card,
+      data: new TextEncoder().encode('signed elsewhere'),
+      code: { runtime: 'quickjs', entry: 'main.js', files: { 'main.js': program } },
+      policy: 'maxRuns(3)',
+      receivers: [receiver.id],
+      peers: [chain.keyguard],
+    })
+    try {
+      const executor = {
+        network: 'local',
+        rpcUrl: chain.rpcUrl,
+        signer,
+        identity: generateIdentity(),
+      }
+      const peers = [chain.keyguard, capsule.multiaddrs()[0], receiver.multiaddrs()[0]] as string[]
+      await registerExecutor({ ...executor, stake: 10n ** 16n })
+      expect(signed).toEqual({ typedData: 0, transactions: 1 })
+      for (const path of ['fast', 'chain'] as const) {
+        const run = await runCapsule({ ...executor, cid: capsule.cid, path, peers })
+        expect([run.path, new TextDecoder().decode(run.output)]).toEqual([path, 'SIGNED ELSEWHERE'])
+        // The receiver checked the result's signature against the grant's executor on chain.
+        const got = await receiver.waitForResult({ runId: run.runId })
+        expect([got.executor, new TextDecoder().decode(got.output)]).toEqual([
+          remote.address,
+          'SIGNED ELSEWHERE',
+        ])
+      }
+      // fast: the access request and the result; chain: the requestAccess transaction and the result
+      expect(signed).toEqual({ typedData: 3, transactions: 2 })
+
+      // A signer that signs typed data only still runs by the fast path; the chain path (or a
+      // fallback to it) is refused before anything starts.
+      const typedOnly = {
+        ...executor,
+        signer: { address: signer.address, signTypedData: signer.signTypedData },
+      }
+      const fast = await runCapsule({ ...typedOnly, cid: capsule.cid, path: 'fast', peers })
+      expect(new TextDecoder().decode(fast.output)).toBe('SIGNED ELSEWHERE')
+      for (const refused of [{ path: 'chain' }, { path: 'fast', fallbackToChain: true }] as const) {
+        const err = await runCapsule({ ...typedOnly, ...refused, cid: capsule.cid, peers }).catch(
+          (e: unknown) => e,
+        )
+        expect(err).toBeInstanceOf(SignerUnsupportedError)
+      }
+    } finally {
+      await capsule.stop()
+      await receiver.stop()
+    }
+  }, 120_000)
 
   it('an owner signer without a local key seals through its own signTransaction (a hardware wallet)', async () => {
     // The "wallet" holds the key; the SDK only sees address, signTypedData, signTransaction.

@@ -36,7 +36,11 @@ const base = {
 
 describe('sealAndPublish input checks', () => {
   it.each([
-    ['an owner signer without a local key', { owner: privateKeySigner(KEY) }, 'SIGNER_UNSUPPORTED'],
+    [
+      'an owner signer without signTransaction',
+      { owner: privateKeySigner(KEY) },
+      'SIGNER_UNSUPPORTED',
+    ],
     ['a card that is not one', { keyguard: { peerId: 'x' } }, 'INVALID_ARGUMENT'],
     [
       'a card with a short recovery key',

@@ -1,8 +1,7 @@
 import { privateKeySigner } from '@digicap/capsule-core'
-import { Wallet } from 'ethers'
+import { Transaction, Wallet } from 'ethers'
 import { describe, expect, it } from 'vitest'
 import { localSigner } from '../src/index.ts'
-import { localKeyOf } from '../src/signer/signer.ts'
 
 const KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80' // anvil account 0
 const TYPED = {
@@ -37,6 +36,22 @@ describe('localSigner', () => {
     )
   })
 
+  it('signs transactions as ethers’ Wallet does (every SDK call that sends takes it)', async () => {
+    const unsigned = Transaction.from({
+      type: 2,
+      chainId: 31337,
+      nonce: 1,
+      gasLimit: 50_000n,
+      maxFeePerGas: 2n * 10n ** 9n,
+      maxPriorityFeePerGas: 1n,
+      to: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+      data: '0x1234',
+    })
+    expect(await localSigner(KEY).signTransaction?.(unsigned.unsignedSerialized as never)).toBe(
+      await new Wallet(KEY).signTransaction(unsigned),
+    )
+  })
+
   it('keeps its own copy of the key: zeroing the caller’s bytes changes nothing', async () => {
     const bytes = Uint8Array.from(Buffer.from(KEY.slice(2), 'hex'))
     const s = localSigner(bytes)
@@ -44,14 +59,16 @@ describe('localSigner', () => {
     expect(await s.signTypedData(TYPED as never)).toBe(
       await privateKeySigner(KEY).signTypedData(TYPED as never),
     )
-    expect(Buffer.from(localKeyOf(s) as Uint8Array).toString('hex')).toBe(KEY.slice(2))
+    const unsigned = Transaction.from({ chainId: 1, nonce: 0, gasLimit: 21_000n, gasPrice: 1n })
+    expect(await s.signTransaction?.(unsigned.unsignedSerialized as never)).toBe(
+      await new Wallet(KEY).signTransaction(unsigned),
+    )
   })
 
-  it('only the signer object itself carries the key: a copy of its fields or another signer does not', () => {
+  it('shows no key: frozen, and its JSON holds the address only', () => {
     const s = localSigner(KEY)
-    expect(localKeyOf({ ...s })).toBeUndefined()
-    expect(localKeyOf(privateKeySigner(KEY))).toBeUndefined()
     expect(Object.isFrozen(s)).toBe(true)
     expect(JSON.stringify(s)).not.toContain(KEY.slice(4, 20))
+    expect(Object.keys(s).sort()).toEqual(['address', 'signTransaction', 'signTypedData'])
   })
 })

@@ -4,12 +4,15 @@
  */
 import type { SandboxSet } from '@digicap/executor'
 import { type ExecutorNode, openExecutorNode } from '@digicap/executor/node'
-import { SignerUnsupportedError } from '../errors.ts'
 import type { DigicapNetwork } from '../networks/registry.ts'
-import { type DigicapSigner, localKeyOf } from '../signer/signer.ts'
+import type { DigicapSigner } from '../signer/signer.ts'
 
 export interface ExecutorIdentity {
-  /** The executor's account (made with `localSigner`: the executor signs in process). */
+  /**
+   * The executor's account: any signer (its key need not be in this process). It signs
+   * access requests and results; registration and the chain path also need its
+   * `signTransaction` (`localSigner` has it).
+   */
   readonly signer: DigicapSigner
   /** The 32-byte seed of the libp2p identity registered in NodeRegistry. */
   readonly identity: Uint8Array
@@ -23,23 +26,16 @@ export interface ExecutorSessionOptions {
   readonly start: boolean
 }
 
-export async function openExecutorSession(
+export function openExecutorSession(
   network: DigicapNetwork,
   who: ExecutorIdentity,
   options: ExecutorSessionOptions,
 ): Promise<ExecutorNode> {
-  const accountKey = localKeyOf(who.signer)
-  if (accountKey === undefined) {
-    throw new SignerUnsupportedError('Running a capsule needs the executor key in this process', {
-      details: { address: who.signer.address },
-      hint: 'The executor signs access requests and results itself: pass localSigner(key).',
-    })
-  }
   return openExecutorNode({
     rpcUrl: network.rpcUrl,
     chainId: network.chainId,
     contracts: network.addresses,
-    accountKey,
+    signer: who.signer,
     libp2pSeed: who.identity,
     listen: options.listen,
     bootstrap: options.peers,

@@ -1,6 +1,7 @@
 /** `registerExecutor`: stake and register an executor (account + libp2p identity) in NodeRegistry. */
 import { getNetwork, type NetworkRef } from '../networks/registry.ts'
 import { checkChainId } from '../receive/chain-grants.ts'
+import { requireTransactionSigner } from '../signer/signer.ts'
 import { type ExecutorIdentity, openExecutorSession } from './executor-session.ts'
 
 export interface RegisterExecutorParameters extends ExecutorIdentity {
@@ -17,7 +18,9 @@ export interface RegisterExecutorReturnType {
 }
 
 /**
- * @throws `@digicap/cli-kit`'s `InsufficientFundsError` (naming the account and what to send)
+ * @throws {SignerUnsupportedError} for a signer without `signTransaction` (registration is a
+ *   transaction), before anything starts;
+ *   `@digicap/cli-kit`'s `InsufficientFundsError` (naming the account and what to send)
  *   when the account cannot pay the stake plus gas, before anything is sent;
  *   `@digicap/contracts`' `ContractRevertError` (`AlreadyRegistered`, `StakeTooLow`, …),
  *   `@digicap/executor`'s `AccessUnavailableError` when the chain cannot be reached.
@@ -26,6 +29,7 @@ export async function registerExecutor(
   p: RegisterExecutorParameters,
 ): Promise<RegisterExecutorReturnType> {
   const network = getNetwork(p.network, { rpcUrl: p.rpcUrl })
+  requireTransactionSigner(p.signer, 'Registering an executor')
   await checkChainId(network)
   const session = await openExecutorSession(network, p, { listen: [], start: false })
   try {

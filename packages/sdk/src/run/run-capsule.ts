@@ -6,6 +6,7 @@ import type { Delivery, RunTimings, SandboxSet, StageEvent } from '@digicap/exec
 import { ResultTimeoutError } from '../errors.ts'
 import { getNetwork, type NetworkRef } from '../networks/registry.ts'
 import { checkChainId } from '../receive/chain-grants.ts'
+import { requireTransactionSigner } from '../signer/signer.ts'
 import { type ExecutorIdentity, openExecutorSession } from './executor-session.ts'
 
 export interface RunCapsuleParameters extends ExecutorIdentity {
@@ -13,7 +14,10 @@ export interface RunCapsuleParameters extends ExecutorIdentity {
   readonly rpcUrl?: string | undefined
   /** The capsule's CID. */
   readonly cid: string
-  /** `fast`: a signed request to the keyguard, logged on chain after; `chain`: a transaction. Default `chain`. */
+  /**
+   * `fast`: a signed request to the keyguard, logged on chain after (any signer); `chain`: a
+   * transaction (the signer needs `signTransaction`). Default `chain`.
+   */
   readonly path?: 'chain' | 'fast' | undefined
   /** After a fast-path failure other than a policy refusal, try the chain. Default false. */
   readonly fallbackToChain?: boolean | undefined
@@ -45,11 +49,15 @@ export interface RunCapsuleReturnType {
 
 /**
  * @throws the executor's typed errors (`ACCESS_DENIED` with the policy's reason, `CAPSULE_FETCH`,
- *   `SANDBOX_*`, …); {@link SignerUnsupportedError} for a signer without a local key;
+ *   `SANDBOX_*`, …); {@link SignerUnsupportedError} for a signer without `signTransaction` when
+ *   the run may send a transaction (the chain path, or `fallbackToChain`), before anything starts;
  *   {@link ResultTimeoutError} when a stored delivery found no receiver in time.
  */
 export async function runCapsule(p: RunCapsuleParameters): Promise<RunCapsuleReturnType> {
   const network = getNetwork(p.network, { rpcUrl: p.rpcUrl })
+  if (p.path !== 'fast' || p.fallbackToChain === true) {
+    requireTransactionSigner(p.signer, 'A chain-path run')
+  }
   await checkChainId(network)
   const session = await openExecutorSession(network, p, {
     listen: p.listen,

@@ -13,7 +13,6 @@ import {
   InvalidArgumentError,
   parseReceiver,
   type Receiver,
-  toHex,
 } from '@digicap/capsule-core'
 import { createProvider, digicapEthersSigner } from '@digicap/contracts'
 import {
@@ -26,11 +25,9 @@ import {
   solcPolicyDeployer,
 } from '@digicap/owner'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
-import { Wallet } from 'ethers'
-import { SignerUnsupportedError } from '../errors.ts'
 import { getNetwork, type NetworkRef } from '../networks/registry.ts'
 import { checkChainId } from '../receive/chain-grants.ts'
-import { localKeyOf } from '../signer/signer.ts'
+import { requireTransactionSigner } from '../signer/signer.ts'
 
 /** A card given as JSON text is parsed; a parse error is a typed error, not a `SyntaxError`. */
 function cardObject(card: unknown): unknown {
@@ -58,7 +55,7 @@ export interface SealCode {
 export interface SealAndPublishParameters {
   readonly network: NetworkRef
   readonly rpcUrl?: string | undefined
-  /** The keyguard owner's account (`localSigner`: it also sends the two transactions). */
+  /** The keyguard owner's account; it sends two transactions, so it needs `signTransaction` (`localSigner` has it). */
   readonly owner: DigicapSigner
   /** The keyguard's public card (`pi-node status`'s `card`), as an object or JSON text. */
   readonly keyguard: unknown
@@ -95,8 +92,8 @@ export interface PublishedCapsule {
 }
 
 /**
- * @throws {SignerUnsupportedError} for an owner signer with neither a local key nor
- *   `signTransaction` (sealing sends the policy and registration transactions).
+ * @throws {SignerUnsupportedError} for an owner signer without `signTransaction` (sealing
+ *   sends the policy and registration transactions).
  * @throws {InvalidArgumentError} for a malformed card, empty data or code whose entry is missing.
  * @throws `@digicap/contracts`' `PolicyExpressionError` for a bad policy, its `ContractRevertError`
  *   for a refused registration; `@digicap/capsule-core`'s `CapsuleSignatureError` for a signer
@@ -104,13 +101,7 @@ export interface PublishedCapsule {
  */
 export async function sealAndPublish(p: SealAndPublishParameters): Promise<PublishedCapsule> {
   const network = getNetwork(p.network, { rpcUrl: p.rpcUrl })
-  const key = localKeyOf(p.owner)
-  if (key === undefined && typeof p.owner.signTransaction !== 'function') {
-    throw new SignerUnsupportedError('Sealing sends the policy and registration transactions', {
-      details: { address: p.owner.address },
-      hint: 'Pass localSigner(ownerKey), or a signer with signTransaction (a hardware wallet, a viem account).',
-    })
-  }
+  requireTransactionSigner(p.owner, 'Sealing (the policy deployment and the registration)')
   const { card, recoveryPublicKey } = parseKeyguardCard(cardObject(p.keyguard))
   if (!(p.data instanceof Uint8Array) || p.data.length === 0) {
     throw new InvalidArgumentError('Nothing to seal: data is empty or not bytes')
@@ -127,9 +118,8 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
   }
   await checkChainId(network)
   const provider = createProvider(network.rpcUrl, network.chainId)
-  // A key in this process signs here; any other signer signs each transaction itself.
-  const wallet =
-    key === undefined ? digicapEthersSigner(p.owner, provider) : new Wallet(toHex(key), provider)
+  // The owner's signer signs each transaction, wherever its key is.
+  const wallet = digicapEthersSigner(p.owner, provider)
   const dir = await mkdtemp(join(tmpdir(), 'digicap-seal-'))
   const node = await createDigicapNode({ listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'] })
   try {

@@ -1,19 +1,19 @@
 /**
- * Signers. Every SDK call that only signs takes capsule-core's `DigicapSigner` (`address` +
- * `signTypedData`: a hardware wallet, viem's account, a TPM-held key fit as they are). The
- * calls that send transactions or run capsules also need the key in this process today (the
- * executor signs access requests and results itself): `localSigner` makes a `DigicapSigner`
- * that those calls can use, and nothing else can read its key.
+ * Signers. Every SDK call takes capsule-core's `DigicapSigner` (`address` + `signTypedData`,
+ * and `signTransaction` for the calls that send transactions): a hardware wallet, viem's
+ * account, a TPM-held key or a remote signer fit as they are. `localSigner` is the one for a
+ * key held in this process.
  */
-import { type DigicapSigner, type Hex, hexToBytes, privateKeySigner } from '@digicap/capsule-core'
+import type { DigicapSigner, Hex } from '@digicap/capsule-core'
+import { privateKeyAccount } from '@digicap/contracts'
+import { SignerUnsupportedError } from '../errors.ts'
 
 export type { DigicapSigner }
 
-const localKeys = new WeakMap<DigicapSigner, Uint8Array>()
-
 /**
- * A `DigicapSigner` over a secp256k1 key held in this process (capsule-core's
- * `privateKeySigner`), also usable by `runCapsule`, `registerExecutor` and `sealAndPublish`.
+ * A `DigicapSigner` over a secp256k1 key held in this process: it signs typed data and
+ * transactions, so every call takes it (`sealAndPublish`, `runCapsule`, `registerExecutor`).
+ * The key is copied; nothing can read it back from the signer.
  *
  * @throws {InvalidArgumentError} for a key that is not a valid 32-byte secp256k1 key.
  * @example
@@ -23,14 +23,17 @@ const localKeys = new WeakMap<DigicapSigner, Uint8Array>()
  * ```
  */
 export function localSigner(privateKey: Uint8Array | Hex): DigicapSigner {
-  const signer = Object.freeze(privateKeySigner(privateKey))
-  // privateKeySigner checked it; keep a copy the caller cannot zero or change.
-  const key = typeof privateKey === 'string' ? hexToBytes(privateKey) : Uint8Array.from(privateKey)
-  localKeys.set(signer, key)
-  return signer
+  return Object.freeze(privateKeyAccount(privateKey))
 }
 
-/** The key behind a signer made by {@link localSigner}; undefined for any other signer. */
-export function localKeyOf(signer: DigicapSigner): Uint8Array | undefined {
-  return localKeys.get(signer)
+/**
+ * Checks, before anything starts, that `signer` can sign the transactions a call sends.
+ * @throws {SignerUnsupportedError} naming what needs them.
+ */
+export function requireTransactionSigner(signer: DigicapSigner, what: string): void {
+  if (typeof signer?.signTransaction === 'function') return
+  throw new SignerUnsupportedError(`${what} sends transactions; this signer cannot sign them`, {
+    details: { address: signer?.address },
+    hint: 'Give the signer signTransaction(unsignedSerialized) (a hardware wallet, a viem account), or pass localSigner(key).',
+  })
 }
