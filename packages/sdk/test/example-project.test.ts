@@ -31,20 +31,23 @@ import { type DemoChain, startDemoChain } from './harness/demo-chain.ts'
 const exec = promisify(execFile)
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const EXAMPLE = join(REPO, 'examples', 'sdk')
-/** `@digicap/sdk` and every workspace package it, `@digicap/executor` and `@digicap/owner` need at run time. */
-const PACKED = [
-  'sdk',
-  'executor',
-  'owner',
-  'capsule-core',
-  'contracts',
-  'p2p',
-  'protocol',
-  'keyguard',
-  'tpm',
-  'attestation',
-  'cli-kit',
-]
+/**
+ * The example's `@digicap/*` dependencies and every workspace package they need at run time
+ * (their `dependencies`, followed), by folder name: a new dependency is packed without a list
+ * to keep.
+ */
+async function workspaceClosure(roots: readonly string[]): Promise<string[]> {
+  const found = new Set<string>()
+  const visit = async (name: string): Promise<void> => {
+    if (found.has(name)) return
+    found.add(name)
+    const pkg = JSON.parse(await readFile(join(REPO, 'packages', name, 'package.json'), 'utf8'))
+    for (const dep of Object.keys(pkg.dependencies ?? {}))
+      if (dep.startsWith('@digicap/')) await visit(dep.slice('@digicap/'.length))
+  }
+  for (const r of roots) await visit(r)
+  return [...found]
+}
 
 // biome-ignore lint/suspicious/noExplicitAny: the scripts' JSON lines
 type Line = Record<string, any>
@@ -75,6 +78,10 @@ async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
 async function installExample(): Promise<void> {
   const tgz = join(tmp, 'tgz')
   await mkdir(tgz)
+  const example = JSON.parse(await readFile(join(EXAMPLE, 'package.json'), 'utf8'))
+  const PACKED = await workspaceClosure(
+    Object.keys(example.dependencies).map((d) => d.slice('@digicap/'.length)),
+  )
   for (const name of PACKED) {
     await exec('pnpm', ['pack', '--pack-destination', tgz], { cwd: join(REPO, 'packages', name) })
   }
