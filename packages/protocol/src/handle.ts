@@ -5,6 +5,7 @@
  */
 import { type DigicapError, InvalidArgumentError } from '@digicap/capsule-core'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { ConnectionGuard } from './connection-guard.ts'
 import {
   HandlerFailedError,
   type RemoteErrorCode,
@@ -66,6 +67,12 @@ export interface HandleOptions {
    * starve an honest peer). A stream the gate turns away is reset before any byte is read.
    */
   gate?: StreamGate
+  /**
+   * Asked first, for each inbound stream, before any other check and before any byte is read:
+   * a stream it cuts is dropped with its whole connection (strangers over their budget; see
+   * {@link ConnectionGuard}).
+   */
+  guard?: Pick<ConnectionGuard, 'admitStream'>
   /** Told about every failed exchange (bad input, handler error, stream error). */
   onError?: (error: DigicapError, context: { peer: PeerId; protocol: string }) => void
 }
@@ -144,6 +151,8 @@ export async function handle<Req, Res>(
 
   const serve = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer
+    // The guard aborts the connection itself (with every stream on it).
+    if (options.guard?.admitStream(connection) === 'cut') return
     let ticket: StreamTicket | undefined
     if (options.gate !== undefined) {
       ticket = options.gate.admit(peer.toString(), () => {

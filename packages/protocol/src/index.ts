@@ -65,6 +65,16 @@ export {
 } from './attest.ts'
 export type { WireMap } from './cbor.ts'
 export { MAX_U64, WIRE_VERSION } from './cbor.ts'
+export type {
+  ConnectionGuard,
+  ConnectionGuardComponents,
+  ConnectionGuardInit,
+  ConnectionGuardStats,
+  CutReason,
+  StreamBudget,
+  StreamVerdict,
+} from './connection-guard.ts'
+export { createConnectionGuard, hostOf } from './connection-guard.ts'
 export type { AccessDomain, AccessRequestTypedData, Address } from './eip712.ts'
 export {
   ACCESS_DOMAIN_NAME,
