@@ -1,8 +1,11 @@
 /**
  * The fast path under a stranger flood: 100 peer ids in a separate process (test/fixtures/
- * flood-child.ts) send requests signed by fresh keys for a capsule this keyguard holds, forged
- * requests naming the registered executor, and hold half-frames; meanwhile the registered
- * executor asks for keys. Prints, measured in the same run: the keyguard process's RSS under the
+ * flood-child.ts), all from this host, send requests signed by fresh keys for a capsule this
+ * keyguard holds, forged requests naming the registered executor, and hold half-frames; a
+ * stranger whose connection is cut reconnects, and after 3 failed exchanges in a row takes a
+ * fresh key (a new peer id), as an attacker whose peer ids are free would. Meanwhile the
+ * registered executor, on the same host, asks for keys. The keyguard's libp2p node has the fast
+ * path's connection guard as its connection gater (default budgets), as pi-node's has. Prints, measured in the same run: the keyguard process's RSS under the
  * flood against its idle RSS (goal ≤ 2×), and the executor's release latency under the flood
  * against without it. Keyguard: anvil + swtpm (tpm2 sealer) + libp2p on loopback.
  *
@@ -15,13 +18,18 @@
  * seconds, weigh on both sides alike; the ratio is also printed per round.
  *
  * Run: `node --expose-gc bench/fast-path-flood.ts [peers] [floodSeconds] [pinned|shared]`
- * (default 100 peers, 20 s, pinned).
+ * (default 100 peers, 20 s, pinned). With `FLOOD_CPU_PROF=<dir>`, the keyguard process's CPU
+ * is profiled during each flood round (`<dir>/flood-round-<n>.cpuprofile`, for Chrome DevTools
+ * or `node bench/cpu-profile-summary.ts <file>`).
  */
 import { execFileSync } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import { availableParallelism, loadavg } from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import {
   type AccessResponse,
+  createConnectionGuard,
   fastPathProtocol,
   request,
   signAccessRequest,
@@ -86,12 +94,19 @@ const stageMedians = (ts: Readonly<Record<string, number>>[]): string =>
     .map((k) => `${k} ${median(ts.flatMap((t) => (t[k] === undefined ? [] : [t[k]]))).toFixed(1)}`)
     .join(' → ')
 
+/** The keyguard's guard, with pi-node's default budgets; its gater is the node's. */
+const guard = createConnectionGuard()()
 const [chain, tpm, kgNode, exec] = await Promise.all([
   setupChain(),
   startSwtpm(),
-  createNode(),
+  createNode({ connectionGater: guard.gater }),
   executorSide(),
 ])
+/** CPU profiles of the flood rounds, when asked for. */
+const profileDir = process.env.FLOOD_CPU_PROF
+const profiler = profileDir === undefined ? undefined : new Session()
+profiler?.connect()
+await profiler?.post('Profiler.enable')
 const sealer = tpm2Sealer({ tcti: tpm.tcti, createIfMissing: true, logger: quietLogger })
 const parts = await keyguardParts(undefined, sealer)
 try {
@@ -109,7 +124,7 @@ try {
         if (marks.sealed !== undefined) traces.push(marks)
       },
     },
-  })({ ...parts, chain: chainClientFor(chain), libp2p: kgNode, logger: quietLogger })
+  })({ ...parts, chain: chainClientFor(chain), libp2p: kgNode, guard, logger: quietLogger })
   let audited = 0
   let granted = 0
   keyguard.events.addEventListener('audit-recorded', () => audited++)
@@ -217,8 +232,11 @@ try {
       // Two held half-frames per peer (the keyguard allows 4 being read per peer): 200 held
       // streams in all, under the global cap of 256, so the strangers' requests still get read.
       holders: 2,
-      fillAnswers: 10 * peers,
+      // Strangers cut at the connection get few answers: the first round waits for these (or
+      // 10 s) so that the measure starts with the flood in full swing.
+      fillAnswers: 30,
       durationMs: 600_000,
+      rotateAfterErrors: 3,
     },
     cpuMode === 'pinned' ? { cpus: '1' } : {},
   )
@@ -228,6 +246,7 @@ try {
     if (sampling) peakRss = Math.max(peakRss, rss())
   }, 100)
   let counts: Record<string, number>
+  let peerIds = peers
   let floodMs = 0
   try {
     await flood.ready
@@ -238,6 +257,7 @@ try {
       await new Promise((r) => setTimeout(r, settleMs))
       await measure(quiet)
       flood.resume()
+      await profiler?.post('Profiler.start')
       const t = performance.now()
       sampling = true
       if (round === 0) {
@@ -249,10 +269,16 @@ try {
       sampling = false
       floodMs += performance.now() - t
       flood.pause()
+      if (profiler !== undefined && profileDir !== undefined) {
+        const { profile } = await profiler.post('Profiler.stop')
+        await mkdir(profileDir, { recursive: true })
+        await writeFile(`${profileDir}/flood-round-${round}.cpuprofile`, JSON.stringify(profile))
+      }
     }
     flood.resume()
     flood.stop()
     counts = await flood.done
+    peerIds = await flood.peerIds
   } finally {
     clearInterval(sampler)
     flood.kill()
@@ -275,6 +301,10 @@ try {
   )
   console.log(
     `strangers: ${answers} answers (${(answers / (floodMs / 1000)).toFixed(0)}/s), ${JSON.stringify(counts)}`,
+  )
+  const cut = guard.stats()
+  console.log(
+    `strangers cut at the connection: ${cut.cut} connections closed, ${cut.refused} reconnects refused at the handshake, ${peerIds} peer ids used (${peerIds - peers} fresh after being cut); ${cut.coolingPeers} peers and ${cut.coolingHosts} hosts in their cooldown at the end`,
   )
   console.log(row('registered executor, no flood (baseline)', quiet))
   console.log(row('registered executor, under the flood', flooded))

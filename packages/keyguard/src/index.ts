@@ -60,6 +60,9 @@
  * ```
  */
 
+// The fast path's connection guard (cuts flooding strangers), built before the libp2p node.
+export type { ConnectionGuard, ConnectionGuardInit, ConnectionGuardStats } from '@digicap/protocol'
+export { createConnectionGuard } from '@digicap/protocol'
 export type { P256PublicKey } from '@digicap/tpm'
 export type {
   AuditShortfall,

@@ -3,7 +3,12 @@
  * and the fast-path server — over components the caller builds (sealer, key store, release
  * journal, chain client, libp2p node).
  */
-import type { ProtocolDialer, ProtocolRegistrar } from '@digicap/protocol'
+import type {
+  ConnectionGuard,
+  ConnectionGuardStats,
+  ProtocolDialer,
+  ProtocolRegistrar,
+} from '@digicap/protocol'
 import type { ChainClient, GrantLog } from './chain/chain-client.ts'
 import { KeyguardStateError } from './errors.ts'
 import {
@@ -54,6 +59,12 @@ export interface KeyguardComponents {
   journal: ReleaseJournal
   chain: ChainClient
   libp2p: ProtocolDialer & ProtocolRegistrar
+  /**
+   * The fast path's connection guard: build it with `createConnectionGuard` before the libp2p
+   * node and pass its `gater` as the node's `connectionGater`, so that strangers cut for
+   * flooding are refused at the handshake. Default: the fast path's own (cuts, no gater).
+   */
+  guard?: ConnectionGuard
   logger?: Logger
 }
 
@@ -72,7 +83,7 @@ export interface KeyguardStatus {
     confirmations: number
   }
   releases: { pending: number; inFlight: number }
-  fastPath: { enabled: boolean; auditPending: number }
+  fastPath: { enabled: boolean; auditPending: number; strangers?: ConnectionGuardStats }
   counters: Record<string, number>
 }
 
@@ -168,6 +179,7 @@ export function createKeyguard(init: KeyguardInit) {
           chain,
           libp2p,
           attestation,
+          ...(components.guard ? { guard: components.guard } : {}),
           onEvent: emit,
           ...(logger ? { logger } : {}),
         })
@@ -213,7 +225,11 @@ export function createKeyguard(init: KeyguardInit) {
             confirmations: init.confirmations,
           },
           releases: { pending: (await journal.pending()).length, inFlight: releaser.pending },
-          fastPath: { enabled: fastEnabled, auditPending: fast ? await fast.auditPending() : 0 },
+          fastPath: {
+            enabled: fastEnabled,
+            auditPending: fast ? await fast.auditPending() : 0,
+            ...(fast ? { strangers: fast.strangers() } : {}),
+          },
           counters: { ...counters },
         }
       },

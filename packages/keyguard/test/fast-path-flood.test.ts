@@ -79,7 +79,17 @@ beforeAll(async () => {
     // A small replay memory (the executor uses 1 + PACED + 4 nonces), so that the strangers'
     // forged requests in its name (a quarter of 200+) would fill it if they could. Audits of
     // one capsule follow each other: a generous wait, so that only the flood could refuse.
-    fastPath: { enabled: true, maxNonces: 48, pendingWaitMs: 60_000 },
+    // The layers behind the connection guard, as if each stranger came from a host of its own
+    // and under its budget (fast-path-strangers.test.ts tests the cut): budgets it never spends.
+    fastPath: {
+      enabled: true,
+      maxNonces: 48,
+      pendingWaitMs: 60_000,
+      strangers: {
+        perPeer: { capacity: 1e6, refillPerSecond: 1e6 },
+        perHost: { capacity: 1e6, refillPerSecond: 1e6 },
+      },
+    },
   })({ ...parts, chain: counted, libp2p: kgNode, logger: quietLogger })
   keyguard.events.addEventListener('audit-recorded', () => audited++)
   await keyguard.start()

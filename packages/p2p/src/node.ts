@@ -13,7 +13,7 @@ import { bootstrap } from '@libp2p/bootstrap'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
 import { type Identify, identify } from '@libp2p/identify'
-import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -67,6 +67,11 @@ export interface CreateDigicapNodeInit {
   datastore?: 'fs' | 'memory'
   /** Run kad-dht (peer and content routing on the public network). Default `false`. */
   dht?: boolean
+  /**
+   * libp2p's connection gater, e.g. a keyguard's connection guard's `gater` (refuses strangers
+   * cut for flooding right after the handshake). Default libp2p's (allows all).
+   */
+  connectionGater?: ConnectionGater
 }
 
 export interface DigicapNode {
@@ -171,6 +176,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
         listen,
         ...(init.announce?.length ? { appendAnnounce: [...init.announce] } : {}),
       },
+      ...(init.connectionGater ? { connectionGater: init.connectionGater } : {}),
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],

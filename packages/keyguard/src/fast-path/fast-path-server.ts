@@ -24,6 +24,13 @@
  * the sealer unwrap (at most `maxUnwraps` at once), and the grant is recorded in the release journal
  * as served inline (so its audit's `AccessGranted` log is not released again) → seal, answer.
  *
+ * Before all of this, strangers are cut at the connection (`strangers`, a connection guard from
+ * `@digicap/protocol`): a peer that is not a registered executor's may open a budget of fast-path
+ * streams, and all such peers of one host a budget together; over it, its connection is closed
+ * and it (or its whole host) is refused for a cooldown by the libp2p connection gater, so a flood
+ * costs a bounded number of streams and handshakes a second whatever number of peer ids it uses.
+ * Registered executors' peers are never counted, cut or refused.
+ *
  * The stream itself is bounded too: a stranger's request frame must arrive within
  * `readTimeoutMs` (a registered executor's within the exchange's `timeoutMs`, so an event loop a
  * flood stalls does not drop its requests), and one peer may have at most `maxQueuePerExecutor`
@@ -49,6 +56,10 @@ import {
   type AccessRequest,
   type AccessResponse,
   accessRequestReplayKey,
+  type ConnectionGuard,
+  type ConnectionGuardInit,
+  type ConnectionGuardStats,
+  createConnectionGuard,
   createRateLimiter,
   fastPathProtocol,
   handle,
@@ -98,6 +109,13 @@ export interface FastPathInit {
    * Default 30 burst, 10 a second (see the README: one request per job run).
    */
   executorRate?: { capacity: number; refillPerSecond: number }
+  /**
+   * The connection budgets of strangers (peers that are not a registered executor's) when no
+   * `guard` component is passed: their fast-path streams per peer and per host, over which the
+   * connection is cut and refused for `cooldownMs`. Default 20 burst / 10 a second per peer,
+   * 40 / 20 per host, 60 s (above `rate`: a stranger that heeds `rate-limited` is never cut).
+   */
+  strangers?: ConnectionGuardInit
   /** Requests of strangers being evaluated at once; more get `busy` (`queue-full`). Default 32. */
   maxQueue?: number
   /**
@@ -235,6 +253,12 @@ export interface FastPathComponents {
    * Default: a gate of its own over `chain` and `libp2p`.
    */
   attestation?: AttestationGate
+  /**
+   * Cuts strangers' connections over their budget. Pass the one whose `gater` is the libp2p
+   * node's `connectionGater`, so that cut peers are refused at the handshake; without it, a
+   * guard of its own (`strangers`) still cuts them, at their first stream after each reconnect.
+   */
+  guard?: ConnectionGuard
   onEvent?: (event: FastPathEvent) => void
   logger?: Logger
 }
@@ -248,6 +272,8 @@ export interface FastPathServer {
   recordPending(): Promise<number>
   /** Audit records journaled but not yet on chain. */
   auditPending(): Promise<number>
+  /** Strangers' connections cut and refused so far, and in their cooldown now. */
+  strangers(): ConnectionGuardStats
 }
 
 interface AuditEntry {
@@ -287,6 +313,7 @@ export function fastPathServer(init: FastPathInit) {
   return (components: FastPathComponents): FastPathServer => {
     const { sealer, keyStore, chain, libp2p } = components
     const gate = components.attestation ?? attestationGate()({ chain, libp2p })
+    const guard = components.guard ?? createConnectionGuard(init.strangers)()
     const maxExpiry = init.maxExpirySeconds ?? 600
     const maxQueue = init.maxQueue ?? 32
     // A request may expire at most `maxExpiry` and at most the contract's audit window ahead:
@@ -353,6 +380,7 @@ export function fastPathServer(init: FastPathInit) {
     /** Lowest run count the chain must report per capsule (after our own recorded audits). */
     const minRuns = new Map<string, bigint>()
     let unhandle: (() => Promise<void>) | undefined
+    let untrust: (() => void) | undefined
     const recording = new Set<Promise<unknown>>()
     const auditSender = createAuditSender(
       {
@@ -672,6 +700,8 @@ export function fastPathServer(init: FastPathInit) {
       async start() {
         await ensureDir(auditDir)
         await removeStaleTemps(auditDir)
+        // Registered executors' peers, authenticated by the connection, are never cut.
+        untrust = guard.trust((p) => directory.knowsPeer(p.toMultihash().bytes))
         unhandle = await handle(
           libp2p,
           fastPathProtocol,
@@ -724,6 +754,7 @@ export function fastPathServer(init: FastPathInit) {
             maxReadingPerPeer: Math.max(init.maxReadingPerPeer ?? 4, maxQueuePerExecutor),
             maxReading: init.maxReading ?? 256,
             isTrustedPeer: (p) => directory.knowsPeer(p.toMultihash().bytes),
+            guard,
           },
         )
         const pending = await pendingEntries()
@@ -746,6 +777,8 @@ export function fastPathServer(init: FastPathInit) {
       async stop() {
         await unhandle?.()
         unhandle = undefined
+        untrust?.()
+        untrust = undefined
         await feed.stop()
         await Promise.allSettled([...recording])
       },
@@ -766,6 +799,7 @@ export function fastPathServer(init: FastPathInit) {
       async auditPending() {
         return (await pendingEntries()).length
       },
+      strangers: () => guard.stats(),
     }
     return server
   }

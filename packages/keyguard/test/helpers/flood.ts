@@ -49,6 +49,12 @@ export interface FloodConfig {
   /** Answers the strangers must have got before `filled` resolves. */
   fillAnswers: number
   durationMs: number
+  /**
+   * A stranger whose exchanges fail this many times in a row (its connection cut, its
+   * reconnects refused) takes a fresh key, so a new peer id, and goes on; each failure is
+   * followed by a reconnect with the same peer id first. Default: never (same peer ids).
+   */
+  rotateAfterErrors?: number
 }
 
 export interface FloodProcessOptions {
@@ -63,6 +69,8 @@ export interface Flood {
   filled: Promise<void>
   /** Resolves with the answers the strangers got when the flood is over. */
   done: Promise<FloodCounts>
+  /** Resolves with the peer ids the flood used in all (fresh ones after each rotation). */
+  peerIds: Promise<number>
   /** Ends the flood now (`done` then resolves). */
   stop(): void
   kill(): void
@@ -83,7 +91,7 @@ export function startFlood(config: FloodConfig, options: FloodProcessOptions = {
     err += d.toString()
   })
   let buf = ''
-  const lines: { type: string; counts?: FloodCounts }[] = []
+  const lines: { type: string; counts?: FloodCounts; peerIds?: number }[] = []
   const waiters: (() => void)[] = []
   proc.stdout?.on('data', (d: Buffer) => {
     buf += d.toString()
@@ -108,13 +116,16 @@ export function startFlood(config: FloodConfig, options: FloodProcessOptions = {
   }
   const ready = waitFor('ready').then(() => undefined)
   const filled = waitFor('filled').then(() => undefined)
-  const done = waitFor('done').then((l) => l.counts ?? {})
+  const doneLine = waitFor('done')
+  const done = doneLine.then((l) => l.counts ?? {})
+  const peerIds = doneLine.then((l) => l.peerIds ?? config.peers)
   // Awaited by the caller when it needs them; a killed child must not be an unhandled rejection.
-  for (const p of [ready, filled, done]) p.catch(() => undefined)
+  for (const p of [ready, filled, done, peerIds]) p.catch(() => undefined)
   return {
     ready,
     filled,
     done,
+    peerIds,
     stop: () => proc.kill('SIGTERM'),
     kill: () => proc.kill('SIGKILL'),
     pause: () => proc.kill('SIGSTOP'),
@@ -150,14 +161,20 @@ export function strangerRequest(target: FloodTarget, forged = false): AccessRequ
   )
 }
 
-/** Sends stranger requests from `node` back to back until `signal` fires; counts the answers. */
+/**
+ * Sends stranger requests from `node` back to back until `signal` fires, or until
+ * `giveUpAfterErrors` exchanges in a row failed (then it returns, for a fresh peer id); counts
+ * the answers. A failed exchange is retried after 20 ms, which reconnects if the connection is gone.
+ */
 export async function floodRequests(
   node: Libp2p,
   target: FloodTarget,
   signal: AbortSignal,
   counts: FloodCounts,
+  giveUpAfterErrors = Number.POSITIVE_INFINITY,
 ): Promise<void> {
-  for (let i = 0; !signal.aborted; i++) {
+  let failedInARow = 0
+  for (let i = 0; !signal.aborted && failedInARow < giveUpAfterErrors; i++) {
     try {
       const res = await request(
         node,
@@ -171,7 +188,9 @@ export async function floodRequests(
       )
       const key = res.status === 'refused' ? `${res.reasonCode}:${res.reason ?? ''}` : res.status
       counts[key] = (counts[key] ?? 0) + 1
+      failedInARow = 0
     } catch (err) {
+      failedInARow++
       if (signal.aborted) break
       const key = `error:${(err as { code?: string }).code ?? (err as Error).name}`
       counts[key] = (counts[key] ?? 0) + 1

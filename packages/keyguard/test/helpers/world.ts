@@ -21,7 +21,7 @@ import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { handle, type KeyRelease, keyReleaseProtocol, type ReleaseAck } from '@digicap/protocol'
 import { identify } from '@libp2p/identify'
-import type { Libp2p } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { createLibp2p } from 'libp2p'
@@ -40,8 +40,12 @@ export const GRANT_WINDOW = 600
 export const MIN_STAKE = parseEther('0.01')
 export const quietLogger = { info: () => {}, warn: () => {} }
 
-export async function createNode(): Promise<Libp2p> {
+/** A libp2p node on loopback; `connectionGater` as a keyguard's node takes its guard's. */
+export async function createNode(
+  options: { connectionGater?: ConnectionGater } = {},
+): Promise<Libp2p> {
   return createLibp2p({
+    ...(options.connectionGater ? { connectionGater: options.connectionGater } : {}),
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],

@@ -8,6 +8,8 @@ import { rm } from 'node:fs/promises'
 import { toHex } from '@digicap/capsule-core'
 import { createProvider } from '@digicap/contracts'
 import {
+  type ConnectionGuard,
+  createConnectionGuard,
   createKeyguard,
   createReleaseJournal,
   ethersChainClient,
@@ -114,6 +116,7 @@ async function startKeyguard(
   node: DigicapNode,
   providers: JsonRpcProvider[],
   keys: Awaited<ReturnType<typeof daemonKeys>>,
+  guard: ConnectionGuard,
 ): Promise<Keyguard> {
   const { config, paths, logger } = parts
   if (keys.auditSigner !== keys.owner) {
@@ -154,6 +157,7 @@ async function startKeyguard(
     journal: await createReleaseJournal(paths.journal),
     chain,
     libp2p: node.libp2p,
+    guard,
     logger,
   })
   // start(): checks eth_chainId, re-serves journaled (begun) releases, then watches.
@@ -231,14 +235,17 @@ export async function startKeyguardNode(
   let keyguard: Keyguard
   try {
     const keys = await daemonKeys(parts, providers[0] as JsonRpcProvider)
+    // The fast path cuts strangers that flood it; the node's gater refuses them for the cooldown.
+    const guard = createConnectionGuard()()
     node = await createDigicapNode({
+      connectionGater: guard.gater,
       privateKey: keys.privateKey,
       dataDir: paths.ipfs,
       listen: config.listen,
       ...(config.announce?.length ? { announce: config.announce } : {}),
       bootstrap: config.bootstrap,
     })
-    keyguard = await startKeyguard(parts, options, node, providers, keys)
+    keyguard = await startKeyguard(parts, options, node, providers, keys, guard)
   } catch (err) {
     await node?.stop()
     destroyProviders()
