@@ -1,0 +1,51 @@
+/**
+ * One library operation in its own process, so its time and peak RSS compare with the app's
+ * process doing the same: `seal <in> <out>`, `open <in> <out>`, `add <in> <dataDir>`.
+ * Prints `{ ms }` (the operation alone, process start excluded) as its last line.
+ */
+import {
+  addressFromPrivateKey,
+  commitAndSealFile,
+  openFile,
+  signCapsuleHeader,
+} from '../packages/capsule-core/dist/index.js'
+import { openFsCapsuleImporter } from '../packages/p2p/dist/import.js'
+
+// Fixed keys: this is a measurement, not a secret.
+const OWNER_KEY = new Uint8Array(32).fill(7)
+export const BENCH_DATA_KEY = new Uint8Array(32).fill(9)
+
+const [op, input, output] = process.argv.slice(2) as [string, string, string]
+const t0 = performance.now()
+let extra: Record<string, unknown> = {}
+if (op === 'seal') {
+  await commitAndSealFile({
+    owner: addressFromPrivateKey(OWNER_KEY),
+    policy: {
+      chainId: 31337,
+      registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+      policy: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
+    },
+    keyguard: {
+      peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
+      keyId: 'bench',
+      wrapScheme: 'x25519-hpke',
+    },
+    runtime: { kind: 'data' },
+    receivers: [],
+    wrappedKeys: [],
+    dataKey: BENCH_DATA_KEY,
+    sign: (header) => signCapsuleHeader(header, OWNER_KEY),
+    input,
+    output,
+  } as never)
+} else if (op === 'open') {
+  await openFile({ input, output, dataKey: BENCH_DATA_KEY })
+} else if (op === 'add') {
+  const blocks = await openFsCapsuleImporter(output)
+  extra = { cid: await blocks.put({ path: input }) }
+  await blocks.close()
+} else {
+  throw new Error(`unknown op ${op}`)
+}
+console.log(JSON.stringify({ ms: performance.now() - t0, ...extra }))

@@ -1,0 +1,223 @@
+/**
+ * The user's path, end to end, each stage against its baseline measured in the same run:
+ *
+ * | stage | what runs | baseline |
+ * | seal | `pi-node seal` (real CLI process: policy deploy, seal, IPFS add, register; anvil) | `cat` copy + fsync of the same file on the same disk; library `commitAndSealFile` |
+ * | add | the capsule import into an on-disk blockstore (`openFsCapsuleImporter`) | `cat` copy |
+ * | fetch | helia/bitswap between two nodes on loopback, every block checked against its CID | one raw libp2p stream between the same two nodes carrying the same bytes |
+ * | open | library `openFile` of the capsule | `cat` copy |
+ *
+ * Run: `pnpm bench:path` (sizes 1M,100M,1G) or `node bench/path.ts --sizes 1M,100M [--dir <disk folder>]`.
+ * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
+ */
+import { randomFillSync } from 'node:crypto'
+import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startAnvil } from '../packages/contracts/dist/testing.js'
+import { createDigicapNode, heliaCapsuleStore } from '../packages/p2p/dist/index.js'
+import { measureNode, measureShell } from './fs-peak.ts'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const PI_NODE = join(here, '../apps/pi-node/bin/pi-node.js')
+const LIB = join(here, 'lib-op.ts')
+const MiB = 1024 * 1024
+const argv = process.argv.slice(2)
+const opt = (name: string) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const parseSize = (s: string) => {
+  const m = /^(\d+)([KMG]?)$/i.exec(s.trim())
+  if (!m) throw new Error(`bad size ${s}`)
+  return (
+    Number(m[1]) *
+    ({ '': 1, K: 1024, M: MiB, G: 1024 * MiB }[(m[2] as string).toUpperCase()] as number)
+  )
+}
+const sizes = (opt('--sizes') ?? '1M,100M,1G').split(',').map(parseSize)
+const dir = mkdtempSync(join(opt('--dir') ?? tmpdir(), 'digicap-path-bench-'))
+
+interface Row {
+  size: number
+  stage: string
+  ms: number
+  rssMiB?: number
+  baseline: string
+  baseMs: number
+  /** `time`: ms / baseMs (lower is better); `rate`: baseMs / ms as a throughput ratio. */
+  kind: 'time' | 'rate'
+}
+const rows: Row[] = []
+const fmtSize = (n: number) =>
+  n >= 1024 * MiB ? `${n / 1024 / MiB} GiB` : `${(n / MiB).toFixed(n < MiB ? 3 : 0)} MiB`
+const mbs = (bytes: number, ms: number) => (bytes / 1e6 / (ms / 1000)).toFixed(0)
+
+function writeRandom(path: string, size: number) {
+  const fd = openSync(path, 'w')
+  const block = Buffer.allocUnsafe(16 * MiB)
+  for (let left = size; left > 0; left -= block.length) {
+    randomFillSync(block)
+    writeSync(fd, block, 0, Math.min(block.length, left))
+  }
+  closeSync(fd)
+}
+
+async function lib(op: string, a: string, b: string) {
+  const m = await measureNode([LIB, op, a, b])
+  if (m.code !== 0) throw new Error(`lib ${op} failed: ${m.stderr}`)
+  return { ...m, opMs: JSON.parse(m.stdout.trim().split('\n').at(-1) as string).ms as number }
+}
+
+async function catCopy(from: string, to: string) {
+  const m = await measureShell(`cat '${from}' > '${to}' && sync '${to}'`)
+  rmSync(to, { force: true })
+  return m
+}
+
+/** The part of a libp2p v3 stream the baseline uses. */
+interface RawStream extends AsyncIterable<{ byteLength: number }> {
+  send(bytes: Uint8Array): boolean
+  onDrain(): Promise<void>
+  close(): Promise<void>
+}
+
+/** One raw libp2p stream from A to B carrying the file's bytes; ms on B's side. */
+async function rawStream(
+  a: Awaited<ReturnType<typeof createDigicapNode>>,
+  b: typeof a,
+  file: string,
+) {
+  const proto = '/digicap-bench/raw/1'
+  await a.libp2p.handle(proto, async (stream: RawStream) => {
+    for await (const chunk of createReadStream(file, { highWaterMark: MiB })) {
+      if (!stream.send(chunk)) await stream.onDrain()
+    }
+    await stream.close()
+  })
+  const t0 = performance.now()
+  const stream = (await b.libp2p.dialProtocol(a.libp2p.peerId, proto)) as unknown as RawStream
+  let n = 0
+  for await (const c of stream) n += c.byteLength
+  const ms = performance.now() - t0
+  await a.libp2p.unhandle(proto)
+  return { ms, bytes: n }
+}
+
+const anvil = await startAnvil()
+try {
+  const env = { ...process.env, DIGICAP_DATA_DIR: join(dir, 'pi'), DIGICAP_RPC_URL: anvil.rpcUrl }
+  const init = await measureNode(
+    [PI_NODE, 'init', '--deploy', '--sealer', 'software', '--allow-insecure-sealer', '--json'],
+    env,
+  )
+  if (init.code !== 0) throw new Error(`pi-node init failed: ${init.stderr}`)
+  // The first seal compiles the policy (solc, in a child) and caches it: shown apart.
+  writeRandom(join(dir, 'tiny.bin'), 3)
+  const first = await measureNode(
+    [PI_NODE, 'seal', join(dir, 'tiny.bin'), '--policy', 'maxRuns(3)', '--json'],
+    env,
+  )
+  if (first.code !== 0) throw new Error(`pi-node seal failed: ${first.stderr}`)
+  console.log(
+    `digicap path bench: node ${process.version}, files in ${dir}\n` +
+      `first pi-node seal (3 B, compiles the policy in a child process): ${first.ms.toFixed(0)} ms, pi-node ${first.rssMiB.toFixed(0)} MiB, with solc child ${first.treeMiB.toFixed(0)} MiB`,
+  )
+  for (const size of sizes) {
+    const plain = join(dir, `plain-${size}.bin`)
+    writeRandom(plain, size)
+    const cat = await catCopy(plain, join(dir, 'copy.bin'))
+    // seal: the app, the library
+    const app = await measureNode([PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'], env)
+    if (app.code !== 0) throw new Error(`pi-node seal failed: ${app.stderr}`)
+    const sealed = JSON.parse(app.stdout) as { capsulePath: string; cid: string }
+    const capsule = join(dir, `capsule-${size}.bin`)
+    const libSeal = await lib('seal', plain, capsule)
+    rows.push({
+      size,
+      stage: 'pi-node seal (whole process)',
+      ms: app.ms,
+      rssMiB: app.rssMiB,
+      baseline: 'cat + fsync',
+      baseMs: cat.ms,
+      kind: 'time',
+    })
+    rows.push({
+      size,
+      stage: 'library commitAndSealFile',
+      ms: libSeal.opMs,
+      rssMiB: libSeal.rssMiB,
+      baseline: 'cat + fsync',
+      baseMs: cat.ms,
+      kind: 'time',
+    })
+    // add
+    const capCat = await catCopy(capsule, join(dir, 'copy.bin'))
+    const add = await lib('add', capsule, join(dir, `blocks-${size}`))
+    rows.push({
+      size,
+      stage: 'IPFS add (fs blockstore)',
+      ms: add.opMs,
+      rssMiB: add.rssMiB,
+      baseline: 'cat + fsync',
+      baseMs: capCat.ms,
+      kind: 'time',
+    })
+    rmSync(join(dir, `blocks-${size}`), { recursive: true, force: true })
+    // fetch: A holds the pi-node's blocks (its on-disk blockstore), B fetches
+    const a = await createDigicapNode({ dataDir: join(dir, 'pi', 'ipfs'), datastore: 'memory' })
+    const b = await createDigicapNode()
+    try {
+      await b.libp2p.dial(a.libp2p.getMultiaddrs()[0] as never)
+      const raw = await rawStream(a, b, sealed.capsulePath)
+      const t0 = performance.now()
+      let n = 0
+      for await (const c of heliaCapsuleStore(b.helia).get(sealed.cid)) n += c.byteLength
+      const fetchMs = performance.now() - t0
+      if (n !== raw.bytes) throw new Error(`fetched ${n} bytes, raw stream ${raw.bytes}`)
+      rows.push({
+        size,
+        stage: 'helia fetch (bitswap, loopback)',
+        ms: fetchMs,
+        baseline: 'raw libp2p stream',
+        baseMs: raw.ms,
+        kind: 'rate',
+      })
+    } finally {
+      await Promise.all([a.stop(), b.stop()])
+    }
+    // open
+    const open = await lib('open', capsule, join(dir, 'opened.bin'))
+    rows.push({
+      size,
+      stage: 'library openFile',
+      ms: open.opMs,
+      rssMiB: open.rssMiB,
+      baseline: 'cat + fsync',
+      baseMs: capCat.ms,
+      kind: 'time',
+    })
+    for (const f of [plain, capsule, join(dir, 'opened.bin')]) rmSync(f, { force: true })
+    printSize(size)
+  }
+} finally {
+  await anvil.stop()
+  rmSync(dir, { recursive: true, force: true })
+}
+
+function printSize(size: number) {
+  console.log(`\n${fmtSize(size)}`)
+  console.log(
+    `  ${'stage'.padEnd(34)} ${'ms'.padStart(8)} ${'MB/s'.padStart(6)} ${'RSS MiB'.padStart(8)}  ${'baseline'.padEnd(18)} ${'ms'.padStart(8)}  ratio`,
+  )
+  for (const r of rows.filter((x) => x.size === size)) {
+    const ratio =
+      r.kind === 'time'
+        ? `${(r.ms / r.baseMs).toFixed(2)}× the time`
+        : `${(r.baseMs / r.ms).toFixed(2)}× the throughput`
+    console.log(
+      `  ${r.stage.padEnd(34)} ${r.ms.toFixed(0).padStart(8)} ${mbs(size, r.ms).padStart(6)} ${(r.rssMiB?.toFixed(0) ?? '-').padStart(8)}  ${r.baseline.padEnd(18)} ${r.baseMs.toFixed(0).padStart(8)}  ${ratio}`,
+    )
+  }
+}
