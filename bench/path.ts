@@ -11,7 +11,15 @@
  * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
  */
 import { randomFillSync } from 'node:crypto'
-import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  createReadStream,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,7 +28,14 @@ import { createDigicapNode, heliaCapsuleStore } from '../packages/p2p/dist/index
 import { measureNode, measureShell } from './fs-peak.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
-const PI_NODE = join(here, '../apps/pi-node/bin/pi-node.js')
+const PI_NODE_BIN = join(here, '../apps/pi-node/bin/pi-node.js')
+/** `node <the bin's shebang flags> bin/pi-node.js`: as the installed command runs. */
+const PI_NODE = [
+  ...((readFileSync(PI_NODE_BIN, 'utf8').split('\n')[0] as string).split(' node ')[1] ?? '')
+    .split(' ')
+    .filter(Boolean),
+  PI_NODE_BIN,
+]
 const LIB = join(here, 'lib-op.ts')
 const MiB = 1024 * 1024
 const argv = process.argv.slice(2)
@@ -109,14 +124,14 @@ const anvil = await startAnvil()
 try {
   const env = { ...process.env, DIGICAP_DATA_DIR: join(dir, 'pi'), DIGICAP_RPC_URL: anvil.rpcUrl }
   const init = await measureNode(
-    [PI_NODE, 'init', '--deploy', '--sealer', 'software', '--allow-insecure-sealer', '--json'],
+    [...PI_NODE, 'init', '--deploy', '--sealer', 'software', '--allow-insecure-sealer', '--json'],
     env,
   )
   if (init.code !== 0) throw new Error(`pi-node init failed: ${init.stderr}`)
   // The first seal compiles the policy (solc, in a child) and caches it: shown apart.
   writeRandom(join(dir, 'tiny.bin'), 3)
   const first = await measureNode(
-    [PI_NODE, 'seal', join(dir, 'tiny.bin'), '--policy', 'maxRuns(3)', '--json'],
+    [...PI_NODE, 'seal', join(dir, 'tiny.bin'), '--policy', 'maxRuns(3)', '--json'],
     env,
   )
   if (first.code !== 0) throw new Error(`pi-node seal failed: ${first.stderr}`)
@@ -129,7 +144,10 @@ try {
     writeRandom(plain, size)
     const cat = await catCopy(plain, join(dir, 'copy.bin'))
     // seal: the app, the library
-    const app = await measureNode([PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'], env)
+    const app = await measureNode(
+      [...PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
+      env,
+    )
     if (app.code !== 0) throw new Error(`pi-node seal failed: ${app.stderr}`)
     const sealed = JSON.parse(app.stdout) as { capsulePath: string; cid: string }
     const capsule = join(dir, `capsule-${size}.bin`)

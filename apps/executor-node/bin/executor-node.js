@@ -1,6 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 // The `executor-node` binary: the Node version check first (plain JavaScript, runs on any Node),
 // then the real entry point, which needs Node ≥ 22.
+// --max-semi-space-size=2: V8's young generation stays at 2 MiB a semi-space instead of growing
+// to 16: ~28 MiB less RSS for a streaming seal (scavenges run more often, each one shorter).
 import { requireNode } from '@digicap/cli-kit/require-node'
 
 requireNode('executor-node', new URL('../package.json', import.meta.url))
