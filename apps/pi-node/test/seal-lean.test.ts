@@ -23,6 +23,10 @@ registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.add(r.url); ret
 process.on('exit', () => process.stderr.write('\\nPROBE ' + JSON.stringify({ loaded: [...seen], maxRssKiB: process.resourceUsage().maxRSS }) + '\\n'))
 `)}`
 
+/** What neither `seal` nor `status` needs: solc, helia, libp2p's node, its transports. */
+const HEAVY =
+  /node_modules\/(solc|helia|libp2p|@helia\/(bitswap|unixfs)|@libp2p\/(gossipsub|tcp|kad-dht))\//
+
 interface Probed {
   code: number | null
   doc: Doc
@@ -30,17 +34,11 @@ interface Probed {
   maxRssMiB: number
 }
 
-function sealProbed(file: string, env: Record<string, string>): Promise<Probed> {
+function probed(args: string[], env: Record<string, string>): Promise<Probed> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [
-        '--disable-warning=ExperimentalWarning',
-        '--import',
-        HOOK,
-        CLI,
-        ...['seal', file, '--policy', 'maxRuns(2)', '--json'],
-      ],
+      ['--disable-warning=ExperimentalWarning', '--import', HOOK, CLI, ...args],
       { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } },
     )
     let out = ''
@@ -98,20 +96,21 @@ describe('pi-node seal streams in bounded memory (real anvil)', () => {
     const first = await runJson(['seal', small, '--policy', 'maxRuns(2)', '--json'], env)
     expect(first.code).toBe(0)
     expect(await readdir(join(dir, 'node', 'policy-cache'))).toHaveLength(1)
-    const a = await sealProbed(small, env)
-    const b = await sealProbed(big, env)
+    const seal = (file: string) => probed(['seal', file, '--policy', 'maxRuns(2)', '--json'], env)
+    const a = await seal(small)
+    const b = await seal(big)
     expect([a.code, b.code]).toEqual([0, 0])
     expect(b.doc.capsuleSize).toBeGreaterThan(96 * 1024 * 1024)
     const { capsuleRegistry } = connectDigicap(init.contracts, anvil.provider)
     expect((await capsuleRegistry.getCapsule(b.doc.capsuleId)).cid).toBe(b.doc.cid)
-    for (const run of [a, b]) {
-      const heavy = run.loaded.filter((u) =>
-        /node_modules\/(solc|helia|libp2p|@helia\/(bitswap|unixfs)|@libp2p\/(gossipsub|tcp|kad-dht))\//.test(
-          u,
-        ),
-      )
-      expect(heavy).toEqual([])
-    }
+    for (const run of [a, b]) expect(run.loaded.filter((u) => HEAVY.test(u))).toEqual([])
     expect(b.maxRssMiB - a.maxRssMiB).toBeLessThan(40)
   }, 180_000)
+
+  it('status reads the node and the chain without loading helia, libp2p or solc', async () => {
+    const s = await probed(['status', '--json'], env)
+    expect(s.code).toBe(0)
+    expect(s.doc.status.chain.reachable).toBe(true)
+    expect(s.loaded.filter((u) => HEAVY.test(u))).toEqual([])
+  }, 60_000)
 })
