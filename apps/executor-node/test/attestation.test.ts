@@ -115,6 +115,59 @@ const registeredHash = async (): Promise<Uint8Array> =>
       .attestationKeyHash,
   )
 
+/** `serve --json` as a child process, with its JSON lines. */
+function serveProcess(extra: string[] = []) {
+  const child = start([
+    'serve',
+    '--json',
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    '--data-dir',
+    execDir,
+    ...extra,
+  ])
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (d) => {
+    stdout += d
+  })
+  child.stderr?.on('data', (d) => {
+    stderr += d
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+  const lines = () =>
+    stdout
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+  const waitFor = async (event: string) => {
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const hit = lines().find((l) => l.event === event)
+      if (hit) return hit
+      if (Date.now() > deadline) throw new Error(`no ${event} event: ${stdout} ${stderr}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  const stop = async () => {
+    child.kill('SIGTERM')
+    return exited
+  }
+  return { lines, waitFor, stop }
+}
+
+/** A run that crashed mid-way: PCR 23 extended with a run's four values, never cleaned up. */
+async function crashedRun(): Promise<string> {
+  const agent = createAttestationAgent({ tcti: tpm.tcti })
+  await agent.beginRun({
+    runtimeDigest: bytes(),
+    capsuleHeaderHash: bytes(),
+    grantId: bytes(),
+    ephemeralPublicKey: bytes(),
+  })
+  return `0x${Buffer.from(await agent.readRunPcr()).toString('hex')}`
+}
+
 describe('executor-node with a TPM', () => {
   it('init refuses a TCTI the agent does not speak, and writes nothing', async () => {
     const bad = join(dir, 'bad')
@@ -164,37 +217,7 @@ describe('executor-node with a TPM', () => {
   }, 120_000)
 
   it('serve answers attest challenges: the before-quote passes the release gate; another grant or key does not', async () => {
-    const child = start([
-      'serve',
-      '--json',
-      '--listen',
-      '/ip4/127.0.0.1/tcp/0',
-      '--data-dir',
-      execDir,
-    ])
-    let stdout = ''
-    let stderr = ''
-    child.stdout?.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr?.on('data', (d) => {
-      stderr += d
-    })
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-    const lines = () =>
-      stdout
-        .split('\n')
-        .filter((l) => l.length > 0)
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-    const waitFor = async (event: string) => {
-      const deadline = Date.now() + 60_000
-      for (;;) {
-        const hit = lines().find((l) => l.event === event)
-        if (hit) return hit
-        if (Date.now() > deadline) throw new Error(`no ${event} event: ${stdout} ${stderr}`)
-        await new Promise((r) => setTimeout(r, 50))
-      }
-    }
+    const { lines, waitFor, stop } = serveProcess()
     let verifier: DigicapNode | undefined
     try {
       const attesting = await waitFor('attesting')
@@ -248,9 +271,100 @@ describe('executor-node with a TPM', () => {
       }
     } finally {
       await verifier?.stop()
-      child.kill('SIGTERM')
     }
-    expect(await exited).toBe(0)
+    expect(await stop()).toBe(0)
     expect(lines().at(-1)?.event).toBe('stopped')
   }, 180_000)
+})
+
+describe('PCR 23 after a crashed run', () => {
+  it('serve keeps and reports it (verifiers see it); reset-run-pcr or serve --reset-run-pcr clears it, printing what it held', async () => {
+    const onChain = await registeredHash()
+    const challenge = (peer: string) =>
+      requireAttestedRelease(verifier.libp2p, {
+        peer: multiaddr(peer),
+        grantId: bytes(),
+        ephemeralKey: bytes(),
+        registeredHash: onChain,
+      })
+    const verifier = await createDigicapNode()
+    try {
+      const held = await crashedRun()
+      expect(held).not.toBe(`0x${'00'.repeat(32)}`)
+      // A restart does not erase the crashed run: the daemon says so, and its before-quote fails.
+      const first = serveProcess()
+      try {
+        expect(await first.waitFor('run-pcr-not-reset')).toEqual({
+          event: 'run-pcr-not-reset',
+          value: held,
+        })
+        const started = await first.waitFor('started')
+        const err = await challenge((started.addresses as string[])[0] as string).catch(
+          (e: unknown) => e,
+        )
+        expect(err).toBeInstanceOf(AttestationRefusedError)
+        // The restarted agent's event log is empty: it does not replay to the crashed run's
+        // PCR 23, the first check that sees it (a log that did would fail QUOTE_RUN_PCR).
+        expect((err as AttestationRefusedError).details).toMatchObject({
+          reason: 'evidence',
+          check: 'QUOTE_EVENT_LOG',
+        })
+      } finally {
+        expect(await first.stop()).toBe(0)
+      }
+      // The explicit command resets it and prints the value it cleared.
+      const reset = await run(['reset-run-pcr', '--json', '--data-dir', execDir])
+      expect(reset.stderr).toBe('')
+      expect(JSON.parse(reset.stdout)).toEqual({
+        ok: true,
+        command: 'reset-run-pcr',
+        event: 'run-pcr-reset',
+        previous: held,
+        wasAtReset: false,
+      })
+      const agent = createAttestationAgent({ tcti: tpm.tcti })
+      expect(Buffer.from(await agent.readRunPcr())).toEqual(Buffer.alloc(32))
+
+      // Or at start, opt-in: the next crash is cleared by serve --reset-run-pcr.
+      const again = await crashedRun()
+      const second = serveProcess(['--reset-run-pcr'])
+      try {
+        expect(await second.waitFor('run-pcr-reset')).toEqual({
+          event: 'run-pcr-reset',
+          previous: again,
+          wasAtReset: false,
+        })
+        const started = await second.waitFor('started')
+        await expect(
+          challenge((started.addresses as string[])[0] as string),
+        ).resolves.toHaveProperty('resetCount')
+      } finally {
+        expect(await second.stop()).toBe(0)
+      }
+    } finally {
+      await verifier.stop()
+    }
+  }, 240_000)
+
+  it('reset-run-pcr on a node without a TPM is a CONFIG error naming the fix', async () => {
+    const plain = join(dir, 'plain')
+    const init = await run([
+      'init',
+      '--data-dir',
+      plain,
+      '--rpc-url',
+      anvil.rpcUrl,
+      '--capsule-registry',
+      addresses.capsuleRegistry,
+      '--node-registry',
+      addresses.nodeRegistry,
+      '--access-controller',
+      addresses.accessController,
+    ])
+    expect(init.code).toBe(0)
+    const r = await run(['reset-run-pcr', '--data-dir', plain])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('error[CONFIG]: This node has no TPM in its config')
+    expect(r.stderr).toContain('init --tcti')
+  }, 60_000)
 })

@@ -11,15 +11,18 @@ export const serve = command({
 to capsule announcements. With --auto-run it runs each announced capsule of this chain and
 registry once (the policy decides; a refusal is printed, not fatal). Without it, announced
 capsules are only listed; run one with \`executor-node run <cid>\`. With a TPM in the config
-(init --tcti, env DIGICAP_TCTI) it resets PCR 23, measures each run into it, and answers
-/digicap/attest/1.0.0 challenges with a quote and the attestation record. Stops on SIGINT/SIGTERM.`,
+(init --tcti, env DIGICAP_TCTI) it measures each run into PCR 23 and answers
+/digicap/attest/1.0.0 challenges with a quote and the attestation record. It does not reset
+PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are refused until
+--reset-run-pcr (or \`executor-node reset-run-pcr\`) resets it. Stops on SIGINT/SIGTERM.`,
   flags: {
     'auto-run': switchFlag('run each announced capsule once'),
     fast: switchFlag('auto-runs take the keyguard fast path first'),
+    'reset-run-pcr': switchFlag('reset PCR 23 first (after a crashed run; prints what it held)'),
   },
   async run(ctx) {
     const { flags, event: line } = ctx
-    const [{ followAnnouncements }, { createExecutorNode }] = await Promise.all([
+    const [{ followAnnouncements, runPcrAtStart }, { createExecutorNode }] = await Promise.all([
       import('@digicap/executor/node'),
       import('../executor-node.ts'),
     ])
@@ -27,6 +30,8 @@ capsules are only listed; run one with \`executor-node run <cid>\`. With a TPM i
     if (en.attestation) {
       const attestationKeyHash = toHex(en.attestation.hash)
       line({ event: 'attesting', attestationKeyHash }, `attesting with key ${attestationKeyHash}\n`)
+      const pcr = await runPcrAtStart(en.attestation, { reset: flags['reset-run-pcr'] })
+      line(pcr.doc, pcr.text)
     }
     const { peerId, address } = en
     const addresses = en.node.multiaddrs()

@@ -53,8 +53,7 @@ export function executorNode(
       async start() {
         if (attestation && !unserve) {
           const { serveAttestation } = await import('@digicap/attestation/agent')
-          // The "before" state a verifier quotes until the first run.
-          await attestation.agent.resetRunPcr()
+          // PCR 23 is not reset here: after a crash it holds the crashed run (run-pcr.ts).
           unserve = await serveAttestation(c.node.libp2p, attestation.agent, {
             record: attestation.recordBytes,
           })

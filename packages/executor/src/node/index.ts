@@ -28,6 +28,8 @@ export type { OpenExecutorNodeParameters } from './open.ts'
 export { openExecutorNode } from './open.ts'
 export { createReceiverKeyFile, readReceiverKeyFile } from './receiver-key.ts'
 export { ethersChainFunds, NODE_ROLES, requireStakeFunds } from './register.ts'
+export type { RunPcrState } from './run-pcr.ts'
+export { readRunPcrState, resetRunPcr, runPcrAtStart } from './run-pcr.ts'
 export type {
   ChainFunds,
   ExecutorNode,

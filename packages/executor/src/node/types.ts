@@ -35,7 +35,7 @@ export interface ExecutorNodeComponents {
    */
   readonly signer: DigicapSigner
   readonly sandboxes?: SandboxSet | undefined
-  /** With a TPM: started nodes reset PCR 23 and answer `/digicap/attest/1.0.0`. */
+  /** With a TPM: started nodes answer `/digicap/attest/1.0.0` (PCR 23 is never reset on start). */
   readonly attestation?: NodeAttestation | undefined
   /** For `register`'s funds check; without it registration sends unchecked. */
   readonly funds?: ChainFunds | undefined
@@ -68,7 +68,7 @@ export interface ExecutorNode {
   /** The executor's account address. */
   readonly address: string
   readonly attestation: NodeAttestation | undefined
-  /** Starts the key-release handler; with attestation also resets PCR 23 and serves attest. */
+  /** Starts the key-release handler; with attestation also serves attest (PCR 23 untouched). */
   start(): Promise<void>
   /** Stops what `start` started (the node itself is its builder's to stop). */
   stop(): Promise<void>
