@@ -70,6 +70,6 @@ export type {
   FlagValue,
   FlagValues,
 } from './shell/types.ts'
-export { address, positiveEther, positiveInteger, wholeNumber } from './shell/values.ts'
+export { address, pcrList, positiveEther, positiveInteger, wholeNumber } from './shell/values.ts'
 export { printVersion, VERSION_FLAGS } from './version.ts'
 export { warnOnce } from './warnings.ts'

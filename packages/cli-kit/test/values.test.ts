@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   address,
+  pcrList,
   positiveEther,
   positiveInteger,
   rpcChainId,
@@ -11,6 +12,20 @@ import {
 } from '../src/index.ts'
 
 describe('flag value parsers', () => {
+  it('pcrList: ranges and single PCRs, sorted, each once; anything else is a usage error', () => {
+    expect(pcrList('0-7,15', 'pcr-policy')).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 15])
+    expect(pcrList(' 7 , 2,2,0-1', 'pcr-policy')).toEqual([0, 1, 2, 7])
+    expect(pcrList('23', 'pcr-policy')).toEqual([23])
+    for (const bad of ['', '24', '7-3', '0-24', '1,,2', 'a', '-1', '1-', '0x7', '100']) {
+      expect(() => pcrList(bad, 'pcr-policy'), bad).toThrow(
+        expect.objectContaining({
+          code: 'USAGE',
+          shortMessage: '--pcr-policy must list PCRs 0–23, e.g. 0-7,15',
+        }),
+      )
+    }
+  })
+
   it('positiveEther: decimal ether to wei, exactly; anything else is a usage error', () => {
     expect(positiveEther('1', 'stake')).toBe(10n ** 18n)
     expect(positiveEther('0.01', 'stake')).toBe(10n ** 16n)

@@ -1,18 +1,17 @@
 /** `pi-node init`: the TPM wrapping key, the owner and the config. */
-import { readFile } from 'node:fs/promises'
-import { resolve } from 'node:path'
 import {
   address,
   listFlag,
+  pcrList,
   positiveInteger,
   switchFlag,
   UsageError,
   valueFlag,
   wholeNumber,
 } from '@digicap/cli-kit'
-import type { ReleaseConfig, SealerConfig } from '@digicap/owner/node'
-import { checkRelease, pcrList, releaseKeyHex } from './release.ts'
+import type { SealerConfig } from '@digicap/owner/node'
 import {
+  appRoot,
   command,
   contractsOf,
   dataDirOf,
@@ -25,46 +24,6 @@ const MNEMONIC_BANNER = [
   '\n=== RECOVERY MNEMONIC: write these 24 words on paper NOW. They are shown only once. ===\n',
   '=== Anyone with these words controls your capsules. Never store them on this device. ===\n\n',
 ]
-
-/** The release to pin: checked now (a wrong key or a tampered install fails init, not the first start). */
-async function pinRelease(flags: {
-  'release-manifest'?: string | undefined
-  'release-key'?: string | undefined
-  'release-root'?: string | undefined
-}): Promise<ReleaseConfig | undefined> {
-  const { 'release-manifest': manifest, 'release-key': key, 'release-root': root } = flags
-  if (manifest === undefined && key === undefined) return undefined
-  if (manifest === undefined || key === undefined) {
-    throw new UsageError('Give --release-manifest and --release-key together')
-  }
-  const release: ReleaseConfig = {
-    manifest: resolve(manifest),
-    key: await releaseKeyHex(key),
-    ...(root !== undefined ? { root: resolve(root) } : {}),
-  }
-  await checkRelease(release)
-  return release
-}
-
-/**
- * A key bound to the release PCR: init measures the pinned release now (as the unit's
- * `verify-install --measure` does at every start), so the owner file can be unwrapped at once.
- */
-async function measureAtInit(sealer: SealerConfig, release: ReleaseConfig | undefined) {
-  if (sealer.kind !== 'tpm2' || sealer.pcrs === undefined) return
-  const { DEFAULT_RELEASE_PCR, measureRelease, releaseMeasurement } = await import(
-    '@digicap/keyguard'
-  )
-  const pcr = release?.pcr ?? DEFAULT_RELEASE_PCR
-  if (!sealer.pcrs.includes(pcr)) return
-  if (release?.manifest === undefined) {
-    throw new UsageError(`--pcr-policy covers the release PCR ${pcr}: pin the release too`, {
-      hint: 'Pass --release-manifest and --release-key (verify-install measures that manifest into the PCR at each start).',
-    })
-  }
-  const digest = releaseMeasurement(await readFile(release.manifest))
-  await measureRelease({ tcti: sealer.tcti, pcr, digest })
-}
 
 export const init = command({
   name: 'init',
@@ -138,13 +97,17 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
       })
     }
     const dataDir = dataDirOf(ctx)
-    const { initOwnerNode, sealerConfigOf } = await import('@digicap/owner/node')
+    const { initOwnerNode, measureInstalledRelease, pinRelease, sealerConfigOf } = await import(
+      '@digicap/owner/node'
+    )
     const sealer = sealerConfigOf(
       { ...sealerChoice(flags, ctx.env), pcrs: flags['pcr-policy'] },
       dataDir,
     ) as SealerConfig
-    const release = await pinRelease(flags)
-    await measureAtInit(sealer, release)
+    const { 'release-manifest': manifest, 'release-key': key, 'release-root': root } = flags
+    const release = await pinRelease({ manifest, key, root }, appRoot())
+    // A key bound to the release PCR: measured now (as `verify-install --measure` at each start).
+    await measureInstalledRelease(sealer, release)
     const keyguard = {
       ...(flags.confirmations !== undefined ? { confirmations: flags.confirmations } : {}),
       ...(flags['disable-fast-path'] ? { fastPath: false } : {}),

@@ -3,6 +3,8 @@
  * parsing of inputs that more than one command takes. Only light modules load here (the
  * owner node, `@digicap/owner/node`, loads inside the handlers), so `--help` starts fast.
  */
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import {
   type CommandContext,
   type CommandIo,
@@ -24,6 +26,9 @@ export const GLOBAL_FLAGS = {
 export const command = commandsWith(GLOBAL_FLAGS)
 
 type Ctx = CommandContext<{ 'data-dir': string | undefined }, unknown>
+
+/** The install root a release manifest lists by default: the folder above this app's `dist/` or `src/`. */
+export const appRoot = (): string => resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 /** The data folder: --data-dir, then DIGICAP_DATA_DIR, then ~/.digicap/pi-node. */
 export const dataDirOf = (ctx: Ctx): string => resolveDataDir(ctx.flags['data-dir'], ctx.env)

@@ -6,12 +6,10 @@
  * manifest's digest is then extended into the release PCR (once per boot), which a PCR-bound
  * wrapping key's policy covers.
  */
-import { readFile } from 'node:fs/promises'
 import { NotInitialisedError, switchFlag, valueFlag } from '@digicap/cli-kit'
-import type { OwnerNodeConfig, ReleaseConfig } from '@digicap/owner/node'
+import type { ReleaseConfig } from '@digicap/owner/node'
 import { loadConfig } from '../config.ts'
-import { checkRelease } from './release.ts'
-import { command, dataDirOf } from './shared.ts'
+import { appRoot, command, dataDirOf } from './shared.ts'
 
 /** The data folder's config, or none yet (verify-install may run before init). */
 async function configIfAny(dataDir: string, env: NodeJS.ProcessEnv) {
@@ -19,22 +17,6 @@ async function configIfAny(dataDir: string, env: NodeJS.ProcessEnv) {
     if (err instanceof NotInitialisedError) return undefined
     throw err
   })
-}
-
-/**
- * Extends the verified manifest's digest into the release PCR of the node's TPM, when the
- * wrapping key's PCR policy covers that PCR (otherwise nothing reads it: no measurement).
- */
-async function measure(config: OwnerNodeConfig | undefined, manifest: string) {
-  const { DEFAULT_RELEASE_PCR, measureRelease, releaseMeasurement } = await import(
-    '@digicap/keyguard'
-  )
-  const pcr = config?.release?.pcr ?? DEFAULT_RELEASE_PCR
-  if (config?.sealer.kind !== 'tpm2' || !config.sealer.pcrs?.includes(pcr)) {
-    return { pcr, state: 'not-covered' as const }
-  }
-  const digest = releaseMeasurement(await readFile(manifest))
-  return measureRelease({ tcti: config.sealer.tcti, pcr, digest })
 }
 
 export const verifyInstallCommand = command({
@@ -70,8 +52,11 @@ node's TPM, once per boot, when the wrapping key's PCR policy covers that PCR.`,
       ...(flags['release-key'] ? { key: flags['release-key'] } : {}),
       ...(flags.root ? { root: flags.root } : {}),
     }
-    const result = await checkRelease(release)
-    const measured = flags.measure ? await measure(config, result.manifest) : undefined
+    const { checkRelease, measureInstalledRelease } = await import('@digicap/owner/node')
+    const result = await checkRelease(release, appRoot())
+    const measured = flags.measure
+      ? await measureInstalledRelease(config?.sealer, { ...release, manifest: result.manifest })
+      : undefined
     ctx.result(
       { verified: result, ...(measured ? { measured } : {}) },
       `verified ${result.release}: ${result.files} files under ${result.root} match the signed manifest\n` +

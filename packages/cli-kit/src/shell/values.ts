@@ -29,6 +29,23 @@ export function address(text: string, flag: string): string {
   return text
 }
 
+/** A PCR list, `0-7,15` or `0,1,2,7` (PCRs 0–23): sorted, each once. */
+export function pcrList(text: string, flag: string): number[] {
+  const out = new Set<number>()
+  for (const part of text.split(',')) {
+    const m = /^\s*(\d{1,2})(?:-(\d{1,2}))?\s*$/.exec(part)
+    const from = Number(m?.[1])
+    const to = Number(m?.[2] ?? m?.[1])
+    if (!m || from > to || to > 23) {
+      throw new UsageError(`--${flag} must list PCRs 0–23, e.g. 0-7,15`, {
+        details: { value: text.slice(0, 100) },
+      })
+    }
+    for (let p = from; p <= to; p++) out.add(p)
+  }
+  return [...out].sort((a, b) => a - b)
+}
+
 /** The check of a flag's `choices`. */
 export function choice(text: string, flag: string, choices: readonly string[]): string {
   if (choices.includes(text)) return text
