@@ -93,6 +93,8 @@ const events: KeyguardEvent[] = []
 const capsules = { attested: '', loose: '', plain: '' }
 const dataKeys = new Map<string, Uint8Array>()
 const ex = {} as Record<'good' | 'bare' | 'foreign' | 'mute' | 'liar', Executor>
+/** Challenges the mute executor took (and never answered). */
+let muteChallenges = 0
 
 const rand = (n = 32) => new Uint8Array(randomBytes(n))
 
@@ -167,9 +169,15 @@ beforeAll(async () => {
   // Quotes with another AK and sends that AK's record, which is not the registered one.
   await serveWith(ex.liar, other, otherRecord, other)
   // Takes the challenge and never answers.
-  await handle(ex.mute.side.node, attestProtocol, () => new Promise<never>(() => {}), {
-    timeout: 60_000,
-  })
+  await handle(
+    ex.mute.side.node,
+    attestProtocol,
+    () => {
+      muteChallenges++
+      return new Promise<never>(() => {})
+    },
+    { timeout: 60_000 },
+  )
 
   sealer = instrumented(
     tpm2Sealer({ tcti: sealerTpm.tcti, createIfMissing: true, logger: quietLogger }),
@@ -332,6 +340,27 @@ describe('attested() on the fast path', () => {
     await expectNotAttested(ex.mute, capsules.attested, 'unreachable')
     // the keyguard's challenge time limit (4 s), not the exchange's (20 s)
     expect(performance.now() - started).toBeLessThan(15_000)
+  })
+
+  it('a mute executor holds only its own request: another executor of the capsule is released meanwhile', async () => {
+    // Its challenge used to run under the capsule's lock: every request for the capsule waited
+    // out the challenge's time limit (4 s here) behind it.
+    const [challenged, unwraps] = [muteChallenges, sealer.calls()]
+    const done: string[] = []
+    const mute = fastPath(ex.mute, signed(ex.mute, capsules.attested)).then((res) => {
+      done.push('mute')
+      return res
+    })
+    await until(() => muteChallenges > challenged, 20_000)
+    await expectGranted(ex.good, capsules.attested)
+    done.push('good')
+    expect(await mute).toEqual({
+      status: 'refused',
+      reasonCode: 'not-attested',
+      reason: 'unreachable',
+    })
+    expect(done).toEqual(['good', 'mute'])
+    expect(sealer.calls() - unwraps).toBe(1)
   })
 
   it('releases a capsule without attested() with no challenge at all', async () => {

@@ -13,14 +13,17 @@
  * another peer → `bad-signature` `peer-id-mismatch` → EIP-712 signature against the
  * AccessController's domain (`bad-signature`) → expiry window (`expired`) → the executor's own
  * replay memory of `(executor, nonce)` (`replayed`; `busy` `replay-quota` when its quota is full)
- * → per-capsule lock (and per-executor lock when `fee > 0`)
- * → wait until no audit of this capsule (executor) is unrecorded, at most `pendingWaitMs`
- * (`busy`, `audit-pending`) → on chain, in parallel: `nonceUsed` (`replayed`), `checkAccess` by
- * `eth_call` (`policy-denied`, reason = the policy's reason name), `runCount`, and whether the
- * capsule's policy requires `attested()` (`attestationRequired()`, read from chain) → if it
- * does, a `/digicap/attest/1.0.0` challenge to the requesting executor's peer for this grant id
- * and ephemeral key, whose before-quote must pass (`not-attested`, reason `unregistered`,
- * `record-mismatch`, `unreachable` or `evidence:<QUOTE_* check>`; no dial otherwise) → only now
+ * → whether the capsule's policy requires `attested()` (`attestationRequired()`, read from
+ * chain) → if it does, a `/digicap/attest/1.0.0` challenge to the requesting executor's peer for
+ * the grant id this request gets and its ephemeral key, whose before-quote must pass
+ * (`not-attested`, reason `unregistered`, `record-mismatch`, `unreachable` or
+ * `evidence:<QUOTE_* check>`; no dial otherwise), BEFORE any lock, so a mute executor holds only
+ * its own request (attest-outside-lock.ts) → per-capsule lock (and per-executor lock when
+ * `fee > 0`) → wait until no audit of this capsule (executor) is unrecorded, at most
+ * `pendingWaitMs` (`busy`, `audit-pending`) → on chain, in parallel: `nonceUsed` (`replayed`),
+ * `checkAccess` by `eth_call` (`policy-denied`, reason = the policy's reason name), `runCount`
+ * → the grant id; if another grant took the run index the quote was bound to, the lock is given
+ * back and the request challenged again (`busy` `attestation-raced` after 3 rounds) → only now
  * the sealer unwrap (at most `maxUnwraps` at once), and the grant is recorded in the release journal
  * as served inline (so its audit's `AccessGranted` log is not released again) → seal, answer.
  *
@@ -86,6 +89,7 @@ import { ensureDir, removeStaleTemps, writeFileAtomic } from '../store/fs-atomic
 import { readJsonFile } from '../store/json-file.ts'
 import type { KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
+import { attestOutsideLock, MAX_ATTEST_ROUNDS } from './attest-outside-lock.ts'
 import { createAuditSender } from './audit-sender.ts'
 import { executorDirectory } from './executor-directory.ts'
 import { executorFeed } from './executor-feed.ts'
@@ -548,6 +552,58 @@ export function fastPathServer(init: FastPathInit) {
       if (verdict === 'full') return refuse(peer, 'busy', 'replay-quota', 1000)
       if (verdict !== 'fresh') return refuse(peer, 'expired')
       const keys = gateKeys(rec.capsuleId, rec.executor, rec.fee)
+      const grantIdAt = (runIndex: bigint) =>
+        computeGrantId({
+          ...rec,
+          chainId: chain.chainId,
+          accessController: chain.accessController,
+          runIndex,
+        }).toLowerCase()
+      // attested(): the challenge runs outside the capsule's lock (attest-outside-lock.ts).
+      let runIndexSeen: bigint | undefined
+      for (let round = 1; ; round++) {
+        let attested: string | undefined
+        try {
+          attested = await attestOutsideLock(gate, {
+            capsuleId: rec.capsuleId,
+            executor: rec.executor,
+            peer: remote,
+            ephemeralKey: req.ephemeralKey,
+            grantIdAt,
+            runIndex: async () => {
+              if (runIndexSeen !== undefined) return runIndexSeen
+              const runs = await chain.runCount(rec.capsuleId)
+              const floor = minRuns.get(rec.capsuleId) ?? 0n
+              return runs > floor ? runs : floor
+            },
+          })
+        } catch (err) {
+          if (!(err instanceof NotAttestedError)) throw err
+          return refuse(peer, 'not-attested', notAttestedReason(err))
+        }
+        if (attested !== undefined) mark('attested')
+        const answer = await evaluateLocked(req, rec, record, peer, keys, started, mark, attested)
+        if (!('retryAt' in answer)) return answer
+        if (round >= MAX_ATTEST_ROUNDS) return refuse(peer, 'busy', 'attestation-raced', 1000)
+        runIndexSeen = answer.retryAt
+      }
+    }
+
+    /**
+     * Under the capsule's (and paying executor's) lock: the chain's verdict, the grant id, the
+     * unwrap. `attested`: the grant id the accepted before-quote is bound to (attested() only);
+     * when the run index moved since, `{ retryAt }` (the lock is given back first).
+     */
+    function evaluateLocked(
+      req: AccessRequest,
+      rec: ReturnType<typeof toRecord>,
+      record: NonNullable<Awaited<ReturnType<typeof keyStore.get>>>,
+      peer: string,
+      keys: string[],
+      started: number,
+      mark: (stage: string) => void,
+      attested: string | undefined,
+    ): Promise<AccessResponse | { retryAt: bigint }> {
       return locks.run(keys, async () => {
         const idle = await audits.waitIdle(keys, started + pendingWaitMs)
         if (!idle) return refuse(peer, 'busy', 'audit-pending', 1000)
@@ -576,7 +632,7 @@ export function fastPathServer(init: FastPathInit) {
         let unwrapping: Promise<Uint8Array> | undefined
         let dataKey: Uint8Array | undefined
         try {
-          const [used, access, runs, attestation] = await Promise.all([
+          const [used, access, runs] = await Promise.all([
             chain.nonceUsed(rec.executor, rec.capsuleId, rec.nonce),
             chain.checkAccess({
               capsuleId: rec.capsuleId,
@@ -588,7 +644,6 @@ export function fastPathServer(init: FastPathInit) {
               jobParams: hexlify(req.jobParams),
             }),
             chain.runCount(rec.capsuleId),
-            gate.requirement(rec.capsuleId, rec.executor),
           ])
           mark('chain')
           const refusal = ((): AccessResponse | undefined => {
@@ -619,22 +674,12 @@ export function fastPathServer(init: FastPathInit) {
             runIndex: runs,
           }).toLowerCase()
           mark('authorized')
-          if (attestation !== undefined) {
-            // The policy requires `attested()`: the requesting peer (the executor's registered
-            // one, checked above) must show a before-quote bound to this grant and this key.
-            try {
-              await gate.attest(attestation, {
-                peer: remote,
-                grantId,
-                ephemeralKey: req.ephemeralKey,
-              })
-            } catch (err) {
-              if (!(err instanceof NotAttestedError)) throw err
-              await journaling.catch(() => undefined)
-              await rm(auditFile, { force: true })
-              return refuse(peer, 'not-attested', notAttestedReason(err))
-            }
-            mark('attested')
+          if (attested !== undefined && attested !== grantId) {
+            // attested(): the before-quote is bound to another run index than this grant's
+            // (another grant of the capsule came first): challenged again, outside the lock.
+            await journaling.catch(() => undefined)
+            await rm(auditFile, { force: true })
+            return { retryAt: runs }
           }
           // Authorized: only now the sealer (TPM) unwrap. Meanwhile the grant is recorded in the
           // release journal as served inline, so the `AccessGranted` log of its audit (and any
