@@ -7,6 +7,7 @@ import type { Helia } from '@helia/interface'
 import { unixfs } from '@helia/unixfs'
 import { CID } from 'multiformats/cid'
 import { CapsuleStoreError, InvalidCidError } from './errors.ts'
+import { windowedCat } from './fetch/windowed-cat.ts'
 import type { CapsuleSource } from './import/chunks.ts'
 import { importCapsule } from './import/import-capsule.ts'
 
@@ -112,7 +113,7 @@ export function heliaCapsuleStore(helia: Helia): CapsuleStore {
         const parsed = parseCid(cid)
         try {
           yield* counted(
-            fs.cat(parsed, {
+            windowedCat(fs, parsed, {
               ...(options.signal ? { signal: options.signal } : {}),
               ...(options.onNetwork ? { onProgress: networkProgress(options.onNetwork) } : {}),
             }),

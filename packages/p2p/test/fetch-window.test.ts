@@ -1,0 +1,62 @@
+/**
+ * A fetch between two real nodes holds a bounded number of blocks whatever the capsule's size:
+ * with a reader slower than the network, the blocks received never run more than two windows
+ * ahead of the bytes read (the exporter alone fetched and queued the whole file). The bytes
+ * still arrive whole and in order, including sizes at and around a window's edge.
+ */
+import { randomBytes } from 'node:crypto'
+import { multiaddr } from '@multiformats/multiaddr'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FETCH_WINDOW_BLOCKS } from '../src/fetch/windowed-cat.ts'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+
+const MiB = 1_048_576
+
+describe('heliaCapsuleStore.get between two nodes', () => {
+  let a: DigicapNode
+  let b: DigicapNode
+  beforeAll(async () => {
+    ;[a, b] = await Promise.all([createDigicapNode(), createDigicapNode()])
+    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+  })
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()])
+  })
+
+  it('a slow reader of 40 MiB never has more than two windows of blocks received ahead', async () => {
+    const bytes = randomBytes(40 * MiB)
+    const cid = await heliaCapsuleStore(a.helia).put(bytes)
+    let received = 0
+    let read = 0
+    let maxAhead = 0
+    const parts: Buffer[] = []
+    for await (const chunk of heliaCapsuleStore(b.helia).get(cid, {
+      onNetwork: (n) => {
+        received = n.blocksReceived
+      },
+    })) {
+      read += chunk.byteLength
+      parts.push(Buffer.from(chunk))
+      maxAhead = Math.max(maxAhead, received - Math.floor(read / MiB))
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    expect(Buffer.concat(parts).equals(bytes)).toBe(true)
+    // two windows in flight, plus the root node and one block of slack
+    expect(maxAhead).toBeLessThanOrEqual(2 * FETCH_WINDOW_BLOCKS + 2)
+  }, 120_000)
+
+  it.each([
+    0,
+    1,
+    FETCH_WINDOW_BLOCKS * MiB - 1,
+    FETCH_WINDOW_BLOCKS * MiB,
+    FETCH_WINDOW_BLOCKS * MiB + 1,
+    2 * FETCH_WINDOW_BLOCKS * MiB,
+  ])('%i bytes arrive whole and in order', async (size) => {
+    const bytes = randomBytes(size)
+    const cid = await heliaCapsuleStore(a.helia).put(bytes)
+    const parts: Uint8Array[] = []
+    for await (const c of heliaCapsuleStore(b.helia).get(cid)) parts.push(c)
+    expect(Buffer.concat(parts).equals(bytes)).toBe(true)
+  }, 60_000)
+})
