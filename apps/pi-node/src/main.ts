@@ -4,6 +4,7 @@ import { init } from './commands/init.ts'
 import { keyPolicy } from './commands/key-policy.ts'
 import { recover } from './commands/recover.ts'
 import { seal } from './commands/seal.ts'
+import { sealImage } from './commands/seal-image.ts'
 import { serve } from './commands/serve.ts'
 import { GLOBAL_FLAGS } from './commands/shared.ts'
 import { status } from './commands/status.ts'
@@ -14,7 +15,7 @@ export const PI_NODE_CLI: CliSpec = {
   title: "the Digicap capsule owner's node",
   packageJson: new URL('../package.json', import.meta.url),
   globalFlags: GLOBAL_FLAGS,
-  commands: [init, seal, status, recover, serve, keyPolicy, verifyInstallCommand],
+  commands: [init, seal, sealImage, status, recover, serve, keyPolicy, verifyInstallCommand],
 }
 
 export interface CliIo extends CommandIo {

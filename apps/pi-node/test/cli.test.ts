@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
@@ -8,8 +9,10 @@ import { connectDigicap } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { createKeyStore, tpm2Sealer, unwrapDataKey } from '@digicap/keyguard'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { decryptImage, digicapUnwrapper, pullImage, readImageDistribution } from '@digicap/oci'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildBusyboxImage, SUM_CSV_SCRIPT } from '../../../packages/oci/test/busybox-image.ts'
 import { type CliRun, type Doc, runCli, spawnCli } from './helpers/cli.ts'
 
 function jsonOf(r: CliRun): Doc {
@@ -45,9 +48,9 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
   })
 
   it('prints --help for every command', async () => {
-    const cmds = ['init', 'seal', 'status', 'recover', 'serve']
+    const cmds = ['init', 'seal', 'seal-image', 'status', 'recover', 'serve']
     const runs = await Promise.all([runCli(['--help']), ...cmds.map((c) => runCli([c, '--help']))])
-    expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0])
+    expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0, 0])
     expect(runs[0]?.stdout).toContain('Usage: pi-node <command>')
     cmds.forEach((c, i) => {
       expect(runs[i + 1]?.stdout).toContain(`pi-node ${c}`)
@@ -329,4 +332,98 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     expect(doc.chain.present).toContain(sealed.capsuleId)
     expect(doc.chain.keyguardUpdated).toContain(sealed.capsuleId)
   }, 120_000)
+
+  it('seal-image (after recovery): layers encrypted to the capsule key (TPM-wrapped), blobs on disk, header commits to the manifest; a docker archive too', async () => {
+    const image = await buildBusyboxImage({
+      files: { 'app/sum.sh': SUM_CSV_SCRIPT },
+      config: { Cmd: ['/bin/sh', '/app/sum.sh'] },
+      padBytes: 1_500_000,
+    })
+    const csv = join(dir, 'sales.csv')
+    await writeFile(csv, 'region,amount\nnorth,1\nsouth,2\n')
+    const archive = join(dir, 'image.tar')
+    try {
+      const r = await runCli(
+        [
+          'seal-image',
+          image.dir,
+          '--input',
+          csv,
+          '--policy',
+          'maxRuns(2)',
+          '--time-ms',
+          '20000',
+          '--json',
+        ],
+        env,
+      )
+      const doc = jsonOf(r)
+      expect(r.code).toBe(0)
+      expect(doc).toMatchObject({ ok: true, command: 'seal-image' })
+      // progress on stderr: the layers, then the capsule
+      expect(r.stderr).toMatch(/image\s+\[#+\]\s+100%/)
+      const parsed = parseCapsuleHeader(await readFile(doc.capsulePath))
+      expect(parsed.header.runtime).toEqual({
+        kind: 'oci',
+        entry: doc.image.manifestDigest,
+        timeLimit: 20000,
+      })
+      const config = JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8'))
+      const { capsuleRegistry } = connectDigicap(config.contracts, anvil.provider)
+      expect((await capsuleRegistry.getCapsule(doc.capsuleId)).cid).toBe(doc.cid)
+      // the blobs are in the blockstore serve provides; only the TPM-held key opens the layers
+      const node = await createDigicapNode({ dataDir: join(dataDir, 'ipfs'), datastore: 'memory' })
+      const work = await mkdtemp(join(tmpdir(), 'pi-node-image-'))
+      try {
+        const store = heliaCapsuleStore(node.helia)
+        const distribution = await readImageDistribution(store, doc.image.distribution)
+        const pulled = await pullImage({
+          store,
+          distribution,
+          manifestDigest: doc.image.manifestDigest,
+          to: join(work, 'sealed'),
+        })
+        const sealer = tpm2Sealer({ tcti: tpm.tcti })
+        const [plain] = await decryptImage({
+          from: pulled.layout,
+          to: join(work, 'plain'),
+          manifestDigest: doc.image.manifestDigest,
+          unwrappers: [
+            digicapUnwrapper({
+              capsuleId: doc.capsuleId,
+              dataKey: (req) => unwrapDataKey(req.wrappedKeys, sealer),
+            }),
+          ],
+        })
+        // decryption gives back the very manifest that was sealed
+        expect(plain?.digest).toBe(image.manifestDigest)
+      } finally {
+        await node.stop()
+        await rm(work, { recursive: true, force: true })
+      }
+      // a `docker save` archive goes through skopeo first
+      execFileSync('skopeo', [
+        '--insecure-policy',
+        'copy',
+        `oci:${image.dir}:${image.ref}`,
+        `docker-archive:${archive}:app:v1`,
+      ])
+      const fromArchive = await runCli(
+        ['seal-image', archive, '--policy', 'maxRuns(1)', '--json'],
+        env,
+      )
+      expect(fromArchive.code).toBe(0)
+      const archived = jsonOf(fromArchive)
+      expect(parseCapsuleHeader(await readFile(archived.capsulePath)).header.runtime).toEqual({
+        kind: 'oci',
+        entry: archived.image.manifestDigest,
+      })
+      const missing = await runCli(['seal-image', join(dir, 'nope'), '--policy', 'maxRuns(1)'], env)
+      expect(missing.code).toBe(1)
+      expect(missing.stderr).toContain('error[INPUT_FILE]')
+    } finally {
+      await image.dispose()
+      await rm(archive, { force: true })
+    }
+  }, 240_000)
 })

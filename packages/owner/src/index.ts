@@ -52,6 +52,12 @@ export {
   InputFileError,
   RuntimeUnsupportedError,
 } from './errors.ts'
+export type {
+  SealImageComponents,
+  SealImageParameters,
+  SealImageResult,
+} from './image/seal-image.ts'
+export { sealImageCapsule } from './image/seal-image.ts'
 export type { OperatorStatus } from './operator/keyguard-operator.ts'
 export {
   ensureKeyguardOperator,

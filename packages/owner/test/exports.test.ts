@@ -28,6 +28,7 @@ it('exports exactly this public surface', () => {
       "readKeyguardOperator",
       "restoreKeyguard",
       "sealAndPublish",
+      "sealImageCapsule",
       "solcPolicyDeployer",
       "writeCodeBundle",
     ]

@@ -37,7 +37,7 @@ export interface ImageDistribution {
  */
 export async function putImageBlobs(
   layout: ImageLayout,
-  store: BlobStore,
+  store: Pick<BlobStore, 'put'>,
 ): Promise<{ cid: string; distribution: ImageDistribution }> {
   const index = await layout.readIndex()
   const distribution: ImageDistribution = { v: DISTRIBUTION_VERSION, tags: {}, blobs: {} }

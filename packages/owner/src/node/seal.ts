@@ -8,6 +8,11 @@ import type { Logger } from '@digicap/keyguard'
 import { openFsCapsuleImporter } from '@digicap/p2p/import'
 import type { Announcer } from '../announce/types.ts'
 import { RuntimeUnsupportedError } from '../errors.ts'
+import {
+  type SealImageComponents,
+  type SealImageResult,
+  sealImageCapsule,
+} from '../image/seal-image.ts'
 import { childProcessPolicyCompiler } from '../policy/child-compiler.ts'
 import { cachedPolicyCompiler } from '../policy/policy-cache.ts'
 import { solcPolicyDeployer } from '../policy/solc-policy-deployer.ts'
@@ -25,8 +30,12 @@ import {
 } from './components.ts'
 
 export interface SealOptions {
-  /** The data file. */
+  /** The data file (an image capsule's input; empty for none). */
   file: string
+  /** An image capsule (`runtime: 'oci'`): an OCI layout directory or a docker archive. */
+  image?: string
+  /** Which image of the layout (its ref name). */
+  ref?: string
   /** Policy expression, e.g. `all(minReputation(50), maxRuns(3))`. */
   policy: string
   runtime?: RuntimeKind
@@ -53,11 +62,18 @@ export interface SealResult {
   plaintextSize: number
   /** Whether the capsule was announced on gossipsub (through a running `serve`). */
   announced: { ok: boolean; recipients?: number; reason?: string }
+  /** An image capsule's commitment (the encrypted image's manifest digest) and image map CID. */
+  image?: { manifestDigest: string; distribution: string; imageBytes: number }
 }
 
 /** The flags of a code capsule, checked before anything is sent. */
 function checkRuntime(options: SealOptions): RuntimeKind {
   const runtime = options.runtime ?? 'data'
+  if (runtime === 'oci') {
+    if (!options.image)
+      throw new ConfigError('An image capsule needs the image', { details: { runtime } })
+    return runtime
+  }
   if (runtime !== 'data' && runtime !== 'quickjs' && runtime !== 'wasi') {
     throw new RuntimeUnsupportedError('Unknown capsule runtime', { details: { runtime } })
   }
@@ -130,6 +146,27 @@ async function writeCapsuleFiles(dir: string, expression: string, r: SealAndPubl
   })
 }
 
+/** `sealImageCapsule` in `sealAndPublish`'s shape: the image and its blobs' store added. */
+function sealImage(
+  dir: string,
+  options: SealOptions,
+  blobs: SealImageComponents['blobs'],
+): typeof sealAndPublish {
+  return ({ input, runtime, ...params }, components) =>
+    sealImageCapsule(
+      {
+        ...params,
+        image: options.image as string,
+        ...(options.ref !== undefined ? { ref: options.ref } : {}),
+        ...(input !== '' ? { inputFile: input } : {}),
+        workDir: dir,
+        ...(runtime?.memoryLimit !== undefined ? { memoryLimit: runtime.memoryLimit } : {}),
+        ...(runtime?.timeLimit !== undefined ? { timeLimit: runtime.timeLimit } : {}),
+      },
+      { ...components, blobs },
+    )
+}
+
 /**
  * `seal`: the checks a CLI user expects first (policy, chain, file, code flags), then the code
  * bundle if any, then `sealAndPublish` with this node's components; the capsule's folder
@@ -142,13 +179,13 @@ export async function sealOwnerNode(
   const { config, paths, sealer, keyStore, owner, ownerPeerId, logger, components } = parts
   parsePolicyExpression(options.policy)
   await rpcChainId(config.rpcUrl, config.chainId)
-  await checkSealInput(options.file)
   const runtime = checkRuntime(options)
+  if (runtime !== 'oci' || options.file !== '') await checkSealInput(options.file)
   const capsuleIdBytes = generateCapsuleId()
   const dir = join(paths.capsules, toHex(capsuleIdBytes))
   await mkdir(dir, { recursive: true, mode: 0o700 })
   let input = options.file
-  if (runtime !== 'data') {
+  if (runtime !== 'data' && runtime !== 'oci') {
     input = join(dir, 'bundle.partial')
     const encode = components.encodeBundle ?? executorBundleEncoder
     const { entry, code } = options as Required<SealOptions>
@@ -163,7 +200,7 @@ export async function sealOwnerNode(
   const blocks = await openFsCapsuleImporter(paths.ipfs)
   try {
     const r = await withOwnerAccount(paths, sealer, config, ({ wallet, signer }) =>
-      sealAndPublish(
+      (runtime === 'oci' ? sealImage(dir, options, blocks) : sealAndPublish)(
         {
           input,
           output: capsulePath,
@@ -209,6 +246,15 @@ export async function sealOwnerNode(
       capsuleSize: r.capsuleSize,
       plaintextSize: r.plaintextSize,
       announced: r.announced,
+      ...('manifestDigest' in r
+        ? {
+            image: {
+              manifestDigest: (r as SealImageResult).manifestDigest,
+              distribution: (r as SealImageResult).distribution,
+              imageBytes: (r as SealImageResult).imageBytes,
+            },
+          }
+        : {}),
     }
   } finally {
     await blocks.close()

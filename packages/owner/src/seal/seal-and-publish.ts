@@ -21,7 +21,7 @@ import type {
   SealProgressFn,
 } from './types.ts'
 
-const RUNTIMES = ['data', 'quickjs', 'wasi']
+const RUNTIMES = ['data', 'quickjs', 'wasi', 'oci']
 
 /**
  * The size of the regular file at `path`, the file to seal.
@@ -122,14 +122,17 @@ export async function sealAndPublish(
   }
   const policy = deployedPolicy?.address ?? (params.policy as { address: `0x${string}` }).address
   const wrappingKey = await components.wrapper.publicKey()
-  const dataKey = generateDataKey()
+  // An image capsule's layers are sealed to its key before the capsule is: the caller made it.
+  const dataKey = params.keys ? params.keys.dataKey.slice() : generateDataKey()
   let sealed: Awaited<ReturnType<typeof commitAndSealFile>>
   let wrappedKeys: SealAndPublishResult['wrappedKeys']
   try {
-    wrappedKeys = [
-      await components.wrapper.wrap(dataKey),
-      await wrapToRecoveryKey(dataKey, params.recoveryPublicKey),
-    ]
+    wrappedKeys = params.keys
+      ? [...params.keys.wrappedKeys]
+      : [
+          await components.wrapper.wrap(dataKey),
+          await wrapToRecoveryKey(dataKey, params.recoveryPublicKey),
+        ]
     sealed = await commitAndSealFile({
       owner: components.signer.address,
       policy: { chainId: params.chainId, registry: params.registry as `0x${string}`, policy },

@@ -8,11 +8,11 @@ import type { CapsuleRegistrar } from '../registry/types.ts'
 import type { KeyWrapper } from '../wrapping/types.ts'
 
 /** The pipeline's steps, in order, as progress reports name them. */
-export type SealStage = 'policy' | 'seal' | 'add' | 'register' | 'announce'
+export type SealStage = 'image' | 'blobs' | 'policy' | 'seal' | 'add' | 'register' | 'announce'
 
 /**
- * Progress of a step: bytes for `seal` (plaintext) and `add` (capsule), 0/1 then 1/1 for
- * the others.
+ * Progress of a step: bytes for `seal` (plaintext), `add` (capsule) and `image` (an image
+ * capsule's layers encrypted), 0/1 then 1/1 for the others.
  */
 export type SealProgressFn = (stage: SealStage, done: number, total: number) => void
 
@@ -46,6 +46,12 @@ export interface SealAndPublishParameters {
   receivers?: Receiver[]
   /** 32 random bytes by default. */
   capsuleId?: Uint8Array
+  /**
+   * The data key and its wrapped copies (to the keyguard, then the recovery key) when the
+   * caller made them: an image capsule's layers are sealed to the key first (`sealImageCapsule`).
+   * Default: a fresh key, wrapped here. The caller zeroes its copy.
+   */
+  keys?: { dataKey: Uint8Array; wrappedKeys: WrappedKey[] }
   onProgress?: SealProgressFn
 }
 
