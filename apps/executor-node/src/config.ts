@@ -36,6 +36,8 @@ export interface ExecutorNodeConfig {
   fetchTimeoutMs?: number
   /** The attestation TPM (opt-in): `device:/dev/tpmrm0` or `swtpm:host=…,port=…`. */
   tcti?: string
+  /** Run image capsules under runc (opt-in: needs root, runc, umoci; changes the measurement). */
+  oci?: boolean
 }
 
 export const executorNodePaths = (dataDir: string) => ({
@@ -77,6 +79,7 @@ export const EXECUTOR_NODE_CONFIG = defineConfig<ExecutorNodeConfig>('executor-n
   fast: { type: 'boolean', default: false, env: 'DIGICAP_FAST', flag: 'fast' },
   fetchTimeoutMs: { type: 'number', min: 1, optional: true },
   tcti: { type: 'string', optional: true, env: 'DIGICAP_TCTI', flag: 'tcti', pattern: TCTI },
+  oci: { type: 'boolean', optional: true, env: 'DIGICAP_OCI', flag: 'oci' },
 })
 
 /** The config from `sources`, and the check across fields: a quorum its RPCs can make. */

@@ -3,6 +3,7 @@ import { type CommandIo, runCommandLine } from '@digicap/cli-kit'
 import { init } from './commands/init.ts'
 import { receive } from './commands/receive.ts'
 import { register } from './commands/register.ts'
+import { registry } from './commands/registry.ts'
 import { resetRunPcrCommand } from './commands/reset-run-pcr.ts'
 import { run } from './commands/run.ts'
 import { serve } from './commands/serve.ts'
@@ -21,7 +22,7 @@ export const runCli = (argv: string[], io: CliIo): Promise<number> =>
       title: "the Digicap executor's node",
       packageJson: new URL('../package.json', import.meta.url),
       globalFlags: GLOBAL_FLAGS,
-      commands: [init, register, run, serve, receive, resetRunPcrCommand],
+      commands: [init, register, run, serve, receive, resetRunPcrCommand, registry],
     },
     argv,
     io,

@@ -6,11 +6,14 @@
  * from the owner's node, opens it, runs it under runc and delivers the HPKE-sealed result to
  * the receiver; a run the policy refuses gets no key and never pulls or opens a layer.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { generateX25519KeyPair } from '@digicap/capsule-core'
 import { environment } from '@digicap/contracts'
+import { readImageDistribution, type Sha256Digest } from '@digicap/oci'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { hexlify, randomBytes } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -18,9 +21,11 @@ import { buildBusyboxImage, SUM_CSV_SCRIPT } from '../../oci/test/busybox-image.
 import {
   AccessDeniedError,
   createResultReceiver,
+  ethersExecutorChain,
   type OciRunStep,
   ociSandbox,
 } from '../src/index.ts'
+import { serveImageRegistry } from '../src/node/index.ts'
 import { makeImageCapsule } from './helpers/image-capsule.ts'
 import { deployPolicyFor, resultGrants, setupWorld, type World } from './helpers/world.ts'
 
@@ -110,4 +115,75 @@ describe('image capsules through grants (runc)', () => {
     expect(steps).toEqual([])
     expect(await readdir(tmpRoot)).toEqual([])
   }, 120_000)
+
+  it("the node's /v2 endpoint: skopeo pulls the capsule's image by bitswap from the owner; a peer's flipped bit is rejected", async () => {
+    const capsule = await makeImageCapsule(w, { image: image.dir, input: CSV })
+    const chain = ethersExecutorChain({ addresses: w.addresses, signer: w.executorWallet })
+    await w.exec.libp2p.dial(w.kg.libp2p.getMultiaddrs()[0]!)
+    const work = await mkdtemp(join(tmpdir(), 'image-registry-'))
+    const pull = (reference: string, to: string) =>
+      promisify(execFile)(
+        'skopeo',
+        [
+          '--insecure-policy',
+          'copy',
+          '--src-tls-verify=false',
+          `docker://${reference}`,
+          `oci:${to}:v1`,
+        ],
+        { timeout: 120_000 },
+      )
+    const honest = await serveImageRegistry(
+      { store: w.execStore, chain },
+      { cid: capsule.cid, image: capsule.distribution },
+    )
+    const attacker = await createDigicapNode()
+    try {
+      await pull(honest.reference, join(work, 'out'))
+      const index = JSON.parse(await readFile(join(work, 'out', 'index.json'), 'utf8'))
+      // the image the header commits to, byte for byte (skopeo checks every digest)
+      expect(index.manifests[0].digest).toBe(capsule.manifestDigest)
+      expect(honest.manifestDigest).toBe(capsule.manifestDigest)
+      // a peer offers a map whose layer is the real one with one bit flipped
+      const map = await readImageDistribution(w.kgStore, capsule.distribution)
+      const manifest = JSON.parse(
+        await readFile(
+          join(work, 'out', 'blobs', 'sha256', capsule.manifestDigest.slice(7)),
+          'utf8',
+        ),
+      )
+      const layer = manifest.layers[0].digest as Sha256Digest
+      const parts: Uint8Array[] = []
+      for await (const c of w.kgStore.get(map.blobs[layer]!.cid)) parts.push(c)
+      const flipped = Buffer.concat(parts)
+      flipped[flipped.length >> 1]! ^= 1
+      const attackerStore = heliaCapsuleStore(attacker.helia)
+      const lying = {
+        ...map,
+        blobs: {
+          ...map.blobs,
+          [layer]: { cid: await attackerStore.put(flipped), size: flipped.length },
+        },
+      }
+      const lyingCid = await attackerStore.put(new TextEncoder().encode(JSON.stringify(lying)))
+      await w.exec.libp2p.dial(attacker.libp2p.getMultiaddrs()[0]!)
+      const lyingRegistry = await serveImageRegistry(
+        { store: w.execStore, chain },
+        { cid: capsule.cid, image: lyingCid },
+      )
+      try {
+        await expect(pull(lyingRegistry.reference, join(work, 'bad'))).rejects.toThrow()
+      } finally {
+        await lyingRegistry.close()
+      }
+      // a capsule that is not registered on chain is never served
+      await expect(
+        serveImageRegistry({ store: w.execStore, chain }, { cid: lyingCid, image: lyingCid }),
+      ).rejects.toMatchObject({ code: 'CAPSULE_FETCH' })
+    } finally {
+      await honest.close()
+      await attacker.stop()
+      await rm(work, { recursive: true, force: true })
+    }
+  }, 180_000)
 })

@@ -46,6 +46,7 @@ in <data-dir>/identity.json (0600), a receiver key (X25519) in receiver.key (060
     bootstrap: listFlag('<multiaddr>', 'peer to dial at start'),
     'keyguard-addr': listFlag('<multiaddr>', 'keyguard to dial before each run'),
     fast: switchFlag('use the keyguard fast path by default'),
+    oci: switchFlag('run image capsules under runc (env DIGICAP_OCI=1; root, runc, umoci)'),
     tcti: valueFlag(
       '<tcti>',
       'TPM for attestation: device:/dev/tpmrm0 or swtpm:host=…,port=…\n(env DIGICAP_TCTI; default: none, no attestation key)',

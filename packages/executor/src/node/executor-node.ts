@@ -8,6 +8,7 @@ import { createResultReceiver } from '@digicap/protocol'
 import { ExecutorStateError } from '../errors.ts'
 import { createExecutor } from '../executor.ts'
 import { defaultSandboxes } from '../sandbox/defaults.ts'
+import { ociSandbox } from '../sandbox/oci/oci-sandbox.ts'
 import { NODE_ROLES, requireStakeFunds } from './register.ts'
 import type {
   ExecutorNode,
@@ -36,7 +37,10 @@ export function executorNode(
       store,
       chain: c.chain,
       signer: c.signer,
-      sandboxes: c.sandboxes ?? defaultSandboxes(),
+      sandboxes: c.sandboxes ?? {
+        ...defaultSandboxes(),
+        ...(init.oci ? { oci: ociSandbox({ ...(init.oci === true ? {} : init.oci), store }) } : {}),
+      },
       // With a TPM every run is measured into PCR 23 (the run's hooks reach the agent here).
       ...(attestation === undefined ? {} : { attestation: attestation.agent }),
       ...(c.logger === undefined ? {} : { logger: c.logger }),

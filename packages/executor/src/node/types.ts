@@ -5,6 +5,7 @@ import type { CapsuleStore, DigicapNode } from '@digicap/p2p'
 import type { ResultGrantSource, ResultReceiver, ResultReplayStore } from '@digicap/protocol'
 import type { ExecutorChain } from '../chain.ts'
 import type { Executor, ExecutorComponents, ExecutorInit } from '../executor.ts'
+import type { OciSandboxInit } from '../sandbox/oci/oci-sandbox.ts'
 import type { SandboxSet } from '../sandbox/select.ts'
 
 /** The node's attestation identity (opt-in, needs a TPM): the agent and its registration record. */
@@ -82,4 +83,11 @@ export interface ExecutorNode {
   receiver(privateKey: Uint8Array): ResultReceiver
 }
 
-export type ExecutorNodeInit = ExecutorInit
+export interface ExecutorNodeInit extends ExecutorInit {
+  /**
+   * Run image capsules (runtime `oci`) under runc, image blobs from this node's helia (opt-in:
+   * it changes the environment measurement, and needs root, runc and umoci). `true` or the
+   * sandbox's options. Ignored when the components pass their own sandboxes.
+   */
+  readonly oci?: boolean | Omit<OciSandboxInit, 'store'> | undefined
+}
