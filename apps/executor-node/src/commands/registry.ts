@@ -6,14 +6,10 @@ export const registry = command({
   name: 'registry',
   summary: "serve an image capsule's encrypted image to local container tools (/v2 on 127.0.0.1)",
   usage: '<capsule-cid> <image-cid> [--port <n>]',
-  description: `Serves the encrypted image of an image capsule through a read-only OCI distribution
-endpoint on 127.0.0.1, from this node's IPFS store: blobs are fetched by bitswap from any peer
-that holds them (the owner's pi-node, executors that pulled before) and checked against their
-digests as they are served. The capsule's header is verified against the chain first; the only
-tag, "capsule", is the manifest digest it commits to. Pull with
-  skopeo copy --src-tls-verify=false docker://<printed reference> oci:out:v1
-The layers stay encrypted: only a run the policy grants opens them. <image-cid> is the image
-map printed by \`pi-node seal-image\` (image.distribution). Stops on SIGINT/SIGTERM.`,
+  description: `Serves the image capsule's encrypted image read-only on 127.0.0.1 for skopeo or podman,
+from this node's IPFS store (bitswap from any peer holding the blobs; each checked against its
+digest). The header is verified on chain; the one tag, "capsule", is its committed manifest
+digest. <image-cid>: the map \`pi-node seal-image\` prints. Stops on SIGINT/SIGTERM.`,
   args: [
     { name: 'capsule-cid', help: "the image capsule's CID" },
     { name: 'image-cid', help: "the CID of the capsule's image map" },

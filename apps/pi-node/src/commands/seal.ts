@@ -73,15 +73,21 @@ Examples:
         onProgress: bar.update,
       })
       .finally(bar.finish)
-    const { announced } = result
-    ctx.result(
-      { ...result },
-      `Sealed ${args.file}\n` +
-        `  capsule id   ${result.capsuleId}\n` +
-        `  CID          ${result.cid}\n` +
-        `  policy       ${result.policy}\n` +
-        `  register tx  ${result.registerTransaction}\n` +
-        `  announced    ${announced.ok ? `yes (${announced.recipients} peer(s))` : `no (${announced.reason}); serve provides it from the blockstore`}\n`,
-    )
+    ctx.result({ ...result }, sealedText(args.file, result))
   },
 })
+
+/** What `seal` and `seal-image` print. */
+export function sealedText(
+  what: string,
+  r: {
+    capsuleId: string
+    cid: string
+    policy: string
+    registerTransaction: string
+    announced: { ok: boolean; recipients?: number; reason?: string }
+  },
+): string {
+  const a = r.announced
+  return `Sealed ${what}\n  capsule id   ${r.capsuleId}\n  CID          ${r.cid}\n  policy       ${r.policy}\n  register tx  ${r.registerTransaction}\n  announced    ${a.ok ? `yes (${a.recipients} peer(s))` : `no (${a.reason}); serve provides it from the blockstore`}\n`
+}
