@@ -142,7 +142,10 @@ try {
   for (const size of sizes) {
     const plain = join(dir, `plain-${size}.bin`)
     writeRandom(plain, size)
+    const step = (what: string) => process.stderr.write(`  ${fmtSize(size)}: ${what}\n`)
+    step('cat')
     const cat = await catCopy(plain, join(dir, 'copy.bin'))
+    step('pi-node seal')
     // seal: the app, the library
     const app = await measureNode(
       [...PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
@@ -151,6 +154,7 @@ try {
     if (app.code !== 0) throw new Error(`pi-node seal failed: ${app.stderr}`)
     const sealed = JSON.parse(app.stdout) as { capsulePath: string; cid: string }
     const capsule = join(dir, `capsule-${size}.bin`)
+    step('library seal')
     const libSeal = await lib('seal', plain, capsule)
     rows.push({
       size,
@@ -172,6 +176,7 @@ try {
     })
     // add
     const capCat = await catCopy(capsule, join(dir, 'copy.bin'))
+    step('add')
     const add = await lib('add', capsule, join(dir, `blocks-${size}`))
     rows.push({
       size,
@@ -188,10 +193,14 @@ try {
     const b = await createDigicapNode()
     try {
       await b.libp2p.dial(a.libp2p.getMultiaddrs()[0] as never)
+      step('raw libp2p stream')
       const raw = await rawStream(a, b, sealed.capsulePath)
+      step('helia fetch')
       const t0 = performance.now()
       let n = 0
-      for await (const c of heliaCapsuleStore(b.helia).get(sealed.cid)) n += c.byteLength
+      const signal = AbortSignal.timeout(600_000)
+      for await (const c of heliaCapsuleStore(b.helia).get(sealed.cid, { signal }))
+        n += c.byteLength
       const fetchMs = performance.now() - t0
       if (n !== raw.bytes) throw new Error(`fetched ${n} bytes, raw stream ${raw.bytes}`)
       rows.push({
@@ -206,6 +215,7 @@ try {
       await Promise.all([a.stop(), b.stop()])
     }
     // open
+    step('open')
     const open = await lib('open', capsule, join(dir, 'opened.bin'))
     rows.push({
       size,
