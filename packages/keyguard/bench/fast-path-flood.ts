@@ -20,7 +20,8 @@
  * Run: `node --expose-gc bench/fast-path-flood.ts [peers] [floodSeconds] [pinned|shared]`
  * (default 100 peers, 20 s, pinned). With `FLOOD_CPU_PROF=<dir>`, the keyguard process's CPU
  * is profiled during each flood round (`<dir>/flood-round-<n>.cpuprofile`, for Chrome DevTools
- * or `node bench/cpu-profile-summary.ts <file>`).
+ * or `node bench/cpu-profile-summary.ts <file>`). With `FLOOD_GUARD=off`, the guard's budgets
+ * are never spent (strangers are not cut: the code before ADR 0030), for a before/after.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -95,7 +96,9 @@ const stageMedians = (ts: Readonly<Record<string, number>>[]): string =>
     .join(' → ')
 
 /** The keyguard's guard, with pi-node's default budgets; its gater is the node's. */
-const guard = createConnectionGuard()()
+const guardOff = process.env.FLOOD_GUARD === 'off'
+const unspent = { capacity: 1e9, refillPerSecond: 1e9 }
+const guard = createConnectionGuard(guardOff ? { perPeer: unspent, perHost: unspent } : {})()
 const [chain, tpm, kgNode, exec] = await Promise.all([
   setupChain(),
   startSwtpm(),
@@ -295,7 +298,7 @@ try {
   }
   const ratios = flooded.perRound.map((f, i) => f / (quiet.perRound[i] as number))
   console.log(
-    `fast path under a stranger flood from ${peers} peer ids in a separate process (${rounds} rounds of ${perRound} executor requests without and with the flood, ${(floodMs / 1000).toFixed(1)} s of flood; CPUs ${cpuMode === 'pinned' ? 'pinned: keyguard, anvil, swtpm on CPU 0, flood on CPU 1' : 'shared'}); anvil + swtpm + libp2p on loopback; load average ${loadavg()
+    `fast path under a stranger flood from ${peers} peer ids in a separate process (${rounds} rounds of ${perRound} executor requests without and with the flood, ${(floodMs / 1000).toFixed(1)} s of flood; guard ${guardOff ? 'OFF (strangers never cut)' : 'on (default budgets)'}; CPUs ${cpuMode === 'pinned' ? 'pinned: keyguard, anvil, swtpm on CPU 0, flood on CPU 1' : 'shared'}); anvil + swtpm + libp2p on loopback; load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   )
@@ -304,7 +307,7 @@ try {
   )
   const cut = guard.stats()
   console.log(
-    `strangers cut at the connection: ${cut.cut} connections closed, ${cut.refused} reconnects refused at the handshake, ${peerIds} peer ids used (${peerIds - peers} fresh after being cut); ${cut.coolingPeers} peers and ${cut.coolingHosts} hosts in their cooldown at the end`,
+    `strangers cut at the connection: ${cut.admitted} fast-path streams let through (${(cut.admitted / (floodMs / 1000)).toFixed(1)}/s), ${cut.cut} connections closed, ${cut.refused} reconnects refused at the handshake, ${peerIds} peer ids used (${peerIds - peers} fresh after being cut); ${cut.coolingPeers} peers and ${cut.coolingHosts} hosts in their cooldown at the end`,
   )
   console.log(row('registered executor, no flood (baseline)', quiet))
   console.log(row('registered executor, under the flood', flooded))

@@ -61,6 +61,40 @@ describe('createDigicapNode', () => {
     }
   })
 
+  it('takes a connection gater (a keyguard guard): the peers it denies are refused after the handshake', async () => {
+    const denied: string[] = []
+    let refusedPeer = ''
+    const a = await createDigicapNode({
+      connectionGater: {
+        denyInboundEncryptedConnection: (peer) => {
+          denied.push(peer.toString())
+          return peer.toString() === refusedPeer
+        },
+      },
+    })
+    const b = await createDigicapNode()
+    const c = await createDigicapNode()
+    refusedPeer = b.peerId
+    try {
+      const at = multiaddr(a.multiaddrs()[0] as string)
+      // The dialer may see its connection open (muxer chosen inside noise) before the refusal
+      // closes it: what counts is that no connection stays.
+      await b.libp2p.dial(at).catch(() => undefined)
+      await c.libp2p.dial(at)
+      const deadline = Date.now() + 10_000
+      const settled = () =>
+        b.libp2p.getConnections().length === 0 && a.libp2p.getPeers().map(String).includes(c.peerId)
+      while (!settled() && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      expect(b.libp2p.getConnections()).toHaveLength(0)
+      expect(denied).toEqual([b.peerId, c.peerId])
+      expect(a.libp2p.getPeers().map(String)).toEqual([c.peerId])
+    } finally {
+      await Promise.all([a.stop(), b.stop(), c.stop()])
+    }
+  })
+
   it('rejects a bad seed with INVALID_ARGUMENT and a bad listen address with P2P_NODE_START', async () => {
     await expect(privateKeyFromSeed(new Uint8Array(31))).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',

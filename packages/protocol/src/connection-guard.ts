@@ -56,6 +56,8 @@ export interface ConnectionGuardComponents {
 
 /** Counters, for tests, benches and metrics. */
 export interface ConnectionGuardStats {
+  /** Untrusted peers' guarded streams let through (within both budgets). */
+  readonly admitted: number
   /** Connections closed by `admitStream`. */
   readonly cut: number
   /** Connections refused by the gater (after the handshake, before the muxer). */
@@ -155,6 +157,7 @@ export function createConnectionGuard(
     const coolingPeers = new Map<string, number>()
     const coolingHosts = new Map<string, number>()
     const predicates = new Set<(peer: PeerId) => boolean>()
+    let admitted = 0
     let cut = 0
     let refused = 0
 
@@ -224,6 +227,7 @@ export function createConnectionGuard(
           } else if (!ownOk) {
             reason = 'peer-budget'
           } else {
+            admitted++
             return 'admit'
           }
         }
@@ -238,6 +242,7 @@ export function createConnectionGuard(
         return 'cut'
       },
       stats: () => ({
+        admitted,
         cut,
         refused,
         coolingPeers: coolingPeers.size,

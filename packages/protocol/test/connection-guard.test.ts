@@ -41,7 +41,7 @@ describe('connection guard', () => {
     w.tick(2)
     expect(w.denied('A')).toBe(false)
     expect(w.guard.admitStream(w.conn('A'))).toBe('admit')
-    expect(w.guard.stats()).toMatchObject({ cut: 1, refused: 2 })
+    expect(w.guard.stats()).toMatchObject({ admitted: 4, cut: 1, refused: 2 })
   })
 
   it('adds up the peer ids of one host and refuses the whole host, not other hosts', () => {
