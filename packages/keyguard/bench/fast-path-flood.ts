@@ -13,8 +13,8 @@
  * previous audit landed), well under its own quota of 30 burst / 10 a second: what is measured
  * is the latency a flood adds, not the executor's own rate limit.
  *
- * No-flood and flood samples are taken in alternating rounds (the flood process frozen with
- * SIGSTOP between its rounds), so that the other loads of a shared machine, which drift over
+ * No-flood and flood samples are taken in alternating rounds (the flood held between its rounds:
+ * no new request or held frame, its connections left open), so that the other loads of a shared machine, which drift over
  * seconds, weigh on both sides alike; the ratio is also printed per round.
  *
  * Run: `node --expose-gc bench/fast-path-flood.ts [peers] [floodSeconds] [pinned|shared]`
@@ -254,7 +254,7 @@ try {
   try {
     await flood.ready
     flood.pause()
-    // Rounds of no flood (the flood process frozen) and flood, alternated, so that the other
+    // Rounds of no flood (the flood held) and flood, alternated, so that the other
     // loads on a shared machine, which drift over seconds, weigh on both sides alike.
     for (let round = 0; round < rounds; round++) {
       await new Promise((r) => setTimeout(r, settleMs))

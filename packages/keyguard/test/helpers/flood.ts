@@ -74,9 +74,14 @@ export interface Flood {
   /** Ends the flood now (`done` then resolves). */
   stop(): void
   kill(): void
-  /** Freezes the flood process (SIGSTOP): no traffic and no CPU until `resume()`. */
+  /**
+   * Holds the flood (SIGUSR1): no new request or held frame until `resume()`. The process keeps
+   * running, so its connections stay open and answer libp2p's pings (a frozen process's
+   * connections are aborted by the keyguard's connection monitor, and their reconnects then
+   * meet libp2p's per-host limit, not the flood's target).
+   */
   pause(): void
-  /** Lets a paused flood go on (SIGCONT). */
+  /** Lets a held flood go on (SIGUSR2). */
   resume(): void
 }
 
@@ -128,9 +133,15 @@ export function startFlood(config: FloodConfig, options: FloodProcessOptions = {
     peerIds,
     stop: () => proc.kill('SIGTERM'),
     kill: () => proc.kill('SIGKILL'),
-    pause: () => proc.kill('SIGSTOP'),
-    resume: () => proc.kill('SIGCONT'),
+    pause: () => proc.kill('SIGUSR1'),
+    resume: () => proc.kill('SIGUSR2'),
   }
+}
+
+/** A switch the flood's loops wait on while it is off. */
+export interface FloodHold {
+  /** Resolves at once when the flood is on, else when it is turned on again. */
+  wait(): Promise<void>
 }
 
 /** Refusal reason codes (and `error` for a failed exchange) a flood got, counted. */
@@ -172,9 +183,11 @@ export async function floodRequests(
   signal: AbortSignal,
   counts: FloodCounts,
   giveUpAfterErrors = Number.POSITIVE_INFINITY,
+  hold?: FloodHold,
 ): Promise<void> {
   let failedInARow = 0
   for (let i = 0; !signal.aborted && failedInARow < giveUpAfterErrors; i++) {
+    await hold?.wait()
     try {
       const res = await request(
         node,
@@ -208,9 +221,11 @@ export async function holdHalfFrames(
   keyguard: PeerId,
   n: number,
   signal: AbortSignal,
+  held?: FloodHold,
 ): Promise<void> {
   const hold = async (): Promise<void> => {
     while (!signal.aborted) {
+      await held?.wait()
       let stream: Stream | undefined
       try {
         stream = await node.dialProtocol(keyguard, FAST_PATH_PROTOCOL, { signal })
