@@ -17,7 +17,13 @@
  * Usage: `node src/demo.ts [--json] [--keep] [--sealer tpm2|software]`.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants as fsConstants } from 'node:fs'
+import {
+  accessSync,
+  constants as fsConstants,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -102,7 +108,8 @@ if (flags.help) {
   process.stdout.write(
     'usage: pnpm demo [--json] [--keep] [--sealer tpm2|software]\n\n' +
       '  --json     one JSON document on stdout (progress still on stderr)\n' +
-      '  --keep     keep the temp folder (the data folders of every node) for inspection\n' +
+      '  --keep     keep the nodes running (the pi-node status page, metrics) and the temp folder\n' +
+      '             (data folders, logs/) until Ctrl-C\n' +
       '  --sealer   force the sealer (default: tpm2 with swtpm when installed, else software)\n',
   )
   process.exit(0)
@@ -152,9 +159,32 @@ async function stage<T>(
   return value
 }
 
-/** The CLIs get PATH and HOME, plus what each call sets: the user's DIGICAP_* do not leak in. */
+/**
+ * The CLIs get PATH and HOME, plus what each call sets: the user's DIGICAP_* do not leak in,
+ * except the log level (DIGICAP_LOG_LEVEL=debug shows every node's debug lines in logs/).
+ */
 function cliEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), ...extra }
+  const level = process.env.DIGICAP_LOG_LEVEL
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? tmpdir(),
+    ...(level ? { DIGICAP_LOG_LEVEL: level } : {}),
+    ...extra,
+  }
+}
+
+/** `<temp>/logs/<what>.{out,err}.log`: each process's stdout and stderr, written when it ends. */
+function saveLogs(what: string, stdout: string, stderr: string): void {
+  if (!tmp) return
+  const dir = join(tmp, 'logs')
+  const name = what.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '')
+  try {
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, `${name}.out.log`), stdout, { flag: 'a' })
+    writeFileSync(join(dir, `${name}.err.log`), stderr, { flag: 'a' })
+  } catch {
+    // the temp folder is being removed
+  }
 }
 
 /** Starts a CLI in its own process group so that stopping it stops everything it started. */
@@ -166,14 +196,15 @@ function spawnCli(bin: string, args: string[], env: Record<string, string>, what
   })
   if (child.pid !== undefined) started.push({ pid: child.pid, what })
   children.add(child)
+  let stdout = ''
+  let stderr = ''
   const exited = new Promise<number | null>((resolve) =>
     child.once('close', (code) => {
       children.delete(child)
+      saveLogs(what, stdout, stderr)
       resolve(code)
     }),
   )
-  let stdout = ''
-  let stderr = ''
   child.stdout?.on('data', (d) => {
     stdout += d
   })
@@ -529,7 +560,14 @@ async function main() {
     stage(
       'pi-node',
       'serve: helia + keyguard',
-      () => daemon(PI_NODE, ['serve', '--status-interval-ms', '500'], piEnv, 'pi-node serve'),
+      () =>
+        daemon(
+          PI_NODE,
+          // The ops port (loopback, a free port): /metrics, /healthz and the status page.
+          ['serve', '--status-interval-ms', '500', '--ops-port', '0'],
+          piEnv,
+          'pi-node serve',
+        ),
       (d) => {
         const ready = d.lines()[0] ?? {}
         return `peer ${String(ready.peerId).slice(0, 16)}…, sealer ${ready.keyguard?.sealer?.kind}`
@@ -562,6 +600,15 @@ async function main() {
   const serveDoc = serve.lines()[0] as Doc
   if (serveDoc.ok === false) throw new DemoError('pi-node serve failed', serve.stderr())
   const keyguardAddr = (serveDoc.multiaddrs as string[])[0] as string
+  const opsUrl = serveDoc.ops?.url as string
+  const statusToken = readFileSync(join(dirs.pi, 'status-token'), 'utf8').trim()
+  const ops = {
+    statusPage: `${opsUrl}/status?token=${statusToken}`,
+    metrics: `${opsUrl}/metrics`,
+    healthz: `${opsUrl}/healthz`,
+  }
+  progress(`  pi-node status page ${ops.statusPage}`)
+  progress(`  pi-node metrics     ${ops.metrics} (health: ${ops.healthz})`)
   const receiverAddr = recv.node.node.multiaddrs()[0] as string
   // The daemon's own description of its sealer says what is weak about it (a software key
   // file, or a TPM that is the swtpm emulator): reported as it is, never guessed from stderr.
@@ -756,6 +803,10 @@ async function main() {
     (e) => e.line,
   )
 
+  if (flags.keep) {
+    // The nodes stay up (status page, metrics) until Ctrl-C; the signal handler stops them.
+    return { ...outcome(), ops, exits: { serve: null } }
+  }
   const [serveExit] = await Promise.all([
     stage(
       'pi-node',
@@ -780,33 +831,35 @@ async function main() {
       : undefined,
   ])
   await stopAll()
+  return { ...outcome(), ops, exits: { serve: serveExit } }
 
-  return {
-    sealer: {
-      kind: init.sealer.kind as string,
-      swtpm: tpm !== undefined,
-      swtpmAvailable,
-      hardwareBacked: Boolean(init.sealer.hardwareBacked),
-    },
-    policy,
-    attestation: attesting
-      ? {
-          // hkg's keyguard gate: attested() releases only after the executor's before-quote
-          // (its AK activated against its EK once, PCR 23 reset, this grant and key) passed.
-          releasedAfterBeforeQuote: true,
-          verifier: attestation,
-        }
-      : { releasedAfterBeforeQuote: false, verifier: undefined },
-    capsule: { capsuleId: sealed.capsuleId as string, cid: sealed.cid as string },
-    executor: { address: executor.address as string, reputation: Number(reputation) },
-    runs: { chain: chainRun, fast: fastRun },
-    refusal: {
-      code: refused.code,
-      reason: refused.reason,
-      path: refused.path,
-      message: refused.message,
-    },
-    exits: { serve: serveExit },
+  function outcome() {
+    return {
+      sealer: {
+        kind: init.sealer.kind as string,
+        swtpm: tpm !== undefined,
+        swtpmAvailable,
+        hardwareBacked: Boolean(init.sealer.hardwareBacked),
+      },
+      policy,
+      attestation: attesting
+        ? {
+            // hkg's keyguard gate: attested() releases only after the executor's before-quote
+            // (its AK activated against its EK once, PCR 23 reset, this grant and key) passed.
+            releasedAfterBeforeQuote: true,
+            verifier: attestation,
+          }
+        : { releasedAfterBeforeQuote: false, verifier: undefined },
+      capsule: { capsuleId: sealed.capsuleId as string, cid: sealed.cid as string },
+      executor: { address: executor.address as string, reputation: Number(reputation) },
+      runs: { chain: chainRun, fast: fastRun },
+      refusal: {
+        code: refused.code,
+        reason: refused.reason,
+        path: refused.path,
+        message: refused.message,
+      },
+    }
   }
 }
 
@@ -910,10 +963,15 @@ try {
     process.stdout.write(
       `sealer ${r.sealer.kind}${r.sealer.swtpm ? ' on swtpm' : yellow(' (INSECURE: software key file)')}, policy ${r.policy}, ` +
         `executor reputation ${r.executor.reputation}\n` +
-        `${green('done')} in ${(totalMs / 1000).toFixed(1)} s; every process stopped${
-          flags.keep ? `; data kept in ${tmp}` : ', temp folders removed'
-        }.\n`,
+        (flags.keep
+          ? `${green('done')} in ${(totalMs / 1000).toFixed(1)} s; the nodes keep running, data in ${tmp}\n` +
+            `  pi-node status page ${r.ops.statusPage}\n  pi-node metrics     ${r.ops.metrics}\n`
+          : `${green('done')} in ${(totalMs / 1000).toFixed(1)} s; every process stopped, temp folders removed.\n`),
     )
+  }
+  if (flags.keep) {
+    progress('--keep: the nodes, the status page and the metrics stay up; Ctrl-C stops them.')
+    await new Promise(() => {}) // the signal handler stops everything and exits
   }
 } catch (err) {
   exitCode = 1

@@ -95,6 +95,8 @@ export interface CreateExecutorNodeOptions {
   /** Load the TPM attestation key when the config names a TPM. Default true. */
   attestation?: boolean | undefined
   sandboxes?: SandboxSet | undefined
+  /** The daemon's logger (fast-path fallbacks, warnings). */
+  logger?: { info(message: string): void; warn(message: string): void } | undefined
 }
 
 /** Loads the config and identity from `dataDir` and opens the node. */
@@ -124,6 +126,7 @@ export async function createExecutorNode(
       attestation,
       sandboxes: options.sandboxes,
       start: options.executor,
+      logger: options.logger,
     })
     return { ...en, config }
   } finally {

@@ -1,7 +1,7 @@
 /** `executor-node run <cid>`: one capsule, stage by stage. */
 import { writeFile } from 'node:fs/promises'
 import { listFlag, switchFlag, UsageError, valueFlag } from '@digicap/cli-kit'
-import { command, dataDirOf, listenOf } from './shared.ts'
+import { command, dataDirOf, listenOf, loggerOf } from './shared.ts'
 
 /** Wei: any whole number (a bigint; wei amounts pass 2^53). */
 function wholeWei(text: string): bigint {
@@ -52,7 +52,10 @@ stdout (text) or --out.`,
       import('@digicap/executor/node'),
     ])
     const modulesMs = performance.now() - processMs
-    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, listenOf(ctx))
+    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, {
+      ...listenOf(ctx),
+      logger: loggerOf(ctx),
+    })
     const now = performance.now()
     const startup = { ms: now, processMs, modulesMs, nodeMs: now - processMs - modulesMs }
     const progress = progressLines((line) => io.stderr.write(line))

@@ -1,7 +1,9 @@
 /** `executor-node serve`: the daemon (key releases, announcements, pending deliveries). */
 import { toHex } from '@digicap/capsule-core'
 import { switchFlag } from '@digicap/cli-kit'
-import { command, dataDirOf, listenOf } from './shared.ts'
+import { OPS_FLAGS } from '@digicap/ops/flags'
+import { startExecutorOps } from '../ops/serve-ops.ts'
+import { command, dataDirOf, listenOf, loggerOf } from './shared.ts'
 
 export const serve = command({
   name: 'serve',
@@ -19,14 +21,35 @@ PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are re
     'auto-run': switchFlag('run each announced capsule once'),
     fast: switchFlag('auto-runs take the keyguard fast path first'),
     'reset-run-pcr': switchFlag('reset PCR 23 first (after a crashed run; prints what it held)'),
+    ...OPS_FLAGS,
   },
   async run(ctx) {
     const { flags, event: line } = ctx
-    const [{ followAnnouncements, runPcrAtStart }, { createExecutorNode }] = await Promise.all([
-      import('@digicap/executor/node'),
-      import('../executor-node.ts'),
-    ])
-    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, listenOf(ctx))
+    const [{ followAnnouncements, runPcrAtStart }, { createExecutorNode }, { createProvider }] =
+      await Promise.all([
+        import('@digicap/executor/node'),
+        import('../executor-node.ts'),
+        import('@digicap/contracts'),
+      ])
+    const logger = loggerOf(ctx)
+    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, { ...listenOf(ctx), logger })
+    const provider = createProvider(en.config.rpcUrl, en.config.chainId)
+    const ops = await startExecutorOps(
+      () => en.node.libp2p.getPeers().length,
+      () => en.executor.pendingDeliveries(),
+      {
+        port: flags['ops-port'],
+        host: flags['ops-host'],
+        allowPublic: flags['ops-public'],
+        env: ctx.env,
+        logger,
+        head: () => provider.getBlockNumber(),
+      },
+    ).catch(async (err) => {
+      provider.destroy()
+      await en.stop()
+      throw err
+    })
     if (en.attestation) {
       const attestationKeyHash = toHex(en.attestation.hash)
       line({ event: 'attesting', attestationKeyHash }, `attesting with key ${attestationKeyHash}\n`)
@@ -39,14 +62,21 @@ PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are re
       { event: 'started', peerId, addresses, address },
       `serving as ${peerId} (${address})\n${addresses.map((a) => `  ${a}\n`).join('')}`,
     )
-    const unfollow = followAnnouncements(en, {
-      chainId: en.config.chainId,
-      registry: en.config.contracts.capsuleRegistry,
-      autoRun: flags['auto-run'],
-      runOptions: flags.fast ? { fast: true } : {},
-      onLine: ({ doc, text }) => line(doc, text),
-    })
+    const unfollow = followAnnouncements(
+      { node: en.node, executor: ops.observe(en.executor) },
+      {
+        chainId: en.config.chainId,
+        registry: en.config.contracts.capsuleRegistry,
+        autoRun: flags['auto-run'],
+        runOptions: flags.fast ? { fast: true } : {},
+        onLine: ({ doc, text }) => line(doc, text),
+      },
+    )
+    if (ops.url) line({ event: 'ops', url: ops.url }, `ops port ${ops.url} (/metrics, /healthz)\n`)
+    await ops.ready(`serving as ${peerId}`)
     const reason = await ctx.waitForStop()
+    await ops.stop()
+    provider.destroy()
     await unfollow()
     await en.stop()
     line({ event: 'stopped', reason }, `stopped (${reason})\n`)

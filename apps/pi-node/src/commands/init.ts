@@ -13,11 +13,11 @@ import type { SealerConfig } from '@digicap/owner/node'
 import {
   appRoot,
   command,
+  commandLogger,
   contractsOf,
   dataDirOf,
   SEALER_FLAGS,
   sealerChoice,
-  stderrLogger,
 } from './shared.ts'
 
 const MNEMONIC_BANNER = [
@@ -129,7 +129,7 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
         force: flags.force,
         ...(release ? { release } : {}),
       },
-      { logger: stderrLogger(io) },
+      { logger: commandLogger(io) },
     )
     const mnemonicInJson = json && flags['show-mnemonic-in-json']
     if (!mnemonicInJson) {

@@ -10,12 +10,12 @@ import {
 } from '@digicap/cli-kit'
 import {
   command,
+  commandLogger,
   configOf,
   contractsOf,
   dataDirOf,
   SEALER_FLAGS,
   sealerChoice,
-  stderrLogger,
 } from './shared.ts'
 
 async function readStdin(stdin: AsyncIterable<Buffer | string> | undefined): Promise<string> {
@@ -97,7 +97,7 @@ with a reason (exit code 1); the others are recovered.`,
           : {}),
         onProgress: (phase, done, total) => io.stderr.write(`${phase} ${done}/${total}\n`),
       },
-      { logger: stderrLogger(io) },
+      { logger: commandLogger(io) },
     )
     const { failed, notPinned, chain } = result
     ctx.result(

@@ -1,6 +1,8 @@
 /** `pi-node serve`: the daemon (helia + the keyguard on one libp2p node). */
 import { listFlag, positiveInteger, switchFlag, valueFlag, wholeNumber } from '@digicap/cli-kit'
-import { command, configOf, keyguardLines, openPiNode, stderrLogger } from './shared.ts'
+import { OPS_FLAGS } from '@digicap/ops/flags'
+import { startServeOps } from '../ops/serve-ops.ts'
+import { command, configOf, dataDirOf, keyguardLines, loggerOf, openPiNode } from './shared.ts'
 
 export const serve = command({
   name: 'serve',
@@ -25,6 +27,7 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
     'status-interval-ms': valueFlag('<n>', 'serve.json refresh period (default 5000)', {
       parse: positiveInteger,
     }),
+    ...OPS_FLAGS,
   },
   async run(ctx) {
     const { flags } = ctx
@@ -41,6 +44,21 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
         ? { statusIntervalMs: flags['status-interval-ms'] }
         : {}),
     })
+    const ops = await startServeOps(
+      pi,
+      { ...running, peers: () => running.node.libp2p.getPeers().length },
+      {
+        dataDir: dataDirOf(ctx),
+        port: flags['ops-port'],
+        host: flags['ops-host'],
+        allowPublic: flags['ops-public'],
+        env: ctx.env,
+        logger: loggerOf(ctx),
+      },
+    ).catch(async (err) => {
+      await running.stop()
+      throw err
+    })
     const kg = await running.keyguard.status()
     const addrs = running.multiaddrs()
     ctx.result(
@@ -50,11 +68,17 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
         pid: process.pid,
         pinned: running.pinned,
         keyguard: kg,
+        ...(ops.url ? { ops: { url: ops.url } } : {}),
       },
-      `pi-node serving as ${running.peerId}\n${addrs.map((m) => `  ${m}\n`).join('')}${keyguardLines(kg)}`,
+      `pi-node serving as ${running.peerId}\n${addrs.map((m) => `  ${m}\n`).join('')}${keyguardLines(kg)}` +
+        (ops.url
+          ? `  ops         ${ops.url}/metrics, /healthz, /status (token: pi-node status)\n`
+          : ''),
     )
+    await ops.ready(`serving as ${running.peerId}`)
     const signal = await ctx.waitForStop()
-    stderrLogger(ctx.io).info('stopping', { signal })
+    loggerOf(ctx).info('stopping', { signal })
+    await ops.stop()
     await running.stop()
   },
 })

@@ -9,23 +9,34 @@ import {
   type CommandContext,
   type CommandIo,
   commandsWith,
-  jsonReplacer,
   switchFlag,
   valueFlag,
   warnOnce,
 } from '@digicap/cli-kit'
-import type { KeyguardStatus, Logger } from '@digicap/keyguard'
+import type { KeyguardStatus } from '@digicap/keyguard'
+import { LOG_LEVELS, type LogLevel, type OpsLogger, processLogger } from '@digicap/ops/logger'
 import type { OwnerNode, OwnerNodeConfig, SealerChoice } from '@digicap/owner/node'
 import { loadConfig, resolveDataDir } from '../config.ts'
 
 export const GLOBAL_FLAGS = {
   'data-dir': valueFlag('<dir>', 'data folder (env DIGICAP_DATA_DIR; default ~/.digicap/pi-node)'),
+  'log-level': valueFlag(
+    '<level>',
+    'lowest log level written (env DIGICAP_LOG_LEVEL; default info)',
+    {
+      choices: LOG_LEVELS,
+      env: 'DIGICAP_LOG_LEVEL',
+    },
+  ),
 } as const
 
 /** Declares a pi-node command (its handler also sees the global flags). */
 export const command = commandsWith(GLOBAL_FLAGS)
 
-type Ctx = CommandContext<{ 'data-dir': string | undefined }, unknown>
+type Ctx = CommandContext<
+  { 'data-dir': string | undefined; 'log-level': LogLevel | undefined },
+  unknown
+>
 
 /** The install root a release manifest lists by default: the folder above this app's `dist/` or `src/`. */
 export const appRoot = (): string => resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -33,15 +44,25 @@ export const appRoot = (): string => resolve(dirname(fileURLToPath(import.meta.u
 /** The data folder: --data-dir, then DIGICAP_DATA_DIR, then ~/.digicap/pi-node. */
 export const dataDirOf = (ctx: Ctx): string => resolveDataDir(ctx.flags['data-dir'], ctx.env)
 
-/** Logs as JSON lines on stderr; a sealer's insecurity warning is printed once per command. */
-export function stderrLogger(io: CommandIo): Logger {
-  const write = (level: string, message: string, fields?: Record<string, unknown>) =>
-    io.stderr.write(`${JSON.stringify({ level, message, ...fields }, jsonReplacer)}\n`)
+/**
+ * The command's logger (`@digicap/ops`): JSON lines on stdout under systemd, readable lines on
+ * a terminal's stderr, JSON lines on a piped stderr; at --log-level (env DIGICAP_LOG_LEVEL).
+ * A sealer's insecurity warning is printed once per command.
+ */
+export function commandLogger(io: CommandIo, level?: LogLevel): OpsLogger {
+  const fromEnv = io.env.DIGICAP_LOG_LEVEL as LogLevel | undefined
+  const log = processLogger(
+    io,
+    level ?? (LOG_LEVELS.includes(fromEnv as LogLevel) ? fromEnv : 'info'),
+  )
   return {
-    info: (m, f) => write('info', m, f),
-    warn: (m, f) => (m.startsWith('INSECURE') ? warnOnce(io, m) : write('warn', m, f)),
+    ...log,
+    warn: (m, f) => (m.startsWith('INSECURE') ? warnOnce(io, m) : log.warn(m, f)),
   }
 }
+
+/** The logger of a command with the global flags. */
+export const loggerOf = (ctx: Ctx): OpsLogger => commandLogger(ctx.io, ctx.flags['log-level'])
 
 /** The data folder's config, with the environment. */
 export function configOf(ctx: Ctx): Promise<OwnerNodeConfig> {
@@ -51,7 +72,7 @@ export function configOf(ctx: Ctx): Promise<OwnerNodeConfig> {
 /** Builds the owner node from `config` (default: the data folder's, with the environment). */
 export async function openPiNode(ctx: Ctx, config?: OwnerNodeConfig): Promise<OwnerNode> {
   const { createOwnerNode } = await import('@digicap/owner/node')
-  return createOwnerNode(config ?? (await configOf(ctx)), { logger: stderrLogger(ctx.io) })
+  return createOwnerNode(config ?? (await configOf(ctx)), { logger: loggerOf(ctx) })
 }
 
 /** The --sealer/--tcti/--allow-insecure-sealer flags of init and recover. */

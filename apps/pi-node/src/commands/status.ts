@@ -1,7 +1,8 @@
 /** `pi-node status`: the node's state, read without starting it. */
 import { warnOnce } from '@digicap/cli-kit'
 import type { OperatorStatus } from '@digicap/owner'
-import { command, keyguardLines, openPiNode } from './shared.ts'
+import { statusPageLine, statusPageLink } from '../ops/status-link.ts'
+import { command, dataDirOf, keyguardLines, openPiNode } from './shared.ts'
 
 function operatorLine(o: OperatorStatus): string {
   if (o.address === undefined) return 'none (version-1 owner file: audits use the owner account)'
@@ -27,8 +28,9 @@ chain reachability and head block, contract addresses, stored capsules and the d
     const chain = s.chain.reachable
       ? `head ${s.chain.head}, owner balance ${s.chain.ownerBalanceWei} wei`
       : `UNREACHABLE error[${s.chain.error.code}]`
+    const page = await statusPageLink(dataDirOf(ctx))
     ctx.result(
-      { status: s },
+      { status: s, statusPage: page },
       `pi-node ${s.dataDir}\n` +
         `  owner       ${s.owner.address}\n` +
         `  peer id     ${s.owner.peerId}\n` +
@@ -38,7 +40,8 @@ chain reachability and head block, contract addresses, stored capsules and the d
         `  registry    ${s.contracts.capsuleRegistry}\n` +
         `  capsules    ${s.capsules}\n` +
         `  daemon      ${s.daemon.running ? `running (pid ${s.daemon.pid})` : 'not running'}\n` +
-        (s.daemon.keyguard ? keyguardLines(s.daemon.keyguard, s.daemon.updatedAt) : ''),
+        (s.daemon.keyguard ? keyguardLines(s.daemon.keyguard, s.daemon.updatedAt) : '') +
+        statusPageLine(page),
     )
   },
 })

@@ -14,7 +14,12 @@ import type { SandboxSet } from '../sandbox/select.ts'
 import { accountSigner, chainWithoutTransactions, transactionSender } from './account.ts'
 import { executorNode } from './executor-node.ts'
 import { ethersChainFunds } from './register.ts'
-import type { ExecutorNode, ExecutorNodeInit, NodeAttestation } from './types.ts'
+import type {
+  ExecutorNode,
+  ExecutorNodeComponents,
+  ExecutorNodeInit,
+  NodeAttestation,
+} from './types.ts'
 
 export interface OpenExecutorNodeParameters extends ExecutorNodeInit {
   readonly rpcUrl: string
@@ -49,6 +54,8 @@ export interface OpenExecutorNodeParameters extends ExecutorNodeInit {
   readonly sandboxes?: SandboxSet | undefined
   /** Start it (key releases, attestation) before returning. Default true. */
   readonly start?: boolean | undefined
+  /** Where the executor reports fallbacks and warnings (the daemon's logger). */
+  readonly logger?: ExecutorNodeComponents['logger']
 }
 
 /**
@@ -98,6 +105,7 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
     signer,
     sandboxes: p.sandboxes,
     attestation: p.attestation,
+    logger: p.logger,
     funds: ethersChainFunds(provider),
     // Who may deliver what to this node's receiver: the grants on this chain.
     resultGrants: ethersResultGrants({

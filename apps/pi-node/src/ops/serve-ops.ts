@@ -1,0 +1,122 @@
+/**
+ * What `pi-node serve` offers its operator besides the keyguard: `/metrics`, `/healthz` and the
+ * status page on the ops port (when --ops-port is given), and systemd readiness.
+ */
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { writeJsonAtomic } from '@digicap/cli-kit'
+import type { OpsLogger } from '@digicap/ops/logger'
+import type { OwnerNode } from '@digicap/owner/node'
+import { OPS_FILE, STATUS_TOKEN_FILE } from './flags.ts'
+import { piNodeStatusSource, type StatusDaemon } from './status-source.ts'
+
+export interface ServeOpsOptions {
+  dataDir: string
+  port: number | undefined
+  host: string | undefined
+  allowPublic: boolean
+  env: NodeJS.ProcessEnv
+  logger: OpsLogger
+}
+
+export interface ServeOps {
+  /** `http://127.0.0.1:<port>` when the ops port is on. */
+  readonly url: string | undefined
+  /** The status page's link with its token, when the ops port is on. */
+  readonly statusUrl: string | undefined
+  /** Tells systemd the daemon serves (`Type=notify`); nothing without NOTIFY_SOCKET. */
+  ready(status: string): Promise<void>
+  stop(): Promise<void>
+}
+
+/** Starts the ops port (if asked) over the running daemon. */
+export async function startServeOps(
+  pi: OwnerNode,
+  daemon: StatusDaemon,
+  o: ServeOpsOptions,
+): Promise<ServeOps> {
+  const ops = await import('@digicap/ops')
+  const notify = { env: o.env }
+  const ready = async (status: string) => {
+    await ops
+      .notifyReady(status, notify)
+      .catch((err: unknown) => o.logger.error('cannot notify systemd', { err }))
+  }
+  const stopping = async () => {
+    await ops.notifyStopping(notify).catch(() => false)
+  }
+  if (o.port === undefined) {
+    return { url: undefined, statusUrl: undefined, ready, stop: stopping }
+  }
+  const source = piNodeStatusSource(pi, daemon, {
+    title: `pi-node ${daemon.peerId}`,
+    journalDir: join(o.dataDir, 'keyguard', 'journal'),
+  })
+  const metrics = ops.createNodeMetrics(
+    'pi-node',
+    {
+      peers: () => daemon.peers(),
+      capsulesGuarded: async () => (await pi.keyStore.list()).length,
+      grantWatcherLag: async () => {
+        const { chain } = await daemon.keyguard.status()
+        return chain.head !== null && chain.cursor ? chain.head - chain.cursor.number : undefined
+      },
+    },
+    { version: ops.packageVersion(import.meta.url, '@digicap/pi-node') },
+  )
+  const unobserve = ops.observeKeyguardEvents(metrics, daemon.keyguard.events)
+  const unwrapSealer = ops.observeSealer(metrics, pi.sealer)
+  const token = await ops.readOrCreateStatusToken(join(o.dataDir, STATUS_TOKEN_FILE))
+  const healthRows = async () => Object.fromEntries((await source.health()).map((r) => [r.name, r]))
+  const check = (name: string) => async () => {
+    const row = (await healthRows())[name]
+    return { ok: row?.ok === true, detail: { text: row?.text ?? 'missing' } }
+  }
+  const server = await ops.startOpsServer({
+    port: o.port,
+    ...(o.host === undefined ? {} : { host: o.host }),
+    allowPublic: o.allowPublic,
+    metrics,
+    health: { tpm: check('tpm'), chain: check('chain'), keyguard: check('keyguard') },
+    routes: [
+      ops.statusPageRoutes({
+        token,
+        snapshot: source.snapshot,
+        subscribe: (onChange) => {
+          const types = [
+            'grant-accepted',
+            'grant-refused',
+            'released',
+            'release-failed',
+            'fast-path-granted',
+            'fast-path-refused',
+            'served-inline',
+          ]
+          for (const t of types) daemon.keyguard.events.addEventListener(t, onChange)
+          return () => {
+            for (const t of types) daemon.keyguard.events.removeEventListener(t, onChange)
+          }
+        },
+      }),
+    ],
+  })
+  const file = join(o.dataDir, OPS_FILE)
+  await writeJsonAtomic(file, { pid: process.pid, url: server.url })
+  o.logger.info('ops port listening', {
+    metrics: `${server.url}/metrics`,
+    healthz: `${server.url}/healthz`,
+    status: `${server.url}/status`,
+  })
+  return {
+    url: server.url,
+    statusUrl: `${server.url}/status?token=${token}`,
+    ready,
+    async stop() {
+      await stopping()
+      unobserve()
+      unwrapSealer()
+      await server.close()
+      await rm(file, { force: true })
+    },
+  }
+}

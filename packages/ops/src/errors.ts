@@ -1,0 +1,21 @@
+/** The typed errors of `@digicap/ops`. */
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+
+/**
+ * The ops HTTP server was asked to listen on a non-loopback interface without
+ * `allowPublic`, or could not listen. Code `OPS_LISTEN`.
+ */
+export class OpsListenError extends DigicapError {
+  override name = 'OpsListenError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('OPS_LISTEN', shortMessage, options)
+  }
+}
+
+/** A systemd notification could not be sent. Code `SD_NOTIFY`. */
+export class SdNotifyError extends DigicapError {
+  override name = 'SdNotifyError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('SD_NOTIFY', shortMessage, options)
+  }
+}

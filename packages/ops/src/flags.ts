@@ -1,0 +1,27 @@
+/**
+ * `@digicap/ops/flags`: the ops port's flags, shared by both daemons' `serve` — off unless a
+ * port is given, loopback unless forced. Light: no metrics or HTTP code loads here.
+ */
+import { switchFlag, valueFlag, wholeNumber } from '@digicap/cli-kit'
+
+export const OPS_FLAGS = {
+  'ops-port': valueFlag(
+    '<port>',
+    'serve /metrics and /healthz (pi-node: and the status page) on this port\n(env DIGICAP_OPS_PORT; off by default; 0 picks a free one)',
+    { parse: wholeNumber, env: 'DIGICAP_OPS_PORT', group: 'Operations' },
+  ),
+  'ops-host': valueFlag(
+    '<host>',
+    "the ops port's interface (env DIGICAP_OPS_HOST; default 127.0.0.1)",
+    {
+      env: 'DIGICAP_OPS_HOST',
+      group: 'Operations',
+    },
+  ),
+  'ops-public': switchFlag('allow a non-loopback --ops-host (exposes metrics and status)', {
+    group: 'Operations',
+  }),
+} as const
+
+/** Where `serve` writes the ops port's address while it runs (`status` reads it). */
+export const OPS_FILE = 'ops.json'

@@ -1,0 +1,151 @@
+/**
+ * The daemons' local HTTP port: `/metrics` (Prometheus text), `/healthz` (JSON; 200 healthy,
+ * 503 not), and any extra routes (the pi-node status page). Off unless the daemon is told a
+ * port; bound to 127.0.0.1 by default, and a non-loopback host is refused unless
+ * `allowPublic` (the status page shows what this node guards; metrics show its traffic).
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { OpsListenError } from '../errors.ts'
+import type { NodeMetrics } from '../metrics/node-metrics.ts'
+import { isLoopbackHost } from './loopback.ts'
+
+/** One health check's answer. */
+export interface HealthCheck {
+  ok: boolean
+  /** What was seen (head block, peer count, an error code). Never secret. */
+  detail?: Record<string, unknown>
+}
+
+/** Named health checks, run on each `/healthz`. */
+export type HealthChecks = Record<string, () => Promise<HealthCheck> | HealthCheck>
+
+/** An extra route handler: returns false when the request is not its. */
+export type RouteHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+) => boolean | Promise<boolean>
+
+export interface OpsServerOptions {
+  /** Default 127.0.0.1. */
+  host?: string
+  /** 0 picks a free port. */
+  port: number
+  /** Listen on a non-loopback host (`--ops-public`). */
+  allowPublic?: boolean
+  metrics?: NodeMetrics
+  health?: HealthChecks
+  /** Tried in order before the built-in routes. */
+  routes?: RouteHandler[]
+  /** Time limit of one health check, ms. Default 3000. */
+  healthTimeoutMs?: number
+}
+
+export interface OpsServer {
+  readonly url: string
+  readonly port: number
+  readonly host: string
+  close(): Promise<void>
+}
+
+async function runCheck(check: () => Promise<HealthCheck> | HealthCheck, ms: number) {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      Promise.resolve().then(check),
+      new Promise<HealthCheck>((resolve) => {
+        timer = setTimeout(() => resolve({ ok: false, detail: { error: 'timeout', ms } }), ms)
+      }),
+    ])
+  } catch (err) {
+    const code = (err as { code?: unknown })?.code
+    return { ok: false, detail: { error: typeof code === 'string' ? code : 'failed' } }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** `/healthz`: every check, `ok` when all are. */
+export async function healthReport(checks: HealthChecks, timeoutMs = 3000) {
+  const entries = await Promise.all(
+    Object.entries(checks).map(async ([name, check]) => [name, await runCheck(check, timeoutMs)]),
+  )
+  const results = Object.fromEntries(entries) as Record<string, HealthCheck>
+  return { ok: Object.values(results).every((r) => r.ok), checks: results }
+}
+
+/**
+ * Starts the ops server.
+ *
+ * @throws {OpsListenError} for a non-loopback host without `allowPublic`, or a port in use.
+ * @example
+ * ```ts
+ * const ops = await startOpsServer({ port: 9464, metrics, health: { chain: async () => ({ ok: true }) } })
+ * // curl http://127.0.0.1:9464/metrics
+ * ```
+ */
+export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
+  const host = options.host ?? '127.0.0.1'
+  if (!isLoopbackHost(host) && options.allowPublic !== true) {
+    throw new OpsListenError('The ops port listens on loopback only', {
+      details: { host },
+      hint: 'Use 127.0.0.1 (reach it over SSH: ssh -L), or pass --ops-public to expose it on purpose.',
+    })
+  }
+  const server = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url ?? '/', 'http://ops.invalid')
+      for (const route of options.routes ?? []) if (await route(req, res, url)) return
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end()
+        return
+      }
+      if (url.pathname === '/metrics' && options.metrics) {
+        const body = await options.metrics.text()
+        res.writeHead(200, { 'content-type': options.metrics.contentType }).end(body)
+        return
+      }
+      if (url.pathname === '/healthz') {
+        const report = await healthReport(options.health ?? {}, options.healthTimeoutMs)
+        res
+          .writeHead(report.ok ? 200 : 503, {
+            'content-type': 'application/json',
+            'cache-control': 'no-store',
+          })
+          .end(`${JSON.stringify(report)}\n`)
+        return
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+    } catch {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' })
+      res.end('internal error\n')
+    }
+  })
+  server.headersTimeout = 10_000
+  server.requestTimeout = 30_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (cause: NodeJS.ErrnoException) =>
+      reject(
+        new OpsListenError('Cannot listen on the ops port', {
+          cause,
+          details: { host, port: options.port, code: cause.code },
+          hint: 'Pick another --ops-port (0 picks a free one).',
+        }),
+      ),
+    )
+    server.listen(options.port, host, () => resolve())
+  })
+  const { port } = server.address() as AddressInfo
+  const shown = host.includes(':') ? `[${host}]` : host
+  return {
+    url: `http://${shown}:${port}`,
+    port,
+    host,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/ops` — what an operator of a Digicap node sees: the leveled structured logger
+ * (also alone as `@digicap/ops/logger`), Prometheus metrics and `/healthz` on a local HTTP
+ * port, the pi-node status page, and systemd readiness (`Type=notify`).
+ *
+ * @example
+ * ```ts
+ * import { createNodeMetrics, startOpsServer } from '@digicap/ops'
+ *
+ * const metrics = createNodeMetrics('pi-node', { peers: () => 3 })
+ * const ops = await startOpsServer({ port: 0, metrics, health: { up: () => ({ ok: true }) } })
+ * console.log(`${ops.url}/metrics`)
+ * ```
+ */
+export { OpsListenError, SdNotifyError } from './errors.ts'
+export { isLoopbackHost } from './http/loopback.ts'
+export {
+  type HealthCheck,
+  type HealthChecks,
+  healthReport,
+  type OpsServer,
+  type OpsServerOptions,
+  type RouteHandler,
+  startOpsServer,
+} from './http/ops-server.ts'
+export * from './logger.ts'
+export { createNodeMetrics, type MetricSources, type NodeMetrics } from './metrics/node-metrics.ts'
+export { observeKeyguardEvents, observeRuns, observeSealer } from './metrics/observe.ts'
+export { escapeHtml, html, Raw } from './status/escape.ts'
+export { CLIENT_SCRIPT, renderMain, renderPage } from './status/render.ts'
+export { type StatusPageOptions, statusPageRoutes } from './status/routes.ts'
+export type {
+  CapsuleRow,
+  HealthRow,
+  HistoryRow,
+  PendingRow,
+  StatusSnapshot,
+} from './status/snapshot.ts'
+export { readOrCreateStatusToken, tokenMatches } from './status/token.ts'
+export {
+  notifyExpected,
+  notifyReady,
+  notifyStopping,
+  type SdNotifyOptions,
+  sdNotify,
+} from './systemd/notify.ts'
+export { packageVersion } from './version.ts'
