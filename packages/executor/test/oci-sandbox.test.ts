@@ -217,4 +217,46 @@ describe('oci sandbox (runc)', () => {
     })
     await expectNothingLeft()
   }, 120_000)
+
+  it('refuses a layer served with a flipped bit or cut short: typed, before any byte is decrypted', async () => {
+    const sealed = await seal({ config: { Cmd: ['/bin/id'] } })
+    const { readImageDistribution } = await import('@digicap/oci')
+    const store = heliaCapsuleStore(node.helia)
+    const map = await readImageDistribution(store, sealed.distribution)
+    const manifestParts: Uint8Array[] = []
+    for await (const c of store.get(map.blobs[sealed.manifestDigest as `sha256:${string}`]!.cid)) {
+      manifestParts.push(c)
+    }
+    const layer = JSON.parse(Buffer.concat(manifestParts).toString('utf8')).layers[0].digest
+    const parts: Uint8Array[] = []
+    for await (const c of store.get(map.blobs[layer as `sha256:${string}`]!.cid)) parts.push(c)
+    const original = Buffer.concat(parts)
+    const lie = async (bytes: Uint8Array) => {
+      const cid = await store.put(bytes)
+      const lying = { ...map, blobs: { ...map.blobs, [layer]: { cid, size: original.length } } }
+      const mapCid = await store.put(new TextEncoder().encode(JSON.stringify(lying)))
+      return new TextEncoder().encode(JSON.stringify({ v: 1, distribution: mapCid }))
+    }
+    const flipped = Buffer.from(original)
+    flipped[flipped.length - 7]! ^= 0x10
+    await expect(runIn({ ...job(sealed), code: await lie(flipped) })).rejects.toMatchObject({
+      code: 'OCI_INTEGRITY',
+      details: { reason: 'blob-digest' },
+    })
+    await expect(
+      runIn({ ...job(sealed), code: await lie(original.subarray(0, original.length - 100)) }),
+    ).rejects.toMatchObject({ code: 'OCI_TRUNCATED' })
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('a container over its memory limit is killed (SANDBOX_MEMORY), nothing left', async () => {
+    // busybox dd buffers one block of bs bytes: 96 MiB under a 32 MiB limit
+    const sealed = await seal({
+      config: { Cmd: ['/bin/dd', 'if=/dev/zero', 'of=/dev/null', 'bs=96M', 'count=1'] },
+    })
+    await expect(runIn(job(sealed, { memoryLimitBytes: 32 * 1024 * 1024 }))).rejects.toMatchObject({
+      code: 'SANDBOX_MEMORY',
+    })
+    await expectNothingLeft()
+  }, 120_000)
 })

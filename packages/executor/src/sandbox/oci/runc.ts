@@ -106,7 +106,10 @@ export async function runContainer(init: ContainerRunInit): Promise<ContainerExi
       child.once('error', reject)
       child.once('close', (code, signal) => resolve({ code, signal }))
     })
-    oomKilled = (await oomKills(init.memoryCgroupDir)) > 0
+    // runc removes the cgroup as the container ends, so its OOM count is often gone already:
+    // a SIGKILL (exit 137) the host did not send is the kernel's OOM killer.
+    oomKilled =
+      (await oomKills(init.memoryCgroupDir)) > 0 || (exit.code === 137 && killed === undefined)
   } finally {
     clearTimeout(timer)
     init.signal?.removeEventListener('abort', onAbort)
