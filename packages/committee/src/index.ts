@@ -36,6 +36,13 @@ export {
   REPUTATION_MAX,
   reputationAfter,
 } from './reputation/curve.ts'
+export type { HubValue, HubVote } from './settlement/calls.ts'
+export {
+  certificateCall,
+  equivocationCall,
+  hubCommittee,
+  PASS_VERDICT,
+} from './settlement/calls.ts'
 export type { DrawCommitteeOptions, RankedTicket, Ticket } from './sortition/committee.ts'
 export {
   committeeSize,

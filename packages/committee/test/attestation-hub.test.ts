@@ -1,217 +1,58 @@
 import { hashTypedData, privateKeySigner, toHex } from '@digicap/capsule-core'
-import { connectDigicap, deployDigicap } from '@digicap/contracts'
-import { compileSolidity } from '@digicap/contracts/compiler'
-import { type Anvil, startAnvil } from '@digicap/contracts/testing'
-import {
-  type BaseContract,
-  ContractFactory,
-  concat,
-  getBytes,
-  getCreateAddress,
-  hexlify,
-  Interface,
-  parseEther,
-  randomBytes,
-  Signature,
-  type Wallet,
-} from 'ethers'
+import { concat, getBytes, hexlify, randomBytes, Signature } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   buildCertificate,
-  drawTicket,
-  jobSeed,
-  onchainProof,
+  certificateCall,
+  hubCommittee,
   pbftCommittee,
   pbftDomain,
   signVote,
   verifyCertificate,
 } from '../src/index.ts'
-import { committeeSources } from './contracts.ts'
+import {
+  byAddress,
+  COMMIT_TYPES,
+  certificate,
+  certificateValue,
+  certify,
+  domainOf,
+  grant,
+  type HubWorld,
+  mine,
+  openJob,
+  revertOf,
+  SORTITION_WINDOW,
+  STATUS,
+  sent,
+  startHubWorld,
+  typedMessage,
+} from './hub-world.ts'
 
 /**
- * AttestationHub + CommitteeCertificate on a real anvil: the committee is the one
- * CommitteeSortition seats from real VRF tickets of NodeRegistry verifiers; certificates are
- * EIP-712 `Commit` signatures made by ethers (an implementation independent of the contract).
+ * AttestationHub + CommitteeCertificate on a real anvil: jobs are opened from real grants on a
+ * capsule whose policy requires attestation, the committee is the one CommitteeSortition seats
+ * from real VRF tickets of NodeRegistry verifiers, and certificates are EIP-712 `Commit`
+ * signatures made by ethers (an implementation independent of the contract).
  */
-const ROLE_VERIFIER = 2
-const WINDOW = 40
-const CERTIFICATE_BLOCKS = 200
-const COMMIT_TYPES = {
-  Commit: [
-    { name: 'jobId', type: 'bytes32' },
-    { name: 'view', type: 'uint64' },
-    { name: 'verdict', type: 'uint8' },
-    { name: 'evidenceHash', type: 'bytes32' },
-  ],
-}
-const STATUS = { Open: 1n, Seated: 2n, Settled: 3n, TimedOut: 4n }
-
-interface Value {
-  jobId: string
-  viewNumber: bigint
-  verdict: number
-  evidenceHash: string
-}
-interface Receipt {
-  gasUsed: bigint
-  logs: { topics: string[]; data: string }[]
-  blockNumber: number
-}
-type Tx = Promise<{ wait(): Promise<Receipt> }>
-type Hub = BaseContract & {
-  openJob(jobId: string): Tx
-  seatCommittee: ((jobId: string) => Tx) & { staticCall(jobId: string): Promise<string[]> }
-  submitCertificate: ((v: Value, committee: string[], signers: string[], sigs: string) => Tx) & {
-    staticCall(v: Value, committee: string[], signers: string[], sigs: string): Promise<unknown>
-  }
-  closeTimedOut: ((jobId: string) => Tx) & { staticCall(jobId: string): Promise<unknown> }
-  jobs(jobId: string): Promise<[string, bigint, bigint, bigint]>
-  quorum(): Promise<bigint>
-  domainSeparator(): Promise<string>
-  certificateDigest(v: Value): Promise<string>
-  getAddress(): Promise<string>
-}
-type Sortition = BaseContract & {
-  submitTicket(jobId: string, pk: unknown, proof: unknown): Tx
-}
-
-let anvil: Anvil
-let deployer: Wallet
-let verifiers: Wallet[]
-let errors: Interface
-let chainId: bigint
-const setups = new Map<number, { hub: Hub; sortition: Sortition; hubAddress: string }>()
+let w: HubWorld
+let verifiers: HubWorld['verifiers']
 
 beforeAll(async () => {
-  anvil = await startAnvil({ accounts: 34 })
-  const [first, ...rest] = anvil.signers as Wallet[]
-  deployer = first!
-  verifiers = rest
-  chainId = (await anvil.provider.getNetwork()).chainId
-  const addresses = await deployDigicap(deployer!, { minStake: parseEther('0.01') })
-  const { nodeRegistry } = connectDigicap(addresses, deployer!)
-  for (const v of verifiers)
-    await (
-      await (nodeRegistry.connect(v) as typeof nodeRegistry).register(
-        hexlify(randomBytes(38)),
-        hexlify(randomBytes(32)),
-        ROLE_VERIFIER,
-        { value: parseEther('0.01') },
-      )
-    ).wait()
-  const out = compileSolidity(committeeSources())
-  const s = out['@digicap/contracts/committee/CommitteeSortition.sol']!.CommitteeSortition!
-  const h = out['@digicap/contracts/committee/AttestationHub.sol']!.AttestationHub!
-  const lib = out['@digicap/contracts/committee/CommitteeCertificate.sol']!.CommitteeCertificate!
-  errors = new Interface([
-    ...(h.abi as never[]),
-    ...(lib.abi as never[]).filter((x: { type: string }) => x.type === 'error'),
-  ])
-  // n = 31 (21 signatures) is left out: seating it with real VRF tickets took over 240 s on
-  // the 2-core CI box; its gas row in the contracts README is from a one-off run.
-  for (const seats of [4, 7]) {
-    const nonce = await anvil.provider.getTransactionCount(deployer!.address)
-    const hubAddress = getCreateAddress({ from: deployer!.address, nonce: nonce + 1 })
-    const sortition = await new ContractFactory(s.abi as never, s.bytecode, deployer!).deploy(
-      addresses.nodeRegistry,
-      hubAddress,
-      WINDOW,
-      seats,
-    )
-    await sortition.waitForDeployment()
-    const hub = await new ContractFactory(h.abi as never, h.bytecode, deployer!).deploy(
-      await sortition.getAddress(),
-      deployer!.address,
-      CERTIFICATE_BLOCKS,
-    )
-    await hub.waitForDeployment()
-    expect(await hub.getAddress()).toBe(hubAddress)
-    setups.set(seats, {
-      hub: hub as unknown as Hub,
-      sortition: sortition as unknown as Sortition,
-      hubAddress,
-    })
-  }
-}, 180_000)
-afterAll(() => anvil?.stop())
+  w = await startHubWorld([4, 7], 31)
+  verifiers = w.verifiers
+}, 240_000)
+afterAll(() => w?.anvil.stop())
 
-const mine = (blocks: number) => anvil.provider.send('anvil_mine', [`0x${blocks.toString(16)}`])
-
-async function revertOf(call: Promise<unknown>): Promise<string> {
-  try {
-    await call
-  } catch (err) {
-    const data = (err as { data?: string }).data
-    const parsed = data ? errors.parseError(data) : null
-    if (parsed) return `${parsed.name}(${parsed.args.join(',')})`
-    throw err
-  }
-  throw new Error('call did not revert')
-}
-
-/** Opens a job on the `seats` hub; `members` submit tickets (exactly they are seated). */
-async function openJob(seats: number, members: Wallet[], seat = true) {
-  const { hub, sortition } = setups.get(seats)!
-  const jobId = hexlify(randomBytes(32))
-  const receipt = await (await hub.openJob(jobId)).wait()
-  await mine(1)
-  const block = await anvil.provider.getBlock(receipt.blockNumber)
-  const seed = jobSeed(getBytes(jobId), getBytes(block!.hash!))
-  for (const m of members) {
-    const t = drawTicket(getBytes(m.privateKey), seed)
-    const args = onchainProof(t.publicKey, seed, t.proof)
-    await (
-      await (sortition.connect(m) as Sortition).submitTicket(jobId, args.publicKey, args.proof)
-    ).wait()
-  }
-  let committee: string[] = []
-  if (seat) {
-    await mine(WINDOW)
-    committee = [...(await hub.seatCommittee.staticCall(jobId))]
-    await (await hub.seatCommittee(jobId)).wait()
-  }
-  return { jobId, committee }
-}
-
-const byAddress = (a: Wallet, b: Wallet) => (BigInt(a.address) < BigInt(b.address) ? -1 : 1)
-
-function domainOf(seats: number, contract?: string, chain = chainId) {
-  return {
-    name: 'DigicapPbft',
-    version: '1',
-    chainId: chain,
-    verifyingContract: (contract ?? setups.get(seats)!.hubAddress) as `0x${string}`,
-  }
-}
-
-/** Signers sorted ascending and their concatenated 65-byte Commit signatures. */
-async function certify(signers: Wallet[], value: Value, domain: ReturnType<typeof domainOf>) {
-  const sigs = await Promise.all(
-    signers.map((w) => w.signTypedData(domain, COMMIT_TYPES, typedMessage(value))),
-  )
-  return { signers: signers.map((w) => w.address), signatures: concat(sigs) }
-}
-
-/** The EIP-712 message: the struct field is `view` (`viewNumber` in Solidity, a keyword there). */
-function typedMessage(v: Value) {
-  return {
-    jobId: v.jobId,
-    view: v.viewNumber,
-    verdict: BigInt(v.verdict),
-    evidenceHash: v.evidenceHash,
-  }
-}
-
-function certificateValue(jobId: string, verdict = 1): Value {
-  return { jobId, viewNumber: 2n, verdict, evidenceHash: hexlify(randomBytes(32)) }
-}
+const job = (seats: number, members: HubWorld['verifiers'], seat = true) =>
+  openJob(w, seats, members, { seat })
 
 describe('AttestationHub: the committee certificate checked on chain', () => {
   it('signs what @digicap/capsule-core hashes: domain {DigicapPbft, 1, chain, hub}, Commit struct', async () => {
-    const { hub } = setups.get(4)!
+    const { hub } = w.hubs.get(4)!
     const value = certificateValue(hexlify(randomBytes(32)), 5)
     const digest = hashTypedData({
-      domain: domainOf(4),
+      domain: domainOf(w, 4) as never,
       types: COMMIT_TYPES,
       primaryType: 'Commit',
       message: typedMessage(value),
@@ -219,11 +60,11 @@ describe('AttestationHub: the committee certificate checked on chain', () => {
     expect(await hub.certificateDigest(value)).toBe(toHex(digest))
   })
 
-  it("accepts the PBFT code's own certificate (signVote, buildCertificate, verifyCertificate) as is", async () => {
+  it("accepts the PBFT code's own certificate (signVote, buildCertificate, certificateCall) as is", async () => {
     const members = verifiers.slice(23, 27)
-    const { hub, hubAddress } = setups.get(4)!
-    const { jobId, committee } = await openJob(4, members)
-    const domain = pbftDomain(chainId, hubAddress)
+    const { hub, hubAddress } = w.hubs.get(4)!
+    const { jobId, committee } = await job(4, members)
+    const domain = pbftDomain(w.chainId, hubAddress)
     const value = { jobId: getBytes(jobId), view: 1n, verdict: 7, evidenceHash: randomBytes(32) }
     const commits = await Promise.all(
       members.map(async (m) => {
@@ -235,248 +76,233 @@ describe('AttestationHub: the committee certificate checked on chain', () => {
     const paper = pbftCommittee(
       members.map((m, i) => ({ address: m.address as `0x${string}`, peerId: `peer-${i}` })),
     )
+    expect(hubCommittee(paper.members)).toEqual(committee)
     const cert = buildCertificate(domain, paper, commits)
     verifyCertificate(cert, paper, { domain, jobId: value.jobId })
-    await (
-      await hub.submitCertificate(
-        {
-          jobId,
-          viewNumber: cert.view,
-          verdict: cert.verdict,
-          evidenceHash: hexlify(cert.evidenceHash),
-        },
-        committee,
-        cert.signers,
-        concat(cert.signatures),
-      )
-    ).wait()
-    expect((await hub.jobs(jobId)).slice(2)).toEqual([STATUS.Settled, 7n])
+    const call = certificateCall(cert, committee as `0x${string}`[])
+    await sent(hub.submitCertificate(call.value, call.signerBits, call.others, call.signatures))
+    const stored = await hub.jobs(jobId)
+    expect([stored[2], stored[3]]).toEqual([STATUS.Certified, 7n])
   }, 120_000)
 
-  it('accepts 2f + 1 member signatures once: records the verdict, emits it, refuses a second certificate', async () => {
+  it('accepts 2f + 1 member signatures once: records the verdict and the signers, emits it, refuses a second', async () => {
     const members = verifiers.slice(0, 4)
-    const { hub } = setups.get(4)!
-    const { jobId, committee } = await openJob(4, members)
-    expect(committee).toEqual(members.toSorted(byAddress).map((w) => w.address))
+    const { hub } = w.hubs.get(4)!
+    const { jobId, committee } = await job(4, members)
+    const sorted = members.toSorted(byAddress)
+    expect(committee).toEqual(sorted.map((m) => m.address))
     const value = certificateValue(jobId, 3)
-    const cert = await certify(members.toSorted(byAddress).slice(1), value, domainOf(4))
-    const receipt = await (
-      await hub.submitCertificate(value, committee, cert.signers, cert.signatures)
-    ).wait()
+    const c = await certificate(committee, sorted.slice(1), value, domainOf(w, 4))
+    const receipt = await sent(hub.submitCertificate(value, c.bits, c.others, c.signatures))
     const log = receipt.logs
-      .map((l) => errors.parseLog(l))
+      .map((l) => hub.interface.parseLog(l))
       .find((l) => l?.name === 'CertificateAccepted')
-    expect(log?.args.toArray().map(String)).toEqual([jobId, '3', '2', value.evidenceHash])
-    const job = await hub.jobs(jobId)
-    expect([job[2], job[3]]).toEqual([STATUS.Settled, 3n])
-    const again = await certify(members.toSorted(byAddress).slice(0, 3), value, domainOf(4))
+    expect(log?.args.toArray().map(String)).toEqual([jobId, '3', value.evidenceHash])
+    const stored = await hub.jobs(jobId)
+    // Status, verdict, and the signers as a bitmap over the sorted committee (members 1, 2, 3).
+    expect([stored[2], stored[3], stored[4]]).toEqual([STATUS.Certified, 3n, 0b1110n])
+    const again = await certificate(committee, sorted.slice(0, 3), value, domainOf(w, 4))
     expect(
       await revertOf(
-        hub.submitCertificate.staticCall(value, committee, again.signers, again.signatures),
+        w,
+        hub.submitCertificate.staticCall(value, again.bits, again.others, again.signatures),
       ),
-    ).toBe(`JobClosed(${jobId},${STATUS.Settled})`)
+    ).toBe(`JobClosed(${jobId},${STATUS.Certified})`)
   }, 120_000)
 
-  it('refuses forged, short, duplicated, unsorted, non-member, foreign-domain and bad-verdict certificates', async () => {
+  it('refuses forged, short, duplicated, non-member, foreign-domain, mismatched and bad-verdict certificates', async () => {
     const members = verifiers.slice(4, 8).toSorted(byAddress)
     const outsider = verifiers[8]!
-    const { hub } = setups.get(4)!
-    const { jobId, committee } = await openJob(4, members)
+    const { hub } = w.hubs.get(4)!
+    const { jobId, committee } = await job(4, members)
+    expect(committee).toEqual(members.map((m) => m.address))
     const value = certificateValue(jobId)
-    const submit = (c: { signers: string[]; signatures: string }, v = value, list = committee) =>
-      revertOf(hub.submitCertificate.staticCall(v, list, c.signers, c.signatures))
-    const good = await certify(members.slice(0, 3), value, domainOf(4))
+    const submit = (c: { bits: bigint; others: string[]; signatures: string }, v = value) =>
+      revertOf(w, hub.submitCertificate.staticCall(v, c.bits, c.others, c.signatures))
+    const good = await certificate(committee, members.slice(0, 3), value, domainOf(w, 4))
+    expect(good.bits).toBe(0b0111n)
+    expect(good.others).toEqual([members[3]!.address])
+    const sig = (c: { signatures: string }, i: number) =>
+      `0x${c.signatures.slice(2 + 130 * i, 2 + 130 * (i + 1))}`
 
-    // Forged: the outsider's signature presented as member 1's; and one flipped bit in r.
-    const forged = await certify([members[0]!, outsider, members[2]!], value, domainOf(4))
-    expect(await submit({ signers: good.signers, signatures: forged.signatures })).toBe(
-      `BadSignature(1,${members[1]!.address})`,
+    // Forged: member 1's slot holds a signature of another value (recovers to a stranger).
+    const other = await certificate(
+      committee,
+      members.slice(0, 3),
+      certificateValue(jobId),
+      domainOf(w, 4),
     )
+    expect(
+      await submit({ ...good, signatures: concat([sig(good, 0), sig(other, 1), sig(good, 2)]) }),
+    ).toBe('NotTheCommittee()')
+    // A flipped bit in r; a v that is neither 27 nor 28; the high-s twin of a valid signature.
     const flipped = getBytes(good.signatures)
     flipped[65 * 2 + 5]! ^= 1
-    expect(await submit({ signers: good.signers, signatures: hexlify(flipped) })).toMatch(
-      /^BadSignature\(2,/,
+    expect(await submit({ ...good, signatures: hexlify(flipped) })).toMatch(
+      /^(NotTheCommittee|BadSignature)\(/,
     )
-    // The high-s twin of a valid signature (malleable) is refused too.
-    const sig0 = Signature.from(good.signatures.slice(0, 132))
+    const badV = getBytes(good.signatures)
+    badV[64] = 29
+    expect(await submit({ ...good, signatures: hexlify(badV) })).toBe('BadSignature(0)')
+    const sig0 = Signature.from(sig(good, 0))
     const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
     const twin = concat([
       sig0.r,
       `0x${(n - BigInt(sig0.s)).toString(16).padStart(64, '0')}`,
       sig0.v === 27 ? '0x1c' : '0x1b',
     ])
-    expect(
-      await submit({
-        signers: good.signers,
-        signatures: concat([twin, `0x${good.signatures.slice(132)}`]),
-      }),
-    ).toBe(`BadSignature(0,${members[0]!.address})`)
-
+    expect(await submit({ ...good, signatures: concat([twin, sig(good, 1), sig(good, 2)]) })).toBe(
+      'BadSignature(0)',
+    )
     // Fewer than 2f + 1 = 3.
-    const short = await certify(members.slice(0, 2), value, domainOf(4))
-    expect(await submit(short)).toBe('TooFewSignatures(2,3)')
-    // Duplicated signer (same signature twice) and unsorted signers.
-    const dup = await certify([members[0]!, members[1]!, members[1]!], value, domainOf(4))
-    expect(await submit(dup)).toBe('SignersNotAscending(2)')
-    const unsorted = await certify([members[1]!, members[0]!, members[2]!], value, domainOf(4))
-    expect(await submit(unsorted)).toBe('SignersNotAscending(1)')
-    // A registered verifier that is not on this committee.
-    const withOutsider = await certify(
-      [...members.slice(0, 2), outsider].toSorted(byAddress),
-      value,
-      domainOf(4),
+    expect(
+      await submit(await certificate(committee, members.slice(0, 2), value, domainOf(w, 4))),
+    ).toBe('TooFewSignatures(2,3)')
+    // Duplicated signer: member 0's signature in member 1's slot too.
+    expect(
+      await submit({ ...good, signatures: concat([sig(good, 0), sig(good, 0), sig(good, 2)]) }),
+    ).toBe('NotTheCommittee()')
+    // A bitmap that does not match the signatures and the others.
+    expect(await submit({ ...good, bits: 0b1011n })).toBe('NotTheCommittee()')
+    expect(await submit({ ...good, bits: 0b0011n })).toBe('SignersMismatch()')
+    expect(await submit({ ...good, bits: 0b10111n })).toBe('SignersMismatch()')
+    expect(await submit({ ...good, others: [] })).toBe('NotTheCommittee()')
+    // A registered verifier that is not on this committee, signing in a member's slot.
+    const withOutsider = await certify([members[0]!, outsider, members[2]!], value, domainOf(w, 4))
+    expect(await submit({ ...good, signatures: withOutsider })).toBe('NotTheCommittee()')
+    // Or listed among the others.
+    expect(await submit({ ...good, others: [outsider.address] })).toBe('NotTheCommittee()')
+    // Signature bytes that are not a whole number of 65-byte signatures.
+    expect(await submit({ ...good, signatures: good.signatures.slice(0, -2) })).toBe(
+      `SignaturesLength(${65 * 3 - 1})`,
     )
-    expect(await submit(withOutsider)).toBe(`NotCommitteeMember(${outsider.address})`)
-    // Signatures and signers that do not pair up.
-    expect(await submit({ signers: good.signers, signatures: good.signatures.slice(0, -2) })).toBe(
-      `SignaturesLength(3,${65 * 3 - 1})`,
-    )
-    // Signed for another contract (the 7-seat hub) or another chain: the digest differs.
-    const otherHub = await certify(
+    // Signed for another contract (the 7-seat hub) or another chain: recovers to strangers.
+    const otherHub = await certificate(
+      committee,
       members.slice(0, 3),
       value,
-      domainOf(4, setups.get(7)!.hubAddress),
+      domainOf(w, 4, w.hubs.get(7)!.hubAddress),
     )
-    expect(await submit(otherHub)).toBe(`BadSignature(0,${members[0]!.address})`)
-    const otherChain = await certify(
+    expect(await submit(otherHub)).toBe('NotTheCommittee()')
+    const otherChain = await certificate(
+      committee,
       members.slice(0, 3),
       value,
-      domainOf(4, undefined, chainId + 1n),
+      domainOf(w, 4, undefined, w.chainId + 1n),
     )
-    expect(await submit(otherChain)).toBe(`BadSignature(0,${members[0]!.address})`)
-    // A committee list that is not the seated one.
-    const swapped = [...committee.slice(0, 3), outsider.address].sort((a, b) =>
-      BigInt(a) < BigInt(b) ? -1 : 1,
-    )
-    expect(await submit(good, value, swapped)).toBe(`CommitteeMismatch(${jobId})`)
+    expect(await submit(otherChain)).toBe('NotTheCommittee()')
     // Verdicts are 0 … 7.
     const eight = { ...value, verdict: 8 }
-    expect(await submit(await certify(members.slice(0, 3), eight, domainOf(4)), eight)).toBe(
-      'InvalidVerdict(8)',
-    )
+    expect(
+      await submit(await certificate(committee, members.slice(0, 3), eight, domainOf(w, 4)), eight),
+    ).toBe('InvalidVerdict(8)')
     // The good one still passes after all these.
-    await (await hub.submitCertificate(value, committee, good.signers, good.signatures)).wait()
-    expect((await hub.jobs(jobId))[2]).toBe(STATUS.Settled)
+    await sent(hub.submitCertificate(value, good.bits, good.others, good.signatures))
+    expect((await hub.jobs(jobId))[2]).toBe(STATUS.Certified)
   }, 120_000)
 
   it("refuses another job's certificate, whether its committee differs or is the same", async () => {
-    const { hub } = setups.get(4)!
-    const a = await openJob(4, verifiers.slice(8, 12))
-    const b = await openJob(4, verifiers.slice(12, 16))
-    const c = await openJob(4, verifiers.slice(8, 12))
+    const { hub } = w.hubs.get(4)!
+    const a = await job(4, verifiers.slice(8, 12))
+    const b = await job(4, verifiers.slice(12, 16))
+    const c = await job(4, verifiers.slice(8, 12))
     const bValue = certificateValue(b.jobId)
-    const bCert = await certify(verifiers.slice(12, 15).toSorted(byAddress), bValue, domainOf(4))
+    const bCert = await certificate(b.committee, verifiers.slice(12, 15), bValue, domainOf(w, 4))
     const cValue = certificateValue(c.jobId)
-    const cCert = await certify(verifiers.slice(8, 11).toSorted(byAddress), cValue, domainOf(4))
+    const cCert = await certificate(c.committee, verifiers.slice(8, 11), cValue, domainOf(w, 4))
+    const submit = (v: typeof bValue, x: typeof bCert) =>
+      revertOf(w, hub.submitCertificate.staticCall(v, x.bits, x.others, x.signatures))
     // B's whole certificate relabelled as A's: B's committee is not A's.
-    expect(
-      await revertOf(
-        hub.submitCertificate.staticCall(
-          { ...bValue, jobId: a.jobId },
-          b.committee,
-          bCert.signers,
-          bCert.signatures,
-        ),
-      ),
-    ).toBe(`CommitteeMismatch(${a.jobId})`)
-    // C has A's committee: C's signatures relabelled as A's do not sign A's job id.
+    expect(await submit({ ...bValue, jobId: a.jobId }, bCert)).toBe('NotTheCommittee()')
+    // C has A's committee: C's signatures relabelled as A's recover to strangers.
     expect(c.committee).toEqual(a.committee)
-    expect(
-      await revertOf(
-        hub.submitCertificate.staticCall(
-          { ...cValue, jobId: a.jobId },
-          a.committee,
-          cCert.signers,
-          cCert.signatures,
-        ),
-      ),
-    ).toBe(`BadSignature(0,${cCert.signers[0]})`)
+    expect(await submit({ ...cValue, jobId: a.jobId }, cCert)).toBe('NotTheCommittee()')
     // B's certificate is fine for B.
-    await (await hub.submitCertificate(bValue, b.committee, bCert.signers, bCert.signatures)).wait()
+    await sent(hub.submitCertificate(bValue, bCert.bits, bCert.others, bCert.signatures))
   }, 120_000)
 
   it('closes a job without certificate as timed out after the deadline, not before; then refuses certificates', async () => {
-    const { hub } = setups.get(4)!
+    const { hub } = w.hubs.get(4)!
     // Only three tickets for four seats: the committee never fills.
-    const { jobId } = await openJob(4, verifiers.slice(16, 19), false)
-    expect(await revertOf(hub.seatCommittee.staticCall(jobId))).toBe(`SortitionOpen(${jobId})`)
-    await mine(WINDOW)
-    expect(await revertOf(hub.seatCommittee.staticCall(jobId))).toBe(
+    const { jobId } = await job(4, verifiers.slice(16, 19), false)
+    expect(await revertOf(w, hub.seatCommittee.staticCall(jobId))).toBe(`SortitionOpen(${jobId})`)
+    await mine(w, SORTITION_WINDOW)
+    expect(await revertOf(w, hub.seatCommittee.staticCall(jobId))).toBe(
       `CommitteeIncomplete(${jobId},3,4)`,
     )
     const deadline = (await hub.jobs(jobId))[1]
-    expect(await revertOf(hub.closeTimedOut.staticCall(jobId))).toBe(
+    expect(await revertOf(w, hub.closeTimedOut.staticCall(jobId))).toBe(
       `DeadlineNotReached(${jobId},${deadline})`,
     )
     const value = certificateValue(jobId)
-    expect(await revertOf(hub.submitCertificate.staticCall(value, [], [], '0x'))).toBe(
+    expect(await revertOf(w, hub.submitCertificate.staticCall(value, 0, [], '0x'))).toBe(
       `CommitteeNotSeated(${jobId})`,
     )
-    await mine(Number(deadline) - (await anvil.provider.getBlockNumber()))
-    const receipt = await (await hub.closeTimedOut(jobId)).wait()
-    expect(receipt.logs.map((l) => errors.parseLog(l)?.name)).toEqual(['JobTimedOut'])
+    await mine(w, Number(deadline) - (await w.anvil.provider.getBlockNumber()))
+    const receipt = await sent(hub.closeTimedOut(jobId))
+    expect(receipt.logs.map((l) => hub.interface.parseLog(l)?.name).filter(Boolean)).toEqual([
+      'JobTimedOut',
+    ])
     expect((await hub.jobs(jobId))[2]).toBe(STATUS.TimedOut)
-    expect(await revertOf(hub.closeTimedOut.staticCall(jobId))).toBe(
+    expect(await revertOf(w, hub.closeTimedOut.staticCall(jobId))).toBe(
       `JobClosed(${jobId},${STATUS.TimedOut})`,
     )
-    expect(await revertOf(hub.submitCertificate.staticCall(value, [], [], '0x'))).toBe(
+    expect(await revertOf(w, hub.submitCertificate.staticCall(value, 0, [], '0x'))).toBe(
       `JobClosed(${jobId},${STATUS.TimedOut})`,
     )
-    expect(await revertOf(hub.seatCommittee.staticCall(jobId))).toBe(
+    expect(await revertOf(w, hub.seatCommittee.staticCall(jobId))).toBe(
       `JobClosed(${jobId},${STATUS.TimedOut})`,
     )
   }, 120_000)
 
   it('refuses a late certificate on a seated job and lets it time out', async () => {
     const members = verifiers.slice(19, 23)
-    const { hub } = setups.get(4)!
-    const { jobId, committee } = await openJob(4, members)
+    const { hub } = w.hubs.get(4)!
+    const { jobId, committee } = await job(4, members)
     const value = certificateValue(jobId)
-    const cert = await certify(members.toSorted(byAddress).slice(0, 3), value, domainOf(4))
+    const late = await certificate(
+      committee,
+      members.toSorted(byAddress).slice(0, 3),
+      value,
+      domainOf(w, 4),
+    )
     const deadline = (await hub.jobs(jobId))[1]
-    await mine(Number(deadline) - (await anvil.provider.getBlockNumber()) + 1)
+    await mine(w, Number(deadline) - (await w.anvil.provider.getBlockNumber()) + 1)
     expect(
       await revertOf(
-        hub.submitCertificate.staticCall(value, committee, cert.signers, cert.signatures),
+        w,
+        hub.submitCertificate.staticCall(value, late.bits, late.others, late.signatures),
       ),
     ).toBe(`DeadlinePassed(${jobId},${deadline})`)
-    await (await hub.closeTimedOut(jobId)).wait()
+    await sent(hub.closeTimedOut(jobId))
     expect((await hub.jobs(jobId))[2]).toBe(STATUS.TimedOut)
   }, 120_000)
 
-  it('only the opener opens a job, once', async () => {
-    const { hub } = setups.get(4)!
-    const jobId = hexlify(randomBytes(32))
-    expect(await revertOf((hub.connect(verifiers[0]!) as Hub).openJob(jobId))).toBe(
-      `NotOpener(${verifiers[0]!.address})`,
+  it('opens a job only for a live grant of a capsule whose policy requires attestation, once', async () => {
+    const { hub } = w.hubs.get(4)!
+    const unknown = hexlify(randomBytes(32))
+    expect(await revertOf(w, hub.openJob.staticCall(unknown))).toBe(`GrantNotFound(${unknown})`)
+    // A capsule without attested(): anyone could otherwise lock its owner's fee.
+    const plain = await grant(w, w.plainCapsule)
+    expect(await revertOf(w, hub.openJob.staticCall(plain))).toBe(
+      `AttestationNotRequired(${plain})`,
     )
-    await (await hub.openJob(jobId)).wait()
-    expect(await revertOf(hub.openJob(jobId))).toBe(`JobExists(${jobId})`)
-  })
-
-  it('gas of submitCertificate in real transactions: 3 and 5 signatures (5 signatures ≤ 66.5k)', async () => {
-    const rows: string[] = []
-    for (const seats of [4, 7]) {
-      const members = verifiers.slice(0, seats)
-      const { hub } = setups.get(seats)!
-      const { jobId, committee } = await openJob(seats, members)
-      const quorum = Number(await hub.quorum())
-      expect(quorum).toBe((2 * (seats - 1)) / 3 + 1)
-      const value = certificateValue(jobId)
-      const cert = await certify(
-        members.toSorted(byAddress).slice(0, quorum),
-        value,
-        domainOf(seats),
-      )
-      const tx = await hub.submitCertificate(value, committee, cert.signers, cert.signatures)
-      const { gasUsed } = await tx.wait()
-      const data = getBytes((tx as unknown as { data: string }).data)
-      const calldata = data.reduce((sum, b) => sum + (b === 0 ? 4 : 16), 0)
-      rows.push(`n=${seats} signatures=${quorum} gas=${gasUsed} (calldata ${calldata})`)
-      // Regression bound, not the goal: 5 signatures measure ~65.4k (the goal of 60k is not met yet,
-      // README); gas is deterministic, so a change in the check's cost shows here.
-      if (quorum === 5) expect(gasUsed).toBeLessThanOrEqual(66_500n)
-    }
-    console.log(`submitCertificate gas: ${rows.join('; ')}`)
-  }, 240_000)
+    const g = await grant(w)
+    await sent(hub.connect(verifiers[0]!).openJob(g))
+    expect(await revertOf(w, hub.openJob.staticCall(g))).toBe(`JobExists(${g})`)
+    // The escrow is locked: the owner cannot claim it, whatever time passes.
+    expect((await w.c.accessController.getEscrow(g)).state).toBe(2n)
+    // Another hub cannot lock an escrow this one locked.
+    expect(await revertOf(w, w.hubs.get(7)!.hub.openJob.staticCall(g))).toBe(
+      `EscrowNotHeld(${g},2)`,
+    )
+    // A grant past its window can no longer be opened.
+    const late = await grant(w)
+    const expiresAt = (await w.c.accessController.getGrant(late)).expiresAt
+    await w.anvil.provider.send('evm_setNextBlockTimestamp', [Number(expiresAt)])
+    await mine(w, 1)
+    expect(await revertOf(w, hub.openJob.staticCall(late))).toBe(
+      `GrantExpired(${late},${expiresAt})`,
+    )
+  }, 120_000)
 })

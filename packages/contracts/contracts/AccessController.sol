@@ -29,8 +29,11 @@ import {Guarded} from "./utils/Guarded.sol";
 /// pending withdrawal) is below the fee, or that is leaving (docs/adr/0006).
 ///
 /// Fees sit in escrow per grant. After `disputeWindow` the capsule owner claims undisputed
-/// fees; a settler (the settlement contract, later) may dispute an escrow first and then split
-/// it. Funds are conserved: `address(this).balance == totalHeld`.
+/// fees. A settler (the settlement contract, AttestationHub, which checks the evidence: a
+/// committee certificate or a timeout) may lock an escrow first and then split it, or refund it
+/// to the executor that paid it. Naming a settler is timelocked for longer than the dispute
+/// window and the withdrawal delay (ADR 0027). Funds are conserved:
+/// `address(this).balance == totalHeld`.
 contract AccessController is Guarded {
     /// @notice A grant as stored (three slots, to keep `requestAccess` under 120k gas).
     ///         The measurement is not stored: it is in `AccessGranted` and bound into the grant id
@@ -104,7 +107,7 @@ contract AccessController is Guarded {
     mapping(address => uint256) public credits;
     /// @notice Deposit withdrawals waiting for their delay, per executor.
     mapping(address => Withdrawal) public pendingWithdrawals;
-    /// @notice Accounts allowed to dispute and split escrows.
+    /// @notice Accounts allowed to lock, split and refund escrows, named through the admin timelock.
     mapping(address => bool) public isSettler;
     /// @notice Sum of escrows not yet paid out, deposits and credits (wei).
     uint256 public totalHeld;
@@ -128,6 +131,7 @@ contract AccessController is Guarded {
     event FeeClaimed(bytes32 indexed grantId, address indexed owner, uint256 amount);
     event EscrowDisputed(bytes32 indexed grantId, address indexed settler);
     event EscrowResolved(bytes32 indexed grantId, address indexed settler);
+    event EscrowRefunded(bytes32 indexed grantId, address indexed payer, uint256 amount);
     event Credited(address indexed payee, bytes32 indexed grantId, uint256 amount);
     event CreditWithdrawn(address indexed payee, uint256 amount);
     event Deposited(address indexed account, uint256 amount, uint256 balance);
@@ -163,7 +167,7 @@ contract AccessController is Guarded {
     error ZeroAmount();
     error NothingToWithdraw();
     error WithdrawalLocked(uint64 releaseAt);
-    error DelayTooShort(uint256 delay, uint256 auditWindow);
+    error DelayTooShort(uint256 delay, uint256 minimum);
     error NotNodeRegistry(address caller);
     error NotSelf(address caller);
     error BatchOutOfGas(uint256 index);
@@ -171,17 +175,21 @@ contract AccessController is Guarded {
     /// @dev Deploys its own CapsuleRegistry, so that only this controller can count runs.
     /// @dev Both delays an executor could use to pull what a fast-path audit relies on must
     ///      outlast the audit window: this contract's `withdrawalDelay_` and the registry's
-    ///      `unbondingDelay`.
+    ///      `unbondingDelay`. The admin delay must outlast the dispute window and the withdrawal
+    ///      delay: escrows and deposits that exist when a settler is queued can leave first.
     constructor(
         INodeRegistry nodeRegistry_,
         address admin_,
         uint256 grantWindow_,
         uint256 disputeWindow_,
         uint256 auditWindow_,
-        uint256 withdrawalDelay_
-    ) Guarded(admin_) {
+        uint256 withdrawalDelay_,
+        uint256 adminDelay_
+    ) Guarded(admin_, adminDelay_) {
         if (address(nodeRegistry_) == address(0)) revert ZeroAddress();
         if (withdrawalDelay_ <= auditWindow_) revert DelayTooShort(withdrawalDelay_, auditWindow_);
+        if (adminDelay_ <= disputeWindow_) revert DelayTooShort(adminDelay_, disputeWindow_);
+        if (adminDelay_ <= withdrawalDelay_) revert DelayTooShort(adminDelay_, withdrawalDelay_);
         uint256 unbondingDelay = nodeRegistry_.unbondingDelay();
         if (unbondingDelay <= auditWindow_) revert DelayTooShort(unbondingDelay, auditWindow_);
         capsuleRegistry = new CapsuleRegistry();
@@ -465,14 +473,14 @@ contract AccessController is Guarded {
         _send(msg.sender, total);
     }
 
-    /// @notice Grants or revokes the settler role.
-    function setSettler(address account, bool allowed) external onlyAdmin {
+    /// @notice Grants or revokes the settler role. Timelocked: queue it with `queueAdminCall` first.
+    function setSettler(address account, bool allowed) external timelocked {
         if (account == address(0)) revert ZeroAddress();
         isSettler[account] = allowed;
         emit SettlerSet(account, allowed);
     }
 
-    /// @notice Freezes an escrow so the owner cannot claim it until it is resolved.
+    /// @notice Locks an escrow so the owner cannot claim it until it is resolved or refunded.
     function disputeEscrow(bytes32 grantId) external onlySettler {
         Escrow storage e = _escrows[grantId];
         if (e.state != EscrowState.Held) revert WrongEscrowState(grantId, e.state);
@@ -498,6 +506,19 @@ contract AccessController is Guarded {
         if (sum != e.amount) revert PayoutMismatch(sum, e.amount);
         e.state = EscrowState.Resolved;
         emit EscrowResolved(grantId, msg.sender);
+    }
+
+    /// @notice Credits a locked escrow back to the executor that paid it (a job that timed out:
+    ///         no evidence either way).
+    function refundEscrow(bytes32 grantId) external onlySettler returns (uint256 amount) {
+        Escrow storage e = _escrows[grantId];
+        if (e.state != EscrowState.Disputed) revert WrongEscrowState(grantId, e.state);
+        e.state = EscrowState.Resolved;
+        amount = e.amount;
+        address payer = _grants[grantId].executor;
+        credits[payer] += amount;
+        emit Credited(payer, grantId, amount);
+        emit EscrowRefunded(grantId, payer, amount);
     }
 
     /// @notice Sends the caller what settlement credited to it.

@@ -7,8 +7,12 @@ import {Guarded} from "./utils/Guarded.sol";
 /// @title NodeRegistry
 /// @notice Executors and verifiers register here with an ETH stake, their libp2p peer id and
 ///         the hash of their attestation key. Reputation lives here too. Stake leaves through
-///         an unbonding delay and stays slashable while unbonding. Accounts the admin names
-///         as managers (the settlement contract, later) adjust reputation and slash.
+///         an unbonding delay and stays slashable while unbonding. Managers (the settlement
+///         contract, AttestationHub) apply evidence it has checked: a settled pass raises
+///         reputation along the curve, a fault (fail verdict, equivocation) cuts it and slashes.
+///         Reputation moves only that way: every node starts at `INITIAL_REPUTATION` (1).
+///         Naming a manager is timelocked for longer than the unbonding delay, so that a node
+///         can leave before a new manager can touch its stake (ADR 0027).
 ///         A node that unbonds or drops a role is "leaving": a fast-path audit (`isBound`) still
 ///         counts it as registered for `unbondingDelay`, so that nothing the node does after a
 ///         keyguard released a key can make that release's audit fail (docs/adr/0006).
@@ -23,6 +27,8 @@ contract NodeRegistry is INodeRegistry, Guarded {
     ///         almost no sortition weight. It grows only on settled evidence (the committee
     ///         README's curve: 41 settled passes to reach 50), so a fresh address buys nothing.
     uint64 public constant INITIAL_REPUTATION = 1;
+    /// @notice Larger is slower growth on a pass (the committee README's curve).
+    uint64 public constant REPUTATION_GROWTH_DIVISOR = 16;
 
     /// @notice Smallest stake (wei) for a node to count as active.
     uint256 public immutable minStake;
@@ -40,13 +46,16 @@ contract NodeRegistry is INodeRegistry, Guarded {
 
     mapping(address => Node) private _nodes;
     mapping(address => DroppedRoles) private _dropped;
-    /// @notice Accounts allowed to adjust reputation and slash.
+    /// @notice Accounts allowed to apply evidence (reputation and slashing), named through the
+    ///         admin timelock.
     mapping(address => bool) public isManager;
     /// @notice Slashed wei waiting for its recipient to claim it.
     mapping(address => uint256) public payouts;
     /// @notice The AccessController allowed to draw a fast-path audit's fee shortfall from stake
-    ///         (`drawForAudit`); set once by the admin at deployment.
+    ///         (`drawForAudit`); set once by the deployer or the admin at deployment.
     address public accessController;
+    /// @dev The account that deployed the registry (may name the AccessController once).
+    address private immutable _deployer;
     /// @notice Wei drawn from each node's stake by fast-path audits (still counts for `isBound`).
     mapping(address => uint256) public drawnForAudits;
     /// @notice The one node that may use each non-zero attestation record hash, claimed for good by
@@ -60,6 +69,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
     event UnbondRequested(address indexed node, uint256 amount, uint64 releaseAt);
     event Withdrawn(address indexed node, uint256 amount);
     event ReputationChanged(address indexed node, uint64 previous, uint64 current, address indexed manager);
+    /// @notice `reason` is the job (grant id) whose evidence convicted the node.
     event Slashed(address indexed node, uint256 amount, address indexed recipient, bytes32 reason, address manager);
     event PayoutClaimed(address indexed recipient, uint256 amount);
     event ManagerSet(address indexed account, bool allowed);
@@ -80,8 +90,15 @@ contract NodeRegistry is INodeRegistry, Guarded {
     error AccessControllerAlreadySet(address accessController);
     error NotAccessController(address caller);
     error AttestationKeyTaken(bytes32 attestationKeyHash, address owner);
+    error DelayTooShort(uint256 adminDelay, uint256 unbondingDelay);
 
-    constructor(address admin_, uint256 minStake_, uint256 unbondingDelay_) Guarded(admin_) {
+    /// @dev `adminDelay_` must exceed `unbondingDelay_`: a node that sees a manager queued can
+    ///      unbond and withdraw all its stake before that manager can slash it.
+    constructor(address admin_, uint256 minStake_, uint256 unbondingDelay_, uint256 adminDelay_)
+        Guarded(admin_, adminDelay_)
+    {
+        if (adminDelay_ <= unbondingDelay_) revert DelayTooShort(adminDelay_, unbondingDelay_);
+        _deployer = msg.sender;
         minStake = minStake_;
         unbondingDelay = unbondingDelay_;
     }
@@ -176,16 +193,19 @@ contract NodeRegistry is INodeRegistry, Guarded {
 
     // ---------------------------------------------------------------- managers
 
-    /// @notice Grants or revokes the manager role (reputation and slashing).
-    function setManager(address account, bool allowed) external onlyAdmin {
+    /// @notice Grants or revokes the manager role (evidence: reputation and slashing). Timelocked:
+    ///         queue it with `queueAdminCall` first.
+    function setManager(address account, bool allowed) external timelocked {
         if (account == address(0)) revert ZeroAddress();
         isManager[account] = allowed;
         emit ManagerSet(account, allowed);
     }
 
     /// @notice Names the AccessController whose fast-path audits may draw a fee shortfall from
-    ///         stake. Once: an admin cannot later point it at a contract that would drain stakes.
-    function setAccessController(address controller) external onlyAdmin {
+    ///         stake. Once, by the deployer or the admin: nobody can later point it at a contract
+    ///         that would drain stakes.
+    function setAccessController(address controller) external {
+        if (msg.sender != admin && msg.sender != _deployer) revert NotAdmin(msg.sender);
         if (controller == address(0)) revert ZeroAddress();
         if (accessController != address(0)) revert AccessControllerAlreadySet(accessController);
         accessController = controller;
@@ -215,40 +235,44 @@ contract NodeRegistry is INodeRegistry, Guarded {
         _send(msg.sender, drawn);
     }
 
-    /// @notice Adds `delta` to `node`'s reputation, clamped to [0, MAX_REPUTATION].
-    function adjustReputation(address node, int256 delta) external onlyManager returns (uint64 current) {
+    /// @notice A settled, attested pass of `node` (as executor, or as a verifier that certified
+    ///         a job): reputation r grows by max(1, ⌊r·(1000 − r) / 16,000⌋), capped at 1000
+    ///         (`nextReputation(r, 'pass')` of the committee package).
+    function recordPass(address node) external onlyManager returns (uint64 current) {
         Node storage n = _registered(node);
         uint64 previous = n.reputation;
-        int256 max = int256(uint256(MAX_REPUTATION));
-        // Clamp the delta first so that the sum cannot overflow, then the result.
-        int256 d = delta > max ? max : (delta < -max ? -max : delta);
-        int256 next = int256(uint256(previous)) + d;
-        if (next < 0) next = 0;
-        if (next > max) next = max;
-        current = uint64(uint256(next));
+        uint256 r = previous;
+        uint256 step = (r * (MAX_REPUTATION - r)) / (REPUTATION_GROWTH_DIVISOR * MAX_REPUTATION);
+        uint256 next = r + (step == 0 ? 1 : step);
+        current = next > MAX_REPUTATION ? MAX_REPUTATION : uint64(next);
         n.reputation = current;
         emit ReputationChanged(node, previous, current, msg.sender);
     }
 
-    /// @notice Takes up to `amount` from `node`'s stake, then from its unbonding funds, and
-    ///         credits it to `recipient` (claimed with `claimPayout`).
+    /// @notice Evidence of a fault by `node` in job `jobId`: a fail verdict halves its reputation,
+    ///         an equivocation proof sets it to 0; then up to `amount` is taken from its stake, then
+    ///         from its unbonding funds, and credited to `recipient` (claimed with `claimPayout`).
     /// @return slashed What was actually taken.
-    function slash(address node, uint256 amount, address recipient, bytes32 reason)
+    function recordFault(address node, bool equivocation, uint256 amount, address recipient, bytes32 jobId)
         external
         onlyManager
         returns (uint256 slashed)
     {
         if (recipient == address(0)) revert ZeroAddress();
-        if (amount == 0) revert ZeroAmount();
         Node storage n = _registered(node);
+        uint64 previous = n.reputation;
+        uint64 current = equivocation ? 0 : previous / 2;
+        n.reputation = current;
+        emit ReputationChanged(node, previous, current, msg.sender);
         uint256 fromStake = amount < n.stake ? amount : n.stake;
         n.stake -= uint128(fromStake);
         uint256 rest = amount - fromStake;
         uint256 fromUnbonding = rest < n.unbonding ? rest : n.unbonding;
         n.unbonding -= uint128(fromUnbonding);
         slashed = fromStake + fromUnbonding;
+        if (slashed == 0) return 0;
         payouts[recipient] += slashed;
-        emit Slashed(node, slashed, recipient, reason, msg.sender);
+        emit Slashed(node, slashed, recipient, jobId, msg.sender);
     }
 
     // ---------------------------------------------------------------- views

@@ -16,6 +16,8 @@ const CONTRACTS = [
   { source: 'policy/IAccessPolicy.sol', name: 'IAccessPolicy', deployable: false },
   { source: 'interfaces/INodeRegistry.sol', name: 'INodeRegistry', deployable: false },
   { source: 'interfaces/ICapsuleRegistry.sol', name: 'ICapsuleRegistry', deployable: false },
+  { source: 'committee/CommitteeSortition.sol', name: 'CommitteeSortition', deployable: true },
+  { source: 'committee/AttestationHub.sol', name: 'AttestationHub', deployable: true },
 ] as const
 
 /** Sources a policy needs to compile (shipped as strings so compiling never reads the disk). */

@@ -55,6 +55,12 @@ export interface DigicapParameters {
   auditWindow?: number
   /** Seconds between a deposit's `requestWithdrawal` and `withdrawDeposit` (default 1 hour). */
   withdrawalDelay?: number
+  /**
+   * Seconds between queueing an admin call (naming a manager or settler, a new admin) and
+   * sending it (default 8 days). Must exceed `unbondingDelay`, `disputeWindow` and
+   * `withdrawalDelay`, so that anyone can leave before a queued change takes effect (ADR 0027).
+   */
+  adminDelay?: number
 }
 
 export interface DeployDigicapOptions extends DigicapParameters {
@@ -74,6 +80,7 @@ export const DEFAULT_PARAMETERS = {
   disputeWindow: 24 * 3600,
   auditWindow: 600,
   withdrawalDelay: 3600,
+  adminDelay: 8 * 24 * 3600,
 } as const
 
 function providerOf(signer: Signer): Provider {
@@ -169,11 +176,13 @@ export async function deployDigicap(
     return c.getAddress()
   }
   const startBlock = await provider.getBlockNumber()
-  // The deployer administers the registry until it has named the controller (set once).
+  const adminDelay = options.adminDelay ?? DEFAULT_PARAMETERS.adminDelay
+  // The deployer may name the controller once even when another account is the admin.
   const nodeRegistry = await deploy(nodeRegistryAbi, nodeRegistryBytecode, [
-    deployer,
+    admin,
     options.minStake ?? DEFAULT_PARAMETERS.minStake,
     options.unbondingDelay ?? DEFAULT_PARAMETERS.unbondingDelay,
+    adminDelay,
   ])
   // The controller deploys its own CapsuleRegistry (the only account allowed to count runs).
   const accessController = await deploy(accessControllerAbi, accessControllerBytecode, [
@@ -183,12 +192,11 @@ export async function deployDigicap(
     options.disputeWindow ?? DEFAULT_PARAMETERS.disputeWindow,
     options.auditWindow ?? DEFAULT_PARAMETERS.auditWindow,
     options.withdrawalDelay ?? DEFAULT_PARAMETERS.withdrawalDelay,
+    adminDelay,
   ])
   // Fast-path audits draw a fee shortfall from stake through the controller (docs/adr/0006).
   const registry = new Contract(nodeRegistry, nodeRegistryAbi, signer as ContractRunner)
   await (await registry.getFunction('setAccessController')(accessController)).wait()
-  if (getAddress(admin) !== getAddress(deployer))
-    await (await registry.getFunction('setAdmin')(admin)).wait()
   const controller = new Contract(accessController, accessControllerAbi, provider)
   const capsuleRegistry = getAddress(String(await controller.getFunction('capsuleRegistry')()))
   const addresses: DigicapAddresses = {

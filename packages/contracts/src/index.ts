@@ -69,7 +69,11 @@ export {
 export {
   accessControllerAbi,
   accessControllerBytecode,
+  attestationHubAbi,
+  attestationHubBytecode,
   capsuleRegistryAbi,
+  committeeSortitionAbi,
+  committeeSortitionBytecode,
   iAccessPolicyAbi,
   iCapsuleRegistryAbi,
   iNodeRegistryAbi,
@@ -119,3 +123,17 @@ export type {
 export type { ReasonCode, ReasonName } from './reasons.ts'
 export { Reason, reasonName } from './reasons.ts'
 export { decodeRevert, withRevertDecoding } from './revert.ts'
+export type {
+  AdminCall,
+  SettlementAddresses,
+  SettlementContracts,
+  SettlementParameters,
+} from './settlement.ts'
+export {
+  connectSettlement,
+  DEFAULT_SETTLEMENT_PARAMETERS,
+  deploySettlement,
+  queueAdminCalls,
+  sendAdminCalls,
+  settlementRoleCalls,
+} from './settlement.ts'

@@ -1,5 +1,14 @@
 import { recoverTypedDataSigner } from '@digicap/capsule-core'
-import { concat, parseEther, Signature, toBeHex, toQuantity, type Wallet, ZeroHash } from 'ethers'
+import {
+  concat,
+  keccak256,
+  parseEther,
+  Signature,
+  toBeHex,
+  toQuantity,
+  type Wallet,
+  ZeroHash,
+} from 'ethers'
 import { describe, expect, it } from 'vitest'
 import { deployPolicy } from '../src/compiler/policy.ts'
 import { deployDigicap } from '../src/deploy.ts'
@@ -16,6 +25,7 @@ import { all, environment, fee, maxRuns, minReputation } from '../src/policy/exp
 import { Reason } from '../src/reasons.ts'
 import { JOB_PARAMS_POLICY, REVERTING_POLICY, SILENT_DENY_POLICY } from './fixtures/policies.ts'
 import {
+  ADMIN_DELAY,
   balanceOf,
   bytes32,
   CID,
@@ -29,6 +39,7 @@ import {
   peerId,
   ROLE_VERIFIER,
   send,
+  timelocked,
   useWorld,
   WITHDRAWAL_DELAY,
   type World,
@@ -313,17 +324,68 @@ describe('fees in escrow', () => {
     )
   })
 
-  it('lets a settler dispute and split an escrow; the owner cannot claim it', async () => {
+  it('names a settler only through the admin timelock (the direct path is gone)', async () => {
+    const ac = w.c.accessController
+    const data = ac.interface.encodeFunctionData('setSettler', [w.settler.address, true])
+    await expectRevert(ac.setSettler(w.settler.address, true), 'AdminCallNotQueued', [
+      keccak256(data),
+    ])
+    await expectRevert(ac.connect(w.other).queueAdminCall(data), 'NotAdmin', [w.other.address])
+    await send(ac.queueAdminCall(data))
+    await w.anvil.increaseTime(ADMIN_DELAY - 60)
+    await expectRevert(ac.setSettler(w.settler.address, true), 'AdminCallNotReady')
+    await w.anvil.increaseTime(60)
+    await expectRevert(ac.connect(w.other).setSettler(w.settler.address, true), 'NotAdmin', [
+      w.other.address,
+    ])
+    await send(ac.setSettler(w.settler.address, true))
+    expect(await ac.isSettler(w.settler.address)).toBe(true)
+    await expectRevert(
+      timelocked(w, ac, 'setSettler', [ZeroHash.slice(0, 42), true]),
+      'ZeroAddress',
+    )
+    await send(ac.renounceAdmin())
+    await expectRevert(ac.queueAdminCall(data), 'NotAdmin', [w.deployer.address])
+  })
+
+  it('refuses an admin delay that does not outlast the dispute window or the withdrawal delay', async () => {
+    await expectRevert(
+      deployDigicap(w.deployer, {
+        disputeWindow: 3600,
+        withdrawalDelay: 1800,
+        unbondingDelay: 100,
+        auditWindow: 60,
+        adminDelay: 3600,
+      }),
+      'DelayTooShort',
+      [3600n, 3600n],
+    )
+  })
+
+  it('lets a settler refund a locked escrow to the executor that paid it (a timeout), once', async () => {
+    await timelocked(w, w.c.accessController, 'setSettler', [w.settler.address, true])
     const { grantId } = await paidGrant()
     const settler = w.c.accessController.connect(w.settler)
-    await expectRevert(settler.disputeEscrow(grantId), 'NotSettler', [w.settler.address])
-    await expectRevert(
-      w.c.accessController.connect(w.other).setSettler(w.settler.address, true),
-      'NotAdmin',
-      [w.other.address],
-    )
-    await expectRevert(w.c.accessController.setSettler(ZeroHash.slice(0, 42), true), 'ZeroAddress')
-    await send(w.c.accessController.setSettler(w.settler.address, true))
+    await expectRevert(settler.refundEscrow(grantId), 'WrongEscrowState', [grantId, 1n])
+    await send(settler.disputeEscrow(grantId))
+    await expectRevert(w.c.accessController.connect(w.other).refundEscrow(grantId), 'NotSettler', [
+      w.other.address,
+    ])
+    const r = await send(settler.refundEscrow(grantId))
+    expect(parseEvents(settler, r, 'EscrowRefunded')).toEqual([
+      { grantId, payer: w.executor.address, amount: FEE },
+    ])
+    expect(await w.c.accessController.credits(w.executor.address)).toBe(FEE)
+    await expectRevert(settler.refundEscrow(grantId), 'WrongEscrowState', [grantId, 4n])
+    await expectConserved(w)
+  })
+
+  it('lets a settler dispute and split an escrow; the owner cannot claim it', async () => {
+    const settler = w.c.accessController.connect(w.settler)
+    const early = await paidGrant()
+    await expectRevert(settler.disputeEscrow(early.grantId), 'NotSettler', [w.settler.address])
+    await timelocked(w, w.c.accessController, 'setSettler', [w.settler.address, true])
+    const { grantId } = await paidGrant()
     await expectRevert(
       settler.resolveEscrow(grantId, [w.owner.address], [FEE]),
       'WrongEscrowState',
@@ -369,9 +431,10 @@ describe('fees in escrow', () => {
     await send(w.c.accessController.connect(w.executor).withdrawCredit())
     await send(settler.withdrawCredit())
     await expectRevert(settler.withdrawCredit(), 'NothingToWithdraw')
-    expect(await w.c.accessController.totalHeld()).toBe(0n)
+    // Only the escrow of the grant made before the settler was named is still held.
+    expect(await w.c.accessController.totalHeld()).toBe(FEE)
     await expectConserved(w)
-    await send(w.c.accessController.setSettler(w.settler.address, false))
+    await timelocked(w, w.c.accessController, 'setSettler', [w.settler.address, false])
     await expectRevert(settler.disputeEscrow(grantId), 'NotSettler', [w.settler.address])
   })
 
@@ -436,8 +499,8 @@ describe('fees in escrow', () => {
     expect(await ac.deposits(await attacker.getAddress())).toBe(FEE / 2n)
     await expectConserved(w)
 
+    await timelocked(w, ac, 'setSettler', [w.settler.address, true])
     const { grantId } = await paidGrant()
-    await send(ac.setSettler(w.settler.address, true))
     await send(ac.connect(w.settler).disputeEscrow(grantId))
     await send(ac.connect(w.settler).resolveEscrow(grantId, [await attacker.getAddress()], [FEE]))
     const credit = ac.interface.encodeFunctionData('withdrawCredit')
@@ -693,11 +756,13 @@ describe('recordFastPathGrant (fast path)', () => {
 })
 
 describe('admin', () => {
-  it('hands over the admin role only from the admin, never to zero', async () => {
+  it('hands over the admin role only from the admin, through the timelock, never to zero', async () => {
     const ac = w.c.accessController
     await expectRevert(ac.connect(w.other).setAdmin(w.other.address), 'NotAdmin', [w.other.address])
-    await expectRevert(ac.setAdmin(ZeroHash.slice(0, 42)), 'ZeroAddress')
-    const r = await send(ac.setAdmin(w.other.address))
+    // Timelocked like every change of who holds power.
+    await expectRevert(ac.setAdmin(w.other.address), 'AdminCallNotQueued')
+    await expectRevert(timelocked(w, ac, 'setAdmin', [ZeroHash.slice(0, 42)]), 'ZeroAddress')
+    const r = await timelocked(w, ac, 'setAdmin', [w.other.address])
     expect(parseEvents(ac, r, 'AdminChanged')).toEqual([
       { previousAdmin: w.deployer.address, newAdmin: w.other.address },
     ])

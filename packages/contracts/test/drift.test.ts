@@ -12,5 +12,6 @@ describe('generated artifacts', () => {
       const committed = readFileSync(join(root, 'src/generated', name), 'utf8')
       expect(committed === text, `src/generated/${name} is stale: run \`pnpm compile\``).toBe(true)
     }
-  })
+    // One solc compile of every contract: ~25 s alone, several times that on the loaded CI box.
+  }, 240_000)
 })

@@ -30,6 +30,8 @@ export const DISPUTE_WINDOW = 3600
 export const UNBONDING_DELAY = 7 * 24 * 3600
 export const AUDIT_WINDOW = 600
 export const WITHDRAWAL_DELAY = 3600
+/** Admin timelock: longer than the unbonding delay, the dispute window and the withdrawal delay. */
+export const ADMIN_DELAY = 8 * 24 * 3600
 export const CID = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
 export const ROLE_EXECUTOR = 1
 export const ROLE_VERIFIER = 2
@@ -60,6 +62,7 @@ export async function setupWorld(): Promise<World> {
     auditWindow: AUDIT_WINDOW,
     withdrawalDelay: WITHDRAWAL_DELAY,
     unbondingDelay: UNBONDING_DELAY,
+    adminDelay: ADMIN_DELAY,
   })
   const c = connectDigicap(addresses, deployer!)
   await send(
@@ -186,4 +189,29 @@ export async function expectConserved(w: World) {
     await w.c.accessController.totalHeld(),
   )
   expect(await balanceOf(w, w.addresses.nodeRegistry)).toBe(await w.c.nodeRegistry.totalHeld())
+}
+
+/**
+ * Sends a timelocked admin call of `contract` (NodeRegistry or AccessController) the only way
+ * there is: the admin queues its calldata, the chain moves `ADMIN_DELAY` ahead, the admin sends it.
+ */
+export async function timelocked(
+  w: World,
+  contract: {
+    getAddress(): Promise<string>
+    interface: { encodeFunctionData(f: string, a: readonly unknown[]): string }
+  },
+  method: string,
+  args: readonly unknown[],
+) {
+  const target = await contract.getAddress()
+  const data = contract.interface.encodeFunctionData(method, args)
+  const guarded = new Contract(
+    target,
+    ['function queueAdminCall(bytes data) returns (uint256)'],
+    w.deployer,
+  )
+  await send(guarded.getFunction('queueAdminCall')(data))
+  await w.anvil.provider.send('evm_increaseTime', [ADMIN_DELAY])
+  return send(w.deployer.sendTransaction({ to: target, data }))
 }

@@ -16,6 +16,7 @@ import {
   MIN_STAKE,
   send,
   setupWorld,
+  timelocked,
   UNBONDING_DELAY,
   WITHDRAWAL_DELAY,
   type World,
@@ -58,8 +59,10 @@ beforeAll(async () => {
     manager: s[7]!.address,
     stranger: s[9]!.address,
   }
-  await send(w.c.accessController.setSettler(actors.settler, true))
-  await send(w.c.nodeRegistry.setManager(actors.manager, true))
+  // Both roles only through the admin timelock (ADR 0027); EOAs here, so that the random steps
+  // can try every split and slash the contracts allow a settler and a manager.
+  await timelocked(w, w.c.accessController, 'setSettler', [actors.settler, true])
+  await timelocked(w, w.c.nodeRegistry, 'setManager', [actors.manager, true])
   await send(w.c.capsuleRegistry.connect(w.owner).setOperator(actors.operator, true))
   const rules = [
     { rule: all(fee('0.001'), maxRuns(3)), maxRuns: 3, minFee: parseEther('0.001') },

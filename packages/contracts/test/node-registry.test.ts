@@ -1,9 +1,10 @@
-import { ContractFactory, parseEther, toQuantity, ZeroAddress, ZeroHash } from 'ethers'
+import { ContractFactory, keccak256, parseEther, toQuantity, ZeroAddress, ZeroHash } from 'ethers'
 import { describe, expect, it } from 'vitest'
 import { parseEvents } from '../src/events.ts'
 import { nodeRegistryAbi, nodeRegistryBytecode } from '../src/generated/artifacts.ts'
 import { POLICY_LIMITS } from '../src/policy/expression.ts'
 import {
+  ADMIN_DELAY,
   balanceOf,
   bytes32,
   deployAttacker,
@@ -14,6 +15,7 @@ import {
   ROLE_EXECUTOR,
   ROLE_VERIFIER,
   send,
+  timelocked,
   UNBONDING_DELAY,
   useWorld,
   type World,
@@ -148,7 +150,7 @@ describe('NodeRegistry limits', () => {
       [2n ** 128n],
     )
     const factory = new ContractFactory(nodeRegistryAbi, nodeRegistryBytecode, w.deployer)
-    await expectRevert(factory.deploy(ZeroAddress, 1, 1), 'ZeroAddress')
+    await expectRevert(factory.deploy(ZeroAddress, 1, 1, 2), 'ZeroAddress')
   })
 })
 
@@ -192,63 +194,125 @@ describe('NodeRegistry unbonding', () => {
   })
 })
 
-describe('NodeRegistry managers: reputation and slashing', () => {
-  it('lets only managers adjust reputation, clamped to [0, 1000]', async () => {
+describe('NodeRegistry managers: evidence only, named through the admin timelock', () => {
+  it('names a manager only through the timelock: not directly, not early, not twice, not by a stranger', async () => {
     const nr = w.c.nodeRegistry
-    await expectRevert(nr.connect(w.other).adjustReputation(w.executor.address, 1), 'NotManager', [
+    // The old direct path is gone: the admin's own setManager reverts until it was queued.
+    const data = nr.interface.encodeFunctionData('setManager', [w.settler.address, true])
+    const callHash = keccak256(data)
+    await expectRevert(nr.setManager(w.settler.address, true), 'AdminCallNotQueued', [callHash])
+    await expectRevert(nr.connect(w.other).queueAdminCall(data), 'NotAdmin', [w.other.address])
+    const q = await send(nr.queueAdminCall(data))
+    const [queued] = parseEvents(nr, q, 'AdminCallQueued')
+    const block = await w.anvil.provider.getBlock(q.blockNumber)
+    expect(queued).toEqual({ callHash, data, readyAt: BigInt(block!.timestamp + ADMIN_DELAY) })
+    expect(await nr.adminDelay()).toBe(BigInt(ADMIN_DELAY))
+    await expectRevert(nr.setManager(w.settler.address, true), 'AdminCallNotReady', [
+      callHash,
+      queued!.readyAt,
+    ])
+    await w.anvil.provider.send('evm_increaseTime', [ADMIN_DELAY])
+    await expectRevert(nr.connect(w.other).setManager(w.settler.address, true), 'NotAdmin', [
       w.other.address,
     ])
-    await expectRevert(nr.connect(w.other).setManager(w.other.address, true), 'NotAdmin', [
-      w.other.address,
-    ])
-    await expectRevert(nr.setManager(ZeroAddress, true), 'ZeroAddress')
     const set = await send(nr.setManager(w.settler.address, true))
     expect(parseEvents(nr, set, 'ManagerSet')).toEqual([
       { account: w.settler.address, allowed: true },
     ])
-    const m = nr.connect(w.settler)
-    const r = await send(m.adjustReputation(w.executor.address, -30))
-    expect(parseEvents(nr, r, 'ReputationChanged')).toEqual([
-      { node: w.executor.address, previous: 1n, current: 0n, manager: w.settler.address },
+    expect(await nr.isManager(w.settler.address)).toBe(true)
+    // Used once: the same calldata must be queued again.
+    await expectRevert(nr.setManager(w.settler.address, true), 'AdminCallNotQueued', [callHash])
+    // A queued call can be cancelled before it is sent.
+    const revoke = nr.interface.encodeFunctionData('setManager', [w.settler.address, false])
+    await send(nr.queueAdminCall(revoke))
+    await send(nr.cancelAdminCall(keccak256(revoke)))
+    await w.anvil.provider.send('evm_increaseTime', [ADMIN_DELAY])
+    await expectRevert(nr.setManager(w.settler.address, false), 'AdminCallNotQueued', [
+      keccak256(revoke),
     ])
-    await send(m.adjustReputation(w.executor.address, -(2n ** 255n)))
-    expect(await nr.reputationOf(w.executor.address)).toBe(0n)
-    await send(m.adjustReputation(w.executor.address, 2n ** 255n - 1n))
-    expect(await nr.reputationOf(w.executor.address)).toBe(1000n)
-    expect(await nr.MAX_REPUTATION()).toBe(BigInt(POLICY_LIMITS.maxReputation))
-    await send(m.adjustReputation(w.executor.address, 5))
-    expect(await nr.reputationOf(w.executor.address)).toBe(1000n)
-    await expectRevert(m.adjustReputation(w.other.address, 1), 'NotRegistered', [w.other.address])
-    await send(nr.setManager(w.settler.address, false))
-    await expectRevert(m.adjustReputation(w.executor.address, 1), 'NotManager', [w.settler.address])
   })
 
-  it('slashes stake then unbonding funds, credits the recipient, and conserves funds', async () => {
+  it('renounceAdmin ends admin power: queued calls can never be sent, nothing can be queued', async () => {
     const nr = w.c.nodeRegistry
-    await send(nr.setManager(w.settler.address, true))
+    const data = nr.interface.encodeFunctionData('setManager', [w.other.address, true])
+    await send(nr.queueAdminCall(data))
+    await expectRevert(nr.connect(w.other).renounceAdmin(), 'NotAdmin', [w.other.address])
+    const r = await send(nr.renounceAdmin())
+    expect(parseEvents(nr, r, 'AdminChanged')).toEqual([
+      { previousAdmin: w.deployer.address, newAdmin: ZeroAddress },
+    ])
+    expect(await nr.admin()).toBe(ZeroAddress)
+    await w.anvil.provider.send('evm_increaseTime', [ADMIN_DELAY])
+    await expectRevert(nr.setManager(w.other.address, true), 'NotAdmin', [w.deployer.address])
+    await expectRevert(nr.queueAdminCall(data), 'NotAdmin', [w.deployer.address])
+    await expectRevert(nr.setAdmin(w.deployer.address), 'NotAdmin', [w.deployer.address])
+  })
+
+  it('refuses an admin delay that does not outlast the unbonding delay (a node could not leave first)', async () => {
+    const factory = new ContractFactory(nodeRegistryAbi, nodeRegistryBytecode, w.deployer)
+    await expectRevert(factory.deploy(w.deployer.address, 1, 100, 100), 'DelayTooShort', [
+      100n,
+      100n,
+    ])
+  })
+
+  it('moves reputation only along the curve: a pass from 1 takes 41 passes to 50, a fail halves, an equivocation zeroes', async () => {
+    const nr = w.c.nodeRegistry
+    await expectRevert(nr.connect(w.other).recordPass(w.executor.address), 'NotManager', [
+      w.other.address,
+    ])
+    await timelocked(w, nr, 'setManager', [w.settler.address, true])
+    const m = nr.connect(w.settler)
+    const first = await send(m.recordPass(w.executor.address))
+    expect(parseEvents(nr, first, 'ReputationChanged')).toEqual([
+      { node: w.executor.address, previous: 1n, current: 2n, manager: w.settler.address },
+    ])
+    for (let i = 1; i < 40; i++) await send(m.recordPass(w.executor.address))
+    // +1 a pass while r·(1000 − r) < 32,000 (r < 33), then +2: 40 passes reach 48, the 41st 50.
+    expect(await nr.reputationOf(w.executor.address)).toBe(48n)
+    await send(m.recordPass(w.executor.address))
+    expect(await nr.reputationOf(w.executor.address)).toBe(50n)
+    // A fail verdict halves (and slashes nothing when asked nothing).
+    const fail = await send(m.recordFault(w.executor.address, false, 0, w.owner.address, ZeroHash))
+    expect(parseEvents(nr, fail, 'ReputationChanged')).toEqual([
+      { node: w.executor.address, previous: 50n, current: 25n, manager: w.settler.address },
+    ])
+    expect(parseEvents(nr, fail, 'Slashed')).toEqual([])
+    await send(m.recordFault(w.executor.address, true, 0, w.owner.address, ZeroHash))
+    expect(await nr.reputationOf(w.executor.address)).toBe(0n)
+    await expectRevert(m.recordPass(w.other.address), 'NotRegistered', [w.other.address])
+    expect(await nr.MAX_REPUTATION()).toBe(BigInt(POLICY_LIMITS.maxReputation))
+  })
+
+  it('slashes stake then unbonding funds on a fault, credits the recipient, and conserves funds', async () => {
+    const nr = w.c.nodeRegistry
+    await timelocked(w, nr, 'setManager', [w.settler.address, true])
     const m = nr.connect(w.settler)
     const node = nr.connect(w.executor)
     await send(node.addStake({ value: ONE }))
     await send(node.requestUnbond(ONE))
-    const reason = bytes32()
-    await expectRevert(m.slash(w.executor.address, 0, w.settler.address, reason), 'ZeroAmount')
-    await expectRevert(m.slash(w.executor.address, 1, ZeroAddress, reason), 'ZeroAddress')
-    await expectRevert(m.slash(w.other.address, 1, w.settler.address, reason), 'NotRegistered', [
-      w.other.address,
-    ])
+    const job = bytes32()
+    await expectRevert(m.recordFault(w.executor.address, false, 1, ZeroAddress, job), 'ZeroAddress')
     await expectRevert(
-      nr.connect(w.other).slash(w.executor.address, 1, w.other.address, reason),
+      m.recordFault(w.other.address, false, 1, w.settler.address, job),
+      'NotRegistered',
+      [w.other.address],
+    )
+    await expectRevert(
+      nr.connect(w.other).recordFault(w.executor.address, false, 1, w.other.address, job),
       'NotManager',
       [w.other.address],
     )
     const half = ONE / 2n
-    const r = await send(m.slash(w.executor.address, MIN_STAKE + half, w.other.address, reason))
+    const r = await send(
+      m.recordFault(w.executor.address, false, MIN_STAKE + half, w.other.address, job),
+    )
     expect(parseEvents(nr, r, 'Slashed')).toEqual([
       {
         node: w.executor.address,
         amount: MIN_STAKE + half,
         recipient: w.other.address,
-        reason,
+        reason: job,
         manager: w.settler.address,
       },
     ])
@@ -256,9 +320,15 @@ describe('NodeRegistry managers: reputation and slashing', () => {
     expect(n.stake).toBe(0n)
     expect(n.unbonding).toBe(half)
     expect(await nr.isActive(w.executor.address, ROLE_EXECUTOR)).toBe(false)
-    const capped = await m.slash.staticCall(w.executor.address, ONE * 5n, w.other.address, ZeroHash)
+    const capped = await m.recordFault.staticCall(
+      w.executor.address,
+      true,
+      ONE * 5n,
+      w.other.address,
+      job,
+    )
     expect(capped).toBe(half)
-    await send(m.slash(w.executor.address, ONE * 5n, w.other.address, ZeroHash))
+    await send(m.recordFault(w.executor.address, true, ONE * 5n, w.other.address, job))
     n = await nr.getNode(w.executor.address)
     expect(n.unbonding).toBe(0n)
     expect(await nr.payouts(w.other.address)).toBe(ONE + MIN_STAKE)
@@ -280,8 +350,10 @@ describe('NodeRegistry managers: reputation and slashing', () => {
     const nr = w.c.nodeRegistry
     const attacker = await deployAttacker(w.other)
     const target = await attacker.getAddress()
-    await send(nr.setManager(w.settler.address, true))
-    await send(nr.connect(w.settler).slash(w.executor.address, MIN_STAKE, target, ZeroHash))
+    await timelocked(w, nr, 'setManager', [w.settler.address, true])
+    await send(
+      nr.connect(w.settler).recordFault(w.executor.address, false, MIN_STAKE, target, ZeroHash),
+    )
     const claim = nr.interface.encodeFunctionData('claimPayout')
     await send(attacker.arm!(w.addresses.nodeRegistry, claim))
     await send(attacker.execute!(w.addresses.nodeRegistry, claim))

@@ -7,9 +7,9 @@ pragma solidity ^0.8.28;
 ///         hash), under the domain {name "DigicapPbft", version "1", chainId, verifyingContract}.
 /// @dev The typed data is @digicap/committee's `voteTypedData(domain, { phase: 'commit', … })`:
 ///      `Commit(bytes32 jobId,uint64 view,uint8 verdict,bytes32 evidenceHash)`. Signatures are
-///      65 bytes r ‖ s ‖ v (v 27 or 28, low s), concatenated in signer order. Signers must be
-///      strictly ascending, so a signer counts once; the committee is given sorted ascending too,
-///      so membership is one merge pass (no storage read per signer).
+///      65 bytes r ‖ s ‖ v (v 27 or 28, low s), concatenated in committee order. The signers are
+///      recovered, not listed: a bitmap says which members signed, the members that did not
+///      sign come in calldata, and together they must rebuild the seated committee's hash.
 library CommitteeCertificate {
     bytes32 internal constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
@@ -17,6 +17,10 @@ library CommitteeCertificate {
     bytes32 internal constant VERSION_HASH = keccak256("1");
     bytes32 internal constant COMMIT_TYPEHASH =
         keccak256("Commit(bytes32 jobId,uint64 view,uint8 verdict,bytes32 evidenceHash)");
+    bytes32 internal constant PREPARE_TYPEHASH =
+        keccak256("Prepare(bytes32 jobId,uint64 view,uint8 verdict,bytes32 evidenceHash)");
+    bytes32 internal constant PREPREPARE_TYPEHASH =
+        keccak256("PrePrepare(bytes32 jobId,uint64 view,uint8 verdict,bytes32 evidenceHash)");
     /// @dev secp256k1 n / 2: a higher s is the malleable twin of a valid signature.
     uint256 internal constant HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
     /// @dev PBFT verdicts are 0 … 7 (pass / fail per phase, @digicap/protocol PBFT_MAX_VERDICT).
@@ -31,11 +35,12 @@ library CommitteeCertificate {
     }
 
     error InvalidVerdict(uint8 verdict);
-    error SignaturesLength(uint256 signers, uint256 signatureBytes);
+    error SignaturesLength(uint256 signatureBytes);
     error TooFewSignatures(uint256 signatures, uint256 quorum);
-    error SignersNotAscending(uint256 index);
+    error SignersMismatch();
+    error NotTheCommittee();
     error NotCommitteeMember(address signer);
-    error BadSignature(uint256 index, address signer);
+    error BadSignature(uint256 index);
 
     /// @notice The EIP-712 domain separator of `verifyingContract` on this chain.
     function domainSeparator(address verifyingContract) internal view returns (bytes32) {
@@ -49,54 +54,83 @@ library CommitteeCertificate {
         return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
     }
 
-    /// @notice Reverts unless `signatures` hold ≥ `quorum` valid signatures of `digest` by
-    ///         strictly ascending `signers`, each in `committee` (sorted ascending).
+    /// @notice The digest of a PBFT vote of `phase` (0 PrePrepare, 1 Prepare, 2 Commit): the same
+    ///         fields under the phase's own primary type, so that no phase's signature is valid
+    ///         for another (SPEC-PBFT §2).
+    function voteDigest(bytes32 domain, uint8 phase, bytes32 jobId, uint64 viewNumber, uint8 verdict, bytes32 evidenceHash)
+        internal
+        pure
+        returns (bytes32)
+    {
+        bytes32 typehash = phase == 0 ? PREPREPARE_TYPEHASH : (phase == 1 ? PREPARE_TYPEHASH : COMMIT_TYPEHASH);
+        bytes32 structHash = keccak256(abi.encode(typehash, jobId, viewNumber, verdict, evidenceHash));
+        return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
+    }
+
+    /// @notice Reverts unless `signatures` hold ≥ `quorum` valid signatures of `digest` by the
+    ///         members at the set bits of `signerBits`, and those signers with `others` (the
+    ///         members that did not sign, ascending) rebuild the committee whose hash is
+    ///         `committeeHash` (first 20 bytes of keccak256 of the sorted members, 32 bytes each).
+    /// @dev Signers are recovered, not listed, and the members who signed are not sent at all:
+    ///      calldata is the largest cost of a certificate. Each position holds one member, so a
+    ///      signer counts once; a forged, foreign or repeated signature rebuilds another committee.
+    /// @return signers `signerBits` as stored (bit i: member i signed).
     function check(
         bytes32 digest_,
-        address[] calldata committee,
+        bytes20 committeeHash,
         uint256 quorum,
-        address[] calldata signers,
+        uint256 signerBits,
+        address[] calldata others,
         bytes calldata signatures
-    ) internal view {
-        uint256 count = signers.length;
-        if (signatures.length != count * 65) revert SignaturesLength(count, signatures.length);
+    ) internal view returns (uint32 signers) {
+        uint256 count = signatures.length / 65;
+        if (signatures.length != count * 65) revert SignaturesLength(signatures.length);
         if (count < quorum) revert TooFewSignatures(count, quorum);
-        // Calldata read directly (the arrays' bounds are the loop bounds), unchecked counters
-        // (bounded by calldata length): the Solidity checks cost ~1.5k gas per signer.
-        uint256 j = 0;
-        uint256 previous = 0;
-        for (uint256 i = 0; i < count;) {
-            uint256 signer;
-            assembly ("memory-safe") {
-                signer := and(calldataload(add(signers.offset, shl(5, i))), 0xffffffffffffffffffffffffffffffffffffffff)
+        // The committee is rebuilt in memory, one 32-byte word per member, in seat order.
+        uint256 seats = count + others.length;
+        if (seats > 32 || signerBits >> seats != 0) revert SignersMismatch();
+        uint256 members;
+        assembly ("memory-safe") {
+            members := mload(0x40)
+            mstore(0x40, add(members, shl(5, seats)))
+        }
+        uint256 s = 0;
+        for (uint256 i = 0; i < seats;) {
+            uint256 member;
+            if ((signerBits >> i) & 1 == 1) {
+                if (s == count) revert SignersMismatch();
+                member = uint256(uint160(recover(digest_, signatures, s)));
+                if (member == 0) revert BadSignature(s);
+                unchecked {
+                    s++;
+                }
+            } else {
+                // i - s < others.length: i < seats = count + others.length and s ≤ count.
+                if (i - s >= others.length) revert SignersMismatch();
+                assembly ("memory-safe") {
+                    member := calldataload(add(others.offset, shl(5, sub(i, s))))
+                }
             }
-            if (signer <= previous) revert SignersNotAscending(i);
-            previous = signer;
-            j = seek(committee, j, signer);
-            if (uint256(uint160(recover(digest_, signatures, i))) != signer) {
-                revert BadSignature(i, address(uint160(signer)));
+            assembly ("memory-safe") {
+                mstore(add(members, shl(5, i)), member)
             }
             unchecked {
                 i++;
             }
         }
+        if (s != count) revert SignersMismatch();
+        bytes32 rebuilt;
+        assembly ("memory-safe") {
+            rebuilt := keccak256(members, shl(5, seats))
+        }
+        if (bytes20(rebuilt) != committeeHash) revert NotTheCommittee();
+        signers = uint32(signerBits);
     }
 
-    /// @notice The position of `signer` in the sorted `committee`, searching from `j` on.
-    function seek(address[] calldata committee, uint256 j, uint256 signer) internal pure returns (uint256) {
-        uint256 members = committee.length;
-        uint256 member = 0;
-        while (j < members) {
-            assembly ("memory-safe") {
-                member := and(calldataload(add(committee.offset, shl(5, j))), 0xffffffffffffffffffffffffffffffffffffffff)
-            }
-            if (member >= signer) break;
-            unchecked {
-                j++;
-            }
-        }
-        if (member != signer) revert NotCommitteeMember(address(uint160(signer)));
-        return j;
+    /// @notice The signer of one 65-byte signature, or address(0) when it is malformed.
+    function recoverOne(bytes32 digest_, bytes calldata signature) internal view returns (address) {
+        if (signature.length != 65) return address(0);
+        return recover(digest_, signature, 0);
     }
 
     /// @notice The signer of the `i`-th 65-byte signature, or address(0) when it is malformed

@@ -40,7 +40,13 @@ export type GrantOutput = [executor: string, runIndex: bigint, expiresAt: bigint
 
 export type NodeOutput = [stake: bigint, reputation: bigint, roles: bigint, registered: boolean, unbonding: bigint, unbondingReleaseAt: bigint, attestationKeyHash: string, peerId: string] & { readonly stake: bigint; readonly reputation: bigint; readonly roles: bigint; readonly registered: boolean; readonly unbonding: bigint; readonly unbondingReleaseAt: bigint; readonly attestationKeyHash: string; readonly peerId: string }
 
+export interface ProofInput { gamma: BigNumberish[]; c: BigNumberish; s: BigNumberish; u: BigNumberish[]; sH: BigNumberish[]; cGamma: BigNumberish[] }
+
 export interface SignedAccessRequestInput { capsuleId: BytesLike; executor: AddressLike; ephemeralKey: BytesLike; measurement: BytesLike; jobParamsHash: BytesLike; fee: BigNumberish; nonce: BigNumberish; expiry: BigNumberish }
+
+export interface ValueInput { jobId: BytesLike; viewNumber: BigNumberish; verdict: BigNumberish; evidenceHash: BytesLike }
+
+export interface VoteInput { phase: BigNumberish; viewNumber: BigNumberish; verdict: BigNumberish; evidenceHash: BytesLike; signature: BytesLike }
 
 /** Event arguments of CapsuleRegistry, by event name. */
 export interface CapsuleRegistryEvents {
@@ -74,6 +80,8 @@ export interface CapsuleRegistryContract extends TypedContract<CapsuleRegistryEv
 /** Event arguments of NodeRegistry, by event name. */
 export interface NodeRegistryEvents {
   AccessControllerSet: { readonly accessController: string }
+  AdminCallCancelled: { readonly callHash: string }
+  AdminCallQueued: { readonly callHash: string; readonly data: string; readonly readyAt: bigint }
   AdminChanged: { readonly previousAdmin: string; readonly newAdmin: string }
   DrawnForAudit: { readonly node: string; readonly amount: bigint }
   ManagerSet: { readonly account: string; readonly allowed: boolean }
@@ -91,10 +99,12 @@ export interface NodeRegistryEvents {
 export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> {
   accessController: TypedMethod<[], string, 'view'>
   addStake: TypedMethod<[], void, 'payable'>
-  adjustReputation: TypedMethod<[node: AddressLike, delta: BigNumberish], bigint, 'nonpayable'>
   admin: TypedMethod<[], string, 'view'>
+  adminCallReadyAt: TypedMethod<[callHash: BytesLike], bigint, 'view'>
+  adminDelay: TypedMethod<[], bigint, 'view'>
   ALL_ROLES: TypedMethod<[], bigint, 'view'>
   attestationKeyOwner: TypedMethod<[arg0: BytesLike], string, 'view'>
+  cancelAdminCall: TypedMethod<[callHash: BytesLike], void, 'nonpayable'>
   claimPayout: TypedMethod<[], void, 'nonpayable'>
   drawForAudit: TypedMethod<[node: AddressLike, amount: BigNumberish], bigint, 'nonpayable'>
   drawnForAudits: TypedMethod<[arg0: AddressLike], bigint, 'view'>
@@ -108,7 +118,12 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   MAX_REPUTATION: TypedMethod<[], bigint, 'view'>
   minStake: TypedMethod<[], bigint, 'view'>
   payouts: TypedMethod<[arg0: AddressLike], bigint, 'view'>
+  queueAdminCall: TypedMethod<[data: BytesLike], bigint, 'nonpayable'>
+  recordFault: TypedMethod<[node: AddressLike, equivocation: boolean, amount: BigNumberish, recipient: AddressLike, jobId: BytesLike], bigint, 'nonpayable'>
+  recordPass: TypedMethod<[node: AddressLike], bigint, 'nonpayable'>
   register: TypedMethod<[peerId: BytesLike, attestationKeyHash: BytesLike, roles: BigNumberish], void, 'payable'>
+  renounceAdmin: TypedMethod<[], void, 'nonpayable'>
+  REPUTATION_GROWTH_DIVISOR: TypedMethod<[], bigint, 'view'>
   reputationOf: TypedMethod<[node: AddressLike], bigint, 'view'>
   requestUnbond: TypedMethod<[amount: BigNumberish], void, 'nonpayable'>
   ROLE_EXECUTOR: TypedMethod<[], bigint, 'view'>
@@ -116,7 +131,6 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   setAccessController: TypedMethod<[controller: AddressLike], void, 'nonpayable'>
   setAdmin: TypedMethod<[newAdmin: AddressLike], void, 'nonpayable'>
   setManager: TypedMethod<[account: AddressLike, allowed: boolean], void, 'nonpayable'>
-  slash: TypedMethod<[node: AddressLike, amount: BigNumberish, recipient: AddressLike, reason: BytesLike], bigint, 'nonpayable'>
   totalHeld: TypedMethod<[], bigint, 'view'>
   unbondingDelay: TypedMethod<[], bigint, 'view'>
   update: TypedMethod<[peerId: BytesLike, attestationKeyHash: BytesLike, roles: BigNumberish], void, 'nonpayable'>
@@ -127,6 +141,8 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
 /** Event arguments of AccessController, by event name. */
 export interface AccessControllerEvents {
   AccessGranted: { readonly grantId: string; readonly capsuleId: string; readonly executor: string; readonly ephemeralKey: string; readonly measurement: string; readonly expiresAt: bigint; readonly fastPath: boolean }
+  AdminCallCancelled: { readonly callHash: string }
+  AdminCallQueued: { readonly callHash: string; readonly data: string; readonly readyAt: bigint }
   AdminChanged: { readonly previousAdmin: string; readonly newAdmin: string }
   AuditShortfall: { readonly grantId: string; readonly executor: string; readonly fromStake: bigint; readonly uncovered: bigint }
   Credited: { readonly payee: string; readonly grantId: string; readonly amount: bigint }
@@ -134,6 +150,7 @@ export interface AccessControllerEvents {
   Deposited: { readonly account: string; readonly amount: bigint; readonly balance: bigint }
   DepositWithdrawn: { readonly account: string; readonly amount: bigint; readonly balance: bigint }
   EscrowDisputed: { readonly grantId: string; readonly settler: string }
+  EscrowRefunded: { readonly grantId: string; readonly payer: string; readonly amount: bigint }
   EscrowResolved: { readonly grantId: string; readonly settler: string }
   FastPathAuditFailed: { readonly index: bigint; readonly capsuleId: string; readonly executor: string; readonly nonce: bigint; readonly reason: string }
   FeeClaimed: { readonly grantId: string; readonly owner: string; readonly amount: bigint }
@@ -146,7 +163,10 @@ export interface AccessControllerEvents {
 /** AccessController as a typed ethers v6 contract. */
 export interface AccessControllerContract extends TypedContract<AccessControllerEvents> {
   admin: TypedMethod<[], string, 'view'>
+  adminCallReadyAt: TypedMethod<[callHash: BytesLike], bigint, 'view'>
+  adminDelay: TypedMethod<[], bigint, 'view'>
   auditWindow: TypedMethod<[], bigint, 'view'>
+  cancelAdminCall: TypedMethod<[callHash: BytesLike], void, 'nonpayable'>
   cancelWithdrawal: TypedMethod<[], void, 'nonpayable'>
   capsuleRegistry: TypedMethod<[], string, 'view'>
   checkAccess: TypedMethod<[capsuleId: BytesLike, executor: AddressLike, ephemeralKey: BytesLike, measurement: BytesLike, feePaid: BigNumberish, fastPath: boolean, jobParams: BytesLike], [allowed: boolean, reason: bigint] & { readonly allowed: boolean; readonly reason: bigint }, 'view'>
@@ -166,9 +186,12 @@ export interface AccessControllerContract extends TypedContract<AccessController
   nodeRegistry: TypedMethod<[], string, 'view'>
   nonceUsed: TypedMethod<[executor: AddressLike, capsuleId: BytesLike, nonce: BigNumberish], boolean, 'view'>
   pendingWithdrawals: TypedMethod<[arg0: AddressLike], [amount: bigint, releaseAt: bigint] & { readonly amount: bigint; readonly releaseAt: bigint }, 'view'>
+  queueAdminCall: TypedMethod<[data: BytesLike], bigint, 'nonpayable'>
   recordFastPathGrant: TypedMethod<[req: SignedAccessRequestInput, jobParams: BytesLike, signature: BytesLike], string, 'nonpayable'>
   recordFastPathGrantFor: TypedMethod<[caller: AddressLike, req: SignedAccessRequestInput, jobParams: BytesLike, signature: BytesLike], string, 'nonpayable'>
   recordFastPathGrants: TypedMethod<[reqs: SignedAccessRequestInput[], jobParams: BytesLike[], signatures: BytesLike[]], string[], 'nonpayable'>
+  refundEscrow: TypedMethod<[grantId: BytesLike], bigint, 'nonpayable'>
+  renounceAdmin: TypedMethod<[], void, 'nonpayable'>
   requestAccess: TypedMethod<[capsuleId: BytesLike, ephemeralKey: BytesLike, measurement: BytesLike, jobParams: BytesLike], string, 'payable'>
   requestWithdrawal: TypedMethod<[amount: BigNumberish], void, 'nonpayable'>
   resolveEscrow: TypedMethod<[grantId: BytesLike, payees: AddressLike[], amounts: BigNumberish[]], void, 'nonpayable'>
@@ -221,4 +244,61 @@ export interface ICapsuleRegistryContract extends TypedContract<ICapsuleRegistry
   ownerOf: TypedMethod<[capsuleId: BytesLike], string, 'view'>
   recordRun: TypedMethod<[capsuleId: BytesLike], [policy: string, revoked: boolean, runIndex: bigint] & { readonly policy: string; readonly revoked: boolean; readonly runIndex: bigint }, 'nonpayable'>
   connect(runner: ContractRunner | null): ICapsuleRegistryContract
+}
+
+/** Event arguments of CommitteeSortition, by event name. */
+export interface CommitteeSortitionEvents {
+  JobOpened: { readonly jobId: string; readonly grantBlock: bigint }
+  TicketAccepted: { readonly jobId: string; readonly node: string; readonly beta: string; readonly score: bigint; readonly seated: boolean }
+}
+
+/** CommitteeSortition as a typed ethers v6 contract. */
+export interface CommitteeSortitionContract extends TypedContract<CommitteeSortitionEvents> {
+  committeeOf: TypedMethod<[jobId: BytesLike], [members: string[], closed: boolean] & { readonly members: string[]; readonly closed: boolean }, 'view'>
+  grantBlockOf: TypedMethod<[jobId: BytesLike], bigint, 'view'>
+  opener: TypedMethod<[], string, 'view'>
+  openJob: TypedMethod<[jobId: BytesLike], void, 'nonpayable'>
+  registry: TypedMethod<[], string, 'view'>
+  seats: TypedMethod<[], bigint, 'view'>
+  seedOf: TypedMethod<[jobId: BytesLike], string, 'view'>
+  submitTicket: TypedMethod<[jobId: BytesLike, pk: BigNumberish[], proof: ProofInput], boolean, 'nonpayable'>
+  window: TypedMethod<[], bigint, 'view'>
+  connect(runner: ContractRunner | null): CommitteeSortitionContract
+}
+
+/** Event arguments of AttestationHub, by event name. */
+export interface AttestationHubEvents {
+  CertificateAccepted: { readonly jobId: string; readonly verdict: bigint; readonly evidenceHash: string }
+  CommitteeSeated: { readonly jobId: string; readonly members: string[] }
+  EquivocationProven: { readonly jobId: string; readonly member: string; readonly phase: bigint; readonly viewNumber: bigint; readonly slashed: bigint }
+  EscrowPaid: { readonly jobId: string; readonly perSigner: bigint; readonly toExecutor: bigint; readonly toOwner: bigint }
+  JobOpened: { readonly jobId: string; readonly executor: string; readonly deadline: bigint }
+  JobSettled: { readonly jobId: string; readonly passed: boolean; readonly executorSlashed: bigint }
+  JobTimedOut: { readonly jobId: string; readonly refunded: bigint }
+}
+
+/** AttestationHub as a typed ethers v6 contract. */
+export interface AttestationHubContract extends TypedContract<AttestationHubEvents> {
+  capsules: TypedMethod<[], string, 'view'>
+  certificateBlocks: TypedMethod<[], bigint, 'view'>
+  certificateDigest: TypedMethod<[value: ValueInput], string, 'view'>
+  closeTimedOut: TypedMethod<[jobId: BytesLike], void, 'nonpayable'>
+  controller: TypedMethod<[], string, 'view'>
+  convicted: TypedMethod<[jobId: BytesLike], bigint, 'view'>
+  domainSeparator: TypedMethod<[], string, 'view'>
+  equivocationSlash: TypedMethod<[], bigint, 'view'>
+  executorBps: TypedMethod<[], bigint, 'view'>
+  failSlash: TypedMethod<[], bigint, 'view'>
+  jobs: TypedMethod<[jobId: BytesLike], [committeeHash: string, deadline: bigint, status: bigint, verdict: bigint, signers: bigint] & { readonly committeeHash: string; readonly deadline: bigint; readonly status: bigint; readonly verdict: bigint; readonly signers: bigint }, 'view'>
+  openJob: TypedMethod<[grantId: BytesLike], void, 'nonpayable'>
+  quorum: TypedMethod<[], bigint, 'view'>
+  registry: TypedMethod<[], string, 'view'>
+  reportEquivocation: TypedMethod<[jobId: BytesLike, committee: AddressLike[], a: VoteInput, b: VoteInput], bigint, 'nonpayable'>
+  seatCommittee: TypedMethod<[jobId: BytesLike], string[], 'nonpayable'>
+  seats: TypedMethod<[], bigint, 'view'>
+  settle: TypedMethod<[jobId: BytesLike, committee: AddressLike[]], void, 'nonpayable'>
+  sortition: TypedMethod<[], string, 'view'>
+  submitCertificate: TypedMethod<[value: ValueInput, signerBits: BigNumberish, others: AddressLike[], signatures: BytesLike], void, 'nonpayable'>
+  verifierBps: TypedMethod<[], bigint, 'view'>
+  connect(runner: ContractRunner | null): AttestationHubContract
 }

@@ -43,6 +43,8 @@ export interface EscrowModel {
   claimableAt: bigint
   state: EscrowState
   owner: string
+  /** The executor that paid it (a refund credits it back). */
+  payer: string
 }
 
 /** What went into and came out of the contracts per account, and what it was entitled to. */
@@ -164,7 +166,7 @@ export class Model {
     return fromDeposit + fromStake + fromUnbonding
   }
 
-  grant(c: CapsuleModel, grantId: string, fee: bigint, t: bigint): void {
+  grant(c: CapsuleModel, grantId: string, fee: bigint, t: bigint, payer: string): void {
     c.runs++
     if (fee > 0n) {
       this.escrows.set(grantId, {
@@ -173,6 +175,7 @@ export class Model {
         claimableAt: t + this.p.disputeWindow,
         state: 'held',
         owner: c.owner,
+        payer,
       })
       this.flow(c.owner).entitled += fee
     }

@@ -250,8 +250,9 @@ async function slash(ctx: RunContext, e: string): Promise<void> {
   const recipient = ctx.rnd.pick([...owners, ctx.actors.settler])
   const amount = ctx.model.p.minStake / BigInt(1 + ctx.rnd.int(4))
   const ok = caller === manager && n.registered
-  const r = await sendTx(ctx, caller, 'nr', nr(ctx), 'slash', [
+  const r = await sendTx(ctx, caller, 'nr', nr(ctx), 'recordFault', [
     e,
+    ctx.rnd.chance(0.5),
     amount,
     recipient,
     ctx.rnd.bytes32(),
@@ -345,7 +346,7 @@ async function requestAccess(ctx: RunContext, requester: string): Promise<void> 
     ok,
     r,
   )
-  if (ok) ctx.model.grant(c, grantOf(ctx, r, c, requester), fee, t)
+  if (ok) ctx.model.grant(c, grantOf(ctx, r, c, requester), fee, t, requester)
 }
 
 interface Signed {
@@ -517,7 +518,7 @@ async function record(ctx: RunContext, signed: Signed, recorder: string, mustSuc
   expectOutcome('recordFastPathGrant', ok, r)
   if (!ok) return
   // A deposit short of the fee never voids the audit: the stake pays the rest (ADR 0006).
-  m.grant(c, grantOf(ctx, r, c, req.executor), m.payAudit(req.executor, req.fee), t)
+  m.grant(c, grantOf(ctx, r, c, req.executor), m.payAudit(req.executor, req.fee), t, req.executor)
   lastRecorded = { signed, recorder }
 }
 
@@ -613,7 +614,7 @@ async function batchAudit(ctx: RunContext): Promise<void> {
     if (ev === undefined || ev.capsuleId !== c.id || ev.executor !== req.executor)
       fail(`batch item ${i}: no matching AccessGranted`)
     used.add(nonceKey(req))
-    m.grant(c, ev.grantId as string, m.payAudit(req.executor, req.fee), t)
+    m.grant(c, ev.grantId as string, m.payAudit(req.executor, req.fee), t, req.executor)
     lastRecorded = { signed, recorder }
   }
   if (g !== granted.length) fail('recordFastPathGrants emitted more AccessGranted than it recorded')
@@ -695,6 +696,22 @@ async function resolve(ctx: RunContext): Promise<void> {
   })
 }
 
+/** A timeout's refund: the locked escrow back to the executor that paid it (ADR 0027). */
+async function refund(ctx: RunContext): Promise<void> {
+  const all = [...ctx.model.escrows.values()]
+  if (all.length === 0) return
+  const disputed = all.filter((x) => x.state === 'disputed')
+  const x = disputed.length > 0 && ctx.rnd.chance(0.8) ? ctx.rnd.pick(disputed) : ctx.rnd.pick(all)
+  const caller = ctx.rnd.chance(0.85) ? ctx.actors.settler : ctx.actors.stranger
+  const ok = caller === ctx.actors.settler && x.state === 'disputed'
+  const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'refundEscrow', [x.id])
+  expectOutcome('refundEscrow', ok, r)
+  if (!ok) return
+  x.state = 'resolved'
+  ctx.model.credits.set(x.payer, ctx.model.credits.get(x.payer)! + x.amount)
+  ctx.model.flow(x.payer).entitled += x.amount
+}
+
 async function withdrawCredit(ctx: RunContext, who: string): Promise<void> {
   const amount = ctx.model.credits.get(who)!
   const r = await sendTx(ctx, who, 'ac', ac(ctx), 'withdrawCredit', [])
@@ -764,6 +781,7 @@ export async function step(ctx: RunContext): Promise<string> {
     [5, 'claimFees', () => claimFees(ctx)],
     [3, 'dispute', () => dispute(ctx)],
     [3, 'resolve', () => resolve(ctx)],
+    [2, 'refund', () => refund(ctx)],
     [2, 'withdrawCredit', () => withdrawCredit(ctx, anyone)],
     [5, 'wait', () => randomWait(ctx)],
   ]

@@ -1,0 +1,307 @@
+/**
+ * One anvil per test file with the whole settlement deployed the way production does it:
+ * deployDigicap, deploySettlement (CommitteeSortition + AttestationHub per committee size), the
+ * hub named NodeRegistry manager and AccessController settler through the admin timelock,
+ * registered verifiers, an executor with an attestation record, and a capsule whose policy
+ * requires attestation. Jobs are opened from real grants and seated from real VRF tickets.
+ */
+import {
+  type AttestationHubContract,
+  accessControllerAbi,
+  attestationHubAbi,
+  attested,
+  type CommitteeSortitionContract,
+  connectDigicap,
+  connectSettlement,
+  type DigicapAddresses,
+  type DigicapContracts,
+  deployDigicap,
+  deploySettlement,
+  maxRuns,
+  nodeRegistryAbi,
+  queueAdminCalls,
+  sendAdminCalls,
+  settlementRoleCalls,
+} from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
+import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import {
+  concat,
+  getBytes,
+  hexlify,
+  Interface,
+  parseEther,
+  randomBytes,
+  type TransactionReceipt,
+  type Wallet,
+} from 'ethers'
+import { drawTicket, jobSeed, onchainProof } from '../src/index.ts'
+
+export const ROLE_EXECUTOR = 1
+export const ROLE_VERIFIER = 2
+export const STAKE = parseEther('0.01')
+export const FEE = parseEther('0.01')
+export const SORTITION_WINDOW = 40
+export const CERTIFICATE_BLOCKS = 100
+export const VERIFIER_BPS = 2000n
+export const EXECUTOR_BPS = 1000n
+export const FAIL_SLASH = parseEther('0.004')
+export const EQUIVOCATION_SLASH = parseEther('0.003')
+export const COMMIT_TYPES = {
+  Commit: [
+    { name: 'jobId', type: 'bytes32' },
+    { name: 'view', type: 'uint64' },
+    { name: 'verdict', type: 'uint8' },
+    { name: 'evidenceHash', type: 'bytes32' },
+  ],
+}
+/** AttestationHub.Status. */
+export const STATUS = { None: 0n, Open: 1n, Seated: 2n, Certified: 3n, Settled: 4n, TimedOut: 5n }
+
+export interface HubValue {
+  jobId: string
+  viewNumber: bigint
+  verdict: number
+  evidenceHash: string
+}
+
+export interface HubSetup {
+  hub: AttestationHubContract
+  sortition: CommitteeSortitionContract
+  hubAddress: string
+}
+
+export interface HubWorld {
+  anvil: Anvil
+  deployer: Wallet
+  owner: Wallet
+  executor: Wallet
+  verifiers: Wallet[]
+  addresses: DigicapAddresses
+  c: DigicapContracts
+  chainId: bigint
+  hubs: Map<number, HubSetup>
+  /** A capsule whose policy is `attested()`, and one whose policy is not. */
+  attestedCapsule: string
+  plainCapsule: string
+  /** Every error the hub, its library and the two contracts it calls can revert with. */
+  errors: Interface
+}
+
+/** Starts the world: `seats` lists the committee sizes to deploy a hub for. */
+export async function startHubWorld(seats: number[], verifierCount: number): Promise<HubWorld> {
+  const anvil = await startAnvil({
+    accounts: verifierCount + 3,
+    ...(process.env.TRACE_GAS ? { args: ['--steps-tracing'] } : {}),
+  })
+  const [deployer, owner, executor, ...verifiers] = anvil.signers as Wallet[]
+  const addresses = await deployDigicap(deployer!, { minStake: STAKE })
+  const c = connectDigicap(addresses, deployer!)
+  const hubs = new Map<number, HubSetup>()
+  const calls = []
+  for (const n of seats) {
+    const s = await deploySettlement(deployer!, addresses, {
+      seats: n,
+      sortitionWindow: SORTITION_WINDOW,
+      certificateBlocks: CERTIFICATE_BLOCKS,
+      verifierBps: Number(VERIFIER_BPS),
+      executorBps: Number(EXECUTOR_BPS),
+      failSlash: FAIL_SLASH,
+      equivocationSlash: EQUIVOCATION_SLASH,
+    })
+    const { attestationHub, committeeSortition } = connectSettlement(s, deployer!)
+    hubs.set(n, {
+      hub: attestationHub,
+      sortition: committeeSortition,
+      hubAddress: s.attestationHub,
+    })
+    calls.push(...settlementRoleCalls(addresses, s.attestationHub))
+  }
+  // The hub's powers are timelocked admin calls: queue, let the delay pass (anvil), send.
+  const readyAt = await queueAdminCalls(deployer!, calls)
+  await anvil.provider.send('evm_setNextBlockTimestamp', [Number(readyAt)])
+  await sendAdminCalls(deployer!, calls)
+  const register = (w: Wallet, roles: number) =>
+    (c.nodeRegistry.connect(w) as typeof c.nodeRegistry)
+      .register(hexlify(randomBytes(38)), hexlify(randomBytes(32)), roles, { value: STAKE })
+      .then((tx) => tx.wait())
+  await register(executor!, ROLE_EXECUTOR)
+  for (const v of verifiers) await register(v, ROLE_VERIFIER)
+  const capsule = async (rule: ReturnType<typeof attested>) => {
+    const policy = await deployPolicy(owner!, rule, { nodeRegistry: addresses.nodeRegistry })
+    const id = hexlify(randomBytes(32))
+    await (
+      await c.capsuleRegistry
+        .connect(owner!)
+        .register(
+          id,
+          policy.address,
+          'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi',
+          hexlify(randomBytes(32)),
+          hexlify(randomBytes(38)),
+          hexlify(randomBytes(32)),
+        )
+    ).wait()
+    return id
+  }
+  const attestedCapsule = await capsule(attested())
+  const plainCapsule = await capsule(maxRuns(1000))
+  const hubErrors = (attestationHubAbi as readonly { type: string }[]).filter(
+    (x) => x.type === 'error',
+  )
+  const others = [...accessControllerAbi, ...nodeRegistryAbi].filter(
+    (x) => x.type === 'error' && !hubErrors.some((h) => (h as { name?: string }).name === x.name),
+  )
+  return {
+    anvil,
+    deployer: deployer!,
+    owner: owner!,
+    executor: executor!,
+    verifiers,
+    addresses,
+    c,
+    chainId: anvil.chainId,
+    hubs,
+    attestedCapsule,
+    plainCapsule,
+    errors: new Interface([...hubErrors, ...others] as never[]),
+  }
+}
+
+export const mine = (w: HubWorld, blocks: number) =>
+  w.anvil.provider.send('anvil_mine', [`0x${blocks.toString(16)}`])
+
+export async function sent(tx: Promise<{ wait(): Promise<unknown> }>): Promise<TransactionReceipt> {
+  return (await (await tx).wait()) as TransactionReceipt
+}
+
+/** The decoded custom error of a reverting call, as `Name(arg,…)`. */
+export async function revertOf(w: HubWorld, call: Promise<unknown>): Promise<string> {
+  try {
+    await call
+  } catch (err) {
+    const data = (err as { data?: string }).data
+    const parsed = data ? w.errors.parseError(data) : null
+    if (parsed) return `${parsed.name}(${parsed.args.join(',')})`
+    throw err
+  }
+  throw new Error('call did not revert')
+}
+
+/** A chain-path grant on `capsule` paying `fee` into escrow; its id. */
+export async function grant(w: HubWorld, capsule = w.attestedCapsule, fee = FEE): Promise<string> {
+  const ac = w.c.accessController.connect(w.executor) as typeof w.c.accessController
+  const args = [capsule, hexlify(randomBytes(32)), hexlify(randomBytes(32)), '0x'] as const
+  const id = await ac.requestAccess.staticCall(...args, { value: fee })
+  await sent(ac.requestAccess(...args, { value: fee }))
+  return id
+}
+
+export const byAddress = (a: { address: string }, b: { address: string }) =>
+  BigInt(a.address) < BigInt(b.address) ? -1 : 1
+
+/**
+ * Opens a job on a fresh grant (or `grantId`) on the `seats` hub; `members` submit tickets
+ * (exactly they are seated); seats the committee unless `seat` is false.
+ */
+export async function openJob(
+  w: HubWorld,
+  seats: number,
+  members: Wallet[],
+  options: { seat?: boolean; grantId?: string } = {},
+): Promise<{ jobId: string; committee: string[]; openGas: bigint; ticketGas: bigint[] }> {
+  const { hub, sortition } = w.hubs.get(seats)!
+  const jobId = options.grantId ?? (await grant(w))
+  const receipt = await sent(hub.openJob(jobId))
+  await mine(w, 1)
+  const block = await w.anvil.provider.getBlock(receipt.blockNumber)
+  const seed = jobSeed(getBytes(jobId), getBytes(block!.hash!))
+  const ticketGas: bigint[] = []
+  for (const m of members) {
+    const t = drawTicket(getBytes(m.privateKey), seed)
+    const args = onchainProof(t.publicKey, seed, t.proof)
+    const r = await sent(
+      (sortition.connect(m) as typeof sortition).submitTicket(
+        jobId,
+        args.publicKey as never,
+        args.proof as never,
+      ),
+    )
+    ticketGas.push(r.gasUsed)
+  }
+  let committee: string[] = []
+  if (options.seat !== false) {
+    await mine(w, SORTITION_WINDOW)
+    committee = [...(await hub.seatCommittee.staticCall(jobId))]
+    await sent(hub.seatCommittee(jobId))
+  }
+  return { jobId, committee, openGas: receipt.gasUsed, ticketGas }
+}
+
+export function domainOf(w: HubWorld, seats: number, contract?: string, chain = w.chainId) {
+  return {
+    name: 'DigicapPbft',
+    version: '1',
+    chainId: chain,
+    verifyingContract: contract ?? w.hubs.get(seats)!.hubAddress,
+  }
+}
+
+/** The EIP-712 message: the struct field is `view` (`viewNumber` in Solidity, a keyword there). */
+export function typedMessage(v: HubValue) {
+  return {
+    jobId: v.jobId,
+    view: v.viewNumber,
+    verdict: BigInt(v.verdict),
+    evidenceHash: v.evidenceHash,
+  }
+}
+
+/** `signers`' Commit signatures concatenated in the order given (sort them for a valid one). */
+export async function certify(
+  signers: Wallet[],
+  value: HubValue,
+  domain: ReturnType<typeof domainOf>,
+): Promise<string> {
+  const sigs = await Promise.all(
+    signers.map((s) => s.signTypedData(domain, COMMIT_TYPES, typedMessage(value))),
+  )
+  return concat(sigs)
+}
+
+export function certificateValue(jobId: string, verdict = 7): HubValue {
+  return { jobId, viewNumber: 2n, verdict, evidenceHash: hexlify(randomBytes(32)) }
+}
+
+/** Fails unless each contract's ETH balance equals its `totalHeld` (funds conserved). */
+export async function conserved(w: HubWorld): Promise<{ ac: bigint; nr: bigint }> {
+  const [acBal, nrBal, acHeld, nrHeld] = await Promise.all([
+    w.anvil.provider.getBalance(w.addresses.accessController),
+    w.anvil.provider.getBalance(w.addresses.nodeRegistry),
+    w.c.accessController.totalHeld(),
+    w.c.nodeRegistry.totalHeld(),
+  ])
+  if (acBal !== acHeld) throw new Error(`AccessController balance ${acBal} != totalHeld ${acHeld}`)
+  if (nrBal !== nrHeld) throw new Error(`NodeRegistry balance ${nrBal} != totalHeld ${nrHeld}`)
+  return { ac: acBal, nr: nrBal }
+}
+
+/** A certificate as `submitCertificate` takes it: `signers` sign, the rest of `committee` are `others`. */
+export async function certificate(
+  committee: string[],
+  signers: Wallet[],
+  value: HubValue,
+  domain: ReturnType<typeof domainOf>,
+): Promise<{ bits: bigint; others: string[]; signatures: string }> {
+  let bits = 0n
+  const others: string[] = []
+  const ordered: Wallet[] = []
+  committee.forEach((member, i) => {
+    const signer = signers.find((s) => s.address === member)
+    if (signer) {
+      bits |= 1n << BigInt(i)
+      ordered.push(signer)
+    } else others.push(member)
+  })
+  return { bits, others, signatures: await certify(ordered, value, domain) }
+}
