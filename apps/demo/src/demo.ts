@@ -692,13 +692,16 @@ async function main() {
       'executor',
       `run (${path} path): fetch → grant → release → sandbox → deliver`,
       () => {
+        const watching = registeredHash !== undefined && path === 'chain'
         const ran = cliOk(
           EXECUTOR_NODE,
           [...runArgs, ...(path === 'fast' ? ['--fast', '--no-fallback'] : [])],
-          runEnv,
+          // Watched: the run holds each phase until the verifier below quoted it (at most 20 s),
+          // so before, during and after are each seen however slow the box is.
+          watching ? { ...runEnv, DIGICAP_ATTEST_HOLD_MS: '20000' } : runEnv,
           `executor-node run (${path})`,
         )
-        if (registeredHash && path === 'chain') {
+        if (registeredHash && watching) {
           // The receiver's node is connected to the executor (its bootstrap peer): the demo
           // challenges the executor's TPM through it while the run goes on.
           watch = watchAttestation({

@@ -158,14 +158,17 @@ describe('pnpm demo', () => {
     if (swtpm) expect(whats).toContain('swtpm')
     if (swtpm) {
       // the executor attests: attested() in the policy, and both runs were released through
-      // the keyguard's before-quote check; the demo's own verifier refused nothing it saw
+      // the keyguard's before-quote check; the demo's own verifier saw and verified every phase
+      // of the watched run (the run holds each phase until it is quoted, however slow the box)
       expect(whats).toContain('swtpm (executor)')
       expect(doc.policy).toContain('attested()')
       expect(doc.attestation.releasedAfterBeforeQuote).toBe(true)
       const phases = doc.attestation.verifier.phases as { phase: string; verdict: string }[]
-      expect(phases.map((p) => p.phase)).toEqual(['before', 'during', 'after'])
-      for (const p of phases) expect(['verified', 'missed']).toContain(p.verdict)
-      expect(phases.some((p) => p.verdict === 'verified')).toBe(true)
+      expect(phases.map((p) => [p.phase, p.verdict])).toEqual([
+        ['before', 'verified'],
+        ['during', 'verified'],
+        ['after', 'verified'],
+      ])
     }
     for (const p of doc.pids as { pid: number; what: string }[]) {
       expect(alive(p.pid), `${p.what} (pid ${p.pid}) still running`).toBe(false)

@@ -38,6 +38,8 @@ export interface ExecutorNodeConfig {
   tcti?: string
   /** Run image capsules under runc (opt-in: needs root, runc, umoci; changes the measurement). */
   oci?: boolean
+  /** With a TPM: hold each measured run phase until a verifier quoted it, at most ms (opt-in). */
+  attestHoldMs?: number
 }
 
 export const executorNodePaths = (dataDir: string) => ({
@@ -80,6 +82,7 @@ export const EXECUTOR_NODE_CONFIG = defineConfig<ExecutorNodeConfig>('executor-n
   fetchTimeoutMs: { type: 'number', min: 1, optional: true },
   tcti: { type: 'string', optional: true, env: 'DIGICAP_TCTI', flag: 'tcti', pattern: TCTI },
   oci: { type: 'boolean', optional: true, env: 'DIGICAP_OCI', flag: 'oci' },
+  attestHoldMs: { type: 'number', min: 1, optional: true, env: 'DIGICAP_ATTEST_HOLD_MS' },
 })
 
 /** The config from `sources`, and the check across fields: a quorum its RPCs can make. */

@@ -9,6 +9,7 @@ import { ExecutorStateError } from '../errors.ts'
 import { createExecutor } from '../executor.ts'
 import { defaultSandboxes } from '../sandbox/defaults.ts'
 import { ociSandbox } from '../sandbox/oci/oci-sandbox.ts'
+import { holdPhasesForQuotes } from './phase-hold.ts'
 import { NODE_ROLES, requireStakeFunds } from './register.ts'
 import type {
   ExecutorNode,
@@ -32,6 +33,10 @@ export function executorNode(
   return (c) => {
     const store = heliaCapsuleStore(c.node.helia)
     const { attestation } = c
+    const holding =
+      attestation && init.attestHoldMs
+        ? holdPhasesForQuotes(attestation.agent, init.attestHoldMs)
+        : undefined
     const executor = createExecutor(init)({
       libp2p: c.node.libp2p,
       store,
@@ -42,7 +47,7 @@ export function executorNode(
         ...(init.oci ? { oci: ociSandbox({ ...(init.oci === true ? {} : init.oci), store }) } : {}),
       },
       // With a TPM every run is measured into PCR 23 (the run's hooks reach the agent here).
-      ...(attestation === undefined ? {} : { attestation: attestation.agent }),
+      ...(attestation === undefined ? {} : { attestation: holding?.run ?? attestation.agent }),
       ...(c.logger === undefined ? {} : { logger: c.logger }),
     })
     let unserve: (() => Promise<void>) | undefined
@@ -58,7 +63,7 @@ export function executorNode(
         if (attestation && !unserve) {
           const { serveAttestation } = await import('@digicap/attestation/agent')
           // PCR 23 is not reset here: after a crash it holds the crashed run (run-pcr.ts).
-          unserve = await serveAttestation(c.node.libp2p, attestation.agent, {
+          unserve = await serveAttestation(c.node.libp2p, holding?.served ?? attestation.agent, {
             record: attestation.recordBytes,
           })
         }

@@ -90,4 +90,10 @@ export interface ExecutorNodeInit extends ExecutorInit {
    * sandbox's options. Ignored when the components pass their own sandboxes.
    */
   readonly oci?: boolean | Omit<OciSandboxInit, 'store'> | undefined
+  /**
+   * With attestation: hold each measured phase of a run (before, during, after) until the node
+   * answered one attest quote in it, at most this many ms per phase (for a watching verifier;
+   * phase-hold.ts). Default: no hold.
+   */
+  readonly attestHoldMs?: number | undefined
 }

@@ -1,0 +1,98 @@
+/**
+ * `holdPhasesForQuotes` on a real swtpm: a measured run's phases wait for a watching verifier's
+ * quote — before PCR 23 is extended, once it is, and once it is reset — and each quote that ends
+ * a hold shows the phase it held (PCR 23 at reset, PCR 23 measured, reset with the run's
+ * clean-up report); with no verifier, each hold ends after `holdMs`.
+ */
+import { randomBytes } from 'node:crypto'
+import { type AttestationAgent, createAttestationAgent } from '@digicap/attestation/agent'
+import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { holdPhasesForQuotes } from '../src/node/phase-hold.ts'
+
+const bytes = () => new Uint8Array(randomBytes(32))
+const zero = Buffer.alloc(32)
+let tpm: Swtpm
+let agent: AttestationAgent
+
+beforeAll(async () => {
+  tpm = await startSwtpm()
+  agent = createAttestationAgent({ tcti: tpm.tcti })
+  await agent.provision()
+  await agent.resetRunPcr()
+}, 90_000)
+
+afterAll(async () => {
+  await tpm?.stop()
+})
+
+const values = () => ({
+  runtimeDigest: bytes(),
+  capsuleHeaderHash: bytes(),
+  grantId: bytes(),
+  ephemeralPublicKey: bytes(),
+})
+
+describe('holdPhasesForQuotes', () => {
+  it('holds before, during and after until a quote is answered in each, and the quotes show them', async () => {
+    const { run, served } = holdPhasesForQuotes(agent, 60_000)
+    const steps: string[] = []
+    const measuring = run.measureRun(values()).then(() => steps.push('measured'))
+    const quote = async () => {
+      const q = await served.quote({
+        nonce: bytes(),
+        grantId: bytes(),
+        ephemeralPublicKey: bytes(),
+      })
+      return q
+    }
+    // Held before extending: PCR 23 stays at reset until a verifier quoted it.
+    await new Promise((r) => setTimeout(r, 300))
+    expect(steps).toEqual([])
+    expect(Buffer.from(await agent.readRunPcr())).toEqual(zero)
+    const before = await quote()
+    expect(Buffer.from(before.pcrValues.get(23) as Uint8Array)).toEqual(zero)
+    // ... then measured, and held again until a quote sees the measured PCR 23.
+    for (let i = 0; i < 100 && Buffer.from(await agent.readRunPcr()).equals(zero); i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(steps).toEqual([])
+    const during = await quote()
+    expect(Buffer.from(during.pcrValues.get(23) as Uint8Array)).not.toEqual(zero)
+    expect(during.eventLog.map((e) => e.kind)).toEqual([
+      'reset',
+      'runtime',
+      'capsule-header',
+      'grant',
+      'ephemeral-key',
+    ])
+    await measuring
+    expect(steps).toEqual(['measured'])
+    // After clean-up: reset, held until a quote carries this run's clean-up report.
+    const grantId = bytes()
+    const ending = run.endRun({ grantId, workspaceRemoved: true, keyBuffersWiped: true })
+    let ended = false
+    ending.then(() => {
+      ended = true
+    })
+    for (let i = 0; i < 100 && !Buffer.from(await agent.readRunPcr()).equals(zero); i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await new Promise((r) => setTimeout(r, 200))
+    expect(ended).toBe(false)
+    const after = await quote()
+    expect(Buffer.from(after.pcrValues.get(23) as Uint8Array)).toEqual(zero)
+    expect(Buffer.from(after.cleanup?.grantId as Uint8Array)).toEqual(Buffer.from(grantId))
+    await ending
+  }, 60_000)
+
+  it('with no verifier, each hold ends after holdMs', async () => {
+    const { run } = holdPhasesForQuotes(agent, 300)
+    const started = performance.now()
+    await run.measureRun(values())
+    await run.endRun({ grantId: bytes(), workspaceRemoved: true, keyBuffersWiped: true })
+    const ms = performance.now() - started
+    expect(ms).toBeGreaterThanOrEqual(850) // three holds of 300 ms
+    expect(Buffer.from(await agent.readRunPcr())).toEqual(zero)
+  }, 60_000)
+})
