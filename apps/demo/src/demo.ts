@@ -32,12 +32,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { connectDigicap, deployDigicap, LOCAL_NETWORK } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
-import {
-  createExecutorNode,
-  type ExecutorNode,
-  executorNodePaths,
-  readReceiverKey,
-} from '@digicap/executor-node'
+import { createExecutorNode, type ExecutorNode, readSecrets } from '@digicap/executor-node'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { getBytes, parseEther, type Wallet } from 'ethers'
 import { type AttestationWatch, type WatchedRun, watchAttestation } from './attestation-watch.ts'
@@ -583,9 +578,7 @@ async function main() {
           { listen: ['/ip4/127.0.0.1/tcp/0'], executor: false },
         )
         receiverNode = node
-        const inbox = node.receiver(
-          await readReceiverKey(executorNodePaths(dirs.receiver).receiverKey),
-        )
+        const inbox = node.receiver((await readSecrets(node.config)).receiverKey)
         await inbox.start()
         return { node, inbox }
       },

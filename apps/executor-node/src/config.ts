@@ -1,7 +1,7 @@
 /**
  * The executor-node config: `<dataDir>/config.json` (0600, written atomically) and its
- * environment overrides, declared once with cli-kit's `defineConfig`. Secrets live apart:
- * `identity.json` (the mnemonic of the account and libp2p identity) and `receiver.key`.
+ * environment overrides, declared once with cli-kit's `defineConfig`. Secrets live apart, in
+ * `secrets.json`, wrapped to the host's TPM (else to the INSECURE software sealer).
  */
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -44,6 +44,9 @@ export interface ExecutorNodeConfig {
 
 export const executorNodePaths = (dataDir: string) => ({
   config: join(dataDir, 'config.json'),
+  /** The wallet words and receiver key, wrapped to the host's sealer (keyguard's sealed secrets). */
+  secrets: join(dataDir, 'secrets.json'),
+  /** Plain files of an older install: sealed into `secrets` on first open, then removed. */
   identity: join(dataDir, 'identity.json'),
   receiverKey: join(dataDir, 'receiver.key'),
   /** The result receiver's spent run and grant ids (replays refused across restarts). */

@@ -1,22 +1,23 @@
 /** The composition root: the data folder (config, identity, keys) → `@digicap/executor/node`. */
 import { existsSync } from 'node:fs'
-import { readFile, rename } from 'node:fs/promises'
-import { toHex } from '@digicap/capsule-core'
-import {
-  AlreadyInitialisedError,
-  ConfigError,
-  removeStaleTemps,
-  rpcChainId,
-} from '@digicap/cli-kit'
+import { rename } from 'node:fs/promises'
+import { generateX25519KeyPair, toHex, x25519PublicKey } from '@digicap/capsule-core'
+import { AlreadyInitialisedError, removeStaleTemps, rpcChainId } from '@digicap/cli-kit'
 import type { SandboxSet } from '@digicap/executor'
 import {
-  createReceiverKeyFile,
   loadNodeAttestation,
   type ExecutorNode as Node,
   openExecutorNode,
   readReceiverKeyFile,
 } from '@digicap/executor/node'
-import { deriveOwnerIdentity, generateMnemonic, normalizeMnemonic } from '@digicap/keyguard'
+import {
+  deriveOwnerIdentity,
+  generateMnemonic,
+  hostSealer,
+  normalizeMnemonic,
+  openNodeSecrets,
+  sealNodeSecrets,
+} from '@digicap/keyguard'
 import { privateKeyFromSeed } from '@digicap/p2p'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import {
@@ -31,15 +32,19 @@ export { defaultSandboxes } from '@digicap/executor'
 /** Reads a receiver key file (64 hex characters, the X25519 private key). */
 export const readReceiverKey = readReceiverKeyFile
 
-/** The keys `identity.json`'s mnemonic derives (keyguard's scheme); the caller zeroes them. */
-export async function readIdentity(dataDir: string) {
-  const file = executorNodePaths(dataDir).identity
-  const raw = await readFile(file, 'utf8').then(JSON.parse, (cause) => {
-    throw new ConfigError('Cannot read the identity file', { cause, details: { file } })
-  })
-  if (typeof raw?.mnemonic !== 'string')
-    throw new ConfigError('The identity file has no mnemonic', { details: { file } })
-  const id = await deriveOwnerIdentity(raw.mnemonic)
+/** The sealer of the node's secrets: the config's TPM, else the INSECURE software sealer. */
+const sealerOf = (c: ExecutorNodeConfig) =>
+  hostSealer({ dataDir: c.dataDir, tcti: c.tcti, createIfMissing: true })
+
+/** The wallet words and receiver key, unsealed (an older install's plain files sealed first). */
+export const readSecrets = (c: ExecutorNodeConfig) =>
+  openNodeSecrets(executorNodePaths(c.dataDir), sealerOf(c))
+
+/** The keys the sealed mnemonic derives (keyguard's scheme); the caller zeroes them. */
+async function readIdentity(config: ExecutorNodeConfig) {
+  const { mnemonic, receiverKey } = await readSecrets(config)
+  receiverKey.fill(0)
+  const id = await deriveOwnerIdentity(mnemonic)
   for (const k of [id.recoveryKeyPair.privateKey, id.operatorPrivateKey]) k.fill(0)
   return id
 }
@@ -57,14 +62,16 @@ export interface InitExecutorNodeOptions {
   force?: boolean | undefined
 }
 
-/** Creates identity.json, receiver.key and config.json; says whether the words are new. */
+/** Creates secrets.json (sealed) and config.json; says whether the words are new. */
 export async function initExecutorNode(o: InitExecutorNodeOptions) {
   const { dataDir, contracts } = o
   const paths = executorNodePaths(dataDir)
   const draft = (chainId: number) =>
     resolveConfig({ flags: o.flags ?? {}, file: { version: 1, dataDir, chainId, contracts } })
   const { rpcUrl } = draft(o.chainId ?? 1) // every field checked before anything is written
-  const old = [paths.config, paths.identity, paths.receiverKey].filter((p) => existsSync(p))
+  const old = [paths.config, paths.secrets, paths.identity, paths.receiverKey].filter((p) =>
+    existsSync(p),
+  )
   if (old.length > 0 && !o.force) {
     throw new AlreadyInitialisedError('This data folder already holds an executor-node', {
       details: { dataDir },
@@ -76,8 +83,10 @@ export async function initExecutorNode(o: InitExecutorNodeOptions) {
   const mnemonic = o.mnemonic === undefined ? generateMnemonic() : normalizeMnemonic(o.mnemonic)
   const id = await deriveOwnerIdentity(mnemonic)
   const peerId = peerIdFromPrivateKey(await privateKeyFromSeed(id.libp2pSeed)).toString()
-  await writeJsonAtomic(paths.identity, { version: 1, mnemonic })
-  const receiverPublicKey = toHex(await createReceiverKeyFile(paths.receiverKey))
+  const { privateKey: receiverKey } = generateX25519KeyPair()
+  await sealNodeSecrets(paths, sealerOf(config), { mnemonic, receiverKey })
+  const receiverPublicKey = toHex(x25519PublicKey(receiverKey))
+  receiverKey.fill(0)
   await writeJsonAtomic(paths.config, config)
   for (const k of [id.ethereumPrivateKey, id.libp2pSeed, id.operatorPrivateKey]) k.fill(0)
   id.recoveryKeyPair.privateKey.fill(0)
@@ -113,7 +122,7 @@ export async function createExecutorNode(
     tcti === undefined || options.attestation === false
       ? undefined
       : await loadNodeAttestation({ tcti, recordFile: paths.attestationRecord })
-  const id = await readIdentity(dataDir)
+  const id = await readIdentity(config)
   try {
     const en = await openExecutorNode({
       ...config,

@@ -170,6 +170,12 @@ export type {
 export { keyReleaser, peerIdFromRegistered } from './release/key-releaser.ts'
 export type { BeginResult, ReleaseEntry, ReleaseJournal } from './release/release-journal.ts'
 export { createReleaseJournal, MAX_EXECUTOR_KEY_BYTES } from './release/release-journal.ts'
+export type { HostSealerInit } from './sealers/host-sealer.ts'
+export {
+  HOST_SECRETS_TPM2_HANDLE,
+  HOST_SOFTWARE_KEY_FILE,
+  hostSealer,
+} from './sealers/host-sealer.ts'
 export {
   type KeyPolicyView,
   keyPolicyAuthorize,
@@ -215,5 +221,15 @@ export {
 export { canonicalId } from './store/ids.ts'
 export type { KeyRecord, KeyStore, PutKeyRecord } from './store/key-store.ts'
 export { createKeyStore, MAX_METADATA_ENTRIES, MAX_WRAPPED_KEYS } from './store/key-store.ts'
+export type { NodeSecrets, NodeSecretsFiles } from './store/node-secrets.ts'
+export { openNodeSecrets, sealNodeSecrets } from './store/node-secrets.ts'
+export {
+  mnemonicEntropy,
+  mnemonicFromEntropy,
+  openSealedSecrets,
+  readSealedSecrets,
+  SEALED_SECRETS_KIND,
+  writeSealedSecrets,
+} from './store/sealed-secrets.ts'
 export type { Logger, WrappedKey, WrapScheme } from './types.ts'
 export { stderrLogger, WRAP_SCHEMES } from './types.ts'

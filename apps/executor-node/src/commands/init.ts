@@ -13,7 +13,7 @@ import { command, dataDirOf } from './shared.ts'
 
 const MNEMONIC_BANNER = [
   '\n=== RECOVERY MNEMONIC: write these 24 words on paper NOW. They are shown only once. ===\n',
-  '\n=== They are also in identity.json (0600); whoever reads it controls this executor. ===\n\n',
+  '\n=== Sealed in secrets.json (TPM; without one the INSECURE software sealer). ===\n\n',
 ]
 
 const CONTRACT_FLAGS = ['capsule-registry', 'node-registry', 'access-controller'] as const
@@ -23,8 +23,8 @@ export const init = command({
   summary: 'create identity, receiver key and config',
   usage: '--capsule-registry <a> --node-registry <a> --access-controller <a> [options]',
   description: `Creates the executor's identity (a 24-word BIP-39 mnemonic: Ethereum account + libp2p key)
-in <data-dir>/identity.json (0600), a receiver key (X25519) in receiver.key (0600), and
-<data-dir>/config.json. A generated mnemonic is shown ONCE on stderr.`,
+and a receiver key (X25519), both sealed in <data-dir>/secrets.json (by the TPM of --tcti;
+without one, the software sealer, loudly INSECURE), and <data-dir>/config.json. A generated mnemonic is shown ONCE on stderr.`,
   flags: {
     'rpc-url': valueFlag('<url>', 'chain RPC', {
       env: 'DIGICAP_RPC_URL',

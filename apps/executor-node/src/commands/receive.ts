@@ -1,7 +1,7 @@
 /** `executor-node receive`: the receiver daemon, printing verified results. */
 import { toHex, x25519PublicKey } from '@digicap/capsule-core'
 import { switchFlag, valueFlag } from '@digicap/cli-kit'
-import { executorNodePaths } from '../config.ts'
+import { loadConfig } from '../config.ts'
 import { command, dataDirOf, listenOf } from './shared.ts'
 
 export const receive = command({
@@ -12,18 +12,20 @@ export const receive = command({
 is taken only when it is signed by the executor its grant names on chain (AccessController),
 for that grant, capsule and measurement, sealed to this key, and not seen before; each one is
 printed with the verified executor address, each refusal with its reason (one JSON line each
-under --json). Opens with the X25519 key (default <data-dir>/receiver.key). --once exits after
+under --json). Opens with the X25519 key (default: the node's own, sealed in <data-dir>/secrets.json). --once exits after
 the first result.`,
   flags: {
-    'key-file': valueFlag('<path>', 'the X25519 private key (default <data-dir>/receiver.key)'),
+    'key-file': valueFlag('<path>', "an X25519 private key file (default: the node's sealed key)"),
     once: switchFlag('exit after the first result'),
   },
   async run(ctx) {
     const { flags, event: line } = ctx
     const dataDir = dataDirOf(ctx)
-    const [{ createExecutorNode, readReceiverKey }, { receivedLine, refusedLine }] =
+    const [{ createExecutorNode, readReceiverKey, readSecrets }, { receivedLine, refusedLine }] =
       await Promise.all([import('../executor-node.ts'), import('@digicap/executor/node')])
-    const key = await readReceiverKey(flags['key-file'] ?? executorNodePaths(dataDir).receiverKey)
+    const key = flags['key-file']
+      ? await readReceiverKey(flags['key-file'])
+      : (await readSecrets(await loadConfig(dataDir, ctx.env))).receiverKey
     const listen = listenOf(ctx)
     const en = await createExecutorNode(dataDir, ctx.env, {
       ...listen,

@@ -1,4 +1,5 @@
 /** Runs one command line against a program's declared commands; returns the exit code. */
+import { isMainThread } from 'node:worker_threads'
 
 import { UsageError } from '../errors.ts'
 import { EXIT, jsonReplacer, printError } from '../output.ts'
@@ -73,9 +74,11 @@ function context(
  * Runs `argv` (without the node and script paths): `--help`/`-h`/`help [command]`, `--version`
  * /`-V`, or one command; any error is printed by `printError` (and as a JSON document under
  * `--json`). Returns `EXIT`: 0 ok, 1 failure, 2 bad command line (no command is one too, after
- * the help).
+ * the help). Sets the process umask to 077 first: a node's data folder holds keys, and the
+ * libraries that write into it (helia's blockstore, the deployments) follow the umask.
  */
 export async function runCommandLine(cli: CliSpec, argv: string[], io: CommandIo): Promise<number> {
+  if (isMainThread) process.umask(0o077) // a worker cannot change it (its process's is used)
   const json = argv.includes('--json')
   try {
     const first = argv[0]

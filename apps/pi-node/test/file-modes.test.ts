@@ -1,0 +1,140 @@
+/**
+ * Everything pi-node and executor-node write into their data folders is mode 0600 (files) or
+ * 0700 (folders) whatever the caller's umask: every command here runs under `umask 000`
+ * (pi-node init --deploy, seal, serve until ready; executor-node init, receive until
+ * listening), then both folders are walked — ipfs/, deployments/, keys/, capsules/,
+ * keyguard/ included. The executor's words and receiver key are in no file in clear.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLI, type CliRun, type Doc } from './helpers/cli.ts'
+
+const EXECUTOR_CLI = fileURLToPath(new URL('../../executor-node/src/cli.ts', import.meta.url))
+
+let anvil: Anvil
+let tpm: Swtpm
+let dir: string
+
+/** `node <cli> <args>` under `umask 000` (a shell sets it, then execs node). */
+function spawnUmask000(cli: string, args: string[], env: Record<string, string>) {
+  const node = [process.execPath, '--disable-warning=ExperimentalWarning', cli, ...args]
+  return spawn('/bin/sh', ['-c', 'umask 000 && exec "$@"', 'sh', ...node], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+  })
+}
+
+function finish(child: ChildProcessWithoutNullStreams, stdin = ''): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(stdin)
+  })
+}
+
+/** Runs a long-lived command until its first stdout line, then SIGTERM; its first document. */
+async function untilFirstLine(child: ChildProcessWithoutNullStreams): Promise<Doc> {
+  const done = finish(child)
+  let out = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d
+      if (out.includes('\n')) resolve()
+    })
+    child.on('close', () => reject(new Error('exited before its first line')))
+  })
+  // Its files are written by then; a SIGTERM that lands before its handler is installed ends
+  // it without the clean stop (tested elsewhere), which changes nothing here.
+  child.kill('SIGTERM')
+  const r = await done
+  if (r.code !== 0 && r.code !== null) throw new Error(`exit ${r.code}:\n${r.stderr}`)
+  return JSON.parse(out.split('\n')[0] as string)
+}
+
+/** Every entry under `root` whose mode is not 0700 (folders) / 0600 (files). */
+async function looseModes(root: string): Promise<string[]> {
+  const bad: string[] = []
+  for (const name of ['', ...(await readdir(root, { recursive: true }))]) {
+    const info = await lstat(join(root, name))
+    const mode = info.mode & 0o777
+    const want = info.isDirectory() ? 0o700 : info.isFile() ? 0o600 : -1
+    if (mode !== want) bad.push(`${name || '.'} ${mode.toString(8)}`)
+  }
+  return bad
+}
+
+beforeAll(async () => {
+  ;[anvil, tpm] = await Promise.all([startAnvil(), startSwtpm()])
+  dir = await mkdtemp(join(tmpdir(), 'file-modes-'))
+}, 60_000)
+
+afterAll(async () => {
+  await Promise.all([anvil?.stop(), tpm?.stop()])
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+describe('data folder modes under umask 000', () => {
+  it('pi-node and executor-node write 0600 files and 0700 folders only', async () => {
+    const pi = { DIGICAP_DATA_DIR: join(dir, 'pi'), DIGICAP_RPC_URL: anvil.rpcUrl }
+    const piRun = (args: string[]) => finish(spawnUmask000(CLI, args, pi))
+    const init = await piRun(['init', '--deploy', '--tcti', tpm.tcti, '--json'])
+    expect(init.code, init.stderr).toBe(0)
+    const { contracts } = JSON.parse(init.stdout)
+    await writeFile(join(dir, 'a.bin'), randomBytes(2000))
+    const sealed = await piRun(['seal', join(dir, 'a.bin'), '--policy', 'maxRuns(1)', '--json'])
+    expect(sealed.code, sealed.stderr).toBe(0)
+    const serve = spawnUmask000(CLI, ['serve', '--json', '--listen', '/ip4/127.0.0.1/tcp/0'], pi)
+    expect(await untilFirstLine(serve)).toMatchObject({ ok: true, command: 'serve' })
+
+    const ex = { DIGICAP_DATA_DIR: join(dir, 'executor'), DIGICAP_RPC_URL: anvil.rpcUrl }
+    const exInit = await finish(
+      spawnUmask000(
+        EXECUTOR_CLI,
+        [
+          ...['init', '--capsule-registry', contracts.capsuleRegistry],
+          ...['--node-registry', contracts.nodeRegistry],
+          ...['--access-controller', contracts.accessController],
+          ...['--listen', '/ip4/127.0.0.1/tcp/0', '--json'],
+        ],
+        ex,
+      ),
+    )
+    expect(exInit.code, exInit.stderr).toBe(0)
+    // No TPM named: the software sealer, and it says so.
+    expect(exInit.stderr).toContain('INSECURE')
+    const words = /RECOVERY MNEMONIC[^\n]*\n([a-z ]+)\n/.exec(exInit.stderr)?.[1]
+    expect(words?.split(' ')).toHaveLength(24)
+    const receive = spawnUmask000(EXECUTOR_CLI, ['receive', '--once', '--json'], ex)
+    const listening = await untilFirstLine(receive)
+    expect(listening).toMatchObject({ event: 'listening' })
+
+    const piNames = await readdir(pi.DIGICAP_DATA_DIR)
+    for (const d of ['ipfs', 'deployments', 'keys', 'capsules', 'keyguard']) {
+      expect(piNames).toContain(d)
+    }
+    const exNames = await readdir(ex.DIGICAP_DATA_DIR)
+    expect(exNames).toEqual(expect.arrayContaining(['ipfs', 'secrets.json', 'config.json']))
+    expect(exNames).not.toContain('identity.json')
+    expect(exNames).not.toContain('receiver.key')
+    expect(await looseModes(pi.DIGICAP_DATA_DIR)).toEqual([])
+    expect(await looseModes(ex.DIGICAP_DATA_DIR)).toEqual([])
+
+    // The words and the receiver key are sealed: in no file of the executor's folder in clear.
+    const secrets = await readFile(join(ex.DIGICAP_DATA_DIR, 'secrets.json'), 'utf8')
+    expect(secrets).not.toContain((words as string).split(' ').slice(0, 3).join(' '))
+  }, 240_000)
+})
