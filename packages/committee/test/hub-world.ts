@@ -171,8 +171,28 @@ export async function startHubWorld(seats: number[], verifierCount: number): Pro
 export const mine = (w: HubWorld, blocks: number) =>
   w.anvil.provider.send('anvil_mine', [`0x${blocks.toString(16)}`])
 
-export async function sent(tx: Promise<{ wait(): Promise<unknown> }>): Promise<TransactionReceipt> {
-  return (await (await tx).wait()) as TransactionReceipt
+/**
+ * The receipt of a sent transaction, polled directly (anvil mines on send): ethers' `wait()`
+ * rides its block subscriber, which was seen to stall for minutes after long `anvil_mine` jumps.
+ */
+export async function sent(
+  tx: Promise<{ hash: string; wait(): Promise<unknown> }>,
+): Promise<TransactionReceipt> {
+  const { hash } = await tx
+  const provider = (
+    (await tx) as unknown as {
+      provider: { getTransactionReceipt(h: string): Promise<TransactionReceipt | null> }
+    }
+  ).provider
+  for (let i = 0; i < 6000; i++) {
+    const receipt = await provider.getTransactionReceipt(hash)
+    if (receipt) {
+      if (receipt.status !== 1) throw new Error(`transaction ${hash} reverted`)
+      return receipt
+    }
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  throw new Error(`no receipt for ${hash} after 60 s`)
 }
 
 /** The decoded custom error of a reverting call, as `Name(arg,…)`. */

@@ -26,6 +26,7 @@ import {
   openJob,
   revertOf,
   SORTITION_WINDOW,
+  STAKE,
   STATUS,
   sent,
   startHubWorld,
@@ -335,4 +336,123 @@ describe('AttestationHub settlement', () => {
     )
     expect(gasUsed).toBeLessThanOrEqual(60_000n)
   }, 120_000)
+})
+
+describe('AttestationHub settlement, random sequences', () => {
+  it('every account is credited exactly what its role earns, and both contracts hold exactly what they owe (balance == totalHeld)', async () => {
+    const { hub } = w.hubs.get(4)!
+    const members = w.verifiers.slice(0, 4)
+    const accounts = [...members, w.executor, w.owner].map((a) => a.address)
+    // The model: credits (AccessController) and payouts (NodeRegistry) per account, and the
+    // totals each contract must hold, predicted from the settlement rules alone.
+    const credits = new Map<string, bigint>()
+    const payouts = new Map<string, bigint>()
+    for (const a of accounts) {
+      credits.set(a, await w.c.accessController.credits(a))
+      payouts.set(a, await w.c.nodeRegistry.payouts(a))
+    }
+    const add = (m: Map<string, bigint>, a: string, x: bigint) => m.set(a, (m.get(a) ?? 0n) + x)
+    let held = await conserved(w)
+    const check = async (what: string) => {
+      for (const a of accounts) {
+        expect(await w.c.accessController.credits(a), `${what}: credit of ${a}`).toBe(
+          credits.get(a),
+        )
+        expect(await w.c.nodeRegistry.payouts(a), `${what}: payout of ${a}`).toBe(payouts.get(a))
+      }
+      expect(await conserved(w), what).toEqual(held)
+    }
+    const topUp = async (node: Wallet) => {
+      const n = await w.c.nodeRegistry.getNode(node.address)
+      if (n.stake < STAKE) {
+        await sent(
+          (w.c.nodeRegistry.connect(node) as typeof w.c.nodeRegistry).addStake({
+            value: STAKE - n.stake,
+          }),
+        )
+        held = { ...held, nr: held.nr + STAKE - n.stake }
+      }
+    }
+    let seed = 0x5eed
+    const rnd = (k: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return (seed >>> 16) % k
+    }
+    const outcomes: string[] = []
+    for (let step = 0; step < 6; step++) {
+      await topUp(w.executor)
+      for (const m of members) await topUp(m)
+      // Every path, in an order where each follows another (the seats and the rest are random).
+      const outcome = ['equivocation', 'pass', 'timeout', 'fail', 'pass', 'fail'][step]!
+      outcomes.push(outcome)
+      const { jobId, committee } = await openJob(w, 4, members, { seat: outcome !== 'timeout' })
+      held = { ...held, ac: held.ac + FEE }
+      await check(`${outcome}: open`)
+      if (outcome === 'timeout') {
+        await mine(
+          w,
+          Number((await hub.jobs(jobId))[1]) - (await w.anvil.provider.getBlockNumber()),
+        )
+        await sent(hub.closeTimedOut(jobId))
+        add(credits, w.executor.address, FEE)
+      } else {
+        const sorted = members.toSorted(byAddress)
+        const idle = rnd(4)
+        const signers = sorted.filter((_, i) => i !== idle)
+        if (outcome === 'equivocation') {
+          const liar = signers[rnd(3)]!
+          const domain = pbftDomain(w.chainId, w.hubs.get(4)!.hubAddress)
+          const vote = (verdict: number) =>
+            signVote(privateKeySigner(getBytes(liar.privateKey)), domain, {
+              phase: 'commit',
+              jobId: getBytes(jobId),
+              view: 0n,
+              preparedView: 0n,
+              verdict,
+              evidenceHash: new Uint8Array(32),
+            })
+          const call = equivocationCall({
+            member: liar.address as `0x${string}`,
+            a: await vote(7),
+            b: await vote(0),
+          })
+          const stake = (await w.c.nodeRegistry.getNode(liar.address)).stake
+          await sent(hub.reportEquivocation(jobId, committee, call.a, call.b))
+          add(payouts, w.owner.address, stake < EQUIVOCATION_SLASH ? stake : EQUIVOCATION_SLASH)
+          await check('equivocation: slashed')
+        }
+        const verdict = outcome === 'fail' ? rnd(7) : 7
+        const value = certificateValue(jobId, verdict)
+        const c = await certificate(committee, signers, value, domainOf(w, 4))
+        await sent(hub.submitCertificate(value, c.bits, c.others, c.signatures))
+        const stake = (await w.c.nodeRegistry.getNode(w.executor.address)).stake
+        await sent(hub.settle(jobId, committee))
+        const perSigner = (FEE * VERIFIER_BPS) / 10_000n / 3n
+        const toExecutor = verdict === 7 ? (FEE * EXECUTOR_BPS) / 10_000n : 0n
+        for (const s of signers) add(credits, s.address, perSigner)
+        add(credits, w.executor.address, toExecutor)
+        add(credits, w.owner.address, FEE - 3n * perSigner - toExecutor)
+        if (verdict !== 7) add(payouts, w.owner.address, stake < FAIL_SLASH ? stake : FAIL_SLASH)
+      }
+      await check(`${outcome}: settled`)
+      // Someone cashes out now and then: the contract's holdings drop by exactly that.
+      const who = [w.owner, w.executor, ...members][rnd(6)]!
+      const credit = credits.get(who.address)!
+      if (credit > 0n) {
+        await sent(
+          (w.c.accessController.connect(who) as typeof w.c.accessController).withdrawCredit(),
+        )
+        credits.set(who.address, 0n)
+        held = { ...held, ac: held.ac - credit }
+      }
+      const payout = payouts.get(who.address)!
+      if (payout > 0n) {
+        await sent((w.c.nodeRegistry.connect(who) as typeof w.c.nodeRegistry).claimPayout())
+        payouts.set(who.address, 0n)
+        held = { ...held, nr: held.nr - payout }
+      }
+      await check(`${outcome}: cashed out`)
+    }
+    expect(new Set(outcomes).size).toBe(4)
+  }, 240_000)
 })
