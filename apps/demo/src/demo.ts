@@ -9,7 +9,7 @@
  * (owner keys in the TPM; dev ETH for the owner and its keyguard operator)
  * → `executor-node init` ×2 (executor, receiver) → executor funded + `register --stake`
  * → `pi-node serve` (helia + keyguard) → `executor-node receive` → `pi-node seal` (salaries CSV +
- * QuickJS aggregate, policy `all(minReputation(50), maxRuns(2))`, receiver = the receiver's
+ * QuickJS aggregate, policy `all(minReputation(1), maxRuns(2))`, receiver = the receiver's
  * X25519 key) → `executor-node run` by the chain path, then by the fast path (the receiver
  * decrypts each result) → a third run the policy refuses (MAX_RUNS_REACHED) → everything stopped,
  * temp folders removed.

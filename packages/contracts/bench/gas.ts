@@ -46,12 +46,12 @@ try {
     ['1 condition: maxRuns', maxRuns(1000)],
     [
       '3 conditions: minReputation, environment, maxRuns',
-      all(minReputation(50), environment(measurement), maxRuns(1000)),
+      all(minReputation(1), environment(measurement), maxRuns(1000)),
     ],
     [
       '5 conditions: + before, fee (0.001 ETH into escrow)',
       all(
-        minReputation(50),
+        minReputation(1),
         environment(measurement),
         before('2100-01-01T00:00:00Z'),
         maxRuns(1000),
