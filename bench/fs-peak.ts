@@ -1,13 +1,16 @@
 /**
  * Runs a command and reports its wall time and its peak RSS. For a Node child, an `--import`
- * hook prints `process.resourceUsage().maxRSS` at exit (the child's own peak); children it
- * spawns (pi-node's solc compile) are measured apart by /proc polling of the process tree.
+ * hook prints the child's own peak at exit: `VmHWM` from /proc/self/status, not
+ * `process.resourceUsage().maxRSS`. On Linux a forked child's `ru_maxrss` keeps the parent's
+ * RSS at fork time across exec, so a child spawned by this (helia-holding, 1 GiB) process
+ * reported the parent's size as its own. Children it spawns (pi-node's solc compile) are
+ * measured apart by /proc polling of the process tree.
  */
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 
 const HOOK = `data:text/javascript,${encodeURIComponent(
-  "process.on('exit', () => process.stderr.write('\\nMAXRSS ' + process.resourceUsage().maxRSS + '\\n'))",
+  "import { readFileSync } from 'node:fs'; const peak = () => { try { return Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) } catch { return process.resourceUsage().maxRSS } }; process.on('exit', () => process.stderr.write('\\nMAXRSS ' + peak() + '\\n'))",
 )}`
 
 export interface Measured {
