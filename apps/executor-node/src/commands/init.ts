@@ -1,22 +1,17 @@
 /** `executor-node init`: identity, receiver key and config. */
 import { readFile } from 'node:fs/promises'
 import {
-  address,
   ConfigError,
+  contractFlags,
+  contractsOf,
   listFlag,
+  mnemonicBanner,
   positiveInteger,
   switchFlag,
   UsageError,
   valueFlag,
 } from '@digicap/cli-kit'
 import { command, dataDirOf } from './shared.ts'
-
-const MNEMONIC_BANNER = [
-  '\n=== RECOVERY MNEMONIC: write these 24 words on paper NOW. They are shown only once. ===\n',
-  '\n=== Sealed in secrets.json (TPM; without one the INSECURE software sealer). ===\n\n',
-]
-
-const CONTRACT_FLAGS = ['capsule-registry', 'node-registry', 'access-controller'] as const
 
 export const init = command({
   name: 'init',
@@ -40,9 +35,7 @@ without one, the software sealer, loudly INSECURE), and <data-dir>/config.json. 
     'chain-id': valueFlag('<n>', 'expected chain id (default: asked from the RPC)', {
       parse: positiveInteger,
     }),
-    'capsule-registry': valueFlag('<addr>', 'Digicap contracts', { parse: address }),
-    'node-registry': valueFlag('<addr>', '', { parse: address }),
-    'access-controller': valueFlag('<addr>', '', { parse: address }),
+    ...contractFlags('Digicap contracts'),
     bootstrap: listFlag('<multiaddr>', 'peer to dial at start'),
     'keyguard-addr': listFlag('<multiaddr>', 'keyguard to dial before each run'),
     fast: switchFlag('use the keyguard fast path by default'),
@@ -57,13 +50,8 @@ without one, the software sealer, loudly INSECURE), and <data-dir>/config.json. 
   },
   async run(ctx) {
     const { flags } = ctx
-    const [capsuleRegistry, nodeRegistry, accessController] = CONTRACT_FLAGS.map((f) => flags[f])
-    if (!capsuleRegistry || !nodeRegistry || !accessController) {
-      throw new UsageError('init needs the three contract addresses', {
-        details: { missing: CONTRACT_FLAGS.filter((f) => !flags[f]) },
-        hint: 'Pass --capsule-registry, --node-registry and --access-controller.',
-      })
-    }
+    const contracts = contractsOf(flags)
+    if (!contracts) throw new UsageError('init needs the three contract addresses')
     const file = flags['mnemonic-file']
     const mnemonic =
       file &&
@@ -74,13 +62,14 @@ without one, the software sealer, loudly INSECURE), and <data-dir>/config.json. 
     const { initExecutorNode } = await import('../executor-node.ts')
     const r = await initExecutorNode({
       dataDir,
-      contracts: { capsuleRegistry, nodeRegistry, accessController },
+      contracts,
       chainId: flags['chain-id'],
       flags,
       mnemonic: mnemonic?.trim(),
       force: flags.force,
     })
-    if (r.generated) ctx.io.stderr.write(`${MNEMONIC_BANNER[0]}${r.mnemonic}${MNEMONIC_BANNER[1]}`)
+    const warning = 'Sealed in secrets.json (TPM; without one the INSECURE software sealer).'
+    if (r.generated) ctx.io.stderr.write(mnemonicBanner(r.mnemonic, warning))
     const { address: account, peerId, receiverPublicKey, config } = r
     ctx.result(
       { dataDir, address: account, peerId, receiverPublicKey, chainId: config.chainId },

@@ -1,7 +1,9 @@
 /** `pi-node init`: the TPM wrapping key, the owner and the config. */
 import {
-  address,
+  contractFlags,
+  contractsOf,
   listFlag,
+  mnemonicBanner,
   pcrList,
   positiveInteger,
   switchFlag,
@@ -10,20 +12,7 @@ import {
   wholeNumber,
 } from '@digicap/cli-kit'
 import type { SealerConfig } from '@digicap/owner/node'
-import {
-  appRoot,
-  command,
-  commandLogger,
-  contractsOf,
-  dataDirOf,
-  SEALER_FLAGS,
-  sealerChoice,
-} from './shared.ts'
-
-const MNEMONIC_BANNER = [
-  '\n=== RECOVERY MNEMONIC: write these 24 words on paper NOW. They are shown only once. ===\n',
-  '=== Anyone with these words controls your capsules. Never store them on this device. ===\n\n',
-]
+import { appRoot, command, commandLogger, dataDirOf, SEALER_FLAGS, sealerChoice } from './shared.ts'
 
 export const init = command({
   name: 'init',
@@ -41,11 +30,7 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
     deploy: switchFlag(
       'deploy the Digicap contracts (dev chain: funds the owner and the\nkeyguard operator with anvil_setBalance)',
     ),
-    'capsule-registry': valueFlag('<addr>', 'existing contracts (instead of --deploy), with', {
-      parse: address,
-    }),
-    'node-registry': valueFlag('<addr>', '--node-registry and', { parse: address }),
-    'access-controller': valueFlag('<addr>', '--access-controller', { parse: address }),
+    ...contractFlags('existing contracts (instead of --deploy), all three'),
     ...SEALER_FLAGS,
     'pcr-policy': valueFlag(
       '<pcrs>',
@@ -88,8 +73,7 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
   async run(ctx) {
     const { flags, io, json } = ctx
     const contracts = contractsOf(flags)
-    const given = [flags['capsule-registry'], flags['node-registry'], flags['access-controller']]
-    if (flags.deploy && given.some((v) => v !== undefined))
+    if (flags.deploy && contracts)
       throw new UsageError('Give --deploy or the contract addresses, not both')
     if (!flags.deploy && contracts === undefined) {
       throw new UsageError('init needs --deploy or all three contract addresses', {
@@ -133,8 +117,9 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
     )
     const mnemonicInJson = json && flags['show-mnemonic-in-json']
     if (!mnemonicInJson) {
-      const lines = result.mnemonic.split(' ').map((w, i) => `${String(i + 1).padStart(2)}. ${w}`)
-      io.stderr.write(`${MNEMONIC_BANNER[0]}${lines.join('\n')}\n${MNEMONIC_BANNER[1]}`)
+      const warning =
+        'Anyone with these words controls your capsules. Never store them on this device.'
+      io.stderr.write(mnemonicBanner(result.mnemonic, warning))
     }
     if (result.operator.warning) io.stderr.write(`WARNING: ${result.operator.warning}\n`)
     const { owner, operator, sealer: s, config } = result

@@ -1,6 +1,7 @@
 /** `pi-node recover < words.txt`: the owner back onto a new TPM or a new Pi. */
 import {
-  address,
+  contractFlags,
+  contractsOf,
   EXIT,
   listFlag,
   positiveInteger,
@@ -12,7 +13,6 @@ import {
   command,
   commandLogger,
   configOf,
-  contractsOf,
   dataDirOf,
   SEALER_FLAGS,
   sealerChoice,
@@ -57,12 +57,7 @@ with a reason (exit code 1); the others are recovered.`,
     }),
     'rpc-url': valueFlag('<url>', 'chain RPC', { env: 'DIGICAP_RPC_URL', group: NEW_PI }),
     'chain-id': valueFlag('<id>', 'expected chain id', { parse: positiveInteger, group: NEW_PI }),
-    'capsule-registry': valueFlag('<addr>', 'the contracts, as given to init', {
-      parse: address,
-      group: NEW_PI,
-    }),
-    'node-registry': valueFlag('<addr>', '', { parse: address, group: NEW_PI }),
-    'access-controller': valueFlag('<addr>', '', { parse: address, group: NEW_PI }),
+    ...contractFlags('the contracts, as given to init', { group: NEW_PI }),
     listen: listFlag('<multiaddr>', 'saved in the new config (default /ip4/0.0.0.0/tcp/4001)', {
       group: NEW_PI,
     }),

@@ -103,16 +103,6 @@ export function sealerChoice(
   }
 }
 
-/** The three contract addresses, when all are given. */
-export function contractsOf(flags: {
-  'capsule-registry'?: string | undefined
-  'node-registry'?: string | undefined
-  'access-controller'?: string | undefined
-}): OwnerNodeConfig['contracts'] | undefined {
-  const { 'capsule-registry': c, 'node-registry': n, 'access-controller': a } = flags
-  return c && n && a ? { capsuleRegistry: c, nodeRegistry: n, accessController: a } : undefined
-}
-
 /** The keyguard's lines of `status` and `serve`. */
 export function keyguardLines(kg: KeyguardStatus, updatedAt?: string): string {
   return (

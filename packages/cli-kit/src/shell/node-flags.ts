@@ -1,0 +1,54 @@
+/**
+ * What the node apps' `init` (and pi-node's `recover`) ask alike: the three contract
+ * addresses, and the paper words shown once.
+ */
+import { UsageError } from '../errors.ts'
+import { type FlagExtras, valueFlag } from './flags.ts'
+import { address } from './values.ts'
+
+const NAMES = ['capsule-registry', 'node-registry', 'access-controller'] as const
+
+/** `--capsule-registry`, `--node-registry`, `--access-controller` (addresses); `help` on the first. */
+export function contractFlags<const O extends FlagExtras = Record<never, never>>(
+  help: string,
+  more?: O,
+) {
+  const flag = (h: string) => valueFlag('<addr>', h, { parse: address, ...(more as O) })
+  return {
+    'capsule-registry': flag(help),
+    'node-registry': flag(''),
+    'access-controller': flag(''),
+  }
+}
+
+/**
+ * The three contract addresses from the flags of {@link contractFlags}; undefined when none is given.
+ * @throws {UsageError} when some but not all are given, naming the missing ones.
+ */
+export function contractsOf(
+  flags: Partial<Record<(typeof NAMES)[number], string | undefined>>,
+): { capsuleRegistry: string; nodeRegistry: string; accessController: string } | undefined {
+  const missing = NAMES.filter((n) => !flags[n])
+  if (missing.length === NAMES.length) return undefined
+  if (missing.length > 0) {
+    throw new UsageError('Give all three contract addresses', {
+      details: { missing: missing.map((n) => `--${n}`) },
+      hint: 'Pass --capsule-registry, --node-registry and --access-controller.',
+    })
+  }
+  const [capsuleRegistry, nodeRegistry, accessController] = NAMES.map((n) => flags[n] as string)
+  return { capsuleRegistry, nodeRegistry, accessController } as {
+    capsuleRegistry: string
+    nodeRegistry: string
+    accessController: string
+  }
+}
+
+/** The paper words, numbered, between two warnings: what `init` writes once on stderr. */
+export function mnemonicBanner(mnemonic: string, warning: string): string {
+  const words = mnemonic.split(' ').map((w, i) => `${String(i + 1).padStart(2)}. ${w}`)
+  return (
+    '\n=== RECOVERY MNEMONIC: write these 24 words on paper NOW. They are shown only once. ===\n' +
+    `${words.join('\n')}\n=== ${warning} ===\n\n`
+  )
+}
