@@ -205,13 +205,16 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
     const words: string = JSON.parse(
       readFileSync(join(logs, 'pi-node-init.out.log'), 'utf8').trim().split('\n').at(-1) as string,
     ).mnemonic
-    const wordsOf = (d: string): string =>
-      JSON.parse(readFileSync(join(doc.tempDir, d, 'identity.json'), 'utf8')).mnemonic
+    // An executor's words are sealed in its data folder: `init` shows them once, on stderr.
+    const wordsOf = (init: string): string =>
+      /RECOVERY MNEMONIC[^\n]*\n([a-z ]+)\n/.exec(
+        readFileSync(join(logs, `${init}.err.log`), 'utf8'),
+      )?.[1] ?? ''
     const secrets: Record<string, string> = {}
     const people: [string, string][] = [
       ['owner', words],
-      ['executor', wordsOf('executor-node')],
-      ['receiver', wordsOf('receiver')],
+      ['executor', wordsOf('executor-node-init')],
+      ['receiver', wordsOf('receiver-init')],
     ]
     for (const [who, m] of people) {
       expect(m.split(' ').length).toBeGreaterThanOrEqual(12)
