@@ -12,7 +12,7 @@
  *      seal-node | open-node (Node streams), seal-web | open-web (Web streams)
  */
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
@@ -187,5 +187,14 @@ if (op === 'baseline') {
 result.ms = performance.now() - t0
 const cpu = process.cpuUsage(c0)
 result.cpuMs = (cpu.user + cpu.system) / 1000
-result.maxRssKiB = process.resourceUsage().maxRSS
+// This process's own peak: ru_maxrss (process.resourceUsage) starts at the parent's RSS at
+// fork time on Linux, so it would report the bench parent's size as a floor.
+const status = (() => {
+  try {
+    return readFileSync('/proc/self/status', 'utf8')
+  } catch {
+    return ''
+  }
+})()
+result.maxRssKiB = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? process.resourceUsage().maxRSS)
 process.stdout.write(`${JSON.stringify(result)}\n`)
