@@ -162,14 +162,17 @@ function laneStep(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): LaneA
 }
 
 /**
- * The lane worker, plain CommonJS around {@link laneChunk}'s own source. One message per
+ * The lane worker, plain JavaScript around {@link laneChunk}'s own source. Workers inherit
+ * the host's `execArgv`, so under `node --input-type=module` this source runs as an ES module,
+ * where `require` does not exist: builtins then come from `process.getBuiltinModule`. One message per
  * chunk, `[index, nonce]`; one answer per chunk. `null` ends the worker (its key copy and
  * buffer are zeroed first).
  */
 const LANE_SOURCE = `
-const crypto = require('node:crypto')
-const fs = require('node:fs')
-const { parentPort, workerData } = require('node:worker_threads')
+const load = typeof require === 'function' ? require : process.getBuiltinModule
+const crypto = load('node:crypto')
+const fs = load('node:fs')
+const { parentPort, workerData } = load('node:worker_threads')
 const io = { createCipheriv: crypto.createCipheriv, createDecipheriv: crypto.createDecipheriv, createHash: crypto.createHash, readSync: fs.readSync, writeSync: fs.writeSync }
 const laneChunk = (${laneChunk.toString()})
 const laneStep = (${laneStep.toString()})
