@@ -13,24 +13,15 @@
  * violation, 2 when packing or installing failed.
  */
 import { execFileSync } from 'node:child_process'
-import {
-  closeSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  realpathSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative, resolve } from 'node:path'
-
-const ROOT = resolve(import.meta.dirname, '..')
+import { join } from 'node:path'
+import {
+  addonVerdicts,
+  installedPackages,
+  installFromTarballs,
+  packWorkspace,
+} from './installed-tree.ts'
 
 /** Packages the solc/anvil rule forbids, as name patterns. */
 const SOLC = /^solc$/
@@ -127,183 +118,19 @@ const TARGETS: readonly Target[] = [
   },
 ]
 
-interface WorkspacePackage {
-  readonly name: string
-  readonly dir: string
-  readonly private: boolean
-}
-
-function workspacePackages(): WorkspacePackage[] {
-  const out: WorkspacePackage[] = []
-  for (const group of ['packages', 'apps']) {
-    for (const entry of readdirSync(join(ROOT, group))) {
-      const file = join(ROOT, group, entry, 'package.json')
-      if (!existsSync(file)) continue
-      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name: string; private?: boolean }
-      out.push({ name: pkg.name, dir: dirname(file), private: pkg.private === true })
-    }
-  }
-  return out
-}
-
-function run(cmd: string, args: string[], cwd: string): string {
-  return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-}
-
-/**
- * The workspace's overrides (react-native-webrtc dropped), so the install resolves from the
- * store offline. A user's install does not inherit them: ADR 0019 says what that costs.
- */
-function workspaceOverrides(): string {
-  const yaml = readFileSync(join(ROOT, 'pnpm-workspace.yaml'), 'utf8')
-  const block = /^overrides:\n((?:[ \t]+.*\n|\s*\n)*)/m.exec(yaml)
-  return block?.[1] ?? ''
-}
-
-interface Installed {
-  readonly name: string
-  readonly version: string
-  readonly dir: string
-}
-
-/** Every package in a pnpm-installed tree, from `node_modules/.pnpm/<id>/node_modules/<name>`. */
-function installedPackages(projectDir: string): Installed[] {
-  const store = join(projectDir, 'node_modules', '.pnpm')
-  const out: Installed[] = []
-  for (const id of readdirSync(store)) {
-    if (id === 'node_modules' || id.startsWith('lock')) continue
-    // "<name>@<version>[(peers)]", with "/" in a scoped name written "+".
-    const at = id.indexOf('@', id.startsWith('@') ? 1 : 0)
-    if (at <= 0) continue
-    const name = id.slice(0, at).replace('+', '/')
-    const dir = join(store, id, 'node_modules', name)
-    if (!existsSync(join(dir, 'package.json'))) continue
-    const version = (
-      JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }
-    ).version
-    out.push({ name, version, dir })
-  }
-  return out.sort((a, b) => a.name.localeCompare(b.name))
-}
-
-function findNodeFiles(dir: string, out: string[] = []): string[] {
-  for (const entry of readdirSync(dir)) {
-    const path = join(dir, entry)
-    const st = lstatSync(path)
-    if (st.isSymbolicLink()) continue
-    if (st.isDirectory()) {
-      if (entry === 'node_modules') continue // nested packages are listed on their own
-      findNodeFiles(path, out)
-    } else if (entry.endsWith('.node')) out.push(path)
-  }
-  return out
-}
-
-/** Machine of a binary: ELF e_machine, or Mach-O / PE for the other platforms. */
-function binaryArch(file: string): string {
-  const head = Buffer.alloc(20)
-  const fd = openSync(file, 'r')
-  try {
-    readSync(fd, head, 0, 20, 0)
-  } finally {
-    closeSync(fd)
-  }
-  if (head.readUInt32BE(0) === 0x7f454c46) {
-    const machine = head[5] === 1 ? head.readUInt16LE(18) : head.readUInt16BE(18)
-    return machine === 183
-      ? 'linux-arm64'
-      : machine === 62
-        ? 'linux-x64'
-        : `linux-machine-${machine}`
-  }
-  const magic = head.readUInt32LE(0)
-  if (magic === 0xfeedfacf || magic === 0xcafebabe || magic === 0xbebafeca) return 'darwin'
-  if (head.readUInt16LE(0) === 0x5a4d) return 'win32'
-  return 'unknown'
-}
-
-interface AddonVerdict {
-  readonly pkg: string
-  readonly files: readonly { readonly path: string; readonly arch: string }[]
-  readonly arm64: string | undefined
-}
-
-/**
- * A package's addons have a linux-arm64 build when one of its `.node` files is an aarch64 ELF
- * (prebuilds shipped in the package), or when it is a platform package (`foo-linux-x64-gnu`)
- * whose parent also offers a linux-arm64 sibling in its optionalDependencies.
- */
-function addonVerdicts(pkgs: readonly Installed[]): AddonVerdict[] {
-  const verdicts: AddonVerdict[] = []
-  for (const p of pkgs) {
-    const files = findNodeFiles(p.dir).map((path) => ({
-      path: relative(p.dir, path),
-      arch: binaryArch(path),
-    }))
-    // Installed with --ignore-scripts: an addon compiled at install shows as its binding.gyp.
-    if (files.length === 0 && existsSync(join(p.dir, 'binding.gyp')))
-      files.push({ path: 'binding.gyp', arch: 'compiled at install' })
-    if (files.length === 0) continue
-    let arm64 = files.some((f) => f.arch === 'linux-arm64') ? 'prebuilt in the package' : undefined
-    if (arm64 === undefined) {
-      for (const parent of pkgs) {
-        const manifest = JSON.parse(readFileSync(join(parent.dir, 'package.json'), 'utf8')) as {
-          optionalDependencies?: Record<string, string>
-        }
-        const optional = Object.keys(manifest.optionalDependencies ?? {})
-        if (!optional.includes(p.name)) continue
-        const sibling = optional.find((n) => /linux-arm64/.test(n))
-        if (sibling) arm64 = `${sibling} (optional dependency of ${parent.name})`
-      }
-    }
-    verdicts.push({ pkg: `${p.name}@${p.version}`, files, arm64 })
-  }
-  return verdicts
-}
-
 function main(): number {
   const keep = process.argv.includes('--keep')
   const list = process.argv.includes('--list')
   const work = mkdtempSync(join(tmpdir(), 'digicap-installed-'))
   const tarballs = join(work, 'tarballs')
   mkdirSync(tarballs)
-  const byName = new Map<string, string>()
   try {
-    for (const p of workspacePackages()) {
-      if (p.name === '@digicap/demo') continue
-      if (!existsSync(join(p.dir, 'dist'))) {
-        console.error(`${p.name} has no dist/: run \`pnpm build\` first`)
-        return 2
-      }
-      const before = new Set(readdirSync(tarballs))
-      run('pnpm', ['pack', '--pack-destination', tarballs], p.dir)
-      const made = readdirSync(tarballs).filter((f) => !before.has(f))
-      const [tarball] = made
-      if (made.length !== 1 || tarball === undefined)
-        throw new Error(`pnpm pack of ${p.name} made ${made.length} files`)
-      byName.set(p.name, join(tarballs, tarball))
-    }
-    const overrides = [...byName].map(([name, file]) => `  "${name}": "file:${file}"\n`).join('')
+    const byName = packWorkspace(tarballs)
     let failed = false
     for (const target of TARGETS) {
-      const tarball = byName.get(target.name)
-      if (!tarball) throw new Error(`${target.name} is not in the workspace`)
       const dir = join(work, target.name.replace('/', '+'))
-      mkdirSync(dir)
-      writeFileSync(
-        join(dir, 'package.json'),
-        JSON.stringify({
-          name: 'installed-check',
-          private: true,
-          dependencies: { [target.name]: `file:${tarball}` },
-        }),
-      )
-      writeFileSync(
-        join(dir, 'pnpm-workspace.yaml'),
-        `overrides:\n${overrides}${workspaceOverrides()}`,
-      )
       const started = Date.now()
-      run('pnpm', ['install', '--offline', '--prod', '--ignore-scripts', '--reporter=silent'], dir)
+      installFromTarballs(dir, [target.name], byName)
       const pkgs = installedPackages(dir)
       console.log(
         `\n${target.name} (${target.role}): ${pkgs.length} packages installed in ${Date.now() - started} ms`,
