@@ -205,11 +205,13 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
     const words: string = JSON.parse(
       readFileSync(join(logs, 'pi-node-init.out.log'), 'utf8').trim().split('\n').at(-1) as string,
     ).mnemonic
-    // An executor's words are sealed in its data folder: `init` shows them once, on stderr.
-    const wordsOf = (init: string): string =>
-      /RECOVERY MNEMONIC[^\n]*\n([a-z ]+)\n/.exec(
-        readFileSync(join(logs, `${init}.err.log`), 'utf8'),
-      )?.[1] ?? ''
+    // An executor's words are sealed on its disk; `init` shows them once on stderr, numbered.
+    const wordsOf = (log: string): string => {
+      const text = readFileSync(join(logs, `${log}.err.log`), 'utf8')
+      const words = text.split('\n').flatMap((l) => /^\s*\d+\. ([a-z]+)$/.exec(l)?.slice(1) ?? [])
+      if (words.length < 12) throw new Error(`no words in ${log}`)
+      return words.join(' ')
+    }
     const secrets: Record<string, string> = {}
     const people: [string, string][] = [
       ['owner', words],
