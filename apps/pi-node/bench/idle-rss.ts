@@ -17,6 +17,8 @@ import { startAnvil } from '@digicap/contracts/testing'
 const idleMs = Number(process.argv[2] ?? 15) * 1000
 const CLI = fileURLToPath(new URL('../bin/pi-node.js', import.meta.url))
 const GOAL_MB = 150
+/** The node flags of the binary's `#!/usr/bin/env -S node …` line. */
+const SHEBANG_FLAGS = (readFileSync(CLI, 'utf8').split('\n')[0] ?? '').split(/\s+/).slice(3)
 
 const rssMb = (pid: number): number => {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -27,7 +29,10 @@ const rssMb = (pid: number): number => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function daemon(args: string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [CLI, 'serve', '--json', ...args], { env })
+  // With the binary's own node flags (its shebang: --max-semi-space-size=2), as installed.
+  const child = spawn(process.execPath, [...SHEBANG_FLAGS, CLI, 'serve', '--json', ...args], {
+    env,
+  })
   let out = ''
   child.stdout.on('data', (d) => {
     out += d
@@ -97,7 +102,7 @@ try {
   const row = (what: string, mb: number) =>
     `${what.padEnd(52)} ${mb.toFixed(1).padStart(7)} MB  (${(mb / bareMb).toFixed(1)}× bare node)`
   console.log(
-    `pi-node serve idle RSS after ${idleMs / 1000} s (node ${process.versions.node}, ${process.arch})`,
+    `pi-node serve idle RSS after ${idleMs / 1000} s (node ${process.versions.node} ${SHEBANG_FLAGS.join(' ')}, ${process.arch})`,
   )
   console.log(row('bare node (setInterval), baseline', bareMb))
   console.log(row('serve: helia + libp2p + keyguard', plainMb))
