@@ -15,12 +15,17 @@ import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, type Doc, runJson } from './helpers/cli.ts'
 
-/** Lists every module the child resolves and its peak RSS, on stderr at exit. */
+/**
+ * Lists every module the child resolves and its own peak RSS (`VmHWM`: a spawned child's
+ * `resourceUsage().maxRSS` starts at this vitest worker's RSS on Linux), on stderr at exit.
+ */
 const HOOK = `data:text/javascript,${encodeURIComponent(`
 import { registerHooks } from 'node:module'
+import { readFileSync } from 'node:fs'
 const seen = new Set()
 registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.add(r.url); return r } })
-process.on('exit', () => process.stderr.write('\\nPROBE ' + JSON.stringify({ loaded: [...seen], maxRssKiB: process.resourceUsage().maxRSS }) + '\\n'))
+const peak = () => Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1])
+process.on('exit', () => process.stderr.write('\\nPROBE ' + JSON.stringify({ loaded: [...seen], maxRssKiB: peak() }) + '\\n'))
 `)}`
 
 /** What neither `seal` nor `status` needs: solc, helia, libp2p's node, its transports. */
