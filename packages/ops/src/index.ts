@@ -14,6 +14,25 @@
  * console.log(`${ops.url}/metrics`)
  * ```
  */
+
+export {
+  type ExecutorOpsOptions,
+  startExecutorOps,
+} from './daemon/executor-ops.ts'
+export { type JournalRow, readJournal } from './daemon/journal.ts'
+export { type PiNodeOps, type PiNodeOpsOptions, startPiNodeOps } from './daemon/pi-node-ops.ts'
+export {
+  piNodeStatusSource,
+  type StatusDaemon,
+  type StatusOwner,
+  type StatusSourceOptions,
+} from './daemon/pi-node-status.ts'
+export {
+  STATUS_TOKEN_FILE,
+  type StatusPageLink,
+  statusPageLine,
+  statusPageLink,
+} from './daemon/status-link.ts'
 export { OpsListenError, SdNotifyError } from './errors.ts'
 export { isLoopbackHost } from './http/loopback.ts'
 export {

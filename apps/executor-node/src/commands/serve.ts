@@ -2,7 +2,6 @@
 import { toHex } from '@digicap/capsule-core'
 import { switchFlag } from '@digicap/cli-kit'
 import { OPS_FLAGS } from '@digicap/ops/flags'
-import { startExecutorOps } from '../ops/serve-ops.ts'
 import { command, dataDirOf, listenOf, loggerOf } from './shared.ts'
 
 export const serve = command({
@@ -25,12 +24,17 @@ PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are re
   },
   async run(ctx) {
     const { flags, event: line } = ctx
-    const [{ followAnnouncements, runPcrAtStart }, { createExecutorNode }, { createProvider }] =
-      await Promise.all([
-        import('@digicap/executor/node'),
-        import('../executor-node.ts'),
-        import('@digicap/contracts'),
-      ])
+    const [
+      { followAnnouncements, runPcrAtStart },
+      { createExecutorNode },
+      { createProvider },
+      { packageVersion, startExecutorOps },
+    ] = await Promise.all([
+      import('@digicap/executor/node'),
+      import('../executor-node.ts'),
+      import('@digicap/contracts'),
+      import('@digicap/ops'),
+    ])
     const logger = loggerOf(ctx)
     const en = await createExecutorNode(dataDirOf(ctx), ctx.env, { ...listenOf(ctx), logger })
     const provider = createProvider(en.config.rpcUrl, en.config.chainId)
@@ -38,6 +42,7 @@ PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are re
       () => en.node.libp2p.getPeers().length,
       () => en.executor.pendingDeliveries(),
       {
+        version: packageVersion(import.meta.url, '@digicap/executor-node'),
         port: flags['ops-port'],
         host: flags['ops-host'],
         allowPublic: flags['ops-public'],

@@ -1,7 +1,6 @@
 /** `pi-node serve`: the daemon (helia + the keyguard on one libp2p node). */
 import { listFlag, positiveInteger, switchFlag, valueFlag, wholeNumber } from '@digicap/cli-kit'
 import { OPS_FLAGS } from '@digicap/ops/flags'
-import { startServeOps } from '../ops/serve-ops.ts'
 import { command, configOf, dataDirOf, keyguardLines, loggerOf, openPiNode } from './shared.ts'
 
 export const serve = command({
@@ -44,11 +43,13 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
         ? { statusIntervalMs: flags['status-interval-ms'] }
         : {}),
     })
-    const ops = await startServeOps(
+    const { packageVersion, startPiNodeOps } = await import('@digicap/ops')
+    const ops = await startPiNodeOps(
       pi,
       { ...running, peers: () => running.node.libp2p.getPeers().length },
       {
         dataDir: dataDirOf(ctx),
+        version: packageVersion(import.meta.url, '@digicap/pi-node'),
         port: flags['ops-port'],
         host: flags['ops-host'],
         allowPublic: flags['ops-public'],

@@ -1,7 +1,7 @@
 /** `pi-node status`: the node's state, read without starting it. */
 import { warnOnce } from '@digicap/cli-kit'
+import { statusPageLine, statusPageLink } from '@digicap/ops'
 import type { OperatorStatus } from '@digicap/owner'
-import { statusPageLine, statusPageLink } from '../ops/status-link.ts'
 import { command, dataDirOf, keyguardLines, openPiNode } from './shared.ts'
 
 function operatorLine(o: OperatorStatus): string {

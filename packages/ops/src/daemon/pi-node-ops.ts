@@ -2,16 +2,25 @@
  * What `pi-node serve` offers its operator besides the keyguard: `/metrics`, `/healthz` and the
  * status page on the ops port (when --ops-port is given), and systemd readiness.
  */
+
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeJsonAtomic } from '@digicap/cli-kit'
-import type { OpsLogger } from '@digicap/ops/logger'
-import type { OwnerNode } from '@digicap/owner/node'
-import { OPS_FILE, STATUS_TOKEN_FILE } from './flags.ts'
-import { piNodeStatusSource, type StatusDaemon } from './status-source.ts'
+import { OPS_FILE } from '../flags.ts'
+import { startOpsServer } from '../http/ops-server.ts'
+import type { OpsLogger } from '../log/logger.ts'
+import { createNodeMetrics } from '../metrics/node-metrics.ts'
+import { observeKeyguardEvents, observeSealer } from '../metrics/observe.ts'
+import { statusPageRoutes } from '../status/routes.ts'
+import { readOrCreateStatusToken } from '../status/token.ts'
+import { notifyReady, notifyStopping } from '../systemd/notify.ts'
+import { piNodeStatusSource, type StatusDaemon, type StatusOwner } from './pi-node-status.ts'
+import { STATUS_TOKEN_FILE } from './status-link.ts'
 
-export interface ServeOpsOptions {
+export interface PiNodeOpsOptions {
   dataDir: string
+  /** The pi-node's version, for `digicap_build_info`. */
+  version: string
   port: number | undefined
   host: string | undefined
   allowPublic: boolean
@@ -19,7 +28,7 @@ export interface ServeOpsOptions {
   logger: OpsLogger
 }
 
-export interface ServeOps {
+export interface PiNodeOps {
   /** `http://127.0.0.1:<port>` when the ops port is on. */
   readonly url: string | undefined
   /** The status page's link with its token, when the ops port is on. */
@@ -30,20 +39,19 @@ export interface ServeOps {
 }
 
 /** Starts the ops port (if asked) over the running daemon. */
-export async function startServeOps(
-  pi: OwnerNode,
+export async function startPiNodeOps(
+  pi: StatusOwner,
   daemon: StatusDaemon,
-  o: ServeOpsOptions,
-): Promise<ServeOps> {
-  const ops = await import('@digicap/ops')
+  o: PiNodeOpsOptions,
+): Promise<PiNodeOps> {
   const notify = { env: o.env }
   const ready = async (status: string) => {
-    await ops
-      .notifyReady(status, notify)
-      .catch((err: unknown) => o.logger.error('cannot notify systemd', { err }))
+    await notifyReady(status, notify).catch((err: unknown) =>
+      o.logger.error('cannot notify systemd', { err }),
+    )
   }
   const stopping = async () => {
-    await ops.notifyStopping(notify).catch(() => false)
+    await notifyStopping(notify).catch(() => false)
   }
   if (o.port === undefined) {
     return { url: undefined, statusUrl: undefined, ready, stop: stopping }
@@ -52,7 +60,7 @@ export async function startServeOps(
     title: `pi-node ${daemon.peerId}`,
     journalDir: join(o.dataDir, 'keyguard', 'journal'),
   })
-  const metrics = ops.createNodeMetrics(
+  const metrics = createNodeMetrics(
     'pi-node',
     {
       peers: () => daemon.peers(),
@@ -62,24 +70,24 @@ export async function startServeOps(
         return chain.head !== null && chain.cursor ? chain.head - chain.cursor.number : undefined
       },
     },
-    { version: ops.packageVersion(import.meta.url, '@digicap/pi-node') },
+    { version: o.version },
   )
-  const unobserve = ops.observeKeyguardEvents(metrics, daemon.keyguard.events)
-  const unwrapSealer = ops.observeSealer(metrics, pi.sealer)
-  const token = await ops.readOrCreateStatusToken(join(o.dataDir, STATUS_TOKEN_FILE))
+  const unobserve = observeKeyguardEvents(metrics, daemon.keyguard.events)
+  const unwrapSealer = observeSealer(metrics, pi.sealer)
+  const token = await readOrCreateStatusToken(join(o.dataDir, STATUS_TOKEN_FILE))
   const healthRows = async () => Object.fromEntries((await source.health()).map((r) => [r.name, r]))
   const check = (name: string) => async () => {
     const row = (await healthRows())[name]
     return { ok: row?.ok === true, detail: { text: row?.text ?? 'missing' } }
   }
-  const server = await ops.startOpsServer({
+  const server = await startOpsServer({
     port: o.port,
     ...(o.host === undefined ? {} : { host: o.host }),
     allowPublic: o.allowPublic,
     metrics,
     health: { tpm: check('tpm'), chain: check('chain'), keyguard: check('keyguard') },
     routes: [
-      ops.statusPageRoutes({
+      statusPageRoutes({
         token,
         snapshot: source.snapshot,
         subscribe: (onChange) => {

@@ -3,9 +3,38 @@
  * release journal (and the fast path's refusals, which have no grant to journal, from the
  * keyguard's events since start), keyguard health from the running daemon.
  */
-import type { HealthRow, HistoryRow, StatusSnapshot } from '@digicap/ops'
-import type { OwnerNode } from '@digicap/owner/node'
-import { type JournalRow, readJournal } from './journal-history.ts'
+import type { HealthRow, HistoryRow, StatusSnapshot } from '../status/snapshot.ts'
+import { type JournalRow, readJournal } from './journal.ts'
+
+/** What the snapshot reads of the pi-node's owner node (`@digicap/owner/node`'s OwnerNode). */
+export interface StatusOwner {
+  status(): Promise<{
+    operator: {
+      address?: string | undefined
+      approved?: boolean | undefined
+      balanceWei?: string | undefined
+    }
+  }>
+  readonly sealer: {
+    describe(): Promise<{ kind: string; hardwareBacked: boolean }>
+    publicKey(): Promise<unknown>
+  }
+  readonly keyStore: {
+    list(): Promise<string[]>
+    get(id: string): Promise<
+      | {
+          capsuleId: string
+          createdAt: string
+          metadata: {
+            cid?: string | undefined
+            policy?: string | undefined
+            name?: string | undefined
+          }
+        }
+      | undefined
+    >
+  }
+}
 
 /** What the snapshot reads of the running daemon. */
 export interface StatusDaemon {
@@ -85,7 +114,7 @@ function cached<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
 const errorCode = (err: unknown) => String((err as { code?: unknown })?.code ?? 'failed')
 
 /** Builds `snapshot()` for the status page and the health checks it shares with `/healthz`. */
-export function piNodeStatusSource(pi: OwnerNode, daemon: StatusDaemon, o: StatusSourceOptions) {
+export function piNodeStatusSource(pi: StatusOwner, daemon: StatusDaemon, o: StatusSourceOptions) {
   const recent = recentEvents(daemon.keyguard.events, 200)
   const cacheMs = o.cacheMs ?? 10_000
   const ownerStatus = cached(cacheMs, () => pi.status())

@@ -3,9 +3,16 @@
  * (when --ops-port is given) and systemd readiness. Runs are counted by wrapping the
  * executor's `runCapsule` (auto-runs go through it).
  */
-import type { OpsLogger } from '@digicap/ops/logger'
 
-export interface ExecutorServeOptions {
+import { startOpsServer } from '../http/ops-server.ts'
+import type { OpsLogger } from '../log/logger.ts'
+import { createNodeMetrics } from '../metrics/node-metrics.ts'
+import { observeRuns } from '../metrics/observe.ts'
+import { notifyReady, notifyStopping } from '../systemd/notify.ts'
+
+export interface ExecutorOpsOptions {
+  /** The executor-node's version, for `digicap_build_info`. */
+  version: string
   port: number | undefined
   host: string | undefined
   allowPublic: boolean
@@ -22,19 +29,14 @@ export interface ExecutorServeOptions {
 export async function startExecutorOps(
   peers: () => number,
   pendingDeliveries: () => number,
-  o: ExecutorServeOptions,
+  o: ExecutorOpsOptions,
 ) {
-  const ops = await import('@digicap/ops')
   const notify = { env: o.env }
-  const metrics = ops.createNodeMetrics(
-    'executor-node',
-    { peers },
-    { version: ops.packageVersion(import.meta.url, '@digicap/executor-node') },
-  )
+  const metrics = createNodeMetrics('executor-node', { peers }, { version: o.version })
   const server =
     o.port === undefined
       ? undefined
-      : await ops.startOpsServer({
+      : await startOpsServer({
           port: o.port,
           ...(o.host === undefined ? {} : { host: o.host }),
           allowPublic: o.allowPublic,
@@ -52,15 +54,15 @@ export async function startExecutorOps(
     })
   return {
     url: server?.url,
-    observe: <E extends Parameters<typeof ops.observeRuns>[1]>(executor: E): E =>
-      ops.observeRuns(metrics, executor),
+    observe: <E extends Parameters<typeof observeRuns>[1]>(executor: E): E =>
+      observeRuns(metrics, executor),
     async ready(status: string) {
-      await ops
-        .notifyReady(status, notify)
-        .catch((err: unknown) => o.logger.error('cannot notify systemd', { err }))
+      await notifyReady(status, notify).catch((err: unknown) =>
+        o.logger.error('cannot notify systemd', { err }),
+      )
     },
     async stop() {
-      await ops.notifyStopping(notify).catch(() => false)
+      await notifyStopping(notify).catch(() => false)
       await server?.close()
     },
   }

@@ -2,8 +2,11 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { processAlive } from '@digicap/cli-kit'
-import { readOrCreateStatusToken } from '@digicap/ops'
-import { OPS_FILE, STATUS_TOKEN_FILE } from './flags.ts'
+import { OPS_FILE } from '../flags.ts'
+import { readOrCreateStatusToken } from '../status/token.ts'
+
+/** The status page's token (0600) in the data dir, created on first use; `status` prints it. */
+export const STATUS_TOKEN_FILE = 'status-token'
 
 export interface StatusPageLink {
   token: string
