@@ -77,6 +77,7 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "releaseKeyHex",
       "releasePcrExpectation",
       "saveOwnerNodeConfig",
+      "sealerChoiceOf",
       "sealerConfigOf",
     ]
   `)

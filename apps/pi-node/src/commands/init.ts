@@ -12,7 +12,7 @@ import {
   wholeNumber,
 } from '@digicap/cli-kit'
 import type { SealerConfig } from '@digicap/owner/node'
-import { appRoot, command, commandLogger, dataDirOf, SEALER_FLAGS, sealerChoice } from './shared.ts'
+import { appRoot, command, commandLogger, dataDirOf, SEALER_FLAGS } from './shared.ts'
 
 export const init = command({
   name: 'init',
@@ -81,11 +81,10 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
       })
     }
     const dataDir = dataDirOf(ctx)
-    const { initOwnerNode, measureInstalledRelease, pinRelease, sealerConfigOf } = await import(
-      '@digicap/owner/node'
-    )
+    const { initOwnerNode, measureInstalledRelease, pinRelease, sealerChoiceOf, sealerConfigOf } =
+      await import('@digicap/owner/node')
     const sealer = sealerConfigOf(
-      { ...sealerChoice(flags, ctx.env), pcrs: flags['pcr-policy'] },
+      { ...sealerChoiceOf(flags, ctx.env), pcrs: flags['pcr-policy'] },
       dataDir,
     ) as SealerConfig
     const { 'release-manifest': manifest, 'release-key': key, 'release-root': root } = flags

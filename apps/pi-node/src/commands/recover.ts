@@ -9,14 +9,7 @@ import {
   valueFlag,
   wholeNumber,
 } from '@digicap/cli-kit'
-import {
-  command,
-  commandLogger,
-  configOf,
-  dataDirOf,
-  SEALER_FLAGS,
-  sealerChoice,
-} from './shared.ts'
+import { command, commandLogger, configOf, dataDirOf, SEALER_FLAGS } from './shared.ts'
 
 async function readStdin(stdin: AsyncIterable<Buffer | string> | undefined): Promise<string> {
   const parts: Buffer[] = []
@@ -72,8 +65,8 @@ with a reason (exit code 1); the others are recovered.`,
     }
     const dataDir = dataDirOf(ctx)
     const existing = await configOf(ctx).catch(() => undefined)
-    const { recoverOwnerNode, sealerConfigOf } = await import('@digicap/owner/node')
-    const choice = sealerChoice(flags, ctx.env, existing !== undefined)
+    const { recoverOwnerNode, sealerChoiceOf, sealerConfigOf } = await import('@digicap/owner/node')
+    const choice = sealerChoiceOf(flags, ctx.env, existing !== undefined)
     const sealer = sealerConfigOf(choice, dataDir, existing?.sealer)
     const contracts = contractsOf(flags)
     const result = await recoverOwnerNode(

@@ -15,7 +15,7 @@ import {
 } from '@digicap/cli-kit'
 import type { KeyguardStatus } from '@digicap/keyguard'
 import { LOG_LEVELS, type LogLevel, type OpsLogger, processLogger } from '@digicap/ops/logger'
-import type { OwnerNode, OwnerNodeConfig, SealerChoice } from '@digicap/owner/node'
+import type { OwnerNode, OwnerNodeConfig } from '@digicap/owner/node'
 import { loadConfig, resolveDataDir } from '../config.ts'
 
 export const GLOBAL_FLAGS = {
@@ -84,23 +84,6 @@ export const SEALER_FLAGS = {
   'allow-insecure-sealer': switchFlag(
     'required for --sealer software (env DIGICAP_ALLOW_INSECURE_SEALER=1)',
   ),
-}
-
-/** The sealer the flags ask for; the environment too, unless a config is in place (`keep`). */
-export function sealerChoice(
-  flags: {
-    sealer?: string | undefined
-    tcti?: string | undefined
-    'allow-insecure-sealer': boolean
-  },
-  env: NodeJS.ProcessEnv,
-  keep = false,
-): SealerChoice {
-  return {
-    kind: flags.sealer ?? (keep ? undefined : env.DIGICAP_SEALER),
-    tcti: flags.tcti ?? (keep ? undefined : env.DIGICAP_TCTI),
-    allowInsecure: flags['allow-insecure-sealer'] || env.DIGICAP_ALLOW_INSECURE_SEALER === '1',
-  }
 }
 
 /** The keyguard's lines of `status` and `serve`. */

@@ -213,6 +213,27 @@ export interface SealerChoice {
 }
 
 /**
+ * The sealer `--sealer`/`--tcti`/`--allow-insecure-sealer` ask for; the environment
+ * (`DIGICAP_SEALER`, `DIGICAP_TCTI`) too, unless a config is in place (`keep`).
+ * `DIGICAP_ALLOW_INSECURE_SEALER=1` always counts.
+ */
+export function sealerChoiceOf(
+  flags: {
+    sealer?: string | undefined
+    tcti?: string | undefined
+    'allow-insecure-sealer': boolean
+  },
+  env: NodeJS.ProcessEnv,
+  keep = false,
+): SealerChoice {
+  return {
+    kind: flags.sealer ?? (keep ? undefined : env.DIGICAP_SEALER),
+    tcti: flags.tcti ?? (keep ? undefined : env.DIGICAP_TCTI),
+    allowInsecure: flags['allow-insecure-sealer'] || env.DIGICAP_ALLOW_INSECURE_SEALER === '1',
+  }
+}
+
+/**
  * The sealer config a choice asks for. With a `fallback` (the config in place), no kind and no
  * TCTI mean "keep the fallback" (undefined).
  * @throws {UsageError} for the software sealer without `allowInsecure`, or an unknown kind.

@@ -57,6 +57,7 @@ export {
   OWNER_NODE_CONFIG,
   ownerNodePaths,
   saveOwnerNodeConfig,
+  sealerChoiceOf,
   sealerConfigOf,
 } from './config.ts'
 export type { InitOwnerNodeOptions, InitOwnerNodeResult } from './init.ts'

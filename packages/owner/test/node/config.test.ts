@@ -8,6 +8,7 @@ import {
   loadOwnerNodeConfig,
   type OwnerNodeConfig,
   saveOwnerNodeConfig,
+  sealerChoiceOf,
   sealerConfigOf,
 } from '../../src/node/index.ts'
 
@@ -145,6 +146,32 @@ describe('config', () => {
     expect(() => sealerConfigOf({ kind: 'hsm', allowInsecure: true }, dir)).toThrow(
       expect.objectContaining({ code: 'USAGE' }),
     )
+  })
+
+  it('reads the sealer choice from the flags, then the environment unless a config is kept', () => {
+    const env = { DIGICAP_SEALER: 'software', DIGICAP_TCTI: 'swtpm:port=3' }
+    const none = { 'allow-insecure-sealer': false }
+    expect(sealerChoiceOf(none, env)).toEqual({
+      kind: 'software',
+      tcti: 'swtpm:port=3',
+      allowInsecure: false,
+    })
+    expect(sealerChoiceOf(none, env, true)).toEqual({
+      kind: undefined,
+      tcti: undefined,
+      allowInsecure: false,
+    })
+    expect(
+      sealerChoiceOf({ ...none, sealer: 'tpm2', tcti: 'device:/dev/tpm0' }, env, true),
+    ).toEqual({
+      kind: 'tpm2',
+      tcti: 'device:/dev/tpm0',
+      allowInsecure: false,
+    })
+    expect(sealerChoiceOf(none, { DIGICAP_ALLOW_INSECURE_SEALER: '1' }, true).allowInsecure).toBe(
+      true,
+    )
+    expect(sealerChoiceOf({ 'allow-insecure-sealer': true }, {}).allowInsecure).toBe(true)
   })
 
   it('keeps a PCR policy (init --pcr-policy) and the pinned release, with env overrides', async () => {
