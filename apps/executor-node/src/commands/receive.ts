@@ -1,7 +1,6 @@
 /** `executor-node receive`: the receiver daemon, printing verified results. */
 import { toHex, x25519PublicKey } from '@digicap/capsule-core'
 import { switchFlag, valueFlag } from '@digicap/cli-kit'
-import { loadConfig } from '../config.ts'
 import { command, dataDirOf, listenOf } from './shared.ts'
 
 export const receive = command({
@@ -21,8 +20,10 @@ the first result.`,
   async run(ctx) {
     const { flags, event: line } = ctx
     const dataDir = dataDirOf(ctx)
-    const [{ createExecutorNode, readReceiverKey, readSecrets }, { receivedLine, refusedLine }] =
-      await Promise.all([import('../executor-node.ts'), import('@digicap/executor/node')])
+    const [
+      { createExecutorNode, readReceiverKey, readSecrets },
+      { loadConfig, receivedLine, refusedLine },
+    ] = await Promise.all([import('../executor-node.ts'), import('@digicap/executor/node')])
     const key = flags['key-file']
       ? await readReceiverKey(flags['key-file'])
       : (await readSecrets(await loadConfig(dataDir, ctx.env))).receiverKey

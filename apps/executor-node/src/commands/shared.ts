@@ -5,7 +5,7 @@
  */
 import { type CommandContext, commandsWith, listFlag, valueFlag } from '@digicap/cli-kit'
 import { LOG_LEVELS, type LogLevel, type OpsLogger, processLogger } from '@digicap/ops/logger'
-import { resolveDataDir } from '../config.ts'
+import { resolveDataDir } from '../data-dir.ts'
 
 export const GLOBAL_FLAGS = {
   'data-dir': valueFlag(

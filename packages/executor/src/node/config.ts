@@ -3,8 +3,7 @@
  * environment overrides, declared once with cli-kit's `defineConfig`. Secrets live apart, in
  * `secrets.json`, wrapped to the host's TPM (else to the INSECURE software sealer).
  */
-import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import {
   CHAIN_CONFIG_FIELDS,
   type ConfigSources,
@@ -13,8 +12,6 @@ import {
   readConfigJson,
   UsageError,
 } from '@digicap/cli-kit'
-
-export { writeJsonAtomic } from '@digicap/cli-kit'
 
 /** See EXECUTOR_NODE_CONFIG for each field's variable and flag, the README for its meaning. */
 export interface ExecutorNodeConfig {
@@ -55,10 +52,6 @@ export const executorNodePaths = (dataDir: string) => ({
   /** The attestation record (EK, AK, boot PCRs) whose SHA-256 `register` registers. */
   attestationRecord: join(dataDir, 'attestation-record.bin'),
 })
-
-/** The data folder: flag, then `DIGICAP_DATA_DIR`, then `~/.digicap/executor-node`. */
-export const resolveDataDir = (flag: string | undefined, env: NodeJS.ProcessEnv): string =>
-  resolve(flag ?? env.DIGICAP_DATA_DIR ?? join(homedir(), '.digicap', 'executor-node'))
 
 /** The TCTIs the attestation agent speaks. */
 const TCTI = /^(device:\/|swtpm:)\S+$/

@@ -1,15 +1,17 @@
-/** The composition root: the data folder (config, identity, keys) → `@digicap/executor/node`. */
+/**
+ * The executor node of a data folder (`executor-node`'s): `<dataDir>/config.json`, the wallet
+ * words and receiver key sealed in `secrets.json` (keyguard's sealed secrets, to the config's
+ * TPM, else the INSECURE software sealer) → `openExecutorNode`.
+ */
 import { existsSync } from 'node:fs'
 import { rename } from 'node:fs/promises'
 import { generateX25519KeyPair, toHex, x25519PublicKey } from '@digicap/capsule-core'
-import { AlreadyInitialisedError, removeStaleTemps, rpcChainId } from '@digicap/cli-kit'
-import type { SandboxSet } from '@digicap/executor'
 import {
-  loadNodeAttestation,
-  type ExecutorNode as Node,
-  openExecutorNode,
-  readReceiverKeyFile,
-} from '@digicap/executor/node'
+  AlreadyInitialisedError,
+  removeStaleTemps,
+  rpcChainId,
+  writeJsonAtomic,
+} from '@digicap/cli-kit'
 import {
   deriveOwnerIdentity,
   generateMnemonic,
@@ -20,17 +22,11 @@ import {
 } from '@digicap/keyguard'
 import { privateKeyFromSeed } from '@digicap/p2p'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import {
-  type ExecutorNodeConfig,
-  executorNodePaths,
-  loadConfig,
-  resolveConfig,
-  writeJsonAtomic,
-} from './config.ts'
-
-export { defaultSandboxes } from '@digicap/executor'
-/** Reads a receiver key file (64 hex characters, the X25519 private key). */
-export const readReceiverKey = readReceiverKeyFile
+import type { SandboxSet } from '../sandbox/select.ts'
+import { loadNodeAttestation } from './attestation.ts'
+import { type ExecutorNodeConfig, executorNodePaths, loadConfig, resolveConfig } from './config.ts'
+import { openExecutorNode } from './open.ts'
+import type { ExecutorNode } from './types.ts'
 
 /** The sealer of the node's secrets: the config's TPM, else the INSECURE software sealer. */
 const sealerOf = (c: ExecutorNodeConfig) =>
@@ -94,7 +90,8 @@ export async function initExecutorNode(o: InitExecutorNodeOptions) {
   return { config, address: id.address, peerId, receiverPublicKey, generated, mnemonic }
 }
 
-export type ExecutorNode = Node & { readonly config: ExecutorNodeConfig }
+/** An executor node with the config it was opened from. */
+export type ConfiguredExecutorNode = ExecutorNode & { readonly config: ExecutorNodeConfig }
 
 export interface CreateExecutorNodeOptions {
   /** Override the listen addresses (tests: loopback port 0). */
@@ -113,7 +110,7 @@ export async function createExecutorNode(
   dataDir: string,
   env: NodeJS.ProcessEnv = {},
   options: CreateExecutorNodeOptions = {},
-): Promise<ExecutorNode> {
+): Promise<ConfiguredExecutorNode> {
   const config = await loadConfig(dataDir, env)
   await removeStaleTemps(dataDir) // leftovers of a write cut by a crash (init's files)
   const paths = executorNodePaths(dataDir)

@@ -19,10 +19,28 @@
  * await en.stop()
  * ```
  */
+
 export type { LoadNodeAttestationParameters } from './attestation.ts'
 export { loadNodeAttestation } from './attestation.ts'
+export {
+  applyEnv,
+  checkConfig,
+  EXECUTOR_NODE_CONFIG,
+  type ExecutorNodeConfig,
+  executorNodePaths,
+  loadConfig,
+  resolveConfig,
+} from './config.ts'
 export type { DaemonLine, FollowAnnouncementsInit } from './daemon.ts'
 export { autoRunLine, followAnnouncements, printable, receivedLine, refusedLine } from './daemon.ts'
+export {
+  type ConfiguredExecutorNode,
+  type CreateExecutorNodeOptions,
+  createExecutorNode,
+  type InitExecutorNodeOptions,
+  initExecutorNode,
+  readSecrets,
+} from './data-folder.ts'
 export { executorNode } from './executor-node.ts'
 export type { ImageRegistry, ServeImageRegistryParameters } from './image-registry.ts'
 export { serveImageRegistry } from './image-registry.ts'

@@ -1,0 +1,11 @@
+/** The composition root is `@digicap/executor/node`'s node of a data folder. */
+export { defaultSandboxes } from '@digicap/executor'
+export {
+  type ConfiguredExecutorNode as ExecutorNode,
+  type CreateExecutorNodeOptions,
+  createExecutorNode,
+  type InitExecutorNodeOptions,
+  initExecutorNode,
+  readReceiverKeyFile as readReceiverKey,
+  readSecrets,
+} from '@digicap/executor/node'
