@@ -66,40 +66,34 @@ export function createNodeMetrics(
     labelNames: ['app', 'version'],
     registers,
   }).set({ app, version: options.version ?? 'unknown' }, 1)
-  if (sources.peers) {
-    const read = sources.peers
+  // A gauge read when scraped; a source that answers undefined leaves the gauge unset.
+  const polled = (
+    name: string,
+    help: string,
+    read: (() => number | undefined | Promise<number | undefined>) | undefined,
+  ): void => {
+    if (!read) return
     new Gauge({
-      name: 'digicap_peers',
-      help: 'Connected libp2p peers.',
-      registers,
-      collect() {
-        this.set(read())
-      },
-    })
-  }
-  if (sources.capsulesGuarded) {
-    const read = sources.capsulesGuarded
-    new Gauge({
-      name: 'digicap_capsules_guarded',
-      help: 'Capsules whose data keys this keyguard holds.',
+      name,
+      help,
       registers,
       async collect() {
-        this.set(await read())
+        const value = await read()
+        if (value !== undefined) this.set(value)
       },
     })
   }
-  if (sources.grantWatcherLag) {
-    const read = sources.grantWatcherLag
-    new Gauge({
-      name: 'digicap_grant_watcher_lag_blocks',
-      help: "Blocks between the chain head and the grant watcher's cursor.",
-      registers,
-      async collect() {
-        const lag = await read()
-        if (lag !== undefined) this.set(lag)
-      },
-    })
-  }
+  polled('digicap_peers', 'Connected libp2p peers.', sources.peers)
+  polled(
+    'digicap_capsules_guarded',
+    'Capsules whose data keys this keyguard holds.',
+    sources.capsulesGuarded,
+  )
+  polled(
+    'digicap_grant_watcher_lag_blocks',
+    "Blocks between the chain head and the grant watcher's cursor.",
+    sources.grantWatcherLag,
+  )
   return {
     registry,
     releasesServed: new Counter({
