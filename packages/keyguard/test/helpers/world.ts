@@ -66,9 +66,18 @@ export interface Chain {
   policy: string
 }
 
-/** Anvil + Digicap + an environment policy. */
+/** Anvil + Digicap + an environment policy; anvil is stopped if the deployment fails. */
 export async function setupChain(options: { chainId?: number } = {}): Promise<Chain> {
   const anvil = await startAnvil(options.chainId === undefined ? {} : { chainId: options.chainId })
+  try {
+    return await deployed(anvil)
+  } catch (err) {
+    await anvil.stop()
+    throw err
+  }
+}
+
+async function deployed(anvil: Anvil): Promise<Chain> {
   const [deployer, owner, executor, other] = anvil.signers as Wallet[]
   const addresses = await deployDigicap(deployer as Wallet, {
     minStake: MIN_STAKE,
