@@ -106,6 +106,14 @@ export interface Tpm2SealerInit {
    * an unwrap is refused (`SEALER_REFUSED`, `unencrypted-transport`) before anything is sent.
    */
   allowUnencryptedTransport?: boolean
+  /**
+   * With `createIfMissing` (init, recover): what to do with a key at the handle whose policy is
+   * not the one asked for (PCR-bound to another owner's authorizing key, PCR-bound when no
+   * policy is asked, or not bound when one is): `false` (default) refuses it (`TPM_POLICY`,
+   * `unfit-key`); `true` evicts it and creates a new one (`pi-node init --force`). Capsule
+   * keys wrapped to the evicted key then open only with the paper words of the node that made it.
+   */
+  replaceUnfitKey?: boolean
   logger?: Logger
 }
 
@@ -332,6 +340,33 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     init.logger?.info('keyguard: created TPM wrapping key', { handle: handleText })
   }
 
+  /**
+   * Why the key found at the handle cannot serve the policy asked for at init, or undefined
+   * when it can. Only the direct path sees a key's `authPolicy`.
+   */
+  function unfitness(loaded: LoadedKey): string | undefined {
+    const found = loaded.tpmPublic?.authPolicy
+    if (found === undefined) return undefined
+    if (init.pcrPolicy === undefined) {
+      return found.length > 0 ? 'the key is PCR-bound, no PCR policy was asked for' : undefined
+    }
+    if (found.length === 0) return 'the key is not PCR-bound, a PCR policy was asked for'
+    return Buffer.from(found).equals(Buffer.from(authPolicyOf(init.pcrPolicy.authKey)))
+      ? undefined
+      : "the key is bound to another owner's authorizing key (other paper words)"
+  }
+
+  async function evict(): Promise<void> {
+    await withFlushRetry(() =>
+      runTpm2Tool(tools, 'tpm2_evictcontrol', ['-C', 'o', '-c', handleText, '-Q'], {
+        op: 'provision',
+      }),
+    )
+    init.logger?.warn('keyguard: evicted the TPM wrapping key at the handle (init --force)', {
+      handle: handleText,
+    })
+  }
+
   async function loadKey(): Promise<LoadedKey> {
     return mutex.run(async () => {
       let loaded: LoadedKey
@@ -344,12 +379,23 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
         await provision()
         loaded = await readPublic()
       }
+      const unfit = init.createIfMissing ? unfitness(loaded) : undefined
+      if (unfit !== undefined) {
+        if (init.replaceUnfitKey !== true) {
+          throw new TpmPolicyError('The TPM key at the handle does not fit this node', {
+            details: { reason: 'unfit-key', why: unfit, handle: handleText },
+            hint: `Run init with --force to replace the key at ${handleText} (capsules wrapped to it then open only with its owner's paper words), or give the sealer another handle (sealer.handle in config.json).`,
+          })
+        }
+        await evict()
+        await provision()
+        loaded = await readPublic()
+      }
       await checkPin(loaded)
       return loaded
     })
   }
 
-  /** Compares the loaded key with the key record, or writes the record on first use. */
   /**
    * Compares the loaded key with the key record, or writes the record on first use. With
    * `createIfMissing` (init, recover: the owner is setting the key up) a record of another key
@@ -382,7 +428,11 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
       })
     }
     // A PCR-bound key: its authPolicy must be PolicyAuthorize of the recorded (or given) key.
-    let policy = same ? record.policy : undefined
+    // init/recover asking for another PCR set than the record's: theirs wins (they approve anew).
+    const asked = init.createIfMissing ? init.pcrPolicy?.pcrs : undefined
+    const samePcrs = (p: readonly number[] | undefined) =>
+      asked === undefined || (p !== undefined && [...p].sort().join() === [...asked].sort().join())
+    let policy = same && samePcrs(record.policy?.pcrs) ? record.policy : undefined
     if (policy === undefined && init.pcrPolicy !== undefined) {
       policy = {
         pcrs: [...(init.pcrPolicy.pcrs ?? DEFAULT_POLICY_PCRS)],

@@ -102,6 +102,8 @@ export function createSealer(
     dataDir?: string
     /** With `config.pcrs`: the owner's authorizing key a new key's policy names (init, recover). */
     policyAuthKey?: P256PublicKey
+    /** With `createIfMissing`: replace a TPM key whose policy does not fit (init --force). */
+    replaceUnfitKey?: boolean
   } = {},
 ): Sealer {
   const common = {
@@ -117,6 +119,7 @@ export function createSealer(
       ...(options.dataDir ? { keyRecordFile: join(options.dataDir, TPM2_KEY_RECORD_FILE) } : {}),
       ...(pcrs !== undefined && authKey !== undefined ? { pcrPolicy: { authKey, pcrs } } : {}),
       ...(config.allowUnencryptedTransport === true ? { allowUnencryptedTransport: true } : {}),
+      ...(options.replaceUnfitKey === true ? { replaceUnfitKey: true } : {}),
       ...common,
     })
   }

@@ -195,6 +195,8 @@ export async function initOwnerNode(
     mnemonic: words,
     logger,
     release: options.release,
+    // --force replaces the node: a TPM key bound to the old owner's words goes with it.
+    replaceUnfitKey: options.force === true,
   })
   const { mnemonic, owner } = await initOwner({ path: paths.owner, sealer, mnemonic: words })
   const operatorAddress = owner.operatorAddress as string

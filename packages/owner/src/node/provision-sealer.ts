@@ -49,10 +49,18 @@ export async function releasePcrExpectation(
 /** Creates (or finds) the sealer's key; a PCR-bound one gets its first approval from `mnemonic`. */
 export async function provisionSealer(
   config: SealerConfig,
-  o: { dataDir: string; mnemonic: string; logger?: Logger; release?: ReleaseConfig | undefined },
+  o: {
+    dataDir: string
+    mnemonic: string
+    logger?: Logger
+    release?: ReleaseConfig | undefined
+    /** Replace a TPM key at the handle whose policy does not fit (init --force). */
+    replaceUnfitKey?: boolean
+  },
 ): Promise<Sealer> {
   const common = {
     createIfMissing: true,
+    replaceUnfitKey: o.replaceUnfitKey === true,
     dataDir: o.dataDir,
     ...(o.logger ? { logger: o.logger } : {}),
   }
