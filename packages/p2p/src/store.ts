@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import { CapsuleStoreError, InvalidCidError } from './errors.ts'
 import { windowedCat } from './fetch/windowed-cat.ts'
 import type { CapsuleSource } from './import/chunks.ts'
-import { importCapsule } from './import/import-capsule.ts'
+import { type CapsuleBlockSink, importCapsule } from './import/import-capsule.ts'
 
 export type { CapsuleSource }
 
@@ -92,6 +92,18 @@ async function* counted(
 }
 
 /**
+ * The import reuses each chunk's buffer once `put` resolves, but helia keeps the bytes it is
+ * given: a memory blockstore stores the reference, and bitswap sends it to peers that want the
+ * block later. Without a copy, every block past the pool's first writes was overwritten by a
+ * later chunk, so it no longer hashed to its CID and peers dropped it (a fetch of more than
+ * four chunks from a memory-backed node never ended). `new Uint8Array(bytes)` copies; a
+ * Buffer's `slice` would not.
+ */
+function keptBytesSink(helia: Helia): CapsuleBlockSink {
+  return { put: (cid, bytes, options) => helia.blockstore.put(cid, new Uint8Array(bytes), options) }
+}
+
+/**
  * A `CapsuleStore` on helia: UnixFS files with {@link capsuleImportOptions}, fetched over
  * bitswap.
  *
@@ -106,7 +118,7 @@ export function heliaCapsuleStore(helia: Helia): CapsuleStore {
   const fs = unixfs(helia)
   return {
     async put(source, options = {}) {
-      return (await importCapsule(source, helia.blockstore, options)).toString()
+      return (await importCapsule(source, keptBytesSink(helia), options)).toString()
     },
     get(cid, options = {}) {
       return (async function* () {

@@ -49,6 +49,27 @@ describe('heliaCapsuleStore between two nodes', () => {
     }
   })
 
+  it('fetches a streamed capsule of more chunks than the import pool holds (hung before)', async () => {
+    const a = await createDigicapNode()
+    const b = await createDigicapNode()
+    try {
+      const bytes = randomBytes(12 * 1024 * 1024)
+      async function* chunks() {
+        for (let i = 0; i < bytes.length; i += 1024 * 1024) yield bytes.subarray(i, i + 1024 * 1024)
+      }
+      const cid = await heliaCapsuleStore(a.helia).put(chunks())
+      await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+      // before: blocks past the pool's first writes no longer hashed to their CIDs, B dropped
+      // them and the fetch waited until aborted
+      const got = await collect(
+        heliaCapsuleStore(b.helia).get(cid, { signal: AbortSignal.timeout(30_000) }),
+      )
+      expect(got.equals(bytes)).toBe(true)
+    } finally {
+      await Promise.all([a.stop(), b.stop()])
+    }
+  }, 60_000)
+
   it('keeps blocks on disk across a restart', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'digicap-p2p-restart-'))
     try {
