@@ -1,0 +1,208 @@
+/**
+ * Kraken's point, measured: N executors on loopback pull one image (random layers, as sealed
+ * layers look), each through `pullImage` (bitswap, every blob digest-checked, written to a
+ * layout), in four ways in the same run:
+ *
+ * - `http`: a plain node:http origin serving the layout's blobs, each executor downloading every
+ *   blob to a file (no checks): the origin serves N × the image;
+ * - `owner only`: fresh helia nodes, each connected to the owner alone;
+ * - `mesh`: fresh nodes connected to the owner and to each other, pulling at once;
+ * - `one seed`: fresh nodes connected to each other, only the first one to the owner, pulling
+ *   at once (bitswap forwards a block to the peers that want it as it arrives).
+ *
+ * Prints the wall time of each round (all N done), the bytes the owner (origin) served and their
+ * ratio to the image, the bytes the executors served each other, and the excess (bytes
+ * delivered beyond N × the image: duplicates). Bytes served by a node are the bytes read from
+ * its blockstore by others (an executor's own reads, one image each, are subtracted). No
+ * asserts: it prints.
+ *
+ *   node bench/pull-peers.ts [MiB=200] [N list=1,4,8]
+ */
+import { randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import {
+  createLayout,
+  type ImageLayout,
+  pullImage,
+  putImageBlobs,
+  readImageDistribution,
+  type Sha256Digest,
+} from '../src/index.ts'
+
+const MiB = 1024 * 1024
+const mib = Number(process.argv[2] ?? 200)
+const counts = (process.argv[3] ?? '1,4,8').split(',').map(Number)
+const LAYERS = 4
+const work = await mkdtemp(join(tmpdir(), 'oci-pull-bench-'))
+
+/** A layout of `LAYERS` random layers adding up to `mib` MiB, a config and a manifest. */
+async function buildImage(layout: ImageLayout) {
+  const layers: { mediaType: string; digest: Sha256Digest; size: number }[] = []
+  for (let i = 0; i < LAYERS; i++) {
+    const size = Math.floor((mib * MiB) / LAYERS)
+    const blob = await layout.writeBlob(
+      (function* () {
+        for (let n = 0; n < size; n += MiB) yield randomBytes(Math.min(MiB, size - n))
+      })(),
+    )
+    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+encrypted', ...blob })
+  }
+  const config = await layout.writeBytes(
+    new TextEncoder().encode(JSON.stringify({ architecture: 'amd64', os: 'linux' })),
+  )
+  const manifest = await layout.writeBytes(
+    new TextEncoder().encode(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers,
+      }),
+    ),
+  )
+  await layout.writeIndex({
+    schemaVersion: 2,
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest }],
+  })
+  const blobs = [manifest, config, ...layers]
+  return { digest: manifest.digest, blobs, bytes: blobs.reduce((n, b) => n + b.size, 0) }
+}
+
+/** Counts the bytes bitswap reads from a node's blockstore (it reads a block to send it). */
+function servedBytes(node: DigicapNode): () => number {
+  let served = 0
+  const blockstore = node.helia.blockstore as unknown as {
+    get(cid: unknown, options?: unknown): AsyncIterable<Uint8Array>
+  }
+  const get = blockstore.get.bind(blockstore)
+  blockstore.get = (cid, options) =>
+    (async function* () {
+      for await (const chunk of get(cid, options)) {
+        served += chunk.byteLength
+        yield chunk
+      }
+    })()
+  return () => served
+}
+
+const dial = (from: DigicapNode, to: DigicapNode) =>
+  from.libp2p.dial(to.libp2p.getMultiaddrs()[0] as Parameters<typeof from.libp2p.dial>[0])
+
+interface Round {
+  ms: number
+  /** Bytes the owner (origin) served. */
+  origin: number
+  /** Bytes the executors served each other. */
+  peers: number
+}
+
+async function httpRound(n: number, layout: ImageLayout, blobs: { digest: Sha256Digest }[]) {
+  let origin = 0
+  const server = createServer((req, res) => {
+    const digest = (req.url ?? '').slice(1) as Sha256Digest
+    const stream = createReadStream(layout.blobPath(digest))
+    stream.on('data', (chunk) => {
+      origin += chunk.length
+    })
+    stream.pipe(res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+  const dirs = await Promise.all(
+    Array.from({ length: n }, (_, i) => mkdtemp(join(work, `http-${i}-`))),
+  )
+  const t0 = performance.now()
+  await Promise.all(
+    dirs.map(async (dir) => {
+      for (const [i, blob] of blobs.entries()) {
+        const response = await fetch(base + blob.digest)
+        await pipeline(response.body as never, createWriteStream(join(dir, String(i))))
+      }
+    }),
+  )
+  const ms = performance.now() - t0
+  server.close()
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })))
+  return { ms, origin, peers: 0 }
+}
+
+async function p2pRound(
+  n: number,
+  owner: DigicapNode,
+  ownerServed: () => number,
+  mapCid: string,
+  manifestDigest: Sha256Digest,
+  topology: 'owner only' | 'mesh' | 'one seed',
+  imageBytes: number,
+): Promise<Round> {
+  const nodes = await Promise.all(Array.from({ length: n }, () => createDigicapNode()))
+  const served = nodes.map(servedBytes)
+  try {
+    for (const [i, node] of nodes.entries()) {
+      if (topology !== 'one seed' || i === 0) await dial(node, owner)
+      if (topology !== 'owner only') for (const other of nodes.slice(0, i)) await dial(node, other)
+    }
+    const before = ownerServed()
+    const t0 = performance.now()
+    await Promise.all(
+      nodes.map(async (node, i) => {
+        const store = heliaCapsuleStore(node.helia)
+        const distribution = await readImageDistribution(store, mapCid)
+        const to = join(work, `pulled-${i}`)
+        await pullImage({ store, distribution, manifestDigest, to, timeoutMs: 900_000 })
+        await rm(to, { recursive: true, force: true })
+      }),
+    )
+    const ms = performance.now() - t0
+    return {
+      ms,
+      origin: ownerServed() - before,
+      // each executor's own pull reads its image once through the same blockstore
+      peers: served.reduce((sum, s) => sum + s(), 0) - n * imageBytes,
+    }
+  } finally {
+    await Promise.all(nodes.map((node) => node.stop()))
+  }
+}
+
+const owner = await createDigicapNode()
+const ownerServed = servedBytes(owner)
+try {
+  const layout = await createLayout(join(work, 'image'))
+  const image = await buildImage(layout)
+  const { cid: mapCid } = await putImageBlobs(layout, heliaCapsuleStore(owner.helia))
+  const size = (b: number) => `${(b / MiB).toFixed(0)} MiB`.padStart(9)
+  console.log(
+    `image ${size(image.bytes).trim()} in ${LAYERS} layers, loopback, load ${loadavg()[0]?.toFixed(1)}`,
+  )
+  console.log('N  round        wall ms  owner served  owner/image  peers served  excess  wall/http')
+  for (const n of counts) {
+    const http = await httpRound(n, layout, image.blobs)
+    const rounds: [string, Round][] = [['http', http]]
+    for (const topology of ['owner only', 'mesh', 'one seed'] as const) {
+      if (n === 1 && topology !== 'owner only') continue
+      rounds.push([
+        topology,
+        await p2pRound(n, owner, ownerServed, mapCid, image.digest, topology, image.bytes),
+      ])
+    }
+    for (const [name, r] of rounds) {
+      const excess = r.origin + r.peers - n * image.bytes
+      console.log(
+        `${String(n).padEnd(2)} ${name.padEnd(10)} ${r.ms.toFixed(0).padStart(9)}  ${size(r.origin)}   ` +
+          `${(r.origin / image.bytes).toFixed(2).padStart(10)}     ${size(r.peers)} ${size(excess)}` +
+          `  ${(r.ms / http.ms).toFixed(2).padStart(9)}`,
+      )
+    }
+  }
+} finally {
+  await owner.stop()
+  await rm(work, { recursive: true, force: true })
+}
