@@ -1,7 +1,8 @@
 /**
  * One anvil per test file with the whole settlement deployed the way production does it:
- * deployDigicap, deploySettlement (CommitteeSortition + AttestationHub per committee size), the
- * hub named NodeRegistry manager and AccessController settler through the admin timelock,
+ * deployDigicap (with the hub of the first committee size, named manager and settler at
+ * construction), deploySettlement for each further size, those hubs named NodeRegistry manager
+ * and AccessController settler through the admin timelock,
  * registered verifiers, an executor with an attestation record, and a capsule whose policy
  * requires attestation. Jobs are opened from real grants and seated from real VRF tickets.
  */
@@ -95,32 +96,43 @@ export async function startHubWorld(seats: number[], verifierCount: number): Pro
     ...(process.env.TRACE_GAS ? { args: ['--steps-tracing'] } : {}),
   })
   const [deployer, owner, executor, ...verifiers] = anvil.signers as Wallet[]
-  const addresses = await deployDigicap(deployer!, { minStake: STAKE })
+  const parameters = (n: number) => ({
+    seats: n,
+    sortitionWindow: SORTITION_WINDOW,
+    certificateBlocks: CERTIFICATE_BLOCKS,
+    verifierBps: Number(VERIFIER_BPS),
+    executorBps: Number(EXECUTOR_BPS),
+    failSlash: FAIL_SLASH,
+    equivocationSlash: EQUIVOCATION_SLASH,
+  })
+  const [first, ...more] = seats
+  const addresses = await deployDigicap(deployer!, {
+    minStake: STAKE,
+    settlement: parameters(first!),
+  })
   const c = connectDigicap(addresses, deployer!)
   const hubs = new Map<number, HubSetup>()
-  const calls = []
-  for (const n of seats) {
-    const s = await deploySettlement(deployer!, addresses, {
-      seats: n,
-      sortitionWindow: SORTITION_WINDOW,
-      certificateBlocks: CERTIFICATE_BLOCKS,
-      verifierBps: Number(VERIFIER_BPS),
-      executorBps: Number(EXECUTOR_BPS),
-      failSlash: FAIL_SLASH,
-      equivocationSlash: EQUIVOCATION_SLASH,
-    })
+  const seat = (n: number, s: { attestationHub: string; committeeSortition: string }) => {
     const { attestationHub, committeeSortition } = connectSettlement(s, deployer!)
     hubs.set(n, {
       hub: attestationHub,
       sortition: committeeSortition,
       hubAddress: s.attestationHub,
     })
+  }
+  seat(first!, addresses)
+  const calls = []
+  for (const n of more) {
+    const s = await deploySettlement(deployer!, addresses, parameters(n))
+    seat(n, s)
     calls.push(...settlementRoleCalls(addresses, s.attestationHub))
   }
-  // The hub's powers are timelocked admin calls: queue, let the delay pass (anvil), send.
-  const readyAt = await queueAdminCalls(deployer!, calls)
-  await anvil.provider.send('evm_setNextBlockTimestamp', [Number(readyAt)])
-  await sendAdminCalls(deployer!, calls)
+  // A further hub's powers are timelocked admin calls: queue, let the delay pass (anvil), send.
+  if (calls.length > 0) {
+    const readyAt = await queueAdminCalls(deployer!, calls)
+    await anvil.provider.send('evm_setNextBlockTimestamp', [Number(readyAt)])
+    await sendAdminCalls(deployer!, calls)
+  }
   const register = (w: Wallet, roles: number) =>
     (c.nodeRegistry.connect(w) as typeof c.nodeRegistry)
       .register(hexlify(randomBytes(38)), hexlify(randomBytes(32)), roles, { value: STAKE })

@@ -177,6 +177,9 @@ contract AccessController is Guarded {
     ///      outlast the audit window: this contract's `withdrawalDelay_` and the registry's
     ///      `unbondingDelay`. The admin delay must outlast the dispute window and the withdrawal
     ///      delay: escrows and deposits that exist when a settler is queued can leave first.
+    ///      `settlers_` are named here, without the timelock: before the controller exists no
+    ///      escrow or deposit is in it to protect; every later settler goes through the timelock
+    ///      (ADR 0033).
     constructor(
         INodeRegistry nodeRegistry_,
         address admin_,
@@ -184,7 +187,8 @@ contract AccessController is Guarded {
         uint256 disputeWindow_,
         uint256 auditWindow_,
         uint256 withdrawalDelay_,
-        uint256 adminDelay_
+        uint256 adminDelay_,
+        address[] memory settlers_
     ) Guarded(admin_, adminDelay_) {
         if (address(nodeRegistry_) == address(0)) revert ZeroAddress();
         if (withdrawalDelay_ <= auditWindow_) revert DelayTooShort(withdrawalDelay_, auditWindow_);
@@ -198,6 +202,11 @@ contract AccessController is Guarded {
         disputeWindow = disputeWindow_;
         auditWindow = auditWindow_;
         withdrawalDelay = withdrawalDelay_;
+        for (uint256 i = 0; i < settlers_.length; ++i) {
+            if (settlers_[i] == address(0)) revert ZeroAddress();
+            isSettler[settlers_[i]] = true;
+            emit SettlerSet(settlers_[i], true);
+        }
     }
 
     modifier onlySettler() {

@@ -94,13 +94,26 @@ contract NodeRegistry is INodeRegistry, Guarded {
 
     /// @dev `adminDelay_` must exceed `unbondingDelay_`: a node that sees a manager queued can
     ///      unbond and withdraw all its stake before that manager can slash it.
-    constructor(address admin_, uint256 minStake_, uint256 unbondingDelay_, uint256 adminDelay_)
-        Guarded(admin_, adminDelay_)
-    {
+    ///      `managers_` are named here, without the timelock: before the registry exists nobody
+    ///      has stake in it to protect, and every later manager goes through the timelock
+    ///      (ADR 0033). The deployer names the settlement contract here (its address is known
+    ///      before it is created); a node reads `isManager` / `ManagerSet` before staking.
+    constructor(
+        address admin_,
+        uint256 minStake_,
+        uint256 unbondingDelay_,
+        uint256 adminDelay_,
+        address[] memory managers_
+    ) Guarded(admin_, adminDelay_) {
         if (adminDelay_ <= unbondingDelay_) revert DelayTooShort(adminDelay_, unbondingDelay_);
         _deployer = msg.sender;
         minStake = minStake_;
         unbondingDelay = unbondingDelay_;
+        for (uint256 i = 0; i < managers_.length; ++i) {
+            if (managers_[i] == address(0)) revert ZeroAddress();
+            isManager[managers_[i]] = true;
+            emit ManagerSet(managers_[i], true);
+        }
     }
 
     modifier onlyManager() {

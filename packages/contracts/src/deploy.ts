@@ -5,6 +5,7 @@ import {
   ContractFactory,
   type ContractRunner,
   getAddress,
+  getCreateAddress,
   type InterfaceAbi,
   type Provider,
   parseEther,
@@ -25,6 +26,7 @@ import type {
   IAccessPolicyContract,
   NodeRegistryContract,
 } from './generated/bindings.ts'
+import { deploySettlementAt, type SettlementParameters } from './settlement.ts'
 
 /** Where the Digicap contracts live on one chain. */
 export interface DigicapAddresses {
@@ -32,6 +34,13 @@ export interface DigicapAddresses {
   readonly capsuleRegistry: string
   readonly nodeRegistry: string
   readonly accessController: string
+  /** CommitteeSortition: VRF tickets and the committee of each attested job (opener: the hub). */
+  readonly committeeSortition: string
+  /**
+   * AttestationHub: settles attested jobs on the committee's certificate. Named NodeRegistry
+   * manager and AccessController settler in their constructors (ADR 0033).
+   */
+  readonly attestationHub: string
   /** Block of the first deployment transaction (start point for event scans). */
   readonly deployBlock: number
 }
@@ -61,6 +70,8 @@ export interface DigicapParameters {
    * `withdrawalDelay`, so that anyone can leave before a queued change takes effect (ADR 0027).
    */
   adminDelay?: number
+  /** The attested-job settlement (CommitteeSortition + AttestationHub); defaults in `DEFAULT_SETTLEMENT_PARAMETERS`. */
+  settlement?: SettlementParameters
 }
 
 export interface DeployDigicapOptions extends DigicapParameters {
@@ -111,28 +122,52 @@ export function readDeployment(dir: string, chainId: bigint | number | string): 
     if (r.chainId !== String(BigInt(chainId))) throw new Error('chain id')
     if (typeof r.deployBlock !== 'number' || !Number.isSafeInteger(r.deployBlock))
       throw new Error('deployBlock')
+    if (r.attestationHub === undefined && r.committeeSortition === undefined)
+      throw new DeploymentError('The addresses file predates the settlement contracts', {
+        details: { file, reason: 'no-settlement' },
+        hint: 'Redeploy: pass replaceStale to deployDigicap (pi-node init --deploy does).',
+      })
     return {
       chainId: r.chainId,
       capsuleRegistry: getAddress(r.capsuleRegistry as string),
       nodeRegistry: getAddress(r.nodeRegistry as string),
       accessController: getAddress(r.accessController as string),
+      committeeSortition: getAddress(r.committeeSortition as string),
+      attestationHub: getAddress(r.attestationHub as string),
       deployBlock: r.deployBlock,
     }
   } catch (cause) {
+    if (cause instanceof DeploymentError) throw cause
     throw new DeploymentError('The addresses file is malformed', { details: { file }, cause })
   }
 }
 
 async function hasCode(provider: Provider, a: DigicapAddresses): Promise<boolean> {
   const codes = await Promise.all(
-    [a.capsuleRegistry, a.nodeRegistry, a.accessController].map((x) => provider.getCode(x)),
+    [
+      a.capsuleRegistry,
+      a.nodeRegistry,
+      a.accessController,
+      a.committeeSortition,
+      a.attestationHub,
+    ].map((x) => provider.getCode(x)),
   )
   return codes.every((c) => c !== '0x')
 }
 
+/** Whether a `readDeployment` failure means "deploy afresh" rather than "stop". */
+function replaceable(err: unknown): 'missing' | 'stale' | undefined {
+  if ((err as { cause?: { code?: string } }).cause?.code === 'ENOENT') return 'missing'
+  if ((err as { details?: { reason?: string } }).details?.reason === 'no-settlement') return 'stale'
+  return undefined
+}
+
 /**
- * Deploys NodeRegistry and AccessController (which deploys CapsuleRegistry), or returns the
- * deployment the addresses file already records for this chain.
+ * Deploys NodeRegistry and AccessController (which deploys CapsuleRegistry), CommitteeSortition
+ * and AttestationHub, or returns the deployment the addresses file already records for this
+ * chain. The hub is named NodeRegistry manager and AccessController settler in their
+ * constructors (its address follows from the deployer's nonce), so it settles from its first
+ * block without the admin timelock; any later manager or settler waits `adminDelay` (ADR 0033).
  *
  * @throws {DeploymentError} when the addresses file is malformed, or points at empty addresses
  *   and `replaceStale` is not set.
@@ -152,14 +187,16 @@ export async function deployDigicap(
   const dir = options.deploymentsDir
   if (dir !== undefined) {
     let existing: DigicapAddresses | undefined
+    let stale = false
     try {
       existing = readDeployment(dir, chainId)
     } catch (err) {
-      const missing = (err as { cause?: { code?: string } }).cause?.code === 'ENOENT'
-      if (!missing) throw err
+      const why = replaceable(err)
+      if (why === undefined || (why === 'stale' && !options.replaceStale)) throw err
     }
-    if (existing) {
-      if (await hasCode(provider, existing)) return existing
+    if (existing) stale = !(await hasCode(provider, existing))
+    if (existing && !stale) return existing
+    if (stale) {
       if (!options.replaceStale)
         throw new DeploymentError('The addresses file points at addresses without code', {
           details: { file: deploymentFile(dir, chainId) },
@@ -169,34 +206,68 @@ export async function deployDigicap(
   }
   const deployer = await signer.getAddress()
   const admin = options.admin ?? deployer
-  const deploy = async (abi: InterfaceAbi, bytecode: string, args: unknown[]): Promise<string> => {
+  // Every transaction at an explicit nonce: the hub's address (nonce + 4) is named in the
+  // registry's and the controller's constructors before the hub exists.
+  const nonce = await provider.getTransactionCount(deployer, 'pending')
+  const hub = getCreateAddress({ from: deployer, nonce: nonce + 4 })
+  const deploy = async (
+    abi: InterfaceAbi,
+    bytecode: string,
+    args: unknown[],
+    at: number,
+  ): Promise<string> => {
     const factory = new ContractFactory(abi, bytecode, signer as ContractRunner)
-    const c = await factory.deploy(...args)
+    const c = await factory.deploy(...args, { nonce: at })
     await c.waitForDeployment()
     return c.getAddress()
   }
   const startBlock = await provider.getBlockNumber()
   const adminDelay = options.adminDelay ?? DEFAULT_PARAMETERS.adminDelay
   // The deployer may name the controller once even when another account is the admin.
-  const nodeRegistry = await deploy(nodeRegistryAbi, nodeRegistryBytecode, [
-    admin,
-    options.minStake ?? DEFAULT_PARAMETERS.minStake,
-    options.unbondingDelay ?? DEFAULT_PARAMETERS.unbondingDelay,
-    adminDelay,
-  ])
+  const nodeRegistry = await deploy(
+    nodeRegistryAbi,
+    nodeRegistryBytecode,
+    [
+      admin,
+      options.minStake ?? DEFAULT_PARAMETERS.minStake,
+      options.unbondingDelay ?? DEFAULT_PARAMETERS.unbondingDelay,
+      adminDelay,
+      [hub],
+    ],
+    nonce,
+  )
   // The controller deploys its own CapsuleRegistry (the only account allowed to count runs).
-  const accessController = await deploy(accessControllerAbi, accessControllerBytecode, [
-    nodeRegistry,
-    admin,
-    options.grantWindow ?? DEFAULT_PARAMETERS.grantWindow,
-    options.disputeWindow ?? DEFAULT_PARAMETERS.disputeWindow,
-    options.auditWindow ?? DEFAULT_PARAMETERS.auditWindow,
-    options.withdrawalDelay ?? DEFAULT_PARAMETERS.withdrawalDelay,
-    adminDelay,
-  ])
+  const accessController = await deploy(
+    accessControllerAbi,
+    accessControllerBytecode,
+    [
+      nodeRegistry,
+      admin,
+      options.grantWindow ?? DEFAULT_PARAMETERS.grantWindow,
+      options.disputeWindow ?? DEFAULT_PARAMETERS.disputeWindow,
+      options.auditWindow ?? DEFAULT_PARAMETERS.auditWindow,
+      options.withdrawalDelay ?? DEFAULT_PARAMETERS.withdrawalDelay,
+      adminDelay,
+      [hub],
+    ],
+    nonce + 1,
+  )
   // Fast-path audits draw a fee shortfall from stake through the controller (docs/adr/0006).
   const registry = new Contract(nodeRegistry, nodeRegistryAbi, signer as ContractRunner)
-  await (await registry.getFunction('setAccessController')(accessController)).wait()
+  await (
+    await registry.getFunction('setAccessController')(accessController, { nonce: nonce + 2 })
+  ).wait()
+  const settlement = await deploySettlementAt(
+    signer,
+    { nodeRegistry, accessController },
+    options.settlement ?? {},
+    nonce + 3,
+  )
+  if (settlement.attestationHub !== hub)
+    throw new DeploymentError('The hub was not deployed at the address the registry names', {
+      details: { expected: hub, deployed: settlement.attestationHub },
+      hint: 'Another transaction of the deployer got in between: deploy again from an idle account.',
+    })
   const controller = new Contract(accessController, accessControllerAbi, provider)
   const capsuleRegistry = getAddress(String(await controller.getFunction('capsuleRegistry')()))
   const addresses: DigicapAddresses = {
@@ -204,6 +275,8 @@ export async function deployDigicap(
     capsuleRegistry,
     nodeRegistry,
     accessController,
+    committeeSortition: settlement.committeeSortition,
+    attestationHub: settlement.attestationHub,
     deployBlock: startBlock + 1,
   }
   if (dir !== undefined) {

@@ -66,9 +66,10 @@ export interface SettlementContracts {
 }
 
 /**
- * Deploys CommitteeSortition (opener: the hub) and AttestationHub over an existing deployment.
- * The hub can settle only once the admin has named it NodeRegistry manager and AccessController
- * settler: both are timelocked admin calls; see {@link queueSettlementRoles}.
+ * Deploys a further CommitteeSortition (opener: the hub) and AttestationHub over an existing
+ * deployment (`deployDigicap` deploys and wires the first). This hub can settle only once the
+ * admin has named it NodeRegistry manager and AccessController settler: both are timelocked
+ * admin calls ({@link settlementRoleCalls}, {@link queueAdminCalls}, {@link sendAdminCalls}).
  *
  * @throws {DeploymentError} when the signer has no provider.
  */
@@ -77,10 +78,21 @@ export async function deploySettlement(
   deployment: { nodeRegistry: string; accessController: string },
   params: SettlementParameters = {},
 ): Promise<SettlementAddresses> {
-  const p = { ...DEFAULT_SETTLEMENT_PARAMETERS, ...params }
   if (!signer.provider) throw new DeploymentError('The signer has no provider')
   const from = await signer.getAddress()
   const nonce = await signer.provider.getTransactionCount(from, 'pending')
+  return deploySettlementAt(signer, deployment, params, nonce)
+}
+
+/** {@link deploySettlement} from the signer's `nonce` (the sortition) and `nonce + 1` (the hub). */
+export async function deploySettlementAt(
+  signer: Signer,
+  deployment: { nodeRegistry: string; accessController: string },
+  params: SettlementParameters,
+  nonce: number,
+): Promise<SettlementAddresses> {
+  const p = { ...DEFAULT_SETTLEMENT_PARAMETERS, ...params }
+  const from = await signer.getAddress()
   // The sortition names the hub as its opener: the hub is the next contract this signer creates.
   const hubAddress = getCreateAddress({ from, nonce: nonce + 1 })
   const sortition = await new ContractFactory(

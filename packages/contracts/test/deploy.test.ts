@@ -105,6 +105,8 @@ describe('deployDigicap', () => {
         capsuleRegistry: '0x000000000000000000000000000000000000dEaD',
         nodeRegistry: '0x000000000000000000000000000000000000dEaD',
         accessController: '0x000000000000000000000000000000000000dEaD',
+        committeeSortition: '0x000000000000000000000000000000000000dEaD',
+        attestationHub: '0x000000000000000000000000000000000000dEaD',
         deployBlock: 1,
       }
       writeFileSync(file, JSON.stringify(fake))
@@ -129,6 +131,15 @@ describe('deployDigicap', () => {
         )
       }
       await expectTyped(() => readDeployment(stale, 5), DeploymentError, 'DEPLOYMENT')
+      // A file from before the settlement contracts: stale, replaced only when asked.
+      const { committeeSortition: _s, attestationHub: _h, ...legacy } = fresh
+      writeFileSync(file, JSON.stringify(legacy))
+      const err = await deployDigicap(signer, { deploymentsDir: stale }).catch((e) => e)
+      expect(err).toBeInstanceOf(DeploymentError)
+      expect(err.details.reason).toBe('no-settlement')
+      const again = await deployDigicap(signer, { deploymentsDir: stale, replaceStale: true })
+      expect(again.attestationHub).not.toBe(fresh.attestationHub)
+      expect(readDeployment(stale, 31337)).toEqual(again)
     } finally {
       rmSync(stale, { recursive: true, force: true })
     }

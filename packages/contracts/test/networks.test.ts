@@ -22,6 +22,8 @@ describe('LOCAL_NETWORK', () => {
         capsuleRegistry: deployed.capsuleRegistry,
         nodeRegistry: deployed.nodeRegistry,
         accessController: deployed.accessController,
+        committeeSortition: deployed.committeeSortition,
+        attestationHub: deployed.attestationHub,
       },
       deployBlock: deployed.deployBlock,
     }).toEqual({

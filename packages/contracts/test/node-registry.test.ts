@@ -150,7 +150,7 @@ describe('NodeRegistry limits', () => {
       [2n ** 128n],
     )
     const factory = new ContractFactory(nodeRegistryAbi, nodeRegistryBytecode, w.deployer)
-    await expectRevert(factory.deploy(ZeroAddress, 1, 1, 2), 'ZeroAddress')
+    await expectRevert(factory.deploy(ZeroAddress, 1, 1, 2, []), 'ZeroAddress')
   })
 })
 
@@ -250,7 +250,7 @@ describe('NodeRegistry managers: evidence only, named through the admin timelock
 
   it('refuses an admin delay that does not outlast the unbonding delay (a node could not leave first)', async () => {
     const factory = new ContractFactory(nodeRegistryAbi, nodeRegistryBytecode, w.deployer)
-    await expectRevert(factory.deploy(w.deployer.address, 1, 100, 100), 'DelayTooShort', [
+    await expectRevert(factory.deploy(w.deployer.address, 1, 100, 100, []), 'DelayTooShort', [
       100n,
       100n,
     ])

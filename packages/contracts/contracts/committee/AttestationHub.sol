@@ -30,7 +30,8 @@ interface IAttestationPolicy {
 ///         PBFT votes of one member for the job's same view and phase: that member's reputation
 ///         goes to 0 and `equivocationSlash` of its stake goes to the capsule owner, once per job.
 /// @dev The hub must be `sortition.opener()`, a NodeRegistry manager and an AccessController
-///      settler (both named through their admin timelocks). It holds no funds.
+///      settler: `deployDigicap` names it in both constructors (ADR 0033); a later hub is named
+///      through their admin timelocks. It holds no funds.
 contract AttestationHub {
     enum Status {
         None,

@@ -10,6 +10,9 @@ export interface DigicapNetwork {
     readonly capsuleRegistry: `0x${string}`
     readonly nodeRegistry: `0x${string}`
     readonly accessController: `0x${string}`
+    /** CommitteeSortition and AttestationHub (attested jobs); absent on a network without them. */
+    readonly committeeSortition?: `0x${string}`
+    readonly attestationHub?: `0x${string}`
   }
   /** Block of the first deployment transaction (start point for event scans). */
   readonly deployBlock: number
