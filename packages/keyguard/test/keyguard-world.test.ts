@@ -54,7 +54,7 @@ describe('keyguard world tear-down', () => {
   it('stop() stops every part even when one stop throws, and raises that failure', async () => {
     const w = await keyguardWorld({ swtpm: true })
     expect(leftovers(w)).toMatchObject({ anvil: true, swtpm: true, dataDir: true })
-    expect((await w.keyguard?.status())?.running).toBe(true)
+    expect((await w.keyguard.status())?.running).toBe(true)
     // Registered last, stopped first: the parts after it must still be stopped.
     w.defer('a stuck part', () => {
       throw new Error('stuck')

@@ -95,13 +95,13 @@ export interface KeyguardWorld {
   capsules: string[]
   capsuleId: string
   dataKeys: Map<string, Uint8Array>
-  /** Undefined when built with `keyguard: false`. */
-  keyguard: Keyguard | undefined
+  /** The keyguard (a world built with `keyguard: false` throws here). */
+  readonly keyguard: Keyguard
   events: KeyguardEvent[]
   /** A fast-path request of `chain.executor` (or `o.signer`) for `capsuleId` (default the first). */
   signed(o?: Partial<SignedRequestOptions>): AccessRequest
   /** Sends `req` from `from` (default the executor's node) to the keyguard's node. */
-  ask(req: AccessRequest, from?: Libp2p): Promise<AccessResponse>
+  ask(req: AccessRequest, from?: Libp2p, options?: { timeout?: number }): Promise<AccessResponse>
   /** Registers more to stop with the world (extra nodes, proxies, temp dirs). */
   defer(name: string, stop: () => unknown): void
   stop(): Promise<void>
@@ -168,6 +168,7 @@ export function keyguardWorld(options: KeyguardWorldOptions = {}): Promise<Keygu
         ? undefined
         : tpm2Sealer({ tcti: swtpm.tcti, createIfMissing: true, logger: quietLogger }))
     const parts = await tracked(t, 'data dir', keyguardParts(undefined, sealer), (p) => p.cleanup())
+    let keyguard: Keyguard | undefined
     const world: KeyguardWorld = {
       chain,
       kgNode,
@@ -179,10 +180,14 @@ export function keyguardWorld(options: KeyguardWorldOptions = {}): Promise<Keygu
       capsules: [],
       capsuleId: '',
       dataKeys: new Map(),
-      keyguard: undefined,
+      get keyguard(): Keyguard {
+        if (keyguard === undefined) throw new Error('this world was built with keyguard: false')
+        return keyguard
+      },
       events: [],
       signed: (o = {}) => signedRequest(chain, { capsuleId: world.capsuleId, side: exec, ...o }),
-      ask: (req, from = exec.node) => request(from, kgNode.peerId, fastPathProtocol, req),
+      ask: (req, from = exec.node, o = {}) =>
+        request(from, kgNode.peerId, fastPathProtocol, req, o),
       defer: (name, stop) => t.add(name, stop),
       stop: () => t.run(),
     }
@@ -197,7 +202,7 @@ export function keyguardWorld(options: KeyguardWorldOptions = {}): Promise<Keygu
     await options.prepare?.(world)
     if (options.keyguard !== false) {
       const real = chainClientFor(chain)
-      const keyguard = createKeyguard({
+      const kg = createKeyguard({
         dataDir: parts.dir,
         confirmations: 0,
         startBlock: chain.addresses.deployBlock,
@@ -212,14 +217,14 @@ export function keyguardWorld(options: KeyguardWorldOptions = {}): Promise<Keygu
         logger: options.logger ?? quietLogger,
       })
       for (const type of options.events ?? []) {
-        keyguard.events.addEventListener(type, (e) =>
+        kg.events.addEventListener(type, (e) =>
           world.events.push((e as CustomEvent<KeyguardEvent>).detail),
         )
       }
       // Registered before it starts: stop() of a keyguard never started is a no-op.
-      t.add('keyguard', () => keyguard.stop())
-      world.keyguard = keyguard
-      if (options.start ?? true) await keyguard.start()
+      t.add('keyguard', () => kg.stop())
+      keyguard = kg
+      if (options.start ?? true) await kg.start()
     }
     for (const node of [...executors.map((s) => s.node), ...strangers]) {
       await node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
