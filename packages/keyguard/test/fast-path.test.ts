@@ -8,119 +8,56 @@ import {
   encodeAccessRequest,
   fastPathProtocol,
   request,
-  signAccessRequest,
   type WireRemoteError,
 } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { getBytes, hexlify, randomBytes, toBeHex, Wallet } from 'ethers'
+import { hexlify, randomBytes, toBeHex, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  createKeyguard,
-  type FastPathEvent,
-  fastPathServer,
-  type KeyguardEvent,
-} from '../src/index.ts'
-import {
-  type Chain,
-  chainClientFor,
-  createNode,
-  type ExecutorSide,
-  executorSide,
-  type KeyguardParts,
-  keyguardParts,
-  quietLogger,
-  registerCapsule,
-  registerExecutor,
-  setupChain,
-  storeKey,
-  until,
-} from './helpers/world.ts'
+import { type FastPathEvent, fastPathServer } from '../src/index.ts'
+import { accessDomain } from './helpers/access-request.ts'
+import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
+import { chainClientFor, createNode, keyguardParts, until } from './helpers/world.ts'
 
-let chain: Chain
-let kgNode: Libp2p
-let exec: ExecutorSide
+let w: KeyguardWorld
 let stranger: Libp2p
-let parts: KeyguardParts
-let capsuleId: string
 const dataKey = randomBytes(32)
-const events: KeyguardEvent[] = []
-let stopKeyguard: () => Promise<void>
 
 beforeAll(async () => {
-  ;[chain, kgNode, exec, stranger] = await Promise.all([
-    setupChain(),
-    createNode(),
-    executorSide(),
-    createNode(),
-  ])
-  await registerExecutor(chain, chain.executor, exec.node)
-  parts = await keyguardParts()
-  capsuleId = await registerCapsule(chain, kgNode)
-  await storeKey(parts, capsuleId, dataKey)
-  const keyguard = createKeyguard({
-    dataDir: parts.dir,
-    confirmations: 0,
-    startBlock: chain.addresses.deployBlock,
-    pollIntervalMs: 200,
-    fastPath: {
-      enabled: true,
-      maxExpirySeconds: 300,
-      rate: { capacity: 20, refillPerSecond: 0.5 },
+  w = await keyguardWorld({
+    strangers: 1,
+    dataKey,
+    keyguard: {
+      pollIntervalMs: 200,
+      fastPath: {
+        enabled: true,
+        maxExpirySeconds: 300,
+        rate: { capacity: 20, refillPerSecond: 0.5 },
+      },
     },
-  })({
-    sealer: parts.sealer,
-    keyStore: parts.keyStore,
-    journal: parts.journal,
-    chain: chainClientFor(chain),
-    libp2p: kgNode,
-    logger: quietLogger,
+    events: ['fast-path-granted', 'fast-path-refused', 'audit-recorded', 'audit-alert'],
   })
-  for (const type of ['fast-path-granted', 'fast-path-refused', 'audit-recorded', 'audit-alert']) {
-    keyguard.events.addEventListener(type, (e) => events.push((e as CustomEvent).detail))
-  }
-  await keyguard.start()
-  stopKeyguard = () => keyguard.stop()
-  for (const n of [exec.node, stranger]) {
-    await n.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
-  }
+  stranger = w.strangers[0] as Libp2p
 }, 60_000)
 
-afterAll(async () => {
-  await stopKeyguard?.()
-  await Promise.all([kgNode?.stop(), exec?.stop(), stranger?.stop(), chain?.anvil.stop()])
-  await parts?.cleanup()
-})
+afterAll(() => w?.stop())
 
 const now = () => BigInt(Math.floor(Date.now() / 1000))
-const domain = () => ({
-  chainId: BigInt(chain.addresses.chainId),
-  verifyingContract: chain.addresses.accessController as `0x${string}`,
-})
-const keyOf = (w: Wallet) => getBytes(w.privateKey)
+const domain = () => accessDomain(w.chain)
 
-function signed(over: Partial<AccessRequest> = {}, signer: Wallet = chain.executor): AccessRequest {
-  const jobParams = over.jobParams ?? new Uint8Array(0)
-  return signAccessRequest(
-    {
-      capsuleId: getBytes(capsuleId),
-      executor: addressToBytes(chain.executor.address as `0x${string}`),
-      ephemeralKey: getBytes(exec.newEphemeral()),
-      measurement: getBytes(chain.measurement),
-      jobParamsHash: keccak_256(jobParams),
-      fee: 0n,
-      nonce: randomBytes(32),
-      expiry: now() + 120n,
-      jobParams,
-      ...over,
-    },
-    domain(),
-    keyOf(signer),
-  )
+/** Signed by `signer`, always in the name of the registered executor unless `over` says. */
+function signed(
+  over: Partial<AccessRequest> = {},
+  signer: Wallet = w.chain.executor,
+): AccessRequest {
+  return w.signed({
+    signer,
+    fields: { executor: addressToBytes(w.chain.executor.address as `0x${string}`), ...over },
+  })
 }
 
-const ask = (req: AccessRequest, from: Libp2p = exec.node): Promise<AccessResponse> =>
-  request(from, kgNode.peerId, fastPathProtocol, req)
+const ask = (req: AccessRequest, from: Libp2p = w.exec.node): Promise<AccessResponse> =>
+  w.ask(req, from)
 
 function refusal(res: AccessResponse) {
   expect(res.status).toBe('refused')
@@ -131,8 +68,8 @@ describe('fast path', () => {
   it('keeps the audit record on disk when recording fails, and records it after a restart', async () => {
     const node = await createNode()
     const aux = await keyguardParts()
-    await exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
-    const real = chainClientFor(chain)
+    await w.exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
+    const real = chainClientFor(w.chain)
     const down = {
       ...real,
       recordFastPathGrant: async () => {
@@ -142,13 +79,13 @@ describe('fast path', () => {
     const seen: FastPathEvent[] = []
     const init = { dataDir: aux.dir, auditRetryBaseMs: 5 }
     const first = fastPathServer(init)({
-      ...parts,
+      ...w.parts,
       chain: down,
       libp2p: node,
       onEvent: (e) => seen.push(e),
     })
     await first.start()
-    const res = await request(exec.node, node.peerId, fastPathProtocol, signed())
+    const res = await request(w.exec.node, node.peerId, fastPathProtocol, signed())
     expect(res.status).toBe('granted')
     const grantId = res.status === 'granted' ? hexlify(res.grantId) : ''
     await until(() => seen.some((e) => e.type === 'audit-alert'))
@@ -161,7 +98,7 @@ describe('fast path', () => {
     expect(await first.auditPending()).toBe(1)
     await first.stop()
     const second = fastPathServer(init)({
-      ...parts,
+      ...w.parts,
       chain: real,
       libp2p: node,
       onEvent: (e) => seen.push(e),
@@ -169,7 +106,7 @@ describe('fast path', () => {
     await second.start()
     await until(() => seen.some((e) => e.type === 'audit-recorded'))
     expect(await second.auditPending()).toBe(0)
-    expect((await chain.c.accessController.getGrant(grantId)).fastPath).toBe(true)
+    expect((await w.chain.c.accessController.getGrant(grantId)).fastPath).toBe(true)
     await second.stop()
     await node.stop()
     await aux.cleanup()
@@ -178,14 +115,14 @@ describe('fast path', () => {
   it('records audits as an operator account the owner approved; an unapproved or unfunded one raises a typed audit-alert', async () => {
     const node = await createNode()
     const aux = await keyguardParts()
-    await exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
-    const operator = chain.anvil.signers[6] as Wallet
-    const broke = new Wallet(hexlify(randomBytes(32)), chain.anvil.provider)
+    await w.exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
+    const operator = w.chain.anvil.signers[6] as Wallet
+    const broke = new Wallet(hexlify(randomBytes(32)), w.chain.anvil.provider)
     const seen: FastPathEvent[] = []
     const serverAs = (signer: Wallet) =>
       fastPathServer({ dataDir: aux.dir, auditRetryBaseMs: 5 })({
-        ...parts,
-        chain: chainClientFor(chain, signer),
+        ...w.parts,
+        chain: chainClientFor(w.chain, signer),
         libp2p: node,
         onEvent: (e) => seen.push(e),
       })
@@ -193,7 +130,7 @@ describe('fast path', () => {
     seen.length = 0
     const first = serverAs(operator)
     await first.start()
-    const res = await request(exec.node, node.peerId, fastPathProtocol, signed())
+    const res = await request(w.exec.node, node.peerId, fastPathProtocol, signed())
     expect(res.status).toBe('granted')
     await until(() => seen.some((e) => e.type === 'audit-alert'))
     expect(seen.find((e) => e.type === 'audit-alert')).toMatchObject({
@@ -202,8 +139,8 @@ describe('fast path', () => {
     })
     await first.stop()
     // Approved but without ETH for gas: the journaled record is re-sent at start and fails
-    // again, typed; meanwhile the capsule is busy (its run is not on chain yet).
-    const registry = chain.c.capsuleRegistry.connect(chain.owner)
+    // again, typed; meanwhile the capsule is busy (its run is not on w.chain yet).
+    const registry = w.chain.c.capsuleRegistry.connect(w.chain.owner)
     await (await registry.getFunction('setOperator')(broke.address, true)).wait()
     seen.length = 0
     const second = serverAs(broke)
@@ -212,7 +149,7 @@ describe('fast path', () => {
     expect(seen.find((e) => e.type === 'audit-alert')).toMatchObject({
       reason: 'operator-unfunded',
     })
-    const busy = await request(exec.node, node.peerId, fastPathProtocol, signed())
+    const busy = await request(w.exec.node, node.peerId, fastPathProtocol, signed())
     expect(busy).toMatchObject({ status: 'refused', reasonCode: 'busy' })
     await second.stop()
     // Approved and funded: the journaled record lands, sent by the operator.
@@ -223,7 +160,7 @@ describe('fast path', () => {
     await until(() => seen.some((e) => e.type === 'audit-recorded'))
     expect(await server.auditPending()).toBe(0)
     const recorded = seen.find((e) => e.type === 'audit-recorded')
-    const tx = await chain.anvil.provider.getTransaction(
+    const tx = await w.chain.anvil.provider.getTransaction(
       recorded?.type === 'audit-recorded' ? recorded.transactionHash : '0x',
     )
     expect(tx?.from).toBe(operator.address)
@@ -240,7 +177,7 @@ describe('fast path', () => {
     })
     const asStruct = {
       capsuleId: hexlify(req.capsuleId),
-      executor: chain.executor.address,
+      executor: w.chain.executor.address,
       ephemeralKey: hexlify(req.ephemeralKey),
       measurement: hexlify(req.measurement),
       jobParamsHash: hexlify(req.jobParamsHash),
@@ -249,35 +186,35 @@ describe('fast path', () => {
       expiry: req.expiry,
     }
     const ours = hexlify(accessRequestDigest(req, domain()))
-    const onChain = await chain.c.accessController.hashSignedRequest({
+    const onChain = await w.chain.c.accessController.hashSignedRequest({
       ...asStruct,
       nonce: toBeHex(asStruct.nonce, 32),
     })
     expect(ours).toBe(onChain)
     expect(ours).toBe(
-      hashAccessRequest(accessRequestDomain(31337n, chain.addresses.accessController), asStruct),
+      hashAccessRequest(accessRequestDomain(31337n, w.chain.addresses.accessController), asStruct),
     )
   })
 
-  it('grants with the inline HPKE key, then records the grant on chain (fastPath = true)', async () => {
+  it('grants with the inline HPKE key, then records the grant on w.chain (fastPath = true)', async () => {
     const req = signed()
     const res = await ask(req)
     expect(res.status).toBe('granted')
     if (res.status !== 'granted' || res.keyRelease === undefined) throw new Error('no key')
-    const priv = exec.keys.get(hexlify(req.ephemeralKey)) as Uint8Array
+    const priv = w.exec.keys.get(hexlify(req.ephemeralKey)) as Uint8Array
     const opened = await hpkeOpen(priv, decodeHpkeSealed(res.keyRelease.hpke), res.grantId)
     expect(opened).toEqual(dataKey)
     expect(res.keyRelease.fastPath).toBe(true)
     const grantId = hexlify(res.grantId)
-    await until(() => events.some((e) => e.type === 'audit-recorded' && e.grantId === grantId))
-    const recorded = events.find((e) => e.type === 'audit-recorded' && e.grantId === grantId)
+    await until(() => w.events.some((e) => e.type === 'audit-recorded' && e.grantId === grantId))
+    const recorded = w.events.find((e) => e.type === 'audit-recorded' && e.grantId === grantId)
     expect(recorded).toMatchObject({ recordedGrantId: grantId })
-    const grant = await chain.c.accessController.getGrant(grantId)
+    const grant = await w.chain.c.accessController.getGrant(grantId)
     expect(grant.fastPath).toBe(true)
     expect(grant.ephemeralKey).toBe(hexlify(req.ephemeralKey))
     expect(
-      await chain.c.accessController.nonceUsed(
-        chain.executor.address,
+      await w.chain.c.accessController.nonceUsed(
+        w.chain.executor.address,
         hexlify(req.capsuleId),
         BigInt(hexlify(req.nonce)),
       ),
@@ -299,7 +236,7 @@ describe('fast path', () => {
   })
 
   it('refuses a request signed by another account', async () => {
-    expect(refusal(await ask(signed({}, chain.other))))?.toEqual({
+    expect(refusal(await ask(signed({}, w.chain.other))))?.toEqual({
       code: 'bad-signature',
       reason: undefined,
     })
@@ -307,8 +244,8 @@ describe('fast path', () => {
 
   it('refuses an unregistered executor (policy-denied, EXECUTOR_NOT_REGISTERED)', async () => {
     const req = signed(
-      { executor: addressToBytes(chain.other.address as `0x${string}`) },
-      chain.other,
+      { executor: addressToBytes(w.chain.other.address as `0x${string}`) },
+      w.chain.other,
     )
     expect(refusal(await ask(req))).toEqual({
       code: 'policy-denied',
@@ -335,8 +272,8 @@ describe('fast path', () => {
   it('answers malformed, truncated and oversized requests with typed wire errors', async () => {
     const raw = (bytes: Uint8Array) =>
       request(
-        exec.node,
-        kgNode.peerId,
+        w.exec.node,
+        w.kgNode.peerId,
         { ...fastPathProtocol, encodeRequest: () => bytes },
         signed(),
       ).then(
@@ -349,8 +286,8 @@ describe('fast path', () => {
     expect(garbage.remoteCode).toBe('format')
     expect((await raw(valid.subarray(0, valid.length - 7))).remoteCode).toBe('format')
     const big = await request(
-      exec.node,
-      kgNode.peerId,
+      w.exec.node,
+      w.kgNode.peerId,
       { ...fastPathProtocol, encodeRequest: () => new Uint8Array(fastPathProtocol.maxSize + 1) },
       signed(),
       { maxSize: fastPathProtocol.maxSize + 1 },
