@@ -19,3 +19,11 @@ export class SdNotifyError extends DigicapError {
     super('SD_NOTIFY', shortMessage, options)
   }
 }
+
+/** The TPM (sealer) health probe got no answer in time, or a wrong one. Code `HEALTH_PROBE`. */
+export class HealthProbeError extends DigicapError {
+  override name = 'HealthProbeError'
+  constructor(shortMessage: string, reason: 'timeout' | 'mismatch') {
+    super('HEALTH_PROBE', shortMessage, { details: { reason } })
+  }
+}

@@ -2,7 +2,7 @@
  * `@digicap/ops/flags`: the ops port's flags, shared by both daemons' `serve` — off unless a
  * port is given, loopback unless forced. Light: no metrics or HTTP code loads here.
  */
-import { switchFlag, valueFlag, wholeNumber } from '@digicap/cli-kit'
+import { positiveInteger, switchFlag, valueFlag, wholeNumber } from '@digicap/cli-kit'
 
 export const OPS_FLAGS = {
   'ops-port': valueFlag(
@@ -21,6 +21,11 @@ export const OPS_FLAGS = {
   'ops-public': switchFlag('allow a non-loopback --ops-host (exposes metrics and status)', {
     group: 'Operations',
   }),
+  'health-cache-ms': valueFlag(
+    '<ms>',
+    'how long /healthz and the status page reuse a TPM probe or chain answer\n(env DIGICAP_HEALTH_CACHE_MS; default 10000)',
+    { parse: positiveInteger, env: 'DIGICAP_HEALTH_CACHE_MS', group: 'Operations' },
+  ),
 } as const
 
 /** Where `serve` writes the ops port's address while it runs (`status` reads it). */

@@ -33,7 +33,9 @@ export {
   statusPageLine,
   statusPageLink,
 } from './daemon/status-link.ts'
-export { OpsListenError, SdNotifyError } from './errors.ts'
+export { HealthProbeError, OpsListenError, SdNotifyError } from './errors.ts'
+export { cachedAnswer } from './health/cached.ts'
+export { type ProbedSealer, type SealerProbeAnswer, sealerProbe } from './health/sealer-probe.ts'
 export { isLoopbackHost } from './http/loopback.ts'
 export {
   type HealthCheck,

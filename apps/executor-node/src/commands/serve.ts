@@ -46,6 +46,7 @@ PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are re
         port: flags['ops-port'],
         host: flags['ops-host'],
         allowPublic: flags['ops-public'],
+        healthCacheMs: flags['health-cache-ms'],
         env: ctx.env,
         logger,
         head: () => provider.getBlockNumber(),

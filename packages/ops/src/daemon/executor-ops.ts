@@ -4,6 +4,7 @@
  * executor's `runCapsule` (auto-runs go through it).
  */
 
+import { cachedAnswer } from '../health/cached.ts'
 import { startOpsServer } from '../http/ops-server.ts'
 import type { OpsLogger } from '../log/logger.ts'
 import { createNodeMetrics } from '../metrics/node-metrics.ts'
@@ -16,6 +17,8 @@ export interface ExecutorOpsOptions {
   port: number | undefined
   host: string | undefined
   allowPublic: boolean
+  /** How long /healthz reuses the chain head (success or failure). Default 10 s. */
+  healthCacheMs?: number | undefined
   env: NodeJS.ProcessEnv
   logger: OpsLogger
   /** The chain check of /healthz: resolves the head block. */
@@ -33,6 +36,7 @@ export async function startExecutorOps(
 ) {
   const notify = { env: o.env }
   const metrics = createNodeMetrics('executor-node', { peers }, { version: o.version })
+  const head = cachedAnswer(o.healthCacheMs ?? 10_000, o.head)
   const server =
     o.port === undefined
       ? undefined
@@ -42,7 +46,7 @@ export async function startExecutorOps(
           allowPublic: o.allowPublic,
           metrics,
           health: {
-            chain: async () => ({ ok: true, detail: { head: await o.head() } }),
+            chain: async () => ({ ok: true, detail: { head: await head() } }),
             peers: () => ({ ok: true, detail: { connected: peers() } }),
             deliveries: () => ({ ok: true, detail: { pending: pendingDeliveries() } }),
           },

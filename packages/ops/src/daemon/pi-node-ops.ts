@@ -24,6 +24,8 @@ export interface PiNodeOpsOptions {
   port: number | undefined
   host: string | undefined
   allowPublic: boolean
+  /** How long a TPM probe's or the RPC's answer is reused by /healthz and the page. Default 10 s. */
+  healthCacheMs?: number | undefined
   env: NodeJS.ProcessEnv
   logger: OpsLogger
 }
@@ -59,6 +61,7 @@ export async function startPiNodeOps(
   const source = piNodeStatusSource(pi, daemon, {
     title: `pi-node ${daemon.peerId}`,
     journalDir: join(o.dataDir, 'keyguard', 'journal'),
+    ...(o.healthCacheMs === undefined ? {} : { cacheMs: o.healthCacheMs }),
   })
   const metrics = createNodeMetrics(
     'pi-node',
@@ -73,6 +76,7 @@ export async function startPiNodeOps(
     { version: o.version },
   )
   const unobserve = observeKeyguardEvents(metrics, daemon.keyguard.events)
+  // After the status source: its TPM probe holds the sealer's own methods, not counted here.
   const unwrapSealer = observeSealer(metrics, pi.sealer)
   const token = await readOrCreateStatusToken(join(o.dataDir, STATUS_TOKEN_FILE))
   const healthRows = async () => Object.fromEntries((await source.health()).map((r) => [r.name, r]))

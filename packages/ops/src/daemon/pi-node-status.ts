@@ -3,6 +3,8 @@
  * release journal (and the fast path's refusals, which have no grant to journal, from the
  * keyguard's events since start), keyguard health from the running daemon.
  */
+import { cachedAnswer } from '../health/cached.ts'
+import { type ProbedSealer, sealerProbe } from '../health/sealer-probe.ts'
 import type { HealthRow, HistoryRow, StatusSnapshot } from '../status/snapshot.ts'
 import { type JournalRow, readJournal } from './journal.ts'
 
@@ -15,10 +17,8 @@ export interface StatusOwner {
       balanceWei?: string | undefined
     }
   }>
-  readonly sealer: {
-    describe(): Promise<{ kind: string; hardwareBacked: boolean }>
-    publicKey(): Promise<unknown>
-  }
+  /** Probed for the `tpm` health row (a canary unwrap: see `sealerProbe`). */
+  readonly sealer: ProbedSealer
   readonly keyStore: {
     list(): Promise<string[]>
     get(id: string): Promise<
@@ -56,8 +56,10 @@ export interface StatusSourceOptions {
   journalDir: string
   /** Rows of history shown. Default 100. */
   historyRows?: number
-  /** How long an RPC-backed health answer is reused, ms. Default 10 000. */
+  /** How long a TPM probe's or the RPC's answer (success or failure) is reused, ms. Default 10 000. */
   cacheMs?: number
+  /** A TPM probe taking longer fails. Default 5 000 ms. */
+  probeTimeoutMs?: number
 }
 
 /** Events that are not in the journal: kept in memory, newest last, at most `max`. */
@@ -96,43 +98,27 @@ function journalHistory(r: JournalRow): HistoryRow {
   return { ...base, time: r.begunAt, outcome: 'accepted' }
 }
 
-function cached<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
-  let at = 0
-  let value: Promise<T> | undefined
-  return () => {
-    if (value === undefined || Date.now() - at > ms) {
-      at = Date.now()
-      value = read().catch((err) => {
-        value = undefined
-        throw err
-      })
-    }
-    return value
-  }
-}
-
 const errorCode = (err: unknown) => String((err as { code?: unknown })?.code ?? 'failed')
 
 /** Builds `snapshot()` for the status page and the health checks it shares with `/healthz`. */
 export function piNodeStatusSource(pi: StatusOwner, daemon: StatusDaemon, o: StatusSourceOptions) {
   const recent = recentEvents(daemon.keyguard.events, 200)
   const cacheMs = o.cacheMs ?? 10_000
-  const ownerStatus = cached(cacheMs, () => pi.status())
-  const sealerCheck = cached(cacheMs, async () => {
-    const t0 = performance.now()
-    const [d] = await Promise.all([pi.sealer.describe(), pi.sealer.publicKey()])
-    return { d, ms: performance.now() - t0 }
-  })
+  const ownerStatus = cachedAnswer(cacheMs, () => pi.status())
+  const sealerCheck = cachedAnswer(
+    cacheMs,
+    sealerProbe(pi.sealer, o.probeTimeoutMs === undefined ? {} : { timeoutMs: o.probeTimeoutMs }),
+  )
 
   async function health(): Promise<HealthRow[]> {
     const kg = await daemon.keyguard.status()
     const rows: HealthRow[] = []
     try {
-      const { d, ms } = await sealerCheck()
+      const d = await sealerCheck()
       rows.push({
         name: 'tpm',
         ok: true,
-        text: `${d.kind} ${d.hardwareBacked ? 'hardware-backed' : 'NOT hardware-backed'}, answered in ${ms.toFixed(0)} ms`,
+        text: `${d.kind} ${d.hardwareBacked ? 'hardware-backed' : 'NOT hardware-backed'}, unwrap probe answered in ${d.ms.toFixed(0)} ms`,
       })
     } catch (err) {
       rows.push({ name: 'tpm', ok: false, text: `unreachable: ${errorCode(err)}` })
