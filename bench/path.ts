@@ -3,11 +3,13 @@
  *
  * | stage | what runs | baseline |
  * | seal | `pi-node seal` (real CLI process: policy deploy, seal, IPFS add, register; anvil) | `cat` copy + fsync of the same file on the same disk; library `commitAndSealFile` |
- * | add | the capsule import into an on-disk blockstore (`openFsCapsuleImporter`) | `cat` copy |
+ * | add | the capsule import into an on-disk blockstore (`openFsCapsuleImporter`), blocks copied, and leaves kept as references to the capsule file (as `pi-node seal` adds) | `cat` copy |
  * | fetch | helia/bitswap between two nodes on loopback, every block checked against its CID | one raw libp2p stream between the same two nodes carrying the same bytes |
  * | open | library `openFile` of the capsule | `cat` copy |
  *
- * Run: `pnpm bench:path` (sizes 1M,100M,1G) or `node bench/path.ts --sizes 1M,100M [--dir <disk folder>]`.
+ * Run: `pnpm bench:path` (sizes 1M,100M,1G) or `node bench/path.ts --sizes 1M,100M [--dir <disk folder>]
+ * [--stages seal,add,fetch,open] [--node-flags '--cpu-prof --cpu-prof-dir=/tmp/prof']` (the flags go to
+ * the `pi-node seal` process, e.g. to profile the real path).
  * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
  */
 import { randomFillSync } from 'node:crypto'
@@ -20,16 +22,22 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startAnvil } from '../packages/contracts/dist/testing.js'
 import { createDigicapNode, heliaCapsuleStore } from '../packages/p2p/dist/index.js'
 import { measureNode, measureShell } from './fs-peak.ts'
 
+const argv = process.argv.slice(2)
+const opt = (name: string) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
 const here = fileURLToPath(new URL('.', import.meta.url))
 const PI_NODE_BIN = join(here, '../apps/pi-node/bin/pi-node.js')
 /** `node <the bin's shebang flags> bin/pi-node.js`: as the installed command runs. */
+const PI_NODE_FLAGS = (opt('--node-flags') ?? '').split(' ').filter(Boolean)
 const PI_NODE = [
   ...((readFileSync(PI_NODE_BIN, 'utf8').split('\n')[0] as string).split(' node ')[1] ?? '')
     .split(' ')
@@ -38,11 +46,6 @@ const PI_NODE = [
 ]
 const LIB = join(here, 'lib-op.ts')
 const MiB = 1024 * 1024
-const argv = process.argv.slice(2)
-const opt = (name: string) => {
-  const i = argv.indexOf(name)
-  return i >= 0 ? argv[i + 1] : undefined
-}
 const parseSize = (s: string) => {
   const m = /^(\d+)([KMG]?)$/i.exec(s.trim())
   if (!m) throw new Error(`bad size ${s}`)
@@ -52,6 +55,7 @@ const parseSize = (s: string) => {
   )
 }
 const sizes = (opt('--sizes') ?? '1M,100M,1G').split(',').map(parseSize)
+const stages = new Set((opt('--stages') ?? 'seal,add,fetch,open').split(','))
 const dir = mkdtempSync(join(opt('--dir') ?? tmpdir(), 'digicap-path-bench-'))
 
 interface Row {
@@ -136,26 +140,25 @@ try {
   )
   if (first.code !== 0) throw new Error(`pi-node seal failed: ${first.stderr}`)
   console.log(
-    `digicap path bench: node ${process.version}, files in ${dir}\n` +
+    `digicap path bench: node ${process.version}, files in ${dir}, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}\n` +
       `first pi-node seal (3 B, compiles the policy in a child process): ${first.ms.toFixed(0)} ms, pi-node ${first.rssMiB.toFixed(0)} MiB, with solc child ${first.treeMiB.toFixed(0)} MiB`,
   )
   for (const size of sizes) {
     const plain = join(dir, `plain-${size}.bin`)
     writeRandom(plain, size)
-    const step = (what: string) => process.stderr.write(`  ${fmtSize(size)}: ${what}\n`)
-    step('cat')
+    step(size, 'cat')
     const cat = await catCopy(plain, join(dir, 'copy.bin'))
-    step('pi-node seal')
+    step(size, 'pi-node seal')
     // seal: the app, the library
     const app = await measureNode(
-      [...PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
+      [...PI_NODE_FLAGS, ...PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
       env,
     )
     if (app.code !== 0) throw new Error(`pi-node seal failed: ${app.stderr}`)
     const sealed = JSON.parse(app.stdout) as { capsulePath: string; cid: string }
     const capsule = join(dir, `capsule-${size}.bin`)
-    step('library seal')
-    const libSeal = await lib('seal', plain, capsule)
     rows.push({
       size,
       stage: 'pi-node seal (whole process)',
@@ -165,67 +168,35 @@ try {
       baseMs: cat.ms,
       kind: 'time',
     })
-    rows.push({
-      size,
-      stage: 'library commitAndSealFile',
-      ms: libSeal.opMs,
-      rssMiB: libSeal.rssMiB,
-      baseline: 'cat + fsync',
-      baseMs: cat.ms,
-      kind: 'time',
-    })
-    // add
-    const capCat = await catCopy(capsule, join(dir, 'copy.bin'))
-    step('add')
-    const add = await lib('add', capsule, join(dir, `blocks-${size}`))
-    rows.push({
-      size,
-      stage: 'IPFS add (fs blockstore)',
-      ms: add.opMs,
-      rssMiB: add.rssMiB,
-      baseline: 'cat + fsync',
-      baseMs: capCat.ms,
-      kind: 'time',
-    })
-    rmSync(join(dir, `blocks-${size}`), { recursive: true, force: true })
-    // fetch: A holds the pi-node's blocks (its on-disk blockstore), B fetches
-    const a = await createDigicapNode({ dataDir: join(dir, 'pi', 'ipfs'), datastore: 'memory' })
-    const b = await createDigicapNode()
-    try {
-      await b.libp2p.dial(a.libp2p.getMultiaddrs()[0] as never)
-      step('raw libp2p stream')
-      const raw = await rawStream(a, b, sealed.capsulePath)
-      step('helia fetch')
-      const t0 = performance.now()
-      let n = 0
-      const signal = AbortSignal.timeout(600_000)
-      for await (const c of heliaCapsuleStore(b.helia).get(sealed.cid, { signal }))
-        n += c.byteLength
-      const fetchMs = performance.now() - t0
-      if (n !== raw.bytes) throw new Error(`fetched ${n} bytes, raw stream ${raw.bytes}`)
+    step(size, 'library seal')
+    const libSeal = await lib('seal', plain, capsule)
+    if (stages.has('seal'))
       rows.push({
         size,
-        stage: 'helia fetch (bitswap, loopback)',
-        ms: fetchMs,
-        baseline: 'raw libp2p stream',
-        baseMs: raw.ms,
-        kind: 'rate',
+        stage: 'library commitAndSealFile',
+        ms: libSeal.opMs,
+        rssMiB: libSeal.rssMiB,
+        baseline: 'cat + fsync',
+        baseMs: cat.ms,
+        kind: 'time',
       })
-    } finally {
-      await Promise.all([a.stop(), b.stop()])
+    // add
+    const capCat = await catCopy(capsule, join(dir, 'copy.bin'))
+    if (stages.has('add')) await addStage(size, capsule, capCat.ms)
+    if (stages.has('fetch')) await fetchStage(size, sealed)
+    if (stages.has('open')) {
+      step('open')
+      const open = await lib('open', capsule, join(dir, 'opened.bin'))
+      rows.push({
+        size,
+        stage: 'library openFile',
+        ms: open.opMs,
+        rssMiB: open.rssMiB,
+        baseline: 'cat + fsync',
+        baseMs: capCat.ms,
+        kind: 'time',
+      })
     }
-    // open
-    step('open')
-    const open = await lib('open', capsule, join(dir, 'opened.bin'))
-    rows.push({
-      size,
-      stage: 'library openFile',
-      ms: open.opMs,
-      rssMiB: open.rssMiB,
-      baseline: 'cat + fsync',
-      baseMs: capCat.ms,
-      kind: 'time',
-    })
     for (const f of [plain, capsule, join(dir, 'opened.bin')]) rmSync(f, { force: true })
     printSize(size)
   }
@@ -234,8 +205,60 @@ try {
   rmSync(dir, { recursive: true, force: true })
 }
 
+function step(size: number, what: string) {
+  process.stderr.write(`  ${fmtSize(size)}: ${what}\n`)
+}
+
+async function addStage(size: number, capsule: string, catMs: number) {
+  for (const [op, stage] of [
+    ['add', 'IPFS add (blocks copied)'],
+    ['add-ref', 'IPFS add (file references)'],
+  ] as const) {
+    step(size, stage)
+    const add = await lib(op, capsule, join(dir, `blocks-${size}`))
+    rows.push({
+      size,
+      stage,
+      ms: add.opMs,
+      rssMiB: add.rssMiB,
+      baseline: 'cat + fsync',
+      baseMs: catMs,
+      kind: 'time',
+    })
+    rmSync(join(dir, `blocks-${size}`), { recursive: true, force: true })
+  }
+}
+
+async function fetchStage(size: number, sealed: { capsulePath: string; cid: string }) {
+  // fetch: A holds the pi-node's blocks (its on-disk blockstore), B fetches
+  const a = await createDigicapNode({ dataDir: join(dir, 'pi', 'ipfs'), datastore: 'memory' })
+  const b = await createDigicapNode()
+  try {
+    await b.libp2p.dial(a.libp2p.getMultiaddrs()[0] as never)
+    step(size, 'raw libp2p stream')
+    const raw = await rawStream(a, b, sealed.capsulePath)
+    step(size, 'helia fetch')
+    const t0 = performance.now()
+    let n = 0
+    const signal = AbortSignal.timeout(600_000)
+    for await (const c of heliaCapsuleStore(b.helia).get(sealed.cid, { signal })) n += c.byteLength
+    const fetchMs = performance.now() - t0
+    if (n !== raw.bytes) throw new Error(`fetched ${n} bytes, raw stream ${raw.bytes}`)
+    rows.push({
+      size,
+      stage: 'helia fetch (bitswap, loopback)',
+      ms: fetchMs,
+      baseline: 'raw libp2p stream',
+      baseMs: raw.ms,
+      kind: 'rate',
+    })
+  } finally {
+    await Promise.all([a.stop(), b.stop()])
+  }
+}
+
 function printSize(size: number) {
-  console.log(`\n${fmtSize(size)}`)
+  console.log(`\n${fmtSize(size)} (load average ${loadavg()[0]?.toFixed(1)})`)
   console.log(
     `  ${'stage'.padEnd(34)} ${'ms'.padStart(8)} ${'MB/s'.padStart(6)} ${'RSS MiB'.padStart(8)}  ${'baseline'.padEnd(18)} ${'ms'.padStart(8)}  ratio`,
   )
