@@ -1,6 +1,7 @@
 /**
  * One library operation in its own process, so its time and peak RSS compare with the app's
- * process doing the same: `seal <in> <out>`, `open <in> <out>`, `add <in> <dataDir>`.
+ * process doing the same: `seal <in> <out>`, `open <in> <out>`, `add <in> <dataDir>` (blocks copied),
+ * `add-ref <in> <dataDir>` (leaves kept as references to `<in>`, as `pi-node seal` adds).
  * Prints `{ ms }` (the operation alone, process start excluded) as its last line.
  */
 import {
@@ -41,8 +42,8 @@ if (op === 'seal') {
   } as never)
 } else if (op === 'open') {
   await openFile({ input, output, dataKey: BENCH_DATA_KEY })
-} else if (op === 'add') {
-  const blocks = await openFsCapsuleImporter(output)
+} else if (op === 'add' || op === 'add-ref') {
+  const blocks = await openFsCapsuleImporter(output, { referenceFiles: op === 'add-ref' })
   extra = { cid: await blocks.put({ path: input }) }
   await blocks.close()
 } else {

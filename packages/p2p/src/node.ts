@@ -18,15 +18,15 @@ import { type KadDHT, kadDHT } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { MemoryBlockstore } from 'blockstore-core'
-import { FsBlockstore } from 'blockstore-fs'
 import { MemoryDatastore } from 'datastore-core'
 import { FsDatastore } from 'datastore-fs'
 import { createLibp2p } from 'libp2p'
 import { userAgent } from 'libp2p/user-agent'
 import { NodeStartError } from './errors.ts'
+import type { FilestoreBlockstore } from './filestore/filestore-blockstore.ts'
 import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
-import { blocksFolder } from './import/fs-capsule-importer.ts'
+import { openDataDirBlockstore } from './import/fs-capsule-importer.ts'
 
 /** The services of a Digicap node's libp2p. `dht` is present only when enabled. */
 export interface DigicapServices {
@@ -119,7 +119,7 @@ export async function privateKeyFromSeed(seed: Uint8Array): Promise<PrivateKey> 
 export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promise<DigicapNode> {
   const listen = [...(init.listen ?? ['/ip4/127.0.0.1/tcp/0'])]
   const bootstrapList = [...(init.bootstrap ?? [])]
-  let blockstore: MemoryBlockstore | FsBlockstore
+  let blockstore: MemoryBlockstore | FilestoreBlockstore
   let datastore: MemoryDatastore | FsDatastore
   const closers: (() => Promise<void>)[] = []
   const closeStores = async () => {
@@ -128,8 +128,8 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   try {
     if (init.dataDir !== undefined) {
       await mkdir(init.dataDir, { recursive: true, mode: 0o700 })
-      const fsBlocks = new FsBlockstore(blocksFolder(init.dataDir))
-      await fsBlocks.open()
+      // copies under blocks/, and the blocks `pi-node seal` keeps as references to capsule files
+      const fsBlocks = await openDataDirBlockstore(init.dataDir)
       closers.push(() => fsBlocks.close())
       blockstore = fsBlocks
       if (init.datastore === 'memory') {

@@ -197,7 +197,9 @@ export async function sealOwnerNode(
   const capsulePath = join(dir, 'capsule.bin')
   const serialize = <T>(fn: () => Promise<T>) => ownerTransactions(paths, fn)
   // Blocks go to the on-disk blockstore that `serve` provides; announce through it.
-  const blocks = await openFsCapsuleImporter(paths.ipfs)
+  // The capsule stays in its folder: the blockstore keeps its leaves as references to it
+  // (one write of the capsule, not two), which the node serves from there.
+  const blocks = await openFsCapsuleImporter(paths.ipfs, { referenceFiles: true })
   try {
     const r = await withOwnerAccount(paths, sealer, config, ({ wallet, signer }) =>
       (runtime === 'oci' ? sealImage(dir, options, blocks) : sealAndPublish)(

@@ -4,7 +4,7 @@
  * (serve), the local re-wrap from the words, and the typed refusals around them.
  */
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectDigicap } from '@digicap/contracts'
@@ -19,6 +19,11 @@ import {
   type OwnerNode,
   ownerNodePaths,
 } from '../../src/node/index.ts'
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
+  return entries.filter((e) => e.isFile()).map((e) => e.name)
+}
 
 describe('@digicap/owner/node', () => {
   let anvil: Anvil
@@ -92,6 +97,11 @@ describe('@digicap/owner/node', () => {
     expect(r.announced).toEqual({ ok: false, reason: 'serve-not-running' })
     expect(await node.keyStore.list()).toContain(r.capsuleId)
     expect(existsSync(r.capsulePath)).toBe(true)
+    // the capsule was written once: the blockstore keeps a reference to capsule.bin, no copy
+    // (serve, below, pins and serves it from there)
+    const ipfs = ownerNodePaths(dataDir).ipfs
+    expect(await filesUnder(join(ipfs, 'blocks'))).toEqual([])
+    expect(await filesUnder(join(ipfs, 'filestore'))).toHaveLength(1)
     const record = JSON.parse(
       await readFile(join(dataDir, 'capsules', r.capsuleId, 'capsule.json'), 'utf8'),
     )

@@ -4,8 +4,8 @@
  * the blocks). Loads neither helia nor libp2p.
  */
 import { join } from 'node:path'
-import { FsBlockstore } from 'blockstore-fs'
 import { CapsuleStoreError } from '../errors.ts'
+import { FilestoreBlockstore } from '../filestore/filestore-blockstore.ts'
 import type { CapsuleSource } from './chunks.ts'
 import { type ImportCapsuleOptions, importCapsule } from './import-capsule.ts'
 
@@ -14,10 +14,32 @@ export function blocksFolder(dataDir: string): string {
   return join(dataDir, 'blocks')
 }
 
+/** The folder of the blocks kept as references to local files, under a node's data folder. */
+export function filestoreFolder(dataDir: string): string {
+  return join(dataDir, 'filestore')
+}
+
+/** The on-disk blockstore of a node's data folder (copies and file references), opened. */
+export async function openDataDirBlockstore(dataDir: string): Promise<FilestoreBlockstore> {
+  const blockstore = new FilestoreBlockstore(blocksFolder(dataDir), filestoreFolder(dataDir))
+  await blockstore.open()
+  return blockstore
+}
+
 export interface FsCapsuleImporter {
   /** Stores the bytes as UnixFS blocks and returns their CID (string form). */
   put(source: CapsuleSource, options?: ImportCapsuleOptions): Promise<string>
   close(): Promise<void>
+}
+
+export interface FsCapsuleImporterOptions {
+  /**
+   * Keep the leaves of `{ path }` sources as references to the file's bytes instead of copies
+   * (Kubo's `--nocopy`): for a caller that keeps the file where it is, as `pi-node seal` keeps
+   * `capsule.bin` in the capsule's folder. Streams and byte arrays are always copied.
+   * Default `false`.
+   */
+  referenceFiles?: boolean
 }
 
 /**
@@ -25,14 +47,16 @@ export interface FsCapsuleImporter {
  * @throws {CapsuleStoreError} if the folder cannot be created or written.
  * @example
  * ```ts
- * const blocks = await openFsCapsuleImporter(paths.ipfs)
+ * const blocks = await openFsCapsuleImporter(paths.ipfs, { referenceFiles: true })
  * const cid = await blocks.put({ path: 'capsule.bin' })
  * await blocks.close()
  * ```
  */
-export async function openFsCapsuleImporter(dataDir: string): Promise<FsCapsuleImporter> {
-  const blockstore = new FsBlockstore(blocksFolder(dataDir))
-  await blockstore.open().catch((cause) => {
+export async function openFsCapsuleImporter(
+  dataDir: string,
+  init: FsCapsuleImporterOptions = {},
+): Promise<FsCapsuleImporter> {
+  const blockstore = await openDataDirBlockstore(dataDir).catch((cause) => {
     throw new CapsuleStoreError('Cannot open the blockstore', {
       cause,
       details: { dataDir },
@@ -41,7 +65,14 @@ export async function openFsCapsuleImporter(dataDir: string): Promise<FsCapsuleI
   })
   return {
     async put(source, options) {
-      return (await importCapsule(source, blockstore, options)).toString()
+      const referenceFile =
+        init.referenceFiles === true && typeof source === 'object' && 'path' in source
+      return (
+        await importCapsule(source, blockstore, {
+          ...options,
+          ...(referenceFile ? { referenceFile } : {}),
+        })
+      ).toString()
     },
     close: () => blockstore.close(),
   }

@@ -6,13 +6,16 @@
  * pool once the blockstore holds it. At most `pool.count` chunks exist at any time, whatever
  * the capsule's size.
  */
+import { resolve } from 'node:path'
 import { importer } from 'ipfs-unixfs-importer'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { sha256 } from 'multiformats/hashes/sha2'
 import { CapsuleStoreError } from '../errors.ts'
+import type { FileReference } from '../filestore/file-reference.ts'
+import type { FilestoreBlockstore } from '../filestore/filestore-blockstore.ts'
 import { type BufferPool, createBufferPool } from './buffer-pool.ts'
 import { type CapsuleSource, capsuleChunks } from './chunks.ts'
+import { sha256Leaf } from './hash-leaf.ts'
 import { capsuleImportOptions, UNIXFS_CHUNK_SIZE } from './profile.ts'
 
 /** Leaf blocks written at once. */
@@ -28,14 +31,40 @@ export interface ImportCapsuleOptions {
    * {@link IMPORT_WRITE_CONCURRENCY} (the importer gathers that many chunks before writing).
    */
   pool?: BufferPool
+  /**
+   * With a `{ path }` source and a sink that keeps references (`putReference`, the node's
+   * on-disk {@link FilestoreBlockstore}): store each leaf as a reference to its bytes in the
+   * file instead of a copy. The file must then stay as it is (a changed file's blocks are
+   * refused on read). Default `false`.
+   */
+  referenceFile?: boolean
 }
 
 /** The blockstore side the import needs (helia's blockstore, `FsBlockstore`, ...). */
 export interface CapsuleBlockSink {
   put(cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }): unknown
+  /** Keeps the block as a reference to a file's bytes (see `referenceFile`). */
+  putReference?(cid: CID, ref: FileReference, options?: { signal?: AbortSignal }): unknown
 }
 
 const NO_BLOCK = new Uint8Array(0)
+
+/** The file to reference and the sink's `putReference`, when the options ask for it and both allow it. */
+function referencedFile(
+  source: CapsuleSource,
+  blockstore: CapsuleBlockSink,
+  options: ImportCapsuleOptions,
+) {
+  const path = (source as { path?: unknown }).path
+  if (options.referenceFile !== true || typeof path !== 'string') return undefined
+  const putReference = blockstore.putReference
+  if (!putReference) {
+    throw new CapsuleStoreError('This blockstore cannot keep file references', {
+      hint: "Open the node's on-disk blockstore (openFsCapsuleImporter), or drop referenceFile.",
+    })
+  }
+  return { path: resolve(path), sink: putReference.bind(blockstore) }
+}
 
 /**
  * Stores `source` as UnixFS blocks in `blockstore` and returns the root CID.
@@ -53,14 +82,28 @@ export async function importCapsule(
   const pool = options.pool ?? createBufferPool(2 * IMPORT_WRITE_CONCURRENCY + 2, UNIXFS_CHUNK_SIZE)
   const signal = options.signal
   let stored = 0
+  const referenced = referencedFile(source, blockstore, options)
   // Hash and write one leaf, then give its buffer back: the importer keeps only CIDs and sizes.
   const bufferImporter = (file: { content: AsyncIterable<Uint8Array> }) =>
     (async function* () {
+      // the chunks come in file order: each one's offset is known as it is read
+      let offset = 0
       for await (const chunk of file.content) {
+        const at = offset
+        offset += chunk.byteLength
         yield async () => {
           try {
-            const cid = CID.createV1(raw.code, await sha256.digest(chunk))
-            await blockstore.put(cid, chunk, signal ? { signal } : {})
+            const cid = CID.createV1(raw.code, await sha256Leaf(chunk))
+            const opts = signal ? { signal } : {}
+            if (referenced) {
+              await referenced.sink(
+                cid,
+                { path: referenced.path, offset: at, length: chunk.byteLength },
+                opts,
+              )
+            } else {
+              await blockstore.put(cid, chunk, opts)
+            }
             stored += chunk.byteLength
             options.onProgress?.(stored)
             return { cid, size: BigInt(chunk.byteLength), block: NO_BLOCK }

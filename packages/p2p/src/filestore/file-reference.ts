@@ -1,0 +1,53 @@
+/**
+ * A block kept as a reference to bytes of a local file instead of a copy (the layout of
+ * Kubo's filestore, `ipfs add --nocopy`): the file's path, the offset and the length of the
+ * block's bytes in it. Encoded as one small JSON object, `v` first.
+ */
+import { isAbsolute } from 'node:path'
+
+export interface FileReference {
+  /** Absolute path of the file holding the block's bytes. */
+  path: string
+  offset: number
+  length: number
+}
+
+const VERSION = 1
+/** A reference is a few hundred bytes; anything larger is not one. */
+const MAX_REFERENCE_BYTES = 8192
+
+export function encodeFileReference(ref: FileReference): Uint8Array {
+  return new TextEncoder().encode(
+    JSON.stringify({ v: VERSION, path: ref.path, offset: ref.offset, length: ref.length }),
+  )
+}
+
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0
+
+/** Whether `ref` is a reference this store can follow (absolute path, whole byte counts). */
+export function isFileReference(ref: unknown): ref is FileReference {
+  const r = ref as FileReference
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.path === 'string' &&
+    isAbsolute(r.path) &&
+    isCount(r.offset) &&
+    isCount(r.length)
+  )
+}
+
+/** The reference in `bytes`, or `undefined` if they are not one (a corrupt entry is a miss). */
+export function decodeFileReference(bytes: Uint8Array): FileReference | undefined {
+  if (bytes.byteLength > MAX_REFERENCE_BYTES) return undefined
+  try {
+    const parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as {
+      v?: unknown
+    }
+    if (parsed?.v !== VERSION || !isFileReference(parsed)) return undefined
+    const { path, offset, length } = parsed
+    return { path, offset, length }
+  } catch {
+    return undefined
+  }
+}

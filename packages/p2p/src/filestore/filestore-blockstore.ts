@@ -1,0 +1,182 @@
+/**
+ * A blockstore whose blocks are either copies (a `FsBlockstore` under `blocks/`) or references
+ * to the bytes of local files (`filestore/`, one small entry per block, same sharding): the
+ * layout of Kubo's filestore. `pi-node seal` keeps the sealed capsule in its folder anyway;
+ * storing its leaves as references instead of a second copy halves what a seal writes.
+ *
+ * A referenced block is read from its file and hashed again on every read: if the file changed
+ * or shrank, the block is refused (`CAPSULE_STORE`), never served as other bytes; a missing
+ * file makes the block absent (`has` is false, `get` is `NotFoundError`).
+ */
+import { open, stat } from 'node:fs/promises'
+import { BaseBlockstore } from 'blockstore-core'
+import { FsBlockstore } from 'blockstore-fs'
+import type { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { CapsuleStoreError } from '../errors.ts'
+import { sha256Leaf } from '../import/hash-leaf.ts'
+import { decodeFileReference, encodeFileReference, type FileReference } from './file-reference.ts'
+
+interface Options {
+  signal?: AbortSignal
+}
+
+/** The error name helia and the blockstores use for an absent block. */
+class NotFoundError extends Error {
+  override name = 'NotFoundError'
+}
+
+/** Only SHA-256 blocks can be references: the hash is checked again on every read. */
+export const REFERENCE_HASH_CODE = sha256.code
+
+async function concat(parts: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const c of parts) {
+    chunks.push(c)
+    size += c.byteLength
+  }
+  if (chunks.length === 1) return chunks[0] as Uint8Array
+  const out = new Uint8Array(size)
+  let at = 0
+  for (const c of chunks) {
+    out.set(c, at)
+    at += c.byteLength
+  }
+  return out
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+export class FilestoreBlockstore extends BaseBlockstore {
+  readonly #blocks: FsBlockstore
+  readonly #refs: FsBlockstore
+
+  /** `blocksPath`: the copies (`<dataDir>/blocks`); `refsPath`: the references. */
+  constructor(blocksPath: string, refsPath: string) {
+    super()
+    this.#blocks = new FsBlockstore(blocksPath)
+    this.#refs = new FsBlockstore(refsPath)
+  }
+
+  async open(): Promise<void> {
+    await this.#blocks.open()
+    await this.#refs.open()
+  }
+
+  async close(): Promise<void> {
+    await this.#blocks.close()
+    await this.#refs.close()
+  }
+
+  override put(
+    key: CID,
+    val: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    options?: Options,
+  ): Promise<CID> {
+    return this.#blocks.put(key, val, options)
+  }
+
+  /**
+   * Records that the block `key` is the bytes `ref` names, without copying them. The caller
+   * has just hashed those bytes (the import does); they are hashed again on every read.
+   * @throws {CapsuleStoreError} for a block that is not SHA-256 or a reference that is not one.
+   */
+  async putReference(key: CID, ref: FileReference, options?: Options): Promise<CID> {
+    if (key.multihash.code !== REFERENCE_HASH_CODE) {
+      throw new CapsuleStoreError('Only SHA-256 blocks can be kept as file references', {
+        details: { cid: key.toString(), hash: key.multihash.code },
+      })
+    }
+    const encoded = encodeFileReference(ref)
+    if (!decodeFileReference(encoded)) {
+      throw new CapsuleStoreError('Not a file reference', {
+        details: { ...ref },
+        hint: 'Give an absolute path and whole, non-negative offset and length.',
+      })
+    }
+    await this.#refs.put(key, encoded, options)
+    return key
+  }
+
+  /** The reference stored for `key`, if any (a corrupt entry is none). */
+  async reference(key: CID, options?: Options): Promise<FileReference | undefined> {
+    if (!(await this.#refs.has(key, options))) return undefined
+    try {
+      return decodeFileReference(await concat(this.#refs.get(key, options)))
+    } catch {
+      return undefined
+    }
+  }
+
+  override async has(key: CID, options?: Options): Promise<boolean> {
+    if (await this.#blocks.has(key, options)) return true
+    const ref = await this.reference(key, options)
+    if (!ref) return false
+    const info = await stat(ref.path).catch(() => undefined)
+    return info?.isFile() === true && info.size >= ref.offset + ref.length
+  }
+
+  override async *get(key: CID, options?: Options): AsyncGenerator<Uint8Array> {
+    if (await this.#blocks.has(key, options)) {
+      yield* this.#blocks.get(key, options)
+      return
+    }
+    const ref = await this.reference(key, options)
+    if (!ref) throw new NotFoundError(`Block ${key} is not in the store`)
+    yield await this.#read(key, ref, options)
+  }
+
+  async #read(key: CID, ref: FileReference, options?: Options): Promise<Uint8Array> {
+    options?.signal?.throwIfAborted()
+    const file = await open(ref.path, 'r').catch((cause) => {
+      throw new NotFoundError(`Block ${key}: its file is gone (${(cause as Error).message})`)
+    })
+    try {
+      const bytes = new Uint8Array(ref.length)
+      let filled = 0
+      while (filled < ref.length) {
+        const { bytesRead } = await file.read(
+          bytes,
+          filled,
+          ref.length - filled,
+          ref.offset + filled,
+        )
+        if (bytesRead === 0) break
+        filled += bytesRead
+      }
+      const digest = await sha256Leaf(bytes.subarray(0, filled))
+      if (filled !== ref.length || !sameBytes(digest.digest, key.multihash.digest)) {
+        throw new CapsuleStoreError('A block kept as a file reference no longer matches its CID', {
+          details: { cid: key.toString(), file: ref.path, offset: ref.offset, length: ref.length },
+          hint: 'The file changed after it was added: add it again, or restore it.',
+        })
+      }
+      return bytes
+    } finally {
+      await file.close()
+    }
+  }
+
+  override async delete(key: CID, options?: Options): Promise<void> {
+    await this.#blocks.delete(key, options)
+    await this.#refs.delete(key, options)
+  }
+
+  override async *getAll(
+    options?: Options,
+  ): AsyncGenerator<{ cid: CID; bytes: AsyncGenerator<Uint8Array> }> {
+    yield* this.#blocks.getAll(options) as AsyncGenerator<{
+      cid: CID
+      bytes: AsyncGenerator<Uint8Array>
+    }>
+    for await (const { cid } of this.#refs.getAll(options)) {
+      if (await this.#blocks.has(cid, options)) continue
+      yield { cid, bytes: this.get(cid, options) }
+    }
+  }
+}

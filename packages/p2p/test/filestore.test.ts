@@ -1,0 +1,166 @@
+/**
+ * The filestore layout `pi-node seal` adds with: the capsule's leaves are references to the
+ * capsule file (one write of the capsule instead of two), served by a real node over bitswap,
+ * and a referenced block whose file changed, shrank or went away is never served as other bytes.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, open, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { MemoryBlockstore } from 'blockstore-core'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  blocksFolder,
+  FilestoreBlockstore,
+  filestoreFolder,
+  importCapsule,
+  openDataDirBlockstore,
+  openFsCapsuleImporter,
+} from '../src/import.ts'
+import { createDigicapNode, heliaCapsuleStore } from '../src/index.ts'
+
+const MiB = 1_048_576
+
+async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const c of source) parts.push(c)
+  return Buffer.concat(parts)
+}
+
+/** Bytes of every file under `dir`, recursively. */
+async function bytesUnder(dir: string): Promise<number> {
+  let n = 0
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (e.isFile()) n += (await stat(join(e.parentPath, e.name))).size
+  }
+  return n
+}
+
+/** The raw leaf CIDs of a capsule of `bytes`, in file order (1 MiB leaves, as the import cuts). */
+async function leafCids(bytes: Uint8Array): Promise<CID[]> {
+  const out: CID[] = []
+  for (let at = 0; at < bytes.byteLength; at += MiB) {
+    out.push(CID.createV1(raw.code, await sha256.digest(bytes.subarray(at, at + MiB))))
+  }
+  return out
+}
+
+describe('filestore: blocks kept as references to the capsule file', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'digicap-filestore-'))
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('adds a 5 MiB file without copying its bytes; a node serves them to a peer over bitswap', async () => {
+    const dataDir = join(dir, 'serve')
+    const file = join(dir, 'capsule.bin')
+    const bytes = randomBytes(5 * MiB + 7)
+    await writeFile(file, bytes)
+    const blocks = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    const cid = await blocks.put({ path: file })
+    await blocks.close()
+    // the CID is the copy's, and only the root node (a few hundred bytes) was written as a copy
+    expect(cid).toBe(String(await importCapsule(bytes, new MemoryBlockstore())))
+    expect(await bytesUnder(blocksFolder(dataDir))).toBeLessThan(4096)
+    expect(await bytesUnder(filestoreFolder(dataDir))).toBeLessThan(6 * 4096)
+
+    const a = await createDigicapNode({ dataDir, datastore: 'memory' })
+    const b = await createDigicapNode()
+    try {
+      await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+      const got = await collect(
+        heliaCapsuleStore(b.helia).get(cid, { signal: AbortSignal.timeout(60_000) }),
+      )
+      expect(got.equals(bytes)).toBe(true)
+    } finally {
+      await Promise.all([a.stop(), b.stop()])
+    }
+  }, 90_000)
+
+  it('refuses a referenced block whose file changed, and drops one whose file shrank or went away', async () => {
+    const dataDir = join(dir, 'tamper')
+    const file = join(dir, 'tamper.bin')
+    const bytes = randomBytes(3 * MiB)
+    await writeFile(file, bytes)
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    await importer.put({ path: file })
+    await importer.close()
+    const [first, second, third] = await leafCids(bytes)
+    const store = await openDataDirBlockstore(dataDir)
+    try {
+      expect(await collect(store.get(first as CID))).toEqual(bytes.subarray(0, MiB))
+      // one byte of the second leaf flipped in place: that block is refused, typed
+      const fh = await open(file, 'r+')
+      await fh.write(Uint8Array.of(bytes[MiB + 10]! ^ 1), 0, 1, MiB + 10)
+      await fh.close()
+      await expect(collect(store.get(second as CID))).rejects.toMatchObject({
+        code: 'CAPSULE_STORE',
+      })
+      // shrunk below the third leaf: absent (the node fetches or reports it missing)
+      await truncate(file, 2 * MiB + 5)
+      expect(await store.has(third as CID)).toBe(false)
+      await expect(collect(store.get(third as CID))).rejects.toMatchObject({
+        code: 'CAPSULE_STORE',
+      })
+      await rm(file)
+      expect(await store.has(first as CID)).toBe(false)
+      await expect(collect(store.get(first as CID))).rejects.toMatchObject({
+        name: 'NotFoundError',
+      })
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a corrupt reference entry is a miss; only SHA-256 blocks and absolute paths are kept', async () => {
+    const store = new FilestoreBlockstore(join(dir, 'c-blocks'), join(dir, 'c-refs'))
+    await store.open()
+    const bytes = randomBytes(100)
+    const [cid] = await leafCids(bytes)
+    await store.putReference(cid as CID, { path: join(dir, 'x'), offset: 0, length: 100 })
+    // overwrite the entry with garbage, as a crash or a hand edit might leave it
+    const refs = await readdir(join(dir, 'c-refs'), { recursive: true, withFileTypes: true })
+    const entry = refs.find((e) => e.isFile()) as { parentPath: string; name: string }
+    await writeFile(join(entry.parentPath, entry.name), '{"v":1,"path":"relative","offset":0}')
+    expect(await store.has(cid as CID)).toBe(false)
+    expect(await store.reference(cid as CID)).toBeUndefined()
+    const idCid = CID.createV1(raw.code, identity.digest(Uint8Array.of(1)))
+    await expect(
+      store.putReference(idCid, { path: join(dir, 'x'), offset: 0, length: 1 }),
+    ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+    await expect(
+      store.putReference(cid as CID, { path: 'relative/x', offset: 0, length: 1 }),
+    ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+    await expect(
+      store.putReference(cid as CID, { path: join(dir, 'x'), offset: -1, length: 1 }),
+    ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+    await store.close()
+  })
+
+  it('referenceFile needs a blockstore that keeps references (typed), and copies streams', async () => {
+    const file = join(dir, 'plain.bin')
+    await writeFile(file, randomBytes(10))
+    await expect(
+      importCapsule({ path: file }, new MemoryBlockstore(), { referenceFile: true }),
+    ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+    const dataDir = join(dir, 'streams')
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    const bytes = randomBytes(2 * MiB)
+    await importer.put(
+      (async function* () {
+        yield bytes
+      })(),
+    )
+    await importer.close()
+    expect(await bytesUnder(blocksFolder(dataDir))).toBeGreaterThan(2 * MiB)
+    expect(await bytesUnder(filestoreFolder(dataDir))).toBe(0)
+  })
+})
