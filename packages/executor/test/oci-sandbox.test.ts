@@ -24,6 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildBusyboxImage, SUM_CSV_SCRIPT } from '../../oci/test/busybox-image.ts'
 import { createRunWorkspace } from '../src/run/workspace.ts'
 import { ociSandbox } from '../src/sandbox/oci/oci-sandbox.ts'
+import { SECCOMP_ALLOWED } from '../src/sandbox/oci/seccomp.ts'
 import type { SandboxJob } from '../src/sandbox/types.ts'
 
 const CSV = 'name,amount\na,10\nb,20\nc,12\n'
@@ -150,6 +151,37 @@ describe('oci sandbox (runc)', () => {
     expect(steps).toEqual(['scratch', 'pull', 'decrypt', 'unpack', 'container'])
     // root here may mount: decrypted layers and the rootfs lived in a tmpfs
     expect(tmpfs).toBe(true)
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('a default-deny seccomp filter is on: new namespaces, setns and mounts fail inside the container', async () => {
+    const probe = [
+      '#!/bin/sh',
+      "grep -E '^Seccomp:' /proc/self/status | tr -s '\\t' ' '",
+      // a user namespace needs no capability (unprivileged user namespaces are on here)
+      'unshare -U true 2>/dev/null && echo userns=yes || echo userns=no',
+      'unshare -U -n true 2>/dev/null && echo netns=yes || echo netns=no',
+      'mount -t tmpfs none /tmp 2>/dev/null && echo mount=yes || echo mount=no',
+      'nsenter -t 1 -U true 2>/dev/null && echo setns=yes || echo setns=no',
+      '/app/sum.sh',
+    ].join('\n')
+    const sealed = await seal({
+      files: { 'app/sum.sh': SUM_CSV_SCRIPT, 'app/probe.sh': probe },
+      config: { Cmd: ['/bin/sh', '/app/probe.sh'] },
+    })
+    const text = new TextDecoder().decode((await runIn(job(sealed))).output)
+    // mode 2: a filter
+    expect(text).toMatch(/Seccomp:\s+2/)
+    expect(text).toContain('userns=no')
+    expect(text).toContain('netns=no')
+    expect(text).toContain('mount=no')
+    expect(text).toContain('setns=no')
+    // and what busybox needs still works
+    expect(text).toContain('rows=3 sum=42')
+    // what busybox cannot probe is outside the allow-list too (the default action is EPERM)
+    for (const name of ['ptrace', 'keyctl', 'add_key', 'bpf', 'unshare', 'setns', 'mount']) {
+      expect(SECCOMP_ALLOWED).not.toContain(name)
+    }
     await expectNothingLeft()
   }, 120_000)
 

@@ -2,11 +2,13 @@
  * The OCI runtime-spec `config.json` an image capsule runs under. Built here from scratch (not
  * from umoci's or the image's): only the command, environment, working directory and user come
  * from the image config, already checked by `readRunConfig`. No network (a new, empty network
- * namespace), read-only rootfs, no capabilities, no new privileges, cgroup memory / CPU / pid
- * limits, one writable directory (`/digicap/output`), the input mounted read-only.
+ * namespace), read-only rootfs, no capabilities, no new privileges, a default-deny seccomp
+ * filter (seccomp.ts), cgroup memory / CPU / pid limits, one writable directory
+ * (`/digicap/output`), the input mounted read-only.
  */
 import type { ImageRunConfig } from '@digicap/oci'
 import { INPUT_PATH, OUTPUT_DIR } from '@digicap/oci'
+import { seccompProfile } from './seccomp.ts'
 
 export interface ContainerLimits {
   readonly memoryBytes: number
@@ -125,6 +127,7 @@ export function runtimeSpec(p: RuntimeSpecInput): Record<string, unknown> {
         '/proc/scsi',
       ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      seccomp: seccompProfile(),
     },
   }
 }
