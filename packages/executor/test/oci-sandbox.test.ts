@@ -6,8 +6,8 @@
  * leaves no container, no mount and no scratch directory behind.
  */
 import { execFileSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateX25519KeyPair } from '@digicap/capsule-core'
@@ -42,7 +42,10 @@ describe('oci sandbox (runc)', () => {
   const dataKey = new Uint8Array(randomBytes(32))
 
   async function seal(init: Parameters<typeof buildBusyboxImage>[0]): Promise<Sealed> {
-    const image = await buildBusyboxImage(init)
+    return sealLayout(await buildBusyboxImage(init))
+  }
+
+  async function sealLayout(image: { dir: string; dispose(): Promise<void> }): Promise<Sealed> {
     const sealedDir = await mkdtemp(join(tmpdir(), 'oci-sealed-'))
     try {
       const { publicKey } = generateX25519KeyPair()
@@ -278,6 +281,27 @@ describe('oci sandbox (runc)', () => {
     await expect(
       runIn({ ...job(sealed), code: await lie(original.subarray(0, original.length - 100)) }),
     ).rejects.toMatchObject({ code: 'OCI_TRUNCATED' })
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('a layer that is not a tar (sealed so by its owner) is OCI_FORMAT from the unpack, nothing left', async () => {
+    const built = await buildBusyboxImage({ config: { Cmd: ['/bin/true'] } })
+    // the owner's own image: a layer of noise under the gzip tar media type, digests all correct
+    const index = JSON.parse(await readFile(join(built.dir, 'index.json'), 'utf8'))
+    const blob = (d: string) => join(built.dir, 'blobs', 'sha256', d.slice(7))
+    const manifest = JSON.parse(await readFile(blob(index.manifests[0].digest), 'utf8'))
+    const noise = new Uint8Array(randomBytes(4096))
+    const noiseDigest = `sha256:${createHash('sha256').update(noise).digest('hex')}`
+    await writeFile(blob(noiseDigest), noise)
+    manifest.layers[0] = { ...manifest.layers[0], digest: noiseDigest, size: noise.length }
+    const bytes = Buffer.from(JSON.stringify(manifest))
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+    await writeFile(blob(digest), bytes)
+    index.manifests[0] = { ...index.manifests[0], digest, size: bytes.length }
+    await writeFile(join(built.dir, 'index.json'), JSON.stringify(index))
+    const sealed = await sealLayout(built)
+    const err = await runIn(job(sealed)).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'OCI_FORMAT', details: { tool: 'umoci' } })
     await expectNothingLeft()
   }, 120_000)
 

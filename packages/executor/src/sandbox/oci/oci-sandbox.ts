@@ -18,6 +18,7 @@ import {
   checkManifest,
   decryptImage,
   digicapUnwrapper,
+  OciFormatError,
   openLayout,
   parseImageSpec,
   pullImage,
@@ -162,13 +163,7 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
       const runConfig = await readRunConfig(plain, manifest)
       const bundle = join(scratch.dir, 'bundle')
       await mkdir(bundle, { mode: 0o700 })
-      await execFileAsync(
-        umoci,
-        ['raw', 'unpack', '--image', `${plain.dir}:${pulled.ref}`, join(bundle, 'rootfs')],
-        {
-          timeout: 300_000,
-        },
-      )
+      await unpack(umoci, `${plain.dir}:${pulled.ref}`, join(bundle, 'rootfs'))
       lap('unpack')
       const inputFile = join(scratch.dir, 'input')
       await writeFile(inputFile, job.input, { mode: 0o444 })
@@ -263,6 +258,34 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
   }
 
   return { kind: 'oci', runtimeId, run, close: async () => {} }
+}
+
+/**
+ * `umoci raw unpack`. The layers passed every digest check, so a failure here is the image's
+ * own (not a tar, a layer bigger than the scratch space): an `OCI_FORMAT` error with umoci's
+ * last words, not the tool's raw exit.
+ */
+async function unpack(umoci: string, image: string, rootfs: string): Promise<void> {
+  try {
+    await execFileAsync(umoci, ['raw', 'unpack', '--image', image, rootfs], { timeout: 300_000 })
+  } catch (cause) {
+    const e = cause as { stderr?: string; code?: unknown; killed?: boolean }
+    const said =
+      String(e.stderr ?? '')
+        .trim()
+        .split('\n')
+        .at(-1) ?? ''
+    throw new OciFormatError("The image's layers do not unpack", {
+      cause,
+      details: {
+        tool: 'umoci',
+        exitCode: typeof e.code === 'number' ? e.code : undefined,
+        ...(e.killed ? { killed: true } : {}),
+        message: sanitizeProgramText(said.slice(-300)),
+      },
+      hint: 'Each layer must be a tar (optionally gzip or zstd) that fits the run scratch space.',
+    })
+  }
 }
 
 /** Reads the result file without following a link the container may have left there. */
