@@ -5,34 +5,13 @@
  * not fill its replay memory, and their RPC lookups must stay within the global budget.
  * Real anvil and libp2p on loopback; the chain client is only wrapped to count lookups.
  */
-import {
-  type AccessResponse,
-  addressToBytes,
-  fastPathProtocol,
-  request,
-  signAccessRequest,
-} from '@digicap/protocol'
-import type { Libp2p } from '@libp2p/interface'
-import { keccak_256 } from '@noble/hashes/sha3.js'
-import { getBytes, randomBytes } from 'ethers'
+import { fastPathProtocol, request } from '@digicap/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type ChainClient, createKeyguard, type Keyguard } from '../src/index.ts'
+import type { ChainClient } from '../src/index.ts'
+import { outcome } from './helpers/access-request.ts'
 import { startFlood } from './helpers/flood.ts'
-import {
-  type Chain,
-  chainClientFor,
-  createNode,
-  type ExecutorSide,
-  executorSide,
-  type KeyguardParts,
-  keyguardParts,
-  quietLogger,
-  registerCapsule,
-  registerExecutor,
-  setupChain,
-  storeKey,
-  until,
-} from './helpers/world.ts'
+import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
+import { until } from './helpers/world.ts'
 
 const STRANGERS = 20
 /**
@@ -44,104 +23,65 @@ const PACED = 36
 /** One capsule per paced request (a run of one capsule waits for the audit of its last run). */
 const CAPSULES = PACED
 
-let chain: Chain
-let kgNode: Libp2p
-let exec: ExecutorSide
-let parts: KeyguardParts
+let w: KeyguardWorld
 let capsuleId: string
 let capsules: string[]
-let keyguard: Keyguard
 let lookups = 0
-let audited = 0
+const audited = () => w.events.filter((e) => e.type === 'audit-recorded').length
 
 beforeAll(async () => {
-  ;[chain, kgNode, exec] = await Promise.all([setupChain(), createNode(), executorSide()])
-  await registerExecutor(chain, chain.executor, exec.node)
-  parts = await keyguardParts()
-  capsules = []
-  for (let i = 0; i < CAPSULES; i++) {
-    const id = await registerCapsule(chain, kgNode)
-    await storeKey(parts, id, randomBytes(32))
-    capsules.push(id)
-  }
-  capsuleId = capsules[0] as string
-  const real = chainClientFor(chain)
-  const counted: ChainClient = Object.create(real)
-  counted.nodePeerId = (node) => {
-    lookups++
-    return real.nodePeerId(node)
-  }
-  keyguard = createKeyguard({
-    dataDir: parts.dir,
-    confirmations: 0,
-    startBlock: chain.addresses.deployBlock,
-    pollIntervalMs: 600_000,
-    // A small replay memory (the executor uses 1 + PACED + 4 nonces), so that the strangers'
-    // forged requests in its name (a quarter of 200+) would fill it if they could. Audits of
-    // one capsule follow each other: a generous wait, so that only the flood could refuse.
-    // The layers behind the connection guard, as if each stranger came from a host of its own
-    // and under its budget (fast-path-strangers.test.ts tests the cut): budgets it never spends.
-    fastPath: {
-      enabled: true,
-      maxNonces: 48,
-      pendingWaitMs: 60_000,
-      strangers: {
-        perPeer: { capacity: 1e6, refillPerSecond: 1e6 },
-        perHost: { capacity: 1e6, refillPerSecond: 1e6 },
+  w = await keyguardWorld({
+    capsules: CAPSULES,
+    chainClient: (real) => {
+      const counted: ChainClient = Object.create(real)
+      counted.nodePeerId = (node) => {
+        lookups++
+        return real.nodePeerId(node)
+      }
+      return counted
+    },
+    keyguard: {
+      pollIntervalMs: 600_000,
+      // A small replay memory (the executor uses 1 + PACED + 4 nonces), so that the strangers'
+      // forged requests in its name (a quarter of 200+) would fill it if they could. Audits of
+      // one capsule follow each other: a generous wait, so that only the flood could refuse.
+      // The layers behind the connection guard, as if each stranger came from a host of its own
+      // and under its budget (fast-path-strangers.test.ts tests the cut): budgets it never spends.
+      fastPath: {
+        enabled: true,
+        maxNonces: 48,
+        pendingWaitMs: 60_000,
+        strangers: {
+          perPeer: { capacity: 1e6, refillPerSecond: 1e6 },
+          perHost: { capacity: 1e6, refillPerSecond: 1e6 },
+        },
       },
     },
-  })({ ...parts, chain: counted, libp2p: kgNode, logger: quietLogger })
-  keyguard.events.addEventListener('audit-recorded', () => audited++)
-  await keyguard.start()
-  await exec.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
+    events: ['audit-recorded'],
+  })
+  capsules = w.capsules
+  capsuleId = w.capsuleId
 }, 60_000)
 
-afterAll(async () => {
-  await keyguard?.stop()
-  await Promise.all([kgNode?.stop(), exec?.stop()])
-  await chain?.anvil.stop()
-  await parts?.cleanup()
-})
+afterAll(() => w?.stop())
 
-const outcome = (res: AccessResponse): string =>
-  res.status === 'refused' ? `${res.reasonCode}:${res.reason}` : res.status
-
-function executorRequest(capsule = capsuleId) {
-  return signAccessRequest(
-    {
-      capsuleId: getBytes(capsule),
-      executor: addressToBytes(chain.executor.address as `0x${string}`),
-      ephemeralKey: getBytes(exec.newEphemeral()),
-      measurement: getBytes(chain.measurement),
-      jobParamsHash: keccak_256(new Uint8Array(0)),
-      fee: 0n,
-      nonce: randomBytes(32),
-      expiry: BigInt(Math.floor(Date.now() / 1000) + 120),
-      jobParams: new Uint8Array(0),
-    },
-    {
-      chainId: BigInt(chain.addresses.chainId),
-      verifyingContract: chain.addresses.accessController as `0x${string}`,
-    },
-    getBytes(chain.executor.privateKey),
-  )
-}
+const executorRequest = (capsule = capsuleId) => w.signed({ capsuleId: capsule })
 
 describe('fast path under a stranger flood', () => {
   it('serves the registered executor while strangers with fresh keys and free peer ids flood it', async () => {
-    const first = await request(exec.node, kgNode.peerId, fastPathProtocol, executorRequest())
+    const first = await request(w.exec.node, w.kgNode.peerId, fastPathProtocol, executorRequest())
     expect(first.status).toBe('granted')
     const lookupsBefore = lookups
     const flood = startFlood({
       keyguard: {
-        peerId: kgNode.peerId.toString(),
-        addrs: kgNode.getMultiaddrs().map((a) => a.toString()),
+        peerId: w.kgNode.peerId.toString(),
+        addrs: w.kgNode.getMultiaddrs().map((a) => a.toString()),
       },
       capsuleId,
-      measurement: chain.measurement,
-      chainId: chain.addresses.chainId.toString(),
-      accessController: chain.addresses.accessController,
-      executor: chain.executor.address,
+      measurement: w.chain.measurement,
+      chainId: w.chain.addresses.chainId.toString(),
+      accessController: w.chain.addresses.accessController,
+      executor: w.chain.executor.address,
       peers: STRANGERS,
       holders: 3,
       fillAnswers: 200,
@@ -161,8 +101,8 @@ describe('fast path under a stranger flood', () => {
         if (wait > 0) await new Promise((r) => setTimeout(r, wait))
         paced.push(
           request(
-            exec.node,
-            kgNode.peerId,
+            w.exec.node,
+            w.kgNode.peerId,
             fastPathProtocol,
             executorRequest(capsules[i % CAPSULES] as string),
             { timeout: 90_000 },
@@ -174,12 +114,18 @@ describe('fast path under a stranger flood', () => {
       expect(await Promise.all(paced)).toEqual(Array(PACED).fill('granted'))
       // Audits are sent one at a time, each after the last receipt: let the paced ones land, so
       // that the next requests wait for the flood only, not for an audit backlog.
-      await until(() => audited >= 1 + PACED, 90_000)
+      await until(() => audited() >= 1 + PACED, 90_000)
       // The executor keeps being served during the flood.
       for (let i = 0; i < 4; i++) {
-        const res = await request(exec.node, kgNode.peerId, fastPathProtocol, executorRequest(), {
-          timeout: 15_000,
-        })
+        const res = await request(
+          w.exec.node,
+          w.kgNode.peerId,
+          fastPathProtocol,
+          executorRequest(),
+          {
+            timeout: 15_000,
+          },
+        )
         expect(res.status === 'refused' ? `${res.reasonCode}:${res.reason}` : res.status).toBe(
           'granted',
         )
