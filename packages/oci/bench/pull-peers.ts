@@ -12,9 +12,8 @@
  *
  * Prints the wall time of each round (all N done), the bytes the owner (origin) served and their
  * ratio to the image, the bytes the executors served each other, and the excess (bytes
- * delivered beyond N × the image: duplicates). Bytes served by a node are the bytes read from
- * its blockstore by others (an executor's own reads, one image each, are subtracted). No
- * asserts: it prints.
+ * delivered beyond N × the image: duplicates). Bytes served by a node are the block bytes its
+ * bitswap sent. No asserts: it prints.
  *
  *   node bench/pull-peers.ts [MiB=200] [N list=1,4,8]
  */
@@ -75,21 +74,24 @@ async function buildImage(layout: ImageLayout) {
   return { digest: manifest.digest, blobs, bytes: blobs.reduce((n, b) => n + b.size, 0) }
 }
 
-/** Counts the bytes bitswap reads from a node's blockstore (it reads a block to send it). */
-function servedBytes(node: DigicapNode): () => number {
-  let served = 0
-  const blockstore = node.helia.blockstore as unknown as {
-    get(cid: unknown, options?: unknown): AsyncIterable<Uint8Array>
+/**
+ * The bytes a node's bitswap sent to peers (blocks in messages), summed over its per-peer
+ * ledgers: helia's internals (`@helia/bitswap` 4), read here because nothing public counts them.
+ */
+function servedBytes(node: DigicapNode): (to?: Set<string>) => number {
+  interface Ledgers {
+    bitswap: { peerWantLists: { ledgerMap: Map<unknown, { bytesSent: number }> } }
   }
-  const get = blockstore.get.bind(blockstore)
-  blockstore.get = (cid, options) =>
-    (async function* () {
-      for await (const chunk of get(cid, options)) {
-        served += chunk.byteLength
-        yield chunk
-      }
-    })()
-  return () => served
+  const brokers = (node.helia as unknown as { blockBrokers: { name: string }[] }).blockBrokers
+  const broker = brokers.find((b) => b.name === 'bitswap') as unknown as Ledgers | undefined
+  if (!broker) throw new Error('no bitswap block broker')
+  return (to) => {
+    let sent = 0
+    for (const [peer, ledger] of broker.bitswap.peerWantLists.ledgerMap) {
+      if (!to || to.has(String(peer))) sent += ledger.bytesSent
+    }
+    return sent
+  }
 }
 
 const dial = (from: DigicapNode, to: DigicapNode) =>
@@ -136,11 +138,10 @@ async function httpRound(n: number, layout: ImageLayout, blobs: { digest: Sha256
 async function p2pRound(
   n: number,
   owner: DigicapNode,
-  ownerServed: () => number,
+  ownerServed: (to?: Set<string>) => number,
   mapCid: string,
   manifestDigest: Sha256Digest,
   topology: 'owner only' | 'mesh' | 'one seed',
-  imageBytes: number,
 ): Promise<Round> {
   const nodes = await Promise.all(Array.from({ length: n }, () => createDigicapNode()))
   const served = nodes.map(servedBytes)
@@ -149,7 +150,6 @@ async function p2pRound(
       if (topology !== 'one seed' || i === 0) await dial(node, owner)
       if (topology !== 'owner only') for (const other of nodes.slice(0, i)) await dial(node, other)
     }
-    const before = ownerServed()
     const t0 = performance.now()
     await Promise.all(
       nodes.map(async (node, i) => {
@@ -163,9 +163,9 @@ async function p2pRound(
     const ms = performance.now() - t0
     return {
       ms,
-      origin: ownerServed() - before,
-      // each executor's own pull reads its image once through the same blockstore
-      peers: served.reduce((sum, s) => sum + s(), 0) - n * imageBytes,
+      // this round's executors only (the owner's ledgers of earlier rounds may linger)
+      origin: ownerServed(new Set(nodes.map((node) => node.peerId))),
+      peers: served.reduce((sum, s) => sum + s(), 0),
     }
   } finally {
     await Promise.all(nodes.map((node) => node.stop()))
@@ -188,10 +188,7 @@ try {
     const rounds: [string, Round][] = [['http', http]]
     for (const topology of ['owner only', 'mesh', 'one seed'] as const) {
       if (n === 1 && topology !== 'owner only') continue
-      rounds.push([
-        topology,
-        await p2pRound(n, owner, ownerServed, mapCid, image.digest, topology, image.bytes),
-      ])
+      rounds.push([topology, await p2pRound(n, owner, ownerServed, mapCid, image.digest, topology)])
     }
     for (const [name, r] of rounds) {
       const excess = r.origin + r.peers - n * image.bytes
