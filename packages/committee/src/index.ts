@@ -36,6 +36,12 @@ export {
   REPUTATION_MAX,
   reputationAfter,
 } from './reputation/curve.ts'
+export {
+  BEFORE_FAIL,
+  BEFORE_PASS,
+  beforeCertificateCall,
+  beforeRoundId,
+} from './settlement/before.ts'
 export type { HubValue, HubVote } from './settlement/calls.ts'
 export {
   certificateCall,

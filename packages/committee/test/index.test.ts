@@ -5,6 +5,8 @@ describe('public surface', () => {
   it('exports exactly these names (a change here is a deliberate API change)', () => {
     expect(Object.keys(api).sort()).toMatchInlineSnapshot(`
       [
+        "BEFORE_FAIL",
+        "BEFORE_PASS",
         "CertificateError",
         "EquivocationError",
         "LOG2_FRACTION_BITS",
@@ -24,6 +26,8 @@ describe('public surface', () => {
         "VrfEncodeError",
         "VrfKeyError",
         "VrfProofError",
+        "beforeCertificateCall",
+        "beforeRoundId",
         "buildCertificate",
         "certificateCall",
         "challenge",

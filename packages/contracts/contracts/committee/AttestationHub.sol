@@ -26,6 +26,11 @@ interface IAttestationPolicy {
 ///            halves the executor's reputation and slashes `failSlash` of its stake to the owner.
 ///         Or `closeTimedOut` (anyone, after the deadline without certificate): the escrow goes
 ///         back to the executor that paid it, no reputation changes.
+///         Between 2 and 3, on the chain path: `submitBeforeCertificate` (anyone, once seated):
+///         the committee's verdict on the executor's state before the run, a PBFT round of its
+///         own (job id `beforeRoundOf(jobId)`). A keyguard releases the data key of an
+///         `attested()` capsule only once a pass is recorded here (ADR 0033); a fail is final
+///         and settles as a fail.
 ///         At any time after seating, `reportEquivocation` (anyone) with two conflicting signed
 ///         PBFT votes of one member for the job's same view and phase: that member's reputation
 ///         goes to 0 and `equivocationSlash` of its stake goes to the capsule owner, once per job.
@@ -42,6 +47,13 @@ contract AttestationHub {
         TimedOut
     }
 
+    /// @notice The committee's verdict on the executor before the run (ADR 0033).
+    enum Before {
+        None,
+        Pass,
+        Fail
+    }
+
     /// @dev One storage slot per job, so accepting a certificate reads and writes one slot.
     ///      The committee is kept as the first 20 bytes of keccak256(sorted members): a call
     ///      brings the members in calldata and must hash to it. `signers`: bit i = member i
@@ -52,6 +64,7 @@ contract AttestationHub {
         Status status;
         uint8 verdict;
         uint32 signers;
+        Before before;
     }
 
     /// @notice One signed PBFT vote (SPEC-PBFT §2): phase 0 pre-prepare, 1 prepare, 2 commit.
@@ -96,6 +109,9 @@ contract AttestationHub {
     event CommitteeSeated(bytes32 indexed jobId, address[] members);
     /// @dev The signatures are in the transaction's calldata; not repeated here (gas).
     event CertificateAccepted(bytes32 indexed jobId, uint8 verdict, bytes32 evidenceHash);
+    /// @notice The committee's "before" verdict: `passed` releases the key (keyguards wait for
+    ///         it); a fail also certifies the job as failed (verdict 0).
+    event BeforeVerdict(bytes32 indexed jobId, bool passed, bytes32 evidenceHash);
     /// @notice The verdict applied: reputation moved, and on a fail `executorSlashed` wei of the
     ///         executor's stake credited to the capsule owner (NodeRegistry payouts).
     event JobSettled(bytes32 indexed jobId, bool passed, uint256 executorSlashed);
@@ -122,6 +138,8 @@ contract AttestationHub {
     error NotConflicting();
     error EquivocationSignature(uint8 which);
     error AlreadyConvicted(bytes32 jobId, address member);
+    error NotBeforeRound(bytes32 jobId, bytes32 roundId);
+    error BeforeVerdictExists(bytes32 jobId);
 
     constructor(
         CommitteeSortition sortition_,
@@ -180,7 +198,7 @@ contract AttestationHub {
         else if (state != AccessController.EscrowState.None) revert EscrowNotHeld(grantId, state);
         sortition.openJob(grantId);
         uint64 deadline = uint64(block.number) + sortition.window() + certificateBlocks;
-        jobs[grantId] = Job(bytes20(0), uint32(deadline), Status.Open, 0, 0);
+        jobs[grantId] = Job(bytes20(0), uint32(deadline), Status.Open, 0, 0, Before.None);
         emit JobOpened(grantId, grant.executor, deadline);
     }
 
@@ -222,8 +240,46 @@ contract AttestationHub {
         uint32 signers = CommitteeCertificate.check(
             digest, job.committeeHash, quorum, signerBits, others, signatures
         );
-        jobs[jobId] = Job(job.committeeHash, job.deadline, Status.Certified, value.verdict, signers);
+        jobs[jobId] = Job(job.committeeHash, job.deadline, Status.Certified, value.verdict, signers, job.before);
         emit CertificateAccepted(jobId, value.verdict, value.evidenceHash);
+    }
+
+    /// @notice The PBFT job id of `jobId`'s "before" round. A round of its own, so that no
+    ///         signature of it is valid for the job's final certificate (or the reverse).
+    function beforeRoundOf(bytes32 jobId) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked("digicap.pbft.before", jobId));
+    }
+
+    /// @notice Anyone, once the committee is seated and before the deadline, once per job: the
+    ///         committee's certificate of the executor's state before the run — `value.jobId` is
+    ///         `beforeRoundOf(jobId)`, `value.verdict` 1 (the before phase passed) or 0 (failed),
+    ///         the rest as `submitCertificate`. A pass is recorded (`jobs(jobId).before`), and
+    ///         the keyguard may release the key; a fail certifies the job as failed (verdict 0,
+    ///         these signers), ready to `settle`.
+    function submitBeforeCertificate(
+        bytes32 jobId,
+        CommitteeCertificate.Value calldata value,
+        uint256 signerBits,
+        address[] calldata others,
+        bytes calldata signatures
+    ) external {
+        Job memory job = jobs[jobId];
+        if (job.status != Status.Seated) _refuseNotSeated(jobId, job.status);
+        if (job.before != Before.None) revert BeforeVerdictExists(jobId);
+        if (block.number > job.deadline) revert DeadlinePassed(jobId, job.deadline);
+        bytes32 round = beforeRoundOf(jobId);
+        if (value.jobId != round) revert NotBeforeRound(jobId, value.jobId);
+        if (value.verdict > 1) revert CommitteeCertificate.InvalidVerdict(value.verdict);
+        bytes32 digest = CommitteeCertificate.digest(domainSeparator(), value);
+        uint32 signers = CommitteeCertificate.check(
+            digest, job.committeeHash, quorum, signerBits, others, signatures
+        );
+        if (value.verdict == 1) {
+            jobs[jobId].before = Before.Pass;
+        } else {
+            jobs[jobId] = Job(job.committeeHash, job.deadline, Status.Certified, 0, signers, Before.Fail);
+        }
+        emit BeforeVerdict(jobId, value.verdict == 1, value.evidenceHash);
     }
 
     /// @notice Anyone, after the certificate: pays, rewards and punishes as the verdict says
@@ -269,6 +325,27 @@ contract AttestationHub {
         external
         returns (uint256 slashed)
     {
+        return _reportEquivocation(jobId, jobId, committee, a, b);
+    }
+
+    /// @notice `reportEquivocation` for two votes of the job's "before" round
+    ///         (`beforeRoundOf(jobId)`); the same conviction, once per member and job.
+    function reportBeforeEquivocation(bytes32 jobId, address[] calldata committee, Vote calldata a, Vote calldata b)
+        external
+        returns (uint256 slashed)
+    {
+        return _reportEquivocation(jobId, beforeRoundOf(jobId), committee, a, b);
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _reportEquivocation(
+        bytes32 jobId,
+        bytes32 round,
+        address[] calldata committee,
+        Vote calldata a,
+        Vote calldata b
+    ) private returns (uint256 slashed) {
         Job memory job = jobs[jobId];
         if (job.committeeHash == bytes20(0)) revert CommitteeNotSeated(jobId);
         _checkCommittee(jobId, job.committeeHash, committee);
@@ -278,14 +355,12 @@ contract AttestationHub {
             a.phase != b.phase || a.viewNumber != b.viewNumber
                 || (a.verdict == b.verdict && a.evidenceHash == b.evidenceHash)
         ) revert NotConflicting();
-        address member = _voteSigner(jobId, a);
+        address member = _voteSigner(round, a);
         if (member == address(0)) revert EquivocationSignature(0);
-        if (_voteSigner(jobId, b) != member) revert EquivocationSignature(1);
+        if (_voteSigner(round, b) != member) revert EquivocationSignature(1);
         slashed = _convict(jobId, _indexOf(committee, member), member);
         emit EquivocationProven(jobId, member, a.phase, a.viewNumber, slashed);
     }
-
-    // ---------------------------------------------------------------- internals
 
     /// @dev Splits a locked escrow: `verifierBps` equally among the signers, `executorBps` to the
     ///      executor on a pass, the rest (and rounding) to the owner.

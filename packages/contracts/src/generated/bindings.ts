@@ -268,6 +268,7 @@ export interface CommitteeSortitionContract extends TypedContract<CommitteeSorti
 
 /** Event arguments of AttestationHub, by event name. */
 export interface AttestationHubEvents {
+  BeforeVerdict: { readonly jobId: string; readonly passed: boolean; readonly evidenceHash: string }
   CertificateAccepted: { readonly jobId: string; readonly verdict: bigint; readonly evidenceHash: string }
   CommitteeSeated: { readonly jobId: string; readonly members: string[] }
   EquivocationProven: { readonly jobId: string; readonly member: string; readonly phase: bigint; readonly viewNumber: bigint; readonly slashed: bigint }
@@ -279,6 +280,7 @@ export interface AttestationHubEvents {
 
 /** AttestationHub as a typed ethers v6 contract. */
 export interface AttestationHubContract extends TypedContract<AttestationHubEvents> {
+  beforeRoundOf: TypedMethod<[jobId: BytesLike], string, 'pure'>
   capsules: TypedMethod<[], string, 'view'>
   certificateBlocks: TypedMethod<[], bigint, 'view'>
   certificateDigest: TypedMethod<[value: ValueInput], string, 'view'>
@@ -289,15 +291,17 @@ export interface AttestationHubContract extends TypedContract<AttestationHubEven
   equivocationSlash: TypedMethod<[], bigint, 'view'>
   executorBps: TypedMethod<[], bigint, 'view'>
   failSlash: TypedMethod<[], bigint, 'view'>
-  jobs: TypedMethod<[jobId: BytesLike], [committeeHash: string, deadline: bigint, status: bigint, verdict: bigint, signers: bigint] & { readonly committeeHash: string; readonly deadline: bigint; readonly status: bigint; readonly verdict: bigint; readonly signers: bigint }, 'view'>
+  jobs: TypedMethod<[jobId: BytesLike], [committeeHash: string, deadline: bigint, status: bigint, verdict: bigint, signers: bigint, before: bigint] & { readonly committeeHash: string; readonly deadline: bigint; readonly status: bigint; readonly verdict: bigint; readonly signers: bigint; readonly before: bigint }, 'view'>
   openJob: TypedMethod<[grantId: BytesLike], void, 'nonpayable'>
   quorum: TypedMethod<[], bigint, 'view'>
   registry: TypedMethod<[], string, 'view'>
+  reportBeforeEquivocation: TypedMethod<[jobId: BytesLike, committee: AddressLike[], a: VoteInput, b: VoteInput], bigint, 'nonpayable'>
   reportEquivocation: TypedMethod<[jobId: BytesLike, committee: AddressLike[], a: VoteInput, b: VoteInput], bigint, 'nonpayable'>
   seatCommittee: TypedMethod<[jobId: BytesLike], string[], 'nonpayable'>
   seats: TypedMethod<[], bigint, 'view'>
   settle: TypedMethod<[jobId: BytesLike, committee: AddressLike[]], void, 'nonpayable'>
   sortition: TypedMethod<[], string, 'view'>
+  submitBeforeCertificate: TypedMethod<[jobId: BytesLike, value: ValueInput, signerBits: BigNumberish, others: AddressLike[], signatures: BytesLike], void, 'nonpayable'>
   submitCertificate: TypedMethod<[value: ValueInput, signerBits: BigNumberish, others: AddressLike[], signatures: BytesLike], void, 'nonpayable'>
   verifierBps: TypedMethod<[], bigint, 'view'>
   connect(runner: ContractRunner | null): AttestationHubContract
