@@ -3,16 +3,32 @@
  * (`pnpm pack`), `@digicap/pi-node` and `@digicap/executor-node` installed from the tarballs
  * into an empty folder outside the workspace (offline, production dependencies only, no
  * install scripts), then run from that install: `--version`, `--help`, `pi-node init` +
- * `pi-node serve` (with its ops port) and `executor-node init` against a real anvil. The
+ * `pi-node serve` (with its ops port) and `executor-node init` against a real anvil; then
+ * `install-pi.sh` lays both apps out in a root folder, and a real systemd (booted in that folder
+ * by systemd-nspawn: helpers/nspawn.ts) starts the installed pi-node unit as on a Pi. The
  * installed tree's native addons must all have a linux-arm64 build (the Pi).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, readlink, realpath, rm, stat } from 'node:fs/promises'
+import {
+  appendFile,
+  chown,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readlink,
+  realpath,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
+import { createReleaseManifest } from '@digicap/cli-kit'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   addonVerdicts,
@@ -21,6 +37,12 @@ import {
   packWorkspace,
   ROOT,
 } from '../../../scripts/installed-tree.ts'
+import {
+  type BootedContainer,
+  bootContainer,
+  prepareBootableRoot,
+  SERVICE_UID,
+} from './helpers/nspawn.ts'
 
 const exec = promisify(execFile)
 /** A unix datagram socket that appends each message (newlines as |) to a file. */
@@ -40,7 +62,13 @@ while True:
 `
 let tmp: string
 let prefix: string
+/** Where install-pi.sh lays the apps out (`--root`). */
+let root: string
 let anvil: Anvil
+let tpm: Swtpm
+let box: BootedContainer | undefined
+/** The contracts `pi-node init --deploy` deployed. */
+let contracts: { capsuleRegistry: string; nodeRegistry: string; accessController: string }
 const started: ChildProcess[] = []
 
 /** The installed binaries, found through PATH as a shell would (node 24 first on it). */
@@ -59,19 +87,22 @@ beforeAll(async () => {
   prefix = join(tmp, 'prefix')
   const tarballs = join(tmp, 'tarballs')
   await mkdir(tarballs)
-  const [, a] = await Promise.all([
+  const [, a, t] = await Promise.all([
     (async () => {
       const byName = packWorkspace(tarballs)
       installFromTarballs(prefix, ['@digicap/pi-node', '@digicap/executor-node'], byName)
     })(),
     startAnvil(),
+    startSwtpm({ stateDir: await mkdtemp(join(tmp, 'swtpm-')) }),
   ])
   anvil = a
+  tpm = t
 }, 240_000)
 
 afterAll(async () => {
+  await box?.stop()
   for (const c of started) if (c.exitCode === null) c.kill('SIGKILL')
-  await anvil?.stop()
+  await Promise.all([anvil?.stop(), tpm?.stop()])
   if (tmp) await rm(tmp, { recursive: true, force: true })
 })
 
@@ -85,15 +116,20 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
   })
 
   it('--version and --help of both apps', async () => {
-    for (const app of ['pi-node', 'executor-node']) {
-      const v = await bin(app, ['--version'])
-      expect(v.stdout).toBe(`${app} 0.0.0 (node ${process.versions.node})\n`)
-      const h = await bin(app, ['--help'])
-      expect(h.stdout).toContain('serve')
-      expect(h.stdout).toContain('--log-level')
-      const s = await bin(app, ['serve', '--help'])
-      expect(s.stdout).toContain('--ops-port')
-    }
+    await Promise.all(
+      ['pi-node', 'executor-node'].map(async (app) => {
+        const [v, h, s] = await Promise.all([
+          bin(app, ['--version']),
+          bin(app, ['--help']),
+          bin(app, ['serve', '--help']),
+        ])
+        expect(v.stdout).toBe(`${app} 0.0.0 (node ${process.versions.node})\n`)
+        expect(h.stdout).toContain('serve')
+        expect(h.stdout).toContain('--log-level')
+        expect(s.stdout).toContain('--ops-port')
+        expect(s.stdout).toContain('--health-cache-ms')
+      }),
+    )
   })
 
   it('pi-node init + serve (ops port up, /healthz ok), executor-node init, against anvil', async () => {
@@ -167,7 +203,7 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     expect(await exited).toBe(0)
     expect(await notified()).toContain('STOPPING=1')
 
-    const contracts = JSON.parse((await bin('pi-node', ['status', '--json'], piEnv)).stdout).status
+    contracts = JSON.parse((await bin('pi-node', ['status', '--json'], piEnv)).stdout).status
       .contracts
     expect(config).toBeDefined()
     const en = await bin('executor-node', [
@@ -187,22 +223,22 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     expect(JSON.parse(en.stdout)).toMatchObject({ ok: true })
   })
 
-  it('deploy/install-pi.sh puts app, data folder, env file and unit in place, and a second run changes nothing', async () => {
+  it("deploy/install-pi.sh puts app, data folder, env file and unit in place; a second run changes nothing and keeps the operator's env file", async () => {
     const script = join(ROOT, 'apps', 'pi-node', 'deploy', 'install-pi.sh')
-    const root = join(tmp, 'root')
+    root = join(tmp, 'root')
     await mkdir(root)
+    const install = async (app: string) =>
+      (
+        await exec(
+          'bash',
+          [script, '--app', app, '--from-prefix', prefix, '--root', root, '--no-start'],
+          { env: env() },
+        )
+      ).stdout
+    // Each run compares (or copies) the whole installed tree: one second run proves the
+    // idempotence for both apps (the script's steps do not depend on the app).
     for (const app of ['pi-node', 'executor-node']) {
-      const args = ['--app', app, '--from-prefix', prefix, '--root', root, '--no-start']
-      const first = await exec('bash', [script, ...args], { env: env() })
-      expect(first.stdout).toContain(`install-pi: done: ${app} 0.0.0`)
-      const again = await exec('bash', [script, ...args], { env: env() })
-      // Only notes, no change (the machine note is for non-arm64 hosts like CI's).
-      expect(
-        again.stdout
-          .trim()
-          .split('\n')
-          .filter((l) => !l.startsWith('install-pi: note:')),
-      ).toEqual([`install-pi: nothing to change: ${app} 0.0.0`])
+      expect(await install(app)).toContain(`install-pi: done: ${app} 0.0.0`)
       expect(await readlink(join(root, 'usr/local/bin', app))).toBe(
         `/usr/local/lib/digicap/${app}/node_modules/@digicap/${app}/bin/${app}.js`,
       )
@@ -217,17 +253,138 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     }
     expect((await stat(join(root, 'var/lib/digicap'))).mode & 0o777).toBe(0o700)
     // The operator's env file is theirs: a re-run keeps it.
-    await exec('bash', [
-      '-c',
-      `echo DIGICAP_LOG_LEVEL=debug > ${join(root, 'etc/digicap/pi-node.env')}`,
-    ])
-    await exec('bash', [script, '--from-prefix', prefix, '--root', root, '--no-start'], {
-      env: env(),
-    })
-    expect(await readFile(join(root, 'etc/digicap/pi-node.env'), 'utf8')).toBe(
-      'DIGICAP_LOG_LEVEL=debug\n',
-    )
+    const envFile = join(root, 'etc/digicap/pi-node.env')
+    await writeFile(envFile, 'DIGICAP_LOG_LEVEL=debug\n')
+    const again = await install('pi-node')
+    // Only notes, no change (the machine note is for non-arm64 hosts like CI's).
+    expect(
+      again
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('install-pi: note:')),
+    ).toEqual(['install-pi: nothing to change: pi-node 0.0.0'])
+    expect(await readFile(envFile, 'utf8')).toBe('DIGICAP_LOG_LEVEL=debug\n')
   }, 240_000)
+
+  it('a real systemd (nspawn) starts the installed pi-node unit: start returns once READY=1, hardened, verified, JSON in the journal', async () => {
+    await prepareBootableRoot(root, await realpath(process.execPath))
+    // What differs from a Pi: no /dev/tpmrm0 here, the TPM is a swtpm on loopback TCP.
+    await mkdir(join(root, 'etc/systemd/system/pi-node.service.d'))
+    await writeFile(
+      join(root, 'etc/systemd/system/pi-node.service.d/test.conf'),
+      `[Unit]\nConditionPathExists=\n[Service]\nEnvironment=DIGICAP_TCTI=${tpm.tcti}\n`,
+    )
+    // The operator's settings, where the Pi guide puts them.
+    await appendFile(
+      join(root, 'etc/digicap/pi-node.env'),
+      `DIGICAP_RPC_URL=${anvil.rpcUrl}\nDIGICAP_OPS_PORT=0\n`,
+    )
+    // The release, signed over the app's own package (the whole 180 MB tree takes ~15 s to hash
+    // here; verify-install.test.ts covers what a manifest catches): ExecStartPre checks it.
+    const release = generateKeyPairSync('ed25519')
+    const appDir = await realpath(
+      join(root, 'usr/local/lib/digicap/pi-node/node_modules/@digicap/pi-node'),
+    )
+    const manifest = await createReleaseManifest(
+      appDir,
+      '@digicap/pi-node@0.0.0',
+      release.privateKey,
+    )
+    const manifestFile = join(root, 'var/lib/digicap/release.json')
+    await writeFile(manifestFile, JSON.stringify(manifest))
+    await chown(manifestFile, SERVICE_UID, SERVICE_UID)
+    const releaseKey = (release.publicKey.export({ format: 'der', type: 'spki' }) as Buffer)
+      .subarray(12)
+      .toString('hex')
+
+    box = await bootContainer(root)
+    // `sudo -u digicap pi-node init` in the container: its paths are the Pi's.
+    const init = await box.run(
+      [
+        'pi-node',
+        'init',
+        '--tcti',
+        tpm.tcti,
+        '--rpc-url',
+        anvil.rpcUrl,
+        '--capsule-registry',
+        contracts.capsuleRegistry as string,
+        '--node-registry',
+        contracts.nodeRegistry as string,
+        '--access-controller',
+        contracts.accessController as string,
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--release-manifest',
+        '/var/lib/digicap/release.json',
+        '--release-key',
+        releaseKey,
+        '--release-root',
+        appDir.slice(root.length),
+        '--json',
+      ],
+      { user: 'digicap', env: { HOME: '/var/lib/digicap', DIGICAP_DATA_DIR: '/var/lib/digicap' } },
+    )
+    expect(init.code, init.stderr).toBe(0)
+
+    const start = await box.systemctl('start', 'pi-node')
+    expect(
+      start.code,
+      `${start.stderr}\n${(await box.run(['journalctl', '-u', 'pi-node', '--no-pager'])).stdout}`,
+    ).toBe(0)
+    // Right when start returns, with no retry: the daemon serves.
+    const ops = JSON.parse(await readFile(join(root, 'var/lib/digicap/ops.json'), 'utf8'))
+    const health = await fetch(`${ops.url}/healthz`)
+    expect(health.status).toBe(200)
+    const show = Object.fromEntries(
+      (
+        await box.systemctl(
+          'show',
+          'pi-node',
+          '-p',
+          'ActiveState,SubState,StatusText,MainPID,ExecMainStartTimestampMonotonic,ActiveEnterTimestampMonotonic',
+        )
+      ).stdout
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    )
+    expect(show).toMatchObject({ ActiveState: 'active', SubState: 'running' })
+    expect(show.StatusText).toMatch(/^serving as 12D3KooW/)
+    expect(Number(show.MainPID)).toBe(ops.pid)
+    // systemd waited for READY=1: active seconds after the process started (Type=simple: ~0).
+    const waitedUs =
+      Number(show.ActiveEnterTimestampMonotonic) - Number(show.ExecMainStartTimestampMonotonic)
+    expect(waitedUs).toBeGreaterThan(500_000)
+    // The unit's sandbox holds on the running daemon.
+    const proc = (await box.run(['cat', `/proc/${show.MainPID}/status`])).stdout
+    expect(proc).toMatch(new RegExp(`^Uid:\\s+${SERVICE_UID}\\s`, 'm'))
+    expect(proc).toMatch(/^NoNewPrivs:\s+1$/m)
+    expect(proc).toMatch(/^CapEff:\s+0+$/m)
+    expect(proc).toMatch(/^Seccomp:\s+2$/m)
+    const security = await box.run(['systemd-analyze', 'security', 'pi-node', '--no-pager'])
+    const exposure = Number(
+      /exposure level for pi-node\.service: ([\d.]+)/.exec(security.stdout)?.[1],
+    )
+    expect(exposure).toBeLessThanOrEqual(4)
+    // ExecStartPre verified the signed release; the logs are JSON lines in the journal.
+    const journal = (await box.run(['journalctl', '-u', 'pi-node', '-o', 'cat', '--no-pager']))
+      .stdout
+    expect(journal).toContain('verified @digicap/pi-node@0.0.0')
+    const logs = journal
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l))
+    expect(logs.find((l) => l.message === 'ops port listening')).toMatchObject({ level: 'info' })
+
+    const stop = await box.systemctl('stop', 'pi-node')
+    expect(stop.code).toBe(0)
+    const after = (
+      await box.systemctl('show', 'pi-node', '-p', 'ActiveState,Result,ExecMainStatus')
+    ).stdout
+    expect(after).toContain('ActiveState=inactive')
+    expect(after).toContain('Result=success')
+  }, 120_000)
 
   it('every native addon in the installed tree has a linux-arm64 build', () => {
     const pkgs = installedPackages(prefix)
