@@ -95,4 +95,32 @@ describe('holdPhasesForQuotes', () => {
     expect(ms).toBeGreaterThanOrEqual(850) // three holds of 300 ms
     expect(Buffer.from(await agent.readRunPcr())).toEqual(zero)
   }, 60_000)
+
+  it('a committee hold waits for distinct challengers: a repeated peer does not end it, the grace does', async () => {
+    const { run, served } = holdPhasesForQuotes(agent, 60_000, { challengers: 3, graceMs: 2000 })
+    let measured = false
+    const measuring = run.measureRun(values()).then(() => {
+      measured = true
+    })
+    await new Promise((r) => setTimeout(r, 100))
+    const binding = () => ({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() })
+    // One peer asking three times is one challenger: the before-hold stays.
+    for (let i = 0; i < 3; i++) await served.quote(binding(), { peer: 'peer-a' })
+    expect(Buffer.from(await agent.readRunPcr())).toEqual(zero)
+    await served.quote(binding(), { peer: 'peer-b' })
+    await served.quote(binding(), { peer: 'peer-c' }) // the third distinct challenger ends it
+    for (let i = 0; i < 100 && Buffer.from(await agent.readRunPcr()).equals(zero); i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(Buffer.from(await agent.readRunPcr())).not.toEqual(zero)
+    expect(measured).toBe(false)
+    // During: one challenger only (a silent committee): the grace ends the hold, not holdMs.
+    const started = performance.now()
+    await served.quote(binding(), { peer: 'peer-a' })
+    await measuring
+    const ms = performance.now() - started
+    expect(ms).toBeGreaterThanOrEqual(1900)
+    expect(ms).toBeLessThan(30_000)
+    await agent.resetRunPcr()
+  }, 60_000)
 })

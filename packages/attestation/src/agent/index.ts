@@ -32,4 +32,5 @@ export type {
   AttestationAgent,
   AttestationAgentInit,
   CleanupReport,
+  QuoteRequester,
 } from './types.ts'

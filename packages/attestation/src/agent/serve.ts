@@ -45,7 +45,7 @@ export function serveAttestation(
   return handle(
     node,
     attestServeProtocol,
-    async (req) => {
+    async (req, context) => {
       if (req.t === 'attest-activate') {
         if (agent.activateCredential === undefined) {
           throw new Error('This agent does not activate credentials')
@@ -59,11 +59,10 @@ export function serveAttestation(
       return {
         t: 'attest-evidence' as const,
         ...toWireEvidence({
-          ...(await agent.quote({
-            nonce: req.nonce,
-            grantId: req.grantId,
-            ephemeralPublicKey: req.ephemeralKey,
-          })),
+          ...(await agent.quote(
+            { nonce: req.nonce, grantId: req.grantId, ephemeralPublicKey: req.ephemeralKey },
+            { peer: context.peer.toString() },
+          )),
           ...(record === undefined ? {} : { record }),
         }),
       }

@@ -45,6 +45,11 @@ export interface AgentQuote {
   cleanup?: CleanupReport
 }
 
+/** Who asked for a quote: the challenger's libp2p peer id. */
+export interface QuoteRequester {
+  readonly peer: string
+}
+
 export interface AttestationAgent {
   /** Creates the EK and AK if their handles are empty (idempotent); returns their public parts. */
   provision(): Promise<AgentKeys>
@@ -64,8 +69,12 @@ export interface AttestationAgent {
   measureRun(run: RunMeasurementParameters): Promise<void>
   /** After clean-up: resets PCR 23, logs it, and keeps the report for the next quotes. */
   endRun(report: CleanupReport): Promise<void>
-  /** A quote over PCRs 0–7 and 23 with qualifying data H(nonce ‖ grant id ‖ ephemeral key). */
-  quote(binding: QuoteBindingParameters): Promise<AgentQuote>
+  /**
+   * A quote over PCRs 0–7 and 23 with qualifying data H(nonce ‖ grant id ‖ ephemeral key).
+   * `from` names the challenger when the quote answers `/digicap/attest/1.0.0` (the agent
+   * ignores it; a phase hold counts distinct challengers with it).
+   */
+  quote(binding: QuoteBindingParameters, from?: QuoteRequester): Promise<AgentQuote>
   /** The current PCR 23 event log (a copy). */
   eventLog(): RunEvent[]
 }

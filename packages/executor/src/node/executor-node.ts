@@ -35,7 +35,7 @@ export function executorNode(
     const { attestation } = c
     const holding =
       attestation && init.attestHoldMs
-        ? holdPhasesForQuotes(attestation.agent, init.attestHoldMs)
+        ? holdPhasesForQuotes(attestation.agent, init.attestHoldMs, init.attestHold)
         : undefined
     const executor = createExecutor(init)({
       libp2p: c.node.libp2p,

@@ -59,3 +59,4 @@ export type {
   RegisterNodeParameters,
   RegisterNodeReturnType,
 } from './types.ts'
+export * from './verifier/index.ts'

@@ -1,9 +1,11 @@
 /**
- * Opt-in for a verifier that watches a run (the demo's, a committee member's): each measured
- * phase of the run is held until the node answered one attest quote taken in it, at most
- * `holdMs` per phase — before PCR 23 is extended (before), once it is (during), and once the
- * clean-up reset it (after). Driven by the quotes answered, not by sleeps: with a verifier
- * watching, a phase lasts one quote; with none, `holdMs`.
+ * Opt-in for a verifier that watches a run (the demo's, a committee's): each measured phase of
+ * the run is held until the node answered attest quotes taken in it — before PCR 23 is
+ * extended (before), once it is (during), and once the clean-up reset it (after). Driven by
+ * the quotes answered, not by sleeps: with one verifier watching (`challengers` 1, the
+ * default), a phase lasts one quote; with a committee of n (`challengers` n), until n distinct
+ * challengers quoted, or `graceMs` after the phase's first quote (a silent member does not
+ * hold the run for long); with none, `holdMs`.
  *
  * Why a quote that completes after a measure (or reset) completed was taken after it: the
  * agent runs its TPM commands one at a time, in call order.
@@ -13,41 +15,66 @@ import type { AttestationAgent } from '@digicap/attestation/agent'
 export interface PhaseHoldAgents {
   /** For the executor's measured runs: measureRun and endRun hold their phases. */
   readonly run: AttestationAgent
-  /** For `/digicap/attest/1.0.0`: every quote answered ends a phase's hold. */
+  /** For `/digicap/attest/1.0.0`: every quote answered counts toward a phase's hold. */
   readonly served: AttestationAgent
 }
 
-export function holdPhasesForQuotes(agent: AttestationAgent, holdMs: number): PhaseHoldAgents {
-  const waiting = new Set<() => void>()
-  /** Resolves at the next quote answered (or after `holdMs`). */
-  const nextQuote = () =>
+export interface PhaseHoldOptions {
+  /** Distinct challengers (libp2p peers) a phase waits for. Default 1. */
+  readonly challengers?: number
+  /** Once a phase had its first quote, the longest it waits for the other challengers, ms. Default `holdMs`. */
+  readonly graceMs?: number
+}
+
+export function holdPhasesForQuotes(
+  agent: AttestationAgent,
+  holdMs: number,
+  options: PhaseHoldOptions = {},
+): PhaseHoldAgents {
+  const challengers = Math.max(1, options.challengers ?? 1)
+  const graceMs = options.graceMs ?? holdMs
+  /** The holds in progress: each counts the peers that quoted in its phase. */
+  const waiting = new Set<(peer: string) => void>()
+  let anonymous = 0
+  /** Resolves once `challengers` distinct peers quoted (or after `holdMs` / the grace). */
+  const nextQuotes = () =>
     new Promise<void>((resolve) => {
+      const seen = new Set<string>()
+      let grace: ReturnType<typeof setTimeout> | undefined
       const done = () => {
         clearTimeout(timer)
-        waiting.delete(done)
+        clearTimeout(grace)
+        waiting.delete(count)
         resolve()
       }
+      const count = (peer: string) => {
+        seen.add(peer)
+        if (seen.size >= challengers) return done()
+        grace ??= setTimeout(done, graceMs)
+      }
       const timer = setTimeout(done, holdMs)
-      waiting.add(done)
+      waiting.add(count)
     })
   const served: AttestationAgent = {
     ...agent,
-    quote: async (binding) => {
-      const quote = await agent.quote(binding)
-      for (const done of [...waiting]) done()
+    quote: async (binding, from) => {
+      const quote = await agent.quote(binding, from)
+      // A quote asked without a peer (in process) counts as its own challenger.
+      const peer = from?.peer ?? `anonymous-${anonymous++}`
+      for (const count of [...waiting]) count(peer)
       return quote
     },
   }
   const run: AttestationAgent = {
     ...agent,
     measureRun: async (values) => {
-      await nextQuote() // before: PCR 23 still at reset
+      await nextQuotes() // before: PCR 23 still at reset
       await agent.measureRun(values)
-      await nextQuote() // during: PCR 23 holds this run
+      await nextQuotes() // during: PCR 23 holds this run
     },
     endRun: async (report) => {
       await agent.endRun(report)
-      await nextQuote() // after: reset, with this run's clean-up report
+      await nextQuotes() // after: reset, with this run's clean-up report
     },
   }
   return { run, served }

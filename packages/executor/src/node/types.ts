@@ -1,4 +1,5 @@
 /** The executor node's interfaces: what it is made of, and what it offers its front ends. */
+
 import type { AttestationAgent } from '@digicap/attestation/agent'
 import type { DigicapSigner } from '@digicap/capsule-core'
 import type { CapsuleStore, DigicapNode } from '@digicap/p2p'
@@ -7,6 +8,7 @@ import type { ExecutorChain } from '../chain.ts'
 import type { Executor, ExecutorComponents, ExecutorInit } from '../executor.ts'
 import type { OciSandboxInit } from '../sandbox/oci/oci-sandbox.ts'
 import type { SandboxSet } from '../sandbox/select.ts'
+import type { PhaseHoldOptions } from './phase-hold.ts'
 
 /** The node's attestation identity (opt-in, needs a TPM): the agent and its registration record. */
 export interface NodeAttestation {
@@ -96,4 +98,9 @@ export interface ExecutorNodeInit extends ExecutorInit {
    * phase-hold.ts). Default: no hold.
    */
   readonly attestHoldMs?: number | undefined
+  /**
+   * With `attestHoldMs`: the distinct challengers each phase waits for (a committee's size),
+   * and the grace after a phase's first quote for the others. Default 1 (one watching verifier).
+   */
+  readonly attestHold?: PhaseHoldOptions | undefined
 }

@@ -1,0 +1,135 @@
+/**
+ * `VerifierChain` on ethers: AttestationHub, CommitteeSortition, AccessController and
+ * NodeRegistry of one deployment. Calls that another member may have made first (seating,
+ * the certificate, settling, opening a job) are simulated before they are sent and re-checked
+ * after a revert, so a lost race costs no gas and throws nothing.
+ */
+import { normalizeAddress, toHex } from '@digicap/capsule-core'
+import {
+  connectDigicap,
+  connectSettlement,
+  type DigicapAddresses,
+  type SettlementAddresses,
+} from '@digicap/contracts'
+import type { ContractRunner } from 'ethers'
+import { getBytes, type Provider } from 'ethers'
+import type { JobStatus, VerifierChain } from './types.ts'
+
+export interface EthersVerifierChainParameters {
+  readonly addresses: Pick<DigicapAddresses, 'nodeRegistry' | 'accessController' | 'chainId'> &
+    Partial<DigicapAddresses>
+  readonly settlement: SettlementAddresses
+  /** Sends this member's transactions (its account). */
+  readonly runner: ContractRunner & { provider: Provider | null }
+}
+
+const STATUS: readonly JobStatus[] = ['none', 'open', 'seated', 'certified', 'settled', 'timed-out']
+
+export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierChain {
+  const c = connectDigicap(p.addresses as DigicapAddresses, p.runner)
+  const { attestationHub: hub, committeeSortition: sortition } = connectSettlement(
+    p.settlement,
+    p.runner,
+  )
+  const provider = p.runner.provider as Provider
+  const status = async (jobId: Uint8Array): Promise<JobStatus> => {
+    const job = await hub.jobs(toHex(jobId))
+    return STATUS[Number(job.status)] ?? 'none'
+  }
+  /** Simulates, then sends and waits; false when the simulation or the transaction reverts. */
+  const attempt = async (
+    call: { staticCall(...a: unknown[]): Promise<unknown>; (...a: unknown[]): Promise<unknown> },
+    args: unknown[],
+  ): Promise<boolean> => {
+    try {
+      await call.staticCall(...args)
+    } catch {
+      return false
+    }
+    try {
+      const tx = (await call(...args)) as { wait(): Promise<unknown> }
+      await tx.wait()
+      return true
+    } catch {
+      return false
+    }
+  }
+  return {
+    chainId: BigInt(p.addresses.chainId),
+    hub: normalizeAddress(p.settlement.attestationHub, 'attestationHub'),
+    blockNumber: () => provider.getBlockNumber(),
+    async openedJobs(from, to) {
+      const logs = await hub.queryFilter(hub.filters.JobOpened!(), from, to)
+      return logs.map((l) => {
+        const a = (l as unknown as { args: { jobId: string; executor: string; deadline: bigint } })
+          .args
+        return {
+          jobId: getBytes(a.jobId),
+          executor: normalizeAddress(a.executor, 'executor'),
+          deadline: BigInt(a.deadline),
+        }
+      })
+    },
+    async grantsIn(from, to) {
+      const ac = c.accessController
+      const logs = await ac.queryFilter(ac.filters.AccessGranted!(), from, to)
+      return logs.map((l) => getBytes((l as unknown as { args: { grantId: string } }).args.grantId))
+    },
+    openJob: (grantId) => attempt(hub.openJob as never, [toHex(grantId)]),
+    async grant(jobId) {
+      const ac = c.accessController
+      const [log] = await ac.queryFilter(ac.filters.AccessGranted!(toHex(jobId)))
+      if (log === undefined) throw new Error(`no AccessGranted for ${toHex(jobId)}`)
+      const a = (
+        log as unknown as { args: { executor: string; ephemeralKey: string; measurement: string } }
+      ).args
+      return {
+        executor: normalizeAddress(a.executor, 'executor'),
+        ephemeralKey: getBytes(a.ephemeralKey),
+        measurement: getBytes(a.measurement),
+      }
+    },
+    async node(address) {
+      const n = await c.nodeRegistry.getNode(address)
+      return { peerId: getBytes(n.peerId), attestationKeyHash: getBytes(n.attestationKeyHash) }
+    },
+    async sortition(jobId) {
+      const [seed, grantBlock, window] = await Promise.all([
+        sortition.seedOf(toHex(jobId)),
+        sortition.grantBlockOf(toHex(jobId)),
+        sortition.window(),
+      ])
+      return { seed: getBytes(seed), lastBlock: Number(grantBlock + window) }
+    },
+    async submitTicket(jobId, proof) {
+      const args = [toHex(jobId), proof.publicKey as never, proof.proof as never] as const
+      // Seating costs more when other tickets land first in the same block (a longer sorted
+      // insert): an estimate made before them would run out of gas.
+      const gas = await sortition.submitTicket.estimateGas(...args)
+      const tx = await sortition.submitTicket(...args, { gasLimit: (gas * 3n) / 2n + 50_000n })
+      await tx.wait()
+    },
+    async seats(jobId) {
+      const [members, closed] = await sortition.committeeOf(toHex(jobId))
+      return { members: members.map((m: string) => normalizeAddress(m, 'member')), closed }
+    },
+    async seatCommittee(jobId) {
+      if ((await status(jobId)) !== 'open') return
+      await attempt(hub.seatCommittee as never, [toHex(jobId)])
+    },
+    status,
+    async submitCertificate(call) {
+      if ((await status(getBytes(call.value.jobId))) !== 'seated') return
+      await attempt(hub.submitCertificate as never, [
+        call.value,
+        call.signerBits,
+        call.others,
+        call.signatures,
+      ])
+    },
+    async settle(jobId, committee) {
+      if ((await status(jobId)) !== 'certified') return
+      await attempt(hub.settle as never, [toHex(jobId), [...committee]])
+    },
+  }
+}

@@ -1,0 +1,25 @@
+/** The verifier role: a committee member for AttestationHub jobs (ADR 0032). */
+export type { VerifierJobReason } from './errors.ts'
+export { VerifierJobError } from './errors.ts'
+export type { EthersVerifierChainParameters } from './ethers-chain.ts'
+export { ethersVerifierChain } from './ethers-chain.ts'
+export type { PbftRound, PbftRoundParameters } from './pbft-round.ts'
+export { PBFT_INBOX_LIMIT, pbftRounds } from './pbft-round.ts'
+export type {
+  CertificateCall,
+  JobGrant,
+  JobStatus,
+  OpenedJob,
+  PhaseVerdict,
+  RegisteredNode,
+  RunEvidence,
+  VerifierChain,
+  VerifierEvent,
+  VerifierNode,
+  VerifierNodeComponents,
+  VerifierNodeInit,
+} from './types.ts'
+export { EVIDENCE_TAG, evidenceHash, verdictBits } from './verdict.ts'
+export { verifierNode } from './verifier-node.ts'
+export type { WatchedRun, WatchRunParameters } from './watch-run.ts'
+export { watchRun } from './watch-run.ts'

@@ -1,0 +1,167 @@
+/**
+ * The verifier role's interfaces (issue #16, ADR 0032): what a committee member reads and sends
+ * on chain, and what the node is made of. The implementations are `ethersVerifierChain` and
+ * `verifierNode`; tests and other front ends pass their own.
+ */
+import type { AttestationRecord, Phase } from '@digicap/attestation'
+import type { Address, DigicapSigner } from '@digicap/capsule-core'
+import type { OnchainVrfProof, PbftCertificate } from '@digicap/committee'
+import type { Libp2p } from '@libp2p/interface'
+
+/** A job the AttestationHub opened (`JobOpened`). */
+export interface OpenedJob {
+  /** Job id = grant id (32 bytes). */
+  readonly jobId: Uint8Array
+  readonly executor: Address
+  /** Last block for the certificate. */
+  readonly deadline: bigint
+}
+
+/** What a committee judges a run against: the grant as the chain recorded it (`AccessGranted`). */
+export interface JobGrant {
+  /** SHA-256(runtime digest ‖ capsule header hash) of the request (ADR 0021). */
+  readonly measurement: Uint8Array
+  /** The run's X25519 ephemeral public key. */
+  readonly ephemeralKey: Uint8Array
+  readonly executor: Address
+}
+
+/** A node's NodeRegistry record, as a verifier needs it. */
+export interface RegisteredNode {
+  /** The libp2p peer id (multihash bytes). */
+  readonly peerId: Uint8Array
+  /** SHA-256 of the node's attestation record (zero: none). */
+  readonly attestationKeyHash: Uint8Array
+}
+
+/** AttestationHub.Status. */
+export type JobStatus = 'none' | 'open' | 'seated' | 'certified' | 'settled' | 'timed-out'
+
+/** The calls of submitCertificate (`certificateCall` of `@digicap/committee`). */
+export type CertificateCall = ReturnType<typeof import('@digicap/committee').certificateCall>
+
+/** The chain as a committee member sees it. Every method may throw the contracts' typed errors. */
+export interface VerifierChain {
+  readonly chainId: bigint
+  /** The AttestationHub (the PBFT domain's verifying contract). */
+  readonly hub: Address
+  blockNumber(): Promise<number>
+  /** `JobOpened` events in [from, to]. */
+  openedJobs(from: number, to: number): Promise<OpenedJob[]>
+  /** `AccessGranted` grant ids in [from, to] (jobs this node may open). */
+  grantsIn(from: number, to: number): Promise<Uint8Array[]>
+  /** Opens the job of a grant; false when the hub refuses it (no attestation asked, opened already, expired). */
+  openJob(grantId: Uint8Array): Promise<boolean>
+  grant(jobId: Uint8Array): Promise<JobGrant>
+  node(address: Address): Promise<RegisteredNode>
+  /** The sortition seed (`seedOf`), and the window's last block. */
+  sortition(jobId: Uint8Array): Promise<{ seed: Uint8Array; lastBlock: number }>
+  submitTicket(jobId: Uint8Array, proof: OnchainVrfProof): Promise<void>
+  /** The seats so far, leader first (ascending score), and whether the window closed. */
+  seats(jobId: Uint8Array): Promise<{ members: Address[]; closed: boolean }>
+  /** Seats the committee (no-op when another member did). */
+  seatCommittee(jobId: Uint8Array): Promise<void>
+  status(jobId: Uint8Array): Promise<JobStatus>
+  /** Submits the certificate (no-op when one is already accepted). */
+  submitCertificate(call: CertificateCall): Promise<void>
+  /** Settles (no-op when settled already); `committee` ascending. */
+  settle(jobId: Uint8Array, committee: readonly Address[]): Promise<void>
+}
+
+/** One phase as this member saw it. */
+export interface PhaseVerdict {
+  readonly phase: Phase
+  /** `verified`, a refusal's code (`QUOTE_RUN_PCR`, …), `record-mismatch`, or `missed`. */
+  readonly verdict: string
+  /** ms since the watch began. */
+  readonly atMs?: number
+}
+
+/** What this member concluded about a run. */
+export interface RunEvidence {
+  readonly phases: readonly PhaseVerdict[]
+  /** Quotes received. */
+  readonly quotes: number
+  /** PBFT verdict bits: bit i = phase i passed (7 = pass). */
+  readonly verdict: number
+  /** keccak-256 of the evidence statement (verdict.ts). */
+  readonly evidenceHash: Uint8Array
+}
+
+/** Progress of one job, as the node reports it. */
+export type VerifierEvent =
+  | { readonly event: 'job-opened'; readonly jobId: string; readonly executor: Address }
+  | { readonly event: 'ticket'; readonly jobId: string; readonly seated: boolean }
+  | {
+      readonly event: 'not-selected'
+      readonly jobId: string
+      /** Why: the refusal of the ticket (not eligible, window closed), or `outranked`. */
+      readonly reason: string
+    }
+  | {
+      readonly event: 'committee'
+      readonly jobId: string
+      readonly members: readonly Address[]
+      readonly leader: Address
+    }
+  | { readonly event: 'phase'; readonly jobId: string; readonly phase: PhaseVerdict }
+  | {
+      readonly event: 'decided'
+      readonly jobId: string
+      readonly verdict: number
+      readonly view: bigint
+      readonly signers: readonly Address[]
+      readonly messages: { readonly sent: number; readonly received: number }
+    }
+  | { readonly event: 'certificate'; readonly jobId: string; readonly submitted: boolean }
+  | { readonly event: 'settled'; readonly jobId: string }
+  | { readonly event: 'job-failed'; readonly jobId: string; readonly error: Error }
+
+export interface VerifierNodeInit {
+  /** Open jobs for the grants it sees on attested capsules (anyone may). Default true. */
+  readonly openJobs?: boolean
+  /** Chain poll interval, ms. Default 500. */
+  readonly pollMs?: number
+  /** First block to watch (default: the head at start). */
+  readonly fromBlock?: number
+  /** Longest a member watches a run for its three phases, ms. Default 120 000. */
+  readonly watchMs?: number
+  /** Pause between two challenges of a run, ms. Default 100. */
+  readonly challengeEveryMs?: number
+  /** PBFT view timeout, ms (doubles each view). Default 2000. */
+  readonly viewTimeoutMs?: number
+  /** Longest a PBFT round may take before the member gives up on a job, ms. Default 60 000. */
+  readonly decideMs?: number
+  /** Submit the certificate: `leader` (default: the view's leader first, the others after `backupMs`) or `any`. */
+  readonly submit?: 'leader' | 'any'
+  /** How long non-leaders wait for the leader's certificate before submitting it, ms. Default 3000. */
+  readonly backupMs?: number
+  /** Settle after the certificate. Default true. */
+  readonly settle?: boolean
+}
+
+export interface VerifierNodeComponents {
+  readonly libp2p: Pick<
+    Libp2p,
+    'handle' | 'unhandle' | 'getConnections' | 'dialProtocol' | 'peerId'
+  >
+  readonly chain: VerifierChain
+  /** This member's account: signs PBFT votes (EIP-712). */
+  readonly signer: DigicapSigner
+  /** The account's secp256k1 key: the VRF key (ADR 0024). */
+  readonly vrfKey: Uint8Array
+  /** Each job's progress. */
+  readonly onEvent?: (event: VerifierEvent) => void
+  /** The executor's record, when it sends none with its evidence (default: the one it sends). */
+  readonly records?: (executor: Address) => AttestationRecord | undefined
+}
+
+export interface VerifierNode {
+  readonly address: Address
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** Resolves once `jobId` is done here (settled, not selected or failed), with its last event. */
+  finished(jobId: Uint8Array | string): Promise<VerifierEvent>
+  /** The certificates this node's committees decided, by job id (hex). */
+  readonly certificates: ReadonlyMap<string, PbftCertificate>
+}

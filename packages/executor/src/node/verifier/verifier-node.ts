@@ -1,0 +1,270 @@
+/**
+ * The verifier role (DESIGN flow 6–7, issue #16): a node that watches AttestationHub for opened
+ * jobs and, for each, proves its VRF ticket for seed = H(job id ‖ blockhash at grant), submits it,
+ * and — when the closed window seated it — finds the other members (their registered peer ids),
+ * challenges the executor before / during / after the run (watch-run.ts), agrees with the
+ * committee by PBFT over libp2p (pbft-round.ts), submits the 2f+1 certificate (the deciding
+ * view's leader first, the others as backups) and settles the job.
+ *
+ * A job's failure stays with the job (a `job-failed` event with a typed error); the node goes on.
+ */
+import { createActivationCache } from '@digicap/attestation'
+import { toHex } from '@digicap/capsule-core'
+import {
+  certificateCall,
+  drawTicket,
+  hubCommittee,
+  leaderOf,
+  onchainProof,
+  type PbftCertificate,
+  pbftCommittee,
+  pbftDomain,
+} from '@digicap/committee'
+import { peerIdFromRegistered } from '@digicap/keyguard'
+import { VerifierJobError } from './errors.ts'
+import { pbftRounds } from './pbft-round.ts'
+import type {
+  OpenedJob,
+  VerifierEvent,
+  VerifierNode,
+  VerifierNodeComponents,
+  VerifierNodeInit,
+} from './types.ts'
+import { evidenceHash, verdictBits } from './verdict.ts'
+import { watchRun } from './watch-run.ts'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const hex = (id: Uint8Array | string) => (typeof id === 'string' ? id.toLowerCase() : toHex(id))
+
+/**
+ * @example
+ * ```ts
+ * const verifier = verifierNode({ pollMs: 500 })({ libp2p, chain: ethersVerifierChain(…), signer, vrfKey })
+ * await verifier.start()
+ * ```
+ */
+export function verifierNode(
+  init: VerifierNodeInit = {},
+): (components: VerifierNodeComponents) => VerifierNode {
+  const pollMs = init.pollMs ?? 500
+  const watchMs = init.watchMs ?? 120_000
+  const everyMs = init.challengeEveryMs ?? 100
+  const viewTimeoutMs = init.viewTimeoutMs ?? 2000
+  const decideMs = init.decideMs ?? 60_000
+  const backupMs = init.backupMs ?? 3000
+  return (c) => {
+    const { chain } = c
+    const self = c.signer.address
+    const rounds = pbftRounds(c.libp2p)
+    const activations = createActivationCache()
+    const certificates = new Map<string, PbftCertificate>()
+    const jobs = new Map<string, Promise<VerifierEvent>>()
+    const waiters = new Map<string, (e: VerifierEvent) => void>()
+    const stopping = new AbortController()
+    let loop: Promise<void> | undefined
+    let next = 0
+
+    const emit = (e: VerifierEvent) => {
+      try {
+        c.onEvent?.(e)
+      } catch {
+        // A reporting bug does not stop a job.
+      }
+    }
+    const live = () => {
+      if (stopping.signal.aborted) throw new VerifierJobError('stopped', 'The verifier stopped')
+    }
+    async function untilBlock(block: number): Promise<void> {
+      while ((await chain.blockNumber()) <= block) {
+        live()
+        await sleep(Math.min(pollMs, 250))
+      }
+    }
+
+    async function runJob(job: OpenedJob): Promise<VerifierEvent> {
+      const jobId = hex(job.jobId)
+      emit({ event: 'job-opened', jobId, executor: job.executor })
+      // The seed needs the grant block's hash: readable from the next block on.
+      let sortition: Awaited<ReturnType<typeof chain.sortition>> | undefined
+      for (let i = 0; sortition === undefined; i++) {
+        live()
+        try {
+          sortition = await chain.sortition(job.jobId)
+        } catch (err) {
+          if (i > 100) throw err
+          await sleep(Math.min(pollMs, 250))
+        }
+      }
+      const ticket = drawTicket(c.vrfKey, sortition.seed)
+      try {
+        await chain.submitTicket(
+          job.jobId,
+          onchainProof(ticket.publicKey, sortition.seed, ticket.proof),
+        )
+      } catch (cause) {
+        // Not eligible, or the window closed before this node saw the job.
+        const reason = cause instanceof Error ? cause.message.slice(0, 200) : String(cause)
+        const done: VerifierEvent = { event: 'not-selected', jobId, reason }
+        emit(done)
+        return done
+      }
+      await untilBlock(sortition.lastBlock)
+      const seats = await chain.seats(job.jobId)
+      emit({ event: 'ticket', jobId, seated: seats.members.includes(self) })
+      if (!seats.members.includes(self)) {
+        const done: VerifierEvent = { event: 'not-selected', jobId, reason: 'outranked' }
+        emit(done)
+        return done
+      }
+      await chain.seatCommittee(job.jobId)
+      for (let i = 0; (await chain.status(job.jobId)) === 'open'; i++) {
+        live()
+        if (i > 200) throw new VerifierJobError('seating', 'The committee was not seated')
+        await sleep(Math.min(pollMs, 250))
+      }
+      // Leader order = ascending VRF score (CommitteeSortition's seats); peers from NodeRegistry.
+      const members = await Promise.all(
+        seats.members.map(async (address) => ({
+          address,
+          peerId: peerIdFromRegistered((await chain.node(address)).peerId).toString(),
+        })),
+      )
+      const committee = pbftCommittee(members)
+      emit({ event: 'committee', jobId, members: seats.members, leader: seats.members[0]! })
+      const round = await rounds.open({
+        committee,
+        domain: pbftDomain(chain.chainId, chain.hub),
+        jobId: job.jobId,
+        signer: c.signer,
+        viewTimeoutMs,
+      })
+      let certificate: PbftCertificate
+      try {
+        const grant = await chain.grant(job.jobId)
+        const executor = await chain.node(grant.executor)
+        if (executor.attestationKeyHash.every((b) => b === 0)) {
+          throw new VerifierJobError(
+            'executor-unregistered',
+            'The executor has no attestation key',
+            {
+              details: { executor: grant.executor },
+            },
+          )
+        }
+        const watched = await watchRun({
+          libp2p: c.libp2p,
+          peer: peerIdFromRegistered(executor.peerId),
+          jobId: job.jobId,
+          grant,
+          registeredHash: executor.attestationKeyHash,
+          record: c.records?.(grant.executor),
+          activations,
+          watchMs,
+          everyMs,
+          signal: stopping.signal,
+          onPhase: (phase) => emit({ event: 'phase', jobId, phase }),
+        })
+        const verdict = verdictBits(watched.phases)
+        const value = {
+          verdict,
+          evidenceHash: evidenceHash({
+            jobId: job.jobId,
+            recordHash: executor.attestationKeyHash,
+            grant,
+            verdict,
+          }),
+        }
+        certificate = await round.decide(value, decideMs)
+        certificates.set(jobId, certificate)
+        emit({
+          event: 'decided',
+          jobId,
+          verdict: certificate.verdict,
+          view: certificate.view,
+          signers: certificate.signers,
+          messages: {
+            sent: round.transport.stats.sent,
+            received: round.transport.stats.received,
+          },
+        })
+        // Let the last commits reach the others before the handler goes.
+        await sleep(200)
+      } finally {
+        await round.stop()
+      }
+      const sorted = hubCommittee(seats.members)
+      const leads = leaderOf(committee, certificate.view).address === self
+      if (init.submit !== 'any' && !leads) await sleep(backupMs)
+      const before = await chain.status(job.jobId)
+      await chain.submitCertificate(certificateCall(certificate, sorted))
+      emit({ event: 'certificate', jobId, submitted: before === 'seated' })
+      if (init.settle !== false) {
+        for (let i = 0; (await chain.status(job.jobId)) === 'seated' && i < 40; i++)
+          await sleep(250)
+        await chain.settle(job.jobId, sorted)
+      }
+      const done: VerifierEvent = { event: 'settled', jobId }
+      emit(done)
+      return done
+    }
+
+    function track(job: OpenedJob): void {
+      const id = hex(job.jobId)
+      if (jobs.has(id)) return
+      const run = runJob(job).catch((err: unknown) => {
+        const e: VerifierEvent = {
+          event: 'job-failed',
+          jobId: id,
+          error: err instanceof Error ? err : new Error(String(err)),
+        }
+        emit(e)
+        return e
+      })
+      jobs.set(id, run)
+      void run.then((e) => waiters.get(id)?.(e))
+    }
+
+    async function poll(): Promise<void> {
+      const head = await chain.blockNumber()
+      if (head < next) return
+      if (init.openJobs !== false) {
+        for (const grantId of await chain.grantsIn(next, head)) {
+          if (stopping.signal.aborted) return
+          await chain.openJob(grantId)
+        }
+      }
+      for (const job of await chain.openedJobs(next, head)) track(job)
+      next = head + 1
+    }
+
+    return {
+      address: self,
+      certificates,
+      async start() {
+        if (loop !== undefined) return
+        next = init.fromBlock ?? (await chain.blockNumber())
+        loop = (async () => {
+          while (!stopping.signal.aborted) {
+            try {
+              await poll()
+            } catch {
+              // An RPC hiccup: the next poll reads the same blocks again.
+            }
+            await sleep(pollMs)
+          }
+        })()
+      },
+      async stop() {
+        stopping.abort()
+        await loop
+        await Promise.allSettled([...jobs.values()])
+      },
+      finished(jobId) {
+        const id = hex(jobId)
+        const running = jobs.get(id)
+        if (running !== undefined) return running
+        return new Promise((resolve) => waiters.set(id, resolve))
+      },
+    }
+  }
+}

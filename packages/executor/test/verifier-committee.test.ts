@@ -1,0 +1,304 @@
+/**
+ * The verifier role end to end on real parts: anvil with the settlement deployed (hub named
+ * manager and settler through the admin timelock), an attested executor on a real swtpm whose
+ * runs go by the chain path, and verifier nodes on real libp2p over loopback. A block is mined
+ * every 250 ms (a chain that moves on its own). For each job the verifiers open it, draw and
+ * submit their VRF tickets, are seated, challenge the executor before / during / after the run,
+ * decide by PBFT, submit the 2f+1 certificate and settle:
+ * - an honest run: verdict 7 by all four, the escrow pays the signers and the executor, every
+ *   reputation rises by one pass;
+ * - a silent member (seated by its ticket, then never heard): the other three still certify;
+ * - a tampered executor that claims a clean-up but leaves PCR 23 measured: a fail certificate
+ *   (after-phase refused), the executor slashed and its reputation halved.
+ */
+import {
+  attestationRecordHash,
+  type CleanupReport,
+  encodeAttestationRecord,
+} from '@digicap/attestation'
+import {
+  type AttestationAgent,
+  createAttestationAgent,
+  serveAttestation,
+} from '@digicap/attestation/agent'
+import { privateKeySigner, toHex } from '@digicap/capsule-core'
+import { drawTicket, onchainProof } from '@digicap/committee'
+import {
+  all,
+  attested,
+  connectSettlement,
+  createProvider,
+  deploySettlement,
+  fee,
+  queueAdminCalls,
+  type SettlementAddresses,
+  sendAdminCalls,
+  settlementRoleCalls,
+} from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
+import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
+import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  ethersVerifierChain,
+  type VerifierEvent,
+  type VerifierNode,
+  verifierNode,
+} from '../src/node/index.ts'
+import { holdPhasesForQuotes } from '../src/node/phase-hold.ts'
+import { jsBundle, type MadeCapsule, makeCapsule, setupWorld, type World } from './helpers/world.ts'
+
+const STAKE = parseEther('0.01')
+const FEE = parseEther('0.01')
+const FAIL_SLASH = parseEther('0.004')
+const WINDOW = 20
+
+let tpm: Swtpm
+let w: World
+let settlement: SettlementAddresses
+let capsule: MadeCapsule
+let nodes: DigicapNode[] = []
+let verifiers: VerifierNode[] = []
+let wallets: Wallet[] = []
+let miner: ReturnType<typeof setInterval> | undefined
+const events: VerifierEvent[] = []
+/** The executor's agent lies about its clean-up while set (the tampered executor). */
+let lie: CleanupReport | undefined
+let tampered = false
+
+function tamperable(agent: AttestationAgent): AttestationAgent {
+  return {
+    ...agent,
+    endRun: async (report) => {
+      if (!tampered) return agent.endRun(report)
+      lie = report // claims the clean-up, skips the PCR 23 reset
+    },
+    quote: async (binding, from) => {
+      const q = await agent.quote(binding, from)
+      return tampered && lie !== undefined ? { ...q, cleanup: lie } : q
+    },
+  }
+}
+
+beforeAll(async () => {
+  tpm = await startSwtpm()
+  const agent = createAttestationAgent({ tcti: tpm.tcti })
+  const keys = await agent.provision()
+  await agent.resetRunPcr()
+  const q = await agent.quote({
+    nonce: randomBytes(32),
+    grantId: randomBytes(32),
+    ephemeralPublicKey: randomBytes(32),
+  })
+  const record = { ...keys, bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)) }
+  const recordBytes = encodeAttestationRecord(record)
+  // A committee of 4: each phase waits for 4 challengers, 1.5 s once the first one quoted.
+  const holding = holdPhasesForQuotes(tamperable(agent), 30_000, { challengers: 4, graceMs: 1500 })
+  w = await setupWorld({ fastPath: false, components: { attestation: holding.run } })
+  await serveAttestation(w.exec.libp2p, holding.served, { record: recordBytes })
+  const signers = w.anvil.signers as Wallet[]
+  const deployer = signers[0] as Wallet
+  // The executor's registered record is its TPM's.
+  await (
+    await w.c.nodeRegistry
+      .connect(w.executorWallet)
+      .update(w.exec.libp2p.peerId.toMultihash().bytes, hexlify(attestationRecordHash(record)), 1)
+  ).wait()
+  settlement = await deploySettlement(deployer, w.addresses, {
+    seats: 4,
+    sortitionWindow: WINDOW,
+    certificateBlocks: 5000,
+    verifierBps: 2000,
+    executorBps: 1000,
+    failSlash: FAIL_SLASH,
+  })
+  const calls = settlementRoleCalls(w.addresses, settlement.attestationHub)
+  const readyAt = await queueAdminCalls(deployer, calls)
+  await w.anvil.provider.send('evm_setNextBlockTimestamp', [Number(readyAt)])
+  await sendAdminCalls(deployer, calls)
+  const policy = await deployPolicy(w.owner, all(attested(), fee('0.01')), {
+    nodeRegistry: w.addresses.nodeRegistry,
+  })
+  capsule = await makeCapsule(w, {
+    plaintext: jsBundle('digicap.output(digicap.inputText().toUpperCase())', 'committee'),
+    runtime: { kind: 'quickjs', entry: 'main.js' },
+    policy: policy.address,
+  })
+  // Four verifier nodes (accounts 4, 6, 7, 8).
+  wallets = [4, 6, 7, 8].map((i) => signers[i] as Wallet)
+  nodes = await Promise.all(wallets.map(() => createDigicapNode()))
+  for (const [i, node] of nodes.entries()) {
+    const wallet = wallets[i] as Wallet
+    await (
+      await w.c.nodeRegistry
+        .connect(wallet)
+        .register(node.libp2p.peerId.toMultihash().bytes, `0x${'00'.repeat(32)}`, 2, {
+          value: STAKE,
+        })
+    ).wait()
+    // Loopback "bootstrap": every node knows the others and the executor.
+    for (const other of [...nodes.slice(0, i), w.exec])
+      await node.libp2p.dial(other.libp2p.getMultiaddrs()[0]!)
+  }
+  const rpc = createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId))
+  verifiers = nodes.map((node, i) => {
+    const wallet = (wallets[i] as Wallet).connect(rpc)
+    return verifierNode({ pollMs: 200, viewTimeoutMs: 2000, backupMs: 1500, watchMs: 30_000 })({
+      libp2p: node.libp2p,
+      chain: ethersVerifierChain({ addresses: w.addresses, settlement, runner: wallet }),
+      signer: privateKeySigner(wallet.privateKey as `0x${string}`),
+      vrfKey: getBytes(wallet.privateKey),
+      onEvent: (e) => {
+        events.push(e)
+        if (process.env.DEBUG_VERIFIER)
+          console.log(i, Date.now() % 100_000, JSON.stringify(e, printable))
+      },
+    })
+  })
+  await Promise.all(verifiers.map((v) => v.start()))
+  miner = setInterval(() => {
+    void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
+  }, 250)
+}, 120_000)
+
+afterAll(async () => {
+  clearInterval(miner)
+  await Promise.all(verifiers.map((v) => v.stop()))
+  await Promise.all(nodes.map((n) => n.stop()))
+  await w?.stop()
+  await tpm?.stop()
+})
+
+/** The first value `read` gives without throwing (polled). */
+async function until<T>(read: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await read()
+    } catch (err) {
+      if (i > 100) throw err
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+}
+
+/** For DEBUG_VERIFIER=1 traces. */
+const printable = (_: string, v: unknown) =>
+  typeof v === 'bigint' ? String(v) : v instanceof Error ? v.message : v
+
+const hub = () => connectSettlement(settlement, w.anvil.provider).attestationHub
+const reputation = async (address: string) => (await w.c.nodeRegistry.getNode(address)).reputation
+
+async function runJob(): Promise<{ grantId: string; done: VerifierEvent[] }> {
+  const run = await w.executor.runCapsule(capsule.cid, { fast: false, fee: FEE })
+  const grantId = run.grantId
+  const done = await Promise.all(verifiers.map((v) => v.finished(grantId)))
+  return { grantId, done }
+}
+
+describe('verifier nodes: a committee seated by VRF tickets attests a chain-path run', () => {
+  it('an honest run: four verifiers certify verdict 7 and settle; escrow and reputation move', async () => {
+    const before = await Promise.all(
+      [w.executorWallet.address, ...wallets.map((x) => x.address)].map(reputation),
+    )
+    const { grantId, done } = await runJob()
+    expect(done.map((e) => e.event)).toEqual(['settled', 'settled', 'settled', 'settled'])
+    const job = await hub().jobs(grantId)
+    expect(job.status).toBe(4n) // Settled
+    expect(Number(job.verdict)).toBe(7)
+    const decided = events.filter((e) => e.event === 'decided' && e.jobId === grantId)
+    expect(decided).toHaveLength(4)
+    for (const d of decided)
+      expect(d.event === 'decided' && d.signers.length).toBeGreaterThanOrEqual(3)
+    const phases = events.filter((e) => e.event === 'phase' && e.jobId === grantId)
+    expect(phases).toHaveLength(12)
+    for (const p of phases) expect(p.event === 'phase' && p.phase.verdict).toBe('verified')
+    const after = await Promise.all(
+      [w.executorWallet.address, ...wallets.map((x) => x.address)].map(reputation),
+    )
+    expect(after[0]).toBe((before[0] as bigint) + 1n) // the executor: one settled pass
+    const signers = (decided[0] as Extract<VerifierEvent, { event: 'decided' }>).signers
+    for (const [i, wallet] of wallets.entries()) {
+      const signed = signers.some((s) => s.toLowerCase() === wallet.address.toLowerCase())
+      expect(after[i + 1]).toBe((before[i + 1] as bigint) + (signed ? 1n : 0n))
+      if (signed) expect(await w.c.accessController.credits(wallet.address)).toBeGreaterThan(0n)
+    }
+    expect(await w.c.accessController.credits(w.executorWallet.address)).toBe(
+      (FEE * 1000n) / 10_000n,
+    )
+  }, 60_000)
+
+  it('a tampered executor (PCR 23 not reset after its clean-up) with a silent member: a fail certificate by the other three, the executor slashed', async () => {
+    // Member 3 goes silent: its ticket seats it (the test sends it), then it is never heard.
+    const silent = verifiers[3] as VerifierNode
+    await silent.stop()
+    const silentChain = ethersVerifierChain({
+      addresses: w.addresses,
+      settlement,
+      runner: (wallets[3] as Wallet).connect(
+        createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+      ),
+    })
+    const from = await silentChain.blockNumber()
+    const silentTicket = (async () => {
+      for (;;) {
+        const [job] = await silentChain.openedJobs(from, await silentChain.blockNumber())
+        if (job !== undefined) {
+          // The seed reads the grant block's hash: from the next block on.
+          const { seed } = await until(() => silentChain.sortition(job.jobId))
+          const t = drawTicket(getBytes((wallets[3] as Wallet).privateKey), seed)
+          await silentChain.submitTicket(job.jobId, onchainProof(t.publicKey, seed, t.proof))
+          return toHex(job.jobId)
+        }
+        await new Promise((r) => setTimeout(r, 150))
+      }
+    })()
+    const executor = w.executorWallet.address
+    const silentAddress = (wallets[3] as Wallet).address
+    const [repBefore, nodeBefore, creditBefore, ownerBefore, silentBefore] = await Promise.all([
+      reputation(executor),
+      w.c.nodeRegistry.getNode(executor),
+      w.c.accessController.credits(executor),
+      w.c.accessController.credits(w.owner.address),
+      reputation(silentAddress),
+    ])
+    tampered = true
+    let grantId: string
+    try {
+      const run = await w.executor.runCapsule(capsule.cid, { fast: false, fee: FEE })
+      grantId = run.grantId
+    } finally {
+      tampered = false
+    }
+    expect(await silentTicket).toBe(grantId.toLowerCase())
+    const done = await Promise.all(verifiers.slice(0, 3).map((v) => v.finished(grantId)))
+    expect(done.map((e) => e.event)).toEqual(['settled', 'settled', 'settled'])
+    const phases = events.filter(
+      (e): e is Extract<VerifierEvent, { event: 'phase' }> =>
+        e.event === 'phase' && e.jobId === grantId,
+    )
+    expect(phases.filter((p) => p.phase.phase === 'after').map((p) => p.phase.verdict)).toEqual([
+      'QUOTE_RUN_PCR',
+      'QUOTE_RUN_PCR',
+      'QUOTE_RUN_PCR',
+    ])
+    const decided = events.filter(
+      (e): e is Extract<VerifierEvent, { event: 'decided' }> =>
+        e.event === 'decided' && e.jobId === grantId,
+    )
+    expect(decided.map((d) => d.verdict)).toEqual([3, 3, 3]) // before and during passed, after failed
+    expect(decided[0]?.signers).toHaveLength(3)
+    const job = await hub().jobs(grantId)
+    expect(job.status).toBe(4n)
+    expect(Number(job.verdict)).toBe(3)
+    const nodeAfter = await w.c.nodeRegistry.getNode(executor)
+    expect(nodeAfter.stake).toBe(nodeBefore.stake - FAIL_SLASH)
+    expect(nodeAfter.reputation).toBe(repBefore / 2n)
+    expect(await w.c.accessController.credits(executor)).toBe(creditBefore) // no executor share
+    // the owner gets the slash and the escrow less the signers' 20 %
+    expect(await w.c.accessController.credits(w.owner.address)).toBeGreaterThan(ownerBefore)
+    // the silent member signed nothing and gained nothing
+    expect(await reputation(silentAddress)).toBe(silentBefore)
+    lie = undefined
+  }, 60_000)
+})
