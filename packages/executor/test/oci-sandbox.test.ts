@@ -188,6 +188,33 @@ describe('oci sandbox (runc)', () => {
     await expectNothingLeft()
   }, 120_000)
 
+  it("the container reads its input under the daemons' umask 077 too", async () => {
+    const sealed = await seal({
+      files: { 'app/sum.sh': SUM_CSV_SCRIPT },
+      config: { Cmd: ['/bin/sh', '/app/sum.sh'] },
+    })
+    const before = process.umask(0o077)
+    try {
+      const result = await runIn(job(sealed))
+      expect(new TextDecoder().decode(result.output)).toBe('rows=3 sum=42\n')
+    } finally {
+      process.umask(before)
+    }
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('an image shipping /digicap as a symlink is refused before any container (OCI_FORMAT)', async () => {
+    const sealed = await seal({
+      links: { digicap: '/etc' },
+      config: { Cmd: ['/bin/true'] },
+    })
+    await expect(runIn(job(sealed))).rejects.toMatchObject({
+      code: 'OCI_FORMAT',
+      details: { path: '/digicap', type: 'symlink' },
+    })
+    await expectNothingLeft()
+  }, 120_000)
+
   it('takes the result from /digicap/output when the committed config says file:', async () => {
     const sealed = await seal({
       files: { 'app/sum.sh': `${SUM_CSV_SCRIPT.trimEnd()} > /digicap/output/result.txt\n` },

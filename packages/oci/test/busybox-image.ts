@@ -34,6 +34,8 @@ export interface BusyboxImageInit {
   files?: Record<string, string | Uint8Array>
   /** The image config's `config` object (Cmd, User, Labels, …). */
   config: Record<string, unknown>
+  /** Symbolic links added to the rootfs (path without leading slash → target). */
+  links?: Record<string, string>
   /** Extra uncompressed bytes (a random file) to make the image larger. */
   padBytes?: number
   ref?: string
@@ -62,6 +64,9 @@ export async function buildBusyboxImage(
     for (const [name, content] of Object.entries(init.files ?? {})) {
       await mkdir(join(root, name, '..'), { recursive: true })
       await writeFile(join(root, name), content, { mode: 0o755 })
+    }
+    for (const [name, target] of Object.entries(init.links ?? {})) {
+      await symlink(target, join(root, name))
     }
     if (init.padBytes) {
       const { randomBytes } = await import('node:crypto')

@@ -9,7 +9,7 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { chown, mkdir, open, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, open, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { InvalidArgumentError, toHex } from '@digicap/capsule-core'
@@ -36,6 +36,7 @@ import {
 import { createRunWorkspace } from '../../run/workspace.ts'
 import { checkJob, LogCollector, resolveOutputLimits } from '../limits.ts'
 import type { OutputLimits, Sandbox, SandboxJob, SandboxResult } from '../types.ts'
+import { prepareMountPoints } from './mount-points.ts'
 import { runContainer } from './runc.ts'
 import { runtimeSpec } from './runtime-spec.ts'
 import { createScratch } from './scratch.ts'
@@ -164,9 +165,13 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
       const bundle = join(scratch.dir, 'bundle')
       await mkdir(bundle, { mode: 0o700 })
       await unpack(umoci, `${plain.dir}:${pulled.ref}`, join(bundle, 'rootfs'))
+      await prepareMountPoints(join(bundle, 'rootfs'))
       lap('unpack')
       const inputFile = join(scratch.dir, 'input')
       await writeFile(inputFile, job.input, { mode: 0o444 })
+      // the daemons run under umask 077 (ADR 0029), which made it 0400: unreadable by the
+      // container's user; the file sits in the run's 0700 scratch, so 0444 shows it to no one else
+      await chmod(inputFile, 0o444)
       const outputDir = join(scratch.dir, 'output')
       await mkdir(outputDir, { mode: 0o700 })
       await chown(outputDir, runConfig.uid, runConfig.gid)
