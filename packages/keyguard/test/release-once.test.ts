@@ -8,9 +8,6 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeHpkeSealed, hpkeOpen } from '@digicap/capsule-core'
-import { addressToBytes, fastPathProtocol, request, signAccessRequest } from '@digicap/protocol'
-import type { Libp2p } from '@libp2p/interface'
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, randomBytes } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -20,30 +17,10 @@ import {
   type Sealer,
   tpm2Sealer,
 } from '../src/index.ts'
-import { type Swtpm, startSwtpm } from '../src/testing.ts'
-import {
-  type Chain,
-  chainClientFor,
-  createNode,
-  type ExecutorSide,
-  executorSide,
-  instrumented,
-  type KeyguardParts,
-  keyguardParts,
-  quietLogger,
-  registerCapsule,
-  registerExecutor,
-  requestAccess,
-  setupChain,
-  storeKey,
-  until,
-} from './helpers/world.ts'
+import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
+import { chainClientFor, instrumented, quietLogger, requestAccess, until } from './helpers/world.ts'
 
-let chain: Chain
-let swtpm: Swtpm
-let kgNode: Libp2p
-let exec: ExecutorSide
-let parts: KeyguardParts
+let w: KeyguardWorld
 let sealer: Sealer & { calls: () => number }
 let capsuleId: string
 const dataKey = randomBytes(32)
@@ -51,37 +28,31 @@ const events: KeyguardEvent[] = []
 let running: Keyguard | undefined
 
 beforeAll(async () => {
-  ;[chain, swtpm, kgNode, exec] = await Promise.all([
-    setupChain(),
-    startSwtpm(),
-    createNode(),
-    executorSide(),
-  ])
-  await registerExecutor(chain, chain.executor, exec.node)
-  sealer = instrumented(
-    tpm2Sealer({ tcti: swtpm.tcti, createIfMissing: true, logger: quietLogger }),
-  )
-  parts = await keyguardParts(undefined, sealer)
-  capsuleId = await registerCapsule(chain, kgNode)
-  await storeKey(parts, capsuleId, dataKey)
-  await exec.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
+  // Each test starts (and restarts) its keyguards on the world's data dir.
+  w = await keyguardWorld({
+    swtpm: true,
+    sealer: (swtpm) =>
+      (sealer = instrumented(
+        tpm2Sealer({ tcti: swtpm?.tcti as string, createIfMissing: true, logger: quietLogger }),
+      )),
+    dataKey,
+    keyguard: false,
+  })
+  capsuleId = w.capsuleId
+  w.defer('keyguard', () => running?.stop())
 }, 60_000)
 
-afterAll(async () => {
-  await running?.stop()
-  await Promise.all([kgNode?.stop(), exec?.stop(), chain?.anvil.stop(), swtpm?.stop()])
-  await parts?.cleanup()
-})
+afterAll(() => w?.stop())
 
 /** Starts a keyguard on the shared data dir; the watcher polls only when the test says so. */
 async function startKeyguard(): Promise<Keyguard> {
   const keyguard = createKeyguard({
-    dataDir: parts.dir,
+    dataDir: w.parts.dir,
     confirmations: 0,
-    startBlock: chain.addresses.deployBlock,
+    startBlock: w.chain.addresses.deployBlock,
     pollIntervalMs: 600_000,
     fastPath: { enabled: true },
-  })({ ...parts, chain: chainClientFor(chain), libp2p: kgNode, logger: quietLogger })
+  })({ ...w.parts, chain: chainClientFor(w.chain), libp2p: w.kgNode, logger: quietLogger })
   for (const type of ['served-inline', 'grant-refused', 'released', 'audit-recorded']) {
     keyguard.events.addEventListener(type, (e) => events.push((e as CustomEvent).detail))
   }
@@ -98,38 +69,20 @@ async function restart(): Promise<Keyguard> {
 
 /** Key-release messages the executor received for `grantId`. */
 const pushes = (grantId: string): number =>
-  exec.releases.filter((r) => hexlify(r.grantId) === grantId).length
+  w.exec.releases.filter((r) => hexlify(r.grantId) === grantId).length
 
 /** A fast-path grant; the executor opens the inline key, then forgets its ephemeral key. */
 async function fastPathGrant(): Promise<string> {
-  const ephemeral = exec.newEphemeral()
-  const req = signAccessRequest(
-    {
-      capsuleId: getBytes(capsuleId),
-      executor: addressToBytes(chain.executor.address as `0x${string}`),
-      ephemeralKey: getBytes(ephemeral),
-      measurement: getBytes(chain.measurement),
-      jobParamsHash: keccak_256(new Uint8Array(0)),
-      fee: 0n,
-      nonce: randomBytes(32),
-      expiry: BigInt(Math.floor(Date.now() / 1000) + 120),
-      jobParams: new Uint8Array(0),
-    },
-    {
-      chainId: BigInt(chain.addresses.chainId),
-      verifyingContract: chain.addresses.accessController as `0x${string}`,
-    },
-    getBytes(chain.executor.privateKey),
-  )
-  const res = await request(exec.node, kgNode.peerId, fastPathProtocol, req)
+  const ephemeral = w.exec.newEphemeral()
+  const res = await w.ask(w.signed({ fields: { ephemeralKey: getBytes(ephemeral) } }))
   if (res.status !== 'granted' || res.keyRelease === undefined) {
     throw new Error(`no inline key: ${JSON.stringify(res)}`)
   }
-  const priv = exec.keys.get(ephemeral) as Uint8Array
+  const priv = w.exec.keys.get(ephemeral) as Uint8Array
   const key = await hpkeOpen(priv, decodeHpkeSealed(res.keyRelease.hpke), res.grantId)
   expect(hexlify(key)).toBe(hexlify(dataKey))
   // The executor has moved on: a second delivery could not even be opened.
-  exec.keys.delete(ephemeral)
+  w.exec.keys.delete(ephemeral)
   const grantId = hexlify(res.grantId)
   await until(() => events.some((e) => e.type === 'audit-recorded' && e.grantId === grantId))
   return grantId
@@ -140,9 +93,9 @@ describe('every grant is released exactly once', () => {
     let keyguard = await startKeyguard()
     const fast = await fastPathGrant()
     expect(sealer.calls()).toBe(1)
-    const onChain = await requestAccess(chain, capsuleId, exec.newEphemeral())
+    const onChain = await requestAccess(w.chain, capsuleId, w.exec.newEphemeral())
 
-    // The watcher takes both AccessGranted logs: the fast path's audit and the chain grant.
+    // The watcher takes both AccessGranted logs: the fast path's audit and the w.chain grant.
     await keyguard.poll()
     await until(() => events.some((e) => e.type === 'released' && e.grantId === onChain))
     await keyguard.idle()
@@ -150,12 +103,12 @@ describe('every grant is released exactly once', () => {
     expect(pushes(onChain)).toBe(1)
     expect(sealer.calls()).toBe(2)
     expect(events).toContainEqual({ type: 'served-inline', grantId: fast })
-    expect(await parts.journal.get(fast)).toMatchObject({ state: 'completed', via: 'fast-path' })
-    expect((await parts.journal.get(onChain))?.state).toBe('completed')
+    expect(await w.parts.journal.get(fast)).toMatchObject({ state: 'completed', via: 'fast-path' })
+    expect((await w.parts.journal.get(onChain))?.state).toBe('completed')
 
     // Restart with the cursor gone: every log is scanned again; nothing is sent or unwrapped.
     await keyguard.stop()
-    await rm(join(parts.dir, 'grant-cursor.json'))
+    await rm(join(w.parts.dir, 'grant-cursor.json'))
     const seen = events.length
     keyguard = await startKeyguard()
     await keyguard.poll()
@@ -167,21 +120,21 @@ describe('every grant is released exactly once', () => {
     expect(pushes(fast)).toBe(0)
     expect(pushes(onChain)).toBe(1)
     expect(sealer.calls()).toBe(2)
-    expect(await parts.journal.pending()).toEqual([])
+    expect(await w.parts.journal.pending()).toEqual([])
   }, 60_000)
 
   it('closes a fast-path grant an older version left begun in the journal, without sending it', async () => {
     if (running === undefined) await startKeyguard()
     const fast = await fastPathGrant()
     const unwraps = sealer.calls()
-    // What the old code left: the audit log taken for a chain grant, begun, never acknowledged.
-    const entry = await parts.journal.get(fast)
-    await rm(join(parts.journal.dir, `${fast}.json`))
-    await parts.journal.begin(fast, entry?.executorKey as Uint8Array, { capsuleId })
-    expect((await parts.journal.pending()).map((e) => e.grantId)).toEqual([fast])
+    // What the old code left: the audit log taken for a w.chain grant, begun, never acknowledged.
+    const entry = await w.parts.journal.get(fast)
+    await rm(join(w.parts.journal.dir, `${fast}.json`))
+    await w.parts.journal.begin(fast, entry?.executorKey as Uint8Array, { capsuleId })
+    expect((await w.parts.journal.pending()).map((e) => e.grantId)).toEqual([fast])
     const next = await restart()
     await next.idle()
-    expect(await parts.journal.pending()).toEqual([])
+    expect(await w.parts.journal.pending()).toEqual([])
     expect(pushes(fast)).toBe(0)
     expect(sealer.calls()).toBe(unwraps)
     expect(events).toContainEqual({ type: 'served-inline', grantId: fast })
