@@ -21,6 +21,7 @@ import {
   createProvider,
   type DigicapAddresses,
   deployDigicap,
+  deploySettlement,
   environment,
 } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
@@ -557,4 +558,53 @@ describe('executor-node CLI', () => {
     expect(await exited).toBe(0)
     expect(lines().at(-1)?.event).toBe('stopped')
   })
+
+  it('serve --role: an unknown role is a usage error, verifier without the settlement a config error, with it the node watches the hub', async () => {
+    const listen = ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', execDir]
+    const bogus = await run(['serve', '--role', 'judge', ...listen])
+    expect(bogus.code).toBe(2)
+    expect(bogus.stderr).toContain('Unknown --role')
+    const bare = await run(['serve', '--role', 'verifier', ...listen])
+    expect(bare.code).toBe(1)
+    expect(bare.stderr).toContain('error[CONFIG]')
+    expect(bare.stderr).toContain('DIGICAP_ATTESTATION_HUB')
+    const settlement = await deploySettlement(anvil.signers[0] as Wallet, addresses)
+    const child = spawn(
+      process.execPath,
+      [
+        '--disable-warning=ExperimentalWarning',
+        CLI,
+        'serve',
+        '--role',
+        'executor+verifier',
+        '--json',
+        ...listen,
+      ],
+      {
+        env: {
+          ...process.env,
+          DIGICAP_ATTESTATION_HUB: settlement.attestationHub,
+          DIGICAP_COMMITTEE_SORTITION: settlement.committeeSortition,
+        },
+      },
+    )
+    let stdout = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    const deadline = Date.now() + 30_000
+    let verifier: Record<string, unknown> | undefined
+    while (verifier === undefined && Date.now() < deadline) {
+      verifier = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.event === 'verifier')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect(verifier).toMatchObject({ address: executorAddress, hub: settlement.attestationHub })
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+  }, 60_000)
 })

@@ -1,13 +1,13 @@
 /** `executor-node serve`: the daemon (key releases, announcements, pending deliveries). */
 import { toHex } from '@digicap/capsule-core'
-import { switchFlag } from '@digicap/cli-kit'
+import { switchFlag, valueFlag } from '@digicap/cli-kit'
 import { OPS_FLAGS } from '@digicap/ops/flags'
 import { command, dataDirOf, listenOf, loggerOf } from './shared.ts'
 
 export const serve = command({
   name: 'serve',
   summary: 'daemon: key releases, announcements (--auto-run), pending deliveries',
-  usage: '[--auto-run] [--fast]',
+  usage: '[--auto-run] [--fast] [--role executor|verifier|executor+verifier]',
   description: `Daemon: answers key releases, delivers pending results when receivers connect, and listens
 to capsule announcements. With --auto-run it runs each announced capsule of this chain and
 registry once (the policy decides; a refusal is printed, not fatal). Without it, announced
@@ -15,17 +15,19 @@ capsules are only listed; run one with \`executor-node run <cid>\`. With a TPM i
 (init --tcti, env DIGICAP_TCTI) it measures each run into PCR 23 and answers
 /digicap/attest/1.0.0 challenges with a quote and the attestation record. It does not reset
 PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are refused until
---reset-run-pcr (or \`executor-node reset-run-pcr\`) resets it. Stops on SIGINT/SIGTERM.`,
+--reset-run-pcr (or \`executor-node reset-run-pcr\`) resets it. --role verifier (or executor+verifier)
+also attests other executors' jobs as a committee member (config settlement.*). Stops on SIGINT/SIGTERM.`,
   flags: {
     'auto-run': switchFlag('run each announced capsule once'),
     fast: switchFlag('auto-runs take the keyguard fast path first'),
     'reset-run-pcr': switchFlag('reset PCR 23 first (after a crashed run; prints what it held)'),
+    role: valueFlag('<role>', 'executor, verifier or executor+verifier', { default: 'executor' }),
     ...OPS_FLAGS,
   },
   async run(ctx) {
     const { flags, event: line } = ctx
     const [
-      { followAnnouncements, runPcrAtStart },
+      { followAnnouncements, runPcrAtStart, startServeRole },
       { createExecutorNode },
       { createProvider },
       { packageVersion, startExecutorOps },
@@ -37,6 +39,12 @@ PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are re
     ])
     const logger = loggerOf(ctx)
     const en = await createExecutorNode(dataDirOf(ctx), ctx.env, { ...listenOf(ctx), logger })
+    const stopRole = await startServeRole(en, flags.role, (l) => line(l.doc, l.text)).catch(
+      async (err) => {
+        await en.stop()
+        throw err
+      },
+    )
     const provider = createProvider(en.config.rpcUrl, en.config.chainId)
     const ops = await startExecutorOps(
       () => en.node.libp2p.getPeers().length,
@@ -81,6 +89,7 @@ PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are re
     if (ops.url) line({ event: 'ops', url: ops.url }, `ops port ${ops.url} (/metrics, /healthz)\n`)
     await ops.ready(`serving as ${peerId}`)
     const reason = await ctx.waitForStop()
+    await stopRole()
     await ops.stop()
     provider.destroy()
     await unfollow()

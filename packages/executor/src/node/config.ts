@@ -37,6 +37,8 @@ export interface ExecutorNodeConfig {
   oci?: boolean
   /** With a TPM: hold each measured run phase until a verifier quoted it, at most ms (opt-in). */
   attestHoldMs?: number
+  /** The committee settlement (AttestationHub, CommitteeSortition): needed by `serve --role verifier`. */
+  settlement?: { attestationHub: string; committeeSortition: string }
 }
 
 export const executorNodePaths = (dataDir: string) => ({
@@ -52,6 +54,8 @@ export const executorNodePaths = (dataDir: string) => ({
   /** The attestation record (EK, AK, boot PCRs) whose SHA-256 `register` registers. */
   attestationRecord: join(dataDir, 'attestation-record.bin'),
 })
+
+const ADDRESS = { type: 'string', optional: true, pattern: /^0x[0-9a-fA-F]{40}$/ } as const
 
 /** The TCTIs the attestation agent speaks. */
 const TCTI = /^(device:\/|swtpm:)\S+$/
@@ -79,6 +83,16 @@ export const EXECUTOR_NODE_CONFIG = defineConfig<ExecutorNodeConfig>('executor-n
   tcti: { type: 'string', optional: true, env: 'DIGICAP_TCTI', flag: 'tcti', pattern: TCTI },
   oci: { type: 'boolean', optional: true, env: 'DIGICAP_OCI', flag: 'oci' },
   attestHoldMs: { type: 'number', min: 1, optional: true, env: 'DIGICAP_ATTEST_HOLD_MS' },
+  'settlement.attestationHub': {
+    ...ADDRESS,
+    env: 'DIGICAP_ATTESTATION_HUB',
+    flag: 'attestation-hub',
+  },
+  'settlement.committeeSortition': {
+    ...ADDRESS,
+    env: 'DIGICAP_COMMITTEE_SORTITION',
+    flag: 'committee-sortition',
+  },
 })
 
 /** The config from `sources`, and the check across fields: a quorum its RPCs can make. */

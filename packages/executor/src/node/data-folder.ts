@@ -37,7 +37,7 @@ export const readSecrets = (c: ExecutorNodeConfig) =>
   openNodeSecrets(executorNodePaths(c.dataDir), sealerOf(c))
 
 /** The keys the sealed mnemonic derives (keyguard's scheme); the caller zeroes them. */
-async function readIdentity(config: ExecutorNodeConfig) {
+export async function readIdentity(config: ExecutorNodeConfig) {
   const { mnemonic, receiverKey } = await readSecrets(config)
   receiverKey.fill(0)
   const id = await deriveOwnerIdentity(mnemonic)

@@ -5,6 +5,7 @@ export type { EthersVerifierChainParameters } from './ethers-chain.ts'
 export { ethersVerifierChain } from './ethers-chain.ts'
 export type { PbftRound, PbftRoundParameters } from './pbft-round.ts'
 export { PBFT_INBOX_LIMIT, pbftRounds } from './pbft-round.ts'
+export { NODE_SERVE_ROLES, startServeRole, verifierLine } from './serve-role.ts'
 export type {
   CertificateCall,
   JobGrant,

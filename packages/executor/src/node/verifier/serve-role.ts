@@ -1,0 +1,89 @@
+/**
+ * `executor-node serve --role …`: the verifier role on the node of a data folder. `executor`
+ * (the default) starts nothing; `verifier` and `executor+verifier` start a {@link verifierNode}
+ * on the node's libp2p with the account of its words, the config's contracts and settlement
+ * (`settlement.attestationHub`, `settlement.committeeSortition`; env DIGICAP_ATTESTATION_HUB,
+ * DIGICAP_COMMITTEE_SORTITION), and print each job's progress as daemon lines.
+ */
+import { toHex } from '@digicap/capsule-core'
+import { ConfigError, UsageError } from '@digicap/cli-kit'
+import { createProvider, privateKeyAccount } from '@digicap/contracts'
+import { Wallet } from 'ethers'
+import type { DaemonLine } from '../daemon.ts'
+import { type ConfiguredExecutorNode, readIdentity } from '../data-folder.ts'
+import { ethersVerifierChain } from './ethers-chain.ts'
+import type { VerifierEvent, VerifierNodeInit } from './types.ts'
+import { verifierNode } from './verifier-node.ts'
+
+export const NODE_SERVE_ROLES = ['executor', 'verifier', 'executor+verifier'] as const
+
+/** A verifier event as a daemon line (`--json`: the event with `jobId`; text: one line). */
+export function verifierLine(e: VerifierEvent): DaemonLine {
+  const { event, jobId } = e
+  const doc: Record<string, unknown> = { event: `committee-${event}`, jobId }
+  let what: string = event
+  if (e.event === 'phase') {
+    Object.assign(doc, { phase: e.phase.phase, verdict: e.phase.verdict })
+    what = `${e.phase.phase} ${e.phase.verdict}`
+  } else if (e.event === 'committee') {
+    Object.assign(doc, { members: e.members, leader: e.leader })
+    what = `committee ${e.members.join(' ')}`
+  } else if (e.event === 'decided') {
+    Object.assign(doc, { verdict: e.verdict, view: String(e.view), signers: e.signers })
+    what = `decided verdict ${e.verdict} in view ${e.view} (${e.signers.length} signatures)`
+  } else if (e.event === 'job-failed') {
+    Object.assign(doc, { error: (e.error as { code?: string }).code ?? e.error.name })
+    what = `failed: ${e.error.message.split('\n')[0]}`
+  } else if (e.event === 'not-selected') doc.reason = e.reason
+  return { doc, text: `job ${jobId.slice(0, 10)}… ${what}\n` }
+}
+
+/**
+ * Starts the role's verifier (none for `executor`); returns what stops it.
+ * @throws {UsageError} an unknown role. {@link ConfigError} a verifier role without the settlement addresses.
+ */
+export async function startServeRole(
+  en: ConfiguredExecutorNode,
+  role: string,
+  onLine: (line: DaemonLine) => void,
+  init: VerifierNodeInit = {},
+): Promise<() => Promise<void>> {
+  if (!(NODE_SERVE_ROLES as readonly string[]).includes(role)) {
+    throw new UsageError('Unknown --role', {
+      details: { role },
+      hint: `One of ${NODE_SERVE_ROLES.join(', ')}.`,
+    })
+  }
+  if (role === 'executor') return async () => {}
+  const { config } = en
+  if (config.settlement === undefined) {
+    throw new ConfigError('The verifier role needs the committee settlement contracts', {
+      hint: 'Set settlement.attestationHub and settlement.committeeSortition in config.json (or DIGICAP_ATTESTATION_HUB, DIGICAP_COMMITTEE_SORTITION).',
+    })
+  }
+  const id = await readIdentity(config)
+  id.libp2pSeed.fill(0)
+  const key = id.ethereumPrivateKey
+  const provider = createProvider(config.rpcUrl, config.chainId)
+  const verifier = verifierNode(init)({
+    libp2p: en.node.libp2p,
+    chain: ethersVerifierChain({
+      addresses: { ...config.contracts, chainId: String(config.chainId) },
+      settlement: config.settlement,
+      runner: new Wallet(toHex(key), provider),
+    }),
+    signer: privateKeyAccount(key),
+    vrfKey: key,
+    onEvent: (e) => onLine(verifierLine(e)),
+  })
+  await verifier.start()
+  onLine({
+    doc: { event: 'verifier', address: verifier.address, hub: config.settlement.attestationHub },
+    text: `verifier role: ${verifier.address} watches AttestationHub ${config.settlement.attestationHub}\n`,
+  })
+  return async () => {
+    await verifier.stop()
+    provider.destroy()
+    key.fill(0)
+  }
+}
