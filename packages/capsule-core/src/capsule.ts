@@ -272,7 +272,21 @@ export function checkDataKey(parsed: ParsedCapsuleHeader, dataKey: Uint8Array): 
   }
 }
 
-/** Verifies signature and key, and returns the payload state machine. */
+/**
+ * Verifies signature and key, and returns the payload state machine: `write` takes encrypted
+ * bytes and returns the plaintext of every chunk they complete (fed exactly one chunk and its
+ * tag at a time, it keeps no reference to them); `end` checks that the payload is complete.
+ * For a caller that reads the capsule itself, with its own buffers (the executor's streaming
+ * open); `openFile`, `openCapsule` and the streams use it too.
+ *
+ * @throws {CapsuleSignatureError} | {@link CapsuleKeyError}, as `openCapsule`.
+ * @example
+ * ```ts
+ * const opener = prepareOpen(parseCapsuleHeader(head), { dataKey })
+ * for (const chunk of encryptedChunks) sink(opener.write(chunk))
+ * opener.end()
+ * ```
+ */
 export function prepareOpen(parsed: ParsedCapsuleHeader, options: OpenOptions): PayloadOpener {
   verifyCapsuleHeader(parsed, options.owner === undefined ? {} : { owner: options.owner })
   checkDataKey(parsed, options.dataKey)

@@ -89,6 +89,7 @@ describe('public surface', () => {
         "openStream",
         "parseCapsuleHeader",
         "parseReceiver",
+        "prepareOpen",
         "privateKeySigner",
         "recoverDigestSigner",
         "recoverTypedDataSigner",

@@ -66,6 +66,7 @@ export {
   createCapsuleHeader,
   openCapsule,
   openChunk,
+  prepareOpen,
   sealCapsule,
   verifyCapsuleHeader,
 } from './capsule.ts'
@@ -195,6 +196,7 @@ export {
 } from './keys.ts'
 export type { ParsedCapsuleHeader } from './parse.ts'
 export { parseCapsuleHeader } from './parse.ts'
+export type { PayloadOpener } from './payload.ts'
 export { parseReceiver } from './receiver.ts'
 export type { OpenStream } from './streams.ts'
 export { openNodeStream, openStream, sealNodeStream, sealStream } from './streams.ts'

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { encode } from 'cborg'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -208,5 +209,22 @@ describe('bundle format', () => {
     expect(Buffer.from(v.run).toString('hex')).toBe(
       '21899ebcf7272d5f0bffc75849c4937f8dd06ca1fbabf4a7e9c497d215c4bbec',
     )
+  })
+
+  it('run measurement from a payload digest equals the one from the payload; one of the two only', () => {
+    const runtime = { kind: 'wasi', entry: 'main.wasm', memoryLimitBytes: 1 << 20, timeLimitMs: 50 }
+    const code = new Uint8Array([1, 2, 3])
+    const input = new Uint8Array(1000).fill(7)
+    const digest = new Uint8Array(createHash('sha256').update(input).digest())
+    const a = runtimeMeasurement({ runtimeId: 'x', runtime, code, input })
+    const b = runtimeMeasurement({ runtimeId: 'x', runtime, code, payloadDigest: digest })
+    expect(b).toEqual(a)
+    expect(() => runtimeMeasurement({ runtimeId: 'x', runtime, code })).toThrow(/exactly one/)
+    expect(() =>
+      runtimeMeasurement({ runtimeId: 'x', runtime, code, input, payloadDigest: digest }),
+    ).toThrow(/exactly one/)
+    expect(() =>
+      runtimeMeasurement({ runtimeId: 'x', runtime, code, payloadDigest: digest.subarray(1) }),
+    ).toThrow(/32 bytes/)
   })
 })

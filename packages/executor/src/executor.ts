@@ -3,17 +3,9 @@
  * clean-up, one workspace per run, stages announced for progress displays.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import {
-  CapsuleIntegrityError,
-  CapsuleKeyError,
   checkKeyCommitment,
-  DigicapError,
   type DigicapSigner,
-  decodeBundle,
-  openNodeStream,
   requestMeasurement,
   runtimeDigest,
   toHex,
@@ -36,22 +28,16 @@ import {
   type Delivery,
   type ResultDelivererInit,
 } from './delivery/deliverer.ts'
-import {
-  CapsuleUnverifiedError,
-  ExecutorStateError,
-  KeyReleaseInvalidError,
-  PayloadIntegrityError,
-} from './errors.ts'
-import { imageJob, jobFromBundle } from './load/bundle.ts'
+import { CapsuleUnverifiedError, ExecutorStateError } from './errors.ts'
 import { type FetchProgress, type LoadedCapsule, loadCapsule } from './load/loader.ts'
 import type { RunAttestationAgent } from './run/attestation.ts'
 import type { RunLifecycle } from './run/lifecycle.ts'
+import { openJob, plaintextRootOf } from './run/open-job.ts'
 import { runInSandbox } from './run/run.ts'
 import { createRunTurns, type RunTurn } from './run/turns.ts'
 import { type CleanupReport, createRunWorkspace, type RunWorkspace } from './run/workspace.ts'
 import type { RuntimePolicy } from './sandbox/runtime.ts'
 import { type SandboxSet, sandboxFor } from './sandbox/select.ts'
-import type { SandboxJob } from './sandbox/types.ts'
 
 /** The stages of one run, in order. */
 export type RunStage =
@@ -130,6 +116,12 @@ export interface ExecutorInit {
   readonly runtimePolicy?: RuntimePolicy | undefined
   /** Where run temp dirs go (a tmpfs keeps plaintext off disk). */
   readonly tmpRoot?: string | undefined
+  /**
+   * Where a run's plaintext file goes for sandboxes that read the payload from a file
+   * (ADR 0035): a tmpfs or ramfs only. Default: `tmpRoot` if it is one, else `/dev/shm` if it
+   * is one; with neither (or `false`) the payload is opened into memory.
+   */
+  readonly plaintextRoot?: string | false | undefined
   readonly fastTimeoutMs?: number | undefined
   /** Longest wait for a key release, ms. Default 120 000. */
   readonly maxReleaseWaitMs?: number | undefined
@@ -214,8 +206,9 @@ export function environmentMeasurement(sandboxes: SandboxSet): Uint8Array {
 
 function timedWorkspace(ws: RunWorkspace, onDispose: (ms: number) => void): RunWorkspace {
   return {
-    tempDir: (p) => ws.tempDir(p),
+    tempDir: (p, root) => ws.tempDir(p, root),
     trackBuffer: (b) => ws.trackBuffer(b),
+    trackFile: (f) => ws.trackFile(f),
     trackHandle: (c) => ws.trackHandle(c),
     recordZeroed: (n, b) => ws.recordZeroed(n, b),
     get disposed() {
@@ -385,36 +378,32 @@ export function createExecutor(init: ExecutorInit = {}) {
         timings.release = performance.now() - grantAt
         stage({ stage: 'release', status: 'done', ms: timings.release, detail: { path: key.path } })
 
-        // open
+        // open (ADR 0035): to the run's plaintext file on a tmpfs when the sandbox reads files
+        // and one is at hand, so memory stays flat in the capsule's size; else into memory.
         stage({ stage: 'open', status: 'start' })
         t = performance.now()
-        // Opened into memory only: the plaintext never touches the disk (the workspace holds
-        // the ciphertext alone). Its size is the header's, already within the loader's limits.
-        const plaintext = new Uint8Array(loaded.parsed.header.payload.plaintextSize)
-        ws.trackBuffer(plaintext)
-        await openPayload(loaded, plaintext, key.dataKey)
+        const job = await openJob({
+          loaded,
+          sandbox,
+          dataKey: key.dataKey,
+          args: options.args,
+          workspace: ws,
+          plaintextRoot: await plaintextRootOf(init),
+        })
         timings.open = performance.now() - t
         stage({
           stage: 'open',
           status: 'done',
           ms: timings.open,
-          detail: { bytes: plaintext.byteLength },
+          detail: {
+            bytes: loaded.parsed.header.payload.plaintextSize,
+            to: job.inputFile ? 'tmpfs-file' : 'memory',
+          },
         })
 
         // run (runInSandbox disposes of the workspace and emits after-cleanup)
         stage({ stage: 'run', status: 'start', detail: { kind: loaded.runtime.kind } })
         t = performance.now()
-        const job: SandboxJob =
-          loaded.runtime.kind === 'oci'
-            ? imageJob(loaded.runtime, plaintext, header.capsuleId, key.dataKey, options.args)
-            : loaded.runtime.kind === 'data'
-              ? {
-                  runtime: loaded.runtime,
-                  code: new Uint8Array(0),
-                  input: plaintext,
-                  args: options.args,
-                }
-              : jobFromBundle(loaded.runtime, decodeBundle(plaintext), options.args)
         const ran = await runInSandbox({
           sandbox,
           job,
@@ -506,54 +495,5 @@ export function createExecutor(init: ExecutorInit = {}) {
       pendingDeliveries: () => deliverer.pending(),
       releaseInboxStats: () => inbox?.stats(),
     }
-  }
-}
-
-/** Streams the capsule file through the opener into `out` (exactly plaintextSize bytes). */
-async function openPayload(
-  loaded: LoadedCapsule,
-  out: Uint8Array,
-  dataKey: Uint8Array,
-): Promise<void> {
-  try {
-    let off = 0
-    const opener = openNodeStream({ dataKey, owner: loaded.parsed.header.owner })
-    await pipeline(
-      createReadStream(loaded.path),
-      opener,
-      new Writable({
-        write(chunk: Uint8Array, _enc, done) {
-          if (off + chunk.byteLength > out.byteLength) {
-            chunk.fill(0)
-            done(
-              new PayloadIntegrityError('The payload is longer than its header says', {
-                details: { plaintextSize: out.byteLength },
-              }),
-            )
-            return
-          }
-          out.set(chunk, off)
-          off += chunk.byteLength
-          chunk.fill(0)
-          done()
-        },
-      }),
-    )
-    if (off !== out.byteLength) {
-      throw new PayloadIntegrityError('The payload is shorter than its header says', {
-        details: { plaintextSize: out.byteLength, got: off },
-      })
-    }
-  } catch (err) {
-    if (err instanceof CapsuleKeyError) {
-      throw new KeyReleaseInvalidError('The released key is not this capsule’s key', { cause: err })
-    }
-    if (err instanceof CapsuleIntegrityError) {
-      throw new PayloadIntegrityError('The payload does not match what the owner signed', {
-        cause: err,
-      })
-    }
-    if (err instanceof DigicapError) throw err
-    throw new PayloadIntegrityError('Could not open the payload', { cause: err })
   }
 }

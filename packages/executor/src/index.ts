@@ -166,7 +166,12 @@ export type { RunTurn, RunTurns } from './run/turns.ts'
 export { createRunTurns, DEFAULT_MAX_WAITING_RUNS } from './run/turns.ts'
 export type { CleanupReport, RunWorkspace, RunWorkspaceInit } from './run/workspace.ts'
 export { createRunWorkspace } from './run/workspace.ts'
-export type { DataHandler, DataHandlerContext } from './sandbox/data.ts'
+export type {
+  DataFileHandler,
+  DataHandler,
+  DataHandlerContext,
+  DataSandboxInit,
+} from './sandbox/data.ts'
 export { DATA_RUNTIME_ID, dataSandbox } from './sandbox/data.ts'
 export { defaultSandboxes } from './sandbox/defaults.ts'
 export type { OciRunStep, OciSandboxInit } from './sandbox/oci/oci-sandbox.ts'
@@ -178,6 +183,7 @@ export { DEFAULT_RUNTIME_POLICY, resolveRuntime } from './sandbox/runtime.ts'
 export type { SandboxSet } from './sandbox/select.ts'
 export { sandboxFor } from './sandbox/select.ts'
 export type {
+  JobInputFile,
   OutputLimits,
   RuntimeDescriptor,
   RuntimeKind,

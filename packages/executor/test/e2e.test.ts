@@ -112,8 +112,14 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
     // nothing left behind: the capsule file, the key buffers
     expect(await readdir(tmpRoot)).toEqual([])
     expect(res.cleanup.failures).toEqual([])
-    // the plaintext was opened in memory: the ciphertext is the only file the run wrote
-    expect(res.cleanup.filesRemoved).toBe(1)
+    // ADR 0035: the plaintext went to a file on the tmpfs (never under the disk root watched
+    // above), wiped and removed with the ciphertext file
+    const open = stages.find((s) => s.stage === 'open' && s.status === 'done')
+    expect(open?.detail).toMatchObject({ to: 'tmpfs-file' })
+    expect(res.cleanup.filesRemoved).toBe(2)
+    expect(res.cleanup.tempRoots.some((r) => r.startsWith('/dev/shm/digicap-plaintext-'))).toBe(
+      true,
+    )
     expect(res.cleanup.buffersZeroed).toBeGreaterThanOrEqual(3)
     const grant = await w.c.accessController.getGrant(res.grantId)
     expect(grant.fastPath).toBe(false)

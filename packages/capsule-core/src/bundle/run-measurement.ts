@@ -33,7 +33,13 @@ export interface RuntimeMeasurementParameters {
   readonly runtimeId: string
   readonly runtime: MeasuredRuntime
   readonly code: Uint8Array
-  readonly input: Uint8Array
+  /** The payload data handed to the program (or give its digest as `payloadDigest`). */
+  readonly input?: Uint8Array | undefined
+  /**
+   * SHA-256 of the payload data, when the data is not in memory (an executor that streamed it
+   * to a file hashed it on the way). Exactly one of `input`, `payloadDigest`.
+   */
+  readonly payloadDigest?: Uint8Array | undefined
 }
 
 const sha256 = (...parts: Uint8Array[]): Uint8Array => {
@@ -53,7 +59,13 @@ const sha256 = (...parts: Uint8Array[]): Uint8Array => {
 export function runtimeMeasurement(p: RuntimeMeasurementParameters): RunMeasurements {
   const runtime = runtimeDigest(p.runtimeId, p.runtime)
   const code = sha256(p.code)
-  const payload = sha256(p.input)
+  if ((p.input === undefined) === (p.payloadDigest === undefined)) {
+    throw new InvalidArgumentError('Give exactly one of input, payloadDigest')
+  }
+  if (p.payloadDigest !== undefined && p.payloadDigest.length !== 32) {
+    throw new InvalidArgumentError('payloadDigest must be 32 bytes')
+  }
+  const payload = p.payloadDigest?.slice() ?? sha256(p.input as Uint8Array)
   return { runtime, code, payload, run: sha256(runtime, code, payload) }
 }
 

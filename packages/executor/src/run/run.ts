@@ -77,14 +77,15 @@ export async function runInSandbox(p: RunInSandboxParameters): Promise<RunInSand
       entry: job.runtime.entry,
       runtimeId: sandbox.runtimeId,
       codeBytes: job.code.byteLength,
-      inputBytes: job.input.byteLength,
+      inputBytes: job.inputFile?.size ?? job.input.byteLength,
       ...(p.measure ? { attestation: p.measure.values } : {}),
     })
     measurements = runtimeMeasurement({
       runtimeId: sandbox.runtimeId,
       runtime: job.runtime,
       code: job.code,
-      input: job.input,
+      // A payload streamed to a file was hashed on the way (ADR 0035).
+      ...(job.inputFile ? { payloadDigest: job.inputFile.sha256 } : { input: job.input }),
     })
     if (p.measure) {
       // The request declared this runtime digest: never measure (or run) anything else.

@@ -55,6 +55,12 @@ export interface RunWorkspace {
   tempDir(prefix: string, root?: string): Promise<string>
   /** Zero this buffer on `dispose()` (key material, plaintext). */
   trackBuffer(buffer: Uint8Array): void
+  /**
+   * Overwrite this file with zeros and remove it on `dispose()`, whatever its size (the run's
+   * plaintext file: its size is the header's, not the program's; `maxOverwriteBytes` does not
+   * apply). Removed first, before the temp directories.
+   */
+  trackFile(path: string): void
   /** Close this handle on `dispose()` (idempotent closers; errors are reported, not thrown). */
   trackHandle(close: () => unknown): void
   /** Count buffers zeroed elsewhere (e.g. inside a sandbox worker before it exited). */
@@ -70,6 +76,7 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
   const maxOverwrite = init.maxOverwriteBytes ?? 256 * 1024 * 1024
   const dirs: string[] = []
   const buffers: Uint8Array[] = []
+  const files: string[] = []
   const handles: Array<() => unknown> = []
   let remoteBuffers = 0
   let remoteBytes = 0
@@ -86,6 +93,9 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
     },
     trackBuffer(buffer) {
       buffers.push(buffer)
+    },
+    trackFile(path) {
+      files.push(path)
     },
     trackHandle(close) {
       handles.push(close)
@@ -117,6 +127,15 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
         bytesZeroed += b.byteLength
       }
       const counts = { files: 0, dirs: 0, bytes: 0 }
+      for (const file of files.splice(0)) {
+        try {
+          await wipeFile(file, counts, Number.POSITIVE_INFINITY, failures)
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
+          failures.push(`file: ${(err as Error).message}`)
+          await rm(file, { force: true }).catch(() => {})
+        }
+      }
       const tempRoots = dirs.splice(0)
       for (const dir of tempRoots) {
         try {
@@ -140,7 +159,7 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
   }
 }
 
-const ZEROS = new Uint8Array(64 * 1024)
+const ZEROS = new Uint8Array(1024 * 1024)
 
 /** Overwrite every regular file with zeros, then remove the tree, counting what went. */
 async function wipeTree(
@@ -156,25 +175,37 @@ async function wipeTree(
       await wipeTree(p, counts, maxOverwrite, failures)
       continue
     }
-    const st = e.isFile() ? await lstat(p) : undefined
-    if (st && st.size > maxOverwrite) {
-      failures.push(`file of ${st.size} bytes removed without overwriting`)
-    } else if (st) {
-      const fh = await open(p, constants.O_RDWR | constants.O_NOFOLLOW)
-      try {
-        for (let off = 0; off < st.size; off += ZEROS.length) {
-          await fh.write(ZEROS, 0, Math.min(ZEROS.length, st.size - off), off)
-        }
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-      counts.bytes += st.size
-    }
-    // symlinks, fifos and the like are removed, never followed
-    await rm(p, { force: true })
-    counts.files++
+    await wipeFile(p, counts, maxOverwrite, failures, e.isFile())
   }
   await rm(dir, { recursive: true, force: true })
   counts.dirs++
+}
+
+/** Overwrite a regular file with zeros (up to `maxOverwrite` bytes), then remove it. */
+async function wipeFile(
+  p: string,
+  counts: { files: number; bytes: number },
+  maxOverwrite: number,
+  failures: string[],
+  regular = true,
+): Promise<void> {
+  const st = regular ? await lstat(p) : undefined
+  if (st && !st.isFile()) {
+    // symlinks, fifos and the like are removed, never followed
+  } else if (st && st.size > maxOverwrite) {
+    failures.push(`file of ${st.size} bytes removed without overwriting`)
+  } else if (st) {
+    const fh = await open(p, constants.O_RDWR | constants.O_NOFOLLOW)
+    try {
+      for (let off = 0; off < st.size; off += ZEROS.length) {
+        await fh.write(ZEROS, 0, Math.min(ZEROS.length, st.size - off), off)
+      }
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    counts.bytes += st.size
+  }
+  await rm(p, { force: true })
+  counts.files++
 }

@@ -1,6 +1,7 @@
 import { SandboxAbortedError, SandboxCrashError, SandboxTimeoutError } from '../errors.ts'
 import { checkJob } from './limits.ts'
 import type {
+  JobInputFile,
   RuntimeDescriptor,
   Sandbox,
   SandboxJob,
@@ -19,11 +20,42 @@ export interface DataHandlerContext {
   readonly signal: AbortSignal
 }
 
+type DataOutput = Uint8Array | string | undefined
+
 /** The caller's function: gets the plaintext, returns the output (bytes, text, or nothing). */
 export type DataHandler = (
   input: Uint8Array,
   context: DataHandlerContext,
-) => Uint8Array | string | undefined | Promise<Uint8Array | string | undefined>
+) => DataOutput | Promise<DataOutput>
+
+/**
+ * The caller's function for a payload streamed to the run's plaintext file (ADR 0035): gets
+ * the file's path, the data's offset, size and SHA-256 (read it by chunks), returns the
+ * output. The file is wiped and removed by the run's clean-up once the handler settles or
+ * times out.
+ */
+export type DataFileHandler = (
+  input: JobInputFile,
+  context: DataHandlerContext,
+) => DataOutput | Promise<DataOutput>
+
+export interface DataSandboxInit {
+  /**
+   * Take payloads as files: the executor then streams the plaintext to the run's tmpfs file
+   * (when it has one) and calls this instead of the in-memory handler, so neither side holds
+   * the whole payload. Same runtime id.
+   */
+  readonly fromFile?: DataFileHandler | undefined
+}
+
+export interface DataSandboxInit {
+  /**
+   * Take payloads as files: the executor then streams the plaintext to the run's tmpfs file
+   * (when it has one) and calls this instead of the in-memory handler, so neither side holds
+   * the whole payload. Same runtime id.
+   */
+  readonly fromFile?: DataFileHandler | undefined
+}
 
 /**
  * A "sandbox" for data capsules: there is no capsule code to confine, so the plaintext is
@@ -34,12 +66,26 @@ export type DataHandler = (
  * @example
  * ```ts
  * const sandbox = dataSandbox((bytes) => `got ${bytes.length} bytes`)
+ * const big = dataSandbox(summary, { fromFile: (file) => `got ${file.size} bytes` })
  * ```
  */
-export function dataSandbox(handler: DataHandler): Sandbox {
+export function dataSandbox(handler: DataHandler, init: DataSandboxInit = {}): Sandbox {
+  const { fromFile } = init
+  return dataRuntime(fromFile !== undefined, (job, ctx) => {
+    if (!job.inputFile) return handler(job.input, ctx)
+    if (!fromFile) throw new SandboxCrashError('This data sandbox takes the payload in memory')
+    return fromFile(job.inputFile, ctx)
+  })
+}
+
+function dataRuntime(
+  readsInputFile: boolean,
+  call: (job: SandboxJob, ctx: DataHandlerContext) => DataOutput | Promise<DataOutput>,
+): Sandbox {
   return {
     kind: 'data',
     runtimeId: DATA_RUNTIME_ID,
+    readsInputFile,
     async close() {},
     async run(job: SandboxJob, options: SandboxRunOptions = {}): Promise<SandboxResult> {
       checkJob(job, 'data')
@@ -67,7 +113,7 @@ export function dataSandbox(handler: DataHandler): Sandbox {
       try {
         const result = await Promise.race([
           Promise.resolve().then(() =>
-            handler(job.input, { runtime: job.runtime, args: job.args ?? [], signal: ac.signal }),
+            call(job, { runtime: job.runtime, args: job.args ?? [], signal: ac.signal }),
           ),
           stop,
         ])

@@ -71,6 +71,7 @@ export function checkJob(job: SandboxJob, kind: RuntimeKind): void {
   if (!(job.input instanceof Uint8Array)) {
     throw new InvalidArgumentError('job.input must be a Uint8Array')
   }
+  if (job.inputFile !== undefined) checkInputFile(job)
   if (job.args !== undefined) {
     if (!Array.isArray(job.args) || job.args.length > 64) {
       throw new InvalidArgumentError('job.args must be an array of at most 64 strings')
@@ -80,6 +81,29 @@ export function checkJob(job: SandboxJob, kind: RuntimeKind): void {
         throw new InvalidArgumentError('job.args entries must be strings without NUL, ≤ 4096 chars')
       }
     }
+  }
+}
+
+function checkInputFile(job: SandboxJob): void {
+  const f = job.inputFile
+  const count = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0
+  if (
+    f === null ||
+    typeof f !== 'object' ||
+    typeof f.path !== 'string' ||
+    !f.path.startsWith('/') ||
+    f.path.includes('\0') ||
+    !count(f.offset) ||
+    !count(f.size) ||
+    !(f.sha256 instanceof Uint8Array) ||
+    f.sha256.byteLength !== 32
+  ) {
+    throw new InvalidArgumentError(
+      'job.inputFile must be { path (absolute), offset, size, sha256 (32 bytes) }',
+    )
+  }
+  if (job.input.byteLength !== 0) {
+    throw new InvalidArgumentError('job.input must be empty when job.inputFile is given')
   }
 }
 

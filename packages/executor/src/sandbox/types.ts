@@ -21,13 +21,34 @@ export interface RuntimeDescriptor {
   readonly timeLimitMs: number
 }
 
+/**
+ * A job's payload data in a file instead of memory (ADR 0035): the run's plaintext file on a
+ * tmpfs, written by the streaming open, read by the sandbox in chunks, wiped and removed by the
+ * run's workspace whatever happens to the sandbox.
+ */
+export interface JobInputFile {
+  /** Absolute path of the plaintext file (0600, in the run's private directory). */
+  readonly path: string
+  /** Where the data starts in the file (after a code+data bundle's prefix). */
+  readonly offset: number
+  /** The data's length in bytes. */
+  readonly size: number
+  /** SHA-256 of the data (the run measurement's payload digest), hashed as it was written. */
+  readonly sha256: Uint8Array
+}
+
 /** One run: the runtime, the entry file's bytes and the payload's (plaintext) data. */
 export interface SandboxJob {
   readonly runtime: RuntimeDescriptor
   /** The entry file's bytes (JavaScript source as UTF-8, or a WASI module). Empty for `data`. */
   readonly code: Uint8Array
-  /** The plaintext payload (or the data part of a code+data bundle). */
+  /** The plaintext payload (or the data part of a code+data bundle); empty with `inputFile`. */
   readonly input: Uint8Array
+  /**
+   * The payload data in a file (only for a sandbox whose `readsInputFile` is true); `input` is
+   * then empty.
+   */
+  readonly inputFile?: JobInputFile | undefined
   /** Extra arguments: `argv[1..]` for WASI, `digicap.args` for QuickJS. Plain strings only. */
   readonly args?: readonly string[] | undefined
   /**
@@ -70,6 +91,8 @@ export interface Sandbox {
   readonly kind: RuntimeKind
   /** Identifies the runtime build (engine and version); part of the run measurement. */
   readonly runtimeId: string
+  /** True when it reads `job.inputFile` (the payload streamed to a tmpfs file, ADR 0035). */
+  readonly readsInputFile?: boolean | undefined
   /**
    * Run a job.
    * @throws SandboxTimeoutError | SandboxMemoryError | SandboxCrashError |

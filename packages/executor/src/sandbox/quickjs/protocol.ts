@@ -9,6 +9,10 @@ export interface QuickJsWorkerData {
   readonly source: string
   readonly entry: string
   readonly input: Uint8Array
+  /** Or the run's plaintext file (ADR 0035): `size` bytes from `offset`; `input` is empty. */
+  readonly inputFile?:
+    | { readonly path: string; readonly offset: number; readonly size: number }
+    | undefined
   readonly args: readonly string[]
   readonly memoryLimitBytes: number
   readonly stackLimitBytes: number

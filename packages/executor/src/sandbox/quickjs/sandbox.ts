@@ -49,8 +49,14 @@ export interface QuickJsSandboxInit extends OutputLimits {
  *
  * The entry is a classic script, run in strict mode. It sees the standard ECMAScript
  * built-ins and one host object, `digicap`:
- * - `digicap.input()` → a fresh `ArrayBuffer` copy of the payload data;
- * - `digicap.inputText()` → the payload decoded as UTF-8;
+ * - `digicap.input()` → a fresh `ArrayBuffer` copy of the payload data (RangeError when the
+ *   data is larger than the memory limit: read it by chunks);
+ * - `digicap.inputText()` → the payload decoded as UTF-8 (same bound);
+ * - `digicap.inputSize` → the data's length in bytes;
+ * - `digicap.read(offset, length)` → an `ArrayBuffer` of at most `length` bytes (and at most
+ *   16 MiB) from `offset`, shorter at the end, empty past it: a payload of any size read by
+ *   chunks (a job with `inputFile` — the executor streamed the payload to a tmpfs file,
+ *   ADR 0035 — is read from that file, never held whole in the host);
  * - `digicap.output(x)` → appends a string (UTF-8), `ArrayBuffer` or typed array to the output;
  * - `digicap.log(...args)` → one log line (bounded);
  * - `digicap.args` → the job's `args` (frozen array of strings).
@@ -105,6 +111,7 @@ export function quickjsSandbox(init: QuickJsSandboxInit = {}): Sandbox {
   return {
     kind: 'quickjs',
     runtimeId: QUICKJS_RUNTIME_ID,
+    readsInputFile: true,
     async close() {
       await source?.close()
     },
@@ -126,6 +133,15 @@ export function quickjsSandbox(init: QuickJsSandboxInit = {}): Sandbox {
           source: text,
           entry: job.runtime.entry,
           input: job.input,
+          ...(job.inputFile
+            ? {
+                inputFile: {
+                  path: job.inputFile.path,
+                  offset: job.inputFile.offset,
+                  size: job.inputFile.size,
+                },
+              }
+            : {}),
           args: job.args ?? [],
           memoryLimitBytes: job.runtime.memoryLimitBytes,
           stackLimitBytes,

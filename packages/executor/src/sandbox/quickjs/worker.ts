@@ -4,6 +4,7 @@
  * Internal: loaded by `sandbox.ts` only.
  */
 
+import { closeSync, constants, openSync, readSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import RELEASE_SYNC from '@jitl/quickjs-wasmfile-release-sync'
 import {
@@ -37,9 +38,17 @@ const PRELUDE = `(function (raw) {
     try { const j = JSON.stringify(a); return j === undefined ? String(a) : j } catch { return String(a) }
   }
   const args = Object.freeze(raw.args())
+  const inputSize = raw.inputSize()
   const digicap = Object.freeze({
     input: () => raw.input(),
     inputText: () => raw.inputText(),
+    inputSize,
+    read: (offset, length) => {
+      if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+        throw new RangeError('digicap.read takes a non-negative integer offset and length')
+      }
+      return raw.read(offset, length)
+    },
     output: (x) => { raw.output(toBytes(x)) },
     log: (...a) => { raw.log(a.map(show).join(' ')) },
     args,
@@ -48,6 +57,60 @@ const PRELUDE = `(function (raw) {
 })`
 
 const utf8 = new TextEncoder()
+/** Largest chunk one `digicap.read` returns. */
+const MAX_READ = 16 * 1024 * 1024
+
+/**
+ * The job's payload data: in memory, or (ADR 0035) the run's plaintext file through one
+ * read-only descriptor; `read` fills `into` from `at` and returns the bytes read.
+ */
+interface JobInput {
+  readonly size: number
+  read(into: Uint8Array, at: number): number
+  close(): void
+  /** Zero what this side holds; returns the bytes zeroed. */
+  wipe(): number
+}
+
+function jobInput(data: QuickJsWorkerData): JobInput {
+  const f = data.inputFile
+  if (!f) {
+    const bytes = data.input
+    return {
+      size: bytes.byteLength,
+      read(into, at) {
+        const part = bytes.subarray(Math.min(at, bytes.byteLength), at + into.byteLength)
+        into.set(part)
+        return part.byteLength
+      },
+      close() {},
+      wipe() {
+        bytes.fill(0)
+        return bytes.byteLength
+      },
+    }
+  }
+  const fd = openSync(f.path, constants.O_RDONLY | constants.O_NOFOLLOW)
+  return {
+    size: f.size,
+    read(into, at) {
+      const n = Math.max(0, Math.min(into.byteLength, f.size - at))
+      let done = 0
+      while (done < n) {
+        const got = readSync(fd, into, done, n - done, f.offset + at + done)
+        if (got === 0) break
+        done += got
+      }
+      return done
+    },
+    close() {
+      closeSync(fd)
+    },
+    wipe() {
+      return 0
+    },
+  }
+}
 
 // Boot before any job arrives: the variant; the instance is made per job (see memoryFor).
 const boot = workerData as QuickJsBootData
@@ -74,7 +137,7 @@ function memoryFor(memoryLimitBytes: number): WebAssembly.Memory {
 
 async function main(data: QuickJsWorkerData): Promise<void> {
   const port = parentPort!
-  const input = data.input
+  const input = jobInput(data)
   const logs: string[] = []
   let dropped = 0
   // One growing buffer (doubling, up to the limit), not a chunk list: a program writing
@@ -147,8 +210,41 @@ async function main(data: QuickJsWorkerData): Promise<void> {
       vm.setProp(raw, name, h)
       h.dispose()
     }
-    fn('input', () => vm.newArrayBuffer(input.slice().buffer))
-    fn('inputText', () => vm.newString(new TextDecoder().decode(input)))
+    // The whole payload, bounded by the memory limit (a larger one is read by chunks).
+    const whole = (): Uint8Array => {
+      if (input.size > data.memoryLimitBytes) {
+        throw new RangeError(
+          `digicap.input: the data (${input.size} bytes) is larger than the memory limit; read it with digicap.read(offset, length)`,
+        )
+      }
+      const bytes = new Uint8Array(input.size)
+      input.read(bytes, 0)
+      return bytes
+    }
+    fn('inputSize', () => vm.newNumber(input.size))
+    fn('input', () => {
+      const bytes = whole()
+      const h = vm.newArrayBuffer(bytes.buffer)
+      bytes.fill(0)
+      return h
+    })
+    fn('inputText', () => {
+      const bytes = whole()
+      const h = vm.newString(new TextDecoder().decode(bytes))
+      bytes.fill(0)
+      return h
+    })
+    fn('read', (offset, length) => {
+      const at = offset === undefined ? 0 : vm.getNumber(offset)
+      const want = length === undefined ? 0 : vm.getNumber(length)
+      const bytes = new Uint8Array(Math.max(0, Math.min(want, MAX_READ, input.size - at)))
+      const got = input.read(bytes, at)
+      const chunk = got === bytes.byteLength ? bytes : bytes.slice(0, got)
+      const h = vm.newArrayBuffer(chunk.buffer)
+      bytes.fill(0)
+      chunk.fill(0)
+      return h
+    })
     fn('output', (h) => {
       if (h === undefined) return undefined
       if (vm.typeof(h) === 'string') {
@@ -240,9 +336,9 @@ async function main(data: QuickJsWorkerData): Promise<void> {
   // The program's heap held the payload: zero the whole linear memory, then our copy.
   const mem = new Uint8Array(mod.getWasmMemory().buffer)
   mem.fill(0)
-  input.fill(0)
   zeroedBuffers += 2
-  zeroedBytes += mem.byteLength + input.byteLength
+  zeroedBytes += mem.byteLength + input.wipe()
+  input.close()
 
   const result: QuickJsWorkerResult = {
     ...(failure ? { ok: false as const, failure } : { ok: true as const, output }),
@@ -295,7 +391,9 @@ function classify(
   if (state.timedOut || (name === 'InternalError' && message === 'interrupted')) {
     return timeoutFailure()
   }
-  if (/out of memory/i.test(message) || (name === '' && message === 'null')) {
+  // Out of memory, the error itself cannot be read back: it dumps as null or as '' (which one
+  // depends on where the allocation failed).
+  if (/out of memory/i.test(message) || (name === '' && (message === 'null' || message === ''))) {
     return {
       code: 'SANDBOX_MEMORY',
       message: 'Program ran out of memory',

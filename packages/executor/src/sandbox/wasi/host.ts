@@ -3,7 +3,9 @@
  * JavaScript over an in-memory file system (memfs.ts), no host path, no call that can
  * block past the deadline (poll.ts), every write metered (meter.ts).
  */
+import { closeSync, constants, openSync } from 'node:fs'
 import { type Fd, WASI } from '@bjorn3/browser_wasi_shim'
+import { OpenHostInput } from './host-file.ts'
 import { memFs } from './memfs.ts'
 import { LimitHit, meterWrites, type WasiFn, writeMeter } from './meter.ts'
 import { pollOneoff } from './poll.ts'
@@ -12,6 +14,7 @@ import type { WasiWorkerData, WasiWorkerResult } from './protocol.ts'
 const ERRNO_NOTSUP = 58
 const ERRNO_NOSYS = 52
 const ERRNO_BADF = 8
+const ERRNO_FAULT = 21
 const utf8 = new TextEncoder()
 
 /**
@@ -25,6 +28,21 @@ export function runWasiModule(
   data: WasiWorkerData,
   onStart: () => void = () => {},
 ): WasiWorkerResult {
+  const inputFd = data.inputFile
+    ? openSync(data.inputFile.path, constants.O_RDONLY | constants.O_NOFOLLOW)
+    : undefined
+  try {
+    return runWith(data, onStart, inputFd)
+  } finally {
+    if (inputFd !== undefined) closeSync(inputFd)
+  }
+}
+
+function runWith(
+  data: WasiWorkerData,
+  onStart: () => void,
+  inputFd: number | undefined,
+): WasiWorkerResult {
   let exitCode: number | undefined
   let trap: string | undefined
   let limitHit: WasiWorkerResult['limitHit']
@@ -34,6 +52,9 @@ export function runWasiModule(
   const meter = writeMeter(data)
   const fs = memFs({
     input: data.input,
+    ...(data.inputFile && inputFd !== undefined
+      ? { inputFile: { fd: inputFd, offset: data.inputFile.offset, size: data.inputFile.size } }
+      : {}),
     outputLimitBytes: data.outputLimitBytes,
     stderrLimitBytes: data.stderrLimitBytes,
     meter,
@@ -62,6 +83,8 @@ export function runWasiModule(
     n: number,
     nreadPtr: number,
     read: (f: Fd, len: number, done: number) => { ret: number; data: Uint8Array },
+    /** fd_pread's offset; undefined for fd_read (the descriptor's position, advanced). */
+    at?: bigint,
   ): number => {
     const f = wasi.fds[fd]
     if (f === undefined) return ERRNO_BADF
@@ -70,6 +93,16 @@ export function runWasiModule(
     for (let i = 0; i < n; i++) {
       const buf = dv.getUint32(iovs + i * 8, true)
       const len = dv.getUint32(iovs + i * 8 + 4, true)
+      if (f instanceof OpenHostInput) {
+        // The plaintext file: read straight into linear memory, no intermediate copy.
+        if (buf + len > mem().buffer.byteLength) return ERRNO_FAULT
+        const from = at === undefined ? f.pos : Number(at) + nread
+        const got = f.readInto(new Uint8Array(mem().buffer, buf, len), from)
+        if (at === undefined) f.pos += got
+        nread += got
+        if (got < len) break
+        continue
+      }
       const { ret, data } = read(f, len, nread)
       if (ret !== 0) {
         dv.setUint32(nreadPtr, nread, true)
@@ -85,7 +118,7 @@ export function runWasiModule(
   imports.fd_read = (fd: number, iovs: number, n: number, nreadPtr: number) =>
     readv(fd, iovs, n, nreadPtr, (f, len) => f.fd_read(len))
   imports.fd_pread = (fd: number, iovs: number, n: number, offset: bigint, nreadPtr: number) =>
-    readv(fd, iovs, n, nreadPtr, (f, len, done) => f.fd_pread(len, offset + BigInt(done)))
+    readv(fd, iovs, n, nreadPtr, (f, len, done) => f.fd_pread(len, offset + BigInt(done)), offset)
   const start = performance.now()
   imports.poll_oneoff = pollOneoff(
     mem,

@@ -18,6 +18,7 @@ import {
   OpenFile,
   PreopenDirectory,
 } from '@bjorn3/browser_wasi_shim'
+import { HostInputFile } from './host-file.ts'
 import type { WriteMeter } from './meter.ts'
 
 const ERRNO_BADF = 8
@@ -125,6 +126,8 @@ export interface MemFs {
 
 export function memFs(p: {
   readonly input: SharedArrayBuffer
+  /** `/input` from the run's plaintext file instead (ADR 0035): descriptor, data offset, size. */
+  readonly inputFile?: { readonly fd: number; readonly offset: number; readonly size: number }
   readonly outputLimitBytes: number
   readonly stderrLimitBytes: number
   readonly meter: WriteMeter
@@ -135,7 +138,12 @@ export function memFs(p: {
   const root = new PreopenDirectory(
     '/',
     new Map<string, Inode>([
-      ['input', new File(p.input)],
+      [
+        'input',
+        p.inputFile
+          ? new HostInputFile(p.inputFile.fd, p.inputFile.offset, p.inputFile.size)
+          : new File(p.input),
+      ],
       ['out', new Directory(new Map())],
     ]),
   )

@@ -3,6 +3,13 @@ export interface WasiWorkerData {
   readonly module: WebAssembly.Module
   /** The decrypted input, shared so the host can zero it even if the worker is killed. */
   readonly input: SharedArrayBuffer
+  /**
+   * Or the run's plaintext file (ADR 0035): `/input` reads `size` bytes of it from `offset`,
+   * through a read-only descriptor the worker opens; `input` is then empty.
+   */
+  readonly inputFile?:
+    | { readonly path: string; readonly offset: number; readonly size: number }
+    | undefined
   readonly args: readonly string[]
   readonly capPages: number
   /** Most bytes the module may write to stdout. */

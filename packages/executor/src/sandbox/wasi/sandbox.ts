@@ -53,7 +53,10 @@ export interface WasiSandboxInit extends OutputLimits {
  * declared maximum. A `poll_oneoff` sleep that would end past the deadline fails the run
  * with SANDBOX_TIMEOUT at once; any other program is terminated by the host at the
  * deadline. The decrypted input is handed to the worker in a shared buffer that the run's
- * workspace zeroes whatever happened to the worker.
+ * workspace zeroes whatever happened to the worker — or, for a job with `inputFile` (the
+ * executor streamed the payload to a tmpfs file, ADR 0035), `/input` is that file, read-only,
+ * read by the module's `fd_read`/`fd_pread` calls straight into its memory in its own chunk
+ * sizes; the run's workspace wipes and removes the file whatever happened to the worker.
  *
  * @example
  * ```ts
@@ -90,6 +93,7 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
   return {
     kind: 'wasi',
     runtimeId: WASI_RUNTIME_ID,
+    readsInputFile: true,
     close: () => workers.close(),
     async run(job: SandboxJob, options: SandboxRunOptions = {}): Promise<SandboxResult> {
       checkJob(job, 'wasi')
@@ -105,9 +109,12 @@ export function wasiSandbox(init: WasiSandboxInit = {}): Sandbox {
         const inputView = new Uint8Array(input)
         ws.trackBuffer(inputView)
         inputView.set(job.input)
+        const file = job.inputFile
         const data: WasiWorkerData = {
           module,
           input,
+          // ADR 0035: the run's plaintext file, read by the module's fd_read calls in chunks.
+          ...(file ? { inputFile: { path: file.path, offset: file.offset, size: file.size } } : {}),
           args: [job.runtime.entry, ...(job.args ?? [])],
           capPages,
           outputLimitBytes: limits.outputLimitBytes,

@@ -1,0 +1,78 @@
+/**
+ * The open stage's result, a sandbox job: the payload streamed to the run's plaintext file on
+ * a tmpfs when the sandbox reads files (ADR 0035), else opened into one buffer as before.
+ */
+import { decodeBundle } from '@digicap/capsule-core'
+import { imageJob, jobFromBundle } from '../load/bundle.ts'
+import { jobFromBundleFile } from '../load/bundle-file.ts'
+import type { LoadedCapsule } from '../load/loader.ts'
+import type { Sandbox, SandboxJob } from '../sandbox/types.ts'
+import { memoryFsRoot, openPayloadToFile, openPayloadToMemory } from './open-payload.ts'
+import type { RunWorkspace } from './workspace.ts'
+
+export interface OpenJobParameters {
+  readonly loaded: LoadedCapsule
+  readonly sandbox: Sandbox
+  readonly dataKey: Uint8Array
+  readonly args?: readonly string[] | undefined
+  /** Tracks the plaintext (file or buffer) for clean-up. */
+  readonly workspace: RunWorkspace
+  /** A tmpfs for the plaintext file; undefined: open into memory. */
+  readonly plaintextRoot: string | undefined
+}
+
+/** Where a run's plaintext file may go: `plaintextRoot`, else `tmpRoot` or /dev/shm if tmpfs. */
+export async function plaintextRootOf(init: {
+  readonly plaintextRoot?: string | false | undefined
+  readonly tmpRoot?: string | undefined
+}): Promise<string | undefined> {
+  if (init.plaintextRoot === false) return undefined
+  return memoryFsRoot(
+    init.plaintextRoot === undefined ? [init.tmpRoot, '/dev/shm'] : [init.plaintextRoot],
+  )
+}
+
+/**
+ * @throws the opener's typed errors (`KEY_RELEASE_INVALID`, `PAYLOAD_INTEGRITY`) and
+ *   `BundleFormatError` for a payload that is not a canonical bundle.
+ */
+export async function openJob(p: OpenJobParameters): Promise<SandboxJob> {
+  const { loaded, dataKey, workspace } = p
+  const { runtime } = loaded
+  const { header } = loaded.parsed
+  const src = {
+    path: loaded.path,
+    owner: header.owner,
+    plaintextSize: header.payload.plaintextSize,
+    parsed: loaded.parsed,
+  }
+  if (p.plaintextRoot && p.sandbox.readsInputFile === true && runtime.kind !== 'oci') {
+    const dir = await workspace.tempDir('plaintext-', p.plaintextRoot)
+    const bundle = runtime.kind !== 'data'
+    const f = await openPayloadToFile(src, dataKey, { dir, bundle, workspace })
+    if (bundle) {
+      return jobFromBundleFile({
+        runtime,
+        path: f.path,
+        fileSize: f.size,
+        range: f.range,
+        sha256: f.sha256,
+        args: p.args,
+      })
+    }
+    const inputFile = { path: f.path, offset: 0, size: f.size, sha256: f.sha256 }
+    return { runtime, code: new Uint8Array(0), input: new Uint8Array(0), inputFile, args: p.args }
+  }
+  // Opened into memory only: the plaintext never touches the disk (the workspace holds the
+  // ciphertext alone). Its size is the header's, already within the loader's limits.
+  const plaintext = new Uint8Array(src.plaintextSize)
+  workspace.trackBuffer(plaintext)
+  await openPayloadToMemory(src, plaintext, dataKey)
+  if (runtime.kind === 'oci') {
+    return imageJob(runtime, plaintext, header.capsuleId, dataKey, p.args)
+  }
+  if (runtime.kind === 'data') {
+    return { runtime, code: new Uint8Array(0), input: plaintext, args: p.args }
+  }
+  return jobFromBundle(runtime, decodeBundle(plaintext), p.args)
+}

@@ -1,0 +1,257 @@
+/**
+ * The open stage: the capsule file streamed through capsule-core's opener, either into one
+ * buffer (the sandboxes that take the payload in memory) or, ADR 0035, into the run's
+ * plaintext file on a tmpfs, hashed on the way, so the executor's memory stays flat whatever
+ * the capsule's size.
+ */
+import { createHash } from 'node:crypto'
+import { constants, createReadStream } from 'node:fs'
+import { type FileHandle, open, statfs } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import {
+  CapsuleIntegrityError,
+  CapsuleKeyError,
+  DigicapError,
+  openNodeStream,
+  type ParsedCapsuleHeader,
+  type PayloadOpener,
+  prepareOpen,
+} from '@digicap/capsule-core'
+import { KeyReleaseInvalidError, PayloadIntegrityError } from '../errors.ts'
+import { BUNDLE_PREFIX_MAX, bundleDataRange } from '../load/bundle-file.ts'
+import type { RunWorkspace } from './workspace.ts'
+
+/** What the opener needs: the capsule file and the verified header's facts. */
+export interface OpenSource {
+  /** The fetched (ciphertext) capsule file. */
+  readonly path: string
+  readonly owner: `0x${string}`
+  readonly plaintextSize: number
+  /** The verified header, parsed (the loader's). */
+  readonly parsed: ParsedCapsuleHeader
+}
+
+/** Linux's tmpfs and ramfs magic numbers (`statfs(2)`): memory-backed, never a disk. */
+const MEMORY_FS = new Set([0x01021994, 0x858458f6])
+
+/**
+ * The first of `candidates` that is a writable memory file system (tmpfs, ramfs), else
+ * undefined: the plaintext file goes only where it cannot reach a disk.
+ */
+export async function memoryFsRoot(
+  candidates: readonly (string | undefined)[],
+): Promise<string | undefined> {
+  for (const c of candidates) {
+    if (!c) continue
+    try {
+      if (MEMORY_FS.has((await statfs(c)).type)) {
+        await (await open(c, constants.O_RDONLY | constants.O_DIRECTORY)).close()
+        return c
+      }
+    } catch {
+      // missing or unreadable: try the next one
+    }
+  }
+  return undefined
+}
+
+function openFailure(err: unknown): Error {
+  if (err instanceof CapsuleKeyError) {
+    return new KeyReleaseInvalidError('The released key is not this capsule’s key', { cause: err })
+  }
+  if (err instanceof CapsuleIntegrityError) {
+    return new PayloadIntegrityError('The payload does not match what the owner signed', {
+      cause: err,
+    })
+  }
+  if (err instanceof DigicapError) return err
+  return new PayloadIntegrityError('Could not open the payload', { cause: err })
+}
+
+function sizeError(expected: number, got: number): PayloadIntegrityError {
+  return got > expected
+    ? new PayloadIntegrityError('The payload is longer than its header says', {
+        details: { plaintextSize: expected },
+      })
+    : new PayloadIntegrityError('The payload is shorter than its header says', {
+        details: { plaintextSize: expected, got },
+      })
+}
+
+/** Streams the capsule file through the opener into `out` (exactly plaintextSize bytes). */
+export async function openPayloadToMemory(
+  src: OpenSource,
+  out: Uint8Array,
+  dataKey: Uint8Array,
+): Promise<void> {
+  try {
+    let off = 0
+    await pipeline(
+      createReadStream(src.path),
+      openNodeStream({ dataKey, owner: src.owner }),
+      new Writable({
+        write(chunk: Uint8Array, _enc, done) {
+          if (off + chunk.byteLength > out.byteLength) {
+            chunk.fill(0)
+            done(sizeError(out.byteLength, off + chunk.byteLength))
+            return
+          }
+          out.set(chunk, off)
+          off += chunk.byteLength
+          chunk.fill(0)
+          done()
+        },
+      }),
+    )
+    if (off !== out.byteLength) throw sizeError(out.byteLength, off)
+  } catch (err) {
+    throw openFailure(err)
+  }
+}
+
+/** The plaintext file the open wrote, and its data's range and digest. */
+export interface OpenedPlaintextFile {
+  readonly path: string
+  readonly size: number
+  /** Where the data lies: the whole file, or a bundle's data part (undefined: not a bundle). */
+  readonly range: { readonly start: number; readonly size: number } | undefined
+  /** SHA-256 of the bytes in `range`. */
+  readonly sha256: Uint8Array
+}
+
+/**
+ * Hashes the data range of a stream as it passes: the whole stream, or (bundle) the data
+ * byte string whose place the first bytes tell.
+ */
+class DataRangeHasher {
+  readonly #hash = createHash('sha256')
+  readonly #head: Uint8Array | undefined
+  #headLen = 0
+  #pos = 0
+  range: { start: number; size: number } | undefined
+  bad = false
+  constructor(bundle: boolean, total: number) {
+    if (bundle) this.#head = new Uint8Array(BUNDLE_PREFIX_MAX)
+    else this.range = { start: 0, size: total }
+  }
+  push(chunk: Uint8Array): void {
+    let c = chunk
+    if (!this.range && !this.bad && this.#head) {
+      const take = Math.min(c.byteLength, this.#head.byteLength - this.#headLen)
+      this.#head.set(c.subarray(0, take), this.#headLen)
+      this.#headLen += take
+      c = c.subarray(take)
+      const r = bundleDataRange(this.#head.subarray(0, this.#headLen))
+      if (r === 'bad' || (r === 'more' && this.#headLen === this.#head.byteLength)) this.bad = true
+      else if (r !== 'more') {
+        this.range = r
+        this.#update(this.#head.subarray(0, this.#headLen), 0)
+      }
+      this.#pos = this.#headLen
+    }
+    if (this.range) this.#update(c, this.#pos)
+    this.#pos += c.byteLength
+  }
+  #update(bytes: Uint8Array, at: number): void {
+    const r = this.range as { start: number; size: number }
+    const lo = Math.max(r.start, at)
+    const hi = Math.min(r.start + r.size, at + bytes.byteLength)
+    if (hi > lo) this.#hash.update(bytes.subarray(lo - at, hi - at))
+  }
+  digest(): Uint8Array {
+    this.#head?.fill(0)
+    return new Uint8Array(this.#hash.digest())
+  }
+}
+
+/** Reads `len` bytes at `at` into `buf` (fewer only at the end of the file). */
+async function readFully(fh: FileHandle, buf: Uint8Array, len: number, at: number) {
+  let done = 0
+  while (done < len) {
+    const { bytesRead } = await fh.read(buf, done, len - done, at + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  return done
+}
+
+/** Zero plaintext chunks and free their memory now, not at the next collection. */
+function release(chunks: Uint8Array[]): void {
+  for (const c of chunks) {
+    c.fill(0)
+    const ab = c.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }
+    if (c.byteOffset === 0 && c.byteLength === ab.byteLength && ab.transfer) ab.transfer(0)
+  }
+}
+
+/**
+ * Opens the payload chunk by chunk into a new 0600 file in `dir` (a directory the workspace
+ * owns; the file is also tracked, so it is wiped whatever its size), hashing the data range on
+ * the way: the whole plaintext, or with `bundle` the bundle's data. The capsule is read with
+ * two fixed buffers, one chunk each (read-ahead), and each chunk's plaintext is freed once
+ * written: the memory used does not depend on the capsule's size (ADR 0035).
+ */
+export async function openPayloadToFile(
+  src: OpenSource,
+  dataKey: Uint8Array,
+  p: { readonly dir: string; readonly bundle: boolean; readonly workspace: RunWorkspace },
+): Promise<OpenedPlaintextFile> {
+  const path = join(p.dir, 'plaintext')
+  const out = await open(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  )
+  p.workspace.trackFile(path)
+  const { parsed } = src
+  const { chunkSize, plaintextSize } = parsed.header.payload
+  const n = parsed.chunkCount
+  const sizeOf = (i: number) => (i < n - 1 ? chunkSize : plaintextSize - (n - 1) * chunkSize) + 16
+  const at = (i: number) => parsed.payloadOffset + i * (chunkSize + 16)
+  const hasher = new DataRangeHasher(p.bundle, plaintextSize)
+  const input = await open(src.path, 'r')
+  let size = 0
+  let opener: PayloadOpener | undefined
+  try {
+    opener = prepareOpen(parsed, { dataKey, owner: src.owner })
+    const bufs = [new Uint8Array(chunkSize + 16), new Uint8Array(chunkSize + 16)]
+    let next = readFully(input, bufs[0] as Uint8Array, sizeOf(0), at(0))
+    let pending: Promise<unknown> = Promise.resolve()
+    let pendingChunks: Uint8Array[] = []
+    for (let i = 0; i < n; i++) {
+      const got = await next
+      const buf = bufs[i % 2] as Uint8Array
+      if (i + 1 < n && got === sizeOf(i)) {
+        next = readFully(input, bufs[(i + 1) % 2] as Uint8Array, sizeOf(i + 1), at(i + 1))
+      }
+      // One whole chunk per call: the opener keeps no reference to `buf`.
+      const plain = opener.write(buf.subarray(0, got))
+      if (got < sizeOf(i)) opener.end()
+      for (const c of plain) {
+        size += c.byteLength
+        hasher.push(c)
+      }
+      await pending
+      release(pendingChunks)
+      pendingChunks = plain
+      pending = out.writev(plain)
+    }
+    opener.end()
+    await pending
+    release(pendingChunks)
+    for (const b of bufs) b.fill(0)
+    if ((await input.stat()).size !== at(n - 1) + sizeOf(n - 1)) {
+      throw new PayloadIntegrityError('The capsule file is longer than its header says')
+    }
+    if (size !== plaintextSize) throw sizeError(plaintextSize, size)
+  } catch (err) {
+    opener?.destroy()
+    throw openFailure(err)
+  } finally {
+    await input.close()
+    await out.close()
+  }
+  return { path, size, range: hasher.bad ? undefined : hasher.range, sha256: hasher.digest() }
+}

@@ -1,0 +1,324 @@
+/**
+ * ADR 0035: the payload streamed to the run's plaintext file and read by the sandboxes in
+ * chunks. The open writes a file whose data range and digest match the in-memory path (same
+ * job, same run measurement); WASI and QuickJS programs read it by chunks; a bundle that is
+ * not canonical is refused typed; and the file is wiped and removed whatever the program
+ * does (result, crash, time-out).
+ */
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import {
+  addressFromPrivateKey,
+  createCapsuleHeader,
+  encodeBundle,
+  generateDataKey,
+  parseCapsuleHeader,
+  runtimeMeasurement,
+  sealCapsule,
+  signCapsuleHeader,
+} from '@digicap/capsule-core'
+import { afterAll, describe, expect, it } from 'vitest'
+import {
+  createRunWorkspace,
+  dataSandbox,
+  decodeBundle,
+  jobFromBundle,
+  quickjsSandbox,
+  type RunWorkspace,
+  runInSandbox,
+  type SandboxJob,
+  wasiSandbox,
+} from '../src/index.ts'
+import { bundleDataRange, jobFromBundleFile } from '../src/load/bundle-file.ts'
+import { memoryFsRoot, openPayloadToFile } from '../src/run/open-payload.ts'
+import { dec, enc, runtime, wat } from './helpers.ts'
+
+const execFileP = promisify(execFile)
+const OWNER_KEY = new Uint8Array(32).fill(7)
+const owner = addressFromPrivateKey(OWNER_KEY)
+
+/** A capsule of `plaintext` written to a file, as the loader leaves it in the workspace. */
+async function capsuleFile(dir: string, plaintext: Uint8Array) {
+  const dataKey = generateDataKey()
+  const header = createCapsuleHeader({
+    owner,
+    policy: {
+      chainId: 31337,
+      registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+      policy: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
+    },
+    keyguard: {
+      peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
+      keyId: 'test',
+      wrapScheme: 'x25519-hpke',
+    },
+    runtime: { kind: 'data' },
+    receivers: [],
+    dataKey,
+    plaintext,
+  })
+  const signature = signCapsuleHeader(header, OWNER_KEY)
+  const path = join(dir, 'capsule.bin')
+  const bytes = sealCapsule({ header, signature, dataKey, plaintext })
+  await writeFile(path, bytes)
+  const parsed = parseCapsuleHeader(bytes)
+  return { src: { path, owner, plaintextSize: plaintext.byteLength, parsed }, dataKey }
+}
+
+const workspaces: RunWorkspace[] = []
+afterAll(async () => {
+  for (const ws of workspaces) await ws.dispose()
+})
+async function workspaceDir() {
+  const ws = createRunWorkspace({ tmpRoot: tmpdir() })
+  workspaces.push(ws)
+  return { ws, dir: await ws.tempDir('input-file-test-') }
+}
+
+/** A job whose payload data sits in a plaintext file between junk bytes, as in a bundle. */
+async function fileJob(data: Uint8Array, over: Partial<SandboxJob>, ws: RunWorkspace, dir: string) {
+  const path = join(dir, 'plaintext')
+  const before = randomBytes(11)
+  await writeFile(path, Buffer.concat([before, data, randomBytes(5)]), { mode: 0o600 })
+  ws.trackFile(path)
+  const sha256 = new Uint8Array(
+    await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>),
+  )
+  return {
+    runtime: runtime('quickjs'),
+    code: new Uint8Array(0),
+    input: new Uint8Array(0),
+    inputFile: { path, offset: before.byteLength, size: data.byteLength, sha256 },
+    ...over,
+  } as SandboxJob
+}
+
+describe('the open streams the payload to a file', () => {
+  it('finds the tmpfs: /dev/shm here, and never a disk folder', async () => {
+    expect(await memoryFsRoot([tmpdir(), '/dev/shm'])).toBe(
+      existsSync('/dev/shm') ? '/dev/shm' : undefined,
+    )
+    expect(await memoryFsRoot([tmpdir(), '/nonexistent'])).toBeUndefined()
+  })
+
+  it('a bundle: the same job and run measurement as the in-memory path, data hashed on the way', async () => {
+    const { ws, dir } = await workspaceDir()
+    const code = enc('digicap.output(String(digicap.inputSize))')
+    // 300 KiB of data: a 5-byte bstr header; the files come after the data.
+    const bundle = { entry: 'main.js', files: { 'main.js': code }, data: randomBytes(300 * 1024) }
+    const plaintext = encodeBundle(bundle)
+    const { src, dataKey } = await capsuleFile(dir, plaintext)
+    const opened = await openPayloadToFile(src, dataKey, { dir, bundle: true, workspace: ws })
+    expect(new Uint8Array(await readFile(opened.path))).toEqual(plaintext)
+    expect(opened.range).toEqual({ start: 14, size: bundle.data.byteLength })
+    const rt = runtime('quickjs')
+    const job = await jobFromBundleFile({
+      runtime: rt,
+      path: opened.path,
+      fileSize: opened.size,
+      range: opened.range,
+      sha256: opened.sha256,
+    })
+    const inMemory = jobFromBundle(rt, decodeBundle(plaintext))
+    expect(job.code).toEqual(inMemory.code)
+    expect(job.input.byteLength).toBe(0)
+    const m = (j: SandboxJob) =>
+      runtimeMeasurement({
+        runtimeId: 'x',
+        runtime: rt,
+        code: j.code,
+        ...(j.inputFile ? { payloadDigest: j.inputFile.sha256 } : { input: j.input }),
+      })
+    expect(m(job)).toEqual(m(inMemory))
+    const r = await quickjsSandbox().run(job)
+    expect(dec(r.output)).toBe(String(bundle.data.byteLength))
+  })
+
+  it('a payload that is not a canonical bundle is BUNDLE_FORMAT, typed, after the open', async () => {
+    const { ws, dir } = await workspaceDir()
+    const good = encodeBundle({ entry: 'main.js', files: { 'main.js': enc('1') }, data: enc('ab') })
+    // The same bundle with its 2-byte data given a non-shortest header (0x58 0x02).
+    const long = Uint8Array.from([...good.subarray(0, 9), 0x58, 0x02, ...good.subarray(10)])
+    expect(bundleDataRange(long)).toBe('bad')
+    for (const plaintext of [enc('plain text, not a bundle'), long, good.subarray(0, 12)]) {
+      const { src, dataKey } = await capsuleFile(dir, plaintext)
+      const opened = await openPayloadToFile(src, dataKey, {
+        dir: await ws.tempDir('bad-'),
+        bundle: true,
+        workspace: ws,
+      })
+      await expect(
+        jobFromBundleFile({
+          runtime: runtime('quickjs'),
+          path: opened.path,
+          fileSize: opened.size,
+          range: opened.range,
+          sha256: opened.sha256,
+        }),
+      ).rejects.toMatchObject({ code: 'BUNDLE_FORMAT' })
+    }
+  })
+})
+
+describe('sandboxes read the file by chunks', () => {
+  it('WASI: /input is the data range of the file, read by fd_read in 64 KiB pieces', async () => {
+    const { ws, dir } = await workspaceDir()
+    const data = randomBytes(3 * 1024 * 1024 + 17)
+    const job = await fileJob(
+      data,
+      { runtime: runtime('wasi', { memoryLimitBytes: 1 << 20 }), code: wat('sum-input.wat') },
+      ws,
+      dir,
+    )
+    const r = await wasiSandbox().run(job)
+    const v = new DataView(r.output.buffer, r.output.byteOffset)
+    expect(v.getUint32(0, true)).toBe(data.byteLength)
+    expect(v.getUint32(4, true)).toBe(data.reduce((a, b) => a + b, 0) >>> 0)
+  })
+
+  it('QuickJS: digicap.read by chunks covers a payload larger than the memory limit; input() refuses it', async () => {
+    const { ws, dir } = await workspaceDir()
+    const data = randomBytes(5 * 1024 * 1024)
+    // The first and last byte of every 256 KiB chunk: enough to show each chunk is the right one.
+    let sum = 0
+    for (let at = 0; at < data.byteLength; at += 256 * 1024) {
+      sum += (data[at] as number) + (data[Math.min(at + 256 * 1024, data.byteLength) - 1] as number)
+    }
+    const code = enc(`
+      let sum = 0, at = 0
+      for (;;) {
+        const c = new Uint8Array(digicap.read(at, 256 * 1024))
+        if (c.length === 0) break
+        sum += c[0] + c[c.length - 1]
+        at += c.length
+      }
+      let refused = ''
+      try { digicap.input() } catch (e) { refused = e.name }
+      digicap.output(JSON.stringify({ size: digicap.inputSize, at, sum, refused, past: digicap.read(at + 5, 10).byteLength }))`)
+    const job = await fileJob(
+      data,
+      { runtime: runtime('quickjs', { memoryLimitBytes: 4 << 20, timeLimitMs: 20_000 }), code },
+      ws,
+      dir,
+    )
+    const r = await quickjsSandbox().run(job)
+    expect(JSON.parse(dec(r.output))).toEqual({
+      size: data.byteLength,
+      at: data.byteLength,
+      sum,
+      refused: 'RangeError',
+      past: 0,
+    })
+  })
+
+  it('data: the fromFile handler gets the file; the in-memory one keeps the buffer', async () => {
+    const { ws, dir } = await workspaceDir()
+    const sandbox = dataSandbox(() => 'memory', { fromFile: (f) => `file ${f.size}` })
+    expect(sandbox.readsInputFile).toBe(true)
+    const job = await fileJob(enc('hello'), { runtime: runtime('data') }, ws, dir)
+    expect(dec((await sandbox.run(job)).output)).toBe('file 5')
+    const inMemory = { runtime: runtime('data'), code: new Uint8Array(0), input: enc('x') }
+    expect(dec((await sandbox.run(inMemory)).output)).toBe('memory')
+    await expect(dataSandbox(() => 'm').run(job)).rejects.toMatchObject({ code: 'SANDBOX_CRASH' })
+  })
+})
+
+describe('the plaintext file is wiped and removed in every outcome', () => {
+  const cases: [string, () => Partial<SandboxJob>, string | undefined][] = [
+    ['a QuickJS result', () => ({ code: enc('digicap.output("ok")') }), undefined],
+    ['a QuickJS crash', () => ({ code: enc('throw new Error("boom")') }), 'SANDBOX_CRASH'],
+    [
+      'a QuickJS time-out',
+      () => ({ runtime: runtime('quickjs', { timeLimitMs: 300 }), code: enc('while (true) {}') }),
+      'SANDBOX_TIMEOUT',
+    ],
+    [
+      'a WASI crash (exit 3)',
+      () => ({
+        runtime: runtime('wasi'),
+        code: wat('exit-code.wat', { 'i32.const EXIT_CODE': 'i32.const 3' }),
+      }),
+      'SANDBOX_CRASH',
+    ],
+    [
+      'a WASI time-out',
+      () => ({ runtime: runtime('wasi', { timeLimitMs: 300 }), code: wat('loop-forever.wat') }),
+      'SANDBOX_TIMEOUT',
+    ],
+  ]
+  const quickjs = quickjsSandbox()
+  const wasi = wasiSandbox()
+  it.each(cases)('%s', async (_label, over, code) => {
+    const ws = createRunWorkspace({ tmpRoot: tmpdir() })
+    const dir = await ws.tempDir('wipe-test-')
+    const data = randomBytes(200_000)
+    const job = await fileJob(data, over(), ws, dir)
+    const path = job.inputFile?.path as string
+    const sandbox = job.runtime.kind === 'wasi' ? wasi : quickjs
+    const run = runInSandbox({ sandbox, job, workspace: ws })
+    const outcome = await run.then(
+      (r) => ({ ok: true as const, cleanup: r.cleanup }),
+      (e: { code?: string }) => ({ ok: false as const, code: e.code }),
+    )
+    if (code) expect(outcome).toMatchObject({ ok: false, code })
+    expect(existsSync(path)).toBe(false)
+    expect(existsSync(dir)).toBe(false)
+    if (outcome.ok) {
+      expect(outcome.cleanup.fileBytesOverwritten).toBeGreaterThanOrEqual(data.byteLength + 16)
+      expect(outcome.cleanup.failures).toEqual([])
+    }
+  })
+})
+
+describe('memory stays flat in the payload size', () => {
+  it('open → run by file peaks the same at 1 and 32 MiB; into memory it holds the payload twice', async () => {
+    if (!existsSync('/dev/shm')) return expect(await memoryFsRoot(['/dev/shm'])).toBeUndefined()
+    const { ws } = await workspaceDir()
+    const wasm = Buffer.from(wat('sum-input.wat')).toString('base64')
+    const capsules = new Map<number, Awaited<ReturnType<typeof capsuleFile>>>()
+    for (const n of [1 << 20, 32 << 20]) {
+      const data = new Uint8Array(n).fill(3)
+      const plaintext = encodeBundle({ entry: 'main.wasm', files: { 'main.wasm': enc('x') }, data })
+      capsules.set(n, await capsuleFile(await ws.tempDir('peak-'), plaintext))
+    }
+    const peak = async (dataBytes: number, mode: 'file' | 'memory') => {
+      const { src, dataKey } = capsules.get(dataBytes) as Awaited<ReturnType<typeof capsuleFile>>
+      const script = new URL('./scripts/open-run-peak.ts', import.meta.url).pathname
+      const { stdout } = await execFileP(
+        process.execPath,
+        [
+          script,
+          src.path,
+          owner,
+          String(src.parsed.payloadOffset),
+          Buffer.from(dataKey).toString('hex'),
+          mode,
+          wasm,
+          '/dev/shm',
+        ],
+        { maxBuffer: 1 << 20, env: { PATH: process.env.PATH ?? '' } },
+      )
+      const r = JSON.parse(stdout) as {
+        peakKiB: number
+        length: number
+        cleanup: { failures: string[] }
+      }
+      expect(r.length).toBe(dataBytes)
+      expect(r.cleanup.failures).toEqual([])
+      return r.peakKiB / 1024
+    }
+    const small = await peak(1 << 20, 'file')
+    const large = await peak(32 << 20, 'file')
+    const inMemory = await peak(32 << 20, 'memory')
+    // By file the peak does not move with the payload; into memory (the path before ADR 0035)
+    // the payload sits in the process twice (the open's buffer and WASI's shared copy). Up to
+    // 1 GiB: the bench (bench/executor-path.ts).
+    expect(large - small).toBeLessThan(12)
+    expect(inMemory - small).toBeGreaterThan(48)
+  })
+})
