@@ -1,0 +1,185 @@
+/**
+ * `executor-node run <image capsule CID>` through the real CLI (its own process) on real parts:
+ * anvil, a keyguard on helia/libp2p loopback, swtpm as the executor's TPM, runc, umoci and
+ * Debian's static busybox. The executor is `init --oci --tcti` and registered with its
+ * attestation record; the capsule's policy asks for `attested()`, so the keyguard challenges
+ * the executor's TPM (before-quote: registered boot PCRs, PCR 23 at reset, this grant and key)
+ * before it releases the data key that opens the layers. A host whose boot PCRs changed since
+ * it registered is refused: no key, no layer opened, nothing run.
+ */
+import { execFile, spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { generateX25519KeyPair } from '@digicap/capsule-core'
+import { attested, connectDigicap } from '@digicap/contracts'
+import { createResultReceiver } from '@digicap/executor'
+import { generateMnemonic } from '@digicap/keyguard'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import { type Swtpm, startSwtpm } from '@digicap/tpm/testing'
+import { hexlify, parseEther, type Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { makeImageCapsule } from '../../../packages/executor/test/helpers/image-capsule.ts'
+import {
+  deployPolicyFor,
+  resultGrants,
+  setupWorld,
+  type World,
+} from '../../../packages/executor/test/helpers/world.ts'
+import { buildBusyboxImage, SUM_CSV_SCRIPT } from '../../../packages/oci/test/busybox-image.ts'
+import { createExecutorNode, initExecutorNode } from '../src/executor-node.ts'
+
+const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
+const CSV = new TextEncoder().encode('region,amount\nnorth,120\nsouth,80\neast,25\nwest,75\n')
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
+      env: { ...process.env, ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+let w: World
+let tpm: Swtpm
+let dir: string
+let execDir: string
+let image: Awaited<ReturnType<typeof buildBusyboxImage>>
+let attestedPolicy: string
+let recvNode: DigicapNode
+const recvKeys = generateX25519KeyPair()
+let receiver: ReturnType<ReturnType<typeof createResultReceiver>>
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'exnode-image-'))
+  execDir = join(dir, 'exec')
+  ;[w, tpm, image, recvNode] = await Promise.all([
+    setupWorld(),
+    startSwtpm(),
+    buildBusyboxImage({
+      files: { 'app/sum.sh': SUM_CSV_SCRIPT },
+      config: { Cmd: ['/bin/sh', '/app/sum.sh'] },
+    }),
+    createDigicapNode(),
+  ])
+  attestedPolicy = await deployPolicyFor(w, attested())
+  receiver = createResultReceiver({ privateKey: recvKeys.privateKey })({
+    libp2p: recvNode.libp2p,
+    store: heliaCapsuleStore(recvNode.helia),
+    grants: resultGrants(w),
+  })
+  await receiver.start()
+  // init and register in-process (the library face of the same commands; cli.test.ts runs
+  // them as processes): only `run` needs to be the CLI here, and each process costs seconds
+  const { address } = await initExecutorNode({
+    dataDir: execDir,
+    contracts: {
+      capsuleRegistry: w.addresses.capsuleRegistry,
+      nodeRegistry: w.addresses.nodeRegistry,
+      accessController: w.addresses.accessController,
+    },
+    flags: {
+      'rpc-url': w.anvil.rpcUrl,
+      oci: true,
+      tcti: tpm.tcti,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      'keyguard-addr': [w.kg.multiaddrs()[0] as string],
+    },
+    mnemonic: generateMnemonic(),
+  })
+  const funder = w.anvil.signers[6] as Wallet
+  await (await funder.sendTransaction({ to: address, value: parseEther('1') })).wait()
+  const en = await createExecutorNode(execDir, {}, { listen: [], executor: false })
+  try {
+    await en.register({ stake: parseEther('0.01') })
+  } finally {
+    await en.stop()
+  }
+  // the attestation record of the swtpm's AK and boot PCRs is what the chain holds
+  const registered = await connectDigicap(w.addresses, w.anvil.provider).nodeRegistry.getNode(
+    address,
+  )
+  expect(registered.attestationKeyHash).not.toBe(hexlify(new Uint8Array(32)))
+}, 120_000)
+
+afterAll(async () => {
+  await receiver?.stop()
+  await recvNode?.stop()
+  await w?.stop()
+  await tpm?.stop()
+  await image?.dispose()
+  await rm(dir, { recursive: true, force: true })
+})
+
+const runImage = (cid: string) =>
+  run(['run', cid, '--fast', '--no-fallback', '--json', '--data-dir', execDir], {
+    DIGICAP_BOOTSTRAP: recvNode.multiaddrs()[0] as string,
+  })
+
+describe('executor-node run <image capsule> (CLI, runc, swtpm)', () => {
+  it('attested(): challenged, granted, layers opened, run under runc; the receiver gets the result', async () => {
+    const capsule = await makeImageCapsule(w, {
+      image: image.dir,
+      input: CSV,
+      policy: attestedPolicy,
+      receivers: [{ publicKey: recvKeys.publicKey, peerId: recvNode.peerId }],
+    })
+    const r = await runImage(capsule.cid)
+    expect(r.code, r.stderr).toBe(0)
+    const doc = JSON.parse(r.stdout)
+    expect(doc.path).toBe('fast')
+    expect(doc.result).toBe('rows=4 sum=300\n')
+    for (const stage of ['fetch', 'verify', 'grant', 'release', 'open', 'run', 'deliver']) {
+      expect(r.stderr).toContain(`✓ ${stage}`)
+    }
+    expect(doc.deliveries[0].status).toBe('delivered')
+    const got = await receiver.next(20_000)
+    expect(new TextDecoder().decode(got.output)).toBe('rows=4 sum=300\n')
+    expect(got.grantId).toBe(doc.grantId)
+    // the run's measurement was taken out of PCR 23 again at clean-up
+    const pcr23 = await promisify(execFile)('tpm2_pcrread', ['sha256:23'], {
+      env: { ...process.env, TPM2TOOLS_TCTI: tpm.tcti },
+    })
+    expect(pcr23.stdout).toMatch(/23 *: *0x0{64}/i)
+    expect(doc.cleanup.failures).toEqual([])
+  }, 90_000)
+
+  it('a host whose boot PCRs changed since it registered is refused: no layer key, nothing run', async () => {
+    // the executor's own checks pass (PCR 23 at reset); only the keyguard's quote check sees it
+    await promisify(execFile)('tpm2_pcrextend', [`7:sha256=${'ab'.repeat(32)}`], {
+      env: { ...process.env, TPM2TOOLS_TCTI: tpm.tcti },
+    })
+    const capsule = await makeImageCapsule(w, {
+      image: image.dir,
+      input: CSV,
+      policy: attestedPolicy,
+    })
+    const r = await runImage(capsule.cid)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('error[ACCESS_DENIED]')
+    expect(r.stderr).toMatch(/not-attested|QUOTE_BOOT_PCRS/)
+    // the key was never released: no layer opened, no container
+    expect(r.stderr).not.toContain('✓ release')
+    expect(r.stderr).not.toContain('✓ run')
+    const ps = await promisify(execFile)('ps', ['-eo', 'args'])
+    expect(ps.stdout).not.toMatch(/runc .*digicap-[0-9a-f]{16}/)
+  }, 90_000)
+})
