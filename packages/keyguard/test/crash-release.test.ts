@@ -1,52 +1,23 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Libp2p } from '@libp2p/interface'
 import { hexlify, randomBytes } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createReleaseJournal, tpm2Sealer } from '../src/index.ts'
-import { type Swtpm, startSwtpm } from '../src/testing.ts'
-import {
-  type Chain,
-  createNode,
-  type ExecutorSide,
-  executorSide,
-  type KeyguardParts,
-  keyguardParts,
-  quietLogger,
-  registerCapsule,
-  registerExecutor,
-  requestAccess,
-  setupChain,
-  storeKey,
-} from './helpers/world.ts'
+import { createReleaseJournal } from '../src/index.ts'
+import type { Swtpm } from '../src/testing.ts'
+import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
+import { registerCapsule, requestAccess, storeKey } from './helpers/world.ts'
 
 const CHILD = fileURLToPath(new URL('./fixtures/keyguard-child.ts', import.meta.url))
 
-let chain: Chain
-let swtpm: Swtpm
-let exec: ExecutorSide
-let peerOfKeyguard: Libp2p
-let parts: KeyguardParts
+let w: KeyguardWorld
 
 beforeAll(async () => {
-  ;[chain, swtpm, exec, peerOfKeyguard] = await Promise.all([
-    setupChain(),
-    startSwtpm(),
-    executorSide(),
-    createNode(),
-  ])
-  await registerExecutor(chain, chain.executor, exec.node)
-  parts = await keyguardParts(
-    undefined,
-    tpm2Sealer({ tcti: swtpm.tcti, createIfMissing: true, logger: quietLogger }),
-  )
+  // The keyguards are child processes on the world's data dir and swtpm.
+  w = await keyguardWorld({ swtpm: true, capsules: 0, keyguard: false })
 }, 60_000)
 
-afterAll(async () => {
-  await Promise.all([exec?.stop(), peerOfKeyguard?.stop(), chain?.anvil.stop(), swtpm?.stop()])
-  await parts?.cleanup()
-})
+afterAll(() => w?.stop())
 
 interface Child {
   proc: ChildProcess
@@ -57,20 +28,22 @@ interface Child {
 
 function startChild(): Child {
   const config = {
-    dataDir: parts.dir,
-    tcti: swtpm.tcti,
-    rpcUrl: chain.anvil.rpcUrl,
-    chainId: chain.addresses.chainId,
-    addresses: chain.addresses,
-    ownerKey: chain.owner.privateKey,
+    dataDir: w.parts.dir,
+    tcti: (w.swtpm as Swtpm).tcti,
+    rpcUrl: w.chain.anvil.rpcUrl,
+    chainId: w.chain.addresses.chainId,
+    addresses: w.chain.addresses,
+    ownerKey: w.chain.owner.privateKey,
     executor: {
-      peerId: Buffer.from(exec.node.peerId.toMultihash().bytes).toString('hex'),
-      addrs: exec.node.getMultiaddrs().map((a) => a.toString()),
+      peerId: Buffer.from(w.exec.node.peerId.toMultihash().bytes).toString('hex'),
+      addrs: w.exec.node.getMultiaddrs().map((a) => a.toString()),
     },
   }
   const proc = spawn(process.execPath, ['--no-warnings', CHILD, JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  // A failing test must not leave a keyguard holding the swtpm.
+  w.defer('keyguard child', () => proc.kill('SIGKILL'))
   const lines: Record<string, unknown>[] = []
   let buf = ''
   let err = ''
@@ -104,16 +77,16 @@ function startChild(): Child {
 
 describe('crash between unwrap and acknowledgement', () => {
   it('re-serves the grant to the same key after kill -9 and restart, exactly once', async () => {
-    const capsuleId = await registerCapsule(chain, peerOfKeyguard)
+    const capsuleId = await registerCapsule(w.chain, w.kgNode)
     const dataKey = randomBytes(32)
-    await storeKey(parts, capsuleId, dataKey)
-    const eph = exec.newEphemeral()
-    const grantId = await requestAccess(chain, capsuleId, eph)
+    await storeKey(w.parts, capsuleId, dataKey)
+    const eph = w.exec.newEphemeral()
+    const grantId = await requestAccess(w.chain, capsuleId, eph)
 
     // Child 1: killed when its KeyRelease reaches the executor, before the ack goes back.
     let first: Child | undefined
     let killed = false
-    exec.beforeAck = async () => {
+    w.exec.beforeAck = async () => {
       if (killed || first === undefined) return
       killed = true
       first.proc.kill('SIGKILL')
@@ -123,9 +96,9 @@ describe('crash between unwrap and acknowledgement', () => {
     expect(await first.exited).toBe('SIGKILL')
     expect(first.lines.some((l) => l.type === 'unwrapped' && l.grantId === grantId)).toBe(true)
     expect(first.lines.some((l) => l.type === 'released')).toBe(false)
-    const journal = await createReleaseJournal(join(parts.dir, 'journal'))
+    const journal = await createReleaseJournal(join(w.parts.dir, 'journal'))
     expect((await journal.get(grantId))?.state).toBe('begun')
-    exec.beforeAck = undefined
+    w.exec.beforeAck = undefined
 
     // Child 2: resumes the journaled grant, same key, acked, completed.
     const second = startChild()
@@ -139,8 +112,8 @@ describe('crash between unwrap and acknowledgement', () => {
     const entry = await journal.get(grantId)
     expect(entry?.state).toBe('completed')
     expect(hexlify(entry?.executorKey ?? new Uint8Array())).toBe(eph)
-    expect(exec.received.get(grantId)).toEqual(dataKey)
-    const releases = exec.releases.filter((r) => hexlify(r.grantId) === grantId).length
+    expect(w.exec.received.get(grantId)).toEqual(dataKey)
+    const releases = w.exec.releases.filter((r) => hexlify(r.grantId) === grantId).length
     expect(releases).toBe(2)
 
     // Child 3: nothing left to serve.
@@ -153,6 +126,6 @@ describe('crash between unwrap and acknowledgement', () => {
         (l) => 'grantId' in l && l.grantId === grantId && l.type !== 'grant-refused',
       ),
     ).toBe(false)
-    expect(exec.releases.filter((r) => hexlify(r.grantId) === grantId).length).toBe(releases)
+    expect(w.exec.releases.filter((r) => hexlify(r.grantId) === grantId).length).toBe(releases)
   }, 90_000)
 })
