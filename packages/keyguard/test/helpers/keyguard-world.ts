@@ -14,6 +14,9 @@
  * afterAll(() => w?.stop())
  * ```
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { AccessRequest, AccessResponse, ConnectionGuard } from '@digicap/protocol'
 import { fastPathProtocol, request } from '@digicap/protocol'
 import type { ConnectionGater, Libp2p } from '@libp2p/interface'
@@ -49,8 +52,11 @@ import {
 export interface KeyguardWorldOptions {
   /** Start a swtpm (`world.swtpm`); the default sealer is then a tpm2 sealer on it. */
   swtpm?: boolean
-  /** The keyguard's sealer, given the swtpm (default: tpm2 on the swtpm, else software). */
-  sealer?: (swtpm: Swtpm | undefined) => Sealer
+  /**
+   * The keyguard's sealer, given the swtpm and the data dir, which exists already (default: tpm2
+   * on the swtpm, else software).
+   */
+  sealer?: (swtpm: Swtpm | undefined, dataDir: string) => Sealer
   /** The keyguard node's connection gater (a connection guard's `gater`). */
   connectionGater?: ConnectionGater
   /** Executor sides (default 1); `world.exec` is the first, registered as `chain.executor`. */
@@ -162,12 +168,15 @@ export function keyguardWorld(options: KeyguardWorldOptions = {}): Promise<Keygu
     ])
     const exec = executors[0] as ExecutorSide
     if (options.registerExecutor ?? true) await registerExecutor(chain, chain.executor, exec.node)
+    const dir = await tracked(t, 'data dir', mkdtemp(join(tmpdir(), 'kg-runtime-')), (d) =>
+      rm(d, { recursive: true, force: true }),
+    )
     const sealer =
-      options.sealer?.(swtpm) ??
+      options.sealer?.(swtpm, dir) ??
       (swtpm === undefined
         ? undefined
         : tpm2Sealer({ tcti: swtpm.tcti, createIfMissing: true, logger: quietLogger }))
-    const parts = await tracked(t, 'data dir', keyguardParts(undefined, sealer), (p) => p.cleanup())
+    const parts = await keyguardParts(dir, sealer)
     let keyguard: Keyguard | undefined
     const world: KeyguardWorld = {
       chain,
