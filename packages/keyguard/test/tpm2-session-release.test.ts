@@ -5,33 +5,16 @@
  * old, session-less TPM2_RSA_Decrypt is sent (so it would catch a regression), and a key
  * substituted at the handle after init makes the keyguard refuse with TPM_SESSION.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Send, type TpmTransport, transportFor } from '@digicap/tpm'
-import type { Libp2p } from '@libp2p/interface'
 import { getBytes, hexlify, randomBytes } from 'ethers'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createKeyguard, type Keyguard, TpmSessionError, tpm2Sealer } from '../src/index.ts'
-import { type Swtpm, startSwtpm } from '../src/testing.ts'
+import { TpmSessionError, tpm2Sealer } from '../src/index.ts'
+import type { Swtpm } from '../src/testing.ts'
 import { rsaDecryptDirect } from '../src/tpm2/direct.ts'
-import {
-  type Chain,
-  chainClientFor,
-  createNode,
-  type ExecutorSide,
-  executorSide,
-  type KeyguardParts,
-  keyguardParts,
-  quietLogger,
-  registerCapsule,
-  registerExecutor,
-  requestAccess,
-  setupChain,
-  storeKey,
-  until,
-} from './helpers/world.ts'
+import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
+import { quietLogger, requestAccess, until } from './helpers/world.ts'
 
 const HANDLE = 0x81000010
 
@@ -62,57 +45,38 @@ const contains = (wire: Uint8Array[], needle: Uint8Array) =>
 const sentCommand = (wire: Uint8Array[], code: number) =>
   wire.some((b, i) => i % 2 === 0 && b.length >= 10 && Buffer.from(b).readUInt32BE(6) === code)
 
-let chain: Chain
+let w: KeyguardWorld
 let swtpm: Swtpm
-let kgNode: Libp2p
-let exec: ExecutorSide
-let parts: KeyguardParts
-let keyguard: Keyguard | undefined
+/** The sealer's key record and the substitute key's context: in the keyguard's data dir. */
 let recordDir: string
 const wire: Uint8Array[] = []
 const dataKey = getBytes(randomBytes(32))
 
 beforeAll(async () => {
-  ;[chain, swtpm, kgNode, exec] = await Promise.all([
-    setupChain(),
-    startSwtpm(),
-    createNode(),
-    executorSide(),
-  ])
-  recordDir = await mkdtemp(join(tmpdir(), 'kg-pin-'))
-  await registerExecutor(chain, chain.executor, exec.node)
-  const transport = recording(transportFor(swtpm.tcti, 20_000) as TpmTransport, wire)
-  const sealer = tpm2Sealer({
-    tcti: swtpm.tcti,
-    createIfMissing: true,
-    keyRecordFile: join(recordDir, 'tpm2-key.json'),
-    transport,
-    logger: quietLogger,
+  w = await keyguardWorld({
+    swtpm: true,
+    sealer: (tpm, dir) =>
+      tpm2Sealer({
+        tcti: (tpm as Swtpm).tcti,
+        createIfMissing: true,
+        keyRecordFile: join(dir, 'tpm2-key.json'),
+        transport: recording(transportFor((tpm as Swtpm).tcti, 20_000) as TpmTransport, wire),
+        logger: quietLogger,
+      }),
+    dataKey,
+    keyguard: { pollIntervalMs: 600_000 },
+    keyguardDialsExecutor: true,
   })
-  parts = await keyguardParts(undefined, sealer)
-  const capsuleId = await registerCapsule(chain, kgNode)
-  await storeKey(parts, capsuleId, dataKey)
-  await kgNode.peerStore.merge(exec.node.peerId, { multiaddrs: exec.node.getMultiaddrs() })
-  keyguard = createKeyguard({
-    dataDir: parts.dir,
-    confirmations: 0,
-    startBlock: chain.addresses.deployBlock,
-    pollIntervalMs: 600_000,
-  })({ ...parts, chain: chainClientFor(chain), libp2p: kgNode, logger: quietLogger })
-  await keyguard.start()
+  swtpm = w.swtpm as Swtpm
+  recordDir = w.parts.dir
   wire.length = 0
-  const grantId = await requestAccess(chain, capsuleId, exec.newEphemeral())
-  await keyguard.poll()
-  await until(() => exec.received.has(grantId), 30_000)
-  expect(hexlify(exec.received.get(grantId) as Uint8Array)).toBe(hexlify(dataKey))
+  const grantId = await requestAccess(w.chain, w.capsuleId, w.exec.newEphemeral())
+  await w.keyguard.poll()
+  await until(() => w.exec.received.has(grantId), 30_000)
+  expect(hexlify(w.exec.received.get(grantId) as Uint8Array)).toBe(hexlify(dataKey))
 }, 120_000)
 
-afterAll(async () => {
-  await keyguard?.stop()
-  await Promise.all([kgNode?.stop(), exec?.stop(), chain?.anvil.stop(), swtpm?.stop()])
-  await parts?.cleanup()
-  if (recordDir) await rm(recordDir, { recursive: true, force: true })
-})
+afterAll(() => w?.stop())
 
 describe('encrypted TPM session during a release (swtpm)', () => {
   it('the data key is in none of the bytes exchanged with the TPM', () => {
@@ -125,7 +89,7 @@ describe('encrypted TPM session during a release (swtpm)', () => {
 
   it('control: the same recorder sees the data key of a session-less TPM2_RSA_Decrypt', async () => {
     const record: Uint8Array[] = []
-    const wrapped = await parts.sealer.wrap(dataKey)
+    const wrapped = await w.parts.sealer.wrap(dataKey)
     const plain = await rsaDecryptDirect(
       recording(transportFor(swtpm.tcti, 20_000) as TpmTransport, record),
       HANDLE,
@@ -136,7 +100,7 @@ describe('encrypted TPM session during a release (swtpm)', () => {
   })
 
   it('a key substituted at the handle after init: TPM_SESSION, nothing unwrapped', async () => {
-    const wrapped = await parts.sealer.wrap(dataKey)
+    const wrapped = await w.parts.sealer.wrap(dataKey)
     // Someone with owner access replaces the key at the handle with one of their own.
     const tools = (args: string[]) =>
       execa(args[0] as string, args.slice(1), { env: { TPM2TOOLS_TCTI: swtpm.tcti } })
@@ -157,7 +121,7 @@ describe('encrypted TPM session during a release (swtpm)', () => {
     await tools(['tpm2_evictcontrol', '-C', 'o', '-c', ctx, '0x81000010', '-Q'])
     await tools(['tpm2_flushcontext', '-t'])
     // The running sealer salts to the pinned key: the substitute cannot open the salt.
-    const live = await parts.sealer.unwrap(wrapped).catch((e: unknown) => e)
+    const live = await w.parts.sealer.unwrap(wrapped).catch((e: unknown) => e)
     expect(live).toBeInstanceOf(TpmSessionError)
     expect((live as TpmSessionError).details.reason).toBe('salt-refused')
     // A restarted sealer with the key record refuses the key before any session.
