@@ -6,32 +6,17 @@
  */
 import { createProvider, type DisagreementEvent, QuorumError } from '@digicap/contracts'
 import { type RpcProxy, startAnvil, startRpcProxy } from '@digicap/contracts/testing'
-import { fastPathProtocol, request, signAccessRequest } from '@digicap/protocol'
-import type { Libp2p } from '@libp2p/interface'
-import { keccak_256 } from '@noble/hashes/sha3.js'
-import { AbiCoder, getBytes, randomBytes } from 'ethers'
+import { fastPathProtocol, request } from '@digicap/protocol'
+import { AbiCoder, randomBytes } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createKeyguard, ethersChainClient } from '../src/index.ts'
-import {
-  type Chain,
-  createNode,
-  type ExecutorSide,
-  executorSide,
-  keyguardParts,
-  quietLogger,
-  registerCapsule,
-  registerExecutor,
-  requestAccess,
-  setupChain,
-  storeKey,
-} from './helpers/world.ts'
+import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
+import { keyguardParts, quietLogger, requestAccess, storeKey } from './helpers/world.ts'
 
 type Anvil = Awaited<ReturnType<typeof startAnvil>>
 
-let chain: Chain
+let w: KeyguardWorld
 let forked: Anvil
-let kgNode: Libp2p
-let exec: ExecutorSide
 /** The fork block: the newest block both A and B have. */
 let n: number
 /** Granted by chain path in block n + 1, on A only. */
@@ -39,31 +24,27 @@ let grantedCapsule: string
 let grantId: string
 /** Untouched after the fork. */
 let quietCapsule: string
-const cleanups: (() => Promise<void>)[] = []
 
 beforeAll(async () => {
-  ;[chain, kgNode, exec] = await Promise.all([setupChain(), createNode(), executorSide()])
-  await registerExecutor(chain, chain.executor, exec.node)
-  grantedCapsule = await registerCapsule(chain, kgNode)
-  quietCapsule = await registerCapsule(chain, kgNode)
-  n = await chain.anvil.provider.getBlockNumber()
+  // Keyguards are built per request, over the chain clients under test.
+  w = await keyguardWorld({ capsules: 2, keyguard: false })
+  ;[grantedCapsule, quietCapsule] = w.capsules as [string, string]
+  n = await w.chain.anvil.provider.getBlockNumber()
   forked = await startAnvil({
-    args: ['--fork-url', chain.anvil.rpcUrl, '--fork-block-number', String(n)],
+    args: ['--fork-url', w.chain.anvil.rpcUrl, '--fork-block-number', String(n)],
   })
-  grantId = await requestAccess(chain, grantedCapsule, exec.newEphemeral())
+  w.defer('forked anvil', () => forked.stop())
+  grantId = await requestAccess(w.chain, grantedCapsule, w.exec.newEphemeral())
 }, 60_000)
 
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c()
-  await Promise.all([kgNode?.stop(), exec?.stop(), forked?.stop(), chain?.anvil.stop()])
-})
+afterAll(() => w?.stop())
 
 const chainId = 31337n
 const TRUE = AbiCoder.defaultAbiCoder().encode(['bool'], [true])
 
 async function proxy(rewrite: Parameters<typeof startRpcProxy>[1]): Promise<RpcProxy> {
-  const p = await startRpcProxy(chain.anvil.rpcUrl, rewrite)
-  cleanups.push(() => p.close())
+  const p = await startRpcProxy(w.chain.anvil.rpcUrl, rewrite)
+  w.defer('RPC proxy', () => p.close())
   return p
 }
 
@@ -72,8 +53,8 @@ function clientOver(urls: string[], quorum: number) {
   const client = ethersChainClient({
     providers: urls.map((u) => createProvider(u, chainId)),
     quorum,
-    signer: chain.owner,
-    addresses: chain.addresses,
+    signer: w.chain.owner,
+    addresses: w.chain.addresses,
     chainId,
     onDisagreement: (e) => disagreements.push(e),
   })
@@ -83,12 +64,12 @@ function clientOver(urls: string[], quorum: number) {
 /** The three reads the fast path makes for one request, in parallel, as it makes them. */
 const fastPathReads = (client: ReturnType<typeof clientOver>['client'], capsuleId: string) =>
   Promise.all([
-    client.nonceUsed(chain.executor.address, capsuleId, 7n),
+    client.nonceUsed(w.chain.executor.address, capsuleId, 7n),
     client.checkAccess({
       capsuleId,
-      executor: chain.executor.address,
-      ephemeralKey: exec.newEphemeral(),
-      measurement: chain.measurement,
+      executor: w.chain.executor.address,
+      ephemeralKey: w.exec.newEphemeral(),
+      measurement: w.chain.measurement,
       feePaid: 0n,
       fastPath: true,
       jobParams: '0x',
@@ -99,33 +80,19 @@ const fastPathReads = (client: ReturnType<typeof clientOver>['client'], capsuleI
 /** One signed fast-path request for `quietCapsule` to a keyguard reading through `client`. */
 async function fastPathThrough(client: ReturnType<typeof clientOver>['client']) {
   const parts = await keyguardParts()
-  cleanups.push(parts.cleanup)
+  w.defer('data dir', parts.cleanup)
   await storeKey(parts, quietCapsule, randomBytes(32))
   const keyguard = createKeyguard({
     dataDir: parts.dir,
     confirmations: 0,
-    startBlock: chain.addresses.deployBlock,
+    startBlock: w.chain.addresses.deployBlock,
     fastPath: { enabled: true },
-  })({ ...parts, chain: client, libp2p: kgNode, logger: quietLogger })
+  })({ ...parts, chain: client, libp2p: w.kgNode, logger: quietLogger })
   await keyguard.start()
-  await exec.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
-  const req = signAccessRequest(
-    {
-      capsuleId: getBytes(quietCapsule),
-      executor: getBytes(chain.executor.address),
-      ephemeralKey: getBytes(exec.newEphemeral()),
-      measurement: getBytes(chain.measurement),
-      jobParamsHash: keccak_256(new Uint8Array(0)),
-      fee: 0n,
-      nonce: randomBytes(32),
-      expiry: BigInt(Math.floor(Date.now() / 1000) + 120),
-      jobParams: new Uint8Array(0),
-    },
-    { chainId, verifyingContract: chain.addresses.accessController as `0x${string}` },
-    getBytes(chain.executor.privateKey),
-  )
+  await w.exec.node.peerStore.merge(w.kgNode.peerId, { multiaddrs: w.kgNode.getMultiaddrs() })
+  const req = w.signed({ capsuleId: quietCapsule })
   try {
-    return await request(exec.node, kgNode.peerId, fastPathProtocol, req)
+    return await request(w.exec.node, w.kgNode.peerId, fastPathProtocol, req)
   } finally {
     await keyguard.stop()
   }
@@ -133,24 +100,24 @@ async function fastPathThrough(client: ReturnType<typeof clientOver>['client']) 
 
 describe('two honest RPCs a block apart', () => {
   it('answer the fast path’s reads at the block both have (unpinned reads disagreed and stopped the keyguard)', async () => {
-    expect(await chain.anvil.provider.getBlockNumber()).toBe(n + 1)
+    expect(await w.chain.anvil.provider.getBlockNumber()).toBe(n + 1)
     expect(await forked.provider.getBlockNumber()).toBe(n)
-    const { client } = clientOver([chain.anvil.rpcUrl, forked.rpcUrl], 2)
+    const { client } = clientOver([w.chain.anvil.rpcUrl, forked.rpcUrl], 2)
     const [used, access, runs] = await fastPathReads(client, grantedCapsule)
     expect(used).toBe(false)
     expect(access).toEqual({ allowed: true, reason: 0 })
     expect(runs).toBe(0n) // at block n; A alone says 1
-    expect(await client.nodePeerId(chain.executor.address)).toEqual(
-      exec.node.peerId.toMultihash().bytes,
+    expect(await client.nodePeerId(w.chain.executor.address)).toEqual(
+      w.exec.node.peerId.toMultihash().bytes,
     )
   })
 
   it('reads a grant whose log a quorum returned at the log’s block, not the laggard’s', async () => {
     const sameAsA = await proxy((_c, r) => r)
-    const { client } = clientOver([chain.anvil.rpcUrl, sameAsA.url, forked.rpcUrl], 2)
+    const { client } = clientOver([w.chain.anvil.rpcUrl, sameAsA.url, forked.rpcUrl], 2)
     // Without a log, reads sit on block n (B has it): the grant is not there yet.
     expect(await client.getGrant(grantId)).toBeUndefined()
-    const logs = await client.grantLogs(chain.addresses.deployBlock, n + 1, [grantedCapsule])
+    const logs = await client.grantLogs(w.chain.addresses.deployBlock, n + 1, [grantedCapsule])
     expect(logs.map((l) => [l.grantId, l.blockNumber])).toEqual([[grantId, n + 1]])
     expect(await client.getGrant(grantId)).toMatchObject({ grantId, capsuleId: grantedCapsule })
     expect(await client.runCount(grantedCapsule)).toBe(1n)
@@ -160,7 +127,7 @@ describe('two honest RPCs a block apart', () => {
 describe('two honest RPCs a block apart and a liar', () => {
   it('serve a fast-path request end to end; the liar is named, never believed', async () => {
     const liar = await proxy((call, result) => (call.method === 'eth_call' ? TRUE : result))
-    const { client, disagreements } = clientOver([chain.anvil.rpcUrl, forked.rpcUrl, liar.url], 2)
+    const { client, disagreements } = clientOver([w.chain.anvil.rpcUrl, forked.rpcUrl, liar.url], 2)
     const res = await fastPathThrough(client)
     expect(res.status).toBe('granted')
     const liarName = `#2 ${new URL(liar.url).host}`
@@ -185,7 +152,7 @@ describe('two honest RPCs a block apart and a liar', () => {
 
   it('refuses a fast-path request busy (retry in 1 s) when no quorum agrees', async () => {
     const liar = await proxy((call, result) => (call.method === 'eth_call' ? TRUE : result))
-    const { client } = clientOver([chain.anvil.rpcUrl, liar.url], 2)
+    const { client } = clientOver([w.chain.anvil.rpcUrl, liar.url], 2)
     expect(await fastPathThrough(client)).toMatchObject({
       status: 'refused',
       reasonCode: 'busy',
@@ -196,7 +163,7 @@ describe('two honest RPCs a block apart and a liar', () => {
 
   it('refuses with a typed error when no two of three agree', async () => {
     const liar = await proxy((call, result) => (call.method === 'eth_call' ? TRUE : result))
-    const { client } = clientOver([chain.anvil.rpcUrl, forked.rpcUrl, liar.url], 3)
+    const { client } = clientOver([w.chain.anvil.rpcUrl, forked.rpcUrl, liar.url], 3)
     const err = await client.runCount(grantedCapsule).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(QuorumError)
     expect((err as QuorumError).details).toMatchObject({ operation: 'runCount', quorum: 3 })
