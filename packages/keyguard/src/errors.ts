@@ -140,13 +140,33 @@ export class KeyguardStateError extends DigicapError {
  * nothing was unwrapped. `details.reason` is `@digicap/attestation`'s (`unregistered`,
  * `record-mismatch`, `evidence` with `details.check` = the failing `QUOTE_*` code,
  * `unreachable`); `details.executor`, `details.grantId`. The `cause` is the
- * `AttestationRefusedError`.
+ * `AttestationRefusedError`. On the chain path with a committee (ADR 0033): `committee-fail`
+ * (the committee's before verdict is a fail) or `job-closed` (the job timed out, or was
+ * certified without a before verdict); both final.
  */
 export class NotAttestedError extends DigicapError {
   override name = 'NotAttestedError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('NOT_ATTESTED', shortMessage, {
       hint: 'The executor must register its attestation record (executor-node register --tcti) and answer /digicap/attest/1.0.0 with PCR 23 at its reset value.',
+      ...options,
+    })
+  }
+}
+
+/**
+ * The chain path of an `attested()` capsule waits for the committee's "before" verdict on chain
+ * (AttestationHub, ADR 0033), and it is not there yet at the confirmed block: the grant is held
+ * (nothing unwrapped) and checked again. `details.reason`: `no-job` (the job id is unknown to the
+ * hub at that block: nobody opened the job yet), `not-seated` (the sortition window is still open),
+ * `no-verdict` (seated, no before certificate yet); `details.grantId`, `details.block` (the
+ * confirmed block read). Not final: a {@link NotAttestedError} is.
+ */
+export class AwaitingVerdictError extends DigicapError {
+  override name = 'AwaitingVerdictError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('AWAITING_VERDICT', shortMessage, {
+      hint: 'Verifiers open the job, seat a committee and certify the executor before the run; the key is released once a pass is confirmed.',
       ...options,
     })
   }

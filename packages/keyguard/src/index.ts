@@ -74,6 +74,7 @@ export type {
   FastPathAuditOutcome,
   FastPathRecord,
   GrantLog,
+  HubJob,
   NodeRegistrationLog,
 } from './chain/chain-client.ts'
 export { ROLE_EXECUTOR } from './chain/chain-client.ts'
@@ -81,6 +82,7 @@ export type { EthersChainClientInit } from './chain/ethers-chain-client.ts'
 export { ethersChainClient } from './chain/ethers-chain-client.ts'
 export {
   AlreadyReleasedError,
+  AwaitingVerdictError,
   ChainMismatchError,
   GrantKeyMismatchError,
   GrantRefusedError,
@@ -154,6 +156,12 @@ export type {
   AttestationRequirement,
 } from './release/attestation-gate.ts'
 export { attestationGate, notAttestedReason } from './release/attestation-gate.ts'
+export type {
+  CommitteeGate,
+  CommitteeGateComponents,
+  CommitteeGateInit,
+} from './release/committee-gate.ts'
+export { committeeGate } from './release/committee-gate.ts'
 export type {
   GrantWatcher,
   GrantWatcherComponents,

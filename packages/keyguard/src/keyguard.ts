@@ -18,6 +18,7 @@ import {
   fastPathServer,
 } from './fast-path/fast-path-server.ts'
 import { type AttestationGateInit, attestationGate } from './release/attestation-gate.ts'
+import { committeeGate } from './release/committee-gate.ts'
 import { type GrantWatcher, type GrantWatcherEvent, grantWatcher } from './release/grant-watcher.ts'
 import { type KeyReleaser, keyReleaser, type ReleaseEvent } from './release/key-releaser.ts'
 import type { ReleaseJournal } from './release/release-journal.ts'
@@ -46,6 +47,14 @@ export interface KeyguardInit {
    * before its grant is refused (`attempts`, default 3).
    */
   attestation?: AttestationGateInit & { attempts?: number }
+  /**
+   * The chain path waits for the committee (ADR 0033): an `attested()` capsule's key goes out
+   * only once the AttestationHub holds a pass "before" verdict for the grant's job,
+   * `confirmations` blocks deep, instead of after the keyguard's own challenge (the fast path
+   * still challenges). Needs a chain client that knows the hub (`addresses.attestationHub`).
+   * `verdictPollMs`: how often a held grant looks again (default 2000).
+   */
+  committee?: { verdictPollMs?: number }
   /**
    * The fast path: `enabled`, plus any {@link FastPathInit} option (`maxExpirySeconds`, `rate`,
    * `maxQueue`, `pendingWaitMs`, `maxUnwraps`, `peerCacheMs`, ...); the data dir is the keyguard's.
@@ -130,6 +139,10 @@ export function createKeyguard(init: KeyguardInit) {
     // One gate for both paths: an executor's quotes are checked in order, whichever path asks.
     const { attempts: attestAttempts, ...gateInit } = init.attestation ?? {}
     const attestation = attestationGate(gateInit)({ chain, libp2p })
+    const committee =
+      init.committee === undefined
+        ? undefined
+        : committeeGate({ confirmations: init.confirmations })({ chain })
     const releaser: KeyReleaser = keyReleaser({
       ...(init.maxConcurrentReleases === undefined
         ? {}
@@ -138,6 +151,9 @@ export function createKeyguard(init: KeyguardInit) {
         ? {}
         : { attemptTimeoutMs: init.releaseAttemptTimeoutMs }),
       ...(attestAttempts === undefined ? {} : { attestAttempts }),
+      ...(init.committee?.verdictPollMs === undefined
+        ? {}
+        : { verdictPollMs: init.committee.verdictPollMs }),
     })({
       sealer,
       keyStore,
@@ -145,6 +161,7 @@ export function createKeyguard(init: KeyguardInit) {
       chain,
       libp2p,
       attestation,
+      ...(committee === undefined ? {} : { committee }),
       onEvent: emit,
       ...(logger ? { logger } : {}),
     })

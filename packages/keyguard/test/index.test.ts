@@ -8,6 +8,7 @@ describe('public surface', () => {
     expect(Object.keys(keyguard).sort()).toMatchInlineSnapshot(`
       [
         "AlreadyReleasedError",
+        "AwaitingVerdictError",
         "ChainMismatchError",
         "DEFAULT_POLICY_PCRS",
         "DEFAULT_RELEASE_PCR",
@@ -53,6 +54,7 @@ describe('public surface', () => {
         "auditAlertReason",
         "authorizePcrPolicy",
         "canonicalId",
+        "committeeGate",
         "createConnectionGuard",
         "createKeyStore",
         "createKeyguard",
@@ -119,6 +121,7 @@ describe('public surface', () => {
     expect(codes).toMatchInlineSnapshot(`
       {
         "AlreadyReleasedError": "ALREADY_RELEASED",
+        "AwaitingVerdictError": "AWAITING_VERDICT",
         "ChainMismatchError": "CHAIN_MISMATCH",
         "GrantKeyMismatchError": "GRANT_KEY_MISMATCH",
         "GrantRefusedError": "GRANT_REFUSED",

@@ -120,6 +120,13 @@ export interface ChainClient {
    * attestation record; the zero hash when it has none or is not registered.
    */
   attestationKeyHash(node: string): Promise<string>
+  /**
+   * AttestationHub `jobs(jobId)` at block `blockNumber`: the block's hash is agreed by a quorum
+   * of RPCs first, then every RPC reads at that hash. Present only when the client knows the
+   * hub's address (ADR 0033).
+   * @throws {QuorumError} when the RPCs disagree on the block or the job, or the block is unknown.
+   */
+  hubJob?(jobId: string, blockNumber: number): Promise<HubJob>
   /** `AccessController.nonceUsed(executor, capsuleId, nonce)` (nonces are scoped per capsule). */
   nonceUsed(executor: string, capsuleId: string, nonce: bigint): Promise<boolean>
   /** The capsule's run count (the next grant's `runIndex`). */
@@ -173,6 +180,13 @@ export interface FastPathAuditItem {
 export type FastPathAuditOutcome =
   | { recorded: true; grantId: string; shortfall?: AuditShortfall }
   | { recorded: false; errorName?: string; reason: string }
+
+/** An AttestationHub job as the chain path's `attested()` gate reads it (ADR 0033). */
+export interface HubJob {
+  status: 'none' | 'open' | 'seated' | 'certified' | 'settled' | 'timed-out'
+  /** The committee's verdict on the executor before the run (`submitBeforeCertificate`). */
+  before: 'none' | 'pass' | 'fail'
+}
 
 /** `NodeRegistry` role bit of executors. */
 export const ROLE_EXECUTOR = 1

@@ -9,6 +9,7 @@
  */
 import {
   accessControllerAbi,
+  attestationHubAbi,
   capsuleRegistryAbi,
   createRpcQuorum,
   type DisagreementEvent,
@@ -41,6 +42,7 @@ import type {
   FastPathAuditOutcome,
   FastPathRecord,
   GrantLog,
+  HubJob,
   NodeRegistrationLog,
 } from './chain-client.ts'
 
@@ -60,7 +62,11 @@ export interface EthersChainClientInit {
    * `NonceManager` (unless it is one) so one process never reuses a nonce.
    */
   signer?: Signer
-  addresses: { accessController: string; nodeRegistry: string }
+  /**
+   * `attestationHub`: the AttestationHub the chain path's `attested()` gate reads the
+   * committee's verdicts from (`hubJob`; ADR 0033). Without it the client has no `hubJob`.
+   */
+  addresses: { accessController: string; nodeRegistry: string; attestationHub?: string }
   chainId: bigint | number
 }
 
@@ -70,6 +76,27 @@ if (ACCESS_GRANTED === null) throw new TypeError('AccessGranted missing from the
 const ACCESS_GRANTED_TOPIC = ACCESS_GRANTED.topicHash
 
 const lower = (hex: string): string => hex.toLowerCase()
+
+const hubInterface = new Interface(attestationHubAbi as never)
+/** AttestationHub.Status and .Before, by their index. */
+const HUB_STATUS: readonly HubJob['status'][] = [
+  'none',
+  'open',
+  'seated',
+  'certified',
+  'settled',
+  'timed-out',
+]
+const HUB_BEFORE: readonly HubJob['before'][] = ['none', 'pass', 'fail']
+
+function decodeHubJob(data: string): HubJob {
+  const job = hubInterface.decodeFunctionResult('jobs', data)
+  const status = HUB_STATUS[Number(job.status)]
+  const before = HUB_BEFORE[Number(job.before)]
+  // An answer outside the enums is no answer: fail closed (the quorum counts it as a failure).
+  if (status === undefined || before === undefined) throw new TypeError('Unknown job state')
+  return { status, before }
+}
 
 function parseGrantLog(log: Log): GrantLog | undefined {
   let parsed: ReturnType<Interface['parseLog']>
@@ -450,6 +477,10 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         BigInt(await controller(index).getFunction('runCount')(capsuleId, { blockTag })),
       ),
 
+    ...(init.addresses.attestationHub === undefined
+      ? {}
+      : { hubJob: hubJobReader(getAddress(init.addresses.attestationHub)) }),
+
     auditWindow: () =>
       rpcs.read('auditWindow', async ({ index, blockTag }) =>
         BigInt(await controller(index).getFunction('auditWindow')({ blockTag })),
@@ -510,6 +541,24 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         ...(shortfall === undefined ? {} : { shortfall }),
       }
     },
+  }
+
+  /**
+   * `hubJob` for `hub`: the block's hash agreed first (a reorg that removed the block shows as
+   * another hash), then `jobs(jobId)` read at that hash on every RPC.
+   */
+  function hubJobReader(hub: string) {
+    return async (jobId: string, blockNumber: number): Promise<HubJob> => {
+      const block = await rpcs.agree('block hash', async (p) => {
+        const b = await p.getBlock(blockNumber)
+        if (!b?.hash) throw new Error(`block ${blockNumber} not found`)
+        return lower(b.hash)
+      })
+      const data = hubInterface.encodeFunctionData('jobs', [jobId])
+      return rpcs.agree('hub job', async (p) =>
+        decodeHubJob(await p.call({ to: hub, data, blockTag: block })),
+      )
+    }
   }
 
   /** Sends an audit transaction from the operator account and waits for its receipt. */

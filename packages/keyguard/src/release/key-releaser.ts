@@ -15,6 +15,13 @@
  * restart or second log re-serves it) and `grant-refused` is emitted with reason
  * `not-attested`; an executor that does not answer the challenge gets `attestAttempts` tries.
  *
+ * With a committee gate (ADR 0033) the chain path does not challenge the executor itself: the
+ * key of an `attested()` capsule goes out only once the committee's "before" verdict for the
+ * grant's job is a pass on chain, at the confirmed block. Until then the grant is held — out of
+ * the `maxConcurrent` slots, asked again every `verdictPollMs` until it expires (event
+ * `grant-held`, once per reason); a fail verdict or a job closed without one refuses it for
+ * good, as above.
+ *
  * A grant the chain stores with `fastPath = true` was served off-chain: the fast path answered
  * with the key inline and its audit transaction emitted the log. Such a grant is never unwrapped
  * nor pushed here (event `served-inline`); a journal entry an older version began for it is
@@ -29,6 +36,7 @@ import { encodeBase58, getBytes } from 'ethers'
 import type { ChainClient, ChainGrant, GrantLog } from '../chain/chain-client.ts'
 import {
   AlreadyReleasedError,
+  AwaitingVerdictError,
   GrantKeyMismatchError,
   GrantRefusedError,
   NotAttestedError,
@@ -39,6 +47,7 @@ import { unwrapDataKey } from '../sealers/wrap.ts'
 import type { KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
 import { type AttestationGate, attestationGate, notAttestedReason } from './attestation-gate.ts'
+import type { CommitteeGate } from './committee-gate.ts'
 import type { ReleaseJournal } from './release-journal.ts'
 
 export interface KeyReleaserInit {
@@ -55,6 +64,8 @@ export interface KeyReleaserInit {
    * is refused, `retryBaseMs` apart and doubling. Default 3. Other refusals are final at once.
    */
   attestAttempts?: number
+  /** With a committee gate: how often a held grant asks for its before verdict again, ms. Default 2000. */
+  verdictPollMs?: number
 }
 
 /** What the releaser reports. Never carries key bytes. */
@@ -66,6 +77,11 @@ export type ReleaseEvent =
    * `evidence:<QUOTE_* check>`). The journal holds the grant as refused.
    */
   | { type: 'grant-refused'; grantId: string; reason: string; attestation?: string }
+  /**
+   * Held: the committee's before verdict is not on chain yet (`reason` `no-job`, `not-seated`,
+   * `no-verdict`; ADR 0033). Nothing was unwrapped; reported once per reason.
+   */
+  | { type: 'grant-held'; grantId: string; reason: string }
   /** A fast-path grant's audit log: the key already went out inline; nothing is sent. */
   | { type: 'served-inline'; grantId: string }
   | { type: 'unwrapped'; grantId: string }
@@ -83,6 +99,12 @@ export interface KeyReleaserComponents {
    * Default: a gate of its own over `chain` and `libp2p`.
    */
   attestation?: AttestationGate
+  /**
+   * The chain path's `attested()` gate with a committee (ADR 0033): when given, an `attested()`
+   * capsule's grant waits for the committee's before verdict on chain instead of the keyguard's
+   * own challenge (the fast path still challenges).
+   */
+  committee?: CommitteeGate
   onEvent?: (event: ReleaseEvent) => void
   logger?: Logger
 }
@@ -100,7 +122,7 @@ export interface KeyReleaser {
   idle(): Promise<void>
   /** Stops retrying (in-flight pushes are aborted) and waits for them. */
   stop(): Promise<void>
-  /** Releases queued or running. */
+  /** Releases queued, running, or held for a committee's verdict. */
   readonly pending: number
 }
 
@@ -135,6 +157,9 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
     const abort = new AbortController()
     const inFlight = new Map<string, Promise<void>>()
     const queue: ChainGrant[] = []
+    /** Grants waiting for their before verdict: the timer of the next look, the last reason. */
+    const held = new Map<string, { timer?: ReturnType<typeof setTimeout>; reason: string }>()
+    const verdictPollMs = init.verdictPollMs ?? 2000
     let running = 0
     let idleWaiters: (() => void)[] = []
 
@@ -150,6 +175,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
      * it was refused (journaled and reported).
      */
     async function attested(grant: ChainGrant, peer: PeerId): Promise<boolean> {
+      if (components.committee !== undefined) return committeeVerdict(grant)
       const requirement = await gate.requirement(grant.capsuleId, grant.executor)
       if (requirement === undefined) return true
       for (let attempt = 1; ; attempt++) {
@@ -175,6 +201,55 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
           return false
         }
       }
+    }
+
+    /**
+     * The committee's before verdict (ADR 0033): `true` on a pass, `false` when refused for good
+     * (journaled and reported). {@link AwaitingVerdictError} goes up: the grant is held.
+     */
+    async function committeeVerdict(grant: ChainGrant): Promise<boolean> {
+      if (!(await chain.attestationRequired(grant.capsuleId))) return true
+      try {
+        await (components.committee as CommitteeGate).verdict(grant.grantId)
+        return true
+      } catch (err) {
+        if (!(err instanceof NotAttestedError)) throw err
+        const why = String(err.details.reason)
+        await journal.refuse(grant.grantId, `not-attested ${why}`)
+        refuse(grant.grantId, 'not-attested', why)
+        return false
+      }
+    }
+
+    /**
+     * Holds `grant` until its next look (or refuses it once expired). The entry stays while
+     * the grant is held, so that each reason is reported once.
+     */
+    async function hold(grant: ChainGrant, err: AwaitingVerdictError): Promise<void> {
+      const reason = String(err.details.reason)
+      let entry = held.get(grant.grantId)
+      if (entry?.reason !== reason) {
+        emit({ type: 'grant-held', grantId: grant.grantId, reason })
+        components.logger?.info('grant held for the committee', { grantId: grant.grantId, reason })
+      }
+      entry = { reason }
+      held.set(grant.grantId, entry)
+      let expired = false
+      try {
+        expired = grant.expiresAt <= (await chain.now())
+      } catch {
+        // The clock is read again at the next look.
+      }
+      if (abort.signal.aborted || held.get(grant.grantId) !== entry) return
+      if (expired) {
+        held.delete(grant.grantId)
+        refuse(grant.grantId, 'expired')
+        return
+      }
+      const current = entry
+      current.timer = setTimeout(() => {
+        if (held.get(grant.grantId) === current) schedule(grant, true)
+      }, verdictPollMs)
     }
 
     async function authoritative(grantId: string): Promise<ChainGrant> {
@@ -204,7 +279,12 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         const grant = queue.shift() as ChainGrant
         running++
         const p = deliver(grant)
+          .then(() => {
+            held.delete(grant.grantId)
+          })
           .catch((err: unknown) => {
+            if (err instanceof AwaitingVerdictError) return hold(grant, err)
+            held.delete(grant.grantId)
             // The executor's answer or the error's reason (`open-failed`, `no-peer`, …), else its code.
             const e = err as { code?: string; details?: { reason?: unknown } }
             const reason =
@@ -229,8 +309,14 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       }
     }
 
-    function schedule(grant: ChainGrant): void {
-      if (inFlight.has(grant.grantId) || queue.some((g) => g.grantId === grant.grantId)) return
+    /** Queues `grant` unless it is queued, running, or held (`fromHold`: its hold's next look). */
+    function schedule(grant: ChainGrant, fromHold = false): void {
+      if (
+        inFlight.has(grant.grantId) ||
+        (held.has(grant.grantId) && !fromHold) ||
+        queue.some((g) => g.grantId === grant.grantId)
+      )
+        return
       queue.push(grant)
       inFlight.set(grant.grantId, Promise.resolve())
       pump()
@@ -360,11 +446,13 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       async stop() {
         abort.abort()
         queue.length = 0
+        for (const h of held.values()) clearTimeout(h.timer)
+        held.clear()
         await Promise.allSettled([...inFlight.values()])
       },
 
       get pending() {
-        return running + queue.length
+        return running + queue.length + held.size
       },
     }
   }
