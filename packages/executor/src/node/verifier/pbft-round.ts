@@ -31,6 +31,8 @@ export interface PbftRoundParameters {
   readonly jobId: Uint8Array
   readonly signer: DigicapSigner
   readonly viewTimeoutMs: number
+  /** Votes kept while this member is still watching. Default {@link PBFT_INBOX_LIMIT}. */
+  readonly inboxLimit?: number
 }
 
 export interface PbftRound {
@@ -39,6 +41,8 @@ export interface PbftRound {
   readonly transport: PbftTransport
   /** Votes refused by the replica (malformed, another job, not the sender's). */
   readonly refused: number
+  /** Votes waiting in the inbox for this member's value (at most the inbox limit). */
+  readonly waiting: number
   stop(): Promise<void>
 }
 
@@ -80,7 +84,7 @@ async function openRound(
       host.dialProtocol(peerIdFromString(member.peerId), PBFT_PROTOCOL, { signal }),
     onMessage: async (from, message) => {
       if (replica === undefined) {
-        if (inbox.length >= PBFT_INBOX_LIMIT) inbox.shift()
+        if (inbox.length >= (p.inboxLimit ?? PBFT_INBOX_LIMIT)) inbox.shift()
         inbox.push([from, message])
         return
       }
@@ -92,6 +96,9 @@ async function openRound(
     transport,
     get refused() {
       return refused + transport.stats.rejected
+    },
+    get waiting() {
+      return inbox.length
     },
     async decide(value, ms) {
       replica = new PbftReplica({
