@@ -6,65 +6,55 @@
  * memory, it re-read from `startBlock`), must not miss B's event, and must serve both A and B on
  * the fast path with no NodeRegistry lookup.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { addressToBytes, fastPathProtocol, request, signAccessRequest } from '@digicap/protocol'
+import { fastPathProtocol, request } from '@digicap/protocol'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { keccak_256 } from '@noble/hashes/sha3.js'
-import { getBytes, randomBytes, type Wallet } from 'ethers'
+import { randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  type Chain,
-  type ExecutorSide,
-  executorSide,
-  type KeyguardParts,
-  keyguardParts,
-  registerCapsule,
-  registerExecutor,
-  setupChain,
-  storeKey,
-} from './helpers/world.ts'
+import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
+import { type ExecutorSide, registerCapsule, registerExecutor, storeKey } from './helpers/world.ts'
 
 const CHILD = fileURLToPath(new URL('./fixtures/feed-child.ts', import.meta.url))
 type Line = Record<string, unknown>
 
-let chain: Chain
+let w: KeyguardWorld
 let execA: ExecutorSide
 let execB: ExecutorSide
-let parts: KeyguardParts
 let capsuleId: string
-const children: ChildProcess[] = []
 
 beforeAll(async () => {
-  ;[chain, execA, execB] = await Promise.all([setupChain(), executorSide(), executorSide()])
-  parts = await keyguardParts()
-  capsuleId = await registerCapsule(chain, execA.node)
-  await storeKey(parts, capsuleId, randomBytes(32))
+  // The keyguard is a child process on the world's data dir; A and B register during the test.
+  w = await keyguardWorld({
+    executors: 2,
+    registerExecutor: false,
+    capsules: 0,
+    keyguard: false,
+  })
+  ;[execA, execB] = w.executors as [ExecutorSide, ExecutorSide]
+  capsuleId = await registerCapsule(w.chain, execA.node)
+  await storeKey(w.parts, capsuleId, randomBytes(32))
   // A history longer than the re-read margin (64 blocks), so a resume is told from a replay.
-  await chain.anvil.provider.send('anvil_mine', ['0x12c'])
+  await w.chain.anvil.provider.send('anvil_mine', ['0x12c'])
 }, 60_000)
 
-afterAll(async () => {
-  for (const c of children) c.kill('SIGKILL')
-  await Promise.all([execA?.stop(), execB?.stop(), chain?.anvil.stop()])
-  await parts?.cleanup()
-})
+afterAll(() => w?.stop())
 
 function startChild() {
   const config = {
-    dataDir: parts.dir,
-    rpcUrl: chain.anvil.rpcUrl,
-    chainId: chain.addresses.chainId,
-    addresses: chain.addresses,
-    ownerKey: chain.owner.privateKey,
+    dataDir: w.parts.dir,
+    rpcUrl: w.chain.anvil.rpcUrl,
+    chainId: w.chain.addresses.chainId,
+    addresses: w.chain.addresses,
+    ownerKey: w.chain.owner.privateKey,
   }
   const proc = spawn(process.execPath, ['--no-warnings', CHILD, JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  children.push(proc)
+  w.defer('keyguard child', () => proc.kill('SIGKILL'))
   const lines: Line[] = []
   let buf = ''
   let err = ''
@@ -92,7 +82,7 @@ function startChild() {
   return { proc, lines, exited, waitFor }
 }
 
-const stateFile = () => join(parts.dir, 'executor-feed.json')
+const stateFile = () => join(w.parts.dir, 'executor-feed.json')
 const savedState = async (): Promise<{ next: number; executors: [string, string][] }> => {
   try {
     return JSON.parse(await readFile(stateFile(), 'utf8'))
@@ -106,24 +96,7 @@ async function ask(side: ExecutorSide, wallet: Wallet, started: Line) {
   await side.node.peerStore.merge(peer, {
     multiaddrs: (started.addrs as string[]).map((a) => multiaddr(a)),
   })
-  const req = signAccessRequest(
-    {
-      capsuleId: getBytes(capsuleId),
-      executor: addressToBytes(wallet.address as `0x${string}`),
-      ephemeralKey: getBytes(side.newEphemeral()),
-      measurement: getBytes(chain.measurement),
-      jobParamsHash: keccak_256(new Uint8Array(0)),
-      fee: 0n,
-      nonce: randomBytes(32),
-      expiry: BigInt(Math.floor(Date.now() / 1000) + 120),
-      jobParams: new Uint8Array(0),
-    },
-    {
-      chainId: BigInt(chain.addresses.chainId),
-      verifyingContract: chain.addresses.accessController as `0x${string}`,
-    },
-    getBytes(wallet.privateKey),
-  )
+  const req = w.signed({ capsuleId, signer: wallet, side })
   return request(side.node, peer, fastPathProtocol, req, { timeout: 30_000 })
 }
 
@@ -131,10 +104,10 @@ describe('executor feed cursor across kill -9', () => {
   it('resumes from its saved cursor, misses no registration, and needs no lookup', async () => {
     const first = startChild()
     await first.waitFor((l) => l.type === 'executors-synced')
-    await registerExecutor(chain, chain.executor, execA.node)
+    await registerExecutor(w.chain, w.chain.executor, execA.node)
     // A's event is read and saved with the cursor past it.
     const deadline = Date.now() + 30_000
-    while (!(await savedState()).executors.some(([a]) => a === chain.executor.address)) {
+    while (!(await savedState()).executors.some(([a]) => a === w.chain.executor.address)) {
       if (Date.now() > deadline) throw new Error('executor A never saved')
       await new Promise((r) => setTimeout(r, 50))
     }
@@ -143,24 +116,24 @@ describe('executor feed cursor across kill -9', () => {
     expect(await first.exited).toBe('SIGKILL')
 
     // While the keyguard is down: 300 blocks, then B registers.
-    await chain.anvil.provider.send('anvil_mine', ['0x12c'])
-    await registerExecutor(chain, chain.other, execB.node)
+    await w.chain.anvil.provider.send('anvil_mine', ['0x12c'])
+    await registerExecutor(w.chain, w.chain.other, execB.node)
 
     const second = startChild()
     const synced = await second.waitFor((l) => l.type === 'executors-synced')
     const firstRead = second.lines.find((l) => l.type === 'registrations') as Line
     // Resumed 64 blocks before the saved cursor, far past the deployment block.
-    expect(firstRead.from).toBe(Math.max(chain.addresses.deployBlock, before.next - 64))
-    expect(firstRead.from as number).toBeGreaterThan(chain.addresses.deployBlock)
+    expect(firstRead.from).toBe(Math.max(w.chain.addresses.deployBlock, before.next - 64))
+    expect(firstRead.from as number).toBeGreaterThan(w.chain.addresses.deployBlock)
     expect(synced.executors).toBe(2)
 
     const started = await second.waitFor((l) => l.type === 'started')
-    expect((await ask(execA, chain.executor, started)).status).toBe('granted')
-    expect((await ask(execB, chain.other, started)).status).toBe('granted')
+    expect((await ask(execA, w.chain.executor, started)).status).toBe('granted')
+    expect((await ask(execB, w.chain.other, started)).status).toBe('granted')
     expect(second.lines.filter((l) => l.type === 'lookup')).toEqual([])
     const after = await savedState()
     expect(after.executors.map(([a]) => a).sort()).toEqual(
-      [chain.executor.address, chain.other.address].sort(),
+      [w.chain.executor.address, w.chain.other.address].sort(),
     )
     second.proc.kill('SIGKILL')
     await second.exited
