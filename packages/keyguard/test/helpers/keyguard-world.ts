@@ -59,7 +59,10 @@ export interface KeyguardWorldOptions {
   sealer?: (swtpm: Swtpm | undefined, dataDir: string) => Sealer
   /** The keyguard node's connection gater (a connection guard's `gater`). */
   connectionGater?: ConnectionGater
-  /** Executor sides (default 1); `world.exec` is the first, registered as `chain.executor`. */
+  /**
+   * Executor sides (default 1); `world.exec` is the first, registered as `chain.executor`. With
+   * 0, the file makes its own (`world.exec` then throws).
+   */
   executors?: number
   /** Register `chain.executor` with the first executor side's node (default true). */
   registerExecutor?: boolean
@@ -92,7 +95,7 @@ export interface KeyguardWorld {
   chain: Chain
   kgNode: Libp2p
   /** The first executor side; `chain.executor` when registered. */
-  exec: ExecutorSide
+  readonly exec: ExecutorSide
   executors: ExecutorSide[]
   strangers: Libp2p[]
   parts: KeyguardParts
@@ -166,8 +169,14 @@ export function keyguardWorld(options: KeyguardWorldOptions = {}): Promise<Keygu
       ),
       allStarted(nodes(options.strangers ?? 0, 'stranger', () => createNode())),
     ])
-    const exec = executors[0] as ExecutorSide
-    if (options.registerExecutor ?? true) await registerExecutor(chain, chain.executor, exec.node)
+    const first = executors[0]
+    const exec = (): ExecutorSide => {
+      if (first === undefined) throw new Error('this world was built with executors: 0')
+      return first
+    }
+    if (first !== undefined && (options.registerExecutor ?? true)) {
+      await registerExecutor(chain, chain.executor, first.node)
+    }
     const dir = await tracked(t, 'data dir', mkdtemp(join(tmpdir(), 'kg-runtime-')), (d) =>
       rm(d, { recursive: true, force: true }),
     )
@@ -181,7 +190,9 @@ export function keyguardWorld(options: KeyguardWorldOptions = {}): Promise<Keygu
     const world: KeyguardWorld = {
       chain,
       kgNode,
-      exec,
+      get exec() {
+        return exec()
+      },
       executors,
       strangers,
       parts,
@@ -194,8 +205,9 @@ export function keyguardWorld(options: KeyguardWorldOptions = {}): Promise<Keygu
         return keyguard
       },
       events: [],
-      signed: (o = {}) => signedRequest(chain, { capsuleId: world.capsuleId, side: exec, ...o }),
-      ask: (req, from = exec.node, o = {}) =>
+      signed: (o = {}) =>
+        signedRequest(chain, { capsuleId: world.capsuleId, side: o.side ?? exec(), ...o }),
+      ask: (req, from = exec().node, o = {}) =>
         request(from, kgNode.peerId, fastPathProtocol, req, o),
       defer: (name, stop) => t.add(name, stop),
       stop: () => t.run(),
