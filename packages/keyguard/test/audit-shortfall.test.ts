@@ -122,7 +122,7 @@ describe('audit paid from the executor stake', () => {
     expect(warnings.map((w) => w.message)).toContain(
       'fast path: audit paid from the executor stake',
     )
-    // The w.chain agrees: the deposit is gone and the stake paid our fee.
+    // The chain agrees: the deposit is gone and the stake paid our fee.
     expect(await w.chain.c.accessController.deposits(w.chain.executor.address)).toBe(0n)
     expect(await w.chain.c.nodeRegistry.drawnForAudits(w.chain.executor.address)).toBe(FEE)
   }, 60_000)

@@ -133,7 +133,7 @@ describe('fast path under concurrency', () => {
     })
   })
 
-  it('two concurrent requests on an unlimited capsule both get keys, each under the grant id the w.chain records', async () => {
+  it('two concurrent requests on an unlimited capsule both get keys, each under the grant id the chain records', async () => {
     const capsuleId = await capsuleUnder(envPolicy)
     const reqs = [signed(capsuleId), signed(capsuleId)]
     const res = await Promise.all(reqs.map((r) => ask(r)))

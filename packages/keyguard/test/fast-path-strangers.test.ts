@@ -65,7 +65,7 @@ async function executorAsks(): Promise<string> {
   return outcome(res)
 }
 
-/** A fresh stranger (new key, new peer id) on this host, which knows the w.keyguard's address. */
+/** A fresh stranger (new key, new peer id) on this host, which knows the keyguard's address. */
 async function stranger(): Promise<Libp2p> {
   const node = await createNode()
   w.defer('stranger', () => node.stop())

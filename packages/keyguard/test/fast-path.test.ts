@@ -139,7 +139,7 @@ describe('fast path', () => {
     })
     await first.stop()
     // Approved but without ETH for gas: the journaled record is re-sent at start and fails
-    // again, typed; meanwhile the capsule is busy (its run is not on w.chain yet).
+    // again, typed; meanwhile the capsule is busy (its run is not on chain yet).
     const registry = w.chain.c.capsuleRegistry.connect(w.chain.owner)
     await (await registry.getFunction('setOperator')(broke.address, true)).wait()
     seen.length = 0
@@ -196,7 +196,7 @@ describe('fast path', () => {
     )
   })
 
-  it('grants with the inline HPKE key, then records the grant on w.chain (fastPath = true)', async () => {
+  it('grants with the inline HPKE key, then records the grant on chain (fastPath = true)', async () => {
     const req = signed()
     const res = await ask(req)
     expect(res.status).toBe('granted')

@@ -95,7 +95,7 @@ describe('every grant is released exactly once', () => {
     expect(sealer.calls()).toBe(1)
     const onChain = await requestAccess(w.chain, capsuleId, w.exec.newEphemeral())
 
-    // The watcher takes both AccessGranted logs: the fast path's audit and the w.chain grant.
+    // The watcher takes both AccessGranted logs: the fast path's audit and the chain grant.
     await keyguard.poll()
     await until(() => events.some((e) => e.type === 'released' && e.grantId === onChain))
     await keyguard.idle()
@@ -127,7 +127,7 @@ describe('every grant is released exactly once', () => {
     if (running === undefined) await startKeyguard()
     const fast = await fastPathGrant()
     const unwraps = sealer.calls()
-    // What the old code left: the audit log taken for a w.chain grant, begun, never acknowledged.
+    // What the old code left: the audit log taken for a chain grant, begun, never acknowledged.
     const entry = await w.parts.journal.get(fast)
     await rm(join(w.parts.journal.dir, `${fast}.json`))
     await w.parts.journal.begin(fast, entry?.executorKey as Uint8Array, { capsuleId })

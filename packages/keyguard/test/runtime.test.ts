@@ -168,7 +168,7 @@ describe('chain path', () => {
     await until(() => events.some((e) => e.type === 'released' && e.grantId === grantId))
   })
 
-  it('refuses to start on the wrong w.chain (eth_chainId mismatch)', async () => {
+  it('refuses to start on the wrong chain (eth_chainId mismatch)', async () => {
     const other = await setupChainOther()
     try {
       const parts = await keyguardParts()
@@ -295,7 +295,7 @@ describe('chain path', () => {
   })
 })
 
-// ---- a second anvil with another w.chain id, and a lying JSON-RPC proxy ------------------------
+// ---- a second anvil with another chain id, and a lying JSON-RPC proxy ------------------------
 
 let otherStop: (() => Promise<void>) | undefined
 async function setupChainOther(): Promise<string> {
