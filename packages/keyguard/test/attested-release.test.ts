@@ -30,40 +30,26 @@ import { deployPolicy } from '@digicap/contracts/compiler'
 import {
   type AccessRequest,
   type AccessResponse,
-  addressToBytes,
   attestProtocol,
   fastPathProtocol,
   handle,
   request,
-  signAccessRequest,
 } from '@digicap/protocol'
-import type { Libp2p } from '@libp2p/interface'
-import { keccak_256 } from '@noble/hashes/sha3.js'
-import { getBytes, hexlify, randomBytes, type Wallet, ZeroHash } from 'ethers'
+import { hexlify, randomBytes, type Wallet, ZeroHash } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  createKeyguard,
-  type Keyguard,
-  type KeyguardEvent,
-  keyReleaser,
-  tpm2Sealer,
-} from '../src/index.ts'
+import { type KeyguardEvent, keyReleaser, tpm2Sealer } from '../src/index.ts'
 import { type Swtpm, startSwtpm } from '../src/testing.ts'
+import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
 import {
-  type Chain,
   chainClientFor,
-  createNode,
   type ExecutorSide,
   executorSide,
   instrumented,
-  type KeyguardParts,
-  keyguardParts,
   MIN_STAKE,
   quietLogger,
   registerCapsule,
   requestAccess,
   send,
-  setupChain,
   storeKey,
   until,
 } from './helpers/world.ts'
@@ -76,19 +62,13 @@ interface Executor {
   stopAttest?: () => Promise<void>
 }
 
-let chain: Chain
-let kgNode: Libp2p
-let parts: KeyguardParts
+let w: KeyguardWorld
 let sealer: ReturnType<typeof instrumented>
-let keyguard: Keyguard
 let tpm: Swtpm
-/** The keyguard's own TPM (its tpm2 sealer): every unwrap counted is a TPM2_RSA_Decrypt. */
-let sealerTpm: Swtpm
 /** The TPM's state, kept across a power cycle. */
 let tpmDir: string
 let agent: AttestationAgent
 let record: AttestationRecord
-const events: KeyguardEvent[] = []
 /** Capsules: `attested()`, `any(attested(), maxRuns(1000))` (passes on chain without an AK), none. */
 const capsules = { attested: '', loose: '', plain: '' }
 const dataKeys = new Map<string, Uint8Array>()
@@ -131,24 +111,43 @@ async function serveWith(
 
 async function executor(wallet: Wallet, hash: string): Promise<Executor> {
   const side = await executorSide()
+  w.defer('executor', () => side.stop())
   await send(
-    chain.c.nodeRegistry
+    w.chain.c.nodeRegistry
       .connect(wallet)
       .register(side.node.peerId.toMultihash().bytes, hash, 1, { value: MIN_STAKE }),
   )
-  await side.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
-  await kgNode.peerStore.merge(side.node.peerId, { multiaddrs: side.node.getMultiaddrs() })
+  await side.node.peerStore.merge(w.kgNode.peerId, { multiaddrs: w.kgNode.getMultiaddrs() })
+  await w.kgNode.peerStore.merge(side.node.peerId, { multiaddrs: side.node.getMultiaddrs() })
   return { wallet, side, quotes: 0 }
 }
 
 beforeAll(async () => {
+  // The keyguard's own TPM (the world's swtpm, its tpm2 sealer): every unwrap counted is a
+  // TPM2_RSA_Decrypt. Executors, capsules and policies are this file's; the keyguard starts last.
+  w = await keyguardWorld({
+    swtpm: true,
+    sealer: (sealerTpm: Swtpm | undefined) =>
+      (sealer = instrumented(
+        tpm2Sealer({ tcti: (sealerTpm as Swtpm).tcti, createIfMissing: true, logger: quietLogger }),
+      )),
+    executors: 0,
+    capsules: 0,
+    keyguard: {
+      pollIntervalMs: 100,
+      fastPath: { enabled: true, maxExpirySeconds: 300 },
+      // The first challenge of a record also activates its AK (TPM2_ActivateCredential): room
+      // for both on a loaded machine; a mute executor is challenged twice on the chain path.
+      attestation: { timeoutMs: 4000, attempts: 2 },
+    },
+    start: false,
+    events: ['released', 'grant-refused', 'release-failed', 'fast-path-refused'],
+  })
   tpmDir = await mkdtemp(join(tmpdir(), 'kg-attest-tpm-'))
-  ;[chain, kgNode, tpm, sealerTpm] = await Promise.all([
-    setupChain(),
-    createNode(),
-    startSwtpm({ stateDir: tpmDir }),
-    startSwtpm(),
-  ])
+  w.defer('executors TPM state', () => rm(tpmDir, { recursive: true, force: true }))
+  tpm = await startSwtpm({ stateDir: tpmDir })
+  // The TPM in use when the file ends (a test power-cycles it).
+  w.defer('executors TPM', () => tpm.stop())
   agent = createAttestationAgent({ tcti: tpm.tcti })
   await agent.resetRunPcr()
   record = await recordOf(agent)
@@ -157,9 +156,9 @@ beforeAll(async () => {
   const foreignAgent = createAttestationAgent({ tcti: tpm.tcti, akHandle: 0x81010012 })
   const foreignRecord = await recordOf(foreignAgent)
   const registered = hexlify(attestationRecordHash(record))
-  const signers = chain.anvil.signers as Wallet[]
-  ex.good = await executor(chain.executor, registered)
-  ex.bare = await executor(chain.other, ZeroHash)
+  const signers = w.chain.anvil.signers as Wallet[]
+  ex.good = await executor(w.chain.executor, registered)
+  ex.bare = await executor(w.chain.other, ZeroHash)
   ex.foreign = await executor(signers[4] as Wallet, hexlify(attestationRecordHash(foreignRecord)))
   ex.mute = await executor(signers[5] as Wallet, hexlify(rand()))
   ex.liar = await executor(signers[6] as Wallet, hexlify(rand()))
@@ -179,83 +178,33 @@ beforeAll(async () => {
     { timeout: 60_000 },
   )
 
-  sealer = instrumented(
-    tpm2Sealer({ tcti: sealerTpm.tcti, createIfMissing: true, logger: quietLogger }),
-  )
-  parts = await keyguardParts(undefined, sealer)
   const policies: string[] = []
   for (const rule of [attested(), any(attested(), maxRuns(1000))]) {
-    const p = await deployPolicy(chain.owner, rule, { nodeRegistry: chain.addresses.nodeRegistry })
+    const p = await deployPolicy(w.chain.owner, rule, {
+      nodeRegistry: w.chain.addresses.nodeRegistry,
+    })
     policies.push(p.address)
   }
-  capsules.attested = await registerCapsule(chain, kgNode, policies[0])
-  capsules.loose = await registerCapsule(chain, kgNode, policies[1])
-  capsules.plain = await registerCapsule(chain, kgNode)
+  capsules.attested = await registerCapsule(w.chain, w.kgNode, policies[0])
+  capsules.loose = await registerCapsule(w.chain, w.kgNode, policies[1])
+  capsules.plain = await registerCapsule(w.chain, w.kgNode)
   for (const capsuleId of Object.values(capsules)) {
     const key = rand()
     dataKeys.set(capsuleId, key)
-    await storeKey(parts, capsuleId, key)
+    await storeKey(w.parts, capsuleId, key)
   }
-  keyguard = createKeyguard({
-    dataDir: parts.dir,
-    confirmations: 0,
-    startBlock: chain.addresses.deployBlock,
-    pollIntervalMs: 100,
-    fastPath: { enabled: true, maxExpirySeconds: 300 },
-    // The first challenge of a record also activates its AK (TPM2_ActivateCredential): room
-    // for both on a loaded machine; a mute executor is challenged twice on the chain path.
-    attestation: { timeoutMs: 4000, attempts: 2 },
-  })({
-    sealer,
-    keyStore: parts.keyStore,
-    journal: parts.journal,
-    chain: chainClientFor(chain),
-    libp2p: kgNode,
-    logger: quietLogger,
-  })
-  for (const type of ['released', 'grant-refused', 'release-failed', 'fast-path-refused']) {
-    keyguard.events.addEventListener(type, (e) => events.push((e as CustomEvent).detail))
-  }
-  await keyguard.start()
+  await w.keyguard.start()
+  // Stopped first, before the executors and their TPM.
+  w.defer('keyguard', () => w.keyguard.stop())
 }, 120_000)
 
-afterAll(async () => {
-  await keyguard?.stop()
-  await Promise.all([
-    kgNode?.stop(),
-    ...Object.values(ex).map((e) => e.side.stop()),
-    chain?.anvil.stop(),
-  ])
-  await Promise.all([tpm?.stop(), sealerTpm?.stop()])
-  await parts?.cleanup()
-  if (tpmDir) await rm(tpmDir, { recursive: true, force: true })
-})
+afterAll(() => w?.stop())
 
-const domain = () => ({
-  chainId: BigInt(chain.addresses.chainId),
-  verifyingContract: chain.addresses.accessController as `0x${string}`,
-})
-
-function signed(e: Executor, capsuleId: string): AccessRequest {
-  return signAccessRequest(
-    {
-      capsuleId: getBytes(capsuleId),
-      executor: addressToBytes(e.wallet.address as `0x${string}`),
-      ephemeralKey: getBytes(e.side.newEphemeral()),
-      measurement: getBytes(chain.measurement),
-      jobParamsHash: keccak_256(new Uint8Array(0)),
-      fee: 0n,
-      nonce: rand(),
-      expiry: BigInt(Math.floor(Date.now() / 1000) + 120),
-      jobParams: new Uint8Array(0),
-    },
-    domain(),
-    getBytes(e.wallet.privateKey),
-  )
-}
+const signed = (e: Executor, capsuleId: string): AccessRequest =>
+  w.signed({ capsuleId, signer: e.wallet, side: e.side })
 
 const fastPath = (e: Executor, req: AccessRequest): Promise<AccessResponse> =>
-  request(e.side.node, kgNode.peerId, fastPathProtocol, req, { timeout: 20_000 })
+  request(e.side.node, w.kgNode.peerId, fastPathProtocol, req, { timeout: 20_000 })
 
 /** The executor gets the capsule's data key inline, sealed to its ephemeral key. */
 async function expectGranted(e: Executor, capsuleId: string): Promise<void> {
@@ -280,10 +229,10 @@ async function expectNotAttested(e: Executor, capsuleId: string, reason: string)
 /** A chain-path grant; resolves with the keyguard's verdict event for it. */
 async function chainGrant(e: Executor, capsuleId: string) {
   const ephemeral = e.side.newEphemeral()
-  const grantId = await requestAccess(chain, capsuleId, ephemeral, e.wallet)
+  const grantId = await requestAccess(w.chain, capsuleId, ephemeral, e.wallet)
   let verdict: KeyguardEvent | undefined
   await until(() => {
-    verdict = events.find(
+    verdict = w.events.find(
       (v) =>
         'grantId' in v &&
         v.grantId === grantId &&
@@ -376,10 +325,10 @@ describe("a relay of another node's challenges", () => {
   it("cannot register the attested node's record: NodeRegistry names it AttestationKeyTaken", async () => {
     // Were it registered, this node would pass every challenge by forwarding it to `ex.good`'s
     // agent, whose quotes are genuine for that record.
-    const relay = chain.anvil.signers[7] as Wallet
+    const relay = w.chain.anvil.signers[7] as Wallet
     const side = await executorSide()
     try {
-      const registering = chain.c.nodeRegistry
+      const registering = w.chain.c.nodeRegistry
         .connect(relay)
         .register(side.node.peerId.toMultihash().bytes, attestationRecordHash(record), 1, {
           value: MIN_STAKE,
@@ -392,9 +341,9 @@ describe("a relay of another node's challenges", () => {
       )
       expect(err).toMatchObject({
         errorName: 'AttestationKeyTaken',
-        args: [hexlify(attestationRecordHash(record)), chain.executor.address],
+        args: [hexlify(attestationRecordHash(record)), w.chain.executor.address],
       })
-      expect(await chainClientFor(chain).attestationKeyHash(relay.address)).toBe(ZeroHash)
+      expect(await chainClientFor(w.chain).attestationKeyHash(relay.address)).toBe(ZeroHash)
     } finally {
       await side.stop()
     }
@@ -409,7 +358,7 @@ describe('attested() on the chain path', () => {
     expect(ex.good.side.received.get(grantId)).toEqual(dataKeys.get(capsules.attested))
     expect(ex.good.quotes - quotes).toBe(1)
     expect(sealer.calls() - unwraps).toBe(1)
-    expect((await parts.journal.get(grantId))?.state).toBe('completed')
+    expect((await w.parts.journal.get(grantId))?.state).toBe('completed')
   })
 
   it('refuses each unattested executor with zero unwraps, journals the grant refused, and never retries it', async () => {
@@ -429,7 +378,7 @@ describe('attested() on the chain path', () => {
         attestation: why,
       })
       expect(e.side.releases.map((r) => hexlify(r.grantId))).not.toContain(grantId)
-      expect(await parts.journal.get(grantId)).toMatchObject({
+      expect(await w.parts.journal.get(grantId)).toMatchObject({
         state: 'refused',
         reason: `not-attested ${why}`,
       })
@@ -454,13 +403,13 @@ describe('attested() on the chain path', () => {
     }
     expect(sealer.calls() - unwraps).toBe(0)
     // refused for good: nothing pending to resume after a restart ...
-    const pending = (await parts.journal.pending()).map((p) => p.grantId)
+    const pending = (await w.parts.journal.pending()).map((p) => p.grantId)
     for (const grantId of refused) expect(pending).not.toContain(grantId)
     // ... and the same logs seen again (a rescan after a restart or a reorg) are refused at
     // once from the journal: no challenge, no unwrap
-    const client = chainClientFor(chain)
+    const client = chainClientFor(w.chain)
     const logs = (
-      await client.grantLogs(chain.addresses.deployBlock, await client.blockNumber(), [
+      await client.grantLogs(w.chain.addresses.deployBlock, await client.blockNumber(), [
         capsules.loose,
         capsules.attested,
       ])
@@ -468,10 +417,10 @@ describe('attested() on the chain path', () => {
     expect(logs).toHaveLength(refused.length)
     const again = keyReleaser()({
       sealer,
-      keyStore: parts.keyStore,
-      journal: parts.journal,
+      keyStore: w.parts.keyStore,
+      journal: w.parts.journal,
       chain: client,
-      libp2p: kgNode,
+      libp2p: w.kgNode,
     })
     const quotes = Object.values(ex).map((e) => e.quotes)
     for (const log of logs) expect(await again.accept(log)).toBe('refused')
