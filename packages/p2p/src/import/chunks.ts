@@ -101,11 +101,13 @@ export function capsuleChunks(
 ): AsyncIterable<Uint8Array> | Iterable<Uint8Array> {
   if (source instanceof Uint8Array) return arrayChunks(source, pool.bufferSize)
   if (typeof source === 'object' && source !== null) {
-    if (typeof (source as { path?: unknown }).path === 'string') {
-      return fileChunks((source as { path: string }).path, pool, signal)
-    }
+    // a stream first: a file's ReadStream has a `path` too, but its bytes are what it yields
+    // (maybe a range of the file, maybe a file removed once it has been read)
     if (Symbol.asyncIterator in source) {
       return streamChunks(source as AsyncIterable<Uint8Array>, pool, signal)
+    }
+    if (typeof (source as { path?: unknown }).path === 'string') {
+      return fileChunks((source as { path: string }).path, pool, signal)
     }
   }
   throw new CapsuleStoreError('Unsupported source for put', {

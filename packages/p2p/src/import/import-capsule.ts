@@ -56,7 +56,9 @@ function referencedFile(
   options: ImportCapsuleOptions,
 ) {
   const path = (source as { path?: unknown }).path
-  if (options.referenceFile !== true || typeof path !== 'string') return undefined
+  // a stream (a file's ReadStream has a `path` too) is copied: only `{ path }` is a file
+  const isStream = typeof source === 'object' && source !== null && Symbol.asyncIterator in source
+  if (options.referenceFile !== true || typeof path !== 'string' || isStream) return undefined
   const putReference = blockstore.putReference
   if (!putReference) {
     throw new CapsuleStoreError('This blockstore cannot keep file references', {
