@@ -140,7 +140,12 @@ describe('PbftReplica', () => {
       preparedView: 0n,
       ...PASS,
     })
-    for (let i = 0; i < 3; i++) await replica.receive(member(1), { vote: prepare, proof: [] })
+    await replica.receive(member(1), { vote: prepare, proof: [] })
+    for (let i = 0; i < 2; i++)
+      await expect(replica.receive(member(1), { vote: prepare, proof: [] })).rejects.toMatchObject({
+        code: 'PBFT_VOTE',
+        reason: 'replayed',
+      })
     expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare'])
     const other = await signVote(keys[2] as DigicapSigner, domain, {
       phase: 'prepare',

@@ -55,8 +55,22 @@ export class EquivocationError extends DigicapError {
   }
 }
 
-/** Why a received vote was dropped. */
-export type VoteReason = 'wrong-job' | 'non-member' | 'signature' | 'not-leader' | 'proof' | 'value'
+/**
+ * Why a received vote was dropped. `out-of-view`: more than `MAX_VIEWS_AHEAD` views ahead, or a
+ * pre-prepare for a view the replica has left; `replayed`: the same vote again (counted once);
+ * `equivocation`: a second, different vote of one member in one slot (the first is kept and the
+ * pair reported as an `EquivocationProof`).
+ */
+export type VoteReason =
+  | 'wrong-job'
+  | 'non-member'
+  | 'signature'
+  | 'not-leader'
+  | 'proof'
+  | 'value'
+  | 'out-of-view'
+  | 'replayed'
+  | 'equivocation'
 
 /** A vote or its proof is invalid; the replica drops it and keeps going. */
 export class PbftVoteError extends DigicapError {

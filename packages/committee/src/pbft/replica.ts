@@ -217,8 +217,12 @@ export class PbftReplica {
     return signer
   }
 
-  /** Records a vote in its slot; returns false (and reports) when it conflicts with one there. */
-  #record(signer: Address, vote: PbftVote): boolean {
+  /**
+   * Records a vote in its slot. A second vote of the signer there is refused: `replayed` when it
+   * is the same, `equivocation` (reported once) when it conflicts.
+   * @throws {PbftVoteError}
+   */
+  #record(signer: Address, vote: PbftVote): void {
     const slot = `${vote.phase}/${vote.view}`
     let votes = this.#votes.get(slot)
     if (votes === undefined) {
@@ -228,7 +232,7 @@ export class PbftReplica {
     const previous = votes.get(signer)
     if (previous === undefined) {
       votes.set(signer, vote)
-      return true
+      return
     }
     if (vote.phase !== 'view-change' && conflicting(previous, vote)) {
       const key = `${signer}/${slot}`
@@ -236,8 +240,13 @@ export class PbftReplica {
         this.#accused.add(key)
         this.#o.onEquivocation?.({ member: signer, a: previous, b: vote })
       }
+      throw new PbftVoteError('equivocation', 'A second, different vote of a member in one slot', {
+        details: { signer, phase: vote.phase, view: vote.view },
+      })
     }
-    return false
+    throw new PbftVoteError('replayed', 'A vote already counted', {
+      details: { signer, phase: vote.phase, view: vote.view },
+    })
   }
 
   async #onVote(from: PbftMember, message: PbftMessage, own: boolean): Promise<void> {
@@ -248,14 +257,19 @@ export class PbftReplica {
         details: { signer, from: from.address },
       })
     }
-    if (vote.view > this.#view + MAX_VIEWS_AHEAD) return
+    if (vote.view > this.#view + MAX_VIEWS_AHEAD) {
+      throw new PbftVoteError('out-of-view', 'A vote too many views ahead', {
+        details: { view: vote.view, current: this.#view, maxAhead: MAX_VIEWS_AHEAD },
+      })
+    }
     switch (vote.phase) {
       case 'pre-prepare':
         return this.#onPrePrepare(signer, vote, proof, own)
       case 'view-change':
         return this.#onViewChange(signer, vote, proof, own)
       default:
-        if (this.#record(signer, vote)) await this.#progress(vote.view)
+        this.#record(signer, vote)
+        await this.#progress(vote.view)
     }
   }
 
@@ -275,9 +289,13 @@ export class PbftReplica {
         },
       )
     }
-    if (vote.view < this.#view) return
+    if (vote.view < this.#view) {
+      throw new PbftVoteError('out-of-view', 'A pre-prepare for a view this member has left', {
+        details: { view: vote.view, current: this.#view },
+      })
+    }
     if (vote.view > 0n && !own) this.#checkNewView(vote, proof)
-    if (!this.#record(signer, vote)) return
+    this.#record(signer, vote)
     const value = { verdict: vote.verdict, evidenceHash: vote.evidenceHash }
     this.#accepted.set(vote.view, value)
     if (vote.view > this.#view || this.#changing) {
@@ -347,7 +365,11 @@ export class PbftReplica {
       votes = new Map()
       this.#viewChanges.set(vote.view, votes)
     }
-    if (votes.has(signer)) return
+    if (votes.has(signer)) {
+      throw new PbftVoteError('replayed', 'A view change already counted', {
+        details: { signer, view: vote.view },
+      })
+    }
     votes.set(signer, { signer, vote, prepared: proof })
     const { f, quorum } = this.#o.committee
     // f+1 members asking for a later view include an honest one: join them.

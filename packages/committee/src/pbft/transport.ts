@@ -16,6 +16,7 @@ import {
 } from '@digicap/protocol'
 import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import type { PbftCommittee, PbftMember } from './committee.ts'
+import { PbftVoteError } from './errors.ts'
 
 /** What the transport needs of a libp2p node. */
 export type PbftHost = Pick<Libp2p, 'handle' | 'unhandle' | 'getConnections' | 'dialProtocol'> & {
@@ -35,6 +36,13 @@ export interface PbftTransportOptions {
   timeout?: number
   /** Opens a stream to a member with no open connection (default: no dial, the message is dropped). */
   dial?: (member: PbftMember, signal: AbortSignal) => Promise<Stream>
+  /**
+   * Told of every inbound message dropped, with its typed error: `PbftVoteError` (`non-member`
+   * for a stream from outside the committee, aborted unread; the replica's reasons), or the wire
+   * error of a frame that did not read or decode (`WireTooLargeError`, `WireTruncatedError`,
+   * `WireFormatError`, `WireTimeoutError`, …). Must not throw (it is caught).
+   */
+  onRejected?: (error: Error, from: PbftMember | undefined) => void
 }
 
 /** Counters, for tests and metrics. */
@@ -47,6 +55,18 @@ export interface PbftTransportStats {
   sent: number
   /** Outbound messages dropped (queue full, no connection, send failed). */
   dropped: number
+  /**
+   * Inbound refusals by error: `code` or `code:reason` (`PBFT_VOTE:replayed`,
+   * `WIRE_TOO_LARGE`, …); `error` for anything untyped (a bug).
+   */
+  refused: Record<string, number>
+}
+
+/** `code` or `code:reason` of a refusal, as `stats.refused` counts it. */
+function refusalKey(err: unknown): string {
+  const e = err as { code?: unknown; details?: { reason?: unknown } }
+  if (typeof e?.code !== 'string') return 'error'
+  return typeof e.details?.reason === 'string' ? `${e.code}:${e.details.reason}` : e.code
 }
 
 export interface PbftTransport {
@@ -64,7 +84,23 @@ export async function createPbftTransport(options: PbftTransportOptions): Promis
   const timeout = options.timeout ?? 5000
   const self = node.peerId.toString()
   const byPeer = new Map(committee.members.map((m) => [m.peerId, m]))
-  const stats: PbftTransportStats = { received: 0, nonMember: 0, rejected: 0, sent: 0, dropped: 0 }
+  const stats: PbftTransportStats = {
+    received: 0,
+    nonMember: 0,
+    rejected: 0,
+    sent: 0,
+    dropped: 0,
+    refused: {},
+  }
+  const refuse = (err: unknown, from: PbftMember | undefined): void => {
+    const key = refusalKey(err)
+    stats.refused[key] = (stats.refused[key] ?? 0) + 1
+    try {
+      options.onRejected?.(err instanceof Error ? err : new Error(String(err)), from)
+    } catch {
+      // An observer must not break the handler.
+    }
+  }
   const queues = new Map<string, Uint8Array[]>()
   const busy = new Set<string>()
   let stopped = false
@@ -77,6 +113,12 @@ export async function createPbftTransport(options: PbftTransportOptions): Promis
         // Not a member: no read, no decode, no signature check.
         stats.nonMember++
         stream.abort(new Error('not a committee member'))
+        refuse(
+          new PbftVoteError('non-member', 'A stream from a peer outside the committee', {
+            details: { peer: connection.remotePeer.toString() },
+          }),
+          undefined,
+        )
         return
       }
       const signal = AbortSignal.timeout(timeout)
@@ -85,9 +127,10 @@ export async function createPbftTransport(options: PbftTransportOptions): Promis
         await stream.close({ signal }).catch(() => {})
         stats.received++
         await options.onMessage(from, decodePbftMessage(body))
-      } catch {
+      } catch (err) {
         stats.rejected++
         if (stream.status === 'open') stream.abort(new Error('rejected'))
+        refuse(err, from)
       }
     },
     // A member sends a handful of votes per view; more concurrent streams are not needed.
