@@ -8,12 +8,12 @@ import { fastPathProtocol, request } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
 import type { Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { ChainClient } from '../src/index.ts'
-import { accessDomain, outcome } from './helpers/access-request.ts'
-import { type FloodTarget, strangerRequest } from './helpers/flood.ts'
+import { outcome } from './helpers/access-request.ts'
+import { type FloodTarget, floodTargetOf, strangerRequest } from './helpers/flood.ts'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
 import {
   chainClientFor,
+  countingLookups,
   createNode,
   type ExecutorSide,
   registerExecutor,
@@ -31,14 +31,8 @@ beforeAll(async () => {
   w = await keyguardWorld({
     executors: 2,
     strangers: 1,
-    chainClient: (real) => {
-      const counted: ChainClient = Object.create(real)
-      counted.nodePeerId = (node) => {
-        lookups.set(node, (lookups.get(node) ?? 0) + 1)
-        return real.nodePeerId(node)
-      }
-      return counted
-    },
+    chainClient: (real) =>
+      countingLookups(real, (node) => lookups.set(node, (lookups.get(node) ?? 0) + 1)),
     keyguard: {
       pollIntervalMs: 600_000,
       fastPath: {
@@ -54,13 +48,7 @@ beforeAll(async () => {
   const synced = () => w.events.find((e) => e.type === 'executors-synced')
   await until(() => synced() !== undefined, 30_000)
   expect((synced() as { executors: number }).executors).toBeGreaterThanOrEqual(1)
-  target = {
-    keyguard: w.kgNode.peerId,
-    capsuleId: w.capsuleId,
-    measurement: w.chain.measurement,
-    domain: accessDomain(w.chain),
-    executor: w.chain.executor.address,
-  }
+  target = floodTargetOf(w)
 }, 60_000)
 
 afterAll(() => w?.stop())

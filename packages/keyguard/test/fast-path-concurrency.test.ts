@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type FastPathEvent, type FastPathServer, fastPathServer } from '../src/index.ts'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
 import {
+  auditsDown,
   chainClientFor,
   createNode,
   instrumented,
@@ -241,12 +242,7 @@ describe('fast path under concurrency', () => {
     await storeKey(aux, capsuleId, dataKey)
     await w.exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
     const real = chainClientFor(w.chain)
-    const down = {
-      ...real,
-      recordFastPathGrant: async () => {
-        throw Object.assign(new Error('rpc down'), { code: 'NETWORK_ERROR' })
-      },
-    }
+    const down = auditsDown(real)
     const seen: FastPathEvent[] = []
     const init = { dataDir: aux.dir, auditRetryBaseMs: 1, pendingWaitMs: 200 }
     const make = (c: typeof real) =>

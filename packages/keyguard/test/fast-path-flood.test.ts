@@ -7,11 +7,10 @@
  */
 import { fastPathProtocol, request } from '@digicap/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { ChainClient } from '../src/index.ts'
 import { outcome } from './helpers/access-request.ts'
 import { startFlood } from './helpers/flood.ts'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
-import { until } from './helpers/world.ts'
+import { countingLookups, until } from './helpers/world.ts'
 
 const STRANGERS = 20
 /**
@@ -32,14 +31,10 @@ const audited = () => w.events.filter((e) => e.type === 'audit-recorded').length
 beforeAll(async () => {
   w = await keyguardWorld({
     capsules: CAPSULES,
-    chainClient: (real) => {
-      const counted: ChainClient = Object.create(real)
-      counted.nodePeerId = (node) => {
+    chainClient: (real) =>
+      countingLookups(real, () => {
         lookups++
-        return real.nodePeerId(node)
-      }
-      return counted
-    },
+      }),
     keyguard: {
       pollIntervalMs: 600_000,
       // A small replay memory (the executor uses 1 + PACED + 4 nonces), so that the strangers'

@@ -15,8 +15,8 @@ import {
 } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { accessDomain, outcome } from './helpers/access-request.ts'
-import { type FloodTarget, strangerRequest } from './helpers/flood.ts'
+import { outcome } from './helpers/access-request.ts'
+import { type FloodTarget, floodTargetOf, strangerRequest } from './helpers/flood.ts'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
 import { createNode, until } from './helpers/world.ts'
 
@@ -44,13 +44,7 @@ beforeAll(async () => {
     keyguard: { pollIntervalMs: 600_000, fastPath: { enabled: true } },
     events: ['audit-recorded'],
   })
-  target = {
-    keyguard: w.kgNode.peerId,
-    capsuleId: w.capsuleId,
-    measurement: w.chain.measurement,
-    domain: accessDomain(w.chain),
-    executor: w.chain.executor.address,
-  }
+  target = floodTargetOf(w)
 }, 60_000)
 
 afterAll(() => w?.stop())

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type FastPathEvent, fastPathServer } from '../src/index.ts'
 import { accessDomain } from './helpers/access-request.ts'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
-import { chainClientFor, createNode, keyguardParts, until } from './helpers/world.ts'
+import { auditsDown, chainClientFor, createNode, keyguardParts, until } from './helpers/world.ts'
 
 let w: KeyguardWorld
 let stranger: Libp2p
@@ -70,12 +70,7 @@ describe('fast path', () => {
     const aux = await keyguardParts()
     await w.exec.node.peerStore.merge(node.peerId, { multiaddrs: node.getMultiaddrs() })
     const real = chainClientFor(w.chain)
-    const down = {
-      ...real,
-      recordFastPathGrant: async () => {
-        throw Object.assign(new Error('rpc down'), { code: 'NETWORK_ERROR' })
-      },
-    }
+    const down = auditsDown(real)
     const seen: FastPathEvent[] = []
     const init = { dataDir: aux.dir, auditRetryBaseMs: 5 }
     const first = fastPathServer(init)({

@@ -19,6 +19,8 @@ import {
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, randomBytes } from 'ethers'
+import { accessDomain } from './access-request.ts'
+import type { KeyguardWorld } from './keyguard-world.ts'
 
 const FLOOD_CHILD = fileURLToPath(new URL('../fixtures/flood-child.ts', import.meta.url))
 
@@ -32,6 +34,17 @@ export interface FloodTarget {
   domain: AccessDomain
   /** The registered executor's address, claimed by `forged` requests. */
   executor: string
+}
+
+/** The world's keyguard, first capsule and registered executor, as a flood's target. */
+export function floodTargetOf(w: KeyguardWorld): FloodTarget {
+  return {
+    keyguard: w.kgNode.peerId,
+    capsuleId: w.capsuleId,
+    measurement: w.chain.measurement,
+    domain: accessDomain(w.chain),
+    executor: w.chain.executor.address,
+  }
 }
 
 /** What `test/fixtures/flood-child.ts` takes (JSON in argv[2]). */

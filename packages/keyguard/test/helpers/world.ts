@@ -26,6 +26,7 @@ import { tcp } from '@libp2p/tcp'
 import { hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { createLibp2p } from 'libp2p'
 import {
+  type ChainClient,
   createKeyStore,
   createReleaseJournal,
   ethersChainClient,
@@ -183,6 +184,26 @@ export function chainClientFor(chain: Chain, signer: Wallet = chain.owner, urls?
     addresses: chain.addresses,
     chainId,
   })
+}
+
+/** `real` counting its NodeRegistry lookups (`nodePeerId`) through `onLookup`. */
+export function countingLookups(real: ChainClient, onLookup: (node: string) => void): ChainClient {
+  const counted: ChainClient = Object.create(real)
+  counted.nodePeerId = (node) => {
+    onLookup(node)
+    return real.nodePeerId(node)
+  }
+  return counted
+}
+
+/** `real` whose fast-path audits fail as they do when the RPC is unreachable (NETWORK_ERROR). */
+export function auditsDown<C extends ChainClient>(real: C): C {
+  return {
+    ...real,
+    recordFastPathGrant: async () => {
+      throw Object.assign(new Error('rpc down'), { code: 'NETWORK_ERROR' })
+    },
+  }
 }
 
 /** The executor side: a real node that opens key releases with its ephemeral private keys. */
