@@ -12,7 +12,7 @@
  */
 import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { readdir, readFile, readlink } from 'node:fs/promises'
+import { readdir, readFile, readlink, stat } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
 import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
 
@@ -35,26 +35,44 @@ export interface ReleaseManifest {
   signature: string
 }
 
-async function sha256File(path: string): Promise<string> {
+/** Files at most this large are read whole (one syscall) instead of streamed. */
+const WHOLE_FILE = 1 << 20
+/** Files hashed at once: the walk is bound by per-file syscalls, not by SHA-256. */
+const HASHING = 16
+
+async function sha256File(path: string, size: number): Promise<string> {
   const h = createHash('sha256')
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer)
+  if (size <= WHOLE_FILE) h.update(await readFile(path))
+  else for await (const chunk of createReadStream(path)) h.update(chunk as Buffer)
   return `sha256:${h.digest('hex')}`
 }
 
 /** Every regular file and symlink under `root`, by relative '/'-path, with its entry. */
 export async function digestTree(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
+  const files: { rel: string; path: string }[] = []
   async function walk(dir: string): Promise<void> {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const entries = await readdir(dir, { withFileTypes: true })
+    const below: Promise<void>[] = []
+    for (const entry of entries) {
       const path = join(dir, entry.name)
       const rel = relative(root, path).split(sep).join('/')
       if (entry.isSymbolicLink()) out[rel] = `symlink:${await readlink(path)}`
-      else if (entry.isDirectory()) await walk(path)
-      else if (entry.isFile()) out[rel] = await sha256File(path)
+      else if (entry.isDirectory()) below.push(walk(path))
+      else if (entry.isFile()) files.push({ rel, path })
       else out[rel] = 'special'
     }
+    await Promise.all(below)
   }
   await walk(root)
+  let next = 0
+  async function hashing(): Promise<void> {
+    while (next < files.length) {
+      const { rel, path } = files[next++] as { rel: string; path: string }
+      out[rel] = await sha256File(path, (await stat(path)).size)
+    }
+  }
+  await Promise.all(Array.from({ length: HASHING }, hashing))
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 }
 
