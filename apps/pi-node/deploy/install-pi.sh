@@ -6,7 +6,7 @@
 # again to upgrade or repair: every step checks before it changes anything.
 #
 #   sudo ./install-pi.sh [--app pi-node|executor-node] [--version 1.2.3 | --tarballs DIR | --from-prefix DIR]
-#                        [--root DIR] [--no-start]
+#                        [--root DIR] [--no-start] [--release-manifest FILE --release-key HEX]
 #
 #   --version V       npm i @digicap/<app>@V from the registry (default: latest)
 #   --tarballs DIR    install from the release's .tgz files in DIR (offline: `pnpm pack` output)
@@ -14,6 +14,14 @@
 #   --root DIR        install below DIR instead of / (packaging, tests): no user is created,
 #                     systemctl is not called
 #   --no-start        do not enable or start the unit
+#   --release-manifest FILE, --release-key HEX
+#                     pi-node: a manifest the release process signed for the tree it ships
+#                     (with --from-prefix), checked now and used instead of the host's own
+#
+# pi-node's release manifest: unless one is given, the install signs the tree it just installed
+# with the host's release key (/etc/digicap/release-signing.pem, root's alone, created once) and
+# leaves <install-root>.release.json and .release-key beside it: the unit's `verify-install`
+# (ExecStartPre) checks them from the first start, and `pi-node init` pins them.
 set -euo pipefail
 
 APP=pi-node
@@ -22,6 +30,8 @@ TARBALLS=""
 FROM_PREFIX=""
 ROOT=/
 START=1
+RELEASE_MANIFEST=""
+RELEASE_KEY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --app) APP="$2"; shift 2 ;;
@@ -30,11 +40,16 @@ while [ $# -gt 0 ]; do
     --from-prefix) FROM_PREFIX="$(cd "$2" && pwd)"; shift 2 ;;
     --root) ROOT="$(cd "$2" && pwd)"; shift 2 ;;
     --no-start) START=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --release-manifest) RELEASE_MANIFEST="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
+    --release-key) RELEASE_KEY="$2"; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-pi: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$APP" in pi-node|executor-node) ;; *) echo "install-pi: --app pi-node|executor-node" >&2; exit 2 ;; esac
+if [ -n "$RELEASE_MANIFEST$RELEASE_KEY" ] && { [ -z "$RELEASE_MANIFEST" ] || [ -z "$RELEASE_KEY" ] || [ "$APP" != pi-node ]; }; then
+  echo "install-pi: --release-manifest and --release-key go together, for pi-node" >&2; exit 2
+fi
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 R="${ROOT%/}"
@@ -44,6 +59,7 @@ DATA="$R/var/lib/digicap"
 ETC="$R/etc/digicap"
 UNIT_DIR="$R/etc/systemd/system"
 changed=0
+installed=0
 say() { echo "install-pi: $*"; }
 did() { say "$*"; changed=1; }
 
@@ -74,11 +90,15 @@ done
 chmod 0700 "$DATA"
 [ "$ROOT" = / ] && chown digicap:digicap "$DATA"
 
-# 4. The app: a small npm project under $LIB whose one dependency is the app.
+# 4. The app: a small npm project under $LIB whose one dependency is the app. Installed into
+# an emptied $LIB, so the manifest signed below lists what this run installed and nothing a
+# previous tree left (npm keeps files of packages whose version did not change).
+clean_lib() { find "$LIB" -mindepth 1 -maxdepth 1 -exec rm -rf {} +; }
 if [ -n "$FROM_PREFIX" ]; then
   if ! diff -rq "$FROM_PREFIX/node_modules" "$LIB/node_modules" >/dev/null 2>&1; then
-    rm -rf "$LIB/node_modules"
+    clean_lib
     cp -a "$FROM_PREFIX/node_modules" "$LIB/node_modules"
+    installed=1
     did "installed $APP from $FROM_PREFIX"
   fi
 else
@@ -95,8 +115,10 @@ else
   fi
   want="{\"name\":\"digicap-$APP-install\",\"private\":true,\"dependencies\":{\"@digicap/$APP\":\"$spec\"},\"overrides\":{$overrides}}"
   if [ "$(cat "$LIB/package.json" 2>/dev/null)" != "$want" ] || [ ! -d "$LIB/node_modules/@digicap/$APP" ]; then
+    clean_lib
     printf '%s' "$want" > "$LIB/package.json"
     (cd "$LIB" && npm install --omit=dev --no-audit --no-fund --loglevel=error)
+    installed=1
     did "installed @digicap/$APP ($spec)"
   fi
 fi
@@ -105,6 +127,38 @@ target="$LIB/node_modules/@digicap/$APP/bin/$APP.js"
 if [ "$(readlink "$BIN" 2>/dev/null)" != "${target#"$R"}" ]; then
   ln -sfn "${target#"$R"}" "$BIN"
   did "linked $BIN"
+fi
+
+# 4b. pi-node's signed release manifest, beside the install root (outside it: the manifest
+# lists every file under it). Signed only when this run installed the app (or none is there):
+# a tree changed under an unchanged install is never blessed by a new signature; the unit's
+# `verify-install` refuses it at the next start.
+if [ "$APP" = pi-node ]; then
+  MANIFEST="$LIB.release.json"
+  PUBKEY="$LIB.release-key"
+  if [ -n "$RELEASE_MANIFEST" ]; then
+    # The release process's own signature, checked against the installed tree first.
+    if ! cmp -s "$RELEASE_MANIFEST" "$MANIFEST" || [ "$(cat "$PUBKEY" 2>/dev/null)" != "$RELEASE_KEY" ]; then
+      node "$target" verify-install --data-dir "$DATA" --root "$LIB" --manifest "$RELEASE_MANIFEST" --release-key "$RELEASE_KEY" >/dev/null \
+        || { echo "install-pi: the installed tree does not match $RELEASE_MANIFEST" >&2; exit 1; }
+      install -m 0644 "$RELEASE_MANIFEST" "$MANIFEST"
+      printf '%s\n' "$RELEASE_KEY" > "$PUBKEY"; chmod 0644 "$PUBKEY"
+      did "installed the release manifest signed by $RELEASE_KEY"
+    fi
+  elif [ "$installed" = 1 ] || [ ! -f "$MANIFEST" ] || [ ! -f "$PUBKEY" ]; then
+    SIGNING_KEY="$ETC/release-signing.pem"
+    if [ ! -f "$SIGNING_KEY" ]; then
+      (umask 077 && node -e 'const { generateKeyPairSync } = require("node:crypto");
+        process.stdout.write(generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }))' > "$SIGNING_KEY")
+      did "created the host release key $SIGNING_KEY (root only)"
+    fi
+    chmod 0600 "$SIGNING_KEY"
+    version="$(node "$target" --version | cut -d' ' -f2)"
+    node "$target" sign-release --root "$LIB" --key "$SIGNING_KEY" --release "@digicap/$APP@$version" --out "$MANIFEST" > "$PUBKEY"
+    chmod 0644 "$PUBKEY"
+    grep -qxE '[0-9a-f]{64}' "$PUBKEY" || { echo "install-pi: signing the release manifest failed" >&2; exit 1; }
+    did "signed the release manifest $MANIFEST"
+  fi
 fi
 
 # 5. The environment file (the operator's: never overwritten) and the unit (ours: replaced).

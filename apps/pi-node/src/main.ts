@@ -7,6 +7,7 @@ import { seal } from './commands/seal.ts'
 import { sealImage } from './commands/seal-image.ts'
 import { serve } from './commands/serve.ts'
 import { GLOBAL_FLAGS } from './commands/shared.ts'
+import { signRelease } from './commands/sign-release.ts'
 import { status } from './commands/status.ts'
 import { verifyInstallCommand } from './commands/verify-install.ts'
 
@@ -15,7 +16,17 @@ export const PI_NODE_CLI: CliSpec = {
   title: "the Digicap capsule owner's node",
   packageJson: new URL('../package.json', import.meta.url),
   globalFlags: GLOBAL_FLAGS,
-  commands: [init, seal, sealImage, status, recover, serve, keyPolicy, verifyInstallCommand],
+  commands: [
+    init,
+    seal,
+    sealImage,
+    status,
+    recover,
+    serve,
+    keyPolicy,
+    verifyInstallCommand,
+    signRelease,
+  ],
 }
 
 export interface CliIo extends CommandIo {

@@ -189,6 +189,7 @@ export {
   keyPolicyAuthorize,
   keyPolicyView,
   type PcrLine,
+  renderKeyPolicy,
 } from './sealers/key-policy-view.ts'
 export { authorizePcrPolicy, readPcrValues } from './sealers/pcr-authorize.ts'
 export type { PcrApproval, PolicyAuthKey } from './sealers/pcr-policy.ts'

@@ -88,6 +88,7 @@ describe('public surface', () => {
         "recoverKeys",
         "recoveryKeyId",
         "releaseMeasurement",
+        "renderKeyPolicy",
         "restoreOwner",
         "rsaPublicKey",
         "sealNodeSecrets",

@@ -64,8 +64,10 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "confirmationsFor",
       "createOwnerNode",
       "createSealer",
+      "defaultPolicyPcrs",
       "executorBundleEncoder",
       "initOwnerNode",
+      "installedRelease",
       "loadOwnerNodeConfig",
       "measureInstalledRelease",
       "ownerNodePaths",
@@ -76,9 +78,11 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "recoverOwnerNode",
       "releaseKeyHex",
       "releasePcrExpectation",
+      "releaseToVerify",
       "saveOwnerNodeConfig",
       "sealerChoiceOf",
       "sealerConfigOf",
+      "signInstalledRelease",
     ]
   `)
 })

@@ -34,8 +34,11 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
     ...SEALER_FLAGS,
     'pcr-policy': valueFlag(
       '<pcrs>',
-      'create the TPM wrapping key bound to these PCRs (e.g. 0-7,15;\nenv DIGICAP_PCR_POLICY); their values now are approved at once',
+      'create the TPM wrapping key bound to these PCRs (e.g. 0-7,15;\nenv DIGICAP_PCR_POLICY); their values now are approved at once.\nDefault on a device: TPM: 15 (the verified release)',
       { env: 'DIGICAP_PCR_POLICY', parse: pcrList },
+    ),
+    'no-pcr-policy': switchFlag(
+      'create an unbound TPM wrapping key (development: it unwraps\nwhatever software runs)',
     ),
     'release-manifest': valueFlag('<file>', 'the signed release manifest verify-install checks', {
       env: 'DIGICAP_RELEASE_MANIFEST',
@@ -81,21 +84,23 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
       })
     }
     const dataDir = dataDirOf(ctx)
-    const { initOwnerNode, measureInstalledRelease, pinRelease, sealerChoiceOf, sealerConfigOf } =
-      await import('@digicap/owner/node')
-    const sealer = sealerConfigOf(
-      { ...sealerChoiceOf(flags, ctx.env), pcrs: flags['pcr-policy'] },
-      dataDir,
-    ) as SealerConfig
+    const o = await import('@digicap/owner/node')
     const { 'release-manifest': manifest, 'release-key': key, 'release-root': root } = flags
-    const release = await pinRelease({ manifest, key, root }, appRoot())
+    const release = await o.pinRelease({ manifest, key, root }, appRoot())
+    const choice = o.sealerChoiceOf(flags, ctx.env)
+    // Bound to the verified release by default (ADR 0036); --no-pcr-policy opts out.
+    const pcrs = o.defaultPolicyPcrs(o.sealerConfigOf(choice, dataDir) as SealerConfig, release, {
+      pcrs: flags['pcr-policy'],
+      none: flags['no-pcr-policy'],
+    })
+    const sealer = o.sealerConfigOf({ ...choice, pcrs }, dataDir) as SealerConfig
     // A key bound to the release PCR: measured now (as `verify-install --measure` at each start).
-    await measureInstalledRelease(sealer, release)
+    await o.measureInstalledRelease(sealer, release)
     const keyguard = {
       ...(flags.confirmations !== undefined ? { confirmations: flags.confirmations } : {}),
       ...(flags['disable-fast-path'] ? { fastPath: false } : {}),
     }
-    const result = await initOwnerNode(
+    const result = await o.initOwnerNode(
       {
         dataDir,
         rpcUrl: flags['rpc-url'],

@@ -6,8 +6,6 @@
  */
 import { join } from 'node:path'
 import { UsageError } from '@digicap/cli-kit'
-// Types only at the top: `--help` must not load the keyguard (and ethers); run() imports it.
-import type { KeyPolicyView } from '@digicap/keyguard'
 import { loadConfig } from '../config.ts'
 import { command, dataDirOf } from './shared.ts'
 
@@ -15,26 +13,6 @@ async function readStdin(stdin: AsyncIterable<Buffer | string> | undefined): Pro
   const parts: Buffer[] = []
   for await (const c of stdin ?? []) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c))
   return Buffer.concat(parts).toString('utf8').trim()
-}
-
-function render(v: KeyPolicyView): string {
-  const head = `TPM key ${v.handle} (key id ${v.keyId.slice(0, 16)}…), record ${v.recordFile} version ${v.version}\n`
-  if (!v.pcrBound) {
-    return `${head}  not PCR-bound: the key unwraps whatever OS booted (a key created before the PCR policy)\n`
-  }
-  const rows = (v.lines ?? []).map(
-    (l) =>
-      `  PCR ${String(l.pcr).padStart(2)}  ${l.match ? 'ok     ' : l.approved === null ? 'NOT APPROVED' : 'DIFFERS'}  current ${l.current.slice(0, 16)}…${l.approved !== null && !l.match ? `  approved ${l.approved.slice(0, 16)}…` : ''}`,
-  )
-  const verdict = !v.approved
-    ? 'no PCR set approved yet: run pi-node key-policy authorize < words.txt'
-    : v.lines?.every((l) => l.match)
-      ? 'the TPM will unwrap: the current PCRs are the approved ones'
-      : 'the TPM will REFUSE to unwrap: after an OS update, authorize the new values; otherwise this Pi booted something else'
-  const warning = v.unmeasured
-    ? '  WARNING: every selected PCR is at its reset value: nothing measured this boot (stock Pi firmware), so the binding holds for any OS booted on this Pi (see the README, Raspberry Pi guide)\n'
-    : ''
-  return `${head}  PCR-bound: PCRs ${v.pcrs?.join(',')}; authorizing key ${v.authKey?.slice(0, 16)}…\n${rows.join('\n')}\n  ${verdict}\n${warning}`
 }
 
 export const keyPolicy = command({
@@ -59,13 +37,13 @@ update, once the new system booted). No capsule key is re-wrapped.`,
         details: { sealer: config.sealer.kind },
       })
     }
-    const { keyPolicyAuthorize, keyPolicyView, TPM2_KEY_RECORD_FILE } = await import(
-      '@digicap/keyguard'
-    )
+    // Loaded here: `--help` must not load the keyguard (and ethers).
+    const { keyPolicyAuthorize, keyPolicyView, renderKeyPolicy, TPM2_KEY_RECORD_FILE } =
+      await import('@digicap/keyguard')
     const recordFile = join(dataDir, TPM2_KEY_RECORD_FILE)
     if (action === 'show') {
       const view = await keyPolicyView(config.sealer.tcti, recordFile)
-      ctx.result({ keyPolicy: view }, render(view))
+      ctx.result({ keyPolicy: view }, renderKeyPolicy(view))
       return
     }
     const words = await readStdin(ctx.io.stdin)
@@ -78,6 +56,6 @@ update, once the new system booted). No capsule key is re-wrapped.`,
     const { releasePcrExpectation } = await import('@digicap/owner/node')
     const expected = await releasePcrExpectation(undefined, config.release)
     const view = await keyPolicyAuthorize(config.sealer.tcti, recordFile, words, { expected })
-    ctx.result({ keyPolicy: view }, `Approved the current PCR values.\n${render(view)}`)
+    ctx.result({ keyPolicy: view }, `Approved the current PCR values.\n${renderKeyPolicy(view)}`)
   },
 })

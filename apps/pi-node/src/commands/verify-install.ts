@@ -7,7 +7,6 @@
  * wrapping key's policy covers.
  */
 import { NotInitialisedError, switchFlag, valueFlag } from '@digicap/cli-kit'
-import type { ReleaseConfig } from '@digicap/owner/node'
 import { loadConfig } from '../config.ts'
 import { appRoot, command, dataDirOf } from './shared.ts'
 
@@ -27,7 +26,8 @@ export const verifyInstallCommand = command({
 of every file under the install root (the app and its dependencies). A modified, missing
 or added file fails with error[INSTALL_TAMPERED] naming the file. The systemd unit runs it
 before serve (ExecStartPre), so a tampered install does not start. Manifest, key and root
-default to what init pinned in the data folder's config.
+default to what init pinned in the data folder's config, else to the manifest the install
+script signed next to the install (<install-root>.release.json and .release-key).
 --measure: then extends the manifest's SHA-256 into the release PCR (default 15) of the
 node's TPM, once per boot, when the wrapping key's PCR policy covers that PCR.`,
   flags: {
@@ -45,14 +45,11 @@ node's TPM, once per boot, when the wrapping key's PCR policy covers that PCR.`,
   async run(ctx) {
     const { flags } = ctx
     const config = await configIfAny(dataDirOf(ctx), ctx.env)
-    const pinned: ReleaseConfig = config?.release ?? {}
-    const release: ReleaseConfig = {
-      ...pinned,
-      ...(flags.manifest ? { manifest: flags.manifest } : {}),
-      ...(flags['release-key'] ? { key: flags['release-key'] } : {}),
-      ...(flags.root ? { root: flags.root } : {}),
-    }
-    const { checkRelease, measureInstalledRelease } = await import('@digicap/owner/node')
+    const { checkRelease, measureInstalledRelease, releaseToVerify } = await import(
+      '@digicap/owner/node'
+    )
+    const { manifest, 'release-key': key, root } = flags
+    const release = await releaseToVerify(config?.release, { manifest, key, root }, appRoot())
     const result = await checkRelease(release, appRoot())
     const measured = flags.measure
       ? await measureInstalledRelease(config?.sealer, { ...release, manifest: result.manifest })

@@ -122,3 +122,24 @@ export async function keyPolicyAuthorize(
   }
   return keyPolicyView(tcti, recordFile)
 }
+
+/** What `pi-node key-policy` prints for a view: per PCR approved vs current, the verdict, a warning. */
+export function renderKeyPolicy(v: KeyPolicyView): string {
+  const head = `TPM key ${v.handle} (key id ${v.keyId.slice(0, 16)}…), record ${v.recordFile} version ${v.version}\n`
+  if (!v.pcrBound) {
+    return `${head}  not PCR-bound: the key unwraps whatever OS booted (a key created before the PCR policy)\n`
+  }
+  const rows = (v.lines ?? []).map(
+    (l) =>
+      `  PCR ${String(l.pcr).padStart(2)}  ${l.match ? 'ok     ' : l.approved === null ? 'NOT APPROVED' : 'DIFFERS'}  current ${l.current.slice(0, 16)}…${l.approved !== null && !l.match ? `  approved ${l.approved.slice(0, 16)}…` : ''}`,
+  )
+  const verdict = !v.approved
+    ? 'no PCR set approved yet: run pi-node key-policy authorize < words.txt'
+    : v.lines?.every((l) => l.match)
+      ? 'the TPM will unwrap: the current PCRs are the approved ones'
+      : 'the TPM will REFUSE to unwrap: after an OS update, authorize the new values; otherwise this Pi booted something else'
+  const warning = v.unmeasured
+    ? '  WARNING: every selected PCR is at its reset value: nothing measured this boot (stock Pi firmware), so the binding holds for any OS booted on this Pi (see the README, Raspberry Pi guide)\n'
+    : ''
+  return `${head}  PCR-bound: PCRs ${v.pcrs?.join(',')}; authorizing key ${v.authKey?.slice(0, 16)}…\n${rows.join('\n')}\n  ${verdict}\n${warning}`
+}

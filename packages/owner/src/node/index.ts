@@ -66,7 +66,16 @@ export type { OwnerNode, RecoverOptions, RecoverResult } from './owner-node.ts'
 export { createOwnerNode } from './owner-node.ts'
 export { provisionSealer, releasePcrExpectation } from './provision-sealer.ts'
 export type { RecoverOwnerNodeOptions, RecoverOwnerNodeResult } from './recover.ts'
-export { checkRelease, measureInstalledRelease, pinRelease, releaseKeyHex } from './release.ts'
+export {
+  checkRelease,
+  defaultPolicyPcrs,
+  installedRelease,
+  measureInstalledRelease,
+  pinRelease,
+  releaseKeyHex,
+  releaseToVerify,
+  signInstalledRelease,
+} from './release.ts'
 export type { SealOptions, SealResult } from './seal.ts'
 export type { KeyguardNodeOptions, RunningKeyguardNode } from './serve.ts'
 export type { OwnerNodeStatus } from './status.ts'

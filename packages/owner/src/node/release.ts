@@ -3,9 +3,15 @@
  * manifest, the release key (Ed25519) and the install root; and its measurement into the
  * release PCR when the wrapping key's PCR policy covers that PCR.
  */
-import { readFile } from 'node:fs/promises'
-import { resolve } from 'node:path'
-import { releasePublicKey, UsageError, verifyInstall } from '@digicap/cli-kit'
+import { createPrivateKey, createPublicKey } from 'node:crypto'
+import { chmod, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { isAbsolute, relative, resolve, sep } from 'node:path'
+import {
+  createReleaseManifest,
+  releasePublicKey,
+  UsageError,
+  verifyInstall,
+} from '@digicap/cli-kit'
 import { DEFAULT_RELEASE_PCR, measureRelease, releaseMeasurement } from '@digicap/keyguard'
 import type { ReleaseConfig, SealerConfig } from './config.ts'
 
@@ -14,6 +20,79 @@ export async function releaseKeyHex(text: string): Promise<string> {
   const keyText = /^[0-9a-fA-F]{64}$/.test(text) ? text : await readFile(text, 'utf8')
   const der = releasePublicKey(keyText).export({ type: 'spki', format: 'der' }) as Buffer
   return der.subarray(12).toString('hex')
+}
+
+/**
+ * The folder an app was installed into: the parent of the outermost `node_modules` above
+ * `appDir` (`/usr/local/lib/digicap/pi-node` for an app under its `node_modules`), so a
+ * manifest of it covers the app AND its dependencies; `appDir` itself when it is not
+ * installed (a workspace checkout).
+ */
+export function installRootOf(appDir: string): string {
+  const abs = resolve(appDir)
+  const at = abs.indexOf(`${sep}node_modules${sep}`)
+  return at > 0 ? abs.slice(0, at) : abs
+}
+
+/** The files `deploy/install-pi.sh` writes next to an install root (outside it). */
+export function installReleaseFiles(installRoot: string) {
+  return { manifest: `${installRoot}.release.json`, key: `${installRoot}.release-key` }
+}
+
+/**
+ * The release the install script signed and left next to the install (`<root>.release.json`,
+ * `<root>.release-key`), or undefined when it left none (a workspace checkout, an install
+ * from before the script signed).
+ */
+export async function installedRelease(appDir: string): Promise<ReleaseConfig | undefined> {
+  const root = installRootOf(appDir)
+  const files = installReleaseFiles(root)
+  const present = async (p: string) => (await stat(p).catch(() => undefined))?.isFile() === true
+  if (!(await present(files.manifest)) || !(await present(files.key))) return undefined
+  return { manifest: files.manifest, key: (await readFile(files.key, 'utf8')).trim(), root }
+}
+
+/**
+ * The release `verify-install` checks: the given flags over the release pinned in the config;
+ * when neither names a manifest, the one the install script signed beside the install.
+ */
+export async function releaseToVerify(
+  pinned: ReleaseConfig | undefined,
+  given: { manifest?: string | undefined; key?: string | undefined; root?: string | undefined },
+  appDir: string,
+): Promise<ReleaseConfig> {
+  const flags = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
+  const release: ReleaseConfig = { ...pinned, ...flags }
+  if (release.manifest !== undefined) return release
+  return { ...(await installedRelease(appDir)), ...release }
+}
+
+/**
+ * Signs the manifest of the tree at `root` with the Ed25519 private key in `keyFile` (PKCS#8
+ * PEM) and writes it to `out` (mode 0644: the service user reads it), outside `root`.
+ * @returns the release public key (64 hex digits) and the number of files listed.
+ * @throws {UsageError} when `out` is inside `root`.
+ */
+export async function signInstalledRelease(o: {
+  root: string
+  keyFile: string
+  release: string
+  out: string
+}): Promise<{ publicKey: string; files: number }> {
+  const inside = relative(resolve(o.root), resolve(o.out))
+  if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+    throw new UsageError('The manifest must live outside the install root it lists', {
+      details: { root: o.root, out: o.out },
+    })
+  }
+  const privateKey = createPrivateKey(await readFile(o.keyFile))
+  const manifest = await createReleaseManifest(resolve(o.root), o.release, privateKey)
+  const tmp = `${o.out}.tmp-${process.pid}`
+  await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`)
+  await chmod(tmp, 0o644)
+  await rename(tmp, o.out)
+  const der = createPublicKey(privateKey).export({ format: 'der', type: 'spki' }) as Buffer
+  return { publicKey: der.subarray(12).toString('hex'), files: Object.keys(manifest.files).length }
 }
 
 /**
@@ -32,7 +111,7 @@ export async function checkRelease(release: ReleaseConfig | undefined, defaultRo
       hint: 'pi-node init --release-manifest <file> --release-key <hex|pem-file> pins them (or set DIGICAP_RELEASE_MANIFEST and DIGICAP_RELEASE_KEY).',
     })
   }
-  const root = resolve(release.root ?? defaultRoot)
+  const root = resolve(release.root ?? installRootOf(defaultRoot))
   const key = releasePublicKey(await releaseKeyHex(release.key))
   const manifest = resolve(release.manifest)
   return { ...(await verifyInstall(root, manifest, key)), root, manifest }
@@ -40,7 +119,8 @@ export async function checkRelease(release: ReleaseConfig | undefined, defaultRo
 
 /**
  * The release `init` pins, checked now (a wrong key or a tampered install fails init, not the
- * first start); undefined when neither manifest nor key is given.
+ * first start). When neither manifest nor key is given: the one the install script signed
+ * next to this install ({@link installedRelease}), else undefined.
  * @throws {UsageError} when only one of them is given; what {@link checkRelease} throws.
  */
 export async function pinRelease(
@@ -48,7 +128,11 @@ export async function pinRelease(
   defaultRoot: string,
 ): Promise<ReleaseConfig | undefined> {
   const { manifest, key, root } = given
-  if (manifest === undefined && key === undefined) return undefined
+  if (manifest === undefined && key === undefined) {
+    const installed = await installedRelease(defaultRoot)
+    if (installed !== undefined) await checkRelease(installed, defaultRoot)
+    return installed
+  }
   if (manifest === undefined || key === undefined) {
     throw new UsageError('Give --release-manifest and --release-key together')
   }
@@ -59,6 +143,35 @@ export async function pinRelease(
   }
   await checkRelease(release, defaultRoot)
   return release
+}
+
+/**
+ * The PCRs a new TPM wrapping key is bound to: `asked.pcrs` (`--pcr-policy`), none with
+ * `asked.none` (`--no-pcr-policy`), else by default (ADR 0036): on a hardware TPM
+ * (`device:`), the release PCR when a release is pinned (the install script signs one), and
+ * a refusal when none is, rather than a key silently left unbound. An emulator (`swtpm:`),
+ * the software sealer and the tools-only TCTIs stay unbound unless asked.
+ * @throws {UsageError} for a `device:` TCTI without a release, or both flags.
+ */
+export function defaultPolicyPcrs(
+  sealer: SealerConfig,
+  release: ReleaseConfig | undefined,
+  asked: { pcrs?: number[] | undefined; none?: boolean } = {},
+): number[] | undefined {
+  if (asked.none && asked.pcrs !== undefined) {
+    throw new UsageError('Give --pcr-policy or --no-pcr-policy, not both')
+  }
+  if (asked.none) return undefined
+  if (asked.pcrs !== undefined) return asked.pcrs
+  if (sealer.kind !== 'tpm2' || !sealer.tcti.startsWith('device:')) return undefined
+  if (release?.manifest !== undefined) return [release.pcr ?? DEFAULT_RELEASE_PCR]
+  throw new UsageError(
+    "A hardware TPM's wrapping key is bound to the verified release (PCR 15) by default, and no release manifest is pinned",
+    {
+      details: { tcti: sealer.tcti },
+      hint: 'Install with deploy/install-pi.sh (it signs the release manifest), or pass --release-manifest and --release-key; --no-pcr-policy makes an unbound key (development only).',
+    },
+  )
 }
 
 /**
