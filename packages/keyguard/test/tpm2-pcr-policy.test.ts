@@ -98,7 +98,13 @@ describe('PCR-bound wrapping key with an authorized policy (swtpm)', () => {
       reason: 'pcr-mismatch',
       differing: [16],
     })
-    expect((err as TpmPolicyError).details.rc).toMatch(/^0x/)
+    // The TPM's response code, decoded: TPM_RC_VALUE on PolicyPCR's first parameter.
+    expect((err as TpmPolicyError).details).toMatchObject({
+      command: 'TPM2_PolicyPCR',
+      rc: '0x1c4',
+      base: '0x084',
+      parameter: 1,
+    })
     expect((err as TpmPolicyError).message).toMatch(/PCR 16 is not the value the owner authorized/)
     expect((err as TpmPolicyError).hint).toMatch(/key-policy authorize/)
 

@@ -75,6 +75,7 @@ export {
   decodeResponseCode,
   hexCode,
   RETRYABLE,
+  responseCodeDetails,
   responseCodeError,
   TPM_RC,
 } from './rc.ts'

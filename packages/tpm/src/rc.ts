@@ -147,6 +147,17 @@ export function busyError(base: number, details: Record<string, unknown>): TpmBu
 }
 
 /**
+ * What every TPM error carries about a failed command's response code, decoded: the command,
+ * the code, its base and the parameter/handle/session number it names.
+ */
+export function responseCodeDetails(command: string, rc: number): Record<string, unknown> {
+  const d = decodeResponseCode(rc)
+  const details: Record<string, unknown> = { command, rc: hexCode(d.rc), base: hexCode(d.base) }
+  if (d.subject !== undefined) details[d.subject] = d.n
+  return details
+}
+
+/**
  * Maps the response code of a failed command to a typed error. `refine` sees the decoded
  * code first and may return a command-specific error (the keyguard's `UNWRAP` for a
  * decryption failure); otherwise: software layer → `TPM_COMMAND`; busy, memory, retry and
@@ -163,8 +174,7 @@ export function responseCodeError(
   ) => DigicapError | undefined,
 ): DigicapError {
   const d = decodeResponseCode(rc)
-  const details: Record<string, unknown> = { command, rc: hexCode(d.rc), base: hexCode(d.base) }
-  if (d.subject !== undefined) details[d.subject] = d.n
+  const details = responseCodeDetails(command, rc)
   if (d.layer !== 0) {
     return new TpmCommandError('The TPM answered with a code from a software layer', {
       details: { ...details, reason: 'layer' },

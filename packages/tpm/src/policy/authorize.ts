@@ -14,7 +14,7 @@ import { TpmPolicyError } from '../errors.ts'
 import { malformedResponse } from '../frame.ts'
 import { TpmWriter } from '../marshal.ts'
 import { plainCommand, plainResponse, type Send } from '../object/read-public.ts'
-import { decodeResponseCode, responseCodeError, TPM_RC } from '../rc.ts'
+import { decodeResponseCode, responseCodeDetails, responseCodeError, TPM_RC } from '../rc.ts'
 import { TPM_ALG, TPM_CC, TPM_RH_OWNER } from '../session/constants.ts'
 import { flushContext, type TpmSession } from '../session/session.ts'
 import { pcrSelection } from './pcr.ts'
@@ -106,7 +106,7 @@ export async function verifyApproval(
     const rc = new DataView(response.buffer, response.byteOffset).getUint32(6)
     if (rc !== 0 && decodeResponseCode(rc).base === TPM_RC.SIGNATURE) {
       throw new TpmPolicyError('The PCR policy approval is not signed by the authorizing key', {
-        details: { reason: 'approval-invalid', rc: `0x${rc.toString(16)}` },
+        details: { reason: 'approval-invalid', ...responseCodeDetails('TPM2_VerifySignature', rc) },
         hint: 'Authorize the PCR set again with the paper words (pi-node key-policy authorize).',
       })
     }
@@ -141,7 +141,11 @@ export async function satisfyAuthorizedPcrPolicy(
       throw new TpmPolicyError(
         'The TPM refuses: its PCRs are not the values the owner authorized',
         {
-          details: { reason: 'pcr-mismatch', rc: `0x${rc.toString(16)}`, pcrs: [...approval.pcrs] },
+          details: {
+            reason: 'pcr-mismatch',
+            ...responseCodeDetails('TPM2_PolicyPCR', rc),
+            pcrs: [...approval.pcrs],
+          },
           hint: 'After an OS or firmware update, authorize the new PCR values with the paper words (pi-node key-policy authorize). Otherwise this Pi booted something else: recover from the paper words.',
         },
       )
