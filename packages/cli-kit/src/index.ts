@@ -57,6 +57,7 @@ export { commandHelp, programHelp } from './shell/help.ts'
 export { contractFlags, contractsOf, mnemonicBanner } from './shell/node-flags.ts'
 export { type ParsedCommand, parseCommand } from './shell/parse.ts'
 export { commandsWith, runCommandLine } from './shell/run.ts'
+export { readStdinText } from './shell/stdin.ts'
 export type {
   ArgSpec,
   ArgValues,

@@ -5,15 +5,9 @@
  * firmware update, when the TPM refuses to unwrap), without re-wrapping any capsule key.
  */
 import { join } from 'node:path'
-import { UsageError } from '@digicap/cli-kit'
+import { readStdinText, UsageError } from '@digicap/cli-kit'
 import { loadConfig } from '../config.ts'
 import { command, dataDirOf } from './shared.ts'
-
-async function readStdin(stdin: AsyncIterable<Buffer | string> | undefined): Promise<string> {
-  const parts: Buffer[] = []
-  for await (const c of stdin ?? []) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c))
-  return Buffer.concat(parts).toString('utf8').trim()
-}
 
 export const keyPolicy = command({
   name: 'key-policy',
@@ -46,7 +40,7 @@ update, once the new system booted). No capsule key is re-wrapped.`,
       ctx.result({ keyPolicy: view }, renderKeyPolicy(view))
       return
     }
-    const words = await readStdin(ctx.io.stdin)
+    const words = await readStdinText(ctx.io.stdin)
     if (!words) {
       throw new UsageError('key-policy authorize reads the words from stdin; got nothing', {
         hint: 'pi-node key-policy authorize < words.txt',

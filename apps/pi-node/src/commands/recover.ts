@@ -5,17 +5,12 @@ import {
   EXIT,
   listFlag,
   positiveInteger,
+  readStdinText,
   UsageError,
   valueFlag,
   wholeNumber,
 } from '@digicap/cli-kit'
 import { command, commandLogger, configOf, dataDirOf, SEALER_FLAGS } from './shared.ts'
-
-async function readStdin(stdin: AsyncIterable<Buffer | string> | undefined): Promise<string> {
-  const parts: Buffer[] = []
-  for await (const c of stdin ?? []) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c))
-  return Buffer.concat(parts).toString('utf8').trim()
-}
 
 const NEW_PI = 'New Pi (no config in the data folder)'
 
@@ -57,7 +52,7 @@ with a reason (exit code 1); the others are recovered.`,
   },
   async run(ctx) {
     const { flags, io } = ctx
-    const mnemonic = await readStdin(io.stdin)
+    const mnemonic = await readStdinText(io.stdin)
     if (!mnemonic) {
       throw new UsageError('recover reads the mnemonic from stdin; got nothing', {
         hint: 'pi-node recover < words.txt (or type the words and press Ctrl-D).',
