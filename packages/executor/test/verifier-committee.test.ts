@@ -28,12 +28,8 @@ import {
   attested,
   connectSettlement,
   createProvider,
-  deploySettlement,
   fee,
-  queueAdminCalls,
   type SettlementAddresses,
-  sendAdminCalls,
-  settlementRoleCalls,
 } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
@@ -95,28 +91,31 @@ beforeAll(async () => {
   const recordBytes = encodeAttestationRecord(record)
   // A committee of 4: each phase waits for 4 challengers, 1.5 s once the first one quoted.
   const holding = holdPhasesForQuotes(tamperable(agent), 30_000, { challengers: 4, graceMs: 1500 })
-  w = await setupWorld({ fastPath: false, components: { attestation: holding.run } })
+  // deployDigicap names the hub at construction (ADR 0033); the keyguard's chain path waits for
+  // the committee's before verdict on chain.
+  w = await setupWorld({
+    fastPath: false,
+    executor: { maxReleaseWaitMs: 60_000 },
+    components: { attestation: holding.run },
+    settlement: {
+      seats: 4,
+      sortitionWindow: WINDOW,
+      certificateBlocks: 5000,
+      verifierBps: 2000,
+      executorBps: 1000,
+      failSlash: FAIL_SLASH,
+    },
+    committee: { verdictPollMs: 200 },
+  })
   await serveAttestation(w.exec.libp2p, holding.served, { record: recordBytes })
   const signers = w.anvil.signers as Wallet[]
-  const deployer = signers[0] as Wallet
   // The executor's registered record is its TPM's.
   await (
     await w.c.nodeRegistry
       .connect(w.executorWallet)
       .update(w.exec.libp2p.peerId.toMultihash().bytes, hexlify(attestationRecordHash(record)), 1)
   ).wait()
-  settlement = await deploySettlement(deployer, w.addresses, {
-    seats: 4,
-    sortitionWindow: WINDOW,
-    certificateBlocks: 5000,
-    verifierBps: 2000,
-    executorBps: 1000,
-    failSlash: FAIL_SLASH,
-  })
-  const calls = settlementRoleCalls(w.addresses, settlement.attestationHub)
-  const readyAt = await queueAdminCalls(deployer, calls)
-  await w.anvil.provider.send('evm_setNextBlockTimestamp', [Number(readyAt)])
-  await sendAdminCalls(deployer, calls)
+  settlement = w.addresses
   const policy = await deployPolicy(w.owner, all(attested(), fee('0.01')), {
     nodeRegistry: w.addresses.nodeRegistry,
   })
@@ -144,7 +143,13 @@ beforeAll(async () => {
   const rpc = createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId))
   verifiers = nodes.map((node, i) => {
     const wallet = (wallets[i] as Wallet).connect(rpc)
-    return verifierNode({ pollMs: 200, viewTimeoutMs: 2000, backupMs: 1500, watchMs: 30_000 })({
+    return verifierNode({
+      pollMs: 200,
+      challengeEveryMs: 300,
+      viewTimeoutMs: 2000,
+      backupMs: 1500,
+      watchMs: 30_000,
+    })({
       libp2p: node.libp2p,
       chain: ethersVerifierChain({ addresses: w.addresses, settlement, runner: wallet }),
       signer: privateKeySigner(wallet.privateKey as `0x${string}`),
@@ -206,8 +211,16 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     const job = await hub().jobs(grantId)
     expect(job.status).toBe(4n) // Settled
     expect(Number(job.verdict)).toBe(7)
-    const decided = events.filter((e) => e.event === 'decided' && e.jobId === grantId)
+    const decided = events.filter(
+      (e) => e.event === 'decided' && e.jobId === grantId && e.round === 'final',
+    )
     expect(decided).toHaveLength(4)
+    // the before round came first: its pass on chain released the key (ADR 0033)
+    const beforeRound = events.filter(
+      (e) => e.event === 'decided' && e.jobId === grantId && e.round === 'before',
+    )
+    expect(beforeRound.map((e) => e.event === 'decided' && e.verdict)).toEqual([1, 1, 1, 1])
+    expect(Number((await hub().jobs(grantId)).before)).toBe(1)
     for (const d of decided)
       expect(d.event === 'decided' && d.signers.length).toBeGreaterThanOrEqual(3)
     const phases = events.filter((e) => e.event === 'phase' && e.jobId === grantId)
@@ -284,7 +297,7 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     ])
     const decided = events.filter(
       (e): e is Extract<VerifierEvent, { event: 'decided' }> =>
-        e.event === 'decided' && e.jobId === grantId,
+        e.event === 'decided' && e.jobId === grantId && e.round === 'final',
     )
     expect(decided.map((d) => d.verdict)).toEqual([3, 3, 3]) // before and during passed, after failed
     expect(decided[0]?.signers).toHaveLength(3)

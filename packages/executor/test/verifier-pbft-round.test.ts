@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto'
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
 import {
+  beforeRoundId,
   type PbftCommittee,
   pbftCommittee,
   pbftDomain,
@@ -24,6 +25,7 @@ const INBOX = 16
 
 const domain = pbftDomain(31337n, '0x5FbDB2315678afecb367f032d93F642f64180aa3')
 const jobId = new Uint8Array(randomBytes(32))
+const beforeId = beforeRoundId(jobId)
 const value = { verdict: 7, evidenceHash: new Uint8Array(randomBytes(32)) }
 let nodes: DigicapNode[] = []
 let stranger: DigicapNode
@@ -83,7 +85,7 @@ describe('the verifier PBFT round', () => {
       rounds[i]!.open({
         committee,
         domain,
-        jobId,
+        roundIds: [beforeId, jobId],
         signer: keys[i]!,
         viewTimeoutMs: 3000,
         inboxLimit: INBOX,
@@ -110,14 +112,22 @@ describe('the verifier PBFT round', () => {
       await until(() => target.transport.stats.received >= 7 + INBOX + 20)
       expect(target.waiting).toBeLessThanOrEqual(INBOX)
       // The honest members decide, member 0 last (it takes its inbox first).
-      const others = [1, 2, 3].map((i) => members[i]!.decide(value, 30_000))
+      const others = [1, 2, 3].map((i) => members[i]!.decide(jobId, value, 30_000))
       await new Promise((r) => setTimeout(r, 300))
-      const certificates = await Promise.all([target.decide(value, 30_000), ...others])
+      const certificates = await Promise.all([target.decide(jobId, value, 30_000), ...others])
       for (const c of certificates) {
         expect(() => verifyCertificate(c, committee, { domain, jobId })).not.toThrow()
         expect(c.verdict).toBe(7)
       }
-      expect(target.refused).toBeGreaterThanOrEqual(2)
+      expect(target.refused).toBeGreaterThanOrEqual(3) // another job (at the inbox), wrong signer, +
+      // The before round's votes waited apart (the flood was the final round's): it decides too.
+      const before = { verdict: 1, evidenceHash: value.evidenceHash }
+      const rounds2 = await Promise.all(members.map((m) => m.decide(beforeId, before, 30_000)))
+      for (const c of rounds2) expect(c.jobId).toEqual(beforeId)
+      await expect(target.decide(jobId, value, 1000)).rejects.toMatchObject({
+        code: 'VERIFIER_JOB',
+        reason: 'round',
+      })
     } finally {
       await Promise.all(members.map((m) => m.stop()))
     }
@@ -125,7 +135,13 @@ describe('the verifier PBFT round', () => {
 
   it('a second round on a node waits until the first stops (one PBFT handler per node)', async () => {
     const rounds = pbftRounds(nodes[0]!.libp2p)
-    const params = { committee, domain, jobId, signer: keys[0]!, viewTimeoutMs: 3000 }
+    const params = {
+      committee,
+      domain,
+      roundIds: [jobId],
+      signer: keys[0]!,
+      viewTimeoutMs: 3000,
+    }
     const first = await rounds.open(params)
     let second: PbftRound | undefined
     const opening = rounds.open(params).then((r) => {

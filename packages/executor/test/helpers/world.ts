@@ -29,6 +29,7 @@ import {
   deployDigicap,
   environment,
   type PolicyExpression,
+  type SettlementParameters,
 } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
@@ -108,6 +109,10 @@ export async function setupWorld(
     tmpRoot?: string
     /** The keyguard's sealer (default: a software sealer in the world's dir). */
     sealer?: Sealer
+    /** The settlement deployDigicap deploys (committee size, sortition window, shares). */
+    settlement?: SettlementParameters
+    /** The keyguard's chain path waits for the committee's before verdict (ADR 0033). */
+    committee?: { verdictPollMs?: number }
     /** Extra executor components: a TPM attestation agent, a run lifecycle. */
     components?: Pick<ExecutorComponents, 'attestation' | 'lifecycle'>
     /** Sandboxes beyond the default set, given the executor's node (the `oci` sandbox). */
@@ -124,6 +129,7 @@ export async function setupWorld(
     grantWindow: 600,
     disputeWindow: 3600,
     unbondingDelay: 3600,
+    ...(options.settlement === undefined ? {} : { settlement: options.settlement }),
   })
   const c = connectDigicap(addresses, deployer as Wallet)
   const [kg, exec] = await Promise.all([createDigicapNode(), createDigicapNode()])
@@ -163,6 +169,7 @@ export async function setupWorld(
     startBlock: addresses.deployBlock,
     pollIntervalMs: 100,
     fastPath: { enabled: options.fastPath ?? true, maxExpirySeconds: 300 },
+    ...(options.committee === undefined ? {} : { committee: options.committee }),
   })({
     sealer,
     keyStore,

@@ -8,6 +8,7 @@ export type VerifierJobReason =
   | 'executor-unregistered'
   | 'pbft-timeout'
   | 'stopped'
+  | 'round'
 
 /** A job this member could not take to a certificate; `reason` says at which step. */
 export class VerifierJobError extends DigicapError {

@@ -118,6 +118,20 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
       await attempt(hub.seatCommittee as never, [toHex(jobId)])
     },
     status,
+    async beforeVerdict(jobId) {
+      const job = await hub.jobs(toHex(jobId))
+      return (['none', 'pass', 'fail'] as const)[Number(job.before)] ?? 'none'
+    },
+    async submitBeforeCertificate(call) {
+      if ((await status(getBytes(call.jobId))) !== 'seated') return
+      await attempt(hub.submitBeforeCertificate as never, [
+        call.jobId,
+        call.value,
+        call.signerBits,
+        call.others,
+        call.signatures,
+      ])
+    },
     async submitCertificate(call) {
       if ((await status(getBytes(call.value.jobId))) !== 'seated') return
       await attempt(hub.submitCertificate as never, [

@@ -1,12 +1,13 @@
 /**
- * One job's PBFT on this node (`/digicap/pbft/1.0.0`, `@digicap/committee`). The transport is
- * registered as soon as the committee is seated, before this member has its value, so the
- * votes of members that finished watching first wait in a bounded inbox instead of being lost
- * (the replica has no retransmission); the replica starts once the value is known and takes
- * the inbox first. A libp2p node serves the protocol for one job at a time, so rounds take
- * turns (ADR 0032).
+ * A job's PBFT rounds on this node (`/digicap/pbft/1.0.0`, `@digicap/committee`): the before
+ * round (its id `beforeRoundId(jobId)`, ADR 0033) and the final round (the job id) share one
+ * transport, registered as soon as the committee is seated, before this member has its values.
+ * Votes of members that finished watching first wait in a bounded inbox per round instead of
+ * being lost (the replica has no retransmission); a round's replica starts once its value is
+ * known and takes its inbox first. Votes for any other id are refused. A libp2p node serves
+ * the protocol for one job at a time, so jobs take turns (ADR 0032).
  */
-import type { DigicapSigner } from '@digicap/capsule-core'
+import { type DigicapSigner, equalBytes, toHex } from '@digicap/capsule-core'
 import {
   createPbftTransport,
   type PbftCertificate,
@@ -22,35 +23,39 @@ import { PBFT_PROTOCOL, type PbftMessage } from '@digicap/protocol'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { VerifierJobError } from './errors.ts'
 
-/** Votes kept while this member is still watching the run. */
+/** Votes kept per round while this member is still watching. */
 export const PBFT_INBOX_LIMIT = 256
 
 export interface PbftRoundParameters {
   readonly committee: PbftCommittee
   readonly domain: PbftDomain
-  readonly jobId: Uint8Array
+  /** The rounds' PBFT job ids (the before round's, the job's). */
+  readonly roundIds: readonly Uint8Array[]
   readonly signer: DigicapSigner
   readonly viewTimeoutMs: number
-  /** Votes kept while this member is still watching. Default {@link PBFT_INBOX_LIMIT}. */
+  /** Votes kept per round while this member is still watching. Default {@link PBFT_INBOX_LIMIT}. */
   readonly inboxLimit?: number
 }
 
 export interface PbftRound {
-  /** Starts the replica with this member's value; resolves with the certificate, or throws after `ms`. */
-  decide(value: PbftValue, ms: number): Promise<PbftCertificate>
+  /**
+   * Starts round `roundId`'s replica with this member's value; resolves with the certificate.
+   * @throws {VerifierJobError} `pbft-timeout` after `ms` without 2f+1 commits of one value.
+   */
+  decide(roundId: Uint8Array, value: PbftValue, ms: number): Promise<PbftCertificate>
   readonly transport: PbftTransport
-  /** Votes refused by the replica (malformed, another job, not the sender's). */
+  /** Votes refused: malformed, for another round, not the sender's. */
   readonly refused: number
-  /** Votes waiting in the inbox for this member's value (at most the inbox limit). */
+  /** Votes waiting in the inboxes for this member's values (at most the limit per round). */
   readonly waiting: number
   stop(): Promise<void>
 }
 
-/** Hands out the node's PBFT protocol to one round at a time. */
-export function pbftRounds(host: PbftHost & { dialProtocol: PbftHost['dialProtocol'] }) {
+/** Hands out the node's PBFT protocol to one job at a time. */
+export function pbftRounds(host: PbftHost) {
   let tail: Promise<void> = Promise.resolve()
   return {
-    /** Waits for the previous round to stop, then registers this one. */
+    /** Waits for the previous job's rounds to stop, then registers this job's. */
     async open(p: PbftRoundParameters): Promise<PbftRound> {
       let release!: () => void
       const previous = tail
@@ -68,13 +73,19 @@ export function pbftRounds(host: PbftHost & { dialProtocol: PbftHost['dialProtoc
   }
 }
 
+interface Slot {
+  readonly id: Uint8Array
+  inbox: [PbftMember, PbftMessage][]
+  replica?: PbftReplica
+}
+
 async function openRound(
   host: PbftHost,
   p: PbftRoundParameters,
   release: () => void,
 ): Promise<PbftRound> {
-  const inbox: [PbftMember, PbftMessage][] = []
-  let replica: PbftReplica | undefined
+  const limit = p.inboxLimit ?? PBFT_INBOX_LIMIT
+  const slots = new Map<string, Slot>(p.roundIds.map((id) => [toHex(id), { id, inbox: [] }]))
   let refused = 0
   const transport = await createPbftTransport({
     node: host,
@@ -83,36 +94,47 @@ async function openRound(
     dial: (member: PbftMember, signal: AbortSignal) =>
       host.dialProtocol(peerIdFromString(member.peerId), PBFT_PROTOCOL, { signal }),
     onMessage: async (from, message) => {
-      if (replica === undefined) {
-        if (inbox.length >= (p.inboxLimit ?? PBFT_INBOX_LIMIT)) inbox.shift()
-        inbox.push([from, message])
+      const slot = [...slots.values()].find((s) => equalBytes(s.id, message.vote.jobId))
+      if (slot === undefined) {
+        refused++
         return
       }
-      await replica.receive(from, message)
+      if (slot.replica === undefined) {
+        if (slot.inbox.length >= limit) slot.inbox.shift()
+        slot.inbox.push([from, message])
+        return
+      }
+      await slot.replica.receive(from, message)
     },
   })
   let stopped = false
-  const round: PbftRound = {
+  return {
     transport,
     get refused() {
       return refused + transport.stats.rejected
     },
     get waiting() {
-      return inbox.length
+      return [...slots.values()].reduce((n, s) => n + s.inbox.length, 0)
     },
-    async decide(value, ms) {
-      replica = new PbftReplica({
+    async decide(roundId, value, ms) {
+      const slot = slots.get(toHex(roundId))
+      if (slot === undefined || slot.replica !== undefined) {
+        throw new VerifierJobError('round', 'Not a round of this job, or decided already', {
+          details: { roundId: toHex(roundId) },
+        })
+      }
+      const r = new PbftReplica({
         domain: p.domain,
         committee: p.committee,
-        jobId: p.jobId,
+        jobId: roundId,
         signer: p.signer,
         value,
         viewTimeout: p.viewTimeoutMs,
         send: (to, message) => transport.send(to, message),
       })
-      const r = replica
+      slot.replica = r
       await r.start()
-      for (const [from, message] of inbox.splice(0)) {
+      for (const [from, message] of slot.inbox.splice(0)) {
         await r.receive(from, message).catch(() => {
           refused++
         })
@@ -139,10 +161,9 @@ async function openRound(
     async stop() {
       if (stopped) return
       stopped = true
-      replica?.stop()
+      for (const s of slots.values()) s.replica?.stop()
       await transport.stop()
       release()
     },
   }
-  return round
 }

@@ -37,6 +37,11 @@ export interface RegisteredNode {
 /** AttestationHub.Status. */
 export type JobStatus = 'none' | 'open' | 'seated' | 'certified' | 'settled' | 'timed-out'
 
+/** The calls of submitBeforeCertificate (`beforeCertificateCall` of `@digicap/committee`). */
+export type BeforeCertificateCall = ReturnType<
+  typeof import('@digicap/committee').beforeCertificateCall
+>
+
 /** The calls of submitCertificate (`certificateCall` of `@digicap/committee`). */
 export type CertificateCall = ReturnType<typeof import('@digicap/committee').certificateCall>
 
@@ -62,6 +67,10 @@ export interface VerifierChain {
   /** Seats the committee (no-op when another member did). */
   seatCommittee(jobId: Uint8Array): Promise<void>
   status(jobId: Uint8Array): Promise<JobStatus>
+  /** The job's before verdict on chain (ADR 0033). */
+  beforeVerdict(jobId: Uint8Array): Promise<'none' | 'pass' | 'fail'>
+  /** Submits the before round's certificate (no-op when a before verdict is on chain). */
+  submitBeforeCertificate(call: BeforeCertificateCall): Promise<void>
   /** Submits the certificate (no-op when one is already accepted). */
   submitCertificate(call: CertificateCall): Promise<void>
   /** Settles (no-op when settled already); `committee` ascending. */
@@ -108,12 +117,20 @@ export type VerifierEvent =
   | {
       readonly event: 'decided'
       readonly jobId: string
+      /** `before`: the before round (verdict 1 pass, 0 fail; ADR 0033); `final`: the run's (7 = pass). */
+      readonly round: 'before' | 'final'
       readonly verdict: number
       readonly view: bigint
       readonly signers: readonly Address[]
       readonly messages: { readonly sent: number; readonly received: number }
     }
-  | { readonly event: 'certificate'; readonly jobId: string; readonly submitted: boolean }
+  | {
+      readonly event: 'certificate'
+      readonly jobId: string
+      readonly round: 'before' | 'final'
+      /** Whether this member's transaction landed it (else another member's had). */
+      readonly submitted: boolean
+    }
   | { readonly event: 'settled'; readonly jobId: string }
   | { readonly event: 'job-failed'; readonly jobId: string; readonly error: Error }
 
@@ -126,7 +143,7 @@ export interface VerifierNodeInit {
   readonly fromBlock?: number
   /** Longest a member watches a run for its three phases, ms. Default 120 000. */
   readonly watchMs?: number
-  /** Pause between two challenges of a run, ms. Default 100. */
+  /** Pause between two challenges of a run, ms (each is a TPM quote on the executor). Default 500. */
   readonly challengeEveryMs?: number
   /** PBFT view timeout, ms (doubles each view). Default 2000. */
   readonly viewTimeoutMs?: number

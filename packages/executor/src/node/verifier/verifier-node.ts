@@ -3,14 +3,20 @@
  * jobs and, for each, proves its VRF ticket for seed = H(job id ‖ blockhash at grant), submits it,
  * and — when the closed window seated it — finds the other members (their registered peer ids),
  * challenges the executor before / during / after the run (watch-run.ts), agrees with the
- * committee by PBFT over libp2p (pbft-round.ts), submits the 2f+1 certificate (the deciding
- * view's leader first, the others as backups) and settles the job.
+ * committee by PBFT over libp2p (pbft-round.ts) twice: on the before phase (the before round,
+ * `submitBeforeCertificate`, which a keyguard waits for on the chain path, ADR 0033) and on the
+ * whole run (`submitCertificate`), each certificate submitted by the deciding view's leader first,
+ * the others as backups; then settles the job. A before fail certifies the job as failed.
  *
  * A job's failure stays with the job (a `job-failed` event with a typed error); the node goes on.
  */
 import { createActivationCache } from '@digicap/attestation'
 import { toHex } from '@digicap/capsule-core'
 import {
+  BEFORE_FAIL,
+  BEFORE_PASS,
+  beforeCertificateCall,
+  beforeRoundId,
   certificateCall,
   drawTicket,
   hubCommittee,
@@ -48,7 +54,7 @@ export function verifierNode(
 ): (components: VerifierNodeComponents) => VerifierNode {
   const pollMs = init.pollMs ?? 500
   const watchMs = init.watchMs ?? 120_000
-  const everyMs = init.challengeEveryMs ?? 100
+  const everyMs = init.challengeEveryMs ?? 500
   const viewTimeoutMs = init.viewTimeoutMs ?? 2000
   const decideMs = init.decideMs ?? 60_000
   const backupMs = init.backupMs ?? 3000
@@ -131,14 +137,41 @@ export function verifierNode(
       )
       const committee = pbftCommittee(members)
       emit({ event: 'committee', jobId, members: seats.members, leader: seats.members[0]! })
+      const beforeId = beforeRoundId(job.jobId)
       const round = await rounds.open({
         committee,
         domain: pbftDomain(chain.chainId, chain.hub),
-        jobId: job.jobId,
+        roundIds: [beforeId, job.jobId],
         signer: c.signer,
         viewTimeoutMs,
       })
-      let certificate: PbftCertificate
+      const sorted = hubCommittee(seats.members)
+      /** The deciding view's leader submits at once, the others after `backupMs` if still needed. */
+      const submit = async (
+        certificate: PbftCertificate,
+        name: 'before' | 'final',
+        send: () => Promise<void>,
+        pending: () => Promise<boolean>,
+      ) => {
+        const leads = leaderOf(committee, certificate.view).address === self
+        if (init.submit !== 'any' && !leads) await sleep(backupMs)
+        const needed = await pending()
+        if (needed) await send()
+        emit({ event: 'certificate', jobId, round: name, submitted: needed && !(await pending()) })
+      }
+      const decided = (certificate: PbftCertificate, name: 'before' | 'final') => {
+        emit({
+          event: 'decided',
+          jobId,
+          round: name,
+          verdict: certificate.verdict,
+          view: certificate.view,
+          signers: certificate.signers,
+          messages: { sent: round.transport.stats.sent, received: round.transport.stats.received },
+        })
+      }
+      let beforePassed = false
+      let beforeSubmitted: Promise<void> = Promise.resolve()
       try {
         const grant = await chain.grant(job.jobId)
         const executor = await chain.node(grant.executor)
@@ -151,7 +184,20 @@ export function verifierNode(
             },
           )
         }
-        const watched = await watchRun({
+        const statement = (id: Uint8Array, verdict: number) => ({
+          verdict,
+          evidenceHash: evidenceHash({
+            jobId: id,
+            recordHash: executor.attestationKeyHash,
+            grant,
+            verdict,
+          }),
+        })
+        let beforeSeen!: (verdict: string) => void
+        const beforePhase = new Promise<string>((resolve) => {
+          beforeSeen = resolve
+        })
+        const watching = watchRun({
           libp2p: c.libp2p,
           peer: peerIdFromRegistered(executor.peerId),
           jobId: job.jobId,
@@ -162,42 +208,57 @@ export function verifierNode(
           watchMs,
           everyMs,
           signal: stopping.signal,
-          onPhase: (phase) => emit({ event: 'phase', jobId, phase }),
-        })
-        const verdict = verdictBits(watched.phases)
-        const value = {
-          verdict,
-          evidenceHash: evidenceHash({
-            jobId: job.jobId,
-            recordHash: executor.attestationKeyHash,
-            grant,
-            verdict,
-          }),
-        }
-        certificate = await round.decide(value, decideMs)
-        certificates.set(jobId, certificate)
-        emit({
-          event: 'decided',
-          jobId,
-          verdict: certificate.verdict,
-          view: certificate.view,
-          signers: certificate.signers,
-          messages: {
-            sent: round.transport.stats.sent,
-            received: round.transport.stats.received,
+          onPhase: (phase) => {
+            emit({ event: 'phase', jobId, phase })
+            if (phase.phase === 'before') beforeSeen(phase.verdict)
           },
         })
-        // Let the last commits reach the others before the handler goes.
-        await sleep(200)
+        // The before round (ADR 0033): on the chain path the keyguard releases the key only once
+        // its pass is on chain, so it runs while the watch goes on.
+        beforePassed = (await beforePhase) === 'verified'
+        const beforeCertificate = await round.decide(
+          beforeId,
+          statement(beforeId, beforePassed ? BEFORE_PASS : BEFORE_FAIL),
+          decideMs,
+        )
+        decided(beforeCertificate, 'before')
+        beforePassed = beforeCertificate.verdict === BEFORE_PASS
+        beforeSubmitted = submit(
+          beforeCertificate,
+          'before',
+          () =>
+            chain.submitBeforeCertificate(
+              beforeCertificateCall(job.jobId, beforeCertificate, sorted),
+            ),
+          async () =>
+            (await chain.status(job.jobId)) === 'seated' &&
+            (await chain.beforeVerdict(job.jobId)) === 'none',
+        )
+        if (beforePassed) {
+          const watched = await watching
+          const verdict = verdictBits(watched.phases)
+          const certificate = await round.decide(job.jobId, statement(job.jobId, verdict), decideMs)
+          certificates.set(jobId, certificate)
+          decided(certificate, 'final')
+          // Let the last commits reach the others before the handler goes.
+          await sleep(200)
+          await beforeSubmitted
+          await submit(
+            certificate,
+            'final',
+            () => chain.submitCertificate(certificateCall(certificate, sorted)),
+            async () => (await chain.status(job.jobId)) === 'seated',
+          )
+        } else {
+          // A before fail certifies the job as failed: nothing more to agree on.
+          certificates.set(jobId, beforeCertificate)
+          await sleep(200)
+          await beforeSubmitted
+        }
       } finally {
         await round.stop()
+        await beforeSubmitted.catch(() => {})
       }
-      const sorted = hubCommittee(seats.members)
-      const leads = leaderOf(committee, certificate.view).address === self
-      if (init.submit !== 'any' && !leads) await sleep(backupMs)
-      const before = await chain.status(job.jobId)
-      await chain.submitCertificate(certificateCall(certificate, sorted))
-      emit({ event: 'certificate', jobId, submitted: before === 'seated' })
       if (init.settle !== false) {
         for (let i = 0; (await chain.status(job.jobId)) === 'seated' && i < 40; i++)
           await sleep(250)

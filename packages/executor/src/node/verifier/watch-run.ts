@@ -66,6 +66,7 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
   let record = p.record
   let before: QuoteClock | undefined
   let quotes = 0
+  let activationTries = 0
   const failed = () => [...seen.values()].some((v) => v.verdict !== 'verified')
   while (!seen.has('after') && !failed() && !p.signal?.aborted) {
     if (performance.now() - t0 > p.watchMs) break
@@ -94,11 +95,16 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
       break
     }
     if (!p.activations.has(p.registeredHash)) {
+      // Once per record: the AK lives in the TPM of the record's EK (SPEC.md §5). A refusal is
+      // evidence; a timeout on a busy TPM is not, so that is tried again (3 times).
       try {
-        // Once per record: the AK lives in the TPM of the record's EK (SPEC.md §5).
-        await activateAttestationKey(p.libp2p, p.peer, record, { timeout: 10_000 })
+        await activateAttestationKey(p.libp2p, p.peer, record, { timeout: 20_000 })
         p.activations.add(p.registeredHash)
-      } catch {
+      } catch (err) {
+        const unreachable =
+          err instanceof DigicapError &&
+          (err.details as { reason?: string })?.reason === 'unreachable'
+        if (unreachable && ++activationTries < 3) continue
         see('before', 'not-activated')
         break
       }
