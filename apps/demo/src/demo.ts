@@ -36,6 +36,7 @@ import { createExecutorNode, type ExecutorNode, readSecrets } from '@digicap/exe
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { getBytes, parseEther, type Wallet } from 'ethers'
 import { type AttestationWatch, type WatchedRun, watchAttestation } from './attestation-watch.ts'
+import { imageStep } from './image-step.ts'
 
 type Actor = 'chain' | 'pi-node' | 'executor' | 'receiver'
 const ACTORS: readonly Actor[] = ['chain', 'pi-node', 'executor', 'receiver']
@@ -634,6 +635,28 @@ async function main() {
     (d) => `${d.cid}, policy ${policy}, announced ${d.announced?.ok ? 'yes' : 'no'}`,
   )
 
+  // the image capsule step (image-step.ts): its seal-image overlaps the data capsule's runs
+  const imageRun = imageStep({
+    stage,
+    cli,
+    cliOk,
+    piNode: PI_NODE,
+    executorNode: EXECUTOR_NODE,
+    piEnv,
+    executorArgs: ['--data-dir', dirs.executor, '--keyguard-addr', keyguardAddr],
+    runEnv: { DIGICAP_BOOTSTRAP: receiverAddr },
+    policyTerms: [`minReputation(${MIN_REPUTATION})`, ...(attesting ? ['attested()'] : [])],
+    csv: DATASET,
+    receiver: {
+      publicKey: receiverInit.receiverPublicKey,
+      peerId: recv.node.peerId,
+      next: (ms) => recv.inbox.next(ms),
+    },
+    runCount: (id) => c.accessController.runCount(id),
+    until,
+    warn: (w) => warnings.push(w),
+  })
+
   const runArgs = [
     'run',
     sealed.cid as string,
@@ -799,6 +822,8 @@ async function main() {
     (e) => e.line,
   )
 
+  const image = await imageRun.run()
+
   if (flags.keep) {
     // The nodes stay up (status page, metrics) until Ctrl-C; the signal handler stops them.
     return { ...outcome(), ops, exits: { serve: null } }
@@ -847,6 +872,7 @@ async function main() {
           }
         : { releasedAfterBeforeQuote: false, verifier: undefined },
       capsule: { capsuleId: sealed.capsuleId as string, cid: sealed.cid as string },
+      image,
       executor: { address: executor.address as string, reputation: Number(reputation) },
       runs: { chain: chainRun, fast: fastRun },
       refusal: {

@@ -128,6 +128,32 @@ describe('pnpm demo', () => {
     })
     expect(doc.executor.reputation).toBeGreaterThanOrEqual(1)
 
+    // the image capsule (busybox + a script over the mounted CSV), run under runc: the receiver
+    // got the aggregate computed here; the second run was refused before any key was released
+    const runsImages = process.getuid?.() === 0 && onPath('runc') && onPath('umoci')
+    if (runsImages) {
+      const salaries = readFileSync(CSV, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((row) => Number(row.split(',')[2]))
+      expect(doc.image.result).toEqual({
+        rows: salaries.length,
+        column: 'salary_eur',
+        sum: salaries.reduce((a, b) => a + b, 0),
+        min: Math.min(...salaries),
+        max: Math.max(...salaries),
+      })
+      expect(doc.image.capsule.policy).toContain('maxRuns(1)')
+      expect(doc.image.refusal).toEqual({
+        code: 'ACCESS_DENIED',
+        reason: 'MAX_RUNS_REACHED',
+        keyReleased: false,
+      })
+    } else {
+      expect(doc.image.skipped).toBeTypeOf('string')
+    }
+
     const swtpm = onPath('swtpm') && onPath('tpm2_createprimary')
     expect(doc.sealer.swtpm).toBe(swtpm)
     expect(doc.sealer.kind).toBe(swtpm ? 'tpm2' : 'software')
