@@ -6,13 +6,18 @@
  * Replay a failure with the seed it prints: `INVARIANT_SEED=<seed> npx vitest run test/invariants.test.ts`.
  * More calls: INVARIANT_RUNS (default 6) × INVARIANT_STEPS (default 400).
  */
-import { parseEther } from 'ethers'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ContractFactory, parseEther, toQuantity, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { all, fee, maxRuns } from '../src/policy/expression.ts'
+import { compileSolidity } from '../src/compiler/solc.ts'
+import { attestationHubAbi, attestationHubBytecode } from '../src/generated/artifacts.ts'
+import { all, attested, fee, maxRuns } from '../src/policy/expression.ts'
 import {
   AUDIT_WINDOW,
   capsuleWith,
   DISPUTE_WINDOW,
+  GRANT_WINDOW,
   MIN_STAKE,
   send,
   setupWorld,
@@ -21,6 +26,15 @@ import {
   WITHDRAWAL_DELAY,
   type World,
 } from './helpers.ts'
+import {
+  HUB_CERTIFICATE_BLOCKS,
+  HUB_EQUIVOCATION_SLASH,
+  HUB_EXECUTOR_BPS,
+  HUB_FAIL_SLASH,
+  HUB_SORTITION_WINDOW,
+  HUB_VERIFIER_BPS,
+  type HubContext,
+} from './invariants/hub.ts'
 import { createRandom, Model } from './invariants/model.ts'
 import { createBatchRpc } from './invariants/rpc.ts'
 import {
@@ -46,6 +60,59 @@ let initialCapsules: {
   minFee: bigint
 }[]
 let snapshot: string
+let hub: Omit<HubContext, 'jobs' | 'done'>
+let hubBase: Omit<HubContext, 'jobs' | 'policy' | 'done'>
+
+/**
+ * An AttestationHub over a fixed committee of four registered verifiers (FixedSortition: the
+ * VRF proofs that seat a real committee need the committee package, which depends on this one;
+ * the seed is a blockhash, so no fixture can hold them), named settler and manager through the
+ * timelock like the EOAs.
+ */
+async function deployHub(): Promise<Omit<HubContext, 'jobs' | 'policy' | 'done'>> {
+  const verifiers = Array.from({ length: 4 }, () =>
+    Wallet.createRandom().connect(w.anvil.provider),
+  ).sort((a, b) => (BigInt(a.address) < BigInt(b.address) ? -1 : 1)) as unknown as Wallet[]
+  for (const v of verifiers) {
+    await w.anvil.provider.send('anvil_setBalance', [v.address, toQuantity(parseEther('10'))])
+    await send(
+      w.c.nodeRegistry.connect(v).register(`0x${'11'.repeat(38)}`, `0x${'00'.repeat(32)}`, 2, {
+        value: MIN_STAKE,
+      }),
+    )
+  }
+  const source = readFileSync(join(import.meta.dirname, 'fixtures/FixedSortition.sol'), 'utf8')
+  const fixed = compileSolidity({ 'FixedSortition.sol': source })['FixedSortition.sol']!
+    .FixedSortition!
+  const sortition = await new ContractFactory(
+    fixed.abi as Record<string, unknown>[],
+    fixed.bytecode,
+    w.deployer,
+  ).deploy(
+    verifiers.map((v) => v.address),
+    HUB_SORTITION_WINDOW,
+  )
+  await sortition.waitForDeployment()
+  const deployed = await new ContractFactory(
+    attestationHubAbi as never,
+    attestationHubBytecode,
+    w.deployer,
+  ).deploy(
+    await sortition.getAddress(),
+    w.addresses.accessController,
+    HUB_CERTIFICATE_BLOCKS,
+    HUB_VERIFIER_BPS,
+    HUB_EXECUTOR_BPS,
+    HUB_FAIL_SLASH,
+    HUB_EQUIVOCATION_SLASH,
+  )
+  await deployed.waitForDeployment()
+  const address = await deployed.getAddress()
+  await send(sortition.getFunction('setOpener')(address))
+  await timelocked(w, w.c.accessController, 'setSettler', [address, true])
+  await timelocked(w, w.c.nodeRegistry, 'setManager', [address, true])
+  return { address, chainId: w.anvil.chainId, verifiers }
+}
 
 beforeAll(async () => {
   w = await setupWorld()
@@ -64,10 +131,12 @@ beforeAll(async () => {
   await timelocked(w, w.c.accessController, 'setSettler', [actors.settler, true])
   await timelocked(w, w.c.nodeRegistry, 'setManager', [actors.manager, true])
   await send(w.c.capsuleRegistry.connect(w.owner).setOperator(actors.operator, true))
+  hubBase = await deployHub()
   const rules = [
     { rule: all(fee('0.001'), maxRuns(3)), maxRuns: 3, minFee: parseEther('0.001') },
     { rule: maxRuns(2), maxRuns: 2, minFee: 0n },
     { rule: fee('0.002'), maxRuns: undefined, minFee: parseEther('0.002') },
+    { rule: attested(), maxRuns: undefined, minFee: 0n },
   ]
   policies = []
   initialCapsules = []
@@ -82,12 +151,14 @@ beforeAll(async () => {
       minFee: r.minFee,
     })
   }
+  // Grants of the attested() capsules are the hub's jobs.
+  hub = { ...hubBase, policy: policies.at(-1)!.address }
   await w.anvil.provider.send('anvil_setBlockTimestampInterval', [1])
   snapshot = await w.anvil.snapshot()
 }, 120_000)
 afterAll(() => w?.anvil.stop())
 
-function freshModel(now: bigint): Model {
+function freshModel(now: bigint, block: number): Model {
   const m = new Model(
     {
       minStake: MIN_STAKE,
@@ -95,6 +166,7 @@ function freshModel(now: bigint): Model {
       withdrawalDelay: BigInt(WITHDRAWAL_DELAY),
       disputeWindow: BigInt(DISPUTE_WINDOW),
       auditWindow: BigInt(AUDIT_WINDOW),
+      grantWindow: BigInt(GRANT_WINDOW),
     },
     [
       ...new Set([
@@ -105,10 +177,16 @@ function freshModel(now: bigint): Model {
         actors.settler,
         actors.manager,
         actors.stranger,
+        ...hub.verifiers.map((v) => v.address),
       ]),
     ],
   )
   m.now = now
+  m.block = block
+  for (const v of hub.verifiers) {
+    Object.assign(m.executor(v.address).node, { registered: true, stake: MIN_STAKE, roles: 2 })
+    m.flow(v.address).paidIn = MIN_STAKE
+  }
   for (const e of actors.executors) m.executor(e.address)
   // setupWorld registered the first executor with the minimum stake.
   Object.assign(m.executor(w.executor.address).node, {
@@ -132,6 +210,7 @@ describe('contract invariants over long random call sequences', () => {
     let batchRecorded = 0
     let batchSkipped = 0
     const counts = new Map<string, number>()
+    const hubDone: Record<string, number> = {}
     const started = performance.now()
     for (let run = 0; run < RUNS; run++) {
       await w.anvil.revert(snapshot)
@@ -146,7 +225,8 @@ describe('contract invariants over long random call sequences', () => {
         chainId: w.anvil.chainId,
         actors,
         policies,
-        model: freshModel(BigInt(latest!.timestamp)),
+        model: freshModel(BigInt(latest!.timestamp), latest!.number),
+        hub: { ...hub, jobs: new Map(), done: hubDone },
         rnd: createRandom(seed),
         txs: 0,
         reads: 0,
@@ -184,5 +264,10 @@ describe('contract invariants over long random call sequences', () => {
     expect(shared).toBeGreaterThan(0)
     expect(batchRecorded).toBeGreaterThan(0)
     expect(batchSkipped).toBeGreaterThan(0)
+    // The hub's paths that move funds were taken, not only refused.
+    console.log(`hub: ${JSON.stringify(hubDone)}`)
+    for (const path of ['openJob', 'certificate', 'timedOut', 'equivocation'])
+      expect(hubDone[path] ?? 0, path).toBeGreaterThan(0)
+    expect((hubDone['settle:pass'] ?? 0) + (hubDone['settle:fail'] ?? 0)).toBeGreaterThan(0)
   }, 600_000)
 })

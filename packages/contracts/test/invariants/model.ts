@@ -60,10 +60,18 @@ export interface Params {
   withdrawalDelay: bigint
   disputeWindow: bigint
   auditWindow: bigint
+  grantWindow: bigint
 }
 
 export class Model {
   now = 0n
+  /** The latest block number (one block per transaction and per wait). */
+  block = 0
+  /** Every grant: its capsule, payer, the capsule's owner and its expiry. */
+  readonly grants = new Map<
+    string,
+    { capsule: string; payer: string; owner: string; expiresAt: bigint }
+  >()
   readonly executors = new Map<string, ExecutorModel>()
   readonly capsules: CapsuleModel[] = []
   readonly escrows = new Map<string, EscrowModel>()
@@ -168,6 +176,12 @@ export class Model {
 
   grant(c: CapsuleModel, grantId: string, fee: bigint, t: bigint, payer: string): void {
     c.runs++
+    this.grants.set(grantId, {
+      capsule: c.id,
+      payer,
+      owner: c.owner,
+      expiresAt: t + this.p.grantWindow,
+    })
     if (fee > 0n) {
       this.escrows.set(grantId, {
         id: grantId,

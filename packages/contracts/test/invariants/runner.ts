@@ -17,6 +17,7 @@ import {
   type SignedAccessRequest,
 } from '../../src/fastpath.ts'
 import { CID } from '../helpers.ts'
+import * as hubSteps from './hub.ts'
 import { type CapsuleModel, Model, type Random } from './model.ts'
 import type { BatchRpc, Mined } from './rpc.ts'
 
@@ -50,6 +51,27 @@ export interface RunContext {
   /** Items of `recordFastPathGrants` batches recorded, and skipped (with the others recorded). */
   batchRecorded: number
   batchSkipped: number
+  /** The AttestationHub under test (named settler and manager), when the run includes it. */
+  hub?: hubSteps.HubContext
+}
+
+/** The hub steps' view of the run: sends to the hub, counted like every transaction. */
+function hubStep(ctx: RunContext): hubSteps.HubStepContext {
+  const hub = ctx.hub as hubSteps.HubContext
+  return {
+    rpc: ctx.rpc,
+    model: ctx.model,
+    rnd: ctx.rnd,
+    hub,
+    fail,
+    async send(from, data) {
+      ctx.txs++
+      const r = await ctx.rpc.send(from, hub.address, data)
+      ctx.model.now++
+      ctx.model.block = r.blockNumber
+      return r
+    },
+  }
 }
 
 export class InvariantError extends Error {}
@@ -95,6 +117,7 @@ async function sendTx(
   ctx.txs++
   const r = await ctx.rpc.send(from, to, iface.encodeFunctionData(fn, args), value)
   ctx.model.now++
+  ctx.model.block = r.blockNumber
   if (r.ok && value > 0n) ctx.model.flow(from).paidIn += value
   return r
 }
@@ -731,6 +754,7 @@ async function wait(ctx: RunContext, seconds: bigint): Promise<void> {
     { method: 'evm_mine', params: [] },
   ])
   ctx.model.now = t
+  ctx.model.block++
 }
 
 async function randomWait(ctx: RunContext): Promise<void> {
@@ -784,6 +808,16 @@ export async function step(ctx: RunContext): Promise<string> {
     [2, 'refund', () => refund(ctx)],
     [2, 'withdrawCredit', () => withdrawCredit(ctx, anyone)],
     [5, 'wait', () => randomWait(ctx)],
+    ...(ctx.hub === undefined
+      ? []
+      : ([
+          [6, 'openJob', () => hubSteps.openJob(hubStep(ctx), anyone)],
+          [6, 'seatCommittee', () => hubSteps.seat(hubStep(ctx), anyone)],
+          [6, 'certify', () => hubSteps.certify(hubStep(ctx), anyone)],
+          [5, 'settle', () => hubSteps.settle(hubStep(ctx), anyone)],
+          [2, 'closeTimedOut', () => hubSteps.closeTimedOut(hubStep(ctx), anyone)],
+          [2, 'equivocate', () => hubSteps.equivocate(hubStep(ctx), anyone)],
+        ] as [number, string, () => Promise<void>][])),
   ]
   const total = ops.reduce((s, [w]) => s + w, 0)
   let x = rnd.int(total)

@@ -1,0 +1,315 @@
+/**
+ * The AttestationHub's steps in the random runner: open a job on a grant of the `attested()`
+ * capsule, seat the (fixed) committee, certify (pass, fail, or a before fail), settle, close
+ * timed out, prove an equivocation — by the right caller at the right time, or not. Each step
+ * predicts the outcome and every movement of funds (escrow split into credits, slashes into
+ * payouts) in the model; `checkInvariants` then compares the whole state.
+ */
+import { concat, Interface, type Wallet } from 'ethers'
+import { attestationHubAbi } from '../../src/generated/artifacts.ts'
+import type { Model } from './model.ts'
+import type { BatchRpc, Mined } from './rpc.ts'
+
+export const HUB_SORTITION_WINDOW = 2
+export const HUB_CERTIFICATE_BLOCKS = 40
+export const HUB_VERIFIER_BPS = 2000n
+export const HUB_EXECUTOR_BPS = 1000n
+export const HUB_FAIL_SLASH = 3_000_000_000_000_000n
+export const HUB_EQUIVOCATION_SLASH = 2_000_000_000_000_000n
+
+const hub = new Interface(attestationHubAbi as never)
+const VOTE_TYPES = (name: string) => ({
+  [name]: [
+    { name: 'jobId', type: 'bytes32' },
+    { name: 'view', type: 'uint64' },
+    { name: 'verdict', type: 'uint8' },
+    { name: 'evidenceHash', type: 'bytes32' },
+  ],
+})
+
+interface JobModel {
+  status: 'open' | 'seated' | 'certified' | 'settled' | 'timed-out'
+  openedBlock: number
+  deadline: number
+  verdict: number
+  signers: string[]
+  convicted: Set<string>
+  /** Seated at some point (a committee is on chain: equivocation can be proven). */
+  seated: boolean
+}
+
+export interface HubContext {
+  address: string
+  chainId: bigint
+  /** The committee members, ascending (as the hub stores them). */
+  verifiers: Wallet[]
+  /** The `attested()` policy: only grants of its capsules can be opened as jobs. */
+  policy: string
+  jobs: Map<string, JobModel>
+  /** Calls that succeeded, by step (`settle:pass`, `settle:fail`, …), for the report. */
+  done: Record<string, number>
+}
+
+function done(s: HubStepContext, what: string): void {
+  s.hub.done[what] = (s.hub.done[what] ?? 0) + 1
+}
+
+/** The grants of the attested capsule, from the model. */
+function grantsOf(s: HubStepContext) {
+  const attested = new Set(
+    s.model.capsules.filter((c) => c.policy === s.hub.policy).map((c) => c.id),
+  )
+  return [...s.model.grants.entries()].filter(([, g]) => attested.has(g.capsule))
+}
+
+export interface HubStepContext {
+  rpc: BatchRpc
+  model: Model
+  rnd: {
+    int(n: number): number
+    chance(p: number): boolean
+    pick<T>(xs: readonly T[]): T
+    bytes32(): string
+  }
+  hub: HubContext
+  send(from: string, data: string): Promise<Mined>
+  fail(msg: string): never
+}
+
+const committee = (h: HubContext) => h.verifiers.map((v) => v.address)
+
+function expect(s: HubStepContext, what: string, predicted: boolean, r: Mined): void {
+  if (predicted !== r.ok)
+    s.fail(
+      `${what}: predicted ${predicted ? 'success' : 'revert'}, chain said ${r.ok ? 'success' : 'revert'}`,
+    )
+}
+
+/** The next transaction's block (one block per transaction). */
+const nextBlock = (s: HubStepContext) => s.model.block + 1
+
+export async function openJob(s: HubStepContext, caller: string): Promise<void> {
+  const h = s.hub
+  const grants = grantsOf(s)
+  if (grants.length === 0) return
+  const fresh = grants.filter(([id, g]) => !h.jobs.has(id) && s.model.next() < g.expiresAt)
+  const [id, g] = s.rnd.pick(fresh.length > 0 && s.rnd.chance(0.8) ? fresh : grants)
+  const escrow = s.model.escrows.get(id)
+  const t = s.model.next()
+  const ok = !h.jobs.has(id) && t < g.expiresAt && (escrow === undefined || escrow.state === 'held')
+  const r = await s.send(caller, hub.encodeFunctionData('openJob', [id]))
+  expect(s, `openJob (escrow ${escrow?.state ?? 'none'})`, ok, r)
+  if (!ok) return
+  if (escrow) escrow.state = 'disputed'
+  done(s, 'openJob')
+  h.jobs.set(id, {
+    status: 'open',
+    openedBlock: r.blockNumber,
+    deadline: r.blockNumber + HUB_SORTITION_WINDOW + HUB_CERTIFICATE_BLOCKS,
+    verdict: 0,
+    signers: [],
+    convicted: new Set(),
+    seated: false,
+  })
+}
+
+/** Mostly a job where the step can succeed (`likely`), else any job (to try the refusals). */
+function pickJob(
+  s: HubStepContext,
+  likely: (job: JobModel) => boolean,
+): [string, JobModel] | undefined {
+  const jobs = [...s.hub.jobs.entries()]
+  const good = jobs.filter(([, j]) => likely(j))
+  if (good.length > 0 && s.rnd.chance(0.8)) return s.rnd.pick(good)
+  return jobs.length === 0 ? undefined : s.rnd.pick(jobs)
+}
+
+export async function seat(s: HubStepContext, caller: string): Promise<void> {
+  const picked = pickJob(
+    s,
+    (j) => j.status === 'open' && nextBlock(s) > j.openedBlock + HUB_SORTITION_WINDOW,
+  )
+  if (!picked) return
+  const [id, job] = picked
+  const ok = job.status === 'open' && nextBlock(s) > job.openedBlock + HUB_SORTITION_WINDOW
+  const r = await s.send(caller, hub.encodeFunctionData('seatCommittee', [id]))
+  expect(s, `seatCommittee (${job.status})`, ok, r)
+  if (ok) {
+    job.status = 'seated'
+    job.seated = true
+  }
+}
+
+/** A certificate of `signers` over (round, verdict): `submitCertificate`'s or `submitBeforeCertificate`'s tail. */
+async function certificate(s: HubStepContext, round: string, verdict: number, signers: Wallet[]) {
+  const h = s.hub
+  const domain = {
+    name: 'DigicapPbft',
+    version: '1',
+    chainId: h.chainId,
+    verifyingContract: h.address,
+  }
+  const value = { jobId: round, viewNumber: 0n, verdict, evidenceHash: s.rnd.bytes32() }
+  const message = { jobId: round, view: 0n, verdict, evidenceHash: value.evidenceHash }
+  let bits = 0n
+  const others: string[] = []
+  const sigs: string[] = []
+  for (const [i, v] of h.verifiers.entries()) {
+    if (signers.includes(v)) {
+      bits |= 1n << BigInt(i)
+      sigs.push(await v.signTypedData(domain, VOTE_TYPES('Commit'), message))
+    } else others.push(v.address)
+  }
+  return { value, bits, others, signatures: concat(sigs) }
+}
+
+export async function certify(s: HubStepContext, caller: string): Promise<void> {
+  const picked = pickJob(s, (j) => j.status === 'seated' && nextBlock(s) <= j.deadline)
+  if (!picked) return
+  const [id, job] = picked
+  const h = s.hub
+  // Mostly 3 of 4 (a quorum), sometimes 2 (too few).
+  const count = s.rnd.chance(0.85) ? 3 : 2
+  const signers = [...h.verifiers].sort(() => s.rnd.int(3) - 1).slice(0, count)
+  const before = s.rnd.chance(0.25)
+  const verdict = before ? 0 : s.rnd.pick([7, 7, 7, 6, 3])
+  const round = before
+    ? (hub.decodeFunctionResult(
+        'beforeRoundOf',
+        await s.rpc.call<string>('eth_call', [
+          { to: h.address, data: hub.encodeFunctionData('beforeRoundOf', [id]) },
+          'latest',
+        ]),
+      )[0] as string)
+    : id
+  const c = await certificate(s, round, verdict, signers)
+  const ok = job.status === 'seated' && nextBlock(s) <= job.deadline && count >= 3
+  const data = before
+    ? hub.encodeFunctionData('submitBeforeCertificate', [
+        id,
+        c.value,
+        c.bits,
+        c.others,
+        c.signatures,
+      ])
+    : hub.encodeFunctionData('submitCertificate', [c.value, c.bits, c.others, c.signatures])
+  const r = await s.send(caller, data)
+  expect(
+    s,
+    `${before ? 'submitBeforeCertificate' : 'submitCertificate'} (${job.status}, ${count} signers)`,
+    ok,
+    r,
+  )
+  if (!ok) return
+  job.status = 'certified'
+  done(s, before ? 'beforeFail' : 'certificate')
+  job.verdict = verdict
+  job.signers = signers.map((x) => x.address)
+}
+
+function slash(m: Model, node: string, amount: bigint, recipient: string): void {
+  const n = m.executor(node).node
+  const fromStake = amount < n.stake ? amount : n.stake
+  n.stake -= fromStake
+  const rest = amount - fromStake
+  const fromUnbonding = rest < n.unbonding ? rest : n.unbonding
+  n.unbonding -= fromUnbonding
+  const slashed = fromStake + fromUnbonding
+  m.payouts.set(recipient, m.payouts.get(recipient)! + slashed)
+  m.flow(recipient).entitled += slashed
+}
+
+function credit(m: Model, who: string, amount: bigint): void {
+  m.credits.set(who, m.credits.get(who)! + amount)
+  m.flow(who).entitled += amount
+}
+
+export async function settle(s: HubStepContext, caller: string): Promise<void> {
+  const picked = pickJob(s, (j) => j.status === 'certified')
+  if (!picked) return
+  const [id, job] = picked
+  const m = s.model
+  const ok = job.status === 'certified'
+  const r = await s.send(caller, hub.encodeFunctionData('settle', [id, committee(s.hub)]))
+  expect(s, `settle (${job.status})`, ok, r)
+  if (!ok) return
+  job.status = 'settled'
+  const g = s.model.grants.get(id)!
+  const passed = job.verdict === 7
+  const escrow = m.escrows.get(id)
+  // The hub pays only an escrow still locked (the runner's own settler may have moved it).
+  if (escrow?.state === 'disputed') {
+    const per = (escrow.amount * HUB_VERIFIER_BPS) / 10_000n / BigInt(job.signers.length)
+    const toExecutor = passed ? (escrow.amount * HUB_EXECUTOR_BPS) / 10_000n : 0n
+    for (const signer of job.signers) credit(m, signer, per)
+    credit(m, g.payer, toExecutor)
+    credit(m, g.owner, escrow.amount - per * BigInt(job.signers.length) - toExecutor)
+    escrow.state = 'resolved'
+  }
+  if (!passed) slash(m, g.payer, HUB_FAIL_SLASH, g.owner)
+  done(s, passed ? 'settle:pass' : 'settle:fail')
+}
+
+export async function closeTimedOut(s: HubStepContext, caller: string): Promise<void> {
+  const picked = pickJob(
+    s,
+    (j) => (j.status === 'open' || j.status === 'seated') && nextBlock(s) > j.deadline,
+  )
+  if (!picked) return
+  const [id, job] = picked
+  const ok = (job.status === 'open' || job.status === 'seated') && nextBlock(s) > job.deadline
+  const r = await s.send(caller, hub.encodeFunctionData('closeTimedOut', [id]))
+  expect(s, `closeTimedOut (${job.status}, deadline ${job.deadline}, block ${nextBlock(s)})`, ok, r)
+  if (!ok) return
+  job.status = 'timed-out'
+  done(s, 'timedOut')
+  const escrow = s.model.escrows.get(id)
+  if (escrow?.state === 'disputed') {
+    escrow.state = 'resolved'
+    credit(s.model, escrow.payer, escrow.amount)
+  }
+}
+
+export async function equivocate(s: HubStepContext, caller: string): Promise<void> {
+  const picked = pickJob(s, (j) => j.seated)
+  if (!picked) return
+  const [id, job] = picked
+  const h = s.hub
+  const member = s.rnd.pick(h.verifiers)
+  const phase = s.rnd.int(3)
+  const name = ['PrePrepare', 'Prepare', 'Commit'][phase] as string
+  const domain = {
+    name: 'DigicapPbft',
+    version: '1',
+    chainId: h.chainId,
+    verifyingContract: h.address,
+  }
+  const evidenceHash = s.rnd.bytes32()
+  const vote = async (verdict: number) => ({
+    phase,
+    viewNumber: 1n,
+    verdict,
+    evidenceHash,
+    signature: await member.signTypedData(domain, VOTE_TYPES(name), {
+      jobId: id,
+      view: 1n,
+      verdict,
+      evidenceHash,
+    }),
+  })
+  const ok = job.seated && !job.convicted.has(member.address)
+  const r = await s.send(
+    caller,
+    hub.encodeFunctionData('reportEquivocation', [id, committee(h), await vote(7), await vote(6)]),
+  )
+  expect(
+    s,
+    `reportEquivocation (${job.status}, convicted ${job.convicted.has(member.address)})`,
+    ok,
+    r,
+  )
+  if (!ok) return
+  job.convicted.add(member.address)
+  done(s, 'equivocation')
+  slash(s.model, member.address, HUB_EQUIVOCATION_SLASH, s.model.grants.get(id)!.owner)
+}
