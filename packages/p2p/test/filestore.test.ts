@@ -4,7 +4,7 @@
  * and a referenced block whose file changed, shrank or went away is never served as other bytes.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, open, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { mkdtemp, open, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -118,6 +118,62 @@ describe('filestore: blocks kept as references to the capsule file', () => {
     } finally {
       await store.close()
     }
+  })
+
+  it('a peer serving a wrong block (a file changed behind its stamp) is refused: the fetch fails, no wrong byte', async () => {
+    const dataDir = join(dir, 'liar')
+    const file = join(dir, 'liar.bin')
+    const bytes = randomBytes(3 * MiB)
+    await writeFile(file, bytes)
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    const cid = await importer.put({ path: file })
+    await importer.close()
+    // rewrite the second leaf and put the size and mtime back: A trusts the stamp and serves it
+    const before = await stat(file)
+    const fh = await open(file, 'r+')
+    await fh.write(randomBytes(MiB), 0, MiB, MiB)
+    await fh.close()
+    await utimes(file, before.atime, before.mtime)
+    const a = await createDigicapNode({ dataDir, datastore: 'memory' })
+    const b = await createDigicapNode()
+    try {
+      await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+      const parts: Uint8Array[] = []
+      const err = await (async () => {
+        for await (const c of heliaCapsuleStore(b.helia).get(cid, {
+          signal: AbortSignal.timeout(4000),
+        }))
+          parts.push(c)
+      })().catch((e) => e)
+      expect(err).toMatchObject({ code: 'CAPSULE_STORE' })
+      // whatever arrived is the capsule's own bytes, in order: the first leaf at most
+      const got = Buffer.concat(parts)
+      expect(got.byteLength).toBeLessThanOrEqual(MiB)
+      expect(got.equals(bytes.subarray(0, got.byteLength))).toBe(true)
+    } finally {
+      await Promise.all([a.stop(), b.stop()])
+    }
+  }, 60_000)
+
+  it('a file written while it is added is refused (typed)', async () => {
+    const file = join(dir, 'moving.bin')
+    await writeFile(file, randomBytes(2 * MiB))
+    const store = new FilestoreBlockstore(join(dir, 'm-blocks'), join(dir, 'm-refs'))
+    await store.open()
+    let touched = false
+    const sink = {
+      put: store.put.bind(store),
+      async putReference(...args: Parameters<FilestoreBlockstore['putReference']>) {
+        // fault injection: another writer appends to the file mid-import
+        if (!touched) await writeFile(file, Uint8Array.of(1), { flag: 'a' })
+        touched = true
+        return store.putReference(...args)
+      },
+    }
+    await expect(
+      importCapsule({ path: file }, sink, { referenceFile: true }),
+    ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+    await store.close()
   })
 
   it('a corrupt reference entry is a miss; only SHA-256 blocks and absolute paths are kept', async () => {

@@ -10,6 +10,12 @@ export interface FileReference {
   path: string
   offset: number
   length: number
+  /**
+   * The whole file's size and modification time (ms) when the block was hashed from it. While
+   * both still match, a read trusts the bytes without hashing them again (as git's index trusts
+   * a file's stat); any write moves them, and the block is then hashed on every read.
+   */
+  stamp?: { size: number; mtimeMs: number }
 }
 
 const VERSION = 1
@@ -18,7 +24,13 @@ const MAX_REFERENCE_BYTES = 8192
 
 export function encodeFileReference(ref: FileReference): Uint8Array {
   return new TextEncoder().encode(
-    JSON.stringify({ v: VERSION, path: ref.path, offset: ref.offset, length: ref.length }),
+    JSON.stringify({
+      v: VERSION,
+      path: ref.path,
+      offset: ref.offset,
+      length: ref.length,
+      ...(ref.stamp ? { stamp: { size: ref.stamp.size, mtimeMs: ref.stamp.mtimeMs } } : {}),
+    }),
   )
 }
 
@@ -33,7 +45,12 @@ export function isFileReference(ref: unknown): ref is FileReference {
     typeof r.path === 'string' &&
     isAbsolute(r.path) &&
     isCount(r.offset) &&
-    isCount(r.length)
+    isCount(r.length) &&
+    (r.stamp === undefined ||
+      (typeof r.stamp === 'object' &&
+        r.stamp !== null &&
+        isCount(r.stamp.size) &&
+        Number.isFinite(r.stamp.mtimeMs)))
   )
 }
 
@@ -45,8 +62,13 @@ export function decodeFileReference(bytes: Uint8Array): FileReference | undefine
       v?: unknown
     }
     if (parsed?.v !== VERSION || !isFileReference(parsed)) return undefined
-    const { path, offset, length } = parsed
-    return { path, offset, length }
+    const { path, offset, length, stamp } = parsed
+    return {
+      path,
+      offset,
+      length,
+      ...(stamp ? { stamp: { size: stamp.size, mtimeMs: stamp.mtimeMs } } : {}),
+    }
   } catch {
     return undefined
   }

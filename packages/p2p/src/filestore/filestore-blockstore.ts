@@ -4,9 +4,10 @@
  * layout of Kubo's filestore. `pi-node seal` keeps the sealed capsule in its folder anyway;
  * storing its leaves as references instead of a second copy halves what a seal writes.
  *
- * A referenced block is read from its file and hashed again on every read: if the file changed
- * or shrank, the block is refused (`CAPSULE_STORE`), never served as other bytes; a missing
- * file makes the block absent (`has` is false, `get` is `NotFoundError`).
+ * A referenced block is read from its file and trusted only while the file keeps the size and
+ * modification time it had when the block was hashed; otherwise it is hashed again on every
+ * read. A changed file's block is refused (`CAPSULE_STORE`), never served as other bytes; a
+ * missing file makes the block absent (`has` is false, `get` is `NotFoundError`).
  */
 import { open, stat } from 'node:fs/promises'
 import { BaseBlockstore } from 'blockstore-core'
@@ -25,6 +26,9 @@ interface Options {
 class NotFoundError extends Error {
   override name = 'NotFoundError'
 }
+
+/** References kept in memory: 4096 entries is 4 GiB of capsule, ~1 MiB of memory. */
+const REFERENCE_CACHE_ENTRIES = 4096
 
 /** Only SHA-256 blocks can be references: the hash is checked again on every read. */
 export const REFERENCE_HASH_CODE = sha256.code
@@ -55,6 +59,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export class FilestoreBlockstore extends BaseBlockstore {
   readonly #blocks: FsBlockstore
   readonly #refs: FsBlockstore
+  /** References read lately (an entry is a few hundred bytes); dropped with their block. */
+  readonly #cache = new Map<string, FileReference>()
 
   /** `blocksPath`: the copies (`<dataDir>/blocks`); `refsPath`: the references. */
   constructor(blocksPath: string, refsPath: string) {
@@ -100,14 +106,24 @@ export class FilestoreBlockstore extends BaseBlockstore {
       })
     }
     await this.#refs.put(key, encoded, options)
+    this.#cache.delete(key.toString())
     return key
   }
 
   /** The reference stored for `key`, if any (a corrupt entry is none). */
   async reference(key: CID, options?: Options): Promise<FileReference | undefined> {
+    const id = key.toString()
+    const cached = this.#cache.get(id)
+    if (cached) return cached
     if (!(await this.#refs.has(key, options))) return undefined
     try {
-      return decodeFileReference(await concat(this.#refs.get(key, options)))
+      const ref = decodeFileReference(await concat(this.#refs.get(key, options)))
+      if (ref) {
+        // helia asks `has` then `get` for each block served: read the entry once
+        if (this.#cache.size >= REFERENCE_CACHE_ENTRIES) this.#cache.clear()
+        this.#cache.set(id, ref)
+      }
+      return ref
     } catch {
       return undefined
     }
@@ -134,9 +150,11 @@ export class FilestoreBlockstore extends BaseBlockstore {
   async #read(key: CID, ref: FileReference, options?: Options): Promise<Uint8Array> {
     options?.signal?.throwIfAborted()
     const file = await open(ref.path, 'r').catch((cause) => {
+      this.#cache.delete(key.toString())
       throw new NotFoundError(`Block ${key}: its file is gone (${(cause as Error).message})`)
     })
     try {
+      const info = await file.stat()
       const bytes = new Uint8Array(ref.length)
       let filled = 0
       while (filled < ref.length) {
@@ -149,8 +167,15 @@ export class FilestoreBlockstore extends BaseBlockstore {
         if (bytesRead === 0) break
         filled += bytesRead
       }
-      const digest = await sha256Leaf(bytes.subarray(0, filled))
-      if (filled !== ref.length || !sameBytes(digest.digest, key.multihash.digest)) {
+      // the file as it was hashed (same size, same mtime): its bytes are the block's
+      const unchanged =
+        ref.stamp !== undefined &&
+        info.size === ref.stamp.size &&
+        info.mtimeMs === ref.stamp.mtimeMs
+      if (
+        filled !== ref.length ||
+        (!unchanged && !sameBytes((await sha256Leaf(bytes)).digest, key.multihash.digest))
+      ) {
         throw new CapsuleStoreError('A block kept as a file reference no longer matches its CID', {
           details: { cid: key.toString(), file: ref.path, offset: ref.offset, length: ref.length },
           hint: 'The file changed after it was added: add it again, or restore it.',
@@ -163,6 +188,7 @@ export class FilestoreBlockstore extends BaseBlockstore {
   }
 
   override async delete(key: CID, options?: Options): Promise<void> {
+    this.#cache.delete(key.toString())
     await this.#blocks.delete(key, options)
     await this.#refs.delete(key, options)
   }

@@ -6,6 +6,7 @@
  * pool once the blockstore holds it. At most `pool.count` chunks exist at any time, whatever
  * the capsule's size.
  */
+import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { importer } from 'ipfs-unixfs-importer'
 import { CID } from 'multiformats/cid'
@@ -68,6 +69,11 @@ function referencedFile(
   return { path: resolve(path), sink: putReference.bind(blockstore) }
 }
 
+async function fileStamp(path: string): Promise<{ size: number; mtimeMs: number }> {
+  const info = await stat(path)
+  return { size: info.size, mtimeMs: info.mtimeMs }
+}
+
 /**
  * Stores `source` as UnixFS blocks in `blockstore` and returns the root CID.
  * @throws {CapsuleStoreError} for an unsupported source, an unreadable file or a failed write.
@@ -85,6 +91,8 @@ export async function importCapsule(
   const signal = options.signal
   let stored = 0
   const referenced = referencedFile(source, blockstore, options)
+  // the file's size and mtime as its leaves are hashed: a read trusts a leaf while they hold
+  let stamp: FileReference['stamp']
   // Hash and write one leaf, then give its buffer back: the importer keeps only CIDs and sizes.
   const bufferImporter = (file: { content: AsyncIterable<Uint8Array> }) =>
     (async function* () {
@@ -100,7 +108,12 @@ export async function importCapsule(
             if (referenced) {
               await referenced.sink(
                 cid,
-                { path: referenced.path, offset: at, length: chunk.byteLength },
+                {
+                  path: referenced.path,
+                  offset: at,
+                  length: chunk.byteLength,
+                  ...(stamp ? { stamp } : {}),
+                },
                 opts,
               )
             } else {
@@ -116,6 +129,7 @@ export async function importCapsule(
       }
     })()
   try {
+    if (referenced) stamp = await fileStamp(referenced.path)
     const chunks = capsuleChunks(source, pool, signal)
     let root: CID | undefined
     for await (const entry of importer([{ content: chunks }], blockstore as never, {
@@ -130,6 +144,15 @@ export async function importCapsule(
       root = entry.cid
     }
     if (!root) throw new CapsuleStoreError('The import gave no root', {})
+    if (referenced) {
+      const after = await fileStamp(referenced.path)
+      if (after.size !== stamp?.size || after.mtimeMs !== stamp.mtimeMs) {
+        throw new CapsuleStoreError('The file changed while it was added', {
+          details: { file: referenced.path },
+          hint: 'Add it again once nothing writes to it.',
+        })
+      }
+    }
     return root
   } catch (cause) {
     if (cause instanceof CapsuleStoreError) throw cause
