@@ -22,15 +22,8 @@
 
 export type { LoadNodeAttestationParameters } from './attestation.ts'
 export { loadNodeAttestation } from './attestation.ts'
-export {
-  applyEnv,
-  checkConfig,
-  EXECUTOR_NODE_CONFIG,
-  type ExecutorNodeConfig,
-  executorNodePaths,
-  loadConfig,
-  resolveConfig,
-} from './config.ts'
+// The whole config module is public (what the executor-node app re-exports by name).
+export * from './config.ts'
 export type { DaemonLine, FollowAnnouncementsInit } from './daemon.ts'
 export { autoRunLine, followAnnouncements, printable, receivedLine, refusedLine } from './daemon.ts'
 export {
