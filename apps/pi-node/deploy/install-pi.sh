@@ -6,7 +6,7 @@
 # again to upgrade or repair: every step checks before it changes anything.
 #
 #   sudo ./install-pi.sh [--app pi-node|executor-node] [--version 1.2.3 | --tarballs DIR | --from-prefix DIR]
-#                        [--root DIR] [--no-start] [--release-manifest FILE --release-key HEX]
+#                        [--root DIR] [--no-start] [--oci] [--release-manifest FILE --release-key HEX]
 #
 #   --version V       npm i @digicap/<app>@V from the registry (default: latest)
 #   --tarballs DIR    install from the release's .tgz files in DIR (offline: `pnpm pack` output)
@@ -14,6 +14,9 @@
 #   --root DIR        install below DIR instead of / (packaging, tests): no user is created,
 #                     systemctl is not called
 #   --no-start        do not enable or start the unit
+#   --oci             executor-node running image capsules (init --oci): also the unit's drop-in
+#                     executor-node.service.d/oci.conf, which lets runc run (root, namespaces,
+#                     cgroups; see the file)
 #   --release-manifest FILE, --release-key HEX
 #                     pi-node: a manifest the release process signed for the tree it ships
 #                     (with --from-prefix), checked now and used instead of the host's own
@@ -32,6 +35,7 @@ ROOT=/
 START=1
 RELEASE_MANIFEST=""
 RELEASE_KEY=""
+OCI=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --app) APP="$2"; shift 2 ;;
@@ -42,7 +46,8 @@ while [ $# -gt 0 ]; do
     --no-start) START=0; shift ;;
     --release-manifest) RELEASE_MANIFEST="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
     --release-key) RELEASE_KEY="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --oci) OCI=1; shift ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-pi: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +55,7 @@ case "$APP" in pi-node|executor-node) ;; *) echo "install-pi: --app pi-node|exec
 if [ -n "$RELEASE_MANIFEST$RELEASE_KEY" ] && { [ -z "$RELEASE_MANIFEST" ] || [ -z "$RELEASE_KEY" ] || [ "$APP" != pi-node ]; }; then
   echo "install-pi: --release-manifest and --release-key go together, for pi-node" >&2; exit 2
 fi
+if [ "$OCI" = 1 ] && [ "$APP" != executor-node ]; then echo "install-pi: --oci is for --app executor-node" >&2; exit 2; fi
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 R="${ROOT%/}"
@@ -177,6 +183,16 @@ unit_src="$LIB/node_modules/@digicap/$APP/deploy/$APP.service"
 if ! cmp -s "$unit_src" "$UNIT_DIR/$APP.service"; then
   install -m 0644 "$unit_src" "$UNIT_DIR/$APP.service"
   did "installed $UNIT_DIR/$APP.service"
+fi
+
+if [ "$OCI" = 1 ]; then
+  dropin_src="$LIB/node_modules/@digicap/$APP/deploy/oci.conf"
+  dropin="$UNIT_DIR/$APP.service.d/oci.conf"
+  if ! cmp -s "$dropin_src" "$dropin"; then
+    mkdir -p "$(dirname "$dropin")"
+    install -m 0644 "$dropin_src" "$dropin"
+    did "installed $dropin (runc for image capsules)"
+  fi
 fi
 
 # 6. systemd (only on the real root).

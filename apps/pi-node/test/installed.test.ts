@@ -5,7 +5,7 @@
  * install scripts), then run from that install: `--version`, `--help`, `pi-node init` +
  * `pi-node serve` (with its ops port) and `executor-node init` against a real anvil; then
  * `install-pi.sh` lays both apps out in a root folder, and a real systemd (booted in that folder
- * by systemd-nspawn: helpers/nspawn.ts) starts the installed pi-node unit as on a Pi. The
+ * by systemd-nspawn: scripts/systemd-container.ts) starts the installed pi-node unit as on a Pi. The
  * installed tree's native addons must all have a linux-arm64 build (the Pi).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
@@ -42,7 +42,7 @@ import {
   bootContainer,
   prepareBootableRoot,
   SERVICE_UID,
-} from './helpers/nspawn.ts'
+} from '../../../scripts/systemd-container.ts'
 
 const exec = promisify(execFile)
 /** A unix datagram socket that appends each message (newlines as |) to a file. */
@@ -227,18 +227,19 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     const script = join(ROOT, 'apps', 'pi-node', 'deploy', 'install-pi.sh')
     root = join(tmp, 'root')
     await mkdir(root)
-    const install = async (app: string) =>
+    const install = async (app: string, extra: string[] = []) =>
       (
         await exec(
           'bash',
-          [script, '--app', app, '--from-prefix', prefix, '--root', root, '--no-start'],
+          [script, '--app', app, '--from-prefix', prefix, '--root', root, '--no-start', ...extra],
           { env: env() },
         )
       ).stdout
     // Each run compares (or copies) the whole installed tree: one second run proves the
     // idempotence for both apps (the script's steps do not depend on the app).
     for (const app of ['pi-node', 'executor-node']) {
-      expect(await install(app)).toContain(`install-pi: done: ${app} 0.0.0`)
+      const out = await install(app, app === 'executor-node' ? ['--oci'] : [])
+      expect(out).toContain(`install-pi: done: ${app} 0.0.0`)
       expect(await readlink(join(root, 'usr/local/bin', app))).toBe(
         `/usr/local/lib/digicap/${app}/node_modules/@digicap/${app}/bin/${app}.js`,
       )
@@ -251,6 +252,10 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
         'DIGICAP_OPS_PORT',
       )
     }
+    // The OCI drop-in (executor-node --oci) is the shipped file.
+    expect(
+      await readFile(join(root, 'etc/systemd/system/executor-node.service.d/oci.conf'), 'utf8'),
+    ).toBe(await readFile(join(ROOT, 'apps/executor-node/deploy/oci.conf'), 'utf8'))
     expect((await stat(join(root, 'var/lib/digicap'))).mode & 0o777).toBe(0o700)
     // The operator's env file is theirs: a re-run keeps it.
     const envFile = join(root, 'etc/digicap/pi-node.env')
@@ -329,7 +334,7 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
       .subarray(12)
       .toString('hex')
 
-    box = await bootContainer(root)
+    box = await bootContainer({ root })
     // `sudo -u digicap pi-node init` in the container: its paths are the Pi's.
     const init = await box.run(
       [

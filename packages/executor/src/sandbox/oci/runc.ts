@@ -60,8 +60,13 @@ async function oomKills(dir: string | undefined): Promise<number> {
 export async function runContainer(init: ContainerRunInit): Promise<ContainerExit> {
   const runc = init.runc ?? 'runc'
   const t0 = performance.now()
+  // Not the daemon's NOTIFY_SOCKET (executor-node.service is Type=notify, NotifyAccess=all):
+  // given one, `runc run` proxies it into the container, waits for the container's READY=1 and
+  // never returns (apps/executor-node/test/oci-unit.test.ts, under a real systemd).
+  const { NOTIFY_SOCKET: _, ...env } = process.env
   const child = spawn(runc, ['--root', init.stateRoot, 'run', '--bundle', init.bundle, init.id], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env,
   })
   const out: Buffer[] = []
   let outBytes = 0

@@ -1,11 +1,13 @@
 /**
- * A real systemd for the unit tests: `systemd-nspawn` boots systemd 252 as PID 1 of a container
- * whose root is an `install-pi.sh --root` tree (its /usr layered over the host's, read-only), so
- * `systemctl start` runs the installed unit as on a Pi: its user, its hardening (mount, PID and
- * capability sandboxing, seccomp), `Type=notify` readiness, the journal. The container shares the
- * host's network (anvil, swtpm and the ops port on loopback). It boots `digicap-test.target`,
- * which pulls nothing: no service of the host image starts. Needs root and `systemd-nspawn`
- * (Debian: systemd-container); the session here runs in a VM whose PID 1 is not systemd.
+ * A real systemd for the units' tests (pi-node's packed-install test, executor-node's OCI unit
+ * test): `systemd-nspawn` boots systemd as PID 1 of a container, so `systemctl start` runs a
+ * unit as on a host: its user, its hardening (mount, PID and capability sandboxing, seccomp),
+ * `Type=notify` readiness, the journal. The root is either an `install-pi.sh --root` tree (its
+ * /usr layered over the host's, read-only) or the host's own /usr on a tmpfs root with the given
+ * binds. The container shares the host's network (anvil, swtpm, ops ports on loopback). It
+ * boots `digicap-test.target`, which pulls nothing: no service of the host image starts.
+ * Needs root and `systemd-nspawn` (Debian: systemd-container): CI machines here are VMs or
+ * containers whose PID 1 is not systemd.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -58,10 +60,7 @@ export async function prepareBootableRoot(root: string, nodeBinary: string): Pro
     copyFile(nodeBinary, join(root, 'usr/local/bin/node')),
   )
   await exec('chown', ['-R', `${SERVICE_UID}:${SERVICE_UID}`, join(root, 'var/lib/digicap')])
-  await writeFile(
-    join(root, 'etc/systemd/system/digicap-test.target'),
-    '[Unit]\nDescription=Digicap unit test (pulls nothing)\n',
-  )
+  await writeFile(join(root, 'etc/systemd/system/digicap-test.target'), TEST_TARGET)
 }
 
 /** The nspawn'd PID 1 (systemd), as a host PID. */
@@ -82,19 +81,45 @@ async function containerInit(nspawn: ChildProcess, ms: number): Promise<number> 
   }
 }
 
-/** Boots systemd in `root` (see the file's comment); resolves once its boot has finished. */
-export async function bootContainer(root: string): Promise<BootedContainer> {
+export interface BootOptions {
+  /**
+   * An `install-pi.sh --root` tree made bootable by {@link prepareBootableRoot}. Without it the
+   * root is a tmpfs with the host's /usr (`--volatile=yes`): units and users come in by `binds`.
+   */
+  root?: string
+  /** `host:container` paths bound read-write, or read-only with a `ro:` prefix. */
+  binds?: readonly string[]
+  /**
+   * What rootful runc needs from the container itself (not from the unit under test): the
+   * CAP_NET_ADMIN nspawn withholds when the network is shared, the keyring calls its seccomp
+   * filter denies, and the cgroup v1 controllers it mounts read-only made writable.
+   */
+  runc?: boolean
+}
+
+/** The empty boot target (pulls nothing), for a `--volatile` root's units folder. */
+export const TEST_TARGET = '[Unit]\nDescription=Digicap unit test (pulls nothing)\n'
+
+/** Boots systemd (see the file's comment); resolves once its boot has finished. */
+export async function bootContainer(o: BootOptions): Promise<BootedContainer> {
+  const where = o.root
+    ? // The host's /usr below, the tree's own /usr (the installed app, node) above, read-only.
+      ['--directory', o.root, '--overlay-ro=/usr:+/usr:/usr']
+    : ['--directory', '/', '--volatile=yes']
+  const binds = (o.binds ?? []).map((b) =>
+    b.startsWith('ro:') ? `--bind-ro=${b.slice(3)}` : `--bind=${b}`,
+  )
+  const runc = o.runc ? ['--capability=CAP_NET_ADMIN', '--system-call-filter=@keyring'] : []
   const nspawn = spawn(
     'systemd-nspawn',
     [
-      '--directory',
-      root,
+      ...where,
       '--quiet',
       // No machined / D-Bus on this host: no registration, no scope unit.
       '--register=no',
       '--keep-unit',
-      // The host's /usr below, the tree's own /usr (the installed app, node) above, read-only.
-      '--overlay-ro=/usr:+/usr:/usr',
+      ...runc,
+      ...binds,
       '--boot',
       '--',
       '--unit=digicap-test.target',
@@ -133,8 +158,34 @@ export async function bootContainer(root: string): Promise<BootedContainer> {
     })
   }
   const systemctl = (...args: string[]) => run(['systemctl', '--no-pager', ...args])
-  // Waits until the boot transaction is done (`running`, or `degraded` for a unit of the image).
+  // Waits for the manager's socket, then until the boot transaction is done (`running`, or
+  // `degraded` for a unit of the image).
+  const deadline = Date.now() + 30_000
+  while ((await run(['test', '-S', '/run/systemd/private'])).code !== 0) {
+    if (nspawn.exitCode !== null || Date.now() > deadline) {
+      nspawn.kill('SIGKILL')
+      throw new Error(`systemd in the container never listened:\n${output}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
   await systemctl('is-system-running', '--wait')
+  if (o.runc) {
+    const controllers = [
+      'cpu',
+      'cpuacct',
+      'cpuset',
+      'memory',
+      'devices',
+      'freezer',
+      'blkio',
+      'pids',
+    ]
+    const script = controllers
+      .map((c) => `[ ! -d /sys/fs/cgroup/${c} ] || mount -o remount,bind,rw /sys/fs/cgroup/${c}`)
+      .join(' && ')
+    const rw = await run(['sh', '-c', script])
+    if (rw.code !== 0) throw new Error(`cgroup controllers stay read-only: ${rw.stderr}`)
+  }
   return {
     run,
     systemctl,
