@@ -123,14 +123,17 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
     expect(res?.status()).toBe(200)
     expect(new URL(page.url()).search).toBe('') // the token left the address bar
     const capsule = page.locator(`#capsules tr[data-cid="${doc.capsule.cid}"]`)
-    await expect.poll(() => capsule.count()).toBe(1)
+    // Polls with room for a loaded box (the default gives up after 1 s).
+    await expect.poll(() => capsule.count(), { timeout: 15_000 }).toBe(1)
     expect(await capsule.locator('.runs').textContent()).toBe('2')
     const served = page.locator('#history tr[data-outcome="served"]')
     expect(await served.count()).toBe(2)
     expect(await page.locator('#history').textContent()).toContain(
       'policy-denied: MAX_RUNS_REACHED',
     )
-    await expect.poll(() => page.locator('#live').textContent()).toBe('live updates: on')
+    await expect
+      .poll(() => page.locator('#live').textContent(), { timeout: 15_000 })
+      .toBe('live updates: on')
 
     // A capsule record whose name is markup (adopted capsules carry the sealer's metadata).
     const dataDir = join(doc.tempDir, 'pi-node')
@@ -173,7 +176,8 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
       .poll(() => page.locator('#history tr[data-outcome="refused"]').count(), { timeout: 20_000 })
       .toBe(2)
     const hostile = page.locator('#capsules tr[data-cid="bafyhostile"] td').nth(1)
-    await expect.poll(() => hostile.count()).toBe(1) // arrived with the live update, no reload
+    // arrived with the live update, no reload
+    await expect.poll(() => hostile.count(), { timeout: 15_000 }).toBe(1)
     expect(await hostile.textContent()).toBe(EVIL)
     expect(await page.evaluate(() => (globalThis as { pwned?: unknown }).pwned)).toBeUndefined()
     expect(await page.locator('#capsules img, #capsules script').count()).toBe(0)
