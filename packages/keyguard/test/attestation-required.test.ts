@@ -10,26 +10,19 @@ import { deployPolicy } from '@digicap/contracts/compiler'
 import type { Libp2p } from '@libp2p/interface'
 import { hexlify, randomBytes, ZeroHash } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  type Chain,
-  chainClientFor,
-  createNode,
-  MIN_STAKE,
-  registerCapsule,
-  send,
-  setupChain,
-} from './helpers/world.ts'
+import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
+import { chainClientFor, MIN_STAKE, registerCapsule, send } from './helpers/world.ts'
 
-let chain: Chain
+let w: KeyguardWorld
 let node: Libp2p
 
 beforeAll(async () => {
-  ;[chain, node] = await Promise.all([setupChain(), createNode()])
+  // Reads through the chain client only: a node's peer id to register, no keyguard.
+  w = await keyguardWorld({ executors: 0, capsules: 0, keyguard: false })
+  node = w.kgNode
 }, 60_000)
 
-afterAll(async () => {
-  await Promise.all([node?.stop(), chain?.anvil.stop()])
-})
+afterAll(() => w?.stop())
 
 /** Deploys a contract whose code is `runtime` (hex, under 32 bytes): answers every call alike. */
 async function deployRuntime(runtime: string): Promise<string> {
@@ -37,7 +30,7 @@ async function deployRuntime(runtime: string): Promise<string> {
   const byte = (v: number) => v.toString(16).padStart(2, '0')
   // PUSHn runtime, PUSH1 0, MSTORE, PUSH1 n, PUSH1 32-n, RETURN
   const init = `0x${byte(0x5f + n)}${runtime}600052${`60${byte(n)}`}${`60${byte(32 - n)}`}f3`
-  const tx = await chain.owner.sendTransaction({ data: init })
+  const tx = await w.chain.owner.sendTransaction({ data: init })
   const receipt = await tx.wait()
   if (!receipt?.contractAddress) throw new Error('not deployed')
   return receipt.contractAddress
@@ -45,9 +38,9 @@ async function deployRuntime(runtime: string): Promise<string> {
 
 describe('attestationRequired(capsuleId)', () => {
   it('follows the policy: attested() anywhere yes, none no, a revert no, anything odd yes', async () => {
-    const client = chainClientFor(chain)
+    const client = chainClientFor(w.chain)
     const policyOf = async (rule: Parameters<typeof deployPolicy>[1]) =>
-      (await deployPolicy(chain.owner, rule, { nodeRegistry: chain.addresses.nodeRegistry }))
+      (await deployPolicy(w.chain.owner, rule, { nodeRegistry: w.chain.addresses.nodeRegistry }))
         .address
     const cases: [string, string, boolean][] = [
       ['attested()', await policyOf(attested()), true],
@@ -60,7 +53,7 @@ describe('attestationRequired(capsuleId)', () => {
       ['reverts', await deployRuntime('60006000fd'), false],
     ]
     for (const [name, policy, required] of cases) {
-      const capsuleId = await registerCapsule(chain, node, policy)
+      const capsuleId = await registerCapsule(w.chain, node, policy)
       expect(await client.attestationRequired(capsuleId), name).toBe(required)
     }
     expect(await client.attestationRequired(hexlify(randomBytes(32))), 'unknown capsule').toBe(
@@ -71,20 +64,20 @@ describe('attestationRequired(capsuleId)', () => {
 
 describe('attestationKeyHash(node)', () => {
   it('is the registered hash, zero when none is registered or the node is not', async () => {
-    const client = chainClientFor(chain)
+    const client = chainClientFor(w.chain)
     const hash = hexlify(randomBytes(32))
     await send(
-      chain.c.nodeRegistry
-        .connect(chain.executor)
+      w.chain.c.nodeRegistry
+        .connect(w.chain.executor)
         .register(node.peerId.toMultihash().bytes, hash, 1, { value: MIN_STAKE }),
     )
-    expect(await client.attestationKeyHash(chain.executor.address)).toBe(hash)
+    expect(await client.attestationKeyHash(w.chain.executor.address)).toBe(hash)
     await send(
-      chain.c.nodeRegistry
-        .connect(chain.executor)
+      w.chain.c.nodeRegistry
+        .connect(w.chain.executor)
         .update(node.peerId.toMultihash().bytes, ZeroHash, 1),
     )
-    expect(await client.attestationKeyHash(chain.executor.address)).toBe(ZeroHash)
-    expect(await client.attestationKeyHash(chain.other.address)).toBe(ZeroHash)
+    expect(await client.attestationKeyHash(w.chain.executor.address)).toBe(ZeroHash)
+    expect(await client.attestationKeyHash(w.chain.other.address)).toBe(ZeroHash)
   })
 })
