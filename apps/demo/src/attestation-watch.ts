@@ -39,6 +39,20 @@ export interface AttestationWatch {
 const equal = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b))
 
 /**
+ * The phase an answer shows: `after` once it carries this grant's clean-up report, `during`
+ * while PCR 23 holds a run, else `before`. The agent's log runs from the reset before the
+ * current (or last) run — after a first run it holds that run plus its reset — so PCR 23 holds
+ * a run exactly when the log does not end with a reset (as the verifier node decides).
+ */
+export function phaseOfAnswer(
+  response: { eventLog: readonly { kind: string }[]; cleanup?: { grantId: Uint8Array } },
+  grantId: Uint8Array,
+): Phase {
+  if (response.cleanup !== undefined && equal(response.cleanup.grantId, grantId)) return 'after'
+  return (response.eventLog.at(-1)?.kind ?? 'reset') !== 'reset' ? 'during' : 'before'
+}
+
+/**
  * Challenges `peer` in a loop until the after-phase is verified or `done` resolves.
  * `run` resolves once the grant is on chain (its id, key and measurement).
  */
@@ -91,8 +105,7 @@ export async function watchAttestation(p: {
         break
       }
       const base = { attestationKey: record, bootPcrs: record.bootPcrs }
-      const ran = response.cleanup !== undefined && equal(response.cleanup.grantId, run.grantId)
-      const phase: Phase = ran ? 'after' : response.eventLog.length > 1 ? 'during' : 'before'
+      const phase = phaseOfAnswer(response, run.grantId)
       if (seen.has(phase)) continue
       let verdict = 'verified'
       try {
