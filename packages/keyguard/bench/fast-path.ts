@@ -10,13 +10,24 @@
  * Run: `pnpm --filter @digicap/keyguard bench` (or `node bench/fast-path.ts [requests] [rpcs]`).
  * With `rpcs` > 1 the keyguard reads through a quorum of that many RPC URLs (all to the one
  * anvil, so they agree): what the quorum's pinned reads cost on the fast path.
+ * `FAST_PATH_PCR=1`: the keyguard's key is PCR-bound (pi-node's default since ADR 0036: PCR 15,
+ * policy session per unwrap); the baselines keep an unbound key of the same TPM.
  */
 import { execFile } from 'node:child_process'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fastPathProtocol, request, signAccessRequest } from '@digicap/protocol'
 import { transportFor } from '@digicap/tpm'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, randomBytes } from 'ethers'
-import { createKeyguard, tpm2Sealer } from '../src/index.ts'
+import {
+  createKeyguard,
+  derivePolicyAuthKey,
+  generateMnemonic,
+  keyPolicyAuthorize,
+  tpm2Sealer,
+} from '../src/index.ts'
 import { startSwtpm } from '../src/testing.ts'
 import { rsaDecryptDirect } from '../src/tpm2/direct.ts'
 import {
@@ -82,7 +93,26 @@ const [chain, tpm, kgNode, exec] = await Promise.all([
   createNode(),
   executorSide(),
 ])
-const sealer = tpm2Sealer({ tcti: tpm.tcti, createIfMissing: true, logger: quietLogger })
+/** A key bound to PCR 15 (as `pi-node init` makes it by default), its current value approved. */
+async function pcrBoundSealer(tcti: string) {
+  const words = generateMnemonic()
+  const keyRecordFile = join(await mkdtemp(join(tmpdir(), 'kg-bench-pcr-')), 'tpm2-key.json')
+  const authKey = (await derivePolicyAuthKey(words)).publicKey
+  const s = tpm2Sealer({
+    tcti,
+    handle: 0x81000011,
+    createIfMissing: true,
+    keyRecordFile,
+    pcrPolicy: { authKey, pcrs: [15] },
+    logger: quietLogger,
+  })
+  await s.publicKey()
+  await keyPolicyAuthorize(tcti, keyRecordFile, words)
+  return s
+}
+const pcrBound = process.env.FAST_PATH_PCR === '1'
+const plain = tpm2Sealer({ tcti: tpm.tcti, createIfMissing: true, logger: quietLogger })
+const sealer = pcrBound ? await pcrBoundSealer(tpm.tcti) : plain
 const parts = await keyguardParts(undefined, sealer)
 try {
   await registerExecutor(chain, chain.executor, exec.node)
@@ -153,12 +183,14 @@ try {
   const record = await parts.keyStore.get(capsuleId)
   const wrapped = record?.wrappedKeys.find((w) => w.scheme === 'tpm2-rsa-oaep-sha256')
   if (wrapped === undefined) throw new Error('no tpm2 copy')
+  // The baselines run on the unbound key (tpm2_rsadecrypt cannot satisfy a policy).
+  const baseline = pcrBound ? (await plain.wrap(randomBytes(32))).ciphertext : wrapped.ciphertext
 
-  const bare = await measure(requests, () => bareRsaDecrypt(tpm.tcti, wrapped.ciphertext))
+  const bare = await measure(requests, () => bareRsaDecrypt(tpm.tcti, baseline))
   const transport = transportFor(tpm.tcti, 10_000)
   if (transport === undefined) throw new Error('no direct transport')
   const raw = await measure(requests, () =>
-    rsaDecryptDirect(transport, 0x81000010, wrapped.ciphertext).then((k) => k.fill(0)),
+    rsaDecryptDirect(transport, 0x81000010, baseline).then((k) => k.fill(0)),
   )
   // Isolated: the previous request's audit transaction has landed (on a real chain the audit
   // write costs the keyguard nothing; here anvil shares the CPU with the keyguard).
@@ -176,7 +208,7 @@ try {
   const row = (name: string, r: { p50: number; p99: number }) =>
     `${name.padEnd(52)} p50 ${r.p50.toFixed(2).padStart(7)} ms   p99 ${r.p99.toFixed(2).padStart(7)} ms   ×${(r.p50 / bare.p50).toFixed(2)} of baseline p50`
   console.log(
-    `fast-path release latency, ${requests} requests after ${warmup} warm-up, ${rpcs} RPC(s); anvil + swtpm + libp2p on loopback`,
+    `fast-path release latency, ${requests} requests after ${warmup} warm-up, ${rpcs} RPC(s); anvil + swtpm + libp2p on loopback; keyguard key ${pcrBound ? 'PCR-bound (policy session)' : 'unbound (salted HMAC session)'}`,
   )
   console.log(row('baseline: bare tpm2_rsadecrypt (execFile)', bare))
   console.log(row('raw TPM2_RSA_Decrypt command (direct path)', raw))

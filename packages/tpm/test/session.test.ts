@@ -214,7 +214,12 @@ describe('salted session with parameter encryption (swtpm)', () => {
     ).catch((e: unknown) => e)
     expect(salt).toBeInstanceOf(TpmSessionError)
     expect((salt as TpmSessionError).details.reason).toBe('salt-refused')
-    expect((salt as TpmSessionError).details.rc).toMatch(/^0x/)
+    // The TPM's code, decoded: which command, which base code, on which parameter.
+    expect((salt as TpmSessionError).details).toMatchObject({
+      command: 'TPM2_StartAuthSession',
+      rc: expect.stringMatching(/^0x/),
+      base: expect.stringMatching(/^0x/),
+    })
     // A no-session command still works on the same TPM (nothing wedged).
     const r = await transport.send(plainCommand(TPM_CC.ReadPublic, [HANDLE], new Uint8Array(0)))
     expect(new DataView(r.buffer).getUint32(6)).toBe(0)
