@@ -101,7 +101,8 @@ chmod 0700 "$DATA"
 # previous tree left (npm keeps files of packages whose version did not change).
 clean_lib() { find "$LIB" -mindepth 1 -maxdepth 1 -exec rm -rf {} +; }
 if [ -n "$FROM_PREFIX" ]; then
-  if ! diff -rq "$FROM_PREFIX/node_modules" "$LIB/node_modules" >/dev/null 2>&1; then
+  # Links compared as links (cp -a copies them so): a pnpm tree is mostly links.
+  if ! diff -rq --no-dereference "$FROM_PREFIX/node_modules" "$LIB/node_modules" >/dev/null 2>&1; then
     clean_lib
     cp -a "$FROM_PREFIX/node_modules" "$LIB/node_modules"
     installed=1
@@ -130,6 +131,7 @@ else
 fi
 target="$LIB/node_modules/@digicap/$APP/bin/$APP.js"
 [ -f "$target" ] || { echo "install-pi: $target is missing after the install" >&2; exit 1; }
+version="$(node "$target" --version | cut -d' ' -f2)"
 if [ "$(readlink "$BIN" 2>/dev/null)" != "${target#"$R"}" ]; then
   ln -sfn "${target#"$R"}" "$BIN"
   did "linked $BIN"
@@ -143,8 +145,8 @@ if [ "$APP" = pi-node ]; then
   MANIFEST="$LIB.release.json"
   PUBKEY="$LIB.release-key"
   if [ -n "$RELEASE_MANIFEST" ]; then
-    # The release process's own signature, checked against the installed tree first.
-    if ! cmp -s "$RELEASE_MANIFEST" "$MANIFEST" || [ "$(cat "$PUBKEY" 2>/dev/null)" != "$RELEASE_KEY" ]; then
+    # The release process's own signature, checked against the tree whenever either changed.
+    if [ "$installed" = 1 ] || ! cmp -s "$RELEASE_MANIFEST" "$MANIFEST" || [ "$(cat "$PUBKEY" 2>/dev/null)" != "$RELEASE_KEY" ]; then
       node "$target" verify-install --data-dir "$DATA" --root "$LIB" --manifest "$RELEASE_MANIFEST" --release-key "$RELEASE_KEY" >/dev/null \
         || { echo "install-pi: the installed tree does not match $RELEASE_MANIFEST" >&2; exit 1; }
       install -m 0644 "$RELEASE_MANIFEST" "$MANIFEST"
@@ -159,7 +161,6 @@ if [ "$APP" = pi-node ]; then
       did "created the host release key $SIGNING_KEY (root only)"
     fi
     chmod 0600 "$SIGNING_KEY"
-    version="$(node "$target" --version | cut -d' ' -f2)"
     node "$target" sign-release --root "$LIB" --key "$SIGNING_KEY" --release "@digicap/$APP@$version" --out "$MANIFEST" > "$PUBKEY"
     chmod 0644 "$PUBKEY"
     grep -qxE '[0-9a-f]{64}' "$PUBKEY" || { echo "install-pi: signing the release manifest failed" >&2; exit 1; }
@@ -200,4 +201,4 @@ if [ "$ROOT" = / ] && command -v systemctl >/dev/null 2>&1; then
   systemctl daemon-reload
   [ "$START" = 1 ] && systemctl enable --now "$APP"
 fi
-say "$([ $changed = 1 ] && echo done || echo 'nothing to change'): $APP $(node "$target" --version | cut -d' ' -f2)"
+say "$([ $changed = 1 ] && echo done || echo 'nothing to change'): $APP $version"

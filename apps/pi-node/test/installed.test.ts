@@ -271,37 +271,25 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     expect(await readFile(envFile, 'utf8')).toBe('DIGICAP_LOG_LEVEL=debug\n')
   }, 240_000)
 
-  it("install-pi.sh signs a release manifest: the unit's verify-install passes on the fresh install, names a modified file, and a re-run signs only what it installed", async () => {
+  it("install-pi.sh signs a release manifest of the installed tree: the unit's verify-install passes on the fresh install (the script's cases: install-manifest.test.ts)", async () => {
     const lib = join(root, 'usr/local/lib/digicap/pi-node')
     expect((await readFile(`${lib}.release-key`, 'utf8')).trim()).toMatch(/^[0-9a-f]{64}$/)
     expect((await stat(`${lib}.release.json`)).mode & 0o777).toBe(0o644)
     expect((await stat(join(root, 'etc/digicap/release-signing.pem'))).mode & 0o777).toBe(0o600)
     // ExecStartPre as the unit runs it: no flags, nothing pinned yet (no init).
     const installed = join(lib, 'node_modules/@digicap/pi-node/bin/pi-node.js')
-    const start = () =>
-      exec(process.execPath, [installed, 'verify-install', '--measure', '--json'], {
+    const start = await exec(
+      process.execPath,
+      [installed, 'verify-install', '--measure', '--json'],
+      {
         env: env({ DIGICAP_DATA_DIR: join(root, 'var/lib/digicap') }),
-      }).catch((e: { code: number; stdout: string }) => e)
-    const fresh = JSON.parse(((await start()) as { stdout: string }).stdout)
-    expect(fresh.verified).toMatchObject({ release: '@digicap/pi-node@0.0.0', root: lib })
-    expect(fresh.measured).toMatchObject({ state: 'not-covered' })
-    const cli = await realpath(join(lib, 'node_modules/@digicap/pi-node/dist/cli.js'))
-    await appendFile(cli, 'steal()\n')
-    await writeFile(join(lib, 'evil.js'), 'steal()\n')
-    const tampered = (await start()) as { code: number; stdout: string }
-    expect(tampered.code).toBe(1)
-    expect(tampered.stdout).toContain('INSTALL_TAMPERED')
-    expect(tampered.stdout).toContain(cli.slice(lib.length + 1))
-    // A re-run reinstalls the app into an emptied folder and signs that: the same manifest
-    // as the fresh install's (which verified), evil.js gone rather than signed.
-    const manifest = await readFile(`${lib}.release.json`)
-    const script = join(ROOT, 'apps', 'pi-node', 'deploy', 'install-pi.sh')
-    const args = ['--from-prefix', prefix, '--root', root, '--no-start']
-    const repaired = await exec('bash', [script, ...args], { env: env() })
-    expect(repaired.stdout).toContain('install-pi: signed the release manifest')
-    expect((await readFile(`${lib}.release.json`)).equals(manifest)).toBe(true)
-    expect(existsSync(join(lib, 'evil.js'))).toBe(false)
-  }, 180_000)
+      },
+    )
+    const doc = JSON.parse(start.stdout)
+    expect(doc.verified).toMatchObject({ release: '@digicap/pi-node@0.0.0', root: lib })
+    expect(doc.verified.files).toBeGreaterThan(1000)
+    expect(doc.measured).toMatchObject({ state: 'not-covered' })
+  }, 120_000)
 
   it('a real systemd (nspawn) starts the installed pi-node unit: start returns once READY=1, hardened, verified, JSON in the journal', async () => {
     await prepareBootableRoot(root, await realpath(process.execPath))
