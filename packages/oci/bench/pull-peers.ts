@@ -39,6 +39,8 @@ const MiB = 1024 * 1024
 const mib = Number(process.argv[2] ?? 200)
 const counts = (process.argv[3] ?? '1,4,8').split(',').map(Number)
 const LAYERS = 4
+/** A blob fetch that takes longer than this fails its round. */
+const STALL_MS = Number(process.env.STALL_MS ?? 300_000)
 const work = await mkdtemp(join(tmpdir(), 'oci-pull-bench-'))
 
 /** A layout of `LAYERS` random layers adding up to `mib` MiB, a config and a manifest. */
@@ -156,7 +158,8 @@ async function p2pRound(
         const store = heliaCapsuleStore(node.helia)
         const distribution = await readImageDistribution(store, mapCid)
         const to = join(work, `pulled-${i}`)
-        await pullImage({ store, distribution, manifestDigest, to, timeoutMs: 900_000 })
+        // a blob that stops arriving fails the round (named below) instead of hanging the bench
+        await pullImage({ store, distribution, manifestDigest, to, timeoutMs: STALL_MS })
         await rm(to, { recursive: true, force: true })
       }),
     )
@@ -188,7 +191,17 @@ try {
     const rounds: [string, Round][] = [['http', http]]
     for (const topology of ['owner only', 'mesh', 'one seed'] as const) {
       if (n === 1 && topology !== 'owner only') continue
-      rounds.push([topology, await p2pRound(n, owner, ownerServed, mapCid, image.digest, topology)])
+      try {
+        rounds.push([
+          topology,
+          await p2pRound(n, owner, ownerServed, mapCid, image.digest, topology),
+        ])
+      } catch (err) {
+        const e = err as { code?: string; message?: string }
+        console.log(
+          `${String(n).padEnd(2)} ${topology.padEnd(10)} failed: ${e.code ?? ''} ${e.message}`,
+        )
+      }
     }
     for (const [name, r] of rounds) {
       const excess = r.origin + r.peers - n * image.bytes
