@@ -27,6 +27,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startAnvil } from '../packages/contracts/dist/testing.js'
 import { createDigicapNode, heliaCapsuleStore } from '../packages/p2p/dist/index.js'
+import { executorRows } from './executor-stages.ts'
 import { measureNode, measureShell } from './fs-peak.ts'
 
 const argv = process.argv.slice(2)
@@ -197,6 +198,8 @@ try {
         kind: 'time',
       })
     }
+    step('executor open → run')
+    rows.push(...(await executorRows(capsule, size)))
     for (const f of [plain, capsule, join(dir, 'opened.bin')]) rmSync(f, { force: true })
     printSize(size)
   }

@@ -6,11 +6,18 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     node: 'src/node/index.ts',
+    'run-socket': 'src/node/run-socket/index.ts',
     'quickjs-worker': 'src/sandbox/quickjs/worker.ts',
     'wasi-worker': 'src/sandbox/wasi/worker.ts',
   },
   format: ['esm'],
-  dts: { entry: { index: 'src/index.ts', node: 'src/node/index.ts' } },
+  dts: {
+    entry: {
+      index: 'src/index.ts',
+      node: 'src/node/index.ts',
+      'run-socket': 'src/node/run-socket/index.ts',
+    },
+  },
   sourcemap: true,
   clean: true,
   target: 'node22',

@@ -3,8 +3,8 @@
  * (`node src/cli.ts`, Node 24 type stripping) against a real anvil, a real keyguard
  * (software sealer) on a real helia/libp2p node on loopback.
  */
-import { spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -53,8 +53,9 @@ import {
 } from '@digicap/protocol'
 import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { defaultSandboxes } from '../src/executor-node.ts'
+import { askSocket, frame, runListingModules } from './run-socket-probe.ts'
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const quiet = { info: () => {}, warn: () => {} }
@@ -517,6 +518,10 @@ describe('executor-node CLI', () => {
       ],
       { env: process.env },
     )
+    // A failing step must not leave the daemon running into the next test.
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    })
     let stdout = ''
     child.stdout.on('data', (d) => {
       stdout += d
@@ -554,10 +559,81 @@ describe('executor-node CLI', () => {
     const ran = await waitFor('ran')
     expect(ran.cid).toBe(cid)
     expect(ran.path).toBe('fast')
+
+    // ADR 0035: with serve up, `run` hands the job over run.sock (0600): the daemon says so,
+    // and the run process never loads libp2p or helia (no second node).
+    const sock = join(execDir, 'run.sock')
+    expect((await stat(sock)).mode & 0o777).toBe(0o600)
+    const viaCid = await makeCapsule('via the daemon', policy)
+    const handed = await runListingModules([
+      'run',
+      viaCid,
+      '--fast',
+      '--json',
+      '--data-dir',
+      execDir,
+    ])
+    expect(handed.code).toBe(0)
+    const doc = JSON.parse(handed.stdout)
+    expect(doc.startup.via).toBe('daemon')
+    expect(doc.path).toBe('fast')
+    expect(JSON.parse(doc.result).bytes).toBe(14)
+    expect(handed.loaded.filter((f) => /libp2p|helia|ethers/.test(f))).toEqual([])
+    expect((await waitFor('run-socket-run')).cid).toBe(viaCid)
+    // Bad requests get a typed refusal and the daemon keeps serving.
+    const bad: [Buffer, string][] = [
+      [frame('{not json'), 'malformed'],
+      [frame('', 1 << 30), 'too-large'],
+      [frame(JSON.stringify({ v: 2 })), 'version'],
+      [frame(JSON.stringify({ v: 1, token: '00', cid: viaCid, options: {} })), 'token'],
+    ]
+    for (const [bytes, reason] of bad) {
+      expect(await askSocket(sock, bytes)).toMatchObject({
+        type: 'error',
+        code: 'RUN_SOCKET',
+        details: { reason },
+      })
+    }
+    // Another uid cannot even connect (the socket is 0600, the token file too).
+    if (process.getuid?.() === 0) {
+      const probe = `import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1]); print('connected')
+except PermissionError:
+    print('EACCES')`
+      const other = spawnSync('python3', ['-c', probe, sock], {
+        uid: 65534,
+        gid: 65534,
+        encoding: 'utf8',
+      })
+      expect(other.stdout?.trim()).toBe('EACCES')
+    }
+    const again = await run([
+      'run',
+      await makeCapsule('still up', policy),
+      '--fast',
+      '--json',
+      '--data-dir',
+      execDir,
+    ])
+    expect(JSON.parse(again.stdout).startup.via).toBe('daemon')
     child.kill('SIGTERM')
     expect(await exited).toBe(0)
     expect(lines().at(-1)?.event).toBe('stopped')
-  })
+    // Stopped: the socket and its token are gone, and `run` starts its own node again.
+    await expect(stat(sock)).rejects.toMatchObject({ code: 'ENOENT' })
+    const alone = await run([
+      'run',
+      await makeCapsule('alone', policy),
+      '--fast',
+      '--json',
+      '--data-dir',
+      execDir,
+    ])
+    expect(alone.code).toBe(0)
+    expect(JSON.parse(alone.stdout).startup.via).toBeUndefined()
+  }, 240_000)
 
   it('serve --role: an unknown role is a usage error, verifier without the settlement a config error, with it the node watches the hub', async () => {
     const listen = ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', execDir]

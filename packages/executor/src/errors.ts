@@ -28,6 +28,7 @@ export type ExecutorErrorCode =
   | 'EXECUTOR_STATE'
   | 'RUN_PCR_NOT_RESET'
   | 'RUN_QUEUE_FULL'
+  | 'RUN_SOCKET'
 
 /** The program ran past its time limit and was stopped (by the VM's interrupt or by the host). */
 export class SandboxTimeoutError extends DigicapError {

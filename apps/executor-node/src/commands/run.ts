@@ -1,6 +1,6 @@
 /** `executor-node run <cid>`: one capsule, stage by stage. */
-import { writeFile } from 'node:fs/promises'
 import { listFlag, switchFlag, UsageError, valueFlag } from '@digicap/cli-kit'
+import type { RunOutputSource } from '@digicap/executor/run-socket'
 import { command, dataDirOf, listenOf, loggerOf } from './shared.ts'
 
 /** Wei: any whole number (a bigint; wei amounts pass 2^53). */
@@ -23,11 +23,13 @@ export const run = command({
   usage: '<cid> [--fast] [--keyguard-addr <multiaddr>] [options]',
   description: `Runs one capsule: fetch -> verify -> grant -> release -> open -> run -> deliver -> clean-up,
 one progress line per stage on stderr. The result goes to the header's receivers and to
-stdout (text) or --out.`,
+stdout (text) or --out. When \`serve\` runs on the data folder, the run is handed to it over
+its socket (run.sock) instead of starting a second node.`,
   args: [{ name: 'cid', help: "the capsule's CID" }],
   flags: {
     fast: switchFlag('keyguard fast path first (env DIGICAP_FAST=1)'),
     'no-fallback': switchFlag('do not fall back to the chain path when the fast path fails'),
+    'no-daemon': switchFlag('run on a node of its own even when `serve` runs on the data folder'),
     'keyguard-addr': listFlag('<multiaddr>', 'dial this keyguard first'),
     fee: valueFlag('<wei>', 'value sent with the access request', {
       default: '0',
@@ -46,52 +48,37 @@ stdout (text) or --out.`,
     // the CLI's modules, then the node's modules (helia, libp2p, ethers, sandboxes), then the node.
     const processMs = performance.now()
     const { flags, args, io } = ctx
-    const [{ createExecutorNode }, { progressLines }, { printable }] = await Promise.all([
-      import('../executor-node.ts'),
-      import('@digicap/executor'),
-      import('@digicap/executor/node'),
-    ])
-    const modulesMs = performance.now() - processMs
-    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, {
-      ...listenOf(ctx),
-      logger: loggerOf(ctx),
-    })
-    const now = performance.now()
-    const startup = { ms: now, processMs, modulesMs, nodeMs: now - processMs - modulesMs }
-    const progress = progressLines((line) => io.stderr.write(line))
-    const timeout = flags['fetch-timeout']
-    const ms = (n: number) => n.toFixed(0)
+    const light = await import('@digicap/executor/run-socket')
+    const options = light.runOptionsOf(flags)
+    const progress = light.progressLines((line) => io.stderr.write(line))
+    const print = async (r: RunOutputSource, startup: Record<string, unknown>) => {
+      const { doc, text } = await light.runOutput(r, { out: flags.out, startup })
+      ctx.result(doc, text)
+    }
     try {
-      io.stderr.write(
-        `run ${args.cid}\n  ✓ ${'start'.padEnd(8)} ${ms(now).padStart(6)} ms  process ${ms(processMs)}, modules ${ms(modulesMs)}, node ${ms(startup.nodeMs)}\n`,
-      )
-      const r = await en.executor.runCapsule(args.cid, {
-        ...(flags.fast ? { fast: true } : {}),
-        ...(timeout === undefined ? {} : { fetchTimeoutMs: Math.round(timeout * 1000) }),
-        fallbackToChain: !flags['no-fallback'],
-        keyguardAddrs: flags['keyguard-addr'] ?? [],
-        fee: flags.fee,
-        args: flags.arg ?? [],
-        onStage: progress.onStage,
-        onFetchProgress: progress.onFetchProgress,
+      // A daemon serving this data folder runs it: no second libp2p node (ADR 0035).
+      const daemon = flags['no-daemon']
+        ? undefined
+        : await light.runViaDaemon(dataDirOf(ctx), args.cid, options, progress)
+      if (daemon) return await print(daemon as never, { ms: processMs, processMs, via: 'daemon' })
+      const { createExecutorNode } = await import('../executor-node.ts')
+      const modulesMs = performance.now() - processMs
+      const en = await createExecutorNode(dataDirOf(ctx), ctx.env, {
+        ...listenOf(ctx),
+        logger: loggerOf(ctx),
       })
-      if (flags.out) await writeFile(flags.out, r.result, { mode: 0o600 })
-      const { runId, capsuleId, grantId, path, deliveries, timings, cleanup } = r
-      const result = flags.out ? undefined : printable(r.result)
-      const ids = { runId, capsuleId, grantId, path, result, resultBytes: r.result.byteLength }
-      ctx.result(
-        { ...ids, deliveries, timings, startup, cleanup },
-        flags.out ? `result written to ${flags.out}\n` : `${result}\n`,
-      )
-      const pending = en.executor.pendingDeliveries()
-      if (pending > 0) {
-        io.stderr.write(
-          `  ${pending} result(s) stored on IPFS for offline receivers; \`executor-node serve\` delivers them when they connect\n`,
-        )
+      const now = performance.now()
+      const startup = { ms: now, processMs, modulesMs, nodeMs: now - processMs - modulesMs }
+      try {
+        io.stderr.write(light.startLine(args.cid, startup))
+        const r = await en.executor.runCapsule(args.cid, { ...options, ...progress })
+        await print(r, startup)
+        io.stderr.write(light.pendingNote(en.executor.pendingDeliveries()))
+      } finally {
+        await en.stop()
       }
     } finally {
       progress.stop()
-      await en.stop()
     }
   },
 })

@@ -26,16 +26,20 @@ also attests other executors' jobs as a committee member (config settlement.*). 
   },
   async run(ctx) {
     const { flags, event: line } = ctx
+    // Listen for SIGTERM from the start: one during start-up stops the daemon once it is up.
+    const stopped = ctx.waitForStop()
     const [
       { followAnnouncements, runPcrAtStart, startServeRole },
       { createExecutorNode },
       { createProvider },
       { packageVersion, startExecutorOps },
+      { serveRunSocket },
     ] = await Promise.all([
       import('@digicap/executor/node'),
       import('../executor-node.ts'),
       import('@digicap/contracts'),
       import('@digicap/ops'),
+      import('@digicap/executor/run-socket'),
     ])
     const logger = loggerOf(ctx)
     const en = await createExecutorNode(dataDirOf(ctx), ctx.env, { ...listenOf(ctx), logger })
@@ -87,8 +91,13 @@ also attests other executors' jobs as a committee member (config settlement.*). 
       },
     )
     if (ops.url) line({ event: 'ops', url: ops.url }, `ops port ${ops.url} (/metrics, /healthz)\n`)
+    const sock = await serveRunSocket(ops.observe(en.executor), {
+      dataDir: dataDirOf(ctx),
+      onEvent: (e) => line(e.doc, e.text),
+    })
     await ops.ready(`serving as ${peerId}`)
-    const reason = await ctx.waitForStop()
+    const reason = await stopped
+    await sock.close()
     await stopRole()
     await ops.stop()
     provider.destroy()

@@ -8,7 +8,10 @@ import { type CapsuleAnnouncement, subscribeCapsuleAnnouncements } from '@digica
 import type { ReceivedResult } from '@digicap/protocol'
 import { type AutoRunEvent, autoRunner } from '../auto-run.ts'
 import type { RunCapsuleOptions } from '../executor.ts'
+import { printable } from './printable.ts'
 import type { ExecutorNode } from './types.ts'
+
+export { printable }
 
 /** One event of a daemon: a JSON document (`--json`) and the same as a line of text. */
 export interface DaemonLine {
@@ -88,13 +91,6 @@ export function autoRunLine(e: AutoRunEvent): DaemonLine | undefined {
     }
   }
   return undefined
-}
-
-/** A result as text when it is text, else as 0x hex. */
-export function printable(bytes: Uint8Array): string {
-  const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes)
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: detecting binary output
-  return /[\u0000-\u0008\u000e-\u001f]/.test(text) ? toHex(bytes) : text
 }
 
 /** A result the receiver verified (its executor checked on chain). */

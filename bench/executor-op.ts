@@ -1,0 +1,48 @@
+/**
+ * The executor's open → run → clean-up of one capsule in its own process, as `runCapsule` does
+ * it after the key release (ADR 0035: the payload streamed to a tmpfs file, the stock data
+ * sandbox, the workspace wiping the file): `executor-op.ts <capsule> <data-key-hex>`. Prints
+ * `{ ms, openMs, runMs, cleanupMs, to }` as its last line (the operations alone, process start
+ * excluded), to compare with `lib-op.ts open` (capsule-core's `openFile`) on the same file.
+ */
+import { closeSync, openSync, readSync } from 'node:fs'
+import { parseCapsuleHeader } from '../packages/capsule-core/dist/index.js'
+import {
+  createRunWorkspace,
+  defaultSandboxes,
+  resolveRuntime,
+  runInSandbox,
+} from '../packages/executor/dist/index.js'
+import { openJob, plaintextRootOf } from '../packages/executor/src/run/open-job.ts'
+
+const [capsule, keyHex] = process.argv.slice(2) as [string, string]
+const head = new Uint8Array(1024 * 1024)
+const fd = openSync(capsule, 'r')
+const got = readSync(fd, head, 0, head.byteLength, 0)
+closeSync(fd)
+const parsed = parseCapsuleHeader(head.subarray(0, got))
+const runtime = resolveRuntime(parsed.header.runtime)
+const sandbox = defaultSandboxes()[runtime.kind as 'data']
+const workspace = createRunWorkspace()
+const t0 = performance.now()
+const job = await openJob({
+  loaded: { path: capsule, parsed, runtime } as never,
+  sandbox,
+  dataKey: new Uint8Array(Buffer.from(keyHex, 'hex')),
+  workspace,
+  plaintextRoot: await plaintextRootOf({}),
+})
+const t1 = performance.now()
+const ran = await runInSandbox({ sandbox, job, workspace })
+const t2 = performance.now()
+const cleanupMs = t2 - t1 - ran.result.stats.wallMs
+console.log(
+  JSON.stringify({
+    ms: t2 - t0,
+    openMs: t1 - t0,
+    runMs: ran.result.stats.wallMs,
+    cleanupMs,
+    to: job.inputFile ? 'tmpfs-file' : 'memory',
+    fileBytesOverwritten: ran.cleanup.fileBytesOverwritten,
+  }),
+)

@@ -1,0 +1,241 @@
+/**
+ * The daemon's side of the run socket (ADR 0035): `executor-node run` hands its job to the
+ * running `serve` instead of starting a second libp2p node. A unix socket in the data folder,
+ * mode 0600, plus a token file only the owner can read (Node cannot read a unix peer's uid, so
+ * the token is the owner check: a peer that cannot read the data folder cannot send it).
+ * Every bad request gets a typed `RUN_SOCKET` error frame and its connection closed; the
+ * daemon keeps serving.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { chmod, rm, writeFile } from 'node:fs/promises'
+import { connect, createServer, type Socket } from 'node:net'
+import type { Executor, RunCapsuleOptions } from '../../executor.ts'
+import {
+  encodeFrame,
+  type FrameError,
+  FrameReader,
+  MAX_REQUEST_BYTES,
+  RUN_SOCKET_VERSION,
+  type RunAnswer,
+  runSocketPaths,
+} from './protocol.ts'
+
+export interface RunSocketEvent {
+  readonly type: 'run' | 'refused'
+  readonly cid?: string | undefined
+  readonly reason?: string | undefined
+  /** The event as a daemon log line: a JSON document and text. */
+  readonly doc: Record<string, unknown>
+  readonly text: string
+}
+
+function event(type: 'run' | 'refused', about: { cid?: string; reason?: string }): RunSocketEvent {
+  return {
+    type,
+    ...about,
+    doc: { event: `run-socket-${type}`, ...about },
+    text: `run socket: ${type === 'run' ? `ran ${about.cid} for the CLI` : `refused (${about.reason})`}\n`,
+  }
+}
+
+export interface ServeRunSocketInit {
+  readonly dataDir: string
+  /** Runs in progress or waiting at once; one more is refused `busy`. Default 4. */
+  readonly maxConnections?: number | undefined
+  /** Time a connection has to send its request. Default 5 000 ms. */
+  readonly requestTimeoutMs?: number | undefined
+  /** Each run handed over, each refusal: for the daemon's log and metrics. */
+  readonly onEvent?: ((e: RunSocketEvent) => void) | undefined
+}
+
+export interface RunSocketServer {
+  readonly path: string
+  /** Runs handed over and requests refused since start. */
+  stats(): { runs: number; refused: number }
+  close(): Promise<void>
+}
+
+function refusal(reason: string, details: Record<string, unknown> = {}): RunAnswer {
+  return {
+    type: 'error',
+    code: 'RUN_SOCKET',
+    shortMessage: 'The daemon refused the request',
+    details: { reason, ...details },
+  }
+}
+
+/** The request's options, checked field by field; undefined when one is not of its type. */
+function runOptions(o: unknown): RunCapsuleOptions | undefined {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) return undefined
+  const r = o as Record<string, unknown>
+  const strings = (v: unknown) =>
+    Array.isArray(v) && v.length <= 64 && v.every((s) => typeof s === 'string' && s.length <= 4096)
+  if (r.fast !== undefined && typeof r.fast !== 'boolean') return undefined
+  if (r.fallbackToChain !== undefined && typeof r.fallbackToChain !== 'boolean') return undefined
+  if (r.keyguardAddrs !== undefined && !strings(r.keyguardAddrs)) return undefined
+  if (r.args !== undefined && !strings(r.args)) return undefined
+  if (r.fee !== undefined && !(typeof r.fee === 'string' && /^[0-9]{1,78}$/.test(r.fee))) {
+    return undefined
+  }
+  const t = r.fetchTimeoutMs
+  if (t !== undefined && !(Number.isSafeInteger(t) && (t as number) > 0)) return undefined
+  return {
+    ...(r.fast === undefined ? {} : { fast: r.fast as boolean }),
+    ...(r.fallbackToChain === undefined ? {} : { fallbackToChain: r.fallbackToChain as boolean }),
+    ...(r.keyguardAddrs === undefined ? {} : { keyguardAddrs: r.keyguardAddrs as string[] }),
+    ...(r.args === undefined ? {} : { args: r.args as string[] }),
+    ...(r.fee === undefined ? {} : { fee: BigInt(r.fee as string) }),
+    ...(t === undefined ? {} : { fetchTimeoutMs: t as number }),
+  }
+}
+
+/** Is another daemon answering on `path`? (A socket file left by a crash does not answer.) */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path)
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
+
+/**
+ * @throws {RunSocketError} (`reason: 'in-use'`) when another daemon serves this data folder.
+ * @example
+ * ```ts
+ * const sock = await serveRunSocket(en.executor, { dataDir, onEvent: (e) => log(e) })
+ * // … on stop:
+ * await sock.close()
+ * ```
+ */
+export async function serveRunSocket(
+  executor: Pick<Executor, 'runCapsule'>,
+  init: ServeRunSocketInit,
+): Promise<RunSocketServer> {
+  const { socket: path, token: tokenPath } = runSocketPaths(init.dataDir)
+  const maxConnections = init.maxConnections ?? 4
+  const requestTimeoutMs = init.requestTimeoutMs ?? 5000
+  if (await answers(path)) {
+    const { RunSocketError } = await import('./errors.ts')
+    throw new RunSocketError('Another daemon serves this data folder', {
+      details: { reason: 'in-use', path },
+      hint: 'Stop the other `executor-node serve` first.',
+    })
+  }
+  await rm(path, { force: true })
+  const token = randomBytes(32)
+  await writeFile(tokenPath, token.toString('hex'), { mode: 0o600 })
+  await chmod(tokenPath, 0o600)
+  let runs = 0
+  let refused = 0
+  const live = new Set<Socket>()
+
+  const handle = (sock: Socket) => {
+    live.add(sock)
+    const ac = new AbortController()
+    let started = false
+    const send = (a: RunAnswer) => {
+      if (!sock.destroyed) sock.write(encodeFrame(a))
+    }
+    const refuse = (reason: string, details: Record<string, unknown> = {}) => {
+      refused++
+      init.onEvent?.(event('refused', { reason }))
+      sock.end(encodeFrame(refusal(reason, details)))
+      setTimeout(() => sock.destroy(), 1000).unref()
+    }
+    sock.once('close', () => {
+      live.delete(sock)
+      clearTimeout(timer)
+      // The CLI went away (Ctrl-C): stop its run; clean-up still runs.
+      if (started) ac.abort()
+    })
+    sock.on('error', () => {})
+    const timer = setTimeout(() => {
+      if (!started) refuse('timeout', { requestTimeoutMs })
+    }, requestTimeoutMs)
+    if (live.size > maxConnections) {
+      refuse('busy', { maxConnections })
+      return
+    }
+    const reader = new FrameReader(MAX_REQUEST_BYTES)
+    sock.on('data', (chunk: Buffer) => {
+      if (started) return refuse('malformed', { error: 'one request per connection' })
+      let frames: unknown[]
+      try {
+        frames = reader.push(chunk)
+      } catch (err) {
+        const e = err as FrameError
+        return refuse(e.reason ?? 'malformed', e.details ?? {})
+      }
+      const req = frames[0] as Record<string, unknown> | undefined
+      if (req === undefined) return
+      started = true
+      clearTimeout(timer)
+      if (req === null || typeof req !== 'object') return refuse('malformed')
+      if (req.v !== RUN_SOCKET_VERSION) {
+        return refuse('version', { version: RUN_SOCKET_VERSION })
+      }
+      const sent = typeof req.token === 'string' ? Buffer.from(req.token, 'hex') : Buffer.alloc(0)
+      if (sent.byteLength !== token.byteLength || !timingSafeEqual(sent, token)) {
+        return refuse('token')
+      }
+      const options = runOptions(req.options)
+      if (typeof req.cid !== 'string' || req.cid.length > 200 || !options) {
+        return refuse('malformed', { error: 'cid or options' })
+      }
+      runs++
+      init.onEvent?.(event('run', { cid: req.cid }))
+      executor
+        .runCapsule(req.cid, {
+          ...options,
+          signal: ac.signal,
+          onStage: (event) => send({ type: 'stage', event: { ...event } }),
+          onFetchProgress: (progress) => send({ type: 'progress', progress: { ...progress } }),
+        })
+        .then(
+          (result) => send({ type: 'result', result: { ...result } }),
+          (err: {
+            code?: string
+            shortMessage?: string
+            message?: string
+            details?: object
+            hint?: string
+          }) =>
+            send({
+              type: 'error',
+              code: err.code ?? 'INTERNAL',
+              shortMessage: err.shortMessage ?? err.message ?? String(err),
+              details: { ...(err.details ?? {}) },
+              ...(err.hint ? { hint: err.hint } : {}),
+            }),
+        )
+        .finally(() => sock.end())
+    })
+  }
+
+  const server = createServer(handle)
+  // The socket is made 0600 as it is bound (umask), then checked with chmod: no window in
+  // which another user could connect.
+  const umask = process.umask(0o177)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(path, () => resolve())
+    })
+  } finally {
+    process.umask(umask)
+  }
+  await chmod(path, 0o600)
+  return {
+    path,
+    stats: () => ({ runs, refused }),
+    async close() {
+      for (const s of live) s.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await rm(tokenPath, { force: true })
+      await rm(path, { force: true })
+    },
+  }
+}
