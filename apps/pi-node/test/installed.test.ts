@@ -392,15 +392,35 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
       /exposure level for pi-node\.service: ([\d.]+)/.exec(security.stdout)?.[1],
     )
     expect(exposure).toBeLessThanOrEqual(4)
-    // ExecStartPre verified the signed release; the logs are JSON lines in the journal.
-    const journal = (await box.run(['journalctl', '-u', 'pi-node', '-o', 'cat', '--no-pager']))
-      .stdout
-    expect(journal).toContain('verified @digicap/pi-node@0.0.0')
-    const logs = journal
+    // Everything the unit's processes wrote to the journal is a JSON line: ExecStartPre's
+    // document (it verified the signed release), the logs (the swtpm warning too), serve's.
+    const journal = (
+      await box.run(['journalctl', '_SYSTEMD_UNIT=pi-node.service', '-o', 'cat', '--no-pager'])
+    ).stdout
       .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l))
-    expect(logs.find((l) => l.message === 'ops port listening')).toMatchObject({ level: 'info' })
+      .filter((l) => l !== '')
+    const notJson = journal.filter((l) => {
+      try {
+        JSON.parse(l)
+        return false
+      } catch {
+        return true
+      }
+    })
+    expect(notJson).toEqual([])
+    const docs = journal.map((l) => JSON.parse(l))
+    expect(docs.find((d) => d.command === 'verify-install')).toMatchObject({
+      ok: true,
+      verified: { release: '@digicap/pi-node@0.0.0' },
+    })
+    expect(docs.find((d) => d.message === 'ops port listening')).toMatchObject({ level: 'info' })
+    expect(docs.find((d) => /software emulator/.test(d.message ?? ''))).toMatchObject({
+      level: 'warn',
+    })
+    expect(docs.find((d) => d.command === 'serve')).toMatchObject({
+      ok: true,
+      peerId: String(show.StatusText).replace('serving as ', ''),
+    })
 
     const stop = await box.systemctl('stop', 'pi-node')
     expect(stop.code).toBe(0)

@@ -14,7 +14,13 @@ import {
   warnOnce,
 } from '@digicap/cli-kit'
 import type { KeyguardStatus } from '@digicap/keyguard'
-import { LOG_LEVELS, type LogLevel, type OpsLogger, processLogger } from '@digicap/ops/logger'
+import {
+  LOG_LEVELS,
+  type LogLevel,
+  type OpsLogger,
+  processLogger,
+  processLogTarget,
+} from '@digicap/ops/logger'
 import type { OwnerNode, OwnerNodeConfig } from '@digicap/owner/node'
 import { loadConfig, resolveDataDir } from '../config.ts'
 
@@ -55,9 +61,14 @@ export function commandLogger(io: CommandIo, level?: LogLevel): OpsLogger {
     io,
     level ?? (LOG_LEVELS.includes(fromEnv as LogLevel) ? fromEnv : 'info'),
   )
+  // Under systemd every line the journal gets is a JSON log line, the warning too.
+  const { systemd } = processLogTarget(io)
   return {
     ...log,
-    warn: (m, f) => (m.startsWith('INSECURE') ? warnOnce(io, m) : log.warn(m, f)),
+    warn: (m, f) =>
+      m.startsWith('INSECURE')
+        ? warnOnce(io, m, systemd ? (w) => log.warn(w, f) : undefined)
+        : log.warn(m, f),
   }
 }
 
