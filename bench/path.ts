@@ -8,7 +8,7 @@
  * | open | library `openFile` of the capsule | `cat` copy |
  *
  * Run: `pnpm bench:path` (sizes 1M,100M,1G) or `node bench/path.ts --sizes 1M,100M [--dir <disk folder>]
- * [--stages seal,add,fetch,open] [--node-flags '--cpu-prof --cpu-prof-dir=/tmp/prof']` (the flags go to
+ * [--stages seal,add,fetch,open,exec] [--node-flags '--cpu-prof --cpu-prof-dir=/tmp/prof']` (the flags go to
  * the `pi-node seal` process, e.g. to profile the real path).
  * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
  */
@@ -56,7 +56,7 @@ const parseSize = (s: string) => {
   )
 }
 const sizes = (opt('--sizes') ?? '1M,100M,1G').split(',').map(parseSize)
-const stages = new Set((opt('--stages') ?? 'seal,add,fetch,open').split(','))
+const stages = new Set((opt('--stages') ?? 'seal,add,fetch,open,exec').split(','))
 const dir = mkdtempSync(join(opt('--dir') ?? tmpdir(), 'digicap-path-bench-'))
 
 interface Row {
@@ -198,8 +198,10 @@ try {
         kind: 'time',
       })
     }
-    step('executor open → run')
-    rows.push(...(await executorRows(capsule, size)))
+    if (stages.has('exec')) {
+      step('executor open → run')
+      rows.push(...(await executorRows(capsule, size)))
+    }
     for (const f of [plain, capsule, join(dir, 'opened.bin')]) rmSync(f, { force: true })
     printSize(size)
   }
