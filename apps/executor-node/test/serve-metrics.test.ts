@@ -2,7 +2,8 @@
  * What an operator scrapes from a real `executor-node serve --auto-run --ops-port 0` (its own
  * process, `src/cli.ts`): a real anvil, a real keyguard (software sealer) on a helia/libp2p node
  * that hosts and announces the capsules, a real receiver (`executor-node receive`). One capsule
- * runs and its result is delivered; one runs out of memory in QuickJS. Then `/metrics` holds
+ * runs and its result is delivered; one runs out of memory in QuickJS; one is run by
+ * `executor-node run`, which hands it to the daemon (run.sock). Then `/metrics` holds
  * exactly those runs, the sandbox failure by kind, the delivery and the peers, and `/healthz`
  * answers with the chain head.
  */
@@ -114,8 +115,12 @@ let receiver: Receiver
 let opsUrl: string
 const started: ChildProcess[] = []
 
-/** A capsule on the keyguard's node, its key in the keyguard, registered, announced. */
-async function announce(runtime: RuntimeRequirements, plaintext: Uint8Array): Promise<string> {
+/** A capsule on the keyguard's node, its key in the keyguard, registered, announced (or not). */
+async function announce(
+  runtime: RuntimeRequirements,
+  plaintext: Uint8Array,
+  gossip = true,
+): Promise<string> {
   const dataKey = generateDataKey()
   const sk = await sealer.publicKey()
   const header = createCapsuleHeader({
@@ -156,6 +161,7 @@ async function announce(runtime: RuntimeRequirements, plaintext: Uint8Array): Pr
       `0x${sk.keyId}`,
     )
   ).wait()
+  if (!gossip) return cid
   await announceCapsule(
     kg,
     {
@@ -312,11 +318,17 @@ describe('executor-node serve --ops-port: metrics of real runs', () => {
     const failed = await serve.line((l) => l.event === 'refused' && l.cid === hog)
     expect(failed.code).toBe('SANDBOX_MEMORY')
 
+    // `executor-node run` hands its job to this serve (run.sock): counted here too.
+    const handed = await announce({ kind: 'data' }, enc.encode('handed over'), false)
+    const run = cli(['run', handed, '--fast', '--json', '--data-dir', join(dir, 'exec')])
+    expect(await run.exited, run.stderr()).toBe(0)
+    expect(run.lines().at(-1)?.startup.via).toBe('daemon')
+
     const text = await (await fetch(`${opsUrl}/metrics`)).text()
-    expect(metric(text, 'digicap_runs_executed_total{outcome="ok",path="fast"}')).toBe(1)
+    expect(metric(text, 'digicap_runs_executed_total{outcome="ok",path="fast"}')).toBe(2)
     expect(metric(text, 'digicap_runs_executed_total{outcome="failed",path="unknown"}')).toBe(1)
     expect(metric(text, 'digicap_sandbox_failures_total{kind="SANDBOX_MEMORY"}')).toBe(1)
-    expect(metric(text, 'digicap_results_delivered_total{status="delivered"}')).toBe(1)
+    expect(metric(text, 'digicap_results_delivered_total{status="delivered"}')).toBe(2)
     // The keyguard's node and the receiver.
     expect(metric(text, 'digicap_peers')).toBeGreaterThanOrEqual(2)
     expect(metric(text, 'process_resident_memory_bytes')).toBeGreaterThan(0)
