@@ -76,6 +76,9 @@ afterAll(async () => {
   if (doc?.tempDir) await rm(doc.tempDir, { recursive: true, force: true })
 })
 
+/** 1 when the demo ran its image capsule (one release served, one refused by maxRuns(1)), 0 when it skipped it. */
+const imageRuns = (): number => (doc.image?.result === undefined ? 0 : 1)
+
 describe('pnpm demo --keep: the pi-node an operator watches', () => {
   it('prints where the status page and the metrics are', () => {
     expect(doc.kept).toBe(true)
@@ -91,13 +94,15 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
       return line === undefined ? undefined : Number(line.slice(name.length + 1))
     }
     expect(value('digicap_releases_served_total{path="chain"}')).toBe(1)
-    expect(value('digicap_releases_served_total{path="fast"}')).toBe(1)
-    expect(value('digicap_releases_refused_total{path="fast",reason="policy-denied"}')).toBe(1)
-    expect(value('digicap_fast_path_latency_seconds_count')).toBe(1)
+    expect(value('digicap_releases_served_total{path="fast"}')).toBe(1 + imageRuns())
+    expect(value('digicap_releases_refused_total{path="fast",reason="policy-denied"}')).toBe(
+      1 + imageRuns(),
+    )
+    expect(value('digicap_fast_path_latency_seconds_count')).toBe(1 + imageRuns())
     expect(value('digicap_fast_path_latency_seconds_sum')).toBeGreaterThan(0)
     // Each chain-path release unwraps in the (sw)TPM; the fast path too.
-    expect(value('digicap_tpm_op_seconds_count{op="unwrap"}')).toBe(2)
-    expect(value('digicap_capsules_guarded')).toBe(1)
+    expect(value('digicap_tpm_op_seconds_count{op="unwrap"}')).toBe(2 + imageRuns())
+    expect(value('digicap_capsules_guarded')).toBe(1 + imageRuns())
     expect(value('digicap_grant_watcher_lag_blocks')).toBeGreaterThanOrEqual(0)
     expect(value('digicap_info{app="pi-node",version="0.0.0"}')).toBe(1)
     expect(value('process_resident_memory_bytes')).toBeGreaterThan(0)
@@ -127,7 +132,7 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
     await expect.poll(() => capsule.count(), { timeout: 15_000 }).toBe(1)
     expect(await capsule.locator('.runs').textContent()).toBe('2')
     const served = page.locator('#history tr[data-outcome="served"]')
-    expect(await served.count()).toBe(2)
+    expect(await served.count()).toBe(2 + imageRuns())
     expect(await page.locator('#history').textContent()).toContain(
       'policy-denied: MAX_RUNS_REACHED',
     )
@@ -174,7 +179,7 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
     extraLogs.push(runLog)
     await expect
       .poll(() => page.locator('#history tr[data-outcome="refused"]').count(), { timeout: 20_000 })
-      .toBe(2)
+      .toBe(2 + imageRuns())
     const hostile = page.locator('#capsules tr[data-cid="bafyhostile"] td').nth(1)
     // arrived with the live update, no reload
     await expect.poll(() => hostile.count(), { timeout: 15_000 }).toBe(1)
