@@ -37,6 +37,19 @@ describe('named networks', () => {
     const n = getNetwork('local', { rpcUrl: 'http://127.0.0.1:9999' })
     expect(n).toEqual({ ...LOCAL_NETWORK, rpcUrl: 'http://127.0.0.1:9999' })
     expect(getNetwork('local').rpcUrl).toBe('http://127.0.0.1:8545')
+    // The settlement contracts travel with the deployment (the override once dropped them).
+    expect(n.addresses.attestationHub).toBe(LOCAL_NETWORK.addresses.attestationHub)
+    expect(n.addresses.committeeSortition).toBe(LOCAL_NETWORK.addresses.committeeSortition)
+  })
+
+  it('a settlement address in a network description is checked like the others', () => {
+    expect(() =>
+      defineNetwork({
+        chainId: 7,
+        rpcUrl: 'http://127.0.0.1:1',
+        addresses: { ...addresses, attestationHub: '0x1234' },
+      }),
+    ).toThrow(NetworkInvalidError)
   })
 
   it('registerNetwork makes a deployment nameable by name and chain id', () => {

@@ -22,6 +22,9 @@ export interface DefineNetworkParameters {
     readonly capsuleRegistry: string
     readonly nodeRegistry: string
     readonly accessController: string
+    /** The committee's sortition and settlement contracts, when the deployment has them. */
+    readonly committeeSortition?: string | undefined
+    readonly attestationHub?: string | undefined
   }
   /** Block of the deployment (start of event scans). Default 0. */
   readonly deployBlock?: number | undefined
@@ -78,6 +81,14 @@ export function defineNetwork(p: DefineNetworkParameters): DigicapNetwork {
       capsuleRegistry: checkAddress('addresses.capsuleRegistry', a.capsuleRegistry),
       nodeRegistry: checkAddress('addresses.nodeRegistry', a.nodeRegistry),
       accessController: checkAddress('addresses.accessController', a.accessController),
+      ...(a.committeeSortition === undefined
+        ? {}
+        : {
+            committeeSortition: checkAddress('addresses.committeeSortition', a.committeeSortition),
+          }),
+      ...(a.attestationHub === undefined
+        ? {}
+        : { attestationHub: checkAddress('addresses.attestationHub', a.attestationHub) }),
     }),
     deployBlock,
   })
