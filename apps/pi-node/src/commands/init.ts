@@ -6,6 +6,7 @@ import {
   mnemonicBanner,
   pcrList,
   positiveInteger,
+  releaseFlags,
   switchFlag,
   UsageError,
   valueFlag,
@@ -40,19 +41,7 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
     'no-pcr-policy': switchFlag(
       'create an unbound TPM wrapping key (development: it unwraps\nwhatever software runs)',
     ),
-    'release-manifest': valueFlag('<file>', 'the signed release manifest verify-install checks', {
-      env: 'DIGICAP_RELEASE_MANIFEST',
-    }),
-    'release-key': valueFlag('<hex|file>', 'the release public key to pin (hex or PEM file)', {
-      env: 'DIGICAP_RELEASE_KEY',
-    }),
-    'release-root': valueFlag(
-      '<dir>',
-      'the install root the manifest lists (default: this install)',
-      {
-        env: 'DIGICAP_RELEASE_ROOT',
-      },
-    ),
+    ...releaseFlags(),
     listen: listFlag('<multiaddr>', "serve's listen address (default /ip4/0.0.0.0/tcp/4001)"),
     announce: listFlag('<multiaddr>', 'public address serve advertises (NAT/port forward)'),
     bootstrap: listFlag('<multiaddr>', 'peer to dial at start'),

@@ -44,6 +44,28 @@ export function contractsOf(
   }
 }
 
+/**
+ * `--release-manifest`, `--release-key`, `--release-root` (env `DIGICAP_RELEASE_*`): the signed
+ * release an `init` pins for `verify-install`.
+ */
+export function releaseFlags() {
+  return {
+    'release-manifest': valueFlag('<file>', 'the signed release manifest verify-install checks', {
+      env: 'DIGICAP_RELEASE_MANIFEST',
+    }),
+    'release-key': valueFlag('<hex|file>', 'the release public key to pin (hex or PEM file)', {
+      env: 'DIGICAP_RELEASE_KEY',
+    }),
+    'release-root': valueFlag(
+      '<dir>',
+      'the install root the manifest lists (default: this install)',
+      {
+        env: 'DIGICAP_RELEASE_ROOT',
+      },
+    ),
+  }
+}
+
 /** The paper words, numbered, between two warnings: what `init` writes once on stderr. */
 export function mnemonicBanner(mnemonic: string, warning: string): string {
   const words = mnemonic.split(' ').map((w, i) => `${String(i + 1).padStart(2)}. ${w}`)
