@@ -61,10 +61,7 @@ export async function* windowedCat(
   const depth = Math.max(1, options.windowsInFlight ?? FETCH_WINDOWS_IN_FLIGHT)
   // the root's declared size (the root is fetched once here, then local): no window is asked
   // past the end; a window shorter than asked still ends the file, whatever the root says
-  const stat = await fs.stat(cid, {
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  } as Parameters<UnixFS['stat']>[1])
+  const stat = await fs.stat(cid, options.signal ? { signal: options.signal } : {})
   const size = Number(stat.size)
   const inFlight: Promise<Uint8Array[]>[] = []
   let asked = 0
