@@ -27,7 +27,6 @@ import type { FilestoreBlockstore } from './filestore/filestore-blockstore.ts'
 import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
 import { openDataDirBlockstore } from './import/fs-capsule-importer.ts'
-import { threadPoolSha256 } from './import/hash-leaf.ts'
 
 /** The services of a Digicap node's libp2p. `dht` is present only when enabled. */
 export interface DigicapServices {
@@ -167,8 +166,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     // libp2p is built here with only our transports and services; `createHelia` and
     // `@helia/libp2p`'s index would load libp2p's whole default set-up (see load-helia.ts).
     const { Helia, name, version } = await loadHelia()
-    // blocks fetched are checked against their CIDs in the thread pool, not on the event loop
-    const base = new Helia({ name, version, blockstore, datastore, hashers: [threadPoolSha256] })
+    const base = new Helia({ name, version, blockstore, datastore })
     const libp2p = await createLibp2p({
       ...(init.privateKey ? { privateKey: init.privateKey } : {}),
       start: false,
