@@ -103,6 +103,36 @@ describe('config', () => {
     expect(resolveDataDir(undefined, {})).toMatch(/\.digicap\/executor-node$/)
   })
 
+  it('reads the committee hold (challengers, grace) from the file or DIGICAP_ATTEST_*', () => {
+    const held = { ...good, attestHoldMs: 20_000, attestHold: { challengers: 4, graceMs: 3000 } }
+    expect(checkConfig(held, 'f')).toEqual(held)
+    const c = applyEnv(good, {
+      DIGICAP_ATTEST_HOLD_MS: '15000',
+      DIGICAP_ATTEST_CHALLENGERS: '4',
+      DIGICAP_ATTEST_GRACE_MS: '2500',
+    })
+    expect(c.attestHoldMs).toBe(15_000)
+    expect(c.attestHold).toEqual({ challengers: 4, graceMs: 2500 })
+    expect(applyEnv(good, {}).attestHold).toBeUndefined()
+    for (const [name, value] of [
+      ['DIGICAP_ATTEST_CHALLENGERS', '0'],
+      ['DIGICAP_ATTEST_CHALLENGERS', 'four'],
+      ['DIGICAP_ATTEST_GRACE_MS', '-5'],
+    ] as const) {
+      expect(() => applyEnv(good, { [name]: value })).toThrow(
+        expect.objectContaining({
+          code: 'CONFIG',
+          details: expect.objectContaining({ env: name }),
+        }),
+      )
+    }
+    expect(() => checkConfig({ ...good, attestHold: { challengers: 1.5 } }, 'f')).toThrow(
+      expect.objectContaining({
+        details: expect.objectContaining({ field: 'attestHold.challengers' }),
+      }),
+    )
+  })
+
   it('loadConfig: NOT_INITIALISED without a file, CONFIG for non-JSON', async () => {
     await expect(loadConfig(join(dir, 'none'))).rejects.toMatchObject({ code: 'NOT_INITIALISED' })
     await writeFile(join(dir, 'config.json'), '{nope')

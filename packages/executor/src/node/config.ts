@@ -37,6 +37,11 @@ export interface ExecutorNodeConfig {
   oci?: boolean
   /** With a TPM: hold each measured run phase until a verifier quoted it, at most ms (opt-in). */
   attestHoldMs?: number
+  /**
+   * With `attestHoldMs` and a committee watching: each phase waits for `challengers` distinct
+   * peers (the committee's size), at most `graceMs` after its first quote (phase-hold.ts).
+   */
+  attestHold?: { challengers?: number; graceMs?: number }
   /** The committee settlement (AttestationHub, CommitteeSortition): needed by `serve --role verifier`. */
   settlement?: { attestationHub: string; committeeSortition: string }
 }
@@ -83,6 +88,13 @@ export const EXECUTOR_NODE_CONFIG = defineConfig<ExecutorNodeConfig>('executor-n
   tcti: { type: 'string', optional: true, env: 'DIGICAP_TCTI', flag: 'tcti', pattern: TCTI },
   oci: { type: 'boolean', optional: true, env: 'DIGICAP_OCI', flag: 'oci' },
   attestHoldMs: { type: 'number', min: 1, optional: true, env: 'DIGICAP_ATTEST_HOLD_MS' },
+  'attestHold.challengers': {
+    type: 'number',
+    min: 1,
+    optional: true,
+    env: 'DIGICAP_ATTEST_CHALLENGERS',
+  },
+  'attestHold.graceMs': { type: 'number', min: 1, optional: true, env: 'DIGICAP_ATTEST_GRACE_MS' },
   'settlement.attestationHub': {
     ...ADDRESS,
     env: 'DIGICAP_ATTESTATION_HUB',

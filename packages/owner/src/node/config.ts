@@ -53,6 +53,12 @@ export interface OwnerNodeConfig {
   startBlock?: number
   /** The keyguard that `serve` runs. */
   keyguard?: KeyguardConfig
+  /**
+   * The verifier committee (ADR 0033, 0039): with the AttestationHub named, the keyguard's
+   * chain path releases an `attested()` capsule's key only once the committee's "before"
+   * verdict is a pass on chain (instead of challenging the executor itself).
+   */
+  committee?: CommitteeConfig
   /** The node software's signed release (what `verify-install` checks before `serve`). */
   release?: ReleaseConfig
 }
@@ -76,6 +82,13 @@ export interface KeyguardConfig {
   fastPath?: boolean
   /** Grant watcher poll period, ms. Default 1000. */
   pollIntervalMs?: number
+}
+
+export interface CommitteeConfig {
+  /** The AttestationHub (`deployDigicap` records it; env `DIGICAP_ATTESTATION_HUB`). */
+  attestationHub: string
+  /** How often a grant held for the verdict reads the hub again, ms. Default 2000. */
+  verdictPollMs?: number
 }
 
 /** Confirmations `serve` uses: the config's, else 0 on a dev chain and 3 elsewhere. */
@@ -123,6 +136,13 @@ export const OWNER_NODE_CONFIG = defineConfig<OwnerNodeConfig>('pi-node', {
   'keyguard.confirmations': { ...COUNT, env: 'DIGICAP_CONFIRMATIONS' },
   'keyguard.pollIntervalMs': { ...COUNT, min: 10 },
   'keyguard.fastPath': { type: 'boolean', optional: true },
+  'committee.attestationHub': {
+    type: 'string',
+    optional: true,
+    pattern: /^0x[0-9a-fA-F]{40}$/,
+    env: 'DIGICAP_ATTESTATION_HUB',
+  },
+  'committee.verdictPollMs': { ...COUNT, min: 10, env: 'DIGICAP_COMMITTEE_POLL_MS' },
   'release.manifest': { type: 'string', optional: true, env: 'DIGICAP_RELEASE_MANIFEST' },
   'release.key': { type: 'string', optional: true, env: 'DIGICAP_RELEASE_KEY' },
   'release.root': { type: 'string', optional: true, env: 'DIGICAP_RELEASE_ROOT' },
@@ -174,6 +194,9 @@ export function applyOwnerNodeEnv(
   env: NodeJS.ProcessEnv,
 ): OwnerNodeConfig {
   const out: OwnerNodeConfig = OWNER_NODE_CONFIG.resolve({ file: config, env })
+  // A committee section names its hub: a poll period alone would turn on nothing.
+  if (out.committee !== undefined && out.committee.attestationHub === undefined)
+    configFieldError('pi-node')('committee.attestationHub', ownerNodePaths(config.dataDir).config)
   const kind = env.DIGICAP_SEALER
   if (kind !== undefined && kind !== '' && kind !== 'tpm2' && kind !== 'software') {
     throw new ConfigError('DIGICAP_SEALER must be tpm2 or software', { details: { value: kind } })

@@ -119,6 +119,7 @@ async function startKeyguard(
   guard: ConnectionGuard,
 ): Promise<Keyguard> {
   const { config, paths, logger } = parts
+  const hub = config.committee
   if (keys.auditSigner !== keys.owner) {
     const op = await ensureKeyguardOperator(
       providers[0] as JsonRpcProvider,
@@ -140,7 +141,10 @@ async function startKeyguard(
         rpcs: e.dissent.map((d) => `${d.rpc} ${d.kind}`),
       }),
     signer: keys.auditSigner,
-    addresses: config.contracts,
+    addresses: {
+      ...config.contracts,
+      ...(hub === undefined ? {} : { attestationHub: hub.attestationHub }),
+    },
     chainId: BigInt(config.chainId),
   })
   const keyguard = createKeyguard({
@@ -151,6 +155,12 @@ async function startKeyguard(
       ? { pollIntervalMs: config.keyguard.pollIntervalMs }
       : {}),
     fastPath: { enabled: options.fastPath ?? config.keyguard?.fastPath ?? true },
+    // The chain path waits for the committee's before verdict on chain (ADR 0033).
+    ...(hub === undefined
+      ? {}
+      : {
+          committee: hub.verdictPollMs === undefined ? {} : { verdictPollMs: hub.verdictPollMs },
+        }),
   })({
     sealer: parts.sealer,
     keyStore: parts.keyStore,

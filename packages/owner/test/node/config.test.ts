@@ -75,6 +75,37 @@ describe('config', () => {
     expect(confirmationsFor({ ...base, chainId: 8453, keyguard: { confirmations: 6 } })).toBe(6)
   })
 
+  it('names the committee hub (file or DIGICAP_ATTESTATION_HUB) and refuses a half section', async () => {
+    const hub = `0x${'44'.repeat(20)}`
+    const inFile: OwnerNodeConfig = {
+      ...base,
+      dataDir: join(dir, 'committee'),
+      committee: { attestationHub: hub, verdictPollMs: 250 },
+    }
+    await saveOwnerNodeConfig(inFile)
+    expect((await loadOwnerNodeConfig(inFile.dataDir)).committee).toEqual(inFile.committee)
+    // off unless named: no section, no gate
+    expect(applyOwnerNodeEnv(base, {}).committee).toBeUndefined()
+    const env = applyOwnerNodeEnv(base, {
+      DIGICAP_ATTESTATION_HUB: hub,
+      DIGICAP_COMMITTEE_POLL_MS: '300',
+    })
+    expect(env.committee).toEqual({ attestationHub: hub, verdictPollMs: 300 })
+    for (const [patch, field] of [
+      [{ DIGICAP_ATTESTATION_HUB: '0x12' }, 'committee.attestationHub'],
+      [{ DIGICAP_ATTESTATION_HUB: hub, DIGICAP_COMMITTEE_POLL_MS: '5' }, 'committee.verdictPollMs'],
+      // a poll period without a hub would turn on nothing: refused, not ignored
+      [{ DIGICAP_COMMITTEE_POLL_MS: '300' }, 'committee.attestationHub'],
+    ] as const) {
+      expect(() => applyOwnerNodeEnv(base, patch)).toThrow(
+        expect.objectContaining({
+          code: 'CONFIG',
+          details: expect.objectContaining({ field }),
+        }),
+      )
+    }
+  })
+
   it('switches sealers only as allowed', () => {
     const soft = applyOwnerNodeEnv(base, { DIGICAP_SEALER: 'software' })
     expect(soft.sealer).toMatchObject({ kind: 'software', allowInsecure: false })
