@@ -43,6 +43,7 @@ export { createReceiverKeyFile, readReceiverKeyFile } from './receiver-key.ts'
 export { ethersChainFunds, NODE_ROLES, requireStakeFunds } from './register.ts'
 export type { RunPcrState } from './run-pcr.ts'
 export { readRunPcrState, resetRunPcr, runPcrAtStart } from './run-pcr.ts'
+export { skipRunPcrReset, type TamperedAgent } from './tampered-agent.ts'
 export type {
   ChainFunds,
   ExecutorNode,
