@@ -4,12 +4,10 @@
  * second register), and `serve` answering `/digicap/attest/1.0.0` over libp2p loopback. The
  * record's checks (another TPM, a torn file) are `@digicap/executor`'s test/node.test.ts.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import {
   AttestationRefusedError,
   decodeAttestationRecord,
@@ -28,37 +26,9 @@ import { type Swtpm, startSwtpm } from '@digicap/tpm/testing'
 import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, parseEther, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, startCli } from './helpers/cli.ts'
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const bytes = () => new Uint8Array(randomBytes(32))
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-    env: { ...process.env, ...env },
-  })
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = start(args, env)
-    let stdout = ''
-    let stderr = ''
-    child.stdout?.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr?.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 let anvil: Anvil
 let tpm: Swtpm
@@ -80,7 +50,7 @@ beforeAll(async () => {
   })
   const words = join(dir, 'words')
   await writeFile(words, generateMnemonic())
-  const init = await run([
+  const init = await runCli([
     'init',
     '--json',
     '--data-dir',
@@ -115,9 +85,9 @@ const registeredHash = async (): Promise<Uint8Array> =>
       .attestationKeyHash,
   )
 
-/** `serve --json` as a child process, with its JSON lines. */
+/** `serve --json` as a child process, with its JSON lines (60 s for each awaited event). */
 function serveProcess(extra: string[] = []) {
-  const child = start([
+  const serve = startCli([
     'serve',
     '--json',
     '--listen',
@@ -126,34 +96,7 @@ function serveProcess(extra: string[] = []) {
     execDir,
     ...extra,
   ])
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (d) => {
-    stdout += d
-  })
-  child.stderr?.on('data', (d) => {
-    stderr += d
-  })
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-  const lines = () =>
-    stdout
-      .split('\n')
-      .filter((l) => l.length > 0)
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-  const waitFor = async (event: string) => {
-    const deadline = Date.now() + 60_000
-    for (;;) {
-      const hit = lines().find((l) => l.event === event)
-      if (hit) return hit
-      if (Date.now() > deadline) throw new Error(`no ${event} event: ${stdout} ${stderr}`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-  const stop = async () => {
-    child.kill('SIGTERM')
-    return exited
-  }
-  return { lines, waitFor, stop }
+  return { ...serve, waitFor: (event: string) => serve.waitFor(event, 60_000) }
 }
 
 /** A run that crashed mid-way: PCR 23 extended with a run's four values, never cleaned up. */
@@ -171,7 +114,7 @@ async function crashedRun(): Promise<string> {
 describe('executor-node with a TPM', () => {
   it('init refuses a TCTI the agent does not speak, and writes nothing', async () => {
     const bad = join(dir, 'bad')
-    const r = await run([
+    const r = await runCli([
       'init',
       '--data-dir',
       bad,
@@ -194,7 +137,7 @@ describe('executor-node with a TPM', () => {
   })
 
   it('register registers the SHA-256 of the record it writes; a second register keeps the AK', async () => {
-    const reg = await run(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
+    const reg = await runCli(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
     expect(reg.stderr).toBe('')
     expect(reg.code).toBe(0)
     const file = join(execDir, 'attestation-record.bin')
@@ -208,7 +151,7 @@ describe('executor-node with a TPM', () => {
     expect(Buffer.from(keys.akPublic)).toEqual(Buffer.from(record.akPublic))
 
     // Again: the chain refuses the second registration, the TPM and the record are untouched.
-    const twice = await run(['register', '--stake', '0.01', '--data-dir', execDir])
+    const twice = await runCli(['register', '--stake', '0.01', '--data-dir', execDir])
     expect(twice.code).toBe(1)
     expect(twice.stderr).toContain('AlreadyRegistered')
     expect(await readFile(file)).toEqual(recordBytes)
@@ -313,7 +256,7 @@ describe('PCR 23 after a crashed run', () => {
         expect(await first.stop()).toBe(0)
       }
       // The explicit command resets it and prints the value it cleared.
-      const reset = await run(['reset-run-pcr', '--json', '--data-dir', execDir])
+      const reset = await runCli(['reset-run-pcr', '--json', '--data-dir', execDir])
       expect(reset.stderr).toBe('')
       expect(JSON.parse(reset.stdout)).toEqual({
         ok: true,
@@ -348,7 +291,7 @@ describe('PCR 23 after a crashed run', () => {
 
   it('reset-run-pcr on a node without a TPM is a CONFIG error naming the fix', async () => {
     const plain = join(dir, 'plain')
-    const init = await run([
+    const init = await runCli([
       'init',
       '--data-dir',
       plain,
@@ -362,7 +305,7 @@ describe('PCR 23 after a crashed run', () => {
       addresses.accessController,
     ])
     expect(init.code).toBe(0)
-    const r = await run(['reset-run-pcr', '--data-dir', plain])
+    const r = await runCli(['reset-run-pcr', '--data-dir', plain])
     expect(r.code).toBe(1)
     expect(r.stderr).toContain('error[CONFIG]: This node has no TPM in its config')
     expect(r.stderr).toContain('init --tcti')

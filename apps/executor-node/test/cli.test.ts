@@ -3,11 +3,10 @@
  * (`node src/cli.ts`, Node 24 type stripping) against a real anvil, a real keyguard
  * (software sealer) on a real helia/libp2p node on loopback.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import {
   createCapsuleHeader,
   generateDataKey,
@@ -55,34 +54,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { defaultSandboxes } from '../src/executor-node.ts'
-import { askSocket, frame, runListingModules } from './run-socket-probe.ts'
+import { type CliRun, runCli, runListingModules, startCli } from './helpers/cli.ts'
+import { askSocket, frame } from './helpers/run-socket.ts'
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const quiet = { info: () => {}, warn: () => {} }
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-      env: { ...process.env, ...env },
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 let anvil: Anvil
 let addresses: DigicapAddresses
@@ -224,7 +199,7 @@ async function initNode(
 ): Promise<{ address: string; peerId: string; receiverPublicKey: string }> {
   const words = join(dir, `${randomBytes(4).join('')}.words`)
   await writeFile(words, generateMnemonic())
-  const r = await run([
+  const r = await runCli([
     'init',
     '--json',
     '--data-dir',
@@ -259,9 +234,9 @@ async function initNode(
 describe('executor-node CLI', () => {
   it('--help per command, usage errors exit 2 with error[USAGE]', async () => {
     const [main, bad, ...helps] = await Promise.all([
-      run(['--help']),
-      run(['frobnicate']),
-      ...['init', 'register', 'run', 'serve', 'receive'].map((c) => run([c, '--help'])),
+      runCli(['--help']),
+      runCli(['frobnicate']),
+      ...['init', 'register', 'run', 'serve', 'receive'].map((c) => runCli([c, '--help'])),
     ])
     expect(main?.code).toBe(0)
     expect(main?.stdout).toContain('executor-node <command>')
@@ -271,7 +246,10 @@ describe('executor-node CLI', () => {
     }
     expect(bad?.code).toBe(2)
     expect(bad?.stderr).toContain('error[USAGE]')
-    const [version, versionJson] = await Promise.all([run(['--version']), run(['-V', '--json'])])
+    const [version, versionJson] = await Promise.all([
+      runCli(['--version']),
+      runCli(['-V', '--json']),
+    ])
     expect(version.code).toBe(0)
     expect(version.stdout).toBe(`executor-node 0.0.0 (node ${process.versions.node})\n`)
     expect(JSON.parse(versionJson.stdout)).toEqual({
@@ -279,14 +257,14 @@ describe('executor-node CLI', () => {
       version: '0.0.0',
       node: process.versions.node,
     })
-    const noInit = await run(['run', 'bafy', '--data-dir', join(dir, 'none')])
+    const noInit = await runCli(['run', 'bafy', '--data-dir', join(dir, 'none')])
     expect(noInit.code).toBe(1)
     expect(noInit.stderr).toContain('error[NOT_INITIALISED]')
   })
 
   it('register from an unfunded account names the account, its balance and the amount to send', async () => {
     const unfunded = await initNode(join(dir, 'unfunded'))
-    const r = await run(['register', '--stake', '0.01', '--data-dir', join(dir, 'unfunded')])
+    const r = await runCli(['register', '--stake', '0.01', '--data-dir', join(dir, 'unfunded')])
     expect(r.code).toBe(1)
     expect(r.stderr).toContain(
       `error[INSUFFICIENT_FUNDS]: The account ${unfunded.address} has 0.0 ETH; register needs`,
@@ -299,7 +277,7 @@ describe('executor-node CLI', () => {
   }, 180_000)
 
   it('init refuses a quorum larger than its RPC URLs (usage error, exit 2)', async () => {
-    const noQuorum = await run([
+    const noQuorum = await runCli([
       'init',
       '--data-dir',
       join(dir, 'noquorum'),
@@ -322,13 +300,13 @@ describe('executor-node CLI', () => {
   // serve tests after them); each step is its own test with its own time limit.
   describe('init → register → run', () => {
     let id: Awaited<ReturnType<typeof initNode>>
-    let reg: Run
+    let reg: CliRun
     beforeAll(async () => {
       id = await initNode(execDir)
       executorPeerId = id.peerId
       executorAddress = id.address
       await (await funder.sendTransaction({ to: id.address, value: parseEther('1') })).wait()
-      reg = await run(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
+      reg = await runCli(['register', '--stake', '0.01', '--json', '--data-dir', execDir])
     }, 90_000)
 
     it('init creates an identity and refuses to overwrite it', async () => {
@@ -340,7 +318,7 @@ describe('executor-node CLI', () => {
     it('register stakes the node; registering twice names AlreadyRegistered', async () => {
       expect(reg.code).toBe(0)
       expect(JSON.parse(reg.stdout).peerId).toBe(id.peerId)
-      const twice = await run(['register', '--stake', '0.01', '--data-dir', execDir])
+      const twice = await runCli(['register', '--stake', '0.01', '--data-dir', execDir])
       expect(twice.code).toBe(1)
       expect(twice.stderr).toContain('error[CONTRACT_REVERT]')
       expect(twice.stderr).toContain('AlreadyRegistered')
@@ -348,7 +326,7 @@ describe('executor-node CLI', () => {
 
     it('run (chain path) prints every stage and the result', async () => {
       const cid = await makeCapsule('hello from the cli', policy)
-      const r = await run(['run', cid, '--json', '--data-dir', execDir])
+      const r = await runCli(['run', cid, '--json', '--data-dir', execDir])
       expect(r.code).toBe(0)
       const doc = JSON.parse(r.stdout)
       expect(doc.path).toBe('chain')
@@ -372,7 +350,7 @@ describe('executor-node CLI', () => {
     }, 45_000)
 
     it('run --fast takes the fast path', async () => {
-      const fast = await run([
+      const fast = await runCli([
         'run',
         await makeCapsule('fast one', policy),
         '--fast',
@@ -390,7 +368,7 @@ describe('executor-node CLI', () => {
       const cid = await heliaCapsuleStore(gone.helia).put(randomBytes(64))
       await gone.stop()
       const started = Date.now()
-      const r = await run(['run', cid, '--fetch-timeout', '5', '--data-dir', execDir])
+      const r = await runCli(['run', cid, '--fetch-timeout', '5', '--data-dir', execDir])
       expect(r.code).toBe(1)
       expect(r.stderr).toContain(
         'error[CAPSULE_FETCH_TIMEOUT]: No peer provided the capsule within 5 s',
@@ -399,13 +377,13 @@ describe('executor-node CLI', () => {
       expect(r.stderr).toContain('pi-node serve')
       // Bounded by the timeout (plus start-up on a loaded machine), not by 120 s.
       expect(Date.now() - started).toBeLessThan(60_000)
-      const bad = await run(['run', cid, '--fetch-timeout', 'soon', '--data-dir', execDir])
+      const bad = await runCli(['run', cid, '--fetch-timeout', 'soon', '--data-dir', execDir])
       expect(bad.code).toBe(2)
       expect(bad.stderr).toContain('error[USAGE]: --fetch-timeout must be a positive number')
     }, 180_000)
 
     it('run --fast on a denying policy is refused with the reason', async () => {
-      const refused = await run([
+      const refused = await runCli([
         'run',
         await makeCapsule('no', denyPolicy),
         '--fast',
@@ -423,28 +401,8 @@ describe('executor-node CLI', () => {
   it('receive --once prints a result delivered by run', async () => {
     const recvDir = join(dir, 'recv')
     const rid = await initNode(recvDir)
-    const child = spawn(
-      process.execPath,
-      [
-        '--disable-warning=ExperimentalWarning',
-        CLI,
-        'receive',
-        '--once',
-        '--json',
-        '--data-dir',
-        recvDir,
-      ],
-      { env: process.env },
-    )
-    let stdout = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-    const deadline = Date.now() + 20_000
-    while (!stdout.includes('\n') && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 50))
-    const listening = JSON.parse(stdout.split('\n')[0] as string)
+    const receiver = startCli(['receive', '--once', '--json', '--data-dir', recvDir])
+    const listening = await receiver.line(() => true, 20_000)
     expect(listening.event).toBe('listening')
     expect(listening.publicKey).toBe(rid.receiverPublicKey)
     // A forged result (another key claims to be the executor) is printed as refused, typed.
@@ -479,21 +437,18 @@ describe('executor-node CLI', () => {
     const cid = await makeCapsule('for the receiver', policy, [
       { publicKey: getBytes(rid.receiverPublicKey), peerId: rid.peerId },
     ])
-    const r = await run(['run', cid, '--fast', '--json', '--data-dir', execDir], {
+    const r = await runCli(['run', cid, '--fast', '--json', '--data-dir', execDir], {
       DIGICAP_BOOTSTRAP: listening.addresses[0],
     })
     expect(r.code).toBe(0)
     expect(JSON.parse(r.stdout).deliveries[0].status).toBe('delivered')
-    expect(await exited).toBe(0)
-    const lines = stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l))
+    expect(await receiver.exited).toBe(0)
+    const lines = receiver.lines()
     expect(lines.find((l) => l.event === 'refused')).toMatchObject({
       code: 'RESULT_REFUSED',
       reason: 'bad-signature',
     })
-    const result = lines.at(-1)
+    const result = lines.at(-1) ?? {}
     expect(result.event).toBe('result')
     // the verified signer: the grant's executor on chain
     expect(result.executor).toBe(executorAddress)
@@ -502,45 +457,21 @@ describe('executor-node CLI', () => {
   })
 
   it('serve --auto-run runs an announced capsule and stops on SIGTERM', async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--disable-warning=ExperimentalWarning',
-        CLI,
-        'serve',
-        '--auto-run',
-        '--fast',
-        '--json',
-        '--listen',
-        '/ip4/127.0.0.1/tcp/0',
-        '--data-dir',
-        execDir,
-      ],
-      { env: process.env },
-    )
+    const serve = startCli([
+      'serve',
+      '--auto-run',
+      '--fast',
+      '--json',
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+      '--data-dir',
+      execDir,
+    ])
+    const { child, exited, lines, waitFor } = serve
     // A failing step must not leave the daemon running into the next test.
     onTestFinished(() => {
       if (child.exitCode === null) child.kill('SIGKILL')
     })
-    let stdout = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-    const lines = () =>
-      stdout
-        .split('\n')
-        .filter((l) => l.length > 0)
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-    const waitFor = async (event: string) => {
-      const deadline = Date.now() + 30_000
-      for (;;) {
-        const hit = lines().find((l) => l.event === event)
-        if (hit) return hit
-        if (Date.now() > deadline) throw new Error(`no ${event} event: ${stdout}`)
-        await new Promise((r) => setTimeout(r, 50))
-      }
-    }
     const started = await waitFor('started')
     await kg.libp2p.dial(multiaddr((started.addresses as string[])[0] as string))
     const { cid, capsuleId } = await makeCapsuleFull('announced', policy)
@@ -609,7 +540,7 @@ except PermissionError:
       })
       expect(other.stdout?.trim()).toBe('EACCES')
     }
-    const again = await run([
+    const again = await runCli([
       'run',
       await makeCapsule('still up', policy),
       '--fast',
@@ -623,7 +554,7 @@ except PermissionError:
     expect(lines().at(-1)?.event).toBe('stopped')
     // Stopped: the socket and its token are gone, and `run` starts its own node again.
     await expect(stat(sock)).rejects.toMatchObject({ code: 'ENOENT' })
-    const alone = await run([
+    const alone = await runCli([
       'run',
       await makeCapsule('alone', policy),
       '--fast',
@@ -637,50 +568,23 @@ except PermissionError:
 
   it('serve --role: an unknown role is a usage error, verifier without the settlement a config error, with it the node watches the hub', async () => {
     const listen = ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', execDir]
-    const bogus = await run(['serve', '--role', 'judge', ...listen])
+    const bogus = await runCli(['serve', '--role', 'judge', ...listen])
     expect(bogus.code).toBe(2)
     expect(bogus.stderr).toContain('Unknown --role')
-    const bare = await run(['serve', '--role', 'verifier', ...listen])
+    const bare = await runCli(['serve', '--role', 'verifier', ...listen])
     expect(bare.code).toBe(1)
     expect(bare.stderr).toContain('error[CONFIG]')
     expect(bare.stderr).toContain('DIGICAP_ATTESTATION_HUB')
     const settlement = await deploySettlement(anvil.signers[0] as Wallet, addresses)
-    const child = spawn(
-      process.execPath,
-      [
-        '--disable-warning=ExperimentalWarning',
-        CLI,
-        'serve',
-        '--role',
-        'executor+verifier',
-        '--json',
-        ...listen,
-      ],
-      {
-        env: {
-          ...process.env,
-          DIGICAP_ATTESTATION_HUB: settlement.attestationHub,
-          DIGICAP_COMMITTEE_SORTITION: settlement.committeeSortition,
-        },
-      },
-    )
-    let stdout = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
+    const serve = startCli(['serve', '--role', 'executor+verifier', '--json', ...listen], {
+      DIGICAP_ATTESTATION_HUB: settlement.attestationHub,
+      DIGICAP_COMMITTEE_SORTITION: settlement.committeeSortition,
     })
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-    const deadline = Date.now() + 30_000
-    let verifier: Record<string, unknown> | undefined
-    while (verifier === undefined && Date.now() < deadline) {
-      verifier = stdout
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .find((l) => l.event === 'verifier')
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    onTestFinished(() => {
+      if (serve.child.exitCode === null) serve.child.kill('SIGKILL')
+    })
+    const verifier = await serve.waitFor('verifier')
     expect(verifier).toMatchObject({ address: executorAddress, hub: settlement.attestationHub })
-    child.kill('SIGTERM')
-    expect(await exited).toBe(0)
+    expect(await serve.stop()).toBe(0)
   }, 60_000)
 })

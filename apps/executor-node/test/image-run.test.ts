@@ -7,11 +7,10 @@
  * before it releases the data key that opens the layers. A host whose boot PCRs changed since
  * it registered is refused: no key, no layer opened, nothing run.
  */
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { generateX25519KeyPair } from '@digicap/capsule-core'
 import { attested, connectDigicap } from '@digicap/contracts'
@@ -30,33 +29,9 @@ import {
 } from '../../../packages/executor/test/helpers/world.ts'
 import { buildBusyboxImage, SUM_CSV_SCRIPT } from '../../../packages/oci/test/busybox-image.ts'
 import { createExecutorNode, initExecutorNode } from '../src/executor-node.ts'
+import { runCli } from './helpers/cli.ts'
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const CSV = new TextEncoder().encode('region,amount\nnorth,120\nsouth,80\neast,25\nwest,75\n')
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-      env: { ...process.env, ...env },
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 let w: World
 let tpm: Swtpm
@@ -130,7 +105,7 @@ afterAll(async () => {
 })
 
 const runImage = (cid: string) =>
-  run(['run', cid, '--fast', '--no-fallback', '--json', '--data-dir', execDir], {
+  runCli(['run', cid, '--fast', '--no-fallback', '--json', '--data-dir', execDir], {
     DIGICAP_BOOTSTRAP: recvNode.multiaddrs()[0] as string,
   })
 

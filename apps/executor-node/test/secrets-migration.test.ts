@@ -6,21 +6,18 @@
  * host's TPM (0600), the plain files overwritten with zeros (seen through a hard link the test
  * kept) and removed, and the same peer id, receiver key and wallet address as before.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { chmod, link, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { toHex } from '@digicap/capsule-core'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { executorNodePaths } from '@digicap/executor/node'
 import { deriveOwnerIdentity, hostSealer, openNodeSecrets } from '@digicap/keyguard'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, startCli } from './helpers/cli.ts'
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
-const exec = promisify(execFile)
 const ADDRESS = (b: string) => `0x${b.repeat(20)}`
 
 let anvil: Anvil
@@ -28,10 +25,8 @@ let tpm: Swtpm
 let dir: string
 const children: ChildProcess[] = []
 
-const cli = (args: string[]) =>
-  exec(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: dir },
-  })
+/** An operator's shell: only PATH and HOME. */
+const operator = { onlyEnv: true }
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'executor-secrets-migration-'))
@@ -47,16 +42,18 @@ afterAll(async () => {
 describe('executor secrets of an older install, through executor-node', () => {
   it('plain words and receiver key → sealed to the TPM, plain files zeroed and removed, same identity', async () => {
     const dataDir = join(dir, 'node')
-    const init = JSON.parse(
-      (
-        await cli([
-          ...['init', '--json', '--data-dir', dataDir, '--rpc-url', anvil.rpcUrl],
-          ...['--tcti', tpm.tcti, '--listen', '/ip4/127.0.0.1/tcp/0'],
-          ...['--capsule-registry', ADDRESS('11'), '--node-registry', ADDRESS('22')],
-          ...['--access-controller', ADDRESS('33')],
-        ])
-      ).stdout,
+    const initRun = await runCli(
+      [
+        ...['init', '--json', '--data-dir', dataDir, '--rpc-url', anvil.rpcUrl],
+        ...['--tcti', tpm.tcti, '--listen', '/ip4/127.0.0.1/tcp/0'],
+        ...['--capsule-registry', ADDRESS('11'), '--node-registry', ADDRESS('22')],
+        ...['--access-controller', ADDRESS('33')],
+      ],
+      { HOME: dir },
+      operator,
     )
+    expect(initRun.code, initRun.stderr).toBe(0)
+    const init = JSON.parse(initRun.stdout)
     // The older layout: the same secrets in plain 0600 files, no secrets.json.
     const paths = executorNodePaths(dataDir)
     const sealer = () => hostSealer({ dataDir, tcti: tpm.tcti, createIfMissing: true })
@@ -71,29 +68,10 @@ describe('executor secrets of an older install, through executor-node', () => {
     await link(paths.identity, join(kept, 'identity.json'))
     await link(paths.receiverKey, join(kept, 'receiver.key'))
 
-    const child = spawn(
-      process.execPath,
-      ['--disable-warning=ExperimentalWarning', CLI, 'receive', '--json', '--data-dir', dataDir],
-      { env: { PATH: process.env.PATH ?? '', HOME: dir } },
-    )
-    children.push(child)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const exited = new Promise((r) => child.once('close', r))
-    const deadline = Date.now() + 30_000
-    while (!stdout.includes('"listening"')) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${stderr}${stdout}`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    const listening = JSON.parse(stdout.split('\n').find((l) => l.includes('"listening"')) ?? '')
-    child.kill('SIGTERM')
-    await exited
+    const receive = startCli(['receive', '--json', '--data-dir', dataDir], { HOME: dir }, operator)
+    children.push(receive.child)
+    const listening = await receive.waitFor('listening')
+    await receive.stop()
 
     expect(listening.peerId).toBe(init.peerId)
     expect(listening.publicKey).toBe(init.receiverPublicKey)

@@ -7,11 +7,10 @@
  * exactly those runs, the sandbox failure by kind, the delivery and the peers, and `/healthz`
  * answers with the chain head.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import {
   createCapsuleHeader,
   encodeBundle,
@@ -54,51 +53,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, hexlify, parseEther, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defaultSandboxes } from '../src/executor-node.ts'
+import { type CliDaemon, type JsonLine, startCli } from './helpers/cli.ts'
 
-const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url))
 const quiet = { info: () => {}, warn: () => {} }
 const enc = new TextEncoder()
-
-// biome-ignore lint/suspicious/noExplicitAny: the daemons' JSON lines
-type Line = Record<string, any>
-
-/** A CLI process whose stdout JSON lines are kept. */
-function cli(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-    env: { ...process.env, ...env },
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => {
-    stdout += d
-  })
-  child.stderr.on('data', (d) => {
-    stderr += d
-  })
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-  const lines = (): Line[] =>
-    stdout
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l))
-  return {
-    child,
-    exited,
-    lines,
-    stderr: () => stderr,
-    /** The first line matching, within 30 s. */
-    async line(match: (l: Line) => boolean): Promise<Line> {
-      const deadline = Date.now() + 30_000
-      for (;;) {
-        const hit = lines().find(match)
-        if (hit) return hit
-        if (child.exitCode !== null || Date.now() > deadline)
-          throw new Error(`no such line:\n${stdout}\n${stderr.slice(-3000)}`)
-        await new Promise((r) => setTimeout(r, 50))
-      }
-    },
-  }
-}
 
 let dir: string
 let anvil: Anvil
@@ -109,8 +67,8 @@ let keyguard: Keyguard
 let sealer: Sealer
 let keyStore: KeyStore
 let policy: string
-let serve: ReturnType<typeof cli>
-let receive: ReturnType<typeof cli>
+let serve: CliDaemon
+let receive: CliDaemon
 let receiver: Receiver
 let opsUrl: string
 const started: ChildProcess[] = []
@@ -229,7 +187,7 @@ beforeAll(async () => {
   const init = async (d: string) => {
     const words = join(dir, `${d}.words`)
     await writeFile(words, generateMnemonic())
-    const c = cli([
+    const c = startCli([
       'init',
       '--json',
       '--data-dir',
@@ -250,20 +208,20 @@ beforeAll(async () => {
       words,
     ])
     if ((await c.exited) !== 0) throw new Error(`init ${d}: ${c.stderr()}`)
-    return c.lines()[0] as Line
+    return c.lines()[0] as JsonLine
   }
   const [executor, recv] = await Promise.all([init('exec'), init('recv')])
   await (
     await (funder as Wallet).sendTransaction({ to: executor.address, value: parseEther('1') })
   ).wait()
-  const reg = cli(['register', '--stake', '0.01', '--json', '--data-dir', join(dir, 'exec')])
+  const reg = startCli(['register', '--stake', '0.01', '--json', '--data-dir', join(dir, 'exec')])
   if ((await reg.exited) !== 0) throw new Error(`register: ${reg.stderr()}`)
   receiver = { publicKey: getBytes(recv.receiverPublicKey), peerId: recv.peerId }
 
-  receive = cli(['receive', '--json', '--data-dir', join(dir, 'recv')])
+  receive = startCli(['receive', '--json', '--data-dir', join(dir, 'recv')])
   started.push(receive.child)
   const listening = await receive.line((l) => l.event === 'listening')
-  serve = cli(
+  serve = startCli(
     ['serve', '--auto-run', '--fast', '--json', '--ops-port', '0', '--data-dir', join(dir, 'exec')],
     // The receiver is its bootstrap peer: results go straight to it.
     { DIGICAP_BOOTSTRAP: listening.addresses[0] },
@@ -292,7 +250,7 @@ describe('executor-node serve --ops-port: metrics of real runs', () => {
   it('before any run: /healthz ok with the chain head, no run counted', async () => {
     const health = await fetch(`${opsUrl}/healthz`)
     expect(health.status).toBe(200)
-    const body = (await health.json()) as Line
+    const body = (await health.json()) as JsonLine
     expect(body.ok).toBe(true)
     expect(body.checks.chain.detail.head).toBeGreaterThanOrEqual(addresses.deployBlock)
     expect(body.checks.deliveries.detail.pending).toBe(0)
@@ -320,7 +278,7 @@ describe('executor-node serve --ops-port: metrics of real runs', () => {
 
     // `executor-node run` hands its job to this serve (run.sock): counted here too.
     const handed = await announce({ kind: 'data' }, enc.encode('handed over'), false)
-    const run = cli(['run', handed, '--fast', '--json', '--data-dir', join(dir, 'exec')])
+    const run = startCli(['run', handed, '--fast', '--json', '--data-dir', join(dir, 'exec')])
     expect(await run.exited, run.stderr()).toBe(0)
     expect(run.lines().at(-1)?.startup.via).toBe('daemon')
 
@@ -333,7 +291,7 @@ describe('executor-node serve --ops-port: metrics of real runs', () => {
     expect(metric(text, 'digicap_peers')).toBeGreaterThanOrEqual(2)
     expect(metric(text, 'process_resident_memory_bytes')).toBeGreaterThan(0)
 
-    const health = (await (await fetch(`${opsUrl}/healthz`)).json()) as Line
+    const health = (await (await fetch(`${opsUrl}/healthz`)).json()) as JsonLine
     expect(health.checks.peers.detail.connected).toBeGreaterThanOrEqual(2)
     // The daemon is still serving after the failed run.
     serve.child.kill('SIGTERM')
