@@ -23,6 +23,7 @@ import { FsDatastore } from 'datastore-fs'
 import { createLibp2p } from 'libp2p'
 import { userAgent } from 'libp2p/user-agent'
 import { NodeStartError } from './errors.ts'
+import { installWantResend, WANT_RESEND_MS, type WantResend } from './fetch/want-resend.ts'
 import type { FilestoreBlockstore } from './filestore/filestore-blockstore.ts'
 import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
@@ -72,6 +73,12 @@ export interface CreateDigicapNodeInit {
    * cut for flooding right after the handshake). Default libp2p's (allows all).
    */
   connectionGater?: ConnectionGater
+  /**
+   * A bitswap want with no block this many ms after it was last sent is sent again to every
+   * connected peer (a dropped block message never stalls a fetch). Default
+   * {@link WANT_RESEND_MS} (10 s).
+   */
+  wantResendMs?: number
 }
 
 export interface DigicapNode {
@@ -162,6 +169,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   if (init.dht === true) services.dht = kadDHT({ clientMode: false })
 
   let helia: HeliaWithLibp2p<DigicapServices>
+  let wantResend: WantResend
   try {
     // libp2p is built here with only our transports and services; `createHelia` and
     // `@helia/libp2p`'s index would load libp2p's whole default set-up (see load-helia.ts).
@@ -186,6 +194,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     const withNet = withLibp2p(base, libp2p as unknown as DigicapLibp2p)
     helia = withBitswap(withNet)
     await helia.start()
+    wantResend = installWantResend(helia, init.wantResendMs ?? WANT_RESEND_MS)
   } catch (cause) {
     await closeStores()
     throw new NodeStartError('Cannot start the libp2p node', {
@@ -204,6 +213,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     multiaddrs: () => libp2p.getMultiaddrs().map((m) => m.toString()),
     stop() {
       stopped ??= (async () => {
+        wantResend.stop()
         await helia.stop()
         await closeStores()
       })()

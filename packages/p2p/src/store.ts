@@ -7,6 +7,7 @@ import type { Helia } from '@helia/interface'
 import { unixfs } from '@helia/unixfs'
 import { CID } from 'multiformats/cid'
 import { CapsuleStoreError, InvalidCidError } from './errors.ts'
+import { WANT_RESENT_EVENT } from './fetch/want-resend.ts'
 import { windowedCat } from './fetch/windowed-cat.ts'
 import type { CapsuleSource } from './import/chunks.ts'
 import { type CapsuleBlockSink, importCapsule } from './import/import-capsule.ts'
@@ -31,6 +32,8 @@ export interface FetchNetworkProgress {
   peersAsked: number
   /** Blocks received from peers. */
   blocksReceived: number
+  /** Wants sent again because no block came within the resend interval (a lost message). */
+  wantsResent: number
 }
 
 /** Turns helia's progress events (bitswap want-lists, blocks) into {@link FetchNetworkProgress}. */
@@ -39,11 +42,13 @@ function networkProgress(
 ): (event: { type: string; detail?: unknown }) => void {
   const asked = new Set<string>()
   let blocksReceived = 0
+  let wantsResent = 0
   return (event) => {
     if (event.type === 'bitswap:send-wantlist') asked.add(String(event.detail))
     else if (event.type === 'bitswap:block') blocksReceived++
+    else if (event.type === WANT_RESENT_EVENT) wantsResent++
     else return
-    onNetwork({ peersAsked: asked.size, blocksReceived })
+    onNetwork({ peersAsked: asked.size, blocksReceived, wantsResent })
   }
 }
 
