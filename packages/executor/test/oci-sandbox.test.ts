@@ -10,15 +10,6 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { generateX25519KeyPair } from '@digicap/capsule-core'
-import { wrapToRecoveryKey } from '@digicap/keyguard'
-import {
-  digicapRecipient,
-  encodeImagePayload,
-  encryptImage,
-  openLayout,
-  putImageBlobs,
-} from '@digicap/oci'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildBusyboxImage, SUM_CSV_SCRIPT } from '../../oci/test/busybox-image.ts'
@@ -26,18 +17,16 @@ import { createRunWorkspace } from '../src/run/workspace.ts'
 import { ociSandbox } from '../src/sandbox/oci/oci-sandbox.ts'
 import { SECCOMP_ALLOWED } from '../src/sandbox/oci/seccomp.ts'
 import type { SandboxJob } from '../src/sandbox/types.ts'
+import { type SealedImage, sealImageLayout } from './helpers/sealed-image.ts'
 
 const CSV = 'name,amount\na,10\nb,20\nc,12\n'
 
-interface Sealed {
-  manifestDigest: string
-  specBytes: Uint8Array
-  distribution: string
-}
+type Sealed = SealedImage
 
 describe('oci sandbox (runc)', () => {
   let node: DigicapNode
   let tmpRoot: string
+  let stateDir: string
   const capsuleId = new Uint8Array(randomBytes(32))
   const dataKey = new Uint8Array(randomBytes(32))
 
@@ -46,27 +35,7 @@ describe('oci sandbox (runc)', () => {
   }
 
   async function sealLayout(image: { dir: string; dispose(): Promise<void> }): Promise<Sealed> {
-    const sealedDir = await mkdtemp(join(tmpdir(), 'oci-sealed-'))
-    try {
-      const { publicKey } = generateX25519KeyPair()
-      const wrappedKeys = [await wrapToRecoveryKey(dataKey, publicKey)]
-      const [result] = await encryptImage({
-        from: image.dir,
-        to: sealedDir,
-        recipients: [digicapRecipient({ capsuleId, dataKey, wrappedKeys })],
-      })
-      const put = await putImageBlobs(await openLayout(sealedDir), heliaCapsuleStore(node.helia))
-      const payload = encodeImagePayload({ distribution: put.cid })
-      const { decodeImagePayload } = await import('@digicap/oci')
-      return {
-        manifestDigest: result?.digest as string,
-        specBytes: decodeImagePayload(payload).specBytes,
-        distribution: put.cid,
-      }
-    } finally {
-      await image.dispose()
-      await rm(sealedDir, { recursive: true, force: true })
-    }
+    return sealImageLayout(heliaCapsuleStore(node.helia), image, { capsuleId, dataKey })
   }
 
   const job = (
@@ -86,13 +55,15 @@ describe('oci sandbox (runc)', () => {
     capsuleKey: { capsuleId, dataKey: key.slice() },
   })
 
-  const sandbox = () => ociSandbox({ store: heliaCapsuleStore(node.helia) })
+  const sandbox = () => ociSandbox({ store: heliaCapsuleStore(node.helia), stateDir })
 
   /** Nothing left: no runc container anywhere, no tmpfs mount, the workspace root empty. */
   async function expectNothingLeft(): Promise<void> {
     expect(await readdir(tmpRoot)).toEqual([])
+    expect(await readdir(stateDir)).toEqual([])
     const mounts = await readFile('/proc/self/mounts', 'utf8')
     expect(mounts).not.toContain(tmpRoot)
+    expect(mounts).not.toContain(stateDir)
     const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
     expect(ps).not.toMatch(/runc .*digicap-[0-9a-f]{16}/)
     const cgroups = await readdir('/sys/fs/cgroup/pids/digicap').catch(() => [])
@@ -111,10 +82,12 @@ describe('oci sandbox (runc)', () => {
   beforeAll(async () => {
     node = await createDigicapNode()
     tmpRoot = await mkdtemp(join(tmpdir(), 'oci-sandbox-ws-'))
+    stateDir = await mkdtemp(join(tmpdir(), 'oci-sandbox-state-'))
   })
   afterAll(async () => {
     await node?.stop()
     await rm(tmpRoot, { recursive: true, force: true })
+    await rm(stateDir, { recursive: true, force: true })
   })
 
   it('runs the aggregation offline, unprivileged, on a read-only rootfs; stdout is the result', async () => {
@@ -136,6 +109,7 @@ describe('oci sandbox (runc)', () => {
     const steps: string[] = []
     let tmpfs: unknown
     const s = ociSandbox({
+      stateDir,
       store: heliaCapsuleStore(node.helia),
       onStep: (e) => {
         steps.push(e.step)

@@ -37,6 +37,8 @@ import { createRunWorkspace } from '../../run/workspace.ts'
 import { checkJob, LogCollector, resolveOutputLimits } from '../limits.ts'
 import type { OutputLimits, Sandbox, SandboxJob, SandboxResult } from '../types.ts'
 import { prepareMountPoints } from './mount-points.ts'
+import { defaultOciStateDir, type SweepReport, sweepOciLeftovers } from './run-dir.ts'
+import { type RunGuard, startRunGuard } from './run-guard.ts'
 import { runContainer } from './runc.ts'
 import { runtimeSpec } from './runtime-spec.ts'
 import { createScratch } from './scratch.ts'
@@ -58,6 +60,14 @@ export interface OciSandboxInit extends OutputLimits {
   readonly tmpfs?: boolean | undefined
   /** Per-blob fetch limit, ms (default 120 000). */
   readonly fetchTimeoutMs?: number | undefined
+  /**
+   * The executor's OCI state directory: every run's tmpfs, rootfs and runc state live under
+   * it, named after the executor process. Runs left by a dead executor are swept when the
+   * sandbox is made (default: `digicap-oci-<uid>` under the OS temp dir).
+   */
+  readonly stateDir?: string | undefined
+  /** Called once the start-up sweep of a crashed executor's runs is done. */
+  readonly onSweep?: ((report: SweepReport) => void) | undefined
   /** Called as the run goes: pulled, decrypted, unpacked, tmpfs or not. */
   readonly onStep?: ((step: OciRunStep) => void) | undefined
 }
@@ -90,6 +100,15 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
   const runc = init.runc ?? 'runc'
   const umoci = init.umoci ?? 'umoci'
   const runtimeId = `oci/${versionOf(runc)}/${versionOf(umoci)}`
+  const stateDir = init.stateDir ?? defaultOciStateDir()
+  // A container must not outlive its executor: what a crashed one left is removed at start.
+  const swept = sweepOciLeftovers({ stateDir, runc }).then((report) => {
+    try {
+      init.onSweep?.(report)
+    } catch {
+      // a failing display must not fail the sandbox
+    }
+  })
   const step = (s: OciRunStep) => {
     try {
       init.onStep?.(s)
@@ -118,10 +137,16 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
       step({ step: s, ms: now - t, detail })
       t = now
     }
+    await swept
+    const id = `digicap-${randomBytes(8).toString('hex')}`
     const scratch = await createScratch(ws, {
+      stateDir,
       sizeBytes: init.scratchBytes ?? 2 * 1024 * 1024 * 1024,
       tmpfs: init.tmpfs,
     })
+    const stateRoot = join(scratch.dir, 'runc')
+    // cleans up if this process dies from here on (runc gives a container no parent-death signal)
+    const guard = startRunGuard({ runc, runDir: scratch.dir, stateRoot, containerId: id })
     try {
       lap('scratch', { tmpfs: scratch.tmpfs })
       const distribution = await readImageDistribution(
@@ -164,7 +189,7 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
       const runConfig = await readRunConfig(plain, manifest)
       const bundle = join(scratch.dir, 'bundle')
       await mkdir(bundle, { mode: 0o700 })
-      await unpack(umoci, `${plain.dir}:${pulled.ref}`, join(bundle, 'rootfs'))
+      await unpack(umoci, `${plain.dir}:${pulled.ref}`, join(bundle, 'rootfs'), guard)
       await prepareMountPoints(join(bundle, 'rootfs'))
       lap('unpack')
       const inputFile = join(scratch.dir, 'input')
@@ -175,7 +200,6 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
       const outputDir = join(scratch.dir, 'output')
       await mkdir(outputDir, { mode: 0o700 })
       await chown(outputDir, runConfig.uid, runConfig.gid)
-      const id = `digicap-${randomBytes(8).toString('hex')}`
       const cgroupsPath = `/digicap/${id}`
       await writeFile(
         join(bundle, 'config.json'),
@@ -194,7 +218,6 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
           }),
         ),
       )
-      const stateRoot = join(scratch.dir, 'runc')
       const exit = await runContainer({
         runc,
         stateRoot,
@@ -259,6 +282,7 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
     } finally {
       await scratch.release().catch(() => {})
       if (!options.workspace) await ws.dispose()
+      await guard.done()
     }
   }
 
@@ -270,9 +294,18 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
  * own (not a tar, a layer bigger than the scratch space): an `OCI_FORMAT` error with umoci's
  * last words, not the tool's raw exit.
  */
-async function unpack(umoci: string, image: string, rootfs: string): Promise<void> {
+async function unpack(
+  umoci: string,
+  image: string,
+  rootfs: string,
+  guard: RunGuard,
+): Promise<void> {
+  const unpacking = execFileAsync(umoci, ['raw', 'unpack', '--image', image, rootfs], {
+    timeout: 300_000,
+  })
+  guard.watch(unpacking.child.pid)
   try {
-    await execFileAsync(umoci, ['raw', 'unpack', '--image', image, rootfs], { timeout: 300_000 })
+    await unpacking
   } catch (cause) {
     const e = cause as { stderr?: string; code?: unknown; killed?: boolean }
     const said =
@@ -290,6 +323,8 @@ async function unpack(umoci: string, image: string, rootfs: string): Promise<voi
       },
       hint: 'Each layer must be a tar (optionally gzip or zstd) that fits the run scratch space.',
     })
+  } finally {
+    guard.unwatch(unpacking.child.pid)
   }
 }
 

@@ -1,48 +1,60 @@
 /**
- * A run's private scratch space: a tmpfs mounted on a fresh workspace directory, so decrypted
- * layers and the unpacked rootfs never reach a disk. Where mounting is not permitted (no
- * CAP_SYS_ADMIN), a private 0700 directory of the workspace, whose files the workspace
- * overwrites with zeros on clean-up; `tmpfs` says which one the run got.
+ * A run's private scratch space: a tmpfs mounted on a fresh run directory of the executor's
+ * OCI state directory (`run-dir.ts`), so decrypted layers and the unpacked rootfs never reach
+ * a disk and a crashed run is found by the next start's sweep. Where mounting is not permitted
+ * (no CAP_SYS_ADMIN), a private 0700 directory of the workspace under the same state directory
+ * and name, whose files the workspace overwrites with zeros on clean-up; `tmpfs` says which
+ * one the run got.
  */
 import { execFile } from 'node:child_process'
+import { mkdir, rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import type { RunWorkspace } from '../../run/workspace.ts'
+import { makeRunDir, runDirPrefix } from './run-dir.ts'
 
 const execFileAsync = promisify(execFile)
 
 export interface Scratch {
   readonly dir: string
   readonly tmpfs: boolean
-  /** Unmounts the tmpfs (its pages are freed with it). Idempotent. */
+  /** Unmounts the tmpfs (its pages are freed with it) and removes its directory. Idempotent. */
   release(): Promise<void>
 }
 
 export async function createScratch(
   ws: RunWorkspace,
-  init: { sizeBytes: number; tmpfs?: boolean | undefined },
+  init: { stateDir: string; sizeBytes: number; tmpfs?: boolean | undefined },
 ): Promise<Scratch> {
-  const dir = await ws.tempDir('oci-')
-  let mounted = false
+  const plainDir = async (): Promise<Scratch> => ({
+    dir: await ws.tempDir(await runDirPrefix(), init.stateDir),
+    tmpfs: false,
+    release: async () => {},
+  })
   if (init.tmpfs !== false) {
+    const dir = await makeRunDir(init.stateDir)
     try {
       await execFileAsync(
         'mount',
         ['-t', 'tmpfs', '-o', `size=${init.sizeBytes},mode=0700,nosuid,nodev`, 'tmpfs', dir],
         { timeout: 15_000 },
       )
-      mounted = true
     } catch {
       // not permitted here: the workspace directory it is, wiped file by file
+      await rm(dir, { recursive: true, force: true })
+      return plainDir()
     }
+    let released = false
+    const release = async () => {
+      if (released) return
+      released = true
+      await execFileAsync('umount', [dir], { timeout: 15_000 }).catch(() =>
+        execFileAsync('umount', ['-l', dir], { timeout: 15_000 }),
+      )
+      await rm(dir, { recursive: true, force: true })
+    }
+    ws.trackHandle(release)
+    return { dir, tmpfs: true, release }
   }
-  let released = !mounted
-  const release = async () => {
-    if (released) return
-    released = true
-    await execFileAsync('umount', [dir], { timeout: 15_000 }).catch(() =>
-      execFileAsync('umount', ['-l', dir], { timeout: 15_000 }),
-    )
-  }
-  ws.trackHandle(release)
-  return { dir, tmpfs: mounted, release }
+  await mkdir(init.stateDir, { recursive: true, mode: 0o700 })
+  return plainDir()
 }

@@ -1,0 +1,255 @@
+/**
+ * A container never outlives its executor. An image run goes in a child executor process
+ * (real runc, umoci, helia blockstore), which the test SIGKILLs at three points: right after
+ * the key was released (the run's tmpfs made, the pull under way), while the layers unpack,
+ * and while the container runs. The run's guard must then kill and delete the container, kill
+ * umoci, unmount the tmpfs (rootfs, decrypted layers, input) and remove the run directory:
+ * no container, no process, no mount, no file. When the guard is killed too (a service stop
+ * that kills the whole cgroup), the next executor start sweeps the crashed run's leftovers,
+ * and never touches a run whose executor is alive.
+ */
+import { execFile, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildBusyboxImage } from '../../oci/test/busybox-image.ts'
+import { sweepOciLeftovers } from '../src/sandbox/oci/run-dir.ts'
+import { type SealedImage, sealImageLayout } from './helpers/sealed-image.ts'
+
+const execFileAsync = promisify(execFile)
+const CHILD = fileURLToPath(new URL('./helpers/oci-crash-child.ts', import.meta.url))
+// a command no other test runs: `ps` finds the container's process by it
+const MARK = String(40_000 + Math.floor(Math.random() * 9_999))
+
+interface Child {
+  pid: number
+  /** Hands a job child its job (it runs it at once). */
+  run(job: unknown): void
+  /** Lets a job child start its run. */
+  go(): void
+  /** Resolves with the first JSON line that matches. */
+  next(match: (doc: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>
+  exited: Promise<number | null>
+  ended(): boolean
+}
+
+function startChild(config: unknown): Child {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CHILD], {
+    env: { ...process.env, OCI_CRASH_CHILD: JSON.stringify(config) },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  const docs: Record<string, unknown>[] = []
+  const waiters: Array<() => void> = []
+  let buffered = ''
+  let stderr = ''
+  child.stderr.on('data', (d) => {
+    stderr += d
+  })
+  child.stdout.on('data', (d) => {
+    buffered += d
+    for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
+      docs.push(JSON.parse(buffered.slice(0, i)))
+      buffered = buffered.slice(i + 1)
+      for (const w of waiters.splice(0)) w()
+    }
+  })
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      for (const w of waiters.splice(0)) w()
+      resolve(code)
+    }),
+  )
+  return {
+    pid: child.pid as number,
+    run: (job) => child.stdin.write(`${JSON.stringify(job)}\n`),
+    go: () => child.stdin.write('go\n'),
+    exited,
+    ended: () => child.exitCode !== null || child.signalCode !== null,
+    async next(match) {
+      for (;;) {
+        const found = docs.find(match)
+        if (found) return found
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(
+            `child ended (${child.exitCode ?? child.signalCode}): ${stderr.slice(-800)}`,
+          )
+        }
+        await new Promise<void>((r) => waiters.push(r))
+      }
+    },
+  }
+}
+
+async function until(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+const psArgs = async () => (await execFileAsync('ps', ['-eo', 'pid=,args='])).stdout
+
+describe('an image run whose executor is SIGKILLed', () => {
+  let dataDir: string
+  let stateDir: string
+  let sealed: SealedImage
+  /** One executor per kill point, started ahead (they load helia while the image is sealed). */
+  const executors: Child[] = []
+  const capsuleId = new Uint8Array(randomBytes(32))
+  const dataKey = new Uint8Array(randomBytes(32))
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'oci-crash-blocks-'))
+    stateDir = await mkdtemp(join(tmpdir(), 'oci-crash-state-'))
+    for (let i = 0; i < 4; i++) executors.push(startChild({ stateDir, dataDir }))
+    const node = await createDigicapNode({ dataDir })
+    try {
+      // ~1 MiB of incompressible noise in a second layer: the unpack takes a moment
+      sealed = await sealImageLayout(
+        heliaCapsuleStore(node.helia),
+        await buildBusyboxImage({
+          files: { 'app/noise.bin': new Uint8Array(randomBytes(1024 * 1024)) },
+          config: { Cmd: ['/bin/sleep', MARK] },
+        }),
+        { capsuleId, dataKey },
+      )
+    } finally {
+      await node.stop()
+    }
+  }, 120_000)
+  afterAll(async () => {
+    for (const c of executors) {
+      process.kill(c.pid, 'SIGKILL')
+      await c.exited
+    }
+    await sweepOciLeftovers({ stateDir }) // what a failed test left (every owner is dead now)
+    await rm(dataDir, { recursive: true, force: true })
+    await rm(stateDir, { recursive: true, force: true })
+  })
+
+  /** The next started executor, ready, running the image (`sleep MARK`, no time limit). */
+  async function startRun(): Promise<Child> {
+    const child = executors.shift() as Child
+    await child.next((d) => d.ready === true)
+    child.run({
+      manifestDigest: sealed.manifestDigest,
+      spec: Buffer.from(sealed.specBytes).toString('base64'),
+      capsuleId: Buffer.from(capsuleId).toString('hex'),
+      dataKey: Buffer.from(dataKey).toString('hex'),
+      timeLimitMs: 600_000,
+    })
+    return child
+  }
+
+  /** The run directory and its running container, once runc reports it running. */
+  async function runningContainer(child: Child): Promise<{ runDir: string; id: string }> {
+    let found: { runDir: string; id: string } | undefined
+    await until(
+      async () => {
+        if (child.ended()) throw new Error('the executor ended before its container ran')
+        for (const name of await readdir(stateDir)) {
+          const root = join(stateDir, name, 'runc')
+          const { stdout } = await execFileAsync('runc', [
+            '--root',
+            root,
+            'list',
+            '--format',
+            'json',
+          ]).catch(() => ({ stdout: 'null' }))
+          const running = (JSON.parse(stdout) ?? []).find(
+            (c: { status: string }) => c.status === 'running',
+          )
+          if (running) found = { runDir: join(stateDir, name), id: running.id }
+        }
+        return found !== undefined
+      },
+      60_000,
+      'the container running',
+    )
+    return found as { runDir: string; id: string }
+  }
+
+  /** No container, no process of the run, no mount, no file: the state directory is empty. */
+  async function expectNothingLeft(id?: string): Promise<void> {
+    expect(await readdir(stateDir)).toEqual([])
+    expect(await readFile('/proc/self/mounts', 'utf8')).not.toContain(stateDir)
+    const ps = await psArgs()
+    expect(ps).not.toContain(`sleep ${MARK}`)
+    expect(ps).not.toContain(stateDir) // runc, umoci, the guard
+    if (id) {
+      expect(await readdir('/sys/fs/cgroup/pids/digicap').catch(() => [])).not.toContain(id)
+    }
+  }
+
+  /** The run guard has cleaned up: the state directory emptied. */
+  const guardCleaned = () =>
+    until(
+      async () => (await readdir(stateDir)).length === 0 && !(await psArgs()).includes(stateDir),
+      30_000,
+      'the guard clean-up',
+    )
+
+  it('killed right after the key release (tmpfs made, pull under way): nothing left', async () => {
+    const child = await startRun()
+    await child.next((d) => d.step === 'scratch')
+    expect((await readdir(stateDir)).length).toBe(1)
+    process.kill(child.pid, 'SIGKILL')
+    await child.exited
+    await guardCleaned()
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('killed while the layers unpack: umoci killed, nothing left', async () => {
+    const child = await startRun()
+    await child.next((d) => d.step === 'decrypt')
+    process.kill(child.pid, 'SIGKILL')
+    await child.exited
+    await guardCleaned()
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('killed while the container runs: the container is killed and deleted, nothing left', async () => {
+    const child = await startRun()
+    const { id } = await runningContainer(child)
+    expect(await psArgs()).toContain(`sleep ${MARK}`)
+    process.kill(child.pid, 'SIGKILL')
+    await child.exited
+    await guardCleaned()
+    await expectNothingLeft(id)
+  }, 120_000)
+
+  it('guard killed too: a fresh start sweeps the crashed run, and leaves a live run alone', async () => {
+    const child = await startRun()
+    const { runDir, id } = await runningContainer(child)
+    // a second executor starting now must not touch this live run
+    const live = startChild({ stateDir })
+    expect(await live.next((d) => 'sweep' in d)).toMatchObject({
+      sweep: { runs: 0, containers: 0 },
+    })
+    expect(await readdir(stateDir)).toEqual([runDir.slice(stateDir.length + 1)])
+    // the service manager kills the whole group: executor and guard
+    const guard = (await psArgs())
+      .split('\n')
+      .find((l) => l.includes('digicap-run-guard') && l.includes(runDir))
+    expect(guard).toBeDefined()
+    process.kill(Number.parseInt(guard as string, 10), 'SIGKILL')
+    process.kill(child.pid, 'SIGKILL')
+    await child.exited
+    await new Promise((r) => setTimeout(r, 500))
+    // leftovers: the container still runs, its tmpfs is still mounted
+    expect(await psArgs()).toContain(`sleep ${MARK}`)
+    expect(await readFile('/proc/self/mounts', 'utf8')).toContain(runDir)
+    const fresh = startChild({ stateDir })
+    expect(await fresh.next((d) => 'sweep' in d)).toEqual({
+      sweep: { runs: 1, containers: 1, unmounted: 1, failures: [] },
+    })
+    await fresh.exited
+    await expectNothingLeft(id)
+  }, 120_000)
+})
