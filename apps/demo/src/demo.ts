@@ -11,8 +11,9 @@
  * → `pi-node serve` (helia + keyguard) → `executor-node receive` → `pi-node seal` (salaries CSV +
  * QuickJS aggregate, policy `all(minReputation(1), maxRuns(2))`, receiver = the receiver's
  * X25519 key) → `executor-node run` by the chain path, then by the fast path (the receiver
- * decrypts each result) → a third run the policy refuses (MAX_RUNS_REACHED) → everything stopped,
- * temp folders removed.
+ * decrypts each result) → a third run the policy refuses (MAX_RUNS_REACHED) → the image capsule
+ * (image-step.ts) → the verifier committee (committee-step.ts: an honest run settled, a tampered
+ * executor slashed) → everything stopped, temp folders removed.
  *
  * Usage: `node src/demo.ts [--json] [--keep] [--sealer tpm2|software]`.
  */
@@ -36,10 +37,11 @@ import { createExecutorNode, type ExecutorNode, readSecrets } from '@digicap/exe
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { getBytes, parseEther, type Wallet } from 'ethers'
 import { type AttestationWatch, type WatchedRun, watchAttestation } from './attestation-watch.ts'
+import { type CommitteeOutcome, committeeStep, DEMO_SETTLEMENT } from './committee-step.ts'
 import { imageStep } from './image-step.ts'
 
-type Actor = 'chain' | 'pi-node' | 'executor' | 'receiver'
-const ACTORS: readonly Actor[] = ['chain', 'pi-node', 'executor', 'receiver']
+type Actor = 'chain' | 'pi-node' | 'executor' | 'receiver' | 'committee'
+const ACTORS: readonly Actor[] = ['chain', 'pi-node', 'executor', 'receiver', 'committee']
 
 interface Stage {
   actor: Actor
@@ -329,6 +331,7 @@ let executorTpm: Swtpm | undefined
 let tmp: string | undefined
 let shutdown: Promise<void> | undefined
 let receiverNode: ExecutorNode | undefined
+let stopCommittee: (() => Promise<void>) | undefined
 let interrupted = false
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -353,7 +356,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 function stopAll(): Promise<void> {
   shutdown ??= (async () => {
-    await Promise.all([...[...children].map(stopChild), receiverNode?.stop()])
+    await Promise.all([...[...children].map(stopChild), receiverNode?.stop(), stopCommittee?.()])
     await Promise.all([anvil?.stop(), tpm?.stop(), executorTpm?.stop()])
     if (tmp && !flags.keep) await rm(tmp, { recursive: true, force: true })
   })()
@@ -447,7 +450,8 @@ async function main() {
   const contracts = await stage(
     'chain',
     'deploy the `local` network (anvil account 0)',
-    () => deployDigicap(anvil?.signers[0] as Wallet),
+    // A short sortition window: the committee step's blocks come every 250 ms (ADR 0039).
+    () => deployDigicap(anvil?.signers[0] as Wallet, { settlement: DEMO_SETTLEMENT }),
     (a) => `AccessController ${a.accessController}`,
   )
   if (contracts.accessController !== LOCAL_NETWORK.addresses.accessController) {
@@ -657,6 +661,32 @@ async function main() {
     warn: (w) => warnings.push(w),
   })
 
+  // the committee step (committee-step.ts): prepared while the data capsule runs, run last
+  const committeeRun = attesting
+    ? committeeStep({
+        stage,
+        record: (st) => stages.push(st),
+        cliOk,
+        now,
+        progress: (line) => progress(`${line} (+${now().toFixed(0)} ms)`),
+        piNode: PI_NODE,
+        executorNode: EXECUTOR_NODE,
+        executorDataDir: dirs.executor,
+        dir: tmp as string,
+        csv: DATASET,
+        program: PROGRAM,
+        rpcUrl: rpc,
+        contracts,
+        accounts: [5, 6, 7, 8, 9].map((i) => anvil?.signers[i] as Wallet),
+        provider: anvil.provider,
+        executor: executor.address as string,
+        daemon,
+        stopChild,
+        started: (pid, what) => started.push({ pid, what }),
+      })
+    : undefined
+  stopCommittee = committeeRun?.stop
+
   const runArgs = [
     'run',
     sealed.cid as string,
@@ -823,6 +853,10 @@ async function main() {
   )
 
   const image = await imageRun.run()
+  const committee: CommitteeOutcome = committeeRun
+    ? await committeeRun.run()
+    : { skipped: 'no swtpm for the executor (attested() needs one)' }
+  await stopCommittee?.()
 
   if (flags.keep) {
     // The nodes stay up (status page, metrics) until Ctrl-C; the signal handler stops them.
@@ -873,6 +907,7 @@ async function main() {
         : { releasedAfterBeforeQuote: false, verifier: undefined },
       capsule: { capsuleId: sealed.capsuleId as string, cid: sealed.cid as string },
       image,
+      committee,
       executor: { address: executor.address as string, reputation: Number(reputation) },
       runs: { chain: chainRun, fast: fastRun },
       refusal: {
@@ -930,6 +965,26 @@ function printResult(label: string, run: RunOutcome): void {
   process.stdout.write(`${lines.join('\n')}\n`)
 }
 
+function printCommittee(c: CommitteeOutcome): void {
+  if (c.skipped || !c.honest || !c.tampered) {
+    process.stdout.write(`${bold('Committee:')} ${yellow(`skipped (${c.skipped})`)}\n\n`)
+    return
+  }
+  const eth = (wei: string) => `${(Number(wei) / 1e18).toFixed(4)} ETH`
+  const h = c.honest
+  const t = c.tampered
+  const gained = BigInt(h.credits.after) - BigInt(h.credits.before)
+  const slashed = BigInt(t.stake.before) - BigInt(t.stake.after)
+  process.stdout.write(
+    `${bold('Committee of 4 verifiers')} ${dim(`(sortition window ${c.sortitionWindow} blocks, ${((c.ms ?? 0) / 1000).toFixed(1)} s)`)}\n` +
+      `  honest run   ${h.grantId.slice(0, 10)}…: before ${h.job.before === 1 ? green('pass') : red('fail')}, key ${h.release.state === 'completed' ? green('released') : red(h.release.state)}, final verdict ${h.job.verdict === 7 ? green('7 (pass)') : red(String(h.job.verdict))}, settled; ` +
+      `executor +${eth(String(gained))}, reputation ${h.reputation.before} → ${h.reputation.after}\n` +
+      `  signers      ${c.members?.map((m) => `${m.address.slice(0, 8)}… rep ${m.reputation.before} → ${m.reputation.after}, credit ${eth(m.credits)}`).join('; ')}\n` +
+      `  tampered     ${t.grantId.slice(0, 10)}…: before ${t.job.before === 2 ? red('FAIL') : String(t.job.before)} (${t.phases[0]?.map((p) => `${p.phase} ${p.verdict}`).join(', ')}), key ${t.release.state === 'refused' ? green('NOT released') : red(t.release.state)}${t.release.reason ? dim(` (${t.release.reason})`) : ''}, ` +
+      `executor slashed ${red(eth(String(slashed)))}, reputation ${t.reputation.before} → ${t.reputation.after}\n\n`,
+  )
+}
+
 let exitCode = 0
 try {
   const r = await main()
@@ -982,6 +1037,7 @@ try {
             .join(', ')}\n\n`,
       )
     }
+    printCommittee(r.committee)
     process.stdout.write(
       `sealer ${r.sealer.kind}${r.sealer.swtpm ? ' on swtpm' : yellow(' (INSECURE: software key file)')}, policy ${r.policy}, ` +
         `executor reputation ${r.executor.reputation}\n` +
