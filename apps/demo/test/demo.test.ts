@@ -18,7 +18,9 @@ import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { connectDigicap, connectSettlement } from '@digicap/contracts'
 import { createKeyStore, deriveOwnerIdentity, unwrapWithRecoveryKey } from '@digicap/keyguard'
+import { type EventLog, JsonRpcProvider } from 'ethers'
 import { type Browser, chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { alive, expectedAggregate, onPath, runDemo, runPnpmDemo } from './helpers/demo-cli.ts'
@@ -33,6 +35,134 @@ const EVIL = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script
 // The demo stopped (if a check has not), its kept temp folder removed.
 afterAll(removeDemo, 60_000)
 
+describe('pnpm demo: the verifier committee, read back from the chain it left running', () => {
+  // --keep: anvil outlives the document, so every claim of the committee step is checked
+  // against chain state and the keyguard's journal here, not against the document's words.
+  let doc: Doc
+  let provider: JsonRpcProvider
+  const swtpm = onPath('swtpm') && onPath('tpm2_createprimary')
+
+  beforeAll(async () => {
+    doc = (await demoRun()).doc
+    if (doc.committee?.chain) provider = new JsonRpcProvider(doc.committee.chain.rpcUrl)
+  }, 440_000)
+
+  afterAll(() => provider?.destroy())
+
+  const contracts = () => {
+    const { addresses } = doc.committee.chain
+    const c = connectDigicap(addresses, provider)
+    return {
+      hub: connectSettlement(addresses, provider).attestationHub,
+      nodes: c.nodeRegistry,
+      access: c.accessController,
+    }
+  }
+  /** The hub's and registry's events of a job (its settlement block's registry events). */
+  const eventsOf = async (jobId: string) => {
+    const { hub, nodes } = contracts()
+    const own = (await hub.queryFilter('*', 0)).filter(
+      (l: unknown) => String((l as EventLog).args?.[0]).toLowerCase() === jobId.toLowerCase(),
+    ) as EventLog[]
+    const settled = own.find((l) => l.eventName === 'JobSettled')
+    const registry = settled
+      ? ((await nodes.queryFilter('*', settled.blockNumber, settled.blockNumber)) as EventLog[])
+      : []
+    return { own, settled, registry }
+  }
+  const journal = (grantId: string) =>
+    JSON.parse(
+      readFileSync(
+        join(doc.committee.piDataDir, 'keyguard', 'journal', `${grantId.toLowerCase()}.json`),
+        'utf8',
+      ),
+    ) as { state: string; reason?: string }
+
+  it('runs with an executor TPM (else says it skipped)', () => {
+    if (!swtpm) return expect(doc.committee.skipped).toBeTypeOf('string')
+    expect(doc.committee.skipped).toBeUndefined()
+    expect(doc.committee.honest.grantId).not.toBe(doc.committee.tampered.grantId)
+  })
+
+  it('the honest run: seated, before pass, key released, final pass, settled; executor and signers paid, reputations +1', async () => {
+    if (!swtpm) return
+    const { hub, nodes, access } = contracts()
+    const { grantId } = doc.committee.honest
+    const executor = doc.executor.address as string
+    const job = await hub.jobs(grantId)
+    expect(Number(job.status)).toBe(4) // Settled
+    expect(Number(job.verdict)).toBe(7) // before, during, after passed
+    expect(Number(job.before)).toBe(1) // the before round's pass, on chain
+    // the grant is the demo executor's, and the committee pi-node's keyguard released its key
+    const [granted] = await access.queryFilter(access.filters.AccessGranted!(grantId))
+    expect(String((granted as EventLog).args.executor)).toBe(executor)
+    expect(journal(grantId).state).toBe('completed')
+    const { own, settled, registry } = await eventsOf(grantId)
+    expect(own.map((l) => l.eventName)).toEqual(
+      expect.arrayContaining([
+        'JobOpened',
+        'CommitteeSeated',
+        'BeforeVerdict',
+        'CertificateAccepted',
+      ]),
+    )
+    expect(settled?.args.passed).toBe(true)
+    const paid = own.find((l) => l.eventName === 'EscrowPaid') as EventLog
+    expect(paid.args.toExecutor).toBeGreaterThan(0n)
+    expect(paid.args.perSigner).toBeGreaterThan(0n)
+    expect(await access.credits(executor)).toBeGreaterThanOrEqual(paid.args.toExecutor)
+    // each signer (bit i of the ascending committee) credited and +1 reputation in that block
+    const seated = own.find((l) => l.eventName === 'CommitteeSeated') as EventLog
+    const committee = [...(seated.args.members as string[])].sort((a, b) =>
+      BigInt(a) < BigInt(b) ? -1 : 1,
+    )
+    const signers = committee.filter((_, i) => (BigInt(job.signers) >> BigInt(i)) & 1n)
+    expect(signers.length).toBeGreaterThanOrEqual(3)
+    const raised = registry
+      .filter((l) => l.eventName === 'ReputationChanged')
+      .map((l) => [String(l.args.node), Number(l.args.current) - Number(l.args.previous)])
+    for (const who of [executor, ...signers]) {
+      expect(raised).toContainEqual([who, 1])
+      expect(await access.credits(who)).toBeGreaterThan(0n)
+    }
+    for (const m of committee) expect(Number((await nodes.getNode(m)).roles) & 2).toBe(2)
+  })
+
+  it('the tampered executor: before fail by the committee, no key released, stake slashed, reputation lowered', async () => {
+    if (!swtpm) return
+    const { hub, nodes, access } = contracts()
+    const { grantId, executor } = doc.committee.tampered
+    const job = await hub.jobs(grantId)
+    expect(Number(job.status)).toBe(4)
+    expect(Number(job.before)).toBe(2) // fail
+    expect(Number(job.verdict)).toBe(0)
+    const [granted] = await access.queryFilter(access.filters.AccessGranted!(grantId))
+    expect(String((granted as EventLog).args.executor)).toBe(executor)
+    expect(executor).not.toBe(doc.executor.address)
+    // the keyguard never sent the key: its journal closed the grant as refused
+    const entry = journal(grantId)
+    expect(entry.state).toBe('refused')
+    expect(entry.reason).toMatch(/committee-fail/)
+    const { settled, registry } = await eventsOf(grantId)
+    expect(settled?.args.passed).toBe(false)
+    const failSlash = await hub.failSlash()
+    expect(settled?.args.executorSlashed).toBe(failSlash)
+    const slashed = registry.find((l) => l.eventName === 'Slashed') as EventLog
+    expect(String(slashed.args.node)).toBe(executor)
+    expect(slashed.args.amount).toBe(failSlash)
+    const node = await nodes.getNode(executor)
+    expect(BigInt(doc.committee.tampered.stake.before) - node.stake).toBe(failSlash)
+    const lowered = registry.find(
+      (l) => l.eventName === 'ReputationChanged' && String(l.args.node) === executor,
+    ) as EventLog
+    expect(Number(lowered.args.current)).toBeLessThan(Number(lowered.args.previous))
+    expect(Number(node.reputation)).toBe(Number(lowered.args.current))
+    // every member saw the before-quote fail (the TPM-signed PCR 23 is not the claimed reset)
+    for (const phases of doc.committee.tampered.phases as { phase: string; verdict: string }[][])
+      expect(phases[0]).toEqual({ phase: 'before', verdict: 'QUOTE_EVENT_LOG' })
+  })
+})
+
 describe('pnpm demo --keep: the pi-node an operator watches', () => {
   let doc: Doc
   let out = ''
@@ -45,7 +175,7 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
     doc = run.doc
     out = run.stdout()
     err = run.stderr()
-  }, 260_000)
+  }, 440_000)
 
   afterAll(async () => {
     await browser?.close()
@@ -332,7 +462,9 @@ describe('pnpm demo', () => {
 
     // the timeline covers every actor, in order
     const actors = new Set(doc.timeline.map((s: { actor: string }) => s.actor))
-    expect([...actors].sort()).toEqual(['chain', 'executor', 'pi-node', 'receiver'])
+    expect([...actors].sort()).toEqual(
+      ['chain', 'executor', 'pi-node', 'receiver', ...(swtpm ? ['committee'] : [])].sort(),
+    )
     for (const s of doc.timeline) {
       expect(s.startMs).toBeGreaterThanOrEqual(0)
       expect(s.durationMs).toBeGreaterThanOrEqual(0)

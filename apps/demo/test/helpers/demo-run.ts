@@ -9,7 +9,7 @@
  *
  * To add checks over this run, add a `describe` to test/demo.test.ts (the only file that may
  * use this run; `vitest list` reads titles from the test file itself, so they live there):
- * - `beforeAll(async () => { run = await demoRun() }, 260_000)` gives the document, the
+ * - `beforeAll(async () => { run = await demoRun() }, 440_000)` gives the document, the
  *   demo's stdout/stderr, its temp folder, its logs folder and each node's data folder;
  * - checks that need the nodes RUNNING go before the operator block (its last test is the
  *   Ctrl-C); checks of the STOPPED demo (final logs, files at rest) go after it and may
@@ -80,7 +80,7 @@ async function start(): Promise<DemoRun> {
     err += d
   })
   exited = new Promise((resolve) => demo.once('close', resolve))
-  const deadline = Date.now() + 240_000
+  const deadline = Date.now() + 420_000
   let doc: Doc
   for (;;) {
     try {
