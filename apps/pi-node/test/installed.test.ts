@@ -67,6 +67,11 @@ let root: string
 let anvil: Anvil
 let tpm: Swtpm
 let box: BootedContainer | undefined
+/**
+ * The unit's first `verify-install` on the fresh pi-node install (it hashes the whole 180 MB
+ * tree): started by the install test beside the executor-node install, checked by the next.
+ */
+let firstVerify: Promise<{ stdout: string }> | undefined
 /** The contracts `pi-node init --deploy` deployed. */
 let contracts: { capsuleRegistry: string; nodeRegistry: string; accessController: string }
 const started: ChildProcess[] = []
@@ -81,6 +86,20 @@ const env = (extra: Record<string, string> = {}) => ({
 })
 const bin = (name: string, args: string[], extra: Record<string, string> = {}) =>
   exec(name, args, { env: env(extra), cwd: tmp })
+/** `install-pi.sh --app <app> --from-prefix <the install> --root <root> --no-start`: its stdout. */
+const installPi = async (app: string, extra: string[] = []) =>
+  (
+    await exec(
+      'bash',
+      [
+        join(ROOT, 'apps', 'pi-node', 'deploy', 'install-pi.sh'),
+        ...['--app', app, '--from-prefix', prefix, '--root', root, '--no-start', ...extra],
+      ],
+      { env: env() },
+    )
+  ).stdout
+/** pi-node's lib folder in `root`. */
+const piLib = () => join(root, 'usr/local/lib/digicap/pi-node')
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'digicap-installed-apps-'))
@@ -100,6 +119,7 @@ beforeAll(async () => {
 }, 240_000)
 
 afterAll(async () => {
+  await firstVerify?.catch(() => undefined)
   await box?.stop()
   for (const c of started) if (c.exitCode === null) c.kill('SIGKILL')
   await Promise.all([anvil?.stop(), tpm?.stop()])
@@ -224,21 +244,29 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
   })
 
   it("deploy/install-pi.sh puts app, data folder, env file and unit in place; a second run changes nothing and keeps the operator's env file", async () => {
-    const script = join(ROOT, 'apps', 'pi-node', 'deploy', 'install-pi.sh')
     root = join(tmp, 'root')
     await mkdir(root)
-    const install = async (app: string, extra: string[] = []) =>
-      (
-        await exec(
-          'bash',
-          [script, '--app', app, '--from-prefix', prefix, '--root', root, '--no-start', ...extra],
-          { env: env() },
-        )
-      ).stdout
     // Each run compares (or copies) the whole installed tree: one second run proves the
     // idempotence for both apps (the script's steps do not depend on the app).
-    for (const app of ['pi-node', 'executor-node']) {
-      const out = await install(app, app === 'executor-node' ? ['--oci'] : [])
+    const piNode = await installPi('pi-node')
+    // The unit's first verify-install reads pi-node's tree while executor-node's is copied.
+    firstVerify = exec(
+      process.execPath,
+      [
+        join(piLib(), 'node_modules/@digicap/pi-node/bin/pi-node.js'),
+        ...['verify-install', '--measure', '--json'],
+      ],
+      // ExecStartPre as the unit runs it: no flags, nothing pinned yet (no init).
+      { env: env({ DIGICAP_DATA_DIR: join(root, 'var/lib/digicap') }) },
+    )
+    const firstRuns = {
+      'pi-node': piNode,
+      'executor-node': await installPi('executor-node', ['--oci']),
+    }
+    // Done reading the tree before a re-run (its verdict is the next test's).
+    await firstVerify.catch(() => undefined)
+    for (const app of ['pi-node', 'executor-node'] as const) {
+      const out = firstRuns[app]
       expect(out).toContain(`install-pi: done: ${app} 0.0.0`)
       expect(await readlink(join(root, 'usr/local/bin', app))).toBe(
         `/usr/local/lib/digicap/${app}/node_modules/@digicap/${app}/bin/${app}.js`,
@@ -260,7 +288,7 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     // The operator's env file is theirs: a re-run keeps it.
     const envFile = join(root, 'etc/digicap/pi-node.env')
     await writeFile(envFile, 'DIGICAP_LOG_LEVEL=debug\n')
-    const again = await install('pi-node')
+    const again = await installPi('pi-node')
     // Only notes, no change (the machine note is for non-arm64 hosts like CI's).
     expect(
       again
@@ -272,19 +300,13 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
   }, 240_000)
 
   it("install-pi.sh signs a release manifest of the installed tree: the unit's verify-install passes on the fresh install (the script's cases: install-manifest.test.ts)", async () => {
-    const lib = join(root, 'usr/local/lib/digicap/pi-node')
+    const lib = piLib()
     expect((await readFile(`${lib}.release-key`, 'utf8')).trim()).toMatch(/^[0-9a-f]{64}$/)
     expect((await stat(`${lib}.release.json`)).mode & 0o777).toBe(0o644)
     expect((await stat(join(root, 'etc/digicap/release-signing.pem'))).mode & 0o777).toBe(0o600)
-    // ExecStartPre as the unit runs it: no flags, nothing pinned yet (no init).
-    const installed = join(lib, 'node_modules/@digicap/pi-node/bin/pi-node.js')
-    const start = await exec(
-      process.execPath,
-      [installed, 'verify-install', '--measure', '--json'],
-      {
-        env: env({ DIGICAP_DATA_DIR: join(root, 'var/lib/digicap') }),
-      },
-    )
+    // ExecStartPre as the unit runs it on the fresh install (started by the test above).
+    if (!firstVerify) throw new Error('the install test did not run')
+    const start = await firstVerify
     const doc = JSON.parse(start.stdout)
     expect(doc.verified).toMatchObject({ release: '@digicap/pi-node@0.0.0', root: lib })
     expect(doc.verified.files).toBeGreaterThan(1000)
