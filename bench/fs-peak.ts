@@ -10,13 +10,15 @@ import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 
 const HOOK = `data:text/javascript,${encodeURIComponent(
-  "import { readFileSync } from 'node:fs'; const peak = () => { try { return Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) } catch { return process.resourceUsage().maxRSS } }; process.on('exit', () => process.stderr.write('\\nMAXRSS ' + peak() + '\\n'))",
+  "import { readFileSync } from 'node:fs'; const peak = () => { try { return Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) } catch { return process.resourceUsage().maxRSS } }; process.on('exit', () => { const c = process.cpuUsage(); process.stderr.write('\\nMAXRSS ' + peak() + '\\nCPUMS ' + (c.user + c.system) / 1000 + '\\n') })",
 )}`
 
 export interface Measured {
   ms: number
   /** Peak RSS of the process itself, MiB. */
   rssMiB: number
+  /** CPU time (user + system) of a Node process itself, ms (0 for a shell command). */
+  cpuMs: number
   /** Peak of the sum of RSS over the process and its descendants (sampled every 20 ms), MiB. */
   treeMiB: number
   stdout: string
@@ -76,7 +78,8 @@ export function measureNode(
       clearInterval(poll)
       const ms = performance.now() - t0
       const own = Number(/\nMAXRSS (\d+)/.exec(stderr)?.[1] ?? 0) / 1024
-      resolve({ ms, rssMiB: own, treeMiB: Math.max(tree / 1024, own), stdout, stderr, code })
+      const cpuMs = Number(/\nCPUMS ([\d.]+)/.exec(stderr)?.[1] ?? 0)
+      resolve({ ms, rssMiB: own, cpuMs, treeMiB: Math.max(tree / 1024, own), stdout, stderr, code })
     })
   })
 }
@@ -93,7 +96,15 @@ export function measureShell(command: string): Promise<Measured> {
     child.on('error', reject)
     child.on('close', (code) => {
       const rss = Number(/MAXRSS (\d+)/.exec(stderr)?.[1] ?? 0) / 1024
-      resolve({ ms: performance.now() - t0, rssMiB: rss, treeMiB: rss, stdout: '', stderr, code })
+      resolve({
+        ms: performance.now() - t0,
+        rssMiB: rss,
+        cpuMs: 0,
+        treeMiB: rss,
+        stdout: '',
+        stderr,
+        code,
+      })
     })
   })
 }

@@ -13,7 +13,14 @@ import { decryptImage, digicapUnwrapper, pullImage, readImageDistribution } from
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildBusyboxImage, SUM_CSV_SCRIPT } from '../../../packages/oci/test/busybox-image.ts'
-import { type CliRun, type Doc, runCli, spawnCli } from './helpers/cli.ts'
+import {
+  type CliRun,
+  type Doc,
+  HEAVY_MODULES,
+  runCli,
+  runCliListingModules,
+  spawnCli,
+} from './helpers/cli.ts'
 
 function jsonOf(r: CliRun): Doc {
   try {
@@ -211,7 +218,7 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     const live = join(dataDir, `.tmp-serve.json.${process.ppid}.a1b2c3d4e5f6`)
     for (const f of [...crashed, live]) await writeFile(f, '{')
     const [r, code, policy, missing, receiver, confirmations] = await Promise.all([
-      runCli(['status', '--json'], env),
+      runCliListingModules(['status', '--json'], env),
       runCli(['seal', file, '--policy', 'maxRuns(1)', '--entry', 'main.js', '--code', file], env),
       runCli(['seal', file, '--policy', 'maxRuns('], env),
       runCli(['seal', join(dir, 'nope.bin'), '--policy', 'maxRuns(1)'], env),
@@ -238,6 +245,10 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
       chain: { reachable: true },
       sealer: { kind: 'tpm2' },
     })
+    // A cold `status` loads no ethers, libp2p, helia or metrics (ADR 0042): its chain reads are
+    // plain JSON-RPC and its peer id is computed without libp2p, so it starts near node's time.
+    expect(r.loaded.some((f) => f.includes('/commands/status.ts'))).toBe(true)
+    expect(r.loaded.filter((f) => HEAVY_MODULES.test(f))).toEqual([])
     expect(status.chain.head).toBeGreaterThan(0)
     expect(crashed.filter((f) => existsSync(f))).toEqual([])
     expect(existsSync(live)).toBe(true)

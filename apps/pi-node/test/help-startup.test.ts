@@ -1,35 +1,21 @@
 /**
  * `--help` and `--version` load the command declarations only: no pi-node library, owner
  * pipeline, keyguard, helia, libp2p or ethers (each handler imports those itself). A module
- * hook in the child lists every file it resolves.
+ * hook in the child lists every file it resolves. (`status`'s own graph: cli.test.ts.)
  */
-import { spawnSync } from 'node:child_process'
 import { expect, it } from 'vitest'
-import { CLI } from './helpers/cli.ts'
+import { HEAVY_MODULES, runCliListingModules } from './helpers/cli.ts'
 
-const HOOK = `data:text/javascript,${encodeURIComponent(`
-import { registerHooks } from 'node:module'
-const seen = []
-registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.push(r.url); return r } })
-process.on('exit', () => process.stderr.write('\\nLOADED ' + JSON.stringify(seen) + '\\n'))
-`)}`
+// Beyond what no light command loads: `--help` loads no handler's library either.
+const HANDLER_LIBRARIES = /(@digicap|packages)\/(owner|keyguard|tpm)\//
 
-function loaded(args: string[]): string[] {
-  const r = spawnSync(
-    process.execPath,
-    ['--disable-warning=ExperimentalWarning', '--import', HOOK, CLI, ...args],
-    { encoding: 'utf8' },
-  )
-  expect(r.status).toBe(0)
-  return JSON.parse(r.stderr.split('\nLOADED ')[1] as string) as string[]
-}
-
-// Workspace packages resolve to their folders (packages/owner/dist/…), npm ones to node_modules.
-const HEAVY =
-  /(@digicap|packages)\/(owner|keyguard|p2p|executor|contracts|tpm|sdk)\/|helia|libp2p|ethers|pi-node\/src\/(pi-node|recover|serve|init)\.ts/
-
-it.each(['--help', 'seal --help', '--version'])('pi-node %s loads no heavy module', (line) => {
-  const files = loaded(line.split(' '))
-  expect(files.some((f) => f.includes('/commands/seal.ts'))).toBe(true)
-  expect(files.filter((f) => HEAVY.test(f))).toEqual([])
+it.each([
+  '--help',
+  'seal --help',
+  '--version',
+])('pi-node %s loads no heavy module', async (line) => {
+  const r = await runCliListingModules(line.split(' '))
+  expect(r.code).toBe(0)
+  expect(r.loaded.some((f) => f.includes('/commands/seal.ts'))).toBe(true)
+  expect(r.loaded.filter((f) => HEAVY_MODULES.test(f) || HANDLER_LIBRARIES.test(f))).toEqual([])
 })

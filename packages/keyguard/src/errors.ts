@@ -101,13 +101,6 @@ export class ChainMismatchError extends DigicapError {
 }
 
 /**
- * Several RPCs disagree and fewer than `quorum` returned the same answer: nothing is trusted.
- * `details.operation` names the read, `details.dissent` the RPCs. Defined in
- * `@digicap/contracts` (the RPC quorum lives there) and re-exported here.
- */
-export { QuorumError } from '@digicap/contracts'
-
-/**
  * A grant the keyguard will not serve. `details.reason`: `foreign-contract`, `not-found`,
  * `expired`, `mismatch` (the log does not match the stored grant), `unknown-capsule`,
  * `replayed` (already served), `key-mismatch`.

@@ -5,7 +5,6 @@
  */
 import { join } from 'node:path'
 import type { DigicapError } from '@digicap/capsule-core'
-import { execa } from 'execa'
 import { TpmBusyError, TpmCommandError, TpmHandleError, TpmUnavailableError } from './errors.ts'
 import { BUSY_CODES, baseResponseCode, busyError, TPM_RC } from './rc.ts'
 
@@ -131,6 +130,9 @@ export async function runTpm2Tool(
   run: Tpm2RunOptions = {},
 ): Promise<Tpm2Result> {
   const file = options.toolsPath === undefined ? tool : join(options.toolsPath, tool)
+  // execa (111 modules) loads on the first tool run, not with the package: `pi-node status`
+  // and every other importer that never runs a tool start without it.
+  const { execa } = await import('execa')
   const result = await execa(file, args, {
     env: { TPM2TOOLS_TCTI: options.tcti },
     extendEnv: true,

@@ -1,6 +1,6 @@
 /** `pi-node status`: the node's state, read without starting it. */
 import { warnOnce } from '@digicap/cli-kit'
-import { statusPageLine, statusPageLink } from '@digicap/ops'
+import { statusPageLine, statusPageLink } from '@digicap/ops/status-link'
 import type { OperatorStatus } from '@digicap/owner'
 import { command, dataDirOf, keyguardLines, openPiNode } from './shared.ts'
 

@@ -16,14 +16,42 @@ export interface CliRun {
   stderr: string
 }
 
-/** Starts `pi-node <args>`; the caller reads its streams and waits for it. */
+/** Starts `pi-node <args>` (after node's `nodeFlags`); the caller reads its streams and waits for it. */
 export function spawnCli(
   args: string[],
   env: Record<string, string> = {},
+  nodeFlags: string[] = [],
 ): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-  })
+  return spawn(
+    process.execPath,
+    ['--disable-warning=ExperimentalWarning', ...nodeFlags, CLI, ...args],
+    { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } },
+  )
+}
+
+/** A module hook for the child: it prints every module URL it resolved, on stderr at exit. */
+const LIST_MODULES = `data:text/javascript,${encodeURIComponent(`
+import { registerHooks } from 'node:module'
+const seen = []
+registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.push(r.url); return r } })
+process.on('exit', () => process.stderr.write('\\nLOADED ' + JSON.stringify(seen) + '\\n'))
+`)}`
+
+/**
+ * Workspace packages resolve to their folders (packages/owner/dist/…), npm ones to
+ * node_modules: what a light command (`--help`, `status`) must not load.
+ */
+export const HEAVY_MODULES =
+  /(@digicap|packages)\/(p2p|executor|contracts|sdk|protocol|attestation|oci)\/|helia|libp2p|ethers|prom-client|pi-node\/src\/(pi-node|recover|serve|init)\.ts/
+
+/** Runs `pi-node <args>` to its end and lists every module it resolved (`loaded`). */
+export async function runCliListingModules(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliRun & { loaded: string[] }> {
+  const r = await runCli(args, env, '', ['--import', LIST_MODULES])
+  const [stderr, list] = r.stderr.split('\nLOADED ')
+  return { ...r, stderr: stderr ?? '', loaded: JSON.parse(list ?? '[]') as string[] }
 }
 
 /** Runs `pi-node <args>` to its end, with `stdin` as its input. */
@@ -31,9 +59,10 @@ export function runCli(
   args: string[],
   env: Record<string, string> = {},
   stdin = '',
+  nodeFlags: string[] = [],
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawnCli(args, env)
+    const child = spawnCli(args, env, nodeFlags)
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => {

@@ -54,7 +54,7 @@
  */
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { computeGrantId, Reason, reasonName } from '@digicap/contracts'
+import { computeGrantId, QuorumError, Reason, reasonName } from '@digicap/contracts'
 import {
   type AccessRequest,
   type AccessResponse,
@@ -75,7 +75,7 @@ import type { PeerId } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from '../chain/chain-client.ts'
-import { AlreadyReleasedError, NotAttestedError, QuorumError } from '../errors.ts'
+import { AlreadyReleasedError, NotAttestedError } from '../errors.ts'
 import {
   type AttestationGate,
   attestationGate,

@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { generateCapsuleId, generateDataKey, InvalidArgumentError } from '@digicap/capsule-core'
-import { wrapToRecoveryKey } from '@digicap/keyguard'
+import { wrapToRecoveryKey } from '@digicap/keyguard/local'
 import {
   type BlobStore,
   checkManifest,

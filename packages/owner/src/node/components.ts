@@ -7,9 +7,8 @@ import { readdir, readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { DigicapError, type DigicapSigner, privateKeySigner, toHex } from '@digicap/capsule-core'
 import { processAlive, removeStaleTemps, withFileLock, writeJsonAtomic } from '@digicap/cli-kit'
-import { createProvider } from '@digicap/contracts'
+import type { KeyguardStatus } from '@digicap/keyguard'
 import {
-  type KeyguardStatus,
   type KeyStore,
   type Logger,
   type OwnerInfo,
@@ -19,10 +18,8 @@ import {
   TPM2_KEY_RECORD_FILE,
   tpm2Sealer,
   unwrapOwnerSecrets,
-} from '@digicap/keyguard'
-import { publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { peerIdFromPublicKey } from '@libp2p/peer-id'
-import { type JsonRpcProvider, Wallet } from 'ethers'
+} from '@digicap/keyguard/local'
+import type { JsonRpcProvider, Wallet } from 'ethers'
 import { writeCodeBundle } from '../bundle/code-bundle.ts'
 import type { OwnerNodeConfig, ownerNodePaths, SealerConfig } from './config.ts'
 
@@ -126,10 +123,7 @@ export function createSealer(
   return softwareSealer({ keyFile: config.keyFile, allowInsecure: config.allowInsecure, ...common })
 }
 
-/** libp2p peer id string of a raw 32-byte Ed25519 public key. */
-export function peerIdOfPublicKey(raw: Uint8Array): string {
-  return peerIdFromPublicKey(publicKeyFromRaw(raw)).toString()
-}
+export { peerIdOfPublicKey } from './peer-id.ts'
 
 /** The owner's account for one operation: an ethers wallet (transactions) and a signer. */
 export interface OwnerAccount {
@@ -151,6 +145,11 @@ export async function withOwnerAccount<T>(
   const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
   secrets.libp2pSeed.fill(0)
   secrets.operatorPrivateKey?.fill(0)
+  // ethers loads here, for the operations that send transactions, not with the node.
+  const [{ createProvider }, { Wallet }] = await Promise.all([
+    import('@digicap/contracts'),
+    import('ethers'),
+  ])
   const provider = createProvider(chain.rpcUrl, chain.chainId)
   try {
     const key = secrets.ethereumPrivateKey

@@ -14,7 +14,7 @@ import {
   initOwner,
   type SealerDescription,
   unwrapOwnerSecrets,
-} from '@digicap/keyguard'
+} from '@digicap/keyguard/local'
 import { Wallet } from 'ethers'
 import { ensureKeyguardOperator, type OperatorStatus } from '../operator/keyguard-operator.ts'
 import {

@@ -12,7 +12,7 @@ import {
   recoverKeys,
   type Sealer,
   type SealerDescription,
-} from '@digicap/keyguard'
+} from '@digicap/keyguard/local'
 import {
   createSealer,
   type OwnerNodeComponents,

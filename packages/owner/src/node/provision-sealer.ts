@@ -17,7 +17,7 @@ import {
   releaseMeasurement,
   type Sealer,
   TPM2_KEY_RECORD_FILE,
-} from '@digicap/keyguard'
+} from '@digicap/keyguard/local'
 import { createSealer } from './components.ts'
 import type { ReleaseConfig, SealerConfig } from './config.ts'
 

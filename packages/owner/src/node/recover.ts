@@ -14,7 +14,7 @@
  */
 import { readFile, stat } from 'node:fs/promises'
 import { ConfigError, processAlive } from '@digicap/cli-kit'
-import { readOwner, restoreOwner, type SealerDescription } from '@digicap/keyguard'
+import { readOwner, restoreOwner, type SealerDescription } from '@digicap/keyguard/local'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DaemonRunningError } from '../errors.ts'

@@ -12,7 +12,7 @@ import {
   UsageError,
   verifyInstall,
 } from '@digicap/cli-kit'
-import { DEFAULT_RELEASE_PCR, measureRelease, releaseMeasurement } from '@digicap/keyguard'
+import { DEFAULT_RELEASE_PCR, measureRelease, releaseMeasurement } from '@digicap/keyguard/local'
 import type { ReleaseConfig, SealerConfig } from './config.ts'
 
 /** The release key as 64 hex digits: given as hex, or read from a PEM (or hex) file. */

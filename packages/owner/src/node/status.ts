@@ -1,17 +1,13 @@
 /** `pi-node status`. */
 
 import { rpcChainId } from '@digicap/cli-kit'
-import { createProvider } from '@digicap/contracts'
 import type { KeyguardStatus, SealerDescription } from '@digicap/keyguard'
-import {
-  type OperatorStatus,
-  operatorWarning,
-  readKeyguardOperator,
-} from '../operator/keyguard-operator.ts'
+import { type OperatorStatus, operatorWarning } from '../operator/operator-status.ts'
 import { keyguardCard } from '../wrapping/card.ts'
 import type { KeyguardCard } from '../wrapping/types.ts'
 import { errorInfo, type OwnerNodeParts, readServeFile } from './components.ts'
 import type { OwnerNodeConfig } from './config.ts'
+import { balanceOf, headBlock, readOperatorStatus } from './status-chain.ts'
 
 export interface OwnerNodeStatus {
   dataDir: string
@@ -52,27 +48,21 @@ async function chainStatus(
     o.operatorAddress === undefined
       ? { warning: operatorWarning({}) as string }
       : { address: o.operatorAddress }
-  const provider = createProvider(config.rpcUrl, config.chainId)
+  const { rpcUrl } = config
   try {
-    await rpcChainId(config.rpcUrl, config.chainId)
-    const [head, balance] = await Promise.all([
-      provider.getBlockNumber(),
-      provider.getBalance(o.address),
-    ])
+    await rpcChainId(rpcUrl, config.chainId)
+    const [head, balance] = await Promise.all([headBlock(rpcUrl), balanceOf(rpcUrl, o.address)])
     const address = o.operatorAddress
     if (address !== undefined) {
-      operator = await readKeyguardOperator(provider, config.contracts, o.address, address).catch(
-        (err) => ({
-          address,
-          warning: `Cannot read the keyguard operator (error[${errorInfo(err).code}])`,
-        }),
-      )
+      const registry = config.contracts.capsuleRegistry
+      operator = await readOperatorStatus(rpcUrl, registry, o.address, address).catch((err) => ({
+        address,
+        warning: `Cannot read the keyguard operator (error[${errorInfo(err).code}])`,
+      }))
     }
     return { chain: { reachable: true, head, ownerBalanceWei: balance.toString() }, operator }
   } catch (err) {
     return { chain: { reachable: false, error: errorInfo(err) }, operator }
-  } finally {
-    provider.destroy()
   }
 }
 

@@ -6,7 +6,7 @@ import {
   type RebuildKeyStoreResult,
   rebuildKeyStore,
   type Sealer,
-} from '@digicap/keyguard'
+} from '@digicap/keyguard/local'
 import type { CapsuleStore } from '@digicap/p2p'
 import { pinCapsules } from '../store/pin-capsules.ts'
 

@@ -9,7 +9,7 @@ import {
   signTypedDataWith,
   toHex,
 } from '@digicap/capsule-core'
-import { wrapToRecoveryKey } from '@digicap/keyguard'
+import { wrapToRecoveryKey } from '@digicap/keyguard/local'
 import type { CapsuleAnnouncement } from '@digicap/p2p'
 import type { AnnounceOutcome } from '../announce/types.ts'
 import { InputFileError, RuntimeUnsupportedError } from '../errors.ts'

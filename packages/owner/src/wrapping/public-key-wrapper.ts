@@ -1,4 +1,4 @@
-import { rsaPublicKey, type SealerPublicKey, wrapWithPublicKey } from '@digicap/keyguard'
+import { rsaPublicKey, type SealerPublicKey, wrapWithPublicKey } from '@digicap/keyguard/local'
 import type { KeyWrapper } from './types.ts'
 
 /**
