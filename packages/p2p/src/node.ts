@@ -23,11 +23,24 @@ import { FsDatastore } from 'datastore-fs'
 import { createLibp2p } from 'libp2p'
 import { userAgent } from 'libp2p/user-agent'
 import { NodeStartError } from './errors.ts'
-import { installWantResend, WANT_RESEND_MS, type WantResend } from './fetch/want-resend.ts'
+import {
+  installWantResend,
+  MAX_TIMER_MS,
+  WANT_RESEND_MS,
+  type WantResend,
+} from './fetch/want-resend.ts'
 import type { FilestoreBlockstore } from './filestore/filestore-blockstore.ts'
 import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
 import { openDataDirBlockstore } from './import/fs-capsule-importer.ts'
+
+/**
+ * A connection whose ping (libp2p's connection monitor, every 10 s) gets no answer within this
+ * is aborted. libp2p's default adapts to the measured round trip with a 5 s floor, and under
+ * load (a busy box, a ping frame queued behind megabytes of bitswap blocks) a live peer answers
+ * later than that: the monitor cut fetches mid-way and nothing dialled again (ADR 0041).
+ */
+export const CONNECTION_PING_TIMEOUT_MS = 60_000
 
 /** The services of a Digicap node's libp2p. `dht` is present only when enabled. */
 export interface DigicapServices {
@@ -124,6 +137,13 @@ export async function privateKeyFromSeed(seed: Uint8Array): Promise<PrivateKey> 
  * ```
  */
 export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promise<DigicapNode> {
+  const wantResendMs = init.wantResendMs ?? WANT_RESEND_MS
+  if (!Number.isInteger(wantResendMs) || wantResendMs < 1 || wantResendMs > MAX_TIMER_MS) {
+    throw new InvalidArgumentError('wantResendMs must be a whole number of milliseconds', {
+      details: { wantResendMs, max: MAX_TIMER_MS },
+      hint: `Give 1 to ${MAX_TIMER_MS} (the default is ${WANT_RESEND_MS}).`,
+    })
+  }
   const listen = [...(init.listen ?? ['/ip4/127.0.0.1/tcp/0'])]
   const bootstrapList = [...(init.bootstrap ?? [])]
   let blockstore: MemoryBlockstore | FilestoreBlockstore
@@ -188,13 +208,20 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
+      // a dead peer is still found (no answer in a minute); a busy one keeps its connection
+      connectionMonitor: {
+        pingTimeout: {
+          minTimeout: CONNECTION_PING_TIMEOUT_MS,
+          maxTimeout: CONNECTION_PING_TIMEOUT_MS,
+        },
+      },
       peerDiscovery,
       services: services as never,
     })
     const withNet = withLibp2p(base, libp2p as unknown as DigicapLibp2p)
     helia = withBitswap(withNet)
     await helia.start()
-    wantResend = installWantResend(helia, init.wantResendMs ?? WANT_RESEND_MS)
+    wantResend = installWantResend(helia, wantResendMs)
   } catch (cause) {
     await closeStores()
     throw new NodeStartError('Cannot start the libp2p node', {

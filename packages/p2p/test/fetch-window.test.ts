@@ -5,9 +5,11 @@
  * still arrive whole and in order, including sizes at and around a window's edge.
  */
 import { randomBytes } from 'node:crypto'
+import { unixfs } from '@helia/unixfs'
 import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FETCH_WINDOW_BLOCKS } from '../src/fetch/windowed-cat.ts'
+import { FETCH_WINDOW_BLOCKS, windowedCat } from '../src/fetch/windowed-cat.ts'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
 
 const MiB = 1_048_576
@@ -44,6 +46,25 @@ describe('heliaCapsuleStore.get between two nodes', () => {
     // two windows in flight, plus the root node and one block of slack
     expect(maxAhead).toBeLessThanOrEqual(2 * FETCH_WINDOW_BLOCKS + 2)
   }, 120_000)
+
+  it.each([
+    0,
+    1,
+    4 * MiB,
+    8 * MiB,
+    8 * MiB + 1,
+  ])('%i bytes arrive whole with 3 windows of 4 blocks requested ahead (windows past the end are never read)', async (size) => {
+    const bytes = randomBytes(size)
+    const cid = await heliaCapsuleStore(a.helia).put(bytes)
+    const parts: Uint8Array[] = []
+    for await (const c of windowedCat(unixfs(b.helia), CID.parse(cid), {
+      windowBytes: 4 * MiB,
+      windowsAhead: 3,
+    })) {
+      parts.push(c)
+    }
+    expect(Buffer.concat(parts).equals(bytes)).toBe(true)
+  }, 60_000)
 
   it.each([
     0,

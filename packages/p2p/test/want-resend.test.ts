@@ -56,6 +56,21 @@ async function fetchAll(node: DigicapNode, cid: string, timeoutMs: number) {
   return { bytes: Buffer.concat(parts), resent }
 }
 
+describe('wantResendMs', () => {
+  it.each([
+    0,
+    -1,
+    1.5,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    2 ** 31,
+  ])('%s is refused before anything starts (INVALID_ARGUMENT)', async (wantResendMs) => {
+    await expect(createDigicapNode({ wantResendMs })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+  })
+})
+
 describe('a dropped bitswap block message', () => {
   const nodes: DigicapNode[] = []
   const node = async () => {

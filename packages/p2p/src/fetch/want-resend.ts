@@ -22,6 +22,9 @@ import type { CID } from 'multiformats/cid'
 /** Default: a want with no block this long after it was last sent is sent again. */
 export const WANT_RESEND_MS = 10_000
 
+/** The longest a Node timer waits (a longer delay fires after 1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** The progress event a caller's `onProgress` gets when one of its wants is sent again. */
 export const WANT_RESENT_EVENT = 'bitswap:want-resent'
 

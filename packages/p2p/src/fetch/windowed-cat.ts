@@ -4,7 +4,9 @@
  * default, asks for every child of a node at once): with a reader slower than the network (a
  * disk, a sandbox) it held up to the whole capsule in memory. Here the file is read window by
  * window (`offset`/`length`: the exporter fetches only that range's blocks), the next window
- * fetched while the current one is read: at most two windows are held.
+ * fetched while the current one is read: at most two windows are held. `windowsAhead` > 1
+ * keeps more windows requested at once (measured by `bench/fetch.ts`; not the default, see
+ * ADR 0041).
  */
 import type { UnixFS } from '@helia/unixfs'
 import type { CID } from 'multiformats/cid'
@@ -18,6 +20,8 @@ export interface WindowedCatOptions {
   onProgress?: (event: { type: string; detail?: unknown }) => void
   /** Bytes in a window. Default `FETCH_WINDOW_BLOCKS` leaves. */
   windowBytes?: number
+  /** Windows requested ahead of the one being read. Default 1. */
+  windowsAhead?: number
 }
 
 async function collect(
@@ -32,7 +36,7 @@ async function collect(
     offset,
     length,
     // the exporter's own fan-out within the window
-    blockReadConcurrency: FETCH_WINDOW_BLOCKS,
+    blockReadConcurrency: Math.max(1, Math.ceil(length / UNIXFS_CHUNK_SIZE)),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   } as Parameters<UnixFS['cat']>[1])) {
@@ -41,26 +45,39 @@ async function collect(
   return chunks
 }
 
-/** The bytes of the file `cid`, in order, holding at most two windows. */
+/** The bytes of the file `cid`, in order, holding at most `windowsAhead + 1` windows. */
 export async function* windowedCat(
   fs: UnixFS,
   cid: CID,
   options: WindowedCatOptions = {},
 ): AsyncGenerator<Uint8Array> {
   const window = options.windowBytes ?? FETCH_WINDOW_BLOCKS * UNIXFS_CHUNK_SIZE
-  let offset = 0
-  let next: Promise<Uint8Array[]> | undefined = collect(fs, cid, offset, window, options)
-  try {
-    while (next) {
-      const chunks: Uint8Array[] = await next
-      const got = chunks.reduce((n, c) => n + c.byteLength, 0)
-      // a full window: the file may go on; fetch the next one while this one is read
-      next = got === window ? collect(fs, cid, offset + window, window, options) : undefined
-      yield* chunks
-      offset += got
+  const ahead = Math.max(1, options.windowsAhead ?? 1)
+  // windows requested and not yet handed to the reader, in file order
+  const first = collect(fs, cid, 0, window, options)
+  first.catch(() => {})
+  const pending: Promise<Uint8Array[]>[] = [first]
+  let asked = window
+  // set by the first short window: the file ends there, nothing past it is requested
+  let ended = false
+  // a reader that stops early leaves the windows still requested behind: each has a catch
+  for (;;) {
+    const current = pending.shift()
+    if (!current) return
+    const chunks: Uint8Array[] = await current
+    if (chunks.reduce((n, c) => n + c.byteLength, 0) < window) {
+      ended = true
+      // windows past the end come back empty or rejected; none is read
+      pending.length = 0
     }
-  } finally {
-    // a reader that stops early leaves no fetch running unobserved
-    next?.catch(() => {})
+    // a full window: the file may go on; keep `ahead` windows requested while it is read
+    while (!ended && pending.length < ahead) {
+      const next = collect(fs, cid, asked, window, options)
+      // a window past the end (the file ended at a window's edge) rejects; it is never read
+      next.catch(() => {})
+      pending.push(next)
+      asked += window
+    }
+    yield* chunks
   }
 }

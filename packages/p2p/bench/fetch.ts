@@ -1,0 +1,175 @@
+/**
+ * Capsule fetch between two helia nodes on loopback against one raw libp2p stream carrying the
+ * same bytes between the same two nodes, in the same process and run (issue #17: helia ≥ 0.5×
+ * the raw stream's throughput). Every block of the helia fetch is checked against its CID by
+ * bitswap. Each round runs the raw stream, the fetch as `get` does it (one window of 8 blocks
+ * read while the next is fetched) and the fetch with more windows requested at once (4 windows
+ * of 4 blocks: 3 ahead of the one read, the same 16-block bound), each on a fresh node B, so
+ * that the shared machine's load hits all alike; the medians of the per-round ratios are
+ * printed (ADR 0041).
+ *
+ * Run: `pnpm --filter @digicap/p2p bench` or
+ * `node bench/fetch.ts [--size 100M] [--rounds 3] [--store memory|filestore]`
+ * (`filestore`: A serves the capsule as `pi-node serve` does, from file references).
+ * Prints ratios; asserts nothing.
+ */
+import { randomFillSync } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { unixfs } from '@helia/unixfs'
+import { multiaddr } from '@multiformats/multiaddr'
+import { WANT_RESENT_EVENT } from '../src/fetch/want-resend.ts'
+import { type WindowedCatOptions, windowedCat } from '../src/fetch/windowed-cat.ts'
+import { openFsCapsuleImporter } from '../src/import.ts'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore, parseCid } from '../src/index.ts'
+
+const MiB = 1024 * 1024
+const argv = process.argv.slice(2)
+const opt = (name: string) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const size = (() => {
+  const m = /^(\d+)([KMG]?)$/i.exec(opt('--size') ?? '100M')
+  if (!m) throw new Error('bad --size')
+  return (
+    Number(m[1]) *
+    ({ '': 1, K: 1024, M: MiB, G: 1024 * MiB }[(m[2] as string).toUpperCase()] as number)
+  )
+})()
+const rounds = Number(opt('--rounds') ?? 3)
+const storeKind = opt('--store') ?? 'filestore'
+
+/** The part of a libp2p v3 stream the baseline uses. */
+interface RawStream extends AsyncIterable<{ byteLength: number }> {
+  send(bytes: Uint8Array): boolean
+  onDrain(): Promise<void>
+  close(): Promise<void>
+}
+
+const PROTOCOL = '/digicap-bench/raw/1'
+
+/** Wall ms, and CPU ms of this process (both nodes, every thread) over the same span. */
+interface Timed {
+  ms: number
+  cpuMs: number
+}
+function timed(t0: number, cpu0: NodeJS.CpuUsage): Timed {
+  const cpu = process.cpuUsage(cpu0)
+  return { ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000 }
+}
+
+/** ms for B to receive `bytes` over one raw stream from A (1 MiB writes, back-pressure honoured). */
+async function rawStream(a: DigicapNode, b: DigicapNode, bytes: Uint8Array): Promise<Timed> {
+  const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
+  const stream = (await b.libp2p.dialProtocol(a.libp2p.peerId, PROTOCOL)) as unknown as RawStream
+  let n = 0
+  for await (const c of stream) n += c.byteLength
+  if (n !== bytes.byteLength) throw new Error(`raw stream carried ${n} bytes`)
+  return timed(t0, cpu0)
+}
+
+/**
+ * The fetch as `heliaCapsuleStore.get` does it (`windowedCat`, every block checked against its
+ * CID), with a window layout: `now` is the default; `pipelined` keeps 3 windows of 4 blocks
+ * requested ahead of the one being read.
+ */
+const LAYOUTS = {
+  now: {},
+  pipelined: { windowBytes: 4 * MiB, windowsAhead: 3 },
+} satisfies Record<string, WindowedCatOptions>
+type Layout = keyof typeof LAYOUTS
+
+async function heliaFetch(b: DigicapNode, cid: string, layout: Layout): Promise<Timed> {
+  const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
+  let n = 0
+  let resent = 0
+  for await (const c of windowedCat(unixfs(b.helia), parseCid(cid), {
+    ...LAYOUTS[layout],
+    signal: AbortSignal.timeout(900_000),
+    onProgress: (event) => {
+      if (event.type === WANT_RESENT_EVENT) resent++
+    },
+  }))
+    n += c.byteLength
+  if (n !== size) throw new Error(`helia fetched ${n} bytes`)
+  // process-relative marks, to cut a --cpu-prof profile to the fetch; a lost block message shows
+  // as wants sent again
+  process.stderr.write(
+    `  helia (${layout}) from ${t0.toFixed(0)} to ${performance.now().toFixed(0)} ms, ${resent} wants sent again\n`,
+  )
+  return timed(t0, cpu0)
+}
+
+/** A fresh node B (empty blockstore, new connection) for `run`. */
+async function withB<T>(run: (b: DigicapNode) => Promise<T>): Promise<T> {
+  const b = await createDigicapNode()
+  try {
+    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+    return await run(b)
+  } finally {
+    await b.stop()
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'digicap-p2p-fetch-bench-'))
+const bytes = new Uint8Array(size)
+for (let at = 0; at < size; at += 64 * MiB) randomFillSync(bytes, at, Math.min(64 * MiB, size - at))
+const file = join(dir, 'capsule.bin')
+writeFileSync(file, bytes)
+
+let cid: string
+let a: DigicapNode
+if (storeKind === 'filestore') {
+  const importer = await openFsCapsuleImporter(join(dir, 'a'), { referenceFiles: true })
+  cid = await importer.put({ path: file })
+  await importer.close()
+  a = await createDigicapNode({ dataDir: join(dir, 'a'), datastore: 'memory' })
+} else {
+  a = await createDigicapNode()
+  cid = await heliaCapsuleStore(a.helia).put(bytes)
+}
+await a.libp2p.handle(PROTOCOL, async (stream: RawStream) => {
+  for (let at = 0; at < size; at += MiB) {
+    if (!stream.send(bytes.subarray(at, Math.min(size, at + MiB)))) await stream.onDrain()
+  }
+  await stream.close()
+})
+
+const rows: Record<'raw' | Layout, Timed>[] = []
+try {
+  for (let r = 0; r < rounds; r++) {
+    const raw = await withB((b) => rawStream(a, b, bytes))
+    // alternate which layout goes first, so that neither always meets the warmer process
+    const order: Layout[] = r % 2 === 0 ? ['pipelined', 'now'] : ['now', 'pipelined']
+    const got = {} as Record<Layout, Timed>
+    for (const layout of order) got[layout] = await withB((b) => heliaFetch(b, cid, layout))
+    rows.push({ raw, ...got })
+    process.stderr.write(
+      `  round ${r + 1}: raw ${raw.ms.toFixed(0)} ms (cpu ${raw.cpuMs.toFixed(0)}), helia pipelined ${got.pipelined.ms.toFixed(0)} ms (cpu ${got.pipelined.cpuMs.toFixed(0)}) ${(raw.ms / got.pipelined.ms).toFixed(2)}×, now ${got.now.ms.toFixed(0)} ms (cpu ${got.now.cpuMs.toFixed(0)}) ${(raw.ms / got.now.ms).toFixed(2)}× (load ${loadavg()[0]?.toFixed(1)})\n`,
+    )
+  }
+} finally {
+  await a.stop()
+  rmSync(dir, { recursive: true, force: true })
+}
+const mbs = (ms: number) => (size / 1e6 / (ms / 1000)).toFixed(0)
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number
+const raw = median(rows.map((r) => r.raw.ms))
+console.log(
+  `p2p fetch bench: ${size / MiB} MiB, A's store ${storeKind}, ${rounds} rounds, node ${process.version}, load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
+)
+console.log(`  raw libp2p stream         median ${raw.toFixed(0)} ms  ${mbs(raw)} MB/s`)
+for (const layout of ['now', 'pipelined'] as const) {
+  const ms = median(rows.map((r) => r[layout].ms))
+  const ratios = rows.map((r) => r.raw.ms / r[layout].ms)
+  const cpu = median(rows.map((r) => r[layout].cpuMs / r.raw.cpuMs))
+  console.log(
+    `  helia, ${(layout === 'now' ? 'as get does it' : '4 × 4 pipelined').padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× the raw stream's`,
+  )
+}
