@@ -5,7 +5,9 @@
  * (`VmHWM`, fs-peak.ts), medians of `--runs` (default 5), the cases interleaved round by round
  * so a load swing hits them alike. Each line's ratio is against `node -e 0` in the same run.
  * Goal (#17): `pi-node status` ≤ 0.3 s and ≤ 100 MiB, read here as ≤ 6× `node -e 0`'s wall
- * time (0.3 s over the ~0.05 s node itself takes on a quiet machine). Prints; asserts nothing.
+ * time (0.3 s over the ~0.05 s node itself takes on a quiet machine). Then a one-shot
+ * `executor-node run` without a daemon, split into its start-up parts (see `oneShotRun`).
+ * Prints; asserts nothing.
  *
  *   node bench/cold-start.ts [--runs 5]
  */
@@ -26,6 +28,78 @@ const bin = (app: string) => {
 const i = process.argv.indexOf('--runs')
 const runs = i > 0 ? Number(process.argv[i + 1]) : 5
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+
+/**
+ * A one-shot `executor-node run` with no daemon, of a CID no peer has, with a 1 s fetch
+ * time-out: everything but the fetch and the clean-up is outside the named stages (Node's
+ * boot, the modules, the node's start, its stop). The run's own start line splits the start.
+ * Goal (#17): ≤ 0.5 s outside the stages.
+ */
+async function oneShotRun(env: NodeJS.ProcessEnv, nodeMs: number, nodeCpuMs: number) {
+  const pi = JSON.parse(readFileSync(join(dir, 'pi', 'config.json'), 'utf8'))
+  const ex = join(dir, 'executor')
+  const c = pi.contracts as Record<string, string>
+  const init = await measureNode(
+    [
+      ...bin('executor-node'),
+      'init',
+      '--data-dir',
+      ex,
+      '--capsule-registry',
+      c.capsuleRegistry as string,
+      '--node-registry',
+      c.nodeRegistry as string,
+      '--access-controller',
+      c.accessController as string,
+    ],
+    env,
+  )
+  if (init.code !== 0) throw new Error(`executor-node init failed: ${init.stderr}`)
+  const cid = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+  const rows: Record<string, number[]> = {}
+  const add = (k: string, v: number) => {
+    rows[k] = [...(rows[k] ?? []), v]
+  }
+  for (let r = 0; r < runs; r++) {
+    const m = await measureNode(
+      [
+        ...bin('executor-node'),
+        'run',
+        cid,
+        '--no-daemon',
+        '--fetch-timeout',
+        '1',
+        '--data-dir',
+        ex,
+        '--listen',
+        '/ip4/127.0.0.1/tcp/0',
+      ],
+      env,
+    )
+    const start = /✓ start\s+(\d+) ms\s+process (\d+), modules (\d+), node (\d+)/.exec(m.stderr)
+    const cleanup = /✓ clean-up\s+(\d+) ms/.exec(m.stderr)
+    if (!m.stderr.includes('CAPSULE_FETCH_TIMEOUT') || !start || !cleanup)
+      throw new Error(`executor-node run did not end as expected: ${m.stderr}`)
+    const [startMs, processMs, modulesMs, nodeStartMs] = start.slice(1).map(Number) as number[]
+    const fetchAndCleanup = 1000 + Number(cleanup[1])
+    add('whole run (wall)', m.ms)
+    add('outside fetch + clean-up', m.ms - fetchAndCleanup)
+    add('  process (boot + CLI modules)', processMs as number)
+    add('  modules (node, executor)', modulesMs as number)
+    add('  node start', nodeStartMs as number)
+    add('  stop and exit', m.ms - (startMs as number) - fetchAndCleanup)
+    add('cpu (whole run)', m.cpuMs)
+    add('peak RSS MiB', m.rssMiB)
+  }
+  console.log(`one-shot executor-node run, no daemon (fetch time-out 1 s), median of ${runs}`)
+  for (const [k, v] of Object.entries(rows)) {
+    const unit = k.endsWith('MiB') ? '' : ' ms'
+    const base = k.startsWith('cpu') ? nodeCpuMs : nodeMs
+    const ratio = unit ? ` (×${(median(v) / base).toFixed(2)} node -e 0)` : ''
+    console.log(`  ${k.padEnd(32)} ${median(v).toFixed(0).padStart(6)}${unit}${ratio}`)
+  }
+  console.log('  goal: ≤ 500 ms outside the stages (fetch time-out and clean-up subtracted)')
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'digicap-cold-start-'))
 const anvil = await startAnvil()
@@ -70,6 +144,7 @@ try {
     )
   }
   console.log('  goal: pi-node status ≤ ×6 the wall time of node -e 0, ≤ 100 MiB')
+  await oneShotRun(env, median(base.ms), median(base.cpu))
 } finally {
   await anvil.stop()
   rmSync(dir, { recursive: true, force: true })
