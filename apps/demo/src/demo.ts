@@ -384,6 +384,10 @@ interface RunOutcome {
 }
 
 async function main() {
+  // The demo hosts a node itself (the receiver, in this process) and writes the logs and the
+  // TPMs' state: like the CLIs' shell (ADR 0029), umask 077, so its whole folder is 0600/0700
+  // whatever the caller's umask (test/demo.test.ts walks it). Its children inherit it.
+  process.umask(0o077)
   tmp = await mkdtemp(join(tmpdir(), 'digicap-demo-'))
   const dirs = {
     pi: join(tmp, 'pi-node'),

@@ -12,6 +12,8 @@
  * 2. The stopped demo: both paths' results against the aggregate computed here from the same
  *    CSV, the refusal's reason, the sealer, nothing left running; `pnpm demo` from the root
  *    prints the demo's output alone.
+ * 3. Its data folder at rest: every file 0600, every folder 0700 (issue #18), every offender
+ *    listed.
  * Checks of the RUNNING nodes go before the operator block; checks of the STOPPED demo after it.
  */
 import { spawn } from 'node:child_process'
@@ -23,6 +25,7 @@ import { createKeyStore, deriveOwnerIdentity, unwrapWithRecoveryKey } from '@dig
 import { type EventLog, JsonRpcProvider } from 'ethers'
 import { type Browser, chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { looseModes } from '../../pi-node/test/helpers/file-modes.ts'
 import { alive, expectedAggregate, onPath, runDemo, runPnpmDemo } from './helpers/demo-cli.ts'
 import { type Doc, demoRun, removeDemo, stopDemo } from './helpers/demo-run.ts'
 
@@ -516,4 +519,32 @@ describe('pnpm demo', () => {
     expect(pnpmHelp.code, pnpmHelp.stderr.slice(-2000)).toBe(0)
     expect(pnpmHelp.stdout).toBe(help.stdout)
   })
+})
+
+describe('pnpm demo --keep: the data folder at rest', () => {
+  it('every file in it is 0600 and every folder 0700: the nodes’ data folders, the receiver in the demo’s process, the TPMs’ state, the logs', async () => {
+    const run = await demoRun()
+    expect(await stopDemo()).toBe(130)
+    // What is walked: the folders the READMEs document are all there, with what they hold.
+    const swtpm = run.doc.sealer.swtpm === true
+    // (The committee step adds its own nodes' and TPMs' folders: walked too.)
+    expect(readdirSync(run.tempDir)).toEqual(
+      expect.arrayContaining([
+        ...['executor-node', 'logs', 'pi-node', 'receiver'],
+        ...(swtpm ? ['swtpm', 'swtpm-executor'] : []),
+      ]),
+    )
+    expect(readdirSync(run.dataDir('pi-node'))).toEqual(
+      expect.arrayContaining(['config.json', 'owner.json', 'keys', 'capsules', 'ipfs', 'keyguard']),
+    )
+    expect(readdirSync(run.dataDir('executor-node'))).toEqual(
+      expect.arrayContaining(['config.json', 'secrets.json', 'ipfs']),
+    )
+    expect(readdirSync(join(run.dataDir('receiver'), 'ipfs'))).toEqual(
+      expect.arrayContaining(['blocks', 'datastore']),
+    )
+    // The test's umask is 022: whatever did not get the demo's umask 077 (src/demo.ts; the
+    // CLIs set it again themselves) or an explicit mode comes out 0644 / 0755 and is listed.
+    expect(await looseModes(run.tempDir)).toEqual([])
+  }, 300_000) // run alone (-t), it pays for the demo run
 })

@@ -7,7 +7,7 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,6 +15,7 @@ import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLI, type CliRun, type Doc } from './helpers/cli.ts'
+import { looseModes } from './helpers/file-modes.ts'
 
 const EXECUTOR_CLI = fileURLToPath(new URL('../../executor-node/src/cli.ts', import.meta.url))
 
@@ -63,18 +64,6 @@ async function untilFirstLine(child: ChildProcessWithoutNullStreams): Promise<Do
   const r = await done
   if (r.code !== 0 && r.code !== null) throw new Error(`exit ${r.code}:\n${r.stderr}`)
   return JSON.parse(out.split('\n')[0] as string)
-}
-
-/** Every entry under `root` whose mode is not 0700 (folders) / 0600 (files). */
-async function looseModes(root: string): Promise<string[]> {
-  const bad: string[] = []
-  for (const name of ['', ...(await readdir(root, { recursive: true }))]) {
-    const info = await lstat(join(root, name))
-    const mode = info.mode & 0o777
-    const want = info.isDirectory() ? 0o700 : info.isFile() ? 0o600 : -1
-    if (mode !== want) bad.push(`${name || '.'} ${mode.toString(8)}`)
-  }
-  return bad
 }
 
 beforeAll(async () => {

@@ -6,7 +6,18 @@
  */
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -43,6 +54,20 @@ export interface BusyboxImageInit {
 
 const sha = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
+/**
+ * Folders 0755, files 0755 when executable else 0644: the layer's modes (and so its digest) do
+ * not depend on the builder's umask (the demo builds under 077, which made /bin 0700: unusable
+ * by the image's uid 65534).
+ */
+async function normalizeModes(root: string): Promise<void> {
+  for (const name of ['', ...(await readdir(root, { recursive: true }))]) {
+    const path = join(root, name)
+    const info = await lstat(path)
+    if (info.isSymbolicLink()) continue
+    await chmod(path, info.isDirectory() || info.mode & 0o100 ? 0o755 : 0o644)
+  }
+}
+
 async function writeBlob(dir: string, bytes: Uint8Array) {
   const digest = sha(bytes)
   await writeFile(join(dir, 'blobs', 'sha256', digest.slice(7)), bytes)
@@ -57,7 +82,6 @@ export async function buildBusyboxImage(
   const root = await mkdtemp(join(tmpdir(), 'busybox-rootfs-'))
   const dir = await mkdtemp(join(tmpdir(), 'busybox-image-'))
   try {
-    await chmod(root, 0o755)
     await mkdir(join(root, 'bin'), { recursive: true })
     await copyFile(BUSYBOX, join(root, 'bin', 'busybox'))
     for (const a of APPLETS) await symlink('busybox', join(root, 'bin', a))
@@ -72,6 +96,7 @@ export async function buildBusyboxImage(
       const { randomBytes } = await import('node:crypto')
       await writeFile(join(root, 'pad.bin'), randomBytes(init.padBytes))
     }
+    await normalizeModes(root)
     const tarPath = join(dir, 'layer.tar')
     execFileSync('tar', [
       '--sort=name',
