@@ -100,6 +100,22 @@ describe('signTypedDataWith', () => {
     expect(toHex(sig)).toBe(await honest.signTypedData(td))
   })
 
+  it('checks with the recovery the caller passes (same checks: a liar is still refused)', async () => {
+    const seen: Uint8Array[] = []
+    const recover = (sig: Uint8Array) => {
+      seen.push(sig)
+      return recoverTypedDataSigner(td, sig)
+    }
+    const sig = await signTypedDataWith(privateKeySigner(OWNER_KEY), td, recover)
+    expect(seen).toEqual([sig])
+    const other = privateKeySigner(OTHER_KEY)
+    const liar: DigicapSigner = { address: OWNER, signTypedData: (t) => other.signTypedData(t) }
+    await expect(signTypedDataWith(liar, td, recover)).rejects.toMatchObject({
+      code: 'CAPSULE_SIGNATURE',
+      details: { address: OWNER, recovered: other.address },
+    })
+  })
+
   it('refuses a signer that signs as another account', async () => {
     const other = privateKeySigner(OTHER_KEY)
     const liar: DigicapSigner = { address: OWNER, signTypedData: (t) => other.signTypedData(t) }

@@ -113,6 +113,7 @@ it('the public surface changes only on purpose', () => {
       "hostOf",
       "keyReleaseProtocol",
       "readMessage",
+      "readMessages",
       "recoverAccessRequestSigner",
       "recoverResultSigner",
       "request",

@@ -252,8 +252,8 @@ export {
 } from './result-verify.ts'
 export type { RetryAttempt, RetryOptions } from './retry.ts'
 export { retryWithBackoff } from './retry.ts'
-export type { ReadMessageOptions, SendMessageOptions } from './stream.ts'
-export { readMessage, sendMessage } from './stream.ts'
+export type { ReadMessageOptions, ReadMessagesOptions, SendMessageOptions } from './stream.ts'
+export { readMessage, readMessages, sendMessage } from './stream.ts'
 export type {
   StreamGate,
   StreamGateInit,

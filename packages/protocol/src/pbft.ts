@@ -1,6 +1,6 @@
 /**
- * `/digicap/pbft/1.0.0` (SPEC-PBFT.md): one signed PBFT vote per stream, sent one way (no
- * reply), with the votes that justify it. The signatures are EIP-712 over the vote's fields
+ * `/digicap/pbft/1.0.0` (SPEC-PBFT.md): signed PBFT votes, one per frame, sent one way (no
+ * reply) on a stream a node keeps per peer, each with the votes that justify it. The signatures are EIP-712 over the vote's fields
  * (`@digicap/committee` checks them); this file only fixes the bytes.
  */
 import {
@@ -18,7 +18,7 @@ import { WireFormatError } from './errors.ts'
 import { MAX_CONTROL_FRAME } from './frame.ts'
 import { encodeChecked, ID_LENGTH, SIGNATURE_LENGTH } from './messages.ts'
 
-/** Committee member → committee member, one signed vote per stream, no reply. */
+/** Committee member → committee member, one signed vote per frame (many per stream), no reply. */
 export const PBFT_PROTOCOL = '/digicap/pbft/1.0.0'
 /** Default largest `pbft` frame body (64 KiB; a proof of 64 votes is about 13 KiB). */
 export const PBFT_MAX_FRAME = MAX_CONTROL_FRAME

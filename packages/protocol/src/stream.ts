@@ -134,3 +134,71 @@ export async function readMessage(
     }
   }
 }
+
+/** Options of {@link readMessages}. */
+export interface ReadMessagesOptions extends ReadMessageOptions {
+  /**
+   * Time the rest of a frame may take once its first byte arrived, ms (a peer that starts a
+   * frame and stalls is cut off). The wait for a frame's first byte has no limit but `signal`.
+   * Default 5000.
+   */
+  frameTimeout?: number
+}
+
+/**
+ * Reads length-prefixed messages from one long-lived stream until the remote closes it at a
+ * frame boundary (a clean end). Each body is checked against `maxSize` before it is awaited.
+ *
+ * @throws {WireTooLargeError | WireFormatError} for a bad frame length (the stream cannot be
+ * read further).
+ * @throws {WireTruncatedError} if the stream ends inside a frame.
+ * @throws {WireTimeoutError} if a started frame does not complete within `frameTimeout`.
+ * @throws {WireStreamError | WireAbortedError} if the stream is reset or `signal` fires.
+ * @example
+ * ```ts
+ * for await (const body of readMessages(stream, { maxSize: 65536 })) handle(decode(body))
+ * ```
+ */
+export async function* readMessages(
+  stream: MessageStream,
+  options: ReadMessagesOptions = {},
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const maxSize = checkMaxSize(options.maxSize ?? MAX_CONTROL_FRAME)
+  const frameTimeout = options.frameTimeout ?? 5000
+  const bytes = byteStream(stream, { maxBufferSize: maxSize + varintLength(maxSize) + 64 })
+  const idle = options.signal === undefined ? {} : { signal: options.signal }
+  try {
+    for (;;) {
+      let first: number
+      try {
+        first = (await bytes.read({ ...idle, bytes: 1 })).get(0)
+      } catch (err) {
+        // The remote closed between two frames: the clean end of the stream.
+        if (err instanceof Error && err.name === 'UnexpectedEOFError') return
+        throw toWireError(err, options.signal)
+      }
+      const signal =
+        options.signal === undefined
+          ? AbortSignal.timeout(frameTimeout)
+          : AbortSignal.any([options.signal, AbortSignal.timeout(frameTimeout)])
+      try {
+        const parser = new LengthPrefixParser(maxSize)
+        let length = parser.push(first)
+        while (length === undefined) {
+          length = parser.push((await bytes.read({ signal, bytes: 1 })).get(0))
+        }
+        yield length === 0
+          ? new Uint8Array(0)
+          : (await bytes.read({ signal, bytes: length })).subarray()
+      } catch (err) {
+        throw toWireError(err, signal)
+      }
+    }
+  } finally {
+    try {
+      bytes.unwrap()
+    } catch {
+      // The stream is already gone.
+    }
+  }
+}

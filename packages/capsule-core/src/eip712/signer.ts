@@ -40,6 +40,9 @@ export interface DigicapSigner {
  * low-s, and recovers to `signer.address`. A signer that answers v = 0/1 (some hardware
  * wallets) is normalised to 27/28.
  *
+ * `recover` answers who signed (default: `recoverTypedDataSigner`); a caller that has the digest
+ * and a cheaper recovery with the same answer passes it.
+ *
  * @throws {CapsuleSignatureError} if the signer returned a malformed signature or signed as
  * another account.
  * @example
@@ -50,6 +53,7 @@ export interface DigicapSigner {
 export async function signTypedDataWith(
   signer: DigicapSigner,
   typedData: TypedData,
+  recover: (signature: Uint8Array) => Address = (sig) => recoverTypedDataSigner(typedData, sig),
 ): Promise<Uint8Array> {
   const expected = normalizeAddress(signer.address, 'signer.address')
   const answer: unknown = await signer.signTypedData(typedData)
@@ -61,7 +65,7 @@ export async function signTypedDataWith(
   }
   const sig = new Uint8Array(Buffer.from(answer.slice(2), 'hex'))
   if ((sig[64] as number) < 2) sig[64] = (sig[64] as number) + 27
-  const recovered = recoverTypedDataSigner(typedData, sig)
+  const recovered = recover(sig)
   if (recovered !== expected) {
     throw new CapsuleSignatureError('signer signed as another account', {
       details: { address: expected, recovered },
