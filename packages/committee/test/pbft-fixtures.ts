@@ -43,14 +43,23 @@ export async function createNode(): Promise<Libp2p> {
   })
 }
 
-/** n started nodes, fully connected. */
+/** Dials in flight at once while a mesh comes up. */
+const MESH_PARALLEL = 4
+
+/** n started nodes, fully connected: each pair dialled once, a few dials at a time. */
 export async function createMesh(n: number): Promise<Libp2p[]> {
   const nodes = await Promise.all(Array.from({ length: n }, () => createNode()))
+  const pairs: [Libp2p, Libp2p][] = []
   for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      await dialWithRetry(nodes[i] as Libp2p, nodes[j] as Libp2p)
+    for (let j = i + 1; j < n; j++) pairs.push([nodes[i] as Libp2p, nodes[j] as Libp2p])
+  }
+  let next = 0
+  const worker = async () => {
+    for (let pair = pairs[next++]; pair !== undefined; pair = pairs[next++]) {
+      await dialWithRetry(...pair)
     }
   }
+  await Promise.all(Array.from({ length: MESH_PARALLEL }, worker))
   return nodes
 }
 

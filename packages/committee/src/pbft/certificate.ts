@@ -152,7 +152,7 @@ export function verifyCertificate(
     }
     let recovered: Address
     try {
-      recovered = recoverVoteSigner(expected.domain, vote)
+      recovered = recoverVoteSigner(expected.domain, vote, signer as Address)
     } catch (cause) {
       if (!(cause instanceof CapsuleSignatureError)) throw cause
       throw new CertificateError('signature', 'A signature is malformed', {

@@ -81,3 +81,14 @@ export class PbftVoteError extends DigicapError {
     this.reason = reason
   }
 }
+
+/**
+ * A node's PBFT endpoint refused to open another round: it runs `maxSessions` already, or the
+ * job ids are another open round's. Back-pressure: the caller waits for a round to end.
+ */
+export class PbftBusyError extends DigicapError {
+  override name = 'PbftBusyError'
+  constructor(shortMessage: string, options: Options = {}) {
+    super('PBFT_BUSY', shortMessage, options)
+  }
+}
