@@ -3,8 +3,10 @@
  * input while a member is still watching its run (votes wait in its inbox): garbage, an
  * oversized frame, a stranger's stream, a vote for another job, one far out of view, a vote
  * signed by another member than the sender, replays and a flood past the inbox bound. Nothing
- * throws into the host, the inbox stays bounded, and the four members still decide; a second
- * round on a node waits for the first to stop.
+ * throws into the host, the inbox stays bounded, and the four members still decide. Several
+ * jobs at once (ADR 0040): two jobs whose committees overlap on three verifiers both decide
+ * while a stranger floods a member with bogus job ids; more jobs than the bound wait, then are
+ * refused with a typed error.
  */
 import { randomBytes } from 'node:crypto'
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
@@ -33,17 +35,22 @@ let keys: DigicapSigner[]
 let committee: PbftCommittee
 
 beforeAll(async () => {
-  nodes = await Promise.all([0, 1, 2, 3].map(() => createDigicapNode()))
+  nodes = await Promise.all([0, 1, 2, 3, 4].map(() => createDigicapNode()))
   stranger = await createDigicapNode()
   for (const [i, a] of nodes.entries()) {
     for (const b of nodes.slice(i + 1)) await a.libp2p.dial(b.libp2p.getMultiaddrs()[0]!)
   }
   await stranger.libp2p.dial(nodes[0]!.libp2p.getMultiaddrs()[0]!)
   keys = nodes.map(() => privateKeySigner(new Uint8Array(randomBytes(32))))
-  committee = pbftCommittee(
-    keys.map((k, i) => ({ address: k.address, peerId: nodes[i]!.libp2p.peerId.toString() })),
-  )
+  committee = committeeOf([0, 1, 2, 3])
 }, 60_000)
+
+/** The committee of nodes `seats`, in that leader order. */
+function committeeOf(seats: number[]): PbftCommittee {
+  return pbftCommittee(
+    seats.map((i) => ({ address: keys[i]!.address, peerId: nodes[i]!.libp2p.peerId.toString() })),
+  )
+}
 
 afterAll(async () => {
   await Promise.all([...nodes, stranger].map((n) => n.stop()))
@@ -80,7 +87,7 @@ const until = async (cond: () => boolean, ms = 15_000) => {
 
 describe('the verifier PBFT round', () => {
   it('keeps hostile votes out of a watching member’s inbox (bounded), then the four decide', async () => {
-    const rounds = nodes.map((n) => pbftRounds(n.libp2p))
+    const rounds = nodes.slice(0, 4).map((n) => pbftRounds(n.libp2p))
     const open = (i: number) =>
       rounds[i]!.open({
         committee,
@@ -103,13 +110,15 @@ describe('the verifier PBFT round', () => {
       await rawSend(sender, await voteFrame(keys[2]!)) // signed by member 2, sent by member 1
       const replayed = await voteFrame(keys[1]!)
       for (let i = 0; i < 3; i++) await rawSend(sender, replayed)
-      await until(() => target.transport.stats.received >= 7)
+      // The other job's vote never reaches this job: the endpoint refuses it (no session holds it).
+      await until(() => target.transport.stats.received >= 5)
       expect(target.transport.stats.nonMember).toBe(1)
       expect(target.transport.stats.rejected).toBeGreaterThanOrEqual(2) // garbage, oversized
+      expect(rounds[0]!.stats?.refused['PBFT_VOTE:wrong-job']).toBe(1)
       // A flood of well-formed votes past the bound: the oldest go, the inbox stays bounded.
       const flood = await voteFrame(keys[3]!, { phase: 'commit', view: 2n })
       for (let i = 0; i < INBOX + 20; i++) await rawSend(nodes[3]!, flood)
-      await until(() => target.transport.stats.received >= 7 + INBOX + 20)
+      await until(() => target.transport.stats.received >= 5 + INBOX + 20)
       expect(target.waiting).toBeLessThanOrEqual(INBOX)
       // The honest members decide, member 0 last (it takes its inbox first).
       const others = [1, 2, 3].map((i) => members[i]!.decide(jobId, value, 30_000))
@@ -119,7 +128,7 @@ describe('the verifier PBFT round', () => {
         expect(() => verifyCertificate(c, committee, { domain, jobId })).not.toThrow()
         expect(c.verdict).toBe(7)
       }
-      expect(target.refused).toBeGreaterThanOrEqual(3) // another job (at the inbox), wrong signer, +
+      expect(target.refused).toBeGreaterThanOrEqual(3) // out of view, wrong signer, replays
       // The before round's votes waited apart (the flood was the final round's): it decides too.
       const before = { verdict: 1, evidenceHash: value.evidenceHash }
       const rounds2 = await Promise.all(members.map((m) => m.decide(beforeId, before, 30_000)))
@@ -130,28 +139,134 @@ describe('the verifier PBFT round', () => {
       })
     } finally {
       await Promise.all(members.map((m) => m.stop()))
+      await Promise.all(rounds.map((r) => r.stop()))
     }
   }, 60_000)
 
-  it('a second round on a node waits until the first stops (one PBFT handler per node)', async () => {
-    const rounds = pbftRounds(nodes[0]!.libp2p)
-    const params = {
+  it('two jobs whose committees overlap on three verifiers decide at once, under a flood of bogus job ids from a stranger', async () => {
+    // Job X: nodes 0–3; job Y: nodes 1–4 (another leader). Nodes 1, 2, 3 sit on both.
+    const jobX = new Uint8Array(randomBytes(32))
+    const jobY = new Uint8Array(randomBytes(32))
+    const seatsX = [0, 1, 2, 3]
+    const seatsY = [4, 3, 2, 1]
+    const rounds = nodes.map((n) => pbftRounds(n.libp2p))
+    const openJob = (job: Uint8Array, seats: number[]) =>
+      Promise.all(
+        seats.map((i) =>
+          rounds[i]!.open({
+            committee: committeeOf(seats),
+            domain,
+            roundIds: [job],
+            signer: keys[i]!,
+            viewTimeoutMs: 5000,
+          }),
+        ),
+      )
+    const [x, y] = await Promise.all([openJob(jobX, seatsX), openJob(jobY, seatsY)])
+    await stranger.libp2p.dial(nodes[2]!.libp2p.getMultiaddrs()[0]!)
+    let flooding = true
+    const flood = (async () => {
+      // Well-formed votes for random job ids, signed by a key outside every committee.
+      const outsider = privateKeySigner(new Uint8Array(randomBytes(32)))
+      const frame = await voteFrame(outsider, { jobId: new Uint8Array(randomBytes(32)) })
+      let sent = 0
+      while (flooding && sent < 2000) {
+        await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            try {
+              const stream = await stranger.libp2p.dialProtocol(
+                nodes[2]!.libp2p.peerId,
+                PBFT_PROTOCOL,
+              )
+              stream.send(frame)
+              await stream.close()
+            } catch {}
+          }),
+        )
+        sent += 16
+      }
+      return sent
+    })()
+    try {
+      // The flood is on before the rounds start, and goes on while they run.
+      await until(() => (rounds[2]!.stats?.nonMember ?? 0) >= 16)
+      expect(rounds[2]!.stats?.nonMember).toBeGreaterThanOrEqual(16)
+      // Both running on the shared members at once: neither waits for the other.
+      expect(rounds[2]!.running).toBe(2)
+      const valueY = { verdict: 3, evidenceHash: new Uint8Array(randomBytes(32)) }
+      const [certsX, certsY] = await Promise.all([
+        Promise.all(x.map((m) => m.decide(jobX, value, 30_000))),
+        Promise.all(y.map((m) => m.decide(jobY, valueY, 30_000))),
+      ])
+      for (const c of certsX) verifyCertificate(c, committeeOf(seatsX), { domain, jobId: jobX })
+      for (const c of certsY) {
+        verifyCertificate(c, committeeOf(seatsY), { domain, jobId: jobY })
+        expect(c.verdict).toBe(3)
+      }
+      const during = rounds[2]!.stats?.nonMember ?? 0
+      flooding = false
+      // The stranger's streams were cut unread; none of its votes reached a job.
+      expect(await flood).toBeGreaterThanOrEqual(during)
+      const shared = [x[2]!, y[2]!]
+      for (const m of shared)
+        expect(m.transport.stats.refused['PBFT_VOTE:wrong-job']).toBeUndefined()
+    } finally {
+      flooding = false
+      await flood
+      await Promise.all([...x, ...y].map((m) => m.stop()))
+      await Promise.all(rounds.map((r) => r.stop()))
+    }
+  }, 60_000)
+
+  it('more jobs than the bound wait for a slot, then are refused (busy); a round id is one job’s', async () => {
+    const rounds = pbftRounds(nodes[0]!.libp2p, { maxJobs: 1, maxWaiting: 1 })
+    const params = (id: Uint8Array, signal?: AbortSignal) => ({
       committee,
       domain,
-      roundIds: [jobId],
+      roundIds: [id],
       signer: keys[0]!,
       viewTimeoutMs: 3000,
-    }
-    const first = await rounds.open(params)
+      ...(signal === undefined ? {} : { signal }),
+    })
+    const first = await rounds.open(params(jobId))
     let second: PbftRound | undefined
-    const opening = rounds.open(params).then((r) => {
+    const opening = rounds.open(params(new Uint8Array(randomBytes(32)))).then((r) => {
       second = r
     })
-    await new Promise((r) => setTimeout(r, 300))
+    await until(() => rounds.queued === 1)
     expect(second).toBeUndefined()
+    // One running, one waiting: a third is refused at once, typed.
+    await expect(rounds.open(params(new Uint8Array(randomBytes(32))))).rejects.toMatchObject({
+      code: 'VERIFIER_JOB',
+      reason: 'busy',
+    })
     await first.stop()
     await opening
-    expect(second).toBeDefined()
+    expect(rounds.running).toBe(1)
+    // The same round id twice on one node is refused; a waiting job whose signal fires leaves.
+    const wide = pbftRounds(nodes[1]!.libp2p, { maxJobs: 2 })
+    const held = await wide.open(params(jobId))
+    await expect(wide.open(params(jobId))).rejects.toMatchObject({ reason: 'round' })
+    expect(wide.running).toBe(1)
+    const gone = new AbortController()
+    const third = wide.open(params(new Uint8Array(randomBytes(32))))
+    const fourth = wide.open(params(new Uint8Array(randomBytes(32)), gone.signal))
+    await third.then((r) => r.stop())
+    gone.abort()
+    await held.stop()
+    const late = await fourth.catch((e: unknown) => e)
+    // Either it got the freed slot before the abort, or it left the queue: never both, never lost.
+    if (late instanceof Error) expect(late).toMatchObject({ reason: 'stopped' })
+    else await (late as PbftRound).stop()
     await second?.stop()
+    // Stopping the rounds refuses a job still waiting.
+    const one = pbftRounds(nodes[2]!.libp2p, { maxJobs: 1 })
+    const busy = await one.open(params(jobId))
+    const waiting = one.open(params(new Uint8Array(randomBytes(32))))
+    await until(() => one.queued === 1)
+    await one.stop()
+    await expect(waiting).rejects.toMatchObject({ reason: 'stopped' })
+    await busy.stop()
+    await Promise.all([rounds.stop(), wide.stop()])
   }, 30_000)
 })

@@ -9,6 +9,8 @@ export type VerifierJobReason =
   | 'pbft-timeout'
   | 'stopped'
   | 'round'
+  /** The node runs and queues as many jobs' rounds as it may (back-pressure). */
+  | 'busy'
 
 /** A job this member could not take to a certificate; `reason` says at which step. */
 export class VerifierJobError extends DigicapError {

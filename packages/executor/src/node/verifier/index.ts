@@ -3,8 +3,13 @@ export type { VerifierJobReason } from './errors.ts'
 export { VerifierJobError } from './errors.ts'
 export type { EthersVerifierChainParameters } from './ethers-chain.ts'
 export { ethersVerifierChain } from './ethers-chain.ts'
-export type { PbftRound, PbftRoundParameters } from './pbft-round.ts'
-export { PBFT_INBOX_LIMIT, pbftRounds } from './pbft-round.ts'
+export type {
+  PbftRound,
+  PbftRoundParameters,
+  PbftRounds,
+  PbftRoundsOptions,
+} from './pbft-round.ts'
+export { PBFT_INBOX_LIMIT, PBFT_MAX_JOBS, pbftRounds } from './pbft-round.ts'
 export { NODE_SERVE_ROLES, startServeRole, verifierLine } from './serve-role.ts'
 export type {
   CertificateCall,

@@ -1,22 +1,29 @@
 /**
- * A job's PBFT rounds on this node (`/digicap/pbft/1.0.0`, `@digicap/committee`): the before
- * round (its id `beforeRoundId(jobId)`, ADR 0033) and the final round (the job id) share one
- * transport, registered as soon as the committee is seated, before this member has its values.
- * Votes of members that finished watching first wait in a bounded inbox per round instead of
- * being lost (the replica has no retransmission); a round's replica starts once its value is
- * known and takes its inbox first. Votes for any other id are refused. A libp2p node serves
- * the protocol for one job at a time, so jobs take turns (ADR 0032).
+ * A node's PBFT rounds (`/digicap/pbft/1.0.0`, `@digicap/committee`), several jobs at a time on
+ * one endpoint (`createPbftMux`: one registration, one long-lived stream per peer). Each job is a
+ * session with its own committee and state: the before round (its id `beforeRoundId(jobId)`,
+ * ADR 0033) and the final round (the job id), opened as soon as the committee is seated, before
+ * this member has its values. Votes of members that finished watching first wait in a bounded
+ * inbox per round instead of being lost (the replica has no retransmission); a round's replica
+ * starts once its value is known and takes its inbox first. Votes for a job no session holds are
+ * refused by the endpoint before any signature check (ADR 0040).
+ *
+ * At most `maxJobs` jobs run at once; a further job waits for a slot (back-pressure, first come
+ * first served), and past `maxWaiting` waiting jobs `open` refuses at once with
+ * `VerifierJobError` `busy`.
  */
-import { type DigicapSigner, equalBytes, toHex } from '@digicap/capsule-core'
+import { type DigicapSigner, toHex } from '@digicap/capsule-core'
 import {
-  createPbftTransport,
+  createPbftMux,
   type PbftCertificate,
   type PbftCommittee,
   type PbftDomain,
   type PbftHost,
   type PbftMember,
+  type PbftMux,
   PbftReplica,
   type PbftTransport,
+  type PbftTransportStats,
   type PbftValue,
 } from '@digicap/committee'
 import { PBFT_PROTOCOL, type PbftMessage } from '@digicap/protocol'
@@ -25,6 +32,8 @@ import { VerifierJobError } from './errors.ts'
 
 /** Votes kept per round while this member is still watching. */
 export const PBFT_INBOX_LIMIT = 256
+/** Jobs whose rounds run at once on a node, by default. */
+export const PBFT_MAX_JOBS = 8
 
 export interface PbftRoundParameters {
   readonly committee: PbftCommittee
@@ -35,6 +44,8 @@ export interface PbftRoundParameters {
   readonly viewTimeoutMs: number
   /** Votes kept per round while this member is still watching. Default {@link PBFT_INBOX_LIMIT}. */
   readonly inboxLimit?: number
+  /** Gives up waiting for a free slot (the job is then `stopped`). */
+  readonly signal?: AbortSignal
 }
 
 export interface PbftRound {
@@ -43,32 +54,122 @@ export interface PbftRound {
    * @throws {VerifierJobError} `pbft-timeout` after `ms` without 2f+1 commits of one value.
    */
   decide(roundId: Uint8Array, value: PbftValue, ms: number): Promise<PbftCertificate>
+  /** This job's session: what its members sent it and what it sent. */
   readonly transport: PbftTransport
-  /** Votes refused: malformed, for another round, not the sender's. */
+  /** Votes refused: malformed, not the sender's, not valid for the round. */
   readonly refused: number
   /** Votes waiting in the inboxes for this member's values (at most the limit per round). */
   readonly waiting: number
+  /** Ends the job's rounds and frees its slot. */
   stop(): Promise<void>
 }
 
-/** Hands out the node's PBFT protocol to one job at a time. */
-export function pbftRounds(host: PbftHost) {
-  let tail: Promise<void> = Promise.resolve()
+export interface PbftRoundsOptions {
+  /** Jobs whose rounds run at once. Default {@link PBFT_MAX_JOBS}. */
+  readonly maxJobs?: number
+  /** Jobs that may wait for a slot; one more is refused (`busy`). Default `maxJobs`. */
+  readonly maxWaiting?: number
+}
+
+export interface PbftRounds {
+  /**
+   * Opens a job's rounds, waiting for a free slot when `maxJobs` run.
+   * @throws {VerifierJobError} `busy` when `maxWaiting` jobs already wait; `round` when a round id
+   * is another open job's; `stopped` when `p.signal` fires or the rounds stopped while waiting.
+   */
+  open(p: PbftRoundParameters): Promise<PbftRound>
+  /** Jobs running now. */
+  readonly running: number
+  /** Jobs waiting for a slot. */
+  readonly queued: number
+  /** Input the endpoint refused before any job saw it (outsiders, unknown job ids). */
+  readonly stats: PbftTransportStats | undefined
+  /** Unregisters the protocol; waiting jobs are refused (`stopped`). */
+  stop(): Promise<void>
+}
+
+/** A node's PBFT rounds: one endpoint, up to `maxJobs` jobs at once. */
+export function pbftRounds(host: PbftHost, options: PbftRoundsOptions = {}): PbftRounds {
+  const maxJobs = options.maxJobs ?? PBFT_MAX_JOBS
+  const maxWaiting = options.maxWaiting ?? maxJobs
+  const waiting: { go: () => void; fail: (e: Error) => void }[] = []
+  let running = 0
+  let endpoint: Promise<PbftMux> | undefined
+  let mux: PbftMux | undefined
+  let stopped = false
+  const muxOf = () => {
+    endpoint ??= createPbftMux({
+      node: host,
+      maxSessions: maxJobs,
+      // A member not yet connected is dialled by its registered peer id.
+      dial: (member: PbftMember, signal: AbortSignal) =>
+        host.dialProtocol(peerIdFromString(member.peerId), PBFT_PROTOCOL, { signal }),
+    }).then((m) => {
+      mux = m
+      return m
+    })
+    return endpoint
+  }
+  const release = () => {
+    const next = waiting.shift()
+    if (next !== undefined) next.go()
+    else running--
+  }
+  const stoppedError = () => new VerifierJobError('stopped', 'The verifier stopped')
   return {
-    /** Waits for the previous job's rounds to stop, then registers this job's. */
-    async open(p: PbftRoundParameters): Promise<PbftRound> {
-      let release!: () => void
-      const previous = tail
-      tail = new Promise<void>((r) => {
-        release = r
-      })
-      await previous
+    get running() {
+      return running
+    },
+    get queued() {
+      return waiting.length
+    },
+    get stats() {
+      return mux?.stats
+    },
+    async open(p) {
+      if (stopped) throw stoppedError()
+      if (running >= maxJobs) {
+        if (waiting.length >= maxWaiting) {
+          throw new VerifierJobError(
+            'busy',
+            'This verifier runs and queues as many jobs as it may',
+            {
+              details: { running, waiting: waiting.length, maxJobs, maxWaiting },
+              hint: 'The job is left to the other members; raise maxJobs or maxWaiting for more.',
+            },
+          )
+        }
+        // The slot is handed over by the job that ends (running stays counted).
+        await new Promise<void>((go, fail) => {
+          const entry = { go, fail }
+          waiting.push(entry)
+          p.signal?.addEventListener(
+            'abort',
+            () => {
+              const at = waiting.indexOf(entry)
+              if (at < 0) return
+              waiting.splice(at, 1)
+              fail(stoppedError())
+            },
+            { once: true },
+          )
+        })
+      } else {
+        running++
+      }
       try {
-        return await openRound(host, p, release)
+        if (stopped) throw stoppedError()
+        return await openRound(await muxOf(), p, release)
       } catch (err) {
         release()
         throw err
       }
+    },
+    async stop() {
+      if (stopped) return
+      stopped = true
+      for (const w of waiting.splice(0)) w.fail(stoppedError())
+      await (await endpoint)?.stop()
     },
   }
 }
@@ -80,33 +181,36 @@ interface Slot {
 }
 
 async function openRound(
-  host: PbftHost,
+  mux: PbftMux,
   p: PbftRoundParameters,
   release: () => void,
 ): Promise<PbftRound> {
   const limit = p.inboxLimit ?? PBFT_INBOX_LIMIT
   const slots = new Map<string, Slot>(p.roundIds.map((id) => [toHex(id), { id, inbox: [] }]))
   let refused = 0
-  const transport = await createPbftTransport({
-    node: host,
-    committee: p.committee,
-    // A member not yet connected is dialled by its registered peer id.
-    dial: (member: PbftMember, signal: AbortSignal) =>
-      host.dialProtocol(peerIdFromString(member.peerId), PBFT_PROTOCOL, { signal }),
-    onMessage: async (from, message) => {
-      const slot = [...slots.values()].find((s) => equalBytes(s.id, message.vote.jobId))
-      if (slot === undefined) {
-        refused++
-        return
-      }
-      if (slot.replica === undefined) {
-        if (slot.inbox.length >= limit) slot.inbox.shift()
-        slot.inbox.push([from, message])
-        return
-      }
-      await slot.replica.receive(from, message)
-    },
-  })
+  let transport: PbftTransport
+  try {
+    transport = mux.open({
+      committee: p.committee,
+      jobIds: p.roundIds,
+      onMessage: async (from, message) => {
+        // The endpoint routes only this job's round ids here.
+        const slot = slots.get(toHex(message.vote.jobId)) as Slot
+        if (slot.replica === undefined) {
+          if (slot.inbox.length >= limit) slot.inbox.shift()
+          slot.inbox.push([from, message])
+          return
+        }
+        await slot.replica.receive(from, message)
+      },
+    })
+  } catch (cause) {
+    // PbftBusyError: another open job holds one of these round ids.
+    throw new VerifierJobError('round', 'Another job on this node holds one of these rounds', {
+      details: { roundIds: p.roundIds.map((id) => toHex(id)) },
+      cause,
+    })
+  }
   let stopped = false
   return {
     transport,

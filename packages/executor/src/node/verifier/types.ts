@@ -155,6 +155,8 @@ export interface VerifierNodeInit {
   readonly backupMs?: number
   /** Settle after the certificate. Default true. */
   readonly settle?: boolean
+  /** Jobs whose PBFT rounds run at once (more wait for a slot). Default 8. */
+  readonly maxJobs?: number
 }
 
 export interface VerifierNodeComponents {

@@ -61,7 +61,7 @@ export function verifierNode(
   return (c) => {
     const { chain } = c
     const self = c.signer.address
-    const rounds = pbftRounds(c.libp2p)
+    const rounds = pbftRounds(c.libp2p, init.maxJobs === undefined ? {} : { maxJobs: init.maxJobs })
     const activations = createActivationCache()
     const certificates = new Map<string, PbftCertificate>()
     const jobs = new Map<string, Promise<VerifierEvent>>()
@@ -144,6 +144,7 @@ export function verifierNode(
         roundIds: [beforeId, job.jobId],
         signer: c.signer,
         viewTimeoutMs,
+        signal: stopping.signal,
       })
       const sorted = hubCommittee(seats.members)
       /** The deciding view's leader submits at once, the others after `backupMs` if still needed. */
@@ -319,6 +320,7 @@ export function verifierNode(
         stopping.abort()
         await loop
         await Promise.allSettled([...jobs.values()])
+        await rounds.stop()
       },
       finished(jobId) {
         const id = hex(jobId)
