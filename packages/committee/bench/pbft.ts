@@ -1,125 +1,133 @@
 /**
- * PBFT verdict latency on loopback against a raw libp2p round trip measured in the same run
- * (issue #16 goal: ≤ 3 round trips + 5 ms at n = 7), and messages sent per verdict.
+ * PBFT verdict latency on loopback, one OS process per member, against a raw libp2p round trip
+ * between two of the same processes measured in the same run (issue #16 goal: ≤ 3 round trips
+ * + 5 ms at n = 7), and messages sent per verdict.
  *
  *   node bench/pbft.ts            # n = 4, 7 and 31
  *   node bench/pbft.ts 4 7        # the committee sizes to measure
  *
- * Each size: one fully connected mesh of real libp2p nodes (TCP + noise + yamux), a warm-up
- * decision, then ROUNDS decisions on fresh job ids; the time is start() → every member decided.
+ * Each size: n child processes (bench/pbft-member.ts), each a libp2p node (TCP + noise + yamux)
+ * with one PBFT endpoint; a full mesh where each pair is dialled once, `MESH_PARALLEL` dials at a
+ * time per member; the round trip (200 bytes echoed on one kept stream, and on a fresh stream
+ * per trip); a warm-up decision; then ROUNDS decisions on fresh job ids. A decision's time runs
+ * from the parent's "go" to the last member's decision (wall clock shared by the processes).
  */
-import type { DigicapSigner } from '@digicap/capsule-core'
-import { readMessage, sendMessage } from '@digicap/protocol'
-import type { Libp2p } from '@libp2p/interface'
-import { keccak_256 } from '@noble/hashes/sha3.js'
-import { createPbftNode, pbftCommittee, recoverVoteSigner, signVote } from '../src/index.ts'
-import { createMesh, domain, PASS, signers } from '../test/pbft-fixtures.ts'
+import { type ChildProcess, fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { FromMember, ToMember } from './pbft-member.ts'
 
-/** Decisions timed per size (n = 31 costs the one process ~3n² signature recoveries each). */
 const roundsFor = (n: number) =>
-  process.env.BENCH_ROUNDS !== undefined ? Number(process.env.BENCH_ROUNDS) : n >= 31 ? 3 : 10
-const ECHO = '/digicap/bench-echo/1.0.0'
+  process.env.BENCH_ROUNDS !== undefined ? Number(process.env.BENCH_ROUNDS) : n >= 31 ? 5 : 10
+const MESH_PARALLEL = 4
+/** Long enough that a slow decision is not cut by a view change (which would measure that). */
+const VIEW_TIMEOUT = 600_000
+const MEMBER = fileURLToPath(new URL('./pbft-member.ts', import.meta.url))
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+const now = () => performance.timeOrigin + performance.now()
 
-async function rawRoundTrip(a: Libp2p, b: Libp2p): Promise<number> {
-  await b.handle(ECHO, async (stream) => {
-    const body = await readMessage(stream)
-    await sendMessage(stream, body)
-    await stream.close()
+interface Member {
+  child: ChildProcess
+  next<T extends FromMember['type']>(type: T): Promise<Extract<FromMember, { type: T }>>
+  send(m: ToMember): void
+}
+
+function spawnMember(index: number, n: number): Member {
+  const child = fork(MEMBER, [String(index), String(n)], {
+    serialization: 'advanced',
+    // BENCH_PROFILE=dir: member 1 writes a V8 CPU profile there (where a member's time goes).
+    ...(process.env.BENCH_PROFILE !== undefined && index === 1
+      ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] }
+      : {}),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
-  const times: number[] = []
-  for (let i = 0; i < 30; i++) {
-    const t0 = performance.now()
-    const stream = await a.dialProtocol(b.peerId, ECHO)
-    await sendMessage(stream, new Uint8Array(200))
-    await readMessage(stream)
-    await stream.close()
-    if (i >= 5) times.push(performance.now() - t0)
+  const inbox: FromMember[] = []
+  const waiting: { type: string; resolve: (m: FromMember) => void }[] = []
+  child.on('message', (m: FromMember) => {
+    if (m.type === 'failed') {
+      console.error(`member ${index}: ${m.error}`)
+      process.exit(1)
+    }
+    const w = waiting.findIndex((x) => x.type === m.type)
+    if (w >= 0) waiting.splice(w, 1)[0]?.resolve(m)
+    else inbox.push(m)
+  })
+  child.on('exit', (code) => {
+    if (code !== 0 && code !== null) {
+      console.error(`member ${index} exited with ${code}`)
+      process.exit(1)
+    }
+  })
+  return {
+    child,
+    next(type) {
+      const i = inbox.findIndex((m) => m.type === type)
+      if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0] as never)
+      return new Promise((resolve) => waiting.push({ type, resolve: resolve as never }))
+    },
+    send: (m) => child.send(m),
   }
-  await b.unhandle(ECHO)
-  return median(times)
 }
 
-async function decideOnce(nodes: Libp2p[], keys: DigicapSigner[], job: number) {
-  const committee = pbftCommittee(
-    keys.map((k, i) => ({ address: k.address, peerId: (nodes[i] as Libp2p).peerId.toString() })),
-  )
-  const jobId = keccak_256(new TextEncoder().encode(`bench-job-${job}`))
-  const members = await Promise.all(
-    nodes.map((node, i) =>
-      createPbftNode({
-        node,
-        committee,
-        domain,
-        jobId,
-        signer: keys[i] as DigicapSigner,
-        value: PASS,
-        // Long enough that a slow decision of many members in one process is not cut by a view
-        // change (which would measure the view change, not the decision).
-        viewTimeout: 600_000,
-      }),
-    ),
-  )
-  const t0 = performance.now()
-  await Promise.all(members.map((m) => m.start()))
-  await Promise.all(members.map((m) => m.decided))
-  const ms = performance.now() - t0
-  const sent = members.reduce((sum, m) => sum + m.transport.stats.sent, 0)
-  await Promise.all(members.map((m) => m.stop()))
-  return { ms, sent }
-}
-
-/** One member's crypto per vote (all n members of the bench share this one process). */
-async function cryptoCost(key: DigicapSigner): Promise<{ sign: number; recover: number }> {
-  const jobId = keccak_256(new TextEncoder().encode('bench-crypto'))
-  const votes = []
-  let t0 = performance.now()
-  for (let i = 0; i < 30; i++) {
-    votes.push(
-      await signVote(key, domain, {
-        phase: 'prepare',
-        jobId,
-        view: BigInt(i),
-        preparedView: 0n,
-        ...PASS,
-      }),
-    )
+async function decide(members: Member[], job: number) {
+  for (const m of members) m.send({ type: 'job', job, viewTimeout: VIEW_TIMEOUT })
+  await Promise.all(members.map((m) => m.next('ready')))
+  const t0 = now()
+  for (const m of members) m.send({ type: 'go', job })
+  const decided = await Promise.all(members.map((m) => m.next('decided')))
+  const ms = Math.max(...decided.map((d) => d.at)) - t0
+  // Let the last commits land before the sessions close (they count as sent).
+  await new Promise((r) => setTimeout(r, 50))
+  for (const m of members) m.send({ type: 'end', job })
+  const ended = await Promise.all(members.map((m) => m.next('ended')))
+  return {
+    ms,
+    sent: ended.reduce((s, e) => s + e.sent, 0),
+    cpuMs: median(decided.map((d) => d.cpuMs)),
+    views: new Set(decided.map((d) => d.view)),
   }
-  const sign = (performance.now() - t0) / 30
-  t0 = performance.now()
-  for (const v of votes) recoverVoteSigner(domain, v)
-  return { sign, recover: (performance.now() - t0) / 30 }
 }
 
 const sizes = process.argv.slice(2).map(Number)
+const rows: string[] = []
 for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
   const ROUNDS = roundsFor(n)
-  const meshStarted = performance.now()
-  const nodes = await createMesh(n)
-  const keys = signers(n)
-  console.error(
-    `n=${n}: mesh of ${n} nodes up in ${(performance.now() - meshStarted).toFixed(0)} ms`,
-  )
-  const rtt = await rawRoundTrip(nodes[0] as Libp2p, nodes[1] as Libp2p)
-  await decideOnce(nodes, keys, -1)
+  const members = Array.from({ length: n }, (_, i) => spawnMember(i, n))
+  const ups = await Promise.all(members.map((m) => m.next('up')))
+  const peers = ups.map((u) => ({ peerId: u.peerId, addrs: u.addrs }))
+  const meshStarted = now()
+  for (const m of members) m.send({ type: 'mesh', peers, parallel: MESH_PARALLEL })
+  await Promise.all(members.map((m) => m.next('meshed')))
+  console.error(`n=${n}: ${n} processes, mesh up in ${(now() - meshStarted).toFixed(0)} ms`)
+  ;(members[0] as Member).send({ type: 'rtt', peer: peers[1]?.peerId as string, samples: 30 })
+  const rtt = await (members[0] as Member).next('rtt')
+  await decide(members, -1)
   const runs = []
   for (let r = 0; r < ROUNDS; r++) {
-    runs.push(await decideOnce(nodes, keys, r))
+    runs.push(await decide(members, r))
+    const last = runs.at(-1) as Awaited<ReturnType<typeof decide>>
     console.error(
-      `n=${n}: decision ${r + 1}/${ROUNDS} in ${(runs.at(-1) as { ms: number }).ms.toFixed(0)} ms`,
+      `n=${n}: decision ${r + 1}/${ROUNDS} in ${last.ms.toFixed(1)} ms (view ${[...last.views].join(',')})`,
     )
   }
-  const crypto = await cryptoCost(keys[0] as DigicapSigner)
   const latency = median(runs.map((x) => x.ms))
-  const sent = median(runs.map((x) => x.sent))
-  const goal = 3 * rtt + 5
+  const goal = 3 * rtt.kept + 5
+  const row =
+    `| ${n} | ${latency.toFixed(1)} ms (${ROUNDS}) | ${rtt.kept.toFixed(2)} ms | ${rtt.fresh.toFixed(2)} ms | ` +
+    `×${(latency / rtt.kept).toFixed(1)} | ×${(latency / goal).toFixed(2)} | ${median(runs.map((x) => x.sent))} | ` +
+    `${median(runs.map((x) => x.cpuMs)).toFixed(1)} ms |`
+  rows.push(row)
   console.log(
-    `n=${n}: verdict ${latency.toFixed(1)} ms (median of ${ROUNDS}), raw round trip ${rtt.toFixed(2)} ms, ` +
-      `ratio ${(latency / rtt).toFixed(1)} round trips, goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms ` +
-      `(verdict / goal ×${(latency / goal).toFixed(1)}); ` +
-      `${sent} messages per verdict; one sign ${crypto.sign.toFixed(2)} ms, one recover ` +
-      `${crypto.recover.toFixed(2)} ms (the process signs ${3 * n} and recovers about ${3 * n * (n - 1)} votes per verdict)`,
+    `n=${n}: verdict ${latency.toFixed(1)} ms (median of ${ROUNDS}); round trip ${rtt.kept.toFixed(2)} ms ` +
+      `(kept stream; ${rtt.fresh.toFixed(2)} ms on a fresh stream); verdict / RTT ×${(latency / rtt.kept).toFixed(1)}; ` +
+      `goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms, verdict / goal ×${(latency / goal).toFixed(2)}; ` +
+      `${median(runs.map((x) => x.sent))} messages; CPU per member per decision ${median(runs.map((x) => x.cpuMs)).toFixed(1)} ms`,
   )
-  await Promise.all(nodes.map((x) => x.stop()))
+  for (const m of members) m.send({ type: 'exit' })
+  await Promise.all(members.map((m) => new Promise((r) => m.child.once('exit', r))))
 }
+console.log(
+  '\n| n | verdict (median of) | RTT kept stream | RTT fresh stream | verdict / RTT | verdict / (3 RTT + 5 ms) | messages | CPU / member |',
+)
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- |')
+for (const row of rows) console.log(row)

@@ -1,0 +1,189 @@
+/**
+ * One committee member of `bench/pbft.ts`, in its own OS process: a libp2p node on loopback, one
+ * PBFT endpoint (`createPbftMux`) for every decision of the run, and a `PbftReplica` per job.
+ * Driven by the parent over the IPC channel (messages below); never run alone.
+ */
+import type { DigicapSigner } from '@digicap/capsule-core'
+import { readMessages, sendMessage } from '@digicap/protocol'
+import type { Libp2p, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import {
+  createPbftMux,
+  type PbftCertificate,
+  type PbftMember,
+  PbftReplica,
+  type PbftTransport,
+  pbftCommittee,
+} from '../src/index.ts'
+import { createNode, domain, PASS, signers } from '../test/pbft-fixtures.ts'
+
+export type ToMember =
+  | { type: 'mesh'; peers: { peerId: string; addrs: string[] }[]; parallel: number }
+  | { type: 'rtt'; peer: string; samples: number }
+  | { type: 'job'; job: number; viewTimeout: number }
+  | { type: 'go'; job: number }
+  | { type: 'end'; job: number }
+  | { type: 'exit' }
+
+export type FromMember =
+  | { type: 'up'; peerId: string; addrs: string[] }
+  | { type: 'meshed'; dialed: number; ms: number }
+  | { type: 'rtt'; kept: number; fresh: number }
+  | { type: 'ready'; job: number }
+  | { type: 'decided'; job: number; at: number; cpuMs: number; view: string }
+  | { type: 'ended'; job: number; sent: number }
+  | { type: 'failed'; error: string }
+
+const ECHO = '/digicap/bench-echo/1.0.0'
+const index = Number(process.argv[2])
+const size = Number(process.argv[3])
+const tell = (m: FromMember) => process.send?.(m)
+const now = () => performance.timeOrigin + performance.now()
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+
+const key = signers(size)[index] as DigicapSigner
+const node: Libp2p = await createNode()
+const mux = await createPbftMux({ node, maxSessions: 4 })
+await node.handle(ECHO, async (stream: Stream) => {
+  for await (const body of readMessages(stream)) await sendMessage(stream, body)
+  await stream.close().catch(() => {})
+})
+
+let peers: { peerId: string; addrs: string[] }[] = []
+const jobs = new Map<number, { replica: PbftReplica; session: PbftTransport }>()
+
+/** Each pair is dialled once: by the member whose index is at most n/2 ahead of it. */
+function mine(i: number, j: number, n: number): boolean {
+  const ahead = (j - i + n) % n
+  return ahead > 0 && (ahead < n / 2 || (ahead === n / 2 && i < j))
+}
+
+async function mesh(parallel: number): Promise<number> {
+  const targets = peers.filter((_, j) => mine(index, j, size))
+  let next = 0
+  const worker = async () => {
+    for (let t = targets[next++]; t !== undefined; t = targets[next++]) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await node.dial(t.addrs.map((a) => multiaddr(a)))
+          break
+        } catch (err) {
+          if (attempt >= 3) throw err
+        }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: parallel }, worker))
+  // The others dial this member: wait until every pair is connected.
+  const others = new Set(peers.map((p) => p.peerId).filter((p) => p !== node.peerId.toString()))
+  while ([...others].some((p) => node.getConnections(peerIdFromString(p)).length === 0)) {
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return targets.length
+}
+
+async function rtt(peer: string, samples: number): Promise<{ kept: number; fresh: number }> {
+  const id = peerIdFromString(peer)
+  const body = new Uint8Array(200)
+  const stream = await node.dialProtocol(id, ECHO)
+  const replies = readMessages(stream)[Symbol.asyncIterator]()
+  const kept: number[] = []
+  for (let i = 0; i < samples + 5; i++) {
+    const t0 = performance.now()
+    await sendMessage(stream, body)
+    await replies.next()
+    if (i >= 5) kept.push(performance.now() - t0)
+  }
+  await stream.close()
+  const fresh: number[] = []
+  for (let i = 0; i < samples + 5; i++) {
+    const t0 = performance.now()
+    const s = await node.dialProtocol(id, ECHO)
+    await sendMessage(s, body)
+    await readMessages(s)[Symbol.asyncIterator]().next()
+    await s.close()
+    if (i >= 5) fresh.push(performance.now() - t0)
+  }
+  return { kept: median(kept), fresh: median(fresh) }
+}
+
+function committee() {
+  return pbftCommittee(
+    signers(size).map((k, i) => ({
+      address: k.address,
+      peerId: (peers[i] as { peerId: string }).peerId,
+    })),
+  )
+}
+
+async function onMessage(m: ToMember): Promise<void> {
+  switch (m.type) {
+    case 'mesh': {
+      peers = m.peers
+      const t0 = performance.now()
+      const dialed = await mesh(m.parallel)
+      tell({ type: 'meshed', dialed, ms: performance.now() - t0 })
+      return
+    }
+    case 'rtt':
+      tell({ type: 'rtt', ...(await rtt(m.peer, m.samples)) })
+      return
+    case 'job': {
+      const jobId = keccak_256(new TextEncoder().encode(`bench-job-${m.job}`))
+      let replica: PbftReplica | undefined
+      const session = mux.open({
+        committee: committee(),
+        jobIds: [jobId],
+        onMessage: (from: PbftMember, message) => replica?.receive(from, message),
+      })
+      replica = new PbftReplica({
+        domain,
+        committee: committee(),
+        jobId,
+        signer: key,
+        value: PASS,
+        viewTimeout: m.viewTimeout,
+        send: (to, message) => session.send(to, message),
+      })
+      jobs.set(m.job, { replica, session })
+      tell({ type: 'ready', job: m.job })
+      return
+    }
+    case 'go': {
+      const job = jobs.get(m.job)
+      if (job === undefined) return
+      const cpu = process.cpuUsage()
+      await job.replica.start()
+      const certificate: PbftCertificate = await job.replica.decided
+      const at = now()
+      const used = process.cpuUsage(cpu)
+      tell({
+        type: 'decided',
+        job: m.job,
+        at,
+        cpuMs: (used.user + used.system) / 1000,
+        view: String(certificate.view),
+      })
+      return
+    }
+    case 'end': {
+      const job = jobs.get(m.job)
+      jobs.delete(m.job)
+      job?.replica.stop()
+      await job?.session.stop()
+      tell({ type: 'ended', job: m.job, sent: job?.session.stats.sent ?? 0 })
+      return
+    }
+    case 'exit':
+      await mux.stop()
+      await node.stop()
+      process.exit(0)
+  }
+}
+
+process.on('message', (m: ToMember) => {
+  onMessage(m).catch((err: unknown) => tell({ type: 'failed', error: String(err) }))
+})
+tell({ type: 'up', peerId: node.peerId.toString(), addrs: node.getMultiaddrs().map(String) })
