@@ -5,8 +5,8 @@
  * `pi-node serve` has its committee gate on (`DIGICAP_ATTESTATION_HUB`: the keyguard releases a
  * key only once the committee's "before" verdict is a pass on chain):
  *
- * 1. an honest run by the demo's executor (`executor-node run --fee`, its phases held for four
- *    challengers by `DIGICAP_ATTEST_CHALLENGERS`): ticket → seated → before pass (PBFT, on
+ * 1. an honest run by the demo's executor (its data folder opened in process with
+ *    `DIGICAP_ATTEST_CHALLENGERS=4`: its phases held for the four members): ticket → seated → before pass (PBFT, on
  *    chain) → key released → run → during / after → final certificate → settled: the escrow
  *    pays the signers and the executor, reputations rise;
  * 2. a tampered executor (in process, its own swtpm, `skipRunPcrReset`: its last clean-up left
@@ -30,6 +30,7 @@ import {
   privateKeyAccount,
 } from '@digicap/contracts'
 import {
+  createExecutorNode,
   type ExecutorNode,
   ethersVerifierChain,
   loadNodeAttestation,
@@ -75,7 +76,6 @@ export interface CommitteeStepContext {
   /** A progress line on stderr (each verifier line, as it happens). */
   progress(line: string): void
   piNode: string
-  executorNode: string
   executorDataDir: string
   /** Where the tampered executor's swtpm state and attestation record go. */
   dir: string
@@ -166,6 +166,8 @@ export function committeeStep(ctx: CommitteeStepContext): {
   let prepared: Prepared | undefined
   let verifiers: VerifierNode[] = []
   let miner: ReturnType<typeof setInterval> | undefined
+  /** Nodes opened by run() (the honest executor's). */
+  const openedNodes: ExecutorNode[] = []
   const preparing = prepare(ctx).then((p) => {
     prepared = p
     return p
@@ -179,6 +181,7 @@ export function committeeStep(ctx: CommitteeStepContext): {
   async function stopAll() {
     clearInterval(miner)
     await Promise.allSettled(verifiers.map((v) => v.stop()))
+    await Promise.allSettled(openedNodes.map((n) => n.stop()))
     const p = prepared ?? (await preparing.catch(() => undefined))
     if (!p) return
     await Promise.allSettled([p.tampered.stop(), ...p.verifierNodes.map((n) => n.stop())])
@@ -303,36 +306,40 @@ export function committeeStep(ctx: CommitteeStepContext): {
         }
       }
 
-      // 1. The honest run: the demo's executor, its phases held for the four members.
+      // 1. The honest run: the demo's executor (its data folder, its TPM), opened in process with
+      // its config's environment: each phase held for the four members (attestHold, ADR 0039).
       const honestBefore = await snapshot(ctx.executor)
-      const verifierAddrs = p.verifierNodes.map((n) => n.node.multiaddrs()[0] as string)
+      const holding = {
+        DIGICAP_ATTEST_HOLD_MS: '30000',
+        DIGICAP_ATTEST_CHALLENGERS: String(MEMBERS),
+        DIGICAP_ATTEST_GRACE_MS: '3000',
+      }
+      const honestNode = await ctx.stage(
+        'executor',
+        'open the executor node (its data folder) with DIGICAP_ATTEST_CHALLENGERS=4',
+        async () => {
+          const en = await createExecutorNode(ctx.executorDataDir, holding, {
+            listen: ['/ip4/127.0.0.1/tcp/0'],
+          })
+          openedNodes.push(en)
+          for (const v of p.verifierNodes)
+            await en.node.libp2p.dial(v.node.libp2p.getMultiaddrs()[0]!)
+          return en
+        },
+        (en) => `${en.address.slice(0, 10)}…, attestHold ${JSON.stringify(en.config.attestHold)}`,
+      )
       const ran = await ctx.stage(
         'executor',
         'run (chain path, fee 0.01 ETH) watched by the committee: grant → before verdict → release → run',
         () =>
-          ctx.cliOk(
-            ctx.executorNode,
-            [
-              'run',
-              p.capsule.cid,
-              '--data-dir',
-              ctx.executorDataDir,
-              '--keyguard-addr',
-              kgAddr,
-              '--fee',
-              String(COMMITTEE_FEE),
-            ],
-            {
-              DIGICAP_BOOTSTRAP: verifierAddrs.join(','),
-              DIGICAP_ATTEST_HOLD_MS: '30000',
-              DIGICAP_ATTEST_CHALLENGERS: String(MEMBERS),
-              DIGICAP_ATTEST_GRACE_MS: '3000',
-            },
-            'executor-node run (committee)',
-          ),
-        (d) => `grant ${String(d.grantId).slice(0, 10)}…, ${d.resultBytes} bytes out`,
+          honestNode.executor.runCapsule(p.capsule.cid, {
+            fast: false,
+            fee: COMMITTEE_FEE,
+            keyguardAddrs: [kgAddr],
+          }),
+        (r) => `grant ${r.grantId.slice(0, 10)}…, ${r.result.byteLength} bytes out`,
       )
-      const honest = await outcome(String(ran.grantId), ctx.executor, honestBefore, 'honest run')
+      const honest = await outcome(ran.grantId, ctx.executor, honestBefore, 'honest run')
 
       // 2. The tampered executor: PCR 23 left measured by its last run, the reset claimed.
       const tamperedAddress = p.tampered.address

@@ -674,7 +674,6 @@ async function main() {
         now,
         progress: (line) => progress(`${line} (+${now().toFixed(0)} ms)`),
         piNode: PI_NODE,
-        executorNode: EXECUTOR_NODE,
         executorDataDir: dirs.executor,
         dir: tmp as string,
         csv: DATASET,
