@@ -2,9 +2,10 @@
  * The verifier role end to end on real parts: anvil with the settlement deployed (hub named
  * manager and settler through the admin timelock), an attested executor on a real swtpm whose
  * runs go by the chain path, and verifier nodes on real libp2p over loopback. A block is mined
- * every 250 ms (a chain that moves on its own). For each job the verifiers open it, draw and
- * submit their VRF tickets, are seated, challenge the executor before / during / after the run,
- * decide by PBFT, submit the 2f+1 certificate and settle:
+ * every 250 ms (a chain that moves on its own); once every seat of a job is taken, the rest of
+ * its sortition window is mined at once (`mineWindowsOnceSeated`). For each job the verifiers
+ * open it, draw and submit their VRF tickets, are seated, challenge the executor before /
+ * during / after the run, decide by PBFT, submit the 2f+1 certificate and settle:
  * - an honest run: verdict 7 by all four, the escrow pays the signers and the executor, every
  *   reputation rises by one pass;
  * - a silent member (seated by its ticket, then never heard): the other three still certify;
@@ -34,10 +35,11 @@ import {
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
-import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
+import { getBytes, hexlify, parseEther, randomBytes, toQuantity, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ethersVerifierChain,
+  type VerifierChain,
   type VerifierEvent,
   type VerifierNode,
   verifierNode,
@@ -49,6 +51,7 @@ const STAKE = parseEther('0.01')
 const FEE = parseEther('0.01')
 const FAIL_SLASH = parseEther('0.004')
 const WINDOW = 20
+const SEATS = 4
 
 let tpm: Swtpm
 let w: World
@@ -58,6 +61,7 @@ let nodes: DigicapNode[] = []
 let verifiers: VerifierNode[] = []
 let wallets: Wallet[] = []
 let miner: ReturnType<typeof setInterval> | undefined
+let stopWindowMiner: (() => Promise<void>) | undefined
 const events: VerifierEvent[] = []
 /** The executor's agent lies about its clean-up while set (the tampered executor). */
 let lie: CleanupReport | undefined
@@ -80,6 +84,11 @@ function tamperable(agent: AttestationAgent): AttestationAgent {
 beforeAll(async () => {
   tpm = await startSwtpm()
   const agent = createAttestationAgent({ tcti: tpm.tcti })
+  // A committee of 4: each phase waits for 4 challengers, 2 s once the first one quoted.
+  const holding = holdPhasesForQuotes(tamperable(agent), 30_000, {
+    challengers: SEATS,
+    graceMs: 2000,
+  })
   const keys = await agent.provision()
   await agent.resetRunPcr()
   const q = await agent.quote({
@@ -89,8 +98,6 @@ beforeAll(async () => {
   })
   const record = { ...keys, bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)) }
   const recordBytes = encodeAttestationRecord(record)
-  // A committee of 4: each phase waits for 4 challengers, 2 s once the first one quoted.
-  const holding = holdPhasesForQuotes(tamperable(agent), 30_000, { challengers: 4, graceMs: 2000 })
   // deployDigicap names the hub at construction (ADR 0033); the keyguard's chain path waits for
   // the committee's before verdict on chain.
   w = await setupWorld({
@@ -98,7 +105,7 @@ beforeAll(async () => {
     executor: { maxReleaseWaitMs: 60_000 },
     components: { attestation: holding.run },
     settlement: {
-      seats: 4,
+      seats: SEATS,
       sortitionWindow: WINDOW,
       certificateBlocks: 5000,
       verifierBps: 2000,
@@ -127,19 +134,26 @@ beforeAll(async () => {
   // Four verifier nodes (accounts 4, 6, 7, 8).
   wallets = [4, 6, 7, 8].map((i) => signers[i] as Wallet)
   nodes = await Promise.all(wallets.map(() => createDigicapNode()))
-  for (const [i, node] of nodes.entries()) {
-    const wallet = wallets[i] as Wallet
-    await (
-      await w.c.nodeRegistry
-        .connect(wallet)
-        .register(node.libp2p.peerId.toMultihash().bytes, `0x${'00'.repeat(32)}`, 2, {
-          value: STAKE,
-        })
-    ).wait()
-    // Loopback "bootstrap": every node knows the others and the executor.
-    for (const other of [...nodes.slice(0, i), w.exec])
-      await node.libp2p.dial(other.libp2p.getMultiaddrs()[0]!)
-  }
+  // Each from its own account: registered at once.
+  await Promise.all(
+    nodes.map(async (node, i) => {
+      await (
+        await w.c.nodeRegistry
+          .connect(wallets[i] as Wallet)
+          .register(node.libp2p.peerId.toMultihash().bytes, `0x${'00'.repeat(32)}`, 2, {
+            value: STAKE,
+          })
+      ).wait()
+    }),
+  )
+  // Loopback "bootstrap": every node knows the others and the executor.
+  await Promise.all(
+    nodes.flatMap((node, i) =>
+      [...nodes.slice(0, i), w.exec].map((other) =>
+        node.libp2p.dial(other.libp2p.getMultiaddrs()[0]!),
+      ),
+    ),
+  )
   const rpc = createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId))
   verifiers = nodes.map((node, i) => {
     const wallet = (wallets[i] as Wallet).connect(rpc)
@@ -165,15 +179,58 @@ beforeAll(async () => {
   miner = setInterval(() => {
     void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
   }, 250)
+  stopWindowMiner = mineWindowsOnceSeated(
+    ethersVerifierChain({
+      addresses: w.addresses,
+      settlement,
+      runner: (wallets[0] as Wallet).connect(rpc),
+    }),
+  )
 }, 120_000)
 
 afterAll(async () => {
   clearInterval(miner)
+  await stopWindowMiner?.()
   await Promise.all(verifiers.map((v) => v.stop()))
   await Promise.all(nodes.map((n) => n.stop()))
   await w?.stop()
   await tpm?.stop()
 })
+
+/**
+ * Once every seat of an open job is taken, mines the rest of its sortition window at once.
+ * Four verifiers for four seats: no later ticket can change that committee, so the window's
+ * remaining blocks (5 s of the 250 ms miner) would only be waited out.
+ */
+function mineWindowsOnceSeated(chain: VerifierChain): () => Promise<void> {
+  let stopped = false
+  const loop = (async () => {
+    let from = await chain.blockNumber()
+    const open = new Map<string, Uint8Array>()
+    while (!stopped) {
+      try {
+        const head = await chain.blockNumber()
+        for (const job of await chain.openedJobs(from, head)) open.set(toHex(job.jobId), job.jobId)
+        from = head + 1
+        for (const [id, jobId] of open) {
+          const { members, closed } = await chain.seats(jobId)
+          if (closed) open.delete(id)
+          if (closed || members.length < SEATS) continue
+          const rest = (await chain.sortition(jobId)).lastBlock + 1 - (await chain.blockNumber())
+          if (rest > 0) await w.anvil.provider.send('anvil_mine', [toQuantity(rest)])
+          open.delete(id)
+        }
+      } catch {
+        // the next pass reads again
+      }
+      await new Promise((r) => setTimeout(r, 150))
+    }
+  })()
+  return async () => {
+    stopped = true
+    await loop
+  }
+}
 
 /** The first value `read` gives without throwing (polled). */
 async function until<T>(read: () => Promise<T>): Promise<T> {
