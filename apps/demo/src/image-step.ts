@@ -4,10 +4,14 @@
  * seal-image` (every layer encrypted to a key only a granted executor gets, blobs in the
  * pi-node's blockstore), pulled, granted and run under runc by `executor-node run` (`--oci`),
  * the result HPKE-sealed to the receiver; a second run the policy refuses (maxRuns(1)) gets no
- * key, so no layer is ever opened. Needs root, runc, umoci and busybox-static: without them the
+ * key, so no layer is ever opened. Both runs go through one `executor-node serve` on the
+ * executor's data folder (its run.sock): one node start instead of two, the runs' CLIs load no
+ * libp2p, helia or ethers (ADR 0043: the step's start-ups were most of its time). Needs root, runc, umoci and busybox-static: without them the
  * step is skipped with a warning (the rest of the demo does not need them).
  */
-import { existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { buildBusyboxImage } from '../../../packages/oci/test/busybox-image.ts'
 
 // biome-ignore lint/suspicious/noExplicitAny: documents parsed from the CLIs' JSON output
@@ -56,6 +60,7 @@ export interface ImageStepOutcome {
   capsule?: { cid: string; capsuleId: string; policy: string }
   result?: Doc
   receivedVia?: string
+  /** The run's stages (ms): CLI start-up, the executor's stages, the CLI's stop, the refusal. */
   steps?: Record<string, number>
   refusal?: { code: string; reason: string; keyReleased: boolean }
 }
@@ -120,6 +125,90 @@ async function sealImage(ctx: ImageStepContext, policy: string): Promise<Doc> {
   }
 }
 
+/** The executor's daemon for the step's runs; `stop()` SIGTERMs it and keeps its logs. */
+interface ExecutorDaemon {
+  stop(): Promise<void>
+}
+
+/**
+ * `executor-node serve` on the executor's data folder, resolved once its run.sock listens.
+ * Not in a process group of its own: a Ctrl-C of the demo reaches it too.
+ */
+async function startExecutorDaemon(
+  ctx: ImageStepContext,
+  env: Record<string, string>,
+): Promise<ExecutorDaemon> {
+  const dataDir = ctx.executorArgs[ctx.executorArgs.indexOf('--data-dir') + 1] as string
+  const level = process.env.DIGICAP_LOG_LEVEL
+  const child = spawn(
+    process.execPath,
+    [
+      '--disable-warning=ExperimentalWarning',
+      ctx.executorNode,
+      'serve',
+      '--data-dir',
+      dataDir,
+      '--ops-port',
+      '0',
+      '--json',
+    ],
+    {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/',
+        ...(level ? { DIGICAP_LOG_LEVEL: level } : {}),
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => {
+    stdout += d
+  })
+  child.stderr.on('data', (d) => {
+    stderr += d
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
+  const kill = () => child.kill('SIGKILL')
+  process.once('exit', kill)
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    const late = setTimeout(kill, 15_000)
+    await exited
+    clearTimeout(late)
+    process.removeListener('exit', kill)
+    // beside the demo's other logs (<temp>/logs/<what>.{out,err}.log)
+    const logs = join(dirname(dataDir), 'logs')
+    try {
+      mkdirSync(logs, { recursive: true })
+      writeFileSync(join(logs, 'executor-node-serve-image.out.log'), stdout, { flag: 'a' })
+      writeFileSync(join(logs, 'executor-node-serve-image.err.log'), stderr, { flag: 'a' })
+    } catch {
+      // the temp folder is being removed
+    }
+  }
+  let gone = false
+  exited.then(() => {
+    gone = true
+  })
+  try {
+    await ctx.until(
+      async () => {
+        if (gone) throw new Error(`executor-node serve ended at start: ${stderr.slice(-600)}`)
+        return stdout.includes('"event":"started"') && existsSync(join(dataDir, 'run.sock'))
+      },
+      90_000,
+      'executor-node serve to listen on run.sock',
+    )
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { stop }
+}
+
 async function runImage(ctx: ImageStepContext, policy: string, sealed: Doc) {
   const cid = sealed.cid as string
   const capsuleId = sealed.capsuleId as string
@@ -127,12 +216,48 @@ async function runImage(ctx: ImageStepContext, policy: string, sealed: Doc) {
   const runArgs = ['run', cid, ...ctx.executorArgs, '--fast', '--no-fallback']
   const arrival = ctx.receiver.next(120_000)
   arrival.catch(() => {})
+  const t0 = performance.now()
+  let stopMs = 0
+  const daemon = await ctx.stage(
+    'executor',
+    'serve: one node for the image runs (they reach it over run.sock)',
+    () => startExecutorDaemon(ctx, env),
+  )
+  let outcome: ImageStepOutcome
+  try {
+    outcome = await runImageViaDaemon(ctx, { cid, capsuleId, policy, env, runArgs, arrival, t0 })
+  } finally {
+    const t = performance.now()
+    await ctx.stage('executor', 'stop serve (SIGTERM)', () => daemon.stop())
+    stopMs = performance.now() - t
+  }
+  const steps: Record<string, number> = { ...outcome.steps, serveStop: Math.round(stopMs) }
+  steps.total = Math.round(performance.now() - t0)
+  return { ...outcome, steps }
+}
+
+async function runImageViaDaemon(
+  ctx: ImageStepContext,
+  r: {
+    cid: string
+    capsuleId: string
+    policy: string
+    env: Record<string, string>
+    runArgs: string[]
+    arrival: Promise<Doc>
+    t0: number
+  },
+) {
+  const { cid, capsuleId, policy, env, runArgs, arrival } = r
+  const t0 = performance.now()
+  const serveMs = t0 - r.t0
   const ran = await ctx.stage(
     'executor',
     'run the image capsule: grant → key → pull → decrypt → runc → deliver',
     () => ctx.cliOk(ctx.executorNode, runArgs, env, 'executor-node run (image)'),
     (d) => `${d.path} path, ${d.resultBytes} bytes out`,
   )
+  const ranMs = performance.now() - t0
   const got = await ctx.stage(
     'receiver',
     'result of the image run, signature checked, HPKE-opened',
@@ -142,11 +267,13 @@ async function runImage(ctx: ImageStepContext, policy: string, sealed: Doc) {
   if (got.runId !== ran.runId) {
     throw new Error(`the receiver got run ${got.runId}, expected the image run ${ran.runId}`)
   }
+  const t1 = performance.now()
   await ctx.until(
     async () => (await ctx.runCount(capsuleId)) >= 1n,
     20_000,
     'the image run counted on chain',
   )
+  const t2 = performance.now()
   const refused = await ctx.stage(
     'executor',
     'run the image capsule again: maxRuns(1) refuses, no key',
@@ -163,10 +290,24 @@ async function runImage(ctx: ImageStepContext, policy: string, sealed: Doc) {
     },
     (e) => `${e.code} ${e.reason}, key released: ${e.keyReleased ? 'yes' : 'no'}`,
   )
+  const t3 = performance.now()
   const steps: Record<string, number> = {}
+  const startup = (ran.startup ?? {}) as Record<string, number>
+  for (const k of ['processMs', 'modulesMs', 'nodeMs'] as const) {
+    if (typeof startup[k] === 'number') steps[`startup.${k.slice(0, -2)}`] = Math.round(startup[k])
+  }
+  let stagesMs = 0
   for (const [k, v] of Object.entries(ran.timings as Record<string, number>)) {
     steps[k] = Math.round(v)
+    stagesMs += v
   }
+  // what the run's CLI spent outside its start-up and stages: stopping its node, exiting
+  steps.stop = Math.round(ranMs - (startup.ms ?? 0) - stagesMs)
+  steps.receive = Math.round(t1 - t0 - ranMs)
+  steps.counted = Math.round(t2 - t1)
+  steps.refusal = Math.round(t3 - t2)
+  steps.serve = Math.round(serveMs)
+  steps.total = Math.round(t3 - r.t0)
   const outcome: ImageStepOutcome = {
     capsule: { cid, capsuleId, policy },
     result: JSON.parse(new TextDecoder().decode(got.output)),

@@ -202,13 +202,46 @@ describe('oci sandbox (runc)', () => {
     await expectNothingLeft()
   }, 120_000)
 
-  it('kills a container that never exits at its time limit (SANDBOX_TIMEOUT), nothing left', async () => {
-    const sealed = await seal({ config: { Cmd: ['/bin/sleep', '3600'] } })
+  it('kills a container that never exits (ignores SIGTERM, forks, closes its output) at its time limit (SANDBOX_TIMEOUT), nothing left', async () => {
+    const mark = String(50_000 + Math.floor(Math.random() * 9_999))
+    const sealed = await seal({
+      config: {
+        Cmd: [
+          '/bin/sh',
+          '-c',
+          `trap '' TERM HUP INT; (trap '' TERM HUP; exec sleep ${mark}1) </dev/null >/dev/null 2>&1 & exec sleep ${mark}2 >/dev/null 2>&1`,
+        ],
+      },
+    })
     const t0 = Date.now()
-    await expect(runIn(job(sealed, { timeLimitMs: 1500 }))).rejects.toMatchObject({
+    await expect(runIn(job(sealed, { timeLimitMs: 2000 }))).rejects.toMatchObject({
       code: 'SANDBOX_TIMEOUT',
     })
     expect(Date.now() - t0).toBeLessThan(60_000)
+    const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+    expect(ps).not.toContain(`sleep ${mark}`)
+    await expectNothingLeft()
+  }, 120_000)
+
+  it('a run the executor aborts while its container runs is SANDBOX_ABORTED, nothing left', async () => {
+    const sealed = await seal({ config: { Cmd: ['/bin/sleep', '3600'] } })
+    const stop = new AbortController()
+    const s = ociSandbox({
+      store: heliaCapsuleStore(node.helia),
+      stateDir,
+      // the container starts right after the unpack: abort once it has had a moment to run
+      onStep: (e) => {
+        if (e.step === 'unpack') setTimeout(() => stop.abort(), 1000)
+      },
+    })
+    const ws = createRunWorkspace({ tmpRoot })
+    try {
+      await expect(
+        s.run(job(sealed), { workspace: ws, signal: stop.signal }),
+      ).rejects.toMatchObject({ code: 'SANDBOX_ABORTED' })
+    } finally {
+      await ws.dispose()
+    }
     await expectNothingLeft()
   }, 120_000)
 
@@ -220,6 +253,17 @@ describe('oci sandbox (runc)', () => {
     })
     const ports = await seal({ config: { Cmd: ['/bin/id'], ExposedPorts: { '80/tcp': {} } } })
     await expect(runIn(job(ports))).rejects.toMatchObject({ code: 'OCI_PRIVILEGE' })
+    // a writable host volume, and root's group behind a plain uid
+    const volume = await seal({ config: { Cmd: ['/bin/id'], Volumes: { '/data': {} } } })
+    await expect(runIn(job(volume))).rejects.toMatchObject({
+      code: 'OCI_PRIVILEGE',
+      details: { field: 'Volumes' },
+    })
+    const rootGroup = await seal({ config: { Cmd: ['/bin/id'], User: '1000:0' } })
+    await expect(runIn(job(rootGroup))).rejects.toMatchObject({
+      code: 'OCI_PRIVILEGE',
+      details: { field: 'User' },
+    })
     await expectNothingLeft()
   }, 120_000)
 
