@@ -7,7 +7,7 @@
  * the receiver; a run the policy refuses gets no key and never pulls or opens a layer.
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -183,6 +183,71 @@ describe('image capsules through grants (runc)', () => {
     } finally {
       await honest.close()
       await attacker.stop()
+      await rm(work, { recursive: true, force: true })
+    }
+  }, 180_000)
+
+  it("podman pulls from the node's /v2 endpoint through a mirror config: the committed manifest and blobs, then stops at the sealed layer", async () => {
+    const capsule = await makeImageCapsule(w, { image: image.dir, input: CSV })
+    const chain = ethersExecutorChain({ addresses: w.addresses, signer: w.executorWallet })
+    await w.exec.libp2p.dial(w.kg.libp2p.getMultiaddrs()[0]!)
+    const work = await mkdtemp(join(tmpdir(), 'image-podman-'))
+    const registry = await serveImageRegistry(
+      { store: w.execStore, chain },
+      { cid: capsule.cid, image: capsule.distribution },
+    )
+    try {
+      // an operator's mirror config: a name of their choosing, served by the executor node
+      const [location, path] = [
+        registry.reference.slice(0, registry.reference.indexOf('/')),
+        registry.reference.slice(registry.reference.indexOf('/') + 1),
+      ]
+      const conf = join(work, 'registries.conf')
+      await writeFile(
+        conf,
+        `unqualified-search-registries = []\n[[registry]]\nprefix = "capsules.digicap.invalid"\nlocation = "${location}"\ninsecure = true\n`,
+      )
+      const podman = (...args: string[]) =>
+        promisify(execFile)(
+          'podman',
+          [
+            '--root',
+            join(work, 'storage'),
+            '--runroot',
+            join(work, 'run'),
+            '--storage-driver',
+            'vfs',
+            ...args,
+          ],
+          { timeout: 120_000, env: { ...process.env, CONTAINERS_REGISTRIES_CONF: conf } },
+        )
+      const pulled = await podman(
+        '--log-level=debug',
+        'pull',
+        `capsules.digicap.invalid/${path}`,
+      ).then(
+        () => undefined,
+        (e: { stderr?: string }) => String(e.stderr),
+      )
+      // podman 4.3 has no --decryption-key on pull: it fetched the committed manifest and the
+      // sealed layer from the node, and could not unpack a layer only a grant opens
+      const map = await readImageDistribution(w.kgStore, capsule.distribution)
+      const parts: Uint8Array[] = []
+      const entry = map.blobs[capsule.manifestDigest as Sha256Digest]
+      for await (const c of w.kgStore.get(entry!.cid)) parts.push(c)
+      const manifest = JSON.parse(Buffer.concat(parts).toString('utf8'))
+      const layer = manifest.layers[0]
+      expect(layer.mediaType).toMatch(/\+encrypted$/)
+      expect(pulled).toBeDefined()
+      expect(pulled).toContain(
+        `GET http://${location}/v2/${path.replace(':capsule', '')}/manifests/capsule`,
+      )
+      expect(pulled).toContain(`blobs/${layer.digest}`)
+      expect(pulled).toContain(`adding layer with blob "${layer.digest}"`)
+      expect(pulled).toContain('invalid tar header')
+      expect((await podman('images', '--quiet')).stdout.trim()).toBe('')
+    } finally {
+      await registry.close()
       await rm(work, { recursive: true, force: true })
     }
   }, 180_000)
