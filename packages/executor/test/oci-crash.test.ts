@@ -110,11 +110,11 @@ describe('an image run whose executor is SIGKILLed', () => {
     for (let i = 0; i < 4; i++) executors.push(startChild({ stateDir, dataDir }))
     const node = await createDigicapNode({ dataDir })
     try {
-      // ~1 MiB of incompressible noise in a second layer: the unpack takes a moment
+      // 16 MiB of incompressible noise: the unpack takes long enough to be caught at it
       sealed = await sealImageLayout(
         heliaCapsuleStore(node.helia),
         await buildBusyboxImage({
-          files: { 'app/noise.bin': new Uint8Array(randomBytes(1024 * 1024)) },
+          files: { 'app/noise.bin': new Uint8Array(randomBytes(16 * 1024 * 1024)) },
           config: { Cmd: ['/bin/sleep', MARK] },
         }),
         { capsuleId, dataKey },
@@ -208,9 +208,15 @@ describe('an image run whose executor is SIGKILLed', () => {
   it('killed while the layers unpack: umoci killed, nothing left', async () => {
     const child = await startRun()
     await child.next((d) => d.step === 'decrypt')
+    const unpacking = async () =>
+      (await psArgs())
+        .split('\n')
+        .some((l) => l.includes('umoci raw unpack') && l.includes(stateDir))
+    await until(unpacking, 20_000, 'umoci unpacking')
     process.kill(child.pid, 'SIGKILL')
     await child.exited
     await guardCleaned()
+    expect(await unpacking()).toBe(false)
     await expectNothingLeft()
   }, 120_000)
 
