@@ -15,7 +15,7 @@
  * delivered beyond N × the image: duplicates). Bytes served by a node are the block bytes its
  * bitswap sent. No asserts: it prints.
  *
- *   node bench/pull-peers.ts [MiB=200] [N list=1,4,8]
+ *   [TOPOLOGIES='owner only,mesh,one seed'] node bench/pull-peers.ts [MiB=200] [N list=1,4,8]
  */
 import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -38,6 +38,8 @@ import {
 const MiB = 1024 * 1024
 const mib = Number(process.argv[2] ?? 200)
 const counts = (process.argv[3] ?? '1,4,8').split(',').map(Number)
+/** The p2p rounds to run (`TOPOLOGIES='owner only,one seed'`); default all three. */
+const topologies = (process.env.TOPOLOGIES ?? 'owner only,mesh,one seed').split(',')
 const LAYERS = 4
 /** A blob fetch that takes longer than this fails its round. */
 const STALL_MS = Number(process.env.STALL_MS ?? 300_000)
@@ -96,8 +98,23 @@ function servedBytes(node: DigicapNode): (to?: Set<string>) => number {
   }
 }
 
-const dial = (from: DigicapNode, to: DigicapNode) =>
-  from.libp2p.dial(to.libp2p.getMultiaddrs()[0] as Parameters<typeof from.libp2p.dial>[0])
+/**
+ * Dials `to`, again after a pause when refused: every executor here dials from 127.0.0.1, and
+ * libp2p refuses more than 5 inbound connections a second from one host (its flood guard), so
+ * eight executors dialling the owner at once were reset (N = 8 failed before it started).
+ */
+async function dial(from: DigicapNode, to: DigicapNode) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await from.libp2p.dial(
+        to.libp2p.getMultiaddrs()[0] as Parameters<typeof from.libp2p.dial>[0],
+      )
+    } catch (err) {
+      if (attempt >= 10) throw err
+      await new Promise((r) => setTimeout(r, 1_100))
+    }
+  }
+}
 
 interface Round {
   ms: number
@@ -191,6 +208,7 @@ try {
     const rounds: [string, Round][] = [['http', http]]
     for (const topology of ['owner only', 'mesh', 'one seed'] as const) {
       if (n === 1 && topology !== 'owner only') continue
+      if (!topologies.includes(topology)) continue
       try {
         rounds.push([
           topology,
