@@ -212,13 +212,25 @@ try {
   })
   let audited = 0
   let granted = 0
+  let alerts = 0
   keyguard.events.addEventListener('audit-recorded', () => audited++)
+  // A transient audit failure (an RPC timeout under load) leaves it to `recordPending`: settled
+  // for this wait, counted and printed.
+  keyguard.events.addEventListener('audit-alert', () => alerts++)
   keyguard.events.addEventListener('fast-path-granted', (e) => {
     granted++
     serverMs.get(active)?.push((e as CustomEvent<{ ms: number }>).detail.ms)
   })
+  // Bounded: an audit that never lands (anvil gone, a retry loop) ends the bench, not hangs it.
   const auditLanded = async () => {
-    while (audited < granted) await new Promise((r) => setTimeout(r, 5))
+    const deadline = Date.now() + 60_000
+    while (audited + alerts < granted) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `audit not landed in 60 s: ${granted} granted, ${audited} audited, ${alerts} alerts`,
+        )
+      await new Promise((r) => setTimeout(r, 5))
+    }
   }
   await keyguard.start()
   await exec.node.peerStore.merge(kgNode.peerId, { multiaddrs: kgNode.getMultiaddrs() })
@@ -290,18 +302,32 @@ try {
   const stages = new Map(variants.map((v) => [v, (traces.get(v) ?? []).slice(warmup)]))
   // Back to back (encrypted session): the previous audit transaction is still being sent and
   // mined meanwhile.
+  // Under heavy load a request can wait out `pendingWaitMs` for the previous audit and be
+  // refused `busy` (by design): counted, not fatal.
   active = variants[1]
-  const busy = await measure(requests, fastPath, undefined, signRequest)
+  let refusedBusy = 0
+  const busy = await measure(
+    requests,
+    (req: ReturnType<typeof signRequest>) =>
+      fastPath(req).catch((err: Error) => {
+        if (err.message !== 'refused: busy') throw err
+        refusedBusy++
+      }),
+    undefined,
+    signRequest,
+  )
   await auditLanded()
   await keyguard.stop()
   const loadAtEnd = loadavg()
 
   const row = (name: string, r: Stats) =>
     `${name.padEnd(60)} p50 ${r.p50.toFixed(2).padStart(7)} ms   p99 ${r.p99.toFixed(2).padStart(7)} ms   ×${(r.p50 / bare.p50).toFixed(2)} of tpm2_rsadecrypt p50`
+  const signed = (ms: number) => `${ms >= 0 ? '+' : ''}${ms.toFixed(2)}`
   const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ')
   console.log(
     `fast-path release latency, ${requests} requests per variant (interleaved) after ${warmup} warm-up, ${rpcs} RPC(s); anvil + swtpm + libp2p on loopback; load average at start ${load(loadAtStart)}, at end ${load(loadAtEnd)}`,
   )
+  if (alerts > 0) console.log(`${alerts} audit alert(s) (transient audit failures, retried)`)
   console.log(row('baseline: bare tpm2_rsadecrypt (execFile)', bare))
   console.log(row('executor signs its request (before sending; not timed below)', signing))
   const stageNames = [
@@ -333,10 +359,15 @@ try {
     )
     const over = fast.p50 - bare.p50
     console.log(
-      `  target p50 ≤ tpm2_rsadecrypt p50 + 10 ms: ${fast.p50.toFixed(2)} vs ${(bare.p50 + 10).toFixed(2)} → ${over <= 10 ? 'PASS' : 'MISS'} (margin ${(10 - over).toFixed(2)} ms); over its own TPM unwrap: +${(fast.p50 - tpmAlone.p50).toFixed(2)} ms`,
+      `  target p50 ≤ tpm2_rsadecrypt p50 + 10 ms: ${fast.p50.toFixed(2)} vs ${(bare.p50 + 10).toFixed(2)} → ${over <= 10 ? 'PASS' : 'MISS'} (margin ${(10 - over).toFixed(2)} ms); over its own TPM unwrap: ${signed(fast.p50 - tpmAlone.p50)} ms`,
     )
   }
-  console.log(row('fast path, back to back, encrypted session (audit tx on anvil)', busy))
+  console.log(
+    row(
+      `fast path, back to back, encrypted session (audit tx on anvil)${refusedBusy ? `, ${refusedBusy} refused busy` : ''}`,
+      busy,
+    ),
+  )
 } finally {
   await Promise.all([kgNode.stop(), exec.stop(), chain.anvil.stop(), tpm.stop()])
   await parts.cleanup()
