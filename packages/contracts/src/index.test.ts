@@ -71,6 +71,7 @@ describe('public surface', () => {
         "reasonName",
         "requiresAttestation",
         "sendAdminCalls",
+        "serialSigner",
         "settlementRoleCalls",
         "withRevertDecoding",
       ]

@@ -123,6 +123,7 @@ export type {
 export type { ReasonCode, ReasonName } from './reasons.ts'
 export { Reason, reasonName } from './reasons.ts'
 export { decodeRevert, withRevertDecoding } from './revert.ts'
+export { serialSigner } from './serial-signer.ts'
 export type {
   AdminCall,
   SettlementAddresses,
