@@ -9,7 +9,8 @@
  *    `DIGICAP_ATTEST_CHALLENGERS=4`: its phases held for the four members): ticket → seated → before pass (PBFT, on
  *    chain) → key released → run → during / after → final certificate → settled: the escrow
  *    pays the signers and the executor, reputations rise;
- * 2. a tampered executor (in process, its own swtpm, `skipRunPcrReset`: its last clean-up left
+ * 2. at the same time (each member sends through `serialSigner`: one nonce sequence per account),
+ *    a tampered executor (in process, its own swtpm, `skipRunPcrReset`: its last clean-up left
  *    PCR 23 measured and claimed the reset): the before-quote fails → a fail certificate → the
  *    keyguard refuses the grant (no key) → settled: the executor's stake slashed, its reputation
  *    halved.
@@ -28,6 +29,7 @@ import {
   connectSettlement,
   type DigicapAddresses,
   privateKeyAccount,
+  serialSigner,
 } from '@digicap/contracts'
 import {
   createExecutorNode,
@@ -223,7 +225,8 @@ export function committeeStep(ctx: CommitteeStepContext): {
           chain: ethersVerifierChain({
             addresses: ctx.contracts,
             settlement,
-            runner: new Wallet(account.privateKey, ctx.provider),
+            // One send at a time per member: its two jobs' transactions overlap.
+            runner: serialSigner(new Wallet(account.privateKey, ctx.provider)),
           }),
           signer: privateKeyAccount(key),
           vrfKey: key,
@@ -306,68 +309,77 @@ export function committeeStep(ctx: CommitteeStepContext): {
         }
       }
 
+      // The two jobs overlap (each member's sends are serialised: one nonce sequence per
+      // account); their outcomes are read back once both are done.
+      const honestBefore = await snapshot(ctx.executor)
+      const tamperedAddress = p.tampered.address
+      const tamperedBefore = await snapshot(tamperedAddress)
+
       // 1. The honest run: the demo's executor (its data folder, its TPM), opened in process with
       // its config's environment: each phase held for the four members (attestHold, ADR 0039).
-      const honestBefore = await snapshot(ctx.executor)
       const holding = {
         DIGICAP_ATTEST_HOLD_MS: '30000',
         DIGICAP_ATTEST_CHALLENGERS: String(MEMBERS),
         DIGICAP_ATTEST_GRACE_MS: '3000',
       }
-      const honestNode = await ctx.stage(
-        'executor',
-        'open the executor node (its data folder) with DIGICAP_ATTEST_CHALLENGERS=4',
-        async () => {
-          const en = await createExecutorNode(ctx.executorDataDir, holding, {
-            listen: ['/ip4/127.0.0.1/tcp/0'],
-          })
-          openedNodes.push(en)
-          for (const v of p.verifierNodes)
-            await en.node.libp2p.dial(v.node.libp2p.getMultiaddrs()[0]!)
-          return en
-        },
-        (en) => `${en.address.slice(0, 10)}…, attestHold ${JSON.stringify(en.config.attestHold)}`,
-      )
-      const ran = await ctx.stage(
-        'executor',
-        'run (chain path, fee 0.01 ETH) watched by the committee: grant → before verdict → release → run',
-        () =>
-          honestNode.executor.runCapsule(p.capsule.cid, {
-            fast: false,
-            fee: COMMITTEE_FEE,
-            keyguardAddrs: [kgAddr],
-          }),
-        (r) => `grant ${r.grantId.slice(0, 10)}…, ${r.result.byteLength} bytes out`,
-      )
-      const honest = await outcome(ran.grantId, ctx.executor, honestBefore, 'honest run')
+      const honestJob = (async () => {
+        const honestNode = await ctx.stage(
+          'executor',
+          'open the executor node (its data folder) with DIGICAP_ATTEST_CHALLENGERS=4',
+          async () => {
+            const en = await createExecutorNode(ctx.executorDataDir, holding, {
+              listen: ['/ip4/127.0.0.1/tcp/0'],
+            })
+            openedNodes.push(en)
+            for (const v of p.verifierNodes)
+              await en.node.libp2p.dial(v.node.libp2p.getMultiaddrs()[0]!)
+            return en
+          },
+          (en) => `${en.address.slice(0, 10)}…, attestHold ${JSON.stringify(en.config.attestHold)}`,
+        )
+        const ran = await ctx.stage(
+          'executor',
+          'run (chain path, fee 0.01 ETH) watched by the committee: grant → before verdict → release → run',
+          () =>
+            honestNode.executor.runCapsule(p.capsule.cid, {
+              fast: false,
+              fee: COMMITTEE_FEE,
+              keyguardAddrs: [kgAddr],
+            }),
+          (r) => `grant ${r.grantId.slice(0, 10)}…, ${r.result.byteLength} bytes out`,
+        )
+        return outcome(ran.grantId, ctx.executor, honestBefore, 'honest run')
+      })()
 
-      // 2. The tampered executor: PCR 23 left measured by its last run, the reset claimed.
-      const tamperedAddress = p.tampered.address
-      const tamperedBefore = await snapshot(tamperedAddress)
-      const opened = new Promise<string>((resolve) =>
-        jobOpened.set(lower(tamperedAddress), resolve),
-      )
-      const tamperedRun = p.tampered.executor.runCapsule(p.capsule.cid, {
-        fast: false,
-        fee: COMMITTEE_FEE,
-        keyguardAddrs: [kgAddr],
-      })
+      // 2. The tampered executor, at the same time: PCR 23 left measured by its last run, the
+      // reset claimed.
       let runError: string | undefined
-      tamperedRun.then(
-        () => {
-          runError = 'ran'
-        },
-        (err: { code?: string }) => {
-          runError = err.code ?? 'error'
-        },
-      )
-      const grantId = await ctx.stage(
-        'executor',
-        'tampered executor requests access (chain path, fee 0.01 ETH)',
-        () => opened,
-        (id) => `grant ${id.slice(0, 10)}…, job opened by the verifiers`,
-      )
-      const tampered = await outcome(grantId, tamperedAddress, tamperedBefore, 'tampered executor')
+      const tamperedJob = (async () => {
+        const opened = new Promise<string>((resolve) =>
+          jobOpened.set(lower(tamperedAddress), resolve),
+        )
+        const tamperedRun = p.tampered.executor.runCapsule(p.capsule.cid, {
+          fast: false,
+          fee: COMMITTEE_FEE,
+          keyguardAddrs: [kgAddr],
+        })
+        tamperedRun.then(
+          () => {
+            runError = 'ran'
+          },
+          (err: { code?: string }) => {
+            runError = err.code ?? 'error'
+          },
+        )
+        const grantId = await ctx.stage(
+          'executor',
+          'tampered executor requests access (chain path, fee 0.01 ETH)',
+          () => opened,
+          (id) => `grant ${id.slice(0, 10)}…, job opened by the verifiers`,
+        )
+        return outcome(grantId, tamperedAddress, tamperedBefore, 'tampered executor')
+      })()
+      const [honest, tampered] = await Promise.all([honestJob, tamperedJob])
       if (runError === 'ran') throw new Error('the tampered executor ran: its key was released')
       clearInterval(miner)
       const membersAfter = await Promise.all(members.map(reputation))
