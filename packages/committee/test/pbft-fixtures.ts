@@ -30,7 +30,13 @@ export function paperCommittee(keys: DigicapSigner[]): PbftCommittee {
 }
 
 /** A real libp2p 3 node on loopback: TCP, noise, yamux, identify. Started. */
-export async function createNode(): Promise<Libp2p> {
+export async function createNode(
+  timeouts: {
+    dialTimeout?: number
+    addressDialTimeout?: number
+    inboundUpgradeTimeout?: number
+  } = {},
+): Promise<Libp2p> {
   return createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -39,7 +45,7 @@ export async function createNode(): Promise<Libp2p> {
     services: { identify: identify() },
     // A whole committee dials one host from 127.0.0.1 at once; libp2p's default of 5 inbound
     // connections per second per host would reset some of them.
-    connectionManager: { inboundConnectionThreshold: 1000 },
+    connectionManager: { inboundConnectionThreshold: 1000, ...timeouts },
   })
 }
 
