@@ -84,12 +84,21 @@ async function mesh(parallel: number): Promise<number> {
     }
   }
   await Promise.all(Array.from({ length: parallel }, worker))
-  // The others dial this member: wait until every pair is connected.
-  const others = new Set(peers.map((p) => p.peerId).filter((p) => p !== node.peerId.toString()))
-  while ([...others].some((p) => node.getConnections(peerIdFromString(p)).length === 0)) {
+  // The others dial this member: wait until every pair is connected. A pair still missing after
+  // 20 s (its dial was lost under load) is dialled from this side too.
+  const missing = () =>
+    peers.filter(
+      (p) =>
+        p.peerId !== node.peerId.toString() &&
+        node.getConnections(peerIdFromString(p.peerId)).length === 0,
+    )
+  const deadline = Date.now() + 20_000
+  while (missing().length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20))
   }
-  return targets.length
+  const late = missing()
+  for (const p of late) await node.dial(p.addrs.map((a) => multiaddr(a)))
+  return targets.length + late.length
 }
 
 async function rtt(peer: string, samples: number): Promise<{ kept: number; fresh: number }> {

@@ -46,6 +46,9 @@ export async function createNode(
     // A whole committee dials one host from 127.0.0.1 at once; libp2p's default of 5 inbound
     // connections per second per host would reset some of them.
     connectionManager: { inboundConnectionThreshold: 1000, ...timeouts },
+    // A starved process answers pings late on a loaded box; libp2p's default monitor would abort
+    // the connection (and with it every vote queued on it), as p2p's node no longer does either.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
   })
 }
 
