@@ -41,7 +41,7 @@ export const GRANT_WINDOW = 600
 export const MIN_STAKE = parseEther('0.01')
 export const quietLogger = { info: () => {}, warn: () => {} }
 
-/** A libp2p node on loopback; `connectionGater` as a keyguard's node takes its guard's. */
+/** A libp2p node on loopback, configured as a Digicap node; `connectionGater` as a keyguard's node takes its guard's. */
 export async function createNode(
   options: { connectionGater?: ConnectionGater } = {},
 ): Promise<Libp2p> {
@@ -51,6 +51,9 @@ export async function createNode(
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    // as a Digicap node (@digicap/p2p's CONNECTION_PING_TIMEOUT_MS): libp2p's adaptive ping
+    // timeout (5 s floor) aborts a live connection on a loaded box, resetting every stream on it
+    connectionMonitor: { pingTimeout: { minTimeout: 60_000, maxTimeout: 60_000 } },
     services: { identify: identify() },
   })
 }
