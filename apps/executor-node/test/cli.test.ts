@@ -349,8 +349,8 @@ describe('executor-node CLI', () => {
       }
     }, 45_000)
 
-    it('run --fast takes the fast path', async () => {
-      const fast = await runCli([
+    it('run --fast takes the fast path, loading no DHT, gossipsub or UnixFS importer (ADR 0042)', async () => {
+      const fast = await runListingModules([
         'run',
         await makeCapsule('fast one', policy),
         '--fast',
@@ -360,6 +360,13 @@ describe('executor-node CLI', () => {
       expect(fast.code).toBe(0)
       expect(fast.stderr).toContain('fast path')
       expect(JSON.parse(fast.stdout).bytes).toBe(8)
+      // A one-shot run (no daemon: its own node) fetches and opens; it announces nothing,
+      // follows no topic, adds no file. Of @helia/unixfs it may load the error classes only.
+      expect(fast.loaded.some((f) => f.includes('/node_modules/libp2p/'))).toBe(true)
+      expect(fast.loaded.some((f) => f.includes('/node_modules/ipfs-unixfs-exporter/'))).toBe(true)
+      const unused =
+        /\/node_modules\/(@libp2p\/gossipsub|@libp2p\/kad-dht|ipfs-unixfs-importer)\/|\/@helia\/unixfs\/dist\/src\/(?!errors\.js)/
+      expect(fast.loaded.filter((f) => unused.test(f))).toEqual([])
     }, 45_000)
 
     it('run of a CID nobody provides: progress while it waits, then CAPSULE_FETCH_TIMEOUT', async () => {

@@ -10,7 +10,7 @@ import {
   type CapsuleAnnouncement,
   type DigicapNode,
   subscribeCapsuleAnnouncements,
-} from '@digicap/p2p'
+} from '@digicap/p2p/light'
 import type { Executor, RunCapsuleOptions, RunCapsuleResult } from './executor.ts'
 
 /** Why an announcement was not queued. */

@@ -6,7 +6,7 @@
  * announcement), and exactly these keys with these types.
  */
 import { hexToBytes, isHex, strictCborDecodeOptions, toHex } from '@digicap/capsule-core'
-import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { GossipSub, TopicValidatorResult } from '@libp2p/gossipsub'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decode, encode } from 'cborg'
 import {
@@ -14,9 +14,23 @@ import {
   AnnouncementTooLargeError,
   AnnouncementVersionError,
   NoSubscribersError,
+  PubsubDisabledError,
 } from './errors.ts'
 import type { DigicapNode } from './node.ts'
 import { parseCid } from './store.ts'
+
+// gossipsub's enum values, without loading gossipsub for them (a node may run without it)
+const ACCEPT = 'accept' as TopicValidatorResult.Accept
+const REJECT = 'reject' as TopicValidatorResult.Reject
+
+/** The node's gossipsub. @throws {PubsubDisabledError} for a node started with `pubsub: false`. */
+function pubsubOf(node: Pick<DigicapNode, 'libp2p'>): GossipSub {
+  const pubsub = node.libp2p.services.pubsub
+  if (pubsub) return pubsub
+  throw new PubsubDisabledError('This node runs without gossipsub', {
+    hint: 'Create the node without `pubsub: false` to announce or follow capsules.',
+  })
+}
 
 /** The gossipsub topic of capsule announcements (the version is part of the name). */
 export const CAPSULE_TOPIC = '/digicap/capsules/1'
@@ -207,7 +221,7 @@ export async function announceCapsule(
   options: AnnounceOptions = {},
 ): Promise<{ recipients: number }> {
   const bytes = encodeCapsuleAnnouncement(ann)
-  const pubsub = node.libp2p.services.pubsub
+  const pubsub = pubsubOf(node)
   const deadline = Date.now() + (options.timeoutMs ?? 5000)
   while (pubsub.getSubscribers(CAPSULE_TOPIC).length === 0) {
     if (options.signal?.aborted || Date.now() >= deadline) {
@@ -247,16 +261,16 @@ export function subscribeCapsuleAnnouncements(
   handler: (ann: CapsuleAnnouncement, from: string) => void,
   options: SubscribeOptions = {},
 ): () => void {
-  const pubsub = node.libp2p.services.pubsub
+  const pubsub = pubsubOf(node)
   // The validator runs before delivery and before forwarding: a malformed announcement is
   // rejected (not forwarded, and counted against the sender's peer score).
   pubsub.topicValidators.set(CAPSULE_TOPIC, (peer, msg) => {
     try {
       decodeCapsuleAnnouncement(msg.data)
-      return TopicValidatorResult.Accept
+      return ACCEPT
     } catch (err) {
       options.onError?.(err as AnnouncementFormatError, peer.toString())
-      return TopicValidatorResult.Reject
+      return REJECT
     }
   })
   const listener = (

@@ -59,3 +59,11 @@ export class CapsuleStoreError extends DigicapError {
     super('CAPSULE_STORE', shortMessage, options)
   }
 }
+
+/** Announcing or subscribing on a node started without gossipsub (`pubsub: false`). */
+export class PubsubDisabledError extends DigicapError {
+  override name = 'PubsubDisabledError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('P2P_PUBSUB_DISABLED', shortMessage, options)
+  }
+}

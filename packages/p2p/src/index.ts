@@ -28,41 +28,5 @@
  * ```
  */
 
-export type {
-  AnnounceOptions,
-  CapsuleAnnouncement,
-  SubscribeOptions,
-} from './announce.ts'
-export {
-  ANNOUNCEMENT_VERSION,
-  announceCapsule,
-  CAPSULE_TOPIC,
-  decodeCapsuleAnnouncement,
-  encodeCapsuleAnnouncement,
-  MAX_ANNOUNCEMENT_BYTES,
-  subscribeCapsuleAnnouncements,
-} from './announce.ts'
-export {
-  AnnouncementFormatError,
-  AnnouncementTooLargeError,
-  AnnouncementVersionError,
-  CapsuleStoreError,
-  InvalidCidError,
-  NodeStartError,
-  NoSubscribersError,
-} from './errors.ts'
-export { capsuleImportOptions, UNIXFS_CHUNK_SIZE, UNIXFS_MAX_LINKS } from './import/profile.ts'
-export type {
-  CreateDigicapNodeInit,
-  DigicapLibp2p,
-  DigicapNode,
-  DigicapServices,
-} from './node.ts'
-export { createDigicapNode, privateKeyFromSeed } from './node.ts'
-export type {
-  CapsuleSource,
-  CapsuleStore,
-  CapsuleStoreProgressOptions,
-  FetchNetworkProgress,
-} from './store.ts'
-export { heliaCapsuleStore, parseCid } from './store.ts'
+export { capsuleImportOptions } from './import/profile.ts'
+export * from './light.ts'

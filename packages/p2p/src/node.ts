@@ -11,10 +11,10 @@ import { withBitswap } from '@helia/bitswap'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
 import { bootstrap } from '@libp2p/bootstrap'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
+import type { GossipSub } from '@libp2p/gossipsub'
 import { type Identify, identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
-import { type KadDHT, kadDHT } from '@libp2p/kad-dht'
+import type { KadDHT } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { MemoryBlockstore } from 'blockstore-core'
@@ -29,10 +29,10 @@ import {
   WANT_RESEND_MS,
   type WantResend,
 } from './fetch/want-resend.ts'
+import { openDataDirBlockstore } from './filestore/data-dir.ts'
 import type { FilestoreBlockstore } from './filestore/filestore-blockstore.ts'
 import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
-import { openDataDirBlockstore } from './import/fs-capsule-importer.ts'
 
 /**
  * A connection whose ping (libp2p's connection monitor, every 10 s) gets no answer within this
@@ -42,11 +42,11 @@ import { openDataDirBlockstore } from './import/fs-capsule-importer.ts'
  */
 export const CONNECTION_PING_TIMEOUT_MS = 60_000
 
-/** The services of a Digicap node's libp2p. `dht` is present only when enabled. */
+/** The services of a Digicap node's libp2p. `pubsub` and `dht` are present only when enabled. */
 export interface DigicapServices {
   identify: Identify
   ping: Ping
-  pubsub: GossipSub
+  pubsub?: GossipSub
   dht?: KadDHT
   [key: string]: unknown
 }
@@ -81,6 +81,11 @@ export interface CreateDigicapNodeInit {
   datastore?: 'fs' | 'memory'
   /** Run kad-dht (peer and content routing on the public network). Default `false`. */
   dht?: boolean
+  /**
+   * Run gossipsub (capsule announcements). Default `true`. `false` for a node that only
+   * fetches and answers (a one-shot `executor-node run`): gossipsub is then not even loaded.
+   */
+  pubsub?: boolean
   /**
    * libp2p's connection gater, e.g. a keyguard's connection guard's `gater` (refuses strangers
    * cut for flooding right after the handshake). Default libp2p's (allows all).
@@ -181,12 +186,16 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   }
 
   const peerDiscovery = bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList })] : []
-  const services: Record<string, unknown> = {
-    identify: identify(),
-    ping: ping(),
-    pubsub: gossipsub({ emitSelf: false }),
+  const services: Record<string, unknown> = { identify: identify(), ping: ping() }
+  // loaded only when used: a one-shot fetch pays for neither (ADR 0042)
+  if (init.pubsub !== false) {
+    const { gossipsub } = await import('@libp2p/gossipsub')
+    services.pubsub = gossipsub({ emitSelf: false })
   }
-  if (init.dht === true) services.dht = kadDHT({ clientMode: false })
+  if (init.dht === true) {
+    const { kadDHT } = await import('@libp2p/kad-dht')
+    services.dht = kadDHT({ clientMode: false })
+  }
 
   let helia: HeliaWithLibp2p<DigicapServices>
   let wantResend: WantResend

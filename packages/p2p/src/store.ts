@@ -4,13 +4,14 @@
  * (a kubo node, a plain folder) must pass the same compliance suite.
  */
 import type { Helia } from '@helia/interface'
-import { unixfs } from '@helia/unixfs'
+import type { UnixFS } from '@helia/unixfs'
 import { CID } from 'multiformats/cid'
 import { CapsuleStoreError, InvalidCidError } from './errors.ts'
 import { WANT_RESENT_EVENT } from './fetch/want-resend.ts'
 import { windowedCat } from './fetch/windowed-cat.ts'
 import type { CapsuleSource } from './import/chunks.ts'
-import { type CapsuleBlockSink, importCapsule } from './import/import-capsule.ts'
+import type { CapsuleBlockSink } from './import/import-capsule.ts'
+import { unixfsReader } from './read/unixfs-reader.ts'
 
 export type { CapsuleSource }
 
@@ -120,9 +121,12 @@ function keptBytesSink(helia: Helia): CapsuleBlockSink {
  * ```
  */
 export function heliaCapsuleStore(helia: Helia): CapsuleStore {
-  const fs = unixfs(helia)
+  // windowedCat calls `cat` only; the reader does not load the importer (ADR 0042)
+  const fs = unixfsReader(helia.blockstore) as UnixFS
   return {
     async put(source, options = {}) {
+      // loaded on the first put: a node that only fetches never loads the importer
+      const { importCapsule } = await import('./import/import-capsule.ts')
       return (await importCapsule(source, keptBytesSink(helia), options)).toString()
     },
     get(cid, options = {}) {

@@ -180,14 +180,13 @@ describe('announcements between two real nodes', () => {
         keyguardPeer: a.peerId,
       }
       // a malformed message first: same topic, garbage bytes
+      const pubsub = a.libp2p.services.pubsub
+      if (!pubsub) throw new Error('the node runs gossipsub by default')
       const deadline = Date.now() + 5000
-      while (
-        a.libp2p.services.pubsub.getSubscribers(CAPSULE_TOPIC).length === 0 &&
-        Date.now() < deadline
-      ) {
+      while (pubsub.getSubscribers(CAPSULE_TOPIC).length === 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50))
       }
-      await a.libp2p.services.pubsub.publish(CAPSULE_TOPIC, new Uint8Array([0xff, 0x00]))
+      await pubsub.publish(CAPSULE_TOPIC, new Uint8Array([0xff, 0x00]))
       const { recipients } = await announceCapsule(a, mine)
       expect(recipients).toBe(1)
       await received

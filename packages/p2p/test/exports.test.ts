@@ -14,6 +14,7 @@ it('exports exactly this public surface', () => {
       "MAX_ANNOUNCEMENT_BYTES",
       "NoSubscribersError",
       "NodeStartError",
+      "PubsubDisabledError",
       "UNIXFS_CHUNK_SIZE",
       "UNIXFS_MAX_LINKS",
       "announceCapsule",
@@ -42,6 +43,7 @@ it('names each error class once, with its code', () => {
       "InvalidCidError": "INVALID_CID",
       "NoSubscribersError": "ANNOUNCE_NO_SUBSCRIBERS",
       "NodeStartError": "P2P_NODE_START",
+      "PubsubDisabledError": "P2P_PUBSUB_DISABLED",
     }
   `)
 })

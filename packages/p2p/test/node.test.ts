@@ -1,6 +1,11 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
-import { createDigicapNode, privateKeyFromSeed } from '../src/index.ts'
+import {
+  announceCapsule,
+  createDigicapNode,
+  privateKeyFromSeed,
+  subscribeCapsuleAnnouncements,
+} from '../src/index.ts'
 
 describe('createDigicapNode', () => {
   it('derives a stable peer id from a seed and listens on loopback', async () => {
@@ -16,6 +21,30 @@ describe('createDigicapNode', () => {
       expect(Object.keys(node.libp2p.services).sort()).toEqual(['identify', 'ping', 'pubsub'])
     } finally {
       await node.stop()
+      await node.stop()
+    }
+  })
+
+  it('pubsub: false runs no gossipsub; announcing or following on it is P2P_PUBSUB_DISABLED', async () => {
+    const node = await createDigicapNode({ pubsub: false })
+    try {
+      expect(Object.keys(node.libp2p.services).sort()).toEqual(['identify', 'ping'])
+      expect(node.libp2p.getProtocols().some((p) => p.startsWith('/meshsub/'))).toBe(false)
+      const ann = {
+        capsuleId: `0x${'11'.repeat(32)}`,
+        cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+        owner: `0x${'22'.repeat(20)}`,
+        registry: `0x${'33'.repeat(20)}`,
+        chainId: 1,
+        keyguardPeer: node.peerId,
+      }
+      await expect(announceCapsule(node, ann)).rejects.toMatchObject({
+        code: 'P2P_PUBSUB_DISABLED',
+      })
+      expect(() => subscribeCapsuleAnnouncements(node, () => {})).toThrow(
+        expect.objectContaining({ code: 'P2P_PUBSUB_DISABLED' }),
+      )
+    } finally {
       await node.stop()
     }
   })

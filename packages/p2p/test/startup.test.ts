@@ -1,7 +1,12 @@
 import { execFile } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
+import { createDigicapNode, heliaCapsuleStore } from '../src/index.ts'
 
 const entry = new URL('../src/index.ts', import.meta.url).href
 
@@ -35,4 +40,50 @@ describe('start-up', () => {
     )
     expect(unused).toEqual([])
   }, 90_000)
+
+  // ADR 0042: a process that only fetches (a one-shot `executor-node run`) imports the light
+  // entry and starts its node without gossipsub; its fetch reads through the exporter.
+  it('light entry, pubsub off: a real fetch to an on-disk node loads no gossipsub, kad-dht, importer nor @helia/unixfs', async () => {
+    const holder = await createDigicapNode()
+    const dir = await mkdtemp(join(tmpdir(), 'p2p-light-'))
+    try {
+      const bytes = randomBytes(3 * 1_048_576 + 5) // a balanced DAG of four leaves
+      const cid = await heliaCapsuleStore(holder.helia).put(bytes)
+      const light = new URL('../src/light.ts', import.meta.url).href
+      const fetcher = `
+import { registerHooks } from 'node:module'
+import { createHash } from 'node:crypto'
+const loaded = []
+registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r } })
+const { createDigicapNode, heliaCapsuleStore } = await import(${JSON.stringify(light)})
+const node = await createDigicapNode({ pubsub: false, dataDir: ${JSON.stringify(dir)}, bootstrap: [${JSON.stringify(holder.multiaddrs()[0])}] })
+const hash = createHash('sha256')
+let size = 0
+for await (const chunk of heliaCapsuleStore(node.helia).get(${JSON.stringify(cid)})) { hash.update(chunk); size += chunk.byteLength }
+await node.stop()
+console.log(JSON.stringify({ size, sha256: hash.digest('hex'), loaded }))
+`
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--no-warnings', '--input-type=module', '-e', fetcher],
+        { cwd: fileURLToPath(new URL('..', import.meta.url)), timeout: 90_000 },
+      )
+      const got = JSON.parse(stdout.trim().split('\n').at(-1) as string)
+      expect(got.size).toBe(bytes.length)
+      expect(got.sha256).toBe(createHash('sha256').update(bytes).digest('hex'))
+      const loaded: string[] = got.loaded
+      // the probe really saw the node and the exporter load (of @helia/unixfs: its error classes)
+      expect(loaded.some((url) => url.includes('/node_modules/libp2p/'))).toBe(true)
+      expect(loaded.some((url) => url.includes('/node_modules/ipfs-unixfs-exporter/'))).toBe(true)
+      const unused = loaded.filter((url) =>
+        /\/node_modules\/(@libp2p\/gossipsub|@libp2p\/kad-dht|ipfs-unixfs-importer)\/|\/@helia\/unixfs\/dist\/src\/(?!errors\.js)|\/src\/import\/(import-capsule|profile)\.ts/.test(
+          url,
+        ),
+      )
+      expect(unused).toEqual([])
+    } finally {
+      await holder.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })

@@ -65,6 +65,7 @@ its socket (run.sock) instead of starting a second node.`,
       const modulesMs = performance.now() - processMs
       const en = await createExecutorNode(dataDirOf(ctx), ctx.env, {
         ...listenOf(ctx),
+        pubsub: false, // nothing here follows announcements (ADR 0042)
         logger: loggerOf(ctx),
       })
       const now = performance.now()

@@ -4,7 +4,7 @@
  * receive results; each event as a JSON document and a line of text, for a log or a terminal.
  */
 import { type DigicapError, toHex } from '@digicap/capsule-core'
-import { type CapsuleAnnouncement, subscribeCapsuleAnnouncements } from '@digicap/p2p'
+import { type CapsuleAnnouncement, subscribeCapsuleAnnouncements } from '@digicap/p2p/light'
 import type { ReceivedResult } from '@digicap/protocol'
 import { type AutoRunEvent, autoRunner } from '../auto-run.ts'
 import type { RunCapsuleOptions } from '../executor.ts'

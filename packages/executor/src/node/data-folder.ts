@@ -20,7 +20,7 @@ import {
   openNodeSecrets,
   sealNodeSecrets,
 } from '@digicap/keyguard'
-import { privateKeyFromSeed } from '@digicap/p2p'
+import { privateKeyFromSeed } from '@digicap/p2p/light'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { SandboxSet } from '../sandbox/select.ts'
 import { loadNodeAttestation } from './attestation.ts'
@@ -101,6 +101,8 @@ export interface CreateExecutorNodeOptions {
   /** Load the TPM attestation key when the config names a TPM. Default true. */
   attestation?: boolean | undefined
   sandboxes?: SandboxSet | undefined
+  /** Run gossipsub (announcements). Default true; a one-shot run passes false (ADR 0042). */
+  pubsub?: boolean | undefined
   /** The daemon's logger (fast-path fallbacks, warnings). */
   logger?: { info(message: string): void; warn(message: string): void } | undefined
 }
@@ -132,6 +134,7 @@ export async function createExecutorNode(
       attestation,
       sandboxes: options.sandboxes,
       start: options.executor,
+      pubsub: options.pubsub,
       logger: options.logger,
     })
     return { ...en, config }

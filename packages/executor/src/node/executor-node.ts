@@ -3,7 +3,7 @@
  * result receiver on the same node, registration, and the optional TPM attestation. One copy,
  * composed by `executor-node` (from its data folder) and by the SDK's `runCapsule` (per call).
  */
-import { heliaCapsuleStore } from '@digicap/p2p'
+import { heliaCapsuleStore } from '@digicap/p2p/light'
 import { createResultReceiver } from '@digicap/protocol'
 import { ExecutorStateError } from '../errors.ts'
 import { createExecutor } from '../executor.ts'

@@ -6,7 +6,7 @@
 import type { DigicapSigner } from '@digicap/capsule-core'
 import { writeJsonAtomic } from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
-import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p'
+import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p/light'
 import { ethersExecutorChain } from '../chain.ts'
 import { ethersResultGrants } from '../delivery/grants.ts'
 import { fileResultReplays } from '../delivery/replay-file.ts'
@@ -46,6 +46,11 @@ export interface OpenExecutorNodeParameters extends ExecutorNodeInit {
   /** Default `['/ip4/127.0.0.1/tcp/0']`. */
   readonly listen?: readonly string[] | undefined
   readonly bootstrap?: readonly string[] | undefined
+  /**
+   * Run gossipsub (capsule announcements, followed by a daemon). Default true; `false` for a
+   * one-shot run, which then does not load it (ADR 0042).
+   */
+  readonly pubsub?: boolean | undefined
   /** Blocks and datastore on disk here; default in memory. */
   readonly ipfsDir?: string | undefined
   /** The result receiver's replay memory file; default in memory. */
@@ -84,6 +89,7 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
       privateKey: await privateKeyFromSeed(p.libp2pSeed),
       listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'],
       bootstrap: p.bootstrap ?? [],
+      pubsub: p.pubsub !== false,
       ...(p.ipfsDir === undefined ? {} : { dataDir: p.ipfsDir }),
     })
   } catch (err) {

@@ -10,7 +10,7 @@
  */
 import type { UnixFS } from '@helia/unixfs'
 import type { CID } from 'multiformats/cid'
-import { UNIXFS_CHUNK_SIZE } from '../import/profile.ts'
+import { UNIXFS_CHUNK_SIZE } from '../import/sizes.ts'
 
 /** Blocks (1 MiB leaves) in one window; two windows are in flight at most. */
 export const FETCH_WINDOW_BLOCKS = 8

@@ -3,28 +3,12 @@
  * short-lived `pi-node seal` needs while the long-running `serve` owns the node (and serves
  * the blocks). Loads neither helia nor libp2p.
  */
-import { join } from 'node:path'
 import { CapsuleStoreError } from '../errors.ts'
-import { FilestoreBlockstore } from '../filestore/filestore-blockstore.ts'
+import { openDataDirBlockstore } from '../filestore/data-dir.ts'
 import type { CapsuleSource } from './chunks.ts'
 import { type ImportCapsuleOptions, importCapsule } from './import-capsule.ts'
 
-/** The blockstore's folder under a node's data folder (as `createDigicapNode` opens it). */
-export function blocksFolder(dataDir: string): string {
-  return join(dataDir, 'blocks')
-}
-
-/** The folder of the blocks kept as references to local files, under a node's data folder. */
-export function filestoreFolder(dataDir: string): string {
-  return join(dataDir, 'filestore')
-}
-
-/** The on-disk blockstore of a node's data folder (copies and file references), opened. */
-export async function openDataDirBlockstore(dataDir: string): Promise<FilestoreBlockstore> {
-  const blockstore = new FilestoreBlockstore(blocksFolder(dataDir), filestoreFolder(dataDir))
-  await blockstore.open()
-  return blockstore
-}
+export { blocksFolder, filestoreFolder, openDataDirBlockstore } from '../filestore/data-dir.ts'
 
 export interface FsCapsuleImporter {
   /** Stores the bytes as UnixFS blocks and returns their CID (string form). */

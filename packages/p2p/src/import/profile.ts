@@ -9,11 +9,9 @@
  */
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
+import { UNIXFS_CHUNK_SIZE, UNIXFS_MAX_LINKS } from './sizes.ts'
 
-/** Chunk size of the UnixFS import: 1 MiB. */
-export const UNIXFS_CHUNK_SIZE = 1_048_576
-/** Most links in one UnixFS file node of the balanced DAG. */
-export const UNIXFS_MAX_LINKS = 1024
+export { UNIXFS_CHUNK_SIZE, UNIXFS_MAX_LINKS }
 
 /** The importer options of the profile (for `ipfs-unixfs-importer` and `@helia/unixfs`). */
 export function capsuleImportOptions() {

@@ -1,0 +1,25 @@
+/**
+ * `cat` of a UnixFS file straight through the exporter, as `@helia/unixfs`'s `cat` does for a
+ * CID without a path. `@helia/unixfs`'s entry (and its `cat` file, through its path resolver)
+ * loads the importer, HAMT sharding and globbing: a process that only fetches (a one-shot
+ * `executor-node run`) has no use for them (ADR 0042).
+ */
+import type { Blocks } from '@helia/interface'
+import type { UnixFS } from '@helia/unixfs'
+import { NoContentError, NotAFileError } from '@helia/unixfs/errors'
+import { exporter } from 'ipfs-unixfs-exporter'
+
+/** The one part of `UnixFS` a fetch reads through (`windowedCat`). */
+export type UnixFsReader = Pick<UnixFS, 'cat'>
+
+/** A reader of the files in `blockstore` (helia's: fetches missing blocks over bitswap). */
+export function unixfsReader(blockstore: Blocks): UnixFsReader {
+  return {
+    async *cat(cid, options = {}) {
+      const entry = await exporter(cid, blockstore, options)
+      if (entry.type !== 'file' && entry.type !== 'raw') throw new NotAFileError()
+      if (entry.content == null) throw new NoContentError()
+      yield* entry.content(options)
+    },
+  }
+}
