@@ -47,6 +47,7 @@ it('public surface is deliberate', () => {
       "createRunWorkspace",
       "dataSandbox",
       "decodeBundle",
+      "defaultOciStateDir",
       "defaultSandboxes",
       "encodeBundle",
       "environmentMeasurement",
@@ -64,6 +65,7 @@ it('public surface is deliberate', () => {
       "runtimeMeasurement",
       "sandboxFor",
       "stageLine",
+      "sweepOciLeftovers",
       "verifyCapsule",
       "wasiSandbox",
     ]
