@@ -4,6 +4,9 @@
  * `{ onlyEnv: true }` gives it only PATH, HOME and `env` (a clean operator shell).
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
@@ -118,21 +121,31 @@ export async function runCli(
   return { code, stdout: run.stdout(), stderr: run.stderr() }
 }
 
-/** A module hook that prints, at exit, every module the process resolved (`LOADED [...]`). */
+/**
+ * A module hook that writes, at exit, every module the process resolved to the file named by
+ * `DIGICAP_MODULE_LIST` (synchronously: a write to the stderr pipe at exit was cut off at
+ * ~146 KB when the CLI exited, and the list did not parse).
+ */
 const MODULE_LIST_HOOK = `data:text/javascript,${encodeURIComponent(`
 import { registerHooks } from 'node:module'
+import { writeFileSync } from 'node:fs'
 const seen = []
 registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.push(r.url); return r } })
-process.on('exit', () => process.stderr.write('\\nLOADED ' + JSON.stringify(seen) + '\\n'))
+process.on('exit', () => writeFileSync(process.env.DIGICAP_MODULE_LIST, JSON.stringify(seen)))
 `)}`
 
 /** Runs the CLI with a hook that lists every module it resolved. */
 export async function runListingModules(args: string[]): Promise<CliRun & { loaded: string[] }> {
-  const { code, stdout, stderr } = await runCli(
-    args,
-    {},
-    { nodeFlags: ['--import', MODULE_LIST_HOOK] },
-  )
-  const [before, list] = stderr.split('\nLOADED ')
-  return { code, stdout, stderr: before ?? '', loaded: JSON.parse(list ?? '[]') as string[] }
+  const dir = await mkdtemp(join(tmpdir(), 'exnode-modules-'))
+  try {
+    const list = join(dir, 'loaded.json')
+    const run = await runCli(
+      args,
+      { DIGICAP_MODULE_LIST: list },
+      { nodeFlags: ['--import', MODULE_LIST_HOOK] },
+    )
+    return { ...run, loaded: JSON.parse(await readFile(list, 'utf8')) as string[] }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
 }
