@@ -7,7 +7,7 @@
  */
 import { toHex } from '@digicap/capsule-core'
 import { ConfigError, UsageError } from '@digicap/cli-kit'
-import { createProvider, privateKeyAccount } from '@digicap/contracts'
+import { createProvider, privateKeyAccount, serialSigner } from '@digicap/contracts'
 import { Wallet } from 'ethers'
 import type { DaemonLine } from '../daemon.ts'
 import { type ConfiguredExecutorNode, readIdentity } from '../data-folder.ts'
@@ -70,7 +70,8 @@ export async function startServeRole(
     chain: ethersVerifierChain({
       addresses: { ...config.contracts, chainId: String(config.chainId) },
       settlement: config.settlement,
-      runner: new Wallet(toHex(key), provider),
+      // several jobs' rounds send from this one account at once: one nonce sequence
+      runner: serialSigner(new Wallet(toHex(key), provider)),
     }),
     signer: privateKeyAccount(key),
     vrfKey: key,
