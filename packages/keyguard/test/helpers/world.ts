@@ -51,9 +51,13 @@ export async function createNode(
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    // as a Digicap node (@digicap/p2p's CONNECTION_PING_TIMEOUT_MS): libp2p's adaptive ping
-    // timeout (5 s floor) aborts a live connection on a loaded box, resetting every stream on it
-    connectionMonitor: { pingTimeout: { minTimeout: 60_000, maxTimeout: 60_000 } },
+    // as a Digicap node (@digicap/p2p's CONNECTION_PING_INTERVAL_MS / _TIMEOUT_MS, ADR 0041):
+    // libp2p's adaptive ping timeout (5 s floor) aborts a live connection on a loaded box,
+    // resetting every stream on it; the timeout stays below the interval (one ping at a time)
+    connectionMonitor: {
+      pingInterval: 60_000,
+      pingTimeout: { minTimeout: 50_000, maxTimeout: 50_000 },
+    },
     services: { identify: identify() },
   })
 }
