@@ -26,7 +26,7 @@ import type {
   PbftTransport,
   PbftTransportOptions,
   PbftTransportStats,
-} from './transport.ts'
+} from './transport-types.ts'
 
 /** Sessions (jobs) a node's PBFT endpoint carries at once by default. */
 export const PBFT_MAX_SESSIONS = 8
