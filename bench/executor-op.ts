@@ -7,13 +7,15 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs'
 import { parseCapsuleHeader } from '../packages/capsule-core/dist/index.js'
+// The run entry: what open and run need, none of the node's libp2p, helia or ethers.
 import {
   createRunWorkspace,
   defaultSandboxes,
+  openJob,
+  plaintextRootOf,
   resolveRuntime,
   runInSandbox,
-} from '../packages/executor/dist/index.js'
-import { openJob, plaintextRootOf } from '../packages/executor/src/run/open-job.ts'
+} from '../packages/executor/dist/run.js'
 
 const [capsule, keyHex] = process.argv.slice(2) as [string, string]
 const head = new Uint8Array(1024 * 1024)

@@ -223,10 +223,6 @@ export class ResultDeliveryError extends DigicapError {
   }
 }
 
-// The receiver's errors live with the receiver in @digicap/protocol; the executor's
-// deliverer throws the same ResultRefusedError for a final refusal.
-export { ResultInvalidError, ResultRefusedError } from '@digicap/protocol'
-
 /** `runCapsule` before `start()` or after `stop()`. */
 export class ExecutorStateError extends DigicapError {
   override name = 'ExecutorStateError'

@@ -62,7 +62,10 @@ export type {
   ResultReceiverStats,
   ResultReplayStore,
 } from '@digicap/protocol'
-export { createResultReceiver } from '@digicap/protocol'
+// The receiver's errors live with the receiver in @digicap/protocol (the deliverer throws the
+// same ResultRefusedError for a final refusal); re-exported here, not from errors.ts, which
+// the run entry loads without libp2p.
+export { createResultReceiver, ResultInvalidError, ResultRefusedError } from '@digicap/protocol'
 export type {
   AccessParameters,
   ReleasedKey,
@@ -118,8 +121,6 @@ export {
   PayloadIntegrityError,
   RegistryMismatchError,
   ResultDeliveryError,
-  ResultInvalidError,
-  ResultRefusedError,
   RunPcrNotResetError,
   RunQueueFullError,
   SandboxAbortedError,

@@ -22,6 +22,7 @@ import {
   type ResultDelivery,
   type ResultDomain,
   type ResultRefusalCode,
+  ResultRefusedError,
   request,
   resultAad,
   resultHashOf,
@@ -32,7 +33,7 @@ import {
 } from '@digicap/protocol'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { ResultDeliveryError, ResultRefusedError } from '../errors.ts'
+import { ResultDeliveryError } from '../errors.ts'
 
 /** What happened to one receiver's copy. */
 export interface Delivery {
