@@ -1,31 +1,32 @@
 /**
  * @packageDocumentation
  *
- * `@digicap/committee` — who verifies a job. An ECVRF (RFC 9381 structure, try-and-increment)
- * written once over any prime-order short-Weierstrass curve of noble, proven against the RFC's
- * P-256 vectors and used on secp256k1, where the EVM checks a proof with ecrecover witnesses
- * (`onchainProof`); top-k sortition weighted by stake × reputation (ADR 0024); the earned
- * reputation curve.
+ * `@digicap/committee` — who verifies a job. Each verifier draws a VRF ticket for the job's seed
+ * (`drawTicket`, an ECVRF proof on secp256k1 from `@digicap/vrf`); top-k sortition weighted by
+ * stake × reputation (ADR 0024) picks the committee; PBFT over libp2p decides its verdict and
+ * yields a certificate the settlement contract checks; the earned reputation curve.
  *
- * Guarantees: a proof verifies only for the key and input it was made for (`verify` throws a
- * typed `VrfProofError` otherwise, with the check that refused it); one key and input have one
- * output (deterministic nonces, canonical s, compressed points only); every observer given the
- * same tickets draws the same committee, and `SortitionScore.sol` scores bit for bit alike
- * (integer-only ranking).
+ * Guarantees: a ticket's output is accepted only with a proof for that key and seed
+ * (`verifyTicket` throws `@digicap/vrf`'s typed `VrfProofError` / `VrfKeyError` otherwise); every
+ * observer given the same tickets draws the same committee, and `SortitionScore.sol` scores bit
+ * for bit alike (integer-only ranking); a certificate holds 2f + 1 members' signatures, sorted
+ * and unique (`verifyCertificate` throws a typed `CertificateError` otherwise).
  *
  * @example
  * ```ts
- * import { SECP256K1_SHA256_TAI as suite, prove, publicKeyOf, verify } from '@digicap/committee'
- * import { secp256k1 } from '@noble/curves/secp256k1.js'
+ * import { drawCommittee, drawTicket, jobSeed, selectionWeight, verifyTicket } from '@digicap/committee'
  *
- * const sk = secp256k1.utils.randomSecretKey()
- * const pi = prove(suite, sk, seed)
- * const beta = verify(suite, publicKeyOf(suite, sk), seed, pi) // 32 bytes, or a VrfProofError
+ * const seed = jobSeed(jobId, grantBlockHash)
+ * const mine = drawTicket(myEthereumKey, seed) // { publicKey, proof, beta }
+ * const tickets = published.map((t) => ({
+ *   id: t.address, beta: verifyTicket(t.publicKey, seed, t.proof), weight: selectionWeight(t.stake, t.reputation),
+ * }))
+ * const committee = drawCommittee(tickets, { faults: 1 }) // 4 members, leader first
  * ```
  */
 
-export type { SortitionReason, VrfKeyReason, VrfProofReason } from './errors.ts'
-export { SortitionError, VrfEncodeError, VrfKeyError, VrfProofError } from './errors.ts'
+export type { SortitionReason } from './errors.ts'
+export { SortitionError } from './errors.ts'
 export * from './pbft/index.ts'
 export type { ReputationEvent } from './reputation/curve.ts'
 export {
@@ -60,18 +61,3 @@ export { LOG2_FRACTION_BITS, negLog2Uniform, sortitionScore } from './sortition/
 export { jobSeed } from './sortition/seed.ts'
 export type { VrfTicket } from './sortition/ticket.ts'
 export { drawTicket, verifyTicket } from './sortition/ticket.ts'
-export type { DecodedProof } from './vrf/ecvrf.ts'
-export {
-  challenge,
-  decodeProof,
-  decodePublicKey,
-  encodeToCurve,
-  proofToHash,
-  prove,
-  publicKeyOf,
-  verify,
-} from './vrf/ecvrf.ts'
-export type { AffinePair, OnchainVrfProof } from './vrf/onchain.ts'
-export { onchainProof } from './vrf/onchain.ts'
-export type { EcvrfSuite, SuiteHash } from './vrf/suite.ts'
-export { P256_SHA256_TAI, SECP256K1_SHA256_TAI, suiteLengths } from './vrf/suite.ts'

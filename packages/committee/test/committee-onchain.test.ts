@@ -1,6 +1,7 @@
 import { connectDigicap, deployDigicap } from '@digicap/contracts'
 import { compileSolidity } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { onchainProof } from '@digicap/vrf'
 import {
   type BaseContract,
   ContractFactory,
@@ -12,7 +13,7 @@ import {
   type Wallet,
 } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { drawCommittee, drawTicket, jobSeed, onchainProof, selectionWeight } from '../src/index.ts'
+import { drawCommittee, drawTicket, jobSeed, selectionWeight } from '../src/index.ts'
 import { committeeSources } from './contracts.ts'
 
 const ROLE_VERIFIER = 2

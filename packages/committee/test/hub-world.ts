@@ -26,6 +26,7 @@ import {
 } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { onchainProof } from '@digicap/vrf'
 import {
   concat,
   getBytes,
@@ -36,7 +37,7 @@ import {
   type TransactionReceipt,
   type Wallet,
 } from 'ethers'
-import { drawTicket, jobSeed, onchainProof } from '../src/index.ts'
+import { drawTicket, jobSeed } from '../src/index.ts'
 
 export const ROLE_EXECUTOR = 1
 export const ROLE_VERIFIER = 2

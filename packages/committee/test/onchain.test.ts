@@ -1,17 +1,16 @@
 import { compileSolidity } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
-import { secp256k1 } from '@noble/curves/secp256k1.js'
-import { type BaseContract, ContractFactory, hexlify, type Interface } from 'ethers'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   encodeToCurve,
-  jobSeed,
   onchainProof,
   prove,
   publicKeyOf,
-  sortitionScore,
   SECP256K1_SHA256_TAI as suite,
-} from '../src/index.ts'
+} from '@digicap/vrf'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { type BaseContract, ContractFactory, hexlify, type Interface } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { jobSeed, sortitionScore } from '../src/index.ts'
 import { committeeSources } from './contracts.ts'
 
 type Pair = readonly [bigint, bigint]

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { InvalidArgumentError } from '@digicap/capsule-core'
+import { VrfProofError } from '@digicap/vrf'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { solidityPackedKeccak256 } from 'ethers'
 import { describe, expect, it } from 'vitest'
@@ -14,10 +15,10 @@ import {
   selectionWeight,
   sortitionScore,
   type Ticket,
-  VrfProofError,
   verifyTicket,
 } from '../src/index.ts'
-import { toHexString } from './vectors.ts'
+
+const toHexString = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 const beta = (hex: string) => Uint8Array.from(Buffer.from(hex.padStart(64, '0'), 'hex'))
 const reasonOf = (fn: () => unknown): string | undefined => {

@@ -23,7 +23,7 @@ import {
   serveAttestation,
 } from '@digicap/attestation/agent'
 import { privateKeySigner, toHex } from '@digicap/capsule-core'
-import { drawTicket, onchainProof } from '@digicap/committee'
+import { drawTicket } from '@digicap/committee'
 import {
   all,
   attested,
@@ -35,6 +35,7 @@ import {
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
+import { onchainProof } from '@digicap/vrf'
 import { getBytes, hexlify, parseEther, randomBytes, toQuantity, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {

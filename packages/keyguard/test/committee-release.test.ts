@@ -20,13 +20,13 @@ import {
   buildCertificate,
   drawTicket,
   jobSeed,
-  onchainProof,
   pbftCommittee,
   pbftDomain,
   signVote,
 } from '@digicap/committee'
 import { attested, connectSettlement } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
+import { onchainProof } from '@digicap/vrf'
 import { getBytes, hexlify, randomBytes, type Wallet, ZeroHash } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {

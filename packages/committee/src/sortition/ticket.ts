@@ -1,5 +1,4 @@
-import { prove, publicKeyOf, verify } from '../vrf/ecvrf.ts'
-import { SECP256K1_SHA256_TAI } from '../vrf/suite.ts'
+import { prove, publicKeyOf, SECP256K1_SHA256_TAI, verify } from '@digicap/vrf'
 
 /** A node's VRF ticket for a job: the proof it publishes and the output it implies. */
 export interface VrfTicket {

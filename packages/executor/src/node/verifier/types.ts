@@ -5,7 +5,8 @@
  */
 import type { AttestationRecord, Phase } from '@digicap/attestation'
 import type { Address, DigicapSigner } from '@digicap/capsule-core'
-import type { OnchainVrfProof, PbftCertificate } from '@digicap/committee'
+import type { PbftCertificate } from '@digicap/committee'
+import type { OnchainVrfProof } from '@digicap/vrf'
 import type { Libp2p } from '@libp2p/interface'
 
 /** A job the AttestationHub opened (`JobOpened`). */

@@ -21,12 +21,12 @@ import {
   drawTicket,
   hubCommittee,
   leaderOf,
-  onchainProof,
   type PbftCertificate,
   pbftCommittee,
   pbftDomain,
 } from '@digicap/committee'
 import { peerIdFromRegistered } from '@digicap/keyguard'
+import { onchainProof } from '@digicap/vrf'
 import { VerifierJobError } from './errors.ts'
 import { pbftRounds } from './pbft-round.ts'
 import type {

@@ -1,7 +1,8 @@
 /**
  * Writes packages/contracts/test/fixtures/committee-vrf-proofs.json: secp256k1 ECVRF proofs in
- * the on-chain form (`onchainProof`), from fixed keys, so the contracts package tests
- * `Secp256k1Vrf.sol` without depending on this package. Run: `pnpm --filter @digicap/committee fixture`.
+ * the on-chain form (`onchainProof`), from fixed keys: known bytes the contracts package's
+ * `Secp256k1Vrf.sol` test checks (checked in, so a change to either side shows as a diff).
+ * Run: `pnpm --filter @digicap/vrf fixture`.
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -36,6 +37,6 @@ const proofs = [0, 1, 2, 3].map((i) => {
 const out = join(import.meta.dirname, '../../contracts/test/fixtures/committee-vrf-proofs.json')
 writeFileSync(
   out,
-  `${JSON.stringify({ source: 'packages/committee/scripts/generate-onchain-fixture.ts', suite: SECP256K1_SHA256_TAI.name, proofs }, null, 2)}\n`,
+  `${JSON.stringify({ source: 'packages/vrf/scripts/generate-onchain-fixture.ts', suite: SECP256K1_SHA256_TAI.name, proofs }, null, 2)}\n`,
 )
 console.log(`wrote ${proofs.length} proofs to ${out}`)

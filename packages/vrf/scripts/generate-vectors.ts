@@ -1,13 +1,13 @@
 /**
  * Writes the invalid-proof vectors in test/vectors/ (one file per case), each derived from a
  * valid published vector by one change, so each one trips exactly one check of `verify`.
- * Run: `pnpm --filter @digicap/committee vectors`. The valid vectors are copied by hand from
+ * Run: `pnpm --filter @digicap/vrf vectors`. The valid vectors are copied by hand from
  * their cited sources and never regenerated.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { P256_SHA256_TAI, SECP256K1_SHA256_TAI, suiteLengths } from '../src/index.ts'
-import type { EcvrfSuite } from '../src/vrf/suite.ts'
+import type { EcvrfSuite } from '../src/suite.ts'
 
 const dir = join(import.meta.dirname, '../test/vectors')
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')

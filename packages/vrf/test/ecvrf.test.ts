@@ -13,7 +13,7 @@ import {
   VrfProofError,
   verify,
 } from '../src/index.ts'
-import { nonceRfc6979 } from '../src/vrf/nonce.ts'
+import { nonceRfc6979 } from '../src/nonce.ts'
 import { hex, readVectors, toHexString } from './vectors.ts'
 
 const SUITES = {

@@ -1,6 +1,6 @@
 import type { WeierstrassPoint } from '@noble/curves/abstract/weierstrass.js'
-import { VrfEncodeError, VrfKeyError } from '../errors.ts'
 import { decodeProof, decodePublicKey, encodeToCurveCounted, verify } from './ecvrf.ts'
+import { VrfEncodeError, VrfKeyError } from './errors.ts'
 import { SECP256K1_SHA256_TAI } from './suite.ts'
 
 /** An affine point as the contract takes it: [x, y]. */

@@ -1,7 +1,7 @@
 import type { WeierstrassPoint } from '@noble/curves/abstract/weierstrass.js'
 import { bytesToNumberBE, numberToBytesBE } from '@noble/curves/utils.js'
 import { concatBytes } from '@noble/hashes/utils.js'
-import { VrfEncodeError, VrfKeyError, VrfProofError } from '../errors.ts'
+import { VrfEncodeError, VrfKeyError, VrfProofError } from './errors.ts'
 import { nonceRfc6979 } from './nonce.ts'
 import { type EcvrfSuite, suiteLengths } from './suite.ts'
 
