@@ -23,6 +23,7 @@ import { FsDatastore } from 'datastore-fs'
 import { createLibp2p } from 'libp2p'
 import { userAgent } from 'libp2p/user-agent'
 import { NodeStartError } from './errors.ts'
+import { type HaveFirstFetch, installHaveFirst } from './fetch/have-first/index.ts'
 import {
   installWantResend,
   MAX_TIMER_MS,
@@ -103,6 +104,13 @@ export interface CreateDigicapNodeInit {
    * {@link WANT_RESEND_MS} (10 s).
    */
   wantResendMs?: number
+  /**
+   * How blocks are asked of peers. `'have-first'` (the default, ADR 0044): want-have of every
+   * connected peer, want-block of one peer that has the block, the next one if it fails (a
+   * pull from many peers receives each block about once). `'broadcast'`: bitswap's own
+   * want-block to every connected peer (every peer holding the block sends it).
+   */
+  fetch?: 'have-first' | 'broadcast'
 }
 
 export interface DigicapNode {
@@ -155,6 +163,13 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       hint: `Give 1 to ${MAX_TIMER_MS} (the default is ${WANT_RESEND_MS}).`,
     })
   }
+  const fetchMode = init.fetch ?? 'have-first'
+  if (fetchMode !== 'have-first' && fetchMode !== 'broadcast') {
+    throw new InvalidArgumentError('fetch must be have-first or broadcast', {
+      details: { fetch: String(fetchMode).slice(0, 40) },
+      hint: "Give 'have-first' (the default) or 'broadcast'.",
+    })
+  }
   const listen = [...(init.listen ?? ['/ip4/127.0.0.1/tcp/0'])]
   const bootstrapList = [...(init.bootstrap ?? [])]
   let blockstore: MemoryBlockstore | FilestoreBlockstore
@@ -205,6 +220,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
 
   let helia: HeliaWithLibp2p<DigicapServices>
   let wantResend: WantResend
+  let haveFirst: HaveFirstFetch | undefined
   try {
     // libp2p is built here with only our transports and services; `createHelia` and
     // `@helia/libp2p`'s index would load libp2p's whole default set-up (see load-helia.ts).
@@ -238,6 +254,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     helia = withBitswap(withNet)
     await helia.start()
     wantResend = installWantResend(helia, wantResendMs)
+    if (fetchMode === 'have-first') haveFirst = installHaveFirst(helia, libp2p, wantResendMs)
   } catch (cause) {
     await closeStores()
     throw new NodeStartError('Cannot start the libp2p node', {
@@ -257,6 +274,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     stop() {
       stopped ??= (async () => {
         wantResend.stop()
+        haveFirst?.stop()
         await helia.stop()
         await closeStores()
       })()

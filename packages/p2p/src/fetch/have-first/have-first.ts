@@ -1,0 +1,380 @@
+/**
+ * Have-first block fetch (ADR 0044). `@helia/bitswap` 4 sends every want-block to every
+ * connected peer, and every peer holding the block sends all of it: eight executors pulling one
+ * image from each other received each block up to eight times. Here a block is asked as
+ * want-have of every connected peer, then as want-block of ONE peer that said "have" (the
+ * cheapest by `choose-peer.ts`); a "don't have", a timeout, a block that does not verify or a
+ * disconnect moves the want-block to the next peer that has it. ADR 0041's safety net stays: a
+ * want with no block `timeoutMs` after it was last sent is sent again (to the next haver, the
+ * same one, or as want-have to every peer when nobody has answered).
+ *
+ * Runs on the node's own bitswap (its broker's `retrieve` is replaced): the serving side is
+ * bitswap's, unchanged (it answers want-have, and tells a peer "have" later when a block it was
+ * asked for arrives, which is how a peer that fetched a block becomes a source for the others).
+ */
+import type { PeerId } from '@libp2p/interface'
+import { base64 } from 'multiformats/bases/base64'
+import type { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { WANT_RESENT_EVENT } from '../want-resend.ts'
+import type {
+  BitswapBroker,
+  BlockEventDetail,
+  PresenceEventDetail,
+  RetrieveOptions,
+} from './bitswap-parts.ts'
+import { choosePeer, type PeerLoad } from './choose-peer.ts'
+import { createOutbox, type Outbox } from './outbox.ts'
+
+/**
+ * After a first "have", how long the other peers asked get to answer before the want-block goes
+ * out (all answered: at once). Without it the fastest answer, usually the origin's, won every
+ * block and nothing was spread.
+ */
+export const GATHER_MS = 30
+
+/** A peer's failures are forgotten this long after its last one. */
+export const FAILURE_MEMORY_MS = 60_000
+
+export interface HaveFirstComponents {
+  broker: BitswapBroker
+  /** The peers connected now (bitswap reports the later ones). */
+  connectedPeers: () => PeerId[]
+}
+
+export interface HaveFirstInit {
+  /** A want with no block this long after it was last sent is sent again. */
+  timeoutMs: number
+}
+
+export interface HaveFirstFetch {
+  /** Fetches one block (what the bitswap broker's `retrieve` now does). */
+  retrieve(cid: CID, options?: RetrieveOptions): Promise<Uint8Array>
+  /** Stops: pending fetches fail, the broker's own `retrieve` comes back. */
+  stop(): void
+}
+
+interface Waiter {
+  resolve(block: Uint8Array): void
+  reject(reason: unknown): void
+  onProgress?: ((event: Event) => void) | undefined
+  detach(): void
+}
+
+interface Want {
+  cid: CID
+  waiters: Set<Waiter>
+  /** Peers sent a want-have (or want-block) for it: they get the cancel. */
+  asked: Set<string>
+  /** Peers that said "have". */
+  haves: Set<string>
+  /** Peers that answered the want-have ("have" or "don't have"). */
+  answered: Set<string>
+  /** Set while the first "have" waits for the other answers. */
+  gather?: NodeJS.Timeout | undefined
+  /** Peers that failed this want (tried after the others only). */
+  failed: Set<string>
+  /** The one peer asked for the block now. */
+  target?: string | undefined
+  /** When the target was asked, or (no target) when want-have was last sent. */
+  since: number
+  /** Ends the provider search started for it (kad-dht nodes). */
+  discovery: AbortController
+}
+
+const keyOf = (cid: CID) => base64.encode(cid.multihash.bytes)
+
+const progress = (waiters: Iterable<Waiter>, type: string, detail: unknown) => {
+  for (const w of waiters) w.onProgress?.(new CustomEvent(type, { detail }))
+}
+
+/** The bytes hash to the CID (the want-list already matched the whole multihash; belt and braces). */
+async function verifies(cid: CID, block: Uint8Array): Promise<boolean> {
+  if (cid.multihash.code !== sha256.code) return true
+  const digest = await sha256.digest(block)
+  const expected = cid.multihash.digest
+  return (
+    digest.digest.length === expected.length && digest.digest.every((b, i) => b === expected[i])
+  )
+}
+
+export function createHaveFirstFetch(
+  components: HaveFirstComponents,
+  init: HaveFirstInit,
+): HaveFirstFetch {
+  const { broker } = components
+  const { network, wantList, peerWantLists } = broker.bitswap
+  const timeoutMs = init.timeoutMs
+  const wants = new Map<string, Want>()
+  const peers = new Map<string, PeerId>()
+  const outstanding = new Map<string, number>()
+  const failures = new Map<string, { count: number; last: number }>()
+  for (const peer of [...wantList.peers.keys(), ...components.connectedPeers()]) {
+    peers.set(peer.toString(), peer)
+  }
+
+  const loadOf = (peer: string): PeerLoad => {
+    const id = peers.get(peer)
+    const failed = failures.get(peer)
+    const recent = failed && Date.now() - failed.last < FAILURE_MEMORY_MS ? failed.count : 0
+    return {
+      outstanding: outstanding.get(peer) ?? 0,
+      failures: recent,
+      // an origin (or a peer that is done) asks nothing of us: it serves last
+      source: id === undefined || (peerWantLists.ledgerMap.get(id)?.wants.size ?? 0) === 0,
+    }
+  }
+
+  const send = (peer: string, want: Want, kind: 'have' | 'block' | 'cancel') => {
+    const id = peers.get(peer)
+    if (!id) return
+    outbox.add(id, want.cid, kind)
+    if (kind !== 'cancel' && !want.asked.has(peer)) {
+      want.asked.add(peer)
+      progress(want.waiters, 'bitswap:send-wantlist', id)
+    }
+  }
+
+  const clearTarget = (want: Want) => {
+    if (want.target === undefined) return
+    outstanding.set(want.target, Math.max(0, (outstanding.get(want.target) ?? 1) - 1))
+    want.target = undefined
+  }
+
+  const noteFailure = (want: Want, peer: string) => {
+    want.failed.add(peer)
+    const f = failures.get(peer) ?? { count: 0, last: 0 }
+    failures.set(peer, { count: f.count + 1, last: Date.now() })
+  }
+
+  /** Sends the want-block to the cheapest peer that has the block, if any. */
+  const request = (want: Want) => {
+    if (want.target !== undefined) return
+    const connected = [...want.haves].filter((p) => peers.has(p))
+    const fresh = connected.filter((p) => !want.failed.has(p))
+    // every haver failed once: try them again (a lost message, not a liar) rather than stall
+    const target = choosePeer(fresh.length > 0 ? fresh : connected, loadOf)
+    want.since = Date.now()
+    if (target === undefined) return
+    want.target = target
+    outstanding.set(target, (outstanding.get(target) ?? 0) + 1)
+    send(target, want, 'block')
+  }
+
+  const askHave = (want: Want, only?: string) => {
+    for (const peer of only === undefined ? peers.keys() : [only]) {
+      if (!want.asked.has(peer) || only !== undefined) send(peer, want, 'have')
+    }
+  }
+
+  /** Forgets a want and cancels it at every peer asked. */
+  const drop = (want: Want) => {
+    const key = keyOf(want.cid)
+    if (wants.get(key) !== want) return
+    wants.delete(key)
+    clearTimeout(want.gather)
+    clearTarget(want)
+    want.discovery.abort()
+    for (const peer of want.asked) send(peer, want, 'cancel')
+  }
+
+  const finish = (want: Want, block: Uint8Array, sender: PeerId) => {
+    drop(want)
+    failures.delete(sender.toString())
+    for (const w of want.waiters) {
+      w.detach()
+      w.onProgress?.(new CustomEvent('bitswap:block', { detail: { cid: want.cid, sender } }))
+      w.resolve(block)
+    }
+  }
+
+  const onBlock = (event: Event) => {
+    const { sender, cid, block } = (event as CustomEvent<BlockEventDetail>).detail
+    const want = wants.get(keyOf(cid))
+    if (!want) return
+    verifies(want.cid, block).then(
+      (ok) => {
+        if (wants.get(keyOf(cid)) !== want) return
+        if (ok) return finish(want, block, sender)
+        const peer = sender.toString()
+        noteFailure(want, peer)
+        want.haves.delete(peer)
+        if (want.target === peer) {
+          clearTarget(want)
+          request(want)
+        }
+      },
+      () => {},
+    )
+  }
+
+  const onPresence = (event: Event) => {
+    const { sender, cid, has, block } = (event as CustomEvent<PresenceEventDetail>).detail
+    if (block != null) return // a block: `onBlock` has it
+    const want = wants.get(keyOf(cid))
+    if (!want) return
+    const peer = sender.toString()
+    want.answered.add(peer)
+    if (has) want.haves.add(peer)
+    else want.haves.delete(peer)
+    if (want.target === undefined && want.haves.size > 0) {
+      const waiting = [...want.asked].some((p) => peers.has(p) && !want.answered.has(p))
+      if (!waiting) {
+        clearTimeout(want.gather)
+        want.gather = undefined
+        request(want)
+      } else {
+        want.gather ??= setTimeout(() => {
+          want.gather = undefined
+          request(want)
+        }, GATHER_MS)
+      }
+      return
+    }
+    if (has) return
+    if (want.target === peer) {
+      noteFailure(want, peer)
+      clearTarget(want)
+      request(want)
+    }
+  }
+
+  const onConnected = (event: Event) => {
+    const peer = (event as CustomEvent<PeerId>).detail
+    const key = peer.toString()
+    peers.set(key, peer)
+    for (const want of wants.values()) askHave(want, key)
+  }
+
+  const onDisconnected = (event: Event) => {
+    const key = (event as CustomEvent<PeerId>).detail.toString()
+    peers.delete(key)
+    outstanding.delete(key)
+    for (const want of wants.values()) {
+      want.haves.delete(key)
+      want.asked.delete(key)
+      want.answered.delete(key)
+      if (want.target === key) {
+        want.target = undefined
+        request(want)
+      }
+    }
+  }
+
+  // a message that could not be sent: its want-block goes to the next peer at once
+  const onSendError = (peer: PeerId) => {
+    const key = peer.toString()
+    for (const want of wants.values()) {
+      want.asked.delete(key)
+      if (want.target === key) {
+        noteFailure(want, key)
+        clearTarget(want)
+        request(want)
+      }
+    }
+  }
+  const outbox: Outbox = createOutbox(network, onSendError)
+
+  // ADR 0041's safety net, per want: no block `timeoutMs` after the last send → send again
+  const tick = () => {
+    const now = Date.now()
+    for (const want of wants.values()) {
+      if (now - want.since < timeoutMs) continue
+      progress(want.waiters, WANT_RESENT_EVENT, want.cid)
+      if (want.target !== undefined) {
+        const late = want.target
+        noteFailure(want, late)
+        clearTarget(want)
+        request(want)
+        // moved on: the late peer's want is cancelled, so a block it has not sent yet never comes
+        if (want.target !== undefined && want.target !== late) send(late, want, 'cancel')
+        // (the only haver was late: it is asked again; the serving side serves a re-sent want)
+        if (want.target !== undefined) continue
+      }
+      // nobody has answered "have" (a lost message, a peer that got the block since): ask all
+      want.asked.clear()
+      want.answered.clear()
+      want.since = now
+      askHave(want)
+    }
+  }
+  const timer = setInterval(tick, Math.max(10, Math.floor(timeoutMs / 4)))
+  timer.unref()
+
+  network.addEventListener('peer:connected', onConnected)
+  network.addEventListener('peer:disconnected', onDisconnected)
+  wantList.addEventListener('block', onBlock)
+  wantList.addEventListener('presence', onPresence)
+
+  const retrieve = (cid: CID, options: RetrieveOptions = {}): Promise<Uint8Array> => {
+    const { signal } = options
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    const key = keyOf(cid)
+    let want = wants.get(key)
+    const fresh = want === undefined
+    if (!want) {
+      want = {
+        cid,
+        waiters: new Set(),
+        asked: new Set(),
+        haves: new Set(),
+        answered: new Set(),
+        failed: new Set(),
+        since: Date.now(),
+        discovery: new AbortController(),
+      }
+      wants.set(key, want)
+    }
+    const current = want
+    const block = new Promise<Uint8Array>((resolve, reject) => {
+      const onAbort = () => {
+        current.waiters.delete(waiter)
+        if (current.waiters.size === 0) drop(current)
+        reject(signal?.reason)
+      }
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        onProgress: options.onProgress,
+        detach: () => signal?.removeEventListener('abort', onAbort),
+      }
+      current.waiters.add(waiter)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      if (!fresh) {
+        for (const peer of current.asked) {
+          const id = peers.get(peer)
+          if (id) progress([waiter], 'bitswap:send-wantlist', id)
+        }
+      }
+    })
+    if (fresh) {
+      askHave(current)
+      // as bitswap's own `want`: providers found by routing (kad-dht) are dialled
+      network.findAndConnect(cid, { signal: current.discovery.signal }).catch(() => {})
+    }
+    return block
+  }
+
+  const ownRetrieve = broker.retrieve
+  broker.retrieve = retrieve
+  return {
+    retrieve,
+    stop() {
+      clearInterval(timer)
+      outbox.stop()
+      network.removeEventListener('peer:connected', onConnected)
+      network.removeEventListener('peer:disconnected', onDisconnected)
+      wantList.removeEventListener('block', onBlock)
+      wantList.removeEventListener('presence', onPresence)
+      broker.retrieve = ownRetrieve
+      for (const want of wants.values()) {
+        want.discovery.abort()
+        for (const w of want.waiters) {
+          w.detach()
+          w.reject(new Error('The node stopped'))
+        }
+      }
+      wants.clear()
+    },
+  }
+}

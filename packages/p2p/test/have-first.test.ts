@@ -1,0 +1,222 @@
+/**
+ * Have-first fetch (ADR 0044): several nodes pulling the same content from an owner and from
+ * each other receive each block about once, the owner serves fewer copies when peers have the
+ * blocks, and a peer that says "have" and then never sends (or sends a forged block) neither
+ * stalls nor corrupts a fetch. Real helia + libp2p nodes on loopback; the only fault injected
+ * is the lying peer. Before ADR 0044 every want-block went to every connected peer and every
+ * holder sent the whole block (2-4 copies each here), and the forged block was handed to the
+ * caller, whose check failed the fetch.
+ */
+import { randomBytes } from 'node:crypto'
+import type { PeerId } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+
+const MiB = 1_048_576
+const SIZE = 4 * MiB
+/** Blocks a fetch asks for at once (`FETCH_WINDOW_BLOCKS` leaves of 1 MiB). */
+const WINDOW = 8 * MiB
+/** Short, so a lying peer costs seconds, not ten; not so short that a loaded box re-asks much. */
+const RESEND_MS = 3_000
+
+interface Ledger {
+  bytesSent: number
+  bytesReceived: number
+}
+interface Bitswap {
+  network: { sendMessage(peer: PeerId, message: unknown): Promise<void> }
+  peerWantLists: {
+    ledgerMap: Map<unknown, Ledger>
+    receiveMessage(peer: PeerId, message: WireMessage): void
+  }
+}
+interface WireMessage {
+  wantlist?: { entries: { cid: Uint8Array; wantType?: string; cancel?: boolean }[] }
+}
+
+const bitswapOf = (node: DigicapNode) =>
+  (
+    (
+      node.helia as unknown as { blockBrokers: { name: string; bitswap: Bitswap }[] }
+    ).blockBrokers.find((b) => b.name === 'bitswap') as { bitswap: Bitswap }
+  ).bitswap
+
+/** Block bytes `node` received from peers / sent to `to` (bitswap's ledgers). */
+const received = (node: DigicapNode) =>
+  [...bitswapOf(node).peerWantLists.ledgerMap.values()].reduce((n, l) => n + l.bytesReceived, 0)
+const sentTo = (node: DigicapNode, to: DigicapNode[]) => {
+  const ids = new Set(to.map((n) => n.peerId))
+  let sent = 0
+  for (const [peer, ledger] of bitswapOf(node).peerWantLists.ledgerMap) {
+    if (ids.has(String(peer))) sent += ledger.bytesSent
+  }
+  return sent
+}
+
+const message = () => ({
+  full: false,
+  pendingBytes: 0,
+  wantlist: new Map(),
+  blocks: new Map(),
+  blockPresences: new Map(),
+})
+
+/**
+ * Makes `node` a liar: it answers every want-have "have", and every want-block with nothing
+ * (`silent`) or with a forged block (`forged`: the wanted digest itself as the block, under an
+ * identity-hash prefix, so its digest equals the wanted one).
+ */
+function lie(node: DigicapNode, mode: 'silent' | 'forged'): () => number {
+  const bitswap = bitswapOf(node)
+  let blockWants = 0
+  bitswap.peerWantLists.receiveMessage = (peer, wire) => {
+    const reply = message()
+    for (const entry of wire.wantlist?.entries ?? []) {
+      if (entry.cancel) continue
+      const cid = CID.decode(entry.cid)
+      const key = String(reply.blockPresences.size + reply.blocks.size)
+      if (entry.wantType === 'WantHave') {
+        reply.blockPresences.set(key, { cid: entry.cid, type: 'HaveBlock' })
+        continue
+      }
+      blockWants++
+      if (mode === 'forged') {
+        const digest = cid.multihash.digest
+        // varints of version, codec, hash code (identity, 0) and length: all below 128 here
+        const prefix = Uint8Array.of(cid.version, cid.code, 0, digest.length)
+        reply.blocks.set(key, { data: digest, prefix })
+      }
+    }
+    if (reply.blockPresences.size + reply.blocks.size > 0) {
+      bitswap.network.sendMessage(peer, reply).catch(() => {})
+    }
+  }
+  return () => blockWants
+}
+
+async function fetchAll(
+  node: DigicapNode,
+  cid: string,
+  onProgress?: (bytes: number) => void,
+): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const chunk of heliaCapsuleStore(node.helia).get(cid, {
+    ...(onProgress ? { onProgress } : {}),
+    // generous: a loaded 2-core box; a second each when idle
+    signal: AbortSignal.timeout(60_000),
+  })) {
+    parts.push(chunk)
+  }
+  return Buffer.concat(parts)
+}
+
+const dial = (from: DigicapNode, to: DigicapNode) =>
+  from.libp2p.dial(multiaddr(to.multiaddrs()[0] as string))
+
+describe('the fetch option', () => {
+  it('anything but have-first or broadcast is refused before anything starts (INVALID_ARGUMENT)', async () => {
+    await expect(createDigicapNode({ fetch: 'flood' as never })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+  })
+})
+
+describe('have-first fetch between real nodes', () => {
+  const nodes: DigicapNode[] = []
+  const node = async () => {
+    const n = await createDigicapNode({ wantResendMs: RESEND_MS, pubsub: false })
+    nodes.push(n)
+    return n
+  }
+  let content: Buffer
+  let cid: string
+  let owner: DigicapNode
+
+  beforeAll(async () => {
+    content = randomBytes(SIZE)
+    owner = await node()
+    cid = await heliaCapsuleStore(owner.helia).put(content)
+  })
+  afterAll(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.stop()))
+  })
+
+  it('four nodes pulling from the owner and each other, one of them ahead, each receive the content about once', async () => {
+    const fetchers = await Promise.all([node(), node(), node(), node()])
+    for (const [i, f] of fetchers.entries()) {
+      await dial(f, owner)
+      for (const other of fetchers.slice(0, i)) await dial(f, other)
+    }
+    // the first is half-way when the others start: it holds blocks they want, as the owner does
+    let halfway: () => void = () => {}
+    const ahead = new Promise<void>((resolve) => {
+      halfway = resolve
+    })
+    const first = fetchAll(fetchers[0] as DigicapNode, cid, (n) => {
+      if (n >= SIZE / 2) halfway()
+    })
+    await ahead
+    const got = await Promise.all([first, ...fetchers.slice(1).map((f) => fetchAll(f, cid))])
+    for (const bytes of got) expect(bytes.equals(content)).toBe(true)
+    for (const f of fetchers) expect(received(f)).toBeLessThanOrEqual(1.25 * SIZE)
+  }, 60_000)
+
+  it('with one seed connected to the owner, the owner serves about one copy and nobody receives duplicates', async () => {
+    const fetchers = await Promise.all([node(), node(), node(), node()])
+    await dial(fetchers[0] as DigicapNode, owner)
+    for (const [i, f] of fetchers.entries()) {
+      for (const other of fetchers.slice(0, i)) await dial(f, other)
+    }
+    // a whole window: the seed forwards blocks while the others still want them
+    const window = randomBytes(WINDOW)
+    const windowCid = await heliaCapsuleStore(owner.helia).put(window)
+    const got = await Promise.all(fetchers.map((f) => fetchAll(f, windowCid)))
+    for (const bytes of got) expect(bytes.equals(window)).toBe(true)
+    expect(sentTo(owner, fetchers)).toBeLessThanOrEqual(1.25 * WINDOW)
+    for (const f of fetchers) expect(received(f)).toBeLessThanOrEqual(1.25 * WINDOW)
+  }, 60_000)
+
+  it('when peers already hold the content, the owner serves clearly less than a copy per puller', async () => {
+    const seeds = await Promise.all([node(), node()])
+    await Promise.all(seeds.map((s) => heliaCapsuleStore(s.helia).put(content)))
+    const pullers = await Promise.all([node(), node()])
+    for (const p of pullers) {
+      for (const source of [owner, ...seeds]) await dial(p, source)
+    }
+    const got = await Promise.all(pullers.map((p) => fetchAll(p, cid)))
+    for (const bytes of got) expect(bytes.equals(content)).toBe(true)
+    // spread over three holders: about a third each; before, the owner sent every puller a copy
+    expect(sentTo(owner, pullers)).toBeLessThanOrEqual(0.6 * pullers.length * SIZE)
+    for (const p of pullers) expect(received(p)).toBeLessThanOrEqual(1.25 * SIZE)
+  }, 60_000)
+
+  it('peers that say "have" and then send nothing, or a forged block, neither stall nor corrupt the fetch', async () => {
+    // two windows of blocks, so that the second one is asked while every holder is connected
+    const twoWindows = randomBytes(2 * WINDOW)
+    const [seedA, seedB, silent, forger, puller] = await Promise.all([
+      node(),
+      node(),
+      node(),
+      node(),
+      node(),
+    ])
+    const big = await heliaCapsuleStore(owner.helia).put(twoWindows)
+    await Promise.all([seedA, seedB].map((s) => heliaCapsuleStore(s.helia).put(twoWindows)))
+    const liars = [lie(silent, 'silent'), lie(forger, 'forged')]
+    // the liars alone first: each says "have" and is asked for a block in turn (the second once
+    // the first has timed out); then the honest holders come
+    await dial(puller, silent)
+    await dial(puller, forger)
+    const fetching = fetchAll(puller, big)
+    while (liars.some((blockWants) => blockWants() === 0)) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    for (const holder of [owner, seedA, seedB]) await dial(puller, holder)
+    const bytes = await fetching
+    expect(bytes.equals(twoWindows)).toBe(true)
+    // the content once (from the three holders together), not once from each
+    expect(received(puller)).toBeLessThanOrEqual(1.25 * twoWindows.length)
+  }, 60_000)
+})
