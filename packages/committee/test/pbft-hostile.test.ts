@@ -21,6 +21,7 @@ import {
   MAX_VIEWS_AHEAD,
   type PbftNode,
   PbftReplica,
+  type PbftSignatureCheck,
   pbftCommittee,
   signVote,
   verifyCertificate,
@@ -53,7 +54,7 @@ describe('PbftReplica: each handler refuses with a typed error and keeps its sta
   const member = (i: number) => committee.members[i] as (typeof committee.members)[number]
 
   /** Member 1's replica (not the view-0 leader), recording what it sends and the proofs it reports. */
-  function replica() {
+  function replica(signatureCheck: PbftSignatureCheck = 'before-use') {
     const sent: PbftMessage[] = []
     const proofs: EquivocationProof[] = []
     const r = new PbftReplica({
@@ -65,13 +66,16 @@ describe('PbftReplica: each handler refuses with a typed error and keeps its sta
       send: (_to, m) => sent.push(m),
       onEquivocation: (p) => proofs.push(p),
       viewTimeout: 60_000,
+      signatureCheck,
     })
     return { r, sent, proofs }
   }
 
-  for (const phase of PHASES) {
-    it(`${phase}: replayed, out of view, malformed signature, other job, another sender`, async () => {
-      const { r } = replica()
+  for (const [phase, check] of PHASES.flatMap((p) =>
+    (['on-arrival', 'before-use'] as const).map((c) => [p, c] as const),
+  )) {
+    it(`${phase} (${check}): replayed, out of view, malformed signature, other job, another sender`, async () => {
+      const { r } = replica(check)
       const from = senderOf(phase)
       const first = await vote(from, phase, phase === 'view-change' ? 1n : 0n)
       await r.receive(member(from), { vote: first, proof: [] })
@@ -97,10 +101,17 @@ describe('PbftReplica: each handler refuses with a typed error and keeps its sta
       await expect(r.receive(member(from), { vote: other, proof: [] })).rejects.toMatchObject({
         reason: 'wrong-job',
       })
-      // Signed by one member, sent by another's connection.
-      await expect(r.receive(member(3), { vote: first, proof: [] })).rejects.toMatchObject({
-        reason: 'signature',
-      })
+      // Signed by one member, sent by another's connection: refused on arrival, or (checked
+      // before use, ADR 0047) counted as the sender's vote until it is used; a pre-prepare still
+      // comes from its view's leader only.
+      const relayed = r.receive(member(3), { vote: first, proof: [] })
+      if (check === 'on-arrival' || phase === 'view-change') {
+        await expect(relayed).rejects.toMatchObject({ reason: 'signature' })
+      } else if (phase === 'pre-prepare') {
+        await expect(relayed).rejects.toMatchObject({ reason: 'not-leader' })
+      } else {
+        await expect(relayed).resolves.toBeUndefined()
+      }
       r.stop()
     })
   }

@@ -11,7 +11,12 @@ export type { PbftMux, PbftMuxOptions, PbftSessionOptions } from './mux.ts'
 export { createPbftMux, PBFT_MAX_SESSIONS } from './mux.ts'
 export type { PbftNode, PbftNodeOptions } from './node.ts'
 export { createPbftNode } from './node.ts'
-export type { PbftReplicaOptions, PbftSend, PbftValue } from './replica.ts'
+export type {
+  PbftReplicaOptions,
+  PbftSend,
+  PbftSignatureCheck,
+  PbftValue,
+} from './replica.ts'
 export { MAX_VIEWS_AHEAD, PbftReplica } from './replica.ts'
 export type {
   PbftHost,

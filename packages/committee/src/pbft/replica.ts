@@ -3,6 +3,12 @@
  * votes come in through {@link PbftReplica.receive}, go out through the `send` component.
  * A member prepares only the value it computed itself (external validity), so with at most f
  * faulty members a decision is always the honest members' value.
+ *
+ * Signatures (ADR 0047): a pre-prepare, prepare or commit that arrives from its member's
+ * authenticated stream counts at once; its signature is checked when the vote is about to leave
+ * the replica in something others must believe (a certificate, the prepared proof of a view
+ * change, an equivocation proof). A vote whose signature then fails is dropped, reported through
+ * `onFault`, and its member's later votes are checked on arrival.
  */
 import {
   type Address,
@@ -15,6 +21,7 @@ import { buildCertificate, type PbftCertificate } from './certificate.ts'
 import { leaderOf, memberByAddress, type PbftCommittee, type PbftMember } from './committee.ts'
 import { conflicting, type EquivocationProof } from './equivocation.ts'
 import { PbftVoteError } from './errors.ts'
+import { signatureShapeHolds } from './signature-check.ts'
 import { type PbftDomain, recoverVoteSigner, signVote, type UnsignedVote } from './typed-data.ts'
 
 /** The value a committee decides. */
@@ -24,6 +31,16 @@ export interface PbftValue {
   /** keccak-256 of the evidence (32 bytes). */
   evidenceHash: Uint8Array
 }
+
+/**
+ * When a member's vote has its signature checked (ADR 0047):
+ * - `before-use`: counted on arrival (the transport authenticated the member), checked before it
+ *   goes into a certificate, a view change's prepared proof or an equivocation proof;
+ * - `on-arrival`: checked before it counts (a transport that does not authenticate its peers).
+ *
+ * View changes and the proofs votes carry are always checked on arrival.
+ */
+export type PbftSignatureCheck = 'before-use' | 'on-arrival'
 
 /** Where a replica's messages go: `undefined` = every other member. */
 export type PbftSend = (to: PbftMember | undefined, message: PbftMessage) => void
@@ -41,6 +58,14 @@ export interface PbftReplicaOptions {
   viewTimeout?: number
   /** Called once per member and slot caught signing two values. */
   onEquivocation?: (proof: EquivocationProof) => void
+  /** When votes have their signatures checked. Default `before-use`. */
+  signatureCheck?: PbftSignatureCheck
+  /**
+   * Told of a counted vote whose signature failed when it was about to be used
+   * (`PbftVoteError` `signature`, `details.signer` the member whose stream sent it). Must not
+   * throw (it is caught).
+   */
+  onFault?: (error: PbftVoteError) => void
 }
 
 /** Views further ahead than this are dropped (a replica keeps bounded state). */
@@ -65,14 +90,19 @@ const ZERO = new Uint8Array(32)
 
 /** A member's PBFT replica for one job. Create, `start()`, feed `receive()`, await `decided`. */
 export class PbftReplica {
-  readonly #o: Required<Omit<PbftReplicaOptions, 'onEquivocation'>> &
-    Pick<PbftReplicaOptions, 'onEquivocation'>
+  readonly #o: Required<Omit<PbftReplicaOptions, 'onEquivocation' | 'onFault'>> &
+    Pick<PbftReplicaOptions, 'onEquivocation' | 'onFault'>
   readonly #self: PbftMember
   #view = 0n
   #changing = false
   #timer: ReturnType<typeof setTimeout> | undefined
   #stopped = false
-  #prepared: Prepared | undefined
+  /** The latest view this member prepared in (its proof is built, checked, when it is sent). */
+  #prepared: Omit<Prepared, 'proof'> | undefined
+  /** Votes counted on arrival whose signatures are not checked yet. */
+  readonly #unchecked = new WeakSet<PbftVote>()
+  /** Members caught with a bad signature: their votes are checked on arrival. */
+  readonly #faulty = new Set<Address>()
   /** `${phase}/${view}` → signer → vote. */
   readonly #votes = new Map<string, Map<Address, PbftVote>>()
   /** view → accepted pre-prepare value. */
@@ -94,7 +124,7 @@ export class PbftReplica {
       })
     }
     this.#self = self
-    this.#o = { viewTimeout: 2000, ...options }
+    this.#o = { viewTimeout: 2000, signatureCheck: 'before-use', ...options }
     this.decided = new Promise((resolve) => {
       this.#resolve = resolve
     })
@@ -173,7 +203,7 @@ export class PbftReplica {
     this.#view = view
     this.#changing = true
     this.#arm()
-    const p = this.#prepared
+    const p = this.#provenPrepared()
     const vote = await this.#emit(
       {
         phase: 'view-change',
@@ -196,7 +226,89 @@ export class PbftReplica {
    */
   async receive(from: PbftMember, message: PbftMessage): Promise<void> {
     if (this.#stopped) return
-    await this.#onVote(from, message, false)
+    const member = memberByAddress(this.#o.committee, from.address)
+    if (member === undefined || member.peerId !== from.peerId) {
+      throw new PbftVoteError('non-member', 'A vote from a peer outside this committee', {
+        details: { address: from.address, peer: from.peerId },
+      })
+    }
+    await this.#onVote(member, message, false)
+  }
+
+  /**
+   * The signer of a vote that counts on arrival (pre-prepare, prepare, commit, from a member with
+   * no bad signature so far): the member whose authenticated stream sent it. Only the job and the
+   * signature's shape are checked now; the rest before the vote is used (ADR 0047).
+   */
+  #countable(from: PbftMember, vote: PbftVote): boolean {
+    return (
+      this.#o.signatureCheck === 'before-use' &&
+      vote.phase !== 'view-change' &&
+      !this.#faulty.has(from.address)
+    )
+  }
+
+  #screen(vote: PbftVote): void {
+    if (!equalBytes(vote.jobId, this.#o.jobId)) {
+      throw new PbftVoteError('wrong-job', 'The vote is about another job')
+    }
+    if (!signatureShapeHolds(vote.signature)) {
+      throw new PbftVoteError('signature', 'The vote signature is malformed')
+    }
+  }
+
+  /**
+   * True when `vote` is `signer`'s: own and checked votes at once, a vote counted on arrival after
+   * its signature check. A failed check drops the vote from its slot, reports the fault and marks
+   * the member faulty.
+   */
+  #holds(signer: Address, vote: PbftVote): boolean {
+    if (!this.#unchecked.has(vote)) return true
+    this.#unchecked.delete(vote)
+    let recovered: Address | undefined
+    try {
+      recovered = recoverVoteSigner(this.#o.domain, vote, signer)
+    } catch {
+      recovered = undefined
+    }
+    if (recovered === signer) return true
+    this.#faulty.add(signer)
+    const slot = this.#votes.get(`${vote.phase}/${vote.view}`)
+    if (slot?.get(signer) === vote) slot.delete(signer)
+    try {
+      this.#o.onFault?.(
+        new PbftVoteError('signature', 'A counted vote is not signed by the member that sent it', {
+          details: { signer, recovered, phase: vote.phase, view: vote.view },
+        }),
+      )
+    } catch {
+      // An observer must not break the replica.
+    }
+    return false
+  }
+
+  /** The first `want` of `votes` whose signatures hold (checked ones first: fewer checks). */
+  #holding(votes: Signed[], want: number): Signed[] {
+    const ordered = [
+      ...votes.filter((v) => !this.#unchecked.has(v.vote)),
+      ...votes.filter((v) => this.#unchecked.has(v.vote)),
+    ]
+    const out: Signed[] = []
+    for (const v of ordered) {
+      if (out.length >= want) break
+      if (this.#holds(v.signer, v.vote)) out.push(v)
+    }
+    return out
+  }
+
+  /** What this member prepared, with 2f+1 prepares whose signatures hold; else undefined. */
+  #provenPrepared(): Prepared | undefined {
+    const p = this.#prepared
+    if (p === undefined) return undefined
+    const { quorum } = this.#o.committee
+    const proof = this.#holding(this.#count('prepare', p.view, p.value), quorum)
+    if (proof.length < quorum) return undefined
+    return { ...p, proof: proof.map((s) => s.vote) }
   }
 
   /** `expected`: the member the vote claims to come from (a cheaper check, same answer). */
@@ -236,6 +348,17 @@ export class PbftReplica {
       return
     }
     if (vote.phase !== 'view-change' && conflicting(previous, vote)) {
+      // An equivocation proof is believed by others: both signatures must hold.
+      const before = this.#holds(signer, previous)
+      if (!this.#holds(signer, vote)) {
+        throw new PbftVoteError('signature', 'The vote is not signed by the member that sent it', {
+          details: { signer, phase: vote.phase, view: vote.view },
+        })
+      }
+      if (!before) {
+        votes.set(signer, vote)
+        return
+      }
       const key = `${signer}/${slot}`
       if (!this.#accused.has(key)) {
         this.#accused.add(key)
@@ -252,7 +375,9 @@ export class PbftReplica {
 
   async #onVote(from: PbftMember, message: PbftMessage, own: boolean): Promise<void> {
     const { vote, proof } = message
-    const signer = own ? this.#self.address : this.#check(vote, from.address)
+    const counted = !own && this.#countable(from, vote)
+    if (counted) this.#screen(vote)
+    const signer = own || counted ? from.address : this.#check(vote, from.address)
     if (!own && signer !== from.address) {
       throw new PbftVoteError('signature', 'The vote is not signed by the member that sent it', {
         details: { signer, from: from.address },
@@ -263,6 +388,7 @@ export class PbftReplica {
         details: { view: vote.view, current: this.#view, maxAhead: MAX_VIEWS_AHEAD },
       })
     }
+    if (counted) this.#unchecked.add(vote)
     switch (vote.phase) {
       case 'pre-prepare':
         return this.#onPrePrepare(signer, vote, proof, own)
@@ -420,11 +546,7 @@ export class PbftReplica {
       const prepares = this.#count('prepare', view, accepted)
       if (prepares.length >= quorum && sameValue(accepted, this.#o.value)) {
         if (this.#prepared === undefined || this.#prepared.view < view) {
-          this.#prepared = {
-            view,
-            value: accepted,
-            proof: prepares.slice(0, quorum).map((p) => p.vote),
-          }
+          this.#prepared = { view, value: accepted }
         }
         await this.#vote('commit', view, accepted)
       }
@@ -432,10 +554,13 @@ export class PbftReplica {
     // 2f+1 commits of one value decide it, whatever this member saw before.
     const commits = this.#votes.get(`commit/${view}`)
     if (commits === undefined) return
-    for (const vote of commits.values()) {
+    for (const vote of [...commits.values()]) {
       const same = this.#count('commit', view, vote)
-      if (same.length >= quorum) {
-        this.#certificate = buildCertificate(this.#o.domain, this.#o.committee, same)
+      if (same.length < quorum) continue
+      // Only commits whose signatures hold go into the certificate.
+      const held = this.#holding(same, quorum)
+      if (held.length >= quorum) {
+        this.#certificate = buildCertificate(this.#o.domain, this.#o.committee, held)
         if (this.#timer !== undefined) clearTimeout(this.#timer)
         this.#resolve(this.#certificate)
         return
