@@ -3,6 +3,9 @@
  * PBFT endpoint (`createPbftMux`) for every decision of the run, and a `PbftReplica` per job.
  * Driven by the parent over the IPC channel (messages below); never run alone.
  */
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
 import type { DigicapSigner } from '@digicap/capsule-core'
 import { readMessages, sendMessage } from '@digicap/protocol'
 import type { Libp2p, Stream } from '@libp2p/interface'
@@ -12,8 +15,10 @@ import { keccak_256 } from '@noble/hashes/sha3.js'
 import {
   createPbftMux,
   type PbftCertificate,
+  type PbftCommittee,
   type PbftMember,
   PbftReplica,
+  type PbftSignatureCheck,
   type PbftTransport,
   pbftCommittee,
 } from '../src/index.ts'
@@ -22,7 +27,7 @@ import { createNode, domain, PASS, signers } from '../test/pbft-fixtures.ts'
 export type ToMember =
   | { type: 'mesh'; peers: { peerId: string; addrs: string[] }[]; parallel: number }
   | { type: 'rtt'; peer: string; samples: number }
-  | { type: 'job'; job: number; viewTimeout: number }
+  | { type: 'job'; job: number; viewTimeout: number; check: PbftSignatureCheck }
   | { type: 'go'; job: number }
   | { type: 'end'; job: number }
   | { type: 'exit' }
@@ -33,17 +38,24 @@ export type FromMember =
   | { type: 'rtt'; kept: number; fresh: number }
   | { type: 'ready'; job: number }
   | { type: 'decided'; job: number; at: number; cpuMs: number; view: string }
-  | { type: 'ended'; job: number; sent: number }
+  | { type: 'ended'; job: number; sent: number; cpuMs: number }
   | { type: 'failed'; error: string }
 
 const ECHO = '/digicap/bench-echo/1.0.0'
 const index = Number(process.argv[2])
 const size = Number(process.argv[3])
 const tell = (m: FromMember) => process.send?.(m)
+/**
+ * BENCH_PROFILE=dir: member 1 writes a V8 CPU profile of the timed decisions only (no start-up,
+ * mesh or warm-up) to dir/member-1-n<size>.cpuprofile: where a member's time goes.
+ */
+const profileDir = index === 1 ? process.env.BENCH_PROFILE : undefined
+let profiler: Session | undefined
 const now = () => performance.timeOrigin + performance.now()
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
-const key = signers(size)[index] as DigicapSigner
+const keys = signers(size)
+const key = keys[index] as DigicapSigner
 // n = 31 members bring up 465 connections at once on a shared 2-core box: handshakes need more
 // than libp2p's default few seconds there.
 const node: Libp2p = await createNode({
@@ -60,7 +72,11 @@ await node.handle(ECHO, async (stream: Stream) => {
 })
 
 let peers: { peerId: string; addrs: string[] }[] = []
-const jobs = new Map<number, { replica: PbftReplica; session: PbftTransport }>()
+let members: PbftCommittee | undefined
+const jobs = new Map<
+  number,
+  { replica: PbftReplica; session: PbftTransport; cpu?: NodeJS.CpuUsage }
+>()
 
 /** Each pair is dialled once: by the member whose index is at most n/2 ahead of it. */
 function mine(i: number, j: number, n: number): boolean {
@@ -126,13 +142,12 @@ async function rtt(peer: string, samples: number): Promise<{ kept: number; fresh
   return { kept: median(kept), fresh: median(fresh) }
 }
 
-function committee() {
-  return pbftCommittee(
-    signers(size).map((k, i) => ({
-      address: k.address,
-      peerId: (peers[i] as { peerId: string }).peerId,
-    })),
+/** The committee, built once: key derivation is not part of a decision. */
+function committee(): PbftCommittee {
+  members ??= pbftCommittee(
+    keys.map((k, i) => ({ address: k.address, peerId: (peers[i] as { peerId: string }).peerId })),
   )
+  return members
 }
 
 async function onMessage(m: ToMember): Promise<void> {
@@ -162,6 +177,7 @@ async function onMessage(m: ToMember): Promise<void> {
         signer: key,
         value: PASS,
         viewTimeout: m.viewTimeout,
+        signatureCheck: m.check,
         send: (to, message) => session.send(to, message),
       })
       jobs.set(m.job, { replica, session })
@@ -171,7 +187,15 @@ async function onMessage(m: ToMember): Promise<void> {
     case 'go': {
       const job = jobs.get(m.job)
       if (job === undefined) return
+      if (profileDir !== undefined && m.job >= 0 && profiler === undefined) {
+        profiler = new Session()
+        profiler.connect()
+        await profiler.post('Profiler.enable')
+        await profiler.post('Profiler.setSamplingInterval', { interval: 100 })
+        await profiler.post('Profiler.start')
+      }
       const cpu = process.cpuUsage()
+      job.cpu = cpu
       await job.replica.start()
       const certificate: PbftCertificate = await job.replica.decided
       const at = now()
@@ -190,10 +214,21 @@ async function onMessage(m: ToMember): Promise<void> {
       jobs.delete(m.job)
       job?.replica.stop()
       await job?.session.stop()
-      tell({ type: 'ended', job: m.job, sent: job?.session.stats.sent ?? 0 })
+      // CPU from "go" to the end: the votes that arrive after the decision cost too.
+      const used = process.cpuUsage(job?.cpu)
+      tell({
+        type: 'ended',
+        job: m.job,
+        sent: job?.session.stats.sent ?? 0,
+        cpuMs: (used.user + used.system) / 1000,
+      })
       return
     }
     case 'exit':
+      if (profiler !== undefined && profileDir !== undefined) {
+        const { profile } = await profiler.post('Profiler.stop')
+        writeFileSync(join(profileDir, `member-1-n${size}.cpuprofile`), JSON.stringify(profile))
+      }
       await mux.stop()
       await node.stop()
       process.exit(0)

@@ -1,10 +1,17 @@
 /**
  * PBFT verdict latency on loopback, one OS process per member, against a raw libp2p round trip
  * between two of the same processes measured in the same run (issue #16 goal: ≤ 3 round trips
- * + 5 ms at n = 7), and messages sent per verdict.
+ * + 5 ms at n = 7), messages sent per verdict, and the CPU a member spends per decision.
  *
  *   node bench/pbft.ts            # n = 4, 7 and 31
  *   node bench/pbft.ts 4 7        # the committee sizes to measure
+ *   BENCH_CHECK=both node bench/pbft.ts 7   # signatures checked before use (ADR 0047, the
+ *                                           # default) and on arrival (the baseline), same mesh
+ *   BENCH_PROFILE=dir                       # member 1 writes a CPU profile of the timed decisions
+ *
+ * CPU floor: the n processes share the box's cores, so a decision cannot take less than
+ * (CPU per member per decision × n) / cores + 3 RTT; with a core per member the floor is a
+ * member's CPU up to its decision + 3 RTT.
  *
  * Each size: n child processes (bench/pbft-member.ts), each a libp2p node (TCP + noise + yamux)
  * with one PBFT endpoint; a full mesh where each pair is dialled once, `MESH_PARALLEL` dials at a
@@ -13,7 +20,9 @@
  * from the parent's "go" to the last member's decision (wall clock shared by the processes).
  */
 import { type ChildProcess, fork } from 'node:child_process'
+import { availableParallelism, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import type { PbftSignatureCheck } from '../src/index.ts'
 import type { FromMember, ToMember } from './pbft-member.ts'
 
 const roundsFor = (n: number) =>
@@ -37,10 +46,6 @@ interface Member {
 function spawnMember(index: number, n: number): Member {
   const child = fork(MEMBER, [String(index), String(n)], {
     serialization: 'advanced',
-    // BENCH_PROFILE=dir: member 1 writes a V8 CPU profile there (where a member's time goes).
-    ...(process.env.BENCH_PROFILE !== undefined && index === 1
-      ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] }
-      : {}),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const inbox: FromMember[] = []
@@ -71,8 +76,8 @@ function spawnMember(index: number, n: number): Member {
   }
 }
 
-async function decide(members: Member[], job: number) {
-  for (const m of members) m.send({ type: 'job', job, viewTimeout: VIEW_TIMEOUT })
+async function decide(members: Member[], job: number, check: PbftSignatureCheck) {
+  for (const m of members) m.send({ type: 'job', job, viewTimeout: VIEW_TIMEOUT, check })
   await Promise.all(members.map((m) => m.next('ready')))
   const t0 = now()
   for (const m of members) m.send({ type: 'go', job })
@@ -85,13 +90,20 @@ async function decide(members: Member[], job: number) {
   return {
     ms,
     sent: ended.reduce((s, e) => s + e.sent, 0),
-    cpuMs: median(decided.map((d) => d.cpuMs)),
+    cpuToDecision: median(decided.map((d) => d.cpuMs)),
+    cpuToEnd: median(ended.map((e) => e.cpuMs)),
     views: new Set(decided.map((d) => d.view)),
   }
 }
 
+const checks: PbftSignatureCheck[] =
+  process.env.BENCH_CHECK === 'both'
+    ? ['before-use', 'on-arrival']
+    : [(process.env.BENCH_CHECK as PbftSignatureCheck | undefined) ?? 'before-use']
+const cores = availableParallelism()
 const sizes = process.argv.slice(2).map(Number)
 const rows: string[] = []
+let job = 0
 for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
   const ROUNDS = roundsFor(n)
   const members = Array.from({ length: n }, (_, i) => spawnMember(i, n))
@@ -103,34 +115,46 @@ for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
   console.error(`n=${n}: ${n} processes, mesh up in ${(now() - meshStarted).toFixed(0)} ms`)
   ;(members[0] as Member).send({ type: 'rtt', peer: peers[1]?.peerId as string, samples: 30 })
   const rtt = await (members[0] as Member).next('rtt')
-  // Warm-up: each member's table for every other member's key is built after 4 checks.
-  for (let w = 1; w <= WARM_UPS; w++) await decide(members, -w)
-  const runs = []
-  for (let r = 0; r < ROUNDS; r++) {
-    runs.push(await decide(members, r))
-    const last = runs.at(-1) as Awaited<ReturnType<typeof decide>>
-    console.error(
-      `n=${n}: decision ${r + 1}/${ROUNDS} in ${last.ms.toFixed(1)} ms (view ${[...last.views].join(',')})`,
+  for (const check of checks) {
+    // Warm-up: each member's table for every other member's key is built after 4 checks.
+    for (let w = 1; w <= WARM_UPS; w++) await decide(members, -job - w, check)
+    job += WARM_UPS
+    const load = loadavg()[0] as number
+    const runs = []
+    for (let r = 0; r < ROUNDS; r++) {
+      runs.push(await decide(members, job++, check))
+      const last = runs.at(-1) as Awaited<ReturnType<typeof decide>>
+      console.error(
+        `n=${n} ${check}: decision ${r + 1}/${ROUNDS} in ${last.ms.toFixed(1)} ms (view ${[...last.views].join(',')}, ` +
+          `CPU ${last.cpuToEnd.toFixed(1)} ms per member)`,
+      )
+    }
+    const latency = median(runs.map((x) => x.ms))
+    const goal = 3 * rtt.kept + 5
+    const cpuToDecision = median(runs.map((x) => x.cpuToDecision))
+    const cpuToEnd = median(runs.map((x) => x.cpuToEnd))
+    const sharedFloor = (cpuToEnd * n) / cores + 3 * rtt.kept
+    const ownCoreFloor = cpuToDecision + 3 * rtt.kept
+    const messages = median(runs.map((x) => x.sent))
+    rows.push(
+      `| ${n} | ${check} | ${latency.toFixed(1)} ms (${ROUNDS}) | ${rtt.kept.toFixed(2)} ms | ` +
+        `×${(latency / goal).toFixed(2)} | ${messages} | ${cpuToDecision.toFixed(1)} / ${cpuToEnd.toFixed(1)} ms | ` +
+        `${sharedFloor.toFixed(0)} ms | ${ownCoreFloor.toFixed(1)} ms (×${(ownCoreFloor / goal).toFixed(2)}) | ` +
+        `${load.toFixed(0)}-${(loadavg()[0] as number).toFixed(0)} |`,
+    )
+    console.log(
+      `n=${n} ${check}: verdict ${latency.toFixed(1)} ms (median of ${ROUNDS}); round trip ${rtt.kept.toFixed(2)} ms ` +
+        `(kept stream; ${rtt.fresh.toFixed(2)} ms on a fresh stream); goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms, ` +
+        `verdict / goal ×${(latency / goal).toFixed(2)}; ${messages} messages; CPU per member ${cpuToDecision.toFixed(1)} ms ` +
+        `to its decision, ${cpuToEnd.toFixed(1)} ms go→end; floor with ${n} processes on ${cores} cores ` +
+        `${sharedFloor.toFixed(0)} ms, with a core per member ${ownCoreFloor.toFixed(1)} ms`,
     )
   }
-  const latency = median(runs.map((x) => x.ms))
-  const goal = 3 * rtt.kept + 5
-  const row =
-    `| ${n} | ${latency.toFixed(1)} ms (${ROUNDS}) | ${rtt.kept.toFixed(2)} ms | ${rtt.fresh.toFixed(2)} ms | ` +
-    `×${(latency / rtt.kept).toFixed(1)} | ×${(latency / goal).toFixed(2)} | ${median(runs.map((x) => x.sent))} | ` +
-    `${median(runs.map((x) => x.cpuMs)).toFixed(1)} ms |`
-  rows.push(row)
-  console.log(
-    `n=${n}: verdict ${latency.toFixed(1)} ms (median of ${ROUNDS}); round trip ${rtt.kept.toFixed(2)} ms ` +
-      `(kept stream; ${rtt.fresh.toFixed(2)} ms on a fresh stream); verdict / RTT ×${(latency / rtt.kept).toFixed(1)}; ` +
-      `goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms, verdict / goal ×${(latency / goal).toFixed(2)}; ` +
-      `${median(runs.map((x) => x.sent))} messages; CPU per member per decision ${median(runs.map((x) => x.cpuMs)).toFixed(1)} ms`,
-  )
   for (const m of members) m.send({ type: 'exit' })
   await Promise.all(members.map((m) => new Promise((r) => m.child.once('exit', r))))
 }
 console.log(
-  '\n| n | verdict (median of) | RTT kept stream | RTT fresh stream | verdict / RTT | verdict / (3 RTT + 5 ms) | messages | CPU / member |',
+  `\n| n | signatures checked | verdict (median of) | RTT (kept stream) | verdict / (3 RTT + 5 ms) | messages | CPU / member: to decision / go→end | floor, ${cores} cores shared | floor, a core per member (/ goal) | load |`,
 )
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- |')
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (const row of rows) console.log(row)
