@@ -47,7 +47,8 @@ export async function openJob(p: OpenJobParameters): Promise<SandboxJob> {
     parsed: loaded.parsed,
   }
   if (p.plaintextRoot && p.sandbox.readsInputFile === true && runtime.kind !== 'oci') {
-    const dir = await workspace.tempDir('plaintext-', p.plaintextRoot)
+    // Made while the open checks the header and the key (awaited there).
+    const dir = workspace.tempDir('plaintext-', p.plaintextRoot)
     const bundle = runtime.kind !== 'data'
     const f = await openPayloadToFile(src, dataKey, { dir, bundle, workspace })
     if (bundle) {

@@ -4,7 +4,6 @@
  * plaintext file on a tmpfs, hashed on the way, so the executor's memory stays flat whatever
  * the capsule's size.
  */
-import { createHash } from 'node:crypto'
 import { constants, createReadStream } from 'node:fs'
 import { type FileHandle, open, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -20,7 +19,8 @@ import {
   prepareOpen,
 } from '@digicap/capsule-core'
 import { KeyReleaseInvalidError, PayloadIntegrityError } from '../errors.ts'
-import { BUNDLE_PREFIX_MAX, bundleDataRange } from '../load/bundle-file.ts'
+import { release } from './hash/data-range-hasher.ts'
+import { type PlaintextHasher, plaintextHasher } from './hash/plaintext-hasher.ts'
 import type { RunWorkspace } from './workspace.ts'
 
 /** What the opener needs: the capsule file and the verified header's facts. */
@@ -119,51 +119,8 @@ export interface OpenedPlaintextFile {
   readonly range: { readonly start: number; readonly size: number } | undefined
   /** SHA-256 of the bytes in `range`. */
   readonly sha256: Uint8Array
-}
-
-/**
- * Hashes the data range of a stream as it passes: the whole stream, or (bundle) the data
- * byte string whose place the first bytes tell.
- */
-class DataRangeHasher {
-  readonly #hash = createHash('sha256')
-  readonly #head: Uint8Array | undefined
-  #headLen = 0
-  #pos = 0
-  range: { start: number; size: number } | undefined
-  bad = false
-  constructor(bundle: boolean, total: number) {
-    if (bundle) this.#head = new Uint8Array(BUNDLE_PREFIX_MAX)
-    else this.range = { start: 0, size: total }
-  }
-  push(chunk: Uint8Array): void {
-    let c = chunk
-    if (!this.range && !this.bad && this.#head) {
-      const take = Math.min(c.byteLength, this.#head.byteLength - this.#headLen)
-      this.#head.set(c.subarray(0, take), this.#headLen)
-      this.#headLen += take
-      c = c.subarray(take)
-      const r = bundleDataRange(this.#head.subarray(0, this.#headLen))
-      if (r === 'bad' || (r === 'more' && this.#headLen === this.#head.byteLength)) this.bad = true
-      else if (r !== 'more') {
-        this.range = r
-        this.#update(this.#head.subarray(0, this.#headLen), 0)
-      }
-      this.#pos = this.#headLen
-    }
-    if (this.range) this.#update(c, this.#pos)
-    this.#pos += c.byteLength
-  }
-  #update(bytes: Uint8Array, at: number): void {
-    const r = this.range as { start: number; size: number }
-    const lo = Math.max(r.start, at)
-    const hi = Math.min(r.start + r.size, at + bytes.byteLength)
-    if (hi > lo) this.#hash.update(bytes.subarray(lo - at, hi - at))
-  }
-  digest(): Uint8Array {
-    this.#head?.fill(0)
-    return new Uint8Array(this.#hash.digest())
-  }
+  /** Where the data was hashed (ADR 0049). */
+  readonly hashedIn: 'thread' | 'worker'
 }
 
 /** Reads `len` bytes at `at` into `buf` (fewer only at the end of the file). */
@@ -177,49 +134,61 @@ async function readFully(fh: FileHandle, buf: Uint8Array, len: number, at: numbe
   return done
 }
 
-/** Zero plaintext chunks and free their memory now, not at the next collection. */
-function release(chunks: Uint8Array[]): void {
-  for (const c of chunks) {
-    c.fill(0)
-    const ab = c.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }
-    if (c.byteOffset === 0 && c.byteLength === ab.byteLength && ab.transfer) ab.transfer(0)
-  }
-}
-
 /**
  * Opens the payload chunk by chunk into a new 0600 file in `dir` (a directory the workspace
  * owns; the file is also tracked, so it is wiped whatever its size), hashing the data range on
  * the way: the whole plaintext, or with `bundle` the bundle's data. The capsule is read with
- * two fixed buffers, one chunk each (read-ahead), and each chunk's plaintext is freed once
- * written: the memory used does not depend on the capsule's size (ADR 0035).
+ * two fixed buffers, one chunk each (read-ahead), and each chunk's plaintext is zeroed and
+ * freed once written and hashed: the memory used does not depend on the capsule's size
+ * (ADR 0035). The hashing runs on a worker for large payloads (ADR 0049), and the output and
+ * input files open on the thread pool while this thread checks the header and the key.
  */
 export async function openPayloadToFile(
   src: OpenSource,
   dataKey: Uint8Array,
-  p: { readonly dir: string; readonly bundle: boolean; readonly workspace: RunWorkspace },
+  p: {
+    /** The run's plaintext directory (or its coming creation). */
+    readonly dir: string | Promise<string>
+    readonly bundle: boolean
+    readonly workspace: RunWorkspace
+    /** Where the data range is hashed; default `auto` (a worker from 32 MiB on 2+ cores). */
+    readonly hashIn?: 'thread' | 'worker' | 'auto' | undefined
+  },
 ): Promise<OpenedPlaintextFile> {
-  const path = join(p.dir, 'plaintext')
-  const out = await open(
-    path,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o600,
-  )
-  p.workspace.trackFile(path)
   const { parsed } = src
   const { chunkSize, plaintextSize } = parsed.header.payload
   const n = parsed.chunkCount
   const sizeOf = (i: number) => (i < n - 1 ? chunkSize : plaintextSize - (n - 1) * chunkSize) + 16
   const at = (i: number) => parsed.payloadOffset + i * (chunkSize + 16)
-  const hasher = new DataRangeHasher(p.bundle, plaintextSize)
-  const input = await open(src.path, 'r')
+  const hasher = plaintextHasher(p.bundle, plaintextSize, p.hashIn)
+  const output = (async () => {
+    const path = join(await p.dir, 'plaintext')
+    const fh = await open(
+      path,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    )
+    p.workspace.trackFile(path, { memoryFs: true })
+    return { path, fh }
+  })()
+  const files = Promise.allSettled([output, open(src.path, 'r')])
   let size = 0
   let opener: PayloadOpener | undefined
+  let pending: Promise<unknown> = Promise.resolve()
+  let pendingChunks: Uint8Array[] = []
+  let path = ''
+  let digest: Awaited<ReturnType<PlaintextHasher['finish']>>
   try {
     opener = prepareOpen(parsed, { dataKey, owner: src.owner })
+    const [o, i] = await files
+    // The file system's own errors (no such capsule, no room for the directory) as they are.
+    if (o.status === 'rejected') throw new FsFailure(o.reason)
+    if (i.status === 'rejected') throw new FsFailure(i.reason)
+    const out = o.value.fh
+    const input = i.value
+    path = o.value.path
     const bufs = [new Uint8Array(chunkSize + 16), new Uint8Array(chunkSize + 16)]
     let next = readFully(input, bufs[0] as Uint8Array, sizeOf(0), at(0))
-    let pending: Promise<unknown> = Promise.resolve()
-    let pendingChunks: Uint8Array[] = []
     for (let i = 0; i < n; i++) {
       const got = await next
       const buf = bufs[i % 2] as Uint8Array
@@ -229,29 +198,40 @@ export async function openPayloadToFile(
       // One whole chunk per call: the opener keeps no reference to `buf`.
       const plain = opener.write(buf.subarray(0, got))
       if (got < sizeOf(i)) opener.end()
-      for (const c of plain) {
-        size += c.byteLength
-        hasher.push(c)
-      }
+      for (const c of plain) size += c.byteLength
       await pending
-      release(pendingChunks)
+      await hasher.take(pendingChunks)
       pendingChunks = plain
       pending = out.writev(plain)
     }
     opener.end()
     await pending
-    release(pendingChunks)
+    await hasher.take(pendingChunks)
+    pendingChunks = []
     for (const b of bufs) b.fill(0)
     if ((await input.stat()).size !== at(n - 1) + sizeOf(n - 1)) {
       throw new PayloadIntegrityError('The capsule file is longer than its header says')
     }
     if (size !== plaintextSize) throw sizeError(plaintextSize, size)
+    digest = await hasher.finish()
   } catch (err) {
     opener?.destroy()
+    await pending.catch(() => {})
+    release(pendingChunks)
+    await hasher.abort()
+    if (err instanceof FsFailure) throw err.cause
     throw openFailure(err)
   } finally {
-    await input.close()
-    await out.close()
+    const [o, i] = await files
+    if (i.status === 'fulfilled') await i.value.close()
+    if (o.status === 'fulfilled') await o.value.fh.close()
   }
-  return { path, size, range: hasher.bad ? undefined : hasher.range, sha256: hasher.digest() }
+  return { path, size, ...digest, hashedIn: hasher.where }
+}
+
+/** A file system error of the open's set-up, rethrown unchanged. */
+class FsFailure extends Error {
+  constructor(cause: unknown) {
+    super('file system', { cause })
+  }
 }

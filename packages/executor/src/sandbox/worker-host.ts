@@ -202,9 +202,10 @@ export function runWorker(p: WorkerRunParams): Promise<unknown> {
 }
 
 /**
- * Resolve a sandbox's worker module: `worker.ts` beside the sandbox's source file, or
- * `<kind>-worker.js` beside the bundle (tsup emits each worker as its own flat entry).
+ * Resolve a worker module: `worker.ts` beside the caller's source file, or `<kind>-worker.js`
+ * beside the bundle (tsup emits each worker as its own flat entry). `hash`: the open's hash
+ * worker (ADR 0049).
  */
-export function sandboxWorkerUrl(kind: 'quickjs' | 'wasi', base: string): URL {
+export function sandboxWorkerUrl(kind: 'quickjs' | 'wasi' | 'hash', base: string): URL {
   return base.endsWith('.ts') ? new URL('./worker.ts', base) : new URL(`./${kind}-worker.js`, base)
 }
