@@ -102,6 +102,7 @@ describe('public surface', () => {
         "sealFile",
         "sealNodeStream",
         "sealStream",
+        "sha256FilePieces",
         "signCapsuleHeader",
         "signDigest",
         "signTypedDataWith",

@@ -137,6 +137,7 @@ export {
 } from './errors.ts'
 export type {
   CommitAndSealFileParameters,
+  FilePieceDigest,
   FileThreadsOption,
   SealFileParameters,
 } from './file/index.ts'
@@ -147,6 +148,7 @@ export {
   openFile,
   PARALLEL_FILE_MIN_BYTES,
   sealFile,
+  sha256FilePieces,
 } from './file/index.ts'
 export type { GrantIdParameters } from './grant-id.ts'
 export { grantId } from './grant-id.ts'

@@ -11,6 +11,8 @@
 export type { CommitAndSealFileParameters } from './commit-and-seal.ts'
 export { commitAndSealFile, fileLimits } from './commit-and-seal.ts'
 export { commitPlaintextFile } from './commit-file.ts'
+export type { FilePieceDigest } from './hash-pieces.ts'
+export { sha256FilePieces } from './hash-pieces.ts'
 export { openFile } from './open-file.ts'
 export type { SealFileParameters } from './seal-file.ts'
 export { sealFile } from './seal-file.ts'

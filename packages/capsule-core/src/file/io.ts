@@ -1,5 +1,6 @@
 /** File I/O the file helpers share: full reads, full positional writes, atomic outputs. */
 import { randomBytes } from 'node:crypto'
+import { writeSync } from 'node:fs'
 import { constants, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
@@ -30,11 +31,19 @@ export async function readFully(
 
 export interface Target {
   fh: FileHandle
+  /** Where the bytes written so far can be read: the temp file, or the output itself. */
+  writtenPath: string
+  /** A regular file (written to a temp file, renamed on commit). */
+  regular: boolean
   /** Whether the output takes positional writes (regular files, /dev/null; not pipes). */
   positional(): Promise<boolean>
   /** Sets a regular file's final size up front, so out-of-order writes never extend it. */
   presize(size: number): Promise<void>
-  commit(): Promise<void>
+  /**
+   * Flushes the file and renames it into place. `alongside` runs while the flush waits on the
+   * disk (e.g. an IPFS add reading the bytes back); nothing is renamed unless both succeed.
+   */
+  commit(alongside?: () => Promise<void>): Promise<void>
   abort(): Promise<void>
 }
 
@@ -45,13 +54,18 @@ export async function openTarget(path: string): Promise<Target> {
     const fh = await open(path, 'w')
     return {
       fh,
+      writtenPath: path,
+      regular: false,
       positional: () =>
         fh.write(new Uint8Array(0), 0, 0, 0).then(
           () => existing.isCharacterDevice() || existing.isBlockDevice(),
           () => false,
         ),
       presize: async () => {},
-      commit: () => fh.close(),
+      async commit(alongside) {
+        await alongside?.()
+        await fh.close()
+      },
       abort: () => fh.close(),
     }
   }
@@ -59,10 +73,13 @@ export async function openTarget(path: string): Promise<Target> {
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
   return {
     fh,
+    writtenPath: tmp,
+    regular: true,
     positional: async () => true,
     presize: (size) => fh.truncate(size),
-    async commit() {
-      await fh.sync()
+    async commit(alongside) {
+      // Both settle before the caller may close the file (abort): no flush left in flight.
+      await allSettled(fh.sync(), alongside && Promise.resolve().then(alongside))
       await fh.close()
       await rename(tmp, path)
     },
@@ -79,6 +96,18 @@ export async function writeAt(fh: FileHandle, bytes: Uint8Array, position: numbe
     const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, position + off)
     off += bytesWritten
   }
+}
+
+/** A full positional write on the calling thread (small writes into the page cache). */
+export function writeAtSync(fd: number, bytes: Uint8Array, position: number): void {
+  let off = 0
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off, position + off)
+}
+
+/** Waits for every promise, then throws the first rejection (if any). */
+async function allSettled(...pending: (Promise<unknown> | undefined)[]): Promise<void> {
+  const results = await Promise.allSettled(pending)
+  for (const r of results) if (r.status === 'rejected') throw r.reason
 }
 
 /**
