@@ -4,7 +4,17 @@
  * and a referenced block whose file changed, shrank or went away is never served as other bytes.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, open, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
+import {
+  mkdtemp,
+  open,
+  readdir,
+  rename,
+  rm,
+  stat,
+  truncate,
+  utimes,
+  writeFile,
+} from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -199,6 +209,40 @@ describe('filestore: blocks kept as references to the capsule file', () => {
       store.putReference(cid as CID, { path: join(dir, 'x'), offset: -1, length: 1 }),
     ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
     await store.close()
+  })
+
+  it('adds a file from its temp path under the name it is renamed to: nothing served before the rename, every leaf after', async () => {
+    // what pi-node seal does since ADR 0045: the add runs while capsule-core flushes the temp
+    // file; a seal killed before the rename leaves references to a file that does not exist
+    const dataDir = join(dir, 'renamed')
+    const partial = join(dir, '.renamed.bin.partial')
+    const final = join(dir, 'renamed.bin')
+    // past 32 MiB: the leaves are hashed on capsule-core's worker lanes
+    const bytes = randomBytes(33 * MiB + 5)
+    await writeFile(partial, bytes)
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    const cid = await importer.put({ path: partial, referencePath: final })
+    await importer.close()
+    expect(cid).toBe(String(await importCapsule(bytes, new MemoryBlockstore())))
+    const leaves = await leafCids(bytes)
+    const store = await openDataDirBlockstore(dataDir)
+    try {
+      for (const leaf of leaves) {
+        expect((await store.reference(leaf))?.path).toBe(final)
+        expect(await store.has(leaf)).toBe(false)
+      }
+      await rename(partial, final)
+      const again = await openDataDirBlockstore(dataDir)
+      try {
+        const got: Uint8Array[] = []
+        for (const leaf of leaves) got.push(await collect(again.get(leaf)))
+        expect(Buffer.concat(got).equals(bytes)).toBe(true)
+      } finally {
+        await again.close()
+      }
+    } finally {
+      await store.close()
+    }
   })
 
   it('referenceFile needs a blockstore that keeps references (typed), and copies streams', async () => {

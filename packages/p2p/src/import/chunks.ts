@@ -8,8 +8,17 @@ import { open } from 'node:fs/promises'
 import { CapsuleStoreError } from '../errors.ts'
 import type { BufferPool } from './buffer-pool.ts'
 
-/** What an import reads: bytes, a byte stream, or the path of a local file (streamed). */
-export type CapsuleSource = Uint8Array | AsyncIterable<Uint8Array> | { path: string }
+/**
+ * What an import reads: bytes, a byte stream, or the path of a local file (streamed).
+ * `referencePath`: where the file will be once renamed (a sealer adds its capsule from the temp
+ * file while it is flushed, then renames it); a store that keeps file references names that
+ * path, and any other store ignores it. Same file system, same file: a rename keeps its size
+ * and mtime, which the references are stamped with.
+ */
+export type CapsuleSource =
+  | Uint8Array
+  | AsyncIterable<Uint8Array>
+  | { path: string; referencePath?: string }
 
 const EMPTY = new Uint8Array(0)
 

@@ -18,6 +18,7 @@ import { type BufferPool, createBufferPool } from './buffer-pool.ts'
 import { type CapsuleSource, capsuleChunks } from './chunks.ts'
 import { sha256Leaf } from './hash-leaf.ts'
 import { capsuleImportOptions, UNIXFS_CHUNK_SIZE } from './profile.ts'
+import { referenceLeaves } from './reference-leaves.ts'
 
 /** Leaf blocks written at once. */
 export const IMPORT_WRITE_CONCURRENCY = 4
@@ -56,17 +57,27 @@ function referencedFile(
   blockstore: CapsuleBlockSink,
   options: ImportCapsuleOptions,
 ) {
-  const path = (source as { path?: unknown }).path
+  const { path, referencePath } = source as { path?: unknown; referencePath?: unknown }
   // a stream (a file's ReadStream has a `path` too) is copied: only `{ path }` is a file
   const isStream = typeof source === 'object' && source !== null && Symbol.asyncIterator in source
   if (options.referenceFile !== true || typeof path !== 'string' || isStream) return undefined
+  if (referencePath !== undefined && typeof referencePath !== 'string') {
+    throw new CapsuleStoreError('referencePath must be a path', {
+      details: { type: typeof referencePath },
+    })
+  }
   const putReference = blockstore.putReference
   if (!putReference) {
     throw new CapsuleStoreError('This blockstore cannot keep file references', {
       hint: "Open the node's on-disk blockstore (openFsCapsuleImporter), or drop referenceFile.",
     })
   }
-  return { path: resolve(path), sink: putReference.bind(blockstore) }
+  // read at `path`; the references name `referencePath`, where the file will be renamed
+  return {
+    readPath: path,
+    path: resolve(referencePath ?? path),
+    sink: putReference.bind(blockstore),
+  }
 }
 
 async function fileStamp(path: string): Promise<{ size: number; mtimeMs: number }> {
@@ -129,14 +140,28 @@ export async function importCapsule(
       }
     })()
   try {
-    if (referenced) stamp = await fileStamp(referenced.path)
-    const chunks = capsuleChunks(source, pool, signal)
+    if (referenced) stamp = await fileStamp(referenced.readPath)
+    // A referenced file's leaves are hashed where they are read (capsule-core's lanes); the
+    // importer's content then goes unread. An empty file is one empty leaf: the copying path.
+    const byReference = referenced !== undefined && (stamp?.size ?? 0) > 0
+    const chunks = byReference ? [] : capsuleChunks(source, pool, signal)
+    const leaves = byReference
+      ? referenceLeaves(
+          referenced,
+          () => stamp,
+          (n) => {
+            stored += n
+            options.onProgress?.(stored)
+          },
+          signal,
+        )
+      : bufferImporter
     let root: CID | undefined
     for await (const entry of importer([{ content: chunks }], blockstore as never, {
       ...capsuleImportOptions(),
       // The chunks are already cut to size: pass them through.
       chunker: (s) => s,
-      bufferImporter: bufferImporter as never,
+      bufferImporter: leaves as never,
       blockWriteConcurrency: IMPORT_WRITE_CONCURRENCY,
       wrapWithDirectory: false,
       ...(signal ? { signal } : {}),
@@ -145,10 +170,10 @@ export async function importCapsule(
     }
     if (!root) throw new CapsuleStoreError('The import gave no root', {})
     if (referenced) {
-      const after = await fileStamp(referenced.path)
+      const after = await fileStamp(referenced.readPath)
       if (after.size !== stamp?.size || after.mtimeMs !== stamp.mtimeMs) {
         throw new CapsuleStoreError('The file changed while it was added', {
-          details: { file: referenced.path },
+          details: { file: referenced.readPath },
           hint: 'Add it again once nothing writes to it.',
         })
       }
