@@ -125,6 +125,7 @@ export async function sealAndPublish(
   // An image capsule's layers are sealed to its key before the capsule is: the caller made it.
   const dataKey = params.keys ? params.keys.dataKey.slice() : generateDataKey()
   let sealed: Awaited<ReturnType<typeof commitAndSealFile>>
+  let cid = ''
   let wrappedKeys: SealAndPublishResult['wrappedKeys']
   try {
     wrappedKeys = params.keys
@@ -155,15 +156,21 @@ export async function sealAndPublish(
       input: params.input,
       output: params.output,
       onProgress: (n) => progress('seal', n, plaintextSize),
+      // Added while capsule-core flushes the capsule to disk, from its temp file (the page
+      // cache): the output is renamed into place only once both are done, so a failed add
+      // leaves no capsule, and a store that references the file names its final path.
+      onWritten: async (writtenPath) => {
+        const size = (await stat(writtenPath)).size
+        cid = await components.store.put(
+          { path: writtenPath, referencePath: params.output },
+          { onProgress: (n) => progress('add', n, size) },
+        )
+      },
     })
   } finally {
     dataKey.fill(0)
   }
   const capsuleSize = (await stat(params.output)).size
-  const cid = await components.store.put(
-    { path: params.output },
-    { onProgress: (n) => progress('add', n, capsuleSize) },
-  )
   const metadata = {
     cid,
     policy,
