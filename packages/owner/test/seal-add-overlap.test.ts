@@ -6,11 +6,13 @@
  * capsule could take: a real on-disk filestore and a real software sealer; the registrar and
  * the key record sink only record calls.
  */
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { copyFileSync, readdirSync } from 'node:fs'
+import { copyFileSync, existsSync, readdirSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import {
   capsuleTypedData,
   commitAndSealFile,
@@ -183,6 +185,56 @@ describe('sealAndPublish: the IPFS add runs during the capsule flush', () => {
         expect(await store.has(leaf)).toBe(false)
       }
       expect(referenced).toBeGreaterThan(0)
+      expect(await store.has(root)).toBe(false)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a seal SIGKILLed mid-add leaves nothing registered and no block a fetch could take', async () => {
+    const dataDir = join(dir, 'ipfs-killed')
+    const output = join(dir, 'killed.bin')
+    const recordFile = join(dir, 'killed.log')
+    const child = spawn(
+      process.execPath,
+      [
+        fileURLToPath(new URL('./fixtures/seal-until-add.mjs', import.meta.url)),
+        JSON.stringify({ input, output, dataDir, keyFile: join(dir, 'sealer.pem'), recordFile }),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    )
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d) => {
+        if (String(d).includes('adding')) resolve()
+      })
+      child.on('exit', (code) =>
+        reject(new Error(`the seal exited (${code}) before its add: ${stderr}`)),
+      )
+    })
+    child.kill('SIGKILL')
+    expect(await exited).toBe('SIGKILL')
+
+    // nothing registered or recorded, no capsule; the temp file stays (nobody cleaned up)
+    expect(existsSync(recordFile)).toBe(false)
+    expect(existsSync(output)).toBe(false)
+    const partial = readdirSync(dir).find((f) => f.startsWith('.killed.bin.'))
+    expect(partial).toBeDefined()
+    const { root, leaves } = await dagOf({ path: join(dir, partial as string) })
+    const store = await openDataDirBlockstore(dataDir)
+    try {
+      let referenced = 0
+      for (const leaf of leaves) {
+        if (await store.reference(leaf)) referenced++
+        expect(await store.has(leaf)).toBe(false)
+      }
+      expect(referenced).toBeGreaterThanOrEqual(8)
       expect(await store.has(root)).toBe(false)
     } finally {
       await store.close()
