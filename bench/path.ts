@@ -9,7 +9,8 @@
  *
  * Run: `pnpm bench:path` (sizes 1M,100M,1G) or `node bench/path.ts --sizes 1M,100M [--dir <disk folder>]
  * [--stages seal,add,fetch,open,exec] [--node-flags '--cpu-prof --cpu-prof-dir=/tmp/prof']` (the flags go to
- * the `pi-node seal` process, e.g. to profile the real path).
+ * the `pi-node seal` process, e.g. to profile the real path) [--base <another built checkout>] (its
+ * `pi-node seal` runs right after this one's on the same file: before/after a change in one run).
  * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
  */
 import { randomFillSync } from 'node:crypto'
@@ -37,14 +38,21 @@ const opt = (name: string) => {
 }
 const here = fileURLToPath(new URL('.', import.meta.url))
 const PI_NODE_BIN = join(here, '../apps/pi-node/bin/pi-node.js')
-/** `node <the bin's shebang flags> bin/pi-node.js`: as the installed command runs. */
 const PI_NODE_FLAGS = (opt('--node-flags') ?? '').split(' ').filter(Boolean)
-const PI_NODE = [
-  ...((readFileSync(PI_NODE_BIN, 'utf8').split('\n')[0] as string).split(' node ')[1] ?? '')
+/** `node <the bin's shebang flags> <bin>`: as the installed command runs. */
+const piNodeOf = (bin: string) => [
+  ...((readFileSync(bin, 'utf8').split('\n')[0] as string).split(' node ')[1] ?? '')
     .split(' ')
     .filter(Boolean),
-  PI_NODE_BIN,
+  bin,
 ]
+const PI_NODE = piNodeOf(PI_NODE_BIN)
+/**
+ * `--base <checkout>`: another built checkout's `pi-node` (e.g. the commit before a change),
+ * run on the same file, anvil and data folder right after this one's: an A/B in one run.
+ */
+const BASE_DIR = opt('--base')
+const BASE_PI_NODE = BASE_DIR ? piNodeOf(join(BASE_DIR, 'apps/pi-node/bin/pi-node.js')) : undefined
 const LIB = join(here, 'lib-op.ts')
 const MiB = 1024 * 1024
 const parseSize = (s: string) => {
@@ -169,6 +177,24 @@ try {
       baseMs: cat.ms,
       kind: 'time',
     })
+    if (BASE_PI_NODE) {
+      step(size, 'pi-node seal (base)')
+      const base = await measureNode(
+        [...PI_NODE_FLAGS, ...BASE_PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
+        env,
+      )
+      if (base.code !== 0) throw new Error(`base pi-node seal failed: ${base.stderr}`)
+      rmSync((JSON.parse(base.stdout) as { capsulePath: string }).capsulePath, { force: true })
+      rows.push({
+        size,
+        stage: 'pi-node seal (--base)',
+        ms: base.ms,
+        rssMiB: base.rssMiB,
+        baseline: 'cat + fsync',
+        baseMs: cat.ms,
+        kind: 'time',
+      })
+    }
     step(size, 'library seal')
     const libSeal = await lib('seal', plain, capsule)
     if (stages.has('seal'))
