@@ -1,18 +1,17 @@
 /**
- * Stateful invariant test of CapsuleRegistry, AccessController and NodeRegistry together: long
- * seeded random call sequences on one anvil (each run starts from the same snapshot), the state
- * checked against a model after every step (see test/invariants/runner.ts).
+ * Stateful invariant test of CapsuleRegistry, AccessController and NodeRegistry together, with
+ * an AttestationHub whose committees CommitteeSortition draws from real VRF tickets
+ * (`@digicap/vrf`): long seeded random call sequences on one anvil (each run starts from the
+ * same snapshot), the state checked against a model after every step (see
+ * test/invariants/runner.ts).
  *
  * Replay a failure with the seed it prints: `INVARIANT_SEED=<seed> npx vitest run test/invariants.test.ts`.
  * More calls: INVARIANT_RUNS (default 6) × INVARIANT_STEPS (default 400).
  */
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { ContractFactory, parseEther, toQuantity, Wallet } from 'ethers'
+import { parseEther, toQuantity, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { compileSolidity } from '../src/compiler/solc.ts'
-import { attestationHubAbi, attestationHubBytecode } from '../src/generated/artifacts.ts'
 import { all, attested, fee, maxRuns } from '../src/policy/expression.ts'
+import { deploySettlement } from '../src/settlement.ts'
 import {
   AUDIT_WINDOW,
   capsuleWith,
@@ -31,6 +30,7 @@ import {
   HUB_EQUIVOCATION_SLASH,
   HUB_EXECUTOR_BPS,
   HUB_FAIL_SLASH,
+  HUB_SEATS,
   HUB_SORTITION_WINDOW,
   HUB_VERIFIER_BPS,
   type HubContext,
@@ -60,58 +60,50 @@ let initialCapsules: {
   minFee: bigint
 }[]
 let snapshot: string
-let hub: Omit<HubContext, 'jobs' | 'done'>
-let hubBase: Omit<HubContext, 'jobs' | 'policy' | 'done'>
+type HubBase = Omit<HubContext, 'jobs' | 'policy' | 'done' | 'reputation'>
+let hub: Omit<HubContext, 'jobs' | 'done' | 'reputation'>
+let hubBase: HubBase
 
 /**
- * An AttestationHub over a fixed committee of four registered verifiers (FixedSortition: the
- * VRF proofs that seat a real committee need the committee package, which depends on this one;
- * the seed is a blockhash, so no fixture can hold them), named settler and manager through the
- * timelock like the EOAs.
+ * Candidates for every committee: two more than the seats, so that the tickets choose, and a
+ * committee can still be complete after two members were convicted of equivocation (reputation
+ * 0: never eligible again).
  */
-async function deployHub(): Promise<Omit<HubContext, 'jobs' | 'policy' | 'done'>> {
-  const verifiers = Array.from({ length: 4 }, () =>
+const VERIFIERS = HUB_SEATS + 2
+/** Verifier i stakes STAKES[i] × MIN_STAKE: unequal weights, and an equivocation slash leaves some active. */
+const STAKES = [1n, 2n, 1n, 3n, 1n, 2n]
+
+/**
+ * An AttestationHub over a real CommitteeSortition (deploySettlement), with six registered
+ * verifiers whose VRF tickets draw each job's four seats; named settler and manager through the
+ * timelock like the EOAs. The verifiers send their own tickets (anvil impersonates them).
+ */
+async function deployHub(): Promise<HubBase> {
+  const verifiers = Array.from({ length: VERIFIERS }, () =>
     Wallet.createRandom().connect(w.anvil.provider),
-  ).sort((a, b) => (BigInt(a.address) < BigInt(b.address) ? -1 : 1)) as unknown as Wallet[]
-  for (const v of verifiers) {
+  ) as unknown as Wallet[]
+  for (const [i, v] of verifiers.entries()) {
     await w.anvil.provider.send('anvil_setBalance', [v.address, toQuantity(parseEther('10'))])
+    await w.anvil.provider.send('anvil_impersonateAccount', [v.address])
     await send(
       w.c.nodeRegistry.connect(v).register(`0x${'11'.repeat(38)}`, `0x${'00'.repeat(32)}`, 2, {
-        value: MIN_STAKE,
+        value: MIN_STAKE * (STAKES[i] as bigint),
       }),
     )
   }
-  const source = readFileSync(join(import.meta.dirname, 'fixtures/FixedSortition.sol'), 'utf8')
-  const fixed = compileSolidity({ 'FixedSortition.sol': source })['FixedSortition.sol']!
-    .FixedSortition!
-  const sortition = await new ContractFactory(
-    fixed.abi as Record<string, unknown>[],
-    fixed.bytecode,
-    w.deployer,
-  ).deploy(
-    verifiers.map((v) => v.address),
-    HUB_SORTITION_WINDOW,
-  )
-  await sortition.waitForDeployment()
-  const deployed = await new ContractFactory(
-    attestationHubAbi as never,
-    attestationHubBytecode,
-    w.deployer,
-  ).deploy(
-    await sortition.getAddress(),
-    w.addresses.accessController,
-    HUB_CERTIFICATE_BLOCKS,
-    HUB_VERIFIER_BPS,
-    HUB_EXECUTOR_BPS,
-    HUB_FAIL_SLASH,
-    HUB_EQUIVOCATION_SLASH,
-  )
-  await deployed.waitForDeployment()
-  const address = await deployed.getAddress()
-  await send(sortition.getFunction('setOpener')(address))
+  const deployed = await deploySettlement(w.deployer, w.addresses, {
+    seats: HUB_SEATS,
+    sortitionWindow: HUB_SORTITION_WINDOW,
+    certificateBlocks: HUB_CERTIFICATE_BLOCKS,
+    verifierBps: Number(HUB_VERIFIER_BPS),
+    executorBps: Number(HUB_EXECUTOR_BPS),
+    failSlash: HUB_FAIL_SLASH,
+    equivocationSlash: HUB_EQUIVOCATION_SLASH,
+  })
+  const address = deployed.attestationHub
   await timelocked(w, w.c.accessController, 'setSettler', [address, true])
   await timelocked(w, w.c.nodeRegistry, 'setManager', [address, true])
-  return { address, chainId: w.anvil.chainId, verifiers }
+  return { address, sortition: deployed.committeeSortition, chainId: w.anvil.chainId, verifiers }
 }
 
 beforeAll(async () => {
@@ -183,9 +175,10 @@ function freshModel(now: bigint, block: number): Model {
   )
   m.now = now
   m.block = block
-  for (const v of hub.verifiers) {
-    Object.assign(m.executor(v.address).node, { registered: true, stake: MIN_STAKE, roles: 2 })
-    m.flow(v.address).paidIn = MIN_STAKE
+  for (const [i, v] of hub.verifiers.entries()) {
+    const stake = MIN_STAKE * (STAKES[i] as bigint)
+    Object.assign(m.executor(v.address).node, { registered: true, stake, roles: 2 })
+    m.flow(v.address).paidIn = stake
   }
   for (const e of actors.executors) m.executor(e.address)
   // setupWorld registered the first executor with the minimum stake.
@@ -226,7 +219,12 @@ describe('contract invariants over long random call sequences', () => {
         actors,
         policies,
         model: freshModel(BigInt(latest!.timestamp), latest!.number),
-        hub: { ...hub, jobs: new Map(), done: hubDone },
+        hub: {
+          ...hub,
+          jobs: new Map(),
+          done: hubDone,
+          reputation: new Map(hub.verifiers.map((v) => [v.address, 1n])),
+        },
         rnd: createRandom(seed),
         txs: 0,
         reads: 0,
@@ -266,7 +264,7 @@ describe('contract invariants over long random call sequences', () => {
     expect(batchSkipped).toBeGreaterThan(0)
     // The hub's paths that move funds were taken, not only refused.
     console.log(`hub: ${JSON.stringify(hubDone)}`)
-    for (const path of ['openJob', 'certificate', 'timedOut', 'equivocation'])
+    for (const path of ['openJob', 'ticket', 'seated', 'certificate', 'timedOut', 'equivocation'])
       expect(hubDone[path] ?? 0, path).toBeGreaterThan(0)
     expect((hubDone['settle:pass'] ?? 0) + (hubDone['settle:fail'] ?? 0)).toBeGreaterThan(0)
   }, 600_000)

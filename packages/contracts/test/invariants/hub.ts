@@ -1,16 +1,21 @@
 /**
  * The AttestationHub's steps in the random runner: open a job on a grant of the `attested()`
- * capsule, seat the (fixed) committee, certify (pass, fail, or a before fail), settle, close
- * timed out, prove an equivocation — by the right caller at the right time, or not. Each step
- * predicts the outcome and every movement of funds (escrow split into credits, slashes into
- * payouts) in the model; `checkInvariants` then compares the whole state.
+ * capsule, submit VRF tickets (./sortition.ts), seat the committee they drew, certify (pass,
+ * fail, or a before fail), settle, close timed out, prove an equivocation — by the right caller
+ * at the right time, or not. Each step predicts the outcome and every movement of funds (escrow
+ * split into credits, slashes into payouts) and of the verifiers' reputation in the model;
+ * `checkInvariants` then compares the whole state.
  */
+import type { OnchainVrfProof } from '@digicap/vrf'
 import { concat, Interface, type Wallet } from 'ethers'
 import { attestationHubAbi } from '../../src/generated/artifacts.ts'
 import type { Model } from './model.ts'
 import type { BatchRpc, Mined } from './rpc.ts'
 
-export const HUB_SORTITION_WINDOW = 2
+/** Blocks of the ticket window: room for a burst of every verifier's ticket. */
+export const HUB_SORTITION_WINDOW = 24
+/** n = 3f + 1 seats out of `verifiers` candidates. */
+export const HUB_SEATS = 4
 export const HUB_CERTIFICATE_BLOCKS = 40
 export const HUB_VERIFIER_BPS = 2000n
 export const HUB_EXECUTOR_BPS = 1000n
@@ -27,7 +32,7 @@ const VOTE_TYPES = (name: string) => ({
   ],
 })
 
-interface JobModel {
+export interface JobModel {
   status: 'open' | 'seated' | 'certified' | 'settled' | 'timed-out'
   openedBlock: number
   deadline: number
@@ -36,13 +41,25 @@ interface JobModel {
   convicted: Set<string>
   /** Seated at some point (a committee is on chain: equivocation can be proven). */
   seated: boolean
+  /** The sortition's seats while tickets come in: lowest score first (as CommitteeSortition keeps them). */
+  seats: { node: Wallet; score: bigint }[]
+  /** The seated committee, ascending by address (as the hub stores it). */
+  committee: Wallet[]
+  /** keccak256(job id ‖ blockhash(openedBlock)): the VRF input, read once. */
+  seed?: Uint8Array
+  /** Each verifier's ticket for this job, made once. */
+  proofs: Map<string, OnchainVrfProof>
 }
 
 export interface HubContext {
   address: string
   chainId: bigint
-  /** The committee members, ascending (as the hub stores them). */
+  /** CommitteeSortition, its opener the hub. */
+  sortition: string
+  /** The registered verifiers, candidates for every job's committee (more than the seats). */
   verifiers: Wallet[]
+  /** Each verifier's reputation as NodeRegistry must hold it (starts at 1; grows per signed settlement, 0 on equivocation). */
+  reputation: Map<string, bigint>
   /** The `attested()` policy: only grants of its capsules can be opened as jobs. */
   policy: string
   jobs: Map<string, JobModel>
@@ -72,13 +89,14 @@ export interface HubStepContext {
     bytes32(): string
   }
   hub: HubContext
-  send(from: string, data: string): Promise<Mined>
+  /** Sends to the hub, or to `to` (the sortition). */
+  send(from: string, data: string, to?: string): Promise<Mined>
   fail(msg: string): never
 }
 
-const committee = (h: HubContext) => h.verifiers.map((v) => v.address)
+const committee = (job: JobModel) => job.committee.map((v) => v.address)
 
-function expect(s: HubStepContext, what: string, predicted: boolean, r: Mined): void {
+export function expect(s: HubStepContext, what: string, predicted: boolean, r: Mined): void {
   if (predicted !== r.ok)
     s.fail(
       `${what}: predicted ${predicted ? 'success' : 'revert'}, chain said ${r.ok ? 'success' : 'revert'}`,
@@ -86,7 +104,7 @@ function expect(s: HubStepContext, what: string, predicted: boolean, r: Mined): 
 }
 
 /** The next transaction's block (one block per transaction). */
-const nextBlock = (s: HubStepContext) => s.model.block + 1
+export const nextBlock = (s: HubStepContext) => s.model.block + 1
 
 export async function openJob(s: HubStepContext, caller: string): Promise<void> {
   const h = s.hub
@@ -110,11 +128,14 @@ export async function openJob(s: HubStepContext, caller: string): Promise<void> 
     signers: [],
     convicted: new Set(),
     seated: false,
+    seats: [],
+    committee: [],
+    proofs: new Map(),
   })
 }
 
 /** Mostly a job where the step can succeed (`likely`), else any job (to try the refusals). */
-function pickJob(
+export function pickJob(
   s: HubStepContext,
   likely: (job: JobModel) => boolean,
 ): [string, JobModel] | undefined {
@@ -131,17 +152,36 @@ export async function seat(s: HubStepContext, caller: string): Promise<void> {
   )
   if (!picked) return
   const [id, job] = picked
-  const ok = job.status === 'open' && nextBlock(s) > job.openedBlock + HUB_SORTITION_WINDOW
+  const ok =
+    job.status === 'open' &&
+    nextBlock(s) > job.openedBlock + HUB_SORTITION_WINDOW &&
+    job.seats.length === HUB_SEATS
   const r = await s.send(caller, hub.encodeFunctionData('seatCommittee', [id]))
-  expect(s, `seatCommittee (${job.status})`, ok, r)
-  if (ok) {
-    job.status = 'seated'
-    job.seated = true
-  }
+  expect(s, `seatCommittee (${job.status}, ${job.seats.length} seats)`, ok, r)
+  if (job.status === 'open' && nextBlock(s) > job.openedBlock + HUB_SORTITION_WINDOW && !ok)
+    done(s, 'incomplete')
+  if (!ok) return
+  job.status = 'seated'
+  job.seated = true
+  job.committee = job.seats
+    .map((x) => x.node)
+    .sort((a, b) => (BigInt(a.address) < BigInt(b.address) ? -1 : 1))
+  // The members the VRF tickets drew, and no others.
+  const seated = r.logs.map((l) => hub.parseLog(l)).find((l) => l?.name === 'CommitteeSeated')
+  const onChain = (seated?.args.members as string[] | undefined)?.join()
+  if (onChain !== committee(job).join())
+    s.fail(`seatCommittee: chain seated ${onChain}, the tickets drew ${committee(job).join()}`)
+  done(s, 'seated')
 }
 
 /** A certificate of `signers` over (round, verdict): `submitCertificate`'s or `submitBeforeCertificate`'s tail. */
-async function certificate(s: HubStepContext, round: string, verdict: number, signers: Wallet[]) {
+async function certificate(
+  s: HubStepContext,
+  round: string,
+  verdict: number,
+  signers: Wallet[],
+  members: Wallet[],
+) {
   const h = s.hub
   const domain = {
     name: 'DigicapPbft',
@@ -154,7 +194,7 @@ async function certificate(s: HubStepContext, round: string, verdict: number, si
   let bits = 0n
   const others: string[] = []
   const sigs: string[] = []
-  for (const [i, v] of h.verifiers.entries()) {
+  for (const [i, v] of members.entries()) {
     if (signers.includes(v)) {
       bits |= 1n << BigInt(i)
       sigs.push(await v.signTypedData(domain, VOTE_TYPES('Commit'), message))
@@ -170,7 +210,7 @@ export async function certify(s: HubStepContext, caller: string): Promise<void> 
   const h = s.hub
   // Mostly 3 of 4 (a quorum), sometimes 2 (too few).
   const count = s.rnd.chance(0.85) ? 3 : 2
-  const signers = [...h.verifiers].sort(() => s.rnd.int(3) - 1).slice(0, count)
+  const signers = [...job.committee].sort(() => s.rnd.int(3) - 1).slice(0, count)
   const before = s.rnd.chance(0.25)
   const verdict = before ? 0 : s.rnd.pick([7, 7, 7, 6, 3])
   const round = before
@@ -182,7 +222,7 @@ export async function certify(s: HubStepContext, caller: string): Promise<void> 
         ]),
       )[0] as string)
     : id
-  const c = await certificate(s, round, verdict, signers)
+  const c = await certificate(s, round, verdict, signers, job.committee)
   const ok = job.status === 'seated' && nextBlock(s) <= job.deadline && count >= 3
   const data = before
     ? hub.encodeFunctionData('submitBeforeCertificate', [
@@ -205,6 +245,13 @@ export async function certify(s: HubStepContext, caller: string): Promise<void> 
   done(s, before ? 'beforeFail' : 'certificate')
   job.verdict = verdict
   job.signers = signers.map((x) => x.address)
+}
+
+/** NodeRegistry.recordPass: r + max(1, ⌊r·(1000 − r) / 16,000⌋), capped at 1000 (the committee README's curve). */
+function reputationAfterPass(r: bigint): bigint {
+  const step = (r * (1000n - r)) / 16_000n
+  const next = r + (step === 0n ? 1n : step)
+  return next > 1000n ? 1000n : next
 }
 
 function slash(m: Model, node: string, amount: bigint, recipient: string): void {
@@ -230,10 +277,14 @@ export async function settle(s: HubStepContext, caller: string): Promise<void> {
   const [id, job] = picked
   const m = s.model
   const ok = job.status === 'certified'
-  const r = await s.send(caller, hub.encodeFunctionData('settle', [id, committee(s.hub)]))
+  const r = await s.send(caller, hub.encodeFunctionData('settle', [id, committee(job)]))
   expect(s, `settle (${job.status})`, ok, r)
   if (!ok) return
   job.status = 'settled'
+  for (const signer of job.signers) {
+    const rep = s.hub.reputation
+    rep.set(signer, reputationAfterPass(rep.get(signer) as bigint))
+  }
   const g = s.model.grants.get(id)!
   const passed = job.verdict === 7
   const escrow = m.escrows.get(id)
@@ -275,7 +326,8 @@ export async function equivocate(s: HubStepContext, caller: string): Promise<voi
   if (!picked) return
   const [id, job] = picked
   const h = s.hub
-  const member = s.rnd.pick(h.verifiers)
+  // An unseated job has no members yet: any verifier then (the hub must refuse).
+  const member = s.rnd.pick(job.committee.length > 0 ? job.committee : h.verifiers)
   const phase = s.rnd.int(3)
   const name = ['PrePrepare', 'Prepare', 'Commit'][phase] as string
   const domain = {
@@ -300,7 +352,12 @@ export async function equivocate(s: HubStepContext, caller: string): Promise<voi
   const ok = job.seated && !job.convicted.has(member.address)
   const r = await s.send(
     caller,
-    hub.encodeFunctionData('reportEquivocation', [id, committee(h), await vote(7), await vote(6)]),
+    hub.encodeFunctionData('reportEquivocation', [
+      id,
+      committee(job),
+      await vote(7),
+      await vote(6),
+    ]),
   )
   expect(
     s,
@@ -310,6 +367,7 @@ export async function equivocate(s: HubStepContext, caller: string): Promise<voi
   )
   if (!ok) return
   job.convicted.add(member.address)
+  h.reputation.set(member.address, 0n)
   done(s, 'equivocation')
   slash(s.model, member.address, HUB_EQUIVOCATION_SLASH, s.model.grants.get(id)!.owner)
 }

@@ -20,6 +20,7 @@ import { CID } from '../helpers.ts'
 import * as hubSteps from './hub.ts'
 import { type CapsuleModel, Model, type Random } from './model.ts'
 import type { BatchRpc, Mined } from './rpc.ts'
+import * as sortitionSteps from './sortition.ts'
 
 export interface Actors {
   admin: string
@@ -64,9 +65,9 @@ function hubStep(ctx: RunContext): hubSteps.HubStepContext {
     rnd: ctx.rnd,
     hub,
     fail,
-    async send(from, data) {
+    async send(from, data, to = hub.address) {
       ctx.txs++
-      const r = await ctx.rpc.send(from, hub.address, data)
+      const r = await ctx.rpc.send(from, to, data)
       ctx.model.now++
       ctx.model.block = r.blockNumber
       return r
@@ -812,6 +813,7 @@ export async function step(ctx: RunContext): Promise<string> {
       ? []
       : ([
           [6, 'openJob', () => hubSteps.openJob(hubStep(ctx), anyone)],
+          [14, 'tickets', () => sortitionSteps.tickets(hubStep(ctx), actors.stranger)],
           [6, 'seatCommittee', () => hubSteps.seat(hubStep(ctx), anyone)],
           [6, 'certify', () => hubSteps.certify(hubStep(ctx), anyone)],
           [5, 'settle', () => hubSteps.settle(hubStep(ctx), anyone)],
@@ -905,6 +907,9 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
         `pending withdrawal of ${e}: chain ${wAmount}@${wAt}, model ${x.withdrawal}@${x.withdrawalAt}`,
       )
     const n = x.node
+    const reputation = ctx.hub?.reputation.get(e)
+    if (reputation !== undefined && node.reputation !== reputation)
+      fail(`reputation of verifier ${e}: chain ${node.reputation}, model ${reputation}`)
     if (
       node.registered !== n.registered ||
       node.stake !== n.stake ||
