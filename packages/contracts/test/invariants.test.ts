@@ -44,6 +44,7 @@ import {
   resetRunState,
   step,
 } from './invariants/runner.ts'
+import { proofCost } from './invariants/sortition.ts'
 
 const RUNS = Number(process.env.INVARIANT_RUNS ?? 6)
 const STEPS = Number(process.env.INVARIANT_STEPS ?? 400)
@@ -263,7 +264,9 @@ describe('contract invariants over long random call sequences', () => {
     expect(batchRecorded).toBeGreaterThan(0)
     expect(batchSkipped).toBeGreaterThan(0)
     // The hub's paths that move funds were taken, not only refused.
-    console.log(`hub: ${JSON.stringify(hubDone)}`)
+    console.log(
+      `hub: ${JSON.stringify(hubDone)}; ${proofCost.count} VRF proofs in ${(proofCost.ms / 1000).toFixed(1)} s`,
+    )
     for (const path of ['openJob', 'ticket', 'seated', 'certificate', 'timedOut', 'equivocation'])
       expect(hubDone[path] ?? 0, path).toBeGreaterThan(0)
     expect((hubDone['settle:pass'] ?? 0) + (hubDone['settle:fail'] ?? 0)).toBeGreaterThan(0)
