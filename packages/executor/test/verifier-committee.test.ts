@@ -9,14 +9,11 @@
  * - an honest run: verdict 7 by all four, the escrow pays the signers and the executor, every
  *   reputation rises by one pass;
  * - a silent member (seated by its ticket, then never heard): the other three still certify;
- * - a tampered executor that claims a clean-up but leaves PCR 23 measured: a fail certificate
- *   (after-phase refused), the executor slashed and its reputation halved.
+ * - a tampered executor (`skipRunPcrReset`, the demo's) that claims a clean-up but leaves PCR 23
+ *   measured: a fail certificate (after-phase refused: its log ends in a reset the quoted PCR 23
+ *   never saw), the executor slashed and its reputation halved.
  */
-import {
-  attestationRecordHash,
-  type CleanupReport,
-  encodeAttestationRecord,
-} from '@digicap/attestation'
+import { attestationRecordHash, encodeAttestationRecord } from '@digicap/attestation'
 import {
   type AttestationAgent,
   createAttestationAgent,
@@ -40,6 +37,7 @@ import { getBytes, hexlify, parseEther, randomBytes, toQuantity, type Wallet } f
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ethersVerifierChain,
+  skipRunPcrReset,
   type VerifierChain,
   type VerifierEvent,
   type VerifierNode,
@@ -64,22 +62,17 @@ let wallets: Wallet[] = []
 let miner: ReturnType<typeof setInterval> | undefined
 let stopWindowMiner: (() => Promise<void>) | undefined
 const events: VerifierEvent[] = []
-/** The executor's agent lies about its clean-up while set (the tampered executor). */
-let lie: CleanupReport | undefined
+/** A run ended while set skips its PCR 23 reset (the tampered executor). */
 let tampered = false
 
+/**
+ * The executor's agent: `skipRunPcrReset`'s, which answers honestly until a clean-up skipped the
+ * reset and lies from then on; only the clean-up of a run while `tampered` is set goes through
+ * it (the honest runs before reset PCR 23). The tampered run is the file's last.
+ */
 function tamperable(agent: AttestationAgent): AttestationAgent {
-  return {
-    ...agent,
-    endRun: async (report) => {
-      if (!tampered) return agent.endRun(report)
-      lie = report // claims the clean-up, skips the PCR 23 reset
-    },
-    quote: async (binding, from) => {
-      const q = await agent.quote(binding, from)
-      return tampered && lie !== undefined ? { ...q, cleanup: lie } : q
-    },
-  }
+  const lying = skipRunPcrReset(agent)
+  return { ...lying, endRun: (report) => (tampered ? lying : agent).endRun(report) }
 }
 
 beforeAll(async () => {
@@ -361,7 +354,7 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     expect(
       phases.filter((p) => p.phase.phase === 'after').map((p) => p.phase.verdict),
       JSON.stringify(phases.map((p) => p.phase)),
-    ).toEqual(['QUOTE_RUN_PCR', 'QUOTE_RUN_PCR', 'QUOTE_RUN_PCR'])
+    ).toEqual(['QUOTE_EVENT_LOG', 'QUOTE_EVENT_LOG', 'QUOTE_EVENT_LOG'])
     const decided = events.filter(
       (e): e is Extract<VerifierEvent, { event: 'decided' }> =>
         e.event === 'decided' && e.jobId === grantId && e.round === 'final',
@@ -379,6 +372,5 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     expect(await w.c.accessController.credits(w.owner.address)).toBeGreaterThan(ownerBefore)
     // the silent member signed nothing and gained nothing
     expect(await reputation(silentAddress)).toBe(silentBefore)
-    lie = undefined
   }, 60_000)
 })
