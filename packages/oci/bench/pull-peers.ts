@@ -10,12 +10,17 @@
  * - `one seed`: fresh nodes connected to each other, only the first one to the owner, pulling
  *   at once (bitswap forwards a block to the peers that want it as it arrives).
  *
+ * Each p2p round runs once per fetch mode of the executors' nodes (`FETCH='broadcast,have-first'`,
+ * the default both): bitswap's own want-block to every peer against the have-first fetch
+ * (ADR 0044), in the same run.
+ *
  * Prints the wall time of each round (all N done), the bytes the owner (origin) served and their
  * ratio to the image, the bytes the executors served each other, and the excess (bytes
  * delivered beyond N × the image: duplicates). Bytes served by a node are the block bytes its
  * bitswap sent. No asserts: it prints.
  *
- *   [TOPOLOGIES='owner only,mesh,one seed'] node bench/pull-peers.ts [MiB=200] [N list=1,4,8]
+ *   [TOPOLOGIES='owner only,mesh,one seed'] [FETCH='broadcast,have-first'] \
+ *     node bench/pull-peers.ts [MiB=200] [N list=1,4,8]
  */
 import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
@@ -40,6 +45,9 @@ const mib = Number(process.argv[2] ?? 200)
 const counts = (process.argv[3] ?? '1,4,8').split(',').map(Number)
 /** The p2p rounds to run (`TOPOLOGIES='owner only,one seed'`); default all three. */
 const topologies = (process.env.TOPOLOGIES ?? 'owner only,mesh,one seed').split(',')
+/** The executors' fetch modes compared (`FETCH='have-first'`); default both. */
+const modes = (process.env.FETCH ?? 'broadcast,have-first').split(',') as FetchMode[]
+type FetchMode = 'broadcast' | 'have-first'
 const LAYERS = 4
 /** A blob fetch that takes longer than this fails its round. */
 const STALL_MS = Number(process.env.STALL_MS ?? 300_000)
@@ -161,8 +169,11 @@ async function p2pRound(
   mapCid: string,
   manifestDigest: Sha256Digest,
   topology: 'owner only' | 'mesh' | 'one seed',
+  fetch: FetchMode,
 ): Promise<Round> {
-  const nodes = await Promise.all(Array.from({ length: n }, () => createDigicapNode()))
+  const nodes = await Promise.all(
+    Array.from({ length: n }, () => createDigicapNode({ fetch, pubsub: false })),
+  )
   const served = nodes.map(servedBytes)
   try {
     for (const [i, node] of nodes.entries()) {
@@ -202,31 +213,36 @@ try {
   console.log(
     `image ${size(image.bytes).trim()} in ${LAYERS} layers, loopback, load ${loadavg()[0]?.toFixed(1)}`,
   )
-  console.log('N  round        wall ms  owner served  owner/image  peers served  excess  wall/http')
+  console.log(
+    'N  round                     wall ms  owner served  owner/image  peers served  excess  wall/http',
+  )
   for (const n of counts) {
     const http = await httpRound(n, layout, image.blobs)
     const rounds: [string, Round][] = [['http', http]]
     for (const topology of ['owner only', 'mesh', 'one seed'] as const) {
       if (n === 1 && topology !== 'owner only') continue
       if (!topologies.includes(topology)) continue
-      try {
-        rounds.push([
-          topology,
-          await p2pRound(n, owner, ownerServed, mapCid, image.digest, topology),
-        ])
-      } catch (err) {
-        const e = err as { code?: string; message?: string }
-        console.log(
-          `${String(n).padEnd(2)} ${topology.padEnd(10)} failed: ${e.code ?? ''} ${e.message}`,
-        )
+      for (const fetch of modes) {
+        const name = `${topology} (${fetch})`
+        try {
+          rounds.push([
+            name,
+            await p2pRound(n, owner, ownerServed, mapCid, image.digest, topology, fetch),
+          ])
+        } catch (err) {
+          const e = err as { code?: string; message?: string }
+          console.log(
+            `${String(n).padEnd(2)} ${name.padEnd(23)} failed: ${e.code ?? ''} ${e.message}`,
+          )
+        }
       }
     }
     for (const [name, r] of rounds) {
       const excess = r.origin + r.peers - n * image.bytes
       console.log(
-        `${String(n).padEnd(2)} ${name.padEnd(10)} ${r.ms.toFixed(0).padStart(9)}  ${size(r.origin)}   ` +
+        `${String(n).padEnd(2)} ${name.padEnd(23)} ${r.ms.toFixed(0).padStart(9)}  ${size(r.origin)}   ` +
           `${(r.origin / image.bytes).toFixed(2).padStart(10)}     ${size(r.peers)} ${size(excess)}` +
-          `  ${(r.ms / http.ms).toFixed(2).padStart(9)}`,
+          `  ${(r.ms / http.ms).toFixed(2).padStart(9)}  load ${loadavg()[0]?.toFixed(1)}`,
       )
     }
   }

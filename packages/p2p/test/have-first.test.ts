@@ -100,12 +100,13 @@ async function fetchAll(
   node: DigicapNode,
   cid: string,
   onProgress?: (bytes: number) => void,
+  timeoutMs = 60_000,
 ): Promise<Buffer> {
   const parts: Uint8Array[] = []
   for await (const chunk of heliaCapsuleStore(node.helia).get(cid, {
     ...(onProgress ? { onProgress } : {}),
     // generous: a loaded 2-core box; a second each when idle
-    signal: AbortSignal.timeout(60_000),
+    signal: AbortSignal.timeout(timeoutMs),
   })) {
     parts.push(chunk)
   }
@@ -218,5 +219,27 @@ describe('have-first fetch between real nodes', () => {
     expect(bytes.equals(twoWindows)).toBe(true)
     // the content once (from the three holders together), not once from each
     expect(received(puller)).toBeLessThanOrEqual(1.25 * twoWindows.length)
+  }, 60_000)
+  it('a connection to the only holder lost mid-fetch is dialled again and the fetch completes', async () => {
+    const puller = await node()
+    await dial(puller, owner)
+    // a window and two blocks: the cut comes as the first window is read, the second is asked
+    const content = randomBytes(WINDOW + 2 * MiB)
+    const cid = await heliaCapsuleStore(owner.helia).put(content)
+    let cut = false
+    const bytes = await fetchAll(
+      puller,
+      cid,
+      () => {
+        if (cut) return
+        cut = true
+        // the owner's side drops it, as a reset or a monitor's abort would: nobody dials back
+        for (const c of owner.libp2p.getConnections(puller.libp2p.peerId)) c.abort(new Error('cut'))
+      },
+      // the stall ends the fetch well before the test's own limit
+      30_000,
+    )
+    expect(cut).toBe(true)
+    expect(bytes.equals(content)).toBe(true)
   }, 60_000)
 })

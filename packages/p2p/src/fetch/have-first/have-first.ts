@@ -36,10 +36,20 @@ export const GATHER_MS = 30
 /** A peer's failures are forgotten this long after its last one. */
 export const FAILURE_MEMORY_MS = 60_000
 
+/**
+ * A peer that said "have" before and lost its connection while wants are open is dialled again, up to
+ * this many times (after 1, 2, 4 s): nothing else dials it (an executor knows the owner by the
+ * one dial at start), and the fetch waited for its timeout.
+ */
+export const REDIAL_ATTEMPTS = 3
+export const REDIAL_FIRST_DELAY_MS = 1_000
+
 export interface HaveFirstComponents {
   broker: BitswapBroker
   /** The peers connected now (bitswap reports the later ones). */
   connectedPeers: () => PeerId[]
+  /** Dials a peer again (by the addresses the node knows for it). */
+  dial: (peer: PeerId, options: { signal: AbortSignal }) => Promise<unknown>
 }
 
 export interface HaveFirstInit {
@@ -109,6 +119,10 @@ export function createHaveFirstFetch(
   const peers = new Map<string, PeerId>()
   const outstanding = new Map<string, number>()
   const failures = new Map<string, { count: number; last: number }>()
+  /** When each peer last sent us a block or a presence (a busy peer is not a late one). */
+  const lastHeard = new Map<string, number>()
+  /** Peers that said "have" to some want (worth dialling again when lost). */
+  const holders = new Set<string>()
   for (const peer of [...wantList.peers.keys(), ...components.connectedPeers()]) {
     peers.set(peer.toString(), peer)
   }
@@ -190,6 +204,7 @@ export function createHaveFirstFetch(
 
   const onBlock = (event: Event) => {
     const { sender, cid, block } = (event as CustomEvent<BlockEventDetail>).detail
+    lastHeard.set(sender.toString(), Date.now())
     const want = wants.get(keyOf(cid))
     if (!want) return
     verifies(want.cid, block).then(
@@ -214,9 +229,12 @@ export function createHaveFirstFetch(
     const want = wants.get(keyOf(cid))
     if (!want) return
     const peer = sender.toString()
+    lastHeard.set(peer, Date.now())
     want.answered.add(peer)
-    if (has) want.haves.add(peer)
-    else want.haves.delete(peer)
+    if (has) {
+      want.haves.add(peer)
+      holders.add(peer)
+    } else want.haves.delete(peer)
     if (want.target === undefined && want.haves.size > 0) {
       const waiting = [...want.asked].some((p) => peers.has(p) && !want.answered.has(p))
       if (!waiting) {
@@ -243,13 +261,37 @@ export function createHaveFirstFetch(
     const peer = (event as CustomEvent<PeerId>).detail
     const key = peer.toString()
     peers.set(key, peer)
+    clearTimeout(redials.get(key)?.timer)
+    redials.delete(key)
     for (const want of wants.values()) askHave(want, key)
   }
 
+  // peers that said "have" once and lost their connection while wants are open: dialled again
+  const redials = new Map<string, { attempts: number; timer?: NodeJS.Timeout | undefined }>()
+  const redialing = new AbortController()
+  const redial = (peer: PeerId) => {
+    const key = peer.toString()
+    const state = redials.get(key) ?? { attempts: 0 }
+    redials.set(key, state)
+    if (state.attempts >= REDIAL_ATTEMPTS) return
+    const delay = REDIAL_FIRST_DELAY_MS * 2 ** state.attempts
+    state.attempts++
+    state.timer = setTimeout(() => {
+      state.timer = undefined
+      if (wants.size === 0 || peers.has(key)) return
+      // connected again: `onConnected` asks it for the open wants
+      components.dial(peer, { signal: redialing.signal }).catch(() => redial(peer))
+    }, delay)
+    state.timer.unref()
+  }
+
   const onDisconnected = (event: Event) => {
-    const key = (event as CustomEvent<PeerId>).detail.toString()
+    const peer = (event as CustomEvent<PeerId>).detail
+    const key = peer.toString()
+    if (wants.size > 0 && holders.has(key)) redial(peer)
     peers.delete(key)
     outstanding.delete(key)
+    lastHeard.delete(key)
     for (const want of wants.values()) {
       want.haves.delete(key)
       want.asked.delete(key)
@@ -280,6 +322,12 @@ export function createHaveFirstFetch(
     const now = Date.now()
     for (const want of wants.values()) {
       if (now - want.since < timeoutMs) continue
+      // a target still sending us other blocks is busy, not late: it gets up to five intervals
+      // (a loaded owner serving eight executors; re-asking elsewhere would bring duplicates)
+      const heard = want.target === undefined ? undefined : lastHeard.get(want.target)
+      if (heard !== undefined && now - heard < timeoutMs && now - want.since < 5 * timeoutMs) {
+        continue
+      }
       progress(want.waiters, WANT_RESENT_EVENT, want.cid)
       if (want.target !== undefined) {
         const late = want.target
@@ -362,6 +410,8 @@ export function createHaveFirstFetch(
     stop() {
       clearInterval(timer)
       outbox.stop()
+      redialing.abort()
+      for (const { timer } of redials.values()) clearTimeout(timer)
       network.removeEventListener('peer:connected', onConnected)
       network.removeEventListener('peer:disconnected', onDisconnected)
       wantList.removeEventListener('block', onBlock)

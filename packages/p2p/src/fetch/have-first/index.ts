@@ -15,6 +15,7 @@ export function installHaveFirst(helia: Helia, libp2p: Libp2p, timeoutMs: number
     {
       broker: bitswapBroker(helia),
       connectedPeers: () => libp2p.getConnections().map((c) => c.remotePeer),
+      dial: (peer, options) => libp2p.dial(peer, options),
     },
     { timeoutMs },
   )
