@@ -20,6 +20,7 @@ export interface StageRow {
   rssMiB?: number
   baseline: string
   baseMs: number
+  /** `time`: ms / baseMs (lower is better); `rate`: baseMs / ms as a throughput ratio. */
   kind: 'time' | 'rate'
 }
 

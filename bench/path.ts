@@ -28,7 +28,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startAnvil } from '../packages/contracts/dist/testing.js'
 import { createDigicapNode, heliaCapsuleStore } from '../packages/p2p/dist/index.js'
-import { executorRows } from './executor-stages.ts'
+import { executorRows, type StageRow } from './executor-stages.ts'
 import { measureNode, measureShell } from './fs-peak.ts'
 
 const argv = process.argv.slice(2)
@@ -67,17 +67,7 @@ const sizes = (opt('--sizes') ?? '1M,100M,1G').split(',').map(parseSize)
 const stages = new Set((opt('--stages') ?? 'seal,add,fetch,open,exec').split(','))
 const dir = mkdtempSync(join(opt('--dir') ?? tmpdir(), 'digicap-path-bench-'))
 
-interface Row {
-  size: number
-  stage: string
-  ms: number
-  rssMiB?: number
-  baseline: string
-  baseMs: number
-  /** `time`: ms / baseMs (lower is better); `rate`: baseMs / ms as a throughput ratio. */
-  kind: 'time' | 'rate'
-}
-const rows: Row[] = []
+const rows: StageRow[] = []
 const fmtSize = (n: number) =>
   n >= 1024 * MiB ? `${n / 1024 / MiB} GiB` : `${(n / MiB).toFixed(n < MiB ? 3 : 0)} MiB`
 const mbs = (bytes: number, ms: number) => (bytes / 1e6 / (ms / 1000)).toFixed(0)
