@@ -46,10 +46,7 @@ import {
 } from '@digicap/executor/node'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { type EventLog, getBytes, type JsonRpcProvider, parseEther, Wallet } from 'ethers'
-
-// biome-ignore lint/suspicious/noExplicitAny: documents parsed from the CLIs' JSON output
-type Doc = Record<string, any>
-type Actor = 'chain' | 'pi-node' | 'executor' | 'receiver' | 'committee'
+import type { StepContext } from './step-context.ts'
 
 export const COMMITTEE_FEE = parseEther('0.01')
 export const COMMITTEE_POLICY = 'all(attested(), fee(0.01))'
@@ -58,30 +55,11 @@ const MEMBERS = 4
 /** anvil mines a block this often during the step (sortition windows are counted in blocks). */
 const BLOCK_MS = 250
 
-export interface CommitteeStepContext {
-  stage<T>(
-    actor: Actor,
-    name: string,
-    fn: () => Promise<T>,
-    describe?: (value: T) => string | undefined,
-  ): Promise<T>
-  /** Records a finished stage (start offset and duration in demo ms). */
-  record(s: {
-    actor: Actor
-    name: string
-    startMs: number
-    durationMs: number
-    detail?: string
-  }): void
-  cliOk(bin: string, args: string[], env: Record<string, string>, what: string): Promise<Doc>
-  now(): number
-  /** A progress line on stderr (each verifier line, as it happens). */
-  progress(line: string): void
-  piNode: string
+/** The committee step's own inputs, beside the demo's {@link StepContext}. */
+export interface CommitteeStepInputs {
   executorDataDir: string
   /** Where the tampered executor's swtpm state and attestation record go. */
   dir: string
-  csv: string
   program: string
   rpcUrl: string
   contracts: DigicapAddresses
@@ -90,17 +68,9 @@ export interface CommitteeStepContext {
   provider: JsonRpcProvider
   /** The demo's executor (the honest one). */
   executor: string
-  /** Starts a CLI daemon (`--json`); resolves once it printed its ready line. */
-  daemon(
-    bin: string,
-    args: string[],
-    env: Record<string, string>,
-    what: string,
-  ): Promise<{ child: ChildProcess; lines(): Doc[]; stderr(): string }>
-  /** Stops a daemon's process group (SIGTERM, then SIGKILL). */
-  stopChild(child: ChildProcess): Promise<void>
-  started(pid: number, what: string): void
 }
+
+type Ctx = StepContext & CommitteeStepInputs
 
 export interface CommitteeJob {
   grantId: string
@@ -161,7 +131,7 @@ interface Prepared {
  * Starts preparing at once (swtpm, nodes, registrations, the capsule: they overlap the demo's
  * earlier steps; no verifier watches the chain yet); `run()` runs the two jobs.
  */
-export function committeeStep(ctx: CommitteeStepContext): {
+export function committeeStep(ctx: Ctx): {
   run(): Promise<CommitteeOutcome>
   stop(): Promise<void>
 } {
@@ -401,7 +371,7 @@ export function committeeStep(ctx: CommitteeStepContext): {
   }
 }
 
-async function prepare(ctx: CommitteeStepContext): Promise<Prepared> {
+async function prepare(ctx: Ctx): Promise<Prepared> {
   const contracts = {
     capsuleRegistry: ctx.contracts.capsuleRegistry,
     nodeRegistry: ctx.contracts.nodeRegistry,
@@ -505,7 +475,7 @@ async function prepare(ctx: CommitteeStepContext): Promise<Prepared> {
  * (`DIGICAP_ATTESTATION_HUB`): the demo's first pi-node keeps the keyguard's own challenge, so
  * its runs, metrics and status page are the same with or without this step.
  */
-async function secondPi(ctx: CommitteeStepContext) {
+async function secondPi(ctx: Ctx) {
   const dir = join(ctx.dir, 'pi-node-committee')
   const stateDir = join(ctx.dir, 'swtpm-committee-pi')
   await mkdir(stateDir, { recursive: true })
@@ -643,11 +613,7 @@ function brief(e: { event: string; args: Record<string, string> }): string {
 }
 
 /** The hub's events of `jobId` and the registry's of its executor and members since `from`. */
-async function chainEvents(
-  ctx: CommitteeStepContext,
-  from: number,
-  jobId: string,
-): Promise<CommitteeJob['chain']> {
+async function chainEvents(ctx: Ctx, from: number, jobId: string): Promise<CommitteeJob['chain']> {
   const settlement = {
     attestationHub: ctx.contracts.attestationHub,
     committeeSortition: ctx.contracts.committeeSortition,

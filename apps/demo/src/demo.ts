@@ -39,8 +39,8 @@ import { getBytes, parseEther, type Wallet } from 'ethers'
 import { type AttestationWatch, type WatchedRun, watchAttestation } from './attestation-watch.ts'
 import { type CommitteeOutcome, committeeStep, DEMO_SETTLEMENT } from './committee-step.ts'
 import { imageStep } from './image-step.ts'
+import type { Actor, Doc, StepContext } from './step-context.ts'
 
-type Actor = 'chain' | 'pi-node' | 'executor' | 'receiver' | 'committee'
 const ACTORS: readonly Actor[] = ['chain', 'pi-node', 'executor', 'receiver', 'committee']
 
 interface Stage {
@@ -53,9 +53,6 @@ interface Stage {
   /** The executor's own per-stage timings of a run (fetch, verify, grant, …). */
   steps?: Record<string, number>
 }
-
-// biome-ignore lint/suspicious/noExplicitAny: documents parsed from the CLIs' JSON output
-type Doc = Record<string, any>
 
 const POLICY = 'all(minReputation(1), maxRuns(2))'
 /** With a TPM for the executor: released only to a key in a valid before-quote of its AK. */
@@ -644,48 +641,49 @@ async function main() {
   )
 
   // the image capsule step (image-step.ts): its seal-image overlaps the data capsule's runs
-  const imageRun = imageStep({
+  // what both steps below get from the demo (step-context.ts)
+  const steps: StepContext = {
     stage,
+    record: (st) => stages.push(st),
     cli,
     cliOk,
+    daemon,
+    stopChild,
+    started: (pid, what) => started.push({ pid, what }),
+    now,
+    progress: (line) => progress(`${line} (+${now().toFixed(0)} ms)`),
+    until,
+    warn: (w) => warnings.push(w),
     piNode: PI_NODE,
     executorNode: EXECUTOR_NODE,
+    csv: DATASET,
+  }
+  const imageRun = imageStep({
+    ...steps,
     piEnv,
     executorArgs: ['--data-dir', dirs.executor, '--keyguard-addr', keyguardAddr],
     runEnv: { DIGICAP_BOOTSTRAP: receiverAddr },
     policyTerms: [`minReputation(${MIN_REPUTATION})`, ...(attesting ? ['attested()'] : [])],
-    csv: DATASET,
     receiver: {
       publicKey: receiverInit.receiverPublicKey,
       peerId: recv.node.peerId,
       next: (ms) => recv.inbox.next(ms),
     },
     runCount: (id) => c.accessController.runCount(id),
-    until,
-    warn: (w) => warnings.push(w),
   })
 
   // the committee step (committee-step.ts): prepared while the data capsule runs, run last
   const committeeRun = attesting
     ? committeeStep({
-        stage,
-        record: (st) => stages.push(st),
-        cliOk,
-        now,
-        progress: (line) => progress(`${line} (+${now().toFixed(0)} ms)`),
-        piNode: PI_NODE,
+        ...steps,
         executorDataDir: dirs.executor,
         dir: tmp as string,
-        csv: DATASET,
         program: PROGRAM,
         rpcUrl: rpc,
         contracts,
         accounts: [5, 6, 7, 8, 9].map((i) => anvil?.signers[i] as Wallet),
         provider: anvil.provider,
         executor: executor.address as string,
-        daemon,
-        stopChild,
-        started: (pid, what) => started.push({ pid, what }),
       })
     : undefined
   stopCommittee = committeeRun?.stop

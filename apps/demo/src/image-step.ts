@@ -13,10 +13,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { buildBusyboxImage } from '../../../packages/oci/test/busybox-image.ts'
-
-// biome-ignore lint/suspicious/noExplicitAny: documents parsed from the CLIs' JSON output
-type Doc = Record<string, any>
-type Actor = 'chain' | 'pi-node' | 'executor' | 'receiver'
+import type { Doc, StepContext } from './step-context.ts'
 
 /** Sums, min and max of the salary column, as JSON on stdout (busybox awk). */
 export const AGGREGATE_SCRIPT = `#!/bin/sh
@@ -25,22 +22,8 @@ awk -F, 'NR == 1 || NF == 0 { next }
 END { printf "{\\"rows\\":%d,\\"column\\":\\"salary_eur\\",\\"sum\\":%d,\\"min\\":%d,\\"max\\":%d}\\n", n, s, lo, hi }' /digicap/input
 `
 
-export interface ImageStepContext {
-  stage<T>(
-    actor: Actor,
-    name: string,
-    fn: () => Promise<T>,
-    describe?: (value: T) => string | undefined,
-  ): Promise<T>
-  cli(
-    bin: string,
-    args: string[],
-    env: Record<string, string>,
-    what: string,
-  ): Promise<{ code: number | null; doc: Doc; stderr: string }>
-  cliOk(bin: string, args: string[], env: Record<string, string>, what: string): Promise<Doc>
-  piNode: string
-  executorNode: string
+/** The image step's own inputs, beside the demo's {@link StepContext}. */
+export interface ImageStepInputs {
   piEnv: Record<string, string>
   /** `--data-dir …`, `--keyguard-addr …` of the executor's runs. */
   executorArgs: string[]
@@ -48,12 +31,11 @@ export interface ImageStepContext {
   runEnv: Record<string, string>
   /** The demo's policy terms the image capsule adds `maxRuns(1)` to. */
   policyTerms: string[]
-  csv: string
   receiver: { publicKey: string; peerId: string; next(ms: number): Promise<Doc> }
   runCount(capsuleId: string): Promise<bigint>
-  until(cond: () => Promise<boolean>, ms: number, what: string): Promise<void>
-  warn(text: string): void
 }
+
+type Ctx = StepContext & ImageStepInputs
 
 export interface ImageStepOutcome {
   skipped?: string
@@ -81,7 +63,7 @@ function missing(): string | undefined {
  * Starts sealing the image capsule at once (it overlaps the demo's data capsule runs: the
  * pi-node's work, not the executor's); `run()` runs it when the caller is ready.
  */
-export function imageStep(ctx: ImageStepContext): { run(): Promise<ImageStepOutcome> } {
+export function imageStep(ctx: Ctx): { run(): Promise<ImageStepOutcome> } {
   const lacking = missing()
   if (lacking) {
     ctx.warn(`image capsule step skipped: ${lacking}`)
@@ -93,7 +75,7 @@ export function imageStep(ctx: ImageStepContext): { run(): Promise<ImageStepOutc
   return { run: async () => runImage(ctx, policy, await sealing) }
 }
 
-async function sealImage(ctx: ImageStepContext, policy: string): Promise<Doc> {
+async function sealImage(ctx: Ctx, policy: string): Promise<Doc> {
   const image = await buildBusyboxImage({
     files: { 'app/aggregate.sh': AGGREGATE_SCRIPT },
     config: { Cmd: ['/bin/sh', '/app/aggregate.sh'] },
@@ -134,10 +116,7 @@ interface ExecutorDaemon {
  * `executor-node serve` on the executor's data folder, resolved once its run.sock listens.
  * Not in a process group of its own: a Ctrl-C of the demo reaches it too.
  */
-async function startExecutorDaemon(
-  ctx: ImageStepContext,
-  env: Record<string, string>,
-): Promise<ExecutorDaemon> {
+async function startExecutorDaemon(ctx: Ctx, env: Record<string, string>): Promise<ExecutorDaemon> {
   const dataDir = ctx.executorArgs[ctx.executorArgs.indexOf('--data-dir') + 1] as string
   const level = process.env.DIGICAP_LOG_LEVEL
   const child = spawn(
@@ -209,7 +188,7 @@ async function startExecutorDaemon(
   return { stop }
 }
 
-async function runImage(ctx: ImageStepContext, policy: string, sealed: Doc) {
+async function runImage(ctx: Ctx, policy: string, sealed: Doc) {
   const cid = sealed.cid as string
   const capsuleId = sealed.capsuleId as string
   const env = { ...ctx.runEnv, DIGICAP_OCI: '1' }
@@ -237,7 +216,7 @@ async function runImage(ctx: ImageStepContext, policy: string, sealed: Doc) {
 }
 
 async function runImageViaDaemon(
-  ctx: ImageStepContext,
+  ctx: Ctx,
   r: {
     cid: string
     capsuleId: string
