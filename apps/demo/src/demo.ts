@@ -31,6 +31,7 @@ import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { collectOutput } from '@digicap/cli-kit'
 import { connectDigicap, deployDigicap, LOCAL_NETWORK } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { createExecutorNode, type ExecutorNode, readSecrets } from '@digicap/executor-node'
@@ -191,22 +192,13 @@ function spawnCli(bin: string, args: string[], env: Record<string, string>, what
   })
   if (child.pid !== undefined) started.push({ pid: child.pid, what })
   children.add(child)
-  let stdout = ''
-  let stderr = ''
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('close', (code) => {
-      children.delete(child)
-      saveLogs(what, stdout, stderr)
-      resolve(code)
-    }),
-  )
-  child.stdout?.on('data', (d) => {
-    stdout += d
+  const { stdout, stderr, exited: closed } = collectOutput(child)
+  const exited = closed.then((code) => {
+    children.delete(child)
+    saveLogs(what, stdout(), stderr())
+    return code
   })
-  child.stderr?.on('data', (d) => {
-    stderr += d
-  })
-  return { child, exited, stdout: () => stdout, stderr: () => stderr }
+  return { child, exited, stdout, stderr }
 }
 
 interface CliResult {

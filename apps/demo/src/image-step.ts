@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { collectOutput } from '@digicap/cli-kit'
 import { buildBusyboxImage } from '../../../packages/oci/test/busybox-image.ts'
 import type { Doc, StepContext } from './step-context.ts'
 
@@ -141,15 +142,7 @@ async function startExecutorDaemon(ctx: Ctx, env: Record<string, string>): Promi
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => {
-    stdout += d
-  })
-  child.stderr.on('data', (d) => {
-    stderr += d
-  })
-  const exited = new Promise<number | null>((resolve) => child.once('close', resolve))
+  const { stdout, stderr, exited } = collectOutput(child)
   const kill = () => child.kill('SIGKILL')
   process.once('exit', kill)
   const stop = async () => {
@@ -162,8 +155,8 @@ async function startExecutorDaemon(ctx: Ctx, env: Record<string, string>): Promi
     const logs = join(dirname(dataDir), 'logs')
     try {
       mkdirSync(logs, { recursive: true })
-      writeFileSync(join(logs, 'executor-node-serve-image.out.log'), stdout, { flag: 'a' })
-      writeFileSync(join(logs, 'executor-node-serve-image.err.log'), stderr, { flag: 'a' })
+      writeFileSync(join(logs, 'executor-node-serve-image.out.log'), stdout(), { flag: 'a' })
+      writeFileSync(join(logs, 'executor-node-serve-image.err.log'), stderr(), { flag: 'a' })
     } catch {
       // the temp folder is being removed
     }
@@ -175,8 +168,8 @@ async function startExecutorDaemon(ctx: Ctx, env: Record<string, string>): Promi
   try {
     await ctx.until(
       async () => {
-        if (gone) throw new Error(`executor-node serve ended at start: ${stderr.slice(-600)}`)
-        return stdout.includes('"event":"started"') && existsSync(join(dataDir, 'run.sock'))
+        if (gone) throw new Error(`executor-node serve ended at start: ${stderr().slice(-600)}`)
+        return stdout().includes('"event":"started"') && existsSync(join(dataDir, 'run.sock'))
       },
       90_000,
       'executor-node serve to listen on run.sock',

@@ -19,7 +19,7 @@ import {
   HEAVY_MODULES,
   runCli,
   runCliListingModules,
-  spawnCli,
+  startCli,
 } from './helpers/cli.ts'
 
 function jsonOf(r: CliRun): Doc {
@@ -256,22 +256,8 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
   })
 
   it('serve provides the node and hears the announcement of a new seal; SIGTERM stops it cleanly', async () => {
-    const child = spawnCli(['serve', '--json'], env)
-    let stdout = ''
-    let stderr = ''
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+    const { child, ready, stderr, exited } = await startCli(['serve', '--json'], env)
     try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', (d) => {
-          stdout += d
-          if (stdout.includes('\n')) resolve()
-        })
-        child.on('close', () => reject(new Error(`serve exited:\n${stderr}`)))
-      })
-      const ready = JSON.parse(stdout)
       expect(ready).toMatchObject({
         ok: true,
         command: 'serve',
@@ -286,11 +272,11 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
       const doc = jsonOf(r)
       expect(doc.announced).toEqual({ ok: true, recipients: 1 })
       const deadline = Date.now() + 10_000
-      while (!stderr.includes(doc.capsuleId) && Date.now() < deadline) {
+      while (!stderr().includes(doc.capsuleId) && Date.now() < deadline) {
         await new Promise((res) => setTimeout(res, 50))
       }
-      expect(stderr).toContain('"message":"capsule announced"')
-      expect(stderr).toContain(doc.capsuleId)
+      expect(stderr()).toContain('"message":"capsule announced"')
+      expect(stderr()).toContain(doc.capsuleId)
 
       const status = jsonOf(await runCli(['status', '--json'], env)).status
       expect(status.daemon).toMatchObject({ running: true, pid: child.pid })

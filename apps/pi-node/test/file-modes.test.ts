@@ -11,6 +11,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { collectOutput } from '@digicap/cli-kit'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -31,39 +32,27 @@ function spawnUmask000(cli: string, args: string[], env: Record<string, string>)
   })
 }
 
-function finish(child: ChildProcessWithoutNullStreams, stdin = ''): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(stdin)
-  })
+async function finish(child: ChildProcessWithoutNullStreams, stdin = ''): Promise<CliRun> {
+  const out = collectOutput(child)
+  child.stdin.end(stdin)
+  const code = await out.exited
+  return { code, stdout: out.stdout(), stderr: out.stderr() }
 }
 
 /** Runs a long-lived command until its first stdout line, then SIGTERM; its first document. */
 async function untilFirstLine(child: ChildProcessWithoutNullStreams): Promise<Doc> {
-  const done = finish(child)
-  let out = ''
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d
-      if (out.includes('\n')) resolve()
-    })
-    child.on('close', () => reject(new Error('exited before its first line')))
-  })
+  const out = collectOutput(child)
+  child.stdin.end()
+  while (!out.stdout().includes('\n')) {
+    if (child.exitCode !== null) throw new Error(`exited before its first line:\n${out.stderr()}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
   // Its files are written by then; a SIGTERM that lands before its handler is installed ends
   // it without the clean stop (tested elsewhere), which changes nothing here.
   child.kill('SIGTERM')
-  const r = await done
-  if (r.code !== 0 && r.code !== null) throw new Error(`exit ${r.code}:\n${r.stderr}`)
-  return JSON.parse(out.split('\n')[0] as string)
+  const code = await out.exited
+  if (code !== 0 && code !== null) throw new Error(`exit ${code}:\n${out.stderr()}`)
+  return JSON.parse(out.stdout().split('\n')[0] as string)
 }
 
 beforeAll(async () => {

@@ -26,7 +26,7 @@ import {
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
-import { createReleaseManifest } from '@digicap/cli-kit'
+import { collectOutput, createReleaseManifest } from '@digicap/cli-kit'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -183,30 +183,23 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
       cwd: tmp,
     })
     started.push(serve)
-    let out = ''
-    let err = ''
-    serve.stdout.on('data', (d) => {
-      out += d
-    })
-    serve.stderr.on('data', (d) => {
-      err += d
-    })
-    const exited = new Promise((r) => serve.once('close', r))
+    const { stdout, stderr, exited } = collectOutput(serve)
     const lines = () =>
-      out
+      stdout()
         .split('\n')
         .filter((l) => l !== '')
         .map((l) => JSON.parse(l))
     const deadline = Date.now() + 60_000
     while (!lines().some((l) => l.command === 'serve')) {
-      if (serve.exitCode !== null || Date.now() > deadline) throw new Error(`serve:\n${err}${out}`)
+      if (serve.exitCode !== null || Date.now() > deadline)
+        throw new Error(`serve:\n${stderr()}${stdout()}`)
       await new Promise((r) => setTimeout(r, 100))
     }
     const ready = lines().find((l) => l.command === 'serve')
     expect(ready).toMatchObject({ ok: true, command: 'serve', keyguard: { running: true } })
     // Every stdout line is JSON (logs and the document); the logs carry time and level.
     expect(lines().some((l) => l.level === 'info' && typeof l.time === 'string')).toBe(true)
-    expect(err).not.toContain('"level"')
+    expect(stderr()).not.toContain('"level"')
     const notified = async () => (existsSync(received) ? await readFile(received, 'utf8') : '')
     const until = Date.now() + 20_000
     while (!(await notified()).includes('READY=1')) {

@@ -5,7 +5,6 @@
  * (before, both used the owner's account), and every audit record lands on chain.
  * Real anvil, a software sealer, real libp2p on loopback.
  */
-import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,7 +18,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, hexlify, keccak256, parseEther, randomBytes, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Doc, runJson, spawnCli } from './helpers/cli.ts'
+import { type CliDaemon, type Doc, runJson, startCli } from './helpers/cli.ts'
 
 async function until(cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms
@@ -43,11 +42,7 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
   let c: DigicapContracts
   let executor: Wallet
   let execNode: DigicapNode
-  let daemon: {
-    child: ChildProcessWithoutNullStreams
-    stderr: () => string
-    exited: Promise<unknown>
-  }
+  let daemon: CliDaemon
 
   beforeAll(async () => {
     anvil = await startAnvil()
@@ -120,26 +115,12 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
     expect(first.code).toBe(0)
     expect(insecureLines(first.stderr)).toEqual(ONE_WARNING)
 
-    const child = spawnCli(['serve', '--json', '--status-interval-ms', '200'], env)
-    let stdout = ''
-    let stderr = ''
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const exited = new Promise((resolve) => child.on('close', resolve))
-    daemon = { child, stderr: () => stderr, exited }
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (d) => {
-        stdout += d
-        if (stdout.includes('\n')) resolve()
-      })
-      child.on('close', () => reject(new Error(`serve exited:\n${stderr}`)))
-    })
-    const ready = JSON.parse(stdout)
+    daemon = await startCli(['serve', '--json', '--status-interval-ms', '200'], env)
+    const { ready } = daemon
     // Started with the operator revoked (previous test): serve had the owner approve it again.
-    expect(stderr).toContain('"message":"keyguard operator approved"')
+    expect(daemon.stderr()).toContain('"message":"keyguard operator approved"')
     // Built, started and described by the daemon: still one line.
-    expect(insecureLines(stderr)).toEqual(ONE_WARNING)
+    expect(insecureLines(daemon.stderr())).toEqual(ONE_WARNING)
     expect(await c.capsuleRegistry.isOperator(init.owner.address, init.operator.address)).toBe(true)
     const addr = (ready.multiaddrs as string[]).find((m) => m.includes('/127.0.0.1/'))
     await execNode.libp2p.dial(multiaddr(addr as string))
@@ -210,11 +191,11 @@ describe('keyguard operator account (real anvil, software sealer, serve daemon)'
       const s = (await runJson(['status', '--json'], env)).status
       return s.daemon.keyguard?.fastPath.auditPending === 0
     })
-    expect(stderr).not.toContain('audit-alert')
-    expect(stderr).not.toMatch(/NONCE_EXPIRED|nonce too low|REPLACEMENT_UNDERPRICED/i)
-    expect(stderr).not.toContain('keyguard operator not ready')
+    expect(daemon.stderr()).not.toContain('audit-alert')
+    expect(daemon.stderr()).not.toMatch(/NONCE_EXPIRED|nonce too low|REPLACEMENT_UNDERPRICED/i)
+    expect(daemon.stderr()).not.toContain('keyguard operator not ready')
 
-    child.kill('SIGTERM')
-    expect(await exited).toBe(0)
+    daemon.child.kill('SIGTERM')
+    expect(await daemon.exited).toBe(0)
   }, 150_000)
 })

@@ -5,7 +5,6 @@
  * helia or libp2p (the blocks go straight to the on-disk blockstore; libp2p starts only to
  * announce through a running `serve`). Real anvil, software sealer.
  */
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -13,7 +12,7 @@ import { join } from 'node:path'
 import { connectDigicap } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CLI, type Doc, runJson } from './helpers/cli.ts'
+import { type Doc, runCli, runJson } from './helpers/cli.ts'
 
 /**
  * Lists every module the child resolves and its own peak RSS (`VmHWM`: a spawned child's
@@ -39,29 +38,12 @@ interface Probed {
   maxRssMiB: number
 }
 
-function probed(args: string[], env: Record<string, string>): Promise<Probed> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--disable-warning=ExperimentalWarning', '--import', HOOK, CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } },
-    )
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => {
-      out += d
-    })
-    child.stderr.on('data', (d) => {
-      err += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => {
-      const probe = err.split('\nPROBE ')[1]
-      if (!probe) return reject(new Error(`no probe (exit ${code}): ${err.slice(-2000)}`))
-      const { loaded, maxRssKiB } = JSON.parse(probe)
-      resolve({ code, doc: JSON.parse(out), loaded, maxRssMiB: maxRssKiB / 1024 })
-    })
-  })
+async function probed(args: string[], env: Record<string, string>): Promise<Probed> {
+  const r = await runCli(args, env, '', ['--import', HOOK])
+  const probe = r.stderr.split('\nPROBE ')[1]
+  if (!probe) throw new Error(`no probe (exit ${r.code}): ${r.stderr.slice(-2000)}`)
+  const { loaded, maxRssKiB } = JSON.parse(probe)
+  return { code: r.code, doc: JSON.parse(r.stdout), loaded, maxRssMiB: maxRssKiB / 1024 }
 }
 
 /** A file of `mib` MiB of random (incompressible) bytes, written 1 MiB at a time. */

@@ -3,7 +3,6 @@
  * a real executor-side libp2p node built here (the protocol codecs, not the executor package):
  * chain-path release, fast-path release, code-capsule bundle, status, SIGTERM and resume.
  */
-import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -43,31 +42,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { getBytes, hexlify, keccak256, parseEther, randomBytes, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Doc, runCli, runJson, spawnCli } from './helpers/cli.ts'
+import { type CliDaemon, type Doc, runCli, runJson, startCli } from './helpers/cli.ts'
 
-interface Daemon {
-  child: ChildProcessWithoutNullStreams
-  ready: Doc
-  stderr(): string
-  exited: Promise<number | null>
-}
-
-async function startServe(env: Record<string, string>, args: string[] = []): Promise<Daemon> {
-  const child = spawnCli(['serve', '--json', '--status-interval-ms', '200', ...args], env)
-  let stdout = ''
-  let stderr = ''
-  child.stderr.on('data', (d) => {
-    stderr += d
-  })
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      stdout += d
-      if (stdout.includes('\n')) resolve()
-    })
-    child.on('close', () => reject(new Error(`serve exited:\n${stderr}`)))
-  })
-  return { child, ready: JSON.parse(stdout), stderr: () => stderr, exited }
+function startServe(env: Record<string, string>, args: string[] = []): Promise<CliDaemon> {
+  return startCli(['serve', '--json', '--status-interval-ms', '200', ...args], env)
 }
 
 async function until(cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
@@ -111,7 +89,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
   let exec: Awaited<ReturnType<typeof executorSide>>
   let sealed: Doc
   let plaintext: Buffer
-  let daemon: Daemon | undefined
+  let daemon: CliDaemon | undefined
   let mnemonic: string
 
   beforeAll(async () => {
@@ -410,7 +388,7 @@ describe('pi-node serve with the keyguard (real anvil, swtpm, libp2p)', () => {
   })
 
   it('SIGTERM stops cleanly; a restart re-serves a release that was journaled but never acknowledged', async () => {
-    const d = daemon as Daemon
+    const d = daemon as CliDaemon
     const eph = ephemeral(false) // the executor cannot open it yet
     const grantId = await requestAccess(sealed.capsuleId, eph)
     await until(

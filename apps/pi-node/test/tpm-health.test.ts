@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Doc, runJson, spawnCli } from './helpers/cli.ts'
+import { type Doc, runJson, startCli } from './helpers/cli.ts'
 
 const CACHE_MS = 1_000
 
@@ -20,7 +20,7 @@ let anvil: Anvil
 let tpm: Swtpm
 let again: ChildProcess | undefined
 let dir: string
-let serve: ReturnType<typeof spawnCli>
+let serve: ChildProcess
 let exited: Promise<number | null>
 let ops: string
 let token: string
@@ -36,25 +36,13 @@ beforeAll(async () => {
     env,
   )
   expect(init.code, init.stderr).toBe(0)
-  serve = spawnCli(
+  const daemon = await startCli(
     ['serve', '--json', '--ops-port', '0', '--health-cache-ms', String(CACHE_MS)],
     env,
   )
-  let out = ''
-  let err = ''
-  serve.stdout.on('data', (d) => {
-    out += d
-  })
-  serve.stderr.on('data', (d) => {
-    err += d
-  })
-  exited = new Promise((resolve) => serve.once('close', resolve))
-  const deadline = Date.now() + 60_000
-  while (!out.includes('\n')) {
-    if (serve.exitCode !== null || Date.now() > deadline) throw new Error(`serve:\n${err}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  ops = (JSON.parse(out) as Doc).ops.url
+  serve = daemon.child
+  exited = daemon.exited
+  ops = daemon.ready.ops.url
   token = (await readFile(join(dir, 'node', 'status-token'), 'utf8')).trim()
 }, 90_000)
 

@@ -19,6 +19,7 @@
  */
 
 export { rpcChainId } from './chain.ts'
+export { type ChildOutput, collectOutput } from './child-output.ts'
 export { type ConfigFieldError, configFieldError, readConfigJson } from './config/file.ts'
 export {
   CHAIN_CONFIG_FIELDS,

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { collectOutput } from '@digicap/cli-kit'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildBusyboxImage } from '../../oci/test/busybox-image.ts'
@@ -45,11 +46,8 @@ function startChild(config: unknown): Child {
   })
   const docs: Record<string, unknown>[] = []
   const waiters: Array<() => void> = []
+  const { stderr } = collectOutput(child)
   let buffered = ''
-  let stderr = ''
-  child.stderr.on('data', (d) => {
-    stderr += d
-  })
   child.stdout.on('data', (d) => {
     buffered += d
     for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
@@ -76,7 +74,7 @@ function startChild(config: unknown): Child {
         if (found) return found
         if (child.exitCode !== null || child.signalCode !== null) {
           throw new Error(
-            `child ended (${child.exitCode ?? child.signalCode}): ${stderr.slice(-800)}`,
+            `child ended (${child.exitCode ?? child.signalCode}): ${stderr().slice(-800)}`,
           )
         }
         await new Promise<void>((r) => waiters.push(r))

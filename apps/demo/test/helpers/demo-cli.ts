@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { collectOutput } from '@digicap/cli-kit'
 
 const DEMO = fileURLToPath(new URL('../../bin/demo.js', import.meta.url))
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url))
@@ -73,17 +74,8 @@ export function runPnpmDemo(args: string[]): Promise<Run> {
   return collect(spawn('pnpm', ['demo', ...args], { cwd: REPO }))
 }
 
-function collect(child: ReturnType<typeof spawn>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    let stdout = ''
-    let stderr = ''
-    child.stdout?.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr?.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+async function collect(child: ReturnType<typeof spawn>): Promise<Run> {
+  const out = collectOutput(child)
+  const code = await out.exited
+  return { code, stdout: out.stdout(), stderr: out.stderr() }
 }

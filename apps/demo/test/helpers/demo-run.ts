@@ -22,6 +22,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { collectOutput } from '@digicap/cli-kit'
 import { expect } from 'vitest'
 
 const DEMO = fileURLToPath(new URL('../../bin/demo.js', import.meta.url))
@@ -62,8 +63,6 @@ export function demoRun(): Promise<DemoRun> {
 }
 
 async function start(): Promise<DemoRun> {
-  let out = ''
-  let err = ''
   const demo = spawn(
     process.execPath,
     ['--disable-warning=ExperimentalWarning', DEMO, '--json', '--keep'],
@@ -73,33 +72,28 @@ async function start(): Promise<DemoRun> {
     },
   )
   child = demo
-  demo.stdout?.on('data', (d) => {
-    out += d
-  })
-  demo.stderr?.on('data', (d) => {
-    err += d
-  })
-  exited = new Promise((resolve) => demo.once('close', resolve))
+  const { stdout, stderr, exited: closed } = collectOutput(demo)
+  exited = closed
   const deadline = Date.now() + 420_000
   let doc: Doc
   for (;;) {
     try {
-      doc = JSON.parse(out)
+      doc = JSON.parse(stdout())
       break
     } catch {
       // not whole yet
     }
     if (demo.exitCode !== null || Date.now() > deadline)
-      throw new Error(`the demo did not print its document:\n${err.slice(-4000)}`)
+      throw new Error(`the demo did not print its document:\n${stderr().slice(-4000)}`)
     await new Promise((r) => setTimeout(r, 200))
   }
   tempDir = doc.tempDir as string
-  if (doc.ok !== true) throw new Error(`the demo failed:\n${err.slice(-3000)}`)
+  if (doc.ok !== true) throw new Error(`the demo failed:\n${stderr().slice(-3000)}`)
   const dir = tempDir
   return {
     doc,
-    stdout: () => out,
-    stderr: () => err,
+    stdout,
+    stderr,
     tempDir: dir,
     logsDir: join(dir, 'logs'),
     dataDir: (node) => join(dir, node),

@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { collectOutput } from '@digicap/cli-kit'
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
 
@@ -67,21 +68,9 @@ export function startCli(
   options: CliOptions = {},
 ): CliDaemon {
   const child = spawnCli(args, env, options)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => {
-    stdout += d
-  })
-  child.stderr.on('data', (d) => {
-    stderr += d
-  })
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', resolve)
-  })
-  exited.catch(() => undefined) // a caller that never awaits it must not see an unhandled rejection
+  const { stdout, stderr, exited } = collectOutput(child)
   const lines = (): JsonLine[] =>
-    stdout
+    stdout()
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l))
@@ -91,15 +80,15 @@ export function startCli(
       const hit = lines().find(match)
       if (hit) return hit
       if (child.exitCode !== null || Date.now() > deadline)
-        throw new Error(`no such line:\n${stdout}\n${stderr.slice(-3000)}`)
+        throw new Error(`no such line:\n${stdout()}\n${stderr().slice(-3000)}`)
       await new Promise((r) => setTimeout(r, 50))
     }
   }
   return {
     child,
     exited,
-    stdout: () => stdout,
-    stderr: () => stderr,
+    stdout,
+    stderr,
     lines,
     line,
     waitFor: (event, timeoutMs) => line((l) => l.event === event, timeoutMs),

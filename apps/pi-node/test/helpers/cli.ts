@@ -4,6 +4,7 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { type ChildOutput, collectOutput } from '@digicap/cli-kit'
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
 
@@ -27,6 +28,45 @@ export function spawnCli(
     ['--disable-warning=ExperimentalWarning', ...nodeFlags, CLI, ...args],
     { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env } },
   )
+}
+
+/** A long-running `pi-node` command (`serve --json`): its output so far and its first document. */
+export interface CliDaemon extends ChildOutput {
+  child: ChildProcessWithoutNullStreams
+  /** Its first stdout line (the ready document). */
+  ready: Doc
+}
+
+/**
+ * Starts `pi-node <args>` and waits for its first stdout line (a `--json` daemon's ready
+ * document); throws with its stderr if it exits first or stays silent for `timeoutMs` (then
+ * it is killed).
+ */
+export async function startCli(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<CliDaemon> {
+  const child = spawnCli(args, env)
+  const out = collectOutput(child)
+  let gone = false
+  out.exited.then(
+    () => {
+      gone = true
+    },
+    () => {
+      gone = true
+    },
+  )
+  const deadline = Date.now() + timeoutMs
+  while (!out.stdout().includes('\n')) {
+    if (gone || Date.now() > deadline) {
+      child.kill('SIGKILL') // a silent one is not left behind
+      throw new Error(`pi-node ${args[0]} printed no first line:\n${out.stderr().slice(-3000)}`)
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return { ...out, child, ready: JSON.parse(out.stdout().split('\n')[0] as string) }
 }
 
 /** A module hook for the child: it prints every module URL it resolved, on stderr at exit. */
@@ -55,26 +95,17 @@ export async function runCliListingModules(
 }
 
 /** Runs `pi-node <args>` to its end, with `stdin` as its input. */
-export function runCli(
+export async function runCli(
   args: string[],
   env: Record<string, string> = {},
   stdin = '',
   nodeFlags: string[] = [],
 ): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawnCli(args, env, nodeFlags)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(stdin)
-  })
+  const child = spawnCli(args, env, nodeFlags)
+  const out = collectOutput(child)
+  child.stdin.end(stdin)
+  const code = await out.exited
+  return { code, stdout: out.stdout(), stderr: out.stderr() }
 }
 
 /** Runs a `--json` command: its one JSON document, with the exit code and stderr added. */
