@@ -1,12 +1,9 @@
 /**
  * An image capsule made the way the owner's pipeline makes one, on the test world: the data
  * key wrapped by the keyguard's sealer, the image's layers encrypted to the `provider.digicap`
- * recipient, its blobs put into the keyguard node's helia, the payload (image.json + input)
+ * recipient, its blobs put into the keyguard node's helia (sealed-image.ts), the payload (image.json + input)
  * sealed into a capsule signed by the owner, the key record stored, the capsule registered.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import {
   createCapsuleHeader,
   generateCapsuleId,
@@ -17,14 +14,9 @@ import {
   signCapsuleHeader,
 } from '@digicap/capsule-core'
 import { wrapDataKey } from '@digicap/keyguard'
-import {
-  digicapRecipient,
-  encodeImagePayload,
-  encryptImage,
-  openLayout,
-  putImageBlobs,
-} from '@digicap/oci'
+import { encodeImagePayload } from '@digicap/oci'
 import { getBytes, hexlify } from 'ethers'
+import { encryptImageInto } from './sealed-image.ts'
 import { send, type World } from './world.ts'
 
 export interface MadeImageCapsule {
@@ -53,15 +45,12 @@ export async function makeImageCapsule(
     sealer: w.sealer,
     recoveryPublicKey: generateX25519KeyPair().publicKey,
   })
-  const sealedDir = await mkdtemp(join(tmpdir(), 'image-capsule-'))
   try {
-    const [image] = await encryptImage({
-      from: o.image,
-      to: sealedDir,
-      recipients: [digicapRecipient({ capsuleId: capsuleIdBytes, dataKey, wrappedKeys })],
+    const { manifestDigest, distribution } = await encryptImageInto(w.kgStore, o.image, {
+      capsuleId: capsuleIdBytes,
+      dataKey,
+      wrappedKeys,
     })
-    const manifestDigest = image?.digest as string
-    const { cid: distribution } = await putImageBlobs(await openLayout(sealedDir), w.kgStore)
     const plaintext = encodeImagePayload({ distribution, input: o.input })
     const policy = o.policy ?? w.policy
     const header = createCapsuleHeader({
@@ -103,6 +92,5 @@ export async function makeImageCapsule(
     return { cid, capsuleId, manifestDigest, distribution }
   } finally {
     dataKey.fill(0)
-    await rm(sealedDir, { recursive: true, force: true })
   }
 }

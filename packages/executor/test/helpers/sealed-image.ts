@@ -1,8 +1,8 @@
 /**
- * An image layout sealed for the `oci` sandbox tests: its layers encrypted to the
- * `provider.digicap` recipient with the given capsule key, its blobs put into `store`; the
- * result is what an image capsule's payload carries (the committed manifest digest, the
- * image spec, the distribution map's CID). The layout is disposed of.
+ * Image layers sealed for the `oci` tests, one way: the layers encrypted to the
+ * `provider.digicap` recipient with the capsule key, the blobs put into a store
+ * ({@link encryptImageInto}). {@link sealImageLayout} makes what an image capsule's payload
+ * carries of it (the sandbox tests); image-capsule.ts builds a whole registered capsule on it.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -11,6 +11,7 @@ import { generateX25519KeyPair } from '@digicap/capsule-core'
 import { wrapToRecoveryKey } from '@digicap/keyguard'
 import {
   type BlobStore,
+  type DigicapRecipientInit,
   decodeImagePayload,
   digicapRecipient,
   encodeImagePayload,
@@ -25,29 +26,43 @@ export interface SealedImage {
   distribution: string
 }
 
+/**
+ * The OCI layout at `from` with its layers encrypted to `key` (the encrypted layout is a temp
+ * folder, removed), its blobs put into `store`: the committed manifest digest and the
+ * distribution map's CID.
+ */
+export async function encryptImageInto(
+  store: BlobStore,
+  from: string,
+  key: DigicapRecipientInit,
+): Promise<{ manifestDigest: string; distribution: string }> {
+  const sealedDir = await mkdtemp(join(tmpdir(), 'oci-sealed-'))
+  try {
+    const [result] = await encryptImage({
+      from,
+      to: sealedDir,
+      recipients: [digicapRecipient(key)],
+    })
+    const put = await putImageBlobs(await openLayout(sealedDir), store)
+    return { manifestDigest: result?.digest as string, distribution: put.cid }
+  } finally {
+    await rm(sealedDir, { recursive: true, force: true })
+  }
+}
+
+/** An image sealed with `key` (wrapped to a throw-away recovery key only); the image is disposed of. */
 export async function sealImageLayout(
   store: BlobStore,
   image: { dir: string; dispose(): Promise<void> },
   key: { capsuleId: Uint8Array; dataKey: Uint8Array },
 ): Promise<SealedImage> {
-  const sealedDir = await mkdtemp(join(tmpdir(), 'oci-sealed-'))
   try {
     const { publicKey } = generateX25519KeyPair()
     const wrappedKeys = [await wrapToRecoveryKey(key.dataKey, publicKey)]
-    const [result] = await encryptImage({
-      from: image.dir,
-      to: sealedDir,
-      recipients: [digicapRecipient({ ...key, wrappedKeys })],
-    })
-    const put = await putImageBlobs(await openLayout(sealedDir), store)
-    const payload = encodeImagePayload({ distribution: put.cid })
-    return {
-      manifestDigest: result?.digest as string,
-      specBytes: decodeImagePayload(payload).specBytes,
-      distribution: put.cid,
-    }
+    const sealed = await encryptImageInto(store, image.dir, { ...key, wrappedKeys })
+    const payload = encodeImagePayload({ distribution: sealed.distribution })
+    return { ...sealed, specBytes: decodeImagePayload(payload).specBytes }
   } finally {
     await image.dispose()
-    await rm(sealedDir, { recursive: true, force: true })
   }
 }
