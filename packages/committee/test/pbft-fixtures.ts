@@ -2,6 +2,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
+import { CONNECTION_MONITOR } from '@digicap/p2p/light'
 import { identify } from '@libp2p/identify'
 import type { Libp2p } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
@@ -46,9 +47,9 @@ export async function createNode(
     // A whole committee dials one host from 127.0.0.1 at once; libp2p's default of 5 inbound
     // connections per second per host would reset some of them.
     connectionManager: { inboundConnectionThreshold: 1000, ...timeouts },
-    // A starved process answers pings late on a loaded box; libp2p's default monitor would abort
-    // the connection (and with it every vote queued on it), as p2p's node no longer does either.
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    // as a Digicap node (ADR 0041): a starved process answers pings late on a loaded box, and
+    // libp2p's adaptive timeout (5 s floor) would abort the connection and every vote on it
+    connectionMonitor: CONNECTION_MONITOR,
   })
 }
 

@@ -19,6 +19,7 @@ export {
   MAX_ANNOUNCEMENT_BYTES,
   subscribeCapsuleAnnouncements,
 } from './announce.ts'
+export { CONNECTION_MONITOR } from './connection-monitor.ts'
 export {
   AnnouncementFormatError,
   AnnouncementTooLargeError,

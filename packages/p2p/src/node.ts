@@ -22,6 +22,7 @@ import { MemoryDatastore } from 'datastore-core'
 import { FsDatastore } from 'datastore-fs'
 import { createLibp2p } from 'libp2p'
 import { userAgent } from 'libp2p/user-agent'
+import { CONNECTION_MONITOR } from './connection-monitor.ts'
 import { NodeStartError } from './errors.ts'
 import { type HaveFirstFetch, installHaveFirst } from './fetch/have-first/index.ts'
 import {
@@ -34,20 +35,6 @@ import { openDataDirBlockstore } from './filestore/data-dir.ts'
 import type { FilestoreBlockstore } from './filestore/filestore-blockstore.ts'
 import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
-
-/**
- * A connection whose ping (libp2p's connection monitor) gets no answer within this is aborted.
- * libp2p's default adapts to the measured round trip with a 5 s floor, and under load (a busy
- * box, a ping frame queued behind megabytes of bitswap blocks) a live peer answers later than
- * that: the monitor cut fetches mid-way and nothing dialled again (ADR 0041).
- */
-export const CONNECTION_PING_TIMEOUT_MS = 50_000
-/**
- * How often the monitor pings a connection: longer than the timeout, so that a slow ping is
- * never still open at the next one (a second ping stream on a connection is refused, ping allows
- * one, and the monitor aborted the connection for it; libp2p's default is 10 s).
- */
-export const CONNECTION_PING_INTERVAL_MS = 60_000
 
 /** The services of a Digicap node's libp2p. `pubsub` and `dht` are present only when enabled. */
 export interface DigicapServices {
@@ -240,13 +227,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       // a dead peer is still found (within two minutes); a busy one keeps its connection
-      connectionMonitor: {
-        pingInterval: CONNECTION_PING_INTERVAL_MS,
-        pingTimeout: {
-          minTimeout: CONNECTION_PING_TIMEOUT_MS,
-          maxTimeout: CONNECTION_PING_TIMEOUT_MS,
-        },
-      },
+      connectionMonitor: CONNECTION_MONITOR,
       peerDiscovery,
       services: services as never,
     })

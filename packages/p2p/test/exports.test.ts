@@ -9,6 +9,7 @@ it('exports exactly this public surface', () => {
       "AnnouncementTooLargeError",
       "AnnouncementVersionError",
       "CAPSULE_TOPIC",
+      "CONNECTION_MONITOR",
       "CapsuleStoreError",
       "InvalidCidError",
       "MAX_ANNOUNCEMENT_BYTES",

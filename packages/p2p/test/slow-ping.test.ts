@@ -9,8 +9,11 @@
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, describe, expect, it } from 'vitest'
+import {
+  CONNECTION_PING_INTERVAL_MS,
+  CONNECTION_PING_TIMEOUT_MS,
+} from '../src/connection-monitor.ts'
 import { createDigicapNode, type DigicapNode } from '../src/index.ts'
-import { CONNECTION_PING_INTERVAL_MS, CONNECTION_PING_TIMEOUT_MS } from '../src/node.ts'
 
 /** The protocol libp2p's connection monitor (and the ping service) speaks. */
 const PING = '/ipfs/ping/1.0.0'

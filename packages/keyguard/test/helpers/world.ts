@@ -19,6 +19,7 @@ import {
 } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { CONNECTION_MONITOR } from '@digicap/p2p/light'
 import { handle, type KeyRelease, keyReleaseProtocol, type ReleaseAck } from '@digicap/protocol'
 import { identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p } from '@libp2p/interface'
@@ -51,13 +52,9 @@ export async function createNode(
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    // as a Digicap node (@digicap/p2p's CONNECTION_PING_INTERVAL_MS / _TIMEOUT_MS, ADR 0041):
-    // libp2p's adaptive ping timeout (5 s floor) aborts a live connection on a loaded box,
-    // resetting every stream on it; the timeout stays below the interval (one ping at a time)
-    connectionMonitor: {
-      pingInterval: 60_000,
-      pingTimeout: { minTimeout: 50_000, maxTimeout: 50_000 },
-    },
+    // as a Digicap node (ADR 0041): libp2p's adaptive ping timeout (5 s floor) aborts a live
+    // connection on a loaded box, resetting every stream on it
+    connectionMonitor: CONNECTION_MONITOR,
     services: { identify: identify() },
   })
 }
