@@ -26,10 +26,11 @@ import { createNode, domain, PASS, signers } from '../test/pbft-fixtures.ts'
 
 export type ToMember =
   | { type: 'mesh'; peers: { peerId: string; addrs: string[] }[]; parallel: number }
-  | { type: 'rtt'; peer: string; samples: number }
+  | { type: 'rtt'; peer: string; samples: number; fresh: boolean }
   | { type: 'job'; job: number; viewTimeout: number; check: PbftSignatureCheck }
   | { type: 'go'; job: number }
   | { type: 'end'; job: number }
+  | { type: 'status'; job: number }
   | { type: 'exit' }
 
 export type FromMember =
@@ -39,6 +40,7 @@ export type FromMember =
   | { type: 'ready'; job: number }
   | { type: 'decided'; job: number; at: number; cpuMs: number; view: string }
   | { type: 'ended'; job: number; sent: number; cpuMs: number }
+  | { type: 'status'; job: number; report: string }
   | { type: 'failed'; error: string }
 
 const ECHO = '/digicap/bench-echo/1.0.0'
@@ -75,7 +77,13 @@ let peers: { peerId: string; addrs: string[] }[] = []
 let members: PbftCommittee | undefined
 const jobs = new Map<
   number,
-  { replica: PbftReplica; session: PbftTransport; cpu?: NodeJS.CpuUsage }
+  {
+    replica: PbftReplica
+    session: PbftTransport
+    cpu?: NodeJS.CpuUsage
+    /** Votes handed to the replica, by phase (a stalled decision's status). */
+    got: Record<string, number>
+  }
 >()
 
 /** Each pair is dialled once: by the member whose index is at most n/2 ahead of it. */
@@ -117,7 +125,12 @@ async function mesh(parallel: number): Promise<number> {
   return targets.length + late.length
 }
 
-async function rtt(peer: string, samples: number): Promise<{ kept: number; fresh: number }> {
+/** Median round trips on a kept stream and, when `withFresh`, on a fresh stream per trip. */
+async function rtt(
+  peer: string,
+  samples: number,
+  withFresh: boolean,
+): Promise<{ kept: number; fresh: number }> {
   const id = peerIdFromString(peer)
   const body = new Uint8Array(200)
   const stream = await node.dialProtocol(id, ECHO)
@@ -131,7 +144,7 @@ async function rtt(peer: string, samples: number): Promise<{ kept: number; fresh
   }
   await stream.close()
   const fresh: number[] = []
-  for (let i = 0; i < samples + 5; i++) {
+  for (let i = 0; withFresh && i < samples + 5; i++) {
     const t0 = performance.now()
     const s = await node.dialProtocol(id, ECHO)
     await sendMessage(s, body)
@@ -139,7 +152,7 @@ async function rtt(peer: string, samples: number): Promise<{ kept: number; fresh
     await s.close()
     if (i >= 5) fresh.push(performance.now() - t0)
   }
-  return { kept: median(kept), fresh: median(fresh) }
+  return { kept: median(kept), fresh: withFresh ? median(fresh) : Number.NaN }
 }
 
 /** The committee, built once: key derivation is not part of a decision. */
@@ -160,15 +173,20 @@ async function onMessage(m: ToMember): Promise<void> {
       return
     }
     case 'rtt':
-      tell({ type: 'rtt', ...(await rtt(m.peer, m.samples)) })
+      tell({ type: 'rtt', ...(await rtt(m.peer, m.samples, m.fresh)) })
       return
     case 'job': {
       const jobId = keccak_256(new TextEncoder().encode(`bench-job-${m.job}`))
       let replica: PbftReplica | undefined
+      const got: Record<string, number> = {}
       const session = mux.open({
         committee: committee(),
         jobIds: [jobId],
-        onMessage: (from: PbftMember, message) => replica?.receive(from, message),
+        onMessage: (from: PbftMember, message) => {
+          const phase = `${message.vote.phase}/${message.vote.view}`
+          got[phase] = (got[phase] ?? 0) + 1
+          return replica?.receive(from, message)
+        },
       })
       replica = new PbftReplica({
         domain,
@@ -180,7 +198,7 @@ async function onMessage(m: ToMember): Promise<void> {
         signatureCheck: m.check,
         send: (to, message) => session.send(to, message),
       })
-      jobs.set(m.job, { replica, session })
+      jobs.set(m.job, { replica, session, got })
       tell({ type: 'ready', job: m.job })
       return
     }
@@ -222,6 +240,20 @@ async function onMessage(m: ToMember): Promise<void> {
         sent: job?.session.stats.sent ?? 0,
         cpuMs: (used.user + used.system) / 1000,
       })
+      return
+    }
+    case 'status': {
+      // What a member holds while a decision is late: where the votes stopped.
+      const job = jobs.get(m.job)
+      const report = {
+        view: String(job?.replica.view),
+        decided: job?.replica.certificate !== undefined,
+        got: job?.got,
+        session: job?.session.stats,
+        endpoint: mux.stats,
+        connections: node.getConnections().length,
+      }
+      tell({ type: 'status', job: m.job, report: JSON.stringify(report) })
       return
     }
     case 'exit':

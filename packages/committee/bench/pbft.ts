@@ -32,6 +32,8 @@ const MESH_PARALLEL = 4
 const WARM_UPS = 3
 /** Long enough that a slow decision is not cut by a view change (which would measure that). */
 const VIEW_TIMEOUT = 600_000
+/** A decision not done after this long prints every member's status (and again each period). */
+const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 60_000)
 const MEMBER = fileURLToPath(new URL('./pbft-member.ts', import.meta.url))
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
@@ -81,7 +83,20 @@ async function decide(members: Member[], job: number, check: PbftSignatureCheck)
   await Promise.all(members.map((m) => m.next('ready')))
   const t0 = now()
   for (const m of members) m.send({ type: 'go', job })
-  const decided = await Promise.all(members.map((m) => m.next('decided')))
+  const decisions = Promise.all(members.map((m) => m.next('decided')))
+  // A decision this late has lost its way: print what each member holds, and keep waiting.
+  let printing = false
+  const late = setInterval(async () => {
+    if (printing) return
+    printing = true
+    console.error(`job ${job}: no decision after ${((now() - t0) / 1000).toFixed(0)} s; members:`)
+    for (const [i, m] of members.entries()) {
+      m.send({ type: 'status', job })
+      console.error(`  ${i}: ${(await m.next('status')).report}`)
+    }
+    printing = false
+  }, STALL_MS)
+  const decided = await decisions.finally(() => clearInterval(late))
   const ms = Math.max(...decided.map((d) => d.at)) - t0
   // Let the last commits land before the sessions close (they count as sent).
   await new Promise((r) => setTimeout(r, 50))
@@ -113,41 +128,55 @@ for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
   for (const m of members) m.send({ type: 'mesh', peers, parallel: MESH_PARALLEL })
   await Promise.all(members.map((m) => m.next('meshed')))
   console.error(`n=${n}: ${n} processes, mesh up in ${(now() - meshStarted).toFixed(0)} ms`)
-  ;(members[0] as Member).send({ type: 'rtt', peer: peers[1]?.peerId as string, samples: 30 })
-  const rtt = await (members[0] as Member).next('rtt')
+  const first = members[0] as Member
+  const roundTrip = async (samples: number, fresh: boolean) => {
+    first.send({ type: 'rtt', peer: peers[1]?.peerId as string, samples, fresh })
+    return first.next('rtt')
+  }
+  const freshRtt = (await roundTrip(30, true)).fresh
+  // Warm-up: each member's table for every other member's key is built after 4 checks.
   for (const check of checks) {
-    // Warm-up: each member's table for every other member's key is built after 4 checks.
     for (let w = 1; w <= WARM_UPS; w++) await decide(members, -job - w, check)
     job += WARM_UPS
-    const load = loadavg()[0] as number
-    const runs = []
-    for (let r = 0; r < ROUNDS; r++) {
-      runs.push(await decide(members, job++, check))
-      const last = runs.at(-1) as Awaited<ReturnType<typeof decide>>
+  }
+  // The modes take turns, each decision after a round trip sample: the load moves, and both
+  // modes and the baseline see the same load.
+  const load = loadavg()[0] as number
+  const rtts: number[] = []
+  const runs = new Map(checks.map((c) => [c, [] as Awaited<ReturnType<typeof decide>>[]]))
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const check of checks) {
+      rtts.push((await roundTrip(10, false)).kept)
+      const last = await decide(members, job++, check)
+      runs.get(check)?.push(last)
       console.error(
         `n=${n} ${check}: decision ${r + 1}/${ROUNDS} in ${last.ms.toFixed(1)} ms (view ${[...last.views].join(',')}, ` +
-          `CPU ${last.cpuToEnd.toFixed(1)} ms per member)`,
+          `CPU ${last.cpuToEnd.toFixed(1)} ms per member, RTT ${rtts.at(-1)?.toFixed(2)} ms)`,
       )
     }
-    const latency = median(runs.map((x) => x.ms))
-    const goal = 3 * rtt.kept + 5
-    const cpuToDecision = median(runs.map((x) => x.cpuToDecision))
-    const cpuToEnd = median(runs.map((x) => x.cpuToEnd))
-    const sharedFloor = (cpuToEnd * n) / cores + 3 * rtt.kept
-    const ownCoreFloor = cpuToDecision + 3 * rtt.kept
-    const messages = median(runs.map((x) => x.sent))
+  }
+  const rtt = median(rtts)
+  const goal = 3 * rtt + 5
+  for (const check of checks) {
+    const mine = runs.get(check) ?? []
+    const latency = median(mine.map((x) => x.ms))
+    const cpuToDecision = median(mine.map((x) => x.cpuToDecision))
+    const cpuToEnd = median(mine.map((x) => x.cpuToEnd))
+    const sharedFloor = (cpuToEnd * n) / cores + 3 * rtt
+    const ownCoreFloor = cpuToDecision + 3 * rtt
+    const messages = median(mine.map((x) => x.sent))
     rows.push(
-      `| ${n} | ${check} | ${latency.toFixed(1)} ms (${ROUNDS}) | ${rtt.kept.toFixed(2)} ms | ` +
+      `| ${n} | ${check} | ${latency.toFixed(1)} ms (${ROUNDS}) | ${rtt.toFixed(2)} ms | ` +
         `×${(latency / goal).toFixed(2)} | ${messages} | ${cpuToDecision.toFixed(1)} / ${cpuToEnd.toFixed(1)} ms | ` +
         `${sharedFloor.toFixed(0)} ms | ${ownCoreFloor.toFixed(1)} ms (×${(ownCoreFloor / goal).toFixed(2)}) | ` +
         `${load.toFixed(0)}-${(loadavg()[0] as number).toFixed(0)} |`,
     )
     console.log(
-      `n=${n} ${check}: verdict ${latency.toFixed(1)} ms (median of ${ROUNDS}); round trip ${rtt.kept.toFixed(2)} ms ` +
-        `(kept stream; ${rtt.fresh.toFixed(2)} ms on a fresh stream); goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms, ` +
-        `verdict / goal ×${(latency / goal).toFixed(2)}; ${messages} messages; CPU per member ${cpuToDecision.toFixed(1)} ms ` +
-        `to its decision, ${cpuToEnd.toFixed(1)} ms go→end; floor with ${n} processes on ${cores} cores ` +
-        `${sharedFloor.toFixed(0)} ms, with a core per member ${ownCoreFloor.toFixed(1)} ms`,
+      `n=${n} ${check}: verdict ${latency.toFixed(1)} ms (median of ${ROUNDS}); round trip ${rtt.toFixed(2)} ms ` +
+        `(kept stream, median of ${rtts.length} samples of 10; ${freshRtt.toFixed(2)} ms on a fresh stream); ` +
+        `goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms, verdict / goal ×${(latency / goal).toFixed(2)}; ${messages} messages; ` +
+        `CPU per member ${cpuToDecision.toFixed(1)} ms to its decision, ${cpuToEnd.toFixed(1)} ms go→end; ` +
+        `floor with ${n} processes on ${cores} cores ${sharedFloor.toFixed(0)} ms, with a core per member ${ownCoreFloor.toFixed(1)} ms`,
     )
   }
   for (const m of members) m.send({ type: 'exit' })
