@@ -2,8 +2,10 @@
  * The executor's open → run → clean-up of one capsule in its own process, as `runCapsule` does
  * it after the key release (ADR 0035: the payload streamed to a tmpfs file, the stock data
  * sandbox, the workspace wiping the file): `executor-op.ts <capsule> <data-key-hex>`. Prints
- * `{ ms, openMs, runMs, cleanupMs, to }` as its last line (the operations alone, process start
- * excluded), to compare with `lib-op.ts open` (capsule-core's `openFile`) on the same file.
+ * `{ ms, cpuMs, mainCpuMs, openMs, runMs, cleanupMs, to }` as its last line (the operations
+ * alone, process start excluded; `cpuMs` all threads, `mainCpuMs` the open's thread, the
+ * critical path on an idle machine), to compare with `lib-op.ts open` (capsule-core's
+ * `openFile`) on the same file.
  */
 import { closeSync, openSync, readSync } from 'node:fs'
 import { parseCapsuleHeader } from '../packages/capsule-core/dist/index.js'
@@ -26,6 +28,8 @@ const parsed = parseCapsuleHeader(head.subarray(0, got))
 const runtime = resolveRuntime(parsed.header.runtime)
 const sandbox = defaultSandboxes()[runtime.kind as 'data']
 const workspace = createRunWorkspace()
+const cpu0 = process.cpuUsage()
+const main0 = process.threadCpuUsage()
 const t0 = performance.now()
 const job = await openJob({
   loaded: { path: capsule, parsed, runtime } as never,
@@ -37,10 +41,14 @@ const job = await openJob({
 const t1 = performance.now()
 const ran = await runInSandbox({ sandbox, job, workspace })
 const t2 = performance.now()
+const cpu = process.cpuUsage(cpu0)
+const main = process.threadCpuUsage(main0)
 const cleanupMs = t2 - t1 - ran.result.stats.wallMs
 console.log(
   JSON.stringify({
     ms: t2 - t0,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    mainCpuMs: (main.user + main.system) / 1000,
     openMs: t1 - t0,
     runMs: ran.result.stats.wallMs,
     cleanupMs,

@@ -2,7 +2,8 @@
  * One library operation in its own process, so its time and peak RSS compare with the app's
  * process doing the same: `seal <in> <out>`, `open <in> <out>`, `add <in> <dataDir>` (blocks copied),
  * `add-ref <in> <dataDir>` (leaves kept as references to `<in>`, as `pi-node seal` adds).
- * Prints `{ ms }` (the operation alone, process start excluded) as its last line.
+ * Prints `{ ms, cpuMs }` (the operation alone, process start excluded; CPU of all its threads)
+ * as its last line.
  */
 import {
   addressFromPrivateKey,
@@ -17,6 +18,7 @@ const OWNER_KEY = new Uint8Array(32).fill(7)
 export const BENCH_DATA_KEY = new Uint8Array(32).fill(9)
 
 const [op, input, output] = process.argv.slice(2) as [string, string, string]
+const cpu0 = process.cpuUsage()
 const t0 = performance.now()
 let extra: Record<string, unknown> = {}
 if (op === 'seal') {
@@ -49,4 +51,6 @@ if (op === 'seal') {
 } else {
   throw new Error(`unknown op ${op}`)
 }
-console.log(JSON.stringify({ ms: performance.now() - t0, ...extra }))
+const ms = performance.now() - t0
+const cpu = process.cpuUsage(cpu0)
+console.log(JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, ...extra }))
