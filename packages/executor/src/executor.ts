@@ -305,6 +305,8 @@ export function createExecutor(init: ExecutorInit = {}) {
           onProgress: options.onFetchProgress,
           signal: options.signal,
         })
+        // The ciphertext is public (anyone can fetch it by its CID): removed, not overwritten.
+        ws.trackFile(loaded.path, { overwrite: false })
         timings.fetch = performance.now() - t
         timings.verify = loaded.verifyMs
         stage({

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encode } from 'cborg'
@@ -335,6 +336,25 @@ describe('runInSandbox: lifecycle and clean-up', () => {
     const report = await ws.dispose()
     expect(report).toMatchObject({ filesRemoved: 2, dirsRemoved: 1, fileBytesOverwritten: 3 })
     expect(report.failures).toEqual(['file of 100 bytes removed without overwriting'])
+  })
+
+  it('a tracked public file (the fetched ciphertext) is removed without overwriting, whatever its size, and that is no failure', async () => {
+    const ws = createRunWorkspace({ tmpRoot, maxOverwriteBytes: 10 })
+    const dir = await ws.tempDir('ciphertext-')
+    const path = join(dir, 'capsule.bin')
+    await writeFile(path, 'c'.repeat(100))
+    ws.trackFile(path, { overwrite: false })
+    const held = await open(path, 'r')
+    try {
+      const report = await ws.dispose()
+      expect(report).toMatchObject({ filesRemoved: 1, dirsRemoved: 1, fileBytesOverwritten: 0 })
+      expect(report.failures).toEqual([])
+      expect(existsSync(path)).toBe(false)
+      // Not overwritten: the bytes are the ones anyone can fetch by the CID anyway.
+      expect((await held.readFile()).toString()).toBe('c'.repeat(100))
+    } finally {
+      await held.close()
+    }
   })
 
   it('dispose is idempotent and reports nothing the second time', async () => {

@@ -1,5 +1,5 @@
 import { closeSync, constants, lstatSync, openSync, unlinkSync, writeSync } from 'node:fs'
-import { lstat, mkdtemp, open, readdir, rm } from 'node:fs/promises'
+import { lstat, mkdtemp, open, readdir, rm, unlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -61,8 +61,16 @@ export interface RunWorkspace {
    * apply). Removed first, before the temp directories. `memoryFs`: the file is on a tmpfs or
    * ramfs (the open checked): it is not fsynced (its pages are memory, there is no disk to
    * reach), and one of up to 4 MiB is wiped with synchronous calls (no thread-pool round trips).
+   * `overwrite: false`: a file anyone can read already (the fetched ciphertext, public by its
+   * CID) is removed without overwriting, whatever its size, and that is no failure.
    */
-  trackFile(path: string, options?: { readonly memoryFs?: boolean | undefined }): void
+  trackFile(
+    path: string,
+    options?: {
+      readonly memoryFs?: boolean | undefined
+      readonly overwrite?: boolean | undefined
+    },
+  ): void
   /** Close this handle on `dispose()` (idempotent closers; errors are reported, not thrown). */
   trackHandle(close: () => unknown): void
   /** Count buffers zeroed elsewhere (e.g. inside a sandbox worker before it exited). */
@@ -78,7 +86,7 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
   const maxOverwrite = init.maxOverwriteBytes ?? 256 * 1024 * 1024
   const dirs: string[] = []
   const buffers: Uint8Array[] = []
-  const files: { path: string; memoryFs: boolean }[] = []
+  const files: { path: string; memoryFs: boolean; overwrite: boolean }[] = []
   const handles: Array<() => unknown> = []
   let remoteBuffers = 0
   let remoteBytes = 0
@@ -97,7 +105,11 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
       buffers.push(buffer)
     },
     trackFile(path, options) {
-      files.push({ path, memoryFs: options?.memoryFs === true })
+      files.push({
+        path,
+        memoryFs: options?.memoryFs === true,
+        overwrite: options?.overwrite !== false,
+      })
     },
     trackHandle(close) {
       handles.push(close)
@@ -131,7 +143,10 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
       const counts = { files: 0, dirs: 0, bytes: 0 }
       for (const file of files.splice(0)) {
         try {
-          if (file.memoryFs) await wipeMemoryFile(file.path, counts)
+          if (!file.overwrite) {
+            await unlink(file.path)
+            counts.files++
+          } else if (file.memoryFs) await wipeMemoryFile(file.path, counts)
           else await wipeFile(file.path, counts, Number.POSITIVE_INFINITY, failures)
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
