@@ -148,7 +148,8 @@ beforeAll(async () => {
   hub = { ...hubBase, policy: policies.at(-1)!.address }
   await w.anvil.provider.send('anvil_setBlockTimestampInterval', [1])
   snapshot = await w.anvil.snapshot()
-}, 120_000)
+  // Generous: ~20 s on the shared box at load 60-90, but one set-up there took over 120 s.
+}, 240_000)
 afterAll(() => w?.anvil.stop())
 
 function freshModel(now: bigint, block: number): Model {
