@@ -6,8 +6,10 @@
 import { expect, it } from 'vitest'
 import { HEAVY_MODULES, runCliListingModules } from './helpers/cli.ts'
 
-// Beyond what no light command loads: `--help` loads no handler's library either.
-const HANDLER_LIBRARIES = /(@digicap|packages)\/(owner|keyguard|tpm)\//
+// Beyond what no light command loads: `--help` loads no handler's library either, nor
+// capsule-core's codecs and curves (its light entry is enough for errors and flags, ADR 0046).
+const HANDLER_LIBRARIES =
+  /(@digicap|packages)\/(owner|keyguard|tpm)\/|capsule-core\/dist\/index\.js|\/(cborg|@noble\/curves)\//
 
 it.each([
   '--help',

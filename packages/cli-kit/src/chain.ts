@@ -1,5 +1,5 @@
 /** What an app asks a chain RPC before it writes a config for it. */
-import { rpcChainId as readChainId } from '@digicap/capsule-core'
+import { rpcChainId as readChainId } from '@digicap/capsule-core/light'
 import { ChainUnreachableError } from './errors.ts'
 
 /**

@@ -1,5 +1,5 @@
 /** The typed errors every Digicap CLI shares; each has a stable code printed as `error[CODE]`. */
-import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core/light'
 
 /** A bad command line (exit code 2). */
 export class UsageError extends DigicapError {

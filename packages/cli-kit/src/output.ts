@@ -1,5 +1,5 @@
 /** Output: one JSON document on stdout under `--json`, human text otherwise; progress on stderr. */
-import { DigicapError } from '@digicap/capsule-core'
+import { DigicapError } from '@digicap/capsule-core/light'
 
 export interface Io {
   stdout: NodeJS.WritableStream

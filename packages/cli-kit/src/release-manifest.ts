@@ -22,7 +22,7 @@ import {
 } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
-import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core/light'
 
 /** The installed release differs from the signed manifest; `details.file` names the file. */
 export class InstallTamperedError extends DigicapError {

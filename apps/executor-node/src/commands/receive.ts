@@ -1,5 +1,5 @@
 /** `executor-node receive`: the receiver daemon, printing verified results. */
-import { toHex, x25519PublicKey } from '@digicap/capsule-core'
+import { toHex } from '@digicap/capsule-core/light'
 import { switchFlag, valueFlag } from '@digicap/cli-kit'
 import { command, dataDirOf, listenOf } from './shared.ts'
 
@@ -37,6 +37,7 @@ the first result.`,
     const print = ({ doc, text }: { doc: Record<string, unknown>; text: string }) => line(doc, text)
     receiver.events.addEventListener('error', (e) => print(refusedLine((e as CustomEvent).detail)))
     await receiver.start()
+    const { x25519PublicKey } = await import('@digicap/capsule-core') // curves: not for --help
     const publicKey = toHex(x25519PublicKey(key))
     const addresses = en.node.multiaddrs()
     line(

@@ -1,5 +1,5 @@
 /** `executor-node register --stake <eth>`: stake and register in the NodeRegistry. */
-import { toHex } from '@digicap/capsule-core'
+import { toHex } from '@digicap/capsule-core/light'
 import { positiveEther, UsageError, valueFlag } from '@digicap/cli-kit'
 import { command, dataDirOf } from './shared.ts'
 

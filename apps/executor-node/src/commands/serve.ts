@@ -1,5 +1,5 @@
 /** `executor-node serve`: the daemon (key releases, announcements, pending deliveries). */
-import { toHex } from '@digicap/capsule-core'
+import { toHex } from '@digicap/capsule-core/light'
 import { switchFlag, valueFlag } from '@digicap/cli-kit'
 import { OPS_FLAGS } from '@digicap/ops/flags'
 import { command, dataDirOf, listenOf, loggerOf } from './shared.ts'

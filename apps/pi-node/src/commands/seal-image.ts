@@ -1,5 +1,5 @@
 /** `pi-node seal-image <oci-layout|docker-archive>`: seal an image capsule, register and announce it. */
-import { parseReceiver } from '@digicap/capsule-core'
+import { parseReceiver } from '@digicap/capsule-core/light'
 import {
   listFlag,
   positiveInteger,

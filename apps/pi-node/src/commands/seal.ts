@@ -1,5 +1,5 @@
 /** `pi-node seal <file>`: seal, store, register and announce a capsule. */
-import { parseReceiver } from '@digicap/capsule-core'
+import { parseReceiver } from '@digicap/capsule-core/light'
 import {
   listFlag,
   positiveInteger,

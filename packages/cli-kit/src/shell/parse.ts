@@ -4,7 +4,7 @@
  * positional argument are each a `UsageError` (exit 2) that says what to type instead.
  */
 import { parseArgs } from 'node:util'
-import { DigicapError } from '@digicap/capsule-core'
+import { DigicapError } from '@digicap/capsule-core/light'
 import { UsageError } from '../errors.ts'
 import { SHELL_FLAGS, usageOf } from './help.ts'
 import type { CliSpec, Command, FlagSpec, Flags } from './types.ts'

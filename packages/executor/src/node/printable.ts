@@ -1,4 +1,4 @@
-import { toHex } from '@digicap/capsule-core'
+import { toHex } from '@digicap/capsule-core/light'
 
 /** A result as text when it is text, else as 0x hex. */
 export function printable(bytes: Uint8Array): string {

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { DigicapError } from '@digicap/capsule-core'
+import { DigicapError } from '@digicap/capsule-core/light'
 import { RunSocketError } from './errors.ts'
 import {
   encodeFrame,

@@ -1,4 +1,4 @@
-import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core/light'
 
 /**
  * A request on the run socket was refused before any run (`details.reason`: `malformed`,
