@@ -43,6 +43,9 @@ async function dagOf(source: Parameters<typeof importCapsule>[0]) {
   return { root, leaves }
 }
 
+// Each test seals 34 MiB (twice for the first): generous on a loaded 2-core box.
+const SLOW = 180_000
+
 describe('sealAndPublish: the IPFS add runs during the capsule flush', () => {
   let dir: string
   let input: string
@@ -105,139 +108,151 @@ describe('sealAndPublish: the IPFS add runs during the capsule flush', () => {
     return { outcome, registered, keyRecords }
   }
 
-  it('gives the capsule bytes and root CID of sealing, then adding the renamed file', async () => {
-    const dataDir = join(dir, 'ipfs')
-    const output = join(dir, 'capsule.bin')
-    const { outcome, registered } = await run(dataDir, output)
-    const result = await outcome
-    const capsule = await readFile(output)
-    expect(registered).toEqual([expect.objectContaining({ cid: result.cid })])
-    expect(result.capsuleSize).toBe(capsule.length)
+  it(
+    'gives the capsule bytes and root CID of sealing, then adding the renamed file',
+    async () => {
+      const dataDir = join(dir, 'ipfs')
+      const output = join(dir, 'capsule.bin')
+      const { outcome, registered } = await run(dataDir, output)
+      const result = await outcome
+      const capsule = await readFile(output)
+      expect(registered).toEqual([expect.objectContaining({ cid: result.cid })])
+      expect(result.capsuleSize).toBe(capsule.length)
 
-    // the old order, same header fields (createdAt included) and keys: seal, then add the file
-    const { header } = parseCapsuleHeader(capsule)
-    const before = join(dir, 'capsule-before.bin')
-    await commitAndSealFile({
-      owner: header.owner,
-      policy: header.policy,
-      keyguard: header.keyguard,
-      runtime: header.runtime,
-      receivers: header.receivers,
-      wrappedKeys: header.wrappedKeys,
-      capsuleId: header.capsuleId,
-      createdAt: header.createdAt,
-      dataKey,
-      sign: (h) => signTypedDataWith(signer, capsuleTypedData(h)),
-      input,
-      output: before,
-    })
-    expect(hash(capsule)).toBe(hash(await readFile(before)))
-    const old = await dagOf({ path: before })
-    expect(result.cid).toBe(old.root.toString())
-
-    // every leaf is a reference to the final path, and reads back as the capsule's bytes
-    const store = await openDataDirBlockstore(dataDir)
-    try {
-      expect(old.leaves.length).toBe(Math.ceil(capsule.length / MiB))
-      for (const leaf of old.leaves) {
-        const ref = await store.reference(leaf)
-        expect(ref?.path).toBe(output)
-        const parts: Uint8Array[] = []
-        for await (const p of store.get(leaf)) parts.push(p)
-        const at = ref?.offset as number
-        expect(hash(Buffer.concat(parts))).toBe(hash(capsule.subarray(at, at + MiB)))
-      }
-      expect(await store.has(old.root)).toBe(true)
-    } finally {
-      await store.close()
-    }
-  })
-
-  it('an add that fails half-way leaves no capsule, nothing registered, no block of the capsule', async () => {
-    const dataDir = join(dir, 'ipfs-failed')
-    const output = join(dir, 'failed.bin')
-    const partialCopy = join(dir, 'what-was-written.bin')
-    const failure = new Error('the disk went away mid-add')
-    let adding = false
-    const { outcome, registered, keyRecords } = run(dataDir, output, (stage, done) => {
-      if (stage !== 'add' || done < 8 * MiB || adding) return
-      adding = true
-      // keep what the seal wrote (the temp file) to know the CIDs the capsule would have had
-      const partial = readdirSync(dir).find((f) => f.startsWith('.failed.bin.'))
-      copyFileSync(join(dir, partial as string), partialCopy)
-      throw failure
-    })
-    await expect(outcome).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
-    expect(adding).toBe(true)
-    expect(registered).toEqual([])
-    expect(keyRecords).toEqual([])
-    expect(
-      readdirSync(dir).filter((f) => f.startsWith('failed.bin') || f.endsWith('.partial')),
-    ).toEqual([])
-
-    const { root, leaves } = await dagOf({ path: partialCopy })
-    const store = await openDataDirBlockstore(dataDir)
-    try {
-      // references were written for the first leaves, but they name a file that never came
-      let referenced = 0
-      for (const leaf of leaves) {
-        if (await store.reference(leaf)) referenced++
-        expect(await store.has(leaf)).toBe(false)
-      }
-      expect(referenced).toBeGreaterThan(0)
-      expect(await store.has(root)).toBe(false)
-    } finally {
-      await store.close()
-    }
-  })
-
-  it('a seal SIGKILLed mid-add leaves nothing registered and no block a fetch could take', async () => {
-    const dataDir = join(dir, 'ipfs-killed')
-    const output = join(dir, 'killed.bin')
-    const recordFile = join(dir, 'killed.log')
-    const child = spawn(
-      process.execPath,
-      [
-        fileURLToPath(new URL('./fixtures/seal-until-add.mjs', import.meta.url)),
-        JSON.stringify({ input, output, dataDir, keyFile: join(dir, 'sealer.pem'), recordFile }),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    let stderr = ''
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-      child.on('exit', (_code, signal) => resolve(signal)),
-    )
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (d) => {
-        if (String(d).includes('adding')) resolve()
+      // the old order, same header fields (createdAt included) and keys: seal, then add the file
+      const { header } = parseCapsuleHeader(capsule)
+      const before = join(dir, 'capsule-before.bin')
+      await commitAndSealFile({
+        owner: header.owner,
+        policy: header.policy,
+        keyguard: header.keyguard,
+        runtime: header.runtime,
+        receivers: header.receivers,
+        wrappedKeys: header.wrappedKeys,
+        capsuleId: header.capsuleId,
+        createdAt: header.createdAt,
+        dataKey,
+        sign: (h) => signTypedDataWith(signer, capsuleTypedData(h)),
+        input,
+        output: before,
       })
-      child.on('exit', (code) =>
-        reject(new Error(`the seal exited (${code}) before its add: ${stderr}`)),
-      )
-    })
-    child.kill('SIGKILL')
-    expect(await exited).toBe('SIGKILL')
+      expect(hash(capsule)).toBe(hash(await readFile(before)))
+      const old = await dagOf({ path: before })
+      expect(result.cid).toBe(old.root.toString())
 
-    // nothing registered or recorded, no capsule; the temp file stays (nobody cleaned up)
-    expect(existsSync(recordFile)).toBe(false)
-    expect(existsSync(output)).toBe(false)
-    const partial = readdirSync(dir).find((f) => f.startsWith('.killed.bin.'))
-    expect(partial).toBeDefined()
-    const { root, leaves } = await dagOf({ path: join(dir, partial as string) })
-    const store = await openDataDirBlockstore(dataDir)
-    try {
-      let referenced = 0
-      for (const leaf of leaves) {
-        if (await store.reference(leaf)) referenced++
-        expect(await store.has(leaf)).toBe(false)
+      // every leaf is a reference to the final path, and reads back as the capsule's bytes
+      const store = await openDataDirBlockstore(dataDir)
+      try {
+        expect(old.leaves.length).toBe(Math.ceil(capsule.length / MiB))
+        for (const leaf of old.leaves) {
+          const ref = await store.reference(leaf)
+          expect(ref?.path).toBe(output)
+          const parts: Uint8Array[] = []
+          for await (const p of store.get(leaf)) parts.push(p)
+          const at = ref?.offset as number
+          expect(hash(Buffer.concat(parts))).toBe(hash(capsule.subarray(at, at + MiB)))
+        }
+        expect(await store.has(old.root)).toBe(true)
+      } finally {
+        await store.close()
       }
-      expect(referenced).toBeGreaterThanOrEqual(8)
-      expect(await store.has(root)).toBe(false)
-    } finally {
-      await store.close()
-    }
-  })
+    },
+    SLOW,
+  )
+
+  it(
+    'an add that fails half-way leaves no capsule, nothing registered, no block of the capsule',
+    async () => {
+      const dataDir = join(dir, 'ipfs-failed')
+      const output = join(dir, 'failed.bin')
+      const partialCopy = join(dir, 'what-was-written.bin')
+      const failure = new Error('the disk went away mid-add')
+      let adding = false
+      const { outcome, registered, keyRecords } = run(dataDir, output, (stage, done) => {
+        if (stage !== 'add' || done < 8 * MiB || adding) return
+        adding = true
+        // keep what the seal wrote (the temp file) to know the CIDs the capsule would have had
+        const partial = readdirSync(dir).find((f) => f.startsWith('.failed.bin.'))
+        copyFileSync(join(dir, partial as string), partialCopy)
+        throw failure
+      })
+      await expect(outcome).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+      expect(adding).toBe(true)
+      expect(registered).toEqual([])
+      expect(keyRecords).toEqual([])
+      expect(
+        readdirSync(dir).filter((f) => f.startsWith('failed.bin') || f.endsWith('.partial')),
+      ).toEqual([])
+
+      const { root, leaves } = await dagOf({ path: partialCopy })
+      const store = await openDataDirBlockstore(dataDir)
+      try {
+        // references were written for the first leaves, but they name a file that never came
+        let referenced = 0
+        for (const leaf of leaves) {
+          if (await store.reference(leaf)) referenced++
+          expect(await store.has(leaf)).toBe(false)
+        }
+        expect(referenced).toBeGreaterThan(0)
+        expect(await store.has(root)).toBe(false)
+      } finally {
+        await store.close()
+      }
+    },
+    SLOW,
+  )
+
+  it(
+    'a seal SIGKILLed mid-add leaves nothing registered and no block a fetch could take',
+    async () => {
+      const dataDir = join(dir, 'ipfs-killed')
+      const output = join(dir, 'killed.bin')
+      const recordFile = join(dir, 'killed.log')
+      const child = spawn(
+        process.execPath,
+        [
+          fileURLToPath(new URL('./fixtures/seal-until-add.mjs', import.meta.url)),
+          JSON.stringify({ input, output, dataDir, keyFile: join(dir, 'sealer.pem'), recordFile }),
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      let stderr = ''
+      child.stderr.on('data', (d) => {
+        stderr += d
+      })
+      const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+        child.on('exit', (_code, signal) => resolve(signal)),
+      )
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d) => {
+          if (String(d).includes('adding')) resolve()
+        })
+        child.on('exit', (code) =>
+          reject(new Error(`the seal exited (${code}) before its add: ${stderr}`)),
+        )
+      })
+      child.kill('SIGKILL')
+      expect(await exited).toBe('SIGKILL')
+
+      // nothing registered or recorded, no capsule; the temp file stays (nobody cleaned up)
+      expect(existsSync(recordFile)).toBe(false)
+      expect(existsSync(output)).toBe(false)
+      const partial = readdirSync(dir).find((f) => f.startsWith('.killed.bin.'))
+      expect(partial).toBeDefined()
+      const { root, leaves } = await dagOf({ path: join(dir, partial as string) })
+      const store = await openDataDirBlockstore(dataDir)
+      try {
+        let referenced = 0
+        for (const leaf of leaves) {
+          if (await store.reference(leaf)) referenced++
+          expect(await store.has(leaf)).toBe(false)
+        }
+        expect(referenced).toBeGreaterThanOrEqual(8)
+        expect(await store.has(root)).toBe(false)
+      } finally {
+        await store.close()
+      }
+    },
+    SLOW,
+  )
 })
