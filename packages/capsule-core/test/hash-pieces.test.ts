@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fileLimits } from '../src/file/index.ts'
 import { type FilePieceDigest, InvalidArgumentError, sha256FilePieces } from '../src/index.ts'
 import { detBytes } from './fixtures.ts'
 
@@ -23,6 +24,14 @@ async function all(path: string, pieceSize: number, threads?: number) {
 }
 
 describe('sha256FilePieces', () => {
+  // segments of 1 024 pieces instead of 4 096: several segments from a 3 MiB file
+  const segment = fileLimits.hashSegmentPieces
+  beforeAll(() => {
+    fileLimits.hashSegmentPieces = 1024
+  })
+  afterAll(() => {
+    fileLimits.hashSegmentPieces = segment
+  })
   const bytes = detBytes('pieces', 3 * 1024 * 1024 + 17)
   const path = join(tmp, 'file.bin')
   writeFileSync(path, bytes)

@@ -62,6 +62,12 @@ export const fileLimits = {
    * payload at the default 1 MiB chunk), {@link commitAndSealFile} reads the input twice.
    */
   maxHeldTagBytes: 4 * 1024 * 1024,
+  /**
+   * Pieces {@link sha256FilePieces} hashes per run of the lanes (8 GiB of 1 MiB pieces: one
+   * set of worker threads for a capsule up to that size; each new set costs start-up and
+   * memory). At most two segments of digests (~100 bytes each) are held.
+   */
+  hashSegmentPieces: 8192,
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { open } from 'node:fs/promises'
 import { InvalidArgumentError } from '../errors.ts'
+import { fileLimits } from './commit-and-seal.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
 
@@ -15,12 +16,10 @@ export interface FilePieceDigest {
   digest: Uint8Array
 }
 
-/** Pieces hashed per run of the lanes: the digests held at once stay a few segments' worth. */
-const SEGMENT_PIECES = 1024
 
 /**
  * Yields the SHA-256 of each `pieceSize`-byte piece of the file at `path`, in file order (the
- * last piece may be shorter; an empty file has no piece). The next segment of 1 024 pieces is
+ * last piece may be shorter; an empty file has no piece). The next segment of 8 192 pieces is
  * hashed while the caller consumes the current one, so a slow consumer holds at most two
  * segments of digests, whatever the file's size.
  * @throws {InvalidArgumentError} for a bad `pieceSize`, a path that is not a regular file, or a
@@ -51,6 +50,7 @@ export async function* sha256FilePieces(
       throw new InvalidArgumentError('path must be a regular file', { details: { path } })
     }
     const size = info.size
+    const SEGMENT_PIECES = fileLimits.hashSegmentPieces
     const pieces = Math.ceil(size / pieceSize)
     const lanes = Math.max(1, lanesFor(options.threads, size))
     const segment = (first: number): Promise<FilePieceDigest[]> => {
