@@ -16,7 +16,6 @@ export interface FilePieceDigest {
   digest: Uint8Array
 }
 
-
 /**
  * Yields the SHA-256 of each `pieceSize`-byte piece of the file at `path`, in file order (the
  * last piece may be shorter; an empty file has no piece). The next segment of 8 192 pieces is
