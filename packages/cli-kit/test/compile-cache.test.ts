@@ -11,6 +11,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -138,5 +139,27 @@ describe('the entry points', () => {
     const none = run({ XDG_CACHE_HOME: join(tmp, `blocked-${app}`), HOME: undefined })
     expect(none.status).toBe(0)
     expect(none.stdout).toBe(cached.stdout)
+  })
+})
+
+describe('the systemd units', () => {
+  it.each(['pi-node', 'executor-node'])('%s runs its daemon without a compile cache', (app) => {
+    // The service user's home is the data folder it can write: code cached there would run
+    // without being the install that verify-install and the release PCR vouch for.
+    const unit = readFileSync(join(repo, `apps/${app}/deploy/${app}.service`), 'utf8')
+    const env = Object.fromEntries(
+      [...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((m) => [m[1], m[2]]),
+    )
+    expect(env.NODE_DISABLE_COMPILE_CACHE).toBe('1')
+    const home = join(tmp, `unit-${app}`)
+    mkdirSync(home)
+    const bin = join(repo, `apps/${app}/bin/${app}.js`)
+    const { NODE_COMPILE_CACHE: _a, XDG_CACHE_HOME: _b, ...base } = process.env
+    const child = spawnSync(process.execPath, [bin, '--version'], {
+      env: { ...base, HOME: home, NODE_DISABLE_COMPILE_CACHE: env.NODE_DISABLE_COMPILE_CACHE },
+      encoding: 'utf8',
+    })
+    expect(child.status).toBe(0)
+    expect(readdirSync(home)).toEqual([]) // no .cache made in the service's home
   })
 })
