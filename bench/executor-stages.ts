@@ -142,7 +142,8 @@ function table(bySize: Map<number, StageSample[]>): string {
   return lines.join('\n')
 }
 
-function writeRandom(path: string, size: number) {
+/** `size` random (incompressible) bytes at `path`, written 16 MiB at a time. */
+export function writeRandom(path: string, size: number) {
   const fd = openSync(path, 'w')
   const block = Buffer.allocUnsafe(16 * MiB)
   for (let left = size; left > 0; left -= block.length) {

@@ -13,22 +13,13 @@
  * `pi-node seal` runs right after this one's on the same file: before/after a change in one run).
  * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
  */
-import { randomFillSync } from 'node:crypto'
-import {
-  closeSync,
-  createReadStream,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeSync,
-} from 'node:fs'
+import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startAnvil } from '../packages/contracts/dist/testing.js'
 import { createDigicapNode, heliaCapsuleStore } from '../packages/p2p/dist/index.js'
-import { executorRows, type StageRow } from './executor-stages.ts'
+import { executorRows, type StageRow, writeRandom } from './executor-stages.ts'
 import { measureNode, measureShell } from './fs-peak.ts'
 
 const argv = process.argv.slice(2)
@@ -71,16 +62,6 @@ const rows: StageRow[] = []
 const fmtSize = (n: number) =>
   n >= 1024 * MiB ? `${n / 1024 / MiB} GiB` : `${(n / MiB).toFixed(n < MiB ? 3 : 0)} MiB`
 const mbs = (bytes: number, ms: number) => (bytes / 1e6 / (ms / 1000)).toFixed(0)
-
-function writeRandom(path: string, size: number) {
-  const fd = openSync(path, 'w')
-  const block = Buffer.allocUnsafe(16 * MiB)
-  for (let left = size; left > 0; left -= block.length) {
-    randomFillSync(block)
-    writeSync(fd, block, 0, Math.min(block.length, left))
-  }
-  closeSync(fd)
-}
 
 async function lib(op: string, a: string, b: string) {
   const m = await measureNode([LIB, op, a, b])
