@@ -49,18 +49,9 @@ export async function startCli(
 ): Promise<CliDaemon> {
   const child = spawnCli(args, env)
   const out = collectOutput(child)
-  let gone = false
-  out.exited.then(
-    () => {
-      gone = true
-    },
-    () => {
-      gone = true
-    },
-  )
   const deadline = Date.now() + timeoutMs
   while (!out.stdout().includes('\n')) {
-    if (gone || Date.now() > deadline) {
+    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL') // a silent one is not left behind
       throw new Error(`pi-node ${args[0]} printed no first line:\n${out.stderr().slice(-3000)}`)
     }
