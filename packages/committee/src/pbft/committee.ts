@@ -23,15 +23,22 @@ export interface PbftCommittee {
 }
 
 /**
- * Checks a committee: 4 ≤ n ≤ 64, addresses and peer ids unique.
+ * Checks a committee: n = 3f + 1 with 4 ≤ n ≤ 64, addresses and peer ids unique.
  *
  * @throws {InvalidArgumentError} naming the first bad member.
  */
 export function pbftCommittee(members: readonly PbftMember[]): PbftCommittee {
-  if (!Array.isArray(members) || members.length < 4 || members.length > PBFT_MAX_PROOF) {
-    throw new InvalidArgumentError('A PBFT committee has 4 to 64 members', {
+  if (
+    !Array.isArray(members) ||
+    members.length < 4 ||
+    members.length > PBFT_MAX_PROOF ||
+    (members.length - 1) % 3 !== 0
+  ) {
+    // Any other n with a 2f + 1 quorum is unsafe: at n = 5 two quorums of 3 can share only the
+    // faulty member. CommitteeSortition seats only 3f + 1 too.
+    throw new InvalidArgumentError('A PBFT committee has n = 3f + 1 members, 4 to 64', {
       details: { size: Array.isArray(members) ? members.length : typeof members },
-      hint: 'Draw at least 3f+1 = 4 members: fewer cannot tolerate one fault.',
+      hint: 'Draw 3f + 1 members (4, 7, 10, …): fewer cannot tolerate one fault, and other sizes break quorum intersection.',
     })
   }
   const addresses = new Set<string>()
