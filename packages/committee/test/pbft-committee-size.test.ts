@@ -5,7 +5,7 @@ import { pbftCommittee } from '../src/index.js'
 /** n distinct members; the addresses and peer ids only need to be well-formed and unique. */
 function members(n: number) {
   return Array.from({ length: n }, (_, i) => ({
-    address: `0x${(i + 1).toString(16).padStart(40, '0')}`,
+    address: `0x${(i + 1).toString(16).padStart(40, '0')}` as const,
     peerId: `peer-${i}`,
   }))
 }
