@@ -6,20 +6,20 @@
  * it is reported as the member's fault; a peer outside the committee counts for nothing.
  */
 import type { DigicapSigner } from '@digicap/capsule-core'
-import { encodeFrame, encodePbftMessage, PBFT_PROTOCOL, type PbftMessage } from '@digicap/protocol'
+import { encodeFrame, encodePbftMessage, PBFT_PROTOCOL } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { type PbftNode, signVote, verifyCertificate } from '../src/index.ts'
 import {
-  createPbftNode,
-  type EquivocationProof,
-  type PbftNode,
-  PbftReplica,
-  type PbftVoteError,
-  pbftCommittee,
-  signVote,
-  verifyCertificate,
-} from '../src/index.ts'
-import { createMesh, domain, FAIL, jobId, PASS, paperCommittee, signers } from './pbft-fixtures.ts'
+  domain,
+  FAIL,
+  jobId,
+  PASS,
+  paperCommittee,
+  pbftNetwork,
+  recordingReplica,
+  signers,
+} from './pbft-fixtures.ts'
 
 type Phase = 'pre-prepare' | 'prepare' | 'commit' | 'view-change'
 
@@ -34,23 +34,7 @@ const vote = (by: number, phase: Phase, view = 0n, value = PASS) =>
   signVote(key(by), domain, { phase, jobId, view, preparedView: 0n, ...value })
 
 /** Member 1's replica (not the view-0 leader), recording what it sends and reports. */
-function replica() {
-  const sent: PbftMessage[] = []
-  const faults: PbftVoteError[] = []
-  const proofs: EquivocationProof[] = []
-  const r = new PbftReplica({
-    domain,
-    committee,
-    jobId,
-    signer: key(1),
-    value: PASS,
-    send: (_to, m) => sent.push(m),
-    onFault: (e) => faults.push(e),
-    onEquivocation: (p) => proofs.push(p),
-    viewTimeout: 60_000,
-  })
-  return { r, sent, faults, proofs }
-}
+const replica = () => recordingReplica({ committee, signer: key(1) })
 
 describe('PbftReplica: votes counted on arrival, signatures checked before use', () => {
   it('a commit with a bad signature counts, is checked before the certificate, and is never in it', async () => {
@@ -157,38 +141,17 @@ describe('PbftReplica: votes counted on arrival, signatures checked before use',
   })
 })
 
-let libp2ps: Libp2p[] = []
-let members: PbftNode[] = []
-afterEach(async () => {
-  await Promise.all(members.map((m) => m.stop()))
-  await Promise.all(libp2ps.map((n) => n.stop()))
-  members = []
-  libp2ps = []
-})
+const network = pbftNetwork()
 
 describe('on real libp2p nodes', () => {
   it('votes with bad signatures on a member’s authenticated stream: reported, never certified', async () => {
-    const mesh = await createMesh(4)
-    libp2ps = mesh
-    const real = pbftCommittee(
-      keys
-        .slice(0, 4)
-        .map((k, i) => ({ address: k.address, peerId: (mesh[i] as Libp2p).peerId.toString() })),
-    )
+    const { mesh, committee: real } = await network.mesh(keys.slice(0, 4))
     const faults = new Map<number, string[]>()
+    const members: PbftNode[] = []
     for (const i of [0, 2, 3]) {
       faults.set(i, [])
       members.push(
-        await createPbftNode({
-          node: mesh[i] as Libp2p,
-          committee: real,
-          domain,
-          jobId,
-          signer: key(i),
-          value: PASS,
-          viewTimeout: 30_000,
-          onFault: (e) => faults.get(i)?.push(String(e.details?.signer)),
-        }),
+        await network.member(i, { onFault: (e) => faults.get(i)?.push(String(e.details?.signer)) }),
       )
     }
     // Member 1's node holds its libp2p key but not its Ethereum key: its prepare and commit are
@@ -205,8 +168,7 @@ describe('on real libp2p nodes', () => {
     for (const m of members) {
       await expect.poll(() => m.transport.stats.received, { timeout: 10_000 }).toBe(2)
     }
-    await Promise.all(members.map((m) => m.start()))
-    for (const cert of await Promise.all(members.map((m) => m.decided))) {
+    for (const cert of await network.decide()) {
       verifyCertificate(cert, real, { domain, jobId })
       expect(cert.signers).not.toContain(key(1).address)
     }

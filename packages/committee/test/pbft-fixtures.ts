@@ -3,12 +3,27 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
 import { CONNECTION_MONITOR } from '@digicap/p2p/light'
+import { PBFT_PROTOCOL, type PbftMessage } from '@digicap/protocol'
 import { identify } from '@libp2p/identify'
 import type { Libp2p } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { createLibp2p } from 'libp2p'
-import { type PbftCommittee, type PbftDomain, pbftCommittee, pbftDomain } from '../src/index.ts'
+import { afterEach } from 'vitest'
+import {
+  createPbftNode,
+  type EquivocationProof,
+  type PbftCertificate,
+  type PbftCommittee,
+  type PbftDomain,
+  type PbftNode,
+  type PbftNodeOptions,
+  PbftReplica,
+  type PbftReplicaOptions,
+  type PbftVoteError,
+  pbftCommittee,
+  pbftDomain,
+} from '../src/index.ts'
 
 export const domain: PbftDomain = pbftDomain(31337n, '0x5FbDB2315678afecb367f032d93F642f64180aa3')
 export const jobId = keccak_256(new TextEncoder().encode('job-1'))
@@ -28,6 +43,29 @@ export function signers(n: number): DigicapSigner[] {
 /** A committee of the signers, with made-up peer ids (for tests without a network). */
 export function paperCommittee(keys: DigicapSigner[]): PbftCommittee {
   return pbftCommittee(keys.map((k, i) => ({ address: k.address, peerId: `peer-${i}` })))
+}
+
+/**
+ * A replica without a network, recording what it sends and the faults and equivocation proofs it
+ * reports: job {@link jobId}, value {@link PASS}, a 60 s view timeout unless `options` say otherwise.
+ */
+export function recordingReplica(
+  options: Pick<PbftReplicaOptions, 'committee' | 'signer'> & Partial<PbftReplicaOptions>,
+) {
+  const sent: PbftMessage[] = []
+  const faults: PbftVoteError[] = []
+  const proofs: EquivocationProof[] = []
+  const r = new PbftReplica({
+    domain,
+    jobId,
+    value: PASS,
+    send: (_to, m) => sent.push(m),
+    onFault: (e) => faults.push(e),
+    onEquivocation: (p) => proofs.push(p),
+    viewTimeout: 60_000,
+    ...options,
+  })
+  return { r, sent, faults, proofs }
 }
 
 /** A real libp2p 3 node on loopback: TCP, noise, yamux, identify. Started. */
@@ -82,5 +120,87 @@ async function dialWithRetry(a: Libp2p, b: Libp2p): Promise<void> {
     } catch (err) {
       if (attempt >= 3) throw err
     }
+  }
+}
+
+/** The committee of `keys` on `nodes`: member i is key i at node i's peer id. */
+export function meshCommittee(keys: DigicapSigner[], nodes: Libp2p[]): PbftCommittee {
+  return pbftCommittee(
+    keys.map((k, i) => ({ address: k.address, peerId: (nodes[i] as Libp2p).peerId.toString() })),
+  )
+}
+
+/** One test's PBFT network on real libp2p nodes; see {@link pbftNetwork}. */
+export interface PbftNetwork {
+  /** Starts keys.length nodes, fully connected, and makes the committee of the keys on them. */
+  mesh(keys: DigicapSigner[]): Promise<{ mesh: Libp2p[]; committee: PbftCommittee }>
+  /** A started node outside the committee. */
+  outsider(): Promise<Libp2p>
+  /**
+   * Member i of the mesh (its node, its key) as a PBFT node, not yet started: job {@link jobId},
+   * value {@link PASS}, a 30 s view timeout unless `options` say otherwise.
+   */
+  member(i: number, options?: Partial<PbftNodeOptions>): Promise<PbftNode>
+  /** Starts every member made so far and resolves with their certificates. */
+  decide(): Promise<PbftCertificate[]>
+}
+
+/**
+ * A test file's PBFT networks: each test makes its own through the returned object, and all of
+ * it (members, then nodes) is stopped after that test. Call at the top of the file.
+ */
+export function pbftNetwork(): PbftNetwork {
+  let nodes: Libp2p[] = []
+  let members: PbftNode[] = []
+  let current: { mesh: Libp2p[]; keys: DigicapSigner[]; committee: PbftCommittee } | undefined
+  afterEach(async () => {
+    await Promise.all(members.map((m) => m.stop()))
+    await Promise.all(nodes.map((n) => n.stop()))
+    members = []
+    nodes = []
+    current = undefined
+  })
+  return {
+    async mesh(keys) {
+      const mesh = await createMesh(keys.length)
+      nodes.push(...mesh)
+      current = { mesh, keys, committee: meshCommittee(keys, mesh) }
+      return { mesh, committee: current.committee }
+    },
+    async outsider() {
+      const node = await createNode()
+      nodes.push(node)
+      return node
+    },
+    async member(i, options = {}) {
+      if (current === undefined) throw new Error('pbftNetwork: make the mesh before its members')
+      const member = await createPbftNode({
+        node: current.mesh[i] as Libp2p,
+        committee: current.committee,
+        domain,
+        jobId,
+        signer: current.keys[i] as DigicapSigner,
+        value: PASS,
+        viewTimeout: 30_000,
+        ...options,
+      })
+      members.push(member)
+      return member
+    },
+    async decide() {
+      await Promise.all(members.map((m) => m.start()))
+      return Promise.all(members.map((m) => m.decided))
+    },
+  }
+}
+
+/** Raw bytes on a new PBFT stream from `from` to `to` (a hostile member or an outsider). */
+export async function rawSend(from: Libp2p, to: Libp2p, bytes: Uint8Array): Promise<void> {
+  try {
+    const stream = await from.dialProtocol(to.peerId, PBFT_PROTOCOL)
+    stream.send(bytes)
+    await stream.close()
+  } catch {
+    // The receiver may abort first (a non-member, an oversized frame): that is the point.
   }
 }

@@ -6,34 +6,25 @@
  * still decide.
  */
 import type { DigicapSigner } from '@digicap/capsule-core'
-import {
-  encodeFrame,
-  encodePbftMessage,
-  PBFT_MAX_FRAME,
-  PBFT_PROTOCOL,
-  type PbftMessage,
-} from '@digicap/protocol'
+import { encodeFrame, encodePbftMessage, PBFT_MAX_FRAME } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  createPbftNode,
-  type EquivocationProof,
   MAX_VIEWS_AHEAD,
-  type PbftNode,
-  PbftReplica,
   type PbftSignatureCheck,
-  pbftCommittee,
   signVote,
   verifyCertificate,
 } from '../src/index.ts'
 import {
-  createMesh,
   domain,
   evidenceHash,
   FAIL,
   jobId,
   PASS,
   paperCommittee,
+  pbftNetwork,
+  rawSend,
+  recordingReplica,
   signers,
 } from './pbft-fixtures.ts'
 
@@ -54,22 +45,8 @@ describe('PbftReplica: each handler refuses with a typed error and keeps its sta
   const member = (i: number) => committee.members[i] as (typeof committee.members)[number]
 
   /** Member 1's replica (not the view-0 leader), recording what it sends and the proofs it reports. */
-  function replica(signatureCheck: PbftSignatureCheck = 'before-use') {
-    const sent: PbftMessage[] = []
-    const proofs: EquivocationProof[] = []
-    const r = new PbftReplica({
-      domain,
-      committee,
-      jobId,
-      signer: key(1),
-      value: PASS,
-      send: (_to, m) => sent.push(m),
-      onEquivocation: (p) => proofs.push(p),
-      viewTimeout: 60_000,
-      signatureCheck,
-    })
-    return { r, sent, proofs }
-  }
+  const replica = (signatureCheck: PbftSignatureCheck = 'before-use') =>
+    recordingReplica({ committee, signer: key(1), signatureCheck })
 
   for (const [phase, check] of PHASES.flatMap((p) =>
     (['on-arrival', 'before-use'] as const).map((c) => [p, c] as const),
@@ -142,57 +119,19 @@ describe('PbftReplica: each handler refuses with a typed error and keeps its sta
   })
 })
 
-let libp2ps: Libp2p[] = []
-let members: PbftNode[] = []
-afterEach(async () => {
-  await Promise.all(members.map((m) => m.stop()))
-  await Promise.all(libp2ps.map((n) => n.stop()))
-  members = []
-  libp2ps = []
-})
-
-async function rawSend(from: Libp2p, to: Libp2p, bytes: Uint8Array): Promise<void> {
-  try {
-    const stream = await from.dialProtocol(to.peerId, PBFT_PROTOCOL)
-    stream.send(bytes)
-    await stream.close()
-  } catch {
-    // The receiver may abort first (oversized): that is the point.
-  }
-}
+const network = pbftNetwork()
 
 describe('the /digicap/pbft/1.0.0 handler on real libp2p nodes', () => {
   it('reports each hostile frame of a member with its typed error, and the members still decide', async () => {
-    const mesh = await createMesh(4)
-    libp2ps = mesh
-    const committee = pbftCommittee(
-      keys.map((k, i) => ({ address: k.address, peerId: (mesh[i] as Libp2p).peerId.toString() })),
-    )
+    const { mesh, committee } = await network.mesh(keys)
     const rejected: { code: string | undefined; reason: string | undefined }[] = []
-    for (const i of [0, 2, 3]) {
-      members.push(
-        await createPbftNode({
-          node: mesh[i] as Libp2p,
-          committee,
-          domain,
-          jobId,
-          signer: key(i),
-          value: PASS,
-          viewTimeout: 30_000,
-          transport:
-            i === 0
-              ? {
-                  onRejected: (err) =>
-                    rejected.push({
-                      code: (err as { code?: string }).code,
-                      reason: (err as { details?: { reason?: string } }).details?.reason,
-                    }),
-                }
-              : {},
-        }),
-      )
-    }
-    const target = members[0] as PbftNode
+    const onRejected = (err: unknown) =>
+      rejected.push({
+        code: (err as { code?: string }).code,
+        reason: (err as { details?: { reason?: string } }).details?.reason,
+      })
+    const target = await network.member(0, { transport: { onRejected } })
+    for (const i of [2, 3]) await network.member(i)
     const leader = mesh[0] as Libp2p
     const faulty = mesh[1] as Libp2p
     const frame = async (phase: Phase, view: bigint) =>
@@ -223,8 +162,7 @@ describe('the /digicap/pbft/1.0.0 handler on real libp2p nodes', () => {
     expect(rejected.filter((r) => r.code === 'PBFT_VOTE' && r.reason === 'replayed')).toHaveLength(
       3,
     )
-    await Promise.all(members.map((m) => m.start()))
-    for (const cert of await Promise.all(members.map((m) => m.decided))) {
+    for (const cert of await network.decide()) {
       verifyCertificate(cert, committee, { domain, jobId })
     }
   })

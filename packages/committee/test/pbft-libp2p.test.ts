@@ -4,34 +4,22 @@
  * equivocating member goes through a fault-injection wrapper of its outgoing path.
  */
 import type { DigicapSigner } from '@digicap/capsule-core'
-import type { Libp2p } from '@libp2p/interface'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  createPbftNode,
   type PbftCertificate,
   type PbftCommittee,
   type PbftNode,
   type PbftSend,
-  type PbftValue,
-  pbftCommittee,
   signVote,
   verifyCertificate,
   verifyEquivocation,
 } from '../src/index.ts'
-import { createMesh, domain, FAIL, jobId, PASS, signers } from './pbft-fixtures.ts'
+import { domain, FAIL, jobId, PASS, pbftNetwork, signers } from './pbft-fixtures.ts'
 
 /** Short enough that view changes happen within the test, long for a loaded box's view 0. */
 const VIEW_TIMEOUT = 1000
 
-let libp2ps: Libp2p[] = []
-let members: PbftNode[] = []
-
-afterEach(async () => {
-  await Promise.all(members.map((m) => m.stop()))
-  await Promise.all(libp2ps.map((n) => n.stop()))
-  members = []
-  libp2ps = []
-})
+const network = pbftNetwork()
 
 interface Setup {
   n: number
@@ -47,28 +35,18 @@ interface Setup {
 }
 
 async function run(setup: Setup) {
-  libp2ps = await createMesh(setup.n)
   const keys = signers(setup.n)
-  const committee = pbftCommittee(
-    keys.map((k, i) => ({ address: k.address, peerId: (libp2ps[i] as Libp2p).peerId.toString() })),
-  )
+  const { committee } = await network.mesh(keys)
   const active: { index: number; node: PbftNode }[] = []
   for (let i = 0; i < setup.n; i++) {
     if (setup.silent?.includes(i)) continue
     const key = keys[i] as DigicapSigner
-    const value: PbftValue = setup.liars?.includes(i) ? FAIL : PASS
     const wrap = setup.wrapSend?.[i]
-    const node = await createPbftNode({
-      node: libp2ps[i] as Libp2p,
-      committee,
-      domain,
-      jobId,
-      signer: key,
-      value,
+    const node = await network.member(i, {
+      value: setup.liars?.includes(i) ? FAIL : PASS,
       viewTimeout: setup.viewTimeout ?? VIEW_TIMEOUT,
       ...(wrap === undefined ? {} : { wrapSend: (send: PbftSend) => wrap(send, key, committee) }),
     })
-    members.push(node)
     active.push({ index: i, node })
   }
   await Promise.all(active.map((a) => a.node.start()))

@@ -15,11 +15,10 @@ import {
   type PbftHost,
   type PbftMux,
   PbftReplica,
-  pbftCommittee,
   signVote,
   verifyCertificate,
 } from '../src/index.ts'
-import { createMesh, domain, PASS, signers } from './pbft-fixtures.ts'
+import { createMesh, domain, meshCommittee, PASS, signers } from './pbft-fixtures.ts'
 
 const N = 4
 let mesh: Libp2p[] = []
@@ -51,9 +50,7 @@ function counting(i: number): PbftHost {
 beforeAll(async () => {
   mesh = await createMesh(N)
   keys = signers(N)
-  committee = pbftCommittee(
-    keys.map((k, i) => ({ address: k.address, peerId: (mesh[i] as Libp2p).peerId.toString() })),
-  )
+  committee = meshCommittee(keys, mesh)
 }, 60_000)
 afterAll(async () => {
   await Promise.all(mesh.map((n) => n.stop()))

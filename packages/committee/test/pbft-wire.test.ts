@@ -4,73 +4,33 @@
  * dropped (counted), nothing throws into the host, and the honest members still decide.
  */
 import type { DigicapSigner } from '@digicap/capsule-core'
-import { encodeFrame, encodePbftMessage, PBFT_PROTOCOL, type PbftMessage } from '@digicap/protocol'
+import { encodeFrame, encodePbftMessage, type PbftMessage } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { PbftVoteError, signVote, verifyCertificate } from '../src/index.ts'
 import {
-  createPbftNode,
-  type PbftNode,
-  PbftReplica,
-  PbftVoteError,
-  pbftCommittee,
-  signVote,
-  verifyCertificate,
-} from '../src/index.ts'
-import {
-  createMesh,
-  createNode,
   domain,
   evidenceHash,
   jobId,
   PASS,
   paperCommittee,
+  pbftNetwork,
+  rawSend,
+  recordingReplica,
   signers,
 } from './pbft-fixtures.ts'
 
-let libp2ps: Libp2p[] = []
-let members: PbftNode[] = []
-afterEach(async () => {
-  await Promise.all(members.map((m) => m.stop()))
-  await Promise.all(libp2ps.map((n) => n.stop()))
-  members = []
-  libp2ps = []
-})
-
-async function rawSend(from: Libp2p, to: Libp2p, bytes: Uint8Array): Promise<void> {
-  try {
-    const stream = await from.dialProtocol(to.peerId, PBFT_PROTOCOL)
-    stream.send(bytes)
-    await stream.close()
-  } catch {
-    // The receiver may abort first (non-member, oversized): that is the point.
-  }
-}
+const network = pbftNetwork()
 
 describe('PBFT handler under hostile input', () => {
   it('drops non-members unread and bad member frames, then the honest members decide', async () => {
-    const mesh = await createMesh(4)
-    const outsider = await createNode()
-    libp2ps = [...mesh, outsider]
-    await outsider.dial((mesh[0] as Libp2p).getMultiaddrs())
     const keys = signers(4)
-    const committee = pbftCommittee(
-      keys.map((k, i) => ({ address: k.address, peerId: (mesh[i] as Libp2p).peerId.toString() })),
-    )
+    const { mesh, committee } = await network.mesh(keys)
+    const outsider = await network.outsider()
+    await outsider.dial((mesh[0] as Libp2p).getMultiaddrs())
     // Members 0, 2, 3 run; member 1's peer sends raw bytes only (it is the one fault).
-    for (const i of [0, 2, 3]) {
-      members.push(
-        await createPbftNode({
-          node: mesh[i] as Libp2p,
-          committee,
-          domain,
-          jobId,
-          signer: keys[i] as DigicapSigner,
-          value: PASS,
-          viewTimeout: 30_000,
-        }),
-      )
-    }
-    const target = members[0] as PbftNode
+    const target = await network.member(0)
+    for (const i of [2, 3]) await network.member(i)
     const leader = mesh[0] as Libp2p
     const key1 = keys[1] as DigicapSigner
     const key2 = keys[2] as DigicapSigner
@@ -103,8 +63,7 @@ describe('PBFT handler under hostile input', () => {
     await expect
       .poll(() => target.transport.stats.rejected, { timeout: 10_000 })
       .toBeGreaterThanOrEqual(5)
-    await Promise.all(members.map((m) => m.start()))
-    for (const cert of await Promise.all(members.map((m) => m.decided))) {
+    for (const cert of await network.decide()) {
       expect(cert.view).toBe(0n)
       verifyCertificate(cert, committee, { domain, jobId })
     }
@@ -116,17 +75,8 @@ describe('PbftReplica', () => {
   const committee = paperCommittee(keys)
   const member = (i: number) => committee.members[i] as (typeof committee.members)[number]
 
-  function leader() {
-    const sent: PbftMessage[] = []
-    const replica = new PbftReplica({
-      domain,
-      committee,
-      jobId,
-      signer: keys[0] as DigicapSigner,
-      value: PASS,
-      send: (_to, m) => sent.push(m),
-      viewTimeout: 60_000,
-    })
+  const leader = () => {
+    const { r: replica, sent } = recordingReplica({ committee, signer: keys[0] as DigicapSigner })
     return { replica, sent }
   }
 
