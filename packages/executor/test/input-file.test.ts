@@ -12,16 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import {
-  addressFromPrivateKey,
-  createCapsuleHeader,
-  encodeBundle,
-  generateDataKey,
-  parseCapsuleHeader,
-  runtimeMeasurement,
-  sealCapsule,
-  signCapsuleHeader,
-} from '@digicap/capsule-core'
+import { encodeBundle, runtimeMeasurement } from '@digicap/capsule-core'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   createRunWorkspace,
@@ -36,39 +27,10 @@ import {
 } from '../src/index.ts'
 import { bundleDataRange, jobFromBundleFile } from '../src/load/bundle-file.ts'
 import { memoryFsRoot, openPayloadToFile } from '../src/run/open-payload.ts'
+import { capsuleFile } from './helpers/capsule-file.ts'
 import { dec, enc, runtime, wat } from './helpers.ts'
 
 const execFileP = promisify(execFile)
-const OWNER_KEY = new Uint8Array(32).fill(7)
-const owner = addressFromPrivateKey(OWNER_KEY)
-
-/** A capsule of `plaintext` written to a file, as the loader leaves it in the workspace. */
-async function capsuleFile(dir: string, plaintext: Uint8Array) {
-  const dataKey = generateDataKey()
-  const header = createCapsuleHeader({
-    owner,
-    policy: {
-      chainId: 31337,
-      registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-      policy: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
-    },
-    keyguard: {
-      peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
-      keyId: 'test',
-      wrapScheme: 'x25519-hpke',
-    },
-    runtime: { kind: 'data' },
-    receivers: [],
-    dataKey,
-    plaintext,
-  })
-  const signature = signCapsuleHeader(header, OWNER_KEY)
-  const path = join(dir, 'capsule.bin')
-  const bytes = sealCapsule({ header, signature, dataKey, plaintext })
-  await writeFile(path, bytes)
-  const parsed = parseCapsuleHeader(bytes)
-  return { src: { path, owner, plaintextSize: plaintext.byteLength, parsed }, dataKey }
-}
 
 const workspaces: RunWorkspace[] = []
 afterAll(async () => {
@@ -294,7 +256,7 @@ describe('memory stays flat in the payload size', () => {
         [
           script,
           src.path,
-          owner,
+          src.owner,
           String(src.parsed.payloadOffset),
           Buffer.from(dataKey).toString('hex'),
           mode,

@@ -10,59 +10,19 @@ import { existsSync, readdirSync } from 'node:fs'
 import { open, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  addressFromPrivateKey,
-  createCapsuleHeader,
-  encodeBundle,
-  generateDataKey,
-  parseCapsuleHeader,
-  sealCapsule,
-  signCapsuleHeader,
-} from '@digicap/capsule-core'
+import { encodeBundle } from '@digicap/capsule-core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { memoryFsRoot, openPayloadToFile } from '../src/run/open-payload.ts'
 import { createRunWorkspace, type RunWorkspace } from '../src/run/workspace.ts'
+import { capsuleFile } from './helpers/capsule-file.ts'
 import { enc } from './helpers.ts'
 
-const OWNER_KEY = new Uint8Array(32).fill(7)
-const owner = addressFromPrivateKey(OWNER_KEY)
 /** This process's OS threads (a worker is one). */
 const threads = () => readdirSync('/proc/self/task').length
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** Capsules in small chunks: many worker messages per open. */
+const SMALL_CHUNKS = { chunkSize: 64 * 1024 }
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest())
-
-/** A capsule of `plaintext` in small chunks (many worker messages), as a file. */
-async function capsuleFile(dir: string, plaintext: Uint8Array, chunkSize = 64 * 1024) {
-  const dataKey = generateDataKey()
-  const header = createCapsuleHeader({
-    owner,
-    policy: {
-      chainId: 31337,
-      registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
-      policy: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
-    },
-    keyguard: {
-      peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
-      keyId: 'test',
-      wrapScheme: 'x25519-hpke',
-    },
-    runtime: { kind: 'data' },
-    receivers: [],
-    dataKey,
-    plaintext,
-    chunkSize,
-  })
-  const bytes = sealCapsule({
-    header,
-    signature: signCapsuleHeader(header, OWNER_KEY),
-    dataKey,
-    plaintext,
-  })
-  const path = join(dir, `capsule-${randomBytes(4).toString('hex')}.bin`)
-  await writeFile(path, bytes)
-  const parsed = parseCapsuleHeader(bytes)
-  return { src: { path, owner, plaintextSize: plaintext.byteLength, parsed }, dataKey, bytes }
-}
 
 const shm = await memoryFsRoot(['/dev/shm'])
 const workspaces: RunWorkspace[] = []
@@ -84,7 +44,7 @@ describe.runIf(shm)('the open hashes on a worker (ADR 0049)', () => {
       [data, false],
       [bundle, true],
     ] as const) {
-      const { src, dataKey } = await capsuleFile(capsules, plaintext)
+      const { src, dataKey } = await capsuleFile(capsules, plaintext, SMALL_CHUNKS)
       const got = []
       for (const hashIn of ['thread', 'worker'] as const) {
         const dir = ws.tempDir('plaintext-', shm)
@@ -106,7 +66,7 @@ describe.runIf(shm)('the open hashes on a worker (ADR 0049)', () => {
   it('a chunk that fails mid-way: PAYLOAD_INTEGRITY, the worker stopped, the partial plaintext wiped', async () => {
     const { capsules } = await workspace()
     const data = randomBytes(2 * 1024 * 1024)
-    const { src, dataKey, bytes } = await capsuleFile(capsules, data)
+    const { src, dataKey, bytes } = await capsuleFile(capsules, data, SMALL_CHUNKS)
     // Chunk 20 of 32 altered: 20 chunks of plaintext are written before the open fails.
     const at = src.parsed.payloadOffset + 20 * (64 * 1024 + 16) + 5
     bytes[at] = (bytes[at] as number) ^ 1
@@ -150,7 +110,7 @@ describe.runIf(shm)('the wipe overwrites the plaintext file in place', () => {
   ])('%s: a descriptor held through the run reads only zeros after clean-up', async (_l, size) => {
     const { capsules } = await workspace()
     const data = randomBytes(size)
-    const { src, dataKey } = await capsuleFile(capsules, data, 1024 * 1024)
+    const { src, dataKey } = await capsuleFile(capsules, data, { chunkSize: 1024 * 1024 })
     const ws = createRunWorkspace({ tmpRoot: tmpdir() })
     const opened = await openPayloadToFile(src, dataKey, {
       dir: ws.tempDir('plaintext-', shm),
