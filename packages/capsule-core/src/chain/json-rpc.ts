@@ -1,9 +1,29 @@
 /**
- * One Ethereum JSON-RPC call over `fetch`, with a deadline: the one copy every package that
+ * One Ethereum JSON-RPC call (a bare HTTP/1.1 POST for `http:` URLs, `fetch` for the others), with a deadline: the one copy every package that
  * asks a chain something without ethers uses (the SDK's receive path, the CLIs' chain-id check
  * before they write a config).
  */
 import { ChainReadError } from '../errors.ts'
+import { httpPostJson } from './http-post.ts'
+
+/** POSTs a JSON body: over a bare socket for `http:` (no undici to load, ADR 0051), else `fetch`. */
+async function post(
+  rpcUrl: string,
+  body: string,
+  timeoutMs: number,
+): Promise<{ status: number; json: () => Promise<unknown> }> {
+  const url = new URL(rpcUrl)
+  if (url.protocol === 'http:') {
+    const answer = await httpPostJson(url, body, timeoutMs)
+    return { status: answer.status, json: async () => JSON.parse(answer.body) }
+  }
+  return fetch(rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    signal: AbortSignal.timeout(timeoutMs),
+  })
+}
 
 /** A JSON-RPC answer: a `result`, or an `error`. */
 export interface RpcAnswer {
@@ -25,21 +45,17 @@ export async function rpcCall(
   params: unknown[],
   timeoutMs = 10_000,
 ): Promise<RpcAnswer> {
-  let res: Response
+  const payload = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })
+  let answer: { status: number; json: () => Promise<unknown> }
   try {
-    res = await fetch(rpcUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-      signal: AbortSignal.timeout(timeoutMs),
-    })
+    answer = await post(rpcUrl, payload, timeoutMs)
   } catch (cause) {
     throw new ChainReadError('The RPC did not answer', { cause, details: { rpcUrl, method } })
   }
-  const body = (await res.json().catch(() => undefined)) as RpcAnswer | undefined
+  const body = (await answer.json().catch(() => undefined)) as RpcAnswer | undefined
   if (typeof body !== 'object' || body === null || (!('result' in body) && !('error' in body))) {
     throw new ChainReadError('The RPC answered with no JSON-RPC result', {
-      details: { rpcUrl, method, status: res.status },
+      details: { rpcUrl, method, status: answer.status },
     })
   }
   return body

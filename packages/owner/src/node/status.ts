@@ -49,33 +49,48 @@ async function chainStatus(
       ? { warning: operatorWarning({}) as string }
       : { address: o.operatorAddress }
   const { rpcUrl } = config
-  try {
-    await rpcChainId(rpcUrl, config.chainId)
-    const [head, balance] = await Promise.all([headBlock(rpcUrl), balanceOf(rpcUrl, o.address)])
-    const address = o.operatorAddress
-    if (address !== undefined) {
-      const registry = config.contracts.capsuleRegistry
-      operator = await readOperatorStatus(rpcUrl, registry, o.address, address).catch((err) => ({
-        address,
-        warning: `Cannot read the keyguard operator (error[${errorInfo(err).code}])`,
-      }))
-    }
-    return { chain: { reachable: true, head, ownerBalanceWei: balance.toString() }, operator }
-  } catch (err) {
-    return { chain: { reachable: false, error: errorInfo(err) }, operator }
+  const address = o.operatorAddress
+  // All reads at once (one round trip of wall time); the chain id is checked before any
+  // answer is used, so a wrong chain's head or balances are never shown.
+  const [chainId, head, balance, operatorRead] = await Promise.allSettled([
+    rpcChainId(rpcUrl, config.chainId),
+    headBlock(rpcUrl),
+    balanceOf(rpcUrl, o.address),
+    address === undefined
+      ? Promise.resolve(undefined)
+      : readOperatorStatus(rpcUrl, config.contracts.capsuleRegistry, o.address, address),
+  ])
+  const failed = [chainId, head, balance].find((r) => r.status === 'rejected')
+  if (failed) return { chain: { reachable: false, error: errorInfo(failed.reason) }, operator }
+  if (address !== undefined) {
+    operator =
+      operatorRead.status === 'fulfilled'
+        ? (operatorRead.value as OperatorStatus)
+        : {
+            address,
+            warning: `Cannot read the keyguard operator (error[${errorInfo(operatorRead.reason).code}])`,
+          }
   }
+  const { value: headNumber } = head as PromiseFulfilledResult<number>
+  const { value: wei } = balance as PromiseFulfilledResult<bigint>
+  return { chain: { reachable: true, head: headNumber, ownerBalanceWei: wei.toString() }, operator }
 }
 
 /** `status`: the node, its keyguard card, the chain, the operator and the daemon. Never throws for the chain. */
 export async function statusOfOwnerNode(parts: OwnerNodeParts): Promise<OwnerNodeStatus> {
   const { config, paths, sealer, keyStore, owner, ownerPeerId } = parts
-  const sealerInfo = await sealer.describe().catch((err) => ({ error: errorInfo(err) }))
-  const card = await keyguardCard({
-    peerId: ownerPeerId,
-    wrapper: sealer,
-    recoveryPublicKey: owner.recoveryPublicKey,
-  }).catch(() => undefined)
-  const serve = await readServeFile(paths.serve)
+  // Independent reads, side by side: the sealer (a TPM answers slowly), files and the chain.
+  const [sealerInfo, card, serve, chain, stored] = await Promise.all([
+    sealer.describe().catch((err) => ({ error: errorInfo(err) })),
+    keyguardCard({
+      peerId: ownerPeerId,
+      wrapper: sealer,
+      recoveryPublicKey: owner.recoveryPublicKey,
+    }).catch(() => undefined),
+    readServeFile(paths.serve),
+    chainStatus(parts),
+    keyStore.list(),
+  ])
   return {
     dataDir: config.dataDir,
     rpcUrl: config.rpcUrl,
@@ -89,8 +104,8 @@ export async function statusOfOwnerNode(parts: OwnerNodeParts): Promise<OwnerNod
       createdAt: owner.createdAt,
     },
     ...(card ? { card } : {}),
-    ...(await chainStatus(parts)),
-    capsules: (await keyStore.list()).length,
+    ...chain,
+    capsules: stored.length,
     daemon: serve
       ? {
           running: true,
