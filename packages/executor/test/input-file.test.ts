@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { encodeBundle, runtimeMeasurement } from '@digicap/capsule-core'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   createRunWorkspace,
   dataSandbox,
@@ -28,19 +28,12 @@ import {
 import { bundleDataRange, jobFromBundleFile } from '../src/load/bundle-file.ts'
 import { memoryFsRoot, openPayloadToFile } from '../src/run/open-payload.ts'
 import { capsuleFile } from './helpers/capsule-file.ts'
+import { tempWorkspaces } from './helpers/temp-workspace.ts'
 import { dec, enc, runtime, wat } from './helpers.ts'
 
 const execFileP = promisify(execFile)
 
-const workspaces: RunWorkspace[] = []
-afterAll(async () => {
-  for (const ws of workspaces) await ws.dispose()
-})
-async function workspaceDir() {
-  const ws = createRunWorkspace({ tmpRoot: tmpdir() })
-  workspaces.push(ws)
-  return { ws, dir: await ws.tempDir('input-file-test-') }
-}
+const workspaceDir = tempWorkspaces('input-file-test-')
 
 /** A job whose payload data sits in a plaintext file between junk bytes, as in a bundle. */
 async function fileJob(data: Uint8Array, over: Partial<SandboxJob>, ws: RunWorkspace, dir: string) {

@@ -11,10 +11,11 @@ import { open, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encodeBundle } from '@digicap/capsule-core'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { memoryFsRoot, openPayloadToFile } from '../src/run/open-payload.ts'
-import { createRunWorkspace, type RunWorkspace } from '../src/run/workspace.ts'
+import { createRunWorkspace } from '../src/run/workspace.ts'
 import { capsuleFile } from './helpers/capsule-file.ts'
+import { tempWorkspaces } from './helpers/temp-workspace.ts'
 import { enc } from './helpers.ts'
 
 /** This process's OS threads (a worker is one). */
@@ -25,19 +26,11 @@ const SMALL_CHUNKS = { chunkSize: 64 * 1024 }
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest())
 
 const shm = await memoryFsRoot(['/dev/shm'])
-const workspaces: RunWorkspace[] = []
-afterAll(async () => {
-  for (const ws of workspaces) await ws.dispose()
-})
-async function workspace() {
-  const ws = createRunWorkspace({ tmpRoot: tmpdir() })
-  workspaces.push(ws)
-  return { ws, capsules: await ws.tempDir('open-wipe-test-') }
-}
+const workspace = tempWorkspaces('open-wipe-test-')
 
 describe.runIf(shm)('the open hashes on a worker (ADR 0049)', () => {
   it('the same digest and range as on the thread: plain data, and a bundle’s data range', async () => {
-    const { ws, capsules } = await workspace()
+    const { ws, dir: capsules } = await workspace()
     const data = randomBytes(1024 * 1024 + 123)
     const bundle = encodeBundle({ entry: 'main.js', files: { 'main.js': enc('1') }, data })
     for (const [plaintext, isBundle] of [
@@ -64,7 +57,7 @@ describe.runIf(shm)('the open hashes on a worker (ADR 0049)', () => {
   })
 
   it('a chunk that fails mid-way: PAYLOAD_INTEGRITY, the worker stopped, the partial plaintext wiped', async () => {
-    const { capsules } = await workspace()
+    const { dir: capsules } = await workspace()
     const data = randomBytes(2 * 1024 * 1024)
     const { src, dataKey, bytes } = await capsuleFile(capsules, data, SMALL_CHUNKS)
     // Chunk 20 of 32 altered: 20 chunks of plaintext are written before the open fails.
@@ -108,7 +101,7 @@ describe.runIf(shm)('the wipe overwrites the plaintext file in place', () => {
     ['1 MiB (synchronous calls)', 1024 * 1024],
     ['20 MiB (16 MiB runs on two lanes)', 20 * 1024 * 1024 + 7],
   ])('%s: a descriptor held through the run reads only zeros after clean-up', async (_l, size) => {
-    const { capsules } = await workspace()
+    const { dir: capsules } = await workspace()
     const data = randomBytes(size)
     const { src, dataKey } = await capsuleFile(capsules, data, { chunkSize: 1024 * 1024 })
     const ws = createRunWorkspace({ tmpRoot: tmpdir() })
