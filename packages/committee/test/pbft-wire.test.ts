@@ -76,12 +76,21 @@ describe('PbftReplica', () => {
   const member = (i: number) => committee.members[i] as (typeof committee.members)[number]
 
   const leader = () => {
-    const { r: replica, sent } = recordingReplica({ committee, signer: keys[0] as DigicapSigner })
-    return { replica, sent }
+    /** Messages to every member. */
+    const sent: PbftMessage[] = []
+    /** Messages to one member (answers to a re-sent vote, ADR 0054). */
+    const answered: { to: string; phase: string }[] = []
+    const { r: replica } = recordingReplica({
+      committee,
+      signer: keys[0] as DigicapSigner,
+      send: (to, m) =>
+        to === undefined ? sent.push(m) : answered.push({ to: to.address, phase: m.vote.phase }),
+    })
+    return { replica, sent, answered }
   }
 
   it('a replayed prepare counts once: no commit until a second member prepares', async () => {
-    const { replica, sent } = leader()
+    const { replica, sent, answered } = leader()
     await replica.start()
     const prepare = await signVote(keys[1] as DigicapSigner, domain, {
       phase: 'prepare',
@@ -97,6 +106,12 @@ describe('PbftReplica', () => {
         reason: 'replayed',
       })
     expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare'])
+    // The copies tell member 1 may lack this member's votes: answered once, to it alone.
+    const to = member(1).address
+    expect(answered).toEqual([
+      { to, phase: 'pre-prepare' },
+      { to, phase: 'prepare' },
+    ])
     const other = await signVote(keys[2] as DigicapSigner, domain, {
       phase: 'prepare',
       jobId,

@@ -21,6 +21,7 @@ import { buildCertificate, type PbftCertificate } from './certificate.ts'
 import { leaderOf, memberByAddress, type PbftCommittee, type PbftMember } from './committee.ts'
 import { conflicting, type EquivocationProof } from './equivocation.ts'
 import { PbftVoteError } from './errors.ts'
+import { PbftResender } from './retransmit.ts'
 import { signatureShapeHolds } from './signature-check.ts'
 import { type PbftDomain, recoverVoteSigner, signVote, type UnsignedVote } from './typed-data.ts'
 
@@ -56,6 +57,11 @@ export interface PbftReplicaOptions {
   send: PbftSend
   /** Time a view may take before this member asks for the next one, ms; doubles each view. Default 2000. */
   viewTimeout?: number
+  /**
+   * Time between re-sends of this member's own votes of its view while it has not decided, ms
+   * (a vote lost with its stream, ADR 0054); 0 = never. Default half the view timeout, at most 10 s.
+   */
+  resendAfter?: number
   /** Called once per member and slot caught signing two values. */
   onEquivocation?: (proof: EquivocationProof) => void
   /** When votes have their signatures checked. Default `before-use`. */
@@ -86,12 +92,25 @@ function sameValue(a: PbftValue, b: PbftValue): boolean {
   return a.verdict === b.verdict && equalBytes(a.evidenceHash, b.evidenceHash)
 }
 
+/** The same signed vote, byte for byte (a copy). */
+function sameVote(a: PbftVote, b: PbftVote): boolean {
+  return (
+    a.phase === b.phase &&
+    a.view === b.view &&
+    a.preparedView === b.preparedView &&
+    sameValue(a, b) &&
+    equalBytes(a.jobId, b.jobId) &&
+    equalBytes(a.signature, b.signature)
+  )
+}
+
 const ZERO = new Uint8Array(32)
 
 /** A member's PBFT replica for one job. Create, `start()`, feed `receive()`, await `decided`. */
 export class PbftReplica {
-  readonly #o: Required<Omit<PbftReplicaOptions, 'onEquivocation' | 'onFault'>> &
+  readonly #o: Required<Omit<PbftReplicaOptions, 'onEquivocation' | 'onFault' | 'resendAfter'>> &
     Pick<PbftReplicaOptions, 'onEquivocation' | 'onFault'>
+  readonly #resend: PbftResender | undefined
   readonly #self: PbftMember
   #view = 0n
   #changing = false
@@ -125,6 +144,8 @@ export class PbftReplica {
     }
     this.#self = self
     this.#o = { viewTimeout: 2000, signatureCheck: 'before-use', ...options }
+    const every = options.resendAfter ?? Math.min(this.#o.viewTimeout / 2, 10_000)
+    this.#resend = every > 0 ? new PbftResender(options.send, every) : undefined
     this.decided = new Promise((resolve) => {
       this.#resolve = resolve
     })
@@ -142,6 +163,10 @@ export class PbftReplica {
   /** Enters view 0: arms the timer, and proposes if this member leads it. */
   async start(): Promise<void> {
     this.#arm()
+    this.#resend?.start(() => ({
+      view: this.#view,
+      done: this.#stopped || this.#certificate !== undefined,
+    }))
     if (leaderOf(this.#o.committee, 0n).address === this.#self.address) {
       await this.#propose(0n, this.#o.value, [])
     }
@@ -151,6 +176,7 @@ export class PbftReplica {
   stop(): void {
     this.#stopped = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#resend?.stop()
   }
 
   #arm(): void {
@@ -168,6 +194,7 @@ export class PbftReplica {
     const signed = await signVote(this.#o.signer, this.#o.domain, vote)
     if (this.#stopped) return signed
     this.#o.send(to, { vote: signed, proof })
+    if (to === undefined) this.#resend?.sent({ vote: signed, proof })
     return signed
   }
 
@@ -232,7 +259,15 @@ export class PbftReplica {
         details: { address: from.address, peer: from.peerId },
       })
     }
-    await this.#onVote(member, message, false)
+    try {
+      await this.#onVote(member, message, false)
+    } catch (err) {
+      // A copy of a vote this member holds: the sender may be missing this member's (ADR 0054).
+      if (err instanceof PbftVoteError && err.reason === 'replayed') {
+        this.#resend?.replayed(member, message.vote.view)
+      }
+      throw err
+    }
   }
 
   /**
@@ -375,6 +410,12 @@ export class PbftReplica {
 
   async #onVote(from: PbftMember, message: PbftMessage, own: boolean): Promise<void> {
     const { vote, proof } = message
+    if (!own && this.#holdsCopy(from.address, vote)) {
+      // Re-sent (ADR 0054): dropped before the checks a view change or a new view costs.
+      throw new PbftVoteError('replayed', 'A vote already counted', {
+        details: { signer: from.address, phase: vote.phase, view: vote.view },
+      })
+    }
     const counted = !own && this.#countable(from, vote)
     if (counted) this.#screen(vote)
     const signer = own || counted ? from.address : this.#check(vote, from.address)
@@ -398,6 +439,15 @@ export class PbftReplica {
         this.#record(signer, vote)
         await this.#progress(vote.view)
     }
+  }
+
+  /** True when `member`'s vote in this slot is held already, identical to `vote`. */
+  #holdsCopy(member: Address, vote: PbftVote): boolean {
+    const held =
+      vote.phase === 'view-change'
+        ? this.#viewChanges.get(vote.view)?.get(member)?.vote
+        : this.#votes.get(`${vote.phase}/${vote.view}`)?.get(member)
+    return held !== undefined && sameVote(held, vote)
   }
 
   async #onPrePrepare(
