@@ -106,12 +106,8 @@ describe('PbftReplica', () => {
         reason: 'replayed',
       })
     expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare'])
-    // The copies tell member 1 may lack this member's votes: answered once, to it alone.
-    const to = member(1).address
-    expect(answered).toEqual([
-      { to, phase: 'pre-prepare' },
-      { to, phase: 'prepare' },
-    ])
+    // Not answered: an undecided member re-sends its votes on its own timer (ADR 0054).
+    expect(answered).toEqual([])
     const other = await signVote(keys[2] as DigicapSigner, domain, {
       phase: 'prepare',
       jobId,
@@ -121,6 +117,34 @@ describe('PbftReplica', () => {
     })
     await replica.receive(member(2), { vote: other, proof: [] })
     expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare', 'commit'])
+    replica.stop()
+  })
+
+  it('a member that decided answers a re-sent vote with its own votes of that view, once per interval', async () => {
+    const { replica, answered } = leader()
+    await replica.start()
+    const vote = (i: number, phase: 'prepare' | 'commit') =>
+      signVote(keys[i] as DigicapSigner, domain, {
+        phase,
+        jobId,
+        view: 0n,
+        preparedView: 0n,
+        ...PASS,
+      })
+    for (const phase of ['prepare', 'commit'] as const) {
+      for (const i of [1, 2])
+        await replica.receive(member(i), { vote: await vote(i, phase), proof: [] })
+    }
+    expect(replica.certificate).toBeDefined()
+    // Member 1 re-sends its commit twice: it may lack this member's votes (ADR 0054).
+    const commit = await vote(1, 'commit')
+    for (let i = 0; i < 2; i++) {
+      await expect(replica.receive(member(1), { vote: commit, proof: [] })).rejects.toMatchObject({
+        reason: 'replayed',
+      })
+    }
+    const to = member(1).address
+    expect(answered).toEqual(['pre-prepare', 'prepare', 'commit'].map((phase) => ({ to, phase })))
     replica.stop()
   })
 

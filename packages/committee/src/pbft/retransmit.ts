@@ -3,10 +3,10 @@
  * sent can still be lost: libp2p's abort drops what is in a stream's write buffer, and a receiver
  * ends a stream whose frame stalls, losing the frames behind it. One lost prepare or commit with
  * f members silent stalls the committee until the view-change timeout. So a member that has not
- * decided re-sends its own messages of its current view every `every` ms, and a member that is
- * sent a vote it already holds answers that member with its own messages of that view (at most
- * once per `every`): a member that decided and stopped its timer still helps a laggard finish.
- * Receivers drop the copies (`replayed`) before any signature check.
+ * decided re-sends its own messages of its current view every `every` ms, and a member that
+ * decided (its timer stopped) and is sent a vote it already holds answers that member with its
+ * own messages of that view, at most once per `every`: the laggard finishes too. Receivers drop
+ * the copies (`replayed`) before any signature check.
  */
 import type { PbftMessage } from '@digicap/protocol'
 import type { PbftMember } from './committee.ts'
@@ -32,6 +32,7 @@ export class PbftResender {
   /** peer id → when this member last answered its re-sent vote (ms). */
   readonly #answered = new Map<string, number>()
   #timer: ReturnType<typeof setInterval> | undefined
+  #state: (() => PbftResendState) | undefined
 
   /** `every`: ms between re-sends (and between answers to one member). */
   constructor(send: PbftSend, every: number) {
@@ -51,6 +52,7 @@ export class PbftResender {
   /** Re-sends the member's own messages of its current view every `every` ms until `done`. */
   start(state: () => PbftResendState): void {
     this.stop()
+    this.#state = state
     this.#timer = setInterval(() => {
       const now = state()
       if (now.done) {
@@ -64,12 +66,12 @@ export class PbftResender {
 
   /**
    * `from` sent a vote of `view` this member already holds: it may be missing this member's
-   * votes of that view. Answers it with them, at most once per `every` (two members answering
-   * each other's copies stop there).
+   * votes of that view. A member that decided answers it with them, at most once per `every`;
+   * one that has not re-sends them on its timer anyway.
    */
   replayed(from: PbftMember, view: bigint): void {
     const own = this.#own.get(view)
-    if (own === undefined) return
+    if (own === undefined || this.#state?.().done !== true) return
     const now = Date.now()
     const last = this.#answered.get(from.peerId)
     if (last !== undefined && now - last < this.#every) return
