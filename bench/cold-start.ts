@@ -5,8 +5,10 @@
  * (`VmHWM`, fs-peak.ts), medians of `--runs` (default 5), the cases interleaved round by round
  * so a load swing hits them alike. Each line's ratio is against `node -e 0` in the same run.
  * Each command runs with Node's compile cache off, cold (an empty directory) and warm (ADR 0046).
- * Goal (#17): `pi-node status` ≤ 0.3 s and ≤ 100 MiB, read here as ≤ 6× `node -e 0`'s wall
- * time (0.3 s over the ~0.05 s node itself takes on a quiet machine). Then a one-shot
+ * Goal (#17): `pi-node status` ≤ 0.3 s and ≤ 100 MiB, absolute, on this machine with the compile
+ * cache off (systemd units turn it off, ADR 0046): each cache mode's wall time and peak RSS are
+ * printed against 300 ms and 100 MiB (a loaded box inflates wall time; the load average is
+ * printed with them, and the ratio to `node -e 0` shows what is the machine's). Then a one-shot
  * `executor-node run` without a daemon, split into its start-up parts, and one handed to a
  * daemon (see `oneShotRun`).
  * Prints; asserts nothing.
@@ -210,7 +212,16 @@ try {
         ` cpu ${ms(cpu)} ${times(cpu, median(base.cpu))} ${median(m.rss).toFixed(0).padStart(5)} MiB`,
     )
   }
-  console.log('  goal: pi-node status ≤ 300 ms (≤ ×6 node -e 0 on a quiet box), ≤ 100 MiB')
+  const load = loadavg()[0] as number
+  for (const [k, [name, mode]] of cases.entries()) {
+    if (name !== 'pi-node status') continue
+    const m = runsOf[k] as (typeof runsOf)[number]
+    const [wall, rss] = [median(m.ms), median(m.rss)]
+    console.log(
+      `  goal (#17) pi-node status, cache ${mode.padEnd(4)}: ${wall.toFixed(0)} ms of 300 ms ${wall <= 300 ? 'met' : 'MISSED'}, ` +
+        `${rss.toFixed(0)} MiB of 100 MiB ${rss <= 100 ? 'met' : 'MISSED'} (load ${load.toFixed(1)})`,
+    )
+  }
   await oneShotRun(env, median(base.ms), median(base.cpu))
 } finally {
   await anvil.stop()

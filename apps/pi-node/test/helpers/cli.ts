@@ -60,20 +60,27 @@ export async function startCli(
   return { ...out, child, ready: JSON.parse(out.stdout().split('\n')[0] as string) }
 }
 
-/** A module hook for the child: it prints every module URL it resolved, on stderr at exit. */
+/**
+ * A module hook for the child: it prints every module URL it resolved, then Node's own
+ * modules it loaded (`node:internal/deps/undici/undici` for a first `fetch`), on stderr at exit.
+ */
 const LIST_MODULES = `data:text/javascript,${encodeURIComponent(`
 import { registerHooks } from 'node:module'
 const seen = []
 registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.push(r.url); return r } })
-process.on('exit', () => process.stderr.write('\\nLOADED ' + JSON.stringify(seen) + '\\n'))
+process.on('exit', () => {
+  const own = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => 'node:' + m.slice(13))
+  process.stderr.write('\\nLOADED ' + JSON.stringify([...seen, ...own]) + '\\n')
+})
 `)}`
 
 /**
  * Workspace packages resolve to their folders (packages/owner/dist/…), npm ones to
- * node_modules: what a light command (`--help`, `status`) must not load.
+ * node_modules: what a light command (`--help`, `status`) must not load. Node's HTTP stack
+ * and undici (`fetch`) are ~150 ms of CPU on their own (ADR 0051).
  */
 export const HEAVY_MODULES =
-  /(@digicap|packages)\/(p2p|executor|contracts|sdk|protocol|attestation|oci)\/|helia|libp2p|ethers|prom-client|pi-node\/src\/(pi-node|recover|serve|init)\.ts/
+  /(@digicap|packages)\/(p2p|executor|contracts|sdk|protocol|attestation|oci)\/|helia|libp2p|ethers|prom-client|pi-node\/src\/(pi-node|recover|serve|init)\.ts|^node:(internal\/deps\/undici|_http_)/
 
 /** Runs `pi-node <args>` to its end and lists every module it resolved (`loaded`). */
 export async function runCliListingModules(
