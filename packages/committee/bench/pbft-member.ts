@@ -14,7 +14,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import {
   createPbftMux,
-  type PbftCertificate,
+  type PbftCertificateMode,
   type PbftCommittee,
   type PbftMember,
   PbftReplica,
@@ -27,7 +27,13 @@ import { createNode, domain, PASS, signers } from '../test/pbft-fixtures.ts'
 export type ToMember =
   | { type: 'mesh'; peers: { peerId: string; addrs: string[] }[]; parallel: number }
   | { type: 'rtt'; peer: string; samples: number; fresh: boolean }
-  | { type: 'job'; job: number; viewTimeout: number; check: PbftSignatureCheck }
+  | {
+      type: 'job'
+      job: number
+      viewTimeout: number
+      check: PbftSignatureCheck
+      certificate: PbftCertificateMode
+    }
   | { type: 'go'; job: number }
   | { type: 'end'; job: number }
   | { type: 'status'; job: number }
@@ -38,7 +44,16 @@ export type FromMember =
   | { type: 'meshed'; dialed: number; ms: number }
   | { type: 'rtt'; kept: number; fresh: number }
   | { type: 'ready'; job: number }
-  | { type: 'decided'; job: number; at: number; cpuMs: number; view: string }
+  | {
+      type: 'decided'
+      job: number
+      /** When this member's verdict resolved, and its CPU from "go" to then. */
+      at: number
+      cpuMs: number
+      view: string
+      /** The member that built a certificate: when, and its CPU from "go" to then. */
+      certificate?: { at: number; cpuMs: number }
+    }
   | { type: 'ended'; job: number; sent: number; cpuMs: number }
   | { type: 'status'; job: number; report: string }
   | { type: 'failed'; error: string }
@@ -80,6 +95,7 @@ const jobs = new Map<
   {
     replica: PbftReplica
     session: PbftTransport
+    certificate: PbftCertificateMode
     cpu?: NodeJS.CpuUsage
     /** Votes handed to the replica, by phase (a stalled decision's status). */
     got: Record<string, number>
@@ -199,9 +215,10 @@ async function onMessage(m: ToMember): Promise<void> {
         value: PASS,
         viewTimeout: m.viewTimeout,
         signatureCheck: m.check,
+        certificate: m.certificate,
         send: (to, message) => session.send(to, message),
       })
-      jobs.set(m.job, { replica, session, got })
+      jobs.set(m.job, { replica, session, got, certificate: m.certificate })
       tell({ type: 'ready', job: m.job })
       return
     }
@@ -216,17 +233,28 @@ async function onMessage(m: ToMember): Promise<void> {
         await profiler.post('Profiler.start')
       }
       const cpu = process.cpuUsage()
+      const cpuMs = () => {
+        const used = process.cpuUsage(cpu)
+        return (used.user + used.system) / 1000
+      }
       job.cpu = cpu
+      // The view-0 leader submits the certificate (as the verifier node does): with `on-request`
+      // it alone builds one; with `at-decision` every member does.
+      const builds = job.certificate === 'at-decision' || index === 0
+      const certificate = builds
+        ? job.replica.certify().then(() => ({ at: now(), cpuMs: cpuMs() }))
+        : undefined
       await job.replica.start()
-      const certificate: PbftCertificate = await job.replica.decided
+      const decision = await job.replica.verdict
       const at = now()
-      const used = process.cpuUsage(cpu)
+      const used = cpuMs()
       tell({
         type: 'decided',
         job: m.job,
         at,
-        cpuMs: (used.user + used.system) / 1000,
-        view: String(certificate.view),
+        cpuMs: used,
+        view: String(decision.view),
+        ...(certificate === undefined ? {} : { certificate: await certificate }),
       })
       return
     }

@@ -5,13 +5,22 @@
  *
  *   node bench/pbft.ts            # n = 4, 7 and 31
  *   node bench/pbft.ts 4 7        # the committee sizes to measure
- *   BENCH_CHECK=both node bench/pbft.ts 7   # signatures checked before use (ADR 0047, the
- *                                           # default) and on arrival (the baseline), same mesh
+ *   BENCH_MODES=all node bench/pbft.ts 7    # every mode below on one mesh, taking turns
  *   BENCH_PROFILE=dir                       # member 1 writes a CPU profile of the timed decisions
  *
- * CPU floor: the n processes share the box's cores, so a decision cannot take less than
- * (CPU per member per decision × n) / cores + 3 RTT; with a core per member the floor is a
- * member's CPU up to its decision + 3 RTT.
+ * Modes (BENCH_MODES, comma-separated, default `on-request`; BENCH_CHECK=both is
+ * `on-request,on-arrival`):
+ * - `on-request`: signatures checked before use (ADR 0047), the certificate built and checked by
+ *   the member that submits it (the view-0 leader) alone (ADR 0053);
+ * - `at-decision`: checked before use, every member builds its certificate (ADR 0047's bench);
+ * - `on-arrival`: every vote checked on arrival, every member builds its certificate (ADR 0040).
+ *
+ * The verdict is the committee's decision: the last member's `verdict` (2f+1 counted commits).
+ * The certificate is the submitter's (the view-0 leader's `certify()`), timed from the same "go".
+ *
+ * CPU floors: with a core per member a verdict cannot come before the slowest member's CPU up to
+ * its verdict + 3 RTT; with the n processes on this box's cores, before the sum of the members'
+ * CPU from "go" to the end of the job / cores + 3 RTT.
  *
  * Each size: n child processes (bench/pbft-member.ts), each a libp2p node (TCP + noise + yamux)
  * with one PBFT endpoint; a full mesh where each pair is dialled once, `MESH_PARALLEL` dials at a
@@ -22,7 +31,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { availableParallelism, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import type { PbftSignatureCheck } from '../src/index.ts'
+import type { PbftCertificateMode, PbftSignatureCheck } from '../src/index.ts'
 import type { FromMember, ToMember } from './pbft-member.ts'
 
 const roundsFor = (n: number) =>
@@ -78,8 +87,15 @@ function spawnMember(index: number, n: number): Member {
   }
 }
 
-async function decide(members: Member[], job: number, check: PbftSignatureCheck) {
-  for (const m of members) m.send({ type: 'job', job, viewTimeout: VIEW_TIMEOUT, check })
+type Mode = 'on-request' | 'at-decision' | 'on-arrival'
+const MODES: Record<Mode, { check: PbftSignatureCheck; certificate: PbftCertificateMode }> = {
+  'on-request': { check: 'before-use', certificate: 'on-request' },
+  'at-decision': { check: 'before-use', certificate: 'at-decision' },
+  'on-arrival': { check: 'on-arrival', certificate: 'at-decision' },
+}
+
+async function decide(members: Member[], job: number, mode: Mode) {
+  for (const m of members) m.send({ type: 'job', job, viewTimeout: VIEW_TIMEOUT, ...MODES[mode] })
   await Promise.all(members.map((m) => m.next('ready')))
   const t0 = now()
   for (const m of members) m.send({ type: 'go', job })
@@ -98,6 +114,7 @@ async function decide(members: Member[], job: number, check: PbftSignatureCheck)
   }, STALL_MS)
   const decided = await decisions.finally(() => clearInterval(late))
   const ms = Math.max(...decided.map((d) => d.at)) - t0
+  const certified = decided.flatMap((d) => (d.certificate === undefined ? [] : [d.certificate]))
   // Let the last commits land before the sessions close (they count as sent).
   await new Promise((r) => setTimeout(r, 50))
   for (const m of members) m.send({ type: 'end', job })
@@ -105,16 +122,27 @@ async function decide(members: Member[], job: number, check: PbftSignatureCheck)
   return {
     ms,
     sent: ended.reduce((s, e) => s + e.sent, 0),
+    /** CPU to the verdict: the median member's, and the slowest member's. */
     cpuToDecision: median(decided.map((d) => d.cpuMs)),
+    cpuToDecisionMax: Math.max(...decided.map((d) => d.cpuMs)),
+    /** The submitter's certificate: wall time from "go", and its CPU to then. */
+    certificateMs: Math.max(...certified.map((c) => c.at)) - t0,
+    certificateCpu: median(certified.map((c) => c.cpuMs)),
     cpuToEnd: median(ended.map((e) => e.cpuMs)),
+    cpuToEndSum: ended.reduce((s, e) => s + e.cpuMs, 0),
     views: new Set(decided.map((d) => d.view)),
   }
 }
 
-const checks: PbftSignatureCheck[] =
-  process.env.BENCH_CHECK === 'both'
-    ? ['before-use', 'on-arrival']
-    : [(process.env.BENCH_CHECK as PbftSignatureCheck | undefined) ?? 'before-use']
+const modeList =
+  process.env.BENCH_MODES === 'all'
+    ? 'on-request,at-decision,on-arrival'
+    : (process.env.BENCH_MODES ??
+      (process.env.BENCH_CHECK === 'both' ? 'on-request,on-arrival' : 'on-request'))
+const checks = modeList.split(',') as Mode[]
+for (const mode of checks) {
+  if (!(mode in MODES)) throw new Error(`BENCH_MODES: unknown mode ${mode} (${Object.keys(MODES)})`)
+}
 const cores = availableParallelism()
 const sizes = process.argv.slice(2).map(Number)
 const rows: string[] = []
@@ -144,14 +172,17 @@ for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
   const load = loadavg()[0] as number
   const rtts: number[] = []
   const runs = new Map(checks.map((c) => [c, [] as Awaited<ReturnType<typeof decide>>[]]))
+  const loads: number[] = [load]
   for (let r = 0; r < ROUNDS; r++) {
     for (const check of checks) {
       rtts.push((await roundTrip(10, false)).kept)
       const last = await decide(members, job++, check)
       runs.get(check)?.push(last)
+      loads.push(loadavg()[0] as number)
       console.error(
         `n=${n} ${check}: decision ${r + 1}/${ROUNDS} in ${last.ms.toFixed(1)} ms (view ${[...last.views].join(',')}, ` +
-          `CPU ${last.cpuToEnd.toFixed(1)} ms per member, RTT ${rtts.at(-1)?.toFixed(2)} ms)`,
+          `CPU ${last.cpuToDecision.toFixed(1)} ms per member to the verdict, ${last.cpuToEnd.toFixed(1)} go→end, ` +
+          `RTT ${rtts.at(-1)?.toFixed(2)} ms)`,
       )
     }
   }
@@ -159,31 +190,38 @@ for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
   const goal = 3 * rtt + 5
   for (const check of checks) {
     const mine = runs.get(check) ?? []
-    const latency = median(mine.map((x) => x.ms))
-    const cpuToDecision = median(mine.map((x) => x.cpuToDecision))
-    const cpuToEnd = median(mine.map((x) => x.cpuToEnd))
-    const sharedFloor = (cpuToEnd * n) / cores + 3 * rtt
-    const ownCoreFloor = cpuToDecision + 3 * rtt
-    const messages = median(mine.map((x) => x.sent))
+    const of = (f: (x: (typeof mine)[number]) => number) => median(mine.map(f))
+    const latency = of((x) => x.ms)
+    const certificate = of((x) => x.certificateMs)
+    const cpuToDecision = of((x) => x.cpuToDecision)
+    const cpuToDecisionMax = of((x) => x.cpuToDecisionMax)
+    const certificateCpu = of((x) => x.certificateCpu)
+    const cpuToEnd = of((x) => x.cpuToEnd)
+    const sharedFloor = of((x) => x.cpuToEndSum) / cores + 3 * rtt
+    const ownCoreFloor = cpuToDecisionMax + 3 * rtt
+    const messages = of((x) => x.sent)
+    const mineLoads = `${Math.min(...loads).toFixed(0)}–${Math.max(...loads).toFixed(0)}`
     rows.push(
-      `| ${n} | ${check} | ${latency.toFixed(1)} ms (${ROUNDS}) | ${rtt.toFixed(2)} ms | ` +
-        `×${(latency / goal).toFixed(2)} | ${messages} | ${cpuToDecision.toFixed(1)} / ${cpuToEnd.toFixed(1)} ms | ` +
-        `${sharedFloor.toFixed(0)} ms | ${ownCoreFloor.toFixed(1)} ms (×${(ownCoreFloor / goal).toFixed(2)}) | ` +
-        `${load.toFixed(0)}-${(loadavg()[0] as number).toFixed(0)} |`,
+      `| ${n} | ${check} | ${latency.toFixed(1)} ms (${ROUNDS}) | ${certificate.toFixed(1)} ms | ${rtt.toFixed(2)} ms | ` +
+        `×${(latency / goal).toFixed(2)} | ${messages} | ${cpuToDecision.toFixed(1)} / ${cpuToDecisionMax.toFixed(1)} / ` +
+        `${cpuToEnd.toFixed(1)} ms | ${certificateCpu.toFixed(1)} ms | ` +
+        `${ownCoreFloor.toFixed(1)} ms (×${(ownCoreFloor / goal).toFixed(2)}) | ${sharedFloor.toFixed(0)} ms | ${mineLoads} |`,
     )
     console.log(
-      `n=${n} ${check}: verdict ${latency.toFixed(1)} ms (median of ${ROUNDS}); round trip ${rtt.toFixed(2)} ms ` +
-        `(kept stream, median of ${rtts.length} samples of 10; ${freshRtt.toFixed(2)} ms on a fresh stream); ` +
-        `goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms, verdict / goal ×${(latency / goal).toFixed(2)}; ${messages} messages; ` +
-        `CPU per member ${cpuToDecision.toFixed(1)} ms to its decision, ${cpuToEnd.toFixed(1)} ms go→end; ` +
-        `floor with ${n} processes on ${cores} cores ${sharedFloor.toFixed(0)} ms, with a core per member ${ownCoreFloor.toFixed(1)} ms`,
+      `n=${n} ${check}: verdict ${latency.toFixed(1)} ms, submitter's certificate ${certificate.toFixed(1)} ms (medians of ${ROUNDS}); ` +
+        `round trip ${rtt.toFixed(2)} ms (kept stream, median of ${rtts.length} samples of 10; ${freshRtt.toFixed(2)} ms on a fresh stream); ` +
+        `goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms, verdict / goal ×${(latency / goal).toFixed(2)}; ${messages} messages\n` +
+        `  CPU per member per decision: ${cpuToDecision.toFixed(1)} ms to its verdict (median member), ${cpuToDecisionMax.toFixed(1)} ms (slowest member), ` +
+        `${cpuToEnd.toFixed(1)} ms go→end (median member); the submitter ${certificateCpu.toFixed(1)} ms to its certificate\n` +
+        `  floor with a core per member: ${ownCoreFloor.toFixed(1)} ms (slowest member's CPU to its verdict + 3 RTT, ×${(ownCoreFloor / goal).toFixed(2)} the goal); ` +
+        `floor with ${n} processes on ${cores} cores: ${sharedFloor.toFixed(0)} ms (Σ CPU go→end / ${cores} + 3 RTT); load ${mineLoads}`,
     )
   }
   for (const m of members) m.send({ type: 'exit' })
   await Promise.all(members.map((m) => new Promise((r) => m.child.once('exit', r))))
 }
 console.log(
-  `\n| n | signatures checked | verdict (median of) | RTT (kept stream) | verdict / (3 RTT + 5 ms) | messages | CPU / member: to decision / go→end | floor, ${cores} cores shared | floor, a core per member (/ goal) | load |`,
+  `\n| n | mode | verdict (median of) | certificate (submitter) | RTT (kept stream) | verdict / (3 RTT + 5 ms) | messages | CPU / member to verdict: median / slowest / go→end | CPU, submitter to certificate | floor, a core per member (/ goal) | floor, ${cores} cores shared | load |`,
 )
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (const row of rows) console.log(row)

@@ -12,6 +12,8 @@ export { createPbftMux, PBFT_MAX_SESSIONS } from './mux.ts'
 export type { PbftNode, PbftNodeOptions } from './node.ts'
 export { createPbftNode } from './node.ts'
 export type {
+  PbftCertificateMode,
+  PbftDecision,
   PbftReplicaOptions,
   PbftSend,
   PbftSignatureCheck,

@@ -8,7 +8,13 @@
  * authenticated stream counts at once; its signature is checked when the vote is about to leave
  * the replica in something others must believe (a certificate, the prepared proof of a view
  * change, an equivocation proof). A vote whose signature then fails is dropped, reported through
- * `onFault`, and its member's later votes are checked on arrival.
+ * `onFault`, and its member's later votes are checked on arrival. The member's own votes are
+ * checked the same way, before use, not when signed.
+ *
+ * Deciding and certifying are apart (ADR 0053): `verdict` resolves at 2f+1 counted commits of one
+ * value (agreement does not rest on signatures, ADR 0047); `decided`, the certificate, needs 2f+1
+ * commits whose signatures hold. With `certificate: 'on-request'` only a member that asks for it
+ * (`certify()`, the one that submits it) checks them.
  */
 import {
   type Address,
@@ -43,6 +49,18 @@ export interface PbftValue {
  */
 export type PbftSignatureCheck = 'before-use' | 'on-arrival'
 
+/**
+ * When a member builds (and checks the signatures of) its certificate (ADR 0053):
+ * - `at-decision`: every member, as soon as it decides;
+ * - `on-request`: once `certify()` is called (the member that submits it), at or after the decision.
+ */
+export type PbftCertificateMode = 'at-decision' | 'on-request'
+
+/** What the committee decided: 2f+1 members committed this value in this view. */
+export interface PbftDecision extends PbftValue {
+  view: bigint
+}
+
 /** Where a replica's messages go: `undefined` = every other member. */
 export type PbftSend = (to: PbftMember | undefined, message: PbftMessage) => void
 
@@ -72,6 +90,8 @@ export interface PbftReplicaOptions {
    * throw (it is caught).
    */
   onFault?: (error: PbftVoteError) => void
+  /** When the certificate is built. Default `at-decision`. */
+  certificate?: PbftCertificateMode
 }
 
 /** Views further ahead than this are dropped (a replica keeps bounded state). */
@@ -108,7 +128,9 @@ const ZERO = new Uint8Array(32)
 
 /** A member's PBFT replica for one job. Create, `start()`, feed `receive()`, await `decided`. */
 export class PbftReplica {
-  readonly #o: Required<Omit<PbftReplicaOptions, 'onEquivocation' | 'onFault' | 'resendAfter'>> &
+  readonly #o: Required<
+    Omit<PbftReplicaOptions, 'onEquivocation' | 'onFault' | 'resendAfter' | 'certificate'>
+  > &
     Pick<PbftReplicaOptions, 'onEquivocation' | 'onFault'>
   readonly #resend: PbftResender | undefined
   readonly #self: PbftMember
@@ -131,9 +153,15 @@ export class PbftReplica {
   readonly #sent = new Set<string>()
   readonly #accused = new Set<string>()
   #resolve!: (c: PbftCertificate) => void
-  /** The certificate, once 2f+1 members committed one value. */
+  #decide!: (d: PbftDecision) => void
+  /** The certificate, once 2f+1 members committed one value (and it was asked for, `on-request`). */
   readonly decided: Promise<PbftCertificate>
+  /** The decision, once 2f+1 members' counted commits agree on one value in one view. */
+  readonly verdict: Promise<PbftDecision>
   #certificate: PbftCertificate | undefined
+  #decision: PbftDecision | undefined
+  /** True once the certificate is wanted (always with `at-decision`). */
+  #wanted: boolean
 
   constructor(options: PbftReplicaOptions) {
     const self = memberByAddress(options.committee, options.signer.address)
@@ -146,9 +174,30 @@ export class PbftReplica {
     this.#o = { viewTimeout: 2000, signatureCheck: 'before-use', ...options }
     const every = options.resendAfter ?? Math.min(this.#o.viewTimeout / 2, 10_000)
     this.#resend = every > 0 ? new PbftResender(options.send, every) : undefined
+    this.#wanted = options.certificate !== 'on-request'
     this.decided = new Promise((resolve) => {
       this.#resolve = resolve
     })
+    this.verdict = new Promise((resolve) => {
+      this.#decide = resolve
+    })
+  }
+
+  /**
+   * Asks for the certificate (the member that submits it): builds it now if the committee has
+   * decided, else at the decision. It waits for 2f+1 commits whose signatures hold.
+   */
+  certify(): Promise<PbftCertificate> {
+    if (!this.#wanted) {
+      this.#wanted = true
+      if (this.#decision !== undefined) this.#certify()
+    }
+    return this.decided
+  }
+
+  /** Nothing left to do in the protocol: the certificate is built, or decided and not wanted. */
+  get #finished(): boolean {
+    return this.#certificate !== undefined || (this.#decision !== undefined && !this.#wanted)
   }
 
   /** The view this member is in (or asking for). */
@@ -165,7 +214,7 @@ export class PbftReplica {
     this.#arm()
     this.#resend?.start(() => ({
       view: this.#view,
-      done: this.#stopped || this.#certificate !== undefined,
+      done: this.#stopped || this.#finished,
     }))
     if (leaderOf(this.#o.committee, 0n).address === this.#self.address) {
       await this.#propose(0n, this.#o.value, [])
@@ -181,7 +230,7 @@ export class PbftReplica {
 
   #arm(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
-    if (this.#stopped || this.#certificate !== undefined) return
+    if (this.#stopped || this.#finished) return
     const shift = this.#view > 10n ? 10n : this.#view
     const ms = this.#o.viewTimeout * 2 ** Number(shift)
     this.#timer = setTimeout(() => {
@@ -191,7 +240,11 @@ export class PbftReplica {
   }
 
   async #emit(vote: UnsignedVote, proof: PbftVote[], to?: PbftMember): Promise<PbftVote> {
-    const signed = await signVote(this.#o.signer, this.#o.domain, vote)
+    // Before use, own votes too: a prepare or commit is checked when it goes into a proof or the
+    // certificate (a view change is a proof others check: checked when signed).
+    const check = this.#o.signatureCheck === 'on-arrival' || vote.phase === 'view-change'
+    const signed = await signVote(this.#o.signer, this.#o.domain, vote, { check })
+    if (!check) this.#unchecked.add(signed)
     if (this.#stopped) return signed
     this.#o.send(to, { vote: signed, proof })
     if (to === undefined) this.#resend?.sent({ vote: signed, proof })
@@ -223,7 +276,7 @@ export class PbftReplica {
   }
 
   async #askViewChange(view: bigint): Promise<void> {
-    if (this.#stopped || this.#certificate !== undefined || view <= this.#view) return
+    if (this.#stopped || this.#finished || view <= this.#view) return
     const key = `view-change/${view}`
     if (this.#sent.has(key)) return
     this.#sent.add(key)
@@ -550,7 +603,7 @@ export class PbftReplica {
     votes.set(signer, { signer, vote, prepared: proof })
     const { f, quorum } = this.#o.committee
     // f+1 members asking for a later view include an honest one: join them.
-    if (vote.view > this.#view && votes.size >= f + 1 && this.#certificate === undefined) {
+    if (vote.view > this.#view && votes.size >= f + 1 && !this.#finished) {
       await this.#askViewChange(vote.view)
     }
     if (
@@ -601,20 +654,30 @@ export class PbftReplica {
         await this.#vote('commit', view, accepted)
       }
     }
-    // 2f+1 commits of one value decide it, whatever this member saw before.
+    // 2f+1 counted commits of one value decide it, whatever this member saw before.
     const commits = this.#votes.get(`commit/${view}`)
-    if (commits === undefined) return
-    for (const vote of [...commits.values()]) {
-      const same = this.#count('commit', view, vote)
-      if (same.length < quorum) continue
-      // Only commits whose signatures hold go into the certificate.
-      const held = this.#holding(same, quorum)
-      if (held.length >= quorum) {
-        this.#certificate = buildCertificate(this.#o.domain, this.#o.committee, held)
-        if (this.#timer !== undefined) clearTimeout(this.#timer)
-        this.#resolve(this.#certificate)
-        return
+    if (this.#decision === undefined && commits !== undefined) {
+      for (const vote of commits.values()) {
+        if (this.#count('commit', view, vote).length < quorum) continue
+        this.#decision = { view, verdict: vote.verdict, evidenceHash: vote.evidenceHash }
+        if (!this.#wanted && this.#timer !== undefined) clearTimeout(this.#timer)
+        this.#decide(this.#decision)
+        break
       }
     }
+    if (this.#decision !== undefined && this.#wanted) this.#certify()
+  }
+
+  /** Builds the certificate from 2f+1 commits of the decision whose signatures hold, if there are. */
+  #certify(): void {
+    const d = this.#decision
+    if (d === undefined || this.#certificate !== undefined) return
+    const { quorum } = this.#o.committee
+    // Only commits whose signatures hold go into the certificate.
+    const held = this.#holding(this.#count('commit', d.view, d), quorum)
+    if (held.length < quorum) return
+    this.#certificate = buildCertificate(this.#o.domain, this.#o.committee, held)
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#resolve(this.#certificate)
   }
 }

@@ -42,6 +42,15 @@ interface Key {
 
 const keys = new Map<string, Key>()
 const answered = new Map<string, Address>()
+let checks = 0
+
+/**
+ * Signature checks this process computed so far (known-key checks and recoveries; a cached
+ * answer is not one): what a member pays for signatures, for tests and the bench.
+ */
+export function signatureChecks(): number {
+  return checks
+}
 
 function remember<V>(map: Map<string, V>, key: string, value: V, limit: number): void {
   map.delete(key)
@@ -132,6 +141,7 @@ export function recoverSigner(
   const id = signature instanceof Uint8Array ? toHex(digest) + toHex(signature) : undefined
   const known = id === undefined ? undefined : answered.get(id)
   if (known !== undefined) return known
+  checks++
   const want = expected?.toLowerCase()
   const key = want === undefined ? undefined : keys.get(want)
   let signer: Address
