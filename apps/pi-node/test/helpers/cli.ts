@@ -77,10 +77,11 @@ process.on('exit', () => {
 /**
  * Workspace packages resolve to their folders (packages/owner/dist/…), npm ones to
  * node_modules: what a light command (`--help`, `status`) must not load. Node's HTTP stack
- * and undici (`fetch`) are ~150 ms of CPU on their own (ADR 0051).
+ * and undici (`fetch`) are ~150 ms of CPU on their own; Ed25519 and bip32 serve only a new or
+ * recovered owner identity (ADR 0051).
  */
 export const HEAVY_MODULES =
-  /(@digicap|packages)\/(p2p|executor|contracts|sdk|protocol|attestation|oci)\/|helia|libp2p|ethers|prom-client|pi-node\/src\/(pi-node|recover|serve|init)\.ts|^node:(internal\/deps\/undici|_http_)/
+  /(@digicap|packages)\/(p2p|executor|contracts|sdk|protocol|attestation|oci)\/|helia|libp2p|ethers|prom-client|pi-node\/src\/(pi-node|recover|serve|init)\.ts|^node:(internal\/deps\/undici|_http_)|@noble\/curves\/ed25519|@scure\/bip32/
 
 /** Runs `pi-node <args>` to its end and lists every module it resolved (`loaded`). */
 export async function runCliListingModules(

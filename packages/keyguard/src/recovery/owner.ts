@@ -13,7 +13,6 @@
  * is still read (no operator: {@link restoreOwner} from the words rewrites it as version 2).
  */
 import { dirname } from 'node:path'
-import { ed25519 } from '@noble/curves/ed25519.js'
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
 import { KeyExistsError, RecoveryKeyMismatchError } from '../errors.ts'
 import type { Sealer } from '../sealers/sealer.ts'
@@ -36,6 +35,12 @@ import {
   recoveryKeyId,
   wipeOwnerIdentity,
 } from './recovery.ts'
+
+/**
+ * The Ed25519 curve (~10 modules of noble) loads when an owner file is written or its secrets
+ * checked, not with the file's reading: `pi-node status` only reads it (ADR 0051).
+ */
+const loadEd25519 = () => import('@noble/curves/ed25519.js')
 
 /** The public face of the owner, as stored in the owner file. */
 export interface OwnerInfo {
@@ -120,6 +125,7 @@ async function writeOwnerFile(
   sealer: Sealer,
   options: { replace: boolean; createdAt?: string },
 ): Promise<OwnerInfo> {
+  const { ed25519 } = await loadEd25519()
   const info: OwnerInfo = {
     address: identity.address,
     operatorAddress: identity.operatorAddress,
@@ -216,6 +222,7 @@ export async function unwrapOwnerSecrets(path: string, sealer: Sealer): Promise<
   const operatorPrivateKey = file.operatorPrivateKey
     ? await unwrapDataKey([file.operatorPrivateKey], sealer)
     : undefined
+  const { ed25519 } = await loadEd25519()
   const ok =
     ethereumPrivateKey.length === 32 &&
     libp2pSeed.length === 32 &&

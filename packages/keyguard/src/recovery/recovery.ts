@@ -20,7 +20,6 @@ import {
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
-import { HDKey } from '@scure/bip32'
 import {
   generateMnemonic as bip39Generate,
   mnemonicToSeedWebcrypto,
@@ -133,6 +132,8 @@ export async function deriveOwnerIdentity(
 ): Promise<OwnerIdentity> {
   const seed = await mnemonicToSeedWebcrypto(normalizeMnemonic(mnemonic), passphrase)
   try {
+    // bip32 (and ripemd160) load only when a mnemonic is turned into keys (ADR 0051).
+    const { HDKey } = await import('@scure/bip32')
     const root = HDKey.fromMasterSeed(seed)
     const account = root.derive(ETHEREUM_PATH)
     const ethereumPrivateKey = Uint8Array.from(account.privateKey!)
