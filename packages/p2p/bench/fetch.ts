@@ -9,8 +9,9 @@
  * printed (ADR 0041).
  *
  * Run: `pnpm --filter @digicap/p2p bench` or
- * `node bench/fetch.ts [--size 100M] [--rounds 3] [--store memory|filestore]`
- * (`filestore`: A serves the capsule as `pi-node serve` does, from file references).
+ * `node bench/fetch.ts [--size 100M] [--rounds 3] [--store memory|filestore] [--fetcher fs|memory]`
+ * (`filestore`: A serves the capsule as `pi-node serve` does, from file references; `fs`: B
+ * fetches into an on-disk blockstore, as an executor node's data folder does).
  * Prints ratios; asserts nothing.
  */
 import { randomFillSync } from 'node:crypto'
@@ -40,10 +41,16 @@ const size = (() => {
 })()
 const rounds = Number(opt('--rounds') ?? 3)
 const storeKind = opt('--store') ?? 'filestore'
+// B's blockstore: `fs` is what an executor node fetches into (its data folder's blockstore)
+const fetcherKind = opt('--fetcher') ?? 'fs'
+// `--layouts now` runs only that layout (a profile of one fetch path)
+const layouts = (opt('--layouts') ?? 'now,pipelined').split(',')
+if (fetcherKind !== 'fs' && fetcherKind !== 'memory') throw new Error('bad --fetcher')
 
 /** The part of a libp2p v3 stream the baseline uses. */
 interface RawStream extends AsyncIterable<{ byteLength: number }> {
   send(bytes: Uint8Array): boolean
+  addEventListener(type: 'message', listener: () => void, options: { once: true }): void
   onDrain(): Promise<void>
   close(): Promise<void>
 }
@@ -65,6 +72,9 @@ async function rawStream(a: DigicapNode, b: DigicapNode, bytes: Uint8Array): Pro
   const t0 = performance.now()
   const cpu0 = process.cpuUsage()
   const stream = (await b.libp2p.dialProtocol(a.libp2p.peerId, PROTOCOL)) as unknown as RawStream
+  // A sends once B asks, with B's reader running: bytes that arrive before anybody reads pile up
+  // in the stream (yamux grants window as frames arrive) until its 4 MiB read limit aborts it
+  stream.send(new Uint8Array(1))
   let n = 0
   for await (const c of stream) n += c.byteLength
   if (n !== bytes.byteLength) throw new Error(`raw stream carried ${n} bytes`)
@@ -84,6 +94,7 @@ type Layout = keyof typeof LAYOUTS
 
 async function heliaFetch(b: DigicapNode, cid: string, layout: Layout): Promise<Timed> {
   const t0 = performance.now()
+  const h0 = process.hrtime.bigint() / 1000n
   const cpu0 = process.cpuUsage()
   let n = 0
   let resent = 0
@@ -96,22 +107,25 @@ async function heliaFetch(b: DigicapNode, cid: string, layout: Layout): Promise<
   }))
     n += c.byteLength
   if (n !== size) throw new Error(`helia fetched ${n} bytes`)
-  // process-relative marks, to cut a --cpu-prof profile to the fetch; a lost block message shows
-  // as wants sent again
+  // monotonic µs marks (the clock of a --cpu-prof profile's samples), to cut a profile to the
+  // fetch; a lost block message shows as wants sent again
   process.stderr.write(
-    `  helia (${layout}) from ${t0.toFixed(0)} to ${performance.now().toFixed(0)} ms, ${resent} wants sent again\n`,
+    `  helia (${layout}) from ${h0} to ${process.hrtime.bigint() / 1000n} µs, ${resent} wants sent again\n`,
   )
   return timed(t0, cpu0)
 }
 
 /** A fresh node B (empty blockstore, new connection) for `run`. */
+let bs = 0
 async function withB<T>(run: (b: DigicapNode) => Promise<T>): Promise<T> {
-  const b = await createDigicapNode()
+  const bDir = join(dir, `b${bs++}`)
+  const b = await createDigicapNode(fetcherKind === 'fs' ? { dataDir: bDir } : {})
   try {
     await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
     return await run(b)
   } finally {
     await b.stop()
+    rmSync(bDir, { recursive: true, force: true })
   }
 }
 
@@ -133,23 +147,30 @@ if (storeKind === 'filestore') {
   cid = await heliaCapsuleStore(a.helia).put(bytes)
 }
 await a.libp2p.handle(PROTOCOL, async (stream: RawStream) => {
+  await new Promise<void>((asked) => stream.addEventListener('message', asked, { once: true }))
   for (let at = 0; at < size; at += MiB) {
     if (!stream.send(bytes.subarray(at, Math.min(size, at + MiB)))) await stream.onDrain()
   }
   await stream.close()
 })
 
-const rows: Record<'raw' | Layout, Timed>[] = []
+const rows: ({ raw: Timed } & Partial<Record<Layout, Timed>>)[] = []
 try {
   for (let r = 0; r < rounds; r++) {
     const raw = await withB((b) => rawStream(a, b, bytes))
     // alternate which layout goes first, so that neither always meets the warmer process
-    const order: Layout[] = r % 2 === 0 ? ['pipelined', 'now'] : ['now', 'pipelined']
-    const got = {} as Record<Layout, Timed>
+    const order = (r % 2 === 0 ? ['pipelined', 'now'] : ['now', 'pipelined']).filter((l) =>
+      layouts.includes(l),
+    ) as Layout[]
+    const got: Partial<Record<Layout, Timed>> = {}
     for (const layout of order) got[layout] = await withB((b) => heliaFetch(b, cid, layout))
     rows.push({ raw, ...got })
+    const parts = order.map((l) => {
+      const t = got[l] as Timed
+      return `helia ${l} ${t.ms.toFixed(0)} ms (cpu ${t.cpuMs.toFixed(0)}) ${(raw.ms / t.ms).toFixed(2)}×`
+    })
     process.stderr.write(
-      `  round ${r + 1}: raw ${raw.ms.toFixed(0)} ms (cpu ${raw.cpuMs.toFixed(0)}), helia pipelined ${got.pipelined.ms.toFixed(0)} ms (cpu ${got.pipelined.cpuMs.toFixed(0)}) ${(raw.ms / got.pipelined.ms).toFixed(2)}×, now ${got.now.ms.toFixed(0)} ms (cpu ${got.now.cpuMs.toFixed(0)}) ${(raw.ms / got.now.ms).toFixed(2)}× (load ${loadavg()[0]?.toFixed(1)})\n`,
+      `  round ${r + 1}: raw ${raw.ms.toFixed(0)} ms (cpu ${raw.cpuMs.toFixed(0)}), ${parts.join(', ')} (load ${loadavg()[0]?.toFixed(1)})\n`,
     )
   }
 } finally {
@@ -160,15 +181,16 @@ const mbs = (ms: number) => (size / 1e6 / (ms / 1000)).toFixed(0)
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number
 const raw = median(rows.map((r) => r.raw.ms))
 console.log(
-  `p2p fetch bench: ${size / MiB} MiB, A's store ${storeKind}, ${rounds} rounds, node ${process.version}, load average ${loadavg()
+  `p2p fetch bench: ${size / MiB} MiB, A's store ${storeKind}, B's ${fetcherKind}, ${rounds} rounds, node ${process.version}, load average ${loadavg()
     .map((l) => l.toFixed(1))
     .join(' ')}`,
 )
 console.log(`  raw libp2p stream         median ${raw.toFixed(0)} ms  ${mbs(raw)} MB/s`)
-for (const layout of ['now', 'pipelined'] as const) {
-  const ms = median(rows.map((r) => r[layout].ms))
-  const ratios = rows.map((r) => r.raw.ms / r[layout].ms)
-  const cpu = median(rows.map((r) => r[layout].cpuMs / r.raw.cpuMs))
+for (const layout of (['now', 'pipelined'] as const).filter((l) => layouts.includes(l))) {
+  const of = (r: (typeof rows)[number]) => r[layout] as Timed
+  const ms = median(rows.map((r) => of(r).ms))
+  const ratios = rows.map((r) => r.raw.ms / of(r).ms)
+  const cpu = median(rows.map((r) => of(r).cpuMs / r.raw.cpuMs))
   console.log(
     `  helia, ${(layout === 'now' ? 'as get does it' : '4 × 4 pipelined').padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× the raw stream's`,
   )

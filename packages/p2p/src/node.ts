@@ -68,7 +68,7 @@ export interface CreateDigicapNodeInit {
    */
   dataDir?: string
   /**
-   * With `dataDir`: keep the datastore (pins, peer store) on disk (`'fs'`, the default) or in
+   * With `dataDir`: keep the datastore (pins) on disk (`'fs'`, the default) or in
    * memory (`'memory'`, for a short-lived second process that only adds blocks to the shared
    * on-disk blockstore while a long-running node owns the datastore).
    */
@@ -216,7 +216,11 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     const libp2p = await createLibp2p({
       ...(init.privateKey ? { privateKey: init.privateKey } : {}),
       start: false,
-      datastore,
+      // libp2p's own store (the peer store, kad-dht's records) stays in memory: libp2p writes the
+      // peer's record on every protocol stream, before its handler runs, and a bitswap message is
+      // a stream; on disk that wait let a block message pile up past the stream's 4 MiB read
+      // limit, the stream was aborted and the block waited for its resend (ADR 0050)
+      datastore: new MemoryDatastore(),
       nodeInfo: { name, version, userAgent: `${name}/${version} ${userAgent()}` },
       addresses: {
         listen,
