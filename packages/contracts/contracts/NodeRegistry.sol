@@ -62,6 +62,11 @@ contract NodeRegistry is INodeRegistry, Guarded {
     ///         the first node to register or update with it: another node registering the same
     ///         record could relay a verifier's challenges to the TPM that owns it (docs/adr/0031).
     mapping(bytes32 => address) public attestationKeyOwner;
+    /// @notice The node holding each libp2p peer id (by the keccak-256 of its bytes). Two live
+    ///         nodes never share one: PBFT maps a stream's peer to one committee member, and a
+    ///         committee seating both would not build (docs/adr/0054). A claim lapses when its
+    ///         node holds no stake and nothing unbonding (it left), or moves to another peer id.
+    mapping(bytes32 => address) public peerIdOwner;
 
     event NodeRegistered(address indexed node, uint8 roles, bytes peerId, bytes32 attestationKeyHash, uint256 stake);
     event NodeUpdated(address indexed node, uint8 roles, bytes peerId, bytes32 attestationKeyHash);
@@ -90,6 +95,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
     error AccessControllerAlreadySet(address accessController);
     error NotAccessController(address caller);
     error AttestationKeyTaken(bytes32 attestationKeyHash, address owner);
+    error PeerIdTaken(bytes peerId, address owner);
     error DelayTooShort(uint256 adminDelay, uint256 unbondingDelay);
 
     /// @dev `adminDelay_` must exceed `unbondingDelay_`: a node that sees a manager queued can
@@ -131,6 +137,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
         if (msg.value < minStake || msg.value == 0) revert StakeTooLow(msg.value, minStake);
         if (msg.value > type(uint128).max) revert AmountTooLarge(msg.value);
         _claimAttestationKey(attestationKeyHash);
+        _claimPeerId(peerId);
         n.stake = uint128(msg.value);
         n.reputation = INITIAL_REPUTATION;
         n.roles = roles;
@@ -146,6 +153,9 @@ contract NodeRegistry is INodeRegistry, Guarded {
         Node storage n = _registered(msg.sender);
         _checkProfile(peerId, roles);
         _claimAttestationKey(attestationKeyHash);
+        bytes32 previous = keccak256(n.peerId);
+        bytes32 next = _claimPeerId(peerId);
+        if (previous != next && peerIdOwner[previous] == msg.sender) delete peerIdOwner[previous];
         uint8 dropped = n.roles & ~roles;
         if (dropped != 0) {
             // Roles dropped earlier and still in their grace period keep it; the clock restarts.
@@ -163,6 +173,8 @@ contract NodeRegistry is INodeRegistry, Guarded {
     function addStake() external payable {
         Node storage n = _registered(msg.sender);
         if (msg.value == 0) revert ZeroAmount();
+        // A node that left comes back: its peer id may have gone to another node meanwhile.
+        if (n.stake == 0 && n.unbonding == 0) _claimPeerId(n.peerId);
         uint256 stake = n.stake + msg.value;
         if (stake > type(uint128).max) revert AmountTooLarge(msg.value);
         n.stake = uint128(stake);
@@ -337,6 +349,22 @@ contract NodeRegistry is INodeRegistry, Guarded {
         address owner = attestationKeyOwner[attestationKeyHash];
         if (owner == address(0)) attestationKeyOwner[attestationKeyHash] = msg.sender;
         else if (owner != msg.sender) revert AttestationKeyTaken(attestationKeyHash, owner);
+    }
+
+    /// @dev Claims `peerId` for the caller; refused while another node that has not left holds it.
+    function _claimPeerId(bytes memory peerId) private returns (bytes32 id) {
+        id = keccak256(peerId);
+        address owner = peerIdOwner[id];
+        if (owner == msg.sender) return id;
+        if (owner != address(0) && _live(owner)) revert PeerIdTaken(peerId, owner);
+        peerIdOwner[id] = msg.sender;
+    }
+
+    /// @dev Registered and not gone: stake or funds unbonding (any registered node when
+    ///      `minStake` is 0, as such a node stays active with no stake).
+    function _live(address node) private view returns (bool) {
+        Node storage n = _nodes[node];
+        return n.registered && (n.stake != 0 || n.unbonding != 0 || minStake == 0);
     }
 
     function _checkProfile(bytes calldata peerId, uint8 roles) private pure {

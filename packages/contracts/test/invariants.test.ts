@@ -79,6 +79,9 @@ const STAKES = [1n, 2n, 1n, 3n, 1n, 2n]
  * verifiers whose VRF tickets draw each job's four seats; named settler and manager through the
  * timelock like the EOAs. The verifiers send their own tickets (anvil impersonates them).
  */
+/** Verifier i's made-up libp2p peer id (38 bytes). */
+const peerIdOf = (i: number) => `0x${'11'.repeat(37)}${i.toString(16).padStart(2, '0')}`
+
 async function deployHub(): Promise<HubBase> {
   const verifiers = Array.from({ length: VERIFIERS }, () =>
     Wallet.createRandom().connect(w.anvil.provider),
@@ -87,7 +90,8 @@ async function deployHub(): Promise<HubBase> {
     await w.anvil.provider.send('anvil_setBalance', [v.address, toQuantity(parseEther('10'))])
     await w.anvil.provider.send('anvil_impersonateAccount', [v.address])
     await send(
-      w.c.nodeRegistry.connect(v).register(`0x${'11'.repeat(38)}`, `0x${'00'.repeat(32)}`, 2, {
+      // One peer id per node: NodeRegistry refuses a live node's peer id to another (ADR 0054).
+      w.c.nodeRegistry.connect(v).register(peerIdOf(i), `0x${'00'.repeat(32)}`, 2, {
         value: MIN_STAKE * (STAKES[i] as bigint),
       }),
     )

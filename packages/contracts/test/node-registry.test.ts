@@ -363,3 +363,71 @@ describe('NodeRegistry managers: evidence only, named through the admin timelock
     await expectConserved(w)
   })
 })
+
+describe('NodeRegistry peer ids (one live node per peer id)', () => {
+  // PBFT maps a stream's peer to one committee member: two live nodes with one peer id make every
+  // committee that seats both unbuildable (docs/adr/0054).
+  const holder = (pid: string) => w.c.nodeRegistry.peerIdOwner(keccak256(pid))
+
+  it('refuses a peer id another live node holds, on register and on update', async () => {
+    const taken = (await w.c.nodeRegistry.getNode(w.executor.address)).peerId
+    expect(await holder(taken)).toBe(w.executor.address)
+    const copier = w.c.nodeRegistry.connect(w.other)
+    const refused = await expectRevert(
+      copier.register(taken, bytes32(), ROLE_VERIFIER, { value: ONE }),
+      'PeerIdTaken',
+      [taken, w.executor.address],
+    )
+    expect(refused.details).toMatchObject({ error: 'PeerIdTaken(bytes,address)' })
+    const own = peerId()
+    await send(copier.register(own, bytes32(), ROLE_VERIFIER, { value: ONE }))
+    await expectRevert(copier.update(taken, bytes32(), ROLE_VERIFIER), 'PeerIdTaken', [
+      taken,
+      w.executor.address,
+    ])
+    expect((await copier.getNode(w.other.address)).peerId).toBe(own)
+    expect(await holder(own)).toBe(w.other.address)
+    await expectConserved(w)
+  })
+
+  it('a node keeps its own peer id on update, and frees the one it moves away from', async () => {
+    const nr = w.c.nodeRegistry.connect(w.executor)
+    const first = (await nr.getNode(w.executor.address)).peerId
+    await send(nr.update(first, bytes32(), ROLE_EXECUTOR | ROLE_VERIFIER)) // its own, again
+    const second = peerId()
+    await send(nr.update(second, bytes32(), ROLE_EXECUTOR))
+    expect(await holder(first)).toBe(ZeroAddress)
+    expect(await holder(second)).toBe(w.executor.address)
+    const next = w.c.nodeRegistry.connect(w.other)
+    await send(next.register(first, bytes32(), ROLE_VERIFIER, { value: ONE }))
+    expect(await holder(first)).toBe(w.other.address)
+    await expectRevert(nr.update(first, bytes32(), ROLE_EXECUTOR), 'PeerIdTaken', [
+      first,
+      w.other.address,
+    ])
+  })
+
+  it('a node that left (no stake, nothing unbonding) frees its peer id; it comes back with another', async () => {
+    const nr = w.c.nodeRegistry.connect(w.executor)
+    const pid = (await nr.getNode(w.executor.address)).peerId
+    const next = w.c.nodeRegistry.connect(w.other)
+    await send(nr.requestUnbond(MIN_STAKE))
+    // Unbonding funds are still slashable: the node has not left, its peer id stays its own.
+    await expectRevert(
+      next.register(pid, bytes32(), ROLE_VERIFIER, { value: ONE }),
+      'PeerIdTaken',
+      [pid, w.executor.address],
+    )
+    await w.anvil.increaseTime(UNBONDING_DELAY)
+    await send(nr.withdraw())
+    await send(next.register(pid, bytes32(), ROLE_VERIFIER, { value: ONE }))
+    expect(await holder(pid)).toBe(w.other.address)
+    // Coming back with stake would make two live nodes with one peer id.
+    await expectRevert(nr.addStake({ value: ONE }), 'PeerIdTaken', [pid, w.other.address])
+    await send(nr.update(peerId(), bytes32(), ROLE_EXECUTOR))
+    await send(nr.addStake({ value: ONE }))
+    expect(await nr.isActive(w.executor.address, ROLE_EXECUTOR)).toBe(true)
+    expect(await nr.isActive(w.other.address, ROLE_VERIFIER)).toBe(true)
+    await expectConserved(w)
+  })
+})

@@ -118,6 +118,7 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   MAX_REPUTATION: TypedMethod<[], bigint, 'view'>
   minStake: TypedMethod<[], bigint, 'view'>
   payouts: TypedMethod<[arg0: AddressLike], bigint, 'view'>
+  peerIdOwner: TypedMethod<[arg0: BytesLike], string, 'view'>
   queueAdminCall: TypedMethod<[data: BytesLike], bigint, 'nonpayable'>
   recordFault: TypedMethod<[node: AddressLike, equivocation: boolean, amount: BigNumberish, recipient: AddressLike, jobId: BytesLike], bigint, 'nonpayable'>
   recordPass: TypedMethod<[node: AddressLike], bigint, 'nonpayable'>
