@@ -1,12 +1,21 @@
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { type BaseContract, ContractFactory, type Interface } from 'ethers'
+import {
+  type AffinePair,
+  onchainProof,
+  proofToHash,
+  prove,
+  publicKeyOf,
+  SECP256K1_SHA256_TAI,
+} from '@digicap/vrf'
+import { type BaseContract, ContractFactory, hexlify, type Interface } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readSources, SOURCE_PREFIX } from '../scripts/generate.ts'
 import { type Anvil, startAnvil } from '../src/anvil.ts'
 import { compileSolidity } from '../src/compiler/solc.ts'
 
-/** Proofs made by packages/committee (scripts/generate-onchain-fixture.ts) from fixed keys. */
+/** Proofs made by packages/vrf (scripts/generate-onchain-fixture.ts) from fixed keys: known bytes. */
 interface Fixture {
   proofs: {
     publicKey: [string, string]
@@ -55,7 +64,7 @@ async function revertName(call: Promise<unknown>): Promise<string> {
   throw new Error('call did not revert')
 }
 
-describe('Secp256k1Vrf (VrfVerifier) with proofs from @digicap/committee', () => {
+describe('Secp256k1Vrf (VrfVerifier) with the checked-in fixture proofs (known bytes)', () => {
   it('returns the committee package’s beta for each fixture proof', async () => {
     expect(fixture.proofs.length).toBe(4)
     for (const p of fixture.proofs)
@@ -79,5 +88,95 @@ describe('Secp256k1Vrf (VrfVerifier) with proofs from @digicap/committee', () =>
     expect(await revertName(verifier.verify.staticCall(b!.publicKey, a!.alpha, a!.proof))).toBe(
       'VrfWitnessMismatch(2)',
     )
+  })
+})
+
+/** A proof as the contract's ABI takes it (ethers encodes bigints). */
+interface AbiProof {
+  gamma: AffinePair
+  c: bigint
+  s: bigint
+  u: AffinePair
+  sH: AffinePair
+  cGamma: AffinePair
+}
+
+const suite = SECP256K1_SHA256_TAI
+const { Point } = suite
+const n = Point.Fn.ORDER
+const toPair = (p: InstanceType<typeof Point>): AffinePair => [p.x, p.y]
+const fromPair = ([x, y]: AffinePair) => Point.fromAffine({ x, y })
+/** One bit of `v` flipped (bit `i`). */
+const flip = (v: bigint, i: number) => v ^ (1n << BigInt(i))
+
+/** A fresh key and input, proven by @digicap/vrf now: the key and alpha name a failure. */
+function fresh() {
+  let sk: Uint8Array
+  do sk = randomBytes(32)
+  while (BigInt(hexlify(sk)) === 0n || BigInt(hexlify(sk)) >= n)
+  const alpha = randomBytes(1 + ((randomBytes(1)[0] as number) % 96))
+  const pk = publicKeyOf(suite, sk)
+  const pi = prove(suite, sk, alpha)
+  const o = onchainProof(pk, alpha, pi)
+  const label = `sk ${hexlify(sk)} alpha ${hexlify(alpha)}`
+  return { alpha: hexlify(alpha), o, pi, label, proof: { ...o.proof } as AbiProof }
+}
+
+describe('Secp256k1Vrf (VrfVerifier) with proofs made at test time by @digicap/vrf', () => {
+  it('returns beta for proofs of fresh random keys and inputs', async () => {
+    for (let i = 0; i < 8; i++) {
+      const { alpha, o, pi, label, proof } = fresh()
+      const beta = await verifier.verify.staticCall(o.publicKey, alpha, proof)
+      expect(beta, label).toBe(hexlify(o.beta))
+      expect(beta, label).toBe(hexlify(proofToHash(suite, pi)))
+    }
+  })
+
+  it('refuses a proof with a flipped bit in gamma, c, s or a witness', async () => {
+    const { alpha, o, label, proof } = fresh()
+    const call = (p: AbiProof) => revertName(verifier.verify.staticCall(o.publicKey, alpha, p))
+    const bit = (randomBytes(1)[0] as number) % 120
+    const [gx, gy] = proof.gamma
+    // A flipped coordinate is off the curve (a point whose flip lands on it would need ~2^256 tries).
+    expect(await call({ ...proof, gamma: [flip(gx, bit), gy] }), label).toBe('VrfInvalidPoint(1)')
+    expect(await call({ ...proof, gamma: [gx, flip(gy, bit)] }), label).toBe('VrfInvalidPoint(1)')
+    expect(await call({ ...proof, c: flip(proof.c, bit) }), label).toBe('VrfWitnessMismatch(2)')
+    expect(await call({ ...proof, s: flip(proof.s, bit) }), label).toBe('VrfWitnessMismatch(2)')
+    for (const [which, key] of [
+      [2, 'u'],
+      [3, 'sH'],
+      [4, 'cGamma'],
+    ] as const) {
+      const [x, y] = proof[key]
+      expect(await call({ ...proof, [key]: [flip(x, bit), y] }), label).toBe(
+        `VrfInvalidPoint(${which})`,
+      )
+      // The same witness negated: on the curve, and not the product it claims to be.
+      expect(await call({ ...proof, [key]: toPair(fromPair([x, y]).negate()) }), label).toBe(
+        `VrfWitnessMismatch(${which})`,
+      )
+    }
+  })
+
+  it('refuses a changed gamma or s whose witnesses are recomputed to match (only the challenge catches it)', async () => {
+    const { alpha, o, label, proof } = fresh()
+    const call = (p: AbiProof) => revertName(verifier.verify.staticCall(o.publicKey, alpha, p))
+    const gamma = fromPair(proof.gamma).add(Point.BASE)
+    expect(
+      await call({ ...proof, gamma: toPair(gamma), cGamma: toPair(gamma.multiply(proof.c)) }),
+      label,
+    ).toBe('VrfChallengeMismatch()')
+    const s = (proof.s + 1n) % n
+    const Y = fromPair(o.publicKey)
+    const H = fromPair(proof.sH).multiply(Point.Fn.inv(proof.s))
+    expect(
+      await call({
+        ...proof,
+        s,
+        u: toPair(Point.BASE.multiply(s).subtract(Y.multiply(proof.c))),
+        sH: toPair(H.multiply(s)),
+      }),
+      label,
+    ).toBe('VrfChallengeMismatch()')
   })
 })
