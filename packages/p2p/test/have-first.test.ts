@@ -220,6 +220,51 @@ describe('have-first fetch between real nodes', () => {
     // the content once (from the three holders together), not once from each
     expect(received(puller)).toBeLessThanOrEqual(1.25 * twoWindows.length)
   }, 60_000)
+  it('with one peer connected, every block is asked as want-block at once: no want-have at all', async () => {
+    const puller = await node()
+    await dial(puller, owner)
+    const bitswap = bitswapOf(owner)
+    const receive = bitswap.peerWantLists.receiveMessage.bind(bitswap.peerWantLists)
+    let wantHaves = 0
+    let wantBlocks = 0
+    bitswap.peerWantLists.receiveMessage = (peer, wire) => {
+      if (peer.toString() === puller.peerId) {
+        for (const entry of wire.wantlist?.entries ?? []) {
+          if (entry.cancel) continue
+          if (entry.wantType === 'WantHave') wantHaves++
+          else wantBlocks++
+        }
+      }
+      receive(peer, wire)
+    }
+    try {
+      // two windows and a block: the root, then 17 leaves
+      const content = randomBytes(2 * WINDOW + MiB)
+      const cid = await heliaCapsuleStore(owner.helia).put(content)
+      const bytes = await fetchAll(puller, cid)
+      expect(bytes.equals(content)).toBe(true)
+      // before: a want-have for every block, then its want-block (18 of each)
+      expect(wantHaves).toBe(0)
+      expect(wantBlocks).toBeGreaterThanOrEqual(18)
+      expect(received(puller)).toBeLessThanOrEqual(1.25 * content.length)
+    } finally {
+      bitswap.peerWantLists.receiveMessage = receive
+    }
+  }, 60_000)
+
+  it('the one peer connected, asked want-block at once, still cannot pass a forged block', async () => {
+    const [forger, puller] = await Promise.all([node(), node()])
+    const content = randomBytes(2 * MiB)
+    const cid = await heliaCapsuleStore(forger.helia).put(content)
+    const blockWants = lie(forger, 'forged')
+    await dial(puller, forger)
+    // every want-block gets the forged block at once: the fetch ends by its own limit, no bytes
+    const fetching = fetchAll(puller, cid, undefined, 4_000)
+    await expect(fetching).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+    expect(blockWants()).toBeGreaterThan(0)
+    expect(await heliaCapsuleStore(puller.helia).has(cid)).toBe(false)
+  }, 30_000)
+
   it('a connection to the only holder lost mid-fetch is dialled again and the fetch completes', async () => {
     const puller = await node()
     await dial(puller, owner)

@@ -15,7 +15,6 @@
 import type { PeerId } from '@libp2p/interface'
 import { base64 } from 'multiformats/bases/base64'
 import type { CID } from 'multiformats/cid'
-import { sha256 } from 'multiformats/hashes/sha2'
 import { WANT_RESENT_EVENT } from '../want-resend.ts'
 import type {
   BitswapBroker,
@@ -86,6 +85,8 @@ interface Want {
   failed: Set<string>
   /** The one peer asked for the block now. */
   target?: string | undefined
+  /** The target was asked want-block straight away (it was the only peer connected). */
+  direct?: boolean
   /** When the target was asked, or (no target) when want-have was last sent. */
   since: number
   /** Ends the provider search started for it (kad-dht nodes). */
@@ -96,16 +97,6 @@ const keyOf = (cid: CID) => base64.encode(cid.multihash.bytes)
 
 const progress = (waiters: Iterable<Waiter>, type: string, detail: unknown) => {
   for (const w of waiters) w.onProgress?.(new CustomEvent(type, { detail }))
-}
-
-/** The bytes hash to the CID (the want-list already matched the whole multihash; belt and braces). */
-async function verifies(cid: CID, block: Uint8Array): Promise<boolean> {
-  if (cid.multihash.code !== sha256.code) return true
-  const digest = await sha256.digest(block)
-  const expected = cid.multihash.digest
-  return (
-    digest.digest.length === expected.length && digest.digest.every((b, i) => b === expected[i])
-  )
 }
 
 export function createHaveFirstFetch(
@@ -153,6 +144,7 @@ export function createHaveFirstFetch(
     if (want.target === undefined) return
     outstanding.set(want.target, Math.max(0, (outstanding.get(want.target) ?? 1) - 1))
     want.target = undefined
+    want.direct = false
   }
 
   const noteFailure = (want: Want, peer: string) => {
@@ -173,6 +165,21 @@ export function createHaveFirstFetch(
     want.target = target
     outstanding.set(target, (outstanding.get(target) ?? 0) + 1)
     send(target, want, 'block')
+  }
+
+  /**
+   * With one peer connected, its "have" decides nothing (no other peer to spread over, none to
+   * receive a duplicate from): the want-block goes to it at once, with `sendDontHave`. That
+   * saves a round trip, and the serving side's reads of every block for the want-have, per
+   * window. A "don't have" then is no failure; the block comes when the peer gets it (its want
+   * stays), or the want-have goes out again after the interval.
+   */
+  const askDirect = (want: Want, peer: string) => {
+    want.target = peer
+    want.direct = true
+    want.since = Date.now()
+    outstanding.set(peer, (outstanding.get(peer) ?? 0) + 1)
+    send(peer, want, 'block')
   }
 
   const askHave = (want: Want, only?: string) => {
@@ -205,22 +212,14 @@ export function createHaveFirstFetch(
   const onBlock = (event: Event) => {
     const { sender, cid, block } = (event as CustomEvent<BlockEventDetail>).detail
     lastHeard.set(sender.toString(), Date.now())
+    // bitswap hashed the bytes it received to make `cid`; a want is found by the whole multihash
+    // (code, length, digest), so a block found here hashes to the CID wanted (a forged block, e.g.
+    // the digest under an identity-hash prefix, is found by none); helia's storage checks again
     const want = wants.get(keyOf(cid))
     if (!want) return
-    verifies(want.cid, block).then(
-      (ok) => {
-        if (wants.get(keyOf(cid)) !== want) return
-        if (ok) return finish(want, block, sender)
-        const peer = sender.toString()
-        noteFailure(want, peer)
-        want.haves.delete(peer)
-        if (want.target === peer) {
-          clearTarget(want)
-          request(want)
-        }
-      },
-      () => {},
-    )
+    // a peer that sent a block holds the content (asked want-block at once, it never said "have")
+    holders.add(sender.toString())
+    finish(want, block, sender)
   }
 
   const onPresence = (event: Event) => {
@@ -251,7 +250,7 @@ export function createHaveFirstFetch(
     }
     if (has) return
     if (want.target === peer) {
-      noteFailure(want, peer)
+      if (!want.direct) noteFailure(want, peer)
       clearTarget(want)
       request(want)
     }
@@ -396,7 +395,9 @@ export function createHaveFirstFetch(
       }
     })
     if (fresh) {
-      askHave(current)
+      const [only, ...others] = peers.keys()
+      if (only !== undefined && others.length === 0) askDirect(current, only)
+      else askHave(current)
       // as bitswap's own `want`: providers found by routing (kad-dht) are dialled
       network.findAndConnect(cid, { signal: current.discovery.signal }).catch(() => {})
     }
