@@ -167,6 +167,13 @@ export async function* readMessages(
   const frameTimeout = options.frameTimeout ?? 5000
   const bytes = byteStream(stream, { maxBufferSize: maxSize + varintLength(maxSize) + 64 })
   const idle = options.signal === undefined ? {} : { signal: options.signal }
+  // One frame-timeout signal for the whole stream, armed by a plain timer while a frame is being
+  // read: a kept stream carries many small frames, and a timeout signal (plus a composed one)
+  // per frame was a timer and garbage that lived for `frameTimeout` after each frame.
+  const late = new AbortController()
+  const signal =
+    options.signal === undefined ? late.signal : AbortSignal.any([options.signal, late.signal])
+  let timer: ReturnType<typeof setTimeout> | undefined
   try {
     for (;;) {
       let first: number
@@ -177,24 +184,30 @@ export async function* readMessages(
         if (err instanceof Error && err.name === 'UnexpectedEOFError') return
         throw toWireError(err, options.signal)
       }
-      const signal =
-        options.signal === undefined
-          ? AbortSignal.timeout(frameTimeout)
-          : AbortSignal.any([options.signal, AbortSignal.timeout(frameTimeout)])
+      timer = setTimeout(
+        () => late.abort(new DOMException('The frame took too long', 'TimeoutError')),
+        frameTimeout,
+      )
+      let body: Uint8Array
       try {
         const parser = new LengthPrefixParser(maxSize)
         let length = parser.push(first)
         while (length === undefined) {
           length = parser.push((await bytes.read({ signal, bytes: 1 })).get(0))
         }
-        yield length === 0
-          ? new Uint8Array(0)
-          : (await bytes.read({ signal, bytes: length })).subarray()
+        body =
+          length === 0
+            ? new Uint8Array(0)
+            : (await bytes.read({ signal, bytes: length })).subarray()
       } catch (err) {
         throw toWireError(err, signal)
+      } finally {
+        clearTimeout(timer)
       }
+      yield body
     }
   } finally {
+    clearTimeout(timer)
     try {
       bytes.unwrap()
     } catch {

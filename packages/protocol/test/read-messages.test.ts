@@ -4,7 +4,7 @@
  * (truncated, oversized, stalled), each a typed wire error.
  */
 import type { Libp2p, Stream } from '@libp2p/interface'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { encodeFrame, readMessages, sendMessage } from '../src/index.ts'
 import { createPair } from './helpers/nodes.ts'
 
@@ -92,5 +92,28 @@ describe('readMessages', () => {
     )
     expect(bodies).toEqual([[1], [2]])
     expect(error?.code).toBe('WIRE_TIMEOUT')
+  })
+
+  it('builds no abort signal per frame: 200 frames read with one frame-timeout signal (ADR 0053)', async () => {
+    // A timeout signal and a composed one per frame were a timer and garbage that lived for
+    // frameTimeout after each frame of a kept stream.
+    const timeouts = vi.spyOn(AbortSignal, 'timeout')
+    const composed = vi.spyOn(AbortSignal, 'any')
+    try {
+      const { bodies, error } = await exchange(
+        async (s) => {
+          for (let i = 0; i < 200; i++) await sendMessage(s, Uint8Array.of(i & 0xff))
+          await s.close()
+        },
+        { frameTimeout: 60_000, signal: new AbortController().signal },
+      )
+      expect(error).toBeUndefined()
+      expect(bodies).toHaveLength(200)
+      expect(timeouts.mock.calls.length).toBeLessThan(5)
+      expect(composed.mock.calls.length).toBeLessThan(5)
+    } finally {
+      timeouts.mockRestore()
+      composed.mockRestore()
+    }
   })
 })

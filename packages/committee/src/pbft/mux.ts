@@ -120,6 +120,8 @@ export async function createPbftMux(options: PbftMuxOptions): Promise<PbftMux> {
   const outbound = new Map<string, Stream>()
   const inbound = new Set<Stream>()
   const stopping = new AbortController()
+  /** Each frame being written, aborted by its timer or by `stop()`. */
+  const writing = new Set<AbortController>()
 
   const memberOfAny = (peer: string): PbftMember | undefined => {
     for (const s of sessions) {
@@ -255,7 +257,16 @@ export async function createPbftMux(options: PbftMuxOptions): Promise<PbftMux> {
   async function deliver(member: PbftMember, body: Uint8Array): Promise<boolean> {
     // A kept stream may have died since its last frame (reset, idle timeout): one fresh try.
     for (let attempt = 0; attempt < 2; attempt++) {
-      const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(timeout)])
+      if (stopping.signal.aborted) return false
+      // A plain timer per frame, cleared once it is written: a composed timeout signal per frame
+      // was a timer and garbage that outlived the frame by `timeout` ms (ADR 0053).
+      const frame = new AbortController()
+      const { signal } = frame
+      const timer = setTimeout(
+        () => frame.abort(new DOMException('The frame took too long', 'TimeoutError')),
+        timeout,
+      )
+      writing.add(frame)
       let stream: Stream | undefined
       try {
         stream = await open(member, signal)
@@ -268,6 +279,9 @@ export async function createPbftMux(options: PbftMuxOptions): Promise<PbftMux> {
           if (outbound.get(member.peerId) === stream) outbound.delete(member.peerId)
         }
         if (stopping.signal.aborted) return false
+      } finally {
+        clearTimeout(timer)
+        writing.delete(frame)
       }
     }
     return false
@@ -348,6 +362,7 @@ export async function createPbftMux(options: PbftMuxOptions): Promise<PbftMux> {
     async stop() {
       if (stopping.signal.aborted) return
       stopping.abort()
+      for (const frame of writing) frame.abort(stopping.signal.reason)
       sessions.clear()
       await node.unhandle(PBFT_PROTOCOL)
       for (const s of [...outbound.values(), ...inbound]) {
