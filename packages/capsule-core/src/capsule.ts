@@ -2,16 +2,13 @@
  * Whole-buffer sealing and opening, header creation and verification, random access.
  */
 import { timingSafeEqual } from 'node:crypto'
-import { capsuleSigningDigest } from './eip712/capsule-typed-data.ts'
-import { recoverDigestSigner } from './eip712/signature.ts'
-import { type Address, normalizeAddress } from './encoding/address.ts'
+import type { Address } from './encoding/address.ts'
 import { bytesArg, checkBytes, equalBytes } from './encoding/bytes.ts'
 import { type Hex, toHex } from './encoding/hex.ts'
 import {
   CapsuleFormatError,
   CapsuleIntegrityError,
   CapsuleKeyError,
-  CapsuleSignatureError,
   CapsuleTruncatedError,
   InvalidArgumentError,
 } from './errors.ts'
@@ -43,6 +40,7 @@ import {
   parseCapsuleHeader,
 } from './parse.ts'
 import { decryptChunk, PayloadOpener, PayloadSealer } from './payload.ts'
+import { checkHeaderSignature, type VerifiedCapsuleHeader, verifyOnce } from './verified-header.ts'
 import type { WrappedKey } from './wrapped-key.ts'
 
 /** Inputs of {@link createCapsuleHeader}. Give `plaintext`, or a precomputed `commitment`. */
@@ -144,6 +142,12 @@ export interface OpenOptions {
    * that the content is what the owner signed (SPEC.md §4.3).
    */
   checkCommitment?: boolean
+  /**
+   * The proof {@link verifiedCapsuleHeader} gave for this header: the owner signature is not
+   * checked again. Taken only for the header it was made for, unchanged (a changed one is
+   * checked in full); anything else given here is refused ({@link InvalidArgumentError}).
+   */
+  verified?: VerifiedCapsuleHeader
 }
 
 /**
@@ -242,18 +246,7 @@ export function verifyCapsuleHeader(
   options: { owner?: Address } = {},
 ): Address {
   const p = parsed instanceof Uint8Array ? parseCapsuleHeader(parsed) : parsed
-  const signer = recoverDigestSigner(capsuleSigningDigest(p.header), p.signature)
-  if (signer !== p.header.owner) {
-    throw new CapsuleSignatureError('header signature is not from the header owner', {
-      details: { owner: p.header.owner, signer },
-    })
-  }
-  if (options.owner !== undefined && normalizeAddress(options.owner, 'owner') !== p.header.owner) {
-    throw new CapsuleSignatureError('capsule owner is not the expected owner', {
-      details: { owner: p.header.owner, expected: options.owner },
-    })
-  }
-  return signer
+  return checkHeaderSignature(p, options).owner
 }
 
 /** Checks the data key against the header's key commitment. */
@@ -273,9 +266,10 @@ export function checkDataKey(parsed: ParsedCapsuleHeader, dataKey: Uint8Array): 
 }
 
 /**
- * Verifies signature and key, and returns the payload state machine: `write` takes encrypted
- * bytes and returns the plaintext of every chunk they complete (fed exactly one chunk and its
- * tag at a time, it keeps no reference to them); `end` checks that the payload is complete.
+ * Verifies signature (unless `options.verified` proves it) and key, and returns the payload
+ * state machine: `write` takes encrypted bytes and returns the plaintext of every chunk they
+ * complete (fed exactly one chunk and its tag at a time, it keeps no reference to them); `end`
+ * checks that the payload is complete.
  * For a caller that reads the capsule itself, with its own buffers (the executor's streaming
  * open); `openFile`, `openCapsule` and the streams use it too.
  *
@@ -288,7 +282,7 @@ export function checkDataKey(parsed: ParsedCapsuleHeader, dataKey: Uint8Array): 
  * ```
  */
 export function prepareOpen(parsed: ParsedCapsuleHeader, options: OpenOptions): PayloadOpener {
-  verifyCapsuleHeader(parsed, options.owner === undefined ? {} : { owner: options.owner })
+  verifyOnce(parsed, options)
   checkDataKey(parsed, options.dataKey)
   const id = parsed.header.capsuleId
   const commitmentKey =

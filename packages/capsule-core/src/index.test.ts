@@ -29,6 +29,7 @@ describe('public surface', () => {
         "DEFAULT_CHUNK_SIZE",
         "DEFAULT_MAX_BUNDLE_BYTES",
         "DigicapError",
+        "HEADER_SIGNATURE_CHANNEL",
         "HPKE_OVERHEAD",
         "HpkeError",
         "InvalidArgumentError",
@@ -108,6 +109,7 @@ describe('public surface', () => {
         "signTypedDataWith",
         "strictCborDecodeOptions",
         "toHex",
+        "verifiedCapsuleHeader",
         "verifyCapsuleHeader",
         "x25519PublicKey",
       ]

@@ -1,3 +1,4 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { watch } from 'node:fs'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -6,6 +7,7 @@ import {
   type DigicapError,
   encodeHpkeSealed,
   generateX25519KeyPair,
+  HEADER_SIGNATURE_CHANNEL,
   hpkeSeal,
 } from '@digicap/capsule-core'
 import { attested, environment } from '@digicap/contracts'
@@ -84,8 +86,15 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
     const watcher = watch(tmpRoot, { recursive: true }, (_event, name) => {
       if (name) created.add(name)
     })
+    // the owner signature on the header, checked once on the whole run (the loader's proof
+    // spares the open its own check)
+    const signatureChecks: unknown[] = []
+    const onCheck = (m: unknown) => signatureChecks.push(m)
+    subscribe(HEADER_SIGNATURE_CHANNEL, onCheck)
     const res = await w.executor.runCapsule(capsule.cid, { onStage: (e) => stages.push(e) })
+    unsubscribe(HEADER_SIGNATURE_CHANNEL, onCheck)
     watcher.close()
+    expect(signatureChecks).toHaveLength(1)
     // the plaintext never touched the disk: the capsule (ciphertext) file is the only file
     expect([...created].map((n) => basename(n)).filter((n) => !n.startsWith('digicap-'))).toEqual(
       expect.arrayContaining(['capsule.bin']),

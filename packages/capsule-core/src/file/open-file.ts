@@ -1,6 +1,6 @@
 /** `openFile`: a capsule file to its plaintext, which appears only once all of it verified. */
 import { type FileHandle, open } from 'node:fs/promises'
-import { checkDataKey, type OpenOptions, prepareOpen, verifyCapsuleHeader } from '../capsule.ts'
+import { checkDataKey, type OpenOptions, prepareOpen } from '../capsule.ts'
 import { concatBytes, equalBytes } from '../encoding/bytes.ts'
 import { CapsuleTruncatedError } from '../errors.ts'
 import { CAPSULE_PREAMBLE_LENGTH, CAPSULE_SIGNATURE_LENGTH, CHUNK_TAG_LENGTH } from '../header.ts'
@@ -12,6 +12,7 @@ import {
   parseCapsuleHeader,
 } from '../parse.ts'
 import { commitmentMismatch, type PayloadOpener, trailingData } from '../payload.ts'
+import { verifyOnce } from '../verified-header.ts'
 import { openTarget, readFully, release, settled, type Target } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
@@ -45,7 +46,8 @@ export async function openFile(
     // Anything but the exact size (truncated, extended) goes to the single-thread reader,
     // which names the exact fault.
     if (lanes > 0 && (await src.stat()).size === expectedSize) {
-      verifyCapsuleHeader(parsed, options.owner === undefined ? {} : { owner: options.owner })
+      // one signature check for both readers (a failed chunk goes to the sequential one)
+      const verified = verifyOnce(parsed, options)
       checkDataKey(parsed, options.dataKey)
       const id = parsed.header.capsuleId
       target = await openTarget(options.output)
@@ -76,7 +78,12 @@ export async function openFile(
           // A chunk failed: let the single-thread reader meet it and throw its exact error.
           await target.abort()
           target = await openTarget(options.output)
-          await openSequential(src, target.fh, parsed, prepareOpen(parsed, options))
+          await openSequential(
+            src,
+            target.fh,
+            parsed,
+            prepareOpen(parsed, { ...options, verified }),
+          )
           await target.commit()
           target = undefined
           return parsed

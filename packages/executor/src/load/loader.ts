@@ -13,7 +13,8 @@ import {
   type ParsedCapsuleHeader,
   parseCapsuleHeader,
   toHex,
-  verifyCapsuleHeader,
+  type VerifiedCapsuleHeader,
+  verifiedCapsuleHeader,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
 import type { ExecutorChain, RegisteredCapsule } from '../chain.ts'
@@ -76,6 +77,8 @@ export interface LoadedCapsule {
   readonly bytes: number
   /** Time spent verifying the header (signature, registry, runtime), ms; part of the fetch. */
   readonly verifyMs: number
+  /** capsule-core's proof of the header signature: the open does not check it again. */
+  readonly verified?: VerifiedCapsuleHeader | undefined
 }
 
 const eqAddr = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase()
@@ -92,11 +95,15 @@ export async function verifyCapsule(p: {
   chain: ExecutorChain
   sandboxes: SandboxSet
   runtimePolicy?: RuntimePolicy | undefined
-}): Promise<{ registered: RegisteredCapsule; runtime: RuntimeDescriptor }> {
+}): Promise<{
+  registered: RegisteredCapsule
+  runtime: RuntimeDescriptor
+  verified: VerifiedCapsuleHeader
+}> {
   const { header } = p.parsed
-  let signer: string
+  let verified: VerifiedCapsuleHeader
   try {
-    signer = verifyCapsuleHeader(p.parsed)
+    verified = verifiedCapsuleHeader(p.parsed)
   } catch (cause) {
     throw new CapsuleUnverifiedError('The capsule header is not signed by its owner', {
       details: { owner: header.owner },
@@ -116,7 +123,9 @@ export async function verifyCapsule(p: {
   }
   const registered = await p.chain.getCapsule(header.capsuleId)
   if (!registered) return mismatch('capsuleId')
-  if (!eqAddr(registered.owner, signer)) mismatch('owner', { registered: registered.owner })
+  if (!eqAddr(registered.owner, verified.owner)) {
+    mismatch('owner', { registered: registered.owner })
+  }
   if (registered.cid !== p.cid) mismatch('cid', { registered: registered.cid.slice(0, 100) })
   if (!eqAddr(registered.policy, header.policy.policy)) mismatch('policy')
   if (registered.revoked) mismatch('revoked')
@@ -125,7 +134,7 @@ export async function verifyCapsule(p: {
   }
   const runtime = resolveRuntime(header.runtime, p.runtimePolicy ?? DEFAULT_RUNTIME_POLICY)
   sandboxFor(runtime, p.sandboxes)
-  return { registered, runtime }
+  return { registered, runtime, verified }
 }
 
 /**
@@ -144,7 +153,7 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
   let prefix: Uint8Array[] = []
   let prefixLength = 0
   let parsed: ParsedCapsuleHeader | undefined
-  let verified: { registered: RegisteredCapsule; runtime: RuntimeDescriptor } | undefined
+  let checked: Awaited<ReturnType<typeof verifyCapsule>> | undefined
   let bytes = 0
   let verifyMs = 0
   const progress = { bytes: 0, peersAsked: 0, blocksReceived: 0 }
@@ -197,7 +206,7 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
         const v0 = performance.now()
         // Chain reads are not the fetch: the idle timer waits while they run.
         clearTimeout(timer)
-        verified = await verifyCapsule({
+        checked = await verifyCapsule({
           cid: p.cid,
           parsed,
           chain: p.chain,
@@ -247,7 +256,7 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
     clearTimeout(timer)
     await file.close()
   }
-  if (!parsed || !verified) {
+  if (!parsed || !checked) {
     throw new CapsuleFetchError('The content ends inside the capsule header', {
       details: { bytes },
     })
@@ -261,10 +270,11 @@ export async function loadCapsule(p: LoadCapsuleParameters): Promise<LoadedCapsu
     cid: p.cid,
     path,
     parsed,
-    registered: verified.registered,
-    runtime: verified.runtime,
+    registered: checked.registered,
+    runtime: checked.runtime,
     bytes,
     verifyMs,
+    verified: checked.verified,
   }
 }
 

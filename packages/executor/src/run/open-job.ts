@@ -45,6 +45,7 @@ export async function openJob(p: OpenJobParameters): Promise<SandboxJob> {
     owner: header.owner,
     plaintextSize: header.payload.plaintextSize,
     parsed: loaded.parsed,
+    verified: loaded.verified,
   }
   if (p.plaintextRoot && p.sandbox.readsInputFile === true && runtime.kind !== 'oci') {
     // Made while the open checks the header and the key (awaited there).

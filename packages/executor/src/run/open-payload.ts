@@ -17,6 +17,7 @@ import {
   type ParsedCapsuleHeader,
   type PayloadOpener,
   prepareOpen,
+  type VerifiedCapsuleHeader,
 } from '@digicap/capsule-core'
 import { KeyReleaseInvalidError, PayloadIntegrityError } from '../errors.ts'
 import { release } from './hash/data-range-hasher.ts'
@@ -31,6 +32,8 @@ export interface OpenSource {
   readonly plaintextSize: number
   /** The verified header, parsed (the loader's). */
   readonly parsed: ParsedCapsuleHeader
+  /** The loader's proof of the header signature; without it the open checks it again. */
+  readonly verified?: VerifiedCapsuleHeader | undefined
 }
 
 /** Linux's tmpfs and ramfs magic numbers (`statfs(2)`): memory-backed, never a disk. */
@@ -80,6 +83,15 @@ function sizeError(expected: number, got: number): PayloadIntegrityError {
       })
 }
 
+/** The open's options: the owner the loader checked, and its proof when there is one. */
+function openOptions(src: OpenSource, dataKey: Uint8Array) {
+  return {
+    dataKey,
+    owner: src.owner,
+    ...(src.verified === undefined ? {} : { verified: src.verified }),
+  }
+}
+
 /** Streams the capsule file through the opener into `out` (exactly plaintextSize bytes). */
 export async function openPayloadToMemory(
   src: OpenSource,
@@ -90,7 +102,7 @@ export async function openPayloadToMemory(
     let off = 0
     await pipeline(
       createReadStream(src.path),
-      openNodeStream({ dataKey, owner: src.owner }),
+      openNodeStream(openOptions(src, dataKey)),
       new Writable({
         write(chunk: Uint8Array, _enc, done) {
           if (off + chunk.byteLength > out.byteLength) {
@@ -179,7 +191,7 @@ export async function openPayloadToFile(
   let path = ''
   let digest: Awaited<ReturnType<PlaintextHasher['finish']>>
   try {
-    opener = prepareOpen(parsed, { dataKey, owner: src.owner })
+    opener = prepareOpen(parsed, openOptions(src, dataKey))
     const [o, i] = await files
     // The file system's own errors (no such capsule, no room for the directory) as they are.
     if (o.status === 'rejected') throw new FsFailure(o.reason)
