@@ -8,15 +8,17 @@
  * missed a commit after the others decided, for ever.
  */
 import type { DigicapSigner } from '@digicap/capsule-core'
-import { decodePbftMessage, type PbftPhase } from '@digicap/protocol'
-import type { Connection, Libp2p, Stream } from '@libp2p/interface'
+import { decodePbftMessage, type PbftMessage, type PbftPhase } from '@digicap/protocol'
+import type { Connection, Libp2p, Stream, StreamHandler } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
+  createPbftMux,
   createPbftNode,
   type PbftCommittee,
   type PbftHost,
   type PbftNode,
+  signVote,
   verifyCertificate,
 } from '../src/index.ts'
 import { createMesh, domain, meshCommittee, PASS, signers } from './pbft-fixtures.ts'
@@ -168,4 +170,87 @@ describe('PBFT votes lost with their stream', () => {
     // Member 2's re-sent votes reached the members that decided, as copies.
     expect(active[0]?.transport.stats.refused['PBFT_VOTE:replayed']).toBeGreaterThan(0)
   }, 60_000)
+})
+
+/** The node, its inbound PBFT streams paused (not read) while `reading.paused` is set. */
+function pausable(node: Libp2p) {
+  const streams = new Set<Stream>()
+  let paused = false
+  const each = (f: (s: Stream) => void) => {
+    for (const s of streams) if (s.status === 'open') f(s)
+  }
+  const host = forward(node, {
+    handle: (...[protocol, handler, options]: Parameters<Libp2p['handle']>) =>
+      node.handle(
+        protocol,
+        ((stream, connection) => {
+          streams.add(stream)
+          if (paused) stream.pause()
+          return (handler as StreamHandler)(stream, connection)
+        }) as StreamHandler,
+        options,
+      ),
+  }) as PbftHost
+  return {
+    host,
+    pause() {
+      paused = true
+      each((s) => s.pause())
+    },
+    resume() {
+      paused = false
+      each((s) => s.resume())
+    },
+  }
+}
+
+describe('a member that stops reading (ADR 0054 "(a)")', () => {
+  it('costs no vote below the yamux window; past it the sender aborts and frames counted as sent are lost', async () => {
+    // Member 1 stops reading. Member 0 sends it a decision's worth of votes (100 frames, ~20
+    // KiB): they fit in yamux's 256 KiB stream window, nothing waits. Then 40 frames of 64 proof
+    // entries each (~480 KiB): the send waits for a drain past its timeout and aborts the stream
+    // (and the one that replaces it), and libp2p drops what was still in their write buffers.
+    const jobId = keccak_256(new TextEncoder().encode('paused-reader'))
+    const reader = pausable(mesh[1] as Libp2p)
+    const [sending, reading] = await Promise.all([
+      createPbftMux({ node: mesh[0] as Libp2p, timeout: FRAME_TIMEOUT, maxQueue: 256 }),
+      createPbftMux({ node: reader.host }),
+    ])
+    try {
+      let received = 0
+      const out = sending.open({ committee, jobIds: [jobId], onMessage: () => {} })
+      reading.open({ committee, jobIds: [jobId], onMessage: () => void received++ })
+      const vote = await signVote(keys[0] as DigicapSigner, domain, {
+        phase: 'prepare',
+        jobId,
+        view: 0n,
+        preparedView: 0n,
+        ...PASS,
+      })
+      const to = committee.members[1]
+      out.send(to, { vote, proof: [] }) // opens the kept stream
+      await expect.poll(() => received, { timeout: 30_000 }).toBe(1)
+      /** Sends `count` copies of `message` while member 1 does not read; then it reads again. */
+      const whilePaused = async (count: number, message: PbftMessage) => {
+        const before = out.stats.sent + out.stats.dropped
+        reader.pause()
+        for (let i = 0; i < count; i++) out.send(to, message)
+        await expect
+          .poll(() => out.stats.sent + out.stats.dropped - before, { timeout: 60_000 })
+          .toBe(count)
+        await new Promise((r) => setTimeout(r, 2 * FRAME_TIMEOUT))
+        reader.resume()
+        await new Promise((r) => setTimeout(r, 2 * FRAME_TIMEOUT))
+      }
+      await whilePaused(100, { vote, proof: [] })
+      expect(received).toBe(101) // a decision's votes fit in the window: none lost
+      await whilePaused(40, { vote, proof: Array.from({ length: 64 }, () => vote) })
+      // Counted as sent, never read: lost with the aborted streams (all 40 here: a reset also
+      // drops what the paused reader had buffered).
+      expect(out.stats.sent).toBe(141)
+      expect(received).toBeLessThan(141)
+    } finally {
+      await Promise.all([sending.stop(), reading.stop()])
+    }
+  }, 120_000)
 })
