@@ -73,6 +73,35 @@ describe('EIP-712 (the EIP "Mail" example)', () => {
     expect(recoverDigestSigner(digest, sig)).toBe('0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826')
   })
 
+  it('kept type hashes and domain separators: each domain its own digest, callers cannot alter them', () => {
+    const digest = hex(hashTypedData(mail))
+    // A caller that scribbles on a separator it was given changes nothing later.
+    hashTypedDataDomain(mail.domain).fill(0)
+    expect(hex(hashTypedData(mail))).toBe(digest)
+    // Every field of the domain still counts once its separator is kept (ethers as the oracle).
+    const variants = [
+      { ...mail.domain, name: 'ether mail' },
+      { ...mail.domain, version: '2' },
+      { ...mail.domain, chainId: 2 },
+      { ...mail.domain, verifyingContract: '0x0000000000000000000000000000000000000001' },
+      { ...mail.domain, salt: `0x${'11'.repeat(32)}` },
+      { ...mail.domain, name: 'Ether Mail","string",' },
+      { ...mail.domain, name: 'Ether', version: 'Mail1' },
+    ] as const
+    const seen = new Set([digest])
+    for (const domain of variants) {
+      for (let i = 0; i < 2; i++) {
+        const ours = hex(hashTypedData({ ...mail, domain }))
+        const { EIP712Domain: _, ...types } = mail.types
+        expect(ours).toBe(TypedDataEncoder.hash(domain, types, mail.message))
+        if (i === 0) seen.add(ours)
+      }
+    }
+    expect(seen.size).toBe(variants.length + 1)
+    // chainId as a number or a bigint is one domain.
+    expect(hex(hashTypedData({ ...mail, domain: { ...mail.domain, chainId: 1n } }))).toBe(digest)
+  })
+
   it('gives the published domain separator', () => {
     const published = '0xf2cee375fa42b42143804025fc449deafd50cc031ca257e0b194a650a912090f'
     expect(hex(hashTypedDataDomain(mail.domain))).toBe(published)

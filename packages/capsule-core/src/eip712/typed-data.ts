@@ -121,6 +121,29 @@ function encodeValue(
   throw new InvalidArgumentError(`typed data: unknown type ${type}`)
 }
 
+/**
+ * Type hashes by encoded type, and domain separators by domain: a signer hashes the same few
+ * types and domains again and again (a PBFT member signs a vote per phase; ADR 0053). Only
+ * results of successful hashes are kept, and callers never get the kept arrays.
+ */
+const TYPE_HASHES = new Map<string, Uint8Array>()
+const SEPARATORS = new Map<string, Uint8Array>()
+const KEPT = 256
+
+function kept(map: Map<string, Uint8Array>, key: string, make: () => Uint8Array): Uint8Array {
+  let value = map.get(key)
+  if (value === undefined) {
+    value = make()
+    if (map.size >= KEPT) map.clear()
+    map.set(key, value)
+  }
+  return value
+}
+
+function typeHash(encodedType: string): Uint8Array {
+  return kept(TYPE_HASHES, encodedType, () => keccak_256(utf8.encode(encodedType)))
+}
+
 /** `hashStruct` of EIP-712: keccak256(typeHash || encodeData(value)). */
 export function hashStruct(
   primary: string,
@@ -132,16 +155,29 @@ export function hashStruct(
   if (typeof value !== 'object' || value === null) {
     throw new InvalidArgumentError(`typed data: ${primary} value must be an object`)
   }
-  const typeHash = keccak_256(utf8.encode(encodeTypedDataType(primary, types)))
-  return keccak_256(
-    concatBytes(typeHash, ...fields.map((f) => encodeValue(f.name, f.type, value[f.name], types))),
+  const encoded = fields.map((f) => encodeValue(f.name, f.type, value[f.name], types))
+  return keccak_256(concatBytes(typeHash(encodeTypedDataType(primary, types)), ...encoded))
+}
+
+/** The domain separator, kept by its fields' values (the kept array: not for callers). */
+function domainSeparator(domain: TypedDataDomain): Uint8Array {
+  const key = JSON.stringify(
+    DOMAIN_FIELDS.map((f) => {
+      const v: unknown = domain[f.name as keyof TypedDataDomain]
+      return [typeof v, typeof v === 'bigint' ? String(v) : v]
+    }),
   )
+  return kept(SEPARATORS, key, () => {
+    const fields = DOMAIN_FIELDS.filter(
+      (f) => domain[f.name as keyof TypedDataDomain] !== undefined,
+    )
+    return hashStruct('EIP712Domain', domain as Record<string, unknown>, { EIP712Domain: fields })
+  })
 }
 
 /** The EIP-712 domain separator of `domain`. */
 export function hashTypedDataDomain(domain: TypedDataDomain): Uint8Array {
-  const fields = DOMAIN_FIELDS.filter((f) => domain[f.name as keyof TypedDataDomain] !== undefined)
-  return hashStruct('EIP712Domain', domain as Record<string, unknown>, { EIP712Domain: fields })
+  return domainSeparator(domain).slice()
 }
 
 /**
@@ -159,7 +195,7 @@ export function hashTypedData(data: TypedData): Uint8Array {
   return keccak_256(
     concatBytes(
       new Uint8Array([0x19, 0x01]),
-      hashTypedDataDomain(data.domain),
+      domainSeparator(data.domain),
       hashStruct(data.primaryType, data.message, types),
     ),
   )
