@@ -1,6 +1,7 @@
 /** `commitAndSealFile`: commitment, header, signature and payload in one read of the input. */
 import { open } from 'node:fs/promises'
 import { type CreateCapsuleHeaderParameters, createCapsuleHeader, prepareSeal } from '../capsule.ts'
+import type { Address } from '../encoding/address.ts'
 import { checkBytes } from '../encoding/bytes.ts'
 import type { Hex } from '../encoding/hex.ts'
 import { InvalidArgumentError } from '../errors.ts'
@@ -12,6 +13,7 @@ import {
   CHUNK_TAG_LENGTH,
   DEFAULT_CHUNK_SIZE,
   encodeCapsuleHeader,
+  type PolicyReference,
 } from '../header.ts'
 import {
   createCommitmentCombiner,
@@ -26,12 +28,26 @@ import { openTarget, type Target, writeAtSync } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
 import { inputChanged, writeSealed } from './seal-file.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
+
+/** Stands in for a late policy address while the header's length is fixed. */
+const PLACEHOLDER_ADDRESS: Address = `0x${'00'.repeat(20)}`
+
+/** Chunks (64 MiB at the default size) between two early syncs of the output. */
+const WRITE_BACK_CHUNKS = 64
+
 /** Parameters of {@link commitAndSealFile}: the header's fields, a signer and the files. */
 export type CommitAndSealFileParameters = Omit<
   CreateCapsuleHeaderParameters,
-  'plaintext' | 'commitment'
+  'plaintext' | 'commitment' | 'policy'
 > &
   FileThreadsOption & {
+    /**
+     * The header's policy reference. Its contract address may be a promise (e.g. the policy
+     * contract deployed while the payload is sealed): the header is made only after the last
+     * chunk, so it is awaited then. If it rejects, no output is left and the call rejects
+     * with its error. Every other field is checked before any chunk is sealed.
+     */
+    policy: Omit<PolicyReference, 'policy'> & { policy: Address | Promise<Address> }
     input: string
     output: string
     /**
@@ -100,7 +116,10 @@ export const fileLimits = {
 export async function commitAndSealFile(
   params: CommitAndSealFileParameters,
 ): Promise<ParsedCapsuleHeader> {
-  const { input, output, sign, threads, onProgress, onWritten, ...fields } = params
+  const { input, output, sign, threads, onProgress, onWritten, policy, ...fields } = params
+  // A late address is only awaited at the end: a rejection before then is not unhandled.
+  const late = policy?.policy instanceof Promise ? policy.policy : undefined
+  late?.catch(() => {})
   checkBytes('dataKey', fields.dataKey, DATA_KEY_LENGTH)
   const dataKey = fields.dataKey
   const capsuleId = fields.capsuleId ?? generateCapsuleId()
@@ -117,16 +136,20 @@ export async function commitAndSealFile(
       })
     }
     const size = info.size
-    const headerFor = (plaintextCommitment: Uint8Array): CapsuleHeader =>
+    const headerFor = (plaintextCommitment: Uint8Array, lateAddress?: Address): CapsuleHeader =>
       createCapsuleHeader({
         ...fields,
+        policy: late ? { ...policy, policy: lateAddress as Address } : (policy as PolicyReference),
         capsuleId,
         createdAt,
         commitment: { plaintextSize: size, chunkSize, plaintextCommitment },
       })
     // Every field is checked, and the payload's offset fixed, before any chunk is sealed:
-    // the commitment is the only field still to come, and it has a fixed length.
-    const headerLength = encodeCapsuleHeader(headerFor(new Uint8Array(32))).length
+    // the commitment (and a late policy address) are the only fields still to come, and both
+    // have a fixed length (a placeholder address stands in for a late one).
+    const headerLength = encodeCapsuleHeader(
+      headerFor(new Uint8Array(32), PLACEHOLDER_ADDRESS),
+    ).length
     const prefixLength = CAPSULE_PREAMBLE_LENGTH + headerLength + CAPSULE_SIGNATURE_LENGTH
     const chunkCount = chunkCountFor(size, chunkSize)
     target = await openTarget(output)
@@ -139,7 +162,7 @@ export async function commitAndSealFile(
     const onePass =
       chunkCount * CHUNK_TAG_LENGTH <= fileLimits.maxHeldTagBytes && (await target.positional())
     const finish = async (commitment: Uint8Array) => {
-      const header = headerFor(commitment)
+      const header = headerFor(commitment, await late)
       const signature = await sign(header)
       return prepareSeal({ header, signature, dataKey })
     }
@@ -169,6 +192,7 @@ export async function commitAndSealFile(
     const h = ghashKey(payloadKey)
     try {
       await target.presize(prefixLength + size + chunkCount * CHUNK_TAG_LENGTH)
+      let writtenBack = 0
       await runLanes({
         op: 'seal',
         inFd: src.fd,
@@ -183,7 +207,13 @@ export async function commitAndSealFile(
         lanes: Math.max(1, lanesFor(threads, size)),
         onLeaf: (leaf) => combiner.add(leaf),
         onTag: (i, tag) => tags.set(tag, i * CHUNK_TAG_LENGTH),
-        onChunks: (done) => onProgress?.(Math.min(size, done * chunkSize)),
+        onChunks: (done) => {
+          onProgress?.(Math.min(size, done * chunkSize))
+          if (done - writtenBack >= WRITE_BACK_CHUNKS) {
+            writtenBack = done
+            target?.writeBack()
+          }
+        },
       }).catch((err: unknown) => {
         if (!(err instanceof LaneChunkFailure)) throw err
         throw inputChanged(err.chunk)
