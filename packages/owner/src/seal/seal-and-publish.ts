@@ -13,7 +13,7 @@ import { wrapToRecoveryKey } from '@digicap/keyguard/local'
 import type { CapsuleAnnouncement } from '@digicap/p2p'
 import type { AnnounceOutcome } from '../announce/types.ts'
 import { InputFileError, RuntimeUnsupportedError } from '../errors.ts'
-import type { DeployedPolicyInfo } from '../policy/types.ts'
+import type { DeployedPolicyInfo, PolicyDeployer } from '../policy/types.ts'
 import type {
   SealAndPublishComponents,
   SealAndPublishParameters,
@@ -113,14 +113,55 @@ export async function sealAndPublish(
   const runtime = params.runtime ?? { kind: 'data' }
   const capsuleIdBytes = params.capsuleId ?? generateCapsuleId()
   const capsuleId = toHex(capsuleIdBytes)
-  let deployedPolicy: DeployedPolicyInfo | undefined
-  if (typeof params.policy === 'string') {
-    const expression = params.policy
-    deployedPolicy = await step(progress, 'policy', () =>
-      (components.policies as NonNullable<typeof components.policies>).deploy(expression),
-    )
+  // The policy contract is deployed while the payload is sealed: the header takes its address
+  // only after the last chunk (capsule-core awaits it there). Anything that needs the capsule
+  // (the add, the key record, the registration) still waits for both (ADR 0048).
+  const deploying =
+    typeof params.policy === 'string'
+      ? step(progress, 'policy', () =>
+          (components.policies as PolicyDeployer).deploy(params.policy as string),
+        )
+      : undefined
+  const policyAddress = deploying
+    ? deploying.then((d) => d.address)
+    : (params.policy as { address: `0x${string}` }).address
+  // Awaited by the seal (or below): a deployment failing first is not an unhandled rejection.
+  if (policyAddress instanceof Promise) policyAddress.catch(() => {})
+  try {
+    return await sealThenPublish(params, components, {
+      progress,
+      plaintextSize,
+      runtime,
+      capsuleIdBytes,
+      capsuleId,
+      policyAddress,
+      deploying,
+    })
+  } catch (err) {
+    // A failed seal does not return while its deployment is still sending: the caller's
+    // next step (a retry, removing the folder) must not race a transaction in flight.
+    await deploying?.catch(() => {})
+    throw err
   }
-  const policy = deployedPolicy?.address ?? (params.policy as { address: `0x${string}` }).address
+}
+
+interface SealContext {
+  progress: SealProgressFn
+  plaintextSize: number
+  runtime: NonNullable<SealAndPublishParameters['runtime']>
+  capsuleIdBytes: Uint8Array
+  capsuleId: `0x${string}`
+  policyAddress: `0x${string}` | Promise<`0x${string}`>
+  deploying: Promise<DeployedPolicyInfo> | undefined
+}
+
+/** The seal, the add, the key record, the registration and the announcement, in that order. */
+async function sealThenPublish(
+  params: SealAndPublishParameters,
+  components: SealAndPublishComponents,
+  ctx: SealContext,
+): Promise<SealAndPublishResult> {
+  const { progress, plaintextSize, runtime, capsuleIdBytes, capsuleId } = ctx
   const wrappingKey = await components.wrapper.publicKey()
   // An image capsule's layers are sealed to its key before the capsule is: the caller made it.
   const dataKey = params.keys ? params.keys.dataKey.slice() : generateDataKey()
@@ -136,7 +177,11 @@ export async function sealAndPublish(
         ]
     sealed = await commitAndSealFile({
       owner: components.signer.address,
-      policy: { chainId: params.chainId, registry: params.registry as `0x${string}`, policy },
+      policy: {
+        chainId: params.chainId,
+        registry: params.registry as `0x${string}`,
+        policy: ctx.policyAddress,
+      },
       keyguard: {
         peerId: params.keyguardPeerId,
         keyId: wrappingKey.keyId,
@@ -170,6 +215,8 @@ export async function sealAndPublish(
   } finally {
     dataKey.fill(0)
   }
+  const deployedPolicy = await ctx.deploying
+  const policy = deployedPolicy?.address ?? (ctx.policyAddress as `0x${string}`)
   const capsuleSize = (await stat(params.output)).size
   const metadata = {
     cid,
