@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup'
+import { buildOneShotBundle } from './build/one-shot-bundle.ts'
 
 export default defineConfig({
   // The sandbox workers are separate entries: the host starts them by URL next to the bundle
@@ -19,9 +20,12 @@ export default defineConfig({
       node: 'src/node/index.ts',
       'run-socket': 'src/node/run-socket/index.ts',
       run: 'src/run/index.ts',
+      'one-shot': 'src/one-shot.ts',
     },
   },
   sourcemap: true,
   clean: true,
   target: 'node22',
+  // `dist/one-shot.js`: the one-shot run's node as one bundle (ADR 0052), after the entries.
+  onSuccess: () => buildOneShotBundle(process.cwd()),
 })

@@ -1,5 +1,4 @@
 /** The composition root is `@digicap/executor/node`'s node of a data folder. */
-export { defaultSandboxes } from '@digicap/executor'
 export {
   type ConfiguredExecutorNode as ExecutorNode,
   type CreateExecutorNodeOptions,
@@ -9,3 +8,4 @@ export {
   readReceiverKeyFile as readReceiverKey,
   readSecrets,
 } from '@digicap/executor/node'
+export { defaultSandboxes } from '@digicap/executor/run'

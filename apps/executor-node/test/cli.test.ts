@@ -349,7 +349,7 @@ describe('executor-node CLI', () => {
       }
     }, 45_000)
 
-    it('run --fast takes the fast path, loading no DHT, gossipsub or UnixFS importer (ADR 0042)', async () => {
+    it('run --fast takes the fast path, its node from one bundle: no libp2p, helia or ethers module file (ADR 0042, 0052)', async () => {
       const fast = await runListingModules([
         'run',
         await makeCapsule('fast one', policy),
@@ -360,13 +360,15 @@ describe('executor-node CLI', () => {
       expect(fast.code).toBe(0)
       expect(fast.stderr).toContain('fast path')
       expect(JSON.parse(fast.stdout).bytes).toBe(8)
-      // A one-shot run (no daemon: its own node) fetches and opens; it announces nothing,
-      // follows no topic, adds no file. Of @helia/unixfs it may load the error classes only.
-      expect(fast.loaded.some((f) => f.includes('/node_modules/libp2p/'))).toBe(true)
-      expect(fast.loaded.some((f) => f.includes('/node_modules/ipfs-unixfs-exporter/'))).toBe(true)
-      const unused =
-        /\/node_modules\/(@libp2p\/gossipsub|@libp2p\/kad-dht|ipfs-unixfs-importer)\/|\/@helia\/unixfs\/dist\/src\/(?!errors\.js)/
-      expect(fast.loaded.filter((f) => unused.test(f))).toEqual([])
+      // A one-shot run (no daemon: its own node) imports the node as one file; the ~900 modules
+      // of libp2p, helia, ethers, multiformats and fast-glob it loaded one by one are inside.
+      // What stays outside: capsule-core (its cborg, noble, HPKE), cli-kit, the sandboxes' QuickJS.
+      expect(fast.loaded.some((f) => f.endsWith('/executor/dist/one-shot.js'))).toBe(true)
+      const heavy =
+        /libp2p|helia|ethers|multiformats|fast-glob|@chainsafe|protons|blockstore|datastore|ipfs-unixfs|(packages|@digicap)\/(p2p|protocol|keyguard|contracts|attestation|committee|vrf|oci|tpm)\//
+      expect(fast.loaded.filter((f) => heavy.test(f))).toEqual([])
+      const files = new Set(fast.loaded.filter((f) => !f.startsWith('node:')))
+      expect(files.size).toBeLessThan(150) // ~130: capsule-core's cborg, noble and HPKE included
     }, 45_000)
 
     it('run of a CID nobody provides: progress while it waits, then CAPSULE_FETCH_TIMEOUT', async () => {

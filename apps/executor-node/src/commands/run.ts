@@ -45,7 +45,7 @@ its socket (run.sock) instead of starting a second node.`,
   },
   async run(ctx) {
     // Start-up, measured from the process's start (performance's time origin): Node's boot and
-    // the CLI's modules, then the node's modules (helia, libp2p, ethers, sandboxes), then the node.
+    // the CLI's modules, then the node's (one bundle: helia, libp2p, ethers), then the node.
     const processMs = performance.now()
     const { flags, args, io } = ctx
     const light = await import('@digicap/executor/run-socket')
@@ -61,7 +61,7 @@ its socket (run.sock) instead of starting a second node.`,
         ? undefined
         : await light.runViaDaemon(dataDirOf(ctx), args.cid, options, progress)
       if (daemon) return await print(daemon as never, { ms: processMs, processMs, via: 'daemon' })
-      const { createExecutorNode } = await import('../executor-node.ts')
+      const { createExecutorNode } = await import('@digicap/executor/one-shot') // one file (ADR 0052)
       const modulesMs = performance.now() - processMs
       const en = await createExecutorNode(dataDirOf(ctx), ctx.env, {
         ...listenOf(ctx),

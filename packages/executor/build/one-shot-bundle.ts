@@ -1,0 +1,96 @@
+/**
+ * Builds `dist/one-shot.js` (`@digicap/executor/one-shot`, ADR 0052) after tsup's own build: one
+ * file with every dependency inlined but those that must stay one copy or are found by path.
+ * Beside the sandbox workers in `dist/`, so `sandboxWorkerUrl` finds them as it does for the
+ * other entries.
+ */
+import { readFile, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+
+/** Loaded by the importer as their own packages: one copy of their classes, files by path. */
+export const ONE_SHOT_EXTERNAL = [
+  '@digicap/capsule-core', // error classes shared with the CLI (instanceof)
+  '@digicap/cli-kit', // the CLI's shell, already loaded, and its error classes
+  '@jitl/quickjs-wasmfile-release-sync', // its wasm by import.meta.resolve
+  'quickjs-emscripten-core',
+  '@bjorn3/browser_wasi_shim',
+]
+
+/** The part of esbuild's plugin API used here (esbuild comes with tsup, not as a dependency). */
+interface LoadHook {
+  onLoad(
+    options: { filter: RegExp },
+    load: (args: {
+      path: string
+    }) => Promise<{ contents: string; loader: 'js'; resolveDir: string } | undefined>,
+  ): void
+}
+
+const HELIA_LOOKUP = 'createRequire(import.meta.url).resolve("helia")'
+
+/**
+ * `@digicap/p2p` loads helia's `Helia` class by its file path (its package entry would load
+ * libp2p's whole default set-up, see p2p's `load-helia.ts`), which a bundler cannot follow and
+ * which, run from the bundle, would resolve `helia` from this package (not a dependency). The
+ * two imports become imports of the files themselves, so they are bundled.
+ */
+function heliaByPath(found: { count: number }) {
+  return {
+    name: 'helia-by-path',
+    setup(b: LoadHook) {
+      b.onLoad({ filter: /[\\/]p2p[\\/]dist[\\/][^\\/]+\.js$/ }, async (args: { path: string }) => {
+        const text = await readFile(args.path, 'utf8')
+        if (!text.includes(HELIA_LOOKUP)) return undefined
+        const dir = dirname(createRequire(args.path).resolve('helia'))
+        const out = text
+          .replace(HELIA_LOOKUP, '""')
+          .replace('import(file("helia.js"))', `import(${JSON.stringify(join(dir, 'helia.js'))})`)
+          .replace(
+            'import(file("version.js"))',
+            `import(${JSON.stringify(join(dir, 'version.js'))})`,
+          )
+        if (out.includes('import(file('))
+          throw new Error(`helia-by-path: unknown layout in ${args.path}`)
+        found.count++
+        return { contents: out, loader: 'js', resolveDir: dirname(args.path) }
+      })
+    },
+  }
+}
+
+export async function buildOneShotBundle(packageDir: string): Promise<void> {
+  const tsup = createRequire(join(packageDir, 'package.json')).resolve('tsup')
+  const esbuild = await import(createRequire(tsup).resolve('esbuild'))
+  const found = { count: 0 }
+  const external = ONE_SHOT_EXTERNAL.flatMap((p) => [p, `${p}/*`])
+  const result = await esbuild.build({
+    entryPoints: { 'one-shot': join(packageDir, 'src/one-shot.ts') },
+    outdir: join(packageDir, 'dist'),
+    bundle: true,
+    // What loads later (gossipsub, kad-dht, the importer, helia's class, execa) in chunks of
+    // their own, and no whitespace or dead code: less to read and compile at start.
+    splitting: true,
+    chunkNames: 'one-shot-[hash]',
+    minifyWhitespace: true,
+    minifySyntax: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    external,
+    // CommonJS dependencies inside an ES module bundle require Node's built-ins.
+    banner: {
+      js: "import { createRequire as __digicapRequire } from 'node:module'; const require = __digicapRequire(import.meta.url);",
+    },
+    plugins: [heliaByPath(found)],
+    metafile: true,
+    logLevel: 'warning',
+  })
+  // ONE_SHOT_META=<file>: esbuild's metafile, to see what the bundle holds (esbuild.github.io/analyze)
+  if (process.env.ONE_SHOT_META)
+    await writeFile(process.env.ONE_SHOT_META, JSON.stringify(result.metafile))
+  if (found.count !== 1)
+    throw new Error(`one-shot bundle: helia's class lookup found ${found.count} times, not once`)
+  const inputs = Object.keys(result.metafile.inputs).length
+  if (inputs < 100) throw new Error(`one-shot bundle: only ${inputs} inputs`)
+}
