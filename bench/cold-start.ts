@@ -13,7 +13,7 @@
  * daemon (see `oneShotRun`).
  * Prints; asserts nothing.
  *
- *   node bench/cold-start.ts [--runs 5]
+ *   node bench/cold-start.ts [--runs 5] [--base <another built checkout>]
  */
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -24,14 +24,17 @@ import { startAnvil } from '../packages/contracts/dist/testing.js'
 import { measureNode } from './fs-peak.ts'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
-const bin = (app: string) => {
-  const path = join(here, `../apps/${app}/bin/${app}.js`)
+const bin = (app: string, root = join(here, '..')) => {
+  const path = join(root, `apps/${app}/bin/${app}.js`)
   // As the installed command runs: the shebang's node flags, then the bin.
   const flags = (readFileSync(path, 'utf8').split('\n')[0] as string).split(' node ')[1] ?? ''
   return [...flags.split(' ').filter(Boolean), path]
 }
 const i = process.argv.indexOf('--runs')
 const runs = i > 0 ? Number(process.argv[i + 1]) : 5
+// --base <checkout>: the one-shot run of another built checkout too, interleaved (before/after).
+const b = process.argv.indexOf('--base')
+const baseCheckout = b > 0 ? (process.argv[b + 1] as string) : undefined
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 /** The compile cache (ADR 0046): off, cold (an empty directory each run), warm (kept). */
@@ -76,8 +79,9 @@ async function oneShotRun(env: NodeJS.ProcessEnv, nodeMs: number, nodeCpuMs: num
   )
   if (init.code !== 0) throw new Error(`executor-node init failed: ${init.stderr}`)
   const cid = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
-  const runArgs = (...more: string[]) => [
-    ...bin('executor-node'),
+  const runArgs = (...more: string[]) => runArgsOf(undefined, ...more)
+  const runArgsOf = (root: string | undefined, ...more: string[]) => [
+    ...bin('executor-node', root),
     'run',
     cid,
     '--fetch-timeout',
@@ -116,6 +120,14 @@ async function oneShotRun(env: NodeJS.ProcessEnv, nodeMs: number, nodeCpuMs: num
       add('  stop and exit', mode, m.ms - (startMs as number) - fetchAndCleanup)
       add('cpu (whole run)', mode, m.cpuMs)
       add('peak RSS MiB', mode, m.rssMiB)
+      if (!baseCheckout) continue
+      const o = await measureNode(runArgsOf(baseCheckout, '--no-daemon'), cacheEnv(env, mode))
+      const oStart = /✓ start\s+(\d+) ms\s+process (\d+), modules (\d+)/.exec(o.stderr)
+      if (!oStart) throw new Error(`--base: executor-node run printed no start line: ${o.stderr}`)
+      add('base: outside fetch + clean-up', mode, o.ms - cleanupOf(o.stderr))
+      add('base:   modules (node, executor)', mode, Number(oStart[3]))
+      add('base: cpu (whole run)', mode, o.cpuMs)
+      add('base: peak RSS MiB', mode, o.rssMiB)
     }
   }
   // The same run handed to a daemon serving the folder.

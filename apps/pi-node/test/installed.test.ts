@@ -236,6 +236,21 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     expect(JSON.parse(en.stdout)).toMatchObject({ ok: true })
   })
 
+  it('executor-node run without a daemon starts its node from the bundled @digicap/executor/one-shot in the installed tree (ADR 0052)', async () => {
+    const cid = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy' // nobody has it
+    const args = ['run', cid, '--fetch-timeout', '1', '--no-daemon', '--data-dir']
+    const listen = ['--listen', '/ip4/127.0.0.1/tcp/0']
+    const failed = await bin('executor-node', [...args, join(tmp, 'executor'), ...listen]).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    )
+    expect(failed?.code).toBe(1)
+    // The node started (libp2p, helia's class, the chain client, the keyguard's secrets: all
+    // from the bundle), asked for the capsule, and stopped.
+    expect(failed?.stderr).toMatch(/✓ start\s+\d+ ms\s+process \d+, modules \d+, node \d+/)
+    expect(failed?.stderr).toContain('error[CAPSULE_FETCH_TIMEOUT]')
+  }, 60_000)
+
   it("deploy/install-pi.sh puts app, data folder, env file and unit in place; a second run changes nothing and keeps the operator's env file", async () => {
     root = join(tmp, 'root')
     await mkdir(root)
