@@ -5,10 +5,18 @@
  * `{ ms, cpuMs, mainCpuMs, openMs, runMs, cleanupMs, to }` as its last line (the operations
  * alone, process start excluded; `cpuMs` all threads, `mainCpuMs` the open's thread, the
  * critical path on an idle machine), to compare with `lib-op.ts open` (capsule-core's
- * `openFile`) on the same file.
+ * `openFile`) on the same file. The header is checked first, untimed, as the loader checks it
+ * while fetching, and the open takes the loader's proof; `--header-checked-twice` opens
+ * without it, as the run path did before (the open checked the signature again).
+ * `headerChecks` counts the signature checks the open made; `loaderCheckMs` is the loader's.
  */
+import { subscribe } from 'node:diagnostics_channel'
 import { closeSync, openSync, readSync } from 'node:fs'
-import { parseCapsuleHeader } from '../packages/capsule-core/dist/index.js'
+import {
+  HEADER_SIGNATURE_CHANNEL,
+  parseCapsuleHeader,
+  verifiedCapsuleHeader,
+} from '../packages/capsule-core/dist/index.js'
 // The run entry: what open and run need, none of the node's libp2p, helia or ethers.
 import {
   createRunWorkspace,
@@ -19,7 +27,8 @@ import {
   runInSandbox,
 } from '../packages/executor/dist/run.js'
 
-const [capsule, keyHex] = process.argv.slice(2) as [string, string]
+const [capsule, keyHex, mode] = process.argv.slice(2) as [string, string, string | undefined]
+const checkedTwice = mode === '--header-checked-twice'
 const head = new Uint8Array(1024 * 1024)
 const fd = openSync(capsule, 'r')
 const got = readSync(fd, head, 0, head.byteLength, 0)
@@ -28,17 +37,24 @@ const parsed = parseCapsuleHeader(head.subarray(0, got))
 const runtime = resolveRuntime(parsed.header.runtime)
 const sandbox = defaultSandboxes()[runtime.kind as 'data']
 const workspace = createRunWorkspace()
+// the loader's check, part of the fetch on the run path (the process's first: cold)
+const c0 = performance.now()
+const verified = verifiedCapsuleHeader(parsed)
+const loaderCheckMs = performance.now() - c0
+let headerChecks = 0
+subscribe(HEADER_SIGNATURE_CHANNEL, () => headerChecks++)
 const cpu0 = process.cpuUsage()
 const main0 = process.threadCpuUsage()
 const t0 = performance.now()
 const job = await openJob({
-  loaded: { path: capsule, parsed, runtime } as never,
+  loaded: { path: capsule, parsed, runtime, ...(checkedTwice ? {} : { verified }) } as never,
   sandbox,
   dataKey: new Uint8Array(Buffer.from(keyHex, 'hex')),
   workspace,
   plaintextRoot: await plaintextRootOf({}),
 })
 const t1 = performance.now()
+const openHeaderChecks = headerChecks
 const ran = await runInSandbox({ sandbox, job, workspace })
 const t2 = performance.now()
 const cpu = process.cpuUsage(cpu0)
@@ -54,5 +70,7 @@ console.log(
     cleanupMs,
     to: job.inputFile ? 'tmpfs-file' : 'memory',
     fileBytesOverwritten: ran.cleanup.fileBytesOverwritten,
+    headerChecks: openHeaderChecks,
+    loaderCheckMs,
   }),
 )

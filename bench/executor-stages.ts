@@ -9,6 +9,9 @@
  * `node bench/executor-stages.ts <capsule> <size> [--rounds N]` (a capsule `lib-op.ts seal`
  * made), or `node bench/executor-stages.ts --sizes 1M,100M,1G --rounds 5 [--dir <folder>]`:
  * seals the capsules, interleaves sizes and sides round by round, prints a Markdown table.
+ * With `--header-check`, the sides are instead the executor's open given the loader's proof of
+ * the header signature against the open that checks it again (the run path before): one check
+ * against two per run, paired round by round.
  */
 import { randomFillSync } from 'node:crypto'
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
@@ -43,6 +46,10 @@ interface ExecOp extends LibOp {
   openMs: number
   runMs: number
   cleanupMs: number
+  /** Signature checks the open made (0 with the loader's proof). */
+  headerChecks: number
+  /** The loader's check before the open (the process's first), ms. */
+  loaderCheckMs: number
 }
 /** One round: both sides on the same capsule, one after the other. */
 export interface StageSample {
@@ -73,6 +80,23 @@ export async function stageSample(capsule: string, execFirst: boolean): Promise<
   }
   const l = await lib()
   return { lib: l, exec: await exec() }
+}
+
+/** One round of `--header-check`: the open with the loader's proof, and without it. */
+export async function headerCheckSample(capsule: string, twiceFirst: boolean) {
+  const run = (twice: boolean) =>
+    child<ExecOp>([
+      join(here, 'executor-op.ts'),
+      capsule,
+      KEY_HEX,
+      ...(twice ? ['--header-checked-twice'] : []),
+    ])
+  if (twiceFirst) {
+    const twice = await run(true)
+    return { twice, once: await run(false) }
+  }
+  const once = await run(false)
+  return { once, twice: await run(true) }
 }
 
 export const median = (xs: readonly number[]) => {
@@ -142,6 +166,26 @@ function table(bySize: Map<number, StageSample[]>): string {
   return lines.join('\n')
 }
 
+/** The Markdown table of `--header-check`: per size, the open's time and CPU, once against twice. */
+function headerCheckTable(
+  bySize: Map<number, Awaited<ReturnType<typeof headerCheckSample>>[]>,
+): string {
+  const lines = [
+    '| plaintext | open ms, header checked once / twice (medians) | paired twice − once ms, median (range) | open’s thread CPU ms once / twice | paired CPU twice − once ms, median (range) | signature checks in the open once / twice | the loader’s check (cold) ms |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ]
+  for (const [size, samples] of bySize) {
+    const med = (f: (s: (typeof samples)[number]) => number) => median(samples.map(f))
+    const diff = samples.map((s) => s.twice.openMs - s.once.openMs)
+    const cpu = samples.map((s) => s.twice.mainCpuMs - s.once.mainCpuMs)
+    const checks = (k: 'once' | 'twice') => [...new Set(samples.map((s) => s[k].headerChecks))]
+    lines.push(
+      `| ${fmtSize(size)} | ${med((s) => s.once.openMs).toFixed(1)} / ${med((s) => s.twice.openMs).toFixed(1)} | ${median(diff).toFixed(1)} (${range(diff, (x) => x.toFixed(1))}) | ${med((s) => s.once.mainCpuMs).toFixed(1)} / ${med((s) => s.twice.mainCpuMs).toFixed(1)} | ${median(cpu).toFixed(1)} (${range(cpu, (x) => x.toFixed(1))}) | ${checks('once')} / ${checks('twice')} | ${med((s) => s.once.loaderCheckMs).toFixed(1)} |`,
+    )
+  }
+  return lines.join('\n')
+}
+
 /** `size` random (incompressible) bytes at `path`, written 16 MiB at a time. */
 export function writeRandom(path: string, size: number) {
   const fd = openSync(path, 'w')
@@ -189,21 +233,41 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
         capsules.set(size, capsule)
       }
       const loads: number[] = []
-      const bySize = new Map<number, StageSample[]>(sizes.map((s) => [s, []]))
-      for (let r = 0; r < rounds; r++) {
-        for (const size of sizes) {
-          loads.push(loadavg()[0] as number)
-          const s = await stageSample(capsules.get(size) as string, r % 2 === 1)
-          bySize.get(size)?.push(s)
-          console.error(
-            `round ${r + 1} ${fmtSize(size)}: openFile ${s.lib.ms.toFixed(0)} ms, executor ${s.exec.ms.toFixed(0)} ms (${(s.exec.ms / s.lib.ms).toFixed(2)}×), load ${loads.at(-1)?.toFixed(1)}`,
-          )
+      if (argv.includes('--header-check')) {
+        const bySize = new Map(
+          sizes.map((s) => [s, [] as Awaited<ReturnType<typeof headerCheckSample>>[]]),
+        )
+        for (let r = 0; r < rounds; r++) {
+          for (const size of sizes) {
+            loads.push(loadavg()[0] as number)
+            const s = await headerCheckSample(capsules.get(size) as string, r % 2 === 1)
+            bySize.get(size)?.push(s)
+            console.error(
+              `round ${r + 1} ${fmtSize(size)}: open ${s.once.openMs.toFixed(1)} ms once, ${s.twice.openMs.toFixed(1)} ms twice, load ${loads.at(-1)?.toFixed(1)}`,
+            )
+          }
         }
+        console.log(
+          `\n${rounds} rounds, node ${process.version}, load average ${range(loads, (x) => x.toFixed(1))} (median ${median(loads).toFixed(1)})\n`,
+        )
+        console.log(headerCheckTable(bySize))
+      } else {
+        const bySize = new Map<number, StageSample[]>(sizes.map((s) => [s, []]))
+        for (let r = 0; r < rounds; r++) {
+          for (const size of sizes) {
+            loads.push(loadavg()[0] as number)
+            const s = await stageSample(capsules.get(size) as string, r % 2 === 1)
+            bySize.get(size)?.push(s)
+            console.error(
+              `round ${r + 1} ${fmtSize(size)}: openFile ${s.lib.ms.toFixed(0)} ms, executor ${s.exec.ms.toFixed(0)} ms (${(s.exec.ms / s.lib.ms).toFixed(2)}×), load ${loads.at(-1)?.toFixed(1)}`,
+            )
+          }
+        }
+        console.log(
+          `\n${rounds} rounds, node ${process.version}, load average ${range(loads, (x) => x.toFixed(1))} (median ${median(loads).toFixed(1)})\n`,
+        )
+        console.log(table(bySize))
       }
-      console.log(
-        `\n${rounds} rounds, node ${process.version}, load average ${range(loads, (x) => x.toFixed(1))} (median ${median(loads).toFixed(1)})\n`,
-      )
-      console.log(table(bySize))
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
