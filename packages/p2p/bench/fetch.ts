@@ -2,10 +2,10 @@
  * Capsule fetch between two helia nodes on loopback against one raw libp2p stream carrying the
  * same bytes between the same two nodes, in the same process and run (issue #17: helia ≥ 0.5×
  * the raw stream's throughput). Every block of the helia fetch is checked against its CID by
- * bitswap. Each round runs the raw stream, the fetch as `get` does it (one window of 8 blocks
- * read while the next is fetched) and the fetch with more windows requested at once (4 windows
- * of 4 blocks: 3 ahead of the one read, the same 16-block bound), each on a fresh node B, so
- * that the shared machine's load hits all alike; the medians of the per-round ratios are
+ * bitswap. Each round runs the raw stream, the fetch as `get` does it (windows of 2 blocks, 7
+ * ahead) and the layout before ADR 0050 (one window of 8 read while the next is fetched; the
+ * same 16-block bound), each on a fresh node B, so that the shared machine's load hits all
+ * alike; the medians of the per-round ratios are
  * printed (ADR 0041).
  *
  * Run: `pnpm --filter @digicap/p2p bench` or
@@ -18,12 +18,13 @@ import { randomFillSync } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { unixfs } from '@helia/unixfs'
+import type { UnixFS } from '@helia/unixfs'
 import { multiaddr } from '@multiformats/multiaddr'
 import { WANT_RESENT_EVENT } from '../src/fetch/want-resend.ts'
 import { type WindowedCatOptions, windowedCat } from '../src/fetch/windowed-cat.ts'
 import { openFsCapsuleImporter } from '../src/import.ts'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore, parseCid } from '../src/index.ts'
+import { unixfsReader } from '../src/read/unixfs-reader.ts'
 
 const MiB = 1024 * 1024
 const argv = process.argv.slice(2)
@@ -44,7 +45,7 @@ const storeKind = opt('--store') ?? 'filestore'
 // B's blockstore: `fs` is what an executor node fetches into (its data folder's blockstore)
 const fetcherKind = opt('--fetcher') ?? 'fs'
 // `--layouts now` runs only that layout (a profile of one fetch path)
-const layouts = (opt('--layouts') ?? 'now,pipelined').split(',')
+const layouts = (opt('--layouts') ?? 'now,eight').split(',')
 if (fetcherKind !== 'fs' && fetcherKind !== 'memory') throw new Error('bad --fetcher')
 
 /** The part of a libp2p v3 stream the baseline uses. */
@@ -82,13 +83,14 @@ async function rawStream(a: DigicapNode, b: DigicapNode, bytes: Uint8Array): Pro
 }
 
 /**
- * The fetch as `heliaCapsuleStore.get` does it (`windowedCat`, every block checked against its
- * CID), with a window layout: `now` is the default; `pipelined` keeps 3 windows of 4 blocks
- * requested ahead of the one being read.
+ * The fetch as `heliaCapsuleStore.get` does it (`windowedCat` through the store's reader, every
+ * block checked against its CID), with a window layout: `now` is the default (windows of 2
+ * blocks, 7 ahead); `eight` is the layout before ADR 0050 (one window of 8 ahead). Both hold
+ * at most 16 blocks.
  */
 const LAYOUTS = {
   now: {},
-  pipelined: { windowBytes: 4 * MiB, windowsAhead: 3 },
+  eight: { windowBytes: 8 * MiB, windowsAhead: 1 },
 } satisfies Record<string, WindowedCatOptions>
 type Layout = keyof typeof LAYOUTS
 
@@ -98,7 +100,7 @@ async function heliaFetch(b: DigicapNode, cid: string, layout: Layout): Promise<
   const cpu0 = process.cpuUsage()
   let n = 0
   let resent = 0
-  for await (const c of windowedCat(unixfs(b.helia), parseCid(cid), {
+  for await (const c of windowedCat(unixfsReader(b.helia.blockstore) as UnixFS, parseCid(cid), {
     ...LAYOUTS[layout],
     signal: AbortSignal.timeout(900_000),
     onProgress: (event) => {
@@ -159,7 +161,8 @@ try {
   for (let r = 0; r < rounds; r++) {
     const raw = await withB((b) => rawStream(a, b, bytes))
     // alternate which layout goes first, so that neither always meets the warmer process
-    const order = (r % 2 === 0 ? ['pipelined', 'now'] : ['now', 'pipelined']).filter((l) =>
+    const all = Object.keys(LAYOUTS)
+    const order = (r % 2 === 0 ? all : [...all].reverse()).filter((l) =>
       layouts.includes(l),
     ) as Layout[]
     const got: Partial<Record<Layout, Timed>> = {}
@@ -186,12 +189,12 @@ console.log(
     .join(' ')}`,
 )
 console.log(`  raw libp2p stream         median ${raw.toFixed(0)} ms  ${mbs(raw)} MB/s`)
-for (const layout of (['now', 'pipelined'] as const).filter((l) => layouts.includes(l))) {
+for (const layout of (Object.keys(LAYOUTS) as Layout[]).filter((l) => layouts.includes(l))) {
   const of = (r: (typeof rows)[number]) => r[layout] as Timed
   const ms = median(rows.map((r) => of(r).ms))
   const ratios = rows.map((r) => r.raw.ms / of(r).ms)
   const cpu = median(rows.map((r) => of(r).cpuMs / r.raw.cpuMs))
   console.log(
-    `  helia, ${(layout === 'now' ? 'as get does it' : '4 × 4 pipelined').padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× the raw stream's`,
+    `  helia, ${(layout === 'now' ? 'as get does it' : '8 × 1 (before)').padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× the raw stream's`,
   )
 }

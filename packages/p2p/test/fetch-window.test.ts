@@ -9,8 +9,9 @@ import { unixfs } from '@helia/unixfs'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FETCH_WINDOW_BLOCKS, windowedCat } from '../src/fetch/windowed-cat.ts'
+import { FETCH_AHEAD_BLOCKS, FETCH_WINDOW_BLOCKS, windowedCat } from '../src/fetch/windowed-cat.ts'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+import { unixfsReader } from '../src/read/unixfs-reader.ts'
 
 const MiB = 1_048_576
 
@@ -43,9 +44,30 @@ describe('heliaCapsuleStore.get between two nodes', () => {
       await new Promise((r) => setTimeout(r, 25))
     }
     expect(Buffer.concat(parts).equals(bytes)).toBe(true)
-    // two windows in flight, plus the root node and one block of slack
-    expect(maxAhead).toBeLessThanOrEqual(2 * FETCH_WINDOW_BLOCKS + 2)
+    // the blocks a fetch holds (16), plus the root node and one block of slack
+    expect(maxAhead).toBeLessThanOrEqual(FETCH_AHEAD_BLOCKS + 2)
   }, 120_000)
+
+  it("reads the file's root from the blockstore once, not once per window", async () => {
+    const bytes = randomBytes(12 * MiB)
+    const cid = await heliaCapsuleStore(a.helia).put(bytes)
+    const root = CID.parse(cid)
+    let rootReads = 0
+    const counted = new Proxy(b.helia.blockstore, {
+      get(target, prop, receiver) {
+        if (prop !== 'get') return Reflect.get(target, prop, receiver)
+        return (key: CID, options?: object) => {
+          if (key.equals(root)) rootReads++
+          return target.get(key, options)
+        }
+      },
+    })
+    const parts: Uint8Array[] = []
+    for await (const c of windowedCat(unixfsReader(counted) as never, root)) parts.push(c)
+    expect(Buffer.concat(parts).equals(bytes)).toBe(true)
+    // 12 leaves are 6 windows (and the window past the end); before: a root read each
+    expect(rootReads).toBe(1)
+  }, 60_000)
 
   it.each([
     0,

@@ -3,24 +3,28 @@
  * as fast as blocks arrive and queues every leaf for the reader with no back-pressure (and, by
  * default, asks for every child of a node at once): with a reader slower than the network (a
  * disk, a sandbox) it held up to the whole capsule in memory. Here the file is read window by
- * window (`offset`/`length`: the exporter fetches only that range's blocks), the next window
- * fetched while the current one is read: at most two windows are held. `windowsAhead` > 1
- * keeps more windows requested at once (measured by `bench/fetch.ts`; not the default, see
- * ADR 0041).
+ * window (`offset`/`length`: the exporter fetches only that range's blocks), with
+ * `windowsAhead` windows requested while one is read: at most `FETCH_AHEAD_BLOCKS` blocks are
+ * held. Small windows, many ahead: a window asked only once the one before was whole left the
+ * serving peer idle while this node wrote, and this node idle while the peer read (ADR 0050).
  */
 import type { UnixFS } from '@helia/unixfs'
 import type { CID } from 'multiformats/cid'
 import { UNIXFS_CHUNK_SIZE } from '../import/sizes.ts'
 
-/** Blocks (1 MiB leaves) in one window; two windows are in flight at most. */
-export const FETCH_WINDOW_BLOCKS = 8
+/** Blocks (1 MiB leaves) in one window. */
+export const FETCH_WINDOW_BLOCKS = 2
+/** Windows requested ahead of the one being read. */
+export const FETCH_WINDOWS_AHEAD = 7
+/** Blocks held at most by a fetch, whatever the capsule's size (windows ahead and the one read). */
+export const FETCH_AHEAD_BLOCKS = FETCH_WINDOW_BLOCKS * (FETCH_WINDOWS_AHEAD + 1)
 
 export interface WindowedCatOptions {
   signal?: AbortSignal
   onProgress?: (event: { type: string; detail?: unknown }) => void
   /** Bytes in a window. Default `FETCH_WINDOW_BLOCKS` leaves. */
   windowBytes?: number
-  /** Windows requested ahead of the one being read. Default 1. */
+  /** Windows requested ahead of the one being read. Default `FETCH_WINDOWS_AHEAD`. */
   windowsAhead?: number
 }
 
@@ -52,7 +56,7 @@ export async function* windowedCat(
   options: WindowedCatOptions = {},
 ): AsyncGenerator<Uint8Array> {
   const window = options.windowBytes ?? FETCH_WINDOW_BLOCKS * UNIXFS_CHUNK_SIZE
-  const ahead = Math.max(1, options.windowsAhead ?? 1)
+  const ahead = Math.max(1, options.windowsAhead ?? FETCH_WINDOWS_AHEAD)
   // windows requested and not yet handed to the reader, in file order
   const first = collect(fs, cid, 0, window, options)
   first.catch(() => {})

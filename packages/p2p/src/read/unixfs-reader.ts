@@ -8,15 +8,20 @@ import type { Blocks } from '@helia/interface'
 import type { UnixFS } from '@helia/unixfs'
 import { NoContentError, NotAFileError } from '@helia/unixfs/errors'
 import { exporter } from 'ipfs-unixfs-exporter'
+import { withNodeCache } from './node-cache.ts'
 
 /** The one part of `UnixFS` a fetch reads through (`windowedCat`). */
 export type UnixFsReader = Pick<UnixFS, 'cat'>
 
-/** A reader of the files in `blockstore` (helia's: fetches missing blocks over bitswap). */
+/**
+ * A reader of the files in `blockstore` (helia's: fetches missing blocks over bitswap), keeping
+ * the files' inner nodes it read (`node-cache.ts`: each window walks from the root again).
+ */
 export function unixfsReader(blockstore: Blocks): UnixFsReader {
+  const nodes = withNodeCache(blockstore)
   return {
     async *cat(cid, options = {}) {
-      const entry = await exporter(cid, blockstore, options)
+      const entry = await exporter(cid, nodes as Blocks, options)
       if (entry.type !== 'file' && entry.type !== 'raw') throw new NotAFileError()
       if (entry.content == null) throw new NoContentError()
       yield* entry.content(options)

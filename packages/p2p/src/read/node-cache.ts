@@ -1,0 +1,46 @@
+/**
+ * The file's inner nodes kept for the reader. `windowedCat` reads a file window by window, and
+ * the exporter walks from the root for each window: every window read the root (and, past 1 GiB,
+ * an inner node) again from the blockstore, a `has` and a file read each on a data folder, for
+ * 16 windows of a 32 MiB file. Blocks are immutable and were checked against their CID when
+ * they came in, so a copy is as good as the stored one. Only dag-pb nodes are kept (a few KiB
+ * each, at most `NODE_CACHE_ENTRIES`); leaves are never kept (they are the bytes being read).
+ */
+import type { Blocks } from '@helia/interface'
+import type { CID } from 'multiformats/cid'
+
+/** dag-pb's multicodec: the file's root and inner nodes (leaves are raw, 0x55). */
+const DAG_PB = 0x70
+
+/** Inner nodes kept: the root and the inner nodes a few windows share (≤ ~45 KiB each). */
+export const NODE_CACHE_ENTRIES = 8
+
+/** What the exporter reads through: `get` only. */
+export type BlockGetter = Pick<Blocks, 'get'>
+
+/** `blockstore` with its dag-pb nodes kept in memory once read (least recently used dropped). */
+export function withNodeCache(blockstore: BlockGetter): BlockGetter {
+  const nodes = new Map<string, Uint8Array>()
+  return {
+    async *get(cid: CID, options?: Parameters<Blocks['get']>[1]) {
+      if (cid.code !== DAG_PB) {
+        yield* blockstore.get(cid, options)
+        return
+      }
+      const key = cid.toString()
+      const kept = nodes.get(key)
+      if (kept) {
+        nodes.delete(key)
+        nodes.set(key, kept)
+        yield kept
+        return
+      }
+      const parts: Uint8Array[] = []
+      for await (const part of blockstore.get(cid, options)) parts.push(part)
+      const bytes = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
+      nodes.set(key, bytes)
+      if (nodes.size > NODE_CACHE_ENTRIES) nodes.delete(nodes.keys().next().value as string)
+      yield bytes
+    },
+  }
+}
