@@ -232,41 +232,42 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
         rmSync(input)
         capsules.set(size, capsule)
       }
-      const loads: number[] = []
+      /** Every size each round, the sides' order swapped every other round; then the table. */
+      const interleave = async <T>(
+        sample: (capsule: string, swap: boolean) => Promise<T>,
+        line: (s: T) => string,
+        tableOf: (bySize: Map<number, T[]>) => string,
+      ) => {
+        const loads: number[] = []
+        const bySize = new Map<number, T[]>(sizes.map((s) => [s, []]))
+        for (let r = 0; r < rounds; r++) {
+          for (const size of sizes) {
+            loads.push(loadavg()[0] as number)
+            const s = await sample(capsules.get(size) as string, r % 2 === 1)
+            bySize.get(size)?.push(s)
+            console.error(
+              `round ${r + 1} ${fmtSize(size)}: ${line(s)}, load ${loads.at(-1)?.toFixed(1)}`,
+            )
+          }
+        }
+        console.log(
+          `\n${rounds} rounds, node ${process.version}, load average ${range(loads, (x) => x.toFixed(1))} (median ${median(loads).toFixed(1)})\n`,
+        )
+        console.log(tableOf(bySize))
+      }
       if (argv.includes('--header-check')) {
-        const bySize = new Map(
-          sizes.map((s) => [s, [] as Awaited<ReturnType<typeof headerCheckSample>>[]]),
+        await interleave(
+          headerCheckSample,
+          (s) => `open ${s.once.openMs.toFixed(1)} ms once, ${s.twice.openMs.toFixed(1)} ms twice`,
+          headerCheckTable,
         )
-        for (let r = 0; r < rounds; r++) {
-          for (const size of sizes) {
-            loads.push(loadavg()[0] as number)
-            const s = await headerCheckSample(capsules.get(size) as string, r % 2 === 1)
-            bySize.get(size)?.push(s)
-            console.error(
-              `round ${r + 1} ${fmtSize(size)}: open ${s.once.openMs.toFixed(1)} ms once, ${s.twice.openMs.toFixed(1)} ms twice, load ${loads.at(-1)?.toFixed(1)}`,
-            )
-          }
-        }
-        console.log(
-          `\n${rounds} rounds, node ${process.version}, load average ${range(loads, (x) => x.toFixed(1))} (median ${median(loads).toFixed(1)})\n`,
-        )
-        console.log(headerCheckTable(bySize))
       } else {
-        const bySize = new Map<number, StageSample[]>(sizes.map((s) => [s, []]))
-        for (let r = 0; r < rounds; r++) {
-          for (const size of sizes) {
-            loads.push(loadavg()[0] as number)
-            const s = await stageSample(capsules.get(size) as string, r % 2 === 1)
-            bySize.get(size)?.push(s)
-            console.error(
-              `round ${r + 1} ${fmtSize(size)}: openFile ${s.lib.ms.toFixed(0)} ms, executor ${s.exec.ms.toFixed(0)} ms (${(s.exec.ms / s.lib.ms).toFixed(2)}×), load ${loads.at(-1)?.toFixed(1)}`,
-            )
-          }
-        }
-        console.log(
-          `\n${rounds} rounds, node ${process.version}, load average ${range(loads, (x) => x.toFixed(1))} (median ${median(loads).toFixed(1)})\n`,
+        await interleave(
+          stageSample,
+          (s) =>
+            `openFile ${s.lib.ms.toFixed(0)} ms, executor ${s.exec.ms.toFixed(0)} ms (${(s.exec.ms / s.lib.ms).toFixed(2)}×)`,
+          table,
         )
-        console.log(table(bySize))
       }
     } finally {
       rmSync(dir, { recursive: true, force: true })
