@@ -20,6 +20,8 @@ import {
   signers,
 } from './pbft-fixtures.ts'
 
+type Phase = 'pre-prepare' | 'prepare' | 'commit' | 'view-change'
+
 const network = pbftNetwork()
 
 describe('PBFT handler under hostile input', () => {
@@ -88,17 +90,14 @@ describe('PbftReplica', () => {
     })
     return { replica, sent, answered }
   }
+  /** `phase` of PASS for view `view`, signed by member i. */
+  const vote = (i: number, phase: Phase, view = 0n) =>
+    signVote(keys[i] as DigicapSigner, domain, { phase, jobId, view, preparedView: 0n, ...PASS })
 
   it('a replayed prepare counts once: no commit until a second member prepares', async () => {
     const { replica, sent, answered } = leader()
     await replica.start()
-    const prepare = await signVote(keys[1] as DigicapSigner, domain, {
-      phase: 'prepare',
-      jobId,
-      view: 0n,
-      preparedView: 0n,
-      ...PASS,
-    })
+    const prepare = await vote(1, 'prepare')
     await replica.receive(member(1), { vote: prepare, proof: [] })
     for (let i = 0; i < 2; i++)
       await expect(replica.receive(member(1), { vote: prepare, proof: [] })).rejects.toMatchObject({
@@ -108,13 +107,7 @@ describe('PbftReplica', () => {
     expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare'])
     // Not answered: an undecided member re-sends its votes on its own timer (ADR 0054).
     expect(answered).toEqual([])
-    const other = await signVote(keys[2] as DigicapSigner, domain, {
-      phase: 'prepare',
-      jobId,
-      view: 0n,
-      preparedView: 0n,
-      ...PASS,
-    })
+    const other = await vote(2, 'prepare')
     await replica.receive(member(2), { vote: other, proof: [] })
     expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare', 'commit'])
     replica.stop()
@@ -123,14 +116,6 @@ describe('PbftReplica', () => {
   it('a member that decided answers a re-sent vote with its own votes of that view, once per interval', async () => {
     const { replica, answered } = leader()
     await replica.start()
-    const vote = (i: number, phase: 'prepare' | 'commit') =>
-      signVote(keys[i] as DigicapSigner, domain, {
-        phase,
-        jobId,
-        view: 0n,
-        preparedView: 0n,
-        ...PASS,
-      })
     for (const phase of ['prepare', 'commit'] as const) {
       for (const i of [1, 2])
         await replica.receive(member(i), { vote: await vote(i, phase), proof: [] })
@@ -150,23 +135,11 @@ describe('PbftReplica', () => {
 
   it('refuses a pre-prepare from a member that does not lead the view, and a new view without 2f+1 view changes', async () => {
     const { replica } = leader()
-    const notLeader = await signVote(keys[2] as DigicapSigner, domain, {
-      phase: 'pre-prepare',
-      jobId,
-      view: 0n,
-      preparedView: 0n,
-      ...PASS,
-    })
+    const notLeader = await vote(2, 'pre-prepare')
     await expect(replica.receive(member(2), { vote: notLeader, proof: [] })).rejects.toMatchObject({
       reason: 'not-leader',
     })
-    const bare = await signVote(keys[1] as DigicapSigner, domain, {
-      phase: 'pre-prepare',
-      jobId,
-      view: 1n,
-      preparedView: 0n,
-      ...PASS,
-    })
+    const bare = await vote(1, 'pre-prepare', 1n)
     await expect(replica.receive(member(1), { vote: bare, proof: [] })).rejects.toBeInstanceOf(
       PbftVoteError,
     )
