@@ -146,6 +146,37 @@ describe('PbftReplica', () => {
     replica.stop()
   })
 
+  it('drops a copy of a new view as replayed before its view changes are checked (ADR 0054)', async () => {
+    const { replica } = leader()
+    await replica.start()
+    const viewChanges = await Promise.all(
+      [1, 2, 3].map((i) =>
+        signVote(keys[i] as DigicapSigner, domain, {
+          phase: 'view-change',
+          jobId,
+          view: 1n,
+          preparedView: 0n,
+          verdict: 0,
+          evidenceHash: new Uint8Array(32),
+        }),
+      ),
+    )
+    const newView = await signVote(keys[1] as DigicapSigner, domain, {
+      phase: 'pre-prepare',
+      jobId,
+      view: 1n,
+      preparedView: 0n,
+      ...PASS,
+    })
+    await replica.receive(member(1), { vote: newView, proof: viewChanges })
+    expect(replica.view).toBe(1n)
+    // The same signed vote without its proof: a copy, not a new view lacking 2f+1 view changes.
+    await expect(replica.receive(member(1), { vote: newView, proof: [] })).rejects.toMatchObject({
+      reason: 'replayed',
+    })
+    replica.stop()
+  })
+
   it('refuses a view change that claims a prepared value without 2f+1 prepares', async () => {
     const { replica } = leader()
     const vc = await signVote(keys[3] as DigicapSigner, domain, {
