@@ -24,6 +24,7 @@ import { createLibp2p } from 'libp2p'
 import { userAgent } from 'libp2p/user-agent'
 import { CONNECTION_MONITOR } from './connection-monitor.ts'
 import { NodeStartError } from './errors.ts'
+import { type BlockSend, installBlockSend } from './fetch/block-send/install.ts'
 import { type HaveFirstFetch, installHaveFirst } from './fetch/have-first/index.ts'
 import {
   installWantResend,
@@ -208,6 +209,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   let helia: HeliaWithLibp2p<DigicapServices>
   let wantResend: WantResend
   let haveFirst: HaveFirstFetch | undefined
+  let blockSend: BlockSend
   try {
     // libp2p is built here with only our transports and services; `createHelia` and
     // `@helia/libp2p`'s index would load libp2p's whole default set-up (see load-helia.ts).
@@ -239,6 +241,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     helia = withBitswap(withNet)
     await helia.start()
     wantResend = installWantResend(helia, wantResendMs)
+    blockSend = installBlockSend(helia)
     if (fetchMode === 'have-first') haveFirst = installHaveFirst(helia, libp2p, wantResendMs)
   } catch (cause) {
     await closeStores()
@@ -260,6 +263,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       stopped ??= (async () => {
         wantResend.stop()
         haveFirst?.stop()
+        blockSend.stop()
         await helia.stop()
         await closeStores()
       })()
