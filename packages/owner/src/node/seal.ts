@@ -8,11 +8,7 @@ import type { Logger } from '@digicap/keyguard'
 import { openFsCapsuleImporter } from '@digicap/p2p/import'
 import type { Announcer } from '../announce/types.ts'
 import { RuntimeUnsupportedError } from '../errors.ts'
-import {
-  type SealImageComponents,
-  type SealImageResult,
-  sealImageCapsule,
-} from '../image/seal-image.ts'
+import type { SealImageComponents, SealImageResult } from '../image/seal-image.ts'
 import { childProcessPolicyCompiler } from '../policy/child-compiler.ts'
 import { cachedPolicyCompiler } from '../policy/policy-cache.ts'
 import { solcPolicyDeployer } from '../policy/solc-policy-deployer.ts'
@@ -152,8 +148,9 @@ function sealImage(
   options: SealOptions,
   blobs: SealImageComponents['blobs'],
 ): typeof sealAndPublish {
-  return ({ input, runtime, ...params }, components) =>
-    sealImageCapsule(
+  // Loaded for image capsules only: a data or code seal does not load the OCI modules.
+  return async ({ input, runtime, ...params }, components) =>
+    (await import('../image/seal-image.ts')).sealImageCapsule(
       {
         ...params,
         image: options.image as string,
