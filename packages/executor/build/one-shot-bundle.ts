@@ -18,13 +18,62 @@ export const ONE_SHOT_EXTERNAL = [
 ]
 
 /** The part of esbuild's plugin API used here (esbuild comes with tsup, not as a dependency). */
-interface LoadHook {
+interface PluginHooks {
+  onResolve(
+    options: { filter: RegExp },
+    resolve: (args: ResolveArgs) => Promise<{ path: string; external: true } | undefined>,
+  ): void
+  resolve(path: string, options: Omit<ResolveArgs, 'path'>): Promise<{ path: string }>
   onLoad(
     options: { filter: RegExp },
     load: (args: {
       path: string
     }) => Promise<{ contents: string; loader: 'js'; resolveDir: string } | undefined>,
   ): void
+}
+
+interface ResolveArgs {
+  path: string
+  kind: string
+  resolveDir: string
+  importer?: string | undefined
+  pluginData?: unknown
+}
+
+/**
+ * noble's curves and hashes, when the copy a bundled module would get is the one this package
+ * resolves (capsule-core's version): imported, not inlined, so capsule-core (outside) and the
+ * bundle (keyguard's bip32, libp2p's keys) share one copy and build each curve's tables once.
+ * ethers' older noble stays inside.
+ */
+function nobleShared(packageDir: string) {
+  const own = createRequire(join(packageDir, 'package.json'))
+  const rootOf = (name: string, file: string) => {
+    const path = own.resolve(file)
+    return path.slice(0, path.lastIndexOf(`/${name}/`) + name.length + 2)
+  }
+  const roots = [
+    rootOf('@noble/curves', '@noble/curves/secp256k1.js'),
+    rootOf('@noble/hashes', '@noble/hashes/sha2.js'),
+  ]
+  return {
+    name: 'noble-shared',
+    setup(b: PluginHooks) {
+      b.onResolve({ filter: /^@noble\/(curves|hashes)\// }, async (args) => {
+        if (args.pluginData === 'noble-shared') return undefined
+        const { kind, resolveDir, importer } = args
+        const r = await b.resolve(args.path, {
+          kind,
+          resolveDir,
+          importer,
+          pluginData: 'noble-shared',
+        })
+        return roots.some((root) => r.path.startsWith(root))
+          ? { path: args.path, external: true }
+          : undefined
+      })
+    },
+  }
 }
 
 const HELIA_LOOKUP = 'createRequire(import.meta.url).resolve("helia")'
@@ -38,7 +87,7 @@ const HELIA_LOOKUP = 'createRequire(import.meta.url).resolve("helia")'
 function heliaByPath(found: { count: number }) {
   return {
     name: 'helia-by-path',
-    setup(b: LoadHook) {
+    setup(b: PluginHooks) {
       b.onLoad({ filter: /[\\/]p2p[\\/]dist[\\/][^\\/]+\.js$/ }, async (args: { path: string }) => {
         const text = await readFile(args.path, 'utf8')
         if (!text.includes(HELIA_LOOKUP)) return undefined
@@ -82,9 +131,9 @@ export async function buildOneShotBundle(packageDir: string): Promise<void> {
     banner: {
       js: "import { createRequire as __digicapRequire } from 'node:module'; const require = __digicapRequire(import.meta.url);",
     },
-    plugins: [heliaByPath(found)],
+    plugins: [heliaByPath(found), nobleShared(packageDir)],
     metafile: true,
-    logLevel: 'warning',
+    logLevel: 'error', // not p2p's chunks' bare imports, dropped as its package has no side effects
   })
   // ONE_SHOT_META=<file>: esbuild's metafile, to see what the bundle holds (esbuild.github.io/analyze)
   if (process.env.ONE_SHOT_META)
