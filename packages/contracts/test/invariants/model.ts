@@ -16,6 +16,8 @@ export interface NodeModel {
   droppedAt: bigint
   /** Drawn from stake by fast-path audits the deposit did not cover (still counts for isBound). */
   drawn: bigint
+  /** The libp2p peer id it registered ('' before it registers). */
+  peerId: string
 }
 
 export interface ExecutorModel {
@@ -80,6 +82,8 @@ export class Model {
   readonly flows = new Map<string, Flow>()
   /** owner → operators */
   readonly operators = new Map<string, Set<string>>()
+  /** peer id → the node that last claimed it (NodeRegistry.peerIdOwner; ADR 0054). */
+  readonly peerIdOwner = new Map<string, string>()
 
   readonly p: Params
   readonly accounts: readonly string[]
@@ -92,6 +96,18 @@ export class Model {
       this.payouts.set(a, 0n)
       this.flows.set(a, { paidIn: 0n, paidOut: 0n, entitled: 0n })
     }
+  }
+
+  /** Registered and not gone (stake or funds unbonding): its peer id is its own. */
+  live(a: string): boolean {
+    const n = this.executor(a).node
+    return n.registered && (n.stake > 0n || n.unbonding > 0n || this.p.minStake === 0n)
+  }
+
+  /** Whether `a` may claim `peerId`: nobody holds it, `a` does, or its holder has left. */
+  peerIdFree(peerId: string, a: string): boolean {
+    const owner = this.peerIdOwner.get(peerId)
+    return owner === undefined || owner === a || !this.live(owner)
   }
 
   executor(a: string): ExecutorModel {
@@ -110,6 +126,7 @@ export class Model {
           dropped: 0,
           droppedAt: 0n,
           drawn: 0n,
+          peerId: '',
         },
       }
       this.executors.set(a, e)

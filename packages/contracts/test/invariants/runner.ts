@@ -179,32 +179,59 @@ async function withdrawDeposit(ctx: RunContext, e: string): Promise<void> {
 
 // ------------------------------------------------------------------ nodes
 
+/** A fresh peer id, or now and then one another node registered (live or gone; ADR 0054). */
+function somePeerId(ctx: RunContext, e: string): string {
+  const others = [...ctx.model.executors.entries()]
+    .filter(([a, x]) => a !== e && x.node.peerId !== '')
+    .map(([, x]) => x.node.peerId)
+  return others.length > 0 && ctx.rnd.chance(0.15) ? ctx.rnd.pick(others) : ctx.rnd.bytes32()
+}
+
+/** The model's side of a successful register or update to `peerId`. */
+function claimPeerId(ctx: RunContext, e: string, peerId: string): void {
+  const n = ctx.model.executor(e).node
+  if (n.peerId !== peerId && ctx.model.peerIdOwner.get(n.peerId) === e) {
+    ctx.model.peerIdOwner.delete(n.peerId)
+  }
+  ctx.model.peerIdOwner.set(peerId, e)
+  n.peerId = peerId
+}
+
 async function registerNode(ctx: RunContext, e: string): Promise<void> {
   const n = ctx.model.executor(e).node
   const stake = ctx.rnd.chance(0.2)
     ? ctx.model.p.minStake - 1n
     : ctx.model.p.minStake * BigInt(1 + ctx.rnd.int(2))
   const roles = ctx.rnd.pick([1, 1, 3, 2])
-  const ok = !n.registered && stake >= ctx.model.p.minStake
+  const peerId = somePeerId(ctx, e)
+  const ok = !n.registered && stake >= ctx.model.p.minStake && ctx.model.peerIdFree(peerId, e)
   const r = await sendTx(
     ctx,
     e,
     'nr',
     nr(ctx),
     'register',
-    [ctx.rnd.bytes32(), ctx.rnd.bytes32(), roles],
+    [peerId, ctx.rnd.bytes32(), roles],
     stake,
   )
   expectOutcome('register', ok, r)
-  if (ok) Object.assign(n, { registered: true, stake, roles })
+  if (ok) {
+    Object.assign(n, { registered: true, stake, roles })
+    claimPeerId(ctx, e, peerId)
+  }
 }
 
 async function addStake(ctx: RunContext, e: string): Promise<void> {
   const n = ctx.model.executor(e).node
   const amount = ctx.model.p.minStake / 2n
+  // A node that left comes back only with a peer id no live node holds.
+  const back = n.registered && !ctx.model.live(e)
+  const ok = n.registered && (!back || ctx.model.peerIdFree(n.peerId, e))
   const r = await sendTx(ctx, e, 'nr', nr(ctx), 'addStake', [], amount)
-  expectOutcome('addStake', n.registered, r)
-  if (n.registered) n.stake += amount
+  expectOutcome('addStake', ok, r)
+  if (!ok) return
+  if (back) ctx.model.peerIdOwner.set(n.peerId, e)
+  n.stake += amount
 }
 
 async function requestUnbond(ctx: RunContext, e: string, all = false): Promise<void> {
@@ -240,24 +267,29 @@ async function rejoin(ctx: RunContext, e: string): Promise<void> {
   const n = ctx.model.executor(e).node
   if (!n.registered) return registerNode(ctx, e)
   if (n.unbonding > 0n && ctx.model.next() >= n.releaseAt) await withdrawStake(ctx, e)
+  // Its peer id went to another node while it was gone: it takes a new one first.
+  if (!ctx.model.live(e) && !ctx.model.peerIdFree(n.peerId, e)) {
+    await updateRoles(ctx, e, n.roles === 0 ? 1 : n.roles, ctx.rnd.bytes32())
+  }
   while (n.stake < ctx.model.p.minStake) await addStake(ctx, e)
-  if ((n.roles & 1) === 0) await updateRoles(ctx, e, n.roles | 1)
+  if ((n.roles & 1) === 0) await updateRoles(ctx, e, n.roles | 1, ctx.rnd.bytes32())
 }
 
 async function updateRoles(
   ctx: RunContext,
   e: string,
   roles = ctx.rnd.pick([1, 2, 3]),
+  peerId = ctx.rnd.chance(0.1) && ctx.model.executor(e).node.peerId !== ''
+    ? ctx.model.executor(e).node.peerId
+    : somePeerId(ctx, e),
 ): Promise<void> {
   const n = ctx.model.executor(e).node
   const t = ctx.model.next()
-  const r = await sendTx(ctx, e, 'nr', nr(ctx), 'update', [
-    ctx.rnd.bytes32(),
-    ctx.rnd.bytes32(),
-    roles,
-  ])
-  expectOutcome('update', n.registered, r)
-  if (!n.registered) return
+  const ok = n.registered && ctx.model.peerIdFree(peerId, e)
+  const r = await sendTx(ctx, e, 'nr', nr(ctx), 'update', [peerId, ctx.rnd.bytes32(), roles])
+  expectOutcome('update', ok, r)
+  if (!ok) return
+  claimPeerId(ctx, e, peerId)
   const dropped = n.roles & ~roles
   if (dropped !== 0) {
     const still = t < n.droppedAt + ctx.model.p.unbondingDelay ? n.dropped : 0
