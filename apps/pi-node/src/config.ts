@@ -12,6 +12,6 @@ export function resolveDataDir(flag: string | undefined, env: NodeJS.ProcessEnv)
 
 /** The data folder's config with the environment: the owner node's reader, loaded on first use. */
 export async function loadConfig(dataDir: string, env: NodeJS.ProcessEnv) {
-  const { loadOwnerNodeConfig } = await import('@digicap/owner/node')
+  const { loadOwnerNodeConfig } = await import('@digicap/owner/node/light')
   return loadOwnerNodeConfig(dataDir, env)
 }

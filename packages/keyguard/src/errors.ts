@@ -2,7 +2,7 @@
  * Typed errors of the keyguard. Every class has a stable `code`; messages and details carry
  * handles, ids, lengths and exit codes, never key material.
  */
-import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core/light'
 
 /**
  * The TPM errors (`TPM_UNAVAILABLE`, `TPM_BUSY`, `TPM_HANDLE`, `TPM_COMMAND`, `TPM_SESSION`) are defined in

@@ -1,5 +1,6 @@
 import { DigicapError } from '@digicap/capsule-core'
 import { describe, expect, it } from 'vitest'
+import * as files from '../src/files.ts'
 import * as keyguard from '../src/index.ts'
 import * as testing from '../src/testing.ts'
 
@@ -145,5 +146,20 @@ describe('public surface', () => {
         "UnwrapError": "UNWRAP",
       }
     `)
+  })
+
+  it("the files entry (ADR 0051) holds the main entry's own objects", () => {
+    expect(Object.keys(files).sort()).toMatchInlineSnapshot(`
+      [
+        "TPM2_KEY_RECORD_FILE",
+        "createKeyStore",
+        "readOwner",
+        "softwareSealer",
+        "tpm2Sealer",
+      ]
+    `)
+    for (const [name, value] of Object.entries(files)) {
+      expect(value, name).toBe(keyguard[name as keyof typeof keyguard])
+    }
   })
 })

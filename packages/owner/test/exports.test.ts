@@ -75,6 +75,7 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "peerIdOfPublicKey",
       "pinRelease",
       "provisionSealer",
+      "readOwnerNodeStatus",
       "recoverOwnerNode",
       "releaseKeyHex",
       "releasePcrExpectation",
@@ -85,4 +86,22 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "signInstalledRelease",
     ]
   `)
+})
+
+it('@digicap/owner/node/light exports the config reader and the status, as the node entry has them', async () => {
+  const [light, node] = await Promise.all([
+    import('../src/node/light.ts'),
+    import('../src/node/index.ts'),
+  ])
+  expect(Object.keys(light).sort()).toMatchInlineSnapshot(`
+    [
+      "applyOwnerNodeEnv",
+      "loadOwnerNodeConfig",
+      "ownerNodePaths",
+      "readOwnerNodeStatus",
+    ]
+  `)
+  for (const name of Object.keys(light)) {
+    expect(light[name as keyof typeof light], name).toBe(node[name as keyof typeof node])
+  }
 })

@@ -3,7 +3,7 @@
  * handles, response codes, lengths and exit codes, never key material. `@digicap/keyguard`
  * re-exports the four classes it has always thrown, so `instanceof` works across both.
  */
-import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core/light'
 
 /**
  * tpm2-tools are not installed, or the TPM does not answer (TCTI cannot connect, device

@@ -2,7 +2,7 @@
 import { warnOnce } from '@digicap/cli-kit'
 import { statusPageLine, statusPageLink } from '@digicap/ops/status-link'
 import type { OperatorStatus } from '@digicap/owner'
-import { command, dataDirOf, keyguardLines, openPiNode } from './shared.ts'
+import { command, configOf, dataDirOf, keyguardLines, loggerOf } from './shared.ts'
 
 function operatorLine(o: OperatorStatus): string {
   if (o.address === undefined) return 'none (version-1 owner file: audits use the owner account)'
@@ -18,7 +18,9 @@ export const status = command({
   description: `Shows the config, the sealer (with any insecurity warning), owner address, peer id,
 chain reachability and head block, contract addresses, stored capsules and the daemon.`,
   async run(ctx) {
-    const s = await (await openPiNode(ctx)).status()
+    // The light entry: no ethers, libp2p, codecs or curves load for a status (ADR 0051).
+    const { readOwnerNodeStatus } = await import('@digicap/owner/node/light')
+    const s = await readOwnerNodeStatus(await configOf(ctx), { logger: loggerOf(ctx) })
     const sealerLine =
       'error' in s.sealer
         ? `unavailable: error[${s.sealer.error.code}] ${s.sealer.error.message}`

@@ -77,11 +77,12 @@ process.on('exit', () => {
 /**
  * Workspace packages resolve to their folders (packages/owner/dist/…), npm ones to
  * node_modules: what a light command (`--help`, `status`) must not load. Node's HTTP stack
- * and undici (`fetch`) are ~150 ms of CPU on their own; Ed25519 and bip32 serve only a new or
- * recovered owner identity (ADR 0051).
+ * and undici (`fetch`) are ~150 ms of CPU on their own; Ed25519 and the mnemonic code serve only
+ * a new or recovered owner identity; capsule-core's main entry brings its codecs and curves
+ * (CBOR, secp256k1): `status` reads through the light entries (ADR 0051).
  */
 export const HEAVY_MODULES =
-  /(@digicap|packages)\/(p2p|executor|contracts|sdk|protocol|attestation|oci)\/|helia|libp2p|ethers|prom-client|pi-node\/src\/(pi-node|recover|serve|init)\.ts|^node:(internal\/deps\/undici|_http_)|@noble\/curves\/ed25519|@scure\/bip32/
+  /(@digicap|packages)\/(p2p|executor|contracts|sdk|protocol|attestation|oci)\/|helia|libp2p|ethers|prom-client|pi-node\/src\/(pi-node|recover|serve|init)\.ts|^node:(internal\/deps\/undici|_http_)|@noble\/curves\/(ed25519|secp256k1)|@scure\/bip(32|39)|cborg|capsule-core\/dist\/index\.js/
 
 /** Runs `pi-node <args>` to its end and lists every module it resolved (`loaded`). */
 export async function runCliListingModules(

@@ -13,26 +13,18 @@
  * is still read (no operator: {@link restoreOwner} from the words rewrites it as version 2).
  */
 import { dirname } from 'node:path'
-import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
 import { KeyExistsError, RecoveryKeyMismatchError } from '../errors.ts'
 import type { Sealer } from '../sealers/sealer.ts'
 import { unwrapDataKey } from '../sealers/wrap.ts'
 import { ensureDir, writeFileAtomic } from '../store/fs-atomic.ts'
-import {
-  checkDate,
-  checkKeys,
-  corrupt,
-  encodeWrappedKey,
-  parseWrappedKey,
-  readJsonFile,
-} from '../store/json-file.ts'
-import type { WrappedKey } from '../types.ts'
+import { corrupt, encodeWrappedKey } from '../store/json-file.ts'
+import { type OwnerInfo, readOwnerFile } from './owner-file.ts'
 import {
   deriveOwnerIdentity,
   ethereumAddress,
   generateMnemonic,
   type OwnerIdentity,
-  recoveryKeyId,
   wipeOwnerIdentity,
 } from './recovery.ts'
 
@@ -40,19 +32,9 @@ import {
  * The Ed25519 curve (~10 modules of noble) loads when an owner file is written or its secrets
  * checked, not with the file's reading: `pi-node status` only reads it (ADR 0051).
  */
-const loadEd25519 = () => import('@noble/curves/ed25519.js')
+export { type OwnerInfo, readOwner } from './owner-file.ts'
 
-/** The public face of the owner, as stored in the owner file. */
-export interface OwnerInfo {
-  address: `0x${string}`
-  /** The keyguard operator account; absent in a version-1 owner file. */
-  operatorAddress?: `0x${string}`
-  recoveryPublicKey: Uint8Array
-  recoveryKeyId: string
-  /** Raw 32-byte Ed25519 public key of the node's libp2p identity. */
-  libp2pPublicKey: Uint8Array
-  createdAt: string
-}
+const loadEd25519 = () => import('@noble/curves/ed25519.js')
 
 /** The owner's runtime secrets, unwrapped by the sealer. Zero them when done. */
 export interface OwnerSecrets {
@@ -60,63 +42,6 @@ export interface OwnerSecrets {
   /** The keyguard operator account's key; absent in a version-1 owner file. */
   operatorPrivateKey?: Uint8Array
   libp2pSeed: Uint8Array
-}
-
-interface OwnerFile extends OwnerInfo {
-  ethereumPrivateKey: WrappedKey
-  operatorPrivateKey?: WrappedKey
-  libp2pSeed: WrappedKey
-}
-
-const V1_KEYS = [
-  'version',
-  'address',
-  'recoveryPublicKey',
-  'libp2pPublicKey',
-  'createdAt',
-  'ethereumPrivateKey',
-  'libp2pSeed',
-]
-const V2_KEYS = [...V1_KEYS, 'operatorAddress', 'operatorPrivateKey']
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/
-
-async function readOwnerFile(path: string): Promise<OwnerFile | undefined> {
-  const obj = await readJsonFile(path)
-  if (obj === undefined) return undefined
-  if (obj.version !== 1 && obj.version !== 2) {
-    corrupt(path, 'unknown-version', { version: obj.version })
-  }
-  checkKeys(path, obj, obj.version === 1 ? V1_KEYS : V2_KEYS)
-  const hex32 = (field: string) => {
-    const v = obj[field]
-    if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) corrupt(path, 'bad-field', { field })
-    return hexToBytes(v)
-  }
-  if (typeof obj.address !== 'string' || !ADDRESS.test(obj.address)) {
-    corrupt(path, 'bad-field', { field: 'address' })
-  }
-  if (
-    obj.version === 2 &&
-    (typeof obj.operatorAddress !== 'string' || !ADDRESS.test(obj.operatorAddress))
-  ) {
-    corrupt(path, 'bad-field', { field: 'operatorAddress' })
-  }
-  const recoveryPublicKey = hex32('recoveryPublicKey')
-  return {
-    address: obj.address as `0x${string}`,
-    ...(obj.version === 2 ? { operatorAddress: obj.operatorAddress as `0x${string}` } : {}),
-    recoveryPublicKey,
-    recoveryKeyId: recoveryKeyId(recoveryPublicKey),
-    libp2pPublicKey: hex32('libp2pPublicKey'),
-    createdAt: checkDate(path, 'createdAt', obj.createdAt),
-    ethereumPrivateKey: parseWrappedKey(path, 'ethereumPrivateKey', obj.ethereumPrivateKey),
-    ...(obj.version === 2
-      ? {
-          operatorPrivateKey: parseWrappedKey(path, 'operatorPrivateKey', obj.operatorPrivateKey),
-        }
-      : {}),
-    libp2pSeed: parseWrappedKey(path, 'libp2pSeed', obj.libp2pSeed),
-  }
 }
 
 async function writeOwnerFile(
@@ -194,17 +119,6 @@ export async function initOwner(
   } finally {
     wipeOwnerIdentity(identity)
   }
-}
-
-/**
- * Reads the public parts of the owner file; `undefined` if the keyguard was never initialised.
- * @throws {KeyStoreCorruptError} for a corrupt owner file.
- */
-export async function readOwner(path: string): Promise<OwnerInfo | undefined> {
-  const file = await readOwnerFile(path)
-  if (!file) return undefined
-  const { ethereumPrivateKey: _e, operatorPrivateKey: _o, libp2pSeed: _l, ...info } = file
-  return info
 }
 
 /**

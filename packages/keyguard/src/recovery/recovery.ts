@@ -19,7 +19,6 @@ import {
 } from '@digicap/capsule-core'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { bytesToHex } from '@noble/hashes/utils.js'
 import {
   generateMnemonic as bip39Generate,
   mnemonicToSeedWebcrypto,
@@ -27,6 +26,7 @@ import {
 } from '@scure/bip39'
 import { wordlist } from '@scure/bip39/wordlists/english.js'
 import { InvalidMnemonicError } from '../errors.ts'
+import { recoveryKeyId } from './recovery-key-id.ts'
 
 /** BIP-44 path of the owner's Ethereum account. */
 export const ETHEREUM_PATH = "m/44'/60'/0'/0/0"
@@ -109,10 +109,7 @@ export function ethereumAddress(privateKey: Uint8Array): `0x${string}` {
   return addressFromPrivateKey(privateKey)
 }
 
-/** Lowercase hex SHA-256 of an X25519 public key. */
-export function recoveryKeyId(publicKey: Uint8Array): string {
-  return bytesToHex(sha256(publicKey))
-}
+export { recoveryKeyId }
 
 /**
  * Derives the owner's identity from the paper words (see the module comment for the scheme).

@@ -19,8 +19,6 @@ import { mapHashToField } from '@noble/curves/abstract/modular.js'
 import { p256 } from '@noble/curves/nist.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { mnemonicToSeedWebcrypto } from '@scure/bip39'
-import { normalizeMnemonic } from '../recovery/recovery.ts'
 
 /** HKDF `info` of the PCR-policy authorizing key (P-256) derived from the mnemonic's seed. */
 export const POLICY_AUTH_KEY_INFO = 'digicap/tpm-policy-p256/v1'
@@ -43,6 +41,12 @@ export async function derivePolicyAuthKey(
   mnemonic: string,
   passphrase = '',
 ): Promise<PolicyAuthKey> {
+  // The mnemonic code loads here, not with the module: a TPM sealer that only reads its key
+  // record (approvalIsValid) does not need it (ADR 0051).
+  const [{ mnemonicToSeedWebcrypto }, { normalizeMnemonic }] = await Promise.all([
+    import('@scure/bip39'),
+    import('../recovery/recovery.ts'),
+  ])
   const seed = await mnemonicToSeedWebcrypto(normalizeMnemonic(mnemonic), passphrase)
   const okm = hkdf(sha256, seed, undefined, new TextEncoder().encode(POLICY_AUTH_KEY_INFO), 48)
   seed.fill(0)

@@ -4,7 +4,7 @@
  * Node's default, and what `tpm2_rsadecrypt` uses when no `-l` is given.
  */
 import { constants, createPublicKey, type KeyObject, publicEncrypt } from 'node:crypto'
-import { InvalidArgumentError } from '@digicap/capsule-core'
+import { InvalidArgumentError } from '@digicap/capsule-core/light'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import type { WrappedKey, WrapScheme } from '../types.ts'

@@ -14,7 +14,7 @@ import { createPublicKey, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { InvalidArgumentError } from '@digicap/capsule-core'
+import { InvalidArgumentError } from '@digicap/capsule-core/light'
 import {
   type P256PublicKey,
   p256VerifyKeyPublic,

@@ -1,5 +1,5 @@
 /** Capsule and grant ids as they appear in file names. */
-import { InvalidArgumentError } from '@digicap/capsule-core'
+import { InvalidArgumentError } from '@digicap/capsule-core/light'
 
 const ID = /^[A-Za-z0-9_-]{1,128}$/
 const HEX_ID = /^0x[0-9a-fA-F]+$/

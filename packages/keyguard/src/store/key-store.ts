@@ -17,7 +17,7 @@
  */
 import { readdir, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { InvalidArgumentError } from '@digicap/capsule-core'
+import { InvalidArgumentError } from '@digicap/capsule-core/light'
 import { KeyExistsError } from '../errors.ts'
 import { WRAP_SCHEMES, type WrappedKey } from '../types.ts'
 import { ensureDir, removeStaleTemps, syncDir, writeFileAtomic } from './fs-atomic.ts'

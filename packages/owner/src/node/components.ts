@@ -3,48 +3,16 @@
  * the owner's wallet (unwrapped for one operation), the owner-transaction lock, the chain id
  * check, and the files a running `serve` leaves.
  */
-import { readdir, readFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { DigicapError, type DigicapSigner, privateKeySigner, toHex } from '@digicap/capsule-core'
-import { processAlive, removeStaleTemps, withFileLock, writeJsonAtomic } from '@digicap/cli-kit'
-import type { KeyguardStatus } from '@digicap/keyguard'
-import {
-  type KeyStore,
-  type Logger,
-  type OwnerInfo,
-  type P256PublicKey,
-  type Sealer,
-  softwareSealer,
-  TPM2_KEY_RECORD_FILE,
-  tpm2Sealer,
-  unwrapOwnerSecrets,
-} from '@digicap/keyguard/local'
+import { type DigicapSigner, privateKeySigner, toHex } from '@digicap/capsule-core'
+import { withFileLock, writeJsonAtomic } from '@digicap/cli-kit'
+import { type Logger, type Sealer, unwrapOwnerSecrets } from '@digicap/keyguard/local'
 import type { JsonRpcProvider, Wallet } from 'ethers'
 import { writeCodeBundle } from '../bundle/code-bundle.ts'
-import type { OwnerNodeConfig, ownerNodePaths, SealerConfig } from './config.ts'
-
-export type OwnerNodePaths = ReturnType<typeof ownerNodePaths>
+import type { OwnerNodeConfig } from './config.ts'
+import { type BundleEncoder, errorInfo, type OwnerNodePaths } from './parts.ts'
 
 /** Progress of a long step: `phase` names it, `done`/`total` are bytes (or items). */
 export type ProgressFn = (phase: string, done: number, total: number) => void
-
-/**
- * Turns code + data into the plaintext of a code capsule at `outputPath`. Default:
- * {@link executorBundleEncoder} (capsule-core's code-bundle format, which the executor runs).
- */
-export type BundleEncoder = (input: {
-  entry: string
-  code: string
-  data: string
-  outputPath: string
-}) => Promise<void>
-
-export interface OwnerNodeComponents {
-  /** Where warnings and events go. Default: silent. */
-  logger?: Logger
-  /** The code-capsule bundle encoder. Default {@link executorBundleEncoder}. */
-  encodeBundle?: BundleEncoder
-}
 
 /**
  * The code-bundle format the executor runs (capsule-core's): `code` is one file (stored under
@@ -53,27 +21,6 @@ export interface OwnerNodeComponents {
  */
 export const executorBundleEncoder: BundleEncoder = async ({ entry, code, data, outputPath }) => {
   await writeCodeBundle({ entry, code, data, output: outputPath })
-}
-
-/** What every operation of a pi-node is built from (made once by `createOwnerNode`). */
-export interface OwnerNodeParts {
-  config: OwnerNodeConfig
-  paths: OwnerNodePaths
-  sealer: Sealer
-  keyStore: KeyStore
-  owner: OwnerInfo
-  /** The owner's libp2p peer id: this keyguard's. */
-  ownerPeerId: string
-  logger: Logger
-  components: OwnerNodeComponents
-}
-
-export const silent: Logger = { info() {}, warn() {} }
-
-/** `{ code, message }` of any error, for logs and JSON (never a stack or a secret). */
-export function errorInfo(err: unknown): { code: string; message: string } {
-  if (err instanceof DigicapError) return { code: err.code, message: err.shortMessage }
-  return { code: 'UNKNOWN', message: (err as Error)?.message ?? String(err) }
 }
 
 /**
@@ -87,42 +34,19 @@ export function ownerTransactions<T>(paths: OwnerNodePaths, fn: () => Promise<T>
   return withFileLock(paths.ownerLock, fn, { what: "owner account's transaction lock" })
 }
 
-/**
- * The sealer a config describes. `createIfMissing` is for `init` and `recover`. `dataDir`: the
- * tpm2 sealer pins its key in `<dataDir>/tpm2-key.json` (and keeps a PCR policy there).
- */
-export function createSealer(
-  config: SealerConfig,
-  options: {
-    createIfMissing?: boolean
-    logger?: Logger
-    dataDir?: string
-    /** With `config.pcrs`: the owner's authorizing key a new key's policy names (init, recover). */
-    policyAuthKey?: P256PublicKey
-    /** With `createIfMissing`: replace a TPM key whose policy does not fit (init --force). */
-    replaceUnfitKey?: boolean
-  } = {},
-): Sealer {
-  const common = {
-    createIfMissing: options.createIfMissing ?? false,
-    ...(options.logger ? { logger: options.logger } : {}),
-  }
-  if (config.kind === 'tpm2') {
-    const { pcrs } = config
-    const authKey = options.policyAuthKey
-    return tpm2Sealer({
-      tcti: config.tcti,
-      ...(config.handle !== undefined ? { handle: config.handle } : {}),
-      ...(options.dataDir ? { keyRecordFile: join(options.dataDir, TPM2_KEY_RECORD_FILE) } : {}),
-      ...(pcrs !== undefined && authKey !== undefined ? { pcrPolicy: { authKey, pcrs } } : {}),
-      ...(config.allowUnencryptedTransport === true ? { allowUnencryptedTransport: true } : {}),
-      ...(options.replaceUnfitKey === true ? { replaceUnfitKey: true } : {}),
-      ...common,
-    })
-  }
-  return softwareSealer({ keyFile: config.keyFile, allowInsecure: config.allowInsecure, ...common })
-}
-
+export {
+  type BundleEncoder,
+  createSealer,
+  errorInfo,
+  type OwnerNodeComponents,
+  type OwnerNodeParts,
+  type OwnerNodePaths,
+  openOwnerNodeParts,
+  readServeFile,
+  removeLeftoverTemps,
+  type ServeFile,
+  silent,
+} from './parts.ts'
 export { peerIdOfPublicKey } from './peer-id.ts'
 
 /** The owner's account for one operation: an ethers wallet (transactions) and a signer. */
@@ -159,40 +83,6 @@ export async function withOwnerAccount<T>(
     secrets.ethereumPrivateKey.fill(0)
     provider.destroy()
   }
-}
-
-/** What a running `serve` writes to `serve.json`. */
-export interface ServeFile {
-  pid: number
-  peerId: string
-  multiaddrs: string[]
-  startedAt: string
-  updatedAt?: string
-  keyguard?: KeyguardStatus
-}
-
-/** The running daemon's `serve.json`, or undefined (none, malformed, or its pid is gone). */
-export async function readServeFile(path: string): Promise<ServeFile | undefined> {
-  try {
-    const s = JSON.parse(await readFile(path, 'utf8')) as ServeFile
-    if (typeof s.pid !== 'number' || !Array.isArray(s.multiaddrs)) return undefined
-    return processAlive(s.pid) ? s : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * Removes the temp files of atomic writes a crash left behind in the folders pi-node writes
- * into itself: the data folder (config, owner file, `serve.json`) and each capsule's folder.
- * The key store and the keyguard clean their own folders when they open. Temps of a running
- * writer (a concurrent `seal`, the daemon) are kept: their pid is alive.
- */
-export async function removeLeftoverTemps(paths: OwnerNodePaths): Promise<void> {
-  const dirs = [dirname(paths.config)]
-  const capsules = await readdir(paths.capsules, { withFileTypes: true }).catch(() => [])
-  for (const d of capsules) if (d.isDirectory()) dirs.push(join(paths.capsules, d.name))
-  for (const dir of dirs) await removeStaleTemps(dir)
 }
 
 /** Writes a JSON file atomically; a failure is logged, not thrown (status files). */

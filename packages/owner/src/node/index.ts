@@ -62,6 +62,7 @@ export {
 } from './config.ts'
 export type { InitOwnerNodeOptions, InitOwnerNodeResult } from './init.ts'
 export { initOwnerNode, recoverOwnerNode } from './lazy.ts'
+export { readOwnerNodeStatus } from './light.ts'
 export type { OwnerNode, RecoverOptions, RecoverResult } from './owner-node.ts'
 export { createOwnerNode } from './owner-node.ts'
 export { provisionSealer, releasePcrExpectation } from './provision-sealer.ts'

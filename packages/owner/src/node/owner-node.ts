@@ -4,31 +4,20 @@
  * local re-wrap, and the keyguard daemon (`serve`). Every step is a call into the owner
  * pipeline or into `keyguard`, `contracts`, `p2p`.
  */
-import { NotInitialisedError } from '@digicap/cli-kit'
 import {
-  createKeyStore,
   type KeyStore,
-  readOwner,
   recoverKeys,
   type Sealer,
   type SealerDescription,
 } from '@digicap/keyguard/local'
-import {
-  createSealer,
-  type OwnerNodeComponents,
-  type OwnerNodeParts,
-  type ProgressFn,
-  peerIdOfPublicKey,
-  removeLeftoverTemps,
-  silent,
-} from './components.ts'
+import type { ProgressFn } from './components.ts'
 import {
   loadOwnerNodeConfig,
   type OwnerNodeConfig,
-  ownerNodePaths,
   type SealerConfig,
   saveOwnerNodeConfig,
 } from './config.ts'
+import { type OwnerNodeComponents, type OwnerNodeParts, openOwnerNodeParts } from './parts.ts'
 import { provisionSealer } from './provision-sealer.ts'
 // Each operation loads its own modules when called (seal: no libp2p; status: no helia; serve:
 // everything), so a one-shot command pays only for what it runs.
@@ -104,26 +93,7 @@ export async function createOwnerNode(
   config: OwnerNodeConfig,
   components: OwnerNodeComponents = {},
 ): Promise<OwnerNode> {
-  const paths = ownerNodePaths(config.dataDir)
-  const logger = components.logger ?? silent
-  const owner = await readOwner(paths.owner)
-  if (!owner) {
-    throw new NotInitialisedError('No owner file in this data folder', {
-      details: { dataDir: config.dataDir },
-      hint: 'Run `pi-node init` (or `pi-node recover` with the paper words).',
-    })
-  }
-  await removeLeftoverTemps(paths)
-  const parts: OwnerNodeParts = {
-    config,
-    paths,
-    sealer: createSealer(config.sealer, { logger, dataDir: config.dataDir }),
-    keyStore: await createKeyStore(paths.keys),
-    owner,
-    ownerPeerId: peerIdOfPublicKey(owner.libp2pPublicKey),
-    logger,
-    components,
-  }
+  const parts = await openOwnerNodeParts(config, components)
   return {
     config,
     sealer: parts.sealer,

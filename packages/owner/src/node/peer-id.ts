@@ -4,7 +4,7 @@
  * load ~100 modules; every owner-node command needs the id, and `status` needs nothing else
  * of libp2p (ADR 0042). test/node/status-chain.test.ts checks it against `@libp2p/peer-id`.
  */
-import { InvalidArgumentError } from '@digicap/capsule-core'
+import { InvalidArgumentError } from '@digicap/capsule-core/light'
 
 const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
 

@@ -3,7 +3,7 @@
  * balances and `CapsuleRegistry.isOperator`. ethers (126 modules) is not loaded for them, so
  * `pi-node status` starts in about the time of node itself (ADR 0042).
  */
-import { ChainReadError, normalizeAddress, rpcCall } from '@digicap/capsule-core'
+import { ChainReadError, InvalidArgumentError, rpcCall } from '@digicap/capsule-core/light'
 import { type OperatorStatus, withOperatorWarning } from '../operator/operator-status.ts'
 
 /** `isOperator(address,address)`'s selector; test/status-chain.test.ts checks it against the ABI. */
@@ -32,10 +32,23 @@ export async function headBlock(rpcUrl: string): Promise<number> {
 
 /** `address`'s balance in wei, at the head. */
 export async function balanceOf(rpcUrl: string, address: string): Promise<bigint> {
-  return BigInt(await hexResult(rpcUrl, 'eth_getBalance', [normalizeAddress(address), 'latest']))
+  return BigInt(await hexResult(rpcUrl, 'eth_getBalance', [rpcAddress(address), 'latest']))
 }
 
-const word = (address: string) => normalizeAddress(address).slice(2).toLowerCase().padStart(64, '0')
+/**
+ * An address as the RPC takes it: 0x and 40 hex digits, lower-cased. The addresses here come
+ * from the config and the owner file, both checked when read; no checksum is computed, so
+ * `status` loads no Keccak (ADR 0051).
+ * @throws {InvalidArgumentError} for anything else.
+ */
+function rpcAddress(address: string): string {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(address)) {
+    throw new InvalidArgumentError('Not an address', { details: { address: String(address) } })
+  }
+  return address.toLowerCase()
+}
+
+const word = (address: string) => rpcAddress(address).slice(2).padStart(64, '0')
 
 /**
  * `CapsuleRegistry.isOperator(owner, operator)` at the head.
@@ -48,7 +61,7 @@ export async function isOperator(
   operator: string,
 ): Promise<boolean> {
   const data = `${IS_OPERATOR_SELECTOR}${word(owner)}${word(operator)}`
-  const call = { to: normalizeAddress(registry), data }
+  const call = { to: rpcAddress(registry), data }
   const out = await hexResult(rpcUrl, 'eth_call', [call, 'latest'])
   if (out.length !== 66) {
     throw new ChainReadError('isOperator answered no bool (is the registry deployed?)', {

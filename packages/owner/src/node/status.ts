@@ -3,10 +3,10 @@
 import { rpcChainId } from '@digicap/cli-kit'
 import type { KeyguardStatus, SealerDescription } from '@digicap/keyguard'
 import { type OperatorStatus, operatorWarning } from '../operator/operator-status.ts'
-import { keyguardCard } from '../wrapping/card.ts'
+import { keyguardCard } from '../wrapping/keyguard-card.ts'
 import type { KeyguardCard } from '../wrapping/types.ts'
-import { errorInfo, type OwnerNodeParts, readServeFile } from './components.ts'
 import type { OwnerNodeConfig } from './config.ts'
+import { errorInfo, type OwnerNodeParts, readServeFile } from './parts.ts'
 import { balanceOf, headBlock, readOperatorStatus } from './status-chain.ts'
 
 export interface OwnerNodeStatus {

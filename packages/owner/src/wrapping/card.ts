@@ -1,34 +1,10 @@
-import {
-  hexToBytes,
-  InvalidArgumentError,
-  isHex,
-  toHex,
-  X25519_KEY_LENGTH,
-} from '@digicap/capsule-core'
-import type { KeyguardCard, KeyWrapper } from './types.ts'
+import { hexToBytes, InvalidArgumentError, isHex, X25519_KEY_LENGTH } from '@digicap/capsule-core'
+import type { KeyguardCard } from './types.ts'
 
 /** Wrapping schemes a card may name: the keyguard's RSA keys (never the recovery scheme). */
 const RSA_SCHEMES: readonly string[] = ['tpm2-rsa-oaep-sha256', 'software-rsa-oaep-sha256']
 
-/**
- * The public card of a keyguard, for laptops that seal for it.
- * @example
- * ```ts
- * const card = await keyguardCard({ peerId, wrapper: sealer, recoveryPublicKey: owner.recoveryPublicKey })
- * ```
- */
-export async function keyguardCard(input: {
-  peerId: string
-  wrapper: Pick<KeyWrapper, 'publicKey'>
-  recoveryPublicKey: Uint8Array
-}): Promise<KeyguardCard> {
-  const key = await input.wrapper.publicKey()
-  return {
-    peerId: input.peerId,
-    wrappingKey: { scheme: key.scheme, pem: key.pem },
-    recoveryPublicKey: toHex(input.recoveryPublicKey),
-  }
-}
+export { keyguardCard } from './keyguard-card.ts'
 
 /**
  * Checks a card read from outside (a file, a message) and returns its recovery key bytes.

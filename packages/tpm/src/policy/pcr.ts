@@ -3,7 +3,7 @@
  * the PCR digest a PolicyPCR binds: SHA-256 of the selected values in ascending PCR order.
  */
 import { createHash } from 'node:crypto'
-import { InvalidArgumentError } from '@digicap/capsule-core'
+import { InvalidArgumentError } from '@digicap/capsule-core/light'
 import { malformedResponse } from '../frame.ts'
 import { TpmWriter } from '../marshal.ts'
 import { plainCommand, plainResponse, type Send } from '../object/read-public.ts'
