@@ -10,7 +10,7 @@
  * Run: `pnpm bench:path` (sizes 1M,100M,1G) or `node bench/path.ts --sizes 1M,100M [--dir <disk folder>]
  * [--stages seal,add,fetch,open,exec] [--node-flags '--cpu-prof --cpu-prof-dir=/tmp/prof']` (the flags go to
  * the `pi-node seal` process, e.g. to profile the real path) [--base <another built checkout>] (its
- * `pi-node seal` runs right after this one's on the same file: before/after a change in one run).
+ * `pi-node seal` and library seal run right after this one's on the same file: before/after a change in one run).
  * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
  */
 import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -63,8 +63,8 @@ const fmtSize = (n: number) =>
   n >= 1024 * MiB ? `${n / 1024 / MiB} GiB` : `${(n / MiB).toFixed(n < MiB ? 3 : 0)} MiB`
 const mbs = (bytes: number, ms: number) => (bytes / 1e6 / (ms / 1000)).toFixed(0)
 
-async function lib(op: string, a: string, b: string) {
-  const m = await measureNode([LIB, op, a, b])
+async function lib(op: string, a: string, b: string, script = LIB) {
+  const m = await measureNode([script, op, a, b])
   if (m.code !== 0) throw new Error(`lib ${op} failed: ${m.stderr}`)
   return { ...m, opMs: JSON.parse(m.stdout.trim().split('\n').at(-1) as string).ms as number }
 }
@@ -178,6 +178,20 @@ try {
         baseMs: cat.ms,
         kind: 'time',
       })
+    if (BASE_DIR && stages.has('seal')) {
+      step(size, 'library seal (base)')
+      const baseLib = await lib('seal', plain, `${capsule}.base`, join(BASE_DIR, 'bench/lib-op.ts'))
+      rmSync(`${capsule}.base`, { force: true })
+      rows.push({
+        size,
+        stage: 'library commitAndSealFile (--base)',
+        ms: baseLib.opMs,
+        rssMiB: baseLib.rssMiB,
+        baseline: 'cat + fsync',
+        baseMs: cat.ms,
+        kind: 'time',
+      })
+    }
     // add
     const capCat = await catCopy(capsule, join(dir, 'copy.bin'))
     if (stages.has('add')) await addStage(size, capsule, capCat.ms)
