@@ -2,9 +2,9 @@
  * Capsule fetch between two helia nodes on loopback against one raw libp2p stream carrying the
  * same bytes between the same two nodes, in the same process and run (issue #17: helia ≥ 0.5×
  * the raw stream's throughput). Every block of the helia fetch is checked against its CID by
- * bitswap. Each round runs the raw stream, the fetch as `get` does it (windows of 2 blocks, 7
- * ahead) and the layout before ADR 0050 (one window of 8 read while the next is fetched; the
- * same 16-block bound), each on a fresh node B, so that the shared machine's load hits all
+ * bitswap. Each round runs the raw stream, the fetch as `get` does it (one window of 8 blocks
+ * read while the next is fetched) and windows of 2 blocks with 7 ahead (the same 16-block
+ * bound), each on a fresh node B, so that the shared machine's load hits all
  * alike; the medians of the per-round ratios are
  * printed (ADR 0041).
  *
@@ -45,7 +45,7 @@ const storeKind = opt('--store') ?? 'filestore'
 // B's blockstore: `fs` is what an executor node fetches into (its data folder's blockstore)
 const fetcherKind = opt('--fetcher') ?? 'fs'
 // `--layouts now` runs only that layout (a profile of one fetch path)
-const layouts = (opt('--layouts') ?? 'now,eight').split(',')
+const layouts = (opt('--layouts') ?? 'now,small').split(',')
 if (fetcherKind !== 'fs' && fetcherKind !== 'memory') throw new Error('bad --fetcher')
 
 /** The part of a libp2p v3 stream the baseline uses. */
@@ -84,13 +84,12 @@ async function rawStream(a: DigicapNode, b: DigicapNode, bytes: Uint8Array): Pro
 
 /**
  * The fetch as `heliaCapsuleStore.get` does it (`windowedCat` through the store's reader, every
- * block checked against its CID), with a window layout: `now` is the default (windows of 2
- * blocks, 7 ahead); `eight` is the layout before ADR 0050 (one window of 8 ahead). Both hold
- * at most 16 blocks.
+ * block checked against its CID), with a window layout: `now` is the default (one window of 8
+ * blocks ahead); `small` is windows of 2 blocks, 7 ahead. Both hold at most 16 blocks.
  */
 const LAYOUTS = {
   now: {},
-  eight: { windowBytes: 8 * MiB, windowsAhead: 1 },
+  small: { windowBytes: 2 * MiB, windowsAhead: 7 },
 } satisfies Record<string, WindowedCatOptions>
 type Layout = keyof typeof LAYOUTS
 
@@ -195,6 +194,6 @@ for (const layout of (Object.keys(LAYOUTS) as Layout[]).filter((l) => layouts.in
   const ratios = rows.map((r) => r.raw.ms / of(r).ms)
   const cpu = median(rows.map((r) => of(r).cpuMs / r.raw.cpuMs))
   console.log(
-    `  helia, ${(layout === 'now' ? 'as get does it' : '8 × 1 (before)').padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× the raw stream's`,
+    `  helia, ${(layout === 'now' ? 'as get does it' : '2 × 7 windows').padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× the raw stream's`,
   )
 }

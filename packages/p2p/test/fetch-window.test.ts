@@ -65,7 +65,7 @@ describe('heliaCapsuleStore.get between two nodes', () => {
     const parts: Uint8Array[] = []
     for await (const c of windowedCat(unixfsReader(counted) as never, root)) parts.push(c)
     expect(Buffer.concat(parts).equals(bytes)).toBe(true)
-    // 12 leaves are 6 windows (and the window past the end); before: a root read each
+    // 12 leaves are two windows; before: the root was read again for each (2 reads)
     expect(rootReads).toBe(1)
   }, 60_000)
 
