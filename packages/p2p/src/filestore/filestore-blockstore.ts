@@ -61,6 +61,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
   readonly #refs: FsBlockstore
   /** References read lately (an entry is a few hundred bytes); dropped with their block. */
   readonly #cache = new Map<string, FileReference>()
+  /** Copies being written, by CID: a second `put` of the same block joins the first. */
+  readonly #writing = new Map<string, Promise<CID>>()
 
   /** `blocksPath`: the copies (`<dataDir>/blocks`); `refsPath`: the references. */
   constructor(blocksPath: string, refsPath: string) {
@@ -79,12 +81,23 @@ export class FilestoreBlockstore extends BaseBlockstore {
     await this.#refs.close()
   }
 
+  /**
+   * Writes a copy. Two puts of one block at once (two fetch windows waiting for the same leaf)
+   * wrote the same temporary file: the second rename failed and `blockstore-fs` (steno) retried
+   * it ten times, 100 ms apart, before it gave up: a second's stall per window of a fetch into
+   * a data folder (ADR 0050). The second put now joins the first.
+   */
   override put(
     key: CID,
     val: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
     options?: Options,
   ): Promise<CID> {
-    return this.#blocks.put(key, val, options)
+    const id = key.toString()
+    const pending = this.#writing.get(id)
+    if (pending) return pending
+    const written = this.#blocks.put(key, val, options).finally(() => this.#writing.delete(id))
+    this.#writing.set(id, written)
+    return written
   }
 
   /**
