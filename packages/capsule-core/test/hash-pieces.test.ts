@@ -4,7 +4,7 @@
  * capsule uses for its leaves).
  */
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -69,5 +69,27 @@ describe('sha256FilePieces', () => {
     await expect(all(path, 1.5)).rejects.toBeInstanceOf(InvalidArgumentError)
     await expect(all(tmp, 1024)).rejects.toBeInstanceOf(InvalidArgumentError)
     await expect(all(join(tmp, 'missing.bin'), 1024)).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+  it('hands on each digest as the lanes give it, not once the whole segment is hashed', async () => {
+    // 64 pieces, one lane: when the first digest arrives the last piece is not hashed yet (the
+    // lanes run at most a small window ahead), so bytes changed then show in its digest. The
+    // old whole-segment hashing gave the digest of the bytes before the change.
+    const pieceSize = 64 * 1024
+    const file = join(tmp, 'streamed.bin')
+    writeFileSync(file, detBytes('streamed', 64 * pieceSize))
+    const changed = new Uint8Array(pieceSize).fill(0xaa)
+    const out: FilePieceDigest[] = []
+    for await (const p of sha256FilePieces(file, { pieceSize, threads: 1 })) {
+      if (out.length === 0) {
+        const fd = openSync(file, 'r+')
+        writeSync(fd, changed, 0, pieceSize, 63 * pieceSize)
+        closeSync(fd)
+      }
+      out.push(p)
+    }
+    expect(out).toHaveLength(64)
+    expect(hex(out[63]?.digest as Uint8Array)).toBe(
+      createHash('sha256').update(changed).digest('hex'),
+    )
   })
 })
