@@ -29,6 +29,7 @@ import { conflicting, type EquivocationProof } from './equivocation.ts'
 import { PbftVoteError } from './errors.ts'
 import { PbftResender } from './retransmit.ts'
 import { signatureShapeHolds } from './signature-check.ts'
+import type { PbftSend } from './transport-types.ts'
 import { type PbftDomain, recoverVoteSigner, signVote, type UnsignedVote } from './typed-data.ts'
 
 /** The value a committee decides. */
@@ -61,8 +62,8 @@ export interface PbftDecision extends PbftValue {
   view: bigint
 }
 
-/** Where a replica's messages go: `undefined` = every other member. */
-export type PbftSend = (to: PbftMember | undefined, message: PbftMessage) => void
+/** Where a replica's messages go (defined with the transport's types). */
+export type { PbftSend }
 
 export interface PbftReplicaOptions {
   domain: PbftDomain

@@ -10,7 +10,7 @@
  */
 import type { PbftMessage } from '@digicap/protocol'
 import type { PbftMember } from './committee.ts'
-import type { PbftSend } from './replica.ts'
+import type { PbftSend } from './transport-types.ts'
 
 /** What the re-sender needs to know of its replica. */
 export interface PbftResendState {

@@ -7,6 +7,9 @@ import type { PbftMessage } from '@digicap/protocol'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import type { PbftCommittee, PbftMember } from './committee.ts'
 
+/** Where a replica's messages go: `undefined` = every other member. */
+export type PbftSend = (to: PbftMember | undefined, message: PbftMessage) => void
+
 /** What the transport needs of a libp2p node. */
 export type PbftHost = Pick<Libp2p, 'handle' | 'unhandle' | 'getConnections' | 'dialProtocol'> & {
   peerId: { toString(): string }
