@@ -11,6 +11,8 @@ import { randomBytes } from 'node:crypto'
 import type { PeerId } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
+import { code as RAW_CODE } from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
 
@@ -251,6 +253,37 @@ describe('have-first fetch between real nodes', () => {
       bitswap.peerWantLists.receiveMessage = receive
     }
   }, 60_000)
+
+  it('a block asked again while helia still stores it is handed over at once, not lost until the re-send', async () => {
+    // Two fetch windows share a boundary leaf: the second asks while helia's storage still puts
+    // the block the first got. Before, that want's want-block went out with the first want's
+    // cancel in one batch, the cancel was lost and the owner, counting the block as sent, ignored
+    // it: the second read waited for the want re-send (RESEND_MS; 10 s by default).
+    const puller = await node()
+    await dial(puller, owner)
+    const block = randomBytes(MiB)
+    const leaf = CID.createV1(RAW_CODE, await sha256.digest(block))
+    await owner.helia.blockstore.put(leaf, block)
+    const read = async (options: { signal?: AbortSignal; onProgress?: (e: Event) => void }) => {
+      const chunks: Uint8Array[] = []
+      for await (const c of puller.helia.blockstore.get(
+        leaf,
+        options as never,
+      ) as never as AsyncIterable<Uint8Array>)
+        chunks.push(c)
+      return Buffer.concat(chunks)
+    }
+    let second: Promise<Buffer> | undefined
+    const first = await read({
+      onProgress: (e) => {
+        if (e.type === 'bitswap:block' && second === undefined)
+          second = read({ signal: AbortSignal.timeout(RESEND_MS - 500) })
+      },
+    })
+    expect(first.equals(block)).toBe(true)
+    expect(second).toBeDefined()
+    expect((await second)?.equals(block)).toBe(true)
+  }, 30_000)
 
   it('the one peer connected, asked want-block at once, still cannot pass a forged block', async () => {
     const [forger, puller] = await Promise.all([node(), node()])

@@ -43,6 +43,17 @@ export const FAILURE_MEMORY_MS = 60_000
 export const REDIAL_ATTEMPTS = 3
 export const REDIAL_FIRST_DELAY_MS = 1_000
 
+/**
+ * A block just handed to its waiters is kept this long (at most `RECENT_BLOCKS` of them) and given
+ * to a second `retrieve` of the same CID at once. helia's storage checks `has()` before it asks
+ * bitswap and puts the block after: a reader that asks again while that put runs (two fetch
+ * windows share a boundary leaf) made a fresh want whose want-block went out in the same batch as
+ * the first want's cancel. The cancel was replaced, the serving peer still counted the block as
+ * sent and ignored the new want-block, and the fetch waited for the want re-send (10 s).
+ */
+export const RECENT_MS = 1_000
+export const RECENT_BLOCKS = 8
+
 export interface HaveFirstComponents {
   broker: BitswapBroker
   /** The peers connected now (bitswap reports the later ones). */
@@ -110,6 +121,8 @@ export function createHaveFirstFetch(
   const peers = new Map<string, PeerId>()
   const outstanding = new Map<string, number>()
   const failures = new Map<string, { count: number; last: number }>()
+  /** Blocks just handed out, oldest first (see `RECENT_MS`). */
+  const recent = new Map<string, { block: Uint8Array; at: number }>()
   /** When each peer last sent us a block or a presence (a busy peer is not a late one). */
   const lastHeard = new Map<string, number>()
   /** Peers that said "have" to some want (worth dialling again when lost). */
@@ -201,6 +214,10 @@ export function createHaveFirstFetch(
 
   const finish = (want: Want, block: Uint8Array, sender: PeerId) => {
     drop(want)
+    const key = keyOf(want.cid)
+    recent.delete(key)
+    recent.set(key, { block, at: Date.now() })
+    if (recent.size > RECENT_BLOCKS) recent.delete(recent.keys().next().value as string)
     failures.delete(sender.toString())
     for (const w of want.waiters) {
       w.detach()
@@ -357,6 +374,11 @@ export function createHaveFirstFetch(
     const { signal } = options
     if (signal?.aborted) return Promise.reject(signal.reason)
     const key = keyOf(cid)
+    const held = recent.get(key)
+    if (held !== undefined) {
+      if (Date.now() - held.at <= RECENT_MS) return Promise.resolve(held.block)
+      recent.delete(key)
+    }
     let want = wants.get(key)
     const fresh = want === undefined
     if (!want) {
@@ -418,6 +440,7 @@ export function createHaveFirstFetch(
       wantList.removeEventListener('block', onBlock)
       wantList.removeEventListener('presence', onPresence)
       broker.retrieve = ownRetrieve
+      recent.clear()
       for (const want of wants.values()) {
         want.discovery.abort()
         for (const w of want.waiters) {
