@@ -36,6 +36,7 @@ import { openDataDirBlockstore } from './filestore/data-dir.ts'
 import type { FilestoreBlockstore } from './filestore/filestore-blockstore.ts'
 import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
+import { persistPeerRecords } from './peer-records.ts'
 
 /** The services of a Digicap node's libp2p. `pubsub` and `dht` are present only when enabled. */
 export interface DigicapServices {
@@ -210,6 +211,10 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   let wantResend: WantResend
   let haveFirst: HaveFirstFetch | undefined
   let blockSend: BlockSend
+  // libp2p's own store in memory (ADR 0050), its peer records kept in the data folder
+  const libp2pStore = new MemoryDatastore()
+  const peerRecords =
+    datastore instanceof FsDatastore ? await persistPeerRecords(libp2pStore, datastore) : undefined
   try {
     // libp2p is built here with only our transports and services; `createHelia` and
     // `@helia/libp2p`'s index would load libp2p's whole default set-up (see load-helia.ts).
@@ -222,7 +227,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       // peer's record on every protocol stream, before its handler runs, and a bitswap message is
       // a stream; on disk that wait let a block message pile up past the stream's 4 MiB read
       // limit, the stream was aborted and the block waited for its resend (ADR 0050)
-      datastore: new MemoryDatastore(),
+      datastore: libp2pStore,
       nodeInfo: { name, version, userAgent: `${name}/${version} ${userAgent()}` },
       addresses: {
         listen,
@@ -244,6 +249,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     blockSend = installBlockSend(helia)
     if (fetchMode === 'have-first') haveFirst = installHaveFirst(helia, libp2p, wantResendMs)
   } catch (cause) {
+    await peerRecords?.stop()
     await closeStores()
     throw new NodeStartError('Cannot start the libp2p node', {
       cause,
@@ -265,6 +271,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
         haveFirst?.stop()
         blockSend.stop()
         await helia.stop()
+        await peerRecords?.stop()
         await closeStores()
       })()
       return stopped
