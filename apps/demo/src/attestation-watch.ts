@@ -38,6 +38,10 @@ export interface AttestationWatch {
 
 const equal = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b))
 
+/** The pause after a failed challenge: doubles from the first to the last, reset by an answer. */
+export const RETRY_FIRST_MS = 25
+export const RETRY_MAX_MS = 400
+
 /**
  * The phase an answer shows: `after` once it carries this grant's clean-up report, `during`
  * while PCR 23 holds a run, else `before`. The agent's log runs from the reset before the
@@ -85,6 +89,20 @@ export async function watchAttestation(p: {
       grantId: run.grantId,
       ephemeralPublicKey: run.ephemeralKey,
     }
+    // A failed challenge (not connected yet, stopping, between two answers) is tried again after
+    // a pause: a dial that fails at once (no address known yet) retried without one spun this
+    // loop thousands of times a second and filled the heap with libp2p's dial jobs.
+    let pause = RETRY_FIRST_MS
+    const wait = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms)
+        p.done
+          .finally(() => {
+            clearTimeout(timer)
+            resolve()
+          })
+          .catch(() => {})
+      })
     while (!finished && !seen.has('after')) {
       let response: Awaited<ReturnType<typeof requestAttestation>>
       try {
@@ -95,8 +113,11 @@ export async function watchAttestation(p: {
           { timeout: 2000 },
         )
       } catch {
-        continue // the run process is stopping, or between two answers
+        await wait(pause)
+        pause = Math.min(pause * 2, RETRY_MAX_MS)
+        continue
       }
+      pause = RETRY_FIRST_MS
       quotes++
       if (response.record === undefined) continue
       const record = decodeAttestationRecord(response.record)
