@@ -82,7 +82,7 @@ export interface CommitteeJob {
   /** Per member: phase verdicts as it saw them. */
   phases: { phase: string; verdict: string }[][]
   /** The deciding rounds as each member reported them. */
-  decided: { round: string; verdict: number; signers: number }[]
+  decided: { round: string; verdict: number; view: number }[]
   reputation: { before: number; after: number }
   stake: { before: string; after: string }
   credits: { before: string; after: string }
@@ -270,7 +270,7 @@ export function committeeStep(ctx: Ctx): {
             .filter((x) => x.e.event === 'decided')
             .map((x) => {
               const d = x.e as Extract<VerifierEvent, { event: 'decided' }>
-              return { round: d.round, verdict: d.verdict, signers: d.signers.length }
+              return { round: d.round, verdict: d.verdict, view: Number(d.view) }
             }),
           reputation: { before: before.reputation, after: after.reputation },
           stake: { before: String(before.stake), after: String(after.stake) },

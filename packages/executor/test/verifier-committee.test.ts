@@ -8,10 +8,13 @@
  * during / after the run, decide by PBFT, submit the 2f+1 certificate and settle:
  * - an honest run: verdict 7 by all four, the escrow pays the signers and the executor, every
  *   reputation rises by one pass;
+ * - a submitter that dies before submitting the run's certificate: the next member in leader
+ *   order certifies it and submits it, and the chain accepts it;
  * - a silent member (seated by its ticket, then never heard): the other three still certify;
  * - a tampered executor (`skipRunPcrReset`, the demo's) that claims a clean-up but leaves PCR 23
  *   measured: a fail certificate (after-phase refused: its log ends in a reset the quoted PCR 23
  *   never saw), the executor slashed and its reputation halved.
+ * Only a member that submits builds a certificate (ADR 0053): every test counts them.
  */
 import { attestationRecordHash, encodeAttestationRecord } from '@digicap/attestation'
 import {
@@ -62,6 +65,13 @@ let wallets: Wallet[] = []
 let miner: ReturnType<typeof setInterval> | undefined
 let stopWindowMiner: (() => Promise<void>) | undefined
 const events: VerifierEvent[] = []
+/** The same events, by the member (node index) that reported them. */
+const eventsOf: VerifierEvent[][] = [[], [], [], []]
+/** Set: the first member that submits a run's certificate dies instead (its index is kept). */
+let dieAtSubmit = false
+let died: number | undefined
+/** The dead member's stop. */
+let death: Promise<void> | undefined
 /** A run ended while set skips its PCR 23 reset (the tampered executor). */
 let tampered = false
 
@@ -148,27 +158,7 @@ beforeAll(async () => {
       ),
     ),
   )
-  const rpc = createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId))
-  verifiers = nodes.map((node, i) => {
-    const wallet = (wallets[i] as Wallet).connect(rpc)
-    return verifierNode({
-      pollMs: 200,
-      challengeEveryMs: 250,
-      viewTimeoutMs: 2000,
-      backupMs: 800,
-      watchMs: 30_000,
-    })({
-      libp2p: node.libp2p,
-      chain: ethersVerifierChain({ addresses: w.addresses, settlement, runner: wallet }),
-      signer: privateKeySigner(wallet.privateKey as `0x${string}`),
-      vrfKey: getBytes(wallet.privateKey),
-      onEvent: (e) => {
-        events.push(e)
-        if (process.env.DEBUG_VERIFIER)
-          console.log(i, Date.now() % 100_000, JSON.stringify(e, printable))
-      },
-    })
-  })
+  verifiers = nodes.map((_, i) => verifierOf(i))
   await Promise.all(verifiers.map((v) => v.start()))
   miner = setInterval(() => {
     void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
@@ -177,10 +167,134 @@ beforeAll(async () => {
     ethersVerifierChain({
       addresses: w.addresses,
       settlement,
-      runner: (wallets[0] as Wallet).connect(rpc),
+      runner: (wallets[0] as Wallet).connect(
+        createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+      ),
     }),
   )
 }, 120_000)
+
+/**
+ * Verifier `i` on node `i`. Its chain is the real one but for one injected fault: while
+ * `dieAtSubmit` is set, the first member about to submit a run's certificate stops instead
+ * (its verifier goes, nothing is sent).
+ */
+function verifierOf(i: number): VerifierNode {
+  const wallet = (wallets[i] as Wallet).connect(
+    createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+  )
+  const chain = ethersVerifierChain({ addresses: w.addresses, settlement, runner: wallet })
+  const mortal: VerifierChain = {
+    ...chain,
+    chainId: chain.chainId,
+    hub: chain.hub,
+    submitCertificate: async (call) => {
+      if (dieAtSubmit && died === undefined) {
+        died = i
+        death = verifiers[i]?.stop()
+        throw new Error(`verifier ${i} died before submitting`)
+      }
+      await chain.submitCertificate(call)
+    },
+  }
+  return verifierNode({
+    pollMs: 200,
+    challengeEveryMs: 250,
+    viewTimeoutMs: 2000,
+    backupMs: 800,
+    watchMs: 30_000,
+  })({
+    libp2p: (nodes[i] as DigicapNode).libp2p,
+    chain: mortal,
+    signer: privateKeySigner(wallet.privateKey as `0x${string}`),
+    vrfKey: getBytes(wallet.privateKey),
+    onEvent: (e) => {
+      events.push(e)
+      eventsOf[i]?.push(e)
+      if (process.env.DEBUG_VERIFIER)
+        console.log(i, Date.now() % 100_000, JSON.stringify(e, printable))
+    },
+  })
+}
+
+type CertificateEvent = Extract<VerifierEvent, { event: 'certificate' }>
+/** Member i's certificate events of a job's round. */
+const certificateEvents = (i: number, grantId: string, round: 'before' | 'final') =>
+  (eventsOf[i] as VerifierEvent[]).filter(
+    (e): e is CertificateEvent =>
+      e.event === 'certificate' && e.jobId === grantId.toLowerCase() && e.round === round,
+  )
+/** Whether member i built job `grantId`'s certificate of `round` (it says so in its event). */
+const built = (i: number, grantId: string, round: 'before' | 'final') =>
+  certificateEvents(i, grantId, round).some((e) => e.signers !== undefined)
+
+const lower = (a: string) => a.toLowerCase()
+/** Job `grantId`'s committee in leader order (ascending VRF score), as its members saw it. */
+const committeeOf = (grantId: string) =>
+  (
+    events.find((e) => e.event === 'committee' && e.jobId === grantId) as Extract<
+      VerifierEvent,
+      { event: 'committee' }
+    >
+  ).members
+/** The node index of an address. */
+const memberIndex = (address: string) =>
+  wallets.findIndex((x) => lower(x.address) === lower(address))
+
+/** The signers of the certificate the hub accepted (bit i = member i of the ascending committee). */
+async function signersOnChain(grantId: string): Promise<string[]> {
+  const job = await hub().jobs(grantId)
+  const sorted = [...committeeOf(grantId)].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1))
+  return sorted.filter((_, i) => (job.signers & (1n << BigInt(i))) !== 0n).map(lower)
+}
+
+/**
+ * What ADR 0053 promises for job `grantId` on members `seats` (node indexes): each built exactly
+ * the certificates it says it built (counted by its rounds, not by its events), a member that
+ * built none holds none, and the chain holds one that a builder built. Returns the members that
+ * built the run's certificate.
+ */
+async function onlySubmittersCertified(
+  grantId: string,
+  countsBefore: readonly number[],
+  seats: readonly number[],
+): Promise<number[]> {
+  for (const i of seats) {
+    const rounds = (['before', 'final'] as const).filter((r) => built(i, grantId, r)).length
+    expect(
+      (verifiers[i] as VerifierNode).certified - (countsBefore[i] as number),
+      `member ${i}`,
+    ).toBe(rounds)
+  }
+  const builders = seats.filter((i) => built(i, grantId, 'final'))
+  for (const i of seats) {
+    const held = (verifiers[i] as VerifierNode).certificates.get(lower(grantId))
+    expect(held !== undefined, `member ${i} holds a certificate`).toBe(builders.includes(i))
+  }
+  const onChain = await signersOnChain(grantId)
+  expect(onChain.length).toBeGreaterThanOrEqual(3)
+  expect(
+    builders.some((i) =>
+      equalSigners(
+        (verifiers[i] as VerifierNode).certificates.get(lower(grantId))?.signers,
+        onChain,
+      ),
+    ),
+  ).toBe(true)
+  return builders
+}
+
+const equalSigners = (a: readonly string[] | undefined, b: readonly string[]) =>
+  a !== undefined && a.length === b.length && a.every((x, i) => lower(x) === b[i])
+
+/** The node index of the leader of the view that decided job `grantId`'s `round`, as `member` saw it. */
+function deciderOf(grantId: string, member: number, round: 'before' | 'final'): number {
+  const d = (eventsOf[member] as VerifierEvent[]).find(
+    (e) => e.event === 'decided' && e.jobId === grantId && e.round === round,
+  ) as Extract<VerifierEvent, { event: 'decided' }>
+  const members = committeeOf(grantId)
+  return memberIndex(members[Number(d.view % BigInt(members.length))] as string)
+}
 
 afterAll(async () => {
   clearInterval(miner)
@@ -257,6 +371,7 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     const before = await Promise.all(
       [w.executorWallet.address, ...wallets.map((x) => x.address)].map(reputation),
     )
+    const counts = verifiers.map((v) => v.certified)
     const { grantId, done } = await runJob()
     expect(done.map((e) => e.event)).toEqual(['settled', 'settled', 'settled', 'settled'])
     const job = await hub().jobs(grantId)
@@ -272,8 +387,14 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     )
     expect(beforeRound.map((e) => e.event === 'decided' && e.verdict)).toEqual([1, 1, 1, 1])
     expect(Number((await hub().jobs(grantId)).before)).toBe(1)
-    for (const d of decided)
-      expect(d.event === 'decided' && d.signers.length).toBeGreaterThanOrEqual(3)
+    // Only submitters built a certificate: the deciding view's leader, and a backup only if the
+    // leader's had not landed when its turn came; at least two members of four built none.
+    const builders = await onlySubmittersCertified(grantId, counts, [0, 1, 2, 3])
+    expect(builders).toContain(deciderOf(grantId, 0, 'final'))
+    expect(builders.length).toBeLessThanOrEqual(2)
+    const beforeBuilders = [0, 1, 2, 3].filter((i) => built(i, grantId, 'before'))
+    expect(beforeBuilders).toContain(deciderOf(grantId, 0, 'before'))
+    expect(beforeBuilders.length).toBeLessThanOrEqual(2)
     const phases = events.filter((e) => e.event === 'phase' && e.jobId === grantId)
     expect(phases).toHaveLength(12)
     for (const p of phases) expect(p.event === 'phase' && p.phase.verdict).toBe('verified')
@@ -302,6 +423,45 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     )
   }, 60_000)
 
+  it('a submitter that dies before submitting the run’s certificate: the next member in leader order certifies it and the chain accepts it', async () => {
+    const counts = verifiers.map((v) => v.certified)
+    dieAtSubmit = true
+    died = undefined
+    let grantId: string
+    let done: VerifierEvent[]
+    try {
+      ;({ grantId, done } = await runJob())
+    } finally {
+      dieAtSubmit = false
+    }
+    const dead = (died as number | undefined) ?? -1
+    expect(dead).toBeGreaterThanOrEqual(0)
+    // The dead member's node comes back with a new verifier (the next test needs four).
+    await death
+    verifiers[dead] = verifierOf(dead)
+    await (verifiers[dead] as VerifierNode).start()
+    // The first to submit was the deciding view's leader: it died and sent nothing.
+    const alive = [0, 1, 2, 3].filter((i) => i !== dead)
+    expect(deciderOf(grantId, alive[0] as number, 'final')).toBe(dead)
+    expect(done[dead]?.event).toBe('job-failed')
+    expect(certificateEvents(dead, grantId, 'final')).toEqual([])
+    expect(alive.map((i) => done[i]?.event)).toEqual(['settled', 'settled', 'settled'])
+    // The chain accepted the certificate a survivor built after the leader's turn passed.
+    const job = await hub().jobs(grantId)
+    expect(job.status).toBe(4n) // Settled
+    expect(Number(job.verdict)).toBe(7)
+    const builders = await onlySubmittersCertified(grantId, counts, alive)
+    const members = committeeOf(grantId)
+    const next = memberIndex(
+      members[
+        (members.findIndex((m) => lower(m) === lower(wallets[dead]!.address)) + 1) % 4
+      ] as string,
+    )
+    expect(builders).toContain(next)
+    expect(certificateEvents(next, grantId, 'final')).toMatchObject([{ submitted: true }])
+    expect(builders.length).toBeLessThan(alive.length)
+  }, 60_000)
+
   it('a tampered executor (PCR 23 not reset after its clean-up) with a silent member: a fail certificate by the other three, the executor slashed', async () => {
     // Member 3 goes silent: its ticket seats it (the test sends it), then it is never heard.
     const silent = verifiers[3] as VerifierNode
@@ -327,6 +487,7 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
         await new Promise((r) => setTimeout(r, 150))
       }
     })()
+    const counts = verifiers.map((v) => v.certified)
     const executor = w.executorWallet.address
     const silentAddress = (wallets[3] as Wallet).address
     const [repBefore, nodeBefore, creditBefore, ownerBefore, silentBefore] = await Promise.all([
@@ -360,7 +521,9 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
         e.event === 'decided' && e.jobId === grantId && e.round === 'final',
     )
     expect(decided.map((d) => d.verdict)).toEqual([3, 3, 3]) // before and during passed, after failed
-    expect(decided[0]?.signers).toHaveLength(3)
+    // The three live members' certificate: all three signed it; only submitters built one.
+    await onlySubmittersCertified(grantId, counts, [0, 1, 2])
+    expect(await signersOnChain(grantId)).toHaveLength(3)
     const job = await hub().jobs(grantId)
     expect(job.status).toBe(4n)
     expect(Number(job.verdict)).toBe(3)

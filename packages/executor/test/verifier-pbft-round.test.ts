@@ -6,7 +6,8 @@
  * throws into the host, the inbox stays bounded, and the four members still decide. Several
  * jobs at once (ADR 0040): two jobs whose committees overlap on three verifiers both decide
  * while a stranger floods a member with bogus job ids; more jobs than the bound wait, then are
- * refused with a typed error.
+ * refused with a typed error. Only a member that asks for a round's certificate builds it
+ * (ADR 0053): the others decide on the counted commits.
  */
 import { randomBytes } from 'node:crypto'
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
@@ -123,17 +124,30 @@ describe('the verifier PBFT round', () => {
       // The honest members decide, member 0 last (it takes its inbox first).
       const others = [1, 2, 3].map((i) => members[i]!.decide(jobId, value, 30_000))
       await new Promise((r) => setTimeout(r, 300))
-      const certificates = await Promise.all([target.decide(jobId, value, 30_000), ...others])
-      for (const c of certificates) {
-        expect(() => verifyCertificate(c, committee, { domain, jobId })).not.toThrow()
-        expect(c.verdict).toBe(7)
-      }
+      const decisions = await Promise.all([target.decide(jobId, value, 30_000), ...others])
+      for (const d of decisions) expect(d).toMatchObject(value)
+      // Deciding built no certificate; the member that asks (the submitter) builds one.
+      expect(members.map((m) => m.certified)).toEqual([0, 0, 0, 0])
+      const certificate = await target.certify(jobId, 30_000)
+      expect(() => verifyCertificate(certificate, committee, { domain, jobId })).not.toThrow()
+      expect(certificate.verdict).toBe(7)
+      expect(members.map((m) => m.certified)).toEqual([1, 0, 0, 0])
       expect(target.refused).toBeGreaterThanOrEqual(3) // out of view, wrong signer, replays
       // The before round's votes waited apart (the flood was the final round's): it decides too.
       const before = { verdict: 1, evidenceHash: value.evidenceHash }
       const rounds2 = await Promise.all(members.map((m) => m.decide(beforeId, before, 30_000)))
-      for (const c of rounds2) expect(c.jobId).toEqual(beforeId)
+      for (const d of rounds2) expect(d.verdict).toBe(1)
+      const beforeCertificate = await members[2]!.certify(beforeId, 30_000)
+      expect(beforeCertificate.jobId).toEqual(beforeId)
+      expect(() =>
+        verifyCertificate(beforeCertificate, committee, { domain, jobId: beforeId }),
+      ).not.toThrow()
+      expect(members.map((m) => m.certified)).toEqual([1, 0, 1, 0])
       await expect(target.decide(jobId, value, 1000)).rejects.toMatchObject({
+        code: 'VERIFIER_JOB',
+        reason: 'round',
+      })
+      await expect(target.certify(new Uint8Array(32), 1000)).rejects.toMatchObject({
         code: 'VERIFIER_JOB',
         reason: 'round',
       })
@@ -194,15 +208,21 @@ describe('the verifier PBFT round', () => {
       // Both running on the shared members at once: neither waits for the other.
       expect(rounds[2]!.running).toBe(2)
       const valueY = { verdict: 3, evidenceHash: new Uint8Array(randomBytes(32)) }
-      const [certsX, certsY] = await Promise.all([
+      const [decidedX, decidedY] = await Promise.all([
         Promise.all(x.map((m) => m.decide(jobX, value, 30_000))),
         Promise.all(y.map((m) => m.decide(jobY, valueY, 30_000))),
       ])
-      for (const c of certsX) verifyCertificate(c, committeeOf(seatsX), { domain, jobId: jobX })
-      for (const c of certsY) {
-        verifyCertificate(c, committeeOf(seatsY), { domain, jobId: jobY })
-        expect(c.verdict).toBe(3)
-      }
+      for (const d of decidedX) expect(d.verdict).toBe(7)
+      for (const d of decidedY) expect(d.verdict).toBe(3)
+      // Each job's leader certifies (its submitter); node 3 is job Y's and sits on job X too.
+      verifyCertificate(await x[0]!.certify(jobX, 30_000), committeeOf(seatsX), {
+        domain,
+        jobId: jobX,
+      })
+      const certY = await y[0]!.certify(jobY, 30_000)
+      verifyCertificate(certY, committeeOf(seatsY), { domain, jobId: jobY })
+      expect(certY.verdict).toBe(3)
+      expect([...x, ...y].map((m) => m.certified)).toEqual([1, 0, 0, 0, 1, 0, 0, 0])
       const during = rounds[2]!.stats?.nonMember ?? 0
       flooding = false
       // The stranger's streams were cut unread; none of its votes reached a job.

@@ -8,6 +8,11 @@
  * starts once its value is known and takes its inbox first. Votes for a job no session holds are
  * refused by the endpoint before any signature check (ADR 0040).
  *
+ * Deciding and certifying are apart (ADR 0053): `decide` resolves at the committee's verdict
+ * (2f+1 counted commits) without a signature check; only the member that submits the
+ * certificate builds it (`certify`, 2f+1 signature checks), the view's leader first and a
+ * backup when the leader's certificate does not land.
+ *
  * At most `maxJobs` jobs run at once; a further job waits for a slot (back-pressure, first come
  * first served), and past `maxWaiting` waiting jobs `open` refuses at once with
  * `VerifierJobError` `busy`.
@@ -16,7 +21,9 @@ import { type DigicapSigner, toHex } from '@digicap/capsule-core'
 import {
   createPbftMux,
   type PbftCertificate,
+  type PbftCertificateMode,
   type PbftCommittee,
+  type PbftDecision,
   type PbftDomain,
   type PbftHost,
   type PbftMember,
@@ -46,14 +53,31 @@ export interface PbftRoundParameters {
   readonly inboxLimit?: number
   /** Gives up waiting for a free slot (the job is then `stopped`). */
   readonly signal?: AbortSignal
+  /**
+   * When a member builds a round's certificate: `on-request` (default: only when `certify` is
+   * called, by the member that submits it) or `at-decision` (every member, and `decide` waits
+   * for it: the verifier path before ADR 0053, kept for the bench's baseline).
+   */
+  readonly certificate?: PbftCertificateMode
 }
 
 export interface PbftRound {
   /**
-   * Starts round `roundId`'s replica with this member's value; resolves with the certificate.
-   * @throws {VerifierJobError} `pbft-timeout` after `ms` without 2f+1 commits of one value.
+   * Starts round `roundId`'s replica with this member's value; resolves with the committee's
+   * decision (2f+1 counted commits of one value in one view; no signature checked).
+   * @throws {VerifierJobError} `pbft-timeout` after `ms` without 2f+1 commits of one value;
+   * `round` for a round not of this job, or started already.
    */
-  decide(roundId: Uint8Array, value: PbftValue, ms: number): Promise<PbftCertificate>
+  decide(roundId: Uint8Array, value: PbftValue, ms: number): Promise<PbftDecision>
+  /**
+   * Builds round `roundId`'s certificate (2f+1 commits whose signatures hold): the member that
+   * submits it. Waits for the decision if it has not come yet.
+   * @throws {VerifierJobError} `pbft-timeout` after `ms` without such commits; `round` for a
+   * round not of this job, or not started.
+   */
+  certify(roundId: Uint8Array, ms: number): Promise<PbftCertificate>
+  /** Certificates this job's rounds built (with `on-request`, only the rounds this member certified). */
+  readonly certified: number
   /** This job's session: what its members sent it and what it sent. */
   readonly transport: PbftTransport
   /** Votes refused: malformed, not the sender's, not valid for the round. */
@@ -212,8 +236,33 @@ async function openRound(
     })
   }
   let stopped = false
+  const certifying = p.certificate ?? 'on-request'
+  /** `work`, or `pbft-timeout` after `ms`. */
+  const within = async <T>(work: Promise<T>, r: PbftReplica, ms: number): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new VerifierJobError('pbft-timeout', 'The committee did not decide in time', {
+              details: { ms, view: String(r.view) },
+              hint: 'Fewer than 2f+1 members agreed (silent members, or members that saw another run).',
+            }),
+          ),
+        ms,
+      )
+    })
+    try {
+      return await Promise.race([work, late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
   return {
     transport,
+    get certified() {
+      return [...slots.values()].filter((s) => s.replica?.certificate !== undefined).length
+    },
     get refused() {
       return refused + transport.stats.rejected
     },
@@ -234,6 +283,7 @@ async function openRound(
         signer: p.signer,
         value,
         viewTimeout: p.viewTimeoutMs,
+        certificate: certifying,
         send: (to, message) => transport.send(to, message),
       })
       slot.replica = r
@@ -243,24 +293,19 @@ async function openRound(
           refused++
         })
       }
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new VerifierJobError('pbft-timeout', 'The committee did not decide in time', {
-                details: { ms, view: String(r.view) },
-                hint: 'Fewer than 2f+1 members agreed (silent members, or members that saw another run).',
-              }),
-            ),
-          ms,
-        )
-      })
-      try {
-        return await Promise.race([r.decided, late])
-      } finally {
-        clearTimeout(timer)
+      // at-decision: the decision is known once the certificate is (the old verifier path).
+      const decision = certifying === 'at-decision' ? r.decided : r.verdict
+      const d = await within<PbftDecision>(decision, r, ms)
+      return { view: d.view, verdict: d.verdict, evidenceHash: d.evidenceHash }
+    },
+    async certify(roundId, ms) {
+      const r = slots.get(toHex(roundId))?.replica
+      if (r === undefined) {
+        throw new VerifierJobError('round', 'Not a round of this job, or not started', {
+          details: { roundId: toHex(roundId) },
+        })
       }
+      return await within(r.certify(), r, ms)
     },
     async stop() {
       if (stopped) return

@@ -29,8 +29,15 @@ export function verifierLine(e: VerifierEvent): DaemonLine {
     Object.assign(doc, { members: e.members, leader: e.leader })
     what = `committee ${e.members.join(' ')}`
   } else if (e.event === 'decided') {
-    Object.assign(doc, { verdict: e.verdict, view: String(e.view), signers: e.signers })
-    what = `decided verdict ${e.verdict} in view ${e.view} (${e.signers.length} signatures)`
+    Object.assign(doc, { verdict: e.verdict, view: String(e.view) })
+    what = `decided verdict ${e.verdict} in view ${e.view}`
+  } else if (e.event === 'certificate') {
+    Object.assign(doc, { round: e.round, submitted: e.submitted })
+    if (e.signers !== undefined) doc.signers = e.signers
+    what =
+      e.signers === undefined
+        ? `certificate ${e.round}: another member's landed`
+        : `certificate ${e.round}: built (${e.signers.length} signatures)${e.submitted ? ' and submitted' : ", another member's landed first"}`
   } else if (e.event === 'job-failed') {
     Object.assign(doc, { error: (e.error as { code?: string }).code ?? e.error.name })
     what = `failed: ${e.error.message.split('\n')[0]}`

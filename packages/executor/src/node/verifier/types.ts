@@ -122,7 +122,6 @@ export type VerifierEvent =
       readonly round: 'before' | 'final'
       readonly verdict: number
       readonly view: bigint
-      readonly signers: readonly Address[]
       readonly messages: { readonly sent: number; readonly received: number }
     }
   | {
@@ -131,6 +130,11 @@ export type VerifierEvent =
       readonly round: 'before' | 'final'
       /** Whether this member's transaction landed it (else another member's had). */
       readonly submitted: boolean
+      /**
+       * The certificate's signers, when this member built it (its turn came while the chain
+       * still needed it, ADR 0053); absent when it only decided.
+       */
+      readonly signers?: readonly Address[]
     }
   | { readonly event: 'settled'; readonly jobId: string }
   | { readonly event: 'job-failed'; readonly jobId: string; readonly error: Error }
@@ -150,9 +154,13 @@ export interface VerifierNodeInit {
   readonly viewTimeoutMs?: number
   /** Longest a PBFT round may take before the member gives up on a job, ms. Default 60 000. */
   readonly decideMs?: number
-  /** Submit the certificate: `leader` (default: the view's leader first, the others after `backupMs`) or `any`. */
+  /**
+   * Who certifies and submits (ADR 0053): `leader` (default: the deciding view's leader at once,
+   * then the next members in leader order, one every `backupMs`, while the chain lacks it; only
+   * they build the certificate) or `any` (every member, at once).
+   */
   readonly submit?: 'leader' | 'any'
-  /** How long non-leaders wait for the leader's certificate before submitting it, ms. Default 3000. */
+  /** How long each next member in leader order waits for the one before to land the certificate, ms. Default 3000. */
   readonly backupMs?: number
   /** Settle after the certificate. Default true. */
   readonly settle?: boolean
@@ -182,6 +190,11 @@ export interface VerifierNode {
   stop(): Promise<void>
   /** Resolves once `jobId` is done here (settled, not selected or failed), with its last event. */
   finished(jobId: Uint8Array | string): Promise<VerifierEvent>
-  /** The certificates this node's committees decided, by job id (hex). */
+  /**
+   * The certificates this node built (it submitted them, or backed up the submitter), by job id
+   * (hex): the run's, or the before round's when that failed. A member that only decided has none.
+   */
   readonly certificates: ReadonlyMap<string, PbftCertificate>
+  /** Certificates this node's finished jobs built, before rounds included (ADR 0053: submitters only). */
+  readonly certified: number
 }

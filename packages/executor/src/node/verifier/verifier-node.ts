@@ -5,8 +5,12 @@
  * challenges the executor before / during / after the run (watch-run.ts), agrees with the
  * committee by PBFT over libp2p (pbft-round.ts) twice: on the before phase (the before round,
  * `submitBeforeCertificate`, which a keyguard waits for on the chain path, ADR 0033) and on the
- * whole run (`submitCertificate`), each certificate submitted by the deciding view's leader first,
- * the others as backups; then settles the job. A before fail certifies the job as failed.
+ * whole run (`submitCertificate`); then settles the job. A before fail certifies the job as failed.
+ *
+ * Only a member that submits a certificate builds it (ADR 0053, `certificate: 'on-request'`): the
+ * deciding view's leader at once, then, while the chain still lacks it, the next members in the
+ * view's leader order, one every `backupMs` (a leader that died before submitting is replaced).
+ * The others decide on the counted commits and check no signature.
  *
  * A job's failure stays with the job (a `job-failed` event with a typed error); the node goes on.
  */
@@ -20,8 +24,8 @@ import {
   certificateCall,
   drawTicket,
   hubCommittee,
-  leaderOf,
   type PbftCertificate,
+  type PbftDecision,
   pbftCommittee,
   pbftDomain,
 } from '@digicap/committee'
@@ -69,6 +73,7 @@ export function verifierNode(
     const stopping = new AbortController()
     let loop: Promise<void> | undefined
     let next = 0
+    let certified = 0
 
     const emit = (e: VerifierEvent) => {
       try {
@@ -147,32 +152,46 @@ export function verifierNode(
         signal: stopping.signal,
       })
       const sorted = hubCommittee(seats.members)
-      /** The deciding view's leader submits at once, the others after `backupMs` if still needed. */
+      const at = committee.members.findIndex((m) => m.address === self)
+      /**
+       * Certifies and submits a decided round when this member's turn comes and the chain still
+       * needs it: the deciding view's leader at once, the next in leader order after `backupMs`,
+       * and so on. Resolves with the certificate when this member built it.
+       */
       const submit = async (
-        certificate: PbftCertificate,
+        decision: PbftDecision,
+        roundId: Uint8Array,
         name: 'before' | 'final',
-        send: () => Promise<void>,
+        send: (certificate: PbftCertificate) => Promise<void>,
         pending: () => Promise<boolean>,
-      ) => {
-        const leads = leaderOf(committee, certificate.view).address === self
-        if (init.submit !== 'any' && !leads) await sleep(backupMs)
+      ): Promise<PbftCertificate | undefined> => {
+        const n = committee.members.length
+        const turn = (at - Number(decision.view % BigInt(n)) + n) % n
+        if (init.submit !== 'any') await sleep(backupMs * turn)
         const needed = await pending()
-        if (needed) await send()
-        emit({ event: 'certificate', jobId, round: name, submitted: needed && !(await pending()) })
+        const certificate = needed ? await round.certify(roundId, decideMs) : undefined
+        if (certificate !== undefined) await send(certificate)
+        emit({
+          event: 'certificate',
+          jobId,
+          round: name,
+          submitted: needed && !(await pending()),
+          ...(certificate === undefined ? {} : { signers: certificate.signers }),
+        })
+        return certificate
       }
-      const decided = (certificate: PbftCertificate, name: 'before' | 'final') => {
+      const decided = (decision: PbftDecision, name: 'before' | 'final') => {
         emit({
           event: 'decided',
           jobId,
           round: name,
-          verdict: certificate.verdict,
-          view: certificate.view,
-          signers: certificate.signers,
+          verdict: decision.verdict,
+          view: decision.view,
           messages: { sent: round.transport.stats.sent, received: round.transport.stats.received },
         })
       }
       let beforePassed = false
-      let beforeSubmitted: Promise<void> = Promise.resolve()
+      let beforeSubmitted: Promise<PbftCertificate | undefined> = Promise.resolve(undefined)
       try {
         const grant = await chain.grant(job.jobId)
         const executor = await chain.node(grant.executor)
@@ -217,20 +236,19 @@ export function verifierNode(
         // The before round (ADR 0033): on the chain path the keyguard releases the key only once
         // its pass is on chain, so it runs while the watch goes on.
         beforePassed = (await beforePhase) === 'verified'
-        const beforeCertificate = await round.decide(
+        const beforeDecision = await round.decide(
           beforeId,
           statement(beforeId, beforePassed ? BEFORE_PASS : BEFORE_FAIL),
           decideMs,
         )
-        decided(beforeCertificate, 'before')
-        beforePassed = beforeCertificate.verdict === BEFORE_PASS
+        decided(beforeDecision, 'before')
+        beforePassed = beforeDecision.verdict === BEFORE_PASS
         beforeSubmitted = submit(
-          beforeCertificate,
+          beforeDecision,
+          beforeId,
           'before',
-          () =>
-            chain.submitBeforeCertificate(
-              beforeCertificateCall(job.jobId, beforeCertificate, sorted),
-            ),
+          (certificate) =>
+            chain.submitBeforeCertificate(beforeCertificateCall(job.jobId, certificate, sorted)),
           async () =>
             (await chain.status(job.jobId)) === 'seated' &&
             (await chain.beforeVerdict(job.jobId)) === 'none',
@@ -238,25 +256,27 @@ export function verifierNode(
         if (beforePassed) {
           const watched = await watching
           const verdict = verdictBits(watched.phases)
-          const certificate = await round.decide(job.jobId, statement(job.jobId, verdict), decideMs)
-          certificates.set(jobId, certificate)
-          decided(certificate, 'final')
+          const decision = await round.decide(job.jobId, statement(job.jobId, verdict), decideMs)
+          decided(decision, 'final')
           // Let the last commits reach the others before the handler goes.
           await sleep(200)
           await beforeSubmitted
-          await submit(
-            certificate,
+          const certificate = await submit(
+            decision,
+            job.jobId,
             'final',
-            () => chain.submitCertificate(certificateCall(certificate, sorted)),
+            (c) => chain.submitCertificate(certificateCall(c, sorted)),
             async () => (await chain.status(job.jobId)) === 'seated',
           )
+          if (certificate !== undefined) certificates.set(jobId, certificate)
         } else {
           // A before fail certifies the job as failed: nothing more to agree on.
-          certificates.set(jobId, beforeCertificate)
           await sleep(200)
-          await beforeSubmitted
+          const certificate = await beforeSubmitted
+          if (certificate !== undefined) certificates.set(jobId, certificate)
         }
       } finally {
+        certified += round.certified
         await round.stop()
         await beforeSubmitted.catch(() => {})
       }
@@ -302,6 +322,9 @@ export function verifierNode(
     return {
       address: self,
       certificates,
+      get certified() {
+        return certified
+      },
       async start() {
         if (loop !== undefined) return
         next = init.fromBlock ?? (await chain.blockNumber())
