@@ -201,7 +201,8 @@ function verifierOf(i: number): VerifierNode {
     pollMs: 200,
     challengeEveryMs: 250,
     viewTimeoutMs: 2000,
-    backupMs: 800,
+    // Turns one second apart: a submitter's transaction lands well within two turns.
+    backupMs: 1000,
     watchMs: 30_000,
   })({
     libp2p: (nodes[i] as DigicapNode).libp2p,
