@@ -14,6 +14,7 @@
  *
  * A job's failure stays with the job (a `job-failed` event with a typed error); the node goes on.
  */
+import { setTimeout as wait } from 'node:timers/promises'
 import { createActivationCache } from '@digicap/attestation'
 import { toHex } from '@digicap/capsule-core'
 import {
@@ -152,7 +153,7 @@ export function verifierNode(
         signal: stopping.signal,
       })
       const sorted = hubCommittee(seats.members)
-      const at = committee.members.findIndex((m) => m.address === self)
+      const at = committee.members.findIndex((m) => m.address.toLowerCase() === self.toLowerCase())
       /**
        * Certifies and submits a decided round when this member's turn comes and the chain still
        * needs it: the deciding view's leader at once, the next in leader order after `backupMs`,
@@ -167,7 +168,11 @@ export function verifierNode(
       ): Promise<PbftCertificate | undefined> => {
         const n = committee.members.length
         const turn = (at - Number(decision.view % BigInt(n)) + n) % n
-        if (init.submit !== 'any') await sleep(backupMs * turn)
+        if (init.submit !== 'any' && turn > 0) {
+          // A stopping node does not wait its turn out (turns add up to (n − 1) × backupMs).
+          await wait(backupMs * turn, undefined, { signal: stopping.signal }).catch(() => {})
+          live()
+        }
         const needed = await pending()
         const certificate = needed ? await round.certify(roundId, decideMs) : undefined
         if (certificate !== undefined) await send(certificate)
