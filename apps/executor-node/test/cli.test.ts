@@ -4,9 +4,11 @@
  * (software sealer) on a real helia/libp2p node on loopback.
  */
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import {
   createCapsuleHeader,
   generateDataKey,
@@ -58,6 +60,8 @@ import { type CliRun, runCli, runListingModules, startCli } from './helpers/cli.
 import { askSocket, frame } from './helpers/run-socket.ts'
 
 const quiet = { info: () => {}, warn: () => {} }
+/** A message of ethers' `getBytes`, in any file that holds ethers' code. */
+const ETHERS_MARK = 'invalid BytesLike value'
 
 let anvil: Anvil
 let addresses: DigicapAddresses
@@ -326,8 +330,10 @@ describe('executor-node CLI', () => {
 
     it('run (chain path) prints every stage and the result', async () => {
       const cid = await makeCapsule('hello from the cli', policy)
-      const r = await runCli(['run', cid, '--json', '--data-dir', execDir])
+      const r = await runListingModules(['run', cid, '--json', '--data-dir', execDir])
       expect(r.code).toBe(0)
+      // The chain-path grant is a transaction: ethers (its own bundle) loads for it (ADR 0052).
+      expect(r.loaded.some((f) => f.endsWith('/executor/dist/one-shot-ethers.js'))).toBe(true)
       const doc = JSON.parse(r.stdout)
       expect(doc.path).toBe('chain')
       expect(JSON.parse(doc.result).bytes).toBe(18)
@@ -367,6 +373,14 @@ describe('executor-node CLI', () => {
       const heavy =
         /libp2p|helia|ethers|multiformats|fast-glob|@chainsafe|protons|blockstore|datastore|ipfs-unixfs|(packages|@digicap)\/(p2p|protocol|keyguard|contracts|attestation|committee|vrf|oci|tpm)\//
       expect(fast.loaded.filter((f) => heavy.test(f))).toEqual([])
+      // Nor ethers' own bundle: the registry read is plain JSON-RPC, and a fast-path run sends no
+      // transaction (ADR 0052). The bundle's build fails if a chunk loaded at start imports it.
+      expect(fast.loaded.filter((f) => f.includes('one-shot-ethers'))).toEqual([])
+      // ...and no file it loaded holds ethers' code (before ADR 0052's amendment, one-shot.js did).
+      const withEthers = fast.loaded
+        .filter((f) => f.includes('/executor/dist/'))
+        .filter((f) => readFileSync(fileURLToPath(f), 'utf8').includes(ETHERS_MARK))
+      expect(withEthers).toEqual([])
       const files = new Set(fast.loaded.filter((f) => !f.startsWith('node:')))
       expect(files.size).toBeLessThan(150) // ~130: capsule-core's cborg, noble and HPKE included
     }, 45_000)

@@ -8,7 +8,6 @@ import {
   getCreateAddress,
   type InterfaceAbi,
   type Provider,
-  parseEther,
   type Signer,
 } from 'ethers'
 import { DeploymentError } from './errors.ts'
@@ -85,7 +84,7 @@ export interface DeployDigicapOptions extends DigicapParameters {
 }
 
 export const DEFAULT_PARAMETERS = {
-  minStake: parseEther('0.01'),
+  minStake: 10_000_000_000_000_000n, // 0.01 ether (a literal: see settlement.ts)
   unbondingDelay: 7 * 24 * 3600,
   grantWindow: 600,
   disputeWindow: 24 * 3600,

@@ -3,10 +3,10 @@
  * account an executor node or a laptop derives from its mnemonic. Typed data is signed by
  * capsule-core's noble signer, transactions by ethers' `SigningKey` (the one place here that
  * knows the transaction encodings), so the same signer goes through `digicapEthersSigner` like
- * a hardware wallet does.
+ * a hardware wallet does. ethers is imported on the first transaction, not with the account:
+ * a one-shot fast-path run signs none and never loads it (ADR 0052).
  */
-import { type DigicapSigner, type Hex, privateKeySigner } from '@digicap/capsule-core'
-import { SigningKey, Transaction } from 'ethers'
+import { type DigicapSigner, type Hex, privateKeySigner, toHex } from '@digicap/capsule-core'
 
 /**
  * @throws {InvalidArgumentError} (capsule-core's) if the key is not a valid 32-byte secp256k1 key.
@@ -18,15 +18,15 @@ import { SigningKey, Transaction } from 'ethers'
  */
 export function privateKeyAccount(privateKey: Uint8Array | Hex): DigicapSigner {
   const typed = privateKeySigner(privateKey)
-  // privateKeySigner checked the key; SigningKey keeps its own copy (zeroing the caller's is fine).
-  const signingKey = new SigningKey(privateKey)
+  // privateKeySigner checked the key; this copy is the signing key's (zeroing the caller's is fine).
+  const key = typeof privateKey === 'string' ? privateKey : toHex(privateKey)
+  let sign: Promise<(unsignedSerialized: string) => Hex> | undefined
   return {
     address: typed.address,
     signTypedData: typed.signTypedData,
     async signTransaction(unsignedSerialized) {
-      const tx = Transaction.from(unsignedSerialized)
-      tx.signature = signingKey.sign(tx.unsignedHash)
-      return tx.serialized as Hex
+      sign ??= import('./sign-transaction.ts').then((m) => m.transactionSigner(key))
+      return (await sign)(unsignedSerialized)
     },
   }
 }

@@ -11,7 +11,6 @@ import {
   getCreateAddress,
   Interface,
   keccak256,
-  parseEther,
   type Signer,
 } from 'ethers'
 import { DeploymentError } from './errors.ts'
@@ -49,8 +48,9 @@ export const DEFAULT_SETTLEMENT_PARAMETERS = {
   certificateBlocks: 100,
   verifierBps: 1000,
   executorBps: 0,
-  failSlash: parseEther('0.005'),
-  equivocationSlash: parseEther('0.005'),
+  // 0.005 ether as a literal: a top-level parseEther call would keep ethers in every bundle.
+  failSlash: 5_000_000_000_000_000n,
+  equivocationSlash: 5_000_000_000_000_000n,
 } as const
 
 /** Where the settlement contracts live. */

@@ -20,16 +20,23 @@ export const ONE_SHOT_EXTERNAL = [
 /** The part of esbuild's plugin API used here (esbuild comes with tsup, not as a dependency). */
 interface PluginHooks {
   onResolve(
-    options: { filter: RegExp },
-    resolve: (args: ResolveArgs) => Promise<{ path: string; external: true } | undefined>,
+    options: { filter: RegExp; namespace?: string },
+    resolve: (args: ResolveArgs) => Promise<Resolved | undefined>,
   ): void
-  resolve(path: string, options: Omit<ResolveArgs, 'path'>): Promise<{ path: string }>
+  resolve(path: string, options: Omit<ResolveArgs, 'path'>): Promise<Resolved>
   onLoad(
-    options: { filter: RegExp },
+    options: { filter: RegExp; namespace?: string },
     load: (args: {
       path: string
-    }) => Promise<{ contents: string; loader: 'js'; resolveDir: string } | undefined>,
+    }) => Promise<{ contents: string; loader: 'js' | 'ts'; resolveDir: string } | undefined>,
   ): void
+}
+
+interface Resolved {
+  path: string
+  external?: boolean
+  sideEffects?: boolean
+  namespace?: string
 }
 
 interface ResolveArgs {
@@ -108,6 +115,102 @@ function heliaByPath(found: { count: number }) {
   }
 }
 
+/**
+ * ethers from its own bundle, `dist/one-shot-ethers.js`, imported only where used: no chunk the
+ * start-up loads uses it (assertNoEthersAtStart), so it loads with the first transaction.
+ */
+const ETHERS_BUNDLE = './one-shot-ethers.js'
+
+function ethersApart() {
+  return {
+    name: 'ethers-apart',
+    setup(b: PluginHooks) {
+      b.onResolve({ filter: /^ethers$/ }, async () => ({
+        path: ETHERS_BUNDLE,
+        external: true,
+        sideEffects: false,
+      }))
+    },
+  }
+}
+
+/** The executor's files that use ethers: ethers-parts.ts imports them on first use. */
+const ETHERS_PARTS = /[\\/]src[\\/](node[\\/]ethers-parts|chain|delivery[\\/]grants)\.ts$/
+
+/**
+ * `@digicap/contracts` from its source files, and twice: esbuild puts each input file in one
+ * chunk, and a file the start-up reaches (through contracts' index) that `ethers-parts.ts` also
+ * uses (providers, the ethers signer, `connectDigicap`) lands in a chunk loaded at start, ethers'
+ * import with it. The ethers parts import their own copy of contracts (namespace
+ * `contracts-ethers`), so contracts' ethers users stay in their chunk (ADR 0052). The start-up's
+ * copy (the account, the RPC quorum, the errors) uses no ethers.
+ */
+function contractsFromSource(packageDir: string) {
+  const own = createRequire(join(packageDir, 'package.json'))
+  const root = dirname(own.resolve('@digicap/contracts/package.json'))
+  const source = join(root, 'src/index.ts')
+  const namespace = 'contracts-ethers'
+  return {
+    name: 'contracts-from-source',
+    setup(b: PluginHooks) {
+      b.onResolve({ filter: /^@digicap\/contracts$/ }, async (args) =>
+        args.importer !== undefined && ETHERS_PARTS.test(args.importer)
+          ? { path: source, namespace }
+          : { path: source },
+      )
+      // What contracts' files import, from the copy: its own files stay in the copy; ethers
+      // goes to ethers-apart; the rest resolves as usual.
+      b.onResolve({ filter: /.*/, namespace }, async (args) => {
+        if (args.path === 'ethers') return undefined
+        const r = await b.resolve(args.path, {
+          kind: args.kind,
+          resolveDir: args.resolveDir,
+          importer: args.importer,
+          pluginData: namespace,
+        })
+        return !r.external && r.path.startsWith(join(root, 'src')) ? { path: r.path, namespace } : r
+      })
+      b.onLoad({ filter: /.*/, namespace }, async (args) => ({
+        contents: await readFile(args.path, 'utf8'),
+        loader: 'ts',
+        resolveDir: dirname(args.path),
+      }))
+    },
+  }
+}
+
+/**
+ * Fails the build when ethers is in a chunk the entry loads at start (statically): a run must
+ * load it only when it sends a transaction (the chain-path grant, a registration).
+ */
+function assertNoEthersAtStart(metafile: Metafile): void {
+  const entry = Object.keys(metafile.outputs).find((k) => k.endsWith('/one-shot.js')) as string
+  const seen = new Set([entry])
+  for (const out of seen) {
+    for (const i of metafile.outputs[out]?.imports ?? []) {
+      if (i.kind === 'import-statement' && !i.external) seen.add(i.path)
+    }
+  }
+  const ethers = [...seen].filter(
+    (out) =>
+      metafile.outputs[out]?.imports.some((i) => i.path === ETHERS_BUNDLE) ||
+      Object.keys(metafile.outputs[out]?.inputs ?? {}).some((i) => /[\\/]ethers[\\/]/.test(i)),
+  )
+  if (ethers.length > 0)
+    throw new Error(`one-shot bundle: ethers loads at start, in ${ethers.join(', ')}`)
+}
+
+interface Metafile {
+  inputs: Record<string, unknown>
+  outputs: Record<
+    string,
+    {
+      imports: { path: string; kind: string; external?: boolean }[]
+      inputs: Record<string, unknown>
+    }
+  >
+}
+
 export async function buildOneShotBundle(packageDir: string): Promise<void> {
   const tsup = createRequire(join(packageDir, 'package.json')).resolve('tsup')
   const esbuild = await import(createRequire(tsup).resolve('esbuild'))
@@ -131,7 +234,12 @@ export async function buildOneShotBundle(packageDir: string): Promise<void> {
     banner: {
       js: "import { createRequire as __digicapRequire } from 'node:module'; const require = __digicapRequire(import.meta.url);",
     },
-    plugins: [heliaByPath(found), nobleShared(packageDir)],
+    plugins: [
+      heliaByPath(found),
+      nobleShared(packageDir),
+      contractsFromSource(packageDir),
+      ethersApart(),
+    ],
     metafile: true,
     logLevel: 'error', // not p2p's chunks' bare imports, dropped as its package has no side effects
   })
@@ -140,6 +248,22 @@ export async function buildOneShotBundle(packageDir: string): Promise<void> {
     await writeFile(process.env.ONE_SHOT_META, JSON.stringify(result.metafile))
   if (found.count !== 1)
     throw new Error(`one-shot bundle: helia's class lookup found ${found.count} times, not once`)
+  assertNoEthersAtStart(result.metafile)
+  // ethers alone, one file: what the chunks above import as ETHERS_BUNDLE.
+  await esbuild.build({
+    stdin: { contents: "export * from 'ethers'", resolveDir: packageDir, loader: 'js' },
+    outfile: join(packageDir, 'dist', ETHERS_BUNDLE),
+    bundle: true,
+    minifyWhitespace: true,
+    minifySyntax: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    banner: {
+      js: "import { createRequire as __digicapRequire } from 'node:module'; const require = __digicapRequire(import.meta.url);",
+    },
+    logLevel: 'error',
+  })
   const inputs = Object.keys(result.metafile.inputs).length
   if (inputs < 100) throw new Error(`one-shot bundle: only ${inputs} inputs`)
 }

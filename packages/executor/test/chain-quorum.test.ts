@@ -2,8 +2,11 @@
  * The executor's registry checks through a quorum of real RPCs: a revoked capsule on anvil A,
  * anvil B a fork of A (a second real node of the same chain), and a lying JSON-RPC proxy in
  * front of A that says the capsule is live. Alone, the liar fools the check; in a quorum it is
- * outvoted and named.
+ * outvoted and named. Both readers: the ethers chain client's, and the plain JSON-RPC one a
+ * node uses for every run (no ethers at start, ADR 0052).
  */
+
+import { ChainReadError } from '@digicap/capsule-core'
 import {
   capsuleRegistryAbi,
   connectDigicap,
@@ -18,6 +21,7 @@ import { type Anvil, type RpcProxy, startAnvil, startRpcProxy } from '@digicap/c
 import { hexlify, Interface, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AccessUnavailableError, ethersExecutorChain } from '../src/index.ts'
+import { jsonRpcGetCapsule } from '../src/registry/json-rpc-registry.ts'
 
 let a: Anvil
 let b: Anvil
@@ -69,7 +73,7 @@ afterAll(async () => {
   await a?.stop()
 })
 
-function chainOver(urls: string[], quorum?: number) {
+function ethersReader(urls: string[], quorum?: number) {
   const disagreements: DisagreementEvent[] = []
   const chain = ethersExecutorChain({
     addresses,
@@ -78,30 +82,44 @@ function chainOver(urls: string[], quorum?: number) {
     ...(quorum === undefined ? {} : { quorum }),
     onDisagreement: (e) => disagreements.push(e),
   })
-  return { chain, disagreements }
+  return { getCapsule: chain.getCapsule.bind(chain), chain, disagreements }
 }
 
-describe('the executor’s registry check', () => {
+function jsonRpcReader(urls: string[], quorum?: number) {
+  const disagreements: DisagreementEvent[] = []
+  const getCapsule = jsonRpcGetCapsule({
+    rpcUrls: urls,
+    capsuleRegistry: addresses.capsuleRegistry,
+    quorum,
+    onDisagreement: (e) => disagreements.push(e),
+  })
+  return { getCapsule, chain: undefined, disagreements }
+}
+
+describe.each([
+  ['ethers', ethersReader],
+  ['JSON-RPC', jsonRpcReader],
+])('the executor’s registry check (%s)', (_name, readerOver) => {
   it('is fooled by a single lying RPC (why a quorum is needed)', async () => {
-    const { chain } = chainOver([liar.url])
-    expect((await chain.getCapsule(bytesOf(revoked)))?.revoked).toBe(false)
+    const { getCapsule } = readerOver([liar.url])
+    expect((await getCapsule(bytesOf(revoked)))?.revoked).toBe(false)
   })
 
   it('with a quorum of three, sees the revocation and names the liar', async () => {
-    const { chain, disagreements } = chainOver([a.rpcUrl, b.rpcUrl, liar.url], 2)
-    const capsule = await chain.getCapsule(bytesOf(revoked))
+    const { getCapsule, chain, disagreements } = readerOver([a.rpcUrl, b.rpcUrl, liar.url], 2)
+    const capsule = await getCapsule(bytesOf(revoked))
     expect(capsule?.revoked).toBe(true)
     expect(disagreements.map((d) => [d.operation, d.dissent.map((x) => x.rpc)])).toEqual([
       ['getCapsule', [`#2 ${new URL(liar.url).host}`]],
     ])
     // Unknown capsules and registrations are answered through the quorum too.
-    expect(await chain.getCapsule(randomBytes(32))).toBeUndefined()
-    expect(await chain.isRegistered(executor.address)).toBe(false)
+    expect(await getCapsule(randomBytes(32))).toBeUndefined()
+    if (chain) expect(await chain.isRegistered(executor.address)).toBe(false)
   })
 
   it('refuses with a typed error when the RPCs disagree and no quorum is left', async () => {
-    const { chain } = chainOver([a.rpcUrl, liar.url], 2)
-    const err = await chain.getCapsule(bytesOf(revoked)).catch((e: unknown) => e)
+    const { getCapsule } = readerOver([a.rpcUrl, liar.url], 2)
+    const err = await getCapsule(bytesOf(revoked)).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(AccessUnavailableError)
     const e = err as AccessUnavailableError
     expect(e.code).toBe('ACCESS_UNAVAILABLE')
@@ -111,6 +129,39 @@ describe('the executor’s registry check', () => {
       expect.objectContaining({ rpc: `#1 ${new URL(liar.url).host}`, kind: 'differs', answer: 1 }),
     ])
     expect(e.hint).toMatch(/^Retry shortly/)
+  })
+})
+
+describe('the JSON-RPC registry read', () => {
+  it('reads what ethers reads, field by field', async () => {
+    const viaEthers = await ethersReader([a.rpcUrl]).getCapsule(bytesOf(revoked))
+    const viaJson = await jsonRpcReader([a.rpcUrl]).getCapsule(bytesOf(revoked))
+    expect(viaJson).toEqual({
+      ...viaEthers,
+      owner: viaEthers?.owner.toLowerCase(),
+      policy: viaEthers?.policy.toLowerCase(),
+    })
+  })
+
+  it('an RPC that is down, or answers garbage: ACCESS_UNAVAILABLE, never a crash', async () => {
+    const down = await jsonRpcReader(['http://127.0.0.1:1'])
+      .getCapsule(bytesOf(revoked))
+      .catch((e: unknown) => e)
+    expect(down).toBeInstanceOf(AccessUnavailableError)
+    expect((down as AccessUnavailableError).cause).toBeInstanceOf(ChainReadError)
+    // A lying RPC whose getCapsule answer is cut short: refused, not half-decoded.
+    const cut = await startRpcProxy(a.rpcUrl, (call, result) =>
+      call.method === 'eth_call' ? (result as string).slice(0, 200) : result,
+    )
+    try {
+      const err = await jsonRpcReader([cut.url])
+        .getCapsule(bytesOf(revoked))
+        .catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(AccessUnavailableError)
+      expect((err as AccessUnavailableError).shortMessage).toBe('Registry lookup failed')
+    } finally {
+      await cut.close()
+    }
   })
 })
 

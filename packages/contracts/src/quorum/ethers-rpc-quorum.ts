@@ -9,7 +9,7 @@
  */
 
 import { InvalidArgumentError } from '@digicap/capsule-core'
-import { type JsonRpcApiProvider, toQuantity } from 'ethers'
+import type { JsonRpcApiProvider } from 'ethers'
 import { QuorumError } from '../errors.ts'
 import type { PinnedBlock, RpcQuorum, RpcQuorumInit } from './rpc-quorum.ts'
 import { defaultKey, tally } from './tally.ts'
@@ -83,7 +83,7 @@ export function createRpcQuorum(init: RpcQuorumInit): RpcQuorum {
   async function agreedHash(number: number) {
     const results = await Promise.allSettled(
       providers.map(async (p) => {
-        const b = (await p.send('eth_getBlockByNumber', [toQuantity(number), false])) as {
+        const b = (await p.send('eth_getBlockByNumber', [`0x${number.toString(16)}`, false])) as {
           hash?: unknown
         } | null
         if (typeof b?.hash !== 'string') throw new Error('block not found')

@@ -2,11 +2,11 @@
  * The executor node's Ethereum account: one `DigicapSigner` for everything it signs. Typed
  * data (access requests, results) goes through `signTypedDataWith`; transactions (chain-path
  * requests, registration) through `digicapEthersSigner`, the one ethers adapter, so a key in
- * this process and a hardware, TPM-held or remote signer take the same path.
+ * this process and a hardware, TPM-held or remote signer take the same path
+ * (`transactionSender`, in ethers-parts.ts: ethers loads when a transaction is sent).
  */
 import { type DigicapSigner, InvalidArgumentError } from '@digicap/capsule-core'
-import { digicapEthersSigner, privateKeyAccount } from '@digicap/contracts'
-import { type Provider, type Signer, VoidSigner } from 'ethers'
+import { privateKeyAccount } from '@digicap/contracts'
 import type { ExecutorChain } from '../chain.ts'
 import { ExecutorStateError } from '../errors.ts'
 
@@ -27,13 +27,6 @@ export function accountSigner(p: AccountParameters): DigicapSigner {
     })
   }
   return p.signer ?? privateKeyAccount(p.accountKey as Uint8Array)
-}
-
-/** What sends the account's transactions; a signer without `signTransaction` sends none. */
-export function transactionSender(signer: DigicapSigner, provider: Provider): Signer {
-  return typeof signer.signTransaction === 'function'
-    ? digicapEthersSigner(signer, provider)
-    : new VoidSigner(signer.address, provider)
 }
 
 /**

@@ -1,19 +1,21 @@
 /**
- * The stock parts of an executor node, built and composed: the account's signer and an ethers
- * chain client on the RPC(s), a helia/libp2p node on the registered identity, the chain's
- * result grants. Its `stop` also stops what it built.
+ * The stock parts of an executor node, built and composed: the account's signer, a helia/libp2p
+ * node on the registered identity, the registry read as plain JSON-RPC, and the ethers parts
+ * (providers, the transaction sender, the result grants and funds readers) built on first use:
+ * a run that sends no transaction never loads ethers (ADR 0052). Its `stop` also stops what it
+ * built.
  */
+
 import type { DigicapSigner } from '@digicap/capsule-core'
 import { writeJsonAtomic } from '@digicap/cli-kit'
-import { createProvider } from '@digicap/contracts'
 import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p/light'
-import { ethersExecutorChain } from '../chain.ts'
-import { ethersResultGrants } from '../delivery/grants.ts'
+import type { ExecutorChain } from '../chain.ts'
 import { fileResultReplays } from '../delivery/replay-file.ts'
+import { jsonRpcGetCapsule } from '../registry/json-rpc-registry.ts'
 import type { SandboxSet } from '../sandbox/select.ts'
-import { accountSigner, chainWithoutTransactions, transactionSender } from './account.ts'
+import { accountSigner } from './account.ts'
+import type { EthersParts } from './ethers-parts.ts'
 import { executorNode } from './executor-node.ts'
-import { ethersChainFunds } from './register.ts'
 import type {
   ExecutorNode,
   ExecutorNodeComponents,
@@ -75,50 +77,51 @@ export interface OpenExecutorNodeParameters extends ExecutorNodeInit {
  */
 export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<ExecutorNode> {
   const signer = accountSigner(p)
-  const provider = createProvider(p.rpcUrl, p.chainId)
-  const readProviders = [
-    provider,
-    ...(p.readRpcUrls ?? []).map((u) => createProvider(u, p.chainId)),
-  ]
-  const destroy = () => {
-    for (const r of readProviders) r.destroy()
+  // ethers' parts, built once when a transaction, a grant or the funds are first asked for.
+  let parts: Promise<EthersParts> | undefined
+  const ethers = () => {
+    parts ??= import('./ethers-parts.ts').then((m) => m.ethersParts(p, signer))
+    return parts
   }
-  let node: DigicapNode
-  try {
-    node = await createDigicapNode({
-      privateKey: await privateKeyFromSeed(p.libp2pSeed),
-      listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap: p.bootstrap ?? [],
-      pubsub: p.pubsub !== false,
-      ...(p.ipfsDir === undefined ? {} : { dataDir: p.ipfsDir }),
-    })
-  } catch (err) {
-    destroy()
-    throw err
-  }
-  const chain = ethersExecutorChain({
-    addresses: { chainId: String(p.chainId), ...p.contracts },
-    signer: transactionSender(signer, provider),
-    readProviders,
-    ...(p.quorum === undefined ? {} : { quorum: p.quorum }),
+  const node: DigicapNode = await createDigicapNode({
+    privateKey: await privateKeyFromSeed(p.libp2pSeed),
+    listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: p.bootstrap ?? [],
+    pubsub: p.pubsub !== false,
+    ...(p.ipfsDir === undefined ? {} : { dataDir: p.ipfsDir }),
   })
+  const chain: ExecutorChain = {
+    chainId: BigInt(p.chainId),
+    capsuleRegistry: p.contracts.capsuleRegistry,
+    accessController: p.contracts.accessController,
+    // Every run's read, through the same quorum of RPCs, without ethers.
+    getCapsule: jsonRpcGetCapsule({
+      rpcUrls: [p.rpcUrl, ...(p.readRpcUrls ?? [])],
+      capsuleRegistry: p.contracts.capsuleRegistry,
+      quorum: p.quorum,
+    }),
+    requestAccess: async (r) => (await ethers()).chain.requestAccess(r),
+    registerNode: async (r) => (await ethers()).chain.registerNode(r),
+    isRegistered: async (a) => (await ethers()).chain.isRegistered(a),
+  }
   const en = executorNode(p)({
     node,
-    chain:
-      typeof signer.signTransaction === 'function'
-        ? chain
-        : chainWithoutTransactions(chain, signer.address),
+    chain,
     signer,
     sandboxes: p.sandboxes,
     attestation: p.attestation,
     logger: p.logger,
-    funds: ethersChainFunds(provider),
-    // Who may deliver what to this node's receiver: the grants on this chain.
-    resultGrants: ethersResultGrants({
-      chainId: p.chainId,
-      accessController: p.contracts.accessController,
-      runner: provider,
-    }),
+    funds: {
+      balanceOf: async (a) => (await ethers()).funds.balanceOf(a),
+      maxFeePerGas: async () => (await ethers()).funds.maxFeePerGas(),
+    },
+    resultGrants: {
+      domain: {
+        chainId: BigInt(p.chainId),
+        verifyingContract: p.contracts.accessController as `0x${string}`,
+      },
+      getGrant: async (grantId) => (await ethers()).resultGrants.getGrant(grantId),
+    },
     resultReplays:
       p.receiverReplaysFile === undefined
         ? undefined
@@ -127,7 +130,7 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
   const stop = async () => {
     await en.stop()
     await node.stop()
-    destroy()
+    if (parts !== undefined) (await parts.catch(() => undefined))?.destroy()
   }
   if (p.start !== false)
     await en.start().catch(async (err) => {

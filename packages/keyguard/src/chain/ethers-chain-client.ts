@@ -70,14 +70,39 @@ export interface EthersChainClientInit {
   chainId: bigint | number
 }
 
-const controllerInterface = new Interface(accessControllerAbi as never)
-const ACCESS_GRANTED = controllerInterface.getEvent('AccessGranted')
-if (ACCESS_GRANTED === null) throw new TypeError('AccessGranted missing from the ABI')
-const ACCESS_GRANTED_TOPIC = ACCESS_GRANTED.topicHash
+const topicOf = (iface: Interface, name: string): string => {
+  const event = iface.getEvent(name)
+  if (event === null) throw new TypeError(`${name} missing from the ABI`)
+  return event.topicHash
+}
+
+/**
+ * The contracts' interfaces, built on first use: built at module load, they would load ethers
+ * into every process importing this package for other parts (an executor's one-shot run, whose
+ * bundle leaves ethers out until a transaction is sent, ADR 0052).
+ */
+function buildAbi() {
+  const controller = new Interface(accessControllerAbi as never)
+  const registry = new Interface(nodeRegistryAbi as never)
+  return {
+    controller,
+    accessGrantedTopic: topicOf(controller, 'AccessGranted'),
+    hub: new Interface(attestationHubAbi as never),
+    capsuleRegistry: new Interface(capsuleRegistryAbi as never),
+    /** `attestationRequired()`: generated policies with `attested()` have it (contracts README). */
+    attestationRequired: id('attestationRequired()').slice(0, 10),
+    registry,
+    nodeTopics: [topicOf(registry, 'NodeRegistered'), topicOf(registry, 'NodeUpdated')],
+  }
+}
+let built: ReturnType<typeof buildAbi> | undefined
+const abi = () => {
+  built ??= buildAbi()
+  return built
+}
 
 const lower = (hex: string): string => hex.toLowerCase()
 
-const hubInterface = new Interface(attestationHubAbi as never)
 /** AttestationHub.Status and .Before, by their index. */
 const HUB_STATUS: readonly HubJob['status'][] = [
   'none',
@@ -90,7 +115,7 @@ const HUB_STATUS: readonly HubJob['status'][] = [
 const HUB_BEFORE: readonly HubJob['before'][] = ['none', 'pass', 'fail']
 
 function decodeHubJob(data: string): HubJob {
-  const job = hubInterface.decodeFunctionResult('jobs', data)
+  const job = abi().hub.decodeFunctionResult('jobs', data)
   const status = HUB_STATUS[Number(job.status)]
   const before = HUB_BEFORE[Number(job.before)]
   // An answer outside the enums is no answer: fail closed (the quorum counts it as a failure).
@@ -101,7 +126,7 @@ function decodeHubJob(data: string): HubJob {
 function parseGrantLog(log: Log): GrantLog | undefined {
   let parsed: ReturnType<Interface['parseLog']>
   try {
-    parsed = controllerInterface.parseLog({ topics: [...log.topics], data: log.data })
+    parsed = abi().controller.parseLog({ topics: [...log.topics], data: log.data })
   } catch {
     return undefined
   }
@@ -123,22 +148,7 @@ function parseGrantLog(log: Log): GrantLog | undefined {
   }
 }
 
-const capsuleRegistryInterface = new Interface(capsuleRegistryAbi as never)
-/** `attestationRequired()`: generated policies with `attested()` have it (contracts README). */
-const ATTESTATION_REQUIRED = id('attestationRequired()').slice(0, 10)
-
 const logKey = (l: GrantLog): string => JSON.stringify({ ...l, expiresAt: l.expiresAt.toString() })
-
-const registryInterface = new Interface(nodeRegistryAbi as never)
-const topicOf = (iface: Interface, name: string): string => {
-  const event = iface.getEvent(name)
-  if (event === null) throw new TypeError(`${name} missing from the ABI`)
-  return event.topicHash
-}
-const NODE_TOPICS = [
-  topicOf(registryInterface, 'NodeRegistered'),
-  topicOf(registryInterface, 'NodeUpdated'),
-]
 
 /** A `NodeRegistered` / `NodeUpdated` log, keyed with its block hash for the quorum count. */
 interface KeyedRegistration extends NodeRegistrationLog {
@@ -148,7 +158,7 @@ interface KeyedRegistration extends NodeRegistrationLog {
 function parseRegistrationLog(log: Log): KeyedRegistration | undefined {
   let parsed: ReturnType<Interface['parseLog']>
   try {
-    parsed = registryInterface.parseLog({ topics: [...log.topics], data: log.data })
+    parsed = abi().registry.parseLog({ topics: [...log.topics], data: log.data })
   } catch {
     return undefined
   }
@@ -179,7 +189,7 @@ function parseShortfall(
     if (getAddress(log.address) !== accessController) continue
     let parsed: ReturnType<Interface['parseLog']>
     try {
-      parsed = controllerInterface.parseLog({ topics: [...log.topics], data: log.data })
+      parsed = abi().controller.parseLog({ topics: [...log.topics], data: log.data })
     } catch {
       continue
     }
@@ -200,7 +210,7 @@ function parseAuditFailures(
     if (getAddress(log.address) !== accessController) continue
     let parsed: ReturnType<Interface['parseLog']>
     try {
-      parsed = controllerInterface.parseLog({ topics: [...log.topics], data: log.data })
+      parsed = abi().controller.parseLog({ topics: [...log.topics], data: log.data })
     } catch {
       continue
     }
@@ -208,7 +218,7 @@ function parseAuditFailures(
     const reason = lower(String(parsed.args[4]))
     let errorName: string | undefined
     try {
-      errorName = controllerInterface.parseError(reason)?.name
+      errorName = abi().controller.parseError(reason)?.name
     } catch {
       errorName = undefined
     }
@@ -349,7 +359,7 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         address: accessController,
         fromBlock,
         toBlock,
-        topics: [ACCESS_GRANTED_TOPIC, null, capsuleIds.map((c) => zeroPadValue(c, 32))],
+        topics: [abi().accessGrantedTopic, null, capsuleIds.map((c) => zeroPadValue(c, 32))],
       }
       const logs = await quorumLogs(filter, parseGrantLog, logKey)
       // The releaser reads these grants next: pin reads at their block once a quorum has it.
@@ -361,7 +371,7 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
     async nodeRegistrations(fromBlock, toBlock) {
       if (toBlock < fromBlock) return []
       const logs = await quorumLogs(
-        { address: nodeRegistry, fromBlock, toBlock, topics: [NODE_TOPICS] },
+        { address: nodeRegistry, fromBlock, toBlock, topics: [abi().nodeTopics] },
         parseRegistrationLog,
         registrationKey,
       )
@@ -428,11 +438,11 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
     async attestationRequired(capsuleId) {
       const capsules = await capsuleRegistryAddress()
       return rpcs.read('attestationRequired', async ({ provider, blockTag }) => {
-        const info = capsuleRegistryInterface.decodeFunctionResult(
+        const info = abi().capsuleRegistry.decodeFunctionResult(
           'accessInfo',
           await provider.call({
             to: capsules,
-            data: capsuleRegistryInterface.encodeFunctionData('accessInfo', [capsuleId]),
+            data: abi().capsuleRegistry.encodeFunctionData('accessInfo', [capsuleId]),
             blockTag,
           }),
         )
@@ -440,7 +450,7 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         if (policy === ZeroAddress) return false
         let answer: string
         try {
-          answer = await provider.call({ to: policy, data: ATTESTATION_REQUIRED, blockTag })
+          answer = await provider.call({ to: policy, data: abi().attestationRequired, blockTag })
         } catch (err) {
           // A policy without `attested()` has no such function: the call reverts.
           if ((err as { code?: string }).code === 'CALL_EXCEPTION') return false
@@ -554,7 +564,7 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         if (!b?.hash) throw new Error(`block ${blockNumber} not found`)
         return lower(b.hash)
       })
-      const data = hubInterface.encodeFunctionData('jobs', [jobId])
+      const data = abi().hub.encodeFunctionData('jobs', [jobId])
       return rpcs.agree('hub job', async (p) =>
         decodeHubJob(await p.call({ to: hub, data, blockTag: block })),
       )

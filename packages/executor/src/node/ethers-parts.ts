@@ -1,0 +1,72 @@
+/**
+ * The parts of an executor node that need ethers: its providers, the chain client that sends
+ * transactions (chain-path `requestAccess`, `registerNode`) and reads `isRegistered`, the
+ * result grants and the funds reader. `openExecutorNode` imports this file on first use, so a
+ * run that sends no transaction (the fast path) never loads ethers (ADR 0052).
+ */
+import type { DigicapSigner } from '@digicap/capsule-core'
+import { createProvider, digicapEthersSigner } from '@digicap/contracts'
+import type { ResultGrantSource } from '@digicap/protocol'
+import { type Provider, type Signer, VoidSigner } from 'ethers'
+import { type ExecutorChain, ethersExecutorChain } from '../chain.ts'
+import { ethersResultGrants } from '../delivery/grants.ts'
+import { chainWithoutTransactions } from './account.ts'
+import { ethersChainFunds } from './register.ts'
+import type { ChainFunds } from './types.ts'
+
+/** What sends the account's transactions; a signer without `signTransaction` sends none. */
+export function transactionSender(signer: DigicapSigner, provider: Provider): Signer {
+  return typeof signer.signTransaction === 'function'
+    ? digicapEthersSigner(signer, provider)
+    : new VoidSigner(signer.address, provider)
+}
+
+export interface EthersPartsParameters {
+  readonly rpcUrl: string
+  readonly chainId: number
+  readonly contracts: {
+    readonly capsuleRegistry: string
+    readonly nodeRegistry: string
+    readonly accessController: string
+  }
+  readonly readRpcUrls?: readonly string[] | undefined
+  readonly quorum?: number | undefined
+}
+
+export interface EthersParts {
+  readonly chain: ExecutorChain
+  readonly funds: ChainFunds
+  readonly resultGrants: ResultGrantSource
+  /** Closes the providers. */
+  destroy(): void
+}
+
+export function ethersParts(p: EthersPartsParameters, signer: DigicapSigner): EthersParts {
+  const provider = createProvider(p.rpcUrl, p.chainId)
+  const readProviders = [
+    provider,
+    ...(p.readRpcUrls ?? []).map((u) => createProvider(u, p.chainId)),
+  ]
+  const chain = ethersExecutorChain({
+    addresses: { chainId: String(p.chainId), ...p.contracts },
+    signer: transactionSender(signer, provider),
+    readProviders,
+    ...(p.quorum === undefined ? {} : { quorum: p.quorum }),
+  })
+  return {
+    chain:
+      typeof signer.signTransaction === 'function'
+        ? chain
+        : chainWithoutTransactions(chain, signer.address),
+    funds: ethersChainFunds(provider),
+    // Who may deliver what to this node's receiver: the grants on this chain.
+    resultGrants: ethersResultGrants({
+      chainId: p.chainId,
+      accessController: p.contracts.accessController,
+      runner: provider,
+    }),
+    destroy() {
+      for (const r of readProviders) r.destroy()
+    },
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The registry read of every run (`getCapsule`, the verify stage) as plain JSON-RPC through
+ * capsule-core's `rpcCall` (a bare socket for `http:`, ADR 0051), compared by contracts'
+ * `createRpcQuorum` at one pinned block as the ethers client did: a one-shot run needs no
+ * ethers to verify (ADR 0052). ethers loads for transactions only.
+ */
+import { ChainReadError, hexToBytes, rpcCall, toHex } from '@digicap/capsule-core/light'
+import { createRpcQuorum, type DisagreementEvent, QuorumError } from '@digicap/contracts'
+import type { JsonRpcApiProvider } from 'ethers'
+import type { RegisteredCapsule } from '../chain.ts'
+import { AccessUnavailableError } from '../errors.ts'
+import { CAPSULE_NOT_FOUND_SELECTOR, decodeGetCapsule, getCapsuleCallData } from './capsule-abi.ts'
+
+/** A generous deadline for one call: a loaded node answers in milliseconds. */
+const CALL_TIMEOUT_MS = 30_000
+
+/** Thrown for a JSON-RPC error answer; `data` is the revert data when there is one. */
+class RpcErrorAnswer extends ChainReadError {
+  readonly revertData: string | undefined
+  constructor(rpcUrl: string, method: string, error: { code?: number; data?: unknown }) {
+    // The host only: an RPC URL's path or query often holds an API key.
+    super(`${method} failed`, {
+      details: { rpc: new URL(rpcUrl).host, method, rpcCode: error.code },
+    })
+    const d = error.data
+    const hex = typeof d === 'object' && d !== null ? (d as { data?: unknown }).data : d
+    this.revertData = typeof hex === 'string' ? hex : undefined
+  }
+}
+
+/**
+ * What `createRpcQuorum` asks of a provider (`send`, and `_getConnection` for its name in a
+ * dissent), over `rpcCall`.
+ */
+function jsonRpcSender(rpcUrl: string) {
+  return {
+    async send(method: string, params: unknown[]): Promise<unknown> {
+      const { result, error } = await rpcCall(rpcUrl, method, params, CALL_TIMEOUT_MS)
+      if (error !== undefined) throw new RpcErrorAnswer(rpcUrl, method, error)
+      return result
+    },
+    _getConnection: () => ({ url: rpcUrl }),
+  }
+}
+
+export interface JsonRpcCapsuleRegistryInit {
+  /** RPCs of one chain; reads go through a quorum of them. */
+  readonly rpcUrls: readonly string[]
+  readonly capsuleRegistry: string
+  /** How many must agree. Default: 1 for one RPC, else a majority. */
+  readonly quorum?: number | undefined
+  readonly onDisagreement?: ((event: DisagreementEvent) => void) | undefined
+}
+
+/**
+ * `ExecutorChain.getCapsule` over JSON-RPC.
+ * @throws {AccessUnavailableError} when the registry cannot be read or fewer than the quorum
+ * agree (`details.dissent` names the RPCs that did not), as the ethers client did.
+ */
+export function jsonRpcGetCapsule(
+  init: JsonRpcCapsuleRegistryInit,
+): (capsuleId: Uint8Array) => Promise<RegisteredCapsule | undefined> {
+  const senders = init.rpcUrls.map(jsonRpcSender)
+  // The quorum only calls `send` (and names an RPC by `_getConnection`): no ethers provider.
+  const rpcs = createRpcQuorum({
+    providers: senders as unknown as JsonRpcApiProvider[],
+    pinMaxAgeMs: 0, // the registry is read once per run: a fresh pin each time
+    ...(init.quorum === undefined ? {} : { quorum: init.quorum }),
+    ...(init.onDisagreement === undefined ? {} : { onDisagreement: init.onDisagreement }),
+  })
+  const to = init.capsuleRegistry.toLowerCase()
+  return async (capsuleId) => {
+    const data = getCapsuleCallData(capsuleId)
+    let found: (Omit<RegisteredCapsule, 'plaintextHash'> & { plaintextHash: string }) | undefined
+    try {
+      found = await rpcs.read('getCapsule', async ({ index, blockTag }) => {
+        const sender = senders[index] as (typeof senders)[number]
+        let answer: unknown
+        try {
+          answer = await sender.send('eth_call', [{ to, data }, blockTag])
+        } catch (err) {
+          // A revert is an answer: `CapsuleNotFound` says the registry does not know it.
+          if (
+            err instanceof RpcErrorAnswer &&
+            err.revertData?.startsWith(CAPSULE_NOT_FOUND_SELECTOR)
+          )
+            return undefined
+          throw err
+        }
+        if (typeof answer !== 'string') throw new ChainReadError('eth_call answered no hex value')
+        const c = decodeGetCapsule(answer)
+        return { ...c, plaintextHash: toHex(c.plaintextHash) }
+      })
+    } catch (err) {
+      throw new AccessUnavailableError('Registry lookup failed', {
+        ...(err instanceof QuorumError
+          ? { details: { ...err.details }, ...(err.hint === undefined ? {} : { hint: err.hint }) }
+          : {}),
+        cause: err,
+      })
+    }
+    if (found === undefined) return undefined
+    return { ...found, plaintextHash: hexToBytes(found.plaintextHash) }
+  }
+}
