@@ -201,8 +201,9 @@ function verifierOf(i: number): VerifierNode {
     pollMs: 200,
     challengeEveryMs: 250,
     viewTimeoutMs: 2000,
-    // Turns one second apart: a submitter's transaction lands well within two turns.
-    backupMs: 1000,
+    // Turns 2.5 s apart: a submitter's transaction lands well within two turns even when CI runs
+    // two package suites at once on 2 cores (the "at most 2 builders" checks rely on it).
+    backupMs: 2500,
     watchMs: 30_000,
   })({
     libp2p: (nodes[i] as DigicapNode).libp2p,
