@@ -7,7 +7,12 @@
  */
 import { open } from 'node:fs/promises'
 import { BundleFormatError, decodeBundle } from '@digicap/capsule-core'
-import type { JobInputFile, RuntimeDescriptor, SandboxJob } from '../sandbox/types.ts'
+import type {
+  JobInputFile,
+  PlaintextFileStamp,
+  RuntimeDescriptor,
+  SandboxJob,
+} from '../sandbox/types.ts'
 import { jobFromBundle } from './bundle.ts'
 import { BUNDLE_START as START } from './bundle-prefix.ts'
 
@@ -29,6 +34,8 @@ export async function jobFromBundleFile(p: {
   readonly fileSize: number
   readonly range: { readonly start: number; readonly size: number } | undefined
   readonly sha256: Uint8Array
+  /** The file as the open left it (the run checks it again, ADR 0055). */
+  readonly stamp?: PlaintextFileStamp | undefined
   readonly args?: readonly string[] | undefined
   /** Largest tail (code files) read back; default capsule-core's bundle limit. */
   readonly maxTailBytes?: number | undefined
@@ -60,6 +67,7 @@ export async function jobFromBundleFile(p: {
     offset: range.start,
     size: range.size,
     sha256: p.sha256,
+    ...(p.stamp ? { stamp: p.stamp } : {}),
   }
   return { ...job, code, input: new Uint8Array(0), inputFile }
 }

@@ -59,10 +59,11 @@ export async function openJob(p: OpenJobParameters): Promise<SandboxJob> {
         fileSize: f.size,
         range: f.range,
         sha256: f.sha256,
+        stamp: f.stamp,
         args: p.args,
       })
     }
-    const inputFile = { path: f.path, offset: 0, size: f.size, sha256: f.sha256 }
+    const inputFile = { path: f.path, offset: 0, size: f.size, sha256: f.sha256, stamp: f.stamp }
     return { runtime, code: new Uint8Array(0), input: new Uint8Array(0), inputFile, args: p.args }
   }
   // Opened into memory only: the plaintext never touches the disk (the workspace holds the

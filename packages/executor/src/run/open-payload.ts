@@ -20,8 +20,10 @@ import {
   type VerifiedCapsuleHeader,
 } from '@digicap/capsule-core'
 import { KeyReleaseInvalidError, PayloadIntegrityError } from '../errors.ts'
+import type { PlaintextFileStamp } from '../sandbox/types.ts'
 import { release } from './hash/data-range-hasher.ts'
 import { type PlaintextHasher, plaintextHasher } from './hash/plaintext-hasher.ts'
+import { stampOf } from './plaintext-stamp.ts'
 import type { RunWorkspace } from './workspace.ts'
 
 /** What the opener needs: the capsule file and the verified header's facts. */
@@ -133,6 +135,8 @@ export interface OpenedPlaintextFile {
   readonly sha256: Uint8Array
   /** Where the data was hashed (ADR 0049). */
   readonly hashedIn: 'thread' | 'worker'
+  /** The file as the open left it (ADR 0055): the run checks it is still that file. */
+  readonly stamp: PlaintextFileStamp
 }
 
 /** Reads `len` bytes at `at` into `buf` (fewer only at the end of the file). */
@@ -190,6 +194,7 @@ export async function openPayloadToFile(
   let pendingChunks: Uint8Array[] = []
   let path = ''
   let digest: Awaited<ReturnType<PlaintextHasher['finish']>>
+  let stamp: PlaintextFileStamp
   try {
     opener = prepareOpen(parsed, openOptions(src, dataKey))
     const [o, i] = await files
@@ -226,6 +231,7 @@ export async function openPayloadToFile(
     }
     if (size !== plaintextSize) throw sizeError(plaintextSize, size)
     digest = await hasher.finish()
+    stamp = await stampOf(out)
   } catch (err) {
     opener?.destroy()
     await pending.catch(() => {})
@@ -238,7 +244,7 @@ export async function openPayloadToFile(
     if (i.status === 'fulfilled') await i.value.close()
     if (o.status === 'fulfilled') await o.value.fh.close()
   }
-  return { path, size, ...digest, hashedIn: hasher.where }
+  return { path, size, ...digest, hashedIn: hasher.where, stamp }
 }
 
 /** A file system error of the open's set-up, rethrown unchanged. */

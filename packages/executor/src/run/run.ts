@@ -10,6 +10,7 @@ import { SandboxLifecycleError } from '../errors.ts'
 import type { Sandbox, SandboxJob, SandboxResult } from '../sandbox/types.ts'
 import type { RunCleanupStatement, RunMeasurementPlan } from './attestation.ts'
 import type { RunLifecycle } from './lifecycle.ts'
+import { checkPlaintextUnchanged } from './plaintext-stamp.ts'
 import { type CleanupReport, createRunWorkspace, type RunWorkspace } from './workspace.ts'
 
 export interface RunInSandboxParameters {
@@ -80,6 +81,8 @@ export async function runInSandbox(p: RunInSandboxParameters): Promise<RunInSand
       inputBytes: job.inputFile?.size ?? job.input.byteLength,
       ...(p.measure ? { attestation: p.measure.values } : {}),
     })
+    // The digest below is the open's: only for the very file it wrote (ADR 0055).
+    if (job.inputFile) await checkPlaintextUnchanged(job.inputFile)
     measurements = runtimeMeasurement({
       runtimeId: sandbox.runtimeId,
       runtime: job.runtime,

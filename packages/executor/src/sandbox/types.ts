@@ -35,6 +35,20 @@ export interface JobInputFile {
   readonly size: number
   /** SHA-256 of the data (the run measurement's payload digest), hashed as it was written. */
   readonly sha256: Uint8Array
+  /**
+   * The file as the open left it; the run refuses a file that differs (ADR 0055). Absent for a
+   * file the caller wrote itself.
+   */
+  readonly stamp?: PlaintextFileStamp | undefined
+}
+
+/** A file's identity, size and times (`fstat`, nanoseconds), to see any change since. */
+export interface PlaintextFileStamp {
+  readonly dev: bigint
+  readonly ino: bigint
+  readonly size: bigint
+  readonly mtimeNs: bigint
+  readonly ctimeNs: bigint
 }
 
 /** One run: the runtime, the entry file's bytes and the payload's (plaintext) data. */
