@@ -245,8 +245,8 @@ describe('fast path under concurrency', () => {
     const down = auditsDown(real)
     const seen: FastPathEvent[] = []
     const init = { dataDir: aux.dir, auditRetryBaseMs: 1, pendingWaitMs: 200 }
-    const make = (c: typeof real) =>
-      fastPathServer(init)({
+    const make = (c: typeof real, over: Partial<typeof init> = {}) =>
+      fastPathServer({ ...init, ...over })({
         sealer: w.parts.sealer,
         keyStore: aux.keyStore,
         journal: aux.journal,
@@ -273,9 +273,12 @@ describe('fast path under concurrency', () => {
     })
     await until(() => seen.filter((e) => e.type === 'audit-alert').length >= 2)
     await second.stop()
-    const third = make(real)
+    // The real chain, with the default retry pauses: under CI load a transaction can fail once
+    // for a passing reason (an RPC timeout), and 1 ms pauses spend every retry at once.
+    const third = make(real, { auditRetryBaseMs: 200 })
     await third.start()
-    await until(() => seen.some((e) => e.type === 'audit-recorded'), 30_000)
+    const events = () => JSON.stringify(seen.map((e) => [e.type, 'reason' in e ? e.reason : '']))
+    await until(() => seen.some((e) => e.type === 'audit-recorded'), 30_000, events)
     expect(await third.auditPending()).toBe(0)
     expect((await ask(signed(capsuleId), w.exec.node, node)).status).toBe('granted')
     await until(() => seen.filter((e) => e.type === 'audit-recorded').length >= 2, 30_000)

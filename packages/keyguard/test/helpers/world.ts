@@ -282,11 +282,15 @@ export async function requestAccess(
   return String(log.args[0]).toLowerCase()
 }
 
-/** Waits until `cond()` is true (polling), or fails after `ms`. */
-export async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+/** Waits until `cond()` is true (polling), or fails after `ms` saying `what()` (what was seen). */
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  ms = 10_000,
+  what?: () => string,
+): Promise<void> {
   const deadline = Date.now() + ms
   while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting')
+    if (Date.now() > deadline) throw new Error(`timed out waiting${what ? `: ${what()}` : ''}`)
     await new Promise((r) => setTimeout(r, 20))
   }
 }
