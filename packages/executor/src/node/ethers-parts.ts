@@ -12,7 +12,7 @@ import { type ExecutorChain, ethersExecutorChain } from '../chain.ts'
 import { ethersResultGrants } from '../delivery/grants.ts'
 import { chainWithoutTransactions } from './account.ts'
 import { ethersChainFunds } from './register.ts'
-import type { ChainFunds } from './types.ts'
+import type { ChainFunds, ExecutorChainConnection } from './types.ts'
 
 /** What sends the account's transactions; a signer without `signTransaction` sends none. */
 export function transactionSender(signer: DigicapSigner, provider: Provider): Signer {
@@ -21,17 +21,7 @@ export function transactionSender(signer: DigicapSigner, provider: Provider): Si
     : new VoidSigner(signer.address, provider)
 }
 
-export interface EthersPartsParameters {
-  readonly rpcUrl: string
-  readonly chainId: number
-  readonly contracts: {
-    readonly capsuleRegistry: string
-    readonly nodeRegistry: string
-    readonly accessController: string
-  }
-  readonly readRpcUrls?: readonly string[] | undefined
-  readonly quorum?: number | undefined
-}
+export type EthersPartsParameters = ExecutorChainConnection
 
 export interface EthersParts {
   readonly chain: ExecutorChain

@@ -17,24 +17,14 @@ import { accountSigner } from './account.ts'
 import type { EthersParts } from './ethers-parts.ts'
 import { executorNode } from './executor-node.ts'
 import type {
+  ExecutorChainConnection,
   ExecutorNode,
   ExecutorNodeComponents,
   ExecutorNodeInit,
   NodeAttestation,
 } from './types.ts'
 
-export interface OpenExecutorNodeParameters extends ExecutorNodeInit {
-  readonly rpcUrl: string
-  readonly chainId: number
-  readonly contracts: {
-    readonly capsuleRegistry: string
-    readonly nodeRegistry: string
-    readonly accessController: string
-  }
-  /** More RPCs of the same chain: registry reads go through a quorum of all of them. */
-  readonly readRpcUrls?: readonly string[] | undefined
-  /** RPCs that must agree on a registry read. Default: 1 for one RPC, else a majority. */
-  readonly quorum?: number | undefined
+export interface OpenExecutorNodeParameters extends ExecutorNodeInit, ExecutorChainConnection {
   /**
    * The executor's account, any `DigicapSigner` (a hardware, TPM-held or remote signer): it
    * signs access requests and results; with `signTransaction` it also registers and requests

@@ -85,6 +85,21 @@ export interface ExecutorNode {
   receiver(privateKey: Uint8Array): ResultReceiver
 }
 
+/** The chain an executor node talks to: its RPCs and the registry contracts. */
+export interface ExecutorChainConnection {
+  readonly rpcUrl: string
+  readonly chainId: number
+  readonly contracts: {
+    readonly capsuleRegistry: string
+    readonly nodeRegistry: string
+    readonly accessController: string
+  }
+  /** More RPCs of the same chain: registry reads go through a quorum of all of them. */
+  readonly readRpcUrls?: readonly string[] | undefined
+  /** RPCs that must agree on a registry read. Default: 1 for one RPC, else a majority. */
+  readonly quorum?: number | undefined
+}
+
 export interface ExecutorNodeInit extends ExecutorInit {
   /**
    * Run image capsules (runtime `oci`) under runc, image blobs from this node's helia (opt-in:
