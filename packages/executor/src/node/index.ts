@@ -46,6 +46,7 @@ export { readRunPcrState, resetRunPcr, runPcrAtStart } from './run-pcr.ts'
 export { skipRunPcrReset, type TamperedAgent } from './tampered-agent.ts'
 export type {
   ChainFunds,
+  ExecutorChainConnection,
   ExecutorNode,
   ExecutorNodeComponents,
   ExecutorNodeInit,
