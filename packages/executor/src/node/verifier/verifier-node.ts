@@ -169,8 +169,17 @@ export function verifierNode(
         const n = committee.members.length
         const turn = (at - Number(decision.view % BigInt(n)) + n) % n
         if (init.submit !== 'any' && turn > 0) {
-          // A stopping node does not wait its turn out (turns add up to (n − 1) × backupMs).
-          await wait(backupMs * turn, undefined, { signal: stopping.signal }).catch(() => {})
+          // Waits for its turn, looking at the chain every `pollMs`: once the certificate landed
+          // there is nothing left to wait for (a member whose turn never comes finishes its job
+          // then, not (n − 1) × backupMs later). A stopping node does not wait its turn out.
+          const due = performance.now() + backupMs * turn
+          for (let left = backupMs * turn; left > 0; left = due - performance.now()) {
+            await wait(Math.min(pollMs, left), undefined, { signal: stopping.signal }).catch(
+              () => {},
+            )
+            if (stopping.signal.aborted) break
+            if (!(await pending().catch(() => true))) break
+          }
           live()
         }
         const needed = await pending()
