@@ -237,5 +237,6 @@ try {
   await oneShotRun(env, median(base.ms), median(base.cpu))
 } finally {
   await anvil.stop()
-  rmSync(dir, { recursive: true, force: true })
+  // A daemon that just stopped may still be removing its socket and lock: retry ENOTEMPTY.
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
 }

@@ -8,7 +8,7 @@
  * | open | library `openFile` of the capsule | `cat` copy |
  *
  * Run: `pnpm bench:path` (sizes 1M,100M,1G) or `node bench/path.ts --sizes 1M,100M [--dir <disk folder>]
- * [--stages seal,add,fetch,open,exec] [--node-flags '--cpu-prof --cpu-prof-dir=/tmp/prof']` (the flags go to
+ * [--stages seal,add,fetch,open,exec] [--rounds N] (the seal stage N times, interleaved with its `cat`: medians) [--node-flags '--cpu-prof --cpu-prof-dir=/tmp/prof']` (the flags go to
  * the `pi-node seal` process, e.g. to profile the real path) [--base <another built checkout>] (its
  * `pi-node seal` and library seal run right after this one's on the same file: before/after a change in one run).
  * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
@@ -54,6 +54,10 @@ const parseSize = (s: string) => {
     ({ '': 1, K: 1024, M: MiB, G: 1024 * MiB }[(m[2] as string).toUpperCase()] as number)
   )
 }
+// --rounds N: the seal stage's cat, pi-node seal and library seal N times each, interleaved (medians).
+const ROUNDS = Math.max(1, Number(opt('--rounds') ?? 1))
+type Measured = { ms: number; rssMiB: number }
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 const sizes = (opt('--sizes') ?? '1M,100M,1G').split(',').map(parseSize)
 const stages = new Set((opt('--stages') ?? 'seal,add,fetch,open,exec').split(','))
 const dir = mkdtempSync(join(opt('--dir') ?? tmpdir(), 'digicap-path-bench-'))
@@ -128,76 +132,79 @@ try {
   for (const size of sizes) {
     const plain = join(dir, `plain-${size}.bin`)
     writeRandom(plain, size)
-    step(size, 'cat')
-    const cat = await catCopy(plain, join(dir, 'copy.bin'))
-    step(size, 'pi-node seal')
-    // seal: the app, the library
-    const app = await measureNode(
-      [...PI_NODE_FLAGS, ...PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
-      env,
-    )
-    if (app.code !== 0) throw new Error(`pi-node seal failed: ${app.stderr}`)
-    const sealed = JSON.parse(app.stdout) as { capsulePath: string; cid: string }
+    // seal: `cat`, the app, the library (and --base's), interleaved round by round so a load
+    // swing hits them alike; each row is the median over the rounds.
+    const runs = { cat: [] as number[], app: [] as Measured[], lib: [] as Measured[] }
+    const baseRuns = { app: [] as Measured[], lib: [] as Measured[] }
+    let sealed = { capsulePath: '', cid: '' }
     const capsule = join(dir, `capsule-${size}.bin`)
-    rows.push({
-      size,
-      stage: 'pi-node seal (whole process)',
-      ms: app.ms,
-      rssMiB: app.rssMiB,
-      baseline: 'cat + fsync',
-      baseMs: cat.ms,
-      kind: 'time',
-    })
-    if (BASE_PI_NODE) {
-      step(size, 'pi-node seal (base)')
-      const base = await measureNode(
-        [...PI_NODE_FLAGS, ...BASE_PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
+    for (let r = 0; r < ROUNDS; r++) {
+      step(size, `cat${ROUNDS > 1 ? ` (round ${r + 1} of ${ROUNDS})` : ''}`)
+      runs.cat.push((await catCopy(plain, join(dir, 'copy.bin'))).ms)
+      step(size, 'pi-node seal')
+      const app = await measureNode(
+        [...PI_NODE_FLAGS, ...PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
         env,
       )
-      if (base.code !== 0) throw new Error(`base pi-node seal failed: ${base.stderr}`)
-      rmSync((JSON.parse(base.stdout) as { capsulePath: string }).capsulePath, { force: true })
-      rows.push({
-        size,
-        stage: 'pi-node seal (--base)',
-        ms: base.ms,
-        rssMiB: base.rssMiB,
-        baseline: 'cat + fsync',
-        baseMs: cat.ms,
-        kind: 'time',
-      })
+      if (app.code !== 0) throw new Error(`pi-node seal failed: ${app.stderr}`)
+      // The last round's capsule goes on to the fetch; the others' are removed at once.
+      if (sealed.capsulePath !== '') rmSync(sealed.capsulePath, { force: true })
+      sealed = JSON.parse(app.stdout) as { capsulePath: string; cid: string }
+      runs.app.push({ ms: app.ms, rssMiB: app.rssMiB })
+      if (BASE_PI_NODE) {
+        step(size, 'pi-node seal (base)')
+        const base = await measureNode(
+          [...PI_NODE_FLAGS, ...BASE_PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
+          env,
+        )
+        if (base.code !== 0) throw new Error(`base pi-node seal failed: ${base.stderr}`)
+        rmSync((JSON.parse(base.stdout) as { capsulePath: string }).capsulePath, { force: true })
+        baseRuns.app.push({ ms: base.ms, rssMiB: base.rssMiB })
+      }
+      step(size, 'library seal')
+      const libSeal = await lib('seal', plain, capsule)
+      runs.lib.push({ ms: libSeal.opMs, rssMiB: libSeal.rssMiB })
+      if (BASE_DIR && stages.has('seal')) {
+        step(size, 'library seal (base)')
+        const baseLib = await lib(
+          'seal',
+          plain,
+          `${capsule}.base`,
+          join(BASE_DIR, 'bench/lib-op.ts'),
+        )
+        rmSync(`${capsule}.base`, { force: true })
+        baseRuns.lib.push({ ms: baseLib.opMs, rssMiB: baseLib.rssMiB })
+      }
     }
-    step(size, 'library seal')
-    const libSeal = await lib('seal', plain, capsule)
-    if (stages.has('seal'))
-      rows.push({
-        size,
-        stage: 'library commitAndSealFile',
-        ms: libSeal.opMs,
-        rssMiB: libSeal.rssMiB,
-        baseline: 'cat + fsync',
-        baseMs: cat.ms,
-        kind: 'time',
-      })
-    if (BASE_DIR && stages.has('seal')) {
-      step(size, 'library seal (base)')
-      const baseLib = await lib('seal', plain, `${capsule}.base`, join(BASE_DIR, 'bench/lib-op.ts'))
-      rmSync(`${capsule}.base`, { force: true })
-      rows.push({
-        size,
-        stage: 'library commitAndSealFile (--base)',
-        ms: baseLib.opMs,
-        rssMiB: baseLib.rssMiB,
-        baseline: 'cat + fsync',
-        baseMs: cat.ms,
-        kind: 'time',
-      })
+    const catMs = median(runs.cat)
+    const sealRow = (stage: string, m: Measured[]): StageRow => ({
+      size,
+      stage,
+      ms: median(m.map((x) => x.ms)),
+      rssMiB: Math.max(...m.map((x) => x.rssMiB)),
+      baseline: 'cat + fsync',
+      baseMs: catMs,
+      kind: 'time',
+    })
+    rows.push(sealRow('pi-node seal (whole process)', runs.app))
+    if (baseRuns.app.length > 0) rows.push(sealRow('pi-node seal (--base)', baseRuns.app))
+    if (stages.has('seal')) rows.push(sealRow('library commitAndSealFile', runs.lib))
+    if (baseRuns.lib.length > 0)
+      rows.push(sealRow('library commitAndSealFile (--base)', baseRuns.lib))
+    if (ROUNDS > 1) {
+      const perRound = (m: Measured[]) =>
+        m.map((x, r) => `${(x.ms / (runs.cat[r] as number)).toFixed(2)}×`).join(' ')
+      console.log(
+        `  ${fmtSize(size)} per round against that round's cat + fsync (${runs.cat.map((x) => x.toFixed(0)).join(' / ')} ms): ` +
+          `pi-node seal ${perRound(runs.app)}, library ${perRound(runs.lib)}`,
+      )
     }
     // add
     const capCat = await catCopy(capsule, join(dir, 'copy.bin'))
     if (stages.has('add')) await addStage(size, capsule, capCat.ms)
     if (stages.has('fetch')) await fetchStage(size, sealed)
     if (stages.has('open')) {
-      step('open')
+      step(size, 'open')
       const open = await lib('open', capsule, join(dir, 'opened.bin'))
       rows.push({
         size,
@@ -210,7 +217,7 @@ try {
       })
     }
     if (stages.has('exec')) {
-      step('executor open → run')
+      step(size, 'executor open → run')
       rows.push(...(await executorRows(capsule, size)))
     }
     for (const f of [plain, capsule, join(dir, 'opened.bin')]) rmSync(f, { force: true })
