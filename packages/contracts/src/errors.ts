@@ -8,6 +8,7 @@ export type ContractsErrorCode =
   | 'DEPLOYMENT'
   | 'ANVIL'
   | 'RPC_QUORUM'
+  | 'TRANSACTION'
 
 /**
  * A contract call reverted. `errorName`/`args` decode the custom error when its ABI is known
@@ -80,5 +81,16 @@ export class QuorumError extends DigicapError {
   override name = 'QuorumError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('RPC_QUORUM', shortMessage, options)
+  }
+}
+
+/**
+ * A transaction could not be sent or confirmed (the RPC refused it, e.g. a nonce or fee it
+ * rejects, or no receipt came in time). A revert is a {@link ContractRevertError} instead.
+ */
+export class TransactionError extends DigicapError {
+  override name = 'TransactionError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('TRANSACTION', shortMessage, options)
   }
 }

@@ -20,6 +20,7 @@ describe('public surface', () => {
         "PolicyExpressionError",
         "QuorumError",
         "Reason",
+        "TransactionError",
         "accessControllerAbi",
         "accessControllerBytecode",
         "accessRequestDomain",
@@ -100,6 +101,46 @@ describe('public surface', () => {
         "resolveAnvilBinary",
         "startAnvil",
         "startRpcProxy",
+      ]
+    `)
+  })
+
+  it('exports exactly these names from the light entry', async () => {
+    expect(Object.keys(await import('./light.ts')).sort()).toMatchInlineSnapshot(`
+      [
+        "COMPILER_SETTINGS",
+        "ContractRevertError",
+        "GENERATED_POLICY_CONTRACT",
+        "POLICY_GENERATOR_VERSION",
+        "POLICY_LIMITS",
+        "POLICY_SOURCE_NAME",
+        "PolicyCompileError",
+        "PolicyExpressionError",
+        "REGISTER_CAPSULE_SIGNATURE",
+        "SOLC_VERSION",
+        "TransactionError",
+        "abiEncodeParams",
+        "after",
+        "all",
+        "allowlist",
+        "any",
+        "attested",
+        "before",
+        "denylist",
+        "environment",
+        "fee",
+        "formatPolicyExpression",
+        "functionSelector",
+        "generatePolicySource",
+        "maxRuns",
+        "minReputation",
+        "normalizePolicyExpression",
+        "not",
+        "parsePolicyExpression",
+        "policyCreationData",
+        "privateKeyTransactor",
+        "registerCapsuleCallData",
+        "requiresAttestation",
       ]
     `)
   })

@@ -55,6 +55,7 @@ export {
   PolicyCompileError,
   PolicyExpressionError,
   QuorumError,
+  TransactionError,
 } from './errors.ts'
 export { digicapEthersSigner, ethersSigner } from './ethers-signer.ts'
 export { parseEvents } from './events.ts'

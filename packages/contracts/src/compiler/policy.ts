@@ -10,27 +10,10 @@ import { PolicyCompileError } from '../errors.ts'
 import { policyLibrarySources } from '../generated/artifacts.ts'
 import type { PolicyExpression } from '../policy/expression.ts'
 import { GENERATED_POLICY_CONTRACT, generatePolicySource } from '../policy/solidity.ts'
-import { COMPILER_SETTINGS, type CompiledContract, compileSolidity, SOLC_VERSION } from './solc.ts'
+import { type CompiledPolicy, POLICY_SOURCE_NAME } from './compiled-policy.ts'
+import { COMPILER_SETTINGS, compileSolidity, SOLC_VERSION } from './solc.ts'
 
-/** Source unit name a policy is compiled under. */
-export const POLICY_SOURCE_NAME = 'DigicapPolicy.sol'
-
-export interface CompiledPolicy {
-  readonly contractName: string
-  readonly abi: readonly Record<string, unknown>[]
-  /** Creation bytecode (constructor arguments not included). */
-  readonly bytecode: `0x${string}`
-  /** Runtime bytecode (immutables are zero here; the chain fills them in at deployment). */
-  readonly deployedBytecode: `0x${string}`
-  /** solc's metadata JSON: compiler version, settings and the keccak256 of every source. */
-  readonly metadata: string
-  /** Byte ranges of immutables in `deployedBytecode`. */
-  readonly immutableReferences: CompiledContract['immutableReferences']
-  readonly solcVersion: string
-  readonly settings: typeof COMPILER_SETTINGS
-  /** Every source the policy was compiled from, by source unit name (the policy and the Digicap interfaces). */
-  readonly sources: Readonly<Record<string, string>>
-}
+export { type CompiledPolicy, POLICY_SOURCE_NAME } from './compiled-policy.ts'
 
 export interface CompilePolicyOptions {
   /** Contract to pick from the source (default `DigicapPolicy`). */

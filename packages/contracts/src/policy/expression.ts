@@ -1,5 +1,6 @@
-import { formatEther, getAddress, isHexString, parseEther } from 'ethers'
+import { isHex, normalizeAddress } from '@digicap/capsule-core'
 import { PolicyExpressionError } from '../errors.ts'
+import { formatEther, parseEther } from './ether.ts'
 
 /** An unlock rule as data. Build it with the constructors below or `parsePolicyExpression`. */
 export type PolicyExpression =
@@ -54,7 +55,7 @@ function checkAddresses(list: unknown, name: string): string[] {
       fail(`${name} entry is not an address`, { condition: name, value: String(a) })
     let checksummed = ''
     try {
-      checksummed = getAddress(a as string)
+      checksummed = normalizeAddress(a as string)
     } catch {
       fail(`${name} entry has a bad checksum`, { condition: name, value: a })
     }
@@ -99,7 +100,7 @@ export function denylist(addresses: readonly string[]): PolicyExpression {
 }
 /** The executor declares exactly this environment measurement (bytes32, 0x + 64 hex). */
 export function environment(measurement: string): PolicyExpression {
-  if (!isHexString(measurement, 32))
+  if (!isHex(measurement, 32))
     fail('environment takes a bytes32 (0x + 64 hex digits)', {
       condition: 'environment',
       value: String(measurement),

@@ -1,4 +1,4 @@
-import { formatEther } from 'ethers'
+import { formatEther } from './ether.ts'
 import {
   formatPolicyExpression,
   normalizePolicyExpression,

@@ -1,0 +1,67 @@
+/**
+ * @packageDocumentation
+ *
+ * `@digicap/contracts/light` — the parts of this package that load no ethers: policy
+ * expressions and their generated Solidity, a compiled policy's shape, the errors, and the
+ * owner's seal transactions (a policy's creation, `CapsuleRegistry.register`) signed with the
+ * account's key and sent over plain JSON-RPC. `pi-node seal` uses only this entry: ethers
+ * (~180 modules, ~30 MiB) loads there only to decode a revert.
+ *
+ * @example
+ * ```ts
+ * import { parsePolicyExpression, privateKeyTransactor, registerCapsuleCallData } from '@digicap/contracts/light'
+ *
+ * parsePolicyExpression('all(minReputation(50), maxRuns(3))')
+ * const tx = privateKeyTransactor({ rpcUrl, chainId: 31337, privateKey })
+ * const { hash } = await tx.send({ to: capsuleRegistry, data: registerCapsuleCallData(entry) })
+ * ```
+ */
+
+export { type CompiledPolicy, POLICY_SOURCE_NAME } from './compiler/compiled-policy.ts'
+export { COMPILER_SETTINGS, SOLC_VERSION } from './compiler/solc.ts'
+export type { ContractsErrorCode } from './errors.ts'
+export {
+  ContractRevertError,
+  PolicyCompileError,
+  PolicyExpressionError,
+  TransactionError,
+} from './errors.ts'
+export { type AbiParam, abiEncodeParams, functionSelector } from './light/abi-encode.ts'
+export {
+  type CapsuleRegistrationCall,
+  policyCreationData,
+  REGISTER_CAPSULE_SIGNATURE,
+  registerCapsuleCallData,
+} from './light/calls.ts'
+export {
+  type KeyTransactor,
+  type MinedTransaction,
+  type PrivateKeyTransactorInit,
+  privateKeyTransactor,
+  type TransactionRequest,
+} from './light/transactor.ts'
+export type { PolicyExpression } from './policy/expression.ts'
+export {
+  after,
+  all,
+  allowlist,
+  any,
+  attested,
+  before,
+  denylist,
+  environment,
+  fee,
+  formatPolicyExpression,
+  maxRuns,
+  minReputation,
+  normalizePolicyExpression,
+  not,
+  POLICY_LIMITS,
+} from './policy/expression.ts'
+export { parsePolicyExpression } from './policy/parse.ts'
+export {
+  GENERATED_POLICY_CONTRACT,
+  generatePolicySource,
+  POLICY_GENERATOR_VERSION,
+  requiresAttestation,
+} from './policy/solidity.ts'
