@@ -3,7 +3,9 @@
  * less than 40 MiB more peak RSS than a 1 MiB one; buffering the capsule once would cost 96),
  * and the sealing process loads neither solc (compiled in a child, then cached by source) nor
  * helia or libp2p (the blocks go straight to the on-disk blockstore; libp2p starts only to
- * announce through a running `serve`). Real anvil, software sealer.
+ * announce through a running `serve`) nor ethers (the policy's creation and the registration
+ * are signed with the owner's key and sent over plain JSON-RPC: `@digicap/contracts/light`).
+ * Real anvil, software sealer.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises'
@@ -27,9 +29,9 @@ const peak = () => Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/statu
 process.on('exit', () => process.stderr.write('\\nPROBE ' + JSON.stringify({ loaded: [...seen], maxRssKiB: peak() }) + '\\n'))
 `)}`
 
-/** What neither `seal` nor `status` needs: solc, helia, libp2p's node, its transports. */
+/** What neither `seal` nor `status` needs: solc, helia, libp2p's node, its transports, ethers. */
 const HEAVY =
-  /node_modules\/(solc|helia|libp2p|@helia\/(bitswap|unixfs)|@libp2p\/(gossipsub|tcp|kad-dht))\//
+  /node_modules\/(solc|helia|libp2p|ethers|@helia\/(bitswap|unixfs)|@libp2p\/(gossipsub|tcp|kad-dht))\//
 
 interface Probed {
   code: number | null
@@ -75,7 +77,7 @@ describe('pi-node seal streams in bounded memory (real anvil)', () => {
     if (dir) await rm(dir, { recursive: true, force: true })
   })
 
-  it('a 96 MiB seal peaks within 40 MiB of a 1 MiB one, without solc, helia or libp2p', async () => {
+  it('a 96 MiB seal peaks within 40 MiB of a 1 MiB one, without solc, helia, libp2p or ethers', async () => {
     const small = join(dir, 'small.bin')
     const big = join(dir, 'big.bin')
     await Promise.all([writeMiB(small, 1), writeMiB(big, 96)])
@@ -89,7 +91,12 @@ describe('pi-node seal streams in bounded memory (real anvil)', () => {
     expect([a.code, b.code]).toEqual([0, 0])
     expect(b.doc.capsuleSize).toBeGreaterThan(96 * 1024 * 1024)
     const { capsuleRegistry } = connectDigicap(init.contracts, anvil.provider)
-    expect((await capsuleRegistry.getCapsule(b.doc.capsuleId)).cid).toBe(b.doc.cid)
+    const registered = await capsuleRegistry.getCapsule(b.doc.capsuleId)
+    expect(registered.cid).toBe(b.doc.cid)
+    // Registered from the owner's account, with the policy deployed in the same seal.
+    expect(registered.owner).toBe(init.owner.address)
+    expect(registered.policy).toBe(b.doc.policy)
+    expect(await anvil.provider.getCode(b.doc.policy)).not.toBe('0x')
     for (const run of [a, b]) expect(run.loaded.filter((u) => HEAVY.test(u))).toEqual([])
     expect(b.maxRssMiB - a.maxRssMiB).toBeLessThan(40)
   }, 180_000)

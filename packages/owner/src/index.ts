@@ -68,6 +68,7 @@ export { childProcessPolicyCompiler } from './policy/child-compiler.ts'
 export { cachedPolicyCompiler } from './policy/policy-cache.ts'
 export type { SolcPolicyDeployerInit } from './policy/solc-policy-deployer.ts'
 export { solcPolicyDeployer } from './policy/solc-policy-deployer.ts'
+export { transactorPolicyDeployer } from './policy/transactor-policy-deployer.ts'
 export type {
   DeployedPolicyInfo,
   PolicyCompiler,
@@ -84,6 +85,7 @@ export type {
 } from './recovery/restore-keyguard.ts'
 export { restoreKeyguard } from './recovery/restore-keyguard.ts'
 export { ethersCapsuleRegistrar } from './registry/ethers-registrar.ts'
+export { transactorCapsuleRegistrar } from './registry/transactor-registrar.ts'
 export type { CapsuleRegistrar, CapsuleRegistration, ChainContracts } from './registry/types.ts'
 export { checkSealInput, sealAndPublish } from './seal/seal-and-publish.ts'
 export type {

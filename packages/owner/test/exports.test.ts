@@ -30,6 +30,8 @@ it('exports exactly this public surface', () => {
       "sealAndPublish",
       "sealImageCapsule",
       "solcPolicyDeployer",
+      "transactorCapsuleRegistrar",
+      "transactorPolicyDeployer",
       "writeCodeBundle",
     ]
   `)

@@ -5,6 +5,7 @@
  */
 import { type DigicapSigner, privateKeySigner, toHex } from '@digicap/capsule-core'
 import { withFileLock, writeJsonAtomic } from '@digicap/cli-kit'
+import type { KeyTransactor } from '@digicap/contracts/light'
 import { type Logger, type Sealer, unwrapOwnerSecrets } from '@digicap/keyguard/local'
 import type { JsonRpcProvider, Wallet } from 'ethers'
 import { writeCodeBundle } from '../bundle/code-bundle.ts'
@@ -56,9 +57,34 @@ export interface OwnerAccount {
   provider: JsonRpcProvider
 }
 
+/** The owner's key for one operation: its transactions over plain JSON-RPC, and a signer. */
+export interface OwnerKey {
+  transactor: KeyTransactor
+  signer: DigicapSigner
+}
+
 /**
  * Unwraps the owner's Ethereum key with the sealer for the length of `fn`; the byte copy is
- * zeroed and the provider destroyed after.
+ * zeroed after (the libp2p and operator secrets at once: no operation here needs them).
+ */
+async function withOwnerPrivateKey<T>(
+  paths: OwnerNodePaths,
+  sealer: Sealer,
+  fn: (key: Uint8Array) => Promise<T>,
+): Promise<T> {
+  const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
+  secrets.libp2pSeed.fill(0)
+  secrets.operatorPrivateKey?.fill(0)
+  try {
+    return await fn(secrets.ethereumPrivateKey)
+  } finally {
+    secrets.ethereumPrivateKey.fill(0)
+  }
+}
+
+/**
+ * The owner's account as an ethers wallet for the length of `fn` (operations that call
+ * contracts through ethers: recovery); the key is zeroed and the provider destroyed after.
  */
 export async function withOwnerAccount<T>(
   paths: OwnerNodePaths,
@@ -66,23 +92,41 @@ export async function withOwnerAccount<T>(
   chain: Pick<OwnerNodeConfig, 'rpcUrl' | 'chainId'>,
   fn: (account: OwnerAccount) => Promise<T>,
 ): Promise<T> {
-  const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
-  secrets.libp2pSeed.fill(0)
-  secrets.operatorPrivateKey?.fill(0)
-  // ethers loads here, for the operations that send transactions, not with the node.
-  const [{ createProvider }, { Wallet }] = await Promise.all([
-    import('@digicap/contracts'),
-    import('ethers'),
-  ])
-  const provider = createProvider(chain.rpcUrl, chain.chainId)
-  try {
-    const key = secrets.ethereumPrivateKey
-    const wallet = new Wallet(toHex(key), provider)
-    return await fn({ wallet, signer: privateKeySigner(key), provider })
-  } finally {
-    secrets.ethereumPrivateKey.fill(0)
-    provider.destroy()
-  }
+  return withOwnerPrivateKey(paths, sealer, async (key) => {
+    // ethers loads here, for the operations that need it, not with the node.
+    const [{ createProvider }, { Wallet }] = await Promise.all([
+      import('@digicap/contracts'),
+      import('ethers'),
+    ])
+    const provider = createProvider(chain.rpcUrl, chain.chainId)
+    try {
+      const wallet = new Wallet(toHex(key), provider)
+      return await fn({ wallet, signer: privateKeySigner(key), provider })
+    } finally {
+      provider.destroy()
+    }
+  })
+}
+
+/**
+ * The owner's key for the length of `fn`, sending over plain JSON-RPC (`pi-node seal`: a
+ * policy's creation and the registration, no ethers loaded); the key is zeroed after.
+ */
+export async function withOwnerKey<T>(
+  paths: OwnerNodePaths,
+  sealer: Sealer,
+  chain: Pick<OwnerNodeConfig, 'rpcUrl' | 'chainId'>,
+  fn: (key: OwnerKey) => Promise<T>,
+): Promise<T> {
+  return withOwnerPrivateKey(paths, sealer, async (key) => {
+    const { privateKeyTransactor } = await import('@digicap/contracts/light')
+    const transactor = privateKeyTransactor({
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chainId,
+      privateKey: key,
+    })
+    return await fn({ transactor, signer: privateKeySigner(key) })
+  })
 }
 
 /** Writes a JSON file atomically; a failure is logged, not thrown (status files). */

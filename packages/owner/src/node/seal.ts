@@ -3,7 +3,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateCapsuleId, type Receiver, type RuntimeKind, toHex } from '@digicap/capsule-core'
 import { ConfigError, rpcChainId, writeJsonAtomic } from '@digicap/cli-kit'
-import { parsePolicyExpression } from '@digicap/contracts'
+import { parsePolicyExpression } from '@digicap/contracts/light'
 import type { Logger } from '@digicap/keyguard'
 import { openFsCapsuleImporter } from '@digicap/p2p/import'
 import type { Announcer } from '../announce/types.ts'
@@ -11,8 +11,8 @@ import { RuntimeUnsupportedError } from '../errors.ts'
 import type { SealImageComponents, SealImageResult } from '../image/seal-image.ts'
 import { childProcessPolicyCompiler } from '../policy/child-compiler.ts'
 import { cachedPolicyCompiler } from '../policy/policy-cache.ts'
-import { solcPolicyDeployer } from '../policy/solc-policy-deployer.ts'
-import { ethersCapsuleRegistrar } from '../registry/ethers-registrar.ts'
+import { transactorPolicyDeployer } from '../policy/transactor-policy-deployer.ts'
+import { transactorCapsuleRegistrar } from '../registry/transactor-registrar.ts'
 import { checkSealInput, sealAndPublish } from '../seal/seal-and-publish.ts'
 import type { SealAndPublishResult } from '../seal/types.ts'
 import {
@@ -22,7 +22,7 @@ import {
   ownerTransactions,
   type ProgressFn,
   readServeFile,
-  withOwnerAccount,
+  withOwnerKey,
 } from './components.ts'
 
 export interface SealOptions {
@@ -198,7 +198,7 @@ export async function sealOwnerNode(
   // (one write of the capsule, not two), which the node serves from there.
   const blocks = await openFsCapsuleImporter(paths.ipfs, { referenceFiles: true })
   try {
-    const r = await withOwnerAccount(paths, sealer, config, ({ wallet, signer }) =>
+    const r = await withOwnerKey(paths, sealer, config, ({ transactor, signer }) =>
       (runtime === 'oci' ? sealImage(dir, options, blocks) : sealAndPublish)(
         {
           input,
@@ -221,13 +221,16 @@ export async function sealOwnerNode(
         {
           signer,
           wrapper: sealer,
-          policies: solcPolicyDeployer(wallet, {
+          policies: transactorPolicyDeployer(transactor, {
             nodeRegistry: config.contracts.nodeRegistry,
             serialize,
             // solc in a child (its heap never joins the capsule's streaming), once per source
             compile: cachedPolicyCompiler(paths.policyCache, childProcessPolicyCompiler()),
           }),
-          registrar: ethersCapsuleRegistrar(wallet, { contracts: config.contracts, serialize }),
+          registrar: transactorCapsuleRegistrar(transactor, {
+            contracts: config.contracts,
+            serialize,
+          }),
           store: blocks,
           announcer: serveAnnouncer(paths, options.announceTimeoutMs ?? 5000, logger),
           keyRecords: keyStore,

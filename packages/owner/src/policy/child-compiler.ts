@@ -4,8 +4,7 @@
  * streams a capsule): in a child, that memory is returned the moment the compile ends.
  */
 import { spawn } from 'node:child_process'
-import { PolicyCompileError } from '@digicap/contracts'
-import type { CompiledPolicy } from '@digicap/contracts/compiler'
+import { type CompiledPolicy, PolicyCompileError } from '@digicap/contracts/light'
 import type { PolicyCompiler } from './types.ts'
 
 /** The child: reads `{ source }` on stdin, writes `{ compiled }` or `{ error }` on stdout. */

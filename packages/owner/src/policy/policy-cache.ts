@@ -14,7 +14,7 @@ import {
   type CompiledPolicy,
   POLICY_SOURCE_NAME,
   SOLC_VERSION,
-} from '@digicap/contracts/compiler'
+} from '@digicap/contracts/light'
 import type { PolicyCompiler } from './types.ts'
 
 function keyOf(source: string): string {

@@ -1,4 +1,4 @@
-import type { CompiledPolicy } from '@digicap/contracts/compiler'
+import type { CompiledPolicy } from '@digicap/contracts/light'
 
 /** What turns a policy expression into a deployed policy contract. */
 
