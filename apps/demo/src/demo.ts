@@ -40,6 +40,7 @@ import { getBytes, parseEther, type Wallet } from 'ethers'
 import { type AttestationWatch, type WatchedRun, watchAttestation } from './attestation-watch.ts'
 import { type CommitteeOutcome, committeeStep, DEMO_SETTLEMENT } from './committee-step.ts'
 import { imageStep } from './image-step.ts'
+import { startReaper } from './reaper.ts'
 import type { Actor, Doc, StepContext } from './step-context.ts'
 
 const ACTORS: readonly Actor[] = ['chain', 'pi-node', 'executor', 'receiver', 'committee']
@@ -127,8 +128,19 @@ const progressColor = !json && process.stderr.isTTY === true && !process.env.NO_
 const t0 = performance.now()
 const now = () => performance.now() - t0
 const stages: Stage[] = []
-/** Every process the demo started (pid, what it is), reported so a test can check they are gone. */
-const started: { pid: number; what: string }[] = []
+/** Stops what the demo started if the demo dies without doing it (SIGKILL, an abort). */
+const reaper = startReaper()
+/**
+ * Every process the demo started (pid, what it is), reported so a test can check they are
+ * gone; each is told to the reaper as it is added.
+ */
+class StartedProcesses extends Array<{ pid: number; what: string }> {
+  override push(...items: { pid: number; what: string }[]): number {
+    for (const item of items) reaper.watch(item.pid)
+    return super.push(...items)
+  }
+}
+const started = new StartedProcesses()
 const children = new Set<ChildProcess>()
 const warnings: string[] = []
 
@@ -348,6 +360,7 @@ function stopAll(): Promise<void> {
     await Promise.all([...[...children].map(stopChild), receiverNode?.stop(), stopCommittee?.()])
     await Promise.all([anvil?.stop(), tpm?.stop(), executorTpm?.stop()])
     if (tmp && !flags.keep) await rm(tmp, { recursive: true, force: true })
+    reaper.release()
   })()
   return shutdown
 }
@@ -378,6 +391,7 @@ async function main() {
   // whatever the caller's umask (test/demo.test.ts walks it). Its children inherit it.
   process.umask(0o077)
   tmp = await mkdtemp(join(tmpdir(), 'digicap-demo-'))
+  if (!flags.keep) reaper.removeOnDeath(tmp)
   const dirs = {
     pi: join(tmp, 'pi-node'),
     executor: join(tmp, 'executor-node'),
