@@ -15,6 +15,7 @@
  * - a member that hears none of the final round's votes: it leaves the round once the
  *   certificate lands, and so do the members that did not submit, none after its turn;
  * - verifiers stopped while deciding and while waiting for their submit turn leave at once;
+ * - a job closed as timed out on chain while its members wait: each job ends `expired`;
  * - a silent member (seated by its ticket, then never heard): the other three still certify;
  * - a tampered executor (`skipRunPcrReset`, the demo's) that claims a clean-up but leaves PCR 23
  *   measured: a fail certificate (after-phase refused: its log ends in a reset the quoted PCR 23
@@ -138,7 +139,9 @@ beforeAll(async () => {
     settlement: {
       seats: SEATS,
       sortitionWindow: WINDOW,
-      certificateBlocks: 5000,
+      // 2.5 min of the 250 ms miner, far above a job here; few enough for one test to mine past
+      // (anvil mined 5000 blocks in 73 s at load 12).
+      certificateBlocks: 600,
       verifierBps: 2000,
       executorBps: 1000,
       failSlash: FAIL_SLASH,
@@ -672,6 +675,44 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
       verifiers[i] = verifierOf(i)
       await (verifiers[i] as VerifierNode).start()
     }
+  }, 60_000)
+
+  it('a job closed as timed out on chain while its members wait (one deciding, the others held at or waiting for their turn): every member’s job ends `expired`', async () => {
+    deafLastMember = true
+    let release!: () => void
+    holdSubmissions = new Promise<void>((r) => {
+      release = r
+    })
+    const firstHeld = new Promise<void>((r) => {
+      held = r
+    })
+    let grantId: string
+    try {
+      ;({ grantId } = await w.executor.runCapsule(capsule.cid, { fast: false, fee: FEE }))
+      await firstHeld
+      // Past the job's deadline (600 blocks after seating), then closed by anyone.
+      const { deadline } = await hub().jobs(grantId)
+      const rest = Number(deadline) + 1 - (await w.anvil.provider.getBlockNumber())
+      if (rest > 0) await w.anvil.provider.send('anvil_mine', [toQuantity(rest)])
+      // From an account nothing else here sends with (no nonce raced).
+      const anyone = (w.anvil.signers[9] as Wallet).connect(
+        createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+      )
+      await (
+        await connectSettlement(settlement, anyone).attestationHub.closeTimedOut(grantId)
+      ).wait()
+    } finally {
+      release()
+      holdSubmissions = undefined
+      held = undefined
+      deafLastMember = false
+      deaf.clear()
+    }
+    const done = await Promise.all(verifiers.map((v) => v.finished(grantId)))
+    for (const [i, e] of done.entries()) {
+      expect(e, `member ${i}`).toMatchObject({ event: 'job-failed', error: { reason: 'expired' } })
+    }
+    expect((await hub().jobs(grantId)).status).toBe(5n) // TimedOut
   }, 60_000)
 
   it('a tampered executor (PCR 23 not reset after its clean-up) with a silent member: a fail certificate by the other three, the executor slashed', async () => {

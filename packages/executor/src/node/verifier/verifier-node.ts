@@ -132,6 +132,15 @@ export function verifierNode(
 
     async function runJob(job: OpenedJob): Promise<VerifierEvent> {
       const jobId = hex(job.jobId)
+      /** @throws {VerifierJobError} `expired` when the job timed out on chain uncertified. */
+      const notExpired = async (round: 'before' | 'final') => {
+        const status = await chain.status(job.jobId)
+        if (status === 'timed-out') {
+          throw new VerifierJobError('expired', 'The job timed out on chain uncertified', {
+            details: { round, status },
+          })
+        }
+      }
       emit({ event: 'job-opened', jobId, executor: job.executor })
       // The seed needs the grant block's hash: readable from the next block on.
       let sortition: Awaited<ReturnType<typeof chain.sortition>> | undefined
@@ -243,8 +252,12 @@ export function verifierNode(
           messages: { sent: round.transport.stats.sent, received: round.transport.stats.received },
         })
       }
-      /** A round this member did not decide: another member's certificate of it landed first. */
-      const landedWithout = (name: 'before' | 'final') => {
+      /**
+       * A round this member left undecided: the chain no longer needs it. Another member's
+       * certificate landed, or the job timed out on chain (`expired`: nothing will land now).
+       */
+      const landedWithout = async (name: 'before' | 'final') => {
+        await notExpired(name)
         emit({ event: 'certificate', jobId, round: name, submitted: false })
       }
       let beforePassed = false
@@ -308,8 +321,8 @@ export function verifierNode(
         )
         if (beforeDecision === undefined) {
           // Decided and certified without this member: the chain holds the before verdict.
+          await landedWithout('before')
           beforePassed = (await chain.beforeVerdict(job.jobId)) === 'pass'
-          landedWithout('before')
         } else {
           decided(beforeDecision, 'before')
           beforePassed = beforeDecision.verdict === BEFORE_PASS
@@ -331,7 +344,7 @@ export function verifierNode(
             finalPending,
           )
           if (decision === undefined) {
-            landedWithout('final')
+            await landedWithout('final')
           } else {
             decided(decision, 'final')
             // Let the last commits reach the others before the handler goes.
@@ -360,6 +373,7 @@ export function verifierNode(
       if (init.settle !== false) {
         for (let i = 0; (await chain.status(job.jobId)) === 'seated' && i < 40; i++)
           await sleep(250)
+        await notExpired(beforePassed ? 'final' : 'before')
         await chain.settle(job.jobId, sorted)
       }
       const done: VerifierEvent = { event: 'settled', jobId }
