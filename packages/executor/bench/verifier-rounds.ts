@@ -9,13 +9,18 @@
  * process is cached there, so members must not share one), each a Digicap libp2p node on
  * loopback (TCP + noise + yamux).
  *
- *   node bench/verifier-rounds.ts          # n = 4 and 7
+ *   node bench/verifier-rounds.ts          # n = 4, 7 and 31 (issue #16's sizes)
  *   node bench/verifier-rounds.ts 4        # the committee sizes
  *   BENCH_ROUNDS=5                          # timed decisions per mode (default 10)
  *
  * Per mode, medians of the timed decisions: the verdict (the last member's `decide`, from the
  * parent's "go"; one wall clock), the submitter's certificate, a member's CPU from "go" to the end
- * of the job (the median member's, and Σ over the committee), and the ratio after / before.
+ * of the job (the median member's, and Σ over the committee), the messages per verdict (frames
+ * the members' PBFT sessions sent for the job, Σ over the committee), and the ratio after /
+ * before. Issue #16 measures the verdict against a raw libp2p round trip in the same run: member
+ * 0 echoes 200 bytes off member 1 on one kept stream (the PBFT endpoint keeps one per peer too),
+ * 10 trips before each timed decision; the median is printed with the verdict in round trips and
+ * the issue's bar (3 round trips + 5 ms).
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { loadavg } from 'node:os'
@@ -28,6 +33,9 @@ import {
   pbftDomain,
 } from '@digicap/committee'
 import { createDigicapNode } from '@digicap/p2p'
+import { readMessages, sendMessage } from '@digicap/protocol'
+import type { Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { type PbftRound, pbftRounds } from '../src/node/index.ts'
@@ -37,15 +45,21 @@ type ToMember =
   | { type: 'job'; job: number; certificate: PbftCertificateMode }
   | { type: 'go'; job: number }
   | { type: 'end'; job: number }
+  | { type: 'rtt'; peer: string; samples: number }
   | { type: 'exit' }
 type FromMember =
   | { type: 'up'; address: Address; peerId: string; addrs: string[] }
   | { type: 'meshed' }
   | { type: 'ready' }
   | { type: 'decided'; at: number; certificateAt?: number }
-  | { type: 'ended'; cpuMs: number }
+  | { type: 'ended'; cpuMs: number; sent: number }
+  | { type: 'rtt'; ms: number }
 
 const MODES: readonly PbftCertificateMode[] = ['at-decision', 'on-request']
+/** The raw round trip's protocol: frames echoed as they come. */
+const ECHO = '/digicap/bench-echo/1.0.0'
+/** Round trips sampled before each timed decision. */
+const RTT_SAMPLES = 10
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10)
 const WARM_UPS = 3
 /** Long enough that a slow decision is not cut by a view change (that would measure it). */
@@ -60,6 +74,26 @@ const cpuMs = (since: NodeJS.CpuUsage) => {
   return (u.user + u.system) / 1000
 }
 
+/** Median round trip of a 200-byte frame echoed by `peer` on one kept stream (after 3 warm-ups). */
+async function roundTrip(
+  node: Awaited<ReturnType<typeof createDigicapNode>>,
+  peer: string,
+  samples: number,
+): Promise<number> {
+  const stream = await node.libp2p.dialProtocol(peerIdFromString(peer), ECHO)
+  const replies = readMessages(stream)[Symbol.asyncIterator]()
+  const body = new Uint8Array(200)
+  const times: number[] = []
+  for (let i = 0; i < samples + 3; i++) {
+    const t0 = performance.now()
+    await sendMessage(stream, body)
+    await replies.next()
+    if (i >= 3) times.push(performance.now() - t0)
+  }
+  await stream.close()
+  return median(times)
+}
+
 /** One member: a node, its rounds, one job at a time as the parent says. */
 async function member(index: number): Promise<void> {
   const tell = (m: FromMember) => process.send?.(m)
@@ -71,6 +105,10 @@ async function member(index: number): Promise<void> {
   })
   const signer = privateKeySigner(keccak_256(new TextEncoder().encode(`member ${index}`)))
   const node = await createDigicapNode()
+  await node.libp2p.handle(ECHO, async (stream: Stream) => {
+    for await (const body of readMessages(stream)) await sendMessage(stream, body)
+    await stream.close().catch(() => {})
+  })
   const rounds = pbftRounds(node.libp2p)
   let committee: PbftCommittee | undefined
   let round: PbftRound | undefined
@@ -115,8 +153,12 @@ async function member(index: number): Promise<void> {
       // Votes still arriving after this member's decision cost too: a short wait before the count.
       await new Promise((r) => setTimeout(r, 50))
       const spent = cpuMs(cpu as NodeJS.CpuUsage)
+      // Frames this member's session sent for the job (its votes, to each other member).
+      const sent = round?.transport.stats.sent ?? 0
       await round?.stop()
-      tell({ type: 'ended', cpuMs: spent })
+      tell({ type: 'ended', cpuMs: spent, sent })
+    } else if (m.type === 'rtt') {
+      tell({ type: 'rtt', ms: await roundTrip(node, m.peer, m.samples) })
     } else if (m.type === 'exit') {
       await rounds.stop()
       await node.stop()
@@ -182,6 +224,7 @@ async function decide(members: Member[], job: number, certificate: PbftCertifica
     certificateMs: (decided[0]?.certificateAt as number) - t0,
     cpuMs: median(ended.map((e) => e.cpuMs)),
     cpuSumMs: ended.reduce((s, e) => s + e.cpuMs, 0),
+    messages: ended.reduce((s, e) => s + e.sent, 0),
   }
 }
 
@@ -189,7 +232,7 @@ async function main(): Promise<void> {
   const sizes = process.argv.slice(2).map(Number)
   let job = 0
   const table: string[] = []
-  for (const n of sizes.length > 0 ? sizes : [4, 7]) {
+  for (const n of sizes.length > 0 ? sizes : [4, 7, 31]) {
     const members = Array.from({ length: n }, (_, i) => spawn(i))
     const ups = await Promise.all(members.map((m) => m.next('up')))
     for (const m of members) m.send({ type: 'mesh', peers: ups })
@@ -197,12 +240,18 @@ async function main(): Promise<void> {
     for (const mode of MODES) for (let w = 0; w < WARM_UPS; w++) await decide(members, job++, mode)
     const runs = new Map(MODES.map((m) => [m, [] as Awaited<ReturnType<typeof decide>>[]]))
     const loads = [loadavg()[0] as number]
+    const rtts: number[] = []
+    const [first] = members as [Member]
     for (let r = 0; r < ROUNDS; r++) {
       for (const mode of MODES) {
+        // A round trip sample before each decision: the load moves, the ratio uses the same run's.
+        first.send({ type: 'rtt', peer: ups[1]?.peerId as string, samples: RTT_SAMPLES })
+        rtts.push((await first.next('rtt')).ms)
         runs.get(mode)?.push(await decide(members, job++, mode))
         loads.push(loadavg()[0] as number)
       }
     }
+    const rtt = median(rtts)
     const of = (mode: PbftCertificateMode, f: (x: Awaited<ReturnType<typeof decide>>) => number) =>
       median((runs.get(mode) ?? []).map(f))
     const load = `${Math.min(...loads).toFixed(0)}–${Math.max(...loads).toFixed(0)}`
@@ -210,16 +259,23 @@ async function main(): Promise<void> {
       const [before, after] = MODES.map((mode) => of(mode, f)) as [number, number]
       return `${before.toFixed(1)} → ${after.toFixed(1)} ms (×${(after / before).toFixed(2)})`
     }
+    const verdict = of('on-request', (x) => x.verdictMs)
+    const messages = MODES.map((mode) => of(mode, (x) => x.messages))
     const row = [
       cells((x) => x.verdictMs),
       cells((x) => x.certificateMs),
       cells((x) => x.cpuMs),
       cells((x) => x.cpuSumMs),
+      `${rtt.toFixed(2)} ms`,
+      `${(verdict / rtt).toFixed(1)} RTT (bar ${(3 * rtt + 5).toFixed(1)} ms)`,
+      `${messages[0]} → ${messages[1]} (${(Number(messages[1]) / n).toFixed(1)} / member)`,
     ]
     console.log(
       `n=${n}, medians of ${ROUNDS} decisions per mode, before (at-decision) → after (on-request), ratio after/before:\n` +
         `  verdict (every member decided) ${row[0]}\n  submitter's certificate ${row[1]}\n` +
-        `  CPU per member go→end (median member) ${row[2]}\n  CPU of the committee go→end ${row[3]}; load ${load}`,
+        `  CPU per member go→end (median member) ${row[2]}\n  CPU of the committee go→end ${row[3]}\n` +
+        `  raw libp2p round trip (200 B, kept stream; median of ${rtts.length} samples, each the median of ${RTT_SAMPLES} trips) ${row[4]}; after's verdict = ${row[5]}\n` +
+        `  messages per verdict (frames sent, committee) ${row[6]}; load ${load}`,
     )
     table.push(`| ${n} | ${row.join(' | ')} | ${load} |`)
     exiting = true
@@ -228,9 +284,9 @@ async function main(): Promise<void> {
     exiting = false
   }
   console.log(
-    '\n| n | verdict | submitter’s certificate | CPU / member go→end | CPU, committee go→end | load |',
+    '\n| n | verdict | submitter’s certificate | CPU / member go→end | CPU, committee go→end | raw RTT | after’s verdict | messages / verdict | load |',
   )
-  console.log('| --- | --- | --- | --- | --- | --- |')
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for (const row of table) console.log(row)
 }
 

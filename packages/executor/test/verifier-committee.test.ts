@@ -8,13 +8,20 @@
  * during / after the run, decide by PBFT, submit the 2f+1 certificate and settle:
  * - an honest run: verdict 7 by all four, the escrow pays the signers and the executor, every
  *   reputation rises by one pass;
- * - a submitter that dies before submitting the run's certificate: the next member in leader
- *   order certifies it and submits it, and the chain accepts it;
+ * - a submitter that dies before submitting the run's certificate, with a member late to its
+ *   rounds (the votes it needed came before its session and were refused): the next member in
+ *   leader order certifies it and submits it, the chain accepts it, the late member learns the
+ *   before verdict on chain (ADR 0056);
+ * - a member that hears none of the final round's votes: it leaves the round once the
+ *   certificate lands, and so do the members that did not submit, none after its turn;
+ * - verifiers stopped while deciding and while waiting for their submit turn leave at once;
+ * - a job closed as timed out on chain while its members wait: each job ends `expired`;
  * - a silent member (seated by its ticket, then never heard): the other three still certify;
  * - a tampered executor (`skipRunPcrReset`, the demo's) that claims a clean-up but leaves PCR 23
  *   measured: a fail certificate (after-phase refused: its log ends in a reset the quoted PCR 23
  *   never saw), the executor slashed and its reputation halved.
- * Only a member that submits builds a certificate (ADR 0053): every test counts them.
+ * Only a member that submits builds a certificate (ADR 0053): the tests count them. Submit turns
+ * are 2.5 s apart, above the 2 s view timeout.
  */
 import { attestationRecordHash, encodeAttestationRecord } from '@digicap/attestation'
 import {
@@ -35,7 +42,9 @@ import {
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
+import { PBFT_PROTOCOL } from '@digicap/protocol'
 import { onchainProof } from '@digicap/vrf'
+import type { Libp2p, Stream } from '@libp2p/interface'
 import { getBytes, hexlify, parseEther, randomBytes, toQuantity, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -44,6 +53,7 @@ import {
   type VerifierChain,
   type VerifierEvent,
   type VerifierNode,
+  type VerifierNodeComponents,
   verifierNode,
 } from '../src/node/index.ts'
 import { holdPhasesForQuotes } from '../src/node/phase-hold.ts'
@@ -74,6 +84,24 @@ let died: number | undefined
 let death: Promise<void> | undefined
 /** A run ended while set skips its PCR 23 reset (the tampered executor). */
 let tampered = false
+/**
+ * Set: the last member in a job's leader order reads the committee's peers (and so opens its
+ * PBFT rounds) only once the other three decided and certified the before round: what CI
+ * showed, a member whose session opened after the votes it needed had come and been refused.
+ */
+let lateLastMember = false
+/** Set: the last member in a job's leader order hears no PBFT vote from its before decision on. */
+let deafLastMember = false
+/** Members (node indexes) that hear no PBFT vote now: their inbound PBFT streams are cut. */
+const deaf = new Set<number>()
+/** Member i's inbound PBFT streams, cut when it goes deaf. */
+const heard: Set<Stream>[] = [new Set(), new Set(), new Set(), new Set()]
+/** Set: every run certificate's submission waits for it (the members wait for their turns). */
+let holdSubmissions: Promise<void> | undefined
+/** Resolves when a submission is first held. */
+let held: (() => void) | undefined
+/** When each event was reported (performance.now()). */
+const reportedAt = new WeakMap<VerifierEvent, number>()
 
 /**
  * The executor's agent: `skipRunPcrReset`'s, which answers honestly until a clean-up skipped the
@@ -111,7 +139,9 @@ beforeAll(async () => {
     settlement: {
       seats: SEATS,
       sortitionWindow: WINDOW,
-      certificateBlocks: 5000,
+      // 2.5 min of the 250 ms miner, far above a job here; few enough for one test to mine past
+      // (anvil mined 5000 blocks in 73 s at load 12).
+      certificateBlocks: 600,
       verifierBps: 2000,
       executorBps: 1000,
       failSlash: FAIL_SLASH,
@@ -184,15 +214,31 @@ function verifierOf(i: number): VerifierNode {
     createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
   )
   const chain = ethersVerifierChain({ addresses: w.addresses, settlement, runner: wallet })
+  let seated: { jobId: Uint8Array; members: readonly string[] } | undefined
   const mortal: VerifierChain = {
     ...chain,
     chainId: chain.chainId,
     hub: chain.hub,
+    seats: async (jobId) => {
+      const seats = await chain.seats(jobId)
+      seated = { jobId, members: seats.members }
+      return seats
+    },
+    node: async (address) => {
+      if (lateLastMember && seated !== undefined && isLast(i, seated.members)) {
+        await beforeVerdictOnChain(chain, seated.jobId)
+      }
+      return await chain.node(address)
+    },
     submitCertificate: async (call) => {
       if (dieAtSubmit && died === undefined) {
         died = i
         death = verifiers[i]?.stop()
         throw new Error(`verifier ${i} died before submitting`)
+      }
+      if (holdSubmissions !== undefined) {
+        held?.()
+        await holdSubmissions
       }
       await chain.submitCertificate(call)
     },
@@ -201,22 +247,78 @@ function verifierOf(i: number): VerifierNode {
     pollMs: 200,
     challengeEveryMs: 250,
     viewTimeoutMs: 2000,
-    // Turns one second apart, inside the 2 s view timeout (with 2.5 s the dead-submitter test hung
-    // in two CI runs, never alone: see the executor README's open question on backupMs).
-    backupMs: 1000,
+    // Turns 2.5 s apart, above the 2 s view timeout (the default 3 s is above it too): a member
+    // that missed a round's votes no longer waits out `decideMs` (ADR 0056).
+    backupMs: BACKUP_MS,
     watchMs: 30_000,
   })({
-    libp2p: (nodes[i] as DigicapNode).libp2p,
+    libp2p: deafenable(i),
     chain: mortal,
     signer: privateKeySigner(wallet.privateKey as `0x${string}`),
     vrfKey: getBytes(wallet.privateKey),
     onEvent: (e) => {
+      reportedAt.set(e, performance.now())
       events.push(e)
       eventsOf[i]?.push(e)
+      if (deafLastMember && e.event === 'decided' && e.round === 'before') {
+        const members = committeeOf(e.jobId)
+        if (isLast(i, members)) goDeaf(i)
+      }
       if (process.env.DEBUG_VERIFIER)
         console.log(i, Date.now() % 100_000, JSON.stringify(e, printable))
     },
   })
+}
+
+const BACKUP_MS = 2500
+
+/** Whether member i is the last of `members` (a job's leader order). */
+const isLast = (i: number, members: readonly string[]) =>
+  members.length === SEATS && lower(members[SEATS - 1] as string) === lower(wallets[i]!.address)
+
+/** Resolves once job `jobId`'s before verdict is on chain (the others decided it without us). */
+async function beforeVerdictOnChain(chain: VerifierChain, jobId: Uint8Array): Promise<void> {
+  for (let t = 0; t < 300 && (await chain.beforeVerdict(jobId)) === 'none'; t++) {
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/**
+ * Node i's libp2p as its verifier sees it: the real one, but for one injected fault: while i is
+ * deaf its inbound PBFT streams are cut (its own votes still go out).
+ */
+function deafenable(i: number): VerifierNodeComponents['libp2p'] {
+  const node = (nodes[i] as DigicapNode).libp2p as Libp2p
+  return {
+    peerId: node.peerId,
+    getConnections: (peer) => node.getConnections(peer),
+    dialProtocol: (peer, protocols, options) => node.dialProtocol(peer, protocols, options),
+    unhandle: (protocols, options) => node.unhandle(protocols, options),
+    handle: (protocol, handler, options) =>
+      node.handle(
+        protocol,
+        protocol !== PBFT_PROTOCOL
+          ? handler
+          : async (stream, connection) => {
+              if (deaf.has(i)) {
+                stream.abort(new Error('deaf (test fault)'))
+                return
+              }
+              heard[i]?.add(stream)
+              try {
+                await handler(stream, connection)
+              } finally {
+                heard[i]?.delete(stream)
+              }
+            },
+        options,
+      ),
+  }
+}
+
+function goDeaf(i: number): void {
+  deaf.add(i)
+  for (const stream of heard[i] ?? []) stream.abort(new Error('deaf (test fault)'))
 }
 
 type CertificateEvent = Extract<VerifierEvent, { event: 'certificate' }>
@@ -427,16 +529,21 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     )
   }, 60_000)
 
-  it('a submitter that dies before submitting the run’s certificate: the next member in leader order certifies it and the chain accepts it', async () => {
+  it('a submitter that dies before submitting the run’s certificate, turns 2.5 s apart (above the view timeout), a member late to its rounds: the next member in leader order certifies it and the chain accepts it', async () => {
     const counts = verifiers.map((v) => v.certified)
     dieAtSubmit = true
     died = undefined
+    // The last member in leader order opens its rounds once the others decided the before round
+    // and certified it: their votes came before its session and were refused. This hung the test in CI: that member
+    // waited `decideMs` (60 s) for a decision nobody would send it again.
+    lateLastMember = true
     let grantId: string
     let done: VerifierEvent[]
     try {
       ;({ grantId, done } = await runJob())
     } finally {
       dieAtSubmit = false
+      lateLastMember = false
     }
     const dead = (died as number | undefined) ?? -1
     expect(dead).toBeGreaterThanOrEqual(0)
@@ -464,6 +571,148 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     expect(builders).toContain(next)
     expect(certificateEvents(next, grantId, 'final')).toMatchObject([{ submitted: true }])
     expect(builders.length).toBeLessThan(alive.length)
+    // The late member: the before verdict reached it (decided, or read on chain), and it settled.
+    const late = memberIndex(members[SEATS - 1] as string)
+    expect(certificateEvents(late, grantId, 'before')).toMatchObject([{ submitted: false }])
+    expect(done[late]?.event).toBe('settled')
+  }, 60_000)
+
+  it('a member that hears none of the final round’s votes leaves it once the certificate lands, as do the members that did not submit: none waits for its turn', async () => {
+    const counts = verifiers.map((v) => v.certified)
+    deafLastMember = true
+    let grantId: string
+    let done: VerifierEvent[]
+    try {
+      ;({ grantId, done } = await runJob())
+    } finally {
+      deafLastMember = false
+      deaf.clear()
+    }
+    expect(done.map((e) => e.event)).toEqual(['settled', 'settled', 'settled', 'settled'])
+    const job = await hub().jobs(grantId)
+    expect(job.status).toBe(4n)
+    expect(Number(job.verdict)).toBe(7)
+    const members = committeeOf(grantId)
+    const deafOne = memberIndex(members[SEATS - 1] as string)
+    // It decided the before round, then heard nothing: no final decision, yet its job ended.
+    const decidedOf = (i: number, round: 'before' | 'final') =>
+      (eventsOf[i] as VerifierEvent[]).filter(
+        (e) => e.event === 'decided' && e.jobId === grantId && e.round === round,
+      )
+    expect(decidedOf(deafOne, 'before')).toHaveLength(1)
+    expect(decidedOf(deafOne, 'final')).toEqual([])
+    expect(certificateEvents(deafOne, grantId, 'final')).toEqual([
+      expect.objectContaining({ submitted: false }),
+    ])
+    // Every member that did not submit left within one turn of the landing (turns 2.5 s apart:
+    // the third in leader order would have waited 5 s, the deaf one `decideMs`, 60 s).
+    const finals = [0, 1, 2, 3].map((i) => certificateEvents(i, grantId, 'final')[0])
+    const landedAt = Math.min(
+      ...finals
+        .filter((e) => e?.submitted)
+        .map((e) => reportedAt.get(e as VerifierEvent) as number),
+    )
+    for (const [i, e] of finals.entries()) {
+      expect(e, `member ${i}`).toBeDefined()
+      if (e?.submitted) continue
+      expect((reportedAt.get(e as VerifierEvent) as number) - landedAt, `member ${i}`).toBeLessThan(
+        BACKUP_MS,
+      )
+    }
+    await onlySubmittersCertified(grantId, counts, [0, 1, 2, 3])
+  }, 60_000)
+
+  it('stopping verifiers leave at once: one still deciding (it hears no vote), one waiting for its submit turn', async () => {
+    deafLastMember = true
+    let release!: () => void
+    holdSubmissions = new Promise<void>((r) => {
+      release = r
+    })
+    const firstHeld = new Promise<void>((r) => {
+      held = r
+    })
+    let grantId: string
+    let stopped: number[] = []
+    try {
+      ;({ grantId } = await w.executor.runCapsule(capsule.cid, { fast: false, fee: FEE }))
+      // The deciding view's leader is about to submit the run's certificate: held there, so the
+      // others wait for their turns, and the deaf one for a decision.
+      await firstHeld
+      const members = committeeOf(grantId)
+      stopped = [SEATS - 1, SEATS - 2].map((k) => memberIndex(members[k] as string))
+      const took = await Promise.all(
+        stopped.map(async (i) => {
+          const t0 = performance.now()
+          await (verifiers[i] as VerifierNode).stop()
+          return performance.now() - t0
+        }),
+      )
+      for (const [k, ms] of took.entries()) {
+        expect(ms, `member ${stopped[k]} stopped in`).toBeLessThan(2000)
+      }
+      for (const i of stopped) {
+        expect(await (verifiers[i] as VerifierNode).finished(grantId)).toMatchObject({
+          event: 'job-failed',
+          error: { reason: 'stopped' },
+        })
+      }
+      expect(certificateEvents(stopped[0] as number, grantId, 'final')).toEqual([])
+    } finally {
+      release()
+      holdSubmissions = undefined
+      held = undefined
+      deafLastMember = false
+      deaf.clear()
+    }
+    const left = [0, 1, 2, 3].filter((i) => !stopped.includes(i))
+    const done = await Promise.all(
+      left.map((i) => (verifiers[i] as VerifierNode).finished(grantId)),
+    )
+    expect(done.map((e) => e.event)).toEqual(['settled', 'settled'])
+    expect((await hub().jobs(grantId)).status).toBe(4n)
+    // The stopped members come back with new verifiers (the next test needs four).
+    for (const i of stopped) {
+      verifiers[i] = verifierOf(i)
+      await (verifiers[i] as VerifierNode).start()
+    }
+  }, 60_000)
+
+  it('a job closed as timed out on chain while its members wait (one deciding, the others held at or waiting for their turn): every member’s job ends `expired`', async () => {
+    deafLastMember = true
+    let release!: () => void
+    holdSubmissions = new Promise<void>((r) => {
+      release = r
+    })
+    const firstHeld = new Promise<void>((r) => {
+      held = r
+    })
+    let grantId: string
+    try {
+      ;({ grantId } = await w.executor.runCapsule(capsule.cid, { fast: false, fee: FEE }))
+      await firstHeld
+      // Past the job's deadline (600 blocks after seating), then closed by anyone.
+      const { deadline } = await hub().jobs(grantId)
+      const rest = Number(deadline) + 1 - (await w.anvil.provider.getBlockNumber())
+      if (rest > 0) await w.anvil.provider.send('anvil_mine', [toQuantity(rest)])
+      // From an account nothing else here sends with (no nonce raced).
+      const anyone = (w.anvil.signers[9] as Wallet).connect(
+        createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+      )
+      await (
+        await connectSettlement(settlement, anyone).attestationHub.closeTimedOut(grantId)
+      ).wait()
+    } finally {
+      release()
+      holdSubmissions = undefined
+      held = undefined
+      deafLastMember = false
+      deaf.clear()
+    }
+    const done = await Promise.all(verifiers.map((v) => v.finished(grantId)))
+    for (const [i, e] of done.entries()) {
+      expect(e, `member ${i}`).toMatchObject({ event: 'job-failed', error: { reason: 'expired' } })
+    }
+    expect((await hub().jobs(grantId)).status).toBe(5n) // TimedOut
   }, 60_000)
 
   it('a tampered executor (PCR 23 not reset after its clean-up) with a silent member: a fail certificate by the other three, the executor slashed', async () => {

@@ -11,6 +11,8 @@ export type VerifierJobReason =
   | 'round'
   /** The node runs and queues as many jobs' rounds as it may (back-pressure). */
   | 'busy'
+  /** The job timed out on chain while this member waited for a round (ADR 0056). */
+  | 'expired'
 
 /** A job this member could not take to a certificate; `reason` says at which step. */
 export class VerifierJobError extends DigicapError {

@@ -66,16 +66,22 @@ export interface PbftRound {
    * Starts round `roundId`'s replica with this member's value; resolves with the committee's
    * decision (2f+1 counted commits of one value in one view; no signature checked).
    * @throws {VerifierJobError} `pbft-timeout` after `ms` without 2f+1 commits of one value;
-   * `round` for a round not of this job, or started already.
+   * `stopped` once `signal` fires (the caller no longer waits: the node stops, or the chain holds
+   * the round's certificate already; the round's replica stops then); `round` for a round not of this job, or started already.
    */
-  decide(roundId: Uint8Array, value: PbftValue, ms: number): Promise<PbftDecision>
+  decide(
+    roundId: Uint8Array,
+    value: PbftValue,
+    ms: number,
+    signal?: AbortSignal,
+  ): Promise<PbftDecision>
   /**
    * Builds round `roundId`'s certificate (2f+1 commits whose signatures hold): the member that
    * submits it. Waits for the decision if it has not come yet.
-   * @throws {VerifierJobError} `pbft-timeout` after `ms` without such commits; `round` for a
-   * round not of this job, or not started.
+   * @throws {VerifierJobError} `pbft-timeout` after `ms` without such commits; `stopped` once
+   * `signal` fires; `round` for a round not of this job, or not started.
    */
-  certify(roundId: Uint8Array, ms: number): Promise<PbftCertificate>
+  certify(roundId: Uint8Array, ms: number, signal?: AbortSignal): Promise<PbftCertificate>
   /** Certificates this job's rounds built (with `on-request`, only the rounds this member certified). */
   readonly certified: number
   /** This job's session: what its members sent it and what it sent. */
@@ -237,9 +243,15 @@ async function openRound(
   }
   let stopped = false
   const certifying = p.certificate ?? 'on-request'
-  /** `work`, or `pbft-timeout` after `ms`. */
-  const within = async <T>(work: Promise<T>, r: PbftReplica, ms: number): Promise<T> => {
+  /** `work`, or `pbft-timeout` after `ms`, or `stopped` once `signal` fires (its timer cleared). */
+  const within = async <T>(
+    work: Promise<T>,
+    r: PbftReplica,
+    ms: number,
+    signal: AbortSignal | undefined,
+  ): Promise<T> => {
     let timer: ReturnType<typeof setTimeout> | undefined
+    let left: (() => void) | undefined
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () =>
@@ -251,11 +263,24 @@ async function openRound(
           ),
         ms,
       )
+      left = () => {
+        // Left: nothing is asked of this round any more (its timer and re-sends stop with it).
+        r.stop()
+        reject(
+          new VerifierJobError('stopped', 'The round was left before it ended here', {
+            details: { view: String(r.view) },
+            cause: signal?.reason,
+          }),
+        )
+      }
+      if (signal?.aborted) left()
+      else signal?.addEventListener('abort', left, { once: true })
     })
     try {
       return await Promise.race([work, late])
     } finally {
       clearTimeout(timer)
+      if (left !== undefined) signal?.removeEventListener('abort', left)
     }
   }
   return {
@@ -269,7 +294,7 @@ async function openRound(
     get waiting() {
       return [...slots.values()].reduce((n, s) => n + s.inbox.length, 0)
     },
-    async decide(roundId, value, ms) {
+    async decide(roundId, value, ms, signal) {
       const slot = slots.get(toHex(roundId))
       if (slot === undefined || slot.replica !== undefined) {
         throw new VerifierJobError('round', 'Not a round of this job, or decided already', {
@@ -295,17 +320,17 @@ async function openRound(
       }
       // at-decision: the decision is known once the certificate is (the old verifier path).
       const decision = certifying === 'at-decision' ? r.decided : r.verdict
-      const d = await within<PbftDecision>(decision, r, ms)
+      const d = await within<PbftDecision>(decision, r, ms, signal)
       return { view: d.view, verdict: d.verdict, evidenceHash: d.evidenceHash }
     },
-    async certify(roundId, ms) {
+    async certify(roundId, ms, signal) {
       const r = slots.get(toHex(roundId))?.replica
       if (r === undefined) {
         throw new VerifierJobError('round', 'Not a round of this job, or not started', {
           details: { roundId: toHex(roundId) },
         })
       }
-      return await within(r.certify(), r, ms)
+      return await within(r.certify(), r, ms, signal)
     },
     async stop() {
       if (stopped) return

@@ -128,7 +128,11 @@ export type VerifierEvent =
       readonly event: 'certificate'
       readonly jobId: string
       readonly round: 'before' | 'final'
-      /** Whether this member's transaction landed it (else another member's had). */
+      /**
+       * Whether this member's transaction landed it (else another member's had; also said by a
+       * member that had not decided the round when that certificate landed: no `decided` event
+       * then, ADR 0056).
+       */
       readonly submitted: boolean
       /**
        * The certificate's signers, when this member built it (its turn came while the chain

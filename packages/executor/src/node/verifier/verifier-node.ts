@@ -92,9 +92,55 @@ export function verifierNode(
         await sleep(Math.min(pollMs, 250))
       }
     }
+    /**
+     * Waits for a round (`decide` or `certify`, given the signal that ends the wait) only while the
+     * chain still needs its certificate, looking every `pollMs` (ADR 0056): resolves with the
+     * round's result, or with `undefined` once `pending()` says the certificate landed (another
+     * member's: a member that missed the round's votes cannot learn the decision from members that
+     * are done with it, and need not). Throws `stopped` as soon as the node stops.
+     */
+    async function whilePending<T>(
+      work: (leave: AbortSignal) => Promise<T>,
+      pending: () => Promise<boolean>,
+    ): Promise<T | undefined> {
+      const leave = new AbortController()
+      const onStop = () => leave.abort()
+      stopping.signal.addEventListener('abort', onStop, { once: true })
+      let landed = false
+      const watching = (async () => {
+        while (!leave.signal.aborted) {
+          await wait(pollMs, undefined, { signal: leave.signal }).catch(() => {})
+          if (leave.signal.aborted) return
+          if (!(await pending().catch(() => true))) {
+            landed = true
+            leave.abort()
+          }
+        }
+      })()
+      try {
+        return await work(leave.signal)
+      } catch (err) {
+        if (landed) return undefined
+        live()
+        throw err
+      } finally {
+        leave.abort()
+        stopping.signal.removeEventListener('abort', onStop)
+        await watching
+      }
+    }
 
     async function runJob(job: OpenedJob): Promise<VerifierEvent> {
       const jobId = hex(job.jobId)
+      /** @throws {VerifierJobError} `expired` when the job timed out on chain uncertified. */
+      const notExpired = async (round: 'before' | 'final') => {
+        const status = await chain.status(job.jobId)
+        if (status === 'timed-out') {
+          throw new VerifierJobError('expired', 'The job timed out on chain uncertified', {
+            details: { round, status },
+          })
+        }
+      }
       emit({ event: 'job-opened', jobId, executor: job.executor })
       // The seed needs the grant block's hash: readable from the next block on.
       let sortition: Awaited<ReturnType<typeof chain.sortition>> | undefined
@@ -183,7 +229,9 @@ export function verifierNode(
           live()
         }
         const needed = await pending()
-        const certificate = needed ? await round.certify(roundId, decideMs) : undefined
+        const certificate = needed
+          ? await whilePending((leave) => round.certify(roundId, decideMs, leave), pending)
+          : undefined
         if (certificate !== undefined) await send(certificate)
         emit({
           event: 'certificate',
@@ -203,6 +251,14 @@ export function verifierNode(
           view: decision.view,
           messages: { sent: round.transport.stats.sent, received: round.transport.stats.received },
         })
+      }
+      /**
+       * A round this member left undecided: the chain no longer needs it. Another member's
+       * certificate landed, or the job timed out on chain (`expired`: nothing will land now).
+       */
+      const landedWithout = async (name: 'before' | 'final') => {
+        await notExpired(name)
+        emit({ event: 'certificate', jobId, round: name, submitted: false })
       }
       let beforePassed = false
       let beforeSubmitted: Promise<PbftCertificate | undefined> = Promise.resolve(undefined)
@@ -250,39 +306,59 @@ export function verifierNode(
         // The before round (ADR 0033): on the chain path the keyguard releases the key only once
         // its pass is on chain, so it runs while the watch goes on.
         beforePassed = (await beforePhase) === 'verified'
-        const beforeDecision = await round.decide(
-          beforeId,
-          statement(beforeId, beforePassed ? BEFORE_PASS : BEFORE_FAIL),
-          decideMs,
+        const beforePending = async () =>
+          (await chain.status(job.jobId)) === 'seated' &&
+          (await chain.beforeVerdict(job.jobId)) === 'none'
+        const beforeDecision = await whilePending(
+          (leave) =>
+            round.decide(
+              beforeId,
+              statement(beforeId, beforePassed ? BEFORE_PASS : BEFORE_FAIL),
+              decideMs,
+              leave,
+            ),
+          beforePending,
         )
-        decided(beforeDecision, 'before')
-        beforePassed = beforeDecision.verdict === BEFORE_PASS
-        beforeSubmitted = submit(
-          beforeDecision,
-          beforeId,
-          'before',
-          (certificate) =>
-            chain.submitBeforeCertificate(beforeCertificateCall(job.jobId, certificate, sorted)),
-          async () =>
-            (await chain.status(job.jobId)) === 'seated' &&
-            (await chain.beforeVerdict(job.jobId)) === 'none',
-        )
+        if (beforeDecision === undefined) {
+          // Decided and certified without this member: the chain holds the before verdict.
+          await landedWithout('before')
+          beforePassed = (await chain.beforeVerdict(job.jobId)) === 'pass'
+        } else {
+          decided(beforeDecision, 'before')
+          beforePassed = beforeDecision.verdict === BEFORE_PASS
+          beforeSubmitted = submit(
+            beforeDecision,
+            beforeId,
+            'before',
+            (certificate) =>
+              chain.submitBeforeCertificate(beforeCertificateCall(job.jobId, certificate, sorted)),
+            beforePending,
+          )
+        }
         if (beforePassed) {
           const watched = await watching
           const verdict = verdictBits(watched.phases)
-          const decision = await round.decide(job.jobId, statement(job.jobId, verdict), decideMs)
-          decided(decision, 'final')
-          // Let the last commits reach the others before the handler goes.
-          await sleep(200)
-          await beforeSubmitted
-          const certificate = await submit(
-            decision,
-            job.jobId,
-            'final',
-            (c) => chain.submitCertificate(certificateCall(c, sorted)),
-            async () => (await chain.status(job.jobId)) === 'seated',
+          const finalPending = async () => (await chain.status(job.jobId)) === 'seated'
+          const decision = await whilePending(
+            (leave) => round.decide(job.jobId, statement(job.jobId, verdict), decideMs, leave),
+            finalPending,
           )
-          if (certificate !== undefined) certificates.set(jobId, certificate)
+          if (decision === undefined) {
+            await landedWithout('final')
+          } else {
+            decided(decision, 'final')
+            // Let the last commits reach the others before the handler goes.
+            await sleep(200)
+            await beforeSubmitted
+            const certificate = await submit(
+              decision,
+              job.jobId,
+              'final',
+              (c) => chain.submitCertificate(certificateCall(c, sorted)),
+              finalPending,
+            )
+            if (certificate !== undefined) certificates.set(jobId, certificate)
+          }
         } else {
           // A before fail certifies the job as failed: nothing more to agree on.
           await sleep(200)
@@ -297,6 +373,7 @@ export function verifierNode(
       if (init.settle !== false) {
         for (let i = 0; (await chain.status(job.jobId)) === 'seated' && i < 40; i++)
           await sleep(250)
+        await notExpired(beforePassed ? 'final' : 'before')
         await chain.settle(job.jobId, sorted)
       }
       const done: VerifierEvent = { event: 'settled', jobId }
