@@ -25,6 +25,7 @@ import { userAgent } from 'libp2p/user-agent'
 import { CONNECTION_MONITOR } from './connection-monitor.ts'
 import { NodeStartError } from './errors.ts'
 import { type BlockSend, installBlockSend } from './fetch/block-send/install.ts'
+import { installServeAsRead, type ServeAsRead } from './fetch/block-send/serve-as-read.ts'
 import { type HaveFirstFetch, installHaveFirst } from './fetch/have-first/index.ts'
 import {
   installWantResend,
@@ -211,6 +212,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   let wantResend: WantResend
   let haveFirst: HaveFirstFetch | undefined
   let blockSend: BlockSend
+  let serveAsRead: ServeAsRead
   // libp2p's own store in memory (ADR 0050), its peer records kept in the data folder
   const libp2pStore = new MemoryDatastore()
   const peerRecords =
@@ -247,6 +249,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     await helia.start()
     wantResend = installWantResend(helia, wantResendMs)
     blockSend = installBlockSend(helia)
+    serveAsRead = installServeAsRead(helia)
     if (fetchMode === 'have-first') haveFirst = installHaveFirst(helia, libp2p, wantResendMs)
   } catch (cause) {
     await peerRecords?.stop()
@@ -270,6 +273,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
         wantResend.stop()
         haveFirst?.stop()
         blockSend.stop()
+        serveAsRead.stop()
         await helia.stop()
         await peerRecords?.stop()
         await closeStores()
