@@ -103,23 +103,44 @@ interface Timed {
   ms: number
   cpuMs: number
   loopMs: number
+  /**
+   * The most array-buffer memory (blocks, frames) this process had at once, above the start: an
+   * upper bound on what the fetch held (garbage not yet collected counts too).
+   */
+  peakMiB: number
 }
 interface Mark {
   t0: number
   cpu0: NodeJS.CpuUsage
   loop0: EventLoopUtilization
+  buffers0: number
+  peak: { bytes: number }
+  sampler: NodeJS.Timeout
 }
-const mark = (): Mark => ({
-  t0: performance.now(),
-  cpu0: process.cpuUsage(),
-  loop0: performance.eventLoopUtilization(),
-})
-function timed({ t0, cpu0, loop0 }: Mark): Timed {
+const mark = (): Mark => {
+  const buffers0 = process.memoryUsage().arrayBuffers
+  const peak = { bytes: buffers0 }
+  // sampled: a fetch holding the capsule would show as its size here
+  const sampler = setInterval(() => {
+    peak.bytes = Math.max(peak.bytes, process.memoryUsage().arrayBuffers)
+  }, 50)
+  return {
+    t0: performance.now(),
+    cpu0: process.cpuUsage(),
+    loop0: performance.eventLoopUtilization(),
+    buffers0,
+    peak,
+    sampler,
+  }
+}
+function timed({ t0, cpu0, loop0, buffers0, peak, sampler }: Mark): Timed {
+  clearInterval(sampler)
   const cpu = process.cpuUsage(cpu0)
   return {
     ms: performance.now() - t0,
     cpuMs: (cpu.user + cpu.system) / 1000,
     loopMs: performance.eventLoopUtilization(loop0).active,
+    peakMiB: (peak.bytes - buffers0) / MiB,
   }
 }
 /** Monotonic µs (the clock of a --cpu-prof profile's samples), to cut a profile to one fetch. */
@@ -261,7 +282,7 @@ try {
       .filter((v) => v.name !== 'raw')
       .map((v) => {
         const t = got[v.name] as Timed
-        return `${v.name} ${t.ms.toFixed(0)} ms (cpu ${t.cpuMs.toFixed(0)}, loop ${t.loopMs.toFixed(0)}) ${(raw.ms / t.ms).toFixed(2)}×`
+        return `${v.name} ${t.ms.toFixed(0)} ms (cpu ${t.cpuMs.toFixed(0)}, loop ${t.loopMs.toFixed(0)}, buffers +${t.peakMiB.toFixed(0)} MiB) ${(raw.ms / t.ms).toFixed(2)}×`
       })
     process.stderr.write(
       `  ${r < 0 ? 'warm-up' : `round ${r + 1}`} (${order.map((v) => v.name).join(', ')}): raw ${raw.ms.toFixed(0)} ms (cpu ${raw.cpuMs.toFixed(0)}, loop ${raw.loopMs.toFixed(0)}), ${parts.join(', ')} (load ${loadavg()[0]?.toFixed(1)})\n`,
@@ -297,7 +318,8 @@ for (const v of variants.filter((v) => v.name !== 'raw')) {
   const ratios = rows.map((r) => of(r, 'raw').ms / of(r, v.name).ms)
   const cpu = median(rows.map((r) => of(r, v.name).cpuMs / of(r, 'raw').cpuMs))
   const loop = median(rows.map((r) => of(r, v.name).loopMs / of(r, 'raw').loopMs))
+  const peak = Math.max(...rows.map((r) => of(r, v.name).peakMiB))
   console.log(
-    `  helia, ${(titles[v.name] ?? v.name).padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× and event loop ${loop.toFixed(2)}× the raw stream's`,
+    `  helia, ${(titles[v.name] ?? v.name).padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× and event loop ${loop.toFixed(2)}× the raw stream's, array buffers at most +${peak.toFixed(0)} MiB (garbage included)`,
   )
 }
