@@ -25,7 +25,9 @@ import { userAgent } from 'libp2p/user-agent'
 import { CONNECTION_MONITOR } from './connection-monitor.ts'
 import { NodeStartError } from './errors.ts'
 import { type BlockSend, installBlockSend } from './fetch/block-send/install.ts'
+import { installServeAsRead, type ServeAsRead } from './fetch/block-send/serve-as-read.ts'
 import { type HaveFirstFetch, installHaveFirst } from './fetch/have-first/index.ts'
+import { createReceivedDigests } from './fetch/received-digests.ts'
 import {
   installWantResend,
   MAX_TIMER_MS,
@@ -211,15 +213,18 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   let wantResend: WantResend
   let haveFirst: HaveFirstFetch | undefined
   let blockSend: BlockSend
+  let serveAsRead: ServeAsRead
   // libp2p's own store in memory (ADR 0050), its peer records kept in the data folder
   const libp2pStore = new MemoryDatastore()
+  const digests = createReceivedDigests()
   const peerRecords =
     datastore instanceof FsDatastore ? await persistPeerRecords(libp2pStore, datastore) : undefined
   try {
     // libp2p is built here with only our transports and services; `createHelia` and
     // `@helia/libp2p`'s index would load libp2p's whole default set-up (see load-helia.ts).
     const { Helia, name, version } = await loadHelia()
-    const base = new Helia({ name, version, blockstore, datastore })
+    // helia's block check reuses the digest bitswap computed of the same bytes (ADR 0057)
+    const base = new Helia({ name, version, blockstore, datastore, hashers: [digests.hasher] })
     const libp2p = await createLibp2p({
       ...(init.privateKey ? { privateKey: init.privateKey } : {}),
       start: false,
@@ -247,6 +252,8 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     await helia.start()
     wantResend = installWantResend(helia, wantResendMs)
     blockSend = installBlockSend(helia)
+    serveAsRead = installServeAsRead(helia)
+    digests.listen(helia)
     if (fetchMode === 'have-first') haveFirst = installHaveFirst(helia, libp2p, wantResendMs)
   } catch (cause) {
     await peerRecords?.stop()
@@ -270,6 +277,8 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
         wantResend.stop()
         haveFirst?.stop()
         blockSend.stop()
+        serveAsRead.stop()
+        digests.stop()
         await helia.stop()
         await peerRecords?.stop()
         await closeStores()

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { unixfs } from '@helia/unixfs'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
+import { code as RAW_CODE } from 'multiformats/codecs/raw'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FETCH_AHEAD_BLOCKS, FETCH_WINDOW_BLOCKS, windowedCat } from '../src/fetch/windowed-cat.ts'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
@@ -67,6 +68,37 @@ describe('heliaCapsuleStore.get between two nodes', () => {
     expect(Buffer.concat(parts).equals(bytes)).toBe(true)
     // 12 leaves are two windows; before: the root was read again for each (2 reads)
     expect(rootReads).toBe(1)
+  }, 60_000)
+
+  it('with a fast reader, the next window is already asked for while one is waited for (no stop-and-wait)', async () => {
+    const bytes = randomBytes(4 * FETCH_WINDOW_BLOCKS * MiB)
+    const cid = await heliaCapsuleStore(a.helia).put(bytes)
+    // leaf reads through B's blockstore (each one the network's until the leaf is in), at once
+    let inFlight = 0
+    let maxInFlight = 0
+    const counted = new Proxy(b.helia.blockstore, {
+      get(target, prop, receiver) {
+        if (prop !== 'get') return Reflect.get(target, prop, receiver)
+        return async function* (key: CID, options?: object) {
+          if (key.code !== RAW_CODE) return yield* target.get(key, options)
+          maxInFlight = Math.max(maxInFlight, ++inFlight)
+          try {
+            yield* target.get(key, options)
+          } finally {
+            inFlight--
+          }
+        }
+      },
+    })
+    const parts: Uint8Array[] = []
+    for await (const c of windowedCat(unixfsReader(counted) as never, CID.parse(cid))) {
+      parts.push(c)
+    }
+    expect(Buffer.concat(parts).equals(bytes)).toBe(true)
+    // two windows asked at once (before: one window and the first leaf of the next, and that
+    // leaf again from the window before, at most)
+    expect(maxInFlight).toBeGreaterThan(FETCH_WINDOW_BLOCKS + 2)
+    expect(maxInFlight).toBeLessThanOrEqual(FETCH_AHEAD_BLOCKS + 2)
   }, 60_000)
 
   it.each([

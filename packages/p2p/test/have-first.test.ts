@@ -254,6 +254,34 @@ describe('have-first fetch between real nodes', () => {
     }
   }, 60_000)
 
+  it('a fetch started before the only peer is connected asks it want-block when it connects: no want-have at all', async () => {
+    const puller = await node()
+    const bitswap = bitswapOf(owner)
+    const receive = bitswap.peerWantLists.receiveMessage.bind(bitswap.peerWantLists)
+    let wantHaves = 0
+    bitswap.peerWantLists.receiveMessage = (peer, wire) => {
+      if (peer.toString() === puller.peerId) {
+        for (const entry of wire.wantlist?.entries ?? []) {
+          if (!entry.cancel && entry.wantType === 'WantHave') wantHaves++
+        }
+      }
+      receive(peer, wire)
+    }
+    try {
+      const content = randomBytes(WINDOW + MiB)
+      const cid = await heliaCapsuleStore(owner.helia).put(content)
+      // the root is asked before any peer is known (an executor dials the owner and fetches)
+      const fetched = fetchAll(puller, cid)
+      await new Promise((r) => setTimeout(r, 50))
+      await dial(puller, owner)
+      expect((await fetched).equals(content)).toBe(true)
+      // before: the root went as want-have when the connection was reported (1)
+      expect(wantHaves).toBe(0)
+    } finally {
+      bitswap.peerWantLists.receiveMessage = receive
+    }
+  }, 60_000)
+
   it('a block asked again while helia still stores it is handed over at once, not lost until the re-send', async () => {
     // Two fetch windows share a boundary leaf: the second asks while helia's storage still puts
     // the block the first got. Before, that want's want-block went out with the first want's

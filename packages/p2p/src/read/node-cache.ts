@@ -20,7 +20,13 @@ export type BlockGetter = Pick<Blocks, 'get'>
 
 /** `blockstore` with its dag-pb nodes kept in memory once read (least recently used dropped). */
 export function withNodeCache(blockstore: BlockGetter): BlockGetter {
-  const nodes = new Map<string, Uint8Array>()
+  // a node being read is shared too: two windows asked at once both start from the root
+  const nodes = new Map<string, Promise<Uint8Array>>()
+  const read = async (cid: CID, options?: Parameters<Blocks['get']>[1]) => {
+    const parts: Uint8Array[] = []
+    for await (const part of blockstore.get(cid, options)) parts.push(part)
+    return parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
+  }
   return {
     async *get(cid: CID, options?: Parameters<Blocks['get']>[1]) {
       if (cid.code !== DAG_PB) {
@@ -28,19 +34,17 @@ export function withNodeCache(blockstore: BlockGetter): BlockGetter {
         return
       }
       const key = cid.toString()
-      const kept = nodes.get(key)
-      if (kept) {
+      let node = nodes.get(key)
+      if (node) {
         nodes.delete(key)
-        nodes.set(key, kept)
-        yield kept
-        return
+      } else {
+        node = read(cid, options)
+        // a failed read is not kept (the next reader tries again)
+        node.catch(() => nodes.delete(key))
       }
-      const parts: Uint8Array[] = []
-      for await (const part of blockstore.get(cid, options)) parts.push(part)
-      const bytes = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
-      nodes.set(key, bytes)
+      nodes.set(key, node)
       if (nodes.size > NODE_CACHE_ENTRIES) nodes.delete(nodes.keys().next().value as string)
-      yield bytes
+      yield await node
     },
   }
 }

@@ -279,7 +279,13 @@ export function createHaveFirstFetch(
     peers.set(key, peer)
     clearTimeout(redials.get(key)?.timer)
     redials.delete(key)
-    for (const want of wants.values()) askHave(want, key)
+    for (const want of wants.values()) {
+      // the only peer, and the want asked of nobody yet (the fetch started before bitswap
+      // reported the connection): its "have" would decide nothing, as in `retrieve`
+      if (peers.size === 1 && want.target === undefined && want.asked.size === 0) {
+        askDirect(want, key)
+      } else askHave(want, key)
+    }
   }
 
   // peers that said "have" once and lost their connection while wants are open: dialled again

@@ -1,0 +1,238 @@
+/**
+ * The serving side sends each block as soon as it is read (issue #17, ADR 0057).
+ * `@helia/bitswap` 4's ledger answers a peer's wants by reading every wanted block, one after
+ * the other, and only then sending them all in one batch: the first block of a window waited
+ * for the last one's read, a peer that asked for a second window got nothing until the whole
+ * first batch was on the wire, and the asking side's next window could never overlap the one
+ * before (its last block and its first came in the same batch). Here each block read goes out
+ * as its own message while the next is read, in the order the wants came, at most
+ * `SERVE_READ_AHEAD` blocks read and not yet sent; presences (have, don't-have) go out with
+ * the first message. The rest is the ledger's: which wants are served, their states, the
+ * do-not-resend window, the accounting. Installed on the node's own bitswap, as ADRs 0041, 0044
+ * and 0050 do; the shapes used are checked at start.
+ */
+import type { Helia } from '@helia/interface'
+import type { PeerId } from '@libp2p/interface'
+import { base64 } from 'multiformats/bases/base64'
+import type { CID } from 'multiformats/cid'
+import { bitswapBroker } from '../have-first/bitswap-parts.ts'
+import type { EncodableMessage } from './encode.ts'
+
+/**
+ * Blocks read ahead of the one being sent, and blocks handed to the network and not yet sent,
+ * per peer: at most twice this many blocks are held, whatever a peer asks (the ledger's own
+ * batch held every block asked, up to its 1 024 wants).
+ */
+export const SERVE_READ_AHEAD = 2
+
+/** A want as the ledger keeps it (`@helia/bitswap` 4, `peer-want-lists/ledger.js`). */
+interface LedgerWant {
+  cid: CID
+  wantType: 'WantHave' | 'WantBlock'
+  status: 'want' | 'sending' | 'sent'
+  sendDontHave: boolean
+  sentDoNotHave?: boolean
+  haveBlock?: boolean
+  expires?: number
+}
+
+interface ReadOptions {
+  signal?: AbortSignal
+}
+
+/** The parts of a ledger (what one peer asks of this node) used here. */
+interface Ledger {
+  peerId: PeerId
+  wants: Map<string, LedgerWant>
+  blockstore: {
+    has(cid: CID, options?: ReadOptions): Promise<boolean>
+    get(cid: CID, options?: ReadOptions): AsyncIterable<Uint8Array>
+  }
+  network: { sendMessage(peer: PeerId, message: EncodableMessage, options?: object): Promise<void> }
+  maxSizeReplaceHasWithBlock: number
+  doNotResendBlockWindow: number
+  removeExpiredWants(): void
+  sentBytes(n: number): void
+  sendBlocksToPeer(options?: ReadOptions): Promise<void>
+}
+
+interface LedgerMap {
+  set(peer: PeerId, ledger: Ledger): unknown
+  values(): IterableIterator<Ledger>
+}
+
+export interface ServeAsRead {
+  /** New ledgers are the ledger's own again (the ones patched keep serving as read). */
+  stop(): void
+}
+
+function ledgerMapOf(helia: Helia): LedgerMap {
+  const map = (
+    bitswapBroker(helia).bitswap.peerWantLists as unknown as { ledgerMap?: Partial<LedgerMap> }
+  ).ledgerMap
+  if (typeof map?.set !== 'function' || typeof map.values !== 'function') {
+    throw new Error('@helia/bitswap internals are not the ones serve-as-read.ts drives')
+  }
+  return map as LedgerMap
+}
+
+function isLedger(value: unknown): value is Ledger {
+  const l = value as Partial<Ledger> | undefined
+  return (
+    l?.wants instanceof Map &&
+    typeof l.blockstore?.has === 'function' &&
+    typeof l.blockstore.get === 'function' &&
+    typeof l.network?.sendMessage === 'function' &&
+    typeof l.maxSizeReplaceHasWithBlock === 'number' &&
+    typeof l.doNotResendBlockWindow === 'number' &&
+    typeof l.removeExpiredWants === 'function' &&
+    typeof l.sentBytes === 'function' &&
+    typeof l.sendBlocksToPeer === 'function'
+  )
+}
+
+const emptyMessage = (): EncodableMessage => ({
+  wantlist: new Map(),
+  blocks: new Map(),
+  blockPresences: new Map(),
+})
+
+function varint(n: number): number[] {
+  const out: number[] = []
+  let v = n
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80)
+    v = Math.floor(v / 0x80)
+  }
+  out.push(v)
+  return out
+}
+
+/** Bitswap 1.2.0's block prefix: CID version, codec, hash code, digest length. */
+const prefixOf = (cid: CID) =>
+  Uint8Array.from([
+    ...varint(cid.version),
+    ...varint(cid.code),
+    ...varint(cid.multihash.code),
+    ...varint(cid.multihash.digest.byteLength),
+  ])
+
+const keyOf = (cid: CID) => base64.encode(cid.multihash.bytes)
+
+/** A block read from the store as one array (one chunk, the usual case, is not copied). */
+async function readAll(parts: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for await (const part of parts) chunks.push(part)
+  return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks)
+}
+
+/** What the ledger's loop decided for one want: a block to send, a presence, or nothing. */
+type Answer = { block: Uint8Array } | { presence: 'HaveBlock' | 'DoNotHaveBlock' } | undefined
+
+/** The ledger's own decision for one want (same states, same order of checks). */
+async function answer(ledger: Ledger, want: LedgerWant, options?: ReadOptions): Promise<Answer> {
+  try {
+    // `has` first: `get` on helia's storage could go to the network
+    if (!(await ledger.blockstore.has(want.cid, options))) throw new NotFound()
+    const block = await readAll(ledger.blockstore.get(want.cid, options))
+    // a cancel (or a new want) came in while the block was read
+    if (want.status !== 'sending') return undefined
+    want.status = 'sent'
+    want.expires = Date.now() + ledger.doNotResendBlockWindow
+    if (want.wantType === 'WantHave' && block.byteLength >= ledger.maxSizeReplaceHasWithBlock) {
+      return { presence: 'HaveBlock' }
+    }
+    return { block }
+  } catch (err) {
+    if ((err as Error).name !== 'NotFoundError') throw err
+    // asked again later; may be dropped first if the want list grows too large
+    want.status = 'want'
+    want.haveBlock = false
+    if (!want.sendDontHave || want.sentDoNotHave === true) return undefined
+    want.sentDoNotHave = true
+    return { presence: 'DoNotHaveBlock' }
+  }
+}
+
+class NotFound extends Error {
+  override name = 'NotFoundError'
+}
+
+/** The ledger's `sendBlocksToPeer`, sending each block as it is read. */
+async function serve(ledger: Ledger, options?: ReadOptions): Promise<void> {
+  ledger.removeExpiredWants()
+  const unsent = [...ledger.wants.values()].filter((w) => w.status === 'want')
+  if (unsent.length === 0) return
+  for (const want of unsent) want.status = 'sending'
+  const peer = ledger.peerId
+  // the messages of this batch go out one after the other, in want order; one that fails is
+  // the network's to report (as with the ledger's own batch), the next still goes
+  let chain: Promise<void> = Promise.resolve()
+  const send = (message: EncodableMessage, bytes: number) => {
+    const sent = chain.then(async () => {
+      await ledger.network.sendMessage(peer, message, options)
+      ledger.sentBytes(bytes)
+    })
+    chain = sent.catch(() => {})
+    return chain
+  }
+  // reads run ahead of the sends, in want order: the next blocks are read while one is sent
+  const answers: Promise<Answer>[] = []
+  const readUpTo = (end: number) => {
+    for (let i = answers.length; i < Math.min(end, unsent.length); i++) {
+      const read = answer(ledger, unsent[i] as LedgerWant, options)
+      read.catch(() => {})
+      answers.push(read)
+    }
+  }
+  // blocks handed to the network and not yet sent: with the reads ahead, the bound on memory
+  const sending: Promise<void>[] = []
+  let presences = emptyMessage()
+  for (let i = 0; i < unsent.length; i++) {
+    readUpTo(i + SERVE_READ_AHEAD)
+    const want = unsent[i] as LedgerWant
+    const result = await answers[i]
+    answers[i] = Promise.resolve(undefined)
+    if (result === undefined) continue
+    if ('presence' in result) {
+      presences.blockPresences.set(keyOf(want.cid), { cid: want.cid.bytes, type: result.presence })
+      continue
+    }
+    // a block: its own message, with any presences gathered so far
+    const message = presences
+    presences = emptyMessage()
+    message.blocks.set(keyOf(want.cid), { prefix: prefixOf(want.cid), data: result.block })
+    sending.push(send(message, result.block.byteLength))
+    while (sending.length >= SERVE_READ_AHEAD) await sending.shift()
+  }
+  if (presences.blockPresences.size > 0) send(presences, 0)
+  await chain
+}
+
+/**
+ * Makes every ledger of the node's bitswap (one per peer that asks it for blocks) send each
+ * block as it is read.
+ * @throws {Error} if helia's bitswap is not of the expected shape.
+ */
+export function installServeAsRead(helia: Helia): ServeAsRead {
+  const ledgers = ledgerMapOf(helia)
+  const ownSet = ledgers.set
+  let installed = true
+  const patch = (ledger: Ledger) => {
+    if (!isLedger(ledger)) {
+      throw new Error('@helia/bitswap ledger is not the one serve-as-read.ts drives')
+    }
+    ledger.sendBlocksToPeer = (options) => serve(ledger, options)
+  }
+  for (const ledger of ledgers.values()) patch(ledger)
+  ledgers.set = (peer, ledger) => {
+    if (installed) patch(ledger)
+    return ownSet.call(ledgers, peer, ledger)
+  }
+  return {
+    stop() {
+      installed = false
+      ledgers.set = ownSet
+    },
+  }
+}

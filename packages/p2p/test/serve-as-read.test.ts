@@ -1,0 +1,93 @@
+/**
+ * The serving side sends each block as it is read (ADR 0057). Real helia + libp2p nodes on
+ * loopback; the fault injected is a slow store on the serving node (30 ms a block read, a busy
+ * disk). Before, bitswap's ledger read every block of a window, then sent them all: the asking
+ * node received 8 blocks in 3 messages (4 MiB each at most), the first only after the 8th read,
+ * and the serving node held the whole window read and unsent.
+ */
+import { randomBytes } from 'node:crypto'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { CID } from 'multiformats/cid'
+import { code as RAW_CODE } from 'multiformats/codecs/raw'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SERVE_READ_AHEAD } from '../src/fetch/block-send/serve-as-read.ts'
+import { bitswapBroker } from '../src/fetch/have-first/bitswap-parts.ts'
+import { FETCH_WINDOW_BLOCKS } from '../src/fetch/windowed-cat.ts'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+
+const MiB = 1_048_576
+const READ_MS = 30
+
+interface Store {
+  get(cid: CID, options?: object): AsyncIterable<Uint8Array>
+}
+/** The store bitswap's serving side reads blocks from (helia's own blockstore, not its wrapper). */
+const storeOf = (node: DigicapNode) =>
+  (node.helia as unknown as { components: { blockstore: Store } }).components.blockstore
+
+interface Received {
+  detail: { message: { blocks: { data: Uint8Array }[] } }
+}
+
+describe('the serving side sends each block as it is read', () => {
+  let a: DigicapNode
+  let b: DigicapNode
+  beforeAll(async () => {
+    ;[a, b] = await Promise.all([createDigicapNode(), createDigicapNode()])
+    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+  })
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()])
+  })
+
+  it('a window of 8 blocks arrives as 8 messages, the first before the 8th block is read, with at most a few blocks read ahead', async () => {
+    const bytes = randomBytes(FETCH_WINDOW_BLOCKS * MiB)
+    const cid = await heliaCapsuleStore(a.helia).put(bytes)
+
+    // B's messages that carry leaves (1 MiB blocks), and when the first came
+    let leafMessages = 0
+    let leaves = 0
+    let firstLeafAt = 0
+    // A's leaf reads are slow; each read done is counted (and when), against the leaves received
+    let readAhead = 0
+    const store = storeOf(a)
+    const ownGet = store.get.bind(store)
+    let reads = 0
+    let lastReadAt = 0
+    store.get = async function* (key, options) {
+      if (key.code === RAW_CODE) await new Promise((r) => setTimeout(r, READ_MS))
+      yield* ownGet(key, options)
+      if (key.code === RAW_CODE) {
+        reads++
+        lastReadAt = performance.now()
+        readAhead = Math.max(readAhead, reads - leaves)
+      }
+    }
+    const onMessage = (event: Event) => {
+      const n = (event as unknown as Received).detail.message.blocks.filter(
+        (block) => block.data.byteLength === MiB,
+      ).length
+      if (n === 0) return
+      leafMessages++
+      leaves += n
+      firstLeafAt ||= performance.now()
+    }
+    const network = bitswapBroker(b.helia).bitswap.network
+    network.addEventListener('bitswap:message', onMessage)
+    try {
+      const parts: Uint8Array[] = []
+      for await (const chunk of heliaCapsuleStore(b.helia).get(cid)) parts.push(chunk)
+      expect(Buffer.concat(parts).equals(bytes)).toBe(true)
+    } finally {
+      network.removeEventListener('bitswap:message', onMessage)
+      store.get = ownGet
+    }
+    expect(leaves).toBe(FETCH_WINDOW_BLOCKS)
+    // one message a block (before: 3 messages, 3 + 3 + 2 blocks)
+    expect(leafMessages).toBe(FETCH_WINDOW_BLOCKS)
+    // the first block was on its way while the others were read (before: after the last read)
+    expect(firstLeafAt).toBeLessThan(lastReadAt)
+    // blocks read and not yet received: the read-ahead and the ones on the wire (before: 8)
+    expect(readAhead).toBeLessThanOrEqual(2 * SERVE_READ_AHEAD)
+  }, 60_000)
+})
