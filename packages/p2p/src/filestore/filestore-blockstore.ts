@@ -6,8 +6,10 @@
  *
  * A referenced block is read from its file and trusted only while the file keeps the size and
  * modification time it had when the block was hashed; otherwise it is hashed again on every
- * read. A changed file's block is refused (`CAPSULE_STORE`), never served as other bytes; a
- * missing file makes the block absent (`has` is false, `get` is `NotFoundError`).
+ * read, and a changed block is refused (`CAPSULE_STORE`). A rewrite that keeps the size and
+ * puts the old modification time back (`touch -d`) is not caught here: such a block would be
+ * served, and every fetcher refuses it (bitswap checks each block against its CID). A missing
+ * file makes the block absent (`has` is false, `get` is `NotFoundError`).
  */
 import { open, stat } from 'node:fs/promises'
 import { BaseBlockstore } from 'blockstore-core'
@@ -102,7 +104,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
 
   /**
    * Records that the block `key` is the bytes `ref` names, without copying them. The caller
-   * has just hashed those bytes (the import does); they are hashed again on every read.
+   * has just hashed those bytes (the import does); a read hashes them again when the file's size
+   * or modification time changed since (see the file's comment).
    * @throws {CapsuleStoreError} for a block that is not SHA-256 or a reference that is not one.
    */
   async putReference(key: CID, ref: FileReference, options?: Options): Promise<CID> {
