@@ -215,6 +215,16 @@ async function adopt(capsuleIds?: string[]) {
   }
 }
 
+/** The announcement of `capsuleId` the Pi heard, waiting up to `ms` for it. */
+async function heardBy(capsuleId: string, ms: number): Promise<CapsuleAnnouncement | undefined> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const heard = announced.find((a) => a.capsuleId === capsuleId)
+    if (heard !== undefined || Date.now() > deadline) return heard
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
 /** Seals a small file from the laptop with an already deployed policy. */
 async function sealSmall(
   name: string,
@@ -270,7 +280,9 @@ describe('seal on a laptop with only the public card; the Pi keyguard releases',
     // The Pi has not seen the key yet: the laptop sent it nothing but public data.
     expect(await piKeyStore.get(r.capsuleId)).toBeUndefined()
 
-    const heard = announced.find((a) => a.capsuleId === r.capsuleId)
+    // `recipients: 1` says gossipsub sent it to the Pi; the Pi checks it before it hands it on,
+    // which a loaded CI box can finish after `sealAndPublish` returns: wait for it (10 s at most).
+    const heard = await heardBy(r.capsuleId, 10_000)
     expect(heard).toMatchObject({ cid: r.cid, keyguardPeer: piNode.peerId })
     firstPolicy = r.policy
     expect(await adopt([heard?.capsuleId as string])).toEqual({
