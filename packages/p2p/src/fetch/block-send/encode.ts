@@ -37,7 +37,8 @@ export interface EncodedMessage {
   byteLength: number
 }
 
-function varint(n: number): number[] {
+/** An unsigned LEB128 varint's bytes (protobuf's), for the few numbers a message frames. */
+export function varint(n: number): number[] {
   const out: number[] = []
   let v = n
   while (v >= 0x80) {

@@ -16,7 +16,7 @@ import type { PeerId } from '@libp2p/interface'
 import { base64 } from 'multiformats/bases/base64'
 import type { CID } from 'multiformats/cid'
 import { bitswapBroker } from '../have-first/bitswap-parts.ts'
-import type { EncodableMessage } from './encode.ts'
+import { type EncodableMessage, varint } from './encode.ts'
 
 /**
  * Blocks read ahead of the one being sent, and blocks handed to the network and not yet sent,
@@ -96,17 +96,6 @@ const emptyMessage = (): EncodableMessage => ({
   blocks: new Map(),
   blockPresences: new Map(),
 })
-
-function varint(n: number): number[] {
-  const out: number[] = []
-  let v = n
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80)
-    v = Math.floor(v / 0x80)
-  }
-  out.push(v)
-  return out
-}
 
 /** Bitswap 1.2.0's block prefix: CID version, codec, hash code, digest length. */
 const prefixOf = (cid: CID) =>
