@@ -172,6 +172,57 @@ describe('PBFT votes lost with their stream', () => {
   }, 60_000)
 })
 
+describe('a member that opens its round after the others decided (ADR 0056)', () => {
+  it('decides by PBFT: the decided members answer its later-view votes with their decided view', async () => {
+    // Members 0, 1 and 2 decide view 0 while member 3's endpoint has another job's round open
+    // only: their votes reach it and are refused as `wrong-job` (the verifier-node CI hang: a
+    // member whose session opened 22 ms after the others decided).
+    const refusing = await createPbftMux({ node: mesh[3] as Libp2p, timeout: FRAME_TIMEOUT })
+    refusing.open({
+      committee,
+      jobIds: [keccak_256(new TextEncoder().encode('another job'))],
+      onMessage: () => {},
+    })
+    const { jobId, active } = await start('late-member', 3, -1, () => false)
+    try {
+      await allDecide(active, jobId)
+      await expect
+        .poll(() => refusing.stats.refused['PBFT_VOTE:wrong-job'] ?? 0, { timeout: 10_000 })
+        .toBeGreaterThanOrEqual(3)
+    } finally {
+      await refusing.stop()
+    }
+    // Member 3 opens its round now. Nobody re-sends on a timer after deciding; its view timer
+    // expires and it asks for view 1; the decided members answer with their view-0 votes.
+    const late = await createPbftNode({
+      node: mesh[3] as Libp2p,
+      committee,
+      domain,
+      jobId,
+      signer: keys[3] as DigicapSigner,
+      value: PASS,
+      viewTimeout: 300,
+      resendAfter: RESEND_AFTER,
+      transport: { timeout: FRAME_TIMEOUT },
+    })
+    members.push(late)
+    await late.start()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the late member never decided')), 20_000)
+    })
+    try {
+      const certificate = await Promise.race([late.decided, stalled])
+      verifyCertificate(certificate, committee, { domain, jobId })
+      // The decision of the others (view 0), not a new one in a view of its own.
+      expect(certificate.view).toBe(0n)
+      expect(certificate.verdict).toBe(PASS.verdict)
+    } finally {
+      clearTimeout(timer)
+    }
+  }, 60_000)
+})
+
 /** The node, its inbound PBFT streams paused (not read) while `reading.paused` is set. */
 function pausable(node: Libp2p) {
   const streams = new Set<Stream>()

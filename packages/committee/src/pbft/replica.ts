@@ -321,6 +321,14 @@ export class PbftReplica {
         this.#resend?.replayed(member, message.vote.view)
       }
       throw err
+    } finally {
+      // A vote of a view past the decided one: its sender missed the decision (a member that
+      // opened its round after the others decided, their votes refused then). The decided
+      // view's own messages let it count the commits and decide by PBFT (ADR 0056).
+      const decided = this.#decision
+      if (decided !== undefined && message.vote.view > decided.view) {
+        this.#resend?.replayed(member, decided.view)
+      }
     }
   }
 
