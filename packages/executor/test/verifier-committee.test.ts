@@ -713,6 +713,11 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
       expect(e, `member ${i}`).toMatchObject({ event: 'job-failed', error: { reason: 'expired' } })
     }
     expect((await hub().jobs(grantId)).status).toBe(5n) // TimedOut
+    // The before verdict landed; the final certificate never did: no member reports it submitted.
+    const claimed = events.filter(
+      (e) => e.event === 'certificate' && e.jobId === grantId && e.round === 'final' && e.submitted,
+    )
+    expect(claimed).toEqual([])
   }, 60_000)
 
   it('a tampered executor (PCR 23 not reset after its clean-up) with a silent member: a fail certificate by the other three, the executor slashed', async () => {

@@ -233,11 +233,17 @@ export function verifierNode(
           ? await whilePending((leave) => round.certify(roundId, decideMs, leave), pending)
           : undefined
         if (certificate !== undefined) await send(certificate)
+        // Submitted: this member built one and the chain no longer needs it, because it holds a
+        // certificate, not because the job timed out meanwhile (then nothing landed).
+        const submitted =
+          certificate !== undefined &&
+          !(await pending()) &&
+          (await chain.status(job.jobId)) !== 'timed-out'
         emit({
           event: 'certificate',
           jobId,
           round: name,
-          submitted: needed && !(await pending()),
+          submitted,
           ...(certificate === undefined ? {} : { signers: certificate.signers }),
         })
         return certificate
