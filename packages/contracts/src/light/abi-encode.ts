@@ -2,7 +2,7 @@
  * Solidity ABI encoding of a call's parameters, for the types the light entry sends (the
  * capsule registration and a policy's constructor): no ethers to load for two calls.
  */
-import { abiWord, addressToBytes, leftPad32 } from '@digicap/capsule-core'
+import { abiWord, addressToBytes, concatBytes, leftPad32 } from '@digicap/capsule-core'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 
 /** One parameter: its ABI type and value. */
@@ -50,7 +50,7 @@ function staticWord(p: AbiParam): Uint8Array {
 export function abiEncodeParams(params: readonly AbiParam[]): Uint8Array {
   const heads: Uint8Array[] = []
   const tails: Uint8Array[] = []
-  let tailOffset = params.length * WORD
+  let tailOffset = params.length * WORD // where the next dynamic value's tail starts
   for (const p of params) {
     if (p.type === 'bytes' || p.type === 'string') {
       const bytes = p.type === 'string' ? new TextEncoder().encode(p.value) : p.value
@@ -64,13 +64,7 @@ export function abiEncodeParams(params: readonly AbiParam[]): Uint8Array {
       heads.push(staticWord(p))
     }
   }
-  const out = new Uint8Array(tailOffset)
-  let at = 0
-  for (const part of [...heads, ...tails]) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
+  return concatBytes(...heads, ...tails)
 }
 
 /** The 4-byte selector of a function signature such as `register(bytes32,address)`. */

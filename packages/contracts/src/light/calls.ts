@@ -2,7 +2,7 @@
  * The call data of the owner's two transactions in a seal, built without ethers: a policy's
  * creation (its bytecode and the NodeRegistry it reads) and `CapsuleRegistry.register`.
  */
-import { hexToBytes } from '@digicap/capsule-core'
+import { concatBytes, hexToBytes } from '@digicap/capsule-core'
 import { abiEncodeParams, functionSelector } from './abi-encode.ts'
 
 /** `CapsuleRegistry.register`'s signature (checked against the ABI in the tests). */
@@ -22,13 +22,6 @@ export interface CapsuleRegistrationCall {
   readonly keyguardKeyId: Uint8Array
 }
 
-const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
-}
-
 /**
  * The call data of `CapsuleRegistry.register(...)`.
  *
@@ -38,7 +31,7 @@ const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
  * ```
  */
 export function registerCapsuleCallData(call: CapsuleRegistrationCall): Uint8Array {
-  return concat(
+  return concatBytes(
     functionSelector(REGISTER_CAPSULE_SIGNATURE),
     abiEncodeParams([
       { type: 'bytes32', value: call.capsuleId },
@@ -56,7 +49,7 @@ export function registerCapsuleCallData(call: CapsuleRegistrationCall): Uint8Arr
  * the NodeRegistry it reads reputation and registration from.
  */
 export function policyCreationData(bytecode: string, nodeRegistry: string): Uint8Array {
-  return concat(
+  return concatBytes(
     hexToBytes(bytecode, { name: 'bytecode' }),
     abiEncodeParams([{ type: 'address', value: nodeRegistry }]),
   )

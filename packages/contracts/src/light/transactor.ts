@@ -5,11 +5,16 @@
  * and a registration) without loading ethers, whose 180 modules cost the seal ~30 MiB of its
  * 128 MiB bound. A revert is decoded by the same code as the ethers paths, loaded only then.
  */
-import { type Address, normalizeAddress, privateKeySigner, rpcCall } from '@digicap/capsule-core'
+import {
+  type Address,
+  type Hex,
+  normalizeAddress,
+  privateKeySigner,
+  rpcCall,
+  toHex,
+} from '@digicap/capsule-core'
 import { Transaction } from 'micro-eth-signer'
 import { ContractRevertError, TransactionError } from '../errors.ts'
-
-type Hex = `0x${string}`
 
 /** One transaction to send: a call (`to`) or a contract creation (no `to`). */
 export interface TransactionRequest {
@@ -55,7 +60,6 @@ export interface PrivateKeyTransactorInit {
 /** ethers' default when the RPC has no `eth_maxPriorityFeePerGas`: 1 gwei. */
 const DEFAULT_PRIORITY_FEE = 1_000_000_000n
 
-const toHex = (bytes: Uint8Array): Hex => `0x${Buffer.from(bytes).toString('hex')}`
 const quantity = (n: bigint): Hex => `0x${n.toString(16)}`
 
 function bigintOf(value: unknown, what: string, method: string): bigint {
@@ -145,10 +149,11 @@ export function privateKeyTransactor(init: PrivateKeyTransactorInit): KeyTransac
     async send(tx) {
       const to = tx.to === undefined ? undefined : normalizeAddress(tx.to, 'to')
       const value = tx.value ?? 0n
+      const data = toHex(tx.data)
       const request = {
         from: address,
         ...(to === undefined ? {} : { to }),
-        data: toHex(tx.data),
+        data,
         value: quantity(value),
       }
       const [nonce, gasLimit, block, priority] = await Promise.all([
@@ -174,7 +179,7 @@ export function privateKeyTransactor(init: PrivateKeyTransactorInit): KeyTransac
         nonce: bigintOf(nonce, 'nonce', 'eth_getTransactionCount'),
         to: to ?? '0x',
         value,
-        data: toHex(tx.data),
+        data,
         gasLimit,
         maxPriorityFeePerGas,
         maxFeePerGas:
