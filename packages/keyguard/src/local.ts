@@ -6,7 +6,13 @@
  */
 export type { P256PublicKey } from '@digicap/tpm'
 export type { InitOwnerOptions, OwnerInfo, OwnerSecrets } from './recovery/owner.ts'
-export { initOwner, readOwner, restoreOwner, unwrapOwnerSecrets } from './recovery/owner.ts'
+export {
+  initOwner,
+  readOwner,
+  restoreOwner,
+  unwrapOwnerEthereumKey,
+  unwrapOwnerSecrets,
+} from './recovery/owner.ts'
 export type {
   CapsuleDirectory,
   HeaderFetcher,

@@ -98,6 +98,7 @@ describe('public surface', () => {
         "stderrLogger",
         "tpm2Sealer",
         "unwrapDataKey",
+        "unwrapOwnerEthereumKey",
         "unwrapOwnerSecrets",
         "unwrapWithRecoveryKey",
         "wipeOwnerIdentity",

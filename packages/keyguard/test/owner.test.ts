@@ -12,7 +12,9 @@ import {
   readOwner,
   recoverKeys,
   restoreOwner,
+  type Sealer,
   softwareSealer,
+  unwrapOwnerEthereumKey,
   unwrapOwnerSecrets,
 } from '../src/index.ts'
 import { expectCode } from './compliance.ts'
@@ -130,6 +132,45 @@ describe('owner file', () => {
     expect((await expectCode(unwrapOwnerSecrets(a, s), 'KEY_STORE_CORRUPT')).details.reason).toBe(
       'secret-mismatch',
     )
+  })
+
+  it('unwrapOwnerEthereumKey unwraps the Ethereum key alone, checked like the rest', async () => {
+    const s = sealer()
+    const [a, b] = [path(), path()]
+    const { mnemonic } = await initOwner({ path: a, sealer: s })
+    await initOwner({ path: b, sealer: s })
+    const id = await deriveOwnerIdentity(mnemonic)
+    // the sealer's unwraps, counted: each one is a TPM command on a Pi
+    const unwrapped: string[] = []
+    const counting: Sealer = {
+      publicKey: () => s.publicKey(),
+      wrap: (k) => s.wrap(k),
+      describe: () => s.describe(),
+      unwrap: async (w) => {
+        unwrapped.push(Buffer.from(w.ciphertext).toString('base64'))
+        return s.unwrap(w)
+      },
+    }
+    const file = JSON.parse(await readFile(a, 'utf8'))
+    const key = await unwrapOwnerEthereumKey(a, counting)
+    expect(key).toEqual(id.ethereumPrivateKey)
+    expect(unwrapped).toEqual([file.ethereumPrivateKey.ciphertext])
+    // unwrapOwnerSecrets, for comparison, unwraps all three
+    unwrapped.length = 0
+    await unwrapOwnerSecrets(a, counting)
+    expect(unwrapped).toHaveLength(3)
+
+    // a swapped key, another sealer, a missing file: the same errors as unwrapOwnerSecrets
+    const fileB = JSON.parse(await readFile(b, 'utf8'))
+    await writeFile(a, JSON.stringify({ ...file, ethereumPrivateKey: fileB.ethereumPrivateKey }))
+    expect(
+      (await expectCode(unwrapOwnerEthereumKey(a, s), 'KEY_STORE_CORRUPT')).details.reason,
+    ).toBe('secret-mismatch')
+    await writeFile(a, JSON.stringify(file))
+    await expectCode(unwrapOwnerEthereumKey(a, sealer()), 'UNWRAP')
+    expect(
+      (await expectCode(unwrapOwnerEthereumKey(path(), s), 'KEY_STORE_CORRUPT')).details.reason,
+    ).toBe('missing')
   })
 
   it('rejects malformed owner files with KEY_STORE_CORRUPT', async () => {

@@ -138,13 +138,10 @@ export async function unwrapOwnerSecrets(path: string, sealer: Sealer): Promise<
     : undefined
   const { ed25519 } = await loadEd25519()
   const ok =
-    ethereumPrivateKey.length === 32 &&
+    isKeyOf(ethereumPrivateKey, file.address) &&
     libp2pSeed.length === 32 &&
-    ethereumAddress(ethereumPrivateKey).toLowerCase() === file.address.toLowerCase() &&
     bytesToHex(ed25519.getPublicKey(libp2pSeed)) === bytesToHex(file.libp2pPublicKey) &&
-    (operatorPrivateKey === undefined ||
-      (operatorPrivateKey.length === 32 &&
-        ethereumAddress(operatorPrivateKey).toLowerCase() === file.operatorAddress?.toLowerCase()))
+    (operatorPrivateKey === undefined || isKeyOf(operatorPrivateKey, file.operatorAddress ?? ''))
   if (!ok) {
     ethereumPrivateKey.fill(0)
     libp2pSeed.fill(0)
@@ -152,6 +149,36 @@ export async function unwrapOwnerSecrets(path: string, sealer: Sealer): Promise<
     corrupt(path, 'secret-mismatch')
   }
   return { ethereumPrivateKey, libp2pSeed, ...(operatorPrivateKey ? { operatorPrivateKey } : {}) }
+}
+
+/**
+ * Unwraps only the owner's Ethereum key, checked against the file's address: all that signing
+ * a capsule header or sending the owner's transactions needs (`pi-node seal`). The libp2p seed
+ * and the operator key stay wrapped: one sealer call instead of three (each a TPM command on a
+ * Pi), and secrets an operation does not use never reach its memory.
+ *
+ * @throws {UnwrapError} if the sealer cannot unwrap it (another TPM: run recovery).
+ * @throws {KeyStoreCorruptError} if the file is missing, corrupt, or the key is not the address's.
+ * @example
+ * ```ts
+ * const key = await unwrapOwnerEthereumKey('/var/lib/digicap/owner.json', sealer)
+ * try { sign(key) } finally { key.fill(0) }
+ * ```
+ */
+export async function unwrapOwnerEthereumKey(path: string, sealer: Sealer): Promise<Uint8Array> {
+  const file = await readOwnerFile(path)
+  if (!file) corrupt(path, 'missing')
+  const key = await unwrapDataKey([file.ethereumPrivateKey], sealer)
+  if (!isKeyOf(key, file.address)) {
+    key.fill(0)
+    corrupt(path, 'secret-mismatch')
+  }
+  return key
+}
+
+/** A 32-byte Ethereum private key whose address is `address` (any case). */
+function isKeyOf(key: Uint8Array, address: string): boolean {
+  return key.length === 32 && ethereumAddress(key).toLowerCase() === address.toLowerCase()
 }
 
 /**

@@ -6,7 +6,7 @@
 import { type DigicapSigner, privateKeySigner, toHex } from '@digicap/capsule-core'
 import { withFileLock, writeJsonAtomic } from '@digicap/cli-kit'
 import type { KeyTransactor } from '@digicap/contracts/light'
-import { type Logger, type Sealer, unwrapOwnerSecrets } from '@digicap/keyguard/local'
+import { type Logger, type Sealer, unwrapOwnerEthereumKey } from '@digicap/keyguard/local'
 import type { JsonRpcProvider, Wallet } from 'ethers'
 import { writeCodeBundle } from '../bundle/code-bundle.ts'
 import type { OwnerNodeConfig } from './config.ts'
@@ -65,20 +65,18 @@ export interface OwnerKey {
 
 /**
  * Unwraps the owner's Ethereum key with the sealer for the length of `fn`; the byte copy is
- * zeroed after (the libp2p and operator secrets at once: no operation here needs them).
+ * zeroed after. The libp2p and operator secrets stay wrapped: no operation here needs them.
  */
 async function withOwnerPrivateKey<T>(
   paths: OwnerNodePaths,
   sealer: Sealer,
   fn: (key: Uint8Array) => Promise<T>,
 ): Promise<T> {
-  const secrets = await unwrapOwnerSecrets(paths.owner, sealer)
-  secrets.libp2pSeed.fill(0)
-  secrets.operatorPrivateKey?.fill(0)
+  const key = await unwrapOwnerEthereumKey(paths.owner, sealer)
   try {
-    return await fn(secrets.ethereumPrivateKey)
+    return await fn(key)
   } finally {
-    secrets.ethereumPrivateKey.fill(0)
+    key.fill(0)
   }
 }
 
