@@ -1,62 +1,61 @@
 /**
- * The open's hashing on a worker (ADR 0049) and the plaintext file's wipe (ADR 0035): the
- * worker hashes exactly what the open's thread would (plain data, a bundle's data range), a
- * chunk that fails mid-way is refused typed with the worker stopped and the partial plaintext
- * wiped, and the wipe overwrites the file in place — a descriptor opened during the run reads
- * zeros afterwards, for a small file (synchronous path) and a large one (16 MiB runs).
+ * The open's payload digest (ADR 0059) and the plaintext file's wipe (ADR 0035): the open to a
+ * file and the open to memory give the digest of the whole plaintext (plain data, a bundle)
+ * that capsule-core's `payloadDigest` gives, with no hash worker; a chunk that fails mid-way is
+ * refused typed and the partial plaintext wiped; and the wipe overwrites the file in place — a
+ * descriptor opened during the run reads zeros afterwards, for a small file (synchronous path)
+ * and a large one (16 MiB runs).
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { existsSync, readdirSync } from 'node:fs'
 import { open, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodeBundle } from '@digicap/capsule-core'
+import { encodeBundle, payloadDigest } from '@digicap/capsule-core'
 import { describe, expect, it } from 'vitest'
-import { memoryFsRoot, openPayloadToFile } from '../src/run/open-payload.ts'
+import { memoryFsRoot, openPayloadToFile, openPayloadToMemory } from '../src/run/open-payload.ts'
 import { createRunWorkspace } from '../src/run/workspace.ts'
 import { capsuleFile } from './helpers/capsule-file.ts'
 import { tempWorkspaces } from './helpers/temp-workspace.ts'
 import { enc } from './helpers.ts'
 
-/** This process's OS threads (a worker is one). */
+/** This process's OS threads (a worker would be one more). */
 const threads = () => readdirSync('/proc/self/task').length
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-/** Capsules in small chunks: many worker messages per open. */
+/** Capsules in small chunks: many leaves per open. */
 const SMALL_CHUNKS = { chunkSize: 64 * 1024 }
-const sha256 = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest())
 
 const shm = await memoryFsRoot(['/dev/shm'])
 const workspace = tempWorkspaces('open-wipe-test-')
 
-describe.runIf(shm)('the open hashes on a worker (ADR 0049)', () => {
-  it('the same digest and range as on the thread: plain data, and a bundle’s data range', async () => {
+describe.runIf(shm)('the open measures the payload from the commitment’s leaves (ADR 0059)', () => {
+  it('file and memory: the payload digest of the whole plaintext (data, a bundle), no worker thread', async () => {
     const { ws, dir: capsules } = await workspace()
-    const data = randomBytes(1024 * 1024 + 123)
+    const data = randomBytes(40 * 1024 * 1024 + 123)
     const bundle = encodeBundle({ entry: 'main.js', files: { 'main.js': enc('1') }, data })
-    for (const [plaintext, isBundle] of [
-      [data, false],
-      [bundle, true],
-    ] as const) {
+    for (const plaintext of [data, bundle]) {
       const { src, dataKey } = await capsuleFile(capsules, plaintext, SMALL_CHUNKS)
-      const got = []
-      for (const hashIn of ['thread', 'worker'] as const) {
-        const dir = ws.tempDir('plaintext-', shm)
-        got.push(
-          await openPayloadToFile(src, dataKey, { dir, bundle: isBundle, workspace: ws, hashIn }),
-        )
-      }
-      const [thread, worker] = got as [(typeof got)[0], (typeof got)[0]]
-      expect(thread.hashedIn).toBe('thread')
-      expect(worker.hashedIn).toBe('worker')
-      expect(worker.sha256).toEqual(sha256(data))
-      expect(worker.sha256).toEqual(thread.sha256)
-      expect(worker.range).toEqual(thread.range)
-      expect(worker.range?.size).toBe(data.byteLength)
-      expect(await readFile(worker.path)).toEqual(Buffer.from(plaintext))
+      const threadsBefore = threads()
+      let most = threadsBefore
+      const watch = setInterval(() => {
+        most = Math.max(most, threads())
+      }, 5)
+      const opened = await openPayloadToFile(src, dataKey, {
+        dir: ws.tempDir('plaintext-', shm),
+        workspace: ws,
+      }).finally(() => clearInterval(watch))
+      // 40 MiB was a hash worker's size (ADR 0049): none starts now.
+      expect(most).toBe(threadsBefore)
+      const expected = payloadDigest(plaintext, SMALL_CHUNKS.chunkSize)
+      expect(opened.payloadDigest).toEqual(expected)
+      expect(opened.size).toBe(plaintext.byteLength)
+      expect((await readFile(opened.path)).equals(plaintext)).toBe(true)
+      const out = new Uint8Array(plaintext.byteLength)
+      expect(await openPayloadToMemory(src, out, dataKey)).toEqual(expected)
+      expect(Buffer.from(out).equals(plaintext)).toBe(true)
     }
   })
 
-  it('a chunk that fails mid-way: PAYLOAD_INTEGRITY, the worker stopped, the partial plaintext wiped', async () => {
+  it('a chunk that fails mid-way: PAYLOAD_INTEGRITY, the partial plaintext wiped', async () => {
     const { dir: capsules } = await workspace()
     const data = randomBytes(2 * 1024 * 1024)
     const { src, dataKey, bytes } = await capsuleFile(capsules, data, SMALL_CHUNKS)
@@ -66,13 +65,9 @@ describe.runIf(shm)('the open hashes on a worker (ADR 0049)', () => {
     await writeFile(src.path, bytes)
     const ws = createRunWorkspace({ tmpRoot: tmpdir() })
     const dir = await ws.tempDir('plaintext-', shm)
-    const threadsBefore = threads()
-    const err = await openPayloadToFile(src, dataKey, {
-      dir,
-      bundle: false,
-      workspace: ws,
-      hashIn: 'worker',
-    }).catch((e: unknown) => e)
+    const err = await openPayloadToFile(src, dataKey, { dir, workspace: ws }).catch(
+      (e: unknown) => e,
+    )
     expect(err).toMatchObject({ code: 'PAYLOAD_INTEGRITY' })
     const path = join(dir, 'plaintext')
     // The partial file is there (20 chunks of plaintext) until the clean-up wipes it.
@@ -90,9 +85,11 @@ describe.runIf(shm)('the open hashes on a worker (ADR 0049)', () => {
     } finally {
       await held.close()
     }
-    // The worker's thread is gone (the OS joins it shortly after `terminate`).
-    for (let i = 0; i < 40 && threads() > threadsBefore; i++) await sleep(50)
-    expect(threads()).toBeLessThanOrEqual(threadsBefore)
+    // The same capsule into memory: the same typed refusal.
+    const out = new Uint8Array(data.byteLength)
+    await expect(openPayloadToMemory(src, out, dataKey)).rejects.toMatchObject({
+      code: 'PAYLOAD_INTEGRITY',
+    })
   })
 })
 
@@ -107,7 +104,6 @@ describe.runIf(shm)('the wipe overwrites the plaintext file in place', () => {
     const ws = createRunWorkspace({ tmpRoot: tmpdir() })
     const opened = await openPayloadToFile(src, dataKey, {
       dir: ws.tempDir('plaintext-', shm),
-      bundle: false,
       workspace: ws,
     })
     const held = await open(opened.path, 'r')
