@@ -134,10 +134,9 @@ async function openChunks(
   let size = 0
   let pending: Promise<unknown> = Promise.resolve()
   let pendingChunks: Uint8Array[] = []
-  const prefix = checkPrefix(input, parsed)
   try {
+    await checkPrefix(input, parsed)
     let next = readFully(input, bufs[0] as Uint8Array, sizeOf(0), at(0))
-    await prefix
     for (let i = 0; i < n; i++) {
       const got = await next
       const buf = bufs[i % 2] as Uint8Array
@@ -161,7 +160,7 @@ async function openChunks(
     if (size !== plaintextSize) throw sizeError(plaintextSize, size)
     return opener.payloadDigest()
   } finally {
-    await Promise.allSettled([pending, prefix])
+    await pending.catch(() => {})
     release(pendingChunks)
     for (const b of bufs) b.fill(0)
   }
