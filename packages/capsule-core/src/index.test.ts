@@ -89,6 +89,7 @@ describe('public surface', () => {
         "openCapsule",
         "openChunk",
         "openFile",
+        "openFileInto",
         "openNodeStream",
         "openStream",
         "parseCapsuleHeader",

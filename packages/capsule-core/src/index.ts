@@ -149,6 +149,7 @@ export {
   commitPlaintextFile,
   MAX_FILE_THREADS,
   openFile,
+  openFileInto,
   PARALLEL_FILE_MIN_BYTES,
   sealFile,
   sha256FilePieces,

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { describe, expect, it } from 'vitest'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
 import {
   generatePayloadDigestVectors,
   PAYLOAD_DIGEST_VECTORS_PATH,
@@ -10,6 +13,7 @@ import {
 import {
   InvalidArgumentError,
   openCapsule,
+  openFileInto,
   parseCapsuleHeader,
   payloadDigest,
   prepareOpen,
@@ -102,5 +106,49 @@ describe('payload digest v2 (vectors: test/payload-digest-vectors.txt)', () => {
   it('refuses a chunk size a header could not hold', () => {
     expect(() => payloadDigest(new Uint8Array(3), 100)).toThrow(InvalidArgumentError)
     expect(() => payloadDigest(new Uint8Array(3), 32)).toThrow(InvalidArgumentError)
+  })
+})
+
+describe('openFileInto: a capsule file into a file its caller owns, with the payload digest', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'digicap-open-into-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  const data = detBytes('open into', 5 * 64 * 1024 + 999)
+  const { capsule } = build(data, 64 * 1024)
+  const parsed = parseCapsuleHeader(capsule)
+  const input = join(dir, 'capsule')
+  writeFileSync(input, capsule)
+
+  async function openInto(threads: number, path = input) {
+    const out = join(dir, `out-${threads}-${Math.random()}`)
+    const [i, o] = await Promise.all([open(path, 'r'), open(out, 'wx', 0o600)])
+    try {
+      const digest = await openFileInto({ input: i, output: o, parsed, dataKey: DATA_KEY, threads })
+      return { digest, bytes: readFileSync(out) }
+    } finally {
+      await Promise.all([i.close(), o.close()])
+    }
+  }
+
+  it('on lanes and on one thread: the plaintext at offset 0 and the digest of the definition', async () => {
+    const expected = straightforward(data, 64 * 1024)
+    for (const threads of [1, 2, 3]) {
+      const { digest, bytes } = await openInto(threads)
+      expect(bytes.equals(data)).toBe(true)
+      expect(digest).toEqual(expected)
+    }
+  })
+
+  it('a chunk altered: the exact chunk named on lanes as on one thread', async () => {
+    const bad = capsule.slice()
+    const at = parsed.payloadOffset + 3 * (64 * 1024 + 16) + 7
+    bad[at] = (bad[at] as number) ^ 1
+    const path = join(dir, 'bad-capsule')
+    writeFileSync(path, bad)
+    for (const threads of [1, 2]) {
+      await expect(openInto(threads, path)).rejects.toMatchObject({
+        code: 'CAPSULE_INTEGRITY',
+        details: { chunk: 3, reason: 'chunk-authentication' },
+      })
+    }
   })
 })
