@@ -15,6 +15,7 @@ import {
   concatBytes,
   DigicapError,
   equalBytes,
+  openFileInto,
   type ParsedCapsuleHeader,
   type PayloadOpener,
   prepareOpen,
@@ -114,8 +115,8 @@ async function readFully(fh: FileHandle, buf: Uint8Array, len: number, at: numbe
 }
 
 /**
- * The open's loop, shared by both outputs: the capsule file read chunk by chunk into two fixed
- * buffers (read-ahead), each chunk decrypted and checked by `opener`, its plaintext handed to
+ * The into-memory open's loop: the capsule file read chunk by chunk into two fixed buffers
+ * (read-ahead), each chunk decrypted and checked by `opener`, its plaintext handed to
  * `consume` while the next chunk decrypts, then zeroed and freed. Returns the payload digest
  * (version 2) the opener computed from the commitment's leaves (ADR 0059): no second pass.
  */
@@ -224,12 +225,13 @@ export interface OpenedPlaintextFile {
 }
 
 /**
- * Opens the payload chunk by chunk into a new 0600 file in `dir` (a directory the workspace
- * owns; the file is also tracked, so it is wiped whatever its size). Each chunk's plaintext is
- * zeroed and freed once written: the memory used does not depend on the capsule's size
- * (ADR 0035). The payload digest comes from the leaves the opener hashes for the commitment
- * (ADR 0059), so the data is hashed once, on this thread. The output and input files open on
- * the thread pool while this thread checks the header and the key (ADR 0049).
+ * Opens the payload into a new 0600 file in `dir` (a directory the workspace owns; the file
+ * is also tracked, so it is wiped whatever its size, also after a failed open). capsule-core's
+ * `openFileInto` does the work `openFile` does, on its worker lanes from 32 MiB on two or more
+ * cores (each chunk decrypted, checked and written at its place, every plaintext buffer zeroed
+ * before it is freed; memory does not depend on the capsule's size, ADR 0035), and gives the
+ * payload digest from the leaves it checks against the commitment (ADR 0059): the data is
+ * hashed once. The run's directory, the output and the input files open on the thread pool.
  */
 export async function openPayloadToFile(
   src: OpenSource,
@@ -238,6 +240,8 @@ export async function openPayloadToFile(
     /** The run's plaintext directory (or its coming creation). */
     readonly dir: string | Promise<string>
     readonly workspace: RunWorkspace
+    /** capsule-core's lanes: default one per core from 32 MiB; `1`: this thread only. */
+    readonly threads?: number | undefined
   },
 ): Promise<OpenedPlaintextFile> {
   const output = (async () => {
@@ -251,15 +255,21 @@ export async function openPayloadToFile(
     return { path, fh }
   })()
   const files = Promise.allSettled([output, open(src.path, 'r')])
-  let opener: PayloadOpener | undefined
   try {
-    opener = prepareOpen(src.parsed, openOptions(src, dataKey))
     const [o, i] = await files
     // The file system's own errors (no such capsule, no room for the directory) as they are.
     if (o.status === 'rejected') throw new FsFailure(o.reason)
     if (i.status === 'rejected') throw new FsFailure(i.reason)
     const out = o.value.fh
-    const payloadDigest = await openChunks(src, opener, i.value, (plain) => out.writev(plain))
+    await checkPrefix(i.value, src.parsed)
+    // It checks the signature (not again with the loader's proof) and the key first.
+    const payloadDigest = await openFileInto({
+      input: i.value,
+      output: out,
+      parsed: src.parsed,
+      ...openOptions(src, dataKey),
+      ...(p.threads === undefined ? {} : { threads: p.threads }),
+    })
     const stamp = await stampOf(out)
     return {
       path: o.value.path,
@@ -268,7 +278,6 @@ export async function openPayloadToFile(
       stamp,
     }
   } catch (err) {
-    opener?.destroy()
     if (err instanceof FsFailure) throw err.cause
     throw openFailure(err)
   } finally {
