@@ -1,7 +1,8 @@
 /**
- * The executor's open in one process, its data hash on a worker (ADR 0049) against on the
- * open's own thread, with capsule-core's `openFile` of the same capsule as the baseline, paired
- * and interleaved round by round (the side that goes first alternates): ADR 0055's table.
+ * The executor's open in one process (since ADR 0059 one pass: the payload digest comes from
+ * the commitment's leaves, no hash worker), with capsule-core's `openFile` of the same capsule
+ * as the baseline, paired and interleaved round by round (the side that goes first
+ * alternates): ADR 0055's table, ADR 0059's.
  * Each open writes the run's plaintext file to /dev/shm and the file is wiped after it (not
  * timed). CPU is the process's (all threads); "main" is the calling thread's.
  *
@@ -38,8 +39,8 @@ const src = {
   verified,
 }
 
-type Side = 'worker' | 'thread' | 'openFile'
-const sides: Side[] = ['worker', 'thread', 'openFile']
+type Side = 'executor open' | 'openFile'
+const sides: Side[] = ['executor open', 'openFile']
 const samples = new Map<Side, { ms: number; cpuMs: number; mainMs: number }[]>()
 const loads: number[] = []
 
@@ -55,7 +56,7 @@ async function once(side: Side) {
   } else {
     const ws = createRunWorkspace()
     const dir = ws.tempDir('plaintext-', '/dev/shm')
-    await openPayloadToFile(src, key(), { dir, bundle: false, workspace: ws, hashIn: side })
+    await openPayloadToFile(src, key(), { dir, workspace: ws })
     done = async () => void (await ws.dispose())
   }
   const ms = performance.now() - t0

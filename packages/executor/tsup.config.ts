@@ -11,7 +11,6 @@ export default defineConfig({
     run: 'src/run/index.ts',
     'quickjs-worker': 'src/sandbox/quickjs/worker.ts',
     'wasi-worker': 'src/sandbox/wasi/worker.ts',
-    'hash-worker': 'src/run/hash/worker.ts',
   },
   format: ['esm'],
   dts: {

@@ -43,12 +43,15 @@ export {
   decodeBundle,
   encodeBundle,
 } from './bundle/code-bundle.ts'
+export { PAYLOAD_DIGEST_LABEL, payloadDigest } from './bundle/payload-digest.ts'
 export type {
   MeasuredRuntime,
   RunMeasurements,
   RuntimeMeasurementParameters,
 } from './bundle/run-measurement.ts'
 export {
+  RUN_MEASUREMENT_LABEL,
+  RUN_MEASUREMENT_VERSION,
   requestMeasurement,
   runtimeDigest,
   runtimeMeasurement,
@@ -146,6 +149,7 @@ export {
   commitPlaintextFile,
   MAX_FILE_THREADS,
   openFile,
+  openFileInto,
   PARALLEL_FILE_MIN_BYTES,
   sealFile,
   sha256FilePieces,

@@ -41,7 +41,8 @@ export function keyCommitment(dataKey: Uint8Array, capsuleId: Uint8Array): Uint8
   return derive(dataKey, capsuleId, KEY_COMMITMENT_LABEL)
 }
 
-function checkChunkSize(chunkSize: number): void {
+/** @throws {InvalidArgumentError} unless a power of two within the header's limits. */
+export function checkChunkSize(chunkSize: number): void {
   if (
     !Number.isSafeInteger(chunkSize) ||
     chunkSize < MIN_CHUNK_SIZE ||

@@ -7,6 +7,7 @@
  * point enforces the same rules and throws the same typed errors.
  */
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto'
+import { createPayloadDigestCombiner, type PayloadDigestCombiner } from './bundle/payload-digest.ts'
 import { equalBytes } from './encoding/bytes.ts'
 import {
   CapsuleFormatError,
@@ -235,6 +236,9 @@ export class PayloadOpener {
   private index = 0
   private done = false
   private readonly commitment: CommitmentCombiner | undefined
+  /** The run measurement's payload digest, from the commitment's leaves (ADR 0059). */
+  private readonly payload: PayloadDigestCombiner | undefined
+  private payloadDigestValue: Uint8Array | undefined
   private readonly parsed: ParsedCapsuleHeader
   private readonly key: Uint8Array
 
@@ -246,6 +250,26 @@ export class PayloadOpener {
     this.parsed = parsed
     this.key = key
     this.commitment = commitmentKey ? createCommitmentCombiner(commitmentKey) : undefined
+    const { chunkSize, plaintextSize } = parsed.header.payload
+    this.payload = commitmentKey ? createPayloadDigestCombiner(chunkSize, plaintextSize) : undefined
+  }
+
+  /**
+   * The payload digest (version 2, docs/bundle.md §7) of the plaintext this opener released,
+   * from the leaves it hashed for the commitment: no second pass over the data.
+   *
+   * @throws {InvalidArgumentError} before the last chunk passed its checks, or when the opener
+   *   was made without the commitment check (it hashed no leaves).
+   */
+  payloadDigest(): Uint8Array {
+    if (!this.payloadDigestValue) {
+      throw new InvalidArgumentError(
+        this.payload
+          ? 'the payload digest is known once the last chunk checked'
+          : 'the payload digest needs the commitment check',
+      )
+    }
+    return this.payloadDigestValue.slice()
   }
 
   private expectedLength(index: number): number {
@@ -281,7 +305,9 @@ export class PayloadOpener {
       if (this.commitment) {
         const leaf = createHash('sha256')
         for (const p of plain) leaf.update(p)
-        this.commitment.add(leaf.digest())
+        const digest = leaf.digest()
+        this.commitment.add(digest)
+        this.payload?.add(digest)
       }
       this.index++
       if (i === last) {
@@ -293,6 +319,7 @@ export class PayloadOpener {
           for (const p of plain) p.fill(0)
           throw commitmentMismatch()
         }
+        this.payloadDigestValue = this.payload?.digest()
         if (this.queue.length > 0) this.trailing(this.queue.length)
       }
       out.push(...plain)

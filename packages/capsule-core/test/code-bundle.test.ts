@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { encode } from 'cborg'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decodeBundle, encodeBundle, runtimeMeasurement } from '../src/index.ts'
+import { decodeBundle, encodeBundle, payloadDigest, runtimeMeasurement } from '../src/index.ts'
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
 
@@ -199,14 +199,33 @@ describe('bundle format', () => {
     )
   })
 
-  it('run measurement: the docs/bundle.md §7 vector', () => {
+  it('run measurement: the docs/bundle.md §7 vector (version 2), recomputed by hand', () => {
+    const runtime = { kind: 'quickjs', entry: 'main.js', memoryLimitBytes: 1024, timeLimitMs: 10 }
     const v = runtimeMeasurement({
       runtimeId: 'vector',
-      runtime: { kind: 'quickjs', entry: 'main.js', memoryLimitBytes: 1024, timeLimitMs: 10 },
+      runtime,
       code: new Uint8Array(0),
       input: new Uint8Array(0),
+      chunkSize: 1024 * 1024,
     })
+    expect(v.version).toBe(2)
     expect(Buffer.from(v.run).toString('hex')).toBe(
+      'f935437bd288ade077460ee1bbdcf69a82ff474738ab20ea0d159f6d2af83051',
+    )
+    const sha = (...p: (Uint8Array | string)[]) => {
+      const h = createHash('sha256')
+      for (const x of p) h.update(x)
+      return h.digest()
+    }
+    // payload: the empty payload is one empty chunk (SPEC.md §4.3)
+    const sizes = Buffer.from('00100000' + '0000000000000000', 'hex')
+    const payload = sha('digicap/v2 payload digest chunked sha256', sizes, sha(''))
+    expect(Buffer.from(v.payload)).toEqual(payload)
+    expect(Buffer.from(v.run)).toEqual(
+      sha('digicap/v2 run measurement', v.runtime, sha(''), payload),
+    )
+    // Version 1 was SHA-256(runtime ‖ code ‖ SHA-256(data)): a value version 2 never takes.
+    expect(Buffer.from(v.run).toString('hex')).not.toBe(
       '21899ebcf7272d5f0bffc75849c4937f8dd06ca1fbabf4a7e9c497d215c4bbec',
     )
   })
@@ -215,14 +234,19 @@ describe('bundle format', () => {
     const runtime = { kind: 'wasi', entry: 'main.wasm', memoryLimitBytes: 1 << 20, timeLimitMs: 50 }
     const code = new Uint8Array([1, 2, 3])
     const input = new Uint8Array(1000).fill(7)
-    const digest = new Uint8Array(createHash('sha256').update(input).digest())
-    const a = runtimeMeasurement({ runtimeId: 'x', runtime, code, input })
+    const digest = payloadDigest(input, 256)
+    const a = runtimeMeasurement({ runtimeId: 'x', runtime, code, input, chunkSize: 256 })
     const b = runtimeMeasurement({ runtimeId: 'x', runtime, code, payloadDigest: digest })
     expect(b).toEqual(a)
+    // the chunk size is measured: another one, another payload digest
+    expect(
+      runtimeMeasurement({ runtimeId: 'x', runtime, code, input, chunkSize: 512 }).run,
+    ).not.toEqual(a.run)
     expect(() => runtimeMeasurement({ runtimeId: 'x', runtime, code })).toThrow(/exactly one/)
     expect(() =>
       runtimeMeasurement({ runtimeId: 'x', runtime, code, input, payloadDigest: digest }),
     ).toThrow(/exactly one/)
+    expect(() => runtimeMeasurement({ runtimeId: 'x', runtime, code, input })).toThrow(/chunkSize/)
     expect(() =>
       runtimeMeasurement({ runtimeId: 'x', runtime, code, payloadDigest: digest.subarray(1) }),
     ).toThrow(/32 bytes/)

@@ -18,6 +18,7 @@ describe('requestMeasurement', () => {
       runtime,
       code: new Uint8Array([1]),
       input: new Uint8Array([2]),
+      chunkSize: 64,
     })
     expect(r).toEqual(m.runtime)
     const h = new Uint8Array(randomBytes(32))

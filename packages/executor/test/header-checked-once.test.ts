@@ -49,7 +49,6 @@ describe.runIf(shm)('the open after the loader’s check', () => {
     const open = (withProof: boolean) => () =>
       openPayloadToFile(withProof ? { ...src, verified } : src, dataKey, {
         dir: ws.tempDir('plaintext-', shm),
-        bundle: false,
         workspace: ws,
       })
     let file: Awaited<ReturnType<ReturnType<typeof open>>> | undefined
@@ -78,7 +77,6 @@ describe.runIf(shm)('the open after the loader’s check', () => {
     const opening = checksDuring(id, () =>
       openPayloadToFile({ ...src, verified }, dataKey, {
         dir: ws.tempDir('plaintext-', shm),
-        bundle: false,
         workspace: ws,
       }),
     )
@@ -93,6 +91,21 @@ describe.runIf(shm)('the open after the loader’s check', () => {
     const out = new Uint8Array(data.byteLength)
     await expect(openPayloadToMemory({ ...src, verified }, out, dataKey)).rejects.toMatchObject({
       code: 'CAPSULE_SIGNATURE',
+    })
+  })
+
+  it('a capsule file whose signature changed after the loader’s check: refused to the tmpfs file', async () => {
+    const { ws, src, dataKey, bytes, verified } = await loaded()
+    const at = parseCapsuleHeader(bytes).payloadOffset - 30
+    bytes[at] = (bytes[at] as number) ^ 1
+    await writeFile(src.path, bytes)
+    const opening = openPayloadToFile({ ...src, verified }, dataKey, {
+      dir: ws.tempDir('plaintext-', shm),
+      workspace: ws,
+    })
+    await expect(opening).rejects.toMatchObject({
+      code: 'CAPSULE_SIGNATURE',
+      details: { reason: 'header-changed-after-check' },
     })
   })
 })

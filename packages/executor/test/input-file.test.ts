@@ -12,7 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { encodeBundle, runtimeMeasurement } from '@digicap/capsule-core'
+import { encodeBundle, payloadDigest, runtimeMeasurement } from '@digicap/capsule-core'
 import { describe, expect, it } from 'vitest'
 import {
   createRunWorkspace,
@@ -41,14 +41,12 @@ async function fileJob(data: Uint8Array, over: Partial<SandboxJob>, ws: RunWorks
   const before = randomBytes(11)
   await writeFile(path, Buffer.concat([before, data, randomBytes(5)]), { mode: 0o600 })
   ws.trackFile(path)
-  const sha256 = new Uint8Array(
-    await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>),
-  )
   return {
     runtime: runtime('quickjs'),
     code: new Uint8Array(0),
     input: new Uint8Array(0),
-    inputFile: { path, offset: before.byteLength, size: data.byteLength, sha256 },
+    inputFile: { path, offset: before.byteLength, size: data.byteLength },
+    payloadDigest: payloadDigest(data, 64),
     ...over,
   } as SandboxJob
 }
@@ -61,35 +59,42 @@ describe('the open streams the payload to a file', () => {
     expect(await memoryFsRoot([tmpdir(), '/nonexistent'])).toBeUndefined()
   })
 
-  it('a bundle: the same job and run measurement as the in-memory path, data hashed on the way', async () => {
+  it('a bundle: the same job and run measurement as the in-memory path, the whole bundle measured', async () => {
     const { ws, dir } = await workspaceDir()
     const code = enc('digicap.output(String(digicap.inputSize))')
     // 300 KiB of data: a 5-byte bstr header; the files come after the data.
     const bundle = { entry: 'main.js', files: { 'main.js': code }, data: randomBytes(300 * 1024) }
     const plaintext = encodeBundle(bundle)
     const { src, dataKey } = await capsuleFile(dir, plaintext)
-    const opened = await openPayloadToFile(src, dataKey, { dir, bundle: true, workspace: ws })
+    const opened = await openPayloadToFile(src, dataKey, { dir, workspace: ws })
     expect(new Uint8Array(await readFile(opened.path))).toEqual(plaintext)
-    expect(opened.range).toEqual({ start: 14, size: bundle.data.byteLength })
     const rt = runtime('quickjs')
     const job = await jobFromBundleFile({
       runtime: rt,
       path: opened.path,
       fileSize: opened.size,
-      range: opened.range,
-      sha256: opened.sha256,
+      payloadDigest: opened.payloadDigest,
     })
+    expect(job.inputFile).toMatchObject({ offset: 14, size: bundle.data.byteLength })
     const inMemory = jobFromBundle(rt, decodeBundle(plaintext))
     expect(job.code).toEqual(inMemory.code)
     expect(job.input.byteLength).toBe(0)
-    const m = (j: SandboxJob) =>
+    // The payload digest is the whole bundle's (code files too), at the header's chunk size.
+    const m = runtimeMeasurement({
+      runtimeId: 'x',
+      runtime: rt,
+      code: job.code,
+      payloadDigest: job.payloadDigest as Uint8Array,
+    })
+    expect(m).toEqual(
       runtimeMeasurement({
         runtimeId: 'x',
         runtime: rt,
-        code: j.code,
-        ...(j.inputFile ? { payloadDigest: j.inputFile.sha256 } : { input: j.input }),
-      })
-    expect(m(job)).toEqual(m(inMemory))
+        code: inMemory.code,
+        input: plaintext,
+        chunkSize: src.parsed.header.payload.chunkSize,
+      }),
+    )
     const r = await quickjsSandbox().run(job)
     expect(dec(r.output)).toBe(String(bundle.data.byteLength))
   })
@@ -104,7 +109,6 @@ describe('the open streams the payload to a file', () => {
       const { src, dataKey } = await capsuleFile(dir, plaintext)
       const opened = await openPayloadToFile(src, dataKey, {
         dir: await ws.tempDir('bad-'),
-        bundle: true,
         workspace: ws,
       })
       await expect(
@@ -112,8 +116,7 @@ describe('the open streams the payload to a file', () => {
           runtime: runtime('quickjs'),
           path: opened.path,
           fileSize: opened.size,
-          range: opened.range,
-          sha256: opened.sha256,
+          payloadDigest: opened.payloadDigest,
         }),
       ).rejects.toMatchObject({ code: 'BUNDLE_FORMAT' })
     }

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs'
 import { open, rename, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { runtimeDigest } from '@digicap/capsule-core'
+import { DEFAULT_CHUNK_SIZE, payloadDigest, runtimeDigest } from '@digicap/capsule-core'
 import { describe, expect, it } from 'vitest'
 import { runLifecycle } from '../src/run/lifecycle.ts'
 import { openJob } from '../src/run/open-job.ts'
@@ -64,13 +64,14 @@ async function run(o: Awaited<ReturnType<typeof opened>>) {
 }
 
 describe.runIf(shm)('the run measures the bytes it runs on (ADR 0055)', () => {
-  it('40 MiB, hashed on the open’s worker: the payload and run digests equal ones computed apart', async () => {
+  it('40 MiB: the payload and run digests (v2, from the open’s leaves) equal ones computed apart', async () => {
     const data = randomBytes(40 * 1024 * 1024)
     const o = await opened(data)
     const { ran, measured } = await run(o)
     const r = ran as Awaited<ReturnType<typeof runInSandbox>>
-    const payload = sha256(data)
+    const payload = payloadDigest(data, DEFAULT_CHUNK_SIZE)
     const expected = sha256(
+      new TextEncoder().encode('digicap/v2 run measurement'),
       runtimeDigest(sandbox.runtimeId, o.job.runtime),
       sha256(new Uint8Array(0)),
       payload,

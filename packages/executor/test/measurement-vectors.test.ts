@@ -37,6 +37,7 @@ describe('measurement vectors (protocol SPEC §3.4.4)', () => {
       },
       code: Buffer.from(v.code as string, 'hex'),
       input: Buffer.from(v.input as string, 'hex'),
+      chunkSize: Number(v['chunk-size']),
     })
     expect(hexOf(m.runtime)).toBe(v['runtime-digest'])
     expect(hexOf(m.code)).toBe(v['code-digest'])

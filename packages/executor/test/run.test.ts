@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DEFAULT_CHUNK_SIZE } from '@digicap/capsule-core'
 import { encode } from 'cborg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -33,11 +34,17 @@ afterAll(async () => {
 const sha = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest())
 
 describe('runtimeMeasurement', () => {
-  it('is SHA-256 over the canonical runtime map, the code and the payload', () => {
+  it('is SHA-256 over its label, the canonical runtime map, the code and the payload digest (v2)', () => {
     const rt = runtime('quickjs')
     const code = enc('digicap.output(1)')
     const input = enc('data')
-    const m = runtimeMeasurement({ runtimeId: QUICKJS_RUNTIME_ID, runtime: rt, code, input })
+    const m = runtimeMeasurement({
+      runtimeId: QUICKJS_RUNTIME_ID,
+      runtime: rt,
+      code,
+      input,
+      chunkSize: 64,
+    })
     const rtHash = sha(
       encode({
         id: QUICKJS_RUNTIME_ID,
@@ -49,14 +56,22 @@ describe('runtimeMeasurement', () => {
     )
     expect(m.runtime).toEqual(rtHash)
     expect(m.code).toEqual(sha(code))
-    expect(m.payload).toEqual(sha(input))
-    expect(m.run).toEqual(sha(new Uint8Array([...rtHash, ...sha(code), ...sha(input)])))
+    // One chunk: SHA-256(label ‖ u32be(64) ‖ u64be(4) ‖ SHA-256(input)).
+    const sizes = Buffer.from('00000040' + '0000000000000004', 'hex')
+    const payload = sha(
+      Buffer.concat([Buffer.from('digicap/v2 payload digest chunked sha256'), sizes, sha(input)]),
+    )
+    expect(m.payload).toEqual(payload)
+    expect(m.run).toEqual(
+      sha(Buffer.concat([Buffer.from('digicap/v2 run measurement'), rtHash, sha(code), payload])),
+    )
     // Any change to the limits changes the measurement.
     const m2 = runtimeMeasurement({
       runtimeId: QUICKJS_RUNTIME_ID,
       runtime: { ...rt, timeLimitMs: rt.timeLimitMs + 1 },
       code,
       input,
+      chunkSize: 64,
     })
     expect(m2.run).not.toEqual(m.run)
     // The fixed vector (docs/bundle.md §7) is checked in capsule-core's test/code-bundle.test.ts.
@@ -132,11 +147,13 @@ describe('runInSandbox: lifecycle and clean-up', () => {
     }
     const code = enc('digicap.output(digicap.inputText().length + "")')
     const input = enc('hello')
+    // A job not opened from a capsule: its input measured at the default chunk size.
     const expected = runtimeMeasurement({
       runtimeId: QUICKJS_RUNTIME_ID,
       runtime: runtime('quickjs'),
       code,
       input,
+      chunkSize: DEFAULT_CHUNK_SIZE,
     })
     const key = new Uint8Array(32).fill(7)
     const { result, measurements, cleanup, runId } = await runInSandbox({

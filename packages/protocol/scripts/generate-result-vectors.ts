@@ -545,7 +545,7 @@ export function generateResultVectors(): Map<string, string> {
   }
   const runtimeId = 'quickjs-emscripten@0.32.0/wasmfile-release-sync'
   const code = new TextEncoder().encode('digicap.output(digicap.input)')
-  const input = seq(16, 0x00)
+  const input = seq(100, 0x00)
   const runtimeDigest = sha256(
     encode({
       id: runtimeId,
@@ -556,7 +556,17 @@ export function generateResultVectors(): Map<string, string> {
     }),
   )
   const codeDigest = sha256(code)
-  const payloadDigest = sha256(input)
+  // Run measurement version 2 (SPEC §3.4.4, ADR 0059), written out from the spec: the input
+  // is the capsule's plaintext cut at the header's chunk size (64 here: a full chunk, a tail).
+  const chunkSize = 64
+  const sizes = new Uint8Array(12)
+  new DataView(sizes.buffer).setUint32(0, chunkSize)
+  new DataView(sizes.buffer).setBigUint64(4, BigInt(input.length))
+  const leaves = [sha256(input.subarray(0, 64)), sha256(input.subarray(64))]
+  const payloadDigest = sha256(
+    cat(new TextEncoder().encode('digicap/v2 payload digest chunked sha256'), sizes, ...leaves),
+  )
+  const runLabel = new TextEncoder().encode('digicap/v2 run measurement')
   const runVector: Vector = {
     name: 'rule-run-measurement',
     lines: [
@@ -568,13 +578,15 @@ export function generateResultVectors(): Map<string, string> {
       ['time-limit-ms', '5000'],
       ['code', toHex(code)],
       ['input', toHex(input)],
+      ['chunk-size', String(chunkSize)],
+      ['version', '2'],
       ['runtime-digest', toHex(runtimeDigest)],
       ['code-digest', toHex(codeDigest)],
       ['payload-digest', toHex(payloadDigest)],
-      ['run-measurement', toHex(sha256(cat(runtimeDigest, codeDigest, payloadDigest)))],
+      ['run-measurement', toHex(sha256(cat(runLabel, runtimeDigest, codeDigest, payloadDigest)))],
       [
         'comment',
-        'sha256(sha256(cbor{id,kind,entry,memoryLimitBytes,timeLimitMs}) || sha256(code) || sha256(input))',
+        'sha256("digicap/v2 run measurement" || sha256(cbor{id,kind,entry,memoryLimitBytes,timeLimitMs}) || sha256(code) || P), P = sha256("digicap/v2 payload digest chunked sha256" || u32be(chunk-size) || u64be(len(input)) || sha256(input[0..64]) || sha256(input[64..100]))',
       ],
     ],
   }

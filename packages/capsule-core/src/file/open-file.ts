@@ -1,5 +1,6 @@
 /** `openFile`: a capsule file to its plaintext, which appears only once all of it verified. */
 import { type FileHandle, open } from 'node:fs/promises'
+import { createPayloadDigestCombiner } from '../bundle/payload-digest.ts'
 import { checkDataKey, type OpenOptions, prepareOpen } from '../capsule.ts'
 import { concatBytes, equalBytes } from '../encoding/bytes.ts'
 import { CapsuleTruncatedError } from '../errors.ts'
@@ -40,41 +41,16 @@ export async function openFile(
   let target: Target | undefined
   try {
     const parsed = await readHeader(src)
-    const { chunkSize, plaintextSize } = parsed.header.payload
-    const expectedSize = parsed.payloadOffset + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH
-    const lanes = lanesFor(options.threads, plaintextSize)
-    // Anything but the exact size (truncated, extended) goes to the single-thread reader,
-    // which names the exact fault.
-    if (lanes > 0 && (await src.stat()).size === expectedSize) {
+    const lanes = await lanesForFile(src, parsed, options.threads)
+    if (lanes > 0) {
       // one signature check for both readers (a failed chunk goes to the sequential one)
       const verified = verifyOnce(parsed, options)
       checkDataKey(parsed, options.dataKey)
-      const id = parsed.header.capsuleId
       target = await openTarget(options.output)
       if (await target.positional()) {
-        await target.presize(plaintextSize)
-        const combiner =
-          options.checkCommitment === false
-            ? undefined
-            : createCommitmentCombiner(deriveCommitmentKey(options.dataKey, id))
-        const payloadKey = derivePayloadKey(options.dataKey, id)
-        try {
-          await runLanes({
-            op: 'open',
-            inFd: src.fd,
-            inBase: parsed.payloadOffset,
-            outFd: target.fh.fd,
-            outBase: 0,
-            key: payloadKey,
-            aad: parsed.headerHash,
-            chunkSize,
-            plaintextSize,
-            chunkCount: parsed.chunkCount,
-            lanes,
-            ...(combiner ? { onLeaf: (leaf: Uint8Array) => combiner.add(leaf) } : {}),
-          })
-        } catch (err) {
-          if (!(err instanceof LaneChunkFailure)) throw err
+        await target.presize(parsed.header.payload.plaintextSize)
+        const pass = await openOnLanes(src, target.fh, parsed, options, lanes)
+        if (pass === 'chunk-failed') {
           // A chunk failed: let the single-thread reader meet it and throw its exact error.
           await target.abort()
           target = await openTarget(options.output)
@@ -84,14 +60,7 @@ export async function openFile(
             parsed,
             prepareOpen(parsed, { ...options, verified }),
           )
-          await target.commit()
-          target = undefined
-          return parsed
-        } finally {
-          payloadKey.fill(0)
         }
-        if (combiner && !equalBytes(combiner.digest(), parsed.header.payload.plaintextCommitment))
-          throw commitmentMismatch()
         await target.commit()
         target = undefined
         return parsed
@@ -107,6 +76,108 @@ export async function openFile(
     await src.close()
     if (target) await target.abort()
   }
+}
+
+/**
+ * Opens the payload of the capsule file `input` (its header already parsed: `parsed`) into
+ * `output`, a file its caller opened and owns (made, tracked, wiped and removed by it), each
+ * chunk written at its place from offset 0, and returns the payload digest (version 2,
+ * docs/bundle.md §7) from the commitment's leaves. On worker lanes like {@link openFile} from
+ * {@link PARALLEL_FILE_MIN_BYTES} on two or more cores, else on the calling thread; a chunk that
+ * fails on a lane is re-read on the calling thread for its exact error. Every plaintext buffer
+ * is zeroed before it is freed. A rejected call leaves `output` holding unverified plaintext:
+ * the caller wipes it. The commitment is always checked (`checkCommitment` is refused).
+ *
+ * @throws the typed errors of {@link openFile}, and Node's file system errors unchanged.
+ * @example
+ * ```ts
+ * const payloadDigest = await openFileInto({ input, output, parsed, dataKey, verified })
+ * ```
+ */
+export async function openFileInto(
+  options: Omit<OpenOptions, 'checkCommitment'> &
+    FileThreadsOption & { input: FileHandle; output: FileHandle; parsed: ParsedCapsuleHeader },
+): Promise<Uint8Array> {
+  const { input, output, parsed } = options
+  const opts = { ...options, checkCommitment: true }
+  const lanes = await lanesForFile(input, parsed, options.threads)
+  let verified = options.verified
+  if (lanes > 0) {
+    verified = verifyOnce(parsed, opts)
+    checkDataKey(parsed, options.dataKey)
+    const pass = await openOnLanes(input, output, parsed, opts, lanes)
+    if (pass !== 'chunk-failed') return pass as Uint8Array
+  }
+  const opener = prepareOpen(parsed, verified ? { ...opts, verified } : opts)
+  await openSequential(input, output, parsed, opener, { zero: true })
+  return opener.payloadDigest()
+}
+
+/** Lanes for this capsule file: 0 (one thread) unless large enough and exactly its size. */
+async function lanesForFile(
+  src: FileHandle,
+  parsed: ParsedCapsuleHeader,
+  threads: number | undefined,
+): Promise<number> {
+  const { plaintextSize } = parsed.header.payload
+  const expectedSize = parsed.payloadOffset + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH
+  const lanes = lanesFor(threads, plaintextSize)
+  // Anything but the exact size (truncated, extended) goes to the single-thread reader,
+  // which names the exact fault.
+  return lanes > 0 && (await src.stat()).size === expectedSize ? lanes : 0
+}
+
+/**
+ * The lane pass: every chunk decrypted, authenticated and hashed on `lanes` lanes and
+ * written at its place in `out`; then the commitment checked. Returns the payload digest
+ * (undefined without the commitment check), or `chunk-failed` for the one-thread reader.
+ */
+async function openOnLanes(
+  src: FileHandle,
+  out: FileHandle,
+  parsed: ParsedCapsuleHeader,
+  options: OpenOptions,
+  lanes: number,
+): Promise<Uint8Array | undefined | 'chunk-failed'> {
+  const { chunkSize, plaintextSize } = parsed.header.payload
+  const id = parsed.header.capsuleId
+  const check = options.checkCommitment !== false
+  const combiner = check
+    ? createCommitmentCombiner(deriveCommitmentKey(options.dataKey, id))
+    : undefined
+  const payload = check ? createPayloadDigestCombiner(chunkSize, plaintextSize) : undefined
+  const payloadKey = derivePayloadKey(options.dataKey, id)
+  try {
+    await runLanes({
+      op: 'open',
+      inFd: src.fd,
+      inBase: parsed.payloadOffset,
+      outFd: out.fd,
+      outBase: 0,
+      key: payloadKey,
+      aad: parsed.headerHash,
+      chunkSize,
+      plaintextSize,
+      chunkCount: parsed.chunkCount,
+      lanes,
+      ...(combiner
+        ? {
+            onLeaf: (leaf: Uint8Array) => {
+              combiner.add(leaf)
+              payload?.add(leaf)
+            },
+          }
+        : {}),
+    })
+  } catch (err) {
+    if (err instanceof LaneChunkFailure) return 'chunk-failed'
+    throw err
+  } finally {
+    payloadKey.fill(0)
+  }
+  if (combiner && !equalBytes(combiner.digest(), parsed.header.payload.plaintextCommitment))
+    throw commitmentMismatch()
+  return payload?.digest()
 }
 
 /** Reads and parses the preamble, header and signature at the start of a capsule file. */
@@ -130,7 +201,13 @@ async function openSequential(
   out: FileHandle,
   parsed: ParsedCapsuleHeader,
   opener: PayloadOpener,
+  /** Zero each plaintext chunk before freeing it (a caller that wipes its output). */
+  options: { zero?: boolean } = {},
 ): Promise<void> {
+  const free = (chunks: Uint8Array[]) => {
+    if (options.zero) for (const c of chunks) c.fill(0)
+    release(chunks)
+  }
   const { chunkSize } = parsed.header.payload
   const size = (i: number) => chunkPlaintextLength(parsed.header, i) + CHUNK_TAG_LENGTH
   const at = (i: number) => parsed.payloadOffset + i * (chunkSize + CHUNK_TAG_LENGTH)
@@ -152,7 +229,7 @@ async function openSequential(
       const chunk = opener.write(buf.subarray(0, got))
       if (got < size(i)) opener.end()
       await pendingWrite
-      release(pendingOut)
+      free(pendingOut)
       pendingOut = chunk
       pendingWrite = out.writev(chunk)
     }
@@ -165,10 +242,13 @@ async function openSequential(
     }
     opener.end()
     await pendingWrite
-    release(pendingOut)
+    free(pendingOut)
   } catch (err) {
     opener.destroy()
     await settled(next, pendingWrite)
+    free(pendingOut)
     throw err
+  } finally {
+    if (options.zero) for (const b of bufs) b.fill(0)
   }
 }

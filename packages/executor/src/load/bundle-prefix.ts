@@ -1,6 +1,6 @@
 /**
- * Where a canonical version-1 bundle's data lies, from its first bytes (ADR 0035): no imports,
- * so the open's hash worker loads it alone.
+ * Where a canonical version-1 bundle’s data lies, from its first bytes (ADR 0035), read back
+ * from the run’s plaintext file by `jobFromBundleFile`.
  */
 /** `{` 4 pairs, `"v": 1`, `"data":` — every version-1 bundle starts with these 9 bytes. */
 export const BUNDLE_START = Uint8Array.from([0xa4, 0x61, 0x76, 0x01, 0x64, 0x64, 0x61, 0x74, 0x61])

@@ -50,29 +50,41 @@ export async function openJob(p: OpenJobParameters): Promise<SandboxJob> {
   if (p.plaintextRoot && p.sandbox.readsInputFile === true && runtime.kind !== 'oci') {
     // Made while the open checks the header and the key (awaited there).
     const dir = workspace.tempDir('plaintext-', p.plaintextRoot)
-    const bundle = runtime.kind !== 'data'
-    const f = await openPayloadToFile(src, dataKey, { dir, bundle, workspace })
-    if (bundle) {
+    const f = await openPayloadToFile(src, dataKey, { dir, workspace })
+    if (runtime.kind !== 'data') {
       return jobFromBundleFile({
         runtime,
         path: f.path,
         fileSize: f.size,
-        range: f.range,
-        sha256: f.sha256,
+        payloadDigest: f.payloadDigest,
         stamp: f.stamp,
         args: p.args,
       })
     }
-    const inputFile = { path: f.path, offset: 0, size: f.size, sha256: f.sha256, stamp: f.stamp }
-    return { runtime, code: new Uint8Array(0), input: new Uint8Array(0), inputFile, args: p.args }
+    const inputFile = { path: f.path, offset: 0, size: f.size, stamp: f.stamp }
+    const { payloadDigest } = f
+    return {
+      runtime,
+      code: new Uint8Array(0),
+      input: new Uint8Array(0),
+      inputFile,
+      payloadDigest,
+      args: p.args,
+    }
   }
   // Opened into memory only: the plaintext never touches the disk (the workspace holds the
   // ciphertext alone). Its size is the header's, already within the loader's limits.
   const plaintext = new Uint8Array(src.plaintextSize)
   workspace.trackBuffer(plaintext)
-  await openPayloadToMemory(src, plaintext, dataKey)
+  const payloadDigest = await openPayloadToMemory(src, plaintext, dataKey)
+  // Whatever the job makes of the plaintext, the run measures all of it (ADR 0059).
+  return { ...jobOfPlaintext(p, plaintext), payloadDigest }
+}
+
+function jobOfPlaintext(p: OpenJobParameters, plaintext: Uint8Array): SandboxJob {
+  const { runtime, parsed } = p.loaded
   if (runtime.kind === 'oci') {
-    return imageJob(runtime, plaintext, header.capsuleId, dataKey, p.args)
+    return imageJob(runtime, plaintext, parsed.header.capsuleId, p.dataKey, p.args)
   }
   if (runtime.kind === 'data') {
     return { runtime, code: new Uint8Array(0), input: plaintext, args: p.args }

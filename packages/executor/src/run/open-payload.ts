@@ -1,19 +1,21 @@
 /**
  * The open stage: the capsule file streamed through capsule-core's opener, either into one
  * buffer (the sandboxes that take the payload in memory) or, ADR 0035, into the run's
- * plaintext file on a tmpfs, hashed on the way, so the executor's memory stays flat whatever
- * the capsule's size.
+ * plaintext file on a tmpfs, so the executor's memory stays flat whatever the capsule's size.
+ * Either way the opener's commitment check also gives the run measurement's payload digest
+ * (ADR 0059).
  */
-import { constants, createReadStream } from 'node:fs'
+import { constants } from 'node:fs'
 import { type FileHandle, open, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import {
   CapsuleIntegrityError,
   CapsuleKeyError,
+  CapsuleSignatureError,
+  concatBytes,
   DigicapError,
-  openNodeStream,
+  equalBytes,
+  openFileInto,
   type ParsedCapsuleHeader,
   type PayloadOpener,
   prepareOpen,
@@ -21,8 +23,6 @@ import {
 } from '@digicap/capsule-core'
 import { KeyReleaseInvalidError, PayloadIntegrityError } from '../errors.ts'
 import type { PlaintextFileStamp } from '../sandbox/types.ts'
-import { release } from './hash/data-range-hasher.ts'
-import { type PlaintextHasher, plaintextHasher } from './hash/plaintext-hasher.ts'
 import { stampOf } from './plaintext-stamp.ts'
 import type { RunWorkspace } from './workspace.ts'
 
@@ -94,49 +94,13 @@ function openOptions(src: OpenSource, dataKey: Uint8Array) {
   }
 }
 
-/** Streams the capsule file through the opener into `out` (exactly plaintextSize bytes). */
-export async function openPayloadToMemory(
-  src: OpenSource,
-  out: Uint8Array,
-  dataKey: Uint8Array,
-): Promise<void> {
-  try {
-    let off = 0
-    await pipeline(
-      createReadStream(src.path),
-      openNodeStream(openOptions(src, dataKey)),
-      new Writable({
-        write(chunk: Uint8Array, _enc, done) {
-          if (off + chunk.byteLength > out.byteLength) {
-            chunk.fill(0)
-            done(sizeError(out.byteLength, off + chunk.byteLength))
-            return
-          }
-          out.set(chunk, off)
-          off += chunk.byteLength
-          chunk.fill(0)
-          done()
-        },
-      }),
-    )
-    if (off !== out.byteLength) throw sizeError(out.byteLength, off)
-  } catch (err) {
-    throw openFailure(err)
+/** Zero plaintext chunks and free their memory now, not at the next collection. */
+function release(chunks: readonly Uint8Array[]): void {
+  for (const c of chunks) {
+    c.fill(0)
+    const ab = c.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }
+    if (c.byteOffset === 0 && c.byteLength === ab.byteLength && ab.transfer) ab.transfer(0)
   }
-}
-
-/** The plaintext file the open wrote, and its data's range and digest. */
-export interface OpenedPlaintextFile {
-  readonly path: string
-  readonly size: number
-  /** Where the data lies: the whole file, or a bundle's data part (undefined: not a bundle). */
-  readonly range: { readonly start: number; readonly size: number } | undefined
-  /** SHA-256 of the bytes in `range`. */
-  readonly sha256: Uint8Array
-  /** Where the data was hashed (ADR 0049). */
-  readonly hashedIn: 'thread' | 'worker'
-  /** The file as the open left it (ADR 0055): the run checks it is still that file. */
-  readonly stamp: PlaintextFileStamp
 }
 
 /** Reads `len` bytes at `at` into `buf` (fewer only at the end of the file). */
@@ -151,60 +115,28 @@ async function readFully(fh: FileHandle, buf: Uint8Array, len: number, at: numbe
 }
 
 /**
- * Opens the payload chunk by chunk into a new 0600 file in `dir` (a directory the workspace
- * owns; the file is also tracked, so it is wiped whatever its size), hashing the data range on
- * the way: the whole plaintext, or with `bundle` the bundle's data. The capsule is read with
- * two fixed buffers, one chunk each (read-ahead), and each chunk's plaintext is zeroed and
- * freed once written and hashed: the memory used does not depend on the capsule's size
- * (ADR 0035). The hashing runs on a worker for large payloads (ADR 0049), and the output and
- * input files open on the thread pool while this thread checks the header and the key.
+ * The into-memory open's loop: the capsule file read chunk by chunk into two fixed buffers
+ * (read-ahead), each chunk decrypted and checked by `opener`, its plaintext handed to
+ * `consume` while the next chunk decrypts, then zeroed and freed. Returns the payload digest
+ * (version 2) the opener computed from the commitment's leaves (ADR 0059): no second pass.
  */
-export async function openPayloadToFile(
+async function openChunks(
   src: OpenSource,
-  dataKey: Uint8Array,
-  p: {
-    /** The run's plaintext directory (or its coming creation). */
-    readonly dir: string | Promise<string>
-    readonly bundle: boolean
-    readonly workspace: RunWorkspace
-    /** Where the data range is hashed; default `auto` (a worker from 32 MiB on 2+ cores). */
-    readonly hashIn?: 'thread' | 'worker' | 'auto' | undefined
-  },
-): Promise<OpenedPlaintextFile> {
+  opener: PayloadOpener,
+  input: FileHandle,
+  consume: (plain: Uint8Array[]) => Promise<unknown>,
+): Promise<Uint8Array> {
   const { parsed } = src
   const { chunkSize, plaintextSize } = parsed.header.payload
   const n = parsed.chunkCount
   const sizeOf = (i: number) => (i < n - 1 ? chunkSize : plaintextSize - (n - 1) * chunkSize) + 16
   const at = (i: number) => parsed.payloadOffset + i * (chunkSize + 16)
-  const hasher = plaintextHasher(p.bundle, plaintextSize, p.hashIn)
-  const output = (async () => {
-    const path = join(await p.dir, 'plaintext')
-    const fh = await open(
-      path,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o600,
-    )
-    p.workspace.trackFile(path, { memoryFs: true })
-    return { path, fh }
-  })()
-  const files = Promise.allSettled([output, open(src.path, 'r')])
+  const bufs = [new Uint8Array(chunkSize + 16), new Uint8Array(chunkSize + 16)]
   let size = 0
-  let opener: PayloadOpener | undefined
   let pending: Promise<unknown> = Promise.resolve()
   let pendingChunks: Uint8Array[] = []
-  let path = ''
-  let digest: Awaited<ReturnType<PlaintextHasher['finish']>>
-  let stamp: PlaintextFileStamp
   try {
-    opener = prepareOpen(parsed, openOptions(src, dataKey))
-    const [o, i] = await files
-    // The file system's own errors (no such capsule, no room for the directory) as they are.
-    if (o.status === 'rejected') throw new FsFailure(o.reason)
-    if (i.status === 'rejected') throw new FsFailure(i.reason)
-    const out = o.value.fh
-    const input = i.value
-    path = o.value.path
-    const bufs = [new Uint8Array(chunkSize + 16), new Uint8Array(chunkSize + 16)]
+    await checkPrefix(input, parsed)
     let next = readFully(input, bufs[0] as Uint8Array, sizeOf(0), at(0))
     for (let i = 0; i < n; i++) {
       const got = await next
@@ -217,26 +149,135 @@ export async function openPayloadToFile(
       if (got < sizeOf(i)) opener.end()
       for (const c of plain) size += c.byteLength
       await pending
-      await hasher.take(pendingChunks)
+      release(pendingChunks)
       pendingChunks = plain
-      pending = out.writev(plain)
+      pending = consume(plain)
     }
     opener.end()
     await pending
-    await hasher.take(pendingChunks)
-    pendingChunks = []
-    for (const b of bufs) b.fill(0)
     if ((await input.stat()).size !== at(n - 1) + sizeOf(n - 1)) {
       throw new PayloadIntegrityError('The capsule file is longer than its header says')
     }
     if (size !== plaintextSize) throw sizeError(plaintextSize, size)
-    digest = await hasher.finish()
-    stamp = await stampOf(out)
-  } catch (err) {
-    opener?.destroy()
+    return opener.payloadDigest()
+  } finally {
     await pending.catch(() => {})
     release(pendingChunks)
-    await hasher.abort()
+    for (const b of bufs) b.fill(0)
+  }
+}
+
+/**
+ * The capsule file still holds the header and signature the loader checked: the payload is
+ * decrypted under the checked header's hash, but a file whose header changed since is not
+ * the capsule that was checked, and is refused as such.
+ */
+async function checkPrefix(input: FileHandle, parsed: ParsedCapsuleHeader): Promise<void> {
+  const signed = concatBytes(parsed.headerBytes, parsed.signature)
+  const got = new Uint8Array(signed.byteLength)
+  await readFully(input, got, got.byteLength, parsed.payloadOffset - got.byteLength)
+  if (!equalBytes(got, signed)) {
+    throw new CapsuleSignatureError('The capsule file’s header is not the one checked', {
+      details: { reason: 'header-changed-after-check' },
+      hint: 'The capsule file was replaced or altered after the loader verified it.',
+    })
+  }
+}
+
+/**
+ * Opens the capsule file into `out` (exactly plaintextSize bytes, which the caller tracks for
+ * clean-up) and returns the payload digest (ADR 0059).
+ */
+export async function openPayloadToMemory(
+  src: OpenSource,
+  out: Uint8Array,
+  dataKey: Uint8Array,
+): Promise<Uint8Array> {
+  let opener: PayloadOpener | undefined
+  let input: FileHandle | undefined
+  try {
+    opener = prepareOpen(src.parsed, openOptions(src, dataKey))
+    input = await open(src.path, 'r')
+    let off = 0
+    return await openChunks(src, opener, input, async (plain) => {
+      for (const c of plain) {
+        if (off + c.byteLength > out.byteLength) throw sizeError(out.byteLength, off + c.byteLength)
+        out.set(c, off)
+        off += c.byteLength
+      }
+    })
+  } catch (err) {
+    opener?.destroy()
+    throw openFailure(err)
+  } finally {
+    await input?.close()
+  }
+}
+
+/** The plaintext file the open wrote. */
+export interface OpenedPlaintextFile {
+  readonly path: string
+  readonly size: number
+  /** The run measurement's payload digest (version 2) of the file's bytes (ADR 0059). */
+  readonly payloadDigest: Uint8Array
+  /** The file as the open left it (ADR 0055): the run checks it is still that file. */
+  readonly stamp: PlaintextFileStamp
+}
+
+/**
+ * Opens the payload into a new 0600 file in `dir` (a directory the workspace owns; the file
+ * is also tracked, so it is wiped whatever its size, also after a failed open). capsule-core's
+ * `openFileInto` does the work `openFile` does, on its worker lanes from 32 MiB on two or more
+ * cores (each chunk decrypted, checked and written at its place, every plaintext buffer zeroed
+ * before it is freed; memory does not depend on the capsule's size, ADR 0035), and gives the
+ * payload digest from the leaves it checks against the commitment (ADR 0059): the data is
+ * hashed once. The run's directory, the output and the input files open on the thread pool.
+ */
+export async function openPayloadToFile(
+  src: OpenSource,
+  dataKey: Uint8Array,
+  p: {
+    /** The run's plaintext directory (or its coming creation). */
+    readonly dir: string | Promise<string>
+    readonly workspace: RunWorkspace
+    /** capsule-core's lanes: default one per core from 32 MiB; `1`: this thread only. */
+    readonly threads?: number | undefined
+  },
+): Promise<OpenedPlaintextFile> {
+  const output = (async () => {
+    const path = join(await p.dir, 'plaintext')
+    const fh = await open(
+      path,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    )
+    p.workspace.trackFile(path, { memoryFs: true })
+    return { path, fh }
+  })()
+  const files = Promise.allSettled([output, open(src.path, 'r')])
+  try {
+    const [o, i] = await files
+    // The file system's own errors (no such capsule, no room for the directory) as they are.
+    if (o.status === 'rejected') throw new FsFailure(o.reason)
+    if (i.status === 'rejected') throw new FsFailure(i.reason)
+    const out = o.value.fh
+    await checkPrefix(i.value, src.parsed)
+    // It checks the signature (not again with the loader's proof) and the key first.
+    const payloadDigest = await openFileInto({
+      input: i.value,
+      output: out,
+      parsed: src.parsed,
+      ...openOptions(src, dataKey),
+      ...(p.threads === undefined ? {} : { threads: p.threads }),
+    })
+    const stamp = await stampOf(out)
+    return {
+      path: o.value.path,
+      size: src.parsed.header.payload.plaintextSize,
+      payloadDigest,
+      stamp,
+    }
+  } catch (err) {
     if (err instanceof FsFailure) throw err.cause
     throw openFailure(err)
   } finally {
@@ -244,7 +285,6 @@ export async function openPayloadToFile(
     if (i.status === 'fulfilled') await i.value.close()
     if (o.status === 'fulfilled') await o.value.fh.close()
   }
-  return { path, size, ...digest, hashedIn: hasher.where, stamp }
 }
 
 /** A file system error of the open's set-up, rethrown unchanged. */

@@ -7,6 +7,7 @@ import {
   runtimeMeasurement,
 } from '@digicap/capsule-core'
 import { SandboxLifecycleError } from '../errors.ts'
+import { jobPayloadDigest } from '../sandbox/job-payload-digest.ts'
 import type { Sandbox, SandboxJob, SandboxResult } from '../sandbox/types.ts'
 import type { RunCleanupStatement, RunMeasurementPlan } from './attestation.ts'
 import type { RunLifecycle } from './lifecycle.ts'
@@ -87,8 +88,8 @@ export async function runInSandbox(p: RunInSandboxParameters): Promise<RunInSand
       runtimeId: sandbox.runtimeId,
       runtime: job.runtime,
       code: job.code,
-      // A payload streamed to a file was hashed on the way (ADR 0035).
-      ...(job.inputFile ? { payloadDigest: job.inputFile.sha256 } : { input: job.input }),
+      // The open's, from the commitment's leaves (ADR 0059): the payload is not read again.
+      payloadDigest: jobPayloadDigest(job),
     })
     if (p.measure) {
       // The request declared this runtime digest: never measure (or run) anything else.

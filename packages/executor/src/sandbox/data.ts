@@ -1,4 +1,5 @@
 import { SandboxAbortedError, SandboxCrashError, SandboxTimeoutError } from '../errors.ts'
+import { jobPayloadDigest } from './job-payload-digest.ts'
 import { checkJob } from './limits.ts'
 import type {
   JobInputFile,
@@ -18,6 +19,11 @@ export interface DataHandlerContext {
   readonly args: readonly string[]
   /** Fires at the time limit or when the run is aborted; the handler should stop. */
   readonly signal: AbortSignal
+  /**
+   * The payload's digest as the run measures it (version 2, ADR 0059): known without reading
+   * the payload again.
+   */
+  readonly payloadDigest: Uint8Array
 }
 
 type DataOutput = Uint8Array | string | undefined
@@ -30,7 +36,7 @@ export type DataHandler = (
 
 /**
  * The caller's function for a payload streamed to the run's plaintext file (ADR 0035): gets
- * the file's path, the data's offset, size and SHA-256 (read it by chunks), returns the
+ * the file's path, the data's offset and size (read it by chunks), returns the
  * output. The file is wiped and removed by the run's clean-up once the handler settles or
  * times out.
  */
@@ -113,7 +119,12 @@ function dataRuntime(
       try {
         const result = await Promise.race([
           Promise.resolve().then(() =>
-            call(job, { runtime: job.runtime, args: job.args ?? [], signal: ac.signal }),
+            call(job, {
+              runtime: job.runtime,
+              args: job.args ?? [],
+              signal: ac.signal,
+              payloadDigest: jobPayloadDigest(job),
+            }),
           ),
           stop,
         ])

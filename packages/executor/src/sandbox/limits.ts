@@ -94,13 +94,14 @@ function checkInputFile(job: SandboxJob): void {
     !f.path.startsWith('/') ||
     f.path.includes('\0') ||
     !count(f.offset) ||
-    !count(f.size) ||
-    !(f.sha256 instanceof Uint8Array) ||
-    f.sha256.byteLength !== 32
+    !count(f.size)
   ) {
-    throw new InvalidArgumentError(
-      'job.inputFile must be { path (absolute), offset, size, sha256 (32 bytes) }',
-    )
+    throw new InvalidArgumentError('job.inputFile must be { path (absolute), offset, size }')
+  }
+  if (!(job.payloadDigest instanceof Uint8Array) || job.payloadDigest.byteLength !== 32) {
+    throw new InvalidArgumentError('job.payloadDigest (32 bytes) must come with job.inputFile', {
+      hint: 'The open computes it (ADR 0059); nothing else reads the file to measure it.',
+    })
   }
   if (job.input.byteLength !== 0) {
     throw new InvalidArgumentError('job.input must be empty when job.inputFile is given')

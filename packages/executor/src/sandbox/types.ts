@@ -33,8 +33,6 @@ export interface JobInputFile {
   readonly offset: number
   /** The data's length in bytes. */
   readonly size: number
-  /** SHA-256 of the data (the run measurement's payload digest), hashed as it was written. */
-  readonly sha256: Uint8Array
   /**
    * The file as the open left it; the run refuses a file that differs (ADR 0055). Absent for a
    * file the caller wrote itself.
@@ -58,6 +56,13 @@ export interface SandboxJob {
   readonly code: Uint8Array
   /** The plaintext payload (or the data part of a code+data bundle); empty with `inputFile`. */
   readonly input: Uint8Array
+  /**
+   * The run measurement's payload digest (version 2, capsule-core `payloadDigest`) of the
+   * capsule's whole plaintext, as the open computed it from the commitment's leaves (ADR 0059).
+   * Required with `inputFile`. Omitted (a job not opened from a capsule): the run measures
+   * `input` as a plaintext cut at capsule-core's `DEFAULT_CHUNK_SIZE`.
+   */
+  readonly payloadDigest?: Uint8Array | undefined
   /**
    * The payload data in a file (only for a sandbox whose `readsInputFile` is true); `input` is
    * then empty.

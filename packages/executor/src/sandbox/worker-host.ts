@@ -203,9 +203,8 @@ export function runWorker(p: WorkerRunParams): Promise<unknown> {
 
 /**
  * Resolve a worker module: `worker.ts` beside the caller's source file, or `<kind>-worker.js`
- * beside the bundle (tsup emits each worker as its own flat entry). `hash`: the open's hash
- * worker (ADR 0049).
+ * beside the bundle (tsup emits each worker as its own flat entry).
  */
-export function sandboxWorkerUrl(kind: 'quickjs' | 'wasi' | 'hash', base: string): URL {
+export function sandboxWorkerUrl(kind: 'quickjs' | 'wasi', base: string): URL {
   return base.endsWith('.ts') ? new URL('./worker.ts', base) : new URL(`./${kind}-worker.js`, base)
 }

@@ -40,19 +40,18 @@ const ws = createRunWorkspace()
 let job: SandboxJob
 if (mode === 'file') {
   const dir = await ws.tempDir('peak-', shm)
-  const f = await openPayloadToFile(src, dataKey, { dir, bundle: true, workspace: ws })
+  const f = await openPayloadToFile(src, dataKey, { dir, workspace: ws })
   job = await jobFromBundleFile({
     runtime,
     path: f.path,
     fileSize: f.size,
-    range: f.range,
-    sha256: f.sha256,
+    payloadDigest: f.payloadDigest,
   })
 } else {
   const plaintext = new Uint8Array(src.plaintextSize)
   ws.trackBuffer(plaintext)
-  await openPayloadToMemory(src, plaintext, dataKey)
-  job = jobFromBundle(runtime, decodeBundle(plaintext))
+  const payloadDigest = await openPayloadToMemory(src, plaintext, dataKey)
+  job = { ...jobFromBundle(runtime, decodeBundle(plaintext)), payloadDigest }
 }
 job = { ...job, code: Buffer.from(wasmB64, 'base64') }
 const r = await runInSandbox({ sandbox: wasiSandbox(), job, workspace: ws })
