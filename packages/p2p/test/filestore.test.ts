@@ -3,6 +3,7 @@
  * capsule file (one write of the capsule instead of two), served by a real node over bitswap,
  * and a referenced block whose file changed, shrank or went away is never served as other bytes.
  */
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import {
   mkdtemp,
@@ -17,6 +18,7 @@ import {
 } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
 import { MemoryBlockstore } from 'blockstore-core'
 import { CID } from 'multiformats/cid'
@@ -278,5 +280,114 @@ describe('filestore: blocks kept as references to the capsule file', () => {
     await importer.close()
     expect(await bytesUnder(blocksFolder(dataDir))).toBeGreaterThan(2 * MiB)
     expect(await bytesUnder(filestoreFolder(dataDir))).toBe(0)
+  })
+})
+
+describe('filestore: copies written whole or not at all, read in one piece', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'digicap-copies-'))
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('a process killed while it writes a block leaves no block: absent, not listed, written whole again', async () => {
+    const blocks = join(dir, 'crash-blocks')
+    const refs = join(dir, 'crash-refs')
+    const bytes = new Uint8Array(randomBytes(64 * MiB))
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+    const file = join(dir, 'block.bin')
+    await writeFile(file, bytes)
+    // a real crash mid-write: the writing process kills itself (SIGKILL, nothing runs after it)
+    // once the block's file on disk holds some of its bytes and not all
+    const store = new URL('../src/filestore/filestore-blockstore.ts', import.meta.url).href
+    const writer = `
+      import { readFileSync, readdirSync, statSync } from 'node:fs'
+      import { join } from 'node:path'
+      import { CID } from 'multiformats/cid'
+      const { FilestoreBlockstore } = await import(${JSON.stringify(store)})
+      const blocks = ${JSON.stringify(blocks)}
+      const bytes = readFileSync(${JSON.stringify(file)})
+      const s = new FilestoreBlockstore(blocks, ${JSON.stringify(refs)})
+      await s.open()
+      const watch = () => {
+        for (const e of readdirSync(blocks, { recursive: true, withFileTypes: true })) {
+          if (!e.isFile()) continue
+          const size = statSync(join(e.parentPath, e.name)).size
+          if (size > 0 && size < bytes.byteLength) process.kill(process.pid, 'SIGKILL')
+        }
+        setImmediate(watch)
+      }
+      watch()
+      await s.put(CID.parse(${JSON.stringify(cid.toString())}), bytes)
+      console.log('written')
+      process.exit(0)
+    `
+    const crashed = await new Promise<{ signal: string | null; out: string }>((done) => {
+      const child = spawn(
+        process.execPath,
+        ['--no-warnings', '--input-type=module', '-e', writer],
+        {
+          cwd: fileURLToPath(new URL('..', import.meta.url)),
+        },
+      )
+      let out = ''
+      child.stdout.on('data', (d) => {
+        out += d
+      })
+      child.on('exit', (_code, signal) => done({ signal, out }))
+    })
+    expect(crashed.out).not.toContain('written')
+    expect(crashed.signal).toBe('SIGKILL')
+    // what the crash left: a partial temporary file, nothing under the block's own name
+    const left = (await readdir(blocks, { recursive: true, withFileTypes: true })).filter((e) =>
+      e.isFile(),
+    )
+    expect(left).toHaveLength(1)
+    expect(
+      (await stat(join(left[0]?.parentPath as string, left[0]?.name as string))).size,
+    ).toBeLessThan(bytes.byteLength)
+
+    const again = new FilestoreBlockstore(blocks, refs)
+    await again.open()
+    try {
+      expect(await again.has(cid)).toBe(false)
+      await expect(collect(again.get(cid))).rejects.toMatchObject({ name: 'NotFoundError' })
+      const listed: CID[] = []
+      for await (const { cid: each } of again.getAll()) listed.push(each)
+      expect(listed).toEqual([])
+      await again.put(cid, bytes)
+      expect((await collect(again.get(cid))).equals(bytes)).toBe(true)
+    } finally {
+      await again.close()
+    }
+  }, 60_000)
+
+  it('a copy reads back as one array (blockstore-fs gave 64 KiB parts for every reader to join)', async () => {
+    const store = new FilestoreBlockstore(join(dir, 'one-blocks'), join(dir, 'one-refs'))
+    await store.open()
+    const bytes = new Uint8Array(randomBytes(MiB))
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+    await store.put(cid, bytes)
+    const parts: Uint8Array[] = []
+    for await (const part of store.get(cid)) parts.push(part)
+    expect(parts).toHaveLength(1)
+    expect(Buffer.from(parts[0] as Uint8Array).equals(bytes)).toBe(true)
+    await store.close()
+  })
+
+  it('a shard folder removed by hand is made again by the next write', async () => {
+    const blocks = join(dir, 'gone-blocks')
+    const store = new FilestoreBlockstore(blocks, join(dir, 'gone-refs'))
+    await store.open()
+    const bytes = new Uint8Array(randomBytes(1000))
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+    await store.put(cid, bytes)
+    await rm(blocks, { recursive: true })
+    expect(await store.has(cid)).toBe(false)
+    await store.put(cid, bytes)
+    expect((await collect(store.get(cid))).equals(bytes)).toBe(true)
+    await store.close()
   })
 })

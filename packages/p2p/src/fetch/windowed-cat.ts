@@ -3,7 +3,7 @@
  * as fast as blocks arrive and queues every leaf for the reader with no back-pressure (and, by
  * default, asks for every child of a node at once): with a reader slower than the network (a
  * disk, a sandbox) it held up to the whole capsule in memory. Here the file is read window by
- * window (`offset`/`length`: the exporter fetches only that range's blocks), with
+ * window (`offset`/`length`: the reader fetches only that range's blocks), with
  * `windowsAhead` windows requested beyond the one being read or waited for: at most
  * `FETCH_AHEAD_BLOCKS` blocks are held (ADR 0050), and the wire never waits for the reader to
  * ask for more while blocks are on their way (ADR 0057).
@@ -18,9 +18,8 @@ export const FETCH_WINDOW_BLOCKS = 8
  * Windows requested beyond the one being read or waited for (the next goes out once the reader
  * is done with a window, not once a window has come in). Smaller windows, more of them ahead, keep the
  * pipe fuller into a data folder (2 × 7: 0.35× against 0.24× in `bench/fetch.ts`), but the
- * exporter also reads the first leaf of the next window for each window (its range end is
- * taken as inclusive): with 2-leaf windows that is a third more leaf reads, and two windows
- * asking one leaf at once (ADR 0050, not landed as the default).
+ * exporter then also read the first leaf of the next window for each window (ADR 0050, not
+ * landed as the default); the reader reads only a window's own leaves since ADR 0060.
  */
 export const FETCH_WINDOWS_AHEAD = 1
 /** Blocks held at most by a fetch, whatever the capsule's size (windows ahead and the one read). */
@@ -46,7 +45,7 @@ async function collect(
   for await (const chunk of fs.cat(cid, {
     offset,
     length,
-    // the exporter's own fan-out within the window
+    // the reader's fan-out within the window (every leaf of it at once)
     blockReadConcurrency: Math.max(1, Math.ceil(length / UNIXFS_CHUNK_SIZE)),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),

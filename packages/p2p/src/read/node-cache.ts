@@ -1,6 +1,6 @@
 /**
  * The file's inner nodes kept for the reader. `windowedCat` reads a file window by window, and
- * the exporter walks from the root for each window: every window read the root (and, past 1 GiB,
+ * the reader walks from the root for each window: every window read the root (and, past 1 GiB,
  * an inner node) again from the blockstore, a `has` and a file read each on a data folder, for
  * 16 windows of a 32 MiB file. Blocks are immutable and were checked against their CID when
  * they came in, so a copy is as good as the stored one. Only dag-pb nodes are kept (a few KiB
@@ -15,7 +15,7 @@ const DAG_PB = 0x70
 /** Inner nodes kept: the root and the inner nodes a few windows share (≤ ~45 KiB each). */
 export const NODE_CACHE_ENTRIES = 8
 
-/** What the exporter reads through: `get` only. */
+/** What the reader (and the exporter) reads through: `get` only. */
 export type BlockGetter = Pick<Blocks, 'get'>
 
 /** `blockstore` with its dag-pb nodes kept in memory once read (least recently used dropped). */

@@ -1,13 +1,13 @@
 /**
- * Block messages sent without copying the blocks (ADR 0050). `@helia/bitswap` 4's network
- * encodes a message with blocks twice (`splitMessage` measures each block by encoding it, then
- * encodes the message), then hands it to the stream: the serving side of a 100 MiB fetch
- * allocated and copied 200 MiB besides the stream's own encryption. A message that carries
- * blocks is sent here the way the network sends it (the network's own send queue, per peer;
- * one stream for the message, in parts of at most the network's message size; the same
- * progress events and counters), but encoded by `encode.ts` around the blocks' own bytes.
- * Messages without blocks (wants, presences) stay the network's. Installed on the node's own
- * bitswap instance, as ADRs 0041 and 0044 do; the shapes read here are checked at start.
+ * Block messages sent without copying the blocks (ADR 0050), on one stream per peer (ADR 0060).
+ * `@helia/bitswap` 4's network encodes a message with blocks twice (`splitMessage` measures each
+ * block by encoding it, then encodes the message), then hands it to a stream of its own: the
+ * serving side of a 100 MiB fetch allocated and copied 200 MiB besides the stream's own
+ * encryption. A message that carries blocks is sent here encoded by `encode.ts` around the
+ * blocks' own bytes (in parts of at most the network's message size; the same progress events
+ * and counters), on the peer's block stream. Messages without blocks (wants, presences) stay
+ * the network's. Installed on the node's own bitswap instance, as ADRs 0041 and 0044 do; the
+ * shapes read here are checked at start.
  */
 import type { Helia } from '@helia/interface'
 import type { PeerId } from '@libp2p/interface'
@@ -23,6 +23,8 @@ interface SendOptions {
 }
 
 interface SendStream {
+  status: string
+  writeStatus: string
   send(data: Uint8Array): boolean
   onDrain(options?: SendOptions): Promise<void>
   closeRead(options?: SendOptions): Promise<void>
@@ -30,17 +32,9 @@ interface SendStream {
   abort(err: Error): void
 }
 
-interface QueueJobOptions extends SendOptions {
-  peerId: PeerId
-  message: EncodableMessage
-}
-
 /** The parts of bitswap's `Network` used here. */
 interface SendingNetwork {
   sendMessage(peer: PeerId, message: EncodableMessage, options?: SendOptions): Promise<void>
-  sendQueue: {
-    add(job: (options: QueueJobOptions) => Promise<void>, options: QueueJobOptions): Promise<void>
-  }
   libp2p: {
     dialProtocol(peer: PeerId, protocol: string, options: object): Promise<SendStream>
   }
@@ -59,7 +53,6 @@ function networkOf(helia: Helia): SendingNetwork {
   const network = bitswapBroker(helia).bitswap.network as unknown as Partial<SendingNetwork>
   if (
     typeof network.sendMessage !== 'function' ||
-    typeof network.sendQueue?.add !== 'function' ||
     typeof network.libp2p?.dialProtocol !== 'function' ||
     typeof network.maxOutgoingMessageSize !== 'number' ||
     typeof network.messageSendTimeout !== 'number' ||
@@ -70,51 +63,115 @@ function networkOf(helia: Helia): SendingNetwork {
   return network as SendingNetwork
 }
 
-/** Sends every message with blocks of the node's bitswap without copying the blocks. */
+/**
+ * How long a peer's block stream stays open with nothing to send: well under the receiver's
+ * timeout for a stream with no message (bitswap's `messageReceiveTimeout`, 10 s), long enough
+ * to carry the next window's blocks.
+ */
+export const BLOCK_STREAM_IDLE_MS = 1_000
+
+/** A peer's block stream (opened when a message needs it), the message being written, its idle timer. */
+interface BlockStream {
+  stream?: SendStream | undefined
+  /** The last message handed to this stream: the next one is written after it. */
+  turn: Promise<void>
+  idle?: NodeJS.Timeout
+}
+
+/** Whether `stream` can carry another message (not closed, reset or aborted by either side). */
+function writable(stream: SendStream | undefined): stream is SendStream {
+  return stream?.status === 'open' && stream.writeStatus === 'writable'
+}
+
+/**
+ * Sends every message with blocks of the node's bitswap without copying the blocks, on one
+ * stream per peer kept open while blocks keep coming (ADR 0060): a stream per message cost a
+ * stream's set-up and teardown per block (protocol negotiation, the remote's peer-record
+ * update, loggers, six or more yamux frames each a noise message and a socket write) and started
+ * every block at yamux's 256 KiB window; a long-lived stream's window grows as the raw stream's
+ * does. The receiver (bitswap's handler, ours or any other) reads length-prefixed messages until
+ * the stream ends.
+ */
 export function installBlockSend(helia: Helia): BlockSend {
   const network = networkOf(helia)
   const ownSend = network.sendMessage
-  const send = async (stream: SendStream, message: EncodableMessage, options: SendOptions) => {
+  const streams = new Map<string, BlockStream>()
+  // a timer per message only when the stream is full (the peer reads slower than this node sends)
+  const drained = (stream: SendStream, options?: SendOptions) =>
+    stream.onDrain({ signal: options?.signal ?? AbortSignal.timeout(network.messageSendTimeout) })
+  const send = async (stream: SendStream, message: EncodableMessage, options?: SendOptions) => {
     for (const { parts } of encodeMessages(message, network.maxOutgoingMessageSize)) {
       for (const part of parts) {
-        if (!stream.send(part)) await stream.onDrain(options)
+        if (!stream.send(part)) await drained(stream, options)
       }
     }
   }
+  const closeWhenIdle = (key: string, entry: BlockStream, stream: SendStream) => {
+    entry.idle = setTimeout(() => {
+      if (streams.get(key) === entry) streams.delete(key)
+      entry.stream = undefined
+      stream.close().catch((err: Error) => stream.abort(err))
+    }, BLOCK_STREAM_IDLE_MS)
+    entry.idle.unref?.()
+  }
+  const open = async (peer: PeerId, options?: SendOptions): Promise<SendStream> => {
+    const signal = options?.signal ?? AbortSignal.timeout(network.messageSendTimeout)
+    const stream = await network.libp2p.dialProtocol(peer, BITSWAP_120, {
+      signal,
+      runOnLimitedConnection: network.runOnLimitedConnections,
+    })
+    await stream.closeRead({ signal })
+    return stream
+  }
+  /** Writes `message` on the peer's block stream (opened if it has none that can carry it). */
+  const sendOnStream = async (
+    peer: PeerId,
+    entry: BlockStream,
+    key: string,
+    message: EncodableMessage,
+    options?: SendOptions,
+  ) => {
+    clearTimeout(entry.idle)
+    options?.onProgress?.(new CustomEvent('bitswap:send-wantlist', { detail: peer }))
+    // a stream that cannot be opened fails the message, as the network's own send does
+    if (!writable(entry.stream)) entry.stream = await open(peer, options)
+    const stream = entry.stream
+    try {
+      await send(stream, message, options)
+      closeWhenIdle(key, entry, stream)
+    } catch (err) {
+      // as the network's own send: reported, the stream dropped, the message not retried
+      options?.onProgress?.(
+        new CustomEvent('bitswap:send-wantlist:error', { detail: { peer, error: err } }),
+      )
+      entry.stream = undefined
+      stream.abort(err as Error)
+    }
+    network._updateSentStats(message.blocks)
+  }
   network.sendMessage = (peer, message, options) => {
     if (message.blocks.size === 0) return ownSend.call(network, peer, message, options)
-    return network.sendQueue.add(
-      async (job) => {
-        // read at run time: the network merges later messages for this peer into a queued job
-        const queued = job.message
-        job.onProgress?.(new CustomEvent('bitswap:send-wantlist', { detail: peer }))
-        const stream = await network.libp2p.dialProtocol(peer, BITSWAP_120, {
-          ...job,
-          runOnLimitedConnection: network.runOnLimitedConnections,
-        })
-        await stream.closeRead(job)
-        try {
-          await send(stream, queued, job)
-          await stream.close(job)
-        } catch (err) {
-          job.onProgress?.(
-            new CustomEvent('bitswap:send-wantlist:error', { detail: { peer, error: err } }),
-          )
-          stream.abort(err as Error)
-        }
-        network._updateSentStats(queued.blocks)
-      },
-      {
-        ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
-        peerId: peer,
-        signal: options?.signal ?? AbortSignal.timeout(network.messageSendTimeout),
-        message,
-      },
-    )
+    // not through the network's send queue: its jobs serialise nothing per peer, and each job
+    // made an error (a stack trace) when it ended; here a peer's messages go one after the other
+    const key = peer.toString()
+    let entry = streams.get(key)
+    if (entry === undefined) {
+      entry = { turn: Promise.resolve() }
+      streams.set(key, entry)
+    }
+    const own = entry
+    const sent = own.turn.then(() => sendOnStream(peer, own, key, message, options))
+    own.turn = sent.catch(() => {})
+    return sent
   }
   return {
     stop() {
       network.sendMessage = ownSend
+      for (const entry of streams.values()) {
+        clearTimeout(entry.idle)
+        entry.stream?.abort(new Error('block send stopped'))
+      }
+      streams.clear()
     },
   }
 }

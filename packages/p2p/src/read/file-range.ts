@@ -1,0 +1,148 @@
+/**
+ * A range of a UnixFS file read leaf by leaf, each leaf's bytes handed on as the blockstore gave
+ * them (ADR 0060). The exporter (`ipfs-unixfs-exporter` 16) reads every child with `it-to-buffer`,
+ * which copies even a block of one part: a 1 MiB copy per leaf of every fetch, and its garbage.
+ * It also asks for the first leaf after the range (it takes the range's end as inclusive): one
+ * leaf read twice per window of `windowedCat`. Here only the leaves the range covers are read,
+ * `concurrency` at a time, in file order, and each is yielded as a view of its own bytes.
+ * Files are UnixFS `file`/`raw` nodes (dag-pb) over raw or dag-pb children, as the importer
+ * builds them; blocks come from helia's storage, so each was checked against its CID.
+ */
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { NotUnixFSError, UnderReadError } from 'ipfs-unixfs-exporter'
+import type { CID } from 'multiformats/cid'
+import { code as RAW_CODE } from 'multiformats/codecs/raw'
+
+interface ReadOptions {
+  signal?: AbortSignal
+}
+
+/** What a range is read through: a blockstore's `get`. */
+export interface BlockReader {
+  get(cid: CID, options?: ReadOptions): AsyncIterable<Uint8Array> | Iterable<Uint8Array>
+}
+
+/** A block as one array: a block of one part (every store here gives one) is not copied. */
+export async function readBlock(
+  blocks: BlockReader,
+  cid: CID,
+  options?: ReadOptions,
+): Promise<Uint8Array> {
+  const parts: Uint8Array[] = []
+  for await (const part of blocks.get(cid, options)) parts.push(part)
+  return parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
+}
+
+/** A UnixFS file node: its inline bytes and its children with their sizes. */
+export interface FileNode {
+  data?: Uint8Array
+  links: { cid: CID; size: number }[]
+  /** The file's bytes under this node. */
+  size: number
+}
+
+/** The file node in a dag-pb block, or `undefined` if it is not a UnixFS file. */
+export function decodeFileNode(block: Uint8Array): FileNode | undefined {
+  const node = dagPb.decode(block)
+  if (node.Data == null) return undefined
+  const unixfs = UnixFS.unmarshal(node.Data)
+  if (unixfs.type !== 'file' && unixfs.type !== 'raw') return undefined
+  if (node.Links.length !== unixfs.blockSizes.length) {
+    throw new NotUnixFSError('Inconsistent block sizes and dag links')
+  }
+  return {
+    ...(unixfs.data !== undefined && unixfs.data.byteLength > 0 ? { data: unixfs.data } : {}),
+    links: node.Links.map((link, i) => ({
+      cid: link.Hash,
+      size: Number(unixfs.blockSizes[i] as bigint),
+    })),
+    size: Number(unixfs.fileSize()),
+  }
+}
+
+/** A piece of the range in file order: bytes at hand, or a leaf to read, at `at` in the file. */
+type Piece = { at: number; bytes: Uint8Array } | { at: number; leaf: CID }
+
+/** The pieces of `[start, end)` under `node` (whose bytes start at `at`), inner nodes read. */
+async function* pieces(
+  blocks: BlockReader,
+  node: FileNode,
+  at: number,
+  start: number,
+  end: number,
+  options?: ReadOptions,
+): AsyncGenerator<Piece> {
+  if (node.data) {
+    yield { at, bytes: node.data }
+    at += node.data.byteLength
+  }
+  for (const link of node.links) {
+    const childEnd = at + link.size
+    if (childEnd > start && at < end) {
+      if (link.cid.code === RAW_CODE) {
+        yield { at, leaf: link.cid }
+      } else if (link.cid.code === dagPb.code) {
+        const child = decodeFileNode(await readBlock(blocks, link.cid, options))
+        if (!child) throw new NotUnixFSError(`${link.cid} is not a UnixFS file node`)
+        yield* pieces(blocks, child, at, start, end, options)
+      } else {
+        throw new NotUnixFSError(`Unsupported codec: ${link.cid.code}`)
+      }
+    }
+    at = childEnd
+    if (at >= end) return
+  }
+}
+
+/** The part of `bytes` (at `at` in the file) inside `[start, end)`, as a view. */
+function clip(bytes: Uint8Array, at: number, start: number, end: number): Uint8Array {
+  return bytes.subarray(Math.max(0, start - at), Math.max(0, Math.min(bytes.byteLength, end - at)))
+}
+
+/**
+ * The bytes `[start, end)` of the file `root` (clamped to its size), in order, with up to
+ * `concurrency` leaves read at once.
+ * @throws {UnderReadError} if the file's nodes give fewer bytes than they say they hold.
+ */
+export async function* readFileRange(
+  blocks: BlockReader,
+  root: FileNode,
+  start: number,
+  end: number,
+  concurrency: number,
+  options?: ReadOptions,
+): AsyncGenerator<Uint8Array> {
+  end = Math.min(end, root.size)
+  if (end <= start) return
+  // leaves being read, oldest first: reads run ahead of the one handed on
+  const reading: { at: number; bytes: Promise<Uint8Array> }[] = []
+  let read = 0
+  const handOn = async () => {
+    const next = reading.shift() as { at: number; bytes: Promise<Uint8Array> }
+    const part = clip(await next.bytes, next.at, start, end)
+    read += part.byteLength
+    return part
+  }
+  for await (const piece of pieces(blocks, root, 0, start, end, options)) {
+    if ('bytes' in piece) {
+      reading.push({ at: piece.at, bytes: Promise.resolve(piece.bytes) })
+    } else {
+      const bytes = readBlock(blocks, piece.leaf, options)
+      // read ahead; a failure is met when its turn comes
+      bytes.catch(() => {})
+      reading.push({ at: piece.at, bytes })
+    }
+    while (reading.length >= Math.max(1, concurrency)) {
+      const part = await handOn()
+      if (part.byteLength > 0) yield part
+    }
+  }
+  while (reading.length > 0) {
+    const part = await handOn()
+    if (part.byteLength > 0) yield part
+  }
+  if (read < end - start) {
+    throw new UnderReadError('Traversed entire DAG but did not read enough bytes')
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * A serving node sends its blocks to a peer on one stream, kept open while blocks keep coming
+ * (ADR 0060). Real nodes on loopback. Before, each block was a message on a stream of its own:
+ * a 16-block fetch opened 16 streams (a protocol negotiation, a peer-record update and six or
+ * more yamux frames each), every one starting at yamux's smallest window.
+ */
+import { randomBytes } from 'node:crypto'
+import { multiaddr } from '@multiformats/multiaddr'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BLOCK_STREAM_IDLE_MS } from '../src/fetch/block-send/install.ts'
+import { bitswapBroker } from '../src/fetch/have-first/bitswap-parts.ts'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+
+const MiB = 1_048_576
+const BITSWAP = '/ipfs/bitswap/1.2.0'
+
+interface Dialler {
+  dialProtocol(peer: unknown, protocol: string, options?: object): Promise<unknown>
+}
+
+/** Counts the bitswap streams `node` opens (its network's dials of the protocol). */
+function countDials(node: DigicapNode): { count: () => number; stop: () => void } {
+  const libp2p = bitswapBroker(node.helia).bitswap.network as unknown as { libp2p: Dialler }
+  const own = libp2p.libp2p.dialProtocol
+  let dials = 0
+  libp2p.libp2p.dialProtocol = (peer, protocol, options) => {
+    if (protocol === BITSWAP) dials++
+    return own.call(libp2p.libp2p, peer, protocol, options)
+  }
+  return {
+    count: () => dials,
+    stop: () => {
+      libp2p.libp2p.dialProtocol = own
+    },
+  }
+}
+
+/** The bitswap streams open on `node`'s connections, in `direction`. */
+function bitswapStreams(node: DigicapNode, direction: 'inbound' | 'outbound') {
+  return node.libp2p
+    .getConnections()
+    .flatMap((c) => c.streams)
+    .filter((s) => s.protocol === BITSWAP && s.direction === direction)
+}
+
+async function fetchAll(node: DigicapNode, cid: string): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const chunk of heliaCapsuleStore(node.helia).get(cid)) parts.push(chunk)
+  return Buffer.concat(parts)
+}
+
+describe('blocks sent on one stream per peer', () => {
+  let a: DigicapNode
+  let b: DigicapNode
+  beforeAll(async () => {
+    ;[a, b] = await Promise.all([createDigicapNode(), createDigicapNode()])
+    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+  })
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()])
+  })
+
+  it('a 16-block fetch comes on one stream, closed once idle; the next fetch opens another', async () => {
+    const bytes = randomBytes(16 * MiB)
+    const cid = await heliaCapsuleStore(a.helia).put(bytes)
+    const dials = countDials(a)
+    try {
+      expect((await fetchAll(b, cid)).equals(bytes)).toBe(true)
+      // before: one stream per block (16 leaves and the root)
+      expect(dials.count()).toBe(1)
+      expect(bitswapStreams(a, 'outbound')).toHaveLength(1)
+      await new Promise((r) => setTimeout(r, BLOCK_STREAM_IDLE_MS + 500))
+      expect(bitswapStreams(a, 'outbound')).toHaveLength(0)
+
+      const more = randomBytes(3 * MiB)
+      const second = await heliaCapsuleStore(a.helia).put(more)
+      expect((await fetchAll(b, second)).equals(more)).toBe(true)
+      expect(dials.count()).toBe(2)
+    } finally {
+      dials.stop()
+    }
+  }, 60_000)
+
+  it('a block stream the receiver reset is not written again: the next blocks go on a new one', async () => {
+    const first = randomBytes(2 * MiB)
+    const cid = await heliaCapsuleStore(a.helia).put(first)
+    expect((await fetchAll(b, cid)).equals(first)).toBe(true)
+    const received = bitswapStreams(b, 'inbound')
+    expect(received.length).toBeGreaterThan(0)
+    for (const stream of received) stream.abort(new Error('reset by the test'))
+    await new Promise((r) => setTimeout(r, 100))
+
+    const dials = countDials(a)
+    try {
+      const next = randomBytes(4 * MiB)
+      const second = await heliaCapsuleStore(a.helia).put(next)
+      const started = performance.now()
+      expect((await fetchAll(b, second)).equals(next)).toBe(true)
+      // no block lost on the reset stream (a lost block waits 10 s for its want to be sent again)
+      expect(performance.now() - started).toBeLessThan(5_000)
+      expect(dials.count()).toBe(1)
+    } finally {
+      dials.stop()
+    }
+  }, 60_000)
+})
