@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
 import { code as RAW_CODE } from 'multiformats/codecs/raw'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SERVE_READ_AHEAD } from '../src/fetch/block-send/serve-as-read.ts'
@@ -20,6 +20,7 @@ const READ_MS = 30
 
 interface Store {
   get(cid: CID, options?: object): AsyncIterable<Uint8Array>
+  has(cid: CID, options?: object): Promise<boolean>
 }
 /** The store bitswap's serving side reads blocks from (helia's own blockstore, not its wrapper). */
 const storeOf = (node: DigicapNode) =>
@@ -89,5 +90,50 @@ describe('the serving side sends each block as it is read', () => {
     expect(firstLeafAt).toBeLessThan(lastReadAt)
     // blocks read and not yet received: the read-ahead and the ones on the wire (before: 8)
     expect(readAhead).toBeLessThanOrEqual(2 * SERVE_READ_AHEAD)
+  }, 60_000)
+
+  it('a block served is looked up once in the store (the ledger asked `has`, then `get` asked it again)', async () => {
+    const bytes = randomBytes(4 * MiB)
+    const cid = await heliaCapsuleStore(a.helia).put(bytes)
+    const store = storeOf(a)
+    const ownHas = store.has.bind(store)
+    let lookups = 0
+    store.has = async (key, options) => {
+      if (key.code === RAW_CODE) lookups++
+      return ownHas(key, options)
+    }
+    try {
+      const parts: Uint8Array[] = []
+      for await (const chunk of heliaCapsuleStore(b.helia).get(cid)) parts.push(chunk)
+      expect(Buffer.concat(parts).equals(bytes)).toBe(true)
+    } finally {
+      store.has = ownHas
+    }
+    // one per leaf served (before: 8, two per leaf)
+    expect(lookups).toBe(4)
+  }, 60_000)
+
+  it('a node asked for a block it does not hold says so, and does not fetch it from its peers', async () => {
+    const c = await createDigicapNode()
+    const d = await createDigicapNode()
+    try {
+      // c holds the capsule; a (connected to c) does not; d asks both
+      const bytes = randomBytes(2 * MiB)
+      const cid = await heliaCapsuleStore(c.helia).put(bytes)
+      await a.libp2p.dial(multiaddr(c.multiaddrs()[0] as string))
+      await d.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+      await d.libp2p.dial(multiaddr(c.multiaddrs()[0] as string))
+      const parts: Uint8Array[] = []
+      for await (const chunk of heliaCapsuleStore(d.helia).get(cid, {
+        signal: AbortSignal.timeout(30_000),
+      }))
+        parts.push(chunk)
+      expect(Buffer.concat(parts).equals(bytes)).toBe(true)
+      // a answered from its own store only: it asked c for nothing
+      await new Promise((r) => setTimeout(r, 500))
+      expect(await a.helia.blockstore.has(CID.parse(cid))).toBe(false)
+    } finally {
+      await Promise.all([c.stop(), d.stop()])
+    }
   }, 60_000)
 })

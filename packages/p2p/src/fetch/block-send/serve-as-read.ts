@@ -38,6 +38,8 @@ interface LedgerWant {
 
 interface ReadOptions {
   signal?: AbortSignal
+  /** helia's storage: a block it does not hold is not asked of the network. */
+  offline?: boolean
 }
 
 /** The parts of a ledger (what one peer asks of this node) used here. */
@@ -45,7 +47,6 @@ interface Ledger {
   peerId: PeerId
   wants: Map<string, LedgerWant>
   blockstore: {
-    has(cid: CID, options?: ReadOptions): Promise<boolean>
     get(cid: CID, options?: ReadOptions): AsyncIterable<Uint8Array>
   }
   network: { sendMessage(peer: PeerId, message: EncodableMessage, options?: object): Promise<void> }
@@ -80,8 +81,7 @@ function isLedger(value: unknown): value is Ledger {
   const l = value as Partial<Ledger> | undefined
   return (
     l?.wants instanceof Map &&
-    typeof l.blockstore?.has === 'function' &&
-    typeof l.blockstore.get === 'function' &&
+    typeof l.blockstore?.get === 'function' &&
     typeof l.network?.sendMessage === 'function' &&
     typeof l.maxSizeReplaceHasWithBlock === 'number' &&
     typeof l.doNotResendBlockWindow === 'number' &&
@@ -97,14 +97,28 @@ const emptyMessage = (): EncodableMessage => ({
   blockPresences: new Map(),
 })
 
-/** Bitswap 1.2.0's block prefix: CID version, codec, hash code, digest length. */
-const prefixOf = (cid: CID) =>
-  Uint8Array.from([
-    ...varint(cid.version),
-    ...varint(cid.code),
-    ...varint(cid.multihash.code),
-    ...varint(cid.multihash.digest.byteLength),
-  ])
+/** Prefixes made, by CID shape: a node serves a handful of shapes (raw and dag-pb, SHA-256). */
+const prefixes = new Map<string, Uint8Array>()
+const PREFIX_SHAPES_KEPT = 64
+
+/**
+ * Bitswap 1.2.0's block prefix: CID version, codec, hash code, digest length. Made once per
+ * shape (the same few bytes for every leaf of a capsule; they are only ever read, by the stream).
+ */
+function prefixOf(cid: CID): Uint8Array {
+  const shape = `${cid.version}.${cid.code}.${cid.multihash.code}.${cid.multihash.size}`
+  let prefix = prefixes.get(shape)
+  if (prefix === undefined) {
+    prefix = Uint8Array.from([
+      ...varint(cid.version),
+      ...varint(cid.code),
+      ...varint(cid.multihash.code),
+      ...varint(cid.multihash.size),
+    ])
+    if (prefixes.size < PREFIX_SHAPES_KEPT) prefixes.set(shape, prefix)
+  }
+  return prefix
+}
 
 const keyOf = (cid: CID) => base64.encode(cid.multihash.bytes)
 
@@ -121,9 +135,10 @@ type Answer = { block: Uint8Array } | { presence: 'HaveBlock' | 'DoNotHaveBlock'
 /** The ledger's own decision for one want (same states, same order of checks). */
 async function answer(ledger: Ledger, want: LedgerWant, options?: ReadOptions): Promise<Answer> {
   try {
-    // `has` first: `get` on helia's storage could go to the network
-    if (!(await ledger.blockstore.has(want.cid, options))) throw new NotFound()
-    const block = await readAll(ledger.blockstore.get(want.cid, options))
+    // offline: helia's storage would otherwise fetch a block it does not hold from the network.
+    // (The ledger asks `has` first, then `get`, whose storage asks `has` again: a file-system
+    // lookup and a lock each, per block served from a data folder; ADR 0061.)
+    const block = await readAll(ledger.blockstore.get(want.cid, { ...options, offline: true }))
     // a cancel (or a new want) came in while the block was read
     if (want.status !== 'sending') return undefined
     want.status = 'sent'
@@ -133,7 +148,7 @@ async function answer(ledger: Ledger, want: LedgerWant, options?: ReadOptions): 
     }
     return { block }
   } catch (err) {
-    if ((err as Error).name !== 'NotFoundError') throw err
+    if (!NOT_HELD.has((err as Error).name)) throw err
     // asked again later; may be dropped first if the want list grows too large
     want.status = 'want'
     want.haveBlock = false
@@ -143,9 +158,8 @@ async function answer(ledger: Ledger, want: LedgerWant, options?: ReadOptions): 
   }
 }
 
-class NotFound extends Error {
-  override name = 'NotFoundError'
-}
+/** The errors of a block this node does not hold: the store's, and helia's storage offline. */
+const NOT_HELD = new Set(['NotFoundError', 'BlockNotFoundWhileOfflineError'])
 
 /** The ledger's `sendBlocksToPeer`, sending each block as it is read. */
 async function serve(ledger: Ledger, options?: ReadOptions): Promise<void> {
