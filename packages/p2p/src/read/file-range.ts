@@ -34,6 +34,12 @@ export async function readBlock(
   return parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts)
 }
 
+/** What a file's range is read through: its leaves' bytes, and its nodes decoded (maybe kept). */
+export interface FileBlocks extends BlockReader {
+  /** The file node `cid` (`undefined`: a dag-pb node that is not a UnixFS file). */
+  fileNode(cid: CID, options?: ReadOptions): Promise<FileNode | undefined>
+}
+
 /** A UnixFS file node: its inline bytes and its children with their sizes. */
 export interface FileNode {
   data?: Uint8Array
@@ -66,7 +72,7 @@ type Piece = { at: number; bytes: Uint8Array } | { at: number; leaf: CID }
 
 /** The pieces of `[start, end)` under `node` (whose bytes start at `at`), inner nodes read. */
 async function* pieces(
-  blocks: BlockReader,
+  blocks: FileBlocks,
   node: FileNode,
   at: number,
   start: number,
@@ -83,7 +89,7 @@ async function* pieces(
       if (link.cid.code === RAW_CODE) {
         yield { at, leaf: link.cid }
       } else if (link.cid.code === dagPb.code) {
-        const child = decodeFileNode(await readBlock(blocks, link.cid, options))
+        const child = await blocks.fileNode(link.cid, options)
         if (!child) throw new NotUnixFSError(`${link.cid} is not a UnixFS file node`)
         yield* pieces(blocks, child, at, start, end, options)
       } else {
@@ -106,7 +112,7 @@ function clip(bytes: Uint8Array, at: number, start: number, end: number): Uint8A
  * @throws {UnderReadError} if the file's nodes give fewer bytes than they say they hold.
  */
 export async function* readFileRange(
-  blocks: BlockReader,
+  blocks: FileBlocks,
   root: FileNode,
   start: number,
   end: number,

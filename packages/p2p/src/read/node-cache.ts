@@ -8,6 +8,7 @@
  */
 import type { Blocks } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
+import { decodeFileNode, type FileBlocks, type FileNode, readBlock } from './file-range.ts'
 
 /** dag-pb's multicodec: the file's root and inner nodes (leaves are raw, 0x55). */
 const DAG_PB = 0x70
@@ -45,6 +46,36 @@ export function withNodeCache(blockstore: BlockGetter): BlockGetter {
       nodes.set(key, node)
       if (nodes.size > NODE_CACHE_ENTRIES) nodes.delete(nodes.keys().next().value as string)
       yield await node
+    },
+  }
+}
+
+/**
+ * `blocks` with its file nodes decoded once: the reader walks from the root for every window,
+ * and decoding a root of 100 links took ~1 ms (9 ms for 1 024 links, a 1 GiB capsule: a second
+ * per GiB fetched, 128 windows), 0.7 % of a 100 MiB fetch's event loop (ADR 0061). Decoded
+ * nodes are only read. At most `NODE_CACHE_ENTRIES`, least recently used dropped.
+ */
+export function withFileNodeCache(blocks: BlockGetter): FileBlocks {
+  const decoded = new Map<string, Promise<FileNode | undefined>>()
+  return {
+    get: (cid, options) => blocks.get(cid, options),
+    fileNode(cid, options) {
+      const key = cid.toString()
+      let node = decoded.get(key)
+      if (node) {
+        decoded.delete(key)
+      } else {
+        const read = readBlock(blocks, cid, options).then(decodeFileNode)
+        // a failed read is not kept (the next reader tries again)
+        read.catch(() => {
+          if (decoded.get(key) === read) decoded.delete(key)
+        })
+        node = read
+      }
+      decoded.set(key, node)
+      if (decoded.size > NODE_CACHE_ENTRIES) decoded.delete(decoded.keys().next().value as string)
+      return node
     },
   }
 }

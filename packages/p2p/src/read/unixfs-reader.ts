@@ -11,8 +11,8 @@ import { NoContentError, NotAFileError } from '@helia/unixfs/errors'
 import * as dagPb from '@ipld/dag-pb'
 import { exporter, InvalidParametersError } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
-import { decodeFileNode, readBlock, readFileRange } from './file-range.ts'
-import { withNodeCache } from './node-cache.ts'
+import { readFileRange } from './file-range.ts'
+import { withFileNodeCache, withNodeCache } from './node-cache.ts'
 
 /** The one part of `UnixFS` a fetch reads through (`windowedCat`). */
 export type UnixFsReader = Pick<UnixFS, 'cat'>
@@ -41,14 +41,15 @@ function rangeOf(size: number, options: CatOptions): { start: number; end: numbe
  */
 export function unixfsReader(blockstore: Blocks): UnixFsReader {
   const nodes = withNodeCache(blockstore)
+  const files = withFileNodeCache(nodes)
   return {
     async *cat(cid: CID, options: CatOptions = {}) {
       if (cid.code === dagPb.code) {
-        const file = decodeFileNode(await readBlock(nodes, cid, options))
+        const file = await files.fileNode(cid, options)
         if (file) {
           const { start, end } = rangeOf(file.size, options)
           const concurrency = options.blockReadConcurrency ?? Number.POSITIVE_INFINITY
-          yield* readFileRange(nodes, file, start, end, concurrency, options)
+          yield* readFileRange(files, file, start, end, concurrency, options)
           return
         }
       }
