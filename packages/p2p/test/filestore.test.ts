@@ -9,6 +9,7 @@ import {
   mkdtemp,
   open,
   readdir,
+  readlink,
   rename,
   rm,
   stat,
@@ -26,6 +27,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { OPEN_FILE_IDLE_MS } from '../src/filestore/open-files.ts'
 import {
   blocksFolder,
   FilestoreBlockstore,
@@ -49,6 +51,15 @@ async function bytesUnder(dir: string): Promise<number> {
   let n = 0
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
     if (e.isFile()) n += (await stat(join(e.parentPath, e.name))).size
+  }
+  return n
+}
+
+/** This process's open file descriptors on `file` (Linux: `/proc/self/fd`). */
+async function openCount(file: string): Promise<number> {
+  let n = 0
+  for (const fd of await readdir('/proc/self/fd')) {
+    if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')) === file) n++
   }
   return n
 }
@@ -127,6 +138,62 @@ describe('filestore: blocks kept as references to the capsule file', () => {
       await expect(collect(store.get(first as CID))).rejects.toMatchObject({
         name: 'NotFoundError',
       })
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('keeps a referenced file open between block reads, closes it once idle and when the store closes', async () => {
+    const dataDir = join(dir, 'open')
+    const file = join(dir, 'open.bin')
+    const bytes = randomBytes(4 * MiB)
+    await writeFile(file, bytes)
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    await importer.put({ path: file })
+    await importer.close()
+    const leaves = await leafCids(bytes)
+    const store = await openDataDirBlockstore(dataDir)
+    try {
+      const got = await Promise.all(leaves.map(async (leaf) => collect(store.get(leaf))))
+      expect(Buffer.concat(got).equals(bytes)).toBe(true)
+      // one file opened for the four reads and kept (before: opened and closed by each read)
+      expect(await openCount(file)).toBe(1)
+      await new Promise((r) => setTimeout(r, OPEN_FILE_IDLE_MS + 300))
+      expect(await openCount(file)).toBe(0)
+      // read again: opened again, and closed with the store
+      expect(
+        (await collect(store.get(leaves[1] as CID))).equals(bytes.subarray(MiB, 2 * MiB)),
+      ).toBe(true)
+      expect(await openCount(file)).toBe(1)
+    } finally {
+      await store.close()
+    }
+    expect(await openCount(file)).toBe(0)
+  }, 30_000)
+
+  it('a referenced file replaced after a read is read anew: a changed leaf is refused, the others served', async () => {
+    const dataDir = join(dir, 'replaced')
+    const file = join(dir, 'replaced.bin')
+    const bytes = randomBytes(3 * MiB)
+    await writeFile(file, bytes)
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    await importer.put({ path: file })
+    await importer.close()
+    const [first, second] = await leafCids(bytes)
+    const store = await openDataDirBlockstore(dataDir)
+    try {
+      expect((await collect(store.get(first as CID))).equals(bytes.subarray(0, MiB))).toBe(true)
+      // another file renamed over it (a new inode at the path), its second leaf changed: the
+      // file kept open since the first read still holds the old bytes, and must not be read
+      const changed = Buffer.from(bytes)
+      changed[MiB + 10] = (changed[MiB + 10] as number) ^ 1
+      await writeFile(`${file}.new`, changed)
+      await rename(`${file}.new`, file)
+      await expect(collect(store.get(second as CID))).rejects.toMatchObject({
+        code: 'CAPSULE_STORE',
+      })
+      expect((await collect(store.get(first as CID))).equals(bytes.subarray(0, MiB))).toBe(true)
+      expect(await openCount(file)).toBe(1)
     } finally {
       await store.close()
     }

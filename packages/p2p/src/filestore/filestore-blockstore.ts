@@ -11,7 +11,7 @@
  * served, and every fetcher refuses it (bitswap checks each block against its CID). A missing
  * file makes the block absent (`has` is false, `get` is `NotFoundError`).
  */
-import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BaseBlockstore } from 'blockstore-core'
 import { FsBlockstore } from 'blockstore-fs'
@@ -21,6 +21,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { CapsuleStoreError } from '../errors.ts'
 import { sha256Leaf } from '../import/hash-leaf.ts'
 import { decodeFileReference, encodeFileReference, type FileReference } from './file-reference.ts'
+import { OpenFiles } from './open-files.ts'
 
 interface Options {
   signal?: AbortSignal
@@ -68,6 +69,25 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** An error of a file-system call that says the file (or its folder) is not there. */
 const isMissing = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT'
 
+/**
+ * `bytes` written into a new file (`wx`: never over another): open, one write, close. `writeFile`
+ * writes in 512 KiB parts: two writes per 1 MiB block, each a round trip through libuv's thread
+ * pool (ADR 0061).
+ */
+async function writeNew(path: string, bytes: Uint8Array): Promise<void> {
+  const file = await open(path, 'wx')
+  try {
+    let written = 0
+    while (written < bytes.byteLength) {
+      const { bytesWritten } = await file.write(bytes, written, bytes.byteLength - written)
+      if (bytesWritten === 0) throw new Error('the file system took no bytes')
+      written += bytesWritten
+    }
+  } finally {
+    await file.close()
+  }
+}
+
 /** Temporary files of copies being written, numbered in this process (see `#writeCopy`). */
 let tempFiles = 0
 
@@ -92,6 +112,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
   readonly #cache = new Map<string, FileReference>()
   /** Copies being written, by CID: a second `put` of the same block joins the first. */
   readonly #writing = new Map<string, Promise<CID>>()
+  /** The files references point into, kept open while their blocks are read (ADR 0061). */
+  readonly #files = new OpenFiles()
 
   /** `blocksPath`: the copies (`<dataDir>/blocks`); `refsPath`: the references. */
   constructor(blocksPath: string, refsPath: string) {
@@ -113,6 +135,7 @@ export class FilestoreBlockstore extends BaseBlockstore {
   }
 
   async close(): Promise<void> {
+    await this.#files.close()
     await this.#blocks.close()
     await this.#refs.close()
   }
@@ -140,8 +163,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
    * A copy written whole or not at all: into a temporary file of its own (a crash mid-write leaves
    * only that file, which no read looks at and `getAll` does not list), renamed to the block's name
    * once written. `blockstore-fs` did the same through `steno` plus a `mkdir` per block; here a
-   * shard folder is made once: four file-system calls a block (open, write, close, rename)
-   * instead of five, and no `steno` queue (ADR 0060).
+   * shard folder is made once: four file-system calls a block (open, write, close, rename; two
+   * writes of 512 KiB before ADR 0061) and no `steno` queue (ADR 0060).
    */
   async #writeCopy(
     key: CID,
@@ -155,11 +178,11 @@ export class FilestoreBlockstore extends BaseBlockstore {
     try {
       // a shard folder is made once per store opened (a fresh data folder has none of them)
       if (!this.#shards.has(folder)) await this.#makeShard(folder)
-      await writeFile(temp, bytes, { flag: 'wx' }).catch(async (err) => {
+      await writeNew(temp, bytes).catch(async (err) => {
         // the folder was removed since (by hand): made again, written again
         if (!isMissing(err)) throw err
         await this.#makeShard(folder)
-        await writeFile(temp, bytes, { flag: 'wx' })
+        await writeNew(temp, bytes)
       })
       await rename(temp, file)
       return key
@@ -275,18 +298,22 @@ export class FilestoreBlockstore extends BaseBlockstore {
     yield await this.#read(key, ref, options)
   }
 
+  /**
+   * The block's bytes from its file, kept open between reads (`open-files.ts`): a `stat` of the
+   * path and a read per block, where each read opened, `fstat`ed and closed the file (ADR 0061).
+   */
   async #read(key: CID, ref: FileReference, options?: Options): Promise<Uint8Array> {
     options?.signal?.throwIfAborted()
-    const file = await open(ref.path, 'r').catch((cause) => {
+    const file = await this.#files.lease(ref.path).catch((cause) => {
       this.#cache.delete(key.toString())
       throw new NotFoundError(`Block ${key}: its file is gone (${(cause as Error).message})`)
     })
     try {
-      const info = await file.stat()
+      const info = file.stats
       const bytes = new Uint8Array(ref.length)
       let filled = 0
       while (filled < ref.length) {
-        const { bytesRead } = await file.read(
+        const { bytesRead } = await file.handle.read(
           bytes,
           filled,
           ref.length - filled,
@@ -311,7 +338,7 @@ export class FilestoreBlockstore extends BaseBlockstore {
       }
       return bytes
     } finally {
-      await file.close()
+      file.release()
     }
   }
 
