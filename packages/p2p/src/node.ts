@@ -25,6 +25,7 @@ import { userAgent } from 'libp2p/user-agent'
 import { CONNECTION_MONITOR } from './connection-monitor.ts'
 import { NodeStartError } from './errors.ts'
 import { type BlockSend, installBlockSend } from './fetch/block-send/install.ts'
+import { installReceiveWindow } from './fetch/block-send/receive-window.ts'
 import { installServeAsRead, type ServeAsRead } from './fetch/block-send/serve-as-read.ts'
 import { type HaveFirstFetch, installHaveFirst } from './fetch/have-first/index.ts'
 import { createReceivedDigests } from './fetch/received-digests.ts'
@@ -252,6 +253,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     await helia.start()
     wantResend = installWantResend(helia, wantResendMs)
     blockSend = installBlockSend(helia)
+    await installReceiveWindow(helia, libp2p as unknown as DigicapLibp2p)
     serveAsRead = installServeAsRead(helia)
     digests.listen(helia)
     if (fetchMode === 'have-first') haveFirst = installHaveFirst(helia, libp2p, wantResendMs)

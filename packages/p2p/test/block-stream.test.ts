@@ -5,6 +5,7 @@
  * more yamux frames each), every one starting at yamux's smallest window.
  */
 import { randomBytes } from 'node:crypto'
+import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BLOCK_STREAM_IDLE_MS } from '../src/fetch/block-send/install.ts'
@@ -102,5 +103,48 @@ describe('blocks sent on one stream per peer', () => {
     } finally {
       dials.stop()
     }
+  }, 60_000)
+
+  it('each block comes in one yamux frame: one send per message, the largest receive window', async () => {
+    // no block stream left open by the tests before
+    await new Promise((r) => setTimeout(r, BLOCK_STREAM_IDLE_MS + 300))
+    // every stream A opens to B, from its first frame: its frames (message events) and bytes
+    const counted: { stream: Stream; frames: number; bytes: number }[] = []
+    const muxer = (
+      b.libp2p.getConnections()[0] as unknown as { muxer: EventTarget & { rtt: number } }
+    ).muxer
+    // the round trip yamux measured at connection start, as on loopback: 0 ms (measured in a busy
+    // test process it can be tens of ms, and every window update then counts as prompt)
+    muxer.rtt = 0
+    const onStream = (event: Event) => {
+      const stream = (event as CustomEvent<Stream>).detail
+      const count: (typeof counted)[number] = { stream, frames: 0, bytes: 0 }
+      counted.push(count)
+      stream.addEventListener('message', (message) => {
+        const size = (message as unknown as { data: { byteLength: number } }).data.byteLength
+        count.frames++
+        count.bytes += size
+        // fault injection: a busy receiver (a loaded node hashing and storing what it receives),
+        // 5 ms per frame before yamux answers it with a window update
+        const until = performance.now() + 5
+        while (performance.now() < until) {}
+      })
+    }
+    muxer.addEventListener('stream', onStream)
+    try {
+      const content = randomBytes(16 * MiB)
+      const cid = await heliaCapsuleStore(a.helia).put(content)
+      expect((await fetchAll(b, cid)).equals(content)).toBe(true)
+    } finally {
+      muxer.removeEventListener('stream', onStream)
+    }
+    const blocks = counted.filter((c) => c.stream.protocol === BITSWAP && c.bytes > 16 * MiB)
+    expect(blocks).toHaveLength(1)
+    // before: 5 to 6 frames a block (the length prefix and the block's framing each a frame of
+    // their own, then 256 KiB of the block a frame: yamux's first window, which yamux never
+    // widens for a receiver slower than four round trips), each answered by a window update;
+    // now about one (a window update arriving mid-block may split one in two), and the
+    // protocol negotiation's
+    expect(blocks[0]?.frames).toBeLessThanOrEqual(16 + 8)
   }, 60_000)
 })
