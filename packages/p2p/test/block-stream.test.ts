@@ -1,8 +1,9 @@
 /**
- * A serving node sends its blocks to a peer on one stream, kept open while blocks keep coming
- * (ADR 0060). Real nodes on loopback. Before, each block was a message on a stream of its own:
- * a 16-block fetch opened 16 streams (a protocol negotiation, a peer-record update and six or
- * more yamux frames each), every one starting at yamux's smallest window.
+ * A node sends its bitswap messages to a peer on one stream, kept open while messages keep
+ * coming: blocks (ADR 0060), wants and cancels (ADR 0061). Real nodes on loopback. Before, each
+ * block was a message on a stream of its own: a 16-block fetch opened 16 streams (a protocol
+ * negotiation, a peer-record update and six or more yamux frames each), every one starting at
+ * yamux's smallest window; each want-list message too (7 for that fetch).
  */
 import { randomBytes } from 'node:crypto'
 import type { Stream } from '@libp2p/interface'
@@ -65,10 +66,13 @@ describe('blocks sent on one stream per peer', () => {
     const bytes = randomBytes(16 * MiB)
     const cid = await heliaCapsuleStore(a.helia).put(bytes)
     const dials = countDials(a)
+    const wants = countDials(b)
     try {
       expect((await fetchAll(b, cid)).equals(bytes)).toBe(true)
       // before: one stream per block (16 leaves and the root)
       expect(dials.count()).toBe(1)
+      // B's wants and cancels, one stream too (before: one per want-list message, 7 here)
+      expect(wants.count()).toBe(1)
       expect(bitswapStreams(a, 'outbound')).toHaveLength(1)
       await new Promise((r) => setTimeout(r, BLOCK_STREAM_IDLE_MS + 500))
       expect(bitswapStreams(a, 'outbound')).toHaveLength(0)
@@ -79,6 +83,7 @@ describe('blocks sent on one stream per peer', () => {
       expect(dials.count()).toBe(2)
     } finally {
       dials.stop()
+      wants.stop()
     }
   }, 60_000)
 

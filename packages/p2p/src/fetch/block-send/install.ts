@@ -1,13 +1,15 @@
 /**
- * Block messages sent without copying the blocks (ADR 0050), on one stream per peer (ADR 0060).
- * `@helia/bitswap` 4's network encodes a message with blocks twice (`splitMessage` measures each
- * block by encoding it, then encodes the message), then hands it to a stream of its own: the
- * serving side of a 100 MiB fetch allocated and copied 200 MiB besides the stream's own
- * encryption. A message that carries blocks is sent here encoded by `encode.ts` around the
- * blocks' own bytes (in parts of at most the network's message size; the same progress events
- * and counters), on the peer's block stream. Messages without blocks (wants, presences) stay
- * the network's. Installed on the node's own bitswap instance, as ADRs 0041 and 0044 do; the
- * shapes read here are checked at start.
+ * Bitswap messages sent without copying the blocks (ADR 0050), on one stream per peer (ADRs 0060
+ * and 0061). `@helia/bitswap` 4's network encodes a message with blocks twice (`splitMessage`
+ * measures each block by encoding it, then encodes the message), then hands it to a stream of
+ * its own: the serving side of a 100 MiB fetch allocated and copied 200 MiB besides the stream's
+ * own encryption. A message is sent here encoded by `encode.ts` around the blocks' own bytes (in
+ * parts of at most the network's message size; the same progress events and counters), on the
+ * peer's stream. Since ADR 0061 that is every message, wants and cancels too: a fetching node
+ * opened a stream for each of its want-list messages, 53 per 100 MiB fetch (a window's wants,
+ * then its cancels as the blocks came), each a protocol negotiation, a peer-record update on the
+ * serving node and eight yamux frames. Installed on the node's own bitswap instance, as ADRs
+ * 0041 and 0044 do; the shapes read here are checked at start.
  */
 import type { Helia } from '@helia/interface'
 import type { PeerId } from '@libp2p/interface'
@@ -65,13 +67,13 @@ function networkOf(helia: Helia): SendingNetwork {
 }
 
 /**
- * How long a peer's block stream stays open with nothing to send: well under the receiver's
- * timeout for a stream with no message (bitswap's `messageReceiveTimeout`, 10 s), long enough
- * to carry the next window's blocks.
+ * How long a peer's stream stays open with nothing to send: well under the receiver's timeout
+ * for a stream with no message (bitswap's `messageReceiveTimeout`, 10 s), long enough to carry
+ * the next window's blocks (or wants).
  */
 export const BLOCK_STREAM_IDLE_MS = 1_000
 
-/** A peer's block stream (opened when a message needs it), the message being written, its idle timer. */
+/** A peer's stream (opened when a message needs it), the message being written, its idle timer. */
 interface BlockStream {
   stream?: SendStream | undefined
   /** The last message handed to this stream: the next one is written after it. */
@@ -85,13 +87,12 @@ function writable(stream: SendStream | undefined): stream is SendStream {
 }
 
 /**
- * Sends every message with blocks of the node's bitswap without copying the blocks, on one
- * stream per peer kept open while blocks keep coming (ADR 0060): a stream per message cost a
- * stream's set-up and teardown per block (protocol negotiation, the remote's peer-record
- * update, loggers, six or more yamux frames each a noise message and a socket write) and started
- * every block at yamux's 256 KiB window; a long-lived stream's window grows as the raw stream's
- * does. The receiver (bitswap's handler, ours or any other) reads length-prefixed messages until
- * the stream ends.
+ * Sends every message of the node's bitswap without copying the blocks, on one stream per peer
+ * kept open while messages keep coming (ADRs 0060, 0061): a stream per message cost a stream's
+ * set-up and teardown per block (protocol negotiation, the remote's peer-record update, loggers,
+ * six or more yamux frames each a noise message and a socket write) and started every block at
+ * yamux's 256 KiB window. The receiver (bitswap's handler, ours or any other) reads
+ * length-prefixed messages until the stream ends.
  */
 export function installBlockSend(helia: Helia): BlockSend {
   const network = networkOf(helia)
@@ -125,7 +126,7 @@ export function installBlockSend(helia: Helia): BlockSend {
     await stream.closeRead({ signal })
     return stream
   }
-  /** Writes `message` on the peer's block stream (opened if it has none that can carry it). */
+  /** Writes `message` on the peer's stream (opened if it has none that can carry it). */
   const sendOnStream = async (
     peer: PeerId,
     entry: BlockStream,
@@ -152,9 +153,10 @@ export function installBlockSend(helia: Helia): BlockSend {
     network._updateSentStats(message.blocks)
   }
   network.sendMessage = (peer, message, options) => {
-    if (message.blocks.size === 0) return ownSend.call(network, peer, message, options)
     // not through the network's send queue: its jobs serialise nothing per peer, and each job
     // made an error (a stack trace) when it ended; here a peer's messages go one after the other
+    // (the network merged a message into one still queued for the peer: the have-first outbox
+    // sends one message per peer every 10 ms at most, and the want-list its own debounced ones)
     const key = peer.toString()
     let entry = streams.get(key)
     if (entry === undefined) {
