@@ -151,6 +151,11 @@ describe('block messages encoded without copying the blocks', () => {
     expect(encoded.map((m) => m.byteLength <= 4 * MiB + 8)).toEqual([true, true])
     const decoded = unframe(encoded).map(decode)
     expect(decoded.map((d) => d.blocks.length)).toEqual([3, 2])
+    // each block's own array, between one array of framing (the length prefix and the block's
+    // framing joined: before, two parts, each encrypted and written to the socket by itself)
+    expect(encoded.map((m) => m.parts.length)).toEqual([6, 4])
+    const sent = encoded.flatMap((m) => m.parts.filter((p) => p.byteLength === MiB))
+    expect(sent.every((part, i) => part === blocks[i]?.block.data)).toBe(true)
     const data = Buffer.concat(decoded.flatMap((d) => d.blocks.map((p) => p.data)))
     expect(data.equals(Buffer.concat(blocks.map((b) => b.block.data)))).toBe(true)
   })

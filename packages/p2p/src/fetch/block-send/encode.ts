@@ -96,6 +96,34 @@ function blockHead(block: EncodableBlock): Uint8Array {
   ])
 }
 
+/** Parts below this size next to each other are joined into one array (a copy of a few bytes). */
+const SMALL_PART = 1024
+
+/**
+ * `parts` with each run of small parts joined: every part is encrypted by noise with a call of
+ * its own and written to the socket as a buffer of its own, so a block's length prefix and
+ * framing were two more of each per block (ADR 0061). Block bytes are never copied.
+ */
+function joinSmall(parts: Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let run: Uint8Array[] = []
+  const flush = () => {
+    if (run.length === 1) out.push(run[0] as Uint8Array)
+    else if (run.length > 1) out.push(Buffer.concat(run))
+    run = []
+  }
+  for (const part of parts) {
+    if (part.byteLength < SMALL_PART) {
+      run.push(part)
+    } else {
+      flush()
+      out.push(part)
+    }
+  }
+  flush()
+  return out
+}
+
 /**
  * `message` as one or more bitswap messages of at most `maxSize` bytes each (a block alone
  * larger than that still goes, alone). Each message is length-prefixed for the stream.
@@ -107,7 +135,7 @@ export function encodeMessages(message: EncodableMessage, maxSize: number): Enco
   const close = () => {
     if (parts.length === 0) return
     const prefix = Uint8Array.from(varint(size))
-    messages.push({ parts: [prefix, ...parts], byteLength: prefix.byteLength + size })
+    messages.push({ parts: joinSmall([prefix, ...parts]), byteLength: prefix.byteLength + size })
     parts = []
     size = 0
   }
