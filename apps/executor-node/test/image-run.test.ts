@@ -8,7 +8,7 @@
  * it registered is refused: no key, no layer opened, nothing run.
  */
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -104,10 +104,27 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-const runImage = (cid: string) =>
-  runCli(['run', cid, '--fast', '--no-fallback', '--json', '--data-dir', execDir], {
+/**
+ * The CLI's temp folder, so its runc state (`<tmp>/digicap-oci-<uid>`) is this file's alone: the
+ * "no container" check below must not see another suite's runs (CI runs suites side by side).
+ */
+const childTmp = () => join(dir, 'tmp')
+
+const runImage = async (cid: string) => {
+  await mkdir(childTmp(), { recursive: true })
+  return runCli(['run', cid, '--fast', '--no-fallback', '--json', '--data-dir', execDir], {
     DIGICAP_BOOTSTRAP: recvNode.multiaddrs()[0] as string,
+    TMPDIR: childTmp(),
   })
+}
+
+/** runc processes of this file's CLI runs (their `--root` is under its temp folder). */
+async function ourContainers(): Promise<string[]> {
+  const ps = await promisify(execFile)('ps', ['-eo', 'args'])
+  return [...ps.stdout.matchAll(/runc --root (\S+) .*digicap-[0-9a-f]{16}.*/g)]
+    .filter(([, root]) => root?.startsWith(childTmp()))
+    .map(([line]) => line)
+}
 
 describe('executor-node run <image capsule> (CLI, runc, swtpm)', () => {
   it('attested(): challenged, granted, layers opened, run under runc; the receiver gets the result', async () => {
@@ -135,6 +152,8 @@ describe('executor-node run <image capsule> (CLI, runc, swtpm)', () => {
     })
     expect(pcr23.stdout).toMatch(/23 *: *0x0{64}/i)
     expect(doc.cleanup.failures).toEqual([])
+    // the run's runc state was under the CLI's own temp folder, where the check below looks
+    expect((await readdir(childTmp())).some((n) => n.startsWith('digicap-oci-'))).toBe(true)
   }, 90_000)
 
   it('a host whose boot PCRs changed since it registered is refused: no layer key, nothing run', async () => {
@@ -154,7 +173,6 @@ describe('executor-node run <image capsule> (CLI, runc, swtpm)', () => {
     // the key was never released: no layer opened, no container
     expect(r.stderr).not.toContain('✓ release')
     expect(r.stderr).not.toContain('✓ run')
-    const ps = await promisify(execFile)('ps', ['-eo', 'args'])
-    expect(ps.stdout).not.toMatch(/runc .*digicap-[0-9a-f]{16}/)
+    expect(await ourContainers()).toEqual([])
   }, 90_000)
 })

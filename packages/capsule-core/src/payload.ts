@@ -319,8 +319,10 @@ export class PayloadOpener {
           for (const p of plain) p.fill(0)
           throw commitmentMismatch()
         }
-        this.payloadDigestValue = this.payload?.digest()
+        const payloadDigest = this.payload?.digest()
         if (this.queue.length > 0) this.trailing(this.queue.length)
+        // only for a payload that opened whole: not for one refused for its trailing bytes
+        this.payloadDigestValue = payloadDigest
       }
       out.push(...plain)
     }
@@ -345,9 +347,10 @@ export class PayloadOpener {
     this.key.fill(0)
   }
 
-  /** Zeroes the payload key (after an error or an abort). */
+  /** Zeroes the payload key (after an error or an abort); the payload digest is gone too. */
   destroy(): void {
     this.done = true
+    this.payloadDigestValue = undefined
     this.key.fill(0)
   }
 }

@@ -103,6 +103,21 @@ describe('payload digest v2 (vectors: test/payload-digest-vectors.txt)', () => {
     expect(openCapsule(capsule, { dataKey: DATA_KEY }).plaintext.length).toBe(100)
   })
 
+  it('is not given for a payload refused for trailing bytes, nor after the opener was destroyed', () => {
+    const { capsule } = build(detBytes('two chunks', 100), 64)
+    const parsed = parseCapsuleHeader(capsule)
+    const trailing = prepareOpen(parsed, { dataKey: DATA_KEY })
+    const extended = new Uint8Array([...capsule.subarray(parsed.payloadOffset), 0])
+    expect(() => trailing.write(extended)).toThrow(/trailing|after the last chunk/i)
+    expect(() => trailing.payloadDigest()).toThrow(InvalidArgumentError)
+    const destroyed = prepareOpen(parsed, { dataKey: DATA_KEY })
+    destroyed.write(capsule.subarray(parsed.payloadOffset))
+    destroyed.end()
+    expect(destroyed.payloadDigest()).toHaveLength(32)
+    destroyed.destroy()
+    expect(() => destroyed.payloadDigest()).toThrow(InvalidArgumentError)
+  })
+
   it('refuses a chunk size a header could not hold', () => {
     expect(() => payloadDigest(new Uint8Array(3), 100)).toThrow(InvalidArgumentError)
     expect(() => payloadDigest(new Uint8Array(3), 32)).toThrow(InvalidArgumentError)

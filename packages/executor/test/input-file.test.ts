@@ -22,6 +22,8 @@ import {
   quickjsSandbox,
   type RunWorkspace,
   runInSandbox,
+  runLifecycle,
+  type Sandbox,
   type SandboxJob,
   wasiSandbox,
 } from '../src/index.ts'
@@ -183,6 +185,34 @@ describe('sandboxes read the file by chunks', () => {
     const inMemory = { runtime: runtime('data'), code: new Uint8Array(0), input: enc('x') }
     expect(dec((await sandbox.run(inMemory)).output)).toBe('memory')
     await expect(dataSandbox(() => 'm').run(job)).rejects.toMatchObject({ code: 'SANDBOX_CRASH' })
+  })
+})
+
+describe('a job with inputFile measures only the open’s digest', () => {
+  it('without payloadDigest it is refused before anything is measured or run, by any sandbox', async () => {
+    const { ws, dir } = await workspaceDir()
+    const job = await fileJob(enc('hello'), { runtime: runtime('data') }, ws, dir)
+    const { payloadDigest: _dropped, ...noDigest } = job
+    // a sandbox that never checks its job: the run itself must refuse it
+    const base = dataSandbox(() => 'memory', { fromFile: (f) => `file ${f.size}` })
+    let ran = false
+    const sandbox: Sandbox = {
+      ...base,
+      run: (j, o) => {
+        ran = true
+        return base.run(j, o)
+      },
+    } as Sandbox
+    const lifecycle = runLifecycle()
+    const events: string[] = []
+    lifecycle.on('after-load', () => {
+      events.push('after-load')
+    })
+    await expect(
+      runInSandbox({ sandbox, job: noDigest as SandboxJob, workspace: ws, lifecycle }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    expect(ran).toBe(false)
+    expect(events).toEqual([])
   })
 })
 

@@ -5,13 +5,17 @@
  * the range: a window of 8 leaves read 9, and gave copies.
  */
 import { randomBytes } from 'node:crypto'
+import * as dagPb from '@ipld/dag-pb'
 import { MemoryBlockstore } from 'blockstore-core'
 import fc from 'fast-check'
+import { UnixFS } from 'ipfs-unixfs'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { code as RAW_CODE } from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { describe, expect, it } from 'vitest'
 import { unixfsReader } from '../src/read/unixfs-reader.ts'
 
@@ -112,6 +116,39 @@ describe('a range of a file read leaf by leaf', () => {
     expect(Buffer.concat(parts).equals(bytes)).toBe(true)
     expect(most).toBeLessThanOrEqual(3)
     expect(most).toBeGreaterThan(1)
+  })
+
+  it('a DAG whose block sizes lie is refused (typed), never read with its bytes shifted', async () => {
+    // every block matches its CID; only the sizes the parent gives its children are wrong
+    const store = new MemoryBlockstore()
+    const put = async (code: number, bytes: Uint8Array) => {
+      const cid = CID.createV1(code, await sha256.digest(bytes))
+      await store.put(cid, bytes)
+      return cid
+    }
+    const fileNode = (sizes: bigint[], links: CID[]) =>
+      dagPb.encode({
+        Data: new UnixFS({ type: 'file', blockSizes: sizes }).marshal(),
+        Links: links.map((Hash) => ({ Hash })),
+      })
+    const long = await put(raw.code, new Uint8Array(randomBytes(15)))
+    const short = await put(raw.code, new Uint8Array(randomBytes(5)))
+    // raw leaves of 15 and 5 bytes said to be 10 and 10
+    const rawLiar = await put(dagPb.code, fileNode([10n, 10n], [long, short]))
+    await expect(cat(store, rawLiar, { offset: 5, length: 10 })).rejects.toMatchObject({
+      name: 'NotUnixFSError',
+    })
+    await expect(cat(store, rawLiar)).rejects.toMatchObject({ name: 'NotUnixFSError' })
+    // an inner node of 20 bytes said to be 12
+    const inner = await put(dagPb.code, fileNode([15n, 5n], [long, short]))
+    const tail = await put(raw.code, new Uint8Array(randomBytes(8)))
+    const nodeLiar = await put(dagPb.code, fileNode([12n, 8n], [inner, tail]))
+    await expect(cat(store, nodeLiar, { offset: 10, length: 6 })).rejects.toMatchObject({
+      name: 'NotUnixFSError',
+    })
+    // the same nodes with true sizes read back whole
+    const honest = await put(dagPb.code, fileNode([20n, 8n], [inner, tail]))
+    expect(Buffer.concat(await cat(store, honest))).toHaveLength(28)
   })
 
   it('an offset past the end is refused, as the exporter refuses it; a directory is not a file', async () => {

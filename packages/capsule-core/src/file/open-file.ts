@@ -80,13 +80,14 @@ export async function openFile(
 
 /**
  * Opens the payload of the capsule file `input` (its header already parsed: `parsed`) into
- * `output`, a file its caller opened and owns (made, tracked, wiped and removed by it), each
- * chunk written at its place from offset 0, and returns the payload digest (version 2,
+ * `output`, a file its caller opened and owns (made, tracked, wiped and removed by it): a new,
+ * empty file (the lanes write each chunk at its offset from 0, the one-thread path in order from
+ * the handle's position), and returns the payload digest (version 2,
  * docs/bundle.md §7) from the commitment's leaves. On worker lanes like {@link openFile} from
  * {@link PARALLEL_FILE_MIN_BYTES} on two or more cores, else on the calling thread; a chunk that
  * fails on a lane is re-read on the calling thread for its exact error. Every plaintext buffer
  * is zeroed before it is freed. A rejected call leaves `output` holding unverified plaintext:
- * the caller wipes it. The commitment is always checked (`checkCommitment` is refused).
+ * the caller wipes it. The commitment is always checked (the option is not taken).
  *
  * @throws the typed errors of {@link openFile}, and Node's file system errors unchanged.
  * @example
@@ -219,6 +220,9 @@ async function openSequential(
   let next = readFully(src, bufs[0] as Uint8Array, size(0), at(0))
   let pendingWrite: Promise<unknown> = Promise.resolve()
   let pendingOut: Uint8Array[] = []
+  // A chunk decrypted but not yet handed to a write: zeroed too if the write before it (or the
+  // end check) fails.
+  let unwritten: Uint8Array[] = []
   try {
     for (let i = 0; i < n; i++) {
       const got = await next
@@ -227,10 +231,12 @@ async function openSequential(
         next = readFully(src, bufs[(i + 1) % 2] as Uint8Array, size(i + 1), at(i + 1))
       // The opener consumes exactly one chunk per call, so it keeps no reference to `buf`.
       const chunk = opener.write(buf.subarray(0, got))
+      unwritten = chunk
       if (got < size(i)) opener.end()
       await pendingWrite
       free(pendingOut)
       pendingOut = chunk
+      unwritten = []
       pendingWrite = out.writev(chunk)
     }
     const end = at(n - 1) + size(n - 1)
@@ -247,6 +253,7 @@ async function openSequential(
     opener.destroy()
     await settled(next, pendingWrite)
     free(pendingOut)
+    free(unwritten)
     throw err
   } finally {
     if (options.zero) for (const b of bufs) b.fill(0)

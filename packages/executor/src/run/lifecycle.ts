@@ -17,7 +17,10 @@ export interface RunLifecycleEvents {
     /** A measured run: the values PCR 23 is about to be extended with (it is still at reset). */
     readonly attestation?: RunMeasurementValues | undefined
   }
-  /** Measured; the sandbox starts next. Attestation extends PCR 23 with `measurements.run`. */
+  /**
+   * Measured; the sandbox starts next. `measurements.run` is the value each result delivery
+   * signs; PCR 23 holds the `before-load` attestation values, not it (ADR 0021).
+   */
   'after-load': { readonly runId: string; readonly measurements: RunMeasurements }
   /** The program finished (`ok`) or was stopped (`errorCode`). */
   'after-run': {
@@ -27,7 +30,7 @@ export interface RunLifecycleEvents {
     readonly stats?: SandboxStats | undefined
     readonly outputBytes?: number | undefined
   }
-  /** Everything the run left was removed; attestation resets the run measurement. */
+  /** Everything the run left was removed; attestation resets PCR 23. */
   'after-cleanup': {
     readonly runId: string
     readonly report: CleanupReport

@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import { sanitizeProgramText } from '../errors.ts'
+import { checkFilePayloadDigest } from './job-payload-digest.ts'
 import type { OutputLimits, RuntimeKind, SandboxJob } from './types.ts'
 
 export const DEFAULT_OUTPUT_LIMIT_BYTES = 16 * 1024 * 1024
@@ -98,11 +99,7 @@ function checkInputFile(job: SandboxJob): void {
   ) {
     throw new InvalidArgumentError('job.inputFile must be { path (absolute), offset, size }')
   }
-  if (!(job.payloadDigest instanceof Uint8Array) || job.payloadDigest.byteLength !== 32) {
-    throw new InvalidArgumentError('job.payloadDigest (32 bytes) must come with job.inputFile', {
-      hint: 'The open computes it (ADR 0059); nothing else reads the file to measure it.',
-    })
-  }
+  checkFilePayloadDigest(job)
   if (job.input.byteLength !== 0) {
     throw new InvalidArgumentError('job.input must be empty when job.inputFile is given')
   }

@@ -10,7 +10,7 @@
  */
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
-import { NotUnixFSError, UnderReadError } from 'ipfs-unixfs-exporter'
+import { NotUnixFSError, OverReadError, UnderReadError } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
 import { code as RAW_CODE } from 'multiformats/codecs/raw'
 
@@ -68,7 +68,7 @@ export function decodeFileNode(block: Uint8Array): FileNode | undefined {
 }
 
 /** A piece of the range in file order: bytes at hand, or a leaf to read, at `at` in the file. */
-type Piece = { at: number; bytes: Uint8Array } | { at: number; leaf: CID }
+type Piece = { at: number; bytes: Uint8Array } | { at: number; leaf: CID; size: number }
 
 /** The pieces of `[start, end)` under `node` (whose bytes start at `at`), inner nodes read. */
 async function* pieces(
@@ -87,10 +87,12 @@ async function* pieces(
     const childEnd = at + link.size
     if (childEnd > start && at < end) {
       if (link.cid.code === RAW_CODE) {
-        yield { at, leaf: link.cid }
+        yield { at, leaf: link.cid, size: link.size }
       } else if (link.cid.code === dagPb.code) {
         const child = await blocks.fileNode(link.cid, options)
         if (!child) throw new NotUnixFSError(`${link.cid} is not a UnixFS file node`)
+        // a node whose parent claims another size would shift every byte after it
+        if (child.size !== link.size) throw inconsistentSize(link.cid, link.size, child.size)
         yield* pieces(blocks, child, at, start, end, options)
       } else {
         throw new NotUnixFSError(`Unsupported codec: ${link.cid.code}`)
@@ -99,6 +101,13 @@ async function* pieces(
     at = childEnd
     if (at >= end) return
   }
+}
+
+/** A child whose bytes are not the size its parent's `blockSizes` gives it. */
+function inconsistentSize(cid: CID, claimed: number, actual: number): NotUnixFSError {
+  return new NotUnixFSError(
+    `${cid} holds ${actual} bytes of the file where its parent says ${claimed}: inconsistent block sizes`,
+  )
 }
 
 /** The part of `bytes` (at `at` in the file) inside `[start, end)`, as a view. */
@@ -110,6 +119,8 @@ function clip(bytes: Uint8Array, at: number, start: number, end: number): Uint8A
  * The bytes `[start, end)` of the file `root` (clamped to its size), in order, with up to
  * `concurrency` leaves read at once.
  * @throws {UnderReadError} if the file's nodes give fewer bytes than they say they hold.
+ * @throws {NotUnixFSError} if a child's size is not the one its parent gives it (a DAG built to
+ *   shift the bytes: each block still matches its CID).
  */
 export async function* readFileRange(
   blocks: FileBlocks,
@@ -122,12 +133,18 @@ export async function* readFileRange(
   end = Math.min(end, root.size)
   if (end <= start) return
   // leaves being read, oldest first: reads run ahead of the one handed on
-  const reading: { at: number; bytes: Promise<Uint8Array> }[] = []
+  const reading: { at: number; bytes: Promise<Uint8Array>; leaf?: CID; size?: number }[] = []
   let read = 0
   const handOn = async () => {
-    const next = reading.shift() as { at: number; bytes: Promise<Uint8Array> }
-    const part = clip(await next.bytes, next.at, start, end)
+    const next = reading.shift() as (typeof reading)[number]
+    const bytes = await next.bytes
+    // a raw leaf's length is only known once read: it must be what its parent says
+    if (next.leaf !== undefined && bytes.byteLength !== next.size) {
+      throw inconsistentSize(next.leaf, next.size as number, bytes.byteLength)
+    }
+    const part = clip(bytes, next.at, start, end)
     read += part.byteLength
+    if (read > end - start) throw new OverReadError('Read more bytes than the range holds')
     return part
   }
   for await (const piece of pieces(blocks, root, 0, start, end, options)) {
@@ -137,7 +154,7 @@ export async function* readFileRange(
       const bytes = readBlock(blocks, piece.leaf, options)
       // read ahead; a failure is met when its turn comes
       bytes.catch(() => {})
-      reading.push({ at: piece.at, bytes })
+      reading.push({ at: piece.at, bytes, leaf: piece.leaf, size: piece.size })
     }
     while (reading.length >= Math.max(1, concurrency)) {
       const part = await handOn()
