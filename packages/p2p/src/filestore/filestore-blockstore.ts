@@ -11,6 +11,7 @@
  * served, and every fetcher refuses it (bitswap checks each block against its CID). A missing
  * file makes the block absent (`has` is false, `get` is `NotFoundError`).
  */
+import type { Stats } from 'node:fs'
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BaseBlockstore } from 'blockstore-core'
@@ -114,6 +115,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
   readonly #writing = new Map<string, Promise<CID>>()
   /** The files references point into, kept open while their blocks are read (ADR 0061). */
   readonly #files = new OpenFiles()
+  /** `stat`s of reference files taken by `has` in this turn of the event loop (`#lookedUp`). */
+  readonly #looked = new Map<string, Stats>()
 
   /** `blocksPath`: the copies (`<dataDir>/blocks`); `refsPath`: the references. */
   constructor(blocksPath: string, refsPath: string) {
@@ -268,7 +271,20 @@ export class FilestoreBlockstore extends BaseBlockstore {
   /** Whether `ref`'s file is there and long enough to hold the block. */
   async #fileHolds(ref: FileReference): Promise<boolean> {
     const info = await stat(ref.path).catch(() => undefined)
-    return info?.isFile() === true && info.size >= ref.offset + ref.length
+    const holds = info?.isFile() === true && info.size >= ref.offset + ref.length
+    if (holds) this.#lookedUp(ref.path, info)
+    return holds
+  }
+
+  /**
+   * Keeps `stats` of `path` until this turn of the event loop ends: helia's storage asks `has`,
+   * then `get` in the same turn, and the read takes the `has`'s `stat` instead of another one
+   * (ADR 0061). Either way the file can change between the `stat` and the read (the stamp check
+   * is as good as it was).
+   */
+  #lookedUp(path: string, stats: Stats): void {
+    if (this.#looked.size === 0) setImmediate(() => this.#looked.clear())
+    this.#looked.set(path, stats)
   }
 
   /**
@@ -304,7 +320,9 @@ export class FilestoreBlockstore extends BaseBlockstore {
    */
   async #read(key: CID, ref: FileReference, options?: Options): Promise<Uint8Array> {
     options?.signal?.throwIfAborted()
-    const file = await this.#files.lease(ref.path).catch((cause) => {
+    const looked = this.#looked.get(ref.path)
+    this.#looked.delete(ref.path)
+    const file = await this.#files.lease(ref.path, looked).catch((cause) => {
       this.#cache.delete(key.toString())
       throw new NotFoundError(`Block ${key}: its file is gone (${(cause as Error).message})`)
     })

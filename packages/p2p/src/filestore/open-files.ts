@@ -43,11 +43,12 @@ export class OpenFiles {
   readonly #files = new Map<string, OpenFile>()
 
   /**
-   * The file at `path` now, open, and its stats.
+   * The file at `path` now, open, and its stats (`looked`: a `stat` of the path taken in this
+   * same turn of the event loop, not taken again).
    * @throws the file system's error (`ENOENT`: the file is gone).
    */
-  async lease(path: string): Promise<FileLease> {
-    const stats = await stat(path)
+  async lease(path: string, looked?: Stats): Promise<FileLease> {
+    const stats = looked ?? (await stat(path))
     const known = this.#files.get(path)
     if (known !== undefined) {
       // most recently used last
