@@ -108,6 +108,28 @@ describe('filestore: blocks kept as references to the capsule file', () => {
     }
   }, 90_000)
 
+  it('a block held as a reference and as a copy: the copy is read once the file changed', async () => {
+    const store = new FilestoreBlockstore(join(dir, 'both-blocks'), join(dir, 'both-refs'))
+    await store.open()
+    try {
+      const file = join(dir, 'both.bin')
+      const bytes = new Uint8Array(randomBytes(4096))
+      await writeFile(file, bytes)
+      const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+      await store.putReference(cid, { path: file, offset: 0, length: bytes.byteLength })
+      expect((await collect(store.get(cid))).equals(bytes)).toBe(true)
+      await store.put(cid, bytes)
+      // the referenced file changes in place: the reference is refused, the copy still holds
+      const fh = await open(file, 'r+')
+      await fh.write(Uint8Array.of((bytes[7] as number) ^ 1), 0, 1, 7)
+      await fh.close()
+      await utimes(file, new Date(), new Date(Date.now() + 5_000))
+      expect((await collect(store.get(cid))).equals(bytes)).toBe(true)
+    } finally {
+      await store.close()
+    }
+  })
+
   it('refuses a referenced block whose file changed, and drops one whose file shrank or went away', async () => {
     const dataDir = join(dir, 'tamper')
     const file = join(dir, 'tamper.bin')

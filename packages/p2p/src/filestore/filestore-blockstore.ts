@@ -11,6 +11,8 @@
  * served, and every fetcher refuses it (bitswap checks each block against its CID). A missing
  * file makes the block absent (`has` is false, `get` is `NotFoundError`).
  */
+
+import { randomBytes } from 'node:crypto'
 import type { Stats } from 'node:fs'
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -177,7 +179,9 @@ export class FilestoreBlockstore extends BaseBlockstore {
     options?.signal?.throwIfAborted()
     const bytes = val instanceof Uint8Array ? val : await concat(val)
     const { folder, file } = this.#copyPath(key)
-    const temp = `${file}.${process.pid}-${tempFiles++}.tmp`
+    // random as well as numbered: two processes of one pid (containers sharing a data folder)
+    // must never write, or remove, each other's temporary file
+    const temp = `${file}.${process.pid}-${tempFiles++}-${randomBytes(6).toString('hex')}.tmp`
     try {
       // a shard folder is made once per store opened (a fresh data folder has none of them)
       if (!this.#shards.has(folder)) await this.#makeShard(folder)
@@ -190,7 +194,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
       await rename(temp, file)
       return key
     } catch (cause) {
-      await unlink(temp).catch(() => {})
+      // never another writer's file: `writeNew` creates exclusively, so EEXIST left ours unmade
+      if ((cause as NodeJS.ErrnoException)?.code !== 'EEXIST') await unlink(temp).catch(() => {})
       throw new PutFailedError(`Cannot write block ${key}: ${(cause as Error).message}`)
     }
   }
@@ -295,14 +300,23 @@ export class FilestoreBlockstore extends BaseBlockstore {
   override async *get(key: CID, options?: Options): AsyncGenerator<Uint8Array> {
     const known = this.#cache.get(key.toString())
     if (known) {
+      let refused: unknown
       const bytes = await this.#read(key, known, options).catch((err: Error) => {
-        if (err.name === 'NotFoundError') return undefined
-        throw err
+        if (err.name !== 'NotFoundError') refused = err
+        return undefined
       })
       if (bytes) {
         yield bytes
         return
       }
+      // a reference whose file changed: a whole copy of the block, if this store has one, is
+      // still the block (as before references were tried first); else the refusal stands
+      const copy = await this.#readCopy(key, options)
+      if (copy) {
+        yield copy
+        return
+      }
+      if (refused !== undefined) throw refused
     }
     const copy = await this.#readCopy(key, options)
     if (copy) {
