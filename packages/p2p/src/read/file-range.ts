@@ -80,7 +80,10 @@ async function* pieces(
   options?: ReadOptions,
 ): AsyncGenerator<Piece> {
   if (node.data) {
-    yield { at, bytes: node.data }
+    // a copy: the node is kept for the next window (`node-cache.ts`) and its bytes are a view of
+    // the stored block, while the caller owns what it is given (an opener wipes it after use).
+    // Inline bytes are small (a dag-pb leaf, ≤ 1 MiB; raw leaves are handed on as read).
+    yield { at, bytes: node.data.slice() }
     at += node.data.byteLength
   }
   for (const link of node.links) {
