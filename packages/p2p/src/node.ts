@@ -41,6 +41,9 @@ import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
 import { persistPeerRecords } from './peer-records.ts'
 
+/** How long a node with a data folder runs before it sweeps the folder's leftover temp files. */
+const TEMP_SWEEP_DELAY_MS = 30_000
+
 /** The services of a Digicap node's libp2p. `pubsub` and `dht` are present only when enabled. */
 export interface DigicapServices {
   identify: Identify
@@ -78,6 +81,13 @@ export interface CreateDigicapNodeInit {
    * on-disk blockstore while a long-running node owns the datastore).
    */
   datastore?: 'fs' | 'memory'
+  /**
+   * With `dataDir`: once the node has run this many ms, it removes the temporary files that
+   * writers killed mid-write left in the block folders (older than an hour: a younger one may be
+   * another process's write in progress). Default 30 s (a one-shot
+   * run ends first); `false`: never.
+   */
+  sweepTemporaryFilesAfterMs?: number | false
   /** Run kad-dht (peer and content routing on the public network). Default `false`. */
   dht?: boolean
   /**
@@ -175,6 +185,16 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       await mkdir(init.dataDir, { recursive: true, mode: 0o700 })
       // copies under blocks/, and the blocks `pi-node seal` keeps as references to capsule files
       const fsBlocks = await openDataDirBlockstore(init.dataDir)
+      // a node that keeps running sweeps what writers killed mid-write left (ADR 0063); a
+      // one-shot run ends first and never pays for the folder's listing
+      const sweepAfter = init.sweepTemporaryFilesAfterMs ?? TEMP_SWEEP_DELAY_MS
+      if (sweepAfter !== false) {
+        const sweep = setTimeout(() => {
+          fsBlocks.sweepTemporaryFiles().catch(() => {})
+        }, sweepAfter)
+        sweep.unref?.()
+        closers.push(async () => clearTimeout(sweep))
+      }
       closers.push(() => fsBlocks.close())
       blockstore = fsBlocks
       if (init.datastore === 'memory') {

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import {
+  mkdir,
   mkdtemp,
   open,
   readdir,
@@ -448,10 +449,118 @@ describe('filestore: copies written whole or not at all, read in one piece', () 
       expect(listed).toEqual([])
       await again.put(cid, bytes)
       expect((await collect(again.get(cid))).equals(bytes)).toBe(true)
+      // the leftover is swept once it is older than a live write could be (ADR 0063); a young
+      // one may be another process's write in progress and stays
+      const leftover = join(left[0]?.parentPath as string, left[0]?.name as string)
+      expect(await again.sweepTemporaryFiles()).toBe(0)
+      expect((await stat(leftover)).isFile()).toBe(true)
+      const hoursAgo = new Date(Date.now() - 2 * 3600_000)
+      await utimes(leftover, hoursAgo, hoursAgo)
+      expect(await again.sweepTemporaryFiles()).toBe(1)
+      await expect(stat(leftover)).rejects.toMatchObject({ code: 'ENOENT' })
+      // the block written since is still there, read whole
+      expect((await collect(again.get(cid))).equals(bytes)).toBe(true)
     } finally {
       await again.close()
     }
   }, 60_000)
+
+  it("sweeps only old temporary files (its own and steno's), never a block or a stranger's file", async () => {
+    const blocks = join(dir, 'sweep-blocks')
+    const refs = join(dir, 'sweep-refs')
+    const store = new FilestoreBlockstore(blocks, refs)
+    await store.open()
+    try {
+      const bytes = new Uint8Array(randomBytes(1000))
+      const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+      await store.put(cid, bytes)
+      const shard = (await readdir(blocks))[0] as string
+      const name = (await readdir(join(blocks, shard)))[0] as string
+      const old = new Date(Date.now() - 2 * 3600_000)
+      const files = {
+        ours: join(blocks, shard, `${name}.123-4-0a1b2c3d4e5f.tmp`),
+        steno: join(refs, shard, `.${name}.tmp`),
+        young: join(blocks, shard, `${name}.99-1-ffffffffffff.tmp`),
+        stranger: join(blocks, shard, 'notes.tmp'),
+      }
+      await mkdir(join(refs, shard), { recursive: true })
+      for (const [what, path] of Object.entries(files)) {
+        await writeFile(path, 'x')
+        if (what !== 'young') await utimes(path, old, old)
+      }
+      // the block itself, as old as the leftovers
+      await utimes(join(blocks, shard, name), old, old)
+      expect(await store.sweepTemporaryFiles()).toBe(2)
+      await expect(stat(files.ours)).rejects.toMatchObject({ code: 'ENOENT' })
+      await expect(stat(files.steno)).rejects.toMatchObject({ code: 'ENOENT' })
+      expect((await stat(files.young)).isFile()).toBe(true)
+      expect((await stat(files.stranger)).isFile()).toBe(true)
+      expect((await collect(store.get(cid))).equals(bytes)).toBe(true)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a node with a data folder sweeps old leftovers once it has run a while; one told not to leaves them', async () => {
+    const dataDir = join(dir, 'node-sweep')
+    const shard = join(dataDir, 'blocks', 'AB')
+    await mkdir(shard, { recursive: true })
+    const leftover = join(shard, 'CIQLEFTOVERAB.data.77-0-0123456789ab.tmp')
+    await writeFile(leftover, 'half a block')
+    const old = new Date(Date.now() - 2 * 3600_000)
+    await utimes(leftover, old, old)
+    const keeps = await createDigicapNode({ dataDir, sweepTemporaryFilesAfterMs: false })
+    await new Promise((r) => setTimeout(r, 300))
+    await keeps.stop()
+    expect((await stat(leftover)).isFile()).toBe(true)
+    const sweeps = await createDigicapNode({ dataDir, sweepTemporaryFilesAfterMs: 50 })
+    try {
+      const deadline = Date.now() + 5_000
+      while (Date.now() < deadline && (await stat(leftover).catch(() => undefined))) {
+        await new Promise((r) => setTimeout(r, 25))
+      }
+      await expect(stat(leftover)).rejects.toMatchObject({ code: 'ENOENT' })
+    } finally {
+      await sweeps.stop()
+    }
+  }, 30_000)
+
+  it("reads and writes the layout blockstore-fs writes: each store reads the other's blocks", async () => {
+    const { FsBlockstore } = await import('blockstore-fs')
+    const blocks = join(dir, 'interop-blocks')
+    const theirs = new FsBlockstore(blocks)
+    await theirs.open()
+    const ours = new FilestoreBlockstore(blocks, join(dir, 'interop-refs'))
+    await ours.open()
+    try {
+      const make = async (n: number) => {
+        const bytes = new Uint8Array(randomBytes(n))
+        return { bytes, cid: CID.createV1(raw.code, await sha256.digest(bytes)) }
+      }
+      const a = await make(3000)
+      const b = await make(5)
+      await theirs.put(a.cid, a.bytes)
+      await ours.put(b.cid, b.bytes)
+      expect(await ours.has(a.cid)).toBe(true)
+      expect((await collect(ours.get(a.cid))).equals(a.bytes)).toBe(true)
+      expect(await theirs.has(b.cid)).toBe(true)
+      expect((await collect(theirs.get(b.cid))).equals(b.bytes)).toBe(true)
+      // both list the same keys, named alike (the multihash read back as a CID)
+      const list = async (store: { getAll(): AsyncIterable<{ cid: CID }> }) => {
+        const keys: string[] = []
+        for await (const { cid } of store.getAll()) keys.push(cid.toString())
+        return keys.sort()
+      }
+      const listed = await list(ours)
+      expect(listed).toHaveLength(2)
+      expect(listed).toEqual(await list(theirs as never))
+      await ours.delete(a.cid)
+      expect(await theirs.has(a.cid)).toBe(false)
+    } finally {
+      await ours.close()
+      await theirs.close()
+    }
+  })
 
   it('a copy reads back as one array (blockstore-fs gave 64 KiB parts for every reader to join)', async () => {
     const store = new FilestoreBlockstore(join(dir, 'one-blocks'), join(dir, 'one-refs'))

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -86,4 +86,52 @@ console.log(JSON.stringify({ size, sha256: hash.digest('hex'), loaded }))
       await rm(dir, { recursive: true, force: true })
     }
   }, 120_000)
+
+  // ADR 0063: `pi-node seal`'s add (leaves kept as references into a data folder) used to load
+  // blockstore-fs's index, and with it a glob library (it-glob, fast-glob, micromatch: ~35
+  // modules, ~45 ms of every seal) that only its `getAll` used.
+  it('the referenced add into a data folder (what pi-node seal runs) loads no glob library', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'p2p-add-'))
+    try {
+      const bytes = randomBytes(2 * 1_048_576 + 7)
+      const file = join(dir, 'capsule.bin')
+      await writeFile(file, bytes)
+      const importEntry = new URL('../src/import.ts', import.meta.url).href
+      const adder = `
+import { registerHooks } from 'node:module'
+const loaded = []
+registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r } })
+const { openFsCapsuleImporter, FilestoreBlockstore, blocksFolder, filestoreFolder } = await import(${JSON.stringify(importEntry)})
+const blocks = await openFsCapsuleImporter(${JSON.stringify(join(dir, 'data'))}, { referenceFiles: true })
+const cid = await blocks.put({ path: ${JSON.stringify(file)} })
+await blocks.close()
+const store = new FilestoreBlockstore(blocksFolder(${JSON.stringify(join(dir, 'data'))}), filestoreFolder(${JSON.stringify(join(dir, 'data'))}))
+await store.open()
+let listed = 0
+for await (const _ of store.getAll()) listed++
+await store.close()
+console.log(JSON.stringify({ cid, listed, loaded }))
+`
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--no-warnings', '--input-type=module', '-e', adder],
+        { cwd: fileURLToPath(new URL('..', import.meta.url)), timeout: 60_000 },
+      )
+      const got = JSON.parse(stdout.trim().split('\n').at(-1) as string)
+      // three leaves and their root, all listed (the leaves as references, the root as a copy)
+      expect(got.listed).toBe(4)
+      const loaded: string[] = got.loaded
+      // the probe really saw the importer and the sharding it shares with blockstore-fs load
+      expect(loaded.some((url) => url.includes('/node_modules/ipfs-unixfs-importer/'))).toBe(true)
+      expect(loaded.some((url) => /\/blockstore-fs\/dist\/src\/sharding\.js$/.test(url))).toBe(true)
+      const unused = loaded.filter((url) =>
+        /\/node_modules\/(it-glob|fast-glob|micromatch|picomatch|steno)\/|\/blockstore-fs\/dist\/src\/index\.js$/.test(
+          url,
+        ),
+      )
+      expect(unused).toEqual([])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
 })

@@ -1,7 +1,7 @@
 /**
- * A blockstore whose blocks are either copies (a `FsBlockstore` under `blocks/`) or references
- * to the bytes of local files (`filestore/`, one small entry per block, same sharding): the
- * layout of Kubo's filestore. `pi-node seal` keeps the sealed capsule in its folder anyway;
+ * A blockstore whose blocks are either copies (under `blocks/`, laid out as `blockstore-fs` lays
+ * them out: `shard-folder.ts`) or references to the bytes of local files (`filestore/`, one small
+ * entry per block, same sharding): the layout of Kubo's filestore. `pi-node seal` keeps the sealed capsule in its folder anyway;
  * storing its leaves as references instead of a second copy halves what a seal writes.
  *
  * A referenced block is read from its file and trusted only while the file keeps the size and
@@ -12,19 +12,17 @@
  * file makes the block absent (`has` is false, `get` is `NotFoundError`).
  */
 
-import { randomBytes } from 'node:crypto'
 import type { Stats } from 'node:fs'
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+import { access, readFile, stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { BaseBlockstore } from 'blockstore-core'
-import { FsBlockstore } from 'blockstore-fs'
-import { NextToLast } from 'blockstore-fs/sharding'
 import type { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CapsuleStoreError } from '../errors.ts'
 import { sha256Leaf } from '../import/hash-leaf.ts'
 import { decodeFileReference, encodeFileReference, type FileReference } from './file-reference.ts'
 import { OpenFiles } from './open-files.ts'
+import { isMissing, ShardFolder, TEMP_FILE_MAX_AGE_MS } from './shard-folder.ts'
 
 interface Options {
   signal?: AbortSignal
@@ -33,11 +31,6 @@ interface Options {
 /** The error name helia and the blockstores use for an absent block. */
 class NotFoundError extends Error {
   override name = 'NotFoundError'
-}
-
-/** The error name the blockstores use for a block that could not be written. */
-class PutFailedError extends Error {
-  override name = 'PutFailedError'
 }
 
 /** References kept in memory: 4096 entries is 4 GiB of capsule, ~1 MiB of memory. */
@@ -69,48 +62,11 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
-/** An error of a file-system call that says the file (or its folder) is not there. */
-const isMissing = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT'
-
-/**
- * `bytes` written into a new file (`wx`: never over another): open, one write, close. `writeFile`
- * writes in 512 KiB parts: two writes per 1 MiB block, each a round trip through libuv's thread
- * pool (ADR 0061).
- */
-async function writeNew(path: string, bytes: Uint8Array): Promise<void> {
-  const file = await open(path, 'wx')
-  try {
-    let written = 0
-    while (written < bytes.byteLength) {
-      const { bytesWritten } = await file.write(bytes, written, bytes.byteLength - written)
-      if (bytesWritten === 0) throw new Error('the file system took no bytes')
-      written += bytesWritten
-    }
-  } finally {
-    await file.close()
-  }
-}
-
-/** Temporary files of copies being written, numbered in this process (see `#writeCopy`). */
-let tempFiles = 0
-
-const sharding = new NextToLast()
-
-/** A block's file under a `blockstore-fs` folder (`<shard>/<multihash>.data`), and its shard. */
-function shardPath(root: string, key: CID): { folder: string; file: string } {
-  const { dir, file } = sharding.encode(key)
-  const folder = join(root, dir)
-  return { folder, file: join(folder, file) }
-}
-
 export class FilestoreBlockstore extends BaseBlockstore {
-  readonly #blocks: FsBlockstore
-  /** Where `#blocks` and `#refs` keep their files (`shardPath`). */
-  readonly #blocksPath: string
-  /** Shard folders known to exist (created or written into by this store). */
-  readonly #shards = new Set<string>()
-  readonly #refs: FsBlockstore
-  readonly #refsPath: string
+  /** The copies: each block's bytes in a file of its own. */
+  readonly #blocks: ShardFolder
+  /** The references: each block's entry naming a file, an offset and a length. */
+  readonly #refs: ShardFolder
   /** References read lately (an entry is a few hundred bytes); dropped with their block. */
   readonly #cache = new Map<string, FileReference>()
   /** Copies being written, by CID: a second `put` of the same block joins the first. */
@@ -123,15 +79,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
   /** `blocksPath`: the copies (`<dataDir>/blocks`); `refsPath`: the references. */
   constructor(blocksPath: string, refsPath: string) {
     super()
-    this.#blocks = new FsBlockstore(blocksPath)
-    this.#blocksPath = this.#blocks.path
-    this.#refs = new FsBlockstore(refsPath)
-    this.#refsPath = this.#refs.path
-  }
-
-  /** The copy's file and its shard folder. */
-  #copyPath(key: CID): { folder: string; file: string } {
-    return shardPath(this.#blocksPath, key)
+    this.#blocks = new ShardFolder(resolve(blocksPath))
+    this.#refs = new ShardFolder(resolve(refsPath))
   }
 
   async open(): Promise<void> {
@@ -141,8 +90,15 @@ export class FilestoreBlockstore extends BaseBlockstore {
 
   async close(): Promise<void> {
     await this.#files.close()
-    await this.#blocks.close()
-    await this.#refs.close()
+  }
+
+  /**
+   * Removes the temporary files that writers killed mid-write left in both folders, once older
+   * than `olderThanMs` (default an hour: a younger one may be another process's write in
+   * progress). A long-running node does it once after it starts (`node.ts`). Returns how many.
+   */
+  async sweepTemporaryFiles(olderThanMs: number = TEMP_FILE_MAX_AGE_MS): Promise<number> {
+    return (await this.#blocks.sweep(olderThanMs)) + (await this.#refs.sweep(olderThanMs))
   }
 
   /**
@@ -165,11 +121,9 @@ export class FilestoreBlockstore extends BaseBlockstore {
   }
 
   /**
-   * A copy written whole or not at all: into a temporary file of its own (a crash mid-write leaves
-   * only that file, which no read looks at and `getAll` does not list), renamed to the block's name
-   * once written. `blockstore-fs` did the same through `steno` plus a `mkdir` per block; here a
-   * shard folder is made once: four file-system calls a block (open, write, close, rename; two
-   * writes of 512 KiB before ADR 0061) and no `steno` queue (ADR 0060).
+   * A copy written whole or not at all (`ShardFolder.writeWhole`: a temporary file of its own,
+   * renamed to the block's name; `blockstore-fs` did the same through `steno` plus a `mkdir` per
+   * block, ADRs 0060 and 0062).
    */
   async #writeCopy(
     key: CID,
@@ -178,38 +132,15 @@ export class FilestoreBlockstore extends BaseBlockstore {
   ): Promise<CID> {
     options?.signal?.throwIfAborted()
     const bytes = val instanceof Uint8Array ? val : await concat(val)
-    const { folder, file } = this.#copyPath(key)
-    // random as well as numbered: two processes of one pid (containers sharing a data folder)
-    // must never write, or remove, each other's temporary file
-    const temp = `${file}.${process.pid}-${tempFiles++}-${randomBytes(6).toString('hex')}.tmp`
-    try {
-      // a shard folder is made once per store opened (a fresh data folder has none of them)
-      if (!this.#shards.has(folder)) await this.#makeShard(folder)
-      await writeNew(temp, bytes).catch(async (err) => {
-        // the folder was removed since (by hand): made again, written again
-        if (!isMissing(err)) throw err
-        await this.#makeShard(folder)
-        await writeNew(temp, bytes)
-      })
-      await rename(temp, file)
-      return key
-    } catch (cause) {
-      // never another writer's file: `writeNew` creates exclusively, so EEXIST left ours unmade
-      if ((cause as NodeJS.ErrnoException)?.code !== 'EEXIST') await unlink(temp).catch(() => {})
-      throw new PutFailedError(`Cannot write block ${key}: ${(cause as Error).message}`)
-    }
-  }
-
-  async #makeShard(folder: string): Promise<void> {
-    await mkdir(folder, { recursive: true })
-    this.#shards.add(folder)
+    await this.#blocks.writeWhole(key, bytes)
+    return key
   }
 
   /** The copy of `key`, read whole in one go; `undefined` if there is none. */
   async #readCopy(key: CID, options?: Options): Promise<Uint8Array | undefined> {
     options?.signal?.throwIfAborted()
     try {
-      return await readFile(this.#copyPath(key).file)
+      return await readFile(this.#blocks.paths(key).file)
     } catch (err) {
       if (isMissing(err)) return undefined
       throw err
@@ -235,7 +166,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
         hint: 'Give an absolute path and whole, non-negative offset and length.',
       })
     }
-    await this.#refs.put(key, encoded, options)
+    options?.signal?.throwIfAborted()
+    await this.#refs.writeWhole(key, encoded)
     this.#cache.delete(key.toString())
     return key
   }
@@ -248,7 +180,7 @@ export class FilestoreBlockstore extends BaseBlockstore {
     options?.signal?.throwIfAborted()
     try {
       // one read; a missing entry (the usual case for a fetched block) is one failed open
-      const ref = decodeFileReference(await readFile(shardPath(this.#refsPath, key).file))
+      const ref = decodeFileReference(await readFile(this.#refs.paths(key).file))
       if (ref) {
         // helia asks `has` then `get` for each block served: read the entry once
         if (this.#cache.size >= REFERENCE_CACHE_ENTRIES) this.#cache.clear()
@@ -267,10 +199,19 @@ export class FilestoreBlockstore extends BaseBlockstore {
    */
   override async has(key: CID, options?: Options): Promise<boolean> {
     const known = this.#cache.get(key.toString())
-    if (known) return (await this.#fileHolds(known)) || (await this.#blocks.has(key, options))
-    if (await this.#blocks.has(key, options)) return true
+    if (known) return (await this.#fileHolds(known)) || (await this.#hasCopy(key, options))
+    if (await this.#hasCopy(key, options)) return true
     const ref = await this.reference(key, options)
     return ref !== undefined && (await this.#fileHolds(ref))
+  }
+
+  /** Whether a copy of `key` is there (one `access`). */
+  async #hasCopy(key: CID, options?: Options): Promise<boolean> {
+    options?.signal?.throwIfAborted()
+    return access(this.#blocks.paths(key).file).then(
+      () => true,
+      () => false,
+    )
   }
 
   /** Whether `ref`'s file is there and long enough to hold the block. */
@@ -375,21 +316,36 @@ export class FilestoreBlockstore extends BaseBlockstore {
   }
 
   override async delete(key: CID, options?: Options): Promise<void> {
+    options?.signal?.throwIfAborted()
     this.#cache.delete(key.toString())
-    await this.#blocks.delete(key, options)
-    await this.#refs.delete(key, options)
+    await this.#blocks.remove(key)
+    await this.#refs.remove(key)
   }
 
+  /**
+   * Every block: the copies, then the references that have no copy (named as `blockstore-fs`
+   * names them: the multihash read back as a CID). A block removed while the listing runs is
+   * skipped, as `blockstore-fs` skipped it.
+   */
   override async *getAll(
     options?: Options,
   ): AsyncGenerator<{ cid: CID; bytes: AsyncGenerator<Uint8Array> }> {
-    yield* this.#blocks.getAll(options) as AsyncGenerator<{
-      cid: CID
-      bytes: AsyncGenerator<Uint8Array>
-    }>
-    for await (const { cid } of this.#refs.getAll(options)) {
-      if (await this.#blocks.has(cid, options)) continue
+    for await (const { cid, file } of this.#blocks.keys(options)) {
+      yield { cid, bytes: fileBytes(file) }
+    }
+    for await (const { cid } of this.#refs.keys(options)) {
+      if (await this.#hasCopy(cid, options)) continue
       yield { cid, bytes: this.get(cid, options) }
     }
+  }
+}
+
+/** A file's bytes, read when asked for (a listing does not read what its caller skips). */
+async function* fileBytes(file: string): AsyncGenerator<Uint8Array> {
+  try {
+    yield await readFile(file)
+  } catch (err) {
+    if (!isMissing(err)) throw err
+    throw new NotFoundError(`Block file ${file} is gone`)
   }
 }
