@@ -272,9 +272,17 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     helia = withBitswap(withNet)
     await helia.start()
     wantResend = installWantResend(helia, wantResendMs)
-    blockSend = installBlockSend(helia)
     await installReceiveWindow(helia, libp2p as unknown as DigicapLibp2p)
     serveAsRead = installServeAsRead(helia)
+    // a lost kept stream (ADR 0062): what this node sent the peer on it is sent again at once,
+    // its wants to the peer and its answers to the peer's wants
+    blockSend = installBlockSend(helia, {
+      onStreamLost: (peer) => {
+        wantResend.resendTo(peer)
+        haveFirst?.resendTo(peer)
+        serveAsRead.answerAgain(peer)
+      },
+    })
     digests.listen(helia)
     if (fetchMode === 'have-first') haveFirst = installHaveFirst(helia, libp2p, wantResendMs)
   } catch (cause) {

@@ -3,15 +3,22 @@
  * coming: blocks (ADR 0060), wants and cancels (ADR 0061). Real nodes on loopback. Before, each
  * block was a message on a stream of its own: a 16-block fetch opened 16 streams (a protocol
  * negotiation, a peer-record update and six or more yamux frames each), every one starting at
- * yamux's smallest window; each want-list message too (7 for that fetch).
+ * yamux's smallest window; each want-list message too (7 for that fetch). A kept stream that
+ * ends abnormally mid-fetch (reset by either end) costs no 10 s want resend (ADR 0062).
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { BLOCK_STREAM_IDLE_MS } from '../src/fetch/block-send/install.ts'
 import { bitswapBroker } from '../src/fetch/have-first/bitswap-parts.ts'
-import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+import { WANT_RESEND_MS } from '../src/fetch/want-resend.ts'
+import {
+  type CapsuleStoreProgressOptions,
+  createDigicapNode,
+  type DigicapNode,
+  heliaCapsuleStore,
+} from '../src/index.ts'
 
 const MiB = 1_048_576
 const BITSWAP = '/ipfs/bitswap/1.2.0'
@@ -45,9 +52,13 @@ function bitswapStreams(node: DigicapNode, direction: 'inbound' | 'outbound') {
     .filter((s) => s.protocol === BITSWAP && s.direction === direction)
 }
 
-async function fetchAll(node: DigicapNode, cid: string): Promise<Buffer> {
+async function fetchAll(
+  node: DigicapNode,
+  cid: string,
+  options?: CapsuleStoreProgressOptions,
+): Promise<Buffer> {
   const parts: Uint8Array[] = []
-  for await (const chunk of heliaCapsuleStore(node.helia).get(cid)) parts.push(chunk)
+  for await (const chunk of heliaCapsuleStore(node.helia).get(cid, options)) parts.push(chunk)
   return Buffer.concat(parts)
 }
 
@@ -93,10 +104,12 @@ describe('blocks sent on one stream per peer', () => {
     expect((await fetchAll(b, cid)).equals(first)).toBe(true)
     const received = bitswapStreams(b, 'inbound')
     expect(received.length).toBeGreaterThan(0)
+    // counted from the reset: A may answer again at once what it sent on the lost stream (blocks
+    // whose cancels were still on their way from B, ADR 0062) on the stream it opens next
+    const dials = countDials(a)
     for (const stream of received) stream.abort(new Error('reset by the test'))
     await new Promise((r) => setTimeout(r, 100))
 
-    const dials = countDials(a)
     try {
       const next = randomBytes(4 * MiB)
       const second = await heliaCapsuleStore(a.helia).put(next)
@@ -151,5 +164,179 @@ describe('blocks sent on one stream per peer', () => {
     // now about one (a window update arriving mid-block may split one in two), and the
     // protocol negotiation's
     expect(blocks[0]?.frames).toBeLessThanOrEqual(16 + 8)
+  }, 60_000)
+})
+
+/** Calls `fault` once, when `node` has received its `count`th block. */
+function afterBlocks(node: DigicapNode, count: number, fault: () => void): () => void {
+  const wantList = bitswapBroker(node.helia).bitswap.wantList
+  let received = 0
+  const onBlock = () => {
+    if (++received === count) fault()
+  }
+  wantList.addEventListener('block', onBlock)
+  return () => wantList.removeEventListener('block', onBlock)
+}
+
+/**
+ * The fault: the next bitswap stream `node` opens is aborted (a muxer error) as its `nth`
+ * message is written; the streams opened after it are left alone.
+ */
+function abortOnSend(node: DigicapNode, nth: number) {
+  const network = bitswapBroker(node.helia).bitswap.network as unknown as { libp2p: Dialler }
+  const dial = network.libp2p.dialProtocol
+  let aborted = false
+  network.libp2p.dialProtocol = async (peer, protocol, options) => {
+    network.libp2p.dialProtocol = dial
+    const stream = (await dial.call(network.libp2p, peer, protocol, options)) as Stream
+    const send = stream.send.bind(stream)
+    let sends = 0
+    stream.send = (data) => {
+      if (++sends === nth) {
+        stream.abort(new Error('muxer error injected by the test'))
+        aborted = true
+      }
+      return send(data)
+    }
+    return stream
+  }
+  return { aborted: () => aborted, stop: () => (network.libp2p.dialProtocol = dial) }
+}
+
+/** Checks that every block `node` holds hashes to its CID (SHA-256 here); returns how many. */
+async function blocksHashToTheirCids(node: DigicapNode): Promise<number> {
+  let checked = 0
+  for await (const { cid, bytes } of node.helia.blockstore.getAll()) {
+    const digest = createHash('sha256')
+      .update(await toBytes(bytes))
+      .digest()
+    expect(Buffer.from(cid.multihash.digest).equals(digest)).toBe(true)
+    checked++
+  }
+  return checked
+}
+
+async function toBytes(
+  bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+): Promise<Uint8Array> {
+  if (bytes instanceof Uint8Array) return bytes
+  const parts: Uint8Array[] = []
+  for await (const part of bytes) parts.push(part)
+  return Buffer.concat(parts)
+}
+
+describe('a kept stream that ends abnormally mid-fetch (ADR 0062)', () => {
+  // well under the want resend (10 s) that repaired the loss before: a 12 MiB fetch on loopback
+  // takes a fraction of a second, so only a lost message waiting for that resend reaches it
+  const BOUND_MS = WANT_RESEND_MS * 0.3
+  const SIZE = 12 * MiB
+  let a: DigicapNode
+  let b: DigicapNode
+  beforeEach(async () => {
+    ;[a, b] = await Promise.all([createDigicapNode(), createDigicapNode()])
+    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+  })
+  afterEach(async () => {
+    await Promise.all([a?.stop(), b?.stop()])
+  })
+
+  /** Fetches a fresh file of A into B, `fault` run at B's 4th block; bound to `BOUND_MS`. */
+  async function fetchWithFault(fault: () => void) {
+    const bytes = randomBytes(SIZE)
+    const cid = await heliaCapsuleStore(a.helia).put(bytes)
+    const stop = afterBlocks(b, 4, fault)
+    let wantsResent = 0
+    const started = performance.now()
+    try {
+      const got = await fetchAll(b, cid, {
+        signal: AbortSignal.timeout(BOUND_MS),
+        onNetwork: (n) => {
+          wantsResent = n.wantsResent
+        },
+      })
+      return { same: got.equals(bytes), ms: performance.now() - started, wantsResent }
+    } finally {
+      stop()
+    }
+  }
+
+  it('the receiver resets the block stream: the blocks lost on it are sent again at once', async () => {
+    let reset = 0
+    const result = await fetchWithFault(() => {
+      for (const stream of bitswapStreams(b, 'inbound')) {
+        stream.abort(new Error('reset by the test'))
+        reset++
+      }
+    })
+    expect(reset).toBeGreaterThan(0)
+    expect(result.same).toBe(true)
+    expect(result.ms).toBeLessThan(BOUND_MS)
+    // not the 10 s safety net: no want was due
+    expect(result.wantsResent).toBe(0)
+    expect(await blocksHashToTheirCids(b)).toBeGreaterThanOrEqual(SIZE / MiB)
+  }, 60_000)
+
+  it('the sender aborts its block stream while a block is written: that block comes at once', async () => {
+    // a muxer error as A's 6th block message is written on its kept stream
+    const fault = abortOnSend(a, 6)
+    try {
+      const result = await fetchWithFault(() => {})
+      expect(fault.aborted()).toBe(true)
+      expect(result.same).toBe(true)
+      expect(result.ms).toBeLessThan(BOUND_MS)
+      expect(result.wantsResent).toBe(0)
+    } finally {
+      fault.stop()
+    }
+    expect(await blocksHashToTheirCids(b)).toBeGreaterThanOrEqual(SIZE / MiB)
+  }, 60_000)
+
+  it('the asker aborts its want stream while wants are written: they are sent again at once', async () => {
+    // B's 2nd message to A: the first window's wants (the 1st asked for the root)
+    const fault = abortOnSend(b, 2)
+    try {
+      const result = await fetchWithFault(() => {})
+      expect(fault.aborted()).toBe(true)
+      expect(result.same).toBe(true)
+      expect(result.ms).toBeLessThan(BOUND_MS)
+      expect(result.wantsResent).toBe(0)
+    } finally {
+      fault.stop()
+    }
+  }, 60_000)
+
+  it('the sender resets the block stream mid-fetch: the fetch does not wait for the resend', async () => {
+    let reset = 0
+    const result = await fetchWithFault(() => {
+      for (const stream of bitswapStreams(a, 'outbound')) {
+        stream.abort(new Error('reset by the test'))
+        reset++
+      }
+    })
+    expect(reset).toBeGreaterThan(0)
+    expect(result.same).toBe(true)
+    expect(result.ms).toBeLessThan(BOUND_MS)
+    expect(result.wantsResent).toBe(0)
+  }, 60_000)
+
+  it('a peer that goes away mid-fetch: the fetch ends in its usual error, nothing unhandled', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const fetched = fetchWithFault(() => {
+        // the owner stops: its connections close, every stream on them ends abnormally
+        void a.stop()
+      })
+      await expect(fetched).rejects.toMatchObject({
+        name: 'CapsuleStoreError',
+        hint: 'The fetch was aborted.',
+      })
+      // what the lost streams reported (none: the peer is gone) and the redials had their turn
+      await new Promise((r) => setTimeout(r, 200))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
   }, 60_000)
 })

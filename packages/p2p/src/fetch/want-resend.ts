@@ -81,6 +81,11 @@ function bitswapOf(helia: Helia): BitswapInternals {
 }
 
 export interface WantResend {
+  /**
+   * Sends every open want sent to `peer` again now (its kept stream was lost, ADR 0062): a
+   * want is otherwise sent again only after `resendMs`.
+   */
+  resendTo(peer: unknown): void
   /** Stops the resend timer (the repairs stay: they die with the node). */
   stop(): void
 }
@@ -124,5 +129,14 @@ export function installWantResend(helia: Helia, resendMs: number = WANT_RESEND_M
   }
   const timer = setInterval(check, Math.max(10, Math.floor(resendMs / 4)))
   timer.unref()
-  return { stop: () => clearInterval(timer) }
+  return {
+    resendTo(peer) {
+      const sent = wantList.peers.get(peer)
+      if (sent === undefined || sent.size === 0) return
+      // bitswap's own send then puts every want not marked sent to the peer in its message
+      sent.clear()
+      wantList.sendMessagesDebounced().catch(() => {})
+    },
+    stop: () => clearInterval(timer),
+  }
 }

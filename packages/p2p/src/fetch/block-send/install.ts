@@ -10,6 +10,11 @@
  * then its cancels as the blocks came), each a protocol negotiation, a peer-record update on the
  * serving node and eight yamux frames. Installed on the node's own bitswap instance, as ADRs
  * 0041 and 0044 do; the shapes read here are checked at start.
+ *
+ * A kept stream carries many messages, and `send` returns once they are buffered: a stream that
+ * ends abnormally (reset or aborted by either side, a failed close) loses every message not yet
+ * delivered, wants and blocks alike. That is reported (`onStreamLost`, ADR 0062) so the node
+ * sends again what it may have lost at once, not after the 10 s want resend (ADR 0041).
  */
 import type { Helia } from '@helia/interface'
 import type { PeerId } from '@libp2p/interface'
@@ -33,6 +38,7 @@ interface SendStream {
   closeRead(options?: SendOptions): Promise<void>
   close(options?: SendOptions): Promise<void>
   abort(err: Error): void
+  addEventListener(type: 'close', listener: (event: Event) => void, options?: object): void
 }
 
 /** The parts of bitswap's `Network` used here. */
@@ -40,11 +46,21 @@ interface SendingNetwork {
   sendMessage(peer: PeerId, message: EncodableMessage, options?: SendOptions): Promise<void>
   libp2p: {
     dialProtocol(peer: PeerId, protocol: string, options: object): Promise<SendStream>
+    getConnections(peer?: PeerId): { status: string }[]
   }
   maxOutgoingMessageSize: number
   messageSendTimeout: number
   runOnLimitedConnections: boolean
   _updateSentStats(blocks: Map<string, { data: Uint8Array }>): void
+}
+
+export interface BlockSendInit {
+  /**
+   * Hears of a peer whose kept stream ended abnormally while the peer is still connected: the
+   * messages this node sent on it may be lost. Called at most once per peer per
+   * {@link LOST_STREAM_SPACING_MS} (a second loss within it is reported when it is up).
+   */
+  onStreamLost?: (peer: PeerId) => void
 }
 
 export interface BlockSend {
@@ -57,6 +73,7 @@ function networkOf(helia: Helia): SendingNetwork {
   if (
     typeof network.sendMessage !== 'function' ||
     typeof network.libp2p?.dialProtocol !== 'function' ||
+    typeof network.libp2p.getConnections !== 'function' ||
     typeof network.maxOutgoingMessageSize !== 'number' ||
     typeof network.messageSendTimeout !== 'number' ||
     typeof network._updateSentStats !== 'function'
@@ -72,6 +89,17 @@ function networkOf(helia: Helia): SendingNetwork {
  * the next window's blocks (or wants).
  */
 export const BLOCK_STREAM_IDLE_MS = 1_000
+
+/**
+ * A peer's lost streams are reported at most this often: a peer that resets every stream (a
+ * receiver refusing our messages) must not make the repair resend in a loop at network speed.
+ */
+export const LOST_STREAM_SPACING_MS = 1_000
+
+/** Whether a stream's `close` event says it ended abnormally (reset, aborted, failed close). */
+function endedAbnormally(event: Event): boolean {
+  return (event as Event & { error?: Error }).error != null
+}
 
 /** A peer's stream (opened when a message needs it), the message being written, its idle timer. */
 interface BlockStream {
@@ -94,8 +122,9 @@ function writable(stream: SendStream | undefined): stream is SendStream {
  * yamux's 256 KiB window. The receiver (bitswap's handler, ours or any other) reads
  * length-prefixed messages until the stream ends.
  */
-export function installBlockSend(helia: Helia): BlockSend {
+export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockSend {
   const network = networkOf(helia)
+  const lost = lostStreamReports(network, init.onStreamLost)
   const ownSend = network.sendMessage
   const streams = new Map<string, BlockStream>()
   // a timer per message only when the stream is full (the peer reads slower than this node sends)
@@ -122,6 +151,10 @@ export function installBlockSend(helia: Helia): BlockSend {
     const stream = await network.libp2p.dialProtocol(peer, BITSWAP_120, {
       signal,
       runOnLimitedConnection: network.runOnLimitedConnections,
+    })
+    // every message on it since it opened may be undelivered if it ends abnormally
+    stream.addEventListener('close', (event) => {
+      if (endedAbnormally(event)) lost.report(peer)
     })
     await stream.closeRead({ signal })
     return stream
@@ -170,12 +203,49 @@ export function installBlockSend(helia: Helia): BlockSend {
   }
   return {
     stop() {
+      lost.stop()
       network.sendMessage = ownSend
       for (const entry of streams.values()) {
         clearTimeout(entry.idle)
         entry.stream?.abort(new Error('block send stopped'))
       }
       streams.clear()
+    },
+  }
+}
+
+/** Reports of lost streams, per peer, spaced and only for peers still connected. */
+function lostStreamReports(network: SendingNetwork, onStreamLost?: (peer: PeerId) => void) {
+  const lastReport = new Map<string, number>()
+  const due = new Map<string, NodeJS.Timeout>()
+  let stopped = false
+  const connected = (peer: PeerId) =>
+    network.libp2p.getConnections(peer).some((c) => c.status === 'open')
+  return {
+    report(peer: PeerId) {
+      const key = peer.toString()
+      if (stopped || onStreamLost === undefined || due.has(key)) return
+      const now = Date.now()
+      for (const [k, at] of lastReport) if (now - at >= LOST_STREAM_SPACING_MS) lastReport.delete(k)
+      const wait = (lastReport.get(key) ?? -Infinity) + LOST_STREAM_SPACING_MS - now
+      // a macrotask later at least: a connection that is closing aborts its streams before its
+      // own status changes, and a peer that went away is the disconnect's, not a resend's
+      const timer = setTimeout(
+        () => {
+          due.delete(key)
+          if (stopped || !connected(peer)) return
+          lastReport.set(key, Date.now())
+          onStreamLost(peer)
+        },
+        Math.max(0, wait),
+      )
+      timer.unref?.()
+      due.set(key, timer)
+    },
+    stop() {
+      stopped = true
+      for (const timer of due.values()) clearTimeout(timer)
+      due.clear()
     },
   }
 }

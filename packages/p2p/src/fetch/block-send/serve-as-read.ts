@@ -33,7 +33,7 @@ interface LedgerWant {
   sendDontHave: boolean
   sentDoNotHave?: boolean
   haveBlock?: boolean
-  expires?: number
+  expires?: number | undefined
 }
 
 interface ReadOptions {
@@ -55,14 +55,23 @@ interface Ledger {
   removeExpiredWants(): void
   sentBytes(n: number): void
   sendBlocksToPeer(options?: ReadOptions): Promise<void>
+  /** Queues a `sendBlocksToPeer` (one at a time per peer); no message: no new wants. */
+  queueSendOperation(message?: undefined): void
 }
 
 interface LedgerMap {
+  get(peer: PeerId): unknown
   set(peer: PeerId, ledger: Ledger): unknown
   values(): IterableIterator<Ledger>
 }
 
 export interface ServeAsRead {
+  /**
+   * Answers `peer`'s open wants again: the blocks and presences sent to it that it has not
+   * cancelled since (its kept stream was lost, ADR 0062). A want the peer asks again within the
+   * ledger's do-not-resend window is otherwise ignored: asking again brings nothing back.
+   */
+  answerAgain(peer: PeerId): void
   /** New ledgers are the ledger's own again (the ones patched keep serving as read). */
   stop(): void
 }
@@ -71,7 +80,11 @@ function ledgerMapOf(helia: Helia): LedgerMap {
   const map = (
     bitswapBroker(helia).bitswap.peerWantLists as unknown as { ledgerMap?: Partial<LedgerMap> }
   ).ledgerMap
-  if (typeof map?.set !== 'function' || typeof map.values !== 'function') {
+  if (
+    typeof map?.get !== 'function' ||
+    typeof map.set !== 'function' ||
+    typeof map.values !== 'function'
+  ) {
     throw new Error('@helia/bitswap internals are not the ones serve-as-read.ts drives')
   }
   return map as LedgerMap
@@ -87,7 +100,8 @@ function isLedger(value: unknown): value is Ledger {
     typeof l.doNotResendBlockWindow === 'number' &&
     typeof l.removeExpiredWants === 'function' &&
     typeof l.sentBytes === 'function' &&
-    typeof l.sendBlocksToPeer === 'function'
+    typeof l.sendBlocksToPeer === 'function' &&
+    typeof l.queueSendOperation === 'function'
   )
 }
 
@@ -213,6 +227,27 @@ async function serve(ledger: Ledger, options?: ReadOptions): Promise<void> {
 }
 
 /**
+ * Puts the wants answered to a peer back to "want", and the don't-haves back to unsent, then
+ * serves them: the answers were on a stream that ended abnormally, and which of them arrived is
+ * not known. The peer cancels a want once its block came, so a want still "sent" is at worst a
+ * block sent twice (checked against its CID there, as any block).
+ */
+function answerAgain(ledger: Ledger): void {
+  let again = 0
+  for (const want of ledger.wants.values()) {
+    if (want.status === 'sent') {
+      want.status = 'want'
+      want.expires = undefined
+      again++
+    } else if (want.status === 'want' && want.sentDoNotHave === true) {
+      want.sentDoNotHave = false
+      again++
+    }
+  }
+  if (again > 0) ledger.queueSendOperation()
+}
+
+/**
  * Makes every ledger of the node's bitswap (one per peer that asks it for blocks) send each
  * block as it is read.
  * @throws {Error} if helia's bitswap is not of the expected shape.
@@ -233,6 +268,10 @@ export function installServeAsRead(helia: Helia): ServeAsRead {
     return ownSet.call(ledgers, peer, ledger)
   }
   return {
+    answerAgain(peer) {
+      const ledger = ledgers.get(peer)
+      if (isLedger(ledger)) answerAgain(ledger)
+    },
     stop() {
       installed = false
       ledgers.set = ownSet

@@ -70,6 +70,11 @@ export interface HaveFirstInit {
 export interface HaveFirstFetch {
   /** Fetches one block (what the bitswap broker's `retrieve` now does). */
   retrieve(cid: CID, options?: RetrieveOptions): Promise<Uint8Array>
+  /**
+   * Asks `peer` again, now, for what it was asked and has not answered (its kept stream was
+   * lost, ADR 0062): the want-blocks it is the target of, the want-haves it left unanswered.
+   */
+  resendTo(peer: PeerId): void
   /** Stops: pending fetches fail, the broker's own `retrieve` comes back. */
   stop(): void
 }
@@ -439,10 +444,22 @@ export function createHaveFirstFetch(
     return block
   }
 
+  const resendTo = (peer: PeerId) => {
+    const key = peer.toString()
+    if (!peers.has(key)) return
+    for (const want of wants.values()) {
+      if (want.target === key) {
+        want.since = Date.now()
+        send(key, want, 'block')
+      } else if (want.asked.has(key) && !want.answered.has(key)) send(key, want, 'have')
+    }
+  }
+
   const ownRetrieve = broker.retrieve
   broker.retrieve = retrieve
   return {
     retrieve,
+    resendTo,
     stop() {
       clearInterval(timer)
       outbox.stop()
