@@ -260,10 +260,18 @@ describe('a kept stream that ends abnormally mid-fetch (ADR 0062)', () => {
     }
   }
 
-  it('the receiver resets the block stream: the blocks lost on it are sent again at once', async () => {
+  // a reset at B's 4th block, by the receiver (B's inbound streams) or by the sender (A's
+  // outbound ones; nothing is usually still buffered there: a guard)
+  it.each([
+    { end: 'receiver', node: () => b, direction: 'inbound' as const },
+    { end: 'sender', node: () => a, direction: 'outbound' as const },
+  ])('the $end resets the block stream: the fetch does not wait for the resend', async ({
+    node,
+    direction,
+  }) => {
     let reset = 0
     const result = await fetchWithFault(() => {
-      for (const stream of bitswapStreams(b, 'inbound')) {
+      for (const stream of bitswapStreams(node(), direction)) {
         stream.abort(new Error('reset by the test'))
         reset++
       }
@@ -296,20 +304,6 @@ describe('a kept stream that ends abnormally mid-fetch (ADR 0062)', () => {
       fault.stop()
     }
     expect(await blocksHashToTheirCids(b)).toBeGreaterThanOrEqual(SIZE / MiB)
-  }, 60_000)
-
-  it('the sender resets the block stream mid-fetch: the fetch does not wait for the resend', async () => {
-    let reset = 0
-    const result = await fetchWithFault(() => {
-      for (const stream of bitswapStreams(a, 'outbound')) {
-        stream.abort(new Error('reset by the test'))
-        reset++
-      }
-    })
-    expect(reset).toBeGreaterThan(0)
-    expect(result.same).toBe(true)
-    expect(result.ms).toBeLessThan(BOUND_MS)
-    expect(result.wantsResent).toBe(0)
   }, 60_000)
 
   it('a peer that goes away mid-fetch: the fetch ends in its usual error, nothing unhandled', async () => {
