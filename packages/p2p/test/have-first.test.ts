@@ -237,6 +237,37 @@ describe('have-first fetch between real nodes', () => {
     // the content once (from the three holders together), not once from each
     expect(received(puller)).toBeLessThanOrEqual(1.25 * twoWindows.length)
   }, 60_000)
+  it('a peer that says "have" and resets every stream it is sent on is left after the resend time, not asked forever', async () => {
+    // each reset makes the puller ask that peer again at once (ADR 0062); a repair resend must
+    // not also restart the want's deadline, or the fetch never moves on to the holder
+    const liar = await node()
+    const puller = await node()
+    lie(liar, 'silent')
+    let resets = 0
+    const wire = bitswapOf(liar).peerWantLists
+    const answer = wire.receiveMessage.bind(wire)
+    wire.receiveMessage = (peer, message) => {
+      answer(peer, message)
+      // after answering "have": the stream the asker keeps for its wants is reset
+      for (const stream of liar.libp2p.getConnections().flatMap((c) => c.streams)) {
+        if (stream.protocol === '/ipfs/bitswap/1.2.0' && stream.direction === 'inbound') {
+          stream.abort(new Error('reset by the liar'))
+          resets++
+        }
+      }
+    }
+    await dial(puller, liar)
+    const started = performance.now()
+    const fetching = fetchAll(puller, cid, undefined, 30_000)
+    while (resets === 0) await new Promise((r) => setTimeout(r, 20))
+    await dial(puller, owner)
+    const bytes = await fetching
+    expect(bytes.equals(content)).toBe(true)
+    expect(resets).toBeGreaterThan(1)
+    // one resend time to leave the liar, and the fetch (a second or two on a loaded box)
+    expect(performance.now() - started).toBeLessThan(3 * RESEND_MS)
+  }, 60_000)
+
   it('with one peer connected, every block is asked as want-block at once: no want-have at all', async () => {
     const puller = await node()
     await dial(puller, owner)

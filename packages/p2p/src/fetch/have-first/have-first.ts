@@ -448,10 +448,10 @@ export function createHaveFirstFetch(
     const key = peer.toString()
     if (!peers.has(key)) return
     for (const want of wants.values()) {
-      if (want.target === key) {
-        want.since = Date.now()
-        send(key, want, 'block')
-      } else if (want.asked.has(key) && !want.answered.has(key)) send(key, want, 'have')
+      // the want keeps its deadline: a peer that resets every stream (and so is asked again
+      // each time) is still left once the resend time passes without its block
+      if (want.target === key) send(key, want, 'block')
+      else if (want.asked.has(key) && !want.answered.has(key)) send(key, want, 'have')
     }
   }
 
