@@ -226,23 +226,31 @@ async function serve(ledger: Ledger, options?: ReadOptions): Promise<void> {
   await chain
 }
 
+/** Wants already answered again once (a lost stream does not earn a want a second repair). */
+const answeredAgain = new WeakSet<LedgerWant>()
+
 /**
  * Puts the wants answered to a peer back to "want", and the don't-haves back to unsent, then
  * serves them: the answers were on a stream that ended abnormally, and which of them arrived is
- * not known. The peer cancels a want once its block came, so a want still "sent" is at worst a
- * block sent twice (checked against its CID there, as any block).
+ * not known. Only answers still within the ledger's do-not-resend window (`expires`), and each
+ * want at most once: a peer that never cancels (stock helia's bitswap sends no cancels) keeps
+ * its wants "sent" until they expire, and a peer whose streams keep resetting must not have
+ * them all sent again each time. A block sent twice is checked against its CID there, as any.
  */
-function answerAgain(ledger: Ledger): void {
+function answerAgain(ledger: Ledger, now = Date.now()): void {
   let again = 0
   for (const want of ledger.wants.values()) {
+    if (answeredAgain.has(want)) continue
     if (want.status === 'sent') {
+      if (want.expires !== undefined && want.expires < now) continue
       want.status = 'want'
-      want.expires = undefined
-      again++
     } else if (want.status === 'want' && want.sentDoNotHave === true) {
       want.sentDoNotHave = false
-      again++
+    } else {
+      continue
     }
+    answeredAgain.add(want)
+    again++
   }
   if (again > 0) ledger.queueSendOperation()
 }
