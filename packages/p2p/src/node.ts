@@ -186,7 +186,8 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       // copies under blocks/, and the blocks `pi-node seal` keeps as references to capsule files
       const fsBlocks = await openDataDirBlockstore(init.dataDir)
       // a node that keeps running sweeps what writers killed mid-write left (ADR 0063); a
-      // one-shot run ends first and never pays for the folder's listing
+      // one-shot run usually ends first and never pays for the folder's listing (one that runs
+      // longer sweeps too: harmless)
       const sweepAfter = init.sweepTemporaryFilesAfterMs ?? TEMP_SWEEP_DELAY_MS
       if (sweepAfter !== false) {
         const sweep = setTimeout(() => {

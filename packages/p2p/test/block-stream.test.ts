@@ -281,9 +281,9 @@ describe('a kept stream that ends abnormally mid-fetch (ADR 0062)', () => {
   // a muxer error on a kept stream while a message is written on it: A's 6th (a block message),
   // or B's 2nd (the first window's wants; the 1st asked for the root)
   it.each([
-    { end: 'sender', what: 'a block', node: () => a, nth: 6 },
-    { end: 'asker', what: 'the wants', node: () => b, nth: 2 },
-  ])('the $end aborts its kept stream while $what is written: sent again at once', async ({
+    { end: 'sender', what: 'a block message', node: () => a, nth: 6 },
+    { end: 'asker', what: 'a want-list message', node: () => b, nth: 2 },
+  ])('the $end aborts its kept stream while it writes $what: sent again at once', async ({
     node,
     nth,
   }) => {

@@ -29,6 +29,7 @@ import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { OPEN_FILE_IDLE_MS } from '../src/filestore/open-files.ts'
+import { shardFolderFaults } from '../src/filestore/shard-folder.ts'
 import {
   blocksFolder,
   FilestoreBlockstore,
@@ -497,6 +498,28 @@ describe('filestore: copies written whole or not at all, read in one piece', () 
       expect((await stat(files.stranger)).isFile()).toBe(true)
       expect((await collect(store.get(cid))).equals(bytes)).toBe(true)
     } finally {
+      await store.close()
+    }
+  })
+
+  it('a write whose temp file a sweep removed before the rename is written again, not failed', async () => {
+    // a sweep takes a live writer's temp file for a leftover when the clock jumped or the writer
+    // was paused for an hour: here the sweep (no age limit) runs between a write and its rename
+    const store = new FilestoreBlockstore(join(dir, 'race-blocks'), join(dir, 'race-refs'))
+    await store.open()
+    let swept = 0
+    shardFolderFaults.beforeRename = async () => {
+      shardFolderFaults.beforeRename = undefined
+      swept = await store.sweepTemporaryFiles(0)
+    }
+    try {
+      const bytes = new Uint8Array(randomBytes(4096))
+      const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+      await store.put(cid, bytes)
+      expect(swept).toBe(1)
+      expect((await collect(store.get(cid))).equals(bytes)).toBe(true)
+    } finally {
+      shardFolderFaults.beforeRename = undefined
       await store.close()
     }
   })

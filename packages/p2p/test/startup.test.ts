@@ -88,7 +88,7 @@ console.log(JSON.stringify({ size, sha256: hash.digest('hex'), loaded }))
   }, 120_000)
 
   // ADR 0063: `pi-node seal`'s add (leaves kept as references into a data folder) used to load
-  // blockstore-fs's index, and with it a glob library (it-glob, fast-glob, micromatch: ~35
+  // blockstore-fs's index, and with it a glob library (it-glob, fast-glob, micromatch: ~80
   // modules, ~45 ms of every seal) that only its `getAll` used.
   it('the referenced add into a data folder (what pi-node seal runs) loads no glob library', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'p2p-add-'))

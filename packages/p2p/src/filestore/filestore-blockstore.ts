@@ -123,7 +123,7 @@ export class FilestoreBlockstore extends BaseBlockstore {
   /**
    * A copy written whole or not at all (`ShardFolder.writeWhole`: a temporary file of its own,
    * renamed to the block's name; `blockstore-fs` did the same through `steno` plus a `mkdir` per
-   * block, ADRs 0060 and 0062).
+   * block, ADRs 0060 and 0063).
    */
   async #writeCopy(
     key: CID,
@@ -324,8 +324,9 @@ export class FilestoreBlockstore extends BaseBlockstore {
 
   /**
    * Every block: the copies, then the references that have no copy (named as `blockstore-fs`
-   * names them: the multihash read back as a CID). A block removed while the listing runs is
-   * skipped, as `blockstore-fs` skipped it.
+   * names them: the multihash read back as a CID). A block removed before its folder is listed is
+   * not listed; one removed after it is listed fails when its bytes are read (`NotFoundError`;
+   * `blockstore-fs` threw the file system's `ENOENT` there).
    */
   override async *getAll(
     options?: Options,

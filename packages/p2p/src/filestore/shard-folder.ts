@@ -5,13 +5,13 @@
  * entries are two such folders.
  *
  * Why not `blockstore-fs` itself: its module loads a glob library (`it-glob`, `fast-glob`,
- * `micromatch`, ~35 modules, ~45 ms of every `pi-node seal` and every node start on a Pi-class
+ * `micromatch`, ~80 modules, ~45 ms of every `pi-node seal` and every node start on a Pi-class
  * box) for `getAll` alone, and its writes go through `steno` (a `mkdir` per write, a temp name
  * per key: two processes writing one key share it). Here a file is written under a temp name of
  * its own and renamed; listing is two `readdir` levels (ADR 0063).
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { access, constants, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NextToLast } from 'blockstore-fs/sharding'
 import type { CID } from 'multiformats/cid'
@@ -37,6 +37,13 @@ const sharding = new NextToLast()
 
 /** An error of a file-system call that says the file (or its folder) is not there. */
 export const isMissing = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT'
+
+/**
+ * Fault injection for tests (not exported by the package): runs between a temp file's write and
+ * its rename, where a sweep can take a live writer's file.
+ */
+export const shardFolderFaults: { beforeRename?: ((temp: string) => Promise<void>) | undefined } =
+  {}
 
 /** Temporary files written in this process, numbered (with a random part: see `writeWhole`). */
 let tempFiles = 0
@@ -76,9 +83,13 @@ export class ShardFolder {
     return { folder, file: join(folder, file) }
   }
 
-  /** Makes the folder if it is missing. */
+  /**
+   * Makes the folder if it is missing, and checks that this process can write to it (as
+   * `blockstore-fs` did: a read-only data folder fails the node's start, not its first put).
+   */
   async open(): Promise<void> {
     await mkdir(this.root, { recursive: true })
+    await access(this.root, constants.W_OK)
   }
 
   /**
@@ -96,13 +107,22 @@ export class ShardFolder {
     try {
       // a shard folder is made once per store opened (a fresh data folder has none of them)
       if (!this.#shards.has(folder)) await this.#makeShard(folder)
-      await writeNew(temp, bytes).catch(async (err) => {
-        // the folder was removed since (by hand): made again, written again
+      const written = async () => {
+        await writeNew(temp, bytes).catch(async (err) => {
+          // the folder was removed since (by hand): made again, written again
+          if (!isMissing(err)) throw err
+          await this.#makeShard(folder)
+          await writeNew(temp, bytes)
+        })
+        await shardFolderFaults.beforeRename?.(temp)
+        await rename(temp, file)
+      }
+      // the temp file gone before its rename (a sweep that took it for a leftover: a clock that
+      // jumped, a writer paused for an hour): written once more, the bytes are still here
+      await written().catch((err) => {
         if (!isMissing(err)) throw err
-        await this.#makeShard(folder)
-        await writeNew(temp, bytes)
+        return written()
       })
-      await rename(temp, file)
     } catch (cause) {
       // never another writer's file: `writeNew` creates exclusively, so EEXIST left ours unmade
       if ((cause as NodeJS.ErrnoException)?.code !== 'EEXIST') await unlink(temp).catch(() => {})
