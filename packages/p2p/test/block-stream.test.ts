@@ -19,6 +19,7 @@ import {
   type DigicapNode,
   heliaCapsuleStore,
 } from '../src/index.ts'
+import { connectedPair, stopNodes } from './connected-pair.ts'
 
 const MiB = 1_048_576
 const BITSWAP = '/ipfs/bitswap/1.2.0'
@@ -66,11 +67,10 @@ describe('blocks sent on one stream per peer', () => {
   let a: DigicapNode
   let b: DigicapNode
   beforeAll(async () => {
-    ;[a, b] = await Promise.all([createDigicapNode(), createDigicapNode()])
-    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+    ;[a, b] = await connectedPair()
   })
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()])
+    await stopNodes(a, b)
   })
 
   it('a 16-block fetch comes on one stream, closed once idle; the next fetch opens another', async () => {
@@ -233,11 +233,10 @@ describe('a kept stream that ends abnormally mid-fetch (ADR 0062)', () => {
   let a: DigicapNode
   let b: DigicapNode
   beforeEach(async () => {
-    ;[a, b] = await Promise.all([createDigicapNode(), createDigicapNode()])
-    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+    ;[a, b] = await connectedPair()
   })
   afterEach(async () => {
-    await Promise.all([a?.stop(), b?.stop()])
+    await stopNodes(a, b)
   })
 
   /** Fetches a fresh file of A into B, `fault` run at B's 4th block; bound to `BOUND_MS`. */

@@ -6,13 +6,13 @@
  */
 import { randomBytes } from 'node:crypto'
 import { unixfs } from '@helia/unixfs'
-import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { code as RAW_CODE } from 'multiformats/codecs/raw'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FETCH_AHEAD_BLOCKS, FETCH_WINDOW_BLOCKS, windowedCat } from '../src/fetch/windowed-cat.ts'
-import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+import { type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
 import { unixfsReader } from '../src/read/unixfs-reader.ts'
+import { connectedPair, stopNodes } from './connected-pair.ts'
 
 const MiB = 1_048_576
 
@@ -20,11 +20,10 @@ describe('heliaCapsuleStore.get between two nodes', () => {
   let a: DigicapNode
   let b: DigicapNode
   beforeAll(async () => {
-    ;[a, b] = await Promise.all([createDigicapNode(), createDigicapNode()])
-    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+    ;[a, b] = await connectedPair()
   })
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()])
+    await stopNodes(a, b)
   })
 
   it('a slow reader of 40 MiB never has more than two windows of blocks received ahead', async () => {

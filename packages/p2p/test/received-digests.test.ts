@@ -6,11 +6,11 @@
  * does not hash to the CID asked for is still refused: `have-first.test.ts` (a forging peer).
  */
 import crypto, { randomBytes } from 'node:crypto'
-import { multiaddr } from '@multiformats/multiaddr'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createReceivedDigests } from '../src/fetch/received-digests.ts'
-import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+import { type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+import { connectedPair, stopNodes } from './connected-pair.ts'
 
 const MiB = 1_048_576
 
@@ -34,11 +34,10 @@ describe('a block received is hashed once', () => {
   let a: DigicapNode
   let b: DigicapNode
   beforeAll(async () => {
-    ;[a, b] = await Promise.all([createDigicapNode(), createDigicapNode()])
-    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+    ;[a, b] = await connectedPair()
   })
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()])
+    await stopNodes(a, b)
   })
 
   it('a 12-block fetch computes one SHA-256 per block (two before)', async () => {

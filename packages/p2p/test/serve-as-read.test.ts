@@ -14,6 +14,7 @@ import { SERVE_READ_AHEAD } from '../src/fetch/block-send/serve-as-read.ts'
 import { bitswapBroker } from '../src/fetch/have-first/bitswap-parts.ts'
 import { FETCH_WINDOW_BLOCKS } from '../src/fetch/windowed-cat.ts'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
+import { connectedPair, stopNodes } from './connected-pair.ts'
 
 const MiB = 1_048_576
 const READ_MS = 30
@@ -34,11 +35,10 @@ describe('the serving side sends each block as it is read', () => {
   let a: DigicapNode
   let b: DigicapNode
   beforeAll(async () => {
-    ;[a, b] = await Promise.all([createDigicapNode(), createDigicapNode()])
-    await b.libp2p.dial(multiaddr(a.multiaddrs()[0] as string))
+    ;[a, b] = await connectedPair()
   })
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()])
+    await stopNodes(a, b)
   })
 
   it('a window of 8 blocks arrives as 8 messages, the first before the 8th block is read, with at most a few blocks read ahead', async () => {
