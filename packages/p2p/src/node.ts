@@ -2,6 +2,7 @@
  * The Digicap node: one libp2p node (TCP, noise, yamux, identify, ping, gossipsub, optional
  * kad-dht, bootstrap list) shared by helia (bitswap) and our own protocols.
  */
+import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -10,7 +11,7 @@ import { InvalidArgumentError } from '@digicap/capsule-core'
 import { withBitswap } from '@helia/bitswap'
 import type { HeliaWithLibp2p } from '@helia/libp2p'
 import { bootstrap } from '@libp2p/bootstrap'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { type Identify, identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
@@ -141,8 +142,29 @@ export async function privateKeyFromSeed(seed: Uint8Array): Promise<PrivateKey> 
       details: { length: seed instanceof Uint8Array ? seed.length : typeof seed },
     })
   }
-  return generateKeyPairFromSeed('Ed25519', seed)
+  // OpenSSL derives the public key. `@libp2p/crypto`'s `generateKeyPairFromSeed` asks noble,
+  // whose first Ed25519 call in a process builds its base-point tables: ~40 ms of every cold
+  // command that opens a node (ADR 0064). The key signs and verifies through node:crypto either way.
+  const der = new Uint8Array(ED25519_PKCS8_PREFIX.length + 32)
+  der.set(ED25519_PKCS8_PREFIX)
+  der.set(seed, ED25519_PKCS8_PREFIX.length)
+  try {
+    const secret = createPrivateKey({ key: Buffer.from(der.buffer), format: 'der', type: 'pkcs8' })
+    const spki = createPublicKey(secret).export({ format: 'der', type: 'spki' })
+    // libp2p's raw Ed25519 private key: the seed, then the public key (RFC 8032 §5.1.5)
+    const raw = new Uint8Array(64)
+    raw.set(seed)
+    raw.set(spki.subarray(spki.length - 32), 32)
+    return privateKeyFromRaw(raw)
+  } finally {
+    der.fill(0)
+  }
 }
+
+/** An Ed25519 private key's PKCS #8 DER before its 32-byte seed (RFC 8410 §7). */
+const ED25519_PKCS8_PREFIX = Uint8Array.from([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+])
 
 /**
  * Creates and starts a Digicap node.

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import {
@@ -121,6 +124,41 @@ describe('createDigicapNode', () => {
       expect(a.libp2p.getPeers().map(String)).toEqual([c.peerId])
     } finally {
       await Promise.all([a.stop(), b.stop(), c.stop()])
+    }
+  })
+
+  it('derives the RFC 8032 public keys, and the key @libp2p/crypto derives from any seed', async () => {
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+    // RFC 8032 §7.1, TEST 1, 2 and 3: secret key (the seed) → public key
+    const vectors = [
+      [
+        '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
+        'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
+      ],
+      [
+        '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb',
+        '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c',
+      ],
+      [
+        'c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7',
+        'fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025',
+      ],
+    ] as const
+    for (const [secret, pub] of vectors) {
+      const seed = Uint8Array.from(Buffer.from(secret, 'hex'))
+      const key = await privateKeyFromSeed(seed)
+      expect(hex(key.publicKey.raw)).toBe(pub)
+      expect(hex(key.raw)).toBe(secret + pub)
+      expect(hex(seed)).toBe(secret) // the caller's seed is left as it was
+    }
+    for (let i = 0; i < 16; i++) {
+      const seed = new Uint8Array(randomBytes(32))
+      const ours = await privateKeyFromSeed(seed)
+      const theirs = await generateKeyPairFromSeed('Ed25519', seed)
+      expect(hex(ours.raw)).toBe(hex(theirs.raw))
+      expect(peerIdFromPrivateKey(ours).toString()).toBe(peerIdFromPrivateKey(theirs).toString())
+      const message = randomBytes(64)
+      expect(await theirs.publicKey.verify(message, await ours.sign(message))).toBe(true)
     }
   })
 
