@@ -502,10 +502,16 @@ describe('filestore: copies written whole or not at all, read in one piece', () 
     }
   })
 
-  it('a write whose temp file a sweep removed before the rename is written again, not failed', async () => {
+  // a block copy is written through the thread pool, a reference entry (a few hundred bytes) on
+  // the calling thread: both are redone, and both leave their shard folder whole
+  it.each([
+    ['a copied block', false],
+    ['a reference entry', true],
+  ] as const)('%s whose temp file a sweep removed before the rename is written again, not failed', async (_, byReference) => {
     // a sweep takes a live writer's temp file for a leftover when the clock jumped or the writer
     // was paused for an hour: here the sweep (no age limit) runs between a write and its rename
-    const store = new FilestoreBlockstore(join(dir, 'race-blocks'), join(dir, 'race-refs'))
+    const name = byReference ? 'race-ref' : 'race-copy'
+    const store = new FilestoreBlockstore(join(dir, `${name}-blocks`), join(dir, `${name}-refs`))
     await store.open()
     let swept = 0
     shardFolderFaults.beforeRename = async () => {
@@ -515,9 +521,20 @@ describe('filestore: copies written whole or not at all, read in one piece', () 
     try {
       const bytes = new Uint8Array(randomBytes(4096))
       const cid = CID.createV1(raw.code, await sha256.digest(bytes))
-      await store.put(cid, bytes)
+      if (byReference) {
+        const file = join(dir, `${name}.bin`)
+        await writeFile(file, bytes)
+        await store.putReference(cid, { path: file, offset: 0, length: bytes.byteLength })
+        expect(await store.reference(cid)).toMatchObject({ path: file, length: bytes.byteLength })
+      } else {
+        await store.put(cid, bytes)
+      }
       expect(swept).toBe(1)
       expect((await collect(store.get(cid))).equals(bytes)).toBe(true)
+      // the redone write left nothing behind in the folder it wrote to
+      const folder = join(dir, `${name}-${byReference ? 'refs' : 'blocks'}`)
+      const left = (await readdir(folder, { recursive: true })).filter((f) => f.endsWith('.tmp'))
+      expect(left).toEqual([])
     } finally {
       shardFolderFaults.beforeRename = undefined
       await store.close()
