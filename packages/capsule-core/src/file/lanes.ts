@@ -242,6 +242,14 @@ interface LaneAnswer {
   error?: { message: string; code?: string; errno?: number; syscall?: string }
 }
 
+/** A lane worker that errored or exited unasked: the job fails closed. */
+function workerFailure(cause: unknown, exitCode?: number): CapsuleIntegrityError {
+  return new CapsuleIntegrityError('a payload worker thread failed', {
+    details: { reason: 'lane-worker', ...(exitCode === undefined ? {} : { exitCode }) },
+    cause,
+  })
+}
+
 /** Chunks queued on one worker: enough that it never idles while the main thread computes. */
 const PER_WORKER = 3
 
@@ -278,6 +286,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
     new Uint8Array(job.op === 'open' ? job.chunkSize : 0),
   )
   const workers: Worker[] = []
+  const online: boolean[] = []
   const outstanding: number[] = []
   const exited: boolean[] = []
   const ready = new Map<number, LaneAnswer>()
@@ -321,6 +330,9 @@ export async function runLanes(job: LaneJob): Promise<void> {
   }
   const dispatch = () => {
     for (let w = 0; w < workers.length; w++) {
+      // A worker still booting (~40–75 ms) gets nothing: chunks queued on it held back the
+      // in-order window while the calling thread, out of chunks it could take, sat idle.
+      if (!online[w]) continue
       while ((outstanding[w] as number) < PER_WORKER && canTake()) {
         const { i, nonce } = take()
         outstanding[w] = (outstanding[w] as number) + 1
@@ -347,8 +359,14 @@ export async function runLanes(job: LaneJob): Promise<void> {
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
     })
     workers.push(worker)
+    online.push(false)
     outstanding.push(0)
     exited.push(false)
+    worker.once('online', () => {
+      online[w] = true
+      dispatch()
+      nudge()
+    })
     worker.on('message', (a: LaneAnswer) => {
       outstanding[w] = (outstanding[w] as number) - 1
       busy--
@@ -357,12 +375,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
       nudge()
     })
     const died = (cause: unknown, exitCode?: number) => {
-      fail(
-        new CapsuleIntegrityError('a payload worker thread failed', {
-          details: { reason: 'lane-worker', ...(exitCode === undefined ? {} : { exitCode }) },
-          cause,
-        }),
-      )
+      fail(workerFailure(cause, exitCode))
       // Its chunks will never be answered.
       busy -= outstanding[w] as number
       outstanding[w] = 0
@@ -389,7 +402,6 @@ export async function runLanes(job: LaneJob): Promise<void> {
         wake = resolve
       })
     }
-    if (failure !== undefined) throw failure
   } finally {
     mainState.buf.fill(0)
     mainState.plain.fill(0)
@@ -400,12 +412,20 @@ export async function runLanes(job: LaneJob): Promise<void> {
         worker.removeAllListeners('exit')
         worker.removeAllListeners('error')
         worker.on('error', () => {})
-        const exit = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+        let stuck = false
+        const exit = new Promise<number>((resolve) => worker.once('exit', resolve))
         worker.postMessage(null)
-        const timer = setTimeout(() => void worker.terminate(), 1000)
-        await exit
+        const timer = setTimeout(() => {
+          stuck = true
+          void worker.terminate()
+        }, 1000)
+        const code = await exit
         clearTimeout(timer)
+        // A worker may have been given no chunk (the calling thread did them all while it
+        // booted): its death still fails the job, as it would have with chunks in hand.
+        if (code !== 0 && !stuck) fail(workerFailure(undefined, code))
       }),
     )
   }
+  if (failure !== undefined) throw failure
 }
