@@ -229,7 +229,9 @@ async function onMessage(m: ToMember): Promise<void> {
         profiler = new Session()
         profiler.connect()
         await profiler.post('Profiler.enable')
-        await profiler.post('Profiler.setSamplingInterval', { interval: 100 })
+        await profiler.post('Profiler.setSamplingInterval', {
+          interval: Number(process.env.BENCH_PROFILE_US ?? 100),
+        })
         await profiler.post('Profiler.start')
       }
       const cpu = process.cpuUsage()

@@ -7,6 +7,9 @@
  *   node bench/pbft.ts 4 7        # the committee sizes to measure
  *   BENCH_MODES=all node bench/pbft.ts 7    # every mode below on one mesh, taking turns
  *   BENCH_PROFILE=dir                       # member 1 writes a CPU profile of the timed decisions
+ *   BENCH_PROFILE_US=500                    # its sampling interval in µs (default 100; a finer one
+ *                                           # slows the member, and on a shared box a sample also
+ *                                           # holds the time the member waited for a core)
  *
  * Modes (BENCH_MODES, comma-separated, default `on-request`; BENCH_CHECK=both is
  * `on-request,on-arrival`):
