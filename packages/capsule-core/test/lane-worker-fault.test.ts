@@ -19,7 +19,9 @@ vi.mock('node:worker_threads', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:worker_threads')>()
   class DyingWorker extends real.Worker {
     constructor(_source: string, options: import('node:worker_threads').WorkerOptions) {
-      super('process.exit(3)', { ...options, eval: true })
+      // the code the test sets: 3 (a crash), or 0 (an exit nobody asked for)
+      const code = (globalThis as { laneExitCode?: number }).laneExitCode ?? 3
+      super(`process.exit(${code})`, { ...options, eval: true })
     }
   }
   return { ...real, Worker: DyingWorker }
@@ -28,14 +30,20 @@ vi.mock('node:worker_threads', async (importOriginal) => {
 const tmp = mkdtempSync(join(tmpdir(), 'digicap-worker-fault-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
-const failedClosed = { code: 'CAPSULE_INTEGRITY', details: { reason: 'lane-worker', exitCode: 3 } }
-
 describe('lane worker failure', () => {
-  // Two chunks: one on the calling thread, one on the (dying) worker.
-  it.each([2, 40])('%i chunks: every file helper fails closed', async (chunks) => {
+  // The worker dies as it starts. With 2 chunks the calling thread has done both before the
+  // worker is up (it gets none), with 40 it may get some: the job fails closed either way.
+  it.each([
+    [2, 3],
+    [40, 3],
+    [2, 0],
+    [40, 0],
+  ])('%i chunks, a worker that exits with code %i: every file helper fails closed', async (chunks, exitCode) => {
+    ;(globalThis as { laneExitCode?: number }).laneExitCode = exitCode
+    const failedClosed = { code: 'CAPSULE_INTEGRITY', details: { reason: 'lane-worker', exitCode } }
     const built = build(detBytes(`fault ${chunks}`, chunks * 256 - 7), 256)
-    const capsule = join(tmp, `c${chunks}.capsule`)
-    const plain = join(tmp, `c${chunks}.bin`)
+    const capsule = join(tmp, `c${chunks}-${exitCode}.capsule`)
+    const plain = join(tmp, `c${chunks}-${exitCode}.bin`)
     writeFileSync(capsule, built.capsule)
     writeFileSync(plain, built.plaintext)
     const keep = readdirSync(tmp).sort()

@@ -148,16 +148,17 @@ export async function privateKeyFromSeed(seed: Uint8Array): Promise<PrivateKey> 
   const der = new Uint8Array(ED25519_PKCS8_PREFIX.length + 32)
   der.set(ED25519_PKCS8_PREFIX)
   der.set(seed, ED25519_PKCS8_PREFIX.length)
+  // libp2p's raw Ed25519 private key: the seed, then the public key (RFC 8032 §5.1.5)
+  const raw = new Uint8Array(64)
   try {
     const secret = createPrivateKey({ key: Buffer.from(der.buffer), format: 'der', type: 'pkcs8' })
     const spki = createPublicKey(secret).export({ format: 'der', type: 'spki' })
-    // libp2p's raw Ed25519 private key: the seed, then the public key (RFC 8032 §5.1.5)
-    const raw = new Uint8Array(64)
     raw.set(seed)
     raw.set(spki.subarray(spki.length - 32), 32)
-    return privateKeyFromRaw(raw)
+    return privateKeyFromRaw(raw) // a copy: `raw` is wiped below
   } finally {
     der.fill(0)
+    raw.fill(0)
   }
 }
 

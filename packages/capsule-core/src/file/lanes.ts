@@ -182,6 +182,8 @@ parentPort.on('message', (m) => {
     state.key.fill(0)
     state.buf.fill(0)
     state.plain.fill(0)
+    // the job's proof that this worker ended as asked, its key copy zeroed
+    parentPort.postMessage('zeroed')
     parentPort.close()
     return
   }
@@ -411,7 +413,15 @@ export async function runLanes(job: LaneJob): Promise<void> {
         if (exited[w]) return
         worker.removeAllListeners('exit')
         worker.removeAllListeners('error')
-        worker.on('error', () => {})
+        worker.removeAllListeners('message')
+        let zeroed = false
+        let crash: unknown
+        worker.on('message', (m) => {
+          if (m === 'zeroed') zeroed = true
+        })
+        worker.on('error', (err) => {
+          crash = err
+        })
         let stuck = false
         const exit = new Promise<number>((resolve) => worker.once('exit', resolve))
         worker.postMessage(null)
@@ -421,9 +431,9 @@ export async function runLanes(job: LaneJob): Promise<void> {
         }, 1000)
         const code = await exit
         clearTimeout(timer)
-        // A worker may have been given no chunk (the calling thread did them all while it
-        // booted): its death still fails the job, as it would have with chunks in hand.
-        if (code !== 0 && !stuck) fail(workerFailure(undefined, code))
+        // Any end but the asked one fails the job, even for a worker given no chunk (the calling
+        // thread did them all while it booted): as it would have with chunks in hand.
+        if (!zeroed && !stuck) fail(workerFailure(crash, code))
       }),
     )
   }

@@ -69,9 +69,11 @@ async function writeNew(path: string, bytes: Uint8Array): Promise<void> {
 }
 
 /**
- * Files up to this size (a reference entry is a few hundred bytes) are written with synchronous
- * calls on the calling thread: four short system calls cost less than four thread-pool round
- * trips, which were most of a 1 GiB add's 1 024 entries (ADR 0063, amended). A block is larger.
+ * Files up to this size are written with synchronous calls on the calling thread: four short
+ * system calls cost less than four thread-pool round trips, which were most of a 1 GiB add's
+ * 1 024 reference entries (a few hundred bytes each; ADR 0063, amended). A small block copy (a
+ * tiny file's one leaf, a small dag-pb node) goes the same way. The price: a disk that hangs
+ * (a stalled SD card, a hard NFS mount) holds the whole process, not one pool thread.
  */
 const SMALL_FILE = 1024
 
