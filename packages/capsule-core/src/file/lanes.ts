@@ -165,8 +165,9 @@ function laneStep(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): LaneA
  * The lane worker, plain JavaScript around {@link laneChunk}'s own source. Workers inherit
  * the host's `execArgv`, so under `node --input-type=module` this source runs as an ES module,
  * where `require` does not exist: builtins then come from `process.getBuiltinModule`. One message per
- * chunk, `[index, nonce]`; one answer per chunk. `null` ends the worker (its key copy and
- * buffer are zeroed first).
+ * chunk, `[index, nonce]`; one answer per chunk. `{ key }` first, once the worker is up (its
+ * `workerData` holds no key). `null` ends the worker (its key copy and buffer are zeroed first,
+ * then it answers `zeroed`).
  */
 const LANE_SOURCE = `
 const load = typeof require === 'function' ? require : process.getBuiltinModule
@@ -185,6 +186,11 @@ parentPort.on('message', (m) => {
     // the job's proof that this worker ended as asked, its key copy zeroed
     parentPort.postMessage('zeroed')
     parentPort.close()
+    return
+  }
+  if (!Array.isArray(m)) {
+    // the job's key: sent once this worker is up, never to one stopped while it booted
+    state.key = m.key
     return
   }
   parentPort.postMessage(laneStep(io, state, m[0], m[1]))
@@ -251,6 +257,12 @@ function workerFailure(cause: unknown, exitCode?: number): CapsuleIntegrityError
     cause,
   })
 }
+
+/**
+ * Fault injection for tests (not exported by the package): with `waitForWorkers`, the calling
+ * thread takes no chunk until every worker is up or gone, so a worker's fault always meets work.
+ */
+export const laneFaults: { waitForWorkers?: boolean | undefined } = {}
 
 /** Chunks queued on one worker: enough that it never idles while the main thread computes. */
 const PER_WORKER = 3
@@ -354,6 +366,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
       eval: true,
       workerData: {
         ...state(new Uint8Array(0), new Uint8Array(0)),
+        key: new Uint8Array(0),
         buf: undefined,
         plain: undefined,
       },
@@ -366,6 +379,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
     exited.push(false)
     worker.once('online', () => {
       online[w] = true
+      if (job.key !== undefined) worker.postMessage({ key: job.key })
       dispatch()
       nudge()
     })
@@ -392,7 +406,8 @@ export async function runLanes(job: LaneJob): Promise<void> {
   try {
     for (;;) {
       dispatch()
-      if (canTake()) {
+      const held = laneFaults.waitForWorkers && workers.some((_, w) => !online[w] && !exited[w])
+      if (canTake() && !held) {
         // The calling thread's own share; then let the workers' answers in.
         const { i, nonce } = take()
         settle(laneStep(NODE_IO, mainState, i, nonce))
@@ -411,6 +426,15 @@ export async function runLanes(job: LaneJob): Promise<void> {
     await Promise.all(
       workers.map(async (worker, w) => {
         if (exited[w]) return
+        worker.removeAllListeners('online')
+        if (!online[w]) {
+          // Still booting when the calling thread had done every chunk: it holds no key and no
+          // chunk, so it is stopped now rather than waited for through its start-up.
+          worker.removeAllListeners()
+          worker.on('error', () => {})
+          await worker.terminate()
+          return
+        }
         worker.removeAllListeners('exit')
         worker.removeAllListeners('error')
         worker.removeAllListeners('message')
