@@ -16,16 +16,39 @@ import {
 } from '../src/index.ts'
 import { BASE, build, CAPSULE_ID, DATA_KEY, detBytes, OWNER_KEY } from './fixtures.ts'
 
+/** How the test's workers misbehave (read by the mocked `Worker`). */
+interface WorkerFault {
+  /** Exit with this code as soon as the worker starts: 3 (a crash), 0 (an exit nobody asked for). */
+  exitCode?: number
+  /** Do the job, then exit as asked but without the `zeroed` answer. */
+  noAnswer?: boolean
+  /** The n-th worker made (from 1) cannot be made: `new Worker` throws, as with no thread left. */
+  failToMake?: number
+  /** Workers made since this fault was set. */
+  made?: number
+}
+const fault = (): WorkerFault =>
+  (globalThis as { laneWorkerFault?: WorkerFault }).laneWorkerFault ?? {}
+const setFault = (f: WorkerFault) => {
+  ;(globalThis as { laneWorkerFault?: WorkerFault }).laneWorkerFault = f
+}
+
 vi.mock('node:worker_threads', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:worker_threads')>()
-  class DyingWorker extends real.Worker {
-    constructor(_source: string, options: import('node:worker_threads').WorkerOptions) {
-      // the code the test sets: 3 (a crash), or 0 (an exit nobody asked for)
-      const code = (globalThis as { laneExitCode?: number }).laneExitCode ?? 3
-      super(`process.exit(${code})`, { ...options, eval: true })
+  class FaultyWorker extends real.Worker {
+    constructor(source: string, options: import('node:worker_threads').WorkerOptions) {
+      const f = fault()
+      f.made = (f.made ?? 0) + 1
+      if (f.failToMake === f.made) {
+        throw Object.assign(new Error('no thread left'), { code: 'ERR_WORKER_INIT_FAILED' })
+      }
+      const code = f.noAnswer
+        ? source.replace("parentPort.postMessage('zeroed')", '')
+        : `process.exit(${f.exitCode ?? 3})`
+      super(code, { ...options, eval: true })
     }
   }
-  return { ...real, Worker: DyingWorker }
+  return { ...real, Worker: FaultyWorker }
 })
 
 const tmp = mkdtempSync(join(tmpdir(), 'digicap-worker-fault-'))
@@ -48,7 +71,7 @@ describe('lane worker failure', () => {
     [2, 0],
     [40, 0],
   ])('%i chunks, a worker that exits with code %i: every file helper fails closed', async (chunks, exitCode) => {
-    ;(globalThis as { laneExitCode?: number }).laneExitCode = exitCode
+    setFault({ exitCode })
     const failedClosed = { code: 'CAPSULE_INTEGRITY', details: { reason: 'lane-worker', exitCode } }
     const built = build(detBytes(`fault ${chunks}`, chunks * 256 - 7), 256)
     const capsule = join(tmp, `c${chunks}-${exitCode}.capsule`)
@@ -94,6 +117,51 @@ describe('lane worker failure', () => {
 
     expect(readdirSync(tmp).sort()).toEqual(keep)
     rmSync(capsule)
+    rmSync(plain)
+  })
+
+  it('a worker that does its chunks but ends without saying it zeroed its key fails the job closed', async () => {
+    setFault({ noAnswer: true })
+    const built = build(detBytes('no answer', 40 * 256 - 7), 256)
+    const capsule = join(tmp, 'no-answer.capsule')
+    writeFileSync(capsule, built.capsule)
+    const keep = readdirSync(tmp).sort()
+    const open = await openFile({
+      input: capsule,
+      output: join(tmp, 'no-answer.out'),
+      dataKey: DATA_KEY,
+      threads: 2,
+    }).catch((e: unknown) => e)
+    expect(open).toMatchObject({
+      code: 'CAPSULE_INTEGRITY',
+      details: { reason: 'lane-worker', exitCode: 0 },
+    })
+    expect(readdirSync(tmp).sort()).toEqual(keep)
+    rmSync(capsule)
+  })
+
+  it('a worker that cannot be made fails the job closed, and the one already booting is stopped with it', async () => {
+    // three lanes: the calling thread, a worker that boots, and a second that cannot be made
+    setFault({ failToMake: 2, noAnswer: true })
+    const built = build(detBytes('no thread', 40 * 256 - 7), 256)
+    const plain = join(tmp, 'no-thread.bin')
+    writeFileSync(plain, built.plaintext)
+    const keep = readdirSync(tmp).sort()
+    const seal = await commitAndSealFile({
+      ...BASE,
+      dataKey: DATA_KEY,
+      chunkSize: 256,
+      sign: (header) => signCapsuleHeader(header, OWNER_KEY),
+      input: plain,
+      output: join(tmp, 'no-thread.capsule'),
+      threads: 3,
+    }).catch((e: unknown) => e)
+    expect(seal).toMatchObject({
+      code: 'CAPSULE_INTEGRITY',
+      details: { reason: 'lane-worker' },
+      cause: { code: 'ERR_WORKER_INIT_FAILED' },
+    })
+    expect(readdirSync(tmp).sort()).toEqual(keep)
     rmSync(plain)
   })
 

@@ -361,49 +361,60 @@ export async function runLanes(job: LaneJob): Promise<void> {
     w?.()
   }
 
-  for (let w = 0; w < workerCount; w++) {
-    const worker = new Worker(LANE_SOURCE, {
-      eval: true,
-      workerData: {
-        ...state(new Uint8Array(0), new Uint8Array(0)),
-        key: new Uint8Array(0),
-        buf: undefined,
-        plain: undefined,
-      },
-      // Chunks live in external memory: a tiny young generation keeps each worker's RSS low.
-      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
-    })
-    workers.push(worker)
-    online.push(false)
-    outstanding.push(0)
-    exited.push(false)
-    worker.once('online', () => {
-      online[w] = true
-      if (job.key !== undefined) worker.postMessage({ key: job.key })
-      dispatch()
-      nudge()
-    })
-    worker.on('message', (a: LaneAnswer) => {
-      outstanding[w] = (outstanding[w] as number) - 1
-      busy--
-      settle(a)
-      dispatch()
-      nudge()
-    })
-    const died = (cause: unknown, exitCode?: number) => {
-      fail(workerFailure(cause, exitCode))
-      // Its chunks will never be answered.
-      busy -= outstanding[w] as number
-      outstanding[w] = 0
-      nudge()
-    }
-    worker.on('error', (err) => died(err))
-    worker.on('exit', (code) => {
-      exited[w] = true
-      died(undefined, code)
-    })
-  }
+  let closing = false
   try {
+    // Workers are made inside the try: if one cannot be made (no thread left), the ones already
+    // booting are stopped in `finally`, never left to come up with the key and chunks.
+    for (let w = 0; w < workerCount; w++) {
+      let worker: Worker
+      try {
+        worker = new Worker(LANE_SOURCE, {
+          eval: true,
+          workerData: {
+            ...state(new Uint8Array(0), new Uint8Array(0)),
+            key: new Uint8Array(0),
+            buf: undefined,
+            plain: undefined,
+          },
+          // Chunks live in external memory: a tiny young generation keeps each worker's RSS low.
+          resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
+        })
+      } catch (err) {
+        // no thread to be had (ERR_WORKER_INIT_FAILED): the job fails closed like a dead worker
+        fail(workerFailure(err))
+        break
+      }
+      workers.push(worker)
+      online.push(false)
+      outstanding.push(0)
+      exited.push(false)
+      worker.once('online', () => {
+        if (closing) return
+        online[w] = true
+        if (job.key !== undefined) worker.postMessage({ key: job.key })
+        dispatch()
+        nudge()
+      })
+      worker.on('message', (a: LaneAnswer) => {
+        outstanding[w] = (outstanding[w] as number) - 1
+        busy--
+        settle(a)
+        dispatch()
+        nudge()
+      })
+      const died = (cause: unknown, exitCode?: number) => {
+        fail(workerFailure(cause, exitCode))
+        // Its chunks will never be answered.
+        busy -= outstanding[w] as number
+        outstanding[w] = 0
+        nudge()
+      }
+      worker.on('error', (err) => died(err))
+      worker.on('exit', (code) => {
+        exited[w] = true
+        died(undefined, code)
+      })
+    }
     for (;;) {
       dispatch()
       const held = laneFaults.waitForWorkers && workers.some((_, w) => !online[w] && !exited[w])
@@ -420,6 +431,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
       })
     }
   } finally {
+    closing = true
     mainState.buf.fill(0)
     mainState.plain.fill(0)
     // Let each worker zero its key copy and exit on its own; terminate the ones that do not.
@@ -428,8 +440,10 @@ export async function runLanes(job: LaneJob): Promise<void> {
         if (exited[w]) return
         worker.removeAllListeners('online')
         if (!online[w]) {
-          // Still booting when the calling thread had done every chunk: it holds no key and no
-          // chunk, so it is stopped now rather than waited for through its start-up.
+          // Still booting when the calling thread had done every chunk (or the job failed): it
+          // holds no key and no chunk, so it is stopped now rather than waited for through its
+          // start-up. A worker that would have crashed as it started goes unnoticed here: it
+          // never touched the job.
           worker.removeAllListeners()
           worker.on('error', () => {})
           await worker.terminate()
