@@ -115,6 +115,18 @@ contract CommitteeSortition {
         closed = grant != 0 && block.number > grant + window;
     }
 
+    /// @notice The score a ticket must beat to be seated now: `full` once every seat is taken,
+    ///         and then the last seat's score (a ticket scoring it or more is not seated), and
+    ///         whether the window has closed. A verifier reads it before submitting and keeps its
+    ///         gas when it is beaten, and learns from closed jobs when to submit (ADR 0065).
+    function cutoffOf(bytes32 jobId) external view returns (bool full, uint256 score, bool closed) {
+        Seat[] storage c = _committees[jobId];
+        full = c.length == seats;
+        if (full) score = c[c.length - 1].score;
+        uint64 grant = grantBlockOf[jobId];
+        closed = grant != 0 && block.number > grant + window;
+    }
+
     /// @dev Inserts into the sorted seats when it beats the last one (or a seat is free).
     function _insert(Seat[] storage c, address node, uint96 score) private returns (bool) {
         uint256 len = c.length;

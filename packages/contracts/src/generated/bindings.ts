@@ -256,6 +256,7 @@ export interface CommitteeSortitionEvents {
 /** CommitteeSortition as a typed ethers v6 contract. */
 export interface CommitteeSortitionContract extends TypedContract<CommitteeSortitionEvents> {
   committeeOf: TypedMethod<[jobId: BytesLike], [members: string[], closed: boolean] & { readonly members: string[]; readonly closed: boolean }, 'view'>
+  cutoffOf: TypedMethod<[jobId: BytesLike], [full: boolean, score: bigint, closed: boolean] & { readonly full: boolean; readonly score: bigint; readonly closed: boolean }, 'view'>
   grantBlockOf: TypedMethod<[jobId: BytesLike], bigint, 'view'>
   opener: TypedMethod<[], string, 'view'>
   openJob: TypedMethod<[jobId: BytesLike], void, 'nonpayable'>
