@@ -9,11 +9,14 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js'
 import {
+  canBeSeated,
   committeeSize,
+  cutoffReference,
   type RankedTicket,
   rankTickets,
   selectionWeight,
   type Ticket,
+  ticketWave,
 } from '../src/index.ts'
 
 export interface SimNode {
@@ -206,4 +209,95 @@ export function sybilOdds(
     seatShare: seats / (4 * honestTop.length),
     twoSeatRate: twoSeats / honestTop.length,
   }
+}
+
+/** Options of {@link simulateWaves}. */
+export interface WaveSimulation {
+  /** Committee size n. */
+  readonly seats: number
+  /** Waves in the window (`ticketWaves(window)`). */
+  readonly waves: number
+  /** Full committees' cut-offs a node remembers (the reference is their median). Default 16. */
+  readonly remember?: number
+  /** Multiplies every node's weight from this job on (a population that grew or shrank). */
+  readonly weightChange?: {
+    readonly atJob: number
+    readonly factor: bigint
+    readonly divisor: bigint
+  }
+  readonly salt?: number
+}
+
+/** What {@link simulateWaves} saw, per job. */
+export interface WaveOutcome {
+  /** Tickets sent (each one a proof checked on chain). */
+  readonly submissions: number[]
+  /** Jobs whose seated committee differs from the one every ticket would have made. */
+  readonly mismatches: number
+  /** The latest wave a seated ticket went in, per job. */
+  readonly lastSeatedWave: number[]
+}
+
+/**
+ * Runs ADR 0065's ticket waves over `jobs` jobs: every node scores its ticket, picks its wave from
+ * the median cut-off of the last full committees, and in its wave sends only if the seats as the
+ * previous waves left them can still take it; a wave's tickets land together, inserted the way
+ * `CommitteeSortition._insert` does (sorted, a tie keeps the earlier seat). The committee is
+ * compared with the n lowest scores of all tickets (what sending every ticket gives).
+ */
+export function simulateWaves(
+  nodes: readonly SimNode[],
+  jobs: number,
+  options: WaveSimulation,
+): WaveOutcome {
+  const remember = options.remember ?? 16
+  const recent: bigint[] = []
+  const submissions: number[] = []
+  const lastSeatedWave: number[] = []
+  let mismatches = 0
+  for (let job = 0; job < jobs; job++) {
+    const change = options.weightChange
+    const scale = (w: bigint) =>
+      change !== undefined && job >= change.atJob ? (w * change.factor) / change.divisor : w
+    const all = rankTickets(
+      nodes.map((n, i) => ({
+        id: n.id,
+        weight: scale(n.weight),
+        beta: outputFor(job, i, options.salt ?? 3),
+      })),
+    )
+    const reference = cutoffReference(recent)
+    const byWave = new Map<number, RankedTicket[]>()
+    for (const t of all) {
+      const wave = ticketWave(t.score, reference, { waves: options.waves })
+      byWave.set(wave, [...(byWave.get(wave) ?? []), t])
+    }
+    const seats: { id: string; score: bigint; wave: number }[] = []
+    let sent = 0
+    for (let wave = 0; wave < options.waves; wave++) {
+      const cutoff = {
+        full: seats.length === options.seats,
+        score: seats.at(-1)?.score ?? 0n,
+      }
+      const going = (byWave.get(wave) ?? []).filter((t) => canBeSeated(t.score, cutoff))
+      sent += going.length
+      for (const t of going) {
+        if (seats.length === options.seats) {
+          if (t.score >= seats.at(-1)!.score) continue
+          seats.pop()
+        }
+        seats.push({ id: t.id, score: t.score, wave })
+        seats.sort((a, b) => (a.score < b.score ? -1 : a.score > b.score ? 1 : 0))
+      }
+    }
+    submissions.push(sent)
+    lastSeatedWave.push(Math.max(...seats.map((s) => s.wave)))
+    const expected = all.slice(0, options.seats).map((t) => t.id)
+    if (seats.map((s) => s.id).join() !== expected.join()) mismatches++
+    if (seats.length === options.seats) {
+      recent.push(seats.at(-1)!.score)
+      if (recent.length > remember) recent.shift()
+    }
+  }
+  return { submissions, mismatches, lastSeatedWave }
 }

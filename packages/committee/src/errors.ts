@@ -18,6 +18,8 @@ export type SortitionReason =
   | 'too-few'
   /** f is not a non-negative integer. */
   | 'size'
+  /** A sortition window or its waves are not positive integers (ADR 0065). */
+  | 'window'
 
 /** A committee could not be drawn from these tickets. `details.reason` is a {@link SortitionReason}. */
 export class SortitionError extends DigicapError {

@@ -61,3 +61,11 @@ export { LOG2_FRACTION_BITS, negLog2Uniform, sortitionScore } from './sortition/
 export { jobSeed } from './sortition/seed.ts'
 export type { VrfTicket } from './sortition/ticket.ts'
 export { drawTicket, verifyTicket } from './sortition/ticket.ts'
+export type { SeatCutoff, TicketWaveOptions } from './sortition/waves.ts'
+export {
+  canBeSeated,
+  cutoffReference,
+  MAX_TICKET_WAVES,
+  ticketWave,
+  ticketWaves,
+} from './sortition/waves.ts'

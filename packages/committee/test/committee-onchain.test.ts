@@ -13,7 +13,16 @@ import {
   type Wallet,
 } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { drawCommittee, drawTicket, jobSeed, selectionWeight } from '../src/index.ts'
+import {
+  canBeSeated,
+  drawCommittee,
+  drawTicket,
+  jobSeed,
+  selectionWeight,
+  sortitionScore,
+  ticketWave,
+  ticketWaves,
+} from '../src/index.ts'
 import { committeeSources } from './contracts.ts'
 
 const ROLE_VERIFIER = 2
@@ -30,6 +39,7 @@ type Sortition = BaseContract & {
     { wait(): Promise<{ gasUsed: bigint; logs: unknown[] }> }
   >
   committeeOf(jobId: string): Promise<[string[], boolean]>
+  cutoffOf(jobId: string): Promise<[boolean, bigint, boolean]>
   seedOf(jobId: string): Promise<string>
 }
 
@@ -39,12 +49,14 @@ let iface: Interface
 let verifiers: { wallet: Wallet; stake: bigint }[]
 let factory: ContractFactory
 let registryAddress: string
+let registry: ReturnType<typeof connectDigicap>['nodeRegistry']
 
 beforeAll(async () => {
   anvil = await startAnvil()
   const [deployer, ...rest] = anvil.signers as Wallet[]
   const addresses = await deployDigicap(deployer!, { minStake: parseEther('0.01') })
   const { nodeRegistry } = connectDigicap(addresses, deployer!)
+  registry = nodeRegistry
   verifiers = rest
     .slice(0, 7)
     .map((wallet, i) => ({ wallet, stake: parseEther('0.01') * BigInt(1 + i) }))
@@ -180,5 +192,118 @@ describe('CommitteeSortition on a real anvil with the NodeRegistry', () => {
     expect(closed).toBe(true)
     expect(members).toEqual([a!.wallet.address])
     expect(await revertOf(as(a!.wallet).openJob.staticCall(jobId))).toBe('NotOpener')
+  })
+})
+
+describe('ticket waves on chain (ADR 0065): cutoffOf, and tickets left unsent', () => {
+  /** Each verifier's ticket for `seed`, scored with the weight the contract will read. */
+  async function scoredTickets(seed: Uint8Array) {
+    return Promise.all(
+      verifiers.map(async (v) => {
+        const n = await registry.getNode(v.wallet.address)
+        const weight = selectionWeight(BigInt(n.stake), BigInt(n.reputation))
+        const t = ticketOf(v.wallet, seed)
+        return { v, t, weight, score: sortitionScore(t.beta, weight) }
+      }),
+    )
+  }
+
+  /**
+   * Sends the tickets wave by wave, the way a verifier node does: each wave's tickets go into one
+   * block, and a ticket is sent only if `cutoffOf` says it can still be seated. Returns who sent.
+   */
+  async function runWaves(
+    jobId: string,
+    tickets: Awaited<ReturnType<typeof scoredTickets>>,
+    reference: bigint | undefined,
+  ): Promise<{ sent: string[]; skipped: string[] }> {
+    const waves = ticketWaves(WINDOW)
+    const sent: string[] = []
+    const skipped: string[] = []
+    await anvil.provider.send('evm_setAutomine', [false])
+    try {
+      for (let wave = 0; wave < waves; wave++) {
+        const [full, score] = await sortition.cutoffOf(jobId)
+        const pending = []
+        for (const x of tickets) {
+          if (ticketWave(x.score, reference, { waves }) !== wave) continue
+          if (!canBeSeated(x.score, { full, score })) {
+            skipped.push(x.v.wallet.address)
+            continue
+          }
+          sent.push(x.v.wallet.address)
+          pending.push(
+            as(x.v.wallet).submitTicket(jobId, x.t.onchain.publicKey, x.t.onchain.proof, {
+              gasLimit: 400_000n,
+            }),
+          )
+        }
+        const txs = await Promise.all(pending)
+        await anvil.provider.send('evm_mine', [])
+        for (const tx of txs) await tx.wait()
+      }
+    } finally {
+      await anvil.provider.send('evm_setAutomine', [true])
+    }
+    return { sent, skipped }
+  }
+
+  it('cutoffOf: not full, then the last seat’s score, then closed', async () => {
+    const { jobId, seed } = await openJob()
+    expect([...(await sortition.cutoffOf(jobId))]).toEqual([false, 0n, false])
+    const tickets = await scoredTickets(seed)
+    for (const x of tickets.slice(0, 3))
+      await (
+        await as(x.v.wallet).submitTicket(jobId, x.t.onchain.publicKey, x.t.onchain.proof)
+      ).wait()
+    expect([...(await sortition.cutoffOf(jobId))]).toEqual([false, 0n, false])
+    for (const x of tickets.slice(3))
+      await (
+        await as(x.v.wallet).submitTicket(jobId, x.t.onchain.publicKey, x.t.onchain.proof)
+      ).wait()
+    const fourth = [...tickets].sort((a, b) => (a.score < b.score ? -1 : 1))[3]!.score
+    expect([...(await sortition.cutoffOf(jobId))]).toEqual([true, fourth, false])
+    await anvil.provider.send('anvil_mine', [`0x${WINDOW.toString(16)}`])
+    expect([...(await sortition.cutoffOf(jobId))]).toEqual([true, fourth, true])
+  })
+
+  it('a reference at the 4th score sends 4 tickets, leaves 3 unsent, and seats what all 7 would have', async () => {
+    const { jobId, seed } = await openJob()
+    const tickets = await scoredTickets(seed)
+    const ranked = [...tickets].sort((a, b) => (a.score < b.score ? -1 : 1))
+    // margin 2 puts rank 5 in wave 0 only when it scores under twice the 4th: give the 4th itself,
+    // halved, so that every ticket above it waits at least one wave.
+    const { sent, skipped } = await runWaves(jobId, tickets, ranked[3]!.score / 2n)
+    const all = drawCommittee(
+      tickets.map((x) => ({ id: x.v.wallet.address, beta: x.t.beta, weight: x.weight })),
+    ).map((t) => t.id)
+    const [members] = await sortition.committeeOf(jobId)
+    expect(members).toEqual(all)
+    expect(sent.sort()).toEqual([...all].sort())
+    expect(skipped.sort()).toEqual(
+      ranked
+        .slice(4)
+        .map((x) => x.v.wallet.address)
+        .sort(),
+    )
+  })
+
+  it('a reference far too low only delays: every ticket goes in the last wave, the committee is unchanged', async () => {
+    const { jobId, seed } = await openJob()
+    const tickets = await scoredTickets(seed)
+    const lowest = tickets.reduce((m, x) => (x.score < m ? x.score : m), tickets[0]!.score)
+    const { sent, skipped } = await runWaves(jobId, tickets, lowest / 2n ** 20n)
+    for (const x of tickets)
+      expect(ticketWave(x.score, lowest / 2n ** 20n, { waves: ticketWaves(WINDOW) })).toBe(
+        ticketWaves(WINDOW) - 1,
+      )
+    expect(skipped).toEqual([])
+    expect(sent.length).toBe(7)
+    const [members] = await sortition.committeeOf(jobId)
+    expect(members).toEqual(
+      drawCommittee(
+        tickets.map((x) => ({ id: x.v.wallet.address, beta: x.t.beta, weight: x.weight })),
+      ).map((t) => t.id),
+    )
   })
 })

@@ -6,6 +6,7 @@ import {
   overFaultRate,
   proportionality,
   simulateRankings,
+  simulateWaves,
   sybilOdds,
 } from '../bench/simulate.ts'
 import {
@@ -116,5 +117,48 @@ describe('a Sybil with many fresh addresses gains no selection odds (reputation 
       expect(nextReputation(r, 'pass')).toBeGreaterThanOrEqual(Math.min(r + 1, REPUTATION_MAX))
       expect(nextReputation(r, 'fail')).toBeLessThanOrEqual(r)
     }
+  })
+})
+
+describe('ticket waves over 1,000 nodes (ADR 0065): few tickets sent, the same committees', () => {
+  const nodes = makeNodes(1000, 42)
+  const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
+
+  it('n = 4 and n = 7: after the first job (no reference: all 1,000 send) about 2n tickets a job, never a different committee', () => {
+    for (const [seats, most] of [
+      [4, 12],
+      [7, 21],
+    ] as const) {
+      const o = simulateWaves(nodes, 120, { seats, waves: 8 })
+      expect(o.submissions[0]).toBe(1000)
+      expect(o.mismatches).toBe(0)
+      // Measured 7.8 (n = 4) and 13.8 (n = 7) over 300 jobs: under 2 % of sending every ticket.
+      expect(mean(o.submissions.slice(1))).toBeLessThan(most)
+      expect(Math.max(...o.submissions.slice(1))).toBeLessThan(60)
+    }
+  })
+
+  it('a stale reference (every weight ×1,024 or ÷1,024 from job 20 on) costs tickets or waves, never a seat', () => {
+    const up = simulateWaves(nodes, 60, {
+      seats: 4,
+      waves: 8,
+      weightChange: { atJob: 20, factor: 1024n, divisor: 1n },
+    })
+    const down = simulateWaves(nodes, 60, {
+      seats: 4,
+      waves: 8,
+      weightChange: { atJob: 20, factor: 1n, divisor: 1024n },
+    })
+    expect(up.mismatches).toBe(0)
+    expect(down.mismatches).toBe(0)
+    // Scores 1,024× lower than the reference: nearly every ticket is in wave 0 (901 of 1,000
+    // measured) until the history catches up.
+    expect(up.submissions[20]).toBeGreaterThan(800)
+    // Scores 1,024× higher: the seated tickets go in later waves, the last one at most.
+    expect(Math.max(...down.lastSeatedWave.slice(20, 25))).toBeGreaterThan(0)
+    expect(Math.max(...down.lastSeatedWave)).toBeLessThanOrEqual(7)
+    // Both settle back to a few tickets a job once 9 of the 16 remembered cut-offs are new.
+    expect(mean(up.submissions.slice(40))).toBeLessThan(12)
+    expect(mean(down.submissions.slice(40))).toBeLessThan(12)
   })
 })
