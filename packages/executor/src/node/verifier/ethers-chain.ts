@@ -99,7 +99,19 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
         sortition.grantBlockOf(toHex(jobId)),
         sortition.window(),
       ])
-      return { seed: getBytes(seed), lastBlock: Number(grantBlock + window) }
+      return {
+        seed: getBytes(seed),
+        grantBlock: Number(grantBlock),
+        lastBlock: Number(grantBlock + window),
+      }
+    },
+    async weight(address) {
+      const n = await c.nodeRegistry.getNode(address)
+      return BigInt(n.stake) * BigInt(n.reputation)
+    },
+    async cutoff(jobId) {
+      const [full, score, closed] = await sortition.cutoffOf(toHex(jobId))
+      return { full, score: BigInt(score), closed }
     },
     async submitTicket(jobId, proof) {
       const args = [toHex(jobId), proof.publicKey as never, proof.proof as never] as const

@@ -60,8 +60,12 @@ export interface VerifierChain {
   openJob(grantId: Uint8Array): Promise<boolean>
   grant(jobId: Uint8Array): Promise<JobGrant>
   node(address: Address): Promise<RegisteredNode>
-  /** The sortition seed (`seedOf`), and the window's last block. */
-  sortition(jobId: Uint8Array): Promise<{ seed: Uint8Array; lastBlock: number }>
+  /** The sortition seed (`seedOf`), the grant block, and the window's last block. */
+  sortition(jobId: Uint8Array): Promise<{ seed: Uint8Array; grantBlock: number; lastBlock: number }>
+  /** A node's selection weight as the sortition reads it (stake × reputation; 0: not eligible). */
+  weight(address: Address): Promise<bigint>
+  /** What a ticket must beat to be seated now (`cutoffOf`, ADR 0065), and whether the window closed. */
+  cutoff(jobId: Uint8Array): Promise<{ full: boolean; score: bigint; closed: boolean }>
   submitTicket(jobId: Uint8Array, proof: OnchainVrfProof): Promise<void>
   /** The seats so far, leader first (ascending score), and whether the window closed. */
   seats(jobId: Uint8Array): Promise<{ members: Address[]; closed: boolean }>
@@ -170,6 +174,14 @@ export interface VerifierNodeInit {
   readonly settle?: boolean
   /** Jobs whose PBFT rounds run at once (more wait for a slot). Default 8. */
   readonly maxJobs?: number
+  /**
+   * Send the VRF ticket in a wave set by its score against recent committees' cut-offs, and not
+   * at all once the seats are full of better tickets (ADR 0065). Default true; false sends every
+   * ticket at once.
+   */
+  readonly ticketWaves?: boolean
+  /** Blocks back from the head at start in which to look for closed jobs' cut-offs. Default 2000. */
+  readonly historyBlocks?: number
 }
 
 export interface VerifierNodeComponents {

@@ -34,6 +34,7 @@ import { peerIdFromRegistered } from '@digicap/keyguard'
 import { onchainProof } from '@digicap/vrf'
 import { VerifierJobError } from './errors.ts'
 import { pbftRounds } from './pbft-round.ts'
+import { cutoffHistory, waitForWave } from './ticket-waves.ts'
 import type {
   OpenedJob,
   VerifierEvent,
@@ -68,6 +69,7 @@ export function verifierNode(
     const self = c.signer.address
     const rounds = pbftRounds(c.libp2p, init.maxJobs === undefined ? {} : { maxJobs: init.maxJobs })
     const activations = createActivationCache()
+    const history = cutoffHistory(chain)
     const certificates = new Map<string, PbftCertificate>()
     const jobs = new Map<string, Promise<VerifierEvent>>()
     const waiters = new Map<string, (e: VerifierEvent) => void>()
@@ -154,6 +156,29 @@ export function verifierNode(
         }
       }
       const ticket = drawTicket(c.vrfKey, sortition.seed)
+      history.watch(job.jobId)
+      if (init.ticketWaves !== false) {
+        const plan = await waitForWave({
+          chain,
+          self,
+          jobId: job.jobId,
+          beta: ticket.beta,
+          grantBlock: sortition.grantBlock,
+          lastBlock: sortition.lastBlock,
+          history,
+          untilBlock,
+        })
+        if (!plan.send) {
+          // Seats only get better: this ticket could not be seated, so it is not sent (ADR 0065).
+          const done: VerifierEvent = {
+            event: 'not-selected',
+            jobId,
+            reason: `outranked before sending (wave ${plan.wave})`,
+          }
+          emit(done)
+          return done
+        }
+      }
       try {
         await chain.submitTicket(
           job.jobId,
@@ -424,7 +449,14 @@ export function verifierNode(
       },
       async start() {
         if (loop !== undefined) return
-        next = init.fromBlock ?? (await chain.blockNumber())
+        const head = await chain.blockNumber()
+        next = init.fromBlock ?? head
+        if (init.ticketWaves !== false) {
+          // Recent jobs' cut-offs, so the first job's ticket goes in its wave (ADR 0065).
+          const from = Math.max(0, head - (init.historyBlocks ?? 2000))
+          const recent = await chain.openedJobs(from, head).catch(() => [])
+          for (const j of recent.slice(-16)) history.watch(j.jobId)
+        }
         loop = (async () => {
           while (!stopping.signal.aborted) {
             try {
