@@ -126,6 +126,35 @@ describe('waitForWave', () => {
     expect(result).toEqual({ send: true, wave: 2 })
   })
 
+  it('a failed read sends as before waves: the weight unreadable at once, the cut-off unreadable at its wave', async () => {
+    const history = cutoffHistory({ cutoff: async () => ({ full: true, score: 1n, closed: true }) })
+    history.watch(job())
+    const common = {
+      self: SELF,
+      jobId: job(),
+      beta,
+      grantBlock: 100,
+      lastBlock: 120,
+      history,
+      untilBlock: async () => {},
+    }
+    const down = async (): Promise<never> => {
+      throw new Error('RPC down')
+    }
+    const noWeight = await waitForWave({
+      ...common,
+      chain: { weight: down, cutoff: async () => ({ full: true, score: 0n, closed: false }) },
+    })
+    expect(noWeight).toEqual({ send: true, wave: 0 })
+    const noCutoff = await waitForWave({
+      ...common,
+      chain: { weight: async () => weight, cutoff: down },
+    })
+    // reference 1: the ticket goes in the last of the 8 waves of a 20-block window, then sends
+    // without knowing the seats
+    expect(noCutoff).toEqual({ send: true, wave: 7 })
+  })
+
   it('a node with no weight sends at once, so the chain says why it is refused', async () => {
     const { result, waited } = await plan(1n, { full: true, score: 1n, closed: false }, 0n)
     expect(result).toEqual({ send: true, wave: 0 })

@@ -66,7 +66,8 @@ export type TicketPlan =
 /**
  * Waits for this ticket's wave, then says whether to send it: not once every seat is taken by a
  * score at or below its own. A node with no weight (not eligible) sends at once, so the chain
- * says why it is refused.
+ * says why it is refused; a read that fails (weight, cut-off) sends too, as before waves: it
+ * costs gas, never a seat. Only the wait itself throws (`stopped`, or the head unreadable).
  */
 export async function waitForWave(p: {
   readonly chain: Pick<VerifierChain, 'weight' | 'cutoff'>
@@ -79,15 +80,15 @@ export async function waitForWave(p: {
   /** Resolves once the head is past `block`. */
   readonly untilBlock: (block: number) => Promise<void>
 }): Promise<TicketPlan> {
-  const weight = await p.chain.weight(p.self)
-  if (weight <= 0n) return { send: true, wave: 0 }
+  const weight = await p.chain.weight(p.self).catch(() => undefined)
+  if (weight === undefined || weight <= 0n) return { send: true, wave: 0 }
   const score = sortitionScore(p.beta, weight)
   const wave = ticketWave(score, await p.history.reference(), {
     waves: ticketWaves(p.lastBlock - p.grantBlock),
   })
   // Wave w goes once the head is grant + w, so it lands in the window's block w + 1 or later.
   if (wave > 0) await p.untilBlock(p.grantBlock + wave - 1)
-  const cutoff = await p.chain.cutoff(p.jobId)
-  if (canBeSeated(score, cutoff)) return { send: true, wave }
+  const cutoff = await p.chain.cutoff(p.jobId).catch(() => undefined)
+  if (cutoff === undefined || canBeSeated(score, cutoff)) return { send: true, wave }
   return { send: false, wave, cutoff: cutoff.score, score }
 }
