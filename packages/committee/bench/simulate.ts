@@ -12,9 +12,13 @@ import {
   canBeSeated,
   committeeSize,
   cutoffReference,
+  EMPTY_SEATS_WAVE,
   type RankedTicket,
   rankTickets,
+  reputationAfter,
   selectionWeight,
+  sortitionScore,
+  TICKET_PASSES_AHEAD,
   type Ticket,
   ticketWave,
 } from '../src/index.ts'
@@ -219,12 +223,14 @@ export interface WaveSimulation {
   readonly waves: number
   /** Full committees' cut-offs a node remembers (the reference is their median). Default 16. */
   readonly remember?: number
-  /** Multiplies every node's weight from this job on (a population that grew or shrank). */
+  /** Multiplies every node's stake from this job on (a population that grew or shrank). */
   readonly weightChange?: {
     readonly atJob: number
     readonly factor: bigint
     readonly divisor: bigint
   }
+  /** Passes of reputation a node allows for before it keeps a ticket (`TICKET_PASSES_AHEAD`). */
+  readonly passesAhead?: number
   readonly salt?: number
 }
 
@@ -236,12 +242,16 @@ export interface WaveOutcome {
   readonly mismatches: number
   /** The latest wave a seated ticket went in, per job. */
   readonly lastSeatedWave: number[]
+  /** Jobs whose seats were empty at `EMPTY_SEATS_WAVE`, where every node still waiting sent then. */
+  readonly emptyAtWave: number
 }
 
 /**
- * Runs ADR 0065's ticket waves over `jobs` jobs: every node scores its ticket, picks its wave from
- * the median cut-off of the last full committees, and in its wave sends only if the seats as the
- * previous waves left them can still take it; a wave's tickets land together, inserted the way
+ * Runs ADR 0065's ticket waves (`waitForWave`'s rules) over `jobs` jobs: every node scores its
+ * ticket, picks its wave from the median cut-off of the last full committees; a node with a
+ * later wave looks at `EMPTY_SEATS_WAVE` and sends then if the seats are still empty; in its wave it sends
+ * unless the seats as the earlier waves left them are full of scores at or below its best score
+ * (its weight after `passesAhead` more passes). A wave's tickets land together, inserted the way
  * `CommitteeSortition._insert` does (sorted, a tie keeps the earlier seat). The committee is
  * compared with the n lowest scores of all tickets (what sending every ticket gives).
  */
@@ -251,53 +261,74 @@ export function simulateWaves(
   options: WaveSimulation,
 ): WaveOutcome {
   const remember = options.remember ?? 16
+  const passes = options.passesAhead ?? TICKET_PASSES_AHEAD
   const recent: bigint[] = []
   const submissions: number[] = []
   const lastSeatedWave: number[] = []
   let mismatches = 0
+  let emptyAtWave = 0
   for (let job = 0; job < jobs; job++) {
     const change = options.weightChange
-    const scale = (w: bigint) =>
-      change !== undefined && job >= change.atJob ? (w * change.factor) / change.divisor : w
-    const all = rankTickets(
-      nodes.map((n, i) => ({
+    const stakeOf = (n: SimNode) =>
+      change !== undefined && job >= change.atJob
+        ? (n.stake * change.factor) / change.divisor
+        : n.stake
+    const all = nodes.map((n, i) => {
+      const beta = outputFor(job, i, options.salt ?? 3)
+      const stake = stakeOf(n)
+      const weight = selectionWeight(stake, n.reputation)
+      return {
         id: n.id,
-        weight: scale(n.weight),
-        beta: outputFor(job, i, options.salt ?? 3),
-      })),
-    )
+        beta,
+        weight,
+        score: sortitionScore(beta, weight),
+        best: sortitionScore(beta, stake * BigInt(reputationAfter(passes, Number(n.reputation)))),
+      }
+    })
     const reference = cutoffReference(recent)
-    const byWave = new Map<number, RankedTicket[]>()
-    for (const t of all) {
-      const wave = ticketWave(t.score, reference, { waves: options.waves })
-      byWave.set(wave, [...(byWave.get(wave) ?? []), t])
-    }
+    const waveOf = new Map(
+      all.map((t) => [t.id, ticketWave(t.score, reference, { waves: options.waves })]),
+    )
     const seats: { id: string; score: bigint; wave: number }[] = []
     let sent = 0
+    let flood = false
     for (let wave = 0; wave < options.waves; wave++) {
-      const cutoff = {
-        full: seats.length === options.seats,
-        score: seats.at(-1)?.score ?? 0n,
+      if (wave === EMPTY_SEATS_WAVE && seats.length === 0 && options.waves > EMPTY_SEATS_WAVE + 1) {
+        flood = true
+        emptyAtWave++
       }
-      const going = (byWave.get(wave) ?? []).filter((t) => canBeSeated(t.score, cutoff))
+      const cutoff = { full: seats.length === options.seats, score: seats.at(-1)?.score ?? 0n }
+      const going = all.filter((t) => {
+        const w = waveOf.get(t.id) as number
+        const goesNow = w === wave || (flood && wave === EMPTY_SEATS_WAVE && w > EMPTY_SEATS_WAVE)
+        if (!goesNow) return false
+        // sent at once: wave 0 (seats as they are), or the empty-seats flood at wave 1
+        return (
+          (flood && wave === EMPTY_SEATS_WAVE && w > EMPTY_SEATS_WAVE) ||
+          canBeSeated(t.best, cutoff)
+        )
+      })
       sent += going.length
       for (const t of going) {
         if (seats.length === options.seats) {
-          if (t.score >= seats.at(-1)!.score) continue
+          if (t.score >= (seats.at(-1) as { score: bigint }).score) continue
           seats.pop()
         }
         seats.push({ id: t.id, score: t.score, wave })
         seats.sort((a, b) => (a.score < b.score ? -1 : a.score > b.score ? 1 : 0))
       }
+      if (flood && wave === EMPTY_SEATS_WAVE) break
     }
     submissions.push(sent)
-    lastSeatedWave.push(Math.max(...seats.map((s) => s.wave)))
-    const expected = all.slice(0, options.seats).map((t) => t.id)
-    if (seats.map((s) => s.id).join() !== expected.join()) mismatches++
+    lastSeatedWave.push(Math.max(...seats.map((x) => x.wave)))
+    const expected = rankTickets(all.map(({ id, beta, weight }) => ({ id, beta, weight })))
+      .slice(0, options.seats)
+      .map((t) => t.id)
+    if (seats.map((x) => x.id).join() !== expected.join()) mismatches++
     if (seats.length === options.seats) {
-      recent.push(seats.at(-1)!.score)
+      recent.push((seats.at(-1) as { score: bigint }).score)
       if (recent.length > remember) recent.shift()
     }
   }
-  return { submissions, mismatches, lastSeatedWave }
+  return { submissions, mismatches, lastSeatedWave, emptyAtWave }
 }

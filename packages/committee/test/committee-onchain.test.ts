@@ -15,13 +15,18 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   canBeSeated,
+  cutoffHistory,
   drawCommittee,
   drawTicket,
+  EMPTY_SEATS_WAVE,
   jobSeed,
+  reputationAfter,
   selectionWeight,
   sortitionScore,
+  type TicketChain,
   ticketWave,
   ticketWaves,
+  waitForWave,
 } from '../src/index.ts'
 import { committeeSources } from './contracts.ts'
 
@@ -35,11 +40,12 @@ type Method<A extends unknown[], R> = ((...args: A) => Promise<R>) & {
 type Sortition = BaseContract & {
   openJob: Method<[string], { wait(): Promise<{ blockNumber: number }> }>
   submitTicket: Method<
-    [string, Pair, unknown],
+    [string, Pair, unknown, { gasLimit: bigint }?],
     { wait(): Promise<{ gasUsed: bigint; logs: unknown[] }> }
   >
   committeeOf(jobId: string): Promise<[string[], boolean]>
   cutoffOf(jobId: string): Promise<[boolean, bigint, boolean]>
+  grantBlockOf(jobId: string): Promise<bigint>
   seedOf(jobId: string): Promise<string>
 }
 
@@ -273,7 +279,7 @@ describe('ticket waves on chain (ADR 0065): cutoffOf, and tickets left unsent', 
     const ranked = [...tickets].sort((a, b) => (a.score < b.score ? -1 : 1))
     // margin 2 puts rank 5 in wave 0 only when it scores under twice the 4th: give the 4th itself,
     // halved, so that every ticket above it waits at least one wave.
-    const { sent, skipped } = await runWaves(jobId, tickets, ranked[3]!.score / 2n)
+    const { sent, skipped } = await runWaves(jobId, tickets, (ranked[3]!.score + 1n) / 2n)
     const all = drawCommittee(
       tickets.map((x) => ({ id: x.v.wallet.address, beta: x.t.beta, weight: x.weight })),
     ).map((t) => t.id)
@@ -305,5 +311,157 @@ describe('ticket waves on chain (ADR 0065): cutoffOf, and tickets left unsent', 
         tickets.map((x) => ({ id: x.v.wallet.address, beta: x.t.beta, weight: x.weight })),
       ).map((t) => t.id),
     )
+  })
+})
+
+describe('a verifier’s waitForWave and cutoffHistory against the contracts (ADR 0065)', () => {
+  const chain: TicketChain = {
+    blockNumber: () => anvil.provider.getBlockNumber(),
+    async standing(address) {
+      const n = await registry.getNode(address)
+      return { stake: BigInt(n.stake), reputation: BigInt(n.reputation) }
+    },
+    async cutoff(jobId) {
+      const [full, score, closed] = await sortition.cutoffOf(hexlify(jobId))
+      return { full, score, closed }
+    },
+    async seats(jobId) {
+      const [members] = await sortition.committeeOf(hexlify(jobId))
+      return { members }
+    },
+  }
+  async function untilBlock(block: number): Promise<void> {
+    while ((await anvil.provider.getBlockNumber()) <= block)
+      await new Promise((r) => setTimeout(r, 20))
+  }
+  /** Every node's ticket, scored with its weight now, the 4th lowest score, and the full ranking. */
+  async function scored(seed: Uint8Array) {
+    const all = await Promise.all(
+      verifiers.map(async (v) => {
+        const { stake, reputation } = await chain.standing(v.wallet.address)
+        const t = ticketOf(v.wallet, seed)
+        return { v, t, stake, reputation, score: sortitionScore(t.beta, stake * reputation) }
+      }),
+    )
+    return [...all].sort((a, b) => (a.score < b.score ? -1 : 1))
+  }
+  /**
+   * Runs every node's waitForWave at once, sending where it says so, with automine off and a
+   * block every 400 ms (a wave's tickets, sent within a few ms, land in one block).
+   */
+  async function runNodes(
+    jobId: string,
+    grantBlock: number,
+    ranked: Awaited<ReturnType<typeof scored>>,
+    history: Parameters<typeof waitForWave>[0]['history'],
+    passesAhead?: number,
+  ) {
+    await anvil.provider.send('evm_setAutomine', [false])
+    const miner = setInterval(() => void anvil.provider.send('evm_mine', []).catch(() => {}), 400)
+    try {
+      return await Promise.all(
+        ranked.map(async (x) => {
+          const plan = await waitForWave({
+            chain,
+            self: x.v.wallet.address,
+            jobId: getBytes(jobId),
+            beta: x.t.beta,
+            grantBlock,
+            lastBlock: grantBlock + WINDOW,
+            history,
+            untilBlock,
+            ...(passesAhead === undefined ? {} : { passesAhead }),
+          })
+          if (plan.send) {
+            const tx = await as(x.v.wallet).submitTicket(
+              jobId,
+              x.t.onchain.publicKey,
+              x.t.onchain.proof,
+              {
+                gasLimit: 400_000n,
+              },
+            )
+            await tx.wait()
+          }
+          return { x, plan }
+        }),
+      )
+    } finally {
+      clearInterval(miner)
+      await anvil.provider.send('evm_setAutomine', [true])
+    }
+  }
+  async function openAt(): Promise<{ jobId: string; seed: Uint8Array; grantBlock: number }> {
+    const { jobId, seed } = await openJob()
+    return { jobId, seed, grantBlock: Number(await sortition.grantBlockOf(jobId)) }
+  }
+
+  it('cutoffHistory reads a job only once it closed, counts it once however many calls overlap, and gives its last seat', async () => {
+    const { jobId, seed, grantBlock } = await openAt()
+    const ranked = await scored(seed)
+    for (const x of ranked)
+      await (
+        await as(x.v.wallet).submitTicket(jobId, x.t.onchain.publicKey, x.t.onchain.proof)
+      ).wait()
+    const history = cutoffHistory(chain)
+    history.watch(getBytes(jobId), grantBlock + WINDOW)
+    expect(await history.reference(await anvil.provider.getBlockNumber())).toBeUndefined()
+    await anvil.provider.send('anvil_mine', [`0x${WINDOW.toString(16)}`])
+    const head = await anvil.provider.getBlockNumber()
+    const refs = await Promise.all([1, 2, 3].map(() => history.reference(head)))
+    expect(refs).toEqual([ranked[3]!.score, ranked[3]!.score, ranked[3]!.score])
+    expect(history.size).toBe(1)
+  })
+
+  it('seven nodes at once, reference at half the 4th score, no passes ahead: the 4 best send in wave 0, the other 3 see full seats and keep their gas', async () => {
+    const { jobId, seed, grantBlock } = await openAt()
+    const ranked = await scored(seed)
+    const fixed = { watch() {}, reference: async () => (ranked[3]!.score + 1n) / 2n, size: 1 }
+    const out = await runNodes(jobId, grantBlock, ranked, fixed, 0)
+    const sent = out.filter((o) => o.plan.send).map((o) => o.x.v.wallet.address)
+    const kept = out.filter((o) => !o.plan.send)
+    expect(sent).toEqual(ranked.slice(0, 4).map((x) => x.v.wallet.address))
+    expect(kept.map((o) => o.x.v.wallet.address)).toEqual(
+      ranked.slice(4).map((x) => x.v.wallet.address),
+    )
+    for (const o of kept) expect(o.plan.wave).toBeGreaterThan(0)
+    const [members] = await sortition.committeeOf(jobId)
+    expect(members).toEqual(
+      drawCommittee(
+        ranked.map((x) => ({
+          id: x.v.wallet.address,
+          beta: x.t.beta,
+          weight: x.stake * x.reputation,
+        })),
+      ).map((t) => t.id),
+    )
+  })
+
+  it('with the default 4 passes ahead a node keeps its ticket only if it is beaten at the weight those passes would give', async () => {
+    const { jobId, seed, grantBlock } = await openAt()
+    const ranked = await scored(seed)
+    const fixed = { watch() {}, reference: async () => (ranked[3]!.score + 1n) / 2n, size: 1 }
+    const out = await runNodes(jobId, grantBlock, ranked, fixed)
+    const cutoff = ranked[3]!.score
+    for (const o of out) {
+      const best = sortitionScore(
+        o.x.t.beta,
+        o.x.stake * BigInt(reputationAfter(4, Number(o.x.reputation))),
+      )
+      expect(o.plan.send).toBe(best < cutoff)
+    }
+    const [members] = await sortition.committeeOf(jobId)
+    expect(members).toEqual(ranked.slice(0, 4).map((x) => x.v.wallet.address))
+  })
+
+  it('seats still empty at wave 3 (a reference 2²⁰ too low): every node sends then, not in the last wave', async () => {
+    const { jobId, seed, grantBlock } = await openAt()
+    const ranked = await scored(seed)
+    const fixed = { watch() {}, reference: async () => ranked[0]!.score / 2n ** 20n, size: 1 }
+    const out = await runNodes(jobId, grantBlock, ranked, fixed, 0)
+    for (const o of out)
+      expect(o.plan).toEqual({ send: true, wave: EMPTY_SEATS_WAVE, because: 'empty-seats' })
+    const [members] = await sortition.committeeOf(jobId)
+    expect(members).toEqual(ranked.slice(0, 4).map((x) => x.v.wallet.address))
   })
 })

@@ -8,6 +8,7 @@ describe('public surface', () => {
         "BEFORE_FAIL",
         "BEFORE_PASS",
         "CertificateError",
+        "EMPTY_SEATS_WAVE",
         "EquivocationError",
         "LOG2_FRACTION_BITS",
         "MAX_TICKET_WAVES",
@@ -24,6 +25,7 @@ describe('public surface', () => {
         "REPUTATION_INITIAL",
         "REPUTATION_MAX",
         "SortitionError",
+        "TICKET_PASSES_AHEAD",
         "beforeCertificateCall",
         "beforeRoundId",
         "buildCertificate",
@@ -34,6 +36,7 @@ describe('public surface', () => {
         "createPbftMux",
         "createPbftNode",
         "createPbftTransport",
+        "cutoffHistory",
         "cutoffReference",
         "drawCommittee",
         "drawTicket",
@@ -60,6 +63,7 @@ describe('public surface', () => {
         "verifyTicket",
         "voteDigest",
         "voteTypedData",
+        "waitForWave",
       ]
     `)
   })

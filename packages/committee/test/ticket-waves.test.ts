@@ -1,11 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import {
   canBeSeated,
+  cutoffHistory,
   cutoffReference,
+  EMPTY_SEATS_WAVE,
   MAX_TICKET_WAVES,
   SortitionError,
+  sortitionScore,
+  TICKET_PASSES_AHEAD,
+  type TicketChain,
   ticketWave,
   ticketWaves,
+  waitForWave,
 } from '../src/index.ts'
 
 describe('canBeSeated (ADR 0065)', () => {
@@ -33,8 +39,8 @@ describe('cutoffReference', () => {
 })
 
 describe('ticketWaves', () => {
-  it('one block a wave, at most 8, the last two blocks of the window left for the last wave to land', () => {
-    expect([1, 2, 3, 4, 5, 8, 10, 20, 256].map(ticketWaves)).toEqual([1, 1, 1, 2, 3, 6, 8, 8, 8])
+  it('one block a wave from the window’s second block, at most 8, the last landing two blocks before the window closes', () => {
+    expect([1, 2, 3, 4, 5, 8, 11, 20, 256].map(ticketWaves)).toEqual([1, 1, 1, 1, 2, 5, 8, 8, 8])
     expect(MAX_TICKET_WAVES).toBe(8)
   })
   it('refuses a window that is not a positive integer, with a typed error', () => {
@@ -73,5 +79,164 @@ describe('ticketWave', () => {
       { waves: 4, margin: 1.5 },
     ])
       expect(() => ticketWave(1n, 1n, options)).toThrow(SortitionError)
+  })
+})
+
+/**
+ * `waitForWave` and `cutoffHistory` when the chain's reads fail or answer oddly: the faults are
+ * injected through a scripted `TicketChain`. Their work against the real contracts is in
+ * committee-onchain.test.ts.
+ */
+describe('waitForWave and cutoffHistory under failing reads (fault injection)', () => {
+  const beta = new Uint8Array(32).fill(0x40)
+  const stake = 10n ** 16n
+  const reputation = 100n
+  const score = sortitionScore(beta, stake * reputation)
+  const SELF = '0x00000000000000000000000000000000000000aa'
+  const down = async (): Promise<never> => {
+    throw new Error('RPC down')
+  }
+  type Cutoff = { full: boolean; score: bigint; closed: boolean }
+  const chainOf = (over: Partial<TicketChain> = {}): TicketChain => ({
+    blockNumber: async () => 101,
+    standing: async () => ({ stake, reputation }),
+    cutoff: async () => ({ full: true, score: 1n, closed: false }),
+    seats: async () => ({ members: ['0x01'] }),
+    ...over,
+  })
+  /** A history whose reference is `ref` (one closed job with that cut-off). */
+  async function historyAt(ref: bigint) {
+    const h = cutoffHistory({ cutoff: async () => ({ full: true, score: ref, closed: true }) })
+    h.watch(new Uint8Array(32).fill(1), 50)
+    await h.reference(101)
+    return h
+  }
+  const plan = async (chain: TicketChain, ref: bigint | undefined, waited: number[] = []) =>
+    waitForWave({
+      chain,
+      self: SELF,
+      jobId: new Uint8Array(32).fill(2),
+      beta,
+      grantBlock: 100,
+      lastBlock: 120,
+      history: ref === undefined ? cutoffHistory(chain) : await historyAt(ref),
+      untilBlock: async (b) => {
+        waited.push(b)
+      },
+      passesAhead: 0,
+    })
+
+  it('its standing unreadable: sends at once', async () => {
+    expect(await plan(chainOf({ standing: down }), score / 5n)).toEqual({
+      send: true,
+      wave: 0,
+      because: 'unread',
+    })
+  })
+  it('the seats unreadable at the look of wave 3, or at its own wave: sends then', async () => {
+    const waited: number[] = []
+    expect(await plan(chainOf({ seats: down }), score / 100n, waited)).toEqual({
+      send: true,
+      wave: EMPTY_SEATS_WAVE,
+      because: 'unread',
+    })
+    expect(waited).toEqual([100 + EMPTY_SEATS_WAVE])
+    expect(await plan(chainOf({ cutoff: down }), score / 5n)).toEqual({
+      send: true,
+      wave: 2,
+      because: 'unread',
+    })
+  })
+  it('waits for grant + wave (head past it: grant + 1 + wave), and keeps the ticket when beaten', async () => {
+    const waited: number[] = []
+    const beaten = chainOf({ cutoff: async () => ({ full: true, score, closed: false }) })
+    expect(await plan(beaten, score / 5n, waited)).toEqual({
+      send: false,
+      wave: 2,
+      cutoff: score,
+      score,
+    })
+    expect(waited).toEqual([102])
+  })
+  it('not eligible (stake × reputation under 2⁹) or the window closed: sends, so the chain says why', async () => {
+    expect(
+      await plan(chainOf({ standing: async () => ({ stake: 1n, reputation: 1n }) }), 1n),
+    ).toEqual({
+      send: true,
+      wave: 0,
+      because: 'ineligible',
+    })
+    const closed = chainOf({ cutoff: async () => ({ full: true, score: 1n, closed: true }) })
+    expect(await plan(closed, undefined)).toEqual({ send: true, wave: 0, because: 'closed' })
+  })
+  it('a young node keeps a ticket only if beaten at the reputation 4 passes would give', async () => {
+    const young = chainOf({
+      standing: async () => ({ stake, reputation: 1n }),
+      cutoff: async () => ({ full: true, score: sortitionScore(beta, stake * 3n), closed: false }),
+    })
+    const at = (passesAhead: number) =>
+      waitForWave({
+        chain: young,
+        self: SELF,
+        jobId: new Uint8Array(32).fill(2),
+        beta,
+        grantBlock: 100,
+        lastBlock: 120,
+        history: cutoffHistory(young),
+        untilBlock: async () => {},
+        passesAhead,
+      })
+    // at reputation 1 it is beaten; after 4 passes (reputation 5) it would beat the last seat
+    expect((await at(0)).send).toBe(false)
+    expect((await at(TICKET_PASSES_AHEAD)).send).toBe(true)
+  })
+  it('cutoffHistory: a failed read, or a job not closed yet, is asked again once the head moves on', async () => {
+    let answer: Cutoff | undefined
+    let reads = 0
+    const h = cutoffHistory({
+      cutoff: async () => {
+        reads++
+        if (answer === undefined) throw new Error('RPC down')
+        return answer
+      },
+    })
+    h.watch(new Uint8Array(32).fill(3), 110)
+    expect(await h.reference(110)).toBeUndefined() // not due: head is not past 110
+    expect(reads).toBe(0)
+    expect(await h.reference(111)).toBeUndefined() // read fails
+    expect(await h.reference(111)).toBeUndefined() // not asked again at the same head
+    expect(reads).toBe(1)
+    answer = { full: true, score: 9n, closed: false }
+    expect(await h.reference(112)).toBeUndefined() // open still
+    answer = { full: true, score: 9n, closed: true }
+    expect(await h.reference(113)).toBe(9n)
+    expect(reads).toBe(3)
+    expect(await h.reference(200)).toBe(9n)
+    expect(reads).toBe(3)
+  })
+  it('cutoffHistory keeps 16 cut-offs and waits on at most 64 jobs', async () => {
+    let n = 0
+    const h = cutoffHistory({
+      cutoff: async () => ({ full: true, score: BigInt(1000 + n++), closed: true }),
+    })
+    for (let i = 0; i < 40; i++) {
+      h.watch(
+        new Uint8Array(32).fill(0).map((_, k) => (k === 0 ? i : 7)),
+        10,
+      )
+      await h.reference(11)
+    }
+    expect(h.size).toBe(16)
+    expect(await h.reference(11)).toBe(1031n) // median of 1024 … 1039
+    let asked = 0
+    const slow = cutoffHistory({
+      cutoff: async () => {
+        asked++
+        return { full: false, score: 0n, closed: false }
+      },
+    })
+    for (let i = 0; i < 100; i++) slow.watch(new Uint8Array(32).fill(i), 10)
+    await slow.reference(11)
+    expect(asked).toBe(64)
   })
 })

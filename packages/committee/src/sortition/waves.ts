@@ -19,13 +19,16 @@ export interface SeatCutoff {
 
 /** Options of {@link ticketWave}. */
 export interface TicketWaveOptions {
-  /** Waves in the window (≥ 1); wave w is sent from the window's first block + w. */
+  /** Waves in the window (≥ 1, `ticketWaves(window)`); wave w is sent once the head is at grant + 1 + w. */
   readonly waves: number
   /** A ticket scoring at most `margin` × the reference cut-off goes in wave 0. Default 2. */
   readonly margin?: number
 }
 
-/** Most waves a window is split into: 8 doublings of the score cover a cut-off 512× off. */
+/**
+ * Most waves a window is split into: with the default margin, wave 7 starts at 256× the reference
+ * (a ticket goes in wave 0 up to 2×, and each wave doubles the bound).
+ */
 export const MAX_TICKET_WAVES = 8
 
 /**
@@ -50,15 +53,16 @@ export function cutoffReference(recent: readonly bigint[]): bigint | undefined {
 
 /**
  * How many waves a window of `windowBlocks` leaves room for: one block each, at most
- * {@link MAX_TICKET_WAVES}, and the last wave two blocks before the window closes so its
- * transaction can still land.
+ * {@link MAX_TICKET_WAVES}. A node reads the seed from the window's first block on (head =
+ * grant + 1) and sends wave w once the head is at grant + 1 + w, so wave w lands from block
+ * grant + 2 + w; the last wave lands two blocks before the window closes.
  */
 export function ticketWaves(windowBlocks: number): number {
   if (!Number.isSafeInteger(windowBlocks) || windowBlocks < 1)
     throw new SortitionError('window', 'A sortition window is a positive number of blocks', {
       details: { windowBlocks },
     })
-  return Math.max(1, Math.min(MAX_TICKET_WAVES, windowBlocks - 2))
+  return Math.max(1, Math.min(MAX_TICKET_WAVES, windowBlocks - 3))
 }
 
 /**

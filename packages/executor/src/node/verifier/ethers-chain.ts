@@ -105,9 +105,9 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
         lastBlock: Number(grantBlock + window),
       }
     },
-    async weight(address) {
+    async standing(address) {
       const n = await c.nodeRegistry.getNode(address)
-      return BigInt(n.stake) * BigInt(n.reputation)
+      return { stake: BigInt(n.stake), reputation: BigInt(n.reputation) }
     },
     async cutoff(jobId) {
       const [full, score, closed] = await sortition.cutoffOf(toHex(jobId))

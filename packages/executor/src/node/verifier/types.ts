@@ -62,8 +62,8 @@ export interface VerifierChain {
   node(address: Address): Promise<RegisteredNode>
   /** The sortition seed (`seedOf`), the grant block, and the window's last block. */
   sortition(jobId: Uint8Array): Promise<{ seed: Uint8Array; grantBlock: number; lastBlock: number }>
-  /** A node's selection weight as the sortition reads it (stake × reputation; 0: not eligible). */
-  weight(address: Address): Promise<bigint>
+  /** A node's stake (wei) and reputation, as the sortition reads them (NodeRegistry). */
+  standing(address: Address): Promise<{ stake: bigint; reputation: bigint }>
   /** What a ticket must beat to be seated now (`cutoffOf`, ADR 0065), and whether the window closed. */
   cutoff(jobId: Uint8Array): Promise<{ full: boolean; score: bigint; closed: boolean }>
   submitTicket(jobId: Uint8Array, proof: OnchainVrfProof): Promise<void>

@@ -23,18 +23,20 @@ import {
   beforeCertificateCall,
   beforeRoundId,
   certificateCall,
+  cutoffHistory,
   drawTicket,
   hubCommittee,
   type PbftCertificate,
   type PbftDecision,
   pbftCommittee,
   pbftDomain,
+  type TicketPlan,
+  waitForWave,
 } from '@digicap/committee'
 import { peerIdFromRegistered } from '@digicap/keyguard'
 import { onchainProof } from '@digicap/vrf'
 import { VerifierJobError } from './errors.ts'
 import { pbftRounds } from './pbft-round.ts'
-import { cutoffHistory, waitForWave } from './ticket-waves.ts'
 import type {
   OpenedJob,
   VerifierEvent,
@@ -156,9 +158,9 @@ export function verifierNode(
         }
       }
       const ticket = drawTicket(c.vrfKey, sortition.seed)
-      history.watch(job.jobId)
+      history.watch(job.jobId, sortition.lastBlock)
       if (init.ticketWaves !== false) {
-        const plan = await waitForWave({
+        const plan: TicketPlan = await waitForWave({
           chain,
           self,
           jobId: job.jobId,
@@ -167,6 +169,10 @@ export function verifierNode(
           lastBlock: sortition.lastBlock,
           history,
           untilBlock,
+        }).catch((err: unknown) => {
+          // Only a stop ends the job here; the head unreadable sends as before waves.
+          if (err instanceof VerifierJobError && err.reason === 'stopped') throw err
+          return { send: true, wave: 0, because: 'unread' }
         })
         if (!plan.send) {
           // Seats only get better: this ticket could not be seated, so it is not sent (ADR 0065).

@@ -1,0 +1,165 @@
+/**
+ * A verifier's side of ADR 0065: when to send its ticket, read from the chain. The pure rules are
+ * in `waves.ts`; this is their use by a node, against the few chain reads it needs
+ * ({@link TicketChain}, which `VerifierChain` of `@digicap/executor` extends).
+ */
+import { REPUTATION_MAX, reputationAfter } from '../reputation/curve.ts'
+import { sortitionScore } from './score.ts'
+import { canBeSeated, cutoffReference, type SeatCutoff, ticketWave, ticketWaves } from './waves.ts'
+
+/** The chain reads a node needs to send its ticket in its wave. */
+export interface TicketChain {
+  blockNumber(): Promise<number>
+  /** A node's stake (wei) and reputation, as the sortition reads them (NodeRegistry). */
+  standing(address: string): Promise<{ stake: bigint; reputation: bigint }>
+  /** `cutoffOf(jobId)` of CommitteeSortition. */
+  cutoff(jobId: Uint8Array): Promise<SeatCutoff & { closed: boolean }>
+  /** The seats so far (`committeeOf`). */
+  seats(jobId: Uint8Array): Promise<{ members: readonly string[] }>
+}
+
+/** Closed full committees' cut-offs kept (the reference is their median). */
+const REMEMBERED = 16
+/** Jobs waited on to close; older ones are dropped unread. */
+const PENDING = 64
+/** The contract's smallest eligible weight (`NotEligible` below 2⁹). */
+const MIN_WEIGHT = 1n << 9n
+/**
+ * Settled passes that may raise a node's reputation between its read of the seats and its
+ * ticket's block (anyone may settle a job the node sat in). A ticket is left unsent only if
+ * it is beaten even at the weight those passes would give.
+ */
+export const TICKET_PASSES_AHEAD = 4
+/**
+ * The wave at which a node still waiting looks at the seats and, if they are empty (nothing
+ * scored under 16× the reference), sends at once: the reference is far too low, and the
+ * tickets had better take the window than crowd its last wave. Over 1,000 simulated nodes an
+ * earlier look (wave 1 or 2) also fired with a right reference, sending every ticket.
+ */
+export const EMPTY_SEATS_WAVE = 3
+
+/** The cut-offs of the jobs a node saw, read once their windows closed. */
+export interface CutoffHistory {
+  /** A job to learn from once its window closed (`lastBlock`, when known: read only after it). */
+  watch(jobId: Uint8Array, lastBlock?: number): void
+  /** The reference cut-off at `head`: the median of the last closed full committees' cut-offs. */
+  reference(head: number): Promise<bigint | undefined>
+  /** Closed full committees known. */
+  readonly size: number
+}
+
+/**
+ * A node's memory of recent committees' cut-offs. Each job is read once its window has closed
+ * (in parallel, at most {@link PENDING} waiting), counted once however many calls overlap, and
+ * only if its committee filled.
+ */
+export function cutoffHistory(chain: Pick<TicketChain, 'cutoff'>): CutoffHistory {
+  const pending = new Map<string, { jobId: Uint8Array; lastBlock: number | undefined }>()
+  const cutoffs = new Map<string, bigint>()
+  let inFlight: Promise<void> = Promise.resolve()
+  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+  const wait = (id: string, jobId: Uint8Array, lastBlock: number | undefined) => {
+    if (cutoffs.has(id) || pending.has(id)) return
+    pending.set(id, { jobId, lastBlock })
+    if (pending.size > PENDING) pending.delete(pending.keys().next().value as string)
+  }
+  return {
+    watch(jobId, lastBlock) {
+      wait(hex(jobId), jobId, lastBlock)
+    },
+    async reference(head) {
+      const due = [...pending].filter(([, j]) => j.lastBlock === undefined || head > j.lastBlock)
+      // Taken out before any await: overlapping calls read and count each job once, and each
+      // call waits for the reads the others have in flight.
+      for (const [id] of due) pending.delete(id)
+      const reading = Promise.all(
+        due.map(async ([id, j]) => {
+          const c = await chain.cutoff(j.jobId).catch(() => undefined)
+          // Not readable or not closed yet: asked again once the head has moved on.
+          if (c === undefined || !c.closed) wait(id, j.jobId, Math.max(j.lastBlock ?? head, head))
+          else if (c.full) {
+            cutoffs.set(id, c.score)
+            if (cutoffs.size > REMEMBERED) cutoffs.delete(cutoffs.keys().next().value as string)
+          }
+        }),
+      )
+      inFlight = Promise.all([inFlight, reading]).then(() => {})
+      await inFlight
+      return cutoffReference([...cutoffs.values()])
+    },
+    get size() {
+      return cutoffs.size
+    },
+  }
+}
+
+/** What {@link waitForWave} decided. */
+export type TicketPlan =
+  | {
+      readonly send: true
+      readonly wave: number
+      /** Why it goes now rather than by its score: a read failed, not eligible, seats empty. */
+      readonly because?: 'unread' | 'ineligible' | 'empty-seats' | 'closed'
+    }
+  | {
+      readonly send: false
+      readonly wave: number
+      /** The last seat's score, and this ticket's best score by its transaction's block. */
+      readonly cutoff: bigint
+      readonly score: bigint
+    }
+
+/**
+ * Waits for this ticket's wave and says whether to send it. The caller has read the seed, so
+ * the head is past the grant block: wave 0 goes at once, wave w once the head is at grant + 1
+ * + w (it sees every earlier wave landed, if the chain mined them). A ticket is left unsent
+ * only when every seat holds a score at or below its best score by its transaction's block
+ * (its weight read at the wave, with {@link TICKET_PASSES_AHEAD} more settled passes).
+ *
+ * It goes at once, as before waves, when a read fails (a missed wave costs gas, never a seat),
+ * when its weight is not eligible or the window closed (the chain says why), and when the seats
+ * are still empty at {@link EMPTY_SEATS_WAVE}. Throws only what `untilBlock` throws.
+ */
+export async function waitForWave(p: {
+  readonly chain: TicketChain
+  readonly self: string
+  readonly jobId: Uint8Array
+  readonly beta: Uint8Array
+  readonly grantBlock: number
+  readonly lastBlock: number
+  readonly history: CutoffHistory
+  /** Resolves once the head is past `block`. */
+  readonly untilBlock: (block: number) => Promise<void>
+  /** Default {@link TICKET_PASSES_AHEAD}. */
+  readonly passesAhead?: number
+}): Promise<TicketPlan> {
+  const { chain } = p
+  const weightOf = (s: { stake: bigint; reputation: bigint }, passes: number) =>
+    s.stake * BigInt(reputationAfter(passes, Math.min(REPUTATION_MAX, Number(s.reputation))))
+  const now = await chain.standing(p.self).catch(() => undefined)
+  if (now === undefined) return { send: true, wave: 0, because: 'unread' }
+  if (now.stake * now.reputation < MIN_WEIGHT) return { send: true, wave: 0, because: 'ineligible' }
+  const head = await chain.blockNumber().catch(() => p.grantBlock + 1)
+  const reference = await p.history.reference(head)
+  const wave = ticketWave(sortitionScore(p.beta, weightOf(now, 0)), reference, {
+    waves: ticketWaves(p.lastBlock - p.grantBlock),
+  })
+  if (wave > EMPTY_SEATS_WAVE) {
+    await p.untilBlock(p.grantBlock + EMPTY_SEATS_WAVE)
+    const seated = await chain.seats(p.jobId).catch(() => undefined)
+    if (seated === undefined) return { send: true, wave: EMPTY_SEATS_WAVE, because: 'unread' }
+    if (seated.members.length === 0)
+      return { send: true, wave: EMPTY_SEATS_WAVE, because: 'empty-seats' }
+  }
+  if (wave > 0) await p.untilBlock(p.grantBlock + wave)
+  // The seats and this node's weight, read together at its wave.
+  const [cutoff, standing] = await Promise.all([
+    chain.cutoff(p.jobId).catch(() => undefined),
+    chain.standing(p.self).catch(() => undefined),
+  ])
+  if (cutoff === undefined || standing === undefined) return { send: true, wave, because: 'unread' }
+  if (cutoff.closed) return { send: true, wave, because: 'closed' }
+  const best = sortitionScore(p.beta, weightOf(standing, p.passesAhead ?? TICKET_PASSES_AHEAD))
+  if (canBeSeated(best, cutoff)) return { send: true, wave }
+  return { send: false, wave, cutoff: cutoff.score, score: best }
+}
