@@ -9,8 +9,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { laneFaults } from '../src/file/lanes.ts'
 import {
+  type CapsuleHeader,
+  commitAndSealFile,
   commitPlaintextFile,
   createCapsuleHeader,
   createPlaintextCommitment,
@@ -337,5 +340,73 @@ describe('openFile on lanes', () => {
     const capsule = await seal('seq.capsule', await commitment(), 'sequential')
     const viaLanes = await seal('par.capsule', await commitment(), 'parallel')
     expect(hex(readFileSync(viaLanes))).toBe(hex(readFileSync(capsule)))
+  })
+})
+
+describe('seal lanes in worker threads, chunks of several cipher slices (ADR 0003, amended 2026-12-06)', () => {
+  // 128 KiB chunks are two 64 KiB cipher slices gathered into one write; the test seam makes the
+  // calling thread wait for each worker to be up, so workers seal chunks too (their buffers are
+  // sized apart, from workerData).
+  const BIG = 128 * 1024
+  beforeAll(() => {
+    laneFaults.waitForWorkers = true
+  })
+  afterAll(() => {
+    laneFaults.waitForWorkers = undefined
+  })
+  const sign = (h: CapsuleHeader) => signCapsuleHeader(h, OWNER_KEY)
+
+  it.each([
+    2, 3,
+  ])('%i threads: sealFile and commitAndSealFile write sealCapsule’s bytes', async (n) => {
+    const data = detBytes(`slices ${n}`, 5 * BIG + 70_001)
+    const path = join(tmp, `slices-${n}.bin`)
+    writeFileSync(path, data)
+    const c = await commitPlaintextFile(path, DATA_KEY, CAPSULE_ID, { chunkSize: BIG, threads: n })
+    const header = createCapsuleHeader({
+      ...BASE,
+      chunkSize: BIG,
+      dataKey: DATA_KEY,
+      commitment: c,
+    })
+    const want = sealCapsule({
+      header,
+      signature: sign(header),
+      dataKey: DATA_KEY,
+      plaintext: data,
+    })
+    const twoPass = join(tmp, `slices-${n}.capsule`)
+    await sealFile({
+      header,
+      signature: sign(header),
+      dataKey: DATA_KEY,
+      input: path,
+      output: twoPass,
+      threads: n,
+    })
+    expect(hex(readFileSync(twoPass))).toBe(hex(want))
+    const onePass = join(tmp, `slices-${n}-one-pass.capsule`)
+    const parsed = await commitAndSealFile({
+      ...BASE,
+      dataKey: DATA_KEY,
+      chunkSize: BIG,
+      sign,
+      input: path,
+      output: onePass,
+      threads: n,
+    })
+    expect(hex(readFileSync(onePass))).toBe(
+      hex(
+        sealCapsule({
+          header: parsed.header,
+          signature: sign(parsed.header),
+          dataKey: DATA_KEY,
+          plaintext: data,
+        }),
+      ),
+    )
+    rmSync(path)
+    rmSync(twoPass)
+    rmSync(onePass)
   })
 })

@@ -80,9 +80,9 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
   }
   const sha256 = (bytes: Uint8Array): Uint8Array =>
     new Uint8Array(io.createHash('sha256').update(bytes).digest())
-  // Cipher input goes in 64 KiB slices and each output is freed as soon as it is written
-  // (not at the next garbage collection): small blocks that malloc recycles, where a 1 MiB
-  // output per chunk would be a fresh mapping in every thread.
+  // Cipher input goes in 64 KiB slices and each output is freed as soon as it is copied or
+  // written (not at the next garbage collection): small blocks that malloc recycles, where a
+  // 1 MiB output per chunk would be a fresh mapping in every thread.
   const SLICE = 64 * 1024
   const free = (b: Uint8Array): void => {
     const ab = b.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer }
