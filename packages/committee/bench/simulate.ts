@@ -12,7 +12,6 @@ import {
   canBeSeated,
   committeeSize,
   cutoffReference,
-  EMPTY_SEATS_WAVE,
   type RankedTicket,
   rankTickets,
   reputationAfter,
@@ -242,14 +241,11 @@ export interface WaveOutcome {
   readonly mismatches: number
   /** The latest wave a seated ticket went in, per job. */
   readonly lastSeatedWave: number[]
-  /** Jobs whose seats were empty at `EMPTY_SEATS_WAVE`, where every node still waiting sent then. */
-  readonly emptyAtWave: number
 }
 
 /**
  * Runs ADR 0065's ticket waves (`waitForWave`'s rules) over `jobs` jobs: every node scores its
- * ticket, picks its wave from the median cut-off of the last full committees; a node with a
- * later wave looks at `EMPTY_SEATS_WAVE` and sends then if the seats are still empty; in its wave it sends
+ * ticket, picks its wave from the median cut-off of the last full committees; in its wave it sends
  * unless the seats as the earlier waves left them are full of scores at or below its best score
  * (its weight after `passesAhead` more passes). A wave's tickets land together, inserted the way
  * `CommitteeSortition._insert` does (sorted, a tie keeps the earlier seat). The committee is
@@ -266,7 +262,6 @@ export function simulateWaves(
   const submissions: number[] = []
   const lastSeatedWave: number[] = []
   let mismatches = 0
-  let emptyAtWave = 0
   for (let job = 0; job < jobs; job++) {
     const change = options.weightChange
     const stakeOf = (n: SimNode) =>
@@ -291,23 +286,9 @@ export function simulateWaves(
     )
     const seats: { id: string; score: bigint; wave: number }[] = []
     let sent = 0
-    let flood = false
     for (let wave = 0; wave < options.waves; wave++) {
-      if (wave === EMPTY_SEATS_WAVE && seats.length === 0 && options.waves > EMPTY_SEATS_WAVE + 1) {
-        flood = true
-        emptyAtWave++
-      }
       const cutoff = { full: seats.length === options.seats, score: seats.at(-1)?.score ?? 0n }
-      const going = all.filter((t) => {
-        const w = waveOf.get(t.id) as number
-        const goesNow = w === wave || (flood && wave === EMPTY_SEATS_WAVE && w > EMPTY_SEATS_WAVE)
-        if (!goesNow) return false
-        // sent at once: wave 0 (seats as they are), or the empty-seats flood at wave 1
-        return (
-          (flood && wave === EMPTY_SEATS_WAVE && w > EMPTY_SEATS_WAVE) ||
-          canBeSeated(t.best, cutoff)
-        )
-      })
+      const going = all.filter((t) => waveOf.get(t.id) === wave && canBeSeated(t.best, cutoff))
       sent += going.length
       for (const t of going) {
         if (seats.length === options.seats) {
@@ -317,7 +298,6 @@ export function simulateWaves(
         seats.push({ id: t.id, score: t.score, wave })
         seats.sort((a, b) => (a.score < b.score ? -1 : a.score > b.score ? 1 : 0))
       }
-      if (flood && wave === EMPTY_SEATS_WAVE) break
     }
     submissions.push(sent)
     lastSeatedWave.push(Math.max(...seats.map((x) => x.wave)))
@@ -330,5 +310,5 @@ export function simulateWaves(
       if (recent.length > remember) recent.shift()
     }
   }
-  return { submissions, mismatches, lastSeatedWave, emptyAtWave }
+  return { submissions, mismatches, lastSeatedWave }
 }

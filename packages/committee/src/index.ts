@@ -60,12 +60,7 @@ export {
 export { LOG2_FRACTION_BITS, negLog2Uniform, sortitionScore } from './sortition/score.ts'
 export { jobSeed } from './sortition/seed.ts'
 export type { CutoffHistory, TicketChain, TicketPlan } from './sortition/send-ticket.ts'
-export {
-  cutoffHistory,
-  EMPTY_SEATS_WAVE,
-  TICKET_PASSES_AHEAD,
-  waitForWave,
-} from './sortition/send-ticket.ts'
+export { cutoffHistory, TICKET_PASSES_AHEAD, waitForWave } from './sortition/send-ticket.ts'
 export type { VrfTicket } from './sortition/ticket.ts'
 export { drawTicket, verifyTicket } from './sortition/ticket.ts'
 export type { SeatCutoff, TicketWaveOptions } from './sortition/waves.ts'

@@ -18,7 +18,6 @@ import {
   cutoffHistory,
   drawCommittee,
   drawTicket,
-  EMPTY_SEATS_WAVE,
   jobSeed,
   reputationAfter,
   selectionWeight,
@@ -215,8 +214,9 @@ describe('ticket waves on chain (ADR 0065): cutoffOf, and tickets left unsent', 
   }
 
   /**
-   * Sends the tickets wave by wave, the way a verifier node does: each wave's tickets go into one
-   * block, and a ticket is sent only if `cutoffOf` says it can still be seated. Returns who sent.
+   * Sends the tickets wave by wave, each wave's tickets in one block, a ticket only if `cutoffOf`
+   * says it can still be seated: the contract's side of the rule (a node's own timing, margin and
+   * reads are `waitForWave`'s, tested below). Returns who sent.
    */
   async function runWaves(
     jobId: string,
@@ -294,7 +294,7 @@ describe('ticket waves on chain (ADR 0065): cutoffOf, and tickets left unsent', 
     )
   })
 
-  it('a reference far too low only delays: every ticket goes in the last wave, the committee is unchanged', async () => {
+  it('a reference far too low only delays: every ticket goes in the last wave (the contract’s side), the committee is unchanged', async () => {
     const { jobId, seed } = await openJob()
     const tickets = await scoredTickets(seed)
     const lowest = tickets.reduce((m, x) => (x.score < m ? x.score : m), tickets[0]!.score)
@@ -403,7 +403,13 @@ describe('a verifier’s waitForWave and cutoffHistory against the contracts (AD
       await (
         await as(x.v.wallet).submitTicket(jobId, x.t.onchain.publicKey, x.t.onchain.proof)
       ).wait()
-    const history = cutoffHistory(chain)
+    let reads = 0
+    const history = cutoffHistory({
+      cutoff: (id) => {
+        reads++
+        return chain.cutoff(id)
+      },
+    })
     history.watch(getBytes(jobId), grantBlock + WINDOW)
     expect(await history.reference(await anvil.provider.getBlockNumber())).toBeUndefined()
     await anvil.provider.send('anvil_mine', [`0x${WINDOW.toString(16)}`])
@@ -411,6 +417,7 @@ describe('a verifier’s waitForWave and cutoffHistory against the contracts (AD
     const refs = await Promise.all([1, 2, 3].map(() => history.reference(head)))
     expect(refs).toEqual([ranked[3]!.score, ranked[3]!.score, ranked[3]!.score])
     expect(history.size).toBe(1)
+    expect(reads).toBe(1)
   })
 
   it('seven nodes at once, reference at half the 4th score, no passes ahead: the 4 best send in wave 0, the other 3 see full seats and keep their gas', async () => {
@@ -454,13 +461,13 @@ describe('a verifier’s waitForWave and cutoffHistory against the contracts (AD
     expect(members).toEqual(ranked.slice(0, 4).map((x) => x.v.wallet.address))
   })
 
-  it('seats still empty at wave 3 (a reference 2²⁰ too low): every node sends then, not in the last wave', async () => {
+  it('a reference 2²⁰ too low: every node waits for the last wave of this 8-block window, then all send, and the committee is unchanged', async () => {
     const { jobId, seed, grantBlock } = await openAt()
     const ranked = await scored(seed)
     const fixed = { watch() {}, reference: async () => ranked[0]!.score / 2n ** 20n, size: 1 }
     const out = await runNodes(jobId, grantBlock, ranked, fixed, 0)
-    for (const o of out)
-      expect(o.plan).toEqual({ send: true, wave: EMPTY_SEATS_WAVE, because: 'empty-seats' })
+    // the first to go sees free seats; those after it in the same wave too (one block)
+    for (const o of out) expect(o.plan).toEqual({ send: true, wave: ticketWaves(WINDOW) - 1 })
     const [members] = await sortition.committeeOf(jobId)
     expect(members).toEqual(ranked.slice(0, 4).map((x) => x.v.wallet.address))
   })

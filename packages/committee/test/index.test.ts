@@ -8,7 +8,6 @@ describe('public surface', () => {
         "BEFORE_FAIL",
         "BEFORE_PASS",
         "CertificateError",
-        "EMPTY_SEATS_WAVE",
         "EquivocationError",
         "LOG2_FRACTION_BITS",
         "MAX_TICKET_WAVES",

@@ -3,7 +3,6 @@ import {
   canBeSeated,
   cutoffHistory,
   cutoffReference,
-  EMPTY_SEATS_WAVE,
   MAX_TICKET_WAVES,
   SortitionError,
   sortitionScore,
@@ -40,8 +39,10 @@ describe('cutoffReference', () => {
 
 describe('ticketWaves', () => {
   it('one block a wave from the window’s second block, at most 8, the last landing two blocks before the window closes', () => {
-    expect([1, 2, 3, 4, 5, 8, 11, 20, 256].map(ticketWaves)).toEqual([1, 1, 1, 1, 2, 5, 8, 8, 8])
-    expect(MAX_TICKET_WAVES).toBe(8)
+    expect([1, 2, 3, 4, 5, 8, 11, 19, 20, 256].map(ticketWaves)).toEqual([
+      1, 1, 1, 1, 2, 5, 8, 16, 16, 16,
+    ])
+    expect(MAX_TICKET_WAVES).toBe(16)
   })
   it('refuses a window that is not a positive integer, with a typed error', () => {
     for (const bad of [0, -1, 1.5, Number.NaN])
@@ -133,18 +134,24 @@ describe('waitForWave and cutoffHistory under failing reads (fault injection)', 
       because: 'unread',
     })
   })
-  it('the seats unreadable at the look of wave 3, or at its own wave: sends then', async () => {
+  it('the seats unreadable at its wave: sends then', async () => {
     const waited: number[] = []
-    expect(await plan(chainOf({ seats: down }), score / 100n, waited)).toEqual({
-      send: true,
-      wave: EMPTY_SEATS_WAVE,
-      because: 'unread',
-    })
-    expect(waited).toEqual([100 + EMPTY_SEATS_WAVE])
-    expect(await plan(chainOf({ cutoff: down }), score / 5n)).toEqual({
+    expect(await plan(chainOf({ cutoff: down }), score / 5n, waited)).toEqual({
       send: true,
       wave: 2,
       because: 'unread',
+    })
+    expect(waited).toEqual([102])
+  })
+  it('its stake gone by its wave (not eligible then): sends, so the chain says why', async () => {
+    let reads = 0
+    const shrinking = chainOf({
+      standing: async () => (reads++ === 0 ? { stake, reputation } : { stake: 0n, reputation }),
+    })
+    expect(await plan(shrinking, score / 5n)).toEqual({
+      send: true,
+      wave: 2,
+      because: 'ineligible',
     })
   })
   it('waits for grant + wave (head past it: grant + 1 + wave), and keeps the ticket when beaten', async () => {
@@ -213,6 +220,51 @@ describe('waitForWave and cutoffHistory under failing reads (fault injection)', 
     expect(reads).toBe(3)
     expect(await h.reference(200)).toBe(9n)
     expect(reads).toBe(3)
+  })
+  it('cutoffHistory: a hung read delays a reference by readWaitMs only; an odd answer is asked again, never poisons it', async () => {
+    let hang = true
+    let odd = true
+    const h = cutoffHistory(
+      {
+        cutoff: (jobId) =>
+          jobId[0] === 1
+            ? hang
+              ? new Promise(() => {})
+              : Promise.resolve({ full: true, score: 5n, closed: true })
+            : Promise.resolve(
+                odd ? (null as unknown as Cutoff) : { full: true, score: 7n, closed: true },
+              ),
+      },
+      { readWaitMs: 50 },
+    )
+    h.watch(new Uint8Array(32).fill(1), 10)
+    h.watch(new Uint8Array(32).fill(2), 10)
+    const t0 = performance.now()
+    expect(await h.reference(11)).toBeUndefined()
+    expect(performance.now() - t0).toBeLessThan(1000)
+    // the hung read is still in flight: the next call waits for it again, at most readWaitMs
+    expect(await h.reference(12)).toBeUndefined()
+    odd = false
+    expect(await h.reference(13)).toBe(7n)
+    hang = false
+    // a read that never settles is never asked again; the job is lost to the history, not the node
+    expect(await h.reference(14)).toBe(7n)
+  })
+  it('cutoffHistory: a job watched first without its last block (at start) learns it from a later watch', async () => {
+    let reads = 0
+    const h = cutoffHistory({
+      cutoff: async () => {
+        reads++
+        return { full: true, score: 1n, closed: false }
+      },
+    })
+    const job = new Uint8Array(32).fill(4)
+    h.watch(job)
+    h.watch(job, 150)
+    await h.reference(120)
+    expect(reads).toBe(0)
+    await h.reference(151)
+    expect(reads).toBe(1)
   })
   it('cutoffHistory keeps 16 cut-offs and waits on at most 64 jobs', async () => {
     let n = 0

@@ -18,6 +18,8 @@ export interface TicketChain {
   seats(jobId: Uint8Array): Promise<{ members: readonly string[] }>
 }
 
+/** Longest a reference waits for cut-off reads in flight, ms (a hung RPC must not hold wave 0). */
+const READ_WAIT_MS = 2000
 /** Closed full committees' cut-offs kept (the reference is their median). */
 const REMEMBERED = 16
 /** Jobs waited on to close; older ones are dropped unread. */
@@ -30,13 +32,6 @@ const MIN_WEIGHT = 1n << 9n
  * it is beaten even at the weight those passes would give.
  */
 export const TICKET_PASSES_AHEAD = 4
-/**
- * The wave at which a node still waiting looks at the seats and, if they are empty (nothing
- * scored under 16× the reference), sends at once: the reference is far too low, and the
- * tickets had better take the window than crowd its last wave. Over 1,000 simulated nodes an
- * earlier look (wave 1 or 2) also fired with a right reference, sending every ticket.
- */
-export const EMPTY_SEATS_WAVE = 3
 
 /** The cut-offs of the jobs a node saw, read once their windows closed. */
 export interface CutoffHistory {
@@ -53,38 +48,70 @@ export interface CutoffHistory {
  * (in parallel, at most {@link PENDING} waiting), counted once however many calls overlap, and
  * only if its committee filled.
  */
-export function cutoffHistory(chain: Pick<TicketChain, 'cutoff'>): CutoffHistory {
+export function cutoffHistory(
+  chain: Pick<TicketChain, 'cutoff'>,
+  options: { readonly readWaitMs?: number } = {},
+): CutoffHistory {
+  const waitMs = options.readWaitMs ?? READ_WAIT_MS
   const pending = new Map<string, { jobId: Uint8Array; lastBlock: number | undefined }>()
+  const reading = new Map<string, Promise<void>>()
   const cutoffs = new Map<string, bigint>()
-  let inFlight: Promise<void> = Promise.resolve()
   const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
   const wait = (id: string, jobId: Uint8Array, lastBlock: number | undefined) => {
-    if (cutoffs.has(id) || pending.has(id)) return
+    if (cutoffs.has(id) || reading.has(id)) return
+    const known = pending.get(id)
+    // A later watch that knows the window's last block replaces one that did not.
+    if (known !== undefined && (known.lastBlock !== undefined || lastBlock === undefined)) return
     pending.set(id, { jobId, lastBlock })
     if (pending.size > PENDING) pending.delete(pending.keys().next().value as string)
+  }
+  /** Reads one job's cut-off; never rejects (a failed or odd answer is asked again later). */
+  const read = async (
+    id: string,
+    jobId: Uint8Array,
+    lastBlock: number | undefined,
+    head: number,
+  ) => {
+    // never settles before the caller has it in `reading`
+    await null
+    try {
+      const c = await chain.cutoff(jobId)
+      if (!c.closed) throw new Error('open')
+      if (c.full) {
+        cutoffs.set(id, c.score)
+        if (cutoffs.size > REMEMBERED) cutoffs.delete(cutoffs.keys().next().value as string)
+      }
+    } catch {
+      // Not readable, not closed yet, or not an answer: asked again once the head moves on.
+      reading.delete(id)
+      wait(id, jobId, Math.max(lastBlock ?? head, head))
+    } finally {
+      reading.delete(id)
+    }
   }
   return {
     watch(jobId, lastBlock) {
       wait(hex(jobId), jobId, lastBlock)
     },
     async reference(head) {
-      const due = [...pending].filter(([, j]) => j.lastBlock === undefined || head > j.lastBlock)
-      // Taken out before any await: overlapping calls read and count each job once, and each
-      // call waits for the reads the others have in flight.
-      for (const [id] of due) pending.delete(id)
-      const reading = Promise.all(
-        due.map(async ([id, j]) => {
-          const c = await chain.cutoff(j.jobId).catch(() => undefined)
-          // Not readable or not closed yet: asked again once the head has moved on.
-          if (c === undefined || !c.closed) wait(id, j.jobId, Math.max(j.lastBlock ?? head, head))
-          else if (c.full) {
-            cutoffs.set(id, c.score)
-            if (cutoffs.size > REMEMBERED) cutoffs.delete(cutoffs.keys().next().value as string)
-          }
-        }),
-      )
-      inFlight = Promise.all([inFlight, reading]).then(() => {})
-      await inFlight
+      // Taken out before any await: overlapping calls read each job once and share the reads.
+      for (const [id, j] of [...pending]) {
+        if (j.lastBlock !== undefined && head <= j.lastBlock) continue
+        pending.delete(id)
+        reading.set(id, read(id, j.jobId, j.lastBlock, head))
+      }
+      // Waits for the reads in flight, but not past `readWaitMs`: a hung endpoint delays a
+      // wave by that much, and the answer comes from the cut-offs already known.
+      if (reading.size > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await Promise.race([
+          Promise.all(reading.values()),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, waitMs)
+          }),
+        ])
+        clearTimeout(timer)
+      }
       return cutoffReference([...cutoffs.values()])
     },
     get size() {
@@ -98,8 +125,8 @@ export type TicketPlan =
   | {
       readonly send: true
       readonly wave: number
-      /** Why it goes now rather than by its score: a read failed, not eligible, seats empty. */
-      readonly because?: 'unread' | 'ineligible' | 'empty-seats' | 'closed'
+      /** Why it goes without the seats' say: a read failed, not eligible, the window closed. */
+      readonly because?: 'unread' | 'ineligible' | 'closed'
     }
   | {
       readonly send: false
@@ -117,8 +144,8 @@ export type TicketPlan =
  * (its weight read at the wave, with {@link TICKET_PASSES_AHEAD} more settled passes).
  *
  * It goes at once, as before waves, when a read fails (a missed wave costs gas, never a seat),
- * when its weight is not eligible or the window closed (the chain says why), and when the seats
- * are still empty at {@link EMPTY_SEATS_WAVE}. Throws only what `untilBlock` throws.
+ * and when its weight is not eligible or the window closed (the chain says why). Throws only
+ * what `untilBlock` throws.
  */
 export async function waitForWave(p: {
   readonly chain: TicketChain
@@ -144,13 +171,6 @@ export async function waitForWave(p: {
   const wave = ticketWave(sortitionScore(p.beta, weightOf(now, 0)), reference, {
     waves: ticketWaves(p.lastBlock - p.grantBlock),
   })
-  if (wave > EMPTY_SEATS_WAVE) {
-    await p.untilBlock(p.grantBlock + EMPTY_SEATS_WAVE)
-    const seated = await chain.seats(p.jobId).catch(() => undefined)
-    if (seated === undefined) return { send: true, wave: EMPTY_SEATS_WAVE, because: 'unread' }
-    if (seated.members.length === 0)
-      return { send: true, wave: EMPTY_SEATS_WAVE, because: 'empty-seats' }
-  }
   if (wave > 0) await p.untilBlock(p.grantBlock + wave)
   // The seats and this node's weight, read together at its wave.
   const [cutoff, standing] = await Promise.all([
@@ -159,6 +179,8 @@ export async function waitForWave(p: {
   ])
   if (cutoff === undefined || standing === undefined) return { send: true, wave, because: 'unread' }
   if (cutoff.closed) return { send: true, wave, because: 'closed' }
+  if (standing.stake * standing.reputation < MIN_WEIGHT)
+    return { send: true, wave, because: 'ineligible' }
   const best = sortitionScore(p.beta, weightOf(standing, p.passesAhead ?? TICKET_PASSES_AHEAD))
   if (canBeSeated(best, cutoff)) return { send: true, wave }
   return { send: false, wave, cutoff: cutoff.score, score: best }

@@ -90,8 +90,23 @@ export function verifierNode(
     const live = () => {
       if (stopping.signal.aborted) throw new VerifierJobError('stopped', 'The verifier stopped')
     }
+    /**
+     * Resolves once the head is past `block`. A failed read of the head is read again, up to 40
+     * times in a row (~10 s at most), then thrown.
+     */
     async function untilBlock(block: number): Promise<void> {
-      while ((await chain.blockNumber()) <= block) {
+      for (let failed = 0; ; ) {
+        const head = await chain.blockNumber().then(
+          (h) => {
+            failed = 0
+            return h
+          },
+          (err: unknown) => {
+            if (++failed > 40) throw err
+            return undefined
+          },
+        )
+        if (head !== undefined && head > block) return
         live()
         await sleep(Math.min(pollMs, 250))
       }
@@ -170,8 +185,8 @@ export function verifierNode(
           history,
           untilBlock,
         }).catch((err: unknown) => {
-          // Only a stop ends the job here; the head unreadable sends as before waves.
-          if (err instanceof VerifierJobError && err.reason === 'stopped') throw err
+          // Only a stop ends the job here (`untilBlock` reads the head again on a failure).
+          if (stopping.signal.aborted) throw err
           return { send: true, wave: 0, because: 'unread' }
         })
         if (!plan.send) {
