@@ -46,10 +46,7 @@ interface LaneState {
   outBase: number
   /** Input chunk (and tag), reused. */
   buf: Uint8Array
-  /**
-   * Open: the chunk's plaintext, reused; written only once the tag verifies. Seal: the chunk's
-   * ciphertext and tag, reused, written at once.
-   */
+  /** Open: the chunk's plaintext, reused; written only once the tag verifies. */
   plain: Uint8Array
 }
 
@@ -98,23 +95,23 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
     const cipher = io.createCipheriv('aes-256-gcm', s.key, nonce)
     cipher.setAAD(s.aad)
     const hash = s.hash ? io.createHash('sha256') : undefined
-    // The chunk's ciphertext (and tag) is gathered in the lane's reused buffer and written with
-    // one pwrite: lanes writing 64 KiB slices into one file contend for its inode lock, ~0.25 s
-    // of system time a GiB on two lanes (ADR 0003, amended 2026-12-06).
+    // The chunk's ciphertext (and tag) replaces its plaintext in the lane's input buffer, slice by
+    // slice once hashed and encrypted, and goes out with one pwrite: lanes writing 64 KiB slices
+    // into one file contended for its inode lock (ADR 0003, amended 2026-12-06).
     let off = 0
     for (let o = 0; o < len; o += SLICE) {
       const slice = s.buf.subarray(o, Math.min(len, o + SLICE))
       // Hashed and encrypted while the slice is in cache: one read of the input for both.
       hash?.update(slice)
       const body = cipher.update(slice)
-      s.plain.set(body, off)
+      s.buf.set(body, off)
       off += body.length
       free(body)
     }
     cipher.final()
     const tag = new Uint8Array(cipher.getAuthTag())
-    if (!s.deferTag) s.plain.set(tag, off)
-    writeAt(s.plain.subarray(0, s.deferTag ? off : off + TAG), at)
+    if (!s.deferTag) s.buf.set(tag, off)
+    writeAt(s.buf.subarray(0, s.deferTag ? off : off + TAG), at)
     return {
       i,
       ...(hash ? { leaf: new Uint8Array(hash.digest()) } : {}),
@@ -206,9 +203,8 @@ parentPort.on('message', (m) => {
 
 const NODE_IO: LaneIo = { createCipheriv, createDecipheriv, createHash, readSync, writeSync }
 
-/** A lane's output buffer: an open's plaintext chunk, a seal's ciphertext chunk and tag. */
-const outBufferSize = (op: LaneOp, chunkSize: number): number =>
-  op === 'open' ? chunkSize : op === 'seal' ? chunkSize + 16 : 0
+/** A lane's output buffer: an open's plaintext chunk (a seal encrypts in its input buffer). */
+const outBufferSize = (op: LaneOp, chunkSize: number): number => (op === 'open' ? chunkSize : 0)
 
 /** What a lane does with each chunk. */
 export type LaneOp = 'hash' | 'seal' | 'open'
