@@ -20,6 +20,8 @@
  * - a tampered executor (`skipRunPcrReset`, the demo's) that claims a clean-up but leaves PCR 23
  *   measured: a fail certificate (after-phase refused: its log ends in a reset the quoted PCR 23
  *   never saw), the executor slashed and its reputation halved.
+ * - a flaky RPC (every other read of the head, a standing or the seats fails): every ticket still
+ *   goes (ADR 0065's reads fall back to sending) and the job settles.
  * Only a member that submits builds a certificate (ADR 0053): the tests count them. Submit turns
  * are 2.5 s apart, above the 2 s view timeout.
  */
@@ -79,6 +81,13 @@ const events: VerifierEvent[] = []
 const eventsOf: VerifierEvent[][] = [[], [], [], []]
 /** Set: the first member that submits a run's certificate dies instead (its index is kept). */
 let dieAtSubmit = false
+/** While set, every other read of the head, a node's standing or the seats fails (ADR 0065). */
+let flakyReads = false
+let flakyCount = 0
+const flaky = async <T>(read: () => Promise<T>): Promise<T> => {
+  if (flakyReads && flakyCount++ % 2 === 0) throw new Error('RPC hiccup (injected)')
+  return read()
+}
 let died: number | undefined
 /** The dead member's stop. */
 let death: Promise<void> | undefined
@@ -219,6 +228,9 @@ function verifierOf(i: number): VerifierNode {
     ...chain,
     chainId: chain.chainId,
     hub: chain.hub,
+    blockNumber: () => flaky(() => chain.blockNumber()),
+    standing: (address) => flaky(() => chain.standing(address)),
+    cutoff: (jobId) => flaky(() => chain.cutoff(jobId)),
     seats: async (jobId) => {
       const seats = await chain.seats(jobId)
       seated = { jobId, members: seats.members }
@@ -527,6 +539,18 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     expect(await w.c.accessController.credits(w.executorWallet.address)).toBe(
       (FEE * 1000n) / 10_000n,
     )
+  }, 60_000)
+
+  it('a flaky RPC (every other read of the head, a standing or the seats fails): the tickets still go, the job settles', async () => {
+    flakyReads = true
+    try {
+      const { grantId, done } = await runJob()
+      expect(done.map((e) => e.event)).toEqual(['settled', 'settled', 'settled', 'settled'])
+      expect((await hub().jobs(grantId)).status).toBe(4n) // Settled
+      expect(flakyCount).toBeGreaterThan(10)
+    } finally {
+      flakyReads = false
+    }
   }, 60_000)
 
   it('a submitter that dies before submitting the run’s certificate, turns 2.5 s apart (above the view timeout), a member late to its rounds: the next member in leader order certifies it and the chain accepts it', async () => {
