@@ -483,6 +483,23 @@ async function runJob(): Promise<{ grantId: string; done: VerifierEvent[] }> {
 }
 
 describe('verifier nodes: a committee seated by VRF tickets attests a chain-path run', () => {
+  it('standing reads the sortition’s own registry; a chain configured with another refuses to steer the waves', async () => {
+    const runner = (wallets[0] as Wallet).connect(
+      createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+    )
+    const chain = ethersVerifierChain({ addresses: w.addresses, settlement, runner })
+    const me = wallets[0]!.address as `0x${string}`
+    const own = await chain.standing(me)
+    const node = await w.c.nodeRegistry.getNode(me)
+    expect(own).toEqual({ stake: BigInt(node.stake), reputation: BigInt(node.reputation) })
+    const other = ethersVerifierChain({
+      addresses: { ...w.addresses, nodeRegistry: w.addresses.accessController },
+      settlement,
+      runner,
+    })
+    await expect(other.standing(me)).rejects.toThrow(/another NodeRegistry/)
+  })
+
   it('an honest run: four verifiers certify verdict 7 and settle; escrow and reputation move', async () => {
     const before = await Promise.all(
       [w.executorWallet.address, ...wallets.map((x) => x.address)].map(reputation),

@@ -32,6 +32,7 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
     p.runner,
   )
   const provider = p.runner.provider as Provider
+  let sameRegistry: Promise<boolean> | undefined
   const status = async (jobId: Uint8Array): Promise<JobStatus> => {
     const job = await hub.jobs(toHex(jobId))
     return STATUS[Number(job.status)] ?? 'none'
@@ -106,6 +107,17 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
       }
     },
     async standing(address) {
+      // The weight the sortition reads is its own registry's: a deployment whose addresses name
+      // another registry must not steer the waves (a failed read sends the ticket, ADR 0065).
+      sameRegistry ??= sortition.registry().then(
+        (a) => a.toLowerCase() === String(p.addresses.nodeRegistry).toLowerCase(),
+        (err: unknown) => {
+          sameRegistry = undefined
+          throw err
+        },
+      )
+      if (!(await sameRegistry))
+        throw new Error('CommitteeSortition reads another NodeRegistry than the one configured')
       const n = await c.nodeRegistry.getNode(address)
       return { stake: BigInt(n.stake), reputation: BigInt(n.reputation) }
     },
