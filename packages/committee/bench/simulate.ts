@@ -14,12 +14,12 @@ import {
   cutoffReference,
   type RankedTicket,
   rankTickets,
-  reputationAfter,
   selectionWeight,
   sortitionScore,
   TICKET_PASSES_AHEAD,
   type Ticket,
   ticketWave,
+  weightAhead,
 } from '../src/index.ts'
 
 export interface SimNode {
@@ -277,7 +277,7 @@ export function simulateWaves(
         beta,
         weight,
         score: sortitionScore(beta, weight),
-        best: sortitionScore(beta, stake * BigInt(reputationAfter(passes, Number(n.reputation)))),
+        best: sortitionScore(beta, weightAhead({ stake, reputation: n.reputation }, passes)),
       }
     })
     const reference = cutoffReference(recent)

@@ -60,7 +60,12 @@ export {
 export { LOG2_FRACTION_BITS, negLog2Uniform, sortitionScore } from './sortition/score.ts'
 export { jobSeed } from './sortition/seed.ts'
 export type { CutoffHistory, TicketChain, TicketPlan } from './sortition/send-ticket.ts'
-export { cutoffHistory, TICKET_PASSES_AHEAD, waitForWave } from './sortition/send-ticket.ts'
+export {
+  cutoffHistory,
+  TICKET_PASSES_AHEAD,
+  waitForWave,
+  weightAhead,
+} from './sortition/send-ticket.ts'
 export type { VrfTicket } from './sortition/ticket.ts'
 export { drawTicket, verifyTicket } from './sortition/ticket.ts'
 export type { SeatCutoff, TicketWaveOptions } from './sortition/waves.ts'

@@ -63,6 +63,7 @@ describe('public surface', () => {
         "voteDigest",
         "voteTypedData",
         "waitForWave",
+        "weightAhead",
       ]
     `)
   })

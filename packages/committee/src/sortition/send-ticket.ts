@@ -4,6 +4,7 @@
  * ({@link TicketChain}, which `VerifierChain` of `@digicap/executor` extends).
  */
 import { REPUTATION_MAX, reputationAfter } from '../reputation/curve.ts'
+import { selectionWeight } from './committee.ts'
 import { sortitionScore } from './score.ts'
 import { canBeSeated, cutoffReference, type SeatCutoff, ticketWave, ticketWaves } from './waves.ts'
 
@@ -32,6 +33,18 @@ const MIN_WEIGHT = 1n << 9n
  * it is beaten even at the weight those passes would give.
  */
 export const TICKET_PASSES_AHEAD = 4
+
+/**
+ * A node's selection weight after `passes` more settled passes of reputation (0: as it stands):
+ * the highest weight it can have by its ticket's block, for `waitForWave` and the simulation.
+ */
+export function weightAhead(
+  standing: { readonly stake: bigint; readonly reputation: bigint },
+  passes: number,
+): bigint {
+  const reputation = Math.min(REPUTATION_MAX, Number(standing.reputation))
+  return selectionWeight(standing.stake, BigInt(reputationAfter(passes, reputation)))
+}
 
 /** The cut-offs of the jobs a node saw, read once their windows closed. */
 export interface CutoffHistory {
@@ -74,20 +87,21 @@ export function cutoffHistory(
   ) => {
     // never settles before the caller has it in `reading`
     await null
+    let again = false
     try {
       const c = await chain.cutoff(jobId)
-      if (!c.closed) throw new Error('open')
-      if (c.full) {
+      if (!c.closed) again = true
+      else if (c.full) {
         cutoffs.set(id, c.score)
         if (cutoffs.size > REMEMBERED) cutoffs.delete(cutoffs.keys().next().value as string)
       }
     } catch {
-      // Not readable, not closed yet, or not an answer: asked again once the head moves on.
-      reading.delete(id)
-      wait(id, jobId, Math.max(lastBlock ?? head, head))
-    } finally {
-      reading.delete(id)
+      // not readable, or not an answer
+      again = true
     }
+    reading.delete(id)
+    // Asked again once the head has moved on.
+    if (again) wait(id, jobId, Math.max(lastBlock ?? head, head))
   }
   return {
     watch(jobId, lastBlock) {
@@ -161,14 +175,12 @@ export async function waitForWave(p: {
   readonly passesAhead?: number
 }): Promise<TicketPlan> {
   const { chain } = p
-  const weightOf = (s: { stake: bigint; reputation: bigint }, passes: number) =>
-    s.stake * BigInt(reputationAfter(passes, Math.min(REPUTATION_MAX, Number(s.reputation))))
   const now = await chain.standing(p.self).catch(() => undefined)
   if (now === undefined) return { send: true, wave: 0, because: 'unread' }
-  if (now.stake * now.reputation < MIN_WEIGHT) return { send: true, wave: 0, because: 'ineligible' }
+  if (weightAhead(now, 0) < MIN_WEIGHT) return { send: true, wave: 0, because: 'ineligible' }
   const head = await chain.blockNumber().catch(() => p.grantBlock + 1)
   const reference = await p.history.reference(head)
-  const wave = ticketWave(sortitionScore(p.beta, weightOf(now, 0)), reference, {
+  const wave = ticketWave(sortitionScore(p.beta, weightAhead(now, 0)), reference, {
     waves: ticketWaves(p.lastBlock - p.grantBlock),
   })
   if (wave > 0) await p.untilBlock(p.grantBlock + wave)
@@ -179,9 +191,8 @@ export async function waitForWave(p: {
   ])
   if (cutoff === undefined || standing === undefined) return { send: true, wave, because: 'unread' }
   if (cutoff.closed) return { send: true, wave, because: 'closed' }
-  if (standing.stake * standing.reputation < MIN_WEIGHT)
-    return { send: true, wave, because: 'ineligible' }
-  const best = sortitionScore(p.beta, weightOf(standing, p.passesAhead ?? TICKET_PASSES_AHEAD))
+  if (weightAhead(standing, 0) < MIN_WEIGHT) return { send: true, wave, because: 'ineligible' }
+  const best = sortitionScore(p.beta, weightAhead(standing, p.passesAhead ?? TICKET_PASSES_AHEAD))
   if (canBeSeated(best, cutoff)) return { send: true, wave }
   return { send: false, wave, cutoff: cutoff.score, score: best }
 }
