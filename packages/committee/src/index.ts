@@ -57,7 +57,12 @@ export {
   rankTickets,
   selectionWeight,
 } from './sortition/committee.ts'
-export { LOG2_FRACTION_BITS, negLog2Uniform, sortitionScore } from './sortition/score.ts'
+export {
+  LOG2_FRACTION_BITS,
+  MIN_SORTITION_WEIGHT,
+  negLog2Uniform,
+  sortitionScore,
+} from './sortition/score.ts'
 export { jobSeed } from './sortition/seed.ts'
 export type { CutoffHistory, TicketChain, TicketPlan } from './sortition/send-ticket.ts'
 export {

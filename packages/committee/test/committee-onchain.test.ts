@@ -19,6 +19,7 @@ import {
   drawCommittee,
   drawTicket,
   jobSeed,
+  MIN_SORTITION_WEIGHT,
   reputationAfter,
   selectionWeight,
   sortitionScore,
@@ -197,6 +198,50 @@ describe('CommitteeSortition on a real anvil with the NodeRegistry', () => {
     expect(closed).toBe(true)
     expect(members).toEqual([a!.wallet.address])
     expect(await revertOf(as(a!.wallet).openJob.staticCall(jobId))).toBe('NotOpener')
+  })
+  it('takes tickets from a weight of 2⁴¹ (MIN_WEIGHT) on, and stores such seats’ scores whole', async () => {
+    // A registry that lets a node stake a few thousand wei: only the sortition's floor refuses it.
+    const [deployer] = anvil.signers as Wallet[]
+    const tiny = await deployDigicap(deployer!, { minStake: 1n })
+    const tinyRegistry = connectDigicap(tiny, deployer!).nodeRegistry
+    const floor = factory.attach(
+      await (await factory.deploy(tiny.nodeRegistry, deployer!.address, WINDOW, 4)).getAddress(),
+    ) as unknown as Sortition & { MIN_WEIGHT(): Promise<bigint> }
+    expect(await floor.MIN_WEIGHT()).toBe(MIN_SORTITION_WEIGHT)
+    // Reputation starts at 1, so each weight is the stake: one wei short of the floor for the first.
+    const nodes = (anvil.signers as Wallet[]).slice(5, 9)
+    for (const [i, node] of nodes.entries()) {
+      const asNode = tinyRegistry.connect(node) as typeof tinyRegistry
+      await (
+        await asNode.register(hexlify(randomBytes(38)), hexlify(randomBytes(32)), ROLE_VERIFIER, {
+          value: MIN_SORTITION_WEIGHT - (i === 0 ? 1n : 0n),
+        })
+      ).wait()
+    }
+    const jobId = hexlify(randomBytes(32))
+    const opened = await (await floor.openJob(jobId)).wait()
+    await anvil.provider.send('evm_mine', [])
+    const block = await anvil.provider.getBlock(opened.blockNumber)
+    const seed = jobSeed(getBytes(jobId), getBytes(block!.hash!))
+    const tickets = nodes.map((node) => ({ node, t: ticketOf(node, seed) }))
+    const send = (i: number) =>
+      (floor.connect(tickets[i]!.node) as unknown as Sortition).submitTicket
+    const first = tickets[0]!.t
+    expect(
+      await revertOf(send(0).staticCall(jobId, first.onchain.publicKey, first.onchain.proof)),
+    ).toBe('NotEligible')
+    await (
+      await (tinyRegistry.connect(nodes[0]!) as typeof tinyRegistry).addStake({ value: 1n })
+    ).wait()
+    for (const [i, { t }] of tickets.entries())
+      await (await send(i)(jobId, t.onchain.publicKey, t.onchain.proof)).wait()
+    // The last seat's stored score is the TypeScript score at weight 2⁴¹, not cut to 96 bits.
+    const scores = tickets.map(({ t }) => sortitionScore(t.beta, MIN_SORTITION_WEIGHT))
+    const last = scores.reduce((a, b) => (a > b ? a : b))
+    const [full, score] = await floor.cutoffOf(jobId)
+    expect(full).toBe(true)
+    expect(score).toBe(last)
+    expect(last < 1n << 96n).toBe(true)
   })
 })
 

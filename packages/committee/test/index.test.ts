@@ -12,6 +12,7 @@ describe('public surface', () => {
         "LOG2_FRACTION_BITS",
         "MAX_TICKET_WAVES",
         "MAX_VIEWS_AHEAD",
+        "MIN_SORTITION_WEIGHT",
         "PASS_VERDICT",
         "PBFT_DOMAIN_NAME",
         "PBFT_DOMAIN_VERSION",

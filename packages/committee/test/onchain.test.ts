@@ -97,7 +97,12 @@ describe('SortitionScore.sol ranks exactly as sortitionScore in TypeScript', () 
       }),
     ]
     for (const [i, beta] of betas.entries()) {
-      const weight = i % 3 === 0 ? 1n : BigInt(1 + i) * 10n ** 16n * BigInt(1 + (i % 1000))
+      // weight 1, ordinary stakes, and up to the registry's largest (uint128 stake × reputation 1,000)
+      const weight = [
+        1n,
+        BigInt(1 + i) * 10n ** 16n * BigInt(1 + (i % 1000)),
+        ((1n << 128n) - 1n) * BigInt(1 + (i % 1000)),
+      ][i % 3] as bigint
       expect(await verifier.sortitionScore.staticCall(beta, weight)).toBe(
         sortitionScore(beta, weight),
       )

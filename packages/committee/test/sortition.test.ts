@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { InvalidArgumentError } from '@digicap/capsule-core'
 import { VrfProofError } from '@digicap/vrf'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
@@ -9,6 +9,7 @@ import {
   drawCommittee,
   drawTicket,
   jobSeed,
+  MIN_SORTITION_WEIGHT,
   negLog2Uniform,
   rankTickets,
   SortitionError,
@@ -67,6 +68,41 @@ describe('negLog2Uniform and sortitionScore', () => {
   it('gives a heavier node a lower (better) score for the same output', () => {
     const b = randomBytes(32)
     expect(sortitionScore(b, 10n) < sortitionScore(b, 5n)).toBe(true)
+  })
+  it('fits the contract’s 96-bit seat from the smallest eligible weight on, at the worst output', () => {
+    // beta = 0 is the largest −log₂(u): 256 · 2³²
+    expect(sortitionScore(beta('0'), MIN_SORTITION_WEIGHT)).toBe(1n << 95n)
+    // half that weight and the score would need a 97th bit
+    expect(sortitionScore(beta('0'), MIN_SORTITION_WEIGHT / 2n)).toBe(1n << 96n)
+  })
+  it('keeps the winning scores wide when the stake is huge: weight, not ties, picks the seats', () => {
+    // 1,000 nodes staking a million ether each, half at reputation 1,000 and half at 50: a total
+    // weight of ~2¹⁰⁰. With the 2⁶⁴ factor (before ADR 0024's amendment) the winning scores were
+    // −log₂(u)·2⁶⁴/w ≈ 2⁻⁴: 88 % of the seats scored 0, every job had tied seats broken by beta,
+    // and the heavy half took 97.8 % of the seats for 95.2 % of the weight.
+    const stake = 10n ** 24n
+    const weightOf = (i: number) => selectionWeight(stake, i < 500 ? 1000n : 50n)
+    const jobs = 240
+    let heavy = 0
+    let narrowest = 1n << 200n
+    for (let job = 0; job < jobs; job++) {
+      // Outputs as a hash of (job, node): the same every run.
+      const tickets = Array.from({ length: 1000 }, (_, i) => ({
+        id: `n${i}`,
+        beta: createHash('sha256').update(`sortition-width/${job}/${i}`).digest(),
+        weight: weightOf(i),
+      }))
+      const seats = rankTickets(tickets).slice(0, 4)
+      expect(new Set(seats.map((t) => t.score)).size).toBe(4)
+      for (const t of seats) {
+        if (t.score < narrowest) narrowest = t.score
+        if (Number(t.id.slice(1)) < 500) heavy++
+      }
+    }
+    // Every seat's score keeps at least 16 bits, so rounding moves no seat's odds by more than 2⁻¹⁶.
+    expect(narrowest >= 1n << 16n).toBe(true)
+    // 960 seats: the heavy half's share within 2.5 points (~3.6 σ) of its 1000/1050 weight share.
+    expect(Math.abs(heavy / (jobs * 4) - 1000 / 1050)).toBeLessThan(0.025)
   })
 })
 

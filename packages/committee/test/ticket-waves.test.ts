@@ -4,6 +4,7 @@ import {
   cutoffHistory,
   cutoffReference,
   MAX_TICKET_WAVES,
+  MIN_SORTITION_WEIGHT,
   SortitionError,
   sortitionScore,
   TICKET_PASSES_AHEAD,
@@ -165,14 +166,17 @@ describe('waitForWave and cutoffHistory under failing reads (fault injection)', 
     })
     expect(waited).toEqual([102])
   })
-  it('not eligible (stake × reputation under 2⁹) or the window closed: sends, so the chain says why', async () => {
-    expect(
-      await plan(chainOf({ standing: async () => ({ stake: 1n, reputation: 1n }) }), 1n),
-    ).toEqual({
+  it('not eligible (stake × reputation under the contract’s 2⁴¹) or the window closed: sends, so the chain says why', async () => {
+    const standing = (stake: bigint) =>
+      chainOf({ standing: async () => ({ stake, reputation: 1n }) })
+    expect(await plan(standing(1n), 1n)).toEqual({ send: true, wave: 0, because: 'ineligible' })
+    expect(await plan(standing(MIN_SORTITION_WEIGHT - 1n), 1n)).toEqual({
       send: true,
       wave: 0,
       because: 'ineligible',
     })
+    // at the floor itself the node is eligible: its ticket is planned (here: kept, beaten)
+    expect(await plan(standing(MIN_SORTITION_WEIGHT), 1n)).toMatchObject({ send: false })
     const closed = chainOf({ cutoff: async () => ({ full: true, score: 1n, closed: true }) })
     expect(await plan(closed, undefined)).toEqual({ send: true, wave: 0, because: 'closed' })
   })

@@ -41,11 +41,22 @@ export function negLog2Uniform(beta: Uint8Array): bigint {
 }
 
 /**
- * The sortition score of a ticket: −log₂(u) · 2⁶⁴ / weight (integer division). Lower wins.
+ * The smallest weight (stake in wei × reputation) `CommitteeSortition` takes a ticket from: a
+ * score is at most 2¹³⁶ / weight, so from 2⁴¹ on it fits the contract's 96-bit seat.
+ */
+export const MIN_SORTITION_WEIGHT = 1n << 41n
+
+/**
+ * The sortition score of a ticket: −log₂(u) · 2⁹⁶ / weight (integer division). Lower wins.
  * With u uniform, −ln(u)/w is exponential with rate w, so the lowest score is node i's with
  * probability wᵢ / Σw, and the k lowest are a weighted sample without replacement
  * (Efraimidis–Spirakis); log₂ instead of ln rescales every score alike.
+ *
+ * The winning scores are about 2¹²⁸ / Σw, so they keep 16 bits or more for a total weight up
+ * to 2¹¹² (every ether there is, staked at the top reputation, is below 2⁹⁷). With 2⁶⁴, as
+ * before ADR 0024's amendment of 2026-12-06, they fell to a few integers past Σw ≈ 2⁹⁰, where
+ * ties and rounding, not weight, picked the seats.
  */
 export function sortitionScore(beta: Uint8Array, weight: bigint): bigint {
-  return (negLog2Uniform(beta) << 64n) / weight
+  return (negLog2Uniform(beta) << 96n) / weight
 }

@@ -5,7 +5,7 @@
  */
 import { REPUTATION_MAX, reputationAfter } from '../reputation/curve.ts'
 import { selectionWeight } from './committee.ts'
-import { sortitionScore } from './score.ts'
+import { MIN_SORTITION_WEIGHT, sortitionScore } from './score.ts'
 import { canBeSeated, cutoffReference, type SeatCutoff, ticketWave, ticketWaves } from './waves.ts'
 
 /** The chain reads a node needs to send its ticket in its wave. */
@@ -25,8 +25,6 @@ const READ_WAIT_MS = 2000
 const REMEMBERED = 16
 /** Jobs waited on to close; older ones are dropped unread. */
 const PENDING = 64
-/** The contract's smallest eligible weight (`NotEligible` below 2⁹). */
-const MIN_WEIGHT = 1n << 9n
 /**
  * Settled passes that may raise a node's reputation between its read of the seats and its
  * ticket's block (anyone may settle a job the node sat in). A ticket is left unsent only if
@@ -177,7 +175,8 @@ export async function waitForWave(p: {
   const { chain } = p
   const now = await chain.standing(p.self).catch(() => undefined)
   if (now === undefined) return { send: true, wave: 0, because: 'unread' }
-  if (weightAhead(now, 0) < MIN_WEIGHT) return { send: true, wave: 0, because: 'ineligible' }
+  if (weightAhead(now, 0) < MIN_SORTITION_WEIGHT)
+    return { send: true, wave: 0, because: 'ineligible' }
   const head = await chain.blockNumber().catch(() => p.grantBlock + 1)
   const reference = await p.history.reference(head)
   const wave = ticketWave(sortitionScore(p.beta, weightAhead(now, 0)), reference, {
@@ -191,7 +190,8 @@ export async function waitForWave(p: {
   ])
   if (cutoff === undefined || standing === undefined) return { send: true, wave, because: 'unread' }
   if (cutoff.closed) return { send: true, wave, because: 'closed' }
-  if (weightAhead(standing, 0) < MIN_WEIGHT) return { send: true, wave, because: 'ineligible' }
+  if (weightAhead(standing, 0) < MIN_SORTITION_WEIGHT)
+    return { send: true, wave, because: 'ineligible' }
   const best = sortitionScore(p.beta, weightAhead(standing, p.passesAhead ?? TICKET_PASSES_AHEAD))
   if (canBeSeated(best, cutoff)) return { send: true, wave }
   return { send: false, wave, cutoff: cutoff.score, score: best }

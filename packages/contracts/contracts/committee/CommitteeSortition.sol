@@ -19,8 +19,13 @@ contract CommitteeSortition {
     uint8 internal constant ROLE_VERIFIER = 2;
     uint8 internal constant MAX_SEATS = 31;
 
-    /// @dev One storage slot per seat: a score fits 96 bits for any weight ≥ 2⁹ (scores are
-    ///      below 2¹⁰⁵ / weight), and smaller weights are refused as not eligible.
+    /// @notice The smallest stake × reputation (wei × reputation) a ticket may carry: 2⁴¹, about
+    ///         0.0000022 ether at reputation 1. A score is at most 2¹³⁶ / weight, so from this
+    ///         weight on it fits a seat's 96 bits.
+    uint256 public constant MIN_WEIGHT = 1 << 41;
+
+    /// @dev One storage slot per seat: a score fits 96 bits for any weight ≥ MIN_WEIGHT, and
+    ///      smaller weights are refused as not eligible.
     struct Seat {
         address node;
         uint96 score;
@@ -94,7 +99,7 @@ contract CommitteeSortition {
         if (!registry.isActive(node, ROLE_VERIFIER)) revert NotEligible(node);
         INodeRegistry.Node memory record = registry.getNode(node);
         uint256 weight = uint256(record.stake) * uint256(record.reputation);
-        if (weight < 1 << 9) revert NotEligible(node);
+        if (weight < MIN_WEIGHT) revert NotEligible(node);
 
         // The window is at most 256 blocks, so blockhash(grant) is still readable here.
         bytes32 seed = keccak256(abi.encodePacked(jobId, blockhash(grant)));

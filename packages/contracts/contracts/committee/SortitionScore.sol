@@ -3,9 +3,11 @@ pragma solidity ^0.8.28;
 
 /// @title SortitionScore
 /// @notice The committee sortition score of a VRF output, bit for bit the committee package's
-///         `sortitionScore` (ADR 0024): −log₂(u) · 2⁶⁴ / weight with u = (beta + 1) / 2²⁵⁶ and
+///         `sortitionScore` (ADR 0024): −log₂(u) · 2⁹⁶ / weight with u = (beta + 1) / 2²⁵⁶ and
 ///         −log₂(u) in fixed point with 32 fraction bits, by repeated squaring of a 26-bit
-///         mantissa. Lower wins; the n lowest of a job form its committee.
+///         mantissa. Lower wins; the n lowest of a job form its committee. 2⁹⁶ (not 2⁶⁴: ADR 0024,
+///         amended 2026-12-06) keeps the winning scores, about 2¹²⁸ / Σweight, many bits wide for
+///         any stake a chain can hold.
 library SortitionScore {
     uint256 internal constant FRACTION_BITS = 32;
     uint256 internal constant MANTISSA_BITS = 25;
@@ -33,7 +35,7 @@ library SortitionScore {
     /// @notice The score of `beta` for a node of `weight` (stake × reputation).
     function score(bytes32 beta, uint256 weight) internal pure returns (uint256) {
         if (weight == 0) revert ZeroWeight();
-        return (negLog2Uniform(beta) << 64) / weight;
+        return (negLog2Uniform(beta) << 96) / weight;
     }
 
     /// @dev Index of the most significant set bit of m > 0.

@@ -258,6 +258,7 @@ export interface CommitteeSortitionContract extends TypedContract<CommitteeSorti
   committeeOf: TypedMethod<[jobId: BytesLike], [members: string[], closed: boolean] & { readonly members: string[]; readonly closed: boolean }, 'view'>
   cutoffOf: TypedMethod<[jobId: BytesLike], [full: boolean, score: bigint, closed: boolean] & { readonly full: boolean; readonly score: bigint; readonly closed: boolean }, 'view'>
   grantBlockOf: TypedMethod<[jobId: BytesLike], bigint, 'view'>
+  MIN_WEIGHT: TypedMethod<[], bigint, 'view'>
   opener: TypedMethod<[], string, 'view'>
   openJob: TypedMethod<[jobId: BytesLike], void, 'nonpayable'>
   registry: TypedMethod<[], string, 'view'>

@@ -27,8 +27,8 @@ import {
 
 const sortition = new Interface(committeeSortitionAbi as never)
 const ROLE_VERIFIER = 2
-/** CommitteeSortition's floor on stake × reputation. */
-const MIN_WEIGHT = 1n << 9n
+/** CommitteeSortition's floor on stake × reputation (`MIN_WEIGHT`, ADR 0024 as amended). */
+const MIN_WEIGHT = 1n << 41n
 
 /**
  * Tickets for one job in its window: mostly every verifier's, in a random order, sometimes a
