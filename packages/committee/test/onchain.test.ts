@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { compileSolidity } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import {
@@ -8,8 +10,12 @@ import {
   SECP256K1_SHA256_TAI as suite,
 } from '@digicap/vrf'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
-import { type BaseContract, ContractFactory, hexlify, type Interface } from 'ethers'
+import { type BaseContract, ContractFactory, getBytes, hexlify, type Interface } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  parseSortitionVector,
+  SORTITION_VECTOR_DIR,
+} from '../scripts/generate-sortition-vectors.ts'
 import { jobSeed, sortitionScore } from '../src/index.ts'
 import { committeeSources } from './contracts.ts'
 
@@ -108,6 +114,45 @@ describe('SortitionScore.sol ranks exactly as sortitionScore in TypeScript', () 
       )
     }
     expect(await revertOf(verifier.sortitionScore.staticCall(betas[0]!, 0n))).toBe('ZeroWeight()')
+  })
+
+  it('gives every sortition vector’s score (SPEC-SORTITION.md §7), and the ticket vector’s output and score in one call', async () => {
+    let checked = 0
+    for (const name of readdirSync(SORTITION_VECTOR_DIR)) {
+      const v = parseSortitionVector(readFileSync(join(SORTITION_VECTOR_DIR, name), 'utf8'))
+      const one = (key: string) => v.get(key)?.[0] as string
+      if (one('case') === 'score') {
+        expect(
+          await verifier.sortitionScore.staticCall(getBytes(one('beta')), BigInt(one('weight'))),
+          name,
+        ).toBe(BigInt(one('score')))
+        checked++
+      } else if (one('case') === 'ticket') {
+        const weight = BigInt(one('stake')) * BigInt(one('reputation'))
+        const seed = getBytes(one('seed'))
+        const p = onchainProof(getBytes(one('public-key')), seed, getBytes(one('proof')))
+        const [beta, score] = await verifier.ticketScore.staticCall(
+          p.publicKey,
+          seed,
+          p.proof,
+          weight,
+        )
+        expect([beta, score]).toEqual([one('beta'), BigInt(one('score'))])
+        checked++
+      } else {
+        for (const line of v.get('ticket') ?? []) {
+          const [, beta, stake, reputation, score] = line.split(' ') as string[]
+          expect(
+            await verifier.sortitionScore.staticCall(
+              getBytes(beta!),
+              BigInt(stake!) * BigInt(reputation!),
+            ),
+          ).toBe(BigInt(score!))
+          checked++
+        }
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(24)
   })
 
   it('verifies a ticket and scores it in one call (ticketScore)', async () => {
