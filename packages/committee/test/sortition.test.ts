@@ -65,6 +65,18 @@ describe('negLog2Uniform and sortitionScore', () => {
       prev = { b, v }
     }
   })
+  it('leaves the caller’s output as it was, a Buffer included (whose slice() is a view)', () => {
+    for (const b of [
+      Buffer.from(randomBytes(32)),
+      new Uint8Array(randomBytes(32)),
+      Buffer.alloc(32, 0xff),
+    ]) {
+      const before = Uint8Array.from(b)
+      const first = sortitionScore(b, 10n ** 18n)
+      expect(Uint8Array.from(b)).toEqual(before)
+      expect(sortitionScore(b, 10n ** 18n)).toBe(first)
+    }
+  })
   it('gives a heavier node a lower (better) score for the same output', () => {
     const b = randomBytes(32)
     expect(sortitionScore(b, 10n) < sortitionScore(b, 5n)).toBe(true)
@@ -77,7 +89,7 @@ describe('negLog2Uniform and sortitionScore', () => {
   })
   it('keeps the winning scores wide when the stake is huge: weight, not ties, picks the seats', () => {
     // 1,000 nodes staking a million ether each, half at reputation 1,000 and half at 50: a total
-    // weight of ~2¹⁰⁰. With the 2⁶⁴ factor (before ADR 0024's amendment) the winning scores were
+    // weight of ~2^98.7. With the 2⁶⁴ factor (before ADR 0024's amendment) the winning scores were
     // −log₂(u)·2⁶⁴/w ≈ 2⁻⁴: 88 % of the seats scored 0, every job had tied seats broken by beta,
     // and the heavy half took 97.8 % of the seats for 95.2 % of the weight.
     const stake = 10n ** 24n

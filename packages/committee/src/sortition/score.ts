@@ -15,8 +15,9 @@ const MANTISSA_TWO = 2 ** (MANTISSA_BITS + 1)
  * Error below 2⁻²³ in log₂ units (it only has to be the same everywhere, not exact).
  */
 export function negLog2Uniform(beta: Uint8Array): bigint {
-  // m = beta + 1 as bytes (bigint-free: this runs for every node on every job).
-  const m = beta.slice()
+  // m = beta + 1 as bytes (bigint-free: this runs for every node on every job). A copy, never a
+  // view: a Buffer's slice() shares its memory, and the + 1 below would change the caller's beta.
+  const m = new Uint8Array(beta)
   let k = m.length - 1
   while (k >= 0 && m[k] === 0xff) m[k--] = 0
   if (k < 0) return 0n // m = 2²⁵⁶: u = 1
@@ -52,10 +53,10 @@ export const MIN_SORTITION_WEIGHT = 1n << 41n
  * probability wᵢ / Σw, and the k lowest are a weighted sample without replacement
  * (Efraimidis–Spirakis); log₂ instead of ln rescales every score alike.
  *
- * The winning scores are about 2¹²⁸ / Σw, so they keep 16 bits or more for a total weight up
- * to 2¹¹² (every ether there is, staked at the top reputation, is below 2⁹⁷). With 2⁶⁴, as
- * before ADR 0024's amendment of 2026-12-06, they fell to a few integers past Σw ≈ 2⁹⁰, where
- * ties and rounding, not weight, picked the seats.
+ * The first seat's score is exponential with mean 1.44 · 2¹²⁸ / Σw: below 2¹⁶ in ~0.3 % of jobs
+ * at Σw = 2¹⁰⁴ (every ether there is, at the top reputation, is 2^96.6). With 2⁶⁴, as before
+ * ADR 0024's amendment of 2026-12-06, the winning scores fell to a few integers past
+ * Σw ≈ 2⁹⁰, where ties and rounding, not weight, picked the seats.
  */
 export function sortitionScore(beta: Uint8Array, weight: bigint): bigint {
   return (negLog2Uniform(beta) << 96n) / weight
