@@ -15,6 +15,7 @@ import {
   accessControllerAbi,
   accessControllerBytecode,
   capsuleRegistryAbi,
+  committeeSortitionAbi,
   iAccessPolicyAbi,
   nodeRegistryAbi,
   nodeRegistryBytecode,
@@ -154,6 +155,25 @@ async function hasCode(provider: Provider, a: DigicapAddresses): Promise<boolean
   return codes.every((c) => c !== '0x')
 }
 
+/** `CommitteeSortition.MIN_WEIGHT` of this package's contracts (ADR 0024, amended 2026-12-06). */
+const SORTITION_MIN_WEIGHT = 1n << 41n
+
+/**
+ * Whether the recorded CommitteeSortition scores as this package's does. One deployed before
+ * ADR 0024's amendment scores × 2⁶⁴ and has no `MIN_WEIGHT`: verifiers of this version would
+ * misread its cut-offs, so the deployment is stale.
+ */
+async function sortitionCurrent(provider: Provider, a: DigicapAddresses): Promise<boolean> {
+  const sortition = new Contract(a.committeeSortition, committeeSortitionAbi, provider)
+  try {
+    return BigInt(await sortition.getFunction('MIN_WEIGHT')()) === SORTITION_MIN_WEIGHT
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if (code === 'CALL_EXCEPTION' || code === 'BAD_DATA') return false
+    throw err
+  }
+}
+
 /** Whether a `readDeployment` failure means "deploy afresh" rather than "stop". */
 function replaceable(err: unknown): 'missing' | 'stale' | undefined {
   if ((err as { cause?: { code?: string } }).cause?.code === 'ENOENT') return 'missing'
@@ -194,12 +214,21 @@ export async function deployDigicap(
       if (why === undefined || (why === 'stale' && !options.replaceStale)) throw err
     }
     if (existing) stale = !(await hasCode(provider, existing))
-    if (existing && !stale) return existing
-    if (stale) {
+    if (stale && !options.replaceStale)
+      throw new DeploymentError('The addresses file points at addresses without code', {
+        details: { file: deploymentFile(dir, chainId) },
+        hint: 'Wrong chain, or a restarted dev chain: pass replaceStale to redeploy.',
+      })
+    if (existing && !stale) {
+      if (await sortitionCurrent(provider, existing)) return existing
       if (!options.replaceStale)
-        throw new DeploymentError('The addresses file points at addresses without code', {
-          details: { file: deploymentFile(dir, chainId) },
-          hint: 'Wrong chain, or a restarted dev chain: pass replaceStale to redeploy.',
+        throw new DeploymentError('The addresses file points at an older CommitteeSortition', {
+          details: {
+            file: deploymentFile(dir, chainId),
+            committeeSortition: existing.committeeSortition,
+            reason: 'old-sortition',
+          },
+          hint: 'It scores tickets × 2⁶⁴, this version × 2⁹⁶ (ADR 0024, amended): pass replaceStale to deploy the current contracts.',
         })
     }
   }

@@ -95,7 +95,7 @@ describe('deployDigicap', () => {
     expect(await c.accessController.admin()).toBe(signer.address)
   })
 
-  it('refuses a stale or malformed addresses file unless told to replace it', async () => {
+  it('refuses a stale, outdated or malformed addresses file unless told to replace it', async () => {
     const signer = anvil.signers[1]!
     const stale = mkdtempSync(join(tmpdir(), 'digicap-stale-'))
     try {
@@ -140,6 +140,15 @@ describe('deployDigicap', () => {
       const again = await deployDigicap(signer, { deploymentsDir: stale, replaceStale: true })
       expect(again.attestationHub).not.toBe(fresh.attestationHub)
       expect(readDeployment(stale, 31337)).toEqual(again)
+      // A CommitteeSortition without MIN_WEIGHT (one deployed before ADR 0024's amendment; here
+      // another contract stands in at its address): stale, replaced only when asked.
+      writeFileSync(file, JSON.stringify({ ...again, committeeSortition: again.nodeRegistry }))
+      const old = await deployDigicap(signer, { deploymentsDir: stale }).catch((e) => e)
+      expect(old).toBeInstanceOf(DeploymentError)
+      expect(old.details.reason).toBe('old-sortition')
+      const current = await deployDigicap(signer, { deploymentsDir: stale, replaceStale: true })
+      expect(current.committeeSortition).not.toBe(again.nodeRegistry)
+      expect(await deployDigicap(signer, { deploymentsDir: stale })).toEqual(current)
     } finally {
       rmSync(stale, { recursive: true, force: true })
     }

@@ -22,9 +22,14 @@
  *   never saw), the executor slashed and its reputation halved.
  * - a flaky RPC (every other read of the head, a standing or the seats fails): every ticket still
  *   goes (ADR 0065's reads fall back to sending) and the job settles.
+ * - a CommitteeSortition on the old score scale (before ADR 0024's amendment): its cut-offs are
+ *   refused, so tickets go at once instead of being kept as beaten.
  * Only a member that submits builds a certificate (ADR 0053): the tests count them. Submit turns
  * are 2.5 s apart, above the 2 s view timeout.
  */
+import { readdirSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { attestationRecordHash, encodeAttestationRecord } from '@digicap/attestation'
 import {
   type AttestationAgent,
@@ -32,7 +37,7 @@ import {
   serveAttestation,
 } from '@digicap/attestation/agent'
 import { privateKeySigner, toHex } from '@digicap/capsule-core'
-import { drawTicket } from '@digicap/committee'
+import { cutoffHistory, drawTicket, waitForWave } from '@digicap/committee'
 import {
   all,
   attested,
@@ -41,13 +46,21 @@ import {
   fee,
   type SettlementAddresses,
 } from '@digicap/contracts'
-import { deployPolicy } from '@digicap/contracts/compiler'
+import { compileSolidity, deployPolicy } from '@digicap/contracts/compiler'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
 import { PBFT_PROTOCOL } from '@digicap/protocol'
 import { onchainProof } from '@digicap/vrf'
 import type { Libp2p, Stream } from '@libp2p/interface'
-import { getBytes, hexlify, parseEther, randomBytes, toQuantity, type Wallet } from 'ethers'
+import {
+  ContractFactory,
+  getBytes,
+  hexlify,
+  parseEther,
+  randomBytes,
+  toQuantity,
+  type Wallet,
+} from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ethersVerifierChain,
@@ -500,6 +513,39 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     await expect(other.standing(me)).rejects.toThrow(/another NodeRegistry/)
   })
 
+  it('cutoff refuses a CommitteeSortition that scores on the old scale (deployed before ADR 0024’s amendment), so the ticket goes at once', async () => {
+    const runner = (wallets[0] as Wallet).connect(
+      createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+    )
+    const me = wallets[0]!.address as `0x${string}`
+    const unopened = new Uint8Array(randomBytes(32))
+    const current = ethersVerifierChain({ addresses: w.addresses, settlement, runner })
+    expect(await current.cutoff(unopened)).toEqual({ full: false, score: 0n, closed: false })
+    // The same contract as it was: scores × 2⁶⁴, a floor of 2⁹, no MIN_WEIGHT. Its cut-offs are
+    // 2³² below this node's scores, so reading them would keep tickets it would seat.
+    const old = await deployOldScaleSortition(runner, w.addresses.nodeRegistry)
+    const stale = ethersVerifierChain({
+      addresses: w.addresses,
+      settlement: { ...settlement, committeeSortition: old },
+      runner,
+    })
+    await expect(stale.cutoff(unopened)).rejects.toThrow(/another scale/)
+    // asked again: the contract's answer is kept, and stays a refusal
+    await expect(stale.cutoff(unopened)).rejects.toThrow(/another scale/)
+    const head = await stale.blockNumber()
+    const plan = await waitForWave({
+      chain: stale,
+      self: me,
+      jobId: unopened,
+      beta: new Uint8Array(32).fill(0x80),
+      grantBlock: head,
+      lastBlock: head + WINDOW,
+      history: cutoffHistory(stale),
+      untilBlock: async () => {},
+    })
+    expect(plan).toMatchObject({ send: true, wave: 0 })
+  })
+
   it('an honest run: four verifiers certify verdict 7 and settle; escrow and reputation move', async () => {
     const before = await Promise.all(
       [w.executorWallet.address, ...wallets.map((x) => x.address)].map(reputation),
@@ -836,3 +882,38 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
     expect(await reputation(silentAddress)).toBe(silentBefore)
   }, 60_000)
 })
+
+/**
+ * CommitteeSortition as deployed before ADR 0024's amendment (2026-12-06): the shipped sources
+ * with the score × 2⁶⁴ and a private floor of 2⁹ (no `MIN_WEIGHT` getter).
+ */
+async function deployOldScaleSortition(runner: Wallet, registry: string): Promise<string> {
+  const root = dirname(createRequire(import.meta.url).resolve('@digicap/contracts/package.json'))
+  const sources: Record<string, string> = {
+    '@digicap/contracts/interfaces/INodeRegistry.sol': readFileSync(
+      join(root, 'contracts/interfaces/INodeRegistry.sol'),
+      'utf8',
+    ),
+  }
+  for (const f of readdirSync(join(root, 'contracts/committee')).filter(
+    (x) => x.endsWith('.sol') && x !== 'AttestationHub.sol',
+  )) {
+    const text = readFileSync(join(root, 'contracts/committee', f), 'utf8')
+    sources[`@digicap/contracts/committee/${f}`] = text
+      .replace('(negLog2Uniform(beta) << 96) / weight', '(negLog2Uniform(beta) << 64) / weight')
+      .replace(
+        'uint256 public constant MIN_WEIGHT = 1 << 41;',
+        'uint256 internal constant MIN_WEIGHT = 1 << 9;',
+      )
+  }
+  const unit = sources['@digicap/contracts/committee/CommitteeSortition.sol'] as string
+  if (!unit.includes('MIN_WEIGHT = 1 << 9;'))
+    throw new Error('CommitteeSortition.sol changed: update the old-scale patch')
+  const c =
+    compileSolidity(sources)['@digicap/contracts/committee/CommitteeSortition.sol']!
+      .CommitteeSortition!
+  const factory = new ContractFactory(c.abi as never, c.bytecode, runner)
+  const deployed = await factory.deploy(registry, runner.address, WINDOW, SEATS)
+  await deployed.waitForDeployment()
+  return await deployed.getAddress()
+}

@@ -41,7 +41,10 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length
 }
 
-/** Ranks tickets by score, lowest first; ties (never seen in practice) by beta, then id. */
+/**
+ * Ranks tickets by score, lowest first; ties by beta, then id. The contract keeps the earlier
+ * ticket on a tie instead: the two differ only then (rare at the 2⁹⁶ scale, ADR 0024 amended).
+ */
 export function rankTickets(tickets: readonly Ticket[]): RankedTicket[] {
   const seen = new Set<string>()
   const ranked = tickets.map((t) => {

@@ -12,9 +12,9 @@ import {SortitionScore} from "./SortitionScore.sol";
 ///         block)); the contract verifies it, scores it by stake × reputation from the
 ///         NodeRegistry, and keeps the `seats` lowest scores, sorted: the committee, leader first.
 /// @dev The VRF key is the node's Ethereum key: a ticket counts only from the address of its
-///      public key, so no separate key registration exists to forge. An exact score tie (never
-///      seen: 32 fraction bits of log₂) keeps the earlier ticket; the TypeScript ranking breaks
-///      it by beta.
+///      public key, so no separate key registration exists to forge. An exact score tie keeps
+///      the earlier ticket; the TypeScript ranking breaks it by beta (the two differ only on a
+///      tie, rare at the 2⁹⁶ scale: ADR 0024, amended).
 contract CommitteeSortition {
     uint8 internal constant ROLE_VERIFIER = 2;
     uint8 internal constant MAX_SEATS = 31;

@@ -5,6 +5,7 @@
  * after a revert, so a lost race costs no gas and throws nothing.
  */
 import { normalizeAddress, toHex } from '@digicap/capsule-core'
+import { MIN_SORTITION_WEIGHT } from '@digicap/committee'
 import {
   connectDigicap,
   connectSettlement,
@@ -33,6 +34,7 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
   )
   const provider = p.runner.provider as Provider
   let sameRegistry: Promise<boolean> | undefined
+  let sameScale: Promise<boolean> | undefined
   const status = async (jobId: Uint8Array): Promise<JobStatus> => {
     const job = await hub.jobs(toHex(jobId))
     return STATUS[Number(job.status)] ?? 'none'
@@ -122,6 +124,24 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
       return { stake: BigInt(n.stake), reputation: BigInt(n.reputation) }
     },
     async cutoff(jobId) {
+      // The cut-off is compared with this node's own scores (`sortitionScore`, × 2⁹⁶ since ADR
+      // 0024's amendment). A CommitteeSortition deployed before it scores × 2⁶⁴ and has no
+      // MIN_WEIGHT: its cut-offs would make a ticket it would seat look beaten. The read fails
+      // instead, and a failed read sends the ticket (ADR 0065).
+      sameScale ??= sortition.MIN_WEIGHT().then(
+        (w) => BigInt(w) === MIN_SORTITION_WEIGHT,
+        (err: unknown) => {
+          const code = (err as { code?: unknown }).code
+          // no such function (a revert without data): that contract's answer, kept
+          if (code === 'CALL_EXCEPTION' || code === 'BAD_DATA') return false
+          sameScale = undefined
+          throw err
+        },
+      )
+      if (!(await sameScale))
+        throw new Error(
+          'CommitteeSortition scores on another scale than this node (deployed before ADR 0024’s amendment): tickets go at once',
+        )
       const [full, score, closed] = await sortition.cutoffOf(toHex(jobId))
       return { full, score: BigInt(score), closed }
     },
