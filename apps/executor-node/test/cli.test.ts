@@ -589,6 +589,32 @@ except PermissionError:
     expect(JSON.parse(alone.stdout).startup.via).toBeUndefined()
   }, 240_000)
 
+  it('serve: a second daemon on the same folder stops before it starts a node; a folder too deep for a unix socket serves without the hand-off', async () => {
+    const listen = ['--listen', '/ip4/127.0.0.1/tcp/0', '--json']
+    const first = startCli(['serve', ...listen, '--data-dir', execDir])
+    onTestFinished(() => {
+      if (first.child.exitCode === null) first.child.kill('SIGKILL')
+    })
+    await first.waitFor('started')
+    const second = await runCli(['serve', ...listen, '--data-dir', execDir])
+    expect(second.code).toBe(1)
+    expect(second.stderr).toContain('error[RUN_SOCKET]')
+    expect(second.stderr).toContain('in-use')
+    // it never came up as a second node with the same peer id
+    expect(second.stdout).not.toContain('"started"')
+    expect(await first.stop()).toBe(0)
+    // run.sock would be over the 107 bytes a unix socket path may have
+    const deep = join(dir, 'd'.repeat(Math.max(1, 110 - dir.length)))
+    await initNode(deep)
+    const serve = startCli(['serve', ...listen, '--data-dir', deep])
+    onTestFinished(() => {
+      if (serve.child.exitCode === null) serve.child.kill('SIGKILL')
+    })
+    expect(await serve.waitFor('run-socket-unavailable')).toMatchObject({ reason: 'path-too-long' })
+    await serve.waitFor('started')
+    expect(await serve.stop()).toBe(0)
+  }, 90_000)
+
   it('serve --role: an unknown role is a usage error, verifier without the settlement a config error, with it the node watches the hub', async () => {
     const listen = ['--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', execDir]
     const bogus = await runCli(['serve', '--role', 'judge', ...listen])

@@ -29,7 +29,7 @@ also attests other executors' jobs as a committee member (config settlement.*). 
     // Listen for SIGTERM from the start: one during start-up stops the daemon once it is up.
     const stopped = ctx.waitForStop()
     const [
-      { followAnnouncements, runPcrAtStart, startServeRole },
+      { followAnnouncements, loadConfig, runPcrAtStart, startServeRole },
       { createExecutorNode },
       { createProvider },
       { packageVersion, startExecutorOps },
@@ -42,9 +42,44 @@ also attests other executors' jobs as a committee member (config settlement.*). 
       import('@digicap/executor/run-socket'),
     ])
     const logger = loggerOf(ctx)
-    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, { ...listenOf(ctx), logger })
+    // A folder that is not a node's fails as before (NOT_INITIALISED, CONFIG), untouched.
+    await loadConfig(dataDirOf(ctx), ctx.env)
+    // The run socket first: it holds the data folder's lock, so a second `serve` on this folder
+    // stops here, before it starts a node with the same peer id. Runs handed over before the
+    // node is up wait for it.
+    type RunCapsule = Parameters<typeof serveRunSocket>[0]
+    let nodeUp: (executor: RunCapsule) => void = () => {}
+    let nodeDown: (err: unknown) => void = () => {}
+    const executor = new Promise<RunCapsule>((resolve, reject) => {
+      nodeUp = resolve
+      nodeDown = reject
+    })
+    executor.catch(() => {})
+    const sock = await serveRunSocket(
+      { runCapsule: async (cid, options) => (await executor).runCapsule(cid, options) },
+      { dataDir: dataDirOf(ctx), onEvent: (e) => line(e.doc, e.text) },
+    ).catch((err: { code?: string; details?: { reason?: string }; message?: string }) => {
+      if (err?.code === 'RUN_SOCKET' && err.details?.reason === 'in-use') throw err
+      // The hand-off is an optimisation: without it `run` starts its own node.
+      const reason = err?.details?.reason ?? err?.code ?? String(err?.message ?? err)
+      line(
+        { event: 'run-socket-unavailable', reason },
+        `run socket unavailable (${reason}): \`executor-node run\` starts its own node\n`,
+      )
+      return undefined
+    })
+    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, {
+      ...listenOf(ctx),
+      logger,
+    }).catch(async (err) => {
+      nodeDown(err)
+      await sock?.close()
+      throw err
+    })
     const stopRole = await startServeRole(en, flags.role, (l) => line(l.doc, l.text)).catch(
       async (err) => {
+        nodeDown(err)
+        await sock?.close()
         await en.stop()
         throw err
       },
@@ -64,6 +99,8 @@ also attests other executors' jobs as a committee member (config settlement.*). 
         head: () => provider.getBlockNumber(),
       },
     ).catch(async (err) => {
+      nodeDown(err)
+      await sock?.close()
       provider.destroy()
       await en.stop()
       throw err
@@ -91,13 +128,11 @@ also attests other executors' jobs as a committee member (config settlement.*). 
       },
     )
     if (ops.url) line({ event: 'ops', url: ops.url }, `ops port ${ops.url} (/metrics, /healthz)\n`)
-    const sock = await serveRunSocket(ops.observe(en.executor), {
-      dataDir: dataDirOf(ctx),
-      onEvent: (e) => line(e.doc, e.text),
-    })
+    nodeUp(ops.observe(en.executor))
     await ops.ready(`serving as ${peerId}`)
     const reason = await stopped
-    await sock.close()
+    // Runs handed over are aborted and cleaned up before the node stops (and the process exits).
+    await sock?.close()
     await stopRole()
     await ops.stop()
     provider.destroy()

@@ -2,8 +2,9 @@ import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core/li
 
 /**
  * A request on the run socket was refused before any run (`details.reason`: `malformed`,
- * `too-large`, `version`, `token`, `busy`, `timeout`), or the daemon went away mid-run
- * (`closed`). The daemon keeps serving.
+ * `too-large`, `version`, `token`, `busy`, `timeout`, `stopping`), or the daemon went away
+ * mid-run (`closed`); the daemon keeps serving. Starting the socket: `in-use` (another daemon
+ * holds the data folder) or `path-too-long` (the socket's path exceeds 107 bytes).
  */
 export class RunSocketError extends DigicapError {
   override name = 'RunSocketError'

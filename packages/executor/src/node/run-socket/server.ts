@@ -5,10 +5,16 @@
  * the token is the owner check: a peer that cannot read the data folder cannot send it).
  * Every bad request gets a typed `RUN_SOCKET` error frame and its connection closed; the
  * daemon keeps serving.
+ *
+ * One daemon per data folder: a listening socket in Linux's abstract namespace, named after the
+ * folder, is the lock. Binding it is atomic and the kernel frees it when the process dies
+ * (kill -9 included), so two daemons starting at once cannot both take the folder, and a crash
+ * leaves no lock behind. The socket file and the token are made only under that lock.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { chmod, rm, writeFile } from 'node:fs/promises'
-import { connect, createServer, type Socket } from 'node:net'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { realpathSync } from 'node:fs'
+import { chmod, open, rename, rm } from 'node:fs/promises'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Executor, RunCapsuleOptions } from '../../executor.ts'
 import {
   encodeFrame,
@@ -44,6 +50,13 @@ export interface ServeRunSocketInit {
   readonly maxConnections?: number | undefined
   /** Time a connection has to send its request. Default 5 000 ms. */
   readonly requestTimeoutMs?: number | undefined
+  /**
+   * Time a CLI has to close its side once its answer is sent; then its connection is cut, so a
+   * CLI that stopped reading (Ctrl-Z) cannot hold a slot. Default 5 000 ms.
+   */
+  readonly lingerMs?: number | undefined
+  /** Time `close()` waits for the runs it aborts to clean up. Default 30 000 ms. */
+  readonly closeTimeoutMs?: number | undefined
   /** Each run handed over, each refusal: for the daemon's log and metrics. */
   readonly onEvent?: ((e: RunSocketEvent) => void) | undefined
 }
@@ -52,7 +65,55 @@ export interface RunSocketServer {
   readonly path: string
   /** Runs handed over and requests refused since start. */
   stats(): { runs: number; refused: number }
+  /**
+   * Stops taking connections, aborts the runs in progress and waits for their clean-up
+   * (workspace, keys, PCR 23) up to `closeTimeoutMs`, then removes the socket and the token.
+   */
   close(): Promise<void>
+}
+
+/** A unix socket path's limit on Linux (`sun_path`, 108 bytes with the final NUL). */
+const MAX_SOCKET_PATH_BYTES = 107
+/** Stage and progress frames are skipped while this much is queued for a CLI not reading. */
+const MAX_QUEUED_BYTES = 256 * 1024
+
+/** The data folder's lock: an abstract socket name (no file) derived from its real path. */
+function lockName(dataDir: string): string {
+  let real = dataDir
+  try {
+    real = realpathSync(dataDir)
+  } catch {
+    // a folder that does not exist yet: its own name
+  }
+  const id = createHash('sha256').update(real).digest('hex').slice(0, 32)
+  return `\0digicap-executor-${id}`
+}
+
+function listen(server: Server, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(path, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+}
+
+/** Writes `content` (mode 0600) in a new file beside `path`, then renames it over `path`. */
+async function replaceFile(path: string, content: string): Promise<void> {
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`
+  // 'wx': a new file, never one a link points at; the rename replaces a link, not its target.
+  const handle = await open(temp, 'wx', 0o600)
+  try {
+    await handle.writeFile(content)
+    await handle.chmod(0o600)
+  } finally {
+    await handle.close()
+  }
+  await rename(temp, path).catch(async (err) => {
+    await rm(temp, { force: true })
+    throw err
+  })
 }
 
 function refusal(reason: string, details: Record<string, unknown> = {}): RunAnswer {
@@ -117,27 +178,45 @@ export async function serveRunSocket(
   const { socket: path, token: tokenPath } = runSocketPaths(init.dataDir)
   const maxConnections = init.maxConnections ?? 4
   const requestTimeoutMs = init.requestTimeoutMs ?? 5000
-  if (await answers(path)) {
-    const { RunSocketError } = await import('./errors.ts')
+  const lingerMs = init.lingerMs ?? 5000
+  const closeTimeoutMs = init.closeTimeoutMs ?? 30_000
+  const { RunSocketError } = await import('./errors.ts')
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new RunSocketError('The data folder’s path is too long for a unix socket', {
+      details: { reason: 'path-too-long', path, bytes: Buffer.byteLength(path) },
+      hint: `A data folder whose run.sock path is at most ${MAX_SOCKET_PATH_BYTES} bytes gets the hand-off; without it \`executor-node run\` starts its own node.`,
+    })
+  }
+  // The lock first: nothing of another daemon's (socket, token) is touched before it is held.
+  const lock = createServer((s) => s.destroy())
+  try {
+    await listen(lock, lockName(init.dataDir))
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'EADDRINUSE') throw err
     throw new RunSocketError('Another daemon serves this data folder', {
-      details: { reason: 'in-use', path },
+      details: { reason: 'in-use', path, answers: await answers(path) },
       hint: 'Stop the other `executor-node serve` first.',
     })
   }
-  await rm(path, { force: true })
   const token = randomBytes(32)
-  await writeFile(tokenPath, token.toString('hex'), { mode: 0o600 })
-  await chmod(tokenPath, 0o600)
   let runs = 0
   let refused = 0
   const live = new Set<Socket>()
+  /** Each run in progress: its abort, and its end (clean-up included). */
+  const running = new Map<AbortController, Promise<void>>()
+  let closing: Promise<void> | undefined
 
   const handle = (sock: Socket) => {
     live.add(sock)
     const ac = new AbortController()
     let started = false
     const send = (a: RunAnswer) => {
-      if (!sock.destroyed) sock.write(encodeFrame(a))
+      if (sock.destroyed) return
+      // A CLI that stopped reading gets no more stage or progress lines (they only inform),
+      // so what waits for it stays bounded; its result or error is always sent.
+      if ((a.type === 'stage' || a.type === 'progress') && sock.writableLength > MAX_QUEUED_BYTES)
+        return
+      sock.write(encodeFrame(a))
     }
     const refuse = (reason: string, details: Record<string, unknown> = {}) => {
       refused++
@@ -185,9 +264,11 @@ export async function serveRunSocket(
       if (typeof req.cid !== 'string' || req.cid.length > 200 || !options) {
         return refuse('malformed', { error: 'cid or options' })
       }
+      // A request that arrives while the daemon stops starts nothing close() would not wait for.
+      if (closing !== undefined) return refuse('stopping')
       runs++
       init.onEvent?.(event('run', { cid: req.cid }))
-      executor
+      const run = executor
         .runCapsule(req.cid, {
           ...options,
           signal: ac.signal,
@@ -211,31 +292,65 @@ export async function serveRunSocket(
               ...(err.hint ? { hint: err.hint } : {}),
             }),
         )
-        .finally(() => sock.end())
+        .finally(() => {
+          running.delete(ac)
+          sock.end()
+          // The CLI closes on its answer; one that does not (stopped, never reading) is cut.
+          setTimeout(() => sock.destroy(), lingerMs).unref()
+        })
+      running.set(ac, run)
     })
   }
 
   const server = createServer(handle)
-  // The socket is made 0600 as it is bound (umask), then checked with chmod: no window in
-  // which another user could connect.
-  const umask = process.umask(0o177)
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(path, () => resolve())
-    })
-  } finally {
-    process.umask(umask)
+    // Under the lock, a socket file here is a dead daemon's: replaced.
+    await rm(path, { force: true })
+    // The socket is made 0600 as it is bound (umask), then checked with chmod: no window in
+    // which another user could connect.
+    const umask = process.umask(0o177)
+    try {
+      await listen(server, path)
+    } finally {
+      process.umask(umask)
+    }
+    await chmod(path, 0o600)
+    // The token last, once the socket answers: a CLI that reads it finds the daemon.
+    await replaceFile(tokenPath, token.toString('hex'))
+  } catch (err) {
+    server.close()
+    lock.close()
+    await rm(path, { force: true })
+    throw err
   }
-  await chmod(path, 0o600)
+
   return {
     path,
     stats: () => ({ runs, refused }),
-    async close() {
-      for (const s of live) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-      await rm(tokenPath, { force: true })
-      await rm(path, { force: true })
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+        // Abort every run in progress and wait for its clean-up before the caller stops the
+        // node and exits: a run cut short must not leave its workspace or keys behind.
+        const ends = [...running.entries()].map(([ac, end]) => {
+          ac.abort()
+          return end
+        })
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await Promise.race([
+          Promise.allSettled(ends),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, closeTimeoutMs)
+          }),
+        ])
+        clearTimeout(timer)
+        for (const s of live) s.destroy()
+        await stopped
+        await rm(tokenPath, { force: true })
+        await rm(path, { force: true })
+        lock.close()
+      })()
+      return closing
     },
   }
 }
