@@ -99,7 +99,7 @@ describe('sortition vectors', () => {
 
   it('the committee: the seats are the 4 lowest listed scores, lowest first', () => {
     const v = vectors.find(({ name }) => name === 'committee-4-of-7.txt')!.v
-    const seed = checkedSeed(v)
+    checkedSeed(v)
     const tickets = (v.get('ticket') ?? []).map((line) => {
       const [address, beta, stake, reputation, score] = line.split(' ') as string[]
       return { address, beta, weight: BigInt(stake!) * BigInt(reputation!), score: BigInt(score!) }

@@ -3,7 +3,7 @@
  * announcements (and, opted in, run each announced capsule once, bounded by `autoRunner`), and
  * receive results; each event as a JSON document and a line of text, for a log or a terminal.
  */
-import { type DigicapError, toHex } from '@digicap/capsule-core'
+import type { DigicapError } from '@digicap/capsule-core'
 import { type CapsuleAnnouncement, subscribeCapsuleAnnouncements } from '@digicap/p2p/light'
 import type { ReceivedResult } from '@digicap/protocol'
 import { type AutoRunEvent, autoRunner } from '../auto-run.ts'
