@@ -392,7 +392,9 @@ describe('a verifier’s waitForWave and cutoffHistory against the contracts (AD
   }
   /**
    * Runs every node's waitForWave at once, sending where it says so, with automine off and a
-   * block every 400 ms (a wave's tickets, sent within a few ms, land in one block).
+   * block every second: a wave's tickets must land in the block after their wave starts, and on a
+   * loaded CI box sending one took longer than the 400 ms blocks this once had (a wave-1 node then
+   * saw free seats and sent: more gas, the same committee, but not what the test asserts).
    */
   async function runNodes(
     jobId: string,
@@ -402,7 +404,7 @@ describe('a verifier’s waitForWave and cutoffHistory against the contracts (AD
     passesAhead?: number,
   ) {
     await anvil.provider.send('evm_setAutomine', [false])
-    const miner = setInterval(() => void anvil.provider.send('evm_mine', []).catch(() => {}), 400)
+    const miner = setInterval(() => void anvil.provider.send('evm_mine', []).catch(() => {}), 1000)
     try {
       return await Promise.all(
         ranked.map(async (x) => {
