@@ -29,11 +29,11 @@ also attests other executors' jobs as a committee member (config settlement.*). 
     // Listen for SIGTERM from the start: one during start-up stops the daemon once it is up.
     const stopped = ctx.waitForStop()
     const [
-      { followAnnouncements, loadConfig, runPcrAtStart, startServeRole },
+      { followAnnouncements, loadConfig, runPcrAtStart, startedLine, startServeRole },
       { createExecutorNode },
       { createProvider },
       { packageVersion, startExecutorOps },
-      { serveRunSocket },
+      { openRunSocket },
     ] = await Promise.all([
       import('@digicap/executor/node'),
       import('../executor-node.ts'),
@@ -42,46 +42,18 @@ also attests other executors' jobs as a committee member (config settlement.*). 
       import('@digicap/executor/run-socket'),
     ])
     const logger = loggerOf(ctx)
-    // A folder that is not a node's fails as before (NOT_INITIALISED, CONFIG), untouched.
+    // Config errors first; then the run socket's folder lock: no second node with this peer id.
     await loadConfig(dataDirOf(ctx), ctx.env)
-    // The run socket first: it holds the data folder's lock, so a second `serve` on this folder
-    // stops here, before it starts a node with the same peer id. Runs handed over before the
-    // node is up wait for it.
-    type RunCapsule = Parameters<typeof serveRunSocket>[0]
-    let nodeUp: (executor: RunCapsule) => void = () => {}
-    let nodeDown: (err: unknown) => void = () => {}
-    const executor = new Promise<RunCapsule>((resolve, reject) => {
-      nodeUp = resolve
-      nodeDown = reject
+    const sock = await openRunSocket({
+      dataDir: dataDirOf(ctx),
+      onEvent: (e) => line(e.doc, e.text),
     })
-    executor.catch(() => {})
-    const sock = await serveRunSocket(
-      { runCapsule: async (cid, options) => (await executor).runCapsule(cid, options) },
-      { dataDir: dataDirOf(ctx), onEvent: (e) => line(e.doc, e.text) },
-    ).catch((err: { code?: string; details?: { reason?: string }; message?: string }) => {
-      if (err?.code === 'RUN_SOCKET' && err.details?.reason === 'in-use') throw err
-      // The hand-off is an optimisation: without it `run` starts its own node.
-      const reason = err?.details?.reason ?? err?.code ?? String(err?.message ?? err)
-      line(
-        { event: 'run-socket-unavailable', reason },
-        `run socket unavailable (${reason}): \`executor-node run\` starts its own node\n`,
-      )
-      return undefined
-    })
-    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, {
-      ...listenOf(ctx),
-      logger,
-    }).catch(async (err) => {
-      nodeDown(err)
-      await sock?.close()
-      throw err
-    })
+    const options = { ...listenOf(ctx), logger }
+    const en = await createExecutorNode(dataDirOf(ctx), ctx.env, options).catch(sock.abandon)
     const stopRole = await startServeRole(en, flags.role, (l) => line(l.doc, l.text)).catch(
       async (err) => {
-        nodeDown(err)
-        await sock?.close()
         await en.stop()
-        throw err
+        return sock.abandon(err)
       },
     )
     const provider = createProvider(en.config.rpcUrl, en.config.chainId)
@@ -99,11 +71,9 @@ also attests other executors' jobs as a committee member (config settlement.*). 
         head: () => provider.getBlockNumber(),
       },
     ).catch(async (err) => {
-      nodeDown(err)
-      await sock?.close()
       provider.destroy()
       await en.stop()
-      throw err
+      return sock.abandon(err)
     })
     if (en.attestation) {
       const attestationKeyHash = toHex(en.attestation.hash)
@@ -111,12 +81,8 @@ also attests other executors' jobs as a committee member (config settlement.*). 
       const pcr = await runPcrAtStart(en.attestation, { reset: flags['reset-run-pcr'] })
       line(pcr.doc, pcr.text)
     }
-    const { peerId, address } = en
-    const addresses = en.node.multiaddrs()
-    line(
-      { event: 'started', peerId, addresses, address },
-      `serving as ${peerId} (${address})\n${addresses.map((a) => `  ${a}\n`).join('')}`,
-    )
+    const started = startedLine({ ...en, addresses: en.node.multiaddrs() })
+    line(started.doc, started.text)
     const unfollow = followAnnouncements(
       { node: en.node, executor: ops.observe(en.executor) },
       {
@@ -128,11 +94,10 @@ also attests other executors' jobs as a committee member (config settlement.*). 
       },
     )
     if (ops.url) line({ event: 'ops', url: ops.url }, `ops port ${ops.url} (/metrics, /healthz)\n`)
-    nodeUp(ops.observe(en.executor))
-    await ops.ready(`serving as ${peerId}`)
+    sock.ready(ops.observe(en.executor))
+    await ops.ready(`serving as ${en.peerId}`)
     const reason = await stopped
-    // Runs handed over are aborted and cleaned up before the node stops (and the process exits).
-    await sock?.close()
+    await sock.close() // runs handed over are aborted, and cleaned up before the node stops
     await stopRole()
     await ops.stop()
     provider.destroy()

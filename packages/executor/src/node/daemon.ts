@@ -114,3 +114,16 @@ export function refusedLine(err: DigicapError): DaemonLine {
     text: `refused result of run ${String(runId ?? '?')} from ${String(from ?? '?')}: ${String(reason)}${signed}\n`,
   }
 }
+
+/** `serve` is up: its peer id, account and listen addresses. */
+export function startedLine(n: {
+  peerId: string
+  address: string
+  addresses: string[]
+}): DaemonLine {
+  const { peerId, address, addresses } = n
+  return {
+    doc: { event: 'started', peerId, addresses, address },
+    text: `serving as ${peerId} (${address})\n${addresses.map((a) => `  ${a}\n`).join('')}`,
+  }
+}

@@ -25,7 +25,14 @@ export { loadNodeAttestation } from './attestation.ts'
 // The whole config module is public (what the executor-node app re-exports by name).
 export * from './config.ts'
 export type { DaemonLine, FollowAnnouncementsInit } from './daemon.ts'
-export { autoRunLine, followAnnouncements, printable, receivedLine, refusedLine } from './daemon.ts'
+export {
+  autoRunLine,
+  followAnnouncements,
+  printable,
+  receivedLine,
+  refusedLine,
+  startedLine,
+} from './daemon.ts'
 export {
   type ConfiguredExecutorNode,
   type CreateExecutorNodeOptions,

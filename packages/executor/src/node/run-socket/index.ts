@@ -29,6 +29,8 @@ export {
   startLine,
 } from './run-output.ts'
 export {
+  type EarlyRunSocket,
+  openRunSocket,
   type RunSocketEvent,
   type RunSocketServer,
   type ServeRunSocketInit,

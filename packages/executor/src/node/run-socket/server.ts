@@ -27,7 +27,7 @@ import {
 } from './protocol.ts'
 
 export interface RunSocketEvent {
-  readonly type: 'run' | 'refused'
+  readonly type: 'run' | 'refused' | 'unavailable'
   readonly cid?: string | undefined
   readonly reason?: string | undefined
   /** The event as a daemon log line: a JSON document and text. */
@@ -35,12 +35,21 @@ export interface RunSocketEvent {
   readonly text: string
 }
 
-function event(type: 'run' | 'refused', about: { cid?: string; reason?: string }): RunSocketEvent {
+function event(
+  type: RunSocketEvent['type'],
+  about: { cid?: string; reason?: string },
+): RunSocketEvent {
+  const text =
+    type === 'run'
+      ? `ran ${about.cid} for the CLI`
+      : type === 'refused'
+        ? `refused (${about.reason})`
+        : `unavailable (${about.reason}): \`executor-node run\` starts its own node`
   return {
     type,
     ...about,
     doc: { event: `run-socket-${type}`, ...about },
-    text: `run socket: ${type === 'run' ? `ran ${about.cid} for the CLI` : `refused (${about.reason})`}\n`,
+    text: `run socket: ${text}\n`,
   }
 }
 
@@ -351,6 +360,60 @@ export async function serveRunSocket(
         lock.close()
       })()
       return closing
+    },
+  }
+}
+
+/** A run socket opened before its daemon's node is up ({@link openRunSocket}). */
+export interface EarlyRunSocket {
+  /** The node is up: runs handed over (and waiting) go to `executor`. */
+  ready(executor: Pick<Executor, 'runCapsule'>): void
+  /** The node did not start: runs waiting fail with `err`, the socket closes, `err` is thrown. */
+  abandon(err: unknown): Promise<never>
+  /** {@link RunSocketServer.close}; nothing when the socket could not be made. */
+  close(): Promise<void>
+}
+
+/**
+ * The run socket for a daemon that is still starting: it takes the data folder's lock first, so
+ * a second daemon on the folder stops here, before it starts a node with the same peer id. Runs
+ * handed over before `ready` wait for the node. A socket that cannot be made for another reason
+ * (`path-too-long`, a file system error) is an `unavailable` event: the daemon serves without
+ * the hand-off, and `executor-node run` starts its own node.
+ *
+ * @throws {RunSocketError} (`reason: 'in-use'`) when another daemon serves this data folder.
+ * @example
+ * ```ts
+ * const sock = await openRunSocket({ dataDir, onEvent: (e) => log(e) })
+ * const node = await startNode().catch(sock.abandon)
+ * sock.ready(node.executor)
+ * ```
+ */
+export async function openRunSocket(init: ServeRunSocketInit): Promise<EarlyRunSocket> {
+  let ready: (executor: Pick<Executor, 'runCapsule'>) => void = () => {}
+  let failed: (err: unknown) => void = () => {}
+  const executor = new Promise<Pick<Executor, 'runCapsule'>>((resolve, reject) => {
+    ready = resolve
+    failed = reject
+  })
+  executor.catch(() => {})
+  const server = await serveRunSocket(
+    { runCapsule: async (cid, options) => (await executor).runCapsule(cid, options) },
+    init,
+  ).catch((err: { code?: string; details?: { reason?: string }; message?: string }) => {
+    if (err?.code === 'RUN_SOCKET' && err.details?.reason === 'in-use') throw err
+    const reason = err?.details?.reason ?? err?.code ?? String(err?.message ?? err)
+    init.onEvent?.(event('unavailable', { reason }))
+    return undefined
+  })
+  const close = async () => server?.close()
+  return {
+    ready,
+    close,
+    async abandon(err) {
+      failed(err)
+      await close()
+      throw err
     },
   }
 }
