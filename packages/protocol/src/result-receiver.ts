@@ -323,6 +323,10 @@ export function createResultReceiver(init: ResultReceiverInit) {
       }
       const second = checkResultGrant(msg, grant, grants.domain)
       if (!second.ok) return refuse(msg, from, second.reasonCode, { executor })
+      // Accepted while this one waited for its grant (a fast-path grant is polled for): the
+      // grant has its result, so this is a second one, not a retry in flight.
+      if (accepted.has(runKey) || accepted.has(grantKey))
+        return refuse(msg, from, 'replayed', { executor })
       // Only the grant's own executor gets this far: a clash is its own retry in flight.
       if (claimed.has(runKey) || claimed.has(grantKey))
         return refuse(msg, from, 'busy', { executor })

@@ -67,10 +67,19 @@ export interface ResultDelivererInit {
   readonly retryBaseMs?: number
   /** Time limit of one exchange, ms. Default 30 000 (the receiver may wait for the chain). */
   readonly requestTimeoutMs?: number
+  /**
+   * First wait before a pending result a connected receiver refused for now (or a failed
+   * exchange) is sent again, ms; it doubles up to 30 s, and is at least the receiver's
+   * `retryAfterMs`. Default 1 000.
+   */
+  readonly flushRetryBaseMs?: number
 }
 
 export interface ResultDelivererComponents {
-  readonly libp2p: Pick<Libp2p, 'dialProtocol' | 'addEventListener' | 'removeEventListener'>
+  readonly libp2p: Pick<
+    Libp2p,
+    'dialProtocol' | 'addEventListener' | 'removeEventListener' | 'getConnections'
+  >
   readonly store: CapsuleStore
   /** The chain and AccessController of the grants (the EIP-712 domain of the signature). */
   readonly domain: ResultDomain
@@ -125,24 +134,58 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
     }
     const sign = (fields: SignedResultFields): Promise<Uint8Array> =>
       signResultWith(signer, fields, domain)
-    let flushing = false
+    // Each peer is flushed on its own: one receiver that answers slowly (or never) holds up
+    // only its own results. A connect during its flush asks for another pass; what a retryable
+    // refusal or a transport error left pending is tried again while the peer stays connected,
+    // with backoff (at least the receiver's retryAfterMs), not only at its next connect.
+    const flushing = new Set<string>()
+    const again = new Set<string>()
+    const timers = new Map<string, ReturnType<typeof setTimeout>>()
+    const backoff = new Map<string, number>()
+    const retryBase = init.flushRetryBaseMs ?? 1000
+    let stopped = false
     const flush = async (peer: PeerId): Promise<void> => {
-      if (flushing) return
-      flushing = true
+      const key = peer.toString()
+      if (flushing.has(key)) {
+        again.add(key)
+        return
+      }
+      flushing.add(key)
+      let hint = 0
       try {
         for (const item of [...pending]) {
+          if (stopped) return
           if (!item.peer.equals(peer)) continue
           try {
             await send(item.peer, item.message)
             pending.splice(pending.indexOf(item), 1)
           } catch (err) {
-            // a final refusal ends it; anything else stays pending until the next connect
+            // a final refusal ends it; anything else stays pending, tried again below
             if (!isRetryable(err)) pending.splice(pending.indexOf(item), 1)
+            const after = findRefusal(err)?.details.retryAfterMs
+            if (typeof after === 'number') hint = Math.max(hint, after)
           }
         }
       } finally {
-        flushing = false
+        flushing.delete(key)
       }
+      const reconnected = again.delete(key)
+      if (stopped || !pending.some((p) => p.peer.equals(peer))) {
+        backoff.delete(key)
+        return
+      }
+      const delay = Math.min(30_000, Math.max(retryBase, 2 * (backoff.get(key) ?? retryBase / 2)))
+      backoff.set(key, delay)
+      clearTimeout(timers.get(key))
+      const timer = setTimeout(
+        () => {
+          timers.delete(key)
+          if (!stopped && libp2p.getConnections(peer).length > 0) void flush(peer)
+        },
+        reconnected ? 0 : Math.max(delay, hint),
+      )
+      timer.unref?.()
+      timers.set(key, timer)
     }
     const onConnect = (e: CustomEvent<PeerId>): void => {
       if (pending.some((p) => p.peer.equals(e.detail))) void flush(e.detail)
@@ -229,7 +272,10 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
         return pending.length === 0
       },
       stop() {
+        stopped = true
         libp2p.removeEventListener('peer:connect', onConnect)
+        for (const t of timers.values()) clearTimeout(t)
+        timers.clear()
         pending.length = 0
       },
     }

@@ -46,10 +46,14 @@ export function startLine(
   return `run ${cid}\n  ✓ ${'start'.padEnd(8)} ${ms(s.ms).padStart(6)} ms  process ${ms(s.processMs)}, modules ${ms(s.modulesMs)}, node ${ms(s.nodeMs)}\n`
 }
 
-/** Said on stderr after a run whose results wait on IPFS for offline receivers. */
+/**
+ * Said on stderr after a one-shot run whose results wait on IPFS for offline receivers. Pending
+ * deliveries live in the process that made them: this one exits, and a `serve` started later
+ * does not know them (an attacker's review found the old note promised it would).
+ */
 export const pendingNote = (pending: number): string =>
   pending > 0
-    ? `  ${pending} result(s) stored on IPFS for offline receivers; \`executor-node serve\` delivers them when they connect\n`
+    ? `  ${pending} result(s) for offline receivers are sealed and stored on IPFS, but not announced to them: this process exits now. Run with \`executor-node serve\` up (the run is then handed to it) to have results delivered when receivers connect\n`
     : ''
 
 /** `executor-node run`'s flags, as parsed. */

@@ -1,0 +1,197 @@
+/**
+ * Result delivery under receivers that answer late, slowly or "not now", on real libp2p nodes
+ * over loopback (a scripted grant source stands in for the chain):
+ * - the receiver keeps "one grant, one result" when two deliveries of a grant wait for it on
+ *   chain at once (a fast-path grant is polled for);
+ * - a pending result goes to its receiver when it connects even while another receiver's flush
+ *   hangs (each peer is flushed on its own);
+ * - a result a connected receiver refused for now (`busy`) is sent again while it stays
+ *   connected, no sooner than its `retryAfterMs`.
+ */
+import {
+  encodeHpkeSealed,
+  generateX25519KeyPair,
+  hpkeSeal,
+  privateKeySigner,
+} from '@digicap/capsule-core'
+import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
+import {
+  addressToBytes,
+  grantIdOf,
+  handle,
+  type ResultAck,
+  type ResultDelivery,
+  request,
+  resultAad,
+  resultHashOf,
+  resultProtocol,
+  signResult,
+} from '@digicap/protocol'
+import { multiaddr } from '@multiformats/multiaddr'
+import { randomBytes } from 'ethers'
+import { afterAll, describe, expect, it } from 'vitest'
+import { createResultDeliverer, createResultReceiver } from '../src/index.ts'
+import { pendingNote } from '../src/node/run-socket/index.ts'
+
+const nodes: DigicapNode[] = []
+const node = async () => {
+  const n = await createDigicapNode({ pubsub: false })
+  nodes.push(n)
+  return n
+}
+afterAll(async () => {
+  for (const n of nodes) await n.stop().catch(() => {})
+})
+const bytes = (n: number) => Uint8Array.from(randomBytes(n))
+const domain = { chainId: 31337n, verifyingContract: `0x${'11'.repeat(20)}` as const }
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const until = async (test: () => boolean, ms: number) => {
+  const end = Date.now() + ms
+  while (!test() && Date.now() < end) await sleep(20)
+  return test()
+}
+const runIds = () => ({
+  runId: bytes(32),
+  capsuleId: bytes(32),
+  grantId: bytes(32),
+  measurement: bytes(32),
+  runMeasurement: bytes(32),
+})
+
+describe('the receiver: one grant, one result', () => {
+  it('two deliveries of one grant that both wait for it on chain: one is accepted, the other refused replayed', async () => {
+    const execKey = bytes(32)
+    const signer = privateKeySigner(execKey)
+    const receiverKeys = generateX25519KeyPair()
+    const grant = {
+      executor: addressToBytes(signer.address),
+      capsuleId: bytes(32),
+      ephemeralKey: bytes(32),
+      runIndex: 0n,
+    }
+    const measurement = bytes(32)
+    const grantId = grantIdOf(domain, grant, measurement)
+    // the fast path's audit record is mined 1.5 s from now: both deliveries poll for it
+    const minedAt = Date.now() + 1500
+    const grants = { domain, getGrant: async () => (Date.now() >= minedAt ? grant : undefined) }
+    const [E, R] = await Promise.all([node(), node()])
+    const receiver = createResultReceiver({ privateKey: receiverKeys.privateKey })({
+      libp2p: R.libp2p,
+      grants,
+    })
+    await receiver.start()
+    await E.libp2p.dial(multiaddr(R.multiaddrs()[0]))
+    const delivery = async (text: string): Promise<ResultDelivery> => {
+      const ids = { runId: bytes(32), capsuleId: grant.capsuleId, grantId }
+      const sealed = encodeHpkeSealed(
+        await hpkeSeal(receiverKeys.publicKey, new TextEncoder().encode(text), resultAad(ids)),
+      )
+      const fields = {
+        ...ids,
+        executor: grant.executor,
+        receiverKey: receiverKeys.publicKey,
+        measurement,
+        runMeasurement: bytes(32),
+        resultHash: resultHashOf(sealed),
+        resultSize: sealed.length,
+      }
+      return { ...fields, signature: signResult(fields, domain, execKey), hpke: sealed }
+    }
+    const results: string[] = []
+    receiver.events.addEventListener('result', (e) =>
+      results.push(new TextDecoder().decode((e as CustomEvent).detail.output)),
+    )
+    const first = request(E.libp2p, R.libp2p.peerId, resultProtocol, await delivery('result A'), {
+      timeout: 20_000,
+    })
+    await sleep(120)
+    const second = request(E.libp2p, R.libp2p.peerId, resultProtocol, await delivery('result B'), {
+      timeout: 20_000,
+    })
+    const acks: ResultAck[] = await Promise.all([first, second])
+    await receiver.stop()
+    expect(results).toEqual(['result A'])
+    expect(acks.map((a) => (a.status === 'ok' ? 'ok' : a.reasonCode))).toEqual(['ok', 'replayed'])
+  }, 30_000)
+})
+
+describe('the deliverer: pending results', () => {
+  it('a receiver that never answers holds up only its own results: another one connecting meanwhile gets its result', async () => {
+    const [E, A, B] = await Promise.all([node(), node(), node()])
+    const deliverer = createResultDeliverer({ directDeadlineMs: 200, requestTimeoutMs: 8000 })({
+      libp2p: E.libp2p,
+      store: heliaCapsuleStore(E.helia),
+      domain,
+      signer: privateKeySigner(bytes(32)),
+    })
+    let toA = 0
+    let toB = 0
+    await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
+      toA++
+      return { runId: m.runId, status: 'ok' }
+    })
+    await handle(
+      B.libp2p,
+      resultProtocol,
+      async (m, ctx): Promise<ResultAck> => {
+        toB++
+        await new Promise((r) => ctx.signal.addEventListener('abort', r))
+        return { runId: m.runId, status: 'ok' }
+      },
+      { timeout: 60_000 },
+    )
+    const receiver = (n: DigicapNode) => ({
+      publicKey: generateX25519KeyPair().publicKey,
+      peerId: n.peerId,
+    })
+    // E knows neither address: both direct attempts fail and both results wait
+    const out = await deliverer.deliver(runIds(), [receiver(B), receiver(A)], new Uint8Array(8))
+    expect(out.map((d) => d.status)).toEqual(['stored', 'stored'])
+    await B.libp2p.dial(multiaddr(E.multiaddrs()[0])) // B's flush hangs for 8 s
+    expect(await until(() => toB === 1, 5000)).toBe(true)
+    await A.libp2p.dial(multiaddr(E.multiaddrs()[0]))
+    // A's result goes while B's exchange still hangs
+    expect(await until(() => deliverer.pending() === 1, 4000)).toBe(true)
+    expect([toA, toB]).toEqual([1, 1])
+    deliverer.stop()
+  }, 30_000)
+
+  it('a result a connected receiver refused busy is sent again while it stays connected, after its retryAfterMs', async () => {
+    const [E, A] = await Promise.all([node(), node()])
+    const deliverer = createResultDeliverer({ directDeadlineMs: 200, flushRetryBaseMs: 100 })({
+      libp2p: E.libp2p,
+      store: heliaCapsuleStore(E.helia),
+      domain,
+      signer: privateKeySigner(bytes(32)),
+    })
+    const at: number[] = []
+    await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
+      at.push(Date.now())
+      return at.length === 1
+        ? { runId: m.runId, status: 'refused', reasonCode: 'busy', retryAfterMs: 700 }
+        : { runId: m.runId, status: 'ok' }
+    })
+    const out = await deliverer.deliver(
+      runIds(),
+      [{ publicKey: generateX25519KeyPair().publicKey, peerId: A.peerId }],
+      new Uint8Array(8),
+    )
+    expect(out[0]?.status).toBe('stored')
+    await A.libp2p.dial(multiaddr(E.multiaddrs()[0]))
+    expect(await deliverer.drained(5000)).toBe(true)
+    expect(at).toHaveLength(2)
+    // the receiver asked for 700 ms; the deliverer's own first wait is 100 ms
+    expect((at[1] as number) - (at[0] as number)).toBeGreaterThanOrEqual(690)
+    deliverer.stop()
+  }, 30_000)
+})
+
+describe('a one-shot run with results left pending', () => {
+  it('says they will not be delivered once it exits (pending records live in its process)', () => {
+    expect(pendingNote(0)).toBe('')
+    const note = pendingNote(2)
+    expect(note).toContain('2 result(s)')
+    expect(note).toContain('not announced to them: this process exits now')
+    expect(note).not.toMatch(/serve` delivers them/)
+  })
+})
