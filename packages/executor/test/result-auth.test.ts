@@ -230,6 +230,35 @@ describe('result authentication (anvil + libp2p)', () => {
     }
   })
 
+  it('a replay write that fails spends nothing, even with another queued behind it', async () => {
+    const path = join(await mkdtemp(join(tmpdir(), 'replays-')), 'replays.json')
+    let writes = 0
+    const store = fileResultReplays({ path })({
+      async writeJsonAtomic(p, v) {
+        // the first write fails late (a full disk), once the second call is already queued
+        if (++writes === 1) {
+          await new Promise((r) => setTimeout(r, 50))
+          throw Object.assign(new Error('no space left'), { code: 'ENOSPC' })
+        }
+        await writeJsonAtomic(p, v)
+      },
+    })
+    await store.load()
+    const a = [`r0x${'aa'.repeat(32)}`, `g0x${'ab'.repeat(32)}`]
+    const b = [`r0x${'bb'.repeat(32)}`, `g0x${'bc'.repeat(32)}`]
+    const outcomes = await Promise.allSettled([store.add(a), store.add(b)])
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled'])
+    // after a restart: b is spent; a (refused busy when its write failed) can still be delivered
+    const loaded = await fileResultReplays({ path })({ writeJsonAtomic }).load()
+    expect(loaded).toEqual(b)
+    // and a later write keeps b without bringing a back
+    await store.add([`r0x${'cc'.repeat(32)}`])
+    expect(await fileResultReplays({ path })({ writeJsonAtomic }).load()).toEqual([
+      ...b,
+      `r0x${'cc'.repeat(32)}`,
+    ])
+  })
+
   it('refuses forgeries with their typed reason and still takes the honest result of that grant', async () => {
     refusals.length = 0
     const g = await grantOnChain()

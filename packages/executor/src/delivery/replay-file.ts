@@ -44,7 +44,8 @@ export function fileResultReplays(
 ): (components: FileResultReplaysComponents) => ResultReplayStore {
   const maxIds = init.maxIds ?? 20_000
   return ({ writeJsonAtomic }) => {
-    let ids: string[] = []
+    /** The ids the file holds (loaded, or written by a write that succeeded). */
+    let committed: string[] = []
     // Writes go one at a time, in order: a later snapshot never lands before an earlier one.
     let writing: Promise<void> = Promise.resolve()
 
@@ -75,19 +76,20 @@ export function fileResultReplays(
         if (!d.ids.every((x): x is string => typeof x === 'string' && ID.test(x))) {
           throw bad('malformed id')
         }
-        ids = d.ids.slice(-maxIds)
-        return [...ids]
+        committed = d.ids.slice(-maxIds)
+        return [...committed]
       },
       add(newIds) {
-        ids.push(...newIds)
-        if (ids.length > maxIds) ids = ids.slice(-maxIds)
-        const snapshot = { version: VERSION, ids: [...ids] }
-        const next = writing.then(() => writeJsonAtomic(init.path, snapshot))
-        // One failed write must not fail every later one; its caller sees it through `next`
-        // (and refuses that result `busy`), so its ids are not spent after all.
-        writing = next.catch(() => {
-          ids = ids.filter((x) => !newIds.includes(x))
+        // Each snapshot is what the file holds plus this call's ids, made when its turn comes:
+        // a write that failed (its result refused `busy`, nothing spent) never lands in a later
+        // one's snapshot, and a later call's ids never ride on an earlier write (review).
+        const next = writing.then(async () => {
+          const ids = [...committed, ...newIds].slice(-maxIds)
+          await writeJsonAtomic(init.path, { version: VERSION, ids })
+          committed = ids
         })
+        // One failed write must not fail every later one; its caller sees it through `next`.
+        writing = next.catch(() => {})
         return next
       },
     }
