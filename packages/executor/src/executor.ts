@@ -28,6 +28,7 @@ import {
   type Delivery,
   type ResultDelivererInit,
 } from './delivery/deliverer.ts'
+import type { PendingDeliveryStore } from './delivery/pending-file.ts'
 import { CapsuleUnverifiedError, ExecutorStateError } from './errors.ts'
 import { type FetchProgress, type LoadedCapsule, loadCapsule } from './load/loader.ts'
 import type { RunAttestationAgent } from './run/attestation.ts'
@@ -158,6 +159,11 @@ export interface ExecutorComponents {
    */
   readonly attestation?: RunAttestationAgent | undefined
   readonly logger?: { info(msg: string): void; warn(msg: string): void } | undefined
+  /**
+   * Keeps results waiting for offline receivers across restarts (`filePendingDeliveries`);
+   * `start()` takes back what an earlier process left. Omitted: they live in this process.
+   */
+  readonly pendingDeliveries?: PendingDeliveryStore | undefined
 }
 
 export interface Executor {
@@ -253,6 +259,7 @@ export function createExecutor(init: ExecutorInit = {}) {
         verifyingContract: chain.accessController as `0x${string}`,
       },
       signer,
+      pending: components.pendingDeliveries,
     })
 
     const runCapsule = async (
@@ -487,6 +494,16 @@ export function createExecutor(init: ExecutorInit = {}) {
         inbox = await createReleaseInbox(libp2p, (e: ReleaseInboxEvent) => {
           events.dispatchEvent(new CustomEvent(e.type, { detail: e }))
         })
+        // What an earlier process (or one killed) left for offline receivers goes out from here.
+        const { restored, skipped } = await deliverer.restore().catch((err: unknown) => {
+          components.logger?.warn(`pending results not restored: ${String(err)}`)
+          return { restored: 0, skipped: [] as string[] }
+        })
+        if (restored > 0) components.logger?.info(`${restored} pending result(s) restored`)
+        if (skipped.length > 0)
+          components.logger?.warn(
+            `pending result files skipped (unreadable): ${skipped.join(', ')}`,
+          )
       },
       async stop() {
         deliverer.stop()

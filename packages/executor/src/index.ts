@@ -102,6 +102,13 @@ export { createResultDeliverer } from './delivery/deliverer.ts'
 export type { EthersResultGrantsInit, ResultGrantSource } from './delivery/grants.ts'
 export { ethersResultGrants } from './delivery/grants.ts'
 export type {
+  FilePendingDeliveriesComponents,
+  FilePendingDeliveriesInit,
+  PendingDeliveryStore,
+  PendingRecord,
+} from './delivery/pending-file.ts'
+export { filePendingDeliveries } from './delivery/pending-file.ts'
+export type {
   FileResultReplaysComponents,
   FileResultReplaysInit,
 } from './delivery/replay-file.ts'

@@ -8,12 +8,16 @@
  * - a result a connected receiver refused for now (`busy`) is sent again while it stays
  *   connected, no sooner than its `retryAfterMs`.
  */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
   encodeHpkeSealed,
   generateX25519KeyPair,
   hpkeSeal,
   privateKeySigner,
 } from '@digicap/capsule-core'
+import { writeJsonAtomic } from '@digicap/cli-kit'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import {
   addressToBytes,
@@ -30,7 +34,7 @@ import {
 import { multiaddr } from '@multiformats/multiaddr'
 import { randomBytes } from 'ethers'
 import { afterAll, describe, expect, it } from 'vitest'
-import { createResultDeliverer, createResultReceiver } from '../src/index.ts'
+import { createResultDeliverer, createResultReceiver, filePendingDeliveries } from '../src/index.ts'
 import { pendingNote } from '../src/node/run-socket/index.ts'
 
 const nodes: DigicapNode[] = []
@@ -186,12 +190,73 @@ describe('the deliverer: pending results', () => {
   }, 30_000)
 })
 
+describe('pending results across processes (filePendingDeliveries)', () => {
+  it('a copy reported stored is on disk; the next process on the folder sends it when the receiver connects, and skips a damaged record', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pending-results-'))
+    try {
+      const signer = privateKeySigner(bytes(32))
+      const [E1, A] = await Promise.all([node(), node()])
+      const first = createResultDeliverer({ directDeadlineMs: 200 })({
+        libp2p: E1.libp2p,
+        store: heliaCapsuleStore(E1.helia),
+        domain,
+        signer,
+        pending: filePendingDeliveries({ dir })({ writeJsonAtomic }),
+      })
+      const ids = runIds()
+      const out = await first.deliver(
+        ids,
+        [{ publicKey: generateX25519KeyPair().publicKey, peerId: A.peerId }],
+        new TextEncoder().encode('kept for later'),
+      )
+      expect(out[0]?.status).toBe('stored')
+      // reported stored: its record is already on disk (a kill -9 from here loses nothing)
+      const [record] = readdirSync(dir).filter((f) => f.endsWith('.json'))
+      expect(record).toBeDefined()
+      // a record cut short by a bad disk, under another name: skipped, never sent
+      const damaged = `${'ab'.repeat(32)}-${'cd'.repeat(32)}.json`
+      writeFileSync(
+        join(dir, damaged),
+        readFileSync(join(dir, record as string), 'utf8').slice(0, 90),
+      )
+      first.stop() // this process is gone; its memory with it
+      await E1.stop()
+      const E2 = await node()
+      const second = createResultDeliverer({ directDeadlineMs: 200 })({
+        libp2p: E2.libp2p,
+        store: heliaCapsuleStore(E2.helia),
+        domain,
+        signer,
+        pending: filePendingDeliveries({ dir })({ writeJsonAtomic }),
+      })
+      expect(await second.restore()).toEqual({ restored: 1, skipped: [damaged] })
+      const got: ResultDelivery[] = []
+      await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
+        got.push(m)
+        return { runId: m.runId, status: 'ok' }
+      })
+      await A.libp2p.dial(multiaddr(E2.multiaddrs()[0]))
+      expect(await second.drained(5000)).toBe(true)
+      expect(got).toHaveLength(1)
+      expect(got[0]?.resultCid).toBe(out[0]?.resultCid)
+      expect(Buffer.from(got[0]?.runId ?? []).equals(Buffer.from(ids.runId))).toBe(true)
+      // delivered: its record is gone; the damaged file stays for the operator to look at
+      expect(
+        await until(() => readdirSync(dir).filter((f) => f.endsWith('.json')).length === 1, 3000),
+      ).toBe(true)
+      expect(readdirSync(dir)).toContain(damaged)
+      second.stop()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
+})
+
 describe('a one-shot run with results left pending', () => {
-  it('says they will not be delivered once it exits (pending records live in its process)', () => {
+  it('says where they are kept and who sends them (the next node on the folder)', () => {
     expect(pendingNote(0)).toBe('')
     const note = pendingNote(2)
     expect(note).toContain('2 result(s)')
-    expect(note).toContain('not announced to them: this process exits now')
-    expect(note).not.toMatch(/serve` delivers them/)
+    expect(note).toContain('kept in pending-results/')
   })
 })

@@ -12,6 +12,7 @@ import {
   encodeHpkeSealed,
   hpkeSeal,
   type Receiver,
+  toHex,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
 import {
@@ -34,6 +35,7 @@ import {
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ResultDeliveryError } from '../errors.ts'
+import type { PendingDeliveryStore } from './pending-file.ts'
 
 /** What happened to one receiver's copy. */
 export interface Delivery {
@@ -85,9 +87,20 @@ export interface ResultDelivererComponents {
   readonly domain: ResultDomain
   /** The executor's account (the grant's executor): signs each delivery, wherever its key is. */
   readonly signer: DigicapSigner
+  /**
+   * Keeps pending copies across restarts (`filePendingDeliveries`): a copy is reported
+   * `stored` once it is kept there. Without it they live in this process only.
+   */
+  readonly pending?: PendingDeliveryStore | undefined
 }
 
 export interface ResultDeliverer {
+  /**
+   * Takes back the pending copies the store kept (an earlier process's, or one killed), to send
+   * each when its receiver connects (at once to one connected now). Returns how many, and the
+   * store's files that did not read as a record (skipped, never sent).
+   */
+  restore(): Promise<{ restored: number; skipped: string[] }>
   deliver(ids: ResultIds, receivers: readonly Receiver[], output: Uint8Array): Promise<Delivery[]>
   /** Deliveries waiting for their receiver to connect. */
   pending(): number
@@ -102,6 +115,9 @@ interface PendingDelivery {
 }
 
 const INLINE_LIMIT = MAX_RESULT_FRAME - 1024
+
+/** One receiver's copy of one run. */
+const fileKey = (m: ResultDelivery): string => `${toHex(m.runId)}-${toHex(m.receiverKey)}`
 
 function isRetryable(err: unknown): boolean {
   return !(err instanceof ResultRefusedError) || err.details.retryable === true
@@ -120,6 +136,13 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
     const { signer } = components
     const executor = addressToBytes(signer.address)
     const pending: PendingDelivery[] = []
+    const kept = components.pending
+    /** Drops a copy: delivered, or refused for good. Its record goes too. */
+    const done = (item: PendingDelivery): void => {
+      const i = pending.indexOf(item)
+      if (i >= 0) pending.splice(i, 1)
+      void kept?.remove(item.message).catch(() => {})
+    }
     const timeout = init.requestTimeoutMs ?? 30_000
     const send = async (peer: PeerId, message: ResultDelivery): Promise<void> => {
       const ack: ResultAck = await request(libp2p, peer, resultProtocol, message, { timeout })
@@ -158,10 +181,10 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
           if (!item.peer.equals(peer)) continue
           try {
             await send(item.peer, item.message)
-            pending.splice(pending.indexOf(item), 1)
+            done(item)
           } catch (err) {
             // a final refusal ends it; anything else stays pending, tried again below
-            if (!isRetryable(err)) pending.splice(pending.indexOf(item), 1)
+            if (!isRetryable(err)) done(item)
             const after = findRefusal(err)?.details.retryAfterMs
             if (typeof after === 'number') hint = Math.max(hint, after)
           }
@@ -193,6 +216,30 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
     libp2p.addEventListener('peer:connect', onConnect)
 
     return {
+      async restore() {
+        if (kept === undefined) return { restored: 0, skipped: [] }
+        const { records, skipped } = await kept.load()
+        let restored = 0
+        for (const r of records) {
+          let peer: PeerId
+          try {
+            peer = peerIdFromString(r.peer)
+          } catch {
+            skipped.push(r.peer)
+            continue
+          }
+          // already here (restore called twice): one copy
+          const copy = fileKey(r.message)
+          if (pending.some((p) => fileKey(p.message) === copy)) continue
+          pending.push({ peer, message: r.message })
+          restored++
+        }
+        for (const peer of new Set(pending.map((p) => p.peer.toString()))) {
+          const id = peerIdFromString(peer)
+          if (libp2p.getConnections(id).length > 0) void flush(id)
+        }
+        return { restored, skipped }
+      },
       async deliver(ids, receivers, output) {
         const aad = resultAad(ids)
         const out: Delivery[] = []
@@ -255,7 +302,11 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
             throw new ResultDeliveryError('Could not store the sealed result', { cause })
           }
           if (peer) {
-            pending.push({ peer, message: { ...signed, resultCid } })
+            const item = { peer, message: { ...signed, resultCid } }
+            // Kept before it is reported `stored`: a crash from here on loses nothing. A store
+            // that is full or failing leaves the copy in this process only.
+            await kept?.put({ peer: peer.toString(), message: item.message }).catch(() => false)
+            pending.push(item)
             out.push({ receiver: i, peerId: r.peerId, status: 'stored', resultCid, attempts })
           } else {
             out.push({ receiver: i, status: 'stored-no-peer', resultCid, attempts })

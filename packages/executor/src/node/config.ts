@@ -55,6 +55,8 @@ export const executorNodePaths = (dataDir: string) => ({
   receiverKey: join(dataDir, 'receiver.key'),
   /** The result receiver's spent run and grant ids (replays refused across restarts). */
   receiverReplays: join(dataDir, 'receiver-replays.json'),
+  /** Results waiting for offline receivers, one file each (sent by whichever node runs next). */
+  pendingResults: join(dataDir, 'pending-results'),
   ipfs: join(dataDir, 'ipfs'),
   /** The attestation record (EK, AK, boot PCRs) whose SHA-256 `register` registers. */
   attestationRecord: join(dataDir, 'attestation-record.bin'),

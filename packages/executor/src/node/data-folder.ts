@@ -131,6 +131,7 @@ export async function createExecutorNode(
       listen: options.listen ?? config.listen,
       ipfsDir: paths.ipfs,
       receiverReplaysFile: paths.receiverReplays,
+      pendingResultsDir: paths.pendingResults,
       attestation,
       sandboxes: options.sandboxes,
       start: options.executor,

@@ -49,6 +49,7 @@ export function executorNode(
       // With a TPM every run is measured into PCR 23 (the run's hooks reach the agent here).
       ...(attestation === undefined ? {} : { attestation: holding?.run ?? attestation.agent }),
       ...(c.logger === undefined ? {} : { logger: c.logger }),
+      ...(c.pendingDeliveries === undefined ? {} : { pendingDeliveries: c.pendingDeliveries }),
     })
     let unserve: (() => Promise<void>) | undefined
     return {

@@ -10,6 +10,7 @@ import type { DigicapSigner } from '@digicap/capsule-core'
 import { writeJsonAtomic } from '@digicap/cli-kit'
 import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p/light'
 import type { ExecutorChain } from '../chain.ts'
+import { filePendingDeliveries } from '../delivery/pending-file.ts'
 import { fileResultReplays } from '../delivery/replay-file.ts'
 import { jsonRpcGetCapsule } from '../registry/json-rpc-registry.ts'
 import type { SandboxSet } from '../sandbox/select.ts'
@@ -47,6 +48,8 @@ export interface OpenExecutorNodeParameters extends ExecutorNodeInit, ExecutorCh
   readonly ipfsDir?: string | undefined
   /** The result receiver's replay memory file; default in memory. */
   readonly receiverReplaysFile?: string | undefined
+  /** Results waiting for offline receivers, kept across restarts; default in memory. */
+  readonly pendingResultsDir?: string | undefined
   readonly attestation?: NodeAttestation | undefined
   readonly sandboxes?: SandboxSet | undefined
   /** Start it (key releases, attestation) before returning. Default true. */
@@ -116,6 +119,10 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
       p.receiverReplaysFile === undefined
         ? undefined
         : fileResultReplays({ path: p.receiverReplaysFile })({ writeJsonAtomic }),
+    pendingDeliveries:
+      p.pendingResultsDir === undefined
+        ? undefined
+        : filePendingDeliveries({ dir: p.pendingResultsDir })({ writeJsonAtomic }),
   })
   const stop = async () => {
     await en.stop()

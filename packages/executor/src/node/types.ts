@@ -5,6 +5,7 @@ import type { DigicapSigner } from '@digicap/capsule-core'
 import type { CapsuleStore, DigicapNode } from '@digicap/p2p'
 import type { ResultGrantSource, ResultReceiver, ResultReplayStore } from '@digicap/protocol'
 import type { ExecutorChain } from '../chain.ts'
+import type { PendingDeliveryStore } from '../delivery/pending-file.ts'
 import type { Executor, ExecutorComponents, ExecutorInit } from '../executor.ts'
 import type { OciSandboxInit } from '../sandbox/oci/oci-sandbox.ts'
 import type { SandboxSet } from '../sandbox/select.ts'
@@ -46,6 +47,8 @@ export interface ExecutorNodeComponents {
   readonly resultGrants?: ResultGrantSource | undefined
   /** For `receiver()`: spent run and grant ids kept across restarts. */
   readonly resultReplays?: ResultReplayStore | undefined
+  /** Results waiting for offline receivers, kept across restarts (`filePendingDeliveries`). */
+  readonly pendingDeliveries?: PendingDeliveryStore | undefined
   readonly logger?: ExecutorComponents['logger']
 }
 

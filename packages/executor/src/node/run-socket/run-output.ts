@@ -47,13 +47,13 @@ export function startLine(
 }
 
 /**
- * Said on stderr after a one-shot run whose results wait on IPFS for offline receivers. Pending
- * deliveries live in the process that made them: this one exits, and a `serve` started later
- * does not know them (an attacker's review found the old note promised it would).
+ * Said on stderr after a one-shot run whose results wait on IPFS for offline receivers: their
+ * deliveries are kept in the data folder (`pending-results/`), and the next node on it sends
+ * them when the receivers connect.
  */
 export const pendingNote = (pending: number): string =>
   pending > 0
-    ? `  ${pending} result(s) for offline receivers are sealed and stored on IPFS, but not announced to them: this process exits now. Run with \`executor-node serve\` up (the run is then handed to it) to have results delivered when receivers connect\n`
+    ? `  ${pending} result(s) for offline receivers are stored on IPFS and kept in pending-results/: the next \`executor-node serve\` on this folder delivers them when they connect\n`
     : ''
 
 /** `executor-node run`'s flags, as parsed. */
