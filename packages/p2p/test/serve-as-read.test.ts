@@ -137,3 +137,57 @@ describe('the serving side sends each block as it is read', () => {
     }
   }, 60_000)
 })
+
+describe('a block held but unreadable (its capsule file changed under the reference)', () => {
+  it('is not served, and the blocks wanted with it still are, at once', async () => {
+    const { mkdtemp, open, rm, utimes, writeFile } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const { sha256 } = await import('multiformats/hashes/sha2')
+    const { openFsCapsuleImporter } = await import('../src/import.ts')
+    const MiB = 1024 * 1024
+    const dir = await mkdtemp(join(tmpdir(), 'serve-poisoned-'))
+    const dataDir = join(dir, 'data')
+    const [fileA, fileB] = [join(dir, 'a.bin'), join(dir, 'b.bin')]
+    const [a, b] = [randomBytes(3 * MiB), randomBytes(3 * MiB)]
+    await writeFile(fileA, a)
+    await writeFile(fileB, b)
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    await importer.put({ path: fileA })
+    await importer.put({ path: fileB })
+    await importer.close()
+    // one byte of A's first leaf changes in place, after the add
+    const fh = await open(fileA, 'r+')
+    await fh.write(Uint8Array.of((a[5] as number) ^ 1), 0, 1, 5)
+    await fh.close()
+    await utimes(fileA, new Date(), new Date(Date.now() + 5000))
+    const leaf = async (bytes: Uint8Array) => CID.createV1(RAW_CODE, await sha256.digest(bytes))
+    const server = await createDigicapNode({ dataDir, datastore: 'memory' })
+    const fetcher = await createDigicapNode()
+    try {
+      await fetcher.libp2p.dial(multiaddr(server.multiaddrs()[0] as string))
+      const get = async (cid: CID) => {
+        const started = Date.now()
+        const parts: Uint8Array[] = []
+        for await (const p of fetcher.helia.blockstore.get(cid, {
+          signal: AbortSignal.timeout(8000),
+        }))
+          parts.push(p)
+        return Date.now() - started
+      }
+      const bad = get(await leaf(a.subarray(0, MiB))).then(
+        () => 'served',
+        () => 'not served',
+      )
+      // B's leaves are wanted in the same message as A's damaged one
+      const good = await Promise.all(
+        [0, 1, 2].map(async (i) => get(await leaf(b.subarray(i * MiB, (i + 1) * MiB)))),
+      )
+      for (const ms of good) expect(ms).toBeLessThan(5000)
+      expect(await bad).toBe('not served')
+    } finally {
+      await Promise.all([server.stop(), fetcher.stop()])
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+})

@@ -162,7 +162,16 @@ async function answer(ledger: Ledger, want: LedgerWant, options?: ReadOptions): 
     }
     return { block }
   } catch (err) {
-    if (!NOT_HELD.has((err as Error).name)) throw err
+    if (!NOT_HELD.has((err as Error).name)) {
+      // A block held but not readable as its CID (a capsule file changed under a reference
+      // entry, a disk error): not served, and not read again for this want until it expires.
+      // Thrown, it left every other want of the batch `sending`, never served (review).
+      want.status = 'sent'
+      want.expires = Date.now() + ledger.doNotResendBlockWindow
+      if (!want.sendDontHave || want.sentDoNotHave === true) return undefined
+      want.sentDoNotHave = true
+      return { presence: 'DoNotHaveBlock' }
+    }
     // asked again later; may be dropped first if the want list grows too large
     want.status = 'want'
     want.haveBlock = false
