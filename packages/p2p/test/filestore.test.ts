@@ -3,7 +3,7 @@
  * capsule file (one write of the capsule instead of two), served by a real node over bitswap,
  * and a referenced block whose file changed, shrank or went away is never served as other bytes.
  */
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import {
   mkdir,
@@ -317,6 +317,41 @@ describe('filestore: blocks kept as references to the capsule file', () => {
     await expect(
       store.putReference(cid as CID, { path: join(dir, 'x'), offset: -1, length: 1 }),
     ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+    // a length no block has (read, it would allocate 3 GiB): not a reference of this store
+    await expect(
+      store.putReference(cid as CID, { path: join(dir, 'x'), offset: 0, length: 3 * 1024 * MiB }),
+    ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+    await writeFile(
+      join(entry.parentPath, entry.name),
+      JSON.stringify({ v: 1, path: join(dir, 'x'), offset: 0, length: 3 * 1024 * MiB }),
+    )
+    expect(await store.has(cid as CID)).toBe(false)
+    await store.close()
+  })
+
+  it('a FIFO swapped in for a referenced file is absent: the read returns, and the file read after it is served', async () => {
+    const store = new FilestoreBlockstore(join(dir, 'f-blocks'), join(dir, 'f-refs'))
+    await store.open()
+    const bytes = randomBytes(64 * 1024)
+    const file = join(dir, 'fifo-target.bin')
+    await writeFile(file, bytes)
+    const [cid] = await leafCids(bytes)
+    await store.putReference(cid as CID, { path: file, offset: 0, length: bytes.length })
+    // the path now names a FIFO nobody writes to: an open without O_NONBLOCK never returns
+    await rm(file)
+    const made = spawnSync('mkfifo', [file])
+    expect(made.status).toBe(0)
+    const read = collect(store.get(cid as CID)).then(
+      () => 'read',
+      (e: Error) => e.name,
+    )
+    expect(await Promise.race([read, new Promise((r) => setTimeout(() => r('hung'), 3000))])).toBe(
+      'NotFoundError',
+    )
+    // the regular file back at the path: served again
+    await rm(file)
+    await writeFile(file, bytes)
+    expect(Buffer.compare(await collect(store.get(cid as CID)), bytes)).toBe(0)
     await store.close()
   })
 

@@ -21,6 +21,12 @@ export interface FileReference {
 const VERSION = 1
 /** A reference is a few hundred bytes; anything larger is not one. */
 const MAX_REFERENCE_BYTES = 8192
+/**
+ * The largest block a reference may name: bitswap's 4 MiB message bound (the importer's leaves
+ * are 1 MiB). A longer one is not a block of this store: read, it would allocate its length (a
+ * hand-made entry of 3 GiB aborted the process; review).
+ */
+export const MAX_REFERENCED_BLOCK = 4 * 1024 * 1024
 
 export function encodeFileReference(ref: FileReference): Uint8Array {
   return new TextEncoder().encode(
@@ -46,6 +52,7 @@ export function isFileReference(ref: unknown): ref is FileReference {
     isAbsolute(r.path) &&
     isCount(r.offset) &&
     isCount(r.length) &&
+    r.length <= MAX_REFERENCED_BLOCK &&
     (r.stamp === undefined ||
       (typeof r.stamp === 'object' &&
         r.stamp !== null &&

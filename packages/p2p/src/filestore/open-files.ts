@@ -11,7 +11,7 @@
  * is opened anew, and the size and modification time a block's stamp is checked against are
  * those of the file at the path.
  */
-import type { Stats } from 'node:fs'
+import { constants, type Stats } from 'node:fs'
 import { type FileHandle, open, stat } from 'node:fs/promises'
 
 /** An open file is closed after this long with no block read from it. */
@@ -103,9 +103,14 @@ export class OpenFiles {
   }
 
   #open(path: string): OpenFile {
-    const ready = open(path, 'r').then(async (handle) => {
+    // O_NONBLOCK: a FIFO swapped in at the path (after its `stat`) must not hold a thread-pool
+    // thread, and every later read of the path, in an open that never returns (review). It
+    // changes nothing for a regular file, and anything else is refused as absent.
+    const ready = open(path, constants.O_RDONLY | constants.O_NONBLOCK).then(async (handle) => {
       try {
-        const { dev, ino } = await handle.stat()
+        const info = await handle.stat()
+        if (!info.isFile()) throw new Error(`${path} is not a regular file`)
+        const { dev, ino } = info
         return { handle, dev, ino }
       } catch (err) {
         await handle.close().catch(() => {})
