@@ -28,6 +28,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ABSENT_RECHECK_MS } from '../src/filestore/filestore-blockstore.ts'
 import { OPEN_FILE_IDLE_MS } from '../src/filestore/open-files.ts'
 import { shardFolderFaults } from '../src/filestore/shard-folder.ts'
 import {
@@ -327,6 +328,31 @@ describe('filestore: blocks kept as references to the capsule file', () => {
     )
     expect(await store.has(cid as CID)).toBe(false)
     await store.close()
+  })
+
+  it('a block found absent is answered absent for ABSENT_RECHECK_MS without looking again; one written here is present at once', async () => {
+    const blocks = join(dir, 'a-blocks')
+    const refs = join(dir, 'a-refs')
+    const store = new FilestoreBlockstore(blocks, refs)
+    const other = new FilestoreBlockstore(blocks, refs) // another process on the data folder
+    await store.open()
+    await other.open()
+    const [first, second] = [randomBytes(100), randomBytes(100)]
+    const [a] = await leafCids(first)
+    const [b] = await leafCids(second)
+    expect(await store.has(a as CID)).toBe(false)
+    expect(await store.has(b as CID)).toBe(false)
+    await other.put(a as CID, first)
+    // on disk now, but this store looked a moment ago: still absent, no file-system call
+    expect(await store.has(a as CID)).toBe(false)
+    // a block this store writes itself is present at once
+    await store.put(b as CID, second)
+    expect(await store.has(b as CID)).toBe(true)
+    // and the other process's block once the wait is over
+    await new Promise((r) => setTimeout(r, ABSENT_RECHECK_MS + 50))
+    expect(await store.has(a as CID)).toBe(true)
+    await store.close()
+    await other.close()
   })
 
   it('a FIFO swapped in for a referenced file is absent: the read returns, and the file read after it is served', async () => {

@@ -35,6 +35,16 @@ class NotFoundError extends Error {
 
 /** References kept in memory: 4096 entries is 4 GiB of capsule, ~1 MiB of memory. */
 const REFERENCE_CACHE_ENTRIES = 4096
+/**
+ * How long a block found absent is answered absent without looking again. Bitswap's serving side
+ * asks again for every want still open on every message a peer sends: one peer holding 1,000
+ * wants for blocks this node never had, and sending a want every 5 ms, kept its event loop
+ * 1–1.5 s behind (review). A block this store writes is never in it; one another process on the
+ * data folder adds is seen within this time.
+ */
+export const ABSENT_RECHECK_MS = 1000
+/** Absent blocks remembered at most. */
+const ABSENT_ENTRIES = 16_384
 
 /** Only SHA-256 blocks can be references: the hash is checked again on every read. */
 export const REFERENCE_HASH_CODE = sha256.code
@@ -69,6 +79,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
   readonly #refs: ShardFolder
   /** References read lately (an entry is a few hundred bytes); dropped with their block. */
   readonly #cache = new Map<string, FileReference>()
+  /** Blocks found absent lately, by CID, with when (`ABSENT_RECHECK_MS`). */
+  readonly #absent = new Map<string, number>()
   /** Copies being written, by CID: a second `put` of the same block joins the first. */
   readonly #writing = new Map<string, Promise<CID>>()
   /** The files references point into, kept open while their blocks are read (ADR 0061). */
@@ -113,6 +125,7 @@ export class FilestoreBlockstore extends BaseBlockstore {
     options?: Options,
   ): Promise<CID> {
     const id = key.toString()
+    this.#absent.delete(id)
     const pending = this.#writing.get(id)
     if (pending) return pending
     const written = this.#writeCopy(key, val, options).finally(() => this.#writing.delete(id))
@@ -169,6 +182,7 @@ export class FilestoreBlockstore extends BaseBlockstore {
     options?.signal?.throwIfAborted()
     await this.#refs.writeWhole(key, encoded)
     this.#cache.delete(key.toString())
+    this.#absent.delete(key.toString())
     return key
   }
 
@@ -201,11 +215,17 @@ export class FilestoreBlockstore extends BaseBlockstore {
    * the copies first, two missing-file lookups per block served from references (ADR 0060).
    */
   override async has(key: CID, options?: Options): Promise<boolean> {
-    const known = this.#cache.get(key.toString())
+    const id = key.toString()
+    const known = this.#cache.get(id)
     if (known) return (await this.#fileHolds(known)) || (await this.#hasCopy(key, options))
+    const since = this.#absent.get(id)
+    if (since !== undefined && Date.now() - since < ABSENT_RECHECK_MS) return false
     if (await this.#hasCopy(key, options)) return true
     const ref = await this.reference(key, options)
-    return ref !== undefined && (await this.#fileHolds(ref))
+    if (ref !== undefined && (await this.#fileHolds(ref))) return true
+    if (this.#absent.size >= ABSENT_ENTRIES) this.#absent.clear()
+    this.#absent.set(id, Date.now())
+    return false
   }
 
   /** Whether a copy of `key` is there: one `access` on the calling thread, not a round trip (ADR 0063). */
