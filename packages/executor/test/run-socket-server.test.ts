@@ -16,7 +16,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs'
-import { connect, type Socket } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -132,6 +132,62 @@ console.log('ready')`,
     expect(lstatSync(runSocketPaths(dir).socket).isSocket()).toBe(true)
     await serve(dir, answering('next'))
     expect(await runViaDaemon(dir, 'bafy-z', {})).toEqual({ cid: 'bafy-z', by: 'next' })
+  })
+})
+
+describe('run socket: another daemon’s files', () => {
+  it('a dead daemon’s token is gone before the new socket answers: a CLI never reads it', async () => {
+    for (let round = 0; round < 5; round++) {
+      const dir = folder()
+      const { socket, token } = runSocketPaths(dir)
+      writeFileSync(token, 'ab'.repeat(32), { mode: 0o600 })
+      let seenOld = false
+      let probing = true
+      const probe = (async () => {
+        while (probing) {
+          const up = await new Promise<boolean>((resolve) => {
+            const s = connect(socket)
+            s.once('connect', () => {
+              s.destroy()
+              resolve(true)
+            })
+            s.once('error', () => resolve(false))
+          })
+          if (up) {
+            const held = (() => {
+              try {
+                return readFileSync(token, 'utf8')
+              } catch {
+                return ''
+              }
+            })()
+            if (held === 'ab'.repeat(32)) seenOld = true
+            return
+          }
+        }
+      })()
+      await serve(dir, answering('fresh'))
+      await probe
+      probing = false
+      expect(seenOld).toBe(false)
+      await servers.pop()?.close()
+    }
+  })
+
+  it('close() leaves a socket file and a token that are not its own (another daemon’s since)', async () => {
+    const dir = folder()
+    const first = await serveRunSocket(answering('first'), { dataDir: dir })
+    const { socket, token } = runSocketPaths(dir)
+    // the files now belong to someone else (a daemon that took them in another namespace)
+    rmSync(socket)
+    rmSync(token)
+    const other = createServer((s) => s.destroy())
+    await new Promise<void>((r) => other.listen(socket, () => r()))
+    writeFileSync(token, 'cd'.repeat(32), { mode: 0o600 })
+    await first.close()
+    expect(lstatSync(socket).isSocket()).toBe(true)
+    expect(readFileSync(token, 'utf8')).toBe('cd'.repeat(32))
+    await new Promise<void>((r) => other.close(() => r()))
   })
 })
 

@@ -12,9 +12,10 @@
  * leaves no lock behind. The socket file and the token are made only under that lock.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { realpathSync } from 'node:fs'
-import { chmod, open, rename, rm } from 'node:fs/promises'
+import { statSync } from 'node:fs'
+import { chmod, link, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { connect, createServer, type Server, type Socket } from 'node:net'
+import { dirname, join } from 'node:path'
 import type { Executor, RunCapsuleOptions } from '../../executor.ts'
 import {
   encodeFrame,
@@ -86,16 +87,22 @@ const MAX_SOCKET_PATH_BYTES = 107
 /** Stage and progress frames are skipped while this much is queued for a CLI not reading. */
 const MAX_QUEUED_BYTES = 256 * 1024
 
-/** The data folder's lock: an abstract socket name (no file) derived from its real path. */
-function lockName(dataDir: string): string {
-  let real = dataDir
+/**
+ * The data folder's lock: an abstract socket name (no file), from the folder's device and inode,
+ * so that two paths to one folder (a bind mount) share it and one path naming two folders (two
+ * mount namespaces) does not (review). Linux only, and within one network namespace: elsewhere
+ * (macOS, Windows) libuv refuses the name, and the socket file's probe stands in, as before.
+ */
+function lockName(dataDir: string): string | undefined {
+  if (process.platform !== 'linux') return undefined
+  let id = dataDir
   try {
-    real = realpathSync(dataDir)
+    const { dev, ino } = statSync(dataDir)
+    id = `${dev}:${ino}`
   } catch {
     // a folder that does not exist yet: its own name
   }
-  const id = createHash('sha256').update(real).digest('hex').slice(0, 32)
-  return `\0digicap-executor-${id}`
+  return `\0digicap-executor-${createHash('sha256').update(id).digest('hex').slice(0, 32)}`
 }
 
 function listen(server: Server, path: string): Promise<void> {
@@ -197,15 +204,23 @@ export async function serveRunSocket(
     })
   }
   // The lock first: nothing of another daemon's (socket, token) is touched before it is held.
-  const lock = createServer((s) => s.destroy())
-  try {
-    await listen(lock, lockName(init.dataDir))
-  } catch (err) {
-    if ((err as { code?: unknown }).code !== 'EADDRINUSE') throw err
-    throw new RunSocketError('Another daemon serves this data folder', {
+  const inUse = async () =>
+    new RunSocketError('Another daemon serves this data folder', {
       details: { reason: 'in-use', path, answers: await answers(path) },
       hint: 'Stop the other `executor-node serve` first.',
     })
+  const lock = createServer((s) => s.destroy())
+  const name = lockName(init.dataDir)
+  if (name === undefined) {
+    // no abstract namespace: a daemon that answers on the socket file is the lock (racy)
+    if (await answers(path)) throw await inUse()
+  } else {
+    try {
+      await listen(lock, name)
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EADDRINUSE') throw err
+      throw await inUse()
+    }
   }
   const token = randomBytes(32)
   let runs = 0
@@ -312,24 +327,43 @@ export async function serveRunSocket(
   }
 
   const server = createServer(handle)
+  let bound: number | undefined
+  /** Removes the socket file and the token only while they are this daemon's (review). */
+  const removeOwn = async () => {
+    const held = await readFile(tokenPath, 'utf8').catch(() => undefined)
+    if (held === token.toString('hex')) await rm(tokenPath, { force: true })
+    const file = await stat(path).catch(() => undefined)
+    if (file !== undefined && file.ino === bound) await rm(path, { force: true })
+  }
   try {
-    // Under the lock, a socket file here is a dead daemon's: replaced.
+    // Under the lock, a socket file and a token here are a dead daemon's: removed before this
+    // socket answers, so no CLI reads the old token and is refused (review: 6 of 20 restarts).
+    await rm(tokenPath, { force: true })
     await rm(path, { force: true })
     // The socket is made 0600 as it is bound (umask), then checked with chmod: no window in
     // which another user could connect.
+    // Bound under a name of its own, then linked as run.sock: libuv unlinks a server's bound
+    // name when it closes, and that name must never be a run.sock another daemon made since.
+    const own = join(dirname(path), `r${randomBytes(3).toString('hex')}`)
     const umask = process.umask(0o177)
     try {
-      await listen(server, path)
+      await listen(server, own)
     } finally {
       process.umask(umask)
     }
-    await chmod(path, 0o600)
+    try {
+      await chmod(own, 0o600)
+      await link(own, path)
+    } finally {
+      await rm(own, { force: true })
+    }
+    bound = (await stat(path)).ino
     // The token last, once the socket answers: a CLI that reads it finds the daemon.
     await replaceFile(tokenPath, token.toString('hex'))
   } catch (err) {
     server.close()
-    lock.close()
-    await rm(path, { force: true })
+    if (lock.listening) lock.close()
+    await removeOwn()
     throw err
   }
 
@@ -355,9 +389,8 @@ export async function serveRunSocket(
         clearTimeout(timer)
         for (const s of live) s.destroy()
         await stopped
-        await rm(tokenPath, { force: true })
-        await rm(path, { force: true })
-        lock.close()
+        await removeOwn()
+        if (lock.listening) lock.close()
       })()
       return closing
     },
