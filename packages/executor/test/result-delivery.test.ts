@@ -192,6 +192,68 @@ describe('the deliverer: pending results', () => {
   }, 30_000)
 })
 
+describe('the deliverer: a receiver that stays connected', () => {
+  it('gets a copy stored while it refused for now (past the direct deadline) without reconnecting', async () => {
+    const [E, A] = await Promise.all([node(), node()])
+    const deliverer = createResultDeliverer({ directDeadlineMs: 300, flushRetryBaseMs: 100 })({
+      libp2p: E.libp2p,
+      store: heliaCapsuleStore(E.helia),
+      domain,
+      signer: privateKeySigner(bytes(32)),
+    })
+    const mined = Date.now() + 1200 // the fast path's grant is on chain from then on
+    const got: ResultDelivery[] = []
+    await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
+      if (Date.now() < mined)
+        return { runId: m.runId, status: 'refused', reasonCode: 'unknown-grant' }
+      got.push(m)
+      return { runId: m.runId, status: 'ok' }
+    })
+    await E.libp2p.dial(multiaddr(A.multiaddrs()[0]))
+    const out = await deliverer.deliver(
+      runIds(),
+      [{ publicKey: generateX25519KeyPair().publicKey, peerId: A.peerId }],
+      new Uint8Array(8),
+    )
+    expect(out[0]?.status).toBe('stored')
+    expect(await deliverer.drained(6000)).toBe(true)
+    expect(got).toHaveLength(1)
+    expect(got[0]?.resultCid).toBe(out[0]?.resultCid)
+    expect(E.libp2p.getConnections(A.libp2p.peerId).length).toBeGreaterThan(0)
+    deliverer.stop()
+  }, 30_000)
+
+  it('drops a copy still refused for now after pendingMaxAgeMs: no retries for ever', async () => {
+    const [E, A] = await Promise.all([node(), node()])
+    const deliverer = createResultDeliverer({
+      directDeadlineMs: 200,
+      flushRetryBaseMs: 100,
+      pendingMaxAgeMs: 600,
+    })({
+      libp2p: E.libp2p,
+      store: heliaCapsuleStore(E.helia),
+      domain,
+      signer: privateKeySigner(bytes(32)),
+    })
+    let asked = 0
+    await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
+      asked++
+      return { runId: m.runId, status: 'refused', reasonCode: 'fetch-failed' }
+    })
+    await E.libp2p.dial(multiaddr(A.multiaddrs()[0]))
+    await deliverer.deliver(
+      runIds(),
+      [{ publicKey: generateX25519KeyPair().publicKey, peerId: A.peerId }],
+      new Uint8Array(8),
+    )
+    expect(await deliverer.drained(5000)).toBe(true)
+    const after = asked
+    await sleep(800)
+    expect(asked).toBe(after)
+    deliverer.stop()
+  }, 30_000)
+})
+
 describe('the deliverer: several receivers', () => {
   it('tries receivers side by side: three unreachable ones cost one direct deadline, not three', async () => {
     const E = await node()

@@ -75,6 +75,11 @@ export interface ResultDelivererInit {
    * `retryAfterMs`. Default 1 000.
    */
   readonly flushRetryBaseMs?: number
+  /**
+   * How long a stored copy its receiver keeps refusing for now (`unknown-grant`, `fetch-failed`,
+   * `busy`) is tried, ms; then it is dropped with its record. Default 7 days.
+   */
+  readonly pendingMaxAgeMs?: number
 }
 
 export interface ResultDelivererComponents {
@@ -112,6 +117,8 @@ export interface ResultDeliverer {
 interface PendingDelivery {
   readonly peer: PeerId
   readonly message: ResultDelivery
+  /** When it was stored (ms since the epoch): a copy still refused after `pendingMaxAgeMs` goes. */
+  readonly since: number
 }
 
 const INLINE_LIMIT = MAX_RESULT_FRAME - 1024
@@ -168,6 +175,7 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
     const timers = new Map<string, ReturnType<typeof setTimeout>>()
     const backoff = new Map<string, number>()
     const retryBase = init.flushRetryBaseMs ?? 1000
+    const maxAge = init.pendingMaxAgeMs ?? 7 * 24 * 3600_000
     let stopped = false
     const flush = async (peer: PeerId): Promise<void> => {
       const key = peer.toString()
@@ -186,7 +194,9 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
             done(item)
           } catch (err) {
             // a final refusal ends it; anything else stays pending, tried again below
-            if (!isRetryable(err)) done(item)
+            // …and so does one refused for now for longer than it may wait (a grant that never
+            // came, blocks gone): retried every 30 s for ever otherwise, its file never freed
+            if (!isRetryable(err) || Date.now() - item.since > maxAge) done(item)
             const after = findRefusal(err)?.details.retryAfterMs
             if (typeof after === 'number') hint = Math.max(hint, after)
           }
@@ -233,7 +243,7 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
           // already here (restore called twice): one copy
           const copy = fileKey(r.message)
           if (pending.some((p) => fileKey(p.message) === copy)) continue
-          pending.push({ peer, message: r.message })
+          pending.push({ peer, message: r.message, since: r.since ?? Date.now() })
           restored++
         }
         for (const peer of new Set(pending.map((p) => p.peer.toString()))) {
@@ -301,11 +311,14 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
             throw new ResultDeliveryError('Could not store the sealed result', { cause })
           }
           if (peer) {
-            const item = { peer, message: { ...signed, resultCid } }
+            const item = { peer, message: { ...signed, resultCid }, since: Date.now() }
             // Kept before it is reported `stored`: a crash from here on loses nothing. A store
             // that is full or failing leaves the copy in this process only.
             await kept?.put({ peer: peer.toString(), message: item.message }).catch(() => false)
             pending.push(item)
+            // a receiver still connected (it refused for now past the direct deadline) gets the
+            // copy from the retry loop, not only at its next connect (review)
+            if (libp2p.getConnections(peer).length > 0) void flush(peer)
             return { receiver: i, peerId: r.peerId, status: 'stored', resultCid, attempts }
           }
           return { receiver: i, status: 'stored-no-peer', resultCid, attempts }

@@ -20,6 +20,8 @@ import { decodeResultDelivery, encodeResultDelivery, type ResultDelivery } from 
 export interface PendingRecord {
   readonly peer: string
   readonly message: ResultDelivery
+  /** When the copy was stored (ms since the epoch), as its file says. */
+  readonly since?: number | undefined
 }
 
 /** Where a deliverer keeps its pending copies across restarts. */
@@ -94,10 +96,8 @@ export function filePendingDeliveries(
             // only a stored copy (a CID, no inline bytes) under its own name
             if (message.resultCid === undefined || fileOf(message) !== name)
               throw new Error('format')
-            records.push({
-              at: typeof doc.at === 'number' ? doc.at : 0,
-              record: { peer: doc.peer, message },
-            })
+            const at = typeof doc.at === 'number' ? doc.at : 0
+            records.push({ at, record: { peer: doc.peer, message, since: at } })
           } catch {
             skipped.push(name)
           }
