@@ -345,8 +345,11 @@ describe('filestore: blocks kept as references to the capsule file', () => {
     await other.put(a as CID, first)
     // on disk now, but this store looked a moment ago: still absent, no file-system call
     expect(await store.has(a as CID)).toBe(false)
-    // a block this store writes itself is present at once
-    await store.put(b as CID, second)
+    // a block this store writes itself is present at once, even one found absent while it was
+    // being written (helia asks `has`, then puts)
+    const writing = store.put(b as CID, second)
+    expect(await store.has(b as CID)).toBe(false)
+    await writing
     expect(await store.has(b as CID)).toBe(true)
     // and the other process's block once the wait is over
     await new Promise((r) => setTimeout(r, ABSENT_RECHECK_MS + 50))

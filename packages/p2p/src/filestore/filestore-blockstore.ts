@@ -128,7 +128,11 @@ export class FilestoreBlockstore extends BaseBlockstore {
     this.#absent.delete(id)
     const pending = this.#writing.get(id)
     if (pending) return pending
-    const written = this.#writeCopy(key, val, options).finally(() => this.#writing.delete(id))
+    const written = this.#writeCopy(key, val, options).finally(() => {
+      this.#writing.delete(id)
+      // a `has` that ran while the copy was written may have found it absent (review)
+      this.#absent.delete(id)
+    })
     this.#writing.set(id, written)
     return written
   }
@@ -223,6 +227,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
     if (await this.#hasCopy(key, options)) return true
     const ref = await this.reference(key, options)
     if (ref !== undefined && (await this.#fileHolds(ref))) return true
+    // not remembered while this store writes it: it is present as soon as the write ends
+    if (this.#writing.has(id)) return false
     if (this.#absent.size >= ABSENT_ENTRIES) this.#absent.clear()
     this.#absent.set(id, Date.now())
     return false

@@ -163,9 +163,14 @@ async function answer(ledger: Ledger, want: LedgerWant, options?: ReadOptions): 
     return { block }
   } catch (err) {
     if (!NOT_HELD.has((err as Error).name)) {
+      // Thrown, any other error left every other want of the batch `sending`, never served
+      // (review). A passing one (EMFILE, EIO, an abort) leaves the want to be asked again.
+      if ((err as { code?: unknown }).code !== 'CAPSULE_STORE') {
+        want.status = 'want'
+        return undefined
+      }
       // A block held but not readable as its CID (a capsule file changed under a reference
-      // entry, a disk error): not served, and not read again for this want until it expires.
-      // Thrown, it left every other want of the batch `sending`, never served (review).
+      // entry): not served, and not read again for this want until it expires.
       want.status = 'sent'
       want.expires = Date.now() + ledger.doNotResendBlockWindow
       if (!want.sendDontHave || want.sentDoNotHave === true) return undefined
