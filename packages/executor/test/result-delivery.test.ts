@@ -54,6 +54,14 @@ const until = async (test: () => boolean, ms: number) => {
   while (!test() && Date.now() < end) await sleep(20)
   return test()
 }
+/** A deliverer on node `on`, signing as a fresh executor key. */
+const delivererOn = (on: DigicapNode, init: Parameters<typeof createResultDeliverer>[0]) =>
+  createResultDeliverer(init)({
+    libp2p: on.libp2p,
+    store: heliaCapsuleStore(on.helia),
+    domain,
+    signer: privateKeySigner(bytes(32)),
+  })
 const runIds = () => ({
   runId: bytes(32),
   capsuleId: bytes(32),
@@ -124,12 +132,7 @@ describe('the receiver: one grant, one result', () => {
 describe('the deliverer: pending results', () => {
   it('a receiver that never answers holds up only its own results: another one connecting meanwhile gets its result', async () => {
     const [E, A, B] = await Promise.all([node(), node(), node()])
-    const deliverer = createResultDeliverer({ directDeadlineMs: 200, requestTimeoutMs: 8000 })({
-      libp2p: E.libp2p,
-      store: heliaCapsuleStore(E.helia),
-      domain,
-      signer: privateKeySigner(bytes(32)),
-    })
+    const deliverer = delivererOn(E, { directDeadlineMs: 200, requestTimeoutMs: 8000 })
     let toA = 0
     let toB = 0
     await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
@@ -164,12 +167,7 @@ describe('the deliverer: pending results', () => {
 
   it('a result a connected receiver refused busy is sent again while it stays connected, after its retryAfterMs', async () => {
     const [E, A] = await Promise.all([node(), node()])
-    const deliverer = createResultDeliverer({ directDeadlineMs: 200, flushRetryBaseMs: 100 })({
-      libp2p: E.libp2p,
-      store: heliaCapsuleStore(E.helia),
-      domain,
-      signer: privateKeySigner(bytes(32)),
-    })
+    const deliverer = delivererOn(E, { directDeadlineMs: 200, flushRetryBaseMs: 100 })
     const at: number[] = []
     await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
       at.push(Date.now())
@@ -195,12 +193,7 @@ describe('the deliverer: pending results', () => {
 describe('the deliverer: a receiver that stays connected', () => {
   it('gets a copy stored while it refused for now (past the direct deadline) without reconnecting', async () => {
     const [E, A] = await Promise.all([node(), node()])
-    const deliverer = createResultDeliverer({ directDeadlineMs: 300, flushRetryBaseMs: 100 })({
-      libp2p: E.libp2p,
-      store: heliaCapsuleStore(E.helia),
-      domain,
-      signer: privateKeySigner(bytes(32)),
-    })
+    const deliverer = delivererOn(E, { directDeadlineMs: 300, flushRetryBaseMs: 100 })
     const mined = Date.now() + 1200 // the fast path's grant is on chain from then on
     const got: ResultDelivery[] = []
     await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
@@ -225,15 +218,10 @@ describe('the deliverer: a receiver that stays connected', () => {
 
   it('drops a copy still refused for now after pendingMaxAgeMs: no retries for ever', async () => {
     const [E, A] = await Promise.all([node(), node()])
-    const deliverer = createResultDeliverer({
+    const deliverer = delivererOn(E, {
       directDeadlineMs: 200,
       flushRetryBaseMs: 100,
       pendingMaxAgeMs: 600,
-    })({
-      libp2p: E.libp2p,
-      store: heliaCapsuleStore(E.helia),
-      domain,
-      signer: privateKeySigner(bytes(32)),
     })
     let asked = 0
     await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
@@ -258,12 +246,7 @@ describe('the deliverer: several receivers', () => {
   it('tries receivers side by side: three unreachable ones cost one direct deadline, not three', async () => {
     const E = await node()
     const offline = await Promise.all([node(), node(), node()])
-    const deliverer = createResultDeliverer({ directDeadlineMs: 1500 })({
-      libp2p: E.libp2p,
-      store: heliaCapsuleStore(E.helia),
-      domain,
-      signer: privateKeySigner(bytes(32)),
-    })
+    const deliverer = delivererOn(E, { directDeadlineMs: 1500 })
     // E knows none of their addresses: each direct attempt runs to its deadline
     const started = Date.now()
     const out = await deliverer.deliver(
