@@ -53,6 +53,7 @@ it('public surface is deliberate', () => {
       "environmentMeasurement",
       "ethersExecutorChain",
       "ethersResultGrants",
+      "filePendingDeliveries",
       "fileResultReplays",
       "jobFromBundle",
       "loadCapsule",
