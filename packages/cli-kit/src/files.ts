@@ -12,12 +12,19 @@ export const TEMP_PREFIX = '.tmp-'
 const TEMP_OWNER = /\.(\d+)\.[0-9a-f]{12}$/
 
 /**
- * Writes `value` as pretty JSON to `path` atomically, mode 0600: a temp file beside it,
- * fsync, rename, then fsync of the folder so the rename itself survives a power cut. A crash
- * leaves the old file or the new one, never a torn one (and maybe a temp file: see
- * {@link removeStaleTemps}).
+ * Writes `value` as pretty JSON to `path` atomically, mode 0600 ({@link writeFileAtomic}).
  */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`)
+}
+
+/**
+ * Writes `text` to `path` atomically, mode 0600: a new temp file beside it (`wx`: never one a
+ * link points at), fsync, rename (which replaces a link at `path`, not its target), then fsync
+ * of the folder so the rename itself survives a power cut. A crash leaves the old file or the
+ * new one, never a torn one (and maybe a temp file: see {@link removeStaleTemps}).
+ */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
   const dir = dirname(path)
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const tmp = join(
@@ -26,7 +33,7 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
   )
   const fh = await open(tmp, 'wx', 0o600)
   try {
-    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`)
+    await fh.writeFile(text)
     await fh.sync()
   } catch (err) {
     await fh.close()

@@ -41,7 +41,7 @@ export {
   NotInitialisedError,
   UsageError,
 } from './errors.ts'
-export { removeStaleTemps, writeJsonAtomic } from './files.ts'
+export { removeStaleTemps, writeFileAtomic, writeJsonAtomic } from './files.ts'
 export { type FileLockOptions, processAlive, withFileLock } from './lock.ts'
 export { EXIT, type Io, jsonReplacer, printError, progressReporter } from './output.ts'
 export {

@@ -193,9 +193,9 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
             await send(item.peer, item.message)
             done(item)
           } catch (err) {
-            // a final refusal ends it; anything else stays pending, tried again below
-            // …and so does one refused for now for longer than it may wait (a grant that never
-            // came, blocks gone): retried every 30 s for ever otherwise, its file never freed
+            // A final refusal ends it, and so does a refusal for now older than maxAge (a grant
+            // that never came, blocks gone: retried every 30 s for ever otherwise, its file
+            // never freed). Anything else stays pending, tried again below.
             if (!isRetryable(err) || Date.now() - item.since > maxAge) done(item)
             const after = findRefusal(err)?.details.retryAfterMs
             if (typeof after === 'number') hint = Math.max(hint, after)

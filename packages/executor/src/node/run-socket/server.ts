@@ -13,9 +13,10 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { statSync } from 'node:fs'
-import { chmod, link, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { chmod, link, readFile, rm, stat } from 'node:fs/promises'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
+import { writeFileAtomic } from '@digicap/cli-kit'
 import type { Executor, RunCapsuleOptions } from '../../executor.ts'
 import {
   encodeFrame,
@@ -115,23 +116,6 @@ function listen(server: Server, path: string): Promise<void> {
   })
 }
 
-/** Writes `content` (mode 0600) in a new file beside `path`, then renames it over `path`. */
-async function replaceFile(path: string, content: string): Promise<void> {
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`
-  // 'wx': a new file, never one a link points at; the rename replaces a link, not its target.
-  const handle = await open(temp, 'wx', 0o600)
-  try {
-    await handle.writeFile(content)
-    await handle.chmod(0o600)
-  } finally {
-    await handle.close()
-  }
-  await rename(temp, path).catch(async (err) => {
-    await rm(temp, { force: true })
-    throw err
-  })
-}
-
 function refusal(reason: string, details: Record<string, unknown> = {}): RunAnswer {
   return {
     type: 'error',
@@ -204,22 +188,22 @@ export async function serveRunSocket(
     })
   }
   // The lock first: nothing of another daemon's (socket, token) is touched before it is held.
-  const inUse = async () =>
+  const inUse = (answering: boolean) =>
     new RunSocketError('Another daemon serves this data folder', {
-      details: { reason: 'in-use', path, answers: await answers(path) },
+      details: { reason: 'in-use', path, answers: answering },
       hint: 'Stop the other `executor-node serve` first.',
     })
   const lock = createServer((s) => s.destroy())
   const name = lockName(init.dataDir)
   if (name === undefined) {
     // no abstract namespace: a daemon that answers on the socket file is the lock (racy)
-    if (await answers(path)) throw await inUse()
+    if (await answers(path)) throw inUse(true)
   } else {
     try {
       await listen(lock, name)
     } catch (err) {
       if ((err as { code?: unknown }).code !== 'EADDRINUSE') throw err
-      throw await inUse()
+      throw inUse(await answers(path))
     }
   }
   const token = randomBytes(32)
@@ -359,7 +343,7 @@ export async function serveRunSocket(
     }
     bound = (await stat(path)).ino
     // The token last, once the socket answers: a CLI that reads it finds the daemon.
-    await replaceFile(tokenPath, token.toString('hex'))
+    await writeFileAtomic(tokenPath, token.toString('hex'))
   } catch (err) {
     server.close()
     if (lock.listening) lock.close()
