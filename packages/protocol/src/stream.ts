@@ -81,12 +81,43 @@ export async function sendMessage(
   const frame = encodeFrame(body, checkMaxSize(options.maxSize ?? MAX_CONTROL_FRAME))
   try {
     options.signal?.throwIfAborted()
-    if (!stream.send(frame)) {
-      await stream.onDrain(options.signal === undefined ? {} : { signal: options.signal })
-    }
+    if (!stream.send(frame)) await whenDrained(stream, options.signal)
   } catch (err) {
     throw toWireError(err, options.signal)
   }
+}
+
+/**
+ * Resolves at the stream's next `drain` (at once if it needs none); rejects when it closes or
+ * `signal` aborts. Not `stream.onDrain()`: `@libp2p/utils` 7.4 keeps the promise of a stream's
+ * first drain and hands it, settled, to every later call, so after one drain a writer never
+ * waited again and a peer that stopped reading had every later message buffered for it.
+ */
+function whenDrained(stream: MessageStream, signal?: AbortSignal): Promise<void> {
+  if (stream.writableNeedsDrain !== true) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('close', onClose)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const onDrain = () => {
+      done()
+      resolve()
+    }
+    const onClose = (event: Event) => {
+      done()
+      reject((event as Event & { error?: Error }).error ?? new Error('stream closed'))
+    }
+    const onAbort = () => {
+      done()
+      reject(signal?.reason)
+    }
+    if (signal?.aborted === true) return onAbort()
+    stream.addEventListener('drain', onDrain)
+    stream.addEventListener('close', onClose)
+    signal?.addEventListener('abort', onAbort)
+  })
 }
 
 /**
