@@ -67,3 +67,14 @@ export class PubsubDisabledError extends DigicapError {
     super('P2P_PUBSUB_DISABLED', shortMessage, options)
   }
 }
+
+/**
+ * A peer let a send time out: no stream taken, no byte read, or its connection's backlog not
+ * drained within bitswap's send timeout. Its connections are closed with this error (ADR 0066).
+ */
+export class PeerNotReadingError extends DigicapError {
+  override name = 'PeerNotReadingError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('P2P_PEER_NOT_READING', shortMessage, options)
+  }
+}

@@ -27,7 +27,11 @@ import { CONNECTION_MONITOR } from './connection-monitor.ts'
 import { NodeStartError } from './errors.ts'
 import { type BlockSend, installBlockSend } from './fetch/block-send/install.ts'
 import { installReceiveWindow } from './fetch/block-send/receive-window.ts'
-import { installServeAsRead, type ServeAsRead } from './fetch/block-send/serve-as-read.ts'
+import {
+  installServeAsRead,
+  SERVE_MEMORY_BYTES,
+  type ServeAsRead,
+} from './fetch/block-send/serve-as-read.ts'
 import { type HaveFirstFetch, installHaveFirst } from './fetch/have-first/index.ts'
 import { createReceivedDigests } from './fetch/received-digests.ts'
 import {
@@ -114,6 +118,11 @@ export interface CreateDigicapNodeInit {
    * want-block to every connected peer (every peer holding the block sends it).
    */
   fetch?: 'have-first' | 'broadcast'
+  /**
+   * Bytes of blocks this node holds at once to serve peers, all of them together (ADR 0066):
+   * read and not yet taken by the connections. Default {@link SERVE_MEMORY_BYTES} (64 MiB).
+   */
+  servingMemoryBytes?: number
 }
 
 export interface DigicapNode {
@@ -123,6 +132,8 @@ export interface DigicapNode {
   readonly peerId: string
   /** Current listen addresses including `/p2p/<peerId>`. */
   multiaddrs(): string[]
+  /** Bytes of blocks held now to serve peers (bounded by `servingMemoryBytes`). */
+  servingBytes(): number
   /** Stops helia and libp2p and closes the stores. Idempotent. */
   stop(): Promise<void>
 }
@@ -297,7 +308,9 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     await helia.start()
     wantResend = installWantResend(helia, wantResendMs)
     await installReceiveWindow(helia, libp2p as unknown as DigicapLibp2p)
-    serveAsRead = installServeAsRead(helia)
+    serveAsRead = installServeAsRead(helia, {
+      ...(init.servingMemoryBytes === undefined ? {} : { memoryBytes: init.servingMemoryBytes }),
+    })
     // a lost kept stream (ADR 0062): what this node sent the peer on it is sent again at once,
     // its wants to the peer and its answers to the peer's wants
     blockSend = installBlockSend(helia, {
@@ -326,6 +339,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     libp2p,
     peerId: libp2p.peerId.toString(),
     multiaddrs: () => libp2p.getMultiaddrs().map((m) => m.toString()),
+    servingBytes: () => serveAsRead.heldBytes(),
     stop() {
       stopped ??= (async () => {
         wantResend.stop()

@@ -15,10 +15,18 @@
  * ends abnormally (reset or aborted by either side, a failed close) loses every message not yet
  * delivered, wants and blocks alike. That is reported (`onStreamLost`, ADR 0062) so the node
  * sends again what it may have lost at once, not after the 10 s want resend (ADR 0041).
+ *
+ * A message with blocks is done only once the peer's connection holds at most
+ * {@link CONNECTION_BACKLOG_BYTES} unsent in this process (ADR 0066): a stream takes what its
+ * yamux window allows, and a connection whose peer stopped reading kept all of it, for ever
+ * (review: 38 such peers, 615 MiB). A peer that lets a send time out (no stream taken, no bytes
+ * read, no backlog drained within bitswap's send timeout) has its connections closed: what they
+ * hold would never be read.
  */
 import type { Helia } from '@helia/interface'
-import type { PeerId } from '@libp2p/interface'
+import type { Connection, PeerId } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { PeerNotReadingError } from '../../errors.ts'
 import { bitswapBroker } from '../have-first/bitswap-parts.ts'
 import { type EncodableMessage, encodeMessages } from './encode.ts'
 
@@ -34,11 +42,16 @@ interface SendStream {
   status: string
   writeStatus: string
   send(data: Uint8Array | Uint8ArrayList): boolean
-  onDrain(options?: SendOptions): Promise<void>
+  writableNeedsDrain?: boolean
   closeRead(options?: SendOptions): Promise<void>
   close(options?: SendOptions): Promise<void>
   abort(err: Error): void
-  addEventListener(type: 'close', listener: (event: Event) => void, options?: object): void
+  addEventListener(
+    type: 'close' | 'drain',
+    listener: (event: Event) => void,
+    options?: object,
+  ): void
+  removeEventListener(type: 'close' | 'drain', listener: (event: Event) => void): void
 }
 
 /** The parts of bitswap's `Network` used here. */
@@ -46,7 +59,7 @@ interface SendingNetwork {
   sendMessage(peer: PeerId, message: EncodableMessage, options?: SendOptions): Promise<void>
   libp2p: {
     dialProtocol(peer: PeerId, protocol: string, options: object): Promise<SendStream>
-    getConnections(peer?: PeerId): { status: string }[]
+    getConnections(peer?: PeerId): Connection[]
   }
   maxOutgoingMessageSize: number
   messageSendTimeout: number
@@ -96,6 +109,112 @@ export const BLOCK_STREAM_IDLE_MS = 1_000
  */
 export const LOST_STREAM_SPACING_MS = 1_000
 
+/**
+ * What a peer's connection may hold unsent in this process (written, not yet taken by the
+ * kernel's socket buffer) before a message with blocks waits for it to drain: one block, so a
+ * reading peer's pipe stays full. Whatever it holds must drain within the send timeout, or the
+ * connection is closed (a peer could stop reading once the last block was written).
+ */
+export const CONNECTION_BACKLOG_BYTES = 1_048_576
+
+/**
+ * A layer of a libp2p connection that buffers what its lower layer does not take yet
+ * (`@libp2p/utils` 7's `AbstractMessageStream`): the encrypted stream the muxer writes to, and
+ * under it the raw connection (`@libp2p/tcp`'s socket stream).
+ */
+interface BufferingLayer extends Drainable {
+  writeBufferLength: number
+  socket?: { writableLength?: number }
+}
+
+function bufferingLayer(value: unknown): BufferingLayer | undefined {
+  const layer = value as Partial<BufferingLayer> | undefined
+  return typeof layer?.writeBufferLength === 'number' &&
+    typeof layer.addEventListener === 'function' &&
+    typeof layer.removeEventListener === 'function'
+    ? (layer as BufferingLayer)
+    : undefined
+}
+
+/** Where a connection holds bytes unsent: its layers, top first, and the socket under them. */
+interface ConnectionBuffers {
+  layers: BufferingLayer[]
+  /** The raw connection: its `drain` says the socket took everything it held. */
+  raw: BufferingLayer
+}
+
+/** The buffering layers of a libp2p 3 TCP connection; undefined for another shape. */
+function buffersOf(connection: Connection | undefined): ConnectionBuffers | undefined {
+  const c = connection as unknown as { maConn?: unknown; muxer?: { maConn?: unknown } } | undefined
+  const raw = bufferingLayer(c?.maConn)
+  if (raw === undefined) return undefined
+  const encrypted = bufferingLayer(c?.muxer?.maConn)
+  return { layers: encrypted === undefined || encrypted === raw ? [raw] : [encrypted, raw], raw }
+}
+
+const backlogOf = ({ layers, raw }: ConnectionBuffers): number =>
+  layers.reduce((sum, layer) => sum + layer.writeBufferLength, 0) +
+  (raw.socket?.writableLength ?? 0)
+
+/** A stream (or a connection's layer) that says when it can take more (`@libp2p/utils` 7). */
+interface Drainable {
+  writableNeedsDrain?: boolean
+  addEventListener(
+    type: 'close' | 'drain',
+    listener: (event: Event) => void,
+    options?: object,
+  ): void
+  removeEventListener(type: 'close' | 'drain', listener: (event: Event) => void): void
+}
+
+/**
+ * Resolves at `target`'s next `drain` (at once if it needs none); rejects when it closes or
+ * `signal` aborts. Not `onDrain()`: `@libp2p/utils` 7.4 keeps the promise of a stream's first
+ * drain and hands it, settled, to every later call, so after one drain a writer never waited
+ * again and a stream whose peer stopped reading took every block written to it (review).
+ */
+function whenDrained(target: Drainable, signal: AbortSignal): Promise<void> {
+  if (target.writableNeedsDrain !== true) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      target.removeEventListener('drain', onDrain)
+      target.removeEventListener('close', onClose)
+      signal.removeEventListener('abort', onAbort)
+    }
+    const onDrain = () => {
+      done()
+      resolve()
+    }
+    const onClose = (event: Event) => {
+      done()
+      reject((event as Event & { error?: Error }).error ?? new Error('stream closed'))
+    }
+    const onAbort = () => {
+      done()
+      reject(signal.reason)
+    }
+    if (signal.aborted) return onAbort()
+    target.addEventListener('drain', onDrain)
+    target.addEventListener('close', onClose)
+    signal.addEventListener('abort', onAbort)
+  })
+}
+
+/** Resolves after `ms`, or rejects when `signal` aborts first. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
 /** Whether a stream's `close` event says it ended abnormally (reset, aborted, failed close). */
 function endedAbnormally(event: Event): boolean {
   return (event as Event & { error?: Error }).error != null
@@ -127,16 +246,111 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
   const lost = lostStreamReports(network, init.onStreamLost)
   const ownSend = network.sendMessage
   const streams = new Map<string, BlockStream>()
+  /**
+   * The send timeout, with the caller's signal if any. Bitswap's send queue hands every job a
+   * signal of its own that only its shutdown aborts: `signal ?? timeout` never timed out a
+   * serving send, and a peer that stopped reading held its blocks for ever (review).
+   */
+  const deadline = (options?: SendOptions) => {
+    const timeout = AbortSignal.timeout(network.messageSendTimeout)
+    return {
+      timeout,
+      signal: options?.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
+    }
+  }
+  /** Runs `wait` under the send timeout; its expiry is the peer's fault: `PeerNotReadingError`. */
+  const withinTimeout = async (
+    peer: PeerId,
+    what: string,
+    options: SendOptions | undefined,
+    wait: (signal: AbortSignal) => Promise<void>,
+  ) => {
+    const { timeout, signal } = deadline(options)
+    try {
+      await wait(signal)
+    } catch (err) {
+      if (!timeout.aborted) throw err
+      throw new PeerNotReadingError(`Peer did not ${what} in time`, {
+        cause: err,
+        details: { peer: peer.toString(), timeoutMs: network.messageSendTimeout },
+        hint: 'Its connections are closed; it may connect and ask again.',
+      })
+    }
+  }
   // a timer per message only when the stream is full (the peer reads slower than this node sends)
-  const drained = (stream: SendStream, options?: SendOptions) =>
-    stream.onDrain({ signal: options?.signal ?? AbortSignal.timeout(network.messageSendTimeout) })
+  const drained = (peer: PeerId, stream: SendStream, options?: SendOptions) =>
+    withinTimeout(peer, 'read the stream', options, (signal) => whenDrained(stream, signal))
   // a message is one `send`: each `send` was a yamux frame of its own (the length prefix and the
   // block's framing each a frame of a few bytes, each a noise message, each answered by a window
   // update from the receiver: 2 of every 6 frames a block took, ADR 0061)
-  const send = async (stream: SendStream, message: EncodableMessage, options?: SendOptions) => {
+  const send = async (
+    peer: PeerId,
+    stream: SendStream,
+    message: EncodableMessage,
+    options?: SendOptions,
+  ) => {
     for (const { parts } of encodeMessages(message, network.maxOutgoingMessageSize)) {
-      if (!stream.send(new Uint8ArrayList(...parts))) await drained(stream, options)
+      if (!stream.send(new Uint8ArrayList(...parts))) await drained(peer, stream, options)
     }
+  }
+  /**
+   * Connections with bytes left unsent: each must make progress (its socket take all it held)
+   * within the send timeout, one timer per connection at a time, or it is closed.
+   */
+  const watched = new WeakSet<BufferingLayer>()
+  const watchResidue = (peer: PeerId, connection: Connection, buffers: ConnectionBuffers) => {
+    const { raw } = buffers
+    if (watched.has(raw) || backlogOf(buffers) === 0) return
+    watched.add(raw)
+    let drained = false
+    const onDrain = () => {
+      drained = true
+    }
+    raw.addEventListener('drain', onDrain, { once: true })
+    const timer = setTimeout(() => {
+      watched.delete(raw)
+      raw.removeEventListener('drain', onDrain)
+      if (connection.status !== 'open') return
+      if (drained) watchResidue(peer, connection, buffers)
+      else if (backlogOf(buffers) > 0) {
+        connection.abort(
+          new PeerNotReadingError('Peer took none of the bytes left for it in time', {
+            details: {
+              peer: peer.toString(),
+              bytes: backlogOf(buffers),
+              timeoutMs: network.messageSendTimeout,
+            },
+          }),
+        )
+      }
+    }, network.messageSendTimeout)
+    timer.unref?.()
+  }
+  // waits until the connection that carries `stream` holds at most the backlog, and watches
+  // what it still holds
+  const connectionDrained = async (peer: PeerId, stream: SendStream, options?: SendOptions) => {
+    const connection = network.libp2p
+      .getConnections(peer)
+      .find((c) => (c.streams as unknown[]).includes(stream))
+    const buffers = buffersOf(connection)
+    if (connection === undefined || buffers === undefined) return
+    if (backlogOf(buffers) > CONNECTION_BACKLOG_BYTES) {
+      await withinTimeout(peer, 'read the connection', options, async (signal) => {
+        while (backlogOf(buffers) > CONNECTION_BACKLOG_BYTES) {
+          // the highest layer still waiting for the one below, else the socket's own progress
+          // (its `drain` is the raw connection's), checked again shortly
+          const waiting = buffers.layers.find((layer) => layer.writableNeedsDrain === true)
+          if (waiting !== undefined) await whenDrained(waiting, signal)
+          if (backlogOf(buffers) > CONNECTION_BACKLOG_BYTES) await sleep(5, signal)
+          signal.throwIfAborted()
+        }
+      })
+    }
+    watchResidue(peer, connection, buffers)
+  }
+  /** Closes the peer's connections: it let a send time out, what they hold is never read. */
+  const cut = (peer: PeerId, err: PeerNotReadingError) => {
+    for (const connection of network.libp2p.getConnections(peer)) connection.abort(err)
   }
   const closeWhenIdle = (key: string, entry: BlockStream, stream: SendStream) => {
     entry.idle = setTimeout(() => {
@@ -147,17 +361,19 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
     entry.idle.unref?.()
   }
   const open = async (peer: PeerId, options?: SendOptions): Promise<SendStream> => {
-    const signal = options?.signal ?? AbortSignal.timeout(network.messageSendTimeout)
-    const stream = await network.libp2p.dialProtocol(peer, BITSWAP_120, {
-      signal,
-      runOnLimitedConnection: network.runOnLimitedConnections,
+    let stream: SendStream | undefined
+    await withinTimeout(peer, 'take a stream', options, async (signal) => {
+      stream = await network.libp2p.dialProtocol(peer, BITSWAP_120, {
+        signal,
+        runOnLimitedConnection: network.runOnLimitedConnections,
+      })
+      // every message on it since it opened may be undelivered if it ends abnormally
+      stream.addEventListener('close', (event) => {
+        if (endedAbnormally(event)) lost.report(peer)
+      })
+      await stream.closeRead({ signal })
     })
-    // every message on it since it opened may be undelivered if it ends abnormally
-    stream.addEventListener('close', (event) => {
-      if (endedAbnormally(event)) lost.report(peer)
-    })
-    await stream.closeRead({ signal })
-    return stream
+    return stream as SendStream
   }
   /** Writes `message` on the peer's stream (opened if it has none that can carry it). */
   const sendOnStream = async (
@@ -170,10 +386,18 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
     clearTimeout(entry.idle)
     options?.onProgress?.(new CustomEvent('bitswap:send-wantlist', { detail: peer }))
     // a stream that cannot be opened fails the message, as the network's own send does
-    if (!writable(entry.stream)) entry.stream = await open(peer, options)
+    if (!writable(entry.stream)) {
+      try {
+        entry.stream = await open(peer, options)
+      } catch (err) {
+        if (err instanceof PeerNotReadingError) cut(peer, err)
+        throw err
+      }
+    }
     const stream = entry.stream
     try {
-      await send(stream, message, options)
+      await send(peer, stream, message, options)
+      if (message.blocks.size > 0) await connectionDrained(peer, stream, options)
       closeWhenIdle(key, entry, stream)
     } catch (err) {
       // as the network's own send: reported, the stream dropped, the message not retried
@@ -182,6 +406,7 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
       )
       entry.stream = undefined
       stream.abort(err as Error)
+      if (err instanceof PeerNotReadingError) cut(peer, err)
     }
     network._updateSentStats(message.blocks)
   }

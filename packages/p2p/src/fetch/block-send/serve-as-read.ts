@@ -25,6 +25,57 @@ import { type EncodableMessage, varint } from './encode.ts'
  */
 export const SERVE_READ_AHEAD = 2
 
+/**
+ * Bytes of blocks the node's serving side holds at once, every peer together, by default
+ * (ADR 0066): a block is counted from its read until its message is done (handed to the
+ * connection, and the connection's backlog back under `CONNECTION_BACKLOG_BYTES`). 16 peers
+ * served at full speed (4 blocks each); past it, the next read waits its turn. The per-peer
+ * bound alone let many peers that ask and never read take what they liked (review).
+ */
+export const SERVE_MEMORY_BYTES = 64 * 1_048_576
+
+/** What a block is counted before its read (a capsule leaf: 1 MiB); its size once read. */
+const BLOCK_CHARGE = 1_048_576
+
+/** A count of bytes with a limit; a take past it waits its turn (first come, first served). */
+class ByteBudget {
+  held = 0
+  readonly #limit: number
+  readonly #waiting: { bytes: number; go: () => void }[] = []
+  constructor(limit: number) {
+    this.#limit = limit
+  }
+  /** Resolves once `bytes` fit (at once when nothing is held: one block larger than the limit). */
+  take(bytes: number): Promise<void> {
+    if (this.#waiting.length === 0 && this.#fits(bytes)) {
+      this.held += bytes
+      return Promise.resolve()
+    }
+    return new Promise((go) => this.#waiting.push({ bytes, go }))
+  }
+  /** Counts `bytes` more (negative: fewer) without waiting: a block read larger than its charge. */
+  adjust(bytes: number): void {
+    this.held += bytes
+    if (bytes < 0) this.#next()
+  }
+  give(bytes: number): void {
+    this.held -= bytes
+    this.#next()
+  }
+  #fits(bytes: number): boolean {
+    return this.held === 0 || this.held + bytes <= this.#limit
+  }
+  #next(): void {
+    while (this.#waiting.length > 0) {
+      const first = this.#waiting[0] as { bytes: number; go: () => void }
+      if (!this.#fits(first.bytes)) return
+      this.#waiting.shift()
+      this.held += first.bytes
+      first.go()
+    }
+  }
+}
+
 /** A want as the ledger keeps it (`@helia/bitswap` 4, `peer-want-lists/ledger.js`). */
 interface LedgerWant {
   cid: CID
@@ -72,8 +123,15 @@ export interface ServeAsRead {
    * ledger's do-not-resend window is otherwise ignored: asking again brings nothing back.
    */
   answerAgain(peer: PeerId): void
+  /** Bytes of blocks held now: read, and their messages not yet done (see `SERVE_MEMORY_BYTES`). */
+  heldBytes(): number
   /** New ledgers are the ledger's own again (the ones patched keep serving as read). */
   stop(): void
+}
+
+export interface ServeAsReadInit {
+  /** Bytes of blocks held at once, every peer together. Default {@link SERVE_MEMORY_BYTES}. */
+  memoryBytes?: number
 }
 
 function ledgerMapOf(helia: Helia): LedgerMap {
@@ -189,8 +247,34 @@ async function answer(ledger: Ledger, want: LedgerWant, options?: ReadOptions): 
 /** The errors of a block this node does not hold: the store's, and helia's storage offline. */
 const NOT_HELD = new Set(['NotFoundError', 'BlockNotFoundWhileOfflineError'])
 
+/**
+ * `answer`, counted against the node's budget: the charge is the block's size once read, and is
+ * given back when `sent` (the block's message) is done; nothing to send gives it back at once.
+ */
+async function charged(
+  budget: ByteBudget,
+  ledger: Ledger,
+  want: LedgerWant,
+  options?: ReadOptions,
+): Promise<{ answer: Answer; charge: number }> {
+  await budget.take(BLOCK_CHARGE)
+  let answered: Answer
+  try {
+    answered = await answer(ledger, want, options)
+  } catch (err) {
+    budget.give(BLOCK_CHARGE)
+    throw err
+  }
+  if (answered === undefined || !('block' in answered)) {
+    budget.give(BLOCK_CHARGE)
+    return { answer: answered, charge: 0 }
+  }
+  budget.adjust(answered.block.byteLength - BLOCK_CHARGE)
+  return { answer: answered, charge: answered.block.byteLength }
+}
+
 /** The ledger's `sendBlocksToPeer`, sending each block as it is read. */
-async function serve(ledger: Ledger, options?: ReadOptions): Promise<void> {
+async function serve(ledger: Ledger, budget: ByteBudget, options?: ReadOptions): Promise<void> {
   ledger.removeExpiredWants()
   const unsent = [...ledger.wants.values()].filter((w) => w.status === 'want')
   if (unsent.length === 0) return
@@ -208,10 +292,10 @@ async function serve(ledger: Ledger, options?: ReadOptions): Promise<void> {
     return chain
   }
   // reads run ahead of the sends, in want order: the next blocks are read while one is sent
-  const answers: Promise<Answer>[] = []
+  const answers: Promise<{ answer: Answer; charge: number }>[] = []
   const readUpTo = (end: number) => {
     for (let i = answers.length; i < Math.min(end, unsent.length); i++) {
-      const read = answer(ledger, unsent[i] as LedgerWant, options)
+      const read = charged(budget, ledger, unsent[i] as LedgerWant, options)
       read.catch(() => {})
       answers.push(read)
     }
@@ -222,8 +306,11 @@ async function serve(ledger: Ledger, options?: ReadOptions): Promise<void> {
   for (let i = 0; i < unsent.length; i++) {
     readUpTo(i + SERVE_READ_AHEAD)
     const want = unsent[i] as LedgerWant
-    const result = await answers[i]
-    answers[i] = Promise.resolve(undefined)
+    const { answer: result, charge } = await (answers[i] as Promise<{
+      answer: Answer
+      charge: number
+    }>)
+    answers[i] = Promise.resolve({ answer: undefined, charge: 0 })
     if (result === undefined) continue
     if ('presence' in result) {
       presences.blockPresences.set(keyOf(want.cid), { cid: want.cid.bytes, type: result.presence })
@@ -233,7 +320,9 @@ async function serve(ledger: Ledger, options?: ReadOptions): Promise<void> {
     const message = presences
     presences = emptyMessage()
     message.blocks.set(keyOf(want.cid), { prefix: prefixOf(want.cid), data: result.block })
-    sending.push(send(message, result.block.byteLength))
+    const sent = send(message, result.block.byteLength)
+    void sent.finally(() => budget.give(charge))
+    sending.push(sent)
     while (sending.length >= SERVE_READ_AHEAD) await sending.shift()
   }
   if (presences.blockPresences.size > 0) send(presences, 0)
@@ -274,15 +363,16 @@ function answerAgain(ledger: Ledger, now = Date.now()): void {
  * block as it is read.
  * @throws {Error} if helia's bitswap is not of the expected shape.
  */
-export function installServeAsRead(helia: Helia): ServeAsRead {
+export function installServeAsRead(helia: Helia, init: ServeAsReadInit = {}): ServeAsRead {
   const ledgers = ledgerMapOf(helia)
+  const budget = new ByteBudget(init.memoryBytes ?? SERVE_MEMORY_BYTES)
   const ownSet = ledgers.set
   let installed = true
   const patch = (ledger: Ledger) => {
     if (!isLedger(ledger)) {
       throw new Error('@helia/bitswap ledger is not the one serve-as-read.ts drives')
     }
-    ledger.sendBlocksToPeer = (options) => serve(ledger, options)
+    ledger.sendBlocksToPeer = (options) => serve(ledger, budget, options)
   }
   for (const ledger of ledgers.values()) patch(ledger)
   ledgers.set = (peer, ledger) => {
@@ -294,6 +384,7 @@ export function installServeAsRead(helia: Helia): ServeAsRead {
       const ledger = ledgers.get(peer)
       if (isLedger(ledger)) answerAgain(ledger)
     },
+    heldBytes: () => budget.held,
     stop() {
       installed = false
       ledgers.set = ownSet
