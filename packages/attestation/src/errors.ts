@@ -111,6 +111,22 @@ export class AttestationRefusedError extends DigicapError {
   }
 }
 
+/**
+ * A record's EK certificate does not make its EK a TPM's (SPEC.md §9, ADR 0069):
+ * `details.reason` `missing`, `malformed`, `untrusted` (issued by no certificate of the trusted
+ * EK roots), `expired` (outside its validity, or its issuer's) or `key-mismatch` (it certifies
+ * another key than the record's EK).
+ */
+export class EkCertificateError extends DigicapError {
+  override name = 'EkCertificateError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('EK_CERTIFICATE', shortMessage, {
+      hint: 'Register a record made on a TPM whose maker’s CA is in the verifier’s EK roots (its EK certificate is read from the TPM’s NV).',
+      ...options,
+    })
+  }
+}
+
 /** Bytes are not a well-formed attestation record (SPEC.md §9); `details.field`. */
 export class AttestationRecordError extends DigicapError {
   override name = 'AttestationRecordError'

@@ -4,6 +4,7 @@ import * as api from './index.ts'
 it('the public surface changes only on purpose', () => {
   expect(Object.keys(api).sort()).toEqual([
     'ATTESTATION_RECORD_VERSION',
+    'ATTESTATION_RECORD_VERSION_EK_CERTIFICATE',
     'AttestationRecordError',
     'AttestationRefusedError',
     'BINDING_GRANT_ID_LENGTH',
@@ -13,6 +14,7 @@ it('the public surface changes only on purpose', () => {
     'DEFAULT_QUOTE_PCRS',
     'EVENT_KINDS',
     'EVENT_LOG_VERSION',
+    'EkCertificateError',
     'EventLogFormatError',
     'MAX_EVENTS',
     'PCR23_RESET_VALUE',
@@ -39,6 +41,7 @@ it('the public surface changes only on purpose', () => {
     'importAttestationKey',
     'makeCredential',
     'openRunMeasurement',
+    'parseEkRoots',
     'parsePublic',
     'parsePublicArea',
     'parseQuoteAttest',
@@ -51,6 +54,7 @@ it('the public surface changes only on purpose', () => {
     'runEvents',
     'toWireEvidence',
     'verifyAttestation',
+    'verifyEkCertificate',
     'verifyPhase',
     'verifyQuote',
   ])

@@ -44,6 +44,7 @@ export {
   AttestationRecordError,
   AttestationRefusedError,
   CredentialError,
+  EkCertificateError,
   EventLogFormatError,
   QuoteVerificationError,
   RunPcrNotResetError,
@@ -72,7 +73,7 @@ export {
   runEvents,
   verifyPhase,
 } from './phases/phase.ts'
-export type { ActivationCache } from './protocol/activate.ts'
+export type { ActivateOptions, ActivationCache } from './protocol/activate.ts'
 export { activateAttestationKey, createActivationCache } from './protocol/activate.ts'
 export type {
   AttestationChallenge,
@@ -84,6 +85,7 @@ export { fromWireEvidence, toWireEvidence } from './protocol/evidence.ts'
 export type { AttestationRecord } from './registration/record.ts'
 export {
   ATTESTATION_RECORD_VERSION,
+  ATTESTATION_RECORD_VERSION_EK_CERTIFICATE,
   attestationRecordHash,
   decodeAttestationRecord,
   encodeAttestationRecord,
@@ -108,6 +110,8 @@ export {
 } from './verifier/binding.ts'
 export type { QuoteClock } from './verifier/clock.ts'
 export { checkQuoteRollback, checkQuoteSequence } from './verifier/clock.ts'
+export type { EkRoots } from './verifier/ek-certificate.ts'
+export { parseEkRoots, verifyEkCertificate } from './verifier/ek-certificate.ts'
 export { DEFAULT_QUOTE_PCRS, pcrCompositeDigest } from './verifier/pcrs.ts'
 export type { QuoteEvidence, QuoteExpectation, VerifiedQuote } from './verifier/verify-quote.ts'
 export { verifyQuote } from './verifier/verify-quote.ts'

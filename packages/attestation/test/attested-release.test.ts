@@ -278,7 +278,9 @@ describe('attestation record', () => {
       [bytes_.subarray(0, bytes_.length - 1), 'bootPcrs[7]'],
       [Uint8Array.from([...bytes_, 0]), 'end'],
       [Uint8Array.from([0x45, ...bytes_.subarray(1)]), 'magic'],
-      [Uint8Array.from([...bytes_.subarray(0, 4), 2, ...bytes_.subarray(5)]), 'version'],
+      [Uint8Array.from([...bytes_.subarray(0, 4), 3, ...bytes_.subarray(5)]), 'version'],
+      // version 2 promises an EK certificate after the PCRs
+      [Uint8Array.from([...bytes_.subarray(0, 4), 2, ...bytes_.subarray(5)]), 'ekCertificate.size'],
       [Uint8Array.from([...bytes_.subarray(0, 5), 0, 0, ...bytes_.subarray(7)]), 'ekPublic.size'],
     ]
     for (const [b, field] of cases) {

@@ -80,6 +80,7 @@ describe('public surface', () => {
         "notAttestedReason",
         "openNodeSecrets",
         "openSealedSecrets",
+        "parseEkRoots",
         "peerIdFromRegistered",
         "readKeyRecord",
         "readOwner",

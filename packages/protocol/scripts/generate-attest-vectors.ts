@@ -196,8 +196,8 @@ export function generateAttestVectors(): Map<string, string> {
       type: 'attest-evidence',
       expect: 'WIRE_FORMAT',
       field: 'record',
-      comment: 'record is 2314 bytes (at most 2313)',
-      body: raw({ ...e, record: seq(2314, 0) }),
+      comment: 'record is 6412 bytes (at most 6411)',
+      body: raw({ ...e, record: seq(6412, 0) }),
     },
     {
       name: 'evidence-partial-cleanup',

@@ -25,8 +25,11 @@ export const ATTEST_PCRS: readonly number[] = Object.freeze([0, 1, 2, 3, 4, 5, 6
 export const MAX_ATTEST_BYTES = 1024
 /** Largest DGEL event log: header (7) + 64 events of 33 bytes. */
 export const MAX_EVENT_LOG_BYTES = 7 + 64 * 33
-/** Largest attestation record (DGAR: header, two TPM2B_PUBLIC ≤ 1024, 8 PCR values). */
-export const MAX_RECORD_BYTES = 5 + 2 * (2 + 1024) + 8 * 32
+/**
+ * Largest attestation record (DGAR: header, two TPM2B_PUBLIC ≤ 1024, 8 PCR values, and in
+ * version 2 an EK certificate ≤ 4096).
+ */
+export const MAX_RECORD_BYTES = 5 + 2 * (2 + 1024) + 8 * 32 + (2 + 4096)
 
 export interface AttestChallenge {
   /** 32 fresh random bytes from the verifier. */

@@ -16,7 +16,7 @@
  * ```
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,6 +33,12 @@ export interface StartSwtpmOptions {
   swtpmPath?: string
   /** How long to wait for the TPM to answer. Default 10 000 ms. */
   startTimeoutMs?: number
+  /**
+   * Manufactures the TPM first with `swtpm_setup --create-ek-cert`, as a TPM maker does: an RSA
+   * EK and its certificate in NV index `0x01c00002`, issued by a CA made for this TPM alone
+   * (`Swtpm.ekRoots`). Only with a fresh state directory. Default false.
+   */
+  ekCertificate?: boolean
 }
 
 export interface Swtpm {
@@ -42,6 +48,11 @@ export interface Swtpm {
   readonly port: number
   readonly stateDir: string
   readonly pid: number
+  /**
+   * With `ekCertificate`: the PEM of the CA certificates that issued the EK certificate (the
+   * issuer and its root), what a verifier trusts as this TPM's maker.
+   */
+  readonly ekRoots?: string
   /** Stops swtpm and, unless the caller gave `stateDir`, deletes its state. Idempotent. */
   stop(): Promise<void>
 }
@@ -104,6 +115,50 @@ async function waitUntilAnswering(
 }
 
 /**
+ * Manufactures a TPM state in `stateDir` as `swtpm_setup` does for a VM: an RSA 2048 EK (the TCG
+ * default template) and its certificate in NV, issued by a local CA made in `<stateDir>/ca`
+ * (nothing in `/var/lib/swtpm-localca` is read or written). Returns the CA certificates' PEM.
+ */
+async function manufacture(stateDir: string): Promise<string> {
+  const ca = join(stateDir, 'ca')
+  await mkdir(ca, { recursive: true, mode: 0o700 })
+  const caConfig = join(ca, 'swtpm-localca.conf')
+  await writeFile(
+    caConfig,
+    [
+      `statedir = ${ca}`,
+      `signingkey = ${join(ca, 'signkey.pem')}`,
+      `issuercert = ${join(ca, 'issuercert.pem')}`,
+      `certserial = ${join(ca, 'certserial')}`,
+      '',
+    ].join('\n'),
+  )
+  const setupConfig = join(ca, 'swtpm_setup.conf')
+  await writeFile(
+    setupConfig,
+    [
+      'create_certs_tool = swtpm_localca',
+      `create_certs_tool_config = ${caConfig}`,
+      'active_pcr_banks = sha256',
+      '',
+    ].join('\n'),
+  )
+  await execa('swtpm_setup', [
+    '--tpm2',
+    '--tpmstate',
+    stateDir,
+    '--create-ek-cert',
+    '--config',
+    setupConfig,
+    '--overwrite',
+  ])
+  const pems = await Promise.all(
+    ['issuercert.pem', 'swtpm-localca-rootca-cert.pem'].map((f) => readFile(join(ca, f), 'utf8')),
+  )
+  return pems.join('')
+}
+
+/**
  * Starts a real `swtpm` (TPM 2.0, started and cleared) on a free loopback port pair.
  *
  * @throws {TpmUnavailableError} if swtpm or tpm2-tools are missing or the TPM never answers.
@@ -111,6 +166,19 @@ async function waitUntilAnswering(
 export async function startSwtpm(options: StartSwtpmOptions = {}): Promise<Swtpm> {
   const ownDir = options.stateDir === undefined
   const stateDir = options.stateDir ?? (await mkdtemp(join(tmpdir(), 'digicap-swtpm-')))
+  let ekRoots: string | undefined
+  if (options.ekCertificate === true) {
+    try {
+      ekRoots = await manufacture(stateDir)
+    } catch (cause) {
+      if (ownDir) await rm(stateDir, { recursive: true, force: true })
+      throw new TpmUnavailableError('swtpm_setup could not make the EK certificate', {
+        details: { reason: 'swtpm-setup', error: String((cause as Error)?.message).slice(0, 300) },
+        cause,
+        hint: 'Install swtpm-tools (swtpm_setup, swtpm_localca) and gnutls-bin (certtool).',
+      })
+    }
+  }
   let lastError = ''
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePortPair()
@@ -152,6 +220,7 @@ export async function startSwtpm(options: StartSwtpmOptions = {}): Promise<Swtpm
         port,
         stateDir,
         pid: child.pid,
+        ...(ekRoots === undefined ? {} : { ekRoots }),
         stop() {
           stopped ??= (async () => {
             child.kill('SIGTERM')

@@ -23,7 +23,13 @@ import {
   encodeQuote,
   MAX_PCRS_PER_READ,
 } from './commands.ts'
-import { activateCredential, createAk, createEk, readPublic } from './provision.ts'
+import {
+  activateCredential,
+  createAk,
+  createEk,
+  readEkCertificate,
+  readPublic,
+} from './provision.ts'
 import type { AttestationAgent, AttestationAgentInit, CleanupReport } from './types.ts'
 
 export const RUN_PCR = 23
@@ -114,7 +120,8 @@ export function createAttestationAgent(init: AttestationAgentInit): AttestationA
           (await readPublic(tools, ekHandle)) ?? (await createEk(tools, ekKind, ekHandle))
         const akPublic =
           (await readPublic(tools, akHandle)) ?? (await createAk(tools, akKind, akHandle, ekHandle))
-        return { ekPublic, akPublic }
+        const ekCertificate = await readEkCertificate(tools, ekKind)
+        return { ekPublic, akPublic, ...(ekCertificate === undefined ? {} : { ekCertificate }) }
       }),
 
     activateCredential: (credential) =>

@@ -49,6 +49,47 @@ export async function readPublic(
   })
 }
 
+/** The TCG EK Credential Profile's NV index of the EK certificate, by EK kind. */
+export const EK_CERTIFICATE_NV_INDEX: Readonly<Record<KeyKind, number>> = Object.freeze({
+  rsa: 0x01c00002,
+  ecc: 0x01c0000a,
+})
+
+/**
+ * The EK certificate (DER) in the TPM's NV for `kind`, or `undefined` when the index is not
+ * defined (a TPM without one, or swtpm set up without `--create-ek-cert`).
+ */
+export async function readEkCertificate(
+  tools: Tpm2ToolsOptions,
+  kind: KeyKind,
+): Promise<Uint8Array | undefined> {
+  const index = handleText(EK_CERTIFICATE_NV_INDEX[kind])
+  return withDir(async (dir) => {
+    try {
+      await runTpm2Tool(tools, 'tpm2_nvreadpublic', [index])
+    } catch {
+      // not defined: the TPM has no certificate for this EK kind
+      return undefined
+    }
+    await runTpm2Tool(tools, 'tpm2_nvread', ['-C', 'o', '-o', join(dir, 'cert'), index])
+    const der = new Uint8Array(await readFile(join(dir, 'cert')))
+    // NV indices are often larger than their certificate and padded: keep the DER SEQUENCE only
+    return derSequence(der)
+  })
+}
+
+/** The leading DER SEQUENCE of `bytes` (its tag and length say how long it is). */
+function derSequence(bytes: Uint8Array): Uint8Array {
+  if (bytes[0] !== 0x30 || bytes.length < 2) return bytes
+  const first = bytes[1] as number
+  if (first < 0x80) return bytes.subarray(0, 2 + first)
+  const octets = first & 0x7f
+  if (octets === 0 || octets > 3 || bytes.length < 2 + octets) return bytes
+  let length = 0
+  for (let i = 0; i < octets; i++) length = (length << 8) | (bytes[2 + i] as number)
+  return bytes.subarray(0, Math.min(bytes.length, 2 + octets + length))
+}
+
 export async function createEk(
   tools: Tpm2ToolsOptions,
   kind: KeyKind,

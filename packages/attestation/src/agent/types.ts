@@ -29,6 +29,11 @@ export interface AgentKeys {
   ekPublic: Uint8Array
   /** TPM2B_PUBLIC of the AK. */
   akPublic: Uint8Array
+  /**
+   * The EK certificate (X.509 DER) the TPM's maker wrote into its NV, for this EK's kind
+   * (`0x01c00002` RSA 2048, `0x01c0000a` ECC P-256); undefined when the TPM has none.
+   */
+  ekCertificate?: Uint8Array | undefined
 }
 
 /** A quote with what a verifier needs next to it. */

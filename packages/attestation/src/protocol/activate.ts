@@ -16,6 +16,17 @@ import {
 import { makeCredential } from '../credential/make-credential.ts'
 import { AttestationRefusedError } from '../errors.ts'
 import { importAttestationKey } from '../verifier/attestation-key.ts'
+import { type EkRoots, verifyEkCertificate } from '../verifier/ek-certificate.ts'
+
+/** Options of {@link activateAttestationKey}. */
+export interface ActivateOptions extends RequestOptions {
+  /**
+   * The TPM makers' CA certificates (`parseEkRoots`): when given, a record is activated only if
+   * its EK certificate was issued by one of them and names its EK (ADR 0069). Without them, the
+   * EK is whatever key the record's owner registered.
+   */
+  ekRoots?: EkRoots | undefined
+}
 
 /** Remembers which record hashes were activated, so each is activated once (bounded). */
 export interface ActivationCache {
@@ -43,16 +54,32 @@ export function createActivationCache(max = 4096): ActivationCache {
 /**
  * Activates the record's AK against its EK on the executor's TPM.
  *
- * @throws {AttestationRefusedError} `details.reason` `not-activated` (wrong secret, or the
- *   executor's TPM refused: another EK, another AK), `unreachable` (no answer at all), or
- *   `record-mismatch` (the record's EK or AK is not one a credential can be made for).
+ * @throws {AttestationRefusedError} `details.reason` `ek-untrusted` (with `ekRoots`: the EK
+ *   certificate does not make the EK a TPM's; the `EkCertificateError` is the cause),
+ *   `not-activated` (wrong secret, or the executor's TPM refused: another EK, another AK),
+ *   `unreachable` (no answer at all), or `record-mismatch` (the record's EK or AK is not one a
+ *   credential can be made for).
  */
 export async function activateAttestationKey(
   node: ProtocolDialer,
   peer: RequestTarget,
-  record: { ekPublic: Uint8Array; akPublic: Uint8Array },
-  options: RequestOptions = {},
+  record: { ekPublic: Uint8Array; akPublic: Uint8Array; ekCertificate?: Uint8Array | undefined },
+  options: ActivateOptions = {},
 ): Promise<void> {
+  const { ekRoots, ...requestOptions } = options
+  if (ekRoots !== undefined) {
+    try {
+      verifyEkCertificate(record.ekPublic, record.ekCertificate, ekRoots)
+    } catch (cause) {
+      throw new AttestationRefusedError('The record’s EK is not certified by a trusted TPM maker', {
+        details: {
+          reason: 'ek-untrusted',
+          check: String((cause as { details?: { reason?: unknown } }).details?.reason),
+        },
+        cause,
+      })
+    }
+  }
   const secret = new Uint8Array(randomBytes(32))
   let credential: ReturnType<typeof makeCredential>
   try {
@@ -66,7 +93,7 @@ export async function activateAttestationKey(
   }
   let answer: Uint8Array
   try {
-    answer = (await request(node, peer, attestActivateProtocol, credential, options)).secret
+    answer = (await request(node, peer, attestActivateProtocol, credential, requestOptions)).secret
   } catch (cause) {
     // An error reply means the executor's TPM could not activate: not this EK, or not this AK.
     const remote = cause instanceof DigicapError && cause.code === 'WIRE_REMOTE'

@@ -22,6 +22,7 @@ import {
   decodeAttestationRecord,
 } from '../registration/record.ts'
 import type { QuoteClock } from '../verifier/clock.ts'
+import type { EkRoots } from '../verifier/ek-certificate.ts'
 
 export interface AttestedReleaseParameters {
   /** The executor's peer (its registered libp2p peer id). */
@@ -40,6 +41,11 @@ export interface AttestedReleaseParameters {
    * Default: one cache shared by every call in this process.
    */
   activations?: ActivationCache
+  /**
+   * The TPM makers' CA certificates (`parseEkRoots`): the record's EK must be certified by one
+   * of them (ADR 0069). Without them, the EK is whatever key the executor registered.
+   */
+  ekRoots?: EkRoots | undefined
 }
 
 /** The process-wide default of {@link AttestedReleaseParameters.activations}. */
@@ -52,7 +58,7 @@ const defaultActivations = createActivationCache()
  * TPM (TPM2_ActivateCredential, SPEC.md §5) before the quote is trusted.
  *
  * @throws {AttestationRefusedError} `details.reason` `unregistered`, `record-mismatch`,
- *   `not-activated` (the AK is not in the TPM of the record's EK), `evidence` (with
+ *   `ek-untrusted` (with `ekRoots`), `not-activated` (the AK is not in the TPM of the record's EK), `evidence` (with
  *   `details.check`), `unreachable`.
  */
 export async function requireAttestedRelease(
@@ -102,7 +108,10 @@ export async function requireAttestedRelease(
   }
   const activations = params.activations ?? defaultActivations
   if (!activations.has(params.registeredHash)) {
-    await activateAttestationKey(node, params.peer, record, options)
+    await activateAttestationKey(node, params.peer, record, {
+      ...options,
+      ...(params.ekRoots === undefined ? {} : { ekRoots: params.ekRoots }),
+    })
     activations.add(params.registeredHash)
   }
   try {

@@ -23,6 +23,7 @@
 import {
   AttestationRefusedError,
   checkQuoteRollback,
+  type EkRoots,
   type QuoteClock,
   QuoteVerificationError,
   requireAttestedRelease,
@@ -39,6 +40,12 @@ export interface AttestationGateInit {
   timeoutMs?: number
   /** Executors whose last accepted quote clock is held. Default 10 000. */
   maxExecutors?: number
+  /**
+   * The TPM makers' CA certificates (`parseEkRoots`): an executor's record is activated only if
+   * its EK certificate was issued by one of them (ADR 0069); refused `ek-untrusted` otherwise.
+   * Default none: the EK is whatever key the executor registered.
+   */
+  ekRoots?: EkRoots | undefined
 }
 
 export interface AttestationGateComponents {
@@ -121,6 +128,7 @@ export function attestationGate(init: AttestationGateInit = {}) {
                     ? getBytes(challenge.ephemeralKey)
                     : challenge.ephemeralKey,
                 registeredHash: getBytes(requirement.registeredHash),
+                ...(init.ekRoots === undefined ? {} : { ekRoots: init.ekRoots }),
               },
               { timeout, ...(challenge.signal === undefined ? {} : { signal: challenge.signal }) },
             )

@@ -82,6 +82,12 @@ export interface KeyguardConfig {
   fastPath?: boolean
   /** Grant watcher poll period, ms. Default 1000. */
   pollIntervalMs?: number
+  /**
+   * A PEM file of the TPM makers' CA certificates: an executor's attestation record is trusted
+   * only if its EK certificate was issued by one of them (ADR 0069). Default none: the EK is
+   * whatever key the executor registered.
+   */
+  ekRoots?: string
 }
 
 export interface CommitteeConfig {
@@ -136,6 +142,7 @@ export const OWNER_NODE_CONFIG = defineConfig<OwnerNodeConfig>('pi-node', {
   'keyguard.confirmations': { ...COUNT, env: 'DIGICAP_CONFIRMATIONS' },
   'keyguard.pollIntervalMs': { ...COUNT, min: 10 },
   'keyguard.fastPath': { type: 'boolean', optional: true },
+  'keyguard.ekRoots': { type: 'string', optional: true, env: 'DIGICAP_EK_ROOTS' },
   'committee.attestationHub': {
     type: 'string',
     optional: true,

@@ -4,18 +4,21 @@
  * the key store's capsules pinned, and `serve.json` kept current for `status`.
  */
 
-import { rm } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { toHex } from '@digicap/capsule-core'
+import { ConfigError } from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
 import {
   type ConnectionGuard,
   createConnectionGuard,
   createKeyguard,
   createReleaseJournal,
+  type EkRoots,
   ethersChainClient,
   type Keyguard,
   type KeyguardEvent,
   type Logger,
+  parseEkRoots,
   unwrapOwnerSecrets,
 } from '@digicap/keyguard'
 import {
@@ -155,6 +158,10 @@ async function startKeyguard(
       ? { pollIntervalMs: config.keyguard.pollIntervalMs }
       : {}),
     fastPath: { enabled: options.fastPath ?? config.keyguard?.fastPath ?? true },
+    // Executors' EKs must be certified by these TPM makers (ADR 0069); else self-declared.
+    ...(config.keyguard?.ekRoots === undefined
+      ? {}
+      : { attestation: { ekRoots: await readEkRoots(config.keyguard.ekRoots) } }),
     // The chain path waits for the committee's before verdict on chain (ADR 0033).
     ...(hub === undefined
       ? {}
@@ -334,5 +341,21 @@ export async function startKeyguardNode(
       })()
       return stopping
     },
+  }
+}
+
+/**
+ * The TPM makers' CA certificates in a PEM file (`keyguard.ekRoots`).
+ * @throws {ConfigError} the file is unreadable or holds no certificate.
+ */
+async function readEkRoots(file: string): Promise<EkRoots> {
+  try {
+    return parseEkRoots(await readFile(file, 'utf8'))
+  } catch (cause) {
+    throw new ConfigError('Cannot read the EK roots (keyguard.ekRoots)', {
+      cause,
+      details: { file },
+      hint: 'Give a PEM file of the TPM makers’ CA certificates (roots and intermediates).',
+    })
   }
 }
