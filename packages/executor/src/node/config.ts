@@ -44,6 +44,11 @@ export interface ExecutorNodeConfig {
   attestHold?: { challengers?: number; graceMs?: number }
   /** The committee settlement (AttestationHub, CommitteeSortition): needed by `serve --role verifier`. */
   settlement?: { attestationHub: string; committeeSortition: string }
+  /**
+   * The verifier role: a PEM file of the TPM makers' CA certificates; an executor's record is
+   * activated only if its EK certificate was issued by one of them (ADR 0069). Default none.
+   */
+  verifier?: { ekRoots?: string }
 }
 
 export const executorNodePaths = (dataDir: string) => ({
@@ -107,6 +112,7 @@ export const EXECUTOR_NODE_CONFIG = defineConfig<ExecutorNodeConfig>('executor-n
     env: 'DIGICAP_COMMITTEE_SORTITION',
     flag: 'committee-sortition',
   },
+  'verifier.ekRoots': { type: 'string', optional: true, env: 'DIGICAP_EK_ROOTS' },
 })
 
 /** The config from `sources`, and the check across fields: a quorum its RPCs can make. */

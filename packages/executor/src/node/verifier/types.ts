@@ -3,7 +3,7 @@
  * on chain, and what the node is made of. The implementations are `ethersVerifierChain` and
  * `verifierNode`; tests and other front ends pass their own.
  */
-import type { AttestationRecord, Phase } from '@digicap/attestation'
+import type { AttestationRecord, EkRoots, Phase } from '@digicap/attestation'
 import type { Address, DigicapSigner } from '@digicap/capsule-core'
 import type { PbftCertificate } from '@digicap/committee'
 import type { OnchainVrfProof } from '@digicap/vrf'
@@ -182,6 +182,12 @@ export interface VerifierNodeInit {
   readonly ticketWaves?: boolean
   /** Blocks back from the head at start in which to look for closed jobs' cut-offs. Default 2000. */
   readonly historyBlocks?: number
+  /**
+   * The TPM makers' CA certificates (`parseEkRoots`): an executor's record is activated only if
+   * its EK certificate was issued by one of them (ADR 0069). Default none: its EK is whatever
+   * key it registered.
+   */
+  readonly ekRoots?: EkRoots | undefined
 }
 
 export interface VerifierNodeComponents {

@@ -347,6 +347,7 @@ export function verifierNode(
           registeredHash: executor.attestationKeyHash,
           record: c.records?.(grant.executor),
           activations,
+          ekRoots: init.ekRoots,
           watchMs,
           everyMs,
           signal: stopping.signal,

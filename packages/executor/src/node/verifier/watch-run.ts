@@ -13,6 +13,7 @@ import {
   activateAttestationKey,
   attestationRecordHash,
   decodeAttestationRecord,
+  type EkRoots,
   type Phase,
   type QuoteClock,
   requestAttestation,
@@ -34,6 +35,8 @@ export interface WatchRunParameters {
   readonly record?: AttestationRecord | undefined
   /** Record hashes whose AK was activated against its EK already. */
   readonly activations: ActivationCache
+  /** The TPM makers' CA certificates the record's EK must be certified by (ADR 0069). */
+  readonly ekRoots?: EkRoots | undefined
   readonly watchMs: number
   readonly everyMs: number
   readonly signal?: AbortSignal | undefined
@@ -98,7 +101,10 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
       // Once per record: the AK lives in the TPM of the record's EK (SPEC.md §5). A refusal is
       // evidence; a timeout on a busy TPM is not, so that is tried again (3 times).
       try {
-        await activateAttestationKey(p.libp2p, p.peer, record, { timeout: 20_000 })
+        await activateAttestationKey(p.libp2p, p.peer, record, {
+          timeout: 20_000,
+          ...(p.ekRoots === undefined ? {} : { ekRoots: p.ekRoots }),
+        })
         p.activations.add(p.registeredHash)
       } catch (err) {
         const unreachable =
