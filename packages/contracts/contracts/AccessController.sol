@@ -8,6 +8,12 @@ import {AccessRequest, IAccessPolicy} from "./policy/IAccessPolicy.sol";
 import {Reason} from "./policy/Reason.sol";
 import {Guarded} from "./utils/Guarded.sol";
 
+/// @dev The NodeRegistry's door for stake an audit drew and a refund gives back. Not in
+///      INodeRegistry: policies compile against that file, and their bytecode must not change.
+interface IAuditStakeReturn {
+    function returnFromAudit(address node) external payable;
+}
+
 /// @title AccessController
 /// @notice Turns an executor's request into a grant the keyguard can trust.
 ///
@@ -87,6 +93,10 @@ contract AccessController is Guarded {
     bytes32 private constant NAME_HASH = keccak256("DigicapAccessController");
     bytes32 private constant VERSION_HASH = keccak256("1");
     uint8 private constant ROLE_EXECUTOR = 1;
+    /// @notice `checkAccess` reason: the executor is the capsule's owner or operator (the audit
+    ///         would revert with `ExecutorIsKeyguard`). Declared here, not in Reason.sol: policies
+    ///         compile against that file, and their metadata (and bytecode) must not change.
+    uint8 public constant REASON_EXECUTOR_IS_KEYGUARD = 7;
     uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     ICapsuleRegistry public immutable capsuleRegistry;
@@ -100,6 +110,11 @@ contract AccessController is Guarded {
     uint256 public immutable auditWindow;
     /// @notice Seconds between `requestWithdrawal` and `withdrawDeposit` (> `auditWindow`).
     uint256 public immutable withdrawalDelay;
+    /// @notice Seconds after a grant before its owner may claim an escrow holding stake an audit
+    ///         drew (`escrowFromStake`): the larger of `disputeWindow` and the registry's
+    ///         `unbondingDelay`, so that bonded stake never reaches anyone sooner than unbonding
+    ///         would have let it out.
+    uint256 public immutable stakeClaimDelay;
 
     /// @notice Fast-path deposits per executor (wei).
     mapping(address => uint256) public deposits;
@@ -117,6 +132,9 @@ contract AccessController is Guarded {
     /// @dev executor => capsuleId => nonce => used. Per capsule: one keyguard serves a capsule and
     ///      serialises its requests, so a nonce cannot be spent twice between two keyguards' audits.
     mapping(address => mapping(bytes32 => mapping(uint256 => bool))) private _usedNonces;
+    /// @notice The part of each escrow drawn from the executor's bonded stake (`drawForAudit`).
+    ///         A refund sends it back into the executor's unbonding funds, not to its credits.
+    mapping(bytes32 grantId => uint256) public escrowFromStake;
 
     event AccessGranted(
         bytes32 indexed grantId,
@@ -139,6 +157,9 @@ contract AccessController is Guarded {
     event WithdrawalRequested(address indexed account, uint256 amount, uint64 releaseAt);
     event WithdrawalCancelled(address indexed account, uint256 amount);
     event SettlerSet(address indexed account, bool allowed);
+    /// @notice A refunded fast-path escrow: `toDeposit` went back into the executor's deposit,
+    ///         `toUnbonding` (the stake its audit drew) into its NodeRegistry unbonding funds.
+    event RefundedToBond(bytes32 indexed grantId, address indexed executor, uint256 toDeposit, uint256 toUnbonding);
     /// @notice A fast-path audit whose fee the deposit did not cover: `fromStake` was drawn from
     ///         the executor's bonded stake, `uncovered` is missing from the escrow.
     event AuditShortfall(bytes32 indexed grantId, address indexed executor, uint256 fromStake, uint256 uncovered);
@@ -151,6 +172,7 @@ contract AccessController is Guarded {
     error AccessDenied(bytes32 capsuleId, address executor, uint8 reason);
     error InvalidEphemeralKey();
     error NotKeyguard(bytes32 capsuleId, address caller);
+    error ExecutorIsKeyguard(bytes32 capsuleId, address executor);
     error SignedRequestExpired(uint64 expiry);
     error NonceUsed(address executor, uint256 nonce);
     error InvalidSignature();
@@ -202,6 +224,7 @@ contract AccessController is Guarded {
         disputeWindow = disputeWindow_;
         auditWindow = auditWindow_;
         withdrawalDelay = withdrawalDelay_;
+        stakeClaimDelay = unbondingDelay > disputeWindow_ ? unbondingDelay : disputeWindow_;
         for (uint256 i = 0; i < settlers_.length; ++i) {
             if (settlers_[i] == address(0)) revert ZeroAddress();
             isSettler[settlers_[i]] = true;
@@ -226,9 +249,10 @@ contract AccessController is Guarded {
         if (!nodeRegistry.isActive(msg.sender, ROLE_EXECUTOR)) {
             revert AccessDenied(capsuleId, msg.sender, Reason.EXECUTOR_NOT_REGISTERED);
         }
-        return _grant(
-            capsuleId, msg.sender, AccessRequest(ephemeralKey, measurement, msg.value, 0, false, jobParams), msg.value
+        grantId = _grant(
+            capsuleId, msg.sender, AccessRequest(ephemeralKey, measurement, msg.value, 0, false, jobParams)
         );
+        _escrow(grantId, msg.value, disputeWindow);
     }
 
     // ---------------------------------------------------------------- fast path
@@ -299,6 +323,12 @@ contract AccessController is Guarded {
         if (owner == address(0) || (caller != owner && !capsuleRegistry.isOperator(owner, caller))) {
             revert NotKeyguard(req.capsuleId, caller);
         }
+        // An executor recording its own audit would choose a fee it pays to itself: with the
+        // deposit short, the fee is drawn from its bonded stake, and the escrow it then claims
+        // as owner (or gets refunded) would take the stake out past the unbonding delay.
+        if (req.executor == owner || capsuleRegistry.isOperator(owner, req.executor)) {
+            revert ExecutorIsKeyguard(req.capsuleId, req.executor);
+        }
         if (block.timestamp > req.expiry) revert SignedRequestExpired(req.expiry);
         if (keccak256(jobParams) != req.jobParamsHash) revert JobParamsMismatch();
         if (_usedNonces[req.executor][req.capsuleId][req.nonce]) revert NonceUsed(req.executor, req.nonce);
@@ -317,16 +347,17 @@ contract AccessController is Guarded {
         uint256 fromDeposit = req.fee < available ? req.fee : available;
         if (fromDeposit > 0) {
             deposits[req.executor] = available - fromDeposit;
-            totalHeld -= fromDeposit; // moved back in by _grant's escrow
+            totalHeld -= fromDeposit; // moved back in by _escrow
         }
         uint256 shortfall = req.fee - fromDeposit;
         uint256 fromStake = shortfall > 0 ? nodeRegistry.drawForAudit(req.executor, shortfall) : 0;
         grantId = _grant(
             req.capsuleId,
             req.executor,
-            AccessRequest(req.ephemeralKey, req.measurement, req.fee, 0, true, jobParams),
-            fromDeposit + fromStake
+            AccessRequest(req.ephemeralKey, req.measurement, req.fee, 0, true, jobParams)
         );
+        _escrow(grantId, fromDeposit + fromStake, fromStake > 0 ? stakeClaimDelay : disputeWindow);
+        if (fromStake > 0) escrowFromStake[grantId] = fromStake;
         if (shortfall > 0) emit AuditShortfall(grantId, req.executor, fromStake, shortfall - fromStake);
     }
 
@@ -421,7 +452,9 @@ contract AccessController is Guarded {
     ///         right now. The keyguard's fast path calls this with `eth_call`. With `fastPath` it
     ///         is stricter than the audit: the unlocked deposit must cover the fee
     ///         (`INSUFFICIENT_DEPOSIT`) and the executor must not be unbonding
-    ///         (`EXECUTOR_LEAVING`), so that the audit still holds after either changes.
+    ///         (`EXECUTOR_LEAVING`), so that the audit still holds after either changes, and must
+    ///         not be the capsule's owner or operator (`REASON_EXECUTOR_IS_KEYGUARD`, 7), which
+    ///         the audit refuses.
     function checkAccess(
         bytes32 capsuleId,
         address executor,
@@ -434,6 +467,7 @@ contract AccessController is Guarded {
         if (fastPath && unlockedDeposit(executor) < feePaid) return (false, Reason.INSUFFICIENT_DEPOSIT);
         if (!nodeRegistry.isActive(executor, ROLE_EXECUTOR)) return (false, Reason.EXECUTOR_NOT_REGISTERED);
         if (fastPath && nodeRegistry.isLeaving(executor)) return (false, Reason.EXECUTOR_LEAVING);
+        if (fastPath && _executorIsKeyguard(capsuleId, executor)) return (false, REASON_EXECUTOR_IS_KEYGUARD);
         return _check(capsuleId, executor, AccessRequest(ephemeralKey, measurement, feePaid, 0, fastPath, jobParams));
     }
 
@@ -517,16 +551,32 @@ contract AccessController is Guarded {
         emit EscrowResolved(grantId, msg.sender);
     }
 
-    /// @notice Credits a locked escrow back to the executor that paid it (a job that timed out:
-    ///         no evidence either way).
-    function refundEscrow(bytes32 grantId) external onlySettler returns (uint256 amount) {
+    /// @notice Gives a locked escrow back to the executor that paid it (a job that timed out:
+    ///         no evidence either way), where it came from: a chain-path fee (paid with the call)
+    ///         as a credit, a fast-path fee back into the executor's deposit (which leaves only
+    ///         after `withdrawalDelay`), and the part drawn from its stake back into its NodeRegistry
+    ///         unbonding funds (slashable, withdrawable after `unbondingDelay`). Never sooner
+    ///         than the fee's source would have let it leave.
+    function refundEscrow(bytes32 grantId) external onlySettler nonReentrant returns (uint256 amount) {
         Escrow storage e = _escrows[grantId];
         if (e.state != EscrowState.Disputed) revert WrongEscrowState(grantId, e.state);
         e.state = EscrowState.Resolved;
         amount = e.amount;
-        address payer = _grants[grantId].executor;
-        credits[payer] += amount;
-        emit Credited(payer, grantId, amount);
+        Grant storage g = _grants[grantId];
+        address payer = g.executor;
+        if (!g.fastPath) {
+            credits[payer] += amount;
+            emit Credited(payer, grantId, amount);
+        } else {
+            uint256 fromStake = escrowFromStake[grantId];
+            uint256 toDeposit = amount - fromStake;
+            if (toDeposit > 0) deposits[payer] += toDeposit;
+            if (fromStake > 0) {
+                totalHeld -= fromStake;
+                IAuditStakeReturn(address(nodeRegistry)).returnFromAudit{value: fromStake}(payer);
+            }
+            emit RefundedToBond(grantId, payer, toDeposit, fromStake);
+        }
         emit EscrowRefunded(grantId, payer, amount);
     }
 
@@ -542,9 +592,8 @@ contract AccessController is Guarded {
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev `escrowed` is what the escrow holds: the fee, or less for a fast-path audit whose
-    ///      executor could not cover it (the policy still sees the fee signed for).
-    function _grant(bytes32 capsuleId, address executor, AccessRequest memory req, uint256 escrowed)
+    /// @dev Records the grant; the caller escrows what it holds (`_escrow`).
+    function _grant(bytes32 capsuleId, address executor, AccessRequest memory req)
         private
         returns (bytes32 grantId)
     {
@@ -565,13 +614,19 @@ contract AccessController is Guarded {
             capsuleId: capsuleId,
             ephemeralKey: req.ephemeralKey
         });
-        if (escrowed > 0) {
-            uint40 claimableAt = uint40(block.timestamp + disputeWindow);
-            _escrows[grantId] = Escrow(uint128(escrowed), claimableAt, EscrowState.Held);
-            totalHeld += escrowed;
-            emit FeeEscrowed(grantId, escrowed, claimableAt);
-        }
         emit AccessGranted(grantId, capsuleId, executor, req.ephemeralKey, req.measurement, expiresAt, req.fastPath);
+    }
+
+    /// @dev Escrows `escrowed` for `grantId`: the fee, or less for a fast-path audit whose
+    ///      executor could not cover it (the policy still saw the fee signed for). The owner may
+    ///      claim it `claimDelay` seconds from now (`stakeClaimDelay` when it holds drawn stake).
+    ///      Not part of `_grant`: one more argument there is a stack too deep.
+    function _escrow(bytes32 grantId, uint256 escrowed, uint256 claimDelay) private {
+        if (escrowed == 0) return;
+        uint40 claimableAt = uint40(block.timestamp + claimDelay);
+        _escrows[grantId] = Escrow(uint128(escrowed), claimableAt, EscrowState.Held);
+        totalHeld += escrowed;
+        emit FeeEscrowed(grantId, escrowed, claimableAt);
     }
 
     /// @dev keccak256(abi.encode(chainid, this, capsuleId, executor, ephemeralKey, measurement, runIndex)).
@@ -602,6 +657,12 @@ contract AccessController is Guarded {
         } catch {
             return (false, Reason.POLICY_ERROR);
         }
+    }
+
+    /// @dev True when `executor` owns `capsuleId` or is an operator of its owner.
+    function _executorIsKeyguard(bytes32 capsuleId, address executor) private view returns (bool) {
+        address owner = capsuleRegistry.ownerOf(capsuleId);
+        return owner != address(0) && (executor == owner || capsuleRegistry.isOperator(owner, executor));
     }
 
     function _recover(bytes32 digest, bytes calldata signature) private pure returns (address signer) {

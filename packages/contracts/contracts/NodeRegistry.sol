@@ -80,6 +80,9 @@ contract NodeRegistry is INodeRegistry, Guarded {
     event ManagerSet(address indexed account, bool allowed);
     event AccessControllerSet(address indexed accessController);
     event DrawnForAudit(address indexed node, uint256 amount);
+    /// @notice Stake an audit drew came back (a refunded escrow): into `node`'s unbonding funds,
+    ///         withdrawable at `releaseAt`, slashable until then.
+    event ReturnedFromAudit(address indexed node, uint256 amount, uint64 releaseAt);
 
     error AlreadyRegistered(address node);
     error NotRegistered(address node);
@@ -173,8 +176,10 @@ contract NodeRegistry is INodeRegistry, Guarded {
     function addStake() external payable {
         Node storage n = _registered(msg.sender);
         if (msg.value == 0) revert ZeroAmount();
-        // A node that left comes back: its peer id may have gone to another node meanwhile.
-        if (n.stake == 0 && n.unbonding == 0) _claimPeerId(n.peerId);
+        // A node that left comes back: its peer id may have gone to another node meanwhile. Not
+        // only when nothing is unbonding: a refunded audit (`returnFromAudit`) puts funds back
+        // into unbonding of a node that may have left, and its peer id may be another's by then.
+        if (n.stake == 0) _claimPeerId(n.peerId);
         uint256 stake = n.stake + msg.value;
         if (stake > type(uint128).max) revert AmountTooLarge(msg.value);
         n.stake = uint128(stake);
@@ -258,6 +263,28 @@ contract NodeRegistry is INodeRegistry, Guarded {
         totalHeld -= drawn;
         emit DrawnForAudit(node, drawn);
         _send(msg.sender, drawn);
+    }
+
+    /// @notice Takes back (`msg.value`) stake that `drawForAudit` sent for an escrow that was
+    ///         then refunded (a job that timed out). It goes into `node`'s unbonding funds, not
+    ///         back to the node: drawn stake must not become liquid before `unbondingDelay`, or a
+    ///         node could pull its bond through an escrow and escape a pending slash. The clock
+    ///         restarts for everything unbonding (as `requestUnbond` does), and the funds stay
+    ///         slashable until `withdraw`. It no longer counts as drawn (`isBound` counts it once,
+    ///         as unbonding).
+    function returnFromAudit(address node) external payable {
+        if (msg.sender != accessController || msg.sender == address(0)) revert NotAccessController(msg.sender);
+        if (msg.value == 0) revert ZeroAmount();
+        Node storage n = _registered(node);
+        uint256 unbonding = n.unbonding + msg.value;
+        if (unbonding > type(uint128).max) revert AmountTooLarge(msg.value);
+        uint256 drawn = drawnForAudits[node];
+        drawnForAudits[node] = drawn > msg.value ? drawn - msg.value : 0;
+        n.unbonding = uint128(unbonding);
+        uint64 releaseAt = uint64(block.timestamp + unbondingDelay);
+        n.unbondingReleaseAt = releaseAt;
+        totalHeld += msg.value;
+        emit ReturnedFromAudit(node, msg.value, releaseAt);
     }
 
     /// @notice A settled, attested pass of `node` (as executor, or as a verifier that certified

@@ -1,5 +1,7 @@
 /**
- * Reason codes returned by policies and carried by `AccessDenied` (mirrors contracts/policy/Reason.sol).
+ * Reason codes returned by policies and carried by `AccessDenied` (mirrors contracts/policy/Reason.sol,
+ * plus the AccessController's own `REASON_*` constants, kept out of Reason.sol so that policy
+ * sources, and the metadata of policies already deployed, do not change).
  * A code never changes meaning once published; 128-255 are free for custom policies.
  */
 export const Reason = {
@@ -10,6 +12,8 @@ export const Reason = {
   POLICY_ERROR: 4,
   INSUFFICIENT_DEPOSIT: 5,
   EXECUTOR_LEAVING: 6,
+  /** Fast path only: the executor owns or operates the capsule (AccessController, not Reason.sol). */
+  EXECUTOR_IS_KEYGUARD: 7,
   REPUTATION_TOO_LOW: 10,
   NOT_ALLOWLISTED: 11,
   DENYLISTED: 12,

@@ -271,12 +271,20 @@ describe('one executor, several keyguards, one deposit (releases before any audi
     expect(await w.c.nodeRegistry.drawnForAudits(w.executor.address)).toBe(FEE)
     // Below the minimum stake now: no further release, on either path.
     expect(await w.c.nodeRegistry.isActive(w.executor.address, ROLE_EXECUTOR)).toBe(false)
-    // Each owner claims its whole fee.
+    // Each owner claims its whole fee: the deposit-paid one after the dispute window, the one
+    // holding drawn stake only after the unbonding delay (it must not leave the bond sooner).
+    expect(await ac.escrowFromStake(grants[1]!)).toBe(FEE)
     await w.anvil.increaseTime(DISPUTE_WINDOW)
-    for (const [i, owner] of [w.owner, w.other].entries()) {
-      const claim = await send(ac.connect(owner).claimFees([grants[i]!]))
-      expect(parseEvents(ac, claim, 'FeeClaimed')[0]!.amount).toBe(FEE)
-    }
+    const first = await send(ac.connect(w.owner).claimFees([grants[0]!]))
+    expect(parseEvents(ac, first, 'FeeClaimed')[0]!.amount).toBe(FEE)
+    const { claimableAt } = await ac.getEscrow(grants[1]!)
+    await expectRevert(ac.connect(w.other).claimFees([grants[1]!]), 'EscrowLocked', [
+      grants[1],
+      claimableAt,
+    ])
+    await w.anvil.increaseTime(UNBONDING_DELAY)
+    const second = await send(ac.connect(w.other).claimFees([grants[1]!]))
+    expect(parseEvents(ac, second, 'FeeClaimed')[0]!.amount).toBe(FEE)
     await expectConserved(w)
   })
 

@@ -210,11 +210,23 @@ describe('decodeRevert and reasons', () => {
     expect(reasonName(99)).toBe('UNKNOWN_99')
   })
 
-  it('mirrors contracts/policy/Reason.sol exactly', () => {
+  it('mirrors contracts/policy/Reason.sol and the AccessController reason codes exactly', () => {
     const sol = readFileSync(join(import.meta.dirname, '../contracts/policy/Reason.sol'), 'utf8')
-    const fromSol = Object.fromEntries(
-      [...sol.matchAll(/uint8 internal constant (\w+) = (\d+);/g)].map((m) => [m[1], Number(m[2])]),
+    const controller = readFileSync(
+      join(import.meta.dirname, '../contracts/AccessController.sol'),
+      'utf8',
     )
+    const fromSol = Object.fromEntries([
+      ...[...sol.matchAll(/uint8 internal constant (\w+) = (\d+);/g)].map((m) => [
+        m[1],
+        Number(m[2]),
+      ]),
+      // The controller's own codes, outside Reason.sol so that policy metadata does not change.
+      ...[...controller.matchAll(/uint8 public constant REASON_(\w+) = (\d+);/g)].map((m) => [
+        m[1],
+        Number(m[2]),
+      ]),
+    ])
     expect(fromSol).toEqual(Reason)
   })
 })

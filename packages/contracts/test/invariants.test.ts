@@ -208,6 +208,7 @@ describe('contract invariants over long random call sequences', () => {
     let reads = 0
     let batchRecorded = 0
     let batchSkipped = 0
+    let stakeRefunds = 0
     const counts = new Map<string, number>()
     const hubDone: Record<string, number> = {}
     const started = performance.now()
@@ -258,10 +259,11 @@ describe('contract invariants over long random call sequences', () => {
       shared += ctx.sharedAudits
       batchRecorded += ctx.batchRecorded
       batchSkipped += ctx.batchSkipped
+      stakeRefunds += ctx.model.stakeRefunds
     }
     const seconds = (performance.now() - started) / 1000
     console.log(
-      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined, ${shared} audits paid past a deposit another keyguard spent, ${batchRecorded} batched audits recorded beside ${batchSkipped} skipped) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
+      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined, ${shared} audits paid past a deposit another keyguard spent, ${batchRecorded} batched audits recorded beside ${batchSkipped} skipped, ${stakeRefunds} refunds of drawn stake into unbonding) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
     )
     expect(txs).toBeGreaterThan(RUNS * STEPS * 0.8)
     expect(raced).toBeGreaterThan(0)

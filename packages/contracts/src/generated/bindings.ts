@@ -89,6 +89,7 @@ export interface NodeRegistryEvents {
   NodeUpdated: { readonly node: string; readonly roles: bigint; readonly peerId: string; readonly attestationKeyHash: string }
   PayoutClaimed: { readonly recipient: string; readonly amount: bigint }
   ReputationChanged: { readonly node: string; readonly previous: bigint; readonly current: bigint; readonly manager: string }
+  ReturnedFromAudit: { readonly node: string; readonly amount: bigint; readonly releaseAt: bigint }
   Slashed: { readonly node: string; readonly amount: bigint; readonly recipient: string; readonly reason: string; readonly manager: string }
   StakeAdded: { readonly node: string; readonly amount: bigint; readonly stake: bigint }
   UnbondRequested: { readonly node: string; readonly amount: bigint; readonly releaseAt: bigint }
@@ -127,6 +128,7 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   REPUTATION_GROWTH_DIVISOR: TypedMethod<[], bigint, 'view'>
   reputationOf: TypedMethod<[node: AddressLike], bigint, 'view'>
   requestUnbond: TypedMethod<[amount: BigNumberish], void, 'nonpayable'>
+  returnFromAudit: TypedMethod<[node: AddressLike], void, 'payable'>
   ROLE_EXECUTOR: TypedMethod<[], bigint, 'view'>
   ROLE_VERIFIER: TypedMethod<[], bigint, 'view'>
   setAccessController: TypedMethod<[controller: AddressLike], void, 'nonpayable'>
@@ -156,6 +158,7 @@ export interface AccessControllerEvents {
   FastPathAuditFailed: { readonly index: bigint; readonly capsuleId: string; readonly executor: string; readonly nonce: bigint; readonly reason: string }
   FeeClaimed: { readonly grantId: string; readonly owner: string; readonly amount: bigint }
   FeeEscrowed: { readonly grantId: string; readonly amount: bigint; readonly claimableAt: bigint }
+  RefundedToBond: { readonly grantId: string; readonly executor: string; readonly toDeposit: bigint; readonly toUnbonding: bigint }
   SettlerSet: { readonly account: string; readonly allowed: boolean }
   WithdrawalCancelled: { readonly account: string; readonly amount: bigint }
   WithdrawalRequested: { readonly account: string; readonly amount: bigint; readonly releaseAt: bigint }
@@ -178,6 +181,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   disputeEscrow: TypedMethod<[grantId: BytesLike], void, 'nonpayable'>
   disputeWindow: TypedMethod<[], bigint, 'view'>
   domainSeparator: TypedMethod<[], string, 'view'>
+  escrowFromStake: TypedMethod<[grantId: BytesLike], bigint, 'view'>
   getEscrow: TypedMethod<[grantId: BytesLike], EscrowOutput, 'view'>
   getGrant: TypedMethod<[grantId: BytesLike], GrantOutput, 'view'>
   grantMeasurementMatches: TypedMethod<[grantId: BytesLike, measurement: BytesLike], boolean, 'view'>
@@ -188,6 +192,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   nonceUsed: TypedMethod<[executor: AddressLike, capsuleId: BytesLike, nonce: BigNumberish], boolean, 'view'>
   pendingWithdrawals: TypedMethod<[arg0: AddressLike], [amount: bigint, releaseAt: bigint] & { readonly amount: bigint; readonly releaseAt: bigint }, 'view'>
   queueAdminCall: TypedMethod<[data: BytesLike], bigint, 'nonpayable'>
+  REASON_EXECUTOR_IS_KEYGUARD: TypedMethod<[], bigint, 'view'>
   recordFastPathGrant: TypedMethod<[req: SignedAccessRequestInput, jobParams: BytesLike, signature: BytesLike], string, 'nonpayable'>
   recordFastPathGrantFor: TypedMethod<[caller: AddressLike, req: SignedAccessRequestInput, jobParams: BytesLike, signature: BytesLike], string, 'nonpayable'>
   recordFastPathGrants: TypedMethod<[reqs: SignedAccessRequestInput[], jobParams: BytesLike[], signatures: BytesLike[]], string[], 'nonpayable'>
@@ -200,6 +205,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   setAdmin: TypedMethod<[newAdmin: AddressLike], void, 'nonpayable'>
   setSettler: TypedMethod<[account: AddressLike, allowed: boolean], void, 'nonpayable'>
   SIGNED_REQUEST_TYPEHASH: TypedMethod<[], string, 'view'>
+  stakeClaimDelay: TypedMethod<[], bigint, 'view'>
   totalHeld: TypedMethod<[], bigint, 'view'>
   unlockedDeposit: TypedMethod<[account: AddressLike], bigint, 'view'>
   withdrawalDelay: TypedMethod<[], bigint, 'view'>

@@ -312,16 +312,14 @@ export async function closeTimedOut(s: HubStepContext, caller: string): Promise<
   if (!picked) return
   const [id, job] = picked
   const ok = (job.status === 'open' || job.status === 'seated') && nextBlock(s) > job.deadline
+  const t = s.model.next()
   const r = await s.send(caller, hub.encodeFunctionData('closeTimedOut', [id]))
   expect(s, `closeTimedOut (${job.status}, deadline ${job.deadline}, block ${nextBlock(s)})`, ok, r)
   if (!ok) return
   job.status = 'timed-out'
   done(s, 'timedOut')
   const escrow = s.model.escrows.get(id)
-  if (escrow?.state === 'disputed') {
-    escrow.state = 'resolved'
-    credit(s.model, escrow.payer, escrow.amount)
-  }
+  if (escrow?.state === 'disputed') s.model.refund(escrow, t)
 }
 
 export async function equivocate(s: HubStepContext, caller: string): Promise<void> {

@@ -45,8 +45,12 @@ export interface EscrowModel {
   claimableAt: bigint
   state: EscrowState
   owner: string
-  /** The executor that paid it (a refund credits it back). */
+  /** The executor that paid it (a refund gives it back). */
   payer: string
+  /** Paid by a fast-path audit: a refund goes back into the deposit, not the credits. */
+  fastPath: boolean
+  /** The part drawn from the payer's stake: a refund puts it back into its unbonding funds. */
+  fromStake: bigint
 }
 
 /** What went into and came out of the contracts per account, and what it was entitled to. */
@@ -78,6 +82,8 @@ export class Model {
   readonly capsules: CapsuleModel[] = []
   readonly escrows = new Map<string, EscrowModel>()
   readonly credits = new Map<string, bigint>()
+  /** Refunds that put drawn stake back into unbonding (for the report). */
+  stakeRefunds = 0
   readonly payouts = new Map<string, bigint>()
   readonly flows = new Map<string, Flow>()
   /** owner → operators */
@@ -176,7 +182,7 @@ export class Model {
    * A fast-path audit's fee: the deposit first, then stake, then unbonding funds (the draw);
    * returns what the escrow holds (less than `fee` when all of them fall short).
    */
-  payAudit(a: string, fee: bigint): bigint {
+  payAudit(a: string, fee: bigint): { escrowed: bigint; fromStake: bigint } {
     const e = this.executor(a)
     const n = e.node
     const fromDeposit = fee < e.deposit ? fee : e.deposit
@@ -188,10 +194,47 @@ export class Model {
     const fromUnbonding = rest < n.unbonding ? rest : n.unbonding
     n.unbonding -= fromUnbonding
     n.drawn += fromStake + fromUnbonding
-    return fromDeposit + fromStake + fromUnbonding
+    return {
+      escrowed: fromDeposit + fromStake + fromUnbonding,
+      fromStake: fromStake + fromUnbonding,
+    }
   }
 
-  grant(c: CapsuleModel, grantId: string, fee: bigint, t: bigint, payer: string): void {
+  /** Whether `executor` is `owner` or one of its operators: it may not be audited there. */
+  executorIsKeyguard(owner: string, executor: string): boolean {
+    return this.canRecord(owner, executor)
+  }
+
+  /**
+   * A timeout's refund of escrow `x` at time `t`: a chain-path fee to the payer's credits, a
+   * fast-path fee into its deposit, the drawn stake into its unbonding funds (the release clock
+   * restarts; it no longer counts as drawn).
+   */
+  refund(x: EscrowModel, t: bigint): void {
+    x.state = 'resolved'
+    if (!x.fastPath) {
+      this.credits.set(x.payer, this.credits.get(x.payer)! + x.amount)
+      this.flow(x.payer).entitled += x.amount
+      return
+    }
+    const e = this.executor(x.payer)
+    e.deposit += x.amount - x.fromStake
+    if (x.fromStake > 0n) {
+      this.stakeRefunds++
+      e.node.unbonding += x.fromStake
+      e.node.releaseAt = t + this.p.unbondingDelay
+      e.node.drawn = e.node.drawn > x.fromStake ? e.node.drawn - x.fromStake : 0n
+    }
+  }
+
+  grant(
+    c: CapsuleModel,
+    grantId: string,
+    fee: bigint,
+    t: bigint,
+    payer: string,
+    audit?: { fromStake: bigint },
+  ): void {
     c.runs++
     this.grants.set(grantId, {
       capsule: c.id,
@@ -200,13 +243,20 @@ export class Model {
       expiresAt: t + this.p.grantWindow,
     })
     if (fee > 0n) {
+      const fromStake = audit?.fromStake ?? 0n
+      // Drawn stake is claimable no sooner than unbonding would have let it out.
+      const unbonding = this.p.unbondingDelay
+      const delay =
+        fromStake > 0n && unbonding > this.p.disputeWindow ? unbonding : this.p.disputeWindow
       this.escrows.set(grantId, {
         id: grantId,
         amount: fee,
-        claimableAt: t + this.p.disputeWindow,
+        claimableAt: t + delay,
         state: 'held',
         owner: c.owner,
         payer,
+        fastPath: audit !== undefined,
+        fromStake,
       })
       this.flow(c.owner).entitled += fee
     }

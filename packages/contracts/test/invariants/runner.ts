@@ -224,8 +224,9 @@ async function registerNode(ctx: RunContext, e: string): Promise<void> {
 async function addStake(ctx: RunContext, e: string): Promise<void> {
   const n = ctx.model.executor(e).node
   const amount = ctx.model.p.minStake / 2n
-  // A node that left comes back only with a peer id no live node holds.
-  const back = n.registered && !ctx.model.live(e)
+  // A node that left comes back only with a peer id no live node holds. Any node without stake
+  // claims it again: a refunded audit can put a gone node's funds back into unbonding.
+  const back = n.registered && n.stake === 0n
   const ok = n.registered && (!back || ctx.model.peerIdFree(n.peerId, e))
   const r = await sendTx(ctx, e, 'nr', nr(ctx), 'addStake', [], amount)
   expectOutcome('addStake', ok, r)
@@ -556,6 +557,7 @@ async function record(ctx: RunContext, signed: Signed, recorder: string, mustSuc
   const t = m.next()
   const ok =
     m.canRecord(c.owner, recorder) &&
+    !m.executorIsKeyguard(c.owner, req.executor) &&
     t <= req.expiry &&
     !(
       lastRecorded?.signed.req.nonce === req.nonce &&
@@ -574,7 +576,8 @@ async function record(ctx: RunContext, signed: Signed, recorder: string, mustSuc
   expectOutcome('recordFastPathGrant', ok, r)
   if (!ok) return
   // A deposit short of the fee never voids the audit: the stake pays the rest (ADR 0006).
-  m.grant(c, grantOf(ctx, r, c, req.executor), m.payAudit(req.executor, req.fee), t, req.executor)
+  const paid = m.payAudit(req.executor, req.fee)
+  m.grant(c, grantOf(ctx, r, c, req.executor), paid.escrowed, t, req.executor, paid)
   lastRecorded = { signed, recorder }
 }
 
@@ -654,6 +657,7 @@ async function batchAudit(ctx: RunContext): Promise<void> {
     const ok =
       c !== undefined &&
       m.canRecord(c.owner, recorder) &&
+      !m.executorIsKeyguard(c.owner, req.executor) &&
       t <= req.expiry &&
       !forged &&
       !used.has(nonceKey(req)) &&
@@ -670,7 +674,8 @@ async function batchAudit(ctx: RunContext): Promise<void> {
     if (ev === undefined || ev.capsuleId !== c.id || ev.executor !== req.executor)
       fail(`batch item ${i}: no matching AccessGranted`)
     used.add(nonceKey(req))
-    m.grant(c, ev.grantId as string, m.payAudit(req.executor, req.fee), t, req.executor)
+    const paid = m.payAudit(req.executor, req.fee)
+    m.grant(c, ev.grantId as string, paid.escrowed, t, req.executor, paid)
     lastRecorded = { signed, recorder }
   }
   if (g !== granted.length) fail('recordFastPathGrants emitted more AccessGranted than it recorded')
@@ -752,7 +757,7 @@ async function resolve(ctx: RunContext): Promise<void> {
   })
 }
 
-/** A timeout's refund: the locked escrow back to the executor that paid it (ADR 0027). */
+/** A timeout's refund: the locked escrow back to where it came from (ADR 0027, ADR 0006). */
 async function refund(ctx: RunContext): Promise<void> {
   const all = [...ctx.model.escrows.values()]
   if (all.length === 0) return
@@ -760,12 +765,10 @@ async function refund(ctx: RunContext): Promise<void> {
   const x = disputed.length > 0 && ctx.rnd.chance(0.8) ? ctx.rnd.pick(disputed) : ctx.rnd.pick(all)
   const caller = ctx.rnd.chance(0.85) ? ctx.actors.settler : ctx.actors.stranger
   const ok = caller === ctx.actors.settler && x.state === 'disputed'
+  const t = ctx.model.next()
   const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'refundEscrow', [x.id])
   expectOutcome('refundEscrow', ok, r)
-  if (!ok) return
-  x.state = 'resolved'
-  ctx.model.credits.set(x.payer, ctx.model.credits.get(x.payer)! + x.amount)
-  ctx.model.flow(x.payer).entitled += x.amount
+  if (ok) ctx.model.refund(x, t)
 }
 
 async function withdrawCredit(ctx: RunContext, who: string): Promise<void> {
@@ -900,6 +903,7 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
       call(acAddr, ac(ctx), 'deposits', [e]),
       call(acAddr, ac(ctx), 'pendingWithdrawals', [e]),
       call(nrAddr, nr(ctx), 'getNode', [e]),
+      call(nrAddr, nr(ctx), 'drawnForAudits', [e]),
     ]),
     ...accounts.flatMap((a) => [
       call(acAddr, ac(ctx), 'credits', [a]),
@@ -933,6 +937,9 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
     const dep = big()
     const [wAmount, wAt] = dec(ac(ctx), 'pendingWithdrawals')
     const [node] = dec(nr(ctx), 'getNode')
+    const drawn = big()
+    if (drawn !== x.node.drawn)
+      fail(`drawn for audits of ${e}: chain ${drawn}, model ${x.node.drawn}`)
     if (dep !== x.deposit) fail(`deposit of ${e}: chain ${dep}, model ${x.deposit}`)
     if (wAmount !== x.withdrawal || wAt !== x.withdrawalAt)
       fail(
