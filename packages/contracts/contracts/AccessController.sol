@@ -135,6 +135,10 @@ contract AccessController is Guarded {
     /// @notice The part of each escrow drawn from the executor's bonded stake (`drawForAudit`).
     ///         A refund sends it back into the executor's unbonding funds, not to its credits.
     mapping(bytes32 grantId => uint256) public escrowFromStake;
+    /// @notice The one settler that took each grant (`disputeEscrow`), with or without a fee in
+    ///         escrow. Only it may resolve or refund the escrow, and no other settler may take the
+    ///         grant: with several settlement hubs, one run is settled (paid, rewarded) once.
+    mapping(bytes32 grantId => address) public settlerOf;
 
     event AccessGranted(
         bytes32 indexed grantId,
@@ -184,6 +188,7 @@ contract AccessController is Guarded {
     error EscrowLocked(bytes32 grantId, uint64 claimableAt);
     error NotFeeRecipient(bytes32 grantId, address caller);
     error NotSettler(address caller);
+    error GrantTaken(bytes32 grantId, address settler);
     error PayoutMismatch(uint256 total, uint256 escrowed);
     error LengthMismatch();
     error ZeroAmount();
@@ -523,11 +528,22 @@ contract AccessController is Guarded {
         emit SettlerSet(account, allowed);
     }
 
-    /// @notice Locks an escrow so the owner cannot claim it until it is resolved or refunded.
+    /// @notice Takes `grantId` for the calling settler (`settlerOf`), once: locks its escrow so
+    ///         the owner cannot claim it until this settler resolves or refunds it. A grant that
+    ///         paid no fee (state None) is taken too, so that no second settler can settle the same
+    ///         run again (another hub would reward it a second time). `GrantTaken` once another
+    ///         settler (or this one) has it.
     function disputeEscrow(bytes32 grantId) external onlySettler {
         Escrow storage e = _escrows[grantId];
-        if (e.state != EscrowState.Held) revert WrongEscrowState(grantId, e.state);
-        e.state = EscrowState.Disputed;
+        if (e.state == EscrowState.None) {
+            if (_grants[grantId].executor == address(0)) revert GrantNotFound(grantId);
+        } else if (e.state != EscrowState.Held) {
+            revert WrongEscrowState(grantId, e.state);
+        }
+        address taken = settlerOf[grantId];
+        if (taken != address(0)) revert GrantTaken(grantId, taken);
+        settlerOf[grantId] = msg.sender;
+        if (e.state == EscrowState.Held) e.state = EscrowState.Disputed;
         emit EscrowDisputed(grantId, msg.sender);
     }
 
@@ -539,6 +555,7 @@ contract AccessController is Guarded {
         if (payees.length != amounts.length || payees.length == 0) revert LengthMismatch();
         Escrow storage e = _escrows[grantId];
         if (e.state != EscrowState.Disputed) revert WrongEscrowState(grantId, e.state);
+        _onlyItsSettler(grantId);
         uint256 sum = 0;
         for (uint256 i = 0; i < payees.length; ++i) {
             if (payees[i] == address(0)) revert ZeroAddress();
@@ -560,6 +577,7 @@ contract AccessController is Guarded {
     function refundEscrow(bytes32 grantId) external onlySettler nonReentrant returns (uint256 amount) {
         Escrow storage e = _escrows[grantId];
         if (e.state != EscrowState.Disputed) revert WrongEscrowState(grantId, e.state);
+        _onlyItsSettler(grantId);
         e.state = EscrowState.Resolved;
         amount = e.amount;
         Grant storage g = _grants[grantId];
@@ -657,6 +675,12 @@ contract AccessController is Guarded {
         } catch {
             return (false, Reason.POLICY_ERROR);
         }
+    }
+
+    /// @dev A disputed escrow is settled by the settler that took it, no other.
+    function _onlyItsSettler(bytes32 grantId) private view {
+        address taken = settlerOf[grantId];
+        if (taken != msg.sender) revert GrantTaken(grantId, taken);
     }
 
     /// @dev True when `executor` owns `capsuleId` or is an operator of its owner.

@@ -15,8 +15,9 @@ interface IAttestationPolicy {
 /// @title AttestationHub
 /// @notice Settlement of an attested job (issue #16, ADR 0027). A job is a grant whose capsule's
 ///         policy requires attestation. Its life:
-///         1. `openJob(grantId)` (anyone, while the grant is live): locks the grant's escrow in
-///            the AccessController and opens the sortition (CommitteeSortition).
+///         1. `openJob(grantId)` (anyone, while the grant is live): takes the grant in the
+///            AccessController for this hub (no other hub can open it after), locks its escrow,
+///            and opens the sortition (CommitteeSortition).
 ///         2. `seatCommittee` (anyone, after the sortition window): records the committee.
 ///         3. `submitCertificate` (anyone, before the deadline): 2f + 1 member `Commit`
 ///            signatures; records the verdict and who signed.
@@ -194,8 +195,12 @@ contract AttestationHub {
         (address policy,,) = capsules.accessInfo(grant.capsuleId);
         if (!_attestationRequired(policy)) revert AttestationNotRequired(grantId);
         AccessController.EscrowState state = controller.getEscrow(grantId).state;
-        if (state == AccessController.EscrowState.Held) controller.disputeEscrow(grantId);
-        else if (state != AccessController.EscrowState.None) revert EscrowNotHeld(grantId, state);
+        if (state != AccessController.EscrowState.Held && state != AccessController.EscrowState.None) {
+            revert EscrowNotHeld(grantId, state);
+        }
+        // Takes the grant for this hub, fee or not: the controller refuses it to every other
+        // settler from now on (`GrantTaken`), so one run is settled and rewarded once (ADR 0068).
+        controller.disputeEscrow(grantId);
         sortition.openJob(grantId);
         uint64 deadline = uint64(block.number) + sortition.window() + certificateBlocks;
         jobs[grantId] = Job(bytes20(0), uint32(deadline), Status.Open, 0, 0, Before.None);

@@ -204,6 +204,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   runCount: TypedMethod<[capsuleId: BytesLike], bigint, 'view'>
   setAdmin: TypedMethod<[newAdmin: AddressLike], void, 'nonpayable'>
   setSettler: TypedMethod<[account: AddressLike, allowed: boolean], void, 'nonpayable'>
+  settlerOf: TypedMethod<[grantId: BytesLike], string, 'view'>
   SIGNED_REQUEST_TYPEHASH: TypedMethod<[], string, 'view'>
   stakeClaimDelay: TypedMethod<[], bigint, 'view'>
   totalHeld: TypedMethod<[], bigint, 'view'>

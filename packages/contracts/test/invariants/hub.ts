@@ -114,11 +114,17 @@ export async function openJob(s: HubStepContext, caller: string): Promise<void> 
   const [id, g] = s.rnd.pick(fresh.length > 0 && s.rnd.chance(0.8) ? fresh : grants)
   const escrow = s.model.escrows.get(id)
   const t = s.model.next()
-  const ok = !h.jobs.has(id) && t < g.expiresAt && (escrow === undefined || escrow.state === 'held')
+  // The grant must be free: a settler took none (the runner's own settler takes held escrows).
+  const ok =
+    !h.jobs.has(id) &&
+    t < g.expiresAt &&
+    (escrow === undefined || escrow.state === 'held') &&
+    g.settler === undefined
   const r = await s.send(caller, hub.encodeFunctionData('openJob', [id]))
   expect(s, `openJob (escrow ${escrow?.state ?? 'none'})`, ok, r)
   if (!ok) return
   if (escrow) escrow.state = 'disputed'
+  g.settler = h.address
   done(s, 'openJob')
   h.jobs.set(id, {
     status: 'open',
@@ -291,7 +297,10 @@ export async function settle(s: HubStepContext, caller: string): Promise<void> {
   const g = s.model.grants.get(id)!
   const passed = job.verdict === 7
   const escrow = m.escrows.get(id)
-  // The hub pays only an escrow still locked (the runner's own settler may have moved it).
+  // The hub took the grant at openJob: its escrow (if any) is still locked, the runner's own
+  // settler cannot have moved it.
+  if (escrow !== undefined && escrow.state !== 'disputed')
+    s.fail(`settle: the hub's escrow ${id} was moved by another settler (${escrow.state})`)
   if (escrow?.state === 'disputed') {
     const per = (escrow.amount * HUB_VERIFIER_BPS) / 10_000n / BigInt(job.signers.length)
     const toExecutor = passed ? (escrow.amount * HUB_EXECUTOR_BPS) / 10_000n : 0n

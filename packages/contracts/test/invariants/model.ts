@@ -76,7 +76,14 @@ export class Model {
   /** Every grant: its capsule, payer, the capsule's owner and its expiry. */
   readonly grants = new Map<
     string,
-    { capsule: string; payer: string; owner: string; expiresAt: bigint }
+    {
+      capsule: string
+      payer: string
+      owner: string
+      expiresAt: bigint
+      /** The settler that took the grant (`settlerOf`): only it resolves or refunds it (ADR 0068). */
+      settler?: string
+    }
   >()
   readonly executors = new Map<string, ExecutorModel>()
   readonly capsules: CapsuleModel[] = []

@@ -730,10 +730,14 @@ async function dispute(ctx: RunContext): Promise<void> {
   const caller = ctx.rnd.chance(0.8)
     ? ctx.actors.settler
     : ctx.rnd.pick([x.owner, ctx.actors.stranger])
-  const ok = caller === ctx.actors.settler && x.state === 'held'
+  const g = ctx.model.grants.get(x.id)!
+  const ok = caller === ctx.actors.settler && x.state === 'held' && g.settler === undefined
   const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'disputeEscrow', [x.id])
   expectOutcome('disputeEscrow', ok, r)
-  if (ok) x.state = 'disputed'
+  if (ok) {
+    x.state = 'disputed'
+    g.settler = caller
+  }
 }
 
 async function resolve(ctx: RunContext): Promise<void> {
@@ -746,7 +750,9 @@ async function resolve(ctx: RunContext): Promise<void> {
   // Sometimes amounts that do not add up.
   const skew = ctx.rnd.chance(0.1) ? 1n : 0n
   const amounts = [a, x.amount - a + skew]
-  const ok = caller === ctx.actors.settler && skew === 0n
+  // Only the settler that took the grant (not the hub's, when the hub opened its job).
+  const taken = ctx.model.grants.get(x.id)!.settler
+  const ok = caller === ctx.actors.settler && skew === 0n && taken === caller
   const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'resolveEscrow', [x.id, payees, amounts])
   expectOutcome('resolveEscrow', ok, r)
   if (!ok) return
@@ -764,7 +770,8 @@ async function refund(ctx: RunContext): Promise<void> {
   const disputed = all.filter((x) => x.state === 'disputed')
   const x = disputed.length > 0 && ctx.rnd.chance(0.8) ? ctx.rnd.pick(disputed) : ctx.rnd.pick(all)
   const caller = ctx.rnd.chance(0.85) ? ctx.actors.settler : ctx.actors.stranger
-  const ok = caller === ctx.actors.settler && x.state === 'disputed'
+  const taken = ctx.model.grants.get(x.id)!.settler
+  const ok = caller === ctx.actors.settler && x.state === 'disputed' && taken === caller
   const t = ctx.model.next()
   const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'refundEscrow', [x.id])
   expectOutcome('refundEscrow', ok, r)
