@@ -108,13 +108,16 @@ describe('a Sybil with many fresh addresses gains no selection odds (reputation 
     expect(passesToReach(500)).toBe(93)
     expect(nextReputation(600, 'fail')).toBe(300)
     expect(nextReputation(600, 'equivocation')).toBe(0)
+    // 0 is final: one pass must not re-admit a caught node to minReputation(1).
+    expect(nextReputation(0, 'pass')).toBe(0)
+    expect(passesToReach(1, 0)).toBe(Number.POSITIVE_INFINITY)
     expect(nextReputation(600, 'timeout')).toBe(600)
     expect(nextReputation(REPUTATION_MAX, 'pass')).toBe(REPUTATION_MAX)
     expect(() => nextReputation(1001, 'pass')).toThrow(RangeError)
     expect(() => nextReputation(1.5, 'pass')).toThrow(RangeError)
     expect(() => nextReputation(5, 'won' as never)).toThrow(RangeError)
-    // Never decreasing on a pass, never increasing on a fail, over the whole range.
-    for (let r = 0; r <= REPUTATION_MAX; r++) {
+    // Never decreasing on a pass, never increasing on a fail, over the whole range (from 1: 0 is final).
+    for (let r = 1; r <= REPUTATION_MAX; r++) {
       expect(nextReputation(r, 'pass')).toBeGreaterThanOrEqual(Math.min(r + 1, REPUTATION_MAX))
       expect(nextReputation(r, 'fail')).toBeLessThanOrEqual(r)
     }

@@ -289,10 +289,15 @@ contract NodeRegistry is INodeRegistry, Guarded {
 
     /// @notice A settled, attested pass of `node` (as executor, or as a verifier that certified
     ///         a job): reputation r grows by max(1, ⌊r·(1000 − r) / 16,000⌋), capped at 1000
-    ///         (`nextReputation(r, 'pass')` of the committee package).
+    ///         (`nextReputation(r, 'pass')` of the committee package). Reputation 0 is final: a
+    ///         pass from 0 gives nothing.
     function recordPass(address node) external onlyManager returns (uint64 current) {
         Node storage n = _registered(node);
         uint64 previous = n.reputation;
+        // 0 means caught: a fail at 1 or an equivocation. Were a pass to lift it back to 1, one
+        // run (a fee-0 job, say) would re-admit the node to every `minReputation(1)` policy, the
+        // rule "never caught failing" rests on (ADR 0027, amended).
+        if (previous == 0) return 0;
         uint256 r = previous;
         uint256 step = (r * (MAX_REPUTATION - r)) / (REPUTATION_GROWTH_DIVISOR * MAX_REPUTATION);
         uint256 next = r + (step == 0 ? 1 : step);

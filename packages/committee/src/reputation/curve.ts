@@ -10,6 +10,8 @@
  *   500). A Sybil with k fresh addresses pays k times that.
  * - A fail verdict halves reputation; an equivocation proof sets it to 0 (a new address would
  *   start at 1: re-registering gains nothing). A timeout changes nothing.
+ * - 0 is final: a pass from 0 gives nothing, so `minReputation(1)` keeps out every node ever
+ *   brought to 0 (a fresh node caught failing once, any node caught equivocating).
  */
 
 /** The highest reputation (NodeRegistry's MAX_REPUTATION). */
@@ -49,6 +51,9 @@ export function nextReputation(r: number, event: ReputationEvent): number {
   assertReputation(r)
   switch (event) {
     case 'pass':
+      // 0 is final (a fail at 1, an equivocation): one pass must not re-admit a caught node to
+      // `minReputation(1)` policies (NodeRegistry.recordPass, ADR 0027 amended).
+      if (r === 0) return 0
       return Math.min(
         REPUTATION_MAX,
         r +
@@ -75,11 +80,12 @@ export function reputationAfter(passes: number, start = REPUTATION_INITIAL): num
   return r
 }
 
-/** Settled passes a node starting at `start` needs to reach `target` (≤ MAX). */
+/** Settled passes a node starting at `start` needs to reach `target` (≤ MAX); `Infinity` from 0 (final). */
 export function passesToReach(target: number, start = REPUTATION_INITIAL): number {
   assertReputation(target)
   let r = start
   let passes = 0
+  if (r === 0 && target > 0) return Number.POSITIVE_INFINITY
   while (r < target) {
     r = nextReputation(r, 'pass')
     passes++

@@ -256,8 +256,9 @@ export async function certify(s: HubStepContext, caller: string): Promise<void> 
   job.signers = signers.map((x) => x.address)
 }
 
-/** NodeRegistry.recordPass: r + max(1, ⌊r·(1000 − r) / 16,000⌋), capped at 1000 (the committee README's curve). */
+/** NodeRegistry.recordPass: r + max(1, ⌊r·(1000 − r) / 16,000⌋), capped at 1000 (the committee README's curve); 0 stays 0. */
 function reputationAfterPass(r: bigint): bigint {
+  if (r === 0n) return 0n
   const step = (r * (1000n - r)) / 16_000n
   const next = r + (step === 0n ? 1n : step)
   return next > 1000n ? 1000n : next
