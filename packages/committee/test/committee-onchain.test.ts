@@ -11,6 +11,7 @@ import {
   parseEther,
   randomBytes,
   type Wallet,
+  ZeroAddress,
 } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -38,7 +39,7 @@ type Method<A extends unknown[], R> = ((...args: A) => Promise<R>) & {
   staticCall(...args: A): Promise<unknown>
 }
 type Sortition = BaseContract & {
-  openJob: Method<[string], { wait(): Promise<{ blockNumber: number }> }>
+  openJob: Method<[string, string], { wait(): Promise<{ blockNumber: number }> }>
   submitTicket: Method<
     [string, Pair, unknown, { gasLimit: bigint }?],
     { wait(): Promise<{ gasUsed: bigint; logs: unknown[] }> }
@@ -104,7 +105,8 @@ async function revertOf(call: Promise<unknown>): Promise<string> {
 
 async function openJob(): Promise<{ jobId: string; seed: Uint8Array }> {
   const jobId = hexlify(randomBytes(32))
-  const receipt = await (await sortition.openJob(jobId)).wait()
+  // No executor among these verifiers: the job's executor is refused a seat (IsExecutor).
+  const receipt = await (await sortition.openJob(jobId, ZeroAddress)).wait()
   await anvil.provider.send('evm_mine', [])
   const block = await anvil.provider.getBlock(receipt.blockNumber)
   return { jobId, seed: jobSeed(getBytes(jobId), getBytes(block!.hash!)) }
@@ -197,7 +199,21 @@ describe('CommitteeSortition on a real anvil with the NodeRegistry', () => {
     const [members, closed] = await sortition.committeeOf(jobId)
     expect(closed).toBe(true)
     expect(members).toEqual([a!.wallet.address])
-    expect(await revertOf(as(a!.wallet).openJob.staticCall(jobId))).toBe('NotOpener')
+    expect(await revertOf(as(a!.wallet).openJob.staticCall(jobId, ZeroAddress))).toBe('NotOpener')
+  })
+  it("refuses the job's executor a seat, however good its ticket", async () => {
+    const [a] = verifiers
+    const jobId = hexlify(randomBytes(32))
+    const receipt = await (await sortition.openJob(jobId, a!.wallet.address)).wait()
+    await anvil.provider.send('evm_mine', [])
+    const block = await anvil.provider.getBlock(receipt.blockNumber)
+    const seed = jobSeed(getBytes(jobId), getBytes(block!.hash!))
+    const ta = ticketOf(a!.wallet, seed)
+    expect(
+      await revertOf(
+        as(a!.wallet).submitTicket.staticCall(jobId, ta.onchain.publicKey, ta.onchain.proof),
+      ),
+    ).toBe('IsExecutor')
   })
   it('takes tickets from a weight of 2⁴¹ (MIN_WEIGHT) on, and stores such seats’ scores whole', async () => {
     // A registry that lets a node stake a few thousand wei: only the sortition's floor refuses it.
@@ -219,7 +235,7 @@ describe('CommitteeSortition on a real anvil with the NodeRegistry', () => {
       ).wait()
     }
     const jobId = hexlify(randomBytes(32))
-    const opened = await (await floor.openJob(jobId)).wait()
+    const opened = await (await floor.openJob(jobId, ZeroAddress)).wait()
     await anvil.provider.send('evm_mine', [])
     const block = await anvil.provider.getBlock(opened.blockNumber)
     const seed = jobSeed(getBytes(jobId), getBytes(block!.hash!))

@@ -12,6 +12,7 @@ import {
   attestationHubAbi,
   attested,
   type CommitteeSortitionContract,
+  committeeSortitionAbi,
   connectDigicap,
   connectSettlement,
   type DigicapAddresses,
@@ -86,7 +87,7 @@ export interface HubWorld {
   /** A capsule whose policy is `attested()`, and one whose policy is not. */
   attestedCapsule: string
   plainCapsule: string
-  /** Every error the hub, its library and the two contracts it calls can revert with. */
+  /** Every error the hub, its library and the three contracts it calls can revert with. */
   errors: Interface
 }
 
@@ -162,7 +163,7 @@ export async function startHubWorld(seats: number[], verifierCount: number): Pro
   const hubErrors = (attestationHubAbi as readonly { type: string }[]).filter(
     (x) => x.type === 'error',
   )
-  const others = [...accessControllerAbi, ...nodeRegistryAbi].filter(
+  const others = [...accessControllerAbi, ...nodeRegistryAbi, ...committeeSortitionAbi].filter(
     (x) => x.type === 'error' && !hubErrors.some((h) => (h as { name?: string }).name === x.name),
   )
   return {

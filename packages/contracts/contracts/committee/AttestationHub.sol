@@ -201,7 +201,7 @@ contract AttestationHub {
         // Takes the grant for this hub, fee or not: the controller refuses it to every other
         // settler from now on (`GrantTaken`), so one run is settled and rewarded once (ADR 0068).
         controller.disputeEscrow(grantId);
-        sortition.openJob(grantId);
+        sortition.openJob(grantId, grant.executor); // the executor may not sit on its own committee
         uint64 deadline = uint64(block.number) + sortition.window() + certificateBlocks;
         jobs[grantId] = Job(bytes20(0), uint32(deadline), Status.Open, 0, 0, Before.None);
         emit JobOpened(grantId, grant.executor, deadline);

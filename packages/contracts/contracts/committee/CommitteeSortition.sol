@@ -38,7 +38,13 @@ contract CommitteeSortition {
     /// @notice Committee size n = 3f + 1.
     uint8 public immutable seats;
 
-    mapping(bytes32 jobId => uint64) public grantBlockOf;
+    /// @dev One slot per job: where the seed comes from and whose run the committee judges.
+    struct Opened {
+        uint64 grantBlock;
+        address executor;
+    }
+
+    mapping(bytes32 jobId => Opened) internal _opened;
     mapping(bytes32 jobId => Seat[]) internal _committees;
 
     event JobOpened(bytes32 indexed jobId, uint64 grantBlock);
@@ -53,6 +59,7 @@ contract CommitteeSortition {
     error NotEligible(address node);
     error AlreadySeated(address node);
     error SeedExpired(bytes32 jobId);
+    error IsExecutor(bytes32 jobId, address node);
 
     constructor(INodeRegistry registry_, address opener_, uint64 window_, uint8 seats_) {
         if (
@@ -65,18 +72,29 @@ contract CommitteeSortition {
         seats = seats_;
     }
 
-    /// @notice Opens `jobId`'s sortition at this block (its blockhash seeds the VRF).
-    function openJob(bytes32 jobId) external {
+    /// @notice Opens `jobId`'s sortition at this block (its blockhash seeds the VRF), for a run
+    ///         of `executor`, which may not sit on its committee.
+    function openJob(bytes32 jobId, address executor) external {
         if (msg.sender != opener) revert NotOpener(msg.sender);
-        if (grantBlockOf[jobId] != 0) revert JobExists(jobId);
-        grantBlockOf[jobId] = uint64(block.number);
+        if (_opened[jobId].grantBlock != 0) revert JobExists(jobId);
+        _opened[jobId] = Opened(uint64(block.number), executor);
         emit JobOpened(jobId, uint64(block.number));
+    }
+
+    /// @notice The block `jobId` was opened at (0 when not opened).
+    function grantBlockOf(bytes32 jobId) public view returns (uint64) {
+        return _opened[jobId].grantBlock;
+    }
+
+    /// @notice The executor whose run `jobId`'s committee judges (refused a seat).
+    function executorOf(bytes32 jobId) external view returns (address) {
+        return _opened[jobId].executor;
     }
 
     /// @notice The VRF input of `jobId`: known from the block after the grant, readable for 256
     ///         blocks (blockhash), which covers the window.
     function seedOf(bytes32 jobId) public view returns (bytes32) {
-        uint64 grant = grantBlockOf[jobId];
+        uint64 grant = _opened[jobId].grantBlock;
         if (grant == 0 || block.number <= grant) revert JobNotOpen(jobId);
         bytes32 hash = blockhash(grant);
         if (hash == 0) revert SeedExpired(jobId);
@@ -89,13 +107,16 @@ contract CommitteeSortition {
         external
         returns (bool seated)
     {
-        uint64 grant = grantBlockOf[jobId];
+        Opened memory opened = _opened[jobId];
+        uint64 grant = opened.grantBlock;
         if (grant == 0) revert JobNotOpen(jobId);
         if (block.number <= grant || block.number > grant + window) {
             revert OutsideWindow(block.number, grant + 1, grant + window);
         }
         address node = address(uint160(uint256(keccak256(abi.encodePacked(pk[0], pk[1])))));
         if (node != msg.sender) revert NotKeyOwner(msg.sender, node);
+        // The executor would judge its own run, and be paid as a signer besides its share.
+        if (node == opened.executor) revert IsExecutor(jobId, node);
         if (!registry.isActive(node, ROLE_VERIFIER)) revert NotEligible(node);
         INodeRegistry.Node memory record = registry.getNode(node);
         uint256 weight = uint256(record.stake) * uint256(record.reputation);
@@ -116,7 +137,7 @@ contract CommitteeSortition {
         for (uint256 i = 0; i < c.length; i++) {
             members[i] = c[i].node;
         }
-        uint64 grant = grantBlockOf[jobId];
+        uint64 grant = _opened[jobId].grantBlock;
         closed = grant != 0 && block.number > grant + window;
     }
 
@@ -128,7 +149,7 @@ contract CommitteeSortition {
         Seat[] storage c = _committees[jobId];
         full = c.length == seats;
         if (full) score = c[c.length - 1].score;
-        uint64 grant = grantBlockOf[jobId];
+        uint64 grant = _opened[jobId].grantBlock;
         closed = grant != 0 && block.number > grant + window;
     }
 

@@ -264,10 +264,11 @@ export interface CommitteeSortitionEvents {
 export interface CommitteeSortitionContract extends TypedContract<CommitteeSortitionEvents> {
   committeeOf: TypedMethod<[jobId: BytesLike], [members: string[], closed: boolean] & { readonly members: string[]; readonly closed: boolean }, 'view'>
   cutoffOf: TypedMethod<[jobId: BytesLike], [full: boolean, score: bigint, closed: boolean] & { readonly full: boolean; readonly score: bigint; readonly closed: boolean }, 'view'>
+  executorOf: TypedMethod<[jobId: BytesLike], string, 'view'>
   grantBlockOf: TypedMethod<[jobId: BytesLike], bigint, 'view'>
   MIN_WEIGHT: TypedMethod<[], bigint, 'view'>
   opener: TypedMethod<[], string, 'view'>
-  openJob: TypedMethod<[jobId: BytesLike], void, 'nonpayable'>
+  openJob: TypedMethod<[jobId: BytesLike, executor: AddressLike], void, 'nonpayable'>
   registry: TypedMethod<[], string, 'view'>
   seats: TypedMethod<[], bigint, 'view'>
   seedOf: TypedMethod<[jobId: BytesLike], string, 'view'>
