@@ -62,6 +62,18 @@ describe('verifyCertificate', () => {
     expect(() => verifyCertificate(cert, committee, { domain, jobId })).not.toThrow()
   })
 
+  it('carries every member that committed, not only 2f+1: each is paid and rewarded for it', async () => {
+    const cert = await certificate([3, 1, 0, 2, 1]) // all four of n = 4, one of them twice
+    expect(cert.signers).toEqual(
+      keys
+        .slice(0, 4)
+        .map((k) => k.address)
+        .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1)),
+    )
+    expect(cert.signatures).toHaveLength(4)
+    expect(() => verifyCertificate(cert, committee, { domain, jobId })).not.toThrow()
+  })
+
   it('refuses a short certificate (2f signatures)', async () => {
     const cert = await certificate([0, 1, 2])
     refused(

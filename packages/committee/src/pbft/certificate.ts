@@ -1,5 +1,5 @@
 /**
- * A decision certificate (SPEC-PBFT.md §6): 2f+1 `Commit` signatures of distinct members over
+ * A decision certificate (SPEC-PBFT.md §6): at least 2f+1 `Commit` signatures of distinct members over
  * (chain id, contract, job id, view, verdict, evidence hash), signers in ascending address
  * order, which is what the settlement contract checks with one ecrecover per signer.
  */
@@ -34,12 +34,14 @@ function addressKey(address: string): bigint {
 }
 
 /**
- * Builds a certificate from commit votes of one value (the first `quorum` distinct signers,
- * sorted). The votes must already be verified.
+ * Builds a certificate from commit votes of one value: every distinct signer, sorted (one
+ * signature each). Not only the first `quorum`: the settlement pays and rewards each signer the
+ * certificate names, so a member that signed is not left out. The votes must already be verified.
  */
 export function buildCertificate(
   domain: PbftDomain,
-  committee: PbftCommittee,
+  // Kept for callers (it bounded the certificate to the committee's quorum before).
+  _committee: PbftCommittee,
   commits: readonly { signer: Address; vote: PbftVote }[],
 ): PbftCertificate {
   const first = commits[0]
@@ -48,9 +50,7 @@ export function buildCertificate(
   for (const { signer, vote } of commits) {
     if (!bySigner.has(signer)) bySigner.set(signer, vote.signature)
   }
-  const sorted = [...bySigner.keys()]
-    .sort((a, b) => (addressKey(a) < addressKey(b) ? -1 : 1))
-    .slice(0, committee.quorum)
+  const sorted = [...bySigner.keys()].sort((a, b) => (addressKey(a) < addressKey(b) ? -1 : 1))
   return {
     chainId: domain.chainId,
     contract: domain.verifyingContract,

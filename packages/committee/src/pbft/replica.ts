@@ -677,13 +677,16 @@ export class PbftReplica {
     if (this.#decision !== undefined && this.#wanted) this.#certify()
   }
 
-  /** Builds the certificate from 2f+1 commits of the decision whose signatures hold, if there are. */
+  /**
+   * Builds the certificate from every commit of the decision held now whose signature holds (at
+   * least 2f+1), not only the first 2f+1: each signer it names is paid and rewarded on chain.
+   */
   #certify(): void {
     const d = this.#decision
     if (d === undefined || this.#certificate !== undefined) return
     const { quorum } = this.#o.committee
     // Only commits whose signatures hold go into the certificate.
-    const held = this.#holding(this.#count('commit', d.view, d), quorum)
+    const held = this.#holding(this.#count('commit', d.view, d), Number.POSITIVE_INFINITY)
     if (held.length < quorum) return
     this.#certificate = buildCertificate(this.#o.domain, this.#o.committee, held)
     if (this.#timer !== undefined) clearTimeout(this.#timer)
