@@ -112,8 +112,8 @@ export class AttestationRefusedError extends DigicapError {
 }
 
 /**
- * A record's EK certificate does not make its EK a TPM's (SPEC.md §9, ADR 0069):
- * `details.reason` `missing`, `malformed`, `untrusted` (issued by no certificate of the trusted
+ * A record's EK certificate does not make its EK a TPM's (SPEC.md §9, ADR 0069), or the trusted
+ * roots cannot be read: `details.reason` `missing`, `malformed`, `unreadable` (the roots file), `untrusted` (issued by no certificate of the trusted
  * EK roots), `expired` (outside its validity, or its issuer's) or `key-mismatch` (it certifies
  * another key than the record's EK).
  */

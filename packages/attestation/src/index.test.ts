@@ -42,6 +42,7 @@ it('the public surface changes only on purpose', () => {
     'makeCredential',
     'openRunMeasurement',
     'parseEkRoots',
+    'readEkRoots',
     'parsePublic',
     'parsePublicArea',
     'parseQuoteAttest',
@@ -68,6 +69,7 @@ it('the agent entry exports exactly these names', async () => {
     'DEFAULT_EK_HANDLES',
     'RUN_PCR',
     'createAttestationAgent',
+    'recordFromAgent',
     'serveAttestation',
   ])
 })

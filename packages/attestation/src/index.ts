@@ -111,7 +111,7 @@ export {
 export type { QuoteClock } from './verifier/clock.ts'
 export { checkQuoteRollback, checkQuoteSequence } from './verifier/clock.ts'
 export type { EkRoots } from './verifier/ek-certificate.ts'
-export { parseEkRoots, verifyEkCertificate } from './verifier/ek-certificate.ts'
+export { parseEkRoots, readEkRoots, verifyEkCertificate } from './verifier/ek-certificate.ts'
 export { DEFAULT_QUOTE_PCRS, pcrCompositeDigest } from './verifier/pcrs.ts'
 export type { QuoteEvidence, QuoteExpectation, VerifiedQuote } from './verifier/verify-quote.ts'
 export { verifyQuote } from './verifier/verify-quote.ts'

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type AttestationAgent,
   createAttestationAgent,
+  recordFromAgent,
   serveAttestation,
 } from '../src/agent/index.ts'
 import {
@@ -46,12 +47,6 @@ let otherRecord: AttestationRecord
 let roots: EkRoots
 let otherRoots: EkRoots
 
-async function recordOf(agent: AttestationAgent): Promise<AttestationRecord> {
-  const keys = await agent.provision()
-  const q = await agent.quote({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() })
-  return { ...keys, bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)) }
-}
-
 function reasonOf(run: () => unknown): unknown {
   try {
     run()
@@ -74,9 +69,9 @@ beforeAll(async () => {
   certifiedAgent = createAttestationAgent({ tcti: certified.tcti })
   plainAgent = createAttestationAgent({ tcti: plain.tcti })
   await certifiedAgent.resetRunPcr()
-  record = await recordOf(certifiedAgent)
-  plainRecord = await recordOf(plainAgent)
-  otherRecord = await recordOf(createAttestationAgent({ tcti: otherMaker.tcti }))
+  record = await recordFromAgent(certifiedAgent)
+  plainRecord = await recordFromAgent(plainAgent)
+  otherRecord = await recordFromAgent(createAttestationAgent({ tcti: otherMaker.tcti }))
 }, 120_000)
 
 afterAll(async () => {

@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto'
 import {
-  type AttestationRecord,
   attestationRecordHash,
   createActivationCache,
   encodeAttestationRecord,
@@ -15,6 +14,7 @@ import {
 import {
   type AttestationAgent,
   createAttestationAgent,
+  recordFromAgent,
   serveAttestation,
 } from '@digicap/attestation/agent'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
@@ -24,12 +24,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { watchRun } from '../src/node/verifier/watch-run.ts'
 
 const bytes = (n = 32) => new Uint8Array(randomBytes(n))
-
-async function recordOf(agent: AttestationAgent): Promise<AttestationRecord> {
-  const keys = await agent.provision()
-  const q = await agent.quote({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() })
-  return { ...keys, bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)) }
-}
 
 describe('watchRun with EK roots', () => {
   let certified: Swtpm
@@ -54,7 +48,7 @@ describe('watchRun with EK roots', () => {
     const ekRoots = parseEkRoots(certified.ekRoots as string)
     const beforeOf = async (agent: AttestationAgent) => {
       await agent.resetRunPcr()
-      const record = await recordOf(agent)
+      const record = await recordFromAgent(agent)
       const stop = await serveAttestation(executor.libp2p, agent, {
         record: encodeAttestationRecord(record),
       })

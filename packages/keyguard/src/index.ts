@@ -61,7 +61,7 @@
  */
 
 /** The TPM makers' CA certificates a keyguard trusts for executors' EKs (`attestation.ekRoots`). */
-export { type EkRoots, parseEkRoots } from '@digicap/attestation'
+export { type EkRoots, parseEkRoots, readEkRoots } from '@digicap/attestation'
 // Defined in @digicap/contracts (the RPC quorum lives there); re-exported from the barrel only,
 // so errors.ts (which every keyguard module imports) does not load ethers.
 export { QuorumError } from '@digicap/contracts'

@@ -6,14 +6,11 @@
  * truly and is still refused, `ek-untrusted:missing`, before any credential is made.
  */
 import { randomBytes } from 'node:crypto'
-import {
-  type AttestationRecord,
-  attestationRecordHash,
-  encodeAttestationRecord,
-} from '@digicap/attestation'
+import { attestationRecordHash, encodeAttestationRecord } from '@digicap/attestation'
 import {
   type AttestationAgent,
   createAttestationAgent,
+  recordFromAgent,
   serveAttestation,
 } from '@digicap/attestation/agent'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
@@ -24,12 +21,6 @@ import { attestationGate, NotAttestedError, notAttestedReason, parseEkRoots } fr
 import { type Swtpm, startSwtpm } from '../src/testing.ts'
 
 const bytes = (n = 32) => new Uint8Array(randomBytes(n))
-
-async function recordOf(agent: AttestationAgent): Promise<AttestationRecord> {
-  const keys = await agent.provision()
-  const q = await agent.quote({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() })
-  return { ...keys, bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)) }
-}
 
 describe('attestationGate with EK roots', () => {
   let certified: Swtpm
@@ -63,7 +54,7 @@ describe('attestationGate with EK roots', () => {
     })
     const attestWith = async (agent: AttestationAgent) => {
       await agent.resetRunPcr()
-      const record = await recordOf(agent)
+      const record = await recordFromAgent(agent)
       const stop = await serveAttestation(executorNode.libp2p, agent, {
         record: encodeAttestationRecord(record),
       })

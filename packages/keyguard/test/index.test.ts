@@ -82,6 +82,7 @@ describe('public surface', () => {
         "openSealedSecrets",
         "parseEkRoots",
         "peerIdFromRegistered",
+        "readEkRoots",
         "readKeyRecord",
         "readOwner",
         "readPcrValues",

@@ -24,6 +24,7 @@ export {
   DEFAULT_EK_HANDLES,
   RUN_PCR,
 } from './agent.ts'
+export { recordFromAgent } from './record.ts'
 export type { ServeAttestationOptions } from './serve.ts'
 export { DEFAULT_ATTEST_CHALLENGES, serveAttestation } from './serve.ts'
 export type {

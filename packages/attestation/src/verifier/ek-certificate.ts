@@ -9,6 +9,7 @@
  * record's EK.
  */
 import { type KeyObject, X509Certificate } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { EkCertificateError } from '../errors.ts'
 import { publicKeyObject } from '../tpm/key-object.ts'
 import { parsePublic } from '../tpm/public.ts'
@@ -44,6 +45,24 @@ export function parseEkRoots(pem: string): EkRoots {
       })
     }
   })
+}
+
+/**
+ * The certificates of a PEM file (`keyguard.ekRoots`, `verifier.ekRoots`).
+ *
+ * @throws {EkCertificateError} `unreadable` (with the file), or `malformed` as {@link parseEkRoots}.
+ */
+export async function readEkRoots(file: string): Promise<EkRoots> {
+  let pem: string
+  try {
+    pem = await readFile(file, 'utf8')
+  } catch (cause) {
+    throw new EkCertificateError('Cannot read the EK roots file', {
+      details: { reason: 'unreadable', file },
+      cause,
+    })
+  }
+  return parseEkRoots(pem)
 }
 
 const fail = (reason: string, shortMessage: string, details: Record<string, unknown> = {}) =>

@@ -3,7 +3,6 @@
  * registration record (EK, AK, boot PCRs) kept in a file, whose SHA-256 is NodeRegistry's
  * `attestationKeyHash`.
  */
-import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import type { AttestationRecord } from '@digicap/attestation'
@@ -69,13 +68,8 @@ export async function loadNodeAttestation(
     }
   } else {
     // The boot PCRs as the TPM reports them now: the node's reference values.
-    const random = () => new Uint8Array(randomBytes(32))
-    const q = await agent.quote({
-      nonce: random(),
-      grantId: random(),
-      ephemeralPublicKey: random(),
-    })
-    record = { ...keys, bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)) }
+    const { recordFromAgent } = await import('@digicap/attestation/agent')
+    record = await recordFromAgent(agent)
     await writeFile(file, encodeAttestationRecord(record), { mode: 0o600, flag: 'wx' })
   }
   const recordBytes = encodeAttestationRecord(record)

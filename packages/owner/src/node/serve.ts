@@ -4,21 +4,19 @@
  * the key store's capsules pinned, and `serve.json` kept current for `status`.
  */
 
-import { readFile, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { toHex } from '@digicap/capsule-core'
-import { ConfigError } from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
 import {
   type ConnectionGuard,
   createConnectionGuard,
   createKeyguard,
   createReleaseJournal,
-  type EkRoots,
   ethersChainClient,
   type Keyguard,
   type KeyguardEvent,
   type Logger,
-  parseEkRoots,
+  readEkRoots,
   unwrapOwnerSecrets,
 } from '@digicap/keyguard'
 import {
@@ -341,21 +339,5 @@ export async function startKeyguardNode(
       })()
       return stopping
     },
-  }
-}
-
-/**
- * The TPM makers' CA certificates in a PEM file (`keyguard.ekRoots`).
- * @throws {ConfigError} the file is unreadable or holds no certificate.
- */
-async function readEkRoots(file: string): Promise<EkRoots> {
-  try {
-    return parseEkRoots(await readFile(file, 'utf8'))
-  } catch (cause) {
-    throw new ConfigError('Cannot read the EK roots (keyguard.ekRoots)', {
-      cause,
-      details: { file },
-      hint: 'Give a PEM file of the TPM makers’ CA certificates (roots and intermediates).',
-    })
   }
 }

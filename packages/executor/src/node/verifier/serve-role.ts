@@ -5,8 +5,7 @@
  * (`settlement.attestationHub`, `settlement.committeeSortition`; env DIGICAP_ATTESTATION_HUB,
  * DIGICAP_COMMITTEE_SORTITION), and print each job's progress as daemon lines.
  */
-import { readFile } from 'node:fs/promises'
-import type { EkRoots } from '@digicap/attestation'
+import { readEkRoots } from '@digicap/attestation'
 import { toHex } from '@digicap/capsule-core'
 import { ConfigError, UsageError } from '@digicap/cli-kit'
 import { createProvider, privateKeyAccount, serialSigner } from '@digicap/contracts'
@@ -97,22 +96,5 @@ export async function startServeRole(
     await verifier.stop()
     provider.destroy()
     key.fill(0)
-  }
-}
-
-/**
- * The TPM makers' CA certificates in a PEM file (`verifier.ekRoots`).
- * @throws {ConfigError} the file is unreadable or holds no certificate.
- */
-async function readEkRoots(file: string): Promise<EkRoots> {
-  const { parseEkRoots } = await import('@digicap/attestation')
-  try {
-    return parseEkRoots(await readFile(file, 'utf8'))
-  } catch (cause) {
-    throw new ConfigError('Cannot read the EK roots (verifier.ekRoots)', {
-      cause,
-      details: { file },
-      hint: 'Give a PEM file of the TPM makers’ CA certificates (roots and intermediates).',
-    })
   }
 }

@@ -38,20 +38,13 @@ interface SendOptions {
   onProgress?: (event: Event) => void
 }
 
-interface SendStream {
+interface SendStream extends Drainable {
   status: string
   writeStatus: string
   send(data: Uint8Array | Uint8ArrayList): boolean
-  writableNeedsDrain?: boolean
   closeRead(options?: SendOptions): Promise<void>
   close(options?: SendOptions): Promise<void>
   abort(err: Error): void
-  addEventListener(
-    type: 'close' | 'drain',
-    listener: (event: Event) => void,
-    options?: object,
-  ): void
-  removeEventListener(type: 'close' | 'drain', listener: (event: Event) => void): void
 }
 
 /** The parts of bitswap's `Network` used here. */
