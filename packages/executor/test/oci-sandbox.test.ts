@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
+import { closeSync, constants, openSync, readdirSync } from 'node:fs'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -207,6 +208,51 @@ describe('oci sandbox (runc)', () => {
     expect(new TextDecoder().decode(result.output)).toBe('rows=3 sum=42\n')
     await expectNothingLeft()
   }, 120_000)
+
+  it('a FIFO left as the result file is refused (SANDBOX_CRASH, not-regular) within the time limit, four at once too: no run blocks the thread pool', async () => {
+    const sealed = await seal({
+      files: { 'app/run.sh': '#!/bin/sh\n/bin/busybox mkfifo /digicap/output/result\n' },
+      config: {
+        Cmd: ['/bin/sh', '/app/run.sh'],
+        Labels: { 'org.digicap.result': 'file:/digicap/output/result' },
+      },
+    })
+    const t0 = Date.now()
+    const runs = [0, 1, 2, 3].map(() =>
+      runIn(job(sealed, { timeLimitMs: 5_000 })).then(
+        () => 'resolved',
+        (e: { code?: string; details?: unknown }) => ({ code: e.code, details: e.details }),
+      ),
+    )
+    const settled = Promise.all(runs)
+    const raced = await Promise.race([
+      settled,
+      new Promise<'pending'>((r) => setTimeout(() => r('pending'), 60_000)),
+    ])
+    if (raced === 'pending') {
+      // a regression: a blocked open() holds a pool thread, so fs.promises cannot help here;
+      // opening each FIFO's write end (synchronously, non-blocking) lets the suite go on
+      for (const run of readdirSync(stateDir)) {
+        try {
+          closeSync(
+            openSync(
+              join(stateDir, run, 'output', 'result'),
+              constants.O_WRONLY | constants.O_NONBLOCK,
+            ),
+          )
+        } catch {}
+      }
+      await settled
+    }
+    expect(raced).toEqual(
+      Array(4).fill({
+        code: 'SANDBOX_CRASH',
+        details: { file: 'result', type: 'fifo' },
+      }),
+    )
+    expect(Date.now() - t0).toBeLessThan(60_000)
+    await expectNothingLeft()
+  }, 180_000)
 
   it('kills a container that never exits (ignores SIGTERM, forks, closes its output) at its time limit (SANDBOX_TIMEOUT), nothing left', async () => {
     const mark = String(50_000 + Math.floor(Math.random() * 9_999))

@@ -256,7 +256,13 @@ async function wipeMemoryFile(p: string, counts: { files: number; bytes: number 
  * cores).
  */
 async function overwrite(p: string, size: number, sync: boolean): Promise<void> {
-  const fh = await open(p, constants.O_RDWR | constants.O_NOFOLLOW)
+  // A sandbox may have written this path (an image's /digicap/output) and swapped a FIFO in after
+  // the lstat: O_NONBLOCK keeps the open from blocking a pool thread, the fstat skips it.
+  const fh = await open(p, constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+  if (!(await fh.stat().catch(() => undefined))?.isFile()) {
+    await fh.close()
+    return
+  }
   const runBytes = ZERO_RUN * ZEROS.length
   const lane = async (first: number) => {
     for (let at = first * runBytes; at < size; at += WIPE_LANES * runBytes) {

@@ -8,7 +8,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { constants } from 'node:fs'
+import { constants, type Stats } from 'node:fs'
 import { chmod, chown, mkdir, open, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -328,20 +328,43 @@ async function unpack(
   }
 }
 
-/** Reads the result file without following a link the container may have left there. */
+/** What `fstat` says a path is, in the words a refusal's details use. */
+function fileType(st: Stats): string {
+  if (st.isFIFO()) return 'fifo'
+  if (st.isSocket()) return 'socket'
+  if (st.isCharacterDevice()) return 'char-device'
+  if (st.isBlockDevice()) return 'block-device'
+  if (st.isDirectory()) return 'directory'
+  if (st.isSymbolicLink()) return 'symlink'
+  return 'other'
+}
+
+/**
+ * Reads the result file the container left, refusing anything but a regular file. The container
+ * chose what sits at that path: O_NOFOLLOW refuses a link, O_NONBLOCK keeps a FIFO (or a device)
+ * from blocking the open, which would hold a libuv pool thread forever (four such runs stall
+ * every fs call of the process) and never end the run; the fstat of the opened file decides.
+ */
 async function readResultFile(path: string, max: number): Promise<Uint8Array> {
+  const file = path.slice(path.lastIndexOf('/') + 1)
   let fh: Awaited<ReturnType<typeof open>>
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   } catch (cause) {
-    throw new SandboxCrashError('The container left no result file', {
-      cause,
-      details: { file: path.slice(path.lastIndexOf('/') + 1) },
-    })
+    const code = (cause as NodeJS.ErrnoException).code
+    throw new SandboxCrashError(
+      code === 'ELOOP' ? 'The result file is a symbolic link' : 'The container left no result file',
+      { cause, details: { file, ...(code === 'ELOOP' ? { type: 'symlink' } : {}) } },
+    )
   }
   try {
     const st = await fh.stat()
-    if (!st.isFile()) throw new SandboxCrashError('The result is not a regular file')
+    if (!st.isFile()) {
+      throw new SandboxCrashError('The result is not a regular file', {
+        details: { file, type: fileType(st) },
+        hint: 'The program must write its result as a regular file in /digicap/output.',
+      })
+    }
     if (st.size > max) {
       throw new SandboxOutputLimitError('The result file is larger than the output limit', {
         details: { size: st.size, outputLimitBytes: max },
