@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process'
-import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -225,6 +225,31 @@ describe('wasi file system: in memory only', () => {
 })
 
 describe('wasi host process', () => {
+  it('a module growing a funcref table stops at the table cap (10 000 entries) and the host lives (it used to abort, SIGABRT)', async () => {
+    const script = new URL('./scripts/run-one-job.ts', import.meta.url).pathname
+    const dir = await mkdtemp(join(tmpdir(), 'wasi-table-'))
+    try {
+      const outputs: unknown[] = []
+      for (const growBy of [1_000_000, 1000]) {
+        const file = join(dir, `grow-${growBy}.wasm`)
+        await writeFile(file, wat('table-grow.wat', { GROW_BY: String(growBy) }))
+        // its own process: a regression aborts the child, which fails here, not the test runner
+        const r = spawnSync(
+          process.execPath,
+          ['--disable-warning=ExperimentalWarning', script, 'wasi', file, '2000', String(1 << 20)],
+          { encoding: 'utf8', timeout: 45_000 },
+        )
+        expect({ status: r.status, signal: r.signal }).toEqual({ status: 0, signal: null })
+        const out = JSON.parse(r.stdout)
+        outputs.push(out.ok ? Buffer.from(out.output, 'hex').readUInt32LE(0) : out)
+      }
+      // a grow past the cap fails inside the module (-1): none of 1 000 000, 10 of 1 000
+      expect(outputs).toEqual([0, 10_000])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
+
   it('after an endless poll_oneoff sleep the run times out, nothing touches the disk, and the process exits on its own', async () => {
     const tmp = await mkdtemp(join(tmpdir(), 'wasi-tmpdir-'))
     const report = join(tmp, '..', `${basename(tmp)}.json`)

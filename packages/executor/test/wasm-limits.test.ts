@@ -1,7 +1,26 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { clampWasmMemory, compileWasiModule } from '../src/sandbox/wasi/wasm-limits.ts'
+import wabtInit from 'wabt'
+import {
+  clampWasmMemory,
+  compileWasiModule,
+  WASM_TABLE_ENTRIES_MAX,
+  WASM_TABLES_MAX,
+} from '../src/sandbox/wasi/wasm-limits.ts'
 import { wat } from './helpers.ts'
+
+const wabt = await wabtInit()
+const wasm = (text: string): Uint8Array => {
+  const m = wabt.parseWat('t.wat', text)
+  try {
+    return m.toBinary({}).buffer
+  } finally {
+    m.destroy()
+  }
+}
+/** A WASI-shaped module with these extra definitions (tables, imports). */
+const withTables = (defs: string) =>
+  wasm(`(module ${defs} (memory (export "memory") 1) (func (export "_start")))`)
 
 const sum = wat('sum-input.wat') // declares (memory 2), no maximum
 const PAGE = 65536
@@ -67,6 +86,83 @@ describe('clampWasmMemory', () => {
     expect(() => clampWasmMemory(shared, 16 * PAGE)).toThrow(
       expect.objectContaining({ code: 'SANDBOX_RUNTIME_UNSUPPORTED' }),
     )
+  })
+
+  it('caps tables: the maximum of one is the entry cap, several share what their minimums leave', async () => {
+    const t1 = new WebAssembly.Instance(
+      await compileWasiModule(
+        clampWasmMemory(withTables('(table (export "t") 5 funcref)'), PAGE).bytes,
+      ),
+      {},
+    ).exports.t as WebAssembly.Table
+    expect(t1.length).toBe(5)
+    expect(() => t1.grow(WASM_TABLE_ENTRIES_MAX - 5 + 1)).toThrow(RangeError)
+    expect(t1.grow(WASM_TABLE_ENTRIES_MAX - 5)).toBe(5)
+    // two tables: 1000 + 0 minimum, 9000 left, 4500 each on top of its minimum
+    const two = new WebAssembly.Instance(
+      await compileWasiModule(
+        clampWasmMemory(
+          withTables('(table (export "a") 1000 funcref) (table (export "b") 0 20 externref)'),
+          PAGE,
+        ).bytes,
+      ),
+      {},
+    ).exports
+    const [a, b] = [two.a as WebAssembly.Table, two.b as WebAssembly.Table]
+    expect(() => a.grow(4501)).toThrow(RangeError)
+    expect(a.grow(4500)).toBe(1000)
+    // a smaller declared maximum is kept
+    expect(() => b.grow(21)).toThrow(RangeError)
+    expect(b.grow(20)).toBe(0)
+  })
+
+  it('refuses tables over the caps (SANDBOX_MEMORY) and imported or unusual tables (SANDBOX_RUNTIME_UNSUPPORTED)', async () => {
+    const refused = (code: () => unknown) => {
+      try {
+        code()
+      } catch (e) {
+        return e as { code: string; details: unknown }
+      }
+      throw new Error('not refused')
+    }
+    expect(
+      refused(() =>
+        clampWasmMemory(withTables(`(table ${WASM_TABLE_ENTRIES_MAX + 1} funcref)`), PAGE),
+      ),
+    ).toMatchObject({
+      code: 'SANDBOX_MEMORY',
+      details: { tableEntries: WASM_TABLE_ENTRIES_MAX + 1 },
+    })
+    // the minimums count together
+    expect(
+      refused(() => clampWasmMemory(withTables('(table 6000 funcref) (table 6000 funcref)'), PAGE)),
+    ).toMatchObject({ code: 'SANDBOX_MEMORY', details: { tableEntries: 12_000 } })
+    const many = Array.from({ length: WASM_TABLES_MAX + 1 }, () => '(table 0 funcref)').join(' ')
+    expect(refused(() => clampWasmMemory(withTables(many), PAGE))).toMatchObject({
+      code: 'SANDBOX_MEMORY',
+      details: { tables: WASM_TABLES_MAX + 1 },
+    })
+    // an imported table (kind 1) or memory is not the module's to size: refused at compile
+    for (const imp of [
+      '(import "wasi_snapshot_preview1" "t" (table 10 funcref))',
+      '(import "env" "t" (table 10000000 funcref))',
+    ]) {
+      const code = clampWasmMemory(withTables(imp), PAGE).bytes
+      await expect(compileWasiModule(code)).rejects.toMatchObject({
+        code: 'SANDBOX_RUNTIME_UNSUPPORTED',
+        details: { kind: 'table' },
+      })
+    }
+    // 64-bit tables: flags 0x04; patched into a plain module's table section
+    const plain = withTables('(table 1 funcref)')
+    const at = Buffer.from(plain).indexOf(Buffer.from([0x04, 0x04, 0x01, 0x70, 0x00, 0x01]))
+    expect(at).toBeGreaterThan(8)
+    const t64 = plain.slice()
+    t64[at + 4] = 0x04
+    expect(refused(() => clampWasmMemory(t64, PAGE))).toMatchObject({
+      code: 'SANDBOX_RUNTIME_UNSUPPORTED',
+      details: { reason: 'shared or 64-bit tables are not supported' },
+    })
   })
 
   it('fuzz: any mutation of a valid module is clamped and compiled, or refused with a typed error', async () => {

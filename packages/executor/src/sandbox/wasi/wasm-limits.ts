@@ -36,16 +36,30 @@ function writeU32(v: number): number[] {
   return out
 }
 
+/**
+ * Most table entries a module may have, all its tables together. A table lives outside linear
+ * memory, in the V8 heap and beside it (dispatch tables), so the memory limit does not bound
+ * it, and growing one towards V8's own cap (10 million entries) aborts the whole host process,
+ * not just the worker. Toolchains declare one funcref table sized to the functions whose
+ * address is taken: a few thousand entries for large programs.
+ */
+export const WASM_TABLE_ENTRIES_MAX = 10_000
+/** Most tables a module may define (toolchains emit one; multi-table needs a few). */
+export const WASM_TABLES_MAX = 16
+
 export interface ClampResult {
-  /** The module with every defined memory's maximum set to at most the cap. */
+  /** The module with every defined memory's and table's maximum set to at most its cap. */
   readonly bytes: Uint8Array
   readonly capPages: number
 }
 
 /**
- * Rewrite a module so each memory it defines declares `maximum ≤ capPages`; `memory.grow`
- * past the cap then fails inside the module. Only the memory section changes; everything
- * else is copied byte for byte. Memories with a larger `minimum` are refused up front.
+ * Rewrite a module so each memory it defines declares `maximum ≤ capPages` and its tables
+ * together at most {@link WASM_TABLE_ENTRIES_MAX} entries; `memory.grow` and `table.grow`
+ * past a cap then fail inside the module (they return -1). Only the table and memory sections
+ * change; everything else is copied byte for byte. A larger `minimum` is refused up front, so
+ * are more than {@link WASM_TABLES_MAX} tables and tables other than plain funcref/externref.
+ * Imported memories and tables are refused by {@link compileWasiModule}.
  */
 export function clampWasmMemory(code: Uint8Array, memoryLimitBytes: number): ClampResult {
   const capPages = Math.floor(memoryLimitBytes / PAGE)
@@ -62,32 +76,9 @@ export function clampWasmMemory(code: Uint8Array, memoryLimitBytes: number): Cla
     const [size, bodyStart] = readU32(code, pos + 1)
     const end = bodyStart + size
     if (end > code.length) bad('section runs past the end', { section: id })
-    if (id !== 5) {
-      parts.push(code.subarray(pos, end))
-      pos = end
-      continue
-    }
-    const body: number[] = []
-    let [count, p] = readU32(code, bodyStart)
-    body.push(...writeU32(count))
-    while (count-- > 0) {
-      if (p >= end) bad('truncated memory section')
-      const flags = code[p++]!
-      if (flags !== 0 && flags !== 1) bad('shared or 64-bit memories are not supported', { flags })
-      let min: number
-      ;[min, p] = readU32(code, p)
-      let max: number | undefined
-      if (flags === 1) [max, p] = readU32(code, p)
-      if (min > capPages) {
-        throw new SandboxMemoryError('Module needs more memory than the limit allows', {
-          details: { minimumBytes: min * PAGE, memoryLimitBytes },
-        })
-      }
-      const clamped = Math.min(max ?? capPages, capPages)
-      body.push(0x01, ...writeU32(min), ...writeU32(clamped))
-    }
-    if (p !== end) bad('trailing bytes in memory section')
-    parts.push(Uint8Array.of(5, ...writeU32(body.length), ...body))
+    if (id === 4) parts.push(section(4, clampTables(code, bodyStart, end)))
+    else if (id === 5) parts.push(section(5, clampMemories(code, bodyStart, end, memoryLimitBytes)))
+    else parts.push(code.subarray(pos, end))
     pos = end
   }
   const total = parts.reduce((n, x) => n + x.length, 0)
@@ -98,6 +89,81 @@ export function clampWasmMemory(code: Uint8Array, memoryLimitBytes: number): Cla
     off += x.length
   }
   return { bytes, capPages }
+}
+
+function section(id: number, body: number[]): Uint8Array {
+  return Uint8Array.of(id, ...writeU32(body.length), ...body)
+}
+
+function clampMemories(code: Uint8Array, start: number, end: number, limit: number): number[] {
+  const capPages = Math.floor(limit / PAGE)
+  const body: number[] = []
+  let [count, p] = readU32(code, start)
+  body.push(...writeU32(count))
+  while (count-- > 0) {
+    if (p >= end) bad('truncated memory section')
+    const flags = code[p++]!
+    if (flags !== 0 && flags !== 1) bad('shared or 64-bit memories are not supported', { flags })
+    let min: number
+    ;[min, p] = readU32(code, p)
+    let max: number | undefined
+    if (flags === 1) [max, p] = readU32(code, p)
+    if (min > capPages) {
+      throw new SandboxMemoryError('Module needs more memory than the limit allows', {
+        details: { minimumBytes: min * PAGE, memoryLimitBytes: limit },
+      })
+    }
+    const clamped = Math.min(max ?? capPages, capPages)
+    body.push(0x01, ...writeU32(min), ...writeU32(clamped))
+  }
+  if (p !== end) bad('trailing bytes in memory section')
+  return body
+}
+
+/**
+ * The table section, each table's maximum lowered so that all of them together stay within
+ * WASM_TABLE_ENTRIES_MAX: each keeps its minimum and gets an equal share of what the minimums
+ * leave (or its own smaller maximum).
+ */
+function clampTables(code: Uint8Array, start: number, end: number): number[] {
+  const [count, first] = readU32(code, start)
+  if (count > WASM_TABLES_MAX) {
+    throw new SandboxMemoryError('Module defines more tables than allowed', {
+      details: { tables: count, tablesMax: WASM_TABLES_MAX },
+      hint: `A module may define at most ${WASM_TABLES_MAX} tables.`,
+    })
+  }
+  const tables: { type: number; min: number; max: number | undefined }[] = []
+  let p = first
+  for (let i = 0; i < count; i++) {
+    if (p + 1 >= end) bad('truncated table section')
+    // 0x70 funcref, 0x6f externref; typed references and initializer expressions (0x40) are
+    // not something a WASI toolchain emits
+    const type = code[p++]!
+    if (type !== 0x70 && type !== 0x6f) bad('table type not supported', { type })
+    const flags = code[p++]!
+    if (flags !== 0 && flags !== 1) bad('shared or 64-bit tables are not supported', { flags })
+    let min: number
+    ;[min, p] = readU32(code, p)
+    let max: number | undefined
+    if (flags === 1) [max, p] = readU32(code, p)
+    tables.push({ type, min, max })
+  }
+  if (p !== end) bad('trailing bytes in table section')
+  const minimum = tables.reduce((n, t) => n + t.min, 0)
+  if (minimum > WASM_TABLE_ENTRIES_MAX) {
+    throw new SandboxMemoryError('Module needs larger tables than allowed', {
+      details: { tableEntries: minimum, tableEntriesMax: WASM_TABLE_ENTRIES_MAX },
+      hint: `A module's tables may hold at most ${WASM_TABLE_ENTRIES_MAX} entries together.`,
+    })
+  }
+  const share = Math.floor((WASM_TABLE_ENTRIES_MAX - minimum) / Math.max(count, 1))
+  const body = writeU32(count)
+  for (const t of tables) {
+    const clamped = Math.min(t.max ?? Number.POSITIVE_INFINITY, t.min + share)
+    body.push(t.type, 0x01, ...writeU32(t.min), ...writeU32(clamped))
+  }
+  return body
 }
 
 /**
