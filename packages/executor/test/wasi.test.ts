@@ -121,6 +121,22 @@ describe.each([
     expect(err.details.diskLimitBytes).toBe(1024 * 1024)
   })
 
+  it('a path over 4096 bytes is ENAMETOOLONG in every path call, and name bytes count against the disk limit', async () => {
+    const long = await sandbox.run(job(wat('long-names.wat', { NAME_LEN: '4097', COUNT: '3' })))
+    // path_open (last errno, successes), path_create_directory, path_filestat_get,
+    // path_unlink_file, path_rename: all ENAMETOOLONG (37), nothing made
+    expect(u32s(long.output)).toEqual([37, 0, 37, 37, 37, 37])
+    // 4096-byte names are allowed, and each costs its bytes on top of the 4 KiB entry: 200 of
+    // them (200 × 8 KiB) do not fit the 1 MiB disk limit
+    const few = await sandbox.run(job(wat('long-names.wat', { NAME_LEN: '4096', COUNT: '3' })))
+    expect(u32s(few.output).slice(0, 2)).toEqual([0, 3])
+    const err = await expectCode(
+      wat('long-names.wat', { NAME_LEN: '4096', COUNT: '200' }),
+      'SANDBOX_OUTPUT_LIMIT',
+    )
+    expect(err.details.diskLimitBytes).toBe(1024 * 1024)
+  })
+
   it('an unknown WASI import answers ENOSYS, also one named like an Object.prototype member', async () => {
     const r = await sandbox.run(job(wat('imports-prototype.wat')))
     expect(u32s(r.output)).toEqual([52])

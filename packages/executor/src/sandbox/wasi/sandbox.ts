@@ -25,8 +25,9 @@ export interface WasiSandboxInit extends OutputLimits {
   /**
    * Most bytes the module may write in one run, through any descriptor: stdout, stderr and
    * files it creates (default 64 MiB). Every write, every byte a file grows by and every
-   * entry created (4 KiB each) is metered; the module is stopped before passing the limit.
-   * The files live in the worker's memory, so this also bounds that memory.
+   * entry created (4 KiB each, plus its name's bytes) is metered; the module is stopped before
+   * passing the limit. The files live in the worker's memory, so this also bounds that
+   * memory. A path over 4096 bytes is refused (ENAMETOOLONG) by every path call.
    */
   readonly diskLimitBytes?: number | undefined
   /** Time the host allows on top of `timeLimitMs` before terminating the worker (default 0). */
