@@ -90,6 +90,16 @@ describe.each([
     expect(err.details.enforcedBy).toBe('host')
   })
 
+  it('a start function that never returns is stopped at the time limit, not the start-up timeout', async () => {
+    const t0 = performance.now()
+    const err = await expectCode(wat('start-loop.wat'), 'SANDBOX_TIMEOUT', {
+      runtime: runtime('wasi', { timeLimitMs: 300 }),
+    })
+    expect(err.details).toMatchObject({ timeLimitMs: 300, enforcedBy: 'host' })
+    // the start-up timeout is 10 s
+    expect(performance.now() - t0).toBeLessThan(5000)
+  })
+
   it('unbounded memory.grow hits the cap: SANDBOX_MEMORY', async () => {
     const err = await expectCode(wat('grow-memory.wat'), 'SANDBOX_MEMORY')
     expect(err.details.memoryBytes).toBe(1024 * 1024)

@@ -22,7 +22,8 @@ const utf8 = new TextEncoder()
  * imports (the shim's, with poll_oneoff, args_sizes_get and the socket calls replaced,
  * every write metered), `_start`, then zero the files, sinks and linear memory. Synchronous:
  * the caller (the sandbox worker, or a benchmark) owns the thread it blocks.
- * @param onStart called once the module is instantiated, just before `_start`.
+ * @param onStart called just before the module is instantiated (which runs its start
+ *   function): the job's time limit runs from here.
  */
 export function runWasiModule(
   data: WasiWorkerData,
@@ -133,13 +134,17 @@ function runWith(
   for (const imp of WebAssembly.Module.imports(data.module)) {
     imports[imp.name] ??= () => ERRNO_NOSYS
   }
+  // The job's time limit is armed before instantiating, not after: instantiation runs the
+  // module's start function (its start section), which is the program's own code and may spin.
+  // Arming it here keeps valid modules with a start section working (refusing them would not)
+  // and leaves the start-up timeout to the worker's own boot only.
+  onStart()
+  const t0 = performance.now()
   try {
     const instance = new WebAssembly.Instance(data.module, {
       wasi_snapshot_preview1: imports,
     } as WebAssembly.Imports)
     memory = instance.exports.memory as WebAssembly.Memory
-    onStart()
-    const t0 = performance.now()
     try {
       exitCode = wasi.start(instance as unknown as Parameters<WASI['start']>[0])
     } catch (err) {
