@@ -116,6 +116,26 @@ describe.each([
         sandbox.run({ ...job(''), runtime: runtime('quickjs', { timeLimitMs: 0 }) }),
       ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
     })
+
+    it('runs with a memory limit up to what its wasm memory can hold, and refuses a larger one before starting (INVALID_ARGUMENT)', async () => {
+      // the QuickJS build declares at most 32768 pages (2 GiB), 256 of them its base
+      const max = (32768 - 256) * 65536
+      const ok = await sandbox.run(
+        job("digicap.output('ok')", { runtime: runtime('quickjs', { memoryLimitBytes: max }) }),
+      )
+      expect(dec(ok.output)).toBe('ok')
+      for (const memoryLimitBytes of [max + 1, 3 * 1024 ** 3, 4 * 1024 ** 3]) {
+        await expect(
+          sandbox.run(
+            job("digicap.output('ok')", { runtime: runtime('quickjs', { memoryLimitBytes }) }),
+          ),
+        ).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT',
+          details: { memoryLimitBytes, max, runtime: 'quickjs' },
+        })
+      }
+      await stillWorks()
+    })
   })
 
   describe('quickjs sandbox: isolation (each stop is typed; the host keeps working)', () => {

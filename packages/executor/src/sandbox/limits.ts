@@ -8,6 +8,15 @@ export const DEFAULT_MAX_LOG_LINES = 200
 export const DEFAULT_MAX_LOG_LINE_LENGTH = 2000
 /** Largest memory limit a job may ask for (4 GiB, the wasm32 ceiling). */
 export const MAX_MEMORY_LIMIT_BYTES = 4 * 1024 * 1024 * 1024
+/**
+ * Largest memory limit a QuickJS job may ask for: the QuickJS build declares at most 32768
+ * pages (2 GiB) of linear memory, 256 of which its base takes (quickjs/worker.ts); a memory the
+ * limit would make larger does not link, so such a job is refused before any worker starts.
+ */
+export const QUICKJS_MAX_MEMORY_LIMIT_BYTES = (32768 - 256) * 65536
+const MAX_MEMORY_BY_KIND: Partial<Record<RuntimeKind, number>> = {
+  quickjs: QUICKJS_MAX_MEMORY_LIMIT_BYTES,
+}
 /** Largest time limit a job may ask for (1 hour). */
 export const MAX_TIME_LIMIT_MS = 60 * 60 * 1000
 
@@ -56,6 +65,16 @@ export function checkJob(job: SandboxJob, kind: RuntimeKind): void {
     throw new InvalidArgumentError('job.runtime.memoryLimitBytes out of range', {
       details: { memoryLimitBytes: rt.memoryLimitBytes, max: MAX_MEMORY_LIMIT_BYTES },
     })
+  }
+  const kindMax = MAX_MEMORY_BY_KIND[kind]
+  if (kindMax !== undefined && rt.memoryLimitBytes > kindMax) {
+    throw new InvalidArgumentError(
+      'job.runtime.memoryLimitBytes is above what this runtime can hold',
+      {
+        details: { memoryLimitBytes: rt.memoryLimitBytes, max: kindMax, runtime: kind },
+        hint: `A ${kind} job may ask for at most ${kindMax} bytes of memory.`,
+      },
+    )
   }
   if (
     !Number.isSafeInteger(rt.timeLimitMs) ||

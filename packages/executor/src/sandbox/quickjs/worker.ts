@@ -122,6 +122,8 @@ const baseVariant = ((RELEASE_SYNC as { default?: unknown }).default ?? RELEASE_
 const PAGE = 65536
 /** Pages the emscripten build starts with (its stack, static data and first heap). */
 const BASE_PAGES = 256
+/** The most pages the emscripten build's memory import accepts (2 GiB). */
+const MODULE_MAX_PAGES = 32768
 
 /**
  * The linear memory QuickJS runs in, capped at its base plus the job's memory limit.
@@ -131,7 +133,9 @@ const BASE_PAGES = 256
  * "out of memory", which the run reports as SANDBOX_MEMORY.
  */
 function memoryFor(memoryLimitBytes: number): WebAssembly.Memory {
-  const maximum = Math.min(65536, BASE_PAGES + Math.ceil(memoryLimitBytes / PAGE))
+  // the module's own declared maximum: a larger memory does not link (checkJob refuses such
+  // a limit first, QUICKJS_MAX_MEMORY_LIMIT_BYTES)
+  const maximum = Math.min(MODULE_MAX_PAGES, BASE_PAGES + Math.ceil(memoryLimitBytes / PAGE))
   return new WebAssembly.Memory({ initial: BASE_PAGES, maximum })
 }
 
