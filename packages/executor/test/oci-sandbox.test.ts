@@ -254,6 +254,32 @@ describe('oci sandbox (runc)', () => {
     await expectNothingLeft()
   }, 180_000)
 
+  it('without a tmpfs, every file of the scratch (decrypted layers, rootfs) is overwritten on clean-up, whatever its size', async () => {
+    // 2 MiB of random bytes in the image, over a workspace whose own overwrite cap is 64 KiB:
+    // the scratch holds the sealed and the plain layer and the unpacked rootfs file
+    const sealed = await seal({
+      padBytes: 2 * 1024 * 1024,
+      config: { Cmd: ['/bin/sh', '-c', 'exit 0'] },
+    })
+    let tmpfs: unknown
+    const s = ociSandbox({
+      store: heliaCapsuleStore(node.helia),
+      stateDir,
+      tmpfs: false,
+      onStep: (e) => {
+        if (e.step === 'scratch') tmpfs = e.detail?.tmpfs
+      },
+    })
+    const ws = createRunWorkspace({ tmpRoot, maxOverwriteBytes: 64 * 1024 })
+    await s.run(job(sealed), { workspace: ws })
+    const report = await ws.dispose()
+    expect(tmpfs).toBe(false)
+    expect(report.failures).toEqual([])
+    // the plain layer and the rootfs's copy at least (the sealed layer is gzip of random bytes)
+    expect(report.fileBytesOverwritten).toBeGreaterThan(3 * 2 * 1024 * 1024)
+    await expectNothingLeft()
+  }, 120_000)
+
   it('kills a container that never exits (ignores SIGTERM, forks, closes its output) at its time limit (SANDBOX_TIMEOUT), nothing left', async () => {
     const mark = String(50_000 + Math.floor(Math.random() * 9_999))
     const sealed = await seal({

@@ -29,7 +29,8 @@ export interface RunWorkspaceInit {
   /**
    * Largest file overwritten with zeros before removal (default 256 MiB). A larger file
    * (which the sandboxes' write metering prevents) is removed without overwriting, and
-   * `failures` says so: clean-up never spends unbounded time on a huge or sparse file.
+   * `failures` says so: clean-up never spends unbounded time on a huge or sparse file. Not
+   * for a `tempDir` made with `overwriteAll` (an image run's scratch without a tmpfs).
    */
   readonly maxOverwriteBytes?: number | undefined
 }
@@ -50,9 +51,15 @@ export interface RunWorkspaceInit {
 export interface RunWorkspace {
   /**
    * Make a fresh 0700 temp directory that `dispose()` removes, under the workspace root or
-   * under `root` when given (e.g. a tmpfs for decrypted data).
+   * under `root` when given (e.g. a tmpfs for decrypted data). `overwriteAll`: every regular
+   * file in it is overwritten whatever its size (`maxOverwriteBytes` does not apply): for a
+   * directory of plaintext whose sizes something else bounds (an image run's scratch).
    */
-  tempDir(prefix: string, root?: string): Promise<string>
+  tempDir(
+    prefix: string,
+    root?: string,
+    options?: { readonly overwriteAll?: boolean | undefined },
+  ): Promise<string>
   /** Zero this buffer on `dispose()` (key material, plaintext). */
   trackBuffer(buffer: Uint8Array): void
   /**
@@ -84,7 +91,7 @@ export interface RunWorkspace {
 export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
   const root = init.tmpRoot ?? tmpdir()
   const maxOverwrite = init.maxOverwriteBytes ?? 256 * 1024 * 1024
-  const dirs: string[] = []
+  const dirs: { dir: string; maxOverwrite: number }[] = []
   const buffers: Uint8Array[] = []
   const files: { path: string; memoryFs: boolean; overwrite: boolean }[] = []
   const handles: Array<() => unknown> = []
@@ -96,9 +103,10 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
     get disposed() {
       return disposed
     },
-    async tempDir(prefix, under) {
+    async tempDir(prefix, under, options) {
       const dir = await mkdtemp(join(under ?? root, `digicap-${prefix}`))
-      dirs.push(dir)
+      const all = options?.overwriteAll === true
+      dirs.push({ dir, maxOverwrite: all ? Number.POSITIVE_INFINITY : maxOverwrite })
       return dir
     },
     trackBuffer(buffer) {
@@ -154,8 +162,9 @@ export function createRunWorkspace(init: RunWorkspaceInit = {}): RunWorkspace {
           await rm(file.path, { force: true }).catch(() => {})
         }
       }
-      const tempRoots = dirs.splice(0)
-      for (const dir of tempRoots) {
+      const tempRoots: string[] = []
+      for (const { dir, maxOverwrite } of dirs.splice(0)) {
+        tempRoots.push(dir)
         try {
           await wipeTree(dir, counts, maxOverwrite, failures)
         } catch (err) {

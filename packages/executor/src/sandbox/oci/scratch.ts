@@ -3,8 +3,8 @@
  * OCI state directory (`run-dir.ts`), so decrypted layers and the unpacked rootfs never reach
  * a disk and a crashed run is found by the next start's sweep. Where mounting is not permitted
  * (no CAP_SYS_ADMIN), a private 0700 directory of the workspace under the same state directory
- * and name, whose files the workspace overwrites with zeros on clean-up; `tmpfs` says which
- * one the run got.
+ * and name, whose files the workspace overwrites with zeros on clean-up, whatever their size;
+ * `tmpfs` says which one the run got.
  */
 import { execFile } from 'node:child_process'
 import { mkdir, rm } from 'node:fs/promises'
@@ -25,8 +25,11 @@ export async function createScratch(
   ws: RunWorkspace,
   init: { stateDir: string; sizeBytes: number; tmpfs?: boolean | undefined },
 ): Promise<Scratch> {
+  // Every file is overwritten, whatever the workspace's size cap: the decrypted layers and the
+  // rootfs can be larger than it, and their size is bounded by the image (and the unpack's
+  // time limit), the output's by the container's file-size limit, not by the program.
   const plainDir = async (): Promise<Scratch> => ({
-    dir: await ws.tempDir(await runDirPrefix(), init.stateDir),
+    dir: await ws.tempDir(await runDirPrefix(), init.stateDir, { overwriteAll: true }),
     tmpfs: false,
     release: async () => {},
   })
