@@ -10,7 +10,17 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import {
+  access,
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  rmdir,
+  writeFile,
+} from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -93,6 +103,26 @@ async function until(cond: () => Promise<boolean>, ms: number, what: string): Pr
 
 const psArgs = async () => (await execFileAsync('ps', ['-eo', 'pid=,args='])).stdout
 
+/**
+ * Fault injection: runc, except that `runc run` (args: --root R run --bundle B id) gets a
+ * createRuntime hook that writes runc's pid to `marker` and sleeps 5 s. runc runs it mid-create,
+ * before it writes any state: the container's `runc init` waits in its cgroup, and `runc list`,
+ * `kill` and `delete` know nothing of it (the window in which an executor killed at the wrong
+ * moment could leave a container that then started on its own).
+ */
+const STALL_RUNC = (marker: string) => `#!/bin/sh
+if [ "$3" = run ]; then
+  me=$$ # runc's pid, once it is exec'd
+  '${process.execPath}' -e '
+    const fs = require("node:fs")
+    const f = process.argv[1] + "/config.json"
+    const c = JSON.parse(fs.readFileSync(f, "utf8"))
+    c.hooks = { createRuntime: [{ path: "/bin/sh", args: ["sh", "-c", process.argv[2]] }] }
+    fs.writeFileSync(f, JSON.stringify(c))' "$5" "echo $me > ${marker}.tmp && mv ${marker}.tmp ${marker}; exec sleep 5"
+fi
+exec runc "$@"
+`
+
 describe('an image run whose executor is SIGKILLed', () => {
   let dataDir: string
   let stateDir: string
@@ -102,10 +132,19 @@ describe('an image run whose executor is SIGKILLed', () => {
   const capsuleId = new Uint8Array(randomBytes(32))
   const dataKey = new Uint8Array(randomBytes(32))
 
+  /** Executors whose runc stalls mid-create (see STALL_RUNC), one per test that needs one. */
+  const stalling: Child[] = []
+  let wrapDir: string
+
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'oci-crash-blocks-'))
     stateDir = await mkdtemp(join(tmpdir(), 'oci-crash-state-'))
+    wrapDir = await mkdtemp(join(tmpdir(), 'oci-crash-runc-'))
+    const runc = join(wrapDir, 'runc')
+    await writeFile(runc, STALL_RUNC(join(wrapDir, 'creating')))
+    await chmod(runc, 0o755)
     for (let i = 0; i < 4; i++) executors.push(startChild({ stateDir, dataDir }))
+    stalling.push(startChild({ stateDir, dataDir, runc }))
     const node = await createDigicapNode({ dataDir })
     try {
       // 16 MiB of incompressible noise: the unpack takes long enough to be caught at it
@@ -122,18 +161,19 @@ describe('an image run whose executor is SIGKILLed', () => {
     }
   }, 120_000)
   afterAll(async () => {
-    for (const c of executors) {
+    for (const c of [...executors, ...stalling]) {
       process.kill(c.pid, 'SIGKILL')
       await c.exited
     }
     await sweepOciLeftovers({ stateDir }) // what a failed test left (every owner is dead now)
     await rm(dataDir, { recursive: true, force: true })
     await rm(stateDir, { recursive: true, force: true })
+    await rm(wrapDir, { recursive: true, force: true })
   })
 
   /** The next started executor, ready, running the image (`sleep MARK`, no time limit). */
-  async function startRun(): Promise<Child> {
-    const child = executors.shift() as Child
+  async function startRun(from = executors): Promise<Child> {
+    const child = from.shift() as Child
     await child.next((d) => d.ready === true)
     child.run({
       manifestDigest: sealed.manifestDigest,
@@ -251,9 +291,112 @@ describe('an image run whose executor is SIGKILLed', () => {
     expect(await readFile('/proc/self/mounts', 'utf8')).toContain(runDir)
     const fresh = startChild({ stateDir })
     expect(await fresh.next((d) => 'sweep' in d)).toEqual({
-      sweep: { runs: 1, containers: 1, unmounted: 1, failures: [] },
+      sweep: { runs: 1, containers: 1, unmounted: 1, cgroups: 0, failures: [] },
     })
     await fresh.exited
     await expectNothingLeft(id)
+  }, 120_000)
+
+  /** Waits for the stopped `runc run`: its pid and container id. */
+  async function stalledCreate(): Promise<{ runcPid: number; id: string }> {
+    const marker = join(wrapDir, 'creating')
+    await until(
+      () =>
+        access(marker).then(
+          () => true,
+          () => false,
+        ),
+      60_000,
+      'runc mid-create',
+    )
+    const runcPid = Number((await readFile(marker, 'utf8')).trim())
+    await rm(marker)
+    const cmdline = (await readFile(`/proc/${runcPid}/cmdline`, 'utf8')).split('\0')
+    const id = cmdline.filter(Boolean).at(-1) as string
+    expect(id).toMatch(/^digicap-[0-9a-f]{16}-\d+\.\d+$/)
+    return { runcPid, id }
+  }
+
+  /** Running, not gone or a zombie (pid 1 here may reap late). */
+  const alive = async (pid: number | string) => {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+    return stat !== '' && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
+  }
+  const cgroupProcs = async (id: string) =>
+    (await readFile(`/sys/fs/cgroup/pids/digicap/${id}/cgroup.procs`, 'utf8').catch(() => ''))
+      .split('\n')
+      .filter(Boolean)
+
+  it('killed while runc creates the container: the guard kills runc first, then its cgroup', async () => {
+    const child = await startRun(stalling)
+    const { runcPid, id } = await stalledCreate()
+    const procs = await cgroupProcs(id)
+    expect(procs.length).toBeGreaterThan(0) // runc init, waiting in the container's cgroup
+    process.kill(child.pid, 'SIGKILL')
+    await child.exited
+    await until(
+      async () => !(await psArgs()).includes('digicap-run-guard'),
+      30_000,
+      'the guard to finish',
+    )
+    // once the guard is done, nothing of the run is left: not runc (which would go on creating
+    // the container once its hook returned), not runc init
+    expect(await alive(runcPid)).toBe(false)
+    for (const pid of procs) expect(await alive(Number(pid))).toBe(false)
+    await expectNothingLeft(id)
+  }, 120_000)
+
+  it("a fresh start kills and removes the cgroup of a dead executor's container, and leaves a live one's alone", async () => {
+    // what a runc that outlived its executor and guard and lost its state leaves: a container
+    // cgroup with processes, its owner gone. Made by hand: a cgroup named like a run's, a sleep
+    // moved into it.
+    const startOf = async (pid: number) => {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+    }
+    // an owner that is gone: a process that has exited (a start time of 1 tick matches none)
+    const gone = spawn('true')
+    await new Promise((r) => gone.once('exit', r))
+    const goneTag = `${gone.pid}.1`
+    const liveTag = `${process.pid}.${await startOf(process.pid)}`
+    const hex = () => randomBytes(8).toString('hex')
+    const cgroups: Record<string, { dir: string; sleeper: number }> = {}
+    for (const [which, tag] of [
+      ['dead', goneTag],
+      ['live', liveTag],
+    ] as const) {
+      const dir = `/sys/fs/cgroup/pids/digicap/digicap-${hex()}-${tag}`
+      await mkdir(dir, { recursive: true })
+      const sleeper = spawn('sleep', [MARK], { stdio: 'ignore' })
+      await writeFile(join(dir, 'cgroup.procs'), String(sleeper.pid))
+      cgroups[which] = { dir, sleeper: sleeper.pid as number }
+    }
+    try {
+      const fresh = startChild({ stateDir })
+      expect(await fresh.next((d) => 'sweep' in d)).toMatchObject({
+        sweep: { runs: 0, cgroups: 1, failures: [] },
+      })
+      await fresh.exited
+      expect(await alive(cgroups.dead!.sleeper)).toBe(false)
+      expect(
+        await access(cgroups.dead!.dir).then(
+          () => true,
+          () => false,
+        ),
+      ).toBe(false)
+      // the live owner's (this process) is left as it was
+      expect(await alive(cgroups.live!.sleeper)).toBe(true)
+      expect(await readFile(join(cgroups.live!.dir, 'cgroup.procs'), 'utf8')).toContain(
+        String(cgroups.live!.sleeper),
+      )
+    } finally {
+      for (const { dir, sleeper } of Object.values(cgroups)) {
+        try {
+          process.kill(sleeper, 'SIGKILL')
+        } catch {}
+        await new Promise((r) => setTimeout(r, 100))
+        await rmdir(dir).catch(() => {})
+      }
+    }
   }, 120_000)
 })

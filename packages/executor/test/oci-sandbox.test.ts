@@ -68,7 +68,7 @@ describe('oci sandbox (runc)', () => {
     // Only this suite's containers: CI runs two package suites at once, and another one's image
     // run (the demo's, executor-node's) may have a runc container alive right now.
     const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
-    const runs = [...ps.matchAll(/runc --root (\S+) .*(digicap-[0-9a-f]{16})/g)]
+    const runs = [...ps.matchAll(/runc --root (\S+) .*(digicap-[0-9a-f]{16}-[\d.]+)/g)]
     expect(runs.filter(([, root]) => root?.startsWith(stateDir)).map(([line]) => line)).toEqual([])
     const foreign = new Set(
       runs.filter(([, root]) => !root?.startsWith(stateDir)).map(([, , id]) => id),

@@ -16,9 +16,11 @@ interface ChildJob {
 }
 
 const emit = (doc: unknown) => process.stdout.write(`${JSON.stringify(doc)}\n`)
-const { stateDir, dataDir } = JSON.parse(process.env.OCI_CRASH_CHILD ?? '{}') as {
+const { stateDir, dataDir, runc } = JSON.parse(process.env.OCI_CRASH_CHILD ?? '{}') as {
   stateDir: string
   dataDir?: string
+  /** A runc wrapper (fault injection), else `runc`. */
+  runc?: string
 }
 // helia only for a job: a start that only sweeps stays quick
 const p2p = dataDir ? await import('@digicap/p2p') : undefined
@@ -30,6 +32,7 @@ const refuse = () => {
 const sandbox = ociSandbox({
   store: node && p2p ? p2p.heliaCapsuleStore(node.helia) : { put: refuse, get: refuse },
   stateDir,
+  runc,
   onSweep: (sweep) => emit({ sweep }),
   onStep: (e) => emit({ step: e.step }),
 })

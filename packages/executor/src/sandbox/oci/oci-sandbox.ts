@@ -37,7 +37,7 @@ import { createRunWorkspace } from '../../run/workspace.ts'
 import { checkJob, LogCollector, resolveOutputLimits } from '../limits.ts'
 import type { OutputLimits, Sandbox, SandboxJob, SandboxResult } from '../types.ts'
 import { prepareMountPoints } from './mount-points.ts'
-import { defaultOciStateDir, type SweepReport, sweepOciLeftovers } from './run-dir.ts'
+import { defaultOciStateDir, ownerTag, type SweepReport, sweepOciLeftovers } from './run-dir.ts'
 import { type RunGuard, startRunGuard } from './run-guard.ts'
 import { runContainer } from './runc.ts'
 import { runtimeSpec } from './runtime-spec.ts'
@@ -138,7 +138,9 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
       t = now
     }
     await swept
-    const id = `digicap-${randomBytes(8).toString('hex')}`
+    // the owner in the id (its cgroup's name): the start-up sweep finds a dead executor's
+    // cgroups even when its run directory is gone
+    const id = `digicap-${randomBytes(8).toString('hex')}-${await ownerTag()}`
     const scratch = await createScratch(ws, {
       stateDir,
       sizeBytes: init.scratchBytes ?? 2 * 1024 * 1024 * 1024,
@@ -228,6 +230,7 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
         stderrLimitBytes: limits.maxLogLines * limits.maxLogLineLength,
         signal,
         memoryCgroupDir: `/sys/fs/cgroup/memory${cgroupsPath}`,
+        guard,
       })
       lap('container', { code: exit.code, killed: exit.killed, wallMs: exit.wallMs })
       const logs = new LogCollector(limits)

@@ -3,11 +3,12 @@
  * that owns it (`run-<pid>.<start time>-XXXXXX`, the start time from /proc telling a reused
  * pid apart). A run's tmpfs, rootfs, decrypted layers, input and runc state all live under it.
  * The start-up sweep removes every run whose owner is gone: the container is killed and
- * deleted, the tmpfs unmounted, the directory removed, so a crashed executor's run leaves
- * nothing past the next start (the run guard usually cleaned it already).
+ * deleted, the tmpfs unmounted, the directory removed, and every cgroup of a dead executor's
+ * container emptied and removed, so a crashed executor's run leaves nothing past the next
+ * start (the run guard usually cleaned it already).
  */
 import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -33,9 +34,84 @@ async function startTimeOf(pid: number): Promise<string | undefined> {
   }
 }
 
+/** This process as an owner: `<pid>.<start time>` (a reused pid has another start time). */
+export async function ownerTag(): Promise<string> {
+  return `${process.pid}.${(await startTimeOf(process.pid)) ?? '0'}`
+}
+
 /** The name prefix that marks a run directory as this process's. */
 export async function runDirPrefix(): Promise<string> {
-  return `run-${process.pid}.${(await startTimeOf(process.pid)) ?? '0'}-`
+  return `run-${await ownerTag()}-`
+}
+
+/** A container id (and cgroup name) of an image run: `digicap-<16 hex>-<owner pid>.<start>`. */
+const CONTAINER_ID = /^digicap-[0-9a-f]{16}-(\d+)\.(\d+)$/
+/** Where runc makes a container's cgroup (`cgroupsPath` /digicap/<id>): v1 controllers, or v2. */
+const CGROUP_ROOT = '/sys/fs/cgroup'
+
+/** The `digicap` parent cgroups: one per v1 controller, or the v2 tree's. */
+async function digicapCgroupDirs(): Promise<string[]> {
+  const dirs = [join(CGROUP_ROOT, 'digicap')]
+  for (const c of await readdir(CGROUP_ROOT).catch(() => [] as string[])) {
+    dirs.push(join(CGROUP_ROOT, c, 'digicap'))
+  }
+  const found: string[] = []
+  for (const d of dirs)
+    if (
+      await readdir(d).then(
+        () => true,
+        () => false,
+      )
+    )
+      found.push(d)
+  return found
+}
+
+/**
+ * Kills every process of a cgroup until none is left, then removes it. SIGKILLed processes
+ * cannot fork, and the pids limit bounds the rest, so the loop ends.
+ */
+async function killCgroup(dir: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const procs = (await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => ''))
+      .split('\n')
+      .filter((l) => l.length > 0)
+    if (procs.length === 0) break
+    for (const pid of procs) {
+      try {
+        process.kill(Number(pid), 'SIGKILL')
+      } catch {
+        // gone already
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  await rmdir(dir)
+}
+
+/**
+ * The cgroups of containers whose executor is gone (its pid and start time in the id): a
+ * container can outlive both its executor and its run directory when runc was killed
+ * mid-create. Every process in them is killed and they are removed.
+ */
+async function sweepCgroups(report: { cgroups: number; failures: string[] }): Promise<void> {
+  const dead = new Map<string, boolean>()
+  const removed = new Set<string>()
+  for (const parent of await digicapCgroupDirs()) {
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      const owner = CONTAINER_ID.exec(name)
+      if (!owner) continue
+      const [, pid, start] = owner
+      const key = `${pid}.${start}`
+      if (!dead.has(key)) dead.set(key, (await startTimeOf(Number(pid))) !== start)
+      if (!dead.get(key)) continue // its executor still runs it
+      await killCgroup(join(parent, name)).then(
+        () => removed.add(name),
+        (err: Error) => report.failures.push(`cgroup: ${err.message.split('\n')[0]}`),
+      )
+    }
+  }
+  report.cgroups += removed.size
 }
 
 /** Makes this process's fresh 0700 run directory under the state directory. */
@@ -51,6 +127,11 @@ export interface SweepReport {
   readonly containers: number
   /** tmpfs mounts taken down. */
   readonly unmounted: number
+  /**
+   * Containers of dead executors whose cgroups were emptied and removed (in every controller):
+   * what a `runc run` killed mid-create left, which runc itself does not know.
+   */
+  readonly cgroups: number
   /** Steps that failed (message only). */
   readonly failures: readonly string[]
 }
@@ -64,12 +145,12 @@ export async function sweepOciLeftovers(init: {
   readonly runc?: string | undefined
 }): Promise<SweepReport> {
   const runc = init.runc ?? 'runc'
-  const report = { runs: 0, containers: 0, unmounted: 0, failures: [] as string[] }
+  const report = { runs: 0, containers: 0, unmounted: 0, cgroups: 0, failures: [] as string[] }
   let names: string[]
   try {
     names = await readdir(init.stateDir)
   } catch {
-    return report // no state directory yet: nothing ever ran here
+    names = [] // no state directory yet: nothing ever ran here (its cgroups are still swept)
   }
   for (const name of names) {
     const owner = RUN_DIR.exec(name)
@@ -107,5 +188,7 @@ export async function sweepOciLeftovers(init: {
       (err: Error) => report.failures.push(`rm: ${err.message}`),
     )
   }
+  // after runc's delete: what is left in a dead executor's cgroup, runc no longer knows
+  await sweepCgroups(report)
   return report
 }

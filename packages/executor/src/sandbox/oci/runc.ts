@@ -24,6 +24,11 @@ export interface ContainerRunInit {
   readonly signal?: AbortSignal | undefined
   /** The cgroup v1 memory controller dir of the container, to tell an OOM kill (optional). */
   readonly memoryCgroupDir?: string | undefined
+  /**
+   * Told the `runc run` pid as it starts and as it ends: the run guard kills it first if the
+   * executor dies (a runc left alive goes on creating the container after the clean-up).
+   */
+  readonly guard?: { watch(pid: number | undefined): void; unwatch(pid: number | undefined): void }
 }
 
 export interface ContainerExit {
@@ -68,6 +73,7 @@ export async function runContainer(init: ContainerRunInit): Promise<ContainerExi
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
   })
+  init.guard?.watch(child.pid)
   const out: Buffer[] = []
   let outBytes = 0
   const err: Buffer[] = []
@@ -119,6 +125,7 @@ export async function runContainer(init: ContainerRunInit): Promise<ContainerExi
     clearTimeout(timer)
     init.signal?.removeEventListener('abort', onAbort)
     await runcCommand(runc, init.stateRoot, ['delete', '--force', init.id]).catch(() => {})
+    init.guard?.unwatch(child.pid)
   }
   return {
     ...exit,
