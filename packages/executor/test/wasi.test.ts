@@ -276,6 +276,28 @@ describe('wasi host process', () => {
     }
   }, 120_000)
 
+  it('a module using wasm GC arrays is refused before it runs (SANDBOX_RUNTIME_UNSUPPORTED); it used to abort the host (SIGABRT)', async () => {
+    const script = new URL('./scripts/run-one-job.ts', import.meta.url).pathname
+    const dir = await mkdtemp(join(tmpdir(), 'wasi-gc-'))
+    try {
+      const file = join(dir, 'gc.wasm')
+      await writeFile(file, gcArrayFlood())
+      const r = spawnSync(
+        process.execPath,
+        ['--disable-warning=ExperimentalWarning', script, 'wasi', file, '10000', String(16 << 20)],
+        { encoding: 'utf8', timeout: 45_000 },
+      )
+      expect({ status: r.status, signal: r.signal }).toEqual({ status: 0, signal: null })
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        ok: false,
+        code: 'SANDBOX_RUNTIME_UNSUPPORTED',
+        details: { reason: 'GC types are not supported' },
+      })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+
   it('after an endless poll_oneoff sleep the run times out, nothing touches the disk, and the process exits on its own', async () => {
     const tmp = await mkdtemp(join(tmpdir(), 'wasi-tmpdir-'))
     const report = join(tmp, '..', `${basename(tmp)}.json`)
@@ -337,3 +359,41 @@ describe('wasi host process', () => {
     }
   }, 60_000)
 })
+
+/**
+ * A WASI-shaped module (wabt cannot write wasm GC, so the bytes are assembled here) that fills an
+ * externref table with 100 MB GC arrays: `array.new_default` in a loop. GC objects live in the
+ * worker's V8 heap, not in linear memory; on reaching the worker's heap limit V8 aborted the
+ * whole process.
+ */
+function gcArrayFlood(): Uint8Array {
+  const leb = (n: number) => {
+    const o: number[] = []
+    do {
+      let b = n & 0x7f
+      n = Math.floor(n / 128)
+      if (n) b |= 0x80
+      o.push(b)
+    } while (n)
+    return o
+  }
+  const sec = (id: number, body: number[]) => [id, ...leb(body.length), ...body]
+  const name = (s: string) => [...leb(s.length), ...Buffer.from(s)]
+  const body = [
+    ...[1, 1, 0x7f], // one i32 local
+    ...[0x03, 0x40], // loop
+    ...[0x20, 0x00, 0x41, 0xc0, 0xf0, 0xf5, 0x0b], // local.get 0, i32.const 25 000 000
+    ...[0xfb, 0x07, 0x00, 0xfb, 0x1b, 0x26, 0x00], // array.new_default 0, extern.convert_any, table.set 0
+    ...[0x20, 0x00, 0x41, 0x01, 0x6a, 0x21, 0x00, 0x0c, 0x00], // local += 1, br 0
+    ...[0x0b, 0x0b],
+  ]
+  return Uint8Array.from([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...sec(1, [2, 0x5e, 0x7f, 0x01, 0x60, 0x00, 0x00]), // (array (mut i32)), (func)
+    ...sec(3, [1, 1]),
+    ...sec(4, [1, 0x6f, 0x00, ...leb(10_000)]), // (table 10000 externref)
+    ...sec(5, [1, 0x00, 1]),
+    ...sec(7, [2, ...name('memory'), 2, 0, ...name('_start'), 0, 0]),
+    ...sec(10, [1, ...leb(body.length), ...body]),
+  ])
+}

@@ -58,7 +58,8 @@ export interface ClampResult {
  * together at most {@link WASM_TABLE_ENTRIES_MAX} entries; `memory.grow` and `table.grow`
  * past a cap then fail inside the module (they return -1). Only the table and memory sections
  * change; everything else is copied byte for byte. A larger `minimum` is refused up front, so
- * are more than {@link WASM_TABLES_MAX} tables and tables other than plain funcref/externref.
+ * are more than {@link WASM_TABLES_MAX} tables and tables other than plain funcref/externref,
+ * and GC types (structs, arrays), whose objects no limit here would bound.
  * Imported memories and tables are refused by {@link compileWasiModule}.
  */
 export function clampWasmMemory(code: Uint8Array, memoryLimitBytes: number): ClampResult {
@@ -76,6 +77,7 @@ export function clampWasmMemory(code: Uint8Array, memoryLimitBytes: number): Cla
     const [size, bodyStart] = readU32(code, pos + 1)
     const end = bodyStart + size
     if (end > code.length) bad('section runs past the end', { section: id })
+    if (id === 1) checkTypes(code, bodyStart, end)
     if (id === 4) parts.push(section(4, clampTables(code, bodyStart, end)))
     else if (id === 5) parts.push(section(5, clampMemories(code, bodyStart, end, memoryLimitBytes)))
     else parts.push(code.subarray(pos, end))
@@ -89,6 +91,36 @@ export function clampWasmMemory(code: Uint8Array, memoryLimitBytes: number): Cla
     off += x.length
   }
   return { bytes, capPages }
+}
+
+/**
+ * Refuses a type section with anything but function types. Structs and arrays (wasm GC, on in
+ * Node 24) are allocated in the worker's V8 heap, outside linear memory and its cap, and V8
+ * aborts the whole process, not the worker, when they fill that heap; without such a type no
+ * instruction can allocate one. Recursion groups and subtypes are GC's too.
+ */
+function checkTypes(code: Uint8Array, start: number, end: number): void {
+  let [count, p] = readU32(code, start)
+  /** Skips one value type: one byte, or 0x63/0x64 (ref null? ht) and a LEB128 heap type. */
+  const valType = () => {
+    if (p >= end) bad('truncated type section')
+    const t = code[p++]!
+    if (t === 0x63 || t === 0x64) {
+      while (p < end && (code[p]! & 0x80) !== 0) p++
+      p++
+    }
+  }
+  while (count-- > 0) {
+    if (p >= end) bad('truncated type section')
+    const form = code[p++]!
+    if (form !== 0x60) bad('GC types are not supported', { form })
+    for (let v = 0; v < 2; v++) {
+      let n: number
+      ;[n, p] = readU32(code, p)
+      while (n-- > 0) valType()
+    }
+  }
+  if (p !== end) bad('trailing bytes in type section')
 }
 
 function section(id: number, body: number[]): Uint8Array {
