@@ -165,6 +165,18 @@ describe('clampWasmMemory', () => {
     })
   })
 
+  it('refuses a module defining more than one memory: each would get the whole limit', async () => {
+    const two = wasm('(module (memory (export "memory") 1) (memory 1) (func (export "_start")))')
+    // the module is valid as it is (multi-memory is on in Node 24)
+    expect(WebAssembly.validate(two as Uint8Array<ArrayBuffer>)).toBe(true)
+    expect(() => clampWasmMemory(two, 16 * PAGE)).toThrow(
+      expect.objectContaining({
+        code: 'SANDBOX_RUNTIME_UNSUPPORTED',
+        details: expect.objectContaining({ reason: 'more than one memory', memories: 2 }),
+      }),
+    )
+  })
+
   it('fuzz: any mutation of a valid module is clamped and compiled, or refused with a typed error', async () => {
     await fc.assert(
       fc.asyncProperty(

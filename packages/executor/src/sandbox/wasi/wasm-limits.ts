@@ -54,7 +54,7 @@ export interface ClampResult {
 }
 
 /**
- * Rewrite a module so each memory it defines declares `maximum ≤ capPages` and its tables
+ * Rewrite a module so the one memory it defines declares `maximum ≤ capPages` and its tables
  * together at most {@link WASM_TABLE_ENTRIES_MAX} entries; `memory.grow` and `table.grow`
  * past a cap then fail inside the module (they return -1). Only the table and memory sections
  * change; everything else is copied byte for byte. A larger `minimum` is refused up front, so
@@ -131,6 +131,9 @@ function clampMemories(code: Uint8Array, start: number, end: number, limit: numb
   const capPages = Math.floor(limit / PAGE)
   const body: number[] = []
   let [count, p] = readU32(code, start)
+  // Each memory would get the whole limit (multi-memory is on in Node 24): N memories, N times
+  // the limit. A WASI command has one, exported as `memory`.
+  if (count > 1) bad('more than one memory', { memories: count })
   body.push(...writeU32(count))
   while (count-- > 0) {
     if (p >= end) bad('truncated memory section')
