@@ -4,9 +4,9 @@
  * by SIGKILL) the kernel closes the pipe, the guard reads EOF and does the clean-up the
  * executor never got to: kills the processes it was told about (`runc run`, umoci), kills and
  * deletes the container, kills whatever is in the container's cgroup and removes it, unmounts
- * the run's tmpfs and removes the run directory. A run that
- * ends normally sends `done` and the guard exits without touching anything. The start-up
- * sweep (`run-dir.ts`) covers a guard that was killed too.
+ * the run's tmpfs and removes the run directory. A run that ends normally sends `done` and the
+ * guard exits without touching anything. The start-up sweep (`run-dir.ts`) covers a guard that
+ * was killed too.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 
