@@ -2,7 +2,8 @@
  * `holdPhasesForQuotes` on a real swtpm: a measured run's phases wait for a watching verifier's
  * quote — before PCR 23 is extended, once it is, and once it is reset — and each quote that ends
  * a hold shows the phase it held (PCR 23 at reset, PCR 23 measured, reset with the run's
- * clean-up report); with no verifier, each hold ends after `holdMs`.
+ * clean-up report); only quotes for the held run's grant id count; with no verifier, each hold
+ * ends after `holdMs`.
  */
 import { randomBytes } from 'node:crypto'
 import { type AttestationAgent, createAttestationAgent } from '@digicap/attestation/agent'
@@ -37,15 +38,10 @@ describe('holdPhasesForQuotes', () => {
   it('holds before, during and after until a quote is answered in each, and the quotes show them', async () => {
     const { run, served } = holdPhasesForQuotes(agent, 60_000)
     const steps: string[] = []
-    const measuring = run.measureRun(values()).then(() => steps.push('measured'))
-    const quote = async () => {
-      const q = await served.quote({
-        nonce: bytes(),
-        grantId: bytes(),
-        ephemeralPublicKey: bytes(),
-      })
-      return q
-    }
+    const measured = values()
+    const measuring = run.measureRun(measured).then(() => steps.push('measured'))
+    const quote = (grantId = measured.grantId) =>
+      served.quote({ nonce: bytes(), grantId, ephemeralPublicKey: bytes() })
     // Held before extending: PCR 23 stays at reset until a verifier quoted it.
     await new Promise((r) => setTimeout(r, 300))
     expect(steps).toEqual([])
@@ -69,7 +65,7 @@ describe('holdPhasesForQuotes', () => {
     await measuring
     expect(steps).toEqual(['measured'])
     // After clean-up: reset, held until a quote carries this run's clean-up report.
-    const grantId = bytes()
+    const { grantId } = measured
     const ending = run.endRun({ grantId, workspaceRemoved: true, keyBuffersWiped: true })
     let ended = false
     ending.then(() => {
@@ -80,7 +76,7 @@ describe('holdPhasesForQuotes', () => {
     }
     await new Promise((r) => setTimeout(r, 200))
     expect(ended).toBe(false)
-    const after = await quote()
+    const after = await quote(grantId)
     expect(Buffer.from(after.pcrValues.get(23) as Uint8Array)).toEqual(zero)
     expect(Buffer.from(after.cleanup?.grantId as Uint8Array)).toEqual(Buffer.from(grantId))
     await ending
@@ -99,11 +95,12 @@ describe('holdPhasesForQuotes', () => {
   it('a committee hold waits for distinct challengers: a repeated peer does not end it, the grace does', async () => {
     const { run, served } = holdPhasesForQuotes(agent, 60_000, { challengers: 3, graceMs: 2000 })
     let measured = false
-    const measuring = run.measureRun(values()).then(() => {
+    const held = values()
+    const measuring = run.measureRun(held).then(() => {
       measured = true
     })
     await new Promise((r) => setTimeout(r, 100))
-    const binding = () => ({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() })
+    const binding = () => ({ nonce: bytes(), grantId: held.grantId, ephemeralPublicKey: bytes() })
     // One peer asking three times is one challenger: the before-hold stays.
     for (let i = 0; i < 3; i++) await served.quote(binding(), { peer: 'peer-a' })
     expect(Buffer.from(await agent.readRunPcr())).toEqual(zero)
@@ -121,6 +118,29 @@ describe('holdPhasesForQuotes', () => {
     const ms = performance.now() - started
     expect(ms).toBeGreaterThanOrEqual(1900)
     expect(ms).toBeLessThan(30_000)
+    await agent.resetRunPcr()
+  }, 60_000)
+
+  it('a quote for another grant id does not end a hold, whoever asks', async () => {
+    const { run, served } = holdPhasesForQuotes(agent, 60_000)
+    const held = values()
+    const measuring = run.measureRun(held)
+    await new Promise((r) => setTimeout(r, 100))
+    for (const peer of ['peer-a', 'peer-b', undefined]) {
+      await served.quote(
+        { nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() },
+        peer === undefined ? undefined : { peer },
+      )
+    }
+    await new Promise((r) => setTimeout(r, 300))
+    expect(Buffer.from(await agent.readRunPcr())).toEqual(zero) // still held before
+    await served.quote({ nonce: bytes(), grantId: held.grantId, ephemeralPublicKey: bytes() })
+    for (let i = 0; i < 100 && Buffer.from(await agent.readRunPcr()).equals(zero); i++) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(Buffer.from(await agent.readRunPcr())).not.toEqual(zero)
+    await served.quote({ nonce: bytes(), grantId: held.grantId, ephemeralPublicKey: bytes() })
+    await measuring
     await agent.resetRunPcr()
   }, 60_000)
 })

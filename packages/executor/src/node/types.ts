@@ -112,8 +112,8 @@ export interface ExecutorNodeInit extends ExecutorInit {
   readonly oci?: boolean | Omit<OciSandboxInit, 'store'> | undefined
   /**
    * With attestation: hold each measured phase of a run (before, during, after) until the node
-   * answered one attest quote in it, at most this many ms per phase (for a watching verifier;
-   * phase-hold.ts). Default: no hold.
+   * answered one attest quote for the run's grant id in it, at most this many ms per phase (for
+   * a watching verifier; phase-hold.ts). Default: no hold.
    */
   readonly attestHoldMs?: number | undefined
   /**
