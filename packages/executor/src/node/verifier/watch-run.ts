@@ -5,7 +5,8 @@
  * `during` (PCR 23 opens the grant's measurement, ADR 0021), `after` (PCR 23 reset, no reboot
  * since the before-quote, the clean-up report for this grant). The executor holds each phase
  * until the committee quoted it (phase-hold.ts). The watch ends at the after-quote, at the
- * first phase that fails (later phases then count as failed too) or after `watchMs`.
+ * first phase that fails (later phases then count as failed too) or after `watchMs`. While PCR
+ * 23 holds a run of another grant, the watch waits: that run is not this job's during.
  */
 import {
   type ActivationCache,
@@ -119,6 +120,14 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
     // The log runs from the reset before the current (or last) run: PCR 23 holds a run
     // exactly when the log does not end with a reset.
     const measured = (response.eventLog.at(-1)?.kind ?? 'reset') !== 'reset'
+    // PCR 23 holding another grant's run says nothing of this one yet (the executor may still be
+    // inside an earlier job): not yet, ask again within the watch (a verified phase still needs
+    // this grant's own events, whatever the log claims here).
+    const grantEvent = response.eventLog.findLast((e) => e.kind === 'grant')
+    if (!ran && measured && (grantEvent === undefined || !equalBytes(grantEvent.digest, p.jobId))) {
+      await sleep(p.everyMs)
+      continue
+    }
     const phase: Phase = ran ? 'after' : measured ? 'during' : 'before'
     // A phase first seen after a later one started was missed: the run did not wait for us.
     const index = PHASES.indexOf(phase)
