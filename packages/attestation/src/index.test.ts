@@ -66,6 +66,7 @@ it('the agent entry exports exactly these names', async () => {
   expect(Object.keys(agent).sort()).toEqual([
     'DEFAULT_AK_HANDLE',
     'DEFAULT_ATTEST_CHALLENGES',
+    'DEFAULT_ATTEST_STRANGER_RATE',
     'DEFAULT_EK_HANDLES',
     'RUN_PCR',
     'createAttestationAgent',

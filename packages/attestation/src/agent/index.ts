@@ -26,7 +26,11 @@ export {
 } from './agent.ts'
 export { recordFromAgent } from './record.ts'
 export type { ServeAttestationOptions } from './serve.ts'
-export { DEFAULT_ATTEST_CHALLENGES, serveAttestation } from './serve.ts'
+export {
+  DEFAULT_ATTEST_CHALLENGES,
+  DEFAULT_ATTEST_STRANGER_RATE,
+  serveAttestation,
+} from './serve.ts'
 export type {
   AgentKeys,
   AgentQuote,

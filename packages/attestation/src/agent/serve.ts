@@ -6,10 +6,12 @@
  */
 import {
   attestServeProtocol,
+  createRateLimiter,
   createStreamGate,
   type HandleOptions,
   handle,
   type ProtocolRegistrar,
+  type StreamGate,
 } from '@digicap/protocol'
 import { toWireEvidence } from '../protocol/evidence.ts'
 import type { AttestationAgent } from './types.ts'
@@ -17,6 +19,14 @@ import type { AttestationAgent } from './types.ts'
 export interface ServeAttestationOptions extends HandleOptions {
   /** The node's encoded attestation record (SPEC.md §9), sent with every answer. */
   record?: Uint8Array
+  /**
+   * Challengers the node expects (base58 peer ids): its grants' keyguards, the committees
+   * watching its runs. They get slots of their own ({@link DEFAULT_ATTEST_CHALLENGES}) and no
+   * rate limit, so strangers cannot crowd them out. Ignored when `gate` is given.
+   */
+  trustedChallengers?: (peer: string) => boolean
+  /** What each other peer may ask over time. Default {@link DEFAULT_ATTEST_STRANGER_RATE}. Ignored when `gate` is given. */
+  strangerRate?: { capacity: number; refillPerSecond: number }
 }
 
 /**
@@ -28,19 +38,67 @@ export interface ServeAttestationOptions extends HandleOptions {
 export const DEFAULT_ATTEST_CHALLENGES = { maxPerPeer: 2, maxTotal: 8 } as const
 
 /**
+ * Challenges one untrusted peer may start over time: a burst of 4, then 2 a second — a watching
+ * verifier asks about twice a second; a stranger looping challenges gets no more than that, so a
+ * few peer ids cannot keep the TPM busy (ADR 0067).
+ */
+export const DEFAULT_ATTEST_STRANGER_RATE = { capacity: 4, refillPerSecond: 2 } as const
+
+/**
+ * Two lanes: trusted challengers get a gate of their own (strangers never take its slots);
+ * the others share the default gate after their per-peer rate. A stream refused by either is
+ * reset before any byte is read.
+ */
+function attestGate(
+  trusted: (peer: string) => boolean,
+  rate: { capacity: number; refillPerSecond: number },
+): StreamGate {
+  const own = createStreamGate({ ...DEFAULT_ATTEST_CHALLENGES })
+  const shared = createStreamGate({ ...DEFAULT_ATTEST_CHALLENGES })
+  const limiter = createRateLimiter(rate)()
+  let limited = 0
+  return {
+    admit(peer, evict) {
+      if (trusted(peer)) return own.admit(peer, evict)
+      if (!limiter.take(peer).allowed) {
+        limited++
+        return undefined
+      }
+      return shared.admit(peer, evict)
+    },
+    stats() {
+      const [a, b] = [own.stats(), shared.stats()]
+      return {
+        active: a.active + b.active,
+        peakActive: Math.max(a.peakActive, b.peakActive),
+        peers: a.peers + b.peers,
+        refused: a.refused + b.refused + limited,
+        evicted: a.evicted + b.evicted,
+      }
+    },
+  }
+}
+
+/**
  * Registers the attest protocol on `node`; returns the function that unregisters it. What
  * strangers can make the TPM do is bounded by a stream gate ({@link DEFAULT_ATTEST_CHALLENGES}
- * unless `options.gate` is given).
+ * in progress, {@link DEFAULT_ATTEST_STRANGER_RATE} over time per peer; trusted challengers in
+ * a lane of their own) unless `options.gate` is given. Pass a connection guard (`guard`) to cut
+ * strangers' connections too.
  */
 export function serveAttestation(
   node: ProtocolRegistrar,
   agent: Pick<AttestationAgent, 'quote'> & Partial<Pick<AttestationAgent, 'activateCredential'>>,
   options: ServeAttestationOptions = {},
 ): Promise<() => Promise<void>> {
-  const { record, ...rest } = options
+  const { record, trustedChallengers, strangerRate, ...rest } = options
+  const trusted = trustedChallengers ?? (() => false)
   const handleOptions: HandleOptions = {
     ...rest,
-    gate: rest.gate ?? createStreamGate({ ...DEFAULT_ATTEST_CHALLENGES }),
+    gate: rest.gate ?? attestGate(trusted, strangerRate ?? DEFAULT_ATTEST_STRANGER_RATE),
+    ...(trustedChallengers === undefined || rest.isTrustedPeer !== undefined
+      ? {}
+      : { isTrustedPeer: (peer) => trustedChallengers(peer.toString()) }),
   }
   return handle(
     node,
