@@ -164,6 +164,12 @@ export interface ExecutorComponents {
    * `start()` takes back what an earlier process left. Omitted: they live in this process.
    */
   readonly pendingDeliveries?: PendingDeliveryStore | undefined
+  /**
+   * Told the keyguard (base58 peer id) a run asks for its key: its attestation challenges are
+   * expected while the run lasts (the node's attest endpoint trusts it, ADR 0067). Returns the
+   * function called when the run ends.
+   */
+  readonly trustChallenger?: ((peer: string) => () => void) | undefined
 }
 
 export interface Executor {
@@ -291,6 +297,7 @@ export function createExecutor(init: ExecutorInit = {}) {
       })
       let cleanup: CleanupReport | undefined
       let turn: RunTurn | undefined
+      let untrust: (() => void) | undefined
       try {
         // Dial the configured keyguard/capsule hosts first: bitswap asks connected peers, and
         // identify tells the keyguard our listen addresses so it can push the release.
@@ -335,6 +342,7 @@ export function createExecutor(init: ExecutorInit = {}) {
         } catch (cause) {
           throw new CapsuleUnverifiedError('The header names no valid keyguard peer id', { cause })
         }
+        untrust = components.trustChallenger?.(keyguardPeer.toString())
         await libp2p.dial(keyguardPeer, { signal: AbortSignal.timeout(5000) }).catch(() => {})
         const sandbox = sandboxFor(loaded.runtime, sandboxes)
         // ADR 0021: an attested run declares what PCR 23 will open, and holds the TPM (PCR 23
@@ -480,6 +488,7 @@ export function createExecutor(init: ExecutorInit = {}) {
           await lifecycle?.emit('after-cleanup', { runId, report: cleanup }).catch(() => {})
         }
         turn?.release()
+        untrust?.()
       }
     }
 

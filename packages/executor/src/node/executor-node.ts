@@ -4,7 +4,8 @@
  * composed by `executor-node` (from its data folder) and by the SDK's `runCapsule` (per call).
  */
 import { heliaCapsuleStore } from '@digicap/p2p/light'
-import { createResultReceiver } from '@digicap/protocol'
+import { createConnectionGuard, createResultReceiver } from '@digicap/protocol'
+import { multiaddr } from '@multiformats/multiaddr'
 import { ExecutorStateError } from '../errors.ts'
 import { createExecutor } from '../executor.ts'
 import { defaultSandboxes } from '../sandbox/defaults.ts'
@@ -37,6 +38,33 @@ export function executorNode(
       attestation && init.attestHoldMs
         ? holdPhasesForQuotes(attestation.agent, init.attestHoldMs, init.attestHold)
         : undefined
+    // Who may challenge the TPM ahead of strangers (ADR 0067): the configured keyguards, the
+    // keyguard of each run in progress, and whoever the components trust (a committee source).
+    const keyguards = new Set<string>()
+    for (const a of init.keyguardAddrs ?? []) {
+      try {
+        const id = multiaddr(a)
+          .getComponents()
+          .findLast((part) => part.name === 'p2p')?.value
+        if (id !== undefined) keyguards.add(id)
+      } catch {
+        // A bad address fails its dial in the run, where it is reported.
+      }
+    }
+    const running = new Map<string, number>()
+    const trusted = (peer: string): boolean =>
+      keyguards.has(peer) || running.has(peer) || (c.trustedChallengers?.(peer) ?? false)
+    const trustChallenger = (peer: string): (() => void) => {
+      running.set(peer, (running.get(peer) ?? 0) + 1)
+      let done = false
+      return () => {
+        if (done) return
+        done = true
+        const n = (running.get(peer) ?? 1) - 1
+        if (n <= 0) running.delete(peer)
+        else running.set(peer, n)
+      }
+    }
     const executor = createExecutor(init)({
       libp2p: c.node.libp2p,
       store,
@@ -50,8 +78,10 @@ export function executorNode(
       ...(attestation === undefined ? {} : { attestation: holding?.run ?? attestation.agent }),
       ...(c.logger === undefined ? {} : { logger: c.logger }),
       ...(c.pendingDeliveries === undefined ? {} : { pendingDeliveries: c.pendingDeliveries }),
+      trustChallenger,
     })
     let unserve: (() => Promise<void>) | undefined
+    let untrustGuard: (() => void) | undefined
     return {
       node: c.node,
       store,
@@ -64,8 +94,13 @@ export function executorNode(
         if (attestation && !unserve) {
           const { serveAttestation } = await import('@digicap/attestation/agent')
           // PCR 23 is not reset here: after a crash it holds the crashed run (run-pcr.ts).
+          // Strangers that keep challenging past their rate are cut at the connection (ADR 0030).
+          const guard = c.attestGuard ?? createConnectionGuard()()
+          untrustGuard = guard.trust((peer) => trusted(peer.toString()))
           unserve = await serveAttestation(c.node.libp2p, holding?.served ?? attestation.agent, {
             record: attestation.recordBytes,
+            trustedChallengers: trusted,
+            guard,
           })
         }
         if (!executor.started) await executor.start()
@@ -74,6 +109,8 @@ export function executorNode(
         await executor.stop()
         await unserve?.()
         unserve = undefined
+        untrustGuard?.()
+        untrustGuard = undefined
       },
       async register(p: RegisterNodeParameters) {
         if (c.funds) await requireStakeFunds(c.funds, c.signer.address, p.stake)

@@ -9,6 +9,7 @@
 import type { DigicapSigner } from '@digicap/capsule-core'
 import { writeJsonAtomic } from '@digicap/cli-kit'
 import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p/light'
+import { createConnectionGuard } from '@digicap/protocol'
 import type { ExecutorChain } from '../chain.ts'
 import { filePendingDeliveries } from '../delivery/pending-file.ts'
 import { fileResultReplays } from '../delivery/replay-file.ts'
@@ -76,7 +77,10 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
     parts ??= import('./ethers-parts.ts').then((m) => m.ethersParts(p, signer))
     return parts
   }
+  // With a TPM the attest endpoint's guard also refuses cut strangers at the gater (ADR 0067).
+  const attestGuard = p.attestation === undefined ? undefined : createConnectionGuard()()
   const node: DigicapNode = await createDigicapNode({
+    ...(attestGuard === undefined ? {} : { connectionGater: attestGuard.gater }),
     privateKey: await privateKeyFromSeed(p.libp2pSeed),
     listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: p.bootstrap ?? [],
@@ -103,6 +107,7 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
     signer,
     sandboxes: p.sandboxes,
     attestation: p.attestation,
+    attestGuard,
     logger: p.logger,
     funds: {
       balanceOf: async (a) => (await ethers()).funds.balanceOf(a),

@@ -3,7 +3,12 @@
 import type { AttestationAgent } from '@digicap/attestation/agent'
 import type { DigicapSigner } from '@digicap/capsule-core'
 import type { CapsuleStore, DigicapNode } from '@digicap/p2p'
-import type { ResultGrantSource, ResultReceiver, ResultReplayStore } from '@digicap/protocol'
+import type {
+  ConnectionGuard,
+  ResultGrantSource,
+  ResultReceiver,
+  ResultReplayStore,
+} from '@digicap/protocol'
 import type { ExecutorChain } from '../chain.ts'
 import type { PendingDeliveryStore } from '../delivery/pending-file.ts'
 import type { Executor, ExecutorComponents, ExecutorInit } from '../executor.ts'
@@ -50,6 +55,16 @@ export interface ExecutorNodeComponents {
   /** Results waiting for offline receivers, kept across restarts (`filePendingDeliveries`). */
   readonly pendingDeliveries?: PendingDeliveryStore | undefined
   readonly logger?: ExecutorComponents['logger']
+  /**
+   * More challengers the attest endpoint trusts (base58 peer ids), e.g. the seated committees
+   * of this executor's jobs read from the hub; the node trusts its keyguards itself (ADR 0067).
+   */
+  readonly trustedChallengers?: ((peer: string) => boolean) | undefined
+  /**
+   * The attest endpoint's connection guard; pass the one whose `gater` the libp2p node was built
+   * with (openExecutorNode does). Default: a fresh one (it cuts, but cannot refuse at the gater).
+   */
+  readonly attestGuard?: ConnectionGuard | undefined
 }
 
 export interface RegisterNodeParameters {
