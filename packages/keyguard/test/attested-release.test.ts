@@ -141,7 +141,7 @@ beforeAll(async () => {
       attestation: { timeoutMs: 4000, attempts: 2 },
     },
     start: false,
-    events: ['released', 'grant-refused', 'release-failed', 'fast-path-refused'],
+    events: ['released', 'grant-refused', 'release-failed', 'fast-path-refused', 'grant-held'],
   })
   tpmDir = await mkdtemp(join(tmpdir(), 'kg-attest-tpm-'))
   w.defer('executors TPM state', () => rm(tpmDir, { recursive: true, force: true }))
@@ -366,7 +366,6 @@ describe('attested() on the chain path', () => {
     const cases: [Executor, string, string][] = [
       [ex.bare, capsules.loose, 'unregistered'],
       [ex.foreign, capsules.attested, 'evidence:QUOTE_SIGNER'],
-      [ex.mute, capsules.attested, 'unreachable'],
     ]
     const refused: string[] = []
     for (const [e, capsuleId, why] of cases) {
@@ -429,6 +428,32 @@ describe('attested() on the chain path', () => {
     await again.stop()
     expect(Object.values(ex).map((e) => e.quotes)).toEqual(quotes)
     expect(sealer.calls() - unwraps).toBe(0)
+  })
+
+  it('holds, with zero unwraps, the grant of an executor that does not answer, and releases it once it answers', async () => {
+    // No answer is no evidence (ADR 0067): the attested executor's endpoint is down for a
+    // while (as when a flood turns the keyguard's challenges away), then back.
+    const unwraps = sealer.calls()
+    await ex.good.stopAttest?.() // serveWith unhandles it again below: a no-op
+    const grantId = await requestAccess(
+      w.chain,
+      capsules.attested,
+      ex.good.side.newEphemeral(),
+      ex.good.wallet,
+    )
+    const of = (type: string) =>
+      w.events.filter((e) => 'grantId' in e && e.grantId === grantId && e.type === type)
+    await until(() => of('grant-held').length > 0, 30_000)
+    expect(of('grant-held')).toEqual([{ type: 'grant-held', grantId, reason: 'unreachable' }])
+    // Asked again, still held: not refused, nothing unwrapped or journaled as refused.
+    await new Promise((r) => setTimeout(r, 3000))
+    expect([...of('grant-refused'), ...of('released')]).toEqual([])
+    expect(sealer.calls() - unwraps).toBe(0)
+    expect((await w.parts.journal.get(grantId))?.state).not.toBe('refused')
+    await serveWith(ex.good, agent, record)
+    await until(() => of('released').length > 0, 30_000)
+    expect(ex.good.side.received.get(grantId)).toEqual(dataKeys.get(capsules.attested))
+    expect(sealer.calls() - unwraps).toBe(1)
   })
 
   it('releases a capsule without attested() with no challenge at all', async () => {

@@ -13,7 +13,10 @@
  * attestation gate accepted the executor's before-quote for this grant and ephemeral key
  * (attestation-gate.ts). A refusal is final: the journal entry is closed as refused (so no
  * restart or second log re-serves it) and `grant-refused` is emitted with reason
- * `not-attested`; an executor that does not answer the challenge gets `attestAttempts` tries.
+ * `not-attested`. An executor that does not answer the challenge (`unreachable`) after
+ * `attestAttempts` tries is not refused: no answer is no evidence (its endpoint may be busy
+ * with strangers' challenges, ADR 0067), so the grant is held (`grant-held`, reason
+ * `unreachable`) and challenged again every `verdictPollMs` until it expires.
  *
  * With a committee gate (ADR 0033) the chain path does not challenge the executor itself: the
  * key of an `attested()` capsule goes out only once the committee's "before" verdict for the
@@ -61,10 +64,11 @@ export interface KeyReleaserInit {
   retryMaxMs?: number
   /**
    * Attestation challenges of a grant whose executor does not answer (`unreachable`) before it
-   * is refused, `retryBaseMs` apart and doubling. Default 3. Other refusals are final at once.
+   * is held (asked again every `verdictPollMs` until it expires), `retryBaseMs` apart and
+   * doubling. Default 3. Other refusals are final at once.
    */
   attestAttempts?: number
-  /** With a committee gate: how often a held grant asks for its before verdict again, ms. Default 2000. */
+  /** How often a held grant asks again (its committee's before verdict, or an unanswered challenge), ms. Default 2000. */
   verdictPollMs?: number
 }
 
@@ -73,13 +77,15 @@ export type ReleaseEvent =
   | { type: 'grant-accepted'; grantId: string; resumed: boolean }
   /**
    * `reason` `not-attested`: the policy requires `attested()` and the executor's evidence was
-   * refused; `attestation` says why (`unregistered`, `record-mismatch`, `unreachable`,
-   * `evidence:<QUOTE_* check>`). The journal holds the grant as refused.
+   * refused; `attestation` says why (`unregistered`, `record-mismatch`, `not-activated`,
+   * `evidence:<QUOTE_* check>`; `unreachable` only on the fast path, the chain path holds the
+   * grant). The journal holds the grant as refused.
    */
   | { type: 'grant-refused'; grantId: string; reason: string; attestation?: string }
   /**
    * Held: the committee's before verdict is not on chain yet (`reason` `no-job`, `not-seated`,
-   * `no-verdict`; ADR 0033). Nothing was unwrapped; reported once per reason.
+   * `no-verdict`; ADR 0033), or the executor did not answer its challenge (`unreachable`,
+   * ADR 0067). Nothing was unwrapped; reported once per reason.
    */
   | { type: 'grant-held'; grantId: string; reason: string }
   /** A fast-path grant's audit log: the key already went out inline; nothing is sent. */
@@ -195,6 +201,17 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
             continue
           }
           if (abort.signal.aborted) throw err
+          if (err.details.reason === 'unreachable') {
+            // Held (pump → hold), asked again within the grant's validity: see the header.
+            throw new AwaitingVerdictError(
+              'The executor did not answer the attestation challenge',
+              {
+                details: { grantId: grant.grantId, reason: 'unreachable' },
+                hint: 'The grant is challenged again until it expires; check the executor serves /digicap/attest/1.0.0.',
+                cause: err,
+              },
+            )
+          }
           const why = notAttestedReason(err)
           await journal.refuse(grant.grantId, `not-attested ${why}`)
           refuse(grant.grantId, 'not-attested', why)
@@ -230,7 +247,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       let entry = held.get(grant.grantId)
       if (entry?.reason !== reason) {
         emit({ type: 'grant-held', grantId: grant.grantId, reason })
-        components.logger?.info('grant held for the committee', { grantId: grant.grantId, reason })
+        components.logger?.info('grant held', { grantId: grant.grantId, reason })
       }
       entry = { reason }
       held.set(grant.grantId, entry)
