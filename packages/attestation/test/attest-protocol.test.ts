@@ -42,7 +42,10 @@ beforeAll(async () => {
   keys = await agent.provision()
   await agent.resetRunPcr()
   pair = await createPair()
-  unserve = await serveAttestation(pair.b, agent)
+  // pair.a challenges as the node's keyguard: trusted, not held to a stranger's rate (ADR 0067).
+  unserve = await serveAttestation(pair.b, agent, {
+    trustedChallengers: (peer) => peer === pair.a.peerId.toString(),
+  })
 }, 120_000)
 
 afterAll(async () => {

@@ -32,6 +32,10 @@ import { createPair } from './helpers/nodes.ts'
 
 const run = promisify(execFile)
 const bytes = (n = 32) => new Uint8Array(randomBytes(n))
+/** `a` challenges `b` as its keyguard: a trusted challenger, not rate-limited (ADR 0067). */
+const keyguardOf = (p: { a: { peerId: { toString(): string } } }) => ({
+  trustedChallengers: (peer: string) => peer === p.a.peerId.toString(),
+})
 
 let tpm: Swtpm
 let agent: AttestationAgent
@@ -73,7 +77,7 @@ async function refusal(p: Promise<unknown>): Promise<Record<string, unknown>> {
 
 describe('requireAttestedRelease', () => {
   it('passes for the registered AK with PCR 23 reset, and refuses every wrong case', async () => {
-    const stop = await serveAttestation(pair.b, agent)
+    const stop = await serveAttestation(pair.b, agent, keyguardOf(pair))
     const base = {
       peer: pair.b.peerId,
       grantId: bytes(),
@@ -158,6 +162,7 @@ describe('requireAttestedRelease with only the registered hash', () => {
       // boot PCR 7 was extended above: this record is the one the node registers now
       const current = await recordOf(agent)
       const stop = await serveAttestation(other.b, agent, {
+        ...keyguardOf(other),
         record: encodeAttestationRecord(current),
       })
       await requireAttestedRelease(other.a, {
@@ -171,13 +176,14 @@ describe('requireAttestedRelease with only the registered hash', () => {
       ).toMatchObject({ reason: 'record-mismatch' })
       await stop()
       // an executor that sends no record
-      const stop2 = await serveAttestation(other.b, agent)
+      const stop2 = await serveAttestation(other.b, agent, keyguardOf(other))
       expect(
         await refusal(requireAttestedRelease(other.a, { ...base, peer: other.b.peerId })),
       ).toMatchObject({ reason: 'record-mismatch' })
       await stop2()
       // an executor that sends another AK's record (registered) but quotes with this AK
       const stop3 = await serveAttestation(other.b, agent, {
+        ...keyguardOf(other),
         record: encodeAttestationRecord(otherRecord),
       })
       expect(
@@ -211,7 +217,7 @@ describe('credential activation in requireAttestedRelease', () => {
           return agent.activateCredential(c)
         },
       }
-      let stop = await serveAttestation(other.b, counted)
+      let stop = await serveAttestation(other.b, counted, keyguardOf(other))
       const base = {
         peer: other.b.peerId,
         grantId: bytes(),
@@ -240,7 +246,11 @@ describe('credential activation in requireAttestedRelease', () => {
         activations: createActivationCache(),
       }
       for (const activateCredential of [foreign.activateCredential, agent.activateCredential]) {
-        stop = await serveAttestation(other.b, { quote: foreign.quote, activateCredential })
+        stop = await serveAttestation(
+          other.b,
+          { quote: foreign.quote, activateCredential },
+          keyguardOf(other),
+        )
         expect(await refusal(requireAttestedRelease(other.a, claim))).toMatchObject({
           reason: 'not-activated',
         })
@@ -251,7 +261,7 @@ describe('credential activation in requireAttestedRelease', () => {
         { quote: foreign.quote, activateCredential: async () => bytes() },
         { quote: foreign.quote },
       ]) {
-        stop = await serveAttestation(other.b, served)
+        stop = await serveAttestation(other.b, served, keyguardOf(other))
         expect(await refusal(requireAttestedRelease(other.a, claim))).toMatchObject({
           reason: 'not-activated',
         })
