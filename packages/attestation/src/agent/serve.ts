@@ -30,7 +30,8 @@ export interface ServeAttestationOptions extends HandleOptions {
 }
 
 /**
- * Challenges in progress at once when no `gate` is given: per peer, and all peers together.
+ * Trusted challengers' challenges in progress at once when no `gate` is given: per peer, and all
+ * of them together (strangers have a lane of their own, `STRANGER_LANE`).
  * The agent quotes one at a time (the TPM is one device), so more would only queue TPM work
  * and buffers for whoever opens the most streams; beyond these a new stream is reset before
  * any byte is read (or takes the place of the oldest one still sending its challenge).
@@ -45,16 +46,23 @@ export const DEFAULT_ATTEST_CHALLENGES = { maxPerPeer: 2, maxTotal: 8 } as const
 export const DEFAULT_ATTEST_STRANGER_RATE = { capacity: 4, refillPerSecond: 2 } as const
 
 /**
+ * The strangers' lane: one challenge in progress per peer, so a few peer ids looping challenges
+ * leave slots free for an honest untrusted watcher (a committee the node does not know), and
+ * the TPM queue it waits behind stays short.
+ */
+const STRANGER_LANE = { maxPerPeer: 1, maxTotal: 8 } as const
+
+/**
  * Two lanes: trusted challengers get a gate of their own (strangers never take its slots);
- * the others share the default gate after their per-peer rate. A stream refused by either is
- * reset before any byte is read.
+ * the others share {@link STRANGER_LANE} after their per-peer rate. A stream refused by either
+ * is reset before any byte is read.
  */
 function attestGate(
   trusted: (peer: string) => boolean,
   rate: { capacity: number; refillPerSecond: number },
 ): StreamGate {
   const own = createStreamGate({ ...DEFAULT_ATTEST_CHALLENGES })
-  const shared = createStreamGate({ ...DEFAULT_ATTEST_CHALLENGES })
+  const shared = createStreamGate({ ...STRANGER_LANE })
   const limiter = createRateLimiter(rate)()
   let limited = 0
   return {
@@ -81,9 +89,9 @@ function attestGate(
 
 /**
  * Registers the attest protocol on `node`; returns the function that unregisters it. What
- * strangers can make the TPM do is bounded by a stream gate ({@link DEFAULT_ATTEST_CHALLENGES}
- * in progress, {@link DEFAULT_ATTEST_STRANGER_RATE} over time per peer; trusted challengers in
- * a lane of their own) unless `options.gate` is given. Pass a connection guard (`guard`) to cut
+ * strangers can make the TPM do is bounded by a stream gate (one challenge in progress per
+ * peer, 8 in all, {@link DEFAULT_ATTEST_STRANGER_RATE} over time per peer; trusted challengers
+ * in a lane of their own, {@link DEFAULT_ATTEST_CHALLENGES}) unless `options.gate` is given. Pass a connection guard (`guard`) to cut
  * strangers' connections too.
  */
 export function serveAttestation(
