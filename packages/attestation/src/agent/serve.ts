@@ -46,11 +46,12 @@ export const DEFAULT_ATTEST_CHALLENGES = { maxPerPeer: 2, maxTotal: 8 } as const
 export const DEFAULT_ATTEST_STRANGER_RATE = { capacity: 4, refillPerSecond: 2 } as const
 
 /**
- * The strangers' lane: one challenge in progress per peer, so a few peer ids looping challenges
- * leave slots free for an honest untrusted watcher (a committee the node does not know), and
- * the TPM queue it waits behind stays short.
+ * The strangers' lane: 2 challenges in progress per peer (a watcher's next challenge may come
+ * before the handler let go of its last one), 16 in all, so a few peer ids looping challenges
+ * leave slots free for an honest untrusted watcher (a committee the node does not know), while
+ * the TPM queue it waits behind stays bounded.
  */
-const STRANGER_LANE = { maxPerPeer: 1, maxTotal: 8 } as const
+const STRANGER_LANE = { maxPerPeer: 2, maxTotal: 16 } as const
 
 /**
  * Two lanes: trusted challengers get a gate of their own (strangers never take its slots);
@@ -89,8 +90,8 @@ function attestGate(
 
 /**
  * Registers the attest protocol on `node`; returns the function that unregisters it. What
- * strangers can make the TPM do is bounded by a stream gate (one challenge in progress per
- * peer, 8 in all, {@link DEFAULT_ATTEST_STRANGER_RATE} over time per peer; trusted challengers
+ * strangers can make the TPM do is bounded by a stream gate (2 challenges in progress per
+ * peer, 16 in all, {@link DEFAULT_ATTEST_STRANGER_RATE} over time per peer; trusted challengers
  * in a lane of their own, {@link DEFAULT_ATTEST_CHALLENGES}) unless `options.gate` is given. Pass a connection guard (`guard`) to cut
  * strangers' connections too.
  */
