@@ -25,7 +25,10 @@ export interface ServeAttestationOptions extends HandleOptions {
    * rate limit, so strangers cannot crowd them out. Ignored when `gate` is given.
    */
   trustedChallengers?: (peer: string) => boolean
-  /** What each other peer may ask over time. Default {@link DEFAULT_ATTEST_STRANGER_RATE}. Ignored when `gate` is given. */
+  /**
+   * What each other peer may ask over time. Default {@link DEFAULT_ATTEST_STRANGER_RATE}.
+   * Ignored when `gate` is given.
+   */
   strangerRate?: { capacity: number; refillPerSecond: number }
 }
 
@@ -92,8 +95,8 @@ function attestGate(
  * Registers the attest protocol on `node`; returns the function that unregisters it. What
  * strangers can make the TPM do is bounded by a stream gate (2 challenges in progress per
  * peer, 16 in all, {@link DEFAULT_ATTEST_STRANGER_RATE} over time per peer; trusted challengers
- * in a lane of their own, {@link DEFAULT_ATTEST_CHALLENGES}) unless `options.gate` is given. Pass a connection guard (`guard`) to cut
- * strangers' connections too.
+ * in a lane of their own, {@link DEFAULT_ATTEST_CHALLENGES}) unless `options.gate` is given.
+ * Pass a connection guard (`guard`) to cut strangers' connections too.
  */
 export function serveAttestation(
   node: ProtocolRegistrar,

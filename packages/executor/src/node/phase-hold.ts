@@ -20,7 +20,7 @@ import { equalBytes } from '@digicap/capsule-core'
 export interface PhaseHoldAgents {
   /** For the executor's measured runs: measureRun and endRun hold their phases. */
   readonly run: AttestationAgent
-  /** For `/digicap/attest/1.0.0`: a quote answered for the held run's grant counts toward its hold. */
+  /** For `/digicap/attest/1.0.0`: a quote for the held run's grant counts toward its hold. */
   readonly served: AttestationAgent
 }
 
@@ -41,7 +41,7 @@ export function holdPhasesForQuotes(
   /** The holds in progress: each counts the peers that quoted its run's grant in its phase. */
   const waiting = new Set<(peer: string, grantId: Uint8Array) => void>()
   let anonymous = 0
-  /** Resolves once `challengers` distinct peers quoted `grantId` (or after `holdMs` / the grace). */
+  /** Resolves once `challengers` distinct peers quoted `grantId` (or after `holdMs` / grace). */
   const nextQuotes = (grantId: Uint8Array) =>
     new Promise<void>((resolve) => {
       const seen = new Set<string>()

@@ -68,7 +68,10 @@ export interface KeyReleaserInit {
    * doubling. Default 3. Other refusals are final at once.
    */
   attestAttempts?: number
-  /** How often a held grant asks again (its committee's before verdict, or an unanswered challenge), ms. Default 2000. */
+  /**
+   * How often a held grant asks again (its committee's before verdict, or an unanswered
+   * challenge), ms. Default 2000.
+   */
   verdictPollMs?: number
 }
 
