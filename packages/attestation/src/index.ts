@@ -74,7 +74,11 @@ export {
   verifyPhase,
 } from './phases/phase.ts'
 export type { ActivateOptions, ActivationCache } from './protocol/activate.ts'
-export { activateAttestationKey, createActivationCache } from './protocol/activate.ts'
+export {
+  activateAttestationKey,
+  checkEkCertificate,
+  createActivationCache,
+} from './protocol/activate.ts'
 export type {
   AttestationChallenge,
   AttestationResponse,
@@ -111,7 +115,12 @@ export {
 export type { QuoteClock } from './verifier/clock.ts'
 export { checkQuoteRollback, checkQuoteSequence } from './verifier/clock.ts'
 export type { EkRoots } from './verifier/ek-certificate.ts'
-export { parseEkRoots, readEkRoots, verifyEkCertificate } from './verifier/ek-certificate.ts'
+export {
+  parseEkRoots,
+  readEkRoots,
+  TCG_KP_EK_CERTIFICATE,
+  verifyEkCertificate,
+} from './verifier/ek-certificate.ts'
 export { DEFAULT_QUOTE_PCRS, pcrCompositeDigest } from './verifier/pcrs.ts'
 export type { QuoteEvidence, QuoteExpectation, VerifiedQuote } from './verifier/verify-quote.ts'
 export { verifyQuote } from './verifier/verify-quote.ts'

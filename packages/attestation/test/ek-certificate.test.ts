@@ -7,7 +7,12 @@
  * refused before any credential is made; over real libp2p, `requireAttestedRelease` releases
  * nothing to it.
  */
-import { randomBytes } from 'node:crypto'
+import { execFile } from 'node:child_process'
+import { randomBytes, X509Certificate } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import type { DigicapError } from '@digicap/capsule-core'
 import { type Swtpm, startSwtpm } from '@digicap/tpm/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -35,6 +40,7 @@ import {
 import { createPair } from './helpers/nodes.ts'
 
 const bytes = (n = 32) => new Uint8Array(randomBytes(n))
+const run = promisify(execFile)
 
 let certified: Swtpm
 let otherMaker: Swtpm
@@ -134,10 +140,76 @@ describe('the EK certificate', () => {
     expect(reasonOf(() => parseEkRoots('not a certificate'))).toBe('malformed')
   })
 
+  it('is no CA, serves no other purpose, and is issued by a CA of the bundle', async () => {
+    const ca = join(certified.stateDir, 'ca')
+    const pem = (der: Uint8Array) =>
+      `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64')}\n-----END CERTIFICATE-----\n`
+    // a bundle certificate that is no CA (an EK certificate) cannot be an anchor
+    expect(reasonOf(() => parseEkRoots(pem(record.ekCertificate as Uint8Array)))).toBe('malformed')
+    // the maker's CA certificate shown as an EK certificate: a CA, not an EK's
+    const issuer = new X509Certificate(await readFile(join(ca, 'issuercert.pem')))
+    expect(reasonOf(() => verifyEkCertificate(record.ekPublic, issuer.raw, roots))).toBe(
+      'untrusted',
+    )
+    // a TLS server's certificate, for the record's own EK, signed by the maker's CA key: issued
+    // for another purpose
+    const dir = await mkdtemp(join(tmpdir(), 'digicap-ek-'))
+    try {
+      const ekKey = new X509Certificate(record.ekCertificate as Uint8Array).publicKey
+      await writeFile(join(dir, 'ek.pub.pem'), ekKey.export({ type: 'spki', format: 'pem' }))
+      await writeFile(
+        join(dir, 'ext.cnf'),
+        'extendedKeyUsage = serverAuth\nbasicConstraints = CA:FALSE\n',
+      )
+      // a throwaway key signs the request; -force_pubkey puts the EK's key in the certificate
+      await run('openssl', [
+        'req',
+        '-new',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k.pem'),
+        '-subj',
+        '/CN=tls',
+        '-out',
+        join(dir, 'r.csr'),
+      ])
+      await run('openssl', [
+        'x509',
+        '-req',
+        '-in',
+        join(dir, 'r.csr'),
+        '-CA',
+        join(ca, 'issuercert.pem'),
+        '-CAkey',
+        join(ca, 'signkey.pem'),
+        '-CAcreateserial',
+        '-days',
+        '30',
+        '-force_pubkey',
+        join(dir, 'ek.pub.pem'),
+        '-extfile',
+        join(dir, 'ext.cnf'),
+        '-outform',
+        'DER',
+        '-out',
+        join(dir, 'tls.der'),
+      ])
+      const tls = new Uint8Array(await readFile(join(dir, 'tls.der')))
+      expect(new X509Certificate(tls).keyUsage).toEqual(['1.3.6.1.5.5.7.3.1'])
+      expect(reasonOf(() => verifyEkCertificate(record.ekPublic, tls, roots))).toBe('untrusted')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('gates the release: with EK roots, only the certified TPM’s record is activated', async () => {
     const pair = await createPair()
     const stops: (() => Promise<void>)[] = []
     try {
+      // one activation cache for every call, as one keyguard process has
+      const activations = createActivationCache()
       const release = (agentRecord: AttestationRecord, ekRoots?: EkRoots) =>
         requireAttestedRelease(pair.a, {
           peer: pair.b.peerId,
@@ -145,7 +217,7 @@ describe('the EK certificate', () => {
           ephemeralKey: bytes(),
           record: agentRecord,
           registeredHash: attestationRecordHash(agentRecord),
-          activations: createActivationCache(),
+          activations,
           ...(ekRoots === undefined ? {} : { ekRoots }),
         })
       stops.push(await serveAttestation(pair.b, certifiedAgent))
@@ -157,7 +229,8 @@ describe('the EK certificate', () => {
       await plainAgent.resetRunPcr()
       stops.push(await serveAttestation(pair.b, plainAgent))
       await release(plainRecord)
-      // ...but with roots nothing of it is trusted, before any credential is made
+      // ...but with roots nothing of it is trusted, though its record is activated (cached)
+      // already: the certificate is checked on every call, before the cache
       const err = await release(plainRecord, roots).then(
         () => undefined,
         (e: unknown) => e,

@@ -44,9 +44,12 @@ describe('watchRun with EK roots', () => {
     await Promise.all([certified?.stop(), plain?.stop()])
   })
 
-  it('refuses the before phase of an uncertified EK, verifies a certified one', async () => {
+  it('refuses the before phase of an uncertified EK, even once activated without roots, and verifies a certified one', async () => {
     const ekRoots = parseEkRoots(certified.ekRoots as string)
-    const beforeOf = async (agent: AttestationAgent) => {
+    // one activation cache, as one verifier process has
+    const activations = createActivationCache()
+    // `null`: a watch without roots
+    const beforeOf = async (agent: AttestationAgent, roots: typeof ekRoots | null = ekRoots) => {
       await agent.resetRunPcr()
       const record = await recordFromAgent(agent)
       const stop = await serveAttestation(executor.libp2p, agent, {
@@ -59,8 +62,8 @@ describe('watchRun with EK roots', () => {
           jobId: bytes(),
           grant: { measurement: bytes(), ephemeralKey: bytes(), executor: `0x${'11'.repeat(20)}` },
           registeredHash: attestationRecordHash(record),
-          activations: createActivationCache(),
-          ekRoots,
+          activations,
+          ...(roots === null ? {} : { ekRoots: roots }),
           // the run never starts: the before phase is all this watch can see
           watchMs: 3_000,
           everyMs: 200,
@@ -71,6 +74,10 @@ describe('watchRun with EK roots', () => {
       }
     }
     expect(await beforeOf(createAttestationAgent({ tcti: certified.tcti }))).toBe('verified')
-    expect(await beforeOf(createAttestationAgent({ tcti: plain.tcti }))).toBe('not-activated')
+    // the uncertified TPM is activated (and cached) by a watch without roots; one with roots
+    // still refuses it: the certificate is checked before the cache
+    const plainAgent = createAttestationAgent({ tcti: plain.tcti })
+    expect(await beforeOf(plainAgent, null)).toBe('verified')
+    expect(await beforeOf(plainAgent)).toBe('not-activated')
   }, 60_000)
 })

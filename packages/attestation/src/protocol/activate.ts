@@ -52,6 +52,27 @@ export function createActivationCache(max = 4096): ActivationCache {
 }
 
 /**
+ * The record's EK certificate against `ekRoots`, as a refusal.
+ * @throws {AttestationRefusedError} `ek-untrusted`, `details.check` the `EkCertificateError`'s reason.
+ */
+export function checkEkCertificate(
+  record: { ekPublic: Uint8Array; ekCertificate?: Uint8Array | undefined },
+  ekRoots: EkRoots,
+): void {
+  try {
+    verifyEkCertificate(record.ekPublic, record.ekCertificate, ekRoots)
+  } catch (cause) {
+    throw new AttestationRefusedError('The record’s EK is not certified by a trusted TPM maker', {
+      details: {
+        reason: 'ek-untrusted',
+        check: String((cause as { details?: { reason?: unknown } }).details?.reason),
+      },
+      cause,
+    })
+  }
+}
+
+/**
  * Activates the record's AK against its EK on the executor's TPM.
  *
  * @throws {AttestationRefusedError} `details.reason` `ek-untrusted` (with `ekRoots`: the EK
@@ -67,19 +88,7 @@ export async function activateAttestationKey(
   options: ActivateOptions = {},
 ): Promise<void> {
   const { ekRoots, ...requestOptions } = options
-  if (ekRoots !== undefined) {
-    try {
-      verifyEkCertificate(record.ekPublic, record.ekCertificate, ekRoots)
-    } catch (cause) {
-      throw new AttestationRefusedError('The record’s EK is not certified by a trusted TPM maker', {
-        details: {
-          reason: 'ek-untrusted',
-          check: String((cause as { details?: { reason?: unknown } }).details?.reason),
-        },
-        cause,
-      })
-    }
-  }
+  if (ekRoots !== undefined) checkEkCertificate(record, ekRoots)
   const secret = new Uint8Array(randomBytes(32))
   let credential: ReturnType<typeof makeCredential>
   try {

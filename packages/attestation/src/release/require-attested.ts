@@ -13,6 +13,7 @@ import { AttestationRefusedError } from '../errors.ts'
 import {
   type ActivationCache,
   activateAttestationKey,
+  checkEkCertificate,
   createActivationCache,
 } from '../protocol/activate.ts'
 import { requestAttestation, verifyAttestation } from '../protocol/challenge.ts'
@@ -107,6 +108,9 @@ export async function requireAttestedRelease(
     checkRecord(record, params.registeredHash)
   }
   const activations = params.activations ?? defaultActivations
+  // before the cache, every time: a record activated without roots (another gate, another
+  // config) is not trusted by one with roots, and a certificate can expire (review)
+  if (params.ekRoots !== undefined) checkEkCertificate(record, params.ekRoots)
   if (!activations.has(params.registeredHash)) {
     await activateAttestationKey(node, params.peer, record, {
       ...options,

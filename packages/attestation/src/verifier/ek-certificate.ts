@@ -4,8 +4,9 @@
  * key, which a key pair made in software does too.
  *
  * The check is X.509 as node:crypto (OpenSSL) does it, one level: the certificate must be issued
- * and signed by one certificate of the trusted bundle (every certificate in it is an anchor, so a
- * maker's intermediate CA goes in with its root), both valid now, and its public key must be the
+ * and signed by one CA certificate of the trusted bundle (every certificate in it is an anchor,
+ * so a maker's intermediate CA goes in with its root), both valid now; it must not be a CA itself,
+ * any extended key usage it has must include tcg-kp-EKCertificate, and its public key must be the
  * record's EK.
  */
 import { type KeyObject, X509Certificate } from 'node:crypto'
@@ -36,16 +37,27 @@ export function parseEkRoots(pem: string): EkRoots {
     })
   }
   return blocks.map((block, index) => {
+    let cert: X509Certificate
     try {
-      return new X509Certificate(block)
+      cert = new X509Certificate(block)
     } catch (cause) {
       throw new EkCertificateError('An EK root does not parse as a certificate', {
         details: { reason: 'malformed', index },
         cause,
       })
     }
+    // an anchor that is no CA could vouch for any key pair it signs (review)
+    if (!cert.ca) {
+      throw new EkCertificateError('An EK root is not a CA certificate', {
+        details: { reason: 'malformed', index, subject: cert.subject },
+      })
+    }
+    return cert
   })
 }
+
+/** The TCG's extended key usage of an EK certificate (EK Credential Profile: tcg-kp-EKCertificate). */
+export const TCG_KP_EK_CERTIFICATE = '2.23.133.8.1'
 
 /**
  * The certificates of a PEM file (`keyguard.ekRoots`, `verifier.ekRoots`).
@@ -96,7 +108,16 @@ export function verifyEkCertificate(
       cause,
     })
   }
-  const issuer = roots.find((root) => cert.checkIssued(root) && cert.verify(root.publicKey))
+  // a leaf that is itself a CA, or one issued for another purpose (a TLS server's), is not an
+  // EK certificate, whoever signed it; an issuer must be a CA (review)
+  if (cert.ca) throw fail('untrusted', 'The EK certificate is a CA certificate')
+  const usages = cert.keyUsage
+  if (usages !== undefined && !usages.includes(TCG_KP_EK_CERTIFICATE)) {
+    throw fail('untrusted', 'The EK certificate is issued for another purpose', { usages })
+  }
+  const issuer = roots.find(
+    (root) => root.ca && cert.checkIssued(root) && cert.verify(root.publicKey),
+  )
   if (issuer === undefined) {
     throw fail('untrusted', 'The EK certificate was issued by none of the trusted EK roots', {
       issuer: cert.issuer,

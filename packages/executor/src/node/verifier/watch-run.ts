@@ -13,6 +13,7 @@ import {
   type AttestationRecord,
   activateAttestationKey,
   attestationRecordHash,
+  checkEkCertificate,
   decodeAttestationRecord,
   type EkRoots,
   type Phase,
@@ -97,6 +98,15 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
     if (!equalBytes(attestationRecordHash(record), p.registeredHash)) {
       see('before', 'record-mismatch')
       break
+    }
+    // before the cache, every time: an activation cached without roots is not trusted here
+    if (p.ekRoots !== undefined) {
+      try {
+        checkEkCertificate(record, p.ekRoots)
+      } catch {
+        see('before', 'not-activated')
+        break
+      }
     }
     if (!p.activations.has(p.registeredHash)) {
       // Once per record: the AK lives in the TPM of the record's EK (SPEC.md §5). A refusal is
