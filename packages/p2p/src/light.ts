@@ -31,7 +31,7 @@ export {
   PeerNotReadingError,
   PubsubDisabledError,
 } from './errors.ts'
-export { CONNECTION_BACKLOG_BYTES } from './fetch/block-send/install.ts'
+export { CONNECTION_BACKLOG_BYTES, MIN_PROGRESS_BYTES } from './fetch/block-send/install.ts'
 export { SERVE_MEMORY_BYTES } from './fetch/block-send/serve-as-read.ts'
 export { UNIXFS_CHUNK_SIZE, UNIXFS_MAX_LINKS } from './import/sizes.ts'
 export type {

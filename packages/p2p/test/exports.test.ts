@@ -14,6 +14,7 @@ it('exports exactly this public surface', () => {
       "CapsuleStoreError",
       "InvalidCidError",
       "MAX_ANNOUNCEMENT_BYTES",
+      "MIN_PROGRESS_BYTES",
       "NoSubscribersError",
       "NodeStartError",
       "PeerNotReadingError",

@@ -132,4 +132,48 @@ describe('peers that ask and never read', () => {
     // yamux framing)
     expect(maxBacklog).toBeLessThanOrEqual(CONNECTION_BACKLOG_BYTES + MiB + 64 * 1024)
   }, 90_000)
+
+  it('a peer that reads slowly, a burst every 400 ms, is served to the end and never cut', async () => {
+    const peer = await createDigicapNode({ fetch: 'broadcast', pubsub: false })
+    others.push(peer)
+    await new Promise((r) => setTimeout(r, 250))
+    const conn = await peer.libp2p.dial(multiaddr(server.multiaddrs()[0] as string))
+    const socket = rawOf(conn).socket as unknown as {
+      pause(): void
+      resume(): void
+      once(event: 'data', listener: () => void): void
+    }
+    // from the first block in, the socket is read one chunk at a time, 2.5 times a second:
+    // draining a block takes the server longer than its send timeout, yet bytes move every 400 ms
+    const network = bitswapBroker(peer.helia).bitswap.network
+    let reading: NodeJS.Timeout | undefined
+    const onMessage = () => {
+      network.removeEventListener('bitswap:message', onMessage)
+      socket.pause()
+      reading = setInterval(() => {
+        socket.once('data', () => socket.pause())
+        socket.resume()
+      }, 400)
+    }
+    network.addEventListener('bitswap:message', onMessage)
+    // the server's side of the connection (its upgrade ends a moment after the dial's)
+    let serverSide = server.libp2p.getConnections(peer.libp2p.peerId)
+    for (let i = 0; i < 100 && serverSide.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20))
+      serverSide = server.libp2p.getConnections(peer.libp2p.peerId)
+    }
+    expect(serverSide.length).toBe(1)
+    try {
+      const signal = AbortSignal.timeout(80_000)
+      const wanted = leaves.slice(0, 3)
+      const got = await Promise.all(
+        wanted.map((leaf) => readAll(peer.helia.blockstore.get(leaf, { signal }))),
+      )
+      expect(got.map((b) => b.byteLength)).toEqual([MiB, MiB, MiB])
+      expect(serverSide[0]?.status).toBe('open')
+    } finally {
+      clearInterval(reading)
+      socket.resume()
+    }
+  }, 90_000)
 })

@@ -111,6 +111,13 @@ export const LOST_STREAM_SPACING_MS = 1_000
 export const CONNECTION_BACKLOG_BYTES = 1_048_576
 
 /**
+ * What a peer's connection must take within each send timeout while it holds bytes for it:
+ * 64 KiB (6.4 KB/s at bitswap's 10 s). A peer reading slowly is never cut; one that reads a
+ * trickle to keep its blocks (and its share of the serving budget) held is.
+ */
+export const MIN_PROGRESS_BYTES = 65_536
+
+/**
  * A layer of a libp2p connection that buffers what its lower layer does not take yet
  * (`@libp2p/utils` 7's `AbstractMessageStream`): the encrypted stream the muxer writes to, and
  * under it the raw connection (`@libp2p/tcp`'s socket stream).
@@ -240,39 +247,82 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
   const ownSend = network.sendMessage
   const streams = new Map<string, BlockStream>()
   /**
-   * The send timeout, with the caller's signal if any. Bitswap's send queue hands every job a
-   * signal of its own that only its shutdown aborts: `signal ?? timeout` never timed out a
-   * serving send, and a peer that stopped reading held its blocks for ever (review).
+   * A deadline for a wait on `peer`, with the caller's signal if any. Bitswap's send queue hands
+   * every job a signal of its own that only its shutdown aborts: `signal ?? timeout` never timed
+   * out a serving send, and a peer that stopped reading held its blocks for ever (review).
+   * Given the connection's buffers, it is a progress deadline: it is pushed back each time the
+   * socket took {@link MIN_PROGRESS_BYTES} more, so a peer that reads slowly is never cut, one
+   * that reads nothing (or a trickle) is, after the send timeout.
    */
-  const deadline = (options?: SendOptions) => {
-    const timeout = AbortSignal.timeout(network.messageSendTimeout)
+  const deadline = (options?: SendOptions, buffers?: ConnectionBuffers) => {
+    const expired = new AbortController()
+    const timeoutMs = network.messageSendTimeout
+    let timer: NodeJS.Timeout
+    if (buffers === undefined) {
+      timer = setTimeout(() => expired.abort(), timeoutMs)
+    } else {
+      let previous = backlogOf(buffers)
+      let progress = 0
+      let since = Date.now()
+      timer = setInterval(
+        () => {
+          const now = backlogOf(buffers)
+          progress += Math.max(0, previous - now)
+          previous = now
+          if (progress >= MIN_PROGRESS_BYTES || now === 0) {
+            progress = 0
+            since = Date.now()
+          } else if (Date.now() - since >= timeoutMs) expired.abort()
+        },
+        Math.max(5, Math.min(1000, timeoutMs / 8)),
+      )
+    }
+    timer.unref?.()
     return {
-      timeout,
-      signal: options?.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
+      expired: expired.signal,
+      signal: options?.signal ? AbortSignal.any([options.signal, expired.signal]) : expired.signal,
+      done: () => clearInterval(timer),
     }
   }
-  /** Runs `wait` under the send timeout; its expiry is the peer's fault: `PeerNotReadingError`. */
+  /** Runs `wait` under a deadline; its expiry is the peer's fault: `PeerNotReadingError`. */
   const withinTimeout = async (
     peer: PeerId,
     what: string,
     options: SendOptions | undefined,
     wait: (signal: AbortSignal) => Promise<void>,
+    buffers?: ConnectionBuffers,
   ) => {
-    const { timeout, signal } = deadline(options)
+    const { expired, signal, done } = deadline(options, buffers)
     try {
       await wait(signal)
     } catch (err) {
-      if (!timeout.aborted) throw err
+      if (!expired.aborted) throw err
       throw new PeerNotReadingError(`Peer did not ${what} in time`, {
         cause: err,
         details: { peer: peer.toString(), timeoutMs: network.messageSendTimeout },
         hint: 'Its connections are closed; it may connect and ask again.',
       })
+    } finally {
+      done()
     }
+  }
+  /** The buffers of the connection that carries `stream`, if it is one whose shape is known. */
+  const connectionOf = (peer: PeerId, stream: SendStream) => {
+    const connection = network.libp2p
+      .getConnections(peer)
+      .find((c) => (c.streams as unknown[]).includes(stream))
+    const buffers = buffersOf(connection)
+    return connection === undefined || buffers === undefined ? undefined : { connection, buffers }
   }
   // a timer per message only when the stream is full (the peer reads slower than this node sends)
   const drained = (peer: PeerId, stream: SendStream, options?: SendOptions) =>
-    withinTimeout(peer, 'read the stream', options, (signal) => whenDrained(stream, signal))
+    withinTimeout(
+      peer,
+      'read the stream',
+      options,
+      (signal) => whenDrained(stream, signal),
+      connectionOf(peer, stream)?.buffers,
+    )
   // a message is one `send`: each `send` was a yamux frame of its own (the length prefix and the
   // block's framing each a frame of a few bytes, each a noise message, each answered by a window
   // update from the receiver: 2 of every 6 frames a block took, ADR 0061)
@@ -287,27 +337,26 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
     }
   }
   /**
-   * Connections with bytes left unsent: each must make progress (its socket take all it held)
-   * within the send timeout, one timer per connection at a time, or it is closed.
+   * Connections with bytes left unsent: each must make progress (its socket take
+   * {@link MIN_PROGRESS_BYTES}, or all it holds) within each send timeout, one timer per
+   * connection at a time, or it is closed.
    */
   const watched = new WeakSet<BufferingLayer>()
   const watchResidue = (peer: PeerId, connection: Connection, buffers: ConnectionBuffers) => {
     const { raw } = buffers
     if (watched.has(raw) || backlogOf(buffers) === 0) return
     watched.add(raw)
-    let drained = false
-    const onDrain = () => {
-      drained = true
-    }
-    raw.addEventListener('drain', onDrain, { once: true })
-    const timer = setTimeout(() => {
-      watched.delete(raw)
-      raw.removeEventListener('drain', onDrain)
-      if (connection.status !== 'open') return
-      if (drained) watchResidue(peer, connection, buffers)
-      else if (backlogOf(buffers) > 0) {
+    const { expired, done } = deadline(undefined, buffers)
+    const check = setInterval(
+      () => {
+        if (connection.status !== 'open' || backlogOf(buffers) === 0) {
+          stop()
+          return
+        }
+        if (!expired.aborted) return
+        stop()
         connection.abort(
-          new PeerNotReadingError('Peer took none of the bytes left for it in time', {
+          new PeerNotReadingError('Peer took too little of the bytes left for it in time', {
             details: {
               peer: peer.toString(),
               bytes: backlogOf(buffers),
@@ -315,29 +364,39 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
             },
           }),
         )
-      }
-    }, network.messageSendTimeout)
-    timer.unref?.()
+      },
+      Math.max(5, Math.min(1000, network.messageSendTimeout / 8)),
+    )
+    check.unref?.()
+    const stop = () => {
+      clearInterval(check)
+      done()
+      watched.delete(raw)
+    }
   }
   // waits until the connection that carries `stream` holds at most the backlog, and watches
   // what it still holds
   const connectionDrained = async (peer: PeerId, stream: SendStream, options?: SendOptions) => {
-    const connection = network.libp2p
-      .getConnections(peer)
-      .find((c) => (c.streams as unknown[]).includes(stream))
-    const buffers = buffersOf(connection)
-    if (connection === undefined || buffers === undefined) return
+    const found = connectionOf(peer, stream)
+    if (found === undefined) return
+    const { connection, buffers } = found
     if (backlogOf(buffers) > CONNECTION_BACKLOG_BYTES) {
-      await withinTimeout(peer, 'read the connection', options, async (signal) => {
-        while (backlogOf(buffers) > CONNECTION_BACKLOG_BYTES) {
-          // the highest layer still waiting for the one below, else the socket's own progress
-          // (its `drain` is the raw connection's), checked again shortly
-          const waiting = buffers.layers.find((layer) => layer.writableNeedsDrain === true)
-          if (waiting !== undefined) await whenDrained(waiting, signal)
-          if (backlogOf(buffers) > CONNECTION_BACKLOG_BYTES) await sleep(5, signal)
-          signal.throwIfAborted()
-        }
-      })
+      await withinTimeout(
+        peer,
+        'read the connection',
+        options,
+        async (signal) => {
+          while (backlogOf(buffers) > CONNECTION_BACKLOG_BYTES) {
+            // the highest layer still waiting for the one below, else the socket's own
+            // progress (its `drain` is the raw connection's), checked again shortly
+            const waiting = buffers.layers.find((layer) => layer.writableNeedsDrain === true)
+            if (waiting !== undefined) await whenDrained(waiting, signal)
+            if (backlogOf(buffers) > CONNECTION_BACKLOG_BYTES) await sleep(5, signal)
+            signal.throwIfAborted()
+          }
+        },
+        buffers,
+      )
     }
     watchResidue(peer, connection, buffers)
   }
