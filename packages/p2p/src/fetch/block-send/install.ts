@@ -269,7 +269,9 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
           const now = backlogOf(buffers)
           progress += Math.max(0, previous - now)
           previous = now
-          if (progress >= MIN_PROGRESS_BYTES || now === 0) {
+          // an empty backlog is no progress: a stream whose yamux window the peer never opens
+          // again waits with nothing in the connection, and must expire too
+          if (progress >= MIN_PROGRESS_BYTES) {
             progress = 0
             since = Date.now()
           } else if (Date.now() - since >= timeoutMs) expired.abort()
