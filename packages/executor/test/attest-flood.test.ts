@@ -17,7 +17,11 @@ import {
   requestAttestation,
   requireAttestedRelease,
 } from '@digicap/attestation'
-import { createAttestationAgent, serveAttestation } from '@digicap/attestation/agent'
+import {
+  createAttestationAgent,
+  recordFromAgent,
+  serveAttestation,
+} from '@digicap/attestation/agent'
 import { requestMeasurement } from '@digicap/capsule-core'
 import { type DigicapAddresses, deployDigicap } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
@@ -80,13 +84,8 @@ function flood(peer: PeerId): () => Promise<void> {
 
 async function provisioned() {
   const agent = createAttestationAgent({ tcti: tpm.tcti })
-  const keys = await agent.provision()
   await agent.resetRunPcr()
-  const q = await agent.quote({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() })
-  const recordBytes = encodeAttestationRecord({
-    ...keys,
-    bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)),
-  })
+  const recordBytes = encodeAttestationRecord(await recordFromAgent(agent))
   return { agent, recordBytes, registeredHash: attestationRecordHash(recordBytes) }
 }
 

@@ -11,7 +11,11 @@ import {
   encodeAttestationRecord,
   requestAttestation,
 } from '@digicap/attestation'
-import { createAttestationAgent, serveAttestation } from '@digicap/attestation/agent'
+import {
+  createAttestationAgent,
+  recordFromAgent,
+  serveAttestation,
+} from '@digicap/attestation/agent'
 import { requestMeasurement } from '@digicap/capsule-core'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
@@ -45,13 +49,8 @@ afterAll(async () => {
 describe('phase holds and stranger challengers', () => {
   it('strangers quoting other grant ids do not end the holds: the committee verifies all three phases', async () => {
     const agent = createAttestationAgent({ tcti: tpm.tcti })
-    const keys = await agent.provision()
     await agent.resetRunPcr()
-    const q = await agent.quote({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() })
-    const recordBytes = encodeAttestationRecord({
-      ...keys,
-      bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)),
-    })
+    const recordBytes = encodeAttestationRecord(await recordFromAgent(agent))
     // As an executor node configured for a committee of 4 (attestHold), one member watching.
     const holding = holdPhasesForQuotes(agent, 20_000, { challengers: 4, graceMs: 3000 })
     const unserve = await serveAttestation(exec.libp2p, holding.served, { record: recordBytes })
