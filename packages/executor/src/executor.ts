@@ -170,6 +170,11 @@ export interface ExecutorComponents {
    * function called when the run ends.
    */
   readonly trustChallenger?: ((peer: string) => () => void) | undefined
+  /**
+   * Told each chain-path grant id as it is recorded: the committee the hub seats for it will
+   * challenge the run (the node reads who sits on it and trusts them, ADR 0070).
+   */
+  readonly watchCommittee?: ((grantId: Uint8Array) => void) | undefined
 }
 
 export interface Executor {
@@ -375,6 +380,7 @@ export function createExecutor(init: ExecutorInit = {}) {
           maxReleaseWaitMs: init.maxReleaseWaitMs ?? 120_000,
           signal: options.signal,
           onGrant: (path, grantId) => {
+            if (path === 'chain') components.watchCommittee?.(grantId)
             grantAt = performance.now()
             timings.grant = grantAt - t
             stage({

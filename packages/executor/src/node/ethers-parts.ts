@@ -27,6 +27,8 @@ export interface EthersParts {
   readonly chain: ExecutorChain
   readonly funds: ChainFunds
   readonly resultGrants: ResultGrantSource
+  /** The first RPC's provider (the committee's reads use it too). */
+  readonly provider: Provider
   /** Closes the providers. */
   destroy(): void
 }
@@ -55,6 +57,7 @@ export function ethersParts(p: EthersPartsParameters, signer: DigicapSigner): Et
       accessController: p.contracts.accessController,
       runner: provider,
     }),
+    provider,
     destroy() {
       for (const r of readProviders) r.destroy()
     },

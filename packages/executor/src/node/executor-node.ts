@@ -36,10 +36,14 @@ export function executorNode(
     const { attestation } = c
     const holding =
       attestation && init.attestHoldMs
-        ? holdPhasesForQuotes(attestation.agent, init.attestHoldMs, init.attestHold)
+        ? holdPhasesForQuotes(attestation.agent, init.attestHoldMs, {
+            ...init.attestHold,
+            committees: c.committees,
+          })
         : undefined
     // Who may challenge the TPM ahead of strangers (ADR 0067): the configured keyguards, the
-    // keyguard of each run in progress, and whoever the components trust (a committee source).
+    // keyguard of each run in progress, the seated committees of its jobs (ADR 0070), and
+    // whoever the components trust.
     const keyguards = new Set<string>()
     for (const a of init.keyguardAddrs ?? []) {
       try {
@@ -53,7 +57,10 @@ export function executorNode(
     }
     const running = new Map<string, number>()
     const trusted = (peer: string): boolean =>
-      keyguards.has(peer) || running.has(peer) || (c.trustedChallengers?.(peer) ?? false)
+      keyguards.has(peer) ||
+      running.has(peer) ||
+      (c.committees?.trusts(peer) ?? false) ||
+      (c.trustedChallengers?.(peer) ?? false)
     const trustChallenger = (peer: string): (() => void) => {
       running.set(peer, (running.get(peer) ?? 0) + 1)
       let done = false
@@ -79,6 +86,9 @@ export function executorNode(
       ...(c.logger === undefined ? {} : { logger: c.logger }),
       ...(c.pendingDeliveries === undefined ? {} : { pendingDeliveries: c.pendingDeliveries }),
       trustChallenger,
+      ...(c.committees === undefined
+        ? {}
+        : { watchCommittee: (grantId: Uint8Array) => c.committees?.watch(grantId) }),
     })
     let unserve: (() => Promise<void>) | undefined
     let untrustGuard: (() => void) | undefined
@@ -106,6 +116,7 @@ export function executorNode(
         if (!executor.started) await executor.start()
       },
       async stop() {
+        c.committees?.stop()
         await executor.stop()
         await unserve?.()
         unserve = undefined

@@ -8,6 +8,7 @@
 
 import type { DigicapSigner } from '@digicap/capsule-core'
 import { writeJsonAtomic } from '@digicap/cli-kit'
+import type { SettlementAddresses } from '@digicap/contracts'
 import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p/light'
 import { createConnectionGuard } from '@digicap/protocol'
 import type { ExecutorChain } from '../chain.ts'
@@ -18,6 +19,7 @@ import type { SandboxSet } from '../sandbox/select.ts'
 import { accountSigner } from './account.ts'
 import type { EthersParts } from './ethers-parts.ts'
 import { executorNode } from './executor-node.ts'
+import { hubCommittees } from './job-committees.ts'
 import type {
   ExecutorChainConnection,
   ExecutorNode,
@@ -25,6 +27,7 @@ import type {
   ExecutorNodeInit,
   NodeAttestation,
 } from './types.ts'
+import type { VerifierChain } from './verifier/types.ts'
 
 export interface OpenExecutorNodeParameters extends ExecutorNodeInit, ExecutorChainConnection {
   /**
@@ -52,6 +55,12 @@ export interface OpenExecutorNodeParameters extends ExecutorNodeInit, ExecutorCh
   /** Results waiting for offline receivers, kept across restarts; default in memory. */
   readonly pendingResultsDir?: string | undefined
   readonly attestation?: NodeAttestation | undefined
+  /**
+   * The committee settlement (AttestationHub, CommitteeSortition). With `attestation`, the node
+   * reads who the hub seats on its jobs' committees (ADR 0070): only they end phase holds, and
+   * they are trusted challengers.
+   */
+  readonly settlement?: SettlementAddresses | undefined
   readonly sandboxes?: SandboxSet | undefined
   /** Start it (key releases, attestation) before returning. Default true. */
   readonly start?: boolean | undefined
@@ -101,12 +110,36 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
     registerNode: async (r) => (await ethers()).chain.registerNode(r),
     isRegistered: async (a) => (await ethers()).chain.isRegistered(a),
   }
+  // Read on first use (a chain-path grant of an attested run), through ethers' provider.
+  let committeeReads: Promise<Pick<VerifierChain, 'seats' | 'node'>> | undefined
+  const reads = (settlement: SettlementAddresses) => {
+    committeeReads ??= Promise.all([ethers(), import('./verifier/ethers-chain.ts')]).then(
+      ([{ provider }, { ethersVerifierChain }]) =>
+        ethersVerifierChain({
+          addresses: { chainId: String(p.chainId), ...p.contracts },
+          settlement,
+          runner: provider,
+        }),
+    )
+    return committeeReads
+  }
+  const { settlement } = p
+  const committees =
+    p.attestation === undefined || settlement === undefined
+      ? undefined
+      : hubCommittees()({
+          chain: {
+            seats: async (jobId) => (await reads(settlement)).seats(jobId),
+            node: async (address) => (await reads(settlement)).node(address),
+          },
+        })
   const en = executorNode(p)({
     node,
     chain,
     signer,
     sandboxes: p.sandboxes,
     attestation: p.attestation,
+    committees,
     attestGuard,
     logger: p.logger,
     funds: {

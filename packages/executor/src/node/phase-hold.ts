@@ -9,13 +9,16 @@
  *
  * Only a quote for the held run's grant id counts: anyone may challenge the node, and a
  * stranger's quotes (for a grant of its own making) must not end the phases the committee of
- * this run has to see (a missed phase fails an honest run).
+ * this run has to see (a missed phase fails an honest run). Grant ids are public, though: with
+ * `committees` (the hub's seats, ADR 0070) only the seated members' quotes count, and a stranger
+ * quoting the run's own grant id ends nothing either.
  *
  * Why a quote that completes after a measure (or reset) completed was taken after it: the
  * agent runs its TPM commands one at a time, in call order.
  */
 import type { AttestationAgent } from '@digicap/attestation/agent'
 import { equalBytes } from '@digicap/capsule-core'
+import type { JobCommittees } from './job-committees.ts'
 
 export interface PhaseHoldAgents {
   /** For the executor's measured runs: measureRun and endRun hold their phases. */
@@ -29,6 +32,12 @@ export interface PhaseHoldOptions {
   readonly challengers?: number
   /** Once a phase had its first quote, the longest it waits for the other challengers, ms. Default `holdMs`. */
   readonly graceMs?: number
+  /**
+   * The seated committees of the node's jobs: a quote counts only when its peer sits on the
+   * committee of the held run's grant (job id = grant id). Without it any peer's quote of that
+   * grant counts.
+   */
+  readonly committees?: Pick<JobCommittees, 'seatedPeers' | 'watch'> | undefined
 }
 
 export function holdPhasesForQuotes(
@@ -38,12 +47,14 @@ export function holdPhasesForQuotes(
 ): PhaseHoldAgents {
   const challengers = Math.max(1, options.challengers ?? 1)
   const graceMs = options.graceMs ?? holdMs
-  /** The holds in progress: each counts the peers that quoted its run's grant in its phase. */
-  const waiting = new Set<(peer: string, grantId: Uint8Array) => void>()
+  const { committees } = options
+  /** The holds in progress, by the grant each waits for: each counts the peers that quoted it. */
+  const waiting = new Map<(peer: string) => void, Uint8Array>()
   let anonymous = 0
   /** Resolves once `challengers` distinct peers quoted `grantId` (or after `holdMs` / grace). */
   const nextQuotes = (grantId: Uint8Array) =>
     new Promise<void>((resolve) => {
+      committees?.watch(grantId)
       const seen = new Set<string>()
       let grace: ReturnType<typeof setTimeout> | undefined
       const done = () => {
@@ -52,14 +63,13 @@ export function holdPhasesForQuotes(
         waiting.delete(count)
         resolve()
       }
-      const count = (peer: string, quoted: Uint8Array) => {
-        if (!equalBytes(quoted, grantId)) return
+      const count = (peer: string) => {
         seen.add(peer)
         if (seen.size >= challengers) return done()
         grace ??= setTimeout(done, graceMs)
       }
       const timer = setTimeout(done, holdMs)
-      waiting.add(count)
+      waiting.set(count, grantId)
     })
   const served: AttestationAgent = {
     ...agent,
@@ -67,7 +77,14 @@ export function holdPhasesForQuotes(
       const quote = await agent.quote(binding, from)
       // A quote asked without a peer (in process) counts as its own challenger.
       const peer = from?.peer ?? `anonymous-${anonymous++}`
-      for (const count of [...waiting]) count(peer, binding.grantId)
+      const holds = [...waiting].filter(([, grantId]) => equalBytes(grantId, binding.grantId))
+      if (holds.length === 0) return quote
+      // Only a held grant's committee is read: a stranger's grant ids cost no chain read.
+      if (committees !== undefined) {
+        const seated = await committees.seatedPeers(binding.grantId).catch(() => undefined)
+        if (!seated?.has(peer)) return quote
+      }
+      for (const [count] of holds) count(peer)
       return quote
     },
   }

@@ -14,6 +14,7 @@ import type { PendingDeliveryStore } from '../delivery/pending-file.ts'
 import type { Executor, ExecutorComponents, ExecutorInit } from '../executor.ts'
 import type { OciSandboxInit } from '../sandbox/oci/oci-sandbox.ts'
 import type { SandboxSet } from '../sandbox/select.ts'
+import type { JobCommittees } from './job-committees.ts'
 import type { PhaseHoldOptions } from './phase-hold.ts'
 
 /** The node's attestation identity (opt-in, needs a TPM): the agent and its registration record. */
@@ -56,8 +57,14 @@ export interface ExecutorNodeComponents {
   readonly pendingDeliveries?: PendingDeliveryStore | undefined
   readonly logger?: ExecutorComponents['logger']
   /**
-   * More challengers the attest endpoint trusts (base58 peer ids), e.g. the seated committees
-   * of this executor's jobs read from the hub; the node trusts its keyguards itself (ADR 0067).
+   * With attestation: who the hub seated on each chain-path job's committee (`hubCommittees`,
+   * ADR 0070). Only their quotes end a phase hold, and they are trusted challengers from the
+   * grant on. Without it any peer quoting a held grant id counts (grant ids are public).
+   */
+  readonly committees?: JobCommittees | undefined
+  /**
+   * More challengers the attest endpoint trusts (base58 peer ids); the node trusts its
+   * keyguards and its jobs' seated committees itself (ADR 0067, 0070).
    */
   readonly trustedChallengers?: ((peer: string) => boolean) | undefined
   /**
@@ -135,5 +142,5 @@ export interface ExecutorNodeInit extends ExecutorInit {
    * With `attestHoldMs`: the distinct challengers each phase waits for (a committee's size),
    * and the grace after a phase's first quote for the others. Default 1 (one watching verifier).
    */
-  readonly attestHold?: PhaseHoldOptions | undefined
+  readonly attestHold?: Omit<PhaseHoldOptions, 'committees'> | undefined
 }
