@@ -24,13 +24,20 @@
  *   goes (ADR 0065's reads fall back to sending) and the job settles.
  * - a CommitteeSortition on the old score scale (before ADR 0024's amendment): its cut-offs are
  *   refused, so tickets go at once instead of being kept as beaten.
+ * - strangers challenging the executor with the run's own grant id (public in JobOpened) from
+ *   the moment the job opens: the executor's holds count only the seats the hub gave
+ *   (`hubCommittees`, ADR 0070), the members are its trusted challengers, the verdict is 7.
  * Only a member that submits builds a certificate (ADR 0053): the tests count them. Submit turns
  * are 2.5 s apart, above the 2 s view timeout.
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import { attestationRecordHash, encodeAttestationRecord } from '@digicap/attestation'
+import {
+  attestationRecordHash,
+  encodeAttestationRecord,
+  requestAttestation,
+} from '@digicap/attestation'
 import {
   type AttestationAgent,
   createAttestationAgent,
@@ -59,11 +66,12 @@ import {
   parseEther,
   randomBytes,
   toQuantity,
-  type Wallet,
+  Wallet,
 } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ethersVerifierChain,
+  openExecutorNode,
   skipRunPcrReset,
   type VerifierChain,
   type VerifierEvent,
@@ -71,6 +79,7 @@ import {
   type VerifierNodeComponents,
   verifierNode,
 } from '../src/node/index.ts'
+import { hubCommittees } from '../src/node/job-committees.ts'
 import { holdPhasesForQuotes } from '../src/node/phase-hold.ts'
 import { jsBundle, type MadeCapsule, makeCapsule, setupWorld, type World } from './helpers/world.ts'
 
@@ -82,6 +91,16 @@ const SEATS = 4
 
 let tpm: Swtpm
 let w: World
+/** The executor's view of its jobs' committees, read from the hub (ADR 0070). */
+let committeeReads: VerifierChain | undefined
+/** The executor's TPM identity, for a node opened from the same parts (`openExecutorNode`). */
+let executorAttestation: { agent: AttestationAgent; recordBytes: Uint8Array; hash: Uint8Array }
+const committees = hubCommittees({ pollMs: 200 })({
+  chain: {
+    seats: (jobId) => (committeeReads as VerifierChain).seats(jobId),
+    node: (address) => (committeeReads as VerifierChain).node(address),
+  },
+})
 let settlement: SettlementAddresses
 let capsule: MadeCapsule
 let nodes: DigicapNode[] = []
@@ -139,9 +158,11 @@ beforeAll(async () => {
   tpm = await startSwtpm()
   const agent = createAttestationAgent({ tcti: tpm.tcti })
   // A committee of 4: each phase waits for 4 challengers, 2 s once the first one quoted.
+  // Only the seated members' quotes count (ADR 0070).
   const holding = holdPhasesForQuotes(tamperable(agent), 30_000, {
     challengers: SEATS,
     graceMs: 2000,
+    committees,
   })
   const keys = await agent.provision()
   await agent.resetRunPcr()
@@ -152,12 +173,16 @@ beforeAll(async () => {
   })
   const record = { ...keys, bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)) }
   const recordBytes = encodeAttestationRecord(record)
+  executorAttestation = { agent, recordBytes, hash: attestationRecordHash(recordBytes) }
   // deployDigicap names the hub at construction (ADR 0033); the keyguard's chain path waits for
   // the committee's before verdict on chain.
   w = await setupWorld({
     fastPath: false,
     executor: { maxReleaseWaitMs: 60_000 },
-    components: { attestation: holding.run },
+    components: {
+      attestation: holding.run,
+      watchCommittee: (grantId) => committees.watch(grantId),
+    },
     settlement: {
       seats: SEATS,
       sortitionWindow: WINDOW,
@@ -170,7 +195,16 @@ beforeAll(async () => {
     },
     committee: { verdictPollMs: 200 },
   })
-  await serveAttestation(w.exec.libp2p, holding.served, { record: recordBytes })
+  committeeReads = ethersVerifierChain({
+    addresses: w.addresses,
+    settlement: w.addresses,
+    runner: createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+  })
+  // As the executor node serves it: its jobs' seated members are trusted challengers.
+  await serveAttestation(w.exec.libp2p, holding.served, {
+    record: recordBytes,
+    trustedChallengers: (peer) => committees.trusts(peer),
+  })
   const signers = w.anvil.signers as Wallet[]
   // The executor's registered record is its TPM's.
   await (
@@ -615,6 +649,87 @@ describe('verifier nodes: a committee seated by VRF tickets attests a chain-path
       flakyReads = false
     }
   }, 60_000)
+
+  it('strangers challenging with the run’s own grant id from the moment its job opens: the holds count only the hub’s seats, the members stay trusted, verdict 7', async () => {
+    const strangers = await Promise.all([1, 2, 3, 4].map(() => createDigicapNode()))
+    // libp2p refuses more than 5 inbound connections a second from one host (the verifiers
+    // dialled the executor just before): a refused dial is tried again a second later.
+    for (const s of strangers) {
+      for (let i = 0; ; i++) {
+        try {
+          await s.libp2p.dial(w.exec.libp2p.getMultiaddrs())
+          break
+        } catch (err) {
+          if (i === 5) throw err
+          await new Promise((r) => setTimeout(r, 1000))
+        }
+      }
+    }
+    const from = events.length
+    let stop = false
+    let strangerQuotes = 0
+    const flood = Promise.all(
+      strangers.map(async (s) => {
+        while (!stop) {
+          // The grant id is public: JobOpened names it (the members learn it the same way).
+          const opened = events.slice(from).find((e) => e.event === 'job-opened')
+          if (opened === undefined) {
+            await new Promise((r) => setTimeout(r, 50))
+            continue
+          }
+          await requestAttestation(s.libp2p, w.exec.libp2p.peerId, {
+            grantId: getBytes(opened.jobId),
+            ephemeralKey: randomBytes(32),
+          }).then(
+            () => strangerQuotes++,
+            () => new Promise((r) => setTimeout(r, 100)),
+          )
+        }
+      }),
+    )
+    try {
+      const { grantId, done } = await runJob()
+      expect(done.map((e) => e.event)).toEqual(['settled', 'settled', 'settled', 'settled'])
+      expect(Number((await hub().jobs(grantId)).verdict)).toBe(7)
+      const phases = events.filter((e) => e.event === 'phase' && e.jobId === grantId)
+      expect(phases.map((p) => p.event === 'phase' && p.phase.verdict)).toEqual(
+        Array(12).fill('verified'),
+      )
+      expect(strangerQuotes).toBeGreaterThan(10) // the strangers were answered, with its grant id
+      // The executor read the real hub: the seats are the four verifier nodes' registered ids.
+      expect(await committees.seatedPeers(getBytes(grantId))).toEqual(
+        new Set(nodes.map((n) => n.libp2p.peerId.toString())),
+      )
+      for (const n of nodes) expect(committees.trusts(n.libp2p.peerId.toString())).toBe(true)
+      for (const s of strangers) expect(committees.trusts(s.libp2p.peerId.toString())).toBe(false)
+      // A node opened as executor-node opens one (a TPM and `settlement`) reads the same seats
+      // through its own ethers provider; without `settlement` it has no committee source.
+      const opened = (settle: boolean) =>
+        openExecutorNode({
+          rpcUrl: w.anvil.rpcUrl,
+          chainId: Number(w.addresses.chainId),
+          contracts: w.addresses,
+          accountKey: getBytes(Wallet.createRandom().privateKey),
+          libp2pSeed: randomBytes(32),
+          attestation: executorAttestation,
+          ...(settle ? { settlement } : {}),
+          start: false,
+        })
+      const [withSeats, without] = await Promise.all([opened(true), opened(false)])
+      try {
+        expect(await withSeats.committees?.seatedPeers(getBytes(grantId))).toEqual(
+          new Set(nodes.map((n) => n.libp2p.peerId.toString())),
+        )
+        expect(without.committees).toBeUndefined()
+      } finally {
+        await Promise.all([withSeats.stop(), without.stop()])
+      }
+    } finally {
+      stop = true
+      await flood
+      await Promise.all(strangers.map((s) => s.stop()))
+    }
+  }, 90_000)
 
   it('a submitter that dies before submitting the run’s certificate, turns 2.5 s apart (above the view timeout), a member late to its rounds: the next member in leader order certifies it and the chain accepts it', async () => {
     const counts = verifiers.map((v) => v.certified)

@@ -100,6 +100,7 @@ export function executorNode(
       peerId: c.node.peerId,
       address: c.signer.address,
       attestation,
+      committees: c.committees,
       async start() {
         if (attestation && !unserve) {
           const { serveAttestation } = await import('@digicap/attestation/agent')

@@ -44,6 +44,12 @@ export {
 export { executorNode } from './executor-node.ts'
 export type { ImageRegistry, ServeImageRegistryParameters } from './image-registry.ts'
 export { serveImageRegistry } from './image-registry.ts'
+export type {
+  JobCommittees,
+  JobCommitteesComponents,
+  JobCommitteesInit,
+} from './job-committees.ts'
+export { hubCommittees } from './job-committees.ts'
 export type { OpenExecutorNodeParameters } from './open.ts'
 export { openExecutorNode } from './open.ts'
 export { createReceiverKeyFile, readReceiverKeyFile } from './receiver-key.ts'

@@ -96,6 +96,8 @@ export interface ExecutorNode {
   /** The executor's account address. */
   readonly address: string
   readonly attestation: NodeAttestation | undefined
+  /** Who the hub seated on this node's jobs (the `committees` component; ADR 0070). */
+  readonly committees: JobCommittees | undefined
   /** Starts the key-release handler; with attestation also serves attest (PCR 23 untouched). */
   start(): Promise<void>
   /** Stops what `start` started (the node itself is its builder's to stop). */

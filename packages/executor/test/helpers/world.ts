@@ -114,7 +114,7 @@ export async function setupWorld(
     /** The keyguard's chain path waits for the committee's before verdict (ADR 0033). */
     committee?: { verdictPollMs?: number }
     /** Extra executor components: a TPM attestation agent, a run lifecycle. */
-    components?: Pick<ExecutorComponents, 'attestation' | 'lifecycle'>
+    components?: Pick<ExecutorComponents, 'attestation' | 'lifecycle' | 'watchCommittee'>
     /** Sandboxes beyond the default set, given the executor's node (the `oci` sandbox). */
     extraSandboxes?: (exec: DigicapNode) => SandboxSet
   } = {},
