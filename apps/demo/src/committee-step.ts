@@ -286,11 +286,14 @@ export function committeeStep(ctx: Ctx): {
       const tamperedBefore = await snapshot(tamperedAddress)
 
       // 1. The honest run: the demo's executor (its data folder, its TPM), opened in process with
-      // its config's environment: each phase held for the four members (attestHold, ADR 0039).
+      // its config's environment: each phase held for the four members (attestHold, ADR 0039),
+      // counting only the members the hub seated (settlement, ADR 0070).
       const holding = {
         DIGICAP_ATTEST_HOLD_MS: '30000',
         DIGICAP_ATTEST_CHALLENGERS: String(MEMBERS),
         DIGICAP_ATTEST_GRACE_MS: '3000',
+        DIGICAP_ATTESTATION_HUB: ctx.contracts.attestationHub,
+        DIGICAP_COMMITTEE_SORTITION: ctx.contracts.committeeSortition,
       }
       const honestJob = (async () => {
         const honestNode = await ctx.stage(
@@ -305,7 +308,8 @@ export function committeeStep(ctx: Ctx): {
               await en.node.libp2p.dial(v.node.libp2p.getMultiaddrs()[0]!)
             return en
           },
-          (en) => `${en.address.slice(0, 10)}…, attestHold ${JSON.stringify(en.config.attestHold)}`,
+          (en) =>
+            `${en.address.slice(0, 10)}…, attestHold ${JSON.stringify(en.config.attestHold)}${en.committees === undefined ? '' : ', counting only the hub’s seats'}`,
         )
         const ran = await ctx.stage(
           'executor',
@@ -318,7 +322,13 @@ export function committeeStep(ctx: Ctx): {
             }),
           (r) => `grant ${r.grantId.slice(0, 10)}…, ${r.result.byteLength} bytes out`,
         )
-        return outcome(ran.grantId, ctx.executor, honestBefore, 'honest run')
+        // What the node read of the hub: the seats whose quotes ended its holds (ADR 0070).
+        const seats = await honestNode.committees?.seatedPeers(getBytes(ran.grantId))
+        return {
+          ...(await outcome(ran.grantId, ctx.executor, honestBefore, 'honest run')),
+          seatsCounted: [...(seats ?? [])].sort(),
+          verifierPeers: p.verifierNodes.map((v) => v.node.libp2p.peerId.toString()).sort(),
+        }
       })()
 
       // 2. The tampered executor, at the same time: PCR 23 left measured by its last run, the

@@ -107,6 +107,9 @@ describe('pnpm demo: the verifier committee, read back from the chain it left ru
     const [granted] = await access.queryFilter(access.filters.AccessGranted!(grantId))
     expect(String((granted as EventLog).args.executor)).toBe(executor)
     expect(journal(grantId).state).toBe('completed')
+    // the executor node counted, in its phase holds, the seats the hub gave: the four verifiers
+    expect(doc.committee.honest.seatsCounted).toEqual(doc.committee.honest.verifierPeers)
+    expect(doc.committee.honest.seatsCounted).toHaveLength(4)
     const { own, settled, registry } = await eventsOf(grantId)
     expect(own.map((l) => l.eventName)).toEqual(
       expect.arrayContaining([

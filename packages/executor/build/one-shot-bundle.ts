@@ -134,8 +134,9 @@ function ethersApart() {
   }
 }
 
-/** The executor's files that use ethers: ethers-parts.ts imports them on first use. */
-const ETHERS_PARTS = /[\\/]src[\\/](node[\\/]ethers-parts|chain|delivery[\\/]grants)\.ts$/
+/** The executor's files that use ethers, imported on first use (ethers-parts.ts; the hub reads of open.ts). */
+const ETHERS_PARTS =
+  /[\\/]src[\\/](node[\\/]ethers-parts|node[\\/]verifier[\\/]ethers-chain|chain|delivery[\\/]grants)\.ts$/
 
 /**
  * `@digicap/contracts` from its source files, and twice: esbuild puts each input file in one
