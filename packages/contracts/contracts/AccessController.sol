@@ -23,7 +23,8 @@ interface IAuditStakeReturn {
 /// Fast path: the executor signs an EIP-712 `AccessRequest` and sends it to the keyguard, which
 /// evaluates `checkAccess` with `eth_call`, serves the key, then logs the grant here with
 /// `recordFastPathGrant` (caller: the capsule owner or an operator it named). The policy is
-/// evaluated again and the grant counts toward the capsule's runs. The fee comes from the
+/// evaluated again and the grant counts toward the capsule's runs; a policy that refuses it by
+/// then (the key is out) records it as an overrun (`FastPathOverrun`) instead of reverting. The fee comes from the
 /// executor's deposit, and what the deposit no longer covers from its bonded stake.
 ///
 /// Audit window: a keyguard lands `recordFastPathGrant` within `auditWindow` seconds of releasing
@@ -139,6 +140,12 @@ contract AccessController is Guarded {
     ///         escrow. Only it may resolve or refund the escrow, and no other settler may take the
     ///         grant: with several settlement hubs, one run is settled (paid, rewarded) once.
     mapping(bytes32 grantId => address) public settlerOf;
+    /// @notice Per capsule, 1 + the run index of the latest fast-path grant recorded as an overrun
+    ///         (`FastPathOverrun`: its policy refused it when its audit landed), 0 if none. A
+    ///         keyguard refuses a chain grant whose `runIndex` is below `overrunRunCount - 1`: a
+    ///         fast-path key released before that chain grant is served took its run
+    ///         (docs/adr/0073).
+    mapping(bytes32 capsuleId => uint256) public overrunRunCount;
 
     event AccessGranted(
         bytes32 indexed grantId,
@@ -167,6 +174,11 @@ contract AccessController is Guarded {
     /// @notice A fast-path audit whose fee the deposit did not cover: `fromStake` was drawn from
     ///         the executor's bonded stake, `uncovered` is missing from the escrow.
     event AuditShortfall(bytes32 indexed grantId, address indexed executor, uint256 fromStake, uint256 uncovered);
+    /// @notice A fast-path audit recorded although the capsule's policy refuses it now
+    ///         (`reason`, a policy reason code): the keyguard released the key on an earlier
+    ///         `checkAccess`. The grant is recorded, the run counted and the fee escrowed as for
+    ///         any audit; `overrunRunCount` tells keyguards not to serve chain grants before it.
+    event FastPathOverrun(bytes32 indexed capsuleId, bytes32 indexed grantId, uint8 reason);
     /// @notice Item `index` of a `recordFastPathGrants` batch was not recorded; `reason` is its
     ///         revert data (the error `recordFastPathGrant` would have reverted with).
     event FastPathAuditFailed(
@@ -621,7 +633,15 @@ contract AccessController is Guarded {
         (address policy, bool revoked, uint256 runs) = capsuleRegistry.recordRun(capsuleId);
         req.runCount = runs;
         (bool allowed, uint8 reason) = _evaluate(policy, revoked, capsuleId, executor, req);
-        if (!allowed) revert AccessDenied(capsuleId, executor, reason);
+        // A fast-path audit logs a key its keyguard already released: a policy that refuses it
+        // now (a chain grant mined first took the last run, a date or a reputation crossed its
+        // limit since the keyguard's check) records an overrun instead of reverting, so that
+        // the run is counted and the fee paid either way (docs/adr/0073). A missing or revoked
+        // capsule still reverts: the run is not counted there (recordRun), nor can a chain
+        // grant be made.
+        if (!allowed && (!req.fastPath || policy == address(0) || revoked)) {
+            revert AccessDenied(capsuleId, executor, reason);
+        }
         grantId = _grantId(capsuleId, executor, req.ephemeralKey, req.measurement, runs);
         uint40 expiresAt = uint40(block.timestamp + grantWindow);
         _grants[grantId] = Grant({
@@ -633,6 +653,10 @@ contract AccessController is Guarded {
             ephemeralKey: req.ephemeralKey
         });
         emit AccessGranted(grantId, capsuleId, executor, req.ephemeralKey, req.measurement, expiresAt, req.fastPath);
+        if (!allowed) {
+            overrunRunCount[capsuleId] = runs + 1;
+            emit FastPathOverrun(capsuleId, grantId, reason);
+        }
     }
 
     /// @dev Escrows `escrowed` for `grantId`: the fee, or less for a fast-path audit whose

@@ -652,11 +652,39 @@ describe('recordFastPathGrant (fast path)', () => {
     await send(
       w.c.accessController.connect(w.executor).requestAccess(capsuleId, bytes32(), ZeroHash, '0x'),
     )
+    // A third key released on an earlier checkAccess (runs 1 of 2) whose audit lands after a
+    // chain grant took the last run: recorded as an overrun, the run counted (ADR 0073).
+    expect(await ac.overrunRunCount(capsuleId)).toBe(0n)
     const third = await signed(capsuleId)
-    await expectRevert(ac.recordFastPathGrant(third.req, '0x', third.signature), 'AccessDenied', [
+    const over = await send(ac.recordFastPathGrant(third.req, '0x', third.signature))
+    const [g3] = parseEvents(ac, over, 'AccessGranted')
+    const [o] = parseEvents(ac, over, 'FastPathOverrun')
+    expect([o!.capsuleId, o!.grantId, Number(o!.reason)]).toEqual([
+      capsuleId,
+      g3!.grantId,
+      Reason.MAX_RUNS_REACHED,
+    ])
+    expect((await ac.getGrant(g3!.grantId)).runIndex).toBe(2n)
+    expect(await ac.runCount(capsuleId)).toBe(3n)
+    expect(await ac.overrunRunCount(capsuleId)).toBe(3n)
+    expect(await ac.nonceUsed(third.req.executor, capsuleId, third.req.nonce)).toBe(true)
+    // The other checks still hold: a replay, and the chain path past maxRuns, revert.
+    await expectRevert(ac.recordFastPathGrant(third.req, '0x', third.signature), 'NonceUsed', [
+      third.req.executor,
+      third.req.nonce,
+    ])
+    await expectRevert(
+      w.c.accessController.connect(w.executor).requestAccess(capsuleId, bytes32(), ZeroHash, '0x'),
+      'AccessDenied',
+      [capsuleId, w.executor.address, BigInt(Reason.MAX_RUNS_REACHED)],
+    )
+    // A revoked capsule still refuses the audit (the run would not be counted).
+    await send(w.c.capsuleRegistry.connect(w.owner).revoke(capsuleId))
+    const fourth = await signed(capsuleId)
+    await expectRevert(ac.recordFastPathGrant(fourth.req, '0x', fourth.signature), 'AccessDenied', [
       capsuleId,
       w.executor.address,
-      BigInt(Reason.MAX_RUNS_REACHED),
+      BigInt(Reason.CAPSULE_REVOKED),
     ])
   })
 
@@ -680,17 +708,20 @@ describe('recordFastPathGrant (fast path)', () => {
     // (An audit the deposit does not cover draws from stake instead of reverting:
     // audit-race.test.ts, "one executor, several keyguards".)
     await send(w.c.accessController.connect(w.executor).deposit({ value: FEE * 2n }))
-    const low = await signed(capsuleId, { fee: FEE - 1n })
-    await expectRevert(ac.recordFastPathGrant(low.req, '0x', low.signature), 'AccessDenied', [
-      capsuleId,
-      w.executor.address,
-      BigInt(Reason.FEE_TOO_LOW),
-    ])
-    expect(await ac.deposits(w.executor.address)).toBe(FEE * 2n)
     const receipt = await send(ac.recordFastPathGrant(req, '0x', signature))
     const [escrowed] = parseEvents(ac, receipt, 'FeeEscrowed')
     expect(escrowed!.amount).toBe(FEE)
+    expect(parseEvents(ac, receipt, 'FastPathOverrun')).toHaveLength(0)
     expect(await ac.deposits(w.executor.address)).toBe(FEE)
+    expect(await ac.totalHeld()).toBe(FEE * 2n)
+    // A fee below the policy's, signed by the executor and recorded by the keyguard anyway
+    // (its own checkAccess refuses it): an overrun, paid with the fee signed (ADR 0073).
+    const low = await signed(capsuleId, { fee: FEE - 1n })
+    const lowReceipt = await send(ac.recordFastPathGrant(low.req, '0x', low.signature))
+    const [lowOverrun] = parseEvents(ac, lowReceipt, 'FastPathOverrun')
+    expect(Number(lowOverrun!.reason)).toBe(Reason.FEE_TOO_LOW)
+    expect(parseEvents(ac, lowReceipt, 'FeeEscrowed')[0]!.amount).toBe(FEE - 1n)
+    expect(await ac.deposits(w.executor.address)).toBe(1n)
     expect(await ac.totalHeld()).toBe(FEE * 2n)
     await expectConserved(w)
   })

@@ -14,6 +14,7 @@ import {
   type SignedAccessRequest,
 } from '../src/fastpath.ts'
 import { fee, maxRuns } from '../src/policy/expression.ts'
+import { Reason } from '../src/reasons.ts'
 import {
   bytes32,
   capsuleWith,
@@ -61,6 +62,8 @@ describe('recordFastPathGrants (batched audits)', () => {
     const { capsuleId } = await capsuleWith(w, maxRuns(3))
     const { capsuleId: paid } = await capsuleWith(w, fee('0.01'))
     const { capsuleId: foreign } = await capsuleWith(w, maxRuns(5), w.other)
+    const { capsuleId: revoked } = await capsuleWith(w, maxRuns(5))
+    await send(w.c.capsuleRegistry.connect(w.owner).revoke(revoked))
     await send(w.c.accessController.connect(w.executor).deposit({ value: FEE }))
     const ac = w.c.accessController.connect(w.owner)
     const recorded = await signed(capsuleId)
@@ -77,7 +80,9 @@ describe('recordFastPathGrants (batched audits)', () => {
       await signed(foreign), // NotKeyguard: another owner's capsule
       good1, // NonceUsed: the same request twice in one batch
       good3,
-      await signed(capsuleId), // AccessDenied: maxRuns(3) reached by good1 and good3
+      // maxRuns(3) reached by good1 and good3: recorded as an overrun, not skipped (ADR 0073)
+      await signed(capsuleId),
+      await signed(revoked), // AccessDenied: CAPSULE_REVOKED
     ]
     const jobParams = items.map(() => '0x')
     const grantIds = await ac.recordFastPathGrants.staticCall(...args(items, jobParams))
@@ -85,11 +90,15 @@ describe('recordFastPathGrants (batched audits)', () => {
 
     const granted = parseEvents(ac, receipt, 'AccessGranted')
     expect(granted.map((g) => g.ephemeralKey)).toEqual(
-      [good1, good2, good3].map((i) => i.req.ephemeralKey),
+      [good1, good2, good3, items[7]!].map((i) => i.req.ephemeralKey),
     )
     expect(granted.every((g) => g.fastPath)).toBe(true)
     expect([...grantIds].map((id, i) => (id === ZeroHash ? i : -1)).filter((i) => i >= 0)).toEqual([
-      1, 2, 4, 5, 7,
+      1, 2, 4, 5, 8,
+    ])
+    const overruns = parseEvents(ac, receipt, 'FastPathOverrun')
+    expect(overruns.map((o) => [o.capsuleId, o.grantId, Number(o.reason)])).toEqual([
+      [capsuleId, grantIds[7], Reason.MAX_RUNS_REACHED],
     ])
     const failed = parseEvents(ac, receipt, 'FastPathAuditFailed')
     const reasons = failed.map((f) => [
@@ -101,13 +110,16 @@ describe('recordFastPathGrants (batched audits)', () => {
       [2, 'InvalidSignature'],
       [4, 'NotKeyguard'],
       [5, 'NonceUsed'],
-      [7, 'AccessDenied'],
+      [8, 'AccessDenied'],
     ])
-    // Skipped items changed nothing: their nonces are free, the runs counted are the good ones.
-    expect(await ac.runCount(capsuleId)).toBe(3n)
+    // Skipped items changed nothing: their nonces are free, the runs counted are the recorded
+    // ones (the overrun's included: its key is out).
+    expect(await ac.runCount(capsuleId)).toBe(4n)
+    expect(await ac.overrunRunCount(capsuleId)).toBe(4n)
     expect(await ac.runCount(foreign)).toBe(0n)
+    expect(await ac.runCount(revoked)).toBe(0n)
     expect(await ac.nonceUsed(w.executor.address, foreign, items[4]!.req.nonce)).toBe(false)
-    expect(await ac.nonceUsed(w.executor.address, capsuleId, items[7]!.req.nonce)).toBe(false)
+    expect(await ac.nonceUsed(w.executor.address, revoked, items[8]!.req.nonce)).toBe(false)
     // The paid item took its fee from the deposit, as a lone audit would.
     const [escrow] = parseEvents(ac, receipt, 'FeeEscrowed')
     expect(escrow!.amount).toBe(FEE)

@@ -211,6 +211,66 @@ describe('a fast-path audit the executor races after the key left', () => {
 })
 
 /**
+ * ADR 0073: a chain-path `requestAccess` (higher tip) mined in the same block ahead of the audit
+ * takes the last run of `maxRuns(1)`. The key is out: the audit must be recorded as an overrun
+ * (`FastPathOverrun`), the run counted and the fee escrowed, never reverted.
+ */
+describe('a fast-path audit a chain grant races for the last run', () => {
+  it('is recorded as an overrun: both runs counted, the fee paid, overrunRunCount set', async () => {
+    const { capsuleId } = await capsuleWith(w, all(fee('0.001'), maxRuns(1)))
+    await send(w.c.accessController.connect(w.executor).deposit({ value: FEE }))
+    const { req, signature } = await releasedRequest(capsuleId)
+    const ac = w.c.accessController
+    await w.anvil.provider.send('evm_setAutomine', [false])
+    let chain: TransactionResponse | undefined
+    let audit: TransactionResponse | undefined
+    try {
+      chain = await w.executor.sendTransaction({
+        to: w.addresses.accessController,
+        data: ac.interface.encodeFunctionData('requestAccess', [
+          capsuleId,
+          bytes32(),
+          ZeroHash,
+          '0x',
+        ]),
+        value: FEE,
+        gasLimit: GAS,
+        maxPriorityFeePerGas: TIP.attacker,
+        maxFeePerGas: TIP.attacker + 100_000_000_000n,
+      })
+      const data = ac.interface.encodeFunctionData('recordFastPathGrant', [req, '0x', signature])
+      audit = await sendRaw(w.owner, w.addresses.accessController, data, TIP.keyguard)
+      await mine()
+    } finally {
+      await w.anvil.provider.send('evm_setAutomine', [true])
+    }
+    const chainReceipt = await w.anvil.provider.getTransactionReceipt(chain!.hash)
+    const auditReceipt = await w.anvil.provider.getTransactionReceipt(audit!.hash)
+    expect(chainReceipt!.status).toBe(1)
+    expect(chainReceipt!.blockNumber).toBe(auditReceipt!.blockNumber)
+    expect(chainReceipt!.index).toBeLessThan(auditReceipt!.index)
+    expect(auditReceipt!.status, 'the audit of a released key must be mined').toBe(1)
+    const [chainGrant] = parseEvents(ac, chainReceipt!, 'AccessGranted')
+    const [fastGrant] = parseEvents(ac, auditReceipt!, 'AccessGranted')
+    expect((await ac.getGrant(chainGrant!.grantId)).runIndex).toBe(0n)
+    expect((await ac.getGrant(fastGrant!.grantId)).runIndex).toBe(1n)
+    const [overrun] = parseEvents(ac, auditReceipt!, 'FastPathOverrun')
+    expect([overrun!.capsuleId, overrun!.grantId, Number(overrun!.reason)]).toEqual([
+      capsuleId,
+      fastGrant!.grantId,
+      Reason.MAX_RUNS_REACHED,
+    ])
+    expect(await ac.runCount(capsuleId)).toBe(2n)
+    // A keyguard refuses chain grants below this run index (the fast-path key took their run).
+    expect(await ac.overrunRunCount(capsuleId)).toBe(2n)
+    expect((await ac.getEscrow(fastGrant!.grantId)).amount).toBe(FEE)
+    expect((await ac.getEscrow(chainGrant!.grantId)).amount).toBe(FEE)
+    expect(await ac.deposits(w.executor.address)).toBe(0n)
+    await expectConserved(w)
+  })
+})
+
+/**
  * Several keyguards (capsules of different owners) release keys to one executor against one
  * deposit and one nonce before any audit is mined. Before per-capsule nonces and the draw from
  * stake, the second audit reverted (`NonceUsed` or `InsufficientDeposit`): run not counted, fee

@@ -195,7 +195,8 @@ function freshModel(now: bigint, block: number): Model {
   })
   m.flow(w.executor.address).paidIn = MIN_STAKE
   m.operators.set(w.owner.address, new Set([actors.operator]))
-  for (const c of initialCapsules) m.capsules.push({ ...c, runs: 0, revoked: false })
+  for (const c of initialCapsules)
+    m.capsules.push({ ...c, runs: 0, revoked: false, overruns: 0, overrunRunCount: 0 })
   return m
 }
 
@@ -208,6 +209,7 @@ describe('contract invariants over long random call sequences', () => {
     let reads = 0
     let batchRecorded = 0
     let batchSkipped = 0
+    let overruns = 0
     let stakeRefunds = 0
     const counts = new Map<string, number>()
     const hubDone: Record<string, number> = {}
@@ -239,6 +241,7 @@ describe('contract invariants over long random call sequences', () => {
         sharedAudits: 0,
         batchRecorded: 0,
         batchSkipped: 0,
+        overruns: 0,
       }
       let op = 'start'
       try {
@@ -259,17 +262,19 @@ describe('contract invariants over long random call sequences', () => {
       shared += ctx.sharedAudits
       batchRecorded += ctx.batchRecorded
       batchSkipped += ctx.batchSkipped
+      overruns += ctx.overruns
       stakeRefunds += ctx.model.stakeRefunds
     }
     const seconds = (performance.now() - started) / 1000
     console.log(
-      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined, ${shared} audits paid past a deposit another keyguard spent, ${batchRecorded} batched audits recorded beside ${batchSkipped} skipped, ${stakeRefunds} refunds of drawn stake into unbonding) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
+      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined, ${shared} audits paid past a deposit another keyguard spent, ${batchRecorded} batched audits recorded beside ${batchSkipped} skipped, ${overruns} audits recorded as overruns, ${stakeRefunds} refunds of drawn stake into unbonding) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
     )
     expect(txs).toBeGreaterThan(RUNS * STEPS * 0.8)
     expect(raced).toBeGreaterThan(0)
     expect(shared).toBeGreaterThan(0)
     expect(batchRecorded).toBeGreaterThan(0)
     expect(batchSkipped).toBeGreaterThan(0)
+    expect(overruns).toBeGreaterThan(0)
     // The hub's paths that move funds were taken, not only refused.
     console.log(
       `hub: ${JSON.stringify(hubDone)}; ${proofCost.count} VRF proofs in ${(proofCost.ms / 1000).toFixed(1)} s`,

@@ -156,6 +156,7 @@ export interface AccessControllerEvents {
   EscrowRefunded: { readonly grantId: string; readonly payer: string; readonly amount: bigint }
   EscrowResolved: { readonly grantId: string; readonly settler: string }
   FastPathAuditFailed: { readonly index: bigint; readonly capsuleId: string; readonly executor: string; readonly nonce: bigint; readonly reason: string }
+  FastPathOverrun: { readonly capsuleId: string; readonly grantId: string; readonly reason: bigint }
   FeeClaimed: { readonly grantId: string; readonly owner: string; readonly amount: bigint }
   FeeEscrowed: { readonly grantId: string; readonly amount: bigint; readonly claimableAt: bigint }
   RefundedToBond: { readonly grantId: string; readonly executor: string; readonly toDeposit: bigint; readonly toUnbonding: bigint }
@@ -190,6 +191,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   isSettler: TypedMethod<[arg0: AddressLike], boolean, 'view'>
   nodeRegistry: TypedMethod<[], string, 'view'>
   nonceUsed: TypedMethod<[executor: AddressLike, capsuleId: BytesLike, nonce: BigNumberish], boolean, 'view'>
+  overrunRunCount: TypedMethod<[capsuleId: BytesLike], bigint, 'view'>
   pendingWithdrawals: TypedMethod<[arg0: AddressLike], [amount: bigint, releaseAt: bigint] & { readonly amount: bigint; readonly releaseAt: bigint }, 'view'>
   queueAdminCall: TypedMethod<[data: BytesLike], bigint, 'nonpayable'>
   REASON_EXECUTOR_IS_KEYGUARD: TypedMethod<[], bigint, 'view'>

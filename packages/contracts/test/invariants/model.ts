@@ -35,6 +35,10 @@ export interface CapsuleModel {
   minFee: bigint
   runs: number
   revoked: boolean
+  /** Fast-path audits recorded although the policy refused them (`FastPathOverrun`). */
+  overruns: number
+  /** 1 + the run index of the latest overrun, 0 if none (`overrunRunCount`). */
+  overrunRunCount: number
 }
 
 export type EscrowState = 'held' | 'disputed' | 'claimed' | 'resolved'
@@ -178,6 +182,20 @@ export class Model {
     if (c.revoked) return false
     if (c.maxRuns !== undefined && c.runs >= c.maxRuns) return false
     return fee >= c.minFee
+  }
+
+  /**
+   * Whether a fast-path audit may be recorded on `c`: the capsule is live. The policy's verdict
+   * does not matter (the key is out): a refusal is recorded as an overrun (docs/adr/0073).
+   */
+  auditAllows(c: CapsuleModel): boolean {
+    return !c.revoked
+  }
+
+  /** Counts a fast-path grant the policy refused when its audit landed. */
+  overrun(c: CapsuleModel): void {
+    c.overruns++
+    c.overrunRunCount = c.runs + 1
   }
 
   canRecord(owner: string, caller: string): boolean {

@@ -52,6 +52,8 @@ export interface RunContext {
   /** Items of `recordFastPathGrants` batches recorded, and skipped (with the others recorded). */
   batchRecorded: number
   batchSkipped: number
+  /** Fast-path audits recorded as overruns (the policy refused them when they landed). */
+  overruns: number
   /** The AttestationHub under test (named settler and manager), when the run includes it. */
   hub?: hubSteps.HubContext
 }
@@ -359,6 +361,8 @@ async function registerCapsule(ctx: RunContext): Promise<void> {
     maxRuns: policy.maxRuns,
     minFee: policy.minFee,
     runs: 0,
+    overruns: 0,
+    overrunRunCount: 0,
     revoked: false,
   })
 }
@@ -384,8 +388,12 @@ function grantOf(ctx: RunContext, r: Mined, c: CapsuleModel, executor: string): 
   return g.grantId as string
 }
 
-async function requestAccess(ctx: RunContext, requester: string): Promise<void> {
-  const c = ctx.rnd.pick(ctx.model.capsules)
+async function requestAccess(
+  ctx: RunContext,
+  requester: string,
+  capsule?: CapsuleModel,
+): Promise<void> {
+  const c = capsule ?? ctx.rnd.pick(ctx.model.capsules)
   const fee = pickFee(ctx)
   const t = ctx.model.next()
   const ok = ctx.model.isActive(requester) && ctx.model.policyAllows(c, fee)
@@ -483,8 +491,13 @@ async function fastPath(ctx: RunContext, anyExecutor: Wallet): Promise<void> {
   // The key has left. The executor races the audit.
   const moves = ctx.rnd.chance(0.2) ? 0 : 1 + ctx.rnd.int(3)
   for (let i = moves; i > 0; i--) {
-    const move = ctx.rnd.int(6)
-    if (move === 0) await requestWithdrawal(ctx, e, true)
+    const move = ctx.rnd.int(7)
+    if (move === 6) {
+      // A chain-path grant on the same capsule mined before the audit (ADR 0073): it may take
+      // the last run; the audit must still be recorded (an overrun).
+      const other = ctx.rnd.pick(ctx.actors.executors).address
+      if (m.isActive(other)) await requestAccess(ctx, other, c)
+    } else if (move === 0) await requestWithdrawal(ctx, e, true)
     else if (move === 1) await withdrawDeposit(ctx, e)
     else if (move === 2) await requestUnbond(ctx, e, true)
     else if (move === 3) await withdrawStake(ctx, e)
@@ -565,7 +578,9 @@ async function record(ctx: RunContext, signed: Signed, recorder: string, mustSuc
       lastRecorded.signed.req.executor === req.executor
     ) &&
     m.isBound(req.executor, t) &&
-    m.policyAllows(c, req.fee)
+    m.auditAllows(c)
+  // A policy that refuses now records an overrun, never a revert (docs/adr/0073).
+  const overrun = ok && !m.policyAllows(c, req.fee)
   const r = await sendTx(ctx, recorder, 'ac', ac(ctx), 'recordFastPathGrant', [
     req,
     '0x',
@@ -577,8 +592,28 @@ async function record(ctx: RunContext, signed: Signed, recorder: string, mustSuc
   if (!ok) return
   // A deposit short of the fee never voids the audit: the stake pays the rest (ADR 0006).
   const paid = m.payAudit(req.executor, req.fee)
-  m.grant(c, grantOf(ctx, r, c, req.executor), paid.escrowed, t, req.executor, paid)
+  const grantId = grantOf(ctx, r, c, req.executor)
+  checkOverrun(ctx, r, c, grantId, overrun)
+  if (overrun) m.overrun(c)
+  m.grant(c, grantId, paid.escrowed, t, req.executor, paid)
   lastRecorded = { signed, recorder }
+}
+
+/** `FastPathOverrun` is emitted exactly for an audit the policy refused, naming its grant. */
+function checkOverrun(
+  ctx: RunContext,
+  r: Mined,
+  c: CapsuleModel,
+  grantId: string,
+  overrun: boolean,
+) {
+  const events = parse(ac(ctx), r, 'FastPathOverrun').filter((e) => e.grantId === grantId)
+  if (events.length !== (overrun ? 1 : 0))
+    fail(
+      `audit of ${grantId}: ${events.length} FastPathOverrun, the model expects ${overrun ? 1 : 0}`,
+    )
+  if (overrun && events[0]?.capsuleId !== c.id) fail('FastPathOverrun names another capsule')
+  if (overrun) ctx.overruns++
 }
 
 /**
@@ -662,7 +697,7 @@ async function batchAudit(ctx: RunContext): Promise<void> {
       !forged &&
       !used.has(nonceKey(req)) &&
       m.isBound(req.executor, t) &&
-      m.policyAllows(c, req.fee)
+      m.auditAllows(c)
     if (ok === failed.has(i))
       fail(`batch item ${i}: predicted ${ok ? 'recorded' : 'skipped'}, chain said the opposite`)
     if (!ok || c === undefined) {
@@ -674,7 +709,10 @@ async function batchAudit(ctx: RunContext): Promise<void> {
     if (ev === undefined || ev.capsuleId !== c.id || ev.executor !== req.executor)
       fail(`batch item ${i}: no matching AccessGranted`)
     used.add(nonceKey(req))
+    const overrun = !m.policyAllows(c, req.fee)
     const paid = m.payAudit(req.executor, req.fee)
+    checkOverrun(ctx, r, c, ev.grantId as string, overrun)
+    if (overrun) m.overrun(c)
     m.grant(c, ev.grantId as string, paid.escrowed, t, req.executor, paid)
     lastRecorded = { signed, recorder }
   }
@@ -916,7 +954,10 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
       call(acAddr, ac(ctx), 'credits', [a]),
       call(nrAddr, nr(ctx), 'payouts', [a]),
     ]),
-    ...m.capsules.map((c) => call(acAddr, ac(ctx), 'runCount', [c.id])),
+    ...m.capsules.flatMap((c) => [
+      call(acAddr, ac(ctx), 'runCount', [c.id]),
+      call(acAddr, ac(ctx), 'overrunRunCount', [c.id]),
+    ]),
   ]
   ctx.reads += calls.length
   const out = await ctx.rpc.batch(calls)
@@ -982,9 +1023,13 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
   }
   for (const c of m.capsules) {
     const runs = big()
+    const overrunAt = big()
     if (runs !== BigInt(c.runs)) fail(`runCount of ${c.id}: chain ${runs}, model ${c.runs}`)
-    if (c.maxRuns !== undefined && runs > BigInt(c.maxRuns))
-      fail(`${c.id} ran ${runs} times, maxRuns ${c.maxRuns}`)
+    if (overrunAt !== BigInt(c.overrunRunCount))
+      fail(`overrunRunCount of ${c.id}: chain ${overrunAt}, model ${c.overrunRunCount}`)
+    // Past maxRuns only by fast-path audits of keys already out, each an overrun (ADR 0073).
+    if (c.maxRuns !== undefined && runs > BigInt(c.maxRuns + c.overruns))
+      fail(`${c.id} ran ${runs} times, maxRuns ${c.maxRuns}, overruns ${c.overruns}`)
   }
 }
 
