@@ -110,6 +110,38 @@ try {
       )
     }
   }
+  {
+    // ADR 0073: an audit whose run a chain grant took first (maxRuns(1)) is recorded as an
+    // overrun: the grant, the run, FastPathOverrun and overrunRunCount.
+    const policy = await deployPolicy(owner, maxRuns(1), { nodeRegistry: addresses.nodeRegistry })
+    const capsuleId = bytes32()
+    await (
+      await c.capsuleRegistry
+        .connect(owner)
+        .register(capsuleId, policy.address, 'bafy', bytes32(), hexlify(randomBytes(38)), bytes32())
+    ).wait()
+    await (
+      await c.accessController
+        .connect(executor)
+        .requestAccess(capsuleId, bytes32(), measurement, '0x')
+    ).wait()
+    const domain = accessRequestDomain(anvil.chainId, addresses.accessController)
+    const req = {
+      capsuleId,
+      executor: executor.address,
+      ephemeralKey: bytes32(),
+      measurement,
+      jobParamsHash: jobParamsHash('0x'),
+      fee: 0n,
+      nonce: 1n,
+      expiry: BigInt(Math.floor(Date.now() / 1000) + 3600),
+    }
+    const signature = await executor.signTypedData(domain, ACCESS_REQUEST_TYPES, req)
+    await gas(
+      'recordFastPathGrant, overrun (maxRuns(1) taken by a chain grant first)',
+      c.accessController.connect(owner).recordFastPathGrant(req, '0x', signature),
+    )
+  }
   const base = rows[0]![1]
   console.log('| operation | gas | × transfer |')
   console.log('| --- | ---: | ---: |')
