@@ -132,6 +132,11 @@ export interface ChainClient {
   /** The capsule's run count (the next grant's `runIndex`). */
   runCount(capsuleId: string): Promise<bigint>
   /**
+   * `AccessController.overrunRunCount(capsuleId)`: 1 + the run index of the capsule's latest
+   * fast-path grant recorded as an overrun (`FastPathOverrun`), 0 if none (docs/adr/0073).
+   */
+  overrunRunCount(capsuleId: string): Promise<bigint>
+  /**
    * `AccessController.auditWindow()`: seconds within which a fast-path audit must land, so that
    * nothing the executor does after the release can make it revert (contracts ADR 0006).
    */

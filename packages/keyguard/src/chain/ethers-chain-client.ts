@@ -487,6 +487,11 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         BigInt(await controller(index).getFunction('runCount')(capsuleId, { blockTag })),
       ),
 
+    overrunRunCount: (capsuleId) =>
+      rpcs.read('overrunRunCount', async ({ index, blockTag }) =>
+        BigInt(await controller(index).getFunction('overrunRunCount')(capsuleId, { blockTag })),
+      ),
+
     ...(init.addresses.attestationHub === undefined
       ? {}
       : { hubJob: hubJobReader(getAddress(init.addresses.attestationHub)) }),
