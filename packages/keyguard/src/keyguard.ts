@@ -162,6 +162,9 @@ export function createKeyguard(init: KeyguardInit) {
       libp2p,
       attestation,
       ...(committee === undefined ? {} : { committee }),
+      // ADR 0073: a chain grant waits for the fast path's audits of its capsule, and is refused
+      // when a fast-path key released before it took its run (maxRuns). `fast` is built below.
+      runGuard: (grant) => fast?.chainGrant(grant) ?? Promise.resolve('serve'),
       onEvent: emit,
       ...(logger ? { logger } : {}),
     })

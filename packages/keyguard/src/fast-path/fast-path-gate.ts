@@ -65,6 +65,8 @@ export function createSemaphore(limit: number): Semaphore {
 export interface PendingAudits {
   add(id: string, keys: readonly string[]): void
   has(id: string): boolean
+  /** Whether an audit holding any of `keys` is not on chain yet. */
+  busy(keys: readonly string[]): boolean
   /** The audit is on chain (or definitively reverted). */
   settle(id: string): void
   /**
@@ -87,6 +89,7 @@ export function createPendingAudits(): PendingAudits {
       for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1)
     },
     has: (id) => byId.has(id),
+    busy,
     settle(id) {
       const keys = byId.get(id)
       if (keys === undefined) return

@@ -91,6 +91,7 @@ import type { KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
 import { attestOutsideLock, MAX_ATTEST_ROUNDS } from './attest-outside-lock.ts'
 import { createAuditSender } from './audit-sender.ts'
+import { type ChainGrantVerdict, chainGrantGuard } from './chain-grant-guard.ts'
 import { executorDirectory } from './executor-directory.ts'
 import { executorFeed } from './executor-feed.ts'
 import { FEED_STATE_FILE } from './executor-feed-state.ts'
@@ -278,6 +279,12 @@ export interface FastPathServer {
   auditPending(): Promise<number>
   /** Strangers' connections cut and refused so far, and in their cooldown now. */
   strangers(): ConnectionGuardStats
+  /**
+   * Whether the key releaser may serve a chain grant now (docs/adr/0073): `hold` while a
+   * fast-path audit of its capsule is not on chain, `refuse` when a fast-path grant after it was
+   * recorded as an overrun. See chain-grant-guard.ts.
+   */
+  chainGrant(grant: { capsuleId: string; runIndex: bigint }): Promise<ChainGrantVerdict>
 }
 
 interface AuditEntry {
@@ -381,6 +388,9 @@ export function fastPathServer(init: FastPathInit) {
     const unwraps = createSemaphore(init.maxUnwraps ?? 4)
     const locks = createKeyedLock()
     const audits = createPendingAudits()
+    /** Set once `start()` re-queued the audits a restart left on disk. */
+    let auditsLoaded = false
+    const chainGrant = chainGrantGuard({ chain, locks, audits, ready: () => auditsLoaded })
     /** Lowest run count the chain must report per capsule (after our own recorded audits). */
     const minRuns = new Map<string, bigint>()
     let unhandle: (() => Promise<void>) | undefined
@@ -816,6 +826,7 @@ export function fastPathServer(init: FastPathInit) {
           )
         }
         for (const entry of pending) recordInBackground(entry)
+        auditsLoaded = true
         // Registered executors known before the first request (up to `startWaitMs`).
         await feed.start()
       },
@@ -845,6 +856,7 @@ export function fastPathServer(init: FastPathInit) {
         return (await pendingEntries()).length
       },
       strangers: () => guard.stats(),
+      chainGrant,
     }
     return server
   }

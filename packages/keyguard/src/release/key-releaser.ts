@@ -25,6 +25,11 @@
  * `grant-held`, once per reason); a fail verdict or a job closed without one refuses it for
  * good, as above.
  *
+ * With the fast path on (`runGuard`, ADR 0073), a grant is unwrapped only when no fast-path audit
+ * of its capsule is pending (else held: `grant-held`, reason `audit-pending`) and no fast-path key
+ * released before it was recorded as an overrun after it (else refused for good, reason
+ * `fast-path-overrun`): so `maxRuns(n)` gives n keys whichever path each came by.
+ *
  * A grant the chain stores with `fastPath = true` was served off-chain: the fast path answered
  * with the key inline and its audit transaction emitted the log. Such a grant is never unwrapped
  * nor pushed here (event `served-inline`); a journal entry an older version began for it is
@@ -86,7 +91,8 @@ export type ReleaseEvent =
    */
   | { type: 'grant-refused'; grantId: string; reason: string; attestation?: string }
   /**
-   * Held: the committee's before verdict is not on chain yet (`reason` `no-job`, `not-seated`,
+   * Held: a fast-path audit of the capsule is not on chain yet (`audit-pending`, ADR 0073), or
+   * the committee's before verdict is not on chain yet (`reason` `no-job`, `not-seated`,
    * `no-verdict`; ADR 0033), or the executor did not answer its challenge (`unreachable`,
    * ADR 0067). Nothing was unwrapped; reported once per reason.
    */
@@ -114,6 +120,13 @@ export interface KeyReleaserComponents {
    * own challenge (the fast path still challenges).
    */
   committee?: CommitteeGate
+  /**
+   * Whether a chain grant may be served now, given the fast path's releases (docs/adr/0073): the
+   * fast path's `chainGrant`. `hold` holds the grant (asked again every `verdictPollMs`, event
+   * `grant-held` reason `audit-pending`), `refuse` refuses it for good (reason
+   * `fast-path-overrun`). Default: always served.
+   */
+  runGuard?: (grant: ChainGrant) => Promise<'serve' | 'hold' | 'refuse'>
   onEvent?: (event: ReleaseEvent) => void
   logger?: Logger
 }
@@ -242,6 +255,24 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
     }
 
     /**
+     * The fast path's word on the runs (ADR 0073): `true` if the grant may be served, `false` if
+     * refused (journaled and reported). {@link AwaitingVerdictError} goes up: the grant is held.
+     */
+    async function runsAllow(grant: ChainGrant): Promise<boolean> {
+      const verdict = (await components.runGuard?.(grant)) ?? 'serve'
+      if (verdict === 'serve') return true
+      if (verdict === 'hold') {
+        throw new AwaitingVerdictError('A fast-path audit of this capsule is not on chain yet', {
+          details: { grantId: grant.grantId, reason: 'audit-pending' },
+          hint: 'The grant is asked again until the audit lands or the grant expires.',
+        })
+      }
+      await journal.refuse(grant.grantId, 'fast-path-overrun')
+      refuse(grant.grantId, 'fast-path-overrun')
+      return false
+    }
+
+    /**
      * Holds `grant` until its next look (or refuses it once expired). The entry stays while
      * the grant is held, so that each reason is reported once.
      */
@@ -356,6 +387,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
           details: { grantId: grant.grantId, reason: 'unknown-capsule' },
         })
       }
+      if (!(await runsAllow(grant))) return
       if (!(await attested(grant, peer))) return
       const grantIdBytes = getBytes(grant.grantId)
       const dataKey = await unwrapDataKey(record.wrappedKeys, sealer)
