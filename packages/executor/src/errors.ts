@@ -12,6 +12,7 @@ export type ExecutorErrorCode =
   | 'SANDBOX_RUNTIME_UNSUPPORTED'
   | 'SANDBOX_ABORTED'
   | 'SANDBOX_LIFECYCLE'
+  | 'OCI_STATE_DIR'
   | 'BUNDLE_FORMAT'
   | 'CAPSULE_FETCH'
   | 'CAPSULE_UNVERIFIED'
@@ -93,6 +94,19 @@ export class SandboxLifecycleError extends DigicapError {
   override name = 'SandboxLifecycleError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('SANDBOX_LIFECYCLE', shortMessage, options)
+  }
+}
+
+/**
+ * The OCI state directory of image runs (or a run directory in it) is not a place only this
+ * uid controls: a symbolic link, not a directory, owned by another user, writable by group or
+ * others, or under a folder another user may rename entries in (ADR 0075). Nothing was run or
+ * written there. `details`: `path`, `reason`, and `uid` / `mode` when they are the reason.
+ */
+export class OciStateDirError extends DigicapError {
+  override name = 'OciStateDirError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('OCI_STATE_DIR', shortMessage, options)
   }
 }
 

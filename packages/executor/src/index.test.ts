@@ -21,6 +21,7 @@ it('public surface is deliberate', () => {
       "ExecutorStateError",
       "KeyReleaseInvalidError",
       "KeyReleaseTimeoutError",
+      "OciStateDirError",
       "PayloadIntegrityError",
       "QUICKJS_RUNTIME_ID",
       "RegistryMismatchError",
@@ -85,6 +86,7 @@ it.each([
   ],
   [api.SandboxAbortedError, 'SandboxAbortedError', 'SANDBOX_ABORTED'],
   [api.SandboxLifecycleError, 'SandboxLifecycleError', 'SANDBOX_LIFECYCLE'],
+  [api.OciStateDirError, 'OciStateDirError', 'OCI_STATE_DIR'],
   [api.BundleFormatError, 'BundleFormatError', 'BUNDLE_FORMAT'],
 ] as const)('%o has its name and code', (E, name, code) => {
   const e = new E('msg', { details: { a: 1 } })

@@ -125,6 +125,7 @@ export {
   ExecutorStateError,
   KeyReleaseInvalidError,
   KeyReleaseTimeoutError,
+  OciStateDirError,
   PayloadIntegrityError,
   RegistryMismatchError,
   ResultDeliveryError,

@@ -291,7 +291,7 @@ describe('an image run whose executor is SIGKILLed', () => {
     expect(await readFile('/proc/self/mounts', 'utf8')).toContain(runDir)
     const fresh = startChild({ stateDir })
     expect(await fresh.next((d) => 'sweep' in d)).toEqual({
-      sweep: { runs: 1, containers: 1, unmounted: 1, cgroups: 0, failures: [] },
+      sweep: { runs: 1, containers: 1, unmounted: 1, cgroups: 0, failures: [], skipped: [] },
     })
     await fresh.exited
     await expectNothingLeft(id)

@@ -37,7 +37,13 @@ import { createRunWorkspace } from '../../run/workspace.ts'
 import { checkJob, LogCollector, resolveOutputLimits } from '../limits.ts'
 import type { OutputLimits, Sandbox, SandboxJob, SandboxResult } from '../types.ts'
 import { prepareMountPoints } from './mount-points.ts'
-import { defaultOciStateDir, ownerTag, type SweepReport, sweepOciLeftovers } from './run-dir.ts'
+import {
+  checkOwnedDir,
+  defaultOciStateDir,
+  ownerTag,
+  type SweepReport,
+  sweepOciLeftovers,
+} from './run-dir.ts'
 import { type RunGuard, startRunGuard } from './run-guard.ts'
 import { runContainer } from './runc.ts'
 import { runtimeSpec } from './runtime-spec.ts'
@@ -63,7 +69,11 @@ export interface OciSandboxInit extends OutputLimits {
   /**
    * The executor's OCI state directory: every run's tmpfs, rootfs and runc state live under
    * it, named after the executor process. Runs left by a dead executor are swept when the
-   * sandbox is made (default: `digicap-oci-<uid>` under the OS temp dir).
+   * sandbox is made. It must be a folder only this uid controls (made 0700 when missing; a
+   * link, another user's folder, a group/other-writable one, or one under a folder another
+   * user may rename in is refused with `OCI_STATE_DIR`, ADR 0075). Default: `/run/digicap-oci`
+   * for root, else `$XDG_RUNTIME_DIR/digicap-oci`, else `digicap-oci-<uid>` under the OS temp
+   * dir (`defaultOciStateDir()`).
    */
   readonly stateDir?: string | undefined
   /** Called once the start-up sweep of a crashed executor's runs is done. */
@@ -195,7 +205,10 @@ export function ociSandbox(init: OciSandboxInit): Sandbox {
       await prepareMountPoints(join(bundle, 'rootfs'))
       lap('unpack')
       const inputFile = join(scratch.dir, 'input')
-      await writeFile(inputFile, job.input, { mode: 0o444 })
+      // the plaintext goes only into a run directory checked again now (this uid's alone, in a
+      // checked state directory), as a new file: O_CREAT|O_EXCL follows no link (ADR 0075)
+      await checkOwnedDir(scratch.dir)
+      await writeFile(inputFile, job.input, { mode: 0o444, flag: 'wx' })
       // the daemons run under umask 077 (ADR 0029), which made it 0400: unreadable by the
       // container's user; the file sits in the run's 0700 scratch, so 0444 shows it to no one else
       await chmod(inputFile, 0o444)

@@ -4,13 +4,15 @@
  * a disk and a crashed run is found by the next start's sweep. Where mounting is not permitted
  * (no CAP_SYS_ADMIN), a private 0700 directory of the workspace under the same state directory
  * and name, whose files the workspace overwrites with zeros on clean-up, whatever their size;
- * `tmpfs` says which one the run got.
+ * `tmpfs` says which one the run got. Both are fresh names made under the checked state
+ * directory and checked again (lstat: a real 0700-or-stricter directory of this uid) before
+ * anything is written in them (ADR 0075).
  */
 import { execFile } from 'node:child_process'
-import { mkdir, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import type { RunWorkspace } from '../../run/workspace.ts'
-import { makeRunDir, runDirPrefix } from './run-dir.ts'
+import { checkOwnedDir, ensureOciStateDir, makeRunDir, runDirPrefix } from './run-dir.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -21,20 +23,24 @@ export interface Scratch {
   release(): Promise<void>
 }
 
+/** @throws {OciStateDirError} when the state directory or the run directory is not this uid's alone */
 export async function createScratch(
   ws: RunWorkspace,
   init: { stateDir: string; sizeBytes: number; tmpfs?: boolean | undefined },
 ): Promise<Scratch> {
+  // made (non-recursively) and checked: a real directory of this uid in folders only it or
+  // root may change; the path from here on has no link in it
+  const stateDir = (await ensureOciStateDir(init.stateDir)) as string
   // Every file is overwritten, whatever the workspace's size cap: the decrypted layers and the
   // rootfs can be larger than it, and their size is bounded by the image (and the unpack's
   // time limit), the output's by the container's file-size limit, not by the program.
-  const plainDir = async (): Promise<Scratch> => ({
-    dir: await ws.tempDir(await runDirPrefix(), init.stateDir, { overwriteAll: true }),
-    tmpfs: false,
-    release: async () => {},
-  })
+  const plainDir = async (): Promise<Scratch> => {
+    const dir = await ws.tempDir(await runDirPrefix(), stateDir, { overwriteAll: true })
+    await checkOwnedDir(dir)
+    return { dir, tmpfs: false, release: async () => {} }
+  }
   if (init.tmpfs !== false) {
-    const dir = await makeRunDir(init.stateDir)
+    const dir = await makeRunDir(stateDir)
     try {
       await execFileAsync(
         'mount',
@@ -56,8 +62,12 @@ export async function createScratch(
       await rm(dir, { recursive: true, force: true })
     }
     ws.trackHandle(release)
+    // the mounted tmpfs's root: this uid's, 0700
+    await checkOwnedDir(dir).catch(async (err: unknown) => {
+      await release().catch(() => {})
+      throw err
+    })
     return { dir, tmpfs: true, release }
   }
-  await mkdir(init.stateDir, { recursive: true, mode: 0o700 })
   return plainDir()
 }
