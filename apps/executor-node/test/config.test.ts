@@ -103,6 +103,15 @@ describe('config', () => {
     expect(resolveDataDir(undefined, {})).toMatch(/\.digicap\/executor-node$/)
   })
 
+  it('reads the OCI state directory from the file or DIGICAP_OCI_STATE_DIR (ADR 0075)', () => {
+    const oci = { ...good, oci: true, ociStateDir: '/run/digicap-oci-b' }
+    expect(checkConfig(oci, 'f')).toEqual(oci)
+    const c = applyEnv(good, { DIGICAP_OCI: '1', DIGICAP_OCI_STATE_DIR: '/srv/oci' })
+    expect(c.oci).toBe(true)
+    expect(c.ociStateDir).toBe('/srv/oci')
+    expect(applyEnv(good, {}).ociStateDir).toBeUndefined()
+  })
+
   it('reads the committee hold (challengers, grace) from the file or DIGICAP_ATTEST_*', () => {
     const held = { ...good, attestHoldMs: 20_000, attestHold: { challengers: 4, graceMs: 3000 } }
     expect(checkConfig(held, 'f')).toEqual(held)

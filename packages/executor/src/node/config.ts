@@ -35,6 +35,11 @@ export interface ExecutorNodeConfig {
   tcti?: string
   /** Run image capsules under runc (opt-in: needs root, runc, umoci; changes the measurement). */
   oci?: boolean
+  /**
+   * With `oci`: the OCI state directory (image runs' tmpfs and runc state). It must be a folder
+   * only the executor's uid controls (ADR 0075); default `/run/digicap-oci` for root.
+   */
+  ociStateDir?: string
   /** With a TPM: hold each measured run phase until a verifier quoted it, at most ms (opt-in). */
   attestHoldMs?: number
   /**
@@ -94,6 +99,7 @@ export const EXECUTOR_NODE_CONFIG = defineConfig<ExecutorNodeConfig>('executor-n
   fetchTimeoutMs: { type: 'number', min: 1, optional: true },
   tcti: { type: 'string', optional: true, env: 'DIGICAP_TCTI', flag: 'tcti', pattern: TCTI },
   oci: { type: 'boolean', optional: true, env: 'DIGICAP_OCI', flag: 'oci' },
+  ociStateDir: { type: 'string', optional: true, env: 'DIGICAP_OCI_STATE_DIR' },
   attestHoldMs: { type: 'number', min: 1, optional: true, env: 'DIGICAP_ATTEST_HOLD_MS' },
   'attestHold.challengers': {
     type: 'number',

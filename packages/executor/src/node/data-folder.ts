@@ -133,6 +133,10 @@ export async function createExecutorNode(
       receiverReplaysFile: paths.receiverReplays,
       pendingResultsDir: paths.pendingResults,
       attestation,
+      oci:
+        config.oci && config.ociStateDir !== undefined
+          ? { stateDir: config.ociStateDir }
+          : config.oci,
       sandboxes: options.sandboxes,
       start: options.executor,
       pubsub: options.pubsub,

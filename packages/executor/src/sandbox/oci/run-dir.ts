@@ -15,7 +15,7 @@
  * the sweep skips (and reports) any entry that is a link or another user's.
  */
 import { execFile } from 'node:child_process'
-import { accessSync, constants, type Stats, statSync } from 'node:fs'
+import { accessSync, constants, existsSync, type Stats, statSync } from 'node:fs'
 import { lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm, rmdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
@@ -27,13 +27,19 @@ const execFileAsync = promisify(execFile)
 // `digicap-` when the run workspace made it (the no-tmpfs fallback)
 const RUN_DIR = /^(?:digicap-)?run-(\d+)\.(\d+)-/
 
-/** `/run` when it is root's alone and writable (a tmpfs wiped at boot on every systemd host). */
+/**
+ * `/run/digicap-oci` when `/run` is root's alone (a tmpfs wiped at boot on every systemd host)
+ * and the folder is there already (made by the admin, or systemd's `RuntimeDirectory=`) or
+ * `/run` is writable (it is not under `ProtectSystem=strict`: then the unit's PrivateTmp is
+ * used, see defaultOciStateDir).
+ */
 function rootRunDir(): string | undefined {
   try {
     const st = statSync('/run')
     if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) return undefined
-    accessSync('/run', constants.W_OK)
-    return '/run'
+    const dir = '/run/digicap-oci'
+    if (!existsSync(dir)) accessSync('/run', constants.W_OK)
+    return dir
   } catch {
     return undefined
   }
@@ -43,12 +49,13 @@ function rootRunDir(): string | undefined {
  * Default state directory, a place only this uid (and root) controls (ADR 0075): for root
  * `/run/digicap-oci` (a tmpfs only root may write, wiped at boot); for another uid
  * `$XDG_RUNTIME_DIR/digicap-oci` (its own 0700 runtime folder); else `digicap-oci-<uid>` under
- * the OS temp dir, which is used only if this uid made it (another user's is refused).
+ * the OS temp dir (a unit's PrivateTmp under `ProtectSystem=strict`), used only if this uid
+ * made it: another user's, a link, or a group/other-writable one is refused (OCI_STATE_DIR).
  */
 export function defaultOciStateDir(): string {
   const uid = process.getuid?.()
   const run = uid === 0 ? rootRunDir() : undefined
-  if (run !== undefined) return join(run, 'digicap-oci')
+  if (run !== undefined) return run
   const xdg = process.env.XDG_RUNTIME_DIR
   if (uid !== undefined && uid !== 0 && xdg !== undefined && isAbsolute(xdg)) {
     return join(xdg, 'digicap-oci')
