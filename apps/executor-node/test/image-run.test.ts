@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeImageCapsule } from '../../../packages/executor/test/helpers/image-capsule.ts'
 import {
   deployPolicyFor,
+  resultCapsules,
   resultGrants,
   setupWorld,
   type World,
@@ -60,6 +61,7 @@ beforeAll(async () => {
     libp2p: recvNode.libp2p,
     store: heliaCapsuleStore(recvNode.helia),
     grants: resultGrants(w),
+    capsules: resultCapsules(w),
   })
   await receiver.start()
   // init and register in-process (the library face of the same commands; cli.test.ts runs

@@ -33,6 +33,7 @@ import {
   deployPolicyFor,
   jsBundle,
   makeCapsule,
+  resultCapsules,
   resultGrants,
   setupWorld,
   until,
@@ -68,10 +69,12 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
   it('chain path: fetches, verifies, gets the key pushed, runs QuickJS, delivers to the receiver, cleans up', async () => {
     const recvNode = await createDigicapNode()
     const keys = generateX25519KeyPair()
+    const capsules = resultCapsules(w)
     const receiver = createResultReceiver({ privateKey: keys.privateKey })({
       libp2p: recvNode.libp2p,
       store: heliaCapsuleStore(recvNode.helia),
       grants: resultGrants(w),
+      capsules,
     })
     await receiver.start()
     await recvNode.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)
@@ -80,6 +83,9 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
       runtime: { kind: 'quickjs', entry: 'main.js' },
       receivers: [{ publicKey: keys.publicKey, peerId: recvNode.peerId }],
     })
+    // The receiver checks the header's signature too (check 11, its own reading of the
+    // header); read it now, so that the count below is the executor's alone.
+    expect(await capsules.receiversOf(getBytes(capsule.capsuleId))).toHaveLength(1)
     const stages: StageEvent[] = []
     // Every name created under the workspace root during the run.
     const created = new Set<string>()
@@ -363,6 +369,7 @@ describe('executor end to end (anvil + helia + libp2p + keyguard)', () => {
       libp2p: node.libp2p,
       store: heliaCapsuleStore(node.helia),
       grants: resultGrants(w),
+      capsules: resultCapsules(w),
     })
     await receiver.start()
     await node.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)

@@ -27,7 +27,13 @@ import {
 } from '../src/index.ts'
 import { serveImageRegistry } from '../src/node/index.ts'
 import { makeImageCapsule } from './helpers/image-capsule.ts'
-import { deployPolicyFor, resultGrants, setupWorld, type World } from './helpers/world.ts'
+import {
+  deployPolicyFor,
+  resultCapsules,
+  resultGrants,
+  setupWorld,
+  type World,
+} from './helpers/world.ts'
 
 const CSV = new TextEncoder().encode('region,amount\nnorth,120\nsouth,80\neast,25\nwest,75\n')
 const dec = new TextDecoder()
@@ -65,6 +71,7 @@ describe('image capsules through grants (runc)', () => {
       libp2p: recvNode.libp2p,
       store: heliaCapsuleStore(recvNode.helia),
       grants: resultGrants(w),
+      capsules: resultCapsules(w),
     })
     await receiver.start()
     await recvNode.libp2p.dial(w.exec.libp2p.getMultiaddrs()[0]!)

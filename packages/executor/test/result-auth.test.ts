@@ -42,7 +42,14 @@ import {
   type ResultReceiver,
   ResultRefusedError,
 } from '../src/index.ts'
-import { jsBundle, makeCapsule, resultGrants, setupWorld, type World } from './helpers/world.ts'
+import {
+  jsBundle,
+  makeCapsule,
+  resultCapsules,
+  resultGrants,
+  setupWorld,
+  type World,
+} from './helpers/world.ts'
 
 let w: World
 let recv: DigicapNode
@@ -67,7 +74,12 @@ beforeAll(async () => {
     readTimeoutMs: 20_000,
     // the attacker sends many refused deliveries in a row; keep the bucket out of the way here
     rate: { capacity: 100, refillPerSecond: 100 },
-  })({ libp2p: recv.libp2p, store: heliaCapsuleStore(recv.helia), grants: resultGrants(w) })
+  })({
+    libp2p: recv.libp2p,
+    store: heliaCapsuleStore(recv.helia),
+    grants: resultGrants(w),
+    capsules: resultCapsules(w),
+  })
   receiver.events.addEventListener('error', (e) => {
     const err = (e as CustomEvent<DigicapError>).detail
     if (err instanceof ResultRefusedError) refusals.push(err.reasonCode)
@@ -83,12 +95,14 @@ afterAll(async () => {
   await w?.stop()
 })
 
-/** A capsule for this receiver, and a chain grant on it for the world's executor. */
-async function grantOnChain(): Promise<{ capsuleId: string; grantId: string }> {
+/** A capsule for this receiver (or for `receivers`), and a chain grant on it for the world's executor. */
+async function grantOnChain(
+  receivers = [{ publicKey: keys.publicKey, peerId: recv.peerId }],
+): Promise<{ capsuleId: string; grantId: string }> {
   const capsule = await makeCapsule(w, {
     plaintext: jsBundle('digicap.output("x")', ''),
     runtime: { kind: 'quickjs', entry: 'main.js' },
-    receivers: [{ publicKey: keys.publicKey, peerId: recv.peerId }],
+    receivers,
   })
   const tx = await w.c.accessController
     .connect(w.executorWallet)
@@ -184,6 +198,7 @@ describe('result authentication (anvil + libp2p)', () => {
       const r = createResultReceiver({ privateKey: keys.privateKey, grantWaitMs: 1000 })({
         libp2p: node.libp2p,
         grants: resultGrants(w),
+        capsules: resultCapsules(w),
         replays: fileResultReplays({ path })({ writeJsonAtomic }),
       })
       const refused: ResultRefusedError[] = []
@@ -257,6 +272,23 @@ describe('result authentication (anvil + libp2p)', () => {
       ...b,
       `r0x${'cc'.repeat(32)}`,
     ])
+  })
+
+  it('refuses not-a-receiver a real grant’s signed result for a capsule whose header names someone else', async () => {
+    // The executor's own capsule (any policy), registered, granted on chain: everything checks
+    // but the capsule's owner never named this receiver (protocol SPEC §3.4.3 check 11).
+    refusals.length = 0
+    const g = await grantOnChain([
+      { publicKey: generateX25519KeyPair().publicKey, peerId: recv.peerId },
+    ])
+    const { fields, sealed } = await forge({ ...g, output: '{"verdict":"approved"}' })
+    expect(reason(await send(w.exec, { ...fields, hpke: sealed }))).toBe('not-a-receiver')
+    expect(refusals).toEqual(['not-a-receiver'])
+    // A capsule with no receivers at all names nobody either.
+    const none = await grantOnChain([])
+    const d = await forge(none)
+    expect(reason(await send(w.exec, { ...d.fields, hpke: d.sealed }))).toBe('not-a-receiver')
+    expect(receiver.stats().queued).toBe(0)
   })
 
   it('refuses forgeries with their typed reason and still takes the honest result of that grant', async () => {

@@ -180,6 +180,8 @@ interface VerdictCase {
   seen?: boolean
   maxResultSize?: number
   signer?: Uint8Array | undefined
+  /** The receiver keys the capsule's owner-signed header lists (check 11); absent: not checked. */
+  headerReceivers?: Uint8Array[] | undefined
 }
 
 function verdictVector(c: VerdictCase): Vector {
@@ -199,6 +201,9 @@ function verdictVector(c: VerdictCase): Vector {
       ['grant-ephemeral-key', toHex(g.ephemeralKey)],
       ['grant-run-index', String(g.runIndex)],
     )
+  }
+  if (c.headerReceivers !== undefined) {
+    lines.push(['header-receivers', c.headerReceivers.map((k) => toHex(k)).join(',')])
   }
   lines.push(['digest', toHex(resultDigest(c.delivery, RESULT_VECTOR_DOMAIN))])
   if (c.signer !== undefined) lines.push(['signer', toChecksumAddress(c.signer)])
@@ -511,6 +516,23 @@ export function generateResultVectors(): Map<string, string> {
       verdict: 'wrong-measurement',
       signer: executor,
       comment: 'grant id does not recompute from the grant and this measurement',
+    }),
+    verdictVector({
+      name: 'verdict-not-a-receiver',
+      delivery: ok,
+      verdict: 'not-a-receiver',
+      signer: executor,
+      headerReceivers: [seq(32, 0x91), seq(32, 0x92)],
+      comment:
+        'grant, signature and key check, but the capsule header (registry -> CID -> owner-signed header) does not list this receiver',
+    }),
+    verdictVector({
+      name: 'verdict-ok-named-receiver',
+      delivery: ok,
+      verdict: 'ok',
+      signer: executor,
+      headerReceivers: [seq(32, 0x91), receiverKey],
+      comment: 'the capsule header lists this receiver among others',
     }),
   ]
   // ---- the rules with no frame: AAD, measurements

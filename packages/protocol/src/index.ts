@@ -217,6 +217,14 @@ export {
   resultHashOf,
 } from './result.ts'
 export type {
+  HeaderResultCapsulesInit,
+  ResultCapsuleRecord,
+  ResultCapsuleRegistry,
+  ResultCapsuleSource,
+  ResultCapsuleStore,
+} from './result-capsules.ts'
+export { headerResultCapsules } from './result-capsules.ts'
+export type {
   ReceivedResult,
   ResultGrantSource,
   ResultReceiver,
@@ -248,6 +256,7 @@ export {
   checkResultDelivery,
   checkResultEnvelope,
   checkResultGrant,
+  checkResultReceivers,
   grantIdOf,
 } from './result-verify.ts'
 export type { RetryAttempt, RetryOptions } from './retry.ts'

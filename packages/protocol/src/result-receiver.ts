@@ -1,7 +1,7 @@
 /**
  * The result receiver: handles `/digicap/result/2.0.0` and takes a result only from the
  * executor its grant names, for that grant, capsule and measurement, sealed to its own key,
- * once (SPEC §3.4.3). Every refusal is answered with its reason code and reported on the
+ * for a capsule whose header names this receiver, once (SPEC §3.4.3). Every refusal is answered with its reason code and reported on the
  * `error` event as a {@link ResultRefusedError}.
  *
  * Memory stays bounded whatever peers send: a stream gate (per-peer and global limits on
@@ -33,8 +33,14 @@ import {
   resultAad,
   resultHashOf,
 } from './result.ts'
+import type { ResultCapsuleSource } from './result-capsules.ts'
 import type { ResultDomain } from './result-signature.ts'
-import { checkResultEnvelope, checkResultGrant, type GrantRecord } from './result-verify.ts'
+import {
+  checkResultEnvelope,
+  checkResultGrant,
+  checkResultReceivers,
+  type GrantRecord,
+} from './result-verify.ts'
 import { createStreamGate, type StreamGateStats } from './stream-gate.ts'
 
 /** Where a receiver learns a grant's executor (the AccessController on chain). */
@@ -116,6 +122,11 @@ export interface ResultReceiverComponents {
   /** The chain's grants (who may deliver what). */
   readonly grants: ResultGrantSource
   /**
+   * The receivers each capsule's owner-signed header names (check 11, `not-a-receiver`):
+   * {@link headerResultCapsules} reads them from the registry and the header's CID.
+   */
+  readonly capsules: ResultCapsuleSource
+  /**
    * Durable replay memory: loaded at `start()`, and each accepted result's ids are kept there
    * before it is acknowledged (a result whose ids cannot be kept is refused `busy`).
    */
@@ -168,7 +179,8 @@ function boundedSet(capacity: number) {
  * @example
  * ```ts
  * const grants = ethersResultGrants({ chainId, accessController, runner: provider })
- * const receiver = createResultReceiver({ privateKey })({ libp2p: node.libp2p, store, grants })
+ * const capsules = headerResultCapsules({ registry, store })
+ * const receiver = createResultReceiver({ privateKey })({ libp2p: node.libp2p, store, grants, capsules })
  * await receiver.start()
  * const { output, executor } = await receiver.next()
  * ```
@@ -323,6 +335,15 @@ export function createResultReceiver(init: ResultReceiverInit) {
       }
       const second = checkResultGrant(msg, grant, grants.domain)
       if (!second.ok) return refuse(msg, from, second.reasonCode, { executor })
+      // The capsule's header must name this receiver: a grant for any capsule is not enough.
+      let named: readonly Uint8Array[] | undefined
+      try {
+        named = await components.capsules.receiversOf(msg.capsuleId, signal)
+      } catch (cause) {
+        return refuse(msg, from, 'busy', { executor, cause })
+      }
+      const third = checkResultReceivers(msg, named)
+      if (!third.ok) return refuse(msg, from, third.reasonCode, { executor })
       // Accepted while this one waited for its grant (a fast-path grant is polled for): the
       // grant has its result, so this is a second one, not a retry in flight.
       if (accepted.has(runKey) || accepted.has(grantKey))

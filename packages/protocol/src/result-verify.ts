@@ -32,6 +32,11 @@ export interface ResultCheckContext {
   seen: boolean
   /** The grant `delivery.grantId` on chain, or undefined when the chain has none. */
   grant: GrantRecord | undefined
+  /**
+   * The receiver keys the capsule's owner-signed header lists (undefined entries: the
+   * registry does not know the capsule). Absent: check 11 is the caller's.
+   */
+  receivers?: readonly Uint8Array[] | undefined
 }
 
 /** The outcome of {@link checkResultDelivery}. */
@@ -118,8 +123,25 @@ export function checkResultGrant(
 }
 
 /**
+ * Check 11: the capsule's owner-signed header lists `delivery.receiverKey` among its receivers
+ * (`not-a-receiver` otherwise, and for a capsule the registry does not know: `receivers`
+ * undefined). A grant for some capsule is not a licence to deliver to anyone.
+ */
+export function checkResultReceivers(
+  delivery: ResultDelivery,
+  receivers: readonly Uint8Array[] | undefined,
+): ResultVerdict {
+  const executor = checksumAddress(delivery.executor)
+  if (receivers?.some((k) => equalBytes(k, delivery.receiverKey)) === true) {
+    return { ok: true, executor }
+  }
+  return { ok: false, reasonCode: 'not-a-receiver', executor }
+}
+
+/**
  * Applies every acceptance rule before the fetch, in order: {@link checkResultEnvelope},
- * then {@link checkResultGrant}. A pass means: fetch (by CID: at most `resultSize` bytes,
+ * then {@link checkResultGrant}, then (when `context.receivers` is given)
+ * {@link checkResultReceivers}. A pass means: fetch (by CID: at most `resultSize` bytes,
  * `fetch-failed` if they do not come, `hash-mismatch` if they do not hash to `resultHash`)
  * and open (`open-failed`).
  *
@@ -135,5 +157,7 @@ export function checkResultDelivery(
 ): ResultVerdict {
   const first = checkResultEnvelope(delivery, context)
   if (!first.ok) return first
-  return checkResultGrant(delivery, context.grant, context.domain)
+  const second = checkResultGrant(delivery, context.grant, context.domain)
+  if (!second.ok || !('receivers' in context)) return second
+  return checkResultReceivers(delivery, context.receivers)
 }

@@ -69,6 +69,7 @@ export type ResultRefusalCode =
   | 'wrong-executor'
   | 'wrong-capsule'
   | 'wrong-measurement'
+  | 'not-a-receiver'
   | 'fetch-failed'
   | 'hash-mismatch'
   | 'open-failed'
@@ -84,6 +85,7 @@ export const RESULT_REFUSAL_CODES: readonly ResultRefusalCode[] = [
   'wrong-executor',
   'wrong-capsule',
   'wrong-measurement',
+  'not-a-receiver',
   'fetch-failed',
   'hash-mismatch',
   'open-failed',

@@ -10,6 +10,7 @@ const grants = {
   domain: { chainId: 31337n, verifyingContract: `0x${'11'.repeat(20)}` as const },
   getGrant: async () => undefined,
 }
+const capsules = { receiversOf: async () => undefined }
 
 beforeAll(async () => {
   libp2p = await createNode()
@@ -24,6 +25,7 @@ describe('result receiver lifecycle', () => {
     const receiver = createResultReceiver({ privateKey: generateX25519KeyPair().privateKey })({
       libp2p,
       grants,
+      capsules,
     })
     await receiver.start()
     // A long timeout: without stop() settling it, this would hold the process for an hour.
@@ -43,6 +45,7 @@ describe('result receiver lifecycle', () => {
     const receiver = createResultReceiver({ privateKey: generateX25519KeyPair().privateKey })({
       libp2p,
       grants,
+      capsules,
     })
     await receiver.start()
     const err = await receiver.next(50).then(

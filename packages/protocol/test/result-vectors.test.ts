@@ -101,6 +101,9 @@ describe('result vectors', () => {
       maxResultSize: Number(h['max-result-size']),
       seen: h.seen === 'yes',
       grant,
+      ...(h['header-receivers'] === undefined
+        ? {}
+        : { receivers: (h['header-receivers'] as string).split(',').map((k) => hex(k)) }),
     })
     expect(verdict.ok ? 'ok' : verdict.reasonCode).toBe(h.verdict)
   })

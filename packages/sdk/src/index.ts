@@ -38,11 +38,12 @@ export { generateIdentity, generateReceiverKey } from './keys.ts'
 export type { DefineNetworkParameters, DigicapNetwork, NetworkRef } from './networks/registry.ts'
 export { defineNetwork, getNetwork, listNetworks, registerNetwork } from './networks/registry.ts'
 export type { ResultGrantSource } from './receive/chain-grants.ts'
-export { chainResultGrants } from './receive/chain-grants.ts'
+export { chainCapsuleRegistry, chainResultGrants } from './receive/chain-grants.ts'
 export type {
   OpenReceiverParameters,
   ReceivedResult,
   Receiver,
+  ResultFilter,
   WaitForResultOptions,
 } from './receive/open-receiver.ts'
 export { openReceiver } from './receive/open-receiver.ts'

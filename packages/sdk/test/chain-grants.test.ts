@@ -4,10 +4,12 @@
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { AbiCoder } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ChainMismatchError,
   ChainReadError,
+  chainCapsuleRegistry,
   chainResultGrants,
   defineNetwork,
   openReceiver,
@@ -102,6 +104,59 @@ describe('chainResultGrants', () => {
     }
     expect(await chainResultGrants(net()).getGrant(new Uint8Array(31))).toBeUndefined()
     expect(asked).toBe(false)
+  })
+})
+
+describe('chainCapsuleRegistry (the receiver reads which capsule a result is for)', () => {
+  const capsuleId = new Uint8Array(32).fill(7)
+  const record = (cid: string) =>
+    AbiCoder.defaultAbiCoder().encode(
+      [
+        'tuple(address policy,uint40 registeredAt,bool revoked,uint48 runs,address owner,bytes32 plaintextHash,bytes32 keyguardKeyId,string cid,bytes keyguardPeerId)',
+      ],
+      [
+        [
+          `0x${'11'.repeat(20)}`,
+          5,
+          false,
+          2,
+          `0x${'ab'.repeat(20)}`,
+          `0x${'cc'.repeat(32)}`,
+          `0x${'dd'.repeat(32)}`,
+          cid,
+          '0x0102',
+        ],
+      ],
+    )
+
+  it('decodes the owner and CID of an ABI-encoded Capsule (as ethers encodes it)', async () => {
+    const cid = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
+    answer = () => ({ result: record(cid) })
+    expect(await chainCapsuleRegistry(net()).getCapsule(capsuleId)).toEqual({
+      owner: `0x${'ab'.repeat(20)}`,
+      cid,
+    })
+  })
+
+  it('CapsuleNotFound is undefined; a truncated or lying answer is CHAIN_READ', async () => {
+    const { keccak_256 } = await import('@noble/hashes/sha3.js')
+    const sel = Buffer.from(
+      keccak_256(new TextEncoder().encode('CapsuleNotFound(bytes32)')).subarray(0, 4),
+    ).toString('hex')
+    answer = () => ({
+      error: { code: 3, message: 'execution reverted', data: `0x${sel}${'07'.repeat(32)}` },
+    })
+    expect(await chainCapsuleRegistry(net()).getCapsule(capsuleId)).toBeUndefined()
+    for (const result of [
+      record('x').slice(0, 2 + 64 * 5),
+      `0x${word('20')}${word('01').repeat(7)}${word('ffffffffff')}${word('01')}`,
+      record('c'.repeat(300)),
+    ]) {
+      answer = () => ({ result })
+      await expect(chainCapsuleRegistry(net()).getCapsule(capsuleId)).rejects.toBeInstanceOf(
+        ChainReadError,
+      )
+    }
   })
 })
 

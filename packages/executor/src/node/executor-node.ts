@@ -4,7 +4,11 @@
  * composed by `executor-node` (from its data folder) and by the SDK's `runCapsule` (per call).
  */
 import { heliaCapsuleStore } from '@digicap/p2p/light'
-import { createConnectionGuard, createResultReceiver } from '@digicap/protocol'
+import {
+  createConnectionGuard,
+  createResultReceiver,
+  headerResultCapsules,
+} from '@digicap/protocol'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ExecutorStateError } from '../errors.ts'
 import { createExecutor } from '../executor.ts'
@@ -145,6 +149,8 @@ export function executorNode(
           libp2p: c.node.libp2p,
           store,
           grants: c.resultGrants,
+          // Check 11: only capsules whose owner-signed header names this receiver.
+          capsules: headerResultCapsules({ registry: c.chain, store }),
           ...(c.resultReplays === undefined ? {} : { replays: c.resultReplays }),
         })
       },

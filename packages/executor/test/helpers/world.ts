@@ -49,6 +49,7 @@ import {
   type DigicapNode,
   heliaCapsuleStore,
 } from '@digicap/p2p'
+import { headerResultCapsules, type ResultCapsuleSource } from '@digicap/protocol'
 import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import {
   type Bundle,
@@ -326,6 +327,18 @@ export function resultGrants(w: World): ResultGrantSource {
     chainId: w.addresses.chainId,
     accessController: w.addresses.accessController,
     runner: createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+  })
+}
+
+/**
+ * The receiver's view of which receivers a capsule names (SPEC §3.4.3 check 11): the registry
+ * (read as the executor node reads it) and the header bytes from `store` (default the
+ * keyguard's IPFS node, where `makeCapsule` puts every capsule).
+ */
+export function resultCapsules(w: World, store: CapsuleStore = w.kgStore): ResultCapsuleSource {
+  return headerResultCapsules({
+    registry: ethersExecutorChain({ addresses: w.addresses, signer: w.other }),
+    store,
   })
 }
 

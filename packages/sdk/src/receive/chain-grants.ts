@@ -6,7 +6,7 @@
 
 import { hexToBytes, rpcCall, rpcChainId, toHex } from '@digicap/capsule-core'
 import type { DigicapNetwork } from '@digicap/contracts'
-import type { ResultGrantSource } from '@digicap/protocol'
+import type { ResultCapsuleRegistry, ResultGrantSource } from '@digicap/protocol'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { ChainMismatchError, ChainReadError } from '../errors.ts'
 
@@ -16,6 +16,12 @@ const selector = (signature: string): string =>
   toHex(keccak_256(new TextEncoder().encode(signature)).subarray(0, 4)).slice(2)
 const GET_GRANT = selector('getGrant(bytes32)')
 const GRANT_NOT_FOUND = selector('GrantNotFound(bytes32)')
+const GET_CAPSULE = selector('getCapsule(bytes32)')
+const CAPSULE_NOT_FOUND = selector('CapsuleNotFound(bytes32)')
+/** `Capsule { policy, registeredAt, revoked, runs, owner, plaintextHash, keyguardKeyId, string cid, bytes keyguardPeerId }`: 9 head words. */
+const CAPSULE_HEAD_WORDS = 9
+/** The registry's longest CID (`MAX_CID_LENGTH`), with room to spare. */
+const MAX_CID_BYTES = 256
 /** `Grant { address executor; uint40 runIndex; uint40 expiresAt; bool fastPath; bytes32 capsuleId; bytes32 ephemeralKey }`. */
 const GRANT_WORDS = 6
 
@@ -73,6 +79,61 @@ export function chainResultGrants(network: DigicapNetwork): ResultGrantSource {
         capsuleId: word(4).slice(),
         ephemeralKey: word(5).slice(),
       }
+    },
+  }
+}
+
+/**
+ * Reads capsules from the network's CapsuleRegistry (`getCapsule`): the owner and the CID,
+ * which the receiver uses to read the capsule's header and its receivers (SPEC §3.4.3 check 11).
+ * `CapsuleNotFound` is undefined.
+ * @example
+ * ```ts
+ * const registry = chainCapsuleRegistry(getNetwork('local'))
+ * const c = await registry.getCapsule(capsuleId) // { owner, cid } or undefined
+ * ```
+ */
+export function chainCapsuleRegistry(network: DigicapNetwork): ResultCapsuleRegistry {
+  const to = network.addresses.capsuleRegistry
+  const malformed = (bytes: number): never => {
+    throw new ChainReadError('Capsule lookup returned a malformed answer', {
+      details: { rpcUrl: network.rpcUrl, bytes },
+      hint: 'Is the network’s capsuleRegistry address right for this chain?',
+    })
+  }
+  return {
+    async getCapsule(capsuleId) {
+      if (capsuleId.length !== 32) return undefined
+      const r = await rpcCall(network.rpcUrl, 'eth_call', [
+        { to, data: `0x${GET_CAPSULE}${toHex(capsuleId).slice(2)}` },
+        'latest',
+      ])
+      if (r.error !== undefined) {
+        const data = typeof r.error.data === 'string' ? r.error.data.toLowerCase() : ''
+        if (data.startsWith(`0x${CAPSULE_NOT_FOUND}`)) return undefined
+        throw new ChainReadError('Capsule lookup failed', {
+          details: { rpcUrl: network.rpcUrl, error: r.error.message?.slice(0, 200) },
+        })
+      }
+      const hex = typeof r.result === 'string' ? r.result : ''
+      if (!/^0x[0-9a-fA-F]*$/.test(hex) || hex.length % 64 !== 2) return malformed(hex.length)
+      const b = hexToBytes(hex)
+      const num = (at: number): number => {
+        if (at + 32 > b.length) return malformed(b.length)
+        const w = b.subarray(at, at + 32)
+        if (w.subarray(0, 24).some((x) => x !== 0)) return malformed(b.length)
+        return Number(BigInt(toHex(w.subarray(24))))
+      }
+      const tuple = num(0)
+      if (tuple + CAPSULE_HEAD_WORDS * 32 > b.length) return malformed(b.length)
+      const owner = toHex(b.subarray(tuple + 4 * 32 + 12, tuple + 5 * 32))
+      const cidAt = tuple + num(tuple + 7 * 32)
+      const cidLength = num(cidAt)
+      if (cidLength > MAX_CID_BYTES || cidAt + 32 + cidLength > b.length) return malformed(b.length)
+      const cid = new TextDecoder('utf-8', { fatal: true }).decode(
+        b.subarray(cidAt + 32, cidAt + 32 + cidLength),
+      )
+      return { owner, cid }
     },
   }
 }

@@ -5,9 +5,10 @@
  */
 import { InvalidArgumentError, toHex, x25519PublicKey } from '@digicap/capsule-core'
 import { createDigicapNode, heliaCapsuleStore, privateKeyFromSeed } from '@digicap/p2p'
+import { headerResultCapsules } from '@digicap/protocol'
 import { ResultTimeoutError } from '../errors.ts'
 import { getNetwork, type NetworkRef } from '../networks/registry.ts'
-import { chainResultGrants, checkChainId } from './chain-grants.ts'
+import { chainCapsuleRegistry, chainResultGrants, checkChainId } from './chain-grants.ts'
 import { createResultReceiver, type ReceivedResult } from './result-receiver.ts'
 
 export type { ReceivedResult }
@@ -30,9 +31,15 @@ export interface OpenReceiverParameters {
   readonly bootstrap?: readonly string[] | undefined
 }
 
-export interface WaitForResultOptions {
-  /** Only this run's result (hex run id, as `runCapsule` returns it). Default: the next one. */
+/** Which results a call takes (the others are kept for later calls). */
+export interface ResultFilter {
+  /** Only this run's result (hex run id, as `runCapsule` returns it). Default: any run. */
   readonly runId?: string | undefined
+  /** Only results of this capsule (hex capsule id, `sealAndPublish`'s `capsuleId`). Default: any capsule that names this receiver. */
+  readonly capsuleId?: string | undefined
+}
+
+export interface WaitForResultOptions extends ResultFilter {
   /** Default 60 000. */
   readonly timeoutMs?: number | undefined
 }
@@ -51,8 +58,8 @@ export interface Receiver {
    * @throws {ResultTimeoutError} when none arrives in time.
    */
   waitForResult(options?: WaitForResultOptions): Promise<ReceivedResult>
-  /** Every result as it arrives (verified, opened), until `stop()`. */
-  results(): AsyncIterable<ReceivedResult>
+  /** Every result as it arrives (verified, opened; of `filter.capsuleId` / `runId` when given), until `stop()`. */
+  results(filter?: ResultFilter): AsyncIterable<ReceivedResult>
   /** `error` events: each refused delivery (`ResultRefusedError`, with its reason code). */
   readonly events: EventTarget
   stop(): Promise<void>
@@ -76,10 +83,13 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
     bootstrap: p.bootstrap ?? [],
     ...(p.identity === undefined ? {} : { privateKey: await privateKeyFromSeed(p.identity) }),
   })
+  const store = heliaCapsuleStore(node.helia)
   const inbox = createResultReceiver({ privateKey: Uint8Array.from(p.key) })({
     libp2p: node.libp2p,
-    store: heliaCapsuleStore(node.helia),
+    store,
     grants: chainResultGrants(network),
+    // Only capsules whose owner-signed header names this key (registry → CID → header).
+    capsules: headerResultCapsules({ registry: chainCapsuleRegistry(network), store }),
   })
   try {
     await inbox.start()
@@ -93,7 +103,10 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
   async function waitForResult(options: WaitForResultOptions = {}): Promise<ReceivedResult> {
     const timeoutMs = options.timeoutMs ?? 60_000
     const wanted = options.runId?.toLowerCase()
-    const matches = (r: ReceivedResult) => wanted === undefined || r.runId.toLowerCase() === wanted
+    const capsule = options.capsuleId?.toLowerCase()
+    const matches = (r: ReceivedResult) =>
+      (wanted === undefined || r.runId.toLowerCase() === wanted) &&
+      (capsule === undefined || r.capsuleId.toLowerCase() === capsule)
     const kept = early.findIndex(matches)
     if (kept >= 0) return early.splice(kept, 1)[0] as ReceivedResult
     const deadline = Date.now() + timeoutMs
@@ -108,7 +121,11 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
           stopped ? 'The receiver stopped before the result arrived' : 'No result arrived in time',
           {
             cause,
-            details: { timeoutMs, ...(wanted === undefined ? {} : { runId: wanted }) },
+            details: {
+              timeoutMs,
+              ...(wanted === undefined ? {} : { runId: wanted }),
+              ...(capsule === undefined ? {} : { capsuleId: capsule }),
+            },
             hint: 'Is the executor able to dial this receiver (give it receiver.multiaddrs())?',
           },
         )
@@ -118,10 +135,10 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
     }
   }
 
-  async function* results(): AsyncGenerator<ReceivedResult> {
+  async function* results(filter: ResultFilter = {}): AsyncGenerator<ReceivedResult> {
     while (!stopped) {
       try {
-        yield await waitForResult({ timeoutMs: MAX_TIMER_MS })
+        yield await waitForResult({ ...filter, timeoutMs: MAX_TIMER_MS })
       } catch (err) {
         if (stopped) return
         if (!(err instanceof ResultTimeoutError)) throw err

@@ -1,0 +1,139 @@
+/**
+ * Which receivers a capsule names (SPEC §3.4.3 check 11): the receiver keys of the capsule's
+ * header, read authentically — the registry gives the capsule's owner and CID, the CID gives
+ * the header bytes (content-addressed), and the owner's signature on the header is checked.
+ * A result for a capsule whose header does not list this receiver is refused `not-a-receiver`.
+ */
+import {
+  CapsuleTruncatedError,
+  equalBytes,
+  MAX_HEADER_LENGTH,
+  type ParsedCapsuleHeader,
+  parseCapsuleHeader,
+  toHex,
+  verifiedCapsuleHeader,
+} from '@digicap/capsule-core'
+import { ResultInvalidError } from './errors.ts'
+
+/**
+ * Where a receiver learns which receivers a capsule names. `receiversOf` resolves the X25519
+ * public keys of the capsule's owner-signed header, or undefined when the registry does not
+ * know the capsule; it throws when they cannot be read now (the receiver answers `busy`).
+ */
+export interface ResultCapsuleSource {
+  receiversOf(
+    capsuleId: Uint8Array,
+    signal?: AbortSignal,
+  ): Promise<readonly Uint8Array[] | undefined>
+}
+
+/** A capsule as the CapsuleRegistry lists it (the fields this needs). */
+export interface ResultCapsuleRecord {
+  /** The owner's address: the header must be signed by it. */
+  readonly owner: string
+  /** The CID of the capsule's bytes. */
+  readonly cid: string
+}
+
+/** The CapsuleRegistry, read: `getCapsule(capsuleId)`, undefined when unknown. */
+export interface ResultCapsuleRegistry {
+  getCapsule(capsuleId: Uint8Array): Promise<ResultCapsuleRecord | undefined>
+}
+
+/** Where a capsule's bytes are read from by CID (a `CapsuleStore` of `@digicap/p2p` fits). */
+export interface ResultCapsuleStore {
+  get(cid: string, options?: { signal?: AbortSignal }): AsyncIterable<Uint8Array>
+}
+
+export interface HeaderResultCapsulesInit {
+  readonly registry: ResultCapsuleRegistry
+  readonly store: ResultCapsuleStore
+  /** Capsules whose receivers are remembered (oldest forgotten first). Default 1024. */
+  readonly cacheSize?: number | undefined
+}
+
+/** Most bytes read before the header must have parsed (preamble + largest header + signature). */
+const MAX_PREFIX = MAX_HEADER_LENGTH + 1024
+
+/**
+ * A {@link ResultCapsuleSource} over the registry and a store: reads the header prefix of the
+ * registered CID (at most 65 KiB), checks that it is signed by the registered owner and names
+ * the capsule asked for, and remembers the answer by capsule id.
+ *
+ * @example
+ * ```ts
+ * const capsules = headerResultCapsules({ registry: chain, store })
+ * const receiver = createResultReceiver({ privateKey })({ libp2p, store, grants, capsules })
+ * ```
+ */
+export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCapsuleSource {
+  const capacity = init.cacheSize ?? 1024
+  const cache = new Map<string, readonly Uint8Array[]>()
+  return {
+    async receiversOf(capsuleId, signal) {
+      const key = toHex(capsuleId)
+      const hit = cache.get(key)
+      if (hit !== undefined) return hit
+      const record = await init.registry.getCapsule(capsuleId)
+      if (record === undefined) return undefined
+      const parsed = await readHeader(init.store, record.cid, signal)
+      try {
+        verifiedCapsuleHeader(parsed, { owner: record.owner as `0x${string}` })
+      } catch (cause) {
+        throw new ResultInvalidError('The registered capsule header is not signed by its owner', {
+          details: { capsuleId: key, cid: record.cid.slice(0, 128) },
+          cause,
+        })
+      }
+      if (!equalBytes(parsed.header.capsuleId, capsuleId)) {
+        throw new ResultInvalidError('The registered CID holds another capsule', {
+          details: { capsuleId: key, cid: record.cid.slice(0, 128) },
+        })
+      }
+      const keys = Object.freeze(parsed.header.receivers.map((r) => r.publicKey.slice()))
+      cache.set(key, keys)
+      if (cache.size > capacity) cache.delete(cache.keys().next().value as string)
+      return keys
+    },
+  }
+}
+
+async function readHeader(
+  store: ResultCapsuleStore,
+  cid: string,
+  signal: AbortSignal | undefined,
+): Promise<ParsedCapsuleHeader> {
+  const parts: Uint8Array[] = []
+  let length = 0
+  const ac = new AbortController()
+  const both = signal === undefined ? ac.signal : AbortSignal.any([signal, ac.signal])
+  try {
+    for await (const chunk of store.get(cid, { signal: both })) {
+      parts.push(chunk)
+      length += chunk.byteLength
+      const head = new Uint8Array(Math.min(length, MAX_PREFIX))
+      let at = 0
+      for (const p of parts) {
+        const n = Math.min(p.byteLength, head.length - at)
+        head.set(p.subarray(0, n), at)
+        at += n
+        if (at === head.length) break
+      }
+      try {
+        return parseCapsuleHeader(head)
+      } catch (err) {
+        if (!(err instanceof CapsuleTruncatedError) || length >= MAX_PREFIX) {
+          throw new ResultInvalidError('The registered CID does not start with a capsule header', {
+            details: { cid: cid.slice(0, 128) },
+            cause: err,
+          })
+        }
+      }
+    }
+  } finally {
+    ac.abort()
+  }
+  throw new ResultInvalidError('The registered capsule ends before its header does', {
+    details: { cid: cid.slice(0, 128), bytes: length },
+  })
+}

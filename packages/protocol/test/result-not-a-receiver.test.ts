@@ -1,0 +1,177 @@
+/**
+ * SPEC §3.4.3 check 11: a receiver takes a result only for a capsule whose owner-signed header
+ * lists it. An executor with a real grant for its own capsule (any policy it likes) cannot push
+ * a signed result to a receiver that capsule never named. Real libp2p on loopback, real sealed
+ * capsules (their header bytes read by CID from a store), real signatures.
+ */
+import {
+  addressFromPrivateKey,
+  createCapsuleHeader,
+  encodeHpkeSealed,
+  generateDataKey,
+  generateX25519KeyPair,
+  hpkeSeal,
+  sealCapsule,
+  signCapsuleHeader,
+} from '@digicap/capsule-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  createResultReceiver,
+  type GrantRecord,
+  grantIdOf,
+  headerResultCapsules,
+  type ResultAck,
+  type ResultCapsuleRecord,
+  type ResultDelivery,
+  request,
+  resultAad,
+  resultHashOf,
+  resultProtocol,
+  signResult,
+} from '../src/index.ts'
+import { createPair } from './helpers/nodes.ts'
+
+const domain = { chainId: 31337n, verifyingContract: `0x${'11'.repeat(20)}` as const }
+const executorKey = new Uint8Array(32).fill(7)
+const executor = Buffer.from(addressFromPrivateKey(executorKey).slice(2), 'hex')
+const ownerKey = new Uint8Array(32).fill(9)
+const rnd = (b: number) => crypto.getRandomValues(new Uint8Array(32)).fill(b, 0, 1)
+
+/** The registry (capsule id → owner, CID) and the capsule bytes by CID. */
+const registry = new Map<string, ResultCapsuleRecord>()
+const blobs = new Map<string, Uint8Array>()
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+const chain = { getCapsule: async (id: Uint8Array) => registry.get(hex(id)) }
+const store = {
+  async *get(cid: string) {
+    const b = blobs.get(cid)
+    if (b === undefined) throw new Error(`no ${cid}`)
+    // In small pieces, as a block store gives them.
+    for (let i = 0; i < b.length; i += 1000) yield b.subarray(i, i + 1000)
+  },
+}
+
+/** A registered capsule whose header names `receivers`, signed by `signer` (registered: the owner). */
+function publishCapsule(receivers: Uint8Array[], signer = ownerKey): Uint8Array {
+  const dataKey = generateDataKey()
+  const plaintext = new TextEncoder().encode('data')
+  const header = createCapsuleHeader({
+    owner: addressFromPrivateKey(signer),
+    policy: {
+      chainId: 31337,
+      registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+      policy: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
+    },
+    keyguard: {
+      peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
+      keyId: 'k',
+      wrapScheme: 'tpm2-rsa-oaep-sha256',
+    },
+    runtime: { kind: 'data' },
+    receivers: receivers.map((publicKey) => ({ publicKey })),
+    dataKey,
+    plaintext,
+  })
+  const capsule = sealCapsule({
+    header,
+    signature: signCapsuleHeader(header, signer),
+    dataKey,
+    plaintext,
+  })
+  const cid = `bafy${hex(header.capsuleId).slice(0, 20)}`
+  blobs.set(cid, capsule)
+  registry.set(hex(header.capsuleId), { owner: addressFromPrivateKey(ownerKey), cid })
+  return header.capsuleId
+}
+
+async function delivery(receiverKey: Uint8Array, capsuleId: Uint8Array, output: Uint8Array) {
+  const grant: GrantRecord = { executor, capsuleId, ephemeralKey: rnd(0xbb), runIndex: 0n }
+  const measurement = rnd(0xcc)
+  const grantId = grantIdOf(domain, grant, measurement)
+  const runId = rnd(0xdd)
+  const sealed = encodeHpkeSealed(
+    await hpkeSeal(receiverKey, output, resultAad({ runId, capsuleId, grantId })),
+  )
+  const fields = {
+    runId,
+    grantId,
+    capsuleId,
+    executor,
+    receiverKey,
+    measurement,
+    runMeasurement: rnd(0xee),
+    resultHash: resultHashOf(sealed),
+    resultSize: sealed.length,
+  }
+  const d: ResultDelivery = {
+    ...fields,
+    signature: signResult(fields, domain, executorKey),
+    hpke: sealed,
+  }
+  return { grant, delivery: d }
+}
+
+let pair: Awaited<ReturnType<typeof createPair>>
+beforeAll(async () => {
+  pair = await createPair()
+})
+afterAll(async () => {
+  await pair?.stop()
+})
+
+describe('a result for a capsule that does not name this receiver', () => {
+  const me = generateX25519KeyPair()
+  const someoneElse = generateX25519KeyPair()
+
+  async function deliverTo(capsuleId: Uint8Array, output: string) {
+    const { grant, delivery: d } = await delivery(
+      me.publicKey,
+      capsuleId,
+      new TextEncoder().encode(output),
+    )
+    const receiver = createResultReceiver({ privateKey: me.privateKey })({
+      libp2p: pair.b,
+      grants: { domain, getGrant: async () => grant },
+      capsules: headerResultCapsules({ registry: chain, store }),
+    })
+    const refused: string[] = []
+    receiver.events.addEventListener('error', (e) =>
+      refused.push(((e as CustomEvent).detail as { reasonCode: string }).reasonCode),
+    )
+    await receiver.start()
+    try {
+      const ack: ResultAck = await request(pair.a, pair.b.peerId, resultProtocol, d)
+      return { ack, refused, stats: receiver.stats() }
+    } finally {
+      await receiver.stop()
+    }
+  }
+
+  it('is refused not-a-receiver (final) although grant, signature and key all check', async () => {
+    const theirs = publishCapsule([someoneElse.publicKey])
+    const { ack, refused, stats } = await deliverTo(theirs, '{"verdict":"approved"}')
+    expect(ack).toMatchObject({ status: 'refused', reasonCode: 'not-a-receiver' })
+    expect(ack.status === 'refused' && ack.retryAfterMs).toBeFalsy()
+    expect(refused).toEqual(['not-a-receiver'])
+    expect(stats.accepted).toBe(0)
+  })
+
+  it('is refused not-a-receiver when the registry does not know the capsule', async () => {
+    const { ack } = await deliverTo(rnd(0x42), 'x')
+    expect(ack).toMatchObject({ status: 'refused', reasonCode: 'not-a-receiver' })
+  })
+
+  it('is refused busy (retry) when the registered CID holds a header another key signed', async () => {
+    const forged = publishCapsule([me.publicKey], new Uint8Array(32).fill(3))
+    const { ack, refused } = await deliverTo(forged, 'x')
+    expect(ack).toMatchObject({ status: 'refused', reasonCode: 'busy' })
+    expect(refused).toEqual(['busy'])
+  })
+
+  it('is taken when the header names this receiver (among others)', async () => {
+    const mine = publishCapsule([someoneElse.publicKey, me.publicKey])
+    const { ack, stats } = await deliverTo(mine, 'ok')
+    expect(ack.status).toBe('ok')
+    expect(stats.accepted).toBe(1)
+  })
+})
