@@ -49,19 +49,63 @@ export function chunkNonce(index: number, last: boolean): Uint8Array {
   return nonce
 }
 
-/** A FIFO of byte pieces that hands out exact lengths without copying. */
+/** Pieces shorter than this are copied into the queue's own buffer instead of kept as they are. */
+const SMALL_PIECE = 8 * 1024
+/** The buffer small pieces are gathered in. */
+const GATHER_CAPACITY = 64 * 1024
+
+/**
+ * A FIFO of byte pieces that hands out exact lengths. Pieces of {@link SMALL_PIECE} bytes or
+ * more are kept as they are (no copy); smaller ones are copied into one gathering buffer, so
+ * the queue holds at most about `2 × length / SMALL_PIECE + 2` objects whatever the sizes of
+ * the writes (a peer trickling 1-byte pieces costs bytes, not one object per byte), and never
+ * a reference to a larger buffer a small view was cut from.
+ */
 class ByteQueue {
   private pieces: Uint8Array[] = []
+  private gather: Uint8Array | undefined
+  private gathered = 0
   length = 0
+
+  /** Objects held (pieces and the gathering buffer): for the memory bound's tests. */
+  get pieceCount(): number {
+    return this.pieces.length + (this.gathered > 0 ? 1 : 0)
+  }
 
   push(bytes: Uint8Array): void {
     if (bytes.length === 0) return
-    this.pieces.push(bytes)
     this.length += bytes.length
+    if (bytes.length >= SMALL_PIECE) {
+      this.flush()
+      this.pieces.push(bytes)
+      return
+    }
+    let off = 0
+    while (off < bytes.length) {
+      this.gather ??= new Uint8Array(GATHER_CAPACITY)
+      const n = Math.min(bytes.length - off, GATHER_CAPACITY - this.gathered)
+      this.gather.set(bytes.subarray(off, off + n), this.gathered)
+      this.gathered += n
+      off += n
+      if (this.gathered === GATHER_CAPACITY) {
+        // Full: hand the buffer itself over, and start a new one when needed.
+        this.pieces.push(this.gather)
+        this.gather = undefined
+        this.gathered = 0
+      }
+    }
+  }
+
+  /** Moves the gathered bytes to the pieces (as an exact copy; the buffer is reused). */
+  private flush(): void {
+    if (this.gathered === 0 || this.gather === undefined) return
+    this.pieces.push(this.gather.slice(0, this.gathered))
+    this.gathered = 0
   }
 
   /** Removes and returns pieces totalling exactly `n` bytes (n <= length). */
   take(n: number): Uint8Array[] {
+    this.flush()
     const out: Uint8Array[] = []
     let need = n
     while (need > 0) {
@@ -84,7 +128,11 @@ class ByteQueue {
   peek(n: number): Uint8Array {
     const out = new Uint8Array(Math.min(n, this.length))
     let off = 0
-    for (const p of this.pieces) {
+    const parts =
+      this.gathered > 0 && this.gather !== undefined
+        ? [...this.pieces, this.gather.subarray(0, this.gathered)]
+        : this.pieces
+    for (const p of parts) {
       if (off >= out.length) break
       const part = p.subarray(0, out.length - off)
       out.set(part, off)
