@@ -54,7 +54,10 @@ export {
   runtimeMeasurement,
 } from '@digicap/capsule-core'
 // The result receiver moved to @digicap/protocol (receivers need no executor); re-exported.
+// The receiver's replay file lives with the receiver in @digicap/protocol (the SDK uses it too).
 export type {
+  FileResultReplaysComponents,
+  FileResultReplaysInit,
   ReceivedResult,
   ResultReceiver,
   ResultReceiverComponents,
@@ -65,7 +68,12 @@ export type {
 // The receiver's errors live with the receiver in @digicap/protocol (the deliverer throws the
 // same ResultRefusedError for a final refusal); re-exported here, not from errors.ts, which
 // the run entry loads without libp2p.
-export { createResultReceiver, ResultInvalidError, ResultRefusedError } from '@digicap/protocol'
+export {
+  createResultReceiver,
+  fileResultReplays,
+  ResultInvalidError,
+  ResultRefusedError,
+} from '@digicap/protocol'
 export type {
   AccessParameters,
   ReleasedKey,
@@ -108,11 +116,6 @@ export type {
   PendingRecord,
 } from './delivery/pending-file.ts'
 export { filePendingDeliveries } from './delivery/pending-file.ts'
-export type {
-  FileResultReplaysComponents,
-  FileResultReplaysInit,
-} from './delivery/replay-file.ts'
-export { fileResultReplays } from './delivery/replay-file.ts'
 export type { ExecutorErrorCode } from './errors.ts'
 export {
   AccessDeniedError,

@@ -238,7 +238,7 @@ describe('result authentication (anvil + libp2p)', () => {
         () => undefined,
         (e: unknown) => e,
       )
-      expect(err).toMatchObject({ code: 'EXECUTOR_STATE', details: { why: 'malformed id' } })
+      expect(err).toMatchObject({ code: 'REPLAY_STORE', details: { why: 'malformed id' } })
     } finally {
       await node.stop()
       await rm(dir, { recursive: true, force: true })

@@ -21,6 +21,7 @@ export type WireErrorCode =
   | 'RESULT_INVALID'
   | 'RESULT_REFUSED'
   | 'RECEIVER_STOPPED'
+  | 'REPLAY_STORE'
 
 /**
  * The bytes are not a well-formed message: bad varint, bad or non-canonical CBOR, wrong
@@ -161,5 +162,17 @@ export class ResultReceiverStoppedError extends DigicapError {
   override name = 'ResultReceiverStoppedError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('RECEIVER_STOPPED', shortMessage, options)
+  }
+}
+
+/**
+ * A result receiver's replay memory cannot be loaded (`fileResultReplays`: the file is
+ * unreadable or not one it wrote; `details.path`, `details.why`). Refusing to start beats
+ * silently forgetting every spent id.
+ */
+export class ResultReplayStoreError extends DigicapError {
+  override name = 'ResultReplayStoreError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('REPLAY_STORE', shortMessage, options)
   }
 }

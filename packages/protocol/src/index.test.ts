@@ -49,6 +49,7 @@ it('the public surface changes only on purpose', () => {
       "ResultInvalidError",
       "ResultReceiverStoppedError",
       "ResultRefusedError",
+      "ResultReplayStoreError",
       "RetryExhaustedError",
       "SIGNATURE_LENGTH",
       "WIRE_VERSION",
@@ -109,6 +110,7 @@ it('the public surface changes only on purpose', () => {
       "encodeResultAck",
       "encodeResultDelivery",
       "fastPathProtocol",
+      "fileResultReplays",
       "grantIdOf",
       "handle",
       "headerResultCapsules",
@@ -152,6 +154,7 @@ it('every exported error class carries its stable code', () => {
     [api.ResultInvalidError, 'RESULT_INVALID'],
     [api.ResultRefusedError, 'RESULT_REFUSED'],
     [api.ResultReceiverStoppedError, 'RECEIVER_STOPPED'],
+    [api.ResultReplayStoreError, 'REPLAY_STORE'],
   ]
   for (const [Cls, code] of cases) {
     const err = new Cls('x')

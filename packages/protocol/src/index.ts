@@ -99,6 +99,7 @@ export {
   ResultInvalidError,
   ResultReceiverStoppedError,
   ResultRefusedError,
+  ResultReplayStoreError,
   RetryExhaustedError,
   WireAbortedError,
   WireFormatError,
@@ -235,6 +236,11 @@ export type {
   ResultStore,
 } from './result-receiver.ts'
 export { createResultReceiver } from './result-receiver.ts'
+export type {
+  FileResultReplaysComponents,
+  FileResultReplaysInit,
+} from './result-replay-file.ts'
+export { fileResultReplays } from './result-replay-file.ts'
 export type { ResultDomain } from './result-signature.ts'
 export {
   RESULT_DOMAIN_NAME,

@@ -168,6 +168,38 @@ describe('openReceiver against the wrong chain', () => {
     ).rejects.toBeInstanceOf(ChainMismatchError)
   })
 
+  it('loads its replayFile at start: a file that is not a replay memory is REPLAY_STORE, and nothing is left running', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises')
+    const { join } = await import('node:path')
+    const { tmpdir } = await import('node:os')
+    const dir = await mkdtemp(join(tmpdir(), 'digicap-sdk-replays-'))
+    try {
+      const replayFile = join(dir, 'replays.json')
+      await writeFile(replayFile, '{"version":1,"ids":["r0xnot-an-id"]}')
+      answer = (m) => (m === 'eth_chainId' ? { result: '0x7a69' } : { result: '0x' })
+      await expect(
+        openReceiver({ network: net(), key: new Uint8Array(32).fill(1), replayFile }),
+      ).rejects.toMatchObject({ code: 'REPLAY_STORE', details: { why: 'malformed id' } })
+      // a good file (as a previous run wrote it) opens, and the receiver starts
+      await writeFile(replayFile, `{"version":1,"ids":["r0x${'ab'.repeat(32)}"]}`)
+      const r = await openReceiver({ network: net(), key: new Uint8Array(32).fill(1), replayFile })
+      await r.stop()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses replayFile and replays together with INVALID_ARGUMENT', async () => {
+    await expect(
+      openReceiver({
+        network: net(),
+        key: new Uint8Array(32).fill(1),
+        replayFile: '/tmp/x.json',
+        replays: { load: async () => [], add: async () => {} },
+      }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+  })
+
   it('refuses a key that is not 32 bytes with INVALID_ARGUMENT', async () => {
     await expect(openReceiver({ network: net(), key: new Uint8Array(16) })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',

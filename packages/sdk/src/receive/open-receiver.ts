@@ -4,8 +4,9 @@
  * capsule, once), and opened. Needs no executor, compiler or chain binary.
  */
 import { InvalidArgumentError, toHex, x25519PublicKey } from '@digicap/capsule-core'
+import { writeJsonAtomic } from '@digicap/cli-kit'
 import { createDigicapNode, heliaCapsuleStore, privateKeyFromSeed } from '@digicap/p2p'
-import { headerResultCapsules } from '@digicap/protocol'
+import { fileResultReplays, headerResultCapsules, type ResultReplayStore } from '@digicap/protocol'
 import { ResultTimeoutError } from '../errors.ts'
 import { getNetwork, type NetworkRef } from '../networks/registry.ts'
 import { chainCapsuleRegistry, chainResultGrants, checkChainId } from './chain-grants.ts'
@@ -29,6 +30,15 @@ export interface OpenReceiverParameters {
   readonly listen?: readonly string[] | undefined
   /** Peers to dial at start (`/…/p2p/<peerId>` multiaddrs). */
   readonly bootstrap?: readonly string[] | undefined
+  /**
+   * A JSON file that keeps the run and grant ids of the results taken (`fileResultReplays`,
+   * written atomically before each result is acknowledged), so that a delivery replayed after
+   * a restart is refused `replayed`. Without it (and without `replays`), "once" means once per
+   * process: a restarted receiver takes a result it already took again.
+   */
+  readonly replayFile?: string | undefined
+  /** Another durable replay memory (instead of `replayFile`). */
+  readonly replays?: ResultReplayStore | undefined
 }
 
 /** Which results a call takes (the others are kept for later calls). */
@@ -67,7 +77,8 @@ export interface Receiver {
 
 /**
  * @throws {NetworkUnknownError} | {NetworkInvalidError} | {ChainMismatchError} | {ChainReadError}
- * @throws {InvalidArgumentError} for a key or identity that is not 32 bytes.
+ * @throws {InvalidArgumentError} for a key or identity that is not 32 bytes, or both `replayFile` and `replays`.
+ * @throws {ResultReplayStoreError} (`REPLAY_STORE`) when the replay file is not one it wrote.
  */
 export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver> {
   const network = getNetwork(p.network, { rpcUrl: p.rpcUrl })
@@ -76,7 +87,18 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
       hint: 'Make one with generateReceiverKey() and keep it: results are sealed to it.',
     })
   }
+  if (p.replayFile !== undefined && p.replays !== undefined) {
+    throw new InvalidArgumentError('Pass replayFile or replays, not both')
+  }
+  if (p.replayFile !== undefined && (typeof p.replayFile !== 'string' || p.replayFile === '')) {
+    throw new InvalidArgumentError('replayFile is a file path')
+  }
   const publicKey = x25519PublicKey(p.key)
+  const replays =
+    p.replays ??
+    (p.replayFile === undefined
+      ? undefined
+      : fileResultReplays({ path: p.replayFile })({ writeJsonAtomic }))
   await checkChainId(network)
   const node = await createDigicapNode({
     listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'],
@@ -90,6 +112,7 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
     grants: chainResultGrants(network),
     // Only capsules whose owner-signed header names this key (registry → CID → header).
     capsules: headerResultCapsules({ registry: chainCapsuleRegistry(network), store }),
+    ...(replays === undefined ? {} : { replays }),
   })
   try {
     await inbox.start()

@@ -1,5 +1,6 @@
 /**
- * A result receiver's replay memory in a file: the run and grant ids it has spent, so that a
+ * A result receiver's replay memory in a file (shared by `@digicap/executor`'s node and
+ * `@digicap/sdk`'s `openReceiver`): the run and grant ids it has spent, so that a
  * result replayed after a restart is refused `replayed` as it was before (issue #12).
  *
  * Bounded: the newest `maxIds` ids are kept (two per accepted result), the oldest forgotten
@@ -8,8 +9,8 @@
  * write at a time; a crash leaves the old file or the new one.
  */
 import { readFile } from 'node:fs/promises'
-import type { ResultReplayStore } from '@digicap/protocol'
-import { ExecutorStateError } from '../errors.ts'
+import { ResultReplayStoreError } from './errors.ts'
+import type { ResultReplayStore } from './result-receiver.ts'
 
 /** Options of {@link fileResultReplays}. */
 export interface FileResultReplaysInit {
@@ -21,7 +22,10 @@ export interface FileResultReplaysInit {
 
 /** Components of {@link fileResultReplays}. */
 export interface FileResultReplaysComponents {
-  /** Writes `value` as JSON to `path` atomically (temp file, fsync, rename, fsync the folder). */
+  /**
+   * Writes `value` as JSON to `path` atomically (temp file, fsync, rename, fsync the folder):
+   * `@digicap/cli-kit`'s `writeJsonAtomic`.
+   */
   writeJsonAtomic(path: string, value: unknown): Promise<void>
 }
 
@@ -30,7 +34,7 @@ const VERSION = 1
 const ID = /^[rg]0x[0-9a-f]{64}$/
 
 /**
- * @throws {ExecutorStateError} from `load()` when the file is not a replay memory this version
+ * @throws {ResultReplayStoreError} (`REPLAY_STORE`) from `load()` when the file is not a replay memory this version
  *   wrote (refusing to start beats silently forgetting every spent id).
  * @example
  * ```ts
@@ -49,8 +53,8 @@ export function fileResultReplays(
     // Writes go one at a time, in order: a later snapshot never lands before an earlier one.
     let writing: Promise<void> = Promise.resolve()
 
-    const bad = (why: string, cause?: unknown): ExecutorStateError =>
-      new ExecutorStateError('The receiver replay memory file is unreadable', {
+    const bad = (why: string, cause?: unknown): ResultReplayStoreError =>
+      new ResultReplayStoreError('The receiver replay memory file is unreadable', {
         details: { path: init.path, why },
         hint: 'Restore it, or move it away to start with an empty memory (results replayed from before would then be accepted once more).',
         ...(cause === undefined ? {} : { cause }),
