@@ -172,13 +172,18 @@ export async function commitAndSealFile(
         ...(threads === undefined ? {} : { threads }),
       })
       const { prefix, parsed, payloadKey } = await finish(commitment.plaintextCommitment)
+      // The file is read twice: the encrypt pass hashes it again and must meet the commitment
+      // (a same-size change in between would otherwise give a capsule that never opens).
+      const commitmentKey = deriveCommitmentKey(dataKey, capsuleId)
       try {
         await writeSealed(src, target, prefix, parsed, payloadKey, {
           ...(threads === undefined ? {} : { threads }),
           onProgress,
+          commitmentKey,
         })
       } finally {
         payloadKey.fill(0)
+        commitmentKey.fill(0)
       }
       await commitWith(target, onWritten)
       target = undefined

@@ -1,8 +1,11 @@
 /** `sealFile`: a capsule from a file whose header is made in advance (lanes or one thread). */
+import { createHash } from 'node:crypto'
 import { type FileHandle, open } from 'node:fs/promises'
 import { prepareSeal, type SealParameters } from '../capsule.ts'
+import { equalBytes } from '../encoding/bytes.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import { CHUNK_TAG_LENGTH } from '../header.ts'
+import { createCommitmentCombiner } from '../keys.ts'
 import { chunkPlaintextLength, type ParsedCapsuleHeader } from '../parse.ts'
 import { encryptChunk } from '../payload.ts'
 import { openTarget, readFully, release, settled, type Target } from './io.ts'
@@ -60,6 +63,29 @@ export async function sealFile(params: SealFileParameters): Promise<ParsedCapsul
   }
 }
 
+/**
+ * Checks, during the encrypt pass, that the bytes sealed are the bytes committed to: the
+ * leaves (SHA-256 of each plaintext chunk) are combined again under the commitment key and
+ * compared with the header's commitment before the last chunk is written.
+ */
+interface LeafCheck {
+  add(leaf: Uint8Array): void
+  /** @throws {InvalidArgumentError} (`inputChanged`) when the leaves do not combine to the header's commitment. */
+  verify(): void
+}
+
+function leafCheck(commitmentKey: Uint8Array, parsed: ParsedCapsuleHeader): LeafCheck {
+  const combiner = createCommitmentCombiner(commitmentKey)
+  return {
+    add: (leaf) => combiner.add(leaf),
+    verify() {
+      if (!equalBytes(combiner.digest(), parsed.header.payload.plaintextCommitment)) {
+        throw inputChanged(parsed.chunkCount)
+      }
+    },
+  }
+}
+
 /** The encrypt pass of a header given in advance: lanes when they pay, else one thread. */
 export async function writeSealed(
   src: FileHandle,
@@ -67,9 +93,18 @@ export async function writeSealed(
   prefix: Uint8Array,
   parsed: ParsedCapsuleHeader,
   payloadKey: Uint8Array,
-  params: FileThreadsOption & { onProgress?: ((plaintextBytes: number) => void) | undefined },
+  params: FileThreadsOption & {
+    onProgress?: ((plaintextBytes: number) => void) | undefined
+    /**
+     * The commitment key: when given, the plaintext is hashed again as it is sealed and must
+     * match the header's commitment (a file read twice may have changed in between, keeping
+     * its size), else `inputChanged` — before the last chunk reaches a pipe.
+     */
+    commitmentKey?: Uint8Array | undefined
+  },
 ): Promise<void> {
   const { chunkSize, plaintextSize } = parsed.header.payload
+  const check = params.commitmentKey && leafCheck(params.commitmentKey, parsed)
   const lanes = lanesFor(params.threads, plaintextSize)
   if (lanes > 0 && (await target.positional())) {
     await target.presize(prefix.length + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH)
@@ -86,13 +121,16 @@ export async function writeSealed(
       plaintextSize,
       chunkCount: parsed.chunkCount,
       lanes,
+      ...(check === undefined ? {} : { onLeaf: (leaf: Uint8Array) => check.add(leaf) }),
       onChunks: (done) => params.onProgress?.(Math.min(plaintextSize, done * chunkSize)),
     }).catch((err: unknown) => {
       if (!(err instanceof LaneChunkFailure)) throw err
       throw inputChanged(err.chunk)
     })
+    // A positional output is a temp file: the caller aborts it when this throws.
+    check?.verify()
   } else {
-    await sealSequential(src, target.fh, prefix, parsed, payloadKey, params.onProgress)
+    await sealSequential(src, target.fh, prefix, parsed, payloadKey, params.onProgress, check)
   }
 }
 
@@ -108,6 +146,7 @@ export async function sealSequential(
   parsed: ParsedCapsuleHeader,
   payloadKey: Uint8Array,
   onProgress: ((plaintextBytes: number) => void) | undefined,
+  check?: LeafCheck | undefined,
 ): Promise<void> {
   const { chunkSize } = parsed.header.payload
   await out.write(prefix)
@@ -122,6 +161,12 @@ export async function sealSequential(
       const got = await next
       if (got !== len) throw inputChanged(i)
       const buf = bufs[i % 2] as Uint8Array
+      if (check) {
+        check.add(new Uint8Array(createHash('sha256').update(buf.subarray(0, len)).digest()))
+        // Before the last chunk is written: a pipe's reader never gets a whole capsule that
+        // does not open.
+        if (i === n - 1) check.verify()
+      }
       if (i + 1 < n) {
         next = readFully(
           src,
