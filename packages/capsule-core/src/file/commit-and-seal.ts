@@ -1,5 +1,4 @@
 /** `commitAndSealFile`: commitment, header, signature and payload in one read of the input. */
-import { open } from 'node:fs/promises'
 import { type CreateCapsuleHeaderParameters, createCapsuleHeader, prepareSeal } from '../capsule.ts'
 import type { Address } from '../encoding/address.ts'
 import { checkBytes } from '../encoding/bytes.ts'
@@ -24,7 +23,7 @@ import {
 } from '../keys.ts'
 import { chunkCountFor, chunkPlaintextLength, type ParsedCapsuleHeader } from '../parse.ts'
 import { commitPlaintextFile } from './commit-file.ts'
-import { openTarget, type Target, writeAtSync } from './io.ts'
+import { openRegularFile, openTarget, SEAL_INPUT_HINT, type Target, writeAtSync } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
 import { inputChanged, writeSealed } from './seal-file.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
@@ -125,17 +124,10 @@ export async function commitAndSealFile(
   const capsuleId = fields.capsuleId ?? generateCapsuleId()
   const createdAt = fields.createdAt ?? Math.floor(Date.now() / 1000)
   const chunkSize = fields.chunkSize ?? DEFAULT_CHUNK_SIZE
-  const src = await open(input, 'r')
+  const src = await openRegularFile(input, 'input', SEAL_INPUT_HINT)
   let target: Target | undefined
   try {
-    const info = await src.stat()
-    if (!info.isFile()) {
-      throw new InvalidArgumentError('input must be a regular file', {
-        details: { input },
-        hint: 'Seal pipes and sockets with sealNodeStream or sealStream.',
-      })
-    }
-    const size = info.size
+    const { size } = await src.stat()
     const headerFor = (plaintextCommitment: Uint8Array, lateAddress?: Address): CapsuleHeader =>
       createCapsuleHeader({
         ...fields,

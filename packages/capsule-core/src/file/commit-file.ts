@@ -1,5 +1,5 @@
 /** `commitPlaintextFile`: the plaintext commitment of a file (the first pass of `sealFile`). */
-import { type FileHandle, open } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
 import { InvalidArgumentError } from '../errors.ts'
 import { DEFAULT_CHUNK_SIZE } from '../header.ts'
 import {
@@ -10,7 +10,7 @@ import {
   type PlaintextCommitter,
 } from '../keys.ts'
 import { chunkCountFor } from '../parse.ts'
-import { readFully, settled } from './io.ts'
+import { openRegularFile, readFully, settled } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
 /**
@@ -39,7 +39,11 @@ export async function commitPlaintextFile(
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
   // Validates the key, id and chunk size before any file is touched.
   const c = createPlaintextCommitment(dataKey, capsuleId, chunkSize)
-  const fh = await open(path, 'r')
+  const fh = await openRegularFile(
+    path,
+    'path',
+    'Commit to a stream with createPlaintextCommitment.',
+  )
   try {
     const { size } = await fh.stat()
     const lanes = lanesFor(options.threads, size)

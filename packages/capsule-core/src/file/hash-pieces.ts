@@ -3,9 +3,9 @@
  * straight into the lanes' own buffers (`lanes.ts`, op `hash`): no piece is copied into the
  * calling thread. What an IPFS add of a sealed capsule needs (its 1 MiB raw leaves' digests).
  */
-import { open } from 'node:fs/promises'
 import { InvalidArgumentError } from '../errors.ts'
 import { fileLimits } from './commit-and-seal.ts'
+import { openRegularFile } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
 
@@ -40,7 +40,7 @@ export async function* sha256FilePieces(
       details: { pieceSize },
     })
   }
-  const file = await open(path, 'r')
+  const file = await openRegularFile(path, 'path', 'Hash a stream piece by piece instead.')
   // The segment being consumed and the next one: both are awaited before the file closes
   // (a lane still reading it would meet a closed descriptor), and a failure is the generator's.
   let current: Segment | undefined

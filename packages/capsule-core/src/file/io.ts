@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { writeSync } from 'node:fs'
 import { constants, type FileHandle, open, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { InvalidArgumentError } from '../errors.ts'
 
 /** Frees a buffer's memory now instead of at the next garbage collection. */
 export function release(buffers: Uint8Array[]): void {
@@ -11,6 +12,36 @@ export function release(buffers: Uint8Array[]): void {
     const ab = b.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer }
     if (b.byteOffset === 0 && b.byteLength === ab.byteLength && typeof ab.transfer === 'function')
       ab.transfer(0)
+  }
+}
+
+/** What to do with a pipe or socket one wanted to seal. */
+export const SEAL_INPUT_HINT = 'Seal pipes and sockets with sealNodeStream or sealStream.'
+
+/**
+ * Opens a file for reading and refuses anything but a regular file. The open does not block
+ * (`O_NONBLOCK`: a FIFO with no writer would hold a thread-pool thread until one appears); the
+ * type is checked on the descriptor, so a name swapped in between cannot slip through.
+ * @throws {InvalidArgumentError} naming `field` for a FIFO, socket, device or directory.
+ */
+export async function openRegularFile(
+  path: string,
+  field: string,
+  hint: string,
+): Promise<FileHandle> {
+  const fh = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0))
+  try {
+    const info = await fh.stat()
+    if (!info.isFile()) {
+      throw new InvalidArgumentError(`${field} must be a regular file`, {
+        details: { [field]: path },
+        hint,
+      })
+    }
+    return fh
+  } catch (err) {
+    await fh.close()
+    throw err
   }
 }
 

@@ -1,5 +1,5 @@
 /** `openFile`: a capsule file to its plaintext, which appears only once all of it verified. */
-import { type FileHandle, open } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
 import { createPayloadDigestCombiner } from '../bundle/payload-digest.ts'
 import { checkDataKey, type OpenOptions, prepareOpen } from '../capsule.ts'
 import { concatBytes, equalBytes } from '../encoding/bytes.ts'
@@ -14,7 +14,7 @@ import {
 } from '../parse.ts'
 import { commitmentMismatch, type PayloadOpener, trailingData } from '../payload.ts'
 import { verifyOnce } from '../verified-header.ts'
-import { openTarget, readFully, release, settled, type Target } from './io.ts'
+import { openRegularFile, openTarget, readFully, release, settled, type Target } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
 /**
@@ -37,7 +37,11 @@ import { type FileThreadsOption, lanesFor } from './threads.ts'
 export async function openFile(
   options: OpenOptions & FileThreadsOption & { input: string; output: string },
 ): Promise<ParsedCapsuleHeader> {
-  const src = await open(options.input, 'r')
+  const src = await openRegularFile(
+    options.input,
+    'input',
+    'Open pipes and sockets with openNodeStream or openStream.',
+  )
   let target: Target | undefined
   try {
     const parsed = await readHeader(src)

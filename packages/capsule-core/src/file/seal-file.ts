@@ -1,6 +1,6 @@
 /** `sealFile`: a capsule from a file whose header is made in advance (lanes or one thread). */
 import { createHash } from 'node:crypto'
-import { type FileHandle, open } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
 import { prepareSeal, type SealParameters } from '../capsule.ts'
 import { equalBytes } from '../encoding/bytes.ts'
 import { InvalidArgumentError } from '../errors.ts'
@@ -8,7 +8,15 @@ import { CHUNK_TAG_LENGTH } from '../header.ts'
 import { createCommitmentCombiner } from '../keys.ts'
 import { chunkPlaintextLength, type ParsedCapsuleHeader } from '../parse.ts'
 import { encryptChunk } from '../payload.ts'
-import { openTarget, readFully, release, settled, type Target } from './io.ts'
+import {
+  openRegularFile,
+  openTarget,
+  readFully,
+  release,
+  SEAL_INPUT_HINT,
+  settled,
+  type Target,
+} from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
 
@@ -42,7 +50,7 @@ export type SealFileParameters = SealParameters &
 export async function sealFile(params: SealFileParameters): Promise<ParsedCapsuleHeader> {
   const { prefix, parsed, payloadKey } = prepareSeal(params)
   const { plaintextSize } = parsed.header.payload
-  const src = await open(params.input, 'r')
+  const src = await openRegularFile(params.input, 'input', SEAL_INPUT_HINT)
   let target: Target | undefined
   try {
     const { size } = await src.stat()
