@@ -17,7 +17,9 @@ export type BundleBytesEncoder = (bundle: {
 /**
  * Reads `code` as bundle files: one file (stored under the name `entry`) or a folder (every
  * file under its relative path, `/`-separated).
- * @throws {InputFileError} if the code cannot be read or is neither a file nor a folder.
+ * @throws {InputFileError} if the code cannot be read or is neither a file nor a folder, or the
+ *   folder holds a symbolic link or a special file (`details.file` names it): never left out
+ *   silently, never followed out of the folder.
  */
 export async function readCodeFiles(
   code: string,
@@ -36,9 +38,23 @@ export async function readCodeFiles(
   const files: Record<string, Uint8Array> = {}
   const entries = await readdir(code, { recursive: true, withFileTypes: true })
   for (const e of entries) {
-    if (!e.isFile()) continue
+    if (e.isDirectory()) continue
     const full = join(e.parentPath, e.name)
-    files[relative(code, full).split(sep).join('/')] = await readFile(full)
+    const name = relative(code, full).split(sep).join('/')
+    if (!e.isFile()) {
+      // A link left out silently gives code that cannot run; followed, it could seal a file
+      // from outside the folder. Either way the owner should decide: refuse, naming it.
+      throw new InputFileError(
+        e.isSymbolicLink()
+          ? 'The code folder holds a symbolic link'
+          : 'The code folder holds something that is not a file',
+        {
+          details: { code, file: name, kind: e.isSymbolicLink() ? 'symlink' : 'special' },
+          hint: 'Copy the file into the folder instead of linking it, or remove it.',
+        },
+      )
+    }
+    files[name] = await readFile(full)
   }
   return files
 }
