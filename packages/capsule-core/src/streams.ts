@@ -113,8 +113,16 @@ function webTransform(machine: () => Machine): TransformStream<Uint8Array, Uint8
       m = machine()
     },
     transform(chunk, controller) {
-      if (!(chunk instanceof Uint8Array))
-        throw new InvalidArgumentError('stream chunks must be Uint8Array')
+      if (!(chunk instanceof Uint8Array)) {
+        // Through the machine's abort: keys are wiped and an opener's header promise rejects
+        // (a caller awaiting `header` would otherwise wait for ever).
+        const err = new InvalidArgumentError('stream chunks must be Uint8Array', {
+          details: { type: Object.prototype.toString.call(chunk).slice(8, -1) },
+          hint: 'Wrap an ArrayBuffer in a Uint8Array: new Uint8Array(buffer).',
+        })
+        m.abort(err)
+        throw err
+      }
       for (const o of m.write(chunk)) controller.enqueue(o)
     },
     flush(controller) {

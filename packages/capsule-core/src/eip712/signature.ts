@@ -5,7 +5,7 @@
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { type Address, checksumAddress } from '../encoding/address.ts'
-import { bytesArg } from '../encoding/bytes.ts'
+import { bytesArg, checkBytes } from '../encoding/bytes.ts'
 import { type Hex, hexToBytes } from '../encoding/hex.ts'
 import { CapsuleSignatureError, InvalidArgumentError } from '../errors.ts'
 import { hashTypedData, type TypedData } from './typed-data.ts'
@@ -38,9 +38,13 @@ export function signDigest(digest: Uint8Array, privateKey: Uint8Array | Hex): Ui
  * Rejects v other than 27/28 and high-s signatures (both would allow a second valid
  * encoding of the same signature).
  *
+ * @throws {InvalidArgumentError} if the digest is not 32 bytes (as {@link signDigest}: a longer
+ *   one would be cut to its first 32 bytes by the curve library, so that bytes nobody signed
+ *   would "verify").
  * @throws {CapsuleSignatureError} if the signature is malformed or recovers no key.
  */
 export function recoverDigestSigner(digest: Uint8Array, signature: Uint8Array | Hex): Address {
+  checkBytes('digest', digest, 32)
   const sig = typeof signature === 'string' ? signatureFromHex(signature) : signature
   if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_LENGTH) {
     throw new CapsuleSignatureError('signature must be 65 bytes (r || s || v)', {

@@ -48,15 +48,21 @@ const DOMAIN_FIELDS: readonly TypedDataField[] = [
   { name: 'salt', type: 'bytes32' },
 ]
 
+/** The struct type `name` of `types`, own entries only (`constructor`, `toString` … are no struct). */
+function structOf(types: TypedDataTypes, name: string): TypedDataField[] | undefined {
+  return Object.hasOwn(types, name) ? types[name] : undefined
+}
+
 function baseType(type: string): string {
   const i = type.indexOf('[')
   return i === -1 ? type : type.slice(0, i)
 }
 
 function dependencies(primary: string, types: TypedDataTypes, found = new Set<string>()) {
-  if (found.has(primary) || !types[primary]) return found
+  const fields = structOf(types, primary)
+  if (found.has(primary) || !fields) return found
   found.add(primary)
-  for (const f of types[primary]) dependencies(baseType(f.type), types, found)
+  for (const f of fields) dependencies(baseType(f.type), types, found)
   return found
 }
 
@@ -64,7 +70,7 @@ function dependencies(primary: string, types: TypedDataTypes, found = new Set<st
 export function encodeTypedDataType(primary: string, types: TypedDataTypes): string {
   const deps = [...dependencies(primary, types)].filter((t) => t !== primary).sort()
   return [primary, ...deps]
-    .map((t) => `${t}(${(types[t] ?? []).map((f) => `${f.type} ${f.name}`).join(',')})`)
+    .map((t) => `${t}(${(structOf(types, t) ?? []).map((f) => `${f.type} ${f.name}`).join(',')})`)
     .join('')
 }
 
@@ -81,7 +87,7 @@ function encodeValue(
   value: unknown,
   types: TypedDataTypes,
 ): Uint8Array {
-  if (types[type]) return hashStruct(type, value as Record<string, unknown>, types)
+  if (structOf(types, type)) return hashStruct(type, value as Record<string, unknown>, types)
   if (type.endsWith(']')) {
     if (!Array.isArray(value))
       throw new InvalidArgumentError(`typed data: ${name} must be an array`)
@@ -101,16 +107,22 @@ function encodeValue(
     out.set(addressToBytes(value as string, name), 12)
     return out
   }
-  if (type === 'bool') return abiWord(value ? 1n : 0n)
-  const bytesN = /^bytes([0-9]+)$/.exec(type)
-  if (bytesN) {
+  if (type === 'bool') {
+    // Strict: the string 'false' is not false (nor truthy true).
+    if (typeof value !== 'boolean')
+      throw new InvalidArgumentError(`typed data: ${name} must be a boolean`)
+    return abiWord(value ? 1n : 0n)
+  }
+  const bytesN = /^bytes([1-9][0-9]?)$/.exec(type)
+  if (bytesN && Number(bytesN[1]) <= 32) {
     const out = new Uint8Array(32)
     out.set(bytesArg(name, value as Uint8Array | string, Number(bytesN[1])))
     return out
   }
-  const intN = /^(u?)int([0-9]*)$/.exec(type)
-  if (intN) {
-    const bits = BigInt(intN[2] || '256')
+  const intN = /^(u?)int([1-9][0-9]{0,2})?$/.exec(type)
+  const intBits = intN ? Number(intN[2] ?? '256') : 0
+  if (intN && intBits % 8 === 0 && intBits <= 256) {
+    const bits = BigInt(intBits)
     const v = toBigInt(name, value)
     const ok = intN[1]
       ? v >= 0n && v < 1n << bits
@@ -150,7 +162,7 @@ export function hashStruct(
   value: Record<string, unknown>,
   types: TypedDataTypes,
 ): Uint8Array {
-  const fields = types[primary]
+  const fields = structOf(types, primary)
   if (!fields) throw new InvalidArgumentError(`typed data: unknown type ${primary}`)
   if (typeof value !== 'object' || value === null) {
     throw new InvalidArgumentError(`typed data: ${primary} value must be an object`)
@@ -183,7 +195,9 @@ export function hashTypedDataDomain(domain: TypedDataDomain): Uint8Array {
 /**
  * The EIP-712 digest `keccak256(0x1901 || domainSeparator || hashStruct(message))`.
  *
- * @throws {InvalidArgumentError} for values that do not fit their declared types.
+ * @throws {InvalidArgumentError} for values that do not fit their declared types, and for
+ *   types EIP-712 does not have (`bytes0`, `bytes33`, `uint7`, a name that is only an
+ *   `Object.prototype` member such as `constructor`); a `bool` must be a boolean.
  * @example
  * ```ts
  * const digest = hashTypedData(capsuleTypedData(header))
