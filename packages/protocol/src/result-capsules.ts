@@ -50,6 +50,11 @@ export interface HeaderResultCapsulesInit {
   readonly store: ResultCapsuleStore
   /** Capsules whose receivers are remembered (oldest forgotten first). Default 1024. */
   readonly cacheSize?: number | undefined
+  /**
+   * Time to read a header, ms (the capsule is fetched from connected peers — the delivering
+   * executor holds it): past it the delivery is refused `busy` and retried. Default 5000.
+   */
+  readonly readTimeoutMs?: number | undefined
 }
 
 /** Most bytes read before the header must have parsed (preamble + largest header + signature). */
@@ -68,6 +73,7 @@ const MAX_PREFIX = MAX_HEADER_LENGTH + 1024
  */
 export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCapsuleSource {
   const capacity = init.cacheSize ?? 1024
+  const readTimeoutMs = init.readTimeoutMs ?? 5000
   const cache = new Map<string, readonly Uint8Array[]>()
   return {
     async receiversOf(capsuleId, signal) {
@@ -76,7 +82,12 @@ export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCaps
       if (hit !== undefined) return hit
       const record = await init.registry.getCapsule(capsuleId)
       if (record === undefined) return undefined
-      const parsed = await readHeader(init.store, record.cid, signal)
+      const deadline = AbortSignal.timeout(readTimeoutMs)
+      const parsed = await readHeader(
+        init.store,
+        record.cid,
+        signal === undefined ? deadline : AbortSignal.any([signal, deadline]),
+      )
       try {
         verifiedCapsuleHeader(parsed, { owner: record.owner as `0x${string}` })
       } catch (cause) {

@@ -123,7 +123,11 @@ describe('a result for a capsule that does not name this receiver', () => {
   const me = generateX25519KeyPair()
   const someoneElse = generateX25519KeyPair()
 
-  async function deliverTo(capsuleId: Uint8Array, output: string) {
+  async function deliverTo(
+    capsuleId: Uint8Array,
+    output: string,
+    capsules = headerResultCapsules({ registry: chain, store }),
+  ) {
     const { grant, delivery: d } = await delivery(
       me.publicKey,
       capsuleId,
@@ -132,7 +136,7 @@ describe('a result for a capsule that does not name this receiver', () => {
     const receiver = createResultReceiver({ privateKey: me.privateKey })({
       libp2p: pair.b,
       grants: { domain, getGrant: async () => grant },
-      capsules: headerResultCapsules({ registry: chain, store }),
+      capsules,
     })
     const refused: string[] = []
     receiver.events.addEventListener('error', (e) =>
@@ -166,6 +170,28 @@ describe('a result for a capsule that does not name this receiver', () => {
     const { ack, refused } = await deliverTo(forged, 'x')
     expect(ack).toMatchObject({ status: 'refused', reasonCode: 'busy' })
     expect(refused).toEqual(['busy'])
+  })
+
+  it('is refused busy (retry) when the header cannot be fetched in time (no peer holds it)', async () => {
+    const mine = publishCapsule([me.publicKey])
+    const nobody = {
+      // as a block store that cannot find the blocks: waits until its signal aborts
+      get: (_cid: string, options?: { signal?: AbortSignal }) =>
+        (async function* () {
+          await new Promise((_, reject) =>
+            options?.signal?.addEventListener('abort', () => reject(options.signal?.reason)),
+          )
+          yield new Uint8Array(0)
+        })(),
+    }
+    const t0 = Date.now()
+    const { ack } = await deliverTo(
+      mine,
+      'x',
+      headerResultCapsules({ registry: chain, store: nobody, readTimeoutMs: 300 }),
+    )
+    expect(ack).toMatchObject({ status: 'refused', reasonCode: 'busy' })
+    expect(Date.now() - t0).toBeLessThan(5000)
   })
 
   it('is taken when the header names this receiver (among others)', async () => {
