@@ -117,6 +117,8 @@ function withHeaderBytes(
   )
 }
 
+type RawHeader = Record<string, Record<string, unknown> & unknown>
+
 /** Decodes the header CBOR of a capsule into a plain object for mutation. */
 function rawHeader(capsule: Uint8Array): Record<string, Record<string, unknown> & unknown> {
   return decode(layout(capsule).p.headerBytes) as Record<string, Record<string, unknown>>
@@ -502,6 +504,139 @@ export function generateVectors(): Vector[] {
     ),
   )
 
+  // SPEC rules that had no vector (review): each value rule of §4.2 and each thing the strict
+  // decoder refuses (§3), with the code the rule gives.
+  const mutated = (
+    name: string,
+    description: string,
+    error: string,
+    edit: (h: RawHeader) => void,
+  ) => {
+    const h = rawHeader(c)
+    edit(h)
+    v.push(failure(name, description, error, withHeaderBytes(c, encode(h, rfc8949EncodeOptions))))
+  }
+  const sub = (h: RawHeader, key: string) => h[key] as Record<string, unknown>
+  mutated(
+    'chunk-size-under-minimum',
+    'chunk size 32, under the minimum of 64',
+    'CAPSULE_FORMAT',
+    (h) => {
+      sub(h, 'payload').chunkSize = 32
+    },
+  )
+  mutated('chain-id-zero', 'policy.chainId 0 (chain ids are > 0)', 'CAPSULE_FORMAT', (h) => {
+    sub(h, 'policy').chainId = 0
+  })
+  mutated('negative-integer', 'createdAt -1 (CBOR major type 1)', 'CAPSULE_FORMAT', (h) => {
+    h.createdAt = -1 as never
+  })
+  mutated('missing-field', 'keyguard.keyId left out', 'CAPSULE_FORMAT', (h) => {
+    delete sub(h, 'keyguard').keyId
+  })
+  mutated('wrong-byte-length', 'owner of 19 bytes', 'CAPSULE_FORMAT', (h) => {
+    h.owner = (h.owner as unknown as Uint8Array).subarray(0, 19) as never
+  })
+  mutated('wrong-type', 'createdAt as the text "1790000000"', 'CAPSULE_FORMAT', (h) => {
+    h.createdAt = '1790000000' as never
+  })
+  mutated('null-value', 'runtime.entry null (no null in the data model)', 'CAPSULE_FORMAT', (h) => {
+    sub(h, 'runtime').entry = null
+  })
+  mutated(
+    'unknown-runtime-kind',
+    'runtime.kind "python" (outside its set)',
+    'CAPSULE_FORMAT',
+    (h) => {
+      sub(h, 'runtime').kind = 'python'
+    },
+  )
+  mutated(
+    'runtime-kind-over-limit',
+    'runtime.kind of 17 bytes: over its 16-byte bound, checked before the set',
+    'CAPSULE_LIMIT',
+    (h) => {
+      sub(h, 'runtime').kind = 'q'.repeat(17)
+    },
+  )
+  mutated('quickjs-without-entry', 'runtime quickjs with no entry', 'CAPSULE_FORMAT', (h) => {
+    delete sub(h, 'runtime').entry
+  })
+  mutated(
+    'oci-entry-not-a-digest',
+    'runtime oci whose entry is "main", not sha256:<64 hex>',
+    'CAPSULE_FORMAT',
+    (h) => {
+      sub(h, 'runtime').kind = 'oci'
+      sub(h, 'runtime').entry = 'main'
+    },
+  )
+  mutated('key-id-over-limit', 'keyguard.keyId of 129 bytes', 'CAPSULE_LIMIT', (h) => {
+    sub(h, 'keyguard').keyId = 'k'.repeat(129)
+  })
+  mutated(
+    'wrap-scheme-over-limit',
+    'keyguard.wrapScheme of 65 valid characters: over 64 bytes, checked before the syntax',
+    'CAPSULE_LIMIT',
+    (h) => {
+      sub(h, 'keyguard').wrapScheme = 'a'.repeat(65)
+    },
+  )
+  mutated(
+    'wrap-scheme-syntax',
+    'keyguard.wrapScheme "TPM2" (upper case)',
+    'CAPSULE_FORMAT',
+    (h) => {
+      sub(h, 'keyguard').wrapScheme = 'TPM2'
+    },
+  )
+  // Byte-level: what the strict decoder refuses.
+  const topCount = hb[0] as number
+  if (topCount < 0xa1 || topCount > 0xb6) throw new Error('top-level map header not a short map')
+  v.push(
+    failure(
+      'duplicate-key',
+      'version twice (map size + 1, a second "version": 1 at the end)',
+      'CAPSULE_FORMAT',
+      withHeaderBytes(
+        c,
+        concatBytes(
+          new Uint8Array([topCount + 1]),
+          hb.subarray(1),
+          new Uint8Array([0x67, ...Buffer.from('version'), 0x01]),
+        ),
+      ),
+    ),
+  )
+  const createdKey = Buffer.from('\x69createdAt', 'latin1')
+  const createdKeyAt = Buffer.from(hb).indexOf(createdKey)
+  if (createdKeyAt < 0) throw new Error('createdAt key not found')
+  const afterKey = createdKeyAt + createdKey.length
+  v.push(
+    failure(
+      'tagged-value',
+      'tag 1 (epoch time) around createdAt',
+      'CAPSULE_FORMAT',
+      withHeaderBytes(
+        c,
+        concatBytes(hb.subarray(0, afterKey), new Uint8Array([0xc1]), hb.subarray(afterKey)),
+      ),
+    ),
+  )
+  const keyIdText = Buffer.from(multi.header.keyguard.keyId, 'utf8')
+  const keyIdAt = Buffer.from(hb).indexOf(keyIdText)
+  if (keyIdAt < 0 || keyIdText.length < 2) throw new Error('keyguard.keyId not found')
+  const badUtf8 = hb.slice()
+  badUtf8[keyIdAt + 1] = 0xff
+  v.push(
+    failure(
+      'invalid-utf8',
+      'keyguard.keyId with a 0xff byte (not UTF-8), same length',
+      'CAPSULE_FORMAT',
+      withHeaderBytes(c, badUtf8),
+    ),
+  )
+
   // Header signature.
   const idAt = Buffer.from(hb).indexOf(Buffer.from(multi.header.capsuleId))
   v.push(
@@ -730,6 +865,14 @@ export function generateVectors(): Vector[] {
       'chunks authenticate but the plaintext is not the one the owner committed to',
       'CAPSULE_INTEGRITY',
       forged,
+    ),
+  )
+  v.push(
+    failure(
+      'plaintext-commitment-mismatch-and-trailing-byte',
+      'the commitment fails and a byte follows the last chunk: the commitment is checked first (SPEC §7)',
+      'CAPSULE_INTEGRITY',
+      concatBytes(forged, new Uint8Array([0])),
     ),
   )
   return v
