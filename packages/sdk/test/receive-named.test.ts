@@ -111,28 +111,40 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   rpcUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   sender = await createDigicapNode({ listen: ['/ip4/127.0.0.1/tcp/0'] })
-  receiver = await openReceiver({
-    network: defineNetwork({
-      chainId: 31337,
-      rpcUrl,
-      addresses: {
-        capsuleRegistry: registryAddress,
-        nodeRegistry: '0x2222222222222222222222222222222222222222',
-        accessController: controllerAddress,
-      },
-    }),
+  receiver = await open()
+  receiverPeer = await connected(receiver)
+}, 60_000)
+
+const network = () =>
+  defineNetwork({
+    chainId: 31337,
+    rpcUrl,
+    addresses: {
+      capsuleRegistry: registryAddress,
+      nodeRegistry: '0x2222222222222222222222222222222222222222',
+      accessController: controllerAddress,
+    },
+  })
+
+/** A receiver for `key`, dialing the sender at start (its bootstrap). */
+function open(extra: { replayFile?: string; identity?: Uint8Array } = {}): Promise<Receiver> {
+  return openReceiver({
+    network: network(),
     key: key.privateKey,
     bootstrap: sender.multiaddrs(),
+    ...extra,
   })
-  // the receiver dials the sender at start (its bootstrap): the connection both use
-  for (let i = 0; i < 100 && receiverPeer === undefined; i++) {
-    receiverPeer = sender.libp2p
-      .getConnections()
-      .find((c) => c.remotePeer.toString() === receiver.peerId)?.remotePeer
-    if (receiverPeer === undefined) await new Promise((r) => setTimeout(r, 100))
+}
+
+/** The sender's connection to `r` (the receiver dialed it): the peer to send deliveries to. */
+async function connected(r: Receiver): Promise<Parameters<typeof request>[1]> {
+  for (let i = 0; i < 100; i++) {
+    const peer = sender.libp2p.getConnections().find((c) => c.remotePeer.toString() === r.peerId)
+    if (peer !== undefined) return peer.remotePeer
+    await new Promise((res) => setTimeout(res, 100))
   }
-  if (receiverPeer === undefined) throw new Error('the receiver did not connect')
-}, 60_000)
+  throw new Error('the receiver did not connect')
+}
 
 afterAll(async () => {
   await receiver?.stop()
@@ -174,6 +186,17 @@ async function publish(receivers: Uint8Array[]): Promise<Uint8Array> {
 
 /** A run of `capsuleId` with a grant on "chain", its result signed and sent to the receiver. */
 async function deliver(capsuleId: Uint8Array, output: string): Promise<ResultAck> {
+  const d = await delivery(capsuleId, output)
+  return send(d)
+}
+
+const send = (d: ResultDelivery, to = receiverPeer): Promise<ResultAck> =>
+  request(sender.libp2p, to as Parameters<typeof request>[1], resultProtocol, d, {
+    timeout: 20_000,
+  })
+
+/** A signed delivery of a run of `capsuleId`, its grant on "chain". */
+async function delivery(capsuleId: Uint8Array, output: string): Promise<ResultDelivery> {
   const grant: GrantRecord = { executor, capsuleId, ephemeralKey: rnd(), runIndex: 0n }
   const measurement = rnd()
   const grantId = grantIdOf(domain, grant, measurement)
@@ -202,9 +225,7 @@ async function deliver(capsuleId: Uint8Array, output: string): Promise<ResultAck
     signature: signResult(fields, domain, executorKey),
     hpke: sealed,
   }
-  return request(sender.libp2p, receiverPeer as Parameters<typeof request>[1], resultProtocol, d, {
-    timeout: 20_000,
-  })
+  return d
 }
 
 describe('openReceiver and the capsule header', () => {
@@ -234,4 +255,42 @@ describe('openReceiver and the capsule header', () => {
     })
     expect(new TextDecoder().decode(gotA.output)).toBe('from a')
   }, 30_000)
+
+  it('with replayFile, a receiver restarted on the same file refuses `replayed` the result it took', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises')
+    const { join } = await import('node:path')
+    const { tmpdir } = await import('node:os')
+    const dir = await mkdtemp(join(tmpdir(), 'digicap-sdk-restart-'))
+    const replayFile = join(dir, 'replays.json')
+    const identity = crypto.getRandomValues(new Uint8Array(32))
+    const capsule = await publish([key.publicKey])
+    const d = await delivery(capsule, 'pay 10')
+    try {
+      const first = await open({ replayFile, identity })
+      expect((await send(d, await connected(first))).status).toBe('ok')
+      expect(
+        new TextDecoder().decode((await first.waitForResult({ timeoutMs: 5000 })).output),
+      ).toBe('pay 10')
+      await first.stop()
+      // a new process: the same key, identity and replay file
+      const second = await open({ replayFile, identity })
+      try {
+        expect(await send(d, await connected(second))).toMatchObject({
+          status: 'refused',
+          reasonCode: 'replayed',
+        })
+      } finally {
+        await second.stop()
+      }
+      // without replayFile, "once" is once per process: the same delivery is taken again
+      const forgetful = await open({ identity })
+      try {
+        expect((await send(d, await connected(forgetful))).status).toBe('ok')
+      } finally {
+        await forgetful.stop()
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })
