@@ -179,6 +179,7 @@ async function makeCapsuleFull(
   const capsuleId = hexlify(header.capsuleId)
   await keyStore.put({
     capsuleId,
+    metadata: { owner: owner.address },
     wrappedKeys: await wrapDataKey(dataKey, {
       sealer,
       recoveryPublicKey: generateX25519KeyPair().publicKey,

@@ -104,6 +104,7 @@ async function announce(
   const capsuleId = hexlify(header.capsuleId)
   await keyStore.put({
     capsuleId,
+    metadata: { owner: owner.address },
     wrappedKeys: await wrapDataKey(dataKey, {
       sealer,
       recoveryPublicKey: generateX25519KeyPair().publicKey,

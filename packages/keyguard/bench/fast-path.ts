@@ -188,7 +188,7 @@ try {
     ...(await wrapDataKey(dataKey, { sealer: plain, recoveryPublicKey })),
     await bound.wrap(dataKey),
   ]
-  await parts.keyStore.put({ capsuleId, wrappedKeys })
+  await parts.keyStore.put({ capsuleId, wrappedKeys, metadata: { owner: chain.owner.address } })
   const traces = new Map<Variant, Readonly<Record<string, number>>[]>()
   const serverMs = new Map<Variant, number[]>()
   for (const v of variants) {

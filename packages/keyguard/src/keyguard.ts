@@ -36,6 +36,14 @@ export interface KeyguardInit {
   startBlock?: number
   /** Grant watcher poll period, ms. Default 1000. */
   pollIntervalMs?: number
+  /**
+   * The owner accounts whose capsules this keyguard serves, for key records that do not name
+   * their owner in `metadata.owner` (records stored before ADR 0071). Both paths release a key
+   * only when the capsule's on-chain owner is the record's owner (and its policy the record's
+   * `metadata.policy`, when named); else the grant is refused `not-owner` (`policy-mismatch`).
+   * Default none: a record that names no owner is served to nobody.
+   */
+  owners?: readonly string[]
   /** Releases pushed at the same time. Default 4. */
   maxConcurrentReleases?: number
   /** Time limit of one key-release push, ms. Default 5000. */
@@ -143,7 +151,9 @@ export function createKeyguard(init: KeyguardInit) {
       init.committee === undefined
         ? undefined
         : committeeGate({ confirmations: init.confirmations })({ chain })
+    const owners = init.owners === undefined ? {} : { owners: init.owners }
     const releaser: KeyReleaser = keyReleaser({
+      ...owners,
       ...(init.maxConcurrentReleases === undefined
         ? {}
         : { maxConcurrent: init.maxConcurrentReleases }),
@@ -185,6 +195,7 @@ export function createKeyguard(init: KeyguardInit) {
     const fastEnabled = init.fastPath?.enabled === true
     const fast: FastPathServer | undefined = fastEnabled
       ? fastPathServer({
+          ...owners,
           ...fastPathOptions(init.fastPath),
           // Registered executors are read from the same block the grant watcher starts at.
           registrations: {

@@ -140,6 +140,7 @@ describe('two honest RPCs a block apart and a liar', () => {
     expect([...named].sort()).toEqual([
       'attestationRequired',
       'auditWindow',
+      'capsuleRecord',
       'capsuleRegistry',
       'checkAccess',
       'nonceUsed',

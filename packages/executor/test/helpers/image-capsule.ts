@@ -76,7 +76,7 @@ export async function makeImageCapsule(
     const signature = signCapsuleHeader(header, getBytes(w.owner.privateKey))
     const bytes = sealCapsule({ header, signature, dataKey, plaintext })
     const cid = await w.kgStore.put(bytes)
-    await w.keyStore.put({ capsuleId, wrappedKeys })
+    await w.keyStore.put({ capsuleId, wrappedKeys, metadata: { owner: w.owner.address } })
     await send(
       w.c.capsuleRegistry
         .connect(w.owner)

@@ -288,7 +288,7 @@ export async function makeCapsule(w: World, o: MakeCapsuleOptions): Promise<Made
     sealer: w.sealer,
     recoveryPublicKey: generateX25519KeyPair().publicKey,
   })
-  await w.keyStore.put({ capsuleId, wrappedKeys })
+  await w.keyStore.put({ capsuleId, wrappedKeys, metadata: { owner: w.owner.address } })
   if (o.register !== false) {
     await send(
       w.c.capsuleRegistry

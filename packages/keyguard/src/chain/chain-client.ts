@@ -17,6 +17,19 @@ export interface ChainGrant {
   fastPath: boolean
 }
 
+/**
+ * What the CapsuleRegistry holds about a capsule (`ownerOf` and `accessInfo`, read at one block):
+ * who registered it, its current policy, whether it is revoked. An unknown capsule has the zero
+ * address as owner and policy.
+ */
+export interface CapsuleRecord {
+  /** Checksummed; the zero address when the capsule is not registered. */
+  owner: string
+  /** Checksummed; the zero address when the capsule is not registered. */
+  policy: string
+  revoked: boolean
+}
+
 /** One `AccessGranted` log, with where it was found. */
 export interface GrantLog {
   /** The contract that emitted it. */
@@ -97,6 +110,11 @@ export interface ChainClient {
   grantLogs(fromBlock: number, toBlock: number, capsuleIds: readonly string[]): Promise<GrantLog[]>
   /** The stored grant, or `undefined` if the contract does not know it. */
   getGrant(grantId: string): Promise<ChainGrant | undefined>
+  /**
+   * The capsule's CapsuleRegistry record (owner, policy, revoked), read at the block every other
+   * read is pinned to. The keyguard releases a key only when it matches the key record (ADR 0071).
+   */
+  capsuleRecord(capsuleId: string): Promise<CapsuleRecord>
   /** `AccessController.checkAccess` by `eth_call`. */
   checkAccess(args: CheckAccessArgs): Promise<{ allowed: boolean; reason: number }>
   /** `NodeRegistry.isActive(node, role)`. */

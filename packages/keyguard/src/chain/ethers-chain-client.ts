@@ -36,6 +36,7 @@ import {
 import type {
   AuditShortfall,
   BlockRef,
+  CapsuleRecord,
   ChainClient,
   ChainGrant,
   CheckAccessArgs,
@@ -434,6 +435,35 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         },
         (v) => (v === undefined ? '-' : Buffer.from(v).toString('hex')),
       ),
+
+    async capsuleRecord(capsuleId) {
+      const capsules = await capsuleRegistryAddress()
+      const registryAbi = abi().capsuleRegistry
+      const call = async (provider: JsonRpcApiProvider, blockTag: string | number, fn: string) =>
+        registryAbi.decodeFunctionResult(
+          fn,
+          await provider.call({
+            to: capsules,
+            data: registryAbi.encodeFunctionData(fn, [capsuleId]),
+            blockTag,
+          }),
+        )
+      return rpcs.read(
+        'capsuleRecord',
+        async ({ provider, blockTag }): Promise<CapsuleRecord> => {
+          const [owner, info] = await Promise.all([
+            call(provider, blockTag, 'ownerOf'),
+            call(provider, blockTag, 'accessInfo'),
+          ])
+          return {
+            owner: getAddress(String(owner[0])),
+            policy: getAddress(String(info[0])),
+            revoked: Boolean(info[1]),
+          }
+        },
+        (r) => `${r.owner}:${r.policy}:${r.revoked}`,
+      )
+    },
 
     async attestationRequired(capsuleId) {
       const capsules = await capsuleRegistryAddress()

@@ -20,7 +20,9 @@
  * `evidence:<QUOTE_* check>`; no dial otherwise), BEFORE any lock, so a mute executor holds only
  * its own request (attest-outside-lock.ts) → per-capsule lock (and per-executor lock when
  * `fee > 0`) → wait until no audit of this capsule (executor) is unrecorded, at most
- * `pendingWaitMs` (`busy`, `audit-pending`) → on chain, in parallel: `nonceUsed` (`replayed`),
+ * `pendingWaitMs` (`busy`, `audit-pending`) → on chain, in parallel: the capsule's registry
+ * record, whose owner (and policy, when the key record names one) must be the key record's
+ * (`policy-denied` `not-owner` / `policy-mismatch`, capsule-check.ts), `nonceUsed` (`replayed`),
  * `checkAccess` by `eth_call` (`policy-denied`, reason = the policy's reason name), `runCount`
  * → the grant id; if another grant took the run index the quote was bound to, the lock is given
  * back and the request challenged again (`busy` `attestation-raced` after 3 rounds) → only now
@@ -81,6 +83,7 @@ import {
   attestationGate,
   notAttestedReason,
 } from '../release/attestation-gate.ts'
+import { capsuleRefusal } from '../release/capsule-check.ts'
 import { hpkeSender } from '../release/hpke-sender.ts'
 import type { ReleaseJournal } from '../release/release-journal.ts'
 import type { Sealer } from '../sealers/sealer.ts'
@@ -101,6 +104,13 @@ import { createKeyedLock, createPendingAudits, createSemaphore } from './fast-pa
 export interface FastPathInit {
   /** The keyguard's data directory (the audit journal lives in `fast-path-audit/`). */
   dataDir: string
+  /**
+   * The owner accounts whose capsules this keyguard serves, for key records that do not name
+   * their owner (`metadata.owner`). A request is served only when the capsule's on-chain owner
+   * (and policy, when the record names one) is the record's (capsule-check.ts, ADR 0071).
+   * Default none: such a record's requests are refused `policy-denied` `not-owner`.
+   */
+  owners?: readonly string[]
   /** Latest accepted `expiry - now`, seconds, capped by the AccessController's `auditWindow`. Default 600. */
   maxExpirySeconds?: number
   /**
@@ -642,7 +652,8 @@ export function fastPathServer(init: FastPathInit) {
         let unwrapping: Promise<Uint8Array> | undefined
         let dataKey: Uint8Array | undefined
         try {
-          const [used, access, runs] = await Promise.all([
+          const [capsule, used, access, runs] = await Promise.all([
+            chain.capsuleRecord(rec.capsuleId),
             chain.nonceUsed(rec.executor, rec.capsuleId, rec.nonce),
             chain.checkAccess({
               capsuleId: rec.capsuleId,
@@ -657,6 +668,10 @@ export function fastPathServer(init: FastPathInit) {
           ])
           mark('chain')
           const refusal = ((): AccessResponse | undefined => {
+            // The capsule is the owner's, under the policy it sealed (capsule-check.ts): a
+            // squatter that registered the id first owns it on chain but not the key record.
+            const mine = capsuleRefusal(record, capsule, init.owners)
+            if (mine !== undefined) return refuse(peer, 'policy-denied', mine.reason)
             if (used) return refuse(peer, 'replayed', 'nonce-used-on-chain')
             // The on-chain half of `attested()`: no attestation record registered.
             if (!access.allowed && access.reason === Reason.NOT_ATTESTED) {

@@ -271,6 +271,7 @@ export async function rebuildKeyStore(
             metadata: {
               ...previousMetadata,
               ...options.metadata,
+              owner: identity.address,
               cid: capsule.cid,
               policy: capsule.policy,
               runtime: parsed.header.runtime.kind,

@@ -52,9 +52,10 @@ import {
 } from '../errors.ts'
 import type { Sealer } from '../sealers/sealer.ts'
 import { unwrapDataKey } from '../sealers/wrap.ts'
-import type { KeyStore } from '../store/key-store.ts'
+import type { KeyRecord, KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
 import { type AttestationGate, attestationGate, notAttestedReason } from './attestation-gate.ts'
+import { capsuleRefusal } from './capsule-check.ts'
 import type { CommitteeGate } from './committee-gate.ts'
 import type { ReleaseJournal } from './release-journal.ts'
 
@@ -78,6 +79,13 @@ export interface KeyReleaserInit {
    * challenge), ms. Default 2000.
    */
   verdictPollMs?: number
+  /**
+   * The owner accounts whose capsules this keyguard serves, for key records that do not name
+   * their owner (`metadata.owner`; records stored before ADR 0071). A grant is served only when
+   * the capsule's on-chain owner is the record's (capsule-check.ts). Default none: such a record's
+   * grants are refused `not-owner`.
+   */
+  owners?: readonly string[]
 }
 
 /** What the releaser reports. Never carries key bytes. */
@@ -88,8 +96,16 @@ export type ReleaseEvent =
    * refused; `attestation` says why (`unregistered`, `record-mismatch`, `not-activated`,
    * `evidence:<QUOTE_* check>`; `unreachable` only on the fast path, the chain path holds the
    * grant). The journal holds the grant as refused.
+   * `reason` `not-owner` / `policy-mismatch`: the capsule's on-chain owner or policy is not the
+   * key record's (capsule-check.ts, ADR 0071); `detail` says which. Journaled as refused too.
    */
-  | { type: 'grant-refused'; grantId: string; reason: string; attestation?: string }
+  | {
+      type: 'grant-refused'
+      grantId: string
+      reason: string
+      attestation?: string
+      detail?: string
+    }
   /**
    * Held: a fast-path audit of the capsule is not on chain yet (`audit-pending`, ADR 0073), or
    * the committee's before verdict is not on chain yet (`reason` `no-job`, `not-seated`,
@@ -185,8 +201,16 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
     let running = 0
     let idleWaiters: (() => void)[] = []
 
-    const refuse = (grantId: string, reason: string, attestation?: string): 'refused' => {
-      const extra = attestation === undefined ? {} : { attestation }
+    const refuse = (
+      grantId: string,
+      reason: string,
+      attestation?: string,
+      detail?: string,
+    ): 'refused' => {
+      const extra = {
+        ...(attestation === undefined ? {} : { attestation }),
+        ...(detail === undefined ? {} : { detail }),
+      }
       emit({ type: 'grant-refused', grantId, reason, ...extra })
       components.logger?.warn('grant refused', { grantId, reason, ...extra })
       return 'refused'
@@ -303,6 +327,22 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       }, verdictPollMs)
     }
 
+    /**
+     * The capsule check (capsule-check.ts), at the pinned block: `true` if the capsule's on-chain
+     * record matches the key record, `false` if the grant was refused (journaled and reported).
+     */
+    async function ownedAsRecorded(grant: ChainGrant, record: KeyRecord): Promise<boolean> {
+      const refusal = capsuleRefusal(
+        record,
+        await chain.capsuleRecord(grant.capsuleId),
+        init.owners,
+      )
+      if (refusal === undefined) return true
+      await journal.refuse(grant.grantId, `${refusal.reason} ${refusal.detail}`)
+      refuse(grant.grantId, refusal.reason, undefined, refusal.detail)
+      return false
+    }
+
     async function authoritative(grantId: string): Promise<ChainGrant> {
       const grant = await chain.getGrant(grantId)
       if (grant === undefined) {
@@ -387,6 +427,8 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
           details: { grantId: grant.grantId, reason: 'unknown-capsule' },
         })
       }
+      // Re-read right before the unwrap: a grant queued, held or resumed is checked again.
+      if (!(await ownedAsRecorded(grant, record))) return
       if (!(await runsAllow(grant))) return
       if (!(await attested(grant, peer))) return
       const grantIdBytes = getBytes(grant.grantId)
@@ -447,9 +489,8 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
           return refuse(log.grantId, 'mismatch')
         }
         if (grant.fastPath) return servedInline(grant.grantId)
-        if ((await keyStore.get(grant.capsuleId)) === undefined) {
-          return refuse(log.grantId, 'unknown-capsule')
-        }
+        const record = await keyStore.get(grant.capsuleId)
+        if (record === undefined) return refuse(log.grantId, 'unknown-capsule')
         let resumed: boolean
         try {
           ;({ resumed } = await journal.begin(grant.grantId, getBytes(grant.ephemeralKey), {
@@ -461,6 +502,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
           if (err instanceof GrantRefusedError) return refuse(log.grantId, 'refused')
           throw err
         }
+        if (!(await ownedAsRecorded(grant, record))) return 'refused'
         emit({ type: 'grant-accepted', grantId: grant.grantId, resumed })
         schedule(grant)
         return 'queued'

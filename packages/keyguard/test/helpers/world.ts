@@ -18,13 +18,13 @@ import {
   environment,
 } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
-import { type Anvil, startAnvil } from '@digicap/contracts/testing'
+import { ANVIL_MNEMONIC, type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { CONNECTION_MONITOR } from '@digicap/p2p/light'
 import { handle, type KeyRelease, keyReleaseProtocol, type ReleaseAck } from '@digicap/protocol'
 import { identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
-import { hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
+import { HDNodeWallet, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { createLibp2p } from 'libp2p'
 import {
   type ChainClient,
@@ -84,6 +84,7 @@ export async function setupChain(options: { chainId?: number } = {}): Promise<Ch
 
 async function deployed(anvil: Anvil): Promise<Chain> {
   const [deployer, owner, executor, other] = anvil.signers as Wallet[]
+  if (owner?.address !== TEST_OWNER) throw new Error('chain.owner is not TEST_OWNER')
   const addresses = await deployDigicap(deployer as Wallet, {
     minStake: MIN_STAKE,
     grantWindow: GRANT_WINDOW,
@@ -171,13 +172,31 @@ export async function keyguardParts(dir?: string, sealer?: Sealer): Promise<Keyg
   }
 }
 
-/** Stores `dataKey` for `capsuleId` wrapped to the sealer and a throwaway recovery key. */
-export async function storeKey(parts: KeyguardParts, capsuleId: string, dataKey: Uint8Array) {
+/**
+ * `chain.owner` of every test chain (anvil's account 1): the owner key records name, as the
+ * owner's seal pipeline does (`metadata.owner`, ADR 0071).
+ */
+export const TEST_OWNER = HDNodeWallet.fromPhrase(
+  ANVIL_MNEMONIC,
+  undefined,
+  "m/44'/60'/0'/0",
+).deriveChild(1).address
+
+/**
+ * Stores `dataKey` for `capsuleId` wrapped to the sealer and a throwaway recovery key, with
+ * `metadata` (default: the owner is {@link TEST_OWNER}, as sealed by `chain.owner`).
+ */
+export async function storeKey(
+  parts: KeyguardParts,
+  capsuleId: string,
+  dataKey: Uint8Array,
+  metadata: Record<string, string> = { owner: TEST_OWNER },
+) {
   const wrappedKeys = await wrapDataKey(dataKey, {
     sealer: parts.sealer,
     recoveryPublicKey: generateX25519KeyPair().publicKey,
   })
-  await parts.keyStore.put({ capsuleId, wrappedKeys })
+  await parts.keyStore.put({ capsuleId, wrappedKeys, metadata })
 }
 
 export function chainClientFor(chain: Chain, signer: Wallet = chain.owner, urls?: string[]) {

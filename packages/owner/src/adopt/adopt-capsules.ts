@@ -138,6 +138,7 @@ export async function adoptCapsules(
       wrappedKeys: header.wrappedKeys,
       metadata: {
         ...params.metadata,
+        owner: params.owner,
         cid: capsule.cid,
         policy: capsule.policy,
         runtime: header.runtime.kind,

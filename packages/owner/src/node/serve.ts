@@ -151,6 +151,8 @@ async function startKeyguard(
   const keyguard = createKeyguard({
     dataDir: paths.keyguard,
     confirmations: options.confirmations ?? confirmationsFor(config),
+    // Key records stored before they named their owner are this owner's (keyguard ADR 0071).
+    owners: [parts.owner.address],
     ...(config.startBlock !== undefined ? { startBlock: config.startBlock } : {}),
     ...(config.keyguard?.pollIntervalMs !== undefined
       ? { pollIntervalMs: config.keyguard.pollIntervalMs }

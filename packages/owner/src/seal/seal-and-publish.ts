@@ -218,7 +218,10 @@ async function sealThenPublish(
   const deployedPolicy = await ctx.deploying
   const policy = deployedPolicy?.address ?? (ctx.policyAddress as `0x${string}`)
   const capsuleSize = (await stat(params.output)).size
+  // The owner the keyguard checks the capsule's on-chain owner against before any release
+  // (keyguard ADR 0071): a squatter that registers this id first owns it on chain, not here.
   const metadata = {
+    owner: components.signer.address,
     cid,
     policy,
     chainId: String(params.chainId),
