@@ -465,6 +465,41 @@ describe('what the Pi refuses to adopt, and what the pipeline refuses to seal', 
     expect(seen[0]?.every((b) => b === 0)).toBe(true)
   })
 
+  it('a registration that fails (the capsule id registered first by another account) removes the key record', async () => {
+    const { components } = await laptopComponents(await piCard())
+    const squatter = connectDigicap(contracts, anvil.signers[3] as Wallet)
+    let capsuleId = ''
+    const squatted = sealSmall(
+      'squatted',
+      {
+        ...components,
+        keyRecords: piKeyStore,
+        registrar: {
+          // A front-runner copies the id from the mempool and registers it first.
+          register: async (e) => {
+            capsuleId = e.capsuleId
+            expect((await piKeyStore.get(capsuleId))?.metadata.owner).toBe(identity.address)
+            await (
+              await squatter.capsuleRegistry.register(
+                e.capsuleId,
+                firstPolicy,
+                e.cid,
+                hexlify(randomBytes(32)),
+                piNode.libp2p.peerId.toMultihash().bytes,
+                hexlify(randomBytes(32)),
+              )
+            ).wait()
+            return components.registrar.register(e)
+          },
+        },
+      },
+      firstPolicy,
+    )
+    await expect(squatted).rejects.toThrow()
+    expect(capsuleId).not.toBe('')
+    expect(await piKeyStore.get(capsuleId)).toBeUndefined()
+  })
+
   it('a card is checked: the recovery scheme, a short recovery key or no peer id are refused', async () => {
     const card = JSON.parse(await piCard())
     expect(parseKeyguardCard(card).recoveryPublicKey).toHaveLength(32)

@@ -229,16 +229,25 @@ async function sealThenPublish(
     runtime: runtime.kind,
   }
   await components.keyRecords?.put({ capsuleId, wrappedKeys, metadata })
-  const { transactionHash } = await step(progress, 'register', () =>
-    components.registrar.register({
-      capsuleId,
-      policy,
-      cid,
-      plaintextCommitment: sealed.header.payload.plaintextCommitment,
-      keyguardPeerId: params.keyguardPeerId,
-      keyguardKeyId: wrappingKey.keyId,
-    }),
-  )
+  let transactionHash: string
+  try {
+    ;({ transactionHash } = await step(progress, 'register', () =>
+      components.registrar.register({
+        capsuleId,
+        policy,
+        cid,
+        plaintextCommitment: sealed.header.payload.plaintextCommitment,
+        keyguardPeerId: params.keyguardPeerId,
+        keyguardKeyId: wrappingKey.keyId,
+      }),
+    ))
+  } catch (err) {
+    // No key record for a capsule id this owner does not hold on chain (someone may have
+    // registered it first). Had the registration landed after all, the keyguard adopts the
+    // capsule again from its header (adoptCapsules), which carries the keyguard's copy.
+    await components.keyRecords?.delete?.(capsuleId).catch(() => undefined)
+    throw err
+  }
   progress('announce', 0, 1)
   const announced = await announce(components, {
     capsuleId,

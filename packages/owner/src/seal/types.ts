@@ -19,6 +19,11 @@ export type SealProgressFn = (stage: SealStage, done: number, total: number) => 
 /** Where the wrapped data keys go before the capsule is registered (a keyguard `KeyStore`). */
 export interface KeyRecordSink {
   put(record: PutKeyRecord): Promise<unknown>
+  /**
+   * Removes the record `put` stored, when the capsule's registration failed (e.g. another
+   * account registered its id first: keyguard ADR 0071). A keyguard's `KeyStore` has it.
+   */
+  delete?(capsuleId: string): Promise<unknown>
 }
 
 export interface SealAndPublishParameters {
