@@ -75,7 +75,7 @@ import {
 } from '@digicap/protocol'
 import type { PeerId } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
-import { getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
+import { getAddress, getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from '../chain/chain-client.ts'
 import { AlreadyReleasedError, NotAttestedError } from '../errors.ts'
 import {
@@ -112,6 +112,21 @@ export interface FastPathInit {
    */
   owners?: readonly string[]
   /** Latest accepted `expiry - now`, seconds, capped by the AccessController's `auditWindow`. Default 600. */
+  /**
+   * Least time, seconds, a request must have left before it expires, counted from the later of
+   * the keyguard's clock and the chain's latest block time: `recordFastPathGrant` reverts
+   * `SignedRequestExpired` once its block is past the expiry, so a request about to expire would
+   * get its key with no audit, no run counted and no fee (ADR 0072). Refused `expired`
+   * `too-soon`. Default 60 (several blocks on any chain, retries included).
+   */
+  minAuditMarginSeconds?: number
+  /**
+   * How long an executor whose audit reverted is refused the fast path (`policy-denied`
+   * `audit-failed`), ms. Default 24 h. A reverted audit is kept on disk and sent again at each
+   * start, which re-arms the cut-off: the operator clears it by removing the file
+   * (`<dataDir>/fast-path-audit/<id>.json`) once understood (ADR 0072).
+   */
+  auditFailureCooldownMs?: number
   maxExpirySeconds?: number
   /**
    * Per-peer token bucket of peers that are not a registered executor's (strangers).
@@ -336,6 +351,23 @@ export function fastPathServer(init: FastPathInit) {
     const gate = components.attestation ?? attestationGate()({ chain, libp2p })
     const guard = components.guard ?? createConnectionGuard(init.strangers)()
     const maxExpiry = init.maxExpirySeconds ?? 600
+    const minAuditMargin = BigInt(init.minAuditMarginSeconds ?? 60)
+    const auditFailureCooldownMs = init.auditFailureCooldownMs ?? 24 * 60 * 60 * 1000
+    /** Executors (checksummed) refused after a reverted audit, until when (ms since epoch). */
+    const auditFailed = new Map<string, number>()
+    // The chain's clock (latest block time), read at most once a second and shared.
+    let chainClock: { at: number; value: Promise<bigint> } | undefined
+    const chainNow = (): Promise<bigint> => {
+      if (chainClock === undefined || performance.now() - chainClock.at > 1000) {
+        const value = chain.now()
+        const clock = { at: performance.now(), value }
+        value.catch(() => {
+          if (chainClock === clock) chainClock = undefined
+        })
+        chainClock = clock
+      }
+      return chainClock.value
+    }
     const maxQueue = init.maxQueue ?? 32
     // A request may expire at most `maxExpiry` and at most the contract's audit window ahead:
     // `recordFastPathGrant` reverts after the expiry, so an audit that lands at all lands inside
@@ -490,7 +522,15 @@ export function fastPathServer(init: FastPathInit) {
         // A revert is final: the chain state the next evaluation reads is authoritative again.
         // Any other failure leaves the audit unrecorded, so its capsule stays `busy` until
         // `recordPending()` lands it.
-        if (e.errorName !== undefined) audits.settle(entry.id)
+        if (e.errorName !== undefined) {
+          audits.settle(entry.id)
+          // A key went out and its audit will never land (no run counted, no fee): a security
+          // event. The executor is refused the fast path for the cool-down (ADR 0072).
+          auditFailed.set(
+            getAddress(entry.request.executor as string),
+            Date.now() + auditFailureCooldownMs,
+          )
+        }
         const reason = auditAlertReason(err)
         emit({ type: 'audit-alert', grantId, error, reason })
         components.logger?.warn('fast path: audit record failed', { grantId, error, reason })
@@ -552,6 +592,12 @@ export function fastPathServer(init: FastPathInit) {
         return refuse(peer, 'policy-denied', 'EXECUTOR_NOT_REGISTERED')
       }
       if (known.status === 'peer-mismatch') return refuse(peer, 'bad-signature', 'peer-id-mismatch')
+      // An executor one of whose audits reverted gets no key inline until the cut-off ends.
+      const cutUntil = auditFailed.get(rec.executor)
+      if (cutUntil !== undefined) {
+        if (Date.now() < cutUntil) return refuse(peer, 'policy-denied', 'audit-failed')
+        auditFailed.delete(rec.executor)
+      }
       mark('peer')
       const record = await keyStore.get(rec.capsuleId)
       if (record === undefined) return refuse(peer, 'unknown-capsule')
@@ -560,6 +606,18 @@ export function fastPathServer(init: FastPathInit) {
       mark('verified')
       const now = BigInt(Math.floor(Date.now() / 1000))
       if (req.expiry <= now) return refuse(peer, 'expired')
+      // The audit must land before the expiry, in a block the chain's clock stamps: a request
+      // that leaves it no margin would be served unaudited (ADR 0072).
+      let chainTime: bigint
+      try {
+        chainTime = await chainNow()
+      } catch (err) {
+        if (err instanceof QuorumError) throw err
+        return refuse(peer, 'busy', 'chain-unavailable', 1000)
+      }
+      if (req.expiry < (chainTime > now ? chainTime : now) + minAuditMargin) {
+        return refuse(peer, 'expired', 'too-soon')
+      }
       const horizon = await expiryHorizon()
       if (horizon === undefined) return refuse(peer, 'busy', 'chain-unavailable', 1000)
       if (req.expiry > now + horizon) return refuse(peer, 'expired', 'too-far')
