@@ -6,6 +6,11 @@
  * and pushes a `KeyRelease` to the executor's registered libp2p peer, retrying with backoff
  * until acknowledged or the grant expires. On `ok` the journal entry is completed.
  *
+ * Slots are shared fairly (ADR 0072): a job holds one of `maxConcurrent` slots only while it
+ * checks, unwraps or pushes once; between two attempts it waits on a timer with no slot, and an
+ * executor has at most one job running, so a mute executor's grants cannot hold every slot and
+ * an honest executor's release goes out at once.
+ *
  * After a restart `resumePending()` re-serves grants begun but never acknowledged, to the same
  * key (the journal refuses any other), so a grant is delivered exactly once per ephemeral key.
  *
@@ -37,7 +42,13 @@
  */
 import { encodeHpkeSealed, hpkeSeal } from '@digicap/capsule-core'
 import type { ProtocolDialer } from '@digicap/protocol'
-import { keyReleaseProtocol, request, retryWithBackoff } from '@digicap/protocol'
+import {
+  type KeyRelease,
+  keyReleaseProtocol,
+  type ReleaseAck,
+  RetryExhaustedError,
+  request,
+} from '@digicap/protocol'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { encodeBase58, getBytes } from 'ethers'
@@ -60,7 +71,10 @@ import type { CommitteeGate } from './committee-gate.ts'
 import type { ReleaseJournal } from './release-journal.ts'
 
 export interface KeyReleaserInit {
-  /** Releases pushed at the same time. Default 4. */
+  /**
+   * Releases being prepared or pushed at the same time (one per executor at most; a grant
+   * waiting for its next attempt holds none). Default 4.
+   */
   maxConcurrent?: number
   /** Time limit of one push attempt, ms. Default 5000. */
   attemptTimeoutMs?: number
@@ -164,6 +178,17 @@ export interface KeyReleaser {
   readonly pending: number
 }
 
+/** A grant's release: the push made once (HPKE ciphertext only), and the attempts so far. */
+interface Prepared {
+  peer: PeerId
+  release: KeyRelease
+}
+interface Job {
+  grant: ChainGrant
+  push?: Prepared | undefined
+  attempts: number
+}
+
 /** libp2p peer id from the multihash bytes a NodeRegistry record holds. */
 export function peerIdFromRegistered(bytes: Uint8Array): PeerId {
   return peerIdFromString(encodeBase58(bytes))
@@ -193,8 +218,15 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       }
     }
     const abort = new AbortController()
+    /** Grants queued, running or waiting for their next push (the latest promise of each). */
     const inFlight = new Map<string, Promise<void>>()
-    const queue: ChainGrant[] = []
+    const queue: Job[] = []
+    /** Grants between two push attempts: the timer that queues the next one (no slot held). */
+    const waiting = new Map<string, ReturnType<typeof setTimeout>>()
+    /** Executors (checksummed) with a job running: at most one each, so none holds every slot. */
+    const busyExecutors = new Set<string>()
+    const retryBase = init.retryBaseMs ?? 250
+    const retryMax = init.retryMaxMs ?? 5000
     /** Grants waiting for their before verdict: the timer of the next look, the last reason. */
     const held = new Map<string, { timer?: ReturnType<typeof setTimeout>; reason: string }>()
     const verdictPollMs = init.verdictPollMs ?? 2000
@@ -365,13 +397,20 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       return 'served-inline'
     }
 
+    const isIdle = (): boolean => running === 0 && queue.length === 0 && waiting.size === 0
+
     function pump(): void {
       while (running < maxConcurrent && queue.length > 0 && !abort.signal.aborted) {
-        const grant = queue.shift() as ChainGrant
+        // The first job whose executor has none running: one executor's grants take one slot.
+        const next = queue.findIndex((j) => !busyExecutors.has(j.grant.executor))
+        if (next < 0) break
+        const job = queue.splice(next, 1)[0] as Job
+        const { grant } = job
         running++
-        const p = deliver(grant)
-          .then(() => {
-            held.delete(grant.grantId)
+        busyExecutors.add(grant.executor)
+        const p = step(job)
+          .then((outcome) => {
+            if (outcome !== 'retrying') held.delete(grant.grantId)
           })
           .catch((err: unknown) => {
             if (err instanceof AwaitingVerdictError) return hold(grant, err)
@@ -389,9 +428,10 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
           })
           .finally(() => {
             running--
-            inFlight.delete(grant.grantId)
+            busyExecutors.delete(grant.executor)
+            if (!waiting.has(grant.grantId)) inFlight.delete(grant.grantId)
             pump()
-            if (running === 0 && queue.length === 0) {
+            if (isIdle()) {
               for (const w of idleWaiters) w()
               idleWaiters = []
             }
@@ -400,20 +440,74 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       }
     }
 
+    /**
+     * One turn of a job in a slot: the checks and the unwrap on its first turn, then one push.
+     * A push that fails gives the slot back and queues the next attempt after a backoff (random
+     * up to `retryBaseMs` doubling to `retryMaxMs`) while the grant is valid (`retrying`).
+     */
+    async function step(job: Job): Promise<'done' | 'retrying'> {
+      const { grant } = job
+      job.push ??= await prepare(grant)
+      if (job.push === undefined) return 'done'
+      const { peer, release } = job.push
+      const until = Number(grant.expiresAt) * 1000
+      job.attempts++
+      let ack: ReleaseAck
+      try {
+        ack = await request(libp2p, peer, keyReleaseProtocol, release, {
+          timeout: Math.max(1, Math.min(until - Date.now(), attemptTimeout)),
+          signal: abort.signal,
+        })
+      } catch (err) {
+        if (abort.signal.aborted) throw err
+        const delay = Math.floor(
+          Math.random() * Math.min(retryMax, retryBase * 2 ** Math.min(job.attempts - 1, 30)),
+        )
+        if (Date.now() + delay >= until) {
+          throw new RetryExhaustedError('Gave up: the grant expires before the next attempt', {
+            details: { attempts: job.attempts },
+            cause: err,
+          })
+        }
+        waiting.set(
+          grant.grantId,
+          setTimeout(() => {
+            waiting.delete(grant.grantId)
+            if (abort.signal.aborted) return
+            queue.push(job)
+            pump()
+          }, delay),
+        )
+        return 'retrying'
+      }
+      if (ack.status !== 'ok') {
+        throw new ReleaseFailedError('The executor refused the key release', {
+          details: { grantId: grant.grantId, reason: ack.status },
+        })
+      }
+      await journal.complete(grant.grantId)
+      emit({ type: 'released', grantId: grant.grantId, attempts: job.attempts })
+      return 'done'
+    }
+
     /** Queues `grant` unless it is queued, running, or held (`fromHold`: its hold's next look). */
     function schedule(grant: ChainGrant, fromHold = false): void {
       if (
         inFlight.has(grant.grantId) ||
         (held.has(grant.grantId) && !fromHold) ||
-        queue.some((g) => g.grantId === grant.grantId)
+        queue.some((j) => j.grant.grantId === grant.grantId)
       )
         return
-      queue.push(grant)
+      queue.push({ grant, attempts: 0 })
       inFlight.set(grant.grantId, Promise.resolve())
       pump()
     }
 
-    async function deliver(grant: ChainGrant): Promise<void> {
+    /**
+     * The checks before the unwrap, the unwrap and the HPKE seal: the push to send, or
+     * `undefined` when the grant was refused (journaled and reported).
+     */
+    async function prepare(grant: ChainGrant): Promise<Prepared | undefined> {
       const peerBytes = await chain.nodePeerId(grant.executor)
       if (peerBytes === undefined) {
         throw new ReleaseFailedError('The executor has no registered peer id', {
@@ -428,9 +522,9 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         })
       }
       // Re-read right before the unwrap: a grant queued, held or resumed is checked again.
-      if (!(await ownedAsRecorded(grant, record))) return
-      if (!(await runsAllow(grant))) return
-      if (!(await attested(grant, peer))) return
+      if (!(await ownedAsRecorded(grant, record))) return undefined
+      if (!(await runsAllow(grant))) return undefined
+      if (!(await attested(grant, peer))) return undefined
       const grantIdBytes = getBytes(grant.grantId)
       const dataKey = await unwrapDataKey(record.wrappedKeys, sealer)
       let hpke: Uint8Array
@@ -440,35 +534,13 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         dataKey.fill(0)
       }
       emit({ type: 'unwrapped', grantId: grant.grantId })
-      const release = {
+      const release: KeyRelease = {
         grantId: grantIdBytes,
         capsuleId: getBytes(grant.capsuleId),
         hpke,
         fastPath: grant.fastPath,
       }
-      let attempts = 0
-      const ack = await retryWithBackoff(
-        ({ remainingMs, signal }) => {
-          attempts++
-          return request(libp2p, peer, keyReleaseProtocol, release, {
-            timeout: Math.max(1, Math.min(remainingMs, attemptTimeout)),
-            ...(signal === undefined ? {} : { signal }),
-          })
-        },
-        {
-          until: Number(grant.expiresAt) * 1000,
-          base: init.retryBaseMs ?? 250,
-          max: init.retryMaxMs ?? 5000,
-          signal: abort.signal,
-        },
-      )
-      if (ack.status !== 'ok') {
-        throw new ReleaseFailedError('The executor refused the key release', {
-          details: { grantId: grant.grantId, reason: ack.status },
-        })
-      }
-      await journal.complete(grant.grantId)
-      emit({ type: 'released', grantId: grant.grantId, attempts })
+      return { peer, release }
     }
 
     return {
@@ -533,7 +605,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       },
 
       idle() {
-        if (running === 0 && queue.length === 0) return Promise.resolve()
+        if (isIdle()) return Promise.resolve()
         return new Promise((resolve) => idleWaiters.push(resolve))
       },
 
@@ -542,11 +614,13 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         queue.length = 0
         for (const h of held.values()) clearTimeout(h.timer)
         held.clear()
+        for (const t of waiting.values()) clearTimeout(t)
+        waiting.clear()
         await Promise.allSettled([...inFlight.values()])
       },
 
       get pending() {
-        return running + queue.length + held.size
+        return running + queue.length + waiting.size + held.size
       },
     }
   }
