@@ -10,6 +10,8 @@
  * - `not-owner`: the capsule's on-chain owner is not the key record's `metadata.owner` (or,
  *   for a record that names none, not one of the keyguard's `owners`); also when the capsule is
  *   not registered, or neither names an owner (fail closed).
+ * - `revoked`: the owner revoked the capsule (`accessInfo`): a grant made before the revocation
+ *   (an executor that front-ran `revoke`, or a keyguard behind) is not served.
  * - `policy-mismatch`: the record names a `metadata.policy` and the capsule's on-chain policy is
  *   another. An owner who moves a capsule to a new policy (`updatePolicy`) updates the record.
  */
@@ -18,13 +20,14 @@ import type { CapsuleRecord } from '../chain/chain-client.ts'
 import type { KeyRecord } from '../store/key-store.ts'
 
 /** Why the capsule check refused (the `reason` of `grant-refused` / the fast path's refusal). */
-export type CapsuleRefusalReason = 'not-owner' | 'policy-mismatch'
+export type CapsuleRefusalReason = 'not-owner' | 'revoked' | 'policy-mismatch'
 
 export interface CapsuleRefusal {
   reason: CapsuleRefusalReason
   /**
    * `not-registered`, `no-owner-known` (neither the record nor the keyguard names an owner),
-   * `bad-record` (the record's owner or policy is not an address), `other-owner`, `other-policy`.
+   * `bad-record` (the record's owner or policy is not an address), `other-owner`, `revoked`,
+   * `other-policy`.
    */
   detail: string
 }
@@ -57,6 +60,7 @@ export function capsuleRefusal(
   if (expected.length === 0) return { reason: 'not-owner', detail: 'no-owner-known' }
   if (expected.includes(undefined)) return { reason: 'not-owner', detail: 'bad-record' }
   if (!expected.includes(actual)) return { reason: 'not-owner', detail: 'other-owner' }
+  if (onChain.revoked) return { reason: 'revoked', detail: 'revoked' }
   const policy = record.metadata.policy
   if (policy !== undefined) {
     const want = norm(policy)

@@ -182,6 +182,8 @@ export interface KeyReleaser {
 interface Prepared {
   peer: PeerId
   release: KeyRelease
+  /** The key record it was checked against (metadata only is read again). */
+  record: KeyRecord
 }
 interface Job {
   grant: ChainGrant
@@ -447,8 +449,13 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
      */
     async function step(job: Job): Promise<'done' | 'retrying'> {
       const { grant } = job
-      job.push ??= await prepare(grant)
-      if (job.push === undefined) return 'done'
+      if (job.push === undefined) {
+        job.push = await prepare(grant)
+        if (job.push === undefined) return 'done'
+      } else if (!(await ownedAsRecorded(grant, job.push.record))) {
+        // A retry: revoked (or moved) since the last attempt → not sent again.
+        return 'done'
+      }
       const { peer, release } = job.push
       const until = Number(grant.expiresAt) * 1000
       job.attempts++
@@ -540,7 +547,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         hpke,
         fastPath: grant.fastPath,
       }
-      return { peer, release }
+      return { peer, release, record }
     }
 
     return {
