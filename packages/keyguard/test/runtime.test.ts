@@ -110,7 +110,7 @@ describe('chain path', () => {
     expect(w.exec.releases.length).toBe(served)
   })
 
-  it('keeps the journal entry begun when the executor cannot open the release', async () => {
+  it('closes the journal entry (refused) when the executor cannot open the release', async () => {
     const { parts, capsuleId, keyguard, events } = await freshKeyguard()
     await keyguard.start()
     const grantId = await requestAccess(w.chain, capsuleId, hexlify(randomBytes(32))) // no private key
@@ -120,8 +120,12 @@ describe('chain path', () => {
       grantId,
       reason: 'open-failed',
     })
-    expect((await parts.journal.get(grantId))?.state).toBe('begun')
-    expect((await keyguard.status()).releases.pending).toBe(1)
+    // Declined for good: no restart sends the same ciphertext again (release-declined.test.ts).
+    expect(await parts.journal.get(grantId)).toMatchObject({
+      state: 'refused',
+      reason: 'executor open-failed',
+    })
+    expect((await keyguard.status()).releases.pending).toBe(0)
   })
 
   it('ignores a grant from a foreign AccessController for the same capsule id', async () => {

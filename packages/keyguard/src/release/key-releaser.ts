@@ -131,6 +131,11 @@ export type ReleaseEvent =
   | { type: 'served-inline'; grantId: string }
   | { type: 'unwrapped'; grantId: string }
   | { type: 'released'; grantId: string; attempts: number }
+  /**
+   * `reason`: the executor's non-`ok` answer (`open-failed`, `unknown-grant`: the journal then
+   * holds the grant as refused, no restart re-sends it), or why the push gave up (`no-peer`,
+   * `unknown-capsule`, an error code such as `RETRY_EXHAUSTED` when the grant expired first).
+   */
   | { type: 'release-failed'; grantId: string; reason: string }
 
 export interface KeyReleaserComponents {
@@ -488,6 +493,10 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         return 'retrying'
       }
       if (ack.status !== 'ok') {
+        // The executor read the release and declined it (`open-failed`: its key does not open
+        // it or is not the capsule's; `unknown-grant`: no run waits for it). Sending the same
+        // ciphertext again cannot change that: closed, so no restart re-sends it.
+        await journal.refuse(grant.grantId, `executor ${ack.status}`)
         throw new ReleaseFailedError('The executor refused the key release', {
           details: { grantId: grant.grantId, reason: ack.status },
         })
