@@ -71,6 +71,7 @@ export { createConnectionGuard } from '@digicap/protocol'
 export type {
   AuditShortfall,
   BlockRef,
+  CapsuleRecord,
   ChainClient,
   ChainGrant,
   CheckAccessArgs,
