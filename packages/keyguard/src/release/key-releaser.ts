@@ -454,18 +454,17 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
      */
     async function step(job: Job): Promise<'done' | 'retrying'> {
       const { grant } = job
-      if (job.push === undefined) {
-        job.push = await prepare(grant)
-        if (job.push === undefined) return 'done'
-      } else if (!(await ownedAsRecorded(grant, job.push.record))) {
-        // A retry: revoked (or moved) since the last attempt → not sent again.
-        return 'done'
-      }
-      const { peer, release } = job.push
+      const retry = job.push !== undefined
+      job.push ??= await prepare(grant)
+      if (job.push === undefined) return 'done'
+      const { peer, release, record } = job.push
       const until = Number(grant.expiresAt) * 1000
-      job.attempts++
       let ack: ReleaseAck
       try {
+        // A retry: not sent again once the capsule was revoked (or moved) since the last attempt;
+        // a failed read counts as a failed attempt.
+        if (retry && !(await ownedAsRecorded(grant, record))) return 'done'
+        job.attempts++
         ack = await request(libp2p, peer, keyReleaseProtocol, release, {
           timeout: Math.max(1, Math.min(until - Date.now(), attemptTimeout)),
           signal: abort.signal,
@@ -473,7 +472,8 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       } catch (err) {
         if (abort.signal.aborted) throw err
         const delay = Math.floor(
-          Math.random() * Math.min(retryMax, retryBase * 2 ** Math.min(job.attempts - 1, 30)),
+          Math.random() *
+            Math.min(retryMax, retryBase * 2 ** Math.min(Math.max(0, job.attempts - 1), 30)),
         )
         if (Date.now() + delay >= until) {
           throw new RetryExhaustedError('Gave up: the grant expires before the next attempt', {
