@@ -21,6 +21,19 @@ export const OPS_FLAGS = {
   'ops-public': switchFlag('allow a non-loopback --ops-host (exposes metrics and status)', {
     group: 'Operations',
   }),
+  'ops-allowed-host': valueFlag(
+    '<host,...>',
+    'more Host names the ops port answers (env DIGICAP_OPS_ALLOWED_HOSTS; `name` or\n`name:port`, comma-separated; 127.0.0.1, localhost and [::1] at the port always;\nany other Host gets 421, against DNS rebinding)',
+    {
+      parse: (text: string) =>
+        text
+          .split(',')
+          .map((h) => h.trim())
+          .filter((h) => h !== ''),
+      env: 'DIGICAP_OPS_ALLOWED_HOSTS',
+      group: 'Operations',
+    },
+  ),
   'health-cache-ms': valueFlag(
     '<ms>',
     'how long /healthz and the status page reuse a TPM probe or chain answer\n(env DIGICAP_HEALTH_CACHE_MS; default 10000)',

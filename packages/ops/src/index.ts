@@ -38,6 +38,7 @@ export { cachedAnswer } from './health/cached.ts'
 export { type ProbedSealer, type SealerProbeAnswer, sealerProbe } from './health/sealer-probe.ts'
 export { isLoopbackHost } from './http/loopback.ts'
 export {
+  allowedHostHeaders,
   type HealthCheck,
   type HealthChecks,
   healthReport,

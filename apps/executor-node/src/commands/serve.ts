@@ -65,6 +65,7 @@ also attests other executors' jobs as a committee member (config settlement.*). 
         port: flags['ops-port'],
         host: flags['ops-host'],
         allowPublic: flags['ops-public'],
+        allowedHosts: flags['ops-allowed-host'],
         healthCacheMs: flags['health-cache-ms'],
         env: ctx.env,
         logger,

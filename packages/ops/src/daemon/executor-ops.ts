@@ -17,6 +17,8 @@ export interface ExecutorOpsOptions {
   port: number | undefined
   host: string | undefined
   allowPublic: boolean
+  /** More Host header values the ops port answers (`--ops-allowed-host`). */
+  allowedHosts?: readonly string[] | undefined
   /** How long /healthz reuses the chain head (success or failure). Default 10 s. */
   healthCacheMs?: number | undefined
   env: NodeJS.ProcessEnv
@@ -44,6 +46,7 @@ export async function startExecutorOps(
           port: o.port,
           ...(o.host === undefined ? {} : { host: o.host }),
           allowPublic: o.allowPublic,
+          ...(o.allowedHosts === undefined ? {} : { allowedHosts: o.allowedHosts }),
           metrics,
           health: {
             chain: async () => ({ ok: true, detail: { head: await head() } }),

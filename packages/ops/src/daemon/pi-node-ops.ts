@@ -24,6 +24,8 @@ export interface PiNodeOpsOptions {
   port: number | undefined
   host: string | undefined
   allowPublic: boolean
+  /** More Host header values the ops port answers (`--ops-allowed-host`). */
+  allowedHosts?: readonly string[] | undefined
   /** How long a TPM probe's or the RPC's answer is reused by /healthz and the page. Default 10 s. */
   healthCacheMs?: number | undefined
   env: NodeJS.ProcessEnv
@@ -88,6 +90,7 @@ export async function startPiNodeOps(
     port: o.port,
     ...(o.host === undefined ? {} : { host: o.host }),
     allowPublic: o.allowPublic,
+    ...(o.allowedHosts === undefined ? {} : { allowedHosts: o.allowedHosts }),
     metrics,
     health: { tpm: check('tpm'), chain: check('chain'), keyguard: check('keyguard') },
     routes: [

@@ -5,7 +5,7 @@
  * `allowPublic` (the status page shows what this node guards; metrics show its traffic).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, isIP } from 'node:net'
 import { OpsListenError } from '../errors.ts'
 import type { NodeMetrics } from '../metrics/node-metrics.ts'
 import { isLoopbackHost } from './loopback.ts'
@@ -40,6 +40,12 @@ export interface OpsServerOptions {
   routes?: RouteHandler[]
   /** Time limit of one health check, ms. Default 3000. */
   healthTimeoutMs?: number
+  /**
+   * Host header values answered besides `127.0.0.1`, `localhost` and `[::1]` at the bound port
+   * (`--ops-allowed-host`): `name` (at the bound port) or `name:port`. Any other Host gets 421,
+   * so a web page whose name was rebound to this address (DNS rebinding) reads nothing.
+   */
+  allowedHosts?: readonly string[]
 }
 
 export interface OpsServer {
@@ -75,6 +81,34 @@ export async function healthReport(checks: HealthChecks, timeoutMs = 3000) {
   return { ok: Object.values(results).every((r) => r.ok), checks: results }
 }
 
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]']
+
+/** The Host header values the server answers (lower case, `name:port`; bare `name` at port 80). */
+export function allowedHostHeaders(
+  port: number,
+  listenHost: string,
+  extra: readonly string[] = [],
+): Set<string> {
+  const out = new Set<string>()
+  const add = (h: string) => {
+    const name = h.trim().toLowerCase()
+    if (name === '') return
+    // `name:port` or `[v6]:port` as given; otherwise the name at the bound port.
+    if (/^(\[[^\]]+\]|[^:[\]]+):\d+$/.test(name)) {
+      out.add(name)
+      return
+    }
+    const bare = isIP(name) === 6 ? `[${name}]` : name
+    out.add(`${bare}:${port}`)
+    if (port === 80) out.add(bare)
+  }
+  for (const h of LOOPBACK_NAMES) add(h)
+  // The listen address itself, when it is one address (an IP literal cannot be rebound).
+  if (listenHost !== '0.0.0.0' && listenHost !== '::') add(listenHost.replace(/^\[|\]$/g, ''))
+  for (const h of extra) add(h)
+  return out
+}
+
 /**
  * Starts the ops server.
  *
@@ -93,8 +127,17 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
       hint: 'Use 127.0.0.1 (reach it over SSH: ssh -L), or pass --ops-public to expose it on purpose.',
     })
   }
+  let allowed = new Set<string>()
   const server = createServer(async (req, res) => {
     try {
+      if (!allowed.has((req.headers.host ?? '').toLowerCase())) {
+        res
+          .writeHead(421, { 'content-type': 'text/plain', 'cache-control': 'no-store' })
+          .end(
+            'misdirected request: this ops port answers Host 127.0.0.1, localhost or [::1] at its port (add names with --ops-allowed-host)\n',
+          )
+        return
+      }
       const url = new URL(req.url ?? '/', 'http://ops.invalid')
       for (const route of options.routes ?? []) if (await route(req, res, url)) return
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -137,6 +180,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     server.listen(options.port, host, () => resolve())
   })
   const { port } = server.address() as AddressInfo
+  allowed = allowedHostHeaders(port, host, options.allowedHosts)
   const shown = host.includes(':') ? `[${host}]` : host
   return {
     url: `http://${shown}:${port}`,
