@@ -102,7 +102,11 @@ export interface ReleaseJournal {
     info?: { capsuleId?: string },
   ): Promise<ReleaseEntry>
   get(grantId: string): Promise<ReleaseEntry | undefined>
-  /** Entries begun but not completed (to re-serve after a restart), sorted by grant id. */
+  /**
+   * Entries begun but not completed (to re-serve after a restart), sorted by grant id. Reads
+   * only the begun entries' files (an index kept in memory since open), not the whole folder.
+   * @throws {KeyStoreCorruptError} if a begun entry (or a file that did not parse at open) is corrupt.
+   */
   pending(): Promise<ReleaseEntry[]>
 }
 
@@ -227,6 +231,21 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
     }
   }
 
+  // The index of open entries: ids of the entries begun and not yet closed, plus every file
+  // that did not parse at open (so `pending()` still refuses a corrupt journal, as it did when
+  // it read every file). Loaded once here; `begin` adds, `complete` and `refuse` remove, after
+  // their durable write. The files stay the truth: `pending()` reads each indexed entry again.
+  const open = new Set<string>()
+  for (const name of await readdir(dir)) {
+    if (!name.endsWith('.json') || name.startsWith('.')) continue
+    const id = name.slice(0, -'.json'.length)
+    try {
+      if ((await get(id))?.state === 'begun') open.add(id)
+    } catch {
+      open.add(id)
+    }
+  }
+
   return {
     dir,
     get,
@@ -255,6 +274,7 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
       const id = entry.grantId
       try {
         await writeFileAtomic(pathOf(id), serialize(entry), { exclusive: true })
+        open.add(id)
         return { entry, resumed: false }
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
@@ -282,6 +302,7 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
           details: { grantId: id, reason: 'refused', refusal: existing.reason },
         })
       }
+      open.add(id)
       return { entry: existing, resumed: true }
     },
 
@@ -293,13 +314,17 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
           details: { grantId: id },
         })
       }
-      if (existing.state !== 'begun') return existing
+      if (existing.state !== 'begun') {
+        open.delete(id)
+        return existing
+      }
       const done: ReleaseEntry = {
         ...existing,
         state: 'completed',
         completedAt: new Date().toISOString(),
       }
       await writeFileAtomic(pathOf(id), serialize(done))
+      open.delete(id)
       return done
     },
 
@@ -316,7 +341,10 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
           details: { grantId: id },
         })
       }
-      if (existing.state !== 'begun') return existing
+      if (existing.state !== 'begun') {
+        open.delete(id)
+        return existing
+      }
       const refused: ReleaseEntry = {
         ...existing,
         state: 'refused',
@@ -324,15 +352,16 @@ export async function createReleaseJournal(dir: string): Promise<ReleaseJournal>
         reason,
       }
       await writeFileAtomic(pathOf(id), serialize(refused))
+      open.delete(id)
       return refused
     },
 
     async pending() {
       const out: ReleaseEntry[] = []
-      for (const name of (await readdir(dir)).sort()) {
-        if (!name.endsWith('.json') || name.startsWith('.')) continue
-        const entry = await get(name.slice(0, -'.json'.length))
+      for (const id of [...open].sort()) {
+        const entry = await get(id)
         if (entry?.state === 'begun') out.push(entry)
+        else open.delete(id)
       }
       return out
     },
