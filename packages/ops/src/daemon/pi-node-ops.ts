@@ -7,6 +7,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeJsonAtomic } from '@digicap/cli-kit'
 import { OPS_FILE } from '../flags.ts'
+import { cachedAnswer } from '../health/cached.ts'
 import { startOpsServer } from '../http/ops-server.ts'
 import type { OpsLogger } from '../log/logger.ts'
 import { createNodeMetrics } from '../metrics/node-metrics.ts'
@@ -16,6 +17,9 @@ import { readOrCreateStatusToken } from '../status/token.ts'
 import { notifyReady, notifyStopping } from '../systemd/notify.ts'
 import { piNodeStatusSource, type StatusDaemon, type StatusOwner } from './pi-node-status.ts'
 import { STATUS_TOKEN_FILE } from './status-link.ts'
+
+/** How long one build of the health rows answers /healthz, ms (at most the health cache). */
+const HEALTH_ROWS_MS = 1_000
 
 export interface PiNodeOpsOptions {
   dataDir: string
@@ -81,7 +85,12 @@ export async function startPiNodeOps(
   // After the status source: its TPM probe holds the sealer's own methods, not counted here.
   const unwrapSealer = observeSealer(metrics, pi.sealer)
   const token = await readOrCreateStatusToken(join(o.dataDir, STATUS_TOKEN_FILE))
-  const healthRows = async () => Object.fromEntries((await source.health()).map((r) => [r.name, r]))
+  // One set of rows serves every check of a /healthz, and every /healthz for a second (one
+  // build in flight): an unauthenticated flood costs the keyguard one status() per window.
+  const healthRows = cachedAnswer(
+    Math.min(HEALTH_ROWS_MS, o.healthCacheMs ?? HEALTH_ROWS_MS),
+    async () => Object.fromEntries((await source.health()).map((r) => [r.name, r])),
+  )
   const check = (name: string) => async () => {
     const row = (await healthRows())[name]
     return { ok: row?.ok === true, detail: { text: row?.text ?? 'missing' } }
