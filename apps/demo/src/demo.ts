@@ -18,13 +18,7 @@
  * Usage: `node src/demo.ts [--json] [--keep] [--sealer tpm2|software]`.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import {
-  accessSync,
-  constants as fsConstants,
-  mkdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs'
+import { accessSync, constants as fsConstants, mkdirSync, writeFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -606,13 +600,14 @@ async function main() {
   if (serveDoc.ok === false) throw new DemoError('pi-node serve failed', serve.stderr())
   const keyguardAddr = (serveDoc.multiaddrs as string[])[0] as string
   const opsUrl = serveDoc.ops?.url as string
-  const statusToken = readFileSync(join(dirs.pi, 'status-token'), 'utf8').trim()
+  // No token in a link: `pi-node status` asks the daemon for a one-time login link.
   const ops = {
-    statusPage: `${opsUrl}/status?token=${statusToken}`,
+    statusPage: `${opsUrl}/status`,
+    statusLogin: `pi-node status --data-dir ${dirs.pi}`,
     metrics: `${opsUrl}/metrics`,
     healthz: `${opsUrl}/healthz`,
   }
-  progress(`  pi-node status page ${ops.statusPage}`)
+  progress(`  pi-node status page ${ops.statusPage} (log in: ${ops.statusLogin})`)
   progress(`  pi-node metrics     ${ops.metrics} (health: ${ops.healthz})`)
   const receiverAddr = recv.node.node.multiaddrs()[0] as string
   // The daemon's own description of its sealer says what is weak about it (a software key
@@ -1050,7 +1045,7 @@ try {
         `executor reputation ${r.executor.reputation}\n` +
         (flags.keep
           ? `${green('done')} in ${(totalMs / 1000).toFixed(1)} s; the nodes keep running, data in ${tmp}\n` +
-            `  pi-node status page ${r.ops.statusPage}\n  pi-node metrics     ${r.ops.metrics}\n`
+            `  pi-node status page ${r.ops.statusPage} (log in: ${r.ops.statusLogin})\n  pi-node metrics     ${r.ops.metrics}\n`
           : `${green('done')} in ${(totalMs / 1000).toFixed(1)} s; every process stopped, temp folders removed.\n`),
     )
   }

@@ -25,6 +25,7 @@ import { createKeyStore, deriveOwnerIdentity, unwrapWithRecoveryKey } from '@dig
 import { type EventLog, JsonRpcProvider } from 'ethers'
 import { type Browser, chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { statusPageLink } from '../../../packages/ops/src/status-link.ts'
 import { looseModes } from '../../pi-node/test/helpers/file-modes.ts'
 import { alive, expectedAggregate, onPath, runDemo, runPnpmDemo } from './helpers/demo-cli.ts'
 import { type Doc, demoRun, removeDemo, stopDemo } from './helpers/demo-run.ts'
@@ -199,9 +200,13 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
 
   it('prints where the status page and the metrics are', () => {
     expect(doc.kept).toBe(true)
-    expect(doc.ops.statusPage).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/status\?token=[0-9a-f]{64}$/)
+    // No token in any printed link: `pi-node status` prints a one-time login link.
+    expect(doc.ops.statusPage).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/status$/)
+    expect(doc.ops.statusLogin).toBe(`pi-node status --data-dir ${join(doc.tempDir, 'pi-node')}`)
     expect(doc.ops.metrics).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
-    expect(err).toContain(`pi-node status page ${doc.ops.statusPage}`)
+    expect(err).toContain(
+      `pi-node status page ${doc.ops.statusPage} (log in: ${doc.ops.statusLogin})`,
+    )
   })
 
   it('/metrics shows the real releases, the refusal, the fast-path latency and TPM unwraps; /healthz is ok', async () => {
@@ -241,9 +246,16 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
       dialogs.push(d.message())
       void d.dismiss()
     })
-    const res = await page.goto(doc.ops.statusPage)
+    // The owner's login: the one-time link `pi-node status` prints (asked of the daemon now).
+    const login = await statusPageLink(join(doc.tempDir, 'pi-node'))
+    expect(login.link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/status\?code=[A-Za-z0-9_-]{43}$/)
+    const res = await page.goto(login.link as string)
     expect(res?.status()).toBe(200)
-    expect(new URL(page.url()).search).toBe('') // the token left the address bar
+    expect(new URL(page.url()).search).toBe('') // the code left the address bar
+    const token = readFileSync(join(doc.tempDir, 'pi-node', 'status-token'), 'utf8').trim()
+    const [cookie] = await page.context().cookies()
+    expect(cookie?.value).not.toBe(token) // a session id, never the token
+    expect(cookie?.expires).toBeGreaterThan(0) // Max-Age: not a forever cookie
     const capsule = page.locator(`#capsules tr[data-cid="${doc.capsule.cid}"]`)
     // Polls with room for a loaded box (the default gives up after 1 s).
     await expect.poll(() => capsule.count(), { timeout: 15_000 }).toBe(1)
@@ -307,17 +319,22 @@ describe('pnpm demo --keep: the pi-node an operator watches', () => {
     expect(await page.locator('#capsules img, #capsules script').count()).toBe(0)
     expect(dialogs).toEqual([])
 
-    // Another browser without the cookie: a wrong token, then none, then a forged cookie.
+    // Another browser without the cookie: the spent code, the token in a URL, a wrong code,
+    // then nothing, then a forged cookie and one holding the token.
     const stranger = await browser.newContext()
     const other = await stranger.newPage()
     const origin = new URL(doc.ops.statusPage).origin
-    const wrong = await other.goto(`${origin}/status?token=${'0'.repeat(64)}`)
+    expect((await other.goto(login.link as string))?.status()).toBe(401)
+    expect((await other.goto(`${origin}/status?token=${token}`))?.status()).toBe(401)
+    const wrong = await other.goto(`${origin}/status?code=${'A'.repeat(43)}`)
     expect(wrong?.status()).toBe(401)
     expect(await other.content()).not.toContain(doc.capsule.cid)
     expect((await other.goto(`${origin}/status`))?.status()).toBe(401)
     await stranger.addCookies([
       { name: 'digicap_status', value: 'f'.repeat(64), url: `${origin}/status` },
     ])
+    expect((await other.goto(`${origin}/status`))?.status()).toBe(401)
+    await stranger.addCookies([{ name: 'digicap_status', value: token, url: `${origin}/status` }])
     expect((await other.goto(`${origin}/status`))?.status()).toBe(401)
     await stranger.close()
   })

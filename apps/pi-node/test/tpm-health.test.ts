@@ -64,7 +64,7 @@ async function health(): Promise<{ status: number; tpm: { ok: boolean; detail: D
 /** The status page's TPM row: `ok` or `FAIL`, and its text. */
 async function pageRow(): Promise<string> {
   const page = await (
-    await fetch(`${ops}/status`, { headers: { cookie: `digicap_status=${token}` } })
+    await fetch(`${ops}/status`, { headers: { authorization: `Bearer ${token}` } })
   ).text()
   const row = /<tr data-health="tpm">(.*?)<\/tr>/.exec(page)?.[1] ?? ''
   return row.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ')

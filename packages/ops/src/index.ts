@@ -30,6 +30,7 @@ export {
 export {
   STATUS_TOKEN_FILE,
   type StatusPageLink,
+  statusLoginCode,
   statusPageLine,
   statusPageLink,
 } from './daemon/status-link.ts'

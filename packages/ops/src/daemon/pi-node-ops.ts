@@ -39,7 +39,7 @@ export interface PiNodeOpsOptions {
 export interface PiNodeOps {
   /** `http://127.0.0.1:<port>` when the ops port is on. */
   readonly url: string | undefined
-  /** The status page's link with its token, when the ops port is on. */
+  /** The status page's address (log in with the link `pi-node status` prints), when on. */
   readonly statusUrl: string | undefined
   /** Tells systemd the daemon serves (`Type=notify`); nothing without NOTIFY_SOCKET. */
   ready(status: string): Promise<void>
@@ -133,7 +133,7 @@ export async function startPiNodeOps(
   })
   return {
     url: server.url,
-    statusUrl: `${server.url}/status?token=${token}`,
+    statusUrl: `${server.url}/status`,
     ready,
     async stop() {
       await stopping()

@@ -1,36 +1,82 @@
-/** `pi-node status`'s line about the status page: its link with the token, or how to turn it on. */
+/**
+ * `pi-node status`'s line about the status page: a login link (a single-use code that expires in
+ * a minute, asked of the running daemon with the token), or how to turn the page on.
+ */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { processAlive } from '@digicap/cli-kit'
 import { OPS_FILE } from '../flags.ts'
 import { readOrCreateStatusToken } from '../status/token.ts'
 
-/** The status page's token (0600) in the data dir, created on first use; `status` prints it. */
+/** The status page's long-lived token (0600) in the data dir: API and CLI use only. */
 export const STATUS_TOKEN_FILE = 'status-token'
 
 export interface StatusPageLink {
-  token: string
   /** The ops port's address while `serve --ops-port` runs. */
   url?: string
-  /** The link that opens the page (sets the cookie), while it runs. */
+  /** The link that logs a browser in (`/status?code=…`): single use, until `expiresAt`. */
   link?: string
+  expiresAt?: string
+  /** Why there is no link although the daemon serves (e.g. `HTTP 401`, `ECONNREFUSED`). */
+  error?: string
+}
+
+/** The address a local client reaches a server listening on `url` by (0.0.0.0 → 127.0.0.1). */
+function localUrl(url: string): string {
+  const u = new URL(url)
+  if (u.hostname === '0.0.0.0') u.hostname = '127.0.0.1'
+  else if (u.hostname === '[::]') u.hostname = '[::1]'
+  return u.origin
+}
+
+/** Asks the running daemon for a login code (`POST /status/login` with the token). */
+export async function statusLoginCode(
+  url: string,
+  token: string,
+): Promise<{ code: string; expiresInMs: number }> {
+  const res = await fetch(`${localUrl(url)}/status/login`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(5_000),
+  })
+  if (res.status !== 200)
+    throw Object.assign(new Error(`HTTP ${res.status}`), { code: `HTTP ${res.status}` })
+  const body = (await res.json()) as { code?: unknown; expiresInMs?: unknown }
+  if (typeof body.code !== 'string' || typeof body.expiresInMs !== 'number')
+    throw Object.assign(new Error('bad answer'), { code: 'bad-answer' })
+  return { code: body.code, expiresInMs: body.expiresInMs }
 }
 
 export async function statusPageLink(dataDir: string): Promise<StatusPageLink> {
-  const token = await readOrCreateStatusToken(join(dataDir, STATUS_TOKEN_FILE))
+  let url: string
   try {
     const ops = JSON.parse(await readFile(join(dataDir, OPS_FILE), 'utf8')) as {
       url?: unknown
       pid?: unknown
     }
     const alive = typeof ops.pid === 'number' && processAlive(ops.pid)
-    if (alive && typeof ops.url === 'string')
-      return { token, url: ops.url, link: `${ops.url}/status?token=${token}` }
+    if (!alive || typeof ops.url !== 'string') return {}
+    url = ops.url
   } catch {
-    // not serving, or serving without --ops-port
+    return {} // not serving, or serving without --ops-port
   }
-  return { token }
+  try {
+    const token = await readOrCreateStatusToken(join(dataDir, STATUS_TOKEN_FILE))
+    const { code, expiresInMs } = await statusLoginCode(url, token)
+    return {
+      url,
+      link: `${url}/status?code=${code}`,
+      expiresAt: new Date(Date.now() + expiresInMs).toISOString(),
+    }
+  } catch (err) {
+    const e = err as { code?: unknown; cause?: { code?: unknown }; name?: unknown }
+    return { url, error: String(e.cause?.code ?? e.code ?? e.name ?? 'failed') }
+  }
 }
 
 export const statusPageLine = (p: StatusPageLink): string =>
-  `  status page ${p.link ?? `off (serve --ops-port <port> to turn it on); token ${p.token}`}\n`
+  p.link !== undefined
+    ? `  status page ${p.link}\n              (a login link: single use, valid until ${p.expiresAt?.slice(11, 19)} UTC)\n`
+    : p.url !== undefined
+      ? `  status page ${p.url}/status: no login link (${p.error ?? 'failed'})\n`
+      : '  status page off (serve --ops-port <port> to turn it on)\n'
