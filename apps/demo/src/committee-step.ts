@@ -536,7 +536,7 @@ async function secondPi(ctx: Ctx) {
     () =>
       ctx.daemon(
         ctx.piNode,
-        ['serve', '--status-interval-ms', '500', '--ops-port', '0'],
+        ['serve', '--status-interval-ms', '500', '--ops-port', '0', '--allow-software-sealer'],
         env,
         'pi-node serve (committee)',
       ),

@@ -564,8 +564,9 @@ async function main() {
       () =>
         daemon(
           PI_NODE,
-          // The ops port (loopback, a free port): /metrics, /healthz and the status page.
-          ['serve', '--status-interval-ms', '500', '--ops-port', '0'],
+          // The ops port (loopback, a free port): /metrics, /healthz and the status page; the
+          // demo's sealer (swtpm or the software key file) accepted on purpose by /healthz.
+          ['serve', '--status-interval-ms', '500', '--ops-port', '0', '--allow-software-sealer'],
           piEnv,
           'pi-node serve',
         ),

@@ -179,7 +179,13 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     started.push(listener)
     await new Promise((r) => listener.stdout.once('data', r))
     const serve = spawn('pi-node', ['serve', '--json', '--ops-port', '0'], {
-      env: env({ ...piEnv, INVOCATION_ID: 'test', NOTIFY_SOCKET: socketPath }),
+      // The software sealer, accepted on purpose by /healthz's tpm check.
+      env: env({
+        ...piEnv,
+        INVOCATION_ID: 'test',
+        NOTIFY_SOCKET: socketPath,
+        DIGICAP_ALLOW_SOFTWARE_SEALER: '1',
+      }),
       cwd: tmp,
     })
     started.push(serve)
@@ -332,7 +338,8 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     // The operator's settings, where the Pi guide puts them.
     await appendFile(
       join(root, 'etc/digicap/pi-node.env'),
-      `DIGICAP_RPC_URL=${anvil.rpcUrl}\nDIGICAP_OPS_PORT=0\n`,
+      // swtpm is not hardware-backed: /healthz's tpm check accepts it only when told.
+      `DIGICAP_RPC_URL=${anvil.rpcUrl}\nDIGICAP_OPS_PORT=0\nDIGICAP_ALLOW_SOFTWARE_SEALER=1\n`,
     )
     // The release, signed over the app's own package (the whole 180 MB tree takes ~15 s to hash
     // here; verify-install.test.ts covers what a manifest catches): ExecStartPre checks it.

@@ -41,5 +41,33 @@ export const OPS_FLAGS = {
   ),
 } as const
 
+/** The pi-node's `serve`: the ops flags and the tpm check's acceptance of an insecure sealer. */
+export const PI_NODE_OPS_FLAGS = {
+  ...OPS_FLAGS,
+  'allow-software-sealer': switchFlag(
+    "/healthz's tpm check passes with a sealer that is not hardware-backed (software key\nfile, swtpm; env DIGICAP_ALLOW_SOFTWARE_SEALER=1); without it that check fails",
+    { group: 'Operations' },
+  ),
+} as const
+
+/** The ops port's options from the parsed {@link OPS_FLAGS} (`startPiNodeOps`, `startExecutorOps`). */
+export function opsOptionsOf(flags: {
+  'ops-port'?: number | undefined
+  'ops-host'?: string | undefined
+  'ops-public'?: boolean
+  'ops-allowed-host'?: string[] | undefined
+  'health-cache-ms'?: number | undefined
+  'allow-software-sealer'?: boolean
+}) {
+  return {
+    port: flags['ops-port'],
+    host: flags['ops-host'],
+    allowPublic: flags['ops-public'] === true,
+    allowedHosts: flags['ops-allowed-host'],
+    healthCacheMs: flags['health-cache-ms'],
+    allowSoftwareSealer: flags['allow-software-sealer'] === true,
+  }
+}
+
 /** Where `serve` writes the ops port's address while it runs (`status` reads it). */
 export const OPS_FILE = 'ops.json'

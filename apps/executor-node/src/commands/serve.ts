@@ -1,7 +1,7 @@
 /** `executor-node serve`: the daemon (key releases, announcements, pending deliveries). */
 import { toHex } from '@digicap/capsule-core/light'
 import { switchFlag, valueFlag } from '@digicap/cli-kit'
-import { OPS_FLAGS } from '@digicap/ops/flags'
+import { OPS_FLAGS, opsOptionsOf } from '@digicap/ops/flags'
 import { command, dataDirOf, listenOf, loggerOf } from './shared.ts'
 
 export const serve = command({
@@ -62,11 +62,7 @@ also attests other executors' jobs as a committee member (config settlement.*). 
       () => en.executor.pendingDeliveries(),
       {
         version: packageVersion(import.meta.url, '@digicap/executor-node'),
-        port: flags['ops-port'],
-        host: flags['ops-host'],
-        allowPublic: flags['ops-public'],
-        allowedHosts: flags['ops-allowed-host'],
-        healthCacheMs: flags['health-cache-ms'],
+        ...opsOptionsOf(flags),
         env: ctx.env,
         logger,
         head: () => provider.getBlockNumber(),

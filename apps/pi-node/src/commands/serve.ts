@@ -1,6 +1,6 @@
 /** `pi-node serve`: the daemon (helia + the keyguard on one libp2p node). */
 import { listFlag, positiveInteger, switchFlag, valueFlag, wholeNumber } from '@digicap/cli-kit'
-import { OPS_FLAGS } from '@digicap/ops/flags'
+import { opsOptionsOf, PI_NODE_OPS_FLAGS } from '@digicap/ops/flags'
 import { command, configOf, dataDirOf, keyguardLines, loggerOf, openPiNode } from './shared.ts'
 
 export const serve = command({
@@ -26,7 +26,7 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
     'status-interval-ms': valueFlag('<n>', 'serve.json refresh period (default 5000)', {
       parse: positiveInteger,
     }),
-    ...OPS_FLAGS,
+    ...PI_NODE_OPS_FLAGS,
   },
   async run(ctx) {
     const { flags } = ctx
@@ -50,11 +50,7 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
       {
         dataDir: dataDirOf(ctx),
         version: packageVersion(import.meta.url, '@digicap/pi-node'),
-        port: flags['ops-port'],
-        host: flags['ops-host'],
-        allowPublic: flags['ops-public'],
-        allowedHosts: flags['ops-allowed-host'],
-        healthCacheMs: flags['health-cache-ms'],
+        ...opsOptionsOf(flags),
         env: ctx.env,
         logger: loggerOf(ctx),
       },

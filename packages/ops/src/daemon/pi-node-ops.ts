@@ -28,6 +28,8 @@ export interface PiNodeOpsOptions {
   port: number | undefined
   host: string | undefined
   allowPublic: boolean
+  /** A sealer that is not hardware-backed counts as a healthy `tpm` (`--allow-software-sealer`). */
+  allowSoftwareSealer?: boolean | undefined
   /** More Host header values the ops port answers (`--ops-allowed-host`). */
   allowedHosts?: readonly string[] | undefined
   /** How long a TPM probe's or the RPC's answer is reused by /healthz and the page. Default 10 s. */
@@ -68,6 +70,8 @@ export async function startPiNodeOps(
     title: `pi-node ${daemon.peerId}`,
     journalDir: join(o.dataDir, 'keyguard', 'journal'),
     ...(o.healthCacheMs === undefined ? {} : { cacheMs: o.healthCacheMs }),
+    allowSoftwareSealer:
+      o.allowSoftwareSealer === true || o.env.DIGICAP_ALLOW_SOFTWARE_SEALER === '1',
   })
   const metrics = createNodeMetrics(
     'pi-node',

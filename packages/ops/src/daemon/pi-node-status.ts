@@ -60,6 +60,12 @@ export interface StatusSourceOptions {
   cacheMs?: number
   /** A TPM probe taking longer fails. Default 5 000 ms. */
   probeTimeoutMs?: number
+  /**
+   * Whether a sealer that is not hardware-backed (the software key file, swtpm) counts as a
+   * healthy `tpm` (`serve --allow-software-sealer`). Default false: the row is red, so
+   * monitoring sees a keyguard running on the insecure fallback.
+   */
+  allowSoftwareSealer?: boolean
 }
 
 /** Events that are not in the journal: kept in memory, newest last, at most `max`. */
@@ -115,10 +121,11 @@ export function piNodeStatusSource(pi: StatusOwner, daemon: StatusDaemon, o: Sta
     const rows: HealthRow[] = []
     try {
       const d = await sealerCheck()
+      const accepted = d.hardwareBacked || o.allowSoftwareSealer === true
       rows.push({
         name: 'tpm',
-        ok: true,
-        text: `${d.kind} ${d.hardwareBacked ? 'hardware-backed' : 'NOT hardware-backed'}, unwrap probe answered in ${d.ms.toFixed(0)} ms`,
+        ok: accepted,
+        text: `${d.kind} ${d.hardwareBacked ? 'hardware-backed' : accepted ? 'NOT hardware-backed (accepted)' : 'NOT hardware-backed (not accepted: serve --allow-software-sealer)'}, unwrap probe answered in ${d.ms.toFixed(0)} ms`,
       })
     } catch (err) {
       rows.push({ name: 'tpm', ok: false, text: `unreachable: ${errorCode(err)}` })
