@@ -20,6 +20,17 @@ export class SdNotifyError extends DigicapError {
   }
 }
 
+/**
+ * The status page's token file cannot be used: missing, not a regular file, readable by others,
+ * not owned by the data folder's owner, or not a token. Code `STATUS_TOKEN`.
+ */
+export class StatusTokenError extends DigicapError {
+  override name = 'StatusTokenError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('STATUS_TOKEN', shortMessage, options)
+  }
+}
+
 /** The TPM (sealer) health probe got no answer in time, or a wrong one. Code `HEALTH_PROBE`. */
 export class HealthProbeError extends DigicapError {
   override name = 'HealthProbeError'

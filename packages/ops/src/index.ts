@@ -34,7 +34,7 @@ export {
   statusPageLine,
   statusPageLink,
 } from './daemon/status-link.ts'
-export { HealthProbeError, OpsListenError, SdNotifyError } from './errors.ts'
+export { HealthProbeError, OpsListenError, SdNotifyError, StatusTokenError } from './errors.ts'
 export { cachedAnswer } from './health/cached.ts'
 export { type ProbedSealer, type SealerProbeAnswer, sealerProbe } from './health/sealer-probe.ts'
 export { isLoopbackHost } from './http/loopback.ts'
@@ -61,7 +61,7 @@ export type {
   PendingRow,
   StatusSnapshot,
 } from './status/snapshot.ts'
-export { readOrCreateStatusToken, tokenMatches } from './status/token.ts'
+export { createStatusToken, readStatusToken, tokenMatches } from './status/token.ts'
 export {
   notifyExpected,
   notifyReady,

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  createStatusToken,
   type OpsServer,
-  readOrCreateStatusToken,
   startOpsServer,
   statusLoginCode,
   statusPageLine,
@@ -24,7 +24,7 @@ let ops: OpsServer
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ops-login-'))
-  token = await readOrCreateStatusToken(join(dir, 'status-token'))
+  token = await createStatusToken(join(dir, 'status-token'))
   ops = await startOpsServer({
     port: 0,
     routes: [
@@ -129,7 +129,7 @@ describe('status page login', () => {
     expect(res.status).toBe(303)
     // Not serving: says how to turn it on, and still no token.
     const idle = await mkdtemp(join(tmpdir(), 'ops-login-idle-'))
-    await readOrCreateStatusToken(join(idle, 'status-token'))
+    await createStatusToken(join(idle, 'status-token'))
     expect(statusPageLine(await statusPageLink(idle))).toBe(
       '  status page off (serve --ops-port <port> to turn it on)\n',
     )

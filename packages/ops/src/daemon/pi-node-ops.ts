@@ -13,7 +13,7 @@ import type { OpsLogger } from '../log/logger.ts'
 import { createNodeMetrics } from '../metrics/node-metrics.ts'
 import { observeKeyguardEvents, observeSealer } from '../metrics/observe.ts'
 import { statusPageRoutes } from '../status/routes.ts'
-import { readOrCreateStatusToken } from '../status/token.ts'
+import { createStatusToken } from '../status/token.ts'
 import { notifyReady, notifyStopping } from '../systemd/notify.ts'
 import { piNodeStatusSource, type StatusDaemon, type StatusOwner } from './pi-node-status.ts'
 import { STATUS_TOKEN_FILE } from './status-link.ts'
@@ -88,7 +88,17 @@ export async function startPiNodeOps(
   const unobserve = observeKeyguardEvents(metrics, daemon.keyguard.events)
   // After the status source: its TPM probe holds the sealer's own methods, not counted here.
   const unwrapSealer = observeSealer(metrics, pi.sealer)
-  const token = await readOrCreateStatusToken(join(o.dataDir, STATUS_TOKEN_FILE))
+  // A new token at each start (the rotation); one that cannot be written turns the status
+  // page off with a warning, and the keyguard, /metrics and /healthz go on.
+  const token = await createStatusToken(join(o.dataDir, STATUS_TOKEN_FILE)).catch(
+    (err: unknown) => {
+      o.logger.warn('status page off: cannot write its token', {
+        err,
+        file: join(o.dataDir, STATUS_TOKEN_FILE),
+      })
+      return undefined
+    },
+  )
   // One set of rows serves every check of a /healthz, and every /healthz for a second (one
   // build in flight): an unauthenticated flood costs the keyguard one status() per window.
   const healthRows = cachedAnswer(
@@ -106,38 +116,41 @@ export async function startPiNodeOps(
     ...(o.allowedHosts === undefined ? {} : { allowedHosts: o.allowedHosts }),
     metrics,
     health: { tpm: check('tpm'), chain: check('chain'), keyguard: check('keyguard') },
-    routes: [
-      statusPageRoutes({
-        token,
-        snapshot: source.snapshot,
-        subscribe: (onChange) => {
-          const types = [
-            'grant-accepted',
-            'grant-refused',
-            'released',
-            'release-failed',
-            'fast-path-granted',
-            'fast-path-refused',
-            'served-inline',
-          ]
-          for (const t of types) daemon.keyguard.events.addEventListener(t, onChange)
-          return () => {
-            for (const t of types) daemon.keyguard.events.removeEventListener(t, onChange)
-          }
-        },
-      }),
-    ],
+    routes:
+      token === undefined
+        ? []
+        : [
+            statusPageRoutes({
+              token,
+              snapshot: source.snapshot,
+              subscribe: (onChange) => {
+                const types = [
+                  'grant-accepted',
+                  'grant-refused',
+                  'released',
+                  'release-failed',
+                  'fast-path-granted',
+                  'fast-path-refused',
+                  'served-inline',
+                ]
+                for (const t of types) daemon.keyguard.events.addEventListener(t, onChange)
+                return () => {
+                  for (const t of types) daemon.keyguard.events.removeEventListener(t, onChange)
+                }
+              },
+            }),
+          ],
   })
   const file = join(o.dataDir, OPS_FILE)
   await writeJsonAtomic(file, { pid: process.pid, url: server.url })
   o.logger.info('ops port listening', {
     metrics: `${server.url}/metrics`,
     healthz: `${server.url}/healthz`,
-    status: `${server.url}/status`,
+    status: token === undefined ? 'off' : `${server.url}/status`,
   })
   return {
     url: server.url,
-    statusUrl: `${server.url}/status`,
+    statusUrl: token === undefined ? undefined : `${server.url}/status`,
     ready,
     async stop() {
       await stopping()

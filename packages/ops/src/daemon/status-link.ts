@@ -6,9 +6,12 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { processAlive } from '@digicap/cli-kit'
 import { OPS_FILE } from '../flags.ts'
-import { readOrCreateStatusToken } from '../status/token.ts'
+import { readStatusToken } from '../status/token.ts'
 
-/** The status page's long-lived token (0600) in the data dir: API and CLI use only. */
+/**
+ * The status page's long-lived token (0600) in the data dir: API and CLI use only. `serve` writes
+ * a new one at each start; `status` only reads it.
+ */
 export const STATUS_TOKEN_FILE = 'status-token'
 
 export interface StatusPageLink {
@@ -61,7 +64,7 @@ export async function statusPageLink(dataDir: string): Promise<StatusPageLink> {
     return {} // not serving, or serving without --ops-port
   }
   try {
-    const token = await readOrCreateStatusToken(join(dataDir, STATUS_TOKEN_FILE))
+    const token = await readStatusToken(join(dataDir, STATUS_TOKEN_FILE))
     const { code, expiresInMs } = await statusLoginCode(url, token)
     return {
       url,
@@ -69,8 +72,14 @@ export async function statusPageLink(dataDir: string): Promise<StatusPageLink> {
       expiresAt: new Date(Date.now() + expiresInMs).toISOString(),
     }
   } catch (err) {
-    const e = err as { code?: unknown; cause?: { code?: unknown }; name?: unknown }
-    return { url, error: String(e.cause?.code ?? e.code ?? e.name ?? 'failed') }
+    const e = err as {
+      code?: unknown
+      cause?: { code?: unknown }
+      name?: unknown
+      details?: { reason?: unknown }
+    }
+    const code = String(e.cause?.code ?? e.code ?? e.name ?? 'failed')
+    return { url, error: e.details?.reason ? `${code} ${String(e.details.reason)}` : code }
   }
 }
 
