@@ -12,4 +12,4 @@ export {
   processLogger,
   processLogTarget,
 } from './log/logger.ts'
-export { REDACTED, redact, SECRET_FIELD } from './log/redact.ts'
+export { isSecretField, REDACTED, redact, redactText, SECRET_FIELD } from './log/redact.ts'

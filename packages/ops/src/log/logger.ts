@@ -4,7 +4,7 @@
  * terminal. Field values pass through {@link redact} (secrets by name, bytes by type).
  */
 import { type LogLevel, levelRank } from './levels.ts'
-import { redact } from './redact.ts'
+import { redact, redactText } from './redact.ts'
 
 export type LogFields = Record<string, unknown>
 
@@ -41,9 +41,17 @@ const PRETTY_LEVEL: Record<string, string> = {
   error: 'ERROR',
 }
 
+/** C0 and C1 controls (ESC, CSI, BEL…): a terminal acts on them, so readable lines escape them. */
+const CONTROL = /\p{Cc}/gu
+const escapeControls = (s: string) =>
+  s.replace(CONTROL, (c) =>
+    c === '\n' ? '\\n' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+
 function prettyValue(v: unknown): string {
-  if (typeof v === 'string') return /[\s="]/.test(v) || v === '' ? JSON.stringify(v) : v
-  return JSON.stringify(v)
+  if (typeof v === 'string')
+    return /[\s="]/.test(v) || v === '' ? escapeControls(JSON.stringify(v)) : escapeControls(v)
+  return escapeControls(JSON.stringify(v))
 }
 
 function formatLine(
@@ -58,10 +66,10 @@ function formatLine(
   const clock = time.toISOString().slice(11, 23)
   const rest = Object.entries(fields)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => ` ${k}=${prettyValue(v)}`)
+    .map(([k, v]) => ` ${escapeControls(k)}=${prettyValue(v)}`)
     .join('')
   // One line per event even when a message holds a newline.
-  return `${clock} ${PRETTY_LEVEL[level]} ${message.replaceAll('\n', '\\n')}${rest}\n`
+  return `${clock} ${PRETTY_LEVEL[level]} ${escapeControls(message)}${rest}\n`
 }
 
 /**
@@ -83,7 +91,7 @@ export function createLogger(options: LoggerOptions): OpsLogger {
     if (levelRank(at) < min) return
     const safe = redact({ ...base, ...fields }) as Record<string, unknown>
     try {
-      options.stream.write(formatLine(format, now(), at, String(message), safe))
+      options.stream.write(formatLine(format, now(), at, redactText(String(message)), safe))
     } catch {
       // A closed stream must not take the daemon down with it.
     }
