@@ -45,6 +45,7 @@ export {
   healthReport,
   type OpsServer,
   type OpsServerOptions,
+  publicOpsWarning,
   type RouteHandler,
   startOpsServer,
 } from './http/ops-server.ts'

@@ -5,7 +5,7 @@
  */
 
 import { cachedAnswer } from '../health/cached.ts'
-import { startOpsServer } from '../http/ops-server.ts'
+import { publicOpsWarning, startOpsServer } from '../http/ops-server.ts'
 import type { OpsLogger } from '../log/logger.ts'
 import { createNodeMetrics } from '../metrics/node-metrics.ts'
 import { observeRuns } from '../metrics/observe.ts'
@@ -54,6 +54,8 @@ export async function startExecutorOps(
             deliveries: () => ({ ok: true, detail: { pending: pendingDeliveries() } }),
           },
         })
+  const loud = server && publicOpsWarning(server, false)
+  if (loud) o.logger.warn(loud.message, loud.fields)
   if (server)
     o.logger.info('ops port listening', {
       metrics: `${server.url}/metrics`,

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { writeJsonAtomic } from '@digicap/cli-kit'
 import { OPS_FILE } from '../flags.ts'
 import { cachedAnswer } from '../health/cached.ts'
-import { startOpsServer } from '../http/ops-server.ts'
+import { publicOpsWarning, startOpsServer } from '../http/ops-server.ts'
 import type { OpsLogger } from '../log/logger.ts'
 import { createNodeMetrics } from '../metrics/node-metrics.ts'
 import { observeKeyguardEvents, observeSealer } from '../metrics/observe.ts'
@@ -141,6 +141,8 @@ export async function startPiNodeOps(
             }),
           ],
   })
+  const loud = publicOpsWarning(server, token !== undefined)
+  if (loud) o.logger.warn(loud.message, loud.fields)
   const file = join(o.dataDir, OPS_FILE)
   await writeJsonAtomic(file, { pid: process.pid, url: server.url })
   o.logger.info('ops port listening', {

@@ -46,6 +46,10 @@ export interface OpsServerOptions {
    * so a web page whose name was rebound to this address (DNS rebinding) reads nothing.
    */
   allowedHosts?: readonly string[]
+  /** Open connections at most (`server.maxConnections`). Default 128. */
+  maxConnections?: number
+  /** Open connections from one remote address at most; more are closed at once. Default 32. */
+  maxConnectionsPerAddress?: number
 }
 
 export interface OpsServer {
@@ -110,6 +114,20 @@ export function allowedHostHeaders(
 }
 
 /**
+ * The loud line a daemon logs when its ops port listens beyond loopback (`--ops-public`), or
+ * `undefined` on loopback.
+ */
+export function publicOpsWarning(server: { host: string; url: string }, statusPage: boolean) {
+  if (isLoopbackHost(server.host)) return undefined
+  return {
+    message: `OPS PORT IS PUBLIC (--ops-public): /metrics, /healthz${statusPage ? ' and the status page' : ''} over plain HTTP on ${server.url}, reachable beyond this machine`,
+    fields: {
+      hint: 'prefer 127.0.0.1 and ssh -L; otherwise firewall the port and name the hosts with --ops-allowed-host',
+    },
+  }
+}
+
+/**
  * Starts the ops server.
  *
  * @throws {OpsListenError} for a non-loopback host without `allowPublic`, or a port in use.
@@ -128,7 +146,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
     })
   }
   let allowed = new Set<string>()
-  const server = createServer(async (req, res) => {
+  // headersTimeout is checked this often (Node's default: every 30 s).
+  const server = createServer({ connectionsCheckingInterval: 1_000 }, async (req, res) => {
     try {
       if (!allowed.has((req.headers.host ?? '').toLowerCase())) {
         res
@@ -167,6 +186,24 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   })
   server.headersTimeout = 10_000
   server.requestTimeout = 30_000
+  // Connections that never finish a request are capped in number, in all and per address.
+  server.maxConnections = options.maxConnections ?? 128
+  const perAddress = options.maxConnectionsPerAddress ?? 32
+  const open = new Map<string, number>()
+  server.on('connection', (socket) => {
+    const from = socket.remoteAddress ?? '?'
+    const n = (open.get(from) ?? 0) + 1
+    if (n > perAddress) {
+      socket.destroy()
+      return
+    }
+    open.set(from, n)
+    socket.once('close', () => {
+      const left = (open.get(from) ?? 1) - 1
+      if (left === 0) open.delete(from)
+      else open.set(from, left)
+    })
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', (cause: NodeJS.ErrnoException) =>
       reject(
