@@ -6,7 +6,8 @@
  *
  * A committee is read once its sortition window closed (the members are final then) and kept;
  * before that, reads of one job go one at a time, at most one every `pollMs`, so a flood of
- * challenges cannot turn into a flood of RPC reads.
+ * challenges cannot turn into a flood of RPC reads. A member whose registered peer id does not
+ * decode is left out of its committee (the others still count).
  */
 import { toHex } from '@digicap/capsule-core'
 import { peerIdFromMultihash } from '@libp2p/peer-id'
@@ -31,9 +32,13 @@ export interface JobCommittees {
 }
 
 export interface JobCommitteesInit {
-  /** Least time between two reads of a job not seated yet, ms. Default 500. */
+  /** Least time between two reads of a job not seated yet, ms. Default 1000. */
   readonly pollMs?: number
-  /** How long `watch` reads a job that is not seated, ms. Default 10 min. */
+  /**
+   * How long `watch` reads a job that is not seated, ms. Default 3 min: a job is opened and
+   * seated within its sortition window of the grant, or not at all (a capsule that asks for no
+   * committee).
+   */
   readonly watchMs?: number
   /** How long a seated committee's members stay trusted, ms. Default 30 min. */
   readonly trustMs?: number
@@ -71,8 +76,8 @@ function peerOf(registered: Uint8Array): string {
 export function hubCommittees(
   init: JobCommitteesInit = {},
 ): (components: JobCommitteesComponents) => JobCommittees {
-  const pollMs = init.pollMs ?? 500
-  const watchMs = init.watchMs ?? 10 * 60_000
+  const pollMs = init.pollMs ?? 1000
+  const watchMs = init.watchMs ?? 3 * 60_000
   const trustMs = init.trustMs ?? 30 * 60_000
   const jobsKept = Math.max(1, init.jobsKept ?? 64)
   return ({ chain }) => {
@@ -86,7 +91,12 @@ export function hubCommittees(
         job = {}
         jobs.set(key, job)
         // Unseated entries count too: a flood of grant ids cannot grow the map past the bound.
-        while (jobs.size > jobsKept) jobs.delete(jobs.keys().next().value as string)
+        // The oldest unseated entry goes first, so a wave of watches does not evict the seated
+        // committees whose members are trusted.
+        while (jobs.size > jobsKept) {
+          const unseated = [...jobs].find(([k, j]) => k !== key && j.peers === undefined)?.[0]
+          jobs.delete(unseated ?? (jobs.keys().next().value as string))
+        }
       }
       return job
     }
@@ -95,10 +105,19 @@ export function hubCommittees(
       const seats = await chain.seats(jobId)
       // Seats only get better until the window closes: a member is final only then.
       if (!seats.closed || seats.members.length === 0) return undefined
+      // Each member on its own: one whose registered peer id does not decode (the registry
+      // checks only its length, and a member may change it once seated) is left out, not the
+      // whole committee.
       const peers = await Promise.all(
-        seats.members.map(async (member) => peerOf((await chain.node(member)).peerId)),
+        seats.members.map(async (member) => {
+          try {
+            return peerOf((await chain.node(member)).peerId)
+          } catch {
+            return undefined
+          }
+        }),
       )
-      return new Set(peers)
+      return new Set(peers.filter((peer): peer is string => peer !== undefined))
     }
 
     const seatedPeers = (jobId: Uint8Array): Promise<ReadonlySet<string> | undefined> => {
