@@ -335,6 +335,15 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       return false
     }
 
+    /** Whether `grant` expired, by the chain's clock (the local clock when it cannot be read). */
+    async function expiredNow(grant: ChainGrant): Promise<boolean> {
+      try {
+        return grant.expiresAt <= (await chain.now())
+      } catch {
+        return Number(grant.expiresAt) * 1000 <= Date.now()
+      }
+    }
+
     /**
      * Holds `grant` until its next look (or refuses it once expired). The entry stays while
      * the grant is held, so that each reason is reported once.
@@ -455,10 +464,26 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
     async function step(job: Job): Promise<'done' | 'retrying'> {
       const { grant } = job
       const retry = job.push !== undefined
+      const until = Number(grant.expiresAt) * 1000
+      // A turn that comes after the grant expired (a hold's next look, a retry queued behind a
+      // busy slot) unwraps and sends nothing.
+      if (await expiredNow(grant)) {
+        if (!retry) {
+          refuse(grant.grantId, 'expired')
+          return 'done'
+        }
+        throw new RetryExhaustedError('Gave up: the grant expired before the next attempt', {
+          details: { attempts: job.attempts },
+        })
+      }
       job.push ??= await prepare(grant)
       if (job.push === undefined) return 'done'
       const { peer, release, record } = job.push
-      const until = Number(grant.expiresAt) * 1000
+      if (Date.now() >= until) {
+        throw new RetryExhaustedError('Gave up: the grant expired before its key was sent', {
+          details: { attempts: job.attempts },
+        })
+      }
       let ack: ReleaseAck
       try {
         // A retry: not sent again once the capsule was revoked (or moved) since the last attempt;
