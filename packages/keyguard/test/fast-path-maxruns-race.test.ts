@@ -29,6 +29,11 @@ let w: KeyguardWorld
 const capsules: string[] = []
 /** Audits wait for this before they are sent (the third test holds one back). */
 let auditGate: Promise<void> = Promise.resolve()
+/**
+ * Set: the RPC answers the fast path's run reads from a block before the last chain grant (one
+ * load-balanced RPC behind another): `checkAccess` allowed, `runCount` one less than the chain's.
+ */
+let staleRuns = false
 
 beforeAll(async () => {
   w = await keyguardWorld({
@@ -43,6 +48,12 @@ beforeAll(async () => {
       held.recordFastPathGrant = async (...args) => {
         await auditGate
         return real.recordFastPathGrant(...args)
+      }
+      held.checkAccess = async (args) =>
+        staleRuns ? { allowed: true, reason: 0 } : real.checkAccess(args)
+      held.runCount = async (capsuleId) => {
+        const runs = await real.runCount(capsuleId)
+        return staleRuns && runs > 0n ? runs - 1n : runs
       }
       return held
     },
@@ -61,7 +72,7 @@ beforeAll(async () => {
         all(environment(world.chain.measurement), maxRuns(1)),
         { nodeRegistry: world.chain.addresses.nodeRegistry },
       )
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 4; i++) {
         const id = await registerCapsule(world.chain, world.kgNode, p.address)
         await storeKey(world.parts, id, world.dataKeys.get(world.capsuleId) as Uint8Array)
         capsules.push(id)
@@ -193,6 +204,24 @@ describe('maxRuns(1) across the fast path and the chain path (ADR 0073)', () => 
     // Nothing reached the chain path: no second key.
     await new Promise((r) => setTimeout(r, 1000))
     expect(w.exec.received.size).toBe(before)
+  }, 60_000)
+
+  it('a chain grant served, then a fast-path request read at a block before it (a lagging RPC): refused chain-lagging, one key', async () => {
+    const capsule = capsules[3] as string
+    const ac = w.chain.c.accessController
+    const chainReceipt = await (await requestOnChain(capsule, '2')).wait()
+    const chainGrantId = chainGrantOf(chainReceipt)
+    await until(() => w.exec.received.has(chainGrantId), 15_000) // served: the one key
+    staleRuns = true
+    try {
+      const res = await w.ask(
+        w.signed({ capsuleId: capsule, fields: { ephemeralKey: getBytes(w.exec.newEphemeral()) } }),
+      )
+      expect(res).toMatchObject({ status: 'refused', reasonCode: 'busy', reason: 'chain-lagging' })
+    } finally {
+      staleRuns = false
+    }
+    expect(await ac.runCount(capsule)).toBe(1n)
   }, 60_000)
 
   it('chain grant mined while the audit is still pending: held, then refused once the audit lands', async () => {

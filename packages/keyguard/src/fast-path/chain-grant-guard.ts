@@ -39,6 +39,13 @@ export interface ChainGrantGuardParts {
   audits: Pick<PendingAudits, 'busy'>
   /** False until the fast path has re-queued the audits a restart left on disk. */
   ready: () => boolean
+  /**
+   * Told, under the lock, the run count the chain holds once a served grant is counted
+   * (`runIndex + 1`): the fast path then refuses (`chain-lagging`) a read older than that, which
+   * a single load-balanced RPC can answer. Without it a stale read after `G` was served could
+   * release a key the chain would count past `maxRuns` (review of ADR 0073).
+   */
+  served?: (capsuleId: string, runCount: bigint) => void
 }
 
 /** Judges a chain grant of the keyguard's capsules against the fast path's releases. */
@@ -49,7 +56,9 @@ export function chainGrantGuard(parts: ChainGrantGuardParts) {
     return parts.locks.run([key], async () => {
       if (parts.audits.busy([key])) return 'hold'
       const overrun = await parts.chain.overrunRunCount(grant.capsuleId)
-      return overrun > grant.runIndex + 1n ? 'refuse' : 'serve'
+      if (overrun > grant.runIndex + 1n) return 'refuse'
+      parts.served?.(grant.capsuleId, grant.runIndex + 1n)
+      return 'serve'
     })
   }
 }

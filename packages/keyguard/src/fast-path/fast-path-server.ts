@@ -432,9 +432,21 @@ export function fastPathServer(init: FastPathInit) {
     const audits = createPendingAudits()
     /** Set once `start()` re-queued the audits a restart left on disk. */
     let auditsLoaded = false
-    const chainGrant = chainGrantGuard({ chain, locks, audits, ready: () => auditsLoaded })
-    /** Lowest run count the chain must report per capsule (after our own recorded audits). */
+    /**
+     * Lowest run count the chain must report per capsule: after our own recorded audits, and
+     * after each chain grant the key releaser was told to serve.
+     */
     const minRuns = new Map<string, bigint>()
+    const atLeast = (capsule: string, runs: bigint): void => {
+      if ((minRuns.get(capsule) ?? 0n) < runs) minRuns.set(capsule, runs)
+    }
+    const chainGrant = chainGrantGuard({
+      chain,
+      locks,
+      audits,
+      ready: () => auditsLoaded,
+      served: atLeast,
+    })
     let unhandle: (() => Promise<void>) | undefined
     let untrust: (() => void) | undefined
     const recording = new Set<Promise<unknown>>()
@@ -488,9 +500,7 @@ export function fastPathServer(init: FastPathInit) {
         const res = await turn
         await rm(join(auditDir, `${entry.id}.json`), { force: true })
         if (entry.runIndex !== undefined) {
-          const next = BigInt(entry.runIndex) + 1n
-          const capsule = entry.request.capsuleId as string
-          if ((minRuns.get(capsule) ?? 0n) < next) minRuns.set(capsule, next)
+          atLeast(entry.request.capsuleId as string, BigInt(entry.runIndex) + 1n)
         }
         audits.settle(entry.id)
         emit({
