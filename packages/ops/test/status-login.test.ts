@@ -135,4 +135,39 @@ describe('status page login', () => {
     )
     await rm(idle, { recursive: true, force: true })
   })
+
+  it('a daemon on 0.0.0.0 (--ops-public): the printed link names 127.0.0.1, which the Host check lets in', async () => {
+    const open = await startOpsServer({
+      host: '0.0.0.0',
+      port: 0,
+      allowPublic: true,
+      routes: [
+        statusPageRoutes({
+          token,
+          snapshot: async () => ({
+            title: 'pi-node test',
+            generatedAt: new Date().toISOString(),
+            health: [],
+            capsules: [],
+            history: [],
+            pending: [],
+          }),
+          subscribe: () => () => {},
+        }),
+      ],
+    })
+    const folder = await mkdtemp(join(tmpdir(), 'ops-login-public-'))
+    try {
+      await writeFile(join(folder, 'status-token'), token, { mode: 0o600 })
+      await writeFile(join(folder, 'ops.json'), JSON.stringify({ pid: process.pid, url: open.url }))
+      expect(open.url).toMatch(/^http:\/\/0\.0\.0\.0:/)
+      const page = await statusPageLink(folder)
+      expect(page.link).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/status\?code=/)
+      const res = await fetch(page.link as string, { redirect: 'manual' })
+      expect(res.status).toBe(303) // not 421: the link works where it is printed
+    } finally {
+      await open.close()
+      await rm(folder, { recursive: true, force: true })
+    }
+  })
 })

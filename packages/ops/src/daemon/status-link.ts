@@ -68,7 +68,8 @@ export async function statusPageLink(dataDir: string): Promise<StatusPageLink> {
     const { code, expiresInMs } = await statusLoginCode(url, token)
     return {
       url,
-      link: `${url}/status?code=${code}`,
+      // The address a local browser reaches, which the Host check lets in (0.0.0.0 is no host).
+      link: `${localUrl(url)}/status?code=${code}`,
       expiresAt: new Date(Date.now() + expiresInMs).toISOString(),
     }
   } catch (err) {
