@@ -51,8 +51,23 @@ describe('log redaction', () => {
       'author',
       'peers',
       'monkeys'.slice(0, 3),
+      // public keys by what they name: the run's and the receiver's X25519 keys, the release
+      // journal's executor key, the TPM's attestation key
+      'ephemeralKey',
+      'receiverKey',
+      'executorKey',
+      'attestationKey',
     ])
       expect(isSecretField(name), name).toBe(false)
+  })
+
+  it('a 64-hex value is an id only under an id-like name: grantId, grant_id, id — not paid, valid or void', () => {
+    const { log, text } = capture()
+    const hex = `0x${'ab'.repeat(32)}`
+    log.info('x', { id: hex, grant_id: hex, blockHash: hex, paid: hex, valid: hex, void: hex })
+    const o = JSON.parse(text())
+    expect(o).toMatchObject({ id: hex, grant_id: hex, blockHash: hex })
+    for (const k of ['paid', 'valid', 'void']) expect(o[k], k).not.toBe(hex)
   })
 
   it('URLs lose user, password, query and (off loopback) path; loopback paths stay', () => {

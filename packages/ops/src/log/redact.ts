@@ -12,7 +12,12 @@ export const SECRET_FIELD =
 
 /** camelCase names that end in `Key`, `Keys` or `Sk` (`ownerKey`, `sessionSk`), public keys aside. */
 const CAMEL_SECRET = /[a-z0-9](?:Keys?|Sk)$/
-const PUBLIC_KEY = /public|pubkey|pub_key/i
+/**
+ * Keys that are public by what they name: the protocol's X25519 run and receiver keys (in every
+ * grant and header), the release journal's executor key (the run's ephemeral key), and the TPM's
+ * attestation key.
+ */
+const PUBLIC_KEY = /public|pubkey|pub_key|^(?:ephemeral|receiver|executor|attestation)Keys?$/i
 
 /** Whether a field of this name holds a secret (its value is written as `[redacted]`). */
 export function isSecretField(name: string): boolean {
@@ -20,8 +25,13 @@ export function isSecretField(name: string): boolean {
   return CAMEL_SECRET.test(name) && !PUBLIC_KEY.test(name)
 }
 
-/** Fields whose 64-hex values are public ids (a grant, a capsule, a transaction, a block). */
-const PUBLIC_ID_FIELD = /(?:^|[a-z0-9_])(?:id|ids|hash|hashes|root|digest|cid)$/i
+/**
+ * Fields whose 64-hex values are public ids (a grant, a capsule, a transaction, a block): the
+ * whole name (`id`, `cid`, `hash`), a camelCase suffix (`grantId`, `txHash`) or a snake_case one
+ * (`grant_id`). Case-sensitive, so `paid`, `valid` or `void` are not ids.
+ */
+const PUBLIC_ID_FIELD =
+  /^(?:id|ids|hash|hashes|root|digest|cid)$|[a-z0-9](?:Id|Ids|ID|Hash|Hashes|Root|Digest|Cid|CID)$|_(?:id|ids|hash|hashes|root|digest|cid)$/
 
 export const REDACTED = '[redacted]'
 
