@@ -1,5 +1,5 @@
 /** The typed errors of `@digicap/ops`. */
-import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core'
+import { DigicapError, type DigicapErrorOptions } from '@digicap/capsule-core/light'
 
 /**
  * The ops HTTP server was asked to listen on a non-loopback interface without
