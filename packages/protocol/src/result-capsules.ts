@@ -63,7 +63,8 @@ const MAX_PREFIX = MAX_HEADER_LENGTH + 1024
 /**
  * A {@link ResultCapsuleSource} over the registry and a store: reads the header prefix of the
  * registered CID (at most 65 KiB), checks that it is signed by the registered owner and names
- * the capsule asked for, and remembers the answer by capsule id.
+ * the capsule asked for, and remembers the answer by capsule id, owner and CID as the registry
+ * names them at each delivery.
  *
  * @example
  * ```ts
@@ -75,36 +76,49 @@ export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCaps
   const capacity = init.cacheSize ?? 1024
   const readTimeoutMs = init.readTimeoutMs ?? 5000
   const cache = new Map<string, readonly Uint8Array[]>()
+  /** Header reads in flight, by the same key: deliveries of one capsule at once read it once. */
+  const reading = new Map<string, Promise<readonly Uint8Array[]>>()
   return {
     async receiversOf(capsuleId, signal) {
-      const key = toHex(capsuleId)
-      const hit = cache.get(key)
-      if (hit !== undefined) return hit
+      // The registry is read for every delivery, and answers are kept by what it says now: after
+      // the owner's updateContent (a new CID) or a transfer the header is read again, so a
+      // receiver the new header drops is refused at once, not after a restart.
       const record = await init.registry.getCapsule(capsuleId)
       if (record === undefined) return undefined
-      const deadline = AbortSignal.timeout(readTimeoutMs)
-      const parsed = await readHeader(
-        init.store,
-        record.cid,
-        signal === undefined ? deadline : AbortSignal.any([signal, deadline]),
-      )
-      try {
-        verifiedCapsuleHeader(parsed, { owner: record.owner as `0x${string}` })
-      } catch (cause) {
-        throw new ResultInvalidError('The registered capsule header is not signed by its owner', {
-          details: { capsuleId: key, cid: record.cid.slice(0, 128) },
-          cause,
-        })
+      const id = toHex(capsuleId)
+      const key = `${id}:${record.owner.toLowerCase()}:${record.cid}`
+      const hit = cache.get(key)
+      if (hit !== undefined) return hit
+      let read = reading.get(key)
+      if (read === undefined) {
+        read = (async () => {
+          const deadline = AbortSignal.timeout(readTimeoutMs)
+          const parsed = await readHeader(
+            init.store,
+            record.cid,
+            signal === undefined ? deadline : AbortSignal.any([signal, deadline]),
+          )
+          try {
+            verifiedCapsuleHeader(parsed, { owner: record.owner as `0x${string}` })
+          } catch (cause) {
+            throw new ResultInvalidError(
+              'The registered capsule header is not signed by its owner',
+              { details: { capsuleId: id, cid: record.cid.slice(0, 128) }, cause },
+            )
+          }
+          if (!equalBytes(parsed.header.capsuleId, capsuleId)) {
+            throw new ResultInvalidError('The registered CID holds another capsule', {
+              details: { capsuleId: id, cid: record.cid.slice(0, 128) },
+            })
+          }
+          const keys = Object.freeze(parsed.header.receivers.map((r) => r.publicKey.slice()))
+          cache.set(key, keys)
+          if (cache.size > capacity) cache.delete(cache.keys().next().value as string)
+          return keys
+        })().finally(() => reading.delete(key))
+        reading.set(key, read)
       }
-      if (!equalBytes(parsed.header.capsuleId, capsuleId)) {
-        throw new ResultInvalidError('The registered CID holds another capsule', {
-          details: { capsuleId: key, cid: record.cid.slice(0, 128) },
-        })
-      }
-      const keys = Object.freeze(parsed.header.receivers.map((r) => r.publicKey.slice()))
-      cache.set(key, keys)
-      if (cache.size > capacity) cache.delete(cache.keys().next().value as string)
-      return keys
+      return read
     },
   }
 }

@@ -51,8 +51,15 @@ const store = {
   },
 }
 
-/** A registered capsule whose header names `receivers`, signed by `signer` (registered: the owner). */
-function publishCapsule(receivers: Uint8Array[], signer = ownerKey): Uint8Array {
+/**
+ * A registered capsule whose header names `receivers`, signed by `signer` (registered: the
+ * owner); with `capsuleId`, new content of that capsule (`updateContent`: a new CID).
+ */
+function publishCapsule(
+  receivers: Uint8Array[],
+  signer = ownerKey,
+  capsuleId?: Uint8Array,
+): Uint8Array {
   const dataKey = generateDataKey()
   const plaintext = new TextEncoder().encode('data')
   const header = createCapsuleHeader({
@@ -71,6 +78,7 @@ function publishCapsule(receivers: Uint8Array[], signer = ownerKey): Uint8Array 
     receivers: receivers.map((publicKey) => ({ publicKey })),
     dataKey,
     plaintext,
+    ...(capsuleId === undefined ? {} : { capsuleId }),
   })
   const capsule = sealCapsule({
     header,
@@ -78,7 +86,7 @@ function publishCapsule(receivers: Uint8Array[], signer = ownerKey): Uint8Array 
     dataKey,
     plaintext,
   })
-  const cid = `bafy${hex(header.capsuleId).slice(0, 20)}`
+  const cid = `bafy${hex(header.capsuleId).slice(0, 20)}${capsuleId === undefined ? '' : '-v2'}`
   blobs.set(cid, capsule)
   registry.set(hex(header.capsuleId), { owner: addressFromPrivateKey(ownerKey), cid })
   return header.capsuleId
@@ -199,5 +207,30 @@ describe('a result for a capsule that does not name this receiver', () => {
     const { ack, stats } = await deliverTo(mine, 'ok')
     expect(ack.status).toBe('ok')
     expect(stats.accepted).toBe(1)
+  })
+
+  it('after the owner moves the capsule to new content whose header drops this receiver, the next delivery is refused not-a-receiver: no answer is kept past the registry', async () => {
+    const capsules = headerResultCapsules({ registry: chain, store })
+    const mine = publishCapsule([me.publicKey])
+    expect((await deliverTo(mine, 'before', capsules)).ack.status).toBe('ok')
+    // updateContent: the same capsule id, a new CID whose header names someone else only.
+    publishCapsule([someoneElse.publicKey], ownerKey, mine)
+    const { ack } = await deliverTo(mine, 'after', capsules)
+    expect(ack).toMatchObject({ status: 'refused', reasonCode: 'not-a-receiver' })
+  })
+
+  it('deliveries of one capsule at once read its header once', async () => {
+    let reads = 0
+    const counting = {
+      get: (cid: string) => {
+        reads++
+        return store.get(cid)
+      },
+    }
+    const capsules = headerResultCapsules({ registry: chain, store: counting })
+    const mine = publishCapsule([me.publicKey])
+    const answers = await Promise.all([1, 2, 3].map(() => capsules.receiversOf(mine)))
+    expect(answers.every((a) => a?.length === 1)).toBe(true)
+    expect(reads).toBe(1)
   })
 })
