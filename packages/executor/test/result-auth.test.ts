@@ -16,6 +16,7 @@ import {
   encodeHpkeSealed,
   generateX25519KeyPair,
   hpkeSeal,
+  privateKeySigner,
   type X25519KeyPair,
 } from '@digicap/capsule-core'
 import { writeJsonAtomic } from '@digicap/cli-kit'
@@ -36,6 +37,7 @@ import {
 import { getBytes, hexlify, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  createResultDeliverer,
   createResultReceiver,
   fileResultReplays,
   type ReceivedResult,
@@ -98,11 +100,13 @@ afterAll(async () => {
 /** A capsule for this receiver (or for `receivers`), and a chain grant on it for the world's executor. */
 async function grantOnChain(
   receivers = [{ publicKey: keys.publicKey, peerId: recv.peerId }],
+  headerSigner?: Wallet,
 ): Promise<{ capsuleId: string; grantId: string }> {
   const capsule = await makeCapsule(w, {
     plaintext: jsBundle('digicap.output("x")', ''),
     runtime: { kind: 'quickjs', entry: 'main.js' },
     receivers,
+    ...(headerSigner === undefined ? {} : { signer: headerSigner }),
   })
   const tx = await w.c.accessController
     .connect(w.executorWallet)
@@ -289,6 +293,42 @@ describe('result authentication (anvil + libp2p)', () => {
     const d = await forge(none)
     expect(reason(await send(w.exec, { ...d.fields, hpke: d.sealed }))).toBe('not-a-receiver')
     expect(receiver.stats().queued).toBe(0)
+  })
+
+  it('a capsule whose registered header is not signed by its owner: refused not-a-receiver (final), and the executor’s delivery stops at once instead of retrying', async () => {
+    // The header names this receiver, but another key signed it: the bytes under the
+    // registered CID are bad and stay bad, so `busy` (retry) would only repeat the refusal.
+    refusals.length = 0
+    const g = await grantOnChain(undefined, w.other)
+    const deliverer = createResultDeliverer({ directDeadlineMs: 15_000 })({
+      libp2p: w.exec.libp2p,
+      store: w.execStore,
+      domain: {
+        chainId: BigInt(w.addresses.chainId),
+        verifyingContract: w.addresses.accessController as `0x${string}`,
+      },
+      signer: privateKeySigner(getBytes(w.executorWallet.privateKey)),
+    })
+    try {
+      const t0 = Date.now()
+      const [d] = await deliverer.deliver(
+        {
+          runId: randomBytes(32),
+          capsuleId: getBytes(g.capsuleId),
+          grantId: getBytes(g.grantId),
+          measurement: w.measurement,
+          runMeasurement: randomBytes(32),
+        },
+        [{ publicKey: keys.publicKey, peerId: recv.peerId }],
+        enc.encode('x'),
+      )
+      expect(d).toMatchObject({ status: 'refused', reasonCode: 'not-a-receiver', attempts: 1 })
+      expect(Date.now() - t0).toBeLessThan(10_000)
+      expect(deliverer.pending()).toBe(0)
+      expect(refusals).toEqual(['not-a-receiver'])
+    } finally {
+      deliverer.stop()
+    }
   })
 
   it('refuses forgeries with their typed reason and still takes the honest result of that grant', async () => {

@@ -19,6 +19,7 @@ export type WireErrorCode =
   | 'RETRY_EXHAUSTED'
   | 'HANDLER_FAILED'
   | 'RESULT_INVALID'
+  | 'RESULT_HEADER_INVALID'
   | 'RESULT_REFUSED'
   | 'RECEIVER_STOPPED'
   | 'REPLAY_STORE'
@@ -137,6 +138,19 @@ export class ResultInvalidError extends DigicapError {
   override name = 'ResultInvalidError'
   constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
     super('RESULT_INVALID', shortMessage, options)
+  }
+}
+
+/**
+ * The header a capsule's registered CID holds was read and is not that capsule's (SPEC §3.4.3
+ * check 11): not a capsule header, not signed by the registered owner, or another capsule's.
+ * A header never changes under its CID, so this is final: the receiver answers
+ * `not-a-receiver`, not `busy`. `details.capsuleId`, `details.cid`, `details.why`.
+ */
+export class ResultHeaderInvalidError extends DigicapError {
+  override name = 'ResultHeaderInvalidError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('RESULT_HEADER_INVALID', shortMessage, options)
   }
 }
 

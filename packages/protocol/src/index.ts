@@ -96,6 +96,7 @@ export {
 export type { RemoteErrorCode, WireErrorCode } from './errors.ts'
 export {
   HandlerFailedError,
+  ResultHeaderInvalidError,
   ResultInvalidError,
   ResultReceiverStoppedError,
   ResultRefusedError,

@@ -2,7 +2,9 @@
  * Which receivers a capsule names (SPEC §3.4.3 check 11): the receiver keys of the capsule's
  * header, read authentically — the registry gives the capsule's owner and CID, the CID gives
  * the header bytes (content-addressed), and the owner's signature on the header is checked.
- * A result for a capsule whose header does not list this receiver is refused `not-a-receiver`.
+ * A result for a capsule whose header does not list this receiver is refused `not-a-receiver`,
+ * and so is one whose registered CID holds a header that is not the capsule's (final: the bytes
+ * under a CID never change); a header that cannot be read now is `busy` (retried).
  */
 import {
   CapsuleTruncatedError,
@@ -13,12 +15,14 @@ import {
   toHex,
   verifiedCapsuleHeader,
 } from '@digicap/capsule-core'
-import { ResultInvalidError } from './errors.ts'
+import { ResultHeaderInvalidError } from './errors.ts'
 
 /**
  * Where a receiver learns which receivers a capsule names. `receiversOf` resolves the X25519
  * public keys of the capsule's owner-signed header, or undefined when the registry does not
- * know the capsule; it throws when they cannot be read now (the receiver answers `busy`).
+ * know the capsule. It throws a {@link ResultHeaderInvalidError} when the header was read and
+ * is not the capsule's (the receiver answers `not-a-receiver`, final), and anything else when
+ * the header cannot be read now (the receiver answers `busy`, retried).
  */
 export interface ResultCapsuleSource {
   receiversOf(
@@ -75,9 +79,14 @@ const MAX_PREFIX = MAX_HEADER_LENGTH + 1024
 export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCapsuleSource {
   const capacity = init.cacheSize ?? 1024
   const readTimeoutMs = init.readTimeoutMs ?? 5000
-  const cache = new Map<string, readonly Uint8Array[]>()
+  /** Answers by key: the header's receivers, or why the header is not the capsule's (final). */
+  const cache = new Map<string, readonly Uint8Array[] | ResultHeaderInvalidError>()
   /** Header reads in flight, by the same key: deliveries of one capsule at once read it once. */
   const reading = new Map<string, Promise<readonly Uint8Array[]>>()
+  const keep = (key: string, answer: readonly Uint8Array[] | ResultHeaderInvalidError) => {
+    cache.set(key, answer)
+    if (cache.size > capacity) cache.delete(cache.keys().next().value as string)
+  }
   return {
     async receiversOf(capsuleId, signal) {
       // The registry is read for every delivery, and answers are kept by what it says now: after
@@ -88,33 +97,42 @@ export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCaps
       const id = toHex(capsuleId)
       const key = `${id}:${record.owner.toLowerCase()}:${record.cid}`
       const hit = cache.get(key)
+      if (hit instanceof ResultHeaderInvalidError) throw hit
       if (hit !== undefined) return hit
       let read = reading.get(key)
       if (read === undefined) {
         read = (async () => {
           const deadline = AbortSignal.timeout(readTimeoutMs)
-          const parsed = await readHeader(
-            init.store,
-            record.cid,
-            signal === undefined ? deadline : AbortSignal.any([signal, deadline]),
-          )
+          const details = { capsuleId: id, cid: record.cid.slice(0, 128) }
           try {
-            verifiedCapsuleHeader(parsed, { owner: record.owner as `0x${string}` })
-          } catch (cause) {
-            throw new ResultInvalidError(
-              'The registered capsule header is not signed by its owner',
-              { details: { capsuleId: id, cid: record.cid.slice(0, 128) }, cause },
+            // Only a store failure or the deadline leaves readHeader as anything else: busy.
+            const parsed = await readHeader(
+              init.store,
+              record.cid,
+              signal === undefined ? deadline : AbortSignal.any([signal, deadline]),
+              details,
             )
+            try {
+              verifiedCapsuleHeader(parsed, { owner: record.owner as `0x${string}` })
+            } catch (cause) {
+              throw new ResultHeaderInvalidError(
+                'The registered capsule header is not signed by its owner',
+                { details: { ...details, why: 'signer' }, cause },
+              )
+            }
+            if (!equalBytes(parsed.header.capsuleId, capsuleId)) {
+              throw new ResultHeaderInvalidError('The registered CID holds another capsule', {
+                details: { ...details, why: 'capsule-id' },
+              })
+            }
+            const keys = Object.freeze(parsed.header.receivers.map((r) => r.publicKey.slice()))
+            keep(key, keys)
+            return keys
+          } catch (err) {
+            // The bytes under a CID never change: a bad header stays bad, and is not read again.
+            if (err instanceof ResultHeaderInvalidError) keep(key, err)
+            throw err
           }
-          if (!equalBytes(parsed.header.capsuleId, capsuleId)) {
-            throw new ResultInvalidError('The registered CID holds another capsule', {
-              details: { capsuleId: id, cid: record.cid.slice(0, 128) },
-            })
-          }
-          const keys = Object.freeze(parsed.header.receivers.map((r) => r.publicKey.slice()))
-          cache.set(key, keys)
-          if (cache.size > capacity) cache.delete(cache.keys().next().value as string)
-          return keys
         })().finally(() => reading.delete(key))
         reading.set(key, read)
       }
@@ -127,6 +145,7 @@ async function readHeader(
   store: ResultCapsuleStore,
   cid: string,
   signal: AbortSignal | undefined,
+  details: { capsuleId: string; cid: string },
 ): Promise<ParsedCapsuleHeader> {
   const parts: Uint8Array[] = []
   let length = 0
@@ -148,17 +167,20 @@ async function readHeader(
         return parseCapsuleHeader(head)
       } catch (err) {
         if (!(err instanceof CapsuleTruncatedError) || length >= MAX_PREFIX) {
-          throw new ResultInvalidError('The registered CID does not start with a capsule header', {
-            details: { cid: cid.slice(0, 128) },
-            cause: err,
-          })
+          throw new ResultHeaderInvalidError(
+            'The registered CID does not start with a capsule header',
+            { details: { ...details, why: 'format' }, cause: err },
+          )
         }
       }
     }
   } finally {
     ac.abort()
   }
-  throw new ResultInvalidError('The registered capsule ends before its header does', {
-    details: { cid: cid.slice(0, 128), bytes: length },
+  // A store that ends its stream quietly when its signal fires has not given the whole file.
+  signal?.throwIfAborted()
+  // The store gave the whole content of the CID (a content-addressed file), and it is shorter.
+  throw new ResultHeaderInvalidError('The registered capsule ends before its header does', {
+    details: { ...details, why: 'truncated', bytes: length },
   })
 }

@@ -21,7 +21,12 @@ import {
 import type { Libp2p } from '@libp2p/interface'
 import type { Address } from './eip712.ts'
 import { toChecksumAddress } from './eip712.ts'
-import { ResultInvalidError, ResultReceiverStoppedError, ResultRefusedError } from './errors.ts'
+import {
+  ResultHeaderInvalidError,
+  ResultInvalidError,
+  ResultReceiverStoppedError,
+  ResultRefusedError,
+} from './errors.ts'
 import { MAX_RESULT_FRAME } from './frame.ts'
 import { handle } from './handle.ts'
 import { resultProtocol } from './protocols.ts'
@@ -336,10 +341,15 @@ export function createResultReceiver(init: ResultReceiverInit) {
       const second = checkResultGrant(msg, grant, grants.domain)
       if (!second.ok) return refuse(msg, from, second.reasonCode, { executor })
       // The capsule's header must name this receiver: a grant for any capsule is not enough.
+      // A header read and found not to be the capsule's names nobody (final); one that cannot
+      // be read now is busy (retried).
       let named: readonly Uint8Array[] | undefined
       try {
         named = await components.capsules.receiversOf(msg.capsuleId, signal)
       } catch (cause) {
+        if (cause instanceof ResultHeaderInvalidError) {
+          return refuse(msg, from, 'not-a-receiver', { executor, cause })
+        }
         return refuse(msg, from, 'busy', { executor, cause })
       }
       const third = checkResultReceivers(msg, named)

@@ -23,6 +23,7 @@ import {
   type ResultAck,
   type ResultCapsuleRecord,
   type ResultDelivery,
+  ResultHeaderInvalidError,
   request,
   resultAad,
   resultHashOf,
@@ -147,13 +148,16 @@ describe('a result for a capsule that does not name this receiver', () => {
       capsules,
     })
     const refused: string[] = []
-    receiver.events.addEventListener('error', (e) =>
-      refused.push(((e as CustomEvent).detail as { reasonCode: string }).reasonCode),
-    )
+    const causes: unknown[] = []
+    receiver.events.addEventListener('error', (e) => {
+      const err = (e as CustomEvent).detail as { reasonCode: string; cause?: unknown }
+      refused.push(err.reasonCode)
+      causes.push(err.cause)
+    })
     await receiver.start()
     try {
       const ack: ResultAck = await request(pair.a, pair.b.peerId, resultProtocol, d)
-      return { ack, refused, stats: receiver.stats() }
+      return { ack, refused, causes, stats: receiver.stats() }
     } finally {
       await receiver.stop()
     }
@@ -173,11 +177,76 @@ describe('a result for a capsule that does not name this receiver', () => {
     expect(ack).toMatchObject({ status: 'refused', reasonCode: 'not-a-receiver' })
   })
 
-  it('is refused busy (retry) when the registered CID holds a header another key signed', async () => {
+  it('is refused not-a-receiver (final) when the registered CID holds a header another key signed: the header was read and is bad, so retrying cannot help', async () => {
     const forged = publishCapsule([me.publicKey], new Uint8Array(32).fill(3))
-    const { ack, refused } = await deliverTo(forged, 'x')
-    expect(ack).toMatchObject({ status: 'refused', reasonCode: 'busy' })
-    expect(refused).toEqual(['busy'])
+    const { ack, refused, causes } = await deliverTo(forged, 'x')
+    expect(ack).toMatchObject({ status: 'refused', reasonCode: 'not-a-receiver' })
+    expect(ack.status === 'refused' && ack.retryAfterMs).toBeFalsy()
+    expect(refused).toEqual(['not-a-receiver'])
+    expect(causes[0]).toBeInstanceOf(ResultHeaderInvalidError)
+    expect(causes[0]).toMatchObject({ code: 'RESULT_HEADER_INVALID', details: { why: 'signer' } })
+  })
+
+  it('is refused not-a-receiver (final) when the registered CID holds no capsule header, or a truncated one, or another capsule’s header', async () => {
+    const mine = publishCapsule([me.publicKey])
+    const other = publishCapsule([me.publicKey])
+    const record = registry.get(hex(mine)) as ResultCapsuleRecord
+    const cases: Array<[string, Uint8Array]> = [
+      ['format', new TextEncoder().encode('not a capsule at all, just some bytes '.repeat(40))],
+      ['truncated', (blobs.get(record.cid) as Uint8Array).subarray(0, 200)],
+      [
+        'capsule-id',
+        blobs.get((registry.get(hex(other)) as ResultCapsuleRecord).cid) as Uint8Array,
+      ],
+    ]
+    for (const [why, bytes] of cases) {
+      const cid = `bafy${why.replace('-', '')}${hex(mine).slice(0, 12)}`
+      blobs.set(cid, bytes)
+      registry.set(hex(mine), { ...record, cid })
+      const { ack, causes } = await deliverTo(mine, why)
+      expect(ack, why).toMatchObject({ status: 'refused', reasonCode: 'not-a-receiver' })
+      expect(causes[0], why).toMatchObject({ code: 'RESULT_HEADER_INVALID', details: { why } })
+    }
+  })
+
+  it('reads a bad header once: the bytes under a CID never change, so the refusal is kept', async () => {
+    let reads = 0
+    const counting = {
+      get: (cid: string) => {
+        reads++
+        return store.get(cid)
+      },
+    }
+    const capsules = headerResultCapsules({ registry: chain, store: counting })
+    const forged = publishCapsule([me.publicKey], new Uint8Array(32).fill(4))
+    for (let i = 0; i < 3; i++) {
+      await expect(capsules.receiversOf(forged)).rejects.toBeInstanceOf(ResultHeaderInvalidError)
+    }
+    expect(reads).toBe(1)
+  })
+
+  it('is refused busy (retry) when the store fails to read the header (no peer serves it), and not kept: a later read that works is taken', async () => {
+    const mine = publishCapsule([me.publicKey])
+    let failing = true
+    const flaky = {
+      get: (cid: string) => {
+        if (failing) {
+          return (async function* () {
+            yield* []
+            throw new Error('no peer serves this block')
+          })()
+        }
+        return store.get(cid)
+      },
+    }
+    const capsules = headerResultCapsules({ registry: chain, store: flaky })
+    const first = await deliverTo(mine, 'x', capsules)
+    expect(first.ack).toMatchObject({ status: 'refused', reasonCode: 'busy' })
+    expect(first.ack.status === 'refused' && first.ack.retryAfterMs).toBeGreaterThan(0)
+    expect(first.causes[0]).not.toBeInstanceOf(ResultHeaderInvalidError)
+    failing = false
+    const second = await deliverTo(mine, 'x', capsules)
+    expect(second.ack.status).toBe('ok')
   })
 
   it('is refused busy (retry) when the header cannot be fetched in time (no peer holds it)', async () => {
