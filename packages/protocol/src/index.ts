@@ -219,6 +219,7 @@ export {
   resultHashOf,
 } from './result.ts'
 export type {
+  HeaderResultCapsules,
   HeaderResultCapsulesInit,
   ResultCapsuleRecord,
   ResultCapsuleRegistry,

@@ -52,7 +52,10 @@ export interface ResultCapsuleStore {
 export interface HeaderResultCapsulesInit {
   readonly registry: ResultCapsuleRegistry
   readonly store: ResultCapsuleStore
-  /** Capsules whose receivers are remembered (oldest forgotten first). Default 1024. */
+  /**
+   * Capsules whose answer is remembered, one per capsule id (least recently used forgotten
+   * first; an answer for content the registry no longer names is dropped). Default 1024.
+   */
   readonly cacheSize?: number | undefined
   /**
    * Time to read a header, ms (the capsule is fetched from connected peers — the delivering
@@ -61,14 +64,20 @@ export interface HeaderResultCapsulesInit {
   readonly readTimeoutMs?: number | undefined
 }
 
+/** {@link headerResultCapsules}'s source, with a look at what it keeps. */
+export interface HeaderResultCapsules extends ResultCapsuleSource {
+  /** Capsules whose answer is kept now: at most `cacheSize`, one per capsule id. */
+  cached(): number
+}
+
 /** Most bytes read before the header must have parsed (preamble + largest header + signature). */
 const MAX_PREFIX = MAX_HEADER_LENGTH + 1024
 
 /**
  * A {@link ResultCapsuleSource} over the registry and a store: reads the header prefix of the
  * registered CID (at most 65 KiB), checks that it is signed by the registered owner and names
- * the capsule asked for, and remembers the answer by capsule id, owner and CID as the registry
- * names them at each delivery.
+ * the capsule asked for, and remembers one answer per capsule id, used while the registry names
+ * the same owner and CID (read at each delivery) and dropped once it names others.
  *
  * @example
  * ```ts
@@ -76,15 +85,31 @@ const MAX_PREFIX = MAX_HEADER_LENGTH + 1024
  * const receiver = createResultReceiver({ privateKey })({ libp2p, store, grants, capsules })
  * ```
  */
-export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCapsuleSource {
+export function headerResultCapsules(init: HeaderResultCapsulesInit): HeaderResultCapsules {
   const capacity = init.cacheSize ?? 1024
   const readTimeoutMs = init.readTimeoutMs ?? 5000
-  /** Answers by key: the header's receivers, or why the header is not the capsule's (final). */
-  const cache = new Map<string, readonly Uint8Array[] | ResultHeaderInvalidError>()
+  /**
+   * One answer per capsule id, for the owner and CID the registry named when it was read: the
+   * header's receivers, or why the header is not the capsule's (final). Least recently used
+   * first, at most `capacity`; an answer for an owner or CID the registry no longer names is
+   * dropped as soon as a delivery sees the new one (a header never changes under its CID, but
+   * the registry's CID does, with `updateContent`).
+   */
+  const cache = new Map<
+    string,
+    { readonly source: string; readonly answer: readonly Uint8Array[] | ResultHeaderInvalidError }
+  >()
   /** Header reads in flight, by the same key: deliveries of one capsule at once read it once. */
   const reading = new Map<string, Promise<readonly Uint8Array[]>>()
-  const keep = (key: string, answer: readonly Uint8Array[] | ResultHeaderInvalidError) => {
-    cache.set(key, answer)
+  const keep = (
+    id: string,
+    source: string,
+    answer: readonly Uint8Array[] | ResultHeaderInvalidError,
+  ) => {
+    // A read that began before the registry moved on may put its answer here after a newer
+    // one: the next delivery sees the registry's source differ and drops it.
+    cache.delete(id)
+    cache.set(id, { source, answer })
     if (cache.size > capacity) cache.delete(cache.keys().next().value as string)
   }
   return {
@@ -93,12 +118,23 @@ export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCaps
       // the owner's updateContent (a new CID) or a transfer the header is read again, so a
       // receiver the new header drops is refused at once, not after a restart.
       const record = await init.registry.getCapsule(capsuleId)
-      if (record === undefined) return undefined
       const id = toHex(capsuleId)
-      const key = `${id}:${record.owner.toLowerCase()}:${record.cid}`
-      const hit = cache.get(key)
-      if (hit instanceof ResultHeaderInvalidError) throw hit
-      if (hit !== undefined) return hit
+      if (record === undefined) {
+        cache.delete(id)
+        return undefined
+      }
+      const source = `${record.owner.toLowerCase()}:${record.cid}`
+      const key = `${id}:${source}`
+      const hit = cache.get(id)
+      if (hit !== undefined) {
+        if (hit.source === source) {
+          cache.delete(id) // most recently used last
+          cache.set(id, hit)
+          if (hit.answer instanceof ResultHeaderInvalidError) throw hit.answer
+          return hit.answer
+        }
+        cache.delete(id) // the registry names new content (or a new owner): the old answer goes
+      }
       let read = reading.get(key)
       if (read === undefined) {
         read = (async () => {
@@ -126,11 +162,11 @@ export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCaps
               })
             }
             const keys = Object.freeze(parsed.header.receivers.map((r) => r.publicKey.slice()))
-            keep(key, keys)
+            keep(id, source, keys)
             return keys
           } catch (err) {
             // The bytes under a CID never change: a bad header stays bad, and is not read again.
-            if (err instanceof ResultHeaderInvalidError) keep(key, err)
+            if (err instanceof ResultHeaderInvalidError) keep(id, source, err)
             throw err
           }
         })().finally(() => reading.delete(key))
@@ -138,6 +174,7 @@ export function headerResultCapsules(init: HeaderResultCapsulesInit): ResultCaps
       }
       return read
     },
+    cached: () => cache.size,
   }
 }
 

@@ -288,6 +288,54 @@ describe('a result for a capsule that does not name this receiver', () => {
     expect(ack).toMatchObject({ status: 'refused', reasonCode: 'not-a-receiver' })
   })
 
+  it('keeps one answer per capsule: after updateContent the old content’s answer is dropped, not left to age out', async () => {
+    const capsules = headerResultCapsules({ registry: chain, store })
+    const mine = publishCapsule([me.publicKey])
+    expect((await deliverTo(mine, 'v1', capsules)).ack.status).toBe('ok')
+    expect(capsules.cached()).toBe(1)
+    publishCapsule([someoneElse.publicKey], ownerKey, mine) // updateContent: a new CID
+    expect((await deliverTo(mine, 'v2', capsules)).ack).toMatchObject({
+      reasonCode: 'not-a-receiver',
+    })
+    expect(capsules.cached()).toBe(1)
+  })
+
+  it('keeps at most cacheSize capsules, least recently used forgotten first', async () => {
+    const reads: string[] = []
+    const counting = {
+      get: (cid: string) => {
+        reads.push(cid)
+        return store.get(cid)
+      },
+    }
+    const capsules = headerResultCapsules({ registry: chain, store: counting, cacheSize: 2 })
+    const [a, b, c] = [1, 2, 3].map(() => publishCapsule([me.publicKey])) as [
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+    ]
+    const cid = (id: Uint8Array) => (registry.get(hex(id)) as ResultCapsuleRecord).cid
+    for (const id of [a, b, a, c]) await capsules.receiversOf(id) // a used again before c comes
+    expect(capsules.cached()).toBe(2)
+    expect(reads).toEqual([cid(a), cid(b), cid(c)])
+    await capsules.receiversOf(a) // kept: b, the least recently used, went for c
+    await capsules.receiversOf(b)
+    expect(reads).toEqual([cid(a), cid(b), cid(c), cid(b)])
+    for (let i = 0; i < 10; i++) await capsules.receiversOf(publishCapsule([me.publicKey]))
+    expect(capsules.cached()).toBe(2)
+  })
+
+  it('forgets a capsule the registry no longer knows', async () => {
+    const capsules = headerResultCapsules({ registry: chain, store })
+    const mine = publishCapsule([me.publicKey])
+    await capsules.receiversOf(mine)
+    const record = registry.get(hex(mine)) as ResultCapsuleRecord
+    registry.delete(hex(mine))
+    expect(await capsules.receiversOf(mine)).toBeUndefined()
+    expect(capsules.cached()).toBe(0)
+    registry.set(hex(mine), record)
+  })
+
   it('deliveries of one capsule at once read its header once', async () => {
     let reads = 0
     const counting = {
