@@ -244,6 +244,49 @@ describe('the deliverer: a receiver that stays connected', () => {
   }, 30_000)
 })
 
+describe('the deliverer: a refusal code it does not know (a newer receiver’s, protocol SPEC §3.4.5)', () => {
+  it('is final without retryAfterMs: reported with the code as sent, after one attempt, nothing stored', async () => {
+    const [E, A] = await Promise.all([node(), node()])
+    const deliverer = delivererOn(E, { directDeadlineMs: 5000 })
+    let asked = 0
+    // A receiver of a later release, refusing with a code this executor has never heard of.
+    await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
+      asked++
+      return { runId: m.runId, status: 'refused', reasonCode: 'header-withdrawn' }
+    })
+    await E.libp2p.dial(multiaddr(A.multiaddrs()[0]))
+    const out = await deliverer.deliver(
+      runIds(),
+      [{ publicKey: generateX25519KeyPair().publicKey, peerId: A.peerId }],
+      new Uint8Array(8),
+    )
+    expect(out[0]).toMatchObject({ status: 'refused', reasonCode: 'header-withdrawn', attempts: 1 })
+    expect(asked).toBe(1)
+    expect(deliverer.pending()).toBe(0)
+    deliverer.stop()
+  }, 30_000)
+
+  it('is retried with retryAfterMs: the receiver said when', async () => {
+    const [E, A] = await Promise.all([node(), node()])
+    const deliverer = delivererOn(E, { directDeadlineMs: 5000, retryBaseMs: 50 })
+    let asked = 0
+    await handle(A.libp2p, resultProtocol, async (m): Promise<ResultAck> => {
+      asked++
+      return asked === 1
+        ? { runId: m.runId, status: 'refused', reasonCode: 'held-for-review', retryAfterMs: 100 }
+        : { runId: m.runId, status: 'ok' }
+    })
+    await E.libp2p.dial(multiaddr(A.multiaddrs()[0]))
+    const out = await deliverer.deliver(
+      runIds(),
+      [{ publicKey: generateX25519KeyPair().publicKey, peerId: A.peerId }],
+      new Uint8Array(8),
+    )
+    expect(out[0]).toMatchObject({ status: 'delivered', attempts: 2 })
+    deliverer.stop()
+  }, 30_000)
+})
+
 describe('the deliverer: several receivers', () => {
   it('tries receivers side by side: three unreachable ones cost one direct deadline, not three', async () => {
     const E = await node()

@@ -204,14 +204,18 @@ export type {
   ResultDelivery,
   ResultRefusalCode,
   SignedResultFields,
+  UnknownResultRefusalCode,
 } from './result.ts'
 export {
   decodeResultAck,
   decodeResultDelivery,
   encodeResultAck,
   encodeResultDelivery,
+  isRetryableResultRefusal,
+  MAX_RESULT_REFUSAL_CODE_BYTES,
   MAX_RESULT_SIZE,
   RESULT_ACK_STATUSES,
+  RESULT_REFUSAL_CODE_PATTERN,
   RESULT_REFUSAL_CODES,
   RESULT_WIRE_VERSION,
   RETRYABLE_RESULT_REFUSALS,

@@ -90,6 +90,17 @@ export const RESULT_REFUSAL_CODES: readonly ResultRefusalCode[] = [
   'hash-mismatch',
   'open-failed',
 ]
+/**
+ * A refusal code this implementation does not know: a newer receiver's (SPEC §3.4.5). On the
+ * wire: 1–64 bytes of `a-z`, `0-9` and single inner `-`. Final unless the ack carries
+ * `retryAfterMs` ({@link isRetryableResultRefusal}).
+ */
+export type UnknownResultRefusalCode = string & {}
+/** The shape every `reasonCode` on the wire has, known or not. */
+export const RESULT_REFUSAL_CODE_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/
+/** Longest `reasonCode` on the wire, bytes. */
+export const MAX_RESULT_REFUSAL_CODE_BYTES = 64
+
 /** Refusals after which the executor tries again later (the rest are final). */
 export const RETRYABLE_RESULT_REFUSALS: readonly ResultRefusalCode[] = [
   'rate-limited',
@@ -104,10 +115,31 @@ export type ResultAck =
   | {
       runId: Uint8Array
       status: 'refused'
-      reasonCode: ResultRefusalCode
+      /** One of {@link RESULT_REFUSAL_CODES}, or a newer receiver's code (final unless `retryAfterMs`). */
+      reasonCode: ResultRefusalCode | UnknownResultRefusalCode
       /** For retryable refusals: when to try again, ms. */
       retryAfterMs?: number
     }
+
+/**
+ * Whether the executor delivers again after this refusal (SPEC §3.4.5): a code of
+ * {@link RETRYABLE_RESULT_REFUSALS}; a code this implementation does not know only when the
+ * receiver said when (`retryAfterMs`). Every other refusal is final.
+ *
+ * @example
+ * ```ts
+ * if (ack.status === 'refused' && !isRetryableResultRefusal(ack)) report(ack.reasonCode)
+ * ```
+ */
+export function isRetryableResultRefusal(refusal: {
+  readonly reasonCode: string
+  readonly retryAfterMs?: number | undefined
+}): boolean {
+  if ((RESULT_REFUSAL_CODES as readonly string[]).includes(refusal.reasonCode)) {
+    return (RETRYABLE_RESULT_REFUSALS as readonly string[]).includes(refusal.reasonCode)
+  }
+  return refusal.retryAfterMs !== undefined
+}
 
 /** Every result-ack status. */
 export const RESULT_ACK_STATUSES = ['ok', 'refused'] as const
@@ -304,7 +336,9 @@ export function encodeResultAck(message: ResultAck): Uint8Array {
 
 /**
  * Decodes a {@link ResultAck} body. `reasonCode` is present exactly when `status` is
- * `refused`; `retryAfterMs` only with a retryable reason.
+ * `refused`: a code of {@link RESULT_REFUSAL_CODES}, or any other of the same shape (a newer
+ * receiver's; final unless `retryAfterMs` is present). `retryAfterMs` never comes with a
+ * known final code.
  *
  * @throws {WireFormatError} for malformed, non-canonical or mistyped input.
  * @throws {WireVersionError} for a version other than 2.
@@ -318,10 +352,16 @@ export function decodeResultAck(body: Uint8Array): ResultAck {
     return { runId: readBytes(map, type, 'runId', ID_LENGTH), status }
   }
   checkFields(map, type, ['runId', 'status', 'reasonCode'], ['retryAfterMs'])
-  const reasonCode = readText(map, type, 'reasonCode', { oneOf: RESULT_REFUSAL_CODES })
+  const reasonCode: ResultRefusalCode | UnknownResultRefusalCode = readText(
+    map,
+    type,
+    'reasonCode',
+    { maxBytes: MAX_RESULT_REFUSAL_CODE_BYTES, pattern: RESULT_REFUSAL_CODE_PATTERN },
+  )
   const out: ResultAck = { runId: readBytes(map, type, 'runId', ID_LENGTH), status, reasonCode }
   if (Object.hasOwn(map, 'retryAfterMs')) {
-    if (!RETRYABLE_RESULT_REFUSALS.includes(reasonCode)) {
+    // A known final code never says when to retry; an unknown code may (it is then retryable).
+    if (!isRetryableResultRefusal({ reasonCode, retryAfterMs: 0 })) {
       throw new WireFormatError('retryAfterMs on a final refusal', {
         details: { type, field: 'retryAfterMs', reason: 'unknown' },
       })

@@ -18,7 +18,9 @@ import {
   encodeResultDelivery,
   type GrantRecord,
   grantIdOf,
+  isRetryableResultRefusal,
   RESULT_REFUSAL_CODES,
+  type ResultAck,
   type ResultDelivery,
   recoverResultSigner,
   resultAad,
@@ -62,7 +64,15 @@ describe('result vectors', () => {
     const [decode, encode] = codecs[header.type as string]!
     const body = decodeFrame(frame, Number(header['max-size']))
     if (header.expect === 'ok') {
-      expect(encode(decode(body))).toEqual(body)
+      const message = decode(body)
+      expect(encode(message)).toEqual(body)
+      if (header.retryable !== undefined) {
+        const ack = message as ResultAck
+        expect(ack.status).toBe('refused')
+        expect(ack.status === 'refused' && isRetryableResultRefusal(ack)).toBe(
+          header.retryable === 'yes',
+        )
+      }
       return
     }
     let caught: unknown

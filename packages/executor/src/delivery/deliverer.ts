@@ -17,8 +17,8 @@ import {
 import type { CapsuleStore } from '@digicap/p2p'
 import {
   addressToBytes,
+  isRetryableResultRefusal,
   MAX_RESULT_FRAME,
-  RETRYABLE_RESULT_REFUSALS,
   type ResultAck,
   type ResultDelivery,
   type ResultDomain,
@@ -31,6 +31,7 @@ import {
   retryWithBackoff,
   type SignedResultFields,
   signResultWith,
+  type UnknownResultRefusalCode,
 } from '@digicap/protocol'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -47,7 +48,8 @@ export interface Delivery {
    * refused for good (`reasonCode`). */
   readonly status: 'delivered' | 'stored' | 'stored-no-peer' | 'refused'
   readonly resultCid?: string | undefined
-  readonly reasonCode?: ResultRefusalCode | undefined
+  /** A code of the protocol SPEC §3.4.3, or a newer receiver's final code as it sent it. */
+  readonly reasonCode?: ResultRefusalCode | UnknownResultRefusalCode | undefined
   readonly attempts: number
 }
 
@@ -158,7 +160,9 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
       if (ack.status === 'refused') {
         throw new ResultRefusedError(ack.reasonCode, {
           details: {
-            retryable: RETRYABLE_RESULT_REFUSALS.includes(ack.reasonCode),
+            // A code this executor does not know (a newer receiver's) is final unless the
+            // receiver said when to try again (protocol SPEC §3.4.5).
+            retryable: isRetryableResultRefusal(ack),
             ...(ack.retryAfterMs === undefined ? {} : { retryAfterMs: ack.retryAfterMs }),
           },
         })
@@ -297,7 +301,7 @@ export function createResultDeliverer(init: ResultDelivererInit = {}) {
                   receiver: i,
                   peerId: r.peerId,
                   status: 'refused',
-                  reasonCode: final.reasonCode as ResultRefusalCode,
+                  reasonCode: final.reasonCode,
                   attempts,
                 }
               }
