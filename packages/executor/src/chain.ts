@@ -13,6 +13,7 @@ import {
   QuorumError,
   reasonName,
 } from '@digicap/contracts'
+import type { GrantRecord } from '@digicap/protocol'
 import { getBytes, hexlify, type JsonRpcApiProvider, type Signer } from 'ethers'
 import { AccessDeniedError, AccessUnavailableError } from './errors.ts'
 
@@ -61,6 +62,19 @@ export interface ExecutorChain {
    * @throws {AccessUnavailableError} for any other revert or RPC failure.
    */
   requestAccess(request: ChainAccessRequest): Promise<ChainGrant>
+  /**
+   * The grant as the AccessController stores it, or undefined when unknown. With `runCount`,
+   * lets the executor find the id a fast-path audit was recorded under when it differs from the
+   * keyguard's answer (ADR 0073; `findRecordedGrant`). Optional: without both, a fast-path
+   * result is delivered under the answered id.
+   * @throws {AccessUnavailableError} when the chain cannot be asked.
+   */
+  getGrant?(grantId: Uint8Array): Promise<GrantRecord | undefined>
+  /**
+   * The capsule's run count (grants made so far, chain and fast path).
+   * @throws {AccessUnavailableError} when the chain cannot be asked.
+   */
+  runCount?(capsuleId: Uint8Array): Promise<bigint>
   /**
    * NodeRegistry `register(peerId, attestationKeyHash, roles)` with `stake` wei; returns the tx hash.
    * @throws {ContractRevertError} (from `@digicap/contracts`) naming the revert, e.g. `AlreadyRegistered`.
@@ -121,7 +135,9 @@ function denied(err: unknown): AccessDeniedError | AccessUnavailableError {
  * const chain = ethersExecutorChain({ addresses, signer: wallet.connect(createProvider(url, 31337)) })
  * ```
  */
-export function ethersExecutorChain(init: EthersExecutorChainInit): ExecutorChain {
+export function ethersExecutorChain(
+  init: EthersExecutorChainInit,
+): ExecutorChain & Required<Pick<ExecutorChain, 'getGrant' | 'runCount'>> {
   const c = connectDigicap(init.addresses, init.signer)
   const own = init.signer.provider as JsonRpcApiProvider | null
   const readProviders = init.readProviders ?? (own === null ? [] : [own])
@@ -197,6 +213,28 @@ export function ethersExecutorChain(init: EthersExecutorChainInit): ExecutorChai
         grantId: getBytes(g.grantId),
         expiresAt: Number(g.expiresAt),
         transactionHash: receipt.hash,
+      }
+    },
+    async getGrant(grantId) {
+      try {
+        const g = await c.accessController.getGrant(hexlify(grantId))
+        return {
+          executor: getBytes(g.executor),
+          capsuleId: getBytes(g.capsuleId),
+          ephemeralKey: getBytes(g.ephemeralKey),
+          runIndex: BigInt(g.runIndex),
+        }
+      } catch (err) {
+        const e = decodeRevert(err)
+        if (e instanceof ContractRevertError && e.errorName === 'GrantNotFound') return undefined
+        throw new AccessUnavailableError('Grant lookup failed', { cause: err })
+      }
+    },
+    async runCount(capsuleId) {
+      try {
+        return BigInt(await c.accessController.runCount(hexlify(capsuleId)))
+      } catch (err) {
+        throw new AccessUnavailableError('Run count lookup failed', { cause: err })
       }
     },
     async registerNode(p) {

@@ -6,12 +6,13 @@ import { createHash, randomBytes } from 'node:crypto'
 import {
   checkKeyCommitment,
   type DigicapSigner,
+  equalBytes,
   requestMeasurement,
   runtimeDigest,
   toHex,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
-import type { StreamGateStats } from '@digicap/protocol'
+import { addressToBytes, type StreamGateStats } from '@digicap/protocol'
 import type { Libp2p } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -29,6 +30,7 @@ import {
   type ResultDelivererInit,
 } from './delivery/deliverer.ts'
 import type { PendingDeliveryStore } from './delivery/pending-file.ts'
+import { findRecordedGrant } from './delivery/recorded-grant.ts'
 import { CapsuleUnverifiedError, ExecutorStateError } from './errors.ts'
 import { type FetchProgress, type LoadedCapsule, loadCapsule } from './load/loader.ts'
 import type { RunAttestationAgent } from './run/attestation.ts'
@@ -96,6 +98,11 @@ export interface RunCapsuleResult {
   /** 32-byte run id, hex (also the result delivery's run id). */
   readonly runId: string
   readonly capsuleId: string
+  /**
+   * The grant on chain the results name (hex). On the fast path, the id the keyguard's audit was
+   * recorded under, which differs from the keyguard's answer (the `grant` stage's `grantId`)
+   * when a grant landed ahead of the audit (ADR 0073).
+   */
   readonly grantId: string
   readonly path: 'fast' | 'chain'
   readonly result: Uint8Array
@@ -126,6 +133,11 @@ export interface ExecutorInit {
   readonly fastTimeoutMs?: number | undefined
   /** Longest wait for a key release, ms. Default 120 000. */
   readonly maxReleaseWaitMs?: number | undefined
+  /**
+   * How long a fast-path run waits, before it delivers, for the keyguard's audit record to be
+   * on chain (to name the grant id it was recorded under), ms. Default 30 000.
+   */
+  readonly auditWaitMs?: number | undefined
   readonly delivery?: ResultDelivererInit | undefined
   /**
    * Capsule fetch idle timeout, ms: the run fails with `CAPSULE_FETCH_TIMEOUT` when no byte
@@ -462,11 +474,48 @@ export function createExecutor(init: ExecutorInit = {}) {
         // deliver
         stage({ stage: 'deliver', status: 'start', detail: { receivers: header.receivers.length } })
         t = performance.now()
+        // A fast-path grant is recorded on chain by the keyguard's audit, at the run index the
+        // chain has when it is mined: another id than the answered one when a grant landed
+        // first (ADR 0073). Receivers look the grant up by id, so the result names the record.
+        let grantId = key.grantId
+        const getGrant = chain.getGrant?.bind(chain)
+        const runCount = chain.runCount?.bind(chain)
+        if (key.path === 'fast' && getGrant !== undefined && runCount !== undefined) {
+          const recorded = await findRecordedGrant(
+            { getGrant, runCount },
+            {
+              domain: {
+                chainId: chain.chainId,
+                verifyingContract: chain.accessController as `0x${string}`,
+              },
+              capsuleId: header.capsuleId,
+              executor: addressToBytes(signer.address),
+              ephemeralKey: key.ephemeral.publicKey,
+              measurement: runMeasurement,
+              grantId: key.grantId,
+              waitMs: init.auditWaitMs,
+              signal: options.signal,
+            },
+          ).catch((err: unknown) => {
+            components.logger?.warn(`fast-path grant lookup failed: ${String(err)}`)
+            return undefined
+          })
+          if (recorded === undefined) {
+            components.logger?.warn('fast-path grant not on chain yet; delivering under its answer')
+          } else if (!equalBytes(recorded, key.grantId)) {
+            grantId = recorded
+            stage({
+              stage: 'deliver',
+              status: 'start',
+              detail: { receivers: header.receivers.length, recordedGrantId: toHex(recorded) },
+            })
+          }
+        }
         const deliveries = await deliverer.deliver(
           {
             runId: runIdBytes,
             capsuleId: header.capsuleId,
-            grantId: key.grantId,
+            grantId,
             measurement: runMeasurement,
             runMeasurement: ran.measurements.run,
           },
@@ -478,7 +527,7 @@ export function createExecutor(init: ExecutorInit = {}) {
         return {
           runId,
           capsuleId: toHex(header.capsuleId),
-          grantId: toHex(key.grantId),
+          grantId: toHex(grantId),
           path: key.path,
           result: ran.result.output,
           logs: ran.result.logs,

@@ -56,6 +56,7 @@ it('public surface is deliberate', () => {
       "ethersResultGrants",
       "filePendingDeliveries",
       "fileResultReplays",
+      "findRecordedGrant",
       "jobFromBundle",
       "loadCapsule",
       "ociSandbox",

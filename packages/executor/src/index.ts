@@ -116,6 +116,8 @@ export type {
   PendingRecord,
 } from './delivery/pending-file.ts'
 export { filePendingDeliveries } from './delivery/pending-file.ts'
+export type { FindRecordedGrantParameters, RecordedGrantReader } from './delivery/recorded-grant.ts'
+export { findRecordedGrant } from './delivery/recorded-grant.ts'
 export type { ExecutorErrorCode } from './errors.ts'
 export {
   AccessDeniedError,

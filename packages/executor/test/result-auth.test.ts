@@ -20,7 +20,7 @@ import {
   type X25519KeyPair,
 } from '@digicap/capsule-core'
 import { writeJsonAtomic } from '@digicap/cli-kit'
-import { parseEvents } from '@digicap/contracts'
+import { all, environment, maxRuns, parseEvents } from '@digicap/contracts'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import {
   addressToBytes,
@@ -34,7 +34,7 @@ import {
   resultProtocol,
   signResult,
 } from '@digicap/protocol'
-import { getBytes, hexlify, randomBytes, type Wallet } from 'ethers'
+import { getBytes, hexlify, parseUnits, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createResultDeliverer,
@@ -45,11 +45,13 @@ import {
   ResultRefusedError,
 } from '../src/index.ts'
 import {
+  deployPolicyFor,
   jsBundle,
   makeCapsule,
   resultCapsules,
   resultGrants,
   setupWorld,
+  until,
   type World,
 } from './helpers/world.ts'
 
@@ -406,6 +408,79 @@ describe('result authentication (anvil + libp2p)', () => {
     expect(got.executor).toBe(w.executorWallet.address)
     expect((await w.c.accessController.getGrant(res.grantId)).fastPath).toBe(true)
   })
+})
+
+describe('a fast-path run whose audit is recorded at a later run index (ADR 0073)', () => {
+  it.each([
+    ['an overrun under maxRuns(1)', true],
+    ['no limit: the audit just lands after it', false],
+  ])(
+    'a chain grant mined ahead of the audit in one block (%s): the executor delivers under the recorded grant id and the receiver takes it',
+    async (_, limited) => {
+      const policy = limited
+        ? await deployPolicyFor(w, all(environment(hexlify(w.measurement)), maxRuns(1)))
+        : w.policy
+      const capsule = await makeCapsule(w, {
+        plaintext: jsBundle('digicap.output("raced")', ''),
+        runtime: { kind: 'quickjs', entry: 'main.js' },
+        receivers: [{ publicKey: keys.publicKey, peerId: recv.peerId }],
+        policy,
+      })
+      const ac = w.c.accessController
+      const provider = w.anvil.provider
+      let answered: string | undefined
+      let res: Awaited<ReturnType<typeof w.executor.runCapsule>>
+      await provider.send('evm_setAutomine', [false])
+      try {
+        // A chain-path request in the mempool with a high tip, then the fast path: the keyguard
+        // reads run 0 and answers its id; the chain grant is mined first in the block, so the
+        // audit is recorded at run 1 (under maxRuns(1) an overrun: the policy refuses it by then).
+        const chainTx = await ac
+          .connect(w.executorWallet)
+          .requestAccess(
+            capsule.capsuleId,
+            hexlify(randomBytes(32)),
+            hexlify(w.measurement),
+            '0x',
+            {
+              maxPriorityFeePerGas: parseUnits('50', 'gwei'),
+              maxFeePerGas: parseUnits('100', 'gwei'),
+              gasLimit: 1_000_000,
+            },
+          )
+        const running = w.executor.runCapsule(capsule.cid, {
+          fast: true,
+          onStage: (e) => {
+            if (e.stage === 'grant' && e.status === 'done') {
+              answered = (e.detail as { grantId: string }).grantId
+            }
+          },
+        })
+        await until(async () => {
+          const pool = await provider.send('txpool_status', [])
+          return Number(BigInt(pool.pending)) >= 2 // the chain request and the keyguard's audit
+        }, 30_000)
+        await provider.send('evm_mine', [])
+        expect((await chainTx.wait())?.status).toBe(1)
+        res = await running
+      } finally {
+        await provider.send('evm_setAutomine', [true])
+      }
+      expect(res.path).toBe('fast')
+      expect(await ac.overrunRunCount(capsule.capsuleId)).toBe(limited ? 2n : 0n)
+      // The keyguard's answer is not on chain; the record the executor named is, at run 1.
+      expect(answered).toBeDefined()
+      expect(res.grantId).not.toBe(answered)
+      await expect(ac.getGrant(answered as string)).rejects.toThrow()
+      const recorded = await ac.getGrant(res.grantId)
+      expect([recorded.runIndex, recorded.fastPath]).toEqual([1n, true])
+      expect(res.deliveries[0]).toMatchObject({ status: 'delivered' })
+      const got = await receiver.next(5000)
+      expect(dec.decode(got.output)).toBe('raced')
+      expect(got.grantId).toBe(res.grantId)
+    },
+    90_000,
+  )
 })
 
 async function dialPatiently(from: DigicapNode, to: DigicapNode): Promise<void> {

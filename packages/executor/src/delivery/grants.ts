@@ -1,8 +1,12 @@
 /**
- * Where a receiver learns a grant's executor: the AccessController on chain (`getGrant`).
- * Chain-path grants are there when the executor asks; fast-path grants appear when the
- * keyguard's audit record (`recordFastPathGrant`) is mined, under the same grant id.
+ * Grants on chain. Where a receiver learns a grant's executor: the AccessController
+ * (`getGrant`). Chain-path grants are there when the executor asks; fast-path grants appear
+ * when the keyguard's audit record (`recordFastPathGrant`) is mined, under the id of the run
+ * index the chain has then, which the executor finds with `findRecordedGrant`
+ * (`recorded-grant.ts`, apart: no ethers on a run's path) when it differs from the keyguard's
+ * answer (ADR 0073).
  */
+
 import {
   type AccessControllerContract,
   accessControllerAbi,

@@ -106,6 +106,9 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
       quorum: p.quorum,
     }),
     requestAccess: async (r) => (await ethers()).chain.requestAccess(r),
+    // A fast-path run finds the id its audit was recorded under (ADR 0073).
+    getGrant: async (id) => (await ethers()).resultGrants.getGrant(id),
+    runCount: async (id) => (await ethers()).runCount(id),
     registerNode: async (r) => (await ethers()).chain.registerNode(r),
     isRegistered: async (a) => (await ethers()).chain.isRegistered(a),
   }
