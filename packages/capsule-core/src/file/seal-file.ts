@@ -1,5 +1,6 @@
 /** `sealFile`: a capsule from a file whose header is made in advance (lanes or one thread). */
 import { createHash } from 'node:crypto'
+import type { BigIntStats } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { prepareSeal, type SealParameters } from '../capsule.ts'
 import { equalBytes } from '../encoding/bytes.ts'
@@ -37,7 +38,13 @@ export type SealFileParameters = SealParameters &
  * chunks in place) when the output takes positional writes; pipes and one-core machines use
  * one thread. The bytes are the same either way.
  *
- * @throws {InvalidArgumentError} if the file size differs from the header, or the key or signature do not match.
+ * The file must not change while it is sealed: its size, mtime and ctime (fstat) are compared
+ * before the first chunk is read and after the last (before the last chunk is written), and a
+ * change is `INVALID_ARGUMENT` ("input file changed while sealing", `details.changed`); see
+ * `checkInputUnchanged` for what that cannot see.
+ *
+ * @throws {InvalidArgumentError} if the file size differs from the header, the file changes
+ *   while it is sealed, or the key or signature do not match.
  * @throws {CapsuleSignatureError} if the signature is not the owner's.
  * @throws Node's file system errors (ENOENT, EACCES, ENOSPC, …) unchanged.
  * @example
@@ -53,14 +60,20 @@ export async function sealFile(params: SealFileParameters): Promise<ParsedCapsul
   const src = await openRegularFile(params.input, 'input', SEAL_INPUT_HINT)
   let target: Target | undefined
   try {
-    const { size } = await src.stat()
+    const before = await src.stat({ bigint: true })
+    const size = Number(before.size)
     if (size !== plaintextSize) {
       throw new InvalidArgumentError('input file size differs from header.payload.plaintextSize', {
         details: { size, plaintextSize },
       })
     }
     target = await openTarget(params.output)
-    await writeSealed(src, target, prefix, parsed, payloadKey, params)
+    // The file is read once, against a commitment made before: a same-size edit while it is
+    // read would give a signed capsule that never opens. Its fstat must not move meanwhile.
+    await writeSealed(src, target, prefix, parsed, payloadKey, {
+      ...params,
+      beforeLastChunk: () => checkInputUnchanged(src, before, parsed.chunkCount - 1),
+    })
     await target.commit()
     target = undefined
     return parsed
@@ -109,6 +122,11 @@ export async function writeSealed(
      * its size), else `inputChanged` — before the last chunk reaches a pipe.
      */
     commitmentKey?: Uint8Array | undefined
+    /**
+     * Called once every chunk is read and before the last one is written (before a pipe's
+     * reader gets a whole capsule): throws to stop the seal (`checkInputUnchanged`).
+     */
+    beforeLastChunk?: (() => Promise<void>) | undefined
   },
 ): Promise<void> {
   const { chunkSize, plaintextSize } = parsed.header.payload
@@ -136,14 +154,52 @@ export async function writeSealed(
       throw inputChanged(err.chunk)
     })
     // A positional output is a temp file: the caller aborts it when this throws.
+    await params.beforeLastChunk?.()
     check?.verify()
   } else {
-    await sealSequential(src, target.fh, prefix, parsed, payloadKey, params.onProgress, check)
+    await sealSequential(
+      src,
+      target.fh,
+      prefix,
+      parsed,
+      payloadKey,
+      params.onProgress,
+      check,
+      params.beforeLastChunk,
+    )
   }
 }
 
-export function inputChanged(chunk: number): InvalidArgumentError {
-  return new InvalidArgumentError('input file changed while sealing', { details: { chunk } })
+export function inputChanged(
+  chunk: number,
+  changed?: readonly string[] | undefined,
+): InvalidArgumentError {
+  return new InvalidArgumentError('input file changed while sealing', {
+    details: changed === undefined ? { chunk } : { chunk, changed: changed.join(',') },
+    hint: 'Seal a file nothing writes to meanwhile (a copy or a snapshot), then seal again.',
+  })
+}
+
+/**
+ * Throws `inputChanged` when the open file's fstat differs from `before` in size, mtime or ctime
+ * (nanoseconds). Any write through the file system moves both times (ctime cannot be set back
+ * by a user, unlike mtime), so this catches a same-size edit made while the file was read,
+ * without hashing it again. It cannot catch: a write that lands within one tick of the file
+ * system's clock (Linux stamps with a coarse clock, ~1–10 ms; 1–2 s on ext3/FAT) of the file's
+ * last change before the seal; a write through a shared mmap whose times are stamped later
+ * (at write-back or `msync`); a file system that does not stamp writes it did not see (a
+ * network or FUSE mount with cached attributes); a change made before the seal began (the
+ * header was made in advance: only hashing the file again would tell). A file replaced by
+ * rename is not a change: the open descriptor still reads the old inode.
+ */
+export async function checkInputUnchanged(
+  src: FileHandle,
+  before: BigIntStats,
+  chunk: number,
+): Promise<void> {
+  const after = await src.stat({ bigint: true })
+  const changed = (['size', 'mtimeNs', 'ctimeNs'] as const).filter((k) => after[k] !== before[k])
+  if (changed.length > 0) throw inputChanged(chunk, changed)
 }
 
 /** One thread: reads into two reused buffers (the next read runs while a chunk is encrypted). */
@@ -155,6 +211,7 @@ export async function sealSequential(
   payloadKey: Uint8Array,
   onProgress: ((plaintextBytes: number) => void) | undefined,
   check?: LeafCheck | undefined,
+  beforeLastChunk?: (() => Promise<void>) | undefined,
 ): Promise<void> {
   const { chunkSize } = parsed.header.payload
   await out.write(prefix)
@@ -175,6 +232,7 @@ export async function sealSequential(
         // does not open.
         if (i === n - 1) check.verify()
       }
+      if (i === n - 1) await beforeLastChunk?.()
       if (i + 1 < n) {
         next = readFully(
           src,
