@@ -12,6 +12,14 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import {
+  capsuleSigningDigest,
+  createCapsuleHeader,
+  parseCapsuleHeader,
+  sealCapsule,
+  signCapsuleHeader,
+  signDigest,
+} from '@digicap/capsule-core'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { encode } from 'cborg'
 import {
@@ -670,7 +678,7 @@ export function generateResultVectors(): Map<string, string> {
       ['comment', 'sha256(cbor{v: 1, runtimes: {kind: runtimeId}}) over the sandboxes offered'],
     ],
   }
-  vectors.push(aadVector, grantVector, runVector, envVector)
+  vectors.push(aadVector, grantVector, runVector, envVector, ...headerVectors())
 
   const out = new Map<string, string>()
   for (const v of vectors) {
@@ -680,6 +688,109 @@ export function generateResultVectors(): Map<string, string> {
     out.set(`${v.name}.txt`, lines.join('\n'))
   }
   return out
+}
+
+/**
+ * Check 11's header reading (SPEC §3.4.3): the registry names `registered-owner` and a CID
+ * whose bytes follow the lines; the outcome is the header's receivers, or `not-a-receiver`
+ * (final) with `header-invalid` saying why the bytes are not the capsule's header. A small
+ * capsule each, sealed deterministically (fixed ids, keys and time).
+ */
+function headerVectors(): Vector[] {
+  const owner = VECTOR_PRIVATE_KEY
+  const registered = seq(32, 0xa0)
+  const another = seq(32, 0xc0)
+  const receivers = [seq(32, 0x91), seq(32, 0x92)]
+  const capsule = (capsuleId: Uint8Array, signer: Uint8Array): Uint8Array => {
+    const dataKey = seq(32, 0x11)
+    const plaintext = new TextEncoder().encode('header vector')
+    const header = createCapsuleHeader({
+      owner: toChecksumAddress(addressOfPrivateKey(owner)),
+      capsuleId,
+      createdAt: 1_790_000_000,
+      policy: {
+        chainId: Number(RESULT_VECTOR_DOMAIN.chainId),
+        registry: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+        policy: '0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512',
+      },
+      keyguard: {
+        peerId: '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf',
+        keyId: 'k',
+        wrapScheme: 'tpm2-rsa-oaep-sha256',
+      },
+      runtime: { kind: 'data' },
+      receivers: receivers.map((publicKey) => ({ publicKey })),
+      dataKey,
+      plaintext,
+    })
+    const signature = signCapsuleHeader(header, owner)
+    const bytes = sealCapsule({ header, signature, dataKey, plaintext })
+    if (signer === owner) return bytes
+    // Another key's signature in the signature's place (sealCapsule takes the owner's only).
+    const forged = bytes.slice()
+    const at = parseCapsuleHeader(bytes).payloadOffset - signature.length
+    forged.set(signDigest(capsuleSigningDigest(header), signer), at)
+    return forged
+  }
+  const good = capsule(registered, owner)
+  const rule = (name: string, bytes: Uint8Array, outcome: Lines, comment: string): Vector => ({
+    name,
+    lines: [
+      ['rule', 'header-receivers'],
+      ['capsule-id', toHex(registered)],
+      ['registered-owner', toChecksumAddress(addressOfPrivateKey(owner))],
+      ...outcome,
+      ['comment', comment],
+    ],
+    frame: bytes,
+  })
+  return [
+    rule(
+      'rule-header-receivers',
+      good,
+      [
+        ['expect', 'ok'],
+        ['receivers', receivers.map((k) => toHex(k)).join(',')],
+      ],
+      'the CID holds the capsule, its header signed by the registered owner: its receivers',
+    ),
+    rule(
+      'rule-header-wrong-signer',
+      capsule(registered, OTHER_PRIVATE_KEY),
+      [
+        ['expect', 'not-a-receiver'],
+        ['header-invalid', 'signer'],
+      ],
+      'the header is signed by another key than the registered owner: final, not busy',
+    ),
+    rule(
+      'rule-header-other-capsule',
+      capsule(another, owner),
+      [
+        ['expect', 'not-a-receiver'],
+        ['header-invalid', 'capsule-id'],
+      ],
+      'the CID holds another capsule of the same owner: final, not busy',
+    ),
+    rule(
+      'rule-header-not-a-header',
+      cat(...Array.from({ length: 40 }, () => new TextEncoder().encode('not a capsule '))),
+      [
+        ['expect', 'not-a-receiver'],
+        ['header-invalid', 'format'],
+      ],
+      'the CID’s content does not start with a capsule header: final, not busy',
+    ),
+    rule(
+      'rule-header-truncated',
+      good.subarray(0, 100),
+      [
+        ['expect', 'not-a-receiver'],
+        ['header-invalid', 'truncated'],
+      ],
+      'the CID’s whole content ends inside the header: final, not busy',
+    ),
+  ]
 }
 
 function sha256(b: Uint8Array): Uint8Array {

@@ -18,10 +18,12 @@ import {
   encodeResultDelivery,
   type GrantRecord,
   grantIdOf,
+  headerResultCapsules,
   isRetryableResultRefusal,
   RESULT_REFUSAL_CODES,
   type ResultAck,
   type ResultDelivery,
+  ResultHeaderInvalidError,
   recoverResultSigner,
   resultAad,
   resultDigest,
@@ -116,6 +118,37 @@ describe('result vectors', () => {
         : { receivers: (h['header-receivers'] as string).split(',').map((k) => hex(k)) }),
     })
     expect(verdict.ok ? 'ok' : verdict.reasonCode).toBe(h.verdict)
+  })
+
+  const headerRules = files.filter((f) => read(f).header.rule === 'header-receivers')
+
+  it('has the header rule vectors of check 11', () => {
+    expect(headerRules.length).toBeGreaterThanOrEqual(5)
+  })
+
+  it.each(headerRules)('%s: check 11 reads the header as the vector says', async (file) => {
+    const { header: h, frame: bytes } = read(file)
+    const cid = 'bafyvector'
+    const capsules = headerResultCapsules({
+      registry: { getCapsule: async () => ({ owner: h['registered-owner'] as string, cid }) },
+      store: {
+        async *get(asked: string) {
+          expect(asked).toBe(cid)
+          for (let i = 0; i < bytes.length; i += 1000) yield bytes.subarray(i, i + 1000)
+        },
+      },
+    })
+    const got = await capsules.receiversOf(hex(h['capsule-id'] as string)).then(
+      (keys) => ({ keys }),
+      (error: unknown) => ({ error }),
+    )
+    if (h.expect === 'ok') {
+      expect('keys' in got && got.keys?.map((k) => toHex(k)).join(',')).toBe(h.receivers)
+      return
+    }
+    expect(h.expect).toBe('not-a-receiver')
+    expect('error' in got && got.error).toBeInstanceOf(ResultHeaderInvalidError)
+    expect((got as { error: ResultHeaderInvalidError }).error.details.why).toBe(h['header-invalid'])
   })
 
   it('rule vectors: the AAD and the grant id', () => {
