@@ -21,7 +21,9 @@
  * `not-attested`. An executor that does not answer the challenge (`unreachable`) after
  * `attestAttempts` tries is not refused: no answer is no evidence (its endpoint may be busy
  * with strangers' challenges, ADR 0067), so the grant is held (`grant-held`, reason
- * `unreachable`) and challenged again every `verdictPollMs` until it expires.
+ * `unreachable`) and challenged again every `verdictPollMs` until it expires. Each challenge is
+ * a turn of its own: the slot is given back between two tries (the next one waits on a timer,
+ * as a push retry does), so mute attested executors cannot hold the slots (ADR 0072).
  *
  * With a committee gate (ADR 0033) the chain path does not challenge the executor itself: the
  * key of an `attested()` capsule goes out only once the committee's "before" verdict for the
@@ -194,6 +196,16 @@ interface Job {
   grant: ChainGrant
   push?: Prepared | undefined
   attempts: number
+  /** Attestation challenges made in this job (its turns before the unwrap). */
+  challenges: number
+}
+
+/** An unanswered challenge to be made again after `delayMs`, out of the slot (not exported). */
+class ChallengeAgain {
+  readonly delayMs: number
+  constructor(delayMs: number) {
+    this.delayMs = delayMs
+  }
 }
 
 /** libp2p peer id from the multihash bytes a NodeRegistry record holds. */
@@ -259,43 +271,39 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
      * The `attested()` gate, before any unwrap: `true` if the grant may be served, `false` if
      * it was refused (journaled and reported).
      */
-    async function attested(grant: ChainGrant, peer: PeerId): Promise<boolean> {
+    async function attested(job: Job, peer: PeerId): Promise<boolean> {
+      const { grant } = job
       if (components.committee !== undefined) return committeeVerdict(grant)
       const requirement = await gate.requirement(grant.capsuleId, grant.executor)
       if (requirement === undefined) return true
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await gate.attest(requirement, {
-            peer,
-            grantId: grant.grantId,
-            ephemeralKey: grant.ephemeralKey,
-            signal: abort.signal,
-          })
-          return true
-        } catch (err) {
-          if (!(err instanceof NotAttestedError)) throw err
-          const retry = err.details.reason === 'unreachable' && attempt < attestAttempts
-          if (retry && !abort.signal.aborted) {
-            await new Promise((r) => setTimeout(r, (init.retryBaseMs ?? 250) * 2 ** (attempt - 1)))
-            continue
-          }
-          if (abort.signal.aborted) throw err
-          if (err.details.reason === 'unreachable') {
-            // Held (pump → hold), asked again within the grant's validity: see the header.
-            throw new AwaitingVerdictError(
-              'The executor did not answer the attestation challenge',
-              {
-                details: { grantId: grant.grantId, reason: 'unreachable' },
-                hint: 'The grant is challenged again until it expires; check the executor serves /digicap/attest/1.0.0.',
-                cause: err,
-              },
-            )
-          }
-          const why = notAttestedReason(err)
-          await journal.refuse(grant.grantId, `not-attested ${why}`)
-          refuse(grant.grantId, 'not-attested', why)
-          return false
+      job.challenges++
+      try {
+        await gate.attest(requirement, {
+          peer,
+          grantId: grant.grantId,
+          ephemeralKey: grant.ephemeralKey,
+          signal: abort.signal,
+        })
+        return true
+      } catch (err) {
+        if (!(err instanceof NotAttestedError) || abort.signal.aborted) throw err
+        if (err.details.reason === 'unreachable' && job.challenges < attestAttempts) {
+          // Challenged again on a timer with the slot given back (ADR 0072): a mute executor
+          // holds a slot only for one challenge at a time, as for one push at a time.
+          throw new ChallengeAgain(retryBase * 2 ** (job.challenges - 1))
         }
+        if (err.details.reason === 'unreachable') {
+          // Held (pump → hold), asked again within the grant's validity: see the header.
+          throw new AwaitingVerdictError('The executor did not answer the attestation challenge', {
+            details: { grantId: grant.grantId, reason: 'unreachable' },
+            hint: 'The grant is challenged again until it expires; check the executor serves /digicap/attest/1.0.0.',
+            cause: err,
+          })
+        }
+        const why = notAttestedReason(err)
+        await journal.refuse(grant.grantId, `not-attested ${why}`)
+        refuse(grant.grantId, 'not-attested', why)
+        return false
       }
     }
 
@@ -476,7 +484,15 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
           details: { attempts: job.attempts },
         })
       }
-      job.push ??= await prepare(grant)
+      if (job.push === undefined) {
+        try {
+          job.push = await prepare(job)
+        } catch (err) {
+          if (!(err instanceof ChallengeAgain)) throw err
+          later(job, err.delayMs)
+          return 'retrying'
+        }
+      }
       if (job.push === undefined) return 'done'
       const { peer, release, record } = job.push
       if (Date.now() >= until) {
@@ -506,15 +522,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
             cause: err,
           })
         }
-        waiting.set(
-          grant.grantId,
-          setTimeout(() => {
-            waiting.delete(grant.grantId)
-            if (abort.signal.aborted) return
-            queue.push(job)
-            pump()
-          }, delay),
-        )
+        later(job, delay)
         return 'retrying'
       }
       if (ack.status !== 'ok') {
@@ -531,6 +539,19 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       return 'done'
     }
 
+    /** Queues `job`'s next turn after `delay` ms, holding no slot meanwhile. */
+    function later(job: Job, delay: number): void {
+      waiting.set(
+        job.grant.grantId,
+        setTimeout(() => {
+          waiting.delete(job.grant.grantId)
+          if (abort.signal.aborted) return
+          queue.push(job)
+          pump()
+        }, delay),
+      )
+    }
+
     /** Queues `grant` unless it is queued, running, or held (`fromHold`: its hold's next look). */
     function schedule(grant: ChainGrant, fromHold = false): void {
       if (
@@ -539,7 +560,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
         queue.some((j) => j.grant.grantId === grant.grantId)
       )
         return
-      queue.push({ grant, attempts: 0 })
+      queue.push({ grant, attempts: 0, challenges: 0 })
       inFlight.set(grant.grantId, Promise.resolve())
       pump()
     }
@@ -548,7 +569,8 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
      * The checks before the unwrap, the unwrap and the HPKE seal: the push to send, or
      * `undefined` when the grant was refused (journaled and reported).
      */
-    async function prepare(grant: ChainGrant): Promise<Prepared | undefined> {
+    async function prepare(job: Job): Promise<Prepared | undefined> {
+      const { grant } = job
       const peerBytes = await chain.nodePeerId(grant.executor)
       if (peerBytes === undefined) {
         throw new ReleaseFailedError('The executor has no registered peer id', {
@@ -565,7 +587,7 @@ export function keyReleaser(init: KeyReleaserInit = {}) {
       // Re-read right before the unwrap: a grant queued, held or resumed is checked again.
       if (!(await ownedAsRecorded(grant, record))) return undefined
       if (!(await runsAllow(grant))) return undefined
-      if (!(await attested(grant, peer))) return undefined
+      if (!(await attested(job, peer))) return undefined
       const grantIdBytes = getBytes(grant.grantId)
       const dataKey = await unwrapDataKey(record.wrappedKeys, sealer)
       let hpke: Uint8Array
