@@ -134,7 +134,8 @@ describe('fast path', () => {
     })
     await first.stop()
     // Approved but without ETH for gas: the journaled record is re-sent at start and fails
-    // again, typed; meanwhile the capsule is busy (its run is not on chain yet).
+    // again, typed; meanwhile the executor whose audit reverted stays cut off from the first
+    // request after the restart (ADR 0072 amendment; the previous code answered `busy`).
     const registry = w.chain.c.capsuleRegistry.connect(w.chain.owner)
     await (await registry.getFunction('setOperator')(broke.address, true)).wait()
     seen.length = 0
@@ -145,7 +146,7 @@ describe('fast path', () => {
       reason: 'operator-unfunded',
     })
     const busy = await request(w.exec.node, node.peerId, fastPathProtocol, signed())
-    expect(busy).toMatchObject({ status: 'refused', reasonCode: 'busy' })
+    expect(busy).toEqual({ status: 'refused', reasonCode: 'policy-denied', reason: 'audit-failed' })
     await second.stop()
     // Approved and funded: the journaled record lands, sent by the operator.
     await (await registry.getFunction('setOperator')(operator.address, true)).wait()

@@ -52,7 +52,8 @@
  *
  * The audit record is journaled (`<dataDir>/fast-path-audit/<keccak(executor||nonce)>.json`) BEFORE the key
  * leaves, so a crash cannot lose it; `recordPending()` retries records left by a crash. A record
- * that reverts is reported as an `audit-alert` event and kept on disk.
+ * that reverts is reported as an `audit-alert` event and kept on disk, marked with the time it
+ * reverted, from which a restart cuts its executor off before serving anyone (ADR 0072).
  */
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -122,7 +123,8 @@ export interface FastPathInit {
   minAuditMarginSeconds?: number
   /**
    * How long an executor whose audit reverted is refused the fast path (`policy-denied`
-   * `audit-failed`), ms. Default 24 h. A reverted audit is kept on disk and sent again at each
+   * `audit-failed`), ms. Default 24 h. A reverted audit is kept on disk (with `revertedAt`, from
+   * which a restart cuts the executor off before its first request) and sent again at each
    * start, which re-arms the cut-off: the operator clears it by removing the file
    * (`<dataDir>/fast-path-audit/<id>.json`) once understood (ADR 0072).
    */
@@ -323,6 +325,11 @@ interface AuditEntry {
   request: Record<string, string>
   jobParams: string
   signature: string
+  /**
+   * When its audit last reverted (ISO 8601), written then: a restart cuts the executor off from
+   * this time, before it serves anyone (ADR 0072 amendment). Absent while never reverted.
+   */
+  revertedAt?: string
 }
 
 const toRecord = (req: AccessRequest): FastPathRecord => ({
@@ -355,6 +362,10 @@ export function fastPathServer(init: FastPathInit) {
     const auditFailureCooldownMs = init.auditFailureCooldownMs ?? 24 * 60 * 60 * 1000
     /** Executors (checksummed) refused after a reverted audit, until when (ms since epoch). */
     const auditFailed = new Map<string, number>()
+    const cutOff = (executor: string, until: number): void => {
+      const key = getAddress(executor)
+      if ((auditFailed.get(key) ?? 0) < until) auditFailed.set(key, until)
+    }
     // The chain's clock (latest block time), read at most once a second and shared.
     let chainClock: { at: number; value: Promise<bigint> } | undefined
     const chainNow = (): Promise<bigint> => {
@@ -536,9 +547,20 @@ export function fastPathServer(init: FastPathInit) {
           audits.settle(entry.id)
           // A key went out and its audit will never land (no run counted, no fee): a security
           // event. The executor is refused the fast path for the cool-down (ADR 0072).
-          auditFailed.set(
-            getAddress(entry.request.executor as string),
-            Date.now() + auditFailureCooldownMs,
+          const at = Date.now()
+          cutOff(entry.request.executor as string, at + auditFailureCooldownMs)
+          // Kept on disk with the time it reverted, so that the cut-off holds from the first
+          // moment after a restart, whatever the re-sent audit meets (ADR 0072 amendment).
+          await writeFileAtomic(
+            join(auditDir, `${entry.id}.json`),
+            new TextEncoder().encode(
+              `${JSON.stringify({ ...entry, revertedAt: new Date(at).toISOString() })}\n`,
+            ),
+          ).catch((writeErr: unknown) =>
+            components.logger?.warn('fast path: could not mark a reverted audit', {
+              grantId: entry.grantId ?? entry.id,
+              error: String(writeErr),
+            }),
           )
         }
         const reason = auditAlertReason(err)
@@ -838,6 +860,29 @@ export function fastPathServer(init: FastPathInit) {
       async start() {
         await ensureDir(auditDir)
         await removeStaleTemps(auditDir)
+        const pending = await pendingEntries()
+        // Before the first request: an executor whose audit reverted stays cut off for the rest
+        // of its cool-down (a time that does not parse counts as now: fail closed), and a restart
+        // must not reopen a replay window: requests whose audit is not on chain yet (so
+        // `nonceUsed` is still false) stay in the replay cache until they expire.
+        for (const entry of pending) {
+          if (entry.revertedAt !== undefined) {
+            const at = Date.parse(entry.revertedAt)
+            cutOff(
+              entry.request.executor as string,
+              (Number.isFinite(at) ? Math.min(at, Date.now()) : Date.now()) +
+                auditFailureCooldownMs,
+            )
+          }
+          replays.check(
+            entry.request.executor as string,
+            accessRequestReplayKey({
+              executor: getBytes(entry.request.executor as string),
+              nonce: getBytes(toBeHex(BigInt(entry.request.nonce as string), 32)),
+            }),
+            Number(entry.request.expiry) * 1000,
+          )
+        }
         // Registered executors' peers, authenticated by the connection, are never cut.
         untrust = guard.trust((p) => directory.knowsPeer(p.toMultihash().bytes))
         unhandle = await handle(
@@ -895,19 +940,6 @@ export function fastPathServer(init: FastPathInit) {
             guard,
           },
         )
-        const pending = await pendingEntries()
-        // A restart must not reopen a replay window: requests whose audit is not on chain yet
-        // (so `nonceUsed` is still false) stay in the replay cache until they expire.
-        for (const entry of pending) {
-          replays.check(
-            entry.request.executor as string,
-            accessRequestReplayKey({
-              executor: getBytes(entry.request.executor as string),
-              nonce: getBytes(toBeHex(BigInt(entry.request.nonce as string), 32)),
-            }),
-            Number(entry.request.expiry) * 1000,
-          )
-        }
         for (const entry of pending) recordInBackground(entry)
         auditsLoaded = true
         // Registered executors known before the first request (up to `startWaitMs`).
