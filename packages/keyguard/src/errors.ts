@@ -164,3 +164,17 @@ export class AwaitingVerdictError extends DigicapError {
     })
   }
 }
+
+/**
+ * A key record cannot follow its capsule's on-chain policy (`followCapsulePolicy`, ADR 0077):
+ * nothing was written. `details.reason`: `unknown-capsule` (no key record), `not-owner` (the
+ * capsule's on-chain owner is not the record's: `details.detail` as the capsule check's),
+ * `revoked`, `not-on-chain` (the confirmed chain does not hold `details.expected` yet:
+ * `details.policy` is what it holds).
+ */
+export class PolicyFollowError extends DigicapError {
+  override name = 'PolicyFollowError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('POLICY_FOLLOW', shortMessage, options)
+  }
+}

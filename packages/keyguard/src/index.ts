@@ -96,6 +96,7 @@ export {
   KeyguardStateError,
   KeyStoreCorruptError,
   NotAttestedError,
+  PolicyFollowError,
   RecoveryKeyMismatchError,
   ReleaseFailedError,
   ReleaseNotBegunError,
@@ -139,6 +140,11 @@ export type {
   CommitteeGateInit,
 } from './release/committee-gate.ts'
 export { committeeGate } from './release/committee-gate.ts'
+export type {
+  FollowCapsulePolicyOptions,
+  FollowCapsulePolicyResult,
+} from './release/follow-policy.ts'
+export { followCapsulePolicy } from './release/follow-policy.ts'
 export type {
   GrantWatcher,
   GrantWatcherComponents,

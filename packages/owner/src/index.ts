@@ -85,6 +85,13 @@ export type {
 } from './recovery/restore-keyguard.ts'
 export { restoreKeyguard } from './recovery/restore-keyguard.ts'
 export { ethersCapsuleRegistrar } from './registry/ethers-registrar.ts'
+export type {
+  MoveCapsulePolicyComponents,
+  MoveCapsulePolicyParams,
+  MoveCapsulePolicyResult,
+  PolicyUpdater,
+} from './registry/move-policy.ts'
+export { ethersPolicyUpdater, moveCapsulePolicy } from './registry/move-policy.ts'
 export { transactorCapsuleRegistrar } from './registry/transactor-registrar.ts'
 export type { CapsuleRegistrar, CapsuleRegistration, ChainContracts } from './registry/types.ts'
 export { checkSealInput, sealAndPublish } from './seal/seal-and-publish.ts'
