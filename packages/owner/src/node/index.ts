@@ -3,7 +3,8 @@
  *
  * `@digicap/owner/node` — the owner's node on its device (a Raspberry Pi with a TPM), built
  * from one config: `initOwnerNode` (TPM key, owner, config, contracts on a dev chain),
- * `createOwnerNode(config, components)` with `seal`, `status`, `recover` (local re-wrap) and
+ * `createOwnerNode(config, components)` with `seal`, `status`, `recover` (local re-wrap),
+ * `movePolicy` (a capsule to another policy, on chain then in its key record: ADR 0077) and
  * `serve` (the keyguard daemon: helia + keyguard + grant watcher + fast path + adoption on one
  * libp2p node), and `recoverOwnerNode` (the owner back from the paper words on a new Pi).
  * `pi-node` is a command line over it.
@@ -63,6 +64,7 @@ export {
 export type { InitOwnerNodeOptions, InitOwnerNodeResult } from './init.ts'
 export { initOwnerNode, recoverOwnerNode } from './lazy.ts'
 export { readOwnerNodeStatus } from './light.ts'
+export type { MovePolicyOptions } from './move-policy.ts'
 export type { OwnerNode, RecoverOptions, RecoverResult } from './owner-node.ts'
 export { createOwnerNode } from './owner-node.ts'
 export { provisionSealer, releasePcrExpectation } from './provision-sealer.ts'

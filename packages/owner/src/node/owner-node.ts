@@ -10,6 +10,9 @@ import {
   type Sealer,
   type SealerDescription,
 } from '@digicap/keyguard/local'
+// Each operation loads its own modules when called (seal: no libp2p; status: no helia; serve:
+// everything), so a one-shot command pays only for what it runs.
+import type { MoveCapsulePolicyResult } from '../registry/move-policy.ts'
 import type { ProgressFn } from './components.ts'
 import {
   loadOwnerNodeConfig,
@@ -17,10 +20,9 @@ import {
   type SealerConfig,
   saveOwnerNodeConfig,
 } from './config.ts'
+import type { MovePolicyOptions } from './move-policy.ts'
 import { type OwnerNodeComponents, type OwnerNodeParts, openOwnerNodeParts } from './parts.ts'
 import { provisionSealer } from './provision-sealer.ts'
-// Each operation loads its own modules when called (seal: no libp2p; status: no helia; serve:
-// everything), so a one-shot command pays only for what it runs.
 import type { SealOptions, SealResult } from './seal.ts'
 import type { KeyguardNodeOptions, RunningKeyguardNode } from './serve.ts'
 import type { OwnerNodeStatus } from './status.ts'
@@ -47,6 +49,11 @@ export interface OwnerNode {
   seal(options: SealOptions): Promise<SealResult>
   status(): Promise<OwnerNodeStatus>
   recover(options: RecoverOptions): Promise<RecoverResult>
+  /**
+   * Moves a capsule to another policy on chain, then its key record (`moveCapsulePolicy`, ADR
+   * 0077). Calling it again finishes a move a crash interrupted.
+   */
+  movePolicy(options: MovePolicyOptions): Promise<MoveCapsulePolicyResult>
   serve(options?: KeyguardNodeOptions): Promise<RunningKeyguardNode>
 }
 
@@ -101,6 +108,8 @@ export async function createOwnerNode(
     seal: async (options) => (await import('./seal.ts')).sealOwnerNode(parts, options),
     status: async () => (await import('./status.ts')).statusOfOwnerNode(parts),
     recover: (options) => rewrapLocal(parts, options),
+    movePolicy: async (options) =>
+      (await import('./move-policy.ts')).movePolicyOfOwnerNode(parts, options),
     serve: async (options) => (await import('./serve.ts')).startKeyguardNode(parts, options),
   }
 }

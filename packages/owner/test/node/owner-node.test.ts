@@ -7,9 +7,11 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { connectDigicap } from '@digicap/contracts'
+import { connectDigicap, maxRuns } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
+import { getAddress, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createOwnerNode,
@@ -32,6 +34,7 @@ describe('@digicap/owner/node', () => {
   let dataDir: string
   let init: InitOwnerNodeResult
   let node: OwnerNode
+  let sealedId: string
 
   beforeAll(async () => {
     ;[anvil, tpm] = await Promise.all([startAnvil(), startSwtpm()])
@@ -106,6 +109,32 @@ describe('@digicap/owner/node', () => {
       await readFile(join(dataDir, 'capsules', r.capsuleId, 'capsule.json'), 'utf8'),
     )
     expect(record).toMatchObject({ capsuleId: r.capsuleId, cid: r.cid, runtime: 'data' })
+    sealedId = r.capsuleId
+  })
+
+  it('movePolicy moves a sealed capsule on chain and in its key record; again, it sends nothing', async () => {
+    const next = await deployPolicy(anvil.signers[5] as Wallet, maxRuns(7), {
+      nodeRegistry: init.config.contracts.nodeRegistry,
+    })
+    const registry = connectDigicap(init.config.contracts, anvil.provider).capsuleRegistry
+    const old = (await registry.getCapsule(sealedId)).policy
+    expect((await node.keyStore.get(sealedId))?.metadata.policy).toBe(old)
+    const moved = await node.movePolicy({ capsuleId: sealedId, policy: next.address })
+    expect(moved).toMatchObject({
+      previousPolicy: old,
+      policy: getAddress(next.address),
+      recordUpdated: true,
+    })
+    expect((await registry.getCapsule(sealedId)).policy).toBe(getAddress(next.address))
+    expect((await node.keyStore.get(sealedId))?.metadata.policy).toBe(getAddress(next.address))
+    const nonce = await anvil.provider.getTransactionCount(init.owner.address)
+    expect(await node.movePolicy({ capsuleId: sealedId, policy: next.address })).toEqual({
+      capsuleId: sealedId,
+      previousPolicy: getAddress(next.address),
+      policy: getAddress(next.address),
+      recordUpdated: false,
+    })
+    expect(await anvil.provider.getTransactionCount(init.owner.address)).toBe(nonce)
   })
 
   it('status reads the node, its card and the chain without starting it; serve runs the keyguard daemon', async () => {
