@@ -178,3 +178,17 @@ export class PolicyFollowError extends DigicapError {
     super('POLICY_FOLLOW', shortMessage, options)
   }
 }
+
+/**
+ * The fast path's options leave a released key no time for its audit (ADR 0072, amended): the
+ * accepted expiries run from `minAuditMarginSeconds` to `maxExpirySeconds` ahead, and that window
+ * must be at least as long as the margin itself. `details`: `maxExpirySeconds`,
+ * `minAuditMarginSeconds`, `least` (the smallest `maxExpirySeconds` accepted); or `option` and
+ * `value` for an option that is not a whole number of seconds. Thrown when the keyguard is built.
+ */
+export class FastPathConfigError extends DigicapError {
+  override name = 'FastPathConfigError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('FAST_PATH_CONFIG', shortMessage, options)
+  }
+}

@@ -89,6 +89,7 @@ export {
   AlreadyReleasedError,
   AwaitingVerdictError,
   ChainMismatchError,
+  FastPathConfigError,
   GrantKeyMismatchError,
   GrantRefusedError,
   InvalidMnemonicError,

@@ -78,7 +78,7 @@ import type { PeerId } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getAddress, getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from '../chain/chain-client.ts'
-import { AlreadyReleasedError, NotAttestedError } from '../errors.ts'
+import { AlreadyReleasedError, FastPathConfigError, NotAttestedError } from '../errors.ts'
 import {
   type AttestationGate,
   attestationGate,
@@ -344,6 +344,42 @@ const toRecord = (req: AccessRequest): FastPathRecord => ({
 })
 
 /**
+ * The expiry options, checked when the server is built (ADR 0072, amended): a request is served
+ * only when it expires between `minAuditMarginSeconds` and `maxExpirySeconds` ahead, so
+ * `maxExpirySeconds` below the margin refused every request, and just above it left a window a
+ * little clock skew or queueing closes. The margin is what the audit needs to land; it is never
+ * lowered to fit: the operator is told to raise `maxExpirySeconds` (or turn the fast path off).
+ *
+ * @throws {FastPathConfigError} an option that is not a whole number of seconds, or
+ *   `maxExpirySeconds < 2 × minAuditMarginSeconds`.
+ */
+function checkExpiryOptions(
+  init: Pick<FastPathInit, 'maxExpirySeconds' | 'minAuditMarginSeconds'>,
+) {
+  const maxExpiry = init.maxExpirySeconds ?? 600
+  const margin = init.minAuditMarginSeconds ?? 60
+  for (const [option, value, least] of [
+    ['maxExpirySeconds', maxExpiry, 1],
+    ['minAuditMarginSeconds', margin, 0],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < least) {
+      throw new FastPathConfigError(`fastPath.${option} must be a whole number of seconds`, {
+        details: { option, value: String(value), least },
+      })
+    }
+  }
+  if (maxExpiry < 2 * margin) {
+    throw new FastPathConfigError(
+      'fastPath.maxExpirySeconds leaves a released key no time for its audit',
+      {
+        details: { maxExpirySeconds: maxExpiry, minAuditMarginSeconds: margin, least: 2 * margin },
+        hint: `Set fastPath.maxExpirySeconds to ${2 * margin} or more (a request must expire at least ${margin} s ahead so that its audit lands), or turn the fast path off.`,
+      },
+    )
+  }
+}
+
+/**
  * Builds the fast-path server.
  *
  * @example
@@ -353,6 +389,7 @@ const toRecord = (req: AccessRequest): FastPathRecord => ({
  * ```
  */
 export function fastPathServer(init: FastPathInit) {
+  checkExpiryOptions(init)
   return (components: FastPathComponents): FastPathServer => {
     const { sealer, keyStore, chain, libp2p } = components
     const gate = components.attestation ?? attestationGate()({ chain, libp2p })
@@ -360,6 +397,8 @@ export function fastPathServer(init: FastPathInit) {
     const maxExpiry = init.maxExpirySeconds ?? 600
     const minAuditMargin = BigInt(init.minAuditMarginSeconds ?? 60)
     const auditFailureCooldownMs = init.auditFailureCooldownMs ?? 24 * 60 * 60 * 1000
+    /** Whether the short audit window was logged (once). */
+    let shortWindowWarned = false
     /** Executors (checksummed) refused after a reverted audit, until when (ms since epoch). */
     const auditFailed = new Map<string, number>()
     const cutOff = (executor: string, until: number): void => {
@@ -638,6 +677,21 @@ export function fastPathServer(init: FastPathInit) {
       mark('verified')
       const now = BigInt(Math.floor(Date.now() / 1000))
       if (req.expiry <= now) return refuse(peer, 'expired')
+      const horizon = await expiryHorizon()
+      if (horizon === undefined) return refuse(peer, 'busy', 'chain-unavailable', 1000)
+      // The contract's audit window shorter than the margin: no expiry is both far enough for
+      // the audit and inside the window, so every request is refused, and says so.
+      if (horizon <= minAuditMargin) {
+        if (!shortWindowWarned) {
+          shortWindowWarned = true
+          components.logger?.warn('fast path: the audit window leaves no room for the margin', {
+            auditWindowSeconds: Number(horizon),
+            minAuditMarginSeconds: Number(minAuditMargin),
+            hint: 'The AccessController was deployed with an auditWindow shorter than minAuditMarginSeconds: every fast-path request is refused; executors use the chain path.',
+          })
+        }
+        return refuse(peer, 'expired', 'no-audit-window')
+      }
       // The audit must land before the expiry, in a block the chain's clock stamps: a request
       // that leaves it no margin would be served unaudited (ADR 0072).
       let chainTime: bigint
@@ -650,8 +704,6 @@ export function fastPathServer(init: FastPathInit) {
       if (req.expiry < (chainTime > now ? chainTime : now) + minAuditMargin) {
         return refuse(peer, 'expired', 'too-soon')
       }
-      const horizon = await expiryHorizon()
-      if (horizon === undefined) return refuse(peer, 'busy', 'chain-unavailable', 1000)
       if (req.expiry > now + horizon) return refuse(peer, 'expired', 'too-far')
       const verdict = replays.check(
         rec.executor,

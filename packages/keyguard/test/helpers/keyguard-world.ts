@@ -50,6 +50,8 @@ import {
 } from './world.ts'
 
 export interface KeyguardWorldOptions {
+  /** The AccessController's `auditWindow`, seconds (default the deployment's, 600). */
+  auditWindow?: number
   /** Start a swtpm (`world.swtpm`); the default sealer is then a tpm2 sealer on it. */
   swtpm?: boolean
   /**
@@ -147,7 +149,12 @@ export function keyguardWorld(options: KeyguardWorldOptions = {}): Promise<Keygu
     const nodes = (n: number, name: string, make: () => Promise<Libp2p>) =>
       Array.from({ length: n }, (_, i) => tracked(t, `${name} ${i}`, make(), (node) => node.stop()))
     const [chain, swtpm, kgNode, executors, strangers] = await allStarted([
-      tracked(t, 'anvil', setupChain(), (c) => c.anvil.stop()),
+      tracked(
+        t,
+        'anvil',
+        setupChain(options.auditWindow === undefined ? {} : { auditWindow: options.auditWindow }),
+        (c) => c.anvil.stop(),
+      ),
       options.swtpm
         ? tracked(t, 'swtpm', startSwtpm(), (s) => s.stop()).then((s) => {
             t.killOnExit(s.pid)

@@ -72,17 +72,19 @@ export interface Chain {
 }
 
 /** Anvil + Digicap + an environment policy; anvil is stopped if the deployment fails. */
-export async function setupChain(options: { chainId?: number } = {}): Promise<Chain> {
+export async function setupChain(
+  options: { chainId?: number; auditWindow?: number } = {},
+): Promise<Chain> {
   const anvil = await startAnvil(options.chainId === undefined ? {} : { chainId: options.chainId })
   try {
-    return await deployed(anvil)
+    return await deployed(anvil, options.auditWindow)
   } catch (err) {
     await anvil.stop()
     throw err
   }
 }
 
-async function deployed(anvil: Anvil): Promise<Chain> {
+async function deployed(anvil: Anvil, auditWindow?: number): Promise<Chain> {
   const [deployer, owner, executor, other] = anvil.signers as Wallet[]
   if (owner?.address !== TEST_OWNER) throw new Error('chain.owner is not TEST_OWNER')
   const addresses = await deployDigicap(deployer as Wallet, {
@@ -90,6 +92,7 @@ async function deployed(anvil: Anvil): Promise<Chain> {
     grantWindow: GRANT_WINDOW,
     disputeWindow: 3600,
     unbondingDelay: 3600,
+    ...(auditWindow === undefined ? {} : { auditWindow }),
   })
   const c = connectDigicap(addresses, deployer as Wallet)
   const measurement = hexlify(randomBytes(32))
