@@ -203,6 +203,7 @@ export function createKeyguard(init: KeyguardInit) {
             ...init.fastPath?.registrations,
           },
           dataDir: init.dataDir,
+          confirmations: init.confirmations,
         })({
           sealer,
           keyStore,

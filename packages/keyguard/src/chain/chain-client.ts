@@ -181,6 +181,12 @@ export interface ChainClient {
    * the fast path sends its audits one by one.
    * @throws {ContractRevertError} (from `@digicap/contracts`) if the batch reverts.
    */
+  /**
+   * Forgets the operator account's counted nonces, so the next audit reads the pending count
+   * again: a reorg that dropped an audit transaction leaves a gap every later nonce waits behind
+   * (ADR 0081). Optional: a client without it sends no audits, or counts nonces itself.
+   */
+  resyncNonce?(): void
   recordFastPathGrants?(items: readonly FastPathAuditItem[]): Promise<{
     transactionHash: string
     blockNumber: number

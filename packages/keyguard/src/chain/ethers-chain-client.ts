@@ -531,6 +531,10 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         BigInt(await controller(index).getFunction('auditWindow')({ blockTag })),
       ),
 
+    resyncNonce() {
+      if (signer instanceof NonceManager) signer.reset()
+    },
+
     async recordFastPathGrants(items) {
       const receipt = await sendAudit('recordFastPathGrants', [
         items.map((i) => ({ ...i.req, nonce: toBeHex(i.req.nonce, 32) })),

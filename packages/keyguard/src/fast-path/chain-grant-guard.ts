@@ -46,6 +46,12 @@ export interface ChainGrantGuardParts {
    * release a key the chain would count past `maxRuns` (review of ADR 0073).
    */
   served?: (capsuleId: string, runCount: bigint) => void
+  /**
+   * Whether a fast-path audit of the capsule landed but is not `confirmations` deep yet (or was
+   * reorged away and is sent again): the grant is held (ADR 0081). Without it an audit counts
+   * from its receipt, and a reorg that drops it lets a chain grant take its run.
+   */
+  unconfirmed?: (capsuleId: string) => Promise<boolean>
 }
 
 /** Judges a chain grant of the keyguard's capsules against the fast path's releases. */
@@ -55,6 +61,7 @@ export function chainGrantGuard(parts: ChainGrantGuardParts) {
     const key = `c:${grant.capsuleId}`
     return parts.locks.run([key], async () => {
       if (parts.audits.busy([key])) return 'hold'
+      if (await parts.unconfirmed?.(grant.capsuleId)) return 'hold'
       const overrun = await parts.chain.overrunRunCount(grant.capsuleId)
       if (overrun > grant.runIndex + 1n) return 'refuse'
       parts.served?.(grant.capsuleId, grant.runIndex + 1n)

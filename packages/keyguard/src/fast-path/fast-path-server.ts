@@ -94,6 +94,7 @@ import { readJsonFile } from '../store/json-file.ts'
 import type { KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
 import { attestOutsideLock, MAX_ATTEST_ROUNDS } from './attest-outside-lock.ts'
+import { auditConfirmations } from './audit-confirmations.ts'
 import { createAuditSender } from './audit-sender.ts'
 import { type ChainGrantVerdict, chainGrantGuard } from './chain-grant-guard.ts'
 import { executorDirectory } from './executor-directory.ts'
@@ -105,6 +106,11 @@ import { createKeyedLock, createPendingAudits, createSemaphore } from './fast-pa
 export interface FastPathInit {
   /** The keyguard's data directory (the audit journal lives in `fast-path-audit/`). */
   dataDir: string
+  /**
+   * Blocks an audit's log must be buried under before a chain grant of its capsule is served
+   * (the keyguard's `confirmations`; ADR 0081). Default 0: the log must still be on chain.
+   */
+  confirmations?: number
   /**
    * The owner accounts whose capsules this keyguard serves, for key records that do not name
    * their owner (`metadata.owner`). A request is served only when the capsule's on-chain owner
@@ -241,6 +247,16 @@ export type FastPathEvent =
   | { type: 'fast-path-granted'; grantId: string; capsuleId: string; executor: string; ms: number }
   | { type: 'fast-path-refused'; reasonCode: string; reason?: string; peer: string }
   | { type: 'audit-recorded'; grantId: string; recordedGrantId: string; transactionHash: string }
+  | {
+      /**
+       * A recorded audit's block was reorged away and the audit is not on chain: it is sent
+       * again, and the capsule's chain grants are held until it is confirmed (ADR 0081).
+       */
+      type: 'audit-reorged'
+      grantId: string
+      capsuleId: string
+      executor: string
+    }
   | {
       /**
        * The audit was mined but the executor's deposit did not cover the fee: `fromStake` wei
@@ -496,6 +512,7 @@ export function fastPathServer(init: FastPathInit) {
       audits,
       ready: () => auditsLoaded,
       served: atLeast,
+      unconfirmed: (capsuleId) => landed.unconfirmed(capsuleId),
     })
     let unhandle: (() => Promise<void>) | undefined
     let untrust: (() => void) | undefined
@@ -510,6 +527,24 @@ export function fastPathServer(init: FastPathInit) {
       },
       chain,
     )
+    // Audits with a receipt, until they are `confirmations` deep (ADR 0081).
+    const landed = auditConfirmations({ confirmations: init.confirmations ?? 0 })({
+      chain,
+      resend: (item) => auditSender.send(item),
+      onReorged: (a) => {
+        emit({ type: 'audit-reorged', ...a })
+        components.logger?.warn('fast path: an audit was reorged away; sent again', a)
+      },
+      onLost: (a, err) => {
+        const e = err as { errorName?: string; code?: string }
+        emit({
+          type: 'audit-alert',
+          grantId: a.grantId,
+          error: e.errorName ?? e.code ?? 'error',
+          reason: auditAlertReason(err),
+        })
+      },
+    })
 
     const refuse = (
       peer: string,
@@ -545,9 +580,11 @@ export function fastPathServer(init: FastPathInit) {
       }
       // Queued for the audit sender: one transaction at a time, batching what waits meanwhile
       // (transient failures retried, a lone revert final).
-      const turn = auditSender.send({ req, jobParams: entry.jobParams, signature: entry.signature })
+      const item = { req, jobParams: entry.jobParams, signature: entry.signature }
+      const turn = auditSender.send(item)
       try {
         const res = await turn
+        landed.landed({ grantId: entry.grantId ?? res.grantId, item, blockNumber: res.blockNumber })
         await rm(join(auditDir, `${entry.id}.json`), { force: true })
         if (entry.runIndex !== undefined) {
           atLeast(entry.request.capsuleId as string, BigInt(entry.runIndex) + 1n)

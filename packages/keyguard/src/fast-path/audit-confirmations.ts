@@ -1,0 +1,173 @@
+/**
+ * Fast-path audits that landed but are not `confirmations` deep yet (docs/adr/0081).
+ *
+ * A receipt is one block deep: a reorg can take the audit's block away, and with it the run the
+ * chain counted for a key that is already out. A chain-path request of the same capsule can then
+ * take that run index in the new blocks. So the chain grant guard holds a chain grant of capsule
+ * `C` while an audit of `C` is recorded here and not yet found, by its `AccessGranted` log (same
+ * executor and ephemeral key, `fastPath`), at least `confirmations` blocks below the head. An
+ * audit that is neither in the logs nor on chain at all (its request's nonce unused) has been
+ * reorged away: it is sent again (`audit-reorged`, the operator's nonce counted afresh: the
+ * dropped transaction left a gap), and lands as an overrun if the chain grant took its run
+ * (ADR 0073), which then refuses the chain grant.
+ *
+ * In memory only: what landed before a restart is taken as confirmed (see the ADR).
+ */
+import { getAddress } from 'ethers'
+import type { ChainClient, FastPathAuditItem } from '../chain/chain-client.ts'
+import type { AuditReceipt } from './audit-sender.ts'
+
+export interface AuditConfirmationsInit {
+  /** Blocks an audit's log must be buried under before it counts (the keyguard's). */
+  confirmations: number
+  /** How far below its receipt's block a re-included audit is looked for. Default 64. */
+  searchBlocks?: number
+  /**
+   * Audits whose receipt is this many blocks below the newest one recorded are forgotten
+   * (confirmed by age: a deeper reorg is outside what the keyguard defends). Default 256.
+   */
+  horizonBlocks?: number
+}
+
+/** One audit whose receipt came back. */
+export interface LandedAudit {
+  /** The fast path's grant id (what the executor was answered), for events. */
+  grantId: string
+  item: FastPathAuditItem
+  /** The receipt's block. */
+  blockNumber: number
+}
+
+export interface AuditConfirmationsParts {
+  chain: Pick<ChainClient, 'blockNumber' | 'grantLogs' | 'nonceUsed' | 'resyncNonce'>
+  /** Sends an audit again (the fast path's audit sender). */
+  resend: (item: FastPathAuditItem) => Promise<AuditReceipt>
+  /** Told when an audit was found reorged away and is sent again. */
+  onReorged?: (audit: { grantId: string; capsuleId: string; executor: string }) => void
+  /** Told when a re-sent audit failed for good: a key is out that the chain does not count. */
+  onLost?: (audit: { grantId: string; capsuleId: string; executor: string }, err: unknown) => void
+}
+
+export interface AuditConfirmations {
+  /** Records an audit whose receipt came back. */
+  landed(audit: LandedAudit): void
+  /**
+   * Whether an audit of `capsuleId` is not `confirmations` deep yet (or was reorged away and is
+   * being sent again, or was lost): the chain grant guard then holds the chain grant. Forgets the
+   * confirmed ones; re-sends the vanished ones.
+   * @throws for RPC failures (the caller holds and asks again).
+   */
+  unconfirmed(capsuleId: string): Promise<boolean>
+  /** Audits tracked. */
+  size(): number
+}
+
+interface Tracked extends LandedAudit {
+  capsuleId: string
+  executor: string
+  ephemeralKey: string
+  resending?: Promise<void> | undefined
+  /** Sent again and reverted for good: never confirmed, holds the capsule's chain grants. */
+  lost?: boolean
+}
+
+export function auditConfirmations(init: AuditConfirmationsInit) {
+  return (parts: AuditConfirmationsParts): AuditConfirmations => {
+    const depth = Math.max(0, Math.floor(init.confirmations))
+    const search = init.searchBlocks ?? 64
+    const horizon = init.horizonBlocks ?? 256
+    const byCapsule = new Map<string, Tracked[]>()
+    let newest = 0
+
+    const forget = (a: Tracked): void => {
+      const list = byCapsule.get(a.capsuleId)
+      if (list === undefined) return
+      const i = list.indexOf(a)
+      if (i >= 0) list.splice(i, 1)
+      if (list.length === 0) byCapsule.delete(a.capsuleId)
+    }
+
+    function prune(): void {
+      for (const list of [...byCapsule.values()]) {
+        for (const a of [...list]) {
+          if (!a.lost && a.resending === undefined && a.blockNumber < newest - horizon) forget(a)
+        }
+      }
+    }
+
+    function resend(a: Tracked): void {
+      const who = { grantId: a.grantId, capsuleId: a.capsuleId, executor: a.executor }
+      parts.onReorged?.(who)
+      // The dropped transaction's nonce is free again: count from the chain's pending nonce.
+      parts.chain.resyncNonce?.()
+      a.resending = parts.resend(a.item).then(
+        (receipt) => {
+          a.blockNumber = receipt.blockNumber
+          a.resending = undefined
+        },
+        (err: unknown) => {
+          a.resending = undefined
+          const name = (err as { errorName?: string }).errorName
+          // `NonceUsed`: the old transaction came back first; the next check finds its log.
+          if (name === undefined || name === 'NonceUsed') return
+          a.lost = true
+          parts.onLost?.(who, err)
+        },
+      )
+    }
+
+    /** Whether `a` still holds chain grants; forgets it once confirmed. */
+    async function check(a: Tracked, head: number): Promise<boolean> {
+      if (a.lost || a.resending !== undefined) return true
+      const safe = head - depth
+      if (safe < a.blockNumber) return true
+      const logs = await parts.chain.grantLogs(Math.max(0, a.blockNumber - search), safe, [
+        a.capsuleId,
+      ])
+      const found = logs.some(
+        (l) => l.fastPath && l.executor === a.executor && l.ephemeralKey === a.ephemeralKey,
+      )
+      if (found) {
+        forget(a)
+        return false
+      }
+      // On chain at another block, not deep enough yet: hold, look again later.
+      if (await parts.chain.nonceUsed(a.executor, a.capsuleId, a.item.req.nonce)) return true
+      resend(a)
+      return true
+    }
+
+    return {
+      landed(audit) {
+        const r = audit.item.req
+        const capsuleId = r.capsuleId.toLowerCase()
+        const tracked: Tracked = {
+          ...audit,
+          capsuleId,
+          executor: getAddress(r.executor),
+          ephemeralKey: r.ephemeralKey.toLowerCase(),
+        }
+        const list = byCapsule.get(capsuleId) ?? []
+        list.push(tracked)
+        byCapsule.set(capsuleId, list)
+        if (audit.blockNumber > newest) newest = audit.blockNumber
+        prune()
+      },
+
+      async unconfirmed(capsuleId) {
+        const list = byCapsule.get(capsuleId.toLowerCase())
+        if (list === undefined || list.length === 0) return false
+        const head = await parts.chain.blockNumber()
+        let hold = false
+        for (const a of [...list]) if (await check(a, head)) hold = true
+        return hold
+      },
+
+      size() {
+        let n = 0
+        for (const list of byCapsule.values()) n += list.length
+        return n
+      },
+    }
+  }
+}
