@@ -9,6 +9,9 @@
  * - Before each range the cursor block's hash is compared with the chain's: a mismatch means a
  *   reorg deeper than the confirmation depth, and the watcher rewinds `rewindBlocks` and
  *   re-scans (the release journal makes a grant seen twice harmless).
+ * - A range is handed over only when its last block has the same hash before and after its logs
+ *   are read; else it is read again (a reorg landed meanwhile), so the cursor never moves onto a
+ *   branch whose grants were not read.
  * - `start()` checks `eth_chainId` against the configured chain id first.
  */
 import { join } from 'node:path'
@@ -67,6 +70,8 @@ export interface GrantWatcher {
 }
 
 const CURSOR_FILE = 'grant-cursor.json'
+/** Ranges whose blocks moved while being read, scanned again within one poll at most. */
+const MAX_MOVED = 3
 
 /**
  * Builds a grant watcher.
@@ -137,6 +142,7 @@ export function grantWatcher(init: GrantWatcherInit) {
 
     async function scan(): Promise<number> {
       let handed = 0
+      let moved = 0
       for (;;) {
         const latest = await chain.blockNumber()
         head = latest
@@ -160,7 +166,18 @@ export function grantWatcher(init: GrantWatcherInit) {
         if (safe < from) return handed
         const to = Math.min(safe, from + batch - 1)
         const capsules = await keyStore.list()
+        // The range's last block before and after its logs: a reorg in between (it changes that
+        // block's hash) would leave the cursor on the new branch with the old branch's logs, and
+        // the new branch's grants in the range never scanned.
+        const before = await chain.block(to)
+        if (before === undefined) return handed
         const logs = await chain.grantLogs(from, to, capsules)
+        const ref = await chain.block(to)
+        if (ref === undefined) return handed
+        if (ref.hash !== before.hash) {
+          if (++moved > MAX_MOVED) return handed
+          continue
+        }
         for (const log of logs) {
           if (log.address !== chain.accessController) {
             components.onEvent?.({
@@ -173,8 +190,6 @@ export function grantWatcher(init: GrantWatcherInit) {
           await onGrant(log)
           handed++
         }
-        const ref = await chain.block(to)
-        if (ref === undefined) return handed
         await saveCursor(ref)
         if (to >= safe) return handed
       }
