@@ -83,6 +83,7 @@ export type {
   NodeRegistrationLog,
 } from './chain/chain-client.ts'
 export { ROLE_EXECUTOR } from './chain/chain-client.ts'
+export type { Finality } from './chain/confirmed-block.ts'
 export type { EthersChainClientInit } from './chain/ethers-chain-client.ts'
 export { ethersChainClient } from './chain/ethers-chain-client.ts'
 export {

@@ -10,6 +10,7 @@ import type {
   ProtocolRegistrar,
 } from '@digicap/protocol'
 import type { ChainClient, GrantLog } from './chain/chain-client.ts'
+import type { Finality } from './chain/confirmed-block.ts'
 import { KeyguardStateError } from './errors.ts'
 import {
   type FastPathEvent,
@@ -32,6 +33,12 @@ export interface KeyguardInit {
   dataDir: string
   /** Blocks a grant must be buried under. 0 on anvil; a few on a real chain. */
   confirmations: number
+  /**
+   * `finalized` (or `safe`): a grant, a committee verdict and a fast-path audit count only once
+   * their block is also at or below the chain's block of that tag, which the chain's consensus
+   * will not reorg (ADR 0082). Default `latest`: `confirmations` alone, a bet on reorg depth.
+   */
+  finality?: Finality
   /** First block to scan when there is no cursor (the AccessController's deployment block). */
   startBlock?: number
   /** Grant watcher poll period, ms. Default 1000. */
@@ -98,6 +105,8 @@ export interface KeyguardStatus {
     head: number | null
     cursor: { number: number; hash: string } | null
     confirmations: number
+    /** ADR 0082. */
+    finality: Finality
   }
   releases: { pending: number; inFlight: number }
   fastPath: { enabled: boolean; auditPending: number; strangers?: ConnectionGuardStats }
@@ -150,7 +159,10 @@ export function createKeyguard(init: KeyguardInit) {
     const committee =
       init.committee === undefined
         ? undefined
-        : committeeGate({ confirmations: init.confirmations })({ chain })
+        : committeeGate({
+            confirmations: init.confirmations,
+            ...(init.finality === undefined ? {} : { finality: init.finality }),
+          })({ chain })
     const owners = init.owners === undefined ? {} : { owners: init.owners }
     const releaser: KeyReleaser = keyReleaser({
       ...owners,
@@ -181,6 +193,7 @@ export function createKeyguard(init: KeyguardInit) {
     const watcher: GrantWatcher = grantWatcher({
       dataDir: init.dataDir,
       confirmations: init.confirmations,
+      ...(init.finality === undefined ? {} : { finality: init.finality }),
       ...(init.startBlock === undefined ? {} : { startBlock: init.startBlock }),
       ...(init.pollIntervalMs === undefined ? {} : { pollIntervalMs: init.pollIntervalMs }),
     })({
@@ -204,6 +217,7 @@ export function createKeyguard(init: KeyguardInit) {
           },
           dataDir: init.dataDir,
           confirmations: init.confirmations,
+          ...(init.finality === undefined ? {} : { finality: init.finality }),
         })({
           sealer,
           keyStore,
@@ -255,6 +269,7 @@ export function createKeyguard(init: KeyguardInit) {
             head: watcher.head() ?? null,
             cursor: cursor ?? null,
             confirmations: init.confirmations,
+            finality: init.finality ?? 'latest',
           },
           releases: { pending: (await journal.pending()).length, inFlight: releaser.pending },
           fastPath: {

@@ -70,6 +70,7 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "createSealer",
       "defaultPolicyPcrs",
       "executorBundleEncoder",
+      "finalityFor",
       "initOwnerNode",
       "installedRelease",
       "loadOwnerNodeConfig",

@@ -101,6 +101,12 @@ export interface ChainClient {
   blockNumber(): Promise<number>
   /** The newest block's timestamp, Unix seconds (the chain's clock). */
   now(): Promise<bigint>
+  /**
+   * The number of the chain's `safe` or `finalized` block (ADR 0082). With a quorum, the newest
+   * one at least `quorum` RPCs report.
+   * @throws {QuorumError} when too few RPCs answer (an RPC that does not know the tag fails).
+   */
+  taggedBlock?(tag: 'safe' | 'finalized'): Promise<number>
   /** A block's hash, or `undefined` if the chain is shorter. */
   block(number: number): Promise<BlockRef | undefined>
   /**

@@ -348,6 +348,17 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         BigInt((await p.getBlock('latest'))?.timestamp ?? 0),
       ),
 
+    taggedBlock: async (tag) =>
+      Number(
+        await kthHighest(`${tag} block`, async (p) => {
+          const b = (await p.send('eth_getBlockByNumber', [tag, false])) as {
+            number?: unknown
+          } | null
+          if (typeof b?.number !== 'string') throw new Error(`no ${tag} block`)
+          return BigInt(b.number)
+        }),
+      ),
+
     block: (number) =>
       rpcs.agree('block hash', async (p): Promise<BlockRef | undefined> => {
         const b = await p.getBlock(number)

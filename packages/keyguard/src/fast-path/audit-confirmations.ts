@@ -15,11 +15,14 @@
  */
 import { getAddress } from 'ethers'
 import type { ChainClient, FastPathAuditItem } from '../chain/chain-client.ts'
+import { confirmedBlock, type Finality } from '../chain/confirmed-block.ts'
 import type { AuditReceipt } from './audit-sender.ts'
 
 export interface AuditConfirmationsInit {
   /** Blocks an audit's log must be buried under before it counts (the keyguard's). */
   confirmations: number
+  /** And at or below the chain's block of this tag (the keyguard's `finality`, ADR 0082). */
+  finality?: Finality
   /** How far below its receipt's block a re-included audit is looked for. Default 64. */
   searchBlocks?: number
   /**
@@ -39,7 +42,10 @@ export interface LandedAudit {
 }
 
 export interface AuditConfirmationsParts {
-  chain: Pick<ChainClient, 'blockNumber' | 'grantLogs' | 'nonceUsed' | 'resyncNonce'>
+  chain: Pick<
+    ChainClient,
+    'blockNumber' | 'grantLogs' | 'nonceUsed' | 'resyncNonce' | 'taggedBlock'
+  >
   /** Sends an audit again (the fast path's audit sender). */
   resend: (item: FastPathAuditItem) => Promise<AuditReceipt>
   /** Told when an audit was found reorged away and is sent again. */
@@ -73,7 +79,13 @@ interface Tracked extends LandedAudit {
 
 export function auditConfirmations(init: AuditConfirmationsInit) {
   return (parts: AuditConfirmationsParts): AuditConfirmations => {
-    const depth = Math.max(0, Math.floor(init.confirmations))
+    const confirmed = confirmedBlock(
+      {
+        confirmations: Math.max(0, Math.floor(init.confirmations)),
+        ...(init.finality === undefined ? {} : { finality: init.finality }),
+      },
+      parts.chain,
+    )
     const search = init.searchBlocks ?? 64
     const horizon = init.horizonBlocks ?? 256
     const byCapsule = new Map<string, Tracked[]>()
@@ -117,9 +129,8 @@ export function auditConfirmations(init: AuditConfirmationsInit) {
     }
 
     /** Whether `a` still holds chain grants; forgets it once confirmed. */
-    async function check(a: Tracked, head: number): Promise<boolean> {
+    async function check(a: Tracked, safe: number): Promise<boolean> {
       if (a.lost || a.resending !== undefined) return true
-      const safe = head - depth
       if (safe < a.blockNumber) return true
       const logs = await parts.chain.grantLogs(Math.max(0, a.blockNumber - search), safe, [
         a.capsuleId,
@@ -157,9 +168,9 @@ export function auditConfirmations(init: AuditConfirmationsInit) {
       async unconfirmed(capsuleId) {
         const list = byCapsule.get(capsuleId.toLowerCase())
         if (list === undefined || list.length === 0) return false
-        const head = await parts.chain.blockNumber()
+        const safe = await confirmed(await parts.chain.blockNumber())
         let hold = false
-        for (const a of [...list]) if (await check(a, head)) hold = true
+        for (const a of [...list]) if (await check(a, safe)) hold = true
         return hold
       },
 

@@ -78,6 +78,7 @@ import type { PeerId } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getAddress, getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
 import type { ChainClient, FastPathRecord } from '../chain/chain-client.ts'
+import type { Finality } from '../chain/confirmed-block.ts'
 import { AlreadyReleasedError, FastPathConfigError, NotAttestedError } from '../errors.ts'
 import {
   type AttestationGate,
@@ -111,6 +112,8 @@ export interface FastPathInit {
    * (the keyguard's `confirmations`; ADR 0081). Default 0: the log must still be on chain.
    */
   confirmations?: number
+  /** And at or below the chain's block of this tag (the keyguard's `finality`, ADR 0082). */
+  finality?: Finality
   /**
    * The owner accounts whose capsules this keyguard serves, for key records that do not name
    * their owner (`metadata.owner`). A request is served only when the capsule's on-chain owner
@@ -528,7 +531,10 @@ export function fastPathServer(init: FastPathInit) {
       chain,
     )
     // Audits with a receipt, until they are `confirmations` deep (ADR 0081).
-    const landed = auditConfirmations({ confirmations: init.confirmations ?? 0 })({
+    const landed = auditConfirmations({
+      confirmations: init.confirmations ?? 0,
+      ...(init.finality === undefined ? {} : { finality: init.finality }),
+    })({
       chain,
       resend: (item) => auditSender.send(item),
       onReorged: (a) => {

@@ -15,15 +15,18 @@
  * The job id is the grant id, so a verdict for another job never counts.
  */
 import type { ChainClient } from '../chain/chain-client.ts'
+import { confirmedBlock, type Finality } from '../chain/confirmed-block.ts'
 import { AwaitingVerdictError, KeyguardStateError, NotAttestedError } from '../errors.ts'
 
 export interface CommitteeGateInit {
   /** Blocks a before verdict must be buried under (the keyguard's `confirmations`). */
   confirmations: number
+  /** And at or below the chain's block of this tag (the keyguard's `finality`, ADR 0082). */
+  finality?: Finality
 }
 
 export interface CommitteeGateComponents {
-  chain: Pick<ChainClient, 'blockNumber' | 'hubJob'>
+  chain: Pick<ChainClient, 'blockNumber' | 'hubJob' | 'taggedBlock'>
 }
 
 export interface CommitteeGate {
@@ -56,10 +59,16 @@ export function committeeGate(init: CommitteeGateInit) {
       throw new KeyguardStateError('The chain client does not know the AttestationHub', {
         hint: 'Give ethersChainClient addresses.attestationHub (deployDigicap records it).',
       })
-    const depth = Math.max(0, Math.floor(init.confirmations))
+    const confirmed = confirmedBlock(
+      {
+        confirmations: Math.max(0, Math.floor(init.confirmations)),
+        ...(init.finality === undefined ? {} : { finality: init.finality }),
+      },
+      chain,
+    )
     return {
       async verdict(grantId) {
-        const block = Math.max(0, (await chain.blockNumber()) - depth)
+        const block = Math.max(0, await confirmed(await chain.blockNumber()))
         const job = await hubJob.call(chain, grantId, block)
         const details = { grantId, block }
         if (job.before === 'pass') return

@@ -1,6 +1,7 @@
 /**
  * The grant watcher: follows `AccessGranted` logs of the configured AccessController for the
- * capsules in the key store, `confirmations` blocks deep, in block ranges (`eth_getLogs`).
+ * capsules in the key store, `confirmations` blocks deep (and with `finality`, at or below the
+ * chain's `safe` / `finalized` block: ADR 0082), in block ranges (`eth_getLogs`).
  *
  * - The cursor (last processed block and its hash, plus chain id and contract) is written
  *   atomically to `<dataDir>/grant-cursor.json` after every range whose grants were handed
@@ -16,6 +17,7 @@
  */
 import { join } from 'node:path'
 import type { BlockRef, ChainClient, GrantLog } from '../chain/chain-client.ts'
+import { confirmedBlock, type Finality } from '../chain/confirmed-block.ts'
 import { ChainMismatchError, KeyguardStateError } from '../errors.ts'
 import { ensureDir, writeFileAtomic } from '../store/fs-atomic.ts'
 import { checkKeys, corrupt, readJsonFile } from '../store/json-file.ts'
@@ -27,6 +29,11 @@ export interface GrantWatcherInit {
   dataDir: string
   /** Blocks a log must be buried under before it counts. 0 on anvil. */
   confirmations: number
+  /**
+   * `safe` / `finalized`: a log counts only once its block is also at or below the chain's block
+   * of that tag (ADR 0082). Default `latest` (depth only).
+   */
+  finality?: Finality
   /** First block to scan when there is no cursor (the deployment block). Default 0. */
   startBlock?: number
   /** Largest `eth_getLogs` range. Default 2000. */
@@ -57,6 +64,7 @@ export interface GrantWatcher {
    * Checks the chain id, loads the cursor and starts polling.
    * @throws {ChainMismatchError} if `eth_chainId` differs from the configured chain id, or the
    *   cursor file belongs to another chain or contract.
+   * @throws {KeyguardStateError} with `finality` set, when the RPCs do not report that block.
    */
   start(): Promise<void>
   /** Stops polling and waits for the current poll. */
@@ -85,12 +93,13 @@ const MAX_MOVED = 3
 export function grantWatcher(init: GrantWatcherInit) {
   return (components: GrantWatcherComponents): GrantWatcher => {
     const { chain, keyStore, onGrant } = components
-    const confirmations = init.confirmations
-    if (!Number.isInteger(confirmations) || confirmations < 0) {
-      throw new KeyguardStateError('confirmations must be a non-negative integer', {
-        details: { confirmations },
-      })
-    }
+    const confirmed = confirmedBlock(
+      {
+        confirmations: init.confirmations,
+        ...(init.finality === undefined ? {} : { finality: init.finality }),
+      },
+      chain,
+    )
     const batch = init.batchBlocks ?? 2000
     const interval = init.pollIntervalMs ?? 1000
     const rewind = init.rewindBlocks ?? 64
@@ -146,7 +155,7 @@ export function grantWatcher(init: GrantWatcherInit) {
       for (;;) {
         const latest = await chain.blockNumber()
         head = latest
-        const safe = latest - confirmations
+        const safe = await confirmed(latest)
         if (cursor !== undefined) {
           const onChain = await chain.block(cursor.number)
           if (onChain === undefined || onChain.hash !== cursor.hash) {
@@ -225,6 +234,18 @@ export function grantWatcher(init: GrantWatcherInit) {
             details: { expected: chain.chainId.toString(), got: remote.toString() },
             hint: 'Check the RPC URL(s) and the configured chain id.',
           })
+        }
+        if ((init.finality ?? 'latest') !== 'latest') {
+          // A chain or RPC without the block tag would fail every poll: say so once, now.
+          try {
+            await confirmed(0)
+          } catch (err) {
+            throw new KeyguardStateError(`The RPC does not report the ${init.finality} block`, {
+              details: { finality: init.finality },
+              hint: 'Use RPCs that answer that block tag, or finality latest with enough confirmations for this chain.',
+              cause: err,
+            })
+          }
         }
         await ensureDir(init.dataDir)
         await loadCursor()

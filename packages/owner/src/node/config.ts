@@ -78,6 +78,12 @@ export interface ReleaseConfig {
 export interface KeyguardConfig {
   /** Blocks a grant must be buried under. Default 0 on a dev chain (31337, 1337), else 3. */
   confirmations?: number
+  /**
+   * `finalized` / `safe`: a grant counts only once its block is also at or below the chain's
+   * block of that tag, which its consensus will not reorg; `latest`: `confirmations` alone.
+   * Default `latest` on a dev chain, else `finalized` (keyguard ADR 0082).
+   */
+  finality?: 'latest' | 'safe' | 'finalized'
   /** Answer signed AccessRequests directly over libp2p (fast path). Default true. */
   fastPath?: boolean
   /** Grant watcher poll period, ms. Default 1000. */
@@ -100,6 +106,14 @@ export interface CommitteeConfig {
 /** Confirmations `serve` uses: the config's, else 0 on a dev chain and 3 elsewhere. */
 export function confirmationsFor(config: OwnerNodeConfig): number {
   return config.keyguard?.confirmations ?? (DEV_CHAINS.has(config.chainId) ? 0 : 3)
+}
+
+/**
+ * Finality `serve` uses: the config's, else `latest` on a dev chain and `finalized` elsewhere (a
+ * released key cannot be taken back, so a real chain waits for its consensus; keyguard ADR 0082).
+ */
+export function finalityFor(config: OwnerNodeConfig): 'latest' | 'safe' | 'finalized' {
+  return config.keyguard?.finality ?? (DEV_CHAINS.has(config.chainId) ? 'latest' : 'finalized')
 }
 
 const DEV_CHAINS = new Set([31337, 1337])
@@ -140,6 +154,12 @@ export const OWNER_NODE_CONFIG = defineConfig<OwnerNodeConfig>('pi-node', {
   quorum: { ...COUNT, min: 1 },
   startBlock: COUNT,
   'keyguard.confirmations': { ...COUNT, env: 'DIGICAP_CONFIRMATIONS' },
+  'keyguard.finality': {
+    type: 'string',
+    optional: true,
+    choices: ['latest', 'safe', 'finalized'],
+    env: 'DIGICAP_FINALITY',
+  },
   'keyguard.pollIntervalMs': { ...COUNT, min: 10 },
   'keyguard.fastPath': { type: 'boolean', optional: true },
   'keyguard.ekRoots': { type: 'string', optional: true, env: 'DIGICAP_EK_ROOTS' },

@@ -54,6 +54,7 @@ export {
   confirmationsFor,
   DEFAULT_LISTEN,
   DEFAULT_TCTI,
+  finalityFor,
   loadOwnerNodeConfig,
   OWNER_NODE_CONFIG,
   ownerNodePaths,

@@ -42,7 +42,7 @@ import {
   type ServeFile,
   writeJsonAtomicQuiet,
 } from './components.ts'
-import { confirmationsFor } from './config.ts'
+import { confirmationsFor, finalityFor } from './config.ts'
 
 export interface KeyguardNodeOptions {
   /** Called for each valid capsule announcement heard on gossipsub. */
@@ -151,6 +151,7 @@ async function startKeyguard(
   const keyguard = createKeyguard({
     dataDir: paths.keyguard,
     confirmations: options.confirmations ?? confirmationsFor(config),
+    finality: finalityFor(config),
     // Key records stored before they named their owner are this owner's (keyguard ADR 0071).
     owners: [parts.owner.address],
     ...(config.startBlock !== undefined ? { startBlock: config.startBlock } : {}),

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   applyOwnerNodeEnv,
   confirmationsFor,
+  finalityFor,
   loadOwnerNodeConfig,
   type OwnerNodeConfig,
   saveOwnerNodeConfig,
@@ -73,6 +74,18 @@ describe('config', () => {
     expect(confirmationsFor(base)).toBe(0)
     expect(confirmationsFor({ ...base, chainId: 8453 })).toBe(3)
     expect(confirmationsFor({ ...base, chainId: 8453, keyguard: { confirmations: 6 } })).toBe(6)
+  })
+
+  it('finality: latest on a dev chain, finalized elsewhere; the file or DIGICAP_FINALITY overrides (keyguard ADR 0082)', () => {
+    expect(finalityFor(base)).toBe('latest')
+    expect(finalityFor({ ...base, chainId: 1 })).toBe('finalized')
+    expect(finalityFor({ ...base, chainId: 137, keyguard: { finality: 'latest' } })).toBe('latest')
+    const env = applyOwnerNodeEnv({ ...base, chainId: 1 }, { DIGICAP_FINALITY: 'safe' })
+    expect(env.keyguard).toEqual({ finality: 'safe' })
+    expect(finalityFor(env)).toBe('safe')
+    expect(() => applyOwnerNodeEnv(base, { DIGICAP_FINALITY: 'soon' })).toThrow(
+      expect.objectContaining({ code: 'CONFIG' }),
+    )
   })
 
   it('names the committee hub (file or DIGICAP_ATTESTATION_HUB) and refuses a half section', async () => {
@@ -145,6 +158,7 @@ describe('config', () => {
       { ...base, startBlock: -1 },
       { ...base, keyguard: null },
       { ...base, keyguard: { confirmations: 1.5 } },
+      { ...base, keyguard: { finality: 'final' } },
       { ...base, keyguard: { fastPath: 'yes' } },
       { ...base, keyguard: { pollIntervalMs: 1 } },
       { ...base, sealer: { ...base.sealer, pcrs: [] } },
