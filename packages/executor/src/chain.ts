@@ -66,7 +66,8 @@ export interface ExecutorChain {
    * The grant as the AccessController stores it, or undefined when unknown. With `runCount`,
    * lets the executor find the id a fast-path audit was recorded under when it differs from the
    * keyguard's answer (ADR 0073; `findRecordedGrant`). Optional: without both, a fast-path
-   * result is delivered under the answered id.
+   * result is delivered under the answered id. The chain path also uses it to follow its request
+   * when a reorg re-included it under another grant id (same capsule, the run's ephemeral key).
    * @throws {AccessUnavailableError} when the chain cannot be asked.
    */
   getGrant?(grantId: Uint8Array): Promise<GrantRecord | undefined>
@@ -217,22 +218,31 @@ export function ethersExecutorChain(
     },
     async getGrant(grantId) {
       try {
-        const g = await c.accessController.getGrant(hexlify(grantId))
-        return {
-          executor: getBytes(g.executor),
-          capsuleId: getBytes(g.capsuleId),
-          ephemeralKey: getBytes(g.ephemeralKey),
-          runIndex: BigInt(g.runIndex),
-        }
+        return await rpcs.read('getGrant', async ({ index, blockTag }) => {
+          try {
+            const g = await reader(index).accessController.getGrant(hexlify(grantId), { blockTag })
+            return {
+              executor: getBytes(String(g.executor)),
+              capsuleId: getBytes(String(g.capsuleId)),
+              ephemeralKey: getBytes(String(g.ephemeralKey)),
+              runIndex: BigInt(g.runIndex),
+            }
+          } catch (err) {
+            const e = decodeRevert(err)
+            if (e instanceof ContractRevertError && e.errorName === 'GrantNotFound')
+              return undefined
+            throw err
+          }
+        })
       } catch (err) {
-        const e = decodeRevert(err)
-        if (e instanceof ContractRevertError && e.errorName === 'GrantNotFound') return undefined
         throw new AccessUnavailableError('Grant lookup failed', { cause: err })
       }
     },
     async runCount(capsuleId) {
       try {
-        return BigInt(await c.accessController.runCount(hexlify(capsuleId)))
+        return await rpcs.read('runCount', async ({ index, blockTag }) =>
+          BigInt(await reader(index).accessController.runCount(hexlify(capsuleId), { blockTag })),
+        )
       } catch (err) {
         throw new AccessUnavailableError('Run count lookup failed', { cause: err })
       }

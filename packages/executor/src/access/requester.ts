@@ -367,9 +367,21 @@ async function chainPath(p: AccessParameters, keys: X25519KeyPair): Promise<Rele
       ),
     ])
     if (!sameBytes(got.grantId, grant.grantId)) {
-      throw new KeyReleaseInvalidError('The key release names another grant', {
-        details: { expected: toHex(grant.grantId), got: toHex(got.grantId) },
-      })
+      // A reorg can re-include the request after another grant of the capsule: same request,
+      // another run index, another grant id than the receipt named. The release opened with this
+      // run's ephemeral key; it is this run's grant if the chain says so (same capsule and key).
+      const moved = await p.chain.getGrant?.(got.grantId)
+      if (
+        moved === undefined ||
+        !sameBytes(moved.capsuleId, p.capsuleId) ||
+        !sameBytes(moved.ephemeralKey, keys.publicKey)
+      ) {
+        throw new KeyReleaseInvalidError('The key release names another grant', {
+          details: { expected: toHex(grant.grantId), got: toHex(got.grantId) },
+          hint: 'The receipt’s grant id and the released one differ and the chain holds no grant of this run under the released id.',
+        })
+      }
+      p.onGrant?.('chain', got.grantId)
     }
     return { ...got, path: 'chain' }
   } finally {

@@ -118,6 +118,8 @@ export async function setupWorld(
     components?: Pick<ExecutorComponents, 'attestation' | 'lifecycle' | 'watchCommittee'>
     /** Sandboxes beyond the default set, given the executor's node (the `oci` sandbox). */
     extraSandboxes?: (exec: DigicapNode) => SandboxSet
+    /** The keyguard's confirmations (default 0). */
+    confirmations?: number
   } = {},
 ): Promise<World> {
   const anvil = await startAnvil()
@@ -166,7 +168,7 @@ export async function setupWorld(
   const journal = await createReleaseJournal(join(dir, 'journal'))
   const keyguard = createKeyguard({
     dataDir: dir,
-    confirmations: 0,
+    confirmations: options.confirmations ?? 0,
     startBlock: addresses.deployBlock,
     pollIntervalMs: 100,
     fastPath: { enabled: options.fastPath ?? true, maxExpirySeconds: 300 },
