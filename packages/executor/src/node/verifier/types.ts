@@ -154,6 +154,11 @@ export interface VerifierNodeInit {
   readonly pollMs?: number
   /** First block to watch (default: the head at start). */
   readonly fromBlock?: number
+  /**
+   * Blocks below the head every poll reads `JobOpened` in again, so a job that a reorg put into
+   * a block already read is still found (a job is tracked once). Default 12.
+   */
+  readonly reorgBlocks?: number
   /** Longest a member watches a run for its three phases, ms. Default 120 000. */
   readonly watchMs?: number
   /** Pause between two challenges of a run, ms (each is a TPM quote on the executor). Default 500. */

@@ -78,6 +78,9 @@ export function verifierNode(
     const stopping = new AbortController()
     let loop: Promise<void> | undefined
     let next = 0
+    /** The first block watched: re-reads after a reorg never go below it. */
+    let first = 0
+    const reorgBlocks = Math.max(1, init.reorgBlocks ?? 12)
     let certified = 0
 
     const emit = (e: VerifierEvent) => {
@@ -452,15 +455,18 @@ export function verifierNode(
 
     async function poll(): Promise<void> {
       const head = await chain.blockNumber()
-      if (head < next) return
-      if (init.openJobs !== false) {
+      // A reorg can replace blocks already read with blocks that open jobs: the last
+      // `reorgBlocks` are read again (never below where the watch began; `track` dedups).
+      const again = Math.max(first, Math.min(next, head + 1 - reorgBlocks))
+      if (head < again) return
+      if (init.openJobs !== false && head >= next) {
         for (const grantId of await chain.grantsIn(next, head)) {
           if (stopping.signal.aborted) return
           await chain.openJob(grantId)
         }
       }
-      for (const job of await chain.openedJobs(next, head)) track(job)
-      next = head + 1
+      for (const job of await chain.openedJobs(again, head)) track(job)
+      next = Math.max(next, head + 1)
     }
 
     return {
@@ -473,6 +479,7 @@ export function verifierNode(
         if (loop !== undefined) return
         const head = await chain.blockNumber()
         next = init.fromBlock ?? head
+        first = next
         if (init.ticketWaves !== false) {
           // Recent jobs' cut-offs, so the first job's ticket goes in its wave (ADR 0065).
           const from = Math.max(0, head - (init.historyBlocks ?? 2000))
