@@ -1,0 +1,109 @@
+/**
+ * CI's test step: every package's `test` task through turbo, two at a time, the longest first.
+ *
+ * `turbo run test --concurrency=2` (what `pnpm test` runs) has no priorities: a test starts when
+ * turbo's graph walk reaches it, and the builds it waits for (cache hits, replayed) take the same
+ * two slots as the tests. So the packages at the top of the graph start last, whatever they
+ * cost: on CI (run 1228) the demo's 65 s started once pi-node's 182 s had ended, while the other
+ * lane had been idle for 3 minutes. Longest-first on two lanes ends both within seconds of each
+ * other.
+ *
+ * Each package still runs as `turbo run test --only --filter=<package>` (the same task, its env
+ * passthrough and its cache; its lines prefixed `<package>:test:`), after one `turbo run build`.
+ * Every package runs even when one fails; the exit code is 1 if any failed. The last lines give
+ * each package's time: update SECONDS from them when the order drifts far from them.
+ *
+ * `node scripts/test-lanes.ts [package...]` (all of them by default; DIGICAP_TEST_LANES=n for
+ * another number of lanes).
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+
+/** Each package's test task on CI (2 cores, two at a time), in seconds; new packages go first. */
+const SECONDS: Record<string, number> = {
+  '@digicap/executor': 323,
+  '@digicap/keyguard': 287,
+  '@digicap/p2p': 183,
+  '@digicap/pi-node': 182,
+  '@digicap/committee': 132,
+  '@digicap/contracts': 119,
+  '@digicap/executor-node': 117,
+  '@digicap/attestation': 77,
+  '@digicap/demo': 65,
+  '@digicap/sdk': 54,
+  '@digicap/capsule-core': 49,
+  '@digicap/owner': 34,
+  '@digicap/protocol': 31,
+  '@digicap/oci': 22,
+  '@digicap/ops': 19,
+  '@digicap/cli-kit': 13,
+  '@digicap/tpm': 3,
+  '@digicap/vrf': 3,
+}
+
+const root = join(import.meta.dirname, '..')
+const turbo = join(root, 'node_modules', '.bin', 'turbo')
+const lanes = Number(process.env.DIGICAP_TEST_LANES ?? 2)
+
+function testedPackages(): string[] {
+  const names: string[] = []
+  for (const dir of ['packages', 'apps']) {
+    for (const entry of readdirSync(join(root, dir))) {
+      const file = join(root, dir, entry, 'package.json')
+      if (!existsSync(file)) continue
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as {
+        name: string
+        scripts?: Record<string, string>
+      }
+      const picked = process.argv.length <= 2 || process.argv.slice(2).includes(pkg.name)
+      if (pkg.scripts?.test && picked) names.push(pkg.name)
+    }
+  }
+  const cost = (name: string) => SECONDS[name] ?? Number.POSITIVE_INFINITY
+  return names.sort((a, b) => cost(b) - cost(a) || a.localeCompare(b))
+}
+
+/** Runs turbo with `args`, its output copied line by line (two lanes never split a line). */
+function runTurbo(args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(turbo, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) =>
+        process.stdout.write(`${line}\n`),
+      )
+    }
+    child.on('error', (err) => {
+      process.stdout.write(`test-lanes: ${turbo}: ${err.message}\n`)
+      resolve(1)
+    })
+    child.on('close', (code) => resolve(code ?? 1))
+  })
+}
+
+const started = Date.now()
+if ((await runTurbo(['run', 'build', '--output-logs=errors-only'])) !== 0) process.exit(1)
+
+const queue = testedPackages()
+const results: { name: string; seconds: number; code: number }[] = []
+async function lane(): Promise<void> {
+  for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+    const t0 = Date.now()
+    const code = await runTurbo(['run', 'test', '--only', `--filter=${name}`])
+    results.push({ name, seconds: Math.round((Date.now() - t0) / 1000), code })
+  }
+}
+await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane))
+
+const failed = results.filter((r) => r.code !== 0)
+process.stdout.write(
+  `\ntest-lanes: ${results.length} packages on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s\n`,
+)
+for (const r of results.sort((a, b) => b.seconds - a.seconds)) {
+  process.stdout.write(`test-lanes:   ${r.name} ${r.seconds} s${r.code === 0 ? '' : ' FAILED'}\n`)
+}
+if (failed.length > 0) {
+  process.stdout.write(`test-lanes: FAILED: ${failed.map((r) => r.name).join(', ')}\n`)
+  process.exit(1)
+}
