@@ -47,8 +47,9 @@ const root = join(import.meta.dirname, '..')
 const turbo = join(root, 'node_modules', '.bin', 'turbo')
 const lanes = Number(process.env.DIGICAP_TEST_LANES ?? 2)
 
-function testedPackages(): string[] {
-  const names: string[] = []
+/** Every workspace package's name and whether it has a `test` script. */
+function workspacePackages(): { name: string; tested: boolean }[] {
+  const found: { name: string; tested: boolean }[] = []
   for (const dir of ['packages', 'apps']) {
     for (const entry of readdirSync(join(root, dir))) {
       const file = join(root, dir, entry, 'package.json')
@@ -57,10 +58,17 @@ function testedPackages(): string[] {
         name: string
         scripts?: Record<string, string>
       }
-      const picked = process.argv.length <= 2 || process.argv.slice(2).includes(pkg.name)
-      if (pkg.scripts?.test && picked) names.push(pkg.name)
+      found.push({ name: pkg.name, tested: pkg.scripts?.test !== undefined })
     }
   }
+  return found
+}
+
+/** The packages to test (those named, or all), the longest first. */
+function testedPackages(named: string[]): string[] {
+  const names = workspacePackages()
+    .filter((p) => p.tested && (named.length === 0 || named.includes(p.name)))
+    .map((p) => p.name)
   const cost = (name: string) => SECONDS[name] ?? Number.POSITIVE_INFINITY
   return names.sort((a, b) => cost(b) - cost(a) || a.localeCompare(b))
 }
@@ -82,10 +90,20 @@ function runTurbo(args: string[]): Promise<number> {
   })
 }
 
+const named = process.argv.slice(2)
+const known = new Set(workspacePackages().map((p) => p.name))
+const unknown = named.filter((a) => !known.has(a))
+if (unknown.length > 0) {
+  process.stderr.write(
+    `test-lanes: not a package: ${unknown.join(' ')}\nhint: name packages (\`pnpm test @digicap/keyguard\`), or run turbo itself: \`pnpm turbo run test --filter=<package>\`\n`,
+  )
+  process.exit(2)
+}
+
 const started = Date.now()
 if ((await runTurbo(['run', 'build', '--output-logs=errors-only'])) !== 0) process.exit(1)
 
-const queue = testedPackages()
+const queue = testedPackages(named)
 const results: { name: string; seconds: number; code: number }[] = []
 async function lane(): Promise<void> {
   for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
