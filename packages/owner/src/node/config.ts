@@ -109,11 +109,13 @@ export function confirmationsFor(config: OwnerNodeConfig): number {
 }
 
 /**
- * Finality `serve` uses: the config's, else `latest` on a dev chain and `finalized` elsewhere (a
- * released key cannot be taken back, so a real chain waits for its consensus; keyguard ADR 0082).
+ * Finality `serve` uses: the config's, else `latest` (`confirmations` alone). `finalized` is
+ * opt-in: a grant is only served before it expires (the AccessController's `grantWindow`, 600 s
+ * by default), and Ethereum's finalized block trails the head by 13-19 minutes, so there every
+ * chain-path grant would expire unserved (keyguard ADR 0082, amendment).
  */
 export function finalityFor(config: OwnerNodeConfig): 'latest' | 'safe' | 'finalized' {
-  return config.keyguard?.finality ?? (DEV_CHAINS.has(config.chainId) ? 'latest' : 'finalized')
+  return config.keyguard?.finality ?? 'latest'
 }
 
 const DEV_CHAINS = new Set([31337, 1337])

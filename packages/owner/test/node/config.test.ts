@@ -76,9 +76,12 @@ describe('config', () => {
     expect(confirmationsFor({ ...base, chainId: 8453, keyguard: { confirmations: 6 } })).toBe(6)
   })
 
-  it('finality: latest on a dev chain, finalized elsewhere; the file or DIGICAP_FINALITY overrides (keyguard ADR 0082)', () => {
+  it('finality: latest on every chain (finalized is opt-in: it can outlast a grant window); the file or DIGICAP_FINALITY overrides (keyguard ADR 0082)', () => {
     expect(finalityFor(base)).toBe('latest')
-    expect(finalityFor({ ...base, chainId: 1 })).toBe('finalized')
+    expect(finalityFor({ ...base, chainId: 1 })).toBe('latest')
+    expect(finalityFor({ ...base, chainId: 1, keyguard: { finality: 'finalized' } })).toBe(
+      'finalized',
+    )
     expect(finalityFor({ ...base, chainId: 137, keyguard: { finality: 'latest' } })).toBe('latest')
     const env = applyOwnerNodeEnv({ ...base, chainId: 1 }, { DIGICAP_FINALITY: 'safe' })
     expect(env.keyguard).toEqual({ finality: 'safe' })
