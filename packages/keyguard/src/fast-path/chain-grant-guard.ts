@@ -61,8 +61,15 @@ export function chainGrantGuard(parts: ChainGrantGuardParts) {
     const key = `c:${grant.capsuleId}`
     return parts.locks.run([key], async () => {
       if (parts.audits.busy([key])) return 'hold'
-      if (await parts.unconfirmed?.(grant.capsuleId)) return 'hold'
-      const overrun = await parts.chain.overrunRunCount(grant.capsuleId)
+      // A read that fails (an RPC down, no quorum) holds the grant: it is asked again on the next
+      // look, as for a pending audit. Thrown out, it ended the grant as release-failed for good.
+      let overrun: bigint
+      try {
+        if (await parts.unconfirmed?.(grant.capsuleId)) return 'hold'
+        overrun = await parts.chain.overrunRunCount(grant.capsuleId)
+      } catch {
+        return 'hold'
+      }
       if (overrun > grant.runIndex + 1n) return 'refuse'
       parts.served?.(grant.capsuleId, grant.runIndex + 1n)
       return 'serve'
