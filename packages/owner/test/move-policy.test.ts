@@ -270,6 +270,39 @@ describe('moveCapsulePolicy', () => {
     expect((await grant(c.id)).type).toBe('released')
   })
 
+  it('a third policy on chain (an updatePolicy this owner did not ask for) is not adopted: unexpected-policy, nothing sent or written', async () => {
+    const c = await capsule(policies.old)
+    const record = await keyStore.get(c.id)
+    // Whoever holds the owner key moved it elsewhere behind the owner's back.
+    const { capsuleRegistry } = connectDigicap(contracts, owner)
+    await (await capsuleRegistry.updatePolicy(c.id, policies.strangers)).wait()
+    const sent: string[] = []
+    const err = await moveCapsulePolicy(
+      { capsuleId: c.id, policy: policies.next },
+      {
+        updater: {
+          updatePolicy: async (id, p) => {
+            sent.push(p)
+            return updater(owner).updatePolicy(id, p)
+          },
+        },
+        keyStore,
+        chain,
+      },
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toMatchObject({
+      code: 'POLICY_FOLLOW',
+      details: { reason: 'unexpected-policy', policy: getAddress(policies.strangers) },
+    })
+    expect(sent).toEqual([])
+    // The record still pins the old policy: the keyguard keeps refusing the capsule.
+    expect(await keyStore.get(c.id)).toEqual(record)
+    expect(await grant(c.id)).toMatchObject({ type: 'grant-refused', reason: 'policy-mismatch' })
+  })
+
   it('a squatted capsule id (registered by a stranger under its policy) is refused, nothing sent or written', async () => {
     // The key record is the owner's; the chain's capsule is the stranger's (ADR 0071).
     const c = await capsule(policies.strangers, stranger)

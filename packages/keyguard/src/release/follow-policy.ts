@@ -17,11 +17,11 @@ export interface FollowCapsulePolicyOptions {
   /** The keyguard's owner accounts, for records that do not name theirs (as `owners`, ADR 0071). */
   owners?: readonly string[]
   /**
-   * The policy the chain must hold (checksummed or not): refused `not-on-chain` while the
-   * confirmed chain holds another, so a caller that just sent `updatePolicy` never writes an
-   * older policy. Default: whatever the chain holds.
+   * The policy the chain must hold (checksummed or not), or a list of those it may hold: refused
+   * `not-on-chain` while the confirmed chain holds another, so a caller that just sent
+   * `updatePolicy` never writes an older policy. Default: whatever the chain holds.
    */
-  expect?: string
+  expect?: string | readonly string[]
 }
 
 export interface FollowCapsulePolicyResult {
@@ -77,15 +77,19 @@ export async function followCapsulePolicy(
     )
   }
   if (options.expect !== undefined) {
-    if (!isAddress(options.expect)) {
-      throw new TypeError(`expect must be an address, got ${String(options.expect)}`)
+    const expected = typeof options.expect === 'string' ? [options.expect] : options.expect
+    for (const e of expected) {
+      if (!isAddress(e)) throw new TypeError(`expect must be an address, got ${String(e)}`)
     }
-    if (getAddress(options.expect) !== onChain.policy) {
+    if (!expected.some((e) => getAddress(e) === onChain.policy)) {
       throw new PolicyFollowError('The confirmed chain does not hold that policy yet', {
         details: {
           capsuleId,
           reason: 'not-on-chain',
-          expected: getAddress(options.expect),
+          expected:
+            expected.length === 1
+              ? getAddress(expected[0] as string)
+              : expected.map((e) => getAddress(e)),
           policy: onChain.policy,
         },
         hint: 'Wait until the updatePolicy transaction is confirmed, then try again.',

@@ -4,8 +4,10 @@
  * policy is the one its key record names (ADR 0071), so both must move, in this order:
  *
  * 1. The record follows what the confirmed chain holds now (`followCapsulePolicy` of
- *    `@digicap/keyguard`): a move a crash interrupted is finished first, and a capsule whose
- *    on-chain owner is not the record's, or that is revoked, stops here with nothing sent.
+ *    `@digicap/keyguard`) when that is the record's policy or the new one: a move a crash
+ *    interrupted is finished first, and a capsule whose on-chain owner is not the record's, that
+ *    is revoked, or whose chain holds a third policy (`unexpected-policy`) stops here with
+ *    nothing sent or written.
  * 2. `CapsuleRegistry.updatePolicy` from the owner account (skipped when the chain holds the new
  *    policy already), to its receipt.
  * 3. Once the keyguard's chain client (its confirmations, its RPC quorum) reads the new policy,
@@ -92,7 +94,8 @@ export interface MoveCapsulePolicyResult {
  * Moves `capsuleId` to `policy` on chain and in the keyguard's key record (see the module doc).
  *
  * @throws {TypeError} when `policy` or `capsuleId` is malformed (nothing sent).
- * @throws {PolicyFollowError} `unknown-capsule`, `not-owner`, `revoked` (nothing sent);
+ * @throws {PolicyFollowError} `unknown-capsule`, `not-owner`, `revoked`, `unexpected-policy`
+ *   (the chain holds neither the record's policy nor `policy`: nothing sent, nothing written);
  *   `not-on-chain` when the keyguard's chain client did not read the new policy within
  *   `confirmTimeoutMs` (sent: run the same call again to finish).
  * @throws the chain's decoded revert (`ContractRevertError`) when `updatePolicy` reverts (the
@@ -119,8 +122,33 @@ export async function moveCapsulePolicy(
   const policy = getAddress(params.policy)
   const { keyStore, chain } = components
   const owners = components.owners === undefined ? {} : { owners: components.owners }
-  // 1. The record follows the confirmed chain (finishes an interrupted move; checks the owner).
-  const before = await followCapsulePolicy({ keyStore, chain }, capsuleId, owners)
+  // 1. The record follows the confirmed chain (finishes an interrupted move; checks the owner),
+  //    but only to the policy it names already or to the new one: a third policy on chain came
+  //    from an updatePolicy this call did not send (another tool, a stolen owner key), and
+  //    adopting it would lift the record's pin (ADR 0071) until step 3.
+  const recorded = (await keyStore.get(capsuleId))?.metadata.policy
+  const allowed =
+    recorded !== undefined && isAddress(recorded) ? [getAddress(recorded), policy] : undefined
+  let before: Awaited<ReturnType<typeof followCapsulePolicy>>
+  try {
+    before = await followCapsulePolicy({ keyStore, chain }, capsuleId, {
+      ...owners,
+      ...(allowed === undefined ? {} : { expect: allowed }),
+    })
+  } catch (err) {
+    if (!(err instanceof PolicyFollowError && err.details.reason === 'not-on-chain')) throw err
+    throw new PolicyFollowError('The chain holds a policy this owner did not move the capsule to', {
+      details: {
+        capsuleId,
+        reason: 'unexpected-policy',
+        recorded: allowed?.[0],
+        target: policy,
+        policy: err.details.policy,
+      },
+      hint: 'Someone with the owner key called updatePolicy. Check the owner key; if the change is yours, move the capsule to that policy explicitly.',
+      cause: err,
+    })
+  }
   let recordUpdated = before.changed
   if (before.policy === policy) {
     return { capsuleId, previousPolicy: before.policy, policy, recordUpdated }
