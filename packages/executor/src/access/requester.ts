@@ -369,12 +369,14 @@ async function chainPath(p: AccessParameters, keys: X25519KeyPair): Promise<Rele
     if (!sameBytes(got.grantId, grant.grantId)) {
       // A reorg can re-include the request after another grant of the capsule: same request,
       // another run index, another grant id than the receipt named. The release opened with this
-      // run's ephemeral key; it is this run's grant if the chain says so (same capsule and key).
+      // run's ephemeral key; it is this run's grant if the chain says so (same capsule, key and
+      // executor: the ephemeral key is public once the request is in the mempool).
       const moved = await p.chain.getGrant?.(got.grantId)
       if (
         moved === undefined ||
         !sameBytes(moved.capsuleId, p.capsuleId) ||
-        !sameBytes(moved.ephemeralKey, keys.publicKey)
+        !sameBytes(moved.ephemeralKey, keys.publicKey) ||
+        !sameBytes(moved.executor, addressToBytes(p.signer.address))
       ) {
         throw new KeyReleaseInvalidError('The key release names another grant', {
           details: { expected: toHex(grant.grantId), got: toHex(got.grantId) },
