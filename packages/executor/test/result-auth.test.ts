@@ -44,6 +44,7 @@ import {
   type ResultReceiver,
   ResultRefusedError,
 } from '../src/index.ts'
+import { jsonRpcGrantReads } from '../src/registry/json-rpc-registry.ts'
 import {
   deployPolicyFor,
   jsBundle,
@@ -474,6 +475,21 @@ describe('a fast-path run whose audit is recorded at a later run index (ADR 0073
       await expect(ac.getGrant(answered as string)).rejects.toThrow()
       const recorded = await ac.getGrant(res.grantId)
       expect([recorded.runIndex, recorded.fastPath]).toEqual([1n, true])
+      // The one-shot node's reads of the same (JSON-RPC, no ethers: ADR 0052) agree with the contract.
+      const reads = jsonRpcGrantReads({
+        rpcUrls: [w.anvil.rpcUrl],
+        accessController: await ac.getAddress(),
+      })
+      expect(await reads.getGrant(getBytes(res.grantId))).toEqual({
+        executor: getBytes(recorded.executor),
+        runIndex: 1n,
+        capsuleId: getBytes(capsule.capsuleId),
+        ephemeralKey: getBytes(recorded.ephemeralKey),
+      })
+      expect(await reads.getGrant(getBytes(answered as string))).toBeUndefined()
+      expect(await reads.runCount(getBytes(capsule.capsuleId))).toBe(
+        await ac.runCount(capsule.capsuleId),
+      )
       expect(res.deliveries[0]).toMatchObject({ status: 'delivered' })
       const got = await receiver.next(5000)
       expect(dec.decode(got.output)).toBe('raced')

@@ -27,8 +27,6 @@ export interface EthersParts {
   readonly chain: ExecutorChain
   readonly funds: ChainFunds
   readonly resultGrants: ResultGrantSource
-  /** The capsule's run count on the AccessController (a fast-path run's recorded grant). */
-  runCount(capsuleId: Uint8Array): Promise<bigint>
   /** The first RPC's provider (the committee's reads use it too). */
   readonly provider: Provider
   /** Closes the providers. */
@@ -59,7 +57,6 @@ export function ethersParts(p: EthersPartsParameters, signer: DigicapSigner): Et
       accessController: p.contracts.accessController,
       runner: provider,
     }),
-    runCount: (capsuleId) => chain.runCount(capsuleId),
     provider,
     destroy() {
       for (const r of readProviders) r.destroy()

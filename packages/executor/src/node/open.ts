@@ -13,7 +13,7 @@ import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digica
 import { createConnectionGuard, fileResultReplays } from '@digicap/protocol'
 import type { ExecutorChain } from '../chain.ts'
 import { filePendingDeliveries } from '../delivery/pending-file.ts'
-import { jsonRpcGetCapsule } from '../registry/json-rpc-registry.ts'
+import { jsonRpcGetCapsule, jsonRpcGrantReads } from '../registry/json-rpc-registry.ts'
 import type { SandboxSet } from '../sandbox/select.ts'
 import { accountSigner } from './account.ts'
 import type { EthersParts } from './ethers-parts.ts'
@@ -106,9 +106,12 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
       quorum: p.quorum,
     }),
     requestAccess: async (r) => (await ethers()).chain.requestAccess(r),
-    // A fast-path run finds the id its audit was recorded under (ADR 0073).
-    getGrant: async (id) => (await ethers()).resultGrants.getGrant(id),
-    runCount: async (id) => (await ethers()).runCount(id),
+    // A fast-path run finds the id its audit was recorded under (ADR 0073), without ethers.
+    ...jsonRpcGrantReads({
+      rpcUrls: [p.rpcUrl, ...(p.readRpcUrls ?? [])],
+      accessController: p.contracts.accessController,
+      quorum: p.quorum,
+    }),
     registerNode: async (r) => (await ethers()).chain.registerNode(r),
     isRegistered: async (a) => (await ethers()).chain.isRegistered(a),
   }

@@ -6,10 +6,18 @@
  */
 import { ChainReadError, hexToBytes, rpcCall, toHex } from '@digicap/capsule-core/light'
 import { createRpcQuorum, type DisagreementEvent, QuorumError } from '@digicap/contracts'
+import type { GrantRecord } from '@digicap/protocol'
 import type { JsonRpcApiProvider } from 'ethers'
 import type { RegisteredCapsule } from '../chain.ts'
 import { AccessUnavailableError } from '../errors.ts'
 import { CAPSULE_NOT_FOUND_SELECTOR, decodeGetCapsule, getCapsuleCallData } from './capsule-abi.ts'
+import {
+  decodeGetGrant,
+  decodeRunCount,
+  GRANT_NOT_FOUND_SELECTOR,
+  getGrantCallData,
+  runCountCallData,
+} from './grant-abi.ts'
 
 /** A generous deadline for one call: a loaded node answers in milliseconds. */
 const CALL_TIMEOUT_MS = 30_000
@@ -101,5 +109,83 @@ export function jsonRpcGetCapsule(
     }
     if (found === undefined) return undefined
     return { ...found, plaintextHash: hexToBytes(found.plaintextHash) }
+  }
+}
+
+export interface JsonRpcGrantReadsInit {
+  /** RPCs of one chain; reads go through a quorum of them. */
+  readonly rpcUrls: readonly string[]
+  readonly accessController: string
+  /** How many must agree. Default: 1 for one RPC, else a majority. */
+  readonly quorum?: number | undefined
+  readonly onDisagreement?: ((event: DisagreementEvent) => void) | undefined
+}
+
+/**
+ * `ExecutorChain.getGrant` and `runCount` over JSON-RPC: what a fast-path run reads to find the
+ * grant id its audit was recorded under (ADR 0073), without loading ethers (ADR 0052).
+ * @throws {AccessUnavailableError} when the controller cannot be read or fewer than the quorum
+ * agree.
+ */
+export function jsonRpcGrantReads(init: JsonRpcGrantReadsInit): {
+  getGrant(grantId: Uint8Array): Promise<GrantRecord | undefined>
+  runCount(capsuleId: Uint8Array): Promise<bigint>
+} {
+  const senders = init.rpcUrls.map(jsonRpcSender)
+  const rpcs = createRpcQuorum({
+    providers: senders as unknown as JsonRpcApiProvider[],
+    pinMaxAgeMs: 0,
+    ...(init.quorum === undefined ? {} : { quorum: init.quorum }),
+    ...(init.onDisagreement === undefined ? {} : { onDisagreement: init.onDisagreement }),
+  })
+  const to = init.accessController.toLowerCase()
+  const call = async (index: number, data: string, blockTag: unknown): Promise<string> => {
+    const answer = await (senders[index] as (typeof senders)[number]).send('eth_call', [
+      { to, data },
+      blockTag,
+    ])
+    if (typeof answer !== 'string') throw new ChainReadError('eth_call answered no hex value')
+    return answer
+  }
+  const failed = (what: string, err: unknown) =>
+    new AccessUnavailableError(what, {
+      ...(err instanceof QuorumError
+        ? { details: { ...err.details }, ...(err.hint === undefined ? {} : { hint: err.hint }) }
+        : {}),
+      cause: err,
+    })
+  return {
+    async getGrant(grantId) {
+      const data = getGrantCallData(grantId)
+      try {
+        return await rpcs.read('getGrant', async ({ index, blockTag }) => {
+          let answer: string
+          try {
+            answer = await call(index, data, blockTag)
+          } catch (err) {
+            // A revert is an answer: `GrantNotFound` says the controller does not know it.
+            if (
+              err instanceof RpcErrorAnswer &&
+              err.revertData?.startsWith(GRANT_NOT_FOUND_SELECTOR)
+            )
+              return undefined
+            throw err
+          }
+          return decodeGetGrant(answer)
+        })
+      } catch (err) {
+        throw failed('Grant lookup failed', err)
+      }
+    },
+    async runCount(capsuleId) {
+      const data = runCountCallData(capsuleId)
+      try {
+        return await rpcs.read('runCount', async ({ index, blockTag }) =>
+          decodeRunCount(await call(index, data, blockTag)),
+        )
+      } catch (err) {
+        throw failed('Run count lookup failed', err)
+      }
+    },
   }
 }
