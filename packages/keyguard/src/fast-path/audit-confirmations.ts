@@ -11,6 +11,7 @@
  * dropped transaction left a gap), and lands as an overrun if the chain grant took its run
  * (ADR 0073), which then refuses the chain grant.
  *
+ * Forgotten unchecked once `horizonBlocks` below the confirmed block (not the newest receipt).
  * In memory only: what landed before a restart is taken as confirmed (see the ADR).
  */
 import { getAddress } from 'ethers'
@@ -26,8 +27,11 @@ export interface AuditConfirmationsInit {
   /** How far below its receipt's block a re-included audit is looked for. Default 64. */
   searchBlocks?: number
   /**
-   * Audits whose receipt is this many blocks below the newest one recorded are forgotten
-   * (confirmed by age: a deeper reorg is outside what the keyguard defends). Default 256.
+   * Audits whose receipt is this many blocks below the confirmed block (`confirmations` below the
+   * head and at or below the `finality` tag's block, as `unconfirmed()` computes it) are
+   * forgotten unchecked (confirmed by age: a deeper reorg is outside what the keyguard defends).
+   * Never counted from the newest receipt: on a chain whose finalized block trails the head by
+   * more than this, that would forget audits that are not final yet. Default 256.
    */
   horizonBlocks?: number
 }
@@ -89,7 +93,10 @@ export function auditConfirmations(init: AuditConfirmationsInit) {
     const search = init.searchBlocks ?? 64
     const horizon = init.horizonBlocks ?? 256
     const byCapsule = new Map<string, Tracked[]>()
-    let newest = 0
+    /** The highest confirmed block computed so far (-1: none yet). */
+    let safeSeen = -1
+    /** A background read of the confirmed block in flight (at most one). */
+    let refreshing = false
 
     const forget = (a: Tracked): void => {
       const list = byCapsule.get(a.capsuleId)
@@ -102,9 +109,27 @@ export function auditConfirmations(init: AuditConfirmationsInit) {
     function prune(): void {
       for (const list of [...byCapsule.values()]) {
         for (const a of [...list]) {
-          if (!a.lost && a.resending === undefined && a.blockNumber < newest - horizon) forget(a)
+          if (!a.lost && a.resending === undefined && a.blockNumber < safeSeen - horizon) forget(a)
         }
       }
+    }
+
+    const sawSafe = (safe: number): void => {
+      if (safe > safeSeen) safeSeen = safe
+      prune()
+    }
+
+    /** Reads the confirmed block in the background and prunes (bounds memory between checks). */
+    function refresh(): void {
+      if (refreshing) return
+      refreshing = true
+      parts.chain
+        .blockNumber()
+        .then((head) => confirmed(head))
+        .then(sawSafe, () => undefined)
+        .finally(() => {
+          refreshing = false
+        })
     }
 
     function resend(a: Tracked): void {
@@ -161,14 +186,15 @@ export function auditConfirmations(init: AuditConfirmationsInit) {
         const list = byCapsule.get(capsuleId) ?? []
         list.push(tracked)
         byCapsule.set(capsuleId, list)
-        if (audit.blockNumber > newest) newest = audit.blockNumber
         prune()
+        refresh()
       },
 
       async unconfirmed(capsuleId) {
         const list = byCapsule.get(capsuleId.toLowerCase())
         if (list === undefined || list.length === 0) return false
         const safe = await confirmed(await parts.chain.blockNumber())
+        sawSafe(safe)
         let hold = false
         for (const a of [...list]) if (await check(a, safe)) hold = true
         return hold
