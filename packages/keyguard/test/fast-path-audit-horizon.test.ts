@@ -41,12 +41,14 @@ describe('fast-path audit confirmations: the pruning horizon (ADR 0081 amendment
   it('keeps an audit that is not confirmations deep, however far behind the newest receipt', async () => {
     const provider = chain.anvil.provider
     const resent: FastPathAuditItem[] = []
+    const forgotten: string[] = []
     const audits = auditConfirmations({ confirmations: 400, finality: 'latest' })({
       chain: chainClientFor(chain),
       resend: async (a) => {
-        resent.push(a)
-        throw new Error('not expected')
+        resent.push(a.item)
+        return 'failed'
       },
+      onConfirmed: (a) => forgotten.push(a.grantId),
     })
     const first = item(chain.executor.address)
     audits.landed({ grantId: '0x01', item: first, blockNumber: await provider.getBlockNumber() })
@@ -63,6 +65,7 @@ describe('fast-path audit confirmations: the pruning horizon (ADR 0081 amendment
     const third = item(chain.executor.address)
     audits.landed({ grantId: '0x03', item: third, blockNumber: await provider.getBlockNumber() })
     await until(() => audits.size() === 2)
+    expect(forgotten).toEqual(['0x01'])
     expect(await audits.unconfirmed(first.req.capsuleId)).toBe(false)
     expect(resent).toEqual([])
   }, 60_000)

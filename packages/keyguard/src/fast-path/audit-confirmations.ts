@@ -9,15 +9,17 @@
  * audit that is neither in the logs nor on chain at all (its request's nonce unused) has been
  * reorged away: it is sent again (`audit-reorged`, the operator's nonce counted afresh: the
  * dropped transaction left a gap), and lands as an overrun if the chain grant took its run
- * (ADR 0073), which then refuses the chain grant.
+ * (ADR 0073), which then refuses the chain grant. The re-send goes through the fast path's own
+ * record path (`resend`), so a re-send that reverts cuts its executor off like a first revert
+ * (ADR 0072) and keeps holding the capsule's chain grants.
  *
  * Forgotten unchecked once `horizonBlocks` below the confirmed block (not the newest receipt).
- * In memory only: what landed before a restart is taken as confirmed (see the ADR).
+ * Each audit confirmed (or forgotten) is told to `onConfirmed`: the fast path keeps the audit's
+ * file until then, and re-tracks it at a restart (ADR 0081 amendment).
  */
 import { getAddress } from 'ethers'
 import type { ChainClient, FastPathAuditItem } from '../chain/chain-client.ts'
 import { confirmedBlock, type Finality } from '../chain/confirmed-block.ts'
-import type { AuditReceipt } from './audit-sender.ts'
 
 export interface AuditConfirmationsInit {
   /** Blocks an audit's log must be buried under before it counts (the keyguard's). */
@@ -40,6 +42,8 @@ export interface AuditConfirmationsInit {
 export interface LandedAudit {
   /** The fast path's grant id (what the executor was answered), for events. */
   grantId: string
+  /** The audit's journal id (its file), handed back to `resend` and `onConfirmed`. */
+  id?: string
   item: FastPathAuditItem
   /** The receipt's block. */
   blockNumber: number
@@ -50,12 +54,17 @@ export interface AuditConfirmationsParts {
     ChainClient,
     'blockNumber' | 'grantLogs' | 'nonceUsed' | 'resyncNonce' | 'taggedBlock'
   >
-  /** Sends an audit again (the fast path's audit sender). */
-  resend: (item: FastPathAuditItem) => Promise<AuditReceipt>
+  /**
+   * Sends an audit again (the fast path's record path): `recorded` once it is on chain again and
+   * `landed()` was told so (this entry is then dropped for the new one); `reverted` when it failed
+   * for good (a key is out that the chain does not count: it keeps holding the capsule's chain
+   * grants); `failed` for a transient failure (looked at again at the next check).
+   */
+  resend: (audit: LandedAudit) => Promise<'recorded' | 'reverted' | 'failed'>
   /** Told when an audit was found reorged away and is sent again. */
   onReorged?: (audit: { grantId: string; capsuleId: string; executor: string }) => void
-  /** Told when a re-sent audit failed for good: a key is out that the chain does not count. */
-  onLost?: (audit: { grantId: string; capsuleId: string; executor: string }, err: unknown) => void
+  /** Told when an audit is confirmed (or forgotten by age): it is no longer tracked. */
+  onConfirmed?: (audit: LandedAudit) => void
 }
 
 export interface AuditConfirmations {
@@ -109,7 +118,10 @@ export function auditConfirmations(init: AuditConfirmationsInit) {
     function prune(): void {
       for (const list of [...byCapsule.values()]) {
         for (const a of [...list]) {
-          if (!a.lost && a.resending === undefined && a.blockNumber < safeSeen - horizon) forget(a)
+          if (!a.lost && a.resending === undefined && a.blockNumber < safeSeen - horizon) {
+            forget(a)
+            parts.onConfirmed?.(a)
+          }
         }
       }
     }
@@ -137,18 +149,15 @@ export function auditConfirmations(init: AuditConfirmationsInit) {
       parts.onReorged?.(who)
       // The dropped transaction's nonce is free again: count from the chain's pending nonce.
       parts.chain.resyncNonce?.()
-      a.resending = parts.resend(a.item).then(
-        (receipt) => {
-          a.blockNumber = receipt.blockNumber
+      a.resending = parts.resend(a).then(
+        (outcome) => {
           a.resending = undefined
+          // Recorded again: `landed()` tracks it anew (or found it landed by itself).
+          if (outcome === 'recorded') forget(a)
+          else if (outcome === 'reverted') a.lost = true
         },
-        (err: unknown) => {
+        () => {
           a.resending = undefined
-          const name = (err as { errorName?: string }).errorName
-          // `NonceUsed`: the old transaction came back first; the next check finds its log.
-          if (name === undefined || name === 'NonceUsed') return
-          a.lost = true
-          parts.onLost?.(who, err)
         },
       )
     }
@@ -165,6 +174,7 @@ export function auditConfirmations(init: AuditConfirmationsInit) {
       )
       if (found) {
         forget(a)
+        parts.onConfirmed?.(a)
         return false
       }
       // On chain at another block, not deep enough yet: hold, look again later.

@@ -53,7 +53,11 @@
  * The audit record is journaled (`<dataDir>/fast-path-audit/<keccak(executor||nonce)>.json`) BEFORE the key
  * leaves, so a crash cannot lose it; `recordPending()` retries records left by a crash. A record
  * that reverts is reported as an `audit-alert` event and kept on disk, marked with the time it
- * reverted, from which a restart cuts its executor off before serving anyone (ADR 0072).
+ * reverted, from which a restart cuts its executor off before serving anyone (ADR 0072). A record
+ * that lands is kept on disk too, with its receipt's block, until it is `confirmations` deep
+ * (ADR 0081 amendment): a restart re-tracks it (found on chain: nonce used and log there) or sends
+ * it again (a reorg took it away), and a re-send after a reorg goes through the same record path,
+ * so one that reverts cuts its executor off as well.
  */
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -77,7 +81,12 @@ import {
 import type { PeerId } from '@libp2p/interface'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getAddress, getBytes, hexlify, toBeHex, toBigInt } from 'ethers'
-import type { ChainClient, FastPathRecord } from '../chain/chain-client.ts'
+import type {
+  ChainClient,
+  FastPathAuditItem,
+  FastPathRecord,
+  GrantLog,
+} from '../chain/chain-client.ts'
 import type { Finality } from '../chain/confirmed-block.ts'
 import { AlreadyReleasedError, FastPathConfigError, NotAttestedError } from '../errors.ts'
 import {
@@ -96,7 +105,7 @@ import type { KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
 import { attestOutsideLock, MAX_ATTEST_ROUNDS } from './attest-outside-lock.ts'
 import { auditConfirmations } from './audit-confirmations.ts'
-import { createAuditSender } from './audit-sender.ts'
+import { type AuditReceipt, createAuditSender } from './audit-sender.ts'
 import { type ChainGrantVerdict, chainGrantGuard } from './chain-grant-guard.ts'
 import { executorDirectory } from './executor-directory.ts'
 import { executorFeed } from './executor-feed.ts'
@@ -349,6 +358,12 @@ interface AuditEntry {
    * this time, before it serves anyone (ADR 0072 amendment). Absent while never reverted.
    */
   revertedAt?: string
+  /**
+   * The block of its receipt, written then: the file is kept until the audit is confirmed
+   * (`confirmations` deep, ADR 0081 amendment), and a restart re-tracks it from there (re-sent if
+   * a reorg took it away meanwhile). Absent while it never landed.
+   */
+  blockNumber?: number
 }
 
 const toRecord = (req: AccessRequest): FastPathRecord => ({
@@ -536,21 +551,34 @@ export function fastPathServer(init: FastPathInit) {
       ...(init.finality === undefined ? {} : { finality: init.finality }),
     })({
       chain,
-      resend: (item) => auditSender.send(item),
+      // Through the record path: a re-send that reverts cuts its executor off and is marked on
+      // disk like a first revert (ADR 0072), and one that lands is kept and tracked anew.
+      resend: (a) => {
+        const entry = a.id === undefined ? undefined : kept.get(a.id)
+        if (entry === undefined) return Promise.resolve('failed')
+        const p = record(entry)
+        const settled = p.finally(() => recording.delete(settled))
+        recording.add(settled)
+        return p
+      },
       onReorged: (a) => {
         emit({ type: 'audit-reorged', ...a })
         components.logger?.warn('fast path: an audit was reorged away; sent again', a)
       },
-      onLost: (a, err) => {
-        const e = err as { errorName?: string; code?: string }
-        emit({
-          type: 'audit-alert',
-          grantId: a.grantId,
-          error: e.errorName ?? e.code ?? 'error',
-          reason: auditAlertReason(err),
-        })
+      // Confirmed: its file goes (kept until now so that a restart re-tracks it).
+      onConfirmed: (a) => {
+        if (a.id === undefined) return
+        kept.delete(a.id)
+        rm(join(auditDir, `${a.id}.json`), { force: true }).catch((err: unknown) =>
+          components.logger?.warn('fast path: could not remove a confirmed audit', {
+            grantId: a.grantId,
+            error: String(err),
+          }),
+        )
       },
     })
+    /** Audits that landed and are not confirmed yet, by journal id (their files are kept). */
+    const kept = new Map<string, AuditEntry>()
 
     const refuse = (
       peer: string,
@@ -572,6 +600,55 @@ export function fastPathServer(init: FastPathInit) {
       }
     }
 
+    /**
+     * The audit's `AccessGranted` log when it is on chain already: its request's nonce is used
+     * and the log (same executor and ephemeral key, `fastPath`) is there. A used nonce without
+     * the log is not this audit's.
+     */
+    async function onChainAlready(
+      entry: AuditEntry,
+      req: FastPathRecord,
+    ): Promise<GrantLog | undefined> {
+      if (!(await chain.nonceUsed(req.executor, req.capsuleId, req.nonce))) return undefined
+      const head = await chain.blockNumber()
+      const from = Math.max(
+        0,
+        (entry.blockNumber ?? head) - (entry.blockNumber === undefined ? 1024 : 64),
+      )
+      const executor = getAddress(req.executor)
+      const eph = req.ephemeralKey.toLowerCase()
+      return (await chain.grantLogs(from, head, [req.capsuleId])).find(
+        (l) =>
+          l.fastPath && getAddress(l.executor) === executor && l.ephemeralKey.toLowerCase() === eph,
+      )
+    }
+
+    /**
+     * Lands the audit: found on chain already (an audit that had landed before a restart, or
+     * whose transaction came back by itself: `NonceUsed`), or sent. Rejects as the send did.
+     */
+    async function landing(entry: AuditEntry, item: FastPathAuditItem): Promise<AuditReceipt> {
+      const fromLog = (l: GrantLog): AuditReceipt => ({
+        grantId: l.grantId,
+        transactionHash: l.transactionHash,
+        blockNumber: l.blockNumber,
+      })
+      if (entry.blockNumber !== undefined) {
+        const log = await onChainAlready(entry, item.req)
+        if (log !== undefined) return fromLog(log)
+      }
+      try {
+        // Queued for the audit sender: one transaction at a time, batching what waits meanwhile
+        // (transient failures retried, a lone revert final).
+        return await auditSender.send(item)
+      } catch (err) {
+        if ((err as { errorName?: string }).errorName !== 'NonceUsed') throw err
+        const log = await onChainAlready(entry, item.req).catch(() => undefined)
+        if (log === undefined) throw err
+        return fromLog(log)
+      }
+    }
+
     async function record(entry: AuditEntry): Promise<'recorded' | 'reverted' | 'failed'> {
       const r = entry.request
       const req: FastPathRecord = {
@@ -584,14 +661,29 @@ export function fastPathServer(init: FastPathInit) {
         nonce: BigInt(r.nonce as string),
         expiry: BigInt(r.expiry as string),
       }
-      // Queued for the audit sender: one transaction at a time, batching what waits meanwhile
-      // (transient failures retried, a lone revert final).
       const item = { req, jobParams: entry.jobParams, signature: entry.signature }
-      const turn = auditSender.send(item)
       try {
-        const res = await turn
-        landed.landed({ grantId: entry.grantId ?? res.grantId, item, blockNumber: res.blockNumber })
-        await rm(join(auditDir, `${entry.id}.json`), { force: true })
+        const res = await landing(entry, item)
+        // Kept on disk with its receipt's block until it is confirmed (ADR 0081 amendment): a
+        // restart re-tracks it, and re-sends it if a reorg took it away. Written before it is
+        // tracked, so a confirmation cannot remove the file before this write lands.
+        const landedEntry: AuditEntry = { ...entry, blockNumber: res.blockNumber }
+        await writeFileAtomic(
+          join(auditDir, `${entry.id}.json`),
+          new TextEncoder().encode(`${JSON.stringify(landedEntry)}\n`),
+        ).catch((writeErr: unknown) =>
+          components.logger?.warn('fast path: could not keep a landed audit', {
+            grantId: entry.grantId ?? entry.id,
+            error: String(writeErr),
+          }),
+        )
+        kept.set(entry.id, landedEntry)
+        landed.landed({
+          id: entry.id,
+          grantId: entry.grantId ?? res.grantId,
+          item,
+          blockNumber: res.blockNumber,
+        })
         if (entry.runIndex !== undefined) {
           atLeast(entry.request.capsuleId as string, BigInt(entry.runIndex) + 1n)
         }
@@ -1051,6 +1143,8 @@ export function fastPathServer(init: FastPathInit) {
       async recordPending() {
         let n = 0
         for (const entry of await pendingEntries()) {
+          // Landed and tracked until confirmed (re-sent by the tracking if a reorg drops it).
+          if (kept.has(entry.id)) continue
           if (!audits.has(entry.id)) {
             const r = entry.request
             audits.add(
@@ -1063,7 +1157,7 @@ export function fastPathServer(init: FastPathInit) {
         return n
       },
       async auditPending() {
-        return (await pendingEntries()).length
+        return (await pendingEntries()).filter((e) => !kept.has(e.id)).length
       },
       strangers: () => guard.stats(),
       chainGrant,
