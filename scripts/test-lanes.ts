@@ -73,10 +73,20 @@ function testedPackages(named: string[]): string[] {
   return names.sort((a, b) => cost(b) - cost(a) || a.localeCompare(b))
 }
 
+/** The turbo runs going on: stopped with this script, so a killed CI leaves no suite running. */
+const running = new Set<ReturnType<typeof spawn>>()
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    for (const child of running) child.kill(signal)
+    process.exit(128 + (signal === 'SIGHUP' ? 1 : signal === 'SIGINT' ? 2 : 15))
+  })
+}
+
 /** Runs turbo with `args`, its output copied line by line (two lanes never split a line). */
 function runTurbo(args: string[]): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(turbo, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    running.add(child)
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) =>
         process.stdout.write(`${line}\n`),
@@ -86,7 +96,10 @@ function runTurbo(args: string[]): Promise<number> {
       process.stdout.write(`test-lanes: ${turbo}: ${err.message}\n`)
       resolve(1)
     })
-    child.on('close', (code) => resolve(code ?? 1))
+    child.on('close', (code) => {
+      running.delete(child)
+      resolve(code ?? 1)
+    })
   })
 }
 
