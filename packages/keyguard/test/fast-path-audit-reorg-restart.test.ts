@@ -9,13 +9,12 @@
  * the chain grant a second key.
  */
 import { decodeHpkeSealed, hpkeOpen } from '@digicap/capsule-core'
-import { all, environment, maxRuns } from '@digicap/contracts'
-import { deployPolicy } from '@digicap/contracts/compiler'
 import { getBytes, hexlify } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createKeyguard, type KeyguardEvent } from '../src/index.ts'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
-import { chainClientFor, quietLogger, registerCapsule, storeKey, until } from './helpers/world.ts'
+import { headBlockGrantId, maxRunsOneCapsule, reorgAuditForChainRequest } from './helpers/reorg.ts'
+import { chainClientFor, quietLogger, until } from './helpers/world.ts'
 
 let w: KeyguardWorld
 let capsule: string
@@ -32,13 +31,7 @@ beforeAll(async () => {
     keyguard: keyguardInit(),
     events: ['fast-path-granted', 'audit-recorded', 'audit-alert'],
     prepare: async (world) => {
-      const p = await deployPolicy(
-        world.chain.owner,
-        all(environment(world.chain.measurement), maxRuns(1)),
-        { nodeRegistry: world.chain.addresses.nodeRegistry },
-      )
-      capsule = await registerCapsule(world.chain, world.kgNode, p.address)
-      await storeKey(world.parts, capsule, world.dataKeys.get(world.capsuleId) as Uint8Array)
+      capsule = await maxRunsOneCapsule(world)
     },
   })
 }, 90_000)
@@ -66,24 +59,10 @@ describe('a fast-path audit reorged away across a keyguard restart (ADR 0081 ame
     expect(await ac.runCount(capsule)).toBe(1n)
 
     // The reorg: the audit's block is replaced by one holding the executor's chain request.
-    const request = await ac
-      .connect(w.chain.executor)
-      .requestAccess.populateTransaction(capsule, w.exec.newEphemeral(), w.chain.measurement, '0x')
-    const signed = await w.chain.executor.signTransaction(
-      await w.chain.executor.populateTransaction({ ...request, gasLimit: 1_000_000 }),
-    )
-    await provider().send('anvil_reorg', [1, [[signed, 0]]])
+    await reorgAuditForChainRequest(w, capsule)
     // The keyguard stops before the chain grant is `confirmations` deep (it never looked).
     await w.keyguard.stop()
-    const logs = await provider().getLogs({
-      address: await ac.getAddress(),
-      fromBlock: await provider().getBlockNumber(),
-      toBlock: 'latest',
-    })
-    const granted = logs
-      .map((l) => ac.interface.parseLog(l))
-      .find((l) => l?.name === 'AccessGranted')
-    const chainGrantId = String(granted?.args[0]).toLowerCase()
+    const chainGrantId = await headBlockGrantId(w)
     expect((await ac.getGrant(chainGrantId)).runIndex).toBe(0n)
     expect(await ac.runCount(capsule)).toBe(1n)
 

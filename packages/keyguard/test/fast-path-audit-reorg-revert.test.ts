@@ -11,19 +11,11 @@
  */
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { all, environment, maxRuns } from '@digicap/contracts'
-import { deployPolicy } from '@digicap/contracts/compiler'
 import { getBytes } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
-import {
-  type Chain,
-  chainClientFor,
-  registerCapsule,
-  send,
-  storeKey,
-  until,
-} from './helpers/world.ts'
+import { maxRunsOneCapsule, reorgAuditForChainRequest } from './helpers/reorg.ts'
+import { type Chain, chainClientFor, send, until } from './helpers/world.ts'
 
 let w: KeyguardWorld
 let chain: Chain | undefined
@@ -51,13 +43,7 @@ beforeAll(async () => {
       chain = world.chain
       const registry = world.chain.c.capsuleRegistry.connect(world.chain.owner)
       await send(registry.setOperator(world.chain.other.address, true))
-      const p = await deployPolicy(
-        world.chain.owner,
-        all(environment(world.chain.measurement), maxRuns(1)),
-        { nodeRegistry: world.chain.addresses.nodeRegistry },
-      )
-      capsule = await registerCapsule(world.chain, world.kgNode, p.address)
-      await storeKey(world.parts, capsule, world.dataKeys.get(world.capsuleId) as Uint8Array)
+      capsule = await maxRunsOneCapsule(world)
     },
   })
 }, 90_000)
@@ -84,13 +70,7 @@ describe('a fast-path audit re-sent after a reorg that reverts (ADR 0081 amendme
     expect(await ac.runCount(capsule)).toBe(1n)
 
     // The reorg: the audit's block is replaced by one holding the executor's chain request.
-    const request = await ac
-      .connect(w.chain.executor)
-      .requestAccess.populateTransaction(capsule, w.exec.newEphemeral(), w.chain.measurement, '0x')
-    const signed = await w.chain.executor.signTransaction(
-      await w.chain.executor.populateTransaction({ ...request, gasLimit: 1_000_000 }),
-    )
-    await provider().send('anvil_reorg', [1, [[signed, 0]]])
+    await reorgAuditForChainRequest(w, capsule)
     // The owner withdraws the operator: the re-sent audit reverts. Its block also buries the
     // chain grant `confirmations` deep, so the keyguard looks for the audit now.
     await send(

@@ -10,12 +10,11 @@
  * again is recorded as an overrun, and the chain grant is refused: one key.
  */
 import { decodeHpkeSealed, hpkeOpen } from '@digicap/capsule-core'
-import { all, environment, maxRuns } from '@digicap/contracts'
-import { deployPolicy } from '@digicap/contracts/compiler'
 import { getBytes, hexlify } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
-import { registerCapsule, storeKey, until } from './helpers/world.ts'
+import { headBlockGrantId, maxRunsOneCapsule, reorgAuditForChainRequest } from './helpers/reorg.ts'
+import { until } from './helpers/world.ts'
 
 let w: KeyguardWorld
 let capsule: string
@@ -39,13 +38,7 @@ beforeAll(async () => {
       'audit-reorged',
     ],
     prepare: async (world) => {
-      const p = await deployPolicy(
-        world.chain.owner,
-        all(environment(world.chain.measurement), maxRuns(1)),
-        { nodeRegistry: world.chain.addresses.nodeRegistry },
-      )
-      capsule = await registerCapsule(world.chain, world.kgNode, p.address)
-      await storeKey(world.parts, capsule, world.dataKeys.get(world.capsuleId) as Uint8Array)
+      capsule = await maxRunsOneCapsule(world)
     },
   })
 }, 90_000)
@@ -77,21 +70,8 @@ describe('a fast-path audit reorged away (ADR 0081)', () => {
     expect(await ac.runCount(capsule)).toBe(1n)
 
     // The reorg: the audit's block is replaced by one holding the executor's chain request.
-    const request = await ac
-      .connect(w.chain.executor)
-      .requestAccess.populateTransaction(capsule, w.exec.newEphemeral(), w.chain.measurement, '0x')
-    const signed = await w.chain.executor.signTransaction(
-      await w.chain.executor.populateTransaction({ ...request, gasLimit: 1_000_000 }),
-    )
-    await provider().send('anvil_reorg', [1, [[signed, 0]]])
-    const iface = ac.interface
-    const logs = await provider().getLogs({
-      address: await ac.getAddress(),
-      fromBlock: await provider().getBlockNumber(),
-      toBlock: 'latest',
-    })
-    const granted = logs.map((l) => iface.parseLog(l)).find((l) => l?.name === 'AccessGranted')
-    const chainGrantId = String(granted?.args[0]).toLowerCase()
+    await reorgAuditForChainRequest(w, capsule)
+    const chainGrantId = await headBlockGrantId(w)
     expect((await ac.getGrant(chainGrantId)).runIndex).toBe(0n)
     // Bury the chain grant `confirmations` deep: the keyguard sees it now.
     await provider().send('evm_mine', [])
