@@ -65,7 +65,7 @@ export {
 export type { InitOwnerNodeOptions, InitOwnerNodeResult } from './init.ts'
 export { initOwnerNode, recoverOwnerNode } from './lazy.ts'
 export { readOwnerNodeStatus } from './light.ts'
-export type { MovePolicyOptions } from './move-policy.ts'
+export type { MovePolicyOptions, MovePolicyResult } from './move-policy.ts'
 export type { OwnerNode, RecoverOptions, RecoverResult } from './owner-node.ts'
 export { createOwnerNode } from './owner-node.ts'
 export { provisionSealer, releasePcrExpectation } from './provision-sealer.ts'

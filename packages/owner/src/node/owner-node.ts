@@ -12,7 +12,6 @@ import {
 } from '@digicap/keyguard/local'
 // Each operation loads its own modules when called (seal: no libp2p; status: no helia; serve:
 // everything), so a one-shot command pays only for what it runs.
-import type { MoveCapsulePolicyResult } from '../registry/move-policy.ts'
 import type { ProgressFn } from './components.ts'
 import {
   loadOwnerNodeConfig,
@@ -20,7 +19,7 @@ import {
   type SealerConfig,
   saveOwnerNodeConfig,
 } from './config.ts'
-import type { MovePolicyOptions } from './move-policy.ts'
+import type { MovePolicyOptions, MovePolicyResult } from './move-policy.ts'
 import { type OwnerNodeComponents, type OwnerNodeParts, openOwnerNodeParts } from './parts.ts'
 import { provisionSealer } from './provision-sealer.ts'
 import type { SealOptions, SealResult } from './seal.ts'
@@ -51,9 +50,10 @@ export interface OwnerNode {
   recover(options: RecoverOptions): Promise<RecoverResult>
   /**
    * Moves a capsule to another policy on chain, then its key record (`moveCapsulePolicy`, ADR
-   * 0077). Calling it again finishes a move a crash interrupted.
+   * 0077): a deployed policy's address, or an expression deployed first. Calling it again
+   * finishes a move a crash interrupted (re-using a deployment it made for the same expression).
    */
-  movePolicy(options: MovePolicyOptions): Promise<MoveCapsulePolicyResult>
+  movePolicy(options: MovePolicyOptions): Promise<MovePolicyResult>
   serve(options?: KeyguardNodeOptions): Promise<RunningKeyguardNode>
 }
 

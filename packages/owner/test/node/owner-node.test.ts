@@ -137,6 +137,92 @@ describe('@digicap/owner/node', () => {
     expect(await anvil.provider.getTransactionCount(init.owner.address)).toBe(nonce)
   })
 
+  it('movePolicy deploys an expression first and notes the move in the capsule folder; bad input sends nothing', async () => {
+    const registry = connectDigicap(init.config.contracts, anvil.provider).capsuleRegistry
+    const folder = join(ownerNodePaths(dataDir).capsules, sealedId.toLowerCase())
+    const sent = () => anvil.provider.getTransactionCount(init.owner.address)
+    const nonce = await sent()
+    await expect(
+      node.movePolicy({ capsuleId: sealedId, expression: 'maxRuns(' }),
+    ).rejects.toMatchObject({ code: 'POLICY_EXPRESSION' })
+    await expect(node.movePolicy({ capsuleId: sealedId })).rejects.toThrow(TypeError)
+    await expect(
+      node.movePolicy({
+        capsuleId: sealedId,
+        policy: init.owner.address,
+        expression: 'maxRuns(5)',
+      }),
+    ).rejects.toThrow(TypeError)
+    expect(await sent()).toBe(nonce)
+
+    const before = (await registry.getCapsule(sealedId)).policy
+    const moved = await node.movePolicy({ capsuleId: sealedId, expression: 'maxRuns(5)' })
+    expect(moved).toMatchObject({
+      previousPolicy: before,
+      recordUpdated: true,
+      deployedPolicy: { address: moved.policy, reused: false },
+    })
+    expect(await sent()).toBe(nonce + 2) // the deployment and updatePolicy
+    expect((await registry.getCapsule(sealedId)).policy).toBe(moved.policy)
+    expect((await node.keyStore.get(sealedId))?.metadata.policy).toBe(moved.policy)
+    expect(await anvil.provider.getCode(moved.policy)).not.toBe('0x')
+    // The folder describes the new policy, keeps the old one's files, and the note is gone.
+    const json = (name: string) => readFile(join(folder, name), 'utf8').then(JSON.parse)
+    expect(await json('capsule.json')).toMatchObject({
+      capsuleId: sealedId,
+      policy: moved.policy,
+      policyMoveTransaction: moved.transactionHash,
+    })
+    expect(await json('policy.json')).toMatchObject({
+      address: moved.policy,
+      expression: 'maxRuns(5)',
+      transactionHash: moved.deployedPolicy?.transactionHash,
+    })
+    expect(await readFile(join(folder, 'policy.sol'), 'utf8')).toContain('5')
+    expect(await json(`policy-${before.toLowerCase()}.json`)).toEqual({ address: before })
+    expect(existsSync(join(folder, 'policy-next.json'))).toBe(false)
+  })
+
+  it('movePolicy run again after a crash that followed its deployment re-uses that deployment, and only that one', async () => {
+    const registry = connectDigicap(init.config.contracts, anvil.provider).capsuleRegistry
+    const folder = join(ownerNodePaths(dataDir).capsules, sealedId.toLowerCase())
+    const sent = () => anvil.provider.getTransactionCount(init.owner.address)
+    // What a run cut off after its deployment leaves: the note, the chain not moved yet. (The
+    // policy's deployer does not matter to the registry; a test account deploys it here.)
+    const left = await deployPolicy(anvil.signers[5] as Wallet, maxRuns(4), {
+      nodeRegistry: init.config.contracts.nodeRegistry,
+    })
+    const note = {
+      expression: 'maxRuns(4)',
+      address: left.address,
+      transactionHash: left.transactionHash,
+      source: left.source,
+    }
+    await writeFile(join(folder, 'policy-next.json'), JSON.stringify(note))
+    const nonce = await sent()
+    const finished = await node.movePolicy({ capsuleId: sealedId, expression: 'maxRuns(4)' })
+    expect(finished).toMatchObject({
+      policy: getAddress(left.address),
+      deployedPolicy: { reused: true, transactionHash: left.transactionHash },
+    })
+    expect(await sent()).toBe(nonce + 1) // updatePolicy only: no second deployment
+    expect((await registry.getCapsule(sealedId)).policy).toBe(getAddress(left.address))
+
+    // A note for another expression, or naming an address with no code, is not re-used.
+    for (const [expression, stale] of [
+      ['maxRuns(6)', { ...note }],
+      ['maxRuns(8)', { ...note, expression: 'maxRuns(8)', address: init.owner.address }],
+    ] as const) {
+      await writeFile(join(folder, 'policy-next.json'), JSON.stringify(stale))
+      const n = await sent()
+      const r = await node.movePolicy({ capsuleId: sealedId, expression })
+      expect(r.deployedPolicy?.reused, expression).toBe(false)
+      expect(r.policy).not.toBe(getAddress(stale.address))
+      expect(await sent()).toBe(n + 2)
+      expect((await registry.getCapsule(sealedId)).policy).toBe(r.policy)
+    }
+  })
+
   it('status reads the node, its card and the chain without starting it; serve runs the keyguard daemon', async () => {
     const before = await node.status()
     expect(before).toMatchObject({
