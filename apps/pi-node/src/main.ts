@@ -2,6 +2,7 @@
 import { type CliSpec, type CommandIo, runCommandLine } from '@digicap/cli-kit'
 import { init } from './commands/init.ts'
 import { keyPolicy } from './commands/key-policy.ts'
+import { movePolicy } from './commands/move-policy.ts'
 import { recover } from './commands/recover.ts'
 import { seal } from './commands/seal.ts'
 import { sealImage } from './commands/seal-image.ts'
@@ -20,6 +21,7 @@ export const PI_NODE_CLI: CliSpec = {
     init,
     seal,
     sealImage,
+    movePolicy,
     status,
     recover,
     serve,

@@ -55,9 +55,9 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
   })
 
   it('prints --help for every command', async () => {
-    const cmds = ['init', 'seal', 'seal-image', 'status', 'recover', 'serve']
+    const cmds = ['init', 'seal', 'seal-image', 'move-policy', 'status', 'recover', 'serve']
     const runs = await Promise.all([runCli(['--help']), ...cmds.map((c) => runCli([c, '--help']))])
-    expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0, 0])
+    expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0, 0, 0])
     expect(runs[0]?.stdout).toContain('Usage: pi-node <command>')
     cmds.forEach((c, i) => {
       expect(runs[i + 1]?.stdout).toContain(`pi-node ${c}`)
@@ -253,6 +253,43 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     expect(crashed.filter((f) => existsSync(f))).toEqual([])
     expect(existsSync(live)).toBe(true)
     await rm(live)
+  })
+
+  it('move-policy deploys a new rule and moves the capsule to it, then back by address; bad input is refused first', async () => {
+    const id = sealed.capsuleId as string
+    const registry = connectDigicap(
+      JSON.parse(await readFile(join(dataDir, 'config.json'), 'utf8')).contracts,
+      anvil.provider,
+    ).capsuleRegistry
+    const before = (await registry.getCapsule(id)).policy
+    const sent = () => anvil.provider.getTransactionCount(owner)
+    const nonce = await sent()
+    const [neither, both, badRule] = await Promise.all([
+      runCli(['move-policy', id], env),
+      runCli(['move-policy', id, '--policy', 'maxRuns(9)', '--policy-address', before], env),
+      runCli(['move-policy', id, '--policy', 'maxRuns('], env),
+    ])
+    expect([neither.code, both.code]).toEqual([2, 2])
+    expect(neither.stderr).toContain('error[USAGE]: move-policy takes --policy or --policy-address')
+    expect(badRule.code).toBe(1)
+    expect(badRule.stderr).toContain('error[POLICY_EXPRESSION]')
+    expect(await sent()).toBe(nonce)
+
+    const moved = jsonOf(await runCli(['move-policy', id, '--policy', 'maxRuns(9)', '--json'], env))
+    expect(moved).toMatchObject({ ok: true, previousPolicy: before, recordUpdated: true })
+    expect(moved.deployedPolicy).toMatchObject({ address: moved.policy, reused: false })
+    expect((await registry.getCapsule(id)).policy).toBe(moved.policy)
+    const records = await createKeyStore(join(dataDir, 'keys'))
+    expect((await records.get(id))?.metadata.policy).toBe(moved.policy)
+
+    const back = await runCli(['move-policy', id, '--policy-address', before], env)
+    expect(back.code).toBe(0)
+    expect(back.stdout).toContain(
+      `Moved ${id}\n  from policy  ${moved.policy}\n  to policy    ${before}\n`,
+    )
+    expect((await registry.getCapsule(id)).policy).toBe(before)
+    expect((await records.get(id))?.metadata.policy).toBe(before)
+    expect(await sent()).toBe(nonce + 3) // the deployment and two updatePolicy
   })
 
   it('serve provides the node and hears the announcement of a new seal; SIGTERM stops it cleanly', async () => {

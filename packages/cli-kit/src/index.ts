@@ -53,6 +53,7 @@ export {
   releasePublicKey,
   verifyInstall,
 } from './release-manifest.ts'
+export { definedFields } from './shell/defined.ts'
 export { type FlagExtras, listFlag, switchFlag, valueFlag } from './shell/flags.ts'
 export { commandHelp, programHelp } from './shell/help.ts'
 export { contractFlags, contractsOf, mnemonicBanner, releaseFlags } from './shell/node-flags.ts'

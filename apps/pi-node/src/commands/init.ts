@@ -2,6 +2,7 @@
 import {
   contractFlags,
   contractsOf,
+  definedFields,
   listFlag,
   mnemonicBanner,
   pcrList,
@@ -86,25 +87,20 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
     // A key bound to the release PCR: measured now (as `verify-install --measure` at each start).
     await o.measureInstalledRelease(sealer, release)
     const keyguard = {
-      ...(flags.confirmations !== undefined ? { confirmations: flags.confirmations } : {}),
+      ...definedFields({ confirmations: flags.confirmations }),
       ...(flags['disable-fast-path'] ? { fastPath: false } : {}),
     }
     const result = await o.initOwnerNode(
       {
         dataDir,
         rpcUrl: flags['rpc-url'],
-        ...(flags['chain-id'] !== undefined ? { chainId: flags['chain-id'] } : {}),
         sealer,
         deploy: flags.deploy,
-        ...(contracts ? { contracts } : {}),
-        ...(flags.listen ? { listen: flags.listen } : {}),
-        ...(flags.bootstrap ? { bootstrap: flags.bootstrap } : {}),
-        ...(flags.announce ? { announce: flags.announce } : {}),
-        ...(flags['extra-rpc-url'] ? { rpcUrls: flags['extra-rpc-url'] } : {}),
-        ...(flags.quorum !== undefined ? { quorum: flags.quorum } : {}),
+        ...definedFields({ chainId: flags['chain-id'], contracts, release, quorum: flags.quorum }),
+        ...definedFields({ listen: flags.listen, bootstrap: flags.bootstrap }),
+        ...definedFields({ announce: flags.announce, rpcUrls: flags['extra-rpc-url'] }),
         ...(Object.keys(keyguard).length > 0 ? { keyguard } : {}),
         force: flags.force,
-        ...(release ? { release } : {}),
       },
       { logger: commandLogger(io) },
     )
@@ -127,13 +123,7 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
         deployed: result.deployed,
         ...(mnemonicInJson ? { mnemonic: result.mnemonic } : {}),
       },
-      `Initialised pi-node in ${dataDir}\n` +
-        `  owner address    ${owner.address}\n` +
-        `  libp2p peer id   ${owner.peerId}\n` +
-        `  operator         ${operator.address ?? 'none'}${operator.approved ? ' (approved)' : ' (NOT approved)'}\n` +
-        `  recovery key id  ${owner.recoveryKeyId}\n` +
-        `  sealer           ${s.kind} (key ${s.keyId.slice(0, 16)}…)${s.warning ? '  (see the WARNING above)' : ''}\n` +
-        `  chain            ${config.chainId} capsuleRegistry ${config.contracts.capsuleRegistry}\n`,
+      o.initResultText(dataDir, result),
     )
   },
 })

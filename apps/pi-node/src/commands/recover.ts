@@ -2,6 +2,7 @@
 import {
   contractFlags,
   contractsOf,
+  definedFields,
   EXIT,
   listFlag,
   positiveInteger,
@@ -60,7 +61,9 @@ with a reason (exit code 1); the others are recovered.`,
     }
     const dataDir = dataDirOf(ctx)
     const existing = await configOf(ctx).catch(() => undefined)
-    const { recoverOwnerNode, sealerChoiceOf, sealerConfigOf } = await import('@digicap/owner/node')
+    const { recoverOwnerNode, recoverResultText, sealerChoiceOf, sealerConfigOf } = await import(
+      '@digicap/owner/node'
+    )
     const choice = sealerChoiceOf(flags, ctx.env, existing !== undefined)
     const sealer = sealerConfigOf(choice, dataDir, existing?.sealer)
     const contracts = contractsOf(flags)
@@ -68,32 +71,15 @@ with a reason (exit code 1); the others are recovered.`,
       {
         dataDir,
         mnemonic,
-        ...(sealer ? { sealer } : {}),
-        ...(flags['rpc-url'] ? { rpcUrl: flags['rpc-url'] } : {}),
-        ...(flags['chain-id'] !== undefined ? { chainId: flags['chain-id'] } : {}),
-        ...(contracts ? { contracts } : {}),
-        ...(flags.peer ? { peers: flags.peer } : {}),
-        ...(flags.listen ? { listen: flags.listen } : {}),
-        ...(flags['start-block'] !== undefined ? { startBlock: flags['start-block'] } : {}),
-        ...(flags['fetch-timeout-ms'] !== undefined
-          ? { fetchTimeoutMs: flags['fetch-timeout-ms'] }
-          : {}),
+        ...definedFields({ sealer, rpcUrl: flags['rpc-url'], chainId: flags['chain-id'] }),
+        ...definedFields({ contracts, peers: flags.peer, listen: flags.listen }),
+        ...definedFields({ startBlock: flags['start-block'] }),
+        ...definedFields({ fetchTimeoutMs: flags['fetch-timeout-ms'] }),
         onProgress: (phase, done, total) => io.stderr.write(`${phase} ${done}/${total}\n`),
       },
       { logger: commandLogger(io) },
     )
-    const { failed, notPinned, chain } = result
-    ctx.result(
-      { ...result },
-      `Recovered ${result.recovered.length} capsule key(s) for ${result.owner} (peer ${result.peerId}) onto ${result.sealer.kind} key ${result.sealer.keyId.slice(0, 16)}…\n` +
-        `  chain keyguard record updated for ${chain.keyguardUpdated.length} capsule(s); ${chain.revoked.length} revoked skipped\n` +
-        (failed.length > 0
-          ? `  FAILED: ${failed.map((f) => `${f.capsuleId} (${f.reason ?? f.code})`).join(', ')}\n`
-          : '') +
-        (notPinned.length > 0
-          ? `  not pinned here: ${notPinned.map((f) => f.capsuleId).join(', ')}\n`
-          : ''),
-    )
-    return failed.length > 0 ? EXIT.failure : EXIT.ok
+    ctx.result({ ...result }, recoverResultText(result))
+    return result.failed.length > 0 ? EXIT.failure : EXIT.ok
   },
 })

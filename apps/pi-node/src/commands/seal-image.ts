@@ -7,7 +7,6 @@ import {
   UsageError,
   valueFlag,
 } from '@digicap/cli-kit'
-import { sealedText } from './seal.ts'
 import { command, configOf, openPiNode } from './shared.ts'
 
 export const sealImage = command({
@@ -46,6 +45,7 @@ result is: stdout (default) or file:/digicap/output/<name>.`,
         onProgress: bar.update,
       })
       .finally(bar.finish)
-    ctx.result({ ...result }, sealedText(`image ${args.image}`, result))
+    const { sealResultText } = await import('@digicap/owner/node')
+    ctx.result({ ...result }, sealResultText(`image ${args.image}`, result))
   },
 })

@@ -1,6 +1,7 @@
 /** `pi-node seal <file>`: seal, store, register and announce a capsule. */
 import { parseReceiver } from '@digicap/capsule-core/light'
 import {
+  definedFields,
   listFlag,
   positiveInteger,
   progressReporter,
@@ -8,6 +9,17 @@ import {
   valueFlag,
 } from '@digicap/cli-kit'
 import { command, configOf, openPiNode } from './shared.ts'
+
+/** The policy grammar, as `seal` and `move-policy` take it. */
+export const POLICY_HELP = `Policy expressions (conditions minReputation(n), allowlist(['0x..', ...]), denylist([...]),
+environment('0x<64 hex>'), after(date), before(date), maxRuns(n), fee('0.01'), combined with
+all(...), any(...), not(x); hex and dates are quoted; dates ISO 8601 with Z or unix seconds):
+  --policy 'maxRuns(3)'                                   at most 3 grants
+  --policy 'all(minReputation(50), maxRuns(3))'           reputable executors, 3 runs
+  --policy "all(environment('0x<64 hex>'), before('2027-01-01T00:00:00Z'), fee('0.01'))"
+  --policy "any(allowlist(['0x<40 hex>', '0x<40 hex>']), minReputation(500))"
+  --policy "all(not(denylist(['0x<40 hex>'])), maxRuns(10))"
+  (the @digicap/contracts README has the full grammar)`
 
 export const seal = command({
   name: 'seal',
@@ -35,15 +47,7 @@ to the on-disk IPFS blockstore -> registered on chain -> announced (if serve is 
       parse: positiveInteger,
     }),
   },
-  epilog: `Policy expressions (conditions minReputation(n), allowlist(['0x..', ...]), denylist([...]),
-environment('0x<64 hex>'), after(date), before(date), maxRuns(n), fee('0.01'), combined with
-all(...), any(...), not(x); hex and dates are quoted; dates ISO 8601 with Z or unix seconds):
-  --policy 'maxRuns(3)'                                   at most 3 grants
-  --policy 'all(minReputation(50), maxRuns(3))'           reputable executors, 3 runs
-  --policy "all(environment('0x<64 hex>'), before('2027-01-01T00:00:00Z'), fee('0.01'))"
-  --policy "any(allowlist(['0x<40 hex>', '0x<40 hex>']), minReputation(500))"
-  --policy "all(not(denylist(['0x<40 hex>'])), maxRuns(10))"
-  (the @digicap/contracts README has the full grammar)
+  epilog: `${POLICY_HELP}
 
 Examples:
   pi-node seal photo.jpg --policy 'maxRuns(1)'
@@ -62,32 +66,14 @@ Examples:
         file: args.file,
         policy,
         runtime: flags.runtime,
-        ...(flags.entry ? { entry: flags.entry } : {}),
-        ...(flags.code ? { code: flags.code } : {}),
+        ...definedFields({ entry: flags.entry, code: flags.code, timeLimit: flags['time-ms'] }),
         receivers: flags.receiver ?? [],
         ...(memoryMb !== undefined ? { memoryLimit: memoryMb * 1024 * 1024 } : {}),
-        ...(flags['time-ms'] !== undefined ? { timeLimit: flags['time-ms'] } : {}),
-        ...(flags['announce-timeout-ms'] !== undefined
-          ? { announceTimeoutMs: flags['announce-timeout-ms'] }
-          : {}),
+        ...definedFields({ announceTimeoutMs: flags['announce-timeout-ms'] }),
         onProgress: bar.update,
       })
       .finally(bar.finish)
-    ctx.result({ ...result }, sealedText(args.file, result))
+    const { sealResultText } = await import('@digicap/owner/node')
+    ctx.result({ ...result }, sealResultText(args.file, result))
   },
 })
-
-/** What `seal` and `seal-image` print. */
-export function sealedText(
-  what: string,
-  r: {
-    capsuleId: string
-    cid: string
-    policy: string
-    registerTransaction: string
-    announced: { ok: boolean; recipients?: number; reason?: string }
-  },
-): string {
-  const a = r.announced
-  return `Sealed ${what}\n  capsule id   ${r.capsuleId}\n  CID          ${r.cid}\n  policy       ${r.policy}\n  register tx  ${r.registerTransaction}\n  announced    ${a.ok ? `yes (${a.recipients} peer(s))` : `no (${a.reason}); serve provides it from the blockstore`}\n`
-}

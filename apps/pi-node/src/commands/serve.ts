@@ -1,5 +1,12 @@
 /** `pi-node serve`: the daemon (helia + the keyguard on one libp2p node). */
-import { listFlag, positiveInteger, switchFlag, valueFlag, wholeNumber } from '@digicap/cli-kit'
+import {
+  definedFields,
+  listFlag,
+  positiveInteger,
+  switchFlag,
+  valueFlag,
+  wholeNumber,
+} from '@digicap/cli-kit'
 import { opsOptionsOf, PI_NODE_OPS_FLAGS } from '@digicap/ops/flags'
 import { command, configOf, dataDirOf, keyguardLines, loggerOf, openPiNode } from './shared.ts'
 
@@ -33,15 +40,12 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
     const loaded = await configOf(ctx)
     const pi = await openPiNode(ctx, {
       ...loaded,
-      ...(flags.listen ? { listen: flags.listen } : {}),
-      ...(flags.announce ? { announce: flags.announce } : {}),
+      ...definedFields({ listen: flags.listen, announce: flags.announce }),
     })
     const running = await pi.serve({
-      ...(flags.confirmations !== undefined ? { confirmations: flags.confirmations } : {}),
+      ...definedFields({ confirmations: flags.confirmations }),
       ...(flags['disable-fast-path'] ? { fastPath: false } : {}),
-      ...(flags['status-interval-ms'] !== undefined
-        ? { statusIntervalMs: flags['status-interval-ms'] }
-        : {}),
+      ...definedFields({ statusIntervalMs: flags['status-interval-ms'] }),
     })
     const { packageVersion, startPiNodeOps } = await import('@digicap/ops')
     const ops = await startPiNodeOps(

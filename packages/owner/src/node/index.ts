@@ -83,3 +83,9 @@ export {
 export type { SealOptions, SealResult } from './seal.ts'
 export type { KeyguardNodeOptions, RunningKeyguardNode } from './serve.ts'
 export type { OwnerNodeStatus } from './status.ts'
+export {
+  initResultText,
+  movePolicyResultText,
+  recoverResultText,
+  sealResultText,
+} from './text.ts'

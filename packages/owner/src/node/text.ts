@@ -1,0 +1,62 @@
+/**
+ * The owner node's results as the lines a terminal shows (`pi-node` prints them; the JSON
+ * output is the result itself). Kept beside the results so every front end says the same.
+ */
+import type { InitOwnerNodeResult } from './init.ts'
+import type { MovePolicyResult } from './move-policy.ts'
+import type { RecoverOwnerNodeResult } from './recover.ts'
+
+/** A node initialised in `dataDir` (`initOwnerNode`); the mnemonic is not in it. */
+export function initResultText(dataDir: string, r: InitOwnerNodeResult): string {
+  const { owner, operator, sealer: s, config } = r
+  return (
+    `Initialised pi-node in ${dataDir}\n` +
+    `  owner address    ${owner.address}\n` +
+    `  libp2p peer id   ${owner.peerId}\n` +
+    `  operator         ${operator.address ?? 'none'}${operator.approved ? ' (approved)' : ' (NOT approved)'}\n` +
+    `  recovery key id  ${owner.recoveryKeyId}\n` +
+    `  sealer           ${s.kind} (key ${s.keyId.slice(0, 16)}…)${s.warning ? '  (see the WARNING above)' : ''}\n` +
+    `  chain            ${config.chainId} capsuleRegistry ${config.contracts.capsuleRegistry}\n`
+  )
+}
+
+/** A sealed capsule (`seal`, `seal-image`): `what` is the file or image sealed. */
+export function sealResultText(
+  what: string,
+  r: {
+    capsuleId: string
+    cid: string
+    policy: string
+    registerTransaction: string
+    announced: { ok: boolean; recipients?: number; reason?: string }
+  },
+): string {
+  const a = r.announced
+  return `Sealed ${what}\n  capsule id   ${r.capsuleId}\n  CID          ${r.cid}\n  policy       ${r.policy}\n  register tx  ${r.registerTransaction}\n  announced    ${a.ok ? `yes (${a.recipients} peer(s))` : `no (${a.reason}); serve provides it from the blockstore`}\n`
+}
+
+/** A capsule moved to another policy (`movePolicy`). */
+export function movePolicyResultText(r: MovePolicyResult): string {
+  const d = r.deployedPolicy
+  const deployment = d ? ` (deployment ${d.transactionHash}${d.reused ? ', re-used' : ''})` : ''
+  return (
+    `Moved ${r.capsuleId}\n  from policy  ${r.previousPolicy}\n  to policy    ${r.policy}${deployment}\n` +
+    `  update tx    ${r.transactionHash ?? 'none (the chain held it already)'}\n` +
+    `  key record   ${r.recordUpdated ? 'updated' : 'named it already'}\n`
+  )
+}
+
+/** The owner brought back onto a new TPM or Pi (`recoverOwnerNode`). */
+export function recoverResultText(r: RecoverOwnerNodeResult): string {
+  const { failed, notPinned, chain } = r
+  return (
+    `Recovered ${r.recovered.length} capsule key(s) for ${r.owner} (peer ${r.peerId}) onto ${r.sealer.kind} key ${r.sealer.keyId.slice(0, 16)}…\n` +
+    `  chain keyguard record updated for ${chain.keyguardUpdated.length} capsule(s); ${chain.revoked.length} revoked skipped\n` +
+    (failed.length > 0
+      ? `  FAILED: ${failed.map((f) => `${f.capsuleId} (${f.reason ?? f.code})`).join(', ')}\n`
+      : '') +
+    (notPinned.length > 0
+      ? `  not pinned here: ${notPinned.map((f) => f.capsuleId).join(', ')}\n`
+      : '')
+  )
+}
