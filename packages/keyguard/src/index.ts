@@ -111,10 +111,12 @@ export {
   TpmUnavailableError,
   UnwrapError,
 } from './errors.ts'
+export { type AuditBlame, auditBlame } from './fast-path/audit-blame.ts'
 export type {
   AuditAlertReason,
   FastPathComponents,
   FastPathEvent,
+  FastPathHalt,
   FastPathInit,
   FastPathServer,
 } from './fast-path/fast-path-server.ts'

@@ -14,6 +14,7 @@ import type { Finality } from './chain/confirmed-block.ts'
 import { KeyguardStateError } from './errors.ts'
 import {
   type FastPathEvent,
+  type FastPathHalt,
   type FastPathInit,
   type FastPathServer,
   fastPathServer,
@@ -109,7 +110,13 @@ export interface KeyguardStatus {
     finality: Finality
   }
   releases: { pending: number; inFlight: number }
-  fastPath: { enabled: boolean; auditPending: number; strangers?: ConnectionGuardStats }
+  fastPath: {
+    enabled: boolean
+    auditPending: number
+    strangers?: ConnectionGuardStats
+    /** Why every fast-path request is refused now (docs/adr/0084); absent while it serves. */
+    halted?: FastPathHalt
+  }
   counters: Record<string, number>
 }
 
@@ -276,6 +283,7 @@ export function createKeyguard(init: KeyguardInit) {
             enabled: fastEnabled,
             auditPending: fast ? await fast.auditPending() : 0,
             ...(fast ? { strangers: fast.strangers() } : {}),
+            ...((h) => (h === undefined ? {} : { halted: h }))(fast?.halted()),
           },
           counters: { ...counters },
         }

@@ -1,13 +1,14 @@
 /**
- * ADR 0081 amendment: an audit re-sent after a reorg that reverts cuts its executor off like a
- * first revert does (ADR 0072), on a real anvil (`anvil_reorg`). The keyguard records audits as an
+ * ADR 0081 amendment: an audit re-sent after a reorg that reverts is handled like a first revert
+ * (ADR 0072, docs/adr/0084), on a real anvil (`anvil_reorg`). The keyguard records audits as an
  * operator account the owner approved. Under `maxRuns(1)` the executor takes the key on the fast
  * path and the audit is mined; a one-block reorg replaces that block with one holding the
  * executor's chain-path `requestAccess`; then the owner withdraws the operator's approval. The
- * keyguard finds the audit gone and sends it again: it reverts `NotKeyguard`. The executor must be
- * refused the fast path (`audit-failed`), the audit's file marked `revertedAt`, and the chain grant
- * still not served. The previous code only raised an `audit-alert` for a re-send that reverted:
- * the executor kept getting keys inline.
+ * keyguard finds the audit gone and sends it again: it reverts `NotKeyguard`, the operator's side
+ * (docs/adr/0084): the fast path must halt for everyone (`busy` `audits-halted`), the audit's file
+ * be marked as the operator's failure (not `revertedAt` against the executor), and the chain grant
+ * still not served. The code before the ADR 0081 amendment only raised an `audit-alert` for a
+ * re-send that reverted: keys kept going out inline.
  */
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -56,7 +57,7 @@ const answer = (res: Awaited<ReturnType<KeyguardWorld['ask']>>) =>
   res.status === 'refused' ? `${res.reasonCode}:${res.reason ?? ''}` : res.status
 
 describe('a fast-path audit re-sent after a reorg that reverts (ADR 0081 amendment)', () => {
-  it('cuts the executor off and marks the audit revertedAt, as a first revert does', async () => {
+  it('halts the fast path and marks the audit as the operator failure, as a first revert does', async () => {
     const res = await w.ask(
       w.signed({ capsuleId: capsule, fields: { ephemeralKey: getBytes(w.exec.newEphemeral()) } }),
     )
@@ -85,16 +86,17 @@ describe('a fast-path audit re-sent after a reorg that reverts (ADR 0081 amendme
       grantId: fastGrantId,
       reason: 'operator-not-approved',
     })
-    // Cut off: another capsule's request is refused before anything else.
+    // Halted: another capsule's request is refused before anything else.
     const again = w.signed({ fields: { ephemeralKey: getBytes(w.exec.newEphemeral()) } })
-    expect(answer(await w.ask(again))).toBe('policy-denied:audit-failed')
-    // Marked on disk, so a restart cuts it off too.
+    expect(answer(await w.ask(again))).toBe('busy:audits-halted')
+    // Marked on disk as the operator's failure (a restart starts halted), nothing against the executor.
     const dir = join(w.parts.dir, 'fast-path-audit')
     const files = (await readdir(dir)).filter((n) => n.endsWith('.json') && !n.startsWith('.'))
     const kept = await Promise.all(
       files.map(async (n) => JSON.parse(await readFile(join(dir, n), 'utf8'))),
     )
-    expect(kept.filter((e) => typeof e.revertedAt === 'string')).toHaveLength(1)
+    expect(kept.filter((e) => typeof e.revertedAt === 'string')).toHaveLength(0)
+    expect(kept.filter((e) => e.operatorError === 'NotKeyguard')).toHaveLength(1)
     // The key is out and no run counts it: the chain grant is still held, not served.
     await provider().send('evm_mine', [])
     await new Promise((r) => setTimeout(r, 500))

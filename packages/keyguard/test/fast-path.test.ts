@@ -134,8 +134,8 @@ describe('fast path', () => {
     })
     await first.stop()
     // Approved but without ETH for gas: the journaled record is re-sent at start and fails
-    // again, typed; meanwhile the executor whose audit reverted stays cut off from the first
-    // request after the restart (ADR 0072 amendment; the previous code answered `busy`).
+    // again, typed. Both failures are the operator's (docs/adr/0084): nobody is cut off, the
+    // fast path is halted from the restart on until an audit lands.
     const registry = w.chain.c.capsuleRegistry.connect(w.chain.owner)
     await (await registry.getFunction('setOperator')(broke.address, true)).wait()
     seen.length = 0
@@ -146,7 +146,7 @@ describe('fast path', () => {
       reason: 'operator-unfunded',
     })
     const busy = await request(w.exec.node, node.peerId, fastPathProtocol, signed())
-    expect(busy).toEqual({ status: 'refused', reasonCode: 'policy-denied', reason: 'audit-failed' })
+    expect(busy).toEqual({ status: 'refused', reasonCode: 'busy', reason: 'audits-halted' })
     await second.stop()
     // Approved and funded: the journaled record lands, sent by the operator.
     await (await registry.getFunction('setOperator')(operator.address, true)).wait()

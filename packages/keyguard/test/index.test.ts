@@ -55,6 +55,7 @@ describe('public surface', () => {
         "approvalIsValid",
         "attestationGate",
         "auditAlertReason",
+        "auditBlame",
         "authorizePcrPolicy",
         "canonicalId",
         "committeeGate",

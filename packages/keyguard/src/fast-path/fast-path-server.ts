@@ -104,6 +104,7 @@ import { readJsonFile } from '../store/json-file.ts'
 import type { KeyStore } from '../store/key-store.ts'
 import type { Logger } from '../types.ts'
 import { attestOutsideLock, MAX_ATTEST_ROUNDS } from './attest-outside-lock.ts'
+import { type AuditBlame, auditBlame } from './audit-blame.ts'
 import { auditConfirmations } from './audit-confirmations.ts'
 import { type AuditReceipt, createAuditSender } from './audit-sender.ts'
 import { type ChainGrantVerdict, chainGrantGuard } from './chain-grant-guard.ts'
@@ -147,6 +148,12 @@ export interface FastPathInit {
    * (`<dataDir>/fast-path-audit/<id>.json`) once understood (ADR 0072).
    */
   auditFailureCooldownMs?: number
+  /**
+   * While the fast path is halted because its audits fail on the operator's side (`NotKeyguard`,
+   * no ETH for gas, an unknown revert: docs/adr/0084), how often the audits that failed so are
+   * sent again, ms; the first that lands lifts the halt. Default 30 000.
+   */
+  haltRetryMs?: number
   maxExpirySeconds?: number
   /**
    * Per-peer token bucket of peers that are not a registered executor's (strangers).
@@ -237,13 +244,34 @@ export interface FastPathInit {
   trace?: (marks: Readonly<Record<string, number>>) => void
 }
 
-/** What the fast path reports. Never carries key bytes. */
 /**
  * Why an audit record failed: `operator-not-approved` (the contract answered `NotKeyguard`:
  * the owner has not approved this keyguard's operator account), `operator-unfunded` (no ETH
- * for gas), `reverted` (another revert), `failed` (RPC or anything else, after retries).
+ * for gas), `reverted` (another revert), `failed` (RPC or anything else, after retries),
+ * `expired-while-halted` (an audit held back by a halt expired before it could land: the key
+ * is out unaudited, nobody is cut off).
  */
-export type AuditAlertReason = 'operator-not-approved' | 'operator-unfunded' | 'reverted' | 'failed'
+export type AuditAlertReason =
+  | 'operator-not-approved'
+  | 'operator-unfunded'
+  | 'reverted'
+  | 'failed'
+  | 'expired-while-halted'
+
+/**
+ * The fast path is halted (docs/adr/0084): an audit failed for a reason on the keyguard
+ * operator's side, so no audit can be expected to land. Every request is refused `busy`
+ * `audits-halted` until an audit lands again (the failed ones are re-sent every `haltRetryMs`)
+ * or the keyguard restarts.
+ */
+export interface FastPathHalt {
+  reason: AuditAlertReason
+  /** The revert (`NotKeyguard`, ...) or error code. */
+  error: string
+  /** When (ISO 8601). */
+  since: string
+  hint: string
+}
 
 /** Classifies an error from `ChainClient.recordFastPathGrant`. */
 export function auditAlertReason(err: unknown): AuditAlertReason {
@@ -253,6 +281,17 @@ export function auditAlertReason(err: unknown): AuditAlertReason {
     return 'operator-unfunded'
   }
   return e?.errorName !== undefined ? 'reverted' : 'failed'
+}
+
+/** What the operator should do about a halt of this reason. */
+function haltHint(reason: AuditAlertReason): string {
+  if (reason === 'operator-not-approved') {
+    return "The keyguard's operator account is not the capsule owner's approved operator: approve it (CapsuleRegistry.setOperator) or configure the right key, then restart the keyguard (the failed audits are also re-sent every haltRetryMs)."
+  }
+  if (reason === 'operator-unfunded') {
+    return "Send ETH for gas to the keyguard's operator account; the failed audits are re-sent every haltRetryMs and the first that lands lifts the halt (or restart the keyguard)."
+  }
+  return "The AccessController refused the audit for a reason the keyguard does not attribute to the executor: check the keyguard's contract addresses, operator account and RPC, then restart the keyguard."
 }
 
 export type FastPathEvent =
@@ -298,6 +337,16 @@ export type FastPathEvent =
        * owner (`CapsuleRegistry.setOperator`), or has no ETH for gas.
        */
       reason: AuditAlertReason
+      /**
+       * Whose fault (docs/adr/0084): `executor` (it is cut off), `capsule` (revoked since),
+       * `operator` (the fast path halts); absent for a transient failure.
+       */
+      blame?: AuditBlame
+    }
+  | {
+      /** The fast path stopped serving (`halt` set) or serves again (`halt` absent). */
+      type: 'fast-path-halted'
+      halt?: FastPathHalt
     }
 
 export interface FastPathComponents {
@@ -334,6 +383,8 @@ export interface FastPathServer {
   auditPending(): Promise<number>
   /** Strangers' connections cut and refused so far, and in their cooldown now. */
   strangers(): ConnectionGuardStats
+  /** Why the fast path refuses every request now (docs/adr/0084), or undefined when it serves. */
+  halted(): FastPathHalt | undefined
   /**
    * Whether the key releaser may serve a chain grant now (docs/adr/0073): `hold` while a
    * fast-path audit of its capsule is not on chain, `refuse` when a fast-path grant after it was
@@ -358,6 +409,13 @@ interface AuditEntry {
    * this time, before it serves anyone (ADR 0072 amendment). Absent while never reverted.
    */
   revertedAt?: string
+  /**
+   * When its audit failed on the operator's side (ISO 8601; docs/adr/0084), and why: no cut-off;
+   * a restart starts halted until this audit lands or expires.
+   */
+  operatorFailedAt?: string
+  operatorError?: string
+  operatorReason?: AuditAlertReason
   /**
    * The block of its receipt, written then: the file is kept until the audit is confirmed
    * (`confirmations` deep, ADR 0081 amendment), and a restart re-tracks it from there (re-sent if
@@ -438,6 +496,46 @@ export function fastPathServer(init: FastPathInit) {
     const cutOff = (executor: string, until: number): void => {
       const key = getAddress(executor)
       if ((auditFailed.get(key) ?? 0) < until) auditFailed.set(key, until)
+    }
+    const haltRetryMs = init.haltRetryMs ?? 30_000
+    /**
+     * Why every request is refused now (docs/adr/0084). `fromDisk`: restored at start from audits
+     * that failed so before it, and lifted once they are all resolved without a new failure.
+     */
+    let halt: (FastPathHalt & { fromDisk?: boolean }) | undefined
+    /** Audits that failed on the operator's side, by journal id: re-sent while halted. */
+    const held = new Map<string, AuditEntry>()
+    const heldSending = new Set<string>()
+    let haltTimer: ReturnType<typeof setInterval> | undefined
+    const halting = (h: FastPathHalt, fromDisk = false): void => {
+      const first = halt === undefined
+      halt = { ...h, ...(fromDisk ? { fromDisk } : {}) }
+      if (!first) return
+      haltTimer = setInterval(retryHeld, haltRetryMs)
+      haltTimer.unref?.()
+      emit({ type: 'fast-path-halted', halt: h })
+      components.logger?.warn('fast path: halted, every request refused (audits-halted)', { ...h })
+    }
+    const resume = (): void => {
+      if (halt === undefined) return
+      halt = undefined
+      clearInterval(haltTimer)
+      haltTimer = undefined
+      emit({ type: 'fast-path-halted' })
+      components.logger?.info('fast path: audits land again; serving')
+      retryHeld()
+    }
+    /** Sends the held audits again (those not in flight). */
+    function retryHeld(): void {
+      for (const [id, entry] of held) {
+        if (heldSending.has(id)) continue
+        heldSending.add(id)
+        const p = record(entry).finally(() => {
+          heldSending.delete(id)
+          recording.delete(p)
+        })
+        recording.add(p)
+      }
     }
     // The chain's clock (latest block time), read at most once a second and shared.
     let chainClock: { at: number; value: Promise<bigint> } | undefined
@@ -688,6 +786,9 @@ export function fastPathServer(init: FastPathInit) {
           atLeast(entry.request.capsuleId as string, BigInt(entry.runIndex) + 1n)
         }
         audits.settle(entry.id)
+        // An audit landed: the operator's side works (again).
+        held.delete(entry.id)
+        resume()
         emit({
           type: 'audit-recorded',
           grantId: entry.grantId ?? res.grantId,
@@ -714,32 +815,71 @@ export function fastPathServer(init: FastPathInit) {
         const e = err as { errorName?: string; code?: string }
         const error = e.errorName ?? e.code ?? 'error'
         const grantId = entry.grantId ?? entry.id
+        const reason = auditAlertReason(err)
+        const blame = auditBlame(err)
+        const file = join(auditDir, `${entry.id}.json`)
+        const mark = (marked: AuditEntry, what: string): Promise<void> =>
+          writeFileAtomic(file, new TextEncoder().encode(`${JSON.stringify(marked)}\n`)).catch(
+            (writeErr: unknown) =>
+              components.logger?.warn(`fast path: could not mark a ${what} audit`, {
+                grantId,
+                error: String(writeErr),
+              }),
+          )
         // A revert is final: the chain state the next evaluation reads is authoritative again.
         // Any other failure leaves the audit unrecorded, so its capsule stays `busy` until
         // `recordPending()` lands it.
-        if (e.errorName !== undefined) {
-          audits.settle(entry.id)
+        if (e.errorName !== undefined) audits.settle(entry.id)
+        if (
+          e.errorName === 'SignedRequestExpired' &&
+          (entry.operatorFailedAt !== undefined || held.has(entry.id))
+        ) {
+          // Held back by the operator's failure until it expired: not the executor's doing.
+          held.delete(entry.id)
+          await rm(file, { force: true })
+          const alert = {
+            grantId,
+            error,
+            reason: 'expired-while-halted' as const,
+            blame: 'operator' as const,
+          }
+          emit({ type: 'audit-alert', ...alert })
+          components.logger?.warn(
+            'fast path: a held audit expired; the key is out unaudited',
+            alert,
+          )
+          if (halt?.fromDisk === true && held.size === 0) resume()
+          return 'reverted'
+        }
+        if (blame === 'executor') {
+          held.delete(entry.id)
           // A key went out and its audit will never land (no run counted, no fee): a security
           // event. The executor is refused the fast path for the cool-down (ADR 0072).
           const at = Date.now()
           cutOff(entry.request.executor as string, at + auditFailureCooldownMs)
           // Kept on disk with the time it reverted, so that the cut-off holds from the first
           // moment after a restart, whatever the re-sent audit meets (ADR 0072 amendment).
-          await writeFileAtomic(
-            join(auditDir, `${entry.id}.json`),
-            new TextEncoder().encode(
-              `${JSON.stringify({ ...entry, revertedAt: new Date(at).toISOString() })}\n`,
-            ),
-          ).catch((writeErr: unknown) =>
-            components.logger?.warn('fast path: could not mark a reverted audit', {
-              grantId: entry.grantId ?? entry.id,
-              error: String(writeErr),
-            }),
-          )
+          await mark({ ...entry, revertedAt: new Date(at).toISOString() }, 'reverted')
+        } else if (blame === 'capsule') {
+          // Revoked since the check: this audit can never land, and no executor is to blame.
+          held.delete(entry.id)
+          await rm(file, { force: true })
+        } else if (blame === 'operator') {
+          // The operator's side (docs/adr/0084): nobody is cut off; nothing is served inline
+          // until an audit lands again. Marked so that a restart starts halted.
+          const since = new Date().toISOString()
+          const marked: AuditEntry = {
+            ...entry,
+            operatorFailedAt: since,
+            operatorError: error,
+            operatorReason: reason,
+          }
+          held.set(entry.id, marked)
+          await mark(marked, 'held')
+          halting({ reason, error, since, hint: haltHint(reason) })
         }
-        const reason = auditAlertReason(err)
-        emit({ type: 'audit-alert', grantId, error, reason })
-        components.logger?.warn('fast path: audit record failed', { grantId, error, reason })
+        emit({ type: 'audit-alert', grantId, error, reason, ...(blame ? { blame } : {}) })
+        components.logger?.warn('fast path: audit record failed', { grantId, error, reason, blame })
         return e.errorName !== undefined ? 'reverted' : 'failed'
       }
     }
@@ -804,6 +944,8 @@ export function fastPathServer(init: FastPathInit) {
         if (Date.now() < cutUntil) return refuse(peer, 'policy-denied', 'audit-failed')
         auditFailed.delete(rec.executor)
       }
+      // Audits cannot land (the operator's side, docs/adr/0084): nobody gets a key inline.
+      if (halt !== undefined) return refuse(peer, 'busy', 'audits-halted')
       mark('peer')
       const record = await keyStore.get(rec.capsuleId)
       if (record === undefined) return refuse(peer, 'unknown-capsule')
@@ -1060,6 +1202,8 @@ export function fastPathServer(init: FastPathInit) {
               (Number.isFinite(at) ? Math.min(at, Date.now()) : Date.now()) +
                 auditFailureCooldownMs,
             )
+          } else if (entry.operatorFailedAt !== undefined) {
+            held.set(entry.id, entry)
           }
           replays.check(
             entry.request.executor as string,
@@ -1068,6 +1212,21 @@ export function fastPathServer(init: FastPathInit) {
               nonce: getBytes(toBeHex(BigInt(entry.request.nonce as string), 32)),
             }),
             Number(entry.request.expiry) * 1000,
+          )
+        }
+        // Audits that failed on the operator's side before the restart: halted until they land
+        // (the fix worked) or expire unanswered (docs/adr/0084).
+        const first = [...held.values()][0]
+        if (first !== undefined) {
+          const reason = first.operatorReason ?? 'reverted'
+          halting(
+            {
+              reason,
+              error: first.operatorError ?? 'error',
+              since: first.operatorFailedAt ?? new Date().toISOString(),
+              hint: haltHint(reason),
+            },
+            true,
           )
         }
         // Registered executors' peers, authenticated by the connection, are never cut.
@@ -1137,6 +1296,8 @@ export function fastPathServer(init: FastPathInit) {
         unhandle = undefined
         untrust?.()
         untrust = undefined
+        clearInterval(haltTimer)
+        haltTimer = undefined
         await feed.stop()
         await Promise.allSettled([...recording])
       },
@@ -1160,6 +1321,11 @@ export function fastPathServer(init: FastPathInit) {
         return (await pendingEntries()).filter((e) => !kept.has(e.id)).length
       },
       strangers: () => guard.stats(),
+      halted: () => {
+        if (halt === undefined) return undefined
+        const { fromDisk: _fromDisk, ...h } = halt
+        return h
+      },
       chainGrant,
     }
     return server

@@ -79,6 +79,7 @@ const KEYGUARD_EVENTS = [
   'fast-path-refused',
   'audit-recorded',
   'audit-alert',
+  'fast-path-halted',
   'audit-shortfall',
   'executors-synced',
 ] as const
@@ -311,6 +312,7 @@ export async function startKeyguardNode(
     const warn =
       type === 'release-failed' ||
       type === 'audit-alert' ||
+      type === 'fast-path-halted' ||
       type === 'audit-shortfall' ||
       type === 'reorg'
     logger[warn ? 'warn' : 'info'](`keyguard ${type}`, fields)
