@@ -192,3 +192,17 @@ export class FastPathConfigError extends DigicapError {
     super('FAST_PATH_CONFIG', shortMessage, options)
   }
 }
+
+/**
+ * The confirmed block (`finality` `safe` / `finalized`, plus `confirmations`) trails the head by
+ * more than half the AccessController's `grantWindow` (docs/adr/0082 amendment 2): every chain
+ * grant would expire before, or soon after, the keyguard sees it. `details`: `finality`,
+ * `confirmations`, `lagSeconds`, `grantWindowSeconds`, `limitSeconds`, `head`, `confirmed`.
+ * Thrown by `start()`; while running, the same details come as a `finality-lag` event.
+ */
+export class FinalityLagError extends DigicapError {
+  override name = 'FinalityLagError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('FINALITY_LAG', shortMessage, options)
+  }
+}

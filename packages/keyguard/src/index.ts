@@ -86,11 +86,13 @@ export { ROLE_EXECUTOR } from './chain/chain-client.ts'
 export type { Finality } from './chain/confirmed-block.ts'
 export type { EthersChainClientInit } from './chain/ethers-chain-client.ts'
 export { ethersChainClient } from './chain/ethers-chain-client.ts'
+export { FINALITY_LAG_SHARE, type FinalityLag } from './chain/finality-lag.ts'
 export {
   AlreadyReleasedError,
   AwaitingVerdictError,
   ChainMismatchError,
   FastPathConfigError,
+  FinalityLagError,
   GrantKeyMismatchError,
   GrantRefusedError,
   InvalidMnemonicError,
@@ -122,6 +124,7 @@ export type {
 } from './fast-path/fast-path-server.ts'
 export { auditAlertReason, fastPathServer } from './fast-path/fast-path-server.ts'
 export type {
+  FinalityLagEvent,
   Keyguard,
   KeyguardComponents,
   KeyguardEvent,

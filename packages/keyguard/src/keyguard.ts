@@ -11,6 +11,7 @@ import type {
 } from '@digicap/protocol'
 import type { ChainClient, GrantLog } from './chain/chain-client.ts'
 import type { Finality } from './chain/confirmed-block.ts'
+import { type FinalityLag, finalityLagError, finalityLagReader } from './chain/finality-lag.ts'
 import { KeyguardStateError } from './errors.ts'
 import {
   type FastPathEvent,
@@ -44,6 +45,12 @@ export interface KeyguardInit {
   startBlock?: number
   /** Grant watcher poll period, ms. Default 1000. */
   pollIntervalMs?: number
+  /**
+   * With `finality` `safe` / `finalized`: how often the confirmed block's lag behind the head is
+   * measured again while running, ms (a `finality-lag` event when it crosses half the
+   * `grantWindow`; `start()` refuses such a lag with `FinalityLagError`). Default 60 000.
+   */
+  finalityCheckMs?: number
   /**
    * The owner accounts whose capsules this keyguard serves, for key records that do not name
    * their owner in `metadata.owner` (records stored before ADR 0071). Both paths release a key
@@ -93,8 +100,19 @@ export interface KeyguardComponents {
   logger?: Logger
 }
 
+/**
+ * The confirmed block's lag crossed the limit while running (docs/adr/0082 amendment 2): with
+ * `lagging`, chain grants expire before the keyguard sees them (what `start()` refuses with
+ * `FinalityLagError`); without, it is back under the limit.
+ */
+export type FinalityLagEvent = {
+  type: 'finality-lag'
+  lagging: boolean
+  hint?: string
+} & FinalityLag
+
 /** Every event the keyguard dispatches on `events` (`type` is the DOM event type). */
-export type KeyguardEvent = ReleaseEvent | FastPathEvent | GrantWatcherEvent
+export type KeyguardEvent = ReleaseEvent | FastPathEvent | GrantWatcherEvent | FinalityLagEvent
 
 /** `keyguard.status()`: what `pi-node status --json` shows. Never secret. */
 export interface KeyguardStatus {
@@ -108,6 +126,8 @@ export interface KeyguardStatus {
     confirmations: number
     /** ADR 0082. */
     finality: Finality
+    /** The confirmed block's last measured lag (`safe` / `finalized` only). */
+    finalityLag?: FinalityLag & { lagging: boolean }
   }
   releases: { pending: number; inFlight: number }
   fastPath: {
@@ -125,6 +145,8 @@ export interface Keyguard {
    * Checks the chain id, re-serves journaled releases, starts the grant watcher and (if
    * enabled) the fast path.
    * @throws {ChainMismatchError} if the RPC serves another chain (nothing is started).
+   * @throws {FinalityLagError} with `finality` `safe` / `finalized`, when the confirmed block
+   *   trails the head by more than half the AccessController's `grantWindow` (nothing is started).
    * @throws {KeyguardStateError} if already running.
    */
   start(): Promise<void>
@@ -238,6 +260,32 @@ export function createKeyguard(init: KeyguardInit) {
         })
       : undefined
     let running = false
+    const readLag = finalityLagReader(
+      {
+        confirmations: init.confirmations,
+        ...(init.finality === undefined ? {} : { finality: init.finality }),
+      },
+      chain,
+    )
+    let lastLag: (FinalityLag & { lagging: boolean }) | undefined
+    let lagTimer: ReturnType<typeof setInterval> | undefined
+    /** Measures the lag; tells when it crosses the limit. Returns the error when over it. */
+    const checkLag = async () => {
+      if (readLag === undefined) return undefined
+      const lag = await readLag()
+      const err = finalityLagError(lag)
+      const lagging = err !== undefined
+      const was = lastLag?.lagging ?? false
+      lastLag = { ...lag, lagging }
+      if (lagging !== was && running) {
+        const hint = err?.hint
+        emit({ type: 'finality-lag', lagging, ...lag, ...(hint === undefined ? {} : { hint }) })
+        if (lagging) logger?.warn(`keyguard: ${err?.shortMessage}`, { ...lag, hint })
+        else
+          logger?.info('keyguard: the confirmed block is back within the grant window', { ...lag })
+      }
+      return err
+    }
 
     return {
       events,
@@ -250,10 +298,22 @@ export function createKeyguard(init: KeyguardInit) {
         await watcher.start()
         running = true
         try {
+          // A confirmed block that trails the head by most of the grant window would let every
+          // chain grant expire before it is seen (docs/adr/0082 amendment 2): refuse to start.
+          const lagging = await checkLag()
+          if (lagging !== undefined) throw lagging
+          if (readLag !== undefined) {
+            lagTimer = setInterval(
+              () => void checkLag().catch(() => undefined),
+              init.finalityCheckMs ?? 60_000,
+            )
+            lagTimer.unref?.()
+          }
           await releaser.resumePending()
           await fast?.start()
         } catch (err) {
           running = false
+          clearInterval(lagTimer)
           await watcher.stop()
           await releaser.stop()
           throw err
@@ -261,6 +321,7 @@ export function createKeyguard(init: KeyguardInit) {
       },
       async stop() {
         running = false
+        clearInterval(lagTimer)
         await watcher.stop()
         await fast?.stop()
         await releaser.stop()
@@ -277,6 +338,7 @@ export function createKeyguard(init: KeyguardInit) {
             cursor: cursor ?? null,
             confirmations: init.confirmations,
             finality: init.finality ?? 'latest',
+            ...(lastLag === undefined ? {} : { finalityLag: lastLag }),
           },
           releases: { pending: (await journal.pending()).length, inFlight: releaser.pending },
           fastPath: {

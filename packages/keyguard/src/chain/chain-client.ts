@@ -107,6 +107,13 @@ export interface ChainClient {
    * @throws {QuorumError} when too few RPCs answer (an RPC that does not know the tag fails).
    */
   taggedBlock?(tag: 'safe' | 'finalized'): Promise<number>
+  /**
+   * A block's timestamp, Unix seconds (for the finality lag, docs/adr/0082 amendment 2). With a
+   * quorum, the newest one at least `quorum` RPCs report.
+   */
+  blockTime?(number: number): Promise<bigint>
+  /** `AccessController.grantWindow()`: seconds a chain grant is served after its block. */
+  grantWindow?(): Promise<bigint>
   /** A block's hash, or `undefined` if the chain is shorter. */
   block(number: number): Promise<BlockRef | undefined>
   /**

@@ -537,6 +537,18 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
       ? {}
       : { hubJob: hubJobReader(getAddress(init.addresses.attestationHub)) }),
 
+    blockTime: (number) =>
+      kthHighest(`block ${number} time`, async (p) => {
+        const b = await p.getBlock(number)
+        if (b === null) throw new Error(`block ${number} not found`)
+        return BigInt(b.timestamp)
+      }),
+
+    grantWindow: () =>
+      rpcs.read('grantWindow', async ({ index, blockTag }) =>
+        BigInt(await controller(index).getFunction('grantWindow')({ blockTag })),
+      ),
+
     auditWindow: () =>
       rpcs.read('auditWindow', async ({ index, blockTag }) =>
         BigInt(await controller(index).getFunction('auditWindow')({ blockTag })),

@@ -80,6 +80,7 @@ const KEYGUARD_EVENTS = [
   'audit-recorded',
   'audit-alert',
   'fast-path-halted',
+  'finality-lag',
   'audit-shortfall',
   'executors-synced',
 ] as const
@@ -313,6 +314,7 @@ export async function startKeyguardNode(
       type === 'release-failed' ||
       type === 'audit-alert' ||
       type === 'fast-path-halted' ||
+      (detail.type === 'finality-lag' && detail.lagging) ||
       type === 'audit-shortfall' ||
       type === 'reorg'
     logger[warn ? 'warn' : 'info'](`keyguard ${type}`, fields)
