@@ -328,6 +328,31 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
     // Four CLI processes one after the other: 57 s of 60 were seen at load 30 on 2 cores.
   }, 120_000)
 
+  it('serve and status warn when a non-dev chain is read through one RPC provider', async () => {
+    // The same node said to be on Sepolia: its one RPC (127.0.0.1) could forge grants there.
+    const configFile = join(dataDir, 'config.json')
+    const original = await readFile(configFile, 'utf8')
+    await writeFile(configFile, JSON.stringify({ ...JSON.parse(original), chainId: 11155111 }))
+    const warning = 'WARNING: chain 11155111 is read through one RPC provider (127.0.0.1)'
+    try {
+      const [status, serve, two] = await Promise.all([
+        runCli(['status'], env),
+        runCli(['serve'], env),
+        runCli(['status'], { ...env, DIGICAP_RPC_URLS: 'https://rpc.example.org' }),
+      ])
+      expect(status.code).toBe(0)
+      expect(status.stderr).toContain(warning)
+      expect(status.stderr).toContain('DIGICAP_RPC_URLS')
+      // Printed at start, before anything else: here the RPC then serves another chain.
+      expect(serve.stderr).toContain(warning)
+      expect(serve.stderr).toContain('error[CHAIN_MISMATCH]')
+      expect(two.code).toBe(0)
+      expect(two.stderr).not.toContain('RPC provider')
+    } finally {
+      await writeFile(configFile, original)
+    }
+  }, 120_000)
+
   it('recover onto a new TPM from the mnemonic on stdin, then open the sealed capsule', async () => {
     await tpm.stop()
     tpm = await startSwtpm()

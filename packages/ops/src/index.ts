@@ -52,6 +52,12 @@ export {
 export * from './logger.ts'
 export { createNodeMetrics, type MetricSources, type NodeMetrics } from './metrics/node-metrics.ts'
 export { observeKeyguardEvents, observeRuns, observeSealer } from './metrics/observe.ts'
+export {
+  DEV_CHAIN_IDS,
+  type RpcProviderWarning,
+  rpcProvider,
+  rpcProviderWarnings,
+} from './rpc-providers.ts'
 export { escapeHtml, html, Raw } from './status/escape.ts'
 export { CLIENT_SCRIPT, renderMain, renderPage } from './status/render.ts'
 export { type StatusPageOptions, statusPageRoutes } from './status/routes.ts'

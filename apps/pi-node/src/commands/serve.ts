@@ -8,6 +8,7 @@ import {
   wholeNumber,
 } from '@digicap/cli-kit'
 import { opsOptionsOf, PI_NODE_OPS_FLAGS } from '@digicap/ops/flags'
+import { rpcProviderWarnings } from '@digicap/ops/rpc-providers'
 import { command, configOf, dataDirOf, keyguardLines, loggerOf, openPiNode } from './shared.ts'
 
 export const serve = command({
@@ -38,6 +39,7 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
   async run(ctx) {
     const { flags } = ctx
     const loaded = await configOf(ctx)
+    for (const w of rpcProviderWarnings(loaded)) ctx.io.stderr.write(`WARNING: ${w.line}\n`)
     const pi = await openPiNode(ctx, {
       ...loaded,
       ...definedFields({ listen: flags.listen, announce: flags.announce }),

@@ -1,5 +1,6 @@
 /** `pi-node status`: the node's state, read without starting it. */
 import { warnOnce } from '@digicap/cli-kit'
+import { rpcProviderWarnings } from '@digicap/ops/rpc-providers'
 import { statusPageLine, statusPageLink } from '@digicap/ops/status-link'
 import type { OperatorStatus } from '@digicap/owner'
 import { command, configOf, dataDirOf, keyguardLines, loggerOf } from './shared.ts'
@@ -20,7 +21,9 @@ chain reachability and head block, contract addresses, stored capsules and the d
   async run(ctx) {
     // The light entry: no ethers, libp2p, codecs or curves load for a status (ADR 0051).
     const { readOwnerNodeStatus } = await import('@digicap/owner/node/light')
-    const s = await readOwnerNodeStatus(await configOf(ctx), { logger: loggerOf(ctx) })
+    const config = await configOf(ctx)
+    const s = await readOwnerNodeStatus(config, { logger: loggerOf(ctx) })
+    for (const w of rpcProviderWarnings(config)) warnOnce(ctx.io, w.line)
     const sealerLine =
       'error' in s.sealer
         ? `unavailable: error[${s.sealer.error.code}] ${s.sealer.error.message}`
