@@ -725,7 +725,10 @@ export function fastPathServer(init: FastPathInit) {
      * Lands the audit: found on chain already (an audit that had landed before a restart, or
      * whose transaction came back by itself: `NonceUsed`), or sent. Rejects as the send did.
      */
-    async function landing(entry: AuditEntry, item: FastPathAuditItem): Promise<AuditReceipt> {
+    async function landing(
+      entry: AuditEntry,
+      item: FastPathAuditItem,
+    ): Promise<AuditReceipt & { found?: true }> {
       const fromLog = (l: GrantLog): AuditReceipt => ({
         grantId: l.grantId,
         transactionHash: l.transactionHash,
@@ -733,7 +736,8 @@ export function fastPathServer(init: FastPathInit) {
       })
       if (entry.blockNumber !== undefined) {
         const log = await onChainAlready(entry, item.req)
-        if (log !== undefined) return fromLog(log)
+        // Found, not sent: it says nothing about whether an audit can land now (docs/adr/0084).
+        if (log !== undefined) return { ...fromLog(log), found: true }
       }
       try {
         // Queued for the audit sender: one transaction at a time, batching what waits meanwhile
@@ -786,9 +790,9 @@ export function fastPathServer(init: FastPathInit) {
           atLeast(entry.request.capsuleId as string, BigInt(entry.runIndex) + 1n)
         }
         audits.settle(entry.id)
-        // An audit landed: the operator's side works (again).
         held.delete(entry.id)
-        resume()
+        // An audit was sent and landed: the operator's side works (again).
+        if (res.found === undefined) resume()
         emit({
           type: 'audit-recorded',
           grantId: entry.grantId ?? res.grantId,
