@@ -9,7 +9,7 @@ import {
 } from '@digicap/cli-kit'
 import { opsOptionsOf, PI_NODE_OPS_FLAGS } from '@digicap/ops/flags'
 import { rpcProviderWarnings } from '@digicap/ops/rpc-providers'
-import { command, configOf, dataDirOf, keyguardLines, loggerOf, openPiNode } from './shared.ts'
+import { command, configOf, dataDirOf, loggerOf, openPiNode } from './shared.ts'
 
 export const serve = command({
   name: 'serve',
@@ -50,6 +50,7 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
       ...definedFields({ statusIntervalMs: flags['status-interval-ms'] }),
     })
     const { packageVersion, startPiNodeOps } = await import('@digicap/ops')
+    const { keyguardStatusText } = await import('@digicap/owner/node/light')
     const ops = await startPiNodeOps(
       pi,
       { ...running, peers: () => running.node.libp2p.getPeers().length },
@@ -75,7 +76,7 @@ SIGINT/SIGTERM stop it cleanly. With --json, prints one ready document.`,
         keyguard: kg,
         ...(ops.url ? { ops: { url: ops.url } } : {}),
       },
-      `pi-node serving as ${running.peerId}\n${addrs.map((m) => `  ${m}\n`).join('')}${keyguardLines(kg)}` +
+      `pi-node serving as ${running.peerId}\n${addrs.map((m) => `  ${m}\n`).join('')}${keyguardStatusText(kg)}` +
         (ops.url
           ? `  ops         ${ops.url}/metrics, /healthz, /status (token: pi-node status)\n`
           : ''),

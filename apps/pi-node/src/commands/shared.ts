@@ -13,7 +13,6 @@ import {
   valueFlag,
   warnOnce,
 } from '@digicap/cli-kit'
-import type { KeyguardStatus } from '@digicap/keyguard'
 import {
   LOG_LEVELS,
   type LogLevel,
@@ -95,14 +94,4 @@ export const SEALER_FLAGS = {
   'allow-insecure-sealer': switchFlag(
     'required for --sealer software (env DIGICAP_ALLOW_INSECURE_SEALER=1)',
   ),
-}
-
-/** The keyguard's lines of `status` and `serve`. */
-export function keyguardLines(kg: KeyguardStatus, updatedAt?: string): string {
-  return (
-    `  keyguard    ${kg.running ? 'running' : 'stopped'}, chain ${kg.chain.chainId} head ${kg.chain.head ?? '?'} cursor ${kg.chain.cursor?.number ?? '-'} (${kg.chain.confirmations} confirmations${kg.chain.finality && kg.chain.finality !== 'latest' ? `, ${kg.chain.finality}` : ''}${kg.chain.finalityLag?.lagging ? `, LAGGING ${kg.chain.finalityLag.lagSeconds} s of ${kg.chain.finalityLag.grantWindowSeconds} s grant window` : ''})` +
-    `${updatedAt ? `, as of ${updatedAt}` : ''}\n` +
-    `              releases pending ${kg.releases.pending}, in flight ${kg.releases.inFlight}; released ${kg.counters.released ?? 0}, failed ${kg.counters['release-failed'] ?? 0}\n` +
-    `              fast path ${kg.fastPath.enabled ? `on (audit pending ${kg.fastPath.auditPending})${kg.fastPath.halted ? `, HALTED (${kg.fastPath.halted.error}): ${kg.fastPath.halted.hint}` : ''}` : 'off'}\n`
-  )
 }

@@ -3,7 +3,7 @@ import { warnOnce } from '@digicap/cli-kit'
 import { rpcProviderWarnings } from '@digicap/ops/rpc-providers'
 import { statusPageLine, statusPageLink } from '@digicap/ops/status-link'
 import type { OperatorStatus } from '@digicap/owner'
-import { command, configOf, dataDirOf, keyguardLines, loggerOf } from './shared.ts'
+import { command, configOf, dataDirOf, loggerOf } from './shared.ts'
 
 function operatorLine(o: OperatorStatus): string {
   if (o.address === undefined) return 'none (version-1 owner file: audits use the owner account)'
@@ -20,7 +20,7 @@ export const status = command({
 chain reachability and head block, contract addresses, stored capsules and the daemon.`,
   async run(ctx) {
     // The light entry: no ethers, libp2p, codecs or curves load for a status (ADR 0051).
-    const { readOwnerNodeStatus } = await import('@digicap/owner/node/light')
+    const { keyguardStatusText, readOwnerNodeStatus } = await import('@digicap/owner/node/light')
     const config = await configOf(ctx)
     const s = await readOwnerNodeStatus(config, { logger: loggerOf(ctx) })
     for (const w of rpcProviderWarnings(config)) warnOnce(ctx.io, w.line)
@@ -45,7 +45,7 @@ chain reachability and head block, contract addresses, stored capsules and the d
         `  registry    ${s.contracts.capsuleRegistry}\n` +
         `  capsules    ${s.capsules}\n` +
         `  daemon      ${s.daemon.running ? `running (pid ${s.daemon.pid})` : 'not running'}\n` +
-        (s.daemon.keyguard ? keyguardLines(s.daemon.keyguard, s.daemon.updatedAt) : '') +
+        (s.daemon.keyguard ? keyguardStatusText(s.daemon.keyguard, s.daemon.updatedAt) : '') +
         statusPageLine(page),
     )
   },

@@ -85,6 +85,7 @@ export type { KeyguardNodeOptions, RunningKeyguardNode } from './serve.ts'
 export type { OwnerNodeStatus } from './status.ts'
 export {
   initResultText,
+  keyguardStatusText,
   movePolicyResultText,
   recoverResultText,
   sealResultText,

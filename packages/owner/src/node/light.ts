@@ -15,6 +15,7 @@ export {
   ownerNodePaths,
 } from './config.ts'
 export type { OwnerNodeStatus } from './status.ts'
+export { keyguardStatusText } from './text.ts'
 
 /**
  * The node's status (`pi-node status`): config, sealer, owner, card, chain, operator,

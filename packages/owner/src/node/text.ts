@@ -2,6 +2,7 @@
  * The owner node's results as the lines a terminal shows (`pi-node` prints them; the JSON
  * output is the result itself). Kept beside the results so every front end says the same.
  */
+import type { KeyguardStatus } from '@digicap/keyguard'
 import type { InitOwnerNodeResult } from './init.ts'
 import type { MovePolicyResult } from './move-policy.ts'
 import type { RecoverOwnerNodeResult } from './recover.ts'
@@ -58,5 +59,15 @@ export function recoverResultText(r: RecoverOwnerNodeResult): string {
     (notPinned.length > 0
       ? `  not pinned here: ${notPinned.map((f) => f.capsuleId).join(', ')}\n`
       : '')
+  )
+}
+
+/** The keyguard daemon's lines (`pi-node status` and `serve`): chain cursor, releases, fast path. */
+export function keyguardStatusText(kg: KeyguardStatus, updatedAt?: string): string {
+  return (
+    `  keyguard    ${kg.running ? 'running' : 'stopped'}, chain ${kg.chain.chainId} head ${kg.chain.head ?? '?'} cursor ${kg.chain.cursor?.number ?? '-'} (${kg.chain.confirmations} confirmations${kg.chain.finality && kg.chain.finality !== 'latest' ? `, ${kg.chain.finality}` : ''}${kg.chain.finalityLag?.lagging ? `, LAGGING ${kg.chain.finalityLag.lagSeconds} s of ${kg.chain.finalityLag.grantWindowSeconds} s grant window` : ''})` +
+    `${updatedAt ? `, as of ${updatedAt}` : ''}\n` +
+    `              releases pending ${kg.releases.pending}, in flight ${kg.releases.inFlight}; released ${kg.counters.released ?? 0}, failed ${kg.counters['release-failed'] ?? 0}\n` +
+    `              fast path ${kg.fastPath.enabled ? `on (audit pending ${kg.fastPath.auditPending})${kg.fastPath.halted ? `, HALTED (${kg.fastPath.halted.error}): ${kg.fastPath.halted.hint}` : ''}` : 'off'}\n`
   )
 }

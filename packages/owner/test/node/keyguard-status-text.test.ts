@@ -1,7 +1,7 @@
-/** `status` and `serve` text: a halted fast path (ADR 0084) and a lagging finality are shown. */
+/** The keyguard's lines of `pi-node status` and `serve`: a halted fast path (ADR 0084) and a lagging finality are shown. */
 import type { KeyguardStatus } from '@digicap/keyguard'
 import { describe, expect, it } from 'vitest'
-import { keyguardLines } from '../src/commands/shared.ts'
+import { keyguardStatusText } from '../../src/node/light.ts'
 
 const base: KeyguardStatus = {
   running: true,
@@ -21,12 +21,12 @@ const base: KeyguardStatus = {
 
 describe('keyguardLines', () => {
   it('says nothing extra while the fast path serves and the finality keeps up', () => {
-    const text = keyguardLines(base)
+    const text = keyguardStatusText(base)
     expect(text).not.toMatch(/HALTED|LAGGING/)
   })
 
   it('shows a halted fast path with its hint, and a lagging finality', () => {
-    const text = keyguardLines({
+    const text = keyguardStatusText({
       ...base,
       chain: {
         ...base.chain,
