@@ -76,7 +76,10 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
     async grantsIn(from, to) {
       const ac = c.accessController
       const logs = await ac.queryFilter(ac.filters.AccessGranted!(), from, to)
-      return logs.map((l) => getBytes((l as unknown as { args: { grantId: string } }).args.grantId))
+      return logs.map((l) => ({
+        grantId: getBytes((l as unknown as { args: { grantId: string } }).args.grantId),
+        blockHash: l.blockHash.toLowerCase(),
+      }))
     },
     openJob: (grantId) => attempt(hub.openJob as never, [toHex(grantId)]),
     async grant(jobId) {

@@ -13,6 +13,7 @@ export { PBFT_INBOX_LIMIT, PBFT_MAX_JOBS, pbftRounds } from './pbft-round.ts'
 export { NODE_SERVE_ROLES, startServeRole, verifierLine } from './serve-role.ts'
 export type {
   CertificateCall,
+  GrantSeen,
   JobGrant,
   JobStatus,
   OpenedJob,

@@ -18,6 +18,12 @@ export interface OpenedJob {
   readonly deadline: bigint
 }
 
+/** An `AccessGranted` log: the grant id and the hash of its block. */
+export interface GrantSeen {
+  readonly grantId: Uint8Array
+  readonly blockHash: string
+}
+
 /** What a committee judges a run against: the grant as the chain recorded it (`AccessGranted`). */
 export interface JobGrant {
   /** SHA-256(runtime digest ‖ capsule header hash) of the request (ADR 0021). */
@@ -54,8 +60,11 @@ export interface VerifierChain {
   blockNumber(): Promise<number>
   /** `JobOpened` events in [from, to]. */
   openedJobs(from: number, to: number): Promise<OpenedJob[]>
-  /** `AccessGranted` grant ids in [from, to] (jobs this node may open). */
-  grantsIn(from: number, to: number): Promise<Uint8Array[]>
+  /**
+   * `AccessGranted` grants in [from, to] (jobs this node may open), with the hash of the block
+   * each is in (a grant a reorg moved is opened again).
+   */
+  grantsIn(from: number, to: number): Promise<GrantSeen[]>
   /** Opens the job of a grant; false when the hub refuses it (no attestation asked, opened already, expired). */
   openJob(grantId: Uint8Array): Promise<boolean>
   grant(jobId: Uint8Array): Promise<JobGrant>
@@ -148,7 +157,10 @@ export type VerifierEvent =
   | { readonly event: 'job-failed'; readonly jobId: string; readonly error: Error }
 
 export interface VerifierNodeInit {
-  /** Open jobs for the grants it sees on attested capsules (anyone may). Default true. */
+  /**
+   * Open jobs for the grants it sees on attested capsules (anyone may), in the last `reorgBlocks`
+   * blocks too: a grant a reorg moved into a block already read is opened. Default true.
+   */
   readonly openJobs?: boolean
   /** Chain poll interval, ms. Default 500. */
   readonly pollMs?: number

@@ -81,6 +81,8 @@ export function verifierNode(
     /** The first block watched: re-reads after a reorg never go below it. */
     let first = 0
     const reorgBlocks = Math.max(1, init.reorgBlocks ?? 12)
+    /** Grants whose job this node tried to open: the block hash and number they were seen in. */
+    const tried = new Map<string, { hash: string; block: number }>()
     let certified = 0
 
     const emit = (e: VerifierEvent) => {
@@ -459,10 +461,16 @@ export function verifierNode(
       // `reorgBlocks` are read again (never below where the watch began; `track` dedups).
       const again = Math.max(first, Math.min(next, head + 1 - reorgBlocks))
       if (head < again) return
-      if (init.openJobs !== false && head >= next) {
-        for (const grantId of await chain.grantsIn(next, head)) {
+      if (init.openJobs !== false) {
+        // The same window: a grant a reorg moved into a block already read is opened, once per
+        // block it is in (the hub refuses a job opened already, and `openJob` simulates first).
+        for (const [id, t] of tried) if (t.block < again) tried.delete(id)
+        for (const g of await chain.grantsIn(again, head)) {
           if (stopping.signal.aborted) return
-          await chain.openJob(grantId)
+          const id = hex(g.grantId)
+          if (tried.get(id)?.hash === g.blockHash) continue
+          tried.set(id, { hash: g.blockHash, block: head })
+          await chain.openJob(g.grantId)
         }
       }
       for (const job of await chain.openedJobs(again, head)) track(job)
