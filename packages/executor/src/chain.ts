@@ -16,6 +16,7 @@ import {
 import type { GrantRecord } from '@digicap/protocol'
 import { getBytes, hexlify, type JsonRpcApiProvider, type Signer } from 'ethers'
 import { AccessDeniedError, AccessUnavailableError } from './errors.ts'
+import { jsonRpcGrantReads } from './registry/json-rpc-registry.ts'
 
 /** A capsule as the CapsuleRegistry lists it. */
 export interface RegisteredCapsule {
@@ -216,37 +217,13 @@ export function ethersExecutorChain(
         transactionHash: receipt.hash,
       }
     },
-    async getGrant(grantId) {
-      try {
-        return await rpcs.read('getGrant', async ({ index, blockTag }) => {
-          try {
-            const g = await reader(index).accessController.getGrant(hexlify(grantId), { blockTag })
-            return {
-              executor: getBytes(String(g.executor)),
-              capsuleId: getBytes(String(g.capsuleId)),
-              ephemeralKey: getBytes(String(g.ephemeralKey)),
-              runIndex: BigInt(g.runIndex),
-            }
-          } catch (err) {
-            const e = decodeRevert(err)
-            if (e instanceof ContractRevertError && e.errorName === 'GrantNotFound')
-              return undefined
-            throw err
-          }
-        })
-      } catch (err) {
-        throw new AccessUnavailableError('Grant lookup failed', { cause: err })
-      }
-    },
-    async runCount(capsuleId) {
-      try {
-        return await rpcs.read('runCount', async ({ index, blockTag }) =>
-          BigInt(await reader(index).accessController.runCount(hexlify(capsuleId), { blockTag })),
-        )
-      } catch (err) {
-        throw new AccessUnavailableError('Run count lookup failed', { cause: err })
-      }
-    },
+    // The one grant reader (hand ABI, plain JSON-RPC): the same reads as the one-shot node's.
+    ...jsonRpcGrantReads({
+      providers: rpcs.providers,
+      accessController: init.addresses.accessController,
+      ...(init.quorum === undefined ? {} : { quorum: init.quorum }),
+      ...(init.onDisagreement === undefined ? {} : { onDisagreement: init.onDisagreement }),
+    }),
     async registerNode(p) {
       try {
         const tx = await c.nodeRegistry.register(p.peerId, hexlify(p.attestationKeyHash), p.roles, {

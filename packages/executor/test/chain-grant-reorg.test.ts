@@ -8,13 +8,23 @@
  * is on chain, sealed to this run's ephemeral key. Before, the executor refused that release
  * ("names another grant"): the key was out, the run counted and paid, nothing ran. Now the
  * executor checks the released grant on chain (same capsule, its ephemeral key) and runs under it.
+ *
+ * It checks the grant's executor too: another executor can copy the ephemeral key (public once
+ * the request is in the mempool) into its own request; a release of that grant is refused (a
+ * keyguard that pushes it to this executor is the fault injected).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { getBytes, hexlify, Transaction, type Wallet } from 'ethers'
+import { privateKeySigner } from '@digicap/capsule-core'
+import { getBytes, hexlify, randomBytes, Transaction, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ethersExecutorChain, type StageEvent } from '../src/index.ts'
+import {
+  acquireKey,
+  ethersExecutorChain,
+  type ReleaseInbox,
+  type StageEvent,
+} from '../src/index.ts'
 import { MIN_STAKE, makeCapsule, setupWorld, type World } from './helpers/world.ts'
 
 let w: World
@@ -93,5 +103,53 @@ describe('chain path across a reorg', () => {
     const g = await ac.getGrant(res.grantId)
     expect(g.runIndex).toBe(1n)
     await expect(ac.getGrant(receiptGrant as string)).rejects.toThrow()
+  }, 60_000)
+
+  it('refuses a release of a grant with its capsule and ephemeral key but another executor', async () => {
+    const capsule = await makeCapsule(w, {
+      plaintext: new TextEncoder().encode('copied'),
+      runtime: { kind: 'data' },
+    })
+    const ac = w.c.accessController
+    let copied: string | undefined
+    // A lying keyguard: it pushes this run the grant of another executor's request that copied
+    // this run's ephemeral key (the same capsule, the same key; only the executor differs).
+    const inbox: ReleaseInbox = {
+      async expect(capsuleId, keys) {
+        const receipt = await (
+          await ac
+            .connect(w.other)
+            .requestAccess(
+              hexlify(capsuleId),
+              hexlify(keys.publicKey),
+              hexlify(w.measurement),
+              '0x',
+            )
+        ).wait()
+        copied = ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+        return { grantId: getBytes(copied), dataKey: randomBytes(32) }
+      },
+      stop: async () => {},
+    }
+    const attempt = acquireKey({
+      libp2p: {} as never,
+      inbox,
+      chain: ethersExecutorChain({ addresses: w.addresses, signer: w.executorWallet }),
+      signer: privateKeySigner(w.executorWallet.privateKey as `0x${string}`),
+      keyguardPeer: {} as never,
+      capsuleId: getBytes(capsule.capsuleId),
+      measurement: w.measurement,
+      jobParams: new Uint8Array(0),
+      fee: 0n,
+      fast: false,
+      fallbackToChain: false,
+      fastTimeoutMs: 10_000,
+      maxReleaseWaitMs: 30_000,
+    })
+    await expect(attempt).rejects.toMatchObject({ code: 'KEY_RELEASE_INVALID' })
+    // The copied grant is on chain, for this capsule and this run's key, naming the other executor.
+    const g = await ac.getGrant(copied as string)
+    expect(g.capsuleId).toBe(capsule.capsuleId)
+    expect(g.executor).toBe(await w.other.getAddress())
   }, 60_000)
 })

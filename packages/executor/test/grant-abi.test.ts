@@ -4,10 +4,11 @@
  * JSON-RPC reads against a real anvil: same answers as the contract's own getter, `undefined` for
  * an unknown grant, and a refusal (never a half-decoded grant) for an answer that is not the tuple.
  */
-import { accessControllerAbi, deployDigicap } from '@digicap/contracts'
+import { accessControllerAbi, createProvider, deployDigicap } from '@digicap/contracts'
 import { startAnvil } from '@digicap/contracts/testing'
 import { getBytes, hexlify, Interface, randomBytes, type Wallet } from 'ethers'
 import { describe, expect, it } from 'vitest'
+import { ethersExecutorChain, ethersResultGrants } from '../src/index.ts'
 import {
   decodeGetGrant,
   decodeRunCount,
@@ -85,6 +86,28 @@ describe('getGrant and runCount by hand', () => {
       })
       expect(await reads.getGrant(randomBytes(32))).toBeUndefined()
       expect(await reads.runCount(randomBytes(32))).toBe(0n)
+      // The same reader over ethers' providers (ethersExecutorChain's and ethersResultGrants'):
+      // ethers reports the revert its own way, still `GrantNotFound`.
+      const provider = createProvider(anvil.rpcUrl, BigInt(contracts.chainId))
+      const chain = ethersExecutorChain({
+        addresses: contracts,
+        signer: (anvil.signers[1] as Wallet).connect(provider),
+      })
+      expect(await chain.getGrant(randomBytes(32))).toBeUndefined()
+      expect(await chain.runCount(randomBytes(32))).toBe(0n)
+      const grants = ethersResultGrants({
+        chainId: contracts.chainId,
+        accessController: contracts.accessController,
+        runner: provider,
+      })
+      expect(await grants.getGrant(randomBytes(32))).toBeUndefined()
+      expect(() =>
+        ethersResultGrants({
+          chainId: 1,
+          accessController: contracts.accessController,
+          runner: { provider: null },
+        }),
+      ).toThrow(/JSON-RPC provider/)
     } finally {
       await anvil.stop()
     }

@@ -7,15 +7,10 @@
  * answer (ADR 0073).
  */
 
-import {
-  type AccessControllerContract,
-  accessControllerAbi,
-  ContractRevertError,
-  decodeRevert,
-} from '@digicap/contracts'
+import { InvalidArgumentError } from '@digicap/capsule-core'
 import type { ResultGrantSource } from '@digicap/protocol'
-import { Contract, type ContractRunner, getBytes, hexlify } from 'ethers'
-import { AccessUnavailableError } from '../errors.ts'
+import type { ContractRunner } from 'ethers'
+import { type JsonRpcSender, jsonRpcGrantReads } from '../registry/json-rpc-registry.ts'
 
 /** The receiver's view of the chain (the interface lives with the receiver in protocol). */
 export type { ResultGrantSource }
@@ -23,11 +18,13 @@ export type { ResultGrantSource }
 export interface EthersResultGrantsInit {
   readonly chainId: bigint | number | string
   readonly accessController: string
-  /** A provider (read-only calls). */
+  /** A JSON-RPC provider, or a signer connected to one (read-only calls). */
   readonly runner: ContractRunner
 }
 
 /**
+ * `getGrant` is the executor's one grant reader (`jsonRpcGrantReads`) over the runner's provider.
+ * @throws {InvalidArgumentError} when the runner has no JSON-RPC provider (`send`).
  * @example
  * ```ts
  * const grants = ethersResultGrants({ chainId: 31337, accessController, runner: provider })
@@ -35,30 +32,23 @@ export interface EthersResultGrantsInit {
  * ```
  */
 export function ethersResultGrants(init: EthersResultGrantsInit): ResultGrantSource {
-  const controller = new Contract(
-    init.accessController,
-    accessControllerAbi,
-    init.runner,
-  ) as unknown as AccessControllerContract
+  const sender = [init.runner, init.runner.provider].find(
+    (r): r is ContractRunner & JsonRpcSender =>
+      typeof (r as Partial<JsonRpcSender> | null)?.send === 'function',
+  )
+  if (sender === undefined)
+    throw new InvalidArgumentError('ethersResultGrants needs a JSON-RPC provider', {
+      hint: 'Pass createProvider(url, chainId) from @digicap/contracts, or a signer connected to one.',
+    })
+  const { getGrant } = jsonRpcGrantReads({
+    providers: [sender],
+    accessController: init.accessController,
+  })
   return {
     domain: {
       chainId: BigInt(init.chainId),
       verifyingContract: init.accessController as `0x${string}`,
     },
-    async getGrant(grantId) {
-      try {
-        const g = await controller.getGrant(hexlify(grantId))
-        return {
-          executor: getBytes(g.executor),
-          capsuleId: getBytes(g.capsuleId),
-          ephemeralKey: getBytes(g.ephemeralKey),
-          runIndex: BigInt(g.runIndex),
-        }
-      } catch (err) {
-        const e = decodeRevert(err)
-        if (e instanceof ContractRevertError && e.errorName === 'GrantNotFound') return undefined
-        throw new AccessUnavailableError('Grant lookup failed', { cause: err })
-      }
-    },
+    getGrant,
   }
 }

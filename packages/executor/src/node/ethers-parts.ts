@@ -1,15 +1,13 @@
 /**
  * The parts of an executor node that need ethers: its providers, the chain client that sends
- * transactions (chain-path `requestAccess`, `registerNode`) and reads `isRegistered`, the
- * result grants and the funds reader. `openExecutorNode` imports this file on first use, so a
+ * transactions (chain-path `requestAccess`, `registerNode`) and reads `isRegistered`, and the
+ * funds reader (grants are read without ethers: `jsonRpcGrantReads`). `openExecutorNode` imports this file on first use, so a
  * run that sends no transaction (the fast path) never loads ethers (ADR 0052).
  */
 import type { DigicapSigner } from '@digicap/capsule-core'
 import { createProvider, digicapEthersSigner } from '@digicap/contracts'
-import type { ResultGrantSource } from '@digicap/protocol'
 import { type Provider, type Signer, VoidSigner } from 'ethers'
 import { type ExecutorChain, ethersExecutorChain } from '../chain.ts'
-import { ethersResultGrants } from '../delivery/grants.ts'
 import { chainWithoutTransactions } from './account.ts'
 import { ethersChainFunds } from './register.ts'
 import type { ChainFunds, ExecutorChainConnection } from './types.ts'
@@ -26,7 +24,6 @@ export type EthersPartsParameters = ExecutorChainConnection
 export interface EthersParts {
   readonly chain: ExecutorChain
   readonly funds: ChainFunds
-  readonly resultGrants: ResultGrantSource
   /** The first RPC's provider (the committee's reads use it too). */
   readonly provider: Provider
   /** Closes the providers. */
@@ -51,12 +48,6 @@ export function ethersParts(p: EthersPartsParameters, signer: DigicapSigner): Et
         ? chain
         : chainWithoutTransactions(chain, signer.address),
     funds: ethersChainFunds(provider),
-    // Who may deliver what to this node's receiver: the grants on this chain.
-    resultGrants: ethersResultGrants({
-      chainId: p.chainId,
-      accessController: p.contracts.accessController,
-      runner: provider,
-    }),
     provider,
     destroy() {
       for (const r of readProviders) r.destroy()

@@ -95,6 +95,12 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
     pubsub: p.pubsub !== false,
     ...(p.ipfsDir === undefined ? {} : { dataDir: p.ipfsDir }),
   })
+  // The one grant reader: the recorded-grant lookup and the receiver's, no ethers.
+  const grantReads = jsonRpcGrantReads({
+    rpcUrls: [p.rpcUrl, ...(p.readRpcUrls ?? [])],
+    accessController: p.contracts.accessController,
+    quorum: p.quorum,
+  })
   const chain: ExecutorChain = {
     chainId: BigInt(p.chainId),
     capsuleRegistry: p.contracts.capsuleRegistry,
@@ -107,11 +113,7 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
     }),
     requestAccess: async (r) => (await ethers()).chain.requestAccess(r),
     // A fast-path run finds the id its audit was recorded under (ADR 0073), without ethers.
-    ...jsonRpcGrantReads({
-      rpcUrls: [p.rpcUrl, ...(p.readRpcUrls ?? [])],
-      accessController: p.contracts.accessController,
-      quorum: p.quorum,
-    }),
+    ...grantReads,
     registerNode: async (r) => (await ethers()).chain.registerNode(r),
     isRegistered: async (a) => (await ethers()).chain.isRegistered(a),
   }
@@ -156,7 +158,7 @@ export async function openExecutorNode(p: OpenExecutorNodeParameters): Promise<E
         chainId: BigInt(p.chainId),
         verifyingContract: p.contracts.accessController as `0x${string}`,
       },
-      getGrant: async (grantId) => (await ethers()).resultGrants.getGrant(grantId),
+      getGrant: grantReads.getGrant,
     },
     resultReplays:
       p.receiverReplaysFile === undefined

@@ -112,26 +112,48 @@ export function jsonRpcGetCapsule(
   }
 }
 
+/** What a grant read sends through: `send(method, params)` (an ethers JSON-RPC provider has it). */
+export interface JsonRpcSender {
+  send(method: string, params: unknown[]): Promise<unknown>
+}
+
 export interface JsonRpcGrantReadsInit {
-  /** RPCs of one chain; reads go through a quorum of them. */
-  readonly rpcUrls: readonly string[]
+  /**
+   * RPCs of one chain, read by plain JSON-RPC (no ethers); reads go through a quorum of them.
+   * Or `providers`: senders already open (the ethers node's providers).
+   */
+  readonly rpcUrls?: readonly string[] | undefined
+  readonly providers?: readonly JsonRpcSender[] | undefined
   readonly accessController: string
   /** How many must agree. Default: 1 for one RPC, else a majority. */
   readonly quorum?: number | undefined
   readonly onDisagreement?: ((event: DisagreementEvent) => void) | undefined
 }
 
+/** A grant read: `getGrant` (`undefined` for a grant the controller does not know) and `runCount`. */
+export interface GrantReads {
+  getGrant(grantId: Uint8Array): Promise<GrantRecord | undefined>
+  runCount(capsuleId: Uint8Array): Promise<bigint>
+}
+
+/** The revert data of a failed `eth_call`: ours (`RpcErrorAnswer`) or an ethers provider's. */
+function revertDataOf(err: unknown): string | undefined {
+  if (err instanceof RpcErrorAnswer) return err.revertData
+  const data = (err as { data?: unknown } | null)?.data
+  return typeof data === 'string' ? data : undefined
+}
+
 /**
- * `ExecutorChain.getGrant` and `runCount` over JSON-RPC: what a fast-path run reads to find the
- * grant id its audit was recorded under (ADR 0073), without loading ethers (ADR 0052).
+ * `AccessController.getGrant` and `runCount` over JSON-RPC, by the hand ABI (`grant-abi.ts`):
+ * the executor's one grant reader. The one-shot node passes `rpcUrls` (a fast-path run finds the
+ * grant id its audit was recorded under, ADR 0073, without loading ethers, ADR 0052);
+ * `ethersExecutorChain` and `ethersResultGrants` pass their providers.
  * @throws {AccessUnavailableError} when the controller cannot be read or fewer than the quorum
  * agree.
  */
-export function jsonRpcGrantReads(init: JsonRpcGrantReadsInit): {
-  getGrant(grantId: Uint8Array): Promise<GrantRecord | undefined>
-  runCount(capsuleId: Uint8Array): Promise<bigint>
-} {
-  const senders = init.rpcUrls.map(jsonRpcSender)
+export function jsonRpcGrantReads(init: JsonRpcGrantReadsInit): GrantReads {
+  const senders: readonly JsonRpcSender[] =
+    init.providers ?? (init.rpcUrls ?? []).map(jsonRpcSender)
   const rpcs = createRpcQuorum({
     providers: senders as unknown as JsonRpcApiProvider[],
     pinMaxAgeMs: 0,
@@ -140,7 +162,7 @@ export function jsonRpcGrantReads(init: JsonRpcGrantReadsInit): {
   })
   const to = init.accessController.toLowerCase()
   const call = async (index: number, data: string, blockTag: unknown): Promise<string> => {
-    const answer = await (senders[index] as (typeof senders)[number]).send('eth_call', [
+    const answer = await (senders[index] as JsonRpcSender).send('eth_call', [
       { to, data },
       blockTag,
     ])
@@ -164,11 +186,7 @@ export function jsonRpcGrantReads(init: JsonRpcGrantReadsInit): {
             answer = await call(index, data, blockTag)
           } catch (err) {
             // A revert is an answer: `GrantNotFound` says the controller does not know it.
-            if (
-              err instanceof RpcErrorAnswer &&
-              err.revertData?.startsWith(GRANT_NOT_FOUND_SELECTOR)
-            )
-              return undefined
+            if (revertDataOf(err)?.startsWith(GRANT_NOT_FOUND_SELECTOR)) return undefined
             throw err
           }
           return decodeGetGrant(answer)
