@@ -1,6 +1,6 @@
 import { createProvider, deployDigicap } from '@digicap/contracts'
 import { type RpcProxy, startRpcProxy } from '@digicap/contracts/testing'
-import { AbiCoder, hexlify, randomBytes, zeroPadValue } from 'ethers'
+import { AbiCoder, hexlify, randomBytes, toQuantity, zeroPadValue } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ChainMismatchError,
@@ -233,8 +233,8 @@ describe('chain path', () => {
     const capsuleId = await registerCapsule(w.chain, w.kgNode)
     await storeKey(parts, capsuleId, randomBytes(32))
     const forgedGrantId = hexlify(randomBytes(32))
-    const liar = await lyingProxy(w.chain.anvil.rpcUrl, (logsParams) =>
-      forgedLog(logsParams, capsuleId, forgedGrantId),
+    const liar = await lyingProxy(w.chain.anvil.rpcUrl, (filter, at) =>
+      forgedLog(filter, at, capsuleId, forgedGrantId),
     )
     w.defer('lying RPC', liar.close)
     const chainId = BigInt(w.chain.addresses.chainId)
@@ -312,8 +312,12 @@ async function stopOther() {
   await otherStop?.()
 }
 
-function forgedLog(params: unknown, capsuleId: string, grantId: string) {
-  const [filter] = params as [{ address: string; fromBlock: string; toBlock: string }]
+function forgedLog(
+  filter: { address: string },
+  at: { blockNumber: string; blockHash: string },
+  capsuleId: string,
+  grantId: string,
+) {
   const data = AbiCoder.defaultAbiCoder().encode(
     ['bytes32', 'bytes32', 'uint64', 'bool'],
     [hexlify(randomBytes(32)), hexlify(randomBytes(32)), 4_000_000_000n, false],
@@ -327,8 +331,7 @@ function forgedLog(params: unknown, capsuleId: string, grantId: string) {
       zeroPadValue(w.chain.executor.address, 32),
     ],
     data,
-    blockNumber: filter.toBlock,
-    blockHash: hexlify(randomBytes(32)),
+    ...at,
     transactionHash: hexlify(randomBytes(32)),
     transactionIndex: '0x0',
     logIndex: '0x0',
@@ -336,15 +339,24 @@ function forgedLog(params: unknown, capsuleId: string, grantId: string) {
   }
 }
 
-/** A JSON-RPC proxy in front of `upstream` that adds a forged `AccessGranted` log to `eth_getLogs`. */
+/**
+ * A JSON-RPC proxy in front of `upstream` that adds a forged `AccessGranted` log to `eth_getLogs`,
+ * in the range's last block, or in the block asked by hash (the form the last blocks are read in).
+ */
 async function lyingProxy(
   upstream: string,
-  forge: (params: unknown) => Record<string, unknown>,
+  forge: (
+    filter: { address: string },
+    at: { blockNumber: string; blockHash: string },
+  ) => Record<string, unknown>,
 ): Promise<RpcProxy> {
   const topic0 = w.chain.c.accessController.interface.getEvent('AccessGranted')?.topicHash as string
-  return startRpcProxy(upstream, (call, result) => {
+  return startRpcProxy(upstream, async (call, result) => {
     if (call.method !== 'eth_getLogs' || !Array.isArray(result)) return result
-    const log = forge(call.params)
+    const [filter] = call.params as [{ address: string; toBlock?: string; blockHash?: string }]
+    const block = await w.chain.anvil.provider.getBlock(filter.blockHash ?? Number(filter.toBlock))
+    if (block?.hash == null) return result
+    const log = forge(filter, { blockNumber: toQuantity(block.number), blockHash: block.hash })
     ;(log.topics as string[])[0] = topic0
     return [...result, log]
   })

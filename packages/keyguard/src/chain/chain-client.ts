@@ -118,7 +118,9 @@ export interface ChainClient {
   block(number: number): Promise<BlockRef | undefined>
   /**
    * `AccessGranted` logs of the AccessController in `[fromBlock, toBlock]` for `capsuleIds`.
-   * With a quorum, only logs that enough RPCs returned identically.
+   * With a quorum, only logs that enough RPCs returned identically. A block the RPC has not
+   * indexed must fail the read, not answer none (the ethers client reads the range's last
+   * blocks by block hash: ADR 0085).
    */
   grantLogs(fromBlock: number, toBlock: number, capsuleIds: readonly string[]): Promise<GrantLog[]>
   /** The stored grant, or `undefined` if the contract does not know it. */

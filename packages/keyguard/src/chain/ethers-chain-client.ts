@@ -7,6 +7,7 @@
  * Contract reads are pinned to one block a quorum agrees on (by hash), so honest RPCs a block
  * apart still agree.
  */
+import { ChainReadError } from '@digicap/capsule-core/light'
 import {
   accessControllerAbi,
   attestationHubAbi,
@@ -56,6 +57,12 @@ export interface EthersChainClientInit {
   pinMaxAgeMs?: number
   /** Told when a quorum answered but some RPCs dissented: log it, one of them lies or lags. */
   onDisagreement?: (event: DisagreementEvent) => void
+  /**
+   * The last blocks of a `grantLogs` range that are read one by one by block hash (EIP-234)
+   * rather than by range: an RPC whose log index lags answers a range with `[]` for blocks it has
+   * not indexed, but a hash it does not have with an error (ADR 0085). Default 32.
+   */
+  tipBlocks?: number
   /**
    * Sends `recordFastPathGrant`: the keyguard operator account the owner approved with
    * `CapsuleRegistry.setOperator` (see `deriveOwnerIdentity`), never the owner's own account,
@@ -248,6 +255,12 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
     ...(init.onDisagreement === undefined ? {} : { onDisagreement: init.onDisagreement }),
   })
   const { providers, quorum } = rpcs
+  const tipBlocks = Math.max(1, init.tipBlocks ?? 32)
+  const blockRef = (number: number) =>
+    rpcs.agree('block hash', async (p): Promise<BlockRef | undefined> => {
+      const b = await p.getBlock(number)
+      return b?.hash ? { number: b.number, hash: lower(b.hash) } : undefined
+    })
   const accessController = getAddress(init.addresses.accessController)
   const nodeRegistry = getAddress(init.addresses.nodeRegistry)
   const chainId = BigInt(init.chainId)
@@ -283,7 +296,10 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
    * identically (`key`). Sorted in chain order.
    */
   async function quorumLogs<T extends { blockNumber: number; logIndex: number }>(
-    filter: { address: string; fromBlock: number; toBlock: number; topics: unknown[] },
+    filter: { address: string; topics: unknown[] } & (
+      | { fromBlock: number; toBlock: number }
+      | { blockHash: string }
+    ),
     parse: (log: Log) => T | undefined,
     key: (log: T) => string,
   ): Promise<T[]> {
@@ -359,21 +375,31 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
         }),
       ),
 
-    block: (number) =>
-      rpcs.agree('block hash', async (p): Promise<BlockRef | undefined> => {
-        const b = await p.getBlock(number)
-        return b?.hash ? { number: b.number, hash: lower(b.hash) } : undefined
-      }),
+    block: blockRef,
 
     async grantLogs(fromBlock, toBlock, capsuleIds) {
       if (capsuleIds.length === 0 || toBlock < fromBlock) return []
-      const filter = {
+      const base = {
         address: accessController,
-        fromBlock,
-        toBlock,
         topics: [abi().accessGrantedTopic, null, capsuleIds.map((c) => zeroPadValue(c, 32))],
       }
-      const logs = await quorumLogs(filter, parseGrantLog, logKey)
+      // The range's last `tipBlocks` by hash, one block each: a lagging log index answers a range
+      // it has not indexed with `[]`, a block hash it does not have with an error (ADR 0085).
+      const tipFrom = Math.max(fromBlock, toBlock - tipBlocks + 1)
+      const logs =
+        tipFrom > fromBlock
+          ? await quorumLogs({ ...base, fromBlock, toBlock: tipFrom - 1 }, parseGrantLog, logKey)
+          : []
+      for (let n = tipFrom; n <= toBlock; n++) {
+        const ref = await blockRef(n)
+        if (ref === undefined)
+          throw new ChainReadError('A block of the range is not on chain', {
+            details: { block: n },
+            hint: 'A reorg shortened the chain meanwhile: read the range again.',
+          })
+        const at = await quorumLogs({ ...base, blockHash: ref.hash }, parseGrantLog, logKey)
+        logs.push(...at.filter((l) => l.blockHash === ref.hash))
+      }
       // The releaser reads these grants next: pin reads at their block once a quorum has it.
       const last = logs.at(-1)
       if (last !== undefined) rpcs.notice(last.blockNumber)

@@ -13,6 +13,9 @@
  * - A range is handed over only when its last block has the same hash before and after its logs
  *   are read; else it is read again (a reorg landed meanwhile), so the cursor never moves onto a
  *   branch whose grants were not read.
+ * - A range's logs are complete: the client reads its last blocks by block hash, which an RPC
+ *   whose log index lags answers with an error, not with none (ADR 0085); the scan then throws
+ *   and the next poll reads the range again.
  * - `start()` checks `eth_chainId` against the configured chain id first.
  */
 import { join } from 'node:path'

@@ -4,7 +4,7 @@
  * the certificate, settling, opening a job) are simulated before they are sent and re-checked
  * after a revert, so a lost race costs no gas and throws nothing.
  */
-import { normalizeAddress, toHex } from '@digicap/capsule-core'
+import { ChainReadError, normalizeAddress, toHex } from '@digicap/capsule-core'
 import { MIN_SORTITION_WEIGHT } from '@digicap/committee'
 import {
   connectDigicap,
@@ -14,7 +14,7 @@ import {
 } from '@digicap/contracts'
 import type { ContractRunner } from 'ethers'
 import { getBytes, type Provider } from 'ethers'
-import type { JobStatus, VerifierChain } from './types.ts'
+import type { GrantSeen, JobStatus, OpenedJob, VerifierChain } from './types.ts'
 
 export interface EthersVerifierChainParameters {
   readonly addresses: Pick<DigicapAddresses, 'nodeRegistry' | 'accessController' | 'chainId'> &
@@ -22,7 +22,23 @@ export interface EthersVerifierChainParameters {
   readonly settlement: SettlementAddresses
   /** Sends this member's transactions (its account). */
   readonly runner: ContractRunner & { provider: Provider | null }
+  /**
+   * The last blocks of a `JobOpened` / `AccessGranted` read that are read one by one by block
+   * hash (EIP-234) rather than by range: an RPC whose log index lags answers a range with `[]`
+   * for blocks it has not indexed, a hash it does not have with an error (ADR 0085). A block's
+   * logs are read once per hash. Default 32.
+   */
+  readonly tipBlocks?: number
 }
+
+/** A block's logs by hash: they never change, a reorg gives the block another hash. */
+interface BlockEvents {
+  readonly jobs: OpenedJob[]
+  readonly grants: GrantSeen[]
+}
+
+/** Blocks whose header or events are kept (a few windows' worth). */
+const KEPT_BLOCKS = 256
 
 const STATUS: readonly JobStatus[] = ['none', 'open', 'seated', 'certified', 'settled', 'timed-out']
 
@@ -33,6 +49,97 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
     p.runner,
   )
   const provider = p.runner.provider as Provider
+  const tipBlocks = Math.max(1, p.tipBlocks ?? 32)
+  const ac = c.accessController
+  const parseJob = (l: unknown): OpenedJob => {
+    const a = (l as { args: { jobId: string; executor: string; deadline: bigint } }).args
+    return {
+      jobId: getBytes(a.jobId),
+      executor: normalizeAddress(a.executor, 'executor'),
+      deadline: BigInt(a.deadline),
+    }
+  }
+  const parseGrant = (l: { args: unknown; blockHash: string }): GrantSeen => ({
+    grantId: getBytes((l.args as { grantId: string }).grantId),
+    blockHash: l.blockHash.toLowerCase(),
+  })
+  const headers = new Map<string, { number: number; parentHash: string }>()
+  const events = new Map<string, Promise<BlockEvents>>()
+  const keep = <V>(m: Map<string, V>, k: string, v: V) => {
+    m.set(k, v)
+    if (m.size > KEPT_BLOCKS) m.delete(m.keys().next().value as string)
+  }
+  /** The hashes of blocks [from, to], read down from `to` through the parent hashes. */
+  async function hashes(from: number, to: number): Promise<string[]> {
+    const top = await provider.getBlock(to)
+    if (top?.hash == null)
+      throw new ChainReadError('A block to read is not on chain', { details: { block: to } })
+    const out = [top.hash.toLowerCase()]
+    let cur = { number: top.number, parentHash: top.parentHash.toLowerCase() }
+    keep(headers, out[0] as string, cur)
+    while (cur.number > from) {
+      const hash = cur.parentHash
+      let parent = headers.get(hash)
+      if (parent === undefined) {
+        const b = await provider.getBlock(hash)
+        if (b === null)
+          throw new ChainReadError('A parent block is not on chain (a reorg meanwhile)', {
+            details: { block: hash },
+          })
+        parent = { number: b.number, parentHash: b.parentHash.toLowerCase() }
+        keep(headers, hash, parent)
+      }
+      out.push(hash)
+      cur = parent
+    }
+    return out.reverse()
+  }
+  /** A block's events by its hash: a node without the block throws, never answers none. */
+  function eventsAt(blockHash: string): Promise<BlockEvents> {
+    const known = events.get(blockHash)
+    if (known !== undefined) return known
+    const read = (async (): Promise<BlockEvents> => {
+      const [hubAddress, acAddress] = await Promise.all([hub.getAddress(), ac.getAddress()])
+      const jobTopic = hub.interface.getEvent('JobOpened')?.topicHash
+      const grantTopic = ac.interface.getEvent('AccessGranted')?.topicHash
+      const logs = await provider.getLogs({
+        blockHash,
+        address: [hubAddress, acAddress],
+        topics: [[jobTopic as string, grantTopic as string]],
+      })
+      const jobs: OpenedJob[] = []
+      const grants: GrantSeen[] = []
+      for (const log of logs) {
+        if (log.blockHash.toLowerCase() !== blockHash) continue
+        if (log.address.toLowerCase() === hubAddress.toLowerCase() && log.topics[0] === jobTopic)
+          jobs.push(parseJob(hub.interface.parseLog(log)))
+        else if (
+          log.address.toLowerCase() === acAddress.toLowerCase() &&
+          log.topics[0] === grantTopic
+        )
+          grants.push(parseGrant({ args: ac.interface.parseLog(log)?.args, blockHash }))
+      }
+      return { jobs, grants }
+    })()
+    keep(events, blockHash, read)
+    read.catch(() => {
+      if (events.get(blockHash) === read) events.delete(blockHash)
+    })
+    return read
+  }
+  /** Events of [from, to]: the last `tipBlocks` by block hash, the blocks below by range. */
+  async function eventsIn<T>(
+    from: number,
+    to: number,
+    byRange: (from: number, to: number) => Promise<T[]>,
+    pick: (e: BlockEvents) => T[],
+  ): Promise<T[]> {
+    if (to < from) return []
+    const tipFrom = Math.max(from, to - tipBlocks + 1)
+    const out = tipFrom > from ? await byRange(from, tipFrom - 1) : []
+    for (const hash of await hashes(tipFrom, to)) out.push(...pick(await eventsAt(hash)))
+    return out
+  }
   let sameRegistry: Promise<boolean> | undefined
   let sameScale: Promise<boolean> | undefined
   const status = async (jobId: Uint8Array): Promise<JobStatus> => {
@@ -61,29 +168,25 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
     chainId: BigInt(p.addresses.chainId),
     hub: normalizeAddress(p.settlement.attestationHub, 'attestationHub'),
     blockNumber: () => provider.getBlockNumber(),
-    async openedJobs(from, to) {
-      const logs = await hub.queryFilter(hub.filters.JobOpened!(), from, to)
-      return logs.map((l) => {
-        const a = (l as unknown as { args: { jobId: string; executor: string; deadline: bigint } })
-          .args
-        return {
-          jobId: getBytes(a.jobId),
-          executor: normalizeAddress(a.executor, 'executor'),
-          deadline: BigInt(a.deadline),
-        }
-      })
-    },
-    async grantsIn(from, to) {
-      const ac = c.accessController
-      const logs = await ac.queryFilter(ac.filters.AccessGranted!(), from, to)
-      return logs.map((l) => ({
-        grantId: getBytes((l as unknown as { args: { grantId: string } }).args.grantId),
-        blockHash: l.blockHash.toLowerCase(),
-      }))
-    },
+    openedJobs: (from, to) =>
+      eventsIn(
+        from,
+        to,
+        async (a, b) => (await hub.queryFilter(hub.filters.JobOpened!(), a, b)).map(parseJob),
+        (e) => e.jobs,
+      ),
+    grantsIn: (from, to) =>
+      eventsIn(
+        from,
+        to,
+        async (a, b) =>
+          (await ac.queryFilter(ac.filters.AccessGranted!(), a, b)).map((l) =>
+            parseGrant(l as unknown as { args: unknown; blockHash: string }),
+          ),
+        (e) => e.grants,
+      ),
     openJob: (grantId) => attempt(hub.openJob as never, [toHex(grantId)]),
     async grant(jobId) {
-      const ac = c.accessController
       const [log] = await ac.queryFilter(ac.filters.AccessGranted!(toHex(jobId)))
       if (log === undefined) throw new Error(`no AccessGranted for ${toHex(jobId)}`)
       const a = (

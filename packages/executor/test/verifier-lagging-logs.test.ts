@@ -1,0 +1,132 @@
+/**
+ * The verifier's job watch behind an RPC whose `eth_getLogs` backend lags (real anvil; the lag is
+ * a JSON-RPC proxy in front of it, the fault injected).
+ *
+ * A load-balanced RPC can serve the head and blocks from a node that has them and `eth_getLogs`
+ * from one whose log index has not reached them: a range query answers `[]` for those blocks.
+ * The verifier read its window of the last `reorgBlocks` blocks by range, so a job whose block
+ * left the window before the index had it was never seen: no ticket, a committee short of a
+ * member. Now the window's blocks are read by block hash (EIP-234), which a node without the
+ * block answers with an error, and the poll reads them again (ADR 0085).
+ */
+import { privateKeySigner } from '@digicap/capsule-core'
+import { attested, connectSettlement, createProvider } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
+import { type RpcProxy, startRpcProxy } from '@digicap/contracts/testing'
+import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
+import { getBytes, hexlify, type Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ethersVerifierChain, type VerifierEvent, verifierNode } from '../src/node/index.ts'
+import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
+
+let w: World
+let node: DigicapNode
+let proxy: RpcProxy
+/** The newest block the proxy's log index has (its logs above are withheld). */
+let indexed = Number.POSITIVE_INFINITY
+
+beforeAll(async () => {
+  w = await setupWorld({
+    fastPath: false,
+    settlement: { seats: 4, sortitionWindow: 20, certificateBlocks: 600 },
+  })
+  node = await createDigicapNode()
+  const anvil = w.anvil.provider
+  proxy = await startRpcProxy(w.anvil.rpcUrl, async (call, result) => {
+    if (call.method !== 'eth_getLogs') return result
+    const filter = call.params[0] as { blockHash?: string }
+    if (filter.blockHash !== undefined) {
+      // A node without the block answers its hash with an error, as geth does.
+      const block = await anvil.getBlock(filter.blockHash)
+      if (block === null || block.number > indexed) throw new Error('unknown block')
+      return result
+    }
+    return (result as { blockNumber: string }[]).filter((l) => Number(l.blockNumber) <= indexed)
+  })
+}, 60_000)
+
+afterAll(async () => {
+  await node?.stop()
+  await proxy?.close()
+  await w?.stop()
+})
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('verifier job watch behind a lagging eth_getLogs', () => {
+  it('finds a job whose block left its window while the log index lagged', async () => {
+    const provider = w.anvil.provider
+    const policy = await deployPolicy(w.owner, attested(), {
+      nodeRegistry: w.addresses.nodeRegistry,
+    })
+    const capsule = await makeCapsule(w, {
+      plaintext: new TextEncoder().encode('lag'),
+      runtime: { kind: 'data' },
+      policy: policy.address,
+    })
+    const wallet = (w.anvil.signers[7] as Wallet).connect(
+      createProvider(proxy.url, BigInt(w.addresses.chainId)),
+    )
+    const real = ethersVerifierChain({
+      addresses: w.addresses,
+      settlement: w.addresses as never,
+      runner: wallet,
+    })
+    // The newest block a `JobOpened` read has ended on (answered or failed): a poll's end.
+    let readTo = -1
+    const chain = {
+      ...real,
+      openedJobs: (from: number, to: number) =>
+        real.openedJobs(from, to).finally(() => {
+          readTo = Math.max(readTo, to)
+        }),
+    }
+    const events: VerifierEvent[] = []
+    const verifier = verifierNode({
+      pollMs: 100,
+      reorgBlocks: 2,
+      openJobs: false,
+      ticketWaves: false,
+      settle: false,
+    })({
+      libp2p: node.libp2p,
+      chain,
+      signer: privateKeySigner(wallet.privateKey as `0x${string}`),
+      vrfKey: getBytes(wallet.privateKey),
+      onEvent: (e) => events.push(e),
+    })
+    await verifier.start()
+    try {
+      indexed = await provider.getBlockNumber()
+      const ac = w.c.accessController
+      const receipt = await (
+        await ac
+          .connect(w.executorWallet)
+          .requestAccess(
+            capsule.capsuleId,
+            hexlify(new Uint8Array(32).fill(5)),
+            hexlify(w.measurement),
+            '0x',
+          )
+      ).wait()
+      const grantId = ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+      const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
+      await (await hub.connect(w.other).openJob(grantId)).wait()
+      // Past the window while the index lags, and read there.
+      await provider.send('anvil_mine', ['0x5'])
+      const past = await provider.getBlockNumber()
+      while (readTo < past) await sleep(50)
+      // The index catches up.
+      indexed = Number.POSITIVE_INFINITY
+      await provider.send('evm_mine', [])
+      const deadline = Date.now() + 15_000
+      while (Date.now() < deadline && !events.some((e) => e.event === 'job-opened')) await sleep(50)
+      expect(events.find((e) => e.event === 'job-opened')).toMatchObject({
+        event: 'job-opened',
+        jobId: grantId.toLowerCase(),
+      })
+    } finally {
+      await verifier.stop()
+    }
+  }, 60_000)
+})
