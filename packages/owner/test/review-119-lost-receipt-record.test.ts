@@ -9,9 +9,10 @@
  * ADR 0071 (a record releases only while the on-chain owner is the record's).
  * Real anvil, real solc deployment, the keyguard's real file key store, software sealer.
  */
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateX25519KeyPair, privateKeySigner } from '@digicap/capsule-core'

@@ -8,9 +8,10 @@
  * with the chain and the key record: the capsule opens under the attacker's rule.
  * Real anvil, real solc deployment, real on-disk blockstore, software sealer.
  */
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateX25519KeyPair, privateKeySigner } from '@digicap/capsule-core'
@@ -19,11 +20,11 @@ import { privateKeyTransactor } from '@digicap/contracts/light'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { softwareSealer } from '@digicap/keyguard/local'
 import { openFsCapsuleImporter } from '@digicap/p2p/import'
-import { getBytes, getCreateAddress, Wallet } from 'ethers'
+import { getBytes, getCreateAddress, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  solcPolicyDeployer,
   sealAndPublish,
+  solcPolicyDeployer,
   transactorCapsuleRegistrar,
   transactorPolicyDeployer,
 } from '../src/index.ts'
