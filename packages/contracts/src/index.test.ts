@@ -116,6 +116,7 @@ describe('public surface', () => {
         "POLICY_SOURCE_NAME",
         "PolicyCompileError",
         "PolicyExpressionError",
+        "QuorumError",
         "REGISTER_CAPSULE_SIGNATURE",
         "SOLC_VERSION",
         "TransactionError",
@@ -126,12 +127,14 @@ describe('public surface', () => {
         "any",
         "attested",
         "before",
+        "createAddress",
         "denylist",
         "environment",
         "fee",
         "formatPolicyExpression",
         "functionSelector",
         "generatePolicySource",
+        "jsonRpcQuorum",
         "maxRuns",
         "minReputation",
         "normalizePolicyExpression",
@@ -141,6 +144,7 @@ describe('public surface', () => {
         "privateKeyTransactor",
         "registerCapsuleCallData",
         "requiresAttestation",
+        "rpcUrlName",
       ]
     `)
   })

@@ -24,6 +24,7 @@ export {
   ContractRevertError,
   PolicyCompileError,
   PolicyExpressionError,
+  QuorumError,
   TransactionError,
 } from './errors.ts'
 export { type AbiParam, abiEncodeParams, functionSelector } from './light/abi-encode.ts'
@@ -33,6 +34,13 @@ export {
   REGISTER_CAPSULE_SIGNATURE,
   registerCapsuleCallData,
 } from './light/calls.ts'
+export { createAddress } from './light/create-address.ts'
+export {
+  type JsonRpcQuorum,
+  type JsonRpcQuorumInit,
+  jsonRpcQuorum,
+  rpcUrlName,
+} from './light/rpc-quorum.ts'
 export {
   type KeyTransactor,
   type MinedTransaction,

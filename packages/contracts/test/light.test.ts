@@ -14,6 +14,7 @@ import {
   formatEther as ethersFormatEther,
   parseEther as ethersParseEther,
   getBytes,
+  getCreateAddress,
   hexlify,
   Interface,
   randomBytes,
@@ -30,6 +31,7 @@ import {
   REGISTER_CAPSULE_SIGNATURE,
   registerCapsuleCallData,
 } from '../src/light/calls.ts'
+import { createAddress } from '../src/light/create-address.ts'
 import { privateKeyTransactor } from '../src/light/transactor.ts'
 import { formatEther, parseEther } from '../src/policy/ether.ts'
 import { maxRuns } from '../src/policy/expression.ts'
@@ -142,6 +144,25 @@ describe('call data, byte for byte as ethers encodes it', () => {
     expect(hexlify(policyCreationData(compiled.bytecode, w.addresses.nodeRegistry))).toBe(data)
   })
 
+  it('a creation address is the one ethers computes, for any sender and nonce', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 20, maxLength: 20 }),
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        (from, nonce) => {
+          const sender = hexlify(from)
+          expect(createAddress(sender, nonce)).toBe(getCreateAddress({ from: sender, nonce }))
+        },
+      ),
+      { numRuns: 300 },
+    )
+    for (const nonce of [0n, 1n, 127n, 128n, 255n, 256n, 2n ** 32n]) {
+      expect(createAddress(w.owner.address, nonce)).toBe(
+        getCreateAddress({ from: w.owner.address, nonce }),
+      )
+    }
+  })
+
   it('fee amounts: parse and format as ethers', () => {
     fc.assert(
       fc.property(fc.bigInt({ min: 0n, max: 2n ** 128n }), (wei) => {
@@ -166,6 +187,8 @@ describe('privateKeyTransactor on anvil', () => {
     })
     expect(created.contractAddress).toBeDefined()
     const policy = created.contractAddress as string
+    // The nonce it signed gives the same address, without the receipt.
+    expect(createAddress(tx.address, created.nonce)).toBe(policy)
     // The code on chain is the compiled policy's, with the NodeRegistry as its immutable.
     await verifyPolicyBytecode(w.anvil.provider, policy, compiled)
 

@@ -32,3 +32,14 @@ export class DaemonRunningError extends DigicapError {
     super('DAEMON_RUNNING', shortMessage, options)
   }
 }
+
+/**
+ * The contract at the address the owner's policy creation made is not the policy compiled for
+ * the expression (another contract, none yet, or the RPCs disagree): the header is not signed.
+ */
+export class PolicyCodeError extends DigicapError {
+  override name = 'PolicyCodeError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('POLICY_CODE', shortMessage, options)
+  }
+}

@@ -50,6 +50,7 @@ export {
   CapsuleAdoptionError,
   DaemonRunningError,
   InputFileError,
+  PolicyCodeError,
   RuntimeUnsupportedError,
 } from './errors.ts'
 export type {
@@ -68,7 +69,10 @@ export { childProcessPolicyCompiler } from './policy/child-compiler.ts'
 export { cachedPolicyCompiler } from './policy/policy-cache.ts'
 export type { SolcPolicyDeployerInit } from './policy/solc-policy-deployer.ts'
 export { solcPolicyDeployer } from './policy/solc-policy-deployer.ts'
-export { transactorPolicyDeployer } from './policy/transactor-policy-deployer.ts'
+export {
+  type TransactorPolicyDeployerInit,
+  transactorPolicyDeployer,
+} from './policy/transactor-policy-deployer.ts'
 export type {
   DeployedPolicyInfo,
   PolicyCompiler,

@@ -26,15 +26,19 @@ export interface TransactionRequest {
 /** A mined transaction that did not revert. */
 export interface MinedTransaction {
   readonly hash: Hex
+  /** The nonce the transaction was signed with: a creation's address follows from it (`createAddress`). */
+  readonly nonce: bigint
   readonly blockNumber: bigint
   readonly gasUsed: bigint
-  /** The created contract's address (a creation only). */
+  /** The created contract's address as the receipt names it (a creation only; the RPC's word). */
   readonly contractAddress?: Address
 }
 
 /** Sends transactions from one account and waits for them to be mined. */
 export interface KeyTransactor {
   readonly address: Address
+  /** The RPC it sends through, when it has one (the default for reads that check its work). */
+  readonly rpcUrl?: string
   /**
    * Sends `tx` and waits for its receipt.
    * @throws {ContractRevertError} when the call reverts (at gas estimation, or mined with status 0).
@@ -146,6 +150,7 @@ export function privateKeyTransactor(init: PrivateKeyTransactorInit): KeyTransac
   }
   return {
     address,
+    rpcUrl: init.rpcUrl,
     async send(tx) {
       const to = tx.to === undefined ? undefined : normalizeAddress(tx.to, 'to')
       const value = tx.value ?? 0n
@@ -173,10 +178,11 @@ export function privateKeyTransactor(init: PrivateKeyTransactorInit): KeyTransac
         priority.error === undefined
           ? bigintOf(priority.result, 'maxPriorityFeePerGas', 'eth_maxPriorityFeePerGas')
           : DEFAULT_PRIORITY_FEE
+      const signedNonce = bigintOf(nonce, 'nonce', 'eth_getTransactionCount')
       const signed = Transaction.prepare({
         type: 'eip1559',
         chainId: BigInt(init.chainId),
-        nonce: bigintOf(nonce, 'nonce', 'eth_getTransactionCount'),
+        nonce: signedNonce,
         to: to ?? '0x',
         value,
         data,
@@ -199,6 +205,7 @@ export function privateKeyTransactor(init: PrivateKeyTransactorInit): KeyTransac
       const created = receipt.contractAddress
       return {
         hash,
+        nonce: signedNonce,
         blockNumber: bigintOf(receipt.blockNumber, 'blockNumber', 'eth_getTransactionReceipt'),
         gasUsed: bigintOf(receipt.gasUsed, 'gasUsed', 'eth_getTransactionReceipt'),
         ...(typeof created === 'string' ? { contractAddress: normalizeAddress(created) } : {}),

@@ -224,6 +224,10 @@ export async function sealOwnerNode(
           policies: transactorPolicyDeployer(transactor, {
             nodeRegistry: config.contracts.nodeRegistry,
             serialize,
+            // The created policy's code is read through the keyguard's RPCs and quorum before
+            // the header names it: one lying RPC cannot pick the capsule's policy.
+            rpcUrls: [config.rpcUrl, ...(config.rpcUrls ?? [])],
+            ...(config.quorum !== undefined ? { quorum: config.quorum } : {}),
             // solc in a child (its heap never joins the capsule's streaming), once per source
             compile: cachedPolicyCompiler(paths.policyCache, childProcessPolicyCompiler()),
           }),

@@ -1,4 +1,6 @@
 /**
+ * The policy a capsule names is the contract the owner created, whatever one RPC says.
+ *
  * Review 119 (attacker): `pi-node seal`'s policy deployer (`transactorPolicyDeployer` over
  * `privateKeyTransactor`) takes the new policy's address from the RPC's receipt
  * (`receipt.contractAddress`). One lying RPC (the owner's `rpcUrl`) that forwards every call
@@ -6,9 +8,14 @@
  * register on the real chain under, a policy contract the attacker chose (here a laxer one it
  * deployed in advance). The keyguard, reading the real chain over an honest quorum, then agrees
  * with the chain and the key record: the capsule opens under the attacker's rule.
+ * The nonce lie (review 120): an RPC that answers an old nonce (one the owner created a laxer
+ * policy with), swallows the transaction and fakes its receipt makes the computed address that
+ * older policy; its code differs from this expression's, and a quorum of the keyguard's RPCs
+ * reads it, so the header is never signed.
  * Real anvil, real solc deployment, real on-disk blockstore, software sealer.
  */
 
+import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -20,7 +27,7 @@ import { privateKeyTransactor } from '@digicap/contracts/light'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { softwareSealer } from '@digicap/keyguard/local'
 import { openFsCapsuleImporter } from '@digicap/p2p/import'
-import { getBytes, getCreateAddress, type Wallet } from 'ethers'
+import { getBytes, getCreateAddress, keccak256, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   sealAndPublish,
@@ -66,7 +73,7 @@ async function receiptLyingProxy(origin: string, fake: () => string | undefined)
   }
 }
 
-describe('review 119: a lying RPC receipt picks the capsule’s policy', () => {
+describe('a lying RPC does not pick the capsule’s policy', () => {
   let anvil: Anvil
   let contracts: DigicapAddresses
   let dir: string
@@ -140,6 +147,120 @@ describe('review 119: a lying RPC receipt picks the capsule’s policy', () => {
         await store.close()
         await proxy.close()
       }
+    },
+    SLOW,
+  )
+  it(
+    'an RPC lying about the nonce (an older laxer policy of the owner) is caught by the code check through a quorum',
+    async () => {
+      const owner = anvil.signers[2] as Wallet
+      const privateKey = getBytes(owner.privateKey)
+      const chainId = Number(anvil.chainId)
+      const honest = privateKeyTransactor({ rpcUrl: anvil.rpcUrl, chainId, privateKey })
+      // The owner's own older, laxer policy, at a nonce the liar will answer again.
+      const oldNonce = await anvil.provider.getTransactionCount(owner.address)
+      const older = await transactorPolicyDeployer(honest, {
+        nodeRegistry: contracts.nodeRegistry,
+      }).deploy('maxRuns(1000000)')
+      expect(older.address).toBe(getCreateAddress({ from: owner.address, nonce: oldNonce }))
+      // The code this seal's expression has (someone else's deployment of it), which the liar
+      // also answers for the older address: it lies about everything it is asked.
+      const same = await solcPolicyDeployer(anvil.signers[4] as Wallet, {
+        nodeRegistry: contracts.nodeRegistry,
+      }).deploy('maxRuns(1)')
+      const wantedCode = await anvil.provider.getCode(same.address)
+      const swallowed = new Set<string>()
+      const liar = createServer((req, res) => {
+        let body = ''
+        req.on('data', (c) => {
+          body += c
+        })
+        req.on('end', async () => {
+          const msg = JSON.parse(body) as { id: number; method: string; params: unknown[] }
+          const reply = (result: unknown) =>
+            res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }))
+          res.setHeader('content-type', 'application/json')
+          if (msg.method === 'eth_getTransactionCount') return reply(`0x${oldNonce.toString(16)}`)
+          if (msg.method === 'eth_sendRawTransaction') {
+            const hash = keccak256(msg.params[0] as string)
+            swallowed.add(hash)
+            return reply(hash)
+          }
+          if (
+            msg.method === 'eth_getTransactionReceipt' &&
+            swallowed.has(msg.params[0] as string)
+          ) {
+            return reply({
+              status: '0x1',
+              blockNumber: '0x1',
+              gasUsed: '0x5208',
+              contractAddress: older.address,
+            })
+          }
+          if (
+            msg.method === 'eth_getCode' &&
+            String(msg.params[0]).toLowerCase() === older.address.toLowerCase()
+          ) {
+            return reply(wantedCode)
+          }
+          const answer = await fetch(anvil.rpcUrl, {
+            method: 'POST',
+            body,
+            headers: { 'content-type': 'application/json' },
+          })
+          res.end(await answer.text())
+        })
+      })
+      await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r))
+      const liarUrl = `http://127.0.0.1:${(liar.address() as AddressInfo).port}`
+      const transactor = privateKeyTransactor({ rpcUrl: liarUrl, chainId, privateKey })
+      const input = join(dir, 'nonce.bin')
+      await writeFile(input, new Uint8Array(4096).fill(8))
+      const store = await openFsCapsuleImporter(join(dir, 'ipfs-nonce'), { referenceFiles: true })
+      const output = join(dir, 'nonce.capsule')
+      let registered = false
+      try {
+        await expect(
+          sealAndPublish(
+            {
+              input,
+              output,
+              policy: 'maxRuns(1)',
+              chainId,
+              registry: contracts.capsuleRegistry,
+              keyguardPeerId: '12D3KooWReview119Keyguard',
+              recoveryPublicKey: generateX25519KeyPair().publicKey,
+            },
+            {
+              signer: privateKeySigner(privateKey),
+              wrapper: softwareSealer({
+                keyFile: join(dir, 'sealer.pem'),
+                allowInsecure: true,
+                createIfMissing: true,
+              }),
+              // The node's RPCs: the liar (its rpcUrl) and two honest ones, a majority quorum.
+              policies: transactorPolicyDeployer(transactor, {
+                nodeRegistry: contracts.nodeRegistry,
+                rpcUrls: [liarUrl, anvil.rpcUrl, anvil.rpcUrl],
+                quorum: 2,
+              }),
+              registrar: {
+                register: async () => {
+                  registered = true
+                  return { transactionHash: '0x' }
+                },
+              },
+              store,
+            },
+          ),
+        ).rejects.toMatchObject({ code: 'POLICY_CODE' })
+      } finally {
+        await store.close()
+        await new Promise((r) => liar.close(r))
+      }
+      expect(swallowed.size).toBe(1)
+      expect(registered).toBe(false)
+      expect(existsSync(output)).toBe(false)
     },
     SLOW,
   )
