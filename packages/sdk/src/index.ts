@@ -37,7 +37,7 @@ export {
 export { generateIdentity, generateReceiverKey } from './keys.ts'
 export type { DefineNetworkParameters, DigicapNetwork, NetworkRef } from './networks/registry.ts'
 export { defineNetwork, getNetwork, listNetworks, registerNetwork } from './networks/registry.ts'
-export type { ResultGrantSource } from './receive/chain-grants.ts'
+export type { ChainReadOptions, ResultGrantSource } from './receive/chain-grants.ts'
 export { chainCapsuleRegistry, chainResultGrants } from './receive/chain-grants.ts'
 export type {
   OpenReceiverParameters,

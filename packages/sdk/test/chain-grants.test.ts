@@ -15,7 +15,7 @@ import {
   openReceiver,
 } from '../src/index.ts'
 
-let answer: (method: string) => unknown = () => ({ result: '0x' })
+let answer: (method: string, params: unknown[]) => unknown = () => ({ result: '0x' })
 let server: Server
 let url: string
 beforeAll(async () => {
@@ -25,8 +25,12 @@ beforeAll(async () => {
       body += d
     })
     req.on('end', () => {
-      const { method, id } = JSON.parse(body) as { method: string; id: number }
-      const a = answer(method)
+      const { method, id, params } = JSON.parse(body) as {
+        method: string
+        id: number
+        params: unknown[]
+      }
+      const a = answer(method, params)
       res.setHeader('content-type', 'application/json')
       res.end(typeof a === 'string' ? a : JSON.stringify({ jsonrpc: '2.0', id, ...(a as object) }))
     })
@@ -61,6 +65,25 @@ describe('chainResultGrants', () => {
       capsuleId: new Uint8Array(32).fill(0xcc),
       ephemeralKey: new Uint8Array(32).fill(0xdd),
     })
+  })
+
+  it('with confirmations, reads at that many blocks below the head', async () => {
+    const tags: unknown[] = []
+    answer = (method, params) => {
+      if (method === 'eth_blockNumber') return { result: '0x10' }
+      tags.push(params[1])
+      return {
+        result: `0x${word('ab'.repeat(20))}${word('05')}${word('ffff')}${word('01')}${'cc'.repeat(32)}${'dd'.repeat(32)}`,
+      }
+    }
+    expect(await chainResultGrants(net(), { confirmations: 2 }).getGrant(grantId)).toBeDefined()
+    expect(tags).toEqual(['0xe'])
+    expect(() => chainResultGrants(net(), { confirmations: -1 })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
+    expect(() => chainResultGrants(net(), { rpcUrls: [url], quorum: 3 })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
   })
 
   it('GrantNotFound is "not yet" (undefined), not an error', async () => {

@@ -22,6 +22,16 @@ export interface OpenReceiverParameters {
   readonly network: NetworkRef
   /** Use this RPC instead of the network's own. */
   readonly rpcUrl?: string | undefined
+  /**
+   * More RPCs of the same chain (distinct providers). Grants and capsules are then taken only
+   * when a quorum of all the RPCs gives the same answer: one lying RPC is outvoted. With one
+   * RPC, that RPC is trusted for what a grant names.
+   */
+  readonly rpcUrls?: readonly string[] | undefined
+  /** How many RPCs must agree. Default: 1 for one RPC, else a majority. */
+  readonly quorum?: number | undefined
+  /** Read grants and capsules this many blocks below the head (reorg depth). Default 0. */
+  readonly confirmations?: number | undefined
   /** The receiver's X25519 private key (32 bytes; `generateReceiverKey()` makes one). */
   readonly key: Uint8Array
   /** A 32-byte seed for a stable libp2p identity (so that capsules can name this peer). Default: fresh. */
@@ -93,13 +103,21 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
   if (p.replayFile !== undefined && (typeof p.replayFile !== 'string' || p.replayFile === '')) {
     throw new InvalidArgumentError('replayFile is a file path')
   }
+  const reads = {
+    ...(p.rpcUrls === undefined ? {} : { rpcUrls: p.rpcUrls }),
+    ...(p.quorum === undefined ? {} : { quorum: p.quorum }),
+    ...(p.confirmations === undefined ? {} : { confirmations: p.confirmations }),
+  }
+  // Built now: a quorum or depth that cannot be met fails before anything starts.
+  const grants = chainResultGrants(network, reads)
+  const registry = chainCapsuleRegistry(network, reads)
   const publicKey = x25519PublicKey(p.key)
   const replays =
     p.replays ??
     (p.replayFile === undefined
       ? undefined
       : fileResultReplays({ path: p.replayFile })({ writeJsonAtomic }))
-  await checkChainId(network)
+  await checkChainId(network, p.rpcUrls)
   const node = await createDigicapNode({
     listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: p.bootstrap ?? [],
@@ -109,9 +127,9 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
   const inbox = createResultReceiver({ privateKey: Uint8Array.from(p.key) })({
     libp2p: node.libp2p,
     store,
-    grants: chainResultGrants(network),
+    grants,
     // Only capsules whose owner-signed header names this key (registry → CID → header).
-    capsules: headerResultCapsules({ registry: chainCapsuleRegistry(network), store }),
+    capsules: headerResultCapsules({ registry, store }),
     ...(replays === undefined ? {} : { replays }),
   })
   try {

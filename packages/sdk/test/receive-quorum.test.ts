@@ -1,4 +1,6 @@
 /**
+ * What the receiver trusts the chain's RPCs for (review 120, after review 119).
+ *
  * Review 119 (attacker): the SDK receiver decides "signed by the executor its grant names on
  * the network's AccessController" from one JSON-RPC endpoint, at `latest`, with no quorum and no
  * confirmations (the keyguard and the executor read through `@digicap/contracts`' RPC quorum,
@@ -9,6 +11,10 @@
  * A real anvil with the `local` deployment (which holds no such grant or capsule), the
  * receiver's real libp2p + helia, a real delivery over the result protocol; the lying RPC
  * forwards every other call to anvil.
+ *
+ * One RPC is trusted: what it claims, the receiver takes (documented, tested below). With
+ * `rpcUrls` a quorum of distinct RPCs must agree on the grant and the capsule: the liar is
+ * outvoted (two of two: no agreement; two of three: the honest answer, "no such grant").
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -47,7 +53,7 @@ let anvil: Anvil
 let server: Server
 let rpcUrl: string
 let sender: DigicapNode
-let receiver: Receiver
+const receivers: Receiver[] = []
 /** What the lying RPC claims the chain holds (call data after the selector, hex). */
 const fakeGrants = new Map<string, GrantRecord>()
 const fakeCapsules = new Map<string, string>()
@@ -101,22 +107,31 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
-  await receiver?.stop()
+  for (const r of receivers) await r.stop()
   await sender?.stop()
   server?.closeAllConnections()
   await new Promise<void>((r) => (server ? server.close(() => r()) : r()))
   await anvil?.stop()
 })
 
-it('a result whose grant and capsule only the RPC claims is not taken', async () => {
+/**
+ * Opens a receiver with `reads` (its RPCs), then delivers it the attacker's result for a
+ * capsule and a grant that only the lying RPC claims; the receiver's answer.
+ */
+async function deliverForged(reads: {
+  rpcUrls?: string[]
+  quorum?: number
+}): Promise<{ receiver: Receiver; status: string }> {
   const local = getNetwork('local')
   const key = generateReceiverKey()
-  receiver = await openReceiver({
+  const receiver = await openReceiver({
     network: 'local',
     rpcUrl,
+    ...reads,
     key: key.privateKey,
     bootstrap: sender.multiaddrs(),
   })
+  receivers.push(receiver)
   let peer: Parameters<typeof request>[1] | undefined
   for (let i = 0; i < 200 && peer === undefined; i++) {
     peer = sender.libp2p
@@ -198,7 +213,27 @@ it('a result whose grant and capsule only the RPC claims is not taken', async ()
     { ...fields, signature: signResult(fields, domain, attackerKey), hpke: sealed },
     { timeout: 20_000 },
   )
-  expect(ack.status).not.toBe('ok')
+  return { receiver, status: ack.status }
+}
+
+it('with one RPC, that RPC is trusted: a grant and capsule only it claims are taken', async () => {
+  const { receiver, status } = await deliverForged({})
+  expect(status).toBe('ok')
+  const r = await receiver.waitForResult({ timeoutMs: 20_000 })
+  expect(new TextDecoder().decode(r.output)).toBe('forged output')
+}, 120_000)
+
+it('a quorum of two RPCs, one lying: a result whose grant and capsule only the liar claims is not taken', async () => {
+  const { receiver, status } = await deliverForged({ rpcUrls: [anvil.rpcUrl] })
+  expect(status).not.toBe('ok')
+  await expect(receiver.waitForResult({ timeoutMs: 1000 })).rejects.toMatchObject({
+    code: 'RESULT_TIMEOUT',
+  })
+}, 120_000)
+
+it('two of three RPCs, one lying: the honest majority outvotes it, the result is not taken', async () => {
+  const { receiver, status } = await deliverForged({ rpcUrls: [anvil.rpcUrl, anvil.rpcUrl] })
+  expect(status).not.toBe('ok')
   await expect(receiver.waitForResult({ timeoutMs: 1000 })).rejects.toMatchObject({
     code: 'RESULT_TIMEOUT',
   })
