@@ -1,11 +1,17 @@
-import { stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { open, rename, stat, unlink } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import {
+  type CapsuleHeader,
+  type CreateCapsuleHeaderParameters,
   capsuleTypedData,
   commitAndSealFile,
+  createCapsuleHeader,
   DigicapError,
   generateCapsuleId,
   generateDataKey,
   InvalidArgumentError,
+  sealCapsule,
   signTypedDataWith,
   toHex,
 } from '@digicap/capsule-core'
@@ -54,7 +60,65 @@ async function checkParameters(
       hint: 'Pass components.policies (solcPolicyDeployer), or a deployed policy { address }.',
     })
   }
+  if (params.data !== undefined) {
+    if (!(params.data instanceof Uint8Array) || params.input !== '') {
+      throw new InvalidArgumentError('data is the plaintext as bytes, with input left empty', {
+        hint: 'Seal a file (input) or bytes (data), not both.',
+      })
+    }
+    return params.data.length
+  }
   return checkSealInput(params.input)
+}
+
+/**
+ * Seals `data` in memory (the header made once the policy address is known) and writes the
+ * capsule to a temp file next to `output`, added by `put`, then renamed into place: the same
+ * crash order as `commitAndSealFile`'s, with no plaintext file at any point.
+ */
+async function sealBytes(
+  fields: Omit<CreateCapsuleHeaderParameters, 'policy' | 'plaintext'> & {
+    policy: {
+      chainId: number
+      registry: `0x${string}`
+      policy: `0x${string}` | Promise<`0x${string}`>
+    }
+  },
+  data: Uint8Array,
+  sign: (header: CapsuleHeader) => Promise<`0x${string}` | Uint8Array>,
+  output: string,
+  put: (writtenPath: string) => Promise<void>,
+): Promise<{ header: CapsuleHeader }> {
+  const header = createCapsuleHeader({
+    ...fields,
+    policy: { ...fields.policy, policy: await fields.policy.policy },
+    plaintext: data,
+  })
+  const capsule = sealCapsule({
+    header,
+    signature: await sign(header),
+    dataKey: fields.dataKey,
+    plaintext: data,
+  })
+  const tmp = join(
+    dirname(output),
+    `.${basename(output)}.${randomBytes(6).toString('hex')}.partial`,
+  )
+  const fh = await open(tmp, 'wx', 0o600)
+  try {
+    try {
+      await fh.writeFile(capsule)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    await put(tmp)
+    await rename(tmp, output)
+  } catch (err) {
+    await unlink(tmp).catch(() => {})
+    throw err
+  }
+  return { header }
 }
 
 async function step<T>(
@@ -165,7 +229,7 @@ async function sealThenPublish(
   const wrappingKey = await components.wrapper.publicKey()
   // An image capsule's layers are sealed to its key before the capsule is: the caller made it.
   const dataKey = params.keys ? params.keys.dataKey.slice() : generateDataKey()
-  let sealed: Awaited<ReturnType<typeof commitAndSealFile>>
+  let sealed: { header: CapsuleHeader }
   let cid = ''
   let wrappedKeys: SealAndPublishResult['wrappedKeys']
   try {
@@ -175,7 +239,7 @@ async function sealThenPublish(
           await components.wrapper.wrap(dataKey),
           await wrapToRecoveryKey(dataKey, params.recoveryPublicKey),
         ]
-    sealed = await commitAndSealFile({
+    const fields = {
       owner: components.signer.address,
       policy: {
         chainId: params.chainId,
@@ -197,21 +261,34 @@ async function sealThenPublish(
       wrappedKeys,
       dataKey,
       capsuleId: capsuleIdBytes,
-      sign: (header) => signTypedDataWith(components.signer, capsuleTypedData(header)),
-      input: params.input,
-      output: params.output,
-      onProgress: (n) => progress('seal', n, plaintextSize),
-      // Added while capsule-core flushes the capsule to disk, from its temp file (the page
-      // cache): the output is renamed into place only once both are done, so a failed add
-      // leaves no capsule, and a store that references the file names its final path.
-      onWritten: async (writtenPath) => {
-        const size = (await stat(writtenPath)).size
-        cid = await components.store.put(
-          { path: writtenPath, referencePath: params.output },
-          { onProgress: (n) => progress('add', n, size) },
-        )
-      },
-    })
+    }
+    const sign = (header: CapsuleHeader) =>
+      signTypedDataWith(components.signer, capsuleTypedData(header))
+    // Added while the capsule is flushed to disk, from its temp file (the page cache): the
+    // output is renamed into place only once both are done, so a failed add leaves no
+    // capsule, and a store that references the file names its final path.
+    const put = async (writtenPath: string) => {
+      const size = (await stat(writtenPath)).size
+      cid = await components.store.put(
+        { path: writtenPath, referencePath: params.output },
+        { onProgress: (n) => progress('add', n, size) },
+      )
+    }
+    if (params.data !== undefined) {
+      sealed = await sealBytes(fields, params.data, sign, params.output, async (path) => {
+        progress('seal', plaintextSize, plaintextSize)
+        await put(path)
+      })
+    } else {
+      sealed = await commitAndSealFile({
+        ...fields,
+        sign,
+        input: params.input,
+        output: params.output,
+        onProgress: (n) => progress('seal', n, plaintextSize),
+        onWritten: put,
+      })
+    }
   } finally {
     dataKey.fill(0)
   }

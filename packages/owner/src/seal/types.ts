@@ -27,8 +27,17 @@ export interface KeyRecordSink {
 }
 
 export interface SealAndPublishParameters {
-  /** The plaintext file (for a code capsule: its bundle, see {@link writeCodeBundle}). */
+  /**
+   * The plaintext file (for a code capsule: its bundle, see {@link writeCodeBundle}); `''`
+   * with `data`.
+   */
   input: string
+  /**
+   * The plaintext itself, sealed in memory (with `input: ''`): no plaintext file is written,
+   * so a killed seal leaves none behind. The policy address is awaited before the header is
+   * made (no overlap of the deployment with the seal). The caller zeroes it.
+   */
+  data?: Uint8Array
   /** Where the capsule file is written; a temp file renamed into place. */
   output: string
   /**

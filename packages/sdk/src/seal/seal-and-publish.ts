@@ -4,7 +4,7 @@
  * public card and the owner's account: policy compiled and deployed, data key wrapped to
  * the keyguard and the recovery key, capsule signed, added to IPFS, registered, announced.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -120,14 +120,14 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
   const provider = createProvider(network.rpcUrl, network.chainId)
   // The owner's signer signs each transaction, wherever its key is.
   const wallet = digicapEthersSigner(p.owner, provider)
+  // Only the capsule (ciphertext) is written there: the plaintext is sealed from memory.
   const dir = await mkdtemp(join(tmpdir(), 'digicap-seal-'))
   const node = await createDigicapNode({ listen: p.listen ?? ['/ip4/127.0.0.1/tcp/0'] })
   try {
-    const input = join(dir, 'plaintext')
-    await writeFile(input, plaintext, { mode: 0o600 })
     const r = await ownerSealAndPublish(
       {
-        input,
+        input: '',
+        data: plaintext,
         output: join(dir, 'capsule'),
         policy: p.policy,
         chainId: network.chainId,
@@ -156,7 +156,7 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
         announcer: gossipAnnouncer(node, { peers: p.peers ?? [] }),
       },
     )
-    // The blocks are in the node (helia); the files were only the pipeline's working copies.
+    // The blocks are in the node (helia); the capsule file was only the pipeline's working copy.
     await rm(dir, { recursive: true, force: true })
     provider.destroy()
     return {

@@ -1,4 +1,6 @@
 /**
+ * The SDK seal writes no plaintext to disk (it seals the bytes from memory).
+ *
  * Review 119 (attacker): `sealAndPublish` of `@digicap/sdk/seal` takes the plaintext as bytes
  * in memory, yet writes it in the clear to `os.tmpdir()/digicap-seal-*​/plaintext` for the owner
  * pipeline, and removes it only in its own `try`/`catch`. A seal killed there (SIGKILL, OOM
@@ -60,7 +62,7 @@ it('a seal killed mid-way leaves no plaintext of the caller’s bytes on disk', 
   const child = spawn(
     process.execPath,
     [
-      fileURLToPath(new URL('./fixtures/review-119-seal-until-policy.mjs', import.meta.url)),
+      fileURLToPath(new URL('./fixtures/seal-until-policy.mjs', import.meta.url)),
       JSON.stringify({ rpcUrl, card, data: SECRET }),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: tmp } },
