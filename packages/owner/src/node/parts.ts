@@ -137,7 +137,7 @@ export async function removeLeftoverTemps(paths: OwnerNodePaths): Promise<void> 
 
 /**
  * Reads the data folder's owner file and builds the parts every operation uses. Reads nothing
- * secret; removes the temp files a crash left.
+ * secret; removes the temp files a crash left (a killed code seal's plaintext bundle among them).
  * @throws {NotInitialisedError} if the owner file is missing.
  */
 export async function openOwnerNodeParts(

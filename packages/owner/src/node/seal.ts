@@ -1,4 +1,5 @@
 /** `pi-node seal`: a composition of `sealAndPublish` of `@digicap/owner`. */
+import { randomBytes } from 'node:crypto'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateCapsuleId, type Receiver, type RuntimeKind, toHex } from '@digicap/capsule-core'
@@ -183,7 +184,9 @@ export async function sealOwnerNode(
   await mkdir(dir, { recursive: true, mode: 0o700 })
   let input = options.file
   if (runtime !== 'data' && runtime !== 'oci') {
-    input = join(dir, 'bundle.partial')
+    // The bundle is plaintext: named as an atomic write's temp (`.tmp-<name>.<pid>.<random>`),
+    // so that the next node opened after a killed seal removes it (removeLeftoverTemps).
+    input = join(dir, `.tmp-bundle.${process.pid}.${randomBytes(6).toString('hex')}`)
     const encode = components.encodeBundle ?? executorBundleEncoder
     const { entry, code } = options as Required<SealOptions>
     await encode({ entry, code, data: options.file, outputPath: input }).catch(async (err) => {

@@ -1,4 +1,7 @@
 /**
+ * A code seal killed mid-way leaves no plaintext: its bundle is named as a temp file that the
+ * next node opened removes (its writer's pid is gone).
+ *
  * Review 119 (attacker): `pi-node seal` of a code capsule writes the plaintext bundle (the
  * owner's data and code, in the clear) to `capsules/<id>/bundle.partial` and removes it only in
  * its own `finally`. A seal killed there (SIGKILL, OOM killer, the Pi losing power) leaves it,
@@ -15,7 +18,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { createOwnerNode, initOwnerNode, loadOwnerNodeConfig } from '../src/node/index.ts'
+import { createOwnerNode, initOwnerNode, loadOwnerNodeConfig } from '../../src/node/index.ts'
 
 const SECRET = 'review-119 the owner’s data, never to be left in the clear'
 let anvil: Anvil
@@ -49,7 +52,7 @@ it('a code seal killed mid-way leaves no plaintext bundle once the node is opene
   const child = spawn(
     process.execPath,
     [
-      fileURLToPath(new URL('./fixtures/review-119-node-seal-until-policy.mjs', import.meta.url)),
+      fileURLToPath(new URL('../fixtures/node-seal-until-policy.mjs', import.meta.url)),
       JSON.stringify({ dataDir, file, code }),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
