@@ -475,6 +475,8 @@ describe('what the Pi refuses to adopt, and what the pipeline refuses to seal', 
         ...components,
         keyRecords: piKeyStore,
         registrar: {
+          // The chain's owner of the id, which the pipeline asks after CapsuleExists.
+          ownerOf: (id) => (components.registrar.ownerOf as (id: string) => Promise<string>)(id),
           // A front-runner copies the id from the mempool and registers it first.
           register: async (e) => {
             capsuleId = e.capsuleId

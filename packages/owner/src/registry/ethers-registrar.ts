@@ -35,5 +35,6 @@ export function ethersCapsuleRegistrar(
         return { transactionHash: sent.hash }
       })
     },
+    ownerOf: (capsuleId) => capsuleRegistry.ownerOf(capsuleId),
   }
 }

@@ -1,7 +1,14 @@
-import { hexToBytes } from '@digicap/capsule-core'
-import { type KeyTransactor, registerCapsuleCallData } from '@digicap/contracts/light'
+import { hexToBytes, rpcCall, toHex } from '@digicap/capsule-core'
+import {
+  functionSelector,
+  type KeyTransactor,
+  registerCapsuleCallData,
+  TransactionError,
+} from '@digicap/contracts/light'
 import type { TransactionSerializer } from '../policy/types.ts'
 import type { CapsuleRegistrar, ChainContracts } from './types.ts'
+
+const OWNER_OF = toHex(functionSelector('ownerOf(bytes32)'))
 
 /**
  * A {@link CapsuleRegistrar} that sends `CapsuleRegistry.register` from a
@@ -39,5 +46,25 @@ export function transactorCapsuleRegistrar(
         return { transactionHash: mined.hash }
       })
     },
+    ...(transactor.rpcUrl === undefined
+      ? {}
+      : {
+          async ownerOf(capsuleId: `0x${string}`) {
+            const { result, error } = await rpcCall(transactor.rpcUrl as string, 'eth_call', [
+              { to: init.contracts.capsuleRegistry, data: `${OWNER_OF}${capsuleId.slice(2)}` },
+              'latest',
+            ])
+            if (
+              error !== undefined ||
+              typeof result !== 'string' ||
+              !/^0x[0-9a-fA-F]{64}$/.test(result)
+            ) {
+              throw new TransactionError('ownerOf answered no address', {
+                details: { capsuleId, rpcError: error?.message?.slice(0, 200) },
+              })
+            }
+            return `0x${result.slice(26)}`
+          },
+        }),
   }
 }

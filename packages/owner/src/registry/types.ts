@@ -19,6 +19,12 @@ export interface CapsuleRegistrar {
    * @throws the chain's decoded revert (`ContractRevertError`) or the RPC's error.
    */
   register(entry: CapsuleRegistration): Promise<{ transactionHash: string }>
+  /**
+   * The capsule's owner on chain (`CapsuleRegistry.ownerOf`; the zero address when unknown).
+   * `sealAndPublish` asks it after a `CapsuleExists` revert: the key record is removed only
+   * when the id is someone else's.
+   */
+  ownerOf?(capsuleId: `0x${string}`): Promise<string>
 }
 
 /** The three Digicap contract addresses the owner's transactions go to. */

@@ -209,6 +209,27 @@ export async function sealAndPublish(
   }
 }
 
+/**
+ * Whether a failed registration proves the capsule id is not this owner's on chain: a revert
+ * the chain named (decoded: the transaction was refused at estimation, nothing sent), and for
+ * `CapsuleExists` an on-chain owner that is someone else. Anything else keeps the record.
+ */
+async function refusedForGood(
+  err: unknown,
+  components: SealAndPublishComponents,
+  capsuleId: `0x${string}`,
+): Promise<boolean> {
+  const revert = err as { code?: unknown; errorName?: unknown }
+  if (revert?.code !== 'CONTRACT_REVERT' || typeof revert.errorName !== 'string') return false
+  if (revert.errorName !== 'CapsuleExists') return true
+  const owner = await components.registrar.ownerOf?.(capsuleId).catch(() => undefined)
+  return (
+    owner !== undefined &&
+    !/^0x0{40}$/.test(owner) &&
+    owner.toLowerCase() !== components.signer.address.toLowerCase()
+  )
+}
+
 interface SealContext {
   progress: SealProgressFn
   plaintextSize: number
@@ -319,10 +340,12 @@ async function sealThenPublish(
       }),
     ))
   } catch (err) {
-    // No key record for a capsule id this owner does not hold on chain (someone may have
-    // registered it first). Had the registration landed after all, the keyguard adopts the
-    // capsule again from its header (adoptCapsules), which carries the keyguard's copy.
-    await components.keyRecords?.delete?.(capsuleId).catch(() => undefined)
+    // No key record for a capsule id this owner does not hold on chain; but only when that is
+    // proven: an unknown outcome (a lost receipt, a timeout, an RPC gone) may have registered
+    // it, and a kept record releases nothing while the chain's owner is another (ADR 0071).
+    if (await refusedForGood(err, components, capsuleId)) {
+      await components.keyRecords?.delete?.(capsuleId).catch(() => undefined)
+    }
     throw err
   }
   progress('announce', 0, 1)

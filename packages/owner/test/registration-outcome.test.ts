@@ -1,4 +1,8 @@
 /**
+ * The key record is removed after a failed registration only when the chain proves the capsule
+ * id is not this owner's (review 120): a lost receipt keeps it; `CapsuleExists` keeps it when
+ * the id is the owner's own (a retry) and removes it when a squatter holds the id.
+ *
  * Review 119 (attacker): when the registration's outcome is unknown (the RPC lost the receipt,
  * timed out, or went down after `eth_sendRawTransaction`), `sealAndPublish` deletes the key
  * record anyway (`keyRecords.delete`), as if the id had been taken by someone else. The
@@ -15,7 +19,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { generateX25519KeyPair, privateKeySigner } from '@digicap/capsule-core'
+import { generateX25519KeyPair, hexToBytes, privateKeySigner } from '@digicap/capsule-core'
 import { connectDigicap, type DigicapAddresses, deployDigicap } from '@digicap/contracts'
 import { privateKeyTransactor } from '@digicap/contracts/light'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
@@ -143,3 +147,92 @@ it(
   },
   SLOW,
 )
+
+/** One seal of a small file with the transactor registrar, the key store and `capsuleId`. */
+async function sealAgain(
+  owner: Wallet,
+  policy: `0x${string}`,
+  capsuleId: string,
+  keyStore: Awaited<ReturnType<typeof createKeyStore>>,
+  name: string,
+) {
+  const privateKey = getBytes(owner.privateKey)
+  const chainId = Number(anvil.chainId)
+  const transactor = privateKeyTransactor({ rpcUrl: anvil.rpcUrl, chainId, privateKey })
+  const input = join(dir, `${name}.bin`)
+  await writeFile(input, new Uint8Array(512).fill(5))
+  const store = await openFsCapsuleImporter(join(dir, `ipfs-${name}`), { referenceFiles: true })
+  try {
+    return await sealAndPublish(
+      {
+        input,
+        output: join(dir, `${name}.capsule`),
+        policy: { address: policy },
+        chainId,
+        registry: contracts.capsuleRegistry,
+        keyguardPeerId: '12D3KooWReview119Keyguard',
+        recoveryPublicKey: generateX25519KeyPair().publicKey,
+        capsuleId: hexToBytes(capsuleId),
+      },
+      {
+        signer: privateKeySigner(privateKey),
+        wrapper: softwareSealer({
+          keyFile: join(dir, 'sealer.pem'),
+          allowInsecure: true,
+          createIfMissing: true,
+        }),
+        registrar: transactorCapsuleRegistrar(transactor, { contracts }),
+        store,
+        keyRecords: keyStore,
+      },
+    )
+  } finally {
+    await store.close()
+  }
+}
+
+it(
+  'CapsuleExists keeps the record of an id the owner holds (a retry), removes that of an id a squatter holds',
+  async () => {
+    const registry = connectDigicap(contracts, anvil.provider).capsuleRegistry
+    const owner = anvil.signers[1] as Wallet
+    const keyStore = await createKeyStore(join(dir, 'keys-exists'))
+    // A first seal under a fresh id, registered.
+    const first = await sealAgain(
+      owner,
+      (await solcPolicy()) as `0x${string}`,
+      `0x${'a1'.repeat(32)}`,
+      keyStore,
+      'first',
+    )
+    expect((await registry.getCapsule(first.capsuleId)).owner).toBe(owner.address)
+    // The owner seals again under its own id (a retry after a lost receipt, its records in
+    // another store): CapsuleExists, and the record stays (the chain says the id is its own).
+    const retryStore = await createKeyStore(join(dir, 'keys-retry'))
+    await expect(
+      sealAgain(owner, first.policy, first.capsuleId, retryStore, 'retry'),
+    ).rejects.toMatchObject({ code: 'CONTRACT_REVERT', errorName: 'CapsuleExists' })
+    expect(await retryStore.get(first.capsuleId)).toBeDefined()
+    // Another account seals under that id: CapsuleExists, the id is not its own, no record.
+    const squatterStore = await createKeyStore(join(dir, 'keys-squatter'))
+    await expect(
+      sealAgain(anvil.signers[5] as Wallet, first.policy, first.capsuleId, squatterStore, 'squat'),
+    ).rejects.toMatchObject({ code: 'CONTRACT_REVERT', errorName: 'CapsuleExists' })
+    expect(await squatterStore.get(first.capsuleId)).toBeUndefined()
+  },
+  SLOW,
+)
+
+/** A policy deployed from account 0 (any deployed policy does for a registration). */
+async function solcPolicy(): Promise<string> {
+  const tx = privateKeyTransactor({
+    rpcUrl: anvil.rpcUrl,
+    chainId: Number(anvil.chainId),
+    privateKey: getBytes((anvil.signers[0] as Wallet).privateKey),
+  })
+  return (
+    await transactorPolicyDeployer(tx, { nodeRegistry: contracts.nodeRegistry }).deploy(
+      'maxRuns(2)',
+    )
+  ).address
+}
