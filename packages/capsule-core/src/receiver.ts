@@ -5,10 +5,11 @@ import { InvalidArgumentError } from './errors.ts'
 import type { Receiver } from './header.ts'
 
 const RECEIVER = /^((?:0x)?[0-9a-fA-F]{64})(?:@([1-9A-HJ-NP-Za-km-z]{10,128}))?$/
+const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{10,128}$/
 
 /**
- * A receiver from its text form `[0x]<64 hex digits>[@<peer id>]` (a receiver object is
- * returned as it is). The one reader of this form: the SDK's `receivers` and the CLIs'
+ * A receiver from its text form `[0x]<64 hex digits>[@<peer id>]`, or a receiver object
+ * checked the same way (a 32-byte key, a peer id of the same alphabet) and copied. The one reader of this form: the SDK's `receivers` and the CLIs'
  * `--receiver` both use it.
  * @throws {InvalidArgumentError} for anything else.
  * @example
@@ -17,7 +18,7 @@ const RECEIVER = /^((?:0x)?[0-9a-fA-F]{64})(?:@([1-9A-HJ-NP-Za-km-z]{10,128}))?$
  * ```
  */
 export function parseReceiver(r: Receiver | string): Receiver {
-  if (typeof r !== 'string') return r
+  if (typeof r !== 'string') return checkReceiverObject(r)
   const m = RECEIVER.exec(r)
   if (!m) {
     throw new InvalidArgumentError(
@@ -28,4 +29,26 @@ export function parseReceiver(r: Receiver | string): Receiver {
   const key = m[1] as string
   const publicKey = hexToBytes(key.startsWith('0x') ? key : `0x${key}`)
   return m[2] === undefined ? { publicKey } : { publicKey, peerId: m[2] }
+}
+
+function checkReceiverObject(r: Receiver): Receiver {
+  const o = r as Partial<Receiver> | null
+  const peerId = o?.peerId
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    !(o.publicKey instanceof Uint8Array) ||
+    o.publicKey.length !== 32 ||
+    (peerId !== undefined && (typeof peerId !== 'string' || !PEER_ID.test(peerId)))
+  ) {
+    throw new InvalidArgumentError('A receiver is { publicKey: 32 bytes, peerId?: a peer id }', {
+      details: {
+        keyLength: o?.publicKey instanceof Uint8Array ? o.publicKey.length : typeof o?.publicKey,
+        ...(peerId === undefined ? {} : { peerId: String(peerId).slice(0, 60) }),
+      },
+    })
+  }
+  return peerId === undefined
+    ? { publicKey: o.publicKey.slice() }
+    : { publicKey: o.publicKey.slice(), peerId }
 }

@@ -282,7 +282,18 @@ describe('the receiver text form (one reader for the SDK and the CLIs)', () => {
     expect(parseReceiver(hex)).toEqual({ publicKey })
     expect(parseReceiver(`0x${hex}@${peerId}`)).toEqual({ publicKey, peerId })
     const given = { publicKey }
-    expect(parseReceiver(given)).toBe(given)
+    expect(parseReceiver(given)).toEqual(given)
+    expect(parseReceiver({ publicKey, peerId })).toEqual({ publicKey, peerId })
+  })
+  it.each([
+    ['a 31-byte key', { publicKey: new Uint8Array(31) }],
+    ['a key that is not bytes', { publicKey: 'cd'.repeat(32) }],
+    ['a peer id of another alphabet', { publicKey: new Uint8Array(32), peerId: '0OIl' + peerId }],
+    ['no object', null],
+  ])('refuses a receiver object with %s (INVALID_ARGUMENT)', (_what, given) => {
+    expect(() => parseReceiver(given as never)).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    )
   })
   it.each([
     'zz',

@@ -11,6 +11,7 @@ import {
   generateCapsuleId,
   generateDataKey,
   InvalidArgumentError,
+  parseReceiver,
   sealCapsule,
   signTypedDataWith,
   toHex,
@@ -55,6 +56,8 @@ async function checkParameters(
   if (!RUNTIMES.includes(kind)) {
     throw new RuntimeUnsupportedError('Unknown capsule runtime', { details: { runtime: kind } })
   }
+  // A malformed receiver would fail only when the header is made, after the deployment.
+  for (const r of params.receivers ?? []) parseReceiver(r)
   if (typeof params.policy === 'string' && !components.policies) {
     throw new InvalidArgumentError('A policy expression needs a policy deployer', {
       hint: 'Pass components.policies (solcPolicyDeployer), or a deployed policy { address }.',

@@ -11,10 +11,11 @@ import {
   type DigicapSigner,
   encodeBundle,
   InvalidArgumentError,
+  isAddress,
   parseReceiver,
   type Receiver,
 } from '@digicap/capsule-core'
-import { createProvider, digicapEthersSigner } from '@digicap/contracts'
+import { createProvider, digicapEthersSigner, parsePolicyExpression } from '@digicap/contracts'
 import {
   ethersCapsuleRegistrar,
   gossipAnnouncer,
@@ -39,6 +40,26 @@ function cardObject(card: unknown): unknown {
       hint: 'Pass the `card` object that `pi-node status --json` prints, or its JSON text.',
     })
   }
+}
+
+/**
+ * The policy, checked before any network call: an expression that parses, or `{ address }`
+ * of a deployed policy (an address, copied).
+ */
+function checkPolicy(
+  policy: SealAndPublishParameters['policy'],
+): string | { address: `0x${string}` } {
+  if (typeof policy === 'string') {
+    parsePolicyExpression(policy)
+    return policy
+  }
+  const address = (policy as { address?: unknown } | null)?.address
+  if (!isAddress(address)) {
+    throw new InvalidArgumentError('policy is an expression or { address } of a deployed policy', {
+      details: { address: typeof address === 'string' ? address.slice(0, 60) : typeof address },
+    })
+  }
+  return { address }
 }
 
 export interface SealCode {
@@ -94,7 +115,9 @@ export interface PublishedCapsule {
 /**
  * @throws {SignerUnsupportedError} for an owner signer without `signTransaction` (sealing
  *   sends the policy and registration transactions).
- * @throws {InvalidArgumentError} for a malformed card, empty data or code whose entry is missing.
+ * @throws {InvalidArgumentError} for a malformed card (its peerId too), empty data, a malformed
+ *   receiver (text or object) or policy address, or code whose entry is missing: all before
+ *   any network call.
  * @throws `@digicap/contracts`' `PolicyExpressionError` for a bad policy, its `ContractRevertError`
  *   for a refused registration; `@digicap/capsule-core`'s `CapsuleSignatureError` for a signer
  *   that signs as another account; network and chain errors of this package.
@@ -107,6 +130,7 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
     throw new InvalidArgumentError('Nothing to seal: data is empty or not bytes')
   }
   const receivers = (p.receivers ?? []).map(parseReceiver)
+  const policy = checkPolicy(p.policy)
   let plaintext = p.data
   if (p.code !== undefined) {
     if (!Object.hasOwn(p.code.files, p.code.entry)) {
@@ -129,7 +153,7 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
         input: '',
         data: plaintext,
         output: join(dir, 'capsule'),
-        policy: p.policy,
+        policy,
         chainId: network.chainId,
         registry: network.addresses.capsuleRegistry,
         keyguardPeerId: card.peerId,

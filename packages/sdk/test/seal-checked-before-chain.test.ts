@@ -1,4 +1,7 @@
 /**
+ * What `sealAndPublish` refuses before any transaction: receiver objects and policy objects
+ * are checked as their text forms are (review 120).
+ *
  * Review 119 (attacker): `sealAndPublish` checks receivers given as text before any network
  * call, but passes receiver *objects* (`{ publicKey, peerId }`, which the README accepts) through
  * unchecked. A malformed one (a 31-byte key, e.g. from a truncated or hostile receiver list) is
@@ -55,3 +58,37 @@ it('a receiver object with a 31-byte key is INVALID_ARGUMENT with no transaction
   ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
   expect(await anvil.provider.getTransactionCount(owner.address)).toBe(nonce)
 }, 240_000)
+
+it('a policy object whose address is not an address is INVALID_ARGUMENT before any network call', async () => {
+  const { publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  })
+  // An RPC that cannot answer: a network call would fail CHAIN_READ first.
+  const network = defineNetwork({
+    chainId: 31337,
+    rpcUrl: 'http://127.0.0.1:1',
+    addresses: contracts,
+  })
+  for (const [policy, code] of [
+    [{ address: '0x1234' }, 'INVALID_ARGUMENT'],
+    [{ address: 42 }, 'INVALID_ARGUMENT'],
+    [null, 'INVALID_ARGUMENT'],
+    ['maxRuns(', 'POLICY_EXPRESSION'],
+  ] as const) {
+    await expect(
+      sealAndPublish({
+        network,
+        owner: localSigner(`0x${'11'.repeat(32)}`),
+        keyguard: {
+          peerId: '12D3KooWAbcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTU',
+          wrappingKey: { scheme: 'software-rsa-oaep-sha256', pem: publicKey },
+          recoveryPublicKey: `0x${'22'.repeat(32)}`,
+        },
+        data: new TextEncoder().encode('review 120'),
+        policy: policy as never,
+      }),
+    ).rejects.toMatchObject({ code })
+  }
+})
