@@ -1,4 +1,5 @@
 import { hexToBytes, InvalidArgumentError, isHex, X25519_KEY_LENGTH } from '@digicap/capsule-core'
+import { isPeerIdString } from '../node/peer-id.ts'
 import type { KeyguardCard } from './types.ts'
 
 /** Wrapping schemes a card may name: the keyguard's RSA keys (never the recovery scheme). */
@@ -8,7 +9,8 @@ export { keyguardCard } from './keyguard-card.ts'
 
 /**
  * Checks a card read from outside (a file, a message) and returns its recovery key bytes.
- * @throws {InvalidArgumentError} for a missing field, an unknown scheme or a bad key length.
+ * @throws {InvalidArgumentError} for a missing field, a peerId that is not a libp2p peer id, an
+ *   unknown scheme or a bad key length.
  */
 export function parseKeyguardCard(card: unknown): {
   card: KeyguardCard
@@ -25,6 +27,13 @@ export function parseKeyguardCard(card: unknown): {
   ) {
     throw new InvalidArgumentError('Not a keyguard card', {
       hint: 'Expected { peerId, wrappingKey: { scheme, pem }, recoveryPublicKey }.',
+    })
+  }
+  const peerId: string = c.peerId
+  if (!isPeerIdString(peerId)) {
+    throw new InvalidArgumentError('The card’s peerId is not a libp2p peer id', {
+      details: { peerId: peerId.slice(0, 60) },
+      hint: 'Copy the card as `pi-node status --json` prints it (peerId is 12D3KooW…).',
     })
   }
   const hex = String(c.recoveryPublicKey ?? '')

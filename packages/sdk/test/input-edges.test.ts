@@ -1,5 +1,5 @@
 /**
- * Review 119 (attacker): two input edges of the SDK's public calls.
+ * Input edges of the SDK's public calls (review 119, attacker).
  * - `sealAndPublish` takes any non-empty string as the card's `peerId`: a corrupted or forged
  *   card is not refused before the chain; the owner pays for a policy and a registration of a
  *   capsule bound to a keyguard peer that cannot exist, which no keyguard adopts (no one can open
@@ -50,7 +50,7 @@ const network = () =>
     },
   })
 
-describe('review 119: SDK input edges', () => {
+describe('SDK input edges', () => {
   it('a card whose peerId is not a libp2p peer id is INVALID_ARGUMENT before any network call', async () => {
     const card = {
       peerId: 'not a peer id',
