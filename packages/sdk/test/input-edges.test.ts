@@ -1,5 +1,6 @@
 /**
- * Input edges of the SDK's public calls (review 119, attacker).
+ * Input edges of the SDK's public calls (review 119, attacker; review 120 added the
+ * non-finite timeouts).
  * - `sealAndPublish` takes any non-empty string as the card's `peerId`: a corrupted or forged
  *   card is not refused before the chain; the owner pays for a policy and a registration of a
  *   capsule bound to a keyguard peer that cannot exist, which no keyguard adopts (no one can open
@@ -87,6 +88,22 @@ describe('SDK input edges', () => {
         code: 'RESULT_TIMEOUT',
       })
       expect(settled).toBe(false)
+    } finally {
+      await receiver.stop()
+    }
+  }, 60_000)
+
+  it('waitForResult refuses a timeout that is NaN, infinite or negative (INVALID_ARGUMENT)', async () => {
+    const receiver = await openReceiver({
+      network: { ...network(), rpcUrl },
+      key: generateReceiverKey().privateKey,
+    })
+    try {
+      for (const timeoutMs of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+        await expect(receiver.waitForResult({ timeoutMs })).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT',
+        })
+      }
     } finally {
       await receiver.stop()
     }

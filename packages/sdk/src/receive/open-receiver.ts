@@ -60,7 +60,7 @@ export interface ResultFilter {
 }
 
 export interface WaitForResultOptions extends ResultFilter {
-  /** Default 60 000. */
+  /** Default 60 000; any finite wait (longer than a Node timer's 2^31−1 ms too). */
   readonly timeoutMs?: number | undefined
 }
 
@@ -76,6 +76,7 @@ export interface Receiver {
    * The next verified, opened result (of `runId` when given). Results of other runs that
    * arrive meanwhile are kept for later calls.
    * @throws {ResultTimeoutError} when none arrives in time.
+   * @throws {InvalidArgumentError} for a timeout that is negative, NaN or infinite.
    */
   waitForResult(options?: WaitForResultOptions): Promise<ReceivedResult>
   /** Every result as it arrives (verified, opened; of `filter.capsuleId` / `runId` when given), until `stop()`. */
@@ -143,6 +144,11 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
 
   async function waitForResult(options: WaitForResultOptions = {}): Promise<ReceivedResult> {
     const timeoutMs = options.timeoutMs ?? 60_000
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new InvalidArgumentError('timeoutMs is a finite number of milliseconds ≥ 0', {
+        details: { timeoutMs: String(timeoutMs) },
+      })
+    }
     const wanted = options.runId?.toLowerCase()
     const capsule = options.capsuleId?.toLowerCase()
     const matches = (r: ReceivedResult) =>
@@ -156,8 +162,10 @@ export async function openReceiver(p: OpenReceiverParameters): Promise<Receiver>
       let r: ReceivedResult
       try {
         if (left <= 0 || stopped) throw new Error('timeout')
-        r = await inbox.next(left)
+        // Node fires a longer timer at once: wait in slices of its longest.
+        r = await inbox.next(Math.min(left, MAX_TIMER_MS))
       } catch (cause) {
+        if (!stopped && left > MAX_TIMER_MS) continue
         throw new ResultTimeoutError(
           stopped ? 'The receiver stopped before the result arrived' : 'No result arrived in time',
           {
