@@ -99,6 +99,7 @@ describe('public surface', () => {
         "privateKeySigner",
         "recoverDigestSigner",
         "recoverTypedDataSigner",
+        "redactRpcUrl",
         "requestMeasurement",
         "rpcCall",
         "rpcChainId",

@@ -73,7 +73,7 @@ export {
   sealCapsule,
   verifyCapsuleHeader,
 } from './capsule.ts'
-export { type RpcAnswer, rpcCall, rpcChainId } from './chain/json-rpc.ts'
+export { type RpcAnswer, redactRpcUrl, rpcCall, rpcChainId } from './chain/json-rpc.ts'
 export type { AccessRequestDomain } from './eip712/access-request.ts'
 export {
   ACCESS_DOMAIN_NAME,

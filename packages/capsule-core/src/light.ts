@@ -5,7 +5,7 @@
  * `--help`): the classes are the same objects as the main entry's (one shared chunk), so
  * `instanceof` holds across both entries (ADR 0046).
  */
-export { type RpcAnswer, rpcCall, rpcChainId } from './chain/json-rpc.ts'
+export { type RpcAnswer, redactRpcUrl, rpcCall, rpcChainId } from './chain/json-rpc.ts'
 export type { Hex, HexToBytesOptions } from './encoding/hex.ts'
 export { hexToBytes, isHex, toHex } from './encoding/hex.ts'
 export * from './errors.ts'

@@ -25,6 +25,23 @@ async function post(
   })
 }
 
+/**
+ * An RPC URL as errors and logs may print it: scheme and host only. A hosted RPC's URL holds
+ * its credentials in the userinfo (`user:pass@`), the path (`/v3/<api key>`) or the query.
+ * @example
+ * ```ts
+ * redactRpcUrl('https://u:p@rpc.example/v3/KEY') // 'https://rpc.example'
+ * ```
+ */
+export function redactRpcUrl(rpcUrl: string): string {
+  try {
+    const u = new URL(rpcUrl)
+    return `${u.protocol}//${u.host}`
+  } catch {
+    return '(not a URL)'
+  }
+}
+
 /** A JSON-RPC answer: a `result`, or an `error`. */
 export interface RpcAnswer {
   result?: unknown
@@ -50,12 +67,15 @@ export async function rpcCall(
   try {
     answer = await post(rpcUrl, payload, timeoutMs)
   } catch (cause) {
-    throw new ChainReadError('The RPC did not answer', { cause, details: { rpcUrl, method } })
+    throw new ChainReadError('The RPC did not answer', {
+      cause,
+      details: { rpcUrl: redactRpcUrl(rpcUrl), method },
+    })
   }
   const body = (await answer.json().catch(() => undefined)) as RpcAnswer | undefined
   if (typeof body !== 'object' || body === null || (!('result' in body) && !('error' in body))) {
     throw new ChainReadError('The RPC answered with no JSON-RPC result', {
-      details: { rpcUrl, method, status: answer.status },
+      details: { rpcUrl: redactRpcUrl(rpcUrl), method, status: answer.status },
     })
   }
   return body
@@ -69,7 +89,10 @@ export async function rpcChainId(rpcUrl: string, timeoutMs = 10_000): Promise<nu
   const { result } = await rpcCall(rpcUrl, 'eth_chainId', [], timeoutMs)
   if (typeof result !== 'string' || !/^0x[0-9a-fA-F]{1,16}$/.test(result)) {
     throw new ChainReadError('eth_chainId answered no chain id', {
-      details: { rpcUrl, result: typeof result === 'string' ? result.slice(0, 40) : typeof result },
+      details: {
+        rpcUrl: redactRpcUrl(rpcUrl),
+        result: typeof result === 'string' ? result.slice(0, 40) : typeof result,
+      },
     })
   }
   return Number(BigInt(result))

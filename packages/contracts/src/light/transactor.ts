@@ -10,6 +10,7 @@ import {
   type Hex,
   normalizeAddress,
   privateKeySigner,
+  redactRpcUrl,
   rpcCall,
   toHex,
 } from '@digicap/capsule-core'
@@ -170,7 +171,7 @@ export function privateKeyTransactor(init: PrivateKeyTransactorInit): KeyTransac
       const baseFee = (block as { baseFeePerGas?: unknown } | null)?.baseFeePerGas
       if (baseFee === undefined) {
         throw new TransactionError('The chain has no EIP-1559 base fee', {
-          details: { rpcUrl: init.rpcUrl },
+          details: { rpcUrl: redactRpcUrl(init.rpcUrl) },
           hint: 'This path sends EIP-1559 transactions only.',
         })
       }

@@ -3,7 +3,12 @@
  * balances and `CapsuleRegistry.isOperator`. ethers (126 modules) is not loaded for them, so
  * `pi-node status` starts in about the time of node itself (ADR 0042).
  */
-import { ChainReadError, InvalidArgumentError, rpcCall } from '@digicap/capsule-core/light'
+import {
+  ChainReadError,
+  InvalidArgumentError,
+  redactRpcUrl,
+  rpcCall,
+} from '@digicap/capsule-core/light'
 import { type OperatorStatus, withOperatorWarning } from '../operator/operator-status.ts'
 
 /** `isOperator(address,address)`'s selector; test/status-chain.test.ts checks it against the ABI. */
@@ -16,11 +21,18 @@ async function hexResult(rpcUrl: string, method: string, params: unknown[]): Pro
   const { result, error } = await rpcCall(rpcUrl, method, params, TIMEOUT_MS)
   if (error !== undefined) {
     throw new ChainReadError(`${method} failed`, {
-      details: { rpcUrl, method, rpcCode: error.code, rpcMessage: error.message?.slice(0, 200) },
+      details: {
+        rpcUrl: redactRpcUrl(rpcUrl),
+        method,
+        rpcCode: error.code,
+        rpcMessage: error.message?.slice(0, 200),
+      },
     })
   }
   if (typeof result !== 'string' || !/^0x[0-9a-fA-F]*$/.test(result)) {
-    throw new ChainReadError(`${method} answered no hex value`, { details: { rpcUrl, method } })
+    throw new ChainReadError(`${method} answered no hex value`, {
+      details: { rpcUrl: redactRpcUrl(rpcUrl), method },
+    })
   }
   return result
 }
@@ -65,7 +77,7 @@ export async function isOperator(
   const out = await hexResult(rpcUrl, 'eth_call', [call, 'latest'])
   if (out.length !== 66) {
     throw new ChainReadError('isOperator answered no bool (is the registry deployed?)', {
-      details: { rpcUrl, registry, bytes: (out.length - 2) / 2 },
+      details: { rpcUrl: redactRpcUrl(rpcUrl), registry, bytes: (out.length - 2) / 2 },
     })
   }
   return BigInt(out) !== 0n

@@ -61,10 +61,11 @@ export function defineNetwork(p: DefineNetworkParameters): DigicapNetwork {
   try {
     url = new URL(p.rpcUrl)
   } catch {
-    return invalid('rpcUrl', 'is not a URL', p.rpcUrl)
+    // Not echoed: a URL-ish string may still hold a credential.
+    return invalid('rpcUrl', 'is not a URL', typeof p.rpcUrl)
   }
   if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol))
-    invalid('rpcUrl', 'is not http(s) or ws(s)', p.rpcUrl)
+    invalid('rpcUrl', 'is not http(s) or ws(s)', url.protocol)
   const name = p.name ?? `chain-${p.chainId}`
   if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) {
     invalid('name', 'is not lowercase letters, digits and dashes', name)

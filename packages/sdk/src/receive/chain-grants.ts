@@ -8,7 +8,14 @@
  * (`jsonRpcQuorum` of `@digicap/contracts/light`): a single lying RPC is outvoted.
  */
 
-import { hexToBytes, InvalidArgumentError, rpcCall, rpcChainId, toHex } from '@digicap/capsule-core'
+import {
+  hexToBytes,
+  InvalidArgumentError,
+  redactRpcUrl,
+  rpcCall,
+  rpcChainId,
+  toHex,
+} from '@digicap/capsule-core'
 import type { DigicapNetwork } from '@digicap/contracts'
 import { type JsonRpcQuorum, jsonRpcQuorum, QuorumError } from '@digicap/contracts/light'
 import type { GrantRecord, ResultCapsuleRegistry, ResultGrantSource } from '@digicap/protocol'
@@ -52,7 +59,12 @@ export async function checkChainId(
     const actual = await rpcChainId(url)
     if (actual !== network.chainId) {
       throw new ChainMismatchError('The RPC serves another chain than the network names', {
-        details: { network: network.name, expected: network.chainId, actual, rpcUrl: url },
+        details: {
+          network: network.name,
+          expected: network.chainId,
+          actual,
+          rpcUrl: redactRpcUrl(url),
+        },
         hint: 'Pass the rpcUrl of that network, or the network that this RPC serves.',
       })
     }
@@ -136,13 +148,13 @@ export function chainResultGrants(
       const data = typeof r.error.data === 'string' ? r.error.data.toLowerCase() : ''
       if (data.startsWith(`0x${GRANT_NOT_FOUND}`)) return undefined
       throw new ChainReadError('Grant lookup failed', {
-        details: { rpcUrl, error: r.error.message?.slice(0, 200) },
+        details: { rpcUrl: redactRpcUrl(rpcUrl), error: r.error.message?.slice(0, 200) },
       })
     }
     const hex = typeof r.result === 'string' ? r.result : ''
     if (!/^0x[0-9a-fA-F]*$/.test(hex) || hex.length !== 2 + GRANT_WORDS * 64) {
       throw new ChainReadError('Grant lookup returned a malformed answer', {
-        details: { rpcUrl, bytes: Math.max(0, (hex.length - 2) / 2) },
+        details: { rpcUrl: redactRpcUrl(rpcUrl), bytes: Math.max(0, (hex.length - 2) / 2) },
         hint: 'Is the network’s accessController address right for this chain?',
       })
     }
@@ -190,7 +202,7 @@ export function chainCapsuleRegistry(
   const readAt = async (rpcUrl: string, blockTag: string, capsuleId: Uint8Array) => {
     const malformed = (bytes: number): never => {
       throw new ChainReadError('Capsule lookup returned a malformed answer', {
-        details: { rpcUrl, bytes },
+        details: { rpcUrl: redactRpcUrl(rpcUrl), bytes },
         hint: 'Is the network’s capsuleRegistry address right for this chain?',
       })
     }
@@ -202,7 +214,7 @@ export function chainCapsuleRegistry(
       const data = typeof r.error.data === 'string' ? r.error.data.toLowerCase() : ''
       if (data.startsWith(`0x${CAPSULE_NOT_FOUND}`)) return undefined
       throw new ChainReadError('Capsule lookup failed', {
-        details: { rpcUrl, error: r.error.message?.slice(0, 200) },
+        details: { rpcUrl: redactRpcUrl(rpcUrl), error: r.error.message?.slice(0, 200) },
       })
     }
     const hex = typeof r.result === 'string' ? r.result : ''
