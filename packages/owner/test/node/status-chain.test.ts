@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net'
 import { capsuleRegistryAbi, connectDigicap, deployDigicap } from '@digicap/contracts'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import { Interface, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { peerIdOfPublicKey } from '../../src/node/peer-id.ts'
+import { isPeerIdString, peerIdOfPublicKey } from '../../src/node/peer-id.ts'
 import {
   balanceOf,
   headBlock,
@@ -37,6 +37,27 @@ it('the peer id of an Ed25519 key is libp2p’s; another length is INVALID_ARGUM
     expect(() => peerIdOfPublicKey(new Uint8Array(n))).toThrow(
       expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
     )
+})
+
+it('a card’s peer id is taken when libp2p parses it: Ed25519 and RSA forms, not a truncated or foreign one', () => {
+  const ed = peerIdOfPublicKey(new Uint8Array(randomBytes(32)))
+  const rsa = 'QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N'
+  for (const good of [ed, rsa]) {
+    expect(peerIdFromString(good).toString()).toBe(good)
+    expect(isPeerIdString(good)).toBe(true)
+  }
+  for (const bad of [
+    ed.slice(0, -1),
+    `${ed}1`,
+    rsa.slice(0, -2),
+    'not a peer id',
+    '',
+    42,
+    `0${ed}`,
+  ]) {
+    expect(() => peerIdFromString(bad as string)).toThrow()
+    expect(isPeerIdString(bad)).toBe(false)
+  }
 })
 
 describe('on a real anvil', () => {
