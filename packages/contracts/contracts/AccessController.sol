@@ -86,6 +86,21 @@ contract AccessController is Guarded {
         EscrowState state;
     }
 
+    /// @notice Settled drawn stake owed to a payee, withdrawable from `releaseAt`.
+    struct LockedCredit {
+        uint128 amount;
+        uint64 releaseAt;
+    }
+
+    /// @dev Drawn stake a slash of its executor may still take until it is released: in the
+    ///      grant's escrow (`payee` 0; the escrow's `claimableAt`) or in `payee`'s locked credit
+    ///      of that grant (its `releaseAt`). Two slots: a wei amount never nears 2^96.
+    struct AtRisk {
+        bytes32 grantId;
+        address payee;
+        uint96 amount;
+    }
+
     bytes32 public constant SIGNED_REQUEST_TYPEHASH = keccak256(
         "AccessRequest(bytes32 capsuleId,address executor,bytes32 ephemeralKey,bytes32 measurement,bytes32 jobParamsHash,uint256 fee,uint256 nonce,uint64 expiry)"
     );
@@ -146,6 +161,13 @@ contract AccessController is Guarded {
     ///         fast-path key released before that chain grant is served took its run
     ///         (docs/adr/0073).
     mapping(bytes32 capsuleId => uint256) public overrunRunCount;
+    /// @notice Per payee and grant, the settled share of drawn stake (`escrowFromStake`) paid to
+    ///         anyone but the executor: withdrawable with `withdrawLockedCredits` from `releaseAt`
+    ///         (`stakeClaimDelay` after settlement), and until then still taken by a slash of the
+    ///         executor (docs/adr/0006, amendment of helper 121).
+    mapping(address payee => mapping(bytes32 grantId => LockedCredit)) public lockedCredits;
+    /// @dev Per executor, its drawn stake still at risk, oldest first (release times ascend).
+    mapping(address executor => AtRisk[]) private _atRisk;
 
     event AccessGranted(
         bytes32 indexed grantId,
@@ -163,6 +185,15 @@ contract AccessController is Guarded {
     event EscrowRefunded(bytes32 indexed grantId, address indexed payer, uint256 amount);
     event Credited(address indexed payee, bytes32 indexed grantId, uint256 amount);
     event CreditWithdrawn(address indexed payee, uint256 amount);
+    /// @notice `amount` of drawn stake credited to `payee` for `grantId`, withdrawable from `releaseAt`.
+    event CreditTimeLocked(address indexed payee, bytes32 indexed grantId, uint256 amount, uint64 releaseAt);
+    event LockedCreditWithdrawn(address indexed payee, uint256 amount);
+    /// @notice A slash of `executor` took `amount` of its drawn stake, still locked, from `from`'s
+    ///         share of `grantId` (`from` 0: from the grant's escrow) and gave it to `to`, locked
+    ///         until the same time.
+    event StakeCreditSeized(
+        address indexed executor, bytes32 indexed grantId, address from, address indexed to, uint256 amount
+    );
     event Deposited(address indexed account, uint256 amount, uint256 balance);
     event DepositWithdrawn(address indexed account, uint256 amount, uint256 balance);
     event WithdrawalRequested(address indexed account, uint256 amount, uint64 releaseAt);
@@ -206,6 +237,7 @@ contract AccessController is Guarded {
     error ZeroAmount();
     error NothingToWithdraw();
     error WithdrawalLocked(uint64 releaseAt);
+    error CreditLocked(bytes32 grantId, uint64 releaseAt);
     error DelayTooShort(uint256 delay, uint256 minimum);
     error NotNodeRegistry(address caller);
     error NotSelf(address caller);
@@ -374,7 +406,10 @@ contract AccessController is Guarded {
             AccessRequest(req.ephemeralKey, req.measurement, req.fee, 0, true, jobParams)
         );
         _escrow(grantId, fromDeposit + fromStake, fromStake > 0 ? stakeClaimDelay : disputeWindow);
-        if (fromStake > 0) escrowFromStake[grantId] = fromStake;
+        if (fromStake > 0) {
+            escrowFromStake[grantId] = fromStake;
+            _atRisk[req.executor].push(AtRisk(grantId, address(0), uint96(fromStake)));
+        }
         if (shortfall > 0) emit AuditShortfall(grantId, req.executor, fromStake, shortfall - fromStake);
     }
 
@@ -560,24 +595,87 @@ contract AccessController is Guarded {
     }
 
     /// @notice Splits a disputed escrow between `payees`; the amounts must add up to the escrow.
+    ///         Each share is credited at once, except its part of the stake the audit drew
+    ///         (`escrowFromStake`, pro rata): the executor's goes back into its unbonding funds
+    ///         (`NodeRegistry.returnFromAudit`), anyone else's becomes a locked credit
+    ///         (`lockedCredits`, `stakeClaimDelay` from now, still taken by a slash of the executor
+    ///         until then). Drawn stake never leaves sooner than unbonding would have let it.
     function resolveEscrow(bytes32 grantId, address[] calldata payees, uint256[] calldata amounts)
         external
         onlySettler
+        nonReentrant
     {
         if (payees.length != amounts.length || payees.length == 0) revert LengthMismatch();
         Escrow storage e = _escrows[grantId];
         if (e.state != EscrowState.Disputed) revert WrongEscrowState(grantId, e.state);
         _onlyItsSettler(grantId);
-        uint256 sum = 0;
+        uint256 left = 0;
         for (uint256 i = 0; i < payees.length; ++i) {
-            if (payees[i] == address(0)) revert ZeroAddress();
-            sum += amounts[i];
-            credits[payees[i]] += amounts[i];
-            emit Credited(payees[i], grantId, amounts[i]);
+            left += amounts[i];
         }
-        if (sum != e.amount) revert PayoutMismatch(sum, e.amount);
+        if (left != e.amount) revert PayoutMismatch(left, e.amount);
         e.state = EscrowState.Resolved;
+        address executor = _grants[grantId].executor;
+        uint256 stakeLeft = escrowFromStake[grantId];
+        uint256 toBond = 0;
+        for (uint256 i = 0; i < payees.length; ++i) {
+            uint256 amount = amounts[i];
+            // Pro rata; the last payee with a share takes what rounding left.
+            uint256 fromStake = amount == 0 ? 0 : (amount * stakeLeft) / left;
+            stakeLeft -= fromStake;
+            left -= amount;
+            toBond += _credit(grantId, executor, payees[i], amount, fromStake);
+        }
+        if (toBond > 0) {
+            totalHeld -= toBond;
+            IAuditStakeReturn(address(nodeRegistry)).returnFromAudit{value: toBond}(executor);
+        }
         emit EscrowResolved(grantId, msg.sender);
+    }
+
+    /// @notice The registry's door for a slash of `executor` that its stake and unbonding funds
+    ///         did not cover: takes up to `amount` of its drawn stake not yet released (newest
+    ///         first: in escrows, then in other payees' locked credits) and gives it to
+    ///         `recipient` as a locked credit with the same release time, no longer at risk.
+    /// @return seized What was taken.
+    function seizeStakeCredits(address executor, uint256 amount, address recipient)
+        external
+        returns (uint256 seized)
+    {
+        if (msg.sender != address(nodeRegistry)) revert NotNodeRegistry(msg.sender);
+        AtRisk[] storage list = _atRisk[executor];
+        uint256 i = list.length;
+        while (i > 0 && seized < amount) {
+            AtRisk storage r = list[--i];
+            uint64 releaseAt = r.payee == address(0)
+                ? _escrows[r.grantId].claimableAt
+                : lockedCredits[r.payee][r.grantId].releaseAt;
+            if (releaseAt <= block.timestamp) break; // older ones are released too
+            uint256 take = _takeAtRisk(r, amount - seized);
+            if (take > 0) {
+                seized += take;
+                _lockCredit(r.grantId, recipient, take, releaseAt);
+                emit StakeCreditSeized(executor, r.grantId, r.payee, recipient, take);
+            }
+            if (r.amount == 0 && i == list.length - 1) list.pop();
+        }
+    }
+
+    /// @notice Sends the caller its locked credits of `grantIds` (`lockedCredits`) whose release
+    ///         time has passed; `CreditLocked(grantId, releaseAt)` for one that has not. All or
+    ///         nothing.
+    function withdrawLockedCredits(bytes32[] calldata grantIds) external nonReentrant returns (uint256 total) {
+        for (uint256 i = 0; i < grantIds.length; ++i) {
+            LockedCredit memory c = lockedCredits[msg.sender][grantIds[i]];
+            if (c.amount == 0) continue;
+            if (block.timestamp < c.releaseAt) revert CreditLocked(grantIds[i], c.releaseAt);
+            delete lockedCredits[msg.sender][grantIds[i]];
+            total += c.amount;
+        }
+        if (total == 0) revert NothingToWithdraw();
+        totalHeld -= total;
+        emit LockedCreditWithdrawn(msg.sender, total);
+        _send(msg.sender, total);
     }
 
     /// @notice Gives a locked escrow back to the executor that paid it (a job that timed out:
@@ -621,6 +719,54 @@ contract AccessController is Guarded {
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// @dev Credits `payee`'s share `amount` of a resolved escrow, of which `fromStake` is drawn
+    ///      stake: locked for anyone but the executor; the executor's returned (what it returns).
+    function _credit(bytes32 grantId, address executor, address payee, uint256 amount, uint256 fromStake)
+        private
+        returns (uint256 toBond)
+    {
+        if (payee == address(0)) revert ZeroAddress();
+        if (payee == executor) {
+            toBond = fromStake;
+        } else if (fromStake > 0) {
+            uint64 releaseAt = uint64(block.timestamp + stakeClaimDelay);
+            _lockCredit(grantId, payee, fromStake, releaseAt);
+            _atRisk[executor].push(AtRisk(grantId, payee, uint96(fromStake)));
+        }
+        credits[payee] += amount - fromStake;
+        emit Credited(payee, grantId, amount - fromStake);
+    }
+
+    /// @dev Adds `amount` to `payee`'s locked credit of `grantId`, released no sooner than `releaseAt`.
+    function _lockCredit(bytes32 grantId, address payee, uint256 amount, uint64 releaseAt) private {
+        LockedCredit storage c = lockedCredits[payee][grantId];
+        c.amount += uint128(amount);
+        if (releaseAt > c.releaseAt) c.releaseAt = releaseAt;
+        emit CreditTimeLocked(payee, grantId, amount, c.releaseAt);
+    }
+
+    /// @dev Takes up to `want` of what `r` still holds at risk: from the escrow while it is held
+    ///      or disputed, from the payee's locked credit otherwise.
+    function _takeAtRisk(AtRisk storage r, uint256 want) private returns (uint256 take) {
+        uint256 available;
+        if (r.payee == address(0)) {
+            Escrow storage e = _escrows[r.grantId];
+            bool open = e.state == EscrowState.Held || e.state == EscrowState.Disputed;
+            available = open ? escrowFromStake[r.grantId] : 0;
+            take = want < available ? want : available;
+            if (take > 0) {
+                e.amount -= uint128(take);
+                escrowFromStake[r.grantId] = available - take;
+            }
+        } else {
+            LockedCredit storage c = lockedCredits[r.payee][r.grantId];
+            available = r.amount < c.amount ? r.amount : c.amount;
+            take = want < available ? want : available;
+            if (take > 0) c.amount -= uint128(take);
+        }
+        r.amount = uint96(available - take);
+    }
 
     /// @dev Records the grant; the caller escrows what it holds (`_escrow`).
     function _grant(bytes32 capsuleId, address executor, AccessRequest memory req)

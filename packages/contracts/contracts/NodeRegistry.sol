@@ -4,6 +4,12 @@ pragma solidity ^0.8.28;
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {Guarded} from "./utils/Guarded.sol";
 
+/// @dev The AccessController's door for a slash that reaches stake an audit drew and settlement
+///      has not released yet (docs/adr/0006). Not in INodeRegistry: policies compile against it.
+interface IStakeCreditSeizure {
+    function seizeStakeCredits(address executor, uint256 amount, address recipient) external returns (uint256);
+}
+
 /// @title NodeRegistry
 /// @notice Executors and verifiers register here with an ETH stake, their libp2p peer id and
 ///         the hash of their attestation key. Reputation lives here too. Stake leaves through
@@ -308,8 +314,10 @@ contract NodeRegistry is INodeRegistry, Guarded {
 
     /// @notice Evidence of a fault by `node` in job `jobId`: a fail verdict halves its reputation,
     ///         an equivocation proof sets it to 0; then up to `amount` is taken from its stake, then
-    ///         from its unbonding funds, and credited to `recipient` (claimed with `claimPayout`).
-    /// @return slashed What was actually taken.
+    ///         from its unbonding funds, and credited to `recipient` (claimed with `claimPayout`);
+    ///         what those lack, from the stake its audits drew that settlement has not released
+    ///         yet (`AccessController.seizeStakeCredits`: a locked credit of `recipient` there).
+    /// @return slashed What was actually taken (both parts).
     function recordFault(address node, bool equivocation, uint256 amount, address recipient, bytes32 jobId)
         external
         onlyManager
@@ -327,9 +335,15 @@ contract NodeRegistry is INodeRegistry, Guarded {
         uint256 fromUnbonding = rest < n.unbonding ? rest : n.unbonding;
         n.unbonding -= uint128(fromUnbonding);
         slashed = fromStake + fromUnbonding;
-        if (slashed == 0) return 0;
-        payouts[recipient] += slashed;
-        emit Slashed(node, slashed, recipient, jobId, msg.sender);
+        if (slashed > 0) {
+            payouts[recipient] += slashed;
+            emit Slashed(node, slashed, recipient, jobId, msg.sender);
+        }
+        // Drawn stake paid out by settlement stays at risk until its credit is released: else an
+        // executor could move its bond to a colluding owner's credit and out of a slash's reach.
+        if (slashed < amount && drawnForAudits[node] != 0) {
+            slashed += IStakeCreditSeizure(accessController).seizeStakeCredits(node, amount - slashed, recipient);
+        }
     }
 
     // ---------------------------------------------------------------- views

@@ -38,7 +38,8 @@ useWorld((world) => {
 })
 
 const FEE = parseEther('0.001')
-const GAS = 300_000n
+// Fixed, so that txs race in one block: an audit drawing stake costs ~327k (its at-risk entry).
+const GAS = 400_000n
 const TIP = { attacker: 10_000_000_000n, keyguard: 1_000_000_000n }
 
 /** Every way the executor could pull its deposit, before and after ADR 0006. */

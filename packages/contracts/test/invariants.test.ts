@@ -211,6 +211,8 @@ describe('contract invariants over long random call sequences', () => {
     let batchSkipped = 0
     let overruns = 0
     let stakeRefunds = 0
+    let stakeLocks = 0
+    let stakeSeizures = 0
     const counts = new Map<string, number>()
     const hubDone: Record<string, number> = {}
     const started = performance.now()
@@ -264,10 +266,12 @@ describe('contract invariants over long random call sequences', () => {
       batchSkipped += ctx.batchSkipped
       overruns += ctx.overruns
       stakeRefunds += ctx.model.stakeRefunds
+      stakeLocks += ctx.model.stakeLocks
+      stakeSeizures += ctx.model.stakeSeizures
     }
     const seconds = (performance.now() - started) / 1000
     console.log(
-      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined, ${shared} audits paid past a deposit another keyguard spent, ${batchRecorded} batched audits recorded beside ${batchSkipped} skipped, ${overruns} audits recorded as overruns, ${stakeRefunds} refunds of drawn stake into unbonding) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
+      `invariants: seed ${SEED}, ${RUNS * STEPS} steps, ${txs} transactions and ${reads} reads (${raced} audits raced by their executor and mined, ${shared} audits paid past a deposit another keyguard spent, ${batchRecorded} batched audits recorded beside ${batchSkipped} skipped, ${overruns} audits recorded as overruns, ${stakeRefunds} refunds of drawn stake into unbonding, ${stakeLocks} settled shares of drawn stake locked, ${stakeSeizures} slashes reaching drawn stake in escrows or locked credits) in ${seconds.toFixed(1)} s; ${JSON.stringify(Object.fromEntries(counts))}`,
     )
     expect(txs).toBeGreaterThan(RUNS * STEPS * 0.8)
     expect(raced).toBeGreaterThan(0)

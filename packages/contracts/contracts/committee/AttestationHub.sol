@@ -114,9 +114,12 @@ contract AttestationHub {
     ///         it); a fail also certifies the job as failed (verdict 0).
     event BeforeVerdict(bytes32 indexed jobId, bool passed, bytes32 evidenceHash);
     /// @notice The verdict applied: reputation moved, and on a fail `executorSlashed` wei of the
-    ///         executor's stake credited to the capsule owner (NodeRegistry payouts).
+    ///         executor's stake credited to the capsule owner (NodeRegistry payouts; past its
+    ///         stake and unbonding funds, drawn stake not yet released, as a locked credit in
+    ///         the AccessController).
     event JobSettled(bytes32 indexed jobId, bool passed, uint256 executorSlashed);
-    /// @notice The escrow's split, credited in the AccessController (`withdrawCredit`).
+    /// @notice The escrow's split, credited in the AccessController (`withdrawCredit`; the part of
+    ///         each share drawn from the executor's stake is locked, `withdrawLockedCredits`).
     event EscrowPaid(bytes32 indexed jobId, uint256 perSigner, uint256 toExecutor, uint256 toOwner);
     event JobTimedOut(bytes32 indexed jobId, uint256 refunded);
     event EquivocationProven(bytes32 indexed jobId, address indexed member, uint8 phase, uint64 viewNumber, uint256 slashed);

@@ -149,6 +149,7 @@ export interface AccessControllerEvents {
   AdminChanged: { readonly previousAdmin: string; readonly newAdmin: string }
   AuditShortfall: { readonly grantId: string; readonly executor: string; readonly fromStake: bigint; readonly uncovered: bigint }
   Credited: { readonly payee: string; readonly grantId: string; readonly amount: bigint }
+  CreditTimeLocked: { readonly payee: string; readonly grantId: string; readonly amount: bigint; readonly releaseAt: bigint }
   CreditWithdrawn: { readonly payee: string; readonly amount: bigint }
   Deposited: { readonly account: string; readonly amount: bigint; readonly balance: bigint }
   DepositWithdrawn: { readonly account: string; readonly amount: bigint; readonly balance: bigint }
@@ -159,8 +160,10 @@ export interface AccessControllerEvents {
   FastPathOverrun: { readonly capsuleId: string; readonly grantId: string; readonly reason: bigint }
   FeeClaimed: { readonly grantId: string; readonly owner: string; readonly amount: bigint }
   FeeEscrowed: { readonly grantId: string; readonly amount: bigint; readonly claimableAt: bigint }
+  LockedCreditWithdrawn: { readonly payee: string; readonly amount: bigint }
   RefundedToBond: { readonly grantId: string; readonly executor: string; readonly toDeposit: bigint; readonly toUnbonding: bigint }
   SettlerSet: { readonly account: string; readonly allowed: boolean }
+  StakeCreditSeized: { readonly executor: string; readonly grantId: string; readonly from: string; readonly to: string; readonly amount: bigint }
   WithdrawalCancelled: { readonly account: string; readonly amount: bigint }
   WithdrawalRequested: { readonly account: string; readonly amount: bigint; readonly releaseAt: bigint }
 }
@@ -189,6 +192,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   grantWindow: TypedMethod<[], bigint, 'view'>
   hashSignedRequest: TypedMethod<[req: SignedAccessRequestInput], string, 'view'>
   isSettler: TypedMethod<[arg0: AddressLike], boolean, 'view'>
+  lockedCredits: TypedMethod<[payee: AddressLike, grantId: BytesLike], [amount: bigint, releaseAt: bigint] & { readonly amount: bigint; readonly releaseAt: bigint }, 'view'>
   nodeRegistry: TypedMethod<[], string, 'view'>
   nonceUsed: TypedMethod<[executor: AddressLike, capsuleId: BytesLike, nonce: BigNumberish], boolean, 'view'>
   overrunRunCount: TypedMethod<[capsuleId: BytesLike], bigint, 'view'>
@@ -204,6 +208,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   requestWithdrawal: TypedMethod<[amount: BigNumberish], void, 'nonpayable'>
   resolveEscrow: TypedMethod<[grantId: BytesLike, payees: AddressLike[], amounts: BigNumberish[]], void, 'nonpayable'>
   runCount: TypedMethod<[capsuleId: BytesLike], bigint, 'view'>
+  seizeStakeCredits: TypedMethod<[executor: AddressLike, amount: BigNumberish, recipient: AddressLike], bigint, 'nonpayable'>
   setAdmin: TypedMethod<[newAdmin: AddressLike], void, 'nonpayable'>
   setSettler: TypedMethod<[account: AddressLike, allowed: boolean], void, 'nonpayable'>
   settlerOf: TypedMethod<[grantId: BytesLike], string, 'view'>
@@ -214,6 +219,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   withdrawalDelay: TypedMethod<[], bigint, 'view'>
   withdrawCredit: TypedMethod<[], void, 'nonpayable'>
   withdrawDeposit: TypedMethod<[], void, 'nonpayable'>
+  withdrawLockedCredits: TypedMethod<[grantIds: BytesLike[]], bigint, 'nonpayable'>
   connect(runner: ContractRunner | null): AccessControllerContract
 }
 

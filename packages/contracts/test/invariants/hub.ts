@@ -264,21 +264,9 @@ function reputationAfterPass(r: bigint): bigint {
   return next > 1000n ? 1000n : next
 }
 
+/** A slash applied by the hub in the transaction just mined (at `m.now`). */
 function slash(m: Model, node: string, amount: bigint, recipient: string): void {
-  const n = m.executor(node).node
-  const fromStake = amount < n.stake ? amount : n.stake
-  n.stake -= fromStake
-  const rest = amount - fromStake
-  const fromUnbonding = rest < n.unbonding ? rest : n.unbonding
-  n.unbonding -= fromUnbonding
-  const slashed = fromStake + fromUnbonding
-  m.payouts.set(recipient, m.payouts.get(recipient)! + slashed)
-  m.flow(recipient).entitled += slashed
-}
-
-function credit(m: Model, who: string, amount: bigint): void {
-  m.credits.set(who, m.credits.get(who)! + amount)
-  m.flow(who).entitled += amount
+  m.slash(node, amount, recipient, m.now)
 }
 
 export async function settle(s: HubStepContext, caller: string): Promise<void> {
@@ -305,10 +293,13 @@ export async function settle(s: HubStepContext, caller: string): Promise<void> {
   if (escrow?.state === 'disputed') {
     const per = (escrow.amount * HUB_VERIFIER_BPS) / 10_000n / BigInt(job.signers.length)
     const toExecutor = passed ? (escrow.amount * HUB_EXECUTOR_BPS) / 10_000n : 0n
-    for (const signer of job.signers) credit(m, signer, per)
-    credit(m, g.payer, toExecutor)
-    credit(m, g.owner, escrow.amount - per * BigInt(job.signers.length) - toExecutor)
-    escrow.state = 'resolved'
+    const toOwner = escrow.amount - per * BigInt(job.signers.length) - toExecutor
+    m.resolve(
+      escrow,
+      [...job.signers, g.payer, g.owner],
+      [...job.signers.map(() => per), toExecutor, toOwner],
+      m.now,
+    )
   }
   if (!passed) slash(m, g.payer, HUB_FAIL_SLASH, g.owner)
   done(s, passed ? 'settle:pass' : 'settle:fail')

@@ -57,6 +57,22 @@ export interface EscrowModel {
   fromStake: bigint
 }
 
+/** Settled drawn stake owed to a payee (`lockedCredits`), withdrawable from `releaseAt`. */
+export interface LockedCreditModel {
+  amount: bigint
+  releaseAt: bigint
+}
+
+/**
+ * Drawn stake a slash of its executor may still take: in an escrow (`payee` '', until its
+ * `claimableAt`) or in a locked credit (until its `releaseAt`).
+ */
+export interface AtRiskModel {
+  grantId: string
+  payee: string
+  amount: bigint
+}
+
 /** What went into and came out of the contracts per account, and what it was entitled to. */
 export interface Flow {
   paidIn: bigint
@@ -93,6 +109,14 @@ export class Model {
   readonly capsules: CapsuleModel[] = []
   readonly escrows = new Map<string, EscrowModel>()
   readonly credits = new Map<string, bigint>()
+  /** `${payee} ${grantId}` → its locked credit (ADR 0006, amendment of helper 121). */
+  readonly lockedCredits = new Map<string, LockedCreditModel>()
+  /** executor → its drawn stake still at risk, oldest first. */
+  readonly atRisk = new Map<string, AtRiskModel[]>()
+  /** Slashes that took drawn stake from escrows or locked credits (for the report). */
+  stakeSeizures = 0
+  /** Settlements that locked a share of drawn stake (for the report). */
+  stakeLocks = 0
   /** Refunds that put drawn stake back into unbonding (for the report). */
   stakeRefunds = 0
   readonly payouts = new Map<string, bigint>()
@@ -284,7 +308,123 @@ export class Model {
         fromStake,
       })
       this.flow(c.owner).entitled += fee
+      if (fromStake > 0n) this.risk(payer).push({ grantId, payee: '', amount: fromStake })
     }
+  }
+
+  /** `stakeClaimDelay`: the larger of the dispute window and the unbonding delay. */
+  get stakeClaimDelay(): bigint {
+    const { unbondingDelay, disputeWindow } = this.p
+    return unbondingDelay > disputeWindow ? unbondingDelay : disputeWindow
+  }
+
+  lockedCredit(payee: string, grantId: string): LockedCreditModel {
+    const key = `${payee} ${grantId}`
+    let c = this.lockedCredits.get(key)
+    if (!c) {
+      c = { amount: 0n, releaseAt: 0n }
+      this.lockedCredits.set(key, c)
+    }
+    return c
+  }
+
+  private lock(grantId: string, payee: string, amount: bigint, releaseAt: bigint): void {
+    const c = this.lockedCredit(payee, grantId)
+    c.amount += amount
+    if (releaseAt > c.releaseAt) c.releaseAt = releaseAt
+  }
+
+  private risk(executor: string): AtRiskModel[] {
+    let list = this.atRisk.get(executor)
+    if (!list) {
+      list = []
+      this.atRisk.set(executor, list)
+    }
+    return list
+  }
+
+  /**
+   * `resolveEscrow` of `x` at `t`: each share credited at once but for its pro-rata part of the
+   * drawn stake, which goes back into the executor's unbonding funds (its own share) or into a
+   * locked credit released at `t + stakeClaimDelay` and still at risk until then (anyone else's).
+   */
+  resolve(x: EscrowModel, payees: string[], amounts: bigint[], t: bigint): void {
+    x.state = 'resolved'
+    let left = x.amount
+    let stakeLeft = x.fromStake
+    let toBond = 0n
+    payees.forEach((p, i) => {
+      const amount = amounts[i]!
+      const fromStake = amount === 0n ? 0n : (amount * stakeLeft) / left
+      stakeLeft -= fromStake
+      left -= amount
+      if (p === x.payer) toBond += fromStake
+      else if (fromStake > 0n) {
+        const releaseAt = t + this.stakeClaimDelay
+        this.lock(x.id, p, fromStake, releaseAt)
+        this.risk(x.payer).push({ grantId: x.id, payee: p, amount: fromStake })
+        this.stakeLocks++
+      }
+      this.credits.set(p, this.credits.get(p)! + amount - fromStake)
+      this.flow(p).entitled += amount
+    })
+    if (toBond > 0n) {
+      const n = this.executor(x.payer).node
+      n.unbonding += toBond
+      n.releaseAt = t + this.p.unbondingDelay
+      n.drawn = n.drawn > toBond ? n.drawn - toBond : 0n
+    }
+  }
+
+  /**
+   * `recordFault` at `t`: up to `amount` from stake, then unbonding funds, to `recipient`'s
+   * payouts; the rest from the node's drawn stake still at risk, newest first, into `recipient`'s
+   * locked credits (same release time, no longer at risk). Returns what it took.
+   */
+  slash(node: string, amount: bigint, recipient: string, t: bigint): bigint {
+    const n = this.executor(node).node
+    const fromStake = amount < n.stake ? amount : n.stake
+    n.stake -= fromStake
+    const rest = amount - fromStake
+    const fromUnbonding = rest < n.unbonding ? rest : n.unbonding
+    n.unbonding -= fromUnbonding
+    let slashed = fromStake + fromUnbonding
+    this.payouts.set(recipient, this.payouts.get(recipient)! + slashed)
+    this.flow(recipient).entitled += slashed
+    if (slashed >= amount || n.drawn === 0n) return slashed
+    const list = this.risk(node)
+    for (let i = list.length - 1; i >= 0 && slashed < amount; i--) {
+      const r = list[i]!
+      const releaseAt =
+        r.payee === ''
+          ? this.escrows.get(r.grantId)!.claimableAt
+          : this.lockedCredit(r.payee, r.grantId).releaseAt
+      if (releaseAt <= t) break
+      let available: bigint
+      const want = amount - slashed
+      let take: bigint
+      if (r.payee === '') {
+        const x = this.escrows.get(r.grantId)!
+        available = x.state === 'held' || x.state === 'disputed' ? x.fromStake : 0n
+        take = want < available ? want : available
+        x.amount -= take
+        x.fromStake -= take
+      } else {
+        const c = this.lockedCredit(r.payee, r.grantId)
+        available = r.amount < c.amount ? r.amount : c.amount
+        take = want < available ? want : available
+        c.amount -= take
+      }
+      r.amount = available - take
+      if (take > 0n) {
+        slashed += take
+        this.lock(r.grantId, recipient, take, releaseAt)
+        this.flow(recipient).entitled += take
+        this.stakeSeizures++
+      }
+      if (r.amount === 0n && i === list.length - 1) list.pop()
+    }
+    return slashed
   }
 
   totals() {
@@ -299,6 +439,7 @@ export class Model {
       if (e.state === 'held' || e.state === 'disputed') escrows += e.amount
     let credits = 0n
     for (const v of this.credits.values()) credits += v
+    for (const v of this.lockedCredits.values()) credits += v.amount
     let payouts = 0n
     for (const v of this.payouts.values()) payouts += v
     return { accessController: deposits + escrows + credits, nodeRegistry: nodes + payouts }

@@ -307,7 +307,10 @@ async function slash(ctx: RunContext, e: string): Promise<void> {
   const { manager, stranger, owners } = ctx.actors
   const caller = ctx.rnd.chance(0.8) ? manager : stranger
   const recipient = ctx.rnd.pick([...owners, ctx.actors.settler])
-  const amount = ctx.model.p.minStake / BigInt(1 + ctx.rnd.int(4))
+  // Sometimes past its stake and unbonding funds: into the drawn stake still at risk.
+  const amount = ctx.rnd.chance(0.3)
+    ? n.stake + n.unbonding + ctx.model.p.minStake
+    : ctx.model.p.minStake / BigInt(1 + ctx.rnd.int(4))
   const ok = caller === manager && n.registered
   const r = await sendTx(ctx, caller, 'nr', nr(ctx), 'recordFault', [
     e,
@@ -317,15 +320,7 @@ async function slash(ctx: RunContext, e: string): Promise<void> {
     ctx.rnd.bytes32(),
   ])
   expectOutcome(`slash by ${caller === manager ? 'manager' : 'stranger'}`, ok, r)
-  if (!ok) return
-  const fromStake = amount < n.stake ? amount : n.stake
-  n.stake -= fromStake
-  const rest = amount - fromStake
-  const fromUnbonding = rest < n.unbonding ? rest : n.unbonding
-  n.unbonding -= fromUnbonding
-  const slashed = fromStake + fromUnbonding
-  ctx.model.payouts.set(recipient, ctx.model.payouts.get(recipient)! + slashed)
-  ctx.model.flow(recipient).entitled += slashed
+  if (ok) ctx.model.slash(e, amount, recipient, ctx.model.now)
 }
 
 async function claimPayout(ctx: RunContext, who: string): Promise<void> {
@@ -793,12 +788,7 @@ async function resolve(ctx: RunContext): Promise<void> {
   const ok = caller === ctx.actors.settler && skew === 0n && taken === caller
   const r = await sendTx(ctx, caller, 'ac', ac(ctx), 'resolveEscrow', [x.id, payees, amounts])
   expectOutcome('resolveEscrow', ok, r)
-  if (!ok) return
-  x.state = 'resolved'
-  payees.forEach((p, i) => {
-    ctx.model.credits.set(p, ctx.model.credits.get(p)! + amounts[i]!)
-    ctx.model.flow(p).entitled += amounts[i]!
-  })
+  if (ok) ctx.model.resolve(x, payees, amounts, ctx.model.now)
 }
 
 /** A timeout's refund: the locked escrow back to where it came from (ADR 0027, ADR 0006). */
@@ -824,6 +814,33 @@ async function withdrawCredit(ctx: RunContext, who: string): Promise<void> {
     ctx.model.credits.set(who, 0n)
     ctx.model.flow(who).paidOut += amount
   }
+}
+
+/**
+ * `withdrawLockedCredits` of up to three grants (one maybe another payee's): all or nothing,
+ * refused while one of them with an amount is not released (`CreditLocked`).
+ */
+async function withdrawLocked(ctx: RunContext, who: string): Promise<void> {
+  const m = ctx.model
+  const mine = [...m.lockedCredits.entries()].filter(([k]) => k.startsWith(`${who} `))
+  const others = [...m.lockedCredits.keys()].filter((k) => !k.startsWith(`${who} `))
+  const ids = new Set<string>()
+  for (let k = ctx.rnd.int(3); k >= 0 && mine.length > 0; k--)
+    ids.add(ctx.rnd.pick(mine)[0].split(' ')[1]!)
+  if (others.length > 0 && ctx.rnd.chance(0.2)) ids.add(ctx.rnd.pick(others).split(' ')[1]!)
+  if (ids.size === 0) return
+  const t = m.next()
+  const picked = [...ids].map((id) => m.lockedCredit(who, id))
+  const total = picked.reduce((s, c) => s + c.amount, 0n)
+  const ok = total > 0n && picked.every((c) => c.amount === 0n || t >= c.releaseAt)
+  const r = await sendTx(ctx, who, 'ac', ac(ctx), 'withdrawLockedCredits', [[...ids]])
+  expectOutcome('withdrawLockedCredits', ok, r)
+  if (!ok) return
+  for (const c of picked) {
+    if (c.amount > 0n) c.releaseAt = 0n
+    c.amount = 0n
+  }
+  m.flow(who).paidOut += total
 }
 
 // ------------------------------------------------------------------ time
@@ -888,6 +905,7 @@ export async function step(ctx: RunContext): Promise<string> {
     [3, 'resolve', () => resolve(ctx)],
     [2, 'refund', () => refund(ctx)],
     [2, 'withdrawCredit', () => withdrawCredit(ctx, anyone)],
+    [3, 'withdrawLockedCredits', () => withdrawLocked(ctx, anyone)],
     [5, 'wait', () => randomWait(ctx)],
     ...(ctx.hub === undefined
       ? []
@@ -934,6 +952,7 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
   const { accessController: acAddr, nodeRegistry: nrAddr } = ctx.addresses
   const executors = [...m.executors.keys()]
   const accounts = m.accounts
+  const lockedKeys = [...m.lockedCredits.keys()]
   const call = (to: string, iface: Interface, fn: string, args: unknown[]) => ({
     method: 'eth_call',
     params: [{ to, data: iface.encodeFunctionData(fn, args) }, 'latest'],
@@ -954,6 +973,7 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
       call(acAddr, ac(ctx), 'credits', [a]),
       call(nrAddr, nr(ctx), 'payouts', [a]),
     ]),
+    ...lockedKeys.map((k) => call(acAddr, ac(ctx), 'lockedCredits', k.split(' '))),
     ...m.capsules.flatMap((c) => [
       call(acAddr, ac(ctx), 'runCount', [c.id]),
       call(acAddr, ac(ctx), 'overrunRunCount', [c.id]),
@@ -1020,6 +1040,12 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
       fail(
         `${a} took out ${f.paidOut}, more than it paid in (${f.paidIn}) plus its due (${f.entitled})`,
       )
+  }
+  for (const k of lockedKeys) {
+    const [amount, releaseAt] = dec(ac(ctx), 'lockedCredits')
+    const c = m.lockedCredits.get(k)!
+    if (amount !== c.amount || releaseAt !== c.releaseAt)
+      fail(`locked credit ${k}: chain ${amount}@${releaseAt}, model ${c.amount}@${c.releaseAt}`)
   }
   for (const c of m.capsules) {
     const runs = big()
