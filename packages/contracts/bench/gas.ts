@@ -142,6 +142,94 @@ try {
       c.accessController.connect(owner).recordFastPathGrant(req, '0x', signature),
     )
   }
+  {
+    // Settling an audit's fee (ADR 0006, amendments): a settler and a manager named through the
+    // admin timelock (as a later hub would be) split one escrow paid from the deposit and one
+    // drawn from stake, then slash the executor past its stake and unbonding funds.
+    const [agent, drawer] = [anvil.signers[3]!, anvil.signers[4]!]
+    const setSettler = c.accessController.interface.encodeFunctionData('setSettler', [
+      agent.address,
+      true,
+    ])
+    const setManager = c.nodeRegistry.interface.encodeFunctionData('setManager', [
+      agent.address,
+      true,
+    ])
+    await (await c.accessController.queueAdminCall(setSettler)).wait()
+    await (await c.nodeRegistry.queueAdminCall(setManager)).wait()
+    await anvil.increaseTime(Number(await c.accessController.adminDelay()) + 1)
+    await (
+      await deployer.sendTransaction({ to: addresses.accessController, data: setSettler })
+    ).wait()
+    await (await deployer.sendTransaction({ to: addresses.nodeRegistry, data: setManager })).wait()
+    const stake = await c.nodeRegistry.minStake()
+    await (
+      await c.nodeRegistry
+        .connect(drawer)
+        .register(hexlify(randomBytes(46)), bytes32(), 1, { value: stake })
+    ).wait()
+    const policy = await deployPolicy(owner, maxRuns(1000), {
+      nodeRegistry: addresses.nodeRegistry,
+    })
+    const capsuleId = bytes32()
+    await (
+      await c.capsuleRegistry
+        .connect(owner)
+        .register(capsuleId, policy.address, 'bafy', bytes32(), hexlify(randomBytes(38)), bytes32())
+    ).wait()
+    const domain = accessRequestDomain(anvil.chainId, addresses.accessController)
+    const audit = async (label: string, fee: bigint, nonce: bigint): Promise<string> => {
+      const latest = await anvil.provider.getBlock('latest')
+      const req = {
+        capsuleId,
+        executor: drawer.address,
+        ephemeralKey: bytes32(),
+        measurement,
+        jobParamsHash: jobParamsHash('0x'),
+        fee,
+        nonce,
+        expiry: BigInt(latest!.timestamp + 600),
+      }
+      const signature = await drawer.signTypedData(domain, ACCESS_REQUEST_TYPES, req)
+      const ac = c.accessController.connect(owner)
+      const id = await ac.recordFastPathGrant.staticCall(req, '0x', signature)
+      await gas(label, ac.recordFastPathGrant(req, '0x', signature))
+      return id
+    }
+    const fee = parseEther('0.001')
+    await (await c.accessController.connect(drawer).deposit({ value: fee })).wait()
+    const fromDeposit = await audit('recordFastPathGrant, 0.001 ETH fee from the deposit', fee, 1n)
+    const fromStake = await audit(
+      'recordFastPathGrant, fee drawn from stake (deposit empty)',
+      stake,
+      2n,
+    )
+    const settler = c.accessController.connect(agent)
+    const payees = [owner.address, drawer.address]
+    for (const id of [fromDeposit, fromStake]) await (await settler.disputeEscrow(id)).wait()
+    await gas(
+      'resolveEscrow, owner + executor, fee from the deposit',
+      settler.resolveEscrow(fromDeposit, payees, [fee / 2n, fee / 2n]),
+    )
+    await gas(
+      'resolveEscrow, owner + executor, fee drawn from stake',
+      settler.resolveEscrow(fromStake, payees, [stake / 2n, stake / 2n]),
+    )
+    // Contracts before time-locked credits (a before/after run) stop here.
+    if (c.accessController.interface.getFunction('withdrawLockedCredits') !== null) {
+      await gas(
+        'recordFault past stake and unbonding (seizes a locked credit)',
+        c.nodeRegistry
+          .connect(agent)
+          .recordFault(drawer.address, false, (stake * 3n) / 4n, agent.address, bytes32()),
+      )
+      await anvil.increaseTime(Number(await c.accessController.stakeClaimDelay()))
+      await gas(
+        'withdrawLockedCredits, 1 grant',
+        c.accessController.connect(owner).withdrawLockedCredits([fromStake]),
+      )
+    }
+  }
   const base = rows[0]![1]
   console.log('| operation | gas | × transfer |')
   console.log('| --- | ---: | ---: |')
