@@ -6,7 +6,10 @@
  * - a refunded escrow (the job timed out) goes back where it came from: the drawn stake into the
  *   executor's unbonding funds (slashable, released after `unbondingDelay`), the deposit-funded
  *   part into its deposit, nothing into its credits;
- * - an escrow holding drawn stake is not claimable by the capsule owner before `unbondingDelay`.
+ * - an escrow holding drawn stake is not claimable by the capsule owner before `unbondingDelay`;
+ * - a settled verdict (pass or fail) pays the owner's and the signers' shares of drawn stake as
+ *   locked credits (`stakeClaimDelay` after settlement), the executor's into its unbonding funds,
+ *   and a slash of the executor meanwhile still takes them.
  * On a real anvil, with the settlement deployed as production does.
  */
 import { attested, reasonName } from '@digicap/contracts'
@@ -235,6 +238,138 @@ describe('stake drawn by a fast-path audit stays bonded', () => {
     const r = await sent(acO.claimFees([id]))
     expect((await w.anvil.provider.getBalance(O.address)) - b0 + r.gasUsed * r.gasPrice).toBe(STAKE)
     expect((await now()) - t0).toBeGreaterThanOrEqual(unbondingDelay)
+    await conserved(w)
+  }, 240_000)
+
+  /** A colluding owner's audit drawing a fresh executor's whole stake, settled as `verdict`. */
+  async function settledDraw(verdict: number) {
+    const { hub } = w.hubs.get(4)!
+    const ac = w.c.accessController
+    const E = await account(true)
+    const O = await account(false)
+    const capsule = await attestedCapsule(O)
+    const grantId = await record(O, await signed(E, capsule, STAKE, 1n))
+    expect(await ac.escrowFromStake(grantId)).toBe(STAKE)
+    const members = w.verifiers.slice(0, 4)
+    const { committee } = await openJob(w, 4, members, { grantId })
+    const signers = members.toSorted(byAddress).slice(0, 3)
+    const value = certificateValue(grantId, verdict)
+    const cert = await certificate(committee, signers, value, domainOf(w, 4))
+    await sent(hub.submitCertificate(value, cert.bits, cert.others, cert.signatures))
+    const r = await sent(hub.settle(grantId, committee))
+    const settledAt = BigInt((await w.anvil.provider.getBlock(r.blockNumber))!.timestamp)
+    const paid = r.logs.map((l) => hub.interface.parseLog(l)).find((e) => e?.name === 'EscrowPaid')
+    const [, perSigner, toExecutor, toOwner] = paid!.args as unknown as [
+      string,
+      bigint,
+      bigint,
+      bigint,
+    ]
+    const releaseAt = settledAt + (await ac.stakeClaimDelay())
+    return { E, O, grantId, signers, perSigner, toExecutor, toOwner, releaseAt, settledAt }
+  }
+
+  for (const [verdict, name] of [
+    [7, 'pass'],
+    [0b101, 'fail'],
+  ] as const) {
+    it(`a colluding owner's share of drawn stake settled by a ${name} is withdrawable only after stakeClaimDelay`, async () => {
+      const nr = w.c.nodeRegistry
+      const ac = w.c.accessController
+      const d = await settledDraw(verdict)
+      const acO = ac.connect(d.O) as typeof ac
+      // Nothing of it is a credit: on the previous contracts `withdrawCredit` paid the owner's
+      // share here, minutes after the stake was drawn.
+      expect(await ac.credits(d.O.address)).toBe(0n)
+      expect(await revertOf(w, acO.withdrawCredit.staticCall())).toBe('NothingToWithdraw()')
+      expect(await ac.lockedCredits(d.O.address, d.grantId)).toEqual([d.toOwner, d.releaseAt])
+      for (const s of d.signers) {
+        const [amount, at] = await ac.lockedCredits(s.address, d.grantId)
+        expect([amount, at]).toEqual([d.perSigner, d.releaseAt])
+      }
+      // The executor's share (a pass) went back into its unbonding funds, slashable.
+      const node = await nr.getNode(d.E.address)
+      expect(node.unbonding).toBe(d.toExecutor)
+      if (name === 'pass') {
+        expect(d.toExecutor).toBeGreaterThan(0n)
+        expect(node.unbondingReleaseAt).toBe(d.settledAt + (await nr.unbondingDelay()))
+      }
+      expect(await ac.credits(d.E.address)).toBe(0n)
+      await conserved(w)
+
+      expect(await revertOf(w, acO.withdrawLockedCredits.staticCall([d.grantId]))).toBe(
+        `CreditLocked(${d.grantId},${d.releaseAt})`,
+      )
+      await w.anvil.increaseTime(Number(d.releaseAt - (await now())) - 5)
+      await mine(w, 1)
+      expect(await now()).toBeLessThan(d.releaseAt)
+      expect(await revertOf(w, acO.withdrawLockedCredits.staticCall([d.grantId]))).toBe(
+        `CreditLocked(${d.grantId},${d.releaseAt})`,
+      )
+      await w.anvil.increaseTime(Number(d.releaseAt - (await now())))
+      const b0 = await w.anvil.provider.getBalance(d.O.address)
+      const r = await sent(acO.withdrawLockedCredits([d.grantId]))
+      const got = (await w.anvil.provider.getBalance(d.O.address)) - b0 + r.gasUsed * r.gasPrice
+      expect(got).toBe(d.toOwner)
+      expect(await ac.lockedCredits(d.O.address, d.grantId)).toEqual([0n, 0n])
+      expect(await revertOf(w, acO.withdrawLockedCredits.staticCall([d.grantId]))).toBe(
+        'NothingToWithdraw()',
+      )
+      await conserved(w)
+    }, 240_000)
+  }
+
+  it("a slash of the executor before the release takes the colluding owner's pending share", async () => {
+    const { hub } = w.hubs.get(4)!
+    const nr = w.c.nodeRegistry
+    const ac = w.c.accessController
+    const d = await settledDraw(7)
+    // Another owner's run of the same executor (no fee) is certified as a fail and settled
+    // inside the window: the stake and unbonding funds are short, the rest comes from the
+    // pending shares of the drawn stake, newest first (the colluding owner's).
+    const V = await account(false)
+    const capsule = await attestedCapsule(V)
+    const job = await record(V, await signed(d.E, capsule, 0n, 1n))
+    const members = w.verifiers.slice(0, 4)
+    const { committee } = await openJob(w, 4, members, { grantId: job })
+    const value = certificateValue(job, 0b101)
+    const cert = await certificate(
+      committee,
+      members.toSorted(byAddress).slice(0, 3),
+      value,
+      domainOf(w, 4),
+    )
+    await sent(hub.submitCertificate(value, cert.bits, cert.others, cert.signatures))
+    const r = await sent(hub.settle(job, committee))
+    const settled = r.logs
+      .map((l) => hub.interface.parseLog(l))
+      .find((e) => e?.name === 'JobSettled')
+    expect(settled?.args[2]).toBe(FAIL_SLASH)
+    const seized = FAIL_SLASH - d.toExecutor
+    expect(await nr.payouts(V.address)).toBe(d.toExecutor)
+    expect((await nr.getNode(d.E.address)).unbonding).toBe(0n)
+    expect(await ac.lockedCredits(d.O.address, d.grantId)).toEqual([
+      d.toOwner - seized,
+      d.releaseAt,
+    ])
+    // The victim's share is locked until the same time, and no later slash takes it back.
+    expect(await ac.lockedCredits(V.address, d.grantId)).toEqual([seized, d.releaseAt])
+    const acV = ac.connect(V) as typeof ac
+    expect(await revertOf(w, acV.withdrawLockedCredits.staticCall([d.grantId]))).toBe(
+      `CreditLocked(${d.grantId},${d.releaseAt})`,
+    )
+    await conserved(w)
+    await w.anvil.increaseTime(Number(d.releaseAt - (await now())))
+    for (const [who, amount] of [
+      [V, seized],
+      [d.O, d.toOwner - seized],
+    ] as const) {
+      const acW = ac.connect(who) as typeof ac
+      const b0 = await w.anvil.provider.getBalance(who.address)
+      const rw = await sent(acW.withdrawLockedCredits([d.grantId]))
+      const got = (await w.anvil.provider.getBalance(who.address)) - b0 + rw.gasUsed * rw.gasPrice
+      expect(got).toBe(amount)
+    }
     await conserved(w)
   }, 240_000)
 })
