@@ -279,6 +279,8 @@ describe('contract invariants over long random call sequences', () => {
     expect(batchRecorded).toBeGreaterThan(0)
     expect(batchSkipped).toBeGreaterThan(0)
     expect(overruns).toBeGreaterThan(0)
+    expect(stakeLocks).toBeGreaterThan(0)
+    expect(stakeSeizures).toBeGreaterThan(0)
     // The hub's paths that move funds were taken, not only refused.
     console.log(
       `hub: ${JSON.stringify(hubDone)}; ${proofCost.count} VRF proofs in ${(proofCost.ms / 1000).toFixed(1)} s`,

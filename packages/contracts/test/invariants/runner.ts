@@ -508,6 +508,40 @@ async function fastPath(ctx: RunContext, anyExecutor: Wallet): Promise<void> {
 }
 
 /**
+ * An owner records an audit whose fee passes the executor's deposit (a colluding owner, or
+ * keyguards that released against one deposit): the rest is drawn from its stake, and the
+ * escrow's share of it must stay at risk until released (ADR 0006, amendment of helper 121).
+ */
+async function drawAudit(ctx: RunContext): Promise<void> {
+  const m = ctx.model
+  const bound = ctx.actors.executors.filter((x) => m.isBound(x.address, m.next()))
+  if (bound.length === 0) return
+  const executor = ctx.rnd.pick(bound)
+  const e = executor.address
+  const n = m.executor(e).node
+  const live = m.capsules.filter((x) => !x.revoked && !m.executorIsKeyguard(x.owner, e))
+  if (live.length === 0 || n.stake + n.unbonding === 0n) return
+  const c = ctx.rnd.pick(live)
+  const fee = m.executor(e).deposit + 1n + (n.stake + n.unbonding) / BigInt(1 + ctx.rnd.int(3))
+  const req: SignedAccessRequest = {
+    capsuleId: c.id,
+    executor: e,
+    ephemeralKey: ctx.rnd.bytes32(),
+    measurement: ctx.rnd.bytes32(),
+    jobParamsHash: jobParamsHash('0x'),
+    fee,
+    nonce: BigInt(ctx.rnd.bytes32()),
+    expiry: m.now + m.p.auditWindow,
+  }
+  const signature = await executor.signTypedData(
+    accessRequestDomain(ctx.chainId, ctx.addresses.accessController),
+    ACCESS_REQUEST_TYPES,
+    req,
+  )
+  await record(ctx, { req, signature }, c.owner, false)
+}
+
+/**
  * Two keyguards (two capsules) release to one executor on one nonce before either audit: both
  * `checkAccess` calls see the same deposit. Both audits must be mined; the second draws from
  * stake what the first left short.
@@ -759,7 +793,13 @@ async function dispute(ctx: RunContext): Promise<void> {
   const held = [...ctx.model.escrows.values()].filter((x) => x.state === 'held')
   const all = [...ctx.model.escrows.values()]
   if (all.length === 0) return
-  const x = held.length > 0 && ctx.rnd.chance(0.8) ? ctx.rnd.pick(held) : ctx.rnd.pick(all)
+  const drawn = held.filter((x) => x.fromStake > 0n)
+  const x =
+    drawn.length > 0 && ctx.rnd.chance(0.5)
+      ? ctx.rnd.pick(drawn)
+      : held.length > 0 && ctx.rnd.chance(0.8)
+        ? ctx.rnd.pick(held)
+        : ctx.rnd.pick(all)
   const caller = ctx.rnd.chance(0.8)
     ? ctx.actors.settler
     : ctx.rnd.pick([x.owner, ctx.actors.stranger])
@@ -898,6 +938,7 @@ export async function step(ctx: RunContext): Promise<string> {
     [8, 'requestAccess', () => requestAccess(ctx, rnd.chance(0.9) ? e : actors.stranger)],
     [12, 'fastPath', () => fastPath(ctx, executor)],
     [3, 'fanOut', () => fanOut(ctx)],
+    [2, 'drawAudit', () => drawAudit(ctx)],
     [1, 'replayAudit', () => replayAudit(ctx)],
     [4, 'batchAudit', () => batchAudit(ctx)],
     [5, 'claimFees', () => claimFees(ctx)],
