@@ -26,8 +26,11 @@ export interface PbftTransportOptions {
   maxSize?: number
   /** Time to read or send one frame, ms. Default 5000. */
   timeout?: number
-  /** Opens a stream to a member with no open connection (default: no dial, the message is dropped). */
-  dial?: (member: PbftMember, signal: AbortSignal) => Promise<Stream>
+  /**
+   * Opens a stream to a member with no open connection (default: no dial, the message is
+   * dropped); undefined for a member it cannot reach (dropped too).
+   */
+  dial?: (member: PbftMember, signal: AbortSignal) => Promise<Stream | undefined>
   /**
    * Told of every inbound message dropped, with its typed error: `PbftVoteError` (`non-member`
    * for a stream from outside the committee, aborted unread; the replica's reasons), or the wire

@@ -37,6 +37,12 @@ import { PBFT_PROTOCOL, type PbftMessage } from '@digicap/protocol'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { VerifierJobError } from './errors.ts'
 
+/**
+ * The prefix of a committee member's placeholder peer id when its registered one does not decode
+ * (`committeePeer`): never dialled, and no stream comes from it.
+ */
+export const UNREACHABLE_PEER = 'unreachable:'
+
 /** Votes kept per round while this member is still watching. */
 export const PBFT_INBOX_LIMIT = 256
 /** Jobs whose rounds run at once on a node, by default. */
@@ -131,9 +137,11 @@ export function pbftRounds(host: PbftHost, options: PbftRoundsOptions = {}): Pbf
     endpoint ??= createPbftMux({
       node: host,
       maxSessions: maxJobs,
-      // A member not yet connected is dialled by its registered peer id.
-      dial: (member: PbftMember, signal: AbortSignal) =>
-        host.dialProtocol(peerIdFromString(member.peerId), PBFT_PROTOCOL, { signal }),
+      // A member not yet connected is dialled by its registered peer id (an unreachable one not).
+      dial: async (member: PbftMember, signal: AbortSignal) =>
+        member.peerId.startsWith(UNREACHABLE_PEER)
+          ? undefined
+          : host.dialProtocol(peerIdFromString(member.peerId), PBFT_PROTOCOL, { signal }),
     }).then((m) => {
       mux = m
       return m

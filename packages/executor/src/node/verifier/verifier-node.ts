@@ -36,7 +36,7 @@ import {
 import { peerIdFromRegistered } from '@digicap/keyguard'
 import { onchainProof } from '@digicap/vrf'
 import { VerifierJobError } from './errors.ts'
-import { pbftRounds } from './pbft-round.ts'
+import { pbftRounds, UNREACHABLE_PEER } from './pbft-round.ts'
 import type {
   OpenedJob,
   VerifierEvent,
@@ -46,6 +46,18 @@ import type {
 } from './types.ts'
 import { evidenceHash, verdictBits } from './verdict.ts'
 import { watchRun } from './watch-run.ts'
+
+/**
+ * A seated member's peer id for the PBFT committee: its registered peer id, or — when those bytes
+ * do not decode — a placeholder no peer can have, so the member counts but is never reached.
+ */
+export function committeePeer(address: string, registered: Uint8Array): string {
+  try {
+    return peerIdFromRegistered(registered).toString()
+  } catch {
+    return `${UNREACHABLE_PEER}${address.toLowerCase()}`
+  }
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const hex = (id: Uint8Array | string) => (typeof id === 'string' ? id.toLowerCase() : toHex(id))
@@ -130,6 +142,8 @@ export function verifierNode(
       const leave = new AbortController()
       const onStop = () => leave.abort()
       stopping.signal.addEventListener('abort', onStop, { once: true })
+      // Stopped already (while watching the run): a listener added now never fires.
+      if (stopping.signal.aborted) leave.abort()
       let landed = false
       const watching = (async () => {
         while (!leave.signal.aborted) {
@@ -232,10 +246,12 @@ export function verifierNode(
         await sleep(Math.min(pollMs, 250))
       }
       // Leader order = ascending VRF score (CommitteeSortition's seats); peers from NodeRegistry.
+      // Each member on its own: one whose registered peer id does not decode (the registry checks
+      // only its length, and a seated member may change it) is a silent member, not a failed job.
       const members = await Promise.all(
         seats.members.map(async (address) => ({
           address,
-          peerId: peerIdFromRegistered((await chain.node(address)).peerId).toString(),
+          peerId: committeePeer(address, (await chain.node(address)).peerId),
         })),
       )
       const committee = pbftCommittee(members)
