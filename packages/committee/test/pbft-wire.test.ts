@@ -8,6 +8,7 @@ import { encodeFrame, encodePbftMessage, type PbftMessage } from '@digicap/proto
 import type { Libp2p } from '@libp2p/interface'
 import { describe, expect, it } from 'vitest'
 import { PbftVoteError, signVote, verifyCertificate } from '../src/index.ts'
+import { signatureChecks } from '../src/pbft/signature-check.ts'
 import {
   domain,
   evidenceHash,
@@ -191,5 +192,50 @@ describe('PbftReplica', () => {
       reason: 'proof',
     })
     replica.stop()
+  })
+
+  it('refuses a prepared proof past 2f+1 entries or at its first bad entry, and its sender’s later proofs unchecked (ADR 0088)', async () => {
+    const claim = (i: number, view: bigint) =>
+      signVote(keys[i] as DigicapSigner, domain, {
+        phase: 'view-change',
+        jobId,
+        view,
+        preparedView: 1n,
+        ...PASS,
+      })
+    const prepares = await Promise.all([0, 1, 2, 3].map((i) => vote(i, 'prepare')))
+    const outsider = await signVote(signers(5)[4] as DigicapSigner, domain, {
+      phase: 'prepare',
+      jobId,
+      view: 0n,
+      preparedView: 0n,
+      ...PASS,
+    })
+    // 2f + 2 good prepares: refused on its length, only the view change's own signature checked.
+    const a = leader().replica
+    let before = signatureChecks()
+    await expect(
+      a.receive(member(3), { vote: await claim(3, 1n), proof: prepares }),
+    ).rejects.toMatchObject({ reason: 'proof' })
+    expect(signatureChecks() - before).toBeLessThanOrEqual(1)
+    a.stop()
+    // An outsider's prepare first: refused there, the entries after it never checked.
+    const b = leader().replica
+    before = signatureChecks()
+    await expect(
+      b.receive(member(3), {
+        vote: await claim(3, 1n),
+        proof: [outsider, prepares[0], prepares[1]] as never,
+      }),
+    ).rejects.toMatchObject({ reason: 'proof' })
+    expect(signatureChecks() - before).toBeLessThanOrEqual(2)
+    // Caught once: its next view change, with a proof that holds, is refused unchecked.
+    const good = { vote: await claim(3, 2n), proof: prepares.slice(0, 3) }
+    before = signatureChecks()
+    await expect(b.receive(member(3), good)).rejects.toMatchObject({ reason: 'proof' })
+    expect(signatureChecks() - before).toBe(0)
+    // Another member's view change with the same proof holds.
+    await b.receive(member(2), { vote: await claim(2, 2n), proof: prepares.slice(0, 3) })
+    b.stop()
   })
 })

@@ -145,6 +145,11 @@ export class PbftReplica {
   readonly #unchecked = new WeakSet<PbftVote>()
   /** Members caught with a bad signature: their votes are checked on arrival. */
   readonly #faulty = new Set<Address>()
+  /**
+   * Members that signed a view change or a new view whose proof does not hold (an honest member
+   * checks its proofs before it sends them): their later ones are refused before any check.
+   */
+  readonly #forged = new Set<Address>()
   /** `${phase}/${view}` → signer → vote. */
   readonly #votes = new Map<string, Map<Address, PbftVote>>()
   /** view → accepted pre-prepare value. */
@@ -478,6 +483,12 @@ export class PbftReplica {
         details: { signer: from.address, phase: vote.phase, view: vote.view },
       })
     }
+    if (!own && this.#forged.has(from.address) && this.#carriesProof(vote)) {
+      // Caught once with a proof that did not hold: no signature check for its proofs any more.
+      throw new PbftVoteError('proof', 'A member whose proof did not hold before', {
+        details: { signer: from.address, phase: vote.phase, view: vote.view },
+      })
+    }
     const counted = !own && this.#countable(from, vote)
     if (counted) this.#screen(vote)
     const signer = own || counted ? from.address : this.#check(vote, from.address)
@@ -501,6 +512,17 @@ export class PbftReplica {
         this.#record(signer, vote)
         await this.#progress(vote.view)
     }
+  }
+
+  /** A view change, or a new view's pre-prepare: a vote whose proof costs signature checks. */
+  #carriesProof(vote: PbftVote): boolean {
+    return vote.phase === 'view-change' || (vote.phase === 'pre-prepare' && vote.view > 0n)
+  }
+
+  /** Marks `member` as having sent a proof that does not hold, and returns the refusal. */
+  #forgedBy(member: Address, message: string, details: Record<string, unknown>): PbftVoteError {
+    this.#forged.add(member)
+    return new PbftVoteError('proof', message, { details: { signer: member, ...details } })
   }
 
   /** True when `member`'s vote in this slot is held already, identical to `vote`. */
@@ -533,7 +555,7 @@ export class PbftReplica {
         details: { view: vote.view, current: this.#view },
       })
     }
-    if (vote.view > 0n && !own) this.#checkNewView(vote, proof)
+    if (vote.view > 0n && !own) this.#checkNewView(signer, vote, proof)
     this.#record(signer, vote)
     const value = { verdict: vote.verdict, evidenceHash: vote.evidenceHash }
     this.#accepted.set(vote.view, value)
@@ -547,13 +569,31 @@ export class PbftReplica {
     await this.#progress(vote.view)
   }
 
-  /** A new leader's pre-prepare carries 2f+1 view changes and the highest prepared value. */
-  #checkNewView(vote: PbftVote, proof: PbftVote[]): void {
+  /**
+   * A new leader's pre-prepare carries 2f+1 view changes and the highest prepared value: exactly
+   * 2f+1 (an honest leader sends no more), and the first entry that is not a view change of the
+   * view, does not recover to a member, or repeats a signer voids it, before the rest is checked.
+   */
+  #checkNewView(leader: Address, vote: PbftVote, proof: PbftVote[]): void {
+    const { quorum } = this.#o.committee
+    if (proof.length !== quorum) {
+      throw this.#forgedBy(leader, 'A new view carries 2f+1 view changes', {
+        view: vote.view,
+        entries: proof.length,
+        quorum,
+      })
+    }
     const signers = new Set<Address>()
     let highest: PbftVote | undefined
-    for (const vc of proof) {
-      if (vc.phase !== 'view-change' || vc.view !== vote.view) continue
-      const s = this.#check(vc)
+    for (const [at, vc] of proof.entries()) {
+      const s =
+        vc.phase === 'view-change' && vc.view === vote.view ? this.#entrySigner(vc) : undefined
+      if (s === undefined || signers.has(s)) {
+        throw this.#forgedBy(leader, 'A new view carries a view change that does not hold', {
+          view: vote.view,
+          entry: at,
+        })
+      }
       signers.add(s)
       if (
         vc.preparedView > 0n &&
@@ -562,32 +602,52 @@ export class PbftReplica {
         highest = vc
       }
     }
-    if (signers.size < this.#o.committee.quorum) {
-      throw new PbftVoteError('proof', 'A new view needs 2f+1 view changes', {
-        details: { view: vote.view, viewChanges: signers.size },
-      })
-    }
     if (highest !== undefined && !sameValue(highest, vote)) {
-      throw new PbftVoteError('proof', 'The new leader did not keep the highest prepared value', {
-        details: { view: vote.view },
+      throw this.#forgedBy(leader, 'The new leader did not keep the highest prepared value', {
+        view: vote.view,
       })
     }
   }
 
-  /** Checks that `proof` is 2f+1 prepares of the view and value a view change claims. */
-  #preparedProofHolds(vote: PbftVote, proof: PbftVote[]): boolean {
-    if (vote.preparedView === 0n) return true
-    const view = vote.preparedView - 1n
-    const signers = new Set<Address>()
-    for (const p of proof) {
-      if (p.phase !== 'prepare' || p.view !== view || !sameValue(p, vote)) continue
-      try {
-        signers.add(this.#check(p))
-      } catch {
-        // One bad entry does not void the others.
-      }
+  /** The member that signed a proof entry, or undefined when it is not a member's. */
+  #entrySigner(vote: PbftVote): Address | undefined {
+    try {
+      return this.#check(vote)
+    } catch {
+      return undefined
     }
-    return signers.size >= this.#o.committee.quorum
+  }
+
+  /**
+   * Checks that `proof` is 2f+1 prepares of the view and value a view change claims: exactly
+   * 2f+1 (an honest member sends no more), voided by its first entry that is not such a prepare,
+   * does not recover to a member, or repeats a signer (at most 2f+1 signature checks).
+   */
+  #preparedProofHolds(signer: Address, vote: PbftVote, proof: PbftVote[]): void {
+    if (vote.preparedView === 0n) return
+    const { quorum } = this.#o.committee
+    const view = vote.preparedView - 1n
+    if (proof.length !== quorum) {
+      throw this.#forgedBy(signer, 'A view change claims a value it cannot show prepared', {
+        view: vote.view,
+        entries: proof.length,
+        quorum,
+      })
+    }
+    const signers = new Set<Address>()
+    for (const [at, p] of proof.entries()) {
+      const s =
+        p.phase === 'prepare' && p.view === view && sameValue(p, vote)
+          ? this.#entrySigner(p)
+          : undefined
+      if (s === undefined || signers.has(s)) {
+        throw this.#forgedBy(signer, 'A view change claims a value it cannot show prepared', {
+          view: vote.view,
+          entry: at,
+        })
+      }
+      signers.add(s)
+    }
   }
 
   async #onViewChange(
@@ -596,9 +656,7 @@ export class PbftReplica {
     proof: PbftVote[],
     own: boolean,
   ): Promise<void> {
-    if (!own && !this.#preparedProofHolds(vote, proof)) {
-      throw new PbftVoteError('proof', 'A view change claims a value it cannot show prepared')
-    }
+    if (!own) this.#preparedProofHolds(signer, vote, proof)
     let votes = this.#viewChanges.get(vote.view)
     if (votes === undefined) {
       votes = new Map()
@@ -609,7 +667,8 @@ export class PbftReplica {
         details: { signer, view: vote.view },
       })
     }
-    votes.set(signer, { signer, vote, prepared: proof })
+    // A view change that claims nothing keeps no proof (it was not checked).
+    votes.set(signer, { signer, vote, prepared: vote.preparedView === 0n ? [] : proof })
     const { f, quorum } = this.#o.committee
     // f+1 members asking for a later view include an honest one: join them.
     if (vote.view > this.#view && votes.size >= f + 1 && !this.#finished) {
