@@ -9,7 +9,7 @@ export type {
   PbftRounds,
   PbftRoundsOptions,
 } from './pbft-round.ts'
-export { PBFT_INBOX_LIMIT, PBFT_MAX_JOBS, pbftRounds } from './pbft-round.ts'
+export { PBFT_INBOX_LIMIT, PBFT_INBOX_PER_MEMBER, PBFT_MAX_JOBS, pbftRounds } from './pbft-round.ts'
 export { NODE_SERVE_ROLES, startServeRole, verifierLine } from './serve-role.ts'
 export type {
   CertificateCall,

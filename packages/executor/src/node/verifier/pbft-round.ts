@@ -17,7 +17,7 @@
  * first served), and past `maxWaiting` waiting jobs `open` refuses at once with
  * `VerifierJobError` `busy`.
  */
-import { type DigicapSigner, toHex } from '@digicap/capsule-core'
+import { type DigicapSigner, equalBytes, toHex } from '@digicap/capsule-core'
 import {
   createPbftMux,
   type PbftCertificate,
@@ -45,6 +45,11 @@ export const UNREACHABLE_PEER = 'unreachable:'
 
 /** Votes kept per round while this member is still watching. */
 export const PBFT_INBOX_LIMIT = 256
+/**
+ * Distinct votes kept per member and round while this member is still watching (an honest
+ * member sends one vote per phase and view; its re-sends are copies, kept once).
+ */
+export const PBFT_INBOX_PER_MEMBER = 8
 /** Jobs whose rounds run at once on a node, by default. */
 export const PBFT_MAX_JOBS = 8
 
@@ -57,6 +62,12 @@ export interface PbftRoundParameters {
   readonly viewTimeoutMs: number
   /** Votes kept per round while this member is still watching. Default {@link PBFT_INBOX_LIMIT}. */
   readonly inboxLimit?: number
+  /**
+   * Distinct votes kept per member and round while this member is still watching (a copy of a
+   * kept vote is dropped; past the limit the member's oldest goes). Default
+   * {@link PBFT_INBOX_PER_MEMBER}.
+   */
+  readonly inboxPerMember?: number
   /** Gives up waiting for a free slot (the job is then `stopped`). */
   readonly signal?: AbortSignal
   /**
@@ -224,6 +235,7 @@ async function openRound(
   release: () => void,
 ): Promise<PbftRound> {
   const limit = p.inboxLimit ?? PBFT_INBOX_LIMIT
+  const perMember = Math.max(1, p.inboxPerMember ?? PBFT_INBOX_PER_MEMBER)
   const slots = new Map<string, Slot>(p.roundIds.map((id) => [toHex(id), { id, inbox: [] }]))
   let refused = 0
   let transport: PbftTransport
@@ -235,8 +247,7 @@ async function openRound(
         // The endpoint routes only this job's round ids here.
         const slot = slots.get(toHex(message.vote.jobId)) as Slot
         if (slot.replica === undefined) {
-          if (slot.inbox.length >= limit) slot.inbox.shift()
-          slot.inbox.push([from, message])
+          keep(slot, from, message)
           return
         }
         await slot.replica.receive(from, message)
@@ -248,6 +259,29 @@ async function openRound(
       details: { roundIds: p.roundIds.map((id) => toHex(id)) },
       cause,
     })
+  }
+  /**
+   * Keeps a vote for the round's replica: once (a member's re-sends are copies), at most
+   * `perMember` of one member (its oldest dropped), at most `limit` in all (the oldest dropped).
+   */
+  function keep(slot: Slot, from: PbftMember, message: PbftMessage): void {
+    const { vote } = message
+    let mine = 0
+    let oldest = -1
+    for (const [at, [member, held]] of slot.inbox.entries()) {
+      if (member.address !== from.address) continue
+      if (
+        held.vote.phase === vote.phase &&
+        held.vote.view === vote.view &&
+        equalBytes(held.vote.signature, vote.signature)
+      ) {
+        return
+      }
+      if (mine++ === 0) oldest = at
+    }
+    if (mine >= perMember) slot.inbox.splice(oldest, 1)
+    else if (slot.inbox.length >= limit) slot.inbox.shift()
+    slot.inbox.push([from, message])
   }
   let stopped = false
   const certifying = p.certificate ?? 'on-request'
@@ -325,6 +359,9 @@ async function openRound(
         await r.receive(from, message).catch(() => {
           refused++
         })
+        // A refused vote settles in a microtask: without a turn of the event loop between votes
+        // the replay would hold the node (its other jobs, pings, timers) until it ends.
+        await new Promise((resolve) => setImmediate(resolve))
       }
       // at-decision: the decision is known once the certificate is (the old verifier path).
       const decision = certifying === 'at-decision' ? r.decided : r.verdict
