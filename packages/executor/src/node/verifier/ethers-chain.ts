@@ -5,7 +5,7 @@
  * after a revert, so a lost race costs no gas and throws nothing.
  */
 import { ChainReadError, normalizeAddress, toHex } from '@digicap/capsule-core'
-import { MIN_SORTITION_WEIGHT } from '@digicap/committee'
+import { equivocationCall, MIN_SORTITION_WEIGHT } from '@digicap/committee'
 import {
   connectDigicap,
   connectSettlement,
@@ -290,6 +290,11 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
         call.others,
         call.signatures,
       ])
+    },
+    async reportEquivocation(jobId, round, committee, proof) {
+      const { a, b } = equivocationCall(proof)
+      const report = round === 'before' ? hub.reportBeforeEquivocation : hub.reportEquivocation
+      return attempt(report as never, [toHex(jobId), [...committee], a, b])
     },
     async settle(jobId, committee) {
       if ((await status(jobId)) !== 'certified') return

@@ -20,6 +20,7 @@
 import { type DigicapSigner, equalBytes, toHex } from '@digicap/capsule-core'
 import {
   createPbftMux,
+  type EquivocationProof,
   type PbftCertificate,
   type PbftCertificateMode,
   type PbftCommittee,
@@ -71,6 +72,11 @@ export interface PbftRoundParameters {
   /** Gives up waiting for a free slot (the job is then `stopped`). */
   readonly signal?: AbortSignal
   /**
+   * Told once per member and round of a member caught signing two values in one slot, with the
+   * proof (both signatures checked) and the round's id. Must not throw (it is caught).
+   */
+  readonly onEquivocation?: (proof: EquivocationProof, roundId: Uint8Array) => void
+  /**
    * When a member builds a round's certificate: `on-request` (default: only when `certify` is
    * called, by the member that submits it) or `at-decision` (every member, and `decide` waits
    * for it: the verifier path before ADR 0053, kept for the bench's baseline).
@@ -105,6 +111,8 @@ export interface PbftRound {
   readonly transport: PbftTransport
   /** Votes refused: malformed, not the sender's, not valid for the round. */
   readonly refused: number
+  /** The equivocations this job's rounds caught: one proof per member and round. */
+  readonly equivocations: readonly EquivocationProof[]
   /** Votes waiting in the inboxes for this member's values (at most the limit per round). */
   readonly waiting: number
   /** Ends the job's rounds and frees its slot. */
@@ -238,6 +246,20 @@ async function openRound(
   const perMember = Math.max(1, p.inboxPerMember ?? PBFT_INBOX_PER_MEMBER)
   const slots = new Map<string, Slot>(p.roundIds.map((id) => [toHex(id), { id, inbox: [] }]))
   let refused = 0
+  const equivocations: EquivocationProof[] = []
+  /** `${round}/${member}` of the proofs kept: one per member and round. */
+  const accused = new Set<string>()
+  const caught = (roundId: Uint8Array) => (proof: EquivocationProof) => {
+    const key = `${toHex(roundId)}/${proof.member.toLowerCase()}`
+    if (accused.has(key)) return
+    accused.add(key)
+    equivocations.push(proof)
+    try {
+      p.onEquivocation?.(proof, roundId)
+    } catch {
+      // An observer must not break the round.
+    }
+  }
   let transport: PbftTransport
   try {
     transport = mux.open({
@@ -333,6 +355,7 @@ async function openRound(
     get refused() {
       return refused + transport.stats.rejected
     },
+    equivocations,
     get waiting() {
       return [...slots.values()].reduce((n, s) => n + s.inbox.length, 0)
     },
@@ -352,6 +375,7 @@ async function openRound(
         viewTimeout: p.viewTimeoutMs,
         certificate: certifying,
         send: (to, message) => transport.send(to, message),
+        onEquivocation: caught(roundId),
       })
       slot.replica = r
       await r.start()

@@ -5,7 +5,7 @@
  */
 import type { AttestationRecord, EkRoots, Phase } from '@digicap/attestation'
 import type { Address, DigicapSigner } from '@digicap/capsule-core'
-import type { PbftCertificate } from '@digicap/committee'
+import type { EquivocationProof, PbftCertificate } from '@digicap/committee'
 import type { OnchainVrfProof } from '@digicap/vrf'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -89,6 +89,18 @@ export interface VerifierChain {
   submitCertificate(call: CertificateCall): Promise<void>
   /** Settles (no-op when settled already); `committee` ascending. */
   settle(jobId: Uint8Array, committee: readonly Address[]): Promise<void>
+  /**
+   * Proves a member's equivocation in `round` of `jobId` (`reportEquivocation`, or
+   * `reportBeforeEquivocation` for the before round); `committee` ascending. Resolves true when
+   * this call convicted it, false when the hub refused it (convicted already, `AlreadyConvicted`;
+   * the job not seated).
+   */
+  reportEquivocation(
+    jobId: Uint8Array,
+    round: 'before' | 'final',
+    committee: readonly Address[],
+    proof: EquivocationProof,
+  ): Promise<boolean>
 }
 
 /** One phase as this member saw it. */
@@ -152,6 +164,17 @@ export type VerifierEvent =
        * still needed it, ADR 0053); absent when it only decided.
        */
       readonly signers?: readonly Address[]
+    }
+  | {
+      readonly event: 'equivocation'
+      readonly jobId: string
+      readonly round: 'before' | 'final'
+      /** The member caught signing two values in one slot. */
+      readonly member: Address
+      /** Whether this member's report convicted it (false: another member's did first). */
+      readonly reported: boolean
+      /** Why the report failed to reach the chain, when it threw. */
+      readonly error?: Error
     }
   | { readonly event: 'settled'; readonly jobId: string }
   | { readonly event: 'job-failed'; readonly jobId: string; readonly error: Error }

@@ -25,6 +25,7 @@ import {
   certificateCall,
   cutoffHistory,
   drawTicket,
+  type EquivocationProof,
   hubCommittee,
   type PbftCertificate,
   type PbftDecision,
@@ -257,7 +258,33 @@ export function verifierNode(
       const committee = pbftCommittee(members)
       emit({ event: 'committee', jobId, members: seats.members, leader: seats.members[0]! })
       const beforeId = beforeRoundId(job.jobId)
+      const sorted = hubCommittee(seats.members)
+      /** Members reported for this job: the hub convicts once per member and job. */
+      const accused = new Set<string>()
+      const reports: Promise<void>[] = []
+      const report = (proof: EquivocationProof, roundId: Uint8Array) => {
+        const member = proof.member.toLowerCase()
+        if (accused.has(member)) return
+        accused.add(member)
+        const name = hex(roundId) === hex(beforeId) ? 'before' : 'final'
+        reports.push(
+          chain.reportEquivocation(job.jobId, name, sorted, proof).then(
+            (reported) =>
+              emit({ event: 'equivocation', jobId, round: name, member: proof.member, reported }),
+            (err: unknown) =>
+              emit({
+                event: 'equivocation',
+                jobId,
+                round: name,
+                member: proof.member,
+                reported: false,
+                error: err instanceof Error ? err : new Error(String(err)),
+              }),
+          ),
+        )
+      }
       const round = await rounds.open({
+        onEquivocation: report,
         committee,
         domain: pbftDomain(chain.chainId, chain.hub),
         roundIds: [beforeId, job.jobId],
@@ -265,7 +292,6 @@ export function verifierNode(
         viewTimeoutMs,
         signal: stopping.signal,
       })
-      const sorted = hubCommittee(seats.members)
       const at = committee.members.findIndex((m) => m.address.toLowerCase() === self.toLowerCase())
       /**
        * Certifies and submits a decided round when this member's turn comes and the chain still
@@ -443,6 +469,8 @@ export function verifierNode(
         certified += round.certified
         await round.stop()
         await beforeSubmitted.catch(() => {})
+        // Reports go on chain before the job ends (each ends in an event, never throws).
+        await Promise.all(reports)
       }
       if (init.settle !== false) {
         for (let i = 0; (await chain.status(job.jobId)) === 'seated' && i < 40; i++)

@@ -1,0 +1,182 @@
+/**
+ * An equivocating member ends slashed (ADR 0088, review 118): the verifier node hands the proof
+ * its round caught to `AttestationHub.reportBeforeEquivocation`, once per member and job; the
+ * first report convicts (reputation 0, `equivocationSlash` of the stake), the later ones are
+ * refused `AlreadyConvicted` and cost nothing (simulated first).
+ *
+ * Real anvil with the settlement deployed, four stock verifier nodes on real libp2p. The fourth
+ * member's account also signs two conflicting prepares of the before round (view 0) and sends
+ * them to the three others over its own node's PBFT streams. No executor answers: every member
+ * judges the before phase `missed` after `watchMs` and the before round decides a fail.
+ */
+import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
+import { beforeRoundId, pbftDomain, signVote } from '@digicap/committee'
+import { attested, connectSettlement, createProvider } from '@digicap/contracts'
+import { deployPolicy } from '@digicap/contracts/compiler'
+import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
+import { encodePbftMessage, PBFT_PROTOCOL, sendMessage } from '@digicap/protocol'
+import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  ethersVerifierChain,
+  type VerifierEvent,
+  type VerifierNode,
+  verifierNode,
+} from '../src/node/index.ts'
+import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
+
+const STAKE = parseEther('0.01')
+let w: World
+let nodes: DigicapNode[] = []
+let wallets: Wallet[] = []
+let verifiers: VerifierNode[] = []
+let miner: ReturnType<typeof setInterval> | undefined
+/** Events by member (3 is the equivocator). */
+const eventsOf: VerifierEvent[][] = [[], [], [], []]
+
+beforeAll(async () => {
+  w = await setupWorld({
+    fastPath: false,
+    settlement: { seats: 4, sortitionWindow: 20, certificateBlocks: 600 },
+  })
+  wallets = [4, 6, 7, 8].map((i) =>
+    (w.anvil.signers[i] as Wallet).connect(
+      createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+    ),
+  )
+  nodes = await Promise.all(wallets.map(() => createDigicapNode()))
+  // Members reach each other by address (no discovery on loopback).
+  for (const [i, node] of nodes.entries()) {
+    for (const other of nodes.slice(i + 1)) {
+      await node.libp2p.dial(other.libp2p.getMultiaddrs()[0]!)
+    }
+  }
+  for (const [i, wallet] of wallets.entries()) {
+    await (
+      await w.c.nodeRegistry
+        .connect(wallet)
+        .register(
+          (nodes[i] as DigicapNode).libp2p.peerId.toMultihash().bytes,
+          `0x${'00'.repeat(32)}`,
+          2,
+          { value: STAKE },
+        )
+    ).wait()
+  }
+  verifiers = wallets.map((wallet, i) =>
+    verifierNode({
+      pollMs: 200,
+      openJobs: false,
+      ticketWaves: false,
+      settle: false,
+      watchMs: 3000,
+      challengeEveryMs: 500,
+    })({
+      libp2p: (nodes[i] as DigicapNode).libp2p,
+      chain: ethersVerifierChain({
+        addresses: w.addresses,
+        settlement: w.addresses as never,
+        runner: wallet,
+      }),
+      signer: privateKeySigner(wallet.privateKey as `0x${string}`),
+      vrfKey: getBytes(wallet.privateKey),
+      onEvent: (e) => eventsOf[i]?.push(e),
+    }),
+  )
+  await Promise.all(verifiers.map((v) => v.start()))
+  miner = setInterval(() => {
+    void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
+  }, 250)
+}, 120_000)
+
+afterAll(async () => {
+  if (miner !== undefined) clearInterval(miner)
+  await Promise.allSettled(verifiers.map((v) => v.stop()))
+  await Promise.allSettled(nodes.map((n) => n.stop()))
+  await w?.stop()
+})
+
+describe('a member that equivocates in a round', () => {
+  it('is reported on chain by the members that caught it, once, and ends slashed', async () => {
+    const policy = await deployPolicy(w.owner, attested(), {
+      nodeRegistry: w.addresses.nodeRegistry,
+    })
+    const capsule = await makeCapsule(w, {
+      plaintext: new TextEncoder().encode('job'),
+      runtime: { kind: 'data' },
+      policy: policy.address,
+    })
+    const ac = w.c.accessController
+    const receipt = await (
+      await ac
+        .connect(w.executorWallet)
+        .requestAccess(capsule.capsuleId, hexlify(randomBytes(32)), hexlify(w.measurement), '0x')
+    ).wait()
+    const grantId = (
+      ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+    ).toLowerCase()
+    const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
+    await (await hub.connect(w.other).openJob(grantId)).wait()
+
+    // The equivocator's two prepares of the before round, view 0, with different values.
+    const attacker = privateKeySigner(wallets[3]?.privateKey as `0x${string}`) as DigicapSigner
+    const domain = pbftDomain(BigInt(w.addresses.chainId), await hub.getAddress())
+    const round = beforeRoundId(getBytes(grantId))
+    const frames = await Promise.all(
+      [1, 0].map(async (verdict) =>
+        encodePbftMessage({
+          vote: await signVote(attacker, domain, {
+            phase: 'prepare',
+            jobId: round,
+            view: 0n,
+            preparedView: 0n,
+            verdict,
+            evidenceHash: randomBytes(32),
+          }),
+          proof: [],
+        }),
+      ),
+    )
+    const caught = (i: number) =>
+      (eventsOf[i] as VerifierEvent[]).filter((e) => e.event === 'equivocation')
+    // Sent again until each honest member caught it: a session opens after its member is seated
+    // (streams before that are cut unread); copies are dropped as such.
+    const equivocator = (nodes[3] as DigicapNode).libp2p
+    await expect
+      .poll(
+        async () => {
+          for (const i of [0, 1, 2]) {
+            if (caught(i).length > 0) continue
+            try {
+              const stream = await equivocator.dialProtocol(
+                (nodes[i] as DigicapNode).libp2p.peerId,
+                PBFT_PROTOCOL,
+              )
+              for (const frame of frames) await sendMessage(stream, frame)
+              await stream.close()
+            } catch {
+              // Cut unread: that member's session is not open yet.
+            }
+          }
+          return [0, 1, 2].every((i) => caught(i).length > 0)
+        },
+        { timeout: 90_000, interval: 500 },
+      )
+      .toBe(true)
+    const member = wallets[3]?.address as string
+    for (const i of [0, 1, 2]) {
+      expect(caught(i)).toEqual([
+        expect.objectContaining({ jobId: grantId, round: 'before', member }),
+      ])
+    }
+    // One report convicted; the others were refused (AlreadyConvicted) before they were sent.
+    const reported = [0, 1, 2].filter(
+      (i) => (caught(i)[0] as { reported: boolean }).reported,
+    ).length
+    expect(reported).toBe(1)
+    const slash = await hub.equivocationSlash()
+    const node = await w.c.nodeRegistry.getNode(member)
+    expect(node.reputation).toBe(0n)
+    expect(node.stake).toBe(STAKE - slash)
+  }, 180_000)
+})
