@@ -15,6 +15,7 @@ it('the public surface changes only on purpose', () => {
       "FAST_PATH_PROTOCOL",
       "HandlerFailedError",
       "ID_LENGTH",
+      "KEPT_STREAM_BUFFER",
       "KEY_RELEASE_HPKE_LENGTH",
       "KEY_RELEASE_PROTOCOL",
       "MAX_ATTEST_BYTES",

@@ -274,7 +274,7 @@ export {
 export type { RetryAttempt, RetryOptions } from './retry.ts'
 export { retryWithBackoff } from './retry.ts'
 export type { ReadMessageOptions, ReadMessagesOptions, SendMessageOptions } from './stream.ts'
-export { readMessage, readMessages, sendMessage } from './stream.ts'
+export { KEPT_STREAM_BUFFER, readMessage, readMessages, sendMessage } from './stream.ts'
 export type {
   StreamGate,
   StreamGateInit,

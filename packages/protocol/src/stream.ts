@@ -177,8 +177,20 @@ export interface ReadMessagesOptions extends ReadMessageOptions {
 }
 
 /**
+ * Unread bytes a kept stream may hold past one frame (`readMessages`): 4 MiB, what libp2p itself
+ * buffers for a paused stream before it resets it. The stream is paused once more than a frame
+ * waits unread, so a sender that respects back-pressure has at most its mux window in flight; a
+ * bound of one frame cut such a sender off with every frame it had queued (ADR 0088).
+ */
+export const KEPT_STREAM_BUFFER = 4 * 1024 * 1024
+
+/**
  * Reads length-prefixed messages from one long-lived stream until the remote closes it at a
  * frame boundary (a clean end). Each body is checked against `maxSize` before it is awaited.
+ * While more than one frame's bytes wait unread (the consumer is slower than the sender), the
+ * stream is paused: the muxer stops granting the sender window, and reading resumes it once the
+ * backlog is under a frame again. Past one frame plus {@link KEPT_STREAM_BUFFER} unread bytes
+ * (a sender that ignores its window) the stream is cut off.
  *
  * @throws {WireTooLargeError | WireFormatError} for a bad frame length (the stream cannot be
  * read further).
@@ -196,7 +208,26 @@ export async function* readMessages(
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const maxSize = checkMaxSize(options.maxSize ?? MAX_CONTROL_FRAME)
   const frameTimeout = options.frameTimeout ?? 5000
-  const bytes = byteStream(stream, { maxBufferSize: maxSize + varintLength(maxSize) + 64 })
+  // Each frame is capped at `maxSize` by its length; the unread bytes at a frame and a buffer.
+  const frame = maxSize + varintLength(maxSize) + 64
+  const bytes = byteStream(stream, { maxBufferSize: frame + KEPT_STREAM_BUFFER })
+  /** Bytes arrived and not read yet; `held` while this reader paused the stream for them. */
+  let unread = 0
+  let held = false
+  const onMessage = (event: Event) => {
+    unread += (event as Event & { data: { byteLength: number } }).data.byteLength
+    if (!held && unread > frame) held = pause(stream)
+  }
+  stream.addEventListener('message', onMessage)
+  const read = async (n: number, o: AbortOptions) => {
+    const chunk = await bytes.read({ ...o, bytes: n })
+    unread -= chunk.byteLength
+    if (held && unread <= frame) {
+      held = false
+      resume(stream)
+    }
+    return chunk
+  }
   const idle = options.signal === undefined ? {} : { signal: options.signal }
   // One frame-timeout signal for the whole stream, armed by a plain timer while a frame is being
   // read: a kept stream carries many small frames, and a timeout signal (plus a composed one)
@@ -209,7 +240,7 @@ export async function* readMessages(
     for (;;) {
       let first: number
       try {
-        first = (await bytes.read({ ...idle, bytes: 1 })).get(0)
+        first = (await read(1, idle)).get(0)
       } catch (err) {
         // The remote closed between two frames: the clean end of the stream.
         if (err instanceof Error && err.name === 'UnexpectedEOFError') return
@@ -224,12 +255,9 @@ export async function* readMessages(
         const parser = new LengthPrefixParser(maxSize)
         let length = parser.push(first)
         while (length === undefined) {
-          length = parser.push((await bytes.read({ signal, bytes: 1 })).get(0))
+          length = parser.push((await read(1, { signal })).get(0))
         }
-        body =
-          length === 0
-            ? new Uint8Array(0)
-            : (await bytes.read({ signal, bytes: length })).subarray()
+        body = length === 0 ? new Uint8Array(0) : (await read(length, { signal })).subarray()
       } catch (err) {
         throw toWireError(err, signal)
       } finally {
@@ -239,10 +267,38 @@ export async function* readMessages(
     }
   } finally {
     clearTimeout(timer)
+    stream.removeEventListener('message', onMessage)
+    if (held) resume(stream)
     try {
       bytes.unwrap()
     } catch {
       // The stream is already gone.
     }
+  }
+}
+
+/** A stream's read side, where it says (a `Stream` does; a bare `MessageStream` may not). */
+function readStatus(stream: MessageStream): string | undefined {
+  return (stream as { readStatus?: string }).readStatus
+}
+
+/** Pauses a readable stream; false when it was not readable (closing, closed, paused by another). */
+function pause(stream: MessageStream): boolean {
+  if ((readStatus(stream) ?? 'readable') !== 'readable' || stream.status !== 'open') return false
+  try {
+    stream.pause()
+    return true
+  } catch {
+    return false // closed meanwhile
+  }
+}
+
+/** Resumes a stream this reader paused. */
+function resume(stream: MessageStream): void {
+  if ((readStatus(stream) ?? 'paused') !== 'paused' || stream.status !== 'open') return
+  try {
+    stream.resume()
+  } catch {
+    // Closed meanwhile.
   }
 }
