@@ -434,6 +434,9 @@ export function verifierNode(
               chain.submitBeforeCertificate(beforeCertificateCall(job.jobId, certificate, sorted)),
             beforePending,
           )
+          // Awaited later (after the final round, or 200 ms on): a stop meanwhile rejects it first,
+          // which must not be an unhandled rejection of the process.
+          beforeSubmitted.catch(() => {})
         }
         if (beforePassed) {
           const watched = await watching
