@@ -113,6 +113,23 @@ export async function generatePbftVectors(): Promise<Map<string, string>> {
     verdict: 7,
     evidenceHash,
   })
+  // Members 0 and 1 saw the whole run, 2 and 3 missed the during quote (ADR 0087).
+  const observations = await Promise.all(
+    [7, 7, 5, 5].map((verdict, i) =>
+      sign(i, {
+        phase: 'observation',
+        ...value,
+        verdict,
+        evidenceHash: text(`evidence-${verdict}`),
+      }),
+    ),
+  )
+  const justified = await sign(0, {
+    phase: 'pre-prepare',
+    ...value,
+    verdict: 5,
+    evidenceHash: text('evidence-5'),
+  })
   const ok = (name: string, comment: string, message: PbftMessage, signer: number): Vector => ({
     name,
     expect: 'ok',
@@ -158,6 +175,18 @@ export async function generatePbftVectors(): Promise<Map<string, string>> {
       'member 2 asks for view 1 and shows the value it prepared in view 0 with 2f+1 prepares',
       { vote: vcPrepared, proof: prepares },
       2,
+    ),
+    ok(
+      'observation',
+      'member 2 saw the before and after phases pass and the during quote missed (verdict 5)',
+      { vote: observations[2] as PbftVote, proof: [] },
+      2,
+    ),
+    ok(
+      'pre-prepare-justified',
+      'the view-0 leader proposes verdict 5 with the four observations: during has f+1 = 2 fail claims',
+      { vote: justified, proof: observations },
+      0,
     ),
     ok(
       'new-view',
@@ -232,8 +261,8 @@ export async function generatePbftVectors(): Promise<Map<string, string>> {
       name: 'proof-too-long',
       expect: 'WIRE_FORMAT',
       field: 'proof',
-      comment: '65 proof votes (at most 64)',
-      body: raw(p, { proof: Array.from({ length: 65 }, () => p) }),
+      comment: '129 proof votes (at most 128)',
+      body: raw(p, { proof: Array.from({ length: 129 }, () => p) }),
     },
     {
       name: 'vote-not-map',

@@ -33,6 +33,7 @@ it('the public surface changes only on purpose', () => {
       "MAX_U64",
       "MESSAGE_TYPES",
       "PBFT_MAX_FRAME",
+      "PBFT_MAX_MEMBERS",
       "PBFT_MAX_PROOF",
       "PBFT_MAX_VERDICT",
       "PBFT_PHASES",

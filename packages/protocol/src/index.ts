@@ -164,6 +164,7 @@ export {
   decodePbftMessage,
   encodePbftMessage,
   PBFT_MAX_FRAME,
+  PBFT_MAX_MEMBERS,
   PBFT_MAX_PROOF,
   PBFT_MAX_VERDICT,
   PBFT_PHASES,

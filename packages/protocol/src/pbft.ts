@@ -22,18 +22,24 @@ import { encodeChecked, ID_LENGTH, SIGNATURE_LENGTH } from './messages.ts'
 export const PBFT_PROTOCOL = '/digicap/pbft/1.0.0'
 /** Default largest `pbft` frame body (64 KiB; a proof of 64 votes is about 13 KiB). */
 export const PBFT_MAX_FRAME = MAX_CONTROL_FRAME
-/** Most votes a `proof` may carry (the largest committee). */
-export const PBFT_MAX_PROOF = 64
+/** Most members a committee may have. */
+export const PBFT_MAX_MEMBERS = 64
+/** Most votes a `proof` may carry: a new view's 2f + 1 view changes and every member's observation. */
+export const PBFT_MAX_PROOF = 128
 /** Largest verdict: one pass bit per run phase (before, during, after). */
 export const PBFT_MAX_VERDICT = 7
 
-/** The four kinds of vote, in protocol order. */
-export type PbftPhase = 'pre-prepare' | 'prepare' | 'commit' | 'view-change'
+/**
+ * The five kinds of vote, in protocol order. `observation`: what a member saw of the run, sent
+ * before agreeing (ADR 0087); its view is 0.
+ */
+export type PbftPhase = 'pre-prepare' | 'prepare' | 'commit' | 'view-change' | 'observation'
 export const PBFT_PHASES: readonly PbftPhase[] = Object.freeze([
   'pre-prepare',
   'prepare',
   'commit',
   'view-change',
+  'observation',
 ])
 
 /** One signed vote (SPEC-PBFT.md §3). */
@@ -59,7 +65,10 @@ export interface PbftVote {
 /** A `pbft` message: a vote and the votes that justify it (SPEC-PBFT.md §4). */
 export interface PbftMessage {
   vote: PbftVote
-  /** `view-change`: the 2f+1 prepares of the prepared value; `pre-prepare` in view > 0: the 2f+1 view changes. */
+  /**
+   * `view-change`: the 2f+1 prepares of the prepared value; `pre-prepare`: the observations that
+   * justify its verdict, after (in view > 0) the 2f+1 view changes.
+   */
   proof: PbftVote[]
 }
 

@@ -3,7 +3,7 @@
  * output, from sortition), each an Ethereum address and a libp2p peer id.
  */
 import { type Address, InvalidArgumentError, normalizeAddress } from '@digicap/capsule-core'
-import { PBFT_MAX_PROOF } from '@digicap/protocol'
+import { PBFT_MAX_MEMBERS } from '@digicap/protocol'
 
 /** One member: the address that signs its votes and the peer it speaks from. */
 export interface PbftMember {
@@ -31,7 +31,7 @@ export function pbftCommittee(members: readonly PbftMember[]): PbftCommittee {
   if (
     !Array.isArray(members) ||
     members.length < 4 ||
-    members.length > PBFT_MAX_PROOF ||
+    members.length > PBFT_MAX_MEMBERS ||
     (members.length - 1) % 3 !== 0
   ) {
     // Any other n with a 2f + 1 quorum is unsafe: at n = 5 two quorums of 3 can share only the

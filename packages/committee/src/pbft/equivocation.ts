@@ -4,7 +4,7 @@
  * anyone with the domain (and, for membership, the committee).
  */
 import { type Address, CapsuleSignatureError, equalBytes } from '@digicap/capsule-core'
-import type { PbftVote } from '@digicap/protocol'
+import type { PbftPhase, PbftVote } from '@digicap/protocol'
 import { memberByAddress, type PbftCommittee } from './committee.ts'
 import { EquivocationError } from './errors.ts'
 import { type PbftDomain, recoverVoteSigner } from './typed-data.ts'
@@ -15,6 +15,9 @@ export interface EquivocationProof {
   a: PbftVote
   b: PbftVote
 }
+
+/** The phases whose double votes the hub slashes. */
+export const SLASHABLE: ReadonlySet<PbftPhase> = new Set(['pre-prepare', 'prepare', 'commit'])
 
 /** True when `a` and `b` are the same slot (phase, job, view) with different values. */
 export function conflicting(a: PbftVote, b: PbftVote): boolean {
@@ -38,8 +41,9 @@ export function verifyEquivocation(
   committee: PbftCommittee,
 ): void {
   const { a, b } = proof
-  if (a.phase === 'view-change' || b.phase === 'view-change') {
-    throw new EquivocationError('phase', 'View-change votes are not evidence of equivocation')
+  if (!SLASHABLE.has(a.phase) || !SLASHABLE.has(b.phase)) {
+    // Observations are not numbered by the hub's reportEquivocation (ADR 0087): dropped, not slashed.
+    throw new EquivocationError('phase', 'Only pre-prepare, prepare and commit votes are evidence')
   }
   if (!conflicting(a, b)) {
     throw new EquivocationError('not-conflicting', 'The two votes do not conflict')

@@ -42,6 +42,8 @@ export const PBFT_TYPES: Record<string, TypedDataField[]> = {
   PrePrepare: VALUE_FIELDS,
   Prepare: VALUE_FIELDS,
   Commit: VALUE_FIELDS,
+  /** What a member saw of the run (ADR 0087); view 0. */
+  Observation: VALUE_FIELDS,
   ViewChange: [
     { name: 'jobId', type: 'bytes32' },
     { name: 'view', type: 'uint64' },
@@ -56,6 +58,7 @@ const PRIMARY: Record<PbftPhase, string> = {
   prepare: 'Prepare',
   commit: 'Commit',
   'view-change': 'ViewChange',
+  observation: 'Observation',
 }
 
 /** A vote before it is signed. */
