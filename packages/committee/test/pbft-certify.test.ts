@@ -19,7 +19,7 @@ import {
 import { signatureChecks } from '../src/pbft/signature-check.ts'
 import { domain, PASS, paperCommittee, signers } from './pbft-fixtures.ts'
 
-type Phase = 'pre-prepare' | 'prepare' | 'commit'
+type Phase = 'pre-prepare' | 'prepare' | 'commit' | 'observation'
 
 const keys = signers(4)
 const key = (i: number) => keys[i] as DigicapSigner
@@ -56,8 +56,13 @@ const vote = (job: Uint8Array, by: number, phase: Phase) =>
     { check: false },
   )
 
-/** Member 1 (not the leader) gets the pre-prepare and members 2 and 3's prepares: it commits. */
+/**
+ * Member 1 (not the leader) gets the others' observations of PASS (ADR 0087), the pre-prepare
+ * and members 2 and 3's prepares: it commits.
+ */
 async function prepared(r: PbftReplica, job: Uint8Array): Promise<void> {
+  for (const i of [0, 2, 3])
+    await r.receive(member(i), { vote: await vote(job, i, 'observation'), proof: [] })
   await r.receive(member(0), { vote: await vote(job, 0, 'pre-prepare'), proof: [] })
   for (const i of [2, 3])
     await r.receive(member(i), { vote: await vote(job, i, 'prepare'), proof: [] })

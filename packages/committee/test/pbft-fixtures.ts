@@ -23,6 +23,7 @@ import {
   type PbftVoteError,
   pbftCommittee,
   pbftDomain,
+  signVote,
 } from '../src/index.ts'
 
 export const domain: PbftDomain = pbftDomain(31337n, '0x5FbDB2315678afecb367f032d93F642f64180aa3')
@@ -66,6 +67,34 @@ export function recordingReplica(
     ...options,
   })
   return { r, sent, faults, proofs }
+}
+
+/**
+ * A {@link recordingReplica} that already holds the observation of `value` (default
+ * {@link PASS}) of every other member among `keys` (ADR 0087), as if they had sent them: it
+ * backs a proposal of that value at once, like a member whose committee saw the same run.
+ */
+export async function observedReplica(
+  options: Pick<PbftReplicaOptions, 'committee' | 'signer'> & Partial<PbftReplicaOptions>,
+  keys: DigicapSigner[],
+  value = options.value ?? PASS,
+) {
+  const rec = recordingReplica(options)
+  const jobOf = options.jobId ?? jobId
+  for (const k of keys) {
+    if (k.address === options.signer.address) continue
+    const member = options.committee.members.find((m) => m.address === k.address)
+    if (member === undefined) continue
+    const vote = await signVote(k, options.domain ?? domain, {
+      phase: 'observation',
+      jobId: jobOf,
+      view: 0n,
+      preparedView: 0n,
+      ...value,
+    })
+    await rec.r.receive(member, { vote, proof: [] })
+  }
+  return rec
 }
 
 /** A real libp2p 3 node on loopback: TCP, noise, yamux, identify. Started. */

@@ -20,11 +20,11 @@ import {
   evidenceHash,
   FAIL,
   jobId,
+  observedReplica,
   PASS,
   paperCommittee,
   pbftNetwork,
   rawSend,
-  recordingReplica,
   signers,
 } from './pbft-fixtures.ts'
 
@@ -46,13 +46,13 @@ describe('PbftReplica: each handler refuses with a typed error and keeps its sta
 
   /** Member 1's replica (not the view-0 leader), recording what it sends and the proofs it reports. */
   const replica = (signatureCheck: PbftSignatureCheck = 'before-use') =>
-    recordingReplica({ committee, signer: key(1), signatureCheck })
+    observedReplica({ committee, signer: key(1), signatureCheck }, keys)
 
   for (const [phase, check] of PHASES.flatMap((p) =>
     (['on-arrival', 'before-use'] as const).map((c) => [p, c] as const),
   )) {
     it(`${phase} (${check}): replayed, out of view, malformed signature, other job, another sender`, async () => {
-      const { r } = replica(check)
+      const { r } = await replica(check)
       const from = senderOf(phase)
       const first = await vote(from, phase, phase === 'view-change' ? 1n : 0n)
       await r.receive(member(from), { vote: first, proof: [] })
@@ -94,7 +94,7 @@ describe('PbftReplica: each handler refuses with a typed error and keeps its sta
   }
 
   it('a second, different vote in a slot is refused as equivocation (the first kept, the pair reported)', async () => {
-    const { r, sent, proofs } = replica()
+    const { r, sent, proofs } = await replica()
     await r.receive(member(0), { vote: await vote(0, 'pre-prepare'), proof: [] })
     await r.receive(member(2), { vote: await vote(2, 'prepare'), proof: [] })
     await expect(
@@ -108,7 +108,7 @@ describe('PbftReplica: each handler refuses with a typed error and keeps its sta
   })
 
   it('a pre-prepare for a view the replica has left is out of view', async () => {
-    const { r } = replica()
+    const { r } = await replica()
     // Three view changes to view 1: member 1 joins and moves there.
     for (const i of [0, 2, 3])
       await r.receive(member(i), { vote: await vote(i, 'view-change', 1n), proof: [] })

@@ -13,11 +13,11 @@ import {
   domain,
   evidenceHash,
   jobId,
+  observedReplica,
   PASS,
   paperCommittee,
   pbftNetwork,
   rawSend,
-  recordingReplica,
   signers,
 } from './pbft-fixtures.ts'
 
@@ -78,17 +78,20 @@ describe('PbftReplica', () => {
   const committee = paperCommittee(keys)
   const member = (i: number) => committee.members[i] as (typeof committee.members)[number]
 
-  const leader = () => {
+  const leader = async () => {
     /** Messages to every member. */
     const sent: PbftMessage[] = []
     /** Messages to one member (answers to a re-sent vote, ADR 0054). */
     const answered: { to: string; phase: string }[] = []
-    const { r: replica } = recordingReplica({
-      committee,
-      signer: keys[0] as DigicapSigner,
-      send: (to, m) =>
-        to === undefined ? sent.push(m) : answered.push({ to: to.address, phase: m.vote.phase }),
-    })
+    const { r: replica } = await observedReplica(
+      {
+        committee,
+        signer: keys[0] as DigicapSigner,
+        send: (to, m) =>
+          to === undefined ? sent.push(m) : answered.push({ to: to.address, phase: m.vote.phase }),
+      },
+      keys,
+    )
     return { replica, sent, answered }
   }
   /** `phase` of PASS for view `view`, signed by member i. */
@@ -96,7 +99,7 @@ describe('PbftReplica', () => {
     signVote(keys[i] as DigicapSigner, domain, { phase, jobId, view, preparedView: 0n, ...PASS })
 
   it('a replayed prepare counts once: no commit until a second member prepares', async () => {
-    const { replica, sent, answered } = leader()
+    const { replica, sent, answered } = await leader()
     await replica.start()
     const prepare = await vote(1, 'prepare')
     await replica.receive(member(1), { vote: prepare, proof: [] })
@@ -105,17 +108,22 @@ describe('PbftReplica', () => {
         code: 'PBFT_VOTE',
         reason: 'replayed',
       })
-    expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare'])
+    expect(sent.map((m) => m.vote.phase)).toEqual(['observation', 'pre-prepare', 'prepare'])
     // Not answered: an undecided member re-sends its votes on its own timer (ADR 0054).
     expect(answered).toEqual([])
     const other = await vote(2, 'prepare')
     await replica.receive(member(2), { vote: other, proof: [] })
-    expect(sent.map((m) => m.vote.phase)).toEqual(['pre-prepare', 'prepare', 'commit'])
+    expect(sent.map((m) => m.vote.phase)).toEqual([
+      'observation',
+      'pre-prepare',
+      'prepare',
+      'commit',
+    ])
     replica.stop()
   })
 
   it('a member that decided answers a re-sent vote with its own votes of that view, once per interval', async () => {
-    const { replica, answered } = leader()
+    const { replica, answered } = await leader()
     await replica.start()
     for (const phase of ['prepare', 'commit'] as const) {
       for (const i of [1, 2])
@@ -130,12 +138,15 @@ describe('PbftReplica', () => {
       })
     }
     const to = member(1).address
-    expect(answered).toEqual(['pre-prepare', 'prepare', 'commit'].map((phase) => ({ to, phase })))
+    // Its observation with them (ADR 0087).
+    expect(answered).toEqual(
+      ['observation', 'pre-prepare', 'prepare', 'commit'].map((phase) => ({ to, phase })),
+    )
     replica.stop()
   })
 
   it('refuses a pre-prepare from a member that does not lead the view, and a new view without 2f+1 view changes', async () => {
-    const { replica } = leader()
+    const { replica } = await leader()
     const notLeader = await vote(2, 'pre-prepare')
     await expect(replica.receive(member(2), { vote: notLeader, proof: [] })).rejects.toMatchObject({
       reason: 'not-leader',
@@ -148,7 +159,7 @@ describe('PbftReplica', () => {
   })
 
   it('drops a copy of a new view as replayed before its view changes are checked (ADR 0054)', async () => {
-    const { replica } = leader()
+    const { replica } = await leader()
     await replica.start()
     const viewChanges = await Promise.all(
       [1, 2, 3].map((i) =>
@@ -179,7 +190,7 @@ describe('PbftReplica', () => {
   })
 
   it('refuses a view change that claims a prepared value without 2f+1 prepares', async () => {
-    const { replica } = leader()
+    const { replica } = await leader()
     const vc = await signVote(keys[3] as DigicapSigner, domain, {
       phase: 'view-change',
       jobId,

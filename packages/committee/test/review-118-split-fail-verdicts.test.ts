@@ -24,13 +24,17 @@ const statementOf = (verdict: number) => ({
   verdict,
   evidenceHash: keccak_256(new TextEncoder().encode(`evidence-for-${verdict}`)),
 })
+// A member's statement for any verdict (ADR 0087: it backs the verdict the observations justify).
+const evidence = (verdict: number) => statementOf(verdict).evidenceHash
 
 describe('review 118: an executor that shows two halves of the committee two different fails', () => {
   it('four honest members that all saw a failed run still certify a fail', async () => {
     await net.mesh(keys)
     const seen = [3, 3, 5, 5] // after failed (3) / during missed (5): both fails
     const members = await Promise.all(
-      seen.map((verdict, i) => net.member(i, { value: statementOf(verdict), viewTimeout: 500 })),
+      seen.map((verdict, i) =>
+        net.member(i, { value: statementOf(verdict), evidence, viewTimeout: 500 }),
+      ),
     )
     await Promise.all(members.map((m) => m.start()))
     const outcome = await Promise.race([
@@ -54,7 +58,7 @@ describe('review 118: an executor that shows two halves of the committee two dif
     await net.mesh(keys)
     const members = await Promise.all(
       [7, 7, 5, 5].map((verdict, i) =>
-        net.member(i, { value: statementOf(verdict), viewTimeout: 500 }),
+        net.member(i, { value: statementOf(verdict), evidence, viewTimeout: 500 }),
       ),
     )
     await Promise.all(members.map((m) => m.start()))

@@ -1,8 +1,13 @@
 /**
  * One member's PBFT state machine for one job (SPEC-PBFT.md §5), apart from the network:
  * votes come in through {@link PbftReplica.receive}, go out through the `send` component.
- * A member prepares only the value it computed itself (external validity), so with at most f
- * faulty members a decision is always the honest members' value.
+ *
+ * External validity (ADR 0087): each member first signs and sends its observation (the verdict
+ * bits it saw). A member prepares a proposal only when the observations it holds justify every
+ * bit of it (a pass: 2f+1 signed passes; a fail: f+1 signed fails or misses) and the evidence
+ * hash is its own statement's for that verdict. Members that saw different runs (the executor
+ * answered some and not others) still decide; f faulty members cannot fail a phase that reached
+ * every honest member.
  *
  * Signatures (ADR 0047): a pre-prepare, prepare or commit that arrives from its member's
  * authenticated stream counts at once; its signature is checked when the vote is about to leave
@@ -25,7 +30,7 @@ import {
 import type { PbftMessage, PbftPhase, PbftVote } from '@digicap/protocol'
 import { buildCertificate, type PbftCertificate } from './certificate.ts'
 import { leaderOf, memberByAddress, type PbftCommittee, type PbftMember } from './committee.ts'
-import { conflicting, type EquivocationProof } from './equivocation.ts'
+import { conflicting, type EquivocationProof, SLASHABLE } from './equivocation.ts'
 import { PbftVoteError } from './errors.ts'
 import { PbftResender } from './retransmit.ts'
 import { signatureShapeHolds } from './signature-check.ts'
@@ -71,8 +76,13 @@ export interface PbftReplicaOptions {
   jobId: Uint8Array
   /** This member's key; its address must be a member. */
   signer: DigicapSigner
-  /** The value this member computed from the evidence. */
+  /** The value this member computed from the evidence: its observation. */
   value: PbftValue
+  /**
+   * This member's evidence hash for any verdict (its statement with that verdict), or undefined
+   * when it cannot back that verdict. Default: its own value's hash for its own verdict only.
+   */
+  evidence?: (verdict: number) => Uint8Array | undefined
   send: PbftSend
   /** Time a view may take before this member asks for the next one, ms; doubles each view. Default 2000. */
   viewTimeout?: number
@@ -127,12 +137,23 @@ function sameVote(a: PbftVote, b: PbftVote): boolean {
 
 const ZERO = new Uint8Array(32)
 
+/** The run phases' bits: before, during, after. */
+const PHASE_BITS = [1, 2, 4] as const
+
+/** Votes that count on arrival from their member's stream (ADR 0047); the rest are proofs. */
+function countsOnArrival(phase: PbftPhase): boolean {
+  return phase !== 'view-change' && phase !== 'observation'
+}
+
 /** A member's PBFT replica for one job. Create, `start()`, feed `receive()`, await `decided`. */
 export class PbftReplica {
   readonly #o: Required<
-    Omit<PbftReplicaOptions, 'onEquivocation' | 'onFault' | 'resendAfter' | 'certificate'>
+    Omit<
+      PbftReplicaOptions,
+      'onEquivocation' | 'onFault' | 'resendAfter' | 'certificate' | 'evidence'
+    >
   > &
-    Pick<PbftReplicaOptions, 'onEquivocation' | 'onFault'>
+    Pick<PbftReplicaOptions, 'onEquivocation' | 'onFault' | 'evidence'>
   readonly #resend: PbftResender | undefined
   readonly #self: PbftMember
   #view = 0n
@@ -158,6 +179,10 @@ export class PbftReplica {
   readonly #viewChanges = new Map<bigint, Map<Address, Signed & { prepared?: PbftVote[] }>>()
   readonly #sent = new Set<string>()
   readonly #accused = new Set<string>()
+  /** member → its observation (signature checked), the first one it sent. */
+  readonly #observations = new Map<Address, PbftVote>()
+  /** A view this member leads and must propose in once its observations justify a verdict. */
+  #pending: { view: bigint; viewChanges: PbftVote[] } | undefined
   #resolve!: (c: PbftCertificate) => void
   #decide!: (d: PbftDecision) => void
   /** The certificate, once 2f+1 members committed one value (and it was asked for, `on-request`). */
@@ -222,9 +247,17 @@ export class PbftReplica {
       view: this.#view,
       done: this.#stopped || this.#finished,
     }))
+    const observation = await this.#emit(
+      { phase: 'observation', jobId: this.#o.jobId, view: 0n, preparedView: 0n, ...this.#o.value },
+      [],
+      undefined,
+      true,
+    )
+    this.#observations.set(this.#self.address, observation)
     if (leaderOf(this.#o.committee, 0n).address === this.#self.address) {
-      await this.#propose(0n, this.#o.value, [])
+      await this.#lead(0n, [], undefined)
     }
+    await this.#reconsider()
   }
 
   /** Stops the timer; later input is ignored. */
@@ -245,16 +278,94 @@ export class PbftReplica {
     this.#timer.unref?.()
   }
 
-  async #emit(vote: UnsignedVote, proof: PbftVote[], to?: PbftMember): Promise<PbftVote> {
+  async #emit(
+    vote: UnsignedVote,
+    proof: PbftVote[],
+    to?: PbftMember,
+    standing = false,
+  ): Promise<PbftVote> {
     // Before use, own votes too: a prepare or commit is checked when it goes into a proof or the
-    // certificate (a view change is a proof others check: checked when signed).
-    const check = this.#o.signatureCheck === 'on-arrival' || vote.phase === 'view-change'
+    // certificate (a view change or an observation is a proof others check: checked when signed).
+    const check = this.#o.signatureCheck === 'on-arrival' || !countsOnArrival(vote.phase)
     const signed = await signVote(this.#o.signer, this.#o.domain, vote, { check })
     if (!check) this.#unchecked.add(signed)
     if (this.#stopped) return signed
     this.#o.send(to, { vote: signed, proof })
-    if (to === undefined) this.#resend?.sent({ vote: signed, proof })
+    if (to === undefined) this.#resend?.sent({ vote: signed, proof }, standing)
     return signed
+  }
+
+  /**
+   * The verdict the held observations justify, fail first (ADR 0087): a phase fails with f+1
+   * observations that it failed or was missed, passes with 2f+1 that it passed; undefined while
+   * a phase has neither.
+   */
+  #justifiedVerdict(): number | undefined {
+    const { f, quorum } = this.#o.committee
+    let verdict = 0
+    for (const bit of PHASE_BITS) {
+      const { pass, fail } = this.#tally(bit)
+      if (fail >= f + 1) continue
+      if (pass < quorum) return undefined
+      verdict |= bit
+    }
+    return verdict
+  }
+
+  #tally(bit: number): { pass: number; fail: number } {
+    let pass = 0
+    for (const o of this.#observations.values()) if ((o.verdict & bit) !== 0) pass++
+    return { pass, fail: this.#observations.size - pass }
+  }
+
+  /** This member's evidence hash for `verdict`, if it can back that verdict. */
+  #evidenceOf(verdict: number): Uint8Array | undefined {
+    if (this.#o.evidence !== undefined) return this.#o.evidence(verdict)
+    return verdict === this.#o.value.verdict ? this.#o.value.evidenceHash : undefined
+  }
+
+  /** External validity: every bit justified by held observations, the evidence this member's. */
+  #valid(value: PbftValue): boolean {
+    const { f, quorum } = this.#o.committee
+    for (const bit of PHASE_BITS) {
+      const { pass, fail } = this.#tally(bit)
+      if ((value.verdict & bit) !== 0 ? pass < quorum : fail < f + 1) return false
+    }
+    const evidence = this.#evidenceOf(value.verdict)
+    return evidence !== undefined && equalBytes(evidence, value.evidenceHash)
+  }
+
+  /**
+   * Proposes in `view` (led by this member): the value `kept` from a view change, else the one the
+   * held observations justify; with no such value yet, waits for more observations.
+   */
+  async #lead(view: bigint, viewChanges: PbftVote[], kept: PbftValue | undefined): Promise<void> {
+    let value = kept
+    if (value === undefined) {
+      const verdict = this.#justifiedVerdict()
+      const evidenceHash = verdict === undefined ? undefined : this.#evidenceOf(verdict)
+      if (verdict !== undefined && evidenceHash !== undefined) value = { verdict, evidenceHash }
+    }
+    if (value === undefined) {
+      this.#pending = { view, viewChanges }
+      return
+    }
+    this.#pending = undefined
+    // The observations justify the value to members that have not got them all yet.
+    await this.#propose(view, value, [...viewChanges, ...this.#observations.values()])
+  }
+
+  /** More observations: propose if waiting to, prepare and commit what they now justify. */
+  async #reconsider(): Promise<void> {
+    const pending = this.#pending
+    if (pending !== undefined && pending.view === this.#view) {
+      await this.#lead(pending.view, pending.viewChanges, undefined)
+    }
+    const accepted = this.#accepted.get(this.#view)
+    if (accepted !== undefined && this.#valid(accepted)) {
+      await this.#vote('prepare', this.#view, accepted)
+    }
+    await this.#progress(this.#view)
   }
 
   async #propose(view: bigint, value: PbftValue, proof: PbftVote[]): Promise<void> {
@@ -345,7 +456,7 @@ export class PbftReplica {
   #countable(from: PbftMember, vote: PbftVote): boolean {
     return (
       this.#o.signatureCheck === 'before-use' &&
-      vote.phase !== 'view-change' &&
+      countsOnArrival(vote.phase) &&
       !this.#faulty.has(from.address)
     )
   }
@@ -449,7 +560,7 @@ export class PbftReplica {
       votes.set(signer, vote)
       return
     }
-    if (vote.phase !== 'view-change' && conflicting(previous, vote)) {
+    if (SLASHABLE.has(vote.phase) && conflicting(previous, vote)) {
       // An equivocation proof is believed by others: both signatures must hold.
       const before = this.#holds(signer, previous)
       if (!this.#holds(signer, vote)) {
@@ -508,6 +619,9 @@ export class PbftReplica {
         return this.#onPrePrepare(signer, vote, proof, own)
       case 'view-change':
         return this.#onViewChange(signer, vote, proof, own)
+      case 'observation':
+        if (this.#observe(signer, vote)) await this.#reconsider()
+        return
       default:
         this.#record(signer, vote)
         await this.#progress(vote.view)
@@ -530,7 +644,9 @@ export class PbftReplica {
     const held =
       vote.phase === 'view-change'
         ? this.#viewChanges.get(vote.view)?.get(member)?.vote
-        : this.#votes.get(`${vote.phase}/${vote.view}`)?.get(member)
+        : vote.phase === 'observation'
+          ? this.#observations.get(member)
+          : this.#votes.get(`${vote.phase}/${vote.view}`)?.get(member)
     return held !== undefined && sameVote(held, vote)
   }
 
@@ -556,6 +672,7 @@ export class PbftReplica {
       })
     }
     if (vote.view > 0n && !own) this.#checkNewView(signer, vote, proof)
+    if (!own) this.#observeAll(proof)
     this.#record(signer, vote)
     const value = { verdict: vote.verdict, evidenceHash: vote.evidenceHash }
     this.#accepted.set(vote.view, value)
@@ -564,18 +681,50 @@ export class PbftReplica {
       this.#changing = false
       this.#arm()
     }
-    // External validity: only the value this member computed itself gets its prepare.
-    if (sameValue(value, this.#o.value)) await this.#vote('prepare', vote.view, value)
+    // External validity (ADR 0087): only a value the held observations justify gets a prepare.
+    if (this.#valid(value)) await this.#vote('prepare', vote.view, value)
     await this.#progress(vote.view)
   }
 
   /**
-   * A new leader's pre-prepare carries 2f+1 view changes and the highest prepared value: exactly
-   * 2f+1 (an honest leader sends no more), and the first entry that is not a view change of the
-   * view, does not recover to a member, or repeats a signer voids it, before the rest is checked.
+   * Keeps `signer`'s observation (view 0, its signature checked); false when it is not new. A
+   * second, different observation of a member is dropped (it cannot be slashed, ADR 0087).
+   * @throws {PbftVoteError} `out-of-view` for an observation outside view 0.
    */
-  #checkNewView(leader: Address, vote: PbftVote, proof: PbftVote[]): void {
+  #observe(signer: Address, vote: PbftVote): boolean {
+    if (vote.view !== 0n) {
+      throw new PbftVoteError('out-of-view', 'An observation is a view-0 vote', {
+        details: { signer, view: vote.view },
+      })
+    }
+    if (this.#observations.has(signer)) return false
+    this.#observations.set(signer, vote)
+    return true
+  }
+
+  /** Keeps the observations a pre-prepare carries (each checked; a bad one is skipped). */
+  #observeAll(proof: PbftVote[]): void {
+    const held = [...this.#observations.values()]
+    for (const o of proof) {
+      if (o.phase !== 'observation' || held.some((h) => sameVote(h, o))) continue
+      try {
+        this.#observe(this.#check(o), o)
+      } catch {
+        // One bad entry does not void the others.
+      }
+    }
+  }
+
+  /**
+   * A new leader's pre-prepare carries 2f+1 view changes and the highest prepared value, beside
+   * the observations that justify its verdict (ADR 0087, kept by `#observeAll`): exactly 2f+1
+   * view changes (an honest leader sends no more), and the first that is not a view change of
+   * the view, does not recover to a member, or repeats a signer voids it, before the rest is
+   * checked.
+   */
+  #checkNewView(leader: Address, vote: PbftVote, entries: PbftVote[]): void {
     const { quorum } = this.#o.committee
+    const proof = entries.filter((e) => e.phase !== 'observation')
     if (proof.length !== quorum) {
       throw this.#forgedBy(leader, 'A new view carries 2f+1 view changes', {
         view: vote.view,
@@ -689,15 +838,17 @@ export class PbftReplica {
           highest = vc
         }
       }
-      const value =
+      const kept =
         highest === undefined
-          ? this.#o.value
+          ? undefined
           : { verdict: highest.verdict, evidenceHash: highest.evidenceHash }
-      await this.#propose(
-        vote.view,
-        value,
-        chosen.map((c) => c.vote),
-      )
+      if (!this.#sent.has(`pre-prepare/${vote.view}`)) {
+        await this.#lead(
+          vote.view,
+          chosen.map((c) => c.vote),
+          kept,
+        )
+      }
     }
   }
 
@@ -715,7 +866,7 @@ export class PbftReplica {
     const accepted = this.#accepted.get(view)
     if (accepted !== undefined) {
       const prepares = this.#count('prepare', view, accepted)
-      if (prepares.length >= quorum && sameValue(accepted, this.#o.value)) {
+      if (prepares.length >= quorum && this.#valid(accepted)) {
         if (this.#prepared === undefined || this.#prepared.view < view) {
           this.#prepared = { view, value: accepted }
         }

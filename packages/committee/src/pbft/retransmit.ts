@@ -29,6 +29,8 @@ export class PbftResender {
   readonly #every: number
   /** view → this member's own messages of that view, in the order sent. */
   readonly #own = new Map<bigint, PbftMessage[]>()
+  /** Own messages re-sent whatever the view (the member's observation, ADR 0087). */
+  readonly #standing: PbftMessage[] = []
   /** peer id → when this member last answered its re-sent vote (ms). */
   readonly #answered = new Map<string, number>()
   #timer: ReturnType<typeof setInterval> | undefined
@@ -40,8 +42,15 @@ export class PbftResender {
     this.#every = every
   }
 
-  /** Records one of the member's own messages sent to every other member. */
-  sent(message: PbftMessage): void {
+  /**
+   * Records one of the member's own messages sent to every other member; `standing`: re-sent in
+   * every view, not only its own.
+   */
+  sent(message: PbftMessage, standing = false): void {
+    if (standing) {
+      this.#standing.push(message)
+      return
+    }
     const view = message.vote.view
     const list = this.#own.get(view)
     if (list === undefined) this.#own.set(view, [message])
@@ -59,7 +68,9 @@ export class PbftResender {
         this.stop()
         return
       }
-      for (const message of this.#own.get(now.view) ?? []) this.#send(undefined, message)
+      for (const message of [...this.#standing, ...(this.#own.get(now.view) ?? [])]) {
+        this.#send(undefined, message)
+      }
     }, this.#every)
     this.#timer.unref?.()
   }
@@ -76,7 +87,7 @@ export class PbftResender {
     const last = this.#answered.get(from.peerId)
     if (last !== undefined && now - last < this.#every) return
     this.#answered.set(from.peerId, now)
-    for (const message of own) this.#send(from, message)
+    for (const message of [...this.#standing, ...own]) this.#send(from, message)
   }
 
   stop(): void {
