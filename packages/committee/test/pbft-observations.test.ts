@@ -147,6 +147,20 @@ describe('ADR 0087: f lying members cannot fail an executor whose answers reache
     expect(h.prepared(5)).toBe(true)
   })
 
+  it('a member has one observation: a second, different one is refused, the first still counts', async () => {
+    const h = await honest(4, 1)
+    await h.observe(0, 7)
+    const second = await h.sign(0, 'observation', 5)
+    await expect(h.r.receive(h.member(0), { vote: second, proof: [] })).rejects.toMatchObject({
+      reason: 'equivocation',
+    })
+    // Nor does a copy carried in a pre-prepare replace it.
+    await h.observe(2, 5)
+    const proposal = await h.sign(0, 'pre-prepare', 5)
+    await h.r.receive(h.member(0), { vote: proposal, proof: [second] })
+    expect(h.prepared(5)).toBe(false)
+  })
+
   it('a proposal arriving before the observations that justify it is prepared once they come', async () => {
     const h = await honest(4, 1)
     const liar = await h.sign(0, 'observation', 5)

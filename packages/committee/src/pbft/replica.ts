@@ -600,6 +600,12 @@ export class PbftReplica {
         details: { signer: from.address, phase: vote.phase, view: vote.view },
       })
     }
+    if (!own && vote.phase === 'observation' && this.#observations.has(from.address)) {
+      // Before the signature check: a member has one observation (ADR 0087).
+      throw new PbftVoteError('equivocation', 'A second, different observation of a member', {
+        details: { signer: from.address },
+      })
+    }
     const counted = !own && this.#countable(from, vote)
     if (counted) this.#screen(vote)
     const signer = own || counted ? from.address : this.#check(vote, from.address)
@@ -672,8 +678,9 @@ export class PbftReplica {
       })
     }
     if (vote.view > 0n && !own) this.#checkNewView(signer, vote, proof)
-    if (!own) this.#observeAll(proof)
     this.#record(signer, vote)
+    // After the record: only the leader's first pre-prepare of a view costs these checks.
+    if (!own) this.#observeAll(proof)
     const value = { verdict: vote.verdict, evidenceHash: vote.evidenceHash }
     this.#accepted.set(vote.view, value)
     if (vote.view > this.#view || this.#changing) {
@@ -702,11 +709,15 @@ export class PbftReplica {
     return true
   }
 
-  /** Keeps the observations a pre-prepare carries (each checked; a bad one is skipped). */
+  /**
+   * Keeps the observations a pre-prepare carries (each checked; a bad one is skipped), at most
+   * one per member's worth of entries.
+   */
   #observeAll(proof: PbftVote[]): void {
     const held = [...this.#observations.values()]
-    for (const o of proof) {
-      if (o.phase !== 'observation' || held.some((h) => sameVote(h, o))) continue
+    const carried = proof.filter((o) => o.phase === 'observation')
+    for (const o of carried.slice(0, this.#o.committee.members.length)) {
+      if (held.some((h) => sameVote(h, o))) continue
       try {
         this.#observe(this.#check(o), o)
       } catch {
