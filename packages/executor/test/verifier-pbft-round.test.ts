@@ -157,6 +157,47 @@ describe('the verifier PBFT round', () => {
     }
   }, 60_000)
 
+  it('members shown different runs decide the verdict their observations justify, each with its statement (ADR 0087)', async () => {
+    // The executor withheld the during quote from members 2 and 3: f + 1 misses fail the phase.
+    const job = new Uint8Array(randomBytes(32))
+    const statement = (verdict: number) => {
+      const hash = new Uint8Array(32)
+      hash.set(job.subarray(0, 31))
+      hash[31] = verdict
+      return hash
+    }
+    const rounds = nodes.slice(0, 4).map((n) => pbftRounds(n.libp2p))
+    const members = await Promise.all(
+      [0, 1, 2, 3].map((i) =>
+        rounds[i]!.open({
+          committee,
+          domain,
+          roundIds: [job],
+          signer: keys[i]!,
+          viewTimeoutMs: 3000,
+        }),
+      ),
+    )
+    try {
+      const seen = [7, 7, 5, 5]
+      const decisions = await Promise.all(
+        members.map((m, i) =>
+          m.decide(
+            job,
+            { verdict: seen[i]!, evidenceHash: statement(seen[i]!) },
+            30_000,
+            undefined,
+            statement,
+          ),
+        ),
+      )
+      for (const d of decisions) expect(d).toMatchObject({ verdict: 5, evidenceHash: statement(5) })
+    } finally {
+      await Promise.all(members.map((m) => m.stop()))
+      await Promise.all(rounds.map((r) => r.stop()))
+    }
+  }, 60_000)
+
   it('two jobs whose committees overlap on three verifiers decide at once, under a flood of bogus job ids from a stranger', async () => {
     // Job X: nodes 0–3; job Y: nodes 1–4 (another leader). Nodes 1, 2, 3 sit on both.
     const jobX = new Uint8Array(randomBytes(32))

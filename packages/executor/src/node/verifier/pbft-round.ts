@@ -86,8 +86,10 @@ export interface PbftRoundParameters {
 
 export interface PbftRound {
   /**
-   * Starts round `roundId`'s replica with this member's value; resolves with the committee's
-   * decision (2f+1 counted commits of one value in one view; no signature checked).
+   * Starts round `roundId`'s replica with this member's value (its observation) and `evidence`,
+   * its statement's hash for any verdict (ADR 0087: the committee decides the verdict the
+   * members' observations justify, which may differ from this member's); resolves with the
+   * committee's decision (2f+1 counted commits of one value in one view; no signature checked).
    * @throws {VerifierJobError} `pbft-timeout` after `ms` without 2f+1 commits of one value;
    * `stopped` once `signal` fires (the caller no longer waits: the node stops, or the chain holds
    * the round's certificate already; the round's replica stops then); `round` for a round not of this job, or started already.
@@ -97,6 +99,7 @@ export interface PbftRound {
     value: PbftValue,
     ms: number,
     signal?: AbortSignal,
+    evidence?: (verdict: number) => Uint8Array,
   ): Promise<PbftDecision>
   /**
    * Builds round `roundId`'s certificate (2f+1 commits whose signatures hold): the member that
@@ -359,7 +362,7 @@ async function openRound(
     get waiting() {
       return [...slots.values()].reduce((n, s) => n + s.inbox.length, 0)
     },
-    async decide(roundId, value, ms, signal) {
+    async decide(roundId, value, ms, signal, evidence) {
       const slot = slots.get(toHex(roundId))
       if (slot === undefined || slot.replica !== undefined) {
         throw new VerifierJobError('round', 'Not a round of this job, or decided already', {
@@ -372,6 +375,7 @@ async function openRound(
         jobId: roundId,
         signer: p.signer,
         value,
+        ...(evidence === undefined ? {} : { evidence }),
         viewTimeout: p.viewTimeoutMs,
         certificate: certifying,
         send: (to, message) => transport.send(to, message),

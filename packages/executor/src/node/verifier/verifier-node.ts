@@ -416,6 +416,7 @@ export function verifierNode(
               statement(beforeId, beforePassed ? BEFORE_PASS : BEFORE_FAIL),
               decideMs,
               leave,
+              (v) => statement(beforeId, v).evidenceHash,
             ),
           beforePending,
         )
@@ -443,7 +444,14 @@ export function verifierNode(
           const verdict = verdictBits(watched.phases)
           const finalPending = async () => (await chain.status(job.jobId)) === 'seated'
           const decision = await whilePending(
-            (leave) => round.decide(job.jobId, statement(job.jobId, verdict), decideMs, leave),
+            (leave) =>
+              round.decide(
+                job.jobId,
+                statement(job.jobId, verdict),
+                decideMs,
+                leave,
+                (v) => statement(job.jobId, v).evidenceHash,
+              ),
             finalPending,
           )
           if (decision === undefined) {
