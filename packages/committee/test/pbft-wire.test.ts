@@ -223,7 +223,7 @@ describe('PbftReplica', () => {
       ...PASS,
     })
     // 2f + 2 good prepares: refused on its length, only the view change's own signature checked.
-    const a = leader().replica
+    const a = (await leader()).replica
     let before = signatureChecks()
     await expect(
       a.receive(member(3), { vote: await claim(3, 1n), proof: prepares }),
@@ -231,7 +231,7 @@ describe('PbftReplica', () => {
     expect(signatureChecks() - before).toBeLessThanOrEqual(1)
     a.stop()
     // An outsider's prepare first: refused there, the entries after it never checked.
-    const b = leader().replica
+    const b = (await leader()).replica
     before = signatureChecks()
     await expect(
       b.receive(member(3), {
