@@ -76,6 +76,7 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "initOwnerNode",
       "initResultText",
       "installedRelease",
+      "keyguardStatusText",
       "loadOwnerNodeConfig",
       "measureInstalledRelease",
       "movePolicyResultText",
@@ -99,7 +100,7 @@ it('@digicap/owner/node exports exactly this surface', async () => {
   `)
 })
 
-it('@digicap/owner/node/light exports the config reader and the status, as the node entry has them', async () => {
+it('@digicap/owner/node/light exports the config reader, the status and its keyguard lines, as the node entry has them', async () => {
   const [light, node] = await Promise.all([
     import('../src/node/light.ts'),
     import('../src/node/index.ts'),
@@ -107,6 +108,7 @@ it('@digicap/owner/node/light exports the config reader and the status, as the n
   expect(Object.keys(light).sort()).toMatchInlineSnapshot(`
     [
       "applyOwnerNodeEnv",
+      "keyguardStatusText",
       "loadOwnerNodeConfig",
       "ownerNodePaths",
       "readOwnerNodeStatus",
