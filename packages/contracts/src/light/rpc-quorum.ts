@@ -7,7 +7,7 @@
 import { InvalidArgumentError, rpcCall } from '@digicap/capsule-core'
 import { QuorumError } from '../errors.ts'
 import type { DisagreementEvent } from '../quorum/rpc-quorum.ts'
-import { defaultKey, tally } from '../quorum/tally.ts'
+import { agreeAcross, defaultKey } from '../quorum/tally.ts'
 
 export interface JsonRpcQuorumInit {
   /** The RPC URLs of one chain. */
@@ -80,20 +80,15 @@ export function jsonRpcQuorum(init: JsonRpcQuorumInit): JsonRpcQuorum {
     }
     return answer.result
   }
-  const agree: JsonRpcQuorum['agree'] = async (operation, read, key = defaultKey) => {
-    if (size === 1) return read(urls[0] as string, 0)
-    const results = await Promise.allSettled(urls.map((u, i) => read(u, i)))
-    const t = tally(results, names, quorum, key)
-    if (t.winner !== undefined) {
-      if (t.dissent.length > 0) init.onDisagreement?.({ operation, dissent: t.dissent })
-      return t.winner.value
-    }
-    throw new QuorumError(`Fewer than ${quorum} of ${size} RPCs agree on ${operation}`, {
-      details: { operation, quorum, answers: t.answers, dissent: t.dissent },
-      hint: 'Retry shortly (an RPC may be lagging); if it persists, replace the RPC that details.dissent names.',
-      cause: t.firstError,
-    })
-  }
+  const hint =
+    'Retry shortly (an RPC may be lagging); if it persists, replace the RPC that details.dissent names.'
+  const agree: JsonRpcQuorum['agree'] = (operation, read, key = defaultKey) =>
+    agreeAcross(
+      urls,
+      { names, quorum, operation, hint, onDisagreement: init.onDisagreement },
+      read,
+      key,
+    )
   return {
     size,
     quorum,

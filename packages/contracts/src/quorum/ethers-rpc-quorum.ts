@@ -12,7 +12,7 @@ import { InvalidArgumentError } from '@digicap/capsule-core'
 import type { JsonRpcApiProvider } from 'ethers'
 import { QuorumError } from '../errors.ts'
 import type { PinnedBlock, RpcQuorum, RpcQuorumInit } from './rpc-quorum.ts'
-import { defaultKey, tally } from './tally.ts'
+import { agreeAcross, defaultKey, tally } from './tally.ts'
 
 const RETRY_HINT =
   'Retry shortly (an RPC may be lagging or mid-reorg); if it persists, replace the RPC that details.dissent names.'
@@ -199,19 +199,9 @@ export function createRpcQuorum(init: RpcQuorumInit): RpcQuorum {
       )
     },
 
-    async agree(operation, read, key = defaultKey) {
-      if (size === 1) return read(providers[0] as JsonRpcApiProvider, 0)
-      const results = await Promise.allSettled(providers.map((p, i) => read(p, i)))
-      const t = tally(results, names, quorum, key)
-      if (t.winner !== undefined) {
-        if (t.dissent.length > 0) init.onDisagreement?.({ operation, dissent: t.dissent })
-        return t.winner.value
-      }
-      throw new QuorumError(`Fewer than ${quorum} of ${size} RPCs agree on ${operation}`, {
-        details: { operation, quorum, answers: t.answers, dissent: t.dissent },
-        hint: RETRY_HINT,
-        cause: t.firstError,
-      })
+    agree(operation, read, key = defaultKey) {
+      const p = { names, quorum, operation, hint: RETRY_HINT, onDisagreement: init.onDisagreement }
+      return agreeAcross(providers, p, read, key)
     },
 
     async head() {

@@ -1,5 +1,6 @@
 /** Counting the RPCs' answers: which one (if any) a quorum gave, and who dissented. */
-import type { Dissent } from './rpc-quorum.ts'
+import { QuorumError } from '../errors.ts'
+import type { DisagreementEvent, Dissent } from './rpc-quorum.ts'
 
 export interface Tally<T> {
   /** The answer at least `quorum` RPCs gave, if any. */
@@ -70,4 +71,39 @@ export function tally<T>(
     answers: groups.size,
     firstError,
   }
+}
+
+/**
+ * `read` from every source at once and the answer at least `quorum` of them gave (one source:
+ * its answer as read); `onDisagreement` hears the dissent of a quorum's answer. Both quorums
+ * (ethers' and plain JSON-RPC's) agree through this.
+ * @throws {QuorumError} when no answer reaches the quorum (`hint`: what to do).
+ */
+export async function agreeAcross<S, T>(
+  sources: readonly S[],
+  p: {
+    names: readonly string[]
+    quorum: number
+    operation: string
+    hint: string
+    onDisagreement?: ((event: DisagreementEvent) => void) | undefined
+  },
+  read: (source: S, index: number) => Promise<T>,
+  key: (value: T) => string,
+): Promise<T> {
+  if (sources.length === 1) return read(sources[0] as S, 0)
+  const results = await Promise.allSettled(sources.map((s, i) => read(s, i)))
+  const t = tally(results, p.names, p.quorum, key)
+  if (t.winner !== undefined) {
+    if (t.dissent.length > 0) p.onDisagreement?.({ operation: p.operation, dissent: t.dissent })
+    return t.winner.value
+  }
+  throw new QuorumError(
+    `Fewer than ${p.quorum} of ${sources.length} RPCs agree on ${p.operation}`,
+    {
+      details: { operation: p.operation, quorum: p.quorum, answers: t.answers, dissent: t.dissent },
+      hint: p.hint,
+      cause: t.firstError,
+    },
+  )
 }
