@@ -58,7 +58,8 @@ export interface EthersChainClientInit {
   /** Told when a quorum answered but some RPCs dissented: log it, one of them lies or lags. */
   onDisagreement?: (event: DisagreementEvent) => void
   /**
-   * The last blocks of a `grantLogs` range that are read one by one by block hash (EIP-234)
+   * The last blocks of a `grantLogs` / `nodeRegistrations` range that are read one by one by
+   * block hash (EIP-234)
    * rather than by range: an RPC whose log index lags answers a range with `[]` for blocks it has
    * not indexed, but a hash it does not have with an error (ADR 0085). Default 32.
    */
@@ -333,6 +334,38 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
       .map((c) => c.log)
       .sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex)
   }
+
+  /**
+   * A log read over `fromBlock..toBlock`: the range's last `tipBlocks` one block each by hash (a
+   * lagging log index answers a range it has not indexed with `[]`, a block hash it does not
+   * have with an error; ADR 0085), the blocks below by range.
+   */
+  async function logsUpToTip<
+    T extends { blockNumber: number; logIndex: number; blockHash: string },
+  >(
+    base: { address: string; topics: unknown[] },
+    fromBlock: number,
+    toBlock: number,
+    parse: (log: Log) => T | undefined,
+    key: (log: T) => string,
+  ): Promise<T[]> {
+    const tipFrom = Math.max(fromBlock, toBlock - tipBlocks + 1)
+    const logs =
+      tipFrom > fromBlock
+        ? await quorumLogs({ ...base, fromBlock, toBlock: tipFrom - 1 }, parse, key)
+        : []
+    for (let n = tipFrom; n <= toBlock; n++) {
+      const ref = await blockRef(n)
+      if (ref === undefined)
+        throw new ChainReadError('A block of the range is not on chain', {
+          details: { block: n },
+          hint: 'A reorg shortened the chain meanwhile: read the range again.',
+        })
+      const at = await quorumLogs({ ...base, blockHash: ref.hash }, parse, key)
+      logs.push(...at.filter((l) => l.blockHash === ref.hash))
+    }
+    return logs
+  }
   const registry = (i: number) => registries[i] as Contract
   // The AccessController's CapsuleRegistry is immutable: read once (through the quorum).
   let capsuleRegistry: Promise<string> | undefined
@@ -379,27 +412,16 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
 
     async grantLogs(fromBlock, toBlock, capsuleIds) {
       if (capsuleIds.length === 0 || toBlock < fromBlock) return []
-      const base = {
-        address: accessController,
-        topics: [abi().accessGrantedTopic, null, capsuleIds.map((c) => zeroPadValue(c, 32))],
-      }
-      // The range's last `tipBlocks` by hash, one block each: a lagging log index answers a range
-      // it has not indexed with `[]`, a block hash it does not have with an error (ADR 0085).
-      const tipFrom = Math.max(fromBlock, toBlock - tipBlocks + 1)
-      const logs =
-        tipFrom > fromBlock
-          ? await quorumLogs({ ...base, fromBlock, toBlock: tipFrom - 1 }, parseGrantLog, logKey)
-          : []
-      for (let n = tipFrom; n <= toBlock; n++) {
-        const ref = await blockRef(n)
-        if (ref === undefined)
-          throw new ChainReadError('A block of the range is not on chain', {
-            details: { block: n },
-            hint: 'A reorg shortened the chain meanwhile: read the range again.',
-          })
-        const at = await quorumLogs({ ...base, blockHash: ref.hash }, parseGrantLog, logKey)
-        logs.push(...at.filter((l) => l.blockHash === ref.hash))
-      }
+      const logs = await logsUpToTip(
+        {
+          address: accessController,
+          topics: [abi().accessGrantedTopic, null, capsuleIds.map((c) => zeroPadValue(c, 32))],
+        },
+        fromBlock,
+        toBlock,
+        parseGrantLog,
+        logKey,
+      )
       // The releaser reads these grants next: pin reads at their block once a quorum has it.
       const last = logs.at(-1)
       if (last !== undefined) rpcs.notice(last.blockNumber)
@@ -408,8 +430,13 @@ export function ethersChainClient(init: EthersChainClientInit): ChainClient {
 
     async nodeRegistrations(fromBlock, toBlock) {
       if (toBlock < fromBlock) return []
-      const logs = await quorumLogs(
-        { address: nodeRegistry, fromBlock, toBlock, topics: [abi().nodeTopics] },
+      // Near the head by hash too: a registration a lagging index withheld would otherwise be
+      // skipped for good (the feed's cursor moves on), leaving a re-registered executor's old
+      // peer id in the directory.
+      const logs = await logsUpToTip(
+        { address: nodeRegistry, topics: [abi().nodeTopics] },
+        fromBlock,
+        toBlock,
         parseRegistrationLog,
         registrationKey,
       )
