@@ -98,4 +98,26 @@ describe('hubCommittees', () => {
     expect(h.reads()).toBe(reads) // still kept, not read again
     committees.stop()
   })
+  it('a seated member is trusted for trustMs from the seating, then no longer; another job seats it again', async () => {
+    const h = hub()
+    const peer = nodes[0]!.libp2p.peerId
+    h.peers.set(member(1), peer.toMultihash().bytes)
+    h.seats.set(5, { members: [member(1)], closed: true })
+    h.seats.set(6, { members: [member(1)], closed: true })
+    const committees = hubCommittees({ trustMs: 300 })({ chain: h.chain })
+    expect(committees.trusts(peer.toString())).toBe(false) // no committee read yet
+    await committees.seatedPeers(job(5))
+    expect(committees.trusts(peer.toString())).toBe(true)
+    await new Promise((r) => setTimeout(r, 350))
+    expect(committees.trusts(peer.toString())).toBe(false) // past it: a stranger again
+    // Its committee is still known (no new read), but it no longer lifts the member.
+    const reads = h.reads()
+    expect(await committees.seatedPeers(job(5))).toBeDefined()
+    expect(h.reads()).toBe(reads)
+    expect(committees.trusts(peer.toString())).toBe(false)
+    // Seated on a newer job: trusted again from that seating.
+    await committees.seatedPeers(job(6))
+    expect(committees.trusts(peer.toString())).toBe(true)
+    committees.stop()
+  })
 })
