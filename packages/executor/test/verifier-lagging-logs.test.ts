@@ -24,6 +24,8 @@ let node: DigicapNode
 let proxy: RpcProxy
 /** The newest block the proxy's log index has (its logs above are withheld). */
 let indexed = Number.POSITIVE_INFINITY
+/** When set, range reads answer every log with this measurement word (a lying RPC). */
+let lieMeasurement: string | undefined
 
 beforeAll(async () => {
   w = await setupWorld({
@@ -41,7 +43,14 @@ beforeAll(async () => {
       if (block === null || block.number > indexed) throw new Error('unknown block')
       return result
     }
-    return (result as { blockNumber: string }[]).filter((l) => Number(l.blockNumber) <= indexed)
+    return (result as { blockNumber: string; data: string }[])
+      .filter((l) => Number(l.blockNumber) <= indexed)
+      .map((l) =>
+        // AccessGranted's data: ephemeralKey, measurement, expiresAt, fastPath (32 bytes each).
+        lieMeasurement === undefined || l.data.length !== 2 + 4 * 64
+          ? l
+          : { ...l, data: l.data.slice(0, 66) + lieMeasurement + l.data.slice(130) },
+      )
   })
 }, 60_000)
 
@@ -127,6 +136,56 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
       })
     } finally {
       await verifier.stop()
+    }
+  }, 60_000)
+
+  it("reads a seated job's grant once the log index has it, and checks its measurement against the grant", async () => {
+    const provider = w.anvil.provider
+    const capsule = await makeCapsule(w, {
+      plaintext: new TextEncoder().encode('lagging grant'),
+      runtime: { kind: 'data' },
+    })
+    const wallet = (w.anvil.signers[8] as Wallet).connect(
+      createProvider(proxy.url, BigInt(w.addresses.chainId)),
+    )
+    const chain = ethersVerifierChain({
+      addresses: w.addresses,
+      settlement: w.addresses as never,
+      runner: wallet,
+    })
+    indexed = await provider.getBlockNumber()
+    const ac = w.c.accessController
+    const receipt = await (
+      await ac
+        .connect(w.executorWallet)
+        .requestAccess(
+          capsule.capsuleId,
+          hexlify(new Uint8Array(32).fill(6)),
+          hexlify(w.measurement),
+          '0x',
+        )
+    ).wait()
+    const grantId = ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+    // The grant is in state, its event not in the lagging index: the read waits for the index
+    // (before: "no AccessGranted" at once, and the member left the job).
+    const read = chain.grant(getBytes(grantId))
+    let settled = false
+    void read.finally(() => {
+      settled = true
+    })
+    await sleep(1500)
+    expect(settled).toBe(false)
+    indexed = Number.POSITIVE_INFINITY
+    const grant = await read
+    expect(grant.executor.toLowerCase()).toBe(w.executorWallet.address.toLowerCase())
+    expect(hexlify(grant.measurement)).toBe(hexlify(w.measurement))
+    expect(hexlify(grant.ephemeralKey)).toBe(hexlify(new Uint8Array(32).fill(6)))
+    // A log whose measurement is not the grant's is refused, not judged against.
+    lieMeasurement = '11'.repeat(32)
+    try {
+      await expect(chain.grant(getBytes(grantId))).rejects.toThrow(/does not match the grant/)
+    } finally {
+      lieMeasurement = undefined
     }
   }, 60_000)
 })

@@ -31,6 +31,10 @@ export interface EthersVerifierChainParameters {
   readonly tipBlocks?: number
 }
 
+/** Reads of a granted job's `AccessGranted` event before giving up, and the pause between them. */
+const GRANT_LOG_TRIES = 30
+const GRANT_LOG_RETRY_MS = 1000
+
 /** A block's logs by hash: they never change, a reorg gives the block another hash. */
 interface BlockEvents {
   readonly jobs: OpenedJob[]
@@ -187,15 +191,43 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
       ),
     openJob: (grantId) => attempt(hub.openJob as never, [toHex(grantId)]),
     async grant(jobId) {
-      const [log] = await ac.queryFilter(ac.filters.AccessGranted!(toHex(jobId)))
-      if (log === undefined) throw new Error(`no AccessGranted for ${toHex(jobId)}`)
-      const a = (
-        log as unknown as { args: { executor: string; ephemeralKey: string; measurement: string } }
-      ).args
-      return {
-        executor: normalizeAddress(a.executor, 'executor'),
-        ephemeralKey: getBytes(a.ephemeralKey),
-        measurement: getBytes(a.measurement),
+      // The executor and key from the grant's state (a lagging log index cannot hide it); the
+      // measurement is only in its `AccessGranted` event. A granted job whose event a range
+      // read answers `[]` for is a lagging index, not a bogus job: read again for a while
+      // rather than fail this member's part in the committee.
+      const id = toHex(jobId)
+      const state = (await ac.getGrant(id)) as { executor: string; ephemeralKey: string }
+      const executor = normalizeAddress(state.executor, 'executor') // GrantNotFound reverts
+      const fromBlock = p.addresses.deployBlock ?? 0
+      for (let attempt = 0; ; attempt++) {
+        const logs = await ac.queryFilter(ac.filters.AccessGranted!(id), fromBlock)
+        const a = (
+          logs.at(-1) as unknown as
+            | { args: { executor: string; ephemeralKey: string; measurement: string } }
+            | undefined
+        )?.args
+        if (a !== undefined) {
+          if (
+            normalizeAddress(a.executor, 'executor') !== executor ||
+            a.ephemeralKey.toLowerCase() !== String(state.ephemeralKey).toLowerCase() ||
+            !(await ac.grantMeasurementMatches(id, a.measurement))
+          )
+            throw new ChainReadError('AccessGranted does not match the grant', {
+              details: { grantId: id },
+              hint: 'An RPC answered a log that is not the grant on chain: check the RPC.',
+            })
+          return {
+            executor,
+            ephemeralKey: getBytes(a.ephemeralKey),
+            measurement: getBytes(a.measurement),
+          }
+        }
+        if (attempt >= GRANT_LOG_TRIES - 1)
+          throw new ChainReadError('The RPC has no AccessGranted log for a granted job', {
+            details: { grantId: id, tries: GRANT_LOG_TRIES },
+            hint: "The RPC's log index lags behind its state: use another RPC or wait for it.",
+          })
+        await new Promise((r) => setTimeout(r, GRANT_LOG_RETRY_MS))
       }
     },
     async node(address) {
