@@ -23,13 +23,13 @@ import { createInterface } from 'node:readline'
 
 /** Each package's test task on CI (2 cores, two at a time), in seconds; new packages go first. */
 const SECONDS: Record<string, number> = {
-  '@digicap/executor': 323,
-  '@digicap/keyguard': 287,
-  '@digicap/p2p': 183,
-  '@digicap/pi-node': 182,
-  '@digicap/committee': 132,
+  '@digicap/keyguard': 360,
+  '@digicap/executor': 305,
+  '@digicap/pi-node': 200,
+  '@digicap/p2p': 142,
+  '@digicap/executor-node': 136,
   '@digicap/contracts': 119,
-  '@digicap/executor-node': 117,
+  '@digicap/committee': 95,
   '@digicap/attestation': 77,
   '@digicap/demo': 65,
   '@digicap/sdk': 54,
