@@ -9,7 +9,7 @@
  * - an escrow holding drawn stake is not claimable by the capsule owner before `unbondingDelay`;
  * - a settled verdict (pass or fail) pays the owner's and the signers' shares of drawn stake as
  *   locked credits (`stakeClaimDelay` after settlement), the executor's into its unbonding funds,
- *   and a slash of the executor meanwhile still takes them.
+ *   and a slash of the executor meanwhile still takes them (and burns them, ADR 0092).
  * On a real anvil, with the settlement deployed as production does.
  */
 import { attested, reasonName } from '@digicap/contracts'
@@ -25,6 +25,7 @@ import {
 } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  BURN_ADDRESS,
   byAddress,
   CERTIFICATE_BLOCKS,
   certificate,
@@ -282,7 +283,10 @@ describe('stake drawn by a fast-path audit stays bonded', () => {
       // share here, minutes after the stake was drawn.
       expect(await ac.credits(d.O.address)).toBe(0n)
       expect(await revertOf(w, acO.withdrawCredit.staticCall())).toBe('NothingToWithdraw()')
-      expect(await ac.lockedCredits(d.O.address, d.grantId)).toEqual([d.toOwner, d.releaseAt])
+      // A fail's slash of E (nothing left in its stake) takes the newest pending share, the
+      // owner's, and burns it (ADR 0092); before, it became the owner's locked credit again.
+      const toOwner = name === 'fail' ? d.toOwner - FAIL_SLASH : d.toOwner
+      expect(await ac.lockedCredits(d.O.address, d.grantId)).toEqual([toOwner, d.releaseAt])
       for (const s of d.signers) {
         const [amount, at] = await ac.lockedCredits(s.address, d.grantId)
         expect([amount, at]).toEqual([d.perSigner, d.releaseAt])
@@ -310,7 +314,7 @@ describe('stake drawn by a fast-path audit stays bonded', () => {
       const b0 = await w.anvil.provider.getBalance(d.O.address)
       const r = await sent(acO.withdrawLockedCredits([d.grantId]))
       const got = (await w.anvil.provider.getBalance(d.O.address)) - b0 + r.gasUsed * r.gasPrice
-      expect(got).toBe(d.toOwner)
+      expect(got).toBe(toOwner)
       expect(await ac.lockedCredits(d.O.address, d.grantId)).toEqual([0n, 0n])
       expect(await revertOf(w, acO.withdrawLockedCredits.staticCall([d.grantId]))).toBe(
         'NothingToWithdraw()',
@@ -319,7 +323,7 @@ describe('stake drawn by a fast-path audit stays bonded', () => {
     }, 240_000)
   }
 
-  it("a slash of the executor before the release takes the colluding owner's pending share", async () => {
+  it("a slash of the executor before the release takes the colluding owner's pending share, and burns it (ADR 0092)", async () => {
     const { hub } = w.hubs.get(4)!
     const nr = w.c.nodeRegistry
     const ac = w.c.accessController
@@ -340,36 +344,30 @@ describe('stake drawn by a fast-path audit stays bonded', () => {
       domainOf(w, 4),
     )
     await sent(hub.submitCertificate(value, cert.bits, cert.others, cert.signatures))
+    const burned0 = await w.anvil.provider.getBalance(BURN_ADDRESS)
     const r = await sent(hub.settle(job, committee))
     const settled = r.logs
       .map((l) => hub.interface.parseLog(l))
       .find((e) => e?.name === 'JobSettled')
     expect(settled?.args[2]).toBe(FAIL_SLASH)
     const seized = FAIL_SLASH - d.toExecutor
-    expect(await nr.payouts(V.address)).toBe(d.toExecutor)
     expect((await nr.getNode(d.E.address)).unbonding).toBe(0n)
     expect(await ac.lockedCredits(d.O.address, d.grantId)).toEqual([
       d.toOwner - seized,
       d.releaseAt,
     ])
-    // The victim's share is locked until the same time, and no later slash takes it back.
-    expect(await ac.lockedCredits(V.address, d.grantId)).toEqual([seized, d.releaseAt])
-    const acV = ac.connect(V) as typeof ac
-    expect(await revertOf(w, acV.withdrawLockedCredits.staticCall([d.grantId]))).toBe(
-      `CreditLocked(${d.grantId},${d.releaseAt})`,
-    )
+    // Burned whole, the part from unbonding funds and the part seized (ADR 0092): the owner of
+    // the failed run is paid nothing from the slash, neither at once nor locked.
+    expect(await nr.payouts(V.address)).toBe(0n)
+    expect(await ac.lockedCredits(V.address, d.grantId)).toEqual([0n, 0n])
+    expect((await w.anvil.provider.getBalance(BURN_ADDRESS)) - burned0).toBe(FAIL_SLASH)
     await conserved(w)
     await w.anvil.increaseTime(Number(d.releaseAt - (await now())))
-    for (const [who, amount] of [
-      [V, seized],
-      [d.O, d.toOwner - seized],
-    ] as const) {
-      const acW = ac.connect(who) as typeof ac
-      const b0 = await w.anvil.provider.getBalance(who.address)
-      const rw = await sent(acW.withdrawLockedCredits([d.grantId]))
-      const got = (await w.anvil.provider.getBalance(who.address)) - b0 + rw.gasUsed * rw.gasPrice
-      expect(got).toBe(amount)
-    }
+    const acO = ac.connect(d.O) as typeof ac
+    const b0 = await w.anvil.provider.getBalance(d.O.address)
+    const rw = await sent(acO.withdrawLockedCredits([d.grantId]))
+    const got = (await w.anvil.provider.getBalance(d.O.address)) - b0 + rw.gasUsed * rw.gasPrice
+    expect(got).toBe(d.toOwner - seized)
     await conserved(w)
   }, 240_000)
 })

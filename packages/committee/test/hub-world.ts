@@ -50,6 +50,10 @@ export const VERIFIER_BPS = 2000n
 export const EXECUTOR_BPS = 1000n
 export const FAIL_SLASH = parseEther('0.004')
 export const EQUIVOCATION_SLASH = parseEther('0.003')
+/** The reporter's share of an equivocation slash (ADR 0092); the rest is burned. */
+export const REPORTER_BPS = 1000n
+/** NodeRegistry.BURN_ADDRESS: where the unpaid part of a slash goes (ADR 0092). */
+export const BURN_ADDRESS = '0x000000000000000000000000000000000000dEaD'
 export const COMMIT_TYPES = {
   Commit: [
     { name: 'jobId', type: 'bytes32' },
@@ -106,6 +110,7 @@ export async function startHubWorld(seats: number[], verifierCount: number): Pro
     executorBps: Number(EXECUTOR_BPS),
     failSlash: FAIL_SLASH,
     equivocationSlash: EQUIVOCATION_SLASH,
+    reporterBps: Number(REPORTER_BPS),
   })
   const [first, ...more] = seats
   const addresses = await deployDigicap(deployer!, {

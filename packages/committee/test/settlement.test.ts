@@ -12,6 +12,7 @@ import {
   verifyEquivocation,
 } from '../src/index.ts'
 import {
+  BURN_ADDRESS,
   byAddress,
   certificate,
   certificateValue,
@@ -24,6 +25,7 @@ import {
   type HubWorld,
   mine,
   openJob,
+  REPORTER_BPS,
   revertOf,
   SORTITION_WINDOW,
   STAKE,
@@ -121,12 +123,13 @@ describe('AttestationHub settlement', () => {
     await conserved(w)
   }, 120_000)
 
-  it('a fail halves the executor’s reputation and slashes its stake to the owner; signers are still paid', async () => {
+  it('a fail halves the executor’s reputation and burns the slash (ADR 0092); signers are still paid', async () => {
     const { hub } = w.hubs.get(4)!
     const { jobId, committee, signers } = await certified(0b101) // "during" failed
     const rep = await reputation(w.executor.address)
     const node = await w.c.nodeRegistry.getNode(w.executor.address)
     const payout = await w.c.nodeRegistry.payouts(w.owner.address)
+    const burned = await w.anvil.provider.getBalance(BURN_ADDRESS)
     const executorCredit = await credit(w.executor.address)
     const before = await conserved(w)
     const r = await sent(hub.settle(jobId, committee))
@@ -137,11 +140,12 @@ describe('AttestationHub settlement', () => {
     expect(settled?.args.toArray()).toEqual([jobId, false, FAIL_SLASH])
     expect(await reputation(w.executor.address)).toBe(nextReputation(rep, 'fail'))
     expect((await w.c.nodeRegistry.getNode(w.executor.address)).stake).toBe(node.stake - FAIL_SLASH)
-    expect(await w.c.nodeRegistry.payouts(w.owner.address)).toBe(payout + FAIL_SLASH)
+    expect(await w.c.nodeRegistry.payouts(w.owner.address)).toBe(payout)
+    expect(await w.anvil.provider.getBalance(BURN_ADDRESS)).toBe(burned + FAIL_SLASH)
     expect(await credit(w.executor.address)).toBe(executorCredit)
     expect(await credit(signers[0]!.address)).toBeGreaterThan(0n)
-    // The slash moved stake to the owner's payout inside the registry: totals unchanged.
-    expect(await conserved(w)).toEqual(before)
+    // The slash left the registry for the burn address, and nothing else moved out.
+    expect(await conserved(w)).toEqual({ ...before, nr: before.nr - FAIL_SLASH })
     // Below the minimum stake the executor gets no grant until it tops up.
     expect(await w.c.nodeRegistry.isActive(w.executor.address, 1)).toBe(false)
     await sent(
@@ -227,7 +231,9 @@ describe('AttestationHub settlement', () => {
     expect(await report({ ...call, b: call.a })).toBe('NotConflicting()')
     const otherView = equivocationCall({ ...proof, b: await vote(liar, 1, 'prepare', 2n) })
     expect(await report(otherView)).toBe('NotConflicting()')
-    expect(await report({ ...call, b: { ...call.b, phase: 3 } })).toBe('InvalidPhase(3)')
+    expect(await report({ ...call, b: { ...call.b, phase: 4 } })).toBe('InvalidPhase(4)')
+    // An observation (phase 3) is another slot than a prepare: no conflict between the two.
+    expect(await report({ ...call, b: { ...call.b, phase: 3 } })).toBe('NotConflicting()')
     const twoMembers = equivocationCall({ ...proof, b: await vote(members[0]!, 1) })
     expect(await report(twoMembers)).toBe('EquivocationSignature(1)')
     const stranger = equivocationCall({
@@ -242,21 +248,24 @@ describe('AttestationHub settlement', () => {
     expect(rep).toBeGreaterThan(0)
     const stake = (await w.c.nodeRegistry.getNode(liar.address)).stake
     const payout = await w.c.nodeRegistry.payouts(w.owner.address)
+    const reporter = w.verifiers[7]!
+    const reporterPayout = await w.c.nodeRegistry.payouts(reporter.address)
+    const reward = (EQUIVOCATION_SLASH * REPORTER_BPS) / 10_000n
     const before = await conserved(w)
-    const r = await sent(
-      hub.connect(w.verifiers[7]!).reportEquivocation(jobId, committee, call.a, call.b),
-    )
+    const r = await sent(hub.connect(reporter).reportEquivocation(jobId, committee, call.a, call.b))
     gas['slash proof (reportEquivocation)'] = r.gasUsed
     expect(
       r.logs
         .map((l) => hub.interface.parseLog(l))
         .find((e) => e?.name === 'EquivocationProven')
         ?.args.toArray(),
-    ).toEqual([jobId, liar.address, 1n, 1n, EQUIVOCATION_SLASH])
+    ).toEqual([jobId, liar.address, 1n, 1n, EQUIVOCATION_SLASH, reporter.address, reward])
     expect(await reputation(liar.address)).toBe(nextReputation(rep, 'equivocation'))
     expect((await w.c.nodeRegistry.getNode(liar.address)).stake).toBe(stake - EQUIVOCATION_SLASH)
-    expect(await w.c.nodeRegistry.payouts(w.owner.address)).toBe(payout + EQUIVOCATION_SLASH)
-    expect(await conserved(w)).toEqual(before)
+    // The reporter's share (ADR 0092), the rest burned; the owner gets nothing of it.
+    expect(await w.c.nodeRegistry.payouts(w.owner.address)).toBe(payout)
+    expect(await w.c.nodeRegistry.payouts(reporter.address)).toBe(reporterPayout + reward)
+    expect(await conserved(w)).toEqual({ ...before, nr: before.nr - (EQUIVOCATION_SLASH - reward) })
     // Once per member and job, whatever pair of votes is brought next.
     const commits = equivocationCall({
       ...proof,
@@ -342,7 +351,8 @@ describe('AttestationHub settlement, random sequences', () => {
   it('every account is credited exactly what its role earns, and both contracts hold exactly what they owe (balance == totalHeld)', async () => {
     const { hub } = w.hubs.get(4)!
     const members = w.verifiers.slice(0, 4)
-    const accounts = [...members, w.executor, w.owner].map((a) => a.address)
+    // The deployer reports the equivocation: its payout is the reporter's share (ADR 0092).
+    const accounts = [...members, w.executor, w.owner, w.deployer].map((a) => a.address)
     // The model: credits (AccessController) and payouts (NodeRegistry) per account, and the
     // totals each contract must hold, predicted from the settlement rules alone.
     const credits = new Map<string, bigint>()
@@ -420,7 +430,10 @@ describe('AttestationHub settlement, random sequences', () => {
           })
           const stake = (await w.c.nodeRegistry.getNode(liar.address)).stake
           await sent(hub.reportEquivocation(jobId, committee, call.a, call.b))
-          add(payouts, w.owner.address, stake < EQUIVOCATION_SLASH ? stake : EQUIVOCATION_SLASH)
+          const slashed = stake < EQUIVOCATION_SLASH ? stake : EQUIVOCATION_SLASH
+          const reward = (slashed * REPORTER_BPS) / 10_000n
+          add(payouts, w.deployer.address, reward)
+          held = { ...held, nr: held.nr - (slashed - reward) } // burned
           await check('equivocation: slashed')
         }
         const verdict = outcome === 'fail' ? rnd(7) : 7
@@ -434,7 +447,9 @@ describe('AttestationHub settlement, random sequences', () => {
         for (const s of signers) add(credits, s.address, perSigner)
         add(credits, w.executor.address, toExecutor)
         add(credits, w.owner.address, FEE - 3n * perSigner - toExecutor)
-        if (verdict !== 7) add(payouts, w.owner.address, stake < FAIL_SLASH ? stake : FAIL_SLASH)
+        // A fail slash is burned whole (ADR 0092): it leaves the registry, no one is paid.
+        if (verdict !== 7)
+          held = { ...held, nr: held.nr - (stake < FAIL_SLASH ? stake : FAIL_SLASH) }
       }
       await check(`${outcome}: settled`)
       // Someone cashes out now and then: the contract's holdings drop by exactly that.

@@ -2,7 +2,14 @@
  * Gas of the Digicap hot paths on a real anvil, as a markdown table. Run: `pnpm bench`.
  * Baseline: a plain ETH transfer (21,000 gas) measured in the same run.
  */
-import { hexlify, parseEther, randomBytes, type TransactionResponse } from 'ethers'
+import {
+  hexlify,
+  parseEther,
+  randomBytes,
+  type TransactionResponse,
+  Wallet,
+  ZeroAddress,
+} from 'ethers'
 import { startAnvil } from '../src/anvil.ts'
 import { deployPolicy } from '../src/compiler/policy.ts'
 import { connectDigicap, deployDigicap } from '../src/deploy.ts'
@@ -215,13 +222,39 @@ try {
       'resolveEscrow, owner + executor, fee drawn from stake',
       settler.resolveEscrow(fromStake, payees, [stake / 2n, stake / 2n]),
     )
+    // ADR 0092's recordFault takes the recipient's share (basis points) before the job id; the
+    // contracts before it (a before/after run) credit the whole slash to the recipient.
+    const burns = c.nodeRegistry.interface.getFunction('recordFault')!.inputs.length === 6
+    const fault = (node: string, amount: bigint, recipient: string, bps: number) =>
+      (
+        c.nodeRegistry.connect(agent) as unknown as {
+          recordFault(...args: unknown[]): Promise<TransactionResponse>
+        }
+      ).recordFault(
+        ...(burns
+          ? [node, false, amount, recipient, bps, bytes32()]
+          : [node, false, amount, recipient, bytes32()]),
+      )
+    const faulty = Wallet.createRandom(anvil.provider)
+    await (await deployer.sendTransaction({ to: faulty.address, value: parseEther('1') })).wait()
+    await (
+      await c.nodeRegistry
+        .connect(faulty)
+        .register(hexlify(randomBytes(46)), bytes32(), 2, { value: stake })
+    ).wait()
+    await gas(
+      'recordFault from stake, 10 % to the recipient and the rest burned (before: all to it)',
+      fault(faulty.address, stake / 2n, agent.address, 1000),
+    )
+    await gas(
+      'recordFault from stake, all burned (a fail slash; before: all to the owner)',
+      fault(faulty.address, stake / 4n, burns ? ZeroAddress : agent.address, 0),
+    )
     // Contracts before time-locked credits (a before/after run) stop here.
     if (c.accessController.interface.getFunction('withdrawLockedCredits') !== null) {
       await gas(
-        'recordFault past stake and unbonding (seizes a locked credit)',
-        c.nodeRegistry
-          .connect(agent)
-          .recordFault(drawer.address, false, (stake * 3n) / 4n, agent.address, bytes32()),
+        'recordFault past stake and unbonding (seizes a locked credit; burned since ADR 0092)',
+        fault(drawer.address, (stake * 3n) / 4n, burns ? ZeroAddress : agent.address, 0),
       )
       await anvil.increaseTime(Number(await c.accessController.stakeClaimDelay()))
       await gas(

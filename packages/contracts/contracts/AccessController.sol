@@ -113,6 +113,8 @@ contract AccessController is Guarded {
     ///         would revert with `ExecutorIsKeyguard`). Declared here, not in Reason.sol: policies
     ///         compile against that file, and their metadata (and bytecode) must not change.
     uint8 public constant REASON_EXECUTOR_IS_KEYGUARD = 7;
+    /// @dev NodeRegistry.BURN_ADDRESS: where a slash's seized drawn stake goes (docs/adr/0092).
+    address private constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
     uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     ICapsuleRegistry public immutable capsuleRegistry;
@@ -189,8 +191,8 @@ contract AccessController is Guarded {
     event CreditTimeLocked(address indexed payee, bytes32 indexed grantId, uint256 amount, uint64 releaseAt);
     event LockedCreditWithdrawn(address indexed payee, uint256 amount);
     /// @notice A slash of `executor` took `amount` of its drawn stake, still locked, from `from`'s
-    ///         share of `grantId` (`from` 0: from the grant's escrow) and gave it to `to`, locked
-    ///         until the same time.
+    ///         share of `grantId` (`from` 0: from the grant's escrow) and sent it to `to`, the burn
+    ///         address (docs/adr/0092; before it, a locked credit of the slash's recipient).
     event StakeCreditSeized(
         address indexed executor, bytes32 indexed grantId, address from, address indexed to, uint256 amount
     );
@@ -635,13 +637,11 @@ contract AccessController is Guarded {
 
     /// @notice The registry's door for a slash of `executor` that its stake and unbonding funds
     ///         did not cover: takes up to `amount` of its drawn stake not yet released (newest
-    ///         first: in escrows, then in other payees' locked credits) and gives it to
-    ///         `recipient` as a locked credit with the same release time, no longer at risk.
+    ///         first: in escrows, then in other payees' locked credits) and burns it
+    ///         (`NodeRegistry.BURN_ADDRESS`): paid to anyone, a slash would let that party take a
+    ///         payee's pending share, or let an executor launder its bond (docs/adr/0092).
     /// @return seized What was taken.
-    function seizeStakeCredits(address executor, uint256 amount, address recipient)
-        external
-        returns (uint256 seized)
-    {
+    function seizeStakeCredits(address executor, uint256 amount) external returns (uint256 seized) {
         if (msg.sender != address(nodeRegistry)) revert NotNodeRegistry(msg.sender);
         AtRisk[] storage list = _atRisk[executor];
         uint256 i = list.length;
@@ -654,10 +654,13 @@ contract AccessController is Guarded {
             uint256 take = _takeAtRisk(r, amount - seized);
             if (take > 0) {
                 seized += take;
-                _lockCredit(r.grantId, recipient, take, releaseAt);
-                emit StakeCreditSeized(executor, r.grantId, r.payee, recipient, take);
+                emit StakeCreditSeized(executor, r.grantId, r.payee, BURN_ADDRESS, take);
             }
             if (r.amount == 0 && i == list.length - 1) list.pop();
+        }
+        if (seized > 0) {
+            totalHeld -= seized;
+            _send(BURN_ADDRESS, seized);
         }
     }
 

@@ -7,7 +7,7 @@ import {Guarded} from "./utils/Guarded.sol";
 /// @dev The AccessController's door for a slash that reaches stake an audit drew and settlement
 ///      has not released yet (docs/adr/0006). Not in INodeRegistry: policies compile against it.
 interface IStakeCreditSeizure {
-    function seizeStakeCredits(address executor, uint256 amount, address recipient) external returns (uint256);
+    function seizeStakeCredits(address executor, uint256 amount) external returns (uint256);
 }
 
 /// @title NodeRegistry
@@ -35,6 +35,10 @@ contract NodeRegistry is INodeRegistry, Guarded {
     uint64 public constant INITIAL_REPUTATION = 1;
     /// @notice Larger is slower growth on a pass (the committee README's curve).
     uint64 public constant REPUTATION_GROWTH_DIVISOR = 16;
+    /// @notice Where the burned part of a slash goes (docs/adr/0092): no key is known for it, so
+    ///         no party to a job (owner, executor, verifier) can get it back.
+    address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
+    uint256 internal constant BPS = 10_000;
 
     /// @notice Smallest stake (wei) for a node to count as active.
     uint256 public immutable minStake;
@@ -82,6 +86,8 @@ contract NodeRegistry is INodeRegistry, Guarded {
     event ReputationChanged(address indexed node, uint64 previous, uint64 current, address indexed manager);
     /// @notice `reason` is the job (grant id) whose evidence convicted the node.
     event Slashed(address indexed node, uint256 amount, address indexed recipient, bytes32 reason, address manager);
+    /// @notice The part of a slash no one is paid (docs/adr/0092): sent to `BURN_ADDRESS`.
+    event SlashBurned(address indexed node, uint256 amount, bytes32 reason);
     event PayoutClaimed(address indexed recipient, uint256 amount);
     event ManagerSet(address indexed account, bool allowed);
     event AccessControllerSet(address indexed accessController);
@@ -106,6 +112,7 @@ contract NodeRegistry is INodeRegistry, Guarded {
     error AttestationKeyTaken(bytes32 attestationKeyHash, address owner);
     error PeerIdTaken(bytes peerId, address owner);
     error DelayTooShort(uint256 adminDelay, uint256 unbondingDelay);
+    error InvalidShare(uint256 recipientBps);
 
     /// @dev `adminDelay_` must exceed `unbondingDelay_`: a node that sees a manager queued can
     ///      unbond and withdraw all its stake before that manager can slash it.
@@ -313,17 +320,26 @@ contract NodeRegistry is INodeRegistry, Guarded {
     }
 
     /// @notice Evidence of a fault by `node` in job `jobId`: a fail verdict halves its reputation,
-    ///         an equivocation proof sets it to 0; then up to `amount` is taken from its stake, then
-    ///         from its unbonding funds, and credited to `recipient` (claimed with `claimPayout`);
-    ///         what those lack, from the stake its audits drew that settlement has not released
-    ///         yet (`AccessController.seizeStakeCredits`: a locked credit of `recipient` there).
-    /// @return slashed What was actually taken (both parts).
-    function recordFault(address node, bool equivocation, uint256 amount, address recipient, bytes32 jobId)
-        external
-        onlyManager
-        returns (uint256 slashed)
-    {
-        if (recipient == address(0)) revert ZeroAddress();
+    ///         an equivocation proof sets it to 0; then up to `amount` is taken from its stake,
+    ///         then from its unbonding funds: `recipientBps` of that is credited to `recipient`
+    ///         (claimed with `claimPayout`; `recipient` may be 0 only with no share) and the rest
+    ///         is burned (`BURN_ADDRESS`). What stake and unbonding funds lack is taken from the
+    ///         stake its audits drew that settlement has not released yet
+    ///         (`AccessController.seizeStakeCredits`) and burned whole: those funds were already
+    ///         promised to a payee of the node's jobs, so a share of them to a reporter would be
+    ///         paid by that payee, not by the node (docs/adr/0092).
+    /// @return slashed What was actually taken (all parts).
+    /// @return rewarded What of it was credited to `recipient`.
+    function recordFault(
+        address node,
+        bool equivocation,
+        uint256 amount,
+        address recipient,
+        uint256 recipientBps,
+        bytes32 jobId
+    ) external onlyManager returns (uint256 slashed, uint256 rewarded) {
+        if (recipientBps > BPS) revert InvalidShare(recipientBps);
+        if (recipient == address(0) && recipientBps != 0) revert ZeroAddress();
         Node storage n = _registered(node);
         uint64 previous = n.reputation;
         uint64 current = equivocation ? 0 : previous / 2;
@@ -336,13 +352,15 @@ contract NodeRegistry is INodeRegistry, Guarded {
         n.unbonding -= uint128(fromUnbonding);
         slashed = fromStake + fromUnbonding;
         if (slashed > 0) {
-            payouts[recipient] += slashed;
+            rewarded = (slashed * recipientBps) / BPS;
+            if (rewarded > 0) payouts[recipient] += rewarded;
             emit Slashed(node, slashed, recipient, jobId, msg.sender);
+            _burn(node, slashed - rewarded, jobId);
         }
         // Drawn stake paid out by settlement stays at risk until its credit is released: else an
         // executor could move its bond to a colluding owner's credit and out of a slash's reach.
         if (slashed < amount && drawnForAudits[node] != 0) {
-            slashed += IStakeCreditSeizure(accessController).seizeStakeCredits(node, amount - slashed, recipient);
+            slashed += IStakeCreditSeizure(accessController).seizeStakeCredits(node, amount - slashed);
         }
     }
 
@@ -382,6 +400,14 @@ contract NodeRegistry is INodeRegistry, Guarded {
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// @dev Sends `amount` of the held funds to `BURN_ADDRESS` (a slash's unpaid part).
+    function _burn(address node, uint256 amount, bytes32 jobId) private {
+        if (amount == 0) return;
+        totalHeld -= amount;
+        emit SlashBurned(node, amount, jobId);
+        _send(BURN_ADDRESS, amount);
+    }
 
     function _registered(address node) private view returns (Node storage n) {
         n = _nodes[node];

@@ -40,6 +40,11 @@ export interface SettlementParameters {
   failSlash?: bigint
   /** Wei slashed from an equivocating verifier (default 0.005 ETH). */
   equivocationSlash?: bigint
+  /**
+   * Share of an equivocation slash credited to whoever reports it, in basis points, below
+   * 10,000 (default 1000); the rest, and every fail slash, is burned (ADR 0092).
+   */
+  reporterBps?: number
 }
 
 export const DEFAULT_SETTLEMENT_PARAMETERS = {
@@ -51,6 +56,7 @@ export const DEFAULT_SETTLEMENT_PARAMETERS = {
   // 0.005 ether as a literal: a top-level parseEther call would keep ethers in every bundle.
   failSlash: 5_000_000_000_000_000n,
   equivocationSlash: 5_000_000_000_000_000n,
+  reporterBps: 1000,
 } as const
 
 /** Where the settlement contracts live. */
@@ -112,6 +118,7 @@ export async function deploySettlementAt(
     p.executorBps,
     p.failSlash,
     p.equivocationSlash,
+    p.reporterBps,
     { nonce: nonce + 1 },
   )
   await Promise.all([sortition.waitForDeployment(), hub.waitForDeployment()])

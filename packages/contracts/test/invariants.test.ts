@@ -30,6 +30,7 @@ import {
   HUB_EQUIVOCATION_SLASH,
   HUB_EXECUTOR_BPS,
   HUB_FAIL_SLASH,
+  HUB_REPORTER_BPS,
   HUB_SEATS,
   HUB_SORTITION_WINDOW,
   HUB_VERIFIER_BPS,
@@ -39,6 +40,7 @@ import { createRandom, Model } from './invariants/model.ts'
 import { createBatchRpc } from './invariants/rpc.ts'
 import {
   type Actors,
+  BURN_ADDRESS,
   checkInvariants,
   type RunContext,
   resetRunState,
@@ -104,6 +106,7 @@ async function deployHub(): Promise<HubBase> {
     executorBps: Number(HUB_EXECUTOR_BPS),
     failSlash: HUB_FAIL_SLASH,
     equivocationSlash: HUB_EQUIVOCATION_SLASH,
+    reporterBps: Number(HUB_REPORTER_BPS),
   })
   const address = deployed.attestationHub
   await timelocked(w, w.c.accessController, 'setSettler', [address, true])
@@ -237,6 +240,7 @@ describe('contract invariants over long random call sequences', () => {
           reputation: new Map(hub.verifiers.map((v) => [v.address, 1n])),
         },
         rnd: createRandom(seed),
+        burnBase: await w.anvil.provider.getBalance(BURN_ADDRESS),
         txs: 0,
         reads: 0,
         racedAudits: 0,

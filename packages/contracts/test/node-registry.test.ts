@@ -27,6 +27,7 @@ useWorld((world) => {
 })
 
 const ONE = parseEther('1')
+const ALL = 10_000 // recipientBps: the whole slash to the recipient
 
 describe('NodeRegistry registration', () => {
   it('registers a node with stake, peer id, attestation key hash and roles', async () => {
@@ -273,12 +274,14 @@ describe('NodeRegistry managers: evidence only, named through the admin timelock
     await send(m.recordPass(w.executor.address))
     expect(await nr.reputationOf(w.executor.address)).toBe(50n)
     // A fail verdict halves (and slashes nothing when asked nothing).
-    const fail = await send(m.recordFault(w.executor.address, false, 0, w.owner.address, ZeroHash))
+    const fail = await send(
+      m.recordFault(w.executor.address, false, 0, w.owner.address, ALL, ZeroHash),
+    )
     expect(parseEvents(nr, fail, 'ReputationChanged')).toEqual([
       { node: w.executor.address, previous: 50n, current: 25n, manager: w.settler.address },
     ])
     expect(parseEvents(nr, fail, 'Slashed')).toEqual([])
-    await send(m.recordFault(w.executor.address, true, 0, w.owner.address, ZeroHash))
+    await send(m.recordFault(w.executor.address, true, 0, w.owner.address, ALL, ZeroHash))
     expect(await nr.reputationOf(w.executor.address)).toBe(0n)
     await expectRevert(m.recordPass(w.other.address), 'NotRegistered', [w.other.address])
     expect(await nr.MAX_REPUTATION()).toBe(BigInt(POLICY_LIMITS.maxReputation))
@@ -292,20 +295,28 @@ describe('NodeRegistry managers: evidence only, named through the admin timelock
     await send(node.addStake({ value: ONE }))
     await send(node.requestUnbond(ONE))
     const job = bytes32()
-    await expectRevert(m.recordFault(w.executor.address, false, 1, ZeroAddress, job), 'ZeroAddress')
     await expectRevert(
-      m.recordFault(w.other.address, false, 1, w.settler.address, job),
+      m.recordFault(w.executor.address, false, 1, ZeroAddress, ALL, job),
+      'ZeroAddress',
+    )
+    await expectRevert(
+      m.recordFault(w.executor.address, false, 1, w.other.address, ALL + 1, job),
+      'InvalidShare',
+      [BigInt(ALL + 1)],
+    )
+    await expectRevert(
+      m.recordFault(w.other.address, false, 1, w.settler.address, ALL, job),
       'NotRegistered',
       [w.other.address],
     )
     await expectRevert(
-      nr.connect(w.other).recordFault(w.executor.address, false, 1, w.other.address, job),
+      nr.connect(w.other).recordFault(w.executor.address, false, 1, w.other.address, ALL, job),
       'NotManager',
       [w.other.address],
     )
     const half = ONE / 2n
     const r = await send(
-      m.recordFault(w.executor.address, false, MIN_STAKE + half, w.other.address, job),
+      m.recordFault(w.executor.address, false, MIN_STAKE + half, w.other.address, ALL, job),
     )
     expect(parseEvents(nr, r, 'Slashed')).toEqual([
       {
@@ -325,10 +336,11 @@ describe('NodeRegistry managers: evidence only, named through the admin timelock
       true,
       ONE * 5n,
       w.other.address,
+      ALL,
       job,
     )
-    expect(capped).toBe(half)
-    await send(m.recordFault(w.executor.address, true, ONE * 5n, w.other.address, job))
+    expect(capped).toEqual([half, half])
+    await send(m.recordFault(w.executor.address, true, ONE * 5n, w.other.address, ALL, job))
     n = await nr.getNode(w.executor.address)
     expect(n.unbonding).toBe(0n)
     expect(await nr.payouts(w.other.address)).toBe(ONE + MIN_STAKE)
@@ -346,13 +358,42 @@ describe('NodeRegistry managers: evidence only, named through the admin timelock
     await expectConserved(w)
   })
 
+  it('burns what a fault does not credit the recipient (ADR 0092), and conserves funds', async () => {
+    const nr = w.c.nodeRegistry
+    await timelocked(w, nr, 'setManager', [w.settler.address, true])
+    const m = nr.connect(w.settler)
+    const burn = await nr.BURN_ADDRESS()
+    const burnedBefore = await balanceOf(w, burn)
+    const heldBefore = await nr.totalHeld()
+    const job = bytes32()
+    // A quarter to the recipient, the rest burned.
+    const r = await send(
+      m.recordFault(w.executor.address, true, MIN_STAKE, w.other.address, 2500, job),
+    )
+    expect(parseEvents(nr, r, 'SlashBurned')).toEqual([
+      { node: w.executor.address, amount: MIN_STAKE - MIN_STAKE / 4n, reason: job },
+    ])
+    expect(await nr.payouts(w.other.address)).toBe(MIN_STAKE / 4n)
+    expect(await balanceOf(w, burn)).toBe(burnedBefore + MIN_STAKE - MIN_STAKE / 4n)
+    expect(await nr.totalHeld()).toBe(heldBefore - MIN_STAKE + MIN_STAKE / 4n)
+    await expectConserved(w)
+    // No recipient at all: everything burned (a fail verdict's slash).
+    await send(nr.connect(w.executor).addStake({ value: ONE }))
+    await send(m.recordFault(w.executor.address, false, ONE, ZeroAddress, 0, job))
+    expect(await balanceOf(w, burn)).toBe(burnedBefore + ONE + MIN_STAKE - MIN_STAKE / 4n)
+    expect(await nr.payouts(w.other.address)).toBe(MIN_STAKE / 4n)
+    await expectConserved(w)
+  })
+
   it('blocks reentrancy into claimPayout', async () => {
     const nr = w.c.nodeRegistry
     const attacker = await deployAttacker(w.other)
     const target = await attacker.getAddress()
     await timelocked(w, nr, 'setManager', [w.settler.address, true])
     await send(
-      nr.connect(w.settler).recordFault(w.executor.address, false, MIN_STAKE, target, ZeroHash),
+      nr
+        .connect(w.settler)
+        .recordFault(w.executor.address, false, MIN_STAKE, target, ALL, ZeroHash),
     )
     const claim = nr.interface.encodeFunctionData('claimPayout')
     await send(attacker.arm!(w.addresses.nodeRegistry, claim))

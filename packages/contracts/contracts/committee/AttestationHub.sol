@@ -24,7 +24,8 @@ interface IAttestationPolicy {
 ///         4. `settle` (anyone, after the certificate): pays the escrow (signers share
 ///            `verifierBps`, the executor `executorBps` on a pass, the capsule owner the rest),
 ///            raises the reputation of the signers and, on a pass, of the executor; on a fail
-///            halves the executor's reputation and slashes `failSlash` of its stake to the owner.
+///            halves the executor's reputation and burns `failSlash` of its stake (ADR 0092:
+///            paid to the owner, a colluding owner would take the executor's bond out at once).
 ///         Or `closeTimedOut` (anyone, after the deadline without certificate): the escrow goes
 ///         back to the executor that paid it, no reputation changes.
 ///         Between 2 and 3, on the chain path: `submitBeforeCertificate` (anyone, once seated):
@@ -33,8 +34,10 @@ interface IAttestationPolicy {
 ///         `attested()` capsule only once a pass is recorded here (ADR 0033); a fail is final
 ///         and settles as a fail.
 ///         At any time after seating, `reportEquivocation` (anyone) with two conflicting signed
-///         PBFT votes of one member for the job's same view and phase: that member's reputation
-///         goes to 0 and `equivocationSlash` of its stake goes to the capsule owner, once per job.
+///         PBFT votes of one member for the job's same view and phase (pre-prepare, prepare,
+///         commit or observation): that member's reputation goes to 0 and `equivocationSlash` of
+///         its stake is taken, `reporterBps` of it credited to the reporter and the rest burned,
+///         once per member and job (ADR 0092).
 /// @dev The hub must be `sortition.opener()`, a NodeRegistry manager and an AccessController
 ///      settler: `deployDigicap` names it in both constructors (ADR 0033); a later hub is named
 ///      through their admin timelocks. It holds no funds.
@@ -68,7 +71,8 @@ contract AttestationHub {
         Before before;
     }
 
-    /// @notice One signed PBFT vote (SPEC-PBFT §2): phase 0 pre-prepare, 1 prepare, 2 commit.
+    /// @notice One signed PBFT vote (SPEC-PBFT §2): phase 0 pre-prepare, 1 prepare, 2 commit,
+    ///         3 observation (ADR 0087's, view 0; ADR 0092).
     struct Vote {
         uint8 phase;
         uint64 viewNumber;
@@ -93,10 +97,15 @@ contract AttestationHub {
     uint256 public immutable verifierBps;
     /// @notice Share of the escrow (basis points) paid to the executor on a pass.
     uint256 public immutable executorBps;
-    /// @notice Wei slashed from the executor's stake on a fail verdict (to the capsule owner).
+    /// @notice Wei slashed from the executor's stake on a fail verdict (burned, ADR 0092).
     uint256 public immutable failSlash;
-    /// @notice Wei slashed from an equivocating member's stake (to the capsule owner).
+    /// @notice Wei slashed from an equivocating member's stake (`reporterBps` of it to the
+    ///         reporter, the rest burned, ADR 0092).
     uint256 public immutable equivocationSlash;
+    /// @notice Share (basis points, below 10,000) of an equivocation slash taken from the member's
+    ///         stake and unbonding funds that is credited to the reporter (NodeRegistry payouts).
+    ///         Below the whole: a member reporting itself through another address loses the rest.
+    uint256 public immutable reporterBps;
 
     bytes32 private immutable _domain;
     uint256 private immutable _domainChainId;
@@ -114,15 +123,23 @@ contract AttestationHub {
     ///         it); a fail also certifies the job as failed (verdict 0).
     event BeforeVerdict(bytes32 indexed jobId, bool passed, bytes32 evidenceHash);
     /// @notice The verdict applied: reputation moved, and on a fail `executorSlashed` wei of the
-    ///         executor's stake credited to the capsule owner (NodeRegistry payouts; past its
-    ///         stake and unbonding funds, drawn stake not yet released, as a locked credit in
-    ///         the AccessController).
+    ///         executor's stake burned (past its stake and unbonding funds, drawn stake not yet
+    ///         released, seized in the AccessController).
     event JobSettled(bytes32 indexed jobId, bool passed, uint256 executorSlashed);
     /// @notice The escrow's split, credited in the AccessController (`withdrawCredit`; the part of
     ///         each share drawn from the executor's stake is locked, `withdrawLockedCredits`).
     event EscrowPaid(bytes32 indexed jobId, uint256 perSigner, uint256 toExecutor, uint256 toOwner);
     event JobTimedOut(bytes32 indexed jobId, uint256 refunded);
-    event EquivocationProven(bytes32 indexed jobId, address indexed member, uint8 phase, uint64 viewNumber, uint256 slashed);
+    /// @notice `slashed` wei taken from `member`, of which `reward` credited to `reporter`.
+    event EquivocationProven(
+        bytes32 indexed jobId,
+        address indexed member,
+        uint8 phase,
+        uint64 viewNumber,
+        uint256 slashed,
+        address reporter,
+        uint256 reward
+    );
 
     error InvalidParameters();
     error JobExists(bytes32 jobId);
@@ -152,11 +169,12 @@ contract AttestationHub {
         uint256 verifierBps_,
         uint256 executorBps_,
         uint256 failSlash_,
-        uint256 equivocationSlash_
+        uint256 equivocationSlash_,
+        uint256 reporterBps_
     ) {
         if (
             address(sortition_) == address(0) || address(controller_) == address(0) || certificateBlocks_ == 0
-                || verifierBps_ + executorBps_ > BPS
+                || verifierBps_ + executorBps_ > BPS || reporterBps_ >= BPS
         ) revert InvalidParameters();
         sortition = sortition_;
         controller = controller_;
@@ -169,6 +187,7 @@ contract AttestationHub {
         executorBps = executorBps_;
         failSlash = failSlash_;
         equivocationSlash = equivocationSlash_;
+        reporterBps = reporterBps_;
         _domain = CommitteeCertificate.domainSeparator(address(this));
         _domainChainId = block.chainid;
     }
@@ -298,15 +317,16 @@ contract AttestationHub {
         _checkCommittee(jobId, job.committeeHash, committee);
         jobs[jobId].status = Status.Settled;
         AccessController.Grant memory grant = controller.getGrant(jobId);
-        address owner = capsules.ownerOf(grant.capsuleId);
         bool passed = job.verdict == CommitteeCertificate.MAX_VERDICT;
-        _pay(jobId, committee, job.signers, passed, grant.executor, owner);
+        _pay(jobId, committee, job.signers, passed, grant.executor, capsules.ownerOf(grant.capsuleId));
         for (uint256 i = 0; i < committee.length; i++) {
             if (job.signers & (1 << i) != 0) registry.recordPass(committee[i]);
         }
         uint256 slashed = 0;
         if (passed) registry.recordPass(grant.executor);
-        else slashed = registry.recordFault(grant.executor, false, failSlash, owner, jobId);
+        // Burned, no one paid: the owner (or a verifier) paid would be the executor's way to move
+        // its bond out at once by failing a run on purpose (ADR 0092). The owner keeps the fee.
+        else (slashed,) = registry.recordFault(grant.executor, false, failSlash, address(0), 0, jobId);
         emit JobSettled(jobId, passed, slashed);
     }
 
@@ -326,9 +346,11 @@ contract AttestationHub {
     }
 
     /// @notice Anyone, once the committee is seated: proves that a member signed two different
-    ///         values for the same job, view and phase (pre-prepare, prepare or commit). The
-    ///         member's reputation goes to 0 and `equivocationSlash` of its stake to the capsule
-    ///         owner; once per member and job.
+    ///         values for the same job, view and phase (pre-prepare, prepare, commit, or its
+    ///         observation). The member's reputation goes to 0 and `equivocationSlash` of its
+    ///         stake is taken: `reporterBps` of what its stake and unbonding funds gave is
+    ///         credited to the caller (NodeRegistry `claimPayout`), the rest is burned; once per
+    ///         member and job.
     function reportEquivocation(bytes32 jobId, address[] calldata committee, Vote calldata a, Vote calldata b)
         external
         returns (uint256 slashed)
@@ -357,8 +379,8 @@ contract AttestationHub {
         Job memory job = jobs[jobId];
         if (job.committeeHash == bytes20(0)) revert CommitteeNotSeated(jobId);
         _checkCommittee(jobId, job.committeeHash, committee);
-        if (a.phase > 2) revert InvalidPhase(a.phase);
-        if (b.phase > 2) revert InvalidPhase(b.phase);
+        if (a.phase > CommitteeCertificate.OBSERVATION) revert InvalidPhase(a.phase);
+        if (b.phase > CommitteeCertificate.OBSERVATION) revert InvalidPhase(b.phase);
         if (
             a.phase != b.phase || a.viewNumber != b.viewNumber
                 || (a.verdict == b.verdict && a.evidenceHash == b.evidenceHash)
@@ -366,8 +388,9 @@ contract AttestationHub {
         address member = _voteSigner(round, a);
         if (member == address(0)) revert EquivocationSignature(0);
         if (_voteSigner(round, b) != member) revert EquivocationSignature(1);
-        slashed = _convict(jobId, _indexOf(committee, member), member);
-        emit EquivocationProven(jobId, member, a.phase, a.viewNumber, slashed);
+        uint256 reward;
+        (slashed, reward) = _convict(jobId, _indexOf(committee, member), member);
+        emit EquivocationProven(jobId, member, a.phase, a.viewNumber, slashed, msg.sender, reward);
     }
 
     /// @dev Splits a locked escrow: `verifierBps` equally among the signers, `executorBps` to the
@@ -418,14 +441,15 @@ contract AttestationHub {
         return CommitteeCertificate.recoverOne(digest, v.signature);
     }
 
-    /// @dev Once per member and job: reputation to 0, `equivocationSlash` to the capsule owner.
-    function _convict(bytes32 jobId, uint256 index, address member) private returns (uint256) {
+    /// @dev Once per member and job: reputation to 0, `equivocationSlash` taken, `reporterBps`
+    ///      of it to the reporter and the rest burned. Not to the capsule owner (as before ADR
+    ///      0092): an owner colluding with a member would take the member's bond out at once.
+    function _convict(bytes32 jobId, uint256 index, address member) private returns (uint256, uint256) {
         uint32 bit = uint32(1 << index);
         uint32 already = convicted[jobId];
         if (already & bit != 0) revert AlreadyConvicted(jobId, member);
         convicted[jobId] = already | bit;
-        address owner = capsules.ownerOf(controller.getGrant(jobId).capsuleId);
-        return registry.recordFault(member, true, equivocationSlash, owner, jobId);
+        return registry.recordFault(member, true, equivocationSlash, msg.sender, reporterBps, jobId);
     }
 
     function _indexOf(address[] calldata committee, address member) private pure returns (uint256) {

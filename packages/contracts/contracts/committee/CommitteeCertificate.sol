@@ -21,6 +21,11 @@ library CommitteeCertificate {
         keccak256("Prepare(bytes32 jobId,uint64 view,uint8 verdict,bytes32 evidenceHash)");
     bytes32 internal constant PREPREPARE_TYPEHASH =
         keccak256("PrePrepare(bytes32 jobId,uint64 view,uint8 verdict,bytes32 evidenceHash)");
+    /// @dev A member's own observation of the run (ADR 0087), one per member and round.
+    bytes32 internal constant OBSERVATION_TYPEHASH =
+        keccak256("Observation(bytes32 jobId,uint64 view,uint8 verdict,bytes32 evidenceHash)");
+    /// @dev Vote phase numbers as the hub takes them: 0 PrePrepare, 1 Prepare, 2 Commit, 3 Observation.
+    uint8 internal constant OBSERVATION = 3;
     /// @dev secp256k1 n / 2: a higher s is the malleable twin of a valid signature.
     uint256 internal constant HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
     /// @dev PBFT verdicts are 0 … 7 (pass / fail per phase, @digicap/protocol PBFT_MAX_VERDICT).
@@ -54,15 +59,17 @@ library CommitteeCertificate {
         return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
     }
 
-    /// @notice The digest of a PBFT vote of `phase` (0 PrePrepare, 1 Prepare, 2 Commit): the same
-    ///         fields under the phase's own primary type, so that no phase's signature is valid
-    ///         for another (SPEC-PBFT §2).
+    /// @notice The digest of a PBFT vote of `phase` (0 PrePrepare, 1 Prepare, 2 Commit,
+    ///         3 Observation): the same fields under the phase's own primary type, so that no
+    ///         phase's signature is valid for another (SPEC-PBFT §2).
     function voteDigest(bytes32 domain, uint8 phase, bytes32 jobId, uint64 viewNumber, uint8 verdict, bytes32 evidenceHash)
         internal
         pure
         returns (bytes32)
     {
-        bytes32 typehash = phase == 0 ? PREPREPARE_TYPEHASH : (phase == 1 ? PREPARE_TYPEHASH : COMMIT_TYPEHASH);
+        bytes32 typehash = phase == 0
+            ? PREPREPARE_TYPEHASH
+            : (phase == 1 ? PREPARE_TYPEHASH : (phase == 2 ? COMMIT_TYPEHASH : OBSERVATION_TYPEHASH));
         bytes32 structHash = keccak256(abi.encode(typehash, jobId, viewNumber, verdict, evidenceHash));
         return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
     }

@@ -90,6 +90,7 @@ export interface NodeRegistryEvents {
   PayoutClaimed: { readonly recipient: string; readonly amount: bigint }
   ReputationChanged: { readonly node: string; readonly previous: bigint; readonly current: bigint; readonly manager: string }
   ReturnedFromAudit: { readonly node: string; readonly amount: bigint; readonly releaseAt: bigint }
+  SlashBurned: { readonly node: string; readonly amount: bigint; readonly reason: string }
   Slashed: { readonly node: string; readonly amount: bigint; readonly recipient: string; readonly reason: string; readonly manager: string }
   StakeAdded: { readonly node: string; readonly amount: bigint; readonly stake: bigint }
   UnbondRequested: { readonly node: string; readonly amount: bigint; readonly releaseAt: bigint }
@@ -105,6 +106,7 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   adminDelay: TypedMethod<[], bigint, 'view'>
   ALL_ROLES: TypedMethod<[], bigint, 'view'>
   attestationKeyOwner: TypedMethod<[arg0: BytesLike], string, 'view'>
+  BURN_ADDRESS: TypedMethod<[], string, 'view'>
   cancelAdminCall: TypedMethod<[callHash: BytesLike], void, 'nonpayable'>
   claimPayout: TypedMethod<[], void, 'nonpayable'>
   drawForAudit: TypedMethod<[node: AddressLike, amount: BigNumberish], bigint, 'nonpayable'>
@@ -121,7 +123,7 @@ export interface NodeRegistryContract extends TypedContract<NodeRegistryEvents> 
   payouts: TypedMethod<[arg0: AddressLike], bigint, 'view'>
   peerIdOwner: TypedMethod<[arg0: BytesLike], string, 'view'>
   queueAdminCall: TypedMethod<[data: BytesLike], bigint, 'nonpayable'>
-  recordFault: TypedMethod<[node: AddressLike, equivocation: boolean, amount: BigNumberish, recipient: AddressLike, jobId: BytesLike], bigint, 'nonpayable'>
+  recordFault: TypedMethod<[node: AddressLike, equivocation: boolean, amount: BigNumberish, recipient: AddressLike, recipientBps: BigNumberish, jobId: BytesLike], [slashed: bigint, rewarded: bigint] & { readonly slashed: bigint; readonly rewarded: bigint }, 'nonpayable'>
   recordPass: TypedMethod<[node: AddressLike], bigint, 'nonpayable'>
   register: TypedMethod<[peerId: BytesLike, attestationKeyHash: BytesLike, roles: BigNumberish], void, 'payable'>
   renounceAdmin: TypedMethod<[], void, 'nonpayable'>
@@ -208,7 +210,7 @@ export interface AccessControllerContract extends TypedContract<AccessController
   requestWithdrawal: TypedMethod<[amount: BigNumberish], void, 'nonpayable'>
   resolveEscrow: TypedMethod<[grantId: BytesLike, payees: AddressLike[], amounts: BigNumberish[]], void, 'nonpayable'>
   runCount: TypedMethod<[capsuleId: BytesLike], bigint, 'view'>
-  seizeStakeCredits: TypedMethod<[executor: AddressLike, amount: BigNumberish, recipient: AddressLike], bigint, 'nonpayable'>
+  seizeStakeCredits: TypedMethod<[executor: AddressLike, amount: BigNumberish], bigint, 'nonpayable'>
   setAdmin: TypedMethod<[newAdmin: AddressLike], void, 'nonpayable'>
   setSettler: TypedMethod<[account: AddressLike, allowed: boolean], void, 'nonpayable'>
   settlerOf: TypedMethod<[grantId: BytesLike], string, 'view'>
@@ -290,7 +292,7 @@ export interface AttestationHubEvents {
   BeforeVerdict: { readonly jobId: string; readonly passed: boolean; readonly evidenceHash: string }
   CertificateAccepted: { readonly jobId: string; readonly verdict: bigint; readonly evidenceHash: string }
   CommitteeSeated: { readonly jobId: string; readonly members: string[] }
-  EquivocationProven: { readonly jobId: string; readonly member: string; readonly phase: bigint; readonly viewNumber: bigint; readonly slashed: bigint }
+  EquivocationProven: { readonly jobId: string; readonly member: string; readonly phase: bigint; readonly viewNumber: bigint; readonly slashed: bigint; readonly reporter: string; readonly reward: bigint }
   EscrowPaid: { readonly jobId: string; readonly perSigner: bigint; readonly toExecutor: bigint; readonly toOwner: bigint }
   JobOpened: { readonly jobId: string; readonly executor: string; readonly deadline: bigint }
   JobSettled: { readonly jobId: string; readonly passed: boolean; readonly executorSlashed: bigint }
@@ -316,6 +318,7 @@ export interface AttestationHubContract extends TypedContract<AttestationHubEven
   registry: TypedMethod<[], string, 'view'>
   reportBeforeEquivocation: TypedMethod<[jobId: BytesLike, committee: AddressLike[], a: VoteInput, b: VoteInput], bigint, 'nonpayable'>
   reportEquivocation: TypedMethod<[jobId: BytesLike, committee: AddressLike[], a: VoteInput, b: VoteInput], bigint, 'nonpayable'>
+  reporterBps: TypedMethod<[], bigint, 'view'>
   seatCommittee: TypedMethod<[jobId: BytesLike], string[], 'nonpayable'>
   seats: TypedMethod<[], bigint, 'view'>
   settle: TypedMethod<[jobId: BytesLike, committee: AddressLike[]], void, 'nonpayable'>

@@ -21,6 +21,8 @@ export const HUB_VERIFIER_BPS = 2000n
 export const HUB_EXECUTOR_BPS = 1000n
 export const HUB_FAIL_SLASH = 3_000_000_000_000_000n
 export const HUB_EQUIVOCATION_SLASH = 2_000_000_000_000_000n
+/** The reporter's share of an equivocation slash (ADR 0092); the rest is burned. */
+export const HUB_REPORTER_BPS = 1500n
 
 const hub = new Interface(attestationHubAbi as never)
 const VOTE_TYPES = (name: string) => ({
@@ -265,8 +267,14 @@ function reputationAfterPass(r: bigint): bigint {
 }
 
 /** A slash applied by the hub in the transaction just mined (at `m.now`). */
-function slash(m: Model, node: string, amount: bigint, recipient: string): void {
-  m.slash(node, amount, recipient, m.now)
+function slash(
+  m: Model,
+  node: string,
+  amount: bigint,
+  recipient: string,
+  recipientBps: bigint,
+): void {
+  m.slash(node, amount, recipient, recipientBps, m.now)
 }
 
 export async function settle(s: HubStepContext, caller: string): Promise<void> {
@@ -301,7 +309,8 @@ export async function settle(s: HubStepContext, caller: string): Promise<void> {
       m.now,
     )
   }
-  if (!passed) slash(m, g.payer, HUB_FAIL_SLASH, g.owner)
+  // A fail slash is burned whole (ADR 0092): the owner keeps the fee, not the executor's bond.
+  if (!passed) slash(m, g.payer, HUB_FAIL_SLASH, '', 0n)
   done(s, passed ? 'settle:pass' : 'settle:fail')
 }
 
@@ -330,8 +339,10 @@ export async function equivocate(s: HubStepContext, caller: string): Promise<voi
   const h = s.hub
   // An unseated job has no members yet: any verifier then (the hub must refuse).
   const member = s.rnd.pick(job.committee.length > 0 ? job.committee : h.verifiers)
-  const phase = s.rnd.int(3)
-  const name = ['PrePrepare', 'Prepare', 'Commit'][phase] as string
+  // 3: two observations (ADR 0087's, view 0), slashable since ADR 0092.
+  const phase = s.rnd.int(4)
+  const name = ['PrePrepare', 'Prepare', 'Commit', 'Observation'][phase] as string
+  const view = phase === 3 ? 0n : 1n
   const domain = {
     name: 'DigicapPbft',
     version: '1',
@@ -341,12 +352,12 @@ export async function equivocate(s: HubStepContext, caller: string): Promise<voi
   const evidenceHash = s.rnd.bytes32()
   const vote = async (verdict: number) => ({
     phase,
-    viewNumber: 1n,
+    viewNumber: view,
     verdict,
     evidenceHash,
     signature: await member.signTypedData(domain, VOTE_TYPES(name), {
       jobId: id,
-      view: 1n,
+      view,
       verdict,
       evidenceHash,
     }),
@@ -371,5 +382,6 @@ export async function equivocate(s: HubStepContext, caller: string): Promise<voi
   job.convicted.add(member.address)
   h.reputation.set(member.address, 0n)
   done(s, 'equivocation')
-  slash(s.model, member.address, HUB_EQUIVOCATION_SLASH, s.model.grants.get(id)!.owner)
+  // The reporter (the caller) gets its share of what stake and unbonding funds gave.
+  slash(s.model, member.address, HUB_EQUIVOCATION_SLASH, caller, HUB_REPORTER_BPS)
 }

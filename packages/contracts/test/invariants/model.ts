@@ -120,6 +120,8 @@ export class Model {
   /** Refunds that put drawn stake back into unbonding (for the report). */
   stakeRefunds = 0
   readonly payouts = new Map<string, bigint>()
+  /** Wei slashes sent to the burn address (ADR 0092). */
+  burned = 0n
   readonly flows = new Map<string, Flow>()
   /** owner → operators */
   readonly operators = new Map<string, Set<string>>()
@@ -377,11 +379,11 @@ export class Model {
   }
 
   /**
-   * `recordFault` at `t`: up to `amount` from stake, then unbonding funds, to `recipient`'s
-   * payouts; the rest from the node's drawn stake still at risk, newest first, into `recipient`'s
-   * locked credits (same release time, no longer at risk). Returns what it took.
+   * `recordFault` at `t`: up to `amount` from stake, then unbonding funds, `recipientBps` of it
+   * to `recipient`'s payouts and the rest burned; past those, from the node's drawn stake still
+   * at risk, newest first, all burned (ADR 0092). Returns what it took.
    */
-  slash(node: string, amount: bigint, recipient: string, t: bigint): bigint {
+  slash(node: string, amount: bigint, recipient: string, recipientBps: bigint, t: bigint): bigint {
     const n = this.executor(node).node
     const fromStake = amount < n.stake ? amount : n.stake
     n.stake -= fromStake
@@ -389,8 +391,12 @@ export class Model {
     const fromUnbonding = rest < n.unbonding ? rest : n.unbonding
     n.unbonding -= fromUnbonding
     let slashed = fromStake + fromUnbonding
-    this.payouts.set(recipient, this.payouts.get(recipient)! + slashed)
-    this.flow(recipient).entitled += slashed
+    const reward = (slashed * recipientBps) / 10_000n
+    if (reward > 0n) {
+      this.payouts.set(recipient, this.payouts.get(recipient)! + reward)
+      this.flow(recipient).entitled += reward
+    }
+    this.burned += slashed - reward
     if (slashed >= amount || n.drawn === 0n) return slashed
     const list = this.risk(node)
     for (let i = list.length - 1; i >= 0 && slashed < amount; i--) {
@@ -418,8 +424,7 @@ export class Model {
       r.amount = available - take
       if (take > 0n) {
         slashed += take
-        this.lock(r.grantId, recipient, take, releaseAt)
-        this.flow(recipient).entitled += take
+        this.burned += take
         this.stakeSeizures++
       }
       if (r.amount === 0n && i === list.length - 1) list.pop()

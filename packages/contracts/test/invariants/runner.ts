@@ -56,6 +56,8 @@ export interface RunContext {
   overruns: number
   /** The AttestationHub under test (named settler and manager), when the run includes it. */
   hub?: hubSteps.HubContext
+  /** The burn address's balance when the run started: slashes add exactly `model.burned` (ADR 0092). */
+  burnBase: bigint
 }
 
 /** The hub steps' view of the run: sends to the hub, counted like every transaction. */
@@ -79,6 +81,8 @@ function hubStep(ctx: RunContext): hubSteps.HubStepContext {
 
 export class InvariantError extends Error {}
 
+/** NodeRegistry.BURN_ADDRESS (and the AccessController's): where slashes no one is paid go (ADR 0092). */
+export const BURN_ADDRESS = '0x000000000000000000000000000000000000dEaD'
 const UNIT = parseEther('0.001')
 const coder = AbiCoder.defaultAbiCoder()
 
@@ -307,6 +311,8 @@ async function slash(ctx: RunContext, e: string): Promise<void> {
   const { manager, stranger, owners } = ctx.actors
   const caller = ctx.rnd.chance(0.8) ? manager : stranger
   const recipient = ctx.rnd.pick([...owners, ctx.actors.settler])
+  // A share of the slash to the recipient, the rest burned (ADR 0092); all of it at times.
+  const recipientBps = BigInt(ctx.rnd.pick([0, 2500, 10_000]))
   // Sometimes past its stake and unbonding funds: into the drawn stake still at risk.
   const amount = ctx.rnd.chance(0.3)
     ? n.stake + n.unbonding + ctx.model.p.minStake
@@ -317,10 +323,11 @@ async function slash(ctx: RunContext, e: string): Promise<void> {
     ctx.rnd.chance(0.5),
     amount,
     recipient,
+    recipientBps,
     ctx.rnd.bytes32(),
   ])
   expectOutcome(`slash by ${caller === manager ? 'manager' : 'stranger'}`, ok, r)
-  if (ok) ctx.model.slash(e, amount, recipient, ctx.model.now)
+  if (ok) ctx.model.slash(e, amount, recipient, recipientBps, ctx.model.now)
 }
 
 async function claimPayout(ctx: RunContext, who: string): Promise<void> {
@@ -1001,6 +1008,7 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
   const calls = [
     { method: 'eth_getBalance', params: [acAddr, 'latest'] },
     { method: 'eth_getBalance', params: [nrAddr, 'latest'] },
+    { method: 'eth_getBalance', params: [BURN_ADDRESS, 'latest'] },
     { method: 'eth_getBlockByNumber', params: ['latest', false] },
     call(acAddr, ac(ctx), 'totalHeld', []),
     call(nrAddr, nr(ctx), 'totalHeld', []),
@@ -1027,6 +1035,7 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
   const dec = (iface: Interface, fn: string) => iface.decodeFunctionResult(fn, out[i++] as string)
   const balAc = big()
   const balNr = big()
+  const balBurn = big()
   const block = out[i++] as { timestamp: string }
   const heldAc = big()
   const heldNr = big()
@@ -1035,6 +1044,9 @@ export async function checkInvariants(ctx: RunContext): Promise<void> {
     fail(`chain clock ${BigInt(block.timestamp)}, model ${m.now}`)
   if (balAc !== heldAc) fail(`AccessController balance ${balAc} != totalHeld ${heldAc}`)
   if (balNr !== heldNr) fail(`NodeRegistry balance ${balNr} != totalHeld ${heldNr}`)
+  // What left both contracts without a payee went to the burn address, to the wei.
+  if (balBurn - ctx.burnBase !== m.burned)
+    fail(`burned ${balBurn - ctx.burnBase} on chain, model ${m.burned}`)
   if (heldAc !== totals.accessController)
     fail(
       `AccessController totalHeld ${heldAc} != deposits + open escrows + credits ${totals.accessController}`,
