@@ -11,7 +11,13 @@ import type { DigicapSigner } from '@digicap/capsule-core'
 import type { PbftMessage } from '@digicap/protocol'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type PbftDecision, type PbftReplica, signVote } from '../src/index.ts'
+import {
+  equivocationCall,
+  type PbftDecision,
+  type PbftReplica,
+  signVote,
+  verifyEquivocation,
+} from '../src/index.ts'
 import {
   domain,
   jobId,
@@ -159,6 +165,32 @@ describe('ADR 0087: f lying members cannot fail an executor whose answers reache
     const proposal = await h.sign(0, 'pre-prepare', 5)
     await h.r.receive(h.member(0), { vote: proposal, proof: [second] })
     expect(h.prepared(5)).toBe(false)
+  })
+
+  it('ADR 0092: a second, different observation is an equivocation proof, handed on once and valid for the hub', async () => {
+    const h = await honest(4, 1)
+    const first = await h.observe(0, 7)
+    const second = await h.sign(0, 'observation', 5)
+    await expect(h.r.receive(h.member(0), { vote: second, proof: [] })).rejects.toMatchObject({
+      reason: 'equivocation',
+    })
+    expect(h.proofs).toEqual([{ member: h.member(0).address, a: first, b: second }])
+    const proof = h.proofs[0]!
+    verifyEquivocation(proof, domain, paperCommittee(signers(4)))
+    expect(equivocationCall(proof).b.phase).toBe(3)
+    // A third one, sent or carried, is dropped without another proof (one check a member).
+    const third = await h.sign(0, 'observation', 3)
+    await expect(h.r.receive(h.member(0), { vote: third, proof: [] })).rejects.toMatchObject({
+      reason: 'equivocation',
+    })
+    await h.r.receive(h.member(0), { vote: await h.sign(0, 'pre-prepare', 5), proof: [third] })
+    expect(h.proofs).toHaveLength(1)
+    // Carried in another member's pre-prepare, a second observation of a member is caught too.
+    const g = await honest(4, 2)
+    const held = await g.observe(3, 7)
+    const carried = await g.sign(3, 'observation', 6)
+    await g.r.receive(g.member(0), { vote: await g.sign(0, 'pre-prepare', 6), proof: [carried] })
+    expect(g.proofs).toEqual([{ member: g.member(3).address, a: held, b: carried }])
   })
 
   it('a proposal arriving before the observations that justify it is prepared once they come', async () => {

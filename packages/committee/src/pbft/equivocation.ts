@@ -16,8 +16,16 @@ export interface EquivocationProof {
   b: PbftVote
 }
 
-/** The phases whose double votes the hub slashes. */
-export const SLASHABLE: ReadonlySet<PbftPhase> = new Set(['pre-prepare', 'prepare', 'commit'])
+/**
+ * The phases whose double votes the hub slashes: the three PBFT phases and, since ADR 0092, the
+ * observation (one per member and round, view 0: two different ones are two signed claims).
+ */
+export const SLASHABLE: ReadonlySet<PbftPhase> = new Set([
+  'pre-prepare',
+  'prepare',
+  'commit',
+  'observation',
+])
 
 /** True when `a` and `b` are the same slot (phase, job, view) with different values. */
 export function conflicting(a: PbftVote, b: PbftVote): boolean {
@@ -30,8 +38,9 @@ export function conflicting(a: PbftVote, b: PbftVote): boolean {
 }
 
 /**
- * Checks an equivocation proof: both votes are pre-prepare, prepare or commit votes of the
- * same job and view with different values, both signed by `member`, a committee member.
+ * Checks an equivocation proof: both votes are pre-prepare, prepare, commit or observation votes
+ * of the same phase, job and view with different values, both signed by `member`, a committee
+ * member.
  *
  * @throws {EquivocationError} with `reason` `phase`, `not-conflicting`, `signature` or `non-member`.
  */
@@ -42,8 +51,11 @@ export function verifyEquivocation(
 ): void {
   const { a, b } = proof
   if (!SLASHABLE.has(a.phase) || !SLASHABLE.has(b.phase)) {
-    // Observations are not numbered by the hub's reportEquivocation (ADR 0087): dropped, not slashed.
-    throw new EquivocationError('phase', 'Only pre-prepare, prepare and commit votes are evidence')
+    // A view change's fields are not one slot: its sender may sign one per view it asks for.
+    throw new EquivocationError(
+      'phase',
+      'Only pre-prepare, prepare, commit and observation votes are evidence',
+    )
   }
   if (!conflicting(a, b)) {
     throw new EquivocationError('not-conflicting', 'The two votes do not conflict')

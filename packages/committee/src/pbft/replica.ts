@@ -601,10 +601,8 @@ export class PbftReplica {
       })
     }
     if (!own && vote.phase === 'observation' && this.#observations.has(from.address)) {
-      // Before the signature check: a member has one observation (ADR 0087).
-      throw new PbftVoteError('equivocation', 'A second, different observation of a member', {
-        details: { signer: from.address },
-      })
+      // A member has one observation (ADR 0087); a second, different one is evidence (ADR 0092).
+      this.#secondObservation(from.address, vote, () => this.#check(vote, from.address))
     }
     const counted = !own && this.#countable(from, vote)
     if (counted) this.#screen(vote)
@@ -695,7 +693,7 @@ export class PbftReplica {
 
   /**
    * Keeps `signer`'s observation (view 0, its signature checked); false when it is not new. A
-   * second, different observation of a member is dropped (it cannot be slashed, ADR 0087).
+   * second, different observation of a member is refused here (`#secondObservation`: evidence, ADR 0092).
    * @throws {PbftVoteError} `out-of-view` for an observation outside view 0.
    */
   #observe(signer: Address, vote: PbftVote): boolean {
@@ -704,9 +702,39 @@ export class PbftReplica {
         details: { signer, view: vote.view },
       })
     }
-    if (this.#observations.has(signer)) return false
+    if (this.#observations.has(signer)) {
+      if (!sameVote(this.#observations.get(signer)!, vote)) {
+        this.#secondObservation(signer, vote, () => signer) // carried: its signature was checked
+      }
+      return false
+    }
     this.#observations.set(signer, vote)
     return true
+  }
+
+  /**
+   * `signer` sent (or a pre-prepare carried) a second observation other than the one held: when
+   * the two conflict and both are signed by it, an equivocation the hub slashes (ADR 0092),
+   * handed to `onEquivocation` once. One signature check per member at most (`signerOf`, for a
+   * vote not yet checked): after it, its further observations are dropped unchecked.
+   * @throws {PbftVoteError} `equivocation` always: the second observation is never kept.
+   */
+  #secondObservation(signer: Address, vote: PbftVote, signerOf: () => Address): never {
+    const held = this.#observations.get(signer)!
+    const key = `${signer}/observation`
+    if (!this.#accused.has(key) && SLASHABLE.has(vote.phase) && conflicting(held, vote)) {
+      this.#accused.add(key)
+      let signed = false
+      try {
+        signed = signerOf() === signer
+      } catch {
+        // A bad signature proves nothing; the member's later observations stay unchecked.
+      }
+      if (signed) this.#o.onEquivocation?.({ member: signer, a: held, b: vote })
+    }
+    throw new PbftVoteError('equivocation', 'A second, different observation of a member', {
+      details: { signer },
+    })
   }
 
   /**

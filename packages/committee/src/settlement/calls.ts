@@ -33,6 +33,7 @@ const PHASE_NUMBER: Partial<Record<PbftPhase, number>> = {
   'pre-prepare': 0,
   prepare: 1,
   commit: 2,
+  observation: 3, // ADR 0092
 }
 
 const byAddress = (a: string, b: string): number => {
@@ -111,7 +112,7 @@ function hubVote(vote: PbftVote): HubVote {
   const phase = PHASE_NUMBER[vote.phase]
   if (phase === undefined) {
     throw new InvalidArgumentError(
-      'Only pre-prepare, prepare and commit votes prove equivocation',
+      'Only pre-prepare, prepare, commit and observation votes prove equivocation',
       {
         details: { field: 'phase' },
       },
