@@ -235,6 +235,14 @@ try {
           ? [node, false, amount, recipient, bps, bytes32()]
           : [node, false, amount, recipient, bytes32()]),
       )
+    // The burn address holds ETH on a live chain (on mainnet for years): funded here too, so
+    // that the rows show the steady cost, not the one-off creation of its account (25k).
+    await (
+      await deployer.sendTransaction({
+        to: '0x000000000000000000000000000000000000dEaD',
+        value: 1n,
+      })
+    ).wait()
     const faulty = Wallet.createRandom(anvil.provider)
     await (await deployer.sendTransaction({ to: faulty.address, value: parseEther('1') })).wait()
     await (
