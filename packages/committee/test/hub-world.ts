@@ -33,8 +33,10 @@ import {
   getBytes,
   hexlify,
   Interface,
+  keccak256,
   parseEther,
   randomBytes,
+  type Signer,
   type TransactionReceipt,
   type Wallet,
 } from 'ethers'
@@ -343,4 +345,71 @@ export async function certificate(
     } else others.push(member)
   })
   return { bits, others, signatures: await certify(ordered, value, domain) }
+}
+
+/** A capsule owned by `owner` whose policy is `attested()` (the hub settles its grants). */
+export async function attestedCapsuleOf(w: HubWorld, owner: Signer): Promise<string> {
+  const policy = await deployPolicy(owner, attested(), { nodeRegistry: w.addresses.nodeRegistry })
+  const id = hexlify(randomBytes(32))
+  const registry = w.c.capsuleRegistry.connect(owner) as typeof w.c.capsuleRegistry
+  await sent(
+    registry.register(
+      id,
+      policy.address,
+      'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi',
+      hexlify(randomBytes(32)),
+      hexlify(randomBytes(38)),
+      hexlify(randomBytes(32)),
+    ),
+  )
+  return id
+}
+
+const ACCESS_REQUEST_TYPES = {
+  AccessRequest: [
+    { name: 'capsuleId', type: 'bytes32' },
+    { name: 'executor', type: 'address' },
+    { name: 'ephemeralKey', type: 'bytes32' },
+    { name: 'measurement', type: 'bytes32' },
+    { name: 'jobParamsHash', type: 'bytes32' },
+    { name: 'fee', type: 'uint256' },
+    { name: 'nonce', type: 'uint256' },
+    { name: 'expiry', type: 'uint64' },
+  ],
+}
+
+/**
+ * A fast-path audit recorded by `keeper` (the capsule's owner) of `executor`'s signed request
+ * for `fee` (from its deposit, then its stake: `drawForAudit`); the grant id.
+ */
+export async function fastPathAudit(
+  w: HubWorld,
+  keeper: Signer,
+  executor: Signer & { address: string },
+  capsuleId: string,
+  fee: bigint,
+  nonce: bigint,
+): Promise<string> {
+  const latest = await w.anvil.provider.getBlock('latest')
+  const req = {
+    capsuleId,
+    executor: executor.address,
+    ephemeralKey: hexlify(randomBytes(32)),
+    measurement: hexlify(randomBytes(32)),
+    jobParamsHash: keccak256('0x'),
+    fee,
+    nonce,
+    expiry: BigInt(latest!.timestamp) + 300n,
+  }
+  const domain = {
+    name: 'DigicapAccessController',
+    version: '1',
+    chainId: w.chainId,
+    verifyingContract: w.addresses.accessController,
+  }
+  const signature = await executor.signTypedData(domain, ACCESS_REQUEST_TYPES, req)
+  const ac = w.c.accessController.connect(keeper) as typeof w.c.accessController
+  const id = await ac.recordFastPathGrant.staticCall(req, '0x', signature)
+  await sent(ac.recordFastPathGrant(req, '0x', signature))
+  return id
 }

@@ -21,6 +21,7 @@ import {
   verifyEquivocation,
 } from '../src/index.ts'
 import {
+  attestedCapsuleOf,
   BURN_ADDRESS,
   byAddress,
   certificate,
@@ -30,6 +31,7 @@ import {
   EQUIVOCATION_SLASH,
   FAIL_SLASH,
   FEE,
+  fastPathAudit,
   type HubWorld,
   openJob,
   REPORTER_BPS,
@@ -215,6 +217,57 @@ describe('ADR 0092: slashes leave the parties to a job', () => {
     // The slash less the share it got back: the rest is burned, not in any hand of its own.
     expect(lost).toBe(EQUIVOCATION_SLASH - back)
     expect(lost).toBeGreaterThan(back)
+    await conserved(w)
+  }, 240_000)
+
+  it('a self-report pays nothing from a bond already in another payee’s pending credit: that part is burned', async () => {
+    const { hub } = w.hubs.get(4)!
+    const ac = w.c.accessController
+    // M: an executor and verifier; O: an owner it runs for. M is seated in job J first.
+    const M = await fresh()
+    const nrM = w.c.nodeRegistry.connect(M) as typeof w.c.nodeRegistry
+    await sent(
+      nrM.register(hexlify(randomBytes(38)), hexlify(randomBytes(32)), 3, { value: STAKE }),
+    )
+    const { jobId: J, committee } = await seatedJob([M, ...w.verifiers.slice(9, 12)])
+    // O records M's audit with a fee of M's whole stake (its deposit is empty: the stake is
+    // drawn), and the run settles as a pass: O's share is a locked credit, M's share goes back
+    // into its unbonding funds (ADR 0006, amended).
+    const O = await fresh()
+    const grantId = await fastPathAudit(w, O, M, await attestedCapsuleOf(w, O), STAKE, 1n)
+    const { committee: gc } = await openJob(w, 4, w.verifiers.slice(0, 4), { grantId })
+    const value = certificateValue(grantId, 7)
+    const signers = w.verifiers.slice(0, 4).toSorted(byAddress).slice(0, 3)
+    const cert = await certificate(gc, signers, value, domainOf(w, 4))
+    await sent(hub.submitCertificate(value, cert.bits, cert.others, cert.signatures))
+    await sent(hub.settle(grantId, gc))
+    const own = (await w.c.nodeRegistry.getNode(M.address)).unbonding // M's own funds now
+    const [pending] = await ac.lockedCredits(O.address, grantId)
+    expect(own).toBeGreaterThan(0n)
+    expect(own).toBeLessThan(EQUIVOCATION_SLASH)
+    // M equivocates in J and reports itself through a second address.
+    const second = await fresh()
+    const call = equivocationCall({
+      member: M.address as `0x${string}`,
+      a: await vote(M, J, 'prepare', 7),
+      b: await vote(M, J, 'prepare', 1),
+    })
+    const burned0 = await burned()
+    const r = await sent(
+      (hub.connect(second) as typeof hub).reportEquivocation(J, committee, call.a, call.b),
+    )
+    const proven = r.logs
+      .map((l) => hub.interface.parseLog(l))
+      .find((e) => e?.name === 'EquivocationProven')
+    expect(proven?.args[4]).toBe(EQUIVOCATION_SLASH) // slashed: own funds, then O's pending share
+    // The share is of M's own funds only; O's pending share is burned, nobody gets it.
+    const reward = (own * REPORTER_BPS) / 10_000n
+    expect(await payout(second.address)).toBe(reward)
+    expect((await ac.lockedCredits(O.address, grantId))[0]).toBe(
+      pending - (EQUIVOCATION_SLASH - own),
+    )
+    expect((await burned()) - burned0).toBe(EQUIVOCATION_SLASH - reward)
+    expect(await payout(w.owner.address)).toBe(0n) // J's owner: nothing either
     await conserved(w)
   }, 240_000)
 
