@@ -37,7 +37,7 @@ import {
 
 /**
  * Settlement on a real anvil (ADR 0027): a pass pays the escrow out and raises reputation, a
- * fail slashes the executor to the owner, a timeout refunds the executor, an equivocation proof
+ * fail slashes the executor (burned, ADR 0092), a timeout refunds the executor, an equivocation proof
  * made by the PBFT code slashes the member; after each, both contracts still hold exactly what
  * they owe (balance == totalHeld).
  */
