@@ -8,6 +8,7 @@
  * member's account also signs two conflicting prepares of the before round (view 0) and sends
  * them to the three others over its own node's PBFT streams. No executor answers: every member
  * judges the before phase `missed` after `watchMs` and the before round decides a fail.
+ * The same again, in a world of its own, with two conflicting observations (ADR 0092).
  */
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
 import { beforeRoundId, pbftDomain, signVote } from '@digicap/committee'
@@ -26,77 +27,81 @@ import {
 import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
-let w: World
-let nodes: DigicapNode[] = []
-let wallets: Wallet[] = []
-let verifiers: VerifierNode[] = []
-let miner: ReturnType<typeof setInterval> | undefined
-/** Events by member (3 is the equivocator). */
-const eventsOf: VerifierEvent[][] = [[], [], [], []]
 
-beforeAll(async () => {
-  w = await setupWorld({
-    fastPath: false,
-    settlement: { seats: 4, sortitionWindow: 20, certificateBlocks: 600 },
-  })
-  wallets = [4, 6, 7, 8].map((i) =>
-    (w.anvil.signers[i] as Wallet).connect(
-      createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
-    ),
-  )
-  nodes = await Promise.all(wallets.map(() => createDigicapNode()))
-  // Members reach each other by address (no discovery on loopback).
-  for (const [i, node] of nodes.entries()) {
-    for (const other of nodes.slice(i + 1)) {
-      await node.libp2p.dial(other.libp2p.getMultiaddrs()[0]!)
+for (const phase of ['prepare', 'observation'] as const)
+  describe(`a member that signs two ${phase}s in a round`, () => equivocationSuite(phase))
+
+function equivocationSuite(phase: 'prepare' | 'observation'): void {
+  let w: World
+  let nodes: DigicapNode[] = []
+  let wallets: Wallet[] = []
+  let verifiers: VerifierNode[] = []
+  let miner: ReturnType<typeof setInterval> | undefined
+  /** Events by member (3 is the equivocator). */
+  const eventsOf: VerifierEvent[][] = [[], [], [], []]
+
+  beforeAll(async () => {
+    w = await setupWorld({
+      fastPath: false,
+      settlement: { seats: 4, sortitionWindow: 20, certificateBlocks: 600 },
+    })
+    wallets = [4, 6, 7, 8].map((i) =>
+      (w.anvil.signers[i] as Wallet).connect(
+        createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+      ),
+    )
+    nodes = await Promise.all(wallets.map(() => createDigicapNode()))
+    // Members reach each other by address (no discovery on loopback).
+    for (const [i, node] of nodes.entries()) {
+      for (const other of nodes.slice(i + 1)) {
+        await node.libp2p.dial(other.libp2p.getMultiaddrs()[0]!)
+      }
     }
-  }
-  for (const [i, wallet] of wallets.entries()) {
-    await (
-      await w.c.nodeRegistry
-        .connect(wallet)
-        .register(
-          (nodes[i] as DigicapNode).libp2p.peerId.toMultihash().bytes,
-          `0x${'00'.repeat(32)}`,
-          2,
-          { value: STAKE },
-        )
-    ).wait()
-  }
-  verifiers = wallets.map((wallet, i) =>
-    verifierNode({
-      pollMs: 200,
-      openJobs: false,
-      ticketWaves: false,
-      settle: false,
-      watchMs: 3000,
-      challengeEveryMs: 500,
-    })({
-      libp2p: (nodes[i] as DigicapNode).libp2p,
-      chain: ethersVerifierChain({
-        addresses: w.addresses,
-        settlement: w.addresses as never,
-        runner: wallet,
+    for (const [i, wallet] of wallets.entries()) {
+      await (
+        await w.c.nodeRegistry
+          .connect(wallet)
+          .register(
+            (nodes[i] as DigicapNode).libp2p.peerId.toMultihash().bytes,
+            `0x${'00'.repeat(32)}`,
+            2,
+            { value: STAKE },
+          )
+      ).wait()
+    }
+    verifiers = wallets.map((wallet, i) =>
+      verifierNode({
+        pollMs: 200,
+        openJobs: false,
+        ticketWaves: false,
+        settle: false,
+        watchMs: 3000,
+        challengeEveryMs: 500,
+      })({
+        libp2p: (nodes[i] as DigicapNode).libp2p,
+        chain: ethersVerifierChain({
+          addresses: w.addresses,
+          settlement: w.addresses as never,
+          runner: wallet,
+        }),
+        signer: privateKeySigner(wallet.privateKey as `0x${string}`),
+        vrfKey: getBytes(wallet.privateKey),
+        onEvent: (e) => eventsOf[i]?.push(e),
       }),
-      signer: privateKeySigner(wallet.privateKey as `0x${string}`),
-      vrfKey: getBytes(wallet.privateKey),
-      onEvent: (e) => eventsOf[i]?.push(e),
-    }),
-  )
-  await Promise.all(verifiers.map((v) => v.start()))
-  miner = setInterval(() => {
-    void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
-  }, 250)
-}, 120_000)
+    )
+    await Promise.all(verifiers.map((v) => v.start()))
+    miner = setInterval(() => {
+      void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
+    }, 250)
+  }, 120_000)
 
-afterAll(async () => {
-  if (miner !== undefined) clearInterval(miner)
-  await Promise.allSettled(verifiers.map((v) => v.stop()))
-  await Promise.allSettled(nodes.map((n) => n.stop()))
-  await w?.stop()
-})
+  afterAll(async () => {
+    if (miner !== undefined) clearInterval(miner)
+    await Promise.allSettled(verifiers.map((v) => v.stop()))
+    await Promise.allSettled(nodes.map((n) => n.stop()))
+    await w?.stop()
+  })
 
-describe('a member that equivocates in a round', () => {
   it('is reported on chain by the members that caught it, once, and ends slashed', async () => {
     const policy = await deployPolicy(w.owner, attested(), {
       nodeRegistry: w.addresses.nodeRegistry,
@@ -118,7 +123,7 @@ describe('a member that equivocates in a round', () => {
     const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
     await (await hub.connect(w.other).openJob(grantId)).wait()
 
-    // The equivocator's two prepares of the before round, view 0, with different values.
+    // The equivocator's two votes of `phase` in the before round, view 0, different values.
     const attacker = privateKeySigner(wallets[3]?.privateKey as `0x${string}`) as DigicapSigner
     const domain = pbftDomain(BigInt(w.addresses.chainId), await hub.getAddress())
     const round = beforeRoundId(getBytes(grantId))
@@ -126,7 +131,7 @@ describe('a member that equivocates in a round', () => {
       [1, 0].map(async (verdict) =>
         encodePbftMessage({
           vote: await signVote(attacker, domain, {
-            phase: 'prepare',
+            phase,
             jobId: round,
             view: 0n,
             preparedView: 0n,
@@ -178,5 +183,11 @@ describe('a member that equivocates in a round', () => {
     const node = await w.c.nodeRegistry.getNode(member)
     expect(node.reputation).toBe(0n)
     expect(node.stake).toBe(STAKE - slash)
+    // The reporter was paid its share (ADR 0092).
+    const reporter =
+      wallets[[0, 1, 2].find((i) => (caught(i)[0] as { reported: boolean }).reported)!]!
+    expect(await w.c.nodeRegistry.payouts(reporter.address)).toBe(
+      (slash * (await hub.reporterBps())) / 10_000n,
+    )
   }, 180_000)
-})
+}
