@@ -27,7 +27,7 @@ import { privateKeyTransactor } from '@digicap/contracts/light'
 import { type Anvil, startAnvil } from '@digicap/contracts/testing'
 import { softwareSealer } from '@digicap/keyguard/local'
 import { openFsCapsuleImporter } from '@digicap/p2p/import'
-import { getBytes, getCreateAddress, keccak256, type Wallet } from 'ethers'
+import { getBytes, getCreateAddress, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   sealAndPublish,
@@ -35,6 +35,7 @@ import {
   transactorCapsuleRegistrar,
   transactorPolicyDeployer,
 } from '../src/index.ts'
+import { startNonceLiar } from './helpers/nonce-lying-rpc.ts'
 
 const SLOW = 240_000
 
@@ -169,50 +170,12 @@ describe('a lying RPC does not pick the capsule’s policy', () => {
         nodeRegistry: contracts.nodeRegistry,
       }).deploy('maxRuns(1)')
       const wantedCode = await anvil.provider.getCode(same.address)
-      const swallowed = new Set<string>()
-      const liar = createServer((req, res) => {
-        let body = ''
-        req.on('data', (c) => {
-          body += c
-        })
-        req.on('end', async () => {
-          const msg = JSON.parse(body) as { id: number; method: string; params: unknown[] }
-          const reply = (result: unknown) =>
-            res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result }))
-          res.setHeader('content-type', 'application/json')
-          if (msg.method === 'eth_getTransactionCount') return reply(`0x${oldNonce.toString(16)}`)
-          if (msg.method === 'eth_sendRawTransaction') {
-            const hash = keccak256(msg.params[0] as string)
-            swallowed.add(hash)
-            return reply(hash)
-          }
-          if (
-            msg.method === 'eth_getTransactionReceipt' &&
-            swallowed.has(msg.params[0] as string)
-          ) {
-            return reply({
-              status: '0x1',
-              blockNumber: '0x1',
-              gasUsed: '0x5208',
-              contractAddress: older.address,
-            })
-          }
-          if (
-            msg.method === 'eth_getCode' &&
-            String(msg.params[0]).toLowerCase() === older.address.toLowerCase()
-          ) {
-            return reply(wantedCode)
-          }
-          const answer = await fetch(anvil.rpcUrl, {
-            method: 'POST',
-            body,
-            headers: { 'content-type': 'application/json' },
-          })
-          res.end(await answer.text())
-        })
+      const liar = await startNonceLiar(anvil.rpcUrl, {
+        nonce: oldNonce,
+        receiptAddress: older.address,
+        codeAt: { address: older.address, code: wantedCode },
       })
-      await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r))
-      const liarUrl = `http://127.0.0.1:${(liar.address() as AddressInfo).port}`
+      const liarUrl = liar.url
       const transactor = privateKeyTransactor({ rpcUrl: liarUrl, chainId, privateKey })
       const input = join(dir, 'nonce.bin')
       await writeFile(input, new Uint8Array(4096).fill(8))
@@ -256,9 +219,9 @@ describe('a lying RPC does not pick the capsule’s policy', () => {
         ).rejects.toMatchObject({ code: 'POLICY_CODE' })
       } finally {
         await store.close()
-        await new Promise((r) => liar.close(r))
+        await liar.close()
       }
-      expect(swallowed.size).toBe(1)
+      expect(liar.swallowed.size).toBe(1)
       expect(registered).toBe(false)
       expect(existsSync(output)).toBe(false)
     },

@@ -1,17 +1,10 @@
-import { hexToBytes, toHex } from '@digicap/capsule-core'
 import {
-  type CompiledPolicy,
   createAddress,
-  generatePolicySource,
-  type JsonRpcQuorum,
   jsonRpcQuorum,
   type KeyTransactor,
-  POLICY_SOURCE_NAME,
-  PolicyCompileError,
-  parsePolicyExpression,
   policyCreationData,
 } from '@digicap/contracts/light'
-import { PolicyCodeError } from '../errors.ts'
+import { awaitPolicyCode, compilePolicyExpression, expectedPolicyCode } from './policy-code.ts'
 import type { SolcPolicyDeployerInit } from './solc-policy-deployer.ts'
 import type { DeployedPolicyInfo, PolicyDeployer } from './types.ts'
 
@@ -25,64 +18,6 @@ export interface TransactorPolicyDeployerInit extends SolcPolicyDeployerInit {
   quorum?: number
   /** How long to wait for a quorum to see the code, ms. Default 60 000. */
   codeTimeoutMs?: number
-}
-
-/**
- * The runtime code `compiled` has once created with `nodeRegistry`: its runtime bytecode with
- * each immutable slot (the policy's only immutable is `nodeRegistry`) holding that address.
- */
-export function expectedPolicyCode(compiled: CompiledPolicy, nodeRegistry: string): string {
-  const code = hexToBytes(compiled.deployedBytecode)
-  const word = new Uint8Array(32)
-  word.set(hexToBytes(nodeRegistry, { length: 20, name: 'nodeRegistry' }), 12)
-  for (const { start, length } of compiled.immutableReferences) {
-    if (length !== 32 || start + 32 > code.length) {
-      throw new PolicyCompileError('The compiled policy has an immutable it cannot fill', {
-        details: { start, length },
-      })
-    }
-    code.set(word, start)
-  }
-  return toHex(code)
-}
-
-/**
- * Waits until a quorum of `rpcs` reads `expected` at `address`. An empty answer is "not yet"
- * (an RPC lagging behind the receipt); any other code is refused at once.
- * @throws {PolicyCodeError}
- */
-async function awaitPolicyCode(
-  rpcs: JsonRpcQuorum,
-  address: string,
-  expected: string,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  let last: unknown
-  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
-    try {
-      const code = await rpcs.call('eth_getCode', [address.toLowerCase(), 'latest'])
-      if (typeof code === 'string' && code.toLowerCase() === expected.toLowerCase()) return
-      if (code !== '0x') {
-        throw new PolicyCodeError('The contract the policy creation made is not this policy', {
-          details: { address, bytes: typeof code === 'string' ? (code.length - 2) / 2 : 0 },
-          hint: 'An RPC may lie about the nonce or the chain: check the RPCs in the config; nothing was signed.',
-        })
-      }
-      last = undefined
-    } catch (err) {
-      if (err instanceof PolicyCodeError) throw err
-      last = err
-    }
-    if (performance.now() > deadline) {
-      throw new PolicyCodeError('No quorum of RPCs shows the created policy', {
-        cause: last,
-        details: { address, rpcs: rpcs.names, quorum: rpcs.quorum, timeoutMs },
-        hint: 'Its creation may not be on chain (an RPC lied about it, or it was dropped): nothing was signed; seal again.',
-      })
-    }
-    await new Promise((r) => setTimeout(r, wait))
-  }
 }
 
 /**
@@ -119,15 +54,7 @@ export function transactorPolicyDeployer(
   })
   return {
     async deploy(expression): Promise<DeployedPolicyInfo> {
-      const source = generatePolicySource(parsePolicyExpression(expression))
-      const compiled = init.compile
-        ? await init.compile(source)
-        : (await import('@digicap/contracts/compiler')).compilePolicy(source)
-      if (compiled.sources[POLICY_SOURCE_NAME] !== source) {
-        throw new PolicyCompileError('The compiled policy is not of this source', {
-          details: { contractName: compiled.contractName },
-        })
-      }
+      const { source, compiled } = await compilePolicyExpression(expression, init.compile)
       const expected = expectedPolicyCode(compiled, init.nodeRegistry)
       const created = await serialize(() =>
         transactor.send({ data: policyCreationData(compiled.bytecode, init.nodeRegistry) }),
