@@ -50,9 +50,14 @@ export {
 } from './parts.ts'
 export { peerIdOfPublicKey } from './peer-id.ts'
 
-/** The owner's account for one operation: an ethers wallet (transactions) and a signer. */
+/**
+ * The owner's account for one operation: an ethers wallet (transactions), the same key over
+ * plain JSON-RPC (a policy's creation, whose address it computes from the nonce it signed),
+ * and a signer.
+ */
 export interface OwnerAccount {
   wallet: Wallet
+  transactor: KeyTransactor
   signer: DigicapSigner
   provider: JsonRpcProvider
 }
@@ -92,14 +97,20 @@ export async function withOwnerAccount<T>(
 ): Promise<T> {
   return withOwnerPrivateKey(paths, sealer, async (key) => {
     // ethers loads here, for the operations that need it, not with the node.
-    const [{ createProvider }, { Wallet }] = await Promise.all([
+    const [{ createProvider }, { privateKeyTransactor }, { Wallet }] = await Promise.all([
       import('@digicap/contracts'),
+      import('@digicap/contracts/light'),
       import('ethers'),
     ])
     const provider = createProvider(chain.rpcUrl, chain.chainId)
     try {
       const wallet = new Wallet(toHex(key), provider)
-      return await fn({ wallet, signer: privateKeySigner(key), provider })
+      const transactor = privateKeyTransactor({
+        rpcUrl: chain.rpcUrl,
+        chainId: chain.chainId,
+        privateKey: key,
+      })
+      return await fn({ wallet, transactor, signer: privateKeySigner(key), provider })
     } finally {
       provider.destroy()
     }

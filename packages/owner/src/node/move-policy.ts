@@ -6,9 +6,14 @@
  * keyguard's key store re-reads a record whose file changed.
  *
  * The new policy is an address, or an expression deployed first the way `seal` deploys one
- * (solc in a child, compiled once per source). The deployment is noted in the capsule's folder
- * (`policy-next.json`) before the move, so a run that a crash or a timeout cut off after the
- * deployment re-uses it when run again with the same expression instead of deploying another.
+ * (solc in a child, compiled once per source; `transactorPolicyDeployer`): its address is
+ * computed from the nonce the owner signed and the move names it only once a quorum of the
+ * node's RPCs reads there the code the expression compiles to (`POLICY_CODE` otherwise), so one
+ * lying RPC cannot move the capsule to another contract, e.g. an older, laxer policy of the
+ * owner's (ADR 0091). The deployment is noted in the capsule's folder (`policy-next.json`)
+ * before the move, so a run that a crash or a timeout cut off after the deployment re-uses it
+ * when run again with the same expression (and a quorum reads its code there) instead of
+ * deploying another.
  * Once moved, the folder's `policy.json` / `policy.sol` describe the new policy (the old ones
  * are kept as `policy-<old address>.*`) and `capsule.json` names it.
  */
@@ -16,10 +21,16 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeJsonAtomic } from '@digicap/cli-kit'
 import { createProvider } from '@digicap/contracts'
+import { jsonRpcQuorum } from '@digicap/contracts/light'
 import { ethersChainClient } from '@digicap/keyguard'
 import { childProcessPolicyCompiler } from '../policy/child-compiler.ts'
 import { cachedPolicyCompiler } from '../policy/policy-cache.ts'
-import { solcPolicyDeployer } from '../policy/solc-policy-deployer.ts'
+import {
+  compilePolicyExpression,
+  expectedPolicyCode,
+  quorumReadsPolicyCode,
+} from '../policy/policy-code.ts'
+import { transactorPolicyDeployer } from '../policy/transactor-policy-deployer.ts'
 import type { DeployedPolicyInfo } from '../policy/types.ts'
 import {
   ethersPolicyUpdater,
@@ -67,33 +78,48 @@ export async function movePolicyOfOwnerNode(
   }
   const dir = join(paths.capsules, options.capsuleId.toLowerCase())
   const pendingFile = join(dir, 'policy-next.json')
-  const providers = [config.rpcUrl, ...(config.rpcUrls ?? [])].map((url) =>
-    createProvider(url, config.chainId),
-  )
+  const rpcUrls = [config.rpcUrl, ...(config.rpcUrls ?? [])]
+  const quorum = config.quorum !== undefined ? { quorum: config.quorum } : {}
+  const providers = rpcUrls.map((url) => createProvider(url, config.chainId))
   try {
     const chain = ethersChainClient({
       providers,
-      ...(config.quorum !== undefined ? { quorum: config.quorum } : {}),
+      ...quorum,
       addresses: config.contracts,
       chainId: BigInt(config.chainId),
     })
-    return await withOwnerAccount(paths, sealer, config, async ({ wallet, provider }) => {
+    return await withOwnerAccount(paths, sealer, config, async ({ wallet, transactor }) => {
       const serialize = <T>(fn: () => Promise<T>) => ownerTransactions(paths, fn)
       let deployed: PendingDeployment | undefined
       let reused = false
       if (options.expression !== undefined) {
+        const compile = cachedPolicyCompiler(paths.policyCache, childProcessPolicyCompiler())
+        const expectedCodeOf = async (expression: string) =>
+          expectedPolicyCode(
+            (await compilePolicyExpression(expression, compile)).compiled,
+            config.contracts.nodeRegistry,
+          )
         const pending = await readJson<PendingDeployment>(pendingFile)
         if (
           pending?.expression === options.expression &&
-          (await provider.getCode(pending.address)) !== '0x'
+          typeof pending.address === 'string' &&
+          (await quorumReadsPolicyCode(
+            jsonRpcQuorum({ rpcUrls, ...quorum }),
+            pending.address,
+            await expectedCodeOf(options.expression),
+          ))
         ) {
           deployed = pending
           reused = true
         } else {
-          const info = await solcPolicyDeployer(wallet, {
+          // The same deployer and code check as `seal`: the address is computed from the
+          // nonce the owner signed, and returned once a quorum of the RPCs reads its code.
+          const info = await transactorPolicyDeployer(transactor, {
             nodeRegistry: config.contracts.nodeRegistry,
             serialize,
-            compile: cachedPolicyCompiler(paths.policyCache, childProcessPolicyCompiler()),
+            rpcUrls,
+            ...quorum,
+            compile,
           }).deploy(options.expression)
           deployed = { ...info, expression: options.expression }
           await mkdir(dir, { recursive: true, mode: 0o700 })

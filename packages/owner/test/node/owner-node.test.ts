@@ -208,10 +208,12 @@ describe('@digicap/owner/node', () => {
     expect(await sent()).toBe(nonce + 1) // updatePolicy only: no second deployment
     expect((await registry.getCapsule(sealedId)).policy).toBe(getAddress(left.address))
 
-    // A note for another expression, or naming an address with no code, is not re-used.
+    // A note for another expression, or naming an address with no code, or with another
+    // policy's code (ADR 0091: a quorum must read the expression's code there), is not re-used.
     for (const [expression, stale] of [
       ['maxRuns(6)', { ...note }],
       ['maxRuns(8)', { ...note, expression: 'maxRuns(8)', address: init.owner.address }],
+      ['maxRuns(9)', { ...note, expression: 'maxRuns(9)' }],
     ] as const) {
       await writeFile(join(folder, 'policy-next.json'), JSON.stringify(stale))
       const n = await sent()
