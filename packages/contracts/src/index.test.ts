@@ -108,9 +108,15 @@ describe('public surface', () => {
   it('exports exactly these names from the light entry', async () => {
     expect(Object.keys(await import('./light.ts')).sort()).toMatchInlineSnapshot(`
       [
+        "CAPSULE_NOT_FOUND_SELECTOR",
         "COMPILER_SETTINGS",
+        "CapsuleAbiError",
         "ContractRevertError",
         "GENERATED_POLICY_CONTRACT",
+        "GET_CAPSULE_SELECTOR",
+        "GET_GRANT_SELECTOR",
+        "GRANT_NOT_FOUND_SELECTOR",
+        "GrantAbiError",
         "POLICY_GENERATOR_VERSION",
         "POLICY_LIMITS",
         "POLICY_SOURCE_NAME",
@@ -118,6 +124,7 @@ describe('public surface', () => {
         "PolicyExpressionError",
         "QuorumError",
         "REGISTER_CAPSULE_SIGNATURE",
+        "RUN_COUNT_SELECTOR",
         "SOLC_VERSION",
         "TransactionError",
         "abiEncodeParams",
@@ -128,12 +135,17 @@ describe('public surface', () => {
         "attested",
         "before",
         "createAddress",
+        "decodeGetCapsule",
+        "decodeGetGrant",
+        "decodeRunCount",
         "denylist",
         "environment",
         "fee",
         "formatPolicyExpression",
         "functionSelector",
         "generatePolicySource",
+        "getCapsuleCallData",
+        "getGrantCallData",
         "jsonRpcQuorum",
         "maxRuns",
         "minReputation",
@@ -145,6 +157,7 @@ describe('public surface', () => {
         "registerCapsuleCallData",
         "requiresAttestation",
         "rpcUrlName",
+        "runCountCallData",
       ]
     `)
   })

@@ -2,9 +2,10 @@
  * @packageDocumentation
  *
  * `@digicap/contracts/light` — the parts of this package that load no ethers: policy
- * expressions and their generated Solidity, a compiled policy's shape, the errors, and the
+ * expressions and their generated Solidity, a compiled policy's shape, the errors, the
  * owner's seal transactions (a policy's creation, `CapsuleRegistry.register`) signed with the
- * account's key and sent over plain JSON-RPC. `pi-node seal` uses only this entry: ethers
+ * account's key and sent over plain JSON-RPC, and the hand ABI of the reads a run and a
+ * receiver make (`getGrant`, `runCount`, `getCapsule`). `pi-node seal` uses only this entry: ethers
  * (~180 modules, ~30 MiB) loads there only to decode a revert.
  *
  * @example
@@ -35,6 +36,23 @@ export {
   registerCapsuleCallData,
 } from './light/calls.ts'
 export { createAddress } from './light/create-address.ts'
+export {
+  CAPSULE_NOT_FOUND_SELECTOR,
+  CapsuleAbiError,
+  type DecodedCapsule,
+  type DecodedGrant,
+  decodeGetCapsule,
+  decodeGetGrant,
+  decodeRunCount,
+  GET_CAPSULE_SELECTOR,
+  GET_GRANT_SELECTOR,
+  GRANT_NOT_FOUND_SELECTOR,
+  GrantAbiError,
+  getCapsuleCallData,
+  getGrantCallData,
+  RUN_COUNT_SELECTOR,
+  runCountCallData,
+} from './light/registry-reads.ts'
 export {
   type JsonRpcQuorum,
   type JsonRpcQuorumInit,

@@ -4,15 +4,15 @@
  * half-decoded capsule) for an answer that is not the tuple.
  */
 import { capsuleRegistryAbi } from '@digicap/contracts'
-import { getBytes, hexlify, Interface, randomBytes } from 'ethers'
-import { describe, expect, it } from 'vitest'
 import {
   CAPSULE_NOT_FOUND_SELECTOR,
   CapsuleAbiError,
   decodeGetCapsule,
   GET_CAPSULE_SELECTOR,
   getCapsuleCallData,
-} from '../src/registry/capsule-abi.ts'
+} from '@digicap/contracts/light'
+import { getBytes, hexlify, Interface, randomBytes } from 'ethers'
+import { describe, expect, it } from 'vitest'
 
 const registry = new Interface(capsuleRegistryAbi as never)
 const getCapsule = registry.getFunction('getCapsule')
@@ -67,6 +67,8 @@ describe('getCapsule by hand', () => {
       put(good, 3, '2'), // revoked = 2: not a bool
       put(good, 8, 'ffff'), // cid's offset past the end
       put(good, 0, 'ff'.repeat(32)), // the tuple's offset out of range
+      `${good}ab`, // whole bytes, not whole words
+      registry.encodeFunctionResult(getCapsule, [capsule({ cid: 'c'.repeat(300) })]), // CID > 256 bytes
     ]) {
       expect(() => decodeGetCapsule(bad), bad.slice(0, 80)).toThrow(CapsuleAbiError)
     }

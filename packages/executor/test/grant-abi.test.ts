@@ -5,10 +5,6 @@
  * an unknown grant, and a refusal (never a half-decoded grant) for an answer that is not the tuple.
  */
 import { accessControllerAbi, createProvider, deployDigicap } from '@digicap/contracts'
-import { startAnvil } from '@digicap/contracts/testing'
-import { getBytes, hexlify, Interface, randomBytes, type Wallet } from 'ethers'
-import { describe, expect, it } from 'vitest'
-import { ethersExecutorChain, ethersResultGrants } from '../src/index.ts'
 import {
   decodeGetGrant,
   decodeRunCount,
@@ -18,7 +14,11 @@ import {
   getGrantCallData,
   RUN_COUNT_SELECTOR,
   runCountCallData,
-} from '../src/registry/grant-abi.ts'
+} from '@digicap/contracts/light'
+import { startAnvil } from '@digicap/contracts/testing'
+import { getBytes, hexlify, Interface, randomBytes, type Wallet } from 'ethers'
+import { describe, expect, it } from 'vitest'
+import { ethersExecutorChain, ethersResultGrants } from '../src/index.ts'
 import { jsonRpcGrantReads } from '../src/registry/json-rpc-registry.ts'
 
 const controller = new Interface(accessControllerAbi as never)

@@ -102,6 +102,17 @@ describe('chainResultGrants', () => {
     ['a short answer', { result: `0x${word('01')}` }],
     ['a long answer', { result: `0x${word('01').repeat(7)}` }],
     ['a non-hex answer', { result: `0x${'zz'.repeat(192)}` }],
+    // the executor's decoder, shared since (@digicap/contracts/light): words out of range
+    [
+      'an executor word with high bytes',
+      { result: `0x${'ee'.repeat(32)}${word('05')}${word('ffff')}${word('01')}${'cc'.repeat(64)}` },
+    ],
+    [
+      'a fastPath that is no bool',
+      {
+        result: `0x${word('ab'.repeat(20))}${word('05')}${word('ffff')}${word('02')}${'cc'.repeat(64)}`,
+      },
+    ],
     ['a number', { result: 5 }],
     ['another revert', { error: { code: 3, message: 'execution reverted', data: '0xdeadbeef' } }],
     ['no result at all', {}],

@@ -6,18 +6,20 @@
  */
 import { ChainReadError, hexToBytes, rpcCall, toHex } from '@digicap/capsule-core/light'
 import { createRpcQuorum, type DisagreementEvent, QuorumError } from '@digicap/contracts'
+import {
+  CAPSULE_NOT_FOUND_SELECTOR,
+  decodeGetCapsule,
+  decodeGetGrant,
+  decodeRunCount,
+  GRANT_NOT_FOUND_SELECTOR,
+  getCapsuleCallData,
+  getGrantCallData,
+  runCountCallData,
+} from '@digicap/contracts/light'
 import type { GrantRecord } from '@digicap/protocol'
 import type { JsonRpcApiProvider } from 'ethers'
 import type { RegisteredCapsule } from '../chain.ts'
 import { AccessUnavailableError } from '../errors.ts'
-import { CAPSULE_NOT_FOUND_SELECTOR, decodeGetCapsule, getCapsuleCallData } from './capsule-abi.ts'
-import {
-  decodeGetGrant,
-  decodeRunCount,
-  GRANT_NOT_FOUND_SELECTOR,
-  getGrantCallData,
-  runCountCallData,
-} from './grant-abi.ts'
 
 /** A generous deadline for one call: a loaded node answers in milliseconds. */
 const CALL_TIMEOUT_MS = 30_000
@@ -144,7 +146,7 @@ function revertDataOf(err: unknown): string | undefined {
 }
 
 /**
- * `AccessController.getGrant` and `runCount` over JSON-RPC, by the hand ABI (`grant-abi.ts`):
+ * `AccessController.getGrant` and `runCount` over JSON-RPC, by the hand ABI (`@digicap/contracts/light`):
  * the executor's one grant reader. The one-shot node passes `rpcUrls` (a fast-path run finds the
  * grant id its audit was recorded under, ADR 0073, without loading ethers, ADR 0052);
  * `ethersExecutorChain` and `ethersResultGrants` pass their providers.

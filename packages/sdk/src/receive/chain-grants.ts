@@ -1,7 +1,8 @@
 /**
  * The receiver's view of the chain over plain JSON-RPC (`fetch` + `eth_call`): who a grant
  * names, so that only that executor's result is taken. No ethers and no contract bindings on
- * the receive path; the two ABI shapes read here are fixed by AccessController.
+ * the receive path; the two ABI shapes read here are decoded by the executor's own hand ABI
+ * (`decodeGetGrant`, `decodeGetCapsule` of `@digicap/contracts/light`).
  *
  * One RPC is trusted for what it answers. With `rpcUrls` the reads go to every RPC, at one
  * block `confirmations` below the quorum's head, and only an answer a quorum gave is taken
@@ -9,7 +10,6 @@
  */
 
 import {
-  hexToBytes,
   InvalidArgumentError,
   redactRpcUrl,
   rpcCall,
@@ -17,25 +17,26 @@ import {
   toHex,
 } from '@digicap/capsule-core'
 import type { DigicapNetwork } from '@digicap/contracts'
-import { type JsonRpcQuorum, jsonRpcQuorum, QuorumError } from '@digicap/contracts/light'
+import {
+  CAPSULE_NOT_FOUND_SELECTOR,
+  CapsuleAbiError,
+  decodeGetCapsule,
+  decodeGetGrant,
+  GRANT_NOT_FOUND_SELECTOR,
+  GrantAbiError,
+  getCapsuleCallData,
+  getGrantCallData,
+  type JsonRpcQuorum,
+  jsonRpcQuorum,
+  QuorumError,
+} from '@digicap/contracts/light'
 import type { GrantRecord, ResultCapsuleRegistry, ResultGrantSource } from '@digicap/protocol'
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import { ChainMismatchError, ChainReadError } from '../errors.ts'
 
 export type { ResultGrantSource }
 
-const selector = (signature: string): string =>
-  toHex(keccak_256(new TextEncoder().encode(signature)).subarray(0, 4)).slice(2)
-const GET_GRANT = selector('getGrant(bytes32)')
-const GRANT_NOT_FOUND = selector('GrantNotFound(bytes32)')
-const GET_CAPSULE = selector('getCapsule(bytes32)')
-const CAPSULE_NOT_FOUND = selector('CapsuleNotFound(bytes32)')
-/** `Capsule { policy, registeredAt, revoked, runs, owner, plaintextHash, keyguardKeyId, string cid, bytes keyguardPeerId }`: 9 head words. */
-const CAPSULE_HEAD_WORDS = 9
-/** The registry's longest CID (`MAX_CID_LENGTH`), with room to spare. */
-const MAX_CID_BYTES = 256
-/** `Grant { address executor; uint40 runIndex; uint40 expiresAt; bool fastPath; bytes32 capsuleId; bytes32 ephemeralKey }`. */
-const GRANT_WORDS = 6
+/** The hex of a call's answer, or '' for anything else. */
+const hexOf = (result: unknown): string => (typeof result === 'string' ? result : '')
 
 /** Where the receiver reads the chain: more RPCs, how many must agree, how deep. */
 export interface ChainReadOptions {
@@ -140,31 +141,23 @@ export function chainResultGrants(
     blockTag: string,
     grantId: Uint8Array,
   ): Promise<GrantRecord | undefined> => {
-    const r = await rpcCall(rpcUrl, 'eth_call', [
-      { to, data: `0x${GET_GRANT}${toHex(grantId).slice(2)}` },
-      blockTag,
-    ])
+    const r = await rpcCall(rpcUrl, 'eth_call', [{ to, data: getGrantCallData(grantId) }, blockTag])
     if (r.error !== undefined) {
       const data = typeof r.error.data === 'string' ? r.error.data.toLowerCase() : ''
-      if (data.startsWith(`0x${GRANT_NOT_FOUND}`)) return undefined
+      if (data.startsWith(GRANT_NOT_FOUND_SELECTOR)) return undefined
       throw new ChainReadError('Grant lookup failed', {
         details: { rpcUrl: redactRpcUrl(rpcUrl), error: r.error.message?.slice(0, 200) },
       })
     }
-    const hex = typeof r.result === 'string' ? r.result : ''
-    if (!/^0x[0-9a-fA-F]*$/.test(hex) || hex.length !== 2 + GRANT_WORDS * 64) {
+    const hex = hexOf(r.result)
+    try {
+      return decodeGetGrant(hex)
+    } catch (err) {
+      if (!(err instanceof GrantAbiError)) throw err
       throw new ChainReadError('Grant lookup returned a malformed answer', {
         details: { rpcUrl: redactRpcUrl(rpcUrl), bytes: Math.max(0, (hex.length - 2) / 2) },
         hint: 'Is the network’s accessController address right for this chain?',
       })
-    }
-    const words = hexToBytes(hex)
-    const word = (i: number) => words.subarray(i * 32, i * 32 + 32)
-    return {
-      executor: word(0).slice(12),
-      runIndex: BigInt(toHex(word(1))),
-      capsuleId: word(4).slice(),
-      ephemeralKey: word(5).slice(),
     }
   }
   return {
@@ -200,42 +193,28 @@ export function chainCapsuleRegistry(
   const to = network.addresses.capsuleRegistry
   const reads = chainReads(network, options)
   const readAt = async (rpcUrl: string, blockTag: string, capsuleId: Uint8Array) => {
-    const malformed = (bytes: number): never => {
-      throw new ChainReadError('Capsule lookup returned a malformed answer', {
-        details: { rpcUrl: redactRpcUrl(rpcUrl), bytes },
-        hint: 'Is the network’s capsuleRegistry address right for this chain?',
-      })
-    }
     const r = await rpcCall(rpcUrl, 'eth_call', [
-      { to, data: `0x${GET_CAPSULE}${toHex(capsuleId).slice(2)}` },
+      { to, data: getCapsuleCallData(capsuleId) },
       blockTag,
     ])
     if (r.error !== undefined) {
       const data = typeof r.error.data === 'string' ? r.error.data.toLowerCase() : ''
-      if (data.startsWith(`0x${CAPSULE_NOT_FOUND}`)) return undefined
+      if (data.startsWith(CAPSULE_NOT_FOUND_SELECTOR)) return undefined
       throw new ChainReadError('Capsule lookup failed', {
         details: { rpcUrl: redactRpcUrl(rpcUrl), error: r.error.message?.slice(0, 200) },
       })
     }
-    const hex = typeof r.result === 'string' ? r.result : ''
-    if (!/^0x[0-9a-fA-F]*$/.test(hex) || hex.length % 64 !== 2) return malformed(hex.length)
-    const b = hexToBytes(hex)
-    const num = (at: number): number => {
-      if (at + 32 > b.length) return malformed(b.length)
-      const w = b.subarray(at, at + 32)
-      if (w.subarray(0, 24).some((x) => x !== 0)) return malformed(b.length)
-      return Number(BigInt(toHex(w.subarray(24))))
+    const hex = hexOf(r.result)
+    try {
+      const { owner, cid } = decodeGetCapsule(hex)
+      return { owner, cid }
+    } catch (err) {
+      if (!(err instanceof CapsuleAbiError)) throw err
+      throw new ChainReadError('Capsule lookup returned a malformed answer', {
+        details: { rpcUrl: redactRpcUrl(rpcUrl), bytes: Math.max(0, (hex.length - 2) / 2) },
+        hint: 'Is the network’s capsuleRegistry address right for this chain?',
+      })
     }
-    const tuple = num(0)
-    if (tuple + CAPSULE_HEAD_WORDS * 32 > b.length) return malformed(b.length)
-    const owner = toHex(b.subarray(tuple + 4 * 32 + 12, tuple + 5 * 32))
-    const cidAt = tuple + num(tuple + 7 * 32)
-    const cidLength = num(cidAt)
-    if (cidLength > MAX_CID_BYTES || cidAt + 32 + cidLength > b.length) return malformed(b.length)
-    const cid = new TextDecoder('utf-8', { fatal: true }).decode(
-      b.subarray(cidAt + 32, cidAt + 32 + cidLength),
-    )
-    return { owner, cid }
   }
   return {
     async getCapsule(capsuleId) {
