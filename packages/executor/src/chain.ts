@@ -17,16 +17,9 @@ import type { GrantRecord } from '@digicap/protocol'
 import { getBytes, hexlify, type JsonRpcApiProvider, type Signer } from 'ethers'
 import { AccessDeniedError, AccessUnavailableError } from './errors.ts'
 import { jsonRpcGrantReads } from './registry/json-rpc-registry.ts'
+import type { RegisteredCapsule } from './registry/types.ts'
 
-/** A capsule as the CapsuleRegistry lists it. */
-export interface RegisteredCapsule {
-  readonly owner: string
-  readonly policy: string
-  readonly cid: string
-  readonly revoked: boolean
-  /** The plaintext commitment the owner registered (32 bytes). */
-  readonly plaintextHash: Uint8Array
-}
+export type { RegisteredCapsule } from './registry/types.ts'
 
 /** A chain-path grant, from the `AccessGranted` event of the executor's own transaction. */
 export interface ChainGrant {

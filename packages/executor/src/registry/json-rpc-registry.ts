@@ -18,8 +18,8 @@ import {
 } from '@digicap/contracts/light'
 import type { GrantRecord } from '@digicap/protocol'
 import type { JsonRpcApiProvider } from 'ethers'
-import type { RegisteredCapsule } from '../chain.ts'
 import { AccessUnavailableError } from '../errors.ts'
+import type { RegisteredCapsule } from './types.ts'
 
 /** A generous deadline for one call: a loaded node answers in milliseconds. */
 const CALL_TIMEOUT_MS = 30_000
