@@ -50,10 +50,15 @@ import {
 export const DEFAULT_TPM2_HANDLE = 0x81000010
 
 const SCHEME = 'tpm2-rsa-oaep-sha256' as const
-/** Unrestricted RSA decryption key, sensitive part generated inside the TPM and never exported. */
-const KEY_ATTRIBUTES = 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|decrypt'
+/**
+ * Unrestricted RSA decryption key, sensitive part generated inside the TPM and never exported.
+ * `noda`: its authValue is empty, so dictionary-attack protection guards nothing on it, and
+ * without the flag any lockout (wrong passwords on another object, unclean power cuts) would
+ * refuse every unwrap for the TPM's recovery time (ADR 0089).
+ */
+const KEY_ATTRIBUTES = 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|decrypt'
 /** The same without `userwithauth`: usable only through its authPolicy. */
-const POLICY_KEY_ATTRIBUTES = 'fixedtpm|fixedparent|sensitivedataorigin|decrypt'
+const POLICY_KEY_ATTRIBUTES = 'fixedtpm|fixedparent|sensitivedataorigin|noda|decrypt'
 
 /** The `authPolicy` of a PCR-bound key: PolicyAuthorize of the owner's authorizing key. */
 function authPolicyOf(authKey: P256PublicKey): Uint8Array {
@@ -557,7 +562,8 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     },
 
     async describe(): Promise<SealerDescription> {
-      const pub = await publicKey()
+      const key = await loaded()
+      const pub = key.publicKey
       return {
         kind: 'tpm2',
         scheme: SCHEME,
@@ -578,6 +584,15 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
                 ? 'NONE: tpm2-tools path, the data key crosses the bus in clear (allowed)'
                 : 'NONE: tpm2-tools path; unwrap refused (allowUnencryptedTransport is off)',
           pinned: init.keyRecordFile ?? 'in memory (no key record file)',
+          // A key made before ADR 0089 stops unwrapping while the TPM is in lockout.
+          ...(key.tpmPublic === undefined
+            ? {}
+            : {
+                dictionaryAttack:
+                  key.tpmPublic.objectAttributes & TPMA_OBJECT.noDA
+                    ? 'exempt (noDA)'
+                    : 'PROTECTED: a TPM lockout stops every unwrap (a key made before ADR 0089)',
+              }),
         },
       }
     },
