@@ -65,6 +65,7 @@ export {
   pcrDigest,
   pcrExtendedValue,
   pcrRead,
+  pcrReadInSession,
   pcrSelection,
 } from './policy/pcr.ts'
 export type { DecodedResponseCode } from './rc.ts'

@@ -7,6 +7,8 @@
 import { constants, publicEncrypt, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  pcrRead,
+  pcrReadInSession,
   plainCommand,
   type RsaKeyPublic,
   readPinnedPublic,
@@ -197,6 +199,44 @@ describe('salted session with parameter encryption (swtpm)', () => {
     const err = await sessionDecrypt(tampering, pub, oaep(pub, secret)).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(TpmSessionError)
     expect((err as TpmSessionError).details.reason).toBe('response-hmac')
+  })
+
+  it('PCR_Read in an audit session: the values of a plain read, a swapped value refused (ADR 0089)', async () => {
+    const pcrs = [0, 7, 16]
+    const plain = await withChannel(transport, (send) => pcrRead(send, pcrs))
+    const checked = await withChannel(transport, (send) =>
+      pcrReadInSession(send, { handle: HANDLE, public: pub }, pcrs),
+    )
+    expect(checked).toEqual(plain)
+    // A man in the middle rewrites PCR 16's value (the answer's last digest) in every PCR_Read.
+    const swapping: TpmTransport = {
+      kind: transport.kind,
+      target: transport.target,
+      send: (c) => transport.send(c),
+      async open() {
+        const channel = await transport.open!()
+        return {
+          close: () => channel.close(),
+          async send(c) {
+            const r = await channel.send(c)
+            const at = Buffer.from(r).indexOf(Buffer.from(plain.get(16)!))
+            if (new DataView(c.buffer, c.byteOffset).getUint32(6) === TPM_CC.PCR_Read && at > 0)
+              r.set(randomBytes(32), at)
+            return r
+          },
+        }
+      },
+    }
+    const swapped = await withChannel(swapping, (send) => pcrRead(send, [16]))
+    expect(swapped.get(16)).not.toEqual(plain.get(16))
+    const err = await withChannel(swapping, (send) =>
+      pcrReadInSession(send, { handle: HANDLE, public: pub }, [16]),
+    ).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(TpmSessionError)
+    expect((err as TpmSessionError).details).toMatchObject({
+      reason: 'response-hmac',
+      command: 'TPM2_PCR_Read',
+    })
   })
 
   it('a substituted key: its name differs from the pinned one, and the salt does not decrypt', async () => {

@@ -61,7 +61,8 @@ export async function keyPolicyView(tcti: string, recordFile: string): Promise<K
   }
   if (record.policy === undefined) return { ...base, pcrBound: false }
   const { pcrs, authKey, approval } = record.policy
-  const current = await readPcrValues(tcti, pcrs)
+  // Checked answers: a bus attacker must not show the owner "match" for his own boot.
+  const current = await readPcrValues(tcti, pcrs, undefined, record)
   const lines = [...pcrs]
     .sort((a, b) => a - b)
     .map((pcr) => {
@@ -114,7 +115,8 @@ export async function keyPolicyAuthorize(
         hint: 'Use the paper words written down when the node was set up.',
       })
     }
-    const values = await readPcrValues(tcti, record.policy.pcrs)
+    // What the owner signs comes in answers the pinned key's session authenticates.
+    const values = await readPcrValues(tcti, record.policy.pcrs, undefined, record)
     for (const [pcr, value] of options.expected ?? []) if (values.has(pcr)) values.set(pcr, value)
     await authorizePcrPolicy(recordFile, signPcrApproval(key, record.policy.pcrs, values))
   } finally {

@@ -3,7 +3,14 @@
  * the TPM's current PCR values to approve or to compare.
  */
 import { InvalidArgumentError } from '@digicap/capsule-core'
-import { pcrRead, TpmPolicyError, transportFor, withChannel } from '@digicap/tpm'
+import {
+  parseRsaPublic,
+  pcrRead,
+  pcrReadInSession,
+  TpmPolicyError,
+  transportFor,
+  withChannel,
+} from '@digicap/tpm'
 import { approvalIsValid, type PcrApproval } from './pcr-policy.ts'
 import { readKeyRecord, type Tpm2KeyRecord, writeKeyRecord } from './tpm2-key-record.ts'
 
@@ -40,12 +47,18 @@ export async function authorizePcrPolicy(
 
 /**
  * Reads the current SHA-256 values of `pcrs` from the TPM at `tcti` (`swtpm:` or `device:`).
- * @throws {InvalidArgumentError} for another TCTI; the TPM errors of the transport.
+ * With `pinned` (a key record with its public area), the reads run in an audit session salted
+ * to the pinned wrapping key and every answer's HMAC is checked (ADR 0089): use it for values
+ * an owner signs or compares. Without, the answer is whatever the bus carried.
+ *
+ * @throws {InvalidArgumentError} for another TCTI; {TpmSessionError} `response-hmac` for an
+ *   altered answer, `salt-refused` for another key at the handle; the TPM errors of the transport.
  */
 export async function readPcrValues(
   tcti: string,
   pcrs: readonly number[],
   timeoutMs = 10_000,
+  pinned?: Pick<Tpm2KeyRecord, 'handle' | 'publicArea'>,
 ): Promise<Map<number, Uint8Array>> {
   const transport = transportFor(tcti, timeoutMs)
   if (transport === undefined) {
@@ -53,5 +66,16 @@ export async function readPcrValues(
       details: { tcti },
     })
   }
-  return withChannel(transport, (send) => pcrRead(send, pcrs))
+  if (pinned === undefined) return withChannel(transport, (send) => pcrRead(send, pcrs))
+  if (pinned.publicArea === undefined) {
+    throw new TpmPolicyError('The key record pins no public area to check the PCR read with', {
+      details: { reason: 'no-pinned-key', handle: pinned.handle },
+      hint: 'Start the node once over a swtpm: or device: TCTI (it pins the key), or recover onto a new key.',
+    })
+  }
+  const saltKey = {
+    handle: Number.parseInt(pinned.handle, 16),
+    public: parseRsaPublic(Buffer.from(pinned.publicArea, 'hex')),
+  }
+  return withChannel(transport, (send) => pcrReadInSession(send, saltKey, pcrs))
 }

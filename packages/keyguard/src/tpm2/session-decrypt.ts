@@ -14,7 +14,7 @@ import {
   flushContext,
   forgetSession,
   type PolicyApproval,
-  pcrRead,
+  pcrReadInSession,
   runSessionCommand,
   type SaltKey,
   satisfyAuthorizedPcrPolicy,
@@ -65,7 +65,7 @@ export function rsaDecryptInSession(
         try {
           await satisfyAuthorizedPcrPolicy(send, session, policy.approval, verified)
         } catch (err) {
-          throw await withDifferingPcrs(err, send, policy.approval)
+          throw await withDifferingPcrs(err, send, key, policy.approval)
         }
       }
       const response = await runSessionCommand(send, session, {
@@ -103,13 +103,14 @@ export function rsaDecryptInSession(
 async function withDifferingPcrs(
   err: unknown,
   send: (c: Uint8Array) => Promise<Uint8Array>,
+  key: SaltKey,
   approval: PolicyApproval & { pcrValues?: ReadonlyMap<number, Uint8Array> },
 ): Promise<unknown> {
   if (!(err instanceof TpmPolicyError) || err.details.reason !== 'pcr-mismatch') return err
   const expected = approval.pcrValues
   if (expected === undefined) return err
   try {
-    const current = await pcrRead(send, approval.pcrs)
+    const current = await pcrReadInSession(send, key, approval.pcrs)
     const differing = approval.pcrs.filter(
       (p) => !Buffer.from(current.get(p) ?? []).equals(Buffer.from(expected.get(p) ?? [])),
     )

@@ -5,9 +5,16 @@
 import { createHash } from 'node:crypto'
 import { InvalidArgumentError } from '@digicap/capsule-core/light'
 import { malformedResponse } from '../frame.ts'
-import { TpmWriter } from '../marshal.ts'
+import { TpmResponseReader, TpmWriter } from '../marshal.ts'
 import { plainCommand, plainResponse, type Send } from '../object/read-public.ts'
+import { runSessionCommand } from '../session/command.ts'
 import { TPM_ALG, TPM_CC } from '../session/constants.ts'
+import {
+  flushContext,
+  forgetSession,
+  type SaltKey,
+  startSaltedSession,
+} from '../session/session.ts'
 
 /** PCRs 0–23, the SHA-256 bank. */
 export const PCR_COUNT = 24
@@ -59,17 +66,53 @@ export function pcrExtendedValue(previous: Uint8Array, digest: Uint8Array): Uint
 }
 
 /** Reads the SHA-256 values of `pcrs` (several `TPM2_PCR_Read` if the TPM returns fewer). */
-export async function pcrRead(
+export function pcrRead(send: Send, pcrs: readonly number[]): Promise<Map<number, Uint8Array>> {
+  return readRounds(pcrs, async (selection) =>
+    plainResponse('TPM2_PCR_Read', await send(plainCommand(TPM_CC.PCR_Read, [], selection))),
+  )
+}
+
+/**
+ * `TPM2_PCR_Read` in an audit session salted to `saltKey` (the pinned wrapping key): every
+ * answer's HMAC is checked before a value is used, so a man in the middle on the bus cannot
+ * swap in PCR values of his choosing (ADR 0089). Values an owner SIGNS are read this way.
+ *
+ * @throws {TpmSessionError} `response-hmac` for an altered answer, `salt-refused` when the key
+ *   at the handle is not the pinned one; the TPM's errors.
+ */
+export async function pcrReadInSession(
   send: Send,
+  saltKey: SaltKey,
   pcrs: readonly number[],
+): Promise<Map<number, Uint8Array>> {
+  const session = await startSaltedSession(send, saltKey, 'hmac')
+  try {
+    return await readRounds(pcrs, async (selection) => {
+      const response = await runSessionCommand(send, session, {
+        name: 'TPM2_PCR_Read',
+        code: TPM_CC.PCR_Read,
+        handles: [],
+        parameters: selection,
+        audit: true,
+        continueSession: true,
+      })
+      return new TpmResponseReader(response.parameters, 'TPM2_PCR_Read')
+    })
+  } finally {
+    forgetSession(session)
+    await flushContext(send, session.handle)
+  }
+}
+
+/** The PCR_Read rounds: asks for what is still missing until every PCR has its value. */
+async function readRounds(
+  pcrs: readonly number[],
+  read: (selection: Uint8Array) => Promise<TpmResponseReader>,
 ): Promise<Map<number, Uint8Array>> {
   const out = new Map<number, Uint8Array>()
   let left = normalizePcrs(pcrs)
   for (let round = 0; left.length > 0 && round < PCR_COUNT; round++) {
-    const r = plainResponse(
-      'TPM2_PCR_Read',
-      await send(plainCommand(TPM_CC.PCR_Read, [], pcrSelection(left))),
-    )
+    const r = await read(pcrSelection(left))
     r.u32('pcrUpdateCounter')
     const count = r.u32('pcrSelectionOut.count')
     const returned: number[] = []

@@ -48,6 +48,12 @@ export interface SessionCommand {
   readonly encryptCommand?: boolean
   /** Ask the TPM to encrypt the first response parameter (it carries a secret). */
   readonly encryptResponse?: boolean
+  /**
+   * Use the session as an audit session (`SESSION_ATTR.audit`): how a command without
+   * authorization handles and without a TPM2B first parameter (`TPM2_PCR_Read`) gets a
+   * response HMAC, so its answer is known to come from the salt key's TPM.
+   */
+  readonly audit?: boolean
   /** Keep the session for another command. Default `false`: the TPM flushes it. */
   readonly continueSession?: boolean
   /** The authorized entity's authValue (empty for the keyguard's keys). */
@@ -119,7 +125,8 @@ export async function runSessionCommand(
     const attributes =
       (cmd.continueSession ? SESSION_ATTR.continueSession : 0) |
       (cmd.encryptCommand ? SESSION_ATTR.decrypt : 0) |
-      (cmd.encryptResponse ? SESSION_ATTR.encrypt : 0)
+      (cmd.encryptResponse ? SESSION_ATTR.encrypt : 0) |
+      (cmd.audit ? SESSION_ATTR.audit : 0)
     const parameters = cmd.parameters.slice()
     if (cmd.encryptCommand) {
       cryptFirstParameter(cmd.name, parameters, (d) =>

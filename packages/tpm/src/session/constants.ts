@@ -35,6 +35,8 @@ export const SESSION_ATTR = {
   continueSession: 0x01,
   decrypt: 0x20,
   encrypt: 0x40,
+  /** An audit session: legal on a command without authorization handles (`TPM2_PCR_Read`), and its response HMAC authenticates the answer. */
+  audit: 0x80,
 } as const
 
 /** SHA-256 digest size: nonces, session keys and salts of a SHA-256 session. */
