@@ -12,6 +12,7 @@ import {
   UsageError,
   writeJsonAtomic,
 } from '@digicap/cli-kit'
+import { checkDataDir } from './data-dir.ts'
 
 export type SealerConfig =
   | {
@@ -206,13 +207,16 @@ function checkSealer(c: OwnerNodeConfig, file: string): OwnerNodeConfig {
  * (`DIGICAP_SEALER=tpm2|software`, `DIGICAP_TCTI`, `DIGICAP_ALLOW_INSECURE_SEALER=1`).
  *
  * @throws {NotInitialisedError} if there is no config file.
- * @throws {ConfigError} if it is malformed, or a variable is.
+ * @throws {ConfigError} if it is malformed, or a variable is; `data-dir-writable` /
+ *   `data-dir-owner` when the folder or a parent can be changed by another user (ADR 0089).
  */
 export async function loadOwnerNodeConfig(
   dataDir: string,
   env: NodeJS.ProcessEnv = {},
 ): Promise<OwnerNodeConfig> {
   const file = ownerNodePaths(dataDir).config
+  // Before reading anything from it: a folder others can write into may hold their config.
+  await checkDataDir(dataDir)
   const onDisk = checkSealer(await OWNER_NODE_CONFIG.load(file, dataDir), file)
   return applyOwnerNodeEnv({ ...onDisk, dataDir }, env)
 }

@@ -62,6 +62,7 @@ export {
   sealerChoiceOf,
   sealerConfigOf,
 } from './config.ts'
+export { checkDataDir, prepareDataDir } from './data-dir.ts'
 export type { InitOwnerNodeOptions, InitOwnerNodeResult } from './init.ts'
 export { initOwnerNode, recoverOwnerNode } from './lazy.ts'
 export { readOwnerNodeStatus } from './light.ts'

@@ -1,6 +1,6 @@
 /** `pi-node init`: the sealer key, the owner, the config, and (on a dev chain) the contracts. */
 
-import { mkdir, rename, stat } from 'node:fs/promises'
+import { rename, stat } from 'node:fs/promises'
 import { toHex } from '@digicap/capsule-core'
 import {
   AlreadyInitialisedError,
@@ -34,6 +34,7 @@ import {
   type SealerConfig,
   saveOwnerNodeConfig,
 } from './config.ts'
+import { prepareDataDir } from './data-dir.ts'
 import { provisionSealer } from './provision-sealer.ts'
 
 /** 1000 ETH, what `init --deploy` gives the owner and the operator on a dev chain. */
@@ -111,7 +112,8 @@ async function prepareFolder(
     })
   }
   const chainId = await rpcChainId(options.rpcUrl, options.chainId)
-  await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
+  // 0700 even when found looser, then checked with its parents: it will hold the secrets.
+  await prepareDataDir(options.dataDir)
   await removeLeftoverTemps(paths)
   if (present) {
     const suffix = `replaced-${Date.now()}`
