@@ -116,6 +116,9 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
     `${archive.multiaddrs()[0]}`,
     '--fetch-timeout-ms',
     '4000',
+    // The new key bound like a new Pi's on a hardware TPM (PCR 16: swtpm has no release PCR use).
+    '--pcr-policy',
+    '16',
   ]
   const ids = () => sealed.map((s) => s.capsuleId).sort()
 
@@ -125,6 +128,24 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
     expect(r.stderr).toContain('error[CONFIG]')
     expect(existsSync(join(dataDir, 'config.json'))).toBe(false)
     expect(existsSync(join(dataDir, 'owner.json'))).toBe(false)
+  }, 120_000)
+
+  it('on a new Pi with a hardware TPM and no release pinned: USAGE, as init (ADR 0036), not an unbound key', async () => {
+    const bare = join(dir, 'bare-pi')
+    const r = await runCli(
+      [
+        ...['recover', '--data-dir', bare, '--tcti', 'device:/dev/tpmrm0'],
+        ...['--rpc-url', anvil.rpcUrl, '--capsule-registry', contracts.capsuleRegistry],
+        ...['--node-registry', contracts.nodeRegistry],
+        ...['--access-controller', contracts.accessController],
+      ],
+      {},
+      mnemonic,
+    )
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('error[USAGE]')
+    expect(r.stderr).toContain('bound to the verified release (PCR 15) by default')
+    expect(existsSync(join(bare, 'owner.json'))).toBe(false)
   }, 120_000)
 
   it('rebuilds every key it can find onto the new TPM, reports the lost one, points the chain at the new key; a crash in the middle is finished by a re-run', async () => {
@@ -139,7 +160,7 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
       stderr += d
       if (/rebuild 1\/3/.test(stderr)) child.kill('SIGKILL')
     })
-    expect(await killed).toBe('SIGKILL')
+    expect(await killed, stderr).toBe('SIGKILL')
 
     const r = await runCli(recoverArgs(), {}, `${mnemonic}\n`)
     const doc = JSON.parse(r.stdout) as Doc
@@ -157,7 +178,12 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
     expect([...doc.recovered].sort()).toEqual(ids())
     expect(doc.notPinned).toEqual([])
 
-    const newKey = await tpm2Sealer({ tcti: tpm.tcti }).publicKey()
+    const recordFile = join(dataDir, 'tpm2-key.json')
+    const newKey = await tpm2Sealer({ tcti: tpm.tcti, keyRecordFile: recordFile }).publicKey()
+    // PCR-bound, and this boot approved with the words during the recovery.
+    const record = JSON.parse(await readFile(recordFile, 'utf8'))
+    expect(record).toMatchObject({ version: 2, policy: { pcrs: [16] } })
+    expect(record.policy.approval).toBeDefined()
     expect(doc.sealer.keyId).toBe(newKey.keyId)
     const { capsuleRegistry } = connectDigicap(contracts, anvil.provider)
     for (const s of sealed) {

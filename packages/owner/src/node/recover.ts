@@ -23,7 +23,6 @@ import { ethersKeyguardRecorder } from '../recovery/ethers-keyguard-recorder.ts'
 import { ipfsHeaderFetcher } from '../recovery/ipfs-header-fetcher.ts'
 import { type RestoreKeyguardResult, restoreKeyguard } from '../recovery/restore-keyguard.ts'
 import {
-  createSealer,
   type OwnerNodeComponents,
   ownerTransactions,
   type ProgressFn,
@@ -34,11 +33,13 @@ import {
   loadOwnerNodeConfig,
   type OwnerNodeConfig,
   ownerNodePaths,
+  type ReleaseConfig,
   type SealerConfig,
   saveOwnerNodeConfig,
 } from './config.ts'
 import { initOwnerNode } from './init.ts'
 import { createOwnerNode } from './owner-node.ts'
+import { provisionSealer } from './provision-sealer.ts'
 
 export interface RecoverOwnerNodeOptions {
   dataDir: string
@@ -60,6 +61,12 @@ export interface RecoverOwnerNodeOptions {
   startBlock?: number
   /** Listen addresses saved in a new config (see `init`). */
   listen?: string[]
+  /**
+   * On a new Pi: the release `verify-install` checks, saved in the new config; with a sealer
+   * bound to the release PCR, its manifest's measurement is what the new key's first approval
+   * takes for that PCR (as `init`).
+   */
+  release?: ReleaseConfig
   /** Per-capsule timeout for fetching a header and pinning. Default 60 000 ms. */
   fetchTimeoutMs?: number
   onProgress?: ProgressFn
@@ -123,6 +130,7 @@ async function recoveryConfig(
       bootstrap: options.peers ?? [],
       ...(options.listen ? { listen: options.listen } : {}),
       ...(options.startBlock !== undefined ? { startBlock: options.startBlock } : {}),
+      ...(options.release !== undefined ? { release: options.release } : {}),
       mnemonic: options.mnemonic,
       force: true,
     },
@@ -156,11 +164,14 @@ export async function recoverOwnerNode(
     })
   }
   const { config, newConfig } = await recoveryConfig(options, components)
-  // The owner file must open with the new sealer before anything else can run.
-  const sealer = createSealer(config.sealer, {
-    createIfMissing: true,
+  // The owner file must open with the new sealer before anything else can run. As init: a
+  // PCR-bound config gets a key bound to the words' authorizing key and this boot approved,
+  // not an unbound key (a new TPM) nor an `unfit-key` refusal (the same TPM) (ADR 0089).
+  const sealer = await provisionSealer(config.sealer, {
     dataDir: config.dataDir,
+    mnemonic: options.mnemonic,
     ...(components.logger ? { logger: components.logger } : {}),
+    release: config.release,
   })
   const words = {
     mnemonic: options.mnemonic,
