@@ -11,7 +11,7 @@
  * carries no secret (empty authorization, the private key is generated inside the TPM).
  */
 import { createPublicKey, randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '@digicap/capsule-core/light'
@@ -31,7 +31,13 @@ import {
   transportFor,
   withChannel,
 } from '@digicap/tpm'
-import { SealerRefusedError, TpmBusyError, TpmHandleError, UnwrapError } from '../errors.ts'
+import {
+  KeyStoreCorruptError,
+  SealerRefusedError,
+  TpmBusyError,
+  TpmHandleError,
+  UnwrapError,
+} from '../errors.ts'
 import { rsaDecryptInSession } from '../tpm2/session-decrypt.ts'
 import { runTpm2Tool, type Tpm2ToolsOptions } from '../tpm2/tools.ts'
 import type { Logger, WrappedKey } from '../types.ts'
@@ -413,7 +419,7 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
       if (authPolicy.length > 0) throw unknownPolicy('no key record file')
       return
     }
-    const record = await readKeyRecord(file)
+    const record = await readRecordForPin(file)
     const name = loaded.tpmPublic === undefined ? undefined : hex(loaded.tpmPublic.name)
     const same =
       record !== undefined &&
@@ -478,6 +484,27 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
         keyRecordFile: file,
       },
     )
+  }
+
+  /**
+   * The record to compare with. A record that does not parse is refused while serving (the
+   * node must not re-pin whatever the TPM shows), but init/recover, where the owner sets the
+   * key up again, move it aside and pin afresh rather than stay stuck (ADR 0089).
+   */
+  async function readRecordForPin(file: string) {
+    try {
+      return await readKeyRecord(file)
+    } catch (err) {
+      if (!(err instanceof KeyStoreCorruptError) || !init.createIfMissing) throw err
+      const aside = `${file}.corrupt-${Date.now()}`
+      await rename(file, aside)
+      init.logger?.warn('keyguard: moved a corrupt TPM key record aside (init/recover re-pins)', {
+        keyRecordFile: file,
+        movedTo: aside,
+        why: err.details.why,
+      })
+      return undefined
+    }
   }
 
   function unknownPolicy(why: string): TpmPolicyError {
