@@ -56,7 +56,13 @@ export {
 export { definedFields } from './shell/defined.ts'
 export { type FlagExtras, listFlag, switchFlag, valueFlag } from './shell/flags.ts'
 export { commandHelp, programHelp } from './shell/help.ts'
-export { contractFlags, contractsOf, mnemonicBanner, releaseFlags } from './shell/node-flags.ts'
+export {
+  contractFlags,
+  contractsOf,
+  keyBindingFlags,
+  mnemonicBanner,
+  releaseFlags,
+} from './shell/node-flags.ts'
 export { type ParsedCommand, parseCommand } from './shell/parse.ts'
 export { commandsWith, runCommandLine } from './shell/run.ts'
 export { readStdinText } from './shell/stdin.ts'

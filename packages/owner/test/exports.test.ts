@@ -90,6 +90,7 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "readOwnerNodeStatus",
       "recoverOwnerNode",
       "recoverResultText",
+      "recoverSealerSetup",
       "releaseKeyHex",
       "releasePcrExpectation",
       "releaseToVerify",

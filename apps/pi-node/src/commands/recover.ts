@@ -4,18 +4,15 @@ import {
   contractsOf,
   definedFields,
   EXIT,
+  keyBindingFlags,
   listFlag,
   NotInitialisedError,
-  pcrList,
   positiveInteger,
   readStdinText,
-  releaseFlags,
-  switchFlag,
   UsageError,
   valueFlag,
   wholeNumber,
 } from '@digicap/cli-kit'
-import type { SealerConfig } from '@digicap/owner/node'
 import { appRoot, command, commandLogger, configOf, dataDirOf, SEALER_FLAGS } from './shared.ts'
 
 const NEW_PI = 'New Pi (no config in the data folder)'
@@ -56,13 +53,7 @@ with a reason (exit code 1); the others are recovered.`,
       group: NEW_PI,
     }),
     // A new Pi gets a new key, bound as init binds it (ADR 0036, 0089).
-    'pcr-policy': valueFlag(
-      '<pcrs>',
-      'new Pi: bind the new TPM key to these PCRs (env DIGICAP_PCR_POLICY);\ndefault on a device: TPM: 15 (the verified release), as init',
-      { env: 'DIGICAP_PCR_POLICY', parse: pcrList, group: NEW_PI },
-    ),
-    'no-pcr-policy': switchFlag('new Pi: an unbound TPM key (development)', { group: NEW_PI }),
-    ...releaseFlags(),
+    ...keyBindingFlags(NEW_PI),
   },
   async run(ctx) {
     const { flags, io } = ctx
@@ -80,36 +71,13 @@ with a reason (exit code 1); the others are recovered.`,
     })
     const o = await import('@digicap/owner/node')
     const choice = o.sealerChoiceOf(flags, ctx.env, existing !== undefined)
-    let sealer = o.sealerConfigOf(choice, dataDir, existing?.sealer)
-    let release: Awaited<ReturnType<typeof o.pinRelease>>
-    if (existing === undefined && sealer !== undefined) {
-      // A new Pi: the new key gets init's default binding, not an unbound key (ADR 0089).
-      const { 'release-manifest': manifest, 'release-key': key, 'release-root': root } = flags
-      release = await o.pinRelease({ manifest, key, root }, appRoot())
-      const pcrs = o.defaultPolicyPcrs(sealer, release, {
-        pcrs: flags['pcr-policy'],
-        none: flags['no-pcr-policy'],
-      })
-      sealer = { ...sealer, ...(pcrs === undefined ? {} : { pcrs }) } as SealerConfig
-    } else if (existing !== undefined) {
-      // A re-run after a crash repeats the new Pi's flags: fine while they say what the config says.
-      const kept = existing.sealer.kind === 'tpm2' ? existing.sealer.pcrs : undefined
-      const same = (a: number[] | undefined) =>
-        [...(a ?? [])].sort().join() === [...(kept ?? [])].sort().join()
-      const asked = flags['no-pcr-policy'] ? [] : flags['pcr-policy']
-      if (asked !== undefined && !same(asked)) {
-        throw new UsageError(
-          "--pcr-policy differs from this node's: recover keeps its PCR policy",
-          {
-            details: { asked, config: kept ?? null },
-            hint: 'Drop the flag (the config in place says which PCRs the key is bound to).',
-          },
-        )
-      }
-    }
-    // A key bound to the release PCR unwraps the owner file only once the release is measured
-    // (as init, and verify-install --measure at each start; a measured PCR is left alone).
-    await o.measureInstalledRelease(sealer ?? existing?.sealer, release ?? existing?.release)
+    // A new Pi's key is bound as init binds it; a re-run keeps the config's (ADR 0089).
+    const { sealer, release } = await o.recoverSealerSetup(
+      existing,
+      o.sealerConfigOf(choice, dataDir, existing?.sealer),
+      flags,
+      appRoot(),
+    )
     const contracts = contractsOf(flags)
     const result = await o.recoverOwnerNode(
       {

@@ -3,8 +3,8 @@
  * addresses, and the paper words shown once.
  */
 import { UsageError } from '../errors.ts'
-import { type FlagExtras, valueFlag } from './flags.ts'
-import { address } from './values.ts'
+import { type FlagExtras, switchFlag, valueFlag } from './flags.ts'
+import { address, pcrList } from './values.ts'
 
 const NAMES = ['capsule-registry', 'node-registry', 'access-controller'] as const
 
@@ -63,6 +63,25 @@ export function releaseFlags() {
         env: 'DIGICAP_RELEASE_ROOT',
       },
     ),
+  }
+}
+
+/**
+ * `--pcr-policy`, `--no-pcr-policy` and the release flags: how a new TPM wrapping key is bound
+ * (pi-node's init, and recover on a new Pi), in help `group`.
+ */
+export function keyBindingFlags(group = 'Options') {
+  return {
+    'pcr-policy': valueFlag(
+      '<pcrs>',
+      'bind the new TPM wrapping key to these PCRs (e.g. 0-7,15;\nenv DIGICAP_PCR_POLICY); their values now are approved at once.\nDefault on a device: TPM: 15 (the verified release)',
+      { env: 'DIGICAP_PCR_POLICY', parse: pcrList, group },
+    ),
+    'no-pcr-policy': switchFlag(
+      'an unbound TPM wrapping key (development: it unwraps\nwhatever software runs)',
+      { group },
+    ),
+    ...releaseFlags(),
   }
 }
 

@@ -77,6 +77,7 @@ export {
   installedRelease,
   measureInstalledRelease,
   pinRelease,
+  recoverSealerSetup,
   releaseKeyHex,
   releaseToVerify,
   signInstalledRelease,

@@ -196,3 +196,49 @@ export async function measureInstalledRelease(
   const digest = releaseMeasurement(await readFile(release.manifest))
   return measureRelease({ tcti: sealer.tcti, pcr, digest })
 }
+
+/**
+ * The sealer and release `recover` works with (ADR 0089). A new Pi (no config) gets what init
+ * gives one: the pinned release (returned) and the default PCR binding of its new key. A re-run after a
+ * crash keeps the config's, and refuses a `--pcr-policy` that says otherwise. Either way the
+ * release is measured into its PCR, since a key bound to it unwraps only then.
+ * `asked` holds the CLI's flags (`--release-*`, `--pcr-policy`, `--no-pcr-policy`).
+ * @throws {UsageError} a `--pcr-policy` that differs from the config's binding; what
+ *   {@link pinRelease}, {@link defaultPolicyPcrs} and {@link measureInstalledRelease} throw.
+ */
+export async function recoverSealerSetup(
+  existing: { sealer: SealerConfig; release?: ReleaseConfig | undefined } | undefined,
+  sealer: SealerConfig | undefined,
+  asked: {
+    'release-manifest'?: string | undefined
+    'release-key'?: string | undefined
+    'release-root'?: string | undefined
+    'pcr-policy'?: number[] | undefined
+    'no-pcr-policy'?: boolean | undefined
+  },
+  defaultRoot: string,
+): Promise<{ sealer: SealerConfig | undefined; release: ReleaseConfig | undefined }> {
+  // `release` is the new Pi's pin (the config keeps an existing node's).
+  let release: ReleaseConfig | undefined
+  if (existing === undefined && sealer !== undefined) {
+    const { 'release-manifest': manifest, 'release-key': key, 'release-root': root } = asked
+    release = await pinRelease({ manifest, key, root }, defaultRoot)
+    const pcrs = defaultPolicyPcrs(sealer, release, {
+      pcrs: asked['pcr-policy'],
+      none: asked['no-pcr-policy'] === true,
+    })
+    if (pcrs !== undefined) sealer = { ...sealer, pcrs } as SealerConfig
+  } else if (existing !== undefined) {
+    const kept = existing.sealer.kind === 'tpm2' ? existing.sealer.pcrs : undefined
+    const wanted = asked['no-pcr-policy'] ? [] : asked['pcr-policy']
+    const key = (a: number[] | undefined) => [...(a ?? [])].sort((x, y) => x - y).join()
+    if (wanted !== undefined && key(wanted) !== key(kept)) {
+      throw new UsageError("--pcr-policy differs from this node's: recover keeps its PCR policy", {
+        details: { asked: wanted, config: kept ?? null },
+        hint: 'Drop the flag (the config in place says which PCRs the key is bound to).',
+      })
+    }
+  }
+  await measureInstalledRelease(sealer ?? existing?.sealer, release ?? existing?.release)
+  return { sealer, release }
+}
