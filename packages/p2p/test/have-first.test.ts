@@ -372,6 +372,44 @@ describe('have-first fetch between real nodes', () => {
     expect(await heliaCapsuleStore(puller.helia).has(cid)).toBe(false)
   }, 30_000)
 
+  it('a peer that says "have", never sends the block and keeps the line busy with blocks nobody asked for is left after one resend time', async () => {
+    // the liar wants something of the puller (so it is not a "source" and wins the want-blocks
+    // over the owner), answers "have" and sends an unasked block every quarter of the resend
+    // time: such traffic made it count as a busy holder, kept five resend times per want
+    const [liar, puller] = await Promise.all([node(), node()])
+    const blockWants = lie(liar, 'silent')
+    await dial(puller, liar)
+    await dial(puller, owner)
+    const network = bitswapOf(liar).network
+    const asking = message()
+    const wanted = CID.createV1(RAW_CODE, await sha256.digest(randomBytes(32)))
+    asking.wantlist.set('w', {
+      cid: wanted.bytes,
+      priority: 1,
+      wantType: 'WantBlock',
+      cancel: false,
+      sendDontHave: false,
+    })
+    await network.sendMessage(puller.libp2p.peerId, asking)
+    const junk = setInterval(() => {
+      const reply = message()
+      const data = randomBytes(64)
+      reply.blocks.set('j', { data, prefix: Uint8Array.of(1, RAW_CODE, sha256.code, 32) })
+      network.sendMessage(puller.libp2p.peerId, reply).catch(() => {})
+    }, RESEND_MS / 4)
+    try {
+      const started = performance.now()
+      const bytes = await fetchAll(puller, cid, undefined, 40_000)
+      const took = performance.now() - started
+      expect(bytes.equals(content)).toBe(true)
+      expect(blockWants()).toBeGreaterThan(0)
+      // one resend time on the liar, then the owner (five resend times before)
+      expect(took).toBeLessThan(2.5 * RESEND_MS)
+    } finally {
+      clearInterval(junk)
+    }
+  }, 60_000)
+
   it('a connection to the only holder lost mid-fetch is dialled again and the fetch completes', async () => {
     const puller = await node()
     await dial(puller, owner)

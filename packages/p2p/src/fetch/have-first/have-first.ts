@@ -135,7 +135,11 @@ export function createHaveFirstFetch(
   const failures = new Map<string, { count: number; last: number }>()
   /** Blocks just handed out, oldest first (see `RECENT_MS`). */
   const recent = new Map<string, { block: Uint8Array; at: number }>()
-  /** When each peer last sent us a block or a presence (a busy peer is not a late one). */
+  /**
+   * When each peer last sent us a block we wanted (a busy peer is not a late one). Only a wanted
+   * block counts: a "have" or a block nobody asked for costs a liar nothing, and counting them
+   * let a peer that never sends the block keep each want-block five resend times (ADR 0090).
+   */
   const lastHeard = new Map<string, number>()
   /** Peers that said "have" to some want (worth dialling again when lost). */
   const holders = new Set<string>()
@@ -240,12 +244,12 @@ export function createHaveFirstFetch(
 
   const onBlock = (event: Event) => {
     const { sender, cid, block } = (event as CustomEvent<BlockEventDetail>).detail
-    lastHeard.set(sender.toString(), Date.now())
     // bitswap hashed the bytes it received to make `cid`; a want is found by the whole multihash
     // (code, length, digest), so a block found here hashes to the CID wanted (a forged block, e.g.
     // the digest under an identity-hash prefix, is found by none); helia's storage checks again
     const want = wants.get(keyOf(cid))
     if (!want) return
+    lastHeard.set(sender.toString(), Date.now())
     // a peer that sent a block holds the content (asked want-block at once, it never said "have")
     holders.add(sender.toString())
     finish(want, block, sender)
@@ -257,7 +261,6 @@ export function createHaveFirstFetch(
     const want = wants.get(keyOf(cid))
     if (!want) return
     const peer = sender.toString()
-    lastHeard.set(peer, Date.now())
     want.answered.add(peer)
     if (has) {
       want.haves.add(peer)
