@@ -338,6 +338,7 @@ export async function startKeyguardNode(
         for (const type of KEYGUARD_EVENTS) keyguard.events.removeEventListener(type, onEvent)
         unsubscribe()
         await serveFile.stop()
+        adopter.stop()
         await adopter.settled()
         await keyguard.stop()
         await started.stop()
