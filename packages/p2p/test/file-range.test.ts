@@ -17,6 +17,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { code as RAW_CODE } from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { describe, expect, it } from 'vitest'
+import { MAX_FILE_DAG_DEPTH } from '../src/read/file-range.ts'
 import { unixfsReader } from '../src/read/unixfs-reader.ts'
 
 /** `bytes` imported into a memory store: `chunk`-byte leaves, `links` children per node. */
@@ -149,6 +150,37 @@ describe('a range of a file read leaf by leaf', () => {
     // the same nodes with true sizes read back whole
     const honest = await put(dagPb.code, fileNode([20n, 8n], [inner, tail]))
     expect(Buffer.concat(await cat(store, honest))).toHaveLength(28)
+  })
+
+  it('a DAG deeper than MAX_FILE_DAG_DEPTH is refused (typed) before its bottom is read; one at the limit reads', async () => {
+    // one node per level over a one-byte leaf: each block matches its CID and every size is true
+    const store = new MemoryBlockstore()
+    const leafBytes = Uint8Array.of(7)
+    const leaf = CID.createV1(raw.code, await sha256.digest(leafBytes))
+    await store.put(leaf, leafBytes)
+    const spine: CID[] = [leaf]
+    for (let level = 0; level < 10_000; level++) {
+      const block = dagPb.encode({
+        Data: new UnixFS({ type: 'file', blockSizes: [1n] }).marshal(),
+        Links: [{ Hash: spine[spine.length - 1] as CID }],
+      })
+      const cid = CID.createV1(dagPb.code, await sha256.digest(block))
+      await store.put(cid, block)
+      spine.push(cid)
+    }
+    // the root is level 0: `MAX_FILE_DAG_DEPTH + 1` file nodes above the leaf still read
+    expect(Buffer.concat(await cat(store, spine[MAX_FILE_DAG_DEPTH + 1] as CID))).toEqual(
+      Buffer.from(leafBytes),
+    )
+    await expect(cat(store, spine[MAX_FILE_DAG_DEPTH + 2] as CID)).rejects.toMatchObject({
+      name: 'NotUnixFSError',
+    })
+    // 10 000 levels overflowed the stack (a RangeError) after 2 s; now refused at level 64
+    const started = performance.now()
+    await expect(cat(store, spine[10_000] as CID)).rejects.toMatchObject({
+      name: 'NotUnixFSError',
+    })
+    expect(performance.now() - started).toBeLessThan(1_000)
   })
 
   it('an offset past the end is refused, as the exporter refuses it; a directory is not a file', async () => {

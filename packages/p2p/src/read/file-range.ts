@@ -67,6 +67,15 @@ export function decodeFileNode(block: Uint8Array): FileNode | undefined {
   }
 }
 
+/**
+ * The deepest file DAG read: a balanced DAG of two links per node reaches 2^64 leaves, and the
+ * importers' DAGs (balanced, 1 024 links; Kubo's trickle) are a few levels deep. A DAG of one
+ * node per level made the reader nest a generator per level: 1 000 levels cost 0.4 s for one
+ * byte, 10 000 overflowed the stack (an untyped `RangeError`), and whoever announces a CID can
+ * have an executor fetch it before its header is checked (ADR 0090).
+ */
+export const MAX_FILE_DAG_DEPTH = 64
+
 /** A piece of the range in file order: bytes at hand, or a leaf to read, at `at` in the file. */
 type Piece = { at: number; bytes: Uint8Array } | { at: number; leaf: CID; size: number }
 
@@ -78,6 +87,7 @@ async function* pieces(
   start: number,
   end: number,
   options?: ReadOptions,
+  depth = 0,
 ): AsyncGenerator<Piece> {
   if (node.data) {
     // a copy: the node is kept for the next window (`node-cache.ts`) and its bytes are a view of
@@ -92,11 +102,16 @@ async function* pieces(
       if (link.cid.code === RAW_CODE) {
         yield { at, leaf: link.cid, size: link.size }
       } else if (link.cid.code === dagPb.code) {
+        if (depth >= MAX_FILE_DAG_DEPTH) {
+          throw new NotUnixFSError(
+            `${link.cid} is deeper than ${MAX_FILE_DAG_DEPTH} levels under the file's root`,
+          )
+        }
         const child = await blocks.fileNode(link.cid, options)
         if (!child) throw new NotUnixFSError(`${link.cid} is not a UnixFS file node`)
         // a node whose parent claims another size would shift every byte after it
         if (child.size !== link.size) throw inconsistentSize(link.cid, link.size, child.size)
-        yield* pieces(blocks, child, at, start, end, options)
+        yield* pieces(blocks, child, at, start, end, options, depth + 1)
       } else {
         throw new NotUnixFSError(`Unsupported codec: ${link.cid.code}`)
       }
@@ -123,7 +138,8 @@ function clip(bytes: Uint8Array, at: number, start: number, end: number): Uint8A
  * `concurrency` leaves read at once.
  * @throws {UnderReadError} if the file's nodes give fewer bytes than they say they hold.
  * @throws {NotUnixFSError} if a child's size is not the one its parent gives it (a DAG built to
- *   shift the bytes: each block still matches its CID).
+ *   shift the bytes: each block still matches its CID), or the DAG is deeper than
+ *   {@link MAX_FILE_DAG_DEPTH}.
  */
 export async function* readFileRange(
   blocks: FileBlocks,
