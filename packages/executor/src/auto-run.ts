@@ -3,14 +3,16 @@
  * so that announcement spam cannot exhaust the node. Announcements for another chain or
  * registry are ignored; each announcer has a rate limit; the `seen` set is a bounded LRU;
  * the queue holds at most `maxQueued` runs (more are dropped, not buffered); runs go one at
- * a time by default.
+ * a time by default. Announcements are not signed: with the chain given, an announcement runs
+ * only if the registry lists its capsule id with its CID and owner, not revoked (ADR 0090).
  */
-import { InvalidArgumentError } from '@digicap/capsule-core'
+import { hexToBytes, InvalidArgumentError } from '@digicap/capsule-core'
 import {
   type CapsuleAnnouncement,
   type DigicapNode,
   subscribeCapsuleAnnouncements,
 } from '@digicap/p2p/light'
+import type { ExecutorChain } from './chain.ts'
 import type { Executor, RunCapsuleOptions, RunCapsuleResult } from './executor.ts'
 
 /** Why an announcement was not queued. */
@@ -21,6 +23,8 @@ export type AutoRunIgnoreReason =
   | 'rate-limited'
   | 'queue-full'
   | 'stopped'
+  /** The registry does not list the capsule id with this CID and owner, or it is revoked. */
+  | 'unregistered'
 
 /** What the auto-runner did; for logs and tests. */
 export type AutoRunEvent =
@@ -36,7 +40,7 @@ export interface AutoRunnerInit {
   readonly registry: string
   /** Most runs waiting (not counting running ones); more are dropped. Default 32. */
   readonly maxQueued?: number | undefined
-  /** Most CIDs remembered as seen (LRU). Default 4096. */
+  /** Most announcements (capsule id, CID, owner) remembered as seen (LRU). Default 4096. */
   readonly maxSeen?: number | undefined
   /** Announcements accepted per announcer per window. Default 10. */
   readonly perAnnouncerLimit?: number | undefined
@@ -55,6 +59,13 @@ export interface AutoRunnerInit {
 export interface AutoRunnerComponents {
   readonly node: Pick<DigicapNode, 'libp2p'>
   readonly executor: Pick<Executor, 'runCapsule'>
+  /**
+   * The registry, read before each run: an announcement whose capsule id the registry does not
+   * list with its CID and owner (or lists revoked) is ignored (`unregistered`) after one read.
+   * Without it, anyone could have the node fetch any CID, from peers of their choosing, until
+   * the fetch timeout, the run slot held all along (ADR 0090). Give the executor's chain.
+   */
+  readonly chain?: Pick<ExecutorChain, 'getCapsule'> | undefined
 }
 
 export interface AutoRunnerStats {
@@ -134,8 +145,8 @@ export function autoRunner(init: AutoRunnerInit) {
       return true
     }
 
-    const remember = (cid: string): void => {
-      seen.set(cid, true)
+    const remember = (key: string): void => {
+      seen.set(key, true)
       while (seen.size > maxSeen) {
         const oldest = seen.keys().next().value
         if (oldest === undefined) break
@@ -143,20 +154,41 @@ export function autoRunner(init: AutoRunnerInit) {
       }
     }
 
+    /** Whether the registry lists `ann` as announced (capsule id, CID, owner), not revoked. */
+    const listed = async (ann: CapsuleAnnouncement): Promise<boolean> => {
+      const { chain } = components
+      if (chain === undefined) return true
+      const registered = await chain.getCapsule(hexToBytes(ann.capsuleId))
+      return (
+        registered !== undefined &&
+        !registered.revoked &&
+        registered.cid === ann.cid &&
+        registered.owner.toLowerCase() === ann.owner.toLowerCase()
+      )
+    }
+
+    const runOne = async (ann: CapsuleAnnouncement): Promise<void> => {
+      try {
+        // one registry read (in the run slot, so reads are as bounded as runs) before a fetch
+        if (!(await listed(ann))) {
+          emit({ type: 'ignored', cid: ann.cid, from: '', reason: 'unregistered' })
+          return
+        }
+        const result = await components.executor.runCapsule(ann.cid, init.runOptions ?? {})
+        emit({ type: 'ran', cid: ann.cid, result })
+      } catch (error) {
+        emit({ type: 'failed', cid: ann.cid, error })
+      }
+    }
+
     const pump = (): void => {
       while (!stopped && running.size < concurrency && queue.length > 0) {
         const ann = queue.shift()
         if (ann === undefined) break
-        const p = components.executor
-          .runCapsule(ann.cid, init.runOptions ?? {})
-          .then(
-            (result) => emit({ type: 'ran', cid: ann.cid, result }),
-            (error: unknown) => emit({ type: 'failed', cid: ann.cid, error }),
-          )
-          .finally(() => {
-            running.delete(p)
-            pump()
-          })
+        const p = runOne(ann).finally(() => {
+          running.delete(p)
+          pump()
+        })
         running.add(p)
       }
     }
@@ -169,14 +201,17 @@ export function autoRunner(init: AutoRunnerInit) {
       if (stopped) return ignore('stopped')
       if (ann.chainId !== init.chainId) return ignore('other-chain')
       if (ann.registry.toLowerCase() !== registry) return ignore('other-registry')
-      if (seen.has(ann.cid)) {
-        seen.delete(ann.cid)
-        seen.set(ann.cid, true)
+      // seen by what the registry is asked about: a forged announcement of a real CID (another
+      // capsule id or owner) does not make the true one a duplicate
+      const key = `${ann.capsuleId.toLowerCase()} ${ann.cid} ${ann.owner.toLowerCase()}`
+      if (seen.has(key)) {
+        seen.delete(key)
+        seen.set(key, true)
         return ignore('duplicate')
       }
       if (!allow(from)) return ignore('rate-limited')
       if (queue.length >= maxQueued) return ignore('queue-full')
-      remember(ann.cid)
+      remember(key)
       queue.push(ann)
       emit({ type: 'queued', cid: ann.cid, from, queued: queue.length })
       pump()

@@ -38,7 +38,7 @@ export interface FollowAnnouncementsInit {
  * ```
  */
 export function followAnnouncements(
-  en: Pick<ExecutorNode, 'node' | 'executor'>,
+  en: Pick<ExecutorNode, 'node' | 'executor' | 'chain'>,
   init: FollowAnnouncementsInit,
 ): () => Promise<void> {
   // Bounded: a capped queue, an LRU of seen CIDs, a per-announcer rate limit, one run at a time.
@@ -51,7 +51,7 @@ export function followAnnouncements(
           const line = autoRunLine(e)
           if (line) init.onLine(line)
         },
-      })({ node: en.node, executor: en.executor })
+      })({ node: en.node, executor: en.executor, chain: en.chain })
     : undefined
   const unsubscribe = subscribeCapsuleAnnouncements(en.node, (ann: CapsuleAnnouncement, from) => {
     init.onLine({
