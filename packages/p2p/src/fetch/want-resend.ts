@@ -6,7 +6,7 @@
  * forgets it 5 s later, the asker still counts it as sent: the fetch stalled until the caller's
  * own timeout (the executor's `CAPSULE_FETCH_TIMEOUT`, the OCI pull's stall).
  *
- * Two repairs of that code, on the node's own bitswap instance (helia and bitswap are pinned
+ * Three repairs of that code, on the node's own bitswap instance (helia and bitswap are pinned
  * to exact versions, as `load-helia.ts` relies on; `want-resend.test.ts` fails if the shapes
  * read here change):
  *
@@ -15,6 +15,12 @@
  * 2. **A re-sent want is served.** The serving side updated an expired "sent" entry in place,
  *    then removed it as expired before looking for work: a want asked again after the
  *    do-not-resend window was lost. Expired entries are now removed before the wants are read.
+ * 3. **A want keeps only its CID.** The serving side's ledger keeps each want (up to 1 024 per
+ *    peer, a want for a block this node lacks until the peer cancels it or leaves) with a CID
+ *    decoded as a view into the received message: one 36-byte want kept the whole message, up
+ *    to 4 MiB, alive. A peer sending wants padded with unasked blocks held ~4 GiB of a serving
+ *    node (review: 50 such wants, 190 MiB). Each want's CID bytes are copied before the ledger
+ *    reads them (ADR 0090).
  */
 import type { Helia } from '@helia/interface'
 import type { CID } from 'multiformats/cid'
@@ -80,6 +86,16 @@ function bitswapOf(helia: Helia): BitswapInternals {
   return { wantList, peerWantLists }
 }
 
+/** 3. Each want's CID bytes copied out of the received message (see the file's comment). */
+function ownWantBytes(message: unknown): void {
+  const entries = (message as { wantlist?: { entries?: unknown } } | undefined)?.wantlist?.entries
+  if (!Array.isArray(entries)) return
+  for (const entry of entries as { cid?: unknown }[]) {
+    // a CID is a few dozen bytes; `slice` copies into a buffer of its own
+    if (entry?.cid instanceof Uint8Array) entry.cid = entry.cid.slice()
+  }
+}
+
 export interface WantResend {
   /**
    * Sends every open want sent to `peer` again now (its kept stream was lost, ADR 0062): a
@@ -101,6 +117,7 @@ export function installWantResend(helia: Helia, resendMs: number = WANT_RESEND_M
   const receiveMessage = peerWantLists.receiveMessage.bind(peerWantLists)
   peerWantLists.receiveMessage = (peer, message) => {
     peerWantLists.ledgerMap.get(peer)?.removeExpiredWants()
+    ownWantBytes(message)
     receiveMessage(peer, message)
   }
 
