@@ -14,6 +14,7 @@ import { CID } from 'multiformats/cid'
 import { code as RAW_CODE } from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { installHaveFirst } from '../src/fetch/have-first/index.ts'
 import { createDigicapNode, type DigicapNode, heliaCapsuleStore } from '../src/index.ts'
 
 const MiB = 1_048_576
@@ -407,6 +408,46 @@ describe('have-first fetch between real nodes', () => {
       expect(took).toBeLessThan(2.5 * RESEND_MS)
     } finally {
       clearInterval(junk)
+    }
+  }, 60_000)
+
+  it('peers that said "have", failed and left are forgotten: the tables hold connected peers, not every peer id ever heard', async () => {
+    // a node of its own, have-first installed by hand to read its tables
+    const puller = await createDigicapNode({
+      wantResendMs: RESEND_MS,
+      pubsub: false,
+      fetch: 'broadcast',
+    })
+    nodes.push(puller)
+    const haveFirst = installHaveFirst(puller.helia, puller.libp2p, 500, { failureMemoryMs: 1_000 })
+    try {
+      const liars = await Promise.all(Array.from({ length: 8 }, () => node()))
+      const asked = liars.map((liar) => lie(liar, 'silent'))
+      for (const liar of liars) await dial(puller, liar)
+      const fetching = fetchAll(puller, cid, undefined, 30_000)
+      // every liar said "have" and some were asked the block and failed; then the owner comes
+      while (haveFirst.trackedPeers().holders < liars.length) {
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      while (asked.every((blockWants) => blockWants() === 0)) {
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      await dial(puller, owner)
+      expect((await fetching).equals(content)).toBe(true)
+      expect(haveFirst.trackedPeers().failures).toBeGreaterThan(0)
+      // the liars leave (new peer ids could come forever): nothing of them stays
+      await Promise.all(liars.map((liar) => liar.stop()))
+      const deadline = Date.now() + 5_000
+      for (;;) {
+        const tracked = haveFirst.trackedPeers()
+        if ((tracked.failures === 0 && tracked.holders <= 1) || Date.now() > deadline) break
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      // the owner, still connected, may stay a holder
+      expect(haveFirst.trackedPeers()).toMatchObject({ failures: 0, redials: 0 })
+      expect(haveFirst.trackedPeers().holders).toBeLessThanOrEqual(1)
+    } finally {
+      haveFirst.stop()
     }
   }, 60_000)
 

@@ -65,6 +65,18 @@ export interface HaveFirstComponents {
 export interface HaveFirstInit {
   /** A want with no block this long after it was last sent is sent again. */
   timeoutMs: number
+  /** A peer's failures are forgotten this long after its last one. Default {@link FAILURE_MEMORY_MS}. */
+  failureMemoryMs?: number
+}
+
+/** The peers the fetch keeps something of (see {@link HaveFirstFetch.trackedPeers}). */
+export interface TrackedPeers {
+  /** Peers with failures still remembered. */
+  failures: number
+  /** Peers that said "have" (worth dialling again when lost while wants are open). */
+  holders: number
+  /** Peers being dialled again. */
+  redials: number
 }
 
 export interface HaveFirstFetch {
@@ -75,6 +87,12 @@ export interface HaveFirstFetch {
    * lost, ADR 0062): the want-blocks it is the target of, the want-haves it left unanswered.
    */
   resendTo(peer: PeerId): void
+  /**
+   * How many peers the fetch keeps something of: each table holds connected peers, peers being
+   * dialled again, and failures for `failureMemoryMs` (ADR 0090: they grew with every peer id
+   * that ever said "have" or failed).
+   */
+  trackedPeers(): TrackedPeers
   /** Stops: pending fetches fail, the broker's own `retrieve` comes back. */
   stop(): void
 }
@@ -129,6 +147,7 @@ export function createHaveFirstFetch(
   const { broker } = components
   const { network, wantList, peerWantLists } = broker.bitswap
   const timeoutMs = init.timeoutMs
+  const failureMemoryMs = init.failureMemoryMs ?? FAILURE_MEMORY_MS
   const wants = new Map<string, Want>()
   const peers = new Map<string, PeerId>()
   const outstanding = new Map<string, number>()
@@ -141,7 +160,10 @@ export function createHaveFirstFetch(
    * let a peer that never sends the block keep each want-block five resend times (ADR 0090).
    */
   const lastHeard = new Map<string, number>()
-  /** Peers that said "have" to some want (worth dialling again when lost). */
+  /**
+   * Peers that said "have" to some want (worth dialling again when lost): kept while connected
+   * or dialled again, not for every peer id ever heard.
+   */
   const holders = new Set<string>()
   for (const peer of [...wantList.peers.keys(), ...components.connectedPeers()]) {
     peers.set(peer.toString(), peer)
@@ -150,7 +172,7 @@ export function createHaveFirstFetch(
   const loadOf = (peer: string): PeerLoad => {
     const id = peers.get(peer)
     const failed = failures.get(peer)
-    const recent = failed && Date.now() - failed.last < FAILURE_MEMORY_MS ? failed.count : 0
+    const recent = failed && Date.now() - failed.last < failureMemoryMs ? failed.count : 0
     return {
       outstanding: outstanding.get(peer) ?? 0,
       failures: recent,
@@ -310,22 +332,31 @@ export function createHaveFirstFetch(
     const key = peer.toString()
     const state = redials.get(key) ?? { attempts: 0 }
     redials.set(key, state)
-    if (state.attempts >= REDIAL_ATTEMPTS) return
+    if (state.attempts >= REDIAL_ATTEMPTS) return forget(key)
     const delay = REDIAL_FIRST_DELAY_MS * 2 ** state.attempts
     state.attempts++
     state.timer = setTimeout(() => {
       state.timer = undefined
-      if (wants.size === 0 || peers.has(key)) return
+      if (peers.has(key)) return
+      if (wants.size === 0) return forget(key)
       // connected again: `onConnected` asks it for the open wants
       components.dial(peer, { signal: redialing.signal }).catch(() => redial(peer))
     }, delay)
     state.timer.unref()
   }
 
+  /** Drops a peer that is gone and not dialled again. */
+  const forget = (key: string) => {
+    clearTimeout(redials.get(key)?.timer)
+    redials.delete(key)
+    holders.delete(key)
+  }
+
   const onDisconnected = (event: Event) => {
     const peer = (event as CustomEvent<PeerId>).detail
     const key = peer.toString()
     if (wants.size > 0 && holders.has(key)) redial(peer)
+    else forget(key)
     peers.delete(key)
     outstanding.delete(key)
     lastHeard.delete(key)
@@ -357,6 +388,9 @@ export function createHaveFirstFetch(
   // ADR 0041's safety net, per want: no block `timeoutMs` after the last send → send again
   const tick = () => {
     const now = Date.now()
+    for (const [peer, failed] of failures) {
+      if (now - failed.last >= failureMemoryMs) failures.delete(peer)
+    }
     for (const want of wants.values()) {
       if (now - want.since < timeoutMs) continue
       // a target still sending us other blocks is busy, not late: it gets up to five intervals
@@ -463,6 +497,7 @@ export function createHaveFirstFetch(
   return {
     retrieve,
     resendTo,
+    trackedPeers: () => ({ failures: failures.size, holders: holders.size, redials: redials.size }),
     stop() {
       clearInterval(timer)
       outbox.stop()
