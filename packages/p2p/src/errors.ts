@@ -78,3 +78,14 @@ export class PeerNotReadingError extends DigicapError {
     super('P2P_PEER_NOT_READING', shortMessage, options)
   }
 }
+
+/**
+ * A peer sent bitswap messages faster than the per-connection budget allows (ADR 0090): its
+ * connection is closed with this error before bitswap reads the messages.
+ */
+export class PeerFloodingError extends DigicapError {
+  override name = 'PeerFloodingError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('P2P_PEER_FLOODING', shortMessage, options)
+  }
+}

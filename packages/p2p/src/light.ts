@@ -28,10 +28,12 @@ export {
   InvalidCidError,
   NodeStartError,
   NoSubscribersError,
+  PeerFloodingError,
   PeerNotReadingError,
   PubsubDisabledError,
 } from './errors.ts'
 export { CONNECTION_BACKLOG_BYTES, MIN_PROGRESS_BYTES } from './fetch/block-send/install.ts'
+export { MESSAGE_BURST, MESSAGE_RATE } from './fetch/block-send/message-budget.ts'
 export { SERVE_MEMORY_BYTES } from './fetch/block-send/serve-as-read.ts'
 export { UNIXFS_CHUNK_SIZE, UNIXFS_MAX_LINKS } from './import/sizes.ts'
 export type {

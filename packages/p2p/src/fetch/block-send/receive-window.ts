@@ -19,6 +19,7 @@
 import type { Helia } from '@helia/interface'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { bitswapBroker } from '../have-first/bitswap-parts.ts'
+import { createMessageBudget } from './message-budget.ts'
 
 /** The parts of a `@chainsafe/libp2p-yamux` 8 stream used here. */
 interface YamuxWindow {
@@ -68,14 +69,18 @@ function networkOf(helia: Helia): ReceivingNetwork {
 
 /**
  * Every bitswap stream a peer opens to this node gets the largest receive window before
- * bitswap's own handler reads it.
+ * bitswap's own handler reads it, and its messages are counted against the connection's
+ * message budget (`message-budget.ts`).
  * @throws {Error} if helia's bitswap is not of the expected shape.
  */
 export async function installReceiveWindow(helia: Helia, libp2p: Libp2p): Promise<void> {
   const network = networkOf(helia)
+  // its messages counted before bitswap reads them (ADR 0090: a flood of tiny messages)
+  const budget = createMessageBudget()
   await libp2p.handle(
     network.protocols,
     (stream, connection) => {
+      budget.watch(stream, connection)
       widenReceiveWindow(stream)
       network._onStream(stream, connection)
     },
