@@ -81,7 +81,7 @@ also attests other executors' jobs as a committee member (config settlement.*). 
     const started = startedLine({ ...en, addresses: en.node.multiaddrs() })
     line(started.doc, started.text)
     const unfollow = followAnnouncements(
-      { node: en.node, executor: ops.observe(en.executor) },
+      { node: en.node, executor: ops.observe(en.executor), chain: en.chain },
       {
         chainId: en.config.chainId,
         registry: en.config.contracts.capsuleRegistry,
