@@ -74,7 +74,7 @@ afterAll(async () => {
 const owner = () => anvil.accounts[1] as string
 
 /** The Pi's adoption queue over the real chain directory, counting the chain scans. */
-function piQueue(passSpacingMs?: number) {
+function piQueue(init: { passSpacingMs?: number; passBurst?: number } = {}) {
   const real = ethersCapsuleDirectory(provider, contracts, { fromBlock: contracts.deployBlock })
   let scans = 0
   const directory: CapsuleDirectory = {
@@ -97,7 +97,7 @@ function piQueue(passSpacingMs?: number) {
       fetcher: ipfsHeaderFetcher(heliaCapsuleStore(pi.helia)),
     },
     quiet,
-    passSpacingMs === undefined ? {} : { passSpacingMs },
+    init,
   )
   return { queue: made, scans: () => scans }
 }
@@ -130,14 +130,14 @@ async function flood(count: number): Promise<void> {
 }
 
 describe('a flood of forged announcements for this keyguard', () => {
-  it('costs one chain scan per pass spacing, not one after another', async () => {
+  it('costs the burst of passes, then one chain scan per pass spacing, not one after another', async () => {
     const { queue: q, scans } = piQueue()
     queue = q
     try {
       await flood(80)
       await new Promise((r) => setTimeout(r, 300))
-      // the first announcement's pass; the rest wait for the spacing (30 s) as one more pass
-      expect(scans()).toBe(1)
+      // the burst (3 passes, one at a time); the rest wait for the spacing (30 s) as one more pass
+      expect(scans()).toBe(3)
     } finally {
       q.stop()
       await q.settled()
@@ -145,7 +145,7 @@ describe('a flood of forged announcements for this keyguard', () => {
   }, 60_000)
 
   it('one more pass still comes once the spacing is up, and a stopped queue starts none', async () => {
-    const { queue: q, scans } = piQueue(1_000)
+    const { queue: q, scans } = piQueue({ passSpacingMs: 1_000, passBurst: 1 })
     queue = q
     try {
       const started = Date.now()
@@ -166,8 +166,9 @@ describe('a flood of forged announcements for this keyguard', () => {
     }
   }, 60_000)
 
-  it('a pass spacing that is not a whole number of ms is refused (INVALID_ARGUMENT)', () => {
-    expect(() => piQueue(-1)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
-    expect(() => piQueue(0.5)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+  it('a pass spacing or burst that is not a whole number is refused (INVALID_ARGUMENT)', () => {
+    for (const init of [{ passSpacingMs: -1 }, { passSpacingMs: 0.5 }, { passBurst: 0 }]) {
+      expect(() => piQueue(init)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+    }
   })
 })

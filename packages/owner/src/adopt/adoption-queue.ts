@@ -8,23 +8,30 @@ import {
 } from './adopt-capsules.ts'
 
 /**
- * Default least time between the starts of two adoption passes. A pass scans the chain's logs
- * from the start block (`ethersCapsuleDirectory`: one `eth_getLogs` per 10 000 blocks) and anyone
- * can publish an announcement naming this keyguard and owner: back-to-back passes turned each
- * forged announcement into a scan of the whole chain (ADR 0090).
+ * Default time that earns one more adoption pass once the burst is spent. A pass scans the
+ * chain's logs from the start block (`ethersCapsuleDirectory`: one `eth_getLogs` per 10 000
+ * blocks) and anyone can publish an announcement naming this keyguard and owner: back-to-back
+ * passes turned each forged announcement into a scan of the whole chain (ADR 0090).
  */
 export const ADOPTION_PASS_SPACING_MS = 30_000
+/**
+ * Default passes that may start without waiting (the one at start and a seal or two after it):
+ * a capsule sealed elsewhere is adopted at once unless a flood spent them.
+ */
+export const ADOPTION_PASS_BURST = 3
 
 export interface AdoptionQueueInit {
-  /** Least time between the starts of two passes, ms. Default {@link ADOPTION_PASS_SPACING_MS}. */
+  /** Time that earns one more pass, ms. Default {@link ADOPTION_PASS_SPACING_MS}. */
   passSpacingMs?: number
+  /** Passes that may start without waiting. Default {@link ADOPTION_PASS_BURST}. */
+  passBurst?: number
 }
 
 export interface AdoptionQueue {
   /**
-   * Starts a pass, or asks for one more: it starts once the running one has ended and
-   * `passSpacingMs` have gone by since that one started. Any number of asks meanwhile make
-   * one pass.
+   * Starts a pass, or asks for one more: it starts once the running one has ended and a pass is
+   * earned (`passBurst` at first, then one per `passSpacingMs`). Any number of asks meanwhile
+   * make one pass.
    */
   run(): Promise<void>
   /** Whether an announcement is for this keyguard, owner and chain (worth a pass). */
@@ -35,18 +42,30 @@ export interface AdoptionQueue {
   stop(): void
 }
 
+function whole(name: string, value: number, min: number, fallback: number): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new InvalidArgumentError(`${name} must be a whole number of at least ${min}`, {
+      details: { [name]: value },
+      hint: `Give ${min} or more (the default is ${fallback}).`,
+    })
+  }
+  return value
+}
+
 /**
- * Runs {@link adoptCapsules} for a keyguard daemon: at most one pass at a time, passes started
- * at least `passSpacingMs` apart, and announcements heard meanwhile cause one more pass, so a
- * flood of announcements costs at most one chain scan per `passSpacingMs` (and a pass unwraps
- * only capsules the chain lists for this owner and key). Failures are logged, never thrown.
+ * Runs {@link adoptCapsules} for a keyguard daemon: at most one pass at a time, `passBurst`
+ * passes at once and then one per `passSpacingMs`, and announcements heard meanwhile cause one
+ * more pass, so a flood of announcements costs at most one chain scan per `passSpacingMs` (and a
+ * pass unwraps only capsules the chain lists for this owner and key). Failures are logged, never
+ * thrown.
  *
  * @example
  * ```ts
  * const queue = adoptionQueue({ owner, peerId, chainId }, components, logger)
  * subscribeCapsuleAnnouncements(node, (ann) => { if (queue.wants(ann)) void queue.run() })
  * ```
- * @throws {InvalidArgumentError} for a `passSpacingMs` that is not a whole number of ms.
+ * @throws {InvalidArgumentError} for a `passSpacingMs` or `passBurst` that is not a whole number
+ *   (at least 0 ms, at least 1 pass).
  */
 export function adoptionQueue(
   params: AdoptCapsulesParameters & { chainId: number },
@@ -54,16 +73,23 @@ export function adoptionQueue(
   logger: Logger,
   init: AdoptionQueueInit = {},
 ): AdoptionQueue {
-  const spacingMs = init.passSpacingMs ?? ADOPTION_PASS_SPACING_MS
-  if (!Number.isSafeInteger(spacingMs) || spacingMs < 0) {
-    throw new InvalidArgumentError('passSpacingMs must be a whole number of milliseconds', {
-      details: { passSpacingMs: spacingMs },
-      hint: `Give 0 or more (the default is ${ADOPTION_PASS_SPACING_MS}).`,
-    })
-  }
+  const spacingMs = whole(
+    'passSpacingMs',
+    init.passSpacingMs ?? ADOPTION_PASS_SPACING_MS,
+    0,
+    ADOPTION_PASS_SPACING_MS,
+  )
+  const burst = whole('passBurst', init.passBurst ?? ADOPTION_PASS_BURST, 1, ADOPTION_PASS_BURST)
   let running: Promise<void> | undefined
-  let lastStarted = Number.NEGATIVE_INFINITY
-  /** The one pass asked for while another ran or the spacing was not up. */
+  // passes earned: a token bucket of `burst`, one more per `spacingMs`
+  let tokens = burst
+  let tokensAt = Date.now()
+  const refill = () => {
+    const now = Date.now()
+    tokens = spacingMs === 0 ? burst : Math.min(burst, tokens + (now - tokensAt) / spacingMs)
+    tokensAt = now
+  }
+  /** The one pass asked for while another ran or no pass was earned. */
   let waiting: { done: Promise<void>; cancel(): void } | undefined
   let stopped = false
   const pass = async () => {
@@ -73,7 +99,7 @@ export function adoptionQueue(
     for (const f of r.failed) logger.warn('capsule not adopted', { ...f })
   }
   const start = (): Promise<void> => {
-    lastStarted = Date.now()
+    tokens -= 1
     const current = pass()
       .catch((err) =>
         logger.warn('capsule adoption failed', { message: (err as Error)?.message ?? String(err) }),
@@ -87,21 +113,25 @@ export function adoptionQueue(
   const run = (): Promise<void> => {
     if (stopped) return Promise.resolve()
     if (waiting) return waiting.done
-    if (running === undefined && Date.now() - lastStarted >= spacingMs) return start()
+    refill()
+    if (running === undefined && tokens >= 1) return start()
     let timer: NodeJS.Timeout | undefined
     let goOn: (go: boolean) => void = () => {}
     const turn = new Promise<boolean>((resolve) => {
       goOn = resolve
     })
-    // after the running pass (it never rejects), once the spacing since its start is up
+    // after the running pass (it never rejects), once a pass is earned
     void (running ?? Promise.resolve()).then(() => {
-      timer = setTimeout(() => goOn(true), Math.max(0, lastStarted + spacingMs - Date.now()))
+      refill()
+      timer = setTimeout(() => goOn(true), Math.max(0, (1 - tokens) * spacingMs))
       timer.unref()
     })
     const next = {
       done: turn.then((go) => {
         if (waiting === next) waiting = undefined
-        return go && !stopped ? start() : undefined
+        if (!go || stopped) return undefined
+        refill()
+        return start()
       }),
       cancel: () => {
         clearTimeout(timer)
