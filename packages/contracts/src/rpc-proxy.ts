@@ -80,3 +80,44 @@ export async function startRpcProxy(
       }),
   }
 }
+
+/** A lagging log index to put behind {@link startRpcProxy}; move `indexed` to make it lag or catch up. */
+export interface LaggingLogIndex {
+  /** The newest block the index has (`Infinity`: no lag). */
+  indexed: number
+  readonly rewrite: RpcRewrite
+}
+
+/**
+ * The fault of a load-balanced RPC whose `eth_getLogs` backend lags behind the node that serves
+ * the head (ADR 0085): a range read answers only the logs of blocks up to `indexed` (`[]` for
+ * the others, no error), a read by block hash (EIP-234) of a block above it fails, as geth
+ * answers a hash it does not have. `lookup` reads a block's number by hash from the real node.
+ *
+ * @example
+ * ```ts
+ * const lag = laggingLogIndex((hash) => anvil.provider.getBlock(hash).then((b) => b?.number))
+ * const proxy = await startRpcProxy(anvil.rpcUrl, lag.rewrite)
+ * lag.indexed = await anvil.provider.getBlockNumber() // logs of later blocks are withheld
+ * ```
+ */
+export function laggingLogIndex(
+  lookup: (blockHash: string) => Promise<number | undefined>,
+): LaggingLogIndex {
+  const lag: LaggingLogIndex = {
+    indexed: Number.POSITIVE_INFINITY,
+    rewrite: async (call, result) => {
+      if (call.method !== 'eth_getLogs') return result
+      const filter = call.params[0] as { blockHash?: string }
+      if (filter.blockHash !== undefined) {
+        const number = await lookup(filter.blockHash)
+        if (number === undefined || number > lag.indexed) throw new Error('unknown block')
+        return result
+      }
+      return (result as { blockNumber: string }[]).filter(
+        (l) => Number(l.blockNumber) <= lag.indexed,
+      )
+    },
+  }
+  return lag
+}

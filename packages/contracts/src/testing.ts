@@ -27,5 +27,5 @@
 export type { Anvil, StartAnvilOptions } from './anvil.ts'
 export { ANVIL_MNEMONIC, resolveAnvilBinary, startAnvil } from './anvil.ts'
 export { nodeAccountSigner } from './node-account-signer.ts'
-export type { RpcCall, RpcProxy, RpcRewrite } from './rpc-proxy.ts'
-export { startRpcProxy } from './rpc-proxy.ts'
+export type { LaggingLogIndex, RpcCall, RpcProxy, RpcRewrite } from './rpc-proxy.ts'
+export { laggingLogIndex, startRpcProxy } from './rpc-proxy.ts'

@@ -12,7 +12,12 @@
 import { privateKeySigner } from '@digicap/capsule-core'
 import { attested, connectSettlement, createProvider } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
-import { type RpcProxy, startRpcProxy } from '@digicap/contracts/testing'
+import {
+  type LaggingLogIndex,
+  laggingLogIndex,
+  type RpcProxy,
+  startRpcProxy,
+} from '@digicap/contracts/testing'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
 import { getBytes, hexlify, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -22,8 +27,8 @@ import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
 let w: World
 let node: DigicapNode
 let proxy: RpcProxy
-/** The newest block the proxy's log index has (its logs above are withheld). */
-let indexed = Number.POSITIVE_INFINITY
+/** The proxy's log index: its logs above `lag.indexed` are withheld. */
+let lag: LaggingLogIndex
 /** When set, range reads answer every log with this measurement word (a lying RPC). */
 let lieMeasurement: string | undefined
 
@@ -34,23 +39,16 @@ beforeAll(async () => {
   })
   node = await createDigicapNode()
   const anvil = w.anvil.provider
+  lag = laggingLogIndex(async (hash) => (await anvil.getBlock(hash))?.number)
   proxy = await startRpcProxy(w.anvil.rpcUrl, async (call, result) => {
-    if (call.method !== 'eth_getLogs') return result
-    const filter = call.params[0] as { blockHash?: string }
-    if (filter.blockHash !== undefined) {
-      // A node without the block answers its hash with an error, as geth does.
-      const block = await anvil.getBlock(filter.blockHash)
-      if (block === null || block.number > indexed) throw new Error('unknown block')
-      return result
-    }
-    return (result as { blockNumber: string; data: string }[])
-      .filter((l) => Number(l.blockNumber) <= indexed)
-      .map((l) =>
-        // AccessGranted's data: ephemeralKey, measurement, expiresAt, fastPath (32 bytes each).
-        lieMeasurement === undefined || l.data.length !== 2 + 4 * 64
-          ? l
-          : { ...l, data: l.data.slice(0, 66) + lieMeasurement + l.data.slice(130) },
-      )
+    const answer = (await lag.rewrite(call, result)) as { data: string }[]
+    if (call.method !== 'eth_getLogs' || lieMeasurement === undefined) return answer
+    // AccessGranted's data: ephemeralKey, measurement, expiresAt, fastPath (32 bytes each).
+    return answer.map((l) =>
+      l.data.length !== 2 + 4 * 64
+        ? l
+        : { ...l, data: l.data.slice(0, 66) + lieMeasurement + l.data.slice(130) },
+    )
   })
 }, 60_000)
 
@@ -106,7 +104,7 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
     })
     await verifier.start()
     try {
-      indexed = await provider.getBlockNumber()
+      lag.indexed = await provider.getBlockNumber()
       const ac = w.c.accessController
       const receipt = await (
         await ac
@@ -126,7 +124,7 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
       const past = await provider.getBlockNumber()
       while (readTo < past) await sleep(50)
       // The index catches up.
-      indexed = Number.POSITIVE_INFINITY
+      lag.indexed = Number.POSITIVE_INFINITY
       await provider.send('evm_mine', [])
       const deadline = Date.now() + 15_000
       while (Date.now() < deadline && !events.some((e) => e.event === 'job-opened')) await sleep(50)
@@ -153,7 +151,7 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
       settlement: w.addresses as never,
       runner: wallet,
     })
-    indexed = await provider.getBlockNumber()
+    lag.indexed = await provider.getBlockNumber()
     const ac = w.c.accessController
     const receipt = await (
       await ac
@@ -175,7 +173,7 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
     })
     await sleep(1500)
     expect(settled).toBe(false)
-    indexed = Number.POSITIVE_INFINITY
+    lag.indexed = Number.POSITIVE_INFINITY
     const grant = await read
     expect(grant.executor.toLowerCase()).toBe(w.executorWallet.address.toLowerCase())
     expect(hexlify(grant.measurement)).toBe(hexlify(w.measurement))

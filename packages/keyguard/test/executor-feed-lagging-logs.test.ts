@@ -8,7 +8,12 @@
  * last blocks are now read by hash (ADR 0085), which a node without the block answers with an
  * error: the poll fails, the cursor stays, and the next poll learns the registration.
  */
-import { type RpcProxy, startRpcProxy } from '@digicap/contracts/testing'
+import {
+  type LaggingLogIndex,
+  laggingLogIndex,
+  type RpcProxy,
+  startRpcProxy,
+} from '@digicap/contracts/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { executorFeed } from '../src/fast-path/executor-feed.ts'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
@@ -16,23 +21,14 @@ import { chainClientFor, type ExecutorSide, registerExecutor } from './helpers/w
 
 let w: KeyguardWorld
 let proxy: RpcProxy
-/** The newest block the proxy's log index has (its logs above are withheld). */
-let indexed = Number.POSITIVE_INFINITY
+/** The proxy's log index: its logs above `lag.indexed` are withheld. */
+let lag: LaggingLogIndex
 
 beforeAll(async () => {
   w = await keyguardWorld({ executors: 1, registerExecutor: false, capsules: 0, keyguard: false })
   const anvil = w.chain.anvil.provider
-  proxy = await startRpcProxy(w.chain.anvil.rpcUrl, async (call, result) => {
-    if (call.method !== 'eth_getLogs') return result
-    const filter = call.params[0] as { blockHash?: string }
-    if (filter.blockHash !== undefined) {
-      // A node without the block answers its hash with an error, as geth does.
-      const block = await anvil.getBlock(filter.blockHash)
-      if (block === null || block.number > indexed) throw new Error('unknown block')
-      return result
-    }
-    return (result as { blockNumber: string }[]).filter((l) => Number(l.blockNumber) <= indexed)
-  })
+  lag = laggingLogIndex(async (hash) => (await anvil.getBlock(hash))?.number)
+  proxy = await startRpcProxy(w.chain.anvil.rpcUrl, lag.rewrite)
 }, 60_000)
 
 afterAll(async () => {
@@ -59,13 +55,13 @@ describe('executor feed behind a lagging eth_getLogs', () => {
     await feed.poll()
     expect(learned.size).toBe(0)
     // The index stops here; the executor registers in the blocks above it.
-    indexed = await provider.getBlockNumber()
+    lag.indexed = await provider.getBlockNumber()
     await registerExecutor(w.chain, w.chain.executor, exec.node)
     await provider.send('anvil_mine', ['0x3'])
     await feed.poll().catch(() => 0)
     expect(learned.has(w.chain.executor.address.toLowerCase())).toBe(false)
     // The index catches up: the next poll reads the blocks the lagging one could not.
-    indexed = Number.POSITIVE_INFINITY
+    lag.indexed = Number.POSITIVE_INFINITY
     await provider.send('evm_mine', [])
     await feed.poll()
     expect(learned.get(w.chain.executor.address.toLowerCase())).toBe(

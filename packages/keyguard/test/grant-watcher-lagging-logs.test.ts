@@ -9,7 +9,12 @@
  * range are read by block hash (EIP-234), which a node without the block answers with an error:
  * the range is read again once the index has it (ADR 0085).
  */
-import { type RpcProxy, startRpcProxy } from '@digicap/contracts/testing'
+import {
+  type LaggingLogIndex,
+  laggingLogIndex,
+  type RpcProxy,
+  startRpcProxy,
+} from '@digicap/contracts/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type GrantLog, grantWatcher } from '../src/index.ts'
 import { type KeyguardWorld, keyguardWorld } from './helpers/keyguard-world.ts'
@@ -17,23 +22,14 @@ import { chainClientFor, keyguardParts, requestAccess } from './helpers/world.ts
 
 let w: KeyguardWorld
 let proxy: RpcProxy
-/** The newest block the proxy's log index has (its logs above are withheld). */
-let indexed = Number.POSITIVE_INFINITY
+/** The proxy's log index: its logs above `lag.indexed` are withheld. */
+let lag: LaggingLogIndex
 
 beforeAll(async () => {
   w = await keyguardWorld({ keyguard: false })
   const anvil = w.chain.anvil.provider
-  proxy = await startRpcProxy(w.chain.anvil.rpcUrl, async (call, result) => {
-    if (call.method !== 'eth_getLogs') return result
-    const filter = call.params[0] as { blockHash?: string }
-    if (filter.blockHash !== undefined) {
-      // A node without the block answers its hash with an error, as geth does.
-      const block = await anvil.getBlock(filter.blockHash)
-      if (block === null || block.number > indexed) throw new Error('unknown block')
-      return result
-    }
-    return (result as { blockNumber: string }[]).filter((l) => Number(l.blockNumber) <= indexed)
-  })
+  lag = laggingLogIndex(async (hash) => (await anvil.getBlock(hash))?.number)
+  proxy = await startRpcProxy(w.chain.anvil.rpcUrl, lag.rewrite)
 }, 60_000)
 
 afterAll(async () => {
@@ -62,14 +58,14 @@ describe('grant watcher behind a lagging eth_getLogs', () => {
     await watcher.start()
     try {
       await watcher.poll()
-      indexed = await provider.getBlockNumber()
+      lag.indexed = await provider.getBlockNumber()
       const grantId = await requestAccess(w.chain, w.capsuleId, w.exec.newEphemeral())
       await provider.send('anvil_mine', ['0x3'])
       // The index lags: the grant's block is not in it. This poll must not move past it.
       await watcher.poll().catch(() => 0)
       expect(handed.map((l) => l.grantId)).not.toContain(grantId.toLowerCase())
       // The index catches up.
-      indexed = Number.POSITIVE_INFINITY
+      lag.indexed = Number.POSITIVE_INFINITY
       await provider.send('evm_mine', [])
       await watcher.poll()
       expect(handed.map((l) => l.grantId)).toContain(grantId.toLowerCase())
