@@ -97,6 +97,7 @@ describe('public surface', () => {
     expect(Object.keys(await import('./testing.ts')).sort()).toMatchInlineSnapshot(`
       [
         "ANVIL_MNEMONIC",
+        "laggingLogIndex",
         "nodeAccountSigner",
         "resolveAnvilBinary",
         "startAnvil",
