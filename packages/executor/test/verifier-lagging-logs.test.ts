@@ -186,4 +186,45 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
       lieMeasurement = undefined
     }
   }, 60_000)
+
+  it("a stopping node's grant read ends at once, not after the log retries", async () => {
+    const capsule = await makeCapsule(w, {
+      plaintext: new TextEncoder().encode('lagging grant, node stopping'),
+      runtime: { kind: 'data' },
+    })
+    const wallet = (w.anvil.signers[8] as Wallet).connect(
+      createProvider(proxy.url, BigInt(w.addresses.chainId)),
+    )
+    const chain = ethersVerifierChain({
+      addresses: w.addresses,
+      settlement: w.addresses as never,
+      runner: wallet,
+    })
+    indexed = await w.anvil.provider.getBlockNumber()
+    try {
+      const ac = w.c.accessController
+      const receipt = await (
+        await ac
+          .connect(w.executorWallet)
+          .requestAccess(
+            capsule.capsuleId,
+            hexlify(new Uint8Array(32).fill(7)),
+            hexlify(w.measurement),
+            '0x',
+          )
+      ).wait()
+      const grantId = ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+      // The index never catches up; the node stops 300 ms in. Before: the read ignored the stop
+      // and went on for its 30 tries (30 s), and `stop()` waited for it.
+      const started = performance.now()
+      const err = await chain.grant(getBytes(grantId), AbortSignal.timeout(300)).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      )
+      expect(err?.name).toMatch(/AbortError|TimeoutError/)
+      expect(performance.now() - started).toBeLessThan(3000)
+    } finally {
+      indexed = Number.POSITIVE_INFINITY
+    }
+  }, 60_000)
 })

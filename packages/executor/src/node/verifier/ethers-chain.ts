@@ -4,6 +4,7 @@
  * the certificate, settling, opening a job) are simulated before they are sent and re-checked
  * after a revert, so a lost race costs no gas and throws nothing.
  */
+import { setTimeout as wait } from 'node:timers/promises'
 import { ChainReadError, normalizeAddress, toHex } from '@digicap/capsule-core'
 import { equivocationCall, MIN_SORTITION_WEIGHT } from '@digicap/committee'
 import {
@@ -190,7 +191,7 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
         (e) => e.grants,
       ),
     openJob: (grantId) => attempt(hub.openJob as never, [toHex(grantId)]),
-    async grant(jobId) {
+    async grant(jobId, signal) {
       // The executor and key from the grant's state (a lagging log index cannot hide it); the
       // measurement is only in its `AccessGranted` event. A granted job whose event a range
       // read answers `[]` for is a lagging index, not a bogus job: read again for a while
@@ -200,6 +201,7 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
       const executor = normalizeAddress(state.executor, 'executor') // GrantNotFound reverts
       const fromBlock = p.addresses.deployBlock ?? 0
       for (let attempt = 0; ; attempt++) {
+        signal?.throwIfAborted()
         const logs = await ac.queryFilter(ac.filters.AccessGranted!(id), fromBlock)
         const a = (
           logs.at(-1) as unknown as
@@ -227,7 +229,7 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
             details: { grantId: id, tries: GRANT_LOG_TRIES },
             hint: "The RPC's log index lags behind its state: use another RPC or wait for it.",
           })
-        await new Promise((r) => setTimeout(r, GRANT_LOG_RETRY_MS))
+        await wait(GRANT_LOG_RETRY_MS, undefined, signal ? { signal } : {})
       }
     },
     async node(address) {

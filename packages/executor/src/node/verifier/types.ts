@@ -67,7 +67,11 @@ export interface VerifierChain {
   grantsIn(from: number, to: number): Promise<GrantSeen[]>
   /** Opens the job of a grant; false when the hub refuses it (no attestation asked, opened already, expired). */
   openJob(grantId: Uint8Array): Promise<boolean>
-  grant(jobId: Uint8Array): Promise<JobGrant>
+  /**
+   * The job's grant. It may wait for a lagging log index (seconds): `signal` ends the wait, a
+   * stopping node must not sit it out.
+   */
+  grant(jobId: Uint8Array, signal?: AbortSignal): Promise<JobGrant>
   node(address: Address): Promise<RegisteredNode>
   /** The sortition seed (`seedOf`), the grant block, and the window's last block. */
   sortition(jobId: Uint8Array): Promise<{ seed: Uint8Array; grantBlock: number; lastBlock: number }>

@@ -362,7 +362,7 @@ export function verifierNode(
       let beforePassed = false
       let beforeSubmitted: Promise<PbftCertificate | undefined> = Promise.resolve(undefined)
       try {
-        const grant = await chain.grant(job.jobId)
+        const grant = await chain.grant(job.jobId, stopping.signal)
         const executor = await chain.node(grant.executor)
         if (executor.attestationKeyHash.every((b) => b === 0)) {
           throw new VerifierJobError(
