@@ -5,14 +5,22 @@
  * can rename files of his own over them, or the folder itself. So, as ssh's StrictModes: the
  * folder and every parent up to `/` must be owned by this user or root and not writable by
  * group or others, except a parent with the sticky bit (`/tmp`), where others cannot rename
- * what is ours.
+ * what is ours. In a folder others may enter, the trusted files themselves must not be
+ * writable by them either (ssh checks authorized_keys so too).
  */
 import { chmod, mkdir, realpath, stat } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import { ConfigError } from '@digicap/cli-kit'
 
 const GROUP_OR_OTHER_WRITE = 0o022
+const GROUP_OR_OTHER_SEARCH = 0o011
 const STICKY = 0o1000
+/**
+ * The files whose content the node trusts (config.json, the owner file, the TPM key record):
+ * in a folder others may enter (0755, systemd's StateDirectory default), one of them left
+ * writable by others is rewritten in place, no rename needed.
+ */
+const TRUSTED_FILES = ['config.json', 'owner.json', 'tpm2-key.json']
 
 function unsafe(reason: 'data-dir-writable' | 'data-dir-owner', path: string, dataDir: string) {
   const writable = reason === 'data-dir-writable'
@@ -30,7 +38,8 @@ function unsafe(reason: 'data-dir-writable' | 'data-dir-owner', path: string, da
 }
 
 /**
- * Checks the folder and its parents (a missing folder passes: there is nothing to protect yet).
+ * Checks the folder and its parents (a missing folder passes: there is nothing to protect yet)
+ * and, when others may enter the folder, the files the node trusts in it.
  * @throws {ConfigError} `data-dir-writable` or `data-dir-owner`, `details.path` the culprit.
  */
 export async function checkDataDir(dataDir: string): Promise<void> {
@@ -51,7 +60,21 @@ export async function checkDataDir(dataDir: string): Promise<void> {
     if ((info.mode & GROUP_OR_OTHER_WRITE) !== 0 && !sticky) {
       throw unsafe('data-dir-writable', at, dataDir)
     }
-    if (dirname(at) === at) return
+    if (dirname(at) === at) break
+  }
+  const folder = await stat(path)
+  if ((folder.mode & GROUP_OR_OTHER_SEARCH) === 0) return
+  for (const name of TRUSTED_FILES) {
+    const file = join(path, name)
+    const info = await stat(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined
+      throw err
+    })
+    if (info === undefined) continue
+    if (uid !== undefined && info.uid !== uid && info.uid !== 0) {
+      throw unsafe('data-dir-owner', file, dataDir)
+    }
+    if ((info.mode & GROUP_OR_OTHER_WRITE) !== 0) throw unsafe('data-dir-writable', file, dataDir)
   }
 }
 

@@ -88,6 +88,40 @@ describe('data folder writable by others', () => {
     expect((await loadOwnerNodeConfig(join(open, 'node'))).rpcUrl).toBe(base.rpcUrl)
   })
 
+  it.runIf(isRoot)(
+    'another user rewrites a loose config.json in place through a 0755 folder: refused',
+    async () => {
+      // 0755 is systemd's StateDirectory default and passes the folder check (readable is
+      // fine); a config.json left 0666 (restored from a backup, edited under umask 0) is then
+      // writable in place by anyone, no rename needed.
+      const dir = join(root, 'traversable')
+      await mkdir(dir)
+      await saveOwnerNodeConfig({ ...base, dataDir: dir })
+      await chmod(dir, 0o755)
+      await chmod(join(dir, 'config.json'), 0o666)
+      const forged = JSON.stringify({ ...base, rpcUrl: 'http://attacker.invalid:8545' })
+      execFileSync('/bin/sh', ['-c', `printf '%s' "$1" > "$2/config.json"`, 'sh', forged, dir], {
+        uid: NOBODY,
+        gid: NOBODY,
+      })
+      const err = await rejection(loadOwnerNodeConfig(dir))
+      expect(err?.code).toBe('CONFIG')
+      expect(err?.details).toMatchObject({
+        reason: 'data-dir-writable',
+        path: join(dir, 'config.json'),
+      })
+    },
+  )
+
+  it('a loose file in a folder no one else can enter is no risk: loaded', async () => {
+    const dir = join(root, 'closed')
+    await mkdir(dir)
+    await saveOwnerNodeConfig({ ...base, dataDir: dir })
+    await chmod(dir, 0o700)
+    await chmod(join(dir, 'config.json'), 0o666)
+    expect((await loadOwnerNodeConfig(dir)).rpcUrl).toBe(base.rpcUrl)
+  })
+
   it.runIf(isRoot)('a folder owned by another user is refused', async () => {
     const theirs = join(root, 'theirs')
     await mkdir(theirs, { mode: 0o700 })
