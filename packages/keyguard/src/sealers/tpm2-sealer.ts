@@ -459,7 +459,10 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     } else {
       policy = undefined
     }
-    if (same && policy === record.policy) return
+    // A record of this key without its public area (pinned before it was recorded, or through
+    // tpm2-tools) is completed: the PCR reads an owner approves are salted to it (ADR 0089).
+    const complete = record?.publicArea !== undefined || loaded.tpmPublic === undefined
+    if (same && policy === record.policy && complete) return
     await writeKeyRecord(file, {
       version: policy === undefined ? 1 : 2,
       ...(policy === undefined ? {} : { policy }),
