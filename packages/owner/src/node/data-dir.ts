@@ -47,9 +47,13 @@ export async function checkDataDir(dataDir: string): Promise<void> {
   try {
     path = await realpath(dataDir)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    // Missing, or under a file: nothing to protect; the config loader says what is wrong.
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return
     throw err
   }
+  const folder = await stat(path)
+  if (!folder.isDirectory()) return
   const uid = process.getuid?.()
   for (let at = path, first = true; ; at = dirname(at), first = false) {
     const info = await stat(at)
@@ -62,7 +66,6 @@ export async function checkDataDir(dataDir: string): Promise<void> {
     }
     if (dirname(at) === at) break
   }
-  const folder = await stat(path)
   if ((folder.mode & GROUP_OR_OTHER_SEARCH) === 0) return
   for (const name of TRUSTED_FILES) {
     const file = join(path, name)

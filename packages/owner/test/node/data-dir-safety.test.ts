@@ -7,7 +7,7 @@
  * node loaded it. `init` tightens a folder it finds loose to 0700.
  */
 import { execFileSync } from 'node:child_process'
-import { chmod, mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -130,6 +130,15 @@ describe('data folder writable by others', () => {
     const err = await rejection(loadOwnerNodeConfig(theirs))
     expect(err?.code).toBe('CONFIG')
     expect(err?.details).toMatchObject({ reason: 'data-dir-owner', path: theirs })
+  })
+
+  it('a --data-dir that is a file, or under one, is a CONFIG error, not a raw ENOTDIR', async () => {
+    const file = join(root, 'a-file')
+    await writeFile(file, 'not a folder')
+    for (const dir of [file, join(file, 'node')]) {
+      const err = await rejection(loadOwnerNodeConfig(dir))
+      expect(err?.code).toBe('CONFIG')
+    }
   })
 
   it('init tightens a loose folder it finds to 0700 (and makes a missing one 0700)', async () => {
