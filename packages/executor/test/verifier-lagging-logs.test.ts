@@ -200,7 +200,7 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
       settlement: w.addresses as never,
       runner: wallet,
     })
-    indexed = await w.anvil.provider.getBlockNumber()
+    lag.indexed = await w.anvil.provider.getBlockNumber()
     try {
       const ac = w.c.accessController
       const receipt = await (
@@ -224,7 +224,7 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
       expect(err?.name).toMatch(/AbortError|TimeoutError/)
       expect(performance.now() - started).toBeLessThan(3000)
     } finally {
-      indexed = Number.POSITIVE_INFINITY
+      lag.indexed = Number.POSITIVE_INFINITY
     }
   }, 60_000)
 })
