@@ -115,17 +115,21 @@ describe('the receiver: one grant, one result', () => {
     receiver.events.addEventListener('result', (e) =>
       results.push(new TextDecoder().decode((e as CustomEvent).detail.output)),
     )
-    const first = request(E.libp2p, R.libp2p.peerId, resultProtocol, await delivery('result A'), {
-      timeout: 20_000,
-    })
+    const send = (d: ResultDelivery) =>
+      request(E.libp2p, R.libp2p.peerId, resultProtocol, d, { timeout: 20_000 })
+    const [a, b] = [await delivery('result A'), await delivery('result B')]
+    const first = send(a)
     await sleep(120)
-    const second = request(E.libp2p, R.libp2p.peerId, resultProtocol, await delivery('result B'), {
-      timeout: 20_000,
-    })
+    const second = send(b)
     const acks: ResultAck[] = await Promise.all([first, second])
+    // Both waits can end on the same poll of the grant: the later one then finds the earlier
+    // one still being taken and is told `busy` (its deliverer retries). Its retry, once the
+    // earlier one is accepted, is a second result for the grant.
+    const busy = acks.findIndex((x) => x.status !== 'ok' && x.reasonCode === 'busy')
+    if (busy >= 0) acks[busy] = await send(busy === 0 ? a : b)
     await receiver.stop()
     // whichever finished its wait first is the grant's result; the other is a second one
-    const answers = acks.map((a) => (a.status === 'ok' ? 'ok' : a.reasonCode))
+    const answers = acks.map((x) => (x.status === 'ok' ? 'ok' : x.reasonCode))
     expect([...answers].sort()).toEqual(['ok', 'replayed'])
     expect(results).toEqual([answers[0] === 'ok' ? 'result A' : 'result B'])
   }, 30_000)
