@@ -93,6 +93,13 @@ export interface CreateDigicapNodeInit {
    * run ends first); `false`: never.
    */
   sweepTemporaryFilesAfterMs?: number | false
+  /**
+   * The small bitswap messages a connection may send this node: a burst, then a rate a second
+   * (default 1 024, then 512/s; ADR 0090). A connection over it is closed
+   * (`P2P_PEER_FLOODING`). Messages of 16 KiB and more (blocks) are not counted: their bytes
+   * are their cost.
+   */
+  bitswapMessageBudget?: { burst?: number; ratePerSecond?: number }
   /** Run kad-dht (peer and content routing on the public network). Default `false`. */
   dht?: boolean
   /**
@@ -307,7 +314,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
     helia = withBitswap(withNet)
     await helia.start()
     wantResend = installWantResend(helia, wantResendMs)
-    await installReceiveWindow(helia, libp2p as unknown as DigicapLibp2p)
+    await installReceiveWindow(helia, libp2p as unknown as DigicapLibp2p, init.bitswapMessageBudget)
     serveAsRead = installServeAsRead(helia, {
       ...(init.servingMemoryBytes === undefined ? {} : { memoryBytes: init.servingMemoryBytes }),
     })

@@ -62,3 +62,47 @@ describe('a peer sending bitswap messages of nothing', () => {
     expect(longest).toBeLessThan(1_000)
   }, 60_000)
 })
+
+describe('block messages and the message budget', () => {
+  const nodes: DigicapNode[] = []
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()))
+  })
+
+  it('a fetch of many blocks at once is not cut: only small messages count', async () => {
+    // A budget far below the fetch's block messages: 40 one-MiB leaves arrive in a burst, as
+    // they do at any rate on a fast link (at 1 GB/s, ~1 000 a second against 512/s).
+    const budget = { burst: 30, ratePerSecond: 1 }
+    const [server, fetcher] = await Promise.all([
+      createDigicapNode({ pubsub: false, bitswapMessageBudget: budget }),
+      createDigicapNode({ pubsub: false, bitswapMessageBudget: budget }),
+    ])
+    nodes.push(server as DigicapNode, fetcher as DigicapNode)
+    const s = server as DigicapNode
+    const f = fetcher as DigicapNode
+    const content = randomBytes(40 * 1_048_576)
+    const cid = await heliaCapsuleStore(s.helia).put(content)
+    await f.libp2p.dial(multiaddr(s.multiaddrs()[0] as string))
+    // A cut connection is redialled and the fetch still ends: count the cuts themselves.
+    let closed = 0
+    f.libp2p.addEventListener('connection:close', () => {
+      closed++
+    })
+    let n = 0
+    for await (const part of heliaCapsuleStore(f.helia).get(cid, {
+      signal: AbortSignal.timeout(40_000),
+    })) {
+      n += part.byteLength
+    }
+    expect(n).toBe(content.byteLength)
+    expect(closed).toBe(0)
+    // The same budget still cuts a flood of small messages.
+    const stream = await f.libp2p.dialProtocol(s.libp2p.peerId, BITSWAP)
+    stream.send(new Uint8Array(64))
+    const deadline = Date.now() + 15_000
+    while (s.libp2p.getConnections(f.libp2p.peerId).length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(s.libp2p.getConnections(f.libp2p.peerId)).toHaveLength(0)
+  }, 90_000)
+})

@@ -8,7 +8,8 @@
  * Here the frames a peer sends are counted as their bytes arrive, before bitswap reads them (the
  * length prefixes only: nothing is decoded), against a budget per connection: a token bucket of
  * {@link MESSAGE_BURST} messages refilled at {@link MESSAGE_RATE} a second, well above what a
- * fetch or a server sends (a message per want-list change, debounced 10 ms, and one per block).
+ * fetch or a server sends (a message per want-list change, debounced 10 ms). Block messages
+ * ({@link LARGE_MESSAGE_BYTES} and more) are not counted.
  * A connection over it is cut with {@link PeerFloodingError}, and the chunk that went over is
  * never handed to bitswap. The peer may dial again; each connection costs it a handshake.
  */
@@ -20,6 +21,12 @@ import { PeerFloodingError } from '../../errors.ts'
 export const MESSAGE_BURST = 1_024
 /** Messages a connection may send a second, on average. */
 export const MESSAGE_RATE = 512
+/**
+ * Messages this long or longer are not counted: a block message's cost is its bytes, which the
+ * connection's bandwidth bounds, and a fetch on a fast link receives far more than
+ * {@link MESSAGE_RATE} of them a second (1 MiB leaves at 1 GB/s: ~1 000).
+ */
+export const LARGE_MESSAGE_BYTES = 16 * 1024
 
 interface Bucket {
   tokens: number
@@ -35,7 +42,7 @@ interface FrameCursor {
   shift: number
 }
 
-/** How many frames start in `chunk` (their prefixes end in it). */
+/** How many small frames start in `chunk` (their prefixes end in it). */
 function framesIn(cursor: FrameCursor, chunk: Uint8Array): number {
   let frames = 0
   let i = 0
@@ -50,7 +57,7 @@ function framesIn(cursor: FrameCursor, chunk: Uint8Array): number {
     cursor.length += (byte & 0x7f) * 2 ** cursor.shift
     cursor.shift += 7
     if (byte < 0x80) {
-      frames++
+      if (cursor.length < LARGE_MESSAGE_BYTES) frames++
       cursor.remaining = cursor.length
       cursor.length = 0
       cursor.shift = 0

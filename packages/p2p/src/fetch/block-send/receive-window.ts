@@ -19,7 +19,7 @@
 import type { Helia } from '@helia/interface'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { bitswapBroker } from '../have-first/bitswap-parts.ts'
-import { createMessageBudget } from './message-budget.ts'
+import { createMessageBudget, type MessageBudgetInit } from './message-budget.ts'
 
 /** The parts of a `@chainsafe/libp2p-yamux` 8 stream used here. */
 interface YamuxWindow {
@@ -73,10 +73,14 @@ function networkOf(helia: Helia): ReceivingNetwork {
  * message budget (`message-budget.ts`).
  * @throws {Error} if helia's bitswap is not of the expected shape.
  */
-export async function installReceiveWindow(helia: Helia, libp2p: Libp2p): Promise<void> {
+export async function installReceiveWindow(
+  helia: Helia,
+  libp2p: Libp2p,
+  budgetInit: MessageBudgetInit = {},
+): Promise<void> {
   const network = networkOf(helia)
   // its messages counted before bitswap reads them (ADR 0090: a flood of tiny messages)
-  const budget = createMessageBudget()
+  const budget = createMessageBudget(budgetInit)
   await libp2p.handle(
     network.protocols,
     (stream, connection) => {
