@@ -60,6 +60,35 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** The executor's chain-path grant for `capsuleId` (its ephemeral key filled with `fill`): the grant id. */
+async function requestGrant(capsuleId: string, fill: number): Promise<string> {
+  const ac = w.c.accessController
+  const receipt = await (
+    await ac
+      .connect(w.executorWallet)
+      .requestAccess(
+        capsuleId,
+        hexlify(new Uint8Array(32).fill(fill)),
+        hexlify(w.measurement),
+        '0x',
+      )
+  ).wait()
+  return ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+}
+
+/** A verifier chain for `signer`'s wallet, reading through the lagging proxy. */
+function proxiedChain(signer: number) {
+  const wallet = (w.anvil.signers[signer] as Wallet).connect(
+    createProvider(proxy.url, BigInt(w.addresses.chainId)),
+  )
+  const chain = ethersVerifierChain({
+    addresses: w.addresses,
+    settlement: w.addresses as never,
+    runner: wallet,
+  })
+  return { wallet, chain }
+}
+
 describe('verifier job watch behind a lagging eth_getLogs', () => {
   it('finds a job whose block left its window while the log index lagged', async () => {
     const provider = w.anvil.provider
@@ -71,14 +100,7 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
       runtime: { kind: 'data' },
       policy: policy.address,
     })
-    const wallet = (w.anvil.signers[7] as Wallet).connect(
-      createProvider(proxy.url, BigInt(w.addresses.chainId)),
-    )
-    const real = ethersVerifierChain({
-      addresses: w.addresses,
-      settlement: w.addresses as never,
-      runner: wallet,
-    })
+    const { wallet, chain: real } = proxiedChain(7)
     // The newest block a `JobOpened` read has ended on (answered or failed): a poll's end.
     let readTo = -1
     const chain = {
@@ -105,18 +127,7 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
     await verifier.start()
     try {
       lag.indexed = await provider.getBlockNumber()
-      const ac = w.c.accessController
-      const receipt = await (
-        await ac
-          .connect(w.executorWallet)
-          .requestAccess(
-            capsule.capsuleId,
-            hexlify(new Uint8Array(32).fill(5)),
-            hexlify(w.measurement),
-            '0x',
-          )
-      ).wait()
-      const grantId = ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+      const grantId = await requestGrant(capsule.capsuleId, 5)
       const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
       await (await hub.connect(w.other).openJob(grantId)).wait()
       // Past the window while the index lags, and read there.
@@ -143,27 +154,9 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
       plaintext: new TextEncoder().encode('lagging grant'),
       runtime: { kind: 'data' },
     })
-    const wallet = (w.anvil.signers[8] as Wallet).connect(
-      createProvider(proxy.url, BigInt(w.addresses.chainId)),
-    )
-    const chain = ethersVerifierChain({
-      addresses: w.addresses,
-      settlement: w.addresses as never,
-      runner: wallet,
-    })
+    const { chain } = proxiedChain(8)
     lag.indexed = await provider.getBlockNumber()
-    const ac = w.c.accessController
-    const receipt = await (
-      await ac
-        .connect(w.executorWallet)
-        .requestAccess(
-          capsule.capsuleId,
-          hexlify(new Uint8Array(32).fill(6)),
-          hexlify(w.measurement),
-          '0x',
-        )
-    ).wait()
-    const grantId = ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+    const grantId = await requestGrant(capsule.capsuleId, 6)
     // The grant is in state, its event not in the lagging index: the read waits for the index
     // (before: "no AccessGranted" at once, and the member left the job).
     const read = chain.grant(getBytes(grantId))
@@ -192,28 +185,10 @@ describe('verifier job watch behind a lagging eth_getLogs', () => {
       plaintext: new TextEncoder().encode('lagging grant, node stopping'),
       runtime: { kind: 'data' },
     })
-    const wallet = (w.anvil.signers[8] as Wallet).connect(
-      createProvider(proxy.url, BigInt(w.addresses.chainId)),
-    )
-    const chain = ethersVerifierChain({
-      addresses: w.addresses,
-      settlement: w.addresses as never,
-      runner: wallet,
-    })
+    const { chain } = proxiedChain(8)
     lag.indexed = await w.anvil.provider.getBlockNumber()
     try {
-      const ac = w.c.accessController
-      const receipt = await (
-        await ac
-          .connect(w.executorWallet)
-          .requestAccess(
-            capsule.capsuleId,
-            hexlify(new Uint8Array(32).fill(7)),
-            hexlify(w.measurement),
-            '0x',
-          )
-      ).wait()
-      const grantId = ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+      const grantId = await requestGrant(capsule.capsuleId, 7)
       // The index never catches up; the node stops 300 ms in. Before: the read ignored the stop
       // and went on for its 30 tries (30 s), and `stop()` waited for it.
       const started = performance.now()
