@@ -97,12 +97,14 @@ describe('block messages and the message budget', () => {
     expect(n).toBe(content.byteLength)
     expect(closed).toBe(0)
     // The same budget still cuts a flood of small messages.
+    // (The fetcher may dial the server again at once, so the cut is counted, not the
+    // connections left.)
     const stream = await f.libp2p.dialProtocol(s.libp2p.peerId, BITSWAP)
     stream.send(new Uint8Array(64))
     const deadline = Date.now() + 15_000
-    while (s.libp2p.getConnections(f.libp2p.peerId).length > 0 && Date.now() < deadline) {
+    while (closed === 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20))
     }
-    expect(s.libp2p.getConnections(f.libp2p.peerId)).toHaveLength(0)
+    expect(closed).toBeGreaterThan(0)
   }, 90_000)
 })
