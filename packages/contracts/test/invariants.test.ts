@@ -8,7 +8,7 @@
  * Replay a failure with the seed it prints: `INVARIANT_SEED=<seed> npx vitest run test/invariants.test.ts`.
  * More calls: INVARIANT_RUNS (default 6) × INVARIANT_STEPS (default 400).
  */
-import { parseEther, toQuantity, Wallet } from 'ethers'
+import { id, parseEther, toQuantity, Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { all, attested, fee, maxRuns } from '../src/policy/expression.ts'
 import { deploySettlement } from '../src/settlement.ts'
@@ -85,9 +85,12 @@ const STAKES = [1n, 2n, 1n, 3n, 1n, 2n]
 const peerIdOf = (i: number) => `0x${'11'.repeat(37)}${i.toString(16).padStart(2, '0')}`
 
 async function deployHub(): Promise<HubBase> {
-  const verifiers = Array.from({ length: VERIFIERS }, () =>
-    Wallet.createRandom().connect(w.anvil.provider),
-  ) as unknown as Wallet[]
+  // Keys from the index, not random: the VRF tickets (so each job's committee and its order)
+  // depend on them, and a failure must replay from its seed alone (ci2118's did not).
+  const verifiers = Array.from(
+    { length: VERIFIERS },
+    (_, i) => new Wallet(id(`digicap invariants verifier ${i}`), w.anvil.provider),
+  )
   for (const [i, v] of verifiers.entries()) {
     await w.anvil.provider.send('anvil_setBalance', [v.address, toQuantity(parseEther('10'))])
     await w.anvil.provider.send('anvil_impersonateAccount', [v.address])

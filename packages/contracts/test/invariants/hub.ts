@@ -255,7 +255,9 @@ export async function certify(s: HubStepContext, caller: string): Promise<void> 
   job.status = 'certified'
   done(s, before ? 'beforeFail' : 'certificate')
   job.verdict = verdict
-  job.signers = signers.map((x) => x.address)
+  // In seat order, as the hub pays them (`_pay` walks the committee's bitmap): the order of the
+  // payees decides which locked credit a later slash seizes first (newest first).
+  job.signers = job.committee.filter((v) => signers.includes(v)).map((x) => x.address)
 }
 
 /** NodeRegistry.recordPass: r + max(1, ⌊r·(1000 − r) / 16,000⌋), capped at 1000 (the committee README's curve); 0 stays 0. */
