@@ -92,3 +92,41 @@ export class PbftBusyError extends DigicapError {
     super('PBFT_BUSY', shortMessage, options)
   }
 }
+
+/**
+ * Why a member's own vote was not signed (slashing protection, ADR 0093):
+ * - `conflict`: the record holds another digest for this slot (job or before round, phase, view):
+ *   signing would be an equivocation the hub slashes;
+ * - `closed`: the round's job was settled or timed out and its slots pruned: nothing is signed
+ *   for it again;
+ * - `full`: the record holds its most slots of open rounds (none is dropped to make room);
+ * - `corrupt`: the record does not read as one this version wrote (cut, garbled, another
+ *   version), or a stored signature does not recover to this member;
+ * - `missing`: no record where a node that has signed keeps one;
+ * - `identity`: the record is another member's;
+ * - `io`: the record could not be written (the vote is not sent).
+ */
+export type SignedVoteReason =
+  | 'conflict'
+  | 'closed'
+  | 'full'
+  | 'corrupt'
+  | 'missing'
+  | 'identity'
+  | 'io'
+
+/**
+ * The signed-vote record refused (or could not back) a signature: the vote is not sent. Fail
+ * closed: a member never signs without a record it can read and write.
+ */
+export class SignedVoteError extends DigicapError {
+  override name = 'SignedVoteError'
+  readonly reason: SignedVoteReason
+  constructor(reason: SignedVoteReason, shortMessage: string, options: Options = {}) {
+    super('PBFT_SIGNED_VOTE', shortMessage, {
+      ...options,
+      details: { reason, ...options.details },
+    })
+    this.reason = reason
+  }
+}

@@ -5,8 +5,19 @@ export type { PbftCommittee, PbftMember } from './committee.ts'
 export { leaderOf, memberByAddress, pbftCommittee } from './committee.ts'
 export type { EquivocationProof } from './equivocation.ts'
 export { conflicting, verifyEquivocation } from './equivocation.ts'
-export type { CertificateReason, EquivocationReason, VoteReason } from './errors.ts'
-export { CertificateError, EquivocationError, PbftBusyError, PbftVoteError } from './errors.ts'
+export type {
+  CertificateReason,
+  EquivocationReason,
+  SignedVoteReason,
+  VoteReason,
+} from './errors.ts'
+export {
+  CertificateError,
+  EquivocationError,
+  PbftBusyError,
+  PbftVoteError,
+  SignedVoteError,
+} from './errors.ts'
 export type { PbftMux, PbftMuxOptions, PbftSessionOptions } from './mux.ts'
 export { createPbftMux, PBFT_MAX_SESSIONS } from './mux.ts'
 export type { PbftNode, PbftNodeOptions } from './node.ts'
@@ -20,6 +31,21 @@ export type {
   PbftValue,
 } from './replica.ts'
 export { MAX_VIEWS_AHEAD, PbftReplica } from './replica.ts'
+export type {
+  GuardedSignature,
+  PbftSignedVotes,
+  PbftVoteSlot,
+  SignedVoteBookOptions,
+  SignedVoteEntry,
+  SignedVoteSnapshot,
+} from './signed-votes.ts'
+export {
+  memorySignedVotes,
+  SIGNED_VOTES_MAX_CLOSED,
+  SIGNED_VOTES_MAX_ENTRIES,
+  SignedVoteBook,
+  slotKey,
+} from './signed-votes.ts'
 export type {
   PbftHost,
   PbftTransport,

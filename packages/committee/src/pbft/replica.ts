@@ -31,11 +31,18 @@ import type { PbftMessage, PbftPhase, PbftVote } from '@digicap/protocol'
 import { buildCertificate, type PbftCertificate } from './certificate.ts'
 import { leaderOf, memberByAddress, type PbftCommittee, type PbftMember } from './committee.ts'
 import { conflicting, type EquivocationProof, SLASHABLE } from './equivocation.ts'
-import { PbftVoteError } from './errors.ts'
+import { PbftVoteError, SignedVoteError } from './errors.ts'
 import { PbftResender } from './retransmit.ts'
-import { signatureShapeHolds } from './signature-check.ts'
+import { recoverSigner, signatureShapeHolds } from './signature-check.ts'
+import type { PbftSignedVotes } from './signed-votes.ts'
 import type { PbftSend } from './transport-types.ts'
-import { type PbftDomain, recoverVoteSigner, signVote, type UnsignedVote } from './typed-data.ts'
+import {
+  type PbftDomain,
+  recoverVoteSigner,
+  signVote,
+  type UnsignedVote,
+  voteDigest,
+} from './typed-data.ts'
 
 /** The value a committee decides. */
 export interface PbftValue {
@@ -103,6 +110,12 @@ export interface PbftReplicaOptions {
   onFault?: (error: PbftVoteError) => void
   /** When the certificate is built. Default `at-decision`. */
   certificate?: PbftCertificateMode
+  /**
+   * This member's signed-vote record (slashing protection, ADR 0093): every vote's signature
+   * goes through it, so a restarted member never signs another vote for a slot it signed (it
+   * re-sends the stored one). Default: none (the replica's own state guards one run only).
+   */
+  signedVotes?: PbftSignedVotes
 }
 
 /** Views further ahead than this are dropped (a replica keeps bounded state). */
@@ -150,10 +163,10 @@ export class PbftReplica {
   readonly #o: Required<
     Omit<
       PbftReplicaOptions,
-      'onEquivocation' | 'onFault' | 'resendAfter' | 'certificate' | 'evidence'
+      'onEquivocation' | 'onFault' | 'resendAfter' | 'certificate' | 'evidence' | 'signedVotes'
     >
   > &
-    Pick<PbftReplicaOptions, 'onEquivocation' | 'onFault' | 'evidence'>
+    Pick<PbftReplicaOptions, 'onEquivocation' | 'onFault' | 'evidence' | 'signedVotes'>
   readonly #resend: PbftResender | undefined
   readonly #self: PbftMember
   #view = 0n
@@ -247,13 +260,25 @@ export class PbftReplica {
       view: this.#view,
       done: this.#stopped || this.#finished,
     }))
-    const observation = await this.#emit(
-      { phase: 'observation', jobId: this.#o.jobId, view: 0n, preparedView: 0n, ...this.#o.value },
-      [],
-      undefined,
-      true,
-    )
-    this.#observations.set(this.#self.address, observation)
+    try {
+      const observation = await this.#emit(
+        {
+          phase: 'observation',
+          jobId: this.#o.jobId,
+          view: 0n,
+          preparedView: 0n,
+          ...this.#o.value,
+        },
+        [],
+        undefined,
+        true,
+      )
+      this.#observations.set(this.#self.address, observation)
+    } catch (err) {
+      // Restarted after signing another observation (ADR 0093): that one stands (the others hold
+      // it, a pre-prepare carries it back here); this member goes on without sending a second.
+      if (!(err instanceof SignedVoteError && err.reason === 'conflict')) throw err
+    }
     if (leaderOf(this.#o.committee, 0n).address === this.#self.address) {
       await this.#lead(0n, [], undefined)
     }
@@ -287,12 +312,42 @@ export class PbftReplica {
     // Before use, own votes too: a prepare or commit is checked when it goes into a proof or the
     // certificate (a view change or an observation is a proof others check: checked when signed).
     const check = this.#o.signatureCheck === 'on-arrival' || !countsOnArrival(vote.phase)
-    const signed = await signVote(this.#o.signer, this.#o.domain, vote, { check })
+    const signed = await this.#sign(vote, check)
     if (!check) this.#unchecked.add(signed)
     if (this.#stopped) return signed
     this.#o.send(to, { vote: signed, proof })
     if (to === undefined) this.#resend?.sent({ vote: signed, proof }, standing)
     return signed
+  }
+
+  /**
+   * Signs `vote` through the signed-vote record when there is one (ADR 0093): refused
+   * (`SignedVoteError`, nothing sent) for a slot signed with another digest; the stored signature
+   * for the same digest, checked against this member's address (a record is not trusted blindly).
+   */
+  async #sign(vote: UnsignedVote, check: boolean): Promise<PbftVote> {
+    const { signer, domain, signedVotes } = this.#o
+    if (signedVotes === undefined) return signVote(signer, domain, vote, { check })
+    const digest = voteDigest(domain, vote)
+    const slot = { domain, jobId: vote.jobId, phase: vote.phase, view: vote.view }
+    const { signature, stored } = await signedVotes.sign(signer.address, slot, digest, async () => {
+      return (await signVote(signer, domain, vote, { check })).signature
+    })
+    if (stored) {
+      let recovered: Address | undefined
+      try {
+        recovered = recoverSigner(digest, signature, signer.address)
+      } catch {
+        recovered = undefined
+      }
+      if (recovered?.toLowerCase() !== signer.address.toLowerCase()) {
+        throw new SignedVoteError('corrupt', 'A stored signature is not this member’s', {
+          details: { phase: vote.phase, view: String(vote.view) },
+          hint: 'The signed-vote record was altered: restore it from a backup or wait until its jobs have closed.',
+        })
+      }
+    }
+    return { ...vote, signature }
   }
 
   /**
