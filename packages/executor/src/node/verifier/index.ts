@@ -10,7 +10,15 @@ export type {
   PbftRoundsOptions,
 } from './pbft-round.ts'
 export { PBFT_INBOX_LIMIT, PBFT_INBOX_PER_MEMBER, PBFT_MAX_JOBS, pbftRounds } from './pbft-round.ts'
+export type { ServeRoleOptions } from './serve-role.ts'
 export { NODE_SERVE_ROLES, startServeRole, verifierLine } from './serve-role.ts'
+export type { FileSignedVotesComponents, FileSignedVotesInit } from './signed-votes-file.ts'
+export {
+  decodeSignedVotes,
+  encodeSignedVotes,
+  fileSignedVotes,
+  SIGNED_VOTES_VERSION,
+} from './signed-votes-file.ts'
 export type {
   CertificateCall,
   GrantSeen,
