@@ -65,6 +65,11 @@ export const executorNodePaths = (dataDir: string) => ({
   receiverKey: join(dataDir, 'receiver.key'),
   /** The result receiver's spent run and grant ids (replays refused across restarts). */
   receiverReplays: join(dataDir, 'receiver-replays.json'),
+  /**
+   * The verifier's signed votes (slashing protection, ADR 0093): beside the key, created by
+   * `init`; a verifier refuses to sign without it.
+   */
+  signedVotes: join(dataDir, 'signed-votes.json'),
   /** Results waiting for offline receivers, one file each (sent by whichever node runs next). */
   pendingResults: join(dataDir, 'pending-results'),
   ipfs: join(dataDir, 'ipfs'),

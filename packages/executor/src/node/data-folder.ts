@@ -4,12 +4,13 @@
  * TPM, else the INSECURE software sealer) → `openExecutorNode`.
  */
 import { existsSync } from 'node:fs'
-import { rename } from 'node:fs/promises'
-import { generateX25519KeyPair, toHex, x25519PublicKey } from '@digicap/capsule-core'
+import { readFile, rename } from 'node:fs/promises'
+import { type Address, generateX25519KeyPair, toHex, x25519PublicKey } from '@digicap/capsule-core'
 import {
   AlreadyInitialisedError,
   removeStaleTemps,
   rpcChainId,
+  writeFileAtomic,
   writeJsonAtomic,
 } from '@digicap/cli-kit'
 import {
@@ -27,6 +28,7 @@ import { loadNodeAttestation } from './attestation.ts'
 import { type ExecutorNodeConfig, executorNodePaths, loadConfig, resolveConfig } from './config.ts'
 import { openExecutorNode } from './open.ts'
 import type { ExecutorNode } from './types.ts'
+import { decodeSignedVotes, encodeSignedVotes } from './verifier/signed-votes-file.ts'
 
 /** The sealer of the node's secrets: the config's TPM, else the INSECURE software sealer. */
 const sealerOf = (c: ExecutorNodeConfig) =>
@@ -84,10 +86,29 @@ export async function initExecutorNode(o: InitExecutorNodeOptions) {
   const receiverPublicKey = toHex(x25519PublicKey(receiverKey))
   receiverKey.fill(0)
   await writeJsonAtomic(paths.config, config)
+  await initSignedVotes(paths.signedVotes, id.address)
   for (const k of [id.ethereumPrivateKey, id.libp2pSeed, id.operatorPrivateKey]) k.fill(0)
   id.recoveryKeyPair.privateKey.fill(0)
   const generated = o.mnemonic === undefined
   return { config, address: id.address, peerId, receiverPublicKey, generated, mnemonic }
+}
+
+/**
+ * Creates the verifier's signed-vote record beside the key (ADR 0093): a verifier that finds none
+ * later has lost it. A record of the same key is kept (`init --force` with the same words); any
+ * other file there is moved aside like the node's other old files.
+ */
+async function initSignedVotes(path: string, address: Address): Promise<void> {
+  if (existsSync(path)) {
+    try {
+      const held = decodeSignedVotes(await readFile(path, 'utf8'), path)
+      if (held.signer === address.toLowerCase()) return
+    } catch {
+      // Damaged: moved aside below, never read as this key's.
+    }
+    await rename(path, `${path}.${Date.now()}.old`)
+  }
+  await writeFileAtomic(path, encodeSignedVotes({ signer: address, entries: [], closed: [] }))
 }
 
 /** An executor node with the config it was opened from. */

@@ -30,6 +30,7 @@ import {
   type PbftMember,
   type PbftMux,
   PbftReplica,
+  type PbftSignedVotes,
   type PbftTransport,
   type PbftTransportStats,
   type PbftValue,
@@ -60,6 +61,8 @@ export interface PbftRoundParameters {
   /** The rounds' PBFT job ids (the before round's, the job's). */
   readonly roundIds: readonly Uint8Array[]
   readonly signer: DigicapSigner
+  /** The member's signed-vote record (ADR 0093): every vote of its replicas goes through it. */
+  readonly signedVotes?: PbftSignedVotes
   readonly viewTimeoutMs: number
   /** Votes kept per round while this member is still watching. Default {@link PBFT_INBOX_LIMIT}. */
   readonly inboxLimit?: number
@@ -380,6 +383,7 @@ async function openRound(
         certificate: certifying,
         send: (to, message) => transport.send(to, message),
         onEquivocation: caught(roundId),
+        ...(p.signedVotes === undefined ? {} : { signedVotes: p.signedVotes }),
       })
       slot.replica = r
       await r.start()

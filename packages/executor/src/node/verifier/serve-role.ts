@@ -7,12 +7,14 @@
  */
 import { readEkRoots } from '@digicap/attestation'
 import { toHex } from '@digicap/capsule-core'
-import { ConfigError, UsageError } from '@digicap/cli-kit'
+import { ConfigError, UsageError, writeFileAtomic } from '@digicap/cli-kit'
 import { createProvider, privateKeyAccount, serialSigner } from '@digicap/contracts'
 import { Wallet } from 'ethers'
+import { executorNodePaths } from '../config.ts'
 import type { DaemonLine } from '../daemon.ts'
 import { type ConfiguredExecutorNode, readIdentity } from '../data-folder.ts'
 import { ethersVerifierChain } from './ethers-chain.ts'
+import { fileSignedVotes } from './signed-votes-file.ts'
 import type { VerifierEvent, VerifierNodeInit } from './types.ts'
 import { verifierNode } from './verifier-node.ts'
 
@@ -46,15 +48,28 @@ export function verifierLine(e: VerifierEvent): DaemonLine {
   return { doc, text: `job ${jobId.slice(0, 10)}… ${what}\n` }
 }
 
+/** Options of {@link startServeRole}. */
+export interface ServeRoleOptions {
+  /**
+   * Create the signed-vote record when the data folder has none (`serve --new-vote-record`): only
+   * for a key that never signed votes elsewhere or whose jobs all closed (ADR 0093). Default false:
+   * a missing record is refused.
+   */
+  readonly newVoteRecord?: boolean
+}
+
 /**
- * Starts the role's verifier (none for `executor`); returns what stops it.
- * @throws {UsageError} an unknown role. {@link ConfigError} a verifier role without the settlement addresses.
+ * Starts the role's verifier (none for `executor`); returns what stops it. The verifier signs its
+ * votes through `<dataDir>/signed-votes.json` (ADR 0093).
+ * @throws {UsageError} an unknown role. {@link ConfigError} a verifier role without the settlement
+ * addresses. `SignedVoteError` a signed-vote record missing, damaged or another key's.
  */
 export async function startServeRole(
   en: ConfiguredExecutorNode,
   role: string,
   onLine: (line: DaemonLine) => void,
   init: VerifierNodeInit = {},
+  options: ServeRoleOptions = {},
 ): Promise<() => Promise<void>> {
   if (!(NODE_SERVE_ROLES as readonly string[]).includes(role)) {
     throw new UsageError('Unknown --role', {
@@ -72,6 +87,17 @@ export async function startServeRole(
   const id = await readIdentity(config)
   id.libp2pSeed.fill(0)
   const key = id.ethereumPrivateKey
+  let signedVotes: Awaited<ReturnType<ReturnType<typeof fileSignedVotes>>>
+  try {
+    signedVotes = await fileSignedVotes({
+      path: executorNodePaths(config.dataDir).signedVotes,
+      signer: id.address,
+      create: options.newVoteRecord === true,
+    })({ writeFileAtomic })
+  } catch (err) {
+    key.fill(0)
+    throw err
+  }
   const provider = createProvider(config.rpcUrl, config.chainId)
   const ekRoots =
     config.verifier?.ekRoots === undefined ? undefined : await readEkRoots(config.verifier.ekRoots)
@@ -84,6 +110,7 @@ export async function startServeRole(
       runner: serialSigner(new Wallet(toHex(key), provider)),
     }),
     signer: privateKeyAccount(key),
+    signedVotes,
     vrfKey: key,
     onEvent: (e) => onLine(verifierLine(e)),
   })

@@ -5,7 +5,7 @@
  */
 import type { AttestationRecord, EkRoots, Phase } from '@digicap/attestation'
 import type { Address, DigicapSigner } from '@digicap/capsule-core'
-import type { EquivocationProof, PbftCertificate } from '@digicap/committee'
+import type { EquivocationProof, PbftCertificate, PbftSignedVotes } from '@digicap/committee'
 import type { OnchainVrfProof } from '@digicap/vrf'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -248,6 +248,13 @@ export interface VerifierNodeComponents {
   readonly onEvent?: (event: VerifierEvent) => void
   /** The executor's record, when it sends none with its evidence (default: the one it sends). */
   readonly records?: (executor: Address) => AttestationRecord | undefined
+  /**
+   * This member's signed-vote record (slashing protection, ADR 0093): every vote is signed
+   * through it, and a job's rounds are closed in it once the job settled or timed out on chain.
+   * `executor-node serve --role verifier` keeps it in the data folder (`fileSignedVotes`).
+   * Default: none (a restarted node may then sign another vote for a slot it signed).
+   */
+  readonly signedVotes?: PbftSignedVotes
 }
 
 export interface VerifierNode {

@@ -289,6 +289,7 @@ export function verifierNode(
         domain: pbftDomain(chain.chainId, chain.hub),
         roundIds: [beforeId, job.jobId],
         signer: c.signer,
+        ...(c.signedVotes === undefined ? {} : { signedVotes: c.signedVotes }),
         viewTimeoutMs,
         signal: stopping.signal,
       })
@@ -494,18 +495,35 @@ export function verifierNode(
       return done
     }
 
+    /**
+     * Prunes a job's slots from the signed-vote record once the job is final on chain (settled or
+     * timed out: no round of it is run again, ADR 0093). A job still open keeps them (a restart
+     * may rejoin it); an unreadable status keeps them too.
+     */
+    async function closeRounds(jobId: Uint8Array): Promise<void> {
+      if (c.signedVotes === undefined) return
+      const status = await chain.status(jobId).catch(() => undefined)
+      if (status !== 'settled' && status !== 'timed-out') return
+      await c.signedVotes.close([beforeRoundId(jobId), jobId]).catch(() => {})
+    }
+
     function track(job: OpenedJob): void {
       const id = hex(job.jobId)
       if (jobs.has(id)) return
-      const run = runJob(job).catch((err: unknown) => {
-        const e: VerifierEvent = {
-          event: 'job-failed',
-          jobId: id,
-          error: err instanceof Error ? err : new Error(String(err)),
-        }
-        emit(e)
-        return e
-      })
+      const run = runJob(job)
+        .catch((err: unknown) => {
+          const e: VerifierEvent = {
+            event: 'job-failed',
+            jobId: id,
+            error: err instanceof Error ? err : new Error(String(err)),
+          }
+          emit(e)
+          return e
+        })
+        .then(async (e) => {
+          await closeRounds(job.jobId)
+          return e
+        })
       jobs.set(id, run)
       void run.then((e) => waiters.get(id)?.(e))
     }
