@@ -194,7 +194,13 @@ export function verifierNode(
       }
       const ticket = drawTicket(c.vrfKey, sortition.seed)
       history.watch(job.jobId, sortition.lastBlock)
-      if (init.ticketWaves !== false) {
+      // Restarted after its ticket landed (ADR 0093): it takes its seat again instead of sending
+      // a ticket the closed window refuses. Only with a signed-vote record: without one it could
+      // sign another vote for a slot it signed before the restart.
+      const seatedBefore =
+        c.signedVotes !== undefined &&
+        ((await chain.seats(job.jobId).catch(() => undefined))?.members.includes(self) ?? false)
+      if (!seatedBefore && init.ticketWaves !== false) {
         const plan: TicketPlan = await waitForWave({
           chain,
           self,
@@ -221,10 +227,12 @@ export function verifierNode(
         }
       }
       try {
-        await chain.submitTicket(
-          job.jobId,
-          onchainProof(ticket.publicKey, sortition.seed, ticket.proof),
-        )
+        if (!seatedBefore) {
+          await chain.submitTicket(
+            job.jobId,
+            onchainProof(ticket.publicKey, sortition.seed, ticket.proof),
+          )
+        }
       } catch (cause) {
         // Not eligible, or the window closed before this node saw the job.
         const reason = cause instanceof Error ? cause.message.slice(0, 200) : String(cause)
