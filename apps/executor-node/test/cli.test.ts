@@ -626,15 +626,42 @@ except PermissionError:
     expect(bare.stderr).toContain('error[CONFIG]')
     expect(bare.stderr).toContain('DIGICAP_ATTESTATION_HUB')
     const settlement = await deploySettlement(anvil.signers[0] as Wallet, addresses)
-    const serve = startCli(['serve', '--role', 'executor+verifier', '--json', ...listen], {
+    const env = {
       DIGICAP_ATTESTATION_HUB: settlement.attestationHub,
       DIGICAP_COMMITTEE_SORTITION: settlement.committeeSortition,
-    })
+    }
+    const serve = startCli(['serve', '--role', 'executor+verifier', '--json', ...listen], env)
     onTestFinished(() => {
       if (serve.child.exitCode === null) serve.child.kill('SIGKILL')
     })
     const verifier = await serve.waitFor('verifier')
     expect(verifier).toMatchObject({ address: executorAddress, hub: settlement.attestationHub })
     expect(await serve.stop()).toBe(0)
-  }, 60_000)
+    // The signed-vote record (ADR 0093), made by init beside the key: damaged or missing, the
+    // verifier does not start (it never signs without it) unless told the key has no open votes.
+    const record = join(execDir, 'signed-votes.json')
+    const made = JSON.parse(readFileSync(record, 'utf8')) as { signer: string; entries: unknown[] }
+    expect(made).toMatchObject({ signer: executorAddress.toLowerCase(), entries: [] })
+    const whole = readFileSync(record, 'utf8')
+    await writeFile(record, whole.slice(0, 20))
+    const torn = await runCli(['serve', '--role', 'verifier', ...listen], env)
+    expect(torn.code).toBe(1)
+    expect(torn.stderr).toContain('error[PBFT_SIGNED_VOTE]')
+    expect(torn.stderr).toContain('damaged')
+    await rm(record)
+    const missing = await runCli(['serve', '--role', 'verifier', ...listen], env)
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('no signed-vote record')
+    expect(missing.stderr).toContain('--new-vote-record')
+    const fresh = startCli(
+      ['serve', '--role', 'verifier', '--new-vote-record', '--json', ...listen],
+      env,
+    )
+    onTestFinished(() => {
+      if (fresh.child.exitCode === null) fresh.child.kill('SIGKILL')
+    })
+    await fresh.waitFor('verifier')
+    expect(await fresh.stop()).toBe(0)
+    expect(readFileSync(record, 'utf8')).toBe(whole)
+  }, 90_000)
 })
