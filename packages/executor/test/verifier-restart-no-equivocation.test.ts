@@ -21,7 +21,13 @@ import { join } from 'node:path'
 import { attestationRecordHash, encodeAttestationRecord } from '@digicap/attestation'
 import { createAttestationAgent, serveAttestation } from '@digicap/attestation/agent'
 import { hexToBytes, privateKeySigner, toHex } from '@digicap/capsule-core'
-import { conflicting, drawTicket, equivocationCall, hubCommittee } from '@digicap/committee'
+import {
+  beforeRoundId,
+  conflicting,
+  drawTicket,
+  equivocationCall,
+  hubCommittee,
+} from '@digicap/committee'
 import { attested, connectSettlement, createProvider } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
@@ -339,6 +345,23 @@ describe('a verifier killed mid-round and restarted on its data folder (ADR 0093
     // The record on disk is one document with this round's slots (nothing was lost at the kill).
     const doc = JSON.parse(await readFile(record, 'utf8')) as { entries: { slot: string }[] }
     expect(doc.entries.some((e) => e.slot.endsWith(':observation:0'))).toBe(true)
-    expect(toHex(jobId)).toBe(grantId)
+    // Once the job settles on chain, the restarted node prunes its rounds from the record and
+    // closes them: nothing more is signed for them, and the record shrinks back.
+    await expect
+      .poll(async () => (await hub.jobs(grantId)).status, { timeout: 30_000, interval: 250 })
+      .toBe(3n) // Certified (the before round's fail)
+    await (await hub.connect(w.other).settle(grantId, [...sorted])).wait()
+    await expect
+      .poll(
+        async () => {
+          const now = JSON.parse(await readFile(record, 'utf8')) as {
+            entries: unknown[]
+            closed: string[]
+          }
+          return { entries: now.entries.length, closed: now.closed }
+        },
+        { timeout: 15_000, interval: 250 },
+      )
+      .toEqual({ entries: 0, closed: [toHex(beforeRoundId(jobId)), grantId] })
   }, 120_000)
 })

@@ -76,7 +76,7 @@ export interface PbftSignedVotes {
 /** Slots of open rounds a record holds at most, by default (about ten per job). */
 export const SIGNED_VOTES_MAX_ENTRIES = 4096
 /** Closed rounds a record remembers, by default (the oldest are forgotten past it). */
-export const SIGNED_VOTES_MAX_CLOSED = 4096
+export const SIGNED_VOTES_MAX_CLOSED = 1024
 
 /** The slot as the record names it: chain, hub, round, phase, view. */
 export function slotKey(slot: PbftVoteSlot): string {

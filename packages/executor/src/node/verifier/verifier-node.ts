@@ -62,6 +62,8 @@ export function committeePeer(address: string, registered: Uint8Array): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const hex = (id: Uint8Array | string) => (typeof id === 'string' ? id.toLowerCase() : toHex(id))
+/** Ended jobs whose rounds wait for the chain to say settled or timed out (ADR 0093), at most. */
+const MAX_UNCLOSED = 1024
 
 /**
  * @example
@@ -87,6 +89,8 @@ export function verifierNode(
     const history = cutoffHistory(chain)
     const certificates = new Map<string, PbftCertificate>()
     const jobs = new Map<string, Promise<VerifierEvent>>()
+    /** Jobs that ended here while still open or certified on chain: their rounds wait to close. */
+    const unclosed = new Map<string, Uint8Array>()
     const waiters = new Map<string, (e: VerifierEvent) => void>()
     const stopping = new AbortController()
     let loop: Promise<void> | undefined
@@ -511,7 +515,12 @@ export function verifierNode(
     async function closeRounds(jobId: Uint8Array): Promise<void> {
       if (c.signedVotes === undefined) return
       const status = await chain.status(jobId).catch(() => undefined)
-      if (status !== 'settled' && status !== 'timed-out') return
+      if (status !== 'settled' && status !== 'timed-out') {
+        // Another member settles it later, or someone times it out: looked at again by `poll`.
+        if (unclosed.size < MAX_UNCLOSED) unclosed.set(hex(jobId), jobId)
+        return
+      }
+      unclosed.delete(hex(jobId))
       await c.signedVotes.close([beforeRoundId(jobId), jobId]).catch(() => {})
     }
 
@@ -537,6 +546,11 @@ export function verifierNode(
     }
 
     async function poll(): Promise<void> {
+      // A few ended jobs not final on chain when they ended here, oldest first.
+      for (const jobId of [...unclosed.values()].slice(0, 4)) {
+        unclosed.delete(hex(jobId))
+        await closeRounds(jobId)
+      }
       const head = await chain.blockNumber()
       // A reorg can replace blocks already read with blocks that open jobs: the last
       // `reorgBlocks` are read again (never below where the watch began; `track` dedups).
