@@ -14,12 +14,22 @@ import {
   type PbftSignedVotes,
   SignedVoteError,
 } from '../src/index.ts'
-import { FAIL, jobId, PASS, paperCommittee, recordingReplica, signers } from './pbft-fixtures.ts'
+import {
+  FAIL,
+  jobId,
+  observedReplica,
+  PASS,
+  paperCommittee,
+  recordingReplica,
+  signers,
+} from './pbft-fixtures.ts'
 
 const keys = signers(4)
 const committee = paperCommittee(keys)
 /** Member 1: not view 0's leader (only its observation is signed at start). */
 const me = keys[1] as DigicapSigner
+/** Member 0: view 0's leader. */
+const leader = keys[0] as DigicapSigner
 
 /** `me`, counting what its key is asked to sign. */
 function counted(): { signer: DigicapSigner; asked: () => number } {
@@ -69,6 +79,27 @@ describe('a replica restarted on its signed-vote record (ADR 0093)', () => {
     const second = observations(await life(record, FAIL))
     expect(conflicts([...first, ...second])).toEqual([])
     expect(second).toEqual([])
+  })
+
+  it('a leader restarted with other observations proposes nothing new, and goes on', async () => {
+    const record = memorySignedVotes(leader.address)
+    const sent: PbftMessage[] = []
+    for (const value of [PASS, FAIL]) {
+      // Its first life saw PASS from everyone, its second FAIL (as if the run went otherwise).
+      const { r, sent: out } = await observedReplica(
+        { committee, signer: leader, value, signedVotes: record },
+        keys,
+      )
+      await expect(r.start()).resolves.toBeUndefined()
+      r.stop()
+      sent.push(...out)
+    }
+    const votes = sent.map((m) => m.vote)
+    // The first life's proposal only: the second one's (FAIL) is refused, not sent.
+    expect(votes.filter((v) => v.phase === 'pre-prepare')).toEqual([
+      expect.objectContaining({ verdict: PASS.verdict }),
+    ])
+    expect(conflicts(votes)).toEqual([])
   })
 
   it('re-sends the same vote with the stored signature, without asking its key again', async () => {

@@ -260,25 +260,14 @@ export class PbftReplica {
       view: this.#view,
       done: this.#stopped || this.#finished,
     }))
-    try {
-      const observation = await this.#emit(
-        {
-          phase: 'observation',
-          jobId: this.#o.jobId,
-          view: 0n,
-          preparedView: 0n,
-          ...this.#o.value,
-        },
-        [],
-        undefined,
-        true,
-      )
-      this.#observations.set(this.#self.address, observation)
-    } catch (err) {
-      // Restarted after signing another observation (ADR 0093): that one stands (the others hold
-      // it, a pre-prepare carries it back here); this member goes on without sending a second.
-      if (!(err instanceof SignedVoteError && err.reason === 'conflict')) throw err
-    }
+    const observation = await this.#emit(
+      { phase: 'observation', jobId: this.#o.jobId, view: 0n, preparedView: 0n, ...this.#o.value },
+      [],
+      undefined,
+      true,
+    )
+    // None: restarted after signing another one (ADR 0093), which a pre-prepare carries back.
+    if (observation !== undefined) this.#observations.set(this.#self.address, observation)
     if (leaderOf(this.#o.committee, 0n).address === this.#self.address) {
       await this.#lead(0n, [], undefined)
     }
@@ -308,11 +297,19 @@ export class PbftReplica {
     proof: PbftVote[],
     to?: PbftMember,
     standing = false,
-  ): Promise<PbftVote> {
+  ): Promise<PbftVote | undefined> {
     // Before use, own votes too: a prepare or commit is checked when it goes into a proof or the
     // certificate (a view change or an observation is a proof others check: checked when signed).
     const check = this.#o.signatureCheck === 'on-arrival' || !countsOnArrival(vote.phase)
-    const signed = await this.#sign(vote, check)
+    let signed: PbftVote
+    try {
+      signed = await this.#sign(vote, check)
+    } catch (err) {
+      // Restarted after signing another vote for this slot (ADR 0093): that one stands (the
+      // others hold it); this member goes on without a second. Any other refusal is thrown.
+      if (err instanceof SignedVoteError && err.reason === 'conflict') return undefined
+      throw err
+    }
     if (!check) this.#unchecked.add(signed)
     if (this.#stopped) return signed
     this.#o.send(to, { vote: signed, proof })
@@ -431,6 +428,7 @@ export class PbftReplica {
       { phase: 'pre-prepare', jobId: this.#o.jobId, view, preparedView: 0n, ...value },
       proof,
     )
+    if (vote === undefined) return
     await this.#onVote(this.#self, { vote, proof }, true)
   }
 
@@ -444,6 +442,7 @@ export class PbftReplica {
       { phase, jobId: this.#o.jobId, view, preparedView: 0n, ...value },
       [],
     )
+    if (vote === undefined) return
     await this.#onVote(this.#self, { vote, proof: [] }, true)
   }
 
@@ -467,6 +466,7 @@ export class PbftReplica {
       },
       p?.proof ?? [],
     )
+    if (vote === undefined) return
     await this.#onVote(this.#self, { vote, proof: p?.proof ?? [] }, true)
   }
 
