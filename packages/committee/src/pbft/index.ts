@@ -1,4 +1,13 @@
 /** PBFT agreement of a verifier committee on one job's verdict (SPEC-PBFT.md). */
+export type { AttestChallengeFields, SignedAttestChallenge } from './attest-challenge.ts'
+export {
+  ATTEST_CHALLENGE_TYPES,
+  attestChallengeDigest,
+  attestChallengeNonce,
+  attestChallengeTypedData,
+  recoverAttestChallenger,
+  signAttestChallenge,
+} from './attest-challenge.ts'
 export type { CertificateExpectation, PbftCertificate } from './certificate.ts'
 export { buildCertificate, verifyCertificate } from './certificate.ts'
 export type { PbftCommittee, PbftMember } from './committee.ts'
@@ -59,6 +68,7 @@ export {
   PBFT_DOMAIN_VERSION,
   PBFT_TYPES,
   pbftDomain,
+  pbftDomainSeparator,
   recoverVoteSigner,
   signVote,
   voteDigest,

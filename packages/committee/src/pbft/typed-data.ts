@@ -134,7 +134,8 @@ const TYPE_HASHES = new Map(
 const SEPARATORS = new Map<string, Uint8Array>()
 const MAX_SEPARATORS = 64
 
-function separatorOf(domain: PbftDomain): Uint8Array {
+/** `hashStruct(EIP712Domain)` of a PBFT domain (cached: a node sees a handful of hubs). */
+export function pbftDomainSeparator(domain: PbftDomain): Uint8Array {
   const key = `${domain.chainId}:${domain.verifyingContract.toLowerCase()}`
   let separator = SEPARATORS.get(key)
   if (separator === undefined) {
@@ -183,7 +184,7 @@ export function voteDigest(domain: PbftDomain, vote: UnsignedVote): Uint8Array {
   const envelope = new Uint8Array(66)
   envelope[0] = 0x19
   envelope[1] = 0x01
-  envelope.set(separatorOf(domain), 2)
+  envelope.set(pbftDomainSeparator(domain), 2)
   envelope.set(keccak_256(struct), 34)
   return keccak_256(envelope)
 }
