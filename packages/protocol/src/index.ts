@@ -63,6 +63,22 @@ export {
   MAX_EVENT_LOG_BYTES,
   MAX_RECORD_BYTES,
 } from './attest.ts'
+export type {
+  AttestForward,
+  AttestForwarded,
+  AttestForwardStatus,
+  AttestPhase,
+} from './attest-forward.ts'
+export {
+  ATTEST_FORWARD_PROTOCOL,
+  ATTEST_FORWARD_STATUSES,
+  ATTEST_PHASES,
+  attestForwardProtocol,
+  decodeAttestForward,
+  decodeAttestForwarded,
+  encodeAttestForward,
+  encodeAttestForwarded,
+} from './attest-forward.ts'
 export type { WireMap } from './cbor.ts'
 export { MAX_U64, WIRE_VERSION } from './cbor.ts'
 export type {
