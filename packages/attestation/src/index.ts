@@ -83,7 +83,11 @@ export type {
   AttestationChallenge,
   AttestationResponse,
 } from './protocol/challenge.ts'
-export { requestAttestation, verifyAttestation } from './protocol/challenge.ts'
+export {
+  attestationResponse,
+  requestAttestation,
+  verifyAttestation,
+} from './protocol/challenge.ts'
 export type { ReceivedEvidence } from './protocol/evidence.ts'
 export { fromWireEvidence, toWireEvidence } from './protocol/evidence.ts'
 export type { AttestationRecord } from './registration/record.ts'

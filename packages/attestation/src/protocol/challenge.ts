@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import {
+  type AttestEvidence,
   attestProtocol,
   type ProtocolDialer,
   type RequestOptions,
@@ -21,6 +22,11 @@ export interface AttestationChallenge {
   grantId: Uint8Array
   /** The run's X25519 ephemeral public key (32 bytes). */
   ephemeralKey: Uint8Array
+  /**
+   * The nonce to send (32 bytes); default 32 fresh random bytes. A committee member sends the
+   * hash of its signed challenge, so the other members can check it (ADR 0095).
+   */
+  nonce?: Uint8Array | undefined
 }
 
 /** The evidence and the binding it must carry. */
@@ -45,12 +51,7 @@ export async function requestAttestation(
   challenge: AttestationChallenge,
   options: RequestOptions = {},
 ): Promise<AttestationResponse> {
-  const nonce = new Uint8Array(randomBytes(32))
-  const qualifyingData = quoteBinding({
-    nonce,
-    grantId: challenge.grantId,
-    ephemeralPublicKey: challenge.ephemeralKey,
-  })
+  const nonce = challenge.nonce ?? new Uint8Array(randomBytes(32))
   const evidence = await request(
     node,
     peer,
@@ -58,7 +59,31 @@ export async function requestAttestation(
     { nonce, grantId: challenge.grantId, ephemeralKey: challenge.ephemeralKey },
     options,
   )
-  return { ...fromWireEvidence(evidence), nonce, qualifyingData, grantId: challenge.grantId }
+  return attestationResponse(evidence, { ...challenge, nonce })
+}
+
+/**
+ * The response a challenge with this nonce, grant and key would have drawn, from its wire
+ * evidence: what {@link verifyAttestation} takes. For evidence that reached this verifier
+ * another way (a committee member's forwarded answer, ADR 0095).
+ *
+ * @throws {EventLogFormatError} for a malformed event log.
+ */
+export function attestationResponse(
+  evidence: AttestEvidence,
+  challenge: AttestationChallenge & { nonce: Uint8Array },
+): AttestationResponse {
+  const qualifyingData = quoteBinding({
+    nonce: challenge.nonce,
+    grantId: challenge.grantId,
+    ephemeralPublicKey: challenge.ephemeralKey,
+  })
+  return {
+    ...fromWireEvidence(evidence),
+    nonce: challenge.nonce,
+    qualifyingData,
+    grantId: challenge.grantId,
+  }
 }
 
 /**
