@@ -26,3 +26,33 @@ export class VerifierJobError extends DigicapError {
     this.reason = reason
   }
 }
+
+/** Why a member refused another member's forwarded answer (ADR 0095). */
+export type ForwardRefusal =
+  /** No watch of this job on this node. */
+  | 'unknown-job'
+  /** The challenge's signer (or the sender) is not seated on the job's committee. */
+  | 'non-member'
+  /** The challenge signature does not recover (malformed, high s). */
+  | 'signature'
+  /** The signed block hash is no block of this node's chain. */
+  | 'unknown-block'
+  /** The signed block is older than the job's watch (the sortition window's last block). */
+  | 'stale'
+  /** The quote shows another phase than the one it was forwarded for. */
+  | 'wrong-phase'
+  /** The quote does not verify (`details.check`: the attestation check's code). */
+  | 'evidence'
+
+/** A forwarded answer a member does not count (code `VERIFIER_FORWARD`). */
+export class ForwardRefusedError extends DigicapError {
+  override name = 'ForwardRefusedError'
+  readonly reason: ForwardRefusal
+  constructor(reason: ForwardRefusal, shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('VERIFIER_FORWARD', shortMessage, {
+      ...options,
+      details: { reason, ...options.details },
+    })
+    this.reason = reason
+  }
+}

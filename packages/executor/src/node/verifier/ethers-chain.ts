@@ -173,6 +173,15 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
     chainId: BigInt(p.addresses.chainId),
     hub: normalizeAddress(p.settlement.attestationHub, 'attestationHub'),
     blockNumber: () => provider.getBlockNumber(),
+    async head() {
+      const b = await provider.getBlock('latest')
+      if (b?.hash == null) throw new ChainReadError('The head block is not readable')
+      return { number: b.number, hash: getBytes(b.hash) }
+    },
+    async blockOf(hash) {
+      const b = await provider.getBlock(toHex(hash))
+      return b?.hash == null ? undefined : b.number
+    },
     openedJobs: (from, to) =>
       eventsIn(
         from,

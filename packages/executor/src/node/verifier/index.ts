@@ -1,8 +1,10 @@
 /** The verifier role: a committee member for AttestationHub jobs (ADR 0032). */
-export type { VerifierJobReason } from './errors.ts'
-export { VerifierJobError } from './errors.ts'
+export type { ForwardRefusal, VerifierJobReason } from './errors.ts'
+export { ForwardRefusedError, VerifierJobError } from './errors.ts'
 export type { EthersVerifierChainParameters } from './ethers-chain.ts'
 export { ethersVerifierChain } from './ethers-chain.ts'
+export type { ForwardCheckParameters, ForwardedAnswer, JobForwards } from './forwarding.ts'
+export { checkForwardedChallenge, jobForwards } from './forwarding.ts'
 export type {
   PbftRound,
   PbftRoundParameters,
@@ -36,5 +38,5 @@ export type {
 } from './types.ts'
 export { EVIDENCE_TAG, evidenceHash, verdictBits } from './verdict.ts'
 export { verifierNode } from './verifier-node.ts'
-export type { WatchedRun, WatchRunParameters } from './watch-run.ts'
+export type { WatchedRun, WatchForwarding, WatchRunParameters } from './watch-run.ts'
 export { watchRun } from './watch-run.ts'

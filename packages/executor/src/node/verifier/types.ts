@@ -58,6 +58,14 @@ export interface VerifierChain {
   /** The AttestationHub (the PBFT domain's verifying contract). */
   readonly hub: Address
   blockNumber(): Promise<number>
+  /**
+   * The head's number and hash: what a signed challenge names (ADR 0095). With `blockOf`, the
+   * member's quote nonces are checkable and it forwards and counts forwarded answers; without
+   * them it challenges with random nonces.
+   */
+  head?(): Promise<{ number: number; hash: Uint8Array }>
+  /** The number of the block with this hash, undefined when the chain has none (ADR 0095). */
+  blockOf?(hash: Uint8Array): Promise<number | undefined>
   /** `JobOpened` events in [from, to]. */
   openedJobs(from: number, to: number): Promise<OpenedJob[]>
   /**
@@ -114,6 +122,11 @@ export interface PhaseVerdict {
   readonly verdict: string
   /** ms since the watch began. */
   readonly atMs?: number
+  /**
+   * Set when the phase was taken from another member's forwarded answer (ADR 0095): the member
+   * whose signed challenge the quote answers.
+   */
+  readonly forwardedBy?: string
 }
 
 /** What this member concluded about a run. */
@@ -180,6 +193,13 @@ export type VerifierEvent =
       /** Why the report failed to reach the chain, when it threw. */
       readonly error?: Error
     }
+  | {
+      /** A forwarded answer this member did not count (ADR 0095): why, and for which phase. */
+      readonly event: 'forward-refused'
+      readonly jobId: string
+      readonly reason: string
+      readonly details?: Record<string, unknown>
+    }
   | { readonly event: 'settled'; readonly jobId: string }
   | { readonly event: 'job-failed'; readonly jobId: string; readonly error: Error }
 
@@ -232,6 +252,14 @@ export interface VerifierNodeInit {
    * key it registered.
    */
   readonly ekRoots?: EkRoots | undefined
+  /**
+   * Signed challenges and forwarded answers (ADR 0095): forward each answer this member verified
+   * to the other members, and count theirs for a phase the executor withheld from it. Default
+   * true when the chain has `head` and `blockOf`.
+   */
+  readonly forwarding?: boolean
+  /** How long a phase this member's watch skipped waits for a forwarded answer, ms. Default 3000. */
+  readonly forwardWaitMs?: number
 }
 
 export interface VerifierNodeComponents {

@@ -31,12 +31,16 @@ import {
   type PbftDecision,
   pbftCommittee,
   pbftDomain,
+  signAttestChallenge,
   type TicketPlan,
   waitForWave,
 } from '@digicap/committee'
 import { peerIdFromRegistered } from '@digicap/keyguard'
+import { attestForwardProtocol, handle, request } from '@digicap/protocol'
 import { onchainProof } from '@digicap/vrf'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { VerifierJobError } from './errors.ts'
+import { type JobForwards, jobForwards } from './forwarding.ts'
 import { pbftRounds, UNREACHABLE_PEER } from './pbft-round.ts'
 import type {
   OpenedJob,
@@ -101,6 +105,24 @@ export function verifierNode(
     /** Grants whose job this node tried to open: the block hash and number they were seen in. */
     const tried = new Map<string, { hash: string; block: number }>()
     let certified = 0
+    /** This node's watched jobs' forwarded answers (ADR 0095), by job id (hex). */
+    const forwards = new Map<string, JobForwards>()
+    let unhandleForwards: (() => Promise<void>) | undefined
+    const forwardingOn =
+      init.forwarding !== false && chain.head !== undefined && chain.blockOf !== undefined
+    const forwardWaitMs = init.forwardWaitMs ?? 3000
+    /** The head, read at most once per `pollMs` (every challenge names a recent block). */
+    let head: { at: number; read: Promise<{ number: number; hash: Uint8Array }> } | undefined
+    const recentBlock = () => {
+      if (head === undefined || performance.now() - head.at > Math.min(pollMs, 1000)) {
+        const read = (chain.head as NonNullable<typeof chain.head>)()
+        head = { at: performance.now(), read }
+        read.catch(() => {
+          if (head?.read === read) head = undefined
+        })
+      }
+      return head.read
+    }
 
     const emit = (e: VerifierEvent) => {
       try {
@@ -373,6 +395,7 @@ export function verifierNode(
         emit({ event: 'certificate', jobId, round: name, submitted: false })
       }
       let beforePassed = false
+      let forwarded: () => Promise<void> = async () => {}
       let beforeSubmitted: Promise<PbftCertificate | undefined> = Promise.resolve(undefined)
       try {
         const grant = await chain.grant(job.jobId, stopping.signal)
@@ -395,6 +418,30 @@ export function verifierNode(
             verdict,
           }),
         })
+        const domain = pbftDomain(chain.chainId, chain.hub)
+        let seq = 0n
+        const sends = new Set<Promise<void>>()
+        const peers = committee.members
+          .filter((m) => m.address.toLowerCase() !== self.toLowerCase())
+          .map((m) => m.peerId)
+          .filter((id) => !id.startsWith(UNREACHABLE_PEER))
+        const inbox = forwardingOn
+          ? jobForwards({
+              jobId: job.jobId,
+              committee,
+              domain,
+              fromBlock: sortition.lastBlock,
+              blockOf: (hash) => (chain.blockOf as NonNullable<typeof chain.blockOf>)(hash),
+              onRefused: (err) =>
+                emit({
+                  event: 'forward-refused',
+                  jobId,
+                  reason: err.reason,
+                  details: err.details as Record<string, unknown>,
+                }),
+            })
+          : undefined
+        if (inbox !== undefined) forwards.set(jobId, inbox)
         let beforeSeen!: (verdict: string) => void
         const beforePhase = new Promise<string>((resolve) => {
           beforeSeen = resolve
@@ -415,7 +462,64 @@ export function verifierNode(
             emit({ event: 'phase', jobId, phase })
             if (phase.phase === 'before') beforeSeen(phase.verdict)
           },
+          ...(inbox === undefined
+            ? {}
+            : {
+                forwarding: {
+                  challenge: async () =>
+                    signAttestChallenge(c.signer, domain, {
+                      jobId: job.jobId,
+                      blockHash: (await recentBlock()).hash,
+                      seq: seq++,
+                    }),
+                  // Pushed to every other member at once: the ones the executor withheld the phase
+                  // from cannot be told apart (one message per member and phase).
+                  verified: (phase, signed, evidence) => {
+                    const message = {
+                      jobId: job.jobId,
+                      blockHash: signed.blockHash,
+                      seq: signed.seq,
+                      challengeSignature: signed.signature,
+                      phase,
+                      evidence,
+                    }
+                    for (const peer of peers) {
+                      const send = (async () => {
+                        // Again on a failure, or while the member has not opened its watch.
+                        for (let attempt = 0; attempt < 8 && !stopping.signal.aborted; attempt++) {
+                          try {
+                            const { status } = await request(
+                              c.libp2p,
+                              peerIdFromString(peer),
+                              attestForwardProtocol,
+                              message,
+                              { timeout: 5000, signal: stopping.signal },
+                            )
+                            if (status !== 'unknown-job') return
+                          } catch {
+                            // unreachable for now
+                          }
+                          await sleep(500)
+                        }
+                      })()
+                      sends.add(send)
+                      void send.finally(() => sends.delete(send))
+                    }
+                  },
+                  answers: (phase) => inbox.answers(phase),
+                  onRefused: (err) =>
+                    emit({
+                      event: 'forward-refused',
+                      jobId,
+                      reason: err.reason,
+                      details: err.details as Record<string, unknown>,
+                    }),
+                  waitMs: forwardWaitMs,
+                },
+              }),
         })
+        // Answers to forward go on while the rounds run; the job's end waits for them.
+        forwarded = () => Promise.allSettled([...sends]).then(() => {})
         // The before round (ADR 0033): on the chain path the keyguard releases the key only once
         // its pass is on chain, so it runs while the watch goes on.
         beforePassed = (await beforePhase) === 'verified'
@@ -490,6 +594,8 @@ export function verifierNode(
           if (certificate !== undefined) certificates.set(jobId, certificate)
         }
       } finally {
+        await forwarded()
+        forwards.delete(jobId)
         certified += round.certified
         await round.stop()
         await beforeSubmitted.catch(() => {})
@@ -580,6 +686,19 @@ export function verifierNode(
       },
       async start() {
         if (loop !== undefined) return
+        if (forwardingOn) {
+          // Members only, bounded reads (ADR 0095): a stranger or a flood costs a status reply.
+          unhandleForwards = await handle(
+            c.libp2p,
+            attestForwardProtocol,
+            async (message, context) => {
+              const inbox = forwards.get(hex(message.jobId))
+              if (inbox === undefined) return { status: 'unknown-job' as const }
+              return { status: await inbox.receive(context.peer.toString(), message) }
+            },
+            { maxReadingPerPeer: 2, maxReading: 16, timeout: 10_000 },
+          )
+        }
         const head = await chain.blockNumber()
         next = init.fromBlock ?? head
         first = next
@@ -605,6 +724,7 @@ export function verifierNode(
         await loop
         await Promise.allSettled([...jobs.values()])
         await rounds.stop()
+        await unhandleForwards?.()
       },
       finished(jobId) {
         const id = hex(jobId)

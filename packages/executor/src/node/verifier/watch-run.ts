@@ -7,23 +7,36 @@
  * until the committee quoted it (phase-hold.ts). The watch ends at the after-quote, at the
  * first phase that fails (later phases then count as failed too) or after `watchMs`. While PCR
  * 23 holds a run of another grant, the watch waits: that run is not this job's during.
+ *
+ * With `forwarding` (ADR 0095) each challenge's nonce is the hash of the member's signed
+ * `AttestChallenge`, each answer it verified is handed on (to be forwarded to the other
+ * members), and a phase the executor withheld from this member — skipped (a later phase came
+ * first) or never answered — is taken from another member's forwarded answer, verified here
+ * exactly like an own one (same record, same activation, same phase rules). A forwarded answer
+ * never replaces an own answer: it only fills a phase this member has none for.
  */
 import {
   type ActivationCache,
   type AttestationRecord,
+  type AttestationResponse,
   activateAttestationKey,
   attestationRecordHash,
+  attestationResponse,
   checkEkCertificate,
   decodeAttestationRecord,
   type EkRoots,
   type Phase,
   type QuoteClock,
   requestAttestation,
+  toWireEvidence,
   verifyAttestation,
 } from '@digicap/attestation'
 import { DigicapError, equalBytes } from '@digicap/capsule-core'
-import type { ProtocolDialer } from '@digicap/protocol'
+import { attestChallengeNonce, type SignedAttestChallenge } from '@digicap/committee'
+import type { AttestEvidence, ProtocolDialer } from '@digicap/protocol'
 import type { PeerId } from '@libp2p/interface'
+import { ForwardRefusedError } from './errors.ts'
+import type { ForwardedAnswer } from './forwarding.ts'
 import type { JobGrant, PhaseVerdict } from './types.ts'
 
 export interface WatchRunParameters {
@@ -43,6 +56,22 @@ export interface WatchRunParameters {
   readonly everyMs: number
   readonly signal?: AbortSignal | undefined
   readonly onPhase?: ((phase: PhaseVerdict) => void) | undefined
+  /** Signed challenges and forwarded answers (ADR 0095); without it, random nonces. */
+  readonly forwarding?: WatchForwarding | undefined
+}
+
+/** What a watch needs to challenge with checkable nonces and count forwarded answers. */
+export interface WatchForwarding {
+  /** A fresh signed challenge for this job (a recent block hash, the next counter). */
+  challenge(): Promise<SignedAttestChallenge>
+  /** Told once per phase this member verified from its own answer: forward it. */
+  verified(phase: Phase, challenge: SignedAttestChallenge, evidence: AttestEvidence): void
+  /** The forwarded answers kept for a phase (their challenges checked), first come first. */
+  answers(phase: Phase): readonly ForwardedAnswer[]
+  /** Told each forwarded answer whose quote this member refused (`wrong-phase`, `evidence`). */
+  onRefused?: ((err: ForwardRefusedError) => void) | undefined
+  /** How long a phase this member's watch skipped waits for a forwarded answer, ms. */
+  readonly waitMs: number
 }
 
 export interface WatchedRun {
@@ -54,11 +83,34 @@ export interface WatchedRun {
 const PHASES: readonly Phase[] = ['before', 'during', 'after']
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/**
+ * The phase an answer shows for this job, or undefined while PCR 23 holds another grant's run.
+ * The log runs from the reset before the current (or last) run: PCR 23 holds a run exactly when
+ * the log does not end with a reset.
+ */
+function phaseOf(response: AttestationResponse, jobId: Uint8Array): Phase | undefined {
+  const ran = response.cleanup !== undefined && equalBytes(response.cleanup.grantId, jobId)
+  const measured = (response.eventLog.at(-1)?.kind ?? 'reset') !== 'reset'
+  // PCR 23 holding another grant's run says nothing of this one yet (the executor may still be
+  // inside an earlier job): not yet, ask again within the watch (a verified phase still needs
+  // this grant's own events, whatever the log claims here).
+  const grantEvent = response.eventLog.findLast((e) => e.kind === 'grant')
+  if (!ran && measured && (grantEvent === undefined || !equalBytes(grantEvent.digest, jobId))) {
+    return undefined
+  }
+  return ran ? 'after' : measured ? 'during' : 'before'
+}
+
 export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
   const t0 = performance.now()
   const seen = new Map<Phase, PhaseVerdict>()
-  const see = (phase: Phase, verdict: string) => {
-    const v = { phase, verdict, atMs: Math.round(performance.now() - t0) }
+  const see = (phase: Phase, verdict: string, forwardedBy?: string) => {
+    const v: PhaseVerdict = {
+      phase,
+      verdict,
+      atMs: Math.round(performance.now() - t0),
+      ...(forwardedBy === undefined ? {} : { forwardedBy }),
+    }
     seen.set(phase, v)
     p.onPhase?.(v)
   }
@@ -73,14 +125,130 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
   let quotes = 0
   let activationTries = 0
   const failed = () => [...seen.values()].some((v) => v.verdict !== 'verified')
+  const forwarding = p.forwarding
+  /** Forwarded answers already verified here, by their nonce (each is checked once). */
+  const tried = new Set<string>()
+  const refuse = (err: ForwardRefusedError) => {
+    try {
+      forwarding?.onRefused?.(err)
+    } catch {
+      // A reporting bug does not stop the watch.
+    }
+  }
+  /**
+   * A forwarded answer that verifies for `phase`, or undefined. Only against a record this member
+   * holds and activated itself: a record it never activated could be a software AK.
+   */
+  const forwardedPass = (phase: Phase): ForwardedAnswer | undefined => {
+    if (forwarding === undefined || record === undefined) return undefined
+    if (!equalBytes(attestationRecordHash(record), p.registeredHash)) return undefined
+    if (!p.activations.has(p.registeredHash)) return undefined
+    if (p.ekRoots !== undefined) {
+      try {
+        checkEkCertificate(record, p.ekRoots)
+      } catch {
+        return undefined
+      }
+    }
+    for (const answer of forwarding.answers(phase)) {
+      const key = Buffer.from(answer.nonce).toString('hex')
+      if (tried.has(key)) continue
+      tried.add(key)
+      let response: AttestationResponse
+      try {
+        response = attestationResponse(answer.forward.evidence, {
+          ...challenge,
+          nonce: answer.nonce,
+        })
+      } catch (cause) {
+        refuse(
+          new ForwardRefusedError('evidence', 'The forwarded event log is malformed', { cause }),
+        )
+        continue
+      }
+      const shown = phaseOf(response, p.jobId)
+      if (shown !== phase) {
+        refuse(
+          new ForwardRefusedError('wrong-phase', 'The forwarded quote shows another phase', {
+            details: { claimed: phase, shown: shown ?? 'other-run', challenger: answer.challenger },
+          }),
+        )
+        continue
+      }
+      try {
+        const { attest } = verifyAttestation(response, {
+          attestationKey: record,
+          bootPcrs: record.bootPcrs,
+          phase,
+          ...(phase === 'during' ? { grant } : {}),
+          ...(phase === 'after' && before !== undefined ? { previous: before } : {}),
+        })
+        if (phase === 'before') before = attest.clockInfo
+        return answer
+      } catch (cause) {
+        refuse(
+          new ForwardRefusedError('evidence', 'The forwarded quote does not verify', {
+            details: {
+              check: cause instanceof DigicapError ? cause.code : 'error',
+              challenger: answer.challenger,
+            },
+            cause,
+          }),
+        )
+      }
+    }
+    return undefined
+  }
+  /** Fills a phase this member has no answer of from a forwarded one, waiting up to `ms`. */
+  const fill = async (phase: Phase, ms: number): Promise<boolean> => {
+    const until = performance.now() + ms
+    for (;;) {
+      const answer = forwardedPass(phase)
+      if (answer !== undefined) {
+        see(phase, 'verified', answer.challenger)
+        return true
+      }
+      if (forwarding === undefined || performance.now() >= until || p.signal?.aborted) return false
+      await sleep(Math.min(100, p.everyMs))
+    }
+  }
+  /**
+   * Whether forwarded answers cover every phase this member still lacks (then they are taken
+   * and the watch ends: the executor is withholding the rest from this member, or is slower to
+   * answer it than the others).
+   */
+  const coveredByForwards = (): boolean => {
+    if (forwarding === undefined) return false
+    const missing = PHASES.filter((phase) => !seen.has(phase))
+    if (missing.length === 0 || missing.some((phase) => forwarding.answers(phase).length === 0)) {
+      return false
+    }
+    for (const phase of missing) {
+      const answer = forwardedPass(phase)
+      if (answer === undefined) return false
+      see(phase, 'verified', answer.challenger)
+    }
+    return true
+  }
   while (!seen.has('after') && !failed() && !p.signal?.aborted) {
     if (performance.now() - t0 > p.watchMs) break
+    if (coveredByForwards()) break
     let response: Awaited<ReturnType<typeof requestAttestation>>
+    let signed: SignedAttestChallenge | undefined
     try {
-      response = await requestAttestation(p.libp2p, p.peer, challenge, {
-        timeout: 5000,
-        ...(p.signal === undefined ? {} : { signal: p.signal }),
-      })
+      signed = await forwarding?.challenge()
+      response = await requestAttestation(
+        p.libp2p,
+        p.peer,
+        {
+          ...challenge,
+          ...(signed === undefined ? {} : { nonce: attestChallengeNonce(signed.signature) }),
+        },
+        {
+          timeout: 5000,
+          ...(p.signal === undefined ? {} : { signal: p.signal }),
+        },
+      )
     } catch {
       await sleep(p.everyMs) // unreachable for now, or between two answers
       continue
@@ -126,23 +294,18 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
         break
       }
     }
-    const ran = response.cleanup !== undefined && equalBytes(response.cleanup.grantId, p.jobId)
-    // The log runs from the reset before the current (or last) run: PCR 23 holds a run
-    // exactly when the log does not end with a reset.
-    const measured = (response.eventLog.at(-1)?.kind ?? 'reset') !== 'reset'
-    // PCR 23 holding another grant's run says nothing of this one yet (the executor may still be
-    // inside an earlier job): not yet, ask again within the watch (a verified phase still needs
-    // this grant's own events, whatever the log claims here).
-    const grantEvent = response.eventLog.findLast((e) => e.kind === 'grant')
-    if (!ran && measured && (grantEvent === undefined || !equalBytes(grantEvent.digest, p.jobId))) {
+    const phase = phaseOf(response, p.jobId)
+    if (phase === undefined) {
       await sleep(p.everyMs)
       continue
     }
-    const phase: Phase = ran ? 'after' : measured ? 'during' : 'before'
-    // A phase first seen after a later one started was missed: the run did not wait for us.
+    // A phase first seen after a later one started was missed: the run did not wait for us
+    // (or withheld it from us: another member's forwarded answer of it counts, ADR 0095).
     const index = PHASES.indexOf(phase)
     for (const earlier of PHASES.slice(0, index)) {
-      if (!seen.has(earlier)) see(earlier, 'missed')
+      if (!seen.has(earlier) && !(await fill(earlier, forwarding?.waitMs ?? 0))) {
+        see(earlier, 'missed')
+      }
     }
     if (seen.has(phase) || failed()) {
       if (!failed()) await sleep(p.everyMs)
@@ -158,10 +321,28 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
       })
       if (phase === 'before') before = attest.clockInfo
       see(phase, 'verified')
+      if (signed !== undefined) {
+        try {
+          forwarding?.verified(
+            phase,
+            signed,
+            toWireEvidence({
+              ...response.quote,
+              eventLog: response.eventLog,
+              ...(response.cleanup === undefined ? {} : { cleanup: response.cleanup }),
+            }),
+          )
+        } catch {
+          // Forwarding is best effort: this member's own verdict stands.
+        }
+      }
     } catch (err) {
       see(phase, err instanceof DigicapError ? err.code : 'error')
     }
   }
-  for (const phase of PHASES) if (!seen.has(phase)) see(phase, 'missed')
+  // Phases never answered: a forwarded answer may fill them (not after a failed phase).
+  for (const phase of PHASES) {
+    if (!seen.has(phase) && (failed() || !(await fill(phase, 0)))) see(phase, 'missed')
+  }
   return { phases: PHASES.map((phase) => seen.get(phase) as PhaseVerdict), quotes }
 }
