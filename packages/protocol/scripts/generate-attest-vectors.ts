@@ -9,13 +9,24 @@
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import {
+  addressFromPrivateKey,
+  hashTypedData,
+  toHex as hex0x,
+  signDigest,
+} from '@digicap/capsule-core'
+import { keccak_256 } from '@noble/hashes/sha3.js'
 import { encode } from 'cborg'
 import {
+  ATTEST_FORWARD_PROTOCOL,
   ATTEST_PROTOCOL,
+  type AttestForward,
   encodeAttestActivate,
   encodeAttestActivated,
   encodeAttestChallenge,
   encodeAttestEvidence,
+  encodeAttestForward,
+  encodeAttestForwarded,
   encodeFrame,
   MAX_CONTROL_FRAME,
 } from '../src/index.ts'
@@ -53,11 +64,57 @@ export const VECTOR_ACTIVATE = {
 
 interface Vector {
   name: string
-  type: 'attest-challenge' | 'attest-evidence' | 'attest-activate' | 'attest-activated'
+  type:
+    | 'attest-challenge'
+    | 'attest-evidence'
+    | 'attest-activate'
+    | 'attest-activated'
+    | 'attest-forward'
+    | 'attest-forwarded'
   expect: string
   field?: string
   comment: string
   body: Uint8Array
+  /** Extra header lines (the signed challenge of an ok forward). */
+  extra?: string[]
+}
+
+const text = (s: string) => keccak_256(new TextEncoder().encode(s))
+/** The PBFT domain of the vectors (SPEC-PBFT §8's). */
+export const VECTOR_FORWARD_DOMAIN = {
+  chainId: 31337n,
+  verifyingContract: '0x5FbDB2315678afecb367f032d93F642f64180aa3' as const,
+}
+/** The challenger: member 0 of SPEC-PBFT §8, key keccak256("member-0"). */
+export const VECTOR_CHALLENGER_KEY = text('member-0')
+/** The signed challenge of the ok forward: job keccak256("job-1"), block keccak256("block-1"), seq 3. */
+export const VECTOR_SIGNED_CHALLENGE = (() => {
+  const jobId = text('job-1')
+  const blockHash = text('block-1')
+  const seq = 3n
+  const digest = hashTypedData({
+    domain: { name: 'DigicapPbft', version: '1', ...VECTOR_FORWARD_DOMAIN },
+    types: {
+      AttestChallenge: [
+        { name: 'jobId', type: 'bytes32' },
+        { name: 'blockHash', type: 'bytes32' },
+        { name: 'seq', type: 'uint64' },
+      ],
+    },
+    primaryType: 'AttestChallenge',
+    message: { jobId: hex0x(jobId), blockHash: hex0x(blockHash), seq },
+  })
+  const signature = signDigest(digest, VECTOR_CHALLENGER_KEY)
+  return { jobId, blockHash, seq, digest, signature, nonce: keccak_256(signature) }
+})()
+/** An ok forward: the during-phase answer to {@link VECTOR_SIGNED_CHALLENGE}. */
+export const VECTOR_FORWARD: AttestForward = {
+  jobId: VECTOR_SIGNED_CHALLENGE.jobId,
+  blockHash: VECTOR_SIGNED_CHALLENGE.blockHash,
+  seq: VECTOR_SIGNED_CHALLENGE.seq,
+  challengeSignature: VECTOR_SIGNED_CHALLENGE.signature,
+  phase: 'during',
+  evidence: VECTOR_EVIDENCE,
 }
 
 /** A body from a plain map (cborg sorts keys canonically), for the malformed cases. */
@@ -278,17 +335,20 @@ export function generateAttestVectors(): Map<string, string> {
       comment: 'evidence where the activation answer is expected',
       body: encodeAttestEvidence(VECTOR_EVIDENCE),
     },
+    ...forwardVectors(),
   ]
   const out = new Map<string, string>()
   for (const v of vectors) {
     const hexFrame = toHex(encodeFrame(v.body))
+    const forward = v.type === 'attest-forward' || v.type === 'attest-forwarded'
     const lines = [
-      `protocol: ${ATTEST_PROTOCOL}`,
+      `protocol: ${forward ? ATTEST_FORWARD_PROTOCOL : ATTEST_PROTOCOL}`,
       `type: ${v.type}`,
       `max-size: ${MAX_CONTROL_FRAME}`,
       `expect: ${v.expect}`,
       ...(v.field === undefined ? [] : [`field: ${v.field}`]),
       `comment: ${v.comment}`,
+      ...(v.extra ?? []),
       '',
       ...(hexFrame.match(/.{1,64}/g) ?? ['']),
       '',
@@ -296,6 +356,129 @@ export function generateAttestVectors(): Map<string, string> {
     out.set(`${v.name}.txt`, lines.join('\n'))
   }
   return out
+}
+
+function forwardVectors(): Vector[] {
+  const sc = VECTOR_SIGNED_CHALLENGE
+  const f = {
+    v: 1,
+    t: 'attest-forward',
+    jobId: sc.jobId,
+    blockHash: sc.blockHash,
+    seq: 3,
+    challengeSignature: sc.signature,
+    phase: 'during',
+    ...VECTOR_EVIDENCE,
+  }
+  return [
+    {
+      name: 'forward',
+      type: 'attest-forward',
+      expect: 'ok',
+      comment:
+        'member 0 forwards the during answer to its signed challenge; the quote nonce is keccak256(challengeSignature)',
+      body: encodeAttestForward(VECTOR_FORWARD),
+      extra: [
+        `domain: DigicapPbft 1, chainId ${VECTOR_FORWARD_DOMAIN.chainId}, verifyingContract ${VECTOR_FORWARD_DOMAIN.verifyingContract}`,
+        `challenge: AttestChallenge(jobId ${hex0x(sc.jobId)}, blockHash ${hex0x(sc.blockHash)}, seq ${sc.seq})`,
+        `digest: ${hex0x(sc.digest)}`,
+        `signer: ${addressFromPrivateKey(VECTOR_CHALLENGER_KEY)}`,
+        `nonce: ${hex0x(sc.nonce)}`,
+      ],
+    },
+    {
+      name: 'forward-after',
+      type: 'attest-forward',
+      expect: 'ok',
+      comment: 'an after answer: the evidence carries the clean-up report',
+      body: encodeAttestForward({
+        ...VECTOR_FORWARD,
+        phase: 'after',
+        evidence: {
+          ...VECTOR_EVIDENCE,
+          cleanup: { grantId: sc.jobId, workspaceRemoved: true, keyBuffersWiped: true },
+        },
+      }),
+    },
+    {
+      name: 'forward-unknown-phase',
+      type: 'attest-forward',
+      expect: 'WIRE_FORMAT',
+      field: 'phase',
+      comment: 'phase is "run" (before, during or after)',
+      body: raw({ ...f, phase: 'run' }),
+    },
+    {
+      name: 'forward-short-signature',
+      type: 'attest-forward',
+      expect: 'WIRE_FORMAT',
+      field: 'challengeSignature',
+      comment: 'challengeSignature is 64 bytes (r ‖ s ‖ v is 65)',
+      body: raw({ ...f, challengeSignature: sc.signature.subarray(0, 64) }),
+    },
+    {
+      name: 'forward-negative-seq',
+      type: 'attest-forward',
+      expect: 'WIRE_FORMAT',
+      field: 'seq',
+      comment: 'seq is -1 (a uint64)',
+      body: raw({ ...f, seq: -1 }),
+    },
+    {
+      name: 'forward-with-record',
+      type: 'attest-forward',
+      expect: 'WIRE_FORMAT',
+      field: 'record',
+      comment: 'a forward carries no record (every member reads the registered one)',
+      body: raw({ ...f, record: seq(300, 0x30) }),
+    },
+    {
+      name: 'forward-with-nonce',
+      type: 'attest-forward',
+      expect: 'WIRE_FORMAT',
+      field: 'nonce',
+      comment: 'a nonce field: the nonce is never sent, the receiver hashes the signature',
+      body: raw({ ...f, nonce: sc.nonce }),
+    },
+    {
+      name: 'forward-short-pcrs',
+      type: 'attest-forward',
+      expect: 'WIRE_FORMAT',
+      field: 'pcrValues',
+      comment: 'pcrValues is 287 bytes (the evidence rules of attest-evidence apply)',
+      body: raw({ ...f, pcrValues: seq(287, 0) }),
+    },
+    {
+      name: 'forward-missing-block',
+      type: 'attest-forward',
+      expect: 'WIRE_FORMAT',
+      field: 'blockHash',
+      comment: 'no blockHash',
+      body: raw(Object.fromEntries(Object.entries(f).filter(([k]) => k !== 'blockHash'))),
+    },
+    {
+      name: 'forwarded',
+      type: 'attest-forwarded',
+      expect: 'ok',
+      comment: 'the receiver kept it: its challenge holds (the quote is judged when needed)',
+      body: encodeAttestForwarded({ status: 'kept' }),
+    },
+    {
+      name: 'forwarded-stale',
+      type: 'attest-forwarded',
+      expect: 'ok',
+      comment: 'refused: the signed block is older than the job’s watch',
+      body: encodeAttestForwarded({ status: 'stale' }),
+    },
+    {
+      name: 'forwarded-unknown-status',
+      type: 'attest-forwarded',
+      expect: 'WIRE_FORMAT',
+      field: 'status',
+      comment: 'status "maybe" is none of the statuses',
+      body: raw({ v: 1, t: 'attest-forwarded', status: 'maybe' }),
+    },
+  ]
 }
 
 if (import.meta.main) {

@@ -24,12 +24,16 @@ import {
   decodeAttestActivated,
   decodeAttestChallenge,
   decodeAttestEvidence,
+  decodeAttestForward,
+  decodeAttestForwarded,
   decodeFrame,
   decodeReply,
   encodeAttestActivate,
   encodeAttestActivated,
   encodeAttestChallenge,
   encodeAttestEvidence,
+  encodeAttestForward,
+  encodeAttestForwarded,
   handle,
   readMessage,
   request,
@@ -46,6 +50,8 @@ const codecs: Record<string, [(b: Uint8Array) => any, (m: any) => Uint8Array]> =
   'attest-evidence': [decodeAttestEvidence, encodeAttestEvidence],
   'attest-activate': [decodeAttestActivate, encodeAttestActivate],
   'attest-activated': [decodeAttestActivated, encodeAttestActivated],
+  'attest-forward': [decodeAttestForward, encodeAttestForward],
+  'attest-forwarded': [decodeAttestForwarded, encodeAttestForwarded],
 }
 
 function outcome(decode: (b: Uint8Array) => unknown, body: Uint8Array): DigicapError | 'ok' {
