@@ -55,7 +55,7 @@ import {
 import { hubCommittees } from '../src/node/job-committees.ts'
 import { holdPhasesForQuotes } from '../src/node/phase-hold.ts'
 import { ForwardRefusedError } from '../src/node/verifier/errors.ts'
-import { checkForwardedChallenge } from '../src/node/verifier/forwarding.ts'
+import { checkForwardedChallenge, jobForwards } from '../src/node/verifier/forwarding.ts'
 import { jsBundle, type MadeCapsule, makeCapsule, setupWorld, type World } from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
@@ -554,5 +554,25 @@ describe('ADR 0095: forwarded answers to signed challenges', () => {
     expect(await reason({ ...ok, challengeSignature: foreign.signature })).toBe('non-member')
     // a signature that does not recover (high s, zeroed)
     expect(await reason({ ...ok, challengeSignature: new Uint8Array(65) })).toBe('signature')
+
+    // One job's inbox: one checked answer per (sender, phase); a block this node's RPC does not
+    // know may be tried again (it may lag the sender's), 3 times, then the slot is spent.
+    const inbox = jobForwards({
+      ...params,
+      committee: pbftCommittee(
+        seats.members.map((address, i) => ({ address, peerId: `peer-${i}` })),
+      ),
+    })
+    const unknown = await forwardOf(member, { jobId, blockHash: randomBytes(32), seq: 9n })
+    expect(await inbox.receive('stranger', ok)).toBe('non-member')
+    for (let i = 0; i < 3; i++) expect(await inbox.receive('peer-1', unknown)).toBe('unknown-block')
+    expect(await inbox.receive('peer-1', unknown)).toBe('unknown-block')
+    expect(await inbox.receive('peer-1', ok)).toBe('held')
+    expect(await inbox.receive('peer-2', ok)).toBe('kept')
+    expect(await inbox.receive('peer-2', ok)).toBe('held')
+    expect(await inbox.receive('peer-3', { ...ok, phase: 'after' })).toBe('kept')
+    expect(inbox.answers('during').map((a) => a.sender)).toEqual(['peer-2'])
+    expect(inbox.answers('after').map((a) => a.sender)).toEqual(['peer-3'])
+    expect(inbox.refused.get('unknown-block')).toBe(4)
   }, 30_000)
 })

@@ -89,6 +89,9 @@ export async function checkForwardedChallenge(
   return { challenger, nonce: attestChallengeNonce(forward.challengeSignature) }
 }
 
+/** Times a sender may retry one phase's answer whose block this node did not know yet. */
+export const MAX_BLOCK_RETRIES = 3
+
 /** One job's forwarded answers on this member. */
 export interface JobForwards {
   /** Checks and keeps a forwarded answer from `sender` (a peer id); the wire status. */
@@ -103,9 +106,27 @@ export function jobForwards(
   p: ForwardCheckParameters & { onRefused?: (err: ForwardRefusedError) => void },
 ): JobForwards {
   const slots = new Set<string>()
+  const lags = new Map<string, number>()
   const kept = new Map<AttestPhase, ForwardedAnswer[]>()
   const refused = new Map<string, number>()
   const peers = new Set(p.committee.members.map((m) => m.peerId))
+  // Members sign the heads they read: many forwards name the same few blocks (one read each).
+  const blocks = new Map<string, Promise<number | undefined>>()
+  const blockOf = (hash: Uint8Array) => {
+    const key = toHex(hash)
+    let read = blocks.get(key)
+    if (read === undefined) {
+      read = p.blockOf(hash).catch(() => undefined)
+      if (blocks.size >= 256) blocks.delete(blocks.keys().next().value as string)
+      blocks.set(key, read)
+      // Not found may be this node's RPC lagging the sender's: asked again next time.
+      void read.then((n) => {
+        if (n === undefined && blocks.get(key) === read) blocks.delete(key)
+      })
+    }
+    return read
+  }
+  const checks = { ...p, blockOf }
   return {
     refused,
     answers: (phase) => kept.get(phase) ?? [],
@@ -115,13 +136,20 @@ export function jobForwards(
       if (slots.has(slot)) return 'held'
       slots.add(slot)
       try {
-        const { challenger, nonce } = await checkForwardedChallenge(p, forward)
+        const { challenger, nonce } = await checkForwardedChallenge(checks, forward)
         const list = kept.get(forward.phase) ?? []
         list.push({ challenger, sender, forward, nonce })
         kept.set(forward.phase, list)
         return 'kept'
       } catch (err) {
         if (!(err instanceof ForwardRefusedError)) throw err
+        // A block this node's RPC does not know yet may be one it is behind on: the sender may
+        // try again, a few times per phase (bounded: each try is a recovery and a block read).
+        const lagging = `${slot}/unknown-block`
+        if (err.reason === 'unknown-block' && (lags.get(lagging) ?? 0) < MAX_BLOCK_RETRIES) {
+          lags.set(lagging, (lags.get(lagging) ?? 0) + 1)
+          slots.delete(slot)
+        }
         refused.set(err.reason, (refused.get(err.reason) ?? 0) + 1)
         try {
           p.onRefused?.(err)

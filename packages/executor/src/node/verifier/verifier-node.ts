@@ -485,7 +485,6 @@ export function verifierNode(
                     }
                     for (const peer of peers) {
                       const send = (async () => {
-                        // Again on a failure, or while the member has not opened its watch.
                         for (let attempt = 0; attempt < 8 && !stopping.signal.aborted; attempt++) {
                           try {
                             const { status } = await request(
@@ -495,7 +494,8 @@ export function verifierNode(
                               message,
                               { timeout: 5000, signal: stopping.signal },
                             )
-                            if (status !== 'unknown-job') return
+                            // Not watching yet, or its RPC is behind ours: again shortly.
+                            if (status !== 'unknown-job' && status !== 'unknown-block') return
                           } catch {
                             // unreachable for now
                           }
