@@ -27,6 +27,7 @@ it('the public surface changes only on purpose', () => {
     'TpmFormatError',
     'activateAttestationKey',
     'attestationRecordHash',
+    'attestationResponse',
     'checkCleanup',
     'checkEkCertificate',
     'checkEventLog',

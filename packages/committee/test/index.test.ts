@@ -5,6 +5,7 @@ describe('public surface', () => {
   it('exports exactly these names (a change here is a deliberate API change)', () => {
     expect(Object.keys(api).sort()).toMatchInlineSnapshot(`
       [
+        "ATTEST_CHALLENGE_TYPES",
         "BEFORE_FAIL",
         "BEFORE_PASS",
         "CertificateError",
@@ -30,6 +31,9 @@ describe('public surface', () => {
         "SignedVoteError",
         "SortitionError",
         "TICKET_PASSES_AHEAD",
+        "attestChallengeDigest",
+        "attestChallengeNonce",
+        "attestChallengeTypedData",
         "beforeCertificateCall",
         "beforeRoundId",
         "buildCertificate",
@@ -55,10 +59,13 @@ describe('public surface', () => {
         "passesToReach",
         "pbftCommittee",
         "pbftDomain",
+        "pbftDomainSeparator",
         "rankTickets",
+        "recoverAttestChallenger",
         "recoverVoteSigner",
         "reputationAfter",
         "selectionWeight",
+        "signAttestChallenge",
         "signVote",
         "slotKey",
         "sortitionScore",
