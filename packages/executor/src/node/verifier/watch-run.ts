@@ -126,8 +126,12 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
   let activationTries = 0
   const failed = () => [...seen.values()].some((v) => v.verdict !== 'verified')
   const forwarding = p.forwarding
-  /** Forwarded answers already verified here, by their nonce (each is checked once). */
-  const tried = new Set<string>()
+  /**
+   * Forwarded answers already judged here, each kept answer once (not by nonce: a colluder may
+   * forward a copy of an honest member's challenge with other evidence or another phase, and
+   * that must not use up the honest copy).
+   */
+  const tried = new WeakSet<ForwardedAnswer>()
   const refuse = (err: ForwardRefusedError) => {
     try {
       forwarding?.onRefused?.(err)
@@ -151,9 +155,8 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
       }
     }
     for (const answer of forwarding.answers(phase)) {
-      const key = Buffer.from(answer.nonce).toString('hex')
-      if (tried.has(key)) continue
-      tried.add(key)
+      if (tried.has(answer)) continue
+      tried.add(answer)
       let response: AttestationResponse
       try {
         response = attestationResponse(answer.forward.evidence, {
