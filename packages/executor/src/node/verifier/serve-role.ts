@@ -28,6 +28,10 @@ export function verifierLine(e: VerifierEvent): DaemonLine {
   if (e.event === 'phase') {
     Object.assign(doc, { phase: e.phase.phase, verdict: e.phase.verdict })
     what = `${e.phase.phase} ${e.phase.verdict}`
+    if (e.phase.forwardedBy !== undefined) {
+      doc.forwardedBy = e.phase.forwardedBy
+      what += ` (forwarded, challenged by ${e.phase.forwardedBy})`
+    }
   } else if (e.event === 'committee') {
     Object.assign(doc, { members: e.members, leader: e.leader })
     what = `committee ${e.members.join(' ')}`
@@ -44,6 +48,9 @@ export function verifierLine(e: VerifierEvent): DaemonLine {
   } else if (e.event === 'job-failed') {
     Object.assign(doc, { error: (e.error as { code?: string }).code ?? e.error.name })
     what = `failed: ${e.error.message.split('\n')[0]}`
+  } else if (e.event === 'forward-refused') {
+    doc.reason = e.reason
+    what = `forwarded answer refused: ${e.reason}`
   } else if (e.event === 'not-selected') doc.reason = e.reason
   return { doc, text: `job ${jobId.slice(0, 10)}… ${what}\n` }
 }
