@@ -107,10 +107,10 @@ function startLife(config: Record<string, unknown>): Life {
   return life
 }
 
-/** The votes C's key signed in `life`, as PBFT votes. */
+/** The votes C's key signed in `life`, as PBFT votes (not its attestation challenges, ADR 0095). */
 function signedIn(life: Life): PbftVote[] {
   return life.docs
-    .filter((d) => d.event === 'signed')
+    .filter((d) => d.event === 'signed' && PHASES[d.primaryType as string] !== undefined)
     .map((d) => {
       const m = d.message as Record<string, string>
       return {
