@@ -43,6 +43,24 @@ export {
   TPM_ST_SESSIONS,
 } from './frame.ts'
 export { TpmResponseReader, TpmWriter } from './marshal.ts'
+export type { NvPublic, P256Sign } from './nv/nv.ts'
+export {
+  cpHashOf,
+  marshalNvPublic,
+  NV_OWNER_FIRST,
+  NV_OWNER_LAST,
+  nvDefineSpace,
+  nvIncrementSigned,
+  nvName,
+  nvReadCounterInSession,
+  nvReadPublic,
+  nvUndefineSpace,
+  policyGetDigest,
+  policySignedDigest,
+  policySignedHash,
+  satisfyPolicySigned,
+  TPMA_NV,
+} from './nv/nv.ts'
 export type { RsaKeyPublic } from './object/public.ts'
 export { parseRsaPublic, rsaPublicKeyObject, TPMA_OBJECT } from './object/public.ts'
 export type { Send } from './object/read-public.ts'
@@ -59,6 +77,12 @@ export {
   verifyApproval,
 } from './policy/authorize.ts'
 export { approvalHash, policyAuthorizeDigest, policyPcrDigest } from './policy/digests.ts'
+export {
+  counterBytes,
+  policyNv,
+  policyNvDigest,
+  TPM_EO,
+} from './policy/nv.ts'
 export {
   normalizePcrs,
   PCR_COUNT,

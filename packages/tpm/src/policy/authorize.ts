@@ -5,7 +5,9 @@
  * 1. `TPM2_LoadExternal` the owner's P-256 authorizing key (public only, owner hierarchy);
  * 2. `TPM2_VerifySignature` of `aHash = H(approvedPolicy)` → a ticket; the key is flushed;
  * 3. `TPM2_PolicyPCR(approved pcrDigest, pcrs)`: the TPM refuses when the PCRs differ;
- * 4. `TPM2_PolicyAuthorize(approvedPolicy, "", keySign.name, ticket)`.
+ * 3b. with an epoch (ADR 0094): `TPM2_PolicyNV(epoch index, EQ epoch)`: the TPM refuses an
+ *    approval whose epoch is not the counter's value, i.e. any approval but the newest;
+ * 4. `TPM2_PolicyAuthorize(approvedPolicy, policyRef, keySign.name, ticket)`.
  *
  * The session's digest then equals the key's `authPolicy` (`policyAuthorizeDigest`).
  */
@@ -17,6 +19,7 @@ import { plainCommand, plainResponse, type Send } from '../object/read-public.ts
 import { decodeResponseCode, responseCodeDetails, responseCodeError, TPM_RC } from '../rc.ts'
 import { TPM_ALG, TPM_CC, TPM_RH_OWNER } from '../session/constants.ts'
 import { flushContext, type TpmSession } from '../session/session.ts'
+import { counterBytes, policyNv, TPM_EO } from './nv.ts'
 import { pcrSelection } from './pcr.ts'
 
 /** NIST P-256 (TPM_ECC_NIST_P256). */
@@ -68,8 +71,19 @@ export interface PolicyApproval {
   /** `policyPcrDigest(pcrs, pcrDigest)`. */
   readonly approvedPolicy: Uint8Array
   readonly authKey: P256PublicKey
-  /** ECDSA-P256-SHA256 signature over `approvalHash(approvedPolicy)`, r ‖ s. */
+  /** ECDSA-P256-SHA256 signature over `approvalHash(approvedPolicy, policyRef)`, r ‖ s. */
   readonly signature: { readonly r: Uint8Array; readonly s: Uint8Array }
+  /**
+   * The policyRef the key's `PolicyAuthorize` names: empty for keys made before ADR 0094,
+   * `EPOCH_POLICY_REF` for a key whose approvals carry an epoch.
+   */
+  readonly policyRef?: Uint8Array
+  /**
+   * ADR 0094: `approvedPolicy` is PolicyPCR then `PolicyNV(index, EQ value)` on the owner's
+   * NV counter (its name `name`, `TPMA_NV_WRITTEN` set): valid only while the counter holds
+   * `value`, so each new approval (the owner increments the counter) revokes the older ones.
+   */
+  readonly epoch?: { readonly index: number; readonly name: Uint8Array; readonly value: bigint }
 }
 
 /**
@@ -153,14 +167,75 @@ export async function satisfyAuthorizedPcrPolicy(
     throw responseCodeError('TPM2_PolicyPCR', rc)
   }
   plainResponse('TPM2_PolicyPCR', response).end()
+  if (approval.epoch !== undefined) await satisfyEpoch(send, session, approval.epoch)
   const authorize = new TpmWriter()
     .sized(approval.approvedPolicy)
-    .sized(new Uint8Array(0))
+    .sized(approval.policyRef ?? new Uint8Array(0))
     .sized(verified.keyName)
     .raw(verified.ticket)
     .bytes()
-  plainResponse(
-    'TPM2_PolicyAuthorize',
-    await send(plainCommand(TPM_CC.PolicyAuthorize, [session.handle], authorize)),
-  ).end()
+  const authorized = await send(plainCommand(TPM_CC.PolicyAuthorize, [session.handle], authorize))
+  const arc = new DataView(authorized.buffer, authorized.byteOffset).getUint32(6)
+  if (arc !== 0 && approval.epoch !== undefined) {
+    const d = decodeResponseCode(arc)
+    // The session's digest is not the approved policy although PolicyPCR and PolicyNV passed:
+    // the index at the handle has another name (redefined with other attributes or policy).
+    if (d.base === TPM_RC.VALUE && d.subject === 'parameter' && d.n === 1) {
+      throw new TpmPolicyError(
+        'The TPM refuses: the NV epoch index is not the one the owner approved',
+        {
+          details: {
+            reason: 'epoch-index-replaced',
+            ...responseCodeDetails('TPM2_PolicyAuthorize', arc),
+            index: `0x${approval.epoch.index.toString(16).padStart(8, '0')}`,
+          },
+          hint: 'Someone with owner authorization redefined the epoch index. Approve this boot again with the paper words (pi-node key-policy authorize): it defines the index afresh.',
+        },
+      )
+    }
+  }
+  plainResponse('TPM2_PolicyAuthorize', authorized).end()
+}
+
+/** `TPM2_PolicyNV(epoch index, EQ epoch)`, its refusals said in the owner's terms. */
+async function satisfyEpoch(
+  send: Send,
+  session: TpmSession,
+  epoch: NonNullable<PolicyApproval['epoch']>,
+): Promise<void> {
+  const index = `0x${epoch.index.toString(16).padStart(8, '0')}`
+  await policyNv(
+    send,
+    session,
+    epoch.index,
+    counterBytes(epoch.value),
+    0,
+    TPM_EO.EQ,
+    (d, details) => {
+      if (d.format === 0 && d.base === TPM_RC.POLICY) {
+        return new TpmPolicyError(
+          'The TPM refuses: this approval was superseded (the epoch counter has moved on)',
+          {
+            details: {
+              ...details,
+              reason: 'approval-superseded',
+              index,
+              epoch: String(epoch.value),
+            },
+            hint: 'The owner approved other PCR values since, or an old approval is being replayed. If this boot is yours, approve it again with the paper words (pi-node key-policy authorize).',
+          },
+        )
+      }
+      if (
+        (d.format === 1 && d.base === TPM_RC.HANDLE) ||
+        (d.format === 0 && d.base === TPM_RC.NV_UNINITIALIZED)
+      ) {
+        return new TpmPolicyError('The TPM refuses: the NV epoch index is missing', {
+          details: { ...details, reason: 'epoch-index-missing', index },
+          hint: 'Someone with owner authorization deleted it (or it was never written). Approve this boot again with the paper words (pi-node key-policy authorize): it defines the index afresh.',
+        })
+      }
+      return undefined
+    },
+  )
 }

@@ -12,6 +12,13 @@ export const TPM_CC = {
   VerifySignature: 0x177,
   PCR_Read: 0x17e,
   PCR_Extend: 0x182,
+  PolicyNV: 0x149,
+  PolicySigned: 0x160,
+  NV_DefineSpace: 0x12a,
+  NV_UndefineSpace: 0x122,
+  NV_Increment: 0x134,
+  NV_Read: 0x14e,
+  NV_ReadPublic: 0x169,
 } as const
 
 export const TPM_ALG = {
