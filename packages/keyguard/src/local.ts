@@ -39,6 +39,8 @@ export {
   recoveryKeyId,
   wipeOwnerIdentity,
 } from './recovery/recovery.ts'
+export type { AdvancedEpoch, EpochState } from './sealers/epoch.ts'
+export { advanceEpoch, readEpochState } from './sealers/epoch.ts'
 export type { HostSealerInit } from './sealers/host-sealer.ts'
 export {
   HOST_SECRETS_TPM2_HANDLE,
@@ -58,7 +60,11 @@ export {
   approvalIsValid,
   DEFAULT_POLICY_PCRS,
   derivePolicyAuthKey,
+  EPOCH_POLICY_REF,
+  epochIndexFor,
+  epochIndexPublic,
   POLICY_AUTH_KEY_INFO,
+  REPROVISION_HINT,
   signPcrApproval,
 } from './sealers/pcr-policy.ts'
 export type { MeasureReleaseOptions, MeasureReleaseResult } from './sealers/release-pcr.ts'

@@ -9,12 +9,15 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { nvName } from '@digicap/tpm'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  advanceEpoch,
   authorizePcrPolicy,
   deriveOwnerIdentity,
   derivePolicyAuthKey,
+  epochIndexPublic,
   generateMnemonic,
   type PolicyAuthKey,
   readKeyRecord,
@@ -46,8 +49,19 @@ async function extend(pcr: number): Promise<void> {
   })
 }
 
+/** What key-policy authorize does: the epoch counter moved on, the current values signed. */
 async function approveCurrent(key: PolicyAuthKey = authKey) {
-  return signPcrApproval(key, PCRS, await readPcrValues(tpm.tcti, PCRS))
+  const record = await readKeyRecord(recordFile)
+  const epoch = await advanceEpoch(tpm.tcti, record!, key)
+  const approval = signPcrApproval(key, PCRS, await readPcrValues(tpm.tcti, PCRS), {
+    index: epoch.index,
+    name: epoch.name,
+    value: epoch.value,
+  })
+  return authorizePcrPolicy(recordFile, approval, {
+    handle: epoch.index,
+    writeRef: epoch.writeRef,
+  })
 }
 
 beforeAll(async () => {
@@ -73,9 +87,10 @@ afterAll(async () => {
 })
 
 describe('PCR-bound wrapping key with an authorized policy (swtpm)', () => {
-  it('records the policy (version 2) and refuses to unwrap before any PCR set is approved', async () => {
+  it('records the policy (version 3: with its epoch counter) and refuses to unwrap before any PCR set is approved', async () => {
     const record = await readKeyRecord(recordFile)
-    expect(record?.version).toBe(2)
+    expect(record?.version).toBe(3)
+    expect(record?.policy?.epochIndex?.handle).toBe(0x01800031)
     expect(record?.policy?.pcrs).toEqual(PCRS)
     expect(record?.policy?.approval).toBeUndefined()
     const wrapped = await sealer.wrap(randomBytes(32))
@@ -87,7 +102,7 @@ describe('PCR-bound wrapping key with an authorized policy (swtpm)', () => {
   it('unwraps after approval; a PCR extend makes the TPM refuse, naming the PCR; a new approval works without re-wrapping', async () => {
     const dataKey = new Uint8Array(randomBytes(32))
     const wrapped = await sealer.wrap(dataKey)
-    await authorizePcrPolicy(recordFile, await approveCurrent())
+    await approveCurrent()
     expect(Buffer.from(await sealer.unwrap(wrapped)).equals(Buffer.from(dataKey))).toBe(true)
 
     await extend(16)
@@ -110,7 +125,7 @@ describe('PCR-bound wrapping key with an authorized policy (swtpm)', () => {
 
     // The owner approves the new value with the paper words: the same wrapped key unwraps.
     const owner = await derivePolicyAuthKey(words)
-    await authorizePcrPolicy(recordFile, await approveCurrent(owner))
+    await approveCurrent(owner)
     expect(Buffer.from(await sealer.unwrap(wrapped)).equals(Buffer.from(dataKey))).toBe(true)
     // A sealer started afresh on the record works too.
     const restarted = tpm2Sealer({
@@ -134,14 +149,23 @@ describe('PCR-bound wrapping key with an authorized policy (swtpm)', () => {
     const recovery = copies.find((c) => c.scheme === 'hpke-x25519-recovery')!
     const opened = await unwrapWithRecoveryKey(recovery, identity.recoveryKeyPair.privateKey)
     expect(Buffer.from(opened).equals(Buffer.from(dataKey))).toBe(true)
-    await authorizePcrPolicy(recordFile, await approveCurrent())
+    await approveCurrent()
   })
 
   it('refuses an approval signed by other words, in software and in the TPM', async () => {
     const wrapped = await sealer.wrap(randomBytes(32))
     const stranger = await derivePolicyAuthKey(generateMnemonic())
     await extend(16)
-    const forged = await approveCurrent(stranger)
+    // The stranger signs the current values at the counter's current epoch, the counter
+    // named as it would be for his key (all public).
+    const record = (await readKeyRecord(recordFile))!
+    const current = record.policy!.approval!.epoch!
+    const writeRef = record.policy!.epochIndex!.writeRef!
+    const forgedName = nvName(epochIndexPublic(current.index, stranger.publicKey, writeRef))
+    const forged = signPcrApproval(stranger, PCRS, await readPcrValues(tpm.tcti, PCRS), {
+      ...current,
+      name: forgedName,
+    })
     const err = await authorizePcrPolicy(recordFile, forged).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(TpmPolicyError)
     expect((err as TpmPolicyError).details.reason).toBe('approval-invalid')
@@ -163,6 +187,7 @@ describe('PCR-bound wrapping key with an authorized policy (swtpm)', () => {
         r: Buffer.from(forged.signature.r).toString('hex'),
         s: Buffer.from(forged.signature.s).toString('hex'),
       },
+      epoch: String(current.value),
     }
     await writeFile(recordFile, JSON.stringify(json))
     const restarted = tpm2Sealer({
@@ -174,14 +199,14 @@ describe('PCR-bound wrapping key with an authorized policy (swtpm)', () => {
     const refused = await restarted.unwrap(wrapped).catch((e: unknown) => e)
     expect(refused).toBeInstanceOf(TpmPolicyError)
     expect((refused as TpmPolicyError).details.reason).toBe('unknown-policy')
-    // … and the running sealer, which reads the forged approval, is refused by the TPM itself.
+    // … and the running sealer, which reads the forged approval, is refused by the TPM itself:
+    // the policy it approves names a counter that is not the TPM's.
     const tpmRefused = await sealer.unwrap(wrapped).catch((e: unknown) => e)
     expect(tpmRefused).toBeInstanceOf(TpmPolicyError)
     expect((tpmRefused as TpmPolicyError).details).toMatchObject({
-      reason: 'policy-fail',
-      command: 'TPM2_RSA_Decrypt',
-      rc: '0x99d', // TPM_RC_POLICY_FAIL, session 1
-      session: 1,
+      reason: 'epoch-index-replaced',
+      command: 'TPM2_PolicyAuthorize',
+      base: '0x084', // TPM_RC_VALUE: the session's digest is not the approved policy
     })
   })
 })

@@ -6,8 +6,9 @@
  */
 import { toHex } from '@digicap/capsule-core'
 import { TpmPolicyError } from '@digicap/tpm'
+import { advanceEpoch, type EpochState, readEpochState } from './epoch.ts'
 import { authorizePcrPolicy, readPcrValues } from './pcr-authorize.ts'
-import { derivePolicyAuthKey, signPcrApproval } from './pcr-policy.ts'
+import { derivePolicyAuthKey, REPROVISION_HINT, signPcrApproval } from './pcr-policy.ts'
 import { readKeyRecord, type Tpm2KeyRecord } from './tpm2-key-record.ts'
 
 /** Hex without `0x`, as the view prints it. */
@@ -23,7 +24,7 @@ export interface PcrLine {
 
 export interface KeyPolicyView {
   recordFile: string
-  version: 1 | 2
+  version: 1 | 2 | 3
   handle: string
   keyId: string
   pcrBound: boolean
@@ -37,6 +38,17 @@ export interface KeyPolicyView {
    * Raspberry Pi firmware), so the policy binds nothing an attacker with the Pi cannot boot.
    */
   unmeasured?: boolean
+  /**
+   * ADR 0094. `protected`: only the newest approval unwraps (the key's approvals name an NV
+   * epoch counter); `epoch`: the counter's state and value and the approval's epoch.
+   * Unprotected (a key made before): every approval ever signed stays valid; `hint` says how
+   * to re-provision.
+   */
+  rollback?: {
+    protected: boolean
+    epoch?: EpochState & { approved?: string }
+    hint?: string
+  }
 }
 
 async function readRecord(recordFile: string): Promise<Tpm2KeyRecord> {
@@ -75,6 +87,7 @@ export async function keyPolicyView(tcti: string, recordFile: string): Promise<K
         match: approved !== undefined && hex(approved) === hex(now),
       }
     })
+  const epoch = await readEpochState(tcti, record)
   return {
     ...base,
     pcrBound: true,
@@ -83,6 +96,16 @@ export async function keyPolicyView(tcti: string, recordFile: string): Promise<K
     approved: approval !== undefined,
     lines,
     unmeasured: lines.every((l) => /^0+$/.test(l.current)),
+    rollback:
+      epoch === undefined
+        ? { protected: false, hint: REPROVISION_HINT }
+        : {
+            protected: true,
+            epoch: {
+              ...epoch,
+              ...(approval?.epoch === undefined ? {} : { approved: String(approval.epoch.value) }),
+            },
+          },
   }
 }
 
@@ -118,7 +141,22 @@ export async function keyPolicyAuthorize(
     // What the owner signs comes in answers the pinned key's session authenticates.
     const values = await readPcrValues(tcti, record.policy.pcrs, undefined, record)
     for (const [pcr, value] of options.expected ?? []) if (values.has(pcr)) values.set(pcr, value)
-    await authorizePcrPolicy(recordFile, signPcrApproval(key, record.policy.pcrs, values))
+    if (record.policy.epochIndex === undefined) {
+      await authorizePcrPolicy(recordFile, signPcrApproval(key, record.policy.pcrs, values))
+    } else {
+      // The counter moves first: from here every older approval is refused by the TPM. A
+      // crash before the record is written leaves none valid; running this again mends it.
+      const epoch = await advanceEpoch(tcti, record, key)
+      const approval = signPcrApproval(key, record.policy.pcrs, values, {
+        index: epoch.index,
+        name: epoch.name,
+        value: epoch.value,
+      })
+      await authorizePcrPolicy(recordFile, approval, {
+        handle: epoch.index,
+        writeRef: epoch.writeRef,
+      })
+    }
   } finally {
     key.privateKey.fill(0)
   }
@@ -135,13 +173,23 @@ export function renderKeyPolicy(v: KeyPolicyView): string {
     (l) =>
       `  PCR ${String(l.pcr).padStart(2)}  ${l.match ? 'ok     ' : l.approved === null ? 'NOT APPROVED' : 'DIFFERS'}  current ${l.current.slice(0, 16)}…${l.approved !== null && !l.match ? `  approved ${l.approved.slice(0, 16)}…` : ''}`,
   )
+  const e = v.rollback?.epoch
+  const epochOk = v.rollback?.protected !== true || (e?.state === 'ok' && e.approved === e.value)
   const verdict = !v.approved
     ? 'no PCR set approved yet: run pi-node key-policy authorize < words.txt'
-    : v.lines?.every((l) => l.match)
-      ? 'the TPM will unwrap: the current PCRs are the approved ones'
-      : 'the TPM will REFUSE to unwrap: after an OS update, authorize the new values; otherwise this Pi booted something else'
+    : !v.lines?.every((l) => l.match)
+      ? 'the TPM will REFUSE to unwrap: after an OS update, authorize the new values; otherwise this Pi booted something else'
+      : epochOk
+        ? 'the TPM will unwrap: the current PCRs are the approved ones'
+        : 'the TPM will REFUSE to unwrap: the approval is not bound to the epoch counter’s value (below); if this boot is yours, run pi-node key-policy authorize < words.txt'
+  const rollback =
+    v.rollback === undefined
+      ? ''
+      : !v.rollback.protected
+        ? `  NO ROLLBACK PROTECTION: every PCR approval ever signed stays valid (a key made before ADR 0094). ${v.rollback.hint ?? ''}\n`
+        : `  rollback protection: epoch counter ${e?.index} ${e?.state === 'ok' ? `at ${e.value}, approval epoch ${e.approved ?? 'none'}${e.approved !== undefined && e.approved !== e.value ? ' (SUPERSEDED: authorize again)' : ''}` : `${e?.state?.toUpperCase()}: the TPM refuses every unwrap until key-policy authorize defines it again`}\n`
   const warning = v.unmeasured
     ? '  WARNING: every selected PCR is at its reset value: nothing measured this boot (stock Pi firmware), so the binding holds for any OS booted on this Pi (see the README, Raspberry Pi guide)\n'
     : ''
-  return `${head}  PCR-bound: PCRs ${v.pcrs?.join(',')}; authorizing key ${v.authKey?.slice(0, 16)}…\n${rows.join('\n')}\n  ${verdict}\n${warning}`
+  return `${head}  PCR-bound: PCRs ${v.pcrs?.join(',')}; authorizing key ${v.authKey?.slice(0, 16)}…\n${rows.join('\n')}\n  ${verdict}\n${rollback}${warning}`
 }

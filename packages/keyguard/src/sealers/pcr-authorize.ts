@@ -7,22 +7,32 @@ import {
   parseRsaPublic,
   pcrRead,
   pcrReadInSession,
+  type SaltKey,
   TpmPolicyError,
   transportFor,
   withChannel,
 } from '@digicap/tpm'
 import { approvalIsValid, type PcrApproval } from './pcr-policy.ts'
-import { readKeyRecord, type Tpm2KeyRecord, writeKeyRecord } from './tpm2-key-record.ts'
+import {
+  epochIndexName,
+  readKeyRecord,
+  type Tpm2KeyPolicy,
+  type Tpm2KeyRecord,
+  writeKeyRecord,
+} from './tpm2-key-record.ts'
 
 /**
  * Stores `approval` in the key record, after checking it in software against the record's
- * authorizing key. The running sealer uses it from its next unwrap.
+ * authorizing key. The running sealer uses it from its next unwrap. For a rollback-protected
+ * key (ADR 0094) the approval must carry an epoch on the record's counter; `epochIndex` (the
+ * counter an approval just defined anew) replaces the record's along with it.
  *
  * @throws {TpmPolicyError} `not-pcr-bound` (no policy in the record) or `approval-invalid`.
  */
 export async function authorizePcrPolicy(
   keyRecordFile: string,
   approval: PcrApproval,
+  epochIndex?: { handle: number; writeRef: Uint8Array },
 ): Promise<Tpm2KeyRecord> {
   const record = await readKeyRecord(keyRecordFile)
   if (record?.policy === undefined) {
@@ -34,13 +44,25 @@ export async function authorizePcrPolicy(
   const samePcrs =
     approval.pcrs.length === record.policy.pcrs.length &&
     approval.pcrs.every((p, i) => p === [...record.policy!.pcrs].sort((a, b) => a - b)[i])
-  if (!samePcrs || !approvalIsValid(approval, record.policy.authKey)) {
+  const policy: Tpm2KeyPolicy = {
+    ...record.policy,
+    ...(epochIndex !== undefined && record.policy.epochIndex !== undefined ? { epochIndex } : {}),
+  }
+  // An epoch key takes only approvals on its counter; an older key, only approvals without.
+  const counter = policy.epochIndex === undefined ? undefined : epochIndexName(policy)
+  const fitsKey =
+    counter === undefined
+      ? policy.epochIndex === undefined && approval.epoch === undefined
+      : approval.epoch !== undefined &&
+        approval.epoch.index === policy.epochIndex?.handle &&
+        Buffer.from(approval.epoch.name).equals(Buffer.from(counter))
+  if (!samePcrs || !fitsKey || !approvalIsValid(approval, record.policy.authKey)) {
     throw new TpmPolicyError('The approval is not signed by this key’s authorizing key', {
       details: { reason: 'approval-invalid', keyRecordFile },
       hint: 'Sign it with the paper words of this node’s owner.',
     })
   }
-  const next: Tpm2KeyRecord = { ...record, policy: { ...record.policy, approval } }
+  const next: Tpm2KeyRecord = { ...record, policy: { ...policy, approval } }
   await writeKeyRecord(keyRecordFile, next)
   return next
 }
@@ -67,15 +89,23 @@ export async function readPcrValues(
     })
   }
   if (pinned === undefined) return withChannel(transport, (send) => pcrRead(send, pcrs))
+  const saltKey = pinnedSaltKey(pinned)
+  return withChannel(transport, (send) => pcrReadInSession(send, saltKey, pcrs))
+}
+
+/**
+ * The pinned wrapping key as a session's salt key: what authenticates the TPM's answers.
+ * @throws {TpmPolicyError} `no-pinned-key` for a record without its public area.
+ */
+export function pinnedSaltKey(pinned: Pick<Tpm2KeyRecord, 'handle' | 'publicArea'>): SaltKey {
   if (pinned.publicArea === undefined) {
-    throw new TpmPolicyError('The key record pins no public area to check the PCR read with', {
+    throw new TpmPolicyError('The key record pins no public area to check the TPM’s answers with', {
       details: { reason: 'no-pinned-key', handle: pinned.handle },
       hint: 'Start the node once over a swtpm: or device: TCTI (it pins the key), or recover onto a new key.',
     })
   }
-  const saltKey = {
+  return {
     handle: Number.parseInt(pinned.handle, 16),
     public: parseRsaPublic(Buffer.from(pinned.publicArea, 'hex')),
   }
-  return withChannel(transport, (send) => pcrReadInSession(send, saltKey, pcrs))
 }

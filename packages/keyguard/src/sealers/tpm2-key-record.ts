@@ -16,21 +16,32 @@
  *    "pcrValues": { "0": "<hex>", … }, "pcrDigest": "<hex>", "approvedPolicy": "<hex>",
  *    "signature": { "r": "<hex>", "s": "<hex>" } } }`. An approval is checked in software
  * (digests and signature) when read; the TPM checks it again at every unwrap.
+ *
+ * Version 3 = version 2 for a rollback-protected key (ADR 0094: its `authPolicy` is
+ * PolicyAuthorize(authKey, EPOCH_POLICY_REF)): `policy.epochIndex = { "handle": "0x018…",
+ * "writeRef"?: "<hex 32 bytes>" }` (the NV counter; `writeRef` absent until the first
+ * approval defines it) and, in the approval, `"epoch": "<decimal>"`: the counter value it is
+ * bound to. An older reader refuses version 3 (`KEY_STORE_CORRUPT`), never ignores the epoch.
  */
 import { readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { type P256PublicKey, parseRsaPublic, type RsaKeyPublic } from '@digicap/tpm'
+import { nvName, type P256PublicKey, parseRsaPublic, type RsaKeyPublic } from '@digicap/tpm'
 import { KeyStoreCorruptError } from '../errors.ts'
 import { ensureDir, writeFileAtomic } from '../store/fs-atomic.ts'
-import { approvalIsValid, type PcrApproval } from './pcr-policy.ts'
+import {
+  approvalIsValid,
+  EPOCH_POLICY_REF,
+  epochIndexPublic,
+  type PcrApproval,
+} from './pcr-policy.ts'
 
 export const TPM2_KEY_RECORD_KIND = 'digicap/tpm2-key'
 /** The record's file name in a node's data folder. */
 export const TPM2_KEY_RECORD_FILE = 'tpm2-key.json'
 
 export interface Tpm2KeyRecord {
-  /** 2 when `policy` is present, else 1. */
-  version: 1 | 2
+  /** 3 when `policy.epochIndex` is present, 2 when `policy` is, else 1. */
+  version: 1 | 2 | 3
   kind: typeof TPM2_KEY_RECORD_KIND
   handle: string
   keyId: string
@@ -45,7 +56,21 @@ export interface Tpm2KeyPolicy {
   authKey: P256PublicKey
   /** The PCR set the owner approved last; absent until the first approval. */
   approval?: PcrApproval
+  /**
+   * A rollback-protected key (ADR 0094): its NV epoch counter. `writeRef` (the counter's
+   * PolicySigned policyRef, random per definition) is absent until an approval defines it.
+   */
+  epochIndex?: { handle: number; writeRef?: Uint8Array }
 }
+
+/** The written epoch counter's name of a policy, when it names one with its `writeRef`. */
+export function epochIndexName(policy: Tpm2KeyPolicy): Uint8Array | undefined {
+  const e = policy.epochIndex
+  if (e?.writeRef === undefined) return undefined
+  return nvName(epochIndexPublic(e.handle, policy.authKey, e.writeRef))
+}
+
+const nvHandleText = (h: number) => `0x${h.toString(16).padStart(8, '0')}`
 
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 const fromHex = (h: unknown, len?: number): Uint8Array | undefined => {
@@ -59,6 +84,16 @@ function policyToJson(policy: Tpm2KeyPolicy): Record<string, unknown> {
   return {
     pcrs: policy.pcrs,
     authKey: { x: toHex(policy.authKey.x), y: toHex(policy.authKey.y) },
+    ...(policy.epochIndex === undefined
+      ? {}
+      : {
+          epochIndex: {
+            handle: nvHandleText(policy.epochIndex.handle),
+            ...(policy.epochIndex.writeRef === undefined
+              ? {}
+              : { writeRef: toHex(policy.epochIndex.writeRef) }),
+          },
+        }),
     ...(a === undefined
       ? {}
       : {
@@ -67,6 +102,7 @@ function policyToJson(policy: Tpm2KeyPolicy): Record<string, unknown> {
             pcrDigest: toHex(a.pcrDigest),
             approvedPolicy: toHex(a.approvedPolicy),
             signature: { r: toHex(a.signature.r), s: toHex(a.signature.s) },
+            ...(a.epoch === undefined ? {} : { epoch: String(a.epoch.value) }),
           },
         }),
   }
@@ -90,6 +126,19 @@ function policyFromJson(file: string, v: unknown): Tpm2KeyPolicy {
   const y = fromHex(p?.authKey?.y, 32)
   if (x === undefined || y === undefined) throw corrupt(file, 'policy.authKey')
   const policy: Tpm2KeyPolicy = { pcrs: [...pcrs] as number[], authKey: { x, y } }
+  if (p?.epochIndex !== undefined) {
+    const handle = p.epochIndex?.handle
+    if (typeof handle !== 'string' || !/^0x01[89ab][0-9a-f]{5}$/.test(handle))
+      throw corrupt(file, 'policy.epochIndex.handle')
+    const writeRef =
+      p.epochIndex?.writeRef === undefined ? undefined : fromHex(p.epochIndex.writeRef, 32)
+    if (p.epochIndex?.writeRef !== undefined && writeRef === undefined)
+      throw corrupt(file, 'policy.epochIndex.writeRef')
+    policy.epochIndex = {
+      handle: Number.parseInt(handle, 16),
+      ...(writeRef === undefined ? {} : { writeRef }),
+    }
+  }
   if (p?.approval === undefined) return policy
   const a = p.approval
   const values = new Map<number, Uint8Array>()
@@ -104,6 +153,15 @@ function policyFromJson(file: string, v: unknown): Tpm2KeyPolicy {
   const s = fromHex(a?.signature?.s)
   if (!pcrDigest || !approvedPolicy || !r || !s || r.length > 32 || s.length > 32)
     throw corrupt(file, 'policy.approval')
+  // A rollback-protected key's approval carries its epoch, bound to the record's counter.
+  let epoch: PcrApproval['epoch']
+  if (policy.epochIndex !== undefined) {
+    const value = a?.epoch
+    const name = epochIndexName(policy)
+    if (typeof value !== 'string' || !/^[0-9]{1,20}$/.test(value) || name === undefined)
+      throw corrupt(file, 'policy.approval.epoch')
+    epoch = { index: policy.epochIndex.handle, name, value: BigInt(value) }
+  } else if (a?.epoch !== undefined) throw corrupt(file, 'policy.approval.epoch')
   const approval: PcrApproval = {
     pcrs: policy.pcrs,
     pcrDigest,
@@ -111,6 +169,7 @@ function policyFromJson(file: string, v: unknown): Tpm2KeyPolicy {
     authKey: policy.authKey,
     signature: { r, s },
     pcrValues: values,
+    ...(epoch === undefined ? {} : { epoch, policyRef: EPOCH_POLICY_REF }),
   }
   if (!approvalIsValid(approval, policy.authKey)) throw corrupt(file, 'policy.approval.signature')
   policy.approval = approval
@@ -142,8 +201,8 @@ export async function readKeyRecord(file: string): Promise<Tpm2KeyRecord | undef
     throw corrupt(file, 'json')
   }
   if (v?.kind !== TPM2_KEY_RECORD_KIND) throw corrupt(file, 'kind')
-  if (v.version !== 1 && v.version !== 2) throw corrupt(file, 'version')
-  if ((v.version === 2) !== (v.policy !== undefined)) throw corrupt(file, 'version')
+  if (v.version !== 1 && v.version !== 2 && v.version !== 3) throw corrupt(file, 'version')
+  if (v.version >= 2 !== (v.policy !== undefined)) throw corrupt(file, 'version')
   if (typeof v.handle !== 'string' || !/^0x81[0-7][0-9a-f]{5}$/.test(v.handle))
     throw corrupt(file, 'handle')
   if (typeof v.keyId !== 'string' || !/^[0-9a-f]{64}$/.test(v.keyId)) throw corrupt(file, 'keyId')
@@ -167,6 +226,8 @@ export async function readKeyRecord(file: string): Promise<Tpm2KeyRecord | undef
     record.name = v.name
   }
   if (v.policy !== undefined) record.policy = policyFromJson(file, v.policy)
+  if ((v.version === 3) !== (record.policy?.epochIndex !== undefined))
+    throw corrupt(file, 'version')
   return record
 }
 
@@ -177,6 +238,10 @@ export async function writeKeyRecord(file: string, record: Tpm2KeyRecord): Promi
   const json =
     policy === undefined
       ? { ...rest, version: 1 }
-      : { ...rest, version: 2, policy: policyToJson(policy) }
+      : {
+          ...rest,
+          version: policy.epochIndex === undefined ? 2 : 3,
+          policy: policyToJson(policy),
+        }
   await writeFileAtomic(file, Buffer.from(`${JSON.stringify(json, null, 2)}\n`), { mode: 0o600 })
 }

@@ -42,7 +42,12 @@ import { rsaDecryptInSession } from '../tpm2/session-decrypt.ts'
 import { runTpm2Tool, type Tpm2ToolsOptions } from '../tpm2/tools.ts'
 import type { Logger, WrappedKey } from '../types.ts'
 import { createMutex } from './mutex.ts'
-import { DEFAULT_POLICY_PCRS } from './pcr-policy.ts'
+import {
+  DEFAULT_POLICY_PCRS,
+  EPOCH_POLICY_REF,
+  epochIndexFor,
+  REPROVISION_HINT,
+} from './pcr-policy.ts'
 import { RSA_BITS, RSA_CIPHERTEXT_LENGTH, rsaPublicKey, wrapWithPublicKey } from './rsa-oaep.ts'
 import type { Sealer, SealerDescription, SealerPublicKey } from './sealer.ts'
 import {
@@ -66,9 +71,27 @@ const KEY_ATTRIBUTES = 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|no
 /** The same without `userwithauth`: usable only through its authPolicy. */
 const POLICY_KEY_ATTRIBUTES = 'fixedtpm|fixedparent|sensitivedataorigin|noda|decrypt'
 
-/** The `authPolicy` of a PCR-bound key: PolicyAuthorize of the owner's authorizing key. */
-function authPolicyOf(authKey: P256PublicKey): Uint8Array {
-  return policyAuthorizeDigest(p256VerifyKeyPublic(authKey).name)
+/**
+ * The `authPolicy` of a PCR-bound key: PolicyAuthorize of the owner's authorizing key. A key
+ * made since ADR 0094 names `EPOCH_POLICY_REF` (its approvals carry an NV epoch: rollback
+ * protection); an older key an empty policyRef.
+ */
+function authPolicyOf(authKey: P256PublicKey, epoch: boolean): Uint8Array {
+  return policyAuthorizeDigest(
+    p256VerifyKeyPublic(authKey).name,
+    epoch ? EPOCH_POLICY_REF : new Uint8Array(0),
+  )
+}
+
+/** Which of the two PCR-bound templates `authPolicy` is for `authKey`, if either. */
+function policyKind(
+  authPolicy: Uint8Array,
+  authKey: P256PublicKey,
+): 'epoch' | 'legacy' | undefined {
+  const found = Buffer.from(authPolicy)
+  if (found.equals(Buffer.from(authPolicyOf(authKey, true)))) return 'epoch'
+  if (found.equals(Buffer.from(authPolicyOf(authKey, false)))) return 'legacy'
+  return undefined
 }
 
 export interface Tpm2SealerInit {
@@ -330,7 +353,8 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
       } else {
         // No userwithauth: only a policy session (PolicyPCR + PolicyAuthorize) can use it.
         const policyFile = join(dir, 'policy.digest')
-        await writeFile(policyFile, authPolicyOf(init.pcrPolicy.authKey))
+        // Rollback-protected (ADR 0094): only approvals carrying the NV epoch unlock it.
+        await writeFile(policyFile, authPolicyOf(init.pcrPolicy.authKey, true))
         args.push('-a', POLICY_KEY_ATTRIBUTES, '-L', policyFile, '-u', '-', '-c', ctx, '-Q')
       }
       await withFlushRetry(() =>
@@ -362,7 +386,8 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
       return found.length > 0 ? 'the key is PCR-bound, no PCR policy was asked for' : undefined
     }
     if (found.length === 0) return 'the key is not PCR-bound, a PCR policy was asked for'
-    return Buffer.from(found).equals(Buffer.from(authPolicyOf(init.pcrPolicy.authKey)))
+    // A key made before ADR 0094 still fits (kept, reported without rollback protection).
+    return policyKind(found, init.pcrPolicy.authKey) !== undefined
       ? undefined
       : "the key is bound to another owner's authorizing key (other paper words)"
   }
@@ -452,8 +477,18 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     }
     if (authPolicy.length > 0) {
       if (policy === undefined) throw unknownPolicy('no policy in the key record')
-      if (!Buffer.from(authPolicyOf(policy.authKey)).equals(Buffer.from(authPolicy))) {
-        throw unknownPolicy('the key record names another authorizing key')
+      const kind = policyKind(authPolicy, policy.authKey)
+      if (kind === undefined) throw unknownPolicy('the key record names another authorizing key')
+      if ((kind === 'epoch') !== (policy.epochIndex !== undefined)) {
+        // The record does not say what the key is (written by an older version, or lost and
+        // rebuilt by init/recover): init/recover set it right; approvals start over.
+        if (!init.createIfMissing)
+          throw unknownPolicy('the key record and the key disagree on the epoch counter')
+        policy = {
+          pcrs: policy.pcrs,
+          authKey: policy.authKey,
+          ...(kind === 'epoch' ? { epochIndex: { handle: epochIndexFor(handle) } } : {}),
+        }
       }
       loaded.policy = policy
     } else {
@@ -464,7 +499,7 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     const complete = record?.publicArea !== undefined || loaded.tpmPublic === undefined
     if (same && policy === record.policy && complete) return
     await writeKeyRecord(file, {
-      version: policy === undefined ? 1 : 2,
+      version: policy === undefined ? 1 : policy.epochIndex === undefined ? 2 : 3,
       ...(policy === undefined ? {} : { policy }),
       kind: TPM2_KEY_RECORD_KIND,
       handle: handleText,
@@ -614,6 +649,15 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
                 ? 'NONE: tpm2-tools path, the data key crosses the bus in clear (allowed)'
                 : 'NONE: tpm2-tools path; unwrap refused (allowUnencryptedTransport is off)',
           pinned: init.keyRecordFile ?? 'in memory (no key record file)',
+          // ADR 0094: does a replayed old approval still unwrap?
+          ...(key.policy === undefined
+            ? {}
+            : {
+                rollbackProtection:
+                  key.policy.epochIndex === undefined
+                    ? `NONE: every PCR approval ever signed stays valid, so an old approved system booted again unwraps (a key made before ADR 0094). ${REPROVISION_HINT}`
+                    : `NV epoch counter 0x${key.policy.epochIndex.handle.toString(16).padStart(8, '0')}: only the newest approval unwraps`,
+              }),
           // A key made before ADR 0089 stops unwrapping while the TPM is in lockout.
           ...(key.tpmPublic === undefined
             ? {}

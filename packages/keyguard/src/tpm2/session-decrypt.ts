@@ -7,7 +7,8 @@
  * response fails its HMAC (`response-hmac`) before anything is decrypted.
  *
  * One channel per unwrap (StartAuthSession, RSA_Decrypt; the TPM flushes the session on
- * success), the same sequence on swtpm and `/dev/tpmrm0`.
+ * success), the same sequence on swtpm and `/dev/tpmrm0`. A rollback-protected key's policy
+ * adds one `TPM2_PolicyNV` on the epoch counter (ADR 0094).
  */
 import {
   approvalHash,
@@ -53,7 +54,11 @@ export function rsaDecryptInSession(
     const verified =
       policy === undefined
         ? undefined
-        : await verifyApproval(send, policy.approval, approvalHash(policy.approval.approvedPolicy))
+        : await verifyApproval(
+            send,
+            policy.approval,
+            approvalHash(policy.approval.approvedPolicy, policy.approval.policyRef),
+          )
     const session: TpmSession = await startSaltedSession(
       send,
       key,
