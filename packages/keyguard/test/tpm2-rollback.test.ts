@@ -151,6 +151,7 @@ describe('an old PCR approval after the owner approved new values (swtpm)', () =
 
   it('without the owner key the counter cannot be moved, and a stranger’s write is refused', async () => {
     const before = (await keyPolicyView(tpm!.tcti, recordFile)).rollback?.epoch?.value
+    expect(before).toMatch(/^[0-9]+$/)
     const increment = await execa('tpm2_nvincrement', [INDEX, '-C', INDEX], {
       ...tools(),
       reject: false,
