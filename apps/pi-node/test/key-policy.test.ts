@@ -89,10 +89,12 @@ describe('pi-node key-policy (swtpm)', () => {
     const fresh = await keyPolicy('show')
     expect(fresh.code).toBe(0)
     expect(fresh.keyPolicy).toMatchObject({
-      version: 2,
+      version: 3,
       pcrBound: true,
       pcrs: PCRS,
       approved: false,
+      // ADR 0094: the epoch counter is defined by the first approval.
+      rollback: { protected: true, epoch: { state: 'missing' } },
     })
     // swtpm, like stock Pi firmware, measured nothing: the binding is flagged as binding nothing.
     expect(fresh.keyPolicy.unmeasured).toBe(true)
@@ -103,6 +105,9 @@ describe('pi-node key-policy (swtpm)', () => {
     expect(approved.code).toBe(0)
     expect(approved.keyPolicy.approved).toBe(true)
     expect(approved.keyPolicy.lines.every((l: Doc) => l.match)).toBe(true)
+    const epoch = approved.keyPolicy.rollback.epoch
+    expect(epoch).toMatchObject({ state: 'ok' })
+    expect(epoch.approved).toBe(epoch.value)
     expect(Buffer.from(await sealer.unwrap(wrapped)).equals(dataKey)).toBe(true)
 
     await promisify(execFile)('tpm2_pcrextend', [`16:sha256=${randomBytes(32).toString('hex')}`], {
@@ -117,6 +122,8 @@ describe('pi-node key-policy (swtpm)', () => {
 
     const again = await keyPolicy('authorize', dir, words)
     expect(again.code).toBe(0)
+    // The counter moved on: the first approval is revoked.
+    expect(BigInt(again.keyPolicy.rollback.epoch.value)).toBe(BigInt(epoch.value) + 1n)
     expect(Buffer.from(await sealer.unwrap(wrapped)).equals(dataKey)).toBe(true)
   })
 

@@ -180,10 +180,11 @@ describe('pi-node recover on a new Pi from the words, the chain and a peer', () 
 
     const recordFile = join(dataDir, 'tpm2-key.json')
     const newKey = await tpm2Sealer({ tcti: tpm.tcti, keyRecordFile: recordFile }).publicKey()
-    // PCR-bound, and this boot approved with the words during the recovery.
+    // PCR-bound and rollback-protected (ADR 0094), this boot approved with the words during
+    // the recovery at the new TPM's first epoch.
     const record = JSON.parse(await readFile(recordFile, 'utf8'))
-    expect(record).toMatchObject({ version: 2, policy: { pcrs: [16] } })
-    expect(record.policy.approval).toBeDefined()
+    expect(record).toMatchObject({ version: 3, policy: { pcrs: [16] } })
+    expect(record.policy.approval.epoch).toMatch(/^[0-9]+$/)
     expect(doc.sealer.keyId).toBe(newKey.keyId)
     const { capsuleRegistry } = connectDigicap(contracts, anvil.provider)
     for (const s of sealed) {

@@ -187,7 +187,7 @@ export function renderKeyPolicy(v: KeyPolicyView): string {
       ? ''
       : !v.rollback.protected
         ? `  NO ROLLBACK PROTECTION: every PCR approval ever signed stays valid (a key made before ADR 0094). ${v.rollback.hint ?? ''}\n`
-        : `  rollback protection: epoch counter ${e?.index} ${e?.state === 'ok' ? `at ${e.value}, approval epoch ${e.approved ?? 'none'}${e.approved !== undefined && e.approved !== e.value ? ' (SUPERSEDED: authorize again)' : ''}` : `${e?.state?.toUpperCase()}: the TPM refuses every unwrap until key-policy authorize defines it again`}\n`
+        : `  rollback protection: epoch counter ${e?.index} ${e?.state === 'ok' ? `at ${e.value}, approval epoch ${e.approved ?? 'none'}${e.approved !== undefined && e.approved !== e.value ? ' (SUPERSEDED: authorize again)' : ''}` : `${e?.state?.toUpperCase()}: the TPM refuses every unwrap until pi-node key-policy authorize (re)defines it`}\n`
   const warning = v.unmeasured
     ? '  WARNING: every selected PCR is at its reset value: nothing measured this boot (stock Pi firmware), so the binding holds for any OS booted on this Pi (see the README, Raspberry Pi guide)\n'
     : ''

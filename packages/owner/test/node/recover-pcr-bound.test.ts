@@ -71,10 +71,11 @@ describe('recover a PCR-bound node', () => {
     const record = await readKeyRecord(recordFile())
     expect(record?.keyId).not.toBe(old?.keyId)
     expect(r.sealer.keyId).toBe(record?.keyId)
-    expect(record?.version).toBe(2)
+    // Rollback-protected (ADR 0094): the new TPM's epoch counter defined, this boot's approval bound to it.
+    expect(record?.version).toBe(3)
     expect(record?.policy?.pcrs).toEqual(PCRS)
     expect(record?.policy?.authKey).toEqual(old?.policy?.authKey)
-    expect(record?.policy?.approval).toBeDefined()
+    expect(record?.policy?.approval?.epoch?.index).toBe(record?.policy?.epochIndex?.handle)
     // The node as serve builds it opens its owner file with the recovered key.
     const config = await loadOwnerNodeConfig(dataDir)
     expect(config.sealer).toMatchObject(sealer)
