@@ -5,18 +5,20 @@
  * authorization, the data key in clear on the wire): same swtpm, same key, same ciphertext,
  * measured in this run, interleaved so load drifts hit both alike. A third row: a PCR-bound
  * key (policy session: LoadExternal + VerifySignature + StartAuthSession + PolicyPCR +
- * PolicyAuthorize + RSA_Decrypt per unwrap).
+ * PolicyAuthorize + RSA_Decrypt per unwrap), made as before ADR 0094; a fourth: the
+ * rollback-protected PCR-bound key made since (the same plus PolicyNV on the epoch counter).
  *
  * Run: `node bench/unwrap-session.ts [iterations]`.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { transportFor } from '@digicap/tpm'
+import { p256VerifyKeyPublic, policyAuthorizeDigest, transportFor } from '@digicap/tpm'
+import { execa } from 'execa'
 import { generateMnemonic } from '../src/recovery/recovery.ts'
-import { authorizePcrPolicy, readPcrValues } from '../src/sealers/pcr-authorize.ts'
-import { derivePolicyAuthKey, signPcrApproval } from '../src/sealers/pcr-policy.ts'
+import { keyPolicyAuthorize } from '../src/sealers/key-policy-view.ts'
+import { derivePolicyAuthKey } from '../src/sealers/pcr-policy.ts'
 import { tpm2Sealer } from '../src/sealers/tpm2-sealer.ts'
 import { startSwtpm } from '../src/testing.ts'
 import { rsaDecryptDirect } from '../src/tpm2/direct.ts'
@@ -45,7 +47,8 @@ try {
   const transport = transportFor(tpm.tcti, 10_000)
   if (transport === undefined) throw new Error('no direct transport')
 
-  const authKey = await derivePolicyAuthKey(generateMnemonic())
+  const words = generateMnemonic()
+  const authKey = await derivePolicyAuthKey(words)
   const policyRecord = join(dir, 'tpm2-key-pcr.json')
   const bound = tpm2Sealer({
     tcti: tpm.tcti,
@@ -56,20 +59,51 @@ try {
     logger: quiet,
   })
   const boundWrapped = await bound.wrap(dataKey)
-  const pcrs = [0, 1, 2, 3, 4, 5, 6, 7]
-  await authorizePcrPolicy(
-    policyRecord,
-    signPcrApproval(authKey, pcrs, await readPcrValues(tpm.tcti, pcrs)),
-  )
+  await keyPolicyAuthorize(tpm.tcti, policyRecord, words)
   if (!Buffer.from(await bound.unwrap(boundWrapped)).equals(dataKey))
     throw new Error('policy round trip failed')
+
+  // A PCR-bound key as made before ADR 0094 (no epoch counter).
+  const env = { env: { TPM2TOOLS_TCTI: tpm.tcti } }
+  const oldPolicy = join(dir, 'old-policy')
+  await writeFile(oldPolicy, policyAuthorizeDigest(p256VerifyKeyPublic(authKey.publicKey).name))
+  await execa(
+    'tpm2_createprimary',
+    [
+      ...['-C', 'o', '-g', 'sha256', '-G', 'rsa2048:oaep-sha256:null', '-L', oldPolicy],
+      ...['-a', 'fixedtpm|fixedparent|sensitivedataorigin|noda|decrypt'],
+      ...['-u', '-', '-c', join(dir, 'old.ctx'), '-Q'],
+    ],
+    { ...env, input: randomBytes(32) },
+  )
+  await execa('tpm2_evictcontrol', ['-C', 'o', '-c', join(dir, 'old.ctx'), '0x81000012'], env)
+  await execa('tpm2_flushcontext', ['-t'], env)
+  const legacyRecord = join(dir, 'tpm2-key-legacy.json')
+  const legacy = tpm2Sealer({
+    tcti: tpm.tcti,
+    handle: 0x81000012,
+    createIfMissing: true,
+    keyRecordFile: legacyRecord,
+    pcrPolicy: { authKey: authKey.publicKey },
+    logger: quiet,
+  })
+  const legacyWrapped = await legacy.wrap(dataKey)
+  await keyPolicyAuthorize(tpm.tcti, legacyRecord, words)
+  if (!Buffer.from(await legacy.unwrap(legacyWrapped)).equals(dataKey))
+    throw new Error('legacy policy round trip failed')
 
   const runs = {
     session: () => sealer.unwrap(wrapped),
     plain: () => rsaDecryptDirect(transport, 0x81000010, wrapped.ciphertext),
+    legacy: () => legacy.unwrap(legacyWrapped),
     policy: () => bound.unwrap(boundWrapped),
   }
-  const times: Record<keyof typeof runs, number[]> = { session: [], plain: [], policy: [] }
+  const times: Record<keyof typeof runs, number[]> = {
+    session: [],
+    plain: [],
+    legacy: [],
+    policy: [],
+  }
   for (let i = 0; i < warmup; i++) for (const run of Object.values(runs)) await run()
   for (let i = 0; i < iterations; i++) {
     for (const name of Object.keys(runs) as (keyof typeof runs)[]) {
@@ -91,7 +125,8 @@ try {
   )
   console.log(row('baseline: session-less TPM2_RSA_Decrypt (previous path)', plain))
   console.log(row('tpm2Sealer.unwrap: salted session, response encrypted', session))
-  console.log(row('PCR-bound key: salted policy session, response encrypted', stats(times.policy)))
+  console.log(row('PCR-bound key made before ADR 0094 (no epoch counter)', stats(times.legacy)))
+  console.log(row('PCR-bound key, rollback-protected (+ PolicyNV, ADR 0094)', stats(times.policy)))
 } finally {
   await tpm.stop()
   await rm(dir, { recursive: true, force: true })
