@@ -20,6 +20,7 @@ import {
   type PolicyAuthKey,
   readKeyRecord,
   renderKeyPolicy,
+  TpmPolicyError,
   tpm2Sealer,
 } from '../src/index.ts'
 import { type Swtpm, startSwtpm } from '../src/testing.ts'
@@ -131,5 +132,25 @@ describe('a PCR-bound key made before ADR 0094', () => {
       /^NV epoch counter 0x01800052/,
     )
     expect((await keyPolicyView(tpm.tcti, recordFile)).rollback?.protected).toBe(true)
+  })
+
+  it('an owner hierarchy with a password: the counter cannot be defined again, a typed error says why', async () => {
+    const recordFile = join(dir, 'new-tpm2-key.json')
+    await execa('tpm2_changeauth', ['-c', 'o', 'owner-secret'], tools())
+    try {
+      await execa('tpm2_nvundefine', ['0x01800052', '-C', 'o', '-P', 'owner-secret'], tools())
+      const err = await keyPolicyAuthorize(tpm.tcti, recordFile, words).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(TpmPolicyError)
+      expect((err as TpmPolicyError).details).toMatchObject({
+        reason: 'owner-auth',
+        index: '0x01800052',
+        command: 'TPM2_NV_DefineSpace',
+      })
+      expect((err as TpmPolicyError).hint).toMatch(/tpm2_changeauth/)
+    } finally {
+      await execa('tpm2_changeauth', ['-c', 'o', '-p', 'owner-secret'], tools())
+    }
+    await keyPolicyAuthorize(tpm.tcti, recordFile, words)
+    expect((await keyPolicyView(tpm.tcti, recordFile)).rollback?.epoch?.state).toBe('ok')
   })
 })

@@ -13,6 +13,8 @@ import {
   nvReadCounterInSession,
   nvReadPublic,
   nvUndefineSpace,
+  TpmCommandError,
+  TpmPolicyError,
   type TpmTransport,
   transportFor,
   withChannel,
@@ -33,6 +35,32 @@ function transportOf(tcti: string, timeoutMs: number): TpmTransport {
   return transport
 }
 
+/**
+ * Runs an owner-hierarchy NV command (define, undefine), which this node authorizes with the
+ * owner's EMPTY password: an owner who set one gets a typed error saying so.
+ */
+async function asOwner<T>(index: number, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (err) {
+    if (
+      err instanceof TpmCommandError &&
+      (err.details.base === '0x08e' || err.details.base === '0x0a2')
+    ) {
+      throw new TpmPolicyError('The TPM refused the owner authorization for the epoch counter', {
+        details: {
+          reason: 'owner-auth',
+          index: `0x${index.toString(16).padStart(8, '0')}`,
+          ...err.details,
+        },
+        hint: 'The owner hierarchy has a password: this node defines its epoch counter with the empty owner authorization. Clear it (tpm2_changeauth -c o -p <password>) for this approval, or define the index by hand with the same public area.',
+        cause: err,
+      })
+    }
+    throw err
+  }
+}
+
 /** The counter after an approval bumped it: what the new approval is bound to. */
 export interface AdvancedEpoch {
   index: number
@@ -51,7 +79,8 @@ export interface AdvancedEpoch {
  * `writeRef` (its name, and any approval naming it, then differ from everything before). The
  * TPM's counters never go back, even across an undefine, so no epoch value returns.
  *
- * @throws {TpmPolicyError} `no-pinned-key`; the TPM's errors (owner authorization refused).
+ * @throws {TpmPolicyError} `no-pinned-key`, `owner-auth` (the owner hierarchy has a password);
+ *   the TPM's errors.
  */
 export async function advanceEpoch(
   tcti: string,
@@ -79,11 +108,11 @@ export async function advanceEpoch(
     let defined: AdvancedEpoch['defined'] = 'kept'
     let current = found?.name
     if (!ours || writeRef === undefined || current === undefined) {
-      if (found !== undefined) await nvUndefineSpace(send, index)
+      if (found !== undefined) await asOwner(index, () => nvUndefineSpace(send, index))
       defined = found === undefined ? 'missing' : 'replaced'
       writeRef = new Uint8Array(randomBytes(32))
       const pub = epochIndexPublic(index, authKey, writeRef, false)
-      await nvDefineSpace(send, pub)
+      await asOwner(index, () => nvDefineSpace(send, pub))
       current = nvName(pub)
     }
     const ref = writeRef
