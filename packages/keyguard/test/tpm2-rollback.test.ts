@@ -18,6 +18,7 @@ import {
   generateMnemonic,
   keyPolicyAuthorize,
   keyPolicyView,
+  type PolicyAuthKey,
   readKeyRecord,
   renderKeyPolicy,
   type Sealer,
@@ -37,6 +38,7 @@ let stateDir: string
 let dir: string
 let recordFile: string
 let words: string
+let authKey: PolicyAuthKey
 let dataKey: Uint8Array
 let wrapped: WrappedKey
 /** The record as it was right after A's approval: what the attacker copied. */
@@ -54,26 +56,16 @@ async function boot(system: string): Promise<void> {
   }
 }
 
+/** The node's sealer as a (re)started process builds it on the current boot's TPM. */
 function sealer(createIfMissing = false): Sealer {
-  const authKeyPromise = derivePolicyAuthKey(words)
-  let made: Sealer | undefined
-  const get = async () => {
-    made ??= tpm2Sealer({
-      tcti: tpm!.tcti,
-      handle: HANDLE,
-      keyRecordFile: recordFile,
-      createIfMissing,
-      pcrPolicy: { authKey: (await authKeyPromise).publicKey, pcrs: PCRS },
-      logger: quiet,
-    })
-    return made
-  }
-  return {
-    publicKey: async () => (await get()).publicKey(),
-    wrap: async (k) => (await get()).wrap(k),
-    unwrap: async (w) => (await get()).unwrap(w),
-    describe: async () => (await get()).describe(),
-  }
+  return tpm2Sealer({
+    tcti: tpm!.tcti,
+    handle: HANDLE,
+    keyRecordFile: recordFile,
+    createIfMissing,
+    pcrPolicy: { authKey: authKey.publicKey, pcrs: PCRS },
+    logger: quiet,
+  })
 }
 
 async function unwrapsAs(expected: Uint8Array): Promise<boolean> {
@@ -94,6 +86,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'kg-rollback-'))
   recordFile = join(dir, 'tpm2-key.json')
   words = generateMnemonic()
+  authKey = await derivePolicyAuthKey(words)
   dataKey = new Uint8Array(randomBytes(32))
   await boot('A')
   const s = sealer(true)
