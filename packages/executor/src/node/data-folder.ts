@@ -30,13 +30,21 @@ import { openExecutorNode } from './open.ts'
 import type { ExecutorNode } from './types.ts'
 import { decodeSignedVotes, encodeSignedVotes } from './verifier/signed-votes-file.ts'
 
-/** The sealer of the node's secrets: the config's TPM, else the INSECURE software sealer. */
-const sealerOf = (c: ExecutorNodeConfig) =>
-  hostSealer({ dataDir: c.dataDir, tcti: c.tcti, createIfMissing: true })
+/**
+ * The sealer of the node's secrets: the config's TPM, else the INSECURE software sealer. The key
+ * is made only by `init` and by the first start of an older install (plain files, no
+ * secrets.json yet); every other start needs the key and its record as init left them, so a
+ * deleted, corrupt or swapped record is refused, never pinned anew (ADR 0029 amendment).
+ */
+const sealerOf = (c: ExecutorNodeConfig, create: boolean) =>
+  hostSealer({ dataDir: c.dataDir, tcti: c.tcti, createIfMissing: create })
 
 /** The wallet words and receiver key, unsealed (an older install's plain files sealed first). */
-export const readSecrets = (c: ExecutorNodeConfig) =>
-  openNodeSecrets(executorNodePaths(c.dataDir), sealerOf(c))
+export const readSecrets = (c: ExecutorNodeConfig) => {
+  const paths = executorNodePaths(c.dataDir)
+  const migrating = !existsSync(paths.secrets) && existsSync(paths.identity)
+  return openNodeSecrets(paths, sealerOf(c, migrating))
+}
 
 /** The keys the sealed mnemonic derives (keyguard's scheme); the caller zeroes them. */
 export async function readIdentity(config: ExecutorNodeConfig) {
@@ -82,7 +90,7 @@ export async function initExecutorNode(o: InitExecutorNodeOptions) {
   const id = await deriveOwnerIdentity(mnemonic)
   const peerId = peerIdFromPrivateKey(await privateKeyFromSeed(id.libp2pSeed)).toString()
   const { privateKey: receiverKey } = generateX25519KeyPair()
-  await sealNodeSecrets(paths, sealerOf(config), { mnemonic, receiverKey })
+  await sealNodeSecrets(paths, sealerOf(config, true), { mnemonic, receiverKey })
   const receiverPublicKey = toHex(x25519PublicKey(receiverKey))
   receiverKey.fill(0)
   await writeJsonAtomic(paths.config, config)

@@ -21,7 +21,10 @@ export interface HostSealerInit {
   /** The host's TPM (`device:/dev/tpmrm0`, `swtpm:…`); none: the software sealer. */
   tcti?: string | undefined
   handle?: number
-  /** Create the key (init, migration). Default `false`. */
+  /**
+   * Create the key (init, migration). Default `false`: the key and its record must be there,
+   * a missing, corrupt or swapped record is refused (a node past its init never pins anew).
+   */
   createIfMissing?: boolean
   logger?: Logger
 }
@@ -40,6 +43,7 @@ export function hostSealer(o: HostSealerInit): Sealer {
       tcti: o.tcti,
       handle: o.handle ?? HOST_SECRETS_TPM2_HANDLE,
       keyRecordFile: join(o.dataDir, TPM2_KEY_RECORD_FILE),
+      requireKeyRecord: true,
       ...common,
     })
   }

@@ -123,6 +123,14 @@ export interface Tpm2SealerInit {
    */
   keyRecordFile?: string
   /**
+   * A node past its init (no `createIfMissing`): the key record must exist and the key it pins
+   * must be at the handle. Without this a missing record is written afresh from whatever key
+   * the TPM shows (trust on first use). Refused otherwise (`TpmSessionError`,
+   * `key-record-missing` / `pinned-key-gone`): the host's secrets sealer sets it (ADR 0029
+   * amendment).
+   */
+  requireKeyRecord?: boolean
+  /**
    * The transport of the direct path, instead of the one the TCTI names (tests wrap it to
    * record or alter the bytes on the wire). Only with a `swtpm:` or `device:` TCTI.
    */
@@ -218,6 +226,8 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     throw new InvalidArgumentError('pcrPolicy needs keyRecordFile (the approval lives there)')
   }
   const timeoutMs = init.timeoutMs ?? 10_000
+  const requireRecord =
+    init.requireKeyRecord === true && !init.createIfMissing && init.keyRecordFile !== undefined
   const tools: Tpm2ToolsOptions = {
     tcti: init.tcti,
     toolsPath: init.toolsPath,
@@ -411,6 +421,7 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
       } catch (err) {
         const empty =
           err instanceof TpmHandleError && (err.details.mismatched as unknown) === undefined
+        if (empty && requireRecord) throw await pinnedKeyGone(err)
         if (!empty || !init.createIfMissing) throw err
         await provision()
         loaded = await readPublic()
@@ -445,6 +456,12 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
       return
     }
     const record = await readRecordForPin(file)
+    if (record === undefined && requireRecord) {
+      throw new TpmSessionError('The record of the pinned TPM key is missing', {
+        details: { reason: 'key-record-missing', handle: handleText, keyRecordFile: file },
+        hint: `Restore ${file} from a backup (do not let the node pin whatever key the TPM shows now), or set the node up again from its paper words (executor-node init --force --mnemonic-file, pi-node recover).`,
+      })
+    }
     const name = loaded.tpmPublic === undefined ? undefined : hex(loaded.tpmPublic.name)
     const same =
       record !== undefined &&
@@ -543,6 +560,22 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
       })
       return undefined
     }
+  }
+
+  /** The handle is empty on a node past its init: the key the record pins was evicted or the TPM cleared. */
+  async function pinnedKeyGone(cause: unknown): Promise<TpmSessionError> {
+    const file = init.keyRecordFile as string
+    const record = await readKeyRecord(file).catch(() => undefined)
+    return new TpmSessionError('The TPM key this node pinned is gone', {
+      details: {
+        reason: 'pinned-key-gone',
+        handle: handleText,
+        keyRecordFile: file,
+        ...(record ? { pinnedKeyId: record.keyId } : {}),
+      },
+      hint: 'The key was evicted or the TPM cleared: what was sealed to it opens no more. Do not provision a new key in its place by hand; set the node up again from its paper words (executor-node init --force --mnemonic-file, pi-node recover).',
+      cause,
+    })
   }
 
   function unknownPolicy(why: string): TpmPolicyError {
