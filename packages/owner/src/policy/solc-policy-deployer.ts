@@ -1,6 +1,7 @@
-import { generatePolicySource, parsePolicyExpression } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
+import { jsonRpcQuorum } from '@digicap/contracts/light'
 import type { Signer } from 'ethers'
+import { awaitPolicyCode, compilePolicyExpression, expectedPolicyCode } from './policy-code.ts'
 import type {
   DeployedPolicyInfo,
   PolicyCompiler,
@@ -18,6 +19,18 @@ export interface SolcPolicyDeployerInit {
    * process; `childProcessPolicyCompiler()` keeps solc's memory out of it.
    */
   compile?: PolicyCompiler
+  /**
+   * The RPCs the created policy's code is read from before it is returned (the SDK's seal: its
+   * `rpcUrl` and `rpcUrls`). A quorum of them must read there the code the expression compiles
+   * to (`PolicyCodeError` otherwise, ADR 0091): the signer's one RPC cannot name an older
+   * contract of the owner's by lying about the nonce. Default: no check (the signer's RPC is
+   * trusted, as ethers does: any code at the address).
+   */
+  rpcUrls?: readonly string[]
+  /** How many of `rpcUrls` must agree on the code. Default: 1 for one RPC, else a majority. */
+  quorum?: number
+  /** How long to wait for a quorum to see the code, ms. Default 60 000. */
+  codeTimeoutMs?: number
 }
 
 /**
@@ -33,18 +46,26 @@ export interface SolcPolicyDeployerInit {
  */
 export function solcPolicyDeployer(signer: Signer, init: SolcPolicyDeployerInit): PolicyDeployer {
   const serialize = init.serialize ?? ((fn) => fn())
+  // Checked when built: a quorum that cannot be met fails before anything is compiled or sent.
+  const rpcs =
+    init.rpcUrls === undefined
+      ? undefined
+      : jsonRpcQuorum({
+          rpcUrls: init.rpcUrls,
+          ...(init.quorum === undefined ? {} : { quorum: init.quorum }),
+        })
   return {
     async deploy(expression): Promise<DeployedPolicyInfo> {
-      const rule = parsePolicyExpression(expression)
-      const source = generatePolicySource(rule)
-      const compiled = init.compile ? await init.compile(source) : undefined
+      const { source, compiled } = await compilePolicyExpression(expression, init.compile)
       const policy = await serialize(() =>
-        deployPolicy(
-          signer,
-          { source },
-          { nodeRegistry: init.nodeRegistry, ...(compiled ? { compiled } : {}) },
-        ),
+        deployPolicy(signer, { source }, { nodeRegistry: init.nodeRegistry, compiled }),
       )
+      // ethers computed the address from the nonce it signed and saw "some code" there through
+      // its one RPC; the quorum must see this expression's code (ADR 0091).
+      if (rpcs !== undefined) {
+        const expected = expectedPolicyCode(compiled, init.nodeRegistry)
+        await awaitPolicyCode(rpcs, policy.address, expected, init.codeTimeoutMs ?? 60_000)
+      }
       return {
         address: policy.address as `0x${string}`,
         transactionHash: policy.transactionHash,

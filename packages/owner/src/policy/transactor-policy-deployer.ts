@@ -8,17 +8,12 @@ import { awaitPolicyCode, compilePolicyExpression, expectedPolicyCode } from './
 import type { SolcPolicyDeployerInit } from './solc-policy-deployer.ts'
 import type { DeployedPolicyInfo, PolicyDeployer } from './types.ts'
 
-export interface TransactorPolicyDeployerInit extends SolcPolicyDeployerInit {
-  /**
-   * The RPCs the created policy's code is read from, before the header names it (e.g. the
-   * keyguard's: `rpcUrl` and `rpcUrls` of the node's config). Default: the transactor's RPC.
-   */
-  rpcUrls?: readonly string[]
-  /** How many of `rpcUrls` must agree on the code. Default: 1 for one RPC, else a majority. */
-  quorum?: number
-  /** How long to wait for a quorum to see the code, ms. Default 60 000. */
-  codeTimeoutMs?: number
-}
+/**
+ * As {@link SolcPolicyDeployerInit}; `rpcUrls` (the RPCs the created policy's code is read
+ * from before the header names it, e.g. the keyguard's `rpcUrl` and `rpcUrls`) defaults to the
+ * transactor's RPC: the code is always checked.
+ */
+export type TransactorPolicyDeployerInit = SolcPolicyDeployerInit
 
 /**
  * A {@link PolicyDeployer} that generates the policy's Solidity, compiles it (`init.compile`,

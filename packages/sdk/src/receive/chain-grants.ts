@@ -81,6 +81,17 @@ interface ChainReads {
   ): Promise<T>
 }
 
+/** @throws {InvalidArgumentError} unless every one of `rpcUrls` is an http(s) URL. */
+export function checkRpcUrls(rpcUrls: readonly string[] | undefined): void {
+  for (const url of rpcUrls ?? []) {
+    if (typeof url !== 'string' || !/^https?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) {
+      throw new InvalidArgumentError('rpcUrls are http(s) URLs', {
+        details: { got: typeof url === 'string' ? url.slice(0, 8) : typeof url },
+      })
+    }
+  }
+}
+
 /** @throws {InvalidArgumentError} for a quorum outside 1..RPCs or a bad confirmation depth. */
 function chainReads(network: DigicapNetwork, options: ChainReadOptions): ChainReads {
   const confirmations = options.confirmations ?? 0
@@ -89,13 +100,7 @@ function chainReads(network: DigicapNetwork, options: ChainReadOptions): ChainRe
       details: { confirmations },
     })
   }
-  for (const url of options.rpcUrls ?? []) {
-    if (typeof url !== 'string' || !/^https?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) {
-      throw new InvalidArgumentError('rpcUrls are http(s) URLs', {
-        details: { got: typeof url === 'string' ? url.slice(0, 8) : typeof url },
-      })
-    }
-  }
+  checkRpcUrls(options.rpcUrls)
   const rpcs: JsonRpcQuorum = jsonRpcQuorum({
     rpcUrls: [network.rpcUrl, ...(options.rpcUrls ?? [])],
     ...(options.quorum === undefined ? {} : { quorum: options.quorum }),

@@ -16,6 +16,7 @@ import {
   type Receiver,
 } from '@digicap/capsule-core'
 import { createProvider, digicapEthersSigner, parsePolicyExpression } from '@digicap/contracts'
+import { jsonRpcQuorum } from '@digicap/contracts/light'
 import {
   ethersCapsuleRegistrar,
   gossipAnnouncer,
@@ -27,7 +28,7 @@ import {
 } from '@digicap/owner'
 import { createDigicapNode, heliaCapsuleStore } from '@digicap/p2p'
 import { getNetwork, type NetworkRef } from '../networks/registry.ts'
-import { checkChainId } from '../receive/chain-grants.ts'
+import { checkChainId, checkRpcUrls } from '../receive/chain-grants.ts'
 import { requireTransactionSigner } from '../signer/signer.ts'
 
 /** A card given as JSON text is parsed; a parse error is a typed error, not a `SyntaxError`. */
@@ -76,6 +77,16 @@ export interface SealCode {
 export interface SealAndPublishParameters {
   readonly network: NetworkRef
   readonly rpcUrl?: string | undefined
+  /**
+   * More RPCs of the same chain (distinct providers). The policy the seal deploys is named only
+   * once a quorum of all the RPCs reads there the code its expression compiles to
+   * (`PolicyCodeError`, `POLICY_CODE`, otherwise: nothing registered), so the RPC the owner
+   * sends through cannot make the capsule name an older, laxer policy of the owner's by
+   * answering an old nonce (ADR 0091). With one RPC, that RPC is trusted for the code too.
+   */
+  readonly rpcUrls?: readonly string[] | undefined
+  /** How many RPCs must agree on the policy's code. Default: 1 for one RPC, else a majority. */
+  readonly quorum?: number | undefined
   /** The keyguard owner's account; it sends two transactions, so it needs `signTransaction` (`localSigner` has it). */
   readonly owner: DigicapSigner
   /** The keyguard's public card (`pi-node status`'s `card`), as an object or JSON text. */
@@ -131,6 +142,15 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
   }
   const receivers = (p.receivers ?? []).map(parseReceiver)
   const policy = checkPolicy(p.policy)
+  checkRpcUrls(p.rpcUrls)
+  // Built before any network call: a quorum that cannot be met is refused here.
+  const policyRpcs = {
+    rpcUrls: [network.rpcUrl, ...(p.rpcUrls ?? [])],
+    ...(p.quorum === undefined ? {} : { quorum: p.quorum }),
+  }
+  const deployer = (wallet: Parameters<typeof solcPolicyDeployer>[0]) =>
+    solcPolicyDeployer(wallet, { nodeRegistry: network.addresses.nodeRegistry, ...policyRpcs })
+  jsonRpcQuorum(policyRpcs)
   let plaintext = p.data
   if (p.code !== undefined) {
     if (!Object.hasOwn(p.code.files, p.code.entry)) {
@@ -140,7 +160,7 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
     }
     plaintext = encodeBundle({ entry: p.code.entry, files: { ...p.code.files }, data: p.data })
   }
-  await checkChainId(network)
+  await checkChainId(network, p.rpcUrls)
   const provider = createProvider(network.rpcUrl, network.chainId)
   // The owner's signer signs each transaction, wherever its key is.
   const wallet = digicapEthersSigner(p.owner, provider)
@@ -174,7 +194,7 @@ export async function sealAndPublish(p: SealAndPublishParameters): Promise<Publi
       {
         signer: p.owner,
         wrapper: publicKeyWrapper(card.wrappingKey),
-        policies: solcPolicyDeployer(wallet, { nodeRegistry: network.addresses.nodeRegistry }),
+        policies: deployer(wallet),
         registrar: ethersCapsuleRegistrar(wallet, { contracts: network.addresses }),
         store: heliaCapsuleStore(node.helia),
         announcer: gossipAnnouncer(node, { peers: p.peers ?? [] }),
