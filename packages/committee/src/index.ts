@@ -47,8 +47,10 @@ export type { HubValue, HubVote } from './settlement/calls.ts'
 export {
   certificateCall,
   equivocationCall,
+  equivocationReveal,
   hubCommittee,
   PASS_VERDICT,
+  reportCommitment,
 } from './settlement/calls.ts'
 export type { DrawCommitteeOptions, RankedTicket, Ticket } from './sortition/committee.ts'
 export {

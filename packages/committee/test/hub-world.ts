@@ -40,7 +40,7 @@ import {
   type TransactionReceipt,
   type Wallet,
 } from 'ethers'
-import { drawTicket, jobSeed } from '../src/index.ts'
+import { drawTicket, type EquivocationProof, equivocationReveal, jobSeed } from '../src/index.ts'
 
 export const ROLE_EXECUTOR = 1
 export const ROLE_VERIFIER = 2
@@ -54,6 +54,8 @@ export const FAIL_SLASH = parseEther('0.004')
 export const EQUIVOCATION_SLASH = parseEther('0.003')
 /** The reporter's share of an equivocation slash (ADR 0092); the rest is burned. */
 export const REPORTER_BPS = 1000n
+/** Blocks a report commitment ages before its reveal (ADR 0096). */
+export const REVEAL_DELAY = 2n
 /** NodeRegistry.BURN_ADDRESS: where the unpaid part of a slash goes (ADR 0092). */
 export const BURN_ADDRESS = '0x000000000000000000000000000000000000dEaD'
 export const COMMIT_TYPES = {
@@ -113,6 +115,7 @@ export async function startHubWorld(seats: number[], verifierCount: number): Pro
     failSlash: FAIL_SLASH,
     equivocationSlash: EQUIVOCATION_SLASH,
     reporterBps: Number(REPORTER_BPS),
+    revealDelay: Number(REVEAL_DELAY),
   })
   const [first, ...more] = seats
   const addresses = await deployDigicap(deployer!, {
@@ -191,6 +194,27 @@ export async function startHubWorld(seats: number[], verifierCount: number): Pro
 
 export const mine = (w: HubWorld, blocks: number) =>
   w.anvil.provider.send('anvil_mine', [`0x${blocks.toString(16)}`])
+
+/**
+ * A paid report as a reporter makes it (ADR 0096): `commitReport` from `reporter`, `REVEAL_DELAY`
+ * blocks, then the reveal (`revealBeforeEquivocation` for a before-round proof). Both receipts.
+ */
+export async function reportPaid(
+  w: HubWorld,
+  hub: AttestationHubContract,
+  reporter: Wallet,
+  jobId: string,
+  committee: string[],
+  proof: EquivocationProof,
+): Promise<{ commit: TransactionReceipt; reveal: TransactionReceipt }> {
+  const r = equivocationReveal(proof, reporter.address as `0x${string}`, randomBytes(32))
+  const h = hub.connect(reporter) as typeof hub
+  const commit = await sent(h.commitReport(r.commitment))
+  await mine(w, Number(REVEAL_DELAY))
+  const before = hexlify(proof.a.jobId) !== jobId.toLowerCase()
+  const reveal = before ? h.revealBeforeEquivocation : h.revealEquivocation
+  return { commit, reveal: await sent(reveal(jobId, committee, r.a, r.b, r.reporter, r.salt)) }
+}
 
 /**
  * The receipt of a sent transaction, polled directly (anvil mines on send): ethers' `wait()`

@@ -26,6 +26,7 @@ import {
   mine,
   openJob,
   REPORTER_BPS,
+  reportPaid,
   revertOf,
   SORTITION_WINDOW,
   STAKE,
@@ -252,8 +253,10 @@ describe('AttestationHub settlement', () => {
     const reporterPayout = await w.c.nodeRegistry.payouts(reporter.address)
     const reward = (EQUIVOCATION_SLASH * REPORTER_BPS) / 10_000n
     const before = await conserved(w)
-    const r = await sent(hub.connect(reporter).reportEquivocation(jobId, committee, call.a, call.b))
-    gas['slash proof (reportEquivocation)'] = r.gasUsed
+    // Committed, then revealed (ADR 0096): the share goes to the committed reporter.
+    const { commit, reveal: r } = await reportPaid(w, hub, reporter, jobId, committee, proof)
+    gas['slash proof (commitReport)'] = commit.gasUsed
+    gas['slash proof (revealEquivocation)'] = r.gasUsed
     expect(
       r.logs
         .map((l) => hub.interface.parseLog(l))
@@ -431,9 +434,8 @@ describe('AttestationHub settlement, random sequences', () => {
           const stake = (await w.c.nodeRegistry.getNode(liar.address)).stake
           await sent(hub.reportEquivocation(jobId, committee, call.a, call.b))
           const slashed = stake < EQUIVOCATION_SLASH ? stake : EQUIVOCATION_SLASH
-          const reward = (slashed * REPORTER_BPS) / 10_000n
-          add(payouts, w.deployer.address, reward)
-          held = { ...held, nr: held.nr - (slashed - reward) } // burned
+          // A report in the clear pays no one (ADR 0096): all of it burned.
+          held = { ...held, nr: held.nr - slashed }
           await check('equivocation: slashed')
         }
         const verdict = outcome === 'fail' ? rnd(7) : 7

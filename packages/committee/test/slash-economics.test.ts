@@ -2,7 +2,8 @@
  * ADR 0092: where a slash goes. On a real anvil, with the settlement deployed as production does:
  * - a fail slash is burned: an owner colluding with its executor (a run failed on purpose) gets
  *   none of the executor's bond, and the pair lose the slash and the signers' fee share;
- * - an equivocation slash pays its reporter `reporterBps` of it (the rest burned), not the owner;
+ * - an equivocation slash pays its reporter `reporterBps` of it (the rest burned), not the owner
+ *   (through the commit–reveal of ADR 0096: `reportPaid`);
  * - a member reporting itself through a second address gets back less than it loses;
  * - two different signed observations of one member (ADR 0087) are evidence the hub slashes,
  *   in the final round and in the before round.
@@ -35,6 +36,7 @@ import {
   type HubWorld,
   openJob,
   REPORTER_BPS,
+  reportPaid,
   revertOf,
   STAKE,
   sent,
@@ -156,19 +158,19 @@ describe('ADR 0092: slashes leave the parties to a job', () => {
     const members = w.verifiers.slice(4, 8)
     const { jobId, committee } = await seatedJob(members)
     const liar = members[0]!
-    const call = equivocationCall({
+    const proof = {
       member: liar.address as `0x${string}`,
       a: await vote(liar, jobId, 'prepare', 7),
       b: await vote(liar, jobId, 'prepare', 5),
-    })
+    }
     const R = await fresh()
     const owner0 = await payout(w.owner.address)
     const before = { stake: await stakeOf(liar.address), burned: await burned() }
     const balance0 = await w.anvil.provider.getBalance(R.address)
-    const r = await sent(
-      (hub.connect(R) as typeof hub).reportEquivocation(jobId, committee, call.a, call.b),
-    )
-    gas['reportEquivocation (prepare, reporter paid)'] = r.gasUsed
+    // Committed, then revealed (ADR 0096): a report in the clear pays no one.
+    const { commit, reveal: r } = await reportPaid(w, hub, R, jobId, committee, proof)
+    gas['commitReport'] = commit.gasUsed
+    gas['revealEquivocation (prepare, reporter paid)'] = r.gasUsed
     const reward = (EQUIVOCATION_SLASH * REPORTER_BPS) / 10_000n
     const proven = r.logs
       .map((l) => hub.interface.parseLog(l))
@@ -189,7 +191,7 @@ describe('ADR 0092: slashes leave the parties to a job', () => {
     const c = await sent((w.c.nodeRegistry.connect(R) as typeof w.c.nodeRegistry).claimPayout())
     gas['claimPayout (reporter)'] = c.gasUsed
     // The reporter is paid for its gas at this chain's price (anvil's), with a margin.
-    const spent = r.gasUsed * r.gasPrice + c.gasUsed * c.gasPrice
+    const spent = commit.gasUsed * commit.gasPrice + r.gasUsed * r.gasPrice + c.gasUsed * c.gasPrice
     expect((await w.anvil.provider.getBalance(R.address)) - balance0).toBe(reward - spent)
     expect(reward).toBeGreaterThan(spent)
     await conserved(w)
@@ -201,16 +203,14 @@ describe('ADR 0092: slashes leave the parties to a job', () => {
     const { jobId, committee } = await seatedJob(members)
     const liar = members[0]!
     const second = await fresh() // the liar's own second address
-    const call = equivocationCall({
+    const proof = {
       member: liar.address as `0x${string}`,
       a: await vote(liar, jobId, 'prepare', 7),
       b: await vote(liar, jobId, 'prepare', 3),
-    })
+    }
     const mine = async () => (await stakeOf(liar.address)) + (await payout(second.address))
     const before = await mine()
-    await sent(
-      (hub.connect(second) as typeof hub).reportEquivocation(jobId, committee, call.a, call.b),
-    )
+    await reportPaid(w, hub, second, jobId, committee, proof)
     const back = await payout(second.address)
     const lost = before - (await mine())
     expect(back).toBe((EQUIVOCATION_SLASH * REPORTER_BPS) / 10_000n)
@@ -247,15 +247,13 @@ describe('ADR 0092: slashes leave the parties to a job', () => {
     expect(own).toBeLessThan(EQUIVOCATION_SLASH)
     // M equivocates in J and reports itself through a second address.
     const second = await fresh()
-    const call = equivocationCall({
+    const proof = {
       member: M.address as `0x${string}`,
       a: await vote(M, J, 'prepare', 7),
       b: await vote(M, J, 'prepare', 1),
-    })
+    }
     const burned0 = await burned()
-    const r = await sent(
-      (hub.connect(second) as typeof hub).reportEquivocation(J, committee, call.a, call.b),
-    )
+    const { reveal: r } = await reportPaid(w, hub, second, J, committee, proof)
     const proven = r.logs
       .map((l) => hub.interface.parseLog(l))
       .find((e) => e?.name === 'EquivocationProven')
@@ -303,10 +301,8 @@ describe('ADR 0092: slashes leave the parties to a job', () => {
     const R = await fresh()
     const stake0 = await stakeOf(liar.address)
     // InvalidPhase(3) on the previous contracts.
-    const r = await sent(
-      (hub.connect(R) as typeof hub).reportEquivocation(jobId, committee, call.a, call.b),
-    )
-    gas['reportEquivocation (observation)'] = r.gasUsed
+    const { reveal: r } = await reportPaid(w, hub, R, jobId, committee, proof)
+    gas['revealEquivocation (observation)'] = r.gasUsed
     const proven = r.logs
       .map((l) => hub.interface.parseLog(l))
       .find((e) => e?.name === 'EquivocationProven')
@@ -317,18 +313,17 @@ describe('ADR 0092: slashes leave the parties to a job', () => {
     // The before round: another member's two observations of `beforeRoundOf(jobId)`.
     const before = await hub.beforeRoundOf(jobId)
     const other = members[1]!
-    const b = equivocationCall({
+    const beforeProof = {
       member: other.address as `0x${string}`,
       a: await vote(other, before, 'observation', 1),
       b: await vote(other, before, 'observation', 0),
-    })
+    }
+    const b = equivocationCall(beforeProof)
     expect(await revertOf(w, hub.reportEquivocation.staticCall(jobId, committee, b.a, b.b))).toBe(
       'EquivocationSignature(1)',
     )
-    const rb = await sent(
-      (hub.connect(R) as typeof hub).reportBeforeEquivocation(jobId, committee, b.a, b.b),
-    )
-    gas['reportBeforeEquivocation (observation)'] = rb.gasUsed
+    const { reveal: rb } = await reportPaid(w, hub, R, jobId, committee, beforeProof)
+    gas['revealBeforeEquivocation (observation)'] = rb.gasUsed
     expect(await w.c.nodeRegistry.reputationOf(other.address)).toBe(0n)
     expect(await payout(R.address)).toBe((2n * EQUIVOCATION_SLASH * REPORTER_BPS) / 10_000n)
     await conserved(w)

@@ -45,6 +45,11 @@ export interface SettlementParameters {
    * 10,000 (default 1000); the rest, and every fail slash, is burned (ADR 0092).
    */
   reporterBps?: number
+  /**
+   * Blocks a report's commitment must age before its reveal pays the reporter, ≥ 1 (default 2,
+   * ADR 0096): a bot that copies a reveal from the mempool cannot have committed earlier.
+   */
+  revealDelay?: number
 }
 
 export const DEFAULT_SETTLEMENT_PARAMETERS = {
@@ -57,6 +62,7 @@ export const DEFAULT_SETTLEMENT_PARAMETERS = {
   failSlash: 5_000_000_000_000_000n,
   equivocationSlash: 5_000_000_000_000_000n,
   reporterBps: 1000,
+  revealDelay: 2,
 } as const
 
 /** Where the settlement contracts live. */
@@ -119,6 +125,7 @@ export async function deploySettlementAt(
     p.failSlash,
     p.equivocationSlash,
     p.reporterBps,
+    p.revealDelay,
     { nonce: nonce + 1 },
   )
   await Promise.all([sortition.waitForDeployment(), hub.waitForDeployment()])

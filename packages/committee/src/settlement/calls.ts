@@ -2,10 +2,19 @@
  * Arguments of AttestationHub's calls (packages/contracts/contracts/committee/AttestationHub.sol,
  * ADR 0027), built from what the PBFT code produces, for an off-chain verifier (or anyone) to
  * submit with any Ethereum client: `submitCertificate(value, committee, signatures)` and
- * `reportEquivocation(jobId, committee, a, b)`. Pure data, no chain access.
+ * `reportEquivocation(jobId, committee, a, b)`, and the commit–reveal that pays a reporter
+ * (`reportCommitment`, `equivocationReveal`, ADR 0096). Pure data, no chain access.
  */
-import { type Address, concatBytes, InvalidArgumentError, toHex } from '@digicap/capsule-core'
+import {
+  type Address,
+  concatBytes,
+  hexToBytes,
+  InvalidArgumentError,
+  normalizeAddress,
+  toHex,
+} from '@digicap/capsule-core'
 import type { PbftPhase, PbftVote } from '@digicap/protocol'
+import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { PbftCertificate } from '../pbft/certificate.ts'
 import type { EquivocationProof } from '../pbft/equivocation.ts'
 
@@ -134,4 +143,86 @@ export function equivocationCall(proof: EquivocationProof): {
   b: HubVote
 } {
   return { jobId: toHex(proof.a.jobId), a: hubVote(proof.a), b: hubVote(proof.b) }
+}
+
+const word = (n: bigint): Uint8Array => {
+  const out = new Uint8Array(32)
+  let v = n
+  for (let i = 31; i >= 0 && v > 0n; i--, v >>= 8n) out[i] = Number(v & 0xffn)
+  return out
+}
+const padded = (b: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(Math.ceil(b.length / 32) * 32)
+  out.set(b)
+  return out
+}
+const bytes32 = (hex: string, name: string): Uint8Array => {
+  const b = hexToBytes(hex as `0x${string}`)
+  if (b.length !== 32) throw new InvalidArgumentError(`${name} is 32 bytes`, { details: { name } })
+  return b
+}
+/** `abi.encode(Vote)`: four static words, the signature's offset (5 words), its length, its bytes. */
+function encodeVote(v: HubVote): Uint8Array {
+  const signature = hexToBytes(v.signature)
+  return concatBytes(
+    word(BigInt(v.phase)),
+    word(v.viewNumber),
+    word(BigInt(v.verdict)),
+    bytes32(v.evidenceHash, 'evidenceHash'),
+    word(5n * 32n),
+    word(BigInt(signature.length)),
+    padded(signature),
+  )
+}
+
+/**
+ * What `AttestationHub.commitReport` takes (ADR 0096): keccak256(abi.encode(round, a, b,
+ * reporter, salt)), as the hub's `reportCommitment` computes it. `round` is the round the votes
+ * were signed in (`proof.a.jobId`: the job id, or its before round's); `salt` 32 secret bytes.
+ */
+export function reportCommitment(
+  round: Uint8Array,
+  a: HubVote,
+  b: HubVote,
+  reporter: Address,
+  salt: Uint8Array,
+): `0x${string}` {
+  if (round.length !== 32 || salt.length !== 32) {
+    throw new InvalidArgumentError('round and salt are 32 bytes', {
+      details: { round: round.length, salt: salt.length },
+    })
+  }
+  const ea = encodeVote(a)
+  const eb = encodeVote(b)
+  const head = 5n * 32n
+  return toHex(
+    keccak_256(
+      concatBytes(
+        round,
+        word(head),
+        word(head + BigInt(ea.length)),
+        word(BigInt(normalizeAddress(reporter, 'reporter'))),
+        salt,
+        ea,
+        eb,
+      ),
+    ),
+  )
+}
+
+/**
+ * A reporter's two calls for a proof `verifyEquivocation` accepted (ADR 0096): first
+ * `commitReport(commitment)`, then, `revealDelay` blocks or more later,
+ * `revealEquivocation(jobId, committee, a, b, reporter, salt)` (or `revealBeforeEquivocation`
+ * with the job's id for a before-round proof). The share goes to `reporter` whoever sends the
+ * reveal: a copy of it pays the copier nothing.
+ */
+export function equivocationReveal(
+  proof: EquivocationProof,
+  reporter: Address,
+  salt: Uint8Array,
+): { commitment: `0x${string}`; a: HubVote; b: HubVote; reporter: Address; salt: `0x${string}` } {
+  const { a, b } = equivocationCall(proof)
+  const commitment = reportCommitment(proof.a.jobId, a, b, reporter, salt)
+  return { commitment, a, b, reporter: normalizeAddress(reporter, 'reporter'), salt: toHex(salt) }
 }

@@ -36,8 +36,11 @@ interface IAttestationPolicy {
 ///         At any time after seating, `reportEquivocation` (anyone) with two conflicting signed
 ///         PBFT votes of one member for the job's same view and phase (pre-prepare, prepare,
 ///         commit or observation): that member's reputation goes to 0 and `equivocationSlash` of
-///         its stake is taken, `reporterBps` of it credited to the reporter and the rest burned,
-///         once per member and job (ADR 0092).
+///         its stake is taken and burned, once per member and job (ADR 0092). The reporter's
+///         share (`reporterBps` of it) is paid only through a commit–reveal (ADR 0096):
+///         `commitReport(keccak(round, a, b, reporter, salt))`, then, `revealDelay` blocks or more
+///         later, `revealEquivocation(…, reporter, salt)`. A bot that copies the reveal from the
+///         mempool cannot take the share: it goes to the `reporter` the commitment named.
 /// @dev The hub must be `sortition.opener()`, a NodeRegistry manager and an AccessController
 ///      settler: `deployDigicap` names it in both constructors (ADR 0033); a later hub is named
 ///      through their admin timelocks. It holds no funds.
@@ -106,6 +109,10 @@ contract AttestationHub {
     ///         stake and unbonding funds that is credited to the reporter (NodeRegistry payouts).
     ///         Below the whole: a member reporting itself through another address loses the rest.
     uint256 public immutable reporterBps;
+    /// @notice Blocks a report's commitment must age before its reveal is accepted (K ≥ 1, ADR
+    ///         0096): a copier who first learns the proof from a pending reveal can commit no
+    ///         earlier than that reveal's block, and its own reveal comes too late.
+    uint64 public immutable revealDelay;
 
     bytes32 private immutable _domain;
     uint256 private immutable _domainChainId;
@@ -113,6 +120,8 @@ contract AttestationHub {
     mapping(bytes32 jobId => Job) public jobs;
     /// @notice Members already convicted of equivocation in a job (bit i = member i).
     mapping(bytes32 jobId => uint32) public convicted;
+    /// @notice The block each report commitment was first made in (0: none). Cleared at reveal.
+    mapping(bytes32 commitment => uint64 blockNumber) public reportCommits;
 
     /// @notice A job opened for `grantId`; `deadline` is the last block for its certificate.
     event JobOpened(bytes32 indexed jobId, address indexed executor, uint64 deadline);
@@ -130,7 +139,10 @@ contract AttestationHub {
     ///         each share drawn from the executor's stake is locked, `withdrawLockedCredits`).
     event EscrowPaid(bytes32 indexed jobId, uint256 perSigner, uint256 toExecutor, uint256 toOwner);
     event JobTimedOut(bytes32 indexed jobId, uint256 refunded);
-    /// @notice `slashed` wei taken from `member`, of which `reward` credited to `reporter`.
+    /// @notice A report commitment (ADR 0096); the first one of a value counts.
+    event ReportCommitted(bytes32 indexed commitment, uint64 blockNumber);
+    /// @notice `slashed` wei taken from `member`, of which `reward` credited to `reporter` (0 and
+    ///         nothing for a report without a commitment).
     event EquivocationProven(
         bytes32 indexed jobId,
         address indexed member,
@@ -161,6 +173,11 @@ contract AttestationHub {
     error AlreadyConvicted(bytes32 jobId, address member);
     error NotBeforeRound(bytes32 jobId, bytes32 roundId);
     error BeforeVerdictExists(bytes32 jobId);
+    /// @notice No `commitReport` of this (round, votes, reporter, salt): reveal what was committed,
+    ///         or report without a reward (`reportEquivocation`).
+    error ReportNotCommitted(bytes32 commitment);
+    /// @notice The commitment is younger than `revealDelay`: reveal at block `readyAt` or later.
+    error RevealTooEarly(bytes32 commitment, uint64 readyAt);
 
     constructor(
         CommitteeSortition sortition_,
@@ -170,11 +187,12 @@ contract AttestationHub {
         uint256 executorBps_,
         uint256 failSlash_,
         uint256 equivocationSlash_,
-        uint256 reporterBps_
+        uint256 reporterBps_,
+        uint64 revealDelay_
     ) {
         if (
             address(sortition_) == address(0) || address(controller_) == address(0) || certificateBlocks_ == 0
-                || verifierBps_ + executorBps_ > BPS || reporterBps_ >= BPS
+                || verifierBps_ + executorBps_ > BPS || reporterBps_ >= BPS || revealDelay_ == 0
         ) revert InvalidParameters();
         sortition = sortition_;
         controller = controller_;
@@ -188,6 +206,7 @@ contract AttestationHub {
         failSlash = failSlash_;
         equivocationSlash = equivocationSlash_;
         reporterBps = reporterBps_;
+        revealDelay = revealDelay_;
         _domain = CommitteeCertificate.domainSeparator(address(this));
         _domainChainId = block.chainid;
     }
@@ -348,14 +367,14 @@ contract AttestationHub {
     /// @notice Anyone, once the committee is seated: proves that a member signed two different
     ///         values for the same job, view and phase (pre-prepare, prepare, commit, or its
     ///         observation). The member's reputation goes to 0 and `equivocationSlash` of its
-    ///         stake is taken: `reporterBps` of what its stake and unbonding funds gave is
-    ///         credited to the caller (NodeRegistry `claimPayout`), the rest is burned; once per
-    ///         member and job.
+    ///         stake is taken and burned whole, once per member and job. No reward: a report in
+    ///         the clear can be copied from the mempool (ADR 0096); a reporter who wants the
+    ///         share commits first (`commitReport`) and reveals (`revealEquivocation`).
     function reportEquivocation(bytes32 jobId, address[] calldata committee, Vote calldata a, Vote calldata b)
         external
         returns (uint256 slashed)
     {
-        return _reportEquivocation(jobId, jobId, committee, a, b);
+        return _reportEquivocation(jobId, jobId, committee, a, b, address(0));
     }
 
     /// @notice `reportEquivocation` for two votes of the job's "before" round
@@ -364,7 +383,58 @@ contract AttestationHub {
         external
         returns (uint256 slashed)
     {
-        return _reportEquivocation(jobId, beforeRoundOf(jobId), committee, a, b);
+        return _reportEquivocation(jobId, beforeRoundOf(jobId), committee, a, b, address(0));
+    }
+
+    /// @notice Anyone: commits to a report to come, `commitment` =
+    ///         `reportCommitment(round, a, b, reporter, salt)`. It hides the votes (and the
+    ///         member) until the reveal. The first commitment of a value keeps its block (a copy
+    ///         of it, even an earlier one, names the same reporter and helps no one else).
+    function commitReport(bytes32 commitment) external {
+        if (reportCommits[commitment] != 0) return;
+        reportCommits[commitment] = uint64(block.number);
+        emit ReportCommitted(commitment, uint64(block.number));
+    }
+
+    /// @notice What `commitReport` takes: the votes of `round` (the job id, or
+    ///         `beforeRoundOf(jobId)`), the reporter to pay and a secret salt.
+    function reportCommitment(bytes32 round, Vote calldata a, Vote calldata b, address reporter, bytes32 salt)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(round, a, b, reporter, salt));
+    }
+
+    /// @notice Anyone, `revealDelay` blocks or more after `commitReport`: `reportEquivocation`
+    ///         that credits `reporterBps` of what the member's stake and unbonding funds gave to
+    ///         `reporter` (NodeRegistry `claimPayout`), whoever sends it. The commitment is
+    ///         cleared. `ReportNotCommitted` / `RevealTooEarly` otherwise (nothing slashed: the
+    ///         caller meant a reveal; `reportEquivocation` convicts without one).
+    function revealEquivocation(
+        bytes32 jobId,
+        address[] calldata committee,
+        Vote calldata a,
+        Vote calldata b,
+        address reporter,
+        bytes32 salt
+    ) external returns (uint256 slashed) {
+        _takeCommitment(reportCommitment(jobId, a, b, reporter, salt));
+        return _reportEquivocation(jobId, jobId, committee, a, b, reporter);
+    }
+
+    /// @notice `revealEquivocation` for two votes of the job's "before" round.
+    function revealBeforeEquivocation(
+        bytes32 jobId,
+        address[] calldata committee,
+        Vote calldata a,
+        Vote calldata b,
+        address reporter,
+        bytes32 salt
+    ) external returns (uint256 slashed) {
+        bytes32 round = beforeRoundOf(jobId);
+        _takeCommitment(reportCommitment(round, a, b, reporter, salt));
+        return _reportEquivocation(jobId, round, committee, a, b, reporter);
     }
 
     // ---------------------------------------------------------------- internals
@@ -374,7 +444,8 @@ contract AttestationHub {
         bytes32 round,
         address[] calldata committee,
         Vote calldata a,
-        Vote calldata b
+        Vote calldata b,
+        address reporter
     ) private returns (uint256 slashed) {
         Job memory job = jobs[jobId];
         if (job.committeeHash == bytes20(0)) revert CommitteeNotSeated(jobId);
@@ -389,8 +460,18 @@ contract AttestationHub {
         if (member == address(0)) revert EquivocationSignature(0);
         if (_voteSigner(round, b) != member) revert EquivocationSignature(1);
         uint256 reward;
-        (slashed, reward) = _convict(jobId, _indexOf(committee, member), member);
-        emit EquivocationProven(jobId, member, a.phase, a.viewNumber, slashed, msg.sender, reward);
+        (slashed, reward) = _convict(jobId, _indexOf(committee, member), member, reporter);
+        emit EquivocationProven(jobId, member, a.phase, a.viewNumber, slashed, reporter, reward);
+    }
+
+    /// @dev A commitment at least `revealDelay` blocks old, cleared (its slot refunded).
+    function _takeCommitment(bytes32 commitment) private {
+        uint64 committedAt = reportCommits[commitment];
+        if (committedAt == 0) revert ReportNotCommitted(commitment);
+        if (block.number < uint256(committedAt) + revealDelay) {
+            revert RevealTooEarly(commitment, committedAt + revealDelay);
+        }
+        delete reportCommits[commitment];
     }
 
     /// @dev Splits a locked escrow: `verifierBps` equally among the signers, `executorBps` to the
@@ -442,14 +523,20 @@ contract AttestationHub {
     }
 
     /// @dev Once per member and job: reputation to 0, `equivocationSlash` taken, `reporterBps`
-    ///      of it to the reporter and the rest burned. Not to the capsule owner (as before ADR
-    ///      0092): an owner colluding with a member would take the member's bond out at once.
-    function _convict(bytes32 jobId, uint256 index, address member) private returns (uint256, uint256) {
+    ///      of it to `reporter` (a committed one; none: all burned) and the rest burned. Not to the
+    ///      capsule owner (as before ADR 0092): an owner colluding with a member would take the
+    ///      member's bond out at once.
+    function _convict(bytes32 jobId, uint256 index, address member, address reporter)
+        private
+        returns (uint256, uint256)
+    {
         uint32 bit = uint32(1 << index);
         uint32 already = convicted[jobId];
         if (already & bit != 0) revert AlreadyConvicted(jobId, member);
         convicted[jobId] = already | bit;
-        return registry.recordFault(member, true, equivocationSlash, msg.sender, reporterBps, jobId);
+        return registry.recordFault(
+            member, true, equivocationSlash, reporter, reporter == address(0) ? 0 : reporterBps, jobId
+        );
     }
 
     function _indexOf(address[] calldata committee, address member) private pure returns (uint256) {

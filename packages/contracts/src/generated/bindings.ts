@@ -297,6 +297,7 @@ export interface AttestationHubEvents {
   JobOpened: { readonly jobId: string; readonly executor: string; readonly deadline: bigint }
   JobSettled: { readonly jobId: string; readonly passed: boolean; readonly executorSlashed: bigint }
   JobTimedOut: { readonly jobId: string; readonly refunded: bigint }
+  ReportCommitted: { readonly commitment: string; readonly blockNumber: bigint }
 }
 
 /** AttestationHub as a typed ethers v6 contract. */
@@ -306,6 +307,7 @@ export interface AttestationHubContract extends TypedContract<AttestationHubEven
   certificateBlocks: TypedMethod<[], bigint, 'view'>
   certificateDigest: TypedMethod<[value: ValueInput], string, 'view'>
   closeTimedOut: TypedMethod<[jobId: BytesLike], void, 'nonpayable'>
+  commitReport: TypedMethod<[commitment: BytesLike], void, 'nonpayable'>
   controller: TypedMethod<[], string, 'view'>
   convicted: TypedMethod<[jobId: BytesLike], bigint, 'view'>
   domainSeparator: TypedMethod<[], string, 'view'>
@@ -317,8 +319,13 @@ export interface AttestationHubContract extends TypedContract<AttestationHubEven
   quorum: TypedMethod<[], bigint, 'view'>
   registry: TypedMethod<[], string, 'view'>
   reportBeforeEquivocation: TypedMethod<[jobId: BytesLike, committee: AddressLike[], a: VoteInput, b: VoteInput], bigint, 'nonpayable'>
+  reportCommitment: TypedMethod<[round: BytesLike, a: VoteInput, b: VoteInput, reporter: AddressLike, salt: BytesLike], string, 'pure'>
+  reportCommits: TypedMethod<[commitment: BytesLike], bigint, 'view'>
   reportEquivocation: TypedMethod<[jobId: BytesLike, committee: AddressLike[], a: VoteInput, b: VoteInput], bigint, 'nonpayable'>
   reporterBps: TypedMethod<[], bigint, 'view'>
+  revealBeforeEquivocation: TypedMethod<[jobId: BytesLike, committee: AddressLike[], a: VoteInput, b: VoteInput, reporter: AddressLike, salt: BytesLike], bigint, 'nonpayable'>
+  revealDelay: TypedMethod<[], bigint, 'view'>
+  revealEquivocation: TypedMethod<[jobId: BytesLike, committee: AddressLike[], a: VoteInput, b: VoteInput, reporter: AddressLike, salt: BytesLike], bigint, 'nonpayable'>
   seatCommittee: TypedMethod<[jobId: BytesLike], string[], 'nonpayable'>
   seats: TypedMethod<[], bigint, 'view'>
   settle: TypedMethod<[jobId: BytesLike, committee: AddressLike[]], void, 'nonpayable'>

@@ -7,7 +7,7 @@
  * `checkInvariants` then compares the whole state.
  */
 import type { OnchainVrfProof } from '@digicap/vrf'
-import { concat, Interface, type Wallet } from 'ethers'
+import { AbiCoder, concat, Interface, keccak256, type Wallet } from 'ethers'
 import { attestationHubAbi } from '../../src/generated/artifacts.ts'
 import type { Model } from './model.ts'
 import type { BatchRpc, Mined } from './rpc.ts'
@@ -365,18 +365,44 @@ export async function equivocate(s: HubStepContext, caller: string): Promise<voi
     }),
   })
   const ok = job.seated && !job.convicted.has(member.address)
-  const r = await s.send(
-    caller,
-    hub.encodeFunctionData('reportEquivocation', [
+  const [a, b] = [await vote(7), await vote(6)]
+  // Half the time in the clear (no share: ADR 0096), half committed and revealed (the share to
+  // the committed reporter, the caller): a reveal one block after the commit is too early.
+  const paid = s.rnd.chance(0.5)
+  let r: Mined
+  if (paid) {
+    const salt = s.rnd.bytes32()
+    const commitment = keccak256(
+      AbiCoder.defaultAbiCoder().encode(
+        ['bytes32', VOTE_TUPLE, VOTE_TUPLE, 'address', 'bytes32'],
+        [id, voteTuple(a), voteTuple(b), caller, salt],
+      ),
+    )
+    expect(
+      s,
+      'commitReport',
+      true,
+      await s.send(caller, hub.encodeFunctionData('commitReport', [commitment])),
+    )
+    const reveal = hub.encodeFunctionData('revealEquivocation', [
       id,
       committee(job),
-      await vote(7),
-      await vote(6),
-    ]),
-  )
+      a,
+      b,
+      caller,
+      salt,
+    ])
+    expect(s, 'revealEquivocation one block after its commit', false, await s.send(caller, reveal))
+    r = await s.send(caller, reveal)
+  } else {
+    r = await s.send(
+      caller,
+      hub.encodeFunctionData('reportEquivocation', [id, committee(job), a, b]),
+    )
+  }
   expect(
     s,
-    `reportEquivocation (${job.status}, convicted ${job.convicted.has(member.address)})`,
+    `${paid ? 'revealEquivocation' : 'reportEquivocation'} (${job.status}, convicted ${job.convicted.has(member.address)})`,
     ok,
     r,
   )
@@ -384,6 +410,16 @@ export async function equivocate(s: HubStepContext, caller: string): Promise<voi
   job.convicted.add(member.address)
   h.reputation.set(member.address, 0n)
   done(s, 'equivocation')
-  // The reporter (the caller) gets its share of what stake and unbonding funds gave.
-  slash(s.model, member.address, HUB_EQUIVOCATION_SLASH, caller, HUB_REPORTER_BPS)
+  // A committed reporter (the caller) gets its share of what stake and unbonding funds gave; a
+  // report in the clear pays no one, all of it burned.
+  slash(s.model, member.address, HUB_EQUIVOCATION_SLASH, caller, paid ? HUB_REPORTER_BPS : 0n)
 }
+
+const VOTE_TUPLE = 'tuple(uint8,uint64,uint8,bytes32,bytes)'
+const voteTuple = (v: {
+  phase: number
+  viewNumber: bigint
+  verdict: number
+  evidenceHash: string
+  signature: string
+}) => [v.phase, v.viewNumber, v.verdict, v.evidenceHash, v.signature]

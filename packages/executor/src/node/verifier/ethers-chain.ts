@@ -4,9 +4,10 @@
  * the certificate, settling, opening a job) are simulated before they are sent and re-checked
  * after a revert, so a lost race costs no gas and throws nothing.
  */
+import { randomBytes } from 'node:crypto'
 import { setTimeout as wait } from 'node:timers/promises'
 import { ChainReadError, normalizeAddress, toHex } from '@digicap/capsule-core'
-import { equivocationCall, MIN_SORTITION_WEIGHT } from '@digicap/committee'
+import { equivocationCall, equivocationReveal, MIN_SORTITION_WEIGHT } from '@digicap/committee'
 import {
   connectDigicap,
   connectSettlement,
@@ -30,6 +31,11 @@ export interface EthersVerifierChainParameters {
    * logs are read once per hash. Default 32.
    */
   readonly tipBlocks?: number
+  /**
+   * How long an equivocation report waits for its commitment to age `revealDelay` blocks
+   * before it reports without the reporter's share (ADR 0096). Default 120 000 ms.
+   */
+  readonly revealWaitMs?: number
 }
 
 /** Reads of a granted job's `AccessGranted` event before giving up, and the pause between them. */
@@ -336,8 +342,41 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
     },
     async reportEquivocation(jobId, round, committee, proof) {
       const { a, b } = equivocationCall(proof)
+      const args = [toHex(jobId), [...committee], a, b]
       const report = round === 'before' ? hub.reportBeforeEquivocation : hub.reportEquivocation
-      return attempt(report as never, [toHex(jobId), [...committee], a, b])
+      // Convicted already, or not seated: nothing to commit to.
+      try {
+        await (report as unknown as { staticCall(...a: unknown[]): Promise<unknown> }).staticCall(
+          ...args,
+        )
+      } catch {
+        return false
+      }
+      // Paid only through a commit–reveal (ADR 0096): a report in the clear is copied from the
+      // mempool. A runner with no address (read-only), or a reveal that cannot come in time,
+      // reports without the share: the conviction first.
+      const reporter = await (p.runner as { getAddress?: () => Promise<string> })
+        .getAddress?.()
+        .catch(() => undefined)
+      if (reporter !== undefined) {
+        const reveal = equivocationReveal(proof, normalizeAddress(reporter), randomBytes(32))
+        if (await attempt(hub.commitReport as never, [reveal.commitment])) {
+          const readyAt = (await hub.reportCommits(reveal.commitment)) + (await hub.revealDelay())
+          const deadline = performance.now() + (p.revealWaitMs ?? 120_000)
+          while (BigInt(await provider.getBlockNumber()) < readyAt) {
+            if (performance.now() > deadline) break
+            await wait(500)
+          }
+          if (BigInt(await provider.getBlockNumber()) >= readyAt) {
+            const revealed =
+              round === 'before' ? hub.revealBeforeEquivocation : hub.revealEquivocation
+            if (await attempt(revealed as never, [...args, reveal.reporter, reveal.salt])) {
+              return true
+            }
+          }
+        }
+      }
+      return attempt(report as never, args)
     },
     async settle(jobId, committee) {
       if ((await status(jobId)) !== 'certified') return

@@ -102,10 +102,12 @@ export interface VerifierChain {
   /** Settles (no-op when settled already); `committee` ascending. */
   settle(jobId: Uint8Array, committee: readonly Address[]): Promise<void>
   /**
-   * Proves a member's equivocation in `round` of `jobId` (`reportEquivocation`, or
-   * `reportBeforeEquivocation` for the before round); `committee` ascending. Resolves true when
-   * this call convicted it, false when the hub refused it (convicted already, `AlreadyConvicted`;
-   * the job not seated).
+   * Proves a member's equivocation in `round` of `jobId`; `committee` ascending. Commits first
+   * (`commitReport`) and reveals `revealDelay` blocks later (`revealEquivocation` /
+   * `revealBeforeEquivocation`: the reporter's share to this account, ADR 0096); when the reveal
+   * cannot come (no blocks, no address) it reports without the share (`reportEquivocation`).
+   * Resolves true when this call convicted it, false when the hub refused it (convicted
+   * already, `AlreadyConvicted`; the job not seated).
    */
   reportEquivocation(
     jobId: Uint8Array,
