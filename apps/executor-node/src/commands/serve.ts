@@ -16,17 +16,14 @@ capsules are only listed; run one with \`executor-node run <cid>\`. With a TPM i
 /digicap/attest/1.0.0 challenges with a quote and the attestation record. It does not reset
 PCR 23: after a crashed run it says so (event run-pcr-not-reset) and runs are refused until
 --reset-run-pcr (or \`executor-node reset-run-pcr\`) resets it. --role verifier (or executor+verifier)
-also attests other executors' jobs as a committee member (config settlement.*); it signs its votes
-through <data-dir>/signed-votes.json (made by init; --new-vote-record makes one for a folder made
-before it) and never signs two different votes for one slot, across restarts too. Stops on SIGINT/SIGTERM.`,
+attests other executors' jobs in committees (config settlement.*), each vote signed once per slot
+across restarts (<data-dir>/signed-votes.json, made by init). Stops on SIGINT/SIGTERM.`,
   flags: {
     'auto-run': switchFlag('run each announced capsule once'),
     fast: switchFlag('auto-runs take the keyguard fast path first'),
     'reset-run-pcr': switchFlag('reset PCR 23 first (after a crashed run; prints what it held)'),
     role: valueFlag('<role>', 'executor, verifier or executor+verifier', { default: 'executor' }),
-    'new-vote-record': switchFlag(
-      'create the verifier signed-vote record if missing (only for a key with no open votes elsewhere)',
-    ),
+    'new-vote-record': switchFlag('make a missing signed-vote record (no votes elsewhere)'),
     ...OPS_FLAGS,
   },
   async run(ctx) {
@@ -55,16 +52,11 @@ before it) and never signs two different votes for one slot, across restarts too
     })
     const options = { ...listenOf(ctx), logger }
     const en = await createExecutorNode(dataDirOf(ctx), ctx.env, options).catch(sock.abandon)
-    const stopRole = await startServeRole(
-      en,
-      flags.role,
-      (l) => line(l.doc, l.text),
-      {},
-      { newVoteRecord: flags['new-vote-record'] },
-    ).catch(async (err) => {
-      await en.stop()
-      return sock.abandon(err)
-    })
+    const onLine: Parameters<typeof startServeRole>[2] = (l) => line(l.doc, l.text)
+    const roleInit = { newVoteRecord: flags['new-vote-record'] }
+    const stopRole = await startServeRole(en, flags.role, onLine, {}, roleInit).catch((err) =>
+      en.stop().then(() => sock.abandon(err)),
+    )
     const provider = createProvider(en.config.rpcUrl, en.config.chainId)
     const ops = await startExecutorOps(
       () => en.node.libp2p.getPeers().length,
