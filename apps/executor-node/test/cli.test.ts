@@ -4,7 +4,7 @@
  * (software sealer) on a real helia/libp2p node on loopback.
  */
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -280,6 +280,41 @@ describe('executor-node CLI', () => {
       ),
     )
   }, 180_000)
+
+  it('init makes an empty signed-vote record for new words only: imported words over a damaged record get none (ADR 0093, review 135)', async () => {
+    const folder = join(dir, 'vote-record')
+    const args = [
+      'init',
+      '--json',
+      '--data-dir',
+      folder,
+      '--rpc-url',
+      anvil.rpcUrl,
+      '--capsule-registry',
+      addresses.capsuleRegistry,
+      '--node-registry',
+      addresses.nodeRegistry,
+      '--access-controller',
+      addresses.accessController,
+    ]
+    const fresh = await runCli(args)
+    expect(fresh.code).toBe(0)
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ voteRecord: 'created' })
+    const record = join(folder, 'signed-votes.json')
+    expect(JSON.parse(readFileSync(record, 'utf8'))).toMatchObject({ entries: [] })
+    // The operator "fixes" a damaged record by re-running init with the key's words: the record
+    // is moved aside, and no empty one stands in for it (it could hide open votes).
+    const words = join(dir, 'vote-record.words')
+    await writeFile(words, generateMnemonic())
+    const first = await runCli([...args, '--force', '--mnemonic-file', words])
+    expect(JSON.parse(first.stdout)).toMatchObject({ voteRecord: 'none' })
+    expect(existsSync(record)).toBe(false)
+    await writeFile(record, '{"version":1,"signer":')
+    const again = await runCli([...args, '--force', '--mnemonic-file', words])
+    expect(again.code).toBe(0)
+    expect(JSON.parse(again.stdout)).toMatchObject({ voteRecord: 'none' })
+    expect(existsSync(record)).toBe(false)
+  }, 60_000)
 
   it('init refuses a quorum larger than its RPC URLs (usage error, exit 2)', async () => {
     const noQuorum = await runCli([
@@ -630,16 +665,26 @@ except PermissionError:
       DIGICAP_ATTESTATION_HUB: settlement.attestationHub,
       DIGICAP_COMMITTEE_SORTITION: settlement.committeeSortition,
     }
-    const serve = startCli(['serve', '--role', 'executor+verifier', '--json', ...listen], env)
+    // The signed-vote record (ADR 0093): this folder was made from imported words, which may be
+    // a restore of a key with open votes elsewhere, so init made none (review 135: an empty one
+    // let the restored node take its seat again and sign another vote for a slot it signed).
+    const record = join(execDir, 'signed-votes.json')
+    expect(existsSync(record)).toBe(false)
+    const imported = await runCli(['serve', '--role', 'executor+verifier', ...listen], env)
+    expect(imported.code).toBe(1)
+    expect(imported.stderr).toContain('no signed-vote record')
+    const serve = startCli(
+      ['serve', '--role', 'executor+verifier', '--new-vote-record', '--json', ...listen],
+      env,
+    )
     onTestFinished(() => {
       if (serve.child.exitCode === null) serve.child.kill('SIGKILL')
     })
     const verifier = await serve.waitFor('verifier')
     expect(verifier).toMatchObject({ address: executorAddress, hub: settlement.attestationHub })
     expect(await serve.stop()).toBe(0)
-    // The signed-vote record (ADR 0093), made by init beside the key: damaged or missing, the
-    // verifier does not start (it never signs without it) unless told the key has no open votes.
-    const record = join(execDir, 'signed-votes.json')
+    // Damaged or missing, the verifier does not start (it never signs without it) unless told the
+    // key has no open votes.
     const made = JSON.parse(readFileSync(record, 'utf8')) as { signer: string; entries: unknown[] }
     expect(made).toMatchObject({ signer: executorAddress.toLowerCase(), entries: [] })
     const whole = readFileSync(record, 'utf8')

@@ -94,29 +94,39 @@ export async function initExecutorNode(o: InitExecutorNodeOptions) {
   const receiverPublicKey = toHex(x25519PublicKey(receiverKey))
   receiverKey.fill(0)
   await writeJsonAtomic(paths.config, config)
-  await initSignedVotes(paths.signedVotes, id.address)
+  const generated = o.mnemonic === undefined
+  const voteRecord = await initSignedVotes(paths.signedVotes, id.address, generated)
   for (const k of [id.ethereumPrivateKey, id.libp2pSeed, id.operatorPrivateKey]) k.fill(0)
   id.recoveryKeyPair.privateKey.fill(0)
-  const generated = o.mnemonic === undefined
-  return { config, address: id.address, peerId, receiverPublicKey, generated, mnemonic }
+  return { config, address: id.address, peerId, receiverPublicKey, generated, mnemonic, voteRecord }
 }
 
 /**
- * Creates the verifier's signed-vote record beside the key (ADR 0093): a verifier that finds none
- * later has lost it. A record of the same key is kept (`init --force` with the same words); any
- * other file there is moved aside like the node's other old files.
+ * The verifier's signed-vote record at init (ADR 0093, amended by review 135): `created` for new
+ * words (a key that never signed), `kept` for a readable record of this key, else `none`.
+ * Imported words with no record of theirs here are a restore or a move: the key may have open
+ * votes elsewhere (a dead disk mid-job), and an empty record would let the node take its seat
+ * again and sign another vote for a slot it signed before. So none is made, and `serve --role
+ * verifier` refuses (`missing`) until the operator restores the record or says there is nothing
+ * open (`--new-vote-record`). Any other file there is moved aside like the node's other old files.
  */
-async function initSignedVotes(path: string, address: Address): Promise<void> {
+async function initSignedVotes(
+  path: string,
+  address: Address,
+  generated: boolean,
+): Promise<'created' | 'kept' | 'none'> {
   if (existsSync(path)) {
     try {
       const held = decodeSignedVotes(await readFile(path, 'utf8'), path)
-      if (held.signer === address.toLowerCase()) return
+      if (held.signer === address.toLowerCase()) return 'kept'
     } catch {
       // Damaged: moved aside below, never read as this key's.
     }
     await rename(path, `${path}.${Date.now()}.old`)
   }
+  if (!generated) return 'none'
   await writeFileAtomic(path, encodeSignedVotes({ signer: address, entries: [], closed: [] }))
+  return 'created'
 }
 
 /** An executor node with the config it was opened from. */
