@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto'
 import {
   attestationRecordHash,
   createActivationCache,
+  decodeAttestationRecord,
   encodeAttestationRecord,
   toWireEvidence,
 } from '@digicap/attestation'
@@ -167,3 +168,106 @@ it('a withheld during is taken from the genuine forward after a corrupted copy a
     await tpm.stop()
   }
 }, 90_000)
+
+it('forwarded answers are counted only in run order on one boot: a post-run quote stripped of its clean-up report is no before (review 135)', async () => {
+  const tpm = await startSwtpm()
+  const [exec, verifier] = await Promise.all([createDigicapNode(), createDigicapNode()])
+  try {
+    const agent = createAttestationAgent({ tcti: tpm.tcti })
+    const keys = await agent.provision()
+    await agent.resetRunPcr()
+    const q = await agent.quote({ nonce: bytes(), grantId: bytes(), ephemeralPublicKey: bytes() })
+    const recordBytes = encodeAttestationRecord({
+      ...keys,
+      bootPcrs: new Map([...q.pcrValues].filter(([i]) => i !== 23)),
+    })
+    const g = {
+      runtimeDigest: bytes(),
+      capsuleHeaderHash: bytes(),
+      grantId: bytes(),
+      ephemeralPublicKey: bytes(),
+    }
+    // The executor answers this member nothing (it does not even serve the protocol): every
+    // phase it gets comes from the colluder, who signs its own challenges.
+    const colluder = privateKeySigner(toHex(bytes()) as `0x${string}`)
+    let seq = 0n
+    const take = async (phase: 'before' | 'during' | 'after', strip = false) => {
+      const signed = await signAttestChallenge(colluder, domain, {
+        jobId: g.grantId,
+        blockHash: bytes(),
+        seq: seq++,
+      })
+      const nonce = attestChallengeNonce(signed.signature)
+      const quote = await agent.quote({
+        nonce,
+        grantId: g.grantId,
+        ephemeralPublicKey: g.ephemeralPublicKey,
+      })
+      const { cleanup: _dropped, ...stripped } = quote
+      const forward: AttestForward = {
+        jobId: g.grantId,
+        blockHash: signed.blockHash,
+        seq: signed.seq,
+        challengeSignature: signed.signature,
+        phase,
+        evidence: toWireEvidence(strip ? stripped : quote),
+      }
+      return { challenger: colluder.address, sender: 'colluder', forward, nonce }
+    }
+    await agent.measureRun(g)
+    const during = await take('during')
+    await sleep(20) // the TPM clock moves on
+    await agent.endRun({ grantId: g.grantId, workspaceRemoved: true, keyBuffersWiped: true })
+    // Taken after the run: PCR 23 is reset and, without its clean-up report, it reads as a before.
+    const lateBefore = await take('before', true)
+    await sleep(20)
+    const after = await take('after')
+    const answers = { before: [lateBefore], during: [during], after: [after] }
+    const refused: ForwardRefusedError[] = []
+    const activations = createActivationCache()
+    const registeredHash = attestationRecordHash(recordBytes)
+    activations.add(registeredHash)
+    let mySeq = 0n
+    const mine = privateKeySigner(toHex(bytes()) as `0x${string}`)
+    const watched = await watchRun({
+      libp2p: verifier.libp2p,
+      peer: exec.libp2p.peerId,
+      jobId: g.grantId,
+      grant: {
+        measurement: requestMeasurement(g.runtimeDigest, g.capsuleHeaderHash),
+        ephemeralKey: g.ephemeralPublicKey,
+        executor: '0x0000000000000000000000000000000000000000',
+      },
+      registeredHash,
+      record: decodeAttestationRecord(recordBytes),
+      activations,
+      watchMs: 3000,
+      everyMs: 100,
+      forwarding: {
+        challenge: () =>
+          signAttestChallenge(mine, domain, {
+            jobId: g.grantId,
+            blockHash: bytes(),
+            seq: mySeq++,
+          }),
+        verified: () => {},
+        answers: (phase) => answers[phase],
+        onRefused: (err) => refused.push(err),
+        waitMs: 0,
+      },
+    })
+    // The late before alone verifies; the during taken before it is refused (its TPM clock is
+    // earlier), so the phase is missed: a fail claim, never a pass built from out-of-order quotes.
+    expect(watched.phases.map((p) => [p.phase, p.verdict])).toEqual([
+      ['before', 'verified'],
+      ['during', 'missed'],
+      ['after', 'missed'],
+    ])
+    expect(refused.map((e) => [e.reason, (e.details as { check?: string }).check])).toEqual([
+      ['evidence', 'QUOTE_CLOCK'],
+    ])
+  } finally {
+    await Promise.all([exec.stop(), verifier.stop()])
+    await tpm.stop()
+  }
+}, 60_000)

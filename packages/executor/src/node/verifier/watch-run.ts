@@ -23,6 +23,7 @@ import {
   attestationRecordHash,
   attestationResponse,
   checkEkCertificate,
+  checkQuoteSequence,
   decodeAttestationRecord,
   type EkRoots,
   type Phase,
@@ -125,6 +126,23 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
   let quotes = 0
   let activationTries = 0
   const failed = () => [...seen.values()].some((v) => v.verdict !== 'verified')
+  /**
+   * The TPM clock of each verified phase. The phases must follow each other on one boot (before,
+   * during, after): with forwarded answers (ADR 0095, review 135) a phase can be filled from a
+   * quote taken at any time since the window, so a post-run quote stripped of its clean-up report
+   * (which reads as a before) or one from after a reboot would otherwise serve as this member's
+   * before, and the after's no-reboot check would run against it.
+   */
+  const clocks = new Map<Phase, QuoteClock>()
+  /** @throws {QuoteVerificationError} a quote out of order with (or a reboot from) a phase seen. */
+  const inOrder = (phase: Phase, clock: QuoteClock) => {
+    const at = PHASES.indexOf(phase)
+    for (const [other, seenClock] of clocks) {
+      const i = PHASES.indexOf(other)
+      if (i < at) checkQuoteSequence(seenClock, clock)
+      else if (i > at) checkQuoteSequence(clock, seenClock)
+    }
+  }
   const forwarding = p.forwarding
   /**
    * Forwarded answers already judged here, each kept answer once (not by nonce: a colluder may
@@ -186,6 +204,8 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
           ...(phase === 'during' ? { grant } : {}),
           ...(phase === 'after' && before !== undefined ? { previous: before } : {}),
         })
+        inOrder(phase, attest.clockInfo)
+        clocks.set(phase, attest.clockInfo)
         if (phase === 'before') before = attest.clockInfo
         return answer
       } catch (cause) {
@@ -322,6 +342,8 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
         ...(phase === 'during' ? { grant } : {}),
         ...(phase === 'after' && before !== undefined ? { previous: before } : {}),
       })
+      inOrder(phase, attest.clockInfo)
+      clocks.set(phase, attest.clockInfo)
       if (phase === 'before') before = attest.clockInfo
       see(phase, 'verified')
       if (signed !== undefined) {
