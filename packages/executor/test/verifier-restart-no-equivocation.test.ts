@@ -363,5 +363,24 @@ describe('a verifier killed mid-round and restarted on its data folder (ADR 0093
         { timeout: 15_000, interval: 250 },
       )
       .toEqual({ entries: 0, closed: [toHex(beforeRoundId(jobId)), grantId] })
-  }, 120_000)
+
+    // Review 135: a third life on a record that no longer knows this job (its closed rounds
+    // rolled past `maxClosed`, here a new record), from before the job again. The job is
+    // settled: nothing is left to sign. Before the fix it took its seat, saw the before phase
+    // verified and signed observation verdict 1 for the slot its first life signed 0 in.
+    second.proc.kill('SIGKILL')
+    await second.exited
+    await rm(record)
+    const third = startLife({ ...child, fromBlock, create: true })
+    const thirdDone = () =>
+      third.docs.some(
+        (d) =>
+          (d.event === 'signed' && d.primaryType === 'Observation') ||
+          (d.event === 'verifier' && (d.kind === 'settled' || d.kind === 'job-failed')),
+      )
+    await expect.poll(thirdDone, { timeout: 45_000, interval: 200 }).toBe(true)
+    expect(signedIn(third)).toEqual([])
+    expect(third.docs.filter((d) => d.event === 'verifier').map((d) => d.kind)).toContain('settled')
+    expect(conflicts([...firstVotes, ...signedIn(second), ...signedIn(third)])).toEqual([])
+  }, 180_000)
 })

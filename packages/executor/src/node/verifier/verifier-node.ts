@@ -280,6 +280,19 @@ export function verifierNode(
         if (i > 200) throw new VerifierJobError('seating', 'The committee was not seated')
         await sleep(Math.min(pollMs, 250))
       }
+      // Certified, settled or timed out already (a member restarted from an old block takes its
+      // seat again, ADR 0093): nothing is left to sign. Its round would still start and sign an
+      // observation before it noticed, and once the record has dropped those slots (closed, then
+      // forgotten past `maxClosed`, or a new record) that could be another vote for a slot it
+      // signed: slashable, since the hub convicts on any job (review 135).
+      const standing = await chain.status(job.jobId)
+      if (standing !== 'seated') {
+        await notExpired('final')
+        if (init.settle !== false) await chain.settle(job.jobId, hubCommittee(seats.members))
+        const done: VerifierEvent = { event: 'settled', jobId }
+        emit(done)
+        return done
+      }
       // Leader order = ascending VRF score (CommitteeSortition's seats); peers from NodeRegistry.
       // Each member on its own: one whose registered peer id does not decode (the registry checks
       // only its length, and a seated member may change it) is a silent member, not a failed job.
