@@ -274,14 +274,15 @@ describe('a verifier killed mid-round and restarted on its data folder (ADR 0093
     const ticket = drawTicket(getBytes(wallets[3]!.privateKey), sortition.seed)
     await chainD.submitTicket(jobId, onchainProof(ticket.publicKey, sortition.seed, ticket.proof))
 
-    // First life: the before phase missed, its observation signed (and sent); then SIGKILL.
+    // First life: the before phase missed, its observation signed; then SIGKILL at once. Not
+    // later: A, B and C all missed it, so with C's prepare and commit the round could decide a
+    // fail before the kill, and then a restarted C rightly signs nothing more (review 135).
     await expect
       .poll(() => first.docs.some((d) => d.event === 'signed' && d.primaryType === 'Observation'), {
         timeout: 30_000,
-        interval: 50,
+        interval: 10,
       })
       .toBe(true)
-    await new Promise((r) => setTimeout(r, 500))
     first.proc.kill('SIGKILL')
     await first.exited
     const firstVotes = signedIn(first)
@@ -289,9 +290,10 @@ describe('a verifier killed mid-round and restarted on its data folder (ADR 0093
       expect.objectContaining({ verdict: 0 }),
     ])
 
-    // The executor answers now; C restarts on the same folder, from before the job.
+    // The executor answers now; C restarts on the same folder with no fromBlock, as `serve`
+    // does: its record's open slots make it look back for the job (ADR 0093 amendment).
     await startServing()
-    const second = startLife({ ...child, fromBlock, create: false })
+    const second = startLife({ ...child, fromBlock: null, create: false })
     // It resumes: the before round decides, which A and B cannot do without it.
     const decided = (i: number) =>
       eventsOf[i]!.some((e) => e.event === 'decided' && e.jobId === grantId && e.round === 'before')

@@ -71,6 +71,11 @@ export interface PbftSignedVotes {
    * later signature for them (`closed`).
    */
   close(roundIds: readonly Uint8Array[]): Promise<void>
+  /**
+   * How many slots of rounds not yet closed the record holds: more than 0 at a start means the
+   * member stopped in the middle of a job (a host then looks back for its seats).
+   */
+  openSlots?(): number
 }
 
 /** Slots of open rounds a record holds at most, by default (about ten per job). */
@@ -117,6 +122,10 @@ export class SignedVoteBook implements PbftSignedVotes {
       maxClosed: SIGNED_VOTES_MAX_CLOSED,
       ...options,
     }
+  }
+
+  openSlots(): number {
+    return this.#entries.size
   }
 
   /** The record as it stands (a copy). */

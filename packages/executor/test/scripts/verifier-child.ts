@@ -21,7 +21,8 @@ interface ChildConfig {
   key: `0x${string}`
   seed: `0x${string}`
   peers: string[]
-  fromBlock: number
+  /** null: none, as `serve` starts (from the head, or back `historyBlocks` with open slots). */
+  fromBlock: number | null
   record: string | null
   create: boolean
   watchMs: number
@@ -63,7 +64,7 @@ const verifier = verifierNode({
   settle: false,
   watchMs: c.watchMs,
   challengeEveryMs: 300,
-  fromBlock: c.fromBlock,
+  ...(c.fromBlock === null ? {} : { fromBlock: c.fromBlock }),
 })({
   libp2p: node.libp2p,
   chain: ethersVerifierChain({

@@ -713,12 +713,16 @@ export function verifierNode(
           )
         }
         const head = await chain.blockNumber()
-        next = init.fromBlock ?? head
+        const lookBack = Math.max(0, head - (init.historyBlocks ?? 2000))
+        // Open slots in the record: this member stopped mid-job, and its jobs opened before this
+        // start. Without a `fromBlock` (serve) it looks `historyBlocks` back to take its seats
+        // again and, once those jobs end, prune their slots (ADR 0093 amendment).
+        const resume = (c.signedVotes?.openSlots?.() ?? 0) > 0
+        next = init.fromBlock ?? (resume ? lookBack : head)
         first = next
         if (init.ticketWaves !== false) {
           // Recent jobs' cut-offs, so the first job's ticket goes in its wave (ADR 0065).
-          const from = Math.max(0, head - (init.historyBlocks ?? 2000))
-          const recent = await chain.openedJobs(from, head).catch(() => [])
+          const recent = await chain.openedJobs(lookBack, head).catch(() => [])
           for (const j of recent.slice(-16)) history.watch(j.jobId)
         }
         loop = (async () => {
