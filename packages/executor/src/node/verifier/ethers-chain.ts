@@ -361,7 +361,8 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
       if (reporter !== undefined) {
         const reveal = equivocationReveal(proof, normalizeAddress(reporter), randomBytes(32))
         if (await attempt(hub.commitReport as never, [reveal.commitment])) {
-          const readyAt = (await hub.reportCommits(reveal.commitment)) + (await hub.revealDelay())
+          const committedAt = await hub.reportCommits(reveal.commitment)
+          const readyAt = committedAt + (await hub.revealDelay())
           const deadline = performance.now() + (p.revealWaitMs ?? 120_000)
           while (BigInt(await provider.getBlockNumber()) < readyAt) {
             if (performance.now() > deadline) break
@@ -374,6 +375,13 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
               return true
             }
           }
+          // A reveal mined while its wait failed (an RPC hiccup) still convicted for us: the
+          // chain's event says who, so `reported` stays true to it.
+          const proven = await hub
+            .queryFilter(hub.filters.EquivocationProven!(toHex(jobId), proof.member), committedAt)
+            .catch(() => [])
+          const by = (l: unknown) => String((l as { args: { reporter: string } }).args.reporter)
+          if (proven.some((l) => by(l).toLowerCase() === reporter.toLowerCase())) return true
         }
       }
       return attempt(report as never, args)
