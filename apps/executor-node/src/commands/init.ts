@@ -71,11 +71,7 @@ without one, the software sealer, loudly INSECURE), and <data-dir>/config.json. 
     const warning = 'Sealed in secrets.json (TPM; without one the INSECURE software sealer).'
     if (r.generated) ctx.io.stderr.write(mnemonicBanner(r.mnemonic, warning))
     const { address: account, peerId, receiverPublicKey, config, voteRecord } = r
-    // Imported words get no empty vote record (ADR 0093): their key may have open votes elsewhere.
-    const voteNote =
-      voteRecord === 'none'
-        ? '  vote record        none (imported words): restore signed-votes.json, or serve --role verifier once with --new-vote-record if this key has no open jobs\n'
-        : `  vote record        ${voteRecord}\n`
+    const voteNote = `  vote record        ${voteRecord === 'none' ? 'none (imported words, ADR 0093): restore signed-votes.json, or serve --role verifier --new-vote-record if this key has no open jobs' : voteRecord}\n`
     ctx.result(
       { dataDir, address: account, peerId, receiverPublicKey, chainId: config.chainId, voteRecord },
       `executor-node initialised in ${dataDir}\n  address            ${account}\n  peer id            ${peerId}\n  receiver key       ${receiverPublicKey}\n  chain              ${config.chainId}\n${voteNote}Next: fund the address, then \`executor-node register --stake <eth>\`.\n`,
