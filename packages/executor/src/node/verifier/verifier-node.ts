@@ -39,7 +39,7 @@ import { peerIdFromRegistered } from '@digicap/keyguard'
 import { attestForwardProtocol, handle, request } from '@digicap/protocol'
 import { onchainProof } from '@digicap/vrf'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { VerifierJobError } from './errors.ts'
+import { type ForwardRefusedError, VerifierJobError } from './errors.ts'
 import { type JobForwards, jobForwards } from './forwarding.ts'
 import { pbftRounds, UNREACHABLE_PEER } from './pbft-round.ts'
 import type {
@@ -438,6 +438,14 @@ export function verifierNode(
           .filter((m) => m.address.toLowerCase() !== self.toLowerCase())
           .map((m) => m.peerId)
           .filter((id) => !id.startsWith(UNREACHABLE_PEER))
+        /** A forwarded answer not counted, by the inbox or the watch: one event (ADR 0095). */
+        const forwardRefused = (err: ForwardRefusedError) =>
+          emit({
+            event: 'forward-refused',
+            jobId,
+            reason: err.reason,
+            details: err.details as Record<string, unknown>,
+          })
         const inbox = forwardingOn
           ? jobForwards({
               jobId: job.jobId,
@@ -445,13 +453,7 @@ export function verifierNode(
               domain,
               fromBlock: sortition.lastBlock,
               blockOf: (hash) => (chain.blockOf as NonNullable<typeof chain.blockOf>)(hash),
-              onRefused: (err) =>
-                emit({
-                  event: 'forward-refused',
-                  jobId,
-                  reason: err.reason,
-                  details: err.details as Record<string, unknown>,
-                }),
+              onRefused: forwardRefused,
             })
           : undefined
         if (inbox !== undefined) forwards.set(jobId, inbox)
@@ -520,13 +522,7 @@ export function verifierNode(
                     }
                   },
                   answers: (phase) => inbox.answers(phase),
-                  onRefused: (err) =>
-                    emit({
-                      event: 'forward-refused',
-                      jobId,
-                      reason: err.reason,
-                      details: err.details as Record<string, unknown>,
-                    }),
+                  onRefused: forwardRefused,
                   waitMs: forwardWaitMs,
                 },
               }),

@@ -143,6 +143,23 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
       else if (i > at) checkQuoteSequence(clock, seenClock)
     }
   }
+  /**
+   * Verifies `response` as this run's `phase` and keeps its TPM clock: one check for an own answer
+   * and a forwarded one alike (ADR 0095), so the two cannot drift apart.
+   * @throws {DigicapError} the quote does not verify, or is out of order with a phase seen.
+   */
+  const verifyPhase = (response: AttestationResponse, phase: Phase, key: AttestationRecord) => {
+    const { attest } = verifyAttestation(response, {
+      attestationKey: key,
+      bootPcrs: key.bootPcrs,
+      phase,
+      ...(phase === 'during' ? { grant } : {}),
+      ...(phase === 'after' && before !== undefined ? { previous: before } : {}),
+    })
+    inOrder(phase, attest.clockInfo)
+    clocks.set(phase, attest.clockInfo)
+    if (phase === 'before') before = attest.clockInfo
+  }
   const forwarding = p.forwarding
   /**
    * Forwarded answers already judged here, each kept answer once (not by nonce: a colluder may
@@ -197,16 +214,7 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
         continue
       }
       try {
-        const { attest } = verifyAttestation(response, {
-          attestationKey: record,
-          bootPcrs: record.bootPcrs,
-          phase,
-          ...(phase === 'during' ? { grant } : {}),
-          ...(phase === 'after' && before !== undefined ? { previous: before } : {}),
-        })
-        inOrder(phase, attest.clockInfo)
-        clocks.set(phase, attest.clockInfo)
-        if (phase === 'before') before = attest.clockInfo
+        verifyPhase(response, phase, record)
         return answer
       } catch (cause) {
         refuse(
@@ -335,16 +343,7 @@ export async function watchRun(p: WatchRunParameters): Promise<WatchedRun> {
       continue
     }
     try {
-      const { attest } = verifyAttestation(response, {
-        attestationKey: record,
-        bootPcrs: record.bootPcrs,
-        phase,
-        ...(phase === 'during' ? { grant } : {}),
-        ...(phase === 'after' && before !== undefined ? { previous: before } : {}),
-      })
-      inOrder(phase, attest.clockInfo)
-      clocks.set(phase, attest.clockInfo)
-      if (phase === 'before') before = attest.clockInfo
+      verifyPhase(response, phase, record)
       see(phase, 'verified')
       if (signed !== undefined) {
         try {
