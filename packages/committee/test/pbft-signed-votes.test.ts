@@ -9,10 +9,14 @@ import type { DigicapSigner } from '@digicap/capsule-core'
 import type { PbftMessage, PbftVote } from '@digicap/protocol'
 import { describe, expect, it } from 'vitest'
 import {
+  beforeRoundId,
   conflicting,
   memorySignedVotes,
   type PbftSignedVotes,
+  SignedVoteBook,
+  type SignedVoteChange,
   SignedVoteError,
+  signedVotesOfJob,
 } from '../src/index.ts'
 import {
   FAIL,
@@ -132,5 +136,44 @@ describe('a replica restarted on its signed-vote record (ADR 0093)', () => {
     await expect(r.start()).rejects.toMatchObject({ reason: 'identity' })
     r.stop()
     expect(sent).toEqual([])
+  })
+
+  it("keeps each slot's job (a before round names its job), and appends one change per step", async () => {
+    const changes: SignedVoteChange[] = []
+    const record = new SignedVoteBook(
+      { signer: me.address, entries: [], closed: [] },
+      {
+        persist: async () => {
+          throw new Error('not called with append')
+        },
+        append: async (c) => {
+          changes.push(c)
+        },
+      },
+    )
+    const before = beforeRoundId(jobId)
+    const { r } = recordingReplica({
+      committee,
+      signer: me,
+      value: PASS,
+      jobId: before,
+      signedVotes: signedVotesOfJob(record, jobId),
+    })
+    await r.start()
+    r.stop()
+    const job = `0x${Buffer.from(jobId).toString('hex')}`
+    expect(record.openJobs()).toEqual([job])
+    // The digest, then the same entry with its signature: each a change of its own.
+    expect(changes.map((c) => (c.op === 'slot' ? c.entry.signature !== undefined : c.op))).toEqual([
+      false,
+      true,
+    ])
+    expect(changes.every((c) => c.op === 'slot' && c.entry.job === job)).toBe(true)
+    await record.close([before, jobId])
+    expect(record.openJobs()).toEqual([])
+    expect(changes.at(-1)).toEqual({
+      op: 'close',
+      rounds: [`0x${Buffer.from(before).toString('hex')}`, job],
+    })
   })
 })

@@ -45,6 +45,7 @@ export type {
   PbftSignedVotes,
   PbftVoteSlot,
   SignedVoteBookOptions,
+  SignedVoteChange,
   SignedVoteEntry,
   SignedVoteSnapshot,
 } from './signed-votes.ts'
@@ -53,6 +54,7 @@ export {
   SIGNED_VOTES_MAX_CLOSED,
   SIGNED_VOTES_MAX_ENTRIES,
   SignedVoteBook,
+  signedVotesOfJob,
   slotKey,
 } from './signed-votes.ts'
 export type {

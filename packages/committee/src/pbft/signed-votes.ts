@@ -22,6 +22,11 @@ export interface PbftVoteSlot {
   readonly jobId: Uint8Array
   readonly phase: PbftPhase
   readonly view: bigint
+  /**
+   * The job the round is of, when it is not `jobId` itself (a before round): kept with the slot so
+   * a restarted member can ask the chain whether the job ended (ADR 0093 amendment, helper 136).
+   */
+  readonly job?: Uint8Array | undefined
 }
 
 /** A slot's record: the digest signed and, once the signer answered, its signature. */
@@ -32,9 +37,22 @@ export interface SignedVoteEntry {
   readonly round: string
   /** The EIP-712 digest signed, 0x-hex. */
   readonly digest: string
+  /**
+   * The round's job, 0x-hex; undefined in a slot recorded before it was kept (a version-1 file
+   * whose job could not be told): such a slot is pruned only once its round is closed.
+   */
+  readonly job?: string | undefined
   /** 0x-hex, or undefined while the signer has not answered (a crash there sent nothing). */
   signature?: string | undefined
 }
+
+/**
+ * One change of the record, in the order made (what an append-only store writes): a slot's entry
+ * set (its digest, then the same entry with its signature), or rounds closed.
+ */
+export type SignedVoteChange =
+  | { readonly op: 'slot'; readonly entry: SignedVoteEntry }
+  | { readonly op: 'close'; readonly rounds: readonly string[] }
 
 /** The whole record: what a store writes. */
 export interface SignedVoteSnapshot {
@@ -76,6 +94,12 @@ export interface PbftSignedVotes {
    * member stopped in the middle of a job (a host then looks back for its seats).
    */
   openSlots?(): number
+  /**
+   * The jobs the open slots are of, 0x-hex, each once: what a restarted member asks the chain
+   * about (a job that ended while it was down is closed, one still open is rejoined). A slot with
+   * no job recorded names its round, the job's own id for a job's final round.
+   */
+  openJobs?(): string[]
 }
 
 /** Slots of open rounds a record holds at most, by default (about ten per job). */
@@ -90,8 +114,17 @@ export function slotKey(slot: PbftVoteSlot): string {
 }
 
 export interface SignedVoteBookOptions {
-  /** Makes a snapshot durable (written and flushed) before it resolves. */
+  /**
+   * Makes a snapshot durable (written and flushed) before it resolves. With `append`, not called
+   * for a change.
+   */
   readonly persist: (snapshot: SignedVoteSnapshot) => Promise<void>
+  /**
+   * Makes one change durable before it resolves, in place of `persist` (an append-only store:
+   * one small write per change instead of the whole record). The book's state already holds the
+   * change when it is called.
+   */
+  readonly append?: ((change: SignedVoteChange) => Promise<void>) | undefined
   /** Default {@link SIGNED_VOTES_MAX_ENTRIES}. */
   readonly maxEntries?: number
   /** Default {@link SIGNED_VOTES_MAX_CLOSED}. */
@@ -107,7 +140,8 @@ export class SignedVoteBook implements PbftSignedVotes {
   readonly #entries = new Map<string, SignedVoteEntry>()
   readonly #closed: string[]
   readonly #closedSet: Set<string>
-  readonly #o: Required<SignedVoteBookOptions>
+  readonly #o: Required<Omit<SignedVoteBookOptions, 'append'>> &
+    Pick<SignedVoteBookOptions, 'append'>
   #queue: Promise<unknown> = Promise.resolve()
   /** A write failed: what is on disk is unknown, so nothing more is signed. */
   #broken: SignedVoteError | undefined
@@ -126,6 +160,10 @@ export class SignedVoteBook implements PbftSignedVotes {
 
   openSlots(): number {
     return this.#entries.size
+  }
+
+  openJobs(): string[] {
+    return [...new Set([...this.#entries.values()].map((e) => e.job ?? e.round))]
   }
 
   /** The record as it stands (a copy). */
@@ -159,7 +197,7 @@ export class SignedVoteBook implements PbftSignedVotes {
       }
       const set = new Set<string>(rounds)
       for (const [key, e] of this.#entries) if (set.has(e.round)) this.#entries.delete(key)
-      await this.#persist()
+      await this.#persist({ op: 'close', rounds })
     })
   }
 
@@ -213,10 +251,11 @@ export class SignedVoteBook implements PbftSignedVotes {
           hint: 'Rounds are pruned once their job settles or times out on chain; let the open jobs end, or raise maxEntries.',
         })
       }
-      const entry: SignedVoteEntry = { slot: key, round, digest: hex }
+      const job = slot.job === undefined ? round : toHex(slot.job)
+      const entry: SignedVoteEntry = { slot: key, round, digest: hex, job }
       this.#entries.set(key, entry)
       try {
-        await this.#persist()
+        await this.#persist({ op: 'slot', entry: { ...entry } })
       } catch (err) {
         this.#entries.delete(key)
         throw err
@@ -226,13 +265,14 @@ export class SignedVoteBook implements PbftSignedVotes {
     const signature = await sign()
     const entry = this.#entries.get(key) as SignedVoteEntry
     entry.signature = toHex(signature)
-    await this.#persist()
+    await this.#persist({ op: 'slot', entry: { ...entry } })
     return { signature, stored: false }
   }
 
-  async #persist(): Promise<void> {
+  async #persist(change: SignedVoteChange): Promise<void> {
     try {
-      await this.#o.persist(this.snapshot())
+      if (this.#o.append !== undefined) await this.#o.append(change)
+      else await this.#o.persist(this.snapshot())
     } catch (cause) {
       this.#broken =
         cause instanceof SignedVoteError
@@ -261,4 +301,15 @@ export function memorySignedVotes(
       persist: async () => {},
     },
   )
+}
+
+/**
+ * `record` for the rounds of one job: each slot it signs names `job` (so a before round's slots
+ * can be pruned by asking the chain about the job, ADR 0093 amendment).
+ */
+export function signedVotesOfJob(record: PbftSignedVotes, job: Uint8Array): PbftSignedVotes {
+  return {
+    sign: (signer, slot, digest, sign) => record.sign(signer, { ...slot, job }, digest, sign),
+    close: (roundIds) => record.close(roundIds),
+  }
 }
