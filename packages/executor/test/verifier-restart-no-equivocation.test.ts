@@ -38,6 +38,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  decodeSignedVotes,
   ethersVerifierChain,
   type VerifierEvent,
   type VerifierNode,
@@ -344,8 +345,8 @@ describe('a verifier killed mid-round and restarted on its data folder (ADR 0093
     for (const events of eventsOf) {
       expect(events.filter((e) => e.event === 'equivocation')).toEqual([])
     }
-    // The record on disk is one document with this round's slots (nothing was lost at the kill).
-    const doc = JSON.parse(await readFile(record, 'utf8')) as { entries: { slot: string }[] }
+    // The record on disk holds this round's slots (nothing was lost at the kill).
+    const doc = decodeSignedVotes(await readFile(record, 'utf8'), record)
     expect(doc.entries.some((e) => e.slot.endsWith(':observation:0'))).toBe(true)
     // Once the job settles on chain, the restarted node prunes its rounds from the record and
     // closes them: nothing more is signed for them, and the record shrinks back.
@@ -356,10 +357,7 @@ describe('a verifier killed mid-round and restarted on its data folder (ADR 0093
     await expect
       .poll(
         async () => {
-          const now = JSON.parse(await readFile(record, 'utf8')) as {
-            entries: unknown[]
-            closed: string[]
-          }
+          const now = decodeSignedVotes(await readFile(record, 'utf8'), record)
           return { entries: now.entries.length, closed: now.closed }
         },
         { timeout: 15_000, interval: 250 },

@@ -19,8 +19,11 @@ export {
   decodeSignedVotes,
   encodeSignedVotes,
   fileSignedVotes,
+  SIGNED_VOTES_COMPACT_BYTES,
   SIGNED_VOTES_VERSION,
 } from './signed-votes-file.ts'
+export type { EndedJobs } from './signed-votes-jobs.ts'
+export { closeEndedJobs } from './signed-votes-jobs.ts'
 export type {
   CertificateCall,
   GrantSeen,

@@ -16,7 +16,7 @@
  */
 import { setTimeout as wait } from 'node:timers/promises'
 import { createActivationCache } from '@digicap/attestation'
-import { toHex } from '@digicap/capsule-core'
+import { hexToBytes, toHex } from '@digicap/capsule-core'
 import {
   BEFORE_FAIL,
   BEFORE_PASS,
@@ -32,6 +32,7 @@ import {
   pbftCommittee,
   pbftDomain,
   signAttestChallenge,
+  signedVotesOfJob,
   type TicketPlan,
   waitForWave,
 } from '@digicap/committee'
@@ -42,6 +43,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { type ForwardRefusedError, VerifierJobError } from './errors.ts'
 import { type JobForwards, jobForwards } from './forwarding.ts'
 import { pbftRounds, UNREACHABLE_PEER } from './pbft-round.ts'
+import { closeEndedJobs } from './signed-votes-jobs.ts'
 import type {
   OpenedJob,
   VerifierEvent,
@@ -336,7 +338,9 @@ export function verifierNode(
         domain: pbftDomain(chain.chainId, chain.hub),
         roundIds: [beforeId, job.jobId],
         signer: c.signer,
-        ...(c.signedVotes === undefined ? {} : { signedVotes: c.signedVotes }),
+        ...(c.signedVotes === undefined
+          ? {}
+          : { signedVotes: signedVotesOfJob(c.signedVotes, job.jobId) }),
         viewTimeoutMs,
         signal: stopping.signal,
       })
@@ -708,6 +712,10 @@ export function verifierNode(
             { maxReadingPerPeer: 2, maxReading: 16, timeout: 10_000 },
           )
         }
+        // Jobs of open slots that ended while this member was down are closed now, however far
+        // back (ADR 0093 amendment, helper 136); jobs still open are rejoined below.
+        const ended =
+          c.signedVotes === undefined ? undefined : await closeEndedJobs(c.signedVotes, chain)
         const head = await chain.blockNumber()
         const lookBack = Math.max(0, head - (init.historyBlocks ?? 2000))
         // Open slots in the record: this member stopped mid-job, and its jobs opened before this
@@ -720,6 +728,17 @@ export function verifierNode(
           // Recent jobs' cut-offs, so the first job's ticket goes in its wave (ADR 0065).
           const recent = await chain.openedJobs(lookBack, head).catch(() => [])
           for (const j of recent.slice(-16)) history.watch(j.jobId)
+        }
+        for (const id of ended?.open ?? []) {
+          // A job opened before the look-back is not among the blocks read: tracked from its grant.
+          const jobId = hexToBytes(id as `0x${string}`)
+          void chain
+            .grant(jobId, stopping.signal)
+            .then((g) => {
+              // The deadline is not read by a member's run.
+              if (!stopping.signal.aborted) track({ jobId, executor: g.executor, deadline: 0n })
+            })
+            .catch(() => {})
         }
         loop = (async () => {
           while (!stopping.signal.aborted) {
