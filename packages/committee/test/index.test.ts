@@ -69,6 +69,7 @@ describe('public surface', () => {
         "selectionWeight",
         "signAttestChallenge",
         "signVote",
+        "signedVotesOfJob",
         "slotKey",
         "sortitionScore",
         "ticketWave",
