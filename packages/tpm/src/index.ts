@@ -61,6 +61,15 @@ export {
   satisfyPolicySigned,
   TPMA_NV,
 } from './nv/nv.ts'
+export {
+  activateCredential,
+  createEkPrimary,
+  EK_AUTH_POLICY,
+  EK_RSA_CERTIFICATE_INDEX,
+  ekRsaPublicArea,
+  readEkCertificateNv,
+  TPM_RH_ENDORSEMENT,
+} from './object/ek.ts'
 export type { RsaKeyPublic } from './object/public.ts'
 export { parseRsaPublic, rsaPublicKeyObject, TPMA_OBJECT } from './object/public.ts'
 export type { Send } from './object/read-public.ts'

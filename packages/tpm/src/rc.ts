@@ -36,6 +36,7 @@ export const TPM_RC = {
   SIGNATURE: 0x09b,
   KEY: 0x09c,
   POLICY_FAIL: 0x09d,
+  INTEGRITY: 0x09f,
   BAD_AUTH: 0x0a2,
   // Format 0 warnings (RC_WARN = 0x900).
   OBJECT_MEMORY: 0x902,
