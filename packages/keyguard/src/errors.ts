@@ -120,6 +120,22 @@ export class ReleaseFailedError extends DigicapError {
   }
 }
 
+/**
+ * The TPM key about to be pinned (init, recover, first use) is not proven to live in a TPM whose
+ * maker certified its EK (ADR 0097), so nothing was pinned. `details.reason`: `no-ek-roots` (a
+ * hardware TPM and no makers' roots configured), `no-ek-certificate` (the TPM's NV holds no RSA
+ * EK certificate), `ek-untrusted` (`details.check` the certificate check's reason: `untrusted`,
+ * `expired`, `malformed`…), `ek-mismatch` (the TPM's EK is not the certified key),
+ * `activation-refused` (the certified EK's TPM does not hold the key that was read: a key of
+ * another TPM was shown, as an interposer on the bus would).
+ */
+export class TpmIdentityError extends DigicapError {
+  override name = 'TpmIdentityError'
+  constructor(shortMessage: string, options: DigicapErrorOptions = {}) {
+    super('TPM_IDENTITY', shortMessage, options)
+  }
+}
+
 /** `start()` on a running keyguard, or a component missing. */
 export class KeyguardStateError extends DigicapError {
   override name = 'KeyguardStateError'

@@ -108,6 +108,7 @@ export {
   TpmBusyError,
   TpmCommandError,
   TpmHandleError,
+  TpmIdentityError,
   TpmPolicyError,
   TpmSessionError,
   TpmUnavailableError,

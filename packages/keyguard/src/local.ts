@@ -39,6 +39,8 @@ export {
   recoveryKeyId,
   wipeOwnerIdentity,
 } from './recovery/recovery.ts'
+export type { EkActivationOptions, EkActivationRecord } from './sealers/ek-activation.ts'
+export { ekActivationText } from './sealers/ek-activation.ts'
 export type { AdvancedEpoch, EpochState } from './sealers/epoch.ts'
 export { advanceEpoch, readEpochState } from './sealers/epoch.ts'
 export type { HostSealerInit } from './sealers/host-sealer.ts'

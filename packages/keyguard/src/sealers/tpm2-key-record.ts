@@ -28,6 +28,7 @@ import { dirname } from 'node:path'
 import { nvName, type P256PublicKey, parseRsaPublic, type RsaKeyPublic } from '@digicap/tpm'
 import { KeyStoreCorruptError } from '../errors.ts'
 import { ensureDir, writeFileAtomic } from '../store/fs-atomic.ts'
+import type { EkActivationRecord } from './ek-activation.ts'
 import {
   approvalIsValid,
   EPOCH_POLICY_REF,
@@ -48,6 +49,12 @@ export interface Tpm2KeyRecord {
   name?: string
   publicArea?: string
   policy?: Tpm2KeyPolicy
+  /**
+   * How the key's TPM was checked when the key was pinned (ADR 0097); absent for a key pinned
+   * before, or by a sealer not asked to check. An older reader ignores it (it is a report, the
+   * pin itself is `name`).
+   */
+  ekActivation?: EkActivationRecord
 }
 
 /** The PCR policy of a PCR-bound key, decoded. */
@@ -226,9 +233,32 @@ export async function readKeyRecord(file: string): Promise<Tpm2KeyRecord | undef
     record.name = v.name
   }
   if (v.policy !== undefined) record.policy = policyFromJson(file, v.policy)
+  if (v.ekActivation !== undefined) record.ekActivation = ekActivationFromJson(file, v.ekActivation)
   if ((v.version === 3) !== (record.policy?.epochIndex !== undefined))
     throw corrupt(file, 'version')
   return record
+}
+
+function ekActivationFromJson(file: string, v: unknown): EkActivationRecord {
+  const a = v as Record<string, unknown> | null
+  if (a?.verified === false && (a.why === 'allowed' || a.why === 'emulator'))
+    return { verified: false, why: a.why }
+  if (
+    a?.verified === true &&
+    typeof a.certificateSha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(a.certificateSha256) &&
+    typeof a.issuer === 'string' &&
+    a.issuer.length <= 1024 &&
+    typeof a.ekName === 'string' &&
+    /^000b[0-9a-f]{64}$/.test(a.ekName)
+  )
+    return {
+      verified: true,
+      certificateSha256: a.certificateSha256,
+      issuer: a.issuer,
+      ekName: a.ekName,
+    }
+  throw corrupt(file, 'ekActivation')
 }
 
 /** Writes the record atomically, mode 0600. */

@@ -36,11 +36,18 @@ import {
   SealerRefusedError,
   TpmBusyError,
   TpmHandleError,
+  TpmIdentityError,
   UnwrapError,
 } from '../errors.ts'
 import { rsaDecryptInSession } from '../tpm2/session-decrypt.ts'
 import { runTpm2Tool, type Tpm2ToolsOptions } from '../tpm2/tools.ts'
 import type { Logger, WrappedKey } from '../types.ts'
+import {
+  type EkActivationOptions,
+  type EkActivationRecord,
+  ekActivationText,
+  trustKeyBeforePinning,
+} from './ek-activation.ts'
 import { createMutex } from './mutex.ts'
 import {
   DEFAULT_POLICY_PCRS,
@@ -156,6 +163,15 @@ export interface Tpm2SealerInit {
    * keys wrapped to the evicted key then open only with the paper words of the node that made it.
    */
   replaceUnfitKey?: boolean
+  /**
+   * Check a key before it is pinned (ADR 0097: init, recover, a first use without a record):
+   * with `ekRoots`, credential activation against the TPM's certified EK, refused
+   * (`TpmIdentityError`) unless the key proves to be in that TPM; without roots, a software
+   * emulator is pinned as UNVERIFIED and a hardware TPM is refused (`no-ek-roots`) unless
+   * `allowUnverified`. The outcome is kept in the key record (`ekActivation`) and shown by
+   * `describe()`. Absent: no check, as before (the host's secrets sealer).
+   */
+  ekActivation?: EkActivationOptions
   logger?: Logger
 }
 
@@ -165,6 +181,8 @@ interface LoadedKey {
   tpmPublic?: RsaKeyPublic
   /** Set for a PCR-bound key (its `authPolicy` is PolicyAuthorize of `authKey`). */
   policy?: Tpm2KeyPolicy
+  /** How the pinned key's TPM was checked (from the key record), when it says. */
+  ekActivation?: EkActivationRecord
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
@@ -511,11 +529,16 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     } else {
       policy = undefined
     }
+    // A new key is proven to sit in a certified TPM before it is pinned (ADR 0097); a key
+    // already pinned keeps what its record says.
+    const ekActivation = same ? record.ekActivation : await trustBeforePinning(loaded)
+    if (ekActivation !== undefined) loaded.ekActivation = ekActivation
     // A record of this key without its public area (pinned before it was recorded, or through
     // tpm2-tools) is completed: the PCR reads an owner approves are salted to it (ADR 0089).
     const complete = record?.publicArea !== undefined || loaded.tpmPublic === undefined
     if (same && policy === record.policy && complete) return
     await writeKeyRecord(file, {
+      ...(ekActivation === undefined ? {} : { ekActivation }),
       version: policy === undefined ? 1 : policy.epochIndex === undefined ? 2 : 3,
       ...(policy === undefined ? {} : { policy }),
       kind: TPM2_KEY_RECORD_KIND,
@@ -539,6 +562,30 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
         keyRecordFile: file,
       },
     )
+  }
+
+  /** ADR 0097: how the key about to be pinned is trusted, or undefined when not asked. */
+  async function trustBeforePinning(loaded: LoadedKey): Promise<EkActivationRecord | undefined> {
+    const asked = init.ekActivation
+    if (asked === undefined) return undefined
+    const key = loaded.tpmPublic
+    if (transport === undefined || key === undefined) {
+      // tpm2-tools path: no direct transport to run the activation over.
+      if (asked.allowUnverified === true) return { verified: false, why: 'allowed' }
+      if (emulated) return { verified: false, why: 'emulator' }
+      throw new TpmIdentityError('This TPM transport cannot check the TPM before pinning', {
+        details: { reason: 'no-direct-transport', tcti: init.tcti },
+        hint: 'Use a device: or swtpm: TCTI, or pass --allow-unverified-tpm (recorded and shown as UNVERIFIED TPM).',
+      })
+    }
+    const record = await withFlushRetry(() =>
+      withChannel(transport, (send) =>
+        trustKeyBeforePinning(send, { ...asked, handle, key, emulated }),
+      ),
+    )
+    const log = record.verified ? init.logger?.info : init.logger?.warn
+    log?.call(init.logger, `keyguard: ${ekActivationText(record)}`, { handle: handleText })
+    return record
   }
 
   /**
@@ -662,6 +709,7 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
     async describe(): Promise<SealerDescription> {
       const key = await loaded()
       const pub = key.publicKey
+      const unverified = key.ekActivation?.verified === false && key.ekActivation.why === 'allowed'
       return {
         kind: 'tpm2',
         scheme: SCHEME,
@@ -669,7 +717,12 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
         hardwareBacked: !emulated,
         ...(emulated
           ? { warning: 'INSECURE: the TPM is a software emulator (swtpm); use it only for tests.' }
-          : {}),
+          : unverified
+            ? {
+                warning:
+                  'UNVERIFIED TPM: the wrapping key was pinned without proving it sits in a genuine TPM (--allow-unverified-tpm); someone on the TPM bus at init could have pinned his own key.',
+              }
+            : {}),
         details: {
           tcti: init.tcti,
           handle: handleText,
@@ -682,6 +735,10 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
                 ? 'NONE: tpm2-tools path, the data key crosses the bus in clear (allowed)'
                 : 'NONE: tpm2-tools path; unwrap refused (allowUnencryptedTransport is off)',
           pinned: init.keyRecordFile ?? 'in memory (no key record file)',
+          // ADR 0097: was the pinned key proven to sit in a TPM its maker certified?
+          ...(init.keyRecordFile === undefined
+            ? {}
+            : { tpmIdentity: ekActivationText(key.ekActivation) }),
           // ADR 0094: does a replayed old approval still unwrap?
           ...(key.policy === undefined
             ? {}
