@@ -78,7 +78,7 @@ libp2p identity) and <data-dir>/config.json. The mnemonic is shown ONCE on stder
     // A key bound to the release PCR: measured now (as `verify-install --measure` at each start).
     await o.measureInstalledRelease(sealer, release)
     const keyguard = {
-      ...definedFields({ confirmations: flags.confirmations }),
+      ...definedFields({ confirmations: flags.confirmations, ekRoots: ctx.env.DIGICAP_EK_ROOTS }),
       ...(flags['disable-fast-path'] ? { fastPath: false } : {}),
     }
     const result = await o.initOwnerNode(

@@ -94,4 +94,7 @@ export const SEALER_FLAGS = {
   'allow-insecure-sealer': switchFlag(
     'required for --sealer software (env DIGICAP_ALLOW_INSECURE_SEALER=1)',
   ),
+  'allow-unverified-tpm': switchFlag(
+    'pin the TPM key with no EK check (DIGICAP_ALLOW_UNVERIFIED_TPM=1)',
+  ),
 }

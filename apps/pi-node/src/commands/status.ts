@@ -20,14 +20,10 @@ export const status = command({
 chain reachability and head block, contract addresses, stored capsules and the daemon.`,
   async run(ctx) {
     // The light entry: no ethers, libp2p, codecs or curves load for a status (ADR 0051).
-    const { keyguardStatusText, readOwnerNodeStatus } = await import('@digicap/owner/node/light')
+    const o = await import('@digicap/owner/node/light')
     const config = await configOf(ctx)
-    const s = await readOwnerNodeStatus(config, { logger: loggerOf(ctx) })
+    const s = await o.readOwnerNodeStatus(config, { logger: loggerOf(ctx) })
     for (const w of rpcProviderWarnings(config)) warnOnce(ctx.io, w.line)
-    const sealerLine =
-      'error' in s.sealer
-        ? `unavailable: error[${s.sealer.error.code}] ${s.sealer.error.message}`
-        : `${s.sealer.kind} ${s.sealer.hardwareBacked ? 'hardware-backed' : 'NOT hardware-backed'} key ${s.sealer.keyId.slice(0, 16)}…`
     if (!('error' in s.sealer) && s.sealer.warning) warnOnce(ctx.io, s.sealer.warning)
     if (s.operator.warning) ctx.io.stderr.write(`WARNING: ${s.operator.warning}\n`)
     const chain = s.chain.reachable
@@ -40,12 +36,12 @@ chain reachability and head block, contract addresses, stored capsules and the d
         `  owner       ${s.owner.address}\n` +
         `  peer id     ${s.owner.peerId}\n` +
         `  operator    ${operatorLine(s.operator)}\n` +
-        `  sealer      ${sealerLine}\n` +
+        `  sealer      ${o.sealerStatusText(s.sealer)}\n` +
         `  chain       ${s.chainId} ${s.rpcUrl} ${chain}\n` +
         `  registry    ${s.contracts.capsuleRegistry}\n` +
         `  capsules    ${s.capsules}\n` +
         `  daemon      ${s.daemon.running ? `running (pid ${s.daemon.pid})` : 'not running'}\n` +
-        (s.daemon.keyguard ? keyguardStatusText(s.daemon.keyguard, s.daemon.updatedAt) : '') +
+        (s.daemon.keyguard ? o.keyguardStatusText(s.daemon.keyguard, s.daemon.updatedAt) : '') +
         statusPageLine(page),
     )
   },

@@ -29,6 +29,12 @@ export type SealerConfig =
        * crosses the bus in clear. Refused unless set (env `DIGICAP_ALLOW_UNENCRYPTED_TPM=1`).
        */
       allowUnencryptedTransport?: boolean
+      /**
+       * Pin a new wrapping key without proving it sits in a genuine TPM (ADR 0097: no EK
+       * certificate, or no makers' roots in `keyguard.ekRoots`): recorded and shown as
+       * UNVERIFIED TPM. `--allow-unverified-tpm`, env `DIGICAP_ALLOW_UNVERIFIED_TPM=1`.
+       */
+      allowUnverifiedTpm?: boolean
     }
   | { kind: 'software'; keyFile: string; allowInsecure: boolean }
 
@@ -248,6 +254,9 @@ export function applyOwnerNodeEnv(
   if (env.DIGICAP_ALLOW_UNENCRYPTED_TPM === '1' && out.sealer.kind === 'tpm2') {
     out.sealer = { ...out.sealer, allowUnencryptedTransport: true }
   }
+  if (env.DIGICAP_ALLOW_UNVERIFIED_TPM === '1' && out.sealer.kind === 'tpm2') {
+    out.sealer = { ...out.sealer, allowUnverifiedTpm: true }
+  }
   if (env.DIGICAP_ALLOW_INSECURE_SEALER === '1' && out.sealer.kind === 'software') {
     out.sealer = { ...out.sealer, allowInsecure: true }
   }
@@ -266,6 +275,8 @@ export interface SealerChoice {
   allowInsecure: boolean
   /** tpm2 only: create the wrapping key PCR-bound to these PCRs. */
   pcrs?: number[] | undefined
+  /** tpm2 only: pin a key without checking the TPM's EK certificate (ADR 0097). */
+  allowUnverifiedTpm?: boolean | undefined
 }
 
 /**
@@ -278,6 +289,7 @@ export function sealerChoiceOf(
     sealer?: string | undefined
     tcti?: string | undefined
     'allow-insecure-sealer': boolean
+    'allow-unverified-tpm'?: boolean | undefined
   },
   env: NodeJS.ProcessEnv,
   keep = false,
@@ -286,6 +298,9 @@ export function sealerChoiceOf(
     kind: flags.sealer ?? (keep ? undefined : env.DIGICAP_SEALER),
     tcti: flags.tcti ?? (keep ? undefined : env.DIGICAP_TCTI),
     allowInsecure: flags['allow-insecure-sealer'] || env.DIGICAP_ALLOW_INSECURE_SEALER === '1',
+    ...(flags['allow-unverified-tpm'] === true || env.DIGICAP_ALLOW_UNVERIFIED_TPM === '1'
+      ? { allowUnverifiedTpm: true }
+      : {}),
   }
 }
 
@@ -300,7 +315,12 @@ export function sealerConfigOf(
   fallback?: SealerConfig,
 ): SealerConfig | undefined {
   const { kind, tcti, pcrs } = choice
-  if (kind === undefined && tcti === undefined && pcrs === undefined && fallback) return undefined
+  const unverified = choice.allowUnverifiedTpm === true
+  if (kind === undefined && tcti === undefined && pcrs === undefined && fallback) {
+    // Only --allow-unverified-tpm: the config in place, with it (recover onto this TPM).
+    const add = unverified && fallback.kind === 'tpm2' && fallback.allowUnverifiedTpm !== true
+    return add ? { ...fallback, allowUnverifiedTpm: true } : undefined
+  }
   const k = kind ?? fallback?.kind ?? 'tpm2'
   if (k === 'tpm2') {
     const keep = fallback?.kind === 'tpm2' ? fallback : undefined
@@ -309,6 +329,7 @@ export function sealerConfigOf(
       kind: 'tpm2',
       tcti: tcti ?? keep?.tcti ?? DEFAULT_TCTI,
       ...(bound === undefined ? {} : { pcrs: bound }),
+      ...(unverified || keep?.allowUnverifiedTpm === true ? { allowUnverifiedTpm: true } : {}),
     }
   }
   if (pcrs !== undefined) {

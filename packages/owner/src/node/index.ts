@@ -90,5 +90,6 @@ export {
   keyguardStatusText,
   movePolicyResultText,
   recoverResultText,
+  sealerStatusText,
   sealResultText,
 } from './text.ts'

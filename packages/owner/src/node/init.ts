@@ -199,6 +199,7 @@ export async function initOwnerNode(
     release: options.release,
     // --force replaces the node: a TPM key bound to the old owner's words goes with it.
     replaceUnfitKey: options.force === true,
+    ekRoots: options.keyguard?.ekRoots,
   })
   const { mnemonic, owner } = await initOwner({ path: paths.owner, sealer, mnemonic: words })
   const operatorAddress = owner.operatorAddress as string

@@ -15,7 +15,7 @@ export {
   ownerNodePaths,
 } from './config.ts'
 export type { OwnerNodeStatus } from './status.ts'
-export { keyguardStatusText } from './text.ts'
+export { keyguardStatusText, sealerStatusText } from './text.ts'
 
 /**
  * The node's status (`pi-node status`): config, sealer, owner, card, chain, operator,

@@ -79,6 +79,8 @@ export function createSealer(
     policyAuthKey?: P256PublicKey
     /** With `createIfMissing`: replace a TPM key whose policy does not fit (init --force). */
     replaceUnfitKey?: boolean
+    /** The TPM makers' CA bundle (PEM file) a new key's TPM must chain to (ADR 0097). */
+    ekRoots?: string | undefined
   } = {},
 ): Sealer {
   const common = {
@@ -95,6 +97,8 @@ export function createSealer(
       ...(pcrs !== undefined && authKey !== undefined ? { pcrPolicy: { authKey, pcrs } } : {}),
       ...(config.allowUnencryptedTransport === true ? { allowUnencryptedTransport: true } : {}),
       ...(options.replaceUnfitKey === true ? { replaceUnfitKey: true } : {}),
+      // A key is pinned only once its TPM is proven genuine, or the owner allowed it (ADR 0097).
+      ekActivation: { ekRoots: options.ekRoots, allowUnverified: config.allowUnverifiedTpm },
       ...common,
     })
   }
@@ -157,7 +161,11 @@ export async function openOwnerNodeParts(
   return {
     config,
     paths,
-    sealer: createSealer(config.sealer, { logger, dataDir: config.dataDir }),
+    sealer: createSealer(config.sealer, {
+      logger,
+      dataDir: config.dataDir,
+      ekRoots: config.keyguard?.ekRoots,
+    }),
     keyStore: await createKeyStore(paths.keys),
     owner,
     ownerPeerId: peerIdOfPublicKey(owner.libp2pPublicKey),

@@ -56,12 +56,15 @@ export async function provisionSealer(
     release?: ReleaseConfig | undefined
     /** Replace a TPM key at the handle whose policy does not fit (init --force). */
     replaceUnfitKey?: boolean
+    /** The TPM makers' CA bundle (`keyguard.ekRoots`): the new key's TPM is checked (ADR 0097). */
+    ekRoots?: string | undefined
   },
 ): Promise<Sealer> {
   const common = {
     createIfMissing: true,
     replaceUnfitKey: o.replaceUnfitKey === true,
     dataDir: o.dataDir,
+    ekRoots: o.ekRoots,
     ...(o.logger ? { logger: o.logger } : {}),
   }
   if (config.kind !== 'tpm2' || config.pcrs === undefined) {

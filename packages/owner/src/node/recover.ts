@@ -45,6 +45,11 @@ export interface RecoverOwnerNodeOptions {
   dataDir: string
   /** The paper words. */
   mnemonic: string
+  /**
+   * The TPM makers' CA bundle (PEM file) the new key's TPM must chain to (ADR 0097); default:
+   * the config's `keyguard.ekRoots`. Saved as that on a new Pi.
+   */
+  ekRoots?: string
   passphrase?: string
   /** The new sealer (new TPM). Default: the config's. Required on a new Pi. */
   sealer?: SealerConfig
@@ -131,6 +136,7 @@ async function recoveryConfig(
       ...(options.listen ? { listen: options.listen } : {}),
       ...(options.startBlock !== undefined ? { startBlock: options.startBlock } : {}),
       ...(options.release !== undefined ? { release: options.release } : {}),
+      ...(options.ekRoots !== undefined ? { keyguard: { ekRoots: options.ekRoots } } : {}),
       mnemonic: options.mnemonic,
       force: true,
     },
@@ -172,6 +178,7 @@ export async function recoverOwnerNode(
     mnemonic: options.mnemonic,
     ...(components.logger ? { logger: components.logger } : {}),
     release: config.release,
+    ekRoots: options.ekRoots ?? config.keyguard?.ekRoots,
   })
   const words = {
     mnemonic: options.mnemonic,

@@ -3,6 +3,7 @@
  * output is the result itself). Kept beside the results so every front end says the same.
  */
 import type { KeyguardStatus } from '@digicap/keyguard'
+import type { SealerDescription } from '@digicap/keyguard/local'
 import type { InitOwnerNodeResult } from './init.ts'
 import type { MovePolicyResult } from './move-policy.ts'
 import type { RecoverOwnerNodeResult } from './recover.ts'
@@ -17,8 +18,22 @@ export function initResultText(dataDir: string, r: InitOwnerNodeResult): string 
     `  operator         ${operator.address ?? 'none'}${operator.approved ? ' (approved)' : ' (NOT approved)'}\n` +
     `  recovery key id  ${owner.recoveryKeyId}\n` +
     `  sealer           ${s.kind} (key ${s.keyId.slice(0, 16)}…)${s.warning ? '  (see the WARNING above)' : ''}\n` +
+    (s.details.tpmIdentity ? `  TPM identity     ${s.details.tpmIdentity}\n` : '') +
     `  chain            ${config.chainId} capsuleRegistry ${config.contracts.capsuleRegistry}\n`
   )
+}
+
+/**
+ * The sealer as `pi-node status` shows it: kind, hardware or not, key id, and how the key's TPM
+ * was checked when it was pinned (ADR 0097: EK-activated, or UNVERIFIED TPM).
+ */
+export function sealerStatusText(
+  sealer: SealerDescription | { error: { code: string; message: string } },
+): string {
+  if ('error' in sealer) return `unavailable: error[${sealer.error.code}] ${sealer.error.message}`
+  const line = `${sealer.kind} ${sealer.hardwareBacked ? 'hardware-backed' : 'NOT hardware-backed'} key ${sealer.keyId.slice(0, 16)}…`
+  const identity = sealer.details.tpmIdentity
+  return identity === undefined ? line : `${line}\n  TPM         ${identity}`
 }
 
 /** A sealed capsule (`seal`, `seal-image`): `what` is the file or image sealed. */

@@ -222,6 +222,28 @@ describe('config', () => {
     expect(sealerChoiceOf({ 'allow-insecure-sealer': true }, {}).allowInsecure).toBe(true)
   })
 
+  it('--allow-unverified-tpm (or DIGICAP_ALLOW_UNVERIFIED_TPM=1) reaches the tpm2 sealer config (ADR 0097)', async () => {
+    const none = { 'allow-insecure-sealer': false }
+    const flag = sealerChoiceOf({ ...none, 'allow-unverified-tpm': true }, {})
+    expect(flag.allowUnverifiedTpm).toBe(true)
+    expect(
+      sealerChoiceOf(none, { DIGICAP_ALLOW_UNVERIFIED_TPM: '1' }, true).allowUnverifiedTpm,
+    ).toBe(true)
+    expect(sealerConfigOf(flag, '/data')).toEqual({
+      kind: 'tpm2',
+      tcti: 'device:/dev/tpmrm0',
+      allowUnverifiedTpm: true,
+    })
+    // recover with the config in place and only the flag: that config, with it
+    const kept = { kind: 'tpm2' as const, tcti: 'device:/dev/tpmrm0', handle: 0x81000011 }
+    expect(sealerConfigOf(flag, '/data', kept)).toEqual({ ...kept, allowUnverifiedTpm: true })
+    expect(sealerConfigOf({ allowInsecure: false }, '/data', kept)).toBeUndefined()
+    const saved = { ...base, dataDir: join(dir, 'unverified') }
+    await saveOwnerNodeConfig(saved)
+    const loaded = await loadOwnerNodeConfig(saved.dataDir, { DIGICAP_ALLOW_UNVERIFIED_TPM: '1' })
+    expect(loaded.sealer).toMatchObject({ kind: 'tpm2', allowUnverifiedTpm: true })
+  })
+
   it('keeps a PCR policy (init --pcr-policy) and the pinned release, with env overrides', async () => {
     const bound = sealerConfigOf({ allowInsecure: false, pcrs: [0, 7, 15] }, '/data')
     expect(bound).toEqual({ kind: 'tpm2', tcti: 'device:/dev/tpmrm0', pcrs: [0, 7, 15] })
