@@ -17,13 +17,18 @@ import {
   ekRsaPublicArea,
   flushContext,
   parseRsaPublic,
+  plainCommand,
+  plainResponse,
   type RsaKeyPublic,
   readEkCertificateNv,
   readRsaPublic,
   runTpm2Tool,
+  TPM_CC,
   TPM_RH_ENDORSEMENT,
+  TPM_RH_NULL,
   TpmCommandError,
   type TpmTransport,
+  TpmWriter,
   transportFor,
   withChannel,
 } from '../src/index.ts'
@@ -148,5 +153,65 @@ describe('EK and credential activation (swtpm with an EK certificate)', () => {
     expect(hex(got)).toBe(hex(secret))
     expect(refused).toBeInstanceOf(TpmCommandError)
     expect((refused as TpmCommandError).details.reason).toBe('credential-refused')
+  })
+
+  it('refuses to activate for a public-only copy of a key (what a bus attacker could load)', async () => {
+    // The attacker's key, as he would show it: the same template, made in another TPM; he
+    // loads its public area alone into the genuine TPM (LoadExternal) and points
+    // ActivateCredential at that copy. Its authValue and policy are unavailable, so no.
+    const other = await startSwtpm()
+    try {
+      const ctx = join(other.stateDir, 'k.ctx')
+      const t = { tcti: other.tcti, timeoutMs: 20_000 }
+      await runTpm2Tool(
+        t,
+        'tpm2_createprimary',
+        [
+          ...['-C', 'o', '-g', 'sha256', '-G', 'rsa2048:oaep-sha256:null'],
+          ...['-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|decrypt'],
+          ...['-u', '-', '-c', ctx, '-Q'],
+        ],
+        { input: randomBytes(32) },
+      )
+      const his = await withChannel(transportFor(other.tcti, 20_000)!, async (s) => {
+        const r = plainResponse(
+          'TPM2_ReadPublic',
+          await s(plainCommand(TPM_CC.ReadPublic, [0x80000000], new Uint8Array(0))),
+        )
+        return parseRsaPublic(r.sized('outPublic', 1024))
+      })
+      const secret = new Uint8Array(randomBytes(32))
+      const credential = await makeCredentialWithTools(
+        join(tpm.stateDir, 'ek.pub'),
+        his.name,
+        secret,
+      )
+      const outcome = await withChannel(transport, async (s) => {
+        const load = new TpmWriter()
+          .sized(new Uint8Array(0))
+          .sized(his.publicArea)
+          .u32(TPM_RH_NULL)
+          .bytes()
+        const loaded = await s(plainCommand(TPM_CC.LoadExternal, [], load)).then((r) =>
+          plainResponse('TPM2_LoadExternal', r).u32('objectHandle'),
+        )
+        const ek = await createEkPrimary(s)
+        try {
+          return await activateCredential(s, {
+            activateHandle: loaded,
+            ekHandle: ek.handle,
+            ...credential,
+          }).catch((e: unknown) => e)
+        } finally {
+          await flushContext(s, ek.handle)
+          await flushContext(s, loaded)
+        }
+      })
+      // TPM_RC_AUTH_UNAVAILABLE: a public-only object cannot be authorized (ADMIN role).
+      expect(outcome).toBeInstanceOf(TpmCommandError)
+      expect((outcome as TpmCommandError).details.base).toBe('0x12f')
+    } finally {
+      await other.stop()
+    }
   })
 })
