@@ -14,7 +14,7 @@
  *    unless `allowUnverified`, which is recorded and shown as UNVERIFIED TPM.
  */
 import { createHash } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseEkRoots } from '@digicap/attestation'
@@ -97,6 +97,27 @@ describe('a key is pinned only once a certified TPM activates a credential for i
     expect(record?.ekActivation?.verified && record.ekActivation.issuer).toMatch(/CN=/)
     const d = await sealer.describe()
     expect(d.details.tpmIdentity).toMatch(/^EK-activated: EK certificate sha256:[0-9a-f]{16}/)
+
+    // A record pinned before ADR 0097 (no ekActivation): a serving start leaves it; init or
+    // recover on the same key check it then.
+    const { ekActivation: _e, ...older } = JSON.parse(await readFile(file, 'utf8'))
+    await writeFile(file, JSON.stringify(older), { mode: 0o600 })
+    const open = (createIfMissing: boolean) =>
+      tpm2Sealer({
+        tcti: genuine.tcti,
+        handle: HANDLE,
+        createIfMissing,
+        keyRecordFile: file,
+        ekActivation: { ekRoots: parseEkRoots(genuine.ekRoots!) },
+        logger: quiet,
+      })
+    const serving = open(false)
+    expect((await serving.describe()).details.tpmIdentity).toBe(
+      'not checked (key pinned before ADR 0097)',
+    )
+    expect((await readKeyRecord(file))?.ekActivation).toBeUndefined()
+    await open(true).publicKey()
+    expect((await readKeyRecord(file))?.ekActivation).toEqual(record?.ekActivation)
   })
 
   it('an interposer showing his own TPM’s key: refused, nothing pinned', async () => {

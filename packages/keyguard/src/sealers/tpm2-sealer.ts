@@ -530,13 +530,14 @@ export function tpm2Sealer(init: Tpm2SealerInit): Sealer {
       policy = undefined
     }
     // A new key is proven to sit in a certified TPM before it is pinned (ADR 0097); a key
-    // already pinned keeps what its record says.
-    const ekActivation = same ? record.ekActivation : await trustBeforePinning(loaded)
+    // already pinned keeps what its record says, unless init/recover find it never checked.
+    const keep = same && (record.ekActivation !== undefined || !init.createIfMissing)
+    const ekActivation = keep ? record.ekActivation : await trustBeforePinning(loaded)
     if (ekActivation !== undefined) loaded.ekActivation = ekActivation
     // A record of this key without its public area (pinned before it was recorded, or through
     // tpm2-tools) is completed: the PCR reads an owner approves are salted to it (ADR 0089).
     const complete = record?.publicArea !== undefined || loaded.tpmPublic === undefined
-    if (same && policy === record.policy && complete) return
+    if (same && policy === record.policy && complete && ekActivation === record.ekActivation) return
     await writeKeyRecord(file, {
       ...(ekActivation === undefined ? {} : { ekActivation }),
       version: policy === undefined ? 1 : policy.epochIndex === undefined ? 2 : 3,
