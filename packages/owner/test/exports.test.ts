@@ -98,12 +98,13 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "sealResultText",
       "sealerChoiceOf",
       "sealerConfigOf",
+      "sealerStatusText",
       "signInstalledRelease",
     ]
   `)
 })
 
-it('@digicap/owner/node/light exports the config reader, the status and its keyguard lines, as the node entry has them', async () => {
+it('@digicap/owner/node/light exports the config reader, the status and its keyguard and sealer lines, as the node entry has them', async () => {
   const [light, node] = await Promise.all([
     import('../src/node/light.ts'),
     import('../src/node/index.ts'),
@@ -115,6 +116,7 @@ it('@digicap/owner/node/light exports the config reader, the status and its keyg
       "loadOwnerNodeConfig",
       "ownerNodePaths",
       "readOwnerNodeStatus",
+      "sealerStatusText",
     ]
   `)
   for (const name of Object.keys(light)) {
