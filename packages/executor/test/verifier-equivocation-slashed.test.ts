@@ -12,7 +12,7 @@
  */
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
 import { beforeRoundId, pbftDomain, signVote } from '@digicap/committee'
-import { attested, connectSettlement, createProvider } from '@digicap/contracts'
+import { attested, connectSettlement, createProvider, serialSigner } from '@digicap/contracts'
 import { deployPolicy } from '@digicap/contracts/compiler'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
 import { encodePbftMessage, PBFT_PROTOCOL, sendMessage } from '@digicap/protocol'
@@ -82,7 +82,10 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
         chain: ethersVerifierChain({
           addresses: w.addresses,
           settlement: w.addresses as never,
-          runner: wallet,
+          // As `serve` does: one nonce sequence per account. A bare Wallet gave a reveal sent
+          // while the member's certificate was in flight the same nonce (`nonce has already been
+          // used`): it fell back to the clear report and nobody was paid.
+          runner: serialSigner(wallet),
         }),
         signer: privateKeySigner(wallet.privateKey as `0x${string}`),
         vrfKey: getBytes(wallet.privateKey),
