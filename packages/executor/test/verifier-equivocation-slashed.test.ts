@@ -4,11 +4,16 @@
  * first report convicts (reputation 0, `equivocationSlash` of the stake), the later ones are
  * refused `AlreadyConvicted` and cost nothing (simulated first).
  *
- * Real anvil with the settlement deployed, four stock verifier nodes on real libp2p. The fourth
- * member's account also signs two conflicting prepares of the before round (view 0) and sends
+ * Real anvil with the settlement deployed, four stock verifier nodes on real libp2p, each
+ * sending through `serialSigner` as `serve` does. One member other than the leader (its account
+ * also runs a stock node) signs two conflicting prepares of the before round (view 0) and sends
  * them to the three others over its own node's PBFT streams. No executor answers: every member
  * judges the before phase `missed` after `watchMs` and the before round decides a fail.
- * The same again, in a world of its own, with two conflicting observations (ADR 0092).
+ * The same again, in a world of its own, with two conflicting observations (ADR 0092): the
+ * leader's pre-prepare carries one of them to the equivocator's own node, which then holds its
+ * own key's conflicting observation and must not report itself (ADR 0092 amendment, helper 139):
+ * before, it committed and revealed too, and when its reveal landed first no honest member was
+ * reported or paid (ci2341's failure).
  */
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
 import { beforeRoundId, pbftDomain, signVote } from '@digicap/committee'
@@ -37,8 +42,10 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
   let wallets: Wallet[] = []
   let verifiers: VerifierNode[] = []
   let miner: ReturnType<typeof setInterval> | undefined
-  /** Events by member (3 is the equivocator). */
+  /** Events by member. */
   const eventsOf: VerifierEvent[][] = [[], [], [], []]
+  /** The members each node asked its chain to report. */
+  const reportsOf: string[][] = [[], [], [], []]
 
   beforeAll(async () => {
     w = await setupWorld({
@@ -69,8 +76,21 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
           )
       ).wait()
     }
-    verifiers = wallets.map((wallet, i) =>
-      verifierNode({
+    verifiers = wallets.map((wallet, i) => {
+      const chain = ethersVerifierChain({
+        addresses: w.addresses,
+        settlement: w.addresses as never,
+        // As `serve` does: one nonce sequence per account. A bare Wallet gave a reveal sent
+        // while the member's certificate was in flight the same nonce (`nonce has already been
+        // used`): it fell back to the clear report and nobody was paid.
+        runner: serialSigner(wallet),
+      })
+      const report = chain.reportEquivocation.bind(chain)
+      chain.reportEquivocation = (jobId, round, committee, proof) => {
+        reportsOf[i]?.push(proof.member)
+        return report(jobId, round, committee, proof)
+      }
+      return verifierNode({
         pollMs: 200,
         openJobs: false,
         ticketWaves: false,
@@ -79,19 +99,12 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
         challengeEveryMs: 500,
       })({
         libp2p: (nodes[i] as DigicapNode).libp2p,
-        chain: ethersVerifierChain({
-          addresses: w.addresses,
-          settlement: w.addresses as never,
-          // As `serve` does: one nonce sequence per account. A bare Wallet gave a reveal sent
-          // while the member's certificate was in flight the same nonce (`nonce has already been
-          // used`): it fell back to the clear report and nobody was paid.
-          runner: serialSigner(wallet),
-        }),
+        chain,
         signer: privateKeySigner(wallet.privateKey as `0x${string}`),
         vrfKey: getBytes(wallet.privateKey),
         onEvent: (e) => eventsOf[i]?.push(e),
-      }),
-    )
+      })
+    })
     await Promise.all(verifiers.map((v) => v.start()))
     miner = setInterval(() => {
       void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
@@ -126,8 +139,23 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
     const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
     await (await hub.connect(w.other).openJob(grantId)).wait()
 
+    // The equivocator: a member other than the leader, so that the leader's pre-prepare reaches
+    // its node (the leader's own node would not see its key's second observation).
+    let leader = ''
+    await expect
+      .poll(
+        () => {
+          const e = eventsOf.flat().find((x) => x.event === 'committee')
+          leader = e?.event === 'committee' ? e.leader.toLowerCase() : ''
+          return leader
+        },
+        { timeout: 60_000 },
+      )
+      .not.toBe('')
+    const eq = [3, 2].find((i) => wallets[i]?.address.toLowerCase() !== leader) as number
+    const honest = [0, 1, 2, 3].filter((i) => i !== eq)
     // The equivocator's two votes of `phase` in the before round, view 0, different values.
-    const attacker = privateKeySigner(wallets[3]?.privateKey as `0x${string}`) as DigicapSigner
+    const attacker = privateKeySigner(wallets[eq]?.privateKey as `0x${string}`) as DigicapSigner
     const domain = pbftDomain(BigInt(w.addresses.chainId), await hub.getAddress())
     const round = beforeRoundId(getBytes(grantId))
     const frames = await Promise.all(
@@ -149,11 +177,11 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
       (eventsOf[i] as VerifierEvent[]).filter((e) => e.event === 'equivocation')
     // Sent again until each honest member caught it: a session opens after its member is seated
     // (streams before that are cut unread); copies are dropped as such.
-    const equivocator = (nodes[3] as DigicapNode).libp2p
+    const equivocator = (nodes[eq] as DigicapNode).libp2p
     await expect
       .poll(
         async () => {
-          for (const i of [0, 1, 2]) {
+          for (const i of honest) {
             if (caught(i).length > 0) continue
             try {
               const stream = await equivocator.dialProtocol(
@@ -166,34 +194,45 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
               // Cut unread: that member's session is not open yet.
             }
           }
-          return [0, 1, 2].every((i) => caught(i).length > 0)
+          return honest.every((i) => caught(i).length > 0)
         },
         { timeout: 90_000, interval: 500 },
       )
       .toBe(true)
-    const member = wallets[3]?.address as string
-    for (const i of [0, 1, 2]) {
+    const member = wallets[eq]?.address as string
+    for (const i of honest) {
       expect(caught(i)).toEqual([
         expect.objectContaining({ jobId: grantId, round: 'before', member }),
       ])
     }
     // One report convicted; the others were refused (AlreadyConvicted) before they were sent.
-    const reported = [0, 1, 2].filter(
-      (i) => (caught(i)[0] as { reported: boolean }).reported,
-    ).length
-    // Each member's outcome in the message: CI saw 0 once (ci2341), not reproduced alone.
-    const outcomes = [0, 1, 2].map((i) => {
-      const e = caught(i)[0] as { reported: boolean; error?: Error }
-      return `${i}: ${e.reported} ${e.error?.message ?? ''}`
+    const reported = honest.filter((i) => (caught(i)[0] as { reported: boolean }).reported).length
+    // Each member's outcome in the message (ci2341 saw 0: the equivocator's own reveal won).
+    const outcomes = [...honest, eq].map((i) => {
+      const e = caught(i)[0] as { reported: boolean; error?: Error } | undefined
+      return `${i}${i === eq ? ' (equivocator)' : ''}: ${e?.reported} ${e?.error?.message ?? ''}`
     })
     expect(reported, outcomes.join('; ')).toBe(1)
+    // The equivocator's own node never reports itself: its reveal could win the race and take
+    // the share of its own slash from the members that caught it (then none of them reported
+    // true). When it holds its key's second observation it tells its operator instead.
+    expect(reportsOf[eq], outcomes.join('; ')).toEqual([])
+    const ownKey = expect.objectContaining({
+      member,
+      reported: false,
+      error: expect.objectContaining({ code: 'VERIFIER_OWN_EQUIVOCATION' }),
+    })
+    if (phase === 'observation') {
+      await expect.poll(() => caught(eq), { timeout: 30_000 }).toEqual([ownKey])
+    } else {
+      for (const e of caught(eq)) expect(e).toEqual(ownKey)
+    }
     const slash = await hub.equivocationSlash()
     const node = await w.c.nodeRegistry.getNode(member)
     expect(node.reputation).toBe(0n)
     expect(node.stake).toBe(STAKE - slash)
     // The reporter was paid its share (ADR 0092).
-    const reporter =
-      wallets[[0, 1, 2].find((i) => (caught(i)[0] as { reported: boolean }).reported)!]!
+    const reporter = wallets[honest.find((i) => (caught(i)[0] as { reported: boolean }).reported)!]!
     expect(await w.c.nodeRegistry.payouts(reporter.address)).toBe(
       (slash * (await hub.reporterBps())) / 10_000n,
     )

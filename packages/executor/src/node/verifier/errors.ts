@@ -56,3 +56,22 @@ export class ForwardRefusedError extends DigicapError {
     this.reason = reason
   }
 }
+
+/**
+ * This member's own key signed a vote that conflicts with one its node signed (code
+ * `VERIFIER_OWN_EQUIVOCATION`): another process holds the key. The node does not report
+ * itself (ADR 0092 amendment): the members that caught it do, and the share is theirs.
+ */
+export class OwnEquivocationError extends DigicapError {
+  override name = 'OwnEquivocationError'
+  constructor(options: DigicapErrorOptions = {}) {
+    super(
+      'VERIFIER_OWN_EQUIVOCATION',
+      "This member's key signed a vote its node did not: another process holds the key",
+      {
+        hint: 'Stop every other process that signs with this account (a second node, a restored copy) or move the stake off a leaked key; the other members report the equivocation, this node does not report itself',
+        ...options,
+      },
+    )
+  }
+}

@@ -1,6 +1,6 @@
 /** The verifier role: a committee member for AttestationHub jobs (ADR 0032). */
 export type { ForwardRefusal, VerifierJobReason } from './errors.ts'
-export { ForwardRefusedError, VerifierJobError } from './errors.ts'
+export { ForwardRefusedError, OwnEquivocationError, VerifierJobError } from './errors.ts'
 export type { EthersVerifierChainParameters } from './ethers-chain.ts'
 export { ethersVerifierChain } from './ethers-chain.ts'
 export type { ForwardCheckParameters, ForwardedAnswer, JobForwards } from './forwarding.ts'

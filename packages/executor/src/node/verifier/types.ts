@@ -192,7 +192,11 @@ export type VerifierEvent =
       readonly member: Address
       /** Whether this member's report convicted it (false: another member's did first). */
       readonly reported: boolean
-      /** Why the report failed to reach the chain, when it threw. */
+      /**
+       * Why the report failed to reach the chain, when it threw; an `OwnEquivocationError` when
+       * `member` is this node's own address (another process signs with its key): never reported
+       * by this node (ADR 0092 amendment).
+       */
       readonly error?: Error
     }
   | {

@@ -40,7 +40,7 @@ import { peerIdFromRegistered } from '@digicap/keyguard'
 import { attestForwardProtocol, handle, request } from '@digicap/protocol'
 import { onchainProof } from '@digicap/vrf'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { type ForwardRefusedError, VerifierJobError } from './errors.ts'
+import { type ForwardRefusedError, OwnEquivocationError, VerifierJobError } from './errors.ts'
 import { type JobForwards, jobForwards } from './forwarding.ts'
 import { pbftRounds, UNREACHABLE_PEER } from './pbft-round.ts'
 import { closeEndedJobs } from './signed-votes-jobs.ts'
@@ -316,6 +316,22 @@ export function verifierNode(
         if (accused.has(member)) return
         accused.add(member)
         const name = hex(roundId) === hex(beforeId) ? 'before' : 'final'
+        if (member === self.toLowerCase()) {
+          // Its own key's second vote (a second process holds it). Reporting itself races the
+          // members that caught it for the share of its own slash: when its reveal lands first it
+          // takes the share and none of them is paid (ADR 0092 amendment). The operator is told.
+          emit({
+            event: 'equivocation',
+            jobId,
+            round: name,
+            member: proof.member,
+            reported: false,
+            error: new OwnEquivocationError({
+              details: { round: name, phase: proof.a.phase, view: proof.a.view },
+            }),
+          })
+          return
+        }
         reports.push(
           chain.reportEquivocation(job.jobId, name, sorted, proof).then(
             (reported) =>
