@@ -27,6 +27,7 @@ import {
   ethersVerifierChain,
   type VerifierEvent,
   type VerifierNode,
+  verifierLine,
   verifierNode,
 } from '../src/node/index.ts'
 import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
@@ -224,6 +225,10 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
     })
     if (phase === 'observation') {
       await expect.poll(() => caught(eq), { timeout: 30_000 }).toEqual([ownKey])
+      // `serve` prints it so, not as a bare "equivocation".
+      expect(verifierLine(caught(eq)[0] as VerifierEvent).text).toMatch(
+        /equivocation of 0x[0-9a-fA-F]{40} in the before round: not reported \(This member's key signed a vote its node did not.*\)\. Stop every other process/,
+      )
     } else {
       for (const e of caught(eq)) expect(e).toEqual(ownKey)
     }

@@ -48,6 +48,14 @@ export function verifierLine(e: VerifierEvent): DaemonLine {
   } else if (e.event === 'job-failed') {
     Object.assign(doc, { error: (e.error as { code?: string }).code ?? e.error.name })
     what = `failed: ${e.error.message.split('\n')[0]}`
+  } else if (e.event === 'equivocation') {
+    Object.assign(doc, { round: e.round, member: e.member, reported: e.reported })
+    if (e.error !== undefined) doc.error = (e.error as { code?: string }).code ?? e.error.name
+    // The error's hint too: for this member's own key it is what the operator must do.
+    const hint = (e.error as { hint?: string } | undefined)?.hint
+    what = `equivocation of ${e.member} in the ${e.round} round: ${
+      e.reported ? 'reported, convicted' : 'not reported'
+    }${e.error === undefined ? '' : ` (${e.error.message.split('\n')[0]})`}${hint === undefined ? '' : `. ${hint}`}`
   } else if (e.event === 'forward-refused') {
     doc.reason = e.reason
     what = `forwarded answer refused: ${e.reason}`
