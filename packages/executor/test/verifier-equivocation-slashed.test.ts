@@ -8,7 +8,8 @@
  * sending through `serialSigner` as `serve` does. One member other than the leader (its account
  * also runs a stock node) signs two conflicting prepares of the before round (view 0) and sends
  * them to the three others over its own node's PBFT streams. No executor answers: every member
- * judges the before phase `missed` after `watchMs` and the before round decides a fail.
+ * judges the before phase `missed` after `watchMs` and the before round decides a fail. Each
+ * member's first reveal is dropped on its way to the node (ADR 0096 amendment): it is sent again.
  * The same again, in a world of its own, with two conflicting observations (ADR 0092): the
  * leader's pre-prepare carries one of them to the equivocator's own node, which then holds its
  * own key's conflicting observation and must not report itself (ADR 0092 amendment, helper 139):
@@ -77,14 +78,32 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
           )
       ).wait()
     }
+    const reveal = connectSettlement(
+      w.addresses as never,
+      w.other,
+    ).attestationHub.interface.getFunction('revealBeforeEquivocation')?.selector as string
     verifiers = wallets.map((wallet, i) => {
+      // As `serve` does: one nonce sequence per account. A bare Wallet gave a reveal sent while
+      // the member's certificate was in flight the same nonce (`nonce has already been used`):
+      // it fell back to the clear report and nobody was paid.
+      const runner = serialSigner(wallet)
+      if (phase === 'prepare') {
+        // Fault injection: each member's first reveal is dropped on its way to the node (an RPC
+        // error). Before, that member reported in the clear at once: convicted, nobody paid.
+        const sendTransaction = runner.sendTransaction.bind(runner)
+        let dropped = false
+        runner.sendTransaction = async (tx) => {
+          if (!dropped && String(tx.data).startsWith(reveal)) {
+            dropped = true
+            throw new Error('injected: the RPC dropped the reveal')
+          }
+          return sendTransaction(tx)
+        }
+      }
       const chain = ethersVerifierChain({
         addresses: w.addresses,
         settlement: w.addresses as never,
-        // As `serve` does: one nonce sequence per account. A bare Wallet gave a reveal sent
-        // while the member's certificate was in flight the same nonce (`nonce has already been
-        // used`): it fell back to the clear report and nobody was paid.
-        runner: serialSigner(wallet),
+        runner,
       })
       const report = chain.reportEquivocation.bind(chain)
       chain.reportEquivocation = (jobId, round, committee, proof) => {
@@ -236,7 +255,8 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
     const node = await w.c.nodeRegistry.getNode(member)
     expect(node.reputation).toBe(0n)
     expect(node.stake).toBe(STAKE - slash)
-    // The reporter was paid its share (ADR 0092).
+    // The reporter was paid its share (ADR 0092), in the prepare world through a second send of
+    // its reveal.
     const reporter = wallets[honest.find((i) => (caught(i)[0] as { reported: boolean }).reported)!]!
     expect(await w.c.nodeRegistry.payouts(reporter.address)).toBe(
       (slash * (await hub.reporterBps())) / 10_000n,

@@ -38,6 +38,9 @@ export interface EthersVerifierChainParameters {
   readonly revealWaitMs?: number
 }
 
+/** Sends of an equivocation reveal that still simulates before the report in the clear. */
+const REVEAL_SENDS = 3
+
 /** Reads of a granted job's `AccessGranted` event before giving up, and the pause between them. */
 const GRANT_LOG_TRIES = 30
 const GRANT_LOG_RETRY_MS = 1000
@@ -158,23 +161,28 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
     return STATUS[Number(job.status)] ?? 'none'
   }
   /** Simulates, then sends and waits; false when the simulation or the transaction reverts. */
-  const attempt = async (
+  /** `refused`: the simulation reverts, nothing sent; `failed`: the send or its wait threw. */
+  const send = async (
     call: { staticCall(...a: unknown[]): Promise<unknown>; (...a: unknown[]): Promise<unknown> },
     args: unknown[],
-  ): Promise<boolean> => {
+  ): Promise<'mined' | 'refused' | 'failed'> => {
     try {
       await call.staticCall(...args)
     } catch {
-      return false
+      return 'refused'
     }
     try {
       const tx = (await call(...args)) as { wait(): Promise<unknown> }
       await tx.wait()
-      return true
+      return 'mined'
     } catch {
-      return false
+      return 'failed'
     }
   }
+  const attempt = async (
+    call: { staticCall(...a: unknown[]): Promise<unknown>; (...a: unknown[]): Promise<unknown> },
+    args: unknown[],
+  ): Promise<boolean> => (await send(call, args)) === 'mined'
   return {
     chainId: BigInt(p.addresses.chainId),
     hub: normalizeAddress(p.settlement.attestationHub, 'attestationHub'),
@@ -371,8 +379,14 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
           if (BigInt(await provider.getBlockNumber()) >= readyAt) {
             const revealed =
               round === 'before' ? hub.revealBeforeEquivocation : hub.revealEquivocation
-            if (await attempt(revealed as never, [...args, reveal.reporter, reveal.salt])) {
-              return true
+            // A send that failed while the reveal still simulates (an RPC error, a dropped
+            // request) is sent again: the report in the clear below would give the share up.
+            // Lost to another reveal, it now simulates `AlreadyConvicted` and stops.
+            for (let tries = 0; tries < REVEAL_SENDS; tries++) {
+              const sent = await send(revealed as never, [...args, reveal.reporter, reveal.salt])
+              if (sent === 'mined') return true
+              if (sent === 'refused' || performance.now() > deadline) break
+              await wait(500)
             }
           }
           // A reveal mined while its wait failed (an RPC hiccup) still convicted for us: the
