@@ -104,8 +104,10 @@ export interface VerifierChain {
   /**
    * Proves a member's equivocation in `round` of `jobId`; `committee` ascending. Commits first
    * (`commitReport`) and reveals `revealDelay` blocks later (`revealEquivocation` /
-   * `revealBeforeEquivocation`: the reporter's share to this account, ADR 0096); when the reveal
-   * cannot come (no blocks, no address) it reports without the share (`reportEquivocation`).
+   * `revealBeforeEquivocation`: the reporter's share to this account, ADR 0096; a send that
+   * failed while the reveal still simulates is sent again, 3 sends at most); when the reveal
+   * cannot come (no blocks, no address, its sends fail) it reports without the share
+   * (`reportEquivocation`).
    * Resolves true when this call convicted it, false when the hub refused it (convicted
    * already, `AlreadyConvicted`; the job not seated).
    */
