@@ -160,8 +160,10 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
     const job = await hub.jobs(toHex(jobId))
     return STATUS[Number(job.status)] ?? 'none'
   }
-  /** Simulates, then sends and waits; false when the simulation or the transaction reverts. */
-  /** `refused`: the simulation reverts, nothing sent; `failed`: the send or its wait threw. */
+  /**
+   * Simulates, then sends and waits: `refused` when the simulation reverts (nothing sent),
+   * `failed` when the send or its wait threw (an RPC error, the transaction reverted).
+   */
   const send = async (
     call: { staticCall(...a: unknown[]): Promise<unknown>; (...a: unknown[]): Promise<unknown> },
     args: unknown[],
@@ -179,6 +181,7 @@ export function ethersVerifierChain(p: EthersVerifierChainParameters): VerifierC
       return 'failed'
     }
   }
+  /** {@link send}, true when mined. */
   const attempt = async (
     call: { staticCall(...a: unknown[]): Promise<unknown>; (...a: unknown[]): Promise<unknown> },
     args: unknown[],
