@@ -77,23 +77,59 @@ export async function setupChain(
 ): Promise<Chain> {
   const anvil = await startAnvil(options.chainId === undefined ? {} : { chainId: options.chainId })
   try {
-    return await deployed(anvil, options.auditWindow)
+    return await deployed(anvil, options)
   } catch (err) {
     await anvil.stop()
     throw err
   }
 }
 
-async function deployed(anvil: Anvil, auditWindow?: number): Promise<Chain> {
+/**
+ * Digicap's deployment by chain id and audit window: the state anvil dumped right after it, and
+ * its addresses. The deployment is the same transactions from the same accounts every time, so
+ * later chains of a run (vitest runs the files in one worker, `isolate: false`) load that state
+ * into their own fresh anvil (blocks, logs, nonces and all) instead of sending the ~3 s of
+ * deployment transactions again; the environment policy is still deployed on each chain.
+ */
+const deployments = new Map<string, Promise<{ state: string; addresses: DigicapAddresses }>>()
+
+async function deployedDigicap(
+  anvil: Anvil,
+  deployer: Wallet,
+  options: { chainId?: number; auditWindow?: number },
+): Promise<DigicapAddresses> {
+  const key = `${options.chainId ?? 'default'}/${options.auditWindow ?? 'default'}`
+  const kept = await deployments.get(key)?.catch(() => undefined)
+  if (kept !== undefined) {
+    if ((await anvil.provider.send('anvil_loadState', [kept.state])) !== true) {
+      throw new Error('anvil_loadState refused the kept Digicap deployment')
+    }
+    return kept.addresses
+  }
+  const deployment = (async () => {
+    const addresses = await deployDigicap(deployer, {
+      minStake: MIN_STAKE,
+      grantWindow: GRANT_WINDOW,
+      disputeWindow: 3600,
+      unbondingDelay: 3600,
+      ...(options.auditWindow === undefined ? {} : { auditWindow: options.auditWindow }),
+    })
+    const state = String(await anvil.provider.send('anvil_dumpState', []))
+    return { state, addresses }
+  })()
+  // A failed deployment is not kept: the next chain deploys again.
+  deployments.set(key, deployment)
+  deployment.catch(() => deployments.delete(key))
+  return (await deployment).addresses
+}
+
+async function deployed(
+  anvil: Anvil,
+  options: { chainId?: number; auditWindow?: number },
+): Promise<Chain> {
   const [deployer, owner, executor, other] = anvil.signers as Wallet[]
   if (owner?.address !== TEST_OWNER) throw new Error('chain.owner is not TEST_OWNER')
-  const addresses = await deployDigicap(deployer as Wallet, {
-    minStake: MIN_STAKE,
-    grantWindow: GRANT_WINDOW,
-    disputeWindow: 3600,
-    unbondingDelay: 3600,
-    ...(auditWindow === undefined ? {} : { auditWindow }),
-  })
+  const addresses = await deployedDigicap(anvil, deployer as Wallet, options)
   const c = connectDigicap(addresses, deployer as Wallet)
   const measurement = hexlify(randomBytes(32))
   const policy = await deployPolicy(owner as Wallet, environment(measurement), {
