@@ -9,7 +9,7 @@ import { generateX25519KeyPair } from '@digicap/capsule-core'
 import { getAddress, hexlify, Wallet } from 'ethers'
 import { afterAll, describe, expect, it } from 'vitest'
 import { keyReleaser, type ReleaseEvent } from '../src/release/key-releaser.ts'
-import { type KeyguardParts, keyguardParts, storeKey, TEST_OWNER } from './helpers/world.ts'
+import { type KeyguardParts, keyguardParts, storeKey, TEST_OWNER, until } from './helpers/world.ts'
 
 /** An identity-multihash Ed25519 peer id: the executor's registered id, never reachable. */
 const PEER = new Uint8Array([0, 36, 8, 1, 18, 32, ...randomBytes(32)])
@@ -75,7 +75,8 @@ describe('a key releaser turn after the grant expired', () => {
     expect(await r.accept(log)).toBe('queued')
     await new Promise((res) => setTimeout(res, 200))
     verdict = 'serve' // the audit landed: the next look (2.5 s later) comes after the expiry
-    await new Promise((res) => setTimeout(res, 4000))
+    // Its refusal is final: stopped once it is out, not after a fixed 4 s.
+    await until(() => events.some((e) => e.type === 'grant-refused'), 10_000)
     await r.stop()
     expect(events.map((e) => e.type)).toContain('grant-held')
     expect(events).toContainEqual(
