@@ -64,6 +64,7 @@ export {
 export {
   activateCredential,
   createEkPrimary,
+  derSequence,
   EK_AUTH_POLICY,
   EK_RSA_CERTIFICATE_INDEX,
   ekRsaPublicArea,

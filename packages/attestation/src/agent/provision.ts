@@ -8,7 +8,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runTpm2Tool, type Tpm2ToolsOptions, TpmHandleError } from '@digicap/tpm'
+import { derSequence, runTpm2Tool, type Tpm2ToolsOptions, TpmHandleError } from '@digicap/tpm'
 import { type Credential, encodeCredentialFile } from '../credential/make-credential.ts'
 
 export type KeyKind = 'rsa' | 'ecc'
@@ -76,18 +76,6 @@ export async function readEkCertificate(
     // NV indices are often larger than their certificate and padded: keep the DER SEQUENCE only
     return derSequence(der)
   })
-}
-
-/** The leading DER SEQUENCE of `bytes` (its tag and length say how long it is). */
-function derSequence(bytes: Uint8Array): Uint8Array {
-  if (bytes[0] !== 0x30 || bytes.length < 2) return bytes
-  const first = bytes[1] as number
-  if (first < 0x80) return bytes.subarray(0, 2 + first)
-  const octets = first & 0x7f
-  if (octets === 0 || octets > 3 || bytes.length < 2 + octets) return bytes
-  let length = 0
-  for (let i = 0; i < octets; i++) length = (length << 8) | (bytes[2 + i] as number)
-  return bytes.subarray(0, Math.min(bytes.length, 2 + octets + length))
 }
 
 export async function createEk(

@@ -99,8 +99,11 @@ export async function readEkCertificateNv(
 
 const TPM_CC_NV_READ = 0x14e
 
-/** The leading DER SEQUENCE of `bytes` (its tag and length say how long it is). */
-function derSequence(bytes: Uint8Array): Uint8Array {
+/**
+ * The leading DER SEQUENCE of `bytes` (its tag and length say how long it is): NV indices are
+ * often larger than the certificate they hold and padded. Anything else is returned as is.
+ */
+export function derSequence(bytes: Uint8Array): Uint8Array {
   if (bytes[0] !== 0x30 || bytes.length < 2) return bytes
   const first = bytes[1] as number
   if (first < 0x80) return bytes.subarray(0, 2 + first)
