@@ -56,7 +56,9 @@ beforeAll(async () => {
   })
   capsules = w.capsules
   capsuleId = w.capsuleId
-}, 60_000)
+  // 36 capsules sealed and registered (~11 s alone): in CI, beside the executor lane on 2 cores,
+  // it once took over 60 s (ci0257). Only set-up time; the flood's own limits are unchanged.
+}, 180_000)
 
 afterAll(() => w?.stop())
 
