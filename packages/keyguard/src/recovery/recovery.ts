@@ -35,6 +35,8 @@ export const ETHEREUM_PATH = "m/44'/60'/0'/0/0"
  * transactions (fast-path audit records), so they never race the owner's for a nonce.
  */
 export const OPERATOR_PATH = "m/44'/60'/0'/0/1"
+/** The parent of both accounts ({@link ETHEREUM_PATH} is its child 0, {@link OPERATOR_PATH} child 1). */
+const ACCOUNTS_PATH = "m/44'/60'/0'/0"
 /** HKDF `info` of the X25519 recovery key. */
 export const RECOVERY_KEY_INFO = 'digicap/recovery-x25519/v1'
 /** HKDF `info` of the libp2p Ed25519 identity seed. */
@@ -132,13 +134,17 @@ export async function deriveOwnerIdentity(
     // bip32 (and ripemd160) load only when a mnemonic is turned into keys (ADR 0051).
     const { HDKey } = await import('@scure/bip32')
     const root = HDKey.fromMasterSeed(seed)
-    const account = root.derive(ETHEREUM_PATH)
+    // Both accounts are children of m/44'/60'/0'/0: derived once, not once per path (every
+    // BIP-32 node computes a secp256k1 public key: 7 nodes instead of 11, 5–8 ms of each start).
+    const parent = root.derive(ACCOUNTS_PATH)
+    root.wipePrivateData()
+    const account = parent.deriveChild(0)
     const ethereumPrivateKey = Uint8Array.from(account.privateKey!)
     account.wipePrivateData()
-    const operatorAccount = root.derive(OPERATOR_PATH)
+    const operatorAccount = parent.deriveChild(1)
     const operatorPrivateKey = Uint8Array.from(operatorAccount.privateKey!)
     operatorAccount.wipePrivateData()
-    root.wipePrivateData()
+    parent.wipePrivateData()
     const recoveryPrivate = hkdf(sha256, seed, undefined, utf8(RECOVERY_KEY_INFO), 32)
     const recoveryPublic = x25519PublicKey(recoveryPrivate)
     return {
