@@ -37,6 +37,7 @@ export type ToMember =
   | { type: 'go'; job: number }
   | { type: 'end'; job: number }
   | { type: 'status'; job: number }
+  | { type: 'exchange'; job: number }
   | { type: 'exit' }
 
 export type FromMember =
@@ -56,6 +57,8 @@ export type FromMember =
     }
   | { type: 'ended'; job: number; sent: number; cpuMs: number }
   | { type: 'status'; job: number; report: string }
+  /** The null exchange's decision at this member: when, its CPU from "go", messages it sent. */
+  | { type: 'exchanged'; job: number; at: number; cpuMs: number; sent: number }
   | { type: 'failed'; error: string }
 
 const ECHO = '/digicap/bench-echo/1.0.0'
@@ -86,6 +89,102 @@ const mux = await createPbftMux({ node, maxSessions: 4 })
 await node.handle(ECHO, async (stream: Stream) => {
   for await (const body of readMessages(stream)) await sendMessage(stream, body)
   await stream.close().catch(() => {})
+})
+
+/**
+ * The null exchange (the bench's floor for any protocol with PBFT's message pattern here): the
+ * same four message steps as a decision (observations all to all; the leader's pre-prepare once
+ * it holds 2f + 1 observations; prepares all to all; commits all to all once prepared; decided
+ * on 2f + 1 commits), votes of a vote's size, on one kept stream per pair of these same nodes,
+ * and nothing else: no signatures, no EIP-712, no CBOR, no PBFT state, no resends.
+ */
+const EXCHANGE = '/digicap/bench-exchange/1.0.0'
+/** About a signed vote's encoding (phase, view, job id, verdict, evidence hash, signature). */
+const VOTE_BYTES = 200
+const STEP = { observation: 0, prePrepare: 1, prepare: 2, commit: 3 } as const
+const quorum = 2 * Math.floor((size - 1) / 3) + 1
+const exchangeStreams = new Map<number, Stream>()
+interface Exchange {
+  started?: NodeJS.CpuUsage
+  observations: number
+  prePrepared: boolean
+  prepares: number
+  commits: number
+  sentPrepare: boolean
+  sentCommit: boolean
+  decided: boolean
+  sent: number
+}
+const exchanges = new Map<number, Exchange>()
+const exchangesDone = new Set<number>()
+
+function exchangeOf(job: number): Exchange | undefined {
+  if (exchangesDone.has(job)) return undefined
+  let x = exchanges.get(job)
+  if (x === undefined) {
+    x = {
+      observations: 0,
+      prePrepared: false,
+      prepares: 0,
+      commits: 0,
+      sentPrepare: false,
+      sentCommit: false,
+      decided: false,
+      sent: 0,
+    }
+    exchanges.set(job, x)
+  }
+  return x
+}
+
+function broadcast(x: Exchange, job: number, step: number, bytes: number): void {
+  const body = new Uint8Array(bytes)
+  body[0] = step
+  new DataView(body.buffer).setInt32(1, job)
+  for (const stream of exchangeStreams.values()) {
+    x.sent++
+    sendMessage(stream, body).catch((err: unknown) => tell({ type: 'failed', error: String(err) }))
+  }
+}
+
+/** What a member sends next, as PBFT's normal case orders it (index 0 leads). */
+function advance(x: Exchange, job: number): void {
+  if (x.started === undefined || x.decided) return
+  if (index === 0 && !x.prePrepared && x.observations >= quorum) {
+    x.prePrepared = true // the leader's pre-prepare stands for its prepare (SPEC-PBFT)
+    broadcast(x, job, STEP.prePrepare, VOTE_BYTES * (quorum + 1)) // observations as its proof
+  }
+  if (index !== 0 && x.prePrepared && !x.sentPrepare) {
+    x.sentPrepare = true
+    x.prepares++
+    broadcast(x, job, STEP.prepare, VOTE_BYTES)
+  }
+  if (x.prePrepared && x.prepares >= quorum - 1 && !x.sentCommit) {
+    x.sentCommit = true
+    x.commits++
+    broadcast(x, job, STEP.commit, VOTE_BYTES)
+  }
+  if (x.commits >= quorum) {
+    x.decided = true
+    const used = process.cpuUsage(x.started)
+    const cpuMs = (used.user + used.system) / 1000
+    tell({ type: 'exchanged', job, at: now(), cpuMs, sent: x.sent })
+    exchanges.delete(job)
+    exchangesDone.add(job)
+  }
+}
+
+await node.handle(EXCHANGE, async (stream: Stream) => {
+  for await (const body of readMessages(stream)) {
+    const job = new DataView(body.buffer, body.byteOffset, body.byteLength).getInt32(1)
+    const x = exchangeOf(job)
+    if (x === undefined) continue
+    if (body[0] === STEP.observation) x.observations++
+    else if (body[0] === STEP.prePrepare) x.prePrepared = true
+    else if (body[0] === STEP.prepare) x.prepares++
+    else if (body[0] === STEP.commit) x.commits++
+    advance(x, job)
+  }
 })
 
 let peers: { peerId: string; addrs: string[] }[] = []
@@ -188,6 +287,10 @@ async function onMessage(m: ToMember): Promise<void> {
       peers = m.peers
       const t0 = performance.now()
       const dialed = await mesh(m.parallel)
+      for (const [j, p] of peers.entries()) {
+        if (j === index) continue
+        exchangeStreams.set(j, await node.dialProtocol(peerIdFromString(p.peerId), EXCHANGE))
+      }
       tell({ type: 'meshed', dialed, ms: performance.now() - t0 })
       return
     }
@@ -287,6 +390,15 @@ async function onMessage(m: ToMember): Promise<void> {
         connections: node.getConnections().length,
       }
       tell({ type: 'status', job: m.job, report: JSON.stringify(report) })
+      return
+    }
+    case 'exchange': {
+      const x = exchangeOf(m.job)
+      if (x === undefined) return
+      x.started = process.cpuUsage()
+      x.observations++
+      broadcast(x, m.job, STEP.observation, VOTE_BYTES)
+      advance(x, m.job)
       return
     }
     case 'exit':

@@ -21,6 +21,10 @@
  * The verdict is the committee's decision: the last member's `verdict` (2f+1 counted commits).
  * The certificate is the submitter's (the view-0 leader's `certify()`), timed from the same "go".
  *
+ * The null exchange (pbft-member.ts), one before each timed decision on the same nodes: PBFT's
+ * four message steps with 200-byte messages and nothing else (no signatures, encoding, state or
+ * resends): what any implementation over these nodes needs on this box at least.
+ *
  * CPU floors: with a core per member a verdict cannot come before the slowest member's CPU up to
  * its verdict + 3 RTT; with the n processes on this box's cores, before the sum of the members'
  * CPU from "go" to the end of the job / cores + 3 RTT.
@@ -46,6 +50,8 @@ const WARM_UPS = 3
 const VIEW_TIMEOUT = 600_000
 /** A decision not done after this long prints every member's status (and again each period). */
 const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 60_000)
+/** pbft-member.ts's null-exchange vote size, for the printout. */
+const VOTE_BYTES_NOTE = '200-byte votes'
 const MEMBER = fileURLToPath(new URL('./pbft-member.ts', import.meta.url))
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
@@ -137,6 +143,20 @@ async function decide(members: Member[], job: number, mode: Mode) {
   }
 }
 
+/** The null exchange (pbft-member.ts): PBFT's message steps alone, on the same nodes. */
+async function exchange(members: Member[], job: number) {
+  const t0 = now()
+  for (const m of members) m.send({ type: 'exchange', job })
+  const done = await Promise.all(members.map((m) => m.next('exchanged')))
+  // Let the last commits land, so they do not fall into the next measurement.
+  await new Promise((r) => setTimeout(r, 50))
+  return {
+    ms: Math.max(...done.map((d) => d.at)) - t0,
+    cpu: median(done.map((d) => d.cpuMs)),
+    sent: done.reduce((s, d) => s + d.sent, 0),
+  }
+}
+
 const modeList =
   process.env.BENCH_MODES === 'all'
     ? 'on-request,at-decision,on-arrival'
@@ -170,6 +190,9 @@ for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
     for (let w = 1; w <= WARM_UPS; w++) await decide(members, -job - w, check)
     job += WARM_UPS
   }
+  for (let w = 1; w <= WARM_UPS; w++) await exchange(members, -job - w)
+  job += WARM_UPS
+  const nulls: Awaited<ReturnType<typeof exchange>>[] = []
   // The modes take turns, each decision after a round trip sample: the load moves, and both
   // modes and the baseline see the same load.
   const load = loadavg()[0] as number
@@ -177,6 +200,7 @@ for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
   const runs = new Map(checks.map((c) => [c, [] as Awaited<ReturnType<typeof decide>>[]]))
   const loads: number[] = [load]
   for (let r = 0; r < ROUNDS; r++) {
+    nulls.push(await exchange(members, job++))
     for (const check of checks) {
       rtts.push((await roundTrip(10, false)).kept)
       const last = await decide(members, job++, check)
@@ -191,6 +215,13 @@ for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
   }
   const rtt = median(rtts)
   const goal = 3 * rtt + 5
+  const nullMs = median(nulls.map((x) => x.ms))
+  const nullCpu = median(nulls.map((x) => x.cpu))
+  console.log(
+    `n=${n} null exchange (PBFT's four message steps of ${VOTE_BYTES_NOTE} on the same nodes and streams; no signatures, encoding or state): ` +
+      `${nullMs.toFixed(1)} ms (median of ${nulls.length}), ×${(nullMs / goal).toFixed(2)} the goal; ` +
+      `CPU ${nullCpu.toFixed(1)} ms per member; ${median(nulls.map((x) => x.sent))} messages`,
+  )
   for (const check of checks) {
     const mine = runs.get(check) ?? []
     const of = (f: (x: (typeof mine)[number]) => number) => median(mine.map(f))
@@ -203,17 +234,18 @@ for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
     const sharedFloor = of((x) => x.cpuToEndSum) / cores + 3 * rtt
     const ownCoreFloor = cpuToDecisionMax + 3 * rtt
     const messages = of((x) => x.sent)
+    const overNull = latency / nullMs
     const mineLoads = `${Math.min(...loads).toFixed(0)}–${Math.max(...loads).toFixed(0)}`
     rows.push(
       `| ${n} | ${check} | ${latency.toFixed(1)} ms (${ROUNDS}) | ${certificate.toFixed(1)} ms | ${rtt.toFixed(2)} ms | ` +
-        `×${(latency / goal).toFixed(2)} | ${messages} | ${cpuToDecision.toFixed(1)} / ${cpuToDecisionMax.toFixed(1)} / ` +
+        `×${(latency / goal).toFixed(2)} | ${nullMs.toFixed(1)} ms (×${(nullMs / goal).toFixed(2)}) | ×${overNull.toFixed(1)} | ${messages} | ${cpuToDecision.toFixed(1)} / ${cpuToDecisionMax.toFixed(1)} / ` +
         `${cpuToEnd.toFixed(1)} ms | ${certificateCpu.toFixed(1)} ms | ` +
         `${ownCoreFloor.toFixed(1)} ms (×${(ownCoreFloor / goal).toFixed(2)}) | ${sharedFloor.toFixed(0)} ms | ${mineLoads} |`,
     )
     console.log(
       `n=${n} ${check}: verdict ${latency.toFixed(1)} ms, submitter's certificate ${certificate.toFixed(1)} ms (medians of ${ROUNDS}); ` +
         `round trip ${rtt.toFixed(2)} ms (kept stream, median of ${rtts.length} samples of 10; ${freshRtt.toFixed(2)} ms on a fresh stream); ` +
-        `goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms, verdict / goal ×${(latency / goal).toFixed(2)}; ${messages} messages\n` +
+        `goal 3 RTT + 5 ms = ${goal.toFixed(1)} ms, verdict / goal ×${(latency / goal).toFixed(2)}, verdict / null exchange ×${overNull.toFixed(1)}; ${messages} messages\n` +
         `  CPU per member per decision: ${cpuToDecision.toFixed(1)} ms to its verdict (median member), ${cpuToDecisionMax.toFixed(1)} ms (slowest member), ` +
         `${cpuToEnd.toFixed(1)} ms go→end (median member); the submitter ${certificateCpu.toFixed(1)} ms to its certificate\n` +
         `  floor with a core per member: ${ownCoreFloor.toFixed(1)} ms (slowest member's CPU to its verdict + 3 RTT, ×${(ownCoreFloor / goal).toFixed(2)} the goal); ` +
@@ -224,7 +256,7 @@ for (const n of sizes.length === 0 ? [4, 7, 31] : sizes) {
   await Promise.all(members.map((m) => new Promise((r) => m.child.once('exit', r))))
 }
 console.log(
-  `\n| n | mode | verdict (median of) | certificate (submitter) | RTT (kept stream) | verdict / (3 RTT + 5 ms) | messages | CPU / member to verdict: median / slowest / go→end | CPU, submitter to certificate | floor, a core per member (/ goal) | floor, ${cores} cores shared | load |`,
+  `\n| n | mode | verdict (median of) | certificate (submitter) | RTT (kept stream) | verdict / (3 RTT + 5 ms) | null exchange (/ goal) | verdict / null | messages | CPU / member to verdict: median / slowest / go→end | CPU, submitter to certificate | floor, a core per member (/ goal) | floor, ${cores} cores shared | load |`,
 )
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (const row of rows) console.log(row)
