@@ -15,6 +15,7 @@ export const ONE_SHOT_EXTERNAL = [
   '@jitl/quickjs-wasmfile-release-sync', // its wasm by import.meta.resolve
   'quickjs-emscripten-core',
   '@bjorn3/browser_wasi_shim',
+  'tiny-secp256k1', // committee's vote checks: its wasm is read beside its own module (ADR 0098)
 ]
 
 /** The part of esbuild's plugin API used here (esbuild comes with tsup, not as a dependency). */

@@ -9,7 +9,6 @@ import {
   type DigicapSigner,
   encodeTypedDataType,
   InvalidArgumentError,
-  normalizeAddress,
   signTypedDataWith,
   type TypedData,
   type TypedDataField,
@@ -113,7 +112,7 @@ export async function signAttestChallenge(
 ): Promise<SignedAttestChallenge> {
   const digest = attestChallengeDigest(domain, c)
   const signature = await signTypedDataWith(signer, attestChallengeTypedData(domain, c), (sig) =>
-    recoverSigner(digest, sig, normalizeAddress(signer.address, 'signer.address')),
+    recoverSigner(digest, sig),
   )
   return { jobId: c.jobId, blockHash: c.blockHash, seq: c.seq, signature }
 }

@@ -333,7 +333,7 @@ export class PbftReplica {
     if (stored) {
       let recovered: Address | undefined
       try {
-        recovered = recoverSigner(digest, signature, signer.address)
+        recovered = recoverSigner(digest, signature)
       } catch {
         recovered = undefined
       }

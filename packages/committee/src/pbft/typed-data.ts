@@ -209,19 +209,23 @@ export async function signVote(
   const recover =
     options.check === false
       ? () => normalizeAddress(signer.address, 'signer.address')
-      : (sig: Uint8Array) => recoverSigner(digest, sig, signer.address)
+      : (sig: Uint8Array) => recoverSigner(digest, sig)
   const signature = await signTypedDataWith(signer, voteTypedData(domain, vote), recover)
   return { ...vote, signature }
 }
 
 /**
  * The member that signed `vote` (what `ecrecover` gives on chain). `expected`, the member the
- * vote claims to be from, only makes the check cheaper (signature-check.ts); the answer is the
- * same with or without it.
+ * vote claims to be from, changes nothing since ADR 0098 (it made noble's check cheaper); it is
+ * kept for callers that pass it.
  *
  * @throws {CapsuleSignatureError} for a malformed or high-s signature.
  * @throws {InvalidArgumentError} for a bad vote.
  */
-export function recoverVoteSigner(domain: PbftDomain, vote: PbftVote, expected?: Address): Address {
-  return recoverSigner(voteDigest(domain, vote), vote.signature, expected)
+export function recoverVoteSigner(
+  domain: PbftDomain,
+  vote: PbftVote,
+  _expected?: Address,
+): Address {
+  return recoverSigner(voteDigest(domain, vote), vote.signature)
 }
