@@ -14,7 +14,6 @@
  * slashes (ADR 0092). With the record it signs no such vote: its first observation stands, it
  * prepares and commits with A and B, and the round decides (it could not without C).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -44,29 +43,16 @@ import {
   type VerifierNode,
   verifierNode,
 } from '../src/node/index.ts'
+import { type VerifierLife as Life, startVerifierLife } from './helpers/verifier-life.ts'
 import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
-const CHILD = join(import.meta.dirname, 'scripts', 'verifier-child.ts')
 const PHASES: Record<string, PbftPhase> = {
   PrePrepare: 'pre-prepare',
   Prepare: 'prepare',
   Commit: 'commit',
   Observation: 'observation',
   ViewChange: 'view-change',
-}
-
-interface Doc {
-  event: string
-  [k: string]: unknown
-}
-
-/** One life of C: its process and the JSON lines it printed. */
-interface Life {
-  proc: ChildProcess
-  docs: Doc[]
-  stderr: () => string
-  exited: Promise<void>
 }
 
 let w: World
@@ -85,25 +71,7 @@ let recordBytes: Uint8Array
 let startServing: () => Promise<void>
 
 function startLife(config: Record<string, unknown>): Life {
-  const proc = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CHILD], {
-    env: { ...process.env, VERIFIER_CHILD: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const docs: Doc[] = []
-  let out = ''
-  let err = ''
-  proc.stdout?.on('data', (d) => {
-    out += d
-    for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
-      docs.push(JSON.parse(out.slice(0, i)) as Doc)
-      out = out.slice(i + 1)
-    }
-  })
-  proc.stderr?.on('data', (d) => {
-    err += d
-  })
-  const exited = new Promise<void>((resolve) => proc.on('close', () => resolve()))
-  const life = { proc, docs, stderr: () => err.slice(-4000), exited }
+  const life = startVerifierLife(config)
   lives.push(life)
   return life
 }

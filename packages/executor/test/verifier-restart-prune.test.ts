@@ -14,7 +14,6 @@
  * Fail safe: a job the hub cannot be asked about (a lying RPC), or one it does not know, keeps
  * its slots; one still open keeps them and is rejoined.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,21 +28,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeEndedJobs, ethersVerifierChain, fileSignedVotes } from '../src/node/index.ts'
+import { type VerifierLife as Life, startVerifierLife } from './helpers/verifier-life.ts'
 import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
-const CHILD = join(import.meta.dirname, 'scripts', 'verifier-child.ts')
-
-interface Doc {
-  event: string
-  [k: string]: unknown
-}
-interface Life {
-  proc: ChildProcess
-  docs: Doc[]
-  stderr: () => string
-  exited: Promise<void>
-}
 
 let w: World
 let dir: string
@@ -53,25 +41,7 @@ const lives: Life[] = []
 const seedC = hexlify(randomBytes(32)) as `0x${string}`
 
 function startLife(config: Record<string, unknown>): Life {
-  const proc = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', CHILD], {
-    env: { ...process.env, VERIFIER_CHILD: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const docs: Doc[] = []
-  let out = ''
-  let err = ''
-  proc.stdout?.on('data', (d) => {
-    out += d
-    for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
-      docs.push(JSON.parse(out.slice(0, i)) as Doc)
-      out = out.slice(i + 1)
-    }
-  })
-  proc.stderr?.on('data', (d) => {
-    err += d
-  })
-  const exited = new Promise<void>((resolve) => proc.on('close', () => resolve()))
-  const life = { proc, docs, stderr: () => err.slice(-4000), exited }
+  const life = startVerifierLife(config)
   lives.push(life)
   return life
 }
