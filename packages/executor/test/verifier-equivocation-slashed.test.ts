@@ -18,11 +18,10 @@
  */
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
 import { beforeRoundId, pbftDomain, signVote } from '@digicap/committee'
-import { attested, connectSettlement, createProvider, serialSigner } from '@digicap/contracts'
-import { deployPolicy } from '@digicap/contracts/compiler'
+import { connectSettlement, createProvider, serialSigner } from '@digicap/contracts'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
 import { encodePbftMessage, PBFT_PROTOCOL, sendMessage } from '@digicap/protocol'
-import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
+import { getBytes, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ethersVerifierChain,
@@ -31,7 +30,7 @@ import {
   verifierLine,
   verifierNode,
 } from '../src/node/index.ts'
-import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
+import { openAttestedJob, setupWorld, type World } from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 
@@ -139,25 +138,7 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
   })
 
   it('is reported on chain by the members that caught it, once, and ends slashed', async () => {
-    const policy = await deployPolicy(w.owner, attested(), {
-      nodeRegistry: w.addresses.nodeRegistry,
-    })
-    const capsule = await makeCapsule(w, {
-      plaintext: new TextEncoder().encode('job'),
-      runtime: { kind: 'data' },
-      policy: policy.address,
-    })
-    const ac = w.c.accessController
-    const receipt = await (
-      await ac
-        .connect(w.executorWallet)
-        .requestAccess(capsule.capsuleId, hexlify(randomBytes(32)), hexlify(w.measurement), '0x')
-    ).wait()
-    const grantId = (
-      ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
-    ).toLowerCase()
-    const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
-    await (await hub.connect(w.other).openJob(grantId)).wait()
+    const { grantId, hub } = await openAttestedJob(w)
 
     // The equivocator: a member other than the leader, so that the leader's pre-prepare reaches
     // its node (the leader's own node would not see its key's second observation).

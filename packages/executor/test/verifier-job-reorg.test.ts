@@ -17,7 +17,7 @@ import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
 import { getBytes, hexlify, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ethersVerifierChain, type VerifierEvent, verifierNode } from '../src/node/index.ts'
-import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
+import { makeCapsule, requestAttestedGrant, setupWorld, type World } from './helpers/world.ts'
 
 let w: World
 let node: DigicapNode
@@ -40,26 +40,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 describe('verifier job watch across a reorg', () => {
   it('finds a JobOpened that a reorg put into a block it had already read', async () => {
     const provider = w.anvil.provider
-    const policy = await deployPolicy(w.owner, attested(), {
-      nodeRegistry: w.addresses.nodeRegistry,
+    const { grantId } = await requestAttestedGrant(w, {
+      nonce: new Uint8Array(32).fill(3),
     })
-    const capsule = await makeCapsule(w, {
-      plaintext: new TextEncoder().encode('job'),
-      runtime: { kind: 'data' },
-      policy: policy.address,
-    })
-    const ac = w.c.accessController
-    const receipt = await (
-      await ac
-        .connect(w.executorWallet)
-        .requestAccess(
-          capsule.capsuleId,
-          hexlify(new Uint8Array(32).fill(3)),
-          hexlify(w.measurement),
-          '0x',
-        )
-    ).wait()
-    const grantId = ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
     const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
     const open = await hub.connect(w.other).openJob.populateTransaction(grantId)
     const signedOpen = await (w.other as Wallet).signTransaction(

@@ -27,8 +27,7 @@ import {
   equivocationCall,
   hubCommittee,
 } from '@digicap/committee'
-import { attested, connectSettlement, createProvider } from '@digicap/contracts'
-import { deployPolicy } from '@digicap/contracts/compiler'
+import { createProvider } from '@digicap/contracts'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p'
 import type { PbftPhase, PbftVote } from '@digicap/protocol'
@@ -44,7 +43,7 @@ import {
   verifierNode,
 } from '../src/node/index.ts'
 import { type VerifierLife as Life, startVerifierLife } from './helpers/verifier-life.ts'
-import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
+import { openAttestedJob, setupWorld, type World } from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 const PHASES: Record<string, PbftPhase> = {
@@ -208,25 +207,7 @@ describe('a verifier killed mid-round and restarted on its data folder (ADR 0093
       .poll(() => first.docs.some((d) => d.event === 'ready'), { timeout: 30_000 })
       .toBe(true)
 
-    const policy = await deployPolicy(w.owner, attested(), {
-      nodeRegistry: w.addresses.nodeRegistry,
-    })
-    const capsule = await makeCapsule(w, {
-      plaintext: new TextEncoder().encode('job'),
-      runtime: { kind: 'data' },
-      policy: policy.address,
-    })
-    const ac = w.c.accessController
-    const receipt = await (
-      await ac
-        .connect(w.executorWallet)
-        .requestAccess(capsule.capsuleId, hexlify(randomBytes(32)), hexlify(w.measurement), '0x')
-    ).wait()
-    const grantId = (
-      ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
-    ).toLowerCase()
-    const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
-    await (await hub.connect(w.other).openJob(grantId)).wait()
+    const { grantId, hub } = await openAttestedJob(w)
     // D is seated by its ticket and never heard again.
     const chainD = ethersVerifierChain({
       addresses: w.addresses,

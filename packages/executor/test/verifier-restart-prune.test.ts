@@ -20,8 +20,7 @@ import { join } from 'node:path'
 import { toHex } from '@digicap/capsule-core'
 import { writeFileAtomic } from '@digicap/cli-kit'
 import { beforeRoundId, drawTicket, pbftDomain } from '@digicap/committee'
-import { attested, connectSettlement, createProvider } from '@digicap/contracts'
-import { deployPolicy } from '@digicap/contracts/compiler'
+import { createProvider } from '@digicap/contracts'
 import { privateKeyFromSeed } from '@digicap/p2p'
 import { onchainProof } from '@digicap/vrf'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -29,7 +28,7 @@ import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeEndedJobs, ethersVerifierChain, fileSignedVotes } from '../src/node/index.ts'
 import { type VerifierLife as Life, startVerifierLife } from './helpers/verifier-life.ts'
-import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
+import { openAttestedJob, setupWorld, type World } from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 
@@ -98,25 +97,7 @@ describe('a verifier restarted after its job ended further back than its look-ba
       .poll(() => first.docs.some((d) => d.event === 'ready'), { timeout: 30_000 })
       .toBe(true)
 
-    const policy = await deployPolicy(w.owner, attested(), {
-      nodeRegistry: w.addresses.nodeRegistry,
-    })
-    const capsule = await makeCapsule(w, {
-      plaintext: new TextEncoder().encode('job'),
-      runtime: { kind: 'data' },
-      policy: policy.address,
-    })
-    const ac = w.c.accessController
-    const receipt = await (
-      await ac
-        .connect(w.executorWallet)
-        .requestAccess(capsule.capsuleId, hexlify(randomBytes(32)), hexlify(w.measurement), '0x')
-    ).wait()
-    const grantId = (
-      ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
-    ).toLowerCase()
-    const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
-    await (await hub.connect(w.other).openJob(grantId)).wait()
+    const { grantId, hub } = await openAttestedJob(w)
     const jobId = getBytes(grantId)
     // The three others are seated by their tickets and never heard.
     for (const wallet of wallets.slice(1)) {

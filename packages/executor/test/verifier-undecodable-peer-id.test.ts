@@ -15,10 +15,9 @@
  * (the attacker) registered with the peer id bytes 0x01, running the stock verifier.
  */
 import { privateKeySigner } from '@digicap/capsule-core'
-import { attested, connectSettlement, createProvider } from '@digicap/contracts'
-import { deployPolicy } from '@digicap/contracts/compiler'
+import { createProvider } from '@digicap/contracts'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
-import { getBytes, hexlify, parseEther, type Wallet } from 'ethers'
+import { getBytes, parseEther, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ethersVerifierChain,
@@ -26,7 +25,7 @@ import {
   type VerifierNode,
   verifierNode,
 } from '../src/node/index.ts'
-import { makeCapsule, setupWorld, type World } from './helpers/world.ts'
+import { openAttestedJob, setupWorld, type World } from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 let w: World
@@ -83,30 +82,9 @@ afterAll(async () => {
 
 describe('review 118: a seated member whose registered peer id does not decode', () => {
   it('is a silent member to the others: each honest member still opens its PBFT rounds', async () => {
-    const policy = await deployPolicy(w.owner, attested(), {
-      nodeRegistry: w.addresses.nodeRegistry,
+    const { grantId } = await openAttestedJob(w, {
+      nonce: new Uint8Array(32).fill(5),
     })
-    const capsule = await makeCapsule(w, {
-      plaintext: new TextEncoder().encode('job'),
-      runtime: { kind: 'data' },
-      policy: policy.address,
-    })
-    const ac = w.c.accessController
-    const receipt = await (
-      await ac
-        .connect(w.executorWallet)
-        .requestAccess(
-          capsule.capsuleId,
-          hexlify(new Uint8Array(32).fill(5)),
-          hexlify(w.measurement),
-          '0x',
-        )
-    ).wait()
-    const grantId = (
-      ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
-    ).toLowerCase()
-    const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
-    await (await hub.connect(w.other).openJob(grantId)).wait()
     // Each honest member ends its job's start one way or the other: its committee, or a failure.
     const outcome = (i: number) =>
       (eventsOf[i] as VerifierEvent[]).find(

@@ -22,7 +22,9 @@ import {
   type X25519KeyPair,
 } from '@digicap/capsule-core'
 import {
+  attested,
   connectDigicap,
+  connectSettlement,
   createProvider,
   type DigicapAddresses,
   type DigicapContracts,
@@ -306,6 +308,42 @@ export async function makeCapsule(w: World, o: MakeCapsuleOptions): Promise<Made
     )
   }
   return { cid, capsuleId, header, bytes, dataKey }
+}
+
+/**
+ * The grant a verifier test starts from: a data capsule under an `attested()` policy, and the
+ * executor's access request for it (its nonce `nonce`, random by default). The grant id is
+ * lowercase hex, as the hub's events and the verifier's rounds name it.
+ */
+export async function requestAttestedGrant(
+  w: World,
+  o: { nonce?: Uint8Array } = {},
+): Promise<{ capsule: MadeCapsule; grantId: string }> {
+  const policy = await deployPolicy(w.owner, attested(), {
+    nodeRegistry: w.addresses.nodeRegistry,
+  })
+  const capsule = await makeCapsule(w, {
+    plaintext: new TextEncoder().encode('job'),
+    runtime: { kind: 'data' },
+    policy: policy.address,
+  })
+  const ac = w.c.accessController
+  const nonce = hexlify(o.nonce ?? randomBytes(32))
+  const receipt = await (
+    await ac
+      .connect(w.executorWallet)
+      .requestAccess(capsule.capsuleId, nonce, hexlify(w.measurement), '0x')
+  ).wait()
+  const grantId = ac.interface.parseLog(receipt?.logs[0] as never)?.args[0] as string
+  return { capsule, grantId: grantId.toLowerCase() }
+}
+
+/** {@link requestAttestedGrant}, then the hub's `openJob` for it (sent by `w.other`). */
+export async function openAttestedJob(w: World, o: { nonce?: Uint8Array } = {}) {
+  const granted = await requestAttestedGrant(w, o)
+  const { attestationHub: hub } = connectSettlement(w.addresses as never, w.other)
+  await (await hub.connect(w.other).openJob(granted.grantId)).wait()
+  return { ...granted, hub }
 }
 
 export function jsBundle(source: string, data: Uint8Array | string): Uint8Array {
