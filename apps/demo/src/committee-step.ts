@@ -24,11 +24,11 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createAttestationAgent } from '@digicap/attestation/agent'
+import { libsecp256k1Signer } from '@digicap/committee'
 import {
   connectDigicap,
   connectSettlement,
   type DigicapAddresses,
-  privateKeyAccount,
   serialSigner,
 } from '@digicap/contracts'
 import {
@@ -198,7 +198,7 @@ export function committeeStep(ctx: Ctx): {
             // One send at a time per member: its two jobs' transactions overlap.
             runner: serialSigner(new Wallet(account.privateKey, ctx.provider)),
           }),
-          signer: privateKeyAccount(key),
+          signer: libsecp256k1Signer(key), // as `executor-node serve --role verifier` signs
           vrfKey: key,
           onEvent: (e) => {
             events.push({ at: ctx.now(), member, e })

@@ -22,7 +22,7 @@ import {
   type PbftTransport,
   pbftCommittee,
 } from '../src/index.ts'
-import { createNode, domain, PASS, signers } from '../test/pbft-fixtures.ts'
+import { benchSigners, createNode, domain, PASS } from '../test/pbft-fixtures.ts'
 
 export type ToMember =
   | { type: 'mesh'; peers: { peerId: string; addrs: string[] }[]; parallel: number }
@@ -74,7 +74,7 @@ let profiler: Session | undefined
 const now = () => performance.timeOrigin + performance.now()
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
-const keys = signers(size)
+const keys = benchSigners(size)
 const key = keys[index] as DigicapSigner
 // n = 31 members bring up 465 connections at once on a shared 2-core box: handshakes need more
 // than libp2p's default few seconds there.

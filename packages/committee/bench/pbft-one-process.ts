@@ -17,7 +17,7 @@ import { loadavg } from 'node:os'
 import { readMessages, sendMessage } from '@digicap/protocol'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { createPbftMux, PbftReplica } from '../src/index.ts'
-import { createMesh, domain, meshCommittee, PASS, signers } from '../test/pbft-fixtures.ts'
+import { benchSigners, createMesh, domain, meshCommittee, PASS } from '../test/pbft-fixtures.ts'
 
 const args = process.argv.slice(2)
 const r = args.indexOf('--rounds')
@@ -60,7 +60,7 @@ async function oneMessage(nodes: Awaited<ReturnType<typeof createMesh>>): Promis
 
 for (const n of sizes.length > 0 ? sizes : [4, 7]) {
   const nodes = await createMesh(n)
-  const keys = signers(n)
+  const keys = benchSigners(n)
   const committee = meshCommittee(keys, nodes)
   const muxes = await Promise.all(nodes.map((node) => createPbftMux({ node, maxSessions: 4 })))
   const decide = async (job: number) => {

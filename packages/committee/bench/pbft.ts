@@ -6,6 +6,8 @@
  *   node bench/pbft.ts            # n = 4, 7 and 31
  *   node bench/pbft.ts 4 7        # the committee sizes to measure
  *   BENCH_MODES=all node bench/pbft.ts 7    # every mode below on one mesh, taking turns
+ *   BENCH_SIGNER=noble                      # members sign with capsule-core's noble signer, not
+ *                                           # libsecp256k1Signer (the verifier node's; ADR 0098)
  *   BENCH_PROFILE=dir                       # member 1 writes a CPU profile of the timed decisions
  *   BENCH_PROFILE_US=500                    # its sampling interval in µs (default 100; a finer one
  *                                           # slows the member, and on a shared box a sample also

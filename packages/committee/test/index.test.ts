@@ -53,6 +53,7 @@ describe('public surface', () => {
         "hubCommittee",
         "jobSeed",
         "leaderOf",
+        "libsecp256k1Signer",
         "memberByAddress",
         "memorySignedVotes",
         "negLog2Uniform",

@@ -13,6 +13,7 @@ import { afterEach } from 'vitest'
 import {
   createPbftNode,
   type EquivocationProof,
+  libsecp256k1Signer,
   type PbftCertificate,
   type PbftCommittee,
   type PbftDomain,
@@ -36,9 +37,19 @@ export const FAIL = { verdict: 6, evidenceHash }
 
 /** Deterministic member keys: key i = keccak("member-i"). */
 export function signers(n: number): DigicapSigner[] {
-  return Array.from({ length: n }, (_, i) =>
-    privateKeySigner(keccak_256(new TextEncoder().encode(`member-${i}`))),
-  )
+  return Array.from({ length: n }, (_, i) => privateKeySigner(memberKey(i)))
+}
+
+/** Member i's private key (the same for every signer kind here). */
+const memberKey = (i: number) => keccak_256(new TextEncoder().encode(`member-${i}`))
+
+/**
+ * The same members' keys as {@link signers}, signing as a verifier node does (libsecp256k1, ADR
+ * 0098; the same bytes). The benches use these unless `BENCH_SIGNER=noble`.
+ */
+export function benchSigners(n: number): DigicapSigner[] {
+  if (process.env.BENCH_SIGNER === 'noble') return signers(n)
+  return Array.from({ length: n }, (_, i) => libsecp256k1Signer(memberKey(i)))
 }
 
 /** A committee of the signers, with made-up peer ids (for tests without a network). */

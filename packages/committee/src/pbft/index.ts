@@ -76,3 +76,4 @@ export {
   voteDigest,
   voteTypedData,
 } from './typed-data.ts'
+export { libsecp256k1Signer } from './vote-signer.ts'

@@ -8,7 +8,8 @@
 import { readEkRoots } from '@digicap/attestation'
 import { toHex } from '@digicap/capsule-core'
 import { ConfigError, UsageError, writeFileAtomic } from '@digicap/cli-kit'
-import { createProvider, privateKeyAccount, serialSigner } from '@digicap/contracts'
+import { libsecp256k1Signer } from '@digicap/committee'
+import { createProvider, serialSigner } from '@digicap/contracts'
 import { Wallet } from 'ethers'
 import { executorNodePaths } from '../config.ts'
 import type { DaemonLine } from '../daemon.ts'
@@ -124,7 +125,8 @@ export async function startServeRole(
       // several jobs' rounds send from this one account at once: one nonce sequence
       runner: serialSigner(new Wallet(toHex(key), provider)),
     }),
-    signer: privateKeyAccount(key),
+    // votes and challenges: libsecp256k1, the same bytes as noble's, ~4× cheaper (ADR 0098)
+    signer: libsecp256k1Signer(key),
     signedVotes,
     vrfKey: key,
     onEvent: (e) => onLine(verifierLine(e)),
