@@ -316,35 +316,31 @@ export function verifierNode(
         if (accused.has(member)) return
         accused.add(member)
         const name = hex(roundId) === hex(beforeId) ? 'before' : 'final'
-        if (member === self.toLowerCase()) {
-          // Its own key's second vote (a second process holds it). Reporting itself races the
-          // members that caught it for the share of its own slash: when its reveal lands first it
-          // takes the share and none of them is paid (ADR 0092 amendment). The operator is told.
+        const told = (reported: boolean, error?: Error) =>
           emit({
             event: 'equivocation',
             jobId,
             round: name,
             member: proof.member,
-            reported: false,
-            error: new OwnEquivocationError({
+            reported,
+            ...(error === undefined ? {} : { error }),
+          })
+        if (member === self.toLowerCase()) {
+          // Its own key's second vote (a second process holds it). Reporting itself races the
+          // members that caught it for the share of its own slash: when its reveal lands first it
+          // takes the share and none of them is paid (ADR 0092 amendment). The operator is told.
+          told(
+            false,
+            new OwnEquivocationError({
               details: { round: name, phase: proof.a.phase, view: proof.a.view },
             }),
-          })
+          )
           return
         }
         reports.push(
           chain.reportEquivocation(job.jobId, name, sorted, proof).then(
-            (reported) =>
-              emit({ event: 'equivocation', jobId, round: name, member: proof.member, reported }),
-            (err: unknown) =>
-              emit({
-                event: 'equivocation',
-                jobId,
-                round: name,
-                member: proof.member,
-                reported: false,
-                error: err instanceof Error ? err : new Error(String(err)),
-              }),
+            (reported) => told(reported),
+            (err: unknown) => told(false, err instanceof Error ? err : new Error(String(err))),
           ),
         )
       }
