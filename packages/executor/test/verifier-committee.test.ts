@@ -81,7 +81,14 @@ import {
 } from '../src/node/index.ts'
 import { hubCommittees } from '../src/node/job-committees.ts'
 import { holdPhasesForQuotes } from '../src/node/phase-hold.ts'
-import { jsBundle, type MadeCapsule, makeCapsule, setupWorld, type World } from './helpers/world.ts'
+import {
+  jsBundle,
+  type MadeCapsule,
+  makeCapsule,
+  mineEvery,
+  setupWorld,
+  type World,
+} from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 const FEE = parseEther('0.01')
@@ -246,9 +253,7 @@ beforeAll(async () => {
   )
   verifiers = nodes.map((_, i) => verifierOf(i))
   await Promise.all(verifiers.map((v) => v.start()))
-  miner = setInterval(() => {
-    void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
-  }, 250)
+  miner = mineEvery(w)
   stopWindowMiner = mineWindowsOnceSeated(
     ethersVerifierChain({
       addresses: w.addresses,

@@ -18,7 +18,7 @@
  */
 import { type DigicapSigner, privateKeySigner } from '@digicap/capsule-core'
 import { beforeRoundId, pbftDomain, signVote } from '@digicap/committee'
-import { connectSettlement, createProvider, serialSigner } from '@digicap/contracts'
+import { connectSettlement, serialSigner } from '@digicap/contracts'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
 import { encodePbftMessage, PBFT_PROTOCOL, sendMessage } from '@digicap/protocol'
 import { getBytes, parseEther, randomBytes, type Wallet } from 'ethers'
@@ -30,7 +30,13 @@ import {
   verifierLine,
   verifierNode,
 } from '../src/node/index.ts'
-import { openAttestedJob, setupWorld, type World } from './helpers/world.ts'
+import {
+  anvilWallets,
+  mineEvery,
+  openAttestedJob,
+  setupWorld,
+  type World,
+} from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 
@@ -53,11 +59,7 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
       fastPath: false,
       settlement: { seats: 4, sortitionWindow: 20, certificateBlocks: 600 },
     })
-    wallets = [4, 6, 7, 8].map((i) =>
-      (w.anvil.signers[i] as Wallet).connect(
-        createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
-      ),
-    )
+    wallets = anvilWallets(w, [4, 6, 7, 8])
     nodes = await Promise.all(wallets.map(() => createDigicapNode()))
     // Members reach each other by address (no discovery on loopback).
     for (const [i, node] of nodes.entries()) {
@@ -125,9 +127,7 @@ function equivocationSuite(phase: 'prepare' | 'observation'): void {
       })
     })
     await Promise.all(verifiers.map((v) => v.start()))
-    miner = setInterval(() => {
-      void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
-    }, 250)
+    miner = mineEvery(w)
   }, 120_000)
 
   afterAll(async () => {

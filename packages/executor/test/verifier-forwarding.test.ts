@@ -56,7 +56,14 @@ import { hubCommittees } from '../src/node/job-committees.ts'
 import { holdPhasesForQuotes } from '../src/node/phase-hold.ts'
 import { ForwardRefusedError } from '../src/node/verifier/errors.ts'
 import { checkForwardedChallenge, jobForwards } from '../src/node/verifier/forwarding.ts'
-import { jsBundle, type MadeCapsule, makeCapsule, setupWorld, type World } from './helpers/world.ts'
+import {
+  jsBundle,
+  type MadeCapsule,
+  makeCapsule,
+  mineEvery,
+  setupWorld,
+  type World,
+} from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 const FEE = parseEther('0.01')
@@ -211,9 +218,7 @@ beforeAll(async () => {
     }),
   )
   await Promise.all(verifiers.map((v) => v.start()))
-  miner = setInterval(() => {
-    void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
-  }, 250)
+  miner = mineEvery(w)
   stopWindowMiner = mineWindowsOnceSeated(chains[0] as VerifierChain)
 }, 120_000)
 

@@ -27,7 +27,6 @@ import {
   equivocationCall,
   hubCommittee,
 } from '@digicap/committee'
-import { createProvider } from '@digicap/contracts'
 import { type Swtpm, startSwtpm } from '@digicap/keyguard/testing'
 import { createDigicapNode, type DigicapNode, privateKeyFromSeed } from '@digicap/p2p'
 import type { PbftPhase, PbftVote } from '@digicap/protocol'
@@ -43,7 +42,13 @@ import {
   verifierNode,
 } from '../src/node/index.ts'
 import { type VerifierLife as Life, startVerifierLife } from './helpers/verifier-life.ts'
-import { openAttestedJob, setupWorld, type World } from './helpers/world.ts'
+import {
+  anvilWallets,
+  mineEvery,
+  openAttestedJob,
+  setupWorld,
+  type World,
+} from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 const PHASES: Record<string, PbftPhase> = {
@@ -130,11 +135,7 @@ beforeAll(async () => {
       trustedChallengers: () => true,
     })
   }
-  wallets = [4, 6, 7, 8].map((i) =>
-    (w.anvil.signers[i] as Wallet).connect(
-      createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
-    ),
-  )
+  wallets = anvilWallets(w, [4, 6, 7, 8])
   nodes = await Promise.all([0, 1].map(() => createDigicapNode()))
   for (const other of [nodes[1] as DigicapNode, w.exec]) {
     await (nodes[0] as DigicapNode).libp2p.dial(other.libp2p.getMultiaddrs()[0]!)
@@ -171,9 +172,7 @@ beforeAll(async () => {
     }),
   )
   await Promise.all(verifiers.map((v) => v.start()))
-  miner = setInterval(() => {
-    void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
-  }, 250)
+  miner = mineEvery(w)
 }, 120_000)
 
 afterAll(async () => {

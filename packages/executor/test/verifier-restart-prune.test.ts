@@ -20,7 +20,6 @@ import { join } from 'node:path'
 import { toHex } from '@digicap/capsule-core'
 import { writeFileAtomic } from '@digicap/cli-kit'
 import { beforeRoundId, drawTicket, pbftDomain } from '@digicap/committee'
-import { createProvider } from '@digicap/contracts'
 import { privateKeyFromSeed } from '@digicap/p2p'
 import { onchainProof } from '@digicap/vrf'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -28,7 +27,13 @@ import { getBytes, hexlify, parseEther, randomBytes, type Wallet } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeEndedJobs, ethersVerifierChain, fileSignedVotes } from '../src/node/index.ts'
 import { type VerifierLife as Life, startVerifierLife } from './helpers/verifier-life.ts'
-import { openAttestedJob, setupWorld, type World } from './helpers/world.ts'
+import {
+  anvilWallets,
+  mineEvery,
+  openAttestedJob,
+  setupWorld,
+  type World,
+} from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 
@@ -51,11 +56,7 @@ beforeAll(async () => {
     fastPath: false,
     settlement: { seats: 4, sortitionWindow: 20, certificateBlocks: 400 },
   })
-  wallets = [4, 6, 7, 8].map((i) =>
-    (w.anvil.signers[i] as Wallet).connect(
-      createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
-    ),
-  )
+  wallets = anvilWallets(w, [4, 6, 7, 8])
   const peerC = peerIdFromPrivateKey(await privateKeyFromSeed(getBytes(seedC)))
   for (const [i, wallet] of wallets.entries()) {
     const peer = i === 0 ? peerC : peerIdFromPrivateKey(await privateKeyFromSeed(randomBytes(32)))
@@ -65,9 +66,7 @@ beforeAll(async () => {
         .register(peer.toMultihash().bytes, `0x${'00'.repeat(32)}`, 2, { value: STAKE })
     ).wait()
   }
-  miner = setInterval(() => {
-    void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
-  }, 250)
+  miner = mineEvery(w)
 }, 120_000)
 
 afterAll(async () => {

@@ -15,9 +15,8 @@
  * (the attacker) registered with the peer id bytes 0x01, running the stock verifier.
  */
 import { privateKeySigner } from '@digicap/capsule-core'
-import { createProvider } from '@digicap/contracts'
 import { createDigicapNode, type DigicapNode } from '@digicap/p2p'
-import { getBytes, parseEther, type Wallet } from 'ethers'
+import { getBytes, parseEther } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ethersVerifierChain,
@@ -25,7 +24,13 @@ import {
   type VerifierNode,
   verifierNode,
 } from '../src/node/index.ts'
-import { openAttestedJob, setupWorld, type World } from './helpers/world.ts'
+import {
+  anvilWallets,
+  mineEvery,
+  openAttestedJob,
+  setupWorld,
+  type World,
+} from './helpers/world.ts'
 
 const STAKE = parseEther('0.01')
 let w: World
@@ -40,11 +45,7 @@ beforeAll(async () => {
     fastPath: false,
     settlement: { seats: 4, sortitionWindow: 20, certificateBlocks: 600 },
   })
-  const wallets = [4, 6, 7, 8].map((i) =>
-    (w.anvil.signers[i] as Wallet).connect(
-      createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
-    ),
-  )
+  const wallets = anvilWallets(w, [4, 6, 7, 8])
   nodes = await Promise.all(wallets.map(() => createDigicapNode()))
   for (const [i, wallet] of wallets.entries()) {
     const peerId = i === 3 ? '0x01' : (nodes[i] as DigicapNode).libp2p.peerId.toMultihash().bytes
@@ -68,9 +69,7 @@ beforeAll(async () => {
     }),
   )
   await Promise.all(verifiers.map((v) => v.start()))
-  miner = setInterval(() => {
-    void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
-  }, 250)
+  miner = mineEvery(w)
 }, 120_000)
 
 afterAll(async () => {

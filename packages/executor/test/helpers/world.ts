@@ -346,6 +346,22 @@ export async function openAttestedJob(w: World, o: { nonce?: Uint8Array } = {}) 
   return { ...granted, hub }
 }
 
+/** Anvil's accounts at `indices`, each on a provider of its own (a verifier's own sender). */
+export function anvilWallets(w: World, indices: number[]): Wallet[] {
+  return indices.map((i) =>
+    (w.anvil.signers[i] as Wallet).connect(
+      createProvider(w.anvil.rpcUrl, BigInt(w.addresses.chainId)),
+    ),
+  )
+}
+
+/** A block every `ms` (the hub's windows count blocks); `clearInterval` the result to stop. */
+export function mineEvery(w: World, ms = 250): ReturnType<typeof setInterval> {
+  return setInterval(() => {
+    void w.anvil.provider.send('anvil_mine', ['0x1']).catch(() => {})
+  }, ms)
+}
+
 export function jsBundle(source: string, data: Uint8Array | string): Uint8Array {
   const enc = new TextEncoder()
   const bundle: Bundle = {
