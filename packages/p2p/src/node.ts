@@ -20,10 +20,10 @@ import { type Ping, ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { MemoryBlockstore } from 'blockstore-core'
 import { MemoryDatastore } from 'datastore-core'
-import { FsDatastore } from 'datastore-fs'
 import { createLibp2p } from 'libp2p'
 import { userAgent } from 'libp2p/user-agent'
 import { CONNECTION_MONITOR } from './connection-monitor.ts'
+import { FolderDatastore } from './datastore/folder-datastore.ts'
 import { NodeStartError } from './errors.ts'
 import { type BlockSend, installBlockSend } from './fetch/block-send/install.ts'
 import { installReceiveWindow } from './fetch/block-send/receive-window.ts'
@@ -216,7 +216,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   const listen = [...(init.listen ?? ['/ip4/127.0.0.1/tcp/0'])]
   const bootstrapList = [...(init.bootstrap ?? [])]
   let blockstore: MemoryBlockstore | FilestoreBlockstore
-  let datastore: MemoryDatastore | FsDatastore
+  let datastore: MemoryDatastore | FolderDatastore
   const closers: (() => Promise<void>)[] = []
   const closeStores = async () => {
     for (const close of closers) await close().catch(() => {})
@@ -242,7 +242,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       if (init.datastore === 'memory') {
         datastore = new MemoryDatastore()
       } else {
-        const fsData = new FsDatastore(join(init.dataDir, 'datastore'))
+        const fsData = new FolderDatastore(join(init.dataDir, 'datastore'))
         await fsData.open()
         closers.push(() => fsData.close())
         datastore = fsData
@@ -281,7 +281,9 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
   const libp2pStore = new MemoryDatastore()
   const digests = createReceivedDigests()
   const peerRecords =
-    datastore instanceof FsDatastore ? await persistPeerRecords(libp2pStore, datastore) : undefined
+    datastore instanceof FolderDatastore
+      ? await persistPeerRecords(libp2pStore, datastore)
+      : undefined
   try {
     // libp2p is built here with only our transports and services; `createHelia` and
     // `@helia/libp2p`'s index would load libp2p's whole default set-up (see load-helia.ts).

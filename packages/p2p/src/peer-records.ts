@@ -7,14 +7,14 @@
  * release to an executor that does not dial back).
  */
 import type { MemoryDatastore } from 'datastore-core'
-import type { FsDatastore } from 'datastore-fs'
+import type { FolderDatastore } from './datastore/folder-datastore.ts'
 
 /** libp2p's peer store keys (`@libp2p/peer-store`'s namespace). */
 const PEERS_PREFIX = '/peers/'
 /** How often the records in memory are written to the data folder (a crash loses at most this). */
 export const PEER_RECORDS_SAVE_MS = 30_000
 
-type Store = Pick<MemoryDatastore | FsDatastore, 'query' | 'put'>
+type Store = Pick<MemoryDatastore | FolderDatastore, 'query' | 'put'>
 
 async function copyPeerRecords(from: Store, into: Store): Promise<void> {
   for await (const { key, value } of from.query({ prefix: PEERS_PREFIX }))
