@@ -16,9 +16,7 @@ import {
 import {
   deriveOwnerIdentity,
   generateMnemonic,
-  hostSealer,
   normalizeMnemonic,
-  openNodeSecrets,
   sealNodeSecrets,
 } from '@digicap/keyguard'
 import { privateKeyFromSeed } from '@digicap/p2p/light'
@@ -26,34 +24,16 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { SandboxSet } from '../sandbox/select.ts'
 import { loadNodeAttestation } from './attestation.ts'
 import { type ExecutorNodeConfig, executorNodePaths, loadConfig, resolveConfig } from './config.ts'
+import {
+  knownAddressAccount,
+  nodeKeysFile,
+  readNodeKeys,
+  sealerOf,
+  wipeNodeKeys,
+} from './node-keys.ts'
 import { openExecutorNode } from './open.ts'
 import type { ExecutorNode } from './types.ts'
 import { decodeSignedVotes, encodeSignedVotes } from './verifier/signed-votes-file.ts'
-
-/**
- * The sealer of the node's secrets: the config's TPM, else the INSECURE software sealer. The key
- * is made only by `init` and by the first start of an older install (plain files, no
- * secrets.json yet); every other start needs the key and its record as init left them, so a
- * deleted, corrupt or swapped record is refused, never pinned anew (ADR 0029 amendment).
- */
-const sealerOf = (c: ExecutorNodeConfig, create: boolean) =>
-  hostSealer({ dataDir: c.dataDir, tcti: c.tcti, createIfMissing: create })
-
-/** The wallet words and receiver key, unsealed (an older install's plain files sealed first). */
-export const readSecrets = (c: ExecutorNodeConfig) => {
-  const paths = executorNodePaths(c.dataDir)
-  const migrating = !existsSync(paths.secrets) && existsSync(paths.identity)
-  return openNodeSecrets(paths, sealerOf(c, migrating))
-}
-
-/** The keys the sealed mnemonic derives (keyguard's scheme); the caller zeroes them. */
-export async function readIdentity(config: ExecutorNodeConfig) {
-  const { mnemonic, receiverKey } = await readSecrets(config)
-  receiverKey.fill(0)
-  const id = await deriveOwnerIdentity(mnemonic)
-  for (const k of [id.recoveryKeyPair.privateKey, id.operatorPrivateKey]) k.fill(0)
-  return id
-}
 
 export interface InitExecutorNodeOptions {
   dataDir: string
@@ -75,9 +55,13 @@ export async function initExecutorNode(o: InitExecutorNodeOptions) {
   const draft = (chainId: number) =>
     resolveConfig({ flags: o.flags ?? {}, file: { version: 1, dataDir, chainId, contracts } })
   const { rpcUrl } = draft(o.chainId ?? 1) // every field checked before anything is written
-  const old = [paths.config, paths.secrets, paths.identity, paths.receiverKey].filter((p) =>
-    existsSync(p),
-  )
+  const old = [
+    paths.config,
+    paths.secrets,
+    paths.identity,
+    paths.receiverKey,
+    nodeKeysFile(dataDir),
+  ].filter((p) => existsSync(p))
   if (old.length > 0 && !o.force) {
     throw new AlreadyInitialisedError('This data folder already holds an executor-node', {
       details: { dataDir },
@@ -160,13 +144,15 @@ export async function createExecutorNode(
     tcti === undefined || options.attestation === false
       ? undefined
       : await loadNodeAttestation({ tcti, recordFile: paths.attestationRecord })
-  const id = await readIdentity(config)
+  // from node-keys.json when it decrypts under the words (ADR 0101): no BIP-32 at start, and no
+  // secp256k1 until the account first signs
+  const keys = await readNodeKeys(config)
   try {
     const en = await openExecutorNode({
       ...config,
       readRpcUrls: config.rpcUrls,
-      accountKey: id.ethereumPrivateKey,
-      libp2pSeed: id.libp2pSeed,
+      signer: knownAddressAccount(keys),
+      libp2pSeed: keys.libp2pSeed,
       listen: options.listen ?? config.listen,
       ipfsDir: paths.ipfs,
       receiverReplaysFile: paths.receiverReplays,
@@ -183,6 +169,6 @@ export async function createExecutorNode(
     })
     return { ...en, config }
   } finally {
-    for (const k of [id.ethereumPrivateKey, id.libp2pSeed]) k.fill(0)
+    wipeNodeKeys(keys)
   }
 }

@@ -39,7 +39,6 @@ export {
   createExecutorNode,
   type InitExecutorNodeOptions,
   initExecutorNode,
-  readSecrets,
 } from './data-folder.ts'
 export { executorNode } from './executor-node.ts'
 export type { ImageRegistry, ServeImageRegistryParameters } from './image-registry.ts'
@@ -50,6 +49,7 @@ export type {
   JobCommitteesInit,
 } from './job-committees.ts'
 export { hubCommittees } from './job-committees.ts'
+export { readSecrets } from './node-keys.ts'
 export type { OpenExecutorNodeParameters } from './open.ts'
 export { openExecutorNode } from './open.ts'
 export { createReceiverKeyFile, readReceiverKeyFile } from './receiver-key.ts'
