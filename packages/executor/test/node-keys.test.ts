@@ -51,10 +51,11 @@ async function node(mnemonic = generateMnemonic()) {
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 
 describe('node keys', () => {
-  it('the first start derives the keys and writes them encrypted; the next reads them back', async () => {
+  it('init writes them encrypted (a start that finds none derives and writes them); a start reads them back', async () => {
     const { dataDir, id, config } = await node()
     const file = nodeKeysFile(dataDir)
-    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' })
+    expect((await stat(file)).isFile()).toBe(true)
+    await rm(file)
     const en = await createExecutorNode(dataDir, {}, { executor: false })
     try {
       expect(en.address).toBe(id.address)
@@ -108,7 +109,6 @@ describe('node keys', () => {
   it("never takes another node's file, nor a damaged one: derives its own and writes it again", async () => {
     const a = await node()
     const b = await node()
-    wipeNodeKeys(await readNodeKeys(a.config)) // writes a's file
     await copyFile(nodeKeysFile(a.dataDir), nodeKeysFile(b.dataDir))
     const keys = await readNodeKeys(b.config)
     expect(keys.address).toBe(b.id.address)
@@ -162,17 +162,20 @@ describe('node keys', () => {
     expect(toHex(id.ethereumPrivateKey)).not.toBe(toHex(new Uint8Array(32)))
   })
 
-  it('init --force moves the old node-keys.json aside with the other files', async () => {
-    const { dataDir, config } = await node()
-    wipeNodeKeys(await readNodeKeys(config))
-    await initExecutorNode({
+  it("init --force moves the old node-keys.json aside and writes the new words' keys", async () => {
+    const { dataDir, id: old } = await node()
+    const { mnemonic } = await initExecutorNode({
       dataDir,
       contracts: { capsuleRegistry: ZERO, nodeRegistry: ZERO, accessController: ZERO },
       flags: { 'rpc-url': anvil.rpcUrl },
       force: true,
     })
     const names = await readdir(dataDir)
-    expect(names).not.toContain('node-keys.json')
     expect(names.some((f) => /^node-keys\.json\.\d+\.old$/.test(f))).toBe(true)
+    const fresh = await deriveOwnerIdentity(mnemonic)
+    const keys = await readNodeKeys(await loadConfig(dataDir, {}))
+    expect(keys.address).toBe(fresh.address)
+    expect(keys.address).not.toBe(old.address)
+    expect(hex(keys.libp2pSeed)).toBe(hex(fresh.libp2pSeed))
   })
 })

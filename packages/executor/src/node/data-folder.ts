@@ -30,6 +30,7 @@ import {
   readNodeKeys,
   sealerOf,
   wipeNodeKeys,
+  writeNodeKeys,
 } from './node-keys.ts'
 import { openExecutorNode } from './open.ts'
 import type { ExecutorNode } from './types.ts'
@@ -75,6 +76,12 @@ export async function initExecutorNode(o: InitExecutorNodeOptions) {
   const peerId = peerIdFromPrivateKey(await privateKeyFromSeed(id.libp2pSeed)).toString()
   const { privateKey: receiverKey } = generateX25519KeyPair()
   await sealNodeSecrets(paths, sealerOf(config, true), { mnemonic, receiverKey })
+  // the keys the words derive, encrypted under them: no start derives them again (ADR 0101)
+  await writeNodeKeys(dataDir, mnemonic, {
+    ethereumPrivateKey: id.ethereumPrivateKey,
+    libp2pSeed: id.libp2pSeed,
+    address: id.address,
+  })
   const receiverPublicKey = toHex(x25519PublicKey(receiverKey))
   receiverKey.fill(0)
   await writeJsonAtomic(paths.config, config)

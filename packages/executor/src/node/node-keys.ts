@@ -128,6 +128,23 @@ async function writeKeysFile(file: string, key: Buffer, keys: NodeKeys): Promise
 }
 
 /**
+ * Writes `node-keys.json` for `keys`, derived from `mnemonic` (`init` does, so that the first
+ * start reads it too).
+ */
+export async function writeNodeKeys(
+  dataDir: string,
+  mnemonic: string,
+  keys: NodeKeys,
+): Promise<void> {
+  const key = fileKey(mnemonic)
+  try {
+    await writeKeysFile(nodeKeysFile(dataDir), key, keys)
+  } finally {
+    key.fill(0)
+  }
+}
+
+/**
  * The node's keys: unsealed words, then `node-keys.json` if it decrypts under them, else derived
  * (and the file written; a folder that cannot take it only costs the next start the derivation).
  * The caller zeroes both keys ({@link wipeNodeKeys}).
