@@ -16,13 +16,20 @@
  * fetches into an on-disk blockstore, as an executor node's data folder does; `--base`: another
  * checkout of this repository, e.g. the commit before a change, whose `@digicap/p2p` sources
  * serve and fetch the same capsule in the same process: before and after in one run).
- * Prints ratios; asserts nothing.
+ * Prints ratios; asserts nothing. Each line also gives the main thread's own CPU time (what the
+ * event loop ran, without the time the box's other threads took from it: on a loaded 2-core box
+ * its busy time is about twice its CPU time) and V8's mark-compacts in the span (ADR 0099).
  */
 import { randomFillSync } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { type EventLoopUtilization, performance } from 'node:perf_hooks'
+import {
+  type EventLoopUtilization,
+  PerformanceObserver,
+  constants as perfConstants,
+  performance,
+} from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
 import { WANT_RESENT_EVENT } from '../src/fetch/want-resend.ts'
@@ -108,7 +115,21 @@ interface Timed {
    * upper bound on what the fetch held (garbage not yet collected counts too).
    */
   peakMiB: number
+  /** V8's mark-compacts (full garbage collections) in the span: most are started by array-buffer memory. */
+  markCompacts: number
+  /** CPU ms of this thread (the event loop: both nodes' JavaScript), preemption not counted. */
+  mainCpuMs: number
 }
+/** Mark-compacts in this process so far (V8's `gc` performance entries). */
+let markCompacts = 0
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (
+      (e as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR
+    )
+      markCompacts++
+  }
+}).observe({ entryTypes: ['gc'] })
 interface Mark {
   t0: number
   cpu0: NodeJS.CpuUsage
@@ -116,6 +137,8 @@ interface Mark {
   buffers0: number
   peak: { bytes: number }
   sampler: NodeJS.Timeout
+  markCompacts0: number
+  mainCpu0: NodeJS.CpuUsage
 }
 const mark = (): Mark => {
   const buffers0 = process.memoryUsage().arrayBuffers
@@ -131,9 +154,11 @@ const mark = (): Mark => {
     buffers0,
     peak,
     sampler,
+    markCompacts0: markCompacts,
+    mainCpu0: process.threadCpuUsage(),
   }
 }
-function timed({ t0, cpu0, loop0, buffers0, peak, sampler }: Mark): Timed {
+function timed({ t0, cpu0, loop0, buffers0, peak, sampler, markCompacts0, mainCpu0 }: Mark): Timed {
   clearInterval(sampler)
   const cpu = process.cpuUsage(cpu0)
   return {
@@ -141,6 +166,8 @@ function timed({ t0, cpu0, loop0, buffers0, peak, sampler }: Mark): Timed {
     cpuMs: (cpu.user + cpu.system) / 1000,
     loopMs: performance.eventLoopUtilization(loop0).active,
     peakMiB: (peak.bytes - buffers0) / MiB,
+    markCompacts: markCompacts - markCompacts0,
+    mainCpuMs: ((c) => (c.user + c.system) / 1000)(process.threadCpuUsage(mainCpu0)),
   }
 }
 /** Monotonic µs (the clock of a --cpu-prof profile's samples), to cut a profile to one fetch. */
@@ -282,10 +309,10 @@ try {
       .filter((v) => v.name !== 'raw')
       .map((v) => {
         const t = got[v.name] as Timed
-        return `${v.name} ${t.ms.toFixed(0)} ms (cpu ${t.cpuMs.toFixed(0)}, loop ${t.loopMs.toFixed(0)}, buffers +${t.peakMiB.toFixed(0)} MiB) ${(raw.ms / t.ms).toFixed(2)}×`
+        return `${v.name} ${t.ms.toFixed(0)} ms (cpu ${t.cpuMs.toFixed(0)}, main ${t.mainCpuMs.toFixed(0)}, loop ${t.loopMs.toFixed(0)}, ${t.markCompacts} mark-compacts, buffers +${t.peakMiB.toFixed(0)} MiB) ${(raw.ms / t.ms).toFixed(2)}×`
       })
     process.stderr.write(
-      `  ${r < 0 ? 'warm-up' : `round ${r + 1}`} (${order.map((v) => v.name).join(', ')}): raw ${raw.ms.toFixed(0)} ms (cpu ${raw.cpuMs.toFixed(0)}, loop ${raw.loopMs.toFixed(0)}), ${parts.join(', ')} (load ${loadavg()[0]?.toFixed(1)})\n`,
+      `  ${r < 0 ? 'warm-up' : `round ${r + 1}`} (${order.map((v) => v.name).join(', ')}): raw ${raw.ms.toFixed(0)} ms (cpu ${raw.cpuMs.toFixed(0)}, main ${raw.mainCpuMs.toFixed(0)}, loop ${raw.loopMs.toFixed(0)}, ${raw.markCompacts} mark-compacts), ${parts.join(', ')} (load ${loadavg()[0]?.toFixed(1)})\n`,
     )
     if (r >= 0) rows.push(got)
   }
@@ -318,8 +345,10 @@ for (const v of variants.filter((v) => v.name !== 'raw')) {
   const ratios = rows.map((r) => of(r, 'raw').ms / of(r, v.name).ms)
   const cpu = median(rows.map((r) => of(r, v.name).cpuMs / of(r, 'raw').cpuMs))
   const loop = median(rows.map((r) => of(r, v.name).loopMs / of(r, 'raw').loopMs))
+  const main = median(rows.map((r) => of(r, v.name).mainCpuMs / of(r, 'raw').mainCpuMs))
+  const compacts = median(rows.map((r) => of(r, v.name).markCompacts))
   const peak = Math.max(...rows.map((r) => of(r, v.name).peakMiB))
   console.log(
-    `  helia, ${(titles[v.name] ?? v.name).padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× and event loop ${loop.toFixed(2)}× the raw stream's, array buffers at most +${peak.toFixed(0)} MiB (garbage included)`,
+    `  helia, ${(titles[v.name] ?? v.name).padEnd(20)} median ${ms.toFixed(0)} ms  ${mbs(ms)} MB/s  ${median(ratios).toFixed(2)}× the raw throughput (rounds ${ratios.map((x) => x.toFixed(2)).join(' ')}; goal ≥ 0.5×), cpu ${cpu.toFixed(2)}× and event loop ${loop.toFixed(2)}× the raw stream's, main thread's CPU ${main.toFixed(2)}×, ${compacts} mark-compacts (raw ${median(rows.map((r) => of(r, 'raw').markCompacts))}), array buffers at most +${peak.toFixed(0)} MiB (garbage included)`,
   )
 }

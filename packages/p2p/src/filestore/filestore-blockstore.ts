@@ -22,6 +22,7 @@ import { CapsuleStoreError } from '../errors.ts'
 import { sha256Leaf } from '../import/hash-leaf.ts'
 import { decodeFileReference, encodeFileReference, type FileReference } from './file-reference.ts'
 import { OpenFiles } from './open-files.ts'
+import { readBuffer } from './served-read-buffers.ts'
 import { isMissing, ShardFolder, TEMP_FILE_MAX_AGE_MS } from './shard-folder.ts'
 
 interface Options {
@@ -309,7 +310,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
     })
     try {
       const info = file.stats
-      const bytes = new Uint8Array(ref.length)
+      // a served block's buffer is reused once its message is encrypted (ADR 0099)
+      const bytes = readBuffer(ref.length)
       let filled = 0
       while (filled < ref.length) {
         const { bytesRead } = await file.handle.read(

@@ -27,6 +27,7 @@ import type { Helia } from '@helia/interface'
 import type { Connection, PeerId } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { PeerNotReadingError } from '../../errors.ts'
+import { recycleServedBlock } from '../../filestore/served-read-buffers.ts'
 import { bitswapBroker } from '../have-first/bitswap-parts.ts'
 import { type EncodableMessage, encodeMessages } from './encode.ts'
 
@@ -41,6 +42,8 @@ interface SendOptions {
 interface SendStream extends Drainable {
   status: string
   writeStatus: string
+  /** What the stream holds unsent (`@libp2p/utils` 7's message streams). */
+  writeBufferLength?: number
   send(data: Uint8Array | Uint8ArrayList): boolean
   closeRead(options?: SendOptions): Promise<void>
   close(options?: SendOptions): Promise<void>
@@ -227,6 +230,33 @@ interface BlockStream {
   turn: Promise<void>
   idle?: NodeJS.Timeout
 }
+
+/**
+ * Whether every byte handed to `stream` so far has been encrypted (ADR 0099): nothing waits in
+ * the stream's write buffer (no yamux window) or in the encrypted layer's (the socket full), and
+ * the layer is noise, which encrypts what it takes at once into new buffers (yamux's muxer hands
+ * a frame straight to it). The buffers are first-in, first-out: empty now, nothing sent before
+ * is still unencrypted. The raw layer and the socket hold only ciphertext.
+ */
+export function sentThroughNoise(
+  stream: { writeBufferLength?: number },
+  connection: Connection | undefined,
+): boolean {
+  const buffers = buffersOf(connection)
+  if (buffers === undefined || connection?.encryption !== NOISE) return false
+  const { layers, raw } = buffers
+  const encrypted = layers[0]
+  return (
+    stream.writeBufferLength === 0 &&
+    layers.length === 2 &&
+    encrypted !== undefined &&
+    encrypted !== raw &&
+    encrypted.writeBufferLength === 0
+  )
+}
+
+/** The protocol id of `@chainsafe/libp2p-noise`'s encrypted connections. */
+const NOISE = '/noise'
 
 /** Whether `stream` can carry another message (not closed, reset or aborted by either side). */
 function writable(stream: SendStream | undefined): stream is SendStream {
@@ -449,10 +479,12 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
       }
     }
     const stream = entry.stream
+    let sent = false
     try {
       await send(peer, stream, message, options)
       if (message.blocks.size > 0) await connectionDrained(peer, stream, options)
       closeWhenIdle(key, entry, stream)
+      sent = true
     } catch (err) {
       // as the network's own send: reported, the stream dropped, the message not retried
       options?.onProgress?.(
@@ -463,6 +495,13 @@ export function installBlockSend(helia: Helia, init: BlockSendInit = {}): BlockS
       if (err instanceof PeerNotReadingError) cut(peer, err)
     }
     network._updateSentStats(message.blocks)
+    if (
+      sent &&
+      message.blocks.size > 0 &&
+      sentThroughNoise(stream, connectionOf(peer, stream)?.connection)
+    ) {
+      for (const { data } of message.blocks.values()) recycleServedBlock(data)
+    }
   }
   network.sendMessage = (peer, message, options) => {
     // not through the network's send queue: its jobs serialise nothing per peer, and each job

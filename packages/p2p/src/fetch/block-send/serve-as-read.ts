@@ -15,6 +15,7 @@ import type { Helia } from '@helia/interface'
 import type { PeerId } from '@libp2p/interface'
 import { base64 } from 'multiformats/bases/base64'
 import type { CID } from 'multiformats/cid'
+import { readForServing } from '../../filestore/served-read-buffers.ts'
 import { bitswapBroker } from '../have-first/bitswap-parts.ts'
 import { type EncodableMessage, varint } from './encode.ts'
 
@@ -210,7 +211,10 @@ async function answer(ledger: Ledger, want: LedgerWant, options?: ReadOptions): 
     // offline: helia's storage would otherwise fetch a block it does not hold from the network.
     // (The ledger asks `has` first, then `get`, whose storage asks `has` again: a file-system
     // lookup and a lock each, per block served from a data folder; ADR 0061.)
-    const block = await readAll(ledger.blockstore.get(want.cid, { ...options, offline: true }))
+    // read for serving: a reference's bytes may land in a reused buffer, given back once sent
+    const block = await readForServing(() =>
+      readAll(ledger.blockstore.get(want.cid, { ...options, offline: true })),
+    )
     // a cancel (or a new want) came in while the block was read
     if (want.status !== 'sending') return undefined
     want.status = 'sent'
