@@ -3,7 +3,7 @@
  * capsule file (one write of the capsule instead of two), served by a real node over bitswap,
  * and a referenced block whose file changed, shrank or went away is never served as other bytes.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import {
   mkdir,
@@ -20,7 +20,6 @@ import {
 } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
 import { MemoryBlockstore } from 'blockstore-core'
 import { CID } from 'multiformats/cid'
@@ -40,6 +39,7 @@ import {
   openFsCapsuleImporter,
 } from '../src/import.ts'
 import { createDigicapNode, heliaCapsuleStore } from '../src/index.ts'
+import { runKilledChild } from './killed-child.ts'
 
 const MiB = 1_048_576
 
@@ -479,20 +479,7 @@ describe('filestore: copies written whole or not at all, read in one piece', () 
       console.log('written')
       process.exit(0)
     `
-    const crashed = await new Promise<{ signal: string | null; out: string }>((done) => {
-      const child = spawn(
-        process.execPath,
-        ['--no-warnings', '--input-type=module', '-e', writer],
-        {
-          cwd: fileURLToPath(new URL('..', import.meta.url)),
-        },
-      )
-      let out = ''
-      child.stdout.on('data', (d) => {
-        out += d
-      })
-      child.on('exit', (_code, signal) => done({ signal, out }))
-    })
+    const crashed = await runKilledChild(writer)
     expect(crashed.out).not.toContain('written')
     expect(crashed.signal).toBe('SIGKILL')
     // what the crash left: a partial temporary file, nothing under the block's own name

@@ -1,21 +1,14 @@
-/**
- * The data folder's datastore (ADR 0100): `datastore-fs`'s layout, read and written both ways
- * with `datastore-fs` itself; the datastore interface's answers, checked against
- * `MemoryDatastore` over random operations; a put whole or absent after a kill -9; nothing
- * outside its folder.
- */
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { MemoryDatastore } from 'datastore-core'
 import { FsDatastore } from 'datastore-fs'
 import fc from 'fast-check'
 import { Key } from 'interface-datastore'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FolderDatastore } from '../src/datastore/folder-datastore.ts'
+import { runKilledChild } from './killed-child.ts'
 
 let dir: string
 let n = 0
@@ -238,20 +231,7 @@ describe('FolderDatastore', () => {
       console.log('written')
       process.exit(0)
     `
-    const crashed = await new Promise<{ signal: string | null; out: string }>((done) => {
-      const child = spawn(
-        process.execPath,
-        ['--no-warnings', '--input-type=module', '-e', writer],
-        {
-          cwd: fileURLToPath(new URL('..', import.meta.url)),
-        },
-      )
-      let out = ''
-      child.stdout.on('data', (d) => {
-        out += d
-      })
-      child.on('exit', (_code, signal) => done({ signal, out }))
-    })
+    const crashed = await runKilledChild(writer)
     expect(crashed.out).not.toContain('written')
     expect(crashed.signal).toBe('SIGKILL')
     const again = new FolderDatastore(folder)

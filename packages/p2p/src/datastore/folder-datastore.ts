@@ -11,11 +11,12 @@
  * own and renamed over the key's, as the blockstore's shard folders do (ADR 0063).
  */
 import { randomBytes } from 'node:crypto'
-import { access, constants, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { access, constants, mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname, join, resolve, sep } from 'node:path'
 import { BaseDatastore } from 'datastore-core'
 import { Key, type KeyQuery, type Pair, type Query } from 'interface-datastore'
 import { DeleteFailedError, NotFoundError, OpenFailedError, PutFailedError } from 'interface-store'
+import { isMissing, writeNew } from '../filestore/shard-folder.ts'
 
 /** The file extension of a value (`datastore-fs`'s default). */
 const EXTENSION = '.data'
@@ -25,8 +26,6 @@ let tempFiles = 0
 
 /** What every call takes (`interface-store`'s options). */
 type AbortOptions = { signal?: AbortSignal }
-
-const isMissing = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT'
 
 export class FolderDatastore extends BaseDatastore {
   /** The folder, absolute. */
@@ -76,10 +75,10 @@ export class FolderDatastore extends BaseDatastore {
       const file = this.file(key)
       temp = `${file}.${process.pid}-${tempFiles++}-${randomBytes(6).toString('hex')}.tmp`
       const written = temp
-      await writeNew(written, value).catch(async (err) => {
+      await writeNew(written, value, 0o600).catch(async (err) => {
         if (!isMissing(err)) throw err
         await mkdir(dirname(file), { recursive: true })
-        await writeNew(written, value)
+        await writeNew(written, value, 0o600)
       })
       await rename(written, file)
       return key
@@ -185,20 +184,5 @@ export class FolderDatastore extends BaseDatastore {
       // depth first, the first folder by name next
       folders.push(...subfolders.reverse())
     }
-  }
-}
-
-/** `bytes` written into a new file (`wx`: never over another): open, one write, close. */
-async function writeNew(path: string, bytes: Uint8Array): Promise<void> {
-  const file = await open(path, 'wx', 0o600)
-  try {
-    let written = 0
-    while (written < bytes.byteLength) {
-      const { bytesWritten } = await file.write(bytes, written, bytes.byteLength - written)
-      if (bytesWritten === 0) throw new Error('the file system took no bytes')
-      written += bytesWritten
-    }
-  } finally {
-    await file.close()
   }
 }

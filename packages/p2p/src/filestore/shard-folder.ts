@@ -52,10 +52,10 @@ let tempFiles = 0
 /**
  * `bytes` written into a new file (`wx`: never over another): open, one write, close. `writeFile`
  * writes in 512 KiB parts: two writes per 1 MiB block, each a round trip through libuv's thread
- * pool (ADR 0061).
+ * pool (ADR 0061). `mode` as `open`'s (the umask applies).
  */
-async function writeNew(path: string, bytes: Uint8Array): Promise<void> {
-  const file = await open(path, 'wx')
+export async function writeNew(path: string, bytes: Uint8Array, mode?: number): Promise<void> {
+  const file = await open(path, 'wx', mode)
   try {
     let written = 0
     while (written < bytes.byteLength) {
