@@ -81,6 +81,8 @@ const fileKey = (mnemonic: string): Buffer => {
 async function readKeysFile(file: string, key: Buffer): Promise<NodeKeys | undefined> {
   const text = await readFile(file, 'utf8').catch(() => undefined)
   if (text === undefined) return undefined
+  // the decrypted bytes, zeroed whatever happens (they exist before the tag is checked)
+  let plain: Buffer | undefined
   try {
     const doc = JSON.parse(text) as Record<string, unknown>
     if (doc.kind !== KIND || doc.version !== VERSION) return undefined
@@ -91,21 +93,19 @@ async function readKeysFile(file: string, key: Buffer): Promise<NodeKeys | undef
     const decipher = createDecipheriv('aes-256-gcm', key, nonce)
     decipher.setAAD(AAD)
     decipher.setAuthTag(sealed.subarray(-16))
-    const plain = Buffer.concat([decipher.update(sealed.subarray(0, -16)), decipher.final()])
-    const keys = {
+    plain = decipher.update(sealed.subarray(0, -16))
+    decipher.final() // throws unless the tag verifies (another node's words, any change)
+    return {
       ethereumPrivateKey: Uint8Array.from(plain.subarray(0, 32)),
       libp2pSeed: Uint8Array.from(plain.subarray(32, 64)),
-      address: toChecksum(plain.subarray(64, 84)),
+      address: checksumAddress(plain.subarray(64, 84)),
     }
-    plain.fill(0)
-    return keys
   } catch {
-    return undefined // not JSON, not base64, or the tag does not verify (another node's words)
+    return undefined // not JSON, not base64, or the tag does not verify
+  } finally {
+    plain?.fill(0)
   }
 }
-
-/** An address's checksummed form (EIP-55), as capsule-core writes addresses. */
-const toChecksum = (bytes: Uint8Array): Address => checksumAddress(bytes)
 
 async function writeKeysFile(file: string, key: Buffer, keys: NodeKeys): Promise<void> {
   const nonce = randomBytes(12)
