@@ -1,6 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { Interface } from 'ethers'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Anvil, resolveAnvilBinary, startAnvil } from '../src/anvil.ts'
@@ -63,6 +66,46 @@ describe('startAnvil', () => {
     await other.stop()
     await other.stop()
     expect(() => process.kill(other.pid, 0)).toThrow()
+  })
+
+  it('keeps old blocks’ states in a folder of its own, readable, and removes it when stopped', async () => {
+    const other = await startAnvil({ accounts: 1 })
+    expect(other.cachePath.startsWith(tmpdir())).toBe(true)
+    const account = other.accounts[0]!
+    // Past anvil's in-memory window (~500 blocks) each block's state is written to disk.
+    await other.provider.send('anvil_mine', ['0x258'])
+    expect(readdirSync(other.cachePath, { recursive: true }).length).toBeGreaterThan(20)
+    // Block 1's state now comes from that folder: history reads as with anvil's own default.
+    expect(await other.provider.getBalance(account, 1)).toBe(10_000n * 10n ** 18n)
+    await other.stop()
+    expect(existsSync(other.cachePath)).toBe(false)
+  })
+
+  it('removes its folder and kills anvil when the process exits without stop()', async () => {
+    const script = `
+      import { startAnvil } from './src/anvil.ts'
+      const a = await startAnvil({ accounts: 1 })
+      await a.provider.send('anvil_mine', ['0x258'])
+      console.log(JSON.stringify({ pid: a.pid, cachePath: a.cachePath }))
+      process.exit(0)`
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--no-warnings', '--input-type=module', '-e', script],
+      { cwd: fileURLToPath(new URL('..', import.meta.url)) },
+    )
+    const { pid, cachePath } = JSON.parse(stdout) as { pid: number; cachePath: string }
+    expect(cachePath.startsWith(tmpdir())).toBe(true)
+    expect(existsSync(cachePath)).toBe(false)
+    // SIGKILLed as the child exited; give the kernel a moment (a zombie counts as gone).
+    const running = (): boolean => {
+      try {
+        return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+      } catch {
+        return false
+      }
+    }
+    for (let i = 0; i < 40 && running(); i++) await new Promise((r) => setTimeout(r, 50))
+    expect(running()).toBe(false)
   })
 
   it('reports a missing binary as AnvilError', async () => {
