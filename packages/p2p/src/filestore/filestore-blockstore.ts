@@ -1,8 +1,10 @@
 /**
  * A blockstore whose blocks are either copies (under `blocks/`, laid out as `blockstore-fs` lays
- * them out: `shard-folder.ts`) or references to the bytes of local files (`filestore/`, one small
- * entry per block, same sharding): the layout of Kubo's filestore. `pi-node seal` keeps the sealed capsule in its folder anyway;
- * storing its leaves as references instead of a second copy halves what a seal writes.
+ * them out: `shard-folder.ts`) or references to the bytes of local files: the idea of Kubo's
+ * filestore. `pi-node seal` keeps the sealed capsule in its folder anyway; storing its leaves as
+ * references instead of a second copy halves what a seal writes. A file's references are one
+ * pack (`filestore/packs/`, `reference-pack.ts`, ADR 0102); single references, and those older
+ * versions wrote, are one small entry per block (`filestore/`, same sharding as the copies).
  *
  * A referenced block is read from its file and trusted only while the file keeps the size and
  * modification time it had when the block was hashed; otherwise it is hashed again on every
@@ -14,14 +16,17 @@
 
 import { existsSync, readFileSync, type Stats } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { BaseBlockstore } from 'blockstore-core'
-import type { CID } from 'multiformats/cid'
+import { CID } from 'multiformats/cid'
+import { create } from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { CapsuleStoreError } from '../errors.ts'
 import { sha256Leaf } from '../import/hash-leaf.ts'
 import { decodeFileReference, encodeFileReference, type FileReference } from './file-reference.ts'
 import { OpenFiles } from './open-files.ts'
+import { PackFolder } from './pack-folder.ts'
+import type { PackEntry } from './reference-pack.ts'
 import { readBuffer } from './served-read-buffers.ts'
 import { isMissing, ShardFolder, TEMP_FILE_MAX_AGE_MS } from './shard-folder.ts'
 
@@ -78,6 +83,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
   readonly #blocks: ShardFolder
   /** The references: each block's entry naming a file, an offset and a length. */
   readonly #refs: ShardFolder
+  /** The references of whole files, a pack each (`<refsPath>/packs`). */
+  readonly #packs: PackFolder
   /** References read lately (an entry is a few hundred bytes); dropped with their block. */
   readonly #cache = new Map<string, FileReference>()
   /** Blocks found absent lately, by CID, with when (`ABSENT_RECHECK_MS`). */
@@ -94,6 +101,7 @@ export class FilestoreBlockstore extends BaseBlockstore {
     super()
     this.#blocks = new ShardFolder(resolve(blocksPath))
     this.#refs = new ShardFolder(resolve(refsPath))
+    this.#packs = new PackFolder(join(resolve(refsPath), 'packs'))
   }
 
   async open(): Promise<void> {
@@ -111,7 +119,11 @@ export class FilestoreBlockstore extends BaseBlockstore {
    * progress). A long-running node does it once after it starts (`node.ts`). Returns how many.
    */
   async sweepTemporaryFiles(olderThanMs: number = TEMP_FILE_MAX_AGE_MS): Promise<number> {
-    return (await this.#blocks.sweep(olderThanMs)) + (await this.#refs.sweep(olderThanMs))
+    return (
+      (await this.#blocks.sweep(olderThanMs)) +
+      (await this.#refs.sweep(olderThanMs)) +
+      (await this.#packs.sweep(olderThanMs))
+    )
   }
 
   /**
@@ -191,27 +203,66 @@ export class FilestoreBlockstore extends BaseBlockstore {
     return key
   }
 
+  /**
+   * Records that the blocks `entries` name are bytes of the file at `path`, all at once: one pack
+   * (ADR 0102) instead of an entry per block, replacing any pack of that file. As with
+   * {@link putReference}, the caller has just hashed those bytes; `stamp` is the file's when it
+   * did. The blocks are present once it resolves.
+   * @throws {CapsuleStoreError} for a path, stamp or entry that no pack can hold.
+   */
+  async putReferences(
+    path: string,
+    stamp: FileReference['stamp'],
+    entries: readonly PackEntry[],
+    options?: Options,
+  ): Promise<void> {
+    options?.signal?.throwIfAborted()
+    try {
+      await this.#packs.write(path, stamp, entries)
+    } catch (cause) {
+      if (!(cause instanceof RangeError)) throw cause
+      throw new CapsuleStoreError('Not a file reference', {
+        cause,
+        details: { path, entries: entries.length },
+        hint: 'Give an absolute path, 32-byte SHA-256 digests and whole offsets and lengths.',
+      })
+    }
+    // blocks found absent or referenced otherwise before: looked up again
+    this.#absent.clear()
+    this.#cache.clear()
+  }
+
   /** The reference stored for `key`, if any (a corrupt entry is none). */
   async reference(key: CID, options?: Options): Promise<FileReference | undefined> {
     const id = key.toString()
     const cached = this.#cache.get(id)
     if (cached) return cached
     options?.signal?.throwIfAborted()
+    const packed =
+      key.multihash.code === REFERENCE_HASH_CODE
+        ? this.#packs.find(key.multihash.digest)
+        : undefined
+    if (packed) {
+      this.#remember(id, packed)
+      return packed
+    }
     try {
       // one read; a missing entry (the usual case for a fetched block) is one failed open. On the
       // calling thread: an entry is a few hundred bytes, and the four thread-pool round trips of
       // `readFile` (open, fstat, read, close) cost a serving node ~0.8 ms of event loop per block
       // it first serves, 7 % of a 1 GiB fetch's (ADR 0063)
       const ref = decodeFileReference(readFileSync(this.#refs.paths(key).file))
-      if (ref) {
-        // helia asks `has` then `get` for each block served: read the entry once
-        if (this.#cache.size >= REFERENCE_CACHE_ENTRIES) this.#cache.clear()
-        this.#cache.set(id, ref)
-      }
+      if (ref) this.#remember(id, ref)
       return ref
     } catch {
       return undefined
     }
+  }
+
+  /** helia asks `has` then `get` for each block served: look the reference up once. */
+  #remember(id: string, ref: FileReference): void {
+    if (this.#cache.size >= REFERENCE_CACHE_ENTRIES) this.#cache.clear()
+    this.#cache.set(id, ref)
   }
 
   /**
@@ -348,6 +399,7 @@ export class FilestoreBlockstore extends BaseBlockstore {
     this.#cache.delete(key.toString())
     await this.#blocks.remove(key)
     await this.#refs.remove(key)
+    if (key.multihash.code === REFERENCE_HASH_CODE) await this.#packs.remove(key.multihash.digest)
   }
 
   /**
@@ -362,7 +414,20 @@ export class FilestoreBlockstore extends BaseBlockstore {
     for await (const { cid, file } of this.#blocks.keys(options)) {
       yield { cid, bytes: fileBytes(file) }
     }
+    const listed = new Set<string>()
+    const named = (cid: CID) => Buffer.from(cid.multihash.bytes).toString('base64')
     for await (const { cid } of this.#refs.keys(options)) {
+      listed.add(named(cid))
+      if (await this.#hasCopy(cid, options)) continue
+      yield { cid, bytes: this.get(cid, options) }
+    }
+    for (const { digest } of this.#packs.entries()) {
+      options?.signal?.throwIfAborted()
+      // named as the entries are: the multihash read back as a CID (version 0)
+      const cid = CID.createV0(create(sha256.code, digest))
+      const id = named(cid)
+      if (listed.has(id)) continue
+      listed.add(id)
       if (await this.#hasCopy(cid, options)) continue
       yield { cid, bytes: this.get(cid, options) }
     }

@@ -14,6 +14,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { CapsuleStoreError } from '../errors.ts'
 import type { FileReference } from '../filestore/file-reference.ts'
 import type { FilestoreBlockstore } from '../filestore/filestore-blockstore.ts'
+import type { PackEntry } from '../filestore/reference-pack.ts'
 import { type BufferPool, createBufferPool } from './buffer-pool.ts'
 import { type CapsuleSource, capsuleChunks } from './chunks.ts'
 import { sha256Leaf } from './hash-leaf.ts'
@@ -47,6 +48,16 @@ export interface CapsuleBlockSink {
   put(cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }): unknown
   /** Keeps the block as a reference to a file's bytes (see `referenceFile`). */
   putReference?(cid: CID, ref: FileReference, options?: { signal?: AbortSignal }): unknown
+  /**
+   * Keeps every leaf of the file at `path` as a reference at once, once all are hashed (one
+   * pack, ADR 0102); used instead of `putReference` when the sink has it.
+   */
+  putReferences?(
+    path: string,
+    stamp: FileReference['stamp'],
+    entries: readonly PackEntry[],
+    options?: { signal?: AbortSignal },
+  ): unknown
 }
 
 const NO_BLOCK = new Uint8Array(0)
@@ -66,18 +77,27 @@ function referencedFile(
       details: { type: typeof referencePath },
     })
   }
-  const putReference = blockstore.putReference
-  if (!putReference) {
-    throw new CapsuleStoreError('This blockstore cannot keep file references', {
-      hint: "Open the node's on-disk blockstore (openFsCapsuleImporter), or drop referenceFile.",
-    })
-  }
+  const { putReference, putReferences } = blockstore
   // read at `path`; the references name `referencePath`, where the file will be renamed
-  return {
-    readPath: path,
-    path: resolve(referencePath ?? path),
-    sink: putReference.bind(blockstore),
+  const named = { readPath: path, path: resolve(referencePath ?? path) }
+  if (putReferences) {
+    // gathered as the leaves are hashed (44 bytes each), written as one pack at the end
+    const entries: PackEntry[] = []
+    return {
+      ...named,
+      sink: (cid: CID, ref: FileReference) => {
+        entries.push({ digest: cid.multihash.digest, offset: ref.offset, length: ref.length })
+      },
+      finish: (stamp: FileReference['stamp'], options: { signal?: AbortSignal }) =>
+        putReferences.call(blockstore, named.path, stamp, entries, options),
+    }
   }
+  if (putReference) {
+    return { ...named, sink: putReference.bind(blockstore), finish: () => undefined }
+  }
+  throw new CapsuleStoreError('This blockstore cannot keep file references', {
+    hint: "Open the node's on-disk blockstore (openFsCapsuleImporter), or drop referenceFile.",
+  })
 }
 
 async function fileStamp(path: string): Promise<{ size: number; mtimeMs: number }> {
@@ -177,6 +197,7 @@ export async function importCapsule(
           hint: 'Add it again once nothing writes to it.',
         })
       }
+      await referenced.finish(stamp, signal ? { signal } : {})
     }
     return root
   } catch (cause) {

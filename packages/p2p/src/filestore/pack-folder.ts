@@ -1,0 +1,208 @@
+/**
+ * The folder of reference packs (`reference-pack.ts`): one pack per referenced file, named by
+ * the file's path, written whole or not at all (a temporary file of its own, renamed). Every pack
+ * is held in memory once read (44 bytes a block: 176 KiB for 4 GiB of capsules); packs another
+ * process writes are read when the folder changes, looked at most every
+ * {@link PACK_RECHECK_MS}.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { readdirSync, readFileSync, type Stats, statSync } from 'node:fs'
+import { mkdir, rename, stat, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FileReference } from './file-reference.ts'
+import {
+  decodeReferencePack,
+  encodeReferencePack,
+  type PackEntry,
+  type ReferencePack,
+} from './reference-pack.ts'
+import { isMissing, writeNew } from './shard-folder.ts'
+
+/**
+ * How often a lookup that found nothing may look at the folder again: a pack another process
+ * (`pi-node seal` while `serve` runs) writes is seen within this time. A miss is the usual case
+ * on a fetching node (the blocks it fetches are copies), so not one `stat` per block.
+ */
+export const PACK_RECHECK_MS = 100
+
+const PACK_NAME = /^[0-9a-f]{32}\.pack$/
+/** Temporary files of this module: `<name>.pack.<pid>-<n>-<hex>.tmp`. */
+const TEMP_NAME = /\.pack\.\d+-\d+-[0-9a-f]+\.tmp$/
+
+let tempFiles = 0
+
+/** Fault injection for tests (not exported by the package): runs between a pack's write and its rename. */
+export const packFolderFaults: { beforeRename?: ((temp: string) => Promise<void>) | undefined } = {}
+
+interface Held {
+  /** `undefined`: the file is not a pack (damaged, or not ours); not read again until it changes. */
+  pack: ReferencePack | undefined
+  stats: Stats
+}
+
+const sameFile = (a: Stats, b: Stats) =>
+  a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
+
+export class PackFolder {
+  readonly root: string
+  readonly #held = new Map<string, Held>()
+  /** The folder's modification time when last read (`-1`: never). */
+  #folderMtime = -1
+  #lookedAt = Number.NEGATIVE_INFINITY
+
+  constructor(root: string) {
+    this.root = root
+  }
+
+  /** The pack file of the file at `path` (absolute). */
+  fileOf(path: string): string {
+    return join(this.root, `${createHash('sha256').update(path).digest('hex').slice(0, 32)}.pack`)
+  }
+
+  /** The reference of the block whose SHA-256 is `digest`, from any pack. */
+  find(digest: Uint8Array): FileReference | undefined {
+    const found = this.#find(digest)
+    if (found || !this.#refresh()) return found
+    return this.#find(digest)
+  }
+
+  #find(digest: Uint8Array): FileReference | undefined {
+    for (const { pack } of this.#held.values()) {
+      const ref = pack?.find(digest)
+      if (ref) return ref
+    }
+    return undefined
+  }
+
+  /**
+   * Reads the folder again if it changed since (at most every {@link PACK_RECHECK_MS} unless
+   * `now`). Returns whether it did. On the calling thread: a `stat`, and when the folder changed
+   * a `readdir`, a `stat` per pack and a read of each new one (rare: once per pack written).
+   */
+  #refresh(now = false): boolean {
+    const t = Date.now()
+    if (!now && t - this.#lookedAt < PACK_RECHECK_MS) return false
+    this.#lookedAt = t
+    let folder: Stats
+    try {
+      folder = statSync(this.root)
+    } catch {
+      const had = this.#held.size > 0
+      this.#held.clear()
+      this.#folderMtime = -1
+      return had
+    }
+    if (folder.mtimeMs === this.#folderMtime) return false
+    this.#folderMtime = folder.mtimeMs
+    let names: string[]
+    try {
+      names = readdirSync(this.root).filter((n) => PACK_NAME.test(n))
+    } catch {
+      return false
+    }
+    const listed = new Set(names)
+    for (const name of this.#held.keys()) if (!listed.has(name)) this.#held.delete(name)
+    for (const name of names) {
+      const file = join(this.root, name)
+      try {
+        const stats = statSync(file)
+        const held = this.#held.get(name)
+        if (held && sameFile(held.stats, stats)) continue
+        this.#held.set(name, { pack: decodeReferencePack(readFileSync(file)), stats })
+      } catch {
+        this.#held.delete(name)
+      }
+    }
+    return true
+  }
+
+  /**
+   * Writes the pack of `entries` in the file at `path` (replacing that file's pack, if any) and
+   * holds it. A crash leaves the old pack or none, never part of one.
+   */
+  async write(
+    path: string,
+    stamp: FileReference['stamp'],
+    entries: readonly PackEntry[],
+  ): Promise<void> {
+    const bytes = encodeReferencePack(path, stamp, entries)
+    await this.#writeWhole(this.fileOf(path), bytes)
+  }
+
+  async #writeWhole(file: string, bytes: Uint8Array): Promise<void> {
+    await mkdir(this.root, { recursive: true })
+    // random as well as numbered: two processes of one pid (containers) never share a temp name
+    const temp = `${file}.${process.pid}-${tempFiles++}-${randomBytes(6).toString('hex')}.tmp`
+    try {
+      await writeNew(temp, bytes)
+      await packFolderFaults.beforeRename?.(temp)
+      await rename(temp, file)
+    } catch (err) {
+      await unlink(temp).catch(() => {})
+      throw err
+    }
+    const pack = decodeReferencePack(bytes)
+    const stats = await stat(file).catch(() => undefined)
+    const name = file.slice(this.root.length + 1)
+    if (pack && stats) this.#held.set(name, { pack, stats })
+  }
+
+  /**
+   * Removes the block whose SHA-256 is `digest` from every pack holding it (each pack written
+   * again without it; removed when it was the last). Returns whether any held it.
+   */
+  async remove(digest: Uint8Array): Promise<boolean> {
+    this.#refresh(true)
+    let removed = false
+    for (const [name, { pack }] of [...this.#held]) {
+      if (!pack?.find(digest)) continue
+      removed = true
+      const file = join(this.root, name)
+      const rest = [...pack.entries()].filter((e) => Buffer.compare(e.digest, digest) !== 0)
+      if (rest.length === 0) {
+        await unlink(file).catch((err) => {
+          if (!isMissing(err)) throw err
+        })
+        this.#held.delete(name)
+      } else {
+        await this.#writeWhole(file, encodeReferencePack(pack.path, pack.stamp, rest))
+      }
+    }
+    return removed
+  }
+
+  /** Every entry of every pack (the folder read again first). */
+  *entries(): Generator<PackEntry> {
+    this.#refresh(true)
+    for (const { pack } of [...this.#held.values()]) if (pack) yield* pack.entries()
+  }
+
+  /**
+   * Removes the temporary files writers killed mid-write left, once older than `olderThanMs`.
+   * Returns how many.
+   */
+  async sweep(olderThanMs: number): Promise<number> {
+    const before = Date.now() - olderThanMs
+    let names: string[]
+    try {
+      names = readdirSync(this.root)
+    } catch {
+      return 0
+    }
+    let removed = 0
+    for (const name of names) {
+      if (!TEMP_NAME.test(name)) continue
+      const file = join(this.root, name)
+      const info = await stat(file).catch(() => undefined)
+      if (info === undefined || info.mtimeMs > before) continue
+      if (
+        await unlink(file).then(
+          () => true,
+          () => false,
+        )
+      )
+        removed++
+    }
+    return removed
+  }
+}

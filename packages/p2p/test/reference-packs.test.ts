@@ -1,0 +1,370 @@
+/**
+ * Reference packs (ADR 0102): an add by reference writes one pack for the whole file instead of
+ * an entry per leaf. Each promise is tried: a pack written by hand from the layout's text reads
+ * back; any damaged byte or truncation is no pack (never a wrong reference); a pack another
+ * process writes is seen by an open store; a kill -9 mid-write leaves the old pack whole;
+ * deleting a block rewrites its pack; the old one-entry-per-block layout still reads.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MemoryBlockstore } from 'blockstore-core'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ABSENT_RECHECK_MS } from '../src/filestore/filestore-blockstore.ts'
+import { PACK_RECHECK_MS } from '../src/filestore/pack-folder.ts'
+import {
+  FilestoreBlockstore,
+  filestoreFolder,
+  importCapsule,
+  openDataDirBlockstore,
+  openFsCapsuleImporter,
+} from '../src/import.ts'
+import { runKilledChild } from './killed-child.ts'
+
+const MiB = 1_048_576
+
+async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const c of source) parts.push(c)
+  return Buffer.concat(parts)
+}
+
+/** Files under `dir`, relative paths, recursively. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+    .sort()
+}
+
+/** The raw leaf CIDs of `bytes` (1 MiB leaves), with where each is. */
+async function leaves(bytes: Uint8Array) {
+  const out: { cid: CID; offset: number; length: number }[] = []
+  for (let at = 0; at < bytes.byteLength; at += MiB) {
+    const part = bytes.subarray(at, at + MiB)
+    out.push({
+      cid: CID.createV1(raw.code, await sha256.digest(part)),
+      offset: at,
+      length: part.byteLength,
+    })
+  }
+  return out
+}
+
+/**
+ * A pack written from ADR 0102's layout alone (not with the package's encoder): magic, header
+ * length and JSON, count, sorted 44-byte entries, SHA-256 of all before.
+ */
+function handPack(
+  path: string,
+  stamp: { size: number; mtimeMs: number } | undefined,
+  entries: { digest: Uint8Array; offset: number; length: number }[],
+  order: 'sorted' | 'as-given' = 'sorted',
+): Buffer {
+  const header = Buffer.from(JSON.stringify(stamp ? { path, stamp } : { path }), 'utf8')
+  const list =
+    order === 'sorted' ? [...entries].sort((a, b) => Buffer.compare(a.digest, b.digest)) : entries
+  const body: Buffer[] = [Buffer.from('DCRPACK1', 'ascii')]
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4)
+    b.writeUInt32LE(n)
+    return b
+  }
+  body.push(u32(header.length), header, u32(list.length))
+  for (const e of list) {
+    const offset = Buffer.alloc(8)
+    offset.writeBigUInt64LE(BigInt(e.offset))
+    body.push(Buffer.from(e.digest), offset, u32(e.length))
+  }
+  const before = Buffer.concat(body)
+  return Buffer.concat([before, createHash('sha256').update(before).digest()])
+}
+
+describe('reference packs: a file’s references in one pack', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'digicap-packs-'))
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('an add by reference writes one pack, no entry per leaf; every leaf reads back, listed once', async () => {
+    const dataDir = join(dir, 'one')
+    const file = join(dir, 'one.bin')
+    // past 32 MiB: the leaves are hashed on capsule-core's lanes, as a seal's are
+    const bytes = randomBytes(40 * MiB + 3)
+    await writeFile(file, bytes)
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    const cid = await importer.put({ path: file })
+    await importer.close()
+    expect(cid).toBe(String(await importCapsule(bytes, new MemoryBlockstore())))
+    const packName = `${createHash('sha256').update(file).digest('hex').slice(0, 32)}.pack`
+    expect(await filesUnder(filestoreFolder(dataDir))).toEqual([`packs/${packName}`])
+    // 41 leaves, 44 bytes each, and the header: a few KiB
+    expect((await stat(join(filestoreFolder(dataDir), 'packs', packName))).size).toBeLessThan(
+      41 * 44 + 512,
+    )
+
+    const store = await openDataDirBlockstore(dataDir)
+    try {
+      const expected = await leaves(bytes)
+      for (const leaf of expected) {
+        expect(await store.has(leaf.cid)).toBe(true)
+        expect((await store.reference(leaf.cid))?.offset).toBe(leaf.offset)
+        const got = await collect(store.get(leaf.cid))
+        expect(got.equals(bytes.subarray(leaf.offset, leaf.offset + leaf.length))).toBe(true)
+      }
+      const listed = new Map<string, number>()
+      for await (const { cid: each } of store.getAll()) {
+        const id = Buffer.from(each.multihash.bytes).toString('hex')
+        listed.set(id, (listed.get(id) ?? 0) + 1)
+      }
+      for (const leaf of expected) {
+        expect(listed.get(Buffer.from(leaf.cid.multihash.bytes).toString('hex'))).toBe(1)
+      }
+    } finally {
+      await store.close()
+    }
+
+    // added again (the file rewritten): its pack is replaced, not joined by a second one
+    const next = randomBytes(2 * MiB)
+    await writeFile(file, next)
+    const again = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    await again.put({ path: file })
+    await again.close()
+    expect(await filesUnder(filestoreFolder(dataDir))).toEqual([`packs/${packName}`])
+    const reread = await openDataDirBlockstore(dataDir)
+    try {
+      const [first] = await leaves(next)
+      expect(
+        (await collect(reread.get((first as { cid: CID }).cid))).equals(next.subarray(0, MiB)),
+      ).toBe(true)
+      const [old] = await leaves(bytes)
+      expect(await reread.has((old as { cid: CID }).cid)).toBe(false)
+    } finally {
+      await reread.close()
+    }
+  }, 60_000)
+
+  it('reads a pack written by hand from the layout; entries out of order, or any damaged byte or truncation, are no pack', async () => {
+    const file = join(dir, 'hand.bin')
+    const bytes = randomBytes(3 * MiB + 100)
+    await writeFile(file, bytes)
+    const info = await stat(file)
+    const stamp = { size: info.size, mtimeMs: info.mtimeMs }
+    const ls = await leaves(bytes)
+    const entries = ls.map((l) => ({
+      digest: l.cid.multihash.digest,
+      offset: l.offset,
+      length: l.length,
+    }))
+    const refs = join(dir, 'hand-refs')
+    const packs = join(refs, 'packs')
+    const packFile = join(packs, `${'ab'.repeat(16)}.pack`)
+    const good = handPack(file, stamp, entries)
+    await rm(refs, { recursive: true, force: true })
+    await mkdir(packs, { recursive: true })
+
+    const readsAs = async (packBytes: Uint8Array) => {
+      await writeFile(packFile, packBytes)
+      // a fresh store each time: what a node started on this folder would read
+      const store = new FilestoreBlockstore(join(dir, 'hand-blocks'), refs)
+      await store.open()
+      try {
+        const found: boolean[] = []
+        for (const l of ls) found.push((await store.reference(l.cid)) !== undefined)
+        return found
+      } finally {
+        await store.close()
+      }
+    }
+    expect(await readsAs(good)).toEqual(ls.map(() => true))
+    const store = new FilestoreBlockstore(join(dir, 'hand-blocks'), refs)
+    await store.open()
+    for (const l of ls) {
+      const got = await collect(store.get(l.cid))
+      expect(got.equals(bytes.subarray(l.offset, l.offset + l.length))).toBe(true)
+    }
+    await store.close()
+
+    const none = ls.map(() => false)
+    // order broken (two entries swapped), checksum made right: refused for the order alone
+    const swapped = [...entries].sort((a, b) => Buffer.compare(b.digest, a.digest))
+    expect(await readsAs(handPack(file, stamp, swapped, 'as-given'))).toEqual(none)
+    // a relative path, a bad stamp, a block longer than bitswap carries: refused
+    expect(await readsAs(handPack('hand.bin', stamp, entries))).toEqual(none)
+    expect(await readsAs(handPack(file, { size: -1, mtimeMs: stamp.mtimeMs }, entries))).toEqual(
+      none,
+    )
+    const tooLong = entries.map((e, i) => (i === 0 ? { ...e, length: 4 * MiB + 1 } : e))
+    expect(await readsAs(handPack(file, stamp, tooLong))).toEqual(none)
+    // every single byte flipped: never a reference (the checksum covers every byte)
+    for (let at = 0; at < good.length; at++) {
+      const bad = Buffer.from(good)
+      bad[at] = (bad[at] as number) ^ 0x40
+      expect(await readsAs(bad), `byte ${at} flipped`).toEqual(none)
+    }
+    // every truncation, and one byte more
+    for (let length = 0; length < good.length; length += 7) {
+      expect(await readsAs(good.subarray(0, length)), `cut at ${length}`).toEqual(none)
+    }
+    expect(await readsAs(Buffer.concat([good, Buffer.of(0)]))).toEqual(none)
+    expect(await readsAs(good)).toEqual(ls.map(() => true))
+  }, 120_000)
+
+  it('a pack another process writes is seen by an open store (within ABSENT_RECHECK_MS + PACK_RECHECK_MS)', async () => {
+    const dataDir = join(dir, 'shared')
+    const file = join(dir, 'shared.bin')
+    const bytes = randomBytes(2 * MiB + 1)
+    await writeFile(file, bytes)
+    const [leaf] = await leaves(bytes)
+    const cid = (leaf as { cid: CID }).cid
+    const serving = await openDataDirBlockstore(dataDir)
+    try {
+      expect(await serving.has(cid)).toBe(false)
+      // "pi-node seal" in another process while "serve" holds the store open
+      const entry = new URL('../src/import.ts', import.meta.url).href
+      const out = await runKilledChild(`
+        const { openFsCapsuleImporter } = await import(${JSON.stringify(entry)})
+        const i = await openFsCapsuleImporter(${JSON.stringify(dataDir)}, { referenceFiles: true })
+        console.log(await i.put({ path: ${JSON.stringify(file)} }))
+        await i.close()
+        process.exit(0)`)
+      expect(out.signal).toBeNull()
+      expect(out.out.trim()).toBe(String(await importCapsule(bytes, new MemoryBlockstore())))
+      await new Promise((r) => setTimeout(r, ABSENT_RECHECK_MS + PACK_RECHECK_MS + 50))
+      expect(await serving.has(cid)).toBe(true)
+      expect((await collect(serving.get(cid))).equals(bytes.subarray(0, MiB))).toBe(true)
+    } finally {
+      await serving.close()
+    }
+  }, 60_000)
+
+  it('a process killed between writing a pack and renaming it leaves the old pack whole; the leftover is swept', async () => {
+    const dataDir = join(dir, 'killed')
+    const file = join(dir, 'killed.bin')
+    const first = randomBytes(3 * MiB)
+    await writeFile(file, first)
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    await importer.put({ path: file })
+    await importer.close()
+    const second = randomBytes(5 * MiB)
+    await writeFile(file, second)
+    const entry = new URL('../src/import.ts', import.meta.url).href
+    const faults = new URL('../src/filestore/pack-folder.ts', import.meta.url).href
+    const crashed = await runKilledChild(`
+      const { packFolderFaults } = await import(${JSON.stringify(faults)})
+      packFolderFaults.beforeRename = async () => process.kill(process.pid, 'SIGKILL')
+      const { openFsCapsuleImporter } = await import(${JSON.stringify(entry)})
+      const i = await openFsCapsuleImporter(${JSON.stringify(dataDir)}, { referenceFiles: true })
+      await i.put({ path: ${JSON.stringify(file)} })
+      console.log('renamed')`)
+    expect(crashed.signal).toBe('SIGKILL')
+    expect(crashed.out).not.toContain('renamed')
+    const files = await filesUnder(join(filestoreFolder(dataDir), 'packs'))
+    expect(files).toHaveLength(2) // the old pack and the killed writer's temporary file
+    const store = await openDataDirBlockstore(dataDir)
+    try {
+      // the old pack, whole: its references name the file as it was (its stamp no longer
+      // matches, so each read is hashed and refused; nothing of the new pack is there)
+      for (const leaf of await leaves(first)) {
+        expect((await store.reference(leaf.cid))?.length).toBe(leaf.length)
+      }
+      for (const leaf of await leaves(second)) expect(await store.has(leaf.cid)).toBe(false)
+      const temp = join(
+        filestoreFolder(dataDir),
+        'packs',
+        files.find((f) => f.endsWith('.tmp')) as string,
+      )
+      expect(await store.sweepTemporaryFiles()).toBe(0)
+      const hoursAgo = new Date(Date.now() - 2 * 3600_000)
+      await utimes(temp, hoursAgo, hoursAgo)
+      expect(await store.sweepTemporaryFiles()).toBe(1)
+      expect(await filesUnder(join(filestoreFolder(dataDir), 'packs'))).toHaveLength(1)
+    } finally {
+      await store.close()
+    }
+  }, 60_000)
+
+  it('deleting a packed block rewrites its pack without it; the last one removes the pack', async () => {
+    const dataDir = join(dir, 'delete')
+    const file = join(dir, 'delete.bin')
+    const bytes = randomBytes(3 * MiB)
+    await writeFile(file, bytes)
+    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+    const root = await importer.put({ path: file })
+    await importer.close()
+    const ls = await leaves(bytes)
+    const store = await openDataDirBlockstore(dataDir)
+    await store.delete((ls[1] as { cid: CID }).cid)
+    expect(await store.has((ls[1] as { cid: CID }).cid)).toBe(false)
+    await store.close()
+    const reopened = await openDataDirBlockstore(dataDir)
+    try {
+      expect(await reopened.has((ls[0] as { cid: CID }).cid)).toBe(true)
+      expect(await reopened.has((ls[1] as { cid: CID }).cid)).toBe(false)
+      expect(await reopened.has((ls[2] as { cid: CID }).cid)).toBe(true)
+      await reopened.delete((ls[0] as { cid: CID }).cid)
+      await reopened.delete((ls[2] as { cid: CID }).cid)
+      expect(await filesUnder(join(filestoreFolder(dataDir), 'packs'))).toEqual([])
+      // the root (a copy) is untouched
+      expect(await reopened.has(CID.parse(root))).toBe(true)
+    } finally {
+      await reopened.close()
+    }
+  })
+
+  it('packs and one-entry-per-block references read side by side; a bad pack call is typed', async () => {
+    const dataDir = join(dir, 'mixed')
+    const store = await openDataDirBlockstore(dataDir)
+    try {
+      const old = join(dir, 'old.bin')
+      const oldBytes = randomBytes(1000)
+      await writeFile(old, oldBytes)
+      const [oldLeaf] = await leaves(oldBytes)
+      await store.putReference((oldLeaf as { cid: CID }).cid, {
+        path: old,
+        offset: 0,
+        length: 1000,
+      })
+      const packed = join(dir, 'packed.bin')
+      const packedBytes = randomBytes(1500)
+      await writeFile(packed, packedBytes)
+      const [packedLeaf] = await leaves(packedBytes)
+      await store.putReferences(packed, undefined, [
+        { digest: (packedLeaf as { cid: CID }).cid.multihash.digest, offset: 0, length: 1500 },
+      ])
+      expect((await collect(store.get((oldLeaf as { cid: CID }).cid))).equals(oldBytes)).toBe(true)
+      expect((await collect(store.get((packedLeaf as { cid: CID }).cid))).equals(packedBytes)).toBe(
+        true,
+      )
+      const listed: string[] = []
+      for await (const { cid } of store.getAll()) listed.push(cid.toString())
+      expect(listed).toHaveLength(2)
+      await expect(store.putReferences('relative.bin', undefined, [])).rejects.toMatchObject({
+        code: 'CAPSULE_STORE',
+      })
+      await expect(
+        store.putReferences(packed, undefined, [
+          { digest: new Uint8Array(31), offset: 0, length: 1 },
+        ]),
+      ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+      await expect(
+        store.putReferences(packed, undefined, [
+          { digest: new Uint8Array(32), offset: 0, length: 4 * MiB + 1 },
+        ]),
+      ).rejects.toMatchObject({ code: 'CAPSULE_STORE' })
+      // a refused pack left the good one as it was
+      expect(await store.has((packedLeaf as { cid: CID }).cid)).toBe(true)
+      expect(await filesUnder(join(filestoreFolder(dataDir), 'packs'))).toHaveLength(1)
+    } finally {
+      await store.close()
+    }
+  })
+})
