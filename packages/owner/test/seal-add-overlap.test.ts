@@ -208,8 +208,9 @@ describe('sealAndPublish: the IPFS add runs during the capsule flush', () => {
         readdirSync(dir).filter((f) => f.startsWith('failed.bin') || f.endsWith('.partial')),
       ).toEqual([])
 
-      // references were written for the first leaves, but they name a file that never came
-      expect(await referencedButAbsent(dataDir, partialCopy)).toBeGreaterThan(0)
+      // no reference at all: a file's references are one pack, written once every leaf is
+      // hashed (ADR 0102; before, the first leaves' entries named a file that never came)
+      expect(await referencedButAbsent(dataDir, partialCopy)).toBe(0)
     },
     SLOW,
   )
@@ -258,9 +259,8 @@ describe('sealAndPublish: the IPFS add runs during the capsule flush', () => {
       expect(existsSync(output)).toBe(false)
       const partial = readdirSync(dir).find((f) => f.startsWith('.killed.bin.'))
       expect(partial).toBeDefined()
-      expect(
-        await referencedButAbsent(dataDir, join(dir, partial as string)),
-      ).toBeGreaterThanOrEqual(8)
+      // killed mid-add: no pack was written, so no leaf is even referenced (ADR 0102)
+      expect(await referencedButAbsent(dataDir, join(dir, partial as string))).toBe(0)
     },
     SLOW,
   )
