@@ -246,6 +246,37 @@ describe('reference packs: a file’s references in one pack', () => {
     }
   }, 60_000)
 
+  it('a pack written in the same mtime tick as the folder was last read is still seen (coarse timestamps)', async () => {
+    const refs = join(dir, 'racy-refs')
+    const packs = join(refs, 'packs')
+    await mkdir(packs, { recursive: true })
+    const file = join(dir, 'racy.bin')
+    const bytes = randomBytes(1000)
+    await writeFile(file, bytes)
+    const [leaf] = await leaves(bytes)
+    const cid = (leaf as { cid: CID }).cid
+    const reader = new FilestoreBlockstore(join(dir, 'racy-blocks'), refs)
+    const writer = new FilestoreBlockstore(join(dir, 'racy-blocks'), refs)
+    await reader.open()
+    await writer.open()
+    try {
+      // the folder's mtime a whole millisecond value a moment ago, as the reader reads it
+      const tick = new Date(Math.floor(Date.now() / 1000) * 1000 - 500)
+      await utimes(packs, tick, tick)
+      expect(await reader.reference(cid)).toBeUndefined()
+      await writer.putReferences(file, undefined, [
+        { digest: cid.multihash.digest, offset: 0, length: 1000 },
+      ])
+      // a file system whose clock tick is coarse leaves the folder's mtime where it was
+      await utimes(packs, tick, tick)
+      await new Promise((r) => setTimeout(r, PACK_RECHECK_MS + 20))
+      expect((await reader.reference(cid))?.length).toBe(1000)
+    } finally {
+      await reader.close()
+      await writer.close()
+    }
+  })
+
   it('a process killed between writing a pack and renaming it leaves the old pack whole; the leftover is swept', async () => {
     const dataDir = join(dir, 'killed')
     const file = join(dir, 'killed.bin')

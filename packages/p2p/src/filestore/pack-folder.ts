@@ -25,6 +25,9 @@ import { isMissing, writeNew } from './shard-folder.ts'
  */
 export const PACK_RECHECK_MS = 100
 
+/** How recent a folder's mtime must be to be looked at again even when unchanged. */
+const RACY_MS = 2000
+
 const PACK_NAME = /^[0-9a-f]{32}\.pack$/
 /** Temporary files of this module: `<name>.pack.<pid>-<n>-<hex>.tmp`. */
 const TEMP_NAME = /\.pack\.\d+-\d+-[0-9a-f]+\.tmp$/
@@ -92,7 +95,10 @@ export class PackFolder {
       this.#folderMtime = -1
       return had
     }
-    if (folder.mtimeMs === this.#folderMtime) return false
+    // A folder changed within the last seconds is read again even with the same mtime: on a
+    // file system with coarse timestamps a second change in the same tick would not move it
+    // (git's "racy" index entries, the same rule).
+    if (folder.mtimeMs === this.#folderMtime && t - folder.mtimeMs > RACY_MS) return false
     this.#folderMtime = folder.mtimeMs
     let names: string[]
     try {
