@@ -9,4 +9,5 @@ import { requireNode } from '@digicap/cli-kit/require-node'
 requireNode('pi-node', new URL('../package.json', import.meta.url))
 // V8's code for the modules below, kept between runs in ~/.cache/digicap (ADR 0046)
 enableCompileCache('pi-node')
-await import('../dist/cli.js')
+// the CLI and its packages as one bundle (ADR 0103): ~60 files to load where there were ~280
+await import('../dist/cli-bundle.js')

@@ -1,0 +1,44 @@
+/**
+ * Builds `dist/cli-bundle.js`, what the `pi-node` binary runs (ADR 0103), after tsup's own build:
+ * the CLI and every package it uses in one esbuild bundle, code split so that what a command
+ * loads later (the node for `serve`, ethers for `recover`, the OCI modules for image capsules)
+ * sits in chunks loaded on first use. One copy of every package, so no class is loaded twice.
+ */
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { heliaByPath } from '../../../scripts/esbuild-plugins.ts'
+
+/** Loaded as packages: solc runs only in the policy compiler's child process, which loads it. */
+const CLI_EXTERNAL = ['solc']
+
+export async function buildCliBundle(packageDir: string): Promise<void> {
+  const tsup = createRequire(join(packageDir, 'package.json')).resolve('tsup')
+  const esbuild = await import(createRequire(tsup).resolve('esbuild'))
+  const found = { count: 0 }
+  const result = await esbuild.build({
+    entryPoints: { 'cli-bundle': join(packageDir, 'src/cli.ts') },
+    // beside tsup's entries: `new URL('../package.json', import.meta.url)` still names the
+    // package's own file, and the policy compiler resolves `@digicap/contracts/compiler` from here
+    outdir: join(packageDir, 'dist'),
+    bundle: true,
+    splitting: true,
+    chunkNames: 'cli-bundle-[hash]',
+    minifyWhitespace: true,
+    minifySyntax: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    external: CLI_EXTERNAL.flatMap((p) => [p, `${p}/*`]),
+    // CommonJS dependencies inside an ES module bundle require Node's built-ins.
+    banner: {
+      js: "import { createRequire as __digicapRequire } from 'node:module'; const require = __digicapRequire(import.meta.url);",
+    },
+    plugins: [heliaByPath(found)],
+    metafile: true,
+    logLevel: 'error', // not the bare imports of packages without side effects, dropped
+  })
+  if (found.count !== 1)
+    throw new Error(`pi-node bundle: helia's class lookup found ${found.count} times, not once`)
+  const inputs = Object.keys(result.metafile.inputs).length
+  if (inputs < 100) throw new Error(`pi-node bundle: only ${inputs} inputs`)
+}
