@@ -39,15 +39,10 @@ import {
   openFsCapsuleImporter,
 } from '../src/import.ts'
 import { createDigicapNode, heliaCapsuleStore } from '../src/index.ts'
+import { collect, leafCids } from './bytes.ts'
 import { runKilledChild } from './killed-child.ts'
 
 const MiB = 1_048_576
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = []
-  for await (const c of source) parts.push(c)
-  return Buffer.concat(parts)
-}
 
 /** Bytes of every file under `dir`, recursively. */
 async function bytesUnder(dir: string): Promise<number> {
@@ -65,15 +60,6 @@ async function openCount(file: string): Promise<number> {
     if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')) === file) n++
   }
   return n
-}
-
-/** The raw leaf CIDs of a capsule of `bytes`, in file order (1 MiB leaves, as the import cuts). */
-async function leafCids(bytes: Uint8Array): Promise<CID[]> {
-  const out: CID[] = []
-  for (let at = 0; at < bytes.byteLength; at += MiB) {
-    out.push(CID.createV1(raw.code, await sha256.digest(bytes.subarray(at, at + MiB))))
-  }
-  return out
 }
 
 describe('filestore: blocks kept as references to the capsule file', () => {

@@ -21,14 +21,9 @@ import {
   openFsCapsuleImporter,
   UNIXFS_CHUNK_SIZE,
 } from '../src/import.ts'
+import { collect } from './bytes.ts'
 
 const MiB = 1_048_576
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = []
-  for await (const c of source) parts.push(c)
-  return Buffer.concat(parts)
-}
 
 /** A deterministic stream of `total` bytes in odd-sized pieces, counting what was pulled. */
 function source(total: number, counter: { pulled: number }): AsyncIterable<Uint8Array> {

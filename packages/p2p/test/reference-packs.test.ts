@@ -11,8 +11,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryBlockstore } from 'blockstore-core'
 import { CID } from 'multiformats/cid'
-import * as raw from 'multiformats/codecs/raw'
-import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ABSENT_RECHECK_MS } from '../src/filestore/filestore-blockstore.ts'
 import { PACK_RECHECK_MS } from '../src/filestore/pack-folder.ts'
@@ -23,15 +21,10 @@ import {
   openDataDirBlockstore,
   openFsCapsuleImporter,
 } from '../src/import.ts'
+import { collect, leavesOf } from './bytes.ts'
 import { runKilledChild } from './killed-child.ts'
 
 const MiB = 1_048_576
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = []
-  for await (const c of source) parts.push(c)
-  return Buffer.concat(parts)
-}
 
 /** Files under `dir`, relative paths, recursively. */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -40,20 +33,6 @@ async function filesUnder(dir: string): Promise<string[]> {
     .filter((e) => e.isFile())
     .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
     .sort()
-}
-
-/** The raw leaf CIDs of `bytes` (1 MiB leaves), with where each is. */
-async function leaves(bytes: Uint8Array) {
-  const out: { cid: CID; offset: number; length: number }[] = []
-  for (let at = 0; at < bytes.byteLength; at += MiB) {
-    const part = bytes.subarray(at, at + MiB)
-    out.push({
-      cid: CID.createV1(raw.code, await sha256.digest(part)),
-      offset: at,
-      length: part.byteLength,
-    })
-  }
-  return out
 }
 
 /**
@@ -113,7 +92,7 @@ describe('reference packs: a file’s references in one pack', () => {
 
     const store = await openDataDirBlockstore(dataDir)
     try {
-      const expected = await leaves(bytes)
+      const expected = await leavesOf(bytes)
       for (const leaf of expected) {
         expect(await store.has(leaf.cid)).toBe(true)
         expect((await store.reference(leaf.cid))?.offset).toBe(leaf.offset)
@@ -141,11 +120,11 @@ describe('reference packs: a file’s references in one pack', () => {
     expect(await filesUnder(filestoreFolder(dataDir))).toEqual([`packs/${packName}`])
     const reread = await openDataDirBlockstore(dataDir)
     try {
-      const [first] = await leaves(next)
+      const [first] = await leavesOf(next)
       expect(
         (await collect(reread.get((first as { cid: CID }).cid))).equals(next.subarray(0, MiB)),
       ).toBe(true)
-      const [old] = await leaves(bytes)
+      const [old] = await leavesOf(bytes)
       expect(await reread.has((old as { cid: CID }).cid)).toBe(false)
     } finally {
       await reread.close()
@@ -158,7 +137,7 @@ describe('reference packs: a file’s references in one pack', () => {
     await writeFile(file, bytes)
     const info = await stat(file)
     const stamp = { size: info.size, mtimeMs: info.mtimeMs }
-    const ls = await leaves(bytes)
+    const ls = await leavesOf(bytes)
     const entries = ls.map((l) => ({
       digest: l.cid.multihash.digest,
       offset: l.offset,
@@ -223,7 +202,7 @@ describe('reference packs: a file’s references in one pack', () => {
     const file = join(dir, 'shared.bin')
     const bytes = randomBytes(2 * MiB + 1)
     await writeFile(file, bytes)
-    const [leaf] = await leaves(bytes)
+    const [leaf] = await leavesOf(bytes)
     const cid = (leaf as { cid: CID }).cid
     const serving = await openDataDirBlockstore(dataDir)
     try {
@@ -253,7 +232,7 @@ describe('reference packs: a file’s references in one pack', () => {
     const file = join(dir, 'racy.bin')
     const bytes = randomBytes(1000)
     await writeFile(file, bytes)
-    const [leaf] = await leaves(bytes)
+    const [leaf] = await leavesOf(bytes)
     const cid = (leaf as { cid: CID }).cid
     const reader = new FilestoreBlockstore(join(dir, 'racy-blocks'), refs)
     const writer = new FilestoreBlockstore(join(dir, 'racy-blocks'), refs)
@@ -304,10 +283,10 @@ describe('reference packs: a file’s references in one pack', () => {
     try {
       // the old pack, whole: its references name the file as it was (its stamp no longer
       // matches, so each read is hashed and refused; nothing of the new pack is there)
-      for (const leaf of await leaves(first)) {
+      for (const leaf of await leavesOf(first)) {
         expect((await store.reference(leaf.cid))?.length).toBe(leaf.length)
       }
-      for (const leaf of await leaves(second)) expect(await store.has(leaf.cid)).toBe(false)
+      for (const leaf of await leavesOf(second)) expect(await store.has(leaf.cid)).toBe(false)
       const temp = join(
         filestoreFolder(dataDir),
         'packs',
@@ -331,7 +310,7 @@ describe('reference packs: a file’s references in one pack', () => {
     const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
     const root = await importer.put({ path: file })
     await importer.close()
-    const ls = await leaves(bytes)
+    const ls = await leavesOf(bytes)
     const store = await openDataDirBlockstore(dataDir)
     await store.delete((ls[1] as { cid: CID }).cid)
     expect(await store.has((ls[1] as { cid: CID }).cid)).toBe(false)
@@ -358,7 +337,7 @@ describe('reference packs: a file’s references in one pack', () => {
       const old = join(dir, 'old.bin')
       const oldBytes = randomBytes(1000)
       await writeFile(old, oldBytes)
-      const [oldLeaf] = await leaves(oldBytes)
+      const [oldLeaf] = await leavesOf(oldBytes)
       await store.putReference((oldLeaf as { cid: CID }).cid, {
         path: old,
         offset: 0,
@@ -367,7 +346,7 @@ describe('reference packs: a file’s references in one pack', () => {
       const packed = join(dir, 'packed.bin')
       const packedBytes = randomBytes(1500)
       await writeFile(packed, packedBytes)
-      const [packedLeaf] = await leaves(packedBytes)
+      const [packedLeaf] = await leavesOf(packedBytes)
       await store.putReferences(packed, undefined, [
         { digest: (packedLeaf as { cid: CID }).cid.multihash.digest, offset: 0, length: 1500 },
       ])

@@ -5,13 +5,8 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import { createDigicapNode, heliaCapsuleStore } from '../src/index.ts'
+import { collect } from './bytes.ts'
 import { describeCapsuleStore } from './store-compliance.ts'
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = []
-  for await (const c of source) parts.push(c)
-  return Buffer.concat(parts)
-}
 
 describeCapsuleStore('helia, in-memory blockstore', async () => {
   const node = await createDigicapNode()
