@@ -6,7 +6,7 @@
  * deleting a block rewrites its pack; the old one-entry-per-block layout still reads.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryBlockstore } from 'blockstore-core'
@@ -196,6 +196,39 @@ describe('reference packs: a file’s references in one pack', () => {
     expect(await readsAs(Buffer.concat([good, Buffer.of(0)]))).toEqual(none)
     expect(await readsAs(good)).toEqual(ls.map(() => true))
   }, 120_000)
+
+  it('a file in the packs folder larger than any pack is never read (a sparse 1.5 GiB one: no time, no memory)', async () => {
+    const refs = join(dir, 'huge-refs')
+    const packs = join(refs, 'packs')
+    await mkdir(packs, { recursive: true })
+    const file = join(dir, 'huge-target.bin')
+    const bytes = randomBytes(1000)
+    await writeFile(file, bytes)
+    const [leaf] = await leavesOf(bytes)
+    const cid = (leaf as { cid: CID }).cid
+    // a good pack beside it still reads
+    await writeFile(
+      join(packs, `${'cd'.repeat(16)}.pack`),
+      handPack(file, undefined, [{ digest: cid.multihash.digest, offset: 0, length: 1000 }]),
+    )
+    const huge = join(packs, `${'ef'.repeat(16)}.pack`)
+    await writeFile(huge, '')
+    await truncate(huge, 1536 * MiB)
+    const store = new FilestoreBlockstore(join(dir, 'huge-blocks'), refs)
+    await store.open()
+    try {
+      const rss = process.memoryUsage().rss
+      const started = performance.now()
+      expect((await store.reference(cid))?.length).toBe(1000)
+      const [other] = await leavesOf(randomBytes(10))
+      expect(await store.reference((other as { cid: CID }).cid)).toBeUndefined()
+      // reading it would take seconds and 1.5 GiB; a stat is all it costs
+      expect(performance.now() - started).toBeLessThan(500)
+      expect(process.memoryUsage().rss - rss).toBeLessThan(64 * MiB)
+    } finally {
+      await store.close()
+    }
+  })
 
   it('a pack another process writes is seen by an open store (within ABSENT_RECHECK_MS + PACK_RECHECK_MS)', async () => {
     const dataDir = join(dir, 'shared')

@@ -13,6 +13,7 @@ import type { FileReference } from './file-reference.ts'
 import {
   decodeReferencePack,
   encodeReferencePack,
+  MAX_PACK_BYTES,
   type PackEntry,
   type ReferencePack,
 } from './reference-pack.ts'
@@ -114,7 +115,10 @@ export class PackFolder {
         const stats = statSync(file)
         const held = this.#held.get(name)
         if (held && sameFile(held.stats, stats)) continue
-        this.#held.set(name, { pack: decodeReferencePack(readFileSync(file)), stats })
+        // larger than any pack: not read at all (a file put there by hand could be gigabytes)
+        const pack =
+          stats.size <= MAX_PACK_BYTES ? decodeReferencePack(readFileSync(file)) : undefined
+        this.#held.set(name, { pack, stats })
       } catch {
         this.#held.delete(name)
       }

@@ -18,8 +18,8 @@
  * Every entry's block is `length` bytes at `offset` of the header's file, and its CID's multihash
  * is SHA-256 with that digest (any codec: a store is keyed by multihash). `stamp` is
  * {@link FileReference}'s. A pack that breaks any rule (magic, lengths, JSON, order, a length
- * over {@link MAX_REFERENCED_BLOCK}, an offset past 2^53 − 1, the checksum) is not a pack: none
- * of its entries is read.
+ * over {@link MAX_REFERENCED_BLOCK}, an offset past 2^53 − 1, the checksum, a file over
+ * {@link MAX_PACK_BYTES}) is not a pack: none of its entries is read.
  */
 import { createHash } from 'node:crypto'
 import { type FileReference, isFileReference, MAX_REFERENCED_BLOCK } from './file-reference.ts'
@@ -30,6 +30,11 @@ export const PACK_ENTRY_BYTES = DIGEST + 8 + 4
 const CHECKSUM = 32
 /** A header is a path and a stamp; anything larger is not one. */
 const MAX_HEADER_BYTES = 8192
+/**
+ * The largest pack: 1.5 million entries, the leaves of a 1.5 TiB file. A larger file is not a
+ * pack and is never read (reading it would allocate its size).
+ */
+export const MAX_PACK_BYTES = 64 * 1024 * 1024
 
 /** One block of the pack's file. */
 export interface PackEntry {
@@ -111,9 +116,10 @@ export function encodeReferencePack(
   const kept = sorted.filter(
     (e, i) => i === 0 || Buffer.compare(e.digest, (sorted[i - 1] as PackEntry).digest) !== 0,
   )
-  const out = Buffer.alloc(
-    PACK_MAGIC.byteLength + 4 + header.byteLength + 4 + kept.length * PACK_ENTRY_BYTES + CHECKSUM,
-  )
+  const size =
+    PACK_MAGIC.byteLength + 4 + header.byteLength + 4 + kept.length * PACK_ENTRY_BYTES + CHECKSUM
+  if (size > MAX_PACK_BYTES) throw new RangeError('too many entries for one pack')
+  const out = Buffer.alloc(size)
   out.set(PACK_MAGIC)
   let at = out.writeUInt32LE(header.byteLength, PACK_MAGIC.byteLength)
   at += header.copy(out, at)
@@ -140,6 +146,7 @@ export function encodeReferencePack(
 /** The pack in `bytes`, or `undefined` if they are not one (see the layout's rules). */
 export function decodeReferencePack(bytes: Uint8Array): ReferencePack | undefined {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (buf.byteLength > MAX_PACK_BYTES) return undefined
   const fixed = PACK_MAGIC.byteLength + 4 + 4 + CHECKSUM
   if (buf.byteLength < fixed || buf.compare(PACK_MAGIC, 0, PACK_MAGIC.byteLength, 0, 8) !== 0)
     return undefined
