@@ -81,7 +81,8 @@ function referencedFile(
   // read at `path`; the references name `referencePath`, where the file will be renamed
   const named = { readPath: path, path: resolve(referencePath ?? path) }
   if (putReferences) {
-    // gathered as the leaves are hashed (44 bytes each), written as one pack at the end
+    // gathered as the leaves are hashed (a digest, an offset and a length each), written as one
+    // pack at the end
     const entries: PackEntry[] = []
     return {
       ...named,
