@@ -6,6 +6,23 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 
+/**
+ * What both bundles are built with: one ES module file (and its chunks) for Node 22+, no
+ * whitespace or dead code (less to read and compile at start). The banner gives the CommonJS
+ * dependencies inside an ES module bundle the `require` they call for Node's built-ins.
+ */
+export const NODE_ESM_BUNDLE = {
+  bundle: true,
+  minifyWhitespace: true,
+  minifySyntax: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node22',
+  banner: {
+    js: "import { createRequire as __digicapRequire } from 'node:module'; const require = __digicapRequire(import.meta.url);",
+  },
+} as const
+
 /** The part of esbuild's plugin API used here (esbuild comes with tsup, not as a dependency). */
 export interface PluginHooks {
   onResolve(

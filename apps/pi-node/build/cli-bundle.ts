@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { heliaByPath } from '../../../scripts/esbuild-plugins.ts'
+import { heliaByPath, NODE_ESM_BUNDLE } from '../../../scripts/esbuild-plugins.ts'
 
 /** Loaded as packages: solc runs only in the policy compiler's child process, which loads it. */
 const CLI_EXTERNAL = ['solc']
@@ -20,19 +20,10 @@ export async function buildCliBundle(packageDir: string): Promise<void> {
     // beside tsup's entries: `new URL('../package.json', import.meta.url)` still names the
     // package's own file, and the policy compiler resolves `@digicap/contracts/compiler` from here
     outdir: join(packageDir, 'dist'),
-    bundle: true,
+    ...NODE_ESM_BUNDLE,
     splitting: true,
     chunkNames: 'cli-bundle-[hash]',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
     external: CLI_EXTERNAL.flatMap((p) => [p, `${p}/*`]),
-    // CommonJS dependencies inside an ES module bundle require Node's built-ins.
-    banner: {
-      js: "import { createRequire as __digicapRequire } from 'node:module'; const require = __digicapRequire(import.meta.url);",
-    },
     plugins: [heliaByPath(found)],
     metafile: true,
     logLevel: 'error', // not the bare imports of packages without side effects, dropped

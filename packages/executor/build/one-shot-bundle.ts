@@ -7,7 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import { heliaByPath, type PluginHooks } from '../../../scripts/esbuild-plugins.ts'
+import { heliaByPath, NODE_ESM_BUNDLE, type PluginHooks } from '../../../scripts/esbuild-plugins.ts'
 
 /** Loaded by the importer as their own packages: one copy of their classes, files by path. */
 export const ONE_SHOT_EXTERNAL = [
@@ -160,21 +160,12 @@ export async function buildOneShotBundle(packageDir: string): Promise<void> {
   const result = await esbuild.build({
     entryPoints: { 'one-shot': join(packageDir, 'src/one-shot.ts') },
     outdir: join(packageDir, 'dist'),
-    bundle: true,
+    ...NODE_ESM_BUNDLE,
     // What loads later (gossipsub, kad-dht, the importer, helia's class, execa) in chunks of
-    // their own, and no whitespace or dead code: less to read and compile at start.
+    // their own.
     splitting: true,
     chunkNames: 'one-shot-[hash]',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
     external,
-    // CommonJS dependencies inside an ES module bundle require Node's built-ins.
-    banner: {
-      js: "import { createRequire as __digicapRequire } from 'node:module'; const require = __digicapRequire(import.meta.url);",
-    },
     plugins: [
       heliaByPath(found),
       nobleShared(packageDir),
@@ -194,15 +185,7 @@ export async function buildOneShotBundle(packageDir: string): Promise<void> {
   await esbuild.build({
     stdin: { contents: "export * from 'ethers'", resolveDir: packageDir, loader: 'js' },
     outfile: join(packageDir, 'dist', ETHERS_BUNDLE),
-    bundle: true,
-    minifyWhitespace: true,
-    minifySyntax: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    banner: {
-      js: "import { createRequire as __digicapRequire } from 'node:module'; const require = __digicapRequire(import.meta.url);",
-    },
+    ...NODE_ESM_BUNDLE,
     logLevel: 'error',
   })
   const inputs = Object.keys(result.metafile.inputs).length
