@@ -64,6 +64,28 @@ function handPack(
   return Buffer.concat([before, createHash('sha256').update(before).digest()])
 }
 
+/** An empty packs folder under `<dir>/<name>-refs`, and a 1000-byte file of one leaf. */
+async function packsAndOneLeafIn(dir: string, name: string, fileName: string) {
+  const refs = join(dir, `${name}-refs`)
+  const packs = join(refs, 'packs')
+  await mkdir(packs, { recursive: true })
+  const file = join(dir, fileName)
+  const bytes = randomBytes(1000)
+  await writeFile(file, bytes)
+  const [leaf] = await leavesOf(bytes)
+  return { refs, packs, file, cid: (leaf as { cid: CID }).cid }
+}
+
+/** `file` added to `dataDir`'s store by reference, as `pi-node seal` adds: its root CID. */
+async function addByReference(dataDir: string, file: string): Promise<string> {
+  const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
+  try {
+    return await importer.put({ path: file })
+  } finally {
+    await importer.close()
+  }
+}
+
 describe('reference packs: a file’s references in one pack', () => {
   let dir: string
   beforeAll(async () => {
@@ -79,9 +101,7 @@ describe('reference packs: a file’s references in one pack', () => {
     // past 32 MiB: the leaves are hashed on capsule-core's lanes, as a seal's are
     const bytes = randomBytes(40 * MiB + 3)
     await writeFile(file, bytes)
-    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
-    const cid = await importer.put({ path: file })
-    await importer.close()
+    const cid = await addByReference(dataDir, file)
     expect(cid).toBe(String(await importCapsule(bytes, new MemoryBlockstore())))
     const packName = `${createHash('sha256').update(file).digest('hex').slice(0, 32)}.pack`
     expect(await filesUnder(filestoreFolder(dataDir))).toEqual([`packs/${packName}`])
@@ -114,9 +134,7 @@ describe('reference packs: a file’s references in one pack', () => {
     // added again (the file rewritten): its pack is replaced, not joined by a second one
     const next = randomBytes(2 * MiB)
     await writeFile(file, next)
-    const again = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
-    await again.put({ path: file })
-    await again.close()
+    await addByReference(dataDir, file)
     expect(await filesUnder(filestoreFolder(dataDir))).toEqual([`packs/${packName}`])
     const reread = await openDataDirBlockstore(dataDir)
     try {
@@ -198,14 +216,7 @@ describe('reference packs: a file’s references in one pack', () => {
   }, 120_000)
 
   it('a file in the packs folder larger than any pack is never read (a sparse 1.5 GiB one: no time, no memory)', async () => {
-    const refs = join(dir, 'huge-refs')
-    const packs = join(refs, 'packs')
-    await mkdir(packs, { recursive: true })
-    const file = join(dir, 'huge-target.bin')
-    const bytes = randomBytes(1000)
-    await writeFile(file, bytes)
-    const [leaf] = await leavesOf(bytes)
-    const cid = (leaf as { cid: CID }).cid
+    const { refs, packs, file, cid } = await packsAndOneLeafIn(dir, 'huge', 'huge-target.bin')
     // a good pack beside it still reads
     await writeFile(
       join(packs, `${'cd'.repeat(16)}.pack`),
@@ -259,14 +270,7 @@ describe('reference packs: a file’s references in one pack', () => {
   }, 60_000)
 
   it('a pack written in the same mtime tick as the folder was last read is still seen (coarse timestamps)', async () => {
-    const refs = join(dir, 'racy-refs')
-    const packs = join(refs, 'packs')
-    await mkdir(packs, { recursive: true })
-    const file = join(dir, 'racy.bin')
-    const bytes = randomBytes(1000)
-    await writeFile(file, bytes)
-    const [leaf] = await leavesOf(bytes)
-    const cid = (leaf as { cid: CID }).cid
+    const { refs, packs, file, cid } = await packsAndOneLeafIn(dir, 'racy', 'racy.bin')
     const reader = new FilestoreBlockstore(join(dir, 'racy-blocks'), refs)
     const writer = new FilestoreBlockstore(join(dir, 'racy-blocks'), refs)
     await reader.open()
@@ -294,9 +298,7 @@ describe('reference packs: a file’s references in one pack', () => {
     const file = join(dir, 'killed.bin')
     const first = randomBytes(3 * MiB)
     await writeFile(file, first)
-    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
-    await importer.put({ path: file })
-    await importer.close()
+    await addByReference(dataDir, file)
     const second = randomBytes(5 * MiB)
     await writeFile(file, second)
     const entry = new URL('../src/import.ts', import.meta.url).href
@@ -340,9 +342,7 @@ describe('reference packs: a file’s references in one pack', () => {
     const file = join(dir, 'delete.bin')
     const bytes = randomBytes(3 * MiB)
     await writeFile(file, bytes)
-    const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
-    const root = await importer.put({ path: file })
-    await importer.close()
+    const root = await addByReference(dataDir, file)
     const ls = await leavesOf(bytes)
     const store = await openDataDirBlockstore(dataDir)
     await store.delete((ls[1] as { cid: CID }).cid)
