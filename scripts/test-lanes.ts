@@ -20,6 +20,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { stripVTControlCharacters } from 'node:util'
 
 /**
  * Each package's test task on CI (2 cores, two at a time), in seconds; new packages go first.
@@ -87,15 +88,19 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   })
 }
 
-/** Runs turbo with `args`, its output copied line by line (two lanes never split a line). */
-function runTurbo(args: string[]): Promise<number> {
+/**
+ * Runs turbo with `args`, its output copied line by line (two lanes never split a line) and
+ * handed to `seen` too.
+ */
+function runTurbo(args: string[], seen?: (line: string) => void): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(turbo, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
     running.add(child)
     for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) =>
-        process.stdout.write(`${line}\n`),
-      )
+      createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
+        process.stdout.write(`${line}\n`)
+        seen?.(line)
+      })
     }
     child.on('error', (err) => {
       process.stdout.write(`test-lanes: ${turbo}: ${err.message}\n`)
@@ -121,18 +126,50 @@ if (unknown.length > 0) {
 const started = Date.now()
 if ((await runTurbo(['run', 'build', '--output-logs=errors-only'])) !== 0) process.exit(1)
 
+/** The most lines of one failed package's failures repeated at the end. */
+const FAILURE_LINES = 150
+
+/**
+ * What a failed package's vitest said of its failures: the failed tests (`×`/`FAIL` lines) and
+ * the "Failed Tests" / "Errors" sections with their stacks, at most FAILURE_LINES. Repeated after
+ * every lane has ended, so the tail of a long CI log (often all that is kept of it) says why,
+ * not only which package.
+ */
+function failureLines(lines: readonly string[], max = FAILURE_LINES): string[] {
+  const out: string[] = []
+  let inSection = false
+  for (const line of lines) {
+    const text = stripVTControlCharacters(line)
+    if (/⎯{3,} (Failed Tests|Unhandled Errors?|Failed Suites)/.test(text)) inSection = true
+    else if (/^\S*\s*Test Files\s/.test(text.replace(/^[^:]+:test:/, '').trim())) inSection = false
+    if (inSection || /\s(×|✗|FAIL)\s/.test(text)) out.push(text)
+    if (out.length >= max) {
+      out.push(`… (cut at ${max} lines; the whole output is above)`)
+      break
+    }
+  }
+  return out
+}
+
 const queue = testedPackages(named)
-const results: { name: string; seconds: number; code: number }[] = []
+const results: { name: string; seconds: number; code: number; lines: string[] }[] = []
 async function lane(): Promise<void> {
   for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
     const t0 = Date.now()
-    const code = await runTurbo(['run', 'test', '--only', `--filter=${name}`])
-    results.push({ name, seconds: Math.round((Date.now() - t0) / 1000), code })
+    const lines: string[] = []
+    const code = await runTurbo(['run', 'test', '--only', `--filter=${name}`], (line) =>
+      lines.push(line),
+    )
+    results.push({ name, seconds: Math.round((Date.now() - t0) / 1000), code, lines })
   }
 }
 await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane))
 
 const failed = results.filter((r) => r.code !== 0)
+for (const r of failed) {
+  process.stdout.write(`\ntest-lanes: ${r.name} failed; what its tests said of it:\n`)
+  for (const line of failureLines(r.lines)) process.stdout.write(`${line}\n`)
+}
 process.stdout.write(
   `\ntest-lanes: ${results.length} packages on ${lanes} lanes in ${Math.round((Date.now() - started) / 1000)} s\n`,
 )
