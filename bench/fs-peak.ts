@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 
 const HOOK = `data:text/javascript,${encodeURIComponent(
-  "import { readFileSync } from 'node:fs'; const peak = () => { try { return Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) } catch { return process.resourceUsage().maxRSS } }; process.on('exit', () => { const c = process.cpuUsage(); process.stderr.write('\\nMAXRSS ' + peak() + '\\nCPUMS ' + (c.user + c.system) / 1000 + '\\n') })",
+  "import { readFileSync } from 'node:fs'; const peak = () => { try { return Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) } catch { return process.resourceUsage().maxRSS } }; process.on('exit', () => { const c = process.cpuUsage(); process.stderr.write('\\nMAXRSS ' + peak() + '\\nCPUMS ' + (c.user + c.system) / 1000 + '\\nSYSMS ' + c.system / 1000 + '\\n') })",
 )}`
 
 export interface Measured {
@@ -19,6 +19,8 @@ export interface Measured {
   rssMiB: number
   /** CPU time (user + system) of a Node process itself, ms (0 for a shell command). */
   cpuMs: number
+  /** The part of cpuMs spent in the kernel (page cache copies, reclaim, file system). */
+  sysMs: number
   /** Peak of the sum of RSS over the process and its descendants (sampled every 20 ms), MiB. */
   treeMiB: number
   stdout: string
@@ -79,7 +81,17 @@ export function measureNode(
       const ms = performance.now() - t0
       const own = Number(/\nMAXRSS (\d+)/.exec(stderr)?.[1] ?? 0) / 1024
       const cpuMs = Number(/\nCPUMS ([\d.]+)/.exec(stderr)?.[1] ?? 0)
-      resolve({ ms, rssMiB: own, cpuMs, treeMiB: Math.max(tree / 1024, own), stdout, stderr, code })
+      const sysMs = Number(/\nSYSMS ([\d.]+)/.exec(stderr)?.[1] ?? 0)
+      resolve({
+        ms,
+        rssMiB: own,
+        cpuMs,
+        sysMs,
+        treeMiB: Math.max(tree / 1024, own),
+        stdout,
+        stderr,
+        code,
+      })
     })
   })
 }
@@ -100,6 +112,7 @@ export function measureShell(command: string): Promise<Measured> {
         ms: performance.now() - t0,
         rssMiB: rss,
         cpuMs: 0,
+        sysMs: 0,
         treeMiB: rss,
         stdout: '',
         stderr,

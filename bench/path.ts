@@ -13,6 +13,7 @@
  * `pi-node seal` and library seal run right after this one's on the same file: before/after a change in one run).
  * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
  */
+import { spawnSync } from 'node:child_process'
 import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -57,7 +58,7 @@ const parseSize = (s: string) => {
 // --rounds N: the seal stage's cat, pi-node seal and library seal N times each, interleaved (medians).
 const ROUNDS = Math.max(1, Number(opt('--rounds') ?? 1))
 /** A seal run: wall ms, peak RSS, and the whole process's CPU (every thread, start included). */
-type Measured = { ms: number; rssMiB: number; cpuMs: number }
+type Measured = { ms: number; rssMiB: number; cpuMs: number; sysMs?: number }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 const sizes = (opt('--sizes') ?? '1M,100M,1G').split(',').map(parseSize)
 const stages = new Set((opt('--stages') ?? 'seal,add,fetch,open,exec').split(','))
@@ -74,9 +75,21 @@ async function lib(op: string, a: string, b: string, script = LIB) {
   return { ...m, opMs: JSON.parse(m.stdout.trim().split('\n').at(-1) as string).ms as number }
 }
 
+/**
+ * Removes a file and waits for the disk to be done with it, untimed. On an ext4 mounted with
+ * `discard` (as here) the freed extents are trimmed at the next journal commit, up to 5 s
+ * later, and the deletes of the rounds' 1–4 GiB files used to land inside the next timed copy
+ * or seal; the `sync` also flushes what a previous step left dirty, so each timed step starts
+ * from a clean disk.
+ */
+function removeSettled(path: string): void {
+  rmSync(path, { force: true })
+  spawnSync('sync', { stdio: 'ignore' })
+}
+
 async function catCopy(from: string, to: string) {
   const m = await measureShell(`cat '${from}' > '${to}' && sync '${to}'`)
-  rmSync(to, { force: true })
+  removeSettled(to)
   return m
 }
 
@@ -133,6 +146,7 @@ try {
   for (const size of sizes) {
     const plain = join(dir, `plain-${size}.bin`)
     writeRandom(plain, size)
+    spawnSync('sync', { stdio: 'ignore' })
     // seal: `cat`, the app, the library (and --base's), interleaved round by round so a load
     // swing hits them alike; each row is the median over the rounds.
     const runs = { cat: [] as number[], app: [] as Measured[], lib: [] as Measured[] }
@@ -149,9 +163,9 @@ try {
       )
       if (app.code !== 0) throw new Error(`pi-node seal failed: ${app.stderr}`)
       // The last round's capsule goes on to the fetch; the others' are removed at once.
-      if (sealed.capsulePath !== '') rmSync(sealed.capsulePath, { force: true })
+      if (sealed.capsulePath !== '') removeSettled(sealed.capsulePath)
       sealed = JSON.parse(app.stdout) as { capsulePath: string; cid: string }
-      runs.app.push({ ms: app.ms, rssMiB: app.rssMiB, cpuMs: app.cpuMs })
+      runs.app.push({ ms: app.ms, rssMiB: app.rssMiB, cpuMs: app.cpuMs, sysMs: app.sysMs })
       if (BASE_PI_NODE) {
         step(size, 'pi-node seal (base)')
         const base = await measureNode(
@@ -159,13 +173,18 @@ try {
           env,
         )
         if (base.code !== 0) throw new Error(`base pi-node seal failed: ${base.stderr}`)
-        rmSync((JSON.parse(base.stdout) as { capsulePath: string }).capsulePath, { force: true })
-        baseRuns.app.push({ ms: base.ms, rssMiB: base.rssMiB, cpuMs: base.cpuMs })
+        removeSettled((JSON.parse(base.stdout) as { capsulePath: string }).capsulePath)
+        baseRuns.app.push({
+          ms: base.ms,
+          rssMiB: base.rssMiB,
+          cpuMs: base.cpuMs,
+          sysMs: base.sysMs,
+        })
       }
       step(size, 'library seal')
       // Not over the last round's capsule: renaming over a 1 GiB file frees it inside the timed
       // call (0.33 s of `rename` in one trace), which a user's new capsule never pays.
-      rmSync(capsule, { force: true })
+      removeSettled(capsule)
       const libSeal = await lib('seal', plain, capsule)
       runs.lib.push({ ms: libSeal.opMs, rssMiB: libSeal.rssMiB, cpuMs: libSeal.cpuMs })
       if (BASE_DIR && stages.has('seal')) {
@@ -176,7 +195,7 @@ try {
           `${capsule}.base`,
           join(BASE_DIR, 'bench/lib-op.ts'),
         )
-        rmSync(`${capsule}.base`, { force: true })
+        removeSettled(`${capsule}.base`)
         baseRuns.lib.push({ ms: baseLib.opMs, rssMiB: baseLib.rssMiB, cpuMs: baseLib.cpuMs })
       }
     }
@@ -206,7 +225,12 @@ try {
     {
       // CPU of every thread of the whole process (start included): a seal on two cores can take
       // no less wall time than half of it.
-      const cpu = (m: Measured[]) => `${median(m.map((x) => x.cpuMs)).toFixed(0)} ms`
+      // The kernel's part (page cache copies, the file system) where the process reports it.
+      const cpu = (m: Measured[]) =>
+        `${median(m.map((x) => x.cpuMs)).toFixed(0)} ms` +
+        (m[0]?.sysMs !== undefined
+          ? ` (kernel ${median(m.map((x) => x.sysMs ?? 0)).toFixed(0)} ms)`
+          : '')
       console.log(
         `  ${fmtSize(size)} CPU (whole process, median): pi-node seal ${cpu(runs.app)}` +
           (baseRuns.app.length > 0 ? ` (--base ${cpu(baseRuns.app)})` : '') +
