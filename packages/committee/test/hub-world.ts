@@ -217,8 +217,9 @@ export async function reportPaid(
 }
 
 /**
- * The receipt of a sent transaction, polled directly (anvil mines on send): ethers' `wait()`
- * rides its block subscriber, which was seen to stall for minutes after long `anvil_mine` jumps.
+ * The receipt of a sent transaction, polled directly (anvil mines on send). The stalls of ethers'
+ * `wait()` seen here were a transaction mined between its asks with no block after it;
+ * `createProvider`'s wait asks on a timer since (contracts `test/provider-wait.test.ts`).
  */
 export async function sent(
   tx: Promise<{ hash: string; wait(): Promise<unknown> }>,
