@@ -26,6 +26,8 @@ class ReceiptTimerSubscriber implements Subscriber {
   /** Bumped by stop(): a poll in flight from before a stop/start never schedules a second loop. */
   #run = 0
   #running = false
+  /** The chain height when the receipt was last handed to the listeners. */
+  #emittedAt: number | undefined
 
   constructor(provider: JsonRpcProvider, hash: string, pollingInterval: number) {
     this.#provider = provider
@@ -40,18 +42,30 @@ class ReceiptTimerSubscriber implements Subscriber {
   }
 
   async #poll(run: number): Promise<void> {
-    let receipt: TransactionReceipt | null = null
     try {
-      receipt = await this.#provider.getTransactionReceipt(this.#hash)
+      if (this.#emittedAt === undefined) {
+        const receipt = await this.#provider.getTransactionReceipt(this.#hash)
+        if (receipt && run === this.#run) this.#emit(receipt, receipt.blockNumber)
+      } else {
+        // Once seen, the receipt is handed again only when the chain has moved on (a wait for
+        // more confirmations counts them then), as ethers does on each block: each hand-over runs
+        // ethers' async listener, whose own RPC call's failure nobody catches.
+        const height = await this.#provider.getBlockNumber()
+        if (height > this.#emittedAt && run === this.#run) {
+          const receipt = await this.#provider.getTransactionReceipt(this.#hash)
+          if (receipt && run === this.#run) this.#emit(receipt, height)
+        }
+      }
     } catch {
       // A failed ask is asked again at the next tick, as ethers' block poller would.
     }
     if (run !== this.#run) return
-    // The listener (wait()) unsubscribes once it has the confirmations it wants; more confirmations
-    // come from later asks, so the timer goes on while anyone listens.
-    if (receipt) void this.#provider.emit(this.#hash, receipt)
-    if (run !== this.#run) return
     this.#timer = setTimeout(() => void this.#poll(run), this.pollingInterval)
+  }
+
+  #emit(receipt: TransactionReceipt, height: number): void {
+    this.#emittedAt = height
+    void this.#provider.emit(this.#hash, receipt)
   }
 
   stop(): void {

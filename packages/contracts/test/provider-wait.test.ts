@@ -19,6 +19,8 @@ let proxy: Server
 let proxyUrl: string
 /** Per transaction hash: how many receipt asks the proxy has seen. */
 const asks = new Map<string, number>()
+/** How many of the next `eth_blockNumber` calls the proxy fails (an RPC blip). */
+let failBlockNumbers = 0
 
 beforeAll(async () => {
   anvil = await startAnvil({ accounts: 3 })
@@ -29,6 +31,12 @@ beforeAll(async () => {
     })
     req.on('end', async () => {
       const call = JSON.parse(body) as { id: number; method: string; params: unknown[] }
+      if (call.method === 'eth_blockNumber' && failBlockNumbers > 0) {
+        failBlockNumbers--
+        res.statusCode = 503
+        res.end('busy')
+        return
+      }
       if (call.method === 'eth_getTransactionReceipt') {
         const hash = String(call.params[0]).toLowerCase()
         const n = (asks.get(hash) ?? 0) + 1
@@ -75,7 +83,7 @@ async function after<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
 
 const send = (provider: JsonRpcProvider, signer: number): Promise<TransactionResponse> =>
   new Wallet((anvil.signers[signer] as Wallet).privateKey, provider).sendTransaction({
-    to: anvil.accounts[2],
+    to: anvil.accounts[2] as string,
     value: 1n,
   })
 
@@ -103,14 +111,26 @@ describe('tx.wait() when the transaction is mined between the asks', () => {
     ours.destroy()
   }, 60_000)
 
-  it('stops asking once the wait has its receipt, and waits for the confirmations asked for', async () => {
+  it('hands the receipt again only as blocks come, survives a failing RPC, stops asking once done', async () => {
     const ours = createProvider(proxyUrl, anvil.chainId)
     const tx = await send(ours, 1)
-    const twice = tx.wait(2)
-    expect(await after(twice, 1000)).toBe('pending')
+    const thrice = tx.wait(3)
+    expect(await after(thrice, 600)).toBe('pending')
+    // Seen once: no more receipt asks while the chain stands still, only its height.
+    const seen = asks.get(tx.hash.toLowerCase()) as number
+    expect(seen).toBeGreaterThan(LIES)
+    // The height asks fail for a while: caught, asked again (an uncaught one would end the run).
+    failBlockNumbers = 5
+    await new Promise((r) => setTimeout(r, 800))
+    expect(asks.get(tx.hash.toLowerCase())).toBe(seen)
+    expect(failBlockNumbers).toBe(0)
     await anvil.provider.send('evm_mine', [])
-    expect((await twice)?.hash).toBe(tx.hash)
+    expect(await after(thrice, 600)).toBe('pending')
+    await anvil.provider.send('evm_mine', [])
+    expect((await thrice)?.hash).toBe(tx.hash)
     const asked = asks.get(tx.hash.toLowerCase()) as number
+    expect(asked).toBe(seen + 2)
+    await anvil.provider.send('evm_mine', [])
     await new Promise((r) => setTimeout(r, 600))
     expect(asks.get(tx.hash.toLowerCase())).toBe(asked)
     ours.destroy()
