@@ -5,6 +5,7 @@
  * process writes is seen by an open store; a kill -9 mid-write leaves the old pack whole;
  * deleting a block rewrites its pack; the old one-entry-per-block layout still reads.
  */
+import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,6 +15,7 @@ import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ABSENT_RECHECK_MS } from '../src/filestore/filestore-blockstore.ts'
 import { PACK_RECHECK_MS } from '../src/filestore/pack-folder.ts'
+import { decodeReferencePack, MAX_PACK_BYTES } from '../src/filestore/reference-pack.ts'
 import {
   FilestoreBlockstore,
   filestoreFolder,
@@ -62,6 +64,29 @@ function handPack(
   }
   const before = Buffer.concat(body)
   return Buffer.concat([before, createHash('sha256').update(before).digest()])
+}
+
+/**
+ * A pack from raw parts, checksum made right: `header` as its bytes (any), `entries` as 44-byte
+ * records already laid out. For the rules the checksum would otherwise hide.
+ */
+function rawPack(header: Uint8Array, entries: Uint8Array, magic = 'DCRPACK1'): Buffer {
+  const before = Buffer.alloc(8 + 4 + header.byteLength + 4 + entries.byteLength)
+  before.write(magic, 0, 'latin1')
+  before.writeUInt32LE(header.byteLength, 8)
+  before.set(header, 12)
+  before.writeUInt32LE(entries.byteLength / 44, 12 + header.byteLength)
+  before.set(entries, 16 + header.byteLength)
+  return Buffer.concat([before, createHash('sha256').update(before).digest()])
+}
+
+/** One 44-byte entry record. */
+function record(digest: Uint8Array, offset: bigint, length: number): Buffer {
+  const r = Buffer.alloc(44)
+  r.set(digest)
+  r.writeBigUInt64LE(offset, 32)
+  r.writeUInt32LE(length, 40)
+  return r
 }
 
 /** An empty packs folder under `<dir>/<name>-refs`, and a 1000-byte file of one leaf. */
@@ -406,6 +431,184 @@ describe('reference packs: a file’s references in one pack', () => {
       // a refused pack left the good one as it was
       expect(await store.has((packedLeaf as { cid: CID }).cid)).toBe(true)
       expect(await filesUnder(join(filestoreFolder(dataDir), 'packs'))).toHaveLength(1)
+    } finally {
+      await store.close()
+    }
+  })
+  it('each layout rule on its own, checksum right: magic, header size, JSON, named stamp, strict order, block end, pack size', () => {
+    const digest = (n: number) => {
+      const d = Buffer.alloc(32)
+      d.writeUInt32BE(n, 28)
+      return d
+    }
+    const header = (o: unknown) => Buffer.from(JSON.stringify(o), 'utf8')
+    const one = record(digest(1), 0n, 1000)
+    const two = Buffer.concat([one, record(digest(2), 1000n, 1000)])
+    // the control: the same builder gives a pack when every rule holds
+    expect(decodeReferencePack(rawPack(header({ path: '/a.bin' }), two))?.find(digest(2))).toEqual({
+      path: '/a.bin',
+      offset: 1000,
+      length: 1000,
+    })
+    expect(decodeReferencePack(rawPack(header({ path: '/a.bin' }), two, 'DCRPACK2'))).toBe(
+      undefined,
+    )
+    // a header of 8192 bytes is one; of 8193 it is not
+    const pathOf = (headerBytes: number) => `/${'p'.repeat(headerBytes - '{"path":"/"}'.length)}`
+    expect(header({ path: pathOf(8192) }).byteLength).toBe(8192)
+    expect(decodeReferencePack(rawPack(header({ path: pathOf(8192) }), one))).toBeDefined()
+    expect(decodeReferencePack(rawPack(header({ path: pathOf(8193) }), one))).toBe(undefined)
+    // not UTF-8, not JSON, not an object
+    expect(decodeReferencePack(rawPack(Buffer.from([0x7b, 0xff, 0x7d]), one))).toBe(undefined)
+    expect(decodeReferencePack(rawPack(Buffer.from('{"path":'), one))).toBe(undefined)
+    expect(decodeReferencePack(rawPack(header(['/a.bin']), one))).toBe(undefined)
+    // a stamp named is a whole stamp: null is not "no stamp"
+    expect(decodeReferencePack(rawPack(header({ path: '/a.bin', stamp: null }), one))).toBe(
+      undefined,
+    )
+    expect(decodeReferencePack(rawPack(header({ path: '/a.bin', stamp: { size: 5 } }), one))).toBe(
+      undefined,
+    )
+    // strictly ascending: the same digest twice is refused, not only a smaller one
+    expect(
+      decodeReferencePack(rawPack(header({ path: '/a.bin' }), Buffer.concat([one, one]))),
+    ).toBe(undefined)
+    // the block's end a whole number: offset + length ≤ 2^53 − 1
+    const max = BigInt(Number.MAX_SAFE_INTEGER)
+    expect(
+      decodeReferencePack(
+        rawPack(header({ path: '/a.bin' }), record(digest(1), max - 1000n, 1000)),
+      ),
+    ).toBeDefined()
+    expect(
+      decodeReferencePack(rawPack(header({ path: '/a.bin' }), record(digest(1), max - 999n, 1000))),
+    ).toBe(undefined)
+    // larger than MAX_PACK_BYTES, every other rule kept: no pack
+    const count = Math.ceil(MAX_PACK_BYTES / 44)
+    const many = Buffer.alloc(count * 44)
+    for (let i = 0; i < count; i++) {
+      many.writeUInt32BE(i + 1, i * 44 + 28)
+      many.writeUInt32LE(1, i * 44 + 40)
+    }
+    const big = rawPack(header({ path: '/a.bin' }), many)
+    expect(big.byteLength).toBeGreaterThan(MAX_PACK_BYTES)
+    expect(decodeReferencePack(big)).toBe(undefined)
+    expect(
+      decodeReferencePack(rawPack(header({ path: '/a.bin' }), many.subarray(0, 44 * 1000))),
+    ).toBeDefined()
+  }, 60_000)
+
+  it('a listing made within 2 s of the folder’s last change is made again, even looked at after those 2 s', async () => {
+    const { refs, packs, file, cid } = await packsAndOneLeafIn(dir, 'racy-late', 'racy-late.bin')
+    const reader = new FilestoreBlockstore(join(dir, 'racy-late-blocks'), refs)
+    const writer = new FilestoreBlockstore(join(dir, 'racy-late-blocks'), refs)
+    await reader.open()
+    await writer.open()
+    try {
+      // the folder changed 1.5 s ago; the reader lists it now: a racy listing
+      const tick = new Date(Date.now() - 1500)
+      await utimes(packs, tick, tick)
+      expect(await reader.reference(cid)).toBeUndefined()
+      await writer.putReferences(file, undefined, [
+        { digest: cid.multihash.digest, offset: 0, length: 1000 },
+      ])
+      await utimes(packs, tick, tick)
+      // next look more than 2 s after the mtime: still read again, as the listing was racy
+      const wait = Math.max(PACK_RECHECK_MS + 20, tick.getTime() + 2300 - Date.now())
+      await new Promise((r) => setTimeout(r, wait))
+      expect((await reader.reference(cid))?.length).toBe(1000)
+    } finally {
+      await reader.close()
+      await writer.close()
+    }
+  })
+
+  it('two deletes from one pack at once both hold; a delete beside a new add of the same file loses neither', async () => {
+    const dataDir = join(dir, 'concurrent-delete')
+    const file = join(dir, 'concurrent-delete.bin')
+    const bytes = randomBytes(4 * MiB)
+    await writeFile(file, bytes)
+    await addByReference(dataDir, file)
+    const ls = (await leavesOf(bytes)).map((l) => l.cid)
+    const store = await openDataDirBlockstore(dataDir)
+    try {
+      await Promise.all([store.delete(ls[0] as CID), store.delete(ls[1] as CID)])
+      expect(await store.has(ls[0] as CID)).toBe(false)
+      expect(await store.has(ls[1] as CID)).toBe(false)
+    } finally {
+      await store.close()
+    }
+    const reopened = await openDataDirBlockstore(dataDir)
+    try {
+      expect(await reopened.has(ls[0] as CID)).toBe(false)
+      expect(await reopened.has(ls[1] as CID)).toBe(false)
+      expect(await reopened.has(ls[2] as CID)).toBe(true)
+      // the file sealed again with new bytes while an old block is deleted: the new pack stands
+      const next = randomBytes(2 * MiB)
+      const nextLeaves = await leavesOf(next)
+      await writeFile(file, next)
+      const info = await stat(file)
+      await Promise.all([
+        reopened.delete(ls[2] as CID),
+        reopened.putReferences(
+          file,
+          { size: info.size, mtimeMs: info.mtimeMs },
+          nextLeaves.map((l) => ({
+            digest: l.cid.multihash.digest,
+            offset: l.offset,
+            length: l.length,
+          })),
+        ),
+      ])
+      for (const l of nextLeaves) expect(await reopened.has(l.cid)).toBe(true)
+    } finally {
+      await reopened.close()
+    }
+  })
+
+  it('the same bytes added from two files: the newest pack answers, so deleting either file keeps them served', async () => {
+    const dataDir = join(dir, 'two-paths')
+    const bytes = randomBytes(MiB + 10)
+    const a = join(dir, 'two-paths-a.bin')
+    const b = join(dir, 'two-paths-b.bin')
+    await writeFile(a, bytes)
+    await writeFile(b, bytes)
+    const [leaf] = await leavesOf(bytes)
+    const cid = (leaf as { cid: CID }).cid
+    const servedAfterRemoving = async (gone: string) => {
+      await rm(gone)
+      const store = await openDataDirBlockstore(dataDir)
+      try {
+        return (
+          (await store.has(cid)) && (await collect(store.get(cid))).equals(bytes.subarray(0, MiB))
+        )
+      } finally {
+        await store.close()
+        await writeFile(gone, bytes)
+      }
+    }
+    await addByReference(dataDir, a)
+    await new Promise((r) => setTimeout(r, 20))
+    await addByReference(dataDir, b)
+    expect(await servedAfterRemoving(a)).toBe(true)
+    await new Promise((r) => setTimeout(r, 20))
+    await addByReference(dataDir, a)
+    expect(await servedAfterRemoving(b)).toBe(true)
+  })
+
+  it('a FIFO named like a pack is never read (no blocked thread)', async () => {
+    const { refs, packs, file, cid } = await packsAndOneLeafIn(dir, 'fifo', 'fifo.bin')
+    execFileSync('mkfifo', [join(packs, `${'12'.repeat(16)}.pack`)])
+    await writeFile(
+      join(packs, `${'34'.repeat(16)}.pack`),
+      handPack(file, undefined, [{ digest: cid.multihash.digest, offset: 0, length: 1000 }]),
+    )
+    const store = new FilestoreBlockstore(join(dir, 'fifo-blocks'), refs)
+    await store.open()
+    try {
+      expect((await store.reference(cid))?.length).toBe(1000)
+      const [other] = await leavesOf(randomBytes(10))
+      expect(await store.reference((other as { cid: CID }).cid)).toBeUndefined()
     } finally {
       await store.close()
     }

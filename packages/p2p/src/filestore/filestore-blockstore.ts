@@ -400,6 +400,8 @@ export class FilestoreBlockstore extends BaseBlockstore {
     await this.#blocks.remove(key)
     await this.#refs.remove(key)
     if (key.multihash.code === REFERENCE_HASH_CODE) await this.#packs.remove(key.multihash.digest)
+    // again: a lookup while a pack was being rewritten found the block still held and cached it
+    this.#cache.delete(key.toString())
   }
 
   /**

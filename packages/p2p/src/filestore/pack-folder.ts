@@ -50,9 +50,14 @@ const sameFile = (a: Stats, b: Stats) =>
 export class PackFolder {
   readonly root: string
   readonly #held = new Map<string, Held>()
-  /** The folder's modification time when last read (`-1`: never). */
+  /** The folder's modification time when last read (`-1`: never, or read again next time). */
   #folderMtime = -1
+  /** When (wall clock, as mtimes are) the folder was last listed. */
+  #listedAt = Number.NEGATIVE_INFINITY
+  /** When (monotonic: a clock stepped back must not stop the lookups) it was last looked at. */
   #lookedAt = Number.NEGATIVE_INFINITY
+  /** This process's writes and removes, one at a time: each rewrites a pack it read. */
+  #mutating: Promise<unknown> = Promise.resolve()
 
   constructor(root: string) {
     this.root = root
@@ -63,7 +68,10 @@ export class PackFolder {
     return join(this.root, `${createHash('sha256').update(path).digest('hex').slice(0, 32)}.pack`)
   }
 
-  /** The reference of the block whose SHA-256 is `digest`, from any pack. */
+  /**
+   * The reference of the block whose SHA-256 is `digest`: from the newest pack holding it when
+   * several do (the same bytes added from two paths), as the last add's entry won before packs.
+   */
   find(digest: Uint8Array): FileReference | undefined {
     const found = this.#find(digest)
     if (found || !this.#refresh()) return found
@@ -71,11 +79,16 @@ export class PackFolder {
   }
 
   #find(digest: Uint8Array): FileReference | undefined {
-    for (const { pack } of this.#held.values()) {
+    let found: FileReference | undefined
+    let newest = Number.NEGATIVE_INFINITY
+    for (const { pack, stats } of this.#held.values()) {
       const ref = pack?.find(digest)
-      if (ref) return ref
+      if (ref && stats.mtimeMs > newest) {
+        found = ref
+        newest = stats.mtimeMs
+      }
     }
-    return undefined
+    return found
   }
 
   /**
@@ -84,9 +97,10 @@ export class PackFolder {
    * a `readdir`, a `stat` per pack and a read of each new one (rare: once per pack written).
    */
   #refresh(now = false): boolean {
+    const looked = performance.now()
+    if (!now && looked - this.#lookedAt < PACK_RECHECK_MS) return false
+    this.#lookedAt = looked
     const t = Date.now()
-    if (!now && t - this.#lookedAt < PACK_RECHECK_MS) return false
-    this.#lookedAt = t
     let folder: Stats
     try {
       folder = statSync(this.root)
@@ -96,15 +110,18 @@ export class PackFolder {
       this.#folderMtime = -1
       return had
     }
-    // A folder changed within the last seconds is read again even with the same mtime: on a
-    // file system with coarse timestamps a second change in the same tick would not move it
-    // (git's "racy" index entries, the same rule).
-    if (folder.mtimeMs === this.#folderMtime && t - folder.mtimeMs > RACY_MS) return false
+    // A listing made within seconds of the folder's last change is made again even if the mtime
+    // has not moved: on a file system with coarse timestamps a change in the same tick as the
+    // listing (a pack renamed in) leaves it as it was (git's "racy" index entries, the same rule).
+    if (folder.mtimeMs === this.#folderMtime && this.#listedAt - folder.mtimeMs > RACY_MS)
+      return false
     this.#folderMtime = folder.mtimeMs
+    this.#listedAt = t
     let names: string[]
     try {
       names = readdirSync(this.root).filter((n) => PACK_NAME.test(n))
     } catch {
+      this.#folderMtime = -1
       return false
     }
     const listed = new Set(names)
@@ -115,12 +132,20 @@ export class PackFolder {
         const stats = statSync(file)
         const held = this.#held.get(name)
         if (held && sameFile(held.stats, stats)) continue
-        // larger than any pack: not read at all (a file put there by hand could be gigabytes)
+        // Only a regular file at most a pack's size is read: a FIFO would block this thread for
+        // good, a link to /dev/zero or a file put there by hand could be gigabytes.
         const pack =
-          stats.size <= MAX_PACK_BYTES ? decodeReferencePack(readFileSync(file)) : undefined
+          stats.isFile() && stats.size <= MAX_PACK_BYTES
+            ? decodeReferencePack(readFileSync(file))
+            : undefined
         this.#held.set(name, { pack, stats })
-      } catch {
-        this.#held.delete(name)
+      } catch (err) {
+        if (isMissing(err)) {
+          this.#held.delete(name)
+        } else {
+          // EMFILE, EIO…: what was held stays, and the folder is read again at the next look
+          this.#folderMtime = -1
+        }
       }
     }
     return true
@@ -136,15 +161,31 @@ export class PackFolder {
     entries: readonly PackEntry[],
   ): Promise<void> {
     const bytes = encodeReferencePack(path, stamp, entries)
-    await this.#writeWhole(this.fileOf(path), bytes)
+    await this.#serially(() => this.#writeWhole(this.fileOf(path), bytes))
+  }
+
+  /**
+   * Runs this process's pack mutations one after another: a remove reads a held pack and writes
+   * it back without one block, and two at once (or one beside a write of the same file) would
+   * each write their own version, one undoing the other. Between processes nothing orders them
+   * (ADR 0102, consequences).
+   */
+  #serially<T>(mutate: () => Promise<T>): Promise<T> {
+    const done = this.#mutating.then(mutate, mutate)
+    this.#mutating = done.catch(() => {})
+    return done
   }
 
   async #writeWhole(file: string, bytes: Uint8Array): Promise<void> {
     await mkdir(this.root, { recursive: true })
     // random as well as numbered: two processes of one pid (containers) never share a temp name
     const temp = `${file}.${process.pid}-${tempFiles++}-${randomBytes(6).toString('hex')}.tmp`
+    let stats: Stats
     try {
       await writeNew(temp, bytes)
+      // the temp file's own stats (a rename keeps them): after the rename the name could already
+      // be another writer's pack, which must not pass for ours
+      stats = await stat(temp)
       await packFolderFaults.beforeRename?.(temp)
       await rename(temp, file)
     } catch (err) {
@@ -152,16 +193,19 @@ export class PackFolder {
       throw err
     }
     const pack = decodeReferencePack(bytes)
-    const stats = await stat(file).catch(() => undefined)
     const name = file.slice(this.root.length + 1)
-    if (pack && stats) this.#held.set(name, { pack, stats })
+    if (pack) this.#held.set(name, { pack, stats })
   }
 
   /**
    * Removes the block whose SHA-256 is `digest` from every pack holding it (each pack written
    * again without it; removed when it was the last). Returns whether any held it.
    */
-  async remove(digest: Uint8Array): Promise<boolean> {
+  remove(digest: Uint8Array): Promise<boolean> {
+    return this.#serially(() => this.#remove(digest))
+  }
+
+  async #remove(digest: Uint8Array): Promise<boolean> {
     this.#refresh(true)
     let removed = false
     for (const [name, { pack }] of [...this.#held]) {

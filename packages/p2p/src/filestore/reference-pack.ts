@@ -18,7 +18,7 @@
  * Every entry's block is `length` bytes at `offset` of the header's file, and its CID's multihash
  * is SHA-256 with that digest (any codec: a store is keyed by multihash). `stamp` is
  * {@link FileReference}'s. A pack that breaks any rule (magic, lengths, JSON, order, a length
- * over {@link MAX_REFERENCED_BLOCK}, an offset past 2^53 − 1, the checksum, a file over
+ * over {@link MAX_REFERENCED_BLOCK}, an offset or a block's end (offset + length) past 2^53 − 1, the checksum, a file over
  * {@link MAX_PACK_BYTES}) is not a pack: none of its entries is read.
  */
 import { createHash } from 'node:crypto'
@@ -131,7 +131,8 @@ export function encodeReferencePack(
       e.offset < 0 ||
       !Number.isSafeInteger(e.length) ||
       e.length < 0 ||
-      e.length > MAX_REFERENCED_BLOCK
+      e.length > MAX_REFERENCED_BLOCK ||
+      e.offset + e.length > Number.MAX_SAFE_INTEGER
     )
       throw new RangeError('a pack entry is a 32-byte digest, a whole offset and a block length')
     out.set(e.digest, at)
@@ -165,12 +166,11 @@ export function decodeReferencePack(bytes: Uint8Array): ReferencePack | undefine
   } catch {
     return undefined
   }
-  const stamp = header?.stamp as FileReference['stamp']
-  if (
-    typeof header !== 'object' ||
-    header === null ||
-    !isFileReference({ path: header.path, offset: 0, length: 0, ...(stamp ? { stamp } : {}) })
-  )
+  if (typeof header !== 'object' || header === null) return undefined
+  // a stamp named is a whole stamp: `"stamp": null` (or 0, false) is not "no stamp"
+  const named = Object.hasOwn(header, 'stamp')
+  const stamp = header.stamp as FileReference['stamp']
+  if (!isFileReference({ path: header.path, offset: 0, length: 0, ...(named ? { stamp } : {}) }))
     return undefined
   // a copy: the pack outlives the read's buffer, and holds only its entries
   const entries = Buffer.from(buf.subarray(entriesAt, end))
@@ -180,8 +180,10 @@ export function decodeReferencePack(bytes: Uint8Array): ReferencePack | undefine
     if (at > 0 && entries.compare(entries, previous, previous + DIGEST, at, at + DIGEST) <= 0)
       return undefined
     const offset = entries.readBigUInt64LE(at + DIGEST)
-    if (offset > BigInt(Number.MAX_SAFE_INTEGER)) return undefined
-    if (entries.readUInt32LE(at + DIGEST + 8) > MAX_REFERENCED_BLOCK) return undefined
+    const length = entries.readUInt32LE(at + DIGEST + 8)
+    if (length > MAX_REFERENCED_BLOCK) return undefined
+    // the block's end too: a read at offset + length must stay a whole number
+    if (offset + BigInt(length) > BigInt(Number.MAX_SAFE_INTEGER)) return undefined
   }
   return new ReferencePack(
     header.path as string,
