@@ -12,9 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryBlockstore } from 'blockstore-core'
 import { CID } from 'multiformats/cid'
+import { create } from 'multiformats/hashes/digest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ABSENT_RECHECK_MS } from '../src/filestore/filestore-blockstore.ts'
-import { PACK_RECHECK_MS } from '../src/filestore/pack-folder.ts'
+import { ABSENT_RECHECK_MS, DELETE_BATCH } from '../src/filestore/filestore-blockstore.ts'
+import { PACK_RECHECK_MS, packFolderFaults } from '../src/filestore/pack-folder.ts'
 import { decodeReferencePack, MAX_PACK_BYTES } from '../src/filestore/reference-pack.ts'
 import {
   FilestoreBlockstore,
@@ -610,6 +611,44 @@ describe('reference packs: a file’s references in one pack', () => {
       const [other] = await leavesOf(randomBytes(10))
       expect(await store.reference((other as { cid: CID }).cid)).toBeUndefined()
     } finally {
+      await store.close()
+    }
+  })
+  it('deleteMany writes each pack once a batch, not once a block, and yields every block once it is gone', async () => {
+    const { refs, file } = await packsAndOneLeafIn(dir, 'many', 'many.bin')
+    const store = new FilestoreBlockstore(join(dir, 'many-blocks'), refs)
+    await store.open()
+    const renames: string[] = []
+    try {
+      // 2.5 batches of references (their bytes never read here)
+      const count = Math.floor(DELETE_BATCH * 2.5)
+      const digests = Array.from({ length: count }, () => new Uint8Array(randomBytes(32)))
+      await store.putReferences(
+        file,
+        undefined,
+        digests.map((digest) => ({ digest, offset: 0, length: 1 })),
+      )
+      const cids = digests.map((d) => CID.createV1(0x55, create(0x12, d)))
+      const keep = cids.pop() as CID
+      packFolderFaults.beforeRename = async (temp) => {
+        renames.push(temp)
+      }
+      const yielded: string[] = []
+      for await (const cid of store.deleteMany(cids)) {
+        // yielded once gone: the pack no longer names it
+        expect(await store.reference(cid)).toBeUndefined()
+        yielded.push(cid.toString())
+      }
+      expect(yielded).toEqual(cids.map(String))
+      // three batches, each pack written once a batch: 3 writes (not count - 1)
+      expect(renames).toHaveLength(3)
+      expect(await store.reference(keep)).toBeDefined()
+      const last: CID[] = []
+      for await (const cid of store.deleteMany([keep])) last.push(cid)
+      expect(last).toEqual([keep])
+      expect(await filesUnder(join(refs, 'packs'))).toEqual([])
+    } finally {
+      packFolderFaults.beforeRename = undefined
       await store.close()
     }
   })

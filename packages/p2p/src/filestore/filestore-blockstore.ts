@@ -52,6 +52,9 @@ export const ABSENT_RECHECK_MS = 1000
 /** Absent blocks remembered at most. */
 const ABSENT_ENTRIES = 16_384
 
+/** Blocks `deleteMany` deletes before it writes their packs again (and yields them). */
+export const DELETE_BATCH = 1024
+
 /** Only SHA-256 blocks can be references: the hash is checked again on every read. */
 export const REFERENCE_HASH_CODE = sha256.code
 
@@ -399,9 +402,39 @@ export class FilestoreBlockstore extends BaseBlockstore {
     this.#cache.delete(key.toString())
     await this.#blocks.remove(key)
     await this.#refs.remove(key)
-    if (key.multihash.code === REFERENCE_HASH_CODE) await this.#packs.remove(key.multihash.digest)
+    if (key.multihash.code === REFERENCE_HASH_CODE)
+      await this.#packs.removeMany([key.multihash.digest])
     // again: a lookup while a pack was being rewritten found the block still held and cached it
     this.#cache.delete(key.toString())
+  }
+
+  /**
+   * Deletes `source`'s blocks, yielding each once it is gone. Packed references go in batches of
+   * {@link DELETE_BATCH}: each pack is written again once a batch, not once a block (dropping a
+   * 4 GiB capsule block by block rewrote its 180 KiB pack 4,096 times).
+   */
+  override async *deleteMany(
+    source: AsyncIterable<CID> | Iterable<CID>,
+    options?: Options,
+  ): AsyncGenerator<CID> {
+    let batch: CID[] = []
+    const flush = async () => {
+      const packed = batch.filter((k) => k.multihash.code === REFERENCE_HASH_CODE)
+      if (packed.length > 0) await this.#packs.removeMany(packed.map((k) => k.multihash.digest))
+      for (const key of batch) this.#cache.delete(key.toString())
+      const done = batch
+      batch = []
+      return done
+    }
+    for await (const key of source) {
+      options?.signal?.throwIfAborted()
+      this.#cache.delete(key.toString())
+      await this.#blocks.remove(key)
+      await this.#refs.remove(key)
+      batch.push(key)
+      if (batch.length >= DELETE_BATCH) yield* await flush()
+    }
+    yield* await flush()
   }
 
   /**

@@ -198,21 +198,28 @@ export class PackFolder {
   }
 
   /**
-   * Removes the block whose SHA-256 is `digest` from every pack holding it (each pack written
-   * again without it; removed when it was the last). Returns whether any held it.
+   * Removes the blocks whose SHA-256 digests are `digests` from every pack holding any of them:
+   * each such pack written again once, without them (removed when none is left). Returns the
+   * digests some pack held, as hex.
    */
-  remove(digest: Uint8Array): Promise<boolean> {
-    return this.#serially(() => this.#remove(digest))
+  removeMany(digests: readonly Uint8Array[]): Promise<Set<string>> {
+    return this.#serially(() => this.#removeMany(digests))
   }
 
-  async #remove(digest: Uint8Array): Promise<boolean> {
+  async #removeMany(digests: readonly Uint8Array[]): Promise<Set<string>> {
     this.#refresh(true)
-    let removed = false
+    const wanted = new Set(digests.map((d) => Buffer.from(d).toString('hex')))
+    const removed = new Set<string>()
     for (const [name, { pack }] of [...this.#held]) {
-      if (!pack?.find(digest)) continue
-      removed = true
+      if (!pack) continue
+      const held = [...wanted].filter((hex) => pack.find(Buffer.from(hex, 'hex')))
+      if (held.length === 0) continue
+      for (const hex of held) removed.add(hex)
+      const gone = new Set(held)
       const file = join(this.root, name)
-      const rest = [...pack.entries()].filter((e) => Buffer.compare(e.digest, digest) !== 0)
+      const rest = [...pack.entries()].filter(
+        (e) => !gone.has(Buffer.from(e.digest).toString('hex')),
+      )
       if (rest.length === 0) {
         await unlink(file).catch((err) => {
           if (!isMissing(err)) throw err
