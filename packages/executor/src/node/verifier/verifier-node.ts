@@ -40,6 +40,7 @@ import { peerIdFromRegistered } from '@digicap/keyguard'
 import { attestForwardProtocol, handle, request } from '@digicap/protocol'
 import { onchainProof } from '@digicap/vrf'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { challengeCounter } from './challenge-counter.ts'
 import { type ForwardRefusedError, OwnEquivocationError, VerifierJobError } from './errors.ts'
 import { type JobForwards, jobForwards } from './forwarding.ts'
 import { pbftRounds, UNREACHABLE_PEER } from './pbft-round.ts'
@@ -448,7 +449,8 @@ export function verifierNode(
           }),
         })
         const domain = pbftDomain(chain.chainId, chain.hub)
-        let seq = 0n
+        // random start: a member restarted within one block never signs a challenge twice
+        const nextSeq = challengeCounter()
         const sends = new Set<Promise<void>>()
         const peers = committee.members
           .filter((m) => m.address.toLowerCase() !== self.toLowerCase())
@@ -501,7 +503,7 @@ export function verifierNode(
                     signAttestChallenge(c.signer, domain, {
                       jobId: job.jobId,
                       blockHash: (await recentBlock()).hash,
-                      seq: seq++,
+                      seq: nextSeq(),
                     }),
                   // Pushed to every other member at once: the ones the executor withheld the phase
                   // from cannot be told apart (one message per member and phase).
