@@ -171,7 +171,8 @@ function laneStep(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): LaneA
  * where `require` does not exist: builtins then come from `process.getBuiltinModule`. One message per
  * chunk, `[index, nonce]`; one answer per chunk. `{ key }` first, once the worker is up (its
  * `workerData` holds no key). `null` ends the worker (its key copy and buffer are zeroed first,
- * then it answers `zeroed`).
+ * then it answers `zeroed`). Both functions are bound under their own `.name`: a bundler that
+ * renames one where names collide (`laneChunk2`) renames its callers' references too.
  */
 const LANE_SOURCE = `
 const load = typeof require === 'function' ? require : process.getBuiltinModule
@@ -179,8 +180,8 @@ const crypto = load('node:crypto')
 const fs = load('node:fs')
 const { parentPort, workerData } = load('node:worker_threads')
 const io = { createCipheriv: crypto.createCipheriv, createDecipheriv: crypto.createDecipheriv, createHash: crypto.createHash, readSync: fs.readSync, writeSync: fs.writeSync }
-const laneChunk = (${laneChunk.toString()})
-const laneStep = (${laneStep.toString()})
+const ${laneChunk.name} = (${laneChunk.toString()})
+const ${laneStep.name} = (${laneStep.toString()})
 const state = { ...workerData, buf: new Uint8Array(workerData.chunkSize + 16), plain: new Uint8Array(workerData.plainSize) }
 parentPort.on('message', (m) => {
   if (m === null) {
@@ -197,7 +198,7 @@ parentPort.on('message', (m) => {
     state.key = m.key
     return
   }
-  parentPort.postMessage(laneStep(io, state, m[0], m[1]))
+  parentPort.postMessage(${laneStep.name}(io, state, m[0], m[1]))
 })
 `
 
