@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -92,7 +92,9 @@ describe('the pi-node binary runs the bundle (ADR 0103)', () => {
 
   it('seal and status run from a few bundle chunks: no package or heavy library as a file, no ethers or libp2p code', async () => {
     const file = join(dir, 'data.bin')
-    await writeFile(file, randomBytes(2 * 1024 * 1024 + 5))
+    // past capsule-core's PARALLEL_FILE_MIN_BYTES (32 MiB): the seal and the add's hashing run in
+    // lane workers built from the bundle's own function sources
+    await writeFile(file, randomBytes(33 * 1024 * 1024 + 5))
     const seal = await runBin(['seal', file, '--policy', 'maxRuns(2)', '--json'], env)
     expect(seal.code, seal.stderr).toBe(0)
     const sealed = JSON.parse(seal.stdout)
@@ -121,6 +123,16 @@ describe('the pi-node binary runs the bundle (ADR 0103)', () => {
       .filter((f) => f.startsWith('cli-bundle'))
       .map((f) => new URL(f, dist).href)
     for (const mark of Object.values(MARKS)) expect(holding(chunks, mark).length).toBeGreaterThan(0)
+    // every chunk a chunk imports is there (a command never run here would fail only for a user)
+    const named = new Set(
+      chunks.flatMap((url) =>
+        [
+          ...readFileSync(new URL(url), 'utf8').matchAll(/["']\.\/(cli-bundle-[\w-]+\.js)["']/g),
+        ].map((m) => m[1] as string),
+      ),
+    )
+    expect(named.size).toBeGreaterThan(0)
+    for (const name of named) expect(existsSync(new URL(name, dist)), name).toBe(true)
   }, 180_000)
 
   it('serve starts from the bundle (helia and libp2p inside it) and stops on SIGTERM', async () => {

@@ -9,7 +9,7 @@
  * installed tree's native addons must all have a linux-arm64 build (the Pi).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import {
   appendFile,
@@ -170,6 +170,15 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
     )
     const doc = JSON.parse(init.stdout)
     expect(doc).toMatchObject({ ok: true, command: 'init' })
+    // A seal from the install, outside the workspace: the bundle finds
+    // @digicap/contracts/compiler from its own folder and the policy compiler's child process
+    // loads solc from there (ADR 0103); in the workspace a link would find them either way.
+    const plain = join(tmp, 'installed-seal.bin')
+    await writeFile(plain, randomBytes(5000))
+    const seal = await bin('pi-node', ['seal', plain, '--policy', 'maxRuns(2)', '--json'], piEnv)
+    const sealed = JSON.parse(seal.stdout)
+    expect(sealed.capsuleId).toMatch(/^0x[0-9a-f]{64}$/)
+    expect(sealed.cid).toMatch(/^baf[ky]/)
     const config = doc.config ?? {}
     // As systemd starts it: INVOCATION_ID set (JSON logs on stdout), NOTIFY_SOCKET a fake
     // listener (python3: Node binds no unix datagram socket) that records what arrives.
