@@ -186,7 +186,12 @@ try {
       // call (0.33 s of `rename` in one trace), which a user's new capsule never pays.
       removeSettled(capsule)
       const libSeal = await lib('seal', plain, capsule)
-      runs.lib.push({ ms: libSeal.opMs, rssMiB: libSeal.rssMiB, cpuMs: libSeal.cpuMs })
+      runs.lib.push({
+        ms: libSeal.opMs,
+        rssMiB: libSeal.rssMiB,
+        cpuMs: libSeal.cpuMs,
+        sysMs: libSeal.sysMs,
+      })
       if (BASE_DIR && stages.has('seal')) {
         step(size, 'library seal (base)')
         const baseLib = await lib(
