@@ -102,6 +102,37 @@ async function packsAndOneLeafIn(dir: string, name: string, fileName: string) {
   return { refs, packs, file, cid: (leaf as { cid: CID }).cid }
 }
 
+/**
+ * A reader lists a packs folder whose mtime is `tick`; a writer adds a pack and sets the mtime
+ * back to `tick` (a file system whose clock tick is coarse leaves it there); the reader looks
+ * again `wait()` ms later. The length of the reference it then finds, if any.
+ */
+async function seenAfterRacyWrite(
+  dir: string,
+  name: string,
+  tick: Date,
+  wait: () => number,
+): Promise<number | undefined> {
+  const { refs, packs, file, cid } = await packsAndOneLeafIn(dir, name, `${name}.bin`)
+  const reader = new FilestoreBlockstore(join(dir, `${name}-blocks`), refs)
+  const writer = new FilestoreBlockstore(join(dir, `${name}-blocks`), refs)
+  await reader.open()
+  await writer.open()
+  try {
+    await utimes(packs, tick, tick)
+    expect(await reader.reference(cid)).toBeUndefined()
+    await writer.putReferences(file, undefined, [
+      { digest: cid.multihash.digest, offset: 0, length: 1000 },
+    ])
+    await utimes(packs, tick, tick)
+    await new Promise((r) => setTimeout(r, wait()))
+    return (await reader.reference(cid))?.length
+  } finally {
+    await reader.close()
+    await writer.close()
+  }
+}
+
 /** `file` added to `dataDir`'s store by reference, as `pi-node seal` adds: its root CID. */
 async function addByReference(dataDir: string, file: string): Promise<string> {
   const importer = await openFsCapsuleImporter(dataDir, { referenceFiles: true })
@@ -296,27 +327,9 @@ describe('reference packs: a file’s references in one pack', () => {
   }, 60_000)
 
   it('a pack written in the same mtime tick as the folder was last read is still seen (coarse timestamps)', async () => {
-    const { refs, packs, file, cid } = await packsAndOneLeafIn(dir, 'racy', 'racy.bin')
-    const reader = new FilestoreBlockstore(join(dir, 'racy-blocks'), refs)
-    const writer = new FilestoreBlockstore(join(dir, 'racy-blocks'), refs)
-    await reader.open()
-    await writer.open()
-    try {
-      // the folder's mtime a whole millisecond value a moment ago, as the reader reads it
-      const tick = new Date(Math.floor(Date.now() / 1000) * 1000 - 500)
-      await utimes(packs, tick, tick)
-      expect(await reader.reference(cid)).toBeUndefined()
-      await writer.putReferences(file, undefined, [
-        { digest: cid.multihash.digest, offset: 0, length: 1000 },
-      ])
-      // a file system whose clock tick is coarse leaves the folder's mtime where it was
-      await utimes(packs, tick, tick)
-      await new Promise((r) => setTimeout(r, PACK_RECHECK_MS + 20))
-      expect((await reader.reference(cid))?.length).toBe(1000)
-    } finally {
-      await reader.close()
-      await writer.close()
-    }
+    // the folder's mtime a whole second a moment ago; the reader looks again 100 ms later
+    const tick = new Date(Math.floor(Date.now() / 1000) * 1000 - 500)
+    expect(await seenAfterRacyWrite(dir, 'racy', tick, () => PACK_RECHECK_MS + 20)).toBe(1000)
   })
 
   it('a process killed between writing a pack and renaming it leaves the old pack whole; the leftover is swept', async () => {
@@ -500,28 +513,11 @@ describe('reference packs: a file’s references in one pack', () => {
   }, 60_000)
 
   it('a listing made within 2 s of the folder’s last change is made again, even looked at after those 2 s', async () => {
-    const { refs, packs, file, cid } = await packsAndOneLeafIn(dir, 'racy-late', 'racy-late.bin')
-    const reader = new FilestoreBlockstore(join(dir, 'racy-late-blocks'), refs)
-    const writer = new FilestoreBlockstore(join(dir, 'racy-late-blocks'), refs)
-    await reader.open()
-    await writer.open()
-    try {
-      // the folder changed 1.5 s ago; the reader lists it now: a racy listing
-      const tick = new Date(Date.now() - 1500)
-      await utimes(packs, tick, tick)
-      expect(await reader.reference(cid)).toBeUndefined()
-      await writer.putReferences(file, undefined, [
-        { digest: cid.multihash.digest, offset: 0, length: 1000 },
-      ])
-      await utimes(packs, tick, tick)
-      // next look more than 2 s after the mtime: still read again, as the listing was racy
-      const wait = Math.max(PACK_RECHECK_MS + 20, tick.getTime() + 2300 - Date.now())
-      await new Promise((r) => setTimeout(r, wait))
-      expect((await reader.reference(cid))?.length).toBe(1000)
-    } finally {
-      await reader.close()
-      await writer.close()
-    }
+    // the folder changed 1.5 s ago, the reader lists it now (a racy listing) and looks again
+    // more than 2 s after the mtime
+    const tick = new Date(Date.now() - 1500)
+    const wait = () => Math.max(PACK_RECHECK_MS + 20, tick.getTime() + 2300 - Date.now())
+    expect(await seenAfterRacyWrite(dir, 'racy-late', tick, wait)).toBe(1000)
   })
 
   it('two deletes from one pack at once both hold; a delete beside a new add of the same file loses neither', async () => {
