@@ -648,4 +648,30 @@ describe('reference packs: a file’s references in one pack', () => {
       await store.close()
     }
   })
+  it('a pack whose temp file a sweep took before its rename is written once more', async () => {
+    const { refs, file, cid } = await packsAndOneLeafIn(dir, 'swept', 'swept.bin')
+    const store = new FilestoreBlockstore(join(dir, 'swept-blocks'), refs)
+    await store.open()
+    let taken = 0
+    try {
+      packFolderFaults.beforeRename = async (temp) => {
+        if (taken++ === 0) await rm(temp)
+      }
+      await store.putReferences(file, undefined, [
+        { digest: cid.multihash.digest, offset: 0, length: 1000 },
+      ])
+      expect(taken).toBe(2)
+    } finally {
+      packFolderFaults.beforeRename = undefined
+      await store.close()
+    }
+    const reopened = new FilestoreBlockstore(join(dir, 'swept-blocks'), refs)
+    await reopened.open()
+    try {
+      expect((await reopened.reference(cid))?.length).toBe(1000)
+      expect((await filesUnder(join(refs, 'packs'))).filter((f) => f.endsWith('.tmp'))).toEqual([])
+    } finally {
+      await reopened.close()
+    }
+  })
 })

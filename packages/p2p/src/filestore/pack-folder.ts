@@ -180,14 +180,23 @@ export class PackFolder {
     await mkdir(this.root, { recursive: true })
     // random as well as numbered: two processes of one pid (containers) never share a temp name
     const temp = `${file}.${process.pid}-${tempFiles++}-${randomBytes(6).toString('hex')}.tmp`
-    let stats: Stats
-    try {
+    const written = async (): Promise<Stats> => {
       await writeNew(temp, bytes)
       // the temp file's own stats (a rename keeps them): after the rename the name could already
       // be another writer's pack, which must not pass for ours
-      stats = await stat(temp)
+      const own = await stat(temp)
       await packFolderFaults.beforeRename?.(temp)
       await rename(temp, file)
+      return own
+    }
+    let stats: Stats
+    try {
+      // the temp file gone before its rename (a sweep that took it for a leftover: a clock that
+      // jumped, a writer paused for an hour): written once more, as the copies' shards do
+      stats = await written().catch((err) => {
+        if (!isMissing(err)) throw err
+        return written()
+      })
     } catch (err) {
       await unlink(temp).catch(() => {})
       throw err
