@@ -23,6 +23,36 @@ export const NODE_ESM_BUNDLE = {
   },
 } as const
 
+/** An esbuild warning, the part read here. */
+export interface BuildMessage {
+  id: string
+  text: string
+  location: { file: string; lineText: string } | null
+}
+
+/** tsup's load-order import of one of its own chunks: `import "./chunk-X.js";` (or `../`). */
+const CHUNK_ORDER_IMPORT = /^import\s*"(\.\/|(\.\.\/)+)chunk-[A-Z0-9]+\.js";?$/
+
+/**
+ * Fails a bundle's build on any warning but esbuild dropping tsup's `import "./chunk-X.js"`
+ * lines (they only order loading, in packages marked `sideEffects: false`: 41 of them in
+ * pi-node's bundle). Those were hidden with the log level, and so would be a module with real
+ * top-level effects dropped the same way, or any other warning.
+ */
+export function assertOnlyChunkOrderWarnings(bundle: string, warnings: readonly BuildMessage[]) {
+  const others = warnings.filter(
+    (w) =>
+      w.id !== 'ignored-bare-import' ||
+      !CHUNK_ORDER_IMPORT.test((w.location?.lineText ?? '').trim()),
+  )
+  if (others.length > 0)
+    throw new Error(
+      `${bundle}: ${others.length} esbuild warning(s):\n${others
+        .map((w) => `  ${w.location?.file ?? '?'}: ${w.text}`)
+        .join('\n')}`,
+    )
+}
+
 /** The part of esbuild's plugin API used here (esbuild comes with tsup, not as a dependency). */
 export interface PluginHooks {
   onResolve(

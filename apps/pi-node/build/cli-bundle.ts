@@ -6,7 +6,11 @@
  */
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { heliaByPath, NODE_ESM_BUNDLE } from '../../../scripts/esbuild-plugins.ts'
+import {
+  assertOnlyChunkOrderWarnings,
+  heliaByPath,
+  NODE_ESM_BUNDLE,
+} from '../../../scripts/esbuild-plugins.ts'
 
 /** Loaded as packages: solc runs only in the policy compiler's child process, which loads it. */
 const CLI_EXTERNAL = ['solc']
@@ -26,8 +30,9 @@ export async function buildCliBundle(packageDir: string): Promise<void> {
     external: CLI_EXTERNAL.flatMap((p) => [p, `${p}/*`]),
     plugins: [heliaByPath(found)],
     metafile: true,
-    logLevel: 'error', // not the bare imports of packages without side effects, dropped
+    logLevel: 'silent', // its warnings are checked below, its errors thrown
   })
+  assertOnlyChunkOrderWarnings('pi-node bundle', result.warnings)
   if (found.count !== 1)
     throw new Error(`pi-node bundle: helia's class lookup found ${found.count} times, not once`)
   const inputs = Object.keys(result.metafile.inputs).length

@@ -7,7 +7,12 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import { heliaByPath, NODE_ESM_BUNDLE, type PluginHooks } from '../../../scripts/esbuild-plugins.ts'
+import {
+  assertOnlyChunkOrderWarnings,
+  heliaByPath,
+  NODE_ESM_BUNDLE,
+  type PluginHooks,
+} from '../../../scripts/esbuild-plugins.ts'
 
 /** Loaded by the importer as their own packages: one copy of their classes, files by path. */
 export const ONE_SHOT_EXTERNAL = [
@@ -173,8 +178,9 @@ export async function buildOneShotBundle(packageDir: string): Promise<void> {
       ethersApart(),
     ],
     metafile: true,
-    logLevel: 'error', // not p2p's chunks' bare imports, dropped as its package has no side effects
+    logLevel: 'silent', // its warnings are checked below, its errors thrown
   })
+  assertOnlyChunkOrderWarnings('one-shot bundle', result.warnings)
   // ONE_SHOT_META=<file>: esbuild's metafile, to see what the bundle holds (esbuild.github.io/analyze)
   if (process.env.ONE_SHOT_META)
     await writeFile(process.env.ONE_SHOT_META, JSON.stringify(result.metafile))
