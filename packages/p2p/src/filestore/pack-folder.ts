@@ -208,27 +208,22 @@ export class PackFolder {
 
   /**
    * Removes the blocks whose SHA-256 digests are `digests` from every pack holding any of them:
-   * each such pack written again once, without them (removed when none is left). Returns the
-   * digests some pack held, as hex.
+   * each such pack written again once, without them (removed when none is left).
    */
-  removeMany(digests: readonly Uint8Array[]): Promise<Set<string>> {
+  removeMany(digests: readonly Uint8Array[]): Promise<void> {
     return this.#serially(() => this.#removeMany(digests))
   }
 
-  async #removeMany(digests: readonly Uint8Array[]): Promise<Set<string>> {
+  async #removeMany(digests: readonly Uint8Array[]): Promise<void> {
     this.#refresh(true)
-    const wanted = new Set(digests.map((d) => Buffer.from(d).toString('hex')))
-    const removed = new Set<string>()
     for (const [name, { pack }] of [...this.#held]) {
-      if (!pack) continue
-      const held = [...wanted].filter((hex) => pack.find(Buffer.from(hex, 'hex')))
-      if (held.length === 0) continue
-      for (const hex of held) removed.add(hex)
-      const gone = new Set(held)
-      const file = join(this.root, name)
+      const held = pack ? digests.filter((d) => pack.find(d)) : []
+      if (!pack || held.length === 0) continue
+      const gone = new Set(held.map((d) => Buffer.from(d).toString('hex')))
       const rest = [...pack.entries()].filter(
         (e) => !gone.has(Buffer.from(e.digest).toString('hex')),
       )
+      const file = join(this.root, name)
       if (rest.length === 0) {
         await unlink(file).catch((err) => {
           if (!isMissing(err)) throw err
@@ -238,7 +233,6 @@ export class PackFolder {
         await this.#writeWhole(file, encodeReferencePack(pack.path, pack.stamp, rest))
       }
     }
-    return removed
   }
 
   /** Every entry of every pack (the folder read again first). */
