@@ -143,6 +143,15 @@ async function addByReference(dataDir: string, file: string): Promise<string> {
   }
 }
 
+/** `<dir>/<name>.bin` of `size` random bytes, added by reference to `<dir>/<name>`. */
+async function fileAddedByReference(dir: string, name: string, size: number) {
+  const dataDir = join(dir, name)
+  const file = join(dir, `${name}.bin`)
+  const bytes = randomBytes(size)
+  await writeFile(file, bytes)
+  return { dataDir, file, bytes, root: await addByReference(dataDir, file) }
+}
+
 describe('reference packs: a file’s references in one pack', () => {
   let dir: string
   beforeAll(async () => {
@@ -333,11 +342,7 @@ describe('reference packs: a file’s references in one pack', () => {
   })
 
   it('a process killed between writing a pack and renaming it leaves the old pack whole; the leftover is swept', async () => {
-    const dataDir = join(dir, 'killed')
-    const file = join(dir, 'killed.bin')
-    const first = randomBytes(3 * MiB)
-    await writeFile(file, first)
-    await addByReference(dataDir, file)
+    const { dataDir, file, bytes: first } = await fileAddedByReference(dir, 'killed', 3 * MiB)
     const second = randomBytes(5 * MiB)
     await writeFile(file, second)
     const entry = new URL('../src/import.ts', import.meta.url).href
@@ -377,11 +382,7 @@ describe('reference packs: a file’s references in one pack', () => {
   }, 60_000)
 
   it('deleting a packed block rewrites its pack without it; the last one removes the pack', async () => {
-    const dataDir = join(dir, 'delete')
-    const file = join(dir, 'delete.bin')
-    const bytes = randomBytes(3 * MiB)
-    await writeFile(file, bytes)
-    const root = await addByReference(dataDir, file)
+    const { dataDir, bytes, root } = await fileAddedByReference(dir, 'delete', 3 * MiB)
     const ls = await leavesOf(bytes)
     const store = await openDataDirBlockstore(dataDir)
     await store.delete((ls[1] as { cid: CID }).cid)
@@ -521,11 +522,7 @@ describe('reference packs: a file’s references in one pack', () => {
   })
 
   it('two deletes from one pack at once both hold; a delete beside a new add of the same file loses neither', async () => {
-    const dataDir = join(dir, 'concurrent-delete')
-    const file = join(dir, 'concurrent-delete.bin')
-    const bytes = randomBytes(4 * MiB)
-    await writeFile(file, bytes)
-    await addByReference(dataDir, file)
+    const { dataDir, file, bytes } = await fileAddedByReference(dir, 'concurrent-delete', 4 * MiB)
     const ls = (await leavesOf(bytes)).map((l) => l.cid)
     const store = await openDataDirBlockstore(dataDir)
     try {
