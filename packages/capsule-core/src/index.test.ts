@@ -117,6 +117,7 @@ describe('public surface', () => {
         "toHex",
         "verifiedCapsuleHeader",
         "verifyCapsuleHeader",
+        "warmFileLanes",
         "x25519PublicKey",
       ]
     `)

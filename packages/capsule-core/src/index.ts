@@ -153,6 +153,7 @@ export {
   PARALLEL_FILE_MIN_BYTES,
   sealFile,
   sha256FilePieces,
+  warmFileLanes,
 } from './file/index.ts'
 export type { GrantIdParameters } from './grant-id.ts'
 export { grantId } from './grant-id.ts'

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { laneFaults } from '../src/file/lanes.ts'
+import { laneFaults, lanePool } from '../src/file/lanes.ts'
 import {
   commitAndSealFile,
   commitPlaintextFile,
@@ -20,7 +20,7 @@ import { BASE, build, CAPSULE_ID, DATA_KEY, detBytes, OWNER_KEY } from './fixtur
 interface WorkerFault {
   /** Exit with this code as soon as the worker starts: 3 (a crash), 0 (an exit nobody asked for). */
   exitCode?: number
-  /** Do the job, then exit as asked but without the `zeroed` answer. */
+  /** Do the job, then at its end exit without the `zeroed` answer. */
   noAnswer?: boolean
   /** The n-th worker made (from 1) cannot be made: `new Worker` throws, as with no thread left. */
   failToMake?: number
@@ -43,7 +43,7 @@ vi.mock('node:worker_threads', async (importOriginal) => {
         throw Object.assign(new Error('no thread left'), { code: 'ERR_WORKER_INIT_FAILED' })
       }
       const code = f.noAnswer
-        ? source.replace("parentPort.postMessage('zeroed')", '')
+        ? source.replace("parentPort.postMessage('zeroed')", 'process.exit(0)')
         : `process.exit(${f.exitCode ?? 3})`
       super(code, { ...options, eval: true })
     }
@@ -140,7 +140,7 @@ describe('lane worker failure', () => {
     rmSync(capsule)
   })
 
-  it('a worker that cannot be made fails the job closed, and the one already booting is stopped with it', async () => {
+  it('a worker that cannot be made fails the job closed, and the one already booting is parked without the key', async () => {
     // three lanes: the calling thread, a worker that boots, and a second that cannot be made
     setFault({ failToMake: 2, noAnswer: true })
     const built = build(detBytes('no thread', 40 * 256 - 7), 256)
@@ -162,6 +162,10 @@ describe('lane worker failure', () => {
       cause: { code: 'ERR_WORKER_INIT_FAILED' },
     })
     expect(readdirSync(tmp).sort()).toEqual(keep)
+    // the first worker, still booting, was given nothing: it waits parked for another job
+    const parked = lanePool.take(5)
+    expect(parked).toHaveLength(1)
+    await Promise.all(parked.map(({ worker }) => worker.terminate()))
     rmSync(plain)
   })
 

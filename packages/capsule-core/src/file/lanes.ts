@@ -18,6 +18,8 @@ import { readSync, writeSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { CapsuleIntegrityError } from '../errors.ts'
 import { chunkNonce } from '../payload.ts'
+import { dropListeners, LaneWorkerPool, type PooledWorker } from './lane-pool.ts'
+import { type FileThreadsOption, lanesFor, PARALLEL_FILE_MIN_BYTES } from './threads.ts'
 
 /** What {@link laneChunk} needs from Node, passed in so the function stays self-contained. */
 interface LaneIo {
@@ -168,44 +170,78 @@ function laneStep(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): LaneA
 /**
  * The lane worker, plain JavaScript around {@link laneChunk}'s own source. Workers inherit
  * the host's `execArgv`, so under `node --input-type=module` this source runs as an ES module,
- * where `require` does not exist: builtins then come from `process.getBuiltinModule`. One message per
- * chunk, `[index, nonce]`; one answer per chunk. `{ key }` first, once the worker is up (its
- * `workerData` holds no key). `null` ends the worker (its key copy and buffer are zeroed first,
- * then it answers `zeroed`). Both functions are bound under their own `.name`: a bundler that
- * renames one where names collide (`laneChunk2`) renames its callers' references too.
+ * where `require` does not exist: builtins then come from `process.getBuiltinModule`. A job
+ * starts with `{ job, key }` (its parameters and a copy of its key, sent once the worker is up);
+ * then one message per chunk, `[index, nonce]`, one answer per chunk. `'park'` ends the job:
+ * the key copy and the buffers are zeroed, then it answers `zeroed` and waits for another job
+ * (`lane-pool.ts`). `null` does the same and ends the worker. Both functions are bound under
+ * their own `.name`: a bundler that renames one where names collide (`laneChunk2`) renames its
+ * callers' references too.
  */
 const LANE_SOURCE = `
 const load = typeof require === 'function' ? require : process.getBuiltinModule
 const crypto = load('node:crypto')
 const fs = load('node:fs')
-const { parentPort, workerData } = load('node:worker_threads')
+const { parentPort } = load('node:worker_threads')
 const io = { createCipheriv: crypto.createCipheriv, createDecipheriv: crypto.createDecipheriv, createHash: crypto.createHash, readSync: fs.readSync, writeSync: fs.writeSync }
 const ${laneChunk.name} = (${laneChunk.toString()})
 const ${laneStep.name} = (${laneStep.toString()})
-const state = { ...workerData, buf: new Uint8Array(workerData.chunkSize + 16), plain: new Uint8Array(workerData.plainSize) }
+let state = { key: new Uint8Array(0), buf: new Uint8Array(0), plain: new Uint8Array(0) }
 parentPort.on('message', (m) => {
-  if (m === null) {
+  if (m === null || m === 'park') {
     state.key.fill(0)
     state.buf.fill(0)
     state.plain.fill(0)
-    // the job's proof that this worker ended as asked, its key copy zeroed
+    // the job's proof that this worker's key copy is zeroed
     parentPort.postMessage('zeroed')
-    parentPort.close()
+    if (m === null) parentPort.close()
     return
   }
   if (!Array.isArray(m)) {
-    // the job's key: sent once this worker is up, never to one stopped while it booted
-    state.key = m.key
+    // a job: its parameters and key, sent once this worker is up, never to one still booting
+    const { plainSize, ...job } = m.job
+    const buf = state.buf.length === job.chunkSize + 16 ? state.buf : new Uint8Array(job.chunkSize + 16)
+    const plain = state.plain.length === plainSize ? state.plain : new Uint8Array(plainSize)
+    state = { ...job, key: m.key, buf, plain }
     return
   }
   parentPort.postMessage(${laneStep.name}(io, state, m[0], m[1]))
 })
 `
 
+/** Lane workers between jobs (`lane-pool.ts`), made with the one set of options every job shares. */
+export const lanePool = new LaneWorkerPool(
+  () =>
+    new Worker(LANE_SOURCE, {
+      eval: true,
+      // Chunks live in external memory: a tiny young generation keeps each worker's RSS low.
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
+    }),
+)
+
 const NODE_IO: LaneIo = { createCipheriv, createDecipheriv, createHash, readSync, writeSync }
 
 /** A lane's output buffer: an open's plaintext chunk (a seal encrypts in its input buffer). */
 const outBufferSize = (op: LaneOp, chunkSize: number): number => (op === 'open' ? chunkSize : 0)
+
+/**
+ * Starts the worker threads the file helpers would use for a payload of `size` bytes (default:
+ * one large enough for every core), so the next call finds them up instead of paying their
+ * start (~40–100 ms each) on its path: e.g. at a CLI's start, while it reads its configuration,
+ * before it seals a large file. They wait parked (no key, no chunk, not keeping the process
+ * alive) and end after a few seconds without a job. Calling it again adds none past the
+ * number of lanes.
+ * @example
+ * ```ts
+ * warmFileLanes({ size: (await stat(input)).size })
+ * // … configuration, keys …
+ * await commitAndSealFile({ … input … })
+ * ```
+ */
+export function warmFileLanes(options: FileThreadsOption & { size?: number } = {}): void {
+  const lanes = lanesFor(options.threads, options.size ?? PARALLEL_FILE_MIN_BYTES)
+  lanePool.warm(Math.max(0, lanes - 1))
+}
 
 /** What a lane does with each chunk. */
 export type LaneOp = 'hash' | 'seal' | 'open'
@@ -370,40 +406,44 @@ export async function runLanes(job: LaneJob): Promise<void> {
   }
 
   let closing = false
+  // The job as a worker takes it: its parameters (it sizes its own buffers from them) and a
+  // copy of the key, sent once the worker is up.
+  const {
+    key: _key,
+    buf: _buf,
+    plain: _plain,
+    ...params
+  } = state(new Uint8Array(0), new Uint8Array(0))
+  const jobMessage = {
+    job: { ...params, plainSize: outBufferSize(job.op, job.chunkSize) },
+    key: job.key ?? new Uint8Array(0),
+  }
   try {
-    // Workers are made inside the try: if one cannot be made (no thread left), the ones already
-    // booting are stopped in `finally`, never left to come up with the key and chunks.
+    // Parked workers first (already up, or booting since a warm-up), then new ones. They are
+    // made inside the try: if one cannot be made (no thread left), the job fails closed and the
+    // ones it holds are parked again in `finally`, never left with the key and chunks.
+    const pooled = lanePool.take(workerCount)
     for (let w = 0; w < workerCount; w++) {
-      let worker: Worker
+      let entry: PooledWorker
       try {
-        worker = new Worker(LANE_SOURCE, {
-          eval: true,
-          workerData: {
-            ...state(new Uint8Array(0), new Uint8Array(0)),
-            key: new Uint8Array(0),
-            buf: undefined,
-            plain: undefined,
-            plainSize: outBufferSize(job.op, job.chunkSize),
-          },
-          // Chunks live in external memory: a tiny young generation keeps each worker's RSS low.
-          resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
-        })
+        entry = pooled[w] ?? { worker: lanePool.spawn(), online: false }
       } catch (err) {
         // no thread to be had (ERR_WORKER_INIT_FAILED): the job fails closed like a dead worker
         fail(workerFailure(err))
         break
       }
+      const worker = entry.worker
       workers.push(worker)
       online.push(false)
       outstanding.push(0)
       exited.push(false)
-      worker.once('online', () => {
+      const start = () => {
         if (closing) return
         online[w] = true
-        if (job.key !== undefined) worker.postMessage({ key: job.key })
+        worker.postMessage(jobMessage)
         dispatch()
         nudge()
-      })
+      }
       worker.on('message', (a: LaneAnswer) => {
         outstanding[w] = (outstanding[w] as number) - 1
         busy--
@@ -423,6 +463,8 @@ export async function runLanes(job: LaneJob): Promise<void> {
         exited[w] = true
         died(undefined, code)
       })
+      if (entry.online) start()
+      else worker.once('online', start)
     }
     for (;;) {
       dispatch()
@@ -443,44 +485,49 @@ export async function runLanes(job: LaneJob): Promise<void> {
     closing = true
     mainState.buf.fill(0)
     mainState.plain.fill(0)
-    // Let each worker zero its key copy and exit on its own; terminate the ones that do not.
+    // Each worker zeroes its key copy and buffers and says so, then is parked for the next job;
+    // one that says nothing within a second is terminated.
     await Promise.all(
       workers.map(async (worker, w) => {
         if (exited[w]) return
         worker.removeAllListeners('online')
         if (!online[w]) {
           // Still booting when the calling thread had done every chunk (or the job failed): it
-          // holds no key and no chunk, so it is stopped now rather than waited for through its
-          // start-up. A worker that would have crashed as it started goes unnoticed here: it
-          // never touched the job.
-          worker.removeAllListeners()
-          worker.on('error', () => {})
-          await worker.terminate()
+          // was given no key and no chunk, so it is parked as it is and comes up idle. A worker
+          // that would have crashed as it started goes unnoticed here: it never touched the job.
+          dropListeners(worker)
+          lanePool.park(worker, false)
           return
         }
         worker.removeAllListeners('exit')
         worker.removeAllListeners('error')
         worker.removeAllListeners('message')
-        let zeroed = false
         let crash: unknown
-        worker.on('message', (m) => {
-          if (m === 'zeroed') zeroed = true
-        })
         worker.on('error', (err) => {
           crash = err
         })
         let stuck = false
-        const exit = new Promise<number>((resolve) => worker.once('exit', resolve))
-        worker.postMessage(null)
+        const end = new Promise<'zeroed' | number>((resolve) => {
+          worker.on('message', (m) => {
+            if (m === 'zeroed') resolve('zeroed')
+          })
+          worker.once('exit', resolve)
+        })
+        worker.postMessage('park')
         const timer = setTimeout(() => {
           stuck = true
           void worker.terminate()
         }, 1000)
-        const code = await exit
+        const ended = await end
         clearTimeout(timer)
+        if (ended === 'zeroed') {
+          dropListeners(worker)
+          lanePool.park(worker, true)
+          return
+        }
         // Any end but the asked one fails the job, even for a worker given no chunk (the calling
-        // thread did them all while it booted): as it would have with chunks in hand.
-        if (!zeroed && !stuck) fail(workerFailure(crash, code))
+        // thread did them all): as it would have with chunks in hand.
+        if (!stuck) fail(workerFailure(crash, ended))
       }),
     )
   }
