@@ -16,6 +16,7 @@ import {
   HEADER_SIGNATURE_CHANNEL,
   parseCapsuleHeader,
   verifiedCapsuleHeader,
+  warmFileLanes,
 } from '../packages/capsule-core/dist/index.js'
 // The run entry: what open and run need, none of the node's libp2p, helia or ethers.
 import {
@@ -41,6 +42,9 @@ const workspace = createRunWorkspace()
 const c0 = performance.now()
 const verified = verifiedCapsuleHeader(parsed)
 const loaderCheckMs = performance.now() - c0
+// As `runCapsule` does once the header is known: the open's lanes boot while the key is granted
+// and released (ADR 0104). Here the open follows at once, so they have less time than there.
+warmFileLanes({ size: parsed.header.payload.plaintextSize })
 let headerChecks = 0
 subscribe(HEADER_SIGNATURE_CHANNEL, () => headerChecks++)
 const cpu0 = process.cpuUsage()

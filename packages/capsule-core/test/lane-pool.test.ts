@@ -21,11 +21,18 @@ interface Probe {
 }
 interface Seen {
   made: RealWorker[]
+  /** Workers whose thread has ended (seen whatever listeners the lanes left on them). */
+  exited: Set<RealWorker>
   probes: Probe[]
   chunks: number
 }
 const seen = (): Seen => (globalThis as { laneSeen?: Seen }).laneSeen as Seen
-;(globalThis as { laneSeen?: Seen }).laneSeen = { made: [], probes: [], chunks: 0 }
+;(globalThis as { laneSeen?: Seen }).laneSeen = {
+  made: [],
+  exited: new Set(),
+  probes: [],
+  chunks: 0,
+}
 
 vi.mock('node:worker_threads', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:worker_threads')>()
@@ -51,6 +58,7 @@ probePort.postMessage = (m) => {
         return true
       }
       if (event === 'message' && typeof m?.i === 'number') seen().chunks++
+      if (event === 'exit') seen().exited.add(this as unknown as RealWorker)
       return super.emit(event, ...args)
     }
   }
@@ -81,6 +89,7 @@ afterEach(async () => {
   await Promise.all(lanePool.take(10).map(({ worker }) => worker.terminate()))
   const s = seen()
   s.made = []
+  s.exited.clear()
   s.probes = []
   s.chunks = 0
 })
@@ -164,6 +173,21 @@ describe('parked lane workers', () => {
     expect(lanePool.size).toBe(0)
     expect(await commit(2)).toEqual(reference)
     expect(seen().made).toHaveLength(2)
+  })
+
+  it('a job that keeps no workers ends them, zeroed, and parks none (a warmed one is used first)', async () => {
+    warmFileLanes({ threads: 2 })
+    const c = await commitPlaintextFile(plainPath, DATA_KEY, CAPSULE_ID, {
+      chunkSize: CHUNK,
+      threads: 2,
+      keepWorkers: false,
+    })
+    expect(c.plaintextCommitment).toEqual(reference)
+    expect(seen().made).toHaveLength(1)
+    expect(seen().probes).toHaveLength(1)
+    expect(lanePool.size).toBe(0)
+    // the job returned once its worker's thread had ended
+    expect(seen().exited.has(seen().made[0] as RealWorker)).toBe(true)
   })
 
   it('a warmed worker still booting is taken as it is and given the job once up', async () => {

@@ -10,6 +10,7 @@ import {
   requestMeasurement,
   runtimeDigest,
   toHex,
+  warmFileLanes,
 } from '@digicap/capsule-core'
 import type { CapsuleStore } from '@digicap/p2p'
 import { addressToBytes, type StreamGateStats } from '@digicap/protocol'
@@ -353,6 +354,8 @@ export function createExecutor(init: ExecutorInit = {}) {
           detail: { owner: loaded.parsed.header.owner },
         })
         const { header } = loaded.parsed
+        // The open's worker lanes boot now, while the key is granted and released (ADR 0104).
+        warmFileLanes({ size: header.payload.plaintextSize })
         let keyguardPeer: ReturnType<typeof peerIdFromString>
         try {
           keyguardPeer = peerIdFromString(header.keyguard.peerId)

@@ -115,7 +115,8 @@ export const fileLimits = {
 export async function commitAndSealFile(
   params: CommitAndSealFileParameters,
 ): Promise<ParsedCapsuleHeader> {
-  const { input, output, sign, threads, onProgress, onWritten, policy, ...fields } = params
+  const { input, output, sign, threads, keepWorkers, onProgress, onWritten, policy, ...fields } =
+    params
   // A late address is only awaited at the end: a rejection before then is not unhandled.
   const late = policy?.policy instanceof Promise ? policy.policy : undefined
   late?.catch(() => {})
@@ -162,6 +163,7 @@ export async function commitAndSealFile(
       const commitment = await commitPlaintextFile(input, dataKey, capsuleId, {
         chunkSize,
         ...(threads === undefined ? {} : { threads }),
+        keepWorkers,
       })
       const { prefix, parsed, payloadKey } = await finish(commitment.plaintextCommitment)
       // The file is read twice: the encrypt pass hashes it again and must meet the commitment
@@ -170,6 +172,7 @@ export async function commitAndSealFile(
       try {
         await writeSealed(src, target, prefix, parsed, payloadKey, {
           ...(threads === undefined ? {} : { threads }),
+          keepWorkers,
           onProgress,
           commitmentKey,
         })
@@ -202,6 +205,7 @@ export async function commitAndSealFile(
         plaintextSize: size,
         chunkCount,
         lanes: Math.max(1, lanesFor(threads, size)),
+        keepWorkers,
         onLeaf: (leaf) => combiner.add(leaf),
         onTag: (i, tag) => tags.set(tag, i * CHUNK_TAG_LENGTH),
         onChunks: (done) => {

@@ -57,6 +57,7 @@ export async function commitPlaintextFile(
       plaintextSize: size,
       chunkCount: chunkCountFor(size, chunkSize),
       lanes,
+      keepWorkers: options.keepWorkers,
       onLeaf: (leaf) => combiner.add(leaf),
       onChunks: (done) => options.onProgress?.(Math.min(size, done * chunkSize)),
     }).catch((err: unknown) => {

@@ -78,6 +78,7 @@ export async function* sha256FilePieces(
         plaintextSize: bytes,
         chunkCount: count,
         lanes,
+        keepWorkers: options.keepWorkers,
         onLeaf: (digest) => {
           const offset = inBase + seg.out.length * pieceSize
           seg.out.push({ offset, length: Math.min(pieceSize, size - offset), digest })

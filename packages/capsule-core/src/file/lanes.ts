@@ -263,6 +263,8 @@ export interface LaneJob {
   chunkCount: number
   /** Lanes in all: the calling thread plus `lanes − 1` worker threads. */
   lanes: number
+  /** Park the workers for the next job when done (default), or end them with this one. */
+  keepWorkers?: boolean | undefined
   /** Called with each chunk's plaintext SHA-256 (hash; seal and open when given), in chunk order. */
   onLeaf?: (leaf: Uint8Array) => void
   /**
@@ -483,6 +485,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
     }
   } finally {
     closing = true
+    const keep = job.keepWorkers !== false
     mainState.buf.fill(0)
     mainState.plain.fill(0)
     // Each worker zeroes its key copy and buffers and says so, then is parked for the next job;
@@ -493,10 +496,13 @@ export async function runLanes(job: LaneJob): Promise<void> {
         worker.removeAllListeners('online')
         if (!online[w]) {
           // Still booting when the calling thread had done every chunk (or the job failed): it
-          // was given no key and no chunk, so it is parked as it is and comes up idle. A worker
-          // that would have crashed as it started goes unnoticed here: it never touched the job.
+          // was given no key and no chunk, so it is parked as it is and comes up idle (or, for a
+          // job that keeps no workers, stopped now). A worker that would have crashed as it
+          // started goes unnoticed here: it never touched the job.
           dropListeners(worker)
-          lanePool.park(worker, false)
+          if (keep) return lanePool.park(worker, false)
+          worker.on('error', () => {})
+          await worker.terminate()
           return
         }
         worker.removeAllListeners('exit')
@@ -507,27 +513,31 @@ export async function runLanes(job: LaneJob): Promise<void> {
           crash = err
         })
         let stuck = false
-        const end = new Promise<'zeroed' | number>((resolve) => {
+        let zeroed = false
+        // parked: over once it says `zeroed`; ended: once it exits, having said it
+        const end = new Promise<number | undefined>((resolve) => {
           worker.on('message', (m) => {
-            if (m === 'zeroed') resolve('zeroed')
+            if (m !== 'zeroed') return
+            zeroed = true
+            if (keep) resolve(undefined)
           })
           worker.once('exit', resolve)
         })
-        worker.postMessage('park')
+        worker.postMessage(keep ? 'park' : null)
         const timer = setTimeout(() => {
           stuck = true
           void worker.terminate()
         }, 1000)
-        const ended = await end
+        const exitCode = await end
         clearTimeout(timer)
-        if (ended === 'zeroed') {
+        if (zeroed && exitCode === undefined) {
           dropListeners(worker)
           lanePool.park(worker, true)
           return
         }
         // Any end but the asked one fails the job, even for a worker given no chunk (the calling
         // thread did them all): as it would have with chunks in hand.
-        if (!stuck) fail(workerFailure(crash, ended))
+        if (!zeroed && !stuck) fail(workerFailure(crash, exitCode))
       }),
     )
   }

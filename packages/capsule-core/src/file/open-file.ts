@@ -53,7 +53,7 @@ export async function openFile(
       target = await openTarget(options.output)
       if (await target.positional()) {
         await target.presize(parsed.header.payload.plaintextSize)
-        const pass = await openOnLanes(src, target.fh, parsed, options, lanes)
+        const pass = await openOnLanes(src, target.fh, parsed, options, lanes, options.keepWorkers)
         if (pass === 'chunk-failed') {
           // A chunk failed: let the single-thread reader meet it and throw its exact error.
           await target.abort()
@@ -110,7 +110,7 @@ export async function openFileInto(
   if (lanes > 0) {
     verified = verifyOnce(parsed, opts)
     checkDataKey(parsed, options.dataKey)
-    const pass = await openOnLanes(input, output, parsed, opts, lanes)
+    const pass = await openOnLanes(input, output, parsed, opts, lanes, options.keepWorkers)
     if (pass !== 'chunk-failed') return pass as Uint8Array
   }
   const opener = prepareOpen(parsed, verified ? { ...opts, verified } : opts)
@@ -143,6 +143,7 @@ async function openOnLanes(
   parsed: ParsedCapsuleHeader,
   options: OpenOptions,
   lanes: number,
+  keepWorkers: boolean | undefined,
 ): Promise<Uint8Array | undefined | 'chunk-failed'> {
   const { chunkSize, plaintextSize } = parsed.header.payload
   const id = parsed.header.capsuleId
@@ -165,6 +166,7 @@ async function openOnLanes(
       plaintextSize,
       chunkCount: parsed.chunkCount,
       lanes,
+      keepWorkers,
       ...(combiner
         ? {
             onLeaf: (leaf: Uint8Array) => {

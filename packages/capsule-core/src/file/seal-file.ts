@@ -147,6 +147,7 @@ export async function writeSealed(
       plaintextSize,
       chunkCount: parsed.chunkCount,
       lanes,
+      keepWorkers: params.keepWorkers,
       ...(check === undefined ? {} : { onLeaf: (leaf: Uint8Array) => check.add(leaf) }),
       onChunks: (done) => params.onProgress?.(Math.min(plaintextSize, done * chunkSize)),
     }).catch((err: unknown) => {

@@ -21,6 +21,12 @@ export interface FileThreadsOption {
    * daemon that must leave cores free); `n ≥ 2` uses `n` lanes whatever the size.
    */
   threads?: number
+  /**
+   * Whether the worker lanes wait parked for the next job once this one is done (default
+   * `true`: their key copy and buffers are zeroed first, `lane-pool.ts`). `false` ends them with
+   * the job, e.g. when a step that needs the memory comes next (the executor's sandbox run).
+   */
+  keepWorkers?: boolean | undefined
 }
 
 /** Lanes for a payload of `size` bytes, or 0 for the calling thread alone. */

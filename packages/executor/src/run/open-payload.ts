@@ -269,6 +269,8 @@ export async function openPayloadToFile(
       parsed: src.parsed,
       ...openOptions(src, dataKey),
       ...(p.threads === undefined ? {} : { threads: p.threads }),
+      // The sandbox runs next: a parked lane worker (~18 MiB) would sit in its peak (ADR 0104).
+      keepWorkers: false,
     })
     const stamp = await stampOf(out)
     return {
