@@ -11,8 +11,16 @@ import type { Worker as RealWorker } from 'node:worker_threads'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { lanePoolLimits } from '../src/file/lane-pool.ts'
 import { laneFaults, lanePool } from '../src/file/lanes.ts'
-import { commitPlaintextFile, openFile, sealFile, warmFileLanes } from '../src/index.ts'
-import { build, CAPSULE_ID, DATA_KEY, detBytes } from './fixtures.ts'
+import {
+  commitPlaintextFile,
+  createCapsuleHeader,
+  openFile,
+  sealCapsule,
+  sealFile,
+  signCapsuleHeader,
+  warmFileLanes,
+} from '../src/index.ts'
+import { BASE, build, CAPSULE_ID, DATA_KEY, detBytes, OWNER_KEY } from './fixtures.ts'
 
 /** What each worker said as it zeroed its state (one entry per job end). */
 interface Probe {
@@ -128,6 +136,56 @@ describe('parked lane workers', () => {
       { keyLength: 32, nonzero: false },
       { keyLength: 32, nonzero: false },
     ])
+  })
+
+  it('a reused worker seals each job under that job’s key, not the one before', async () => {
+    const otherKey = detBytes('lane pool other data key', 32)
+    const header = createCapsuleHeader({
+      ...BASE,
+      capsuleId: detBytes('lane pool other capsule', 32),
+      chunkSize: CHUNK,
+      dataKey: otherKey,
+      plaintext: plain,
+    })
+    const signature = signCapsuleHeader(header, OWNER_KEY)
+    const jobs = [
+      { ...build(plain, CHUNK), dataKey: DATA_KEY },
+      {
+        header,
+        signature,
+        capsule: sealCapsule({ header, signature, dataKey: otherKey, plaintext: plain }),
+        dataKey: otherKey,
+      },
+    ]
+    const chunksBefore: number[] = []
+    for (const [n, job] of jobs.entries()) {
+      chunksBefore.push(seen().chunks)
+      const output = join(tmp, `keyed-${n}.capsule`)
+      await sealFile({ ...job, input: plainPath, output, threads: 2 })
+      expect(readFileSync(output)).toEqual(Buffer.from(job.capsule))
+      // the worker sealed chunks of this job
+      expect(seen().chunks).toBeGreaterThan(chunksBefore[n] as number)
+    }
+    expect(seen().made).toHaveLength(1)
+  })
+
+  it('a worker that served many jobs carries none of their listeners', async () => {
+    const warnings: Error[] = []
+    const onWarning = (w: Error) => warnings.push(w)
+    process.on('warning', onWarning)
+    try {
+      for (let r = 0; r < 12; r++) expect(await commit(2)).toEqual(reference)
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings).toEqual([])
+    const [worker] = seen().made
+    expect(seen().made).toHaveLength(1)
+    // parked: only the pool's own `error` and `exit` watch remain
+    expect(worker?.listenerCount('message')).toBe(0)
+    expect(worker?.listenerCount('online')).toBe(0)
+    expect(worker?.listenerCount('error')).toBe(1)
+    expect(worker?.listenerCount('exit')).toBe(1)
   })
 
   it('a warm-up makes the next job’s workers; warming again adds none', async () => {

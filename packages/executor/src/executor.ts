@@ -36,7 +36,7 @@ import { CapsuleUnverifiedError, ExecutorStateError } from './errors.ts'
 import { type FetchProgress, type LoadedCapsule, loadCapsule } from './load/loader.ts'
 import type { RunAttestationAgent } from './run/attestation.ts'
 import type { RunLifecycle } from './run/lifecycle.ts'
-import { openJob, plaintextRootOf } from './run/open-job.ts'
+import { openJob, opensToFile, plaintextRootOf } from './run/open-job.ts'
 import { runInSandbox } from './run/run.ts'
 import { createRunTurns, type RunTurn } from './run/turns.ts'
 import { type CleanupReport, createRunWorkspace, type RunWorkspace } from './run/workspace.ts'
@@ -354,8 +354,6 @@ export function createExecutor(init: ExecutorInit = {}) {
           detail: { owner: loaded.parsed.header.owner },
         })
         const { header } = loaded.parsed
-        // The open's worker lanes boot now, while the key is granted and released (ADR 0104).
-        warmFileLanes({ size: header.payload.plaintextSize })
         let keyguardPeer: ReturnType<typeof peerIdFromString>
         try {
           keyguardPeer = peerIdFromString(header.keyguard.peerId)
@@ -365,6 +363,16 @@ export function createExecutor(init: ExecutorInit = {}) {
         untrust = components.trustChallenger?.(keyguardPeer.toString())
         await libp2p.dial(keyguardPeer, { signal: AbortSignal.timeout(5000) }).catch(() => {})
         const sandbox = sandboxFor(loaded.runtime, sandboxes)
+        const plaintextRoot = plaintextRootOf(init)
+        // An open to a file runs on worker lanes from 32 MiB: they boot now, while the key is
+        // granted and released (ADR 0104). Into memory, none would be used.
+        plaintextRoot.then(
+          (root) => {
+            if (opensToFile(root, sandbox, loaded.runtime))
+              warmFileLanes({ size: header.payload.plaintextSize })
+          },
+          () => {},
+        )
         // ADR 0021: an attested run declares what PCR 23 will open, and holds the TPM (PCR 23
         // at reset, checked) from before its request, when a keyguard may ask for a before-quote.
         const runtime = runtimeDigest(sandbox.runtimeId, loaded.runtime)
@@ -426,7 +434,7 @@ export function createExecutor(init: ExecutorInit = {}) {
           dataKey: key.dataKey,
           args: options.args,
           workspace: ws,
-          plaintextRoot: await plaintextRootOf(init),
+          plaintextRoot: await plaintextRoot,
         })
         timings.open = performance.now() - t
         stage({

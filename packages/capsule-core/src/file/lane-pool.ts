@@ -8,8 +8,10 @@
  * and paid it twice on the path, plus once more while the calling thread sealed alone: with
  * parked workers the second job starts at once and the first finds its worker up.
  *
- * A parked worker holds no secret (the job's end zeroes them first) and does not keep the
- * process alive (unref'd); it ends after {@link lanePoolLimits}.idleMs without a job.
+ * A parked worker's copy of the key and its chunk buffers are zeroed before it is parked; the
+ * last chunks' cipher objects (OpenSSL's expanded key inside) are only unreachable until its
+ * next collection, as an ended worker's memory was only freed, not wiped. It does not keep the
+ * process alive (unref'd) and ends after {@link lanePoolLimits}.idleMs without a job.
  */
 import type { Worker } from 'node:worker_threads'
 
@@ -64,7 +66,9 @@ export class LaneWorkerPool {
 
   /**
    * Up to `count` parked workers, taken out of the pool: the caller now owns their listeners
-   * and must {@link park} or end each one.
+   * and must {@link park} or end each one. A worker that died a moment ago (its `exit` not yet
+   * delivered) can be among them: its job then fails closed (`lane-worker`), as with any worker
+   * that dies during a job.
    */
   take(count: number): PooledWorker[] {
     const out: PooledWorker[] = []

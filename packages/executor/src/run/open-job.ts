@@ -33,6 +33,19 @@ export async function plaintextRootOf(init: {
 }
 
 /**
+ * Whether {@link openJob} opens to a plaintext file (on capsule-core's worker lanes from
+ * 32 MiB) rather than into memory: a memory file system at hand, a sandbox that reads its
+ * input from a file, and not an image capsule.
+ */
+export function opensToFile(
+  plaintextRoot: string | undefined,
+  sandbox: Sandbox,
+  runtime: LoadedCapsule['runtime'],
+): plaintextRoot is string {
+  return !!plaintextRoot && sandbox.readsInputFile === true && runtime.kind !== 'oci'
+}
+
+/**
  * @throws the opener's typed errors (`KEY_RELEASE_INVALID`, `PAYLOAD_INTEGRITY`) and
  *   `BundleFormatError` for a payload that is not a canonical bundle.
  */
@@ -47,7 +60,7 @@ export async function openJob(p: OpenJobParameters): Promise<SandboxJob> {
     parsed: loaded.parsed,
     verified: loaded.verified,
   }
-  if (p.plaintextRoot && p.sandbox.readsInputFile === true && runtime.kind !== 'oci') {
+  if (opensToFile(p.plaintextRoot, p.sandbox, runtime)) {
     // Made while the open checks the header and the key (awaited there).
     const dir = workspace.tempDir('plaintext-', p.plaintextRoot)
     const f = await openPayloadToFile(src, dataKey, { dir, workspace })
