@@ -143,6 +143,7 @@ export type {
   FilePieceDigest,
   FileThreadsOption,
   SealFileParameters,
+  WarmFileLanesOptions,
 } from './file/index.ts'
 export {
   commitAndSealFile,

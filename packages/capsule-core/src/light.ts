@@ -9,4 +9,6 @@ export { type RpcAnswer, redactRpcUrl, rpcCall, rpcChainId } from './chain/json-
 export type { Hex, HexToBytesOptions } from './encoding/hex.ts'
 export { hexToBytes, isHex, toHex } from './encoding/hex.ts'
 export * from './errors.ts'
+export type { WarmFileLanesOptions } from './file/threads.ts'
+export { warmFileLanes } from './file/warm.ts'
 export { parseReceiver } from './receiver.ts'

@@ -4,22 +4,25 @@
  * real threads; the mocked `Worker` only counts them and hears what each says as it zeroes.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Worker as RealWorker } from 'node:worker_threads'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { lanePoolLimits } from '../src/file/lane-pool.ts'
-import { laneFaults, lanePool } from '../src/file/lanes.ts'
+import { laneFaults, lanePool, warmLanes } from '../src/file/lanes.ts'
 import {
   commitPlaintextFile,
   createCapsuleHeader,
+  MAX_FILE_THREADS,
   openFile,
+  PARALLEL_FILE_MIN_BYTES,
   sealCapsule,
   sealFile,
   signCapsuleHeader,
   warmFileLanes,
 } from '../src/index.ts'
+import * as light from '../src/light.ts'
 import { BASE, build, CAPSULE_ID, DATA_KEY, detBytes, OWNER_KEY } from './fixtures.ts'
 
 /** What each worker said as it zeroed its state (one entry per job end). */
@@ -189,15 +192,38 @@ describe('parked lane workers', () => {
   })
 
   it('a warm-up makes the next job’s workers; warming again adds none', async () => {
-    warmFileLanes({ threads: 3 })
+    warmLanes({ threads: 3 })
     expect(seen().made).toHaveLength(2)
-    warmFileLanes({ threads: 3 })
+    warmLanes({ threads: 3 })
     expect(lanePool.size).toBe(2)
     expect(await commit(3)).toEqual(reference)
     expect(seen().made).toHaveLength(2)
     // the default is one lane per core for a large payload, none for a small one
-    warmFileLanes({ size: 1024 })
+    warmLanes({ size: 1024 })
     expect(seen().made).toHaveLength(2)
+  })
+
+  it('warmFileLanes (both entries, the same function) starts them in the background', async () => {
+    expect(light.warmFileLanes).toBe(warmFileLanes)
+    warmFileLanes({ threads: 2 })
+    expect(seen().made).toHaveLength(0) // the lanes' module is loaded first, then they start
+    for (let i = 0; i < 100 && seen().made.length === 0; i++) await sleep(5)
+    expect(seen().made).toHaveLength(1)
+    expect(await commit(2)).toEqual(reference)
+    expect(seen().made).toHaveLength(1)
+  })
+
+  it('a warm-up by file takes the file’s size; a file it cannot read warms nothing', async () => {
+    warmLanes({ file: join(tmp, 'missing.bin') })
+    warmLanes({ file: plainPath }) // 15 KiB: one thread does it
+    expect(seen().made).toHaveLength(0)
+    const large = join(tmp, 'large.bin')
+    writeFileSync(large, '')
+    truncateSync(large, PARALLEL_FILE_MIN_BYTES)
+    warmLanes({ file: large })
+    const lanes = Math.min(MAX_FILE_THREADS, availableParallelism())
+    expect(seen().made).toHaveLength(lanes >= 2 ? Math.min(lanes - 1, lanePoolLimits.maxParked) : 0)
+    rmSync(large)
   })
 
   it('keeps at most maxParked workers; a warm-up asks no more', async () => {
@@ -206,7 +232,7 @@ describe('parked lane workers', () => {
     for (const r of results) expect(r).toEqual(reference)
     expect(lanePool.size).toBe(1)
     expect(seen().made).toHaveLength(4)
-    warmFileLanes({ threads: 4 })
+    warmLanes({ threads: 4 })
     expect(lanePool.size).toBe(1)
   })
 
@@ -234,7 +260,7 @@ describe('parked lane workers', () => {
   })
 
   it('a job that keeps no workers ends them, zeroed, and parks none (a warmed one is used first)', async () => {
-    warmFileLanes({ threads: 2 })
+    warmLanes({ threads: 2 })
     const c = await commitPlaintextFile(plainPath, DATA_KEY, CAPSULE_ID, {
       chunkSize: CHUNK,
       threads: 2,
@@ -249,7 +275,7 @@ describe('parked lane workers', () => {
   })
 
   it('a warmed worker still booting is taken as it is and given the job once up', async () => {
-    warmFileLanes({ threads: 2 })
+    warmLanes({ threads: 2 })
     // taken at once, before it is up
     expect(await commit(2)).toEqual(reference)
     expect(seen().made).toHaveLength(1)

@@ -1,6 +1,5 @@
 /** `pi-node seal <file>`: seal, store, register and announce a capsule. */
-import { statSync } from 'node:fs'
-import { parseReceiver } from '@digicap/capsule-core/light'
+import { parseReceiver, warmFileLanes } from '@digicap/capsule-core/light'
 import {
   definedFields,
   listFlag,
@@ -21,25 +20,6 @@ all(...), any(...), not(x); hex and dates are quoted; dates ISO 8601 with Z or u
   --policy "any(allowlist(['0x<40 hex>', '0x<40 hex>']), minReputation(500))"
   --policy "all(not(denylist(['0x<40 hex>'])), maxRuns(10))"
   (the @digicap/contracts README has the full grammar)`
-
-/**
- * Starts the seal's worker threads now, on the cores this thread leaves idle while it loads
- * the configuration, the keys and the policy (~0.25 s): each takes ~40–100 ms to come up, and
- * the IPFS add's hash lanes take the same workers after the seal (capsule-core's parked lanes).
- * Best effort: a file that cannot be read is reported by the seal itself.
- */
-function warmSealLanes(file: string): void {
-  let size: number
-  try {
-    size = statSync(file).size
-  } catch {
-    return
-  }
-  import('@digicap/capsule-core').then(
-    ({ warmFileLanes }) => warmFileLanes({ size }),
-    () => {},
-  )
-}
 
 export const seal = command({
   name: 'seal',
@@ -74,7 +54,8 @@ Examples:
   pi-node seal data.csv --policy 'minReputation(50)' --runtime quickjs --entry main.js --code ./app`,
   async run(ctx) {
     const { flags, args, io } = ctx
-    warmSealLanes(args.file)
+    // The seal's worker threads boot while the configuration and keys load (ADR 0104).
+    warmFileLanes({ file: args.file })
     // An uninitialised folder is reported before a missing --policy, as it always was.
     const config = await configOf(ctx)
     const policy = flags.policy

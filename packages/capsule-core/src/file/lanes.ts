@@ -14,12 +14,12 @@
  * chunk is ever copied between threads.
  */
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto'
-import { readSync, writeSync } from 'node:fs'
+import { readSync, statSync, writeSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { CapsuleIntegrityError } from '../errors.ts'
 import { chunkNonce } from '../payload.ts'
 import { dropListeners, LaneWorkerPool, type PooledWorker } from './lane-pool.ts'
-import { type FileThreadsOption, lanesFor, PARALLEL_FILE_MIN_BYTES } from './threads.ts'
+import { lanesFor, PARALLEL_FILE_MIN_BYTES, type WarmFileLanesOptions } from './threads.ts'
 
 /** What {@link laneChunk} needs from Node, passed in so the function stays self-contained. */
 interface LaneIo {
@@ -224,23 +224,17 @@ const NODE_IO: LaneIo = { createCipheriv, createDecipheriv, createHash, readSync
 /** A lane's output buffer: an open's plaintext chunk (a seal encrypts in its input buffer). */
 const outBufferSize = (op: LaneOp, chunkSize: number): number => (op === 'open' ? chunkSize : 0)
 
-/**
- * Starts the worker threads the file helpers would use for a payload of `size` bytes (default:
- * one large enough for every core), so the next call finds them up instead of paying their
- * start (~40–100 ms each) on its path: e.g. at a CLI's start, while it reads its configuration,
- * before it seals a large file. They wait parked (no key, no chunk, not keeping the process
- * alive) and end after a few seconds without a job. Calling it again adds none past the
- * number of lanes.
- * @example
- * ```ts
- * warmFileLanes({ size: (await stat(input)).size })
- * // … configuration, keys …
- * await commitAndSealFile({ … input … })
- * ```
- */
-export function warmFileLanes(options: FileThreadsOption & { size?: number } = {}): void {
-  const lanes = lanesFor(options.threads, options.size ?? PARALLEL_FILE_MIN_BYTES)
-  lanePool.warm(Math.max(0, lanes - 1))
+/** `warmFileLanes` (`warm.ts`), here once the lanes' module is loaded. */
+export function warmLanes(options: WarmFileLanesOptions = {}): void {
+  let size = options.size ?? PARALLEL_FILE_MIN_BYTES
+  if (options.file !== undefined) {
+    try {
+      size = statSync(options.file).size
+    } catch {
+      return
+    }
+  }
+  lanePool.warm(Math.max(0, lanesFor(options.threads, size) - 1))
 }
 
 /** What a lane does with each chunk. */

@@ -42,3 +42,11 @@ export function lanesFor(threads: number | undefined, size: number): number {
   const cores = availableParallelism()
   return cores >= 2 && size >= PARALLEL_FILE_MIN_BYTES ? Math.min(MAX_FILE_THREADS, cores) : 0
 }
+
+/** What `warmFileLanes` starts workers for. */
+export type WarmFileLanesOptions = FileThreadsOption & {
+  /** The payload's size in bytes (default: large enough for every core). */
+  size?: number
+  /** Or the file to be sealed or opened: its size (a file that cannot be read warms nothing). */
+  file?: string
+}
