@@ -45,6 +45,13 @@ export function dropListeners(worker: Worker): void {
   }
 }
 
+/** Ends a worker nobody waits for any more: its job's listeners dropped, its last error ignored. */
+export function endWorker(worker: Worker): Promise<number> {
+  dropListeners(worker)
+  worker.on('error', () => {})
+  return worker.terminate()
+}
+
 /** Workers between jobs. `spawn` makes one (its options are the pool's, fixed at start). */
 export class LaneWorkerPool {
   readonly #spawn: () => Worker
@@ -87,9 +94,7 @@ export class LaneWorkerPool {
    */
   park(worker: Worker, online: boolean): void {
     if (this.#parked.length >= lanePoolLimits.maxParked) {
-      dropListeners(worker)
-      worker.on('error', () => {})
-      void worker.terminate()
+      void endWorker(worker)
       return
     }
     const p: Parked = { worker, online, timer: undefined, drop: () => {} }

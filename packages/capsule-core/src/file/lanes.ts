@@ -18,7 +18,7 @@ import { readSync, statSync, writeSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { CapsuleIntegrityError } from '../errors.ts'
 import { chunkNonce } from '../payload.ts'
-import { dropListeners, LaneWorkerPool, type PooledWorker } from './lane-pool.ts'
+import { dropListeners, endWorker, LaneWorkerPool, type PooledWorker } from './lane-pool.ts'
 import { lanesFor, PARALLEL_FILE_MIN_BYTES, type WarmFileLanesOptions } from './threads.ts'
 
 /** What {@link laneChunk} needs from Node, passed in so the function stays self-contained. */
@@ -493,10 +493,11 @@ export async function runLanes(job: LaneJob): Promise<void> {
           // was given no key and no chunk, so it is parked as it is and comes up idle (or, for a
           // job that keeps no workers, stopped now). A worker that would have crashed as it
           // started goes unnoticed here: it never touched the job.
-          dropListeners(worker)
-          if (keep) return lanePool.park(worker, false)
-          worker.on('error', () => {})
-          await worker.terminate()
+          if (keep) {
+            dropListeners(worker)
+            return lanePool.park(worker, false)
+          }
+          await endWorker(worker)
           return
         }
         worker.removeAllListeners('exit')
