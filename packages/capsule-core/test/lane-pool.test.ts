@@ -4,12 +4,13 @@
  * real threads; the mocked `Worker` only counts them and hears what each says as it zeroes.
  */
 import { spawnSync } from 'node:child_process'
+import { EventEmitter } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Worker as RealWorker } from 'node:worker_threads'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { lanePoolLimits } from '../src/file/lane-pool.ts'
+import { LaneWorkerPool, lanePoolLimits } from '../src/file/lane-pool.ts'
 import { laneFaults, lanePool, warmLanes } from '../src/file/lanes.ts'
 import {
   commitPlaintextFile,
@@ -248,6 +249,52 @@ describe('parked lane workers', () => {
     // the next job makes a new one
     expect(await commit(2)).toEqual(reference)
     expect(seen().made).toHaveLength(2)
+  })
+
+  it('a warmed worker that never comes up is ended after idleMs, and frees its place', async () => {
+    // Fault injection: a thread that never boots (a real one always does, or fails).
+    const stuck = Object.assign(new EventEmitter(), {
+      ref() {},
+      unref() {},
+      terminated: 0,
+      terminate() {
+        stuck.terminated++
+        return Promise.resolve(1)
+      },
+    })
+    lanePoolLimits.idleMs = 100
+    lanePoolLimits.maxParked = 1
+    const pool = new LaneWorkerPool(() => stuck as unknown as RealWorker)
+    pool.warm(1)
+    expect(pool.size).toBe(1)
+    await sleep(300)
+    expect(stuck.terminated).toBe(1)
+    expect(pool.size).toBe(0)
+    // its place is free: a warm-up makes another
+    pool.warm(1)
+    expect(pool.size).toBe(1)
+    pool.take(1)
+  })
+
+  it('a booting worker that comes up late gets a whole idle period from then', async () => {
+    const late = Object.assign(new EventEmitter(), {
+      ref() {},
+      unref() {},
+      terminated: 0,
+      terminate() {
+        late.terminated++
+        return Promise.resolve(1)
+      },
+    })
+    lanePoolLimits.idleMs = 200
+    const pool = new LaneWorkerPool(() => late as unknown as RealWorker)
+    pool.warm(1)
+    await sleep(150)
+    late.emit('online')
+    await sleep(150)
+    // 300 ms after it was parked, 150 ms after it came up: still parked, up
+    expect(late.terminated).toBe(0)
+    expect(pool.take(1)).toEqual([{ worker: late, online: true }])
   })
 
   it('a parked worker that dies is forgotten; the next job makes another and is right', async () => {

@@ -106,8 +106,9 @@ export class LaneWorkerPool {
       }, lanePoolLimits.idleMs)
       p.timer.unref()
     }
-    // A parked worker that dies (or fails to boot) is forgotten; one that comes up starts its
-    // idle clock then.
+    // A parked worker that dies (or fails to boot) is forgotten. The idle clock runs from now,
+    // for one still booting too (one that never comes up would otherwise hold its place for
+    // good), and starts again when it comes up.
     p.drop = () => this.#remove(p)
     worker.on('error', p.drop)
     worker.on('exit', p.drop)
@@ -116,9 +117,8 @@ export class LaneWorkerPool {
         p.online = true
         idle()
       })
-    } else {
-      idle()
     }
+    idle()
     worker.unref()
     this.#parked.push(p)
   }
