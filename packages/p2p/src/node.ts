@@ -44,6 +44,7 @@ import { openDataDirBlockstore } from './filestore/data-dir.ts'
 import type { FilestoreBlockstore } from './filestore/filestore-blockstore.ts'
 import { loadHelia } from './helia/load-helia.ts'
 import { withLibp2p } from './helia/with-libp2p.ts'
+import { preparedKeyNoiseCrypto } from './noise-crypto.ts'
 import { persistPeerRecords } from './peer-records.ts'
 
 /** How long a node with a data folder runs before it sweeps the folder's leftover temp files. */
@@ -305,7 +306,7 @@ export async function createDigicapNode(init: CreateDigicapNodeInit = {}): Promi
       },
       ...(init.connectionGater ? { connectionGater: init.connectionGater } : {}),
       transports: [tcp()],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [noise({ crypto: preparedKeyNoiseCrypto })],
       streamMuxers: [yamux()],
       // a dead peer is still found (within two minutes); a busy one keeps its connection
       connectionMonitor: CONNECTION_MONITOR,
