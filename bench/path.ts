@@ -312,9 +312,11 @@ async function addStage(size: number, capsule: string, catMs: number) {
 }
 
 async function fetchStage(size: number, sealed: { capsulePath: string; cid: string }) {
-  // fetch: A holds the pi-node's blocks (its on-disk blockstore), B fetches
+  // fetch: A holds the pi-node's blocks (its on-disk blockstore), B fetches into a data folder
+  // of its own, as an executor node does (`packages/p2p/bench/fetch.ts`'s default `--fetcher fs`)
   const a = await createDigicapNode({ dataDir: join(dir, 'pi', 'ipfs'), datastore: 'memory' })
-  const b = await createDigicapNode()
+  const bDir = join(dir, `executor-${size}`)
+  const b = await createDigicapNode({ dataDir: bDir })
   try {
     await b.libp2p.dial(a.libp2p.getMultiaddrs()[0] as never)
     step(size, 'raw libp2p stream')
@@ -336,6 +338,7 @@ async function fetchStage(size: number, sealed: { capsulePath: string; cid: stri
     })
   } finally {
     await Promise.all([a.stop(), b.stop()])
+    rmSync(bDir, { recursive: true, force: true })
   }
 }
 
