@@ -89,6 +89,19 @@ const commit = (threads: number) =>
     (c) => c.plaintextCommitment,
   )
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** A stand-in for a worker still booting: it comes up only when a test emits `online`. */
+const bootingWorker = () => {
+  const worker = Object.assign(new EventEmitter(), {
+    ref() {},
+    unref() {},
+    terminated: 0,
+    terminate() {
+      worker.terminated++
+      return Promise.resolve(1)
+    },
+  })
+  return worker
+}
 
 beforeAll(async () => {
   writeFileSync(plainPath, plain)
@@ -253,15 +266,7 @@ describe('parked lane workers', () => {
 
   it('a warmed worker that never comes up is ended after idleMs, and frees its place', async () => {
     // Fault injection: a thread that never boots (a real one always does, or fails).
-    const stuck = Object.assign(new EventEmitter(), {
-      ref() {},
-      unref() {},
-      terminated: 0,
-      terminate() {
-        stuck.terminated++
-        return Promise.resolve(1)
-      },
-    })
+    const stuck = bootingWorker()
     lanePoolLimits.idleMs = 100
     lanePoolLimits.maxParked = 1
     const pool = new LaneWorkerPool(() => stuck as unknown as RealWorker)
@@ -277,15 +282,7 @@ describe('parked lane workers', () => {
   })
 
   it('a booting worker that comes up late gets a whole idle period from then', async () => {
-    const late = Object.assign(new EventEmitter(), {
-      ref() {},
-      unref() {},
-      terminated: 0,
-      terminate() {
-        late.terminated++
-        return Promise.resolve(1)
-      },
-    })
+    const late = bootingWorker()
     lanePoolLimits.idleMs = 200
     const pool = new LaneWorkerPool(() => late as unknown as RealWorker)
     pool.warm(1)
