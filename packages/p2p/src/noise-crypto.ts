@@ -41,6 +41,11 @@ export function keyObjectOf(k: Uint8Array): KeyObject {
 /** A message as noise hands it over: one array, or a list of parts (noise's own list type). */
 type Bytes = Parameters<ICryptoInterface['chaCha20Poly1305Encrypt']>[0]
 
+/**
+ * What noise takes back: an array or noise's own list (uint8arraylist 2.4.9). This package's list
+ * (3.0.2) is one to noise at run time (the versions recognise each other by a registered symbol),
+ * not to TypeScript: hence the casts below.
+ */
 type Sealed = ReturnType<ICryptoInterface['chaCha20Poly1305Encrypt']>
 
 /** ChaCha20-Poly1305 of noise with prepared keys; everything else is noise's default. */
