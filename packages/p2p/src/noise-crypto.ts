@@ -28,12 +28,17 @@ const SMALL = 1200
 
 const prepared = new WeakMap<Uint8Array, { bytes: Uint8Array; key: KeyObject }>()
 
+/** How many prepared keys were asked for and made (read by the tests; not in the package's face). */
+export const preparedKeyCounts = { asked: 0, made: 0 }
+
 /** The key object of a cipher state's key, made once per key array. */
 export function keyObjectOf(k: Uint8Array): KeyObject {
+  preparedKeyCounts.asked++
   const hit = prepared.get(k)
   if (hit && hit.bytes.length === k.length && timingSafeEqual(hit.bytes, k)) return hit.key
   const bytes = Uint8Array.from(k)
   const key = createSecretKey(bytes)
+  preparedKeyCounts.made++
   prepared.set(k, { bytes, key })
   return key
 }
