@@ -1,8 +1,9 @@
 /**
  * Noise with prepared keys (`src/noise-crypto.ts`): byte for byte what noise's default crypto
  * seals and opens, for whole messages and messages in parts, under and over the size where the
- * default changes cipher; a key changed in place is used as it is now; a forged tag is refused;
- * and a Digicap node talks to a stock noise node, both ways, over real TCP.
+ * default changes cipher; a key changed in place is used as it is now; a forged tag or body is
+ * refused, whole and in parts; each key is prepared once, not per message; and a Digicap node
+ * talks to a stock noise node, both ways, over real TCP, with its large messages on prepared keys.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
