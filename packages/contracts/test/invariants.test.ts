@@ -206,6 +206,60 @@ function freshModel(now: bigint, block: number): Model {
   return m
 }
 
+/** One run from the snapshot: `steps` seeded steps, the invariants checked after each. */
+async function runSeed(
+  rpc: ReturnType<typeof createBatchRpc>,
+  seed: number,
+  steps: number,
+  counts: Map<string, number>,
+): Promise<RunContext> {
+  await w.anvil.revert(snapshot)
+  snapshot = await w.anvil.snapshot()
+  resetRunState()
+  const latest = await w.anvil.provider.getBlock('latest')
+  const ctx: RunContext = {
+    rpc,
+    c: w.c,
+    addresses: w.addresses,
+    chainId: w.anvil.chainId,
+    actors,
+    policies,
+    model: freshModel(BigInt(latest!.timestamp), latest!.number),
+    hub: {
+      ...hub,
+      jobs: new Map(),
+      // Per run: the steps read it (a "before" certificate only after an after-run one), so
+      // a count carried over from earlier runs would make a run not replay from its seed.
+      done: {},
+      reputation: new Map(hub.verifiers.map((v) => [v.address, 1n])),
+    },
+    rnd: createRandom(seed),
+    burnBase: await w.anvil.provider.getBalance(BURN_ADDRESS),
+    txs: 0,
+    reads: 0,
+    racedAudits: 0,
+    sharedAudits: 0,
+    batchRecorded: 0,
+    batchSkipped: 0,
+    overruns: 0,
+    rejoinsWithIdTaken: 0,
+  }
+  let op = 'start'
+  try {
+    await checkInvariants(ctx)
+    for (let i = 0; i < steps; i++) {
+      op = `step ${i}: ${await step(ctx)}`
+      counts.set(op.split(': ')[1]!, (counts.get(op.split(': ')[1]!) ?? 0) + 1)
+      await checkInvariants(ctx)
+    }
+  } catch (err) {
+    const msg = `invariant run failed at ${op}; replay with INVARIANT_SEED=${seed} INVARIANT_RUNS=1 INVARIANT_STEPS=${steps}`
+    console.error(msg)
+    throw new Error(`${msg}: ${(err as Error).message}`, { cause: err })
+  }
+  return ctx
+}
+
 describe('contract invariants over long random call sequences', () => {
   it(`hold for ${RUNS} runs × ${STEPS} steps (seed printed on failure)`, async () => {
     const rpc = createBatchRpc(w.anvil.rpcUrl)
@@ -223,50 +277,7 @@ describe('contract invariants over long random call sequences', () => {
     const hubDone: Record<string, number> = {}
     const started = performance.now()
     for (let run = 0; run < RUNS; run++) {
-      await w.anvil.revert(snapshot)
-      snapshot = await w.anvil.snapshot()
-      resetRunState()
-      const seed = (SEED + run) >>> 0
-      const latest = await w.anvil.provider.getBlock('latest')
-      const ctx: RunContext = {
-        rpc,
-        c: w.c,
-        addresses: w.addresses,
-        chainId: w.anvil.chainId,
-        actors,
-        policies,
-        model: freshModel(BigInt(latest!.timestamp), latest!.number),
-        hub: {
-          ...hub,
-          jobs: new Map(),
-          // Per run: the steps read it (a "before" certificate only after an after-run one), so
-          // a count carried over from earlier runs would make a run not replay from its seed.
-          done: {},
-          reputation: new Map(hub.verifiers.map((v) => [v.address, 1n])),
-        },
-        rnd: createRandom(seed),
-        burnBase: await w.anvil.provider.getBalance(BURN_ADDRESS),
-        txs: 0,
-        reads: 0,
-        racedAudits: 0,
-        sharedAudits: 0,
-        batchRecorded: 0,
-        batchSkipped: 0,
-        overruns: 0,
-      }
-      let op = 'start'
-      try {
-        await checkInvariants(ctx)
-        for (let i = 0; i < STEPS; i++) {
-          op = `step ${i}: ${await step(ctx)}`
-          counts.set(op.split(': ')[1]!, (counts.get(op.split(': ')[1]!) ?? 0) + 1)
-          await checkInvariants(ctx)
-        }
-      } catch (err) {
-        const msg = `invariant run failed at ${op}; replay with INVARIANT_SEED=${seed} INVARIANT_RUNS=1 INVARIANT_STEPS=${STEPS}`
-        console.error(msg)
-        throw new Error(`${msg}: ${(err as Error).message}`, { cause: err })
-      }
+      const ctx = await runSeed(rpc, (SEED + run) >>> 0, STEPS, counts)
       for (const [path, n] of Object.entries(ctx.hub!.done))
         hubDone[path] = (hubDone[path] ?? 0) + n
       txs += ctx.txs
@@ -300,4 +311,13 @@ describe('contract invariants over long random call sequences', () => {
       expect(hubDone[path] ?? 0, path).toBeGreaterThan(0)
     expect((hubDone['settle:pass'] ?? 0) + (hubDone['settle:fail'] ?? 0)).toBeGreaterThan(0)
   }, 600_000)
+
+  // Seeds that once broke the harness, replayed every run: 1707002223 brings back a node whose
+  // peer id another took while a refunded audit kept its funds unbonding; the rejoin looped on
+  // a reverting addStake for ever (CI, 2026-12-07).
+  it('replay seed 1707002223 to the end (a rejoin whose peer id was taken)', async () => {
+    const ctx = await runSeed(createBatchRpc(w.anvil.rpcUrl), 1707002223, 400, new Map())
+    expect(ctx.rejoinsWithIdTaken).toBeGreaterThan(0)
+    expect(ctx.txs).toBeGreaterThan(300)
+  }, 120_000)
 })

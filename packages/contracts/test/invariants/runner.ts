@@ -54,6 +54,8 @@ export interface RunContext {
   batchSkipped: number
   /** Fast-path audits recorded as overruns (the policy refused them when they landed). */
   overruns: number
+  /** Rejoins of a node with funds unbonding but no stake whose peer id another node took. */
+  rejoinsWithIdTaken: number
   /** The AttestationHub under test (named settler and manager), when the run includes it. */
   hub?: hubSteps.HubContext
   /** The burn address's balance when the run started: slashes add exactly `model.burned` (ADR 0092). */
@@ -274,11 +276,17 @@ async function rejoin(ctx: RunContext, e: string): Promise<void> {
   const n = ctx.model.executor(e).node
   if (!n.registered) return registerNode(ctx, e)
   if (n.unbonding > 0n && ctx.model.next() >= n.releaseAt) await withdrawStake(ctx, e)
-  // Its peer id went to another node while it was gone: it takes a new one first.
-  if (!ctx.model.live(e) && !ctx.model.peerIdFree(n.peerId, e)) {
+  // Its peer id went to another node while it had no stake: it takes a new one first. Not only
+  // when it is gone: a refunded audit can put funds back into its unbonding after another node
+  // took the id, and then addStake must revert (seed 1707002223 spun here for ever).
+  if (n.stake === 0n && !ctx.model.peerIdFree(n.peerId, e)) {
+    if (ctx.model.live(e)) ctx.rejoinsWithIdTaken++
     await updateRoles(ctx, e, n.roles === 0 ? 1 : n.roles, ctx.rnd.bytes32())
   }
-  while (n.stake < ctx.model.p.minStake) await addStake(ctx, e)
+  for (let tries = 0; n.stake < ctx.model.p.minStake; tries++) {
+    if (tries === 4) fail(`rejoin: ${e} still has ${n.stake} staked after ${tries} addStake calls`)
+    await addStake(ctx, e)
+  }
   if ((n.roles & 1) === 0) await updateRoles(ctx, e, n.roles | 1, ctx.rnd.bytes32())
 }
 
