@@ -87,6 +87,21 @@ function removeSettled(path: string): void {
   spawnSync('sync', { stdio: 'ignore' })
 }
 
+/** `pi-node seal <plain> --policy maxRuns(3) --json` with the given binary; throws on failure. */
+async function sealWithApp(
+  app: string[],
+  plain: string,
+  env: NodeJS.ProcessEnv,
+  flags: string[] = [],
+) {
+  const m = await measureNode(
+    [...flags, ...app, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
+    env,
+  )
+  if (m.code !== 0) throw new Error(`pi-node seal failed: ${m.stderr}`)
+  return { ...m, result: JSON.parse(m.stdout) as { capsulePath: string; cid: string } }
+}
+
 async function catCopy(from: string, to: string) {
   const m = await measureShell(`cat '${from}' > '${to}' && sync '${to}'`)
   removeSettled(to)
@@ -132,11 +147,7 @@ try {
   if (init.code !== 0) throw new Error(`pi-node init failed: ${init.stderr}`)
   // The first seal compiles the policy (solc, in a child) and caches it: shown apart.
   writeRandom(join(dir, 'tiny.bin'), 3)
-  const first = await measureNode(
-    [...PI_NODE, 'seal', join(dir, 'tiny.bin'), '--policy', 'maxRuns(3)', '--json'],
-    env,
-  )
-  if (first.code !== 0) throw new Error(`pi-node seal failed: ${first.stderr}`)
+  const first = await sealWithApp(PI_NODE, join(dir, 'tiny.bin'), env)
   console.log(
     `digicap path bench: node ${process.version}, files in ${dir}, load average ${loadavg()
       .map((l) => l.toFixed(1))
@@ -156,25 +167,17 @@ try {
       step(size, `cat${ROUNDS > 1 ? ` (round ${r + 1} of ${ROUNDS})` : ''}`)
       runs.cat.push((await catCopy(plain, join(dir, 'copy.bin'))).ms)
       step(size, 'pi-node seal')
-      const app = await measureNode(
-        [...PI_NODE_FLAGS, ...PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
-        env,
-      )
-      if (app.code !== 0) throw new Error(`pi-node seal failed: ${app.stderr}`)
+      const app = await sealWithApp(PI_NODE, plain, env, PI_NODE_FLAGS)
       // Every timed step starts with the same files on the disk (the plaintext only): each
       // output is removed as soon as its step ends. A capsule left in place made the next step
       // write beside it, and on this VM's balloon the kernel's part follows the page cache a
       // step reuses (bench/README, "Parked lane workers").
-      removeSettled((JSON.parse(app.stdout) as { capsulePath: string }).capsulePath)
+      removeSettled(app.result.capsulePath)
       runs.app.push({ ms: app.ms, rssMiB: app.rssMiB, cpuMs: app.cpuMs, sysMs: app.sysMs })
       if (BASE_PI_NODE) {
         step(size, 'pi-node seal (base)')
-        const base = await measureNode(
-          [...PI_NODE_FLAGS, ...BASE_PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
-          env,
-        )
-        if (base.code !== 0) throw new Error(`base pi-node seal failed: ${base.stderr}`)
-        removeSettled((JSON.parse(base.stdout) as { capsulePath: string }).capsulePath)
+        const base = await sealWithApp(BASE_PI_NODE, plain, env, PI_NODE_FLAGS)
+        removeSettled(base.result.capsulePath)
         baseRuns.app.push({
           ms: base.ms,
           rssMiB: base.rssMiB,
@@ -255,12 +258,7 @@ try {
     const capCat = await catCopy(capsule, join(dir, 'copy.bin'))
     if (stages.has('add')) await addStage(size, capsule, capCat.ms)
     if (stages.has('fetch')) {
-      const app = await measureNode(
-        [...PI_NODE, 'seal', plain, '--policy', 'maxRuns(3)', '--json'],
-        env,
-      )
-      if (app.code !== 0) throw new Error(`pi-node seal failed: ${app.stderr}`)
-      await fetchStage(size, JSON.parse(app.stdout) as { capsulePath: string; cid: string })
+      await fetchStage(size, (await sealWithApp(PI_NODE, plain, env)).result)
     }
     if (stages.has('open')) {
       step(size, 'open')
