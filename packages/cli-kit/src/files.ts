@@ -10,6 +10,8 @@ import { processAlive } from './lock.ts'
  */
 export const TEMP_PREFIX = '.tmp-'
 const TEMP_OWNER = /\.(\d+)\.[0-9a-f]{12}$/
+/** capsule-core's file writers' temp files: `.<name>.<pid>.<random>.partial`. */
+const PARTIAL_SUFFIX = '.partial'
 
 /**
  * Writes `value` as pretty JSON to `path` atomically, mode 0600 ({@link writeFileAtomic}).
@@ -52,8 +54,9 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
 
 /**
  * Deletes the temp files of {@link writeJsonAtomic} that a crashed writer left in `dir`: the
- * `.tmp-*` names whose writer (the pid in the name) is gone, and the `<name>.<random>.tmp`
- * names of earlier versions. A running writer's temp file is left alone; a missing `dir` has
+ * `.tmp-*` names whose writer (the pid in the name) is gone, the `<name>.<random>.tmp`
+ * names of earlier versions, and capsule files a killed seal was writing
+ * (`.<name>.<pid>.<random>.partial`). A running writer's temp file is left alone; a missing `dir` has
  * none. Call it at start, for each folder the app writes into.
  * @returns how many were removed.
  */
@@ -73,6 +76,11 @@ export async function removeStaleTemps(dir: string): Promise<number> {
       const owner = TEMP_OWNER.exec(name)
       const pid = owner ? Number(owner[1]) : undefined
       stale = pid === undefined || (pid !== process.pid && !processAlive(pid))
+    } else if (name.endsWith(PARTIAL_SUFFIX)) {
+      // A capsule file being written (`.<name>.<pid>.<random>.partial`): only once its writer
+      // is gone; one without a pid (older versions) cannot be told apart and stays.
+      const owner = TEMP_OWNER.exec(name.slice(0, -PARTIAL_SUFFIX.length))
+      stale = owner !== null && Number(owner[1]) !== process.pid && !processAlive(Number(owner[1]))
     }
     if (stale) {
       await unlink(join(dir, name)).then(

@@ -48,6 +48,17 @@ describe('removeStaleTemps', () => {
     expect(await removeStaleTemps(join(root, 'missing'))).toBe(0)
   })
 
+  it("removes a killed seal's capsule file (`.partial` with a dead pid), keeps a running one's and one without a pid", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cli-kit-'))
+    dirs.push(root)
+    const dead = '.capsule.bin.9999999.a1b2c3d4e5f6.partial'
+    const live = `.capsule.bin.${process.ppid}.a1b2c3d4e5f6.partial`
+    const old = '.capsule.bin.a1b2c3d4e5f6.partial'
+    for (const n of [dead, live, old, 'capsule.json']) await writeFile(join(root, n), 'x')
+    expect(await removeStaleTemps(root)).toBe(1)
+    expect((await readdir(root)).sort()).toEqual([live, old, 'capsule.json'].sort())
+  })
+
   it('writeJsonAtomic names its temp file with its pid, so a concurrent start keeps it', async () => {
     const root = await mkdtemp(join(tmpdir(), 'cli-kit-'))
     dirs.push(root)

@@ -107,7 +107,12 @@ export async function openTarget(path: string): Promise<Target> {
       abort: () => fh.close(),
     }
   }
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`)
+  // The writer's pid in the name: a folder's owner can tell a killed writer's leftover from a
+  // running one's (`@digicap/cli-kit`'s removeStaleTemps).
+  const tmp = join(
+    dirname(path),
+    `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.partial`,
+  )
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
   // Below the kernel's dirty threshold (10 % of RAM by default) nothing reaches the disk
   // before the final fsync, which then waits for the whole file: early syncs overlap the disk

@@ -105,7 +105,7 @@ async function sealBytes(
   })
   const tmp = join(
     dirname(output),
-    `.${basename(output)}.${randomBytes(6).toString('hex')}.partial`,
+    `.${basename(output)}.${process.pid}.${randomBytes(6).toString('hex')}.partial`,
   )
   const fh = await open(tmp, 'wx', 0o600)
   try {
