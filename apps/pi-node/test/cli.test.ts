@@ -305,7 +305,8 @@ describe('pi-node CLI (real anvil, real swtpm)', () => {
 
       const file = join(dir, 'small.txt')
       await writeFile(file, 'hello capsule')
-      const r = await runCli(['seal', file, '--policy', 'maxRuns(1)', '--json'], env)
+      // Sealed in its own process (a handed seal announces from serve itself: seal-handoff).
+      const r = await runCli(['seal', file, '--no-daemon', '--policy', 'maxRuns(1)', '--json'], env)
       const doc = jsonOf(r)
       expect(doc.announced).toEqual({ ok: true, recipients: 1 })
       const deadline = Date.now() + 10_000

@@ -65,6 +65,8 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "DEFAULT_LISTEN",
       "DEFAULT_TCTI",
       "OWNER_NODE_CONFIG",
+      "SEAL_SOCKET_VERSION",
+      "SealSocketError",
       "applyOwnerNodeEnv",
       "checkDataDir",
       "checkRelease",
@@ -96,9 +98,11 @@ it('@digicap/owner/node exports exactly this surface', async () => {
       "releaseToVerify",
       "saveOwnerNodeConfig",
       "sealResultText",
+      "sealViaDaemon",
       "sealerChoiceOf",
       "sealerConfigOf",
       "sealerStatusText",
+      "serveSealSocket",
       "signInstalledRelease",
     ]
   `)
@@ -111,11 +115,15 @@ it('@digicap/owner/node/light exports the config reader, the status and its keyg
   ])
   expect(Object.keys(light).sort()).toMatchInlineSnapshot(`
     [
+      "SEAL_SOCKET_VERSION",
+      "SealSocketError",
       "applyOwnerNodeEnv",
       "keyguardStatusText",
       "loadOwnerNodeConfig",
       "ownerNodePaths",
       "readOwnerNodeStatus",
+      "sealResultText",
+      "sealViaDaemon",
       "sealerStatusText",
     ]
   `)

@@ -1,6 +1,6 @@
 /** `pi-node move-policy <capsule-id>`: the capsule to another policy, on chain then in its key record. */
 import { definedFields, positiveInteger, UsageError, valueFlag } from '@digicap/cli-kit'
-import { POLICY_HELP } from './seal.ts'
+import { POLICY_EXPRESSION_HELP } from '@digicap/contracts/policy-help'
 import { command, openPiNode } from './shared.ts'
 
 export const movePolicy = command({
@@ -20,7 +20,7 @@ expression is re-used).`,
       parse: positiveInteger,
     }),
   },
-  epilog: POLICY_HELP,
+  epilog: POLICY_EXPRESSION_HELP,
   async run(ctx) {
     const { flags, args } = ctx
     const [expression, address] = [flags.policy, flags['policy-address']]

@@ -5,21 +5,12 @@ import {
   listFlag,
   positiveInteger,
   progressReporter,
+  switchFlag,
   UsageError,
   valueFlag,
 } from '@digicap/cli-kit'
-import { command, configOf, openPiNode } from './shared.ts'
-
-/** The policy grammar, as `seal` and `move-policy` take it. */
-export const POLICY_HELP = `Policy expressions (conditions minReputation(n), allowlist(['0x..', ...]), denylist([...]),
-environment('0x<64 hex>'), after(date), before(date), maxRuns(n), fee('0.01'), combined with
-all(...), any(...), not(x); hex and dates are quoted; dates ISO 8601 with Z or unix seconds):
-  --policy 'maxRuns(3)'                                   at most 3 grants
-  --policy 'all(minReputation(50), maxRuns(3))'           reputable executors, 3 runs
-  --policy "all(environment('0x<64 hex>'), before('2027-01-01T00:00:00Z'), fee('0.01'))"
-  --policy "any(allowlist(['0x<40 hex>', '0x<40 hex>']), minReputation(500))"
-  --policy "all(not(denylist(['0x<40 hex>'])), maxRuns(10))"
-  (the @digicap/contracts README has the full grammar)`
+import { POLICY_EXPRESSION_HELP } from '@digicap/contracts/policy-help'
+import { command, configOf, dataDirOf, openPiNode } from './shared.ts'
 
 export const seal = command({
   name: 'seal',
@@ -46,36 +37,40 @@ to the on-disk IPFS blockstore -> registered on chain -> announced (if serve is 
     'announce-timeout-ms': valueFlag('<n>', 'wait for a gossipsub subscriber (default 5000)', {
       parse: positiveInteger,
     }),
+    'no-daemon': switchFlag('seal in this process even when serve runs'),
   },
-  epilog: `${POLICY_HELP}
+  epilog: `${POLICY_EXPRESSION_HELP}
 
 Examples:
   pi-node seal photo.jpg --policy 'maxRuns(1)'
   pi-node seal data.csv --policy 'minReputation(50)' --runtime quickjs --entry main.js --code ./app`,
   async run(ctx) {
     const { flags, args, io } = ctx
-    // The seal's worker threads boot while the configuration and keys load (ADR 0104).
-    warmFileLanes({ file: args.file })
-    // An uninitialised folder is reported before a missing --policy, as it always was.
-    const config = await configOf(ctx)
-    const policy = flags.policy
-    if (!policy) throw new UsageError('seal needs --policy', { hint: `e.g. --policy "maxRuns(3)"` })
-    const pi = await openPiNode(ctx, config)
     const bar = progressReporter(io)
     const memoryMb = flags['memory-mb']
-    const result = await pi
-      .seal({
-        file: args.file,
-        policy,
-        runtime: flags.runtime,
-        ...definedFields({ entry: flags.entry, code: flags.code, timeLimit: flags['time-ms'] }),
-        receivers: flags.receiver ?? [],
-        ...(memoryMb !== undefined ? { memoryLimit: memoryMb * 1024 * 1024 } : {}),
-        ...definedFields({ announceTimeoutMs: flags['announce-timeout-ms'] }),
-        onProgress: bar.update,
-      })
-      .finally(bar.finish)
-    const { sealResultText } = await import('@digicap/owner/node')
+    const options = {
+      file: args.file,
+      policy: flags.policy ?? '',
+      runtime: flags.runtime,
+      receivers: flags.receiver ?? [],
+      ...definedFields({ entry: flags.entry, code: flags.code, timeLimit: flags['time-ms'] }),
+      ...(memoryMb !== undefined ? { memoryLimit: memoryMb * 1024 * 1024 } : {}),
+      ...definedFields({ announceTimeoutMs: flags['announce-timeout-ms'] }),
+      onProgress: bar.update,
+    }
+    const { sealResultText, sealViaDaemon } = await import('@digicap/owner/node/light')
+    // A data seal goes to the running `serve`, if any: no second node (ADR 0107).
+    const handed = flags['no-daemon']
+      ? undefined
+      : await sealViaDaemon(dataDirOf(ctx), options).finally(bar.finish)
+    // The seal's worker threads boot while the configuration and keys load (ADR 0104).
+    if (!handed) warmFileLanes({ file: args.file })
+    // An uninitialised folder is reported before a missing --policy, as it always was.
+    const config = handed ? undefined : await configOf(ctx)
+    if (!flags.policy)
+      throw new UsageError('seal needs --policy', { hint: `e.g. --policy "maxRuns(3)"` })
+    const result =
+      handed ?? (await (await openPiNode(ctx, config)).seal(options).finally(bar.finish))
     ctx.result({ ...result }, sealResultText(args.file, result))
   },
 })

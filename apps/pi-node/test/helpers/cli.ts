@@ -79,10 +79,11 @@ process.on('exit', () => {
  * node_modules: what a light command (`--help`, `status`) must not load. Node's HTTP stack
  * and undici (`fetch`) are ~150 ms of CPU on their own; Ed25519 and the mnemonic code serve only
  * a new or recovered owner identity; capsule-core's main entry brings its codecs and curves
- * (CBOR, secp256k1): `status` reads through the light entries (ADR 0051).
+ * (CBOR, secp256k1): `status` reads through the light entries (ADR 0051). The policy grammar's
+ * help text (`@digicap/contracts/policy-help`, no imports) is not heavy.
  */
 export const HEAVY_MODULES =
-  /(@digicap|packages)\/(p2p|executor|contracts|sdk|protocol|attestation|oci)\/|helia|libp2p|ethers|prom-client|pi-node\/src\/(pi-node|recover|serve|init)\.ts|^node:(internal\/deps\/undici|_http_)|@noble\/curves\/(ed25519|secp256k1)|@scure\/bip(32|39)|cborg|capsule-core\/dist\/index\.js/
+  /(@digicap|packages)\/(p2p|executor|contracts(?!\/dist\/policy-help)|sdk|protocol|attestation|oci)\/|helia|libp2p|ethers|prom-client|pi-node\/src\/(pi-node|recover|serve|init)\.ts|^node:(internal\/deps\/undici|_http_)|@noble\/curves\/(ed25519|secp256k1)|@scure\/bip(32|39)|cborg|capsule-core\/dist\/index\.js/
 
 /** Runs `pi-node <args>` to its end and lists every module it resolved (`loaded`). */
 export async function runCliListingModules(

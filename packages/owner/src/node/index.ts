@@ -83,6 +83,14 @@ export {
   signInstalledRelease,
 } from './release.ts'
 export type { SealOptions, SealResult } from './seal.ts'
+export { serveSealSocket } from './seal-socket.ts'
+export {
+  SEAL_SOCKET_VERSION,
+  type SealInputRef,
+  type SealRequest,
+  SealSocketError,
+} from './seal-socket-protocol.ts'
+export { type SealViaDaemonOptions, sealViaDaemon } from './seal-via-daemon.ts'
 export type { KeyguardNodeOptions, RunningKeyguardNode } from './serve.ts'
 export type { OwnerNodeStatus } from './status.ts'
 export {

@@ -14,8 +14,15 @@ export {
   type OwnerNodeConfig,
   ownerNodePaths,
 } from './config.ts'
+export {
+  SEAL_SOCKET_VERSION,
+  type SealInputRef,
+  type SealRequest,
+  SealSocketError,
+} from './seal-socket-protocol.ts'
+export { type SealViaDaemonOptions, sealViaDaemon } from './seal-via-daemon.ts'
 export type { OwnerNodeStatus } from './status.ts'
-export { keyguardStatusText, sealerStatusText } from './text.ts'
+export { keyguardStatusText, sealerStatusText, sealResultText } from './text.ts'
 
 /**
  * The node's status (`pi-node status`): config, sealer, owner, card, chain, operator,

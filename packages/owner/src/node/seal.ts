@@ -46,6 +46,11 @@ export interface SealOptions {
   onProgress?: ProgressFn
   /** How long to wait for a subscriber when announcing through a running `serve`. Default 5000. */
   announceTimeoutMs?: number
+  /**
+   * Announces the capsule instead of dialling a running `serve` from a short-lived node: the
+   * daemon's seal socket passes its own node's (ADR 0107).
+   */
+  announcer?: Announcer
 }
 
 export interface SealResult {
@@ -239,7 +244,8 @@ export async function sealOwnerNode(
             serialize,
           }),
           store: blocks,
-          announcer: serveAnnouncer(paths, options.announceTimeoutMs ?? 5000, logger),
+          announcer:
+            options.announcer ?? serveAnnouncer(paths, options.announceTimeoutMs ?? 5000, logger),
           keyRecords: keyStore,
         },
       ),

@@ -55,6 +55,11 @@ export interface KeyguardNodeOptions {
   confirmations?: number
   /** How often `serve.json` (with the keyguard status) is rewritten, ms. Default 5000. */
   statusIntervalMs?: number
+  /**
+   * Seal data files for `pi-node seal` on `<data-dir>/seal.sock` (ADR 0107). Default true; a
+   * socket that cannot be made is a warning, and `pi-node seal` then seals in its own process.
+   */
+  sealSocket?: boolean
 }
 
 export interface RunningKeyguardNode {
@@ -64,7 +69,9 @@ export interface RunningKeyguardNode {
   multiaddrs(): string[]
   /** Pinned capsules (from the key store) at start. */
   readonly pinned: number
-  /** Stops the keyguard, then the node, and removes `serve.json`. Idempotent. */
+  /** The seal socket's path, when `pi-node seal` can hand its seals over. */
+  readonly sealSocket: string | undefined
+  /** Stops the seal socket, the keyguard, then the node, and removes `serve.json`. Idempotent. */
   stop(): Promise<void>
 }
 
@@ -325,6 +332,7 @@ export async function startKeyguardNode(
   await serveFile.write()
   const timer = setInterval(() => void serveFile.write(), options.statusIntervalMs ?? 5000)
   timer.unref()
+  const sealSocket = options.sealSocket === false ? undefined : await openSealSocket(parts, started)
   let stopping: Promise<void> | undefined
   return {
     node: started,
@@ -332,8 +340,11 @@ export async function startKeyguardNode(
     peerId: started.peerId,
     multiaddrs: () => started.multiaddrs(),
     pinned: pins.pinned.length,
+    sealSocket: sealSocket?.path,
     stop() {
       stopping ??= (async () => {
+        // Seals in progress finish (up to 30 s) before the node they announce on stops.
+        await sealSocket?.close()
         clearInterval(timer)
         for (const type of KEYGUARD_EVENTS) keyguard.events.removeEventListener(type, onEvent)
         unsubscribe()
@@ -348,4 +359,24 @@ export async function startKeyguardNode(
       return stopping
     },
   }
+}
+
+/** The seal socket on the running node; a warning and none when it cannot be made. */
+async function openSealSocket(parts: OwnerNodeParts, node: DigicapNode) {
+  const { logger } = parts
+  const [{ serveSealSocket }, { sealOwnerNode }] = await Promise.all([
+    import('./seal-socket.ts'),
+    import('./seal.ts'),
+  ])
+  return serveSealSocket({ seal: (o) => sealOwnerNode(parts, o) }, node, {
+    dataDir: parts.config.dataDir,
+    onEvent: (e) =>
+      e.type === 'job'
+        ? logger.info('seal handed over by pi-node seal', e.about)
+        : logger.warn('seal request refused', e.about),
+  }).catch((err: { code?: string; details?: { reason?: string }; message?: string }) => {
+    const reason = err?.details?.reason ?? err?.code ?? String(err?.message ?? err)
+    logger.warn('seal socket unavailable: pi-node seal seals in its own process', { reason })
+    return undefined
+  })
 }
