@@ -9,12 +9,13 @@
  *
  * Run: `pnpm bench:path` (sizes 1M,100M,1G) or `node bench/path.ts --sizes 1M,100M [--dir <disk folder>]
  * [--stages seal,add,fetch,open,exec] [--rounds N] (the seal stage N times, interleaved with its `cat`: medians) [--node-flags '--cpu-prof --cpu-prof-dir=/tmp/prof']` (the flags go to
- * the `pi-node seal` process, e.g. to profile the real path) [--base <another built checkout>] (its
+ * the `pi-node seal` process, e.g. to profile the real path) [--no-serve] (skip the rounds of the seal
+ * handed to a running `pi-node serve`, ADR 0107) [--base <another built checkout>] (its
  * `pi-node seal` and library seal run right after this one's on the same file: before/after a change in one run).
  * Needs the packages built (`pnpm build`). Prints ratios; asserts nothing.
  */
-import { spawnSync } from 'node:child_process'
-import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -101,6 +102,78 @@ async function sealWithApp(
   if (m.code !== 0) throw new Error(`pi-node seal failed: ${m.stderr}`)
   return { ...m, result: JSON.parse(m.stdout) as { capsulePath: string; cid: string } }
 }
+
+/** `--no-serve`: skip the rounds of the seal handed to a running `pi-node serve`. */
+const SERVE = !process.argv.includes('--no-serve')
+
+/** A process's memory line from /proc (`VmRSS`, `VmHWM`), MiB. */
+function procMiB(pid: number, key: 'VmRSS' | 'VmHWM'): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${key}:`))
+  return Number(line?.split(/\s+/)[1] ?? 0) / 1024
+}
+
+/**
+ * ROUNDS × (`cat` + fsync, `pi-node seal` handed to serve) with `pi-node serve` running on the
+ * data folder (started here, stopped at the end): the CLI's wall time and RSS, serve's memory.
+ */
+async function handedRounds(plain: string, oneShotEnv: NodeJS.ProcessEnv) {
+  // A data folder of its own: the one-shot rounds removed their capsules behind the first
+  // folder's back, and a serve started on it would try to pin them.
+  const env = { ...oneShotEnv, DIGICAP_DATA_DIR: join(dir, `pi-serve-${size0(plain)}`) }
+  const init = await measureNode(
+    [...PI_NODE, 'init', '--deploy', '--sealer', 'software', '--allow-insecure-sealer', '--json'],
+    env,
+  )
+  if (init.code !== 0) throw new Error(`pi-node init failed: ${init.stderr}`)
+  const serve = spawn(process.execPath, [...PI_NODE, 'serve', '--json'], {
+    env: { ...env, DIGICAP_LISTEN: '/ip4/127.0.0.1/tcp/0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let log = ''
+  const keep = (c: Buffer) => {
+    log += c
+  }
+  serve.stderr.on('data', keep)
+  serve.stdout.on('data', keep)
+  const token = join(env.DIGICAP_DATA_DIR as string, 'seal.token')
+  for (let t = 0; !existsSync(token); t++) {
+    if (t > 1200 || serve.exitCode !== null)
+      throw new Error(`pi-node serve did not start (exit ${serve.exitCode}):\n${log}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  const out = {
+    cat: [] as number[],
+    runs: [] as Measured[],
+    firstMs: 0,
+    serveStartMiB: 0,
+    servePeakMiB: 0,
+  }
+  try {
+    out.serveStartMiB = procMiB(serve.pid as number, 'VmRSS')
+    // The daemon's first seal compiles the policy and brings up its lanes and importer: shown
+    // apart (a daemon runs for days; the rounds are its steady state).
+    const tiny = join(dir, 'tiny-handed.bin')
+    writeRandom(tiny, 3)
+    out.firstMs = (await sealWithApp(PI_NODE, tiny, env)).ms
+    for (let r = 0; r < ROUNDS; r++) {
+      step(size0(plain), `cat (handed rounds, ${r + 1} of ${ROUNDS})`)
+      out.cat.push((await catCopy(plain, join(dir, 'copy.bin'))).ms)
+      step(size0(plain), 'pi-node seal, handed to serve')
+      const app = await sealWithApp(PI_NODE, plain, env)
+      removeSettled(app.result.capsulePath)
+      out.runs.push({ ms: app.ms, rssMiB: app.rssMiB, cpuMs: app.cpuMs })
+    }
+    if (!log.includes('seal handed over')) throw new Error(`serve sealed nothing:\n${log}`)
+    out.servePeakMiB = procMiB(serve.pid as number, 'VmHWM')
+  } finally {
+    serve.kill('SIGTERM')
+    await new Promise((r) => serve.once('exit', r))
+  }
+  return out
+}
+const size0 = (file: string) => statSync(file).size
 
 async function catCopy(from: string, to: string) {
   const m = await measureShell(`cat '${from}' > '${to}' && sync '${to}'`)
@@ -206,6 +279,9 @@ try {
         baseRuns.lib.push({ ms: baseLib.opMs, rssMiB: baseLib.rssMiB, cpuMs: baseLib.cpuMs })
       }
     }
+    // The same seal handed to a running `pi-node serve` (ADR 0107): its own rounds, each with
+    // its own `cat`, while serve runs (the one-shot rounds above ran without it, as before).
+    const handed = SERVE && stages.has('seal') ? await handedRounds(plain, env) : undefined
     const catMs = median(runs.cat)
     const sealRow = (stage: string, m: Measured[]): StageRow => ({
       size,
@@ -217,6 +293,18 @@ try {
       kind: 'time',
     })
     rows.push(sealRow('pi-node seal (whole process)', runs.app))
+    if (handed) {
+      rows.push({
+        ...sealRow('pi-node seal (handed to serve)', handed.runs),
+        baseMs: median(handed.cat),
+      })
+      console.log(
+        `  ${fmtSize(size)} handed to serve, per round against that round's cat + fsync (${handed.cat.map((x) => x.toFixed(0)).join(' / ')} ms): ` +
+          `${handed.runs.map((x, r) => `${(x.ms / (handed.cat[r] as number)).toFixed(2)}×`).join(' ')}; ` +
+          `serve's RSS ${handed.serveStartMiB.toFixed(0)} MiB before, peak ${handed.servePeakMiB.toFixed(0)} MiB (the CLI's: its own column); ` +
+          `serve's first seal (3 B, compiles the policy) ${handed.firstMs.toFixed(0)} ms`,
+      )
+    }
     if (baseRuns.app.length > 0) rows.push(sealRow('pi-node seal (--base)', baseRuns.app))
     if (stages.has('seal')) rows.push(sealRow('library commitAndSealFile', runs.lib))
     if (baseRuns.lib.length > 0)
