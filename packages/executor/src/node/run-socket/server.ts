@@ -4,7 +4,7 @@
  * its refusals are `@digicap/cli-kit/job-socket`'s (shared with `pi-node serve`'s seal socket,
  * ADR 0107); this file says what a run request holds and how a run is done.
  */
-import { serveJobSocket } from '@digicap/cli-kit/job-socket'
+import { type ServeJobSocketInit, serveJobSocket } from '@digicap/cli-kit/job-socket'
 import type { Executor, RunCapsuleOptions } from '../../executor.ts'
 import { MAX_REQUEST_BYTES, RUN_SOCKET_VERSION } from './protocol.ts'
 
@@ -35,19 +35,8 @@ function event(
   }
 }
 
-export interface ServeRunSocketInit {
-  readonly dataDir: string
-  /** Runs in progress or waiting at once; one more is refused `busy`. Default 4. */
-  readonly maxConnections?: number | undefined
-  /** Time a connection has to send its request. Default 5 000 ms. */
-  readonly requestTimeoutMs?: number | undefined
-  /**
-   * Time a CLI has to close its side once its answer is sent; then its connection is cut, so a
-   * CLI that stopped reading (Ctrl-Z) cannot hold a slot. Default 5 000 ms.
-   */
-  readonly lingerMs?: number | undefined
-  /** Time `close()` waits for the runs it aborts to clean up. Default 30 000 ms. */
-  readonly closeTimeoutMs?: number | undefined
+/** The job socket's options (`maxConnections`, timeouts), with the run socket's events. */
+export interface ServeRunSocketInit extends Omit<ServeJobSocketInit, 'onEvent'> {
   /** Each run handed over, each refusal: for the daemon's log and metrics. */
   readonly onEvent?: ((e: RunSocketEvent) => void) | undefined
 }
