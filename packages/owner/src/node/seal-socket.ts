@@ -13,8 +13,7 @@ import {
 } from '@digicap/cli-kit/job-socket'
 import type { DigicapNode } from '@digicap/p2p'
 import type { Announcer } from '../announce/types.ts'
-import type { OwnerNode } from './owner-node.ts'
-import type { SealOptions } from './seal.ts'
+import type { SealOptions, SealResult } from './seal.ts'
 import {
   MAX_SEAL_REQUEST_BYTES,
   SEAL_SOCKET_NAME,
@@ -150,7 +149,7 @@ function nodeAnnouncer(node: Pick<DigicapNode, 'libp2p'>): Announcer {
  * ```
  */
 export async function serveSealSocket(
-  pi: Pick<OwnerNode, 'seal'>,
+  pi: { seal(options: SealOptions): Promise<SealResult> },
   node: Pick<DigicapNode, 'libp2p'>,
   init: ServeJobSocketInit,
 ): Promise<JobSocketServer> {
