@@ -5,8 +5,9 @@
  * what an attacker on the box would: no token, another file's inode, a descriptor that is not
  * there, malformed fields, two CLIs at once, the daemon killed mid-seal.
  */
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readdirSync } from 'node:fs'
+import { constants, existsSync, readdirSync } from 'node:fs'
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -140,23 +141,26 @@ describe('pi-node seal handed to a running serve (ADR 0107)', () => {
     await opensTo(doc, plaintext)
   }, 120_000)
 
-  it('a handed seal is announced from serve to the peers that listen', async () => {
-    const listener = await createDigicapNode({ listen: [] })
+  it('a handed seal is announced from serve itself to the peers that listen', async () => {
+    const listeners = await Promise.all([1, 2].map(() => createDigicapNode({ listen: [] })))
     try {
-      const heard: string[] = []
-      subscribeCapsuleAnnouncements(listener, (ann) => heard.push(ann.capsuleId))
-      await listener.libp2p.dial(multiaddr(daemon?.ready.multiaddrs[0] as string))
-      // Gossipsub's mesh forms on its heartbeat (1 s): the daemon must see this peer subscribed.
-      await until(() => listener.libp2p.getPeers().length > 0)
+      const heard = listeners.map(() => [] as string[])
+      for (const [i, l] of listeners.entries())
+        subscribeCapsuleAnnouncements(l, (ann) => heard[i]?.push(ann.capsuleId))
+      for (const l of listeners)
+        await l.libp2p.dial(multiaddr(daemon?.ready.multiaddrs[0] as string))
+      // Gossipsub's mesh forms on its heartbeat (1 s): the daemon must see both subscribed.
+      await until(() => listeners.every((l) => l.libp2p.getPeers().length > 0))
       await new Promise((r) => setTimeout(r, 1500))
       const file = join(dir, 'announced.txt')
       await writeFile(file, 'announce me\n')
       const r = await runJson(['seal', file, ...SEAL], env)
       expect(r.code).toBe(0)
-      expect(r.announced).toEqual({ ok: true, recipients: 1 })
-      await until(() => heard.includes(r.capsuleId))
+      // Both heard it from serve (a one-shot seal's short-lived node would reach serve alone).
+      expect(r.announced).toEqual({ ok: true, recipients: 2 })
+      await until(() => heard.every((h) => h.includes(r.capsuleId)))
     } finally {
-      await listener.stop()
+      await Promise.all(listeners.map((l) => l.stop()))
     }
   }, 120_000)
 
@@ -209,6 +213,23 @@ describe('pi-node seal handed to a running serve (ADR 0107)', () => {
       expect(await reason(ask({ input: { ...input, fd: 9999 }, options }))).toBe(
         'SEAL_SOCKET:input-unreadable',
       )
+      // Not a regular file (a FIFO, held here without blocking): refused before it is opened,
+      // and the daemon keeps sealing.
+      const fifo = join(dir, 'pipe')
+      execFileSync('mkfifo', [fifo])
+      const pipe = await open(fifo, constants.O_RDWR | constants.O_NONBLOCK)
+      try {
+        const p = await pipe.stat({ bigint: true })
+        const fifoInput = { pid: process.pid, fd: pipe.fd, dev: String(p.dev), ino: String(p.ino) }
+        expect(await reason(ask({ input: fifoInput, options }))).toBe(
+          'SEAL_SOCKET:input-not-a-file',
+        )
+      } finally {
+        await pipe.close()
+      }
+      // The daemon's own descriptors are never a CLI's input.
+      const own = { ...input, pid: daemon?.child.pid as number }
+      expect(await reason(ask({ input: own, options }))).toBe('SEAL_SOCKET:input-unreadable')
       for (const bad of [
         { input: { ...input, pid: -1 }, options },
         { input: { ...input, dev: '1e3' }, options },
@@ -240,7 +261,36 @@ describe('pi-node seal handed to a running serve (ADR 0107)', () => {
     for (const r of runs) expect(r.code).toBe(0)
     expect(runs[0]?.capsuleId).not.toBe(runs[1]?.capsuleId)
     expect(handedOver()).toBe(before + 2)
+    // One after the other: the second started only once the first had ended.
+    const turns = (daemon?.stderr() ?? '')
+      .split('\n')
+      .map((l) => /"message":"handed seal (started|ended)"/.exec(l)?.[1])
+      .filter((t) => t !== undefined)
+      .slice(-4)
+    expect(turns).toEqual(['started', 'ended', 'started', 'ended'])
     for (const [i, r] of runs.entries()) await opensTo(r, await readFile(files[i] as string))
+  }, 120_000)
+
+  it('serve stopped (SIGTERM) during a handed seal lets it finish, then exits cleanly', async () => {
+    const file = join(dir, 'stopped.bin')
+    await writeFile(file, randomBytes(64 * 1024 * 1024))
+    const capsuleDirs = join(dataDir, 'capsules')
+    const known = new Set(readdirSync(capsuleDirs))
+    const before = handedOver()
+    const sealing = runJson(['seal', file, ...SEAL], env)
+    await until(() =>
+      readdirSync(capsuleDirs).some(
+        (d) =>
+          !known.has(d) && readdirSync(join(capsuleDirs, d)).some((f) => f.endsWith('.partial')),
+      ),
+    )
+    daemon?.child.kill('SIGTERM')
+    expect(await daemon?.exited).toBe(0)
+    const r = await sealing
+    expect(r.code).toBe(0)
+    expect(handedOver()).toBe(before + 1)
+    await opensTo(r, await readFile(file))
+    await startServe()
   }, 120_000)
 
   it('the daemon killed mid-seal: the CLI fails with SEAL_SOCKET closed; a restarted serve leaves no half capsule and seals again', async () => {

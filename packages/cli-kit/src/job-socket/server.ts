@@ -38,6 +38,8 @@ export interface JobSocketSpec<J> {
   readonly code: string
   /** Largest request frame read. */
   readonly maxRequestBytes: number
+  /** `details.error` of a request `parse` refused. Default `request fields`. */
+  readonly malformed?: string
   /** The typed error for a socket that cannot start (`in-use`, `path-too-long`). */
   error(shortMessage: string, options: { details: Record<string, unknown>; hint: string }): Error
   /** Hints of those errors: who else holds the folder, what happens without the socket. */
@@ -245,7 +247,8 @@ export async function serveJobSocket<J>(
         return refuse('token')
       }
       const job = spec.parse(req)
-      if (job === undefined) return refuse('malformed', { error: 'request fields' })
+      if (job === undefined)
+        return refuse('malformed', { error: spec.malformed ?? 'request fields' })
       // A request that arrives while the daemon stops starts nothing close() would not wait for.
       if (closing !== undefined) return refuse('stopping')
       jobs++
@@ -293,17 +296,13 @@ export async function serveJobSocket<J>(
     // socket answers, so no CLI reads the old token and is refused.
     await rm(tokenPath, { force: true })
     await rm(path, { force: true })
-    // The socket is made 0600 as it is bound (umask), then checked with chmod: no window in
-    // which another user could connect.
-    // Bound under a name of its own, then linked as <name>.sock: libuv unlinks a server's bound
-    // name when it closes, and that name must never be a socket another daemon made since.
-    const own = join(dirname(path), `r${randomBytes(3).toString('hex')}`)
-    const umask = process.umask(0o177)
-    try {
-      await listen(server, own)
-    } finally {
-      process.umask(umask)
-    }
+    // Bound under a random name of its own, made 0600, and only then linked as <name>.sock: no
+    // client finds it before its mode is set (and none is served without the token). Not the
+    // umask: it is process-wide, and a daemon's other threads create folders meanwhile.
+    // Linked, because libuv unlinks a server's bound name when it closes, and that name must
+    // never be a socket another daemon made since.
+    const own = join(dirname(path), `r${randomBytes(8).toString('hex')}`)
+    await listen(server, own)
     try {
       await chmod(own, 0o600)
       await link(own, path)

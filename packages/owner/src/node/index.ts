@@ -83,7 +83,7 @@ export {
   signInstalledRelease,
 } from './release.ts'
 export type { SealOptions, SealResult } from './seal.ts'
-export { serveSealSocket } from './seal-socket.ts'
+export { type ServeSealSocketInit, serveSealSocket } from './seal-socket.ts'
 export {
   SEAL_SOCKET_VERSION,
   type SealInputRef,

@@ -4,7 +4,8 @@
  * `@digicap/cli-kit/job-socket`'s; this file says what a seal request holds, how the daemon
  * reaches the CLI's file, and how it announces (through its own node, not a second one).
  */
-import { type FileHandle, open } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { type FileHandle, open, stat } from 'node:fs/promises'
 import { parseReceiver } from '@digicap/capsule-core/light'
 import {
   type JobSocketServer,
@@ -88,51 +89,86 @@ function sealJob(req: Record<string, unknown>): SealJob | undefined {
   }
 }
 
+const inputError = (shortMessage: string, reason: string, details = {}) =>
+  new SealSocketError(shortMessage, {
+    details: { reason, ...details },
+    hint: 'The CLI seals it itself.',
+  })
+
 /**
  * The CLI's file, opened through its descriptor (`/proc/<pid>/fd/<fd>`): the kernel allows it
  * to the same uid only, and resolves it through the CLI's mounts (the unit's `ProtectHome`
- * hides them from the daemon's). It must be the inode the CLI saw: a pid reused or a
- * descriptor closed and reopened since is refused.
+ * hides them from the daemon's). It must be a regular file (checked before it is opened: a FIFO
+ * with no writer would block the open, and every seal queued behind it) and the inode the CLI
+ * saw: a pid reused or a descriptor closed and reopened since is refused. Never the daemon's
+ * own descriptors: a token holder could otherwise seal a file only the daemon has open.
  */
 async function openCliInput(input: SealInputRef): Promise<FileHandle> {
+  if (input.pid === process.pid) throw inputError('Not a CLI process', 'input-unreadable')
+  const link = `/proc/${input.pid}/fd/${input.fd}`
+  const same = (st: { dev: bigint; ino: bigint }) =>
+    st.dev.toString() === input.dev && st.ino.toString() === input.ino
+  const before = await stat(link, { bigint: true }).catch((err: { code?: string }) => {
+    throw inputError('The daemon cannot open the file to seal', 'input-unreadable', {
+      error: err?.code ?? 'UNKNOWN',
+    })
+  })
+  if (!before.isFile()) throw inputError('The input is not a regular file', 'input-not-a-file')
+  if (!same(before)) throw inputChanged()
   let fh: FileHandle
   try {
-    fh = await open(`/proc/${input.pid}/fd/${input.fd}`, 'r')
+    // Non-blocking and no controlling terminal: whatever the link names by now, opening it
+    // neither waits nor changes it.
+    fh = await open(link, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
   } catch (err) {
-    throw new SealSocketError('The daemon cannot open the file to seal', {
-      details: { reason: 'input-unreadable', error: (err as { code?: string }).code ?? 'UNKNOWN' },
-      hint: 'The CLI seals it itself.',
+    throw inputError('The daemon cannot open the file to seal', 'input-unreadable', {
+      error: (err as { code?: string }).code ?? 'UNKNOWN',
     })
   }
-  const { dev, ino } = await fh.stat({ bigint: true })
-  if (dev.toString() !== input.dev || ino.toString() !== input.ino) {
+  try {
+    const st = await fh.stat({ bigint: true })
+    if (!st.isFile()) throw inputError('The input is not a regular file', 'input-not-a-file')
+    if (!same(st)) throw inputChanged()
+    return fh
+  } catch (err) {
     await fh.close()
-    throw new SealSocketError('The file the daemon opened is not the one the CLI named', {
-      details: { reason: 'input-changed' },
-      hint: 'Seal again.',
-    })
+    throw err
   }
-  return fh
 }
 
+const inputChanged = () =>
+  new SealSocketError('The file the daemon opened is not the one the CLI named', {
+    details: { reason: 'input-changed' },
+    hint: 'Seal again.',
+  })
+
 /**
- * Announces on the daemon's own node: to the capsule topic's subscribers it has now. A
- * running daemon is connected already; it does not wait for a subscriber as a fresh node must.
+ * Announces on the daemon's own node, to the capsule topic's subscribers: a running daemon is
+ * connected already, so it waits for one only as long as the CLI asked (`--announce-timeout-ms`;
+ * none by default, where a fresh node must wait).
  */
-function nodeAnnouncer(node: Pick<DigicapNode, 'libp2p'>): Announcer {
+function nodeAnnouncer(node: Pick<DigicapNode, 'libp2p'>, timeoutMs: number): Announcer {
   return {
     async announce(ann) {
       try {
         // Loaded here: `@digicap/owner/node` exports this file, and a one-shot command that
         // imports the entry must not load libp2p for it (the daemon has it loaded already).
         const { announceCapsule } = await import('@digicap/p2p')
-        const { recipients } = await announceCapsule(node, ann, { timeoutMs: 0 })
+        const { recipients } = await announceCapsule(node, ann, { timeoutMs })
         return { ok: true, recipients }
       } catch (err) {
         return { ok: false, reason: String((err as { code?: string }).code ?? 'UNKNOWN') }
       }
     },
   }
+}
+
+/** The seal socket's options: the job socket's, and each seal's start and end for the log. */
+export interface ServeSealSocketInit extends ServeJobSocketInit {
+  /** A seal's turn began (`started`: it was waiting behind others until then) or ended. */
+  readonly onTurn?:
+    | ((e: { type: 'started' | 'ended'; pid: number; ok?: boolean }) => void)
+    | undefined
 }
 
 /**
@@ -151,10 +187,9 @@ function nodeAnnouncer(node: Pick<DigicapNode, 'libp2p'>): Announcer {
 export async function serveSealSocket(
   pi: { seal(options: SealOptions): Promise<SealResult> },
   node: Pick<DigicapNode, 'libp2p'>,
-  init: ServeJobSocketInit,
+  init: ServeSealSocketInit,
 ): Promise<JobSocketServer> {
   let turn: Promise<unknown> = Promise.resolve()
-  const announcer = nodeAnnouncer(node)
   return serveJobSocket<SealJob>(
     {
       name: SEAL_SOCKET_NAME,
@@ -170,24 +205,35 @@ export async function serveSealSocket(
       },
       parse: sealJob,
       about: (job) => ({ pid: String(job.input.pid) }),
-      run(job, { send }) {
+      run(job, { signal, send }) {
         // One seal at a time: the next starts when the one before has ended, either way.
         const mine = turn.then(async () => {
+          // The daemon is stopping (or the CLI left) while this one waited: nothing was sealed.
+          if (signal.aborted) {
+            throw new SealSocketError('The daemon is stopping', {
+              details: { reason: 'stopping' },
+              hint: 'The CLI seals it itself.',
+            })
+          }
           const fh = await openCliInput(job.input)
+          init.onTurn?.({ type: 'started', pid: job.input.pid })
+          let ok = false
           try {
-            return {
-              ...(await pi.seal({
-                ...job.options,
-                // The daemon's own descriptor of the same inode: the seal goes on if the CLI
-                // goes away (it is registered or fails as a one-shot seal would).
-                file: `/proc/self/fd/${fh.fd}`,
-                announcer,
-                onProgress: (phase, done, total) =>
-                  send({ type: 'progress', progress: { phase, done, total } }),
-              })),
-            }
+            const { announceTimeoutMs, ...options } = job.options
+            const result = await pi.seal({
+              ...options,
+              // The daemon's own descriptor of the same inode: the seal goes on if the CLI
+              // goes away (it is registered or fails as a one-shot seal would).
+              file: `/proc/self/fd/${fh.fd}`,
+              announcer: nodeAnnouncer(node, announceTimeoutMs ?? 0),
+              onProgress: (phase, done, total) =>
+                send({ type: 'progress', progress: { phase, done, total } }),
+            })
+            ok = true
+            return { ...result }
           } finally {
             await fh.close()
+            init.onTurn?.({ type: 'ended', pid: job.input.pid, ok })
           }
         })
         turn = mine.catch(() => {})

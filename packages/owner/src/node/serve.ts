@@ -343,7 +343,8 @@ export async function startKeyguardNode(
     sealSocket: sealSocket?.path,
     stop() {
       stopping ??= (async () => {
-        // Seals in progress finish (up to 30 s) before the node they announce on stops.
+        // A seal in progress finishes (up to 10 s) before the node it announces on stops; the
+        // ones waiting their turn are refused `stopping` (their CLIs seal themselves).
         await sealSocket?.close()
         clearInterval(timer)
         for (const type of KEYGUARD_EVENTS) keyguard.events.removeEventListener(type, onEvent)
@@ -361,6 +362,9 @@ export async function startKeyguardNode(
   }
 }
 
+/** How long `stop()` lets a handed seal in progress finish (the unit stops within 20 s). */
+const SEAL_CLOSE_TIMEOUT_MS = 10_000
+
 /** The seal socket on the running node; a warning and none when it cannot be made. */
 async function openSealSocket(parts: OwnerNodeParts, node: DigicapNode) {
   const { logger } = parts
@@ -370,10 +374,13 @@ async function openSealSocket(parts: OwnerNodeParts, node: DigicapNode) {
   ])
   return serveSealSocket({ seal: (o) => sealOwnerNode(parts, o) }, node, {
     dataDir: parts.config.dataDir,
+    // Within the unit's TimeoutStopSec (20 s), with room for the keyguard's and node's stop.
+    closeTimeoutMs: SEAL_CLOSE_TIMEOUT_MS,
     onEvent: (e) =>
       e.type === 'job'
         ? logger.info('seal handed over by pi-node seal', e.about)
         : logger.warn('seal request refused', e.about),
+    onTurn: (e) => logger.info(`handed seal ${e.type}`, { pid: e.pid, ok: e.ok }),
   }).catch((err: { code?: string; details?: { reason?: string }; message?: string }) => {
     const reason = err?.details?.reason ?? err?.code ?? String(err?.message ?? err)
     logger.warn('seal socket unavailable: pi-node seal seals in its own process', { reason })

@@ -98,6 +98,7 @@ export async function serveRunSocket(
       version: RUN_SOCKET_VERSION,
       code: 'RUN_SOCKET',
       maxRequestBytes: MAX_REQUEST_BYTES,
+      malformed: 'cid or options',
       error: (shortMessage, options) => new RunSocketError(shortMessage, options),
       hints: {
         inUse: 'Stop the other `executor-node serve` first.',
