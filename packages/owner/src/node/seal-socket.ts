@@ -92,7 +92,10 @@ function sealJob(req: Record<string, unknown>): SealJob | undefined {
 const inputError = (shortMessage: string, reason: string, details = {}) =>
   new SealSocketError(shortMessage, {
     details: { reason, ...details },
-    hint: 'The CLI seals it itself.',
+    hint:
+      reason === 'input-not-a-file'
+        ? 'Seal a regular file (`pi-node seal` checks before it hands one over).'
+        : 'The CLI seals it itself.',
   })
 
 /**
