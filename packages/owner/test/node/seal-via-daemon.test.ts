@@ -19,8 +19,11 @@ let file: string
 let daemon: JobSocketServer | undefined
 let asked = 0
 
-/** A daemon on `dir` whose every job ends with `answer` (thrown, or returned). */
-async function standIn(answer: () => Promise<Record<string, unknown>>, closeTimeoutMs = 30_000) {
+/** A daemon on `dir` whose every job ends with `answer(request)` (thrown, or returned). */
+async function standIn(
+  answer: (req: Record<string, unknown>) => Promise<Record<string, unknown>>,
+  closeTimeoutMs = 30_000,
+) {
   daemon = await serveJobSocket(
     {
       name: 'seal',
@@ -32,9 +35,9 @@ async function standIn(answer: () => Promise<Record<string, unknown>>, closeTime
       hints: { inUse: '', pathTooLong: '' },
       parse: (req) => req,
       about: () => ({}),
-      run: () => {
+      run: (req) => {
         asked++
-        return answer()
+        return answer(req)
       },
     },
     { dataDir: dir, closeTimeoutMs },
@@ -61,24 +64,10 @@ describe('sealViaDaemon', () => {
 
   it("returns the daemon's result; sends the file's descriptor, dev and ino, and the receivers as hex", async () => {
     let seen: Record<string, unknown> = {}
-    daemon = await serveJobSocket(
-      {
-        name: 'seal',
-        lockPrefix: 'digicap-test-seal',
-        version: 1,
-        code: 'SEAL_SOCKET',
-        maxRequestBytes: 65536,
-        error: (m, o) => new SealSocketError(m, o),
-        hints: { inUse: '', pathTooLong: '' },
-        parse: (req) => req,
-        about: () => ({}),
-        run: async (req) => {
-          seen = req
-          return { capsuleId: '0x01' }
-        },
-      },
-      { dataDir: dir },
-    )
+    await standIn(async (req) => {
+      seen = req
+      return { capsuleId: '0x01' }
+    })
     const publicKey = new Uint8Array(32).fill(7)
     const r = await sealViaDaemon(dir, {
       file,
