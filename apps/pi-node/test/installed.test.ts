@@ -468,6 +468,39 @@ describe('pi-node and executor-node installed from packed tarballs', () => {
       peerId: String(show.StatusText).replace('serving as ', ''),
     })
 
+    // `pi-node seal` hands a data seal to the unit's daemon (ADR 0107), from a file under /home:
+    // the unit's ProtectHome hides it from the daemon's mounts, which reach it only through the
+    // CLI's descriptor (/proc/<pid>/fd/<n>) under the real sandbox (seccomp, no capabilities).
+    const owner = JSON.parse(init.stdout).owner.address as string
+    await anvil.provider.send('anvil_setBalance', [owner, '0x56bc75e2d63100000'])
+    await mkdir(join(root, 'home/handed'), { recursive: true })
+    await chown(join(root, 'home/handed'), SERVICE_UID, SERVICE_UID)
+    const handedFile = join(root, 'home/handed/handed.bin')
+    const handedBytes = randomBytes(3 * 1024 * 1024 + 1)
+    await writeFile(handedFile, handedBytes)
+    await chown(handedFile, SERVICE_UID, SERVICE_UID)
+    const handed = await box.run(
+      ['pi-node', 'seal', '/home/handed/handed.bin', '--policy', 'maxRuns(1)', '--json'],
+      { user: 'digicap', env: { HOME: '/var/lib/digicap', DIGICAP_DATA_DIR: '/var/lib/digicap' } },
+    )
+    expect(handed.code, `${handed.stdout}\n${handed.stderr}`).toBe(0)
+    // The daemon's own view of /home is empty: it read the file through the descriptor only.
+    const daemonHome = await box.run(['ls', '-A', `/proc/${show.MainPID}/root/home`])
+    expect(daemonHome.code, daemonHome.stderr).toBe(0)
+    expect(daemonHome.stdout).not.toContain('handed')
+    expect((await box.run(['ls', '-A', '/home'])).stdout).toContain('handed')
+    const handedDoc = JSON.parse(handed.stdout)
+    expect(handedDoc.plaintextSize).toBe(handedBytes.length)
+    const handedLog = (
+      await box.run(['journalctl', '_SYSTEMD_UNIT=pi-node.service', '-o', 'cat', '--no-pager'])
+    ).stdout
+    expect(handedLog).toContain('seal handed over by pi-node seal')
+    const ended = handedLog
+      .split('\n')
+      .filter((l) => l.includes('"message":"handed seal ended"'))
+      .map((l) => JSON.parse(l))
+    expect(ended).toEqual([expect.objectContaining({ ok: true })])
+
     const stop = await box.systemctl('stop', 'pi-node')
     expect(stop.code).toBe(0)
     const after = (
