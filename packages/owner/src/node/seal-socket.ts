@@ -7,6 +7,7 @@
 import { constants } from 'node:fs'
 import { type FileHandle, open, stat } from 'node:fs/promises'
 import { parseReceiver } from '@digicap/capsule-core/light'
+import { definedFields } from '@digicap/cli-kit'
 import {
   type JobSocketServer,
   type ServeJobSocketInit,
@@ -80,11 +81,11 @@ function sealJob(req: Record<string, unknown>): SealJob | undefined {
       policy: o.policy,
       runtime: 'data',
       receivers: parsed,
-      ...(o.memoryLimit === undefined ? {} : { memoryLimit: o.memoryLimit as number }),
-      ...(o.timeLimit === undefined ? {} : { timeLimit: o.timeLimit as number }),
-      ...(o.announceTimeoutMs === undefined
-        ? {}
-        : { announceTimeoutMs: o.announceTimeoutMs as number }),
+      ...definedFields({
+        memoryLimit: o.memoryLimit as number | undefined,
+        timeLimit: o.timeLimit as number | undefined,
+        announceTimeoutMs: o.announceTimeoutMs as number | undefined,
+      }),
     },
   }
 }

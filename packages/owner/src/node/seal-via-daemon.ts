@@ -6,6 +6,7 @@
 import { constants } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { DigicapError, toHex } from '@digicap/capsule-core/light'
+import { definedFields } from '@digicap/cli-kit'
 import { askDaemon } from '@digicap/cli-kit/job-socket'
 import type { SealResult } from './seal.ts'
 import {
@@ -74,7 +75,11 @@ export async function sealViaDaemon(
       options: {
         policy: options.policy,
         receivers: (options.receivers ?? []).map((r) => ({ ...r, publicKey: toHex(r.publicKey) })),
-        ...definedNumbers(options),
+        ...definedFields({
+          memoryLimit: options.memoryLimit,
+          timeLimit: options.timeLimit,
+          announceTimeoutMs: options.announceTimeoutMs,
+        }),
       },
     }
     const result = await askDaemon(
@@ -111,11 +116,3 @@ export async function sealViaDaemon(
 
 /** The daemon's refusals after which the CLI seals in its own process. */
 const SEAL_HERE_ON = new Set(['input-unreadable', 'busy', 'stopping', 'timeout', 'version'])
-
-function definedNumbers(o: SealViaDaemonOptions) {
-  const out: { memoryLimit?: number; timeLimit?: number; announceTimeoutMs?: number } = {}
-  if (o.memoryLimit !== undefined) out.memoryLimit = o.memoryLimit
-  if (o.timeLimit !== undefined) out.timeLimit = o.timeLimit
-  if (o.announceTimeoutMs !== undefined) out.announceTimeoutMs = o.announceTimeoutMs
-  return out
-}
