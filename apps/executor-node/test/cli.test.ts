@@ -191,7 +191,7 @@ async function makeCapsuleFull(
       capsuleId,
       p,
       cid,
-      hexlify(header.payload.plaintextCommitment),
+      hexlify(header.payload.contentCommitment),
       kg.libp2p.peerId.toMultihash().bytes,
       `0x${sk.keyId}`,
     )

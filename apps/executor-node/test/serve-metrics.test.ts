@@ -115,7 +115,7 @@ async function announce(
       capsuleId,
       policy,
       cid,
-      hexlify(header.payload.plaintextCommitment),
+      hexlify(header.payload.contentCommitment),
       kg.libp2p.peerId.toMultihash().bytes,
       `0x${sk.keyId}`,
     )

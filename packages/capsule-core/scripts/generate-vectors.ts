@@ -256,9 +256,19 @@ export function generateVectors(): Vector[] {
   const c = multi.capsule
   const L = layout(c)
   v.push(failure('bad-magic', 'first byte of the magic changed', 'CAPSULE_FORMAT', flip(c, 0)))
+  const v3 = c.slice()
+  v3[7] = 3
+  v.push(failure('unknown-version', 'version byte 3', 'CAPSULE_VERSION', v3))
   const v2 = c.slice()
   v2[7] = 2
-  v.push(failure('unknown-version', 'version byte 2', 'CAPSULE_VERSION', v2))
+  v.push(
+    failure(
+      'version-2-preamble-over-version-1-header',
+      'preamble says version 2, the header is a valid version 1 header',
+      'CAPSULE_FORMAT',
+      v2,
+    ),
+  )
   v.push(
     failure('truncated-in-magic', 'only the first 4 bytes', 'CAPSULE_TRUNCATED', c.slice(0, 4)),
   )

@@ -1,7 +1,7 @@
 /**
  * Whole-buffer sealing and opening, header creation and verification, random access.
  */
-import { timingSafeEqual } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Address } from './encoding/address.ts'
 import { bytesArg, checkBytes, equalBytes } from './encoding/bytes.ts'
 import { type Hex, toHex } from './encoding/hex.ts'
@@ -13,7 +13,6 @@ import {
   InvalidArgumentError,
 } from './errors.ts'
 import {
-  CAPSULE_FORMAT_VERSION,
   type CapsuleHeader,
   CHUNK_TAG_LENGTH,
   CIPHER_SUITE_AES_256_GCM_STREAM,
@@ -23,8 +22,12 @@ import {
   type PolicyReference,
   type Receiver,
   type RuntimeRequirements,
+  V2_CHUNK_SIZE,
 } from './header.ts'
 import {
+  type CiphertextCommitment,
+  createCiphertextCommitmentCombiner,
+  createCommitmentCombiner,
   createPlaintextCommitment,
   DATA_KEY_LENGTH,
   deriveCommitmentKey,
@@ -34,12 +37,14 @@ import {
   type PlaintextCommitment,
 } from './keys.ts'
 import {
+  chunkCountFor,
+  chunkOffsets,
   chunkPlaintextLength,
   encodeCapsulePrefix,
   type ParsedCapsuleHeader,
   parseCapsuleHeader,
 } from './parse.ts'
-import { decryptChunk, PayloadOpener, PayloadSealer } from './payload.ts'
+import { decryptChunk, encryptChunk, PayloadOpener, PayloadSealer } from './payload.ts'
 import { checkHeaderSignature, type VerifiedCapsuleHeader, verifyOnce } from './verified-header.ts'
 import type { WrappedKey } from './wrapped-key.ts'
 
@@ -57,10 +62,19 @@ export interface CreateCapsuleHeaderParameters {
   plaintext?: Uint8Array
   /**
    * For streams and files: the result of `createPlaintextCommitment(...).digest()` or
-   * `commitPlaintextFile(...)` over the plaintext. Its chunk size becomes the header's.
+   * `commitPlaintextFile(...)` over the plaintext (version 1), or a version 2
+   * {@link CiphertextCommitment}. Its chunk size becomes the header's.
    */
-  commitment?: PlaintextCommitment
-  /** Plaintext bytes per chunk; default: the commitment's, else {@link DEFAULT_CHUNK_SIZE}. */
+  commitment?: PlaintextCommitment | CiphertextCommitment
+  /**
+   * The format version (default 1; a version 2 `commitment` makes it 2). Version 2 (SPEC.md
+   * §11) hashes every byte once when a file is sealed and added to IPFS; its chunk size is 1 MiB.
+   */
+  formatVersion?: 1 | 2
+  /**
+   * Plaintext bytes per chunk; default: the commitment's, else {@link DEFAULT_CHUNK_SIZE}
+   * (version 2: exactly {@link V2_CHUNK_SIZE}).
+   */
   chunkSize?: number
   /** 32 bytes; default random. Inject for reproducible output. */
   capsuleId?: Uint8Array
@@ -82,15 +96,32 @@ export function createCapsuleHeader(params: CreateCapsuleHeaderParameters): Caps
   const capsuleId = params.capsuleId ?? generateCapsuleId()
   checkBytes('capsuleId', capsuleId, 32)
   let commitment = params.commitment
-  const chunkSize = params.chunkSize ?? commitment?.chunkSize ?? DEFAULT_CHUNK_SIZE
+  const version = params.formatVersion ?? (commitment && 'payloadCommitment' in commitment ? 2 : 1)
+  if (version !== 1 && version !== 2) {
+    throw new InvalidArgumentError('formatVersion must be 1 or 2', { details: { version } })
+  }
+  const chunkSize =
+    params.chunkSize ??
+    commitment?.chunkSize ??
+    (version === 2 ? V2_CHUNK_SIZE : DEFAULT_CHUNK_SIZE)
   if (params.plaintext !== undefined) {
     if (commitment) throw new InvalidArgumentError('give plaintext or commitment, not both')
     checkBytes('plaintext', params.plaintext)
-    const c = createPlaintextCommitment(params.dataKey, capsuleId, chunkSize)
-    c.update(params.plaintext)
-    commitment = c.digest()
+    if (version === 2) {
+      commitment = ciphertextCommitment(params.dataKey, capsuleId, chunkSize, params.plaintext)
+    } else {
+      const c = createPlaintextCommitment(params.dataKey, capsuleId, chunkSize)
+      c.update(params.plaintext)
+      commitment = c.digest()
+    }
   }
   if (!commitment) throw new InvalidArgumentError('plaintext or commitment is required')
+  if (('payloadCommitment' in commitment ? 2 : 1) !== version) {
+    throw new InvalidArgumentError('the commitment is of another format version', {
+      details: { formatVersion: version },
+      hint: 'Version 1 takes createPlaintextCommitment / commitPlaintextFile; version 2 a ciphertext commitment.',
+    })
+  }
   // The commitment hashes chunk by chunk, so it only holds for the chunk size it was cut at.
   if (commitment.chunkSize !== chunkSize) {
     throw new InvalidArgumentError('the commitment was computed with another chunk size', {
@@ -99,7 +130,7 @@ export function createCapsuleHeader(params: CreateCapsuleHeaderParameters): Caps
     })
   }
   const header: CapsuleHeader = {
-    version: CAPSULE_FORMAT_VERSION,
+    version,
     capsuleId,
     owner: params.owner,
     createdAt: params.createdAt ?? Math.floor(Date.now() / 1000),
@@ -109,7 +140,10 @@ export function createCapsuleHeader(params: CreateCapsuleHeaderParameters): Caps
       cipherSuite: CIPHER_SUITE_AES_256_GCM_STREAM,
       chunkSize,
       plaintextSize: commitment.plaintextSize,
-      plaintextCommitment: commitment.plaintextCommitment,
+      contentCommitment:
+        'payloadCommitment' in commitment
+          ? commitment.payloadCommitment
+          : commitment.plaintextCommitment,
       keyCommitment: keyCommitment(params.dataKey, capsuleId),
     },
     runtime: params.runtime,
@@ -117,8 +151,38 @@ export function createCapsuleHeader(params: CreateCapsuleHeaderParameters): Caps
     wrappedKeys: params.wrappedKeys ?? [],
   }
   // Validate now, and return the normalised form (checksummed addresses, no stray keys).
-  return parseCapsuleHeader(encodeCapsulePrefix(encodeCapsuleHeader(header), new Uint8Array(65)))
-    .header
+  return parseCapsuleHeader(
+    encodeCapsulePrefix(encodeCapsuleHeader(header), new Uint8Array(65), header.version),
+  ).header
+}
+
+/**
+ * Version 2's commitment (SPEC.md §11.3) of a plaintext in memory: every chunk encrypted
+ * (the ciphertext does not depend on the AAD; the tags, which do, are not used) and hashed.
+ */
+function ciphertextCommitment(
+  dataKey: Uint8Array,
+  capsuleId: Uint8Array,
+  chunkSize: number,
+  plaintext: Uint8Array,
+): CiphertextCommitment {
+  const size = plaintext.length
+  const n = chunkCountFor(size, chunkSize)
+  const key = derivePayloadKey(dataKey, capsuleId)
+  const combiner = createCiphertextCommitmentCombiner(chunkSize, size)
+  try {
+    for (let i = 0; i < n; i++) {
+      const piece = plaintext.subarray(i * chunkSize, Math.min(size, (i + 1) * chunkSize))
+      const parts = encryptChunk(key, new Uint8Array(32), i, i === n - 1, [piece])
+      parts.pop()
+      const hash = createHash('sha256')
+      for (const p of parts) hash.update(p)
+      combiner.add(new Uint8Array(hash.digest()))
+    }
+  } finally {
+    key.fill(0)
+  }
+  return { plaintextSize: size, chunkSize, payloadCommitment: combiner.digest() }
 }
 
 /** Inputs shared by {@link sealCapsule} and the sealing streams. */
@@ -184,7 +248,7 @@ export function prepareSeal(params: SealParameters): {
       ? bytesArg('signature', params.signature, 65)
       : params.signature
   checkBytes('signature', signature, 65)
-  const prefix = encodeCapsulePrefix(headerBytes, signature)
+  const prefix = encodeCapsulePrefix(headerBytes, signature, params.header.version)
   const parsed = parseCapsuleHeader(prefix)
   verifyCapsuleHeader(parsed)
   if (
@@ -220,15 +284,53 @@ export function prepareSeal(params: SealParameters): {
  */
 export function sealCapsule(params: SealParameters & { plaintext: Uint8Array }): Uint8Array {
   checkBytes('plaintext', params.plaintext)
-  const { prefix, sealer, parsed } = prepareSeal(params)
+  const { prefix, sealer, parsed, payloadKey } = prepareSeal(params)
   const out = new Uint8Array(parsed.capsuleLength)
   out.set(prefix, 0)
+  if (parsed.header.version !== 1) {
+    try {
+      sealBodies(parsed, payloadKey, params.plaintext, out)
+    } finally {
+      // the stream sealer holds the same key: this zeroes it
+      sealer.destroy()
+    }
+    return out
+  }
   let off = prefix.length
   for (const part of [...sealer.write(params.plaintext), ...sealer.end()]) {
     out.set(part, off)
     off += part.length
   }
   return out
+}
+
+/** Version 2 in memory: each body at its place, its tag in the table; the padding stays zero. */
+function sealBodies(
+  parsed: ParsedCapsuleHeader,
+  payloadKey: Uint8Array,
+  plaintext: Uint8Array,
+  out: Uint8Array,
+): void {
+  const { plaintextSize } = parsed.header.payload
+  if (plaintext.length !== plaintextSize) {
+    throw new InvalidArgumentError('plaintext length does not match header.payload.plaintextSize', {
+      details: { plaintextSize, received: plaintext.length },
+    })
+  }
+  const last = parsed.chunkCount - 1
+  for (let i = 0; i <= last; i++) {
+    const { body, tag, length } = chunkOffsets(parsed, i)
+    const start = body - parsed.bodiesOffset
+    const parts = encryptChunk(payloadKey, parsed.headerHash, i, i === last, [
+      plaintext.subarray(start, start + length),
+    ])
+    out.set(parts.pop() as Uint8Array, tag)
+    let off = body
+    for (const p of parts) {
+      out.set(p, off)
+      off += p.length
+    }
+  }
 }
 
 /**
@@ -285,9 +387,14 @@ export function prepareOpen(parsed: ParsedCapsuleHeader, options: OpenOptions): 
   verifyOnce(parsed, options)
   checkDataKey(parsed, options.dataKey)
   const id = parsed.header.capsuleId
-  const commitmentKey =
-    options.checkCommitment === false ? undefined : deriveCommitmentKey(options.dataKey, id)
-  return new PayloadOpener(parsed, derivePayloadKey(options.dataKey, id), commitmentKey)
+  const { chunkSize, plaintextSize } = parsed.header.payload
+  const commitment =
+    options.checkCommitment === false
+      ? undefined
+      : parsed.header.version === 1
+        ? createCommitmentCombiner(deriveCommitmentKey(options.dataKey, id))
+        : createCiphertextCommitmentCombiner(chunkSize, plaintextSize)
+  return new PayloadOpener(parsed, derivePayloadKey(options.dataKey, id), commitment)
 }
 
 /** Result of {@link openCapsule}. */
@@ -327,30 +434,34 @@ export function openCapsule(bytes: Uint8Array, options: OpenOptions): OpenedCaps
 
 /**
  * Byte range of chunk `index` inside the capsule (for HTTP range requests or IPFS
- * offsets), as `[start, end)`.
+ * offsets), as `[start, end)`, and where its 16-byte tag is. Version 1: the chunk and its tag,
+ * which is its last 16 bytes; version 2: the body alone, its tag in the table at `tagStart`.
  *
  * @throws {InvalidArgumentError} if `index` is out of range.
  */
 export function capsuleChunkRange(
   parsed: ParsedCapsuleHeader,
   index: number,
-): { start: number; end: number } {
+): { start: number; end: number; tagStart: number } {
   if (!Number.isSafeInteger(index) || index < 0 || index >= parsed.chunkCount) {
     throw new InvalidArgumentError('chunk index out of range', {
       details: { index, chunkCount: parsed.chunkCount },
     })
   }
-  const start = parsed.payloadOffset + index * (parsed.header.payload.chunkSize + CHUNK_TAG_LENGTH)
-  return { start, end: start + chunkPlaintextLength(parsed.header, index) + CHUNK_TAG_LENGTH }
+  const { body, tag, length } = chunkOffsets(parsed, index)
+  const end = body + length + (parsed.header.version === 1 ? CHUNK_TAG_LENGTH : 0)
+  return { start: body, end, tagStart: tag }
 }
 
 /**
  * Opens chunk `index` alone (random access). The caller supplies the chunk's bytes, e.g.
- * `capsule.subarray(range.start, range.end)` for `range = capsuleChunkRange(parsed, index)`.
- * Verify the header once with {@link verifyCapsuleHeader} first. The plaintext commitment
+ * `capsule.subarray(range.start, range.end)` for `range = capsuleChunkRange(parsed, index)`,
+ * and for version 2 its tag, `capsule.subarray(range.tagStart, range.tagStart + 16)`.
+ * Verify the header once with {@link verifyCapsuleHeader} first. The header's commitment
  * covers the whole payload, so it is not checked here; each chunk is still authenticated.
  *
- * @throws {InvalidArgumentError} if `index` is out of range.
+ * @throws {InvalidArgumentError} if `index` is out of range, or a tag is missing (version 2)
+ *   or given (version 1).
  * @throws {CapsuleKeyError} for a wrong data key.
  * @throws {CapsuleTruncatedError} if `chunkBytes` is shorter than the chunk, {@link CapsuleFormatError} if longer.
  * @throws {CapsuleIntegrityError} if the chunk does not authenticate at this index.
@@ -365,9 +476,15 @@ export function openChunk(
   dataKey: Uint8Array,
   index: number,
   chunkBytes: Uint8Array,
+  tag?: Uint8Array,
 ): Uint8Array {
   const { start, end } = capsuleChunkRange(parsed, index)
   checkBytes('chunkBytes', chunkBytes)
+  const v1 = parsed.header.version === 1
+  if (v1 && tag !== undefined) {
+    throw new InvalidArgumentError('a version 1 chunk carries its own tag: give no tag')
+  }
+  if (!v1) checkBytes('tag', tag, CHUNK_TAG_LENGTH)
   const expected = end - start
   if (chunkBytes.length < expected) {
     throw new CapsuleTruncatedError('chunk is shorter than expected', {
@@ -383,14 +500,15 @@ export function openChunk(
   const key = derivePayloadKey(dataKey, parsed.header.capsuleId)
   try {
     const last = index === parsed.chunkCount - 1
-    const plain = decryptChunk(key, parsed.headerHash, index, last, [chunkBytes])
+    const sealed = v1 ? [chunkBytes] : [chunkBytes, tag as Uint8Array]
+    const plain = decryptChunk(key, parsed.headerHash, index, last, sealed)
     if (!plain) {
       throw new CapsuleIntegrityError('payload chunk failed authentication', {
         details: { chunk: index, reason: 'chunk-authentication' },
         hint: 'The chunk was altered, or belongs to another index or header.',
       })
     }
-    const out = new Uint8Array(expected - CHUNK_TAG_LENGTH)
+    const out = new Uint8Array(chunkPlaintextLength(parsed.header, index))
     let off = 0
     for (const p of plain) {
       out.set(p, off)

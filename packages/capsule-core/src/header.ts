@@ -19,8 +19,23 @@ import {
   type WrapScheme,
 } from './wrapped-key.ts'
 
-/** The only format version this library reads and writes. */
+/** Format version 1: chunks with their tags inline, a keyed plaintext commitment (SPEC.md). */
 export const CAPSULE_FORMAT_VERSION = 1
+/**
+ * Format version 2: the tags in one table before the bodies, each body a whole IPFS leaf, and
+ * a commitment over the ciphertext (SPEC.md §11), so a file seal hashes every byte once.
+ */
+export const CAPSULE_FORMAT_VERSION_2 = 2
+/** The format versions this library reads and writes. */
+export const CAPSULE_FORMAT_VERSIONS: readonly number[] = [1, 2]
+/** Version 2's one chunk size: one body is one 1 MiB IPFS leaf (SPEC.md §11.1). */
+export const V2_CHUNK_SIZE = 1024 * 1024
+/** Version 2: most tag-table bytes a reader holds (16 per chunk: 1 TiB of payload). */
+export const V2_MAX_TAG_TABLE_LENGTH = 16 * 1024 * 1024
+/** Version 2: capsules of this many chunks or more put their bodies on 1 MiB file offsets. */
+export const V2_ALIGN_MIN_CHUNKS = 64
+/** Version 2: the alignment of the bodies of an aligned capsule (the IPFS leaf size). */
+export const V2_BODY_ALIGNMENT = 1024 * 1024
 /** ASCII "DIGICAP" followed by the version byte. */
 export const CAPSULE_MAGIC = new Uint8Array([0x44, 0x49, 0x47, 0x49, 0x43, 0x41, 0x50])
 /** Magic (7) + version (1) + header length (u32 BE, 4). */
@@ -80,8 +95,13 @@ export interface PayloadDescriptor {
   chunkSize: number
   /** Exact plaintext length in bytes. */
   plaintextSize: number
-  /** HMAC-SHA256 of the plaintext under a key derived from the data key (SPEC.md §4.3). */
-  plaintextCommitment: Uint8Array
+  /**
+   * The header's commitment to the payload. Version 1: HMAC-SHA256 over the plaintext's
+   * chunk digests under a key derived from the data key (SPEC.md §4.3, CBOR key
+   * `plaintextCommitment`). Version 2: SHA-256 over the ciphertext bodies' digests, unkeyed
+   * (SPEC.md §11.3, CBOR key `payloadCommitment`).
+   */
+  contentCommitment: Uint8Array
   /** HKDF output that commits to the data key; a wrong key is caught before any chunk. */
   keyCommitment: Uint8Array
 }
@@ -213,8 +233,9 @@ function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
     fail,
   )
   const version = uint('header.version', m.version, fail)
-  if (version !== CAPSULE_FORMAT_VERSION)
+  if (!CAPSULE_FORMAT_VERSIONS.includes(version))
     fail('header.version does not match the preamble', { version })
+  const commitmentKey = version === 1 ? 'plaintextCommitment' : 'payloadCommitment'
 
   const p = map('header.policy', m.policy, fail)
   checkKeys('header.policy', p, ['chainId', 'registry', 'policy'], [], fail)
@@ -231,7 +252,7 @@ function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
   checkKeys(
     'header.payload',
     pl,
-    ['cipherSuite', 'chunkSize', 'plaintextSize', 'plaintextCommitment', 'keyCommitment'],
+    ['cipherSuite', 'chunkSize', 'plaintextSize', commitmentKey, 'keyCommitment'],
     [],
     fail,
   )
@@ -245,6 +266,17 @@ function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
   }
   if (chunkSize < MIN_CHUNK_SIZE || (chunkSize & (chunkSize - 1)) !== 0) {
     fail('header.payload.chunkSize must be a power of two >= 64', { chunkSize })
+  }
+  if (version === 2 && chunkSize !== V2_CHUNK_SIZE) {
+    fail('header.payload.chunkSize must be 1 MiB in format version 2', { chunkSize })
+  }
+  const plaintextSize = uint('header.payload.plaintextSize', pl.plaintextSize, fail)
+  if (version === 2 && 16 * Math.ceil(plaintextSize / chunkSize) > V2_MAX_TAG_TABLE_LENGTH) {
+    fail(
+      'header.payload.plaintextSize is over the limit of format version 2',
+      { plaintextSize, maxTagTableLength: V2_MAX_TAG_TABLE_LENGTH },
+      true,
+    )
   }
 
   const r = map('header.runtime', m.runtime, fail)
@@ -305,13 +337,8 @@ function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
     payload: {
       cipherSuite,
       chunkSize,
-      plaintextSize: uint('header.payload.plaintextSize', pl.plaintextSize, fail),
-      plaintextCommitment: bytes(
-        'header.payload.plaintextCommitment',
-        pl.plaintextCommitment,
-        fail,
-        32,
-      ),
+      plaintextSize,
+      contentCommitment: bytes(`header.payload.${commitmentKey}`, pl[commitmentKey], fail, 32),
       keyCommitment: bytes('header.payload.keyCommitment', pl.keyCommitment, fail, 32),
     },
     runtime,
@@ -351,7 +378,7 @@ function toCbor(h: CapsuleHeader): CborMap {
       cipherSuite: payload.cipherSuite,
       chunkSize: payload.chunkSize,
       plaintextSize: payload.plaintextSize,
-      plaintextCommitment: payload.plaintextCommitment,
+      [h.version === 1 ? 'plaintextCommitment' : 'payloadCommitment']: payload.contentCommitment,
       keyCommitment: payload.keyCommitment,
     },
     runtime: rt,

@@ -169,6 +169,8 @@ export type {
 } from './header.ts'
 export {
   CAPSULE_FORMAT_VERSION,
+  CAPSULE_FORMAT_VERSION_2,
+  CAPSULE_FORMAT_VERSIONS,
   CAPSULE_MAGIC,
   CAPSULE_PREAMBLE_LENGTH,
   CAPSULE_SIGNATURE_LENGTH,
@@ -183,6 +185,7 @@ export {
   MAX_STRING_LENGTH,
   MAX_WRAPPED_KEYS,
   MIN_CHUNK_SIZE,
+  V2_CHUNK_SIZE,
 } from './header.ts'
 export type { HpkeSealed, X25519KeyPair } from './hpke.ts'
 export {
@@ -195,8 +198,9 @@ export {
   X25519_KEY_LENGTH,
   x25519PublicKey,
 } from './hpke.ts'
-export type { PlaintextCommitment, PlaintextCommitter } from './keys.ts'
+export type { CiphertextCommitment, PlaintextCommitment, PlaintextCommitter } from './keys.ts'
 export {
+  createCiphertextCommitmentCombiner,
   createPlaintextCommitment,
   DATA_KEY_LENGTH,
   generateCapsuleId,

@@ -64,6 +64,15 @@ export interface PlaintextCommitment {
   chunkSize: number
 }
 
+/** Version 2's commitment (SPEC.md §11.3): what the header's payload fields need. */
+export interface CiphertextCommitment {
+  plaintextSize: number
+  /** `SHA-256(label ‖ u32be(chunkSize) ‖ u64be(plaintextSize) ‖ SHA-256(body 0) ‖ …)`. */
+  payloadCommitment: Uint8Array
+  /** The chunk size the bodies were cut at: {@link V2_CHUNK_SIZE}. */
+  chunkSize: number
+}
+
 /** Incremental plaintext commitment. */
 export interface PlaintextCommitter {
   /** Feeds the next plaintext bytes (any piece sizes: chunk boundaries are tracked here). */
@@ -82,6 +91,34 @@ export interface CommitmentCombiner {
   add(leaf: Uint8Array): void
   /** The commitment over every leaf added. */
   digest(): Uint8Array
+}
+
+/** The label that starts version 2's payload commitment (SPEC.md §11.3). */
+export const V2_COMMITMENT_LABEL = 'digicap capsule v2 ciphertext commitment'
+
+/**
+ * Starts version 2's {@link CommitmentCombiner} (SPEC.md §11.3): unkeyed, over the SHA-256 of
+ * every body's ciphertext, `SHA-256(label ‖ u32be(chunkSize) ‖ u64be(plaintextSize) ‖ leaf_0 ‖ …)`.
+ * The leaves are the bodies' IPFS leaf digests: anyone can check the bodies against a header.
+ */
+export function createCiphertextCommitmentCombiner(
+  chunkSize: number,
+  plaintextSize: number,
+): CommitmentCombiner {
+  const hash = createHash('sha256').update(V2_COMMITMENT_LABEL)
+  const sizes = new Uint8Array(12)
+  const view = new DataView(sizes.buffer)
+  view.setUint32(0, chunkSize, false)
+  view.setBigUint64(4, BigInt(plaintextSize), false)
+  hash.update(sizes)
+  return {
+    add(leaf) {
+      hash.update(leaf)
+    },
+    digest() {
+      return new Uint8Array(hash.digest())
+    },
+  }
 }
 
 /** Starts a {@link CommitmentCombiner} keyed with a commitment key (which it zeroes). */

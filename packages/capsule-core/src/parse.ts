@@ -11,6 +11,7 @@ import {
 } from './errors.ts'
 import {
   CAPSULE_FORMAT_VERSION,
+  CAPSULE_FORMAT_VERSIONS,
   CAPSULE_MAGIC,
   CAPSULE_PREAMBLE_LENGTH,
   CAPSULE_SIGNATURE_LENGTH,
@@ -18,6 +19,8 @@ import {
   CHUNK_TAG_LENGTH,
   decodeCapsuleHeader,
   MAX_HEADER_LENGTH,
+  V2_ALIGN_MIN_CHUNKS,
+  V2_BODY_ALIGNMENT,
 } from './header.ts'
 
 /** A parsed capsule header with everything needed to open or locate its chunks. */
@@ -30,14 +33,53 @@ export interface ParsedCapsuleHeader {
   headerHash: Uint8Array
   /** The owner's 65-byte `r || s || v` signature (not yet verified). */
   signature: Uint8Array
-  /** Offset of the first payload chunk in the capsule. */
+  /**
+   * Offset of the payload: the bytes after the signature. Version 1: the first chunk;
+   * version 2: the tag table (SPEC.md §11.2).
+   */
   payloadOffset: number
+  /**
+   * Offset of chunk 0's ciphertext. Version 1: `payloadOffset`; version 2: after the tag
+   * table and the zero padding, `bodiesOffset + i × chunkSize` is body i.
+   */
+  bodiesOffset: number
   /** Number of payload chunks (at least 1). */
   chunkCount: number
-  /** Encrypted payload length: plaintextSize + 16 × chunkCount. */
+  /**
+   * Payload length: version 1, plaintextSize + 16 × chunkCount; version 2, the tag table, the
+   * padding and the bodies (`capsuleLength − payloadOffset`).
+   */
   payloadLength: number
   /** Total capsule length: payloadOffset + payloadLength. */
   capsuleLength: number
+}
+
+/**
+ * Where version 2 puts its bodies: after the tag table, rounded up to 1 MiB for a capsule of
+ * {@link V2_ALIGN_MIN_CHUNKS} chunks or more (SPEC.md §11.2).
+ */
+export function v2BodiesOffset(prefixLength: number, chunkCount: number): number {
+  const tableEnd = prefixLength + CHUNK_TAG_LENGTH * chunkCount
+  if (chunkCount < V2_ALIGN_MIN_CHUNKS) return tableEnd
+  return Math.ceil(tableEnd / V2_BODY_ALIGNMENT) * V2_BODY_ALIGNMENT
+}
+
+/** Where chunk `index`'s ciphertext starts, and where its tag is, in either version. */
+export function chunkOffsets(
+  parsed: Pick<ParsedCapsuleHeader, 'header' | 'payloadOffset' | 'bodiesOffset'>,
+  index: number,
+): { body: number; tag: number; length: number } {
+  const { chunkSize } = parsed.header.payload
+  const length = chunkPlaintextLength(parsed.header, index)
+  if (parsed.header.version === 1) {
+    const body = parsed.payloadOffset + index * (chunkSize + CHUNK_TAG_LENGTH)
+    return { body, tag: body + length, length }
+  }
+  return {
+    body: parsed.bodiesOffset + index * chunkSize,
+    tag: parsed.payloadOffset + index * CHUNK_TAG_LENGTH,
+    length,
+  }
 }
 
 /** Number of chunks for a plaintext size: max(1, ceil(size / chunkSize)). */
@@ -71,9 +113,9 @@ export function checkPreamble(bytes: Uint8Array): number | undefined {
   }
   if (bytes.length <= CAPSULE_MAGIC.length) return undefined
   const version = bytes[CAPSULE_MAGIC.length] as number
-  if (version !== CAPSULE_FORMAT_VERSION) {
+  if (!CAPSULE_FORMAT_VERSIONS.includes(version)) {
     throw new CapsuleVersionError('unsupported capsule format version', {
-      details: { version, supported: [CAPSULE_FORMAT_VERSION] },
+      details: { version, supported: CAPSULE_FORMAT_VERSIONS },
       hint: 'Upgrade @digicap/capsule-core to read newer capsules.',
     })
   }
@@ -118,27 +160,43 @@ export function parseCapsuleHeader(bytes: Uint8Array): ParsedCapsuleHeader {
   }
   const headerBytes = bytes.slice(CAPSULE_PREAMBLE_LENGTH, headerEnd)
   const header = decodeCapsuleHeader(headerBytes)
-  const chunkCount = chunkCountFor(header.payload.plaintextSize, header.payload.chunkSize)
-  const payloadLength = header.payload.plaintextSize + CHUNK_TAG_LENGTH * chunkCount
+  const version = bytes[CAPSULE_MAGIC.length] as number
+  if (header.version !== version) {
+    throw new CapsuleFormatError('capsule header: header.version does not match the preamble', {
+      details: { version: header.version, preamble: version },
+    })
+  }
+  const { plaintextSize, chunkSize } = header.payload
+  const chunkCount = chunkCountFor(plaintextSize, chunkSize)
+  const bodiesOffset = version === 1 ? payloadOffset : v2BodiesOffset(payloadOffset, chunkCount)
+  const capsuleLength =
+    version === 1
+      ? payloadOffset + plaintextSize + CHUNK_TAG_LENGTH * chunkCount
+      : bodiesOffset + plaintextSize
   return {
     header,
     headerBytes,
     headerHash: keccak_256(headerBytes),
     signature: bytes.slice(headerEnd, payloadOffset),
     payloadOffset,
+    bodiesOffset,
     chunkCount,
-    payloadLength,
-    capsuleLength: payloadOffset + payloadLength,
+    payloadLength: capsuleLength - payloadOffset,
+    capsuleLength,
   }
 }
 
-/** Builds the preamble + header + signature bytes. */
-export function encodeCapsulePrefix(headerBytes: Uint8Array, signature: Uint8Array): Uint8Array {
+/** Builds the preamble + header + signature bytes; `version` is the header's. */
+export function encodeCapsulePrefix(
+  headerBytes: Uint8Array,
+  signature: Uint8Array,
+  version: number = CAPSULE_FORMAT_VERSION,
+): Uint8Array {
   const out = new Uint8Array(
     CAPSULE_PREAMBLE_LENGTH + headerBytes.length + CAPSULE_SIGNATURE_LENGTH,
   )
   out.set(CAPSULE_MAGIC, 0)
-  out[CAPSULE_MAGIC.length] = CAPSULE_FORMAT_VERSION
+  out[CAPSULE_MAGIC.length] = version
   new DataView(out.buffer).setUint32(8, headerBytes.length, false)
   out.set(headerBytes, CAPSULE_PREAMBLE_LENGTH)
   out.set(signature, CAPSULE_PREAMBLE_LENGTH + headerBytes.length)

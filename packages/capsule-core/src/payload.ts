@@ -16,8 +16,8 @@ import {
   InvalidArgumentError,
 } from './errors.ts'
 import { CHUNK_TAG_LENGTH } from './header.ts'
-import { type CommitmentCombiner, createCommitmentCombiner } from './keys.ts'
-import { chunkCountFor, type ParsedCapsuleHeader } from './parse.ts'
+import type { CommitmentCombiner } from './keys.ts'
+import { chunkPlaintextLength, type ParsedCapsuleHeader } from './parse.ts'
 
 const ALGORITHM = 'aes-256-gcm'
 
@@ -278,33 +278,39 @@ export class PayloadSealer {
   }
 }
 
-/** Decrypts the chunk stream that follows a parsed header. */
+/** Decrypts the payload that follows a parsed header (either format version). */
 export class PayloadOpener {
   private readonly queue = new ByteQueue()
   private index = 0
   private done = false
   private readonly commitment: CommitmentCombiner | undefined
-  /** The run measurement's payload digest, from the commitment's leaves (ADR 0059). */
+  /** The run measurement's payload digest, from the plaintext's leaves (ADR 0059). */
   private readonly payload: PayloadDigestCombiner | undefined
   private payloadDigestValue: Uint8Array | undefined
   private readonly parsed: ParsedCapsuleHeader
   private readonly key: Uint8Array
+  /** Version 2: the tag table, once read (SPEC.md §11.2). */
+  private tags: Uint8Array | undefined
+  /** Version 2: the zero padding between the tag table and the bodies, once checked. */
+  private padded = false
 
   /**
-   * @param commitmentKey - when given, the plaintext commitment is checked before the last
-   *   chunk's plaintext is released.
+   * @param commitment - when given, the header's commitment is checked before the last
+   *   chunk's plaintext is released: version 1's keyed combiner (`createCommitmentCombiner`),
+   *   version 2's unkeyed one (`createCiphertextCommitmentCombiner`).
    */
-  constructor(parsed: ParsedCapsuleHeader, key: Uint8Array, commitmentKey?: Uint8Array) {
+  constructor(parsed: ParsedCapsuleHeader, key: Uint8Array, commitment?: CommitmentCombiner) {
     this.parsed = parsed
     this.key = key
-    this.commitment = commitmentKey ? createCommitmentCombiner(commitmentKey) : undefined
+    this.commitment = commitment
     const { chunkSize, plaintextSize } = parsed.header.payload
-    this.payload = commitmentKey ? createPayloadDigestCombiner(chunkSize, plaintextSize) : undefined
+    this.payload = commitment ? createPayloadDigestCombiner(chunkSize, plaintextSize) : undefined
+    if (parsed.header.version === 1) this.padded = true
   }
 
   /**
    * The payload digest (version 2, docs/bundle.md §7) of the plaintext this opener released,
-   * from the leaves it hashed for the commitment: no second pass over the data.
+   * from the leaves it hashed along the way: no second pass over the data.
    *
    * @throws {InvalidArgumentError} before the last chunk passed its checks, or when the opener
    *   was made without the commitment check (it hashed no leaves).
@@ -320,10 +326,15 @@ export class PayloadOpener {
     return this.payloadDigestValue.slice()
   }
 
-  private expectedLength(index: number): number {
-    const { plaintextSize, chunkSize } = this.parsed.header.payload
-    const n = chunkCountFor(plaintextSize, chunkSize)
-    return (index < n - 1 ? chunkSize : plaintextSize - (n - 1) * chunkSize) + CHUNK_TAG_LENGTH
+  /** Bytes the next step needs: version 2's table, then its padding, then a chunk (and tag). */
+  private needed(): number {
+    const { parsed } = this
+    if (parsed.header.version !== 1) {
+      if (!this.tags) return parsed.chunkCount * CHUNK_TAG_LENGTH
+      if (!this.padded) return parsed.bodiesOffset - parsed.payloadOffset - this.tags.length
+    }
+    const length = chunkPlaintextLength(parsed.header, this.index)
+    return parsed.header.version === 1 ? length + CHUNK_TAG_LENGTH : length
   }
 
   write(bytes: Uint8Array): Uint8Array[] {
@@ -334,12 +345,24 @@ export class PayloadOpener {
     this.queue.push(bytes)
     const out: Uint8Array[] = []
     const last = this.parsed.chunkCount - 1
-    while (!this.done && this.queue.length >= this.expectedLength(this.index)) {
+    const v1 = this.parsed.header.version === 1
+    while (!this.done && this.queue.length >= this.needed()) {
+      if (!v1 && !this.tags) {
+        this.tags = joinPieces(this.queue.take(this.needed()))
+        continue
+      }
+      if (!this.padded) {
+        const padding = this.queue.take(this.needed())
+        if (padding.some((p) => p.some((b) => b !== 0))) throw nonZeroPadding()
+        this.padded = true
+        continue
+      }
       const i = this.index
-      const pieces = this.queue.take(this.expectedLength(i))
-      const plain = decryptChunk(this.key, this.parsed.headerHash, i, i === last, pieces)
+      const pieces = this.queue.take(this.needed())
+      const sealed = v1 ? pieces : [...pieces, this.tagOf(i)]
+      const plain = decryptChunk(this.key, this.parsed.headerHash, i, i === last, sealed)
       if (!plain) {
-        if (i === last && decryptChunk(this.key, this.parsed.headerHash, i, false, pieces)) {
+        if (i === last && decryptChunk(this.key, this.parsed.headerHash, i, false, sealed)) {
           throw new CapsuleFormatError('the last chunk is not marked as last', {
             details: { chunk: i, reason: 'last-chunk-not-final' },
             hint: 'The sealer wrote a non-final last chunk (e.g. followed by an empty final chunk).',
@@ -351,21 +374,19 @@ export class PayloadOpener {
         })
       }
       if (this.commitment) {
-        const leaf = createHash('sha256')
-        for (const p of plain) leaf.update(p)
-        const digest = leaf.digest()
-        this.commitment.add(digest)
-        this.payload?.add(digest)
+        const plainLeaf = sha256Pieces(plain)
+        this.commitment.add(v1 ? plainLeaf : sha256Pieces(pieces))
+        this.payload?.add(plainLeaf)
       }
       this.index++
       if (i === last) {
         this.done = true
         if (
           this.commitment &&
-          !equalBytes(this.commitment.digest(), this.parsed.header.payload.plaintextCommitment)
+          !equalBytes(this.commitment.digest(), this.parsed.header.payload.contentCommitment)
         ) {
           for (const p of plain) p.fill(0)
-          throw commitmentMismatch()
+          throw v1 ? commitmentMismatch() : payloadCommitmentMismatch()
         }
         const payloadDigest = this.payload?.digest()
         if (this.queue.length > 0) this.trailing(this.queue.length)
@@ -375,6 +396,13 @@ export class PayloadOpener {
       out.push(...plain)
     }
     return out
+  }
+
+  private tagOf(index: number): Uint8Array {
+    return (this.tags as Uint8Array).subarray(
+      index * CHUNK_TAG_LENGTH,
+      (index + 1) * CHUNK_TAG_LENGTH,
+    )
   }
 
   private trailing(length: number): never {
@@ -388,7 +416,10 @@ export class PayloadOpener {
           chunk: this.index,
           chunkCount: this.parsed.chunkCount,
           bufferedBytes: this.queue.length,
-          neededBytes: this.expectedLength(this.index),
+          neededBytes: this.needed(),
+          ...(this.parsed.header.version !== 1 && !this.padded
+            ? { in: this.tags ? 'padding' : 'tag-table' }
+            : {}),
         },
       })
     }
@@ -401,6 +432,41 @@ export class PayloadOpener {
     this.payloadDigestValue = undefined
     this.key.fill(0)
   }
+}
+
+function sha256Pieces(pieces: readonly Uint8Array[]): Uint8Array {
+  const hash = createHash('sha256')
+  for (const p of pieces) hash.update(p)
+  return new Uint8Array(hash.digest())
+}
+
+function joinPieces(pieces: readonly Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return (pieces[0] as Uint8Array).slice()
+  let total = 0
+  for (const p of pieces) total += p.length
+  const out = new Uint8Array(total)
+  let off = 0
+  for (const p of pieces) {
+    out.set(p, off)
+    off += p.length
+  }
+  return out
+}
+
+/** Version 2: a byte of the padding before the bodies is not zero (one capsule, one encoding). */
+export function nonZeroPadding(): CapsuleFormatError {
+  return new CapsuleFormatError('the padding before the payload bodies is not zero', {
+    details: { reason: 'padding' },
+    hint: 'A version 2 capsule pads its tag table with zero bytes to the bodies (SPEC.md §11.2).',
+  })
+}
+
+/** Version 2: the error every opener throws when the bodies do not match the header commitment. */
+export function payloadCommitmentMismatch(): CapsuleIntegrityError {
+  return new CapsuleIntegrityError('payload does not match the header commitment', {
+    details: { reason: 'payload-commitment' },
+    hint: 'The payload was re-encrypted by someone holding the data key; the owner did not sign this content.',
+  })
 }
 
 export { ByteQueue }

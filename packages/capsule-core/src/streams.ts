@@ -18,7 +18,14 @@ interface Machine {
 }
 
 function sealMachine(params: SealParameters): Machine {
-  const { prefix, sealer } = prepareSeal(params)
+  const { prefix, sealer, parsed } = prepareSeal(params)
+  if (parsed.header.version !== 1) {
+    sealer.destroy()
+    throw new InvalidArgumentError('a version 2 capsule cannot be sealed as a stream', {
+      details: { version: parsed.header.version },
+      hint: 'Its tag table comes before the bodies: seal it with sealCapsule or a file sealer, or make a version 1 header.',
+    })
+  }
   let started = false
   const start = (out: Uint8Array[]) => {
     if (!started) {

@@ -13,16 +13,25 @@ import {
   DEFAULT_CHUNK_SIZE,
   encodeCapsuleHeader,
   type PolicyReference,
+  V2_BODY_ALIGNMENT,
+  V2_CHUNK_SIZE,
 } from '../header.ts'
 import {
+  createCiphertextCommitmentCombiner,
   createCommitmentCombiner,
   DATA_KEY_LENGTH,
   deriveCommitmentKey,
   derivePayloadKey,
   generateCapsuleId,
 } from '../keys.ts'
-import { chunkCountFor, chunkPlaintextLength, type ParsedCapsuleHeader } from '../parse.ts'
+import {
+  chunkCountFor,
+  chunkPlaintextLength,
+  type ParsedCapsuleHeader,
+  v2BodiesOffset,
+} from '../parse.ts'
 import { commitPlaintextFile } from './commit-file.ts'
+import type { FilePieceDigest } from './hash-pieces.ts'
 import { openRegularFile, openTarget, SEAL_INPUT_HINT, type Target, writeAtSync } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
 import { inputChanged, writeSealed } from './seal-file.ts'
@@ -63,8 +72,13 @@ export type CommitAndSealFileParameters = Omit<
      * IPFS during the flush instead of after it. `output` appears only once both are done; if
      * it rejects, the temp file is removed and the call rejects with its error. The file must
      * not be written to.
+     *
+     * `pieces`, for a version 2 capsule whose bodies sit on 1 MiB offsets (64 chunks or more):
+     * the SHA-256 of every 1 MiB piece of the file from the first body to the end, which the
+     * seal hashed anyway (they are the commitment's leaves), so an IPFS add of the file's 1 MiB
+     * leaves hashes only the pieces before them.
      */
-    onWritten?: (writtenPath: string) => Promise<void>
+    onWritten?: (writtenPath: string, pieces?: readonly FilePieceDigest[]) => Promise<void>
   }
 
 /**
@@ -124,18 +138,21 @@ export async function commitAndSealFile(
   const dataKey = fields.dataKey
   const capsuleId = fields.capsuleId ?? generateCapsuleId()
   const createdAt = fields.createdAt ?? Math.floor(Date.now() / 1000)
-  const chunkSize = fields.chunkSize ?? DEFAULT_CHUNK_SIZE
+  const v1 = (fields.formatVersion ?? 1) === 1
+  const chunkSize = fields.chunkSize ?? (v1 ? DEFAULT_CHUNK_SIZE : V2_CHUNK_SIZE)
   const src = await openRegularFile(input, 'input', SEAL_INPUT_HINT)
   let target: Target | undefined
   try {
     const { size } = await src.stat()
-    const headerFor = (plaintextCommitment: Uint8Array, lateAddress?: Address): CapsuleHeader =>
+    const headerFor = (commitment: Uint8Array, lateAddress?: Address): CapsuleHeader =>
       createCapsuleHeader({
         ...fields,
         policy: late ? { ...policy, policy: lateAddress as Address } : (policy as PolicyReference),
         capsuleId,
         createdAt,
-        commitment: { plaintextSize: size, chunkSize, plaintextCommitment },
+        commitment: v1
+          ? { plaintextSize: size, chunkSize, plaintextCommitment: commitment }
+          : { plaintextSize: size, chunkSize, payloadCommitment: commitment },
       })
     // Every field is checked, and the payload's offset fixed, before any chunk is sealed:
     // the commitment (and a late policy address) are the only fields still to come, and both
@@ -152,8 +169,16 @@ export async function commitAndSealFile(
         hint: 'Seal to a file path, or drop onWritten.',
       })
     }
+    const positional = await target.positional()
+    if (!v1 && !positional) {
+      throw new InvalidArgumentError('a version 2 capsule is sealed into a regular file', {
+        details: { output },
+        hint: 'Its tag table is written before the bodies once they are sealed: give a file path.',
+      })
+    }
+    // Version 2's table is at most 16 MiB by the format (1 TiB of payload): always held.
     const onePass =
-      chunkCount * CHUNK_TAG_LENGTH <= fileLimits.maxHeldTagBytes && (await target.positional())
+      positional && (!v1 || chunkCount * CHUNK_TAG_LENGTH <= fileLimits.maxHeldTagBytes)
     const finish = async (commitment: Uint8Array) => {
       const header = headerFor(commitment, await late)
       const signature = await sign(header)
@@ -186,19 +211,27 @@ export async function commitAndSealFile(
     }
 
     const zeroAad = new Uint8Array(32)
-    const combiner = createCommitmentCombiner(deriveCommitmentKey(dataKey, capsuleId))
+    const combiner = v1
+      ? createCommitmentCombiner(deriveCommitmentKey(dataKey, capsuleId))
+      : createCiphertextCommitmentCombiner(chunkSize, size)
     const tags = new Uint8Array(chunkCount * CHUNK_TAG_LENGTH)
+    // Version 2: the bodies' digests, the commitment's leaves and the file's 1 MiB IPFS leaves.
+    const bodyDigests: Uint8Array[] = []
+    const bodiesOffset = v1 ? prefixLength : v2BodiesOffset(prefixLength, chunkCount)
     const payloadKey = derivePayloadKey(dataKey, capsuleId)
     const h = ghashKey(payloadKey)
     try {
-      await target.presize(prefixLength + size + chunkCount * CHUNK_TAG_LENGTH)
+      await target.presize(
+        v1 ? prefixLength + size + chunkCount * CHUNK_TAG_LENGTH : bodiesOffset + size,
+      )
       let writtenBack = 0
       await runLanes({
         op: 'seal',
         inFd: src.fd,
         inBase: 0,
         outFd: target.fh.fd,
-        outBase: prefixLength,
+        outBase: bodiesOffset,
+        ...(v1 ? {} : { tagBase: prefixLength }),
         key: payloadKey,
         aad: zeroAad,
         chunkSize,
@@ -206,7 +239,14 @@ export async function commitAndSealFile(
         chunkCount,
         lanes: Math.max(1, lanesFor(threads, size)),
         keepWorkers,
-        onLeaf: (leaf) => combiner.add(leaf),
+        ...(v1
+          ? { onLeaf: (leaf: Uint8Array) => combiner.add(leaf) }
+          : {
+              onCipherLeaf: (leaf: Uint8Array) => {
+                combiner.add(leaf)
+                bodyDigests.push(leaf)
+              },
+            }),
         onTag: (i, tag) => tags.set(tag, i * CHUNK_TAG_LENGTH),
         onChunks: (done) => {
           onProgress?.(Math.min(size, done * chunkSize))
@@ -236,10 +276,21 @@ export async function commitAndSealFile(
         for (let b = 0; b < CHUNK_TAG_LENGTH; b++)
           tag[b] = (tag[b] as number) ^ (delta[b] as number)
         const length = i === chunkCount - 1 ? lastLength : chunkSize
-        writeAtSync(target.fh.fd, tag, prefixLength + i * stride + length)
+        if (v1) writeAtSync(target.fh.fd, tag, prefixLength + i * stride + length)
       }
+      // Version 2: the table in one write, after its last tag is final (ADR 0004: a tag for the
+      // zero AAD is never written); the padding after it is the presized file's zeros.
+      if (!v1) writeAtSync(target.fh.fd, tags, prefixLength)
       writeAtSync(target.fh.fd, prefix, 0)
-      await commitWith(target, onWritten)
+      const pieces =
+        !v1 && bodiesOffset % V2_BODY_ALIGNMENT === 0
+          ? bodyDigests.map((digest, i) => ({
+              offset: bodiesOffset + i * chunkSize,
+              length: chunkPlaintextLength(parsed.header, i),
+              digest,
+            }))
+          : undefined
+      await commitWith(target, onWritten, pieces)
       target = undefined
       return parsed
     } finally {
@@ -254,6 +305,10 @@ export async function commitAndSealFile(
 }
 
 /** Flushes and renames the output, running `onWritten` on the written bytes meanwhile. */
-function commitWith(target: Target, onWritten: ((path: string) => Promise<void>) | undefined) {
-  return target.commit(onWritten && (() => onWritten(target.writtenPath)))
+function commitWith(
+  target: Target,
+  onWritten: CommitAndSealFileParameters['onWritten'],
+  pieces?: readonly FilePieceDigest[],
+) {
+  return target.commit(onWritten && (() => onWritten(target.writtenPath, pieces)))
 }

@@ -32,7 +32,11 @@ export interface FilePieceDigest {
  */
 export async function* sha256FilePieces(
   path: string,
-  options: FileThreadsOption & { pieceSize: number },
+  options: FileThreadsOption & {
+    pieceSize: number
+    /** Hash only the file's first `length` bytes (default: all of it; at most its size). */
+    length?: number
+  },
 ): AsyncGenerator<FilePieceDigest> {
   const { pieceSize } = options
   if (!Number.isSafeInteger(pieceSize) || pieceSize < 1) {
@@ -50,7 +54,12 @@ export async function* sha256FilePieces(
     if (!info.isFile()) {
       throw new InvalidArgumentError('path must be a regular file', { details: { path } })
     }
-    const size = info.size
+    const size = options.length ?? info.size
+    if (!Number.isSafeInteger(size) || size < 0 || size > info.size) {
+      throw new InvalidArgumentError('length must be a whole number of bytes within the file', {
+        details: { length: options.length, size: info.size },
+      })
+    }
     const SEGMENT_PIECES = fileLimits.hashSegmentPieces
     const pieces = Math.ceil(size / pieceSize)
     const lanes = Math.max(1, lanesFor(options.threads, size))

@@ -33,8 +33,15 @@ interface LaneIo {
 /** One lane's fixed parameters and its reused chunk buffer. */
 interface LaneState {
   op: LaneOp
-  /** Hash each chunk's plaintext (the commitment leaves). */
+  /** Hash each chunk's plaintext (version 1's commitment leaves, the payload digest's). */
   hash: boolean
+  /** Hash each chunk's ciphertext body (version 2's commitment leaves, its IPFS leaves). */
+  hashCipher: boolean
+  /**
+   * Version 2 (seal, open): the tags sit in a table, chunk i's at `tagBase + 16 × i`, and the
+   * bodies follow one another with no tag between them. -1: version 1, each tag after its body.
+   */
+  tagBase: number
   /** Seal: return each chunk's tag instead of writing it (the caller corrects and writes it). */
   deferTag: boolean
   inFd: number
@@ -61,8 +68,9 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
   const TAG = 16
   const len =
     i < s.chunkCount - 1 ? s.chunkSize : s.plaintextSize - (s.chunkCount - 1) * s.chunkSize
-  const inStride = s.op === 'open' ? s.chunkSize + TAG : s.chunkSize
-  const outStride = s.op === 'seal' ? s.chunkSize + TAG : s.chunkSize
+  const inline = s.tagBase < 0
+  const inStride = s.op === 'open' && inline ? s.chunkSize + TAG : s.chunkSize
+  const outStride = s.op === 'seal' && inline ? s.chunkSize + TAG : s.chunkSize
   const readAt = (length: number, position: number): number => {
     let got = 0
     while (got < length) {
@@ -88,15 +96,25 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
     if (b.byteOffset === 0 && b.byteLength === ab.byteLength && typeof ab.transfer === 'function')
       ab.transfer(0)
   }
-  const inLength = s.op === 'open' ? len + TAG : len
+  const inLength = s.op === 'open' && inline ? len + TAG : len
   const got = readAt(inLength, s.inBase + i * inStride)
   if (got !== inLength) return { i, short: got }
+  if (s.op === 'open' && !inline) {
+    // the tag from the table, after the body in the buffer as a version 1 chunk has it
+    let have = 0
+    while (have < TAG) {
+      const n = io.readSync(s.inFd, s.buf, len + have, TAG - have, s.tagBase + i * TAG + have)
+      if (n === 0) return { i, short: got + have }
+      have += n
+    }
+  }
   if (s.op === 'hash') return { i, leaf: sha256(s.buf.subarray(0, len)) }
   const at = s.outBase + i * outStride
   if (s.op === 'seal') {
     const cipher = io.createCipheriv('aes-256-gcm', s.key, nonce)
     cipher.setAAD(s.aad)
     const hash = s.hash ? io.createHash('sha256') : undefined
+    const cipherHash = s.hashCipher ? io.createHash('sha256') : undefined
     // The chunk's ciphertext (and tag) replaces its plaintext in the lane's input buffer, slice by
     // slice once hashed and encrypted, and goes out with one pwrite: lanes writing 64 KiB slices
     // into one file contended for its inode lock (ADR 0003, amended 2026-12-06).
@@ -106,17 +124,20 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
       // Hashed and encrypted while the slice is in cache: one read of the input for both.
       hash?.update(slice)
       const body = cipher.update(slice)
+      cipherHash?.update(body)
       s.buf.set(body, off)
       off += body.length
       free(body)
     }
     cipher.final()
     const tag = new Uint8Array(cipher.getAuthTag())
-    if (!s.deferTag) s.buf.set(tag, off)
-    writeAt(s.buf.subarray(0, s.deferTag ? off : off + TAG), at)
+    if (!s.deferTag && inline) s.buf.set(tag, off)
+    writeAt(s.buf.subarray(0, s.deferTag || !inline ? off : off + TAG), at)
+    if (!s.deferTag && !inline) writeAt(tag, s.tagBase + i * TAG)
     return {
       i,
       ...(hash ? { leaf: new Uint8Array(hash.digest()) } : {}),
+      ...(cipherHash ? { cipherLeaf: new Uint8Array(cipherHash.digest()) } : {}),
       ...(s.deferTag ? { tag } : {}),
     }
   }
@@ -128,9 +149,12 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
   // hand a whole chunk back to the thread's malloc arena, which returns it to the kernel
   // (a worker's arena trims), and every next chunk would page-fault it in again.
   const hash = s.hash ? io.createHash('sha256') : undefined
+  const cipherHash = s.hashCipher ? io.createHash('sha256') : undefined
   let off = 0
   for (let o = 0; o < len; o += SLICE) {
-    const p = decipher.update(s.buf.subarray(o, Math.min(len, o + SLICE)))
+    const body = s.buf.subarray(o, Math.min(len, o + SLICE))
+    cipherHash?.update(body)
+    const p = decipher.update(body)
     // Hashed while it is in cache; the leaf is used only if the tag verifies.
     hash?.update(p)
     s.plain.set(p, off)
@@ -146,7 +170,11 @@ function laneChunk(io: LaneIo, s: LaneState, i: number, nonce: Uint8Array): Lane
   }
   // Only authenticated plaintext is written.
   writeAt(s.plain.subarray(0, off), at)
-  return hash ? { i, leaf: new Uint8Array(hash.digest()) } : { i }
+  return {
+    i,
+    ...(hash ? { leaf: new Uint8Array(hash.digest()) } : {}),
+    ...(cipherHash ? { cipherLeaf: new Uint8Array(cipherHash.digest()) } : {}),
+  }
 }
 
 /** Runs {@link laneChunk}, turning a thrown file system error into an answer. */
@@ -262,6 +290,16 @@ export interface LaneJob {
   /** Called with each chunk's plaintext SHA-256 (hash; seal and open when given), in chunk order. */
   onLeaf?: (leaf: Uint8Array) => void
   /**
+   * Seal, open: called with the SHA-256 of each chunk's ciphertext body, in chunk order
+   * (version 2's commitment leaves, which are also its bodies' IPFS leaf digests).
+   */
+  onCipherLeaf?: (leaf: Uint8Array) => void
+  /**
+   * Version 2 (seal, open): chunk i's tag is at `tagBase + 16 × i` of the capsule file (the
+   * output's for a seal, the input's for an open) and the bodies have no tags between them.
+   */
+  tagBase?: number
+  /**
    * Seal: called with each chunk's tag (any order) instead of writing it to the output; the
    * caller writes it at the chunk's end.
    */
@@ -284,6 +322,7 @@ export class LaneChunkFailure extends Error {
 interface LaneAnswer {
   i: number
   leaf?: Uint8Array
+  cipherLeaf?: Uint8Array
   tag?: Uint8Array
   bad?: true
   short?: number
@@ -322,6 +361,8 @@ export async function runLanes(job: LaneJob): Promise<void> {
   const state = (buf: Uint8Array, plain: Uint8Array): LaneState => ({
     op: job.op,
     hash: job.onLeaf !== undefined,
+    hashCipher: job.onCipherLeaf !== undefined,
+    tagBase: job.tagBase ?? -1,
     deferTag: job.onTag !== undefined,
     inFd: job.inFd,
     outFd: job.outFd ?? -1,
@@ -372,6 +413,7 @@ export async function runLanes(job: LaneJob): Promise<void> {
         const done = ready.get(nextInOrder) as LaneAnswer
         ready.delete(nextInOrder)
         if (done.leaf) job.onLeaf?.(done.leaf)
+        if (done.cipherLeaf) job.onCipherLeaf?.(done.cipherLeaf)
         nextInOrder++
       }
       if (nextInOrder > before) job.onChunks?.(nextInOrder)

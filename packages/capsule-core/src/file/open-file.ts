@@ -5,14 +5,26 @@ import { checkDataKey, type OpenOptions, prepareOpen } from '../capsule.ts'
 import { concatBytes, equalBytes } from '../encoding/bytes.ts'
 import { CapsuleTruncatedError } from '../errors.ts'
 import { CAPSULE_PREAMBLE_LENGTH, CAPSULE_SIGNATURE_LENGTH, CHUNK_TAG_LENGTH } from '../header.ts'
-import { createCommitmentCombiner, deriveCommitmentKey, derivePayloadKey } from '../keys.ts'
+import {
+  createCiphertextCommitmentCombiner,
+  createCommitmentCombiner,
+  deriveCommitmentKey,
+  derivePayloadKey,
+} from '../keys.ts'
 import {
   checkPreamble,
+  chunkOffsets,
   chunkPlaintextLength,
   type ParsedCapsuleHeader,
   parseCapsuleHeader,
 } from '../parse.ts'
-import { commitmentMismatch, type PayloadOpener, trailingData } from '../payload.ts'
+import {
+  commitmentMismatch,
+  nonZeroPadding,
+  type PayloadOpener,
+  payloadCommitmentMismatch,
+  trailingData,
+} from '../payload.ts'
 import { verifyOnce } from '../verified-header.ts'
 import { openRegularFile, openTarget, readFully, release, settled, type Target } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
@@ -124,12 +136,10 @@ async function lanesForFile(
   parsed: ParsedCapsuleHeader,
   threads: number | undefined,
 ): Promise<number> {
-  const { plaintextSize } = parsed.header.payload
-  const expectedSize = parsed.payloadOffset + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH
-  const lanes = lanesFor(threads, plaintextSize)
+  const lanes = lanesFor(threads, parsed.header.payload.plaintextSize)
   // Anything but the exact size (truncated, extended) goes to the single-thread reader,
   // which names the exact fault.
-  return lanes > 0 && (await src.stat()).size === expectedSize ? lanes : 0
+  return lanes > 0 && (await src.stat()).size === parsed.capsuleLength ? lanes : 0
 }
 
 /**
@@ -148,16 +158,21 @@ async function openOnLanes(
   const { chunkSize, plaintextSize } = parsed.header.payload
   const id = parsed.header.capsuleId
   const check = options.checkCommitment !== false
-  const combiner = check
-    ? createCommitmentCombiner(deriveCommitmentKey(options.dataKey, id))
-    : undefined
+  const v1 = parsed.header.version === 1
+  const combiner = !check
+    ? undefined
+    : v1
+      ? createCommitmentCombiner(deriveCommitmentKey(options.dataKey, id))
+      : createCiphertextCommitmentCombiner(chunkSize, plaintextSize)
   const payload = check ? createPayloadDigestCombiner(chunkSize, plaintextSize) : undefined
+  if (!v1) await checkPadding(src, parsed)
   const payloadKey = derivePayloadKey(options.dataKey, id)
   try {
     await runLanes({
       op: 'open',
       inFd: src.fd,
-      inBase: parsed.payloadOffset,
+      inBase: parsed.bodiesOffset,
+      ...(v1 ? {} : { tagBase: parsed.payloadOffset }),
       outFd: out.fd,
       outBase: 0,
       key: payloadKey,
@@ -167,12 +182,18 @@ async function openOnLanes(
       chunkCount: parsed.chunkCount,
       lanes,
       keepWorkers,
-      ...(combiner
+      ...(combiner && v1
         ? {
             onLeaf: (leaf: Uint8Array) => {
               combiner.add(leaf)
               payload?.add(leaf)
             },
+          }
+        : {}),
+      ...(combiner && !v1
+        ? {
+            onLeaf: (leaf: Uint8Array) => payload?.add(leaf),
+            onCipherLeaf: (leaf: Uint8Array) => combiner.add(leaf),
           }
         : {}),
     })
@@ -182,9 +203,18 @@ async function openOnLanes(
   } finally {
     payloadKey.fill(0)
   }
-  if (combiner && !equalBytes(combiner.digest(), parsed.header.payload.plaintextCommitment))
-    throw commitmentMismatch()
+  if (combiner && !equalBytes(combiner.digest(), parsed.header.payload.contentCommitment))
+    throw v1 ? commitmentMismatch() : payloadCommitmentMismatch()
   return payload?.digest()
+}
+
+/** Version 2: the bytes between the tag table and the bodies must be zero (SPEC.md §11.2). */
+async function checkPadding(src: FileHandle, parsed: ParsedCapsuleHeader): Promise<void> {
+  const start = parsed.payloadOffset + parsed.chunkCount * CHUNK_TAG_LENGTH
+  const padding = new Uint8Array(parsed.bodiesOffset - start)
+  if (padding.length === 0) return
+  await readFully(src, padding, padding.length, start)
+  if (padding.some((b) => b !== 0)) throw nonZeroPadding()
 }
 
 /** Reads and parses the preamble, header and signature at the start of a capsule file. */
@@ -216,13 +246,27 @@ async function openSequential(
     release(chunks)
   }
   const { chunkSize } = parsed.header.payload
-  const size = (i: number) => chunkPlaintextLength(parsed.header, i) + CHUNK_TAG_LENGTH
-  const at = (i: number) => parsed.payloadOffset + i * (chunkSize + CHUNK_TAG_LENGTH)
+  const v1 = parsed.header.version === 1
+  // Version 1: each chunk with its tag; version 2: each body alone, its tag in the table.
+  const size = (i: number) => chunkPlaintextLength(parsed.header, i) + (v1 ? CHUNK_TAG_LENGTH : 0)
+  const at = (i: number) => chunkOffsets(parsed, i).body
   const bufs = [
     new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
     new Uint8Array(chunkSize + CHUNK_TAG_LENGTH),
   ]
   const n = parsed.chunkCount
+  if (!v1) {
+    // The tag table and the padding go first, as a stream reader meets them.
+    const table = new Uint8Array(parsed.bodiesOffset - parsed.payloadOffset)
+    const got = await readFully(src, table, table.length, parsed.payloadOffset)
+    try {
+      opener.write(table.subarray(0, got))
+      if (got < table.length) opener.end()
+    } catch (err) {
+      opener.destroy()
+      throw err
+    }
+  }
   let next = readFully(src, bufs[0] as Uint8Array, size(0), at(0))
   let pendingWrite: Promise<unknown> = Promise.resolve()
   let pendingOut: Uint8Array[] = []

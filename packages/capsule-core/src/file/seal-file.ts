@@ -100,7 +100,7 @@ function leafCheck(commitmentKey: Uint8Array, parsed: ParsedCapsuleHeader): Leaf
   return {
     add: (leaf) => combiner.add(leaf),
     verify() {
-      if (!equalBytes(combiner.digest(), parsed.header.payload.plaintextCommitment)) {
+      if (!equalBytes(combiner.digest(), parsed.header.payload.contentCommitment)) {
         throw inputChanged(parsed.chunkCount)
       }
     },
@@ -132,6 +132,38 @@ export async function writeSealed(
   const { chunkSize, plaintextSize } = parsed.header.payload
   const check = params.commitmentKey && leafCheck(params.commitmentKey, parsed)
   const lanes = lanesFor(params.threads, plaintextSize)
+  if (parsed.header.version !== 1) {
+    // Version 2: each body at its place, each tag into the table before them; the padding is
+    // the presized file's zeros. On the calling thread alone for a small file.
+    if (!(await target.positional())) {
+      throw new InvalidArgumentError('a version 2 capsule is sealed into a regular file', {
+        hint: 'Its tag table sits before the bodies: give a file path, or make a version 1 header.',
+      })
+    }
+    await target.presize(parsed.capsuleLength)
+    await target.fh.write(prefix, 0, prefix.length, 0)
+    await runLanes({
+      op: 'seal',
+      inFd: src.fd,
+      inBase: 0,
+      outFd: target.fh.fd,
+      outBase: parsed.bodiesOffset,
+      tagBase: parsed.payloadOffset,
+      key: payloadKey,
+      aad: parsed.headerHash,
+      chunkSize,
+      plaintextSize,
+      chunkCount: parsed.chunkCount,
+      lanes: Math.max(1, lanes),
+      keepWorkers: params.keepWorkers,
+      onChunks: (done) => params.onProgress?.(Math.min(plaintextSize, done * chunkSize)),
+    }).catch((err: unknown) => {
+      if (!(err instanceof LaneChunkFailure)) throw err
+      throw inputChanged(err.chunk)
+    })
+    await params.beforeLastChunk?.()
+    return
+  }
   if (lanes > 0 && (await target.positional())) {
     await target.presize(prefix.length + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH)
     await target.fh.write(prefix, 0, prefix.length, 0)

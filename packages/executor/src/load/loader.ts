@@ -129,7 +129,7 @@ export async function verifyCapsule(p: {
   if (registered.cid !== p.cid) mismatch('cid', { registered: registered.cid.slice(0, 100) })
   if (!eqAddr(registered.policy, header.policy.policy)) mismatch('policy')
   if (registered.revoked) mismatch('revoked')
-  if (!eqBytes(registered.plaintextHash, header.payload.plaintextCommitment)) {
+  if (!eqBytes(registered.plaintextHash, header.payload.contentCommitment)) {
     mismatch('plaintextHash')
   }
   const runtime = resolveRuntime(header.runtime, p.runtimePolicy ?? DEFAULT_RUNTIME_POLICY)

@@ -12,6 +12,7 @@ import {
   CapsuleIntegrityError,
   CapsuleKeyError,
   CapsuleSignatureError,
+  capsuleChunkRange,
   concatBytes,
   DigicapError,
   equalBytes,
@@ -129,14 +130,25 @@ async function openChunks(
   const { parsed } = src
   const { chunkSize, plaintextSize } = parsed.header.payload
   const n = parsed.chunkCount
-  const sizeOf = (i: number) => (i < n - 1 ? chunkSize : plaintextSize - (n - 1) * chunkSize) + 16
-  const at = (i: number) => parsed.payloadOffset + i * (chunkSize + 16)
+  // Version 1: each chunk with its tag; version 2: each body alone (its tag is in the table).
+  const sizeOf = (i: number) => {
+    const { start, end } = capsuleChunkRange(parsed, i)
+    return end - start
+  }
+  const at = (i: number) => capsuleChunkRange(parsed, i).start
   const bufs = [new Uint8Array(chunkSize + 16), new Uint8Array(chunkSize + 16)]
   let size = 0
   let pending: Promise<unknown> = Promise.resolve()
   let pendingChunks: Uint8Array[] = []
   try {
     await checkPrefix(input, parsed)
+    if (parsed.bodiesOffset > parsed.payloadOffset) {
+      // version 2: the tag table and its padding first, as the opener expects them
+      const table = new Uint8Array(parsed.bodiesOffset - parsed.payloadOffset)
+      const got = await readFully(input, table, table.byteLength, parsed.payloadOffset)
+      opener.write(table.subarray(0, got))
+      if (got < table.byteLength) opener.end()
+    }
     let next = readFully(input, bufs[0] as Uint8Array, sizeOf(0), at(0))
     for (let i = 0; i < n; i++) {
       const got = await next
@@ -155,7 +167,7 @@ async function openChunks(
     }
     opener.end()
     await pending
-    if ((await input.stat()).size !== at(n - 1) + sizeOf(n - 1)) {
+    if ((await input.stat()).size !== parsed.capsuleLength) {
       throw new PayloadIntegrityError('The capsule file is longer than its header says')
     }
     if (size !== plaintextSize) throw sizeError(plaintextSize, size)

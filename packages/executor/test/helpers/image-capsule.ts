@@ -84,7 +84,7 @@ export async function makeImageCapsule(
           capsuleId,
           policy,
           cid,
-          hexlify(header.payload.plaintextCommitment),
+          hexlify(header.payload.contentCommitment),
           w.kg.libp2p.peerId.toMultihash().bytes,
           `0x${sealerKey.keyId}`,
         ),

@@ -301,7 +301,7 @@ export async function makeCapsule(w: World, o: MakeCapsuleOptions): Promise<Made
           capsuleId,
           policy,
           o.registerCid ?? cid,
-          hexlify(header.payload.plaintextCommitment),
+          hexlify(header.payload.contentCommitment),
           w.kg.libp2p.peerId.toMultihash().bytes,
           `0x${sealerKey.keyId}`,
         ),

@@ -337,7 +337,7 @@ async function sealThenPublish(
         capsuleId,
         policy,
         cid,
-        plaintextCommitment: sealed.header.payload.plaintextCommitment,
+        plaintextCommitment: sealed.header.payload.contentCommitment,
         keyguardPeerId: params.keyguardPeerId,
         keyguardKeyId: wrappingKey.keyId,
       }),
