@@ -212,8 +212,16 @@ function array(path: string, v: unknown, fail: Fail, max: number): unknown[] {
  * TypeScript model. One function serves both directions so the writer can never produce
  * something the reader rejects.
  */
-function fromCbor(raw: unknown, fail: Fail): CapsuleHeader {
+function fromCbor(raw: unknown, fail: Fail, preambleVersion?: number): CapsuleHeader {
   const m = map('header', raw, fail)
+  // The preamble's version byte chooses the rules (SPEC.md §2): a header that says another
+  // version is refused before any rule of its own version is applied.
+  if (preambleVersion !== undefined && m.version !== preambleVersion) {
+    fail('header.version does not match the preamble', {
+      version: m.version,
+      preamble: preambleVersion,
+    })
+  }
   checkKeys(
     'header',
     m,
@@ -414,12 +422,13 @@ export function encodeCapsuleHeader(header: CapsuleHeader): Uint8Array {
 }
 
 /**
- * Decodes and validates canonical CBOR header bytes.
+ * Decodes and validates canonical CBOR header bytes. `preambleVersion`, the capsule's version
+ * byte: a header whose `version` differs is refused before any rule of its own version applies.
  *
  * @throws {CapsuleFormatError} for malformed or non-canonical CBOR, unknown or missing fields.
  * @throws {CapsuleLimitError} for a field over its limit.
  */
-export function decodeCapsuleHeader(bytes: Uint8Array): CapsuleHeader {
+export function decodeCapsuleHeader(bytes: Uint8Array, preambleVersion?: number): CapsuleHeader {
   checkBytes('bytes', bytes)
   let raw: unknown
   try {
@@ -430,7 +439,7 @@ export function decodeCapsuleHeader(bytes: Uint8Array): CapsuleHeader {
       details: { length: bytes.length },
     })
   }
-  const header = fromCbor(raw, formatFail)
+  const header = fromCbor(raw, formatFail, preambleVersion)
   let again: Uint8Array
   try {
     again = encode(raw, rfc8949EncodeOptions)

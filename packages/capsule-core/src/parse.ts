@@ -159,13 +159,8 @@ export function parseCapsuleHeader(bytes: Uint8Array): ParsedCapsuleHeader {
     })
   }
   const headerBytes = bytes.slice(CAPSULE_PREAMBLE_LENGTH, headerEnd)
-  const header = decodeCapsuleHeader(headerBytes)
   const version = bytes[CAPSULE_MAGIC.length] as number
-  if (header.version !== version) {
-    throw new CapsuleFormatError('capsule header: header.version does not match the preamble', {
-      details: { version: header.version, preamble: version },
-    })
-  }
+  const header = decodeCapsuleHeader(headerBytes, version)
   const { plaintextSize, chunkSize } = header.payload
   const chunkCount = chunkCountFor(plaintextSize, chunkSize)
   const bodiesOffset = version === 1 ? payloadOffset : v2BodiesOffset(payloadOffset, chunkCount)

@@ -135,6 +135,12 @@ export async function writeSealed(
   if (parsed.header.version !== 1) {
     // Version 2: each body at its place, each tag into the table before them; the padding is
     // the presized file's zeros. On the calling thread alone for a small file.
+    if (check) {
+      // only version 1's two-pass seal re-hashes the plaintext against its keyed commitment
+      throw new InvalidArgumentError('a version 2 seal takes no commitment key', {
+        hint: 'Seal version 2 files in one pass (commitAndSealFile), or against an fstat check (sealFile).',
+      })
+    }
     if (!(await target.positional())) {
       throw new InvalidArgumentError('a version 2 capsule is sealed into a regular file', {
         hint: 'Its tag table sits before the bodies: give a file path, or make a version 1 header.',

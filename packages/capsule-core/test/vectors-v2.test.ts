@@ -1,0 +1,250 @@
+/**
+ * The format version 2 vectors in test/vectors-v2/ (SPEC.md §11.5), as test/vectors.test.ts
+ * checks version 1's: every vector through the buffer, Web stream, Node stream and file readers
+ * (the file reader also on one thread and on two lanes), which must agree with the vector's
+ * outcome, error code and plaintext; the generator must reproduce the files byte for byte; and
+ * SPEC.md §11.5 must name every vector.
+ */
+import { createHash } from 'node:crypto'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { decode } from 'cborg'
+import { afterAll, describe, expect, it } from 'vitest'
+import { parseVector, renderVector } from '../scripts/generate-vectors.ts'
+import { generateVectorsV2 } from '../scripts/generate-vectors-v2.ts'
+import { recoverDigestSigner } from '../src/eip712/signature.ts'
+import { hashTypedData } from '../src/eip712/typed-data.ts'
+import { toHex } from '../src/encoding/hex.ts'
+import {
+  CAPSULE_PREAMBLE_LENGTH,
+  capsuleTypedData,
+  DigicapError,
+  openCapsule,
+  openFile,
+  openNodeStream,
+  openStream,
+  parseCapsuleHeader,
+} from '../src/index.ts'
+import { OWNER } from './fixtures.ts'
+
+const dir = new URL('./vectors-v2/', import.meta.url).pathname
+const files = readdirSync(dir).sort()
+const tmp = mkdtempSync(join(tmpdir(), 'digicap-vectors-v2-'))
+afterAll(() => rmSync(tmp, { recursive: true, force: true }))
+const generated = generateVectorsV2()
+
+type Outcome = { ok: true; plaintext: Uint8Array } | { ok: false; code: string; reason?: unknown }
+
+function outcomeOf(err: unknown): Outcome {
+  if (!(err instanceof DigicapError)) throw err
+  return { ok: false, code: err.code, reason: err.details?.reason }
+}
+
+async function viaBuffer(capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
+  try {
+    return { ok: true, plaintext: openCapsule(capsule, { dataKey }).plaintext }
+  } catch (err) {
+    return outcomeOf(err)
+  }
+}
+
+/**
+ * Feeds the capsule in 7-byte pieces so every parser boundary (preamble, header, signature,
+ * each tag of the table, each body) is crossed mid-piece.
+ */
+async function viaWebStream(capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
+  const pieces: Uint8Array[] = []
+  for (let i = 0; i < capsule.length; i += 7) pieces.push(capsule.slice(i, i + 7))
+  const out: Uint8Array[] = []
+  try {
+    await ReadableStream.from(pieces)
+      .pipeThrough(openStream({ dataKey }))
+      .pipeTo(new WritableStream({ write: (c) => void out.push(c) }))
+    return { ok: true, plaintext: Buffer.concat(out) }
+  } catch (err) {
+    return outcomeOf(err)
+  }
+}
+
+async function viaNodeStream(capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
+  const out: Uint8Array[] = []
+  try {
+    await pipeline(
+      Readable.from([capsule.subarray(0, 100), capsule.subarray(100)]),
+      openNodeStream({ dataKey }),
+      new Writable({
+        write(c, _e, cb) {
+          out.push(c)
+          cb()
+        },
+      }),
+    )
+    return { ok: true, plaintext: Buffer.concat(out) }
+  } catch (err) {
+    return outcomeOf(err)
+  }
+}
+
+/** `openFile` with its default threads, or with `threads` 1 (the calling thread) or 2 (lanes). */
+async function viaFile(
+  name: string,
+  capsule: Uint8Array,
+  dataKey: Uint8Array,
+  threads?: number,
+): Promise<Outcome> {
+  const label = `${name}.${threads ?? 'default'}`
+  const input = join(tmp, `${label}.capsule`)
+  const output = join(tmp, `${label}.out`)
+  writeFileSync(input, capsule)
+  try {
+    await openFile({ input, output, dataKey, ...(threads === undefined ? {} : { threads }) })
+    return { ok: true, plaintext: readFileSync(output) }
+  } catch (err) {
+    // nothing of the plaintext is left behind
+    expect(readdirSync(tmp).filter((f) => f.includes(`${label}.out`))).toEqual([])
+    return outcomeOf(err)
+  }
+}
+
+describe('format version 2 test vectors', () => {
+  it('has the cases of SPEC §11.5, covering success and failure', () => {
+    expect(files.length).toBeGreaterThanOrEqual(20)
+    const kinds = files.map((f) => parseVector(readFileSync(join(dir, f))).fields.expect)
+    expect(kinds).toContain('success')
+    expect(kinds).toContain('failure')
+  })
+
+  it('re-running the generator reproduces the committed files byte for byte', () => {
+    expect(generated.map((v) => v.name).sort()).toEqual(files)
+    for (const v of generated) {
+      expect(Buffer.from(renderVector(v)).equals(readFileSync(join(dir, v.name))), v.name).toBe(
+        true,
+      )
+    }
+  })
+
+  it('stays small: at most two vectors of two bodies, under 3.5 MiB in all', () => {
+    let total = 0
+    let twoBodies = 0
+    for (const f of files) {
+      const { capsule } = parseVector(readFileSync(join(dir, f)))
+      total += capsule.length
+      if (capsule.length > 1024 * 1024 + 64 * 1024) twoBodies++
+    }
+    expect(twoBodies).toBeLessThanOrEqual(2)
+    expect(total).toBeLessThan(3.5 * 1024 * 1024)
+  })
+
+  // A header fault must be the only fault: the owner signed the faulty header bytes themselves,
+  // so a reader that skipped the faulty rule would go on to the signature and pass it.
+  it('every vector is signed by the owner over its own header bytes', () => {
+    const base = parseCapsuleHeader(
+      parseVector(readFileSync(join(dir, 'valid-100-bytes'))).capsule,
+    ).header
+    for (const f of files) {
+      const { capsule } = parseVector(readFileSync(join(dir, f)))
+      if (capsule.length < CAPSULE_PREAMBLE_LENGTH) continue
+      const headerLength = Buffer.from(capsule).readUInt32BE(8)
+      const headerBytes = capsule.subarray(
+        CAPSULE_PREAMBLE_LENGTH,
+        CAPSULE_PREAMBLE_LENGTH + headerLength,
+      )
+      const signature = capsule.subarray(
+        CAPSULE_PREAMBLE_LENGTH + headerLength,
+        CAPSULE_PREAMBLE_LENGTH + headerLength + 65,
+      )
+      const raw = decode(headerBytes) as Record<string, Record<string, unknown>>
+      const td = capsuleTypedData(base)
+      // every signed field but the size is the base header's in every vector
+      expect(Buffer.from(raw.capsuleId as unknown as Uint8Array), f).toEqual(
+        Buffer.from(base.capsuleId),
+      )
+      expect(raw.createdAt, f).toBe(base.createdAt)
+      td.message = {
+        ...td.message,
+        plaintextSize: BigInt(raw.payload?.plaintextSize as number),
+        headerHash: toHex(keccak_256(headerBytes)),
+      }
+      expect(recoverDigestSigner(hashTypedData(td), signature), f).toBe(OWNER)
+    }
+  })
+
+  for (const file of files) {
+    it(file, async () => {
+      const { fields, capsule } = parseVector(readFileSync(join(dir, file)))
+      const dataKey = Buffer.from(fields['data key'] as string, 'hex')
+      const outcomes: Record<string, Outcome> = {
+        buffer: await viaBuffer(capsule, dataKey),
+        webStream: await viaWebStream(capsule, dataKey),
+        nodeStream: await viaNodeStream(capsule, dataKey),
+        file: await viaFile(file, capsule, dataKey),
+        'file threads 1': await viaFile(file, capsule, dataKey, 1),
+        'file threads 2': await viaFile(file, capsule, dataKey, 2),
+      }
+      const reason = generated.find((v) => v.name === file)?.reason
+      for (const [reader, o] of Object.entries(outcomes)) {
+        if (fields.expect === 'success') {
+          expect(o.ok, `${reader}: ${JSON.stringify(o)}`).toBe(true)
+          if (!o.ok) continue
+          expect(o.plaintext.length, reader).toBe(Number(fields['plaintext size']))
+          expect(createHash('sha256').update(o.plaintext).digest('hex'), reader).toBe(
+            fields['plaintext sha256'],
+          )
+        } else {
+          expect(o.ok, reader).toBe(false)
+          if (o.ok) continue
+          expect(o.code, reader).toBe(fields.error)
+          // the reason SPEC names for this fault, given alike by every reader
+          expect(o.reason, reader).toBe(reason)
+        }
+      }
+    })
+  }
+})
+
+// SPEC §11.5 maps every rule of version 2 to its vectors, as §8 does for version 1: each name
+// (or `prefix-*`) in its table must match a file of test/vectors-v2/, and every file must be
+// listed under some rule.
+describe('SPEC §11.5 rule table', () => {
+  const spec = readFileSync(new URL('../SPEC.md', import.meta.url), 'utf8')
+  const start = spec.indexOf('### 11.5')
+  const rest = spec.slice(start + 1)
+  const next = rest.search(/\n##+ /)
+  const section = start < 0 ? '' : next < 0 ? rest : rest.slice(0, next)
+  const rows = section
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| rule') && !l.startsWith('| ---'))
+  const names = rows.flatMap((row) =>
+    [...(row.split('|')[2] ?? '').matchAll(/`([a-z0-9*-]+)`/g)].map((m) => m[1] as string),
+  )
+  const matches = (name: string, file: string) =>
+    name.endsWith('*') ? file.startsWith(name.slice(0, -1)) : file === name
+
+  it('lists rules, each with vectors', () => {
+    expect(start).toBeGreaterThanOrEqual(0)
+    expect(rows.length).toBeGreaterThanOrEqual(5)
+    expect(names.length).toBeGreaterThanOrEqual(15)
+  })
+
+  it('names only vectors that exist', () => {
+    for (const name of names) {
+      expect(
+        files.some((f) => matches(name, f)),
+        name,
+      ).toBe(true)
+    }
+  })
+
+  it('leaves no vector out', () => {
+    for (const file of files) {
+      expect(
+        names.some((n) => matches(n, file)),
+        file,
+      ).toBe(true)
+    }
+  })
+})
