@@ -3,7 +3,8 @@
  * process doing the same: `seal <in> <out>`, `open <in> <out>`, `add <in> <dataDir>` (blocks copied),
  * `add-ref <in> <dataDir>` (leaves kept as references to `<in>`, as `pi-node seal` adds).
  * Prints `{ ms, cpuMs }` (the operation alone, process start excluded; CPU of all its threads)
- * as its last line.
+ * as its last line. `seal` writes capsule format version 2, as `pi-node seal` does (ADR 0108);
+ * `BENCH_FORMAT=1` for version 1.
  */
 import {
   addressFromPrivateKey,
@@ -38,6 +39,7 @@ if (op === 'seal') {
     receivers: [],
     wrappedKeys: [],
     dataKey: BENCH_DATA_KEY,
+    formatVersion: process.env.BENCH_FORMAT === '1' ? 1 : 2,
     sign: (header) => signCapsuleHeader(header, OWNER_KEY),
     input,
     output,

@@ -100,11 +100,13 @@ describe('sealAndPublish: the IPFS add runs during the capsule flush', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  function run(dataDir: string, output: string, onProgress?: SealProgressFn) {
+  function run(dataDir: string, output: string, onProgress?: SealProgressFn, file = input) {
     const registered: unknown[] = []
     const keyRecords: unknown[] = []
+    // how many leaf digests the seal handed the store (a version 2 capsule of 64 bodies or more)
+    const handedPieces: number[] = []
     const params: SealAndPublishParameters = {
-      input,
+      input: file,
       output,
       ...TARGET,
       recoveryPublicKey: recovery.publicKey,
@@ -122,15 +124,47 @@ describe('sealAndPublish: the IPFS add runs during the capsule flush', () => {
               return { transactionHash: '0x01' }
             },
           },
-          store,
+          store: {
+            put: (source, options) => {
+              const pieces = (source as { pieces?: readonly unknown[] }).pieces
+              handedPieces.push(pieces?.length ?? 0)
+              return store.put(source, options)
+            },
+          },
           keyRecords: { put: async (r) => keyRecords.push(r) },
         })
       } finally {
         await store.close()
       }
     })
-    return { outcome, registered, keyRecords }
+    return { outcome, registered, keyRecords, handedPieces }
   }
+
+  it(
+    'a capsule of 64 bodies or more is added from the digests its seal hashed: the CID of its bytes',
+    async () => {
+      const big = join(dir, 'plain-64.bin')
+      const bytes = new Uint8Array(64 * MiB + 5)
+      for (let i = 0; i < bytes.length; i += 4096) bytes[i] = (i / 4096) & 0xff
+      await writeFile(big, bytes)
+      const dataDir = join(dir, 'ipfs-64')
+      const output = join(dir, 'capsule-64.bin')
+      const { outcome, handedPieces } = run(dataDir, output, undefined, big)
+      const result = await outcome
+      const capsule = await readFile(output)
+      expect(parseCapsuleHeader(capsule).header.version).toBe(2)
+      expect(handedPieces).toEqual([65])
+      const dag = await dagOf({ path: output })
+      expect(result.cid).toBe(dag.root.toString())
+      const store = await openDataDirBlockstore(dataDir)
+      try {
+        for (const leaf of dag.leaves) expect((await store.reference(leaf))?.path).toBe(output)
+      } finally {
+        await store.close()
+      }
+    },
+    SLOW,
+  )
 
   it(
     'gives the capsule bytes and root CID of sealing, then adding the renamed file',
@@ -155,6 +189,7 @@ describe('sealAndPublish: the IPFS add runs during the capsule flush', () => {
         wrappedKeys: header.wrappedKeys,
         capsuleId: header.capsuleId,
         createdAt: header.createdAt,
+        formatVersion: header.version as 1 | 2,
         dataKey,
         sign: (h) => signTypedDataWith(signer, capsuleTypedData(h)),
         input,

@@ -8,6 +8,7 @@ import {
   commitAndSealFile,
   createCapsuleHeader,
   DigicapError,
+  type FilePieceDigest,
   generateCapsuleId,
   generateDataKey,
   InvalidArgumentError,
@@ -285,16 +286,19 @@ async function sealThenPublish(
       wrappedKeys,
       dataKey,
       capsuleId: capsuleIdBytes,
+      formatVersion: params.formatVersion ?? 2,
     }
     const sign = (header: CapsuleHeader) =>
       signTypedDataWith(components.signer, capsuleTypedData(header))
     // Added while the capsule is flushed to disk, from its temp file (the page cache): the
     // output is renamed into place only once both are done, so a failed add leaves no
     // capsule, and a store that references the file names its final path.
-    const put = async (writtenPath: string) => {
+    // A version 2 file seal hands over the digests of the bodies' 1 MiB leaves it hashed for the
+    // commitment: the add then hashes only the leaves before them (ADR 0108).
+    const put = async (writtenPath: string, pieces?: readonly FilePieceDigest[]) => {
       const size = (await stat(writtenPath)).size
       cid = await components.store.put(
-        { path: writtenPath, referencePath: params.output },
+        { path: writtenPath, referencePath: params.output, ...(pieces ? { pieces } : {}) },
         { onProgress: (n) => progress('add', n, size) },
       )
     }

@@ -61,6 +61,12 @@ export interface SealAndPublishParameters {
   /** 32 random bytes by default. */
   capsuleId?: Uint8Array
   /**
+   * The capsule format version (capsule-core SPEC §11). Default 2: a file's seal hashes every
+   * byte once, its IPFS add takes the bodies' digests from the seal (ADR 0108). 1 for readers
+   * that predate version 2.
+   */
+  formatVersion?: 1 | 2
+  /**
    * The data key and its wrapped copies (to the keyguard, then the recovery key) when the
    * caller made them: an image capsule's layers are sealed to the key first (`sealImageCapsule`).
    * Default: a fresh key, wrapped here. The caller zeroes its copy.

@@ -14,11 +14,23 @@ import type { BufferPool } from './buffer-pool.ts'
  * file while it is flushed, then renames it); a store that keeps file references names that
  * path, and any other store ignores it. Same file system, same file: a rename keeps its size
  * and mtime, which the references are stamped with.
+ * `pieces`: the SHA-256 of the file's last 1 MiB pieces, from a 1 MiB offset to its end, in
+ * order, when the writer hashed them anyway (a version 2 capsule's bodies, which its seal hashes
+ * for the commitment: capsule-core `commitAndSealFile`'s `onWritten`). A store that keeps file
+ * references takes them as those leaves' digests and hashes only the pieces before them; any
+ * other store reads and hashes every leaf as usual.
  */
 export type CapsuleSource =
   | Uint8Array
   | AsyncIterable<Uint8Array>
-  | { path: string; referencePath?: string }
+  | { path: string; referencePath?: string; pieces?: readonly KnownPiece[] }
+
+/** One piece of a file whose digest the writer already has: where it is and its SHA-256. */
+export interface KnownPiece {
+  offset: number
+  length: number
+  digest: Uint8Array
+}
 
 const EMPTY = new Uint8Array(0)
 

@@ -16,7 +16,7 @@ import type { FileReference } from '../filestore/file-reference.ts'
 import type { FilestoreBlockstore } from '../filestore/filestore-blockstore.ts'
 import type { PackEntry } from '../filestore/reference-pack.ts'
 import { type BufferPool, createBufferPool } from './buffer-pool.ts'
-import { type CapsuleSource, capsuleChunks } from './chunks.ts'
+import { type CapsuleSource, capsuleChunks, type KnownPiece } from './chunks.ts'
 import { sha256Leaf } from './hash-leaf.ts'
 import { capsuleImportOptions, UNIXFS_CHUNK_SIZE } from './profile.ts'
 import { referenceLeaves } from './reference-leaves.ts'
@@ -68,7 +68,11 @@ function referencedFile(
   blockstore: CapsuleBlockSink,
   options: ImportCapsuleOptions,
 ) {
-  const { path, referencePath } = source as { path?: unknown; referencePath?: unknown }
+  const { path, referencePath, pieces } = source as {
+    path?: unknown
+    referencePath?: unknown
+    pieces?: unknown
+  }
   // a stream (a file's ReadStream has a `path` too) is copied: only `{ path }` is a file
   const isStream = typeof source === 'object' && source !== null && Symbol.asyncIterator in source
   if (options.referenceFile !== true || typeof path !== 'string' || isStream) return undefined
@@ -78,8 +82,15 @@ function referencedFile(
     })
   }
   const { putReference, putReferences } = blockstore
+  if (pieces !== undefined && !Array.isArray(pieces)) {
+    throw new CapsuleStoreError('pieces must be an array', { details: { type: typeof pieces } })
+  }
   // read at `path`; the references name `referencePath`, where the file will be renamed
-  const named = { readPath: path, path: resolve(referencePath ?? path) }
+  const named = {
+    readPath: path,
+    path: resolve(referencePath ?? path),
+    pieces: pieces as readonly KnownPiece[] | undefined,
+  }
   if (putReferences) {
     // gathered as the leaves are hashed (a digest, an offset and a length each), written as one
     // pack at the end

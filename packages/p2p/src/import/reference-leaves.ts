@@ -10,7 +10,9 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create } from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { CapsuleStoreError } from '../errors.ts'
 import type { FileReference } from '../filestore/file-reference.ts'
+import type { KnownPiece } from './chunks.ts'
 import { UNIXFS_CHUNK_SIZE } from './profile.ts'
 
 const NO_BLOCK = new Uint8Array(0)
@@ -22,6 +24,38 @@ export interface ReferenceTarget {
   /** The absolute path the references name. */
   path: string
   sink: (cid: CID, ref: FileReference, options?: { signal?: AbortSignal }) => unknown
+  /** The digests of the file's last pieces, when its writer has them (`CapsuleSource`). */
+  pieces?: readonly KnownPiece[] | undefined
+}
+
+/**
+ * Where the known pieces start, once checked to be exactly the file's 1 MiB leaves from a 1 MiB
+ * offset to its end (`size`), each a 32-byte digest. Anything else is the caller's bug: refused,
+ * never trusted in part.
+ */
+export function knownPiecesStart(pieces: readonly KnownPiece[], size: number): number {
+  const first = pieces[0]?.offset ?? size
+  let expect = first
+  const fits =
+    first % UNIXFS_CHUNK_SIZE === 0 &&
+    pieces.every((p) => {
+      const ok =
+        p.offset === expect &&
+        p.length === Math.min(UNIXFS_CHUNK_SIZE, size - p.offset) &&
+        p.length > 0 &&
+        p.digest instanceof Uint8Array &&
+        p.digest.length === 32
+      expect += p.length
+      return ok
+    }) &&
+    expect === size
+  if (!fits) {
+    throw new CapsuleStoreError('The known pieces are not the file’s last 1 MiB leaves', {
+      details: { first, pieces: pieces.length, size },
+      hint: 'Give the digests of every 1 MiB piece from a 1 MiB offset to the end of the file, in order, or none.',
+    })
+  }
+  return first
 }
 
 /**
@@ -36,9 +70,18 @@ export function referenceLeaves(
 ) {
   return () =>
     (async function* () {
-      for await (const { offset, length, digest } of sha256FilePieces(target.readPath, {
-        pieceSize: UNIXFS_CHUNK_SIZE,
-      })) {
+      const size = stamp()?.size
+      const known = target.pieces && size !== undefined ? target.pieces : []
+      const hashedUpTo = known.length > 0 ? knownPiecesStart(known, size as number) : undefined
+      const leaves = async function* () {
+        // the pieces before the known ones are read and hashed; the known ones are taken as given
+        yield* sha256FilePieces(target.readPath, {
+          pieceSize: UNIXFS_CHUNK_SIZE,
+          ...(hashedUpTo === undefined ? {} : { length: hashedUpTo }),
+        })
+        yield* known
+      }
+      for await (const { offset, length, digest } of leaves()) {
         signal?.throwIfAborted()
         const cid = CID.createV1(raw.code, create(sha256.code, digest))
         yield async () => {
