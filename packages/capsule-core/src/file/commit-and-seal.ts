@@ -34,6 +34,7 @@ import { commitPlaintextFile } from './commit-file.ts'
 import type { FilePieceDigest } from './hash-pieces.ts'
 import { openRegularFile, openTarget, SEAL_INPUT_HINT, type Target, writeAtSync } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
+import { fileLimits } from './limits.ts'
 import { inputChanged, writeSealed } from './seal-file.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
 
@@ -80,24 +81,6 @@ export type CommitAndSealFileParameters = Omit<
      */
     onWritten?: (writtenPath: string, pieces?: readonly FilePieceDigest[]) => Promise<void>
   }
-
-/**
- * Memory bounds of the file helpers. Internal (not exported by the package); tests lower
- * them to reach the fallbacks with small files.
- */
-export const fileLimits = {
-  /**
-   * Above this many bytes of chunk tags held in memory (16 per chunk: 4 MiB is 256 GiB of
-   * payload at the default 1 MiB chunk), {@link commitAndSealFile} reads the input twice.
-   */
-  maxHeldTagBytes: 4 * 1024 * 1024,
-  /**
-   * Pieces {@link sha256FilePieces} hashes per run of the lanes (8 GiB of 1 MiB pieces: one
-   * set of worker threads for a capsule up to that size; each new set costs start-up and
-   * memory). At most two segments of digests (~100 bytes each) are held.
-   */
-  hashSegmentPieces: 8192,
-}
 
 /**
  * Seals the file at `input` into a capsule at `output` in one read of the input: the

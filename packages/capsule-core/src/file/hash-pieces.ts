@@ -4,9 +4,9 @@
  * calling thread. What an IPFS add of a sealed capsule needs (its 1 MiB raw leaves' digests).
  */
 import { InvalidArgumentError } from '../errors.ts'
-import { fileLimits } from './commit-and-seal.ts'
 import { openRegularFile } from './io.ts'
 import { LaneChunkFailure, runLanes } from './lanes.ts'
+import { fileLimits } from './limits.ts'
 import { type FileThreadsOption, lanesFor } from './threads.ts'
 
 /** One piece of the file: where it is and its SHA-256. */

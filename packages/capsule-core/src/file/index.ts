@@ -9,10 +9,11 @@
  * never leaves a half-written capsule or unverified plaintext behind.
  */
 export type { CommitAndSealFileParameters } from './commit-and-seal.ts'
-export { commitAndSealFile, fileLimits } from './commit-and-seal.ts'
+export { commitAndSealFile } from './commit-and-seal.ts'
 export { commitPlaintextFile } from './commit-file.ts'
 export type { FilePieceDigest } from './hash-pieces.ts'
 export { sha256FilePieces } from './hash-pieces.ts'
+export { fileLimits } from './limits.ts'
 export { openFile, openFileInto } from './open-file.ts'
 export type { SealFileParameters } from './seal-file.ts'
 export { sealFile } from './seal-file.ts'
