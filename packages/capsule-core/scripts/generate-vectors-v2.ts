@@ -8,10 +8,10 @@
  * A version 2 body is 1 MiB, so every case but three holds one short body (100 bytes or less);
  * `valid-one-body` holds one whole body, `valid-two-bodies` and `swapped-tags` two.
  *
- * Not here: the zero padding before 1 MiB-aligned bodies (SPEC.md §11.2) exists only from 64
- * bodies, a capsule of 63 MiB or more, far too large for a committed vector.
- * `test/format-v2.test.ts` builds such a capsule and checks its padding (non-zero byte: reason
- * `padding`; cut inside it: `CAPSULE_TRUNCATED`) through every reader.
+ * The zero padding before 1 MiB-aligned bodies (SPEC.md §11.2) exists only from 64 bodies: its
+ * two vectors are such a capsule cut short (in the padding; at the end of a padding with a
+ * non-zero byte). `test/format-v2.test.ts` builds whole aligned capsules and checks them
+ * through every reader and sealer.
  *
  *   node scripts/generate-vectors-v2.ts        # rewrite test/vectors-v2/
  */
@@ -223,6 +223,32 @@ export function generateVectorsV2(): VectorV2[] {
       'ends 7 bytes into the tag table',
       'CAPSULE_TRUNCATED',
       c.slice(0, p.payloadOffset + 7),
+    ),
+  )
+
+  // The padding (§11.2, §11.4 step 8): an aligned capsule (65 bodies of zeros) cut short, so
+  // the vectors stay small: the table and part of its padding; the whole padding with one
+  // byte set and no body after it (the padding is checked before any body is read).
+  const aligned = buildV2(new Uint8Array(64 * MiB + 1)).capsule
+  const ap = parseCapsuleHeader(aligned)
+  const paddingStart = ap.payloadOffset + 16 * ap.chunkCount
+  v.push(
+    failure(
+      'truncated-in-padding',
+      '65 bodies (64 MiB + 1 of zeros): ends 100 bytes into the zero padding before the bodies',
+      'CAPSULE_TRUNCATED',
+      aligned.slice(0, paddingStart + 100),
+    ),
+  )
+  const nonZero = aligned.slice(0, ap.bodiesOffset)
+  nonZero[ap.bodiesOffset - 1] = 1
+  v.push(
+    failure(
+      'non-zero-padding',
+      '65 bodies (64 MiB + 1): the last byte of the padding is 1, and the capsule ends there (the padding is refused before any body)',
+      'CAPSULE_FORMAT',
+      nonZero,
+      { reason: 'padding' },
     ),
   )
 

@@ -8,7 +8,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash } from 'node:crypto'
 import { createPayloadDigestCombiner, type PayloadDigestCombiner } from './bundle/payload-digest.ts'
-import { equalBytes } from './encoding/bytes.ts'
+import { concatBytes, equalBytes } from './encoding/bytes.ts'
 import {
   CapsuleFormatError,
   CapsuleIntegrityError,
@@ -348,7 +348,7 @@ export class PayloadOpener {
     const v1 = this.parsed.header.version === 1
     while (!this.done && this.queue.length >= this.needed()) {
       if (!v1 && !this.tags) {
-        this.tags = joinPieces(this.queue.take(this.needed()))
+        this.tags = concatBytes(...this.queue.take(this.needed()))
         continue
       }
       if (!this.padded) {
@@ -438,19 +438,6 @@ function sha256Pieces(pieces: readonly Uint8Array[]): Uint8Array {
   const hash = createHash('sha256')
   for (const p of pieces) hash.update(p)
   return new Uint8Array(hash.digest())
-}
-
-function joinPieces(pieces: readonly Uint8Array[]): Uint8Array {
-  if (pieces.length === 1) return (pieces[0] as Uint8Array).slice()
-  let total = 0
-  for (const p of pieces) total += p.length
-  const out = new Uint8Array(total)
-  let off = 0
-  for (const p of pieces) {
-    out.set(p, off)
-    off += p.length
-  }
-  return out
 }
 
 /** Version 2: a byte of the padding before the bodies is not zero (one capsule, one encoding). */

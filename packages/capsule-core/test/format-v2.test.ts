@@ -6,11 +6,12 @@
  * with the same codes.
  */
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { decode, encode, rfc8949EncodeOptions } from 'cborg'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
   CAPSULE_FORMAT_VERSION_2,
@@ -27,7 +28,6 @@ import {
   openNodeStream,
   openStream,
   parseCapsuleHeader,
-  sealCapsule,
   sealFile,
   sealStream,
   signCapsuleHeader,
@@ -282,6 +282,55 @@ describe('format version 2: every reader opens what every sealer writes', () => 
     expect(Buffer.compare(readFileSync(output), small.capsule)).toBe(0)
   })
 
+  it('sealFile refuses a version 2 header made for other bytes, and leaves no output', async () => {
+    const input = join(tmp, 'sf-other.bin')
+    const other = Buffer.from(SMALL)
+    flipBit(other, 2 * MiB + 1)
+    writeFileSync(input, other)
+    const output = join(tmp, 'sf-other.capsule')
+    const err = await sealFile({
+      header: small.header,
+      signature: small.signature,
+      dataKey: DATA_KEY,
+      input,
+      output,
+    }).catch((e: unknown) => e)
+    expect(err).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/changed/),
+    })
+    expect(readdirSync(tmp).filter((f) => f.includes('sf-other.capsule'))).toEqual([])
+  })
+
+  it('commitAndSealFile leaves the tag table zero until the bodies are sealed (ADR 0004: no zero-AAD tag is ever written)', async () => {
+    const input = join(tmp, 'zero-table.bin')
+    writeFileSync(input, ALIGNED)
+    const output = join(tmp, 'zero-table.capsule')
+    const parsed = parseCapsuleHeader(aligned.capsule)
+    const region = [parsed.payloadOffset, parsed.bodiesOffset] as const
+    let looked = 0
+    await commitAndSealFile({
+      ...BASE,
+      formatVersion: 2,
+      dataKey: DATA_KEY,
+      input,
+      output,
+      threads: 2,
+      sign: (header) => signCapsuleHeader(header, OWNER_KEY),
+      // after each run of chunks: the partial file's table and padding are still all zero
+      onProgress: () => {
+        const partial = readdirSync(tmp).find((f) => f.startsWith('.zero-table.capsule.'))
+        if (!partial) return
+        const bytes = readFileSync(join(tmp, partial))
+        if (bytes.length < region[1]) return
+        looked++
+        expect(bytes.subarray(...region).every((b) => b === 0)).toBe(true)
+      },
+    })
+    expect(looked).toBeGreaterThan(10)
+    expect(Buffer.compare(readFileSync(output), aligned.capsule)).toBe(0)
+  })
+
   it('sealFile with a version 2 header writes the same bytes', async () => {
     for (const [name, b] of [
       ['aligned', aligned],
@@ -468,6 +517,13 @@ describe('format version 2: forgeries and damage, refused alike by every reader'
     expect(() =>
       encodeCapsuleHeader({ ...h, payload: { ...h.payload, plaintextSize: 2 ** 40 + 1 } }),
     ).toThrow(/over the limit/)
+    // as a reader meets it: a limit, not a format error
+    const raw = encodeCapsuleHeader(h)
+    const cbor = decode(raw) as { payload: { plaintextSize: number } }
+    cbor.payload.plaintextSize = 2 ** 40 + 1
+    expect(() => decodeCapsuleHeader(encode(cbor, rfc8949EncodeOptions), 2)).toThrow(
+      expect.objectContaining({ code: 'CAPSULE_LIMIT' }),
+    )
   })
 
   it('does not seal a version 2 capsule as a stream (its table comes first)', () => {
@@ -485,6 +541,5 @@ describe('format version 2: forgeries and damage, refused alike by every reader'
         commitment: { plaintextSize: 1, chunkSize: MiB, plaintextCommitment: new Uint8Array(32) },
       }),
     ).toThrow(/another format version/)
-    expect(sealCapsule).toBeTypeOf('function')
   })
 })

@@ -5,8 +5,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { prepareSeal, type SealParameters } from '../capsule.ts'
 import { equalBytes } from '../encoding/bytes.ts'
 import { InvalidArgumentError } from '../errors.ts'
-import { CHUNK_TAG_LENGTH } from '../header.ts'
-import { createCommitmentCombiner } from '../keys.ts'
+import { createCiphertextCommitmentCombiner, createCommitmentCombiner } from '../keys.ts'
 import { chunkPlaintextLength, type ParsedCapsuleHeader } from '../parse.ts'
 import { encryptChunk } from '../payload.ts'
 import {
@@ -95,8 +94,16 @@ interface LeafCheck {
   verify(): void
 }
 
-function leafCheck(commitmentKey: Uint8Array, parsed: ParsedCapsuleHeader): LeafCheck {
-  const combiner = createCommitmentCombiner(commitmentKey)
+function leafCheck(
+  commitmentKey: Uint8Array | 'ciphertext',
+  parsed: ParsedCapsuleHeader,
+): LeafCheck {
+  const { chunkSize, plaintextSize } = parsed.header.payload
+  // version 2: the bodies the lanes write must make the header's commitment (SPEC.md §11.3)
+  const combiner =
+    commitmentKey === 'ciphertext'
+      ? createCiphertextCommitmentCombiner(chunkSize, plaintextSize)
+      : createCommitmentCombiner(commitmentKey)
   return {
     add: (leaf) => combiner.add(leaf),
     verify() {
@@ -130,12 +137,16 @@ export async function writeSealed(
   },
 ): Promise<void> {
   const { chunkSize, plaintextSize } = parsed.header.payload
-  const check = params.commitmentKey && leafCheck(params.commitmentKey, parsed)
+  // Version 2: the bodies are hashed as they are sealed (one pass, in the lanes) and must make
+  // the header's commitment, or nothing is renamed into place (a header made for other bytes).
+  const check =
+    parsed.header.version !== 1
+      ? leafCheck('ciphertext', parsed)
+      : params.commitmentKey && leafCheck(params.commitmentKey, parsed)
   const lanes = lanesFor(params.threads, plaintextSize)
-  if (parsed.header.version !== 1) {
-    // Version 2: each body at its place, each tag into the table before them; the padding is
-    // the presized file's zeros. On the calling thread alone for a small file.
-    if (check) {
+  const v1 = parsed.header.version === 1
+  if (!v1) {
+    if (params.commitmentKey) {
       // only version 1's two-pass seal re-hashes the plaintext against its keyed commitment
       throw new InvalidArgumentError('a version 2 seal takes no commitment key', {
         hint: 'Seal version 2 files in one pass (commitAndSealFile), or against an fstat check (sealFile).',
@@ -146,6 +157,10 @@ export async function writeSealed(
         hint: 'Its tag table sits before the bodies: give a file path, or make a version 1 header.',
       })
     }
+  }
+  // Version 2 always takes the lanes (on the calling thread alone for a small file): each body
+  // at its place, each tag into the table before them, the padding the presized file's zeros.
+  if (!v1 || (lanes > 0 && (await target.positional()))) {
     await target.presize(parsed.capsuleLength)
     await target.fh.write(prefix, 0, prefix.length, 0)
     await runLanes({
@@ -154,7 +169,7 @@ export async function writeSealed(
       inBase: 0,
       outFd: target.fh.fd,
       outBase: parsed.bodiesOffset,
-      tagBase: parsed.payloadOffset,
+      ...(v1 ? {} : { tagBase: parsed.payloadOffset }),
       key: payloadKey,
       aad: parsed.headerHash,
       chunkSize,
@@ -162,31 +177,11 @@ export async function writeSealed(
       chunkCount: parsed.chunkCount,
       lanes: Math.max(1, lanes),
       keepWorkers: params.keepWorkers,
-      onChunks: (done) => params.onProgress?.(Math.min(plaintextSize, done * chunkSize)),
-    }).catch((err: unknown) => {
-      if (!(err instanceof LaneChunkFailure)) throw err
-      throw inputChanged(err.chunk)
-    })
-    await params.beforeLastChunk?.()
-    return
-  }
-  if (lanes > 0 && (await target.positional())) {
-    await target.presize(prefix.length + plaintextSize + parsed.chunkCount * CHUNK_TAG_LENGTH)
-    await target.fh.write(prefix, 0, prefix.length, 0)
-    await runLanes({
-      op: 'seal',
-      inFd: src.fd,
-      inBase: 0,
-      outFd: target.fh.fd,
-      outBase: prefix.length,
-      key: payloadKey,
-      aad: parsed.headerHash,
-      chunkSize,
-      plaintextSize,
-      chunkCount: parsed.chunkCount,
-      lanes,
-      keepWorkers: params.keepWorkers,
-      ...(check === undefined ? {} : { onLeaf: (leaf: Uint8Array) => check.add(leaf) }),
+      ...(check === undefined
+        ? {}
+        : v1
+          ? { onLeaf: (leaf: Uint8Array) => check.add(leaf) }
+          : { onCipherLeaf: (leaf: Uint8Array) => check.add(leaf) }),
       onChunks: (done) => params.onProgress?.(Math.min(plaintextSize, done * chunkSize)),
     }).catch((err: unknown) => {
       if (!(err instanceof LaneChunkFailure)) throw err

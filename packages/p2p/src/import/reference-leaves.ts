@@ -5,6 +5,8 @@
  * leaf's bytes cross into the calling thread: WebCrypto's `digest` copied each one there first,
  * which was most of a loaded seal's add (ADR 0045).
  */
+import { createHash } from 'node:crypto'
+import { open } from 'node:fs/promises'
 import { sha256FilePieces } from '@digicap/capsule-core'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -59,6 +61,34 @@ export function knownPiecesStart(pieces: readonly KnownPiece[], size: number): n
 }
 
 /**
+ * The last known piece read and hashed: one 1 MiB leaf of the file against the writer's word,
+ * so a writer whose offsets or digests are wrong is refused here, not registered under a CID
+ * whose leaves this node would serve unchecked and every fetcher would refuse.
+ */
+async function checkLastPiece(path: string, known: readonly KnownPiece[]): Promise<void> {
+  const last = known[known.length - 1] as KnownPiece
+  const bytes = new Uint8Array(last.length)
+  const file = await open(path, 'r')
+  try {
+    let got = 0
+    while (got < bytes.length) {
+      const { bytesRead } = await file.read(bytes, got, bytes.length - got, last.offset + got)
+      if (bytesRead === 0) break
+      got += bytesRead
+    }
+  } finally {
+    await file.close()
+  }
+  const digest = createHash('sha256').update(bytes).digest()
+  if (!digest.equals(last.digest)) {
+    throw new CapsuleStoreError('A known piece is not the file’s bytes', {
+      details: { offset: last.offset, length: last.length },
+      hint: 'The writer handed digests of other bytes: add the file without pieces.',
+    })
+  }
+}
+
+/**
  * A `bufferImporter` for `ipfs-unixfs-importer` that ignores the content it is given and yields
  * one leaf per 1 MiB piece of `target.readPath` (the file must not be empty).
  */
@@ -79,6 +109,7 @@ export function referenceLeaves(
           pieceSize: UNIXFS_CHUNK_SIZE,
           ...(hashedUpTo === undefined ? {} : { length: hashedUpTo }),
         })
+        if (known.length > 0) await checkLastPiece(target.readPath, known)
         yield* known
       }
       for await (const { offset, length, digest } of leaves()) {
