@@ -9,8 +9,6 @@ import { createHash } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable, Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { decode, encode, rfc8949EncodeOptions } from 'cborg'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
@@ -18,15 +16,10 @@ import {
   capsuleChunkRange,
   commitAndSealFile,
   createCapsuleHeader,
-  DigicapError,
   decodeCapsuleHeader,
   encodeCapsuleHeader,
-  openCapsule,
   openChunk,
-  openFile,
   openFileInto,
-  openNodeStream,
-  openStream,
   parseCapsuleHeader,
   sealFile,
   sealStream,
@@ -36,6 +29,7 @@ import {
 import { derivePayloadKey } from '../src/keys.ts'
 import { encryptChunk } from '../src/payload.ts'
 import { BASE, build, DATA_KEY, detBytes, OWNER_KEY } from './fixtures.ts'
+import { type Outcome, viaBuffer, viaFile, viaNodeStream, viaWebStream } from './readers.ts'
 
 const MiB = 1024 * 1024
 const tmp = mkdtempSync(join(tmpdir(), 'digicap-v2-'))
@@ -43,60 +37,15 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
 const v2 = (plaintext: Uint8Array) => build(plaintext, V2_CHUNK_SIZE, { formatVersion: 2 })
 
-type Outcome = { ok: true; plaintext: Uint8Array } | { ok: false; code: string; reason?: unknown }
-
-function outcome(err: unknown): Outcome {
-  if (!(err instanceof DigicapError)) throw err
-  return { ok: false, code: err.code, reason: err.details?.reason }
-}
-
+/** Every reader, the Web stream in odd pieces so the table, the padding and the bodies are crossed mid-piece. */
 async function everyReader(capsule: Uint8Array, name: string): Promise<Record<string, Outcome>> {
-  const results: Record<string, Outcome> = {}
-  try {
-    results.buffer = { ok: true, plaintext: openCapsule(capsule, { dataKey: DATA_KEY }).plaintext }
-  } catch (err) {
-    results.buffer = outcome(err)
+  return {
+    buffer: await viaBuffer(capsule, DATA_KEY),
+    web: await viaWebStream(capsule, DATA_KEY, 65_537),
+    node: await viaNodeStream(capsule, DATA_KEY),
+    'file×1': await viaFile(tmp, name, capsule, DATA_KEY, 1),
+    'file×2': await viaFile(tmp, name, capsule, DATA_KEY, 2),
   }
-  const web: Uint8Array[] = []
-  try {
-    // odd pieces, so the table, the padding and every body are crossed mid-piece
-    const pieces: Uint8Array[] = []
-    for (let i = 0; i < capsule.length; i += 65_537) pieces.push(capsule.slice(i, i + 65_537))
-    await ReadableStream.from(pieces)
-      .pipeThrough(openStream({ dataKey: DATA_KEY }))
-      .pipeTo(new WritableStream({ write: (c) => void web.push(c) }))
-    results.web = { ok: true, plaintext: Buffer.concat(web) }
-  } catch (err) {
-    results.web = outcome(err)
-  }
-  const node: Uint8Array[] = []
-  try {
-    await pipeline(
-      Readable.from([capsule.subarray(0, 100), capsule.subarray(100)]),
-      openNodeStream({ dataKey: DATA_KEY }),
-      new Writable({
-        write(c, _e, cb) {
-          node.push(c)
-          cb()
-        },
-      }),
-    )
-    results.node = { ok: true, plaintext: Buffer.concat(node) }
-  } catch (err) {
-    results.node = outcome(err)
-  }
-  const input = join(tmp, `${name}.capsule`)
-  writeFileSync(input, capsule)
-  for (const threads of [1, 2]) {
-    const output = join(tmp, `${name}.${threads}.out`)
-    try {
-      await openFile({ input, output, dataKey: DATA_KEY, threads })
-      results[`file×${threads}`] = { ok: true, plaintext: readFileSync(output) }
-    } catch (err) {
-      results[`file×${threads}`] = outcome(err)
-    }
-  }
-  return results
 }
 
 function expectAll(results: Record<string, Outcome>, want: Outcome): void {

@@ -6,11 +6,9 @@
  * SPEC.md §11.5 must name every vector.
  */
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable, Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { decode } from 'cborg'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -19,96 +17,15 @@ import { generateVectorsV2 } from '../scripts/generate-vectors-v2.ts'
 import { recoverDigestSigner } from '../src/eip712/signature.ts'
 import { hashTypedData } from '../src/eip712/typed-data.ts'
 import { toHex } from '../src/encoding/hex.ts'
-import {
-  CAPSULE_PREAMBLE_LENGTH,
-  capsuleTypedData,
-  DigicapError,
-  openCapsule,
-  openFile,
-  openNodeStream,
-  openStream,
-  parseCapsuleHeader,
-} from '../src/index.ts'
+import { CAPSULE_PREAMBLE_LENGTH, capsuleTypedData, parseCapsuleHeader } from '../src/index.ts'
 import { OWNER } from './fixtures.ts'
+import { type Outcome, viaBuffer, viaFile, viaNodeStream, viaWebStream } from './readers.ts'
 
 const dir = new URL('./vectors-v2/', import.meta.url).pathname
 const files = readdirSync(dir).sort()
 const tmp = mkdtempSync(join(tmpdir(), 'digicap-vectors-v2-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 const generated = generateVectorsV2()
-
-type Outcome = { ok: true; plaintext: Uint8Array } | { ok: false; code: string; reason?: unknown }
-
-function outcomeOf(err: unknown): Outcome {
-  if (!(err instanceof DigicapError)) throw err
-  return { ok: false, code: err.code, reason: err.details?.reason }
-}
-
-async function viaBuffer(capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
-  try {
-    return { ok: true, plaintext: openCapsule(capsule, { dataKey }).plaintext }
-  } catch (err) {
-    return outcomeOf(err)
-  }
-}
-
-/**
- * Feeds the capsule in 7-byte pieces so every parser boundary (preamble, header, signature,
- * each tag of the table, each body) is crossed mid-piece.
- */
-async function viaWebStream(capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
-  const pieces: Uint8Array[] = []
-  for (let i = 0; i < capsule.length; i += 7) pieces.push(capsule.slice(i, i + 7))
-  const out: Uint8Array[] = []
-  try {
-    await ReadableStream.from(pieces)
-      .pipeThrough(openStream({ dataKey }))
-      .pipeTo(new WritableStream({ write: (c) => void out.push(c) }))
-    return { ok: true, plaintext: Buffer.concat(out) }
-  } catch (err) {
-    return outcomeOf(err)
-  }
-}
-
-async function viaNodeStream(capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
-  const out: Uint8Array[] = []
-  try {
-    await pipeline(
-      Readable.from([capsule.subarray(0, 100), capsule.subarray(100)]),
-      openNodeStream({ dataKey }),
-      new Writable({
-        write(c, _e, cb) {
-          out.push(c)
-          cb()
-        },
-      }),
-    )
-    return { ok: true, plaintext: Buffer.concat(out) }
-  } catch (err) {
-    return outcomeOf(err)
-  }
-}
-
-/** `openFile` with its default threads, or with `threads` 1 (the calling thread) or 2 (lanes). */
-async function viaFile(
-  name: string,
-  capsule: Uint8Array,
-  dataKey: Uint8Array,
-  threads?: number,
-): Promise<Outcome> {
-  const label = `${name}.${threads ?? 'default'}`
-  const input = join(tmp, `${label}.capsule`)
-  const output = join(tmp, `${label}.out`)
-  writeFileSync(input, capsule)
-  try {
-    await openFile({ input, output, dataKey, ...(threads === undefined ? {} : { threads }) })
-    return { ok: true, plaintext: readFileSync(output) }
-  } catch (err) {
-    // nothing of the plaintext is left behind
-    expect(readdirSync(tmp).filter((f) => f.includes(`${label}.out`))).toEqual([])
-    return outcomeOf(err)
-  }
-}
 
 describe('format version 2 test vectors', () => {
   it('has the cases of SPEC §11.5, covering success and failure', () => {
@@ -181,9 +98,9 @@ describe('format version 2 test vectors', () => {
         buffer: await viaBuffer(capsule, dataKey),
         webStream: await viaWebStream(capsule, dataKey),
         nodeStream: await viaNodeStream(capsule, dataKey),
-        file: await viaFile(file, capsule, dataKey),
-        'file threads 1': await viaFile(file, capsule, dataKey, 1),
-        'file threads 2': await viaFile(file, capsule, dataKey, 2),
+        file: await viaFile(tmp, file, capsule, dataKey),
+        'file threads 1': await viaFile(tmp, file, capsule, dataKey, 1),
+        'file threads 2': await viaFile(tmp, file, capsule, dataKey, 2),
       }
       const reason = generated.find((v) => v.name === file)?.reason
       for (const [reader, o] of Object.entries(outcomes)) {

@@ -1,79 +1,15 @@
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable, Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import { generateVectors, parseVector, renderVector } from '../scripts/generate-vectors.ts'
-import { DigicapError, openCapsule, openFile, openNodeStream, openStream } from '../src/index.ts'
+import { viaBuffer, viaFile, viaNodeStream, viaWebStream } from './readers.ts'
 
 const dir = new URL('./vectors/', import.meta.url).pathname
 const files = readdirSync(dir).sort()
 const tmp = mkdtempSync(join(tmpdir(), 'digicap-vectors-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
-
-type Outcome = { ok: true; plaintext: Uint8Array } | { ok: false; code: string }
-
-function codeOf(err: unknown): string {
-  if (!(err instanceof DigicapError)) throw err
-  return err.code
-}
-
-async function viaBuffer(capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
-  try {
-    return { ok: true, plaintext: openCapsule(capsule, { dataKey }).plaintext }
-  } catch (err) {
-    return { ok: false, code: codeOf(err) }
-  }
-}
-
-/** Feeds the capsule in 7-byte pieces so every parser boundary is crossed mid-piece. */
-async function viaWebStream(capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
-  const pieces: Uint8Array[] = []
-  for (let i = 0; i < capsule.length; i += 7) pieces.push(capsule.slice(i, i + 7))
-  const out: Uint8Array[] = []
-  try {
-    await ReadableStream.from(pieces)
-      .pipeThrough(openStream({ dataKey }))
-      .pipeTo(new WritableStream({ write: (c) => void out.push(c) }))
-    return { ok: true, plaintext: Buffer.concat(out) }
-  } catch (err) {
-    return { ok: false, code: codeOf(err) }
-  }
-}
-
-async function viaNodeStream(capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
-  const out: Uint8Array[] = []
-  try {
-    await pipeline(
-      Readable.from([capsule.subarray(0, 100), capsule.subarray(100)]),
-      openNodeStream({ dataKey }),
-      new Writable({
-        write(c, _e, cb) {
-          out.push(c)
-          cb()
-        },
-      }),
-    )
-    return { ok: true, plaintext: Buffer.concat(out) }
-  } catch (err) {
-    return { ok: false, code: codeOf(err) }
-  }
-}
-
-async function viaFile(name: string, capsule: Uint8Array, dataKey: Uint8Array): Promise<Outcome> {
-  const input = join(tmp, `${name}.capsule`)
-  const output = join(tmp, `${name}.out`)
-  writeFileSync(input, capsule)
-  try {
-    await openFile({ input, output, dataKey })
-    return { ok: true, plaintext: readFileSync(output) }
-  } catch (err) {
-    expect(readdirSync(tmp).filter((f) => f.includes(`${name}.out`))).toEqual([])
-    return { ok: false, code: codeOf(err) }
-  }
-}
 
 describe('test vectors', () => {
   it('has at least 30 cases, covering success and failure', () => {
@@ -101,7 +37,7 @@ describe('test vectors', () => {
         await viaBuffer(capsule, dataKey),
         await viaWebStream(capsule, dataKey),
         await viaNodeStream(capsule, dataKey),
-        await viaFile(file, capsule, dataKey),
+        await viaFile(tmp, file, capsule, dataKey),
       ]
       for (const o of outcomes) {
         if (fields.expect === 'success') {
@@ -112,7 +48,7 @@ describe('test vectors', () => {
             fields['plaintext sha256'],
           )
         } else {
-          expect(o).toEqual({ ok: false, code: fields.error })
+          expect(o).toMatchObject({ ok: false, code: fields.error })
         }
       }
     })
