@@ -20,6 +20,7 @@ import { toHex } from '../src/encoding/hex.ts'
 import { CAPSULE_PREAMBLE_LENGTH, capsuleTypedData, parseCapsuleHeader } from '../src/index.ts'
 import { OWNER } from './fixtures.ts'
 import { type Outcome, viaBuffer, viaFile, viaNodeStream, viaWebStream } from './readers.ts'
+import { describeSpecTable } from './spec-table.ts'
 
 const dir = new URL('./vectors-v2/', import.meta.url).pathname
 const files = readdirSync(dir).sort()
@@ -123,45 +124,4 @@ describe('format version 2 test vectors', () => {
   }
 })
 
-// SPEC §11.5 maps every rule of version 2 to its vectors, as §8 does for version 1: each name
-// (or `prefix-*`) in its table must match a file of test/vectors-v2/, and every file must be
-// listed under some rule.
-describe('SPEC §11.5 rule table', () => {
-  const spec = readFileSync(new URL('../SPEC.md', import.meta.url), 'utf8')
-  const start = spec.indexOf('### 11.5')
-  const rest = spec.slice(start + 1)
-  const next = rest.search(/\n##+ /)
-  const section = start < 0 ? '' : next < 0 ? rest : rest.slice(0, next)
-  const rows = section
-    .split('\n')
-    .filter((l) => l.startsWith('| ') && !l.startsWith('| rule') && !l.startsWith('| ---'))
-  const names = rows.flatMap((row) =>
-    [...(row.split('|')[2] ?? '').matchAll(/`([a-z0-9*-]+)`/g)].map((m) => m[1] as string),
-  )
-  const matches = (name: string, file: string) =>
-    name.endsWith('*') ? file.startsWith(name.slice(0, -1)) : file === name
-
-  it('lists rules, each with vectors', () => {
-    expect(start).toBeGreaterThanOrEqual(0)
-    expect(rows.length).toBeGreaterThanOrEqual(5)
-    expect(names.length).toBeGreaterThanOrEqual(15)
-  })
-
-  it('names only vectors that exist', () => {
-    for (const name of names) {
-      expect(
-        files.some((f) => matches(name, f)),
-        name,
-      ).toBe(true)
-    }
-  })
-
-  it('leaves no vector out', () => {
-    for (const file of files) {
-      expect(
-        names.some((n) => matches(n, file)),
-        file,
-      ).toBe(true)
-    }
-  })
-})
+describeSpecTable({ heading: '### 11.5 Test vectors', files, minRows: 5, minNames: 15 })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { generateVectors, parseVector, renderVector } from '../scripts/generate-vectors.ts'
 import { viaBuffer, viaFile, viaNodeStream, viaWebStream } from './readers.ts'
+import { describeSpecTable } from './spec-table.ts'
 
 const dir = new URL('./vectors/', import.meta.url).pathname
 const files = readdirSync(dir).sort()
@@ -55,38 +56,4 @@ describe('test vectors', () => {
   }
 })
 
-// SPEC §8 maps every rule to its vectors: each name (or `prefix-*`) there must match a file,
-// and every file must be listed under some rule.
-describe('SPEC §8 rule table', () => {
-  const spec = readFileSync(new URL('../SPEC.md', import.meta.url), 'utf8')
-  const section = spec.slice(spec.indexOf('## 8. Test vectors'), spec.indexOf('## 9.'))
-  const rows = section.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| rule'))
-  const names = rows.flatMap((row) =>
-    [...(row.split('|')[2] ?? '').matchAll(/`([a-z0-9*-]+)`/g)].map((m) => m[1] as string),
-  )
-  const matches = (name: string, file: string) =>
-    name.endsWith('*') ? file.startsWith(name.slice(0, -1)) : file === name
-
-  it('lists rules, each with vectors', () => {
-    expect(rows.length).toBeGreaterThanOrEqual(8)
-    expect(names.length).toBeGreaterThanOrEqual(30)
-  })
-
-  it('names only vectors that exist', () => {
-    for (const name of names) {
-      expect(
-        files.some((f) => matches(name, f)),
-        name,
-      ).toBe(true)
-    }
-  })
-
-  it('leaves no vector out', () => {
-    for (const file of files) {
-      expect(
-        names.some((n) => matches(n, file)),
-        file,
-      ).toBe(true)
-    }
-  })
-})
+describeSpecTable({ heading: '## 8. Test vectors', files, minRows: 8, minNames: 30 })
