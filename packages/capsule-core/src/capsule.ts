@@ -26,11 +26,10 @@ import {
 } from './header.ts'
 import {
   type CiphertextCommitment,
+  contentCommitmentCombiner,
   createCiphertextCommitmentCombiner,
-  createCommitmentCombiner,
   createPlaintextCommitment,
   DATA_KEY_LENGTH,
-  deriveCommitmentKey,
   derivePayloadKey,
   generateCapsuleId,
   keyCommitment,
@@ -386,14 +385,17 @@ export function checkDataKey(parsed: ParsedCapsuleHeader, dataKey: Uint8Array): 
 export function prepareOpen(parsed: ParsedCapsuleHeader, options: OpenOptions): PayloadOpener {
   verifyOnce(parsed, options)
   checkDataKey(parsed, options.dataKey)
-  const id = parsed.header.capsuleId
-  const { chunkSize, plaintextSize } = parsed.header.payload
+  const { capsuleId: id, version, payload } = parsed.header
   const commitment =
     options.checkCommitment === false
       ? undefined
-      : parsed.header.version === 1
-        ? createCommitmentCombiner(deriveCommitmentKey(options.dataKey, id))
-        : createCiphertextCommitmentCombiner(chunkSize, plaintextSize)
+      : contentCommitmentCombiner(
+          version,
+          options.dataKey,
+          id,
+          payload.chunkSize,
+          payload.plaintextSize,
+        )
   return new PayloadOpener(parsed, derivePayloadKey(options.dataKey, id), commitment)
 }
 

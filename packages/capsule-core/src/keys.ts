@@ -121,6 +121,22 @@ export function createCiphertextCommitmentCombiner(
   }
 }
 
+/**
+ * The combiner of a header's content commitment, by format version: version 1's keyed one
+ * (its key derived from the data key), version 2's over the ciphertext.
+ */
+export function contentCommitmentCombiner(
+  version: number,
+  dataKey: Uint8Array,
+  capsuleId: Uint8Array,
+  chunkSize: number,
+  plaintextSize: number,
+): CommitmentCombiner {
+  return version === 1
+    ? createCommitmentCombiner(deriveCommitmentKey(dataKey, capsuleId))
+    : createCiphertextCommitmentCombiner(chunkSize, plaintextSize)
+}
+
 /** Starts a {@link CommitmentCombiner} keyed with a commitment key (which it zeroes). */
 export function createCommitmentCombiner(commitmentKey: Uint8Array): CommitmentCombiner {
   checkBytes('commitmentKey', commitmentKey, 32)

@@ -17,8 +17,7 @@ import {
   V2_CHUNK_SIZE,
 } from '../header.ts'
 import {
-  createCiphertextCommitmentCombiner,
-  createCommitmentCombiner,
+  contentCommitmentCombiner,
   DATA_KEY_LENGTH,
   deriveCommitmentKey,
   derivePayloadKey,
@@ -194,9 +193,7 @@ export async function commitAndSealFile(
     }
 
     const zeroAad = new Uint8Array(32)
-    const combiner = v1
-      ? createCommitmentCombiner(deriveCommitmentKey(dataKey, capsuleId))
-      : createCiphertextCommitmentCombiner(chunkSize, size)
+    const combiner = contentCommitmentCombiner(v1 ? 1 : 2, dataKey, capsuleId, chunkSize, size)
     const tags = new Uint8Array(chunkCount * CHUNK_TAG_LENGTH)
     // Version 2: the bodies' digests, the commitment's leaves and the file's 1 MiB IPFS leaves.
     const bodyDigests: Uint8Array[] = []

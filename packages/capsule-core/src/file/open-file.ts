@@ -5,12 +5,7 @@ import { checkDataKey, type OpenOptions, prepareOpen } from '../capsule.ts'
 import { concatBytes, equalBytes } from '../encoding/bytes.ts'
 import { CapsuleTruncatedError } from '../errors.ts'
 import { CAPSULE_PREAMBLE_LENGTH, CAPSULE_SIGNATURE_LENGTH, CHUNK_TAG_LENGTH } from '../header.ts'
-import {
-  createCiphertextCommitmentCombiner,
-  createCommitmentCombiner,
-  deriveCommitmentKey,
-  derivePayloadKey,
-} from '../keys.ts'
+import { contentCommitmentCombiner, derivePayloadKey } from '../keys.ts'
 import {
   checkPreamble,
   chunkOffsets,
@@ -159,11 +154,15 @@ async function openOnLanes(
   const id = parsed.header.capsuleId
   const check = options.checkCommitment !== false
   const v1 = parsed.header.version === 1
-  const combiner = !check
-    ? undefined
-    : v1
-      ? createCommitmentCombiner(deriveCommitmentKey(options.dataKey, id))
-      : createCiphertextCommitmentCombiner(chunkSize, plaintextSize)
+  const combiner = check
+    ? contentCommitmentCombiner(
+        parsed.header.version,
+        options.dataKey,
+        id,
+        chunkSize,
+        plaintextSize,
+      )
+    : undefined
   const payload = check ? createPayloadDigestCombiner(chunkSize, plaintextSize) : undefined
   if (!v1) await checkPadding(src, parsed)
   const payloadKey = derivePayloadKey(options.dataKey, id)
